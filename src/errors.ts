@@ -1,0 +1,69 @@
+/**
+ * Errors with stable codes (STYLE.md §10).
+ *
+ * A code, once published, keeps its meaning forever: scripts and other teams match on it. The message
+ * tells the user what to do; it never contains a PIN, a key, or any of the four basic items.
+ */
+
+/** Every code this library can raise, with the CLI exit code it maps to. */
+export const ERROR_CODES = {
+  ERR_USAGE: { exit: 2, summary: "the command line or a parameter is wrong" },
+  ERR_CONFIG_INVALID: { exit: 2, summary: "a configuration value is out of range" },
+  ERR_PREFECTURE_UNKNOWN: { exit: 2, summary: "not a JIS X 0401 prefecture code (01–47)" },
+  ERR_MUNICIPALITY_INVALID: { exit: 2, summary: "not a 6-digit local government code" },
+  ERR_WORKSPACE_MISSING: { exit: 3, summary: "no workspace at the given path" },
+  ERR_WORKSPACE_CORRUPT: { exit: 3, summary: "the workspace store is damaged or not ours" },
+  ERR_WORKSPACE_LOCKED: { exit: 3, summary: "another process holds the workspace" },
+  ERR_CA_EXISTS: { exit: 4, summary: "the CA is already initialised" },
+  ERR_CA_UNKNOWN: { exit: 4, summary: "no such CA in the workspace" },
+  ERR_CA_INVALID: { exit: 4, summary: "a CA certificate does not fit the CA profile" },
+  ERR_PASSPHRASE_MISSING: { exit: 5, summary: "no passphrase for the CA keys" },
+  ERR_PASSPHRASE_WRONG: { exit: 5, summary: "the passphrase does not decrypt the CA key" },
+  ERR_KEY_UNSUPPORTED: { exit: 6, summary: "the subject key is not RSA-2048" },
+  ERR_KEY_MALFORMED: { exit: 6, summary: "the public key could not be decoded" },
+  ERR_CSR_MALFORMED: { exit: 6, summary: "the PKCS#10 request could not be decoded" },
+  ERR_CSR_SIGNATURE: { exit: 6, summary: "the PKCS#10 request's signature does not verify" },
+  ERR_RESIDENT_UNKNOWN: { exit: 7, summary: "no resident with that resident code" },
+  ERR_RESIDENT_CODE_INVALID: { exit: 7, summary: "resident code fails the format or check digit" },
+  ERR_RESIDENT_INVALID: { exit: 7, summary: "a resident record field is invalid" },
+  ERR_RESIDENT_NOT_ELIGIBLE: { exit: 7, summary: "the resident record does not allow issuance" },
+  ERR_FOUR_ITEMS_INVALID: { exit: 7, summary: "one of the four basic items is malformed" },
+  ERR_IMPORT_FORMAT: { exit: 8, summary: "an input file is not JSON Lines or CSV as documented" },
+  ERR_APPLICATION_INVALID: { exit: 8, summary: "an issuance application is malformed" },
+  ERR_CERT_UNKNOWN: { exit: 9, summary: "no certificate with that serial" },
+  ERR_CERT_ALREADY_REVOKED: { exit: 9, summary: "the certificate is already revoked" },
+  ERR_REASON_UNKNOWN: { exit: 2, summary: "not a revocation reason we know" },
+  ERR_DER_MALFORMED: { exit: 10, summary: "the input is not valid DER/PEM of the expected kind" },
+  ERR_PROFILE_VIOLATION: { exit: 11, summary: "what we produced does not fit the JPKI profile" },
+  ERR_STORE: { exit: 12, summary: "the store failed" },
+  ERR_PARTIAL: { exit: 13, summary: "some records were applied and some rejected" },
+  ERR_INTERNAL: { exit: 70, summary: "a bug: please report it" },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Base class of every error this library throws on purpose. */
+export class JpkiError extends Error {
+  readonly code: ErrorCode;
+  /** Structured, user-safe details (never personal data or secrets). */
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    this.name = "JpkiError";
+    this.code = code;
+    this.details = options?.details ? Object.freeze({ ...options.details }) : undefined;
+  }
+
+  get exitCode(): number {
+    return ERROR_CODES[this.code].exit;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) };
+  }
+}
+
+export function isJpkiError(e: unknown, code?: ErrorCode): e is JpkiError {
+  return e instanceof JpkiError && (code === undefined || e.code === code);
+}

@@ -1,0 +1,238 @@
+/**
+ * A minimal DER writer (X.690 §8, §10) for the hot paths: certificate TBS templates and streamed CRLs.
+ *
+ * pkijs and @peculiar/x509 build an object model per certificate; at national scale the encoding cost
+ * matters more than the convenience, so the issuing and CRL paths concatenate pre-encoded parts here.
+ * Parsing stays with @peculiar/asn1-schema.
+ */
+
+export type Der = Buffer;
+
+/** Encodes a definite length (X.690 §8.1.3). */
+export function encodeLength(n: number): Buffer {
+  if (n < 0x80) return Buffer.from([n]);
+  const bytes: number[] = [];
+  let v = n;
+  while (v > 0) {
+    bytes.unshift(v & 0xff);
+    v = Math.floor(v / 256);
+  }
+  return Buffer.from([0x80 | bytes.length, ...bytes]);
+}
+
+/** A header (tag + length) for content of the given length; used when content is streamed. */
+export function header(tag: number, contentLength: number): Buffer {
+  return Buffer.concat([Buffer.from([tag]), encodeLength(contentLength)]);
+}
+
+export function tlv(tag: number, content: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.from([tag]), encodeLength(content.length), content]);
+}
+
+export const TAG = {
+  BOOLEAN: 0x01,
+  INTEGER: 0x02,
+  BIT_STRING: 0x03,
+  OCTET_STRING: 0x04,
+  NULL: 0x05,
+  OID: 0x06,
+  ENUMERATED: 0x0a,
+  UTF8_STRING: 0x0c,
+  PRINTABLE_STRING: 0x13,
+  IA5_STRING: 0x16,
+  UTC_TIME: 0x17,
+  GENERALIZED_TIME: 0x18,
+  SEQUENCE: 0x30,
+  SET: 0x31,
+} as const;
+
+export function seq(...parts: Uint8Array[]): Buffer {
+  return tlv(TAG.SEQUENCE, Buffer.concat(parts));
+}
+
+export function set(...parts: Uint8Array[]): Buffer {
+  return tlv(TAG.SET, Buffer.concat(parts));
+}
+
+/** Context-specific constructed [n] (EXPLICIT tagging, or IMPLICIT over a constructed type). */
+export function explicit(n: number, content: Uint8Array): Buffer {
+  return tlv(0xa0 | n, content);
+}
+
+/** Context-specific primitive [n] (IMPLICIT over a primitive type). */
+export function implicitPrimitive(n: number, content: Uint8Array): Buffer {
+  return tlv(0x80 | n, content);
+}
+
+export function bool(v: boolean): Buffer {
+  return tlv(TAG.BOOLEAN, Buffer.from([v ? 0xff : 0x00]));
+}
+
+export function nul(): Buffer {
+  return Buffer.from([TAG.NULL, 0x00]);
+}
+
+/** INTEGER from a non-negative bigint or small number, minimal two's complement (X.690 §8.3.2). */
+export function integer(value: bigint | number): Buffer {
+  return tlv(TAG.INTEGER, integerContent(BigInt(value)));
+}
+
+export function integerContent(v: bigint): Buffer {
+  if (v < 0n) throw new RangeError("negative INTEGER is not used by this writer");
+  let hex = v.toString(16);
+  if (hex.length % 2) hex = "0" + hex;
+  let b = Buffer.from(hex, "hex");
+  if (b[0]! & 0x80) b = Buffer.concat([Buffer.from([0]), b]);
+  return b;
+}
+
+/** INTEGER from unsigned big-endian bytes (e.g. a serial number), adding a 0x00 when the top bit is set. */
+export function integerFromUnsigned(bytes: Uint8Array): Buffer {
+  let i = 0;
+  while (i < bytes.length - 1 && bytes[i] === 0 && !(bytes[i + 1]! & 0x80)) i++;
+  const trimmed = Buffer.from(bytes.subarray(i));
+  return tlv(TAG.INTEGER, trimmed[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), trimmed]) : trimmed);
+}
+
+export function enumerated(v: number): Buffer {
+  return tlv(TAG.ENUMERATED, integerContent(BigInt(v)));
+}
+
+const oidCache = new Map<string, Buffer>();
+
+/** OBJECT IDENTIFIER (X.690 §8.19); encodings are cached because the same few OIDs recur. */
+export function oid(dotted: string): Buffer {
+  const cached = oidCache.get(dotted);
+  if (cached) return cached;
+  const arcs = dotted.split(".").map((s) => {
+    if (!/^\d+$/.test(s)) throw new RangeError(`bad OID ${dotted}`);
+    return BigInt(s);
+  });
+  if (arcs.length < 2) throw new RangeError(`bad OID ${dotted}`);
+  const out: number[] = [];
+  const push = (v: bigint) => {
+    const stack = [Number(v & 0x7fn)];
+    v >>= 7n;
+    while (v > 0n) {
+      stack.unshift(Number(v & 0x7fn) | 0x80);
+      v >>= 7n;
+    }
+    out.push(...stack);
+  };
+  push(arcs[0]! * 40n + arcs[1]!);
+  for (const a of arcs.slice(2)) push(a);
+  const enc = tlv(TAG.OID, Buffer.from(out));
+  oidCache.set(dotted, enc);
+  return enc;
+}
+
+export function utf8(s: string): Buffer {
+  return tlv(TAG.UTF8_STRING, Buffer.from(s, "utf8"));
+}
+
+export function printable(s: string): Buffer {
+  if (!/^[A-Za-z0-9 '()+,\-./:=?]*$/.test(s)) throw new RangeError(`not a PrintableString: ${JSON.stringify(s)}`);
+  return tlv(TAG.PRINTABLE_STRING, Buffer.from(s, "ascii"));
+}
+
+export function ia5(s: string): Buffer {
+  if (!/^[\x00-\x7f]*$/.test(s)) throw new RangeError("not an IA5String");
+  return tlv(TAG.IA5_STRING, Buffer.from(s, "ascii"));
+}
+
+export function octetString(content: Uint8Array): Buffer {
+  return tlv(TAG.OCTET_STRING, content);
+}
+
+/** BIT STRING with no unused bits (keys, signatures). */
+export function bitString(content: Uint8Array): Buffer {
+  return tlv(TAG.BIT_STRING, Buffer.concat([Buffer.from([0]), content]));
+}
+
+/**
+ * A named-bit BIT STRING (keyUsage, reasonFlags) in DER: trailing zero bits removed (X.690 §11.2.2).
+ * `bits` are bit numbers as the ASN.1 definition numbers them (0 = most significant bit of the first octet).
+ */
+export function namedBits(bits: readonly number[]): Buffer {
+  if (bits.length === 0) return tlv(TAG.BIT_STRING, Buffer.from([0]));
+  const max = Math.max(...bits);
+  const nBytes = Math.floor(max / 8) + 1;
+  const bytes = Buffer.alloc(nBytes);
+  for (const b of bits) bytes[Math.floor(b / 8)]! |= 0x80 >> b % 8;
+  const unused = 7 - (max % 8);
+  return tlv(TAG.BIT_STRING, Buffer.concat([Buffer.from([unused]), bytes]));
+}
+
+const pad2 = (n: number) => String(n).padStart(2, "0");
+
+/** RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050; always Z, whole seconds. */
+export function time(d: Date): Buffer {
+  const y = d.getUTCFullYear();
+  const rest = `${pad2(d.getUTCMonth() + 1)}${pad2(d.getUTCDate())}${pad2(d.getUTCHours())}${pad2(d.getUTCMinutes())}${pad2(d.getUTCSeconds())}Z`;
+  if (y >= 1950 && y < 2050) return tlv(TAG.UTC_TIME, Buffer.from(pad2(y % 100) + rest, "ascii"));
+  return tlv(TAG.GENERALIZED_TIME, Buffer.from(String(y).padStart(4, "0") + rest, "ascii"));
+}
+
+/** GeneralizedTime always (e.g. invalidityDate, RFC 5280 §5.3.2). */
+export function generalizedTime(d: Date): Buffer {
+  const rest = `${pad2(d.getUTCMonth() + 1)}${pad2(d.getUTCDate())}${pad2(d.getUTCHours())}${pad2(d.getUTCMinutes())}${pad2(d.getUTCSeconds())}Z`;
+  return tlv(TAG.GENERALIZED_TIME, Buffer.from(String(d.getUTCFullYear()).padStart(4, "0") + rest, "ascii"));
+}
+
+/** An Extension (RFC 5280 §4.1): extnID, critical (only when TRUE, DER omits the default), extnValue. */
+export function extension(id: string, critical: boolean, value: Uint8Array): Buffer {
+  return critical ? seq(oid(id), bool(true), octetString(value)) : seq(oid(id), octetString(value));
+}
+
+/** Reads the outer TLV at `offset`: tag, header length and content length. Throws RangeError on bad DER. */
+export function readHeader(buf: Uint8Array, offset = 0): { tag: number; headerLength: number; length: number } {
+  if (offset + 2 > buf.length) throw new RangeError("truncated DER header");
+  const tag = buf[offset]!;
+  const first = buf[offset + 1]!;
+  if (first < 0x80) return { tag, headerLength: 2, length: first };
+  const n = first & 0x7f;
+  if (n === 0 || n > 4) throw new RangeError("unsupported DER length form");
+  if (offset + 2 + n > buf.length) throw new RangeError("truncated DER length");
+  let len = 0;
+  for (let i = 0; i < n; i++) len = len * 256 + buf[offset + 2 + i]!;
+  return { tag, headerLength: 2 + n, length: len };
+}
+
+/** The child TLVs of the constructed TLV at `offset`, as subarrays (no copying). */
+export function children(buf: Uint8Array, offset = 0): Buffer[] {
+  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const outer = readHeader(b, offset);
+  const end = offset + outer.headerLength + outer.length;
+  if (end > b.length) throw new RangeError("truncated DER");
+  const out: Buffer[] = [];
+  let off = offset + outer.headerLength;
+  while (off < end) {
+    const h = readHeader(b, off);
+    const next = off + h.headerLength + h.length;
+    if (next > end) throw new RangeError("DER child overruns its parent");
+    out.push(b.subarray(off, next));
+    off = next;
+  }
+  return out;
+}
+
+/** Raw TBSCertificate fields of a certificate: the exact bytes, for reuse in templates (issuer name, SPKI). */
+export function certificateParts(cert: Uint8Array): {
+  tbs: Buffer;
+  serial: Buffer;
+  issuer: Buffer;
+  validity: Buffer;
+  subject: Buffer;
+  spki: Buffer;
+} {
+  const [tbs] = children(cert);
+  if (!tbs) throw new RangeError("empty certificate");
+  const f = children(tbs);
+  const i = f[0]![0] === 0xa0 ? 1 : 0; // version [0] is optional (v1)
+  const pick = (k: number) => {
+    const v = f[i + k];
+    if (!v) throw new RangeError("truncated TBSCertificate");
+    return v;
+  };
+  return { tbs, serial: pick(0), issuer: pick(2), validity: pick(3), subject: pick(4), spki: pick(5) };
+}

@@ -1,0 +1,50 @@
+/** PEM (RFC 7468) encoding and decoding. OpenSSL wants the label "X509 CRL" for CRLs, not "CRL". */
+import { JpkiError } from "../errors.js";
+
+export type PemLabel = "CERTIFICATE" | "X509 CRL" | "PUBLIC KEY" | "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" | "ENCRYPTED PRIVATE KEY" | "PRIVATE KEY";
+
+export function toPem(der: Uint8Array, label: PemLabel): string {
+  const b64 = Buffer.from(der).toString("base64");
+  const lines = b64.match(/.{1,64}/g) ?? [];
+  return `-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`;
+}
+
+const PEM_RE = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
+
+/** All PEM blocks in a text, in order. */
+export function parsePemBlocks(text: string): Array<{ label: string; der: Buffer }> {
+  const out: Array<{ label: string; der: Buffer }> = [];
+  for (const m of text.matchAll(PEM_RE)) {
+    const body = m[2]!.replace(/[\r\n\t ]/g, "");
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body)) {
+      throw new JpkiError("ERR_DER_MALFORMED", `PEM block "${m[1]}" has characters outside base64`);
+    }
+    out.push({ label: m[1]!, der: Buffer.from(body, "base64") });
+  }
+  return out;
+}
+
+/** True when the bytes look like PEM text rather than DER. */
+export function looksLikePem(bytes: Uint8Array): boolean {
+  const head = Buffer.from(bytes.subarray(0, Math.min(bytes.length, 4096))).toString("latin1");
+  return head.includes("-----BEGIN ");
+}
+
+/**
+ * Accepts PEM (any of the given labels) or raw DER, returning DER. `what` names the expected object in errors.
+ */
+export function pemOrDer(bytes: Uint8Array, labels: readonly string[], what: string): Buffer {
+  if (looksLikePem(bytes)) {
+    const blocks = parsePemBlocks(Buffer.from(bytes).toString("utf8"));
+    const block = blocks.find((b) => labels.includes(b.label));
+    if (!block) {
+      const seen = blocks.map((b) => b.label).join(", ") || "none";
+      throw new JpkiError("ERR_DER_MALFORMED", `expected a PEM ${what} (${labels.join(" or ")}), found: ${seen}`);
+    }
+    return block.der;
+  }
+  if (bytes.length < 2 || bytes[0] !== 0x30) {
+    throw new JpkiError("ERR_DER_MALFORMED", `not a ${what}: neither PEM nor DER (a DER ${what} starts with a SEQUENCE)`);
+  }
+  return Buffer.from(bytes);
+}

@@ -1,0 +1,60 @@
+/**
+ * The Signer interface (STYLE.md §8): a software key, a PKCS#11 token and the emulated card all sign
+ * through it, so the CA and CRL code never see private key material.
+ */
+import { createHash, createPublicKey, createSign, privateEncrypt, sign as nodeSign, constants, type KeyObject } from "node:crypto";
+import { JpkiError } from "../errors.js";
+import { ALG_OID } from "../profile/oids.js";
+import { nul, oid, seq } from "./der.js";
+
+export interface Signer {
+  /** DER of the AlgorithmIdentifier this signer produces (sha256WithRSAEncryption). */
+  readonly algorithmIdentifier: Buffer;
+  /** DER SubjectPublicKeyInfo of the signing key. */
+  readonly spki: Buffer;
+  /** Signs data (a TBS structure given whole or as consecutive chunks). */
+  sign(data: Uint8Array | readonly Uint8Array[]): Promise<Buffer>;
+}
+
+export const SHA256_WITH_RSA: Buffer = seq(oid(ALG_OID.sha256WithRSAEncryption), nul());
+
+/** DigestInfo prefix for SHA-256 (RFC 8017 §9.2 note 1). */
+const SHA256_DIGEST_INFO_PREFIX = Buffer.from("3031300d060960864801650304020105000420", "hex");
+
+/**
+ * A software RSA key held as a node KeyObject. Whole-buffer signs go to libuv's thread pool, so a
+ * batch with several signatures in flight uses every core without blocking the event loop.
+ */
+export class SoftwareSigner implements Signer {
+  readonly algorithmIdentifier = SHA256_WITH_RSA;
+  readonly spki: Buffer;
+  readonly #key: KeyObject;
+
+  constructor(privateKey: KeyObject) {
+    if (privateKey.type !== "private" || privateKey.asymmetricKeyType !== "rsa") {
+      throw new JpkiError("ERR_KEY_UNSUPPORTED", "a software signer needs an RSA private key");
+    }
+    this.#key = privateKey;
+    this.spki = createPublicKey(privateKey).export({ type: "spki", format: "der" });
+  }
+
+  sign(data: Uint8Array | readonly Uint8Array[]): Promise<Buffer> {
+    if (data instanceof Uint8Array) {
+      return new Promise((resolve, reject) =>
+        nodeSign("sha256", data, this.#key, (err, sig) => (err ? reject(err) : resolve(sig))),
+      );
+    }
+    // Chunked data (a streamed CRL): hash as it comes, then sign the DigestInfo, never joining the chunks.
+    const h = createHash("sha256");
+    for (const c of data) h.update(c);
+    const digestInfo = Buffer.concat([SHA256_DIGEST_INFO_PREFIX, h.digest()]);
+    return Promise.resolve(privateEncrypt({ key: this.#key, padding: constants.RSA_PKCS1_PADDING }, digestInfo));
+  }
+}
+
+/** Synchronous streaming sign helper for callers that already hold chunks (kept for parity checks in tests). */
+export function signChunksSync(key: KeyObject, chunks: readonly Uint8Array[]): Buffer {
+  const s = createSign("sha256");
+  for (const c of chunks) s.update(c);
+  return s.sign(key);
+}

@@ -1,0 +1,219 @@
+import { readFileSync } from "node:fs";
+import { createHash, type webcrypto } from "node:crypto";
+import * as x509 from "@peculiar/x509";
+import { beforeAll, describe, expect, it } from "vitest";
+import { formatCertificate, formatCrl } from "../cli/inspect-format.js";
+import { isJpkiError } from "../errors.js";
+import { integer } from "../pki/der.js";
+import { toPem } from "../pki/pem.js";
+import { describeCertificate, describeCrl, detectAndDecode } from "./describe.js";
+import {
+  authorityKeyIdentifier,
+  certificatePolicies,
+  crlDistributionPoints,
+  generalNamesDirName,
+  keyIdentifier,
+  keyUsage,
+  subjectKeyIdentifier,
+} from "./extensions.js";
+import { crlPartitionName, encodeName, ISSUER_ALT_NAME } from "./names.js";
+import { EXT_OID, POLICY_OID } from "./oids.js";
+import { encodeFourItemsSan } from "./san.js";
+
+const fixture = (name: string) => readFileSync(new URL(`../../fixtures/jlis/${name}`, import.meta.url));
+
+const alg = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256", publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
+let sigCert: Buffer;
+let crl: Buffer;
+
+// One key pair, generated once: the signature certificate is self-issued by it and the CRL signed by it.
+beforeAll(async () => {
+  x509.cryptoProvider.set(globalThis.crypto);
+  const keys = (await globalThis.crypto.subtle.generateKey(alg, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
+  const spki = Buffer.from(await globalThis.crypto.subtle.exportKey("spki", keys.publicKey));
+  const kid = keyIdentifier(spki);
+  const ext = (id: string, critical: boolean, v: Buffer) => new x509.Extension(id, critical, v);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: "3a0f1e2d3c4b5a69788796a5b4c3d2e1",
+    issuer: "C=JP, O=JPKI, OU=JPKI for digital signature, OU=Tokyo-to",
+    subject: "C=JP, L=Tokyo-to, L=Chiyoda-ku, CN=2024040110203000042A12345678",
+    notBefore: new Date("2024-04-01T00:00:00Z"),
+    notAfter: new Date("2027-03-31T14:59:59Z"),
+    publicKey: keys.publicKey,
+    signingKey: keys.privateKey,
+    signingAlgorithm: alg,
+    extensions: [
+      ext(EXT_OID.keyUsage, true, keyUsage(["digitalSignature", "nonRepudiation"])),
+      ext(EXT_OID.certificatePolicies, false, certificatePolicies(POLICY_OID.signature, "https://jpki.example.jp/cps")),
+      ext(EXT_OID.subjectAltName, false, encodeFourItemsSan({ name: "髙橋　𠮷男", address: "東京都千代田区千代田１番１号", birthDate: "1989-01-07", gender: "female" })),
+      ext(EXT_OID.issuerAltName, false, generalNamesDirName(encodeName(ISSUER_ALT_NAME))),
+      ext(EXT_OID.cRLDistributionPoints, false, crlDistributionPoints(encodeName(crlPartitionName("Tokyo-to", "Chiyoda-ku", "signature")), ["http://crl.example.jp/13/131016.crl"])),
+      ext(EXT_OID.authorityKeyIdentifier, false, authorityKeyIdentifier(kid)),
+      ext(EXT_OID.subjectKeyIdentifier, false, subjectKeyIdentifier(kid)),
+    ],
+  });
+  sigCert = Buffer.from(cert.rawData);
+  const list = await x509.X509CrlGenerator.create({
+    issuer: "C=JP, O=JPKI, OU=JPKI for digital signature, OU=CRL Distribution Points, OU=Tokyo-to, CN=Chiyoda-ku",
+    thisUpdate: new Date("2024-05-02T00:00:00Z"),
+    nextUpdate: new Date("2024-05-04T00:00:00Z"),
+    signingKey: keys.privateKey,
+    signingAlgorithm: alg,
+    extensions: [ext(EXT_OID.cRLNumber, false, integer(12)), ext(EXT_OID.authorityKeyIdentifier, false, authorityKeyIdentifier(kid))],
+    entries: [
+      { serialNumber: "0a0b0c0d0e0f10111213", revocationDate: new Date("2024-05-01T03:00:00Z"), reason: x509.X509CrlReason.affiliationChanged },
+      { serialNumber: "1a0b0c0d0e0f10111213", revocationDate: new Date("2024-05-01T04:00:00Z"), reason: x509.X509CrlReason.keyCompromise },
+      { serialNumber: "2a0b0c0d0e0f10111213", revocationDate: new Date("2024-05-01T05:00:00Z") },
+    ],
+  });
+  crl = Buffer.from(list.rawData);
+});
+
+describe("describeCertificate", () => {
+  it("describes J-LIS's signature root", () => {
+    const { kind, der } = detectAndDecode(fixture("sign-ca-2023.pem"));
+    expect(kind).toBe("certificate");
+    const d = describeCertificate(der);
+    expect(d.version).toBe(3);
+    expect(d.serialNumber).toBe("067c6a21");
+    expect(d.signatureAlgorithm).toEqual({ name: "sha256WithRSAEncryption", oid: "1.2.840.113549.1.1.11" });
+    expect(d.subject.text).toBe("C=JP, O=JPKI, OU=JPKI for digital signature, OU=Japan Agency for Local Authority Information Systems");
+    expect(d.subject.rdns[0]).toEqual({ type: "C", value: "JP" });
+    expect(d.issuer.text).toBe(d.subject.text);
+    expect(d.validity).toEqual({ notBefore: "2023-07-16T00:50:27.000Z", notAfter: "2033-07-15T14:59:59.000Z" });
+    expect(d.publicKey).toEqual({ name: "rsaEncryption", oid: "1.2.840.113549.1.1.1", bits: 2048, exponent: 65537 });
+    expect(d.fingerprints.sha256).toBe(createHash("sha256").update(der).digest("hex"));
+    const byName = Object.fromEntries(d.extensions.map((e) => [e.name, e]));
+    expect(byName.keyUsage).toMatchObject({ critical: true, value: ["keyCertSign", "cRLSign"] });
+    expect(byName.basicConstraints).toMatchObject({ critical: true, value: { ca: true } });
+    expect(byName.subjectAltName!.value).toEqual([
+      expect.objectContaining({ type: "directoryName", value: "C=JP, O=公的個人認証サービス, OU=公的個人認証サービス署名用, OU=地方公共団体情報システム機構" }),
+    ]);
+    expect(byName.cRLDistributionPoints!.value).toEqual([{ distributionPoint: { fullName: [expect.objectContaining({ type: "directoryName", value: d.subject.text })] } }]);
+    expect(byName.subjectKeyIdentifier!.value).toMatch(/^[0-9a-f]{40}$/);
+    expect(d.fourItems).toBeUndefined();
+    expect(d.profile.kind).toBe("ca");
+    expect(d.profile.violations.every((v) => v.severity === "warning")).toBe(true);
+    // JSON-serialisable as it stands
+    expect(JSON.parse(JSON.stringify(d))).toEqual(d);
+  });
+
+  it("describes a signature certificate with the four items in readable Japanese", () => {
+    const d = describeCertificate(sigCert);
+    expect(d.serialNumber).toBe("3a0f1e2d3c4b5a69788796a5b4c3d2e1");
+    expect(d.fourItems).toEqual({
+      name: "高橋　吉男",
+      nameSubstituteFlags: "10010",
+      gender: "female",
+      genderLabel: "女",
+      birthDate: "1989-01-07",
+      era: 3,
+      eraName: "昭和",
+      address: "東京都千代田区千代田１番１号",
+      addressSubstituteFlags: "00000000000000",
+      flagsMatch: { name: true, address: true },
+      wellFormed: true,
+    });
+    const byName = Object.fromEntries(d.extensions.map((e) => [e.name, e]));
+    expect(byName.certificatePolicies!.value).toEqual([
+      { oid: POLICY_OID.signature, name: expect.stringContaining("署名用電子証明書"), cps: ["https://jpki.example.jp/cps"] },
+    ]);
+    const cdp = byName.cRLDistributionPoints!.value as Array<{ distributionPoint: { fullName: Array<{ type: string; value: string }> } }>;
+    expect(cdp[0]!.distributionPoint.fullName.map((g) => g.type)).toEqual(["directoryName", "uri"]);
+    expect((byName.authorityKeyIdentifier!.value as { keyIdentifier: string }).keyIdentifier).toBe(byName.subjectKeyIdentifier!.value);
+    const san = byName.subjectAltName!.value as Array<{ type: string; label?: string; value?: string }>;
+    expect(san.map((g) => g.label)).toEqual(["氏名 name", "生年月日 birth date", "性別 gender", "住所 address", "氏名代替文字フラグ name substitute flags", "住所代替文字フラグ address substitute flags"]);
+    // @peculiar/x509 writes names as it pleases (PrintableString where it can): the checker warns, nothing more
+    expect(d.profile.kind).toBe("signature");
+    expect(d.profile.violations.filter((v) => v.severity === "error")).toEqual([]);
+  });
+
+  it("throws ERR_DER_MALFORMED for garbage", () => {
+    expect(() => describeCertificate(Buffer.from("nonsense"))).toThrow(expect.objectContaining({ code: "ERR_DER_MALFORMED" }));
+  });
+});
+
+describe("describeCrl", () => {
+  it("lists entries with reason names, bounded by maxEntries", () => {
+    const d = describeCrl(crl);
+    expect(d.version).toBe(2);
+    expect(d.issuer.text).toContain("OU=CRL Distribution Points");
+    expect(d.thisUpdate).toBe("2024-05-02T00:00:00.000Z");
+    expect(d.nextUpdate).toBe("2024-05-04T00:00:00.000Z");
+    expect(d.crlNumber).toBe("12");
+    expect(d.authorityKeyIdentifier).toMatch(/^[0-9a-f]{40}$/);
+    expect(d.entryCount).toBe(3);
+    expect(d.entries[0]).toEqual({ serialNumber: "0a0b0c0d0e0f10111213", revocationDate: "2024-05-01T03:00:00.000Z", reason: "affiliationChanged" });
+    expect(d.entries[1]!.reason).toBe("keyCompromise");
+    expect(d.entries[2]!.reason).toBeUndefined();
+    expect(d.entriesTruncated).toBe(false);
+    expect(d.profile).toEqual({ kind: "crl", violations: [] });
+    const short = describeCrl(crl, { maxEntries: 1 });
+    expect(short.entryCount).toBe(3);
+    expect(short.entries).toHaveLength(1);
+    expect(short.entriesTruncated).toBe(true);
+    expect(JSON.parse(JSON.stringify(d))).toEqual(d);
+  });
+});
+
+describe("detectAndDecode", () => {
+  it("tells certificates from CRLs by structure, in PEM or DER", () => {
+    expect(detectAndDecode(sigCert).kind).toBe("certificate");
+    expect(detectAndDecode(crl).kind).toBe("crl");
+    expect(detectAndDecode(Buffer.from(toPem(crl, "X509 CRL"))).kind).toBe("crl");
+    const pem = detectAndDecode(Buffer.from(toPem(sigCert, "CERTIFICATE")));
+    expect(pem.kind).toBe("certificate");
+    expect(pem.der.equals(sigCert)).toBe(true);
+    // the label is advisory; the structure decides
+    expect(detectAndDecode(Buffer.from(toPem(crl, "CERTIFICATE"))).kind).toBe("crl");
+  });
+
+  it.each([
+    ["text", Buffer.from("hello")],
+    ["empty", Buffer.alloc(0)],
+    ["a PEM of another kind", Buffer.from("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")],
+    ["a SEQUENCE that is neither", Buffer.from([0x30, 0x03, 0x02, 0x01, 0x01])],
+    ["trailing bytes", Buffer.from([0x30, 0x00, 0x00])],
+  ])("%s → ERR_DER_MALFORMED", (_w, bytes) => {
+    try {
+      detectAndDecode(bytes);
+      throw new Error("expected a throw");
+    } catch (e) {
+      expect(isJpkiError(e, "ERR_DER_MALFORMED"), String(e)).toBe(true);
+    }
+  });
+
+  it("rejects a truncated certificate", () => {
+    expect(() => detectAndDecode(sigCert.subarray(0, 200))).toThrow(expect.objectContaining({ code: "ERR_DER_MALFORMED" }));
+  });
+});
+
+describe("inspect text format", () => {
+  it("shows the four items with Japanese labels and ends with the profile", () => {
+    const text = formatCertificate(describeCertificate(sigCert));
+    expect(text).toContain("氏名 name: 高橋　吉男");
+    expect(text).toContain("性別 gender: 女 (female)");
+    expect(text).toContain("生年月日 birth date: 1989-01-07 (昭和)");
+    expect(text).toContain("住所 address: 東京都千代田区千代田１番１号");
+    expect(text).toContain("氏名代替文字フラグ name substitute flags: 10010");
+    expect(text).toContain("keyUsage (2.5.29.15): critical");
+    expect(text).toMatch(/Profile: \d+ deviations?/);
+    expect(text.trimEnd().split("\n").at(-1)).toMatch(/^\s*\[(warning|error)\]|^Profile:/);
+  });
+
+  it("lists a root's single deviation", () => {
+    const text = formatCertificate(describeCertificate(detectAndDecode(fixture("auth-ca-2015.pem")).der));
+    expect(text).toContain("Subject: C=JP, O=JPKI, OU=JPKI for user authentication");
+    expect(text).toContain("Profile: 1 deviation (kind: ca)");
+    expect(text).toContain("[warning] cert.serial.entropy");
+  });
+
+  it("formats a CRL", () => {
+    const text = formatCrl(describeCrl(crl, { maxEntries: 2 }));
+    expect(text).toContain("CRL Number: 12");
+    expect(text).toContain("Revoked Certificates: 3");
+    expect(text).toContain("0a0b0c0d0e0f10111213  2024-05-01T03:00:00.000Z  affiliationChanged");
+    expect(text).toContain("… 1 more");
+    expect(text).toContain("Profile: 0 deviations (kind: crl)");
+  });
+});

@@ -1,0 +1,75 @@
+/**
+ * Distinguished names of the JPKI profile (shared/spec/JPKI.md "CA certificates", "Signature certificate").
+ * Country is a PrintableString, every other attribute a UTF8String, as in J-LIS's real roots.
+ */
+import { explicit, oid, printable, seq, set, utf8 } from "../pki/der.js";
+import { ATTR_OID } from "./oids.js";
+import type { CertificateType } from "./types.js";
+
+export type Rdn = readonly [type: keyof typeof ATTR_OID, value: string];
+
+/** Name ::= SEQUENCE OF RelativeDistinguishedName, one attribute per RDN. */
+export function encodeName(rdns: readonly Rdn[]): Buffer {
+  return seq(
+    ...rdns.map(([type, value]) =>
+      set(seq(oid(ATTR_OID[type]), type === "countryName" ? printable(value) : utf8(value))),
+    ),
+  );
+}
+
+/** GeneralName directoryName is [4] EXPLICIT (Name is a CHOICE). */
+export function directoryName(name: Buffer): Buffer {
+  return explicit(4, name);
+}
+
+export const PURPOSE_OU: Record<CertificateType, string> = {
+  signature: "JPKI for digital signature",
+  authentication: "JPKI for user authentication",
+};
+
+export const PURPOSE_OU_JA: Record<CertificateType, string> = {
+  signature: "公的個人認証サービス署名用",
+  authentication: "公的個人認証サービス利用者証明用",
+};
+
+/** The prefecture CA's subject, e.g. C=JP, O=JPKI, OU=JPKI for digital signature, OU=Tokyo-to. */
+export function caSubject(prefectureRomaji: string, purpose: CertificateType): Rdn[] {
+  return [["countryName", "JP"], ["organizationName", "JPKI"], ["organizationalUnitName", PURPOSE_OU[purpose]], ["organizationalUnitName", prefectureRomaji]];
+}
+
+/** The CA's subjectAltName dirName in Japanese, e.g. C=JP, O=公的個人認証サービス, OU=…署名用, OU=東京都. */
+export function caSubjectJa(prefectureKanji: string, purpose: CertificateType): Rdn[] {
+  return [["countryName", "JP"], ["organizationName", "公的個人認証サービス"], ["organizationalUnitName", PURPOSE_OU_JA[purpose]], ["organizationalUnitName", prefectureKanji]];
+}
+
+/** issuerAltName of end-entity certificates: C=JP, O=公的個人認証サービス. */
+export const ISSUER_ALT_NAME: Rdn[] = [["countryName", "JP"], ["organizationName", "公的個人認証サービス"]];
+
+/** Signature certificate subject: C=JP, L=<prefecture>, L=<municipality>, CN=<opaque id>. */
+export function signatureSubject(prefectureRomaji: string, municipalityRomaji: string, cn: string): Rdn[] {
+  return [["countryName", "JP"], ["localityName", prefectureRomaji], ["localityName", municipalityRomaji], ["commonName", cn]];
+}
+
+/** Authentication certificate subject: C=JP, CN=<opaque id>. */
+export function authenticationSubject(cn: string): Rdn[] {
+  return [["countryName", "JP"], ["commonName", cn]];
+}
+
+/**
+ * The CRL distribution point's directoryName: CRLs are partitioned by municipality,
+ * C=JP, O=JPKI, OU=<purpose>, OU=CRL Distribution Points, OU=<prefecture>, CN=<municipality>.
+ */
+export function crlPartitionName(prefectureRomaji: string, municipalityRomaji: string, purpose: CertificateType): Rdn[] {
+  return [["countryName", "JP"], ["organizationName", "JPKI"], ["organizationalUnitName", PURPOSE_OU[purpose]], ["organizationalUnitName", "CRL Distribution Points"], ["organizationalUnitName", prefectureRomaji], ["commonName", municipalityRomaji]];
+}
+
+/**
+ * The opaque subject CN: request time (JST, YYYYMMDDhhmmss), a 5-digit sequence and a 9-character
+ * counter id. It identifies the issuance, never the person.
+ */
+export function opaqueId(requestedAt: Date, sequence: number, counterId: string): string {
+  const jst = new Date(requestedAt.getTime() + 9 * 3600_000);
+  const p = (n: number, w = 2) => String(n).padStart(w, "0");
+  const ts = `${jst.getUTCFullYear()}${p(jst.getUTCMonth() + 1)}${p(jst.getUTCDate())}${p(jst.getUTCHours())}${p(jst.getUTCMinutes())}${p(jst.getUTCSeconds())}`;
+  return `${ts}${p(sequence % 100000, 5)}${counterId.padEnd(9, "0").slice(0, 9)}`;
+}

@@ -1,0 +1,200 @@
+/**
+ * The four basic items in subjectAltName (shared/spec/JPKI.md "The four basic items"; RFC 5280 §4.2.1.6):
+ * six otherName entries `[0] IMPLICIT SEQUENCE { type-id OID, value [0] EXPLICIT UTF8String }` under the
+ * J-LIS arc 1.2.392.200149.8.5.5. We write them in the order seen on real cards (.1, .4, .3, .5, .2, .6);
+ * readers key by OID, never by position.
+ *
+ * @peculiar/x509's GeneralName drops otherName, so decoding goes through @peculiar/asn1-x509 directly,
+ * whose OtherName.value holds the TLV inside the [0] EXPLICIT wrapper.
+ */
+import { AsnConvert } from "@peculiar/asn1-schema";
+import { GeneralNames } from "@peculiar/asn1-x509";
+import { JpkiError } from "../errors.js";
+import { explicit, oid, readHeader, seq, TAG, utf8 } from "../pki/der.js";
+import {
+  decodeBirthDate,
+  decodeGender,
+  encodeFourItems,
+  IDEOGRAPHIC_SPACE,
+  isJisX0208,
+  MAX_ADDRESS_LENGTH,
+  type EncodedFourItems,
+  type EraCode,
+  type FourItemsField,
+} from "./four-items.js";
+import { FOUR_ITEMS_OID } from "./oids.js";
+import type { FourItems, Gender } from "./types.js";
+
+/** Order of the entries on the wire (real-world order). */
+export const FOUR_ITEMS_WIRE_ORDER: readonly FourItemsField[] = Object.freeze([
+  "name",
+  "birthDate",
+  "gender",
+  "address",
+  "nameSubstituteFlags",
+  "addressSubstituteFlags",
+]);
+
+const FIELD_BY_OID: ReadonlyMap<string, FourItemsField> = new Map(
+  (Object.entries(FOUR_ITEMS_OID) as Array<[FourItemsField, string]>).map(([f, o]) => [o, f]),
+);
+
+/** True when the OID is one of the six four-items type-ids. */
+export function isFourItemsOid(typeId: string): boolean {
+  return FIELD_BY_OID.has(typeId);
+}
+
+/** otherName (GeneralName [0]): IMPLICIT over the SEQUENCE, so the constructed tag replaces 0x30. */
+export function otherName(typeId: string, utf8Value: string): Buffer {
+  return explicit(0, Buffer.concat([oid(typeId), explicit(0, utf8(utf8Value))]));
+}
+
+/** The GeneralNames (extnValue of subjectAltName) for already-encoded items. */
+export function encodeFourItemsGeneralNames(encoded: EncodedFourItems): Buffer {
+  return seq(...FOUR_ITEMS_WIRE_ORDER.map((f) => otherName(FOUR_ITEMS_OID[f], encoded[f])));
+}
+
+/** The GeneralNames (extnValue of subjectAltName) carrying the four items; validates and substitutes first. */
+export function encodeFourItemsSan(items: FourItems): Buffer {
+  return encodeFourItemsGeneralNames(encodeFourItems(items));
+}
+
+/** What is wrong with one item; messages never contain the value. */
+export interface FourItemsProblem {
+  readonly field: FourItemsField;
+  readonly message: string;
+}
+
+/** The four items read back from a certificate: raw strings by field, decoded fields, and problems found. */
+export interface DecodedFourItems {
+  /** The six values as found, keyed by field (absent when the entry is missing or not a UTF8String). */
+  readonly raw: Readonly<Partial<Record<FourItemsField, string>>>;
+  readonly name?: string;
+  readonly gender?: Gender;
+  /** ISO date (Gregorian) */
+  readonly birthDate?: string;
+  readonly era?: EraCode;
+  readonly address?: string;
+  readonly nameSubstituteFlags?: string;
+  readonly addressSubstituteFlags?: string;
+  /** True when each flags string has exactly one flag per character of its text. */
+  readonly flagsMatch: { readonly name: boolean; readonly address: boolean };
+  /** True when all six entries are present exactly once and no problem was found. */
+  readonly wellFormed: boolean;
+  readonly problems: readonly FourItemsProblem[];
+}
+
+/**
+ * Reads the four items from a GeneralNames DER (the subjectAltName extnValue). Returns null when none of
+ * the six type-ids occurs (e.g. a user-authentication certificate). Throws ERR_DER_MALFORMED when the
+ * GeneralNames themselves do not decode.
+ */
+export function decodeFourItemsSan(generalNamesDer: Uint8Array): DecodedFourItems | null {
+  let names: GeneralNames;
+  try {
+    names = AsnConvert.parse(generalNamesDer, GeneralNames);
+  } catch (e) {
+    throw new JpkiError("ERR_DER_MALFORMED", "the subjectAltName GeneralNames could not be decoded", { cause: e });
+  }
+  const problems: FourItemsProblem[] = [];
+  const raw: Partial<Record<FourItemsField, string>> = {};
+  const seen = new Set<FourItemsField>();
+  for (const gn of names) {
+    const on = gn.otherName;
+    if (!on) continue;
+    const field = FIELD_BY_OID.get(on.typeId);
+    if (!field) continue;
+    if (seen.has(field)) {
+      problems.push({ field, message: `${field} occurs more than once` });
+      continue;
+    }
+    seen.add(field);
+    const text = readUtf8(new Uint8Array(on.value));
+    if (text === undefined) problems.push({ field, message: `${field} is not a UTF8String` });
+    else raw[field] = text;
+  }
+  if (seen.size === 0) return null;
+  for (const f of FOUR_ITEMS_WIRE_ORDER) if (!seen.has(f)) problems.push({ field: f, message: `${f} is missing` });
+  return interpret(raw, problems);
+}
+
+/** Decodes one complete UTF8String TLV; undefined for any other tag, trailing bytes or invalid UTF-8. */
+function readUtf8(tlv: Uint8Array): string | undefined {
+  try {
+    const h = readHeader(tlv, 0);
+    if (h.tag !== TAG.UTF8_STRING || h.headerLength + h.length !== tlv.length) return undefined;
+    return new TextDecoder("utf-8", { fatal: true }).decode(tlv.subarray(h.headerLength));
+  } catch {
+    return undefined;
+  }
+}
+
+function interpret(raw: Partial<Record<FourItemsField, string>>, problems: FourItemsProblem[]): DecodedFourItems {
+  const out: {
+    -readonly [K in keyof DecodedFourItems]: DecodedFourItems[K];
+  } = { raw: Object.freeze({ ...raw }), flagsMatch: { name: false, address: false }, wellFormed: false, problems };
+
+  if (raw.name !== undefined) {
+    out.name = raw.name;
+    const parts = raw.name.split(IDEOGRAPHIC_SPACE);
+    if (parts.length !== 2 || !parts[0] || !parts[1]) {
+      problems.push({ field: "name", message: "name is not a family and a given name separated by one U+3000" });
+    }
+    checkJis("name", raw.name, problems);
+  }
+  if (raw.address !== undefined) {
+    out.address = raw.address;
+    const n = [...raw.address].length;
+    if (n === 0) problems.push({ field: "address", message: "address is empty" });
+    if (n > MAX_ADDRESS_LENGTH) problems.push({ field: "address", message: `address is longer than ${MAX_ADDRESS_LENGTH} characters` });
+    checkJis("address", raw.address, problems);
+  }
+  if (raw.gender !== undefined) {
+    try {
+      out.gender = decodeGender(raw.gender);
+    } catch {
+      problems.push({ field: "gender", message: "gender is not 1, 2 or 3" });
+    }
+  }
+  if (raw.birthDate !== undefined) {
+    try {
+      const { iso, era } = decodeBirthDate(raw.birthDate);
+      out.birthDate = iso;
+      out.era = era;
+    } catch (e) {
+      problems.push({ field: "birthDate", message: e instanceof JpkiError ? e.message.replace(/^four basic items: the /, "") : "birthDate is invalid" });
+    }
+  }
+  out.flagsMatch = {
+    name: checkFlags("nameSubstituteFlags", raw.nameSubstituteFlags, raw.name, problems),
+    address: checkFlags("addressSubstituteFlags", raw.addressSubstituteFlags, raw.address, problems),
+  };
+  if (raw.nameSubstituteFlags !== undefined) out.nameSubstituteFlags = raw.nameSubstituteFlags;
+  if (raw.addressSubstituteFlags !== undefined) out.addressSubstituteFlags = raw.addressSubstituteFlags;
+  out.wellFormed = problems.length === 0;
+  return Object.freeze(out);
+}
+
+/** The certified text must stay within JIS X 0208: a character outside it should have been substituted. */
+function checkJis(field: FourItemsField, text: string, problems: FourItemsProblem[]): void {
+  for (const ch of text) {
+    if (!isJisX0208(ch)) {
+      problems.push({ field, message: `${field} contains a character outside JIS X 0208 (it should have been substituted)` });
+      return;
+    }
+  }
+}
+
+function checkFlags(field: FourItemsField, flags: string | undefined, text: string | undefined, problems: FourItemsProblem[]): boolean {
+  if (flags === undefined) return false;
+  if (!/^[01]*$/.test(flags)) {
+    problems.push({ field, message: `${field} contains something other than 0 and 1` });
+    return false;
+  }
+  if (text === undefined) return false;
+  if (flags.length !== [...text].length) {
+    problems.push({ field, message: `${field} does not have one flag per character` });
+    return false;
+  }
+  return true;
+}
