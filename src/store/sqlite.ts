@@ -1,0 +1,415 @@
+/**
+ * The embedded default store: SQLite through better-sqlite3, WAL journal, versioned migrations.
+ * better-sqlite3 is synchronous; the Store interface is async so PostgreSQL can implement it unchanged.
+ */
+import Database from "better-sqlite3";
+import { JpkiError } from "../errors.js";
+import type { CertificateType, Gender } from "../profile/types.js";
+import type {
+  CaRecord,
+  CertificateQuery,
+  CertificateRow,
+  CrlRecord,
+  IssuanceRecord,
+  ResidentRecord,
+  ResidentStatus,
+  RevokedEntry,
+  RevokeInput,
+  Store,
+} from "./types.js";
+
+/** Ordered migrations; the index + 1 is the schema version. Never edit a published one, append. */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE cas (
+    id TEXT PRIMARY KEY,
+    prefecture TEXT NOT NULL,
+    purpose TEXT NOT NULL CHECK (purpose IN ('signature','authentication')),
+    cert_der BLOB NOT NULL,
+    key_pem TEXT NOT NULL,
+    key_id BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE residents (
+    resident_code TEXT PRIMARY KEY,
+    municipality_code TEXT NOT NULL,
+    name TEXT NOT NULL,
+    address TEXT NOT NULL,
+    birth_date TEXT NOT NULL,
+    gender TEXT NOT NULL,
+    status TEXT NOT NULL
+  );
+  CREATE TABLE certificates (
+    serial TEXT PRIMARY KEY,
+    ca_id TEXT NOT NULL REFERENCES cas(id),
+    type TEXT NOT NULL,
+    resident_code TEXT NOT NULL,
+    municipality_code TEXT NOT NULL,
+    name TEXT NOT NULL,
+    address TEXT NOT NULL,
+    birth_date TEXT NOT NULL,
+    gender TEXT NOT NULL,
+    not_before INTEGER NOT NULL,
+    not_after INTEGER NOT NULL,
+    issued_at INTEGER NOT NULL,
+    der BLOB NOT NULL,
+    revoked_at INTEGER,
+    reason INTEGER,
+    revocation_source TEXT
+  );
+  CREATE INDEX certificates_resident ON certificates (resident_code, type) WHERE revoked_at IS NULL;
+  CREATE INDEX certificates_revoked ON certificates (ca_id, serial) WHERE revoked_at IS NOT NULL;
+  CREATE TABLE crls (
+    ca_id TEXT NOT NULL REFERENCES cas(id),
+    number INTEGER NOT NULL,
+    this_update INTEGER NOT NULL,
+    next_update INTEGER NOT NULL,
+    entries INTEGER,
+    path TEXT,
+    sha256 TEXT,
+    PRIMARY KEY (ca_id, number)
+  );
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+const APPLICATION_ID = 0x4a504b49; // "JPKI": marks the file as ours
+
+interface CertRowDb {
+  serial: string;
+  ca_id: string;
+  type: CertificateType;
+  resident_code: string;
+  municipality_code: string;
+  name: string;
+  address: string;
+  birth_date: string;
+  gender: Gender;
+  not_before: number;
+  not_after: number;
+  issued_at: number;
+  der: Buffer;
+  revoked_at: number | null;
+  reason: number | null;
+  revocation_source: string | null;
+}
+
+function toCertRow(r: CertRowDb): CertificateRow {
+  return {
+    serial: r.serial,
+    caId: r.ca_id,
+    type: r.type,
+    residentCode: r.resident_code,
+    municipalityCode: r.municipality_code,
+    fourItems: { name: r.name, address: r.address, birthDate: r.birth_date, gender: r.gender },
+    notBefore: new Date(r.not_before),
+    notAfter: new Date(r.not_after),
+    issuedAt: new Date(r.issued_at),
+    der: r.der,
+    revocation:
+      r.revoked_at === null ? undefined : { revokedAt: new Date(r.revoked_at), reason: r.reason ?? 0, source: r.revocation_source ?? "" },
+  };
+}
+
+function storeError(e: unknown, what: string): JpkiError {
+  if (e instanceof JpkiError) return e;
+  const code = (e as { code?: string }).code ?? "";
+  if (code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT") {
+    return new JpkiError("ERR_WORKSPACE_CORRUPT", `the workspace database is damaged (${code}) while ${what}: restore it from a backup`, { cause: e });
+  }
+  if (code === "SQLITE_BUSY") {
+    return new JpkiError("ERR_WORKSPACE_LOCKED", `the workspace is busy (another jpki process is writing) while ${what}: retry when it finishes`, { cause: e });
+  }
+  return new JpkiError("ERR_STORE", `store failure while ${what}: ${(e as Error).message}`, { cause: e });
+}
+
+export class SqliteStore implements Store {
+  readonly kind = "sqlite" as const;
+  readonly #db: Database.Database;
+  readonly #stmts: ReturnType<SqliteStore["prepare"]>;
+
+  private constructor(db: Database.Database) {
+    this.#db = db;
+    this.#stmts = this.prepare();
+  }
+
+  /**
+   * Opens (and with `create`, creates) a store file. A file that is not a SQLite database, or is
+   * SQLite but not ours, is refused with ERR_WORKSPACE_CORRUPT rather than modified.
+   */
+  static open(path: string, opts: { create?: boolean } = {}): SqliteStore {
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(path, { fileMustExist: !opts.create });
+      db.pragma("busy_timeout = 5000");
+      db.pragma("journal_mode = WAL");
+      db.pragma("synchronous = NORMAL");
+      db.pragma("foreign_keys = ON");
+      const appId = db.pragma("application_id", { simple: true }) as number;
+      const version = db.pragma("user_version", { simple: true }) as number;
+      if (appId === 0 && version === 0) {
+        const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master").get() as { n: number };
+        if (tables.n > 0) throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${path} is a SQLite database but not a jpki store: point --workspace elsewhere`);
+        if (!opts.create) throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${path} is empty: run 'jpki ca init' to create the workspace`);
+        db.pragma(`application_id = ${APPLICATION_ID}`);
+      } else if (appId !== APPLICATION_ID) {
+        throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${path} is not a jpki store (application id ${appId})`);
+      }
+      if (version > SCHEMA_VERSION) {
+        throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${path} has schema version ${version}, newer than this jpki (${SCHEMA_VERSION}): upgrade jpki`);
+      }
+      for (let v = version; v < SCHEMA_VERSION; v++) {
+        const sql = MIGRATIONS[v]!;
+        db.transaction(() => {
+          db!.exec(sql);
+          db!.pragma(`user_version = ${v + 1}`);
+        })();
+      }
+      return new SqliteStore(db);
+    } catch (e) {
+      db?.close();
+      if ((e as { code?: string }).code === "SQLITE_CANTOPEN") {
+        throw new JpkiError("ERR_WORKSPACE_MISSING", `no workspace store at ${path}: run 'jpki ca init' or pass --workspace`, { cause: e });
+      }
+      throw storeError(e, "opening the store");
+    }
+  }
+
+  private prepare() {
+    const db = this.#db;
+    return {
+      putCa: db.prepare(
+        "INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      ),
+      getCa: db.prepare("SELECT * FROM cas WHERE id = ?"),
+      listCas: db.prepare("SELECT * FROM cas ORDER BY prefecture, purpose DESC"),
+      residentExists: db.prepare("SELECT 1 FROM residents WHERE resident_code = ?").pluck(),
+      upsertResident: db.prepare(
+        `INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status)
+         VALUES (@residentCode, @municipalityCode, @name, @address, @birthDate, @gender, @status)
+         ON CONFLICT (resident_code) DO UPDATE SET municipality_code = excluded.municipality_code, name = excluded.name,
+           address = excluded.address, birth_date = excluded.birth_date, gender = excluded.gender, status = excluded.status`,
+      ),
+      getResident: db.prepare("SELECT * FROM residents WHERE resident_code = ?"),
+      countResidents: db.prepare("SELECT count(*) FROM residents").pluck(),
+      activeSameType: db.prepare(
+        "SELECT serial FROM certificates WHERE resident_code = ? AND type = ? AND revoked_at IS NULL",
+      ).pluck(),
+      revokeRow: db.prepare(
+        "UPDATE certificates SET revoked_at = ?, reason = ?, revocation_source = ? WHERE serial = ? AND revoked_at IS NULL",
+      ),
+      insertCert: db.prepare(
+        `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender,
+           not_before, not_after, issued_at, der) VALUES (@serial, @caId, @type, @residentCode, @municipalityCode, @name, @address,
+           @birthDate, @gender, @notBefore, @notAfter, @issuedAt, @der)`,
+      ),
+      getCert: db.prepare("SELECT * FROM certificates WHERE serial = ?"),
+      revoked: db.prepare(
+        "SELECT serial, revoked_at, reason FROM certificates WHERE ca_id = ? AND revoked_at IS NOT NULL AND not_after >= ? AND serial > ? ORDER BY serial LIMIT ?",
+      ).raw(),
+      maxCrl: db.prepare("SELECT max(number) FROM crls WHERE ca_id = ?").pluck().safeIntegers(),
+      insertCrl: db.prepare("INSERT INTO crls (ca_id, number, this_update, next_update) VALUES (?, ?, ?, ?)"),
+      publishCrl: db.prepare("UPDATE crls SET entries = ?, path = ?, sha256 = ? WHERE ca_id = ? AND number = ?"),
+      latestCrl: db.prepare(
+        "SELECT * FROM crls WHERE ca_id = ? AND path IS NOT NULL ORDER BY number DESC LIMIT 1",
+      ).safeIntegers(),
+    };
+  }
+
+  #run<T>(what: string, f: () => T): Promise<T> {
+    try {
+      return Promise.resolve(f());
+    } catch (e) {
+      return Promise.reject(storeError(e, what));
+    }
+  }
+
+  close(): Promise<void> {
+    return this.#run("closing", () => {
+      if (this.#db.open) this.#db.close();
+    });
+  }
+
+  putCa(ca: CaRecord): Promise<void> {
+    return this.#run("saving a CA", () => {
+      try {
+        this.#stmts.putCa.run(ca.id, ca.prefectureCode, ca.purpose, ca.certificateDer, ca.encryptedKeyPem, ca.keyId, ca.createdAt.getTime());
+      } catch (e) {
+        if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
+          throw new JpkiError("ERR_CA_EXISTS", `CA ${ca.id} already exists in this workspace`, { cause: e });
+        }
+        throw e;
+      }
+    });
+  }
+
+  #toCa(r: Record<string, unknown> | undefined): CaRecord | undefined {
+    if (!r) return undefined;
+    return {
+      id: r.id as string,
+      prefectureCode: r.prefecture as string,
+      purpose: r.purpose as CertificateType,
+      certificateDer: r.cert_der as Buffer,
+      encryptedKeyPem: r.key_pem as string,
+      keyId: r.key_id as Buffer,
+      createdAt: new Date(r.created_at as number),
+    };
+  }
+
+  getCa(id: string): Promise<CaRecord | undefined> {
+    return this.#run("reading a CA", () => this.#toCa(this.#stmts.getCa.get(id) as Record<string, unknown> | undefined));
+  }
+
+  listCas(): Promise<CaRecord[]> {
+    return this.#run("listing CAs", () =>
+      (this.#stmts.listCas.all() as Record<string, unknown>[]).map((r) => this.#toCa(r)!),
+    );
+  }
+
+  upsertResidents(residents: readonly ResidentRecord[]): Promise<{ inserted: number; updated: number }> {
+    return this.#run("saving residents", () =>
+      this.#db.transaction(() => {
+        let inserted = 0;
+        let updated = 0;
+        for (const r of residents) {
+          if (this.#stmts.residentExists.get(r.residentCode)) updated++;
+          else inserted++;
+          this.#stmts.upsertResident.run({ residentCode: r.residentCode, municipalityCode: r.municipalityCode, status: r.status, ...r.fourItems });
+        }
+        return { inserted, updated };
+      })(),
+    );
+  }
+
+  getResident(residentCode: string): Promise<ResidentRecord | undefined> {
+    return this.#run("reading a resident", () => {
+      const r = this.#stmts.getResident.get(residentCode) as Record<string, string> | undefined;
+      if (!r) return undefined;
+      return {
+        residentCode: r.resident_code!,
+        municipalityCode: r.municipality_code!,
+        status: r.status as ResidentStatus,
+        fourItems: { name: r.name!, address: r.address!, birthDate: r.birth_date!, gender: r.gender as Gender },
+      };
+    });
+  }
+
+  countResidents(): Promise<number> {
+    return this.#run("counting residents", () => this.#stmts.countResidents.get() as number);
+  }
+
+  commitIssuances(records: readonly IssuanceRecord[]): Promise<string[][]> {
+    return this.#run("committing issued certificates", () =>
+      this.#db.transaction(() =>
+        records.map((rec) => {
+          const superseded = this.#stmts.activeSameType.all(rec.residentCode, rec.type) as string[];
+          for (const serial of superseded) {
+            this.#stmts.revokeRow.run(rec.issuedAt.getTime(), 4, `superseded:${rec.serial}`, serial);
+          }
+          this.#stmts.insertCert.run({
+            serial: rec.serial,
+            caId: rec.caId,
+            type: rec.type,
+            residentCode: rec.residentCode,
+            municipalityCode: rec.municipalityCode,
+            ...rec.fourItems,
+            notBefore: rec.notBefore.getTime(),
+            notAfter: rec.notAfter.getTime(),
+            issuedAt: rec.issuedAt.getTime(),
+            der: rec.der,
+          });
+          return superseded;
+        }),
+      )(),
+    );
+  }
+
+  getCertificate(serial: string): Promise<CertificateRow | undefined> {
+    return this.#run("reading a certificate", () => {
+      const r = this.#stmts.getCert.get(serial) as CertRowDb | undefined;
+      return r ? toCertRow(r) : undefined;
+    });
+  }
+
+  findCertificates(q: CertificateQuery): Promise<CertificateRow[]> {
+    return this.#run("searching certificates", () => {
+      const where: string[] = [];
+      const args: unknown[] = [];
+      if (q.caId) (where.push("ca_id = ?"), args.push(q.caId));
+      if (q.residentCode) (where.push("resident_code = ?"), args.push(q.residentCode));
+      if (q.type) (where.push("type = ?"), args.push(q.type));
+      if (q.status === "valid") where.push("revoked_at IS NULL");
+      if (q.status === "revoked") where.push("revoked_at IS NOT NULL");
+      const sql = `SELECT * FROM certificates ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY issued_at, serial LIMIT ?`;
+      args.push(q.limit ?? 1000);
+      return (this.#db.prepare(sql).all(...args) as CertRowDb[]).map(toCertRow);
+    });
+  }
+
+  revoke(input: RevokeInput): Promise<CertificateRow> {
+    return this.#run("revoking", () =>
+      this.#db.transaction(() => {
+        const row = this.#stmts.getCert.get(input.serial) as CertRowDb | undefined;
+        if (!row) throw new JpkiError("ERR_CERT_UNKNOWN", `no certificate with serial ${input.serial} in this workspace: check the serial (hex)`);
+        if (row.revoked_at !== null) {
+          throw new JpkiError("ERR_CERT_ALREADY_REVOKED", `certificate ${input.serial} was already revoked on ${new Date(row.revoked_at).toISOString()}`);
+        }
+        this.#stmts.revokeRow.run(input.revokedAt.getTime(), input.reason, input.source, input.serial);
+        return toCertRow({ ...row, revoked_at: input.revokedAt.getTime(), reason: input.reason, revocation_source: input.source });
+      })(),
+    );
+  }
+
+  async *revokedEntries(caId: string, opts: { expiredBefore: Date; chunkSize?: number }): AsyncIterable<RevokedEntry[]> {
+    const size = opts.chunkSize ?? 4096;
+    // Keyset pagination rather than an open cursor: better-sqlite3 forbids other statements on the
+    // connection while an iterator is open, and the consumer awaits between chunks.
+    let after = "";
+    for (;;) {
+      let rows: Array<[string, number, number]>;
+      try {
+        rows = this.#stmts.revoked.all(caId, opts.expiredBefore.getTime(), after, size) as Array<[string, number, number]>;
+      } catch (e) {
+        throw storeError(e, "listing revoked certificates");
+      }
+      if (rows.length === 0) return;
+      yield rows.map((r) => ({ serial: r[0], revokedAt: new Date(r[1]), reason: r[2] }));
+      if (rows.length < size) return;
+      after = rows[rows.length - 1]![0];
+    }
+  }
+
+  reserveCrlNumber(caId: string, thisUpdate: Date, nextUpdate: Date): Promise<bigint> {
+    return this.#run("reserving a CRL number", () =>
+      this.#db.transaction(() => {
+        const max = this.#stmts.maxCrl.get(caId) as bigint | null;
+        const n = (max ?? 0n) + 1n;
+        this.#stmts.insertCrl.run(caId, n, thisUpdate.getTime(), nextUpdate.getTime());
+        return n;
+      }).immediate(),
+    );
+  }
+
+  publishCrl(rec: { caId: string; number: bigint; entries: number; path: string; sha256: string }): Promise<void> {
+    return this.#run("recording a published CRL", () => {
+      this.#stmts.publishCrl.run(rec.entries, rec.path, rec.sha256, rec.caId, rec.number);
+    });
+  }
+
+  latestCrl(caId: string): Promise<CrlRecord | undefined> {
+    return this.#run("reading the latest CRL", () => {
+      const r = this.#stmts.latestCrl.get(caId) as Record<string, bigint | string | null> | undefined;
+      if (!r) return undefined;
+      return {
+        caId: r.ca_id as string,
+        number: r.number as bigint,
+        thisUpdate: new Date(Number(r.this_update)),
+        nextUpdate: new Date(Number(r.next_update)),
+        entries: Number(r.entries ?? 0),
+        path: (r.path as string | null) ?? undefined,
+        sha256: (r.sha256 as string | null) ?? undefined,
+      };
+    });
+  }
+}

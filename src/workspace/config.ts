@@ -1,0 +1,73 @@
+/**
+ * Workspace configuration, validated eagerly (STYLE.md §6): a bad value fails when the workspace
+ * opens, not when the first certificate is issued.
+ */
+import { JpkiError } from "../errors.js";
+
+export type ValidityRule = "3y" | "fifth-birthday";
+
+export interface WorkspaceConfig {
+  /** base of every URL placed in certificates (CRL distribution points, AIA) */
+  readonly baseUrl: string;
+  /** 3y: three years from issuance (the seed's rule); fifth-birthday: until the 5th birthday after issuance */
+  readonly validityRule: ValidityRule;
+  /** production or J-LIS test-environment signature policy OID */
+  readonly policy: "production" | "test";
+  readonly cpsUri: string;
+  /** nextUpdate − thisUpdate for CRLs, hours */
+  readonly crlLifetimeHours: number;
+  /** how long an expired revoked certificate stays on the CRL, days */
+  readonly expiredGraceDays: number;
+  /** CA certificate lifetime, years */
+  readonly caValidityYears: number;
+}
+
+export const DEFAULT_CONFIG: WorkspaceConfig = Object.freeze({
+  baseUrl: "http://localhost:8080",
+  validityRule: "3y",
+  policy: "production",
+  cpsUri: "http://localhost:8080/cps",
+  crlLifetimeHours: 48,
+  expiredGraceDays: 7,
+  caValidityYears: 10,
+});
+
+function fail(field: string, why: string): never {
+  throw new JpkiError("ERR_CONFIG_INVALID", `configuration ${field}: ${why}`);
+}
+
+function httpUrl(field: string, v: unknown): string {
+  if (typeof v !== "string") fail(field, "must be a string URL");
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    fail(field, `${JSON.stringify(v)} is not a URL`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") fail(field, "must be an http or https URL");
+  if (!/^[\x21-\x7e]+$/.test(v)) fail(field, "must be ASCII without spaces (it goes into an IA5String)");
+  return v.replace(/\/+$/, "");
+}
+
+function intIn(field: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) fail(field, `must be a whole number from ${min} to ${max}`);
+  return v;
+}
+
+/** Merges `input` over the defaults and validates every field; unknown fields are refused. */
+export function parseConfig(input: unknown): WorkspaceConfig {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) fail("(root)", "must be a JSON object");
+  const o = { ...DEFAULT_CONFIG, ...(input as Record<string, unknown>) } as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!(k in DEFAULT_CONFIG)) fail(k, "unknown setting");
+  if (o.validityRule !== "3y" && o.validityRule !== "fifth-birthday") fail("validityRule", 'must be "3y" or "fifth-birthday"');
+  if (o.policy !== "production" && o.policy !== "test") fail("policy", 'must be "production" or "test"');
+  return Object.freeze({
+    baseUrl: httpUrl("baseUrl", o.baseUrl),
+    validityRule: o.validityRule,
+    policy: o.policy,
+    cpsUri: httpUrl("cpsUri", o.cpsUri),
+    crlLifetimeHours: intIn("crlLifetimeHours", o.crlLifetimeHours, 1, 24 * 31),
+    expiredGraceDays: intIn("expiredGraceDays", o.expiredGraceDays, 0, 3650),
+    caValidityYears: intIn("caValidityYears", o.caValidityYears, 1, 30),
+  });
+}

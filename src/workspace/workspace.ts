@@ -1,0 +1,83 @@
+/**
+ * A workspace: one directory holding the store, the configuration and the published artefacts.
+ *   jpki.db       the embedded store (SQLite)
+ *   config.json   WorkspaceConfig
+ *   ca/           CA certificates (PEM and DER) for openssl and verifiers
+ *   crl/          published CRLs
+ *   certs/        issued certificates written by the CLI
+ */
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { JpkiError } from "../errors.js";
+import { systemClock, type Clock } from "../pki/clock.js";
+import { SqliteStore } from "../store/sqlite.js";
+import { writeFileAtomic } from "../store/files.js";
+import type { Store } from "../store/types.js";
+import { parseConfig, type WorkspaceConfig } from "./config.js";
+
+export interface WorkspacePaths {
+  readonly root: string;
+  readonly db: string;
+  readonly config: string;
+  readonly caDir: string;
+  readonly crlDir: string;
+  readonly certDir: string;
+}
+
+export function workspacePaths(root: string): WorkspacePaths {
+  const r = resolve(root);
+  return { root: r, db: join(r, "jpki.db"), config: join(r, "config.json"), caDir: join(r, "ca"), crlDir: join(r, "crl"), certDir: join(r, "certs") };
+}
+
+export class Workspace {
+  readonly paths: WorkspacePaths;
+  readonly config: WorkspaceConfig;
+  readonly store: Store;
+  readonly clock: Clock;
+
+  private constructor(paths: WorkspacePaths, config: WorkspaceConfig, store: Store, clock: Clock) {
+    this.paths = paths;
+    this.config = config;
+    this.store = store;
+    this.clock = clock;
+  }
+
+  /** Creates the workspace if absent (config merged over defaults), or opens it. */
+  static create(root: string, opts: { config?: Partial<WorkspaceConfig>; clock?: Clock } = {}): Workspace {
+    const paths = workspacePaths(root);
+    mkdirSync(paths.root, { recursive: true });
+    if (!existsSync(paths.config)) {
+      const config = parseConfig(opts.config ?? {});
+      writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + "\n");
+    }
+    return Workspace.#open(paths, true, opts.clock);
+  }
+
+  /** Opens an existing workspace; ERR_WORKSPACE_MISSING when there is none, ERR_WORKSPACE_CORRUPT when damaged. */
+  static open(root: string, opts: { clock?: Clock } = {}): Workspace {
+    const paths = workspacePaths(root);
+    if (!existsSync(paths.db) && !existsSync(paths.config)) {
+      throw new JpkiError("ERR_WORKSPACE_MISSING", `no jpki workspace at ${paths.root}: run 'jpki ca init' (or 'jpki demo'), or pass --workspace / set JPKI_HOME`);
+    }
+    return Workspace.#open(paths, false, opts.clock);
+  }
+
+  static #open(paths: WorkspacePaths, create: boolean, clock: Clock = systemClock): Workspace {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(paths.config, "utf8"));
+    } catch (e) {
+      throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${paths.config} is missing or not valid JSON: restore it or recreate the workspace`, { cause: e });
+    }
+    const config = parseConfig(raw);
+    if (!create && !existsSync(paths.db)) {
+      throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${paths.db} is missing although ${paths.config} exists: restore the store from a backup`);
+    }
+    const store = SqliteStore.open(paths.db, { create });
+    return new Workspace(paths, config, store, clock);
+  }
+
+  close(): Promise<void> {
+    return this.store.close();
+  }
+}
