@@ -1,0 +1,279 @@
+/**
+ * A prefecture's certification authority (都道府県単位認証局): its self-signed certificate (profile in
+ * shared/spec/JPKI.md "CA certificates"), its signer, and the per-CA template every issued certificate
+ * and CRL reuses. One CA per prefecture and purpose: signature (署名用) and user authentication (利用者証明用).
+ */
+import { X509Certificate, createPublicKey, verify as nodeVerify, type KeyObject } from "node:crypto";
+import { AsnConvert } from "@peculiar/asn1-schema";
+import * as asn1X509 from "@peculiar/asn1-x509";
+import { JpkiError } from "../errors.js";
+import { certificateParts, children, extension, readHeader } from "../pki/der.js";
+import { decryptPrivateKey, encryptPrivateKey, generateRsaKey } from "../pki/keys.js";
+import { randomSerial } from "../pki/serial.js";
+import { SoftwareSigner, type Signer } from "../pki/signer.js";
+import {
+  authorityInfoAccess,
+  authorityKeyIdentifier,
+  basicConstraints,
+  certificatePolicies,
+  crlDistributionPoints,
+  generalNamesDirName,
+  keyIdentifier,
+  keyUsage,
+  subjectKeyIdentifier,
+} from "../profile/extensions.js";
+import {
+  authenticationSubject,
+  caSubject,
+  caSubjectJa,
+  crlPartitionName,
+  encodeName,
+  ISSUER_ALT_NAME,
+  opaqueId,
+  signatureSubject,
+} from "../profile/names.js";
+import { EXT_OID, POLICY_OID } from "../profile/oids.js";
+import { encodeFourItemsSan } from "../profile/san.js";
+import type { CertificateType, FourItems } from "../profile/types.js";
+import type { CaRecord } from "../store/types.js";
+import type { WorkspaceConfig } from "../workspace/config.js";
+import { assembleCertificate, encodeTbs } from "./certificate.js";
+import { prefecture, type Prefecture } from "./prefectures.js";
+import { endOfJstDay } from "./validity.js";
+
+export const PURPOSE_SUFFIX: Record<CertificateType, string> = { signature: "sig", authentication: "auth" };
+
+export function caId(prefectureCode: string, purpose: CertificateType): string {
+  return `${prefecture(prefectureCode).code}-${PURPOSE_SUFFIX[purpose]}`;
+}
+
+/** Parses "13-sig" / "13-auth" / "13" (signature) into its parts. */
+export function parseCaId(id: string): { prefectureCode: string; purpose: CertificateType } {
+  const m = /^(\d{1,2})(?:-(sig|auth|signature|authentication))?$/.exec(id.trim());
+  if (!m) throw new JpkiError("ERR_CA_UNKNOWN", `${JSON.stringify(id)} is not a CA id: use e.g. 13-sig or 13-auth`);
+  const purpose: CertificateType = m[2] === "auth" || m[2] === "authentication" ? "authentication" : "signature";
+  return { prefectureCode: prefecture(m[1]!).code, purpose };
+}
+
+export interface CaUrls {
+  readonly caCertificate: string;
+  readonly crl: string;
+  readonly arl: string;
+  partition(municipalityCode: string): string;
+}
+
+export function caUrls(baseUrl: string, id: string): CaUrls {
+  return {
+    caCertificate: `${baseUrl}/ca/${id}.crt`,
+    crl: `${baseUrl}/crl/${id}.crl`,
+    arl: `${baseUrl}/arl/${id}.crl`,
+    partition: (m) => `${baseUrl}/crl/${id}/${m}.crl`,
+  };
+}
+
+/** Creates a new CA key and self-signed certificate; the key leaves this function only encrypted. */
+export async function createCaRecord(opts: {
+  prefectureCode: string;
+  purpose: CertificateType;
+  passphrase: string;
+  config: WorkspaceConfig;
+  now: Date;
+}): Promise<CaRecord> {
+  const pref = prefecture(opts.prefectureCode);
+  const id = caId(pref.code, opts.purpose);
+  const key = await generateRsaKey(2048);
+  const encryptedKeyPem = encryptPrivateKey(key, opts.passphrase);
+  const signer = new SoftwareSigner(key);
+  const keyId = keyIdentifier(signer.spki);
+  const name = encodeName(caSubject(pref.romaji, opts.purpose));
+  const nb = new Date(Math.floor(opts.now.getTime() / 1000) * 1000);
+  const jst = new Date(nb.getTime() + 9 * 3600_000);
+  const notAfter = endOfJstDay(jst.getUTCFullYear() + opts.config.caValidityYears, jst.getUTCMonth(), jst.getUTCDate());
+  const tbs = encodeTbs({
+    serial: randomSerial(),
+    signatureAlgorithm: signer.algorithmIdentifier,
+    issuer: name,
+    notBefore: nb,
+    notAfter,
+    subject: name,
+    spki: signer.spki,
+    extensions: [
+      extension(EXT_OID.keyUsage, true, keyUsage(["keyCertSign", "cRLSign"])),
+      extension(EXT_OID.subjectAltName, false, generalNamesDirName(encodeName(caSubjectJa(pref.kanji, opts.purpose)))),
+      extension(EXT_OID.basicConstraints, true, basicConstraints(true)),
+      extension(EXT_OID.cRLDistributionPoints, false, crlDistributionPoints(name, [caUrls(opts.config.baseUrl, id).arl])),
+      extension(EXT_OID.subjectKeyIdentifier, false, subjectKeyIdentifier(keyId)),
+    ],
+  });
+  const der = assembleCertificate(tbs, signer.algorithmIdentifier, await signer.sign(tbs));
+  return { id, prefectureCode: pref.code, purpose: opts.purpose, certificateDer: der, encryptedKeyPem, keyId, createdAt: nb };
+}
+
+/** What a CA certifies for one application, after the registry check. */
+export interface CertifyInput {
+  readonly type: CertificateType;
+  readonly municipalityCode: string;
+  readonly municipalityRomaji: string;
+  readonly fourItems: FourItems;
+  readonly spki: Buffer;
+  readonly requestedAt: Date;
+  readonly counterId: string;
+  readonly notAfter: Date;
+}
+
+export interface Certified {
+  readonly serial: Buffer;
+  readonly der: Buffer;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
+let sequenceCounter = Math.floor(Math.random() * 100000);
+
+export class CertificationAuthority {
+  readonly record: CaRecord;
+  readonly prefecture: Prefecture;
+  readonly certificate: X509Certificate;
+  readonly subjectName: Buffer;
+  readonly notAfter: Date;
+  readonly signer: Signer;
+  readonly urls: CaUrls;
+  readonly #config: WorkspaceConfig;
+  readonly #publicKey: KeyObject;
+  // Extensions that are the same in every certificate this CA issues, encoded once.
+  readonly #fixed: { keyUsage: Buffer; policies: Buffer; issuerAltName: Buffer; aia: Buffer; aki: Buffer };
+
+  private constructor(record: CaRecord, signer: Signer, config: WorkspaceConfig) {
+    this.record = record;
+    this.prefecture = prefecture(record.prefectureCode);
+    this.certificate = new X509Certificate(record.certificateDer);
+    this.subjectName = Buffer.from(certificateParts(record.certificateDer).subject);
+    this.notAfter = new Date(this.certificate.validTo);
+    this.signer = signer;
+    this.#config = config;
+    this.#publicKey = createPublicKey({ key: signer.spki, format: "der", type: "spki" });
+    this.urls = caUrls(config.baseUrl, record.id);
+    const policy =
+      record.purpose === "authentication" ? POLICY_OID.authentication : config.policy === "test" ? POLICY_OID.signatureTest : POLICY_OID.signature;
+    this.#fixed = {
+      keyUsage: extension(
+        EXT_OID.keyUsage,
+        true,
+        keyUsage(record.purpose === "signature" ? ["digitalSignature", "nonRepudiation"] : ["digitalSignature"]),
+      ),
+      policies: extension(EXT_OID.certificatePolicies, false, certificatePolicies(policy, config.cpsUri)),
+      issuerAltName: extension(EXT_OID.issuerAltName, false, generalNamesDirName(encodeName(ISSUER_ALT_NAME))),
+      aia: extension(EXT_OID.authorityInfoAccess, false, authorityInfoAccess({ caIssuers: this.urls.caCertificate })),
+      aki: extension(EXT_OID.authorityKeyIdentifier, false, authorityKeyIdentifier(record.keyId)),
+    };
+  }
+
+  /**
+   * Opens a stored CA with its passphrase. The certificate is checked against the CA profile first, so a
+   * damaged or foreign CA fails here, not at the first issuance.
+   */
+  static open(record: CaRecord, passphrase: string, config: WorkspaceConfig): CertificationAuthority {
+    assertCaCertificate(record);
+    const key = decryptPrivateKey(record.encryptedKeyPem, passphrase, `the key of CA ${record.id}`);
+    const signer = new SoftwareSigner(key);
+    if (!signer.spki.equals(certificateParts(record.certificateDer).spki)) {
+      throw new JpkiError("ERR_WORKSPACE_CORRUPT", `the key of CA ${record.id} does not match its certificate: the workspace is damaged`);
+    }
+    return new CertificationAuthority(record, signer, config);
+  }
+
+  get id(): string {
+    return this.record.id;
+  }
+
+  get purpose(): CertificateType {
+    return this.record.purpose;
+  }
+
+  /** Builds and signs one end-entity certificate. Nothing is stored here: the caller commits. */
+  async certify(input: CertifyInput): Promise<Certified> {
+    if (input.type !== this.purpose) {
+      throw new JpkiError("ERR_USAGE", `CA ${this.id} issues ${this.purpose} certificates, not ${input.type}`);
+    }
+    const notBefore = new Date(Math.floor(input.requestedAt.getTime() / 1000) * 1000);
+    sequenceCounter = (sequenceCounter + 1) % 100000;
+    const cn = opaqueId(input.requestedAt, sequenceCounter, input.counterId);
+    const muni = input.municipalityRomaji;
+    const subject = encodeName(
+      input.type === "signature" ? signatureSubject(this.prefecture.romaji, muni, cn) : authenticationSubject(cn),
+    );
+    const extensions = [this.#fixed.keyUsage, this.#fixed.policies];
+    if (input.type === "signature") {
+      extensions.push(extension(EXT_OID.subjectAltName, false, encodeFourItemsSan(input.fourItems)));
+    }
+    extensions.push(
+      this.#fixed.issuerAltName,
+      extension(
+        EXT_OID.cRLDistributionPoints,
+        false,
+        crlDistributionPoints(encodeName(crlPartitionName(this.prefecture.romaji, muni, input.type)), [
+          this.urls.partition(input.municipalityCode),
+        ]),
+      ),
+      this.#fixed.aia,
+      this.#fixed.aki,
+      extension(EXT_OID.subjectKeyIdentifier, false, subjectKeyIdentifier(keyIdentifier(input.spki))),
+    );
+    const serial = randomSerial();
+    const tbs = encodeTbs({
+      serial,
+      signatureAlgorithm: this.signer.algorithmIdentifier,
+      issuer: this.subjectName,
+      notBefore,
+      notAfter: input.notAfter,
+      subject,
+      spki: input.spki,
+      extensions,
+    });
+    const der = assembleCertificate(tbs, this.signer.algorithmIdentifier, await this.signer.sign(tbs));
+    return { serial, der, notBefore, notAfter: input.notAfter };
+  }
+
+  /**
+   * The per-certificate part of "check what you sign": the DER re-parses, carries the serial, issuer and
+   * key we meant, and its signature verifies with this CA's public key (a signer fault, e.g. a token
+   * returning garbage, is caught before anything is stored).
+   */
+  async assertIssued(c: Certified, spki: Buffer): Promise<void> {
+    let ok = false;
+    try {
+      const [tbs, , sigBits] = children(c.der);
+      const parts = certificateParts(c.der);
+      ok =
+        parts.issuer.equals(this.subjectName) &&
+        parts.spki.equals(spki) &&
+        parts.serial.subarray(parts.serial.length - c.serial.length).equals(c.serial) &&
+        (await new Promise<boolean>((resolve, reject) =>
+          nodeVerify("sha256", tbs!, this.#publicKey, sigBits!.subarray(readHeader(sigBits!).headerLength + 1), (err, v) => (err ? reject(err) : resolve(v))),
+        ));
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw new JpkiError("ERR_PROFILE_VIOLATION", `the certificate signed by CA ${this.id} did not re-parse or verify: nothing was stored; check the CA key`);
+  }
+}
+
+/** The CA profile checks that must hold before a CA may sign anything (STYLE.md §6). */
+export function assertCaCertificate(record: CaRecord): void {
+  let cert: asn1X509.Certificate;
+  try {
+    cert = AsnConvert.parse(record.certificateDer, asn1X509.Certificate);
+  } catch (e) {
+    throw new JpkiError("ERR_WORKSPACE_CORRUPT", `the certificate of CA ${record.id} is not valid DER: the workspace is damaged`, { cause: e });
+  }
+  const exts = cert.tbsCertificate.extensions ?? [];
+  const ku = exts.find((e) => e.extnID === EXT_OID.keyUsage);
+  const bc = exts.find((e) => e.extnID === EXT_OID.basicConstraints);
+  const usage = ku ? AsnConvert.parse(ku.extnValue, asn1X509.KeyUsage) : undefined;
+  const constraints = bc ? AsnConvert.parse(bc.extnValue, asn1X509.BasicConstraints) : undefined;
+  const need = asn1X509.KeyUsageFlags.keyCertSign | asn1X509.KeyUsageFlags.cRLSign;
+  if (!usage || (usage.toNumber() & need) !== need) {
+    throw new JpkiError("ERR_CA_INVALID", `CA ${record.id}: its certificate lacks keyCertSign and cRLSign key usage`);
+  }
+  if (!constraints?.cA) throw new JpkiError("ERR_CA_INVALID", `CA ${record.id}: its certificate is not a CA certificate (basicConstraints cA)`);
+}

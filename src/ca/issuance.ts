@@ -1,0 +1,293 @@
+/**
+ * Issuance (発行): an application from a municipal counter (市町村窓口) — a resident code and the card's
+ * public key, or a PKCS#10 request made by the card — becomes a certificate in the JPKI profile.
+ * The four items always come from the registry record, never from the request; the issuance record
+ * (what was certified) is committed atomically with the certificate.
+ */
+import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
+import type { Clock } from "../pki/clock.js";
+import { requireRsa2048 } from "../pki/keys.js";
+import { serialHex } from "../pki/serial.js";
+import { checkCertificate } from "../profile/check.js";
+import type { CertificateType } from "../profile/types.js";
+import { municipality } from "../registry/municipality.js";
+import type { IssuanceRecord, ResidentRecord, Store } from "../store/types.js";
+import type { WorkspaceConfig } from "../workspace/config.js";
+import { CertificationAuthority, caId } from "./authority.js";
+import { readSpki, verifyCsr } from "./csr.js";
+import { prefecture } from "./prefectures.js";
+import { notAfterFor } from "./validity.js";
+
+/** 交付申請: one application as a municipal counter submits it. */
+export interface IssuanceApplication {
+  readonly residentCode: string;
+  readonly type: CertificateType;
+  /** the card's public key, SubjectPublicKeyInfo as PEM or DER */
+  readonly publicKey?: Uint8Array;
+  /** or a PKCS#10 request generated on the card, PEM or DER */
+  readonly csr?: Uint8Array;
+  /** 9-character id of the counter that checked the resident (goes into the opaque subject CN) */
+  readonly counterId?: string;
+  /** optional prefecture code; when given it must be the resident's */
+  readonly prefecture?: string;
+}
+
+export interface IssuedCertificate {
+  readonly serial: string;
+  readonly caId: string;
+  readonly type: CertificateType;
+  readonly residentCode: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly der: Buffer;
+  /** serials of earlier certificates of the same type revoked as superseded by this one */
+  readonly superseded: readonly string[];
+}
+
+export interface BatchLineError {
+  readonly line: number;
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+export interface BatchProgress {
+  readonly read: number;
+  readonly issued: number;
+  readonly failed: number;
+}
+
+export interface BatchSummary extends BatchProgress {
+  readonly errors: readonly BatchLineError[];
+  readonly superseded: number;
+  readonly byCa: Readonly<Record<string, number>>;
+}
+
+export type BatchInput = AsyncIterable<{ line: number; value: Record<string, unknown> } | { line: number; error: JpkiError }>;
+
+const FIELDS = new Set(["residentCode", "type", "publicKey", "csr", "counterId", "prefecture"]);
+
+/** Decodes a PEM string or base64 DER from a JSON field. */
+function keyMaterial(v: unknown, field: string, line?: number): Uint8Array {
+  if (typeof v !== "string" || v.length === 0) throw invalid(`${field} must be a PEM string or base64 DER`, line);
+  if (v.includes("-----BEGIN")) return Buffer.from(v, "utf8");
+  if (!/^[A-Za-z0-9+/=\s]+$/.test(v)) throw invalid(`${field} is neither PEM nor base64`, line);
+  return Buffer.from(v, "base64");
+}
+
+function invalid(msg: string, line?: number): JpkiError {
+  return new JpkiError("ERR_APPLICATION_INVALID", line ? `line ${line}: ${msg}` : msg);
+}
+
+/** Validates one application as read from JSON (a batch line or an API call). */
+export function parseApplication(obj: Record<string, unknown>, line?: number): IssuanceApplication {
+  for (const k of Object.keys(obj)) if (!FIELDS.has(k)) throw invalid(`unknown field ${JSON.stringify(k)}`, line);
+  if (typeof obj.residentCode !== "string") throw invalid("residentCode is missing", line);
+  const type = obj.type ?? "signature";
+  if (type !== "signature" && type !== "authentication") throw invalid('type must be "signature" or "authentication"', line);
+  if ((obj.publicKey === undefined) === (obj.csr === undefined)) throw invalid("give exactly one of publicKey and csr", line);
+  if (obj.counterId !== undefined && (typeof obj.counterId !== "string" || !/^[0-9A-Za-z]{1,9}$/.test(obj.counterId))) {
+    throw invalid("counterId must be 1–9 letters or digits", line);
+  }
+  return {
+    residentCode: obj.residentCode,
+    type,
+    ...(obj.publicKey !== undefined ? { publicKey: keyMaterial(obj.publicKey, "publicKey", line) } : {}),
+    ...(obj.csr !== undefined ? { csr: keyMaterial(obj.csr, "csr", line) } : {}),
+    ...(obj.counterId !== undefined ? { counterId: obj.counterId as string } : {}),
+    ...(obj.prefecture !== undefined ? { prefecture: String(obj.prefecture) } : {}),
+  };
+}
+
+export interface IssuanceServiceOptions {
+  readonly store: Store;
+  readonly config: WorkspaceConfig;
+  readonly clock: Clock;
+  readonly passphrase: string;
+  /**
+   * How what we sign is checked (STYLE.md §9). "full": the whole JPKI profile check on every certificate.
+   * "template" (default): the full check on the first certificate of each CA and type in this process —
+   * everything but the per-resident values comes from that CA's fixed template — and for every certificate
+   * a structural re-parse plus a signature verification with the CA key.
+   */
+  readonly checkProfile?: "full" | "template";
+}
+
+export class IssuanceService {
+  readonly #opts: IssuanceServiceOptions;
+  readonly #cas = new Map<string, Promise<CertificationAuthority>>();
+  readonly #checkedTemplates = new Set<string>();
+
+  constructor(opts: IssuanceServiceOptions) {
+    this.#opts = opts;
+  }
+
+  /** Opens (once) the CA that issues `type` certificates for a prefecture. */
+  authority(prefectureCode: string, type: CertificateType): Promise<CertificationAuthority> {
+    const id = caId(prefectureCode, type);
+    let ca = this.#cas.get(id);
+    if (!ca) {
+      ca = (async () => {
+        const rec = await this.#opts.store.getCa(id);
+        if (!rec) {
+          throw new JpkiError("ERR_CA_UNKNOWN", `CA ${id} (${prefecture(prefectureCode).kanji}) is not initialised: run 'jpki ca init --prefecture ${prefectureCode}'`);
+        }
+        return CertificationAuthority.open(rec, this.#opts.passphrase, this.#opts.config);
+      })();
+      ca.catch(() => this.#cas.delete(id));
+      this.#cas.set(id, ca);
+    }
+    return ca;
+  }
+
+  /** Checks the application against the registry, then builds and signs; nothing is stored. */
+  async prepare(app: IssuanceApplication): Promise<IssuanceRecord> {
+    const { store, clock, config } = this.#opts;
+    const resident = await store.getResident(app.residentCode);
+    if (!resident) {
+      throw new JpkiError("ERR_RESIDENT_UNKNOWN", `no resident with code ${app.residentCode} in the registry: import the registry record first ('jpki registry import')`);
+    }
+    assertEligible(resident);
+    const residentPref = resident.municipalityCode.slice(0, 2);
+    if (app.prefecture !== undefined && prefecture(app.prefecture).code !== residentPref) {
+      throw new JpkiError(
+        "ERR_USAGE",
+        `resident ${app.residentCode} is registered in prefecture ${residentPref}, so CA ${residentPref} issues the certificate, not ${prefecture(app.prefecture).code}`,
+      );
+    }
+    const spkiDer = app.csr ? verifyCsr(app.csr) : app.publicKey ? readSpki(app.publicKey) : undefined;
+    if (!spkiDer) throw invalid("the application carries neither a public key nor a request");
+    const { spki } = requireRsa2048(spkiDer, "the card's public key");
+    const ca = await this.authority(residentPref, app.type);
+    const issuedAt = clock.now();
+    const muni = municipality(resident.municipalityCode);
+    const notAfter = notAfterFor({ rule: config.validityRule, issuedAt, birthDate: resident.fourItems.birthDate, caNotAfter: ca.notAfter });
+    const certified = await ca.certify({
+      type: app.type,
+      municipalityCode: resident.municipalityCode,
+      municipalityRomaji: muni.romaji,
+      fourItems: resident.fourItems,
+      spki,
+      requestedAt: issuedAt,
+      counterId: app.counterId ?? `${resident.municipalityCode}000`,
+      notAfter,
+    });
+    const templateKey = `${ca.id}/${app.type}`;
+    if (this.#opts.checkProfile === "full" || !this.#checkedTemplates.has(templateKey)) {
+      const report = checkCertificate(certified.der, { expect: app.type });
+      const errors = report.violations.filter((v) => v.severity === "error");
+      if (errors.length) {
+        throw new JpkiError("ERR_PROFILE_VIOLATION", `the certificate built for CA ${ca.id} breaks the JPKI profile (${errors.map((v) => v.rule).join(", ")}): nothing was stored; please report this`);
+      }
+      this.#checkedTemplates.add(templateKey);
+    }
+    await ca.assertIssued(certified, spki);
+    return {
+      serial: serialHex(certified.serial),
+      caId: ca.id,
+      type: app.type,
+      residentCode: resident.residentCode,
+      municipalityCode: resident.municipalityCode,
+      fourItems: resident.fourItems,
+      notBefore: certified.notBefore,
+      notAfter: certified.notAfter,
+      issuedAt,
+      der: certified.der,
+    };
+  }
+
+  /** Issues one certificate and commits it with its issuance record (and any supersession). */
+  async issue(app: IssuanceApplication): Promise<IssuedCertificate> {
+    const rec = await this.prepare(app);
+    const [superseded] = await this.#opts.store.commitIssuances([rec]);
+    return toIssued(rec, superseded ?? []);
+  }
+
+  /**
+   * Issues a batch (JSON Lines of applications). Several signatures are in flight at once so every core
+   * signs; results commit in input order, `commitEvery` per transaction. A bad line is reported with its
+   * number and the rest still issue.
+   */
+  async issueBatch(
+    input: BatchInput,
+    opts: { concurrency?: number; commitEvery?: number; onProgress?: (p: BatchProgress) => void; onIssued?: (c: IssuedCertificate) => void } = {},
+  ): Promise<BatchSummary> {
+    const concurrency = opts.concurrency ?? 8;
+    const commitEvery = opts.commitEvery ?? 500;
+    const errors: BatchLineError[] = [];
+    const byCa: Record<string, number> = {};
+    let read = 0;
+    let issued = 0;
+    let superseded = 0;
+    let pending: IssuanceRecord[] = [];
+    const window: Array<{ line: number; p: Promise<IssuanceRecord> }> = [];
+
+    const fail = (line: number, e: unknown) => {
+      const err = isJpkiError(e) ? e : new JpkiError("ERR_INTERNAL", (e as Error)?.message ?? String(e), { cause: e });
+      errors.push({ line, code: err.code, message: err.message.startsWith(`line ${line}`) ? err.message : `line ${line}: ${err.message}` });
+    };
+    const commit = async () => {
+      if (!pending.length) return;
+      const batch = pending;
+      pending = [];
+      const sup = await this.#opts.store.commitIssuances(batch);
+      batch.forEach((rec, i) => {
+        issued++;
+        superseded += sup[i]!.length;
+        byCa[rec.caId] = (byCa[rec.caId] ?? 0) + 1;
+        opts.onIssued?.(toIssued(rec, sup[i]!));
+      });
+      opts.onProgress?.({ read, issued, failed: errors.length });
+    };
+    const drainOne = async () => {
+      const head = window.shift()!;
+      try {
+        pending.push(await head.p);
+      } catch (e) {
+        fail(head.line, e);
+      }
+      if (pending.length >= commitEvery) await commit();
+    };
+
+    for await (const item of input) {
+      read++;
+      if ("error" in item) {
+        fail(item.line, item.error);
+        continue;
+      }
+      let app: IssuanceApplication;
+      try {
+        app = parseApplication(item.value, item.line);
+      } catch (e) {
+        fail(item.line, e);
+        continue;
+      }
+      const p = this.prepare(app);
+      p.catch(() => undefined); // handled in order by drainOne
+      window.push({ line: item.line, p });
+      if (window.length >= concurrency) await drainOne();
+    }
+    while (window.length) await drainOne();
+    await commit();
+    errors.sort((a, b) => a.line - b.line);
+    return { read, issued, failed: errors.length, errors, superseded, byCa };
+  }
+}
+
+function toIssued(rec: IssuanceRecord, superseded: readonly string[]): IssuedCertificate {
+  return {
+    serial: rec.serial,
+    caId: rec.caId,
+    type: rec.type,
+    residentCode: rec.residentCode,
+    notBefore: rec.notBefore,
+    notAfter: rec.notAfter,
+    der: rec.der,
+    superseded,
+  };
+}
+
+function assertEligible(r: ResidentRecord): void {
+  if (r.status !== "active") {
+    throw new JpkiError("ERR_RESIDENT_NOT_ELIGIBLE", `resident ${r.residentCode} is ${r.status} in the registry: no certificate can be issued`);
+  }
+}

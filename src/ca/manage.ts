@@ -1,0 +1,109 @@
+/**
+ * CA management for the designated certification organisation (指定認証機関), which runs every
+ * prefecture's CAs from one workspace: create, list, describe, publish their certificates.
+ */
+import { join } from "node:path";
+import { X509Certificate, createHash } from "node:crypto";
+import { JpkiError } from "../errors.js";
+import { toPem } from "../pki/pem.js";
+import type { CertificateType } from "../profile/types.js";
+import { writeFileAtomic } from "../store/files.js";
+import type { CaRecord } from "../store/types.js";
+import type { Workspace } from "../workspace/workspace.js";
+import { caId, caUrls, createCaRecord } from "./authority.js";
+import { prefecture, type Prefecture } from "./prefectures.js";
+
+export interface CaSummary {
+  readonly id: string;
+  readonly prefectureCode: string;
+  readonly prefecture: string;
+  readonly prefectureRomaji: string;
+  readonly purpose: CertificateType;
+  readonly subject: string;
+  readonly serial: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+  readonly sha256Fingerprint: string;
+  readonly certificatePath: string;
+  readonly certificateDerPath: string;
+  readonly crlUrl: string;
+}
+
+export function caFiles(ws: Workspace, id: string): { pem: string; der: string } {
+  return { pem: join(ws.paths.caDir, `${id}.pem`), der: join(ws.paths.caDir, `${id}.crt`) };
+}
+
+export function summariseCa(ws: Workspace, rec: CaRecord): CaSummary {
+  const x = new X509Certificate(rec.certificateDer);
+  const p = prefecture(rec.prefectureCode);
+  const files = caFiles(ws, rec.id);
+  return {
+    id: rec.id,
+    prefectureCode: p.code,
+    prefecture: p.kanji,
+    prefectureRomaji: p.romaji,
+    purpose: rec.purpose,
+    subject: x.subject.split("\n").join(", "),
+    serial: x.serialNumber.toLowerCase(),
+    notBefore: new Date(x.validFrom).toISOString(),
+    notAfter: new Date(x.validTo).toISOString(),
+    sha256Fingerprint: createHash("sha256").update(rec.certificateDer).digest("hex"),
+    certificatePath: files.pem,
+    certificateDerPath: files.der,
+    crlUrl: caUrls(ws.config.baseUrl, rec.id).crl,
+  };
+}
+
+/** Writes a CA's certificate as PEM and DER into the workspace (for openssl and for verifiers). */
+export function exportCaCertificate(ws: Workspace, rec: CaRecord): void {
+  const files = caFiles(ws, rec.id);
+  writeFileAtomic(files.der, rec.certificateDer);
+  writeFileAtomic(files.pem, toPem(rec.certificateDer, "CERTIFICATE"));
+}
+
+export interface InitOptions {
+  readonly prefectures: readonly Prefecture[];
+  readonly purposes: readonly CertificateType[];
+  readonly passphrase: string;
+  /** leave CAs that already exist as they are instead of failing */
+  readonly skipExisting?: boolean;
+  readonly onCreated?: (s: CaSummary) => void;
+}
+
+/**
+ * Creates the CAs asked for. Each CA is committed whole (certificate and encrypted key in one row);
+ * existing ones are refused up front, before any key is generated, unless skipExisting.
+ */
+export async function initCas(ws: Workspace, opts: InitOptions): Promise<{ created: CaSummary[]; skipped: string[] }> {
+  const wanted = opts.prefectures.flatMap((p) => opts.purposes.map((purpose) => ({ p, purpose, id: caId(p.code, purpose) })));
+  const skipped: string[] = [];
+  const todo: typeof wanted = [];
+  for (const w of wanted) {
+    if (await ws.store.getCa(w.id)) {
+      if (!opts.skipExisting) throw new JpkiError("ERR_CA_EXISTS", `CA ${w.id} already exists in ${ws.paths.root}: use --skip-existing to leave it as it is`);
+      skipped.push(w.id);
+    } else todo.push(w);
+  }
+  const created: CaSummary[] = [];
+  // Two key generations at a time keep both cores busy without a burst of 94 parallel jobs.
+  const queue = [...todo];
+  const worker = async () => {
+    for (let w = queue.shift(); w; w = queue.shift()) {
+      const rec = await createCaRecord({ prefectureCode: w.p.code, purpose: w.purpose, passphrase: opts.passphrase, config: ws.config, now: ws.clock.now() });
+      await ws.store.putCa(rec);
+      exportCaCertificate(ws, rec);
+      const s = summariseCa(ws, rec);
+      created.push(s);
+      opts.onCreated?.(s);
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  created.sort((a, b) => a.id.localeCompare(b.id));
+  return { created, skipped };
+}
+
+export async function getCaRecord(ws: Workspace, id: string): Promise<CaRecord> {
+  const rec = await ws.store.getCa(id);
+  if (!rec) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${id} in ${ws.paths.root}: 'jpki ca list' shows the CAs, 'jpki ca init' creates them`);
+  return rec;
+}

@@ -1,0 +1,34 @@
+/**
+ * Validity periods (shared/spec/JPKI.md "Eras"): three years from issuance in the seed's design, or
+ * until the fifth birthday after issuance as today. Both end at 23:59:59 JST (14:59:59Z) of their day,
+ * like J-LIS's certificates, and never outlive the issuing CA.
+ */
+import type { ValidityRule } from "../workspace/config.js";
+
+const JST_MS = 9 * 3600_000;
+
+/** The JST calendar date of an instant. */
+function jstDate(d: Date): { y: number; m: number; day: number } {
+  const j = new Date(d.getTime() + JST_MS);
+  return { y: j.getUTCFullYear(), m: j.getUTCMonth(), day: j.getUTCDate() };
+}
+
+/** 23:59:59 JST of a calendar date; Feb 29 in a common year becomes Feb 28. */
+export function endOfJstDay(y: number, m: number, day: number): Date {
+  const last = new Date(Date.UTC(y, m + 1, 0)).getUTCDate();
+  return new Date(Date.UTC(y, m, Math.min(day, last), 14, 59, 59));
+}
+
+export function notAfterFor(opts: { rule: ValidityRule; issuedAt: Date; birthDate: string; caNotAfter: Date }): Date {
+  const { y, m, day } = jstDate(opts.issuedAt);
+  let end: Date;
+  if (opts.rule === "3y") {
+    end = endOfJstDay(y + 3, m, day);
+  } else {
+    const [, bm, bd] = opts.birthDate.split("-").map(Number) as [number, number, number];
+    // The birthday this year counts when it is still ahead of the issuance day.
+    const thisYearsIsAhead = bm - 1 > m || (bm - 1 === m && bd > day);
+    end = endOfJstDay(y + (thisYearsIsAhead ? 4 : 5), bm - 1, bd);
+  }
+  return end.getTime() > opts.caNotAfter.getTime() ? opts.caNotAfter : end;
+}

@@ -1,0 +1,83 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it, beforeAll } from "vitest";
+import { createCaRecord, CertificationAuthority } from "../ca/authority.js";
+import { toPem } from "../pki/pem.js";
+import { parseConfig } from "../workspace/config.js";
+import { buildCrl, crlDer, type CrlEntryInput } from "./builder.js";
+import { AsnConvert } from "@peculiar/asn1-schema";
+import { CertificateList } from "@peculiar/asn1-x509";
+
+const config = parseConfig({});
+let ca: CertificationAuthority;
+let dir: string;
+
+beforeAll(async () => {
+  const rec = await createCaRecord({ prefectureCode: "13", purpose: "signature", passphrase: "pw", config, now: new Date("2026-01-01T00:00:00Z") });
+  ca = CertificationAuthority.open(rec, "pw", config);
+  dir = mkdtempSync(join(tmpdir(), "jpki-crl-"));
+  writeFileSync(join(dir, "ca.pem"), toPem(rec.certificateDer, "CERTIFICATE"));
+});
+
+function entries(n: number): CrlEntryInput[] {
+  return Array.from({ length: n }, (_, i) => ({
+    serial: (0x40000000n + BigInt(i) * 7919n).toString(16).padStart(32, "0").replace(/^0/, "1"),
+    revokedAt: new Date(Date.UTC(2026, 0, 2, 0, 0, i % 60)),
+    reason: [0, 1, 3, 4, 5][i % 5]!,
+  }));
+}
+
+describe("buildCrl (RFC 5280 §5.1)", () => {
+  it("produces a CRL openssl parses and verifies against the CA, with number, AKI and reasons", async () => {
+    const list = entries(5000);
+    const built = await buildCrl({
+      issuerName: ca.subjectName,
+      authorityKeyId: ca.record.keyId,
+      number: 7n,
+      thisUpdate: new Date("2026-01-03T00:00:00Z"),
+      nextUpdate: new Date("2026-01-05T00:00:00Z"),
+      entries: [list.slice(0, 1234), list.slice(1234)],
+      signer: ca.signer,
+    });
+    const der = crlDer(built);
+    expect(der.length).toBe(built.byteLength);
+    writeFileSync(join(dir, "a.crl"), der);
+    const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", join(dir, "a.crl"), "-CAfile", join(dir, "ca.pem"), "-noout", "-text"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    expect(text).toMatch(/X509v3 CRL Number:\s*\n\s*7/);
+    expect(text).toContain("X509v3 Authority Key Identifier");
+    expect(text).toContain("Key Compromise");
+    expect(text).toContain("Affiliation Changed");
+    expect((text.match(/Serial Number:/g) ?? []).length).toBe(5000);
+    const verify = execFileSync("openssl", ["crl", "-inform", "DER", "-in", join(dir, "a.crl"), "-CAfile", join(dir, "ca.pem"), "-noout"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    expect(verify).toBe("");
+    // the entry without a reason (unspecified) carries no reason extension (RFC 5280 §5.3.1)
+    const small = await buildCrl({ issuerName: ca.subjectName, authorityKeyId: ca.record.keyId, number: 8n, thisUpdate: new Date("2026-01-03T00:00:00Z"), nextUpdate: new Date("2026-01-05T00:00:00Z"), entries: [list.slice(0, 2)], signer: ca.signer });
+    const parsed = AsnConvert.parse(crlDer(small), CertificateList);
+    expect(parsed.tbsCertList.revokedCertificates).toHaveLength(2);
+    expect(parsed.tbsCertList.revokedCertificates![0]!.crlEntryExtensions).toBeUndefined();
+    expect(parsed.tbsCertList.revokedCertificates![1]!.crlEntryExtensions).toHaveLength(1);
+  });
+
+  it("omits revokedCertificates when there is nothing revoked", async () => {
+    const built = await buildCrl({
+      issuerName: ca.subjectName,
+      authorityKeyId: ca.record.keyId,
+      number: 1n,
+      thisUpdate: new Date("2026-01-03T00:00:00Z"),
+      nextUpdate: new Date("2026-01-05T00:00:00Z"),
+      entries: [],
+      signer: ca.signer,
+    });
+    const parsed = AsnConvert.parse(crlDer(built), CertificateList);
+    expect(parsed.tbsCertList.revokedCertificates).toBeUndefined();
+    expect(built.entries).toBe(0);
+  });
+
+  it("refuses nextUpdate not after thisUpdate", async () => {
+    await expect(
+      buildCrl({ issuerName: ca.subjectName, authorityKeyId: ca.record.keyId, number: 1n, thisUpdate: new Date(0), nextUpdate: new Date(0), entries: [], signer: ca.signer }),
+    ).rejects.toThrow(/nextUpdate/);
+  });
+});
