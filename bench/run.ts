@@ -1,0 +1,26 @@
+/**
+ * `npm run bench`: each benchmark prints our rate, the baseline measured in the same run, and the ratio
+ * against its target. Numbers are for reading, never asserted in tests.
+ */
+import "reflect-metadata";
+import { cpus } from "node:os";
+import { benchIssue, type BenchResult } from "./issue.js";
+
+const only = process.argv.slice(2);
+const benches: Record<string, () => Promise<BenchResult>> = {
+  issue: () => benchIssue({ count: Number(process.env.JPKI_BENCH_ISSUE ?? 4000) }),
+};
+
+console.log(`jpki bench — node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 4}`);
+let missed = 0;
+for (const [name, f] of Object.entries(benches)) {
+  if (only.length && !only.includes(name)) continue;
+  const r = await f();
+  const ratio = r.ours / r.baseline;
+  const ok = ratio >= r.target;
+  if (!ok) missed++;
+  console.log(
+    `${r.name}\n  ours      ${r.ours.toFixed(1)} ${r.unit}\n  baseline  ${r.baseline.toFixed(1)} ${r.baselineName}\n  ratio     ${ratio.toFixed(2)} (target ≥ ${r.target}) ${ok ? "met" : "MISSED"}`,
+  );
+}
+console.log(missed ? `${missed} target(s) missed` : "all targets met");

@@ -1,0 +1,117 @@
+/** `jpki ca init|list|show`: the prefecture CAs. */
+import { Command, Option } from "commander";
+import { getCaRecord, initCas, summariseCa, type CaSummary } from "../../ca/manage.js";
+import { parseCaId, caId } from "../../ca/authority.js";
+import { prefectureList } from "../../ca/prefectures.js";
+import type { CertificateType } from "../../profile/types.js";
+import { toPem } from "../../pki/pem.js";
+import { Workspace } from "../../workspace/workspace.js";
+import type { WorkspaceConfig } from "../../workspace/config.js";
+import { Context, withWorkspace } from "../context.js";
+import type { Io } from "../output.js";
+
+function purposes(p: string): CertificateType[] {
+  return p === "both" ? ["signature", "authentication"] : [p as CertificateType];
+}
+
+function caLine(s: CaSummary): string {
+  return `${s.id.padEnd(8)} ${s.prefecture}\t${s.purpose.padEnd(14)} ${s.notAfter.slice(0, 10)}  ${s.subject}`;
+}
+
+export function makeCaCommand(io: Io): Command {
+  const ca = new Command("ca").description("prefecture certification authorities (都道府県単位認証局)");
+
+  ca.command("init")
+    .description("create prefecture CAs: RSA-2048 key (encrypted at rest), self-signed certificate in the JPKI CA profile")
+    .requiredOption("-p, --prefecture <codes>", "JIS X 0401 codes: 13, 13,27, 01-47 or all")
+    .addOption(new Option("--purpose <purpose>", "which CAs per prefecture").choices(["signature", "authentication", "both"]).default("both"))
+    .option("--skip-existing", "leave CAs that already exist instead of failing")
+    .option("--base-url <url>", "base of the CRL and AIA URLs put into certificates (new workspace only)")
+    .addOption(new Option("--validity-rule <rule>", "end-entity validity (new workspace only)").choices(["3y", "fifth-birthday"]))
+    .addOption(new Option("--policy <policy>", "signature policy OID set (new workspace only)").choices(["production", "test"]))
+    .addHelpText(
+      "after",
+      `
+The passphrase protecting the CA keys comes from --passphrase-file or JPKI_PASSPHRASE (or a prompt).
+Keys are stored as encrypted PKCS#8 (PBES2, AES-256-CBC) in the workspace store.
+
+Examples:
+  JPKI_PASSPHRASE=secret jpki ca init --prefecture 13
+  jpki ca init --prefecture all --purpose signature --passphrase-file ./pass.txt
+  jpki --workspace /srv/jpki ca init -p 01-47 --base-url https://crl.example.jp`,
+    )
+    .action(async (o: { prefecture: string; purpose: string; skipExisting?: boolean; baseUrl?: string; validityRule?: string; policy?: string }, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      const prefs = prefectureList(o.prefecture);
+      const passphrase = await ctx.passphrase();
+      const config: Partial<Record<keyof WorkspaceConfig, unknown>> = {};
+      if (o.baseUrl) config.baseUrl = o.baseUrl;
+      if (o.baseUrl) config.cpsUri = `${o.baseUrl.replace(/\/+$/, "")}/cps`;
+      if (o.validityRule) config.validityRule = o.validityRule;
+      if (o.policy) config.policy = o.policy;
+      const ws = Workspace.create(ctx.workspaceDir, { config: config as Partial<WorkspaceConfig> });
+      try {
+        let done = 0;
+        const total = prefs.length * purposes(o.purpose).length;
+        const res = await initCas(ws, {
+          prefectures: prefs,
+          purposes: purposes(o.purpose),
+          passphrase,
+          skipExisting: Boolean(o.skipExisting),
+          onCreated: (s) => ctx.out.progress(`created ${s.id} (${++done}/${total})`),
+        });
+        ctx.out.progressDone();
+        ctx.out.result({ workspace: ws.paths.root, created: res.created, skipped: res.skipped }, () =>
+          [
+            `workspace ${ws.paths.root}`,
+            ...res.created.map((s) => `created ${caLine(s)}\n         certificate: ${s.certificatePath}`),
+            ...res.skipped.map((id) => `skipped ${id} (exists)`),
+          ].join("\n"),
+        );
+      } finally {
+        await ws.close();
+      }
+    });
+
+  ca.command("list")
+    .description("list the CAs in the workspace")
+    .action(async (_o: unknown, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      await withWorkspace(ctx, async (ws) => {
+        const list = (await ws.store.listCas()).map((r) => summariseCa(ws, r));
+        ctx.out.result({ cas: list }, () => (list.length ? list.map(caLine).join("\n") : "no CAs yet: run 'jpki ca init --prefecture 13'"));
+      });
+    });
+
+  ca.command("show")
+    .description("show one CA: its certificate, fingerprint, CRL state")
+    .argument("<ca>", "CA id such as 13-sig or 13-auth, or a prefecture code (its signature CA)")
+    .option("--pem", "print the CA certificate as PEM")
+    .action(async (id: string, o: { pem?: boolean }, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      const { prefectureCode, purpose } = parseCaId(id);
+      await withWorkspace(ctx, async (ws) => {
+        const rec = await getCaRecord(ws, caId(prefectureCode, purpose));
+        if (o.pem) {
+          io.stdout.write(toPem(rec.certificateDer, "CERTIFICATE"));
+          return;
+        }
+        const s = summariseCa(ws, rec);
+        const crl = await ws.store.latestCrl(rec.id);
+        const latestCrl = crl ? { number: crl.number.toString(), thisUpdate: crl.thisUpdate.toISOString(), nextUpdate: crl.nextUpdate.toISOString(), entries: crl.entries, path: crl.path } : null;
+        ctx.out.result({ ...s, latestCrl }, () =>
+          [
+            `CA ${s.id}  ${s.prefecture} (${s.prefectureRomaji}), ${s.purpose}`,
+            `  subject      ${s.subject}`,
+            `  serial       ${s.serial}`,
+            `  valid        ${s.notBefore} .. ${s.notAfter}`,
+            `  SHA-256      ${s.sha256Fingerprint}`,
+            `  certificate  ${s.certificatePath}`,
+            `  CRL URL      ${s.crlUrl}`,
+            `  latest CRL   ${latestCrl ? `#${latestCrl.number} ${latestCrl.thisUpdate}, ${latestCrl.entries} entries, ${latestCrl.path}` : "none yet ('jpki crl generate')"}`,
+          ].join("\n"),
+        );
+      });
+    });
+  return ca;
+}

@@ -1,0 +1,52 @@
+/** `jpki crl generate`: build and publish CRLs for prefecture CAs. */
+import { Command, Option } from "commander";
+import { CertificationAuthority, caId, parseCaId } from "../../ca/authority.js";
+import { getCaRecord } from "../../ca/manage.js";
+import { prefectureList } from "../../ca/prefectures.js";
+import { CrlPublisher, type PublishedCrl } from "../../crl/publisher.js";
+import { JpkiError } from "../../errors.js";
+import type { CertificateType } from "../../profile/types.js";
+import { Context, withWorkspace } from "../context.js";
+import type { Io } from "../output.js";
+
+export function makeCrlCommand(io: Io): Command {
+  const crl = new Command("crl").description("certificate revocation lists (失効リスト)");
+  crl.command("generate")
+    .description("build a v2 CRL per CA (CRL number increasing, AKI, reason codes) and write it atomically to the workspace")
+    .option("-p, --prefecture <codes>", "prefecture codes: 13, 13,27, 01-47 or all")
+    .option("--ca <id>", "one CA id such as 13-sig")
+    .addOption(new Option("--purpose <purpose>", "with --prefecture: which CAs").choices(["signature", "authentication", "both"]).default("both"))
+    .addHelpText("after", `\nExamples:\n  jpki crl generate --prefecture 13\n  jpki crl generate --ca 13-sig --json\n  openssl crl -inform DER -in .jpki/crl/13-sig.crl -noout -text`)
+    .action(async (o: { prefecture?: string; ca?: string; purpose: string }, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      if (!o.prefecture === !o.ca) throw new JpkiError("ERR_USAGE", "say which CRLs: --prefecture CODES or --ca ID");
+      const passphrase = await ctx.passphrase();
+      await withWorkspace(ctx, async (ws) => {
+        const purposes: CertificateType[] = o.purpose === "both" ? ["signature", "authentication"] : [o.purpose as CertificateType];
+        let ids: string[];
+        if (o.ca) {
+          const p = parseCaId(o.ca);
+          ids = [caId(p.prefectureCode, p.purpose)];
+        } else {
+          const wanted = prefectureList(o.prefecture!).flatMap((p) => purposes.map((pu) => caId(p.code, pu)));
+          const existing = new Set((await ws.store.listCas()).map((c) => c.id));
+          ids = wanted.filter((id) => existing.has(id));
+          if (!ids.length) throw new JpkiError("ERR_CA_UNKNOWN", `no CA for ${o.prefecture} in this workspace: run 'jpki ca init --prefecture ${o.prefecture}'`);
+        }
+        const publisher = new CrlPublisher({ store: ws.store, config: ws.config, clock: ws.clock, crlDir: ws.paths.crlDir, workspaceRoot: ws.paths.root });
+        const results: PublishedCrl[] = [];
+        for (const id of ids) {
+          const ca = CertificationAuthority.open(await getCaRecord(ws, id), passphrase, ws.config);
+          results.push(await publisher.publish(ca));
+        }
+        ctx.out.result(
+          { crls: results.map((r) => ({ ...r, number: r.number.toString(), thisUpdate: r.thisUpdate.toISOString(), nextUpdate: r.nextUpdate.toISOString() })) },
+          () =>
+            results
+              .map((r) => `CRL ${r.caId} #${r.number}: ${r.entries} entries, next update ${r.nextUpdate.toISOString()}\n  ${r.derPath} (DER)\n  ${r.pemPath} (PEM)`)
+              .join("\n"),
+        );
+      });
+    });
+  return crl;
+}

@@ -1,0 +1,129 @@
+/**
+ * `jpki demo`: the main job end to end on the embedded store, in a fresh directory — prefecture CAs,
+ * synthetic residents, card key pairs, issuance, a revocation, CRLs — and how to check each artefact.
+ */
+import { randomBytes, generateKeyPair } from "node:crypto";
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
+import { Command } from "commander";
+import { CertificationAuthority } from "../../ca/authority.js";
+import { IssuanceService, type IssuedCertificate } from "../../ca/issuance.js";
+import { getCaRecord, initCas } from "../../ca/manage.js";
+import { prefecture } from "../../ca/prefectures.js";
+import { revokeCertificate } from "../../ca/revocation.js";
+import { CrlPublisher, type PublishedCrl } from "../../crl/publisher.js";
+import { JpkiError } from "../../errors.js";
+import { toPem } from "../../pki/pem.js";
+import { generateResidents } from "../../registry/fixtures.js";
+import { parseResidentRecord } from "../../registry/resident.js";
+import { writeFileAtomic } from "../../store/files.js";
+import { Workspace } from "../../workspace/workspace.js";
+import { Context } from "../context.js";
+import type { Io } from "../output.js";
+
+const DEMO_PREFECTURES = ["13", "27", "01"];
+
+/** A card's key pair as the emulated card would make it; only the public half leaves this function. */
+function cardPublicKey(): Promise<Buffer> {
+  return new Promise((res, rej) =>
+    generateKeyPair("rsa", { modulusLength: 2048 }, (err, pub) => (err ? rej(err) : res(pub.export({ type: "spki", format: "der" })))),
+  );
+}
+
+export function makeDemoCommand(io: Io): Command {
+  return new Command("demo")
+    .description("run the main job end to end in a fresh directory and show how to check every artefact with openssl")
+    .option("-d, --dir <dir>", "demo directory (default ./jpki-demo)")
+    .option("--residents <n>", "how many synthetic residents (default 6)", "6")
+    .option("--force", "delete the demo directory first if it exists")
+    .addHelpText("after", `\nThe demo generates a random CA passphrase and stores it in <dir>/passphrase.txt (mode 600): a demo\nconvenience, never do this with real keys.\n\nExample:\n  npx jpki demo && cd jpki-demo`)
+    .action(async (o: { dir?: string; residents: string; force?: boolean }, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      const dir = resolve(io.cwd, o.dir ?? ctx.opts.workspace ?? "jpki-demo");
+      const n = Number(o.residents);
+      if (!Number.isInteger(n) || n < 2 || n > 1000) throw new JpkiError("ERR_USAGE", "--residents must be a whole number from 2 to 1000");
+      if (existsSync(dir) && readdirSync(dir).length > 0) {
+        if (!o.force) throw new JpkiError("ERR_USAGE", `${dir} is not empty: pass --force to replace it, or --dir to choose another`);
+        rmSync(dir, { recursive: true, force: true });
+      }
+      const say = (s: string) => (ctx.out.json ? undefined : ctx.out.info(s));
+      const passphrase = randomBytes(18).toString("base64url");
+      const ws = Workspace.create(dir);
+      try {
+        writeFileAtomic(join(dir, "passphrase.txt"), passphrase + "\n", 0o600);
+        say(`[1/6] workspace ${dir} (CA passphrase generated into passphrase.txt: demo only)`);
+
+        const prefs = DEMO_PREFECTURES.map((c) => prefecture(c));
+        const cas = await initCas(ws, { prefectures: prefs, purposes: ["signature", "authentication"], passphrase });
+        say(`[2/6] created ${cas.created.length} CAs: ${cas.created.map((c) => `${c.id} ${c.prefecture}`).join(", ")}`);
+
+        const inputs = [...generateResidents({ count: n, seed: "jpki-demo", prefectures: DEMO_PREFECTURES })];
+        writeFileAtomic(join(dir, "residents.jsonl"), inputs.map((r) => JSON.stringify(r)).join("\n") + "\n");
+        const residents = inputs.map((r) => parseResidentRecord(r, { now: ws.clock.now() }));
+        await ws.store.upsertResidents(residents);
+        say(`[3/6] imported ${residents.length} residents from residents.jsonl`);
+
+        const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
+        const issued: IssuedCertificate[] = [];
+        for (const r of residents) {
+          for (const type of ["signature", "authentication"] as const) {
+            const c = await service.issue({ residentCode: r.residentCode, type, publicKey: await cardPublicKey() });
+            writeFileAtomic(join(ws.paths.certDir, `${c.serial}.pem`), toPem(c.der, "CERTIFICATE"));
+            issued.push(c);
+          }
+        }
+        say(`[4/6] issued ${issued.length} certificates (a signature and an authentication certificate per resident) into certs/`);
+
+        const revoked = issued.find((c) => c.type === "signature")!;
+        await revokeCertificate(ws.store, { serial: revoked.serial, reason: "loss", at: ws.clock.now() });
+        const kept = issued.find((c) => c.type === "signature" && c.caId === revoked.caId && c.serial !== revoked.serial) ?? issued.find((c) => c.type === "signature" && c.serial !== revoked.serial)!;
+        say(`[5/6] revoked ${revoked.serial} (${revoked.caId}, card reported lost → keyCompromise)`);
+
+        const publisher = new CrlPublisher({ store: ws.store, config: ws.config, clock: ws.clock, crlDir: ws.paths.crlDir, workspaceRoot: ws.paths.root });
+        const crls: PublishedCrl[] = [];
+        for (const c of cas.created) crls.push(await publisher.publish(CertificationAuthority.open(await getCaRecord(ws, c.id), passphrase, ws.config)));
+        say(`[6/6] published ${crls.length} CRLs into crl/`);
+
+        const rel = (p: string) => relative(io.cwd, p) || ".";
+        const caPem = (id: string) => rel(join(ws.paths.caDir, `${id}.pem`));
+        const crlPem = (id: string) => rel(join(ws.paths.crlDir, `${id}.crl.pem`));
+        const certPem = (s: string) => rel(join(ws.paths.certDir, `${s}.pem`));
+        const check = (c: IssuedCertificate) => `openssl verify -crl_check -CAfile ${caPem(c.caId)} -CRLfile ${crlPem(c.caId)} ${certPem(c.serial)}`;
+        const result = {
+          workspace: dir,
+          passphraseFile: join(dir, "passphrase.txt"),
+          cas: cas.created.map((c) => ({ id: c.id, certificate: c.certificatePath })),
+          residents: residents.length,
+          certificates: issued.map((c) => ({ serial: c.serial, ca: c.caId, type: c.type, path: join(ws.paths.certDir, `${c.serial}.pem`) })),
+          revoked: { serial: revoked.serial, ca: revoked.caId, reason: "keyCompromise" },
+          crls: crls.map((c) => ({ ca: c.caId, number: c.number.toString(), entries: c.entries, der: c.derPath, pem: c.pemPath })),
+          checks: { valid: check(kept), revoked: check(revoked) },
+        };
+        ctx.out.result(result, () =>
+          [
+            "",
+            "What the demo made:",
+            `  CA certificates   ${rel(ws.paths.caDir)}/<prefecture>-sig.pem, -auth.pem`,
+            `  certificates      ${rel(ws.paths.certDir)}/<serial>.pem (${issued.length})`,
+            `  CRLs              ${rel(ws.paths.crlDir)}/<ca>.crl (DER) and .crl.pem`,
+            `  store             ${rel(ws.paths.db)} (SQLite)`,
+            "",
+            "Check them with openssl:",
+            `  ${check(kept)}`,
+            `      → OK`,
+            `  ${check(revoked)}`,
+            `      → certificate revoked (error 23)`,
+            `  openssl x509 -in ${certPem(kept.serial)} -noout -text     # the four items are the otherName entries`,
+            `  openssl crl -in ${crlPem(revoked.caId)} -noout -text`,
+            "",
+            "Or with jpki itself:",
+            `  npx jpki inspect ${certPem(kept.serial)}`,
+            `  npx jpki --workspace ${rel(dir)} ca list`,
+            `  JPKI_PASSPHRASE=$(cat ${rel(join(dir, "passphrase.txt"))}) npx jpki --workspace ${rel(dir)} crl generate --prefecture 13`,
+          ].join("\n"),
+        );
+      } finally {
+        await ws.close();
+      }
+    });
+}

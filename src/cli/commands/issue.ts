@@ -1,0 +1,143 @@
+/** `jpki issue`: one application, or a batch file of them, becomes certificates. */
+import { mkdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { Command, Option } from "commander";
+import { IssuanceService, type IssuanceApplication, type IssuedCertificate } from "../../ca/issuance.js";
+import { JpkiError } from "../../errors.js";
+import { toPem } from "../../pki/pem.js";
+import { readRecords } from "../../registry/import.js";
+import { writeFileAtomic } from "../../store/files.js";
+import { Context, withWorkspace } from "../context.js";
+import type { Io } from "../output.js";
+
+interface IssueOptions {
+  resident?: string;
+  type: "signature" | "authentication";
+  publicKey?: string;
+  csr?: string;
+  counter?: string;
+  out?: string;
+  der?: boolean;
+  batch?: string;
+  outDir?: string;
+  concurrency?: string;
+}
+
+function readInput(io: Io, path: string, what: string): Buffer {
+  try {
+    return readFileSync(resolve(io.cwd, path));
+  } catch (e) {
+    throw new JpkiError("ERR_USAGE", `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? "error"}`, { cause: e });
+  }
+}
+
+function summary(c: IssuedCertificate, path?: string) {
+  return {
+    serial: c.serial,
+    ca: c.caId,
+    type: c.type,
+    residentCode: c.residentCode,
+    notBefore: c.notBefore.toISOString(),
+    notAfter: c.notAfter.toISOString(),
+    superseded: c.superseded,
+    ...(path ? { path } : {}),
+    pem: toPem(c.der, "CERTIFICATE"),
+  };
+}
+
+export function makeIssueCommand(io: Io): Command {
+  return new Command("issue")
+    .description("issue certificates bound to the resident's four basic items (基本4情報) from the registry")
+    .option("-r, --resident <code>", "resident code (住民票コード, 11 digits)")
+    .addOption(new Option("-t, --type <type>", "certificate type").choices(["signature", "authentication"]).default("signature"))
+    .option("--public-key <file>", "the card's public key (SubjectPublicKeyInfo, PEM or DER)")
+    .option("--csr <file>", "or a PKCS#10 request made by the card (PEM or DER); its signature is checked")
+    .option("--counter <id>", "municipal counter id, up to 9 letters/digits (default: municipality code + 000)")
+    .option("-o, --out <file>", "write the certificate here (PEM, or DER with --der)")
+    .option("--der", "write DER instead of PEM")
+    .option("--batch <file>", "JSON Lines of applications {residentCode, type, publicKey|csr, counterId} ('-' for stdin)")
+    .option("--out-dir <dir>", "with --batch: also write each certificate as <serial>.pem here")
+    .option("--concurrency <n>", "with --batch: signatures in flight (default 8)")
+    .addHelpText(
+      "after",
+      `
+The four items are always taken from the registry record, never from the request. A new certificate of
+the same type for the same resident revokes the previous one as superseded.
+
+Examples:
+  jpki issue --resident 12345678906 --public-key card.pub.pem -o cert.pem
+  jpki issue --resident 12345678906 --type authentication --csr card.csr --json
+  jpki issue --batch applications.jsonl --out-dir certs/`,
+    )
+    .action(async (o: IssueOptions, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      if (o.batch) {
+        if (o.resident || o.publicKey || o.csr || o.out) throw new JpkiError("ERR_USAGE", "--batch takes its applications from the file: drop --resident/--public-key/--csr/--out");
+        return runBatch(ctx, o);
+      }
+      if (!o.resident) throw new JpkiError("ERR_USAGE", "say whose certificate: --resident CODE (or --batch FILE)");
+      if (Boolean(o.publicKey) === Boolean(o.csr)) throw new JpkiError("ERR_USAGE", "give the card's key as exactly one of --public-key FILE or --csr FILE");
+      const app: IssuanceApplication = {
+        residentCode: o.resident,
+        type: o.type,
+        ...(o.publicKey ? { publicKey: readInput(io, o.publicKey, "public key") } : {}),
+        ...(o.csr ? { csr: readInput(io, o.csr, "request") } : {}),
+        ...(o.counter ? { counterId: o.counter } : {}),
+      };
+      const passphrase = await ctx.passphrase();
+      await withWorkspace(ctx, async (ws) => {
+        const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
+        const cert = await service.issue(app);
+        const pem = toPem(cert.der, "CERTIFICATE");
+        const path = o.out ? resolve(io.cwd, o.out) : join(ws.paths.certDir, `${cert.serial}.pem`);
+        writeFileAtomic(path, o.der && o.out ? cert.der : pem);
+        ctx.out.result(summary(cert, path), () =>
+          [
+            pem.trimEnd(),
+            "",
+            `serial ${cert.serial}  CA ${cert.caId}  ${cert.type}  valid until ${cert.notAfter.toISOString()}`,
+            `written to ${path}`,
+            ...(cert.superseded.length ? [`superseded (revoked, reason superseded): ${cert.superseded.join(", ")}`] : []),
+          ].join("\n"),
+        );
+      });
+    });
+}
+
+async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
+  const io = ctx.io;
+  const passphrase = await ctx.passphrase();
+  const concurrency = o.concurrency ? Number(o.concurrency) : undefined;
+  if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256)) {
+    throw new JpkiError("ERR_USAGE", "--concurrency must be a whole number from 1 to 256");
+  }
+  const outDir = o.outDir ? resolve(io.cwd, o.outDir) : undefined;
+  if (outDir) mkdirSync(outDir, { recursive: true });
+  const source = o.batch === "-" ? (io.stdin ?? process.stdin) : resolve(io.cwd, o.batch!);
+  await withWorkspace(ctx, async (ws) => {
+    const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
+    const started = Date.now();
+    const res = await service.issueBatch(readRecords(source, { format: "jsonl" }), {
+      ...(concurrency ? { concurrency } : {}),
+      onProgress: (p) => {
+        const rate = p.issued / Math.max(0.001, (Date.now() - started) / 1000);
+        ctx.out.progress(`issued ${p.issued}  failed ${p.failed}  read ${p.read}  (${rate.toFixed(0)}/s)`);
+      },
+      onIssued: outDir ? (c) => writeFileAtomic(join(outDir, `${c.serial}.pem`), toPem(c.der, "CERTIFICATE")) : undefined,
+    });
+    ctx.out.progressDone();
+    const seconds = (Date.now() - started) / 1000;
+    ctx.out.result({ ...res, seconds }, () =>
+      [
+        `read ${res.read}, issued ${res.issued}, failed ${res.failed}, superseded ${res.superseded} in ${seconds.toFixed(1)} s`,
+        ...Object.entries(res.byCa).map(([ca, n]) => `  ${ca}: ${n}`),
+        ...res.errors.slice(0, 50).map((e) => `  error [${e.code}] ${e.message}`),
+        ...(res.errors.length > 50 ? [`  … and ${res.errors.length - 50} more (use --json for all)`] : []),
+        ...(outDir ? [`certificates written to ${outDir}`] : []),
+      ].join("\n"),
+    );
+    if (res.failed > 0) {
+      throw new JpkiError("ERR_PARTIAL", `${res.failed} of ${res.read} applications failed; the other ${res.issued} were issued`, { details: { reported: true } });
+    }
+  });
+}

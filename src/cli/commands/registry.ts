@@ -1,0 +1,101 @@
+/** `jpki registry import|show`: resident records (住民票) as the registry network holds them. */
+import { resolve } from "node:path";
+import { Command, Option } from "commander";
+import { JpkiError, isJpkiError } from "../../errors.js";
+import { readRecords } from "../../registry/import.js";
+import { parseResidentRecord } from "../../registry/resident.js";
+import { assertResidentCode } from "../../registry/resident-code.js";
+import type { ResidentRecord } from "../../store/types.js";
+import { Context, withWorkspace } from "../context.js";
+import type { Io } from "../output.js";
+
+const BATCH = 2000;
+
+export function makeRegistryCommand(io: Io): Command {
+  const reg = new Command("registry").description("resident records (住民基本台帳): resident code, municipality and the four basic items");
+
+  reg.command("import")
+    .description("import residents from JSON Lines or CSV; every field is validated, bad lines are reported by number")
+    .argument("<file>", "JSON Lines (.jsonl) or CSV with a header row; '-' reads JSON Lines from stdin")
+    .addOption(new Option("--format <format>", "input format").choices(["auto", "jsonl", "csv"]).default("auto"))
+    .addHelpText(
+      "after",
+      `
+Fields: residentCode (11 digits with check digit), municipalityCode (6-digit local government code),
+name ("family　given", U+3000 between) or familyName + givenName, address (from the prefecture, no postcode),
+birthDate (YYYY-MM-DD), gender (male/female/unknown or 1/2/3), status (active/deceased/removed, default active).
+Existing residents with the same code are replaced. Good lines are imported even when others are bad
+(exit code 13 then).
+
+Examples:
+  jpki registry import residents.jsonl
+  jpki registry import residents.csv --json`,
+    )
+    .action(async (file: string, o: { format: "auto" | "jsonl" | "csv" }, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      const now = new Date();
+      await withWorkspace(ctx, async (ws) => {
+        const source = file === "-" ? (io.stdin ?? process.stdin) : resolve(io.cwd, file);
+        const errors: Array<{ line: number; code: string; message: string }> = [];
+        let read = 0, inserted = 0, updated = 0;
+        let batch: ResidentRecord[] = [];
+        const flush = async () => {
+          if (!batch.length) return;
+          const r = await ws.store.upsertResidents(batch);
+          inserted += r.inserted;
+          updated += r.updated;
+          batch = [];
+          ctx.out.progress(`imported ${inserted + updated}, rejected ${errors.length}`);
+        };
+        for await (const item of readRecords(source, { format: file === "-" && o.format === "auto" ? "jsonl" : o.format })) {
+          read++;
+          if ("error" in item) {
+            errors.push({ line: item.line, code: item.error.code, message: item.error.message });
+            continue;
+          }
+          try {
+            batch.push(parseResidentRecord(item.value, { now }));
+          } catch (e) {
+            if (!isJpkiError(e)) throw e;
+            errors.push({ line: item.line, code: e.code, message: e.message.includes(`line ${item.line}`) ? e.message : `line ${item.line}: ${e.message}` });
+          }
+          if (batch.length >= BATCH) await flush();
+        }
+        await flush();
+        ctx.out.progressDone();
+        ctx.out.result({ read, imported: inserted + updated, inserted, updated, rejected: errors.length, errors }, () =>
+          [
+            `read ${read}, imported ${inserted + updated} (${inserted} new, ${updated} replaced), rejected ${errors.length}`,
+            ...errors.slice(0, 50).map((e) => `  error [${e.code}] ${e.message}`),
+            ...(errors.length > 50 ? [`  … and ${errors.length - 50} more (use --json for all)`] : []),
+          ].join("\n"),
+        );
+        if (errors.length) throw new JpkiError("ERR_PARTIAL", `${errors.length} of ${read} records were rejected; the others were imported`);
+      });
+    });
+
+  reg.command("show")
+    .description("show one resident record (personal data: mind who is watching the terminal)")
+    .argument("<residentCode>", "11-digit resident code")
+    .action(async (code: string, _o: unknown, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      assertResidentCode(code);
+      await withWorkspace(ctx, async (ws) => {
+        const r = await ws.store.getResident(code);
+        if (!r) throw new JpkiError("ERR_RESIDENT_UNKNOWN", `no resident with code ${code}: import it with 'jpki registry import'`);
+        const certs = await ws.store.findCertificates({ residentCode: code });
+        const certList = certs.map((c) => ({ serial: c.serial, ca: c.caId, type: c.type, notAfter: c.notAfter.toISOString(), revoked: c.revocation ? c.revocation.revokedAt.toISOString() : null }));
+        ctx.out.result({ ...r, certificates: certList }, () =>
+          [
+            `resident ${r.residentCode}  municipality ${r.municipalityCode}  ${r.status}`,
+            `  氏名 name        ${r.fourItems.name}`,
+            `  住所 address     ${r.fourItems.address}`,
+            `  生年月日 born    ${r.fourItems.birthDate}`,
+            `  性別 gender      ${r.fourItems.gender}`,
+            ...certList.map((c) => `  cert ${c.serial} ${c.ca} ${c.type} until ${c.notAfter}${c.revoked ? ` REVOKED ${c.revoked}` : ""}`),
+          ].join("\n"),
+        );
+      });
+    });
+  return reg;
+}

@@ -1,0 +1,87 @@
+/**
+ * What every command shares: the workspace location (--workspace or JPKI_HOME), the passphrase source,
+ * and the output mode.
+ */
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { createInterface } from "node:readline";
+import type { Command } from "commander";
+import { JpkiError } from "../errors.js";
+import { Workspace } from "../workspace/workspace.js";
+import { Output, type Io } from "./output.js";
+
+export interface GlobalOptions {
+  workspace?: string;
+  json?: boolean;
+  passphraseFile?: string;
+}
+
+export const DEFAULT_WORKSPACE = ".jpki";
+
+export class Context {
+  readonly io: Io;
+  readonly out: Output;
+  readonly opts: GlobalOptions;
+  constructor(io: Io, opts: GlobalOptions) {
+    this.io = io;
+    this.opts = opts;
+    this.out = new Output(io, Boolean(opts.json));
+  }
+
+  static of(io: Io, cmd: Command): Context {
+    return new Context(io, cmd.optsWithGlobals<GlobalOptions>());
+  }
+
+  get workspaceDir(): string {
+    return resolve(this.io.cwd, this.opts.workspace ?? this.io.env.JPKI_HOME ?? DEFAULT_WORKSPACE);
+  }
+
+  openWorkspace(): Workspace {
+    return Workspace.open(this.workspaceDir);
+  }
+
+  /**
+   * The CA key passphrase: --passphrase-file, else JPKI_PASSPHRASE, else a prompt on a terminal.
+   * Never taken from a command-line argument, where other users could read it.
+   */
+  async passphrase(): Promise<string> {
+    if (this.opts.passphraseFile) {
+      let text: string;
+      try {
+        text = readFileSync(resolve(this.io.cwd, this.opts.passphraseFile), "utf8");
+      } catch (e) {
+        throw new JpkiError("ERR_PASSPHRASE_MISSING", `cannot read the passphrase file ${this.opts.passphraseFile}: ${(e as NodeJS.ErrnoException).code ?? "error"}`, { cause: e });
+      }
+      const p = text.replace(/\r?\n$/, "");
+      if (!p) throw new JpkiError("ERR_PASSPHRASE_MISSING", `the passphrase file ${this.opts.passphraseFile} is empty`);
+      return p;
+    }
+    const env = this.io.env.JPKI_PASSPHRASE;
+    if (env) return env;
+    const stdin = this.io.stdin;
+    if (stdin?.isTTY && this.io.stderr.isTTY) return promptHidden(stdin, this.io, "CA key passphrase: ");
+    throw new JpkiError("ERR_PASSPHRASE_MISSING", "the CA keys need a passphrase: set JPKI_PASSPHRASE or pass --passphrase-file FILE");
+  }
+}
+
+function promptHidden(stdin: NodeJS.ReadableStream, io: Io, prompt: string): Promise<string> {
+  return new Promise((resolveP) => {
+    io.stderr.write(prompt);
+    const rl = createInterface({ input: stdin, terminal: true, output: { write: () => true } as unknown as NodeJS.WritableStream });
+    rl.question("", (answer) => {
+      rl.close();
+      io.stderr.write("\n");
+      resolveP(answer);
+    });
+  });
+}
+
+/** Runs a function with an open workspace and always closes it. */
+export async function withWorkspace<T>(ctx: Context, f: (ws: Workspace) => Promise<T>): Promise<T> {
+  const ws = ctx.openWorkspace();
+  try {
+    return await f(ws);
+  } finally {
+    await ws.close();
+  }
+}

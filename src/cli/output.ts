@@ -1,0 +1,52 @@
+/**
+ * Output for the CLI: human text or one JSON document on stdout, diagnostics and progress on stderr.
+ * Commands write through an Io so tests drive the program in-process and read what it printed.
+ */
+export interface Io {
+  readonly stdout: { write(s: string): unknown; isTTY?: boolean };
+  readonly stderr: { write(s: string): unknown; isTTY?: boolean };
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly cwd: string;
+  readonly stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
+}
+
+export const processIo = (): Io => ({ stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd(), stdin: process.stdin });
+
+/** JSON.stringify that writes bigint as a decimal string and Buffers as hex. */
+export function toJson(value: unknown): string {
+  return JSON.stringify(
+    value,
+    (_k, v: unknown) => {
+      if (typeof v === "bigint") return v.toString();
+      if (v && typeof v === "object" && (v as { type?: string }).type === "Buffer" && Array.isArray((v as { data?: unknown }).data)) {
+        return Buffer.from((v as { data: number[] }).data).toString("hex");
+      }
+      return v;
+    },
+    2,
+  );
+}
+
+export class Output {
+  readonly io: Io;
+  readonly json: boolean;
+  constructor(io: Io, json: boolean) {
+    this.io = io;
+    this.json = json;
+  }
+  /** The command's result: JSON document in --json mode, else the text. */
+  result(data: unknown, text: string | (() => string)): void {
+    if (this.json) this.io.stdout.write(toJson(data) + "\n");
+    else this.io.stdout.write((typeof text === "function" ? text() : text).replace(/\n?$/, "\n"));
+  }
+  info(s: string): void {
+    this.io.stderr.write(s.replace(/\n?$/, "\n"));
+  }
+  /** Progress line on a terminal only; scripts and --json never see it. */
+  progress(s: string): void {
+    if (this.io.stderr.isTTY && !this.json) this.io.stderr.write(`\r\x1b[2K${s}`);
+  }
+  progressDone(): void {
+    if (this.io.stderr.isTTY && !this.json) this.io.stderr.write("\r\x1b[2K");
+  }
+}

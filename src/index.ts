@@ -1,0 +1,49 @@
+/**
+ * jpki's public API. Everything a program (and the jpki CLI) may use is re-exported here; modules not
+ * named here are internal and may change without notice. No import-time side effects.
+ */
+export { JpkiError, ERROR_CODES, isJpkiError, type ErrorCode } from "./errors.js";
+
+// time, keys, encodings
+export { systemClock, FixedClock, type Clock } from "./pki/clock.js";
+export { SoftwareSigner, type Signer } from "./pki/signer.js";
+export { generateRsaKey, encryptPrivateKey, decryptPrivateKey, requireRsa2048 } from "./pki/keys.js";
+export { toPem, pemOrDer, parsePemBlocks } from "./pki/pem.js";
+export { useProvider } from "./pki/webcrypto.js";
+
+// the JPKI profile
+export type { FourItems, Gender, CertificateType } from "./profile/types.js";
+export { FOUR_ITEMS_OID, POLICY_OID, JLIS_ARC } from "./profile/oids.js";
+export { encodeFourItems, validateFourItems, sameCertifiedItems, substituteText, encodeBirthDate, decodeBirthDate, type EncodedFourItems } from "./profile/four-items.js";
+export { encodeFourItemsSan, decodeFourItemsSan, type DecodedFourItems } from "./profile/san.js";
+export { checkCertificate, checkCrl, type ProfileReport, type CrlProfileReport, type Violation, type ProfileKind } from "./profile/check.js";
+export { describeCertificate, describeCrl, detectAndDecode, type CertificateDescription, type CrlDescription } from "./profile/describe.js";
+
+// registry (住民基本台帳)
+export { residentCodeCheckDigit, isValidResidentCode, assertResidentCode, makeResidentCode } from "./registry/resident-code.js";
+export { municipality, MUNICIPALITIES, assertMunicipalityCode, type Municipality } from "./registry/municipality.js";
+export { parseResidentRecord, type Resident, type ResidentInput } from "./registry/resident.js";
+export { readRecords, type RecordResult } from "./registry/import.js";
+export { generateResidents, createRandom } from "./registry/fixtures.js";
+
+// certification authorities
+export { PREFECTURES, prefecture, prefectureList, type Prefecture } from "./ca/prefectures.js";
+export { CertificationAuthority, createCaRecord, caId, parseCaId, caUrls } from "./ca/authority.js";
+export { initCas, summariseCa, type CaSummary } from "./ca/manage.js";
+export { IssuanceService, parseApplication, type IssuanceApplication, type IssuedCertificate, type BatchSummary } from "./ca/issuance.js";
+export { revokeCertificate } from "./ca/revocation.js";
+export { notAfterFor } from "./ca/validity.js";
+
+// CRLs
+export { buildCrl, crlDer, type CrlParams, type BuiltCrl, type CrlEntryInput } from "./crl/builder.js";
+export { CrlPublisher, type PublishedCrl } from "./crl/publisher.js";
+export { CRL_REASON, REVOCATION_CAUSES, parseReason, reasonName, type CrlReasonName } from "./crl/reason.js";
+
+// store and workspace
+export type { Store, CaRecord, IssuanceRecord, CertificateRow, ResidentRecord, RevokedEntry } from "./store/types.js";
+export { SqliteStore } from "./store/sqlite.js";
+export { Workspace, workspacePaths } from "./workspace/workspace.js";
+export { parseConfig, DEFAULT_CONFIG, type WorkspaceConfig } from "./workspace/config.js";
+
+// the CLI, for embedding and in-process tests
+export { run as runCli, makeProgram } from "./cli/program.js";

@@ -1,0 +1,283 @@
+/**
+ * The issuing side end to end through the CLI, checked by independent implementations:
+ * openssl verify -crl_check, openssl x509/crl/asn1parse, GnuTLS certtool --verify.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { generateResidents } from "../../src/registry/fixtures.js";
+import { cardKey, cli, csrFor, listFiles, sh, tempDir, writeJsonl } from "./helpers.js";
+
+let dir: string;
+let ws: string;
+let residents: Array<Record<string, string>>;
+const w = () => ["--workspace", ws];
+
+function verify(caId: string, cert: string, crl = true) {
+  const args = ["verify", "-CAfile", join(ws, "ca", `${caId}.pem`)];
+  if (crl) args.push("-crl_check", "-CRLfile", join(ws, "crl", `${caId}.crl.pem`));
+  return sh("openssl", [...args, cert]);
+}
+
+beforeAll(async () => {
+  dir = tempDir();
+  ws = join(dir, "ws");
+  const init = await cli([...w(), "ca", "init", "--prefecture", "13", "--json"], { cwd: dir });
+  expect(init.code, init.stderr).toBe(0);
+  residents = [...generateResidents({ count: 6, seed: "integration", prefectures: ["13"] })] as unknown as Array<Record<string, string>>;
+  writeJsonl(join(dir, "residents.jsonl"), residents);
+  const imp = await cli([...w(), "registry", "import", join(dir, "residents.jsonl"), "--json"], { cwd: dir });
+  expect(imp.code, imp.stderr).toBe(0);
+  expect(imp.json().imported).toBe(6);
+});
+
+describe("jpki ca", () => {
+  it("creates Tokyo's two CAs in the CA profile, accepted by openssl as self-signed roots", async () => {
+    const list = await cli([...w(), "ca", "list", "--json"], { cwd: dir });
+    expect(list.json().cas.map((c: { id: string }) => c.id)).toEqual(["13-sig", "13-auth"]);
+    const text = execFileSync("openssl", ["x509", "-in", join(ws, "ca", "13-sig.pem"), "-noout", "-text"], { encoding: "utf8" });
+    expect(text).toContain("Subject: C = JP, O = JPKI, OU = JPKI for digital signature, OU = Tokyo-to");
+    expect(text).toMatch(/X509v3 Key Usage: critical\s*\n\s*Certificate Sign, CRL Sign/);
+    expect(text).toMatch(/X509v3 Basic Constraints: critical\s*\n\s*CA:TRUE/);
+    expect(text).toContain("Public-Key: (2048 bit)");
+    expect(text).toContain("sha256WithRSAEncryption");
+    expect(text).toMatch(/Not After : .* 14:59:59 2036 GMT/);
+    expect(verify("13-sig", join(ws, "ca", "13-sig.pem"), false).out).toContain("OK");
+  });
+
+  it("keeps the CA key encrypted at rest (encrypted PKCS#8)", () => {
+    const db = readFileSync(join(ws, "jpki.db"));
+    expect(db.includes("BEGIN ENCRYPTED PRIVATE KEY")).toBe(true);
+    expect(db.includes("BEGIN PRIVATE KEY")).toBe(false);
+  });
+
+  it("shows one CA, and refuses an unknown prefecture with a stable code", async () => {
+    const show = await cli([...w(), "ca", "show", "13-auth", "--json"], { cwd: dir });
+    expect(show.json()).toMatchObject({ id: "13-auth", prefecture: "東京都", purpose: "authentication" });
+    const bad = await cli([...w(), "ca", "init", "--prefecture", "48"], { cwd: dir });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("ERR_PREFECTURE_UNKNOWN");
+    const dup = await cli([...w(), "ca", "init", "--prefecture", "13"], { cwd: dir });
+    expect(dup.stderr).toContain("ERR_CA_EXISTS");
+  });
+});
+
+describe("jpki issue → revoke → crl generate", () => {
+  let goodCert: string;
+  let revokedCert: string;
+  let revokedSerial: string;
+
+  beforeAll(async () => {
+    const k1 = cardKey(dir, "card1");
+    const k2 = cardKey(dir, "card2");
+    goodCert = join(dir, "good.pem");
+    revokedCert = join(dir, "revoked.pem");
+    const a = await cli([...w(), "issue", "--resident", residents[0]!.residentCode!, "--public-key", k1.pub, "-o", goodCert, "--json"], { cwd: dir });
+    expect(a.code, a.stderr).toBe(0);
+    const b = await cli([...w(), "issue", "--resident", residents[1]!.residentCode!, "--csr", csrFor(dir, k2.key, "card2"), "-o", revokedCert, "--json"], { cwd: dir });
+    expect(b.code, b.stderr).toBe(0);
+    revokedSerial = b.json().serial;
+    const r = await cli([...w(), "revoke", "--serial", revokedSerial, "--reason", "loss", "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json()).toMatchObject({ reason: "keyCompromise", reasonCode: 1 });
+    const g = await cli([...w(), "crl", "generate", "--prefecture", "13", "--json"], { cwd: dir });
+    expect(g.code, g.stderr).toBe(0);
+  });
+
+  it("openssl verify -crl_check accepts the valid certificate and rejects the revoked one", () => {
+    const ok = verify("13-sig", goodCert);
+    expect(ok.status, ok.out).toBe(0);
+    expect(ok.out).toContain(": OK");
+    const bad = verify("13-sig", revokedCert);
+    expect(bad.status).not.toBe(0);
+    expect(bad.out).toContain("certificate revoked");
+  });
+
+  it("GnuTLS certtool --verify agrees", () => {
+    const args = (cert: string) => ["--verify", "--load-ca-certificate", join(ws, "ca", "13-sig.pem"), "--load-crl", join(ws, "crl", "13-sig.crl.pem"), "--infile", cert];
+    const ok = sh("certtool", args(goodCert));
+    expect(ok.status, ok.out).toBe(0);
+    expect(ok.out).toContain("Chain verification output: Verified");
+    const bad = sh("certtool", args(revokedCert));
+    expect(bad.status).not.toBe(0);
+    expect(bad.out).toMatch(/revoked/i);
+  });
+
+  it("openssl shows the JPKI profile and the four items (UTF-8 otherName values)", () => {
+    const text = execFileSync("openssl", ["x509", "-in", goodCert, "-noout", "-text"], { encoding: "utf8" });
+    expect(text).toMatch(/X509v3 Key Usage: critical\s*\n\s*Digital Signature, Non Repudiation/);
+    expect(text).toContain("1.2.392.200149.8.5.1.1.20");
+    expect(text).toMatch(/Subject: C = JP, L = Tokyo-to, L = [A-Za-z-]+, CN = \d{19}/);
+    // OpenSSL prints UTF8String otherName values as text: the four items read back in Japanese
+    const res = residents[0]!;
+    const name = res.name ?? `${res.familyName}　${res.givenName}`;
+    expect(text).toContain(`othername: 1.2.392.200149.8.5.5.1::${name}`);
+    expect(text).toMatch(/othername: 1\.2\.392\.200149\.8\.5\.5\.4::[0-5]\d{8}/);
+    expect(text).toMatch(/othername: 1\.2\.392\.200149\.8\.5\.5\.3::[123]/);
+    expect(text).toContain("othername: 1.2.392.200149.8.5.5.5::東京都");
+    expect(text).toMatch(/othername: 1\.2\.392\.200149\.8\.5\.5\.2::[01]+/);
+    expect(text).toMatch(/othername: 1\.2\.392\.200149\.8\.5\.5\.6::[01]+/);
+    // the name's UTF-8 bytes are in the DER as the registry holds them (no substitutes needed here)
+    const der = execFileSync("openssl", ["x509", "-in", goodCert, "-outform", "DER"]);
+    expect(der.includes(Buffer.from(name, "utf8"))).toBe(true);
+  });
+
+  it("the CRL carries the entry with its reason, a CRL number and the AKI", () => {
+    const text = execFileSync("openssl", ["crl", "-in", join(ws, "crl", "13-sig.crl.pem"), "-noout", "-text"], { encoding: "utf8" });
+    expect(text).toContain(revokedSerial.toUpperCase());
+    expect(text).toContain("Key Compromise");
+    expect(text).toMatch(/X509v3 CRL Number:\s*\n\s*1\b/);
+    expect(text).toContain("X509v3 Authority Key Identifier");
+  });
+
+  it("CRL numbers increase with every generation", async () => {
+    const g = await cli([...w(), "crl", "generate", "--ca", "13-sig", "--json"], { cwd: dir });
+    expect(g.json().crls[0].number).toBe("2");
+    const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", join(ws, "crl", "13-sig.crl"), "-noout", "-text"], { encoding: "utf8" });
+    expect(text).toMatch(/X509v3 CRL Number:\s*\n\s*2\b/);
+  });
+
+  it("jpki inspect reads back the four items we wrote and finds no profile deviation", async () => {
+    const r = await cli(["inspect", goodCert, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    const d = r.json();
+    const res = residents[0]!;
+    expect(JSON.stringify(d)).toContain(res.address!.slice(0, 3));
+    expect(d.profile.kind).toBe("signature");
+    expect(d.profile.violations.filter((v: { severity: string }) => v.severity === "error")).toEqual([]);
+    const text = await cli(["inspect", join(ws, "crl", "13-sig.crl")], { cwd: dir });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain(revokedSerial);
+  });
+
+  it("a second certificate of the same type supersedes the first (reason superseded on the next CRL)", async () => {
+    const k = cardKey(dir, "card3");
+    const first = await cli([...w(), "issue", "--resident", residents[2]!.residentCode!, "--public-key", k.pub, "--json"], { cwd: dir });
+    const second = await cli([...w(), "issue", "--resident", residents[2]!.residentCode!, "--public-key", k.pub, "--json"], { cwd: dir });
+    expect(second.json().superseded).toEqual([first.json().serial]);
+    // the authentication certificate of the same resident is another type: untouched
+    const auth = await cli([...w(), "issue", "--resident", residents[2]!.residentCode!, "--type", "authentication", "--public-key", k.pub, "--json"], { cwd: dir });
+    expect(auth.json().superseded).toEqual([]);
+    await cli([...w(), "crl", "generate", "--ca", "13-sig"], { cwd: dir });
+    const text = execFileSync("openssl", ["crl", "-in", join(ws, "crl", "13-sig.crl.pem"), "-noout", "-text"], { encoding: "utf8" });
+    expect(text).toContain(first.json().serial.toUpperCase());
+    expect(text).toContain("Superseded");
+    // the authentication certificate validates against the authentication CA and not the signature CA
+    const authPath = join(dir, "auth.pem");
+    writeFileSync(authPath, auth.json().pem);
+    await cli([...w(), "crl", "generate", "--ca", "13-auth"], { cwd: dir });
+    expect(verify("13-auth", authPath).status).toBe(0);
+    expect(verify("13-sig", authPath).status).not.toBe(0);
+  });
+});
+
+describe("errors: typed, stable codes, nothing half-written", () => {
+  async function certCount() {
+    const r = await cli([...w(), "registry", "show", residents[3]!.residentCode!, "--json"], { cwd: dir });
+    return r.json().certificates.length as number;
+  }
+
+  it("unknown resident", async () => {
+    const k = cardKey(dir, "card4");
+    const r = await cli([...w(), "issue", "--resident", "12345678906", "--public-key", k.pub], { cwd: dir });
+    expect(r.code).toBe(7);
+    expect(r.stderr).toMatch(/ERR_RESIDENT_(UNKNOWN|CODE_INVALID)/);
+  });
+
+  it("a key that is not RSA-2048 (RSA-1024, EC P-256)", async () => {
+    const before = await certCount();
+    const rsa1024 = cardKey(dir, "weak", ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"]);
+    const ec = cardKey(dir, "ec", ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]);
+    for (const k of [rsa1024, ec]) {
+      const r = await cli([...w(), "issue", "--resident", residents[3]!.residentCode!, "--public-key", k.pub, "-o", join(dir, "never.pem")], { cwd: dir });
+      expect(r.code).toBe(6);
+      expect(r.stderr).toContain("ERR_KEY_UNSUPPORTED");
+    }
+    expect(existsSync(join(dir, "never.pem"))).toBe(false);
+    expect(await certCount()).toBe(before);
+  });
+
+  it("malformed and wrongly signed CSRs", async () => {
+    const k = cardKey(dir, "card5");
+    const csr = readFileSync(csrFor(dir, k.key, "card5"), "utf8");
+    const der = Buffer.from(csr.replace(/-----[^-]+-----|\s/g, ""), "base64");
+    // flip one bit inside the signature: still DER, no longer verifies
+    der[der.length - 5]! ^= 0x01;
+    writeFileSync(join(dir, "tampered.csr"), der);
+    writeFileSync(join(dir, "garbage.csr"), "not a request at all");
+    const t = await cli([...w(), "issue", "--resident", residents[3]!.residentCode!, "--csr", join(dir, "tampered.csr")], { cwd: dir });
+    expect(t.stderr).toContain("ERR_CSR_SIGNATURE");
+    expect(t.code).toBe(6);
+    const g = await cli([...w(), "issue", "--resident", residents[3]!.residentCode!, "--csr", join(dir, "garbage.csr")], { cwd: dir });
+    expect(g.stderr).toContain("ERR_CSR_MALFORMED");
+  });
+
+  it("wrong or missing passphrase", async () => {
+    const k = cardKey(dir, "card6");
+    const before = await certCount();
+    const r = await cli([...w(), "issue", "--resident", residents[3]!.residentCode!, "--public-key", k.pub], { cwd: dir, env: { JPKI_PASSPHRASE: "wrong" } });
+    expect(r.code).toBe(5);
+    expect(r.stderr).toContain("ERR_PASSPHRASE_WRONG");
+    const m = await cli([...w(), "crl", "generate", "--prefecture", "13"], { cwd: dir, env: { JPKI_PASSPHRASE: undefined } });
+    expect(m.stderr).toContain("ERR_PASSPHRASE_MISSING");
+    expect(await certCount()).toBe(before);
+  });
+
+  it("a corrupt workspace is refused, not repaired or overwritten", async () => {
+    const bad = join(dir, "corrupt");
+    const init = await cli(["--workspace", bad, "ca", "init", "--prefecture", "47", "--purpose", "signature"], { cwd: dir });
+    expect(init.code, init.stderr).toBe(0);
+    writeFileSync(join(bad, "jpki.db"), Buffer.alloc(8192, 0x41));
+    const r = await cli(["--workspace", bad, "ca", "list"], { cwd: dir });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain("ERR_WORKSPACE_CORRUPT");
+    expect(readFileSync(join(bad, "jpki.db")).equals(Buffer.alloc(8192, 0x41))).toBe(true);
+    writeFileSync(join(bad, "config.json"), "{ not json");
+    const c = await cli(["--workspace", bad, "ca", "list"], { cwd: dir });
+    expect(c.stderr).toContain("ERR_WORKSPACE_CORRUPT");
+    const missing = await cli(["--workspace", join(dir, "nothing-here"), "ca", "list"], { cwd: dir });
+    expect(missing.stderr).toContain("ERR_WORKSPACE_MISSING");
+  });
+
+  it("revoking twice, or an unknown serial", async () => {
+    const k = cardKey(dir, "card7");
+    const a = await cli([...w(), "issue", "--resident", residents[4]!.residentCode!, "--public-key", k.pub, "--json"], { cwd: dir });
+    const serial = a.json().serial;
+    expect((await cli([...w(), "revoke", "-s", serial, "-R", "resident-request"], { cwd: dir })).code).toBe(0);
+    const again = await cli([...w(), "revoke", "-s", serial, "-R", "loss"], { cwd: dir });
+    expect(again.stderr).toContain("ERR_CERT_ALREADY_REVOKED");
+    const unknown = await cli([...w(), "revoke", "-s", "0badc0de", "-R", "loss"], { cwd: dir });
+    expect(unknown.stderr).toContain("ERR_CERT_UNKNOWN");
+    const reason = await cli([...w(), "revoke", "-s", serial, "-R", "because"], { cwd: dir });
+    expect(reason.stderr).toContain("ERR_REASON_UNKNOWN");
+  });
+
+  it("leaves no temporary files behind in the published directories", () => {
+    for (const d of ["ca", "crl", "certs"]) expect(listFiles(join(ws, d)).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+  });
+});
+
+describe("jpki issue --batch", () => {
+  it("issues the good lines, reports each bad one by line number, exit code 13", async () => {
+    const k = cardKey(dir, "batch");
+    const pub = readFileSync(k.pub, "utf8");
+    const file = writeJsonl(join(dir, "apps.jsonl"), [
+      { residentCode: residents[0]!.residentCode, type: "authentication", publicKey: pub },
+      "{ this is not json",
+      { residentCode: "00000000000", publicKey: pub },
+      { residentCode: residents[1]!.residentCode, type: "signature", publicKey: pub, extra: 1 },
+      { residentCode: residents[5]!.residentCode, type: "signature", publicKey: pub },
+      { residentCode: residents[5]!.residentCode, type: "authentication", publicKey: pub },
+    ]);
+    const out = join(dir, "batch-out");
+    const r = await cli([...w(), "issue", "--batch", file, "--out-dir", out, "--json"], { cwd: dir });
+    expect(r.code).toBe(13);
+    const s = r.json();
+    expect(s).toMatchObject({ read: 6, issued: 3, failed: 3 });
+    expect(s.errors.map((e: { line: number }) => e.line)).toEqual([2, 3, 4]);
+    expect(s.errors[1].code).toMatch(/ERR_RESIDENT/);
+    expect(s.errors[2].code).toBe("ERR_APPLICATION_INVALID");
+    expect(listFiles(out)).toHaveLength(3);
+  });
+});
