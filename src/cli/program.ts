@@ -39,6 +39,9 @@ ${exitCodesHelp()}`,
   }
   const configure = (c: Command) => {
     c.exitOverride();
+    if (c !== program && c.commands.length === 0) {
+      c.addHelpText("after", "\nExit codes: 0 success, 2 usage, 13 partially applied; every error prints its code (jpki --help lists them all).");
+    }
     c.configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
     c.commands.forEach(configure);
   };

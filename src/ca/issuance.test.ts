@@ -1,0 +1,85 @@
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { FixedClock } from "../pki/clock.js";
+import { checkCertificate } from "../profile/check.js";
+import { describeCertificate } from "../profile/describe.js";
+import { decodeFourItemsSan } from "../profile/san.js";
+import { Workspace } from "../workspace/workspace.js";
+import { IssuanceService } from "./issuance.js";
+import { initCas } from "./manage.js";
+import { prefecture } from "./prefectures.js";
+import { makeResidentCode } from "../registry/resident-code.js";
+import { AsnConvert } from "@peculiar/asn1-schema";
+import { Certificate } from "@peculiar/asn1-x509";
+import { EXT_OID } from "../profile/oids.js";
+
+const clock = new FixedClock("2026-04-01T00:00:00Z");
+let ws: Workspace;
+let service: IssuanceService;
+const spki = () => generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+const takahashi = { residentCode: makeResidentCode("0000000123"), municipalityCode: "131016", status: "active" as const,
+  fourItems: { name: "髙橋　𠮷男", address: "東京都千代田区千代田１番１号", birthDate: "1989-01-07", gender: "male" as const } };
+
+beforeAll(async () => {
+  ws = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-issue-")), { clock, config: { validityRule: "fifth-birthday" } });
+  await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
+  await ws.store.upsertResidents([takahashi, { ...takahashi, residentCode: makeResidentCode("0000000124"), status: "deceased" }]);
+  service = new IssuanceService({ store: ws.store, config: ws.config, clock, passphrase: "pw", checkProfile: "full" });
+});
+
+describe("IssuanceService", () => {
+  it("puts the registry's four items into the certificate and the decoder reads every field back", async () => {
+    const c = await service.issue({ residentCode: takahashi.residentCode, type: "signature", publicKey: spki() });
+    const cert = AsnConvert.parse(c.der, Certificate);
+    const san = cert.tbsCertificate.extensions!.find((e) => e.extnID === EXT_OID.subjectAltName)!;
+    const decoded = decodeFourItemsSan(new Uint8Array(san.extnValue.buffer))!;
+    // 髙 and 𠮷 are outside JIS X 0208: substituted and flagged; the registry keeps the true form
+    expect(decoded.name).toBe("高橋　吉男");
+    expect(decoded.nameSubstituteFlags).toBe("10010"); // 髙 橋 　 𠮷 男
+    expect(decoded.raw.birthDate).toBe("319890107"); // the last day of Shōwa
+    expect(decoded.gender).toBe("male");
+    expect(decoded.address).toBe(takahashi.fourItems.address);
+    expect(decoded.addressSubstituteFlags).toBe("0".repeat([...takahashi.fourItems.address].length));
+    const d = describeCertificate(c.der);
+    expect(d.subject.text).toBe(`C=JP, L=Tokyo-to, L=Chiyoda-ku, CN=${d.subject.rdns.at(-1)!.value}`);
+    expect(d.subject.text).not.toContain("髙");
+    expect(checkCertificate(c.der, { expect: "signature" }).violations.filter((v) => v.severity === "error")).toEqual([]);
+    // stored issuance record keeps the true form
+    expect((await ws.store.getCertificate(c.serial))?.fourItems).toEqual(takahashi.fourItems);
+    // fifth-birthday rule: born 01-07, issued 2026-04-01 → 2031-01-07 23:59:59 JST
+    expect(c.notAfter.toISOString()).toBe("2031-01-07T14:59:59.000Z");
+    expect(Buffer.from(c.serial, "hex").length).toBe(16);
+  });
+
+  it("issues authentication certificates without the four items, under the authentication CA", async () => {
+    const c = await service.issue({ residentCode: takahashi.residentCode, type: "authentication", publicKey: spki() });
+    expect(c.caId).toBe("13-auth");
+    const report = checkCertificate(c.der, { expect: "authentication" });
+    expect(report.kind).toBe("authentication");
+    expect(report.violations.filter((v) => v.severity === "error")).toEqual([]);
+    expect(c.der.includes(Buffer.from("1.2.392.200149.8.5.5.1"))).toBe(false);
+    expect(describeCertificate(c.der).fourItems).toBeFalsy();
+  });
+
+  it("refuses a deceased resident and a prefecture that is not the resident's", async () => {
+    await expect(service.issue({ residentCode: makeResidentCode("0000000124"), type: "signature", publicKey: spki() })).rejects.toMatchObject({ code: "ERR_RESIDENT_NOT_ELIGIBLE" });
+    await expect(service.issue({ residentCode: takahashi.residentCode, type: "signature", publicKey: spki(), prefecture: "27" })).rejects.toMatchObject({ code: "ERR_USAGE" });
+  });
+
+  it("gives every certificate a distinct serial, even in a batch for one resident", async () => {
+    const key = spki().toString("base64");
+    async function* lines() {
+      for (let i = 1; i <= 20; i++) yield { line: i, value: { residentCode: takahashi.residentCode, type: "signature", publicKey: key } };
+    }
+    const serials: string[] = [];
+    const res = await service.issueBatch(lines(), { onIssued: (c) => serials.push(c.serial), commitEvery: 7 });
+    expect(res.issued).toBe(20);
+    expect(new Set(serials).size).toBe(20);
+    // each one superseded the one before: only the last is valid
+    const valid = await ws.store.findCertificates({ residentCode: takahashi.residentCode, type: "signature", status: "valid" });
+    expect(valid.map((c) => c.serial)).toEqual([serials.at(-1)]);
+  });
+});

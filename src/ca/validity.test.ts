@@ -1,0 +1,28 @@
+import { describe, expect, it } from "vitest";
+import { notAfterFor } from "./validity.js";
+
+const caNotAfter = new Date("2036-01-01T14:59:59Z");
+
+describe("validity (shared/spec/JPKI.md Eras)", () => {
+  it("3y: three years from the JST issuance day, ending 23:59:59 JST", () => {
+    // 2026-11-25 20:00Z is already 2026-11-26 in Japan
+    expect(notAfterFor({ rule: "3y", issuedAt: new Date("2026-11-25T20:00:00Z"), birthDate: "1980-01-01", caNotAfter }).toISOString()).toBe("2029-11-26T14:59:59.000Z");
+    expect(notAfterFor({ rule: "3y", issuedAt: new Date("2026-11-25T10:00:00Z"), birthDate: "1980-01-01", caNotAfter }).toISOString()).toBe("2029-11-25T14:59:59.000Z");
+    // issued on a leap day: the anniversary falls on Feb 28
+    expect(notAfterFor({ rule: "3y", issuedAt: new Date("2028-02-29T03:00:00Z"), birthDate: "1980-01-01", caNotAfter: new Date("2040-01-01T00:00:00Z") }).toISOString()).toBe("2031-02-28T14:59:59.000Z");
+  });
+
+  it("fifth-birthday: until the fifth birthday after issuance", () => {
+    // birthday still ahead this year: it is the first of the five
+    expect(notAfterFor({ rule: "fifth-birthday", issuedAt: new Date("2026-03-01T00:00:00Z"), birthDate: "1990-06-15", caNotAfter }).toISOString()).toBe("2030-06-15T14:59:59.000Z");
+    // birthday already passed this year
+    expect(notAfterFor({ rule: "fifth-birthday", issuedAt: new Date("2026-07-01T00:00:00Z"), birthDate: "1990-06-15", caNotAfter }).toISOString()).toBe("2031-06-15T14:59:59.000Z");
+    // issued on the birthday itself: that birthday is not "after" issuance
+    expect(notAfterFor({ rule: "fifth-birthday", issuedAt: new Date("2026-06-15T01:00:00Z"), birthDate: "1990-06-15", caNotAfter }).toISOString()).toBe("2031-06-15T14:59:59.000Z");
+  });
+
+  it("never outlives the issuing CA", () => {
+    const early = new Date("2027-01-01T14:59:59Z");
+    expect(notAfterFor({ rule: "3y", issuedAt: new Date("2026-01-01T00:00:00Z"), birthDate: "1990-06-15", caNotAfter: early })).toEqual(early);
+  });
+});

@@ -1,0 +1,47 @@
+/** The README's run command: `jpki demo` in an empty directory, and its printed checks hold. */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { cli, sh, tempDir } from "./helpers.js";
+
+describe("jpki demo", () => {
+  it("runs the main job in a fresh directory and its openssl checks come out as it says", async () => {
+    const cwd = tempDir("jpki-demo-");
+    const r = await cli(["demo", "--json"], { cwd, env: { JPKI_PASSPHRASE: undefined } });
+    expect(r.code, r.stderr).toBe(0);
+    const d = r.json();
+    expect(d.workspace).toBe(join(cwd, "jpki-demo"));
+    expect(d.cas).toHaveLength(6);
+    expect(d.certificates).toHaveLength(12);
+    expect(d.crls.find((c: { ca: string }) => c.ca === d.revoked.ca).entries).toBe(1);
+    for (const f of [d.passphraseFile, ...d.certificates.map((c: { path: string }) => c.path), ...d.crls.map((c: { der: string }) => c.der)]) {
+      expect(existsSync(f), f).toBe(true);
+    }
+    const run = (cmd: string) => {
+      const [bin, ...args] = cmd.split(" ");
+      return sh(bin!, args, { cwd });
+    };
+    const ok = run(d.checks.valid);
+    expect(ok.status, ok.out).toBe(0);
+    const revoked = run(d.checks.revoked);
+    expect(revoked.status).not.toBe(0);
+    expect(revoked.out).toContain("certificate revoked");
+    // a second run refuses to clobber the directory unless told to
+    const again = await cli(["demo"], { cwd });
+    expect(again.stderr).toContain("--force");
+  });
+
+  it("explains itself: --help on the program and every command", async () => {
+    const cwd = tempDir();
+    const top = await cli(["--help"], { cwd });
+    expect(top.code).toBe(0);
+    expect(top.stdout).toContain("Exit codes:");
+    for (const cmd of [["demo"], ["ca", "init"], ["ca", "list"], ["ca", "show"], ["registry", "import"], ["registry", "show"], ["issue"], ["revoke"], ["crl", "generate"], ["inspect"]]) {
+      const h = await cli([...cmd, "--help"], { cwd });
+      expect(h.code, cmd.join(" ")).toBe(0);
+      expect(h.stdout).toMatch(/Usage: jpki/);
+    }
+    const bad = await cli(["issue", "--nonsense"], { cwd });
+    expect(bad.code).toBe(2);
+  });
+});
