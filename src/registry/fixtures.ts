@@ -7,15 +7,17 @@
  * never from Math.random or the clock. A small share of family names uses characters outside JIS X 0208
  * (髙, 𠮷, 﨑 …) so that the substitute-character path (代替文字) is exercised downstream.
  *
- * The pools and helpers are shared by every generator in this module; change notices (異動等情報) will be
- * generated next to `generateResidents`, from the same population and the same kind of seed.
+ * The pools and helpers are shared by every generator in this module: residents (`generateResidents`) and
+ * change notices (異動等情報, `generateNotices`) over such a population, with the same kind of seed.
  */
 import { JpkiError } from "../errors.js";
 import { PREFECTURES, prefecture, type Prefecture } from "../ca/prefectures.js";
-import type { Gender } from "../profile/types.js";
+import { IDEOGRAPHIC_SPACE, SUBSTITUTES } from "../profile/four-items.js";
+import type { FourItems, Gender } from "../profile/types.js";
 import { municipalitiesOf, type ListedMunicipality } from "./municipality.js";
+import { isIsoDate, type ChangeNoticeInput, type NoticeKind } from "./notice.js";
 import { makeResidentCode } from "./resident-code.js";
-import type { ResidentInput } from "./resident.js";
+import { parseResidentRecord, type ResidentInput } from "./resident.js";
 
 // ---------------------------------------------------------------------------------------------------------
 // Seeded randomness
@@ -207,5 +209,244 @@ export function* generateResidents(opts: GenerateResidentsOptions): Generator<Re
       birthDate: drawBirthDate(rng),
       gender,
     };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Change notices (異動等情報の通知)
+
+export interface GenerateNoticesOptions {
+  /** the population, in the import format (e.g. from generateResidents); deceased/removed ones get no notice */
+  readonly residents: readonly ResidentInput[];
+  /** how many notices; fewer come out only when every resident has died or been removed */
+  readonly count: number;
+  /** same seed (and residents), same notices */
+  readonly seed: number | string;
+  /** effective date of the first notice, ISO YYYY-MM-DD (default 2024-04-01) */
+  readonly startDate?: string;
+}
+
+/** The notice mix (ours, roughly what a municipality sees): cumulative weights in table order. */
+export const NOTICE_MIX: Readonly<Record<NoticeKind, number>> = Object.freeze({
+  relocation: 0.35,
+  "move-out": 0.15,
+  "move-in": 0.1,
+  "name-change": 0.1,
+  correction: 0.1,
+  death: 0.1,
+  removal: 0.05,
+  "resident-code-change": 0.05,
+});
+const MIX = Object.entries(NOTICE_MIX) as Array<[NoticeKind, number]>;
+
+/** The feed spans about a year whatever its length: the date moves on by a day with this probability. */
+const FEED_DAYS = 365;
+const DEFAULT_NOTICE_START = "2024-04-01";
+/** Residents are validated with a `now` far enough ahead that any real birth date passes. */
+const FAR_FUTURE = new Date(Date.UTC(9999, 11, 31));
+/** Standard form → one variant (異体字) of it, from the substitute table read backwards. */
+const VARIANT_OF: ReadonlyMap<string, string> = new Map(
+  Object.entries(SUBSTITUTES).reverse().map(([variant, standard]) => [standard, variant]),
+);
+const MUNICIPALITY_BY_CODE: ReadonlyMap<string, ListedMunicipality> = new Map(
+  PREFECTURES.flatMap((p) => municipalitiesOf(p.code)).map((m) => [m.code, m]),
+);
+
+/** The registry's current view of one resident while the feed is generated. */
+interface Life {
+  code: string;
+  municipalityCode: string;
+  items: FourItems;
+  /** last sequence number used under `code` */
+  seq: number;
+}
+
+function drawKind(rng: Random): NoticeKind {
+  let x = rng.next();
+  for (const [kind, w] of MIX) {
+    if (x < w) return kind;
+    x -= w;
+  }
+  return MIX[0]![0];
+}
+
+/** A different municipality: in the same prefecture 40% of the time (when it has another), else elsewhere. */
+function drawDestination(rng: Random, fromCode: string): { pref: Prefecture; muni: ListedMunicipality } {
+  const here = municipalitiesOf(fromCode.slice(0, 2)).filter((m) => m.code !== fromCode);
+  if (here.length > 0 && rng.next() < 0.4) return { pref: prefecture(fromCode.slice(0, 2)), muni: rng.pick(here) };
+  const others = PREFECTURES.filter((p) => p.code !== fromCode.slice(0, 2));
+  const pref = rng.pick(others);
+  return { pref, muni: rng.pick(municipalitiesOf(pref.code)) };
+}
+
+function withFamilyName(name: string, family: string): string {
+  return `${family}${IDEOGRAPHIC_SPACE}${name.split(IDEOGRAPHIC_SPACE)[1]}`;
+}
+
+/** Swaps one character of the name for its variant (or back): the certified text stays the same. */
+function swapVariant(name: string): string | undefined {
+  const chars = [...name];
+  for (let i = 0; i < chars.length; i++) {
+    const ch = chars[i]!;
+    const other = SUBSTITUTES[ch] ?? VARIANT_OF.get(ch);
+    if (other !== undefined) {
+      chars[i] = other;
+      return chars.join("");
+    }
+  }
+  return undefined;
+}
+
+function shiftDays(iso: string, days: number): string {
+  return new Date(Date.parse(`${iso}T00:00:00Z`) + days * DAY_MS).toISOString().slice(0, 10);
+}
+
+/**
+ * Yields `count` change notices in the canonical JSON Lines form over `residents`, each valid for
+ * `parseNotice` (with any `now` from the last effective date on). Deterministic for the same seed and
+ * residents. The mix follows NOTICE_MIX; moves go to another municipality (40% in the same prefecture)
+ * with a new address; name changes are marriages (the family name changes); half the corrections leave the
+ * certified text as it was (a variant character swapped, or the same items re-stated) and half really
+ * change an item. `after` is the resident's cumulative state and `before` the state before the notice;
+ * sequence numbers run from 1 per resident code (a resident-code change is the old code's last notice,
+ * the new code starts at 1); effective dates never decrease and span about a year; nobody gets a notice
+ * after death or removal. Notice ids are `N<8 hex of the seed>-<counter>`, unique within the feed.
+ */
+export function* generateNotices(opts: GenerateNoticesOptions): Generator<ChangeNoticeInput, void, undefined> {
+  const { residents, count } = opts;
+  if (!Number.isSafeInteger(count) || count < 0) throw new JpkiError("ERR_CONFIG_INVALID", "count must be a non-negative integer");
+  const startDate = opts.startDate ?? DEFAULT_NOTICE_START;
+  if (!isIsoDate(startDate)) throw new JpkiError("ERR_CONFIG_INVALID", "startDate must be a real calendar date written YYYY-MM-DD");
+
+  const rng = createRandom(`notices:${String(opts.seed)}`);
+  const prefix = `N${seedBits(opts.seed).toString(16).padStart(8, "0")}-`;
+  const advance = Math.min(1, FEED_DAYS / Math.max(count, 1));
+
+  // Indices of residents still alive; swap-remove keeps this O(1) and deterministic.
+  const alive: number[] = [];
+  residents.forEach((r, i) => {
+    if (r.status === undefined || r.status === "" || r.status === "active") alive.push(i);
+  });
+  const lives = new Map<number, Life>();
+  const lifeOf = (i: number): Life => {
+    let life = lives.get(i);
+    if (!life) {
+      const r = parseResidentRecord(residents[i], { now: FAR_FUTURE, where: `residents[${i}]` });
+      life = { code: r.residentCode, municipalityCode: r.municipalityCode, items: r.fourItems, seq: 0 };
+      lives.set(i, life);
+    }
+    return life;
+  };
+  let usedCodes: Set<string> | undefined; // built on the first resident-code change only
+  const freshCode = (): string => {
+    usedCodes ??= new Set(residents.map((r) => r.residentCode));
+    for (;;) {
+      const code = makeResidentCode(String(rng.int(CODE_SPACE)).padStart(10, "0"));
+      if (!usedCodes.has(code)) {
+        usedCodes.add(code);
+        return code;
+      }
+    }
+  };
+
+  let date = startDate;
+  for (let n = 0; n < count && alive.length > 0; n++) {
+    if (n > 0 && rng.next() < advance) date = shiftDays(date, 1);
+    const slot = rng.int(alive.length);
+    const idx = alive[slot]!;
+    const life = lifeOf(idx);
+    const before = life.items;
+    let kind = drawKind(rng);
+    const here = MUNICIPALITY_BY_CODE.get(life.municipalityCode);
+    // A relocation or an address correction needs the municipality's name; for one we do not list, move.
+    if (kind === "relocation" && !here) kind = "move-in";
+
+    let issuer = life.municipalityCode;
+    let newMunicipalityCode: string | undefined;
+    let newResidentCode: string | undefined;
+    let after: FourItems | undefined;
+    let ends = false;
+    switch (kind) {
+      case "relocation": {
+        const pref = prefecture(life.municipalityCode.slice(0, 2));
+        let address = drawAddress(rng, pref, here!);
+        for (let tries = 0; address === before.address && tries < 10; tries++) address = drawAddress(rng, pref, here!);
+        after = { ...before, address };
+        break;
+      }
+      case "move-out":
+      case "move-in": {
+        const dest = drawDestination(rng, life.municipalityCode);
+        newMunicipalityCode = dest.muni.code;
+        if (kind === "move-in") issuer = dest.muni.code; // 転入: the new municipality reports it
+        after = { ...before, address: drawAddress(rng, dest.pref, dest.muni) };
+        break;
+      }
+      case "name-change": {
+        const current = before.name.split(IDEOGRAPHIC_SPACE)[0];
+        let family = rng.next() < VARIANT_SHARE ? rng.pick(VARIANT_FAMILY_NAMES) : rng.pick(FAMILY_NAMES);
+        while (family === current) family = rng.pick(FAMILY_NAMES);
+        after = { ...before, name: withFamilyName(before.name, family) };
+        break;
+      }
+      case "correction": {
+        if (rng.next() < 0.5) {
+          // The certified text stays: a variant character swapped, or the same items re-stated.
+          after = { ...before, name: swapVariant(before.name) ?? before.name };
+          break;
+        }
+        const what = rng.int(here ? 4 : 3);
+        if (what === 0) {
+          const pool = before.gender === "male" ? MALE_GIVEN_NAMES : FEMALE_GIVEN_NAMES;
+          const given = before.name.split(IDEOGRAPHIC_SPACE)[1];
+          let g = rng.pick(pool);
+          while (g === given) g = rng.pick(pool);
+          after = { ...before, name: `${before.name.split(IDEOGRAPHIC_SPACE)[0]}${IDEOGRAPHIC_SPACE}${g}` };
+        } else if (what === 1) {
+          after = { ...before, birthDate: shiftDays(before.birthDate, -(1 + rng.int(400))) };
+        } else if (what === 2) {
+          const gender: Gender = before.gender === "unknown" ? (rng.next() < 0.5 ? "male" : "female") : before.gender === "male" ? "female" : "male";
+          after = { ...before, gender };
+        } else {
+          const pref = prefecture(life.municipalityCode.slice(0, 2));
+          let address = drawAddress(rng, pref, here!);
+          for (let tries = 0; address === before.address && tries < 10; tries++) address = drawAddress(rng, pref, here!);
+          after = { ...before, address };
+        }
+        break;
+      }
+      case "death":
+      case "removal":
+        ends = true;
+        break;
+      case "resident-code-change":
+        newResidentCode = freshCode();
+        break;
+    }
+
+    life.seq++;
+    yield {
+      noticeId: `${prefix}${String(n + 1).padStart(7, "0")}`,
+      residentCode: life.code,
+      kind,
+      effectiveDate: date,
+      sequence: life.seq,
+      municipalityCode: issuer,
+      ...(newMunicipalityCode !== undefined ? { newMunicipalityCode } : {}),
+      ...(newResidentCode !== undefined ? { newResidentCode } : {}),
+      ...(after ? { after } : {}),
+      before,
+    };
+
+    if (after) life.items = after;
+    if (newMunicipalityCode !== undefined) life.municipalityCode = newMunicipalityCode;
+    if (newResidentCode !== undefined) {
+      life.code = newResidentCode;
+      life.seq = 0;
+    }
+    if (ends) {
+      alive[slot] = alive[alive.length - 1]!;
+      alive.pop();
+    }
   }
 }
