@@ -11,6 +11,9 @@ import { makeInspectCommand } from "./commands/inspect.js";
 import { makeIssueCommand } from "./commands/issue.js";
 import { makeRegistryCommand } from "./commands/registry.js";
 import { makeRevokeCommand } from "./commands/revoke.js";
+import { makeNoticesCommand } from "./commands/notices.js";
+import { makeWatchCommand } from "./commands/watch.js";
+import { makeFixturesCommand } from "./commands/fixtures.js";
 import { DEFAULT_WORKSPACE } from "./context.js";
 import { EXIT_USAGE, exitCodesHelp } from "./exit-codes.js";
 import { toJson, type Io } from "./output.js";
@@ -34,7 +37,7 @@ Start here:
 
 ${exitCodesHelp()}`,
     );
-  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeInspectCommand]) {
+  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand]) {
     program.addCommand(make(io));
   }
   const configure = (c: Command) => {

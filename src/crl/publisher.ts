@@ -42,7 +42,8 @@ export class CrlPublisher {
 
   /** Builds and publishes the full CRL of one CA. */
   async publish(ca: CertificationAuthority): Promise<PublishedCrl> {
-    const thisUpdate = new Date(Math.floor(this.#clock.now().getTime() / 1000) * 1000);
+    const started = this.#clock.now();
+    const thisUpdate = new Date(Math.floor(started.getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + this.#config.crlLifetimeHours * 3600_000);
     const number = await this.#store.reserveCrlNumber(ca.id, thisUpdate, nextUpdate);
     const expiredBefore = new Date(thisUpdate.getTime() - this.#config.expiredGraceDays * 86_400_000);
@@ -60,6 +61,8 @@ export class CrlPublisher {
     writeFileAtomic(derPath, built.chunks);
     writeFileAtomic(pemPath, toPem(Buffer.concat(built.chunks as Buffer[], built.byteLength), "X509 CRL"));
     await this.#store.publishCrl({ caId: ca.id, number, entries: built.entries, path: relative(this.#root, derPath), sha256: built.sha256 });
+    // Revocations committed up to `started` are on this CRL (the store is read after it).
+    await this.#store.clearDirtyCa(ca.id, started);
     return { caId: ca.id, number, thisUpdate, nextUpdate, entries: built.entries, derPath, pemPath, sha256: built.sha256, byteLength: built.byteLength };
   }
 }

@@ -7,6 +7,11 @@ import { JpkiError } from "../errors.js";
 import type { CertificateType, Gender } from "../profile/types.js";
 import type {
   CaRecord,
+  CertifiedRow,
+  NoticeCommit,
+  NoticeContext,
+  NoticeStatus,
+  StoredNotice,
   CertificateQuery,
   CertificateRow,
   CrlRecord,
@@ -70,6 +75,23 @@ const MIGRATIONS: readonly string[] = [
     sha256 TEXT,
     PRIMARY KEY (ca_id, number)
   );
+  `,
+  `
+  CREATE TABLE notices (
+    notice_id TEXT PRIMARY KEY,
+    resident_code TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('applied','held')),
+    body TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    applied_at INTEGER,
+    revocations INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX notices_held ON notices (resident_code, sequence) WHERE status = 'held';
+  CREATE TABLE resident_sequences (resident_code TEXT PRIMARY KEY, last_sequence INTEGER NOT NULL);
+  CREATE TABLE crl_dirty (ca_id TEXT PRIMARY KEY, since INTEGER NOT NULL);
+  CREATE INDEX certificates_resident_all ON certificates (resident_code);
   `,
 ];
 
@@ -192,6 +214,7 @@ export class SqliteStore implements Store {
            address = excluded.address, birth_date = excluded.birth_date, gender = excluded.gender, status = excluded.status`,
       ),
       getResident: db.prepare("SELECT * FROM residents WHERE resident_code = ?"),
+      deleteResident: db.prepare("DELETE FROM residents WHERE resident_code = ?"),
       countResidents: db.prepare("SELECT count(*) FROM residents").pluck(),
       activeSameType: db.prepare(
         "SELECT serial FROM certificates WHERE resident_code = ? AND type = ? AND revoked_at IS NULL",
@@ -211,6 +234,30 @@ export class SqliteStore implements Store {
       maxCrl: db.prepare("SELECT max(number) FROM crls WHERE ca_id = ?").pluck().safeIntegers(),
       insertCrl: db.prepare("INSERT INTO crls (ca_id, number, this_update, next_update) VALUES (?, ?, ?, ?)"),
       publishCrl: db.prepare("UPDATE crls SET entries = ?, path = ?, sha256 = ? WHERE ca_id = ? AND number = ?"),
+      noticeStatus: db.prepare("SELECT status FROM notices WHERE notice_id = ?").pluck(),
+      lastSeq: db.prepare("SELECT last_sequence FROM resident_sequences WHERE resident_code = ?").pluck(),
+      heldFor: db.prepare("SELECT * FROM notices WHERE resident_code = ? AND status = 'held' ORDER BY sequence"),
+      certifiedFor: db.prepare(
+        "SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender FROM certificates WHERE resident_code = ? AND revoked_at IS NULL",
+      ),
+      insertNotice: db.prepare(
+        `INSERT INTO notices (notice_id, resident_code, sequence, kind, status, body, received_at, applied_at, revocations)
+         VALUES (@noticeId, @residentCode, @sequence, @kind, @status, @body, @at, @appliedAt, @revocations)
+         ON CONFLICT (notice_id) DO UPDATE SET status = excluded.status, applied_at = excluded.applied_at, revocations = excluded.revocations
+         WHERE notices.status = 'held'`,
+      ),
+      setSeq: db.prepare(
+        "INSERT INTO resident_sequences (resident_code, last_sequence) VALUES (?, ?) ON CONFLICT (resident_code) DO UPDATE SET last_sequence = max(last_sequence, excluded.last_sequence)",
+      ),
+      relinkCerts: db.prepare("UPDATE certificates SET resident_code = ? WHERE resident_code = ?"),
+      relinkSeq: db.prepare("UPDATE OR REPLACE resident_sequences SET resident_code = ? WHERE resident_code = ?"),
+      markDirty: db.prepare("INSERT INTO crl_dirty (ca_id, since) VALUES (?, ?) ON CONFLICT (ca_id) DO NOTHING"),
+      dirty: db.prepare("SELECT ca_id FROM crl_dirty ORDER BY ca_id").pluck(),
+      clearDirty: db.prepare("DELETE FROM crl_dirty WHERE ca_id = ? AND since <= ?"),
+      getNotice: db.prepare("SELECT * FROM notices WHERE notice_id = ?"),
+      listHeld: db.prepare("SELECT * FROM notices WHERE status = 'held' ORDER BY resident_code, sequence LIMIT ?"),
+      revocationSummary: db.prepare("SELECT serial, ca_id, reason, revocation_source FROM certificates WHERE revoked_at IS NOT NULL ORDER BY serial").raw(),
+      caOf: db.prepare("SELECT ca_id FROM certificates WHERE serial = ?").pluck(),
       latestCrl: db.prepare(
         "SELECT * FROM crls WHERE ca_id = ? AND path IS NOT NULL ORDER BY number DESC LIMIT 1",
       ).safeIntegers(),
@@ -278,6 +325,15 @@ export class SqliteStore implements Store {
           this.#stmts.upsertResident.run({ residentCode: r.residentCode, municipalityCode: r.municipalityCode, status: r.status, ...r.fourItems });
         }
         return { inserted, updated };
+      })(),
+    );
+  }
+
+  replaceResidents(put: readonly ResidentRecord[], removeCodes: readonly string[]): Promise<void> {
+    return this.#run("updating residents", () =>
+      this.#db.transaction(() => {
+        for (const code of removeCodes) this.#stmts.deleteResident.run(code);
+        for (const r of put) this.#stmts.upsertResident.run({ residentCode: r.residentCode, municipalityCode: r.municipalityCode, status: r.status, ...r.fourItems });
       })(),
     );
   }
@@ -412,4 +468,111 @@ export class SqliteStore implements Store {
       };
     });
   }
+
+  loadNoticeContext(noticeIds: readonly string[], residentCodes: readonly string[]): Promise<NoticeContext> {
+    return this.#run("reading notice context", () => {
+      const st = this.#stmts;
+      const known = new Map<string, NoticeStatus>();
+      for (const id of noticeIds) {
+        const s = st.noticeStatus.get(id) as NoticeStatus | undefined;
+        if (s) known.set(id, s);
+      }
+      const lastSequence = new Map<string, number>();
+      const held = new Map<string, StoredNotice[]>();
+      const certificates = new Map<string, CertifiedRow[]>();
+      const residents = new Set<string>();
+      for (const code of new Set(residentCodes)) {
+        const last = st.lastSeq.get(code) as number | undefined;
+        if (last !== undefined) lastSequence.set(code, last);
+        const h = (st.heldFor.all(code) as NoticeRowDb[]).map(toStoredNotice);
+        if (h.length) held.set(code, h);
+        const certs = (st.certifiedFor.all(code) as Array<Record<string, string>>).map((r) => ({
+          serial: r.serial!,
+          caId: r.ca_id!,
+          type: r.type as CertificateType,
+          residentCode: r.resident_code!,
+          fourItems: { name: r.name!, address: r.address!, birthDate: r.birth_date!, gender: r.gender as Gender },
+        }));
+        if (certs.length) certificates.set(code, certs);
+        if (st.residentExists.get(code)) residents.add(code);
+      }
+      return { known, lastSequence, held, certificates, residents };
+    });
+  }
+
+  commitNoticeBatch(b: NoticeCommit): Promise<number> {
+    return this.#run("committing a notice batch", () =>
+      this.#db.transaction(() => {
+        const st = this.#stmts;
+        const at = b.at.getTime();
+        let revoked = 0;
+        for (const r of b.relinks) {
+          st.relinkCerts.run(r.to, r.from);
+          st.relinkSeq.run(r.to, r.from);
+        }
+        for (const r of b.revocations) {
+          revoked += st.revokeRow.run(at, r.reason, r.source, r.serial).changes;
+        }
+        for (const n of b.notices) {
+          st.insertNotice.run({ ...n, at, appliedAt: n.status === "applied" ? at : null });
+        }
+        for (const q of b.sequences) st.setSeq.run(q.residentCode, q.last);
+        for (const ca of b.dirtyCas) st.markDirty.run(ca, at);
+        return revoked;
+      }).immediate(),
+    );
+  }
+
+  listHeldNotices(limit = 1000): Promise<StoredNotice[]> {
+    return this.#run("listing held notices", () => (this.#stmts.listHeld.all(limit) as NoticeRowDb[]).map(toStoredNotice));
+  }
+
+  getNotice(noticeId: string): Promise<StoredNotice | undefined> {
+    return this.#run("reading a notice", () => {
+      const r = this.#stmts.getNotice.get(noticeId) as NoticeRowDb | undefined;
+      return r ? toStoredNotice(r) : undefined;
+    });
+  }
+
+  dirtyCas(): Promise<string[]> {
+    return this.#run("listing CAs awaiting a CRL", () => this.#stmts.dirty.all() as string[]);
+  }
+
+  clearDirtyCa(caId: string, upTo: Date): Promise<void> {
+    return this.#run("clearing a CRL mark", () => {
+      this.#stmts.clearDirty.run(caId, upTo.getTime());
+    });
+  }
+
+  revocationSummary(): Promise<Array<{ serial: string; caId: string; reason: number; source: string }>> {
+    return this.#run("summarising revocations", () =>
+      (this.#stmts.revocationSummary.all() as Array<[string, string, number, string]>).map(([serial, caId, reason, source]) => ({ serial, caId, reason, source })),
+    );
+  }
+}
+
+interface NoticeRowDb {
+  notice_id: string;
+  resident_code: string;
+  sequence: number;
+  kind: string;
+  status: NoticeStatus;
+  body: string;
+  received_at: number;
+  applied_at: number | null;
+  revocations: number;
+}
+
+function toStoredNotice(r: NoticeRowDb): StoredNotice {
+  return {
+    noticeId: r.notice_id,
+    residentCode: r.resident_code,
+    sequence: r.sequence,
+    kind: r.kind,
+    status: r.status,
+    body: r.body,
+    receivedAt: new Date(r.received_at),
+    appliedAt: r.applied_at === null ? undefined : new Date(r.applied_at),
+    revocations: r.revocations,
+  };
 }

@@ -81,6 +81,67 @@ export interface CertificateQuery {
   readonly limit?: number;
 }
 
+/** A certificate as certified, without its DER: what notice matching needs. */
+export interface CertifiedRow {
+  readonly serial: string;
+  readonly caId: string;
+  readonly type: CertificateType;
+  readonly residentCode: string;
+  readonly fourItems: FourItems;
+}
+
+export type NoticeStatus = "applied" | "held";
+
+/** A change notice as the store keeps it: the canonical JSON body plus what ingestion decided. */
+export interface StoredNotice {
+  readonly noticeId: string;
+  readonly residentCode: string;
+  readonly sequence: number;
+  readonly kind: string;
+  readonly status: NoticeStatus;
+  /** canonical JSON of the notice */
+  readonly body: string;
+  readonly receivedAt: Date;
+  readonly appliedAt: Date | undefined;
+  readonly revocations: number;
+}
+
+/** What ingestion reads before deciding a batch (one round trip per batch, not per notice). */
+export interface NoticeContext {
+  /** notice ids of the batch already in the store, with their status */
+  readonly known: ReadonlyMap<string, NoticeStatus>;
+  /** last applied sequence per resident (absent: none yet) */
+  readonly lastSequence: ReadonlyMap<string, number>;
+  /** held notices per resident, by sequence */
+  readonly held: ReadonlyMap<string, readonly StoredNotice[]>;
+  /** unrevoked certificates per resident */
+  readonly certificates: ReadonlyMap<string, readonly CertifiedRow[]>;
+  /** residents the registry knows */
+  readonly residents: ReadonlySet<string>;
+}
+
+/** One ingestion batch, committed all or nothing. */
+export interface NoticeCommit {
+  readonly at: Date;
+  /** new notices (insert) and held ones now applied (update), in order */
+  readonly notices: ReadonlyArray<{
+    readonly noticeId: string;
+    readonly residentCode: string;
+    readonly sequence: number;
+    readonly kind: string;
+    readonly body: string;
+    readonly status: NoticeStatus;
+    readonly revocations: number;
+  }>;
+  readonly sequences: ReadonlyArray<{ readonly residentCode: string; readonly last: number }>;
+  /** revocations; a certificate already revoked is left as it is */
+  readonly revocations: ReadonlyArray<{ readonly serial: string; readonly reason: number; readonly source: string }>;
+  /** resident-code changes (住民票コード変更): issuance records and sequences move to the new code */
+  readonly relinks: ReadonlyArray<{ readonly from: string; readonly to: string }>;
+  /** CAs whose CRL must be regenerated; remembered until a CRL is published */
+  readonly dirtyCas: readonly string[];
+}
+
 export interface Store {
   readonly kind: "sqlite" | "postgres";
   close(): Promise<void>;
@@ -92,6 +153,8 @@ export interface Store {
   /** Inserts or replaces residents; returns how many were new and how many replaced. */
   upsertResidents(residents: readonly ResidentRecord[]): Promise<{ inserted: number; updated: number }>;
   getResident(residentCode: string): Promise<ResidentRecord | undefined>;
+  /** Replaces residents and removes records under old codes (a resident-code change), in one transaction. */
+  replaceResidents(put: readonly ResidentRecord[], removeCodes: readonly string[]): Promise<void>;
   countResidents(): Promise<number>;
 
   /**
@@ -117,4 +180,16 @@ export interface Store {
   /** Marks a reserved CRL number as published. */
   publishCrl(rec: { caId: string; number: bigint; entries: number; path: string; sha256: string }): Promise<void>;
   latestCrl(caId: string): Promise<CrlRecord | undefined>;
+
+  loadNoticeContext(noticeIds: readonly string[], residentCodes: readonly string[]): Promise<NoticeContext>;
+  /** Commits a batch; returns how many certificates it actually revoked. */
+  commitNoticeBatch(batch: NoticeCommit): Promise<number>;
+  listHeldNotices(limit?: number): Promise<StoredNotice[]>;
+  getNotice(noticeId: string): Promise<StoredNotice | undefined>;
+  /** CAs with revocations not yet on a published CRL. */
+  dirtyCas(): Promise<string[]>;
+  /** Clears the dirty mark set at or before `upTo` (the CRL built at upTo covers them). */
+  clearDirtyCa(caId: string, upTo: Date): Promise<void>;
+  /** Revocations per reason, per CA: the ground truth tests compare. */
+  revocationSummary(): Promise<Array<{ serial: string; caId: string; reason: number; source: string }>>;
 }

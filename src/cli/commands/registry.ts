@@ -2,10 +2,12 @@
 import { resolve } from "node:path";
 import { Command, Option } from "commander";
 import { JpkiError, isJpkiError } from "../../errors.js";
-import { readRecords } from "../../registry/import.js";
+import { readRecords, type RecordResult } from "../../registry/import.js";
+import { parseNotice } from "../../registry/notice.js";
+import { applyNoticeToResident } from "../../registry/notice-apply.js";
 import { parseResidentRecord } from "../../registry/resident.js";
 import { assertResidentCode } from "../../registry/resident-code.js";
-import type { ResidentRecord } from "../../store/types.js";
+import type { ResidentRecord, Store } from "../../store/types.js";
 import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 
@@ -97,5 +99,64 @@ Examples:
         );
       });
     });
+  addRegistryApply(reg, io);
   return reg;
+}
+
+/** `jpki registry apply FILE`: the registry side takes the same notices, so the next issuance certifies the new items. */
+export async function applyNoticesToRegistry(
+  store: Store,
+  records: AsyncIterable<RecordResult>,
+  now: Date,
+): Promise<{ read: number; applied: number; skipped: number; errors: Array<{ line: number; code: string; message: string }> }> {
+  const errors: Array<{ line: number; code: string; message: string }> = [];
+  let read = 0, applied = 0, skipped = 0;
+  for await (const item of records) {
+    read++;
+    if ("error" in item) {
+      errors.push({ line: item.line, code: item.error.code, message: item.error.message });
+      continue;
+    }
+    try {
+      const n = parseNotice(item.value, { line: item.line, now });
+      const r = await store.getResident(n.residentCode);
+      if (!r) {
+        // A resident-code change already applied: the record lives under the new code.
+        if (n.newResidentCode && (await store.getResident(n.newResidentCode))) {
+          skipped++;
+          continue;
+        }
+        throw new JpkiError("ERR_RESIDENT_UNKNOWN", `line ${item.line}: notice ${n.noticeId} names a resident the registry does not hold`);
+      }
+      if (r.status !== "active") {
+        skipped++;
+        continue;
+      }
+      const next = applyNoticeToResident(r, n);
+      await store.replaceResidents([next], next.residentCode !== r.residentCode ? [r.residentCode] : []);
+      applied++;
+    } catch (e) {
+      if (!isJpkiError(e)) throw e;
+      errors.push({ line: item.line, code: e.code, message: e.message.includes(`line ${item.line}`) ? e.message : `line ${item.line}: ${e.message}` });
+    }
+  }
+  return { read, applied, skipped, errors };
+}
+
+export function addRegistryApply(reg: Command, io: Io): void {
+  reg.command("apply")
+    .description("update resident records from change notices (the registry's side of the same feed)")
+    .argument("<file>", "notices, JSON Lines or CSV ('-' for stdin)")
+    .addOption(new Option("--format <format>", "input format").choices(["auto", "jsonl", "csv"]).default("auto"))
+    .action(async (file: string, o: { format: "auto" | "jsonl" | "csv" }, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      await withWorkspace(ctx, async (ws) => {
+        const source = file === "-" ? (io.stdin ?? process.stdin) : resolve(io.cwd, file);
+        const r = await applyNoticesToRegistry(ws.store, readRecords(source, { format: file === "-" && o.format === "auto" ? "jsonl" : o.format }), new Date());
+        ctx.out.result(r, () =>
+          [`read ${r.read}, applied ${r.applied}, skipped ${r.skipped} (already applied or record closed), rejected ${r.errors.length}`, ...r.errors.slice(0, 50).map((e) => `  error [${e.code}] ${e.message}`)].join("\n"),
+        );
+        if (r.errors.length) throw new JpkiError("ERR_PARTIAL", `${r.errors.length} of ${r.read} notices could not be applied to the registry`);
+      });
+    });
 }

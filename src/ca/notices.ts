@@ -1,0 +1,300 @@
+/**
+ * Change-notice ingestion: the CA side of the link between the two networks (shared/spec/JPKI.md "The link
+ * between the two networks"). The registry sends 異動等情報の通知; the CA compares the four items it
+ * certified with the items after the change and revokes exactly the certificates that no longer hold.
+ *
+ * Ingestion is streaming and batched: each batch is read with one context query, decided in memory by the
+ * rules table (registry/notice-rules.ts), and committed in one transaction. It is idempotent by notice id
+ * and ordered per resident by sequence: a notice whose predecessor has not arrived is held until the gap
+ * fills or an operator releases it. A killed run resumes by ingesting the same file again.
+ */
+import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
+import type { Clock } from "../pki/clock.js";
+import { reasonName } from "../crl/reason.js";
+import type { RecordResult } from "../registry/import.js";
+import { parseNotice, type ChangeNotice } from "../registry/notice.js";
+import { decideRevocations } from "../registry/notice-rules.js";
+import type { CertifiedRow, NoticeCommit, NoticeContext, Store, StoredNotice } from "../store/types.js";
+
+export interface RejectedNotice {
+  readonly line: number;
+  readonly code: ErrorCode;
+  readonly message: string;
+  /** the record as read (for the reject file), when it parsed as an object */
+  readonly record?: Record<string, unknown>;
+}
+
+export interface IngestProgress {
+  readonly read: number;
+  readonly applied: number;
+  readonly duplicates: number;
+  readonly held: number;
+  readonly rejected: number;
+  readonly revocations: number;
+}
+
+export interface IngestSummary extends IngestProgress {
+  /** held notices applied because their predecessor arrived (or an operator released them) */
+  readonly released: number;
+  readonly revocationsByReason: Readonly<Record<string, number>>;
+  readonly revocationsByCa: Readonly<Record<string, number>>;
+  /** true when a stop signal ended the run before the input did */
+  readonly stopped: boolean;
+}
+
+export interface IngestOptions {
+  /** notices per transaction (default 1000) */
+  readonly batchSize?: number;
+  readonly onProgress?: (p: IngestProgress) => void;
+  readonly onReject?: (r: RejectedNotice) => void;
+  /** called after each committed batch with the CAs that revoked something in it */
+  readonly onBatchCommitted?: (cas: readonly string[]) => Promise<void> | void;
+  /** stop cleanly after the batch in progress */
+  readonly signal?: AbortSignal;
+}
+
+interface Pending {
+  readonly line: number;
+  readonly notice: ChangeNotice;
+  readonly record: Record<string, unknown>;
+}
+
+/** Canonical JSON of a notice: what the store keeps and what a held notice is re-read from. */
+function canonical(n: ChangeNotice): string {
+  return JSON.stringify(n);
+}
+
+class Tally {
+  read = 0;
+  applied = 0;
+  duplicates = 0;
+  held = 0;
+  released = 0;
+  rejected = 0;
+  revocations = 0;
+  byReason: Record<string, number> = {};
+  byCa: Record<string, number> = {};
+  progress(): IngestProgress {
+    const { read, applied, duplicates, held, rejected, revocations } = this;
+    return { read, applied, duplicates, held, rejected, revocations };
+  }
+}
+
+export class NoticeIngestor {
+  readonly #store: Store;
+  readonly #clock: Clock;
+
+  constructor(opts: { store: Store; clock: Clock }) {
+    this.#store = opts.store;
+    this.#clock = opts.clock;
+  }
+
+  async ingest(records: AsyncIterable<RecordResult>, opts: IngestOptions = {}): Promise<IngestSummary> {
+    const size = opts.batchSize ?? 1000;
+    const t = new Tally();
+    const reject = (r: RejectedNotice) => {
+      t.rejected++;
+      opts.onReject?.(r);
+    };
+    let batch: Pending[] = [];
+    let stopped = false;
+    for await (const item of records) {
+      t.read++;
+      if ("error" in item) {
+        reject({ line: item.line, code: item.error.code, message: item.error.message });
+      } else {
+        try {
+          batch.push({ line: item.line, notice: parseNotice(item.value, { line: item.line, now: this.#clock.now() }), record: item.value });
+        } catch (e) {
+          if (!isJpkiError(e)) throw e;
+          reject({ line: item.line, code: e.code, message: e.message, record: item.value });
+        }
+      }
+      if (batch.length >= size) {
+        await this.#commit(batch, t, reject, opts);
+        batch = [];
+        if (opts.signal?.aborted) {
+          stopped = true;
+          break;
+        }
+      }
+    }
+    if (batch.length) await this.#commit(batch, t, reject, opts);
+    return { ...t.progress(), released: t.released, revocationsByReason: t.byReason, revocationsByCa: t.byCa, stopped };
+  }
+
+  /**
+   * Operator release (`jpki notices pending --release`): applies held notices even though a predecessor
+   * never arrived, in sequence order per resident. With no ids, every held notice.
+   */
+  async release(noticeIds?: readonly string[]): Promise<IngestSummary> {
+    const held = noticeIds ? (await Promise.all(noticeIds.map((id) => this.#store.getNotice(id)))).filter((n): n is StoredNotice => n?.status === "held") : await this.#store.listHeldNotices(1_000_000);
+    if (noticeIds && held.length !== noticeIds.length) {
+      const found = new Set(held.map((h) => h.noticeId));
+      const missing = noticeIds.filter((id) => !found.has(id));
+      throw new JpkiError("ERR_USAGE", `not held: ${missing.join(", ")} ('jpki notices pending' lists the held notices)`);
+    }
+    const t = new Tally();
+    const byResident = new Map<string, StoredNotice[]>();
+    for (const h of held) byResident.set(h.residentCode, [...(byResident.get(h.residentCode) ?? []), h]);
+    const ctx = await this.#store.loadNoticeContext(held.map((h) => h.noticeId), [...byResident.keys()]);
+    const plan = new Plan(ctx, this.#clock.now(), t);
+    for (const list of byResident.values()) {
+      for (const h of list.sort((a, b) => a.sequence - b.sequence)) {
+        plan.force(JSON.parse(h.body) as ChangeNotice);
+      }
+    }
+    await this.#apply(plan, t, {});
+    return { ...t.progress(), released: t.released, revocationsByReason: t.byReason, revocationsByCa: t.byCa, stopped: false };
+  }
+
+  async #commit(batch: readonly Pending[], t: Tally, reject: (r: RejectedNotice) => void, opts: IngestOptions): Promise<void> {
+    const ctx = await this.#store.loadNoticeContext(
+      batch.map((p) => p.notice.noticeId),
+      batch.flatMap((p) => [p.notice.residentCode, ...(p.notice.newResidentCode ? [p.notice.newResidentCode] : [])]),
+    );
+    const plan = new Plan(ctx, this.#clock.now(), t);
+    for (const p of batch) {
+      const problem = plan.offer(p.notice);
+      if (problem) reject({ line: p.line, code: problem.code, message: `line ${p.line}: ${problem.message}`, record: p.record });
+    }
+    await this.#apply(plan, t, opts);
+  }
+
+  async #apply(plan: Plan, t: Tally, opts: IngestOptions): Promise<void> {
+    const commit = plan.commit();
+    if (commit.notices.length || commit.revocations.length) {
+      const revoked = await this.#store.commitNoticeBatch(commit);
+      t.revocations += revoked;
+      plan.tallyCommitted(t);
+    }
+    opts.onProgress?.(t.progress());
+    if (commit.dirtyCas.length) await opts.onBatchCommitted?.(commit.dirtyCas);
+  }
+}
+
+/** The in-memory decision for one batch, over the state the context query returned. */
+class Plan {
+  readonly #ctx: NoticeContext;
+  readonly #at: Date;
+  readonly #seen = new Set<string>();
+  readonly #last = new Map<string, number>();
+  readonly #held = new Map<string, ChangeNotice[]>();
+  readonly #certs = new Map<string, CertifiedRow[]>();
+  readonly #notices: Array<NoticeCommit["notices"][number]> = [];
+  readonly #revocations: Array<NoticeCommit["revocations"][number] & { caId: string }> = [];
+  readonly #relinks: Array<{ from: string; to: string }> = [];
+  readonly #t: Tally;
+  #applied = 0;
+  #released = 0;
+  #held_ = 0;
+
+  constructor(ctx: NoticeContext, at: Date, t: Tally) {
+    this.#ctx = ctx;
+    this.#at = at;
+    this.#t = t;
+    for (const [k, v] of ctx.lastSequence) this.#last.set(k, v);
+    for (const [k, v] of ctx.held) this.#held.set(k, v.map((h) => JSON.parse(h.body) as ChangeNotice));
+    for (const [k, v] of ctx.certificates) this.#certs.set(k, [...v]);
+  }
+
+  /** Takes one notice from the feed; returns a problem when it must be rejected. */
+  offer(n: ChangeNotice): { code: ErrorCode; message: string } | undefined {
+    if (this.#ctx.known.has(n.noticeId) || this.#seen.has(n.noticeId)) {
+      this.#t.duplicates++;
+      return undefined;
+    }
+    const rc = n.residentCode;
+    if (!this.#ctx.residents.has(rc) && !this.#certs.has(rc) && !this.#last.has(rc) && !this.#held.has(rc)) {
+      return { code: "ERR_RESIDENT_UNKNOWN", message: `notice ${n.noticeId}: the resident is unknown to the registry and holds no certificate` };
+    }
+    const last = this.#last.get(rc) ?? 0;
+    if (n.sequence <= last) {
+      return { code: "ERR_NOTICE_STALE", message: `notice ${n.noticeId}: sequence ${n.sequence} is not after ${last}, already applied for this resident (a different notice id with an old sequence)` };
+    }
+    if ((this.#held.get(rc) ?? []).some((h) => h.sequence === n.sequence)) {
+      return { code: "ERR_NOTICE_STALE", message: `notice ${n.noticeId}: another notice with sequence ${n.sequence} is already held for this resident` };
+    }
+    this.#seen.add(n.noticeId);
+    if (n.sequence > last + 1) {
+      const list = [...(this.#held.get(rc) ?? []), n].sort((a, b) => a.sequence - b.sequence);
+      this.#held.set(rc, list);
+      this.#notices.push({ noticeId: n.noticeId, residentCode: rc, sequence: n.sequence, kind: n.kind, body: canonical(n), status: "held", revocations: 0 });
+      this.#held_++;
+      return undefined;
+    }
+    this.#applyOne(n, false);
+    this.#drain(n.newResidentCode ?? rc);
+    return undefined;
+  }
+
+  /** Applies a held notice regardless of the gap before it (operator release). */
+  force(n: ChangeNotice): void {
+    const list = this.#held.get(n.residentCode) ?? [];
+    const i = list.findIndex((h) => h.noticeId === n.noticeId);
+    if (i < 0) return; // applied meanwhile by the drain of an earlier release
+    list.splice(i, 1);
+    this.#applyOne(n, true);
+    this.#drain(n.newResidentCode ?? n.residentCode);
+  }
+
+  #drain(rc: string): void {
+    for (;;) {
+      const list = this.#held.get(rc);
+      const next = list?.[0];
+      if (!next || next.sequence !== (this.#last.get(rc) ?? 0) + 1) return;
+      list.shift();
+      this.#applyOne(next, true);
+      rc = next.newResidentCode ?? rc;
+    }
+  }
+
+  #applyOne(n: ChangeNotice, wasHeld: boolean): void {
+    const rc = n.residentCode;
+    const certs = this.#certs.get(rc) ?? [];
+    const decisions = decideRevocations(n, certs);
+    const revoked = new Set(decisions.map((d) => d.serial));
+    for (const d of decisions) {
+      const cert = certs.find((c) => c.serial === d.serial)!;
+      this.#revocations.push({ serial: d.serial, reason: d.reasonCode, source: `notice:${n.noticeId}`, caId: cert.caId });
+    }
+    this.#certs.set(rc, certs.filter((c) => !revoked.has(c.serial)));
+    this.#last.set(rc, n.sequence);
+    if (n.kind === "resident-code-change" && n.newResidentCode) {
+      // 住民票コード変更: the issuance records follow the resident to the new code, sequence and all.
+      this.#relinks.push({ from: rc, to: n.newResidentCode });
+      this.#certs.set(n.newResidentCode, [...(this.#certs.get(n.newResidentCode) ?? []), ...(this.#certs.get(rc) ?? [])]);
+      this.#certs.delete(rc);
+      this.#last.set(n.newResidentCode, Math.max(this.#last.get(n.newResidentCode) ?? 0, n.sequence));
+      const held = this.#held.get(rc);
+      if (held?.length) this.#held.set(n.newResidentCode, [...(this.#held.get(n.newResidentCode) ?? []), ...held].sort((a, b) => a.sequence - b.sequence));
+    }
+    this.#notices.push({ noticeId: n.noticeId, residentCode: rc, sequence: n.sequence, kind: n.kind, body: canonical(n), status: "applied", revocations: decisions.length });
+    this.#applied++;
+    if (wasHeld) this.#released++;
+  }
+
+  commit(): NoticeCommit {
+    const dirty = [...new Set(this.#revocations.map((r) => r.caId))].sort();
+    return {
+      at: this.#at,
+      notices: this.#notices,
+      sequences: [...this.#last.entries()].filter(([k, v]) => this.#ctx.lastSequence.get(k) !== v).map(([residentCode, last]) => ({ residentCode, last })),
+      revocations: this.#revocations.map(({ serial, reason, source }) => ({ serial, reason, source })),
+      relinks: this.#relinks,
+      dirtyCas: dirty,
+    };
+  }
+
+  tallyCommitted(t: Tally): void {
+    t.applied += this.#applied;
+    t.released += this.#released;
+    t.held += this.#held_;
+    for (const r of this.#revocations) {
+      const name = reasonName(r.reason) ?? String(r.reason);
+      t.byReason[name] = (t.byReason[name] ?? 0) + 1;
+      t.byCa[r.caId] = (t.byCa[r.caId] ?? 0) + 1;
+    }
+  }
+}
+

@@ -1,0 +1,214 @@
+/**
+ * Registry change notices end to end: every kind × certificate type, no-change notices, duplicates, gaps,
+ * bad notices, CRLs regenerated and checked with openssl, registry apply, the watch daemon.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeEach, describe, expect, it } from "vitest";
+import { generateResidents } from "../../src/registry/fixtures.js";
+import { SqliteStore } from "../../src/store/sqlite.js";
+import { cardKey, cli, listFiles, tempDir, writeJsonl } from "./helpers.js";
+
+type Row = Record<string, string>;
+let dir: string;
+let ws: string;
+let residents: Row[];
+let pub: string;
+const w = () => ["--workspace", ws];
+const certs = new Map<string, { signature: string; authentication: string }>();
+
+function itemsOf(r: Row) {
+  return { name: r.name ?? `${r.familyName}　${r.givenName}`, address: r.address!, birthDate: r.birthDate!, gender: r.gender! };
+}
+
+function notice(i: number, r: Row, kind: string, seq: number, extra: Record<string, unknown> = {}) {
+  return { noticeId: `T-${i}`, residentCode: r.residentCode, kind, effectiveDate: "2026-05-01", sequence: seq, municipalityCode: r.municipalityCode, ...extra };
+}
+
+async function state() {
+  const s = SqliteStore.open(join(ws, "jpki.db"));
+  try {
+    return await s.revocationSummary();
+  } finally {
+    await s.close();
+  }
+}
+
+beforeEach(async () => {
+  dir = tempDir("jpki-notices-");
+  ws = join(dir, "ws");
+  expect((await cli([...w(), "ca", "init", "-p", "13"], { cwd: dir })).code).toBe(0);
+  residents = [...generateResidents({ count: 12, seed: "notices", prefectures: ["13"] })] as unknown as Row[];
+  writeJsonl(join(dir, "residents.jsonl"), residents);
+  expect((await cli([...w(), "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);
+  pub ??= readFileSync(cardKey(dir, "card").pub, "utf8");
+  writeFileSync(join(dir, "card.pub.pem"), pub);
+  const apps = residents.flatMap((r) => ["signature", "authentication"].map((type) => ({ residentCode: r.residentCode, type, publicKey: pub })));
+  writeJsonl(join(dir, "apps.jsonl"), apps);
+  const issued = await cli([...w(), "issue", "--batch", join(dir, "apps.jsonl"), "--out-dir", join(dir, "certs"), "--json"], { cwd: dir });
+  expect(issued.code, issued.stderr).toBe(0);
+  certs.clear();
+  for (const r of residents) {
+    const rows = (await cli([...w(), "registry", "show", r.residentCode!, "--json"], { cwd: dir })).json().certificates as Array<{ serial: string; type: "signature" | "authentication" }>;
+    certs.set(r.residentCode!, { signature: rows.find((c) => c.type === "signature")!.serial, authentication: rows.find((c) => c.type === "authentication")!.serial });
+  }
+});
+
+describe("jpki notices ingest", () => {
+  it("applies the rules table for every kind × certificate type, recording the notice that caused each revocation", async () => {
+    const r = residents;
+    const moved = (x: Row) => ({ ...itemsOf(x), address: "東京都千代田区永田町１丁目７番１号" });
+    const feed = [
+      notice(1, r[0]!, "relocation", 1, { after: moved(r[0]!) }),
+      notice(2, r[1]!, "move-out", 1, { after: { ...itemsOf(r[1]!), address: "大阪府大阪市北区中之島１丁目３番２０号" }, newMunicipalityCode: "271276" }),
+      notice(3, r[2]!, "move-in", 1, { after: moved(r[2]!), newMunicipalityCode: "131016" }),
+      notice(4, r[3]!, "name-change", 1, { after: { ...itemsOf(r[3]!), name: "山本　" + itemsOf(r[3]!).name.split("　")[1] } }),
+      notice(5, r[4]!, "correction", 1, { after: { ...itemsOf(r[4]!), birthDate: "1970-01-01" } }),
+      notice(6, r[5]!, "correction", 1, { after: itemsOf(r[5]!) }), // certified text unchanged: revokes nothing
+      notice(7, r[6]!, "death", 1),
+      notice(8, r[7]!, "removal", 1),
+      notice(9, r[8]!, "resident-code-change", 1, { newResidentCode: "00000000019" }),
+    ];
+    const file = writeJsonl(join(dir, "feed.jsonl"), feed);
+    const res = await cli([...w(), "notices", "ingest", file, "--json"], { cwd: dir });
+    expect(res.code, res.stderr).toBe(0);
+    const s = res.json();
+    expect(s).toMatchObject({ read: 9, applied: 9, duplicates: 0, held: 0, rejected: 0 });
+    expect(s.revocationsByReason).toEqual({ affiliationChanged: 5, cessationOfOperation: 4 });
+    const rev = new Map((await state()).map((x) => [x.serial, x]));
+    const sig = (i: number) => rev.get(certs.get(r[i]!.residentCode!)!.signature);
+    const auth = (i: number) => rev.get(certs.get(r[i]!.residentCode!)!.authentication);
+    for (const i of [0, 1, 2, 3, 4]) {
+      expect(sig(i), `signature ${i}`).toMatchObject({ reason: 3, source: `notice:T-${i + 1}` });
+      expect(auth(i), `authentication ${i}`).toBeUndefined();
+    }
+    expect(sig(5)).toBeUndefined();
+    for (const i of [6, 7]) {
+      expect(sig(i)).toMatchObject({ reason: 5, source: `notice:T-${i + 1}` });
+      expect(auth(i)).toMatchObject({ reason: 5, source: `notice:T-${i + 1}` });
+    }
+    expect(sig(8)).toBeUndefined();
+    expect(auth(8)).toBeUndefined();
+    // the relinked issuance records follow the new code: a later death under it revokes both
+    writeJsonl(join(dir, "feed2.jsonl"), [{ ...notice(10, r[8]!, "death", 2), residentCode: "00000000019" }]);
+    const res2 = await cli([...w(), "notices", "ingest", join(dir, "feed2.jsonl"), "--json"], { cwd: dir });
+    expect(res2.json().revocationsByReason).toEqual({ cessationOfOperation: 2 });
+
+    // the CRL was regenerated once for the CA that revoked, and openssl reads the reasons
+    expect(s.crls.map((c: { ca: string }) => c.ca)).toEqual(["13-auth", "13-sig"]);
+    const text = execFileSync("openssl", ["crl", "-in", join(ws, "crl", "13-sig.crl.pem"), "-CAfile", join(ws, "ca", "13-sig.pem"), "-noout", "-text"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    expect(text).toContain("Affiliation Changed");
+    expect(text).toContain("Cessation Of Operation");
+    expect(text).toContain(certs.get(r[0]!.residentCode!)!.signature.toUpperCase());
+    expect(text).not.toContain(certs.get(r[5]!.residentCode!)!.signature.toUpperCase());
+    // openssl verify agrees per certificate
+    const verify = (serial: string) =>
+      execFileSync("openssl", ["verify", "-crl_check", "-CAfile", join(ws, "ca", "13-sig.pem"), "-CRLfile", join(ws, "crl", "13-sig.crl.pem"), join(dir, "certs", `${serial}.pem`)], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    expect(verify(certs.get(r[5]!.residentCode!)!.signature)).toContain("OK");
+    expect(() => verify(certs.get(r[0]!.residentCode!)!.signature)).toThrow(/certificate revoked/);
+  });
+
+  it("is idempotent: re-ingesting the same file changes nothing and says so", async () => {
+    const feed = [notice(1, residents[0]!, "death", 1), notice(2, residents[1]!, "relocation", 1, { after: { ...itemsOf(residents[1]!), address: "東京都港区芝公園４丁目２番８号" } })];
+    const file = writeJsonl(join(dir, "feed.jsonl"), feed);
+    await cli([...w(), "notices", "ingest", file], { cwd: dir });
+    const before = await state();
+    const again = await cli([...w(), "notices", "ingest", file], { cwd: dir });
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain("nothing changed: all 2 notices were already ingested");
+    expect(await state()).toEqual(before);
+  });
+
+  it("holds a notice that arrives before its predecessor, applies both when the gap fills, releases on request", async () => {
+    const r = residents[0]!;
+    const second = notice(2, r, "relocation", 2, { after: { ...itemsOf(r), address: "東京都港区芝公園４丁目２番８号" } });
+    const first = notice(1, r, "correction", 1, { after: itemsOf(r) });
+    const a = await cli([...w(), "notices", "ingest", writeJsonl(join(dir, "a.jsonl"), [second]), "--json"], { cwd: dir });
+    expect(a.json()).toMatchObject({ applied: 0, held: 1, revocations: 0 });
+    const pending = await cli([...w(), "notices", "pending", "--json"], { cwd: dir });
+    expect(pending.json().held).toEqual([expect.objectContaining({ noticeId: "T-2", sequence: 2, waitingFor: 1 })]);
+    const b = await cli([...w(), "notices", "ingest", writeJsonl(join(dir, "b.jsonl"), [first]), "--json"], { cwd: dir });
+    expect(b.json()).toMatchObject({ applied: 2, released: 1, revocations: 1 });
+    expect((await cli([...w(), "notices", "pending", "--json"], { cwd: dir })).json().held).toEqual([]);
+
+    // an operator releases a notice whose predecessor never comes
+    const r2 = residents[1]!;
+    await cli([...w(), "notices", "ingest", writeJsonl(join(dir, "c.jsonl"), [notice(3, r2, "death", 5)])], { cwd: dir });
+    expect((await state()).some((x) => x.source === "notice:T-3")).toBe(false);
+    const rel = await cli([...w(), "notices", "pending", "--release", "T-3", "--json"], { cwd: dir });
+    expect(rel.code, rel.stderr).toBe(0);
+    expect(rel.json()).toMatchObject({ released: 1, revocations: 2 });
+    expect((await state()).filter((x) => x.source === "notice:T-3")).toHaveLength(2);
+  });
+
+  it("moving out and back to the same address still revokes: the first move already revoked", async () => {
+    const r = residents[2]!;
+    const out = { ...itemsOf(r), address: "大阪府大阪市北区中之島１丁目３番２０号" };
+    const file = writeJsonl(join(dir, "f.jsonl"), [
+      notice(1, r, "move-out", 1, { after: out, newMunicipalityCode: "271276" }),
+      notice(2, r, "move-in", 2, { after: itemsOf(r), newMunicipalityCode: r.municipalityCode }),
+    ]);
+    const res = await cli([...w(), "notices", "ingest", file, "--json"], { cwd: dir });
+    expect(res.json()).toMatchObject({ applied: 2, revocations: 1 });
+    expect((await state()).find((x) => x.serial === certs.get(r.residentCode!)!.signature)).toMatchObject({ reason: 3, source: "notice:T-1" });
+  });
+
+  it("rejects bad notices to a reject file with line numbers, still applies the good ones, exit code 13", async () => {
+    const good = notice(1, residents[0]!, "death", 1);
+    const file = join(dir, "mixed.jsonl");
+    writeFileSync(
+      file,
+      [
+        JSON.stringify(good),
+        "{ not json",
+        JSON.stringify({ ...notice(2, residents[1]!, "emigration-to-mars", 1) }),
+        JSON.stringify({ ...notice(3, residents[1]!, "death", 1), residentCode: "12345678901" }),
+        JSON.stringify({ ...notice(4, residents[1]!, "death", 1), effectiveDate: "2023-02-30" }),
+        JSON.stringify({ ...notice(5, residents[1]!, "death", 1), residentCode: "00000000019" }),
+      ].join("\n") + "\n",
+    );
+    const res = await cli([...w(), "notices", "ingest", file, "--json"], { cwd: dir });
+    expect(res.code).toBe(13);
+    const s = res.json();
+    expect(s).toMatchObject({ read: 6, applied: 1, rejected: 5 });
+    const rejects = readFileSync(s.rejectFile, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(rejects.map((x) => x.line)).toEqual([2, 3, 4, 5, 6]);
+    expect(rejects.map((x) => x.code)).toEqual(["ERR_IMPORT_FORMAT", "ERR_NOTICE_KIND_UNKNOWN", "ERR_RESIDENT_CODE_INVALID", "ERR_NOTICE_MALFORMED", "ERR_RESIDENT_UNKNOWN"]);
+    expect((await state()).filter((x) => x.source === "notice:T-1")).toHaveLength(2);
+  });
+});
+
+describe("jpki registry apply and jpki watch", () => {
+  it("registry apply updates the records so the next issuance certifies the new items", async () => {
+    const r = residents[0]!;
+    const newAddress = "東京都港区芝公園４丁目２番８号";
+    const file = writeJsonl(join(dir, "feed.jsonl"), [notice(1, r, "relocation", 1, { after: { ...itemsOf(r), address: newAddress } })]);
+    expect((await cli([...w(), "notices", "ingest", file], { cwd: dir })).code).toBe(0);
+    const applied = await cli([...w(), "registry", "apply", file, "--json"], { cwd: dir });
+    expect(applied.json()).toMatchObject({ read: 1, applied: 1 });
+    const issued = await cli([...w(), "issue", "--resident", r.residentCode!, "--public-key", join(dir, "card.pub.pem"), "--json"], { cwd: dir });
+    expect(issued.code, issued.stderr).toBe(0);
+    const inspect = await cli(["inspect", join(ws, "certs", `${issued.json().serial}.pem`), "--json"], { cwd: dir });
+    expect(inspect.json().fourItems.address).toBe(newAddress);
+  });
+
+  it("watch --once ingests dropped files, moves them to done/ or failed/, regenerates CRLs", async () => {
+    const spool = join(dir, "spool");
+    mkdirSync(spool);
+    writeJsonl(join(spool, "001.jsonl"), [notice(1, residents[0]!, "death", 1)]);
+    writeFileSync(join(spool, "002.jsonl"), Buffer.from([0x7b, 0xff, 0xfe, 0x7d, 0x0a])); // not UTF-8: unreadable
+    writeFileSync(join(spool, "004.csv"), "noticeId,residentCode\nX-1,12345678901\n"); // readable, every notice bad
+    writeJsonl(join(spool, ".003.jsonl"), [notice(3, residents[1]!, "death", 1)]); // still being written: ignored
+    const res = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.json()).toMatchObject({ files: 3, failed: 1 });
+    expect(listFiles(join(spool, "done"))).toEqual(["001.jsonl", "004.csv", "004.csv.rejects.jsonl"]);
+    expect(listFiles(join(spool, "failed"))).toEqual(["002.jsonl", "002.jsonl.error.json"]);
+    expect(listFiles(join(spool, "processing"))).toEqual([]);
+    expect(existsSync(join(spool, ".003.jsonl"))).toBe(true);
+    expect((await state()).filter((x) => x.source === "notice:T-1")).toHaveLength(2);
+    const text = execFileSync("openssl", ["crl", "-in", join(ws, "crl", "13-auth.crl.pem"), "-noout", "-text"], { encoding: "utf8" });
+    expect(text).toContain("Cessation Of Operation");
+  });
+});
