@@ -1,0 +1,131 @@
+/**
+ * Crash safety of notice ingestion (slow: spawns the built CLI). A run killed with SIGKILL mid-file and run
+ * again, and a watch daemon stopped with SIGTERM and started again, end with a store identical to one clean
+ * run over the same feed: nothing lost, nothing applied twice.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { cpSync, existsSync, readdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import Database from "better-sqlite3";
+import { beforeAll, describe, expect, it } from "vitest";
+import { generateNotices, generateResidents } from "../../src/registry/fixtures.js";
+import { cardKey, cli, tempDir, writeJsonl } from "./helpers.js";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const MAIN = join(ROOT, "dist/src/cli/main.js");
+let dir: string;
+let base: string;
+let feed: string;
+let total: number;
+
+/** Everything ingestion decides, in a comparable form (timestamps left out: they are when it ran). */
+function snapshot(ws: string) {
+  const db = new Database(join(ws, "jpki.db"), { readonly: true });
+  try {
+    return {
+      notices: db.prepare("SELECT notice_id, resident_code, sequence, kind, status, revocations FROM notices ORDER BY notice_id").all(),
+      sequences: db.prepare("SELECT * FROM resident_sequences ORDER BY resident_code").all(),
+      revoked: db.prepare("SELECT serial, ca_id, resident_code, reason, revocation_source FROM certificates WHERE revoked_at IS NOT NULL ORDER BY serial").all(),
+      dirty: db.prepare("SELECT ca_id FROM crl_dirty").all(),
+    };
+  } finally {
+    db.close();
+  }
+}
+
+function noticeCount(ws: string): number {
+  try {
+    const db = new Database(join(ws, "jpki.db"), { readonly: true, fileMustExist: true });
+    try {
+      return (db.prepare("SELECT count(*) AS n FROM notices").get() as { n: number }).n;
+    } finally {
+      db.close();
+    }
+  } catch {
+    return 0; // busy at that instant: try again
+  }
+}
+
+function crlSerials(ws: string, ca: string): string[] {
+  const text = execFileSync("openssl", ["crl", "-in", join(ws, "crl", `${ca}.crl.pem`), "-noout", "-text"], { encoding: "utf8" });
+  return [...text.matchAll(/Serial Number: ([0-9A-F]+)/g)].map((m) => m[1]!).sort();
+}
+
+function copyWorkspace(name: string): string {
+  const to = join(dir, name);
+  cpSync(base, to, { recursive: true });
+  return to;
+}
+
+/** Starts the built CLI, waits until it has committed some notices but not all, then sends `signal`. */
+async function interrupt(args: string[], ws: string, signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null; atKill: number }> {
+  const child = spawn(process.execPath, [MAIN, "--workspace", ws, ...args], { env: { ...process.env, JPKI_PASSPHRASE: "correct horse" }, stdio: "ignore" });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on("exit", (code, sig) => res({ code, signal: sig })));
+  let atKill = 0;
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline && child.exitCode === null) {
+    atKill = noticeCount(ws);
+    if (atKill > 0) break;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  child.kill(signal);
+  return { ...(await exited), atKill };
+}
+
+beforeAll(async () => {
+  execFileSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", join(ROOT, "tsconfig.build.json")], { stdio: "inherit" });
+  dir = tempDir("jpki-resume-");
+  base = join(dir, "base");
+  expect((await cli(["--workspace", base, "ca", "init", "-p", "13,27"], { cwd: dir })).code).toBe(0);
+  const residents = [...generateResidents({ count: 4000, seed: "resume", prefectures: ["13", "27"] })];
+  writeJsonl(join(dir, "residents.jsonl"), residents);
+  expect((await cli(["--workspace", base, "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);
+  const pub = cardKey(dir, "card").pub;
+  const { readFileSync } = await import("node:fs");
+  const pem = readFileSync(pub, "utf8");
+  writeJsonl(join(dir, "apps.jsonl"), residents.slice(0, 300).flatMap((r) => ["signature", "authentication"].map((type) => ({ residentCode: r.residentCode, type, publicKey: pem }))));
+  const issued = await cli(["--workspace", base, "issue", "--batch", join(dir, "apps.jsonl"), "--json"], { cwd: dir });
+  expect(issued.code, issued.stderr).toBe(0);
+  const notices = [...generateNotices({ residents, count: 40_000, seed: "resume" })];
+  total = notices.length;
+  feed = writeJsonl(join(dir, "feed.jsonl"), notices);
+}, 300_000);
+
+describe("crash safety of notice ingestion (slow: spawns the CLI)", () => {
+  it("SIGKILL mid-file, then the same command again: identical to one clean run", async () => {
+    const clean = copyWorkspace("clean");
+    const r = await cli(["--workspace", clean, "notices", "ingest", feed, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json().applied + r.json().held).toBe(total);
+
+    const killed = copyWorkspace("killed");
+    const k = await interrupt(["notices", "ingest", feed, "--batch-size", "100"], killed, "SIGKILL");
+    expect(k.signal).toBe("SIGKILL");
+    const afterKill = noticeCount(killed);
+    expect(afterKill).toBeGreaterThan(0);
+    expect(afterKill).toBeLessThan(total); // it really stopped mid-file
+    const again = await cli(["--workspace", killed, "notices", "ingest", feed, "--json"], { cwd: dir });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.json().duplicates).toBe(afterKill);
+
+    expect(snapshot(killed)).toEqual(snapshot(clean));
+    for (const ca of ["13-sig", "13-auth", "27-sig", "27-auth"]) expect(crlSerials(killed, ca), ca).toEqual(crlSerials(clean, ca));
+  }, 180_000);
+
+  it("watch stops cleanly on SIGTERM, keeps the file in processing/, and the next start finishes it", async () => {
+    const clean = copyWorkspace("clean2");
+    expect((await cli(["--workspace", clean, "notices", "ingest", feed], { cwd: dir })).code).toBe(0);
+
+    const ws = copyWorkspace("watched");
+    const spool = join(dir, "spool");
+    cpSync(feed, join(spool, "feed.jsonl"));
+    const t = await interrupt(["watch", spool, "--batch-size", "100", "--poll", "50"], ws, "SIGTERM");
+    expect(t.code).toBe(0); // a clean exit, not a crash
+    const stoppedAt = noticeCount(ws);
+    if (stoppedAt < total) expect(readdirSync(join(spool, "processing"))).toEqual(["feed.jsonl"]);
+    const resumed = await cli(["--workspace", ws, "watch", spool, "--once", "--json"], { cwd: dir });
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(existsSync(join(spool, "done", "feed.jsonl"))).toBe(true);
+    expect(snapshot(ws)).toEqual(snapshot(clean));
+  }, 180_000);
+});
