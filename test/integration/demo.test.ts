@@ -26,6 +26,11 @@ describe("jpki demo", () => {
     const revoked = run(d.checks.revoked);
     expect(revoked.status).not.toBe(0);
     expect(revoked.out).toContain("certificate revoked");
+    // the relocation notice revoked another signature certificate, on its CA's regenerated CRL
+    const moved = run(d.checks.movedAway);
+    expect(moved.status).not.toBe(0);
+    expect(moved.out).toContain("certificate revoked");
+    expect(Number(d.notice.crl.number)).toBe(2);
     // a second run refuses to clobber the directory unless told to
     const again = await cli(["demo"], { cwd });
     expect(again.stderr).toContain("--force");

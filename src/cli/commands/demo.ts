@@ -18,6 +18,11 @@ import { generateResidents } from "../../registry/fixtures.js";
 import { parseResidentRecord } from "../../registry/resident.js";
 import { writeFileAtomic } from "../../store/files.js";
 import { Workspace } from "../../workspace/workspace.js";
+import { CrlUpdater } from "../../crl/updater.js";
+import { readRecords } from "../../registry/import.js";
+import { runIngest } from "./notices.js";
+import { applyNoticesToRegistry } from "./registry.js";
+import { execFileSync } from "node:child_process";
 import { Context } from "../context.js";
 import type { Io } from "../output.js";
 
@@ -51,17 +56,17 @@ export function makeDemoCommand(io: Io): Command {
       const ws = Workspace.create(dir);
       try {
         writeFileAtomic(join(dir, "passphrase.txt"), passphrase + "\n", 0o600);
-        say(`[1/6] workspace ${dir} (CA passphrase generated into passphrase.txt: demo only)`);
+        say(`[1/8] workspace ${dir} (CA passphrase generated into passphrase.txt: demo only)`);
 
         const prefs = DEMO_PREFECTURES.map((c) => prefecture(c));
         const cas = await initCas(ws, { prefectures: prefs, purposes: ["signature", "authentication"], passphrase });
-        say(`[2/6] created ${cas.created.length} CAs: ${cas.created.map((c) => `${c.id} ${c.prefecture}`).join(", ")}`);
+        say(`[2/8] created ${cas.created.length} CAs: ${cas.created.map((c) => `${c.id} ${c.prefecture}`).join(", ")}`);
 
         const inputs = [...generateResidents({ count: n, seed: "jpki-demo", prefectures: DEMO_PREFECTURES })];
         writeFileAtomic(join(dir, "residents.jsonl"), inputs.map((r) => JSON.stringify(r)).join("\n") + "\n");
         const residents = inputs.map((r) => parseResidentRecord(r, { now: ws.clock.now() }));
         await ws.store.upsertResidents(residents);
-        say(`[3/6] imported ${residents.length} residents from residents.jsonl`);
+        say(`[3/8] imported ${residents.length} residents from residents.jsonl`);
 
         const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
         const issued: IssuedCertificate[] = [];
@@ -72,17 +77,42 @@ export function makeDemoCommand(io: Io): Command {
             issued.push(c);
           }
         }
-        say(`[4/6] issued ${issued.length} certificates (a signature and an authentication certificate per resident) into certs/`);
+        say(`[4/8] issued ${issued.length} certificates (a signature and an authentication certificate per resident) into certs/`);
 
         const revoked = issued.find((c) => c.type === "signature")!;
         await revokeCertificate(ws.store, { serial: revoked.serial, reason: "loss", at: ws.clock.now() });
         const kept = issued.find((c) => c.type === "signature" && c.caId === revoked.caId && c.serial !== revoked.serial) ?? issued.find((c) => c.type === "signature" && c.serial !== revoked.serial)!;
-        say(`[5/6] revoked ${revoked.serial} (${revoked.caId}, card reported lost → keyCompromise)`);
+        say(`[5/8] revoked ${revoked.serial} (${revoked.caId}, card reported lost → keyCompromise)`);
 
         const publisher = new CrlPublisher({ store: ws.store, config: ws.config, clock: ws.clock, crlDir: ws.paths.crlDir, workspaceRoot: ws.paths.root });
         const crls: PublishedCrl[] = [];
         for (const c of cas.created) crls.push(await publisher.publish(CertificationAuthority.open(await getCaRecord(ws, c.id), passphrase, ws.config)));
-        say(`[6/6] published ${crls.length} CRLs into crl/`);
+        say(`[6/8] published ${crls.length} CRLs into crl/`);
+
+        // The registry reports a move (転居) of another resident: the notice revokes the signature certificate
+        // whose certified address no longer holds, and that CA's CRL is regenerated.
+        const moverCert = issued.find((c) => c.type === "signature" && c.serial !== revoked.serial && c.serial !== kept.serial)!;
+        const mover = residents.find((r) => r.residentCode === moverCert.residentCode)!;
+        const a = mover.fourItems.address;
+        const moved = { ...mover.fourItems, address: /[０-９]+番/.test(a) ? a.replace(/([０-９]+)番/, (_m, d: string) => `${d === "９" ? "８" : "９"}番`) : `${a}１番地` };
+        const notices = [
+          { noticeId: "DEMO-0001", residentCode: mover.residentCode, kind: "relocation", effectiveDate: ws.clock.now().toISOString().slice(0, 10), sequence: 1, municipalityCode: mover.municipalityCode, after: moved },
+        ];
+        const noticePath = join(dir, "notices.jsonl");
+        writeFileAtomic(noticePath, notices.map((n) => JSON.stringify(n)).join("\n") + "\n");
+        const updater = new CrlUpdater(ws, passphrase);
+        const ingest = await runIngest(ws, { source: noticePath, format: "jsonl", rejectPath: join(dir, "notices.rejects.jsonl"), batchSize: 1000, crlIntervalMs: 0, updater });
+        await applyNoticesToRegistry(ws.store, readRecords(noticePath, { format: "jsonl" }), ws.clock.now());
+        say(`[7/8] ingested notices.jsonl: a relocation (転居) revoked ${moverCert.serial} (affiliationChanged); CRL ${moverCert.caId} regenerated`);
+        const movedCrl = ingest.crls.find((c) => c.ca === moverCert.caId);
+        if (ingest.revocations !== 1 || !movedCrl) throw new JpkiError("ERR_INTERNAL", "the demo's relocation notice did not revoke exactly one certificate: please report this");
+        let crlText = "";
+        try {
+          crlText = execFileSync("openssl", ["crl", "-inform", "DER", "-in", movedCrl.path, "-noout", "-text"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+        } catch {
+          crlText = "(openssl not found: run the command above to see the CRL)";
+        }
+        say(`[8/8] registry updated from the same notice: the next certificate for this resident certifies the new address`);
 
         const rel = (p: string) => relative(io.cwd, p) || ".";
         const caPem = (id: string) => rel(join(ws.paths.caDir, `${id}.pem`));
@@ -97,7 +127,8 @@ export function makeDemoCommand(io: Io): Command {
           certificates: issued.map((c) => ({ serial: c.serial, ca: c.caId, type: c.type, path: join(ws.paths.certDir, `${c.serial}.pem`) })),
           revoked: { serial: revoked.serial, ca: revoked.caId, reason: "keyCompromise" },
           crls: crls.map((c) => ({ ca: c.caId, number: c.number.toString(), entries: c.entries, der: c.derPath, pem: c.pemPath })),
-          checks: { valid: check(kept), revoked: check(revoked) },
+          notice: { file: noticePath, revokedByMove: moverCert.serial, ca: moverCert.caId, crl: movedCrl },
+          checks: { valid: check(kept), revoked: check(revoked), movedAway: check(moverCert) },
         };
         ctx.out.result(result, () =>
           [
@@ -115,6 +146,12 @@ export function makeDemoCommand(io: Io): Command {
             `      → certificate revoked (error 23)`,
             `  openssl x509 -in ${certPem(kept.serial)} -noout -text     # the four items are the otherName entries`,
             `  openssl crl -in ${crlPem(revoked.caId)} -noout -text`,
+            "",
+            `The relocation notice in ${rel(noticePath)} revoked ${moverCert.serial}; ${moverCert.caId}'s CRL is now #${movedCrl.number}:`,
+            `  ${check(moverCert)}`,
+            `      → certificate revoked (error 23)`,
+            `  $ openssl crl -inform DER -in ${rel(movedCrl.path)} -noout -text`,
+            ...crlText.trimEnd().split("\n").map((l) => `  ${l}`),
             "",
             "Or with jpki itself:",
             `  npx jpki inspect ${certPem(kept.serial)}`,
