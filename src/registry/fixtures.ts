@@ -257,7 +257,7 @@ interface Life {
   code: string;
   municipalityCode: string;
   items: FourItems;
-  /** last sequence number used under `code` */
+  /** last sequence number used for this resident (continues across a resident-code change) */
   seq: number;
 }
 
@@ -308,8 +308,8 @@ function shiftDays(iso: string, days: number): string {
  * with a new address; name changes are marriages (the family name changes); half the corrections leave the
  * certified text as it was (a variant character swapped, or the same items re-stated) and half really
  * change an item. `after` is the resident's cumulative state and `before` the state before the notice;
- * sequence numbers run from 1 per resident code (a resident-code change is the old code's last notice,
- * the new code starts at 1); effective dates never decrease and span about a year; nobody gets a notice
+ * sequence numbers run from 1 per resident, without gaps, and continue under the new code after a
+ * resident-code change; effective dates never decrease and span about a year; nobody gets a notice
  * after death or removal. Notice ids are `N<8 hex of the seed>-<counter>`, unique within the feed.
  */
 export function* generateNotices(opts: GenerateNoticesOptions): Generator<ChangeNoticeInput, void, undefined> {
@@ -440,10 +440,7 @@ export function* generateNotices(opts: GenerateNoticesOptions): Generator<Change
 
     if (after) life.items = after;
     if (newMunicipalityCode !== undefined) life.municipalityCode = newMunicipalityCode;
-    if (newResidentCode !== undefined) {
-      life.code = newResidentCode;
-      life.seq = 0;
-    }
+    if (newResidentCode !== undefined) life.code = newResidentCode;
     if (ends) {
       alive[slot] = alive[alive.length - 1]!;
       alive.pop();

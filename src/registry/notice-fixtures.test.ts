@@ -26,12 +26,13 @@ describe("generateNotices", () => {
     expect([...generateNotices({ residents, count: 100, seed: 5 })].map((n) => n.noticeId)).toEqual(a.slice(0, 100).map((n) => n.noticeId));
   });
 
-  it("yields notices parseNotice accepts, with unique ids, per-code sequences from 1 and non-decreasing dates", () => {
+  it("yields notices parseNotice accepts, with unique ids, per-resident sequences from 1 and non-decreasing dates", () => {
     const notices = [...generateNotices({ residents, count: 5000, seed: "valid" })];
     expect(notices).toHaveLength(5000);
     const ids = new Set<string>();
     const seq = new Map<string, number>();
     let last = "";
+    let carried = 0;
     for (const [i, n] of notices.entries()) {
       const p = parseNotice(JSON.parse(JSON.stringify(n)), { now, line: i + 1 });
       expect(p.noticeId).toBe(n.noticeId);
@@ -39,9 +40,15 @@ describe("generateNotices", () => {
       ids.add(n.noticeId);
       expect(n.sequence).toBe((seq.get(n.residentCode) ?? 0) + 1);
       seq.set(n.residentCode, n.sequence);
+      // After a resident-code change the sequence goes on under the new code.
+      if (n.newResidentCode) {
+        seq.set(n.newResidentCode, n.sequence);
+        carried++;
+      }
       expect(n.effectiveDate >= last).toBe(true);
       last = n.effectiveDate;
     }
+    expect(carried).toBeGreaterThan(0);
     expect(notices[0]!.effectiveDate).toBe("2024-04-01");
     expect(last <= "2025-04-01").toBe(true); // about a year
     expect([...generateNotices({ residents, count: 3, seed: 1, startDate: "2030-01-31" })][0]!.effectiveDate).toBe("2030-01-31");
@@ -77,11 +84,11 @@ describe("generateNotices", () => {
 
   it("builds on each resident's cumulative state and sends nothing after death or removal", () => {
     const notices = [...generateNotices({ residents: residents.slice(0, 50), count: 400, seed: "life" })];
-    type State = { items: ChangeNotice["after"]; municipality: string; ended: boolean };
+    type State = { items: ChangeNotice["after"]; municipality: string; ended: boolean; seq: number };
     const byCode = new Map<string, State>(
       residents.slice(0, 50).map((r) => {
         const p = parseResidentRecord(r, { now });
-        return [p.residentCode, { items: p.fourItems, municipality: p.municipalityCode, ended: false }];
+        return [p.residentCode, { items: p.fourItems, municipality: p.municipalityCode, ended: false, seq: 0 }];
       }),
     );
     let codeChanges = 0;
@@ -89,6 +96,7 @@ describe("generateNotices", () => {
       const s = byCode.get(n.residentCode);
       expect(s, "notice for a resident the registry knows under this code").toBeDefined();
       expect(s!.ended).toBe(false);
+      expect(n.sequence).toBe(++s!.seq); // one sequence per person, across code changes
       expect(n.before).toEqual(s!.items);
       if (n.kind !== "move-in") expect(n.municipalityCode).toBe(s!.municipality);
       if (n.after) s!.items = n.after;

@@ -13,8 +13,9 @@
  * meaning "absent", the kind in English or Japanese (転居 …), the gender as a word, a digit (1/2/3) or
  * 男/女/不明. `parseNotice` turns either into the same `ChangeNotice`.
  *
- * Sequence numbers (ours): per resident code, from 1, without gaps. A resident-code change (住民票コード変更)
- * is the last notice under the old code; notices under the new code start again at 1.
+ * Sequence numbers (ours): per resident, from 1, without gaps. A resident-code change (住民票コード変更) is the
+ * last notice under the old code; the resident's next notice comes under the new code and continues the
+ * sequence (code change n, then n + 1 under the new code).
  *
  * Messages name the field and the line, never a value: the values are personal data.
  */
@@ -83,7 +84,7 @@ export interface ChangeNotice {
   readonly kind: NoticeKind;
   /** 異動日, ISO YYYY-MM-DD, a real date */
   readonly effectiveDate: string;
-  /** per-resident-code sequence number, integer ≥ 1 */
+  /** per-resident sequence number, integer ≥ 1; continues across a resident-code change */
   readonly sequence: number;
   /** the issuing municipality (6-digit local government code) */
   readonly municipalityCode: string;

@@ -168,6 +168,9 @@ export class SqliteStore implements Store {
       db.pragma("journal_mode = WAL");
       db.pragma("synchronous = NORMAL");
       db.pragma("foreign_keys = ON");
+      // A larger page cache and memory-mapped reads keep per-certificate lookups off the disk path.
+      db.pragma("cache_size = -65536");
+      db.pragma("mmap_size = 268435456");
       const appId = db.pragma("application_id", { simple: true }) as number;
       const version = db.pragma("user_version", { simple: true }) as number;
       if (appId === 0 && version === 0) {
