@@ -140,6 +140,7 @@ export class CertificationAuthority {
   readonly urls: CaUrls;
   readonly #config: WorkspaceConfig;
   readonly #publicKey: KeyObject;
+  readonly #cdp = new Map<string, Buffer>();
   // Extensions that are the same in every certificate this CA issues, encoded once.
   readonly #fixed: { keyUsage: Buffer; policies: Buffer; issuerAltName: Buffer; aia: Buffer; aki: Buffer };
 
@@ -190,6 +191,20 @@ export class CertificationAuthority {
     return this.record.purpose;
   }
 
+  /** The municipality partition's distribution point (one per municipality, so encoded once each). */
+  #distributionPoint(municipalityCode: string, municipalityRomaji: string): Buffer {
+    let ext = this.#cdp.get(municipalityCode);
+    if (!ext) {
+      ext = extension(
+        EXT_OID.cRLDistributionPoints,
+        false,
+        crlDistributionPoints(encodeName(crlPartitionName(this.prefecture.romaji, municipalityRomaji, this.purpose)), [this.urls.partition(municipalityCode)]),
+      );
+      this.#cdp.set(municipalityCode, ext);
+    }
+    return ext;
+  }
+
   /** Builds and signs one end-entity certificate. Nothing is stored here: the caller commits. */
   async certify(input: CertifyInput): Promise<Certified> {
     if (input.type !== this.purpose) {
@@ -208,13 +223,7 @@ export class CertificationAuthority {
     }
     extensions.push(
       this.#fixed.issuerAltName,
-      extension(
-        EXT_OID.cRLDistributionPoints,
-        false,
-        crlDistributionPoints(encodeName(crlPartitionName(this.prefecture.romaji, muni, input.type)), [
-          this.urls.partition(input.municipalityCode),
-        ]),
-      ),
+      this.#distributionPoint(input.municipalityCode, muni),
       this.#fixed.aia,
       this.#fixed.aki,
       extension(EXT_OID.subjectKeyIdentifier, false, subjectKeyIdentifier(keyIdentifier(input.spki))),
