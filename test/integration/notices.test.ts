@@ -212,3 +212,20 @@ describe("jpki registry apply and jpki watch", () => {
     expect(text).toContain("Cessation Of Operation");
   });
 });
+
+describe("the sample feed (fixtures/notices)", () => {
+  it("ingests the CSV sample, and the JSON Lines sample is then all duplicates", async () => {
+    const root = join(import.meta.dirname, "../..");
+    const wsDir = join(dir, "sample-ws");
+    expect((await cli(["--workspace", wsDir, "ca", "init", "-p", "13", "--purpose", "signature"], { cwd: dir })).code).toBe(0);
+    expect((await cli(["--workspace", wsDir, "registry", "import", join(root, "fixtures/registry/residents.sample.jsonl")], { cwd: dir })).code).toBe(0);
+    const csv = await cli(["--workspace", wsDir, "notices", "ingest", join(root, "fixtures/notices/notices.sample.csv"), "--json"], { cwd: dir });
+    expect(csv.code, csv.stderr).toBe(0);
+    expect(csv.json()).toMatchObject({ rejected: 0 });
+    const jsonl = await cli(["--workspace", wsDir, "notices", "ingest", join(root, "fixtures/notices/notices.sample.jsonl"), "--json"], { cwd: dir });
+    expect(jsonl.json()).toMatchObject({ duplicates: csv.json().read, applied: 0 });
+    const bad = await cli(["--workspace", wsDir, "notices", "ingest", join(root, "fixtures/notices/bad-notices.jsonl"), "--json"], { cwd: dir });
+    expect(bad.code).toBe(13);
+    expect(bad.json().rejectFile.startsWith(join(wsDir, "rejects"))).toBe(true);
+  });
+});

@@ -1,6 +1,6 @@
 /** `jpki notices ingest|pending`: change notices (異動等情報の通知) from the registry revoke certificates. */
 import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeSync, fsyncSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { Command, Option } from "commander";
 import { NoticeIngestor, type IngestSummary, type RejectedNotice } from "../../ca/notices.js";
 import { CrlUpdater } from "../../crl/updater.js";
@@ -116,7 +116,7 @@ export function makeNoticesCommand(io: Io): Command {
     .description("ingest a notice file: idempotent by notice id, ordered per resident, batched, resumable")
     .argument("<file>", "JSON Lines (canonical, schema/change-notice.schema.json) or CSV; '-' reads JSON Lines from stdin")
     .addOption(new Option("--format <format>", "input format").choices(["auto", "jsonl", "csv"]).default("auto"))
-    .option("--reject-file <file>", "where rejected notices go (default: <file>.rejects.jsonl, or the workspace's rejects/ for stdin)")
+    .option("--reject-file <file>", "where rejected notices go (default: the workspace's rejects/<file>-<time>.rejects.jsonl)")
     .option("--batch-size <n>", "notices per transaction", "1000")
     .option("--crl-interval <seconds>", "at most one CRL per CA per this many seconds during a long run (always one at the end)", "30")
     .option("--no-crl", "do not regenerate CRLs (the CAs stay marked; the next run or 'jpki crl generate' publishes)")
@@ -144,7 +144,9 @@ Examples:
         const updater = passphrase ? new CrlUpdater(ws, passphrase) : undefined;
         await updater?.preflight();
         const stdin = file === "-";
-        const rejectPath = o.rejectFile ? resolve(io.cwd, o.rejectFile) : stdin ? join(ws.paths.root, "rejects", `stdin-${new Date().toISOString().replace(/[:.]/g, "-")}.jsonl`) : resolve(io.cwd, `${file}.rejects.jsonl`);
+        // Rejects go into the workspace by default: the input's folder may be read-only or someone else's.
+        const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+        const rejectPath = o.rejectFile ? resolve(io.cwd, o.rejectFile) : join(ws.paths.root, "rejects", `${stdin ? "stdin" : basename(file)}-${stamp}.rejects.jsonl`);
         const r = await runIngest(ws, {
           source: stdin ? (io.stdin ?? process.stdin) : resolve(io.cwd, file),
           format: stdin && o.format === "auto" ? "jsonl" : o.format,
