@@ -93,6 +93,9 @@ const MIGRATIONS: readonly string[] = [
   CREATE TABLE crl_dirty (ca_id TEXT PRIMARY KEY, since INTEGER NOT NULL);
   CREATE INDEX certificates_resident_all ON certificates (resident_code);
   `,
+  `
+  ALTER TABLE residents ADD COLUMN notice_sequence INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -217,6 +220,8 @@ export class SqliteStore implements Store {
            address = excluded.address, birth_date = excluded.birth_date, gender = excluded.gender, status = excluded.status`,
       ),
       getResident: db.prepare("SELECT * FROM residents WHERE resident_code = ?"),
+      setResidentSequence: db.prepare("UPDATE residents SET notice_sequence = ? WHERE resident_code = ?"),
+      residentSequence: db.prepare("SELECT notice_sequence FROM residents WHERE resident_code = ?").pluck(),
       deleteResident: db.prepare("DELETE FROM residents WHERE resident_code = ?"),
       countResidents: db.prepare("SELECT count(*) FROM residents").pluck(),
       activeSameType: db.prepare(
@@ -332,13 +337,20 @@ export class SqliteStore implements Store {
     );
   }
 
-  replaceResidents(put: readonly ResidentRecord[], removeCodes: readonly string[]): Promise<void> {
+  replaceResidents(put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>, removeCodes: readonly string[]): Promise<void> {
     return this.#run("updating residents", () =>
       this.#db.transaction(() => {
         for (const code of removeCodes) this.#stmts.deleteResident.run(code);
-        for (const r of put) this.#stmts.upsertResident.run({ residentCode: r.residentCode, municipalityCode: r.municipalityCode, status: r.status, ...r.fourItems });
+        for (const r of put) {
+          this.#stmts.upsertResident.run({ residentCode: r.residentCode, municipalityCode: r.municipalityCode, status: r.status, ...r.fourItems });
+          this.#stmts.setResidentSequence.run(r.noticeSequence, r.residentCode);
+        }
       })(),
     );
+  }
+
+  residentNoticeSequence(residentCode: string): Promise<number> {
+    return this.#run("reading a resident's notice sequence", () => (this.#stmts.residentSequence.get(residentCode) as number | undefined) ?? 0);
   }
 
   getResident(residentCode: string): Promise<ResidentRecord | undefined> {

@@ -153,8 +153,13 @@ export interface Store {
   /** Inserts or replaces residents; returns how many were new and how many replaced. */
   upsertResidents(residents: readonly ResidentRecord[]): Promise<{ inserted: number; updated: number }>;
   getResident(residentCode: string): Promise<ResidentRecord | undefined>;
-  /** Replaces residents and removes records under old codes (a resident-code change), in one transaction. */
-  replaceResidents(put: readonly ResidentRecord[], removeCodes: readonly string[]): Promise<void>;
+  /**
+   * Registry side of a change notice: replaces residents, removes records under old codes (a resident-code
+   * change) and records the notice sequence each record now reflects, in one transaction.
+   */
+  replaceResidents(put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>, removeCodes: readonly string[]): Promise<void>;
+  /** The sequence of the last change notice applied to a resident record (0: none). */
+  residentNoticeSequence(residentCode: string): Promise<number>;
   countResidents(): Promise<number>;
 
   /**

@@ -229,3 +229,20 @@ describe("the sample feed (fixtures/notices)", () => {
     expect(bad.json().rejectFile.startsWith(join(wsDir, "rejects"))).toBe(true);
   });
 });
+
+describe("jpki registry apply ordering", () => {
+  it("keeps the newest state when an older notice arrives after a newer one, and re-applying changes nothing", async () => {
+    const r = residents[0]!;
+    const renamed = { ...itemsOf(r), name: "山本　" + itemsOf(r).name.split("　")[1] };
+    const file = writeJsonl(join(dir, "out-of-order.jsonl"), [
+      notice(2, r, "name-change", 2, { after: renamed }),
+      notice(1, r, "correction", 1, { after: itemsOf(r) }), // older: re-states the old name
+    ]);
+    const res = await cli([...w(), "registry", "apply", file, "--json"], { cwd: dir });
+    expect(res.json()).toMatchObject({ read: 2, applied: 1, skipped: 1 });
+    const shown = await cli([...w(), "registry", "show", r.residentCode!, "--json"], { cwd: dir });
+    expect(shown.json().fourItems.name).toBe(renamed.name);
+    const again = await cli([...w(), "registry", "apply", file, "--json"], { cwd: dir });
+    expect(again.json()).toMatchObject({ applied: 0, skipped: 2 });
+  });
+});

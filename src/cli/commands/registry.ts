@@ -128,12 +128,14 @@ export async function applyNoticesToRegistry(
         }
         throw new JpkiError("ERR_RESIDENT_UNKNOWN", `line ${item.line}: notice ${n.noticeId} names a resident the registry does not hold`);
       }
-      if (r.status !== "active") {
+      // Every notice carries the complete items after its change, so the record only ever moves forward:
+      // a notice older than the last one applied (a late arrival, or a repeat) is already reflected.
+      if (r.status !== "active" || n.sequence <= (await store.residentNoticeSequence(r.residentCode))) {
         skipped++;
         continue;
       }
       const next = applyNoticeToResident(r, n);
-      await store.replaceResidents([next], next.residentCode !== r.residentCode ? [r.residentCode] : []);
+      await store.replaceResidents([{ ...next, noticeSequence: n.sequence }], next.residentCode !== r.residentCode ? [r.residentCode] : []);
       applied++;
     } catch (e) {
       if (!isJpkiError(e)) throw e;
