@@ -175,7 +175,7 @@ export async function benchNotices(opts: { residents?: number; notices?: number 
       source: file,
       format: "jsonl",
       rejectPath: join(dir, "notices.rejects.jsonl"),
-      batchSize: 1000,
+      batchSize: Number(process.env.JPKI_BENCH_BATCH ?? 1000),
       crlIntervalMs: 30_000,
       updater,
     });
