@@ -140,26 +140,37 @@ Examples:
       if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 100_000) throw new JpkiError("ERR_USAGE", "--batch-size must be a whole number from 1 to 100000");
       if (!Number.isFinite(interval) || interval < 0) throw new JpkiError("ERR_USAGE", "--crl-interval must be a number of seconds ≥ 0");
       const passphrase = o.crl ? await ctx.passphrase() : undefined;
-      await withWorkspace(ctx, async (ws) => {
-        const updater = passphrase ? new CrlUpdater(ws, passphrase) : undefined;
-        await updater?.preflight();
-        const stdin = file === "-";
-        // Rejects go into the workspace by default: the input's folder may be read-only or someone else's.
-        const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-        const rejectPath = o.rejectFile ? resolve(io.cwd, o.rejectFile) : join(ws.paths.root, "rejects", `${stdin ? "stdin" : basename(file)}-${stamp}.rejects.jsonl`);
-        const r = await runIngest(ws, {
-          source: stdin ? (io.stdin ?? process.stdin) : resolve(io.cwd, file),
-          format: stdin && o.format === "auto" ? "jsonl" : o.format,
-          rejectPath,
-          batchSize,
-          crlIntervalMs: interval * 1000,
-          updater,
-          onProgress: (s) => ctx.out.progress(s),
+      // SIGINT/SIGTERM end the run after the batch in progress; running the command again resumes.
+      const controller = new AbortController();
+      const stop = () => controller.abort();
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+      try {
+        await withWorkspace(ctx, async (ws) => {
+          const updater = passphrase ? new CrlUpdater(ws, passphrase) : undefined;
+          await updater?.preflight();
+          const stdin = file === "-";
+          // Rejects go into the workspace by default: the input's folder may be read-only or someone else's.
+          const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+          const rejectPath = o.rejectFile ? resolve(io.cwd, o.rejectFile) : join(ws.paths.root, "rejects", `${stdin ? "stdin" : basename(file)}-${stamp}.rejects.jsonl`);
+          const r = await runIngest(ws, {
+            source: stdin ? (io.stdin ?? process.stdin) : resolve(io.cwd, file),
+            format: stdin && o.format === "auto" ? "jsonl" : o.format,
+            rejectPath,
+            batchSize,
+            crlIntervalMs: interval * 1000,
+            updater,
+            signal: controller.signal,
+            onProgress: (s) => ctx.out.progress(s),
+          });
+          ctx.out.progressDone();
+          ctx.out.result(r, () => formatIngest(r));
+          if (r.rejected > 0) throw new JpkiError("ERR_PARTIAL", `${r.rejected} of ${r.read} notices were rejected (see ${r.rejectFile}); the others were applied`);
         });
-        ctx.out.progressDone();
-        ctx.out.result(r, () => formatIngest(r));
-        if (r.rejected > 0) throw new JpkiError("ERR_PARTIAL", `${r.rejected} of ${r.read} notices were rejected (see ${r.rejectFile}); the others were applied`);
-      });
+      } finally {
+        process.off("SIGTERM", stop);
+        process.off("SIGINT", stop);
+      }
     });
 
   notices
