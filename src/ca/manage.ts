@@ -77,16 +77,16 @@ export interface InitOptions {
 export async function initCas(ws: Workspace, opts: InitOptions): Promise<{ created: CaSummary[]; skipped: string[] }> {
   const wanted = opts.prefectures.flatMap((p) => opts.purposes.map((purpose) => ({ p, purpose, id: caId(p.code, purpose) })));
   const skipped: string[] = [];
-  const todo: typeof wanted = [];
+  const missing: typeof wanted = [];
   for (const w of wanted) {
     if (await ws.store.getCa(w.id)) {
       if (!opts.skipExisting) throw new JpkiError("ERR_CA_EXISTS", `CA ${w.id} already exists in ${ws.paths.root}: use --skip-existing to leave it as it is`);
       skipped.push(w.id);
-    } else todo.push(w);
+    } else missing.push(w);
   }
   const created: CaSummary[] = [];
   // Two key generations at a time keep both cores busy without a burst of 94 parallel jobs.
-  const queue = [...todo];
+  const queue = [...missing];
   const worker = async () => {
     for (let w = queue.shift(); w; w = queue.shift()) {
       const rec = await createCaRecord({ prefectureCode: w.p.code, purpose: w.purpose, passphrase: opts.passphrase, config: ws.config, now: ws.clock.now() });

@@ -85,3 +85,20 @@ export async function withWorkspace<T>(ctx: Context, f: (ws: Workspace) => Promi
     await ws.close();
   }
 }
+
+/**
+ * Runs a long job with a stop signal wired to SIGTERM and SIGINT: the job finishes the batch in progress and
+ * returns, so a daemon or a long ingestion ends cleanly and can be resumed.
+ */
+export async function withStopSignal<T>(f: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+  try {
+    return await f(controller.signal);
+  } finally {
+    process.off("SIGTERM", stop);
+    process.off("SIGINT", stop);
+  }
+}

@@ -7,7 +7,7 @@ import { CrlUpdater } from "../../crl/updater.js";
 import { JpkiError } from "../../errors.js";
 import { readRecords } from "../../registry/import.js";
 import type { Workspace } from "../../workspace/workspace.js";
-import { Context, withWorkspace } from "../context.js";
+import { Context, withStopSignal, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 
 /** Rejected notices go to a file written beside and renamed into place at the end (never half a file). */
@@ -141,12 +141,8 @@ Examples:
       if (!Number.isFinite(interval) || interval < 0) throw new JpkiError("ERR_USAGE", "--crl-interval must be a number of seconds ≥ 0");
       const passphrase = o.crl ? await ctx.passphrase() : undefined;
       // SIGINT/SIGTERM end the run after the batch in progress; running the command again resumes.
-      const controller = new AbortController();
-      const stop = () => controller.abort();
-      process.once("SIGTERM", stop);
-      process.once("SIGINT", stop);
-      try {
-        await withWorkspace(ctx, async (ws) => {
+      await withStopSignal((signal) =>
+        withWorkspace(ctx, async (ws) => {
           const updater = passphrase ? new CrlUpdater(ws, passphrase) : undefined;
           await updater?.preflight();
           const stdin = file === "-";
@@ -160,17 +156,14 @@ Examples:
             batchSize,
             crlIntervalMs: interval * 1000,
             updater,
-            signal: controller.signal,
+            signal,
             onProgress: (s) => ctx.out.progress(s),
           });
           ctx.out.progressDone();
           ctx.out.result(r, () => formatIngest(r));
           if (r.rejected > 0) throw new JpkiError("ERR_PARTIAL", `${r.rejected} of ${r.read} notices were rejected (see ${r.rejectFile}); the others were applied`);
-        });
-      } finally {
-        process.off("SIGTERM", stop);
-        process.off("SIGINT", stop);
-      }
+        }),
+      );
     });
 
   notices

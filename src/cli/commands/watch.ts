@@ -13,7 +13,7 @@ import { Command } from "commander";
 import { CrlUpdater } from "../../crl/updater.js";
 import { JpkiError, isJpkiError } from "../../errors.js";
 import type { Workspace } from "../../workspace/workspace.js";
-import { Context, withWorkspace } from "../context.js";
+import { Context, withStopSignal, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 import { formatIngest, runIngest, type IngestRunResult } from "./notices.js";
 
@@ -114,12 +114,8 @@ Example:
       if (!Number.isInteger(pollMs) || pollMs < 10) throw new JpkiError("ERR_USAGE", "--poll must be a whole number of milliseconds ≥ 10");
       if (!Number.isInteger(batchSize) || batchSize < 1) throw new JpkiError("ERR_USAGE", "--batch-size must be a whole number ≥ 1");
       const passphrase = await ctx.passphrase();
-      const controller = new AbortController();
-      const stop = () => controller.abort();
-      process.once("SIGTERM", stop);
-      process.once("SIGINT", stop);
-      try {
-        await withWorkspace(ctx, async (ws) => {
+      await withStopSignal((signal) =>
+        withWorkspace(ctx, async (ws) => {
           const updater = new CrlUpdater(ws, passphrase);
           await updater.preflight();
           const spool = resolve(io.cwd, dir);
@@ -130,17 +126,14 @@ Example:
             pollMs,
             once: Boolean(o.once),
             batchSize,
-            signal: controller.signal,
+            signal,
             onFile: (name, res) => {
               results.push({ file: name, ...("error" in res ? { error: res.error.toJSON() } : res) });
               if (!ctx.out.json) ctx.out.info("error" in res ? `${name}: failed [${res.error.code}] ${res.error.message}` : `${name}:\n  ${formatIngest(res).split("\n").join("\n  ")}`);
             },
           });
-          ctx.out.result({ ...r, stopped: controller.signal.aborted, results }, `processed ${r.files} files (${r.failed} failed)${controller.signal.aborted ? ", stopped by signal" : ""}`);
-        });
-      } finally {
-        process.off("SIGTERM", stop);
-        process.off("SIGINT", stop);
-      }
+          ctx.out.result({ ...r, stopped: signal.aborted, results }, `processed ${r.files} files (${r.failed} failed)${signal.aborted ? ", stopped by signal" : ""}`);
+        }),
+      );
     });
 }
