@@ -40,7 +40,7 @@ async function rawSignsPerSecond(n: number, concurrency: number): Promise<number
 
 export async function benchIssue(opts: { count?: number } = {}): Promise<BenchResult> {
   const count = opts.count ?? 4000;
-  const concurrency = Number(process.env.JPKI_BENCH_CONCURRENCY ?? 16);
+  const concurrency = Number(process.env.JPKI_BENCH_CONCURRENCY ?? 64);
   const dir = mkdtempSync(join(tmpdir(), "jpki-bench-issue-"));
   const ws = Workspace.create(dir);
   try {

@@ -5,6 +5,8 @@
 import "reflect-metadata";
 import { cpus } from "node:os";
 import { benchIssue, type BenchResult } from "./issue.js";
+// `npm run bench` starts this through bin/jpki.cjs, which sizes libuv's thread pool as the CLI does, for
+// ours and the baseline alike.
 import { benchNotices } from "./notices.js";
 
 const only = process.argv.slice(2);

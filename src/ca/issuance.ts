@@ -211,7 +211,7 @@ export class IssuanceService {
     input: BatchInput,
     opts: { concurrency?: number; commitEvery?: number; onProgress?: (p: BatchProgress) => void; onIssued?: (c: IssuedCertificate) => void } = {},
   ): Promise<BatchSummary> {
-    const concurrency = opts.concurrency ?? 16;
+    const concurrency = opts.concurrency ?? 64;
     const commitEvery = opts.commitEvery ?? 500;
     const errors: BatchLineError[] = [];
     const byCa: Record<string, number> = {};

@@ -57,7 +57,7 @@ export function makeIssueCommand(io: Io): Command {
     .option("--der", "write DER instead of PEM")
     .option("--batch <file>", "JSON Lines of applications {residentCode, type, publicKey|csr, counterId} ('-' for stdin)")
     .option("--out-dir <dir>", "with --batch: also write each certificate as <serial>.pem here")
-    .option("--concurrency <n>", "with --batch: signatures in flight (default 16)")
+    .option("--concurrency <n>", "with --batch: signatures in flight (default 64)")
     .addHelpText(
       "after",
       `

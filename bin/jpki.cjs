@@ -1,0 +1,14 @@
+#!/usr/bin/env node
+// Launcher of the `jpki` CLI. CommonJS on purpose: it runs before any asynchronous file read, so the size of
+// libuv's thread pool (where RSA signatures run) can still be chosen. The default of 4 threads
+// oversubscribes a 2-core machine and starves the main thread that feeds the signers; one per core does not.
+"use strict";
+const { availableParallelism } = require("node:os");
+const { pathToFileURL } = require("node:url");
+const { join } = require("node:path");
+if (!process.env.UV_THREADPOOL_SIZE) process.env.UV_THREADPOOL_SIZE = String(availableParallelism());
+const target = process.argv[2] === "--run-module" ? process.argv.splice(2, 2)[1] : join(__dirname, "..", "dist", "src", "cli", "main.js");
+import(pathToFileURL(target).href).catch((e) => {
+  process.stderr.write(`jpki: cannot start (${e && e.message}); run 'npm run build' first\n`);
+  process.exitCode = 70;
+});
