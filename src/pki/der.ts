@@ -8,25 +8,62 @@
 
 export type Der = Buffer;
 
+/** Bytes needed for a definite length (X.690 §8.1.3). */
+function lengthSize(n: number): number {
+  return n < 0x80 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x1000000 ? 4 : 5;
+}
+
+/** Writes a definite length at `off`; returns the offset after it. */
+function writeLength(out: Buffer, off: number, n: number): number {
+  const size = lengthSize(n);
+  if (size === 1) {
+    out[off] = n;
+    return off + 1;
+  }
+  out[off] = 0x80 | (size - 1);
+  for (let i = size - 1; i >= 1; i--) {
+    out[off + i] = n & 0xff;
+    n = Math.floor(n / 256);
+  }
+  return off + size;
+}
+
 /** Encodes a definite length (X.690 §8.1.3). */
 export function encodeLength(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  let v = n;
-  while (v > 0) {
-    bytes.unshift(v & 0xff);
-    v = Math.floor(v / 256);
-  }
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
+  const out = Buffer.allocUnsafe(lengthSize(n));
+  writeLength(out, 0, n);
+  return out;
 }
 
 /** A header (tag + length) for content of the given length; used when content is streamed. */
 export function header(tag: number, contentLength: number): Buffer {
-  return Buffer.concat([Buffer.from([tag]), encodeLength(contentLength)]);
+  const out = Buffer.allocUnsafe(1 + lengthSize(contentLength));
+  out[0] = tag;
+  writeLength(out, 1, contentLength);
+  return out;
 }
 
+/**
+ * One TLV around the concatenation of `parts`, built in a single allocation: certificates are assembled
+ * from dozens of small pieces per issuance, and intermediate Buffer.concat copies dominated that cost.
+ */
+export function tlvOf(tag: number, parts: readonly Uint8Array[]): Buffer {
+  let len = 0;
+  for (const p of parts) len += p.length;
+  const out = Buffer.allocUnsafe(1 + lengthSize(len) + len);
+  out[0] = tag;
+  let off = writeLength(out, 1, len);
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+const ZERO = Buffer.from([0]);
+
 export function tlv(tag: number, content: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.from([tag]), encodeLength(content.length), content]);
+  return tlvOf(tag, [content]);
 }
 
 export const TAG = {
@@ -47,11 +84,11 @@ export const TAG = {
 } as const;
 
 export function seq(...parts: Uint8Array[]): Buffer {
-  return tlv(TAG.SEQUENCE, Buffer.concat(parts));
+  return tlvOf(TAG.SEQUENCE, parts);
 }
 
 export function set(...parts: Uint8Array[]): Buffer {
-  return tlv(TAG.SET, Buffer.concat(parts));
+  return tlvOf(TAG.SET, parts);
 }
 
 /** Context-specific constructed [n] (EXPLICIT tagging, or IMPLICIT over a constructed type). */
@@ -90,8 +127,8 @@ export function integerContent(v: bigint): Buffer {
 export function integerFromUnsigned(bytes: Uint8Array): Buffer {
   let i = 0;
   while (i < bytes.length - 1 && bytes[i] === 0 && !(bytes[i + 1]! & 0x80)) i++;
-  const trimmed = Buffer.from(bytes.subarray(i));
-  return tlv(TAG.INTEGER, trimmed[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), trimmed]) : trimmed);
+  const trimmed = bytes.subarray(i);
+  return trimmed[0]! & 0x80 ? tlvOf(TAG.INTEGER, [ZERO, trimmed]) : tlv(TAG.INTEGER, trimmed);
 }
 
 export function enumerated(v: number): Buffer {
@@ -146,7 +183,7 @@ export function octetString(content: Uint8Array): Buffer {
 
 /** BIT STRING with no unused bits (keys, signatures). */
 export function bitString(content: Uint8Array): Buffer {
-  return tlv(TAG.BIT_STRING, Buffer.concat([Buffer.from([0]), content]));
+  return tlvOf(TAG.BIT_STRING, [ZERO, content]);
 }
 
 /**

@@ -10,7 +10,7 @@
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { GeneralNames } from "@peculiar/asn1-x509";
 import { JpkiError } from "../errors.js";
-import { explicit, oid, readHeader, seq, TAG, utf8 } from "../pki/der.js";
+import { explicit, oid, readHeader, seq, TAG, tlvOf, utf8 } from "../pki/der.js";
 import {
   decodeBirthDate,
   decodeGender,
@@ -46,7 +46,7 @@ export function isFourItemsOid(typeId: string): boolean {
 
 /** otherName (GeneralName [0]): IMPLICIT over the SEQUENCE, so the constructed tag replaces 0x30. */
 export function otherName(typeId: string, utf8Value: string): Buffer {
-  return explicit(0, Buffer.concat([oid(typeId), explicit(0, utf8(utf8Value))]));
+  return tlvOf(0xa0, [oid(typeId), explicit(0, utf8(utf8Value))]);
 }
 
 /** The GeneralNames (extnValue of subjectAltName) for already-encoded items. */
