@@ -30,6 +30,11 @@ export interface IssuanceApplication {
   readonly counterId?: string;
   /** optional prefecture code; when given it must be the resident's */
   readonly prefecture?: string;
+  /**
+   * The counter's own id for this application. Issuing an application id again returns the certificate
+   * already issued for it instead of a new one, so a batch re-run after a crash issues nothing twice.
+   */
+  readonly applicationId?: string;
 }
 
 export interface IssuedCertificate {
@@ -42,6 +47,8 @@ export interface IssuedCertificate {
   readonly der: Buffer;
   /** serials of earlier certificates of the same type revoked as superseded by this one */
   readonly superseded: readonly string[];
+  /** true when the application id had been issued before and this is that certificate */
+  readonly alreadyIssued: boolean;
 }
 
 export interface BatchLineError {
@@ -57,6 +64,8 @@ export interface BatchProgress {
 }
 
 export interface BatchSummary extends BatchProgress {
+  /** applications whose id had been issued before (a re-run): their certificates are returned, not re-issued */
+  readonly alreadyIssued: number;
   readonly errors: readonly BatchLineError[];
   readonly superseded: number;
   readonly byCa: Readonly<Record<string, number>>;
@@ -64,7 +73,7 @@ export interface BatchSummary extends BatchProgress {
 
 export type BatchInput = AsyncIterable<{ line: number; value: Record<string, unknown> } | { line: number; error: JpkiError }>;
 
-const FIELDS = new Set(["residentCode", "type", "publicKey", "csr", "counterId", "prefecture"]);
+const FIELDS = new Set(["residentCode", "type", "publicKey", "csr", "counterId", "prefecture", "applicationId"]);
 
 /** Decodes a PEM string or base64 DER from a JSON field. */
 function keyMaterial(v: unknown, field: string, line?: number): Uint8Array {
@@ -88,9 +97,13 @@ export function parseApplication(obj: Record<string, unknown>, line?: number): I
   if (obj.counterId !== undefined && (typeof obj.counterId !== "string" || !/^[0-9A-Za-z]{1,9}$/.test(obj.counterId))) {
     throw invalid("counterId must be 1–9 letters or digits", line);
   }
+  if (obj.applicationId !== undefined && (typeof obj.applicationId !== "string" || !/^[A-Za-z0-9._:-]{1,64}$/.test(obj.applicationId))) {
+    throw invalid("applicationId must be 1–64 letters, digits or . _ : -", line);
+  }
   return {
     residentCode: obj.residentCode,
     type,
+    ...(obj.applicationId !== undefined ? { applicationId: obj.applicationId as string } : {}),
     ...(obj.publicKey !== undefined ? { publicKey: keyMaterial(obj.publicKey, "publicKey", line) } : {}),
     ...(obj.csr !== undefined ? { csr: keyMaterial(obj.csr, "csr", line) } : {}),
     ...(obj.counterId !== undefined ? { counterId: obj.counterId as string } : {}),
@@ -192,11 +205,25 @@ export class IssuanceService {
       notAfter: certified.notAfter,
       issuedAt,
       der: certified.der,
+      ...(app.applicationId ? { applicationId: app.applicationId } : {}),
     };
+  }
+
+  /** The certificate already issued for this application id, checked to be for the same resident and type. */
+  async #alreadyIssued(app: IssuanceApplication): Promise<IssuedCertificate | undefined> {
+    if (!app.applicationId) return undefined;
+    const row = await this.#opts.store.getCertificateByApplication(app.applicationId);
+    if (!row) return undefined;
+    if (row.residentCode !== app.residentCode || row.type !== app.type) {
+      throw invalid(`application id ${app.applicationId} was already used for another ${row.residentCode !== app.residentCode ? "resident" : "certificate type"}: give each application its own id`);
+    }
+    return { ...toIssued(row, []), alreadyIssued: true };
   }
 
   /** Issues one certificate and commits it with its issuance record (and any supersession). */
   async issue(app: IssuanceApplication): Promise<IssuedCertificate> {
+    const done = await this.#alreadyIssued(app);
+    if (done) return done;
     const rec = await this.prepare(app);
     const [superseded] = await this.#opts.store.commitIssuances([rec]);
     return toIssued(rec, superseded ?? []);
@@ -218,8 +245,10 @@ export class IssuanceService {
     let read = 0;
     let issued = 0;
     let superseded = 0;
+    let alreadyIssued = 0;
     let pending: IssuanceRecord[] = [];
-    const window: Array<{ line: number; p: Promise<IssuanceRecord> }> = [];
+    const window: Array<{ line: number; p: Promise<IssuanceRecord | IssuedCertificate> }> = [];
+    const idsInBatch = new Map<string, number>();
 
     const fail = (line: number, e: unknown) => {
       const err = isJpkiError(e) ? e : new JpkiError("ERR_INTERNAL", (e as Error)?.message ?? String(e), { cause: e });
@@ -241,7 +270,11 @@ export class IssuanceService {
     const drainOne = async () => {
       const head = window.shift()!;
       try {
-        pending.push(await head.p);
+        const r = await head.p;
+        if ("alreadyIssued" in r) {
+          alreadyIssued++;
+          opts.onIssued?.(r);
+        } else pending.push(r);
       } catch (e) {
         fail(head.line, e);
       }
@@ -261,7 +294,15 @@ export class IssuanceService {
         fail(item.line, e);
         continue;
       }
-      const p = this.prepare(app);
+      if (app.applicationId) {
+        const first = idsInBatch.get(app.applicationId);
+        if (first !== undefined) {
+          fail(item.line, invalid(`applicationId ${app.applicationId} repeats line ${first}`, item.line));
+          continue;
+        }
+        idsInBatch.set(app.applicationId, item.line);
+      }
+      const p = this.#alreadyIssued(app).then<IssuanceRecord | IssuedCertificate>((done) => done ?? this.prepare(app));
       p.catch(() => undefined); // handled in order by drainOne
       window.push({ line: item.line, p });
       if (window.length >= concurrency) await drainOne();
@@ -269,12 +310,13 @@ export class IssuanceService {
     while (window.length) await drainOne();
     await commit();
     errors.sort((a, b) => a.line - b.line);
-    return { read, issued, failed: errors.length, errors, superseded, byCa };
+    return { read, issued, alreadyIssued, failed: errors.length, errors, superseded, byCa };
   }
 }
 
 function toIssued(rec: IssuanceRecord, superseded: readonly string[]): IssuedCertificate {
   return {
+    alreadyIssued: false,
     serial: rec.serial,
     caId: rec.caId,
     type: rec.type,

@@ -101,6 +101,10 @@ const MIGRATIONS: readonly string[] = [
   `
   DROP INDEX certificates_resident;
   `,
+  `
+  ALTER TABLE certificates ADD COLUMN application_id TEXT;
+  CREATE UNIQUE INDEX certificates_application ON certificates (application_id) WHERE application_id IS NOT NULL;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -123,6 +127,7 @@ interface CertRowDb {
   revoked_at: number | null;
   reason: number | null;
   revocation_source: string | null;
+  application_id: string | null;
 }
 
 function toCertRow(r: CertRowDb): CertificateRow {
@@ -137,6 +142,7 @@ function toCertRow(r: CertRowDb): CertificateRow {
     notAfter: new Date(r.not_after),
     issuedAt: new Date(r.issued_at),
     der: r.der,
+    applicationId: r.application_id ?? undefined,
     revocation:
       r.revoked_at === null ? undefined : { revokedAt: new Date(r.revoked_at), reason: r.reason ?? 0, source: r.revocation_source ?? "" },
   };
@@ -240,10 +246,11 @@ export class SqliteStore implements Store {
       ),
       insertCert: db.prepare(
         `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender,
-           not_before, not_after, issued_at, der) VALUES (@serial, @caId, @type, @residentCode, @municipalityCode, @name, @address,
-           @birthDate, @gender, @notBefore, @notAfter, @issuedAt, @der)`,
+           not_before, not_after, issued_at, der, application_id) VALUES (@serial, @caId, @type, @residentCode, @municipalityCode, @name, @address,
+           @birthDate, @gender, @notBefore, @notAfter, @issuedAt, @der, @applicationId)`,
       ),
       getCert: db.prepare("SELECT * FROM certificates WHERE serial = ?"),
+      getCertByApplication: db.prepare("SELECT * FROM certificates WHERE application_id = ?"),
       revoked: db.prepare(
         "SELECT serial, revoked_at, reason FROM certificates WHERE ca_id = ? AND revoked_at IS NOT NULL AND not_after >= ? AND serial > ? ORDER BY serial LIMIT ?",
       ).raw(),
@@ -398,6 +405,7 @@ export class SqliteStore implements Store {
             notAfter: rec.notAfter.getTime(),
             issuedAt: rec.issuedAt.getTime(),
             der: rec.der,
+            applicationId: rec.applicationId ?? null,
           });
           return superseded;
         }),
@@ -408,6 +416,13 @@ export class SqliteStore implements Store {
   getCertificate(serial: string): Promise<CertificateRow | undefined> {
     return this.#run("reading a certificate", () => {
       const r = this.#stmts.getCert.get(serial) as CertRowDb | undefined;
+      return r ? toCertRow(r) : undefined;
+    });
+  }
+
+  getCertificateByApplication(applicationId: string): Promise<CertificateRow | undefined> {
+    return this.#run("reading a certificate by application", () => {
+      const r = this.#stmts.getCertByApplication.get(applicationId) as CertRowDb | undefined;
       return r ? toCertRow(r) : undefined;
     });
   }

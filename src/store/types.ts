@@ -39,6 +39,8 @@ export interface IssuanceRecord {
   readonly notAfter: Date;
   readonly issuedAt: Date;
   readonly der: Buffer;
+  /** the municipal counter's application id, when it gave one: issuing it again returns this certificate */
+  readonly applicationId?: string | undefined;
 }
 
 export interface RevocationInfo {
@@ -165,10 +167,12 @@ export interface Store {
   /**
    * Commits issued certificates in order, in one transaction. For each, every other unrevoked certificate of
    * the same type for the same resident is revoked as superseded (reason 4) at its issuedAt.
-   * Returns the serials superseded, per record.
+   * Returns the serials superseded, per record. A record whose applicationId is already stored is refused
+   * (ERR_STORE) and the whole batch rolls back: callers look the id up first.
    */
   commitIssuances(records: readonly IssuanceRecord[]): Promise<string[][]>;
   getCertificate(serial: string): Promise<CertificateRow | undefined>;
+  getCertificateByApplication(applicationId: string): Promise<CertificateRow | undefined>;
   findCertificates(q: CertificateQuery): Promise<CertificateRow[]>;
 
   /** Revokes one certificate; throws ERR_CERT_UNKNOWN / ERR_CERT_ALREADY_REVOKED. */

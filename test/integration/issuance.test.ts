@@ -281,3 +281,24 @@ describe("jpki issue --batch", () => {
     expect(listFiles(out)).toHaveLength(3);
   });
 });
+
+describe("jpki issue --batch with application ids", () => {
+  it("a re-run returns the certificates already issued instead of issuing them again", async () => {
+    const k = cardKey(dir, "rerun");
+    const pub = readFileSync(k.pub, "utf8");
+    const rows = residents.slice(0, 3).map((r, i) => ({ applicationId: `counter-131016-2026-${i}`, residentCode: r.residentCode, type: "authentication", publicKey: pub }));
+    const file = writeJsonl(join(dir, "rerun.jsonl"), rows);
+    const first = await cli([...w(), "issue", "--batch", file, "--json", "--out-dir", join(dir, "rerun-1")], { cwd: dir });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.json()).toMatchObject({ issued: 3, alreadyIssued: 0 });
+    const second = await cli([...w(), "issue", "--batch", file, "--json", "--out-dir", join(dir, "rerun-2")], { cwd: dir });
+    expect(second.json()).toMatchObject({ issued: 0, alreadyIssued: 3, failed: 0 });
+    expect(listFiles(join(dir, "rerun-2"))).toEqual(listFiles(join(dir, "rerun-1")));
+    // the same id for another resident is refused, not silently answered with someone else's certificate
+    const clash = writeJsonl(join(dir, "clash.jsonl"), [{ ...rows[0], residentCode: residents[4]!.residentCode }, rows[1], rows[1]]);
+    const c = await cli([...w(), "issue", "--batch", clash, "--json"], { cwd: dir });
+    expect(c.code).toBe(13);
+    expect(c.json().errors.map((e: { line: number; code: string }) => [e.line, e.code])).toEqual([[1, "ERR_APPLICATION_INVALID"], [3, "ERR_APPLICATION_INVALID"]]);
+    expect(c.json().alreadyIssued).toBe(1);
+  });
+});

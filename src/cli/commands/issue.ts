@@ -21,6 +21,7 @@ interface IssueOptions {
   batch?: string;
   outDir?: string;
   concurrency?: string;
+  applicationId?: string;
 }
 
 function readInput(io: Io, path: string, what: string): Buffer {
@@ -40,6 +41,7 @@ function summary(c: IssuedCertificate, path?: string) {
     notBefore: c.notBefore.toISOString(),
     notAfter: c.notAfter.toISOString(),
     superseded: c.superseded,
+    alreadyIssued: c.alreadyIssued,
     ...(path ? { path } : {}),
     pem: toPem(c.der, "CERTIFICATE"),
   };
@@ -53,16 +55,19 @@ export function makeIssueCommand(io: Io): Command {
     .option("--public-key <file>", "the card's public key (SubjectPublicKeyInfo, PEM or DER)")
     .option("--csr <file>", "or a PKCS#10 request made by the card (PEM or DER); its signature is checked")
     .option("--counter <id>", "municipal counter id, up to 9 letters/digits (default: municipality code + 000)")
+    .option("--application-id <id>", "the counter's id for this application: issuing it again returns the same certificate")
     .option("-o, --out <file>", "write the certificate here (PEM, or DER with --der)")
     .option("--der", "write DER instead of PEM")
-    .option("--batch <file>", "JSON Lines of applications {residentCode, type, publicKey|csr, counterId} ('-' for stdin)")
+    .option("--batch <file>", "JSON Lines of applications {residentCode, type, publicKey|csr, counterId, applicationId} ('-' for stdin)")
     .option("--out-dir <dir>", "with --batch: also write each certificate as <serial>.pem here")
     .option("--concurrency <n>", "with --batch: signatures in flight (default 64)")
     .addHelpText(
       "after",
       `
 The four items are always taken from the registry record, never from the request. A new certificate of
-the same type for the same resident revokes the previous one as superseded.
+the same type for the same resident revokes the previous one as superseded. Give each application an
+applicationId and a batch re-run (after a crash, say) returns the certificates already issued instead of
+issuing them again.
 
 Examples:
   jpki issue --resident 12345678906 --public-key card.pub.pem -o cert.pem
@@ -83,6 +88,7 @@ Examples:
         ...(o.publicKey ? { publicKey: readInput(io, o.publicKey, "public key") } : {}),
         ...(o.csr ? { csr: readInput(io, o.csr, "request") } : {}),
         ...(o.counter ? { counterId: o.counter } : {}),
+        ...(o.applicationId ? { applicationId: o.applicationId } : {}),
       };
       const passphrase = await ctx.passphrase();
       await withWorkspace(ctx, async (ws) => {
@@ -95,7 +101,7 @@ Examples:
           [
             pem.trimEnd(),
             "",
-            `serial ${cert.serial}  CA ${cert.caId}  ${cert.type}  valid until ${cert.notAfter.toISOString()}`,
+            `serial ${cert.serial}  CA ${cert.caId}  ${cert.type}  valid until ${cert.notAfter.toISOString()}${cert.alreadyIssued ? "  (already issued for this application id)" : ""}`,
             `written to ${path}`,
             ...(cert.superseded.length ? [`superseded (revoked, reason superseded): ${cert.superseded.join(", ")}`] : []),
           ].join("\n"),
@@ -129,7 +135,7 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
     const seconds = (Date.now() - started) / 1000;
     ctx.out.result({ ...res, seconds }, () =>
       [
-        `read ${res.read}, issued ${res.issued}, failed ${res.failed}, superseded ${res.superseded} in ${seconds.toFixed(1)} s`,
+        `read ${res.read}, issued ${res.issued}, already issued ${res.alreadyIssued}, failed ${res.failed}, superseded ${res.superseded} in ${seconds.toFixed(1)} s`,
         ...Object.entries(res.byCa).map(([ca, n]) => `  ${ca}: ${n}`),
         ...res.errors.slice(0, 50).map((e) => `  error [${e.code}] ${e.message}`),
         ...(res.errors.length > 50 ? [`  … and ${res.errors.length - 50} more (use --json for all)`] : []),
@@ -137,7 +143,7 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
       ].join("\n"),
     );
     if (res.failed > 0) {
-      throw new JpkiError("ERR_PARTIAL", `${res.failed} of ${res.read} applications failed; the other ${res.issued} were issued`, { details: { reported: true } });
+      throw new JpkiError("ERR_PARTIAL", `${res.failed} of ${res.read} applications failed; the others were issued`, { details: { reported: true } });
     }
   });
 }
