@@ -24,7 +24,10 @@ export { residentCodeCheckDigit, isValidResidentCode, assertResidentCode, makeRe
 export { municipality, MUNICIPALITIES, assertMunicipalityCode, type Municipality } from "./registry/municipality.js";
 export { parseResidentRecord, type Resident, type ResidentInput } from "./registry/resident.js";
 export { readRecords, type RecordResult } from "./registry/import.js";
-export { generateResidents, createRandom } from "./registry/fixtures.js";
+export { generateResidents, generateNotices, createRandom } from "./registry/fixtures.js";
+export { parseNotice, NOTICE_KINDS, type ChangeNotice, type ChangeNoticeInput, type NoticeKind } from "./registry/notice.js";
+export { NOTICE_RULES, decideRevocations, type RevocationDecision, type NoticeRule } from "./registry/notice-rules.js";
+export { applyNoticeToResident } from "./registry/notice-apply.js";
 
 // certification authorities
 export { PREFECTURES, prefecture, prefectureList, type Prefecture } from "./ca/prefectures.js";
@@ -32,11 +35,13 @@ export { CertificationAuthority, createCaRecord, caId, parseCaId, caUrls } from 
 export { initCas, summariseCa, type CaSummary } from "./ca/manage.js";
 export { IssuanceService, parseApplication, type IssuanceApplication, type IssuedCertificate, type BatchSummary } from "./ca/issuance.js";
 export { revokeCertificate } from "./ca/revocation.js";
+export { NoticeIngestor, type IngestSummary, type IngestOptions, type RejectedNotice } from "./ca/notices.js";
 export { notAfterFor } from "./ca/validity.js";
 
 // CRLs
 export { buildCrl, crlDer, type CrlParams, type BuiltCrl, type CrlEntryInput } from "./crl/builder.js";
 export { CrlPublisher, type PublishedCrl } from "./crl/publisher.js";
+export { CrlUpdater } from "./crl/updater.js";
 export { CRL_REASON, REVOCATION_CAUSES, parseReason, reasonName, type CrlReasonName } from "./crl/reason.js";
 
 // store and workspace
