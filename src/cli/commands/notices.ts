@@ -161,7 +161,7 @@ Examples:
           });
           ctx.out.progressDone();
           ctx.out.result(r, () => formatIngest(r));
-          if (r.rejected > 0) throw new JpkiError("ERR_PARTIAL", `${r.rejected} of ${r.read} notices were rejected (see ${r.rejectFile}); the others were applied`);
+          if (r.rejected > 0) throw new JpkiError("ERR_PARTIAL", `${r.rejected} of ${r.read} notices were rejected (see ${r.rejectFile}); ${r.read > r.rejected ? "the others were taken" : "none was taken"}`);
         }),
       );
     });

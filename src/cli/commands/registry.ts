@@ -72,7 +72,9 @@ Examples:
             ...(errors.length > 50 ? [`  … and ${errors.length - 50} more (use --json for all)`] : []),
           ].join("\n"),
         );
-        if (errors.length) throw new JpkiError("ERR_PARTIAL", `${errors.length} of ${read} records were rejected; the others were imported`);
+        if (errors.length) {
+          throw new JpkiError("ERR_PARTIAL", `${errors.length} of ${read} records were rejected; ${inserted + updated ? `the other ${inserted + updated} were imported` : "nothing was imported"}`);
+        }
       });
     });
 
