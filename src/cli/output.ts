@@ -27,6 +27,13 @@ export function toJson(value: unknown): string {
   );
 }
 
+/** A text progress bar: `[#########...........]  45%`. */
+export function progressBar(fraction: number, width = 24): string {
+  const f = Math.min(1, Math.max(0, fraction));
+  const done = Math.round(f * width);
+  return `[${"#".repeat(done)}${".".repeat(width - done)}] ${String(Math.floor(f * 100)).padStart(3)}%`;
+}
+
 export class Output {
   readonly io: Io;
   readonly json: boolean;

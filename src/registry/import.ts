@@ -22,6 +22,8 @@ export interface ReadRecordsOptions {
   readonly format?: ImportFormat | "auto";
   /** Longest record accepted, in UTF-16 code units; longer ones are reported and skipped. Default 1 MiB. */
   readonly maxRecordChars?: number;
+  /** Called with each chunk's size as it is read, for progress over a file of known size. */
+  readonly onBytes?: (n: number) => void;
 }
 
 /** One record, or why the record at that line could not be read. `line` is 1-based, physical. */
@@ -62,7 +64,7 @@ export async function* readRecords(
   const path = typeof input === "string" ? input : undefined;
   const stream = typeof input === "string" ? createReadStream(input) : input;
   try {
-    let text = decodeUtf8(stream, path);
+    let text = decodeUtf8(stream, path, opts.onBytes);
     let format: ImportFormat | undefined = requested === "auto" ? (path ? formatFromPath(path) : undefined) : requested;
     if (!format) {
       const sniffed = await sniff(text);
@@ -80,7 +82,7 @@ export async function* readRecords(
 // ---------------------------------------------------------------------------------------------------------
 // Bytes → text → physical lines
 
-async function* decodeUtf8(stream: NodeJS.ReadableStream, path: string | undefined): AsyncGenerator<string> {
+async function* decodeUtf8(stream: NodeJS.ReadableStream, path: string | undefined, onBytes?: (n: number) => void): AsyncGenerator<string> {
   // fatal: a name with a broken byte must be rejected, not silently turned into U+FFFD.
   const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   let first = true;
@@ -91,6 +93,7 @@ async function* decodeUtf8(stream: NodeJS.ReadableStream, path: string | undefin
   };
   try {
     for await (const chunk of stream) {
+      onBytes?.((chunk as { length: number }).length);
       const s = typeof chunk === "string" ? chunk : decoder.decode(chunk as Uint8Array, { stream: true });
       const out = strip(s);
       if (out !== "") yield out;

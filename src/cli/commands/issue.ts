@@ -1,5 +1,5 @@
 /** `jpki issue`: one application, or a batch file of them, becomes certificates. */
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Command, Option } from "commander";
 import { IssuanceService, type IssuanceApplication, type IssuedCertificate } from "../../ca/issuance.js";
@@ -8,7 +8,7 @@ import { toPem } from "../../pki/pem.js";
 import { readRecords } from "../../registry/import.js";
 import { writeFileAtomic } from "../../store/files.js";
 import { Context, withWorkspace } from "../context.js";
-import type { Io } from "../output.js";
+import { progressBar, type Io } from "../output.js";
 
 interface IssueOptions {
   resident?: string;
@@ -123,11 +123,20 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
   await withWorkspace(ctx, async (ws) => {
     const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
     const started = Date.now();
-    const res = await service.issueBatch(readRecords(source, { format: "jsonl" }), {
+    let total = 0;
+    let bytes = 0;
+    if (typeof source === "string") {
+      try {
+        total = statSync(source).size;
+      } catch {
+        total = 0; // readRecords reports the unreadable file
+      }
+    }
+    const res = await service.issueBatch(readRecords(source, { format: "jsonl", onBytes: (n) => (bytes += n) }), {
       ...(concurrency ? { concurrency } : {}),
       onProgress: (p) => {
         const rate = p.issued / Math.max(0.001, (Date.now() - started) / 1000);
-        ctx.out.progress(`issued ${p.issued}  failed ${p.failed}  read ${p.read}  (${rate.toFixed(0)}/s)`);
+        ctx.out.progress(`${total ? progressBar(bytes / total) + "  " : ""}issued ${p.issued}  failed ${p.failed}  read ${p.read}  (${rate.toFixed(0)}/s)`);
       },
       onIssued: outDir ? (c) => writeFileAtomic(join(outDir, `${c.serial}.pem`), toPem(c.der, "CERTIFICATE")) : undefined,
     });
