@@ -17,7 +17,15 @@ export { FOUR_ITEMS_OID, POLICY_OID, JLIS_ARC } from "./profile/oids.js";
 export { encodeFourItems, validateFourItems, sameCertifiedItems, substituteText, encodeBirthDate, decodeBirthDate, type EncodedFourItems } from "./profile/four-items.js";
 export { encodeFourItemsSan, decodeFourItemsSan, type DecodedFourItems } from "./profile/san.js";
 export { checkCertificate, checkCrl, type ProfileReport, type CrlProfileReport, type Violation, type ProfileKind } from "./profile/check.js";
-export { describeCertificate, describeCrl, detectAndDecode, type CertificateDescription, type CrlDescription } from "./profile/describe.js";
+export {
+  describeCertificate,
+  describeCrl,
+  detectAndDecode,
+  type CertificateDescription,
+  type CrlDescription,
+  type ExtensionDescription,
+  type GeneralNameDescription,
+} from "./profile/describe.js";
 
 // registry (住民基本台帳)
 export { residentCodeCheckDigit, isValidResidentCode, assertResidentCode, makeResidentCode } from "./registry/resident-code.js";
@@ -32,7 +40,7 @@ export { applyNoticeToResident } from "./registry/notice-apply.js";
 // certification authorities
 export { PREFECTURES, prefecture, prefectureList, type Prefecture } from "./ca/prefectures.js";
 export { CertificationAuthority, createCaRecord, caId, parseCaId, caUrls } from "./ca/authority.js";
-export { initCas, summariseCa, type CaSummary } from "./ca/manage.js";
+export { initCas, summariseCa, getCaRecord, exportCaCertificate, caFiles, type CaSummary } from "./ca/manage.js";
 export { IssuanceService, parseApplication, type IssuanceApplication, type IssuedCertificate, type BatchSummary } from "./ca/issuance.js";
 export { revokeCertificate } from "./ca/revocation.js";
 export { NoticeIngestor, type IngestSummary, type IngestOptions, type RejectedNotice } from "./ca/notices.js";
@@ -47,8 +55,9 @@ export { CRL_REASON, REVOCATION_CAUSES, parseReason, reasonName, type CrlReasonN
 // store and workspace
 export type { Store, CaRecord, IssuanceRecord, CertificateRow, ResidentRecord, RevokedEntry } from "./store/types.js";
 export { SqliteStore } from "./store/sqlite.js";
+export { writeFileAtomic } from "./store/files.js";
 export { Workspace, workspacePaths } from "./workspace/workspace.js";
 export { parseConfig, DEFAULT_CONFIG, type WorkspaceConfig } from "./workspace/config.js";
 
-// the CLI, for embedding and in-process tests
+// the CLI, for embedding and in-process tests. The CLI itself imports only from this file (STYLE.md §15).
 export { run as runCli, makeProgram } from "./cli/program.js";

@@ -6,8 +6,8 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
-import { JpkiError } from "../errors.js";
-import { Workspace } from "../workspace/workspace.js";
+import { JpkiError } from "../index.js";
+import { Workspace } from "../index.js";
 import { Output, type Io } from "./output.js";
 
 export interface GlobalOptions {

@@ -3,8 +3,8 @@
  * extensions indented under their name, the four basic items (基本4情報) with Japanese and English labels,
  * and the profile deviations last so an operator sees at a glance whether the object fits the JPKI profile.
  */
-import type { CertificateDescription, CrlDescription, ExtensionDescription, GeneralNameDescription } from "../profile/describe.js";
-import type { CrlProfileReport, ProfileReport } from "../profile/check.js";
+import type { CertificateDescription, CrlDescription, ExtensionDescription, GeneralNameDescription } from "../index.js";
+import type { CrlProfileReport, ProfileReport } from "../index.js";
 
 const IND = "    ";
 

@@ -3,7 +3,7 @@
  * and what tests call in-process; it returns the exit code instead of exiting.
  */
 import { Command, CommanderError } from "commander";
-import { ERROR_CODES, JpkiError, isJpkiError } from "../errors.js";
+import { ERROR_CODES, JpkiError, isJpkiError } from "../index.js";
 import { makeCaCommand } from "./commands/ca.js";
 import { makeCrlCommand } from "./commands/crl.js";
 import { makeDemoCommand } from "./commands/demo.js";

@@ -1,12 +1,12 @@
 /** `jpki ca init|list|show`: the prefecture CAs. */
 import { Command, Option } from "commander";
-import { getCaRecord, initCas, summariseCa, type CaSummary } from "../../ca/manage.js";
-import { parseCaId, caId } from "../../ca/authority.js";
-import { prefectureList } from "../../ca/prefectures.js";
-import type { CertificateType } from "../../profile/types.js";
-import { toPem } from "../../pki/pem.js";
-import { Workspace } from "../../workspace/workspace.js";
-import type { WorkspaceConfig } from "../../workspace/config.js";
+import { getCaRecord, initCas, summariseCa, type CaSummary } from "../../index.js";
+import { parseCaId, caId } from "../../index.js";
+import { prefectureList } from "../../index.js";
+import type { CertificateType } from "../../index.js";
+import { toPem } from "../../index.js";
+import { Workspace } from "../../index.js";
+import type { WorkspaceConfig } from "../../index.js";
 import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 

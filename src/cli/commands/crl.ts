@@ -1,11 +1,11 @@
 /** `jpki crl generate`: build and publish CRLs for prefecture CAs. */
 import { Command, Option } from "commander";
-import { CertificationAuthority, caId, parseCaId } from "../../ca/authority.js";
-import { getCaRecord } from "../../ca/manage.js";
-import { prefectureList } from "../../ca/prefectures.js";
-import { CrlPublisher, type PublishedCrl } from "../../crl/publisher.js";
-import { JpkiError } from "../../errors.js";
-import type { CertificateType } from "../../profile/types.js";
+import { CertificationAuthority, caId, parseCaId } from "../../index.js";
+import { getCaRecord } from "../../index.js";
+import { prefectureList } from "../../index.js";
+import { CrlPublisher, type PublishedCrl } from "../../index.js";
+import { JpkiError } from "../../index.js";
+import type { CertificateType } from "../../index.js";
 import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 

@@ -4,8 +4,8 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { once } from "node:events";
 import { Command } from "commander";
-import { JpkiError } from "../../errors.js";
-import { generateNotices, generateResidents } from "../../registry/fixtures.js";
+import { JpkiError } from "../../index.js";
+import { generateNotices, generateResidents } from "../../index.js";
 import { Context } from "../context.js";
 import type { Io } from "../output.js";
 

@@ -2,8 +2,8 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Command } from "commander";
-import { JpkiError } from "../../errors.js";
-import { describeCertificate, describeCrl, detectAndDecode } from "../../profile/describe.js";
+import { JpkiError } from "../../index.js";
+import { describeCertificate, describeCrl, detectAndDecode } from "../../index.js";
 import { formatCertificate, formatCrl } from "../inspect-format.js";
 import { Context } from "../context.js";
 import type { Io } from "../output.js";

@@ -2,11 +2,11 @@
 import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Command, Option } from "commander";
-import { IssuanceService, type IssuanceApplication, type IssuedCertificate } from "../../ca/issuance.js";
-import { JpkiError } from "../../errors.js";
-import { toPem } from "../../pki/pem.js";
-import { readRecords } from "../../registry/import.js";
-import { writeFileAtomic } from "../../store/files.js";
+import { IssuanceService, type IssuanceApplication, type IssuedCertificate } from "../../index.js";
+import { JpkiError } from "../../index.js";
+import { toPem } from "../../index.js";
+import { readRecords } from "../../index.js";
+import { writeFileAtomic } from "../../index.js";
 import { Context, withWorkspace } from "../context.js";
 import { progressBar, type Io } from "../output.js";
 

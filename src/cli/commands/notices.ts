@@ -2,11 +2,11 @@
 import { closeSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync, fsyncSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { Command, Option } from "commander";
-import { NoticeIngestor, type IngestSummary, type RejectedNotice } from "../../ca/notices.js";
-import { CrlUpdater } from "../../crl/updater.js";
-import { JpkiError } from "../../errors.js";
-import { readRecords } from "../../registry/import.js";
-import type { Workspace } from "../../workspace/workspace.js";
+import { NoticeIngestor, type IngestSummary, type RejectedNotice } from "../../index.js";
+import { CrlUpdater } from "../../index.js";
+import { JpkiError } from "../../index.js";
+import { readRecords } from "../../index.js";
+import type { Workspace } from "../../index.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
 import { progressBar, type Io } from "../output.js";
 

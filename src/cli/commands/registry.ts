@@ -1,13 +1,13 @@
 /** `jpki registry import|show`: resident records (住民票) as the registry network holds them. */
 import { resolve } from "node:path";
 import { Command, Option } from "commander";
-import { JpkiError, isJpkiError } from "../../errors.js";
-import { readRecords, type RecordResult } from "../../registry/import.js";
-import { parseNotice } from "../../registry/notice.js";
-import { applyNoticeToResident } from "../../registry/notice-apply.js";
-import { parseResidentRecord } from "../../registry/resident.js";
-import { assertResidentCode } from "../../registry/resident-code.js";
-import type { ResidentRecord, Store } from "../../store/types.js";
+import { JpkiError, isJpkiError } from "../../index.js";
+import { readRecords, type RecordResult } from "../../index.js";
+import { parseNotice } from "../../index.js";
+import { applyNoticeToResident } from "../../index.js";
+import { parseResidentRecord } from "../../index.js";
+import { assertResidentCode } from "../../index.js";
+import type { ResidentRecord, Store } from "../../index.js";
 import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 

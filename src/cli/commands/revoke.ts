@@ -1,7 +1,7 @@
 /** `jpki revoke`: manual revocation by serial. */
 import { Command } from "commander";
-import { revokeCertificate } from "../../ca/revocation.js";
-import { REVOCATION_CAUSES, reasonName } from "../../crl/reason.js";
+import { revokeCertificate } from "../../index.js";
+import { REVOCATION_CAUSES, reasonName } from "../../index.js";
 import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 

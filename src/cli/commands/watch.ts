@@ -10,9 +10,9 @@ import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from "n
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Command } from "commander";
-import { CrlUpdater } from "../../crl/updater.js";
-import { JpkiError, isJpkiError } from "../../errors.js";
-import type { Workspace } from "../../workspace/workspace.js";
+import { CrlUpdater } from "../../index.js";
+import { JpkiError, isJpkiError } from "../../index.js";
+import type { Workspace } from "../../index.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 import { formatIngest, runIngest, type IngestRunResult } from "./notices.js";
