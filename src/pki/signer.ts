@@ -2,7 +2,7 @@
  * The Signer interface (STYLE.md §8): a software key, a PKCS#11 token and the emulated card all sign
  * through it, so the CA and CRL code never see private key material.
  */
-import { createHash, createPublicKey, createSign, privateEncrypt, sign as nodeSign, constants, type KeyObject } from "node:crypto";
+import { createHash, createPublicKey, privateEncrypt, sign as nodeSign, constants, type KeyObject } from "node:crypto";
 import { JpkiError } from "../errors.js";
 import { ALG_OID } from "../profile/oids.js";
 import { nul, oid, seq } from "./der.js";
@@ -50,11 +50,4 @@ export class SoftwareSigner implements Signer {
     const digestInfo = Buffer.concat([SHA256_DIGEST_INFO_PREFIX, h.digest()]);
     return Promise.resolve(privateEncrypt({ key: this.#key, padding: constants.RSA_PKCS1_PADDING }, digestInfo));
   }
-}
-
-/** Synchronous streaming sign helper for callers that already hold chunks (kept for parity checks in tests). */
-export function signChunksSync(key: KeyObject, chunks: readonly Uint8Array[]): Buffer {
-  const s = createSign("sha256");
-  for (const c of chunks) s.update(c);
-  return s.sign(key);
 }
