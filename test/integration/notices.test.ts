@@ -246,3 +246,25 @@ describe("jpki registry apply ordering", () => {
     expect(again.json()).toMatchObject({ applied: 0, skipped: 2 });
   });
 });
+
+describe("jpki fixtures generate", () => {
+  it("writes the same population and feed for the same seed, and the feed ingests cleanly", async () => {
+    const a = await cli(["fixtures", "generate", "--residents", "400", "--notices", "150", "--seed", "42", "-o", "a", "--json"], { cwd: dir });
+    const b = await cli(["fixtures", "generate", "--residents", "400", "--notices", "150", "--seed", "42", "-o", "b"], { cwd: dir });
+    const c = await cli(["fixtures", "generate", "--residents", "400", "--notices", "150", "--seed", "43", "-o", "c"], { cwd: dir });
+    expect([a.code, b.code, c.code]).toEqual([0, 0, 0]);
+    expect(a.json()).toMatchObject({ residents: { count: 400 }, notices: { count: 150 } });
+    for (const f of ["residents.jsonl", "notices.jsonl"]) {
+      expect(readFileSync(join(dir, "a", f))).toEqual(readFileSync(join(dir, "b", f)));
+      expect(readFileSync(join(dir, "a", f))).not.toEqual(readFileSync(join(dir, "c", f)));
+    }
+    const wsDir = join(dir, "fx-ws");
+    expect((await cli(["--workspace", wsDir, "ca", "init", "-p", "13", "--purpose", "signature"], { cwd: dir })).code).toBe(0);
+    expect((await cli(["--workspace", wsDir, "registry", "import", join(dir, "a", "residents.jsonl")], { cwd: dir })).code).toBe(0);
+    const ing = await cli(["--workspace", wsDir, "notices", "ingest", join(dir, "a", "notices.jsonl"), "--json"], { cwd: dir });
+    expect(ing.code, ing.stderr).toBe(0);
+    expect(ing.json()).toMatchObject({ read: 150, applied: 150, rejected: 0 });
+    const reg = await cli(["--workspace", wsDir, "registry", "apply", join(dir, "a", "notices.jsonl"), "--json"], { cwd: dir });
+    expect(reg.json()).toMatchObject({ read: 150, applied: 150 });
+  }, 120_000);
+});
