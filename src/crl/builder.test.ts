@@ -7,6 +7,7 @@ import { createCaRecord, CertificationAuthority } from "../ca/authority.js";
 import { toPem } from "../pki/pem.js";
 import { parseConfig } from "../workspace/config.js";
 import { buildCrl, crlDer, type CrlEntryInput } from "./builder.js";
+import { describeCrl } from "../profile/describe.js";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { CertificateList } from "@peculiar/asn1-x509";
 
@@ -58,6 +59,23 @@ describe("buildCrl (RFC 5280 §5.1)", () => {
     expect(parsed.tbsCertList.revokedCertificates).toHaveLength(2);
     expect(parsed.tbsCertList.revokedCertificates![0]!.crlEntryExtensions).toBeUndefined();
     expect(parsed.tbsCertList.revokedCertificates![1]!.crlEntryExtensions).toHaveLength(1);
+  });
+
+  it("produces CRLs that our own decoder reads at any size (beyond asn1-schema's node budget)", async () => {
+    const built = await buildCrl({
+      issuerName: ca.subjectName,
+      authorityKeyId: ca.record.keyId,
+      number: 9n,
+      thisUpdate: new Date("2026-01-03T00:00:00Z"),
+      nextUpdate: new Date("2026-01-05T00:00:00Z"),
+      entries: [entries(12_000)],
+      signer: ca.signer,
+    });
+    const d = describeCrl(crlDer(built), { maxEntries: 3 });
+    expect(d.entryCount).toBe(12_000);
+    expect(d.entries).toHaveLength(3);
+    expect(d.entries[1]).toMatchObject({ reason: "keyCompromise", revocationDate: "2026-01-02T00:00:01.000Z" });
+    expect(d.profile.violations).toEqual([]);
   });
 
   it("omits revokedCertificates when there is nothing revoked", async () => {

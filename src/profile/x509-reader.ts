@@ -4,9 +4,9 @@
  * and the library's mutable objects into plain values, so neither leaks into our API (STYLE.md §3).
  */
 import { AsnConvert } from "@peculiar/asn1-schema";
-import { Certificate, CertificateList, type Extension, type Name, type Time } from "@peculiar/asn1-x509";
+import { Certificate, CertificateList, type Extension, type Name, type RevokedCertificate, type Time } from "@peculiar/asn1-x509";
 import { JpkiError } from "../errors.js";
-import { readHeader, TAG } from "../pki/der.js";
+import { children, readHeader, seq, TAG } from "../pki/der.js";
 import { ALG_OID, ATTR_OID, EXT_OID } from "./oids.js";
 
 /** Throws ERR_DER_MALFORMED unless the bytes are exactly one DER SEQUENCE (no trailing bytes). */
@@ -32,13 +32,86 @@ export function parseCertificate(der: Uint8Array): Certificate {
   }
 }
 
+/**
+ * Parses a CRL of any size. asn1-schema refuses structures beyond a node budget (a few thousand entries), so
+ * the list is split with our DER walker: the CRL without its revokedCertificates is parsed whole, and each
+ * entry on its own.
+ */
 export function parseCrl(der: Uint8Array): CertificateList {
   expectSingleSequence(der, "CRL");
   try {
-    return AsnConvert.parse(der, CertificateList);
+    const [tbs, sigAlg, sig] = children(der);
+    if (!tbs || !sigAlg || !sig) throw new RangeError("a CertificateList has three fields");
+    const fields = children(tbs);
+    // version?, signature, issuer, thisUpdate, nextUpdate?, revokedCertificates?, [0] crlExtensions?
+    const i = fields.findIndex((f, k) => k >= 3 && f[0] === TAG.SEQUENCE);
+    const entries = i >= 0 ? children(fields[i]!) : [];
+    const without = i >= 0 ? [...fields.slice(0, i), ...fields.slice(i + 1)] : fields;
+    const list = AsnConvert.parse(seq(seq(...without), sigAlg, sig), CertificateList);
+    if (i >= 0) list.tbsCertList.revokedCertificates = entries.map(decodeEntry);
+    return list;
   } catch (e) {
     throw new JpkiError("ERR_DER_MALFORMED", `CRL: the DER does not decode as an X.509 CertificateList (${(e as Error).message})`, { cause: e });
   }
+}
+
+/** Dotted form of an OBJECT IDENTIFIER's content octets (X.690 §8.19). */
+function oidText(content: Uint8Array): string {
+  const arcs: bigint[] = [];
+  let v = 0n;
+  for (const b of content) {
+    v = (v << 7n) | BigInt(b & 0x7f);
+    if (!(b & 0x80)) {
+      arcs.push(v);
+      v = 0n;
+    }
+  }
+  if (!arcs.length || content[content.length - 1]! & 0x80) throw new RangeError("truncated OBJECT IDENTIFIER");
+  const first = arcs[0]!;
+  const head = first < 40n ? [0n, first] : first < 80n ? [1n, first - 40n] : [2n, first - 80n];
+  return [...head, ...arcs.slice(1)].join(".");
+}
+
+function contentOf(tlv: Uint8Array): Uint8Array {
+  const h = readHeader(tlv, 0);
+  return tlv.subarray(h.headerLength, h.headerLength + h.length);
+}
+
+/** UTCTime YYMMDDhhmmssZ / GeneralizedTime YYYYMMDDhhmmssZ, the DER forms RFC 5280 allows. */
+function decodeTime(tlv: Uint8Array): Time {
+  const text = Buffer.from(contentOf(tlv)).toString("latin1");
+  const m = tlv[0] === TAG.UTC_TIME ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text) : /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text);
+  if (!m) throw new RangeError("revocationDate is not a DER UTCTime or GeneralizedTime");
+  let year = Number(m[1]);
+  if (tlv[0] === TAG.UTC_TIME) year += year < 50 ? 2000 : 1900;
+  const date = new Date(Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));
+  return (tlv[0] === TAG.UTC_TIME ? { utcTime: date } : { generalTime: date }) as unknown as Time;
+}
+
+/**
+ * One revokedCertificates entry decoded by hand: asn1-schema costs ~60 µs an entry, too slow for a
+ * national CRL. Only the fields the checker and `inspect` read are filled in.
+ */
+function decodeEntry(entry: Uint8Array): RevokedCertificate {
+  const [serial, date, exts, extra] = children(entry);
+  if (!serial || serial[0] !== TAG.INTEGER || !date || extra) throw new RangeError("a CRL entry is SEQUENCE { serial, date, extensions? }");
+  const extensions = exts
+    ? children(exts).map((x) => {
+        const parts = children(x);
+        const id = parts[0];
+        const critical = parts.length === 3 && parts[1]![0] === TAG.BOOLEAN && parts[1]![parts[1]!.length - 1] !== 0;
+        const value = parts[parts.length - 1];
+        if (!id || id[0] !== TAG.OID || !value || value[0] !== TAG.OCTET_STRING) throw new RangeError("a CRL entry extension is malformed");
+        const v = contentOf(value);
+        return { extnID: oidText(contentOf(id)), critical, extnValue: { buffer: v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength) } };
+      })
+    : undefined;
+  const sc = contentOf(serial);
+  return {
+    userCertificate: sc.buffer.slice(sc.byteOffset, sc.byteOffset + sc.byteLength),
+    revocationDate: decodeTime(date),
+    ...(extensions ? { crlEntryExtensions: extensions } : {}),
+  } as unknown as RevokedCertificate;
 }
 
 /** Parses one extension's value with the given schema; undefined (not a throw) when it does not decode. */
