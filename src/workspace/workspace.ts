@@ -45,9 +45,10 @@ export class Workspace {
   /** Creates the workspace if absent (config merged over defaults), or opens it. */
   static create(root: string, opts: { config?: Partial<WorkspaceConfig>; clock?: Clock } = {}): Workspace {
     const paths = workspacePaths(root);
-    mkdirSync(paths.root, { recursive: true });
     if (!existsSync(paths.config)) {
+      // Validate before touching the disk: a bad setting leaves no half-made workspace behind.
       const config = parseConfig(opts.config ?? {});
+      mkdirSync(paths.root, { recursive: true });
       writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + "\n");
     }
     return Workspace.#open(paths, true, opts.clock);

@@ -302,3 +302,23 @@ describe("jpki issue --batch with application ids", () => {
     expect(c.json().alreadyIssued).toBe(1);
   });
 });
+
+describe("configurable base URL", () => {
+  it("puts the CRL distribution point and AIA URLs under --base-url, and refuses a bad one", async () => {
+    const other = join(dir, "ws-url");
+    const init = await cli(["--workspace", other, "ca", "init", "-p", "13", "--purpose", "signature", "--base-url", "https://crl.example.jp/jpki/"], { cwd: dir });
+    expect(init.code, init.stderr).toBe(0);
+    await cli(["--workspace", other, "registry", "import", join(dir, "residents.jsonl")], { cwd: dir });
+    const k = cardKey(dir, "url");
+    const issued = await cli(["--workspace", other, "issue", "--resident", residents[0]!.residentCode!, "--public-key", k.pub, "--json"], { cwd: dir });
+    const text = execFileSync("openssl", ["x509", "-noout", "-text"], { input: issued.json().pem, encoding: "utf8" });
+    expect(text).toContain(`URI:https://crl.example.jp/jpki/crl/13-sig/${residents[0]!.municipalityCode}.crl`);
+    expect(text).toContain("CA Issuers - URI:https://crl.example.jp/jpki/ca/13-sig.crt");
+    const caText = execFileSync("openssl", ["x509", "-noout", "-text", "-in", join(other, "ca", "13-sig.pem")], { encoding: "utf8" });
+    expect(caText).toContain("URI:https://crl.example.jp/jpki/arl/13-sig.crl");
+    const bad = await cli(["--workspace", join(dir, "ws-bad-url"), "ca", "init", "-p", "13", "--base-url", "ftp://nope"], { cwd: dir });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("ERR_CONFIG_INVALID");
+    expect(existsSync(join(dir, "ws-bad-url"))).toBe(false);
+  });
+});
