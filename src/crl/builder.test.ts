@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, beforeAll } from "vitest";
 import { createCaRecord, CertificationAuthority } from "../ca/authority.js";
-import { toPem } from "../pki/pem.js";
+import { pemChunks, toPem } from "../pki/pem.js";
 import { parseConfig } from "../workspace/config.js";
 import { buildCrl, crlDer, type CrlEntryInput } from "./builder.js";
 import { describeCrl } from "../profile/describe.js";
@@ -44,6 +44,8 @@ describe("buildCrl (RFC 5280 §5.1)", () => {
     });
     const der = crlDer(built);
     expect(der.length).toBe(built.byteLength);
+    // the streamed PEM is byte-identical to the PEM of the joined DER
+    expect(Buffer.concat([...pemChunks(built.chunks, "X509 CRL")]).toString()).toBe(toPem(der, "X509 CRL"));
     writeFileSync(join(dir, "a.crl"), der);
     const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", join(dir, "a.crl"), "-CAfile", join(dir, "ca.pem"), "-noout", "-text"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
     expect(text).toMatch(/X509v3 CRL Number:\s*\n\s*7/);

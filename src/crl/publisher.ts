@@ -6,7 +6,7 @@
 import { join, relative } from "node:path";
 import type { CertificationAuthority } from "../ca/authority.js";
 import type { Clock } from "../pki/clock.js";
-import { toPem } from "../pki/pem.js";
+import { pemChunks } from "../pki/pem.js";
 import { writeFileAtomic } from "../store/files.js";
 import type { Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
@@ -59,7 +59,7 @@ export class CrlPublisher {
     const derPath = join(this.#dir, `${ca.id}.crl`);
     const pemPath = join(this.#dir, `${ca.id}.crl.pem`);
     writeFileAtomic(derPath, built.chunks);
-    writeFileAtomic(pemPath, toPem(Buffer.concat(built.chunks as Buffer[], built.byteLength), "X509 CRL"));
+    writeFileAtomic(pemPath, pemChunks(built.chunks, "X509 CRL"));
     await this.#store.publishCrl({ caId: ca.id, number, entries: built.entries, path: relative(this.#root, derPath), sha256: built.sha256 });
     // Revocations committed up to `started` are on this CRL (the store is read after it).
     await this.#store.clearDirtyCa(ca.id, started);

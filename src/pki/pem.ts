@@ -48,3 +48,27 @@ export function pemOrDer(bytes: Uint8Array, labels: readonly string[], what: str
   }
   return Buffer.from(bytes);
 }
+
+/**
+ * PEM of data given as consecutive chunks, without joining them: 48 bytes make one 64-character line, so
+ * chunks are cut at multiples of 48 and the remainder carried over. Byte-identical to toPem of the whole.
+ */
+export function* pemChunks(chunks: Iterable<Uint8Array>, label: PemLabel): Generator<Buffer> {
+  yield Buffer.from(`-----BEGIN ${label}-----\n`, "ascii");
+  let carry: Buffer = Buffer.alloc(0);
+  for (const c of chunks) {
+    const data = carry.length ? Buffer.concat([carry, c]) : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+    const whole = data.length - (data.length % 48);
+    if (whole) yield lines(data.subarray(0, whole));
+    carry = Buffer.from(data.subarray(whole));
+  }
+  if (carry.length) yield lines(carry);
+  yield Buffer.from(`-----END ${label}-----\n`, "ascii");
+}
+
+function lines(bytes: Buffer): Buffer {
+  const b64 = bytes.toString("base64");
+  let out = "";
+  for (let i = 0; i < b64.length; i += 64) out += b64.slice(i, i + 64) + "\n";
+  return Buffer.from(out, "ascii");
+}
