@@ -194,7 +194,9 @@ class Plan {
     this.#at = at;
     this.#t = t;
     for (const [k, v] of ctx.lastSequence) this.#last.set(k, v);
-    for (const [k, v] of ctx.held) this.#held.set(k, v.map((h) => JSON.parse(h.body) as ChangeNotice));
+    // A held notice is filed under the resident's current code (re-filed after a resident-code change),
+    // which may differ from the code in its body.
+    for (const [k, v] of ctx.held) this.#held.set(k, v.map((h) => ({ ...(JSON.parse(h.body) as ChangeNotice), residentCode: k })));
     for (const [k, v] of ctx.certificates) this.#certs.set(k, [...v]);
   }
 
@@ -267,7 +269,11 @@ class Plan {
       this.#certs.delete(rc);
       this.#last.set(n.newResidentCode, Math.max(this.#last.get(n.newResidentCode) ?? 0, n.sequence));
       const held = this.#held.get(rc);
-      if (held?.length) this.#held.set(n.newResidentCode, [...(this.#held.get(n.newResidentCode) ?? []), ...held].sort((a, b) => a.sequence - b.sequence));
+      if (held?.length) {
+        const moved = held.map((h) => ({ ...h, residentCode: n.newResidentCode! }));
+        this.#held.set(n.newResidentCode, [...(this.#held.get(n.newResidentCode) ?? []), ...moved].sort((a, b) => a.sequence - b.sequence));
+        this.#held.delete(rc);
+      }
     }
     this.#notices.push({ noticeId: n.noticeId, residentCode: rc, sequence: n.sequence, kind: n.kind, body: canonical(n), status: "applied", revocations: decisions.length });
     this.#applied++;

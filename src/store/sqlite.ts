@@ -274,6 +274,7 @@ export class SqliteStore implements Store {
         "INSERT INTO resident_sequences (resident_code, last_sequence) VALUES (?, ?) ON CONFLICT (resident_code) DO UPDATE SET last_sequence = max(last_sequence, excluded.last_sequence)",
       ),
       relinkCerts: db.prepare("UPDATE certificates SET resident_code = ? WHERE resident_code = ?"),
+      relinkHeld: db.prepare("UPDATE notices SET resident_code = ? WHERE resident_code = ? AND status = 'held'"),
       relinkSeq: db.prepare("UPDATE OR REPLACE resident_sequences SET resident_code = ? WHERE resident_code = ?"),
       markDirty: db.prepare("INSERT INTO crl_dirty (ca_id, since) VALUES (?, ?) ON CONFLICT (ca_id) DO NOTHING"),
       dirty: db.prepare("SELECT ca_id FROM crl_dirty ORDER BY ca_id").pluck(),
@@ -551,6 +552,7 @@ export class SqliteStore implements Store {
         for (const r of b.relinks) {
           st.relinkCerts.run(r.to, r.from);
           st.relinkSeq.run(r.to, r.from);
+          st.relinkHeld.run(r.to, r.from);
         }
         for (const r of b.revocations) {
           revoked += st.revokeRow.run(at, r.reason, r.source, r.serial).changes;

@@ -142,6 +142,20 @@ describe("jpki notices ingest", () => {
     expect((await state()).filter((x) => x.source === "notice:T-3")).toHaveLength(2);
   });
 
+  it("a notice held under the old resident code is applied under the new one after a resident-code change", async () => {
+    const r = residents[3]!;
+    const newCode = "00000000019";
+    // seq 3 (death, still under the old code) arrives first and is held; then the code change (seq 1),
+    // then a correction under the new code (seq 2) fills the gap: the death applies to the relinked records.
+    await cli([...w(), "notices", "ingest", writeJsonl(join(dir, "h1.jsonl"), [notice(3, r, "death", 3)])], { cwd: dir });
+    await cli([...w(), "notices", "ingest", writeJsonl(join(dir, "h2.jsonl"), [notice(1, r, "resident-code-change", 1, { newResidentCode: newCode })])], { cwd: dir });
+    const last = await cli([...w(), "notices", "ingest", writeJsonl(join(dir, "h3.jsonl"), [{ ...notice(2, r, "correction", 2, { after: itemsOf(r) }), residentCode: newCode }]), "--json"], { cwd: dir });
+    expect(last.json()).toMatchObject({ applied: 2, released: 1, revocations: 2 });
+    const revoked = (await state()).filter((x) => x.source === "notice:T-3");
+    expect(revoked.map((x) => x.serial).sort()).toEqual([certs.get(r.residentCode!)!.signature, certs.get(r.residentCode!)!.authentication].sort());
+    expect((await cli([...w(), "notices", "pending", "--json"], { cwd: dir })).json().held).toEqual([]);
+  });
+
   it("moving out and back to the same address still revokes: the first move already revoked", async () => {
     const r = residents[2]!;
     const out = { ...itemsOf(r), address: "大阪府大阪市北区中之島１丁目３番２０号" };
