@@ -2,6 +2,8 @@
  * Output for the CLI: human text or one JSON document on stdout, diagnostics and progress on stderr.
  * Commands write through an Io so tests drive the program in-process and read what it printed.
  */
+import { statSync } from "node:fs";
+
 export interface Io {
   readonly stdout: { write(s: string): unknown; isTTY?: boolean };
   readonly stderr: { write(s: string): unknown; isTTY?: boolean };
@@ -32,6 +34,23 @@ export function progressBar(fraction: number, width = 24): string {
   const f = Math.min(1, Math.max(0, fraction));
   const done = Math.round(f * width);
   return `[${"#".repeat(done)}${".".repeat(width - done)}] ${String(Math.floor(f * 100)).padStart(3)}%`;
+}
+
+/**
+ * Tracks how much of an input file has been read, for a progress bar; a pipe (no size) shows no bar.
+ * Pass `onBytes` to readRecords and prefix progress lines with `bar()`.
+ */
+export function fileProgress(source: string | NodeJS.ReadableStream): { onBytes: (n: number) => void; bar: () => string } {
+  let total = 0;
+  let bytes = 0;
+  if (typeof source === "string") {
+    try {
+      total = statSync(source).size;
+    } catch {
+      total = 0; // readRecords reports the unreadable file
+    }
+  }
+  return { onBytes: (n) => (bytes += n), bar: () => (total ? progressBar(bytes / total) + "  " : "") };
 }
 
 export class Output {

@@ -4,7 +4,7 @@
  */
 import Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
-import type { CertificateType, Gender } from "../profile/types.js";
+import type { CertificateType, FourItems, Gender } from "../profile/types.js";
 import type {
   CaRecord,
   CertifiedRow,
@@ -130,6 +130,11 @@ interface CertRowDb {
   application_id: string | null;
 }
 
+/** The four items as the residents and certificates tables store them (same column names in both). */
+function itemsOf(r: { name: string; address: string; birth_date: string; gender: string }): FourItems {
+  return { name: r.name, address: r.address, birthDate: r.birth_date, gender: r.gender as Gender };
+}
+
 function toCertRow(r: CertRowDb): CertificateRow {
   return {
     serial: r.serial,
@@ -137,7 +142,7 @@ function toCertRow(r: CertRowDb): CertificateRow {
     type: r.type,
     residentCode: r.resident_code,
     municipalityCode: r.municipality_code,
-    fourItems: { name: r.name, address: r.address, birthDate: r.birth_date, gender: r.gender },
+    fourItems: itemsOf(r),
     notBefore: new Date(r.not_before),
     notAfter: new Date(r.not_after),
     issuedAt: new Date(r.issued_at),
@@ -378,7 +383,7 @@ export class SqliteStore implements Store {
         residentCode: r.resident_code!,
         municipalityCode: r.municipality_code!,
         status: r.status as ResidentStatus,
-        fourItems: { name: r.name!, address: r.address!, birthDate: r.birth_date!, gender: r.gender as Gender },
+        fourItems: itemsOf(r as { name: string; address: string; birth_date: string; gender: string }),
       };
     });
   }
@@ -534,7 +539,7 @@ export class SqliteStore implements Store {
           caId: r.ca_id!,
           type: r.type as CertificateType,
           residentCode: r.resident_code!,
-          fourItems: { name: r.name!, address: r.address!, birthDate: r.birth_date!, gender: r.gender as Gender },
+          fourItems: itemsOf(r as { name: string; address: string; birth_date: string; gender: string }),
         });
         certificates.set(r.resident_code!, list);
       }

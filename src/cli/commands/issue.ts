@@ -1,5 +1,5 @@
 /** `jpki issue`: one application, or a batch file of them, becomes certificates. */
-import { mkdirSync, readFileSync, statSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Command, Option } from "commander";
 import { IssuanceService, type IssuanceApplication, type IssuedCertificate } from "../../index.js";
@@ -8,7 +8,7 @@ import { toPem } from "../../index.js";
 import { readRecords } from "../../index.js";
 import { writeFileAtomic } from "../../index.js";
 import { Context, withWorkspace } from "../context.js";
-import { progressBar, type Io } from "../output.js";
+import { fileProgress, type Io } from "../output.js";
 
 interface IssueOptions {
   resident?: string;
@@ -123,20 +123,12 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
   await withWorkspace(ctx, async (ws) => {
     const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
     const started = Date.now();
-    let total = 0;
-    let bytes = 0;
-    if (typeof source === "string") {
-      try {
-        total = statSync(source).size;
-      } catch {
-        total = 0; // readRecords reports the unreadable file
-      }
-    }
-    const res = await service.issueBatch(readRecords(source, { format: "jsonl", onBytes: (n) => (bytes += n) }), {
+    const progress = fileProgress(source);
+    const res = await service.issueBatch(readRecords(source, { format: "jsonl", onBytes: progress.onBytes }), {
       ...(concurrency ? { concurrency } : {}),
       onProgress: (p) => {
         const rate = p.issued / Math.max(0.001, (Date.now() - started) / 1000);
-        ctx.out.progress(`${total ? progressBar(bytes / total) + "  " : ""}issued ${p.issued}  failed ${p.failed}  read ${p.read}  (${rate.toFixed(0)}/s)`);
+        ctx.out.progress(`${progress.bar()}issued ${p.issued}  failed ${p.failed}  read ${p.read}  (${rate.toFixed(0)}/s)`);
       },
       onIssued: outDir ? (c) => writeFileAtomic(join(outDir, `${c.serial}.pem`), toPem(c.der, "CERTIFICATE")) : undefined,
     });

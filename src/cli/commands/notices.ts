@@ -1,5 +1,5 @@
 /** `jpki notices ingest|pending`: change notices (異動等情報の通知) from the registry revoke certificates. */
-import { closeSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync, fsyncSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeSync, fsyncSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { Command, Option } from "commander";
 import { NoticeIngestor, type IngestSummary, type RejectedNotice } from "../../index.js";
@@ -8,7 +8,7 @@ import { JpkiError } from "../../index.js";
 import { readRecords } from "../../index.js";
 import type { Workspace } from "../../index.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
-import { progressBar, type Io } from "../output.js";
+import { fileProgress, type Io } from "../output.js";
 
 /** Rejected notices go to a file written beside and renamed into place at the end (never half a file). */
 export class RejectFile {
@@ -70,23 +70,14 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
   try {
     // CAs left dirty by an earlier, interrupted run get their CRL first.
     if (o.updater) await o.updater.regenerateDirty();
-    // A file's size gives the progress bar its scale; a pipe shows counts only.
-    let total = 0;
-    let bytes = 0;
-    if (typeof o.source === "string") {
-      try {
-        total = statSync(o.source).size;
-      } catch {
-        total = 0; // readRecords reports the unreadable file
-      }
-    }
-    const summary = await ingestor.ingest(readRecords(o.source, { format: o.format, onBytes: (n) => (bytes += n) }), {
+    const progress = fileProgress(o.source);
+    const summary = await ingestor.ingest(readRecords(o.source, { format: o.format, onBytes: progress.onBytes }), {
       batchSize: o.batchSize,
       ...(o.signal ? { signal: o.signal } : {}),
       onReject: (r) => rejects.write(r),
       onProgress: (p) =>
         o.onProgress?.(
-          `${total ? progressBar(bytes / total) + "  " : ""}read ${p.read}  applied ${p.applied}  duplicates ${p.duplicates}  held ${p.held}  rejected ${p.rejected}  revoked ${p.revocations}  (${(p.read / Math.max(0.001, (Date.now() - started) / 1000)).toFixed(0)}/s)`,
+          `${progress.bar()}read ${p.read}  applied ${p.applied}  duplicates ${p.duplicates}  held ${p.held}  rejected ${p.rejected}  revoked ${p.revocations}  (${(p.read / Math.max(0.001, (Date.now() - started) / 1000)).toFixed(0)}/s)`,
         ),
       onBatchCommitted: async (cas) => {
         for (const c of cas) pendingCas.add(c);
