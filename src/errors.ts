@@ -11,6 +11,8 @@ export const ERROR_CODES = {
   ERR_CONFIG_INVALID: { exit: 2, summary: "a configuration value is out of range" },
   ERR_PREFECTURE_UNKNOWN: { exit: 2, summary: "not a JIS X 0401 prefecture code (01–47)" },
   ERR_MUNICIPALITY_INVALID: { exit: 2, summary: "not a 6-digit local government code" },
+  ERR_FILE_NOT_FOUND: { exit: 2, summary: "a file or directory named on the command line does not exist" },
+  ERR_FILE_UNUSABLE: { exit: 2, summary: "the path exists but cannot be used: a directory, a device, a FIFO, /proc, /sys or /dev, no permission" },
   ERR_WORKSPACE_MISSING: { exit: 3, summary: "no workspace at the given path" },
   ERR_WORKSPACE_CORRUPT: { exit: 3, summary: "the workspace store is damaged or not ours" },
   ERR_WORKSPACE_LOCKED: { exit: 3, summary: "another process holds the workspace" },

@@ -57,6 +57,7 @@ export type { Store, CaRecord, IssuanceRecord, CertificateRow, ResidentRecord, R
 export { SqliteStore } from "./store/sqlite.js";
 export { writeFileAtomic } from "./store/files.js";
 export { Workspace, workspacePaths } from "./workspace/workspace.js";
+export { checkInputFile, checkInputDir, checkOutputFile, checkOutputDir, checkWorkspaceDir, type PathCheckOptions, type OutputDirOptions } from "./workspace/paths.js";
 export { parseConfig, DEFAULT_CONFIG, type WorkspaceConfig } from "./workspace/config.js";
 
 // the CLI, for embedding and in-process tests. The CLI itself imports only from this file (STYLE.md §15).
