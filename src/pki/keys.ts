@@ -1,10 +1,11 @@
 /**
  * Key generation and encrypted-at-rest storage of CA keys: encrypted PKCS#8 (RFC 5958) with PBES2
- * (PBKDF2-HMAC-SHA256, AES-256-CBC), readable by `openssl pkey`.
+ * (PBKDF2-HMAC-SHA256, AES-256-CBC), readable by `openssl pkey`; and the check that a subject public key
+ * is the RSA-2048 DER key a JPKI card makes.
  */
 import { createPrivateKey, generateKeyPair, type KeyObject } from "node:crypto";
 import { JpkiError } from "../errors.js";
-import { children, readHeader } from "./der.js";
+import { bitString, children, integer, readHeader, seq } from "./der.js";
 
 export async function generateRsaKey(bits = 2048): Promise<KeyObject> {
   return new Promise((resolve, reject) =>
@@ -34,51 +35,62 @@ export interface RsaPublicKeyInfo {
   readonly exponent: bigint;
 }
 
+/** rsaEncryption with NULL parameters (RFC 3279 §2.3.1: the parameters MUST be NULL). */
 const RSA_ALGORITHM_ID = Buffer.from("300d06092a864886f70d0101010500", "hex");
+const RSA_ENCRYPTION_OID = RSA_ALGORITHM_ID.subarray(2, 13);
+/** The public exponent a JPKI card uses (F4); anything else is not a card key. */
+const F4 = 65537n;
 
 /**
- * Decodes and checks a subject public key: RSA with a 2048-bit modulus, as the JPKI card generates.
- * Decoded here in DER rather than through OpenSSL: this runs once per certificate on the issuing hot
- * path, and a strict decoder also refuses BER variants and trailing bytes that OpenSSL would tolerate.
+ * Decodes and checks a subject public key: RSA-2048 with exponent 65537, in DER, as the JPKI card generates.
+ * Decoded here rather than through OpenSSL: this runs once per certificate on the issuing hot path, and
+ * OpenSSL tolerates BER variants. After decoding, the key is re-encoded canonically from (n, e) and must
+ * equal the input byte for byte, so any non-minimal length or INTEGER, indefinite length, constructed BIT
+ * STRING or trailing byte is refused, and what we put into a certificate is always DER.
+ *   ERR_KEY_UNSUPPORTED: another algorithm, modulus size or exponent.  ERR_KEY_MALFORMED: bad encoding.
  */
 export function requireRsa2048(spkiDer: Uint8Array, what = "the subject public key"): RsaPublicKeyInfo {
   const der = Buffer.isBuffer(spkiDer) ? spkiDer : Buffer.from(spkiDer);
-  let alg: Buffer, bits: Buffer, n: Buffer, e: Buffer;
+  const malformed = (why: string, cause?: unknown) =>
+    new JpkiError("ERR_KEY_MALFORMED", `${what} is not a DER SubjectPublicKeyInfo (${why}): give the card's public key as PEM "PUBLIC KEY" or DER`, cause === undefined ? undefined : { cause });
+  const unsupported = (why: string) => new JpkiError("ERR_KEY_UNSUPPORTED", `${what} ${why}, but JPKI certificates carry RSA-2048 keys with exponent 65537`);
+  let n: bigint, e: bigint;
   try {
     const outer = readHeader(der);
-    if (outer.tag !== 0x30 || outer.headerLength + outer.length !== der.length) throw new RangeError("not one SEQUENCE");
+    if (outer.tag !== 0x30 || outer.headerLength + outer.length !== der.length) throw malformed("not one SEQUENCE");
     const parts = children(der);
-    if (parts.length !== 2) throw new RangeError("SubjectPublicKeyInfo has two fields");
-    [alg, bits] = parts as [Buffer, Buffer];
-    if (bits[0] !== 0x03) throw new RangeError("subjectPublicKey is a BIT STRING");
-    if (!alg.equals(RSA_ALGORITHM_ID)) {
-      throw new JpkiError("ERR_KEY_UNSUPPORTED", `${what} is not an RSA key, but JPKI certificates carry RSA-2048 keys`);
-    }
+    if (parts.length !== 2) throw malformed("SubjectPublicKeyInfo has two fields");
+    const [alg, bits] = parts as [Buffer, Buffer];
+    if (alg[0] !== 0x30) throw malformed("the algorithm is not a SEQUENCE");
+    const algOid = children(alg)[0];
+    if (!algOid || algOid[0] !== 0x06) throw malformed("the algorithm has no OBJECT IDENTIFIER");
+    if (!algOid.equals(RSA_ENCRYPTION_OID)) throw unsupported("is not an RSA key");
+    if (!alg.equals(RSA_ALGORITHM_ID)) throw malformed("rsaEncryption needs NULL parameters");
+    if (bits[0] !== 0x03) throw malformed("subjectPublicKey is not a primitive BIT STRING");
     const bh = readHeader(bits);
-    if (bits[bh.headerLength] !== 0) throw new RangeError("unused bits in an RSA key");
+    if (bh.length < 1 || bits[bh.headerLength] !== 0) throw malformed("unused bits in an RSA key");
     const rsa = bits.subarray(bh.headerLength + 1);
     const rh = readHeader(rsa);
-    if (rh.tag !== 0x30 || rh.headerLength + rh.length !== rsa.length) throw new RangeError("RSAPublicKey is one SEQUENCE");
+    if (rh.tag !== 0x30 || rh.headerLength + rh.length !== rsa.length) throw malformed("RSAPublicKey is not one SEQUENCE");
     const ints = children(rsa);
-    if (ints.length !== 2 || ints[0]![0] !== 0x02 || ints[1]![0] !== 0x02) throw new RangeError("RSAPublicKey has two INTEGERs");
-    n = ints[0]!.subarray(readHeader(ints[0]!).headerLength);
-    e = ints[1]!.subarray(readHeader(ints[1]!).headerLength);
+    if (ints.length !== 2 || ints[0]![0] !== 0x02 || ints[1]![0] !== 0x02) throw malformed("RSAPublicKey is not two INTEGERs");
+    const value = (t: Buffer, name: string) => {
+      const c = t.subarray(readHeader(t).headerLength);
+      if (c.length === 0 || (c[0]! & 0x80) !== 0) throw malformed(`the ${name} is empty or negative`);
+      return BigInt("0x" + c.toString("hex"));
+    };
+    n = value(ints[0]!, "modulus");
+    e = value(ints[1]!, "public exponent");
   } catch (err) {
     if (err instanceof JpkiError) throw err;
-    throw new JpkiError("ERR_KEY_MALFORMED", `${what} is not a DER SubjectPublicKeyInfo: give the card's public key as PEM "PUBLIC KEY" or DER`, { cause: err });
+    throw malformed("it cannot be decoded", err);
   }
-  // Minimal positive INTEGER: a leading 0x00 only when the next byte has its top bit set.
-  const nBytes = n[0] === 0 ? n.subarray(1) : n;
-  if (n.length === 0 || (n[0]! & 0x80) !== 0 || (n[0] === 0 && n.length > 1 && (n[1]! & 0x80) === 0)) {
-    throw new JpkiError("ERR_KEY_MALFORMED", `${what} has a malformed RSA modulus`);
+  if (!seq(RSA_ALGORITHM_ID, bitString(seq(integer(n), integer(e)))).equals(der)) {
+    throw malformed("a length or INTEGER is not in its minimal form, or bytes follow the key");
   }
-  const modulusBits = nBytes.length * 8 - Math.clz32(nBytes[0]!) + 24;
-  if (modulusBits !== 2048) {
-    throw new JpkiError("ERR_KEY_UNSUPPORTED", `${what} is RSA-${modulusBits}, but JPKI certificates carry RSA-2048 keys`);
-  }
-  const exponent = BigInt("0x" + (e.toString("hex") || "0"));
-  if (e.length === 0 || (e[0]! & 0x80) !== 0 || exponent < 3n || exponent % 2n === 0n) {
-    throw new JpkiError("ERR_KEY_UNSUPPORTED", `${what} has an unusable RSA public exponent`);
-  }
-  return { spki: der, bits: 2048, exponent };
+  if (n % 2n === 0n) throw malformed("the RSA modulus is even or zero");
+  const modulusBits = n.toString(2).length;
+  if (modulusBits !== 2048) throw unsupported(`is RSA-${modulusBits}`);
+  if (e !== F4) throw unsupported(`has the RSA public exponent ${e < 1n << 32n ? e.toString() : "(a large number)"}`);
+  return { spki: der, bits: 2048, exponent: e };
 }
