@@ -7,7 +7,8 @@ export { JpkiError, ERROR_CODES, isJpkiError, type ErrorCode } from "./errors.js
 // time, keys, encodings
 export { systemClock, FixedClock, type Clock } from "./pki/clock.js";
 export { SoftwareSigner, type Signer } from "./pki/signer.js";
-export { generateRsaKey, encryptPrivateKey, decryptPrivateKey, requireRsa2048 } from "./pki/keys.js";
+export { generateRsaKey, encryptPrivateKey, decryptPrivateKey, requireRsa2048, strongKeyWrapParams, type KeyWrapParams } from "./pki/keys.js";
+export { PBKDF2_ITERATIONS } from "./pki/key-wrap.js";
 export { toPem, pemOrDer, parsePemBlocks } from "./pki/pem.js";
 export { useProvider } from "./pki/webcrypto.js";
 
@@ -40,7 +41,7 @@ export { applyNoticeToResident } from "./registry/notice-apply.js";
 // certification authorities
 export { PREFECTURES, prefecture, prefectureList, type Prefecture } from "./ca/prefectures.js";
 export { CertificationAuthority, createCaRecord, caId, parseCaId, caUrls } from "./ca/authority.js";
-export { initCas, summariseCa, getCaRecord, exportCaCertificate, caFiles, type CaSummary } from "./ca/manage.js";
+export { initCas, summariseCa, getCaRecord, exportCaCertificate, caFiles, rewrapCaKeys, type CaSummary, type RewrapOptions } from "./ca/manage.js";
 export { IssuanceService, parseApplication, type IssuanceApplication, type IssuedCertificate, type BatchSummary } from "./ca/issuance.js";
 export { revokeCertificate } from "./ca/revocation.js";
 export { NoticeIngestor, type IngestSummary, type IngestOptions, type RejectedNotice } from "./ca/notices.js";

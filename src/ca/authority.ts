@@ -8,7 +8,7 @@ import { AsnConvert } from "@peculiar/asn1-schema";
 import * as asn1X509 from "@peculiar/asn1-x509";
 import { JpkiError } from "../errors.js";
 import { certificateParts, children, extension, readHeader } from "../pki/der.js";
-import { decryptPrivateKey, encryptPrivateKey, generateRsaKey } from "../pki/keys.js";
+import { decryptPrivateKey, encryptPrivateKey, generateRsaKey, type KeyWrapParams } from "../pki/keys.js";
 import { randomSerial } from "../pki/serial.js";
 import { SoftwareSigner, type Signer } from "../pki/signer.js";
 import {
@@ -78,11 +78,13 @@ export async function createCaRecord(opts: {
   passphrase: string;
   config: WorkspaceConfig;
   now: Date;
+  /** the workspace's shared PBKDF2 salt and iterations (see pki/key-wrap.ts); a fresh salt when omitted */
+  keyWrap?: KeyWrapParams;
 }): Promise<CaRecord> {
   const pref = prefecture(opts.prefectureCode);
   const id = caId(pref.code, opts.purpose);
   const key = await generateRsaKey(2048);
-  const encryptedKeyPem = encryptPrivateKey(key, opts.passphrase);
+  const encryptedKeyPem = encryptPrivateKey(key, opts.passphrase, opts.keyWrap);
   const signer = new SoftwareSigner(key);
   const keyId = keyIdentifier(signer.spki);
   const name = encodeName(caSubject(pref.romaji, opts.purpose));

@@ -1,10 +1,14 @@
 /**
  * CA management for the designated certification organisation (指定認証機関), which runs every
- * prefecture's CAs from one workspace: create, list, describe, publish their certificates.
+ * prefecture's CAs from one workspace: create, list, describe, publish their certificates, re-encrypt
+ * their keys.
  */
 import { join } from "node:path";
-import { X509Certificate, createHash } from "node:crypto";
+import { X509Certificate, createHash, createPublicKey } from "node:crypto";
 import { JpkiError } from "../errors.js";
+import { certificateParts } from "../pki/der.js";
+import { newKeyWrapParams } from "../pki/key-wrap.js";
+import { decryptPrivateKey, encryptPrivateKey, strongKeyWrapParams, type KeyWrapParams } from "../pki/keys.js";
 import { toPem } from "../pki/pem.js";
 import type { CertificateType } from "../profile/types.js";
 import { writeFileAtomic } from "../store/files.js";
@@ -72,7 +76,9 @@ export interface InitOptions {
 
 /**
  * Creates the CAs asked for. Each CA is committed whole (certificate and encrypted key in one row);
- * existing ones are refused up front, before any key is generated, unless skipExisting.
+ * existing ones are refused up front, before any key is generated, unless skipExisting. In a workspace
+ * that already has CAs the passphrase must open them (ERR_PASSPHRASE_WRONG, nothing generated), and new
+ * keys share the existing keys' PBKDF2 salt, so one derivation opens every CA of the workspace.
  */
 export async function initCas(ws: Workspace, opts: InitOptions): Promise<{ created: CaSummary[]; skipped: string[] }> {
   const wanted = opts.prefectures.flatMap((p) => opts.purposes.map((purpose) => ({ p, purpose, id: caId(p.code, purpose) })));
@@ -84,12 +90,13 @@ export async function initCas(ws: Workspace, opts: InitOptions): Promise<{ creat
       skipped.push(w.id);
     } else missing.push(w);
   }
+  const keyWrap = await workspaceKeyWrap(ws, opts.passphrase);
   const created: CaSummary[] = [];
   // Two key generations at a time keep both cores busy without a burst of 94 parallel jobs.
   const queue = [...missing];
   const worker = async () => {
     for (let w = queue.shift(); w; w = queue.shift()) {
-      const rec = await createCaRecord({ prefectureCode: w.p.code, purpose: w.purpose, passphrase: opts.passphrase, config: ws.config, now: ws.clock.now() });
+      const rec = await createCaRecord({ prefectureCode: w.p.code, purpose: w.purpose, passphrase: opts.passphrase, config: ws.config, now: ws.clock.now(), keyWrap });
       await ws.store.putCa(rec);
       exportCaCertificate(ws, rec);
       const s = summariseCa(ws, rec);
@@ -106,4 +113,50 @@ export async function getCaRecord(ws: Workspace, id: string): Promise<CaRecord> 
   const rec = await ws.store.getCa(id);
   if (!rec) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${id} in ${ws.paths.root}: 'jpki ca list' shows the CAs, 'jpki ca init' creates them`);
   return rec;
+}
+
+/**
+ * The key-wrapping parameters for new CA keys of this workspace: those of its existing strong keys (after
+ * checking that the passphrase opens one), or a fresh salt for a new workspace or one with only older keys.
+ */
+async function workspaceKeyWrap(ws: Workspace, passphrase: string): Promise<KeyWrapParams> {
+  const existing = await ws.store.listCas();
+  if (existing.length === 0) return newKeyWrapParams();
+  const strong = existing.find((r) => strongKeyWrapParams(r.encryptedKeyPem));
+  const probe = strong ?? existing[0]!;
+  decryptPrivateKey(probe.encryptedKeyPem, passphrase, `the key of CA ${probe.id} already in ${ws.paths.root} (all CA keys of a workspace share one passphrase)`);
+  return (strong && strongKeyWrapParams(strong.encryptedKeyPem)) ?? newKeyWrapParams();
+}
+
+export interface RewrapOptions {
+  /** the passphrase the keys are encrypted under now */
+  readonly passphrase: string;
+  /** encrypt under this passphrase instead (default: the same one) */
+  readonly newPassphrase?: string;
+}
+
+/**
+ * Re-encrypts every CA key of the workspace with the strong KDF (pki/key-wrap.ts: PBKDF2-HMAC-SHA256,
+ * 600,000 iterations, AES-256-CBC) under one fresh salt, optionally under a new passphrase. All or nothing:
+ * every key is decrypted, checked against its certificate, re-encrypted and read back before one store
+ * transaction replaces them all. Also makes the workspace owner-only (workspaces made before that rule).
+ */
+export async function rewrapCaKeys(ws: Workspace, opts: RewrapOptions): Promise<{ rewrapped: string[] }> {
+  const newPassphrase = opts.newPassphrase ?? opts.passphrase;
+  const cas = await ws.store.listCas();
+  const params = newKeyWrapParams();
+  const keys = cas.map((rec) => {
+    const key = decryptPrivateKey(rec.encryptedKeyPem, opts.passphrase, `the key of CA ${rec.id}`);
+    const spki = createPublicKey(key).export({ type: "spki", format: "der" });
+    if (!spki.equals(certificateParts(rec.certificateDer).spki)) {
+      throw new JpkiError("ERR_WORKSPACE_CORRUPT", `the key of CA ${rec.id} does not match its certificate: the workspace is damaged; nothing was re-encrypted`);
+    }
+    const encryptedKeyPem = encryptPrivateKey(key, newPassphrase, params);
+    const back = createPublicKey(decryptPrivateKey(encryptedKeyPem, newPassphrase, `the re-encrypted key of CA ${rec.id}`)).export({ type: "spki", format: "der" });
+    if (!back.equals(spki)) throw new JpkiError("ERR_INTERNAL", `re-encrypting the key of CA ${rec.id} did not round-trip; nothing was changed`);
+    return { id: rec.id, encryptedKeyPem };
+  });
+  if (keys.length) await ws.store.replaceCaKeys(keys);
+  ws.restrictPermissions();
+  return { rewrapped: keys.map((k) => k.id) };
 }

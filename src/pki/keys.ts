@@ -1,11 +1,15 @@
 /**
  * Key generation and encrypted-at-rest storage of CA keys: encrypted PKCS#8 (RFC 5958) with PBES2
- * (PBKDF2-HMAC-SHA256, AES-256-CBC), readable by `openssl pkey`; and the check that a subject public key
- * is the RSA-2048 DER key a JPKI card makes.
+ * (PBKDF2-HMAC-SHA256, ≥ 600,000 iterations, AES-256-CBC; built in ./key-wrap.ts), readable by `openssl pkey`;
+ * and the check that a subject public key is the RSA-2048 DER key a JPKI card makes.
  */
 import { createPrivateKey, generateKeyPair, type KeyObject } from "node:crypto";
 import { JpkiError } from "../errors.js";
 import { bitString, children, integer, readHeader, seq } from "./der.js";
+import { newKeyWrapParams, PBKDF2_ITERATIONS, readWrappedKey, unwrapPrivateKey, wrapPrivateKey, type KeyWrapParams } from "./key-wrap.js";
+import { parsePemBlocks, toPem } from "./pem.js";
+
+export type { KeyWrapParams } from "./key-wrap.js";
 
 export async function generateRsaKey(bits = 2048): Promise<KeyObject> {
   return new Promise((resolve, reject) =>
@@ -15,17 +19,59 @@ export async function generateRsaKey(bits = 2048): Promise<KeyObject> {
   );
 }
 
-export function encryptPrivateKey(key: KeyObject, passphrase: string): string {
+/**
+ * Encrypts a CA key under the passphrase as PEM "ENCRYPTED PRIVATE KEY". `params` carries the workspace's
+ * shared salt (see key-wrap.ts), so opening all its CAs derives the key-encryption key once; a fresh random
+ * salt when omitted. Synchronous: the PBKDF2 derivation runs once per salt and passphrase in a process.
+ */
+export function encryptPrivateKey(key: KeyObject, passphrase: string, params: KeyWrapParams = newKeyWrapParams()): string {
   if (!passphrase) throw new JpkiError("ERR_PASSPHRASE_MISSING", "an empty passphrase cannot protect a CA key: set JPKI_PASSPHRASE");
-  return key.export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase }) as string;
+  return toPem(wrapPrivateKey(key, passphrase, params), "ENCRYPTED PRIVATE KEY");
 }
 
+/**
+ * The PBKDF2 parameters of a key we wrapped with the strong KDF, to share its salt with new keys of the same
+ * workspace; undefined for any other form (e.g. OpenSSL's default of 2048 iterations: 'jpki ca rewrap').
+ */
+export function strongKeyWrapParams(pem: string): KeyWrapParams | undefined {
+  const w = wrappedKeyOf(pem);
+  return w && w.iterations >= PBKDF2_ITERATIONS ? { salt: w.salt, iterations: w.iterations } : undefined;
+}
+
+function wrappedKeyOf(pem: string) {
+  try {
+    const block = parsePemBlocks(pem).find((b) => b.label === "ENCRYPTED PRIVATE KEY");
+    return block ? readWrappedKey(block.der) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Decrypts a CA key. Keys in our form (key-wrap.ts) take the cached key-encryption key and one AES
+ * decryption; any other encrypted PKCS#8 (older workspaces) goes to OpenSSL. Synchronous on purpose:
+ * callers open CAs in constructors and factories, and only the first key of a workspace pays for PBKDF2.
+ */
 export function decryptPrivateKey(pem: string, passphrase: string, what = "the CA key"): KeyObject {
   if (!passphrase) throw new JpkiError("ERR_PASSPHRASE_MISSING", `no passphrase for ${what}: set JPKI_PASSPHRASE or pass --passphrase-file`);
+  const wrong = (cause?: unknown) =>
+    new JpkiError("ERR_PASSPHRASE_WRONG", `the passphrase does not decrypt ${what}: check JPKI_PASSPHRASE (or the key file is damaged)`, cause === undefined ? undefined : { cause });
+  const wrapped = wrappedKeyOf(pem);
+  if (wrapped) {
+    const pkcs8 = unwrapPrivateKey(wrapped, passphrase);
+    if (!pkcs8) throw wrong();
+    try {
+      return createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" });
+    } catch (e) {
+      throw wrong(e);
+    } finally {
+      pkcs8.fill(0);
+    }
+  }
   try {
     return createPrivateKey({ key: pem, format: "pem", passphrase });
   } catch (e) {
-    throw new JpkiError("ERR_PASSPHRASE_WRONG", `the passphrase does not decrypt ${what}: check JPKI_PASSPHRASE (or the key file is damaged)`, { cause: e });
+    throw wrong(e);
   }
 }
 

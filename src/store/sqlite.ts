@@ -344,6 +344,17 @@ export class SqliteStore implements Store {
     );
   }
 
+  replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>): Promise<void> {
+    return this.#run("re-encrypting CA keys", () => {
+      const update = this.#db.prepare("UPDATE cas SET key_pem = ? WHERE id = ?");
+      this.#db.transaction(() => {
+        for (const k of keys) {
+          if (update.run(k.encryptedKeyPem, k.id).changes !== 1) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${k.id} in this workspace: no key was replaced`);
+        }
+      })();
+    });
+  }
+
   upsertResidents(residents: readonly ResidentRecord[]): Promise<{ inserted: number; updated: number }> {
     return this.#run("saving residents", () =>
       this.#db.transaction(() => {

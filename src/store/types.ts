@@ -151,6 +151,8 @@ export interface Store {
   putCa(ca: CaRecord): Promise<void>;
   getCa(id: string): Promise<CaRecord | undefined>;
   listCas(): Promise<CaRecord[]>;
+  /** Replaces the encrypted keys of existing CAs (a rewrap), all in one transaction; ERR_CA_UNKNOWN for an unknown id. */
+  replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>): Promise<void>;
 
   /** Inserts or replaces residents; returns how many were new and how many replaced. */
   upsertResidents(residents: readonly ResidentRecord[]): Promise<{ inserted: number; updated: number }>;

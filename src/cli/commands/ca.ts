@@ -1,6 +1,8 @@
-/** `jpki ca init|list|show`: the prefecture CAs. */
+/** `jpki ca init|list|show|rewrap`: the prefecture CAs. */
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { Command, Option } from "commander";
-import { getCaRecord, initCas, summariseCa, type CaSummary } from "../../index.js";
+import { JpkiError, getCaRecord, initCas, rewrapCaKeys, summariseCa, type CaSummary } from "../../index.js";
 import { parseCaId, caId } from "../../index.js";
 import { prefectureList } from "../../index.js";
 import type { CertificateType } from "../../index.js";
@@ -33,7 +35,8 @@ export function makeCaCommand(io: Io): Command {
       "after",
       `
 The passphrase protecting the CA keys comes from --passphrase-file or JPKI_PASSPHRASE (or a prompt).
-Keys are stored as encrypted PKCS#8 (PBES2, AES-256-CBC) in the workspace store.
+Keys are stored as encrypted PKCS#8 (PBES2: PBKDF2-HMAC-SHA256, 600,000 iterations, AES-256-CBC) in the
+workspace store; in a workspace that already has CAs the passphrase must open them.
 
 Examples:
   JPKI_PASSPHRASE=secret jpki ca init --prefecture 13
@@ -113,5 +116,48 @@ Examples:
         );
       });
     });
+  ca.command("rewrap")
+    .description("re-encrypt every CA key with the strong KDF (PBKDF2-HMAC-SHA256, 600,000 iterations), optionally under a new passphrase")
+    .option("--new-passphrase-file <file>", "encrypt under the passphrase in this file instead (never on the command line)")
+    .addHelpText(
+      "after",
+      `
+The current passphrase comes from --passphrase-file or JPKI_PASSPHRASE (or a prompt). Every key is
+decrypted, checked against its certificate and re-encrypted; all keys are replaced in one transaction, or
+none is. Also makes the workspace owner-only (directories 0700, store 0600).
+
+Exit codes:
+  0  every key re-encrypted    5  passphrase missing or wrong    3  no or damaged workspace
+
+Examples:
+  jpki ca rewrap --passphrase-file ./pass.txt
+  jpki ca rewrap --passphrase-file ./old.txt --new-passphrase-file ./new.txt`,
+    )
+    .action(async (o: { newPassphraseFile?: string }, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      const passphrase = await ctx.passphrase();
+      const newPassphrase = o.newPassphraseFile ? readPassphraseFile(resolve(io.cwd, o.newPassphraseFile), o.newPassphraseFile) : undefined;
+      await withWorkspace(ctx, async (ws) => {
+        const res = await rewrapCaKeys(ws, { passphrase, ...(newPassphrase !== undefined ? { newPassphrase } : {}) });
+        ctx.out.result({ workspace: ws.paths.root, rewrapped: res.rewrapped, newPassphrase: newPassphrase !== undefined }, () =>
+          res.rewrapped.length
+            ? `re-encrypted ${res.rewrapped.length} CA key(s)${newPassphrase !== undefined ? " under the new passphrase" : ""}: ${res.rewrapped.join(", ")}`
+            : "no CAs in this workspace: nothing to re-encrypt",
+        );
+      });
+    });
   return ca;
+}
+
+/** A passphrase from a file (one line; a final newline is not part of it). */
+function readPassphraseFile(path: string, shown: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new JpkiError("ERR_PASSPHRASE_MISSING", `cannot read the passphrase file ${shown}: ${(e as NodeJS.ErrnoException).code ?? "error"}`, { cause: e });
+  }
+  const p = text.replace(/\r?\n$/, "");
+  if (!p) throw new JpkiError("ERR_PASSPHRASE_MISSING", `the passphrase file ${shown} is empty`);
+  return p;
 }

@@ -1,0 +1,133 @@
+/**
+ * CA keys at rest across a workspace: one shared PBKDF2 salt, `ca init` refusing a passphrase that does not
+ * open the existing CAs, and rewrapping older keys (OpenSSL's default 2048 iterations) all or nothing.
+ */
+import { createPublicKey, generateKeyPairSync, verify } from "node:crypto";
+import { mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { FixedClock } from "../pki/clock.js";
+import { certificateParts } from "../pki/der.js";
+import { decryptPrivateKey, strongKeyWrapParams } from "../pki/keys.js";
+import { Workspace } from "../workspace/workspace.js";
+import { CertificationAuthority } from "./authority.js";
+import { initCas, rewrapCaKeys } from "./manage.js";
+import { prefecture } from "./prefectures.js";
+
+const clock = new FixedClock("2026-04-01T00:00:00Z");
+const newWorkspace = () => Workspace.create(mkdtempSync(join(tmpdir(), "jpki-manage-")), { clock });
+const saltOf = (pem: string) => Buffer.from(strongKeyWrapParams(pem)!.salt).toString("hex");
+const code = async (p: Promise<unknown>) => p.then(() => "accepted", (e) => (e as { code?: string }).code);
+
+/** Replaces every CA key by the same key exported as Node/OpenSSL did before (PBES2, 2048 iterations). */
+async function makeOldStyle(ws: Workspace, passphrase: string): Promise<void> {
+  const keys = (await ws.store.listCas()).map((r) => ({
+    id: r.id,
+    encryptedKeyPem: decryptPrivateKey(r.encryptedKeyPem, passphrase).export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase }) as string,
+  }));
+  await ws.store.replaceCaKeys(keys);
+}
+
+/** The CA opens and its signatures verify with the key in its certificate. */
+async function signs(ws: Workspace, id: string, passphrase: string): Promise<boolean> {
+  const rec = (await ws.store.getCa(id))!;
+  const ca = CertificationAuthority.open(rec, passphrase, ws.config);
+  const data = Buffer.from("tbs");
+  const pub = createPublicKey({ key: certificateParts(rec.certificateDer).spki, format: "der", type: "spki" });
+  return verify("sha256", data, pub, await ca.signer.sign(data));
+}
+
+describe("initCas", () => {
+  it("gives every CA key of a workspace one salt, also for CAs added later", async () => {
+    const ws = newWorkspace();
+    try {
+      await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
+      await initCas(ws, { prefectures: [prefecture("27")], purposes: ["signature"], passphrase: "pw" });
+      const salts = new Set((await ws.store.listCas()).map((r) => saltOf(r.encryptedKeyPem)));
+      expect(salts.size).toBe(1);
+      expect(await signs(ws, "27-sig", "pw")).toBe(true);
+    } finally {
+      await ws.close();
+    }
+  });
+
+  it("refuses a passphrase that does not open the existing CAs, before generating anything", async () => {
+    const ws = newWorkspace();
+    try {
+      await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+      const files = readdirSync(ws.paths.caDir).sort();
+      expect(await code(initCas(ws, { prefectures: [prefecture("27")], purposes: ["signature"], passphrase: "other" }))).toBe("ERR_PASSPHRASE_WRONG");
+      expect((await ws.store.listCas()).map((r) => r.id)).toEqual(["13-sig"]);
+      expect(readdirSync(ws.paths.caDir).sort()).toEqual(files);
+    } finally {
+      await ws.close();
+    }
+  });
+});
+
+describe("rewrapCaKeys", () => {
+  it("re-encrypts older keys with the strong KDF under one fresh salt, and the CAs still sign", async () => {
+    const ws = newWorkspace();
+    try {
+      await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
+      await makeOldStyle(ws, "pw");
+      const old = await ws.store.listCas();
+      expect(old.every((r) => strongKeyWrapParams(r.encryptedKeyPem) === undefined)).toBe(true);
+      expect(await signs(ws, "13-sig", "pw")).toBe(true); // older keys still open before the rewrap
+
+      expect(await rewrapCaKeys(ws, { passphrase: "pw" })).toEqual({ rewrapped: ["13-sig", "13-auth"] });
+      const now = await ws.store.listCas();
+      expect(new Set(now.map((r) => saltOf(r.encryptedKeyPem))).size).toBe(1);
+      expect(await signs(ws, "13-sig", "pw")).toBe(true);
+      expect(await signs(ws, "13-auth", "pw")).toBe(true);
+    } finally {
+      await ws.close();
+    }
+  });
+
+  it("moves the keys to a new passphrase; with a wrong passphrase it changes nothing", async () => {
+    const ws = newWorkspace();
+    try {
+      await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
+      const before = (await ws.store.listCas()).map((r) => r.encryptedKeyPem);
+      expect(await code(rewrapCaKeys(ws, { passphrase: "nope", newPassphrase: "new" }))).toBe("ERR_PASSPHRASE_WRONG");
+      expect((await ws.store.listCas()).map((r) => r.encryptedKeyPem)).toEqual(before);
+
+      await rewrapCaKeys(ws, { passphrase: "pw", newPassphrase: "new" });
+      expect(await signs(ws, "13-sig", "new")).toBe(true);
+      expect(await code(signs(ws, "13-sig", "pw"))).toBe("ERR_PASSPHRASE_WRONG");
+      expect(await code(rewrapCaKeys(ws, { passphrase: "new", newPassphrase: "" }))).toBe("ERR_PASSPHRASE_MISSING");
+    } finally {
+      await ws.close();
+    }
+  });
+
+  it("refuses a key that does not belong to its certificate, changing nothing", async () => {
+    const ws = newWorkspace();
+    try {
+      await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
+      const stranger = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey;
+      await ws.store.replaceCaKeys([{ id: "13-auth", encryptedKeyPem: stranger.export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase: "pw" }) as string }]);
+      const before = (await ws.store.listCas()).map((r) => r.encryptedKeyPem);
+      expect(await code(rewrapCaKeys(ws, { passphrase: "pw" }))).toBe("ERR_WORKSPACE_CORRUPT");
+      expect((await ws.store.listCas()).map((r) => r.encryptedKeyPem)).toEqual(before);
+    } finally {
+      await ws.close();
+    }
+  });
+});
+
+describe("Store.replaceCaKeys", () => {
+  it("replaces all keys in one transaction: an unknown id leaves every key as it was", async () => {
+    const ws = newWorkspace();
+    try {
+      await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+      const before = (await ws.store.getCa("13-sig"))!.encryptedKeyPem;
+      expect(await code(ws.store.replaceCaKeys([{ id: "13-sig", encryptedKeyPem: "x" }, { id: "99-sig", encryptedKeyPem: "y" }]))).toBe("ERR_CA_UNKNOWN");
+      expect((await ws.store.getCa("13-sig"))!.encryptedKeyPem).toBe(before);
+    } finally {
+      await ws.close();
+    }
+  });
+});

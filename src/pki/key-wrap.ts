@@ -1,0 +1,131 @@
+/**
+ * Password-based key wrapping of CA keys: EncryptedPrivateKeyInfo (RFC 5958 §3) with PBES2 (RFC 8018 §6.2),
+ * PBKDF2-HMAC-SHA256 (RFC 8018 §5.2, §B.1.2) and AES-256-CBC (RFC 8018 §B.2.5, IV as the parameter).
+ *
+ *   EncryptedPrivateKeyInfo ::= SEQUENCE {
+ *     encryptionAlgorithm  { id-PBES2, PBES2-params {
+ *                              keyDerivationFunc { id-PBKDF2, PBKDF2-params { salt OCTET STRING, iterationCount,
+ *                                                  prf { id-hmacWithSHA256, NULL } } },
+ *                              encryptionScheme  { aes256-CBC, iv OCTET STRING (16) } } },
+ *     encryptedData        OCTET STRING }             -- AES-256-CBC(PKCS#8 PrivateKeyInfo), PKCS#7 padding
+ *
+ * `openssl pkey -passin` reads it. We build it ourselves because Node's `KeyObject.export({cipher})` always
+ * uses OpenSSL's default of 2048 PBKDF2 iterations. keyLength is omitted (AES-256 has one key size), as
+ * OpenSSL does, so the same parser also reads the keys Node/OpenSSL wrote before.
+ *
+ * Cost: ≥ 600,000 iterations (OWASP 2023 for PBKDF2-HMAC-SHA256) take ~0.1–0.3 s. All CA keys of a workspace
+ * share one salt, so the key-encryption key (KEK) is derived once per (salt, iterations, passphrase) and
+ * process and kept in memory; each CA then costs one AES decryption. Every key still has its own random IV.
+ */
+import { createCipheriv, createDecipheriv, createHmac, pbkdf2Sync, randomBytes, type KeyObject } from "node:crypto";
+import { children, integer, nul, octetString, oid, readHeader, seq } from "./der.js";
+
+export const PBKDF2_ITERATIONS = 600_000;
+/** Above this an encrypted key is not ours (and deriving it would stall the process): OpenSSL decides. */
+const MAX_ITERATIONS = 10_000_000;
+const SALT_BYTES = 16;
+
+const OID = {
+  pbes2: "1.2.840.113549.1.5.13",
+  pbkdf2: "1.2.840.113549.1.5.12",
+  hmacWithSHA256: "1.2.840.113549.2.9",
+  aes256Cbc: "2.16.840.1.101.3.4.1.42",
+} as const;
+
+/** The PBKDF2 parameters a wrapped key was made with; shared by every CA key of a workspace. */
+export interface KeyWrapParams {
+  readonly salt: Uint8Array;
+  readonly iterations: number;
+}
+
+/** Fresh parameters for a new workspace (or a rewrap): a random salt and the strong iteration count. */
+export function newKeyWrapParams(): KeyWrapParams {
+  return { salt: randomBytes(SALT_BYTES), iterations: PBKDF2_ITERATIONS };
+}
+
+/** A parsed EncryptedPrivateKeyInfo in the form above. */
+export interface WrappedKey extends KeyWrapParams {
+  readonly iv: Buffer;
+  readonly encryptedData: Buffer;
+}
+
+function encode(w: WrappedKey): Buffer {
+  return seq(
+    seq(
+      oid(OID.pbes2),
+      seq(
+        seq(oid(OID.pbkdf2), seq(octetString(w.salt), integer(w.iterations), seq(oid(OID.hmacWithSHA256), nul()))),
+        seq(oid(OID.aes256Cbc), octetString(w.iv)),
+      ),
+    ),
+    octetString(w.encryptedData),
+  );
+}
+
+/**
+ * Reads an EncryptedPrivateKeyInfo (DER) if it is exactly in the form above, else undefined (scrypt,
+ * another PRF or cipher, BER...: left to OpenSSL). Parsed loosely, then re-encoded and compared byte for byte.
+ */
+export function readWrappedKey(der: Uint8Array): WrappedKey | undefined {
+  try {
+    const buf = Buffer.from(der.buffer, der.byteOffset, der.byteLength);
+    const [alg, data] = children(buf);
+    const [, pbes2] = children(alg!);
+    const [kdf, enc] = children(pbes2!);
+    const [, kdfParams] = children(kdf!);
+    const [salt, iter] = children(kdfParams!);
+    const [, iv] = children(enc!);
+    const content = (t: Buffer) => t.subarray(readHeader(t).headerLength);
+    const iterBytes = content(iter!);
+    if (iterBytes.length === 0 || iterBytes.length > 4) return undefined;
+    const iterations = iterBytes.readUIntBE(0, iterBytes.length);
+    if (iterations < 1 || iterations > MAX_ITERATIONS) return undefined;
+    const w: WrappedKey = { salt: content(salt!), iterations, iv: content(iv!), encryptedData: content(data!) };
+    if (w.iv.length !== 16 || w.salt.length < 8 || w.salt.length > 64 || w.encryptedData.length % 16 !== 0) return undefined;
+    return encode(w).equals(buf) ? w : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// The KEK cache. Keyed by an HMAC of the passphrase under a per-process random key, so the map holds no
+// plain digest of the passphrase; bounded, since a process works with one workspace (one or two entries).
+const CACHE_LIMIT = 8;
+const cacheKeyKey = randomBytes(32);
+const kekCache = new Map<string, Buffer>();
+
+function kek(passphrase: string, p: KeyWrapParams): Buffer {
+  const id = createHmac("sha256", cacheKeyKey).update(Buffer.from(p.salt)).update(`\0${p.iterations}\0`).update(passphrase, "utf8").digest("hex");
+  let k = kekCache.get(id);
+  if (!k) {
+    k = pbkdf2Sync(Buffer.from(passphrase, "utf8"), p.salt, p.iterations, 32, "sha256");
+    if (kekCache.size >= CACHE_LIMIT) kekCache.delete(kekCache.keys().next().value!);
+    kekCache.set(id, k);
+  }
+  return k;
+}
+
+/** Wraps a private key (as PKCS#8) under the passphrase; returns the DER EncryptedPrivateKeyInfo. */
+export function wrapPrivateKey(key: KeyObject, passphrase: string, params: KeyWrapParams): Buffer {
+  if (params.iterations < PBKDF2_ITERATIONS) throw new RangeError(`PBKDF2 needs at least ${PBKDF2_ITERATIONS} iterations`);
+  const pkcs8 = key.export({ type: "pkcs8", format: "der" });
+  const iv = randomBytes(16);
+  const cipher = createCipheriv("aes-256-cbc", kek(passphrase, params), iv);
+  const encryptedData = Buffer.concat([cipher.update(pkcs8), cipher.final()]);
+  pkcs8.fill(0);
+  return encode({ salt: Buffer.from(params.salt), iterations: params.iterations, iv, encryptedData });
+}
+
+/**
+ * Decrypts a wrapped key to its PKCS#8 PrivateKeyInfo DER, or undefined when the padding is wrong (the
+ * passphrase, in all likelihood). The caller still parses the result: a wrong KEK passes the padding
+ * check about once in 256 tries.
+ */
+export function unwrapPrivateKey(w: WrappedKey, passphrase: string): Buffer | undefined {
+  try {
+    const decipher = createDecipheriv("aes-256-cbc", kek(passphrase, w), w.iv);
+    return Buffer.concat([decipher.update(w.encryptedData), decipher.final()]);
+  } catch {
+    return undefined;
+  }
+}

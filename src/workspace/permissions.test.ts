@@ -1,0 +1,48 @@
+/** A workspace is owner-only (directories 0700, files 0600) whatever the umask. */
+import { existsSync, mkdtempSync, readdirSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { initCas } from "../ca/manage.js";
+import { prefecture } from "../ca/prefectures.js";
+import { writeFileAtomic } from "../store/files.js";
+import { Workspace } from "./workspace.js";
+
+const mode = (p: string) => statSync(p).mode & 0o777;
+let saved: number;
+
+beforeEach(() => {
+  saved = process.umask(0);
+});
+afterEach(() => {
+  process.umask(saved);
+});
+
+describe("workspace permissions under umask 0", () => {
+  it("creates the root, its directories 0700 and the store, its WAL files and config 0600", async () => {
+    const root = join(mkdtempSync(join(tmpdir(), "jpki-perm-")), "ws");
+    const ws = Workspace.create(root);
+    try {
+      for (const d of [ws.paths.root, ws.paths.caDir, ws.paths.crlDir, ws.paths.certDir, ws.paths.rejectsDir]) expect(mode(d), d).toBe(0o700);
+      expect(mode(ws.paths.db)).toBe(0o600);
+      expect(mode(ws.paths.config)).toBe(0o600);
+      await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+      for (const f of [`${ws.paths.db}-wal`, `${ws.paths.db}-shm`]) if (existsSync(f)) expect(mode(f), f).toBe(0o600);
+      const published = readdirSync(ws.paths.caDir);
+      expect(published.length).toBe(2);
+      for (const f of published) expect(mode(join(ws.paths.caDir, f)), f).toBe(0o600);
+    } finally {
+      await ws.close();
+    }
+  });
+
+  it("writeFileAtomic: files 0600 and new directories 0700 by default, an explicit mode exactly", () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-perm-"));
+    writeFileAtomic(join(dir, "a", "b", "secret.txt"), "x");
+    expect(mode(join(dir, "a"))).toBe(0o700);
+    expect(mode(join(dir, "a", "b"))).toBe(0o700);
+    expect(mode(join(dir, "a", "b", "secret.txt"))).toBe(0o600);
+    writeFileAtomic(join(dir, "public.txt"), "x", 0o644);
+    expect(mode(join(dir, "public.txt"))).toBe(0o644);
+  });
+});
