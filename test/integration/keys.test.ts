@@ -1,0 +1,105 @@
+/**
+ * Card keys and CA keys through the CLI: a key or request that is not the card's RSA-2048/e=65537 DER form
+ * is refused with exit 6 and nothing is committed; `ca init` and `ca rewrap` guard the CA passphrase.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { beforeAll, describe, expect, it } from "vitest";
+import { generateResidents } from "../../src/registry/fixtures.js";
+import { cardKey, cli, csrFor, tempDir, writeJsonl } from "./helpers.js";
+
+let dir: string;
+let ws: string;
+let resident: string;
+const w = () => ["--workspace", ws];
+const certificates = () => {
+  const db = new Database(join(ws, "jpki.db"), { readonly: true });
+  try {
+    return (db.prepare("SELECT count(*) AS n FROM certificates").get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+};
+
+beforeAll(async () => {
+  dir = tempDir();
+  ws = join(dir, "ws");
+  const init = await cli([...w(), "ca", "init", "--prefecture", "13", "--json"], { cwd: dir });
+  expect(init.code, init.stderr).toBe(0);
+  const residents = [...generateResidents({ count: 2, seed: "keys", prefectures: ["13"] })] as unknown as Array<Record<string, string>>;
+  writeJsonl(join(dir, "residents.jsonl"), residents);
+  const imp = await cli([...w(), "registry", "import", join(dir, "residents.jsonl"), "--json"], { cwd: dir });
+  expect(imp.code, imp.stderr).toBe(0);
+  resident = residents[0]!.residentCode!;
+});
+
+describe("issuance refuses keys that are not the card's", () => {
+  it.each([
+    [
+      "a public key with a non-minimal exponent",
+      () => {
+        const der = execFileSync("openssl", ["pkey", "-pubin", "-in", cardKey(dir, "nm").pub, "-outform", "DER"]);
+        expect(der.subarray(-5).toString("hex")).toBe("0203010001");
+        const bad = Buffer.concat([der.subarray(0, -5), Buffer.from("020400010001", "hex")]);
+        // lengths of the three enclosing headers grow by one (all long form: 30 82 .. .., 03 82 .. .., 30 82 .. ..)
+        for (const at of [2, 2 + 2 + 15 + 2, 2 + 2 + 15 + 2 + 2 + 1 + 2]) bad.writeUInt16BE(bad.readUInt16BE(at) + 1, at);
+        const file = join(dir, "nm.der");
+        writeFileSync(file, bad);
+        return ["--public-key", file];
+      },
+      "ERR_KEY_MALFORMED",
+    ],
+    ["an RSA key with e = 3", () => ["--public-key", cardKey(dir, "e3", ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-pkeyopt", "rsa_keygen_pubexp:3"]).pub], "ERR_KEY_UNSUPPORTED"],
+    [
+      "a request signed with SHA-1",
+      () => {
+        const k = cardKey(dir, "s1");
+        const csr = join(dir, "s1.csr.pem");
+        execFileSync("openssl", ["req", "-new", "-key", k.key, "-subj", "/CN=card", "-sha1", "-out", csr], { stdio: "ignore" });
+        return ["--csr", csr];
+      },
+      "ERR_CSR_UNSUPPORTED",
+    ],
+  ])("%s: exit 6, nothing written or committed", async (_name, args, code) => {
+    const out = join(dir, `${code}.pem`);
+    const before = certificates();
+    const r = await cli([...w(), "issue", "--resident", resident, ...args(), "-o", out, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(6);
+    expect(r.stderr).toContain(code);
+    expect(existsSync(out)).toBe(false);
+    expect(certificates()).toBe(before);
+  });
+
+  it("the same resident is issued with a good card key and request", async () => {
+    const k = cardKey(dir, "good");
+    const r = await cli([...w(), "issue", "--resident", resident, "--csr", csrFor(dir, k.key, "good"), "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+  });
+});
+
+describe("CA passphrase", () => {
+  it("ca init with another passphrase on an existing workspace fails and creates nothing", async () => {
+    const r = await cli([...w(), "ca", "init", "--prefecture", "27"], { cwd: dir, env: { JPKI_PASSPHRASE: "not the one" } });
+    expect(r.code).toBe(5);
+    expect(r.stderr).toContain("ERR_PASSPHRASE_WRONG");
+    const list = await cli([...w(), "ca", "list", "--json"], { cwd: dir });
+    expect(list.json().cas.map((c: { id: string }) => c.id)).toEqual(["13-sig", "13-auth"]);
+    expect(existsSync(join(ws, "ca", "27-sig.pem"))).toBe(false);
+  });
+
+  it("ca rewrap moves every key to a new passphrase read from a file; the CAs then sign with it only", async () => {
+    const newPass = join(dir, "new-pass.txt");
+    writeFileSync(newPass, "a new passphrase\n", { mode: 0o600 });
+    const r = await cli([...w(), "ca", "rewrap", "--new-passphrase-file", newPass, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json()).toMatchObject({ rewrapped: ["13-sig", "13-auth"], newPassphrase: true });
+    expect(r.stdout + r.stderr).not.toContain("a new passphrase");
+    const k = cardKey(dir, "after");
+    const old = await cli([...w(), "issue", "--resident", resident, "--public-key", k.pub, "--json"], { cwd: dir });
+    expect(old.code).toBe(5);
+    const now = await cli([...w(), "issue", "--resident", resident, "--public-key", k.pub, "--json"], { cwd: dir, env: { JPKI_PASSPHRASE: readFileSync(newPass, "utf8").trim() } });
+    expect(now.code, now.stderr).toBe(0);
+  });
+});
