@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { caId } from "../src/ca/authority.js";
 import { initCas } from "../src/ca/manage.js";
 import { prefectureList } from "../src/ca/prefectures.js";
-import { runIngest } from "../src/cli/commands/notices.js";
+import { runIngest } from "../src/ca/ingestion.js";
 import { CrlUpdater } from "../src/crl/updater.js";
 import type { PublishedCrl } from "../src/crl/publisher.js";
 import { randomSerial, serialHex } from "../src/pki/serial.js";

@@ -37,6 +37,7 @@ export { generateResidents, generateNotices, createRandom } from "./registry/fix
 export { parseNotice, NOTICE_KINDS, type ChangeNotice, type ChangeNoticeInput, type NoticeKind } from "./registry/notice.js";
 export { NOTICE_RULES, decideRevocations, type RevocationDecision, type NoticeRule } from "./registry/notice-rules.js";
 export { applyNoticeToResident } from "./registry/notice-apply.js";
+export { applyNoticesToRegistry, type RegistryApplySummary } from "./registry/apply.js";
 
 // certification authorities
 export { PREFECTURES, prefecture, prefectureList, type Prefecture } from "./ca/prefectures.js";
@@ -44,19 +45,23 @@ export { CertificationAuthority, createCaRecord, caId, parseCaId, caUrls } from 
 export { initCas, summariseCa, getCaRecord, exportCaCertificate, caFiles, rewrapCaKeys, type CaSummary, type RewrapOptions } from "./ca/manage.js";
 export { IssuanceService, parseApplication, type IssuanceApplication, type IssuedCertificate, type BatchSummary } from "./ca/issuance.js";
 export { revokeCertificate } from "./ca/revocation.js";
-export { NoticeIngestor, type IngestSummary, type IngestOptions, type RejectedNotice } from "./ca/notices.js";
+export { NoticeIngestor, type IngestSummary, type IngestOptions, type IngestProgress, type RejectedNotice } from "./ca/notices.js";
+export { runIngest, RejectFile, type IngestRunOptions, type IngestRunResult } from "./ca/ingestion.js";
+export { watchSpool, type WatchOptions } from "./ca/spool.js";
 export { notAfterFor } from "./ca/validity.js";
 
 // CRLs
 export { buildCrl, crlDer, type CrlParams, type BuiltCrl, type CrlEntryInput } from "./crl/builder.js";
 export { CrlPublisher, type PublishedCrl } from "./crl/publisher.js";
 export { CrlUpdater } from "./crl/updater.js";
+export { CrlSchedule, dueCrls, refreshMarginMs, type DueCrl, type DueReason } from "./crl/schedule.js";
 export { CRL_REASON, REVOCATION_CAUSES, parseReason, reasonName, type CrlReasonName } from "./crl/reason.js";
 
 // store and workspace
-export type { Store, CaRecord, IssuanceRecord, CertificateRow, ResidentRecord, RevokedEntry } from "./store/types.js";
+export type { Store, CaRecord, IssuanceRecord, CertificateRow, ResidentRecord, RevokedEntry, CrlRecord, CrlStatus } from "./store/types.js";
 export { SqliteStore } from "./store/sqlite.js";
 export { writeFileAtomic } from "./store/files.js";
+export { sweepStaleTemps } from "./store/staging.js";
 export { Workspace, workspacePaths } from "./workspace/workspace.js";
 export { checkInputFile, checkInputDir, checkOutputFile, checkOutputDir, checkWorkspaceDir, type PathCheckOptions, type OutputDirOptions } from "./workspace/paths.js";
 export { parseConfig, DEFAULT_CONFIG, type WorkspaceConfig } from "./workspace/config.js";

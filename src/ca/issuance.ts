@@ -11,7 +11,7 @@ import { serialHex } from "../pki/serial.js";
 import { checkCertificate } from "../profile/check.js";
 import type { CertificateType } from "../profile/types.js";
 import { municipality } from "../registry/municipality.js";
-import type { IssuanceRecord, ResidentRecord, Store } from "../store/types.js";
+import type { IssuanceCommitResult, IssuanceRecord, ResidentRecord, Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
 import { CertificationAuthority, caId } from "./authority.js";
 import { readSpki, verifyCsr } from "./csr.js";
@@ -155,11 +155,13 @@ export class IssuanceService {
   /** Checks the application against the registry, then builds and signs; nothing is stored. */
   async prepare(app: IssuanceApplication): Promise<IssuanceRecord> {
     const { store, clock, config } = this.#opts;
-    const resident = await store.getResident(app.residentCode);
-    if (!resident) {
+    const found = await store.getResidentForIssuance(app.residentCode);
+    if (!found) {
       throw new JpkiError("ERR_RESIDENT_UNKNOWN", `no resident with code ${app.residentCode} in the registry: import the registry record first ('jpki registry import')`);
     }
+    const resident = found.record;
     assertEligible(resident);
+    if (found.caSequence > found.registrySequence) throw registryBehind(app.residentCode, found.caSequence, found.registrySequence);
     const residentPref = resident.municipalityCode.slice(0, 2);
     if (app.prefecture !== undefined && prefecture(app.prefecture).code !== residentPref) {
       throw new JpkiError(
@@ -205,6 +207,7 @@ export class IssuanceService {
       notAfter: certified.notAfter,
       issuedAt,
       der: certified.der,
+      registrySequence: found.registrySequence,
       ...(app.applicationId ? { applicationId: app.applicationId } : {}),
     };
   }
@@ -224,9 +227,31 @@ export class IssuanceService {
   async issue(app: IssuanceApplication): Promise<IssuedCertificate> {
     const done = await this.#alreadyIssued(app);
     if (done) return done;
-    const rec = await this.prepare(app);
-    const [superseded] = await this.#opts.store.commitIssuances([rec]);
-    return toIssued(rec, superseded ?? []);
+    for (let attempt = 1; ; attempt++) {
+      const rec = await this.prepare(app);
+      const [r] = await this.#opts.store.commitIssuances([rec]);
+      const out = this.#outcome(app, rec, r!, attempt);
+      if (out) return out;
+    }
+  }
+
+  /**
+   * What one commit result means: the certificate, the one already issued for the application id, or
+   * undefined when the record changed while it was signed and it must be signed again (a few times at most).
+   */
+  #outcome(app: IssuanceApplication, rec: IssuanceRecord, r: IssuanceCommitResult, attempt: number): IssuedCertificate | undefined {
+    if (r.status === "committed") return toIssued(rec, r.superseded);
+    if (r.status === "duplicate-application") {
+      if (r.existing.residentCode !== app.residentCode || r.existing.type !== app.type) {
+        throw invalid(`application id ${app.applicationId} was already used for another ${r.existing.residentCode !== app.residentCode ? "resident" : "certificate type"}: give each application its own id`);
+      }
+      return { ...toIssued(r.existing, []), alreadyIssued: true };
+    }
+    if (r.why === "registry-behind") throw registryBehind(app.residentCode);
+    if (attempt >= MAX_ATTEMPTS) {
+      throw new JpkiError("ERR_REGISTRY_BEHIND", `resident ${app.residentCode}: the registry record changed each time the certificate was signed (${attempt} tries); nothing was issued: try again when the registry is quiet`);
+    }
+    return undefined; // signed from items that changed meanwhile: never committed, sign again
   }
 
   /**
@@ -246,8 +271,8 @@ export class IssuanceService {
     let issued = 0;
     let superseded = 0;
     let alreadyIssued = 0;
-    let pending: IssuanceRecord[] = [];
-    const window: Array<{ line: number; p: Promise<IssuanceRecord | IssuedCertificate> }> = [];
+    let pending: Array<{ rec: IssuanceRecord; app: IssuanceApplication; line: number; attempt: number }> = [];
+    const window: Array<{ line: number; app: IssuanceApplication; p: Promise<IssuanceRecord | IssuedCertificate> }> = [];
     const idsInBatch = new Map<string, number>();
 
     const fail = (line: number, e: unknown) => {
@@ -255,16 +280,39 @@ export class IssuanceService {
       errors.push({ line, code: err.code, message: err.message.startsWith(`line ${line}`) ? err.message : `line ${line}: ${err.message}` });
     };
     const commit = async () => {
-      if (!pending.length) return;
-      const batch = pending;
-      pending = [];
-      const sup = await this.#opts.store.commitIssuances(batch);
-      batch.forEach((rec, i) => {
-        issued++;
-        superseded += sup[i]!.length;
-        byCa[rec.caId] = (byCa[rec.caId] ?? 0) + 1;
-        opts.onIssued?.(toIssued(rec, sup[i]!));
-      });
+      while (pending.length) {
+        const batch = pending;
+        pending = [];
+        const results = await this.#opts.store.commitIssuances(batch.map((b) => b.rec));
+        for (const [i, b] of batch.entries()) {
+          const r = results[i]!;
+          let out: IssuedCertificate | undefined;
+          try {
+            out = this.#outcome(b.app, b.rec, r, b.attempt);
+          } catch (e) {
+            fail(b.line, e);
+            continue;
+          }
+          if (!out) {
+            // The registry record changed after this one was signed: sign it again from the current record.
+            try {
+              pending.push({ rec: await this.prepare(b.app), app: b.app, line: b.line, attempt: b.attempt + 1 });
+            } catch (e) {
+              fail(b.line, e);
+            }
+            continue;
+          }
+          if (out.alreadyIssued) {
+            alreadyIssued++;
+            opts.onIssued?.(out);
+            continue;
+          }
+          issued++;
+          superseded += out.superseded.length;
+          byCa[out.caId] = (byCa[out.caId] ?? 0) + 1;
+          opts.onIssued?.(out);
+        }
+      }
       opts.onProgress?.({ read, issued, failed: errors.length });
     };
     const drainOne = async () => {
@@ -274,7 +322,7 @@ export class IssuanceService {
         if ("alreadyIssued" in r) {
           alreadyIssued++;
           opts.onIssued?.(r);
-        } else pending.push(r);
+        } else pending.push({ rec: r, app: head.app, line: head.line, attempt: 1 });
       } catch (e) {
         fail(head.line, e);
       }
@@ -304,7 +352,7 @@ export class IssuanceService {
       }
       const p = this.#alreadyIssued(app).then<IssuanceRecord | IssuedCertificate>((done) => done ?? this.prepare(app));
       p.catch(() => undefined); // handled in order by drainOne
-      window.push({ line: item.line, p });
+      window.push({ line: item.line, app, p });
       if (window.length >= concurrency) await drainOne();
     }
     while (window.length) await drainOne();
@@ -326,6 +374,16 @@ function toIssued(rec: IssuanceRecord, superseded: readonly string[]): IssuedCer
     der: rec.der,
     superseded,
   };
+}
+
+const MAX_ATTEMPTS = 3;
+
+function registryBehind(residentCode: string, caSequence?: number, registrySequence?: number): JpkiError {
+  const where = caSequence !== undefined ? ` (CA side at notice sequence ${caSequence}, registry at ${registrySequence})` : "";
+  return new JpkiError(
+    "ERR_REGISTRY_BEHIND",
+    `resident ${residentCode}: the CA has applied change notices the registry record does not reflect yet${where}, so its four items may be stale; nothing was issued: apply the same notices to the registry ('jpki registry apply'), then issue again`,
+  );
 }
 
 function assertEligible(r: ResidentRecord): void {

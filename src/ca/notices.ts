@@ -12,9 +12,9 @@ import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
 import { reasonName } from "../crl/reason.js";
 import type { RecordResult } from "../registry/import.js";
-import { parseNotice, type ChangeNotice } from "../registry/notice.js";
+import { notYetEffective, parseNotice, type ChangeNotice } from "../registry/notice.js";
 import { decideRevocations } from "../registry/notice-rules.js";
-import type { CertifiedRow, NoticeCommit, NoticeContext, Store, StoredNotice } from "../store/types.js";
+import type { CertifiedRow, NoticeCommit, NoticeContext, NoticeContextKeys, Store, StoredNotice } from "../store/types.js";
 
 export interface RejectedNotice {
   readonly line: number;
@@ -104,10 +104,14 @@ export class NoticeIngestor {
         reject({ line: item.line, code: item.error.code, message: item.error.message });
       } else {
         try {
-          batch.push({ line: item.line, notice: parseNotice(item.value, { line: item.line, now: this.#clock.now() }), record: item.value });
+          const now = this.#clock.now();
+          const notice = parseNotice(item.value, { line: item.line, now });
+          const early = notYetEffective(notice, now);
+          if (early) throw early;
+          batch.push({ line: item.line, notice, record: item.value });
         } catch (e) {
           if (!isJpkiError(e)) throw e;
-          reject({ line: item.line, code: e.code, message: e.message, record: item.value });
+          reject({ line: item.line, code: e.code, message: e.message.startsWith("line ") ? e.message : `line ${item.line}: ${e.message}`, record: item.value });
         }
       }
       if (batch.length >= size) {
@@ -135,64 +139,64 @@ export class NoticeIngestor {
       throw new JpkiError("ERR_USAGE", `not held: ${missing.join(", ")} ('jpki notices pending' lists the held notices)`);
     }
     const t = new Tally();
-    const byResident = new Map<string, StoredNotice[]>();
-    for (const h of held) byResident.set(h.residentCode, [...(byResident.get(h.residentCode) ?? []), h]);
-    const ctx = await this.#store.loadNoticeContext(held.map((h) => h.noticeId), [...byResident.keys()]);
-    const plan = new Plan(ctx, this.#clock.now(), t);
-    for (const list of byResident.values()) {
-      for (const h of list.sort((a, b) => a.sequence - b.sequence)) {
-        plan.force(JSON.parse(h.body) as ChangeNotice);
-      }
-    }
-    await this.#apply(plan, t, {});
+    const keys: NoticeContextKeys = { noticeIds: held.map((h) => h.noticeId), residentCodes: held.flatMap((h) => codesOf(JSON.parse(h.body) as ChangeNotice, h.residentCode)) };
+    // Decided from the state read in the committing transaction: a notice applied meanwhile by another
+    // process is no longer held there and is skipped.
+    const done = await this.#store.commitNoticeBatch(keys, (ctx) => {
+      const plan = new Plan(ctx, this.#clock.now());
+      const heldNow = [...ctx.held.values()].flat().filter((h) => keys.noticeIds.includes(h.noticeId));
+      heldNow.sort((a, b) => (a.residentCode < b.residentCode ? -1 : a.residentCode > b.residentCode ? 1 : a.sequence - b.sequence));
+      for (const h of heldNow) plan.force({ ...(JSON.parse(h.body) as ChangeNotice), residentCode: h.residentCode });
+      return { commit: plan.commit(), plan };
+    });
+    done.plan.tallyCommitted(t, done.revoked);
     return { ...t.progress(), released: t.released, revocationsByReason: t.byReason, revocationsByCa: t.byCa, stopped: false };
   }
 
   async #commit(batch: readonly Pending[], t: Tally, reject: (r: RejectedNotice) => void, opts: IngestOptions): Promise<void> {
-    const ctx = await this.#store.loadNoticeContext(
-      batch.map((p) => p.notice.noticeId),
-      batch.flatMap((p) => [p.notice.residentCode, ...(p.notice.newResidentCode ? [p.notice.newResidentCode] : [])]),
-    );
-    const plan = new Plan(ctx, this.#clock.now(), t);
-    for (const p of batch) {
-      const problem = plan.offer(p.notice);
-      if (problem) reject({ line: p.line, code: problem.code, message: `line ${p.line}: ${problem.message}`, record: p.record });
-    }
-    await this.#apply(plan, t, opts);
-  }
-
-  async #apply(plan: Plan, t: Tally, opts: IngestOptions): Promise<void> {
-    const commit = plan.commit();
-    if (commit.notices.length || commit.revocations.length) {
-      const revoked = await this.#store.commitNoticeBatch(commit);
-      t.revocations += revoked;
-      plan.tallyCommitted(t);
-    }
+    const keys: NoticeContextKeys = { noticeIds: batch.map((p) => p.notice.noticeId), residentCodes: batch.flatMap((p) => codesOf(p.notice)) };
+    // The context is read and the decision committed in one write transaction, so a concurrent ingestion
+    // (or issuance) cannot change what this batch decides from. decide() is pure: a retry starts afresh.
+    const done = await this.#store.commitNoticeBatch(keys, (ctx) => {
+      const plan = new Plan(ctx, this.#clock.now());
+      const problems: RejectedNotice[] = [];
+      for (const p of batch) {
+        const problem = plan.offer(p.notice);
+        if (problem) problems.push({ line: p.line, code: problem.code, message: `line ${p.line}: ${problem.message}`, record: p.record });
+      }
+      return { commit: plan.commit(), plan, problems };
+    });
+    for (const r of done.problems) reject(r);
+    done.plan.tallyCommitted(t, done.revoked);
     opts.onProgress?.(t.progress());
-    if (commit.dirtyCas.length) await opts.onBatchCommitted?.(commit.dirtyCas);
+    if (done.commit.dirtyCas.length) await opts.onBatchCommitted?.(done.commit.dirtyCas);
   }
 }
 
-/** The in-memory decision for one batch, over the state the context query returned. */
+/** The resident codes a notice touches: its own, and the new one of a resident-code change. */
+function codesOf(n: ChangeNotice, filedUnder = n.residentCode): string[] {
+  return [filedUnder, n.residentCode, ...(n.newResidentCode ? [n.newResidentCode] : [])];
+}
+
+/** The in-memory decision for one batch, over the state the context query returned. Pure: no I/O. */
 class Plan {
   readonly #ctx: NoticeContext;
   readonly #at: Date;
-  readonly #seen = new Set<string>();
+  readonly #seen = new Map<string, string>();
   readonly #last = new Map<string, number>();
   readonly #held = new Map<string, ChangeNotice[]>();
   readonly #certs = new Map<string, CertifiedRow[]>();
   readonly #notices: Array<NoticeCommit["notices"][number]> = [];
   readonly #revocations: Array<NoticeCommit["revocations"][number] & { caId: string }> = [];
   readonly #relinks: Array<{ from: string; to: string }> = [];
-  readonly #t: Tally;
   #applied = 0;
   #released = 0;
-  #held_ = 0;
+  #heldCount = 0;
+  #duplicates = 0;
 
-  constructor(ctx: NoticeContext, at: Date, t: Tally) {
+  constructor(ctx: NoticeContext, at: Date) {
     this.#ctx = ctx;
     this.#at = at;
-    this.#t = t;
     for (const [k, v] of ctx.lastSequence) this.#last.set(k, v);
     // A held notice is filed under the resident's current code (re-filed after a resident-code change),
     // which may differ from the code in its body.
@@ -202,8 +206,15 @@ class Plan {
 
   /** Takes one notice from the feed; returns a problem when it must be rejected. */
   offer(n: ChangeNotice): { code: ErrorCode; message: string } | undefined {
-    if (this.#ctx.known.has(n.noticeId) || this.#seen.has(n.noticeId)) {
-      this.#t.duplicates++;
+    const body = canonical(n);
+    const seenBody = this.#ctx.known.get(n.noticeId)?.body ?? this.#seen.get(n.noticeId);
+    if (seenBody !== undefined) {
+      // The same id must mean the same notice: a different body is another change under a reused id, and
+      // counting it as a duplicate would silently drop it.
+      if (seenBody !== body) {
+        return { code: "ERR_NOTICE_CONFLICT", message: `notice ${n.noticeId} was received before with a different content: a notice id names one notice only (ask the registry which is right)` };
+      }
+      this.#duplicates++;
       return undefined;
     }
     const rc = n.residentCode;
@@ -217,16 +228,37 @@ class Plan {
     if ((this.#held.get(rc) ?? []).some((h) => h.sequence === n.sequence)) {
       return { code: "ERR_NOTICE_STALE", message: `notice ${n.noticeId}: another notice with sequence ${n.sequence} is already held for this resident` };
     }
-    this.#seen.add(n.noticeId);
+    const conflict = this.#codeInUse(n);
+    if (conflict) return conflict;
+    this.#seen.set(n.noticeId, body);
     if (n.sequence > last + 1) {
       const list = [...(this.#held.get(rc) ?? []), n].sort((a, b) => a.sequence - b.sequence);
       this.#held.set(rc, list);
-      this.#notices.push({ noticeId: n.noticeId, residentCode: rc, sequence: n.sequence, kind: n.kind, body: canonical(n), status: "held", revocations: 0 });
-      this.#held_++;
+      this.#notices.push({ noticeId: n.noticeId, residentCode: rc, sequence: n.sequence, kind: n.kind, body, status: "held", revocations: 0 });
+      this.#heldCount++;
       return undefined;
     }
     this.#applyOne(n, false);
     this.#drain(n.newResidentCode ?? rc);
+    return undefined;
+  }
+
+  /**
+   * A resident-code change (住民票コード変更) may only move a person to a code nobody has: one the CA never
+   * issued under, never received notices for, and the registry does not hold — unless the registry's record
+   * under the new code is this very change, applied there first.
+   */
+  #codeInUse(n: ChangeNotice): { code: ErrorCode; message: string } | undefined {
+    const to = n.newResidentCode;
+    if (n.kind !== "resident-code-change" || !to) return undefined;
+    const registrySeq = this.#ctx.residents.get(to);
+    const registryHasIt = registrySeq !== undefined && !(registrySeq >= n.sequence && !this.#ctx.residents.has(n.residentCode));
+    if (registryHasIt || this.#ctx.everCertified.has(to) || (this.#certs.get(to)?.length ?? 0) > 0 || this.#last.has(to) || (this.#held.get(to)?.length ?? 0) > 0) {
+      return {
+        code: "ERR_RESIDENT_CODE_IN_USE",
+        message: `notice ${n.noticeId}: the new resident code is already in use by another record; a resident-code change must not merge two people (ask the registry to check the code)`,
+      };
+    }
     return undefined;
   }
 
@@ -235,6 +267,7 @@ class Plan {
     const list = this.#held.get(n.residentCode) ?? [];
     const i = list.findIndex((h) => h.noticeId === n.noticeId);
     if (i < 0) return; // applied meanwhile by the drain of an earlier release
+    if (this.#codeInUse(n)) return; // stays held: releasing it would merge two people
     list.splice(i, 1);
     this.#applyOne(n, true);
     this.#drain(n.newResidentCode ?? n.residentCode);
@@ -245,6 +278,7 @@ class Plan {
       const list = this.#held.get(rc);
       const next = list?.[0];
       if (!next || next.sequence !== (this.#last.get(rc) ?? 0) + 1) return;
+      if (this.#codeInUse(next)) return; // stays held, visible in 'jpki notices pending'
       list.shift();
       this.#applyOne(next, true);
       rc = next.newResidentCode ?? rc;
@@ -292,10 +326,13 @@ class Plan {
     };
   }
 
-  tallyCommitted(t: Tally): void {
+  /** Adds what this plan did to the run's tally, once its commit is durable. */
+  tallyCommitted(t: Tally, revoked: number): void {
+    t.revocations += revoked;
+    t.duplicates += this.#duplicates;
     t.applied += this.#applied;
     t.released += this.#released;
-    t.held += this.#held_;
+    t.held += this.#heldCount;
     for (const r of this.#revocations) {
       const name = reasonName(r.reason) ?? String(r.reason);
       t.byReason[name] = (t.byReason[name] ?? 0) + 1;

@@ -1,13 +1,22 @@
 /**
- * CRL publication (失効リストの公開): reserve the next CRL number, stream the revoked entries from the
- * store through the builder, write the file atomically, then record it. A crash between reserving and
- * recording burns a number but never publishes two different CRLs under one number.
+ * CRL publication (失効リストの公開), RFC 5280 §5.2.3 (CRL number): reserve the next CRL number together
+ * with the CA revision it is sure to cover, stream the revoked entries from the store through the builder
+ * into staged DER and PEM files, then install both and record the publication in one write transaction.
+ *
+ * Guarantees, also with several publishers at once (two `crl generate`, `watch` beside `notices ingest`):
+ * - a CRL file is only ever replaced by one with a higher number: a publisher that finds a higher number
+ *   already published discards its files (that CRL covers at least as much, since numbers and revisions are
+ *   reserved together);
+ * - a CA is marked clean only up to the revision its CRL was reserved at, so a revocation committed while
+ *   the CRL was being built keeps the CA due for the next one;
+ * - a crash burns a number but never publishes two different CRLs under one number; a crash between the
+ *   two renames leaves the reservation open, which keeps the CA due until a new CRL replaces both files.
  */
 import { join, relative } from "node:path";
 import type { CertificationAuthority } from "../ca/authority.js";
 import type { Clock } from "../pki/clock.js";
 import { pemChunks } from "../pki/pem.js";
-import { writeFileAtomic } from "../store/files.js";
+import { stageFile, syncDir } from "../store/staging.js";
 import type { Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
 import { buildCrl } from "./builder.js";
@@ -23,6 +32,8 @@ export interface PublishedCrl {
   readonly pemPath: string;
   readonly sha256: string;
   readonly byteLength: number;
+  /** a higher number of the same CA was published while this one was built: this one was not installed */
+  readonly superseded: boolean;
 }
 
 export class CrlPublisher {
@@ -40,12 +51,14 @@ export class CrlPublisher {
     this.#root = opts.workspaceRoot;
   }
 
-  /** Builds and publishes the full CRL of one CA. */
+  /**
+   * Builds and publishes the full CRL of one CA. `superseded` is set when a higher number of the same CA
+   * was published while this one was built: then nothing of this one was installed.
+   */
   async publish(ca: CertificationAuthority): Promise<PublishedCrl> {
-    const started = this.#clock.now();
-    const thisUpdate = new Date(Math.floor(started.getTime() / 1000) * 1000);
+    const thisUpdate = new Date(Math.floor(this.#clock.now().getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + this.#config.crlLifetimeHours * 3600_000);
-    const number = await this.#store.reserveCrlNumber(ca.id, thisUpdate, nextUpdate);
+    const { number } = await this.#store.reserveCrl(ca.id, thisUpdate, nextUpdate);
     const expiredBefore = new Date(thisUpdate.getTime() - this.#config.expiredGraceDays * 86_400_000);
     const built = await buildCrl({
       issuerName: ca.subjectName,
@@ -58,11 +71,16 @@ export class CrlPublisher {
     });
     const derPath = join(this.#dir, `${ca.id}.crl`);
     const pemPath = join(this.#dir, `${ca.id}.crl.pem`);
-    writeFileAtomic(derPath, built.chunks);
-    writeFileAtomic(pemPath, pemChunks(built.chunks, "X509 CRL"));
-    await this.#store.publishCrl({ caId: ca.id, number, entries: built.entries, path: relative(this.#root, derPath), sha256: built.sha256 });
-    // Revocations committed up to `started` are on this CRL (the store is read after it).
-    await this.#store.clearDirtyCa(ca.id, started);
-    return { caId: ca.id, number, thisUpdate, nextUpdate, entries: built.entries, derPath, pemPath, sha256: built.sha256, byteLength: built.byteLength };
+    const staged = [stageFile(derPath, built.chunks, 0o644), stageFile(pemPath, pemChunks(built.chunks, "X509 CRL"), 0o644)];
+    let installed = false;
+    try {
+      installed = await this.#store.publishCrl({ caId: ca.id, number, entries: built.entries, path: relative(this.#root, derPath), sha256: built.sha256 }, () => {
+        for (const f of staged) f.install();
+        syncDir(this.#dir);
+      });
+    } finally {
+      if (!installed) for (const f of staged) f.discard();
+    }
+    return { caId: ca.id, number, thisUpdate, nextUpdate, entries: built.entries, derPath, pemPath, sha256: built.sha256, byteLength: built.byteLength, superseded: !installed };
   }
 }

@@ -1,10 +1,12 @@
 /**
  * The CRL updater: regenerates the CRLs of CAs that revoked something, once per CA per batch (never once
  * per notice), and on start-up catches up on CAs whose revocations were committed but never published
- * (a crash between the two). Holds the opened CAs so keys are decrypted once.
+ * (a crash between the two) and sweeps the temporary files a killed publisher left. Holds the opened CAs
+ * so keys are decrypted once.
  */
 import { CertificationAuthority } from "../ca/authority.js";
 import { JpkiError } from "../errors.js";
+import { sweepStaleTemps } from "../store/staging.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { CrlPublisher, type PublishedCrl } from "./publisher.js";
 
@@ -32,9 +34,18 @@ export class CrlUpdater {
     return ca;
   }
 
-  /** Opens every CA once, so a wrong passphrase fails before any notice is applied. */
+  /**
+   * Opens the CAs once, so a wrong passphrase fails before any notice is applied, and sweeps temporary CRL
+   * files left by killed runs.
+   */
   async preflight(): Promise<void> {
+    sweepStaleTemps(this.#ws.paths.crlDir);
     for (const rec of await this.#ws.store.listCas()) await this.#ca(rec.id);
+  }
+
+  /** The publisher this updater uses (same store, clock and directory). */
+  get publisher(): CrlPublisher {
+    return this.#publisher;
   }
 
   async regenerate(caIds: readonly string[]): Promise<PublishedCrl[]> {

@@ -484,3 +484,20 @@ export function noticeCsvRow(n: ChangeNoticeInput, opts: { japaneseKinds?: boole
     n.municipalityCode, n.newMunicipalityCode ?? "", n.newResidentCode ?? "", ...items(n.after), ...items(n.before),
   ].map(csvField).join(",");
 }
+
+/** Today's date in Japan (YYYY-MM-DD): the registry dates changes by the JST calendar. */
+export function jstToday(now: Date): string {
+  return new Date(now.getTime() + 9 * 3600_000).toISOString().slice(0, 10);
+}
+
+/**
+ * A notice effective after today (JST) is rejected, on the CA side and in the registry alike, rather than
+ * held until due: the registry network sends a change once the municipality has recorded it, so a
+ * future date is a fault of the feed, and a rejected notice can simply be sent again when it takes effect
+ * (its id was never stored). Holding it would revoke a certificate for a change that has not happened.
+ */
+export function notYetEffective(n: Pick<ChangeNotice, "noticeId" | "effectiveDate">, now: Date): JpkiError | undefined {
+  const today = jstToday(now);
+  if (n.effectiveDate <= today) return undefined;
+  return new JpkiError("ERR_NOTICE_NOT_YET_EFFECTIVE", `notice ${n.noticeId} takes effect on ${n.effectiveDate}, after today (${today} JST): send it again when it does`);
+}

@@ -12,6 +12,10 @@ function ca(id = "13-sig"): CaRecord {
   return { id, prefectureCode: id.slice(0, 2), purpose: "signature", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "pem", keyId: Buffer.alloc(20, 1), createdAt: new Date(0) };
 }
 
+function resident(residentCode: string) {
+  return { residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const };
+}
+
 function cert(serial: string, residentCode: string, issuedAt: number, notAfter = Date.UTC(2030, 0, 1)): IssuanceRecord {
   return {
     serial, caId: "13-sig", type: "signature", residentCode, municipalityCode: "131016", fourItems: items,
@@ -42,17 +46,55 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
     it("commits issuances in order and supersedes the earlier certificate of the same type", async () => {
       const s = await make();
       await s.putCa(ca());
+      await s.upsertResidents([resident("r1"), resident("r2")]);
       const sup = await s.commitIssuances([cert("01aa", "r1", 1000), cert("01bb", "r1", 2000), cert("01cc", "r2", 3000)]);
-      expect(sup).toEqual([[], ["01aa"], []]);
+      expect(sup).toEqual([{ status: "committed", superseded: [] }, { status: "committed", superseded: ["01aa"] }, { status: "committed", superseded: [] }]);
       const first = await s.getCertificate("01aa");
       expect(first?.revocation).toEqual({ revokedAt: new Date(2000), reason: 4, source: "superseded:01bb" });
       expect((await s.findCertificates({ residentCode: "r1", status: "valid" })).map((c) => c.serial)).toEqual(["01bb"]);
+      // the supersession is a revocation: the CA is due for a CRL, marked in the same transaction
+      expect(await s.dirtyCas()).toEqual(["13-sig"]);
+      await s.close();
+    });
+
+    it("re-reads the registry record when committing: a change after signing makes the certificate stale, never committed", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents([resident("r1"), resident("r2"), resident("r3")]);
+      const signed = { ...cert("05aa", "r1", 1000), registrySequence: 0 };
+      // the registry moves the resident after the items were read and signed
+      await s.applyToRegistry((read) => ({ put: [{ ...read("r1")!, fourItems: { ...items, address: "東京都港区芝公園４丁目２番８号" }, noticeSequence: 1 }], remove: [], result: undefined }));
+      // the CA side has applied a notice the registry has not
+      await s.commitNoticeBatch({ noticeIds: ["n1"], residentCodes: ["r2"] }, () => ({
+        commit: { at: new Date(1500), notices: [{ noticeId: "n1", residentCode: "r2", sequence: 1, kind: "relocation", body: "{}", status: "applied", revocations: 0 }], sequences: [{ residentCode: "r2", last: 1 }], revocations: [], relinks: [], dirtyCas: [] },
+      }));
+      await s.applyToRegistry(() => ({ put: [], remove: ["r3"], result: undefined }));
+      const r = await s.commitIssuances([signed, cert("05bb", "r2", 1000), cert("05cc", "r3", 1000)]);
+      expect(r).toEqual([
+        { status: "stale", why: "registry-changed" },
+        { status: "stale", why: "registry-behind" },
+        { status: "stale", why: "resident-gone" },
+      ]);
+      for (const serial of ["05aa", "05bb", "05cc"]) expect(await s.getCertificate(serial)).toBeUndefined();
+      await s.close();
+    });
+
+    it("returns the certificate already committed for an application id instead of a second one", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents([resident("r1")]);
+      await s.commitIssuances([{ ...cert("06aa", "r1", 1000), applicationId: "app-1" }]);
+      const [r] = await s.commitIssuances([{ ...cert("06bb", "r1", 2000), applicationId: "app-1" }]);
+      expect(r).toMatchObject({ status: "duplicate-application", existing: { serial: "06aa" } });
+      expect(await s.getCertificate("06bb")).toBeUndefined();
+      expect((await s.getCertificate("06aa"))?.revocation).toBeUndefined();
       await s.close();
     });
 
     it("commits all or nothing: a duplicate serial rolls back the whole batch", async () => {
       const s = await make();
       await s.putCa(ca());
+      await s.upsertResidents([resident("r1"), resident("r2"), resident("r3")]);
       await s.commitIssuances([cert("02aa", "r1", 1000)]);
       await expect(s.commitIssuances([cert("02bb", "r2", 2000), cert("02aa", "r3", 3000)])).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_STORE"));
       expect(await s.getCertificate("02bb")).toBeUndefined();
@@ -63,8 +105,10 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       const s = await make();
       await s.putCa(ca());
       const many = Array.from({ length: 25 }, (_, i) => cert((0x100 + i).toString(16).padStart(4, "0"), `r${i}`, 1000, i === 0 ? 5000 : Date.UTC(2030, 0, 1)));
+      await s.upsertResidents(many.map((c) => resident(c.residentCode)));
       await s.commitIssuances(many);
       for (const c of many) await s.revoke({ serial: c.serial, revokedAt: new Date(4000), reason: 1, source: "manual" });
+      expect(await s.dirtyCas()).toEqual(["13-sig"]); // a manual revocation marks its CA in the same transaction
       await expect(s.revoke({ serial: many[1]!.serial, revokedAt: new Date(4000), reason: 1, source: "manual" })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_CERT_ALREADY_REVOKED"));
       await expect(s.revoke({ serial: "ffff", revokedAt: new Date(4000), reason: 1, source: "manual" })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_CERT_UNKNOWN"));
       const chunks: number[] = [];
@@ -79,15 +123,75 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
-    it("reserves CRL numbers monotonically, even when one is never published", async () => {
+    it("reserves CRL numbers monotonically with the revision they cover; a higher number published first wins", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents([resident("r1"), resident("r2")]);
+      await s.commitIssuances([cert("07aa", "r1", 1000), cert("07bb", "r2", 1000)]);
+      const t = new Date(0), n = new Date(1000);
+      const installed: string[] = [];
+      expect(await s.reserveCrl("13-sig", t, n)).toEqual({ number: 1n, revision: 0 });
+      await s.revoke({ serial: "07aa", revokedAt: new Date(2000), reason: 1, source: "manual" });
+      const second = await s.reserveCrl("13-sig", t, n);
+      expect(second.number).toBe(2n);
+      expect(second.revision).toBeGreaterThan(0);
+      // #2 is published first; #1, built concurrently, must not replace it
+      expect(await s.publishCrl({ caId: "13-sig", number: 2n, entries: 1, path: "crl/13-sig.crl", sha256: "ab" }, () => installed.push("#2"))).toBe(true);
+      expect(await s.publishCrl({ caId: "13-sig", number: 1n, entries: 0, path: "crl/13-sig.crl", sha256: "cd" }, () => installed.push("#1"))).toBe(false);
+      expect(installed).toEqual(["#2"]);
+      expect(await s.latestCrl("13-sig")).toMatchObject({ number: 2n, entries: 1, path: "crl/13-sig.crl", state: "published" });
+      expect(await s.dirtyCas()).toEqual([]);
+      // a revocation after the reservation keeps the CA due even though a CRL was published after it
+      const third = await s.reserveCrl("13-sig", t, n);
+      await s.revoke({ serial: "07bb", revokedAt: new Date(3000), reason: 1, source: "manual" });
+      await s.publishCrl({ caId: "13-sig", number: third.number, entries: 1, path: "crl/13-sig.crl", sha256: "ef" }, () => undefined);
+      expect(await s.dirtyCas()).toEqual(["13-sig"]);
+      expect(await s.reserveCrl("13-sig", t, n)).toMatchObject({ number: 4n });
+      await s.close();
+    });
+
+    it("an install that fails records nothing, and a reservation left open keeps the CA due", async () => {
       const s = await make();
       await s.putCa(ca());
       const t = new Date(0), n = new Date(1000);
-      expect(await s.reserveCrlNumber("13-sig", t, n)).toBe(1n);
-      expect(await s.reserveCrlNumber("13-sig", t, n)).toBe(2n);
-      await s.publishCrl({ caId: "13-sig", number: 2n, entries: 3, path: "crl/13-sig.crl", sha256: "ab" });
-      expect(await s.reserveCrlNumber("13-sig", t, n)).toBe(3n);
-      expect(await s.latestCrl("13-sig")).toMatchObject({ number: 2n, entries: 3, path: "crl/13-sig.crl" });
+      const r1 = await s.reserveCrl("13-sig", t, n);
+      await s.publishCrl({ caId: "13-sig", number: r1.number, entries: 0, path: "p", sha256: "a" }, () => undefined);
+      expect(await s.dirtyCas()).toEqual([]);
+      const r2 = await s.reserveCrl("13-sig", t, n);
+      await expect(
+        s.publishCrl({ caId: "13-sig", number: r2.number, entries: 0, path: "p", sha256: "b" }, () => {
+          throw new Error("disk full");
+        }),
+      ).rejects.toThrow();
+      expect(await s.latestCrl("13-sig")).toMatchObject({ number: r1.number });
+      expect(await s.dirtyCas()).toEqual(["13-sig"]);
+      const status = await s.crlStatus();
+      expect(status).toEqual([{ caId: "13-sig", latest: expect.objectContaining({ number: 1n }), dirty: true }]);
+      await s.close();
+    });
+
+    it("decides a notice batch from the context read in the transaction that commits it", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents([resident("r1")]);
+      const seen: number[] = [];
+      const decide = (id: string) => (ctx: import("./types.js").NoticeContext) => {
+        const last = ctx.lastSequence.get("r1") ?? 0;
+        seen.push(last);
+        return {
+          commit: {
+            at: new Date(1000),
+            notices: [{ noticeId: id, residentCode: "r1", sequence: last + 1, kind: "relocation", body: "{}", status: "applied" as const, revocations: 0 }],
+            sequences: [{ residentCode: "r1", last: last + 1 }],
+            revocations: [],
+            relinks: [],
+            dirtyCas: [],
+          },
+        };
+      };
+      await Promise.all([s.commitNoticeBatch({ noticeIds: ["a"], residentCodes: ["r1"] }, decide("a")), s.commitNoticeBatch({ noticeIds: ["b"], residentCodes: ["r1"] }, decide("b"))]);
+      expect(seen).toEqual([0, 1]);
+      expect((await s.loadNoticeContext({ noticeIds: ["a", "b"], residentCodes: ["r1"] })).lastSequence.get("r1")).toBe(2);
       await s.close();
     });
   });

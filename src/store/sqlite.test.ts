@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { isJpkiError } from "../errors.js";
 import { storeContract } from "./contract.js";
-import { SCHEMA_VERSION, SqliteStore } from "./sqlite.js";
+import Database from "better-sqlite3";
+import { MIGRATIONS, SCHEMA_VERSION, SqliteStore } from "./sqlite.js";
 
 const fresh = () => Promise.resolve(SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db"), { create: true }));
 
@@ -27,5 +28,28 @@ describe("SqliteStore specifics", () => {
     await again.close();
     expect(SCHEMA_VERSION).toBeGreaterThanOrEqual(1);
     expect(isJpkiError(new Error("x"))).toBe(false);
+  });
+
+  it("migrates a version-5 store: CAs awaiting a CRL stay due, published CRLs stay the latest, abandoned reservations do not count", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const db = new Database(path);
+    for (const sql of MIGRATIONS.slice(0, 5)) db.exec(sql);
+    db.pragma("user_version = 5");
+    db.pragma(`application_id = ${0x4a504b49}`);
+    const caRow = db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES (?, ?, 'signature', x'3000', 'pem', x'01', 0)");
+    caRow.run("13-sig", "13");
+    caRow.run("27-sig", "27");
+    db.prepare("INSERT INTO crl_dirty (ca_id, since) VALUES ('13-sig', 5)").run();
+    const crl = db.prepare("INSERT INTO crls (ca_id, number, this_update, next_update, entries, path, sha256) VALUES (?, ?, 0, 1000, ?, ?, ?)");
+    crl.run("13-sig", 1, 0, "crl/13-sig.crl", "aa");
+    crl.run("27-sig", 1, 2, "crl/27-sig.crl", "bb");
+    crl.run("27-sig", 2, null, null, null); // reserved by a run that crashed before publishing
+    crl.run("27-sig", 3, 4, "crl/27-sig.crl", "cc");
+    db.close();
+    const s = SqliteStore.open(path);
+    expect(await s.dirtyCas()).toEqual(["13-sig"]);
+    expect(await s.latestCrl("27-sig")).toMatchObject({ number: 3n, entries: 4, state: "published" });
+    expect((await s.reserveCrl("27-sig", new Date(0), new Date(1))).number).toBe(4n);
+    await s.close();
   });
 });

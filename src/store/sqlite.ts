@@ -15,6 +15,11 @@ import type {
   CertificateQuery,
   CertificateRow,
   CrlRecord,
+  CrlReservation,
+  CrlStatus,
+  IssuanceCommitResult,
+  NoticeContextKeys,
+  ResidentForIssuance,
   IssuanceRecord,
   ResidentRecord,
   ResidentStatus,
@@ -24,7 +29,7 @@ import type {
 } from "./types.js";
 
 /** Ordered migrations; the index + 1 is the schema version. Never edit a published one, append. */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
   CREATE TABLE cas (
@@ -105,6 +110,22 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE certificates ADD COLUMN application_id TEXT;
   CREATE UNIQUE INDEX certificates_application ON certificates (application_id) WHERE application_id IS NOT NULL;
   `,
+  // CRL freshness by revision instead of a time mark: every transaction that revokes bumps its CA's revision;
+  // a CRL number is reserved together with the revision it is sure to cover, and publishing marks the CA
+  // clean only up to that revision. (A time mark cleared revocations committed while a CRL was being built.)
+  // A CRL row is reserved, published, or superseded by a higher number published first.
+  `
+  CREATE TABLE crl_state (
+    ca_id TEXT PRIMARY KEY REFERENCES cas(id),
+    revision INTEGER NOT NULL DEFAULT 0,
+    published_revision INTEGER NOT NULL DEFAULT 0
+  );
+  INSERT INTO crl_state (ca_id, revision, published_revision) SELECT ca_id, 1, 0 FROM crl_dirty;
+  DROP TABLE crl_dirty;
+  ALTER TABLE crls ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE crls ADD COLUMN state TEXT NOT NULL DEFAULT 'reserved' CHECK (state IN ('reserved','published','superseded'));
+  UPDATE crls SET state = 'published' WHERE path IS NOT NULL;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -183,7 +204,9 @@ export class SqliteStore implements Store {
     let db: Database.Database | undefined;
     try {
       db = new Database(path, { fileMustExist: !opts.create });
-      db.pragma("busy_timeout = 5000");
+      // Writers queue on SQLite's write lock; a transaction waits this long for another process's write
+      // transaction (all are short: the longest is one batch) before ERR_WORKSPACE_LOCKED.
+      db.pragma("busy_timeout = 20000");
       db.pragma("journal_mode = WAL");
       db.pragma("synchronous = NORMAL");
       db.pragma("foreign_keys = ON");
@@ -260,15 +283,20 @@ export class SqliteStore implements Store {
         "SELECT serial, revoked_at, reason FROM certificates WHERE ca_id = ? AND revoked_at IS NOT NULL AND not_after >= ? AND serial > ? ORDER BY serial LIMIT ?",
       ).raw(),
       maxCrl: db.prepare("SELECT max(number) FROM crls WHERE ca_id = ?").pluck().safeIntegers(),
-      insertCrl: db.prepare("INSERT INTO crls (ca_id, number, this_update, next_update) VALUES (?, ?, ?, ?)"),
-      publishCrl: db.prepare("UPDATE crls SET entries = ?, path = ?, sha256 = ? WHERE ca_id = ? AND number = ?"),
-      batchNoticeStatus: db.prepare("SELECT notice_id, status FROM notices WHERE notice_id IN (SELECT value FROM json_each(?))").raw(),
+      insertCrl: db.prepare("INSERT INTO crls (ca_id, number, this_update, next_update, revision, state) VALUES (?, ?, ?, ?, ?, 'reserved')"),
+      publishCrl: db.prepare("UPDATE crls SET entries = ?, path = ?, sha256 = ?, state = 'published' WHERE ca_id = ? AND number = ?"),
+      batchNoticeStatus: db.prepare("SELECT notice_id, status, body FROM notices WHERE notice_id IN (SELECT value FROM json_each(?))").raw(),
       batchLastSeq: db.prepare("SELECT resident_code, last_sequence FROM resident_sequences WHERE resident_code IN (SELECT value FROM json_each(?))").raw(),
       batchHeld: db.prepare("SELECT * FROM notices WHERE status = 'held' AND resident_code IN (SELECT value FROM json_each(?)) ORDER BY resident_code, sequence"),
       batchCertified: db.prepare(
         "SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender FROM certificates WHERE revoked_at IS NULL AND resident_code IN (SELECT value FROM json_each(?))",
       ),
-      batchResidents: db.prepare("SELECT resident_code FROM residents WHERE resident_code IN (SELECT value FROM json_each(?))").pluck(),
+      batchResidents: db.prepare("SELECT resident_code, notice_sequence FROM residents WHERE resident_code IN (SELECT value FROM json_each(?))").raw(),
+      batchEverCertified: db.prepare("SELECT DISTINCT resident_code FROM certificates WHERE resident_code IN (SELECT value FROM json_each(?))").pluck(),
+      residentForIssuance: db.prepare(
+        "SELECT r.*, coalesce(s.last_sequence, 0) AS ca_sequence FROM residents r LEFT JOIN resident_sequences s ON s.resident_code = r.resident_code WHERE r.resident_code = ?",
+      ),
+      caOfSerials: db.prepare("SELECT DISTINCT ca_id FROM certificates WHERE serial IN (SELECT value FROM json_each(?))").pluck(),
       insertNotice: db.prepare(
         `INSERT INTO notices (notice_id, resident_code, sequence, kind, status, body, received_at, applied_at, revocations)
          VALUES (@noticeId, @residentCode, @sequence, @kind, @status, @body, @at, @appliedAt, @revocations)
@@ -281,15 +309,35 @@ export class SqliteStore implements Store {
       relinkCerts: db.prepare("UPDATE certificates SET resident_code = ? WHERE resident_code = ?"),
       relinkHeld: db.prepare("UPDATE notices SET resident_code = ? WHERE resident_code = ? AND status = 'held'"),
       relinkSeq: db.prepare("UPDATE OR REPLACE resident_sequences SET resident_code = ? WHERE resident_code = ?"),
-      markDirty: db.prepare("INSERT INTO crl_dirty (ca_id, since) VALUES (?, ?) ON CONFLICT (ca_id) DO NOTHING"),
-      dirty: db.prepare("SELECT ca_id FROM crl_dirty ORDER BY ca_id").pluck(),
-      clearDirty: db.prepare("DELETE FROM crl_dirty WHERE ca_id = ? AND since <= ?"),
+      bumpRevision: db.prepare(
+        "INSERT INTO crl_state (ca_id, revision, published_revision) VALUES (?, 1, 0) ON CONFLICT (ca_id) DO UPDATE SET revision = revision + 1",
+      ),
+      revisionOf: db.prepare("SELECT revision FROM crl_state WHERE ca_id = ?").pluck(),
+      // Dirty: revisions no CRL covers yet, or a reservation above the latest published number that never
+      // finished (a run killed while installing its files leaves the DER and PEM to be replaced).
+      dirty: db.prepare(
+        `SELECT ca_id FROM crl_state WHERE revision > published_revision
+         UNION
+         SELECT c.ca_id FROM crls c WHERE c.state = 'reserved'
+           AND c.number > coalesce((SELECT max(p.number) FROM crls p WHERE p.ca_id = c.ca_id AND p.state = 'published'), 0)
+         ORDER BY 1`,
+      ).pluck(),
+      markPublished: db.prepare(
+        "INSERT INTO crl_state (ca_id, revision, published_revision) VALUES (?, 0, ?) ON CONFLICT (ca_id) DO UPDATE SET published_revision = max(published_revision, excluded.published_revision)",
+      ),
+      maxPublished: db.prepare("SELECT max(number) FROM crls WHERE ca_id = ? AND state = 'published'").pluck().safeIntegers(),
+      crlRow: db.prepare("SELECT revision, state FROM crls WHERE ca_id = ? AND number = ?").safeIntegers(),
+      supersedeCrl: db.prepare("UPDATE crls SET state = 'superseded' WHERE ca_id = ? AND number = ?"),
       getNotice: db.prepare("SELECT * FROM notices WHERE notice_id = ?"),
       listHeld: db.prepare("SELECT * FROM notices WHERE status = 'held' ORDER BY resident_code, sequence LIMIT ?"),
       revocationSummary: db.prepare("SELECT serial, ca_id, reason, revocation_source FROM certificates WHERE revoked_at IS NOT NULL ORDER BY serial").raw(),
       caOf: db.prepare("SELECT ca_id FROM certificates WHERE serial = ?").pluck(),
       latestCrl: db.prepare(
-        "SELECT * FROM crls WHERE ca_id = ? AND path IS NOT NULL ORDER BY number DESC LIMIT 1",
+        "SELECT * FROM crls WHERE ca_id = ? AND state = 'published' ORDER BY number DESC LIMIT 1",
+      ).safeIntegers(),
+      latestCrls: db.prepare(
+        `SELECT c.* FROM crls c JOIN (SELECT ca_id, max(number) AS n FROM crls WHERE state = 'published' GROUP BY ca_id) m
+           ON m.ca_id = c.ca_id AND m.n = c.number`,
       ).safeIntegers(),
     };
   }
@@ -366,19 +414,31 @@ export class SqliteStore implements Store {
           this.#stmts.upsertResident.run({ residentCode: r.residentCode, municipalityCode: r.municipalityCode, status: r.status, ...r.fourItems });
         }
         return { inserted, updated };
-      })(),
+      }).immediate(),
     );
   }
 
-  replaceResidents(put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>, removeCodes: readonly string[]): Promise<void> {
+  applyToRegistry<T>(
+    decide: (read: (residentCode: string) => (ResidentRecord & { readonly noticeSequence: number }) | undefined) => {
+      readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
+      readonly remove: readonly string[];
+      readonly result: T;
+    },
+  ): Promise<T> {
     return this.#run("updating residents", () =>
       this.#db.transaction(() => {
-        for (const code of removeCodes) this.#stmts.deleteResident.run(code);
-        for (const r of put) {
+        const read = (code: string) => {
+          const r = this.#stmts.getResident.get(code) as (ResidentRow & { notice_sequence: number }) | undefined;
+          return r ? { ...toResident(r), noticeSequence: r.notice_sequence } : undefined;
+        };
+        const d = decide(read);
+        for (const code of d.remove) this.#stmts.deleteResident.run(code);
+        for (const r of d.put) {
           this.#stmts.upsertResident.run({ residentCode: r.residentCode, municipalityCode: r.municipalityCode, status: r.status, ...r.fourItems });
           this.#stmts.setResidentSequence.run(r.noticeSequence, r.residentCode);
         }
-      })(),
+        return d.result;
+      }).immediate(),
     );
   }
 
@@ -388,14 +448,15 @@ export class SqliteStore implements Store {
 
   getResident(residentCode: string): Promise<ResidentRecord | undefined> {
     return this.#run("reading a resident", () => {
-      const r = this.#stmts.getResident.get(residentCode) as Record<string, string> | undefined;
-      if (!r) return undefined;
-      return {
-        residentCode: r.resident_code!,
-        municipalityCode: r.municipality_code!,
-        status: r.status as ResidentStatus,
-        fourItems: itemsOf(r as { name: string; address: string; birth_date: string; gender: string }),
-      };
+      const r = this.#stmts.getResident.get(residentCode) as ResidentRow | undefined;
+      return r ? toResident(r) : undefined;
+    });
+  }
+
+  getResidentForIssuance(residentCode: string): Promise<ResidentForIssuance | undefined> {
+    return this.#run("reading a resident", () => {
+      const r = this.#stmts.residentForIssuance.get(residentCode) as (ResidentRow & { notice_sequence: number; ca_sequence: number }) | undefined;
+      return r ? { record: toResident(r), registrySequence: r.notice_sequence, caSequence: r.ca_sequence } : undefined;
     });
   }
 
@@ -403,14 +464,33 @@ export class SqliteStore implements Store {
     return this.#run("counting residents", () => this.#stmts.countResidents.get() as number);
   }
 
-  commitIssuances(records: readonly IssuanceRecord[]): Promise<string[][]> {
+  commitIssuances(records: readonly IssuanceRecord[]): Promise<IssuanceCommitResult[]> {
     return this.#run("committing issued certificates", () =>
       this.#db.transaction(() =>
-        records.map((rec) => {
-          const superseded = this.#stmts.activeSameType.all(rec.residentCode, rec.type) as string[];
-          for (const serial of superseded) {
-            this.#stmts.revokeRow.run(rec.issuedAt.getTime(), 4, `superseded:${rec.serial}`, serial);
+        records.map((rec): IssuanceCommitResult => {
+          const st = this.#stmts;
+          if (rec.applicationId) {
+            const existing = st.getCertByApplication.get(rec.applicationId) as CertRowDb | undefined;
+            if (existing) return { status: "duplicate-application", existing: toCertRow(existing) };
           }
+          // What the certificate certifies was read before signing; re-read it here, in the transaction
+          // that commits, so a notice or a registry change in between can never leave a stale certificate.
+          const now = st.residentForIssuance.get(rec.residentCode) as (ResidentRow & { notice_sequence: number; ca_sequence: number }) | undefined;
+          if (!now || now.status !== "active") return { status: "stale", why: "resident-gone" };
+          if (now.ca_sequence > now.notice_sequence) return { status: "stale", why: "registry-behind" };
+          const r = toResident(now);
+          if (
+            (rec.registrySequence !== undefined && rec.registrySequence !== now.notice_sequence) ||
+            r.municipalityCode !== rec.municipalityCode ||
+            !sameItems(r.fourItems, rec.fourItems)
+          ) {
+            return { status: "stale", why: "registry-changed" };
+          }
+          const superseded = st.activeSameType.all(rec.residentCode, rec.type) as string[];
+          for (const serial of superseded) {
+            st.revokeRow.run(rec.issuedAt.getTime(), 4, `superseded:${rec.serial}`, serial);
+          }
+          if (superseded.length) for (const ca of st.caOfSerials.all(JSON.stringify(superseded)) as string[]) st.bumpRevision.run(ca);
           this.#stmts.insertCert.run({
             serial: rec.serial,
             caId: rec.caId,
@@ -424,9 +504,9 @@ export class SqliteStore implements Store {
             der: rec.der,
             applicationId: rec.applicationId ?? null,
           });
-          return superseded;
+          return { status: "committed", superseded };
         }),
-      )(),
+      ).immediate(),
     );
   }
 
@@ -468,8 +548,9 @@ export class SqliteStore implements Store {
           throw new JpkiError("ERR_CERT_ALREADY_REVOKED", `certificate ${input.serial} was already revoked on ${new Date(row.revoked_at).toISOString()}`);
         }
         this.#stmts.revokeRow.run(input.revokedAt.getTime(), input.reason, input.source, input.serial);
+        this.#stmts.bumpRevision.run(row.ca_id);
         return toCertRow({ ...row, revoked_at: input.revokedAt.getTime(), reason: input.reason, revocation_source: input.source });
-      })(),
+      }).immediate(),
     );
   }
 
@@ -492,76 +573,99 @@ export class SqliteStore implements Store {
     }
   }
 
-  reserveCrlNumber(caId: string, thisUpdate: Date, nextUpdate: Date): Promise<bigint> {
+  reserveCrl(caId: string, thisUpdate: Date, nextUpdate: Date): Promise<CrlReservation> {
     return this.#run("reserving a CRL number", () =>
       this.#db.transaction(() => {
         const max = this.#stmts.maxCrl.get(caId) as bigint | null;
-        const n = (max ?? 0n) + 1n;
-        this.#stmts.insertCrl.run(caId, n, thisUpdate.getTime(), nextUpdate.getTime());
-        return n;
+        const number = (max ?? 0n) + 1n;
+        const revision = (this.#stmts.revisionOf.get(caId) as number | undefined) ?? 0;
+        this.#stmts.insertCrl.run(caId, number, thisUpdate.getTime(), nextUpdate.getTime(), revision);
+        return { number, revision };
       }).immediate(),
     );
   }
 
-  publishCrl(rec: { caId: string; number: bigint; entries: number; path: string; sha256: string }): Promise<void> {
-    return this.#run("recording a published CRL", () => {
-      this.#stmts.publishCrl.run(rec.entries, rec.path, rec.sha256, rec.caId, rec.number);
+  publishCrl(rec: { caId: string; number: bigint; entries: number; path: string; sha256: string }, install: () => void): Promise<boolean> {
+    return this.#run("recording a published CRL", () =>
+      this.#db.transaction(() => {
+        const st = this.#stmts;
+        const row = st.crlRow.get(rec.caId, rec.number) as { revision: bigint; state: string } | undefined;
+        if (!row || row.state !== "reserved") throw new JpkiError("ERR_INTERNAL", `CRL ${rec.caId} #${rec.number} was not reserved`);
+        const latest = st.maxPublished.get(rec.caId) as bigint | null;
+        if (latest !== null && latest >= rec.number) {
+          st.supersedeCrl.run(rec.caId, rec.number);
+          return false;
+        }
+        // The files go into place while this transaction holds the write lock, so two publishers of one CA
+        // cannot interleave their renames: the file on disk only ever moves to a higher number.
+        install();
+        st.publishCrl.run(rec.entries, rec.path, rec.sha256, rec.caId, rec.number);
+        st.markPublished.run(rec.caId, Number(row.revision));
+        return true;
+      }).immediate(),
+    );
+  }
+
+  crlStatus(): Promise<CrlStatus[]> {
+    return this.#run("reading CRL status", () => {
+      const latest = new Map<string, CrlRecord>();
+      for (const r of this.#stmts.latestCrls.all() as Array<Record<string, bigint | string | null>>) latest.set(r.ca_id as string, toCrlRecord(r));
+      const dirty = new Set(this.#stmts.dirty.all() as string[]);
+      return (this.#stmts.listCas.all() as Array<{ id: string }>).map((c) => ({ caId: c.id, latest: latest.get(c.id), dirty: dirty.has(c.id) }));
     });
   }
 
   latestCrl(caId: string): Promise<CrlRecord | undefined> {
     return this.#run("reading the latest CRL", () => {
       const r = this.#stmts.latestCrl.get(caId) as Record<string, bigint | string | null> | undefined;
-      if (!r) return undefined;
-      return {
-        caId: r.ca_id as string,
-        number: r.number as bigint,
-        thisUpdate: new Date(Number(r.this_update)),
-        nextUpdate: new Date(Number(r.next_update)),
-        entries: Number(r.entries ?? 0),
-        path: (r.path as string | null) ?? undefined,
-        sha256: (r.sha256 as string | null) ?? undefined,
-      };
+      return r ? toCrlRecord(r) : undefined;
     });
   }
 
-  loadNoticeContext(noticeIds: readonly string[], residentCodes: readonly string[]): Promise<NoticeContext> {
-    return this.#run("reading notice context", () => {
-      // Set-based: one statement per kind of fact for the whole batch (json_each expands the keys), instead
-      // of five point queries per resident; the per-statement crossing dominated at national scale.
-      const st = this.#stmts;
-      const ids = JSON.stringify(noticeIds);
-      const codes = JSON.stringify([...new Set(residentCodes)]);
-      const known = new Map<string, NoticeStatus>();
-      for (const [id, status] of st.batchNoticeStatus.all(ids) as Array<[string, NoticeStatus]>) known.set(id, status);
-      const lastSequence = new Map<string, number>();
-      for (const [code, last] of st.batchLastSeq.all(codes) as Array<[string, number]>) lastSequence.set(code, last);
-      const held = new Map<string, StoredNotice[]>();
-      for (const r of st.batchHeld.all(codes) as NoticeRowDb[]) {
-        const list = held.get(r.resident_code) ?? [];
-        list.push(toStoredNotice(r));
-        held.set(r.resident_code, list);
-      }
-      const certificates = new Map<string, CertifiedRow[]>();
-      for (const r of st.batchCertified.all(codes) as Array<Record<string, string>>) {
-        const list = certificates.get(r.resident_code!) ?? [];
-        list.push({
-          serial: r.serial!,
-          caId: r.ca_id!,
-          type: r.type as CertificateType,
-          residentCode: r.resident_code!,
-          fourItems: itemsOf(r as { name: string; address: string; birth_date: string; gender: string }),
-        });
-        certificates.set(r.resident_code!, list);
-      }
-      const residents = new Set(st.batchResidents.all(codes) as string[]);
-      return { known, lastSequence, held, certificates, residents };
-    });
+  loadNoticeContext(keys: NoticeContextKeys): Promise<NoticeContext> {
+    return this.#run("reading notice context", () => this.#noticeContext(keys));
   }
 
-  commitNoticeBatch(b: NoticeCommit): Promise<number> {
+  #noticeContext(keys: NoticeContextKeys): NoticeContext {
+    // Set-based: one statement per kind of fact for the whole batch (json_each expands the keys), instead
+    // of five point queries per resident; the per-statement crossing dominated at national scale.
+    const st = this.#stmts;
+    const ids = JSON.stringify(keys.noticeIds);
+    const codes = JSON.stringify([...new Set(keys.residentCodes)]);
+    const known = new Map<string, { status: NoticeStatus; body: string }>();
+    for (const [id, status, body] of st.batchNoticeStatus.all(ids) as Array<[string, NoticeStatus, string]>) known.set(id, { status, body });
+    const lastSequence = new Map<string, number>();
+    for (const [code, last] of st.batchLastSeq.all(codes) as Array<[string, number]>) lastSequence.set(code, last);
+    const held = new Map<string, StoredNotice[]>();
+    for (const r of st.batchHeld.all(codes) as NoticeRowDb[]) {
+      const list = held.get(r.resident_code) ?? [];
+      list.push(toStoredNotice(r));
+      held.set(r.resident_code, list);
+    }
+    const certificates = new Map<string, CertifiedRow[]>();
+    for (const r of st.batchCertified.all(codes) as Array<Record<string, string>>) {
+      const list = certificates.get(r.resident_code!) ?? [];
+      list.push({
+        serial: r.serial!,
+        caId: r.ca_id!,
+        type: r.type as CertificateType,
+        residentCode: r.resident_code!,
+        fourItems: itemsOf(r as { name: string; address: string; birth_date: string; gender: string }),
+      });
+      certificates.set(r.resident_code!, list);
+    }
+    const residents = new Map(st.batchResidents.all(codes) as Array<[string, number]>);
+    const everCertified = new Set(st.batchEverCertified.all(codes) as string[]);
+    return { known, lastSequence, held, certificates, residents, everCertified };
+  }
+
+  commitNoticeBatch<T extends { readonly commit: NoticeCommit }>(keys: NoticeContextKeys, decide: (ctx: NoticeContext) => T): Promise<T & { readonly revoked: number }> {
     return this.#run("committing a notice batch", () =>
+      // IMMEDIATE: the write lock is taken before the context is read, so no other writer can change what
+      // this batch decides from between the read and the commit.
       this.#db.transaction(() => {
+        const decided = decide(this.#noticeContext(keys));
+        const b = decided.commit;
         const st = this.#stmts;
         const at = b.at.getTime();
         let revoked = 0;
@@ -577,8 +681,8 @@ export class SqliteStore implements Store {
           st.insertNotice.run({ ...n, at, appliedAt: n.status === "applied" ? at : null });
         }
         for (const q of b.sequences) st.setSeq.run(q.residentCode, q.last);
-        for (const ca of b.dirtyCas) st.markDirty.run(ca, at);
-        return revoked;
+        for (const ca of b.dirtyCas) st.bumpRevision.run(ca);
+        return { ...decided, revoked };
       }).immediate(),
     );
   }
@@ -598,17 +702,42 @@ export class SqliteStore implements Store {
     return this.#run("listing CAs awaiting a CRL", () => this.#stmts.dirty.all() as string[]);
   }
 
-  clearDirtyCa(caId: string, upTo: Date): Promise<void> {
-    return this.#run("clearing a CRL mark", () => {
-      this.#stmts.clearDirty.run(caId, upTo.getTime());
-    });
-  }
-
   revocationSummary(): Promise<Array<{ serial: string; caId: string; reason: number; source: string }>> {
     return this.#run("summarising revocations", () =>
       (this.#stmts.revocationSummary.all() as Array<[string, string, number, string]>).map(([serial, caId, reason, source]) => ({ serial, caId, reason, source })),
     );
   }
+}
+
+interface ResidentRow {
+  resident_code: string;
+  municipality_code: string;
+  name: string;
+  address: string;
+  birth_date: string;
+  gender: string;
+  status: string;
+}
+
+function toResident(r: ResidentRow): ResidentRecord {
+  return { residentCode: r.resident_code, municipalityCode: r.municipality_code, status: r.status as ResidentStatus, fourItems: itemsOf(r) };
+}
+
+function sameItems(a: FourItems, b: FourItems): boolean {
+  return a.name === b.name && a.address === b.address && a.birthDate === b.birthDate && a.gender === b.gender;
+}
+
+function toCrlRecord(r: Record<string, bigint | string | null>): CrlRecord {
+  return {
+    caId: r.ca_id as string,
+    state: r.state as CrlRecord["state"],
+    number: r.number as bigint,
+    thisUpdate: new Date(Number(r.this_update)),
+    nextUpdate: new Date(Number(r.next_update)),
+    entries: Number(r.entries ?? 0),
+    path: (r.path as string | null) ?? undefined,
+    sha256: (r.sha256 as string | null) ?? undefined,
+  };
 }
 
 interface NoticeRowDb {

@@ -41,7 +41,33 @@ export interface IssuanceRecord {
   readonly der: Buffer;
   /** the municipal counter's application id, when it gave one: issuing it again returns this certificate */
   readonly applicationId?: string | undefined;
+  /**
+   * The registry record's notice sequence when the items were read (see ResidentForIssuance). The commit
+   * re-reads the record in its own transaction and refuses the certificate if the record moved on since.
+   */
+  readonly registrySequence?: number | undefined;
 }
+
+/** What issuance reads about a resident: the registry record and how far each side of the link has got. */
+export interface ResidentForIssuance {
+  readonly record: ResidentRecord;
+  /** the sequence of the last change notice the registry applied to this record (0: none) */
+  readonly registrySequence: number;
+  /** the sequence of the last change notice the CA side applied for this resident code (0: none) */
+  readonly caSequence: number;
+}
+
+/** How one issuance record fared at commit. */
+export type IssuanceCommitResult =
+  | { readonly status: "committed"; readonly superseded: readonly string[] }
+  /** the application id was committed before (by this or another process): nothing was inserted */
+  | { readonly status: "duplicate-application"; readonly existing: CertificateRow }
+  /**
+   * Not committed: the registry record changed after the items were read ("registry-changed": sign again),
+   * or the CA side has applied change notices the registry has not ("registry-behind": the items may be
+   * stale until 'jpki registry apply' catches up), or the record is gone or closed ("resident-gone").
+   */
+  | { readonly status: "stale"; readonly why: "registry-changed" | "registry-behind" | "resident-gone" };
 
 export interface RevocationInfo {
   readonly revokedAt: Date;
@@ -66,6 +92,8 @@ export interface RevokedEntry {
 
 export interface CrlRecord {
   readonly caId: string;
+  /** reserved: numbered, not (yet) on disk; published: the file on disk; superseded: a higher number won */
+  readonly state: "reserved" | "published" | "superseded";
   readonly number: bigint;
   readonly thisUpdate: Date;
   readonly nextUpdate: Date;
@@ -108,18 +136,27 @@ export interface StoredNotice {
   readonly revocations: number;
 }
 
-/** What ingestion reads before deciding a batch (one round trip per batch, not per notice). */
+/** What ingestion reads before deciding a batch, in the transaction that commits it. */
 export interface NoticeContext {
-  /** notice ids of the batch already in the store, with their status */
-  readonly known: ReadonlyMap<string, NoticeStatus>;
+  /** notice ids of the batch already in the store, with their status and canonical body */
+  readonly known: ReadonlyMap<string, { readonly status: NoticeStatus; readonly body: string }>;
   /** last applied sequence per resident (absent: none yet) */
   readonly lastSequence: ReadonlyMap<string, number>;
   /** held notices per resident, by sequence */
   readonly held: ReadonlyMap<string, readonly StoredNotice[]>;
   /** unrevoked certificates per resident */
   readonly certificates: ReadonlyMap<string, readonly CertifiedRow[]>;
-  /** residents the registry knows */
-  readonly residents: ReadonlySet<string>;
+  /** residents the registry knows, with the sequence of the last notice the registry applied to each */
+  readonly residents: ReadonlyMap<string, number>;
+  /** of the codes asked about, those under which the CA ever issued a certificate (revoked or not) */
+  readonly everCertified: ReadonlySet<string>;
+}
+
+/** The keys a notice batch reads its context for. */
+export interface NoticeContextKeys {
+  readonly noticeIds: readonly string[];
+  /** every resident code the batch names, new codes of resident-code changes included */
+  readonly residentCodes: readonly string[];
 }
 
 /** One ingestion batch, committed all or nothing. */
@@ -140,8 +177,23 @@ export interface NoticeCommit {
   readonly revocations: ReadonlyArray<{ readonly serial: string; readonly reason: number; readonly source: string }>;
   /** resident-code changes (住民票コード変更): issuance records and sequences move to the new code */
   readonly relinks: ReadonlyArray<{ readonly from: string; readonly to: string }>;
-  /** CAs whose CRL must be regenerated; remembered until a CRL is published */
+  /** CAs that revoked something: their revision is bumped, so they stay due until a CRL covers it */
   readonly dirtyCas: readonly string[];
+}
+
+/** A CRL number handed out together with the CA revision it is sure to cover. */
+export interface CrlReservation {
+  readonly number: bigint;
+  /** the CA's revision when the number was reserved: every revocation up to it is on this CRL */
+  readonly revision: number;
+}
+
+/** Per CA, what the CRL schedule decides from. */
+export interface CrlStatus {
+  readonly caId: string;
+  readonly latest: CrlRecord | undefined;
+  /** revocations (or an unfinished publication) not yet covered by a published CRL */
+  readonly dirty: boolean;
 }
 
 export interface Store {
@@ -157,27 +209,36 @@ export interface Store {
   /** Inserts or replaces residents; returns how many were new and how many replaced. */
   upsertResidents(residents: readonly ResidentRecord[]): Promise<{ inserted: number; updated: number }>;
   getResident(residentCode: string): Promise<ResidentRecord | undefined>;
+  /** The record with both sides' notice sequences (undefined: no such record). */
+  getResidentForIssuance(residentCode: string): Promise<ResidentForIssuance | undefined>;
   /**
-   * Registry side of a change notice: replaces residents, removes records under old codes (a resident-code
-   * change) and records the notice sequence each record now reflects, in one transaction.
+   * Registry side of change notices, in one write transaction: `decide` is called with a reader of the
+   * current records (read inside the transaction, so two appliers never decide from the same state) and
+   * returns the records to put (with the notice sequence each now reflects) and the codes to remove.
    */
-  replaceResidents(put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>, removeCodes: readonly string[]): Promise<void>;
+  applyToRegistry<T>(decide: (read: (residentCode: string) => (ResidentRecord & { readonly noticeSequence: number }) | undefined) => {
+    readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
+    readonly remove: readonly string[];
+    readonly result: T;
+  }): Promise<T>;
   /** The sequence of the last change notice applied to a resident record (0: none). */
   residentNoticeSequence(residentCode: string): Promise<number>;
   countResidents(): Promise<number>;
 
   /**
-   * Commits issued certificates in order, in one transaction. For each, every other unrevoked certificate of
-   * the same type for the same resident is revoked as superseded (reason 4) at its issuedAt.
-   * Returns the serials superseded, per record. A record whose applicationId is already stored is refused
-   * (ERR_STORE) and the whole batch rolls back: callers look the id up first.
+   * Commits issued certificates in order, in one transaction that first re-reads what each was decided
+   * from. For each: an application id already stored yields that certificate ("duplicate-application"); a
+   * registry record that changed since `registrySequence`/the four items were read, or a CA side ahead of the
+   * registry, yields "stale" and nothing is inserted; otherwise it is inserted and every other unrevoked
+   * certificate of the same type for the same resident is revoked as superseded (reason 4) at its issuedAt,
+   * and the CAs of those revocations are marked for a new CRL in the same transaction.
    */
-  commitIssuances(records: readonly IssuanceRecord[]): Promise<string[][]>;
+  commitIssuances(records: readonly IssuanceRecord[]): Promise<IssuanceCommitResult[]>;
   getCertificate(serial: string): Promise<CertificateRow | undefined>;
   getCertificateByApplication(applicationId: string): Promise<CertificateRow | undefined>;
   findCertificates(q: CertificateQuery): Promise<CertificateRow[]>;
 
-  /** Revokes one certificate; throws ERR_CERT_UNKNOWN / ERR_CERT_ALREADY_REVOKED. */
+  /** Revokes one certificate and marks its CA for a new CRL; throws ERR_CERT_UNKNOWN / ERR_CERT_ALREADY_REVOKED. */
   revoke(input: RevokeInput): Promise<CertificateRow>;
 
   /**
@@ -186,21 +247,33 @@ export interface Store {
    */
   revokedEntries(caId: string, opts: { expiredBefore: Date; chunkSize?: number }): AsyncIterable<RevokedEntry[]>;
 
-  /** Reserves the next CRL number for a CA (monotonic, never reused even if publishing fails). */
-  reserveCrlNumber(caId: string, thisUpdate: Date, nextUpdate: Date): Promise<bigint>;
-  /** Marks a reserved CRL number as published. */
-  publishCrl(rec: { caId: string; number: bigint; entries: number; path: string; sha256: string }): Promise<void>;
+  /**
+   * Reserves the next CRL number for a CA (monotonic, never reused even if publishing fails) together with
+   * the CA's revision at that moment, atomically: a higher number always covers at least as much.
+   */
+  reserveCrl(caId: string, thisUpdate: Date, nextUpdate: Date): Promise<CrlReservation>;
+  /**
+   * Publishes a reserved CRL, serialized against every other publisher: when a higher number of the same CA
+   * is already published, nothing is installed and false is returned (the caller discards its files);
+   * otherwise `install` (which puts the files in place) runs inside the write transaction that records the
+   * publication and marks the CA clean up to the reservation's revision.
+   */
+  publishCrl(rec: { caId: string; number: bigint; entries: number; path: string; sha256: string }, install: () => void): Promise<boolean>;
   latestCrl(caId: string): Promise<CrlRecord | undefined>;
+  /** Every CA's latest published CRL and whether it is due for a new one because of revocations. */
+  crlStatus(): Promise<CrlStatus[]>;
 
-  loadNoticeContext(noticeIds: readonly string[], residentCodes: readonly string[]): Promise<NoticeContext>;
-  /** Commits a batch; returns how many certificates it actually revoked. */
-  commitNoticeBatch(batch: NoticeCommit): Promise<number>;
+  loadNoticeContext(keys: NoticeContextKeys): Promise<NoticeContext>;
+  /**
+   * Reads a batch's context and commits what `decide` makes of it in one write transaction, so whatever
+   * the batch decides from cannot change before it commits. `decide` is synchronous and pure.
+   * Returns the commit and how many certificates it actually revoked.
+   */
+  commitNoticeBatch<T extends { readonly commit: NoticeCommit }>(keys: NoticeContextKeys, decide: (ctx: NoticeContext) => T): Promise<T & { readonly revoked: number }>;
   listHeldNotices(limit?: number): Promise<StoredNotice[]>;
   getNotice(noticeId: string): Promise<StoredNotice | undefined>;
-  /** CAs with revocations not yet on a published CRL. */
+  /** CAs with revocations (or an unfinished publication) not yet on a published CRL. */
   dirtyCas(): Promise<string[]>;
-  /** Clears the dirty mark set at or before `upTo` (the CRL built at upTo covers them). */
-  clearDirtyCa(caId: string, upTo: Date): Promise<void>;
   /** Revocations per reason, per CA: the ground truth tests compare. */
   revocationSummary(): Promise<Array<{ serial: string; caId: string; reason: number; source: string }>>;
 }

@@ -16,6 +16,12 @@ export interface WorkspaceConfig {
   readonly cpsUri: string;
   /** nextUpdate − thisUpdate for CRLs, hours */
   readonly crlLifetimeHours: number;
+  /**
+   * A CRL is republished, even when nothing changed, once its nextUpdate is this close (hours; at most half
+   * the lifetime is used): with 48-hour CRLs and the default 24, every CRL is reissued daily, as JPKI does,
+   * and a verifier never holds an expired one after a quiet weekend.
+   */
+  readonly crlRefreshMarginHours: number;
   /** how long an expired revoked certificate stays on the CRL, days */
   readonly expiredGraceDays: number;
   /** CA certificate lifetime, years */
@@ -28,6 +34,7 @@ export const DEFAULT_CONFIG: WorkspaceConfig = Object.freeze({
   policy: "production",
   cpsUri: "http://localhost:8080/cps",
   crlLifetimeHours: 48,
+  crlRefreshMarginHours: 24,
   expiredGraceDays: 7,
   caValidityYears: 10,
 });
@@ -67,6 +74,7 @@ export function parseConfig(input: unknown): WorkspaceConfig {
     policy: o.policy,
     cpsUri: httpUrl("cpsUri", o.cpsUri),
     crlLifetimeHours: intIn("crlLifetimeHours", o.crlLifetimeHours, 1, 24 * 31),
+    crlRefreshMarginHours: intIn("crlRefreshMarginHours", o.crlRefreshMarginHours, 1, 24 * 31),
     expiredGraceDays: intIn("expiredGraceDays", o.expiredGraceDays, 0, 3650),
     caValidityYears: intIn("caValidityYears", o.caValidityYears, 1, 30),
   });

@@ -4,7 +4,7 @@ import { CertificationAuthority, caId, parseCaId } from "../../index.js";
 import { getCaRecord } from "../../index.js";
 import { prefectureList } from "../../index.js";
 import { CrlPublisher, type PublishedCrl } from "../../index.js";
-import { JpkiError } from "../../index.js";
+import { JpkiError, sweepStaleTemps } from "../../index.js";
 import type { CertificateType } from "../../index.js";
 import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
@@ -33,6 +33,7 @@ export function makeCrlCommand(io: Io): Command {
           ids = wanted.filter((id) => existing.has(id));
           if (!ids.length) throw new JpkiError("ERR_CA_UNKNOWN", `no CA for ${o.prefecture} in this workspace: run 'jpki ca init --prefecture ${o.prefecture}'`);
         }
+        sweepStaleTemps(ws.paths.crlDir); // leftovers of a killed run
         const publisher = new CrlPublisher({ store: ws.store, config: ws.config, clock: ws.clock, crlDir: ws.paths.crlDir, workspaceRoot: ws.paths.root });
         const results: PublishedCrl[] = [];
         for (const id of ids) {
@@ -43,7 +44,11 @@ export function makeCrlCommand(io: Io): Command {
           { crls: results.map((r) => ({ ...r, number: r.number.toString(), thisUpdate: r.thisUpdate.toISOString(), nextUpdate: r.nextUpdate.toISOString() })) },
           () =>
             results
-              .map((r) => `CRL ${r.caId} #${r.number}: ${r.entries} entries, next update ${r.nextUpdate.toISOString()}\n  ${r.derPath} (DER)\n  ${r.pemPath} (PEM)`)
+              .map((r) =>
+                r.superseded
+                  ? `CRL ${r.caId} #${r.number}: not installed, a higher number was published meanwhile (by another jpki process)`
+                  : `CRL ${r.caId} #${r.number}: ${r.entries} entries, next update ${r.nextUpdate.toISOString()}\n  ${r.derPath} (DER)\n  ${r.pemPath} (PEM)`,
+              )
               .join("\n"),
         );
       });

@@ -3,8 +3,8 @@
  * synthetic residents, card key pairs, issuance, a revocation, CRLs — and how to check each artefact.
  */
 import { randomBytes, generateKeyPair } from "node:crypto";
-import { existsSync, readdirSync, rmSync } from "node:fs";
-import { join, relative, resolve } from "node:path";
+import { readdirSync, rmSync } from "node:fs";
+import { join, relative } from "node:path";
 import { Command } from "commander";
 import { CertificationAuthority } from "../../index.js";
 import { IssuanceService, type IssuedCertificate } from "../../index.js";
@@ -17,11 +17,11 @@ import { toPem } from "../../index.js";
 import { generateResidents } from "../../index.js";
 import { parseResidentRecord } from "../../index.js";
 import { writeFileAtomic } from "../../index.js";
+import { checkOutputDir } from "../../index.js";
 import { Workspace } from "../../index.js";
 import { CrlUpdater } from "../../index.js";
 import { readRecords } from "../../index.js";
-import { runIngest } from "./notices.js";
-import { applyNoticesToRegistry } from "./registry.js";
+import { applyNoticesToRegistry, runIngest } from "../../index.js";
 import { execFileSync } from "node:child_process";
 import { Context } from "../context.js";
 import type { Io } from "../output.js";
@@ -44,12 +44,14 @@ export function makeDemoCommand(io: Io): Command {
     .addHelpText("after", `\nThe demo generates a random CA passphrase and stores it in <dir>/passphrase.txt (mode 600): a demo\nconvenience, never do this with real keys.\n\nExample:\n  npx jpki demo && cd jpki-demo`)
     .action(async (o: { dir?: string; residents: string; force?: boolean }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
-      const dir = resolve(io.cwd, o.dir ?? ctx.opts.workspace ?? "jpki-demo");
       const n = Number(o.residents);
       if (!Number.isInteger(n) || n < 2 || n > 1000) throw new JpkiError("ERR_USAGE", "--residents must be a whole number from 2 to 1000");
-      if (existsSync(dir) && readdirSync(dir).length > 0) {
+      // A file, a FIFO or a path under /proc, /sys or /dev is refused before anything is made (mode 0o700: the passphrase lives here).
+      const what = o.dir !== undefined ? "demo directory --dir" : ctx.opts.workspace !== undefined ? "demo directory --workspace" : "demo directory";
+      const dir = checkOutputDir(o.dir ?? ctx.opts.workspace ?? "jpki-demo", what, { create: true, cwd: io.cwd });
+      if (readdirSync(dir).length > 0) {
         if (!o.force) throw new JpkiError("ERR_USAGE", `${dir} is not empty: pass --force to replace it, or --dir to choose another`);
-        rmSync(dir, { recursive: true, force: true });
+        for (const entry of readdirSync(dir)) rmSync(join(dir, entry), { recursive: true, force: true }); // the checked directory stays
       }
       const say = (s: string) => (ctx.out.json ? undefined : ctx.out.info(s));
       const passphrase = randomBytes(18).toString("base64url");

@@ -1,13 +1,12 @@
 /** `jpki registry import|show`: resident records (住民票) as the registry network holds them. */
 import { resolve } from "node:path";
 import { Command, Option } from "commander";
-import { JpkiError, isJpkiError } from "../../index.js";
-import { readRecords, type RecordResult } from "../../index.js";
-import { parseNotice } from "../../index.js";
-import { applyNoticeToResident } from "../../index.js";
+import { JpkiError, checkInputFile, isJpkiError } from "../../index.js";
+import { readRecords } from "../../index.js";
+import { applyNoticesToRegistry } from "../../index.js";
 import { parseResidentRecord } from "../../index.js";
 import { assertResidentCode } from "../../index.js";
-import type { ResidentRecord, Store } from "../../index.js";
+import type { ResidentRecord } from "../../index.js";
 import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 
@@ -36,8 +35,8 @@ Examples:
     .action(async (file: string, o: { format: "auto" | "jsonl" | "csv" }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       const now = new Date();
+      const source = file === "-" ? (io.stdin ?? process.stdin) : checkInputFile(file, "input file", { cwd: io.cwd });
       await withWorkspace(ctx, async (ws) => {
-        const source = file === "-" ? (io.stdin ?? process.stdin) : resolve(io.cwd, file);
         const errors: Array<{ line: number; code: string; message: string }> = [];
         let read = 0, inserted = 0, updated = 0;
         let batch: ResidentRecord[] = [];
@@ -105,48 +104,6 @@ Examples:
   return reg;
 }
 
-/** `jpki registry apply FILE`: the registry side takes the same notices, so the next issuance certifies the new items. */
-export async function applyNoticesToRegistry(
-  store: Store,
-  records: AsyncIterable<RecordResult>,
-  now: Date,
-): Promise<{ read: number; applied: number; skipped: number; errors: Array<{ line: number; code: string; message: string }> }> {
-  const errors: Array<{ line: number; code: string; message: string }> = [];
-  let read = 0, applied = 0, skipped = 0;
-  for await (const item of records) {
-    read++;
-    if ("error" in item) {
-      errors.push({ line: item.line, code: item.error.code, message: item.error.message });
-      continue;
-    }
-    try {
-      const n = parseNotice(item.value, { line: item.line, now });
-      const r = await store.getResident(n.residentCode);
-      if (!r) {
-        // A resident-code change already applied: the record lives under the new code.
-        if (n.newResidentCode && (await store.getResident(n.newResidentCode))) {
-          skipped++;
-          continue;
-        }
-        throw new JpkiError("ERR_RESIDENT_UNKNOWN", `line ${item.line}: notice ${n.noticeId} names a resident the registry does not hold`);
-      }
-      // Every notice carries the complete items after its change, so the record only ever moves forward:
-      // a notice older than the last one applied (a late arrival, or a repeat) is already reflected.
-      if (r.status !== "active" || n.sequence <= (await store.residentNoticeSequence(r.residentCode))) {
-        skipped++;
-        continue;
-      }
-      const next = applyNoticeToResident(r, n);
-      await store.replaceResidents([{ ...next, noticeSequence: n.sequence }], next.residentCode !== r.residentCode ? [r.residentCode] : []);
-      applied++;
-    } catch (e) {
-      if (!isJpkiError(e)) throw e;
-      errors.push({ line: item.line, code: e.code, message: e.message.includes(`line ${item.line}`) ? e.message : `line ${item.line}: ${e.message}` });
-    }
-  }
-  return { read, applied, skipped, errors };
-}
-
 export function addRegistryApply(reg: Command, io: Io): void {
   reg.command("apply")
     .description("update resident records from change notices (the registry's side of the same feed)")
@@ -155,8 +112,8 @@ export function addRegistryApply(reg: Command, io: Io): void {
     .action(async (file: string, o: { format: "auto" | "jsonl" | "csv" }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       await withWorkspace(ctx, async (ws) => {
-        const source = file === "-" ? (io.stdin ?? process.stdin) : resolve(io.cwd, file);
-        const r = await applyNoticesToRegistry(ws.store, readRecords(source, { format: file === "-" && o.format === "auto" ? "jsonl" : o.format }), new Date());
+        const source = file === "-" ? (io.stdin ?? process.stdin) : checkInputFile(file, "notice file", { cwd: io.cwd });
+        const r = await applyNoticesToRegistry(ws.store, readRecords(source, { format: file === "-" && o.format === "auto" ? "jsonl" : o.format }), ws.clock.now());
         ctx.out.result(r, () =>
           [`read ${r.read}, applied ${r.applied}, skipped ${r.skipped} (already applied or record closed), rejected ${r.errors.length}`, ...r.errors.slice(0, 50).map((e) => `  error [${e.code}] ${e.message}`)].join("\n"),
         );

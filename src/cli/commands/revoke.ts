@@ -20,7 +20,7 @@ export function makeRevokeCommand(io: Io): Command {
         const row = await revokeCertificate(ws.store, { serial: o.serial, reason: o.reason, at: ws.clock.now() });
         const rev = row.revocation!;
         const data = { serial: row.serial, ca: row.caId, revokedAt: rev.revokedAt.toISOString(), reason: reasonName(rev.reason), reasonCode: rev.reason, source: rev.source };
-        ctx.out.result(data, `revoked ${row.serial} (CA ${row.caId}) at ${data.revokedAt}, reason ${data.reason} (${rev.reason})\nrun 'jpki crl generate --ca ${row.caId}' to publish it`);
+        ctx.out.result(data, `revoked ${row.serial} (CA ${row.caId}) at ${data.revokedAt}, reason ${data.reason} (${rev.reason})\nCA ${row.caId} is marked for a new CRL: 'jpki watch' publishes it within its --crl-interval, or run 'jpki crl generate --ca ${row.caId}' now`);
       });
     });
 }

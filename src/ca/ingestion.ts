@@ -1,0 +1,114 @@
+/**
+ * One ingestion run over a file of change notices (異動等情報の通知): notices → revocations → CRLs, with
+ * the rejected notices in a reject file. A library service: `jpki notices ingest`, `jpki watch` and later
+ * the server all call it, none holds logic the others need.
+ *
+ * The result tells the truth about what was applied: CRLs are published for every batch that committed,
+ * also when the run then fails (an unreadable file, a store error) — the error is raised afterwards.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
+import type { CrlUpdater } from "../crl/updater.js";
+import { readRecords } from "../registry/import.js";
+import { sweepStaleTemps, tempPathFor } from "../store/staging.js";
+import type { Workspace } from "../workspace/workspace.js";
+import { NoticeIngestor, type IngestProgress, type IngestSummary, type RejectedNotice } from "./notices.js";
+
+/** Rejected notices go to a file written beside and renamed into place at the end (never half a file). */
+export class RejectFile {
+  readonly path: string;
+  #fd: number | undefined;
+  readonly #tmp: string;
+  count = 0;
+  constructor(path: string) {
+    this.path = path;
+    this.#tmp = tempPathFor(path);
+  }
+  write(r: RejectedNotice): void {
+    if (this.#fd === undefined) {
+      mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+      this.#fd = openSync(this.#tmp, "wx", 0o600);
+    }
+    writeSync(this.#fd, JSON.stringify({ line: r.line, code: r.code, reason: r.message, ...(r.record ? { record: r.record } : {}) }) + "\n");
+    this.count++;
+  }
+  close(): string | undefined {
+    if (this.#fd === undefined) return undefined;
+    fsyncSync(this.#fd);
+    closeSync(this.#fd);
+    this.#fd = undefined;
+    renameSync(this.#tmp, this.path);
+    return this.path;
+  }
+  abandon(): void {
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
+    rmSync(this.#tmp, { force: true });
+  }
+}
+
+export interface IngestRunOptions {
+  readonly source: string | NodeJS.ReadableStream;
+  readonly format: "auto" | "jsonl" | "csv";
+  readonly rejectPath: string;
+  readonly batchSize: number;
+  /** at most one CRL per CA per this many ms during a long run (always one at the end) */
+  readonly crlIntervalMs: number;
+  /** publishes CRLs; without one the CAs stay due and the next run or `crl generate` publishes */
+  readonly updater: CrlUpdater | undefined;
+  readonly signal?: AbortSignal;
+  /** bytes read from the input, for a progress bar */
+  readonly onBytes?: (n: number) => void;
+  readonly onProgress?: (p: IngestProgress) => void;
+}
+
+export interface IngestRunResult extends IngestSummary {
+  readonly rejectFile: string | null;
+  readonly crls: Array<{ ca: string; number: string; entries: number; path: string }>;
+  readonly seconds: number;
+}
+
+export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<IngestRunResult> {
+  const started = Date.now();
+  sweepStaleTemps(dirname(o.rejectPath));
+  const rejects = new RejectFile(o.rejectPath);
+  const ingestor = new NoticeIngestor({ store: ws.store, clock: ws.clock });
+  const crlsBefore = o.updater?.published.length ?? 0;
+  let pendingCas = new Set<string>();
+  let lastCrl = Date.now();
+  let summary: IngestSummary;
+  try {
+    // CAs left due by an earlier, interrupted run get their CRL first.
+    if (o.updater) await o.updater.regenerateDirty();
+    summary = await ingestor.ingest(readRecords(o.source, { format: o.format, ...(o.onBytes ? { onBytes: o.onBytes } : {}) }), {
+      batchSize: o.batchSize,
+      ...(o.signal ? { signal: o.signal } : {}),
+      onReject: (r) => rejects.write(r),
+      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+      onBatchCommitted: async (cas) => {
+        for (const c of cas) pendingCas.add(c);
+        if (o.updater && Date.now() - lastCrl >= o.crlIntervalMs) {
+          await o.updater.regenerate([...pendingCas]);
+          pendingCas = new Set();
+          lastCrl = Date.now();
+        }
+      },
+    });
+  } catch (e) {
+    // What committed before the failure is revoked: publish it before reporting the failure, and keep the
+    // rejects seen so far (they are real).
+    if (o.updater) await o.updater.regenerateDirty().catch(() => undefined);
+    try {
+      rejects.close();
+    } catch {
+      rejects.abandon();
+    }
+    throw e;
+  }
+  if (o.updater) await o.updater.regenerateDirty();
+  const rejectFile = rejects.close() ?? null;
+  const crls = (o.updater?.published.slice(crlsBefore) ?? [])
+    .filter((c) => !c.superseded)
+    .map((c) => ({ ca: c.caId, number: c.number.toString(), entries: c.entries, path: c.derPath }));
+  return { ...summary, rejectFile, crls, seconds: (Date.now() - started) / 1000 };
+}

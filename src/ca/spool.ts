@@ -1,0 +1,142 @@
+/**
+ * The spool watcher behind `jpki watch DIR`: producers drop complete notice files into DIR (write them under
+ * a dot-name or elsewhere, then rename: only *.jsonl, *.ndjson and *.csv not starting with "." are taken).
+ * Each file is claimed by renaming it into DIR/processing/, ingested, and moved to DIR/done/ (with its
+ * .rejects.jsonl when some notices were rejected) or DIR/failed/ when it could not be read.
+ *
+ * Between files and while idle it runs the CRL schedule (crl/schedule.ts): CAs with revocations from any
+ * source — notices, a manual `jpki revoke`, supersession at issuance — get their CRL within the interval,
+ * and every CRL is republished before its nextUpdate even when nothing changed.
+ *
+ * A stop signal ends it after the batch in progress; a file interrupted that way (or by a kill) stays in
+ * processing/ and is resumed first on the next start (ingestion is idempotent, so nothing is lost or
+ * applied twice). Several watchers on one spool are safe: a claim is a rename, which only one wins.
+ */
+import { existsSync, mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleepFor } from "node:timers/promises";
+import { CrlSchedule, type DueReason } from "../crl/schedule.js";
+import type { PublishedCrl } from "../crl/publisher.js";
+import type { CrlUpdater } from "../crl/updater.js";
+import { JpkiError, isJpkiError } from "../errors.js";
+import { stageFile, sweepStaleTemps } from "../store/staging.js";
+import type { Workspace } from "../workspace/workspace.js";
+import { runIngest, type IngestRunResult } from "./ingestion.js";
+
+const SPOOL_FILE = /^[^.].*\.(jsonl|ndjson|csv)$/i;
+
+export interface WatchOptions {
+  readonly dir: string;
+  readonly pollMs: number;
+  /** process the files present now (and publish what is due), then return */
+  readonly once: boolean;
+  readonly batchSize: number;
+  readonly signal: AbortSignal;
+  /** longest a revocation waits for its CRL, ms (default 30 s) */
+  readonly crlIntervalMs?: number;
+  readonly onFile?: (name: string, r: IngestRunResult | { error: JpkiError }) => void;
+  readonly onCrl?: (p: PublishedCrl & { why: DueReason }) => void;
+  /** how the idle loop waits (tests inject one that moves their clock instead) */
+  readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+function isDir(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+export async function watchSpool(ws: Workspace, updater: CrlUpdater, o: WatchOptions): Promise<{ files: number; failed: number; crls: number }> {
+  if (!isDir(o.dir)) {
+    throw new JpkiError("ERR_FILE_NOT_FOUND", `spool directory ${o.dir}: not found or not a directory (create it, or check the path)`);
+  }
+  const dirs = { processing: join(o.dir, "processing"), done: join(o.dir, "done"), failed: join(o.dir, "failed") };
+  for (const d of Object.values(dirs)) {
+    mkdirSync(d, { recursive: true, mode: 0o700 });
+    sweepStaleTemps(d);
+  }
+  const schedule = new CrlSchedule({
+    store: ws.store,
+    clock: ws.clock,
+    config: ws.config,
+    publish: (ids) => updater.regenerate(ids),
+    ...(o.crlIntervalMs !== undefined ? { intervalMs: o.crlIntervalMs } : {}),
+  });
+  const sleep = o.sleep ?? ((ms: number, signal: AbortSignal) => sleepFor(ms, undefined, { signal }));
+  let files = 0;
+  let failed = 0;
+  let crls = 0;
+  const tick = async () => {
+    for (const p of await schedule.tick()) {
+      if (p.superseded) continue;
+      crls++;
+      o.onCrl?.(p);
+    }
+  };
+  const claim = (): string | undefined => {
+    // Resume interrupted files first.
+    const resumed = readdirSync(dirs.processing).filter((f) => SPOOL_FILE.test(f)).sort()[0];
+    if (resumed) return resumed;
+    for (const f of readdirSync(o.dir).filter((f) => SPOOL_FILE.test(f)).sort()) {
+      try {
+        renameSync(join(o.dir, f), join(dirs.processing, f));
+        return f;
+      } catch {
+        // another watcher took it, or it vanished: try the next one
+      }
+    }
+    return undefined;
+  };
+  await tick();
+  while (!o.signal.aborted) {
+    const name = claim();
+    if (!name) {
+      await tick();
+      if (o.once) {
+        // A one-shot run (an operator's recovery after a crash) leaves no revocation unpublished,
+        // whatever the interval says.
+        for (const p of await updater.regenerateDirty()) if (!p.superseded) crls++;
+        break;
+      }
+      try {
+        await sleep(o.pollMs, o.signal);
+      } catch {
+        break; // aborted while idle
+      }
+      continue;
+    }
+    const path = join(dirs.processing, name);
+    const stamp = ws.clock.now().toISOString().replace(/[:.]/g, "-");
+    const dest = (d: string) => (existsSync(join(d, name)) ? join(d, `${stamp}-${name}`) : join(d, name));
+    try {
+      const r = await runIngest(ws, {
+        source: path,
+        format: "auto",
+        rejectPath: `${dest(dirs.done)}.rejects.jsonl`,
+        batchSize: o.batchSize,
+        crlIntervalMs: schedule.intervalMs,
+        updater,
+        signal: o.signal,
+      });
+      if (r.stopped) {
+        o.onFile?.(name, r);
+        break; // leave it in processing/: the next start resumes it
+      }
+      renameSync(path, dest(dirs.done));
+      files++;
+      o.onFile?.(name, r);
+    } catch (e) {
+      if (!isJpkiError(e) || e.code === "ERR_STORE" || e.code === "ERR_WORKSPACE_LOCKED" || e.code === "ERR_PASSPHRASE_WRONG") throw e;
+      const target = dest(dirs.failed);
+      renameSync(path, target);
+      stageFile(`${target}.error.json`, JSON.stringify(e.toJSON(), null, 2) + "\n").install();
+      files++;
+      failed++;
+      o.onFile?.(name, { error: e });
+    }
+    await tick();
+  }
+  return { files, failed, crls };
+}

@@ -1,0 +1,111 @@
+/**
+ * `jpki registry apply`: the registry side (住基ネット) takes the same change notices as the CA, so the next
+ * issuance certifies the four items after the change (shared/spec/JPKI.md "The link between the two
+ * networks"). A library service; the CLI and the demo call it.
+ *
+ * Batches are decided inside the store's write transaction that commits them (two appliers never decide
+ * from the same state). Every notice carries the complete items after its change, so a record only ever
+ * moves forward: a notice at or below the record's last applied sequence is skipped. A resident-code change
+ * (住民票コード変更) to a code another record holds is refused (ERR_RESIDENT_CODE_IN_USE), never merged.
+ */
+import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
+import type { ResidentRecord, Store } from "../store/types.js";
+import type { RecordResult } from "./import.js";
+import { notYetEffective, parseNotice, type ChangeNotice } from "./notice.js";
+import { applyNoticeToResident } from "./notice-apply.js";
+
+export interface RegistryApplySummary {
+  read: number;
+  applied: number;
+  skipped: number;
+  errors: Array<{ line: number; code: ErrorCode; message: string }>;
+}
+
+type Stored = ResidentRecord & { readonly noticeSequence: number };
+
+/** Decides one notice against the records as they stand (including this batch's earlier changes). */
+function decideOne(n: ChangeNotice, line: number, get: (code: string) => Stored | undefined): { put?: Stored; remove?: string } | "skip" {
+  const r = get(n.residentCode);
+  const to = n.newResidentCode;
+  if (!r) {
+    // A resident-code change already applied: the record lives under the new code, at this sequence or later.
+    const moved = to ? get(to) : undefined;
+    if (moved && moved.noticeSequence >= n.sequence) return "skip";
+    throw new JpkiError("ERR_RESIDENT_UNKNOWN", `line ${line}: notice ${n.noticeId} names a resident the registry does not hold`);
+  }
+  if (r.status !== "active" || n.sequence <= r.noticeSequence) return "skip";
+  if (to && get(to)) {
+    throw new JpkiError("ERR_RESIDENT_CODE_IN_USE", `line ${line}: notice ${n.noticeId} changes the resident code to one another record holds; two people are never merged (ask the registry to check the code)`);
+  }
+  const next = applyNoticeToResident(r, n);
+  return { put: { ...next, noticeSequence: n.sequence }, ...(next.residentCode !== r.residentCode ? { remove: r.residentCode } : {}) };
+}
+
+export async function applyNoticesToRegistry(store: Store, records: AsyncIterable<RecordResult>, now: Date, opts: { batchSize?: number } = {}): Promise<RegistryApplySummary> {
+  const size = opts.batchSize ?? 500;
+  const out: RegistryApplySummary = { read: 0, applied: 0, skipped: 0, errors: [] };
+  const fail = (line: number, e: JpkiError) => out.errors.push({ line, code: e.code, message: e.message.includes(`line ${line}`) ? e.message : `line ${line}: ${e.message}` });
+  let batch: Array<{ line: number; n: ChangeNotice }> = [];
+  const flush = async () => {
+    if (!batch.length) return;
+    const b = batch;
+    batch = [];
+    const r = await store.applyToRegistry((read) => {
+      // This batch's own changes first, then the store (read inside the transaction).
+      const local = new Map<string, Stored | null>();
+      const get = (code: string) => (local.has(code) ? (local.get(code) ?? undefined) : read(code));
+      const put = new Map<string, Stored>();
+      const remove = new Set<string>();
+      let applied = 0;
+      let skipped = 0;
+      const errors: Array<{ line: number; e: JpkiError }> = [];
+      for (const { line, n } of b) {
+        try {
+          const d = decideOne(n, line, get);
+          if (d === "skip") {
+            skipped++;
+            continue;
+          }
+          if (d.remove) {
+            local.set(d.remove, null);
+            put.delete(d.remove);
+            remove.add(d.remove);
+          }
+          if (d.put) {
+            local.set(d.put.residentCode, d.put);
+            put.set(d.put.residentCode, d.put);
+            remove.delete(d.put.residentCode);
+          }
+          applied++;
+        } catch (e) {
+          if (!isJpkiError(e)) throw e;
+          errors.push({ line, e });
+        }
+      }
+      return { put: [...put.values()], remove: [...remove], result: { applied, skipped, errors } };
+    });
+    out.applied += r.applied;
+    out.skipped += r.skipped;
+    for (const { line, e } of r.errors) fail(line, e);
+  };
+  for await (const item of records) {
+    out.read++;
+    if ("error" in item) {
+      fail(item.line, item.error);
+      continue;
+    }
+    try {
+      const n = parseNotice(item.value, { line: item.line, now });
+      const early = notYetEffective(n, now);
+      if (early) throw early;
+      batch.push({ line: item.line, n });
+    } catch (e) {
+      if (!isJpkiError(e)) throw e;
+      fail(item.line, e);
+    }
+    if (batch.length >= size) await flush();
+  }
+  await flush();
+  out.errors.sort((a, b) => a.line - b.line);
+  return out;
+}

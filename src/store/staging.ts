@@ -1,0 +1,105 @@
+/**
+ * Staged files: written in full to a temporary sibling and fsynced, installed later by a rename (possibly
+ * under a lock, together with other staged files), or discarded. Temporary names carry the writer's pid,
+ * so the next start can tell the leftovers of a killed run from the work of a live one and sweep them.
+ *
+ *   .<name>.<pid>.<random>.tmp
+ */
+import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { randomBytes } from "node:crypto";
+
+const TEMP = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp$/;
+
+/** A temporary sibling of `path` owned by this process. */
+export function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
+}
+
+export interface StagedFile {
+  readonly path: string;
+  readonly tmp: string;
+  /** Renames the staged file over its target (atomic on one filesystem). */
+  install(): void;
+  /** Removes the staged file; harmless when already installed or gone. */
+  discard(): void;
+}
+
+/** Writes `data` (an iterable is consumed as it is written) to a temporary sibling of `path` and fsyncs it. */
+export function stageFile(path: string, data: string | Uint8Array | Iterable<Uint8Array>, mode = 0o600): StagedFile {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const tmp = tempPathFor(path);
+  const chunks: Iterable<Uint8Array> = typeof data === "string" ? [Buffer.from(data, "utf8")] : data instanceof Uint8Array ? [data] : data;
+  let fd: number | undefined;
+  try {
+    fd = openSync(tmp, "wx", mode);
+    fchmodSync(fd, mode);
+    for (const c of chunks) {
+      let off = 0;
+      while (off < c.length) off += writeSync(fd, c, off, c.length - off);
+    }
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+  } catch (e) {
+    if (fd !== undefined) closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  return {
+    path,
+    tmp,
+    install: () => renameSync(tmp, path),
+    discard: () => rmSync(tmp, { force: true }),
+  };
+}
+
+/** Makes renames in `dir` durable (some filesystems refuse fsync on a directory; the rename stays atomic). */
+export function syncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, "r");
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // best effort
+  }
+}
+
+function alive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Removes temporary files in `dir` left by processes that no longer run (a kill -9 mid-write). Files of
+ * live processes are left alone: another command may be staging right now. Returns the names removed.
+ */
+export function sweepStaleTemps(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = TEMP.exec(name);
+    if (!m || alive(Number(m[1]))) continue;
+    try {
+      rmSync(join(dir, name), { force: true });
+      removed.push(name);
+    } catch {
+      // gone already, or not ours to remove: the next sweep tries again
+    }
+  }
+  return removed;
+}
