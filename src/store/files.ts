@@ -7,13 +7,14 @@
  * server. Pass `mode` for a file others must read directly.
  */
 import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
-import { dirname, basename, join } from "node:path";
-import { randomBytes } from "node:crypto";
+import { dirname } from "node:path";
+import { tempPathFor } from "./staging.js";
 
 export function writeFileAtomic(path: string, data: string | Uint8Array | Iterable<Uint8Array>, mode = 0o600): void {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  // Named with our pid (staging.ts), so the next start can sweep it if this process is killed mid-write.
+  const tmp = tempPathFor(path);
   // An iterable is consumed as it is written, so a generator of chunks never has to exist whole in memory.
   const chunks: Iterable<Uint8Array> = typeof data === "string" ? [Buffer.from(data, "utf8")] : data instanceof Uint8Array ? [data] : data;
   let fd: number | undefined;

@@ -14,6 +14,7 @@ import { join, resolve } from "node:path";
 import { JpkiError } from "../errors.js";
 import { systemClock, type Clock } from "../pki/clock.js";
 import { SqliteStore } from "../store/sqlite.js";
+import { sweepStaleTemps } from "../store/staging.js";
 import { writeFileAtomic } from "../store/files.js";
 import type { Store } from "../store/types.js";
 import { parseConfig, type WorkspaceConfig } from "./config.js";
@@ -105,6 +106,9 @@ export class Workspace {
     }
     const store = SqliteStore.open(paths.db, { create });
     if (create) ownerOnlyStore(paths.db);
+    // A run killed mid-write leaves its staged files behind; they go on the next start (files of a live
+    // process, named with its pid, are left alone).
+    for (const d of [paths.root, paths.caDir, paths.crlDir, paths.certDir, paths.rejectsDir]) sweepStaleTemps(d);
     return new Workspace(paths, config, store, clock);
   }
 

@@ -1,0 +1,123 @@
+/**
+ * Issue 7, point 1: every revocation reaches a published CRL without an operator, and a quiet workspace never
+ * has an expired CRL. The clock is injected: a month of a watch daemon runs in a few seconds, and its idle
+ * loop's sleep moves that clock instead of waiting.
+ */
+import { generateKeyPairSync } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeEach, describe, expect, it } from "vitest";
+import { IssuanceService } from "../ca/issuance.js";
+import { initCas } from "../ca/manage.js";
+import { prefecture } from "../ca/prefectures.js";
+import { revokeCertificate } from "../ca/revocation.js";
+import { watchSpool } from "../ca/spool.js";
+import { FixedClock } from "../pki/clock.js";
+import { describeCrl } from "../profile/describe.js";
+import { makeResidentCode } from "../registry/resident-code.js";
+import { Workspace } from "../workspace/workspace.js";
+import { dueCrls } from "./schedule.js";
+import { CrlUpdater } from "./updater.js";
+
+const HOUR = 3600_000;
+const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
+const spki = () => generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+
+function onDisk(ws: Workspace, caId: string) {
+  const d = describeCrl(readFileSync(join(ws.paths.crlDir, `${caId}.crl`)));
+  return { number: BigInt(d.crlNumber!), nextUpdate: new Date(d.nextUpdate!), serials: d.entries.map((e) => e.serialNumber.toLowerCase()) };
+}
+
+describe("dueCrls (pure)", () => {
+  const at = (h: number) => new Date(Date.UTC(2026, 0, 1) + h * HOUR);
+  const latest = (thisH: number, nextH: number) => ({ caId: "13-sig", state: "published" as const, number: 1n, thisUpdate: at(thisH), nextUpdate: at(nextH), entries: 0, path: "p", sha256: "s" });
+  const opts = { intervalMs: 30_000, marginMs: 24 * HOUR };
+  it("is due when missing, when dirty past the interval, and when nextUpdate is within the margin", () => {
+    expect(dueCrls([{ caId: "13-sig", latest: undefined, dirty: false }], at(0), opts)).toEqual([{ caId: "13-sig", why: "missing" }]);
+    expect(dueCrls([{ caId: "13-sig", latest: latest(0, 48), dirty: false }], at(23), opts)).toEqual([]);
+    expect(dueCrls([{ caId: "13-sig", latest: latest(0, 48), dirty: false }], at(24), opts)).toEqual([{ caId: "13-sig", why: "refresh" }]);
+    expect(dueCrls([{ caId: "13-sig", latest: latest(0, 48), dirty: true }], new Date(at(0).getTime() + 29_999), opts)).toEqual([]);
+    expect(dueCrls([{ caId: "13-sig", latest: latest(0, 48), dirty: true }], new Date(at(0).getTime() + 30_000), opts)).toEqual([{ caId: "13-sig", why: "dirty" }]);
+  });
+});
+
+describe("watch keeps CRLs fresh with no operator (injected clock)", () => {
+  let clock: FixedClock;
+  let ws: Workspace;
+  let spool: string;
+  beforeEach(async () => {
+    clock = new FixedClock("2026-05-01T00:00:00Z");
+    const root = mkdtempSync(join(tmpdir(), "jpki-schedule-"));
+    ws = Workspace.create(join(root, "ws"), { clock });
+    spool = join(root, "spool");
+    mkdirSync(spool);
+    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
+  });
+
+  /** Runs the daemon loop; each idle sleep moves the clock by `stepMs` and `onIdle` may act; stops after `steps`. */
+  async function runDaemon(steps: number, stepMs: number, onIdle: (step: number) => Promise<void> = async () => undefined) {
+    const updater = new CrlUpdater(ws, "pw");
+    await updater.preflight();
+    const controller = new AbortController();
+    let step = 0;
+    const r = await watchSpool(ws, updater, {
+      dir: spool,
+      pollMs: 1000,
+      once: false,
+      batchSize: 100,
+      signal: controller.signal,
+      crlIntervalMs: 30_000,
+      sleep: async () => {
+        // the invariant, checked at every wake-up of the daemon: no CA's CRL is expired or missing
+        for (const id of ["13-sig", "13-auth"]) expect(onDisk(ws, id).nextUpdate.getTime()).toBeGreaterThan(clock.now().getTime());
+        clock.advance(stepMs);
+        await onIdle(step);
+        if (++step >= steps) controller.abort();
+      },
+    });
+    return r;
+  }
+
+  it("republishes every CRL before its nextUpdate through a quiet month: never expired, about daily", async () => {
+    const r = await runDaemon(30 * 24, HOUR); // a month in one-hour wake-ups, nothing happening
+    // 48-hour CRLs refreshed 24 hours before nextUpdate: one per CA per day, plus the first
+    expect(r.crls).toBeGreaterThanOrEqual(2 * 30);
+    expect(r.crls).toBeLessThanOrEqual(2 * 32);
+    expect(onDisk(ws, "13-sig").number).toBeGreaterThanOrEqual(30n);
+  });
+
+  it("a manual revocation reaches the CRL with no other command, within the interval", async () => {
+    const residentCode = makeResidentCode("0000000777");
+    await ws.store.upsertResidents([{ residentCode, municipalityCode: "131016", status: "active", fourItems: items }]);
+    const cert = await new IssuanceService({ store: ws.store, config: ws.config, clock, passphrase: "pw" }).issue({ residentCode, type: "signature", publicKey: spki() });
+    let revokedAtStep = -1;
+    let seenAtStep = -1;
+    await runDaemon(20, 10_000, async (step) => {
+      if (step === 3) {
+        await revokeCertificate(ws.store, { serial: cert.serial, reason: "loss", at: clock.now() });
+        revokedAtStep = step;
+      }
+      if (seenAtStep < 0 && onDisk(ws, "13-sig").serials.includes(cert.serial)) seenAtStep = step;
+    });
+    expect(revokedAtStep).toBe(3);
+    // wake-ups are 10 s apart and the interval is 30 s: published at most 3 wake-ups later
+    expect(seenAtStep).toBeGreaterThan(revokedAtStep);
+    expect(seenAtStep - revokedAtStep).toBeLessThanOrEqual(4);
+    expect(await ws.store.dirtyCas()).toEqual([]);
+  });
+
+  it("supersession at issuance marks the CA and the superseded certificate reaches the CRL", async () => {
+    const residentCode = makeResidentCode("0000000778");
+    await ws.store.upsertResidents([{ residentCode, municipalityCode: "131016", status: "active", fourItems: items }]);
+    const service = new IssuanceService({ store: ws.store, config: ws.config, clock, passphrase: "pw" });
+    const first = await service.issue({ residentCode, type: "signature", publicKey: spki() });
+    await runDaemon(2, 10_000);
+    expect(onDisk(ws, "13-sig").serials).not.toContain(first.serial);
+    const second = await service.issue({ residentCode, type: "signature", publicKey: spki() });
+    expect(second.superseded).toEqual([first.serial]);
+    expect(await ws.store.dirtyCas()).toEqual(["13-sig"]);
+    await runDaemon(5, 10_000);
+    expect(onDisk(ws, "13-sig").serials).toContain(first.serial);
+  });
+});
