@@ -1,0 +1,170 @@
+/**
+ * Issue 7, point 2: concurrent commands on one workspace are safe (slow: spawns the built CLI). The design is
+ * "safe by design", not a workspace lock: every batch decides from what it reads inside the write transaction
+ * that commits it, and CRL files are installed inside the transaction that records them (see README,
+ * "Concurrency"). These are the reproductions from the issue, run as real processes at the same time.
+ */
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { beforeAll, describe, expect, it } from "vitest";
+import { describeCrl } from "../../src/profile/describe.js";
+import { generateResidents } from "../../src/registry/fixtures.js";
+import { cardKey, cli, listFiles, tempDir, writeJsonl } from "./helpers.js";
+
+const MAIN = join(import.meta.dirname, "..", "..", "bin", "jpki.cjs");
+let dir: string;
+let pem: string;
+type Row = Record<string, string>;
+
+function jpki(ws: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [MAIN, "--workspace", ws, ...args], { env: { ...process.env, JPKI_PASSPHRASE: "correct horse" } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function workspace(name: string, count: number): Promise<{ ws: string; residents: Row[] }> {
+  const ws = join(dir, name);
+  expect((await cli(["--workspace", ws, "ca", "init", "-p", "13,27"], { cwd: dir })).code).toBe(0);
+  const residents = [...generateResidents({ count, seed: name, prefectures: ["13", "27"] })] as unknown as Row[];
+  writeJsonl(join(dir, `${name}-residents.jsonl`), residents);
+  expect((await cli(["--workspace", ws, "registry", "import", join(dir, `${name}-residents.jsonl`)], { cwd: dir })).code).toBe(0);
+  writeJsonl(join(dir, `${name}-apps.jsonl`), residents.flatMap((r) => ["signature", "authentication"].map((type) => ({ residentCode: r.residentCode, type, publicKey: pem }))));
+  const issued = await cli(["--workspace", ws, "issue", "--batch", join(dir, `${name}-apps.jsonl`)], { cwd: dir });
+  expect(issued.code, issued.stderr).toBe(0);
+  return { ws, residents };
+}
+
+function db(ws: string): Database.Database {
+  return new Database(join(ws, "jpki.db"), { readonly: true });
+}
+
+function crlOnDisk(ws: string, ca: string): { number: bigint; serials: string[] } {
+  const d = describeCrl(readFileSync(join(ws, "crl", `${ca}.crl`)));
+  return { number: BigInt(d.crlNumber!), serials: d.entries.map((e) => e.serialNumber.toLowerCase()).sort() };
+}
+
+function items(r: Row) {
+  return { name: r.name ?? `${r.familyName}　${r.givenName}`, address: r.address!, birthDate: r.birthDate!, gender: r.gender! };
+}
+
+beforeAll(() => {
+  dir = tempDir("jpki-concurrency-");
+  pem = readFileSync(cardKey(dir, "card").pub, "utf8");
+});
+
+describe("concurrent commands on one workspace (slow: spawns the CLI)", () => {
+  it("two ingests at once, the second file holding the next sequence of the first's residents: nothing held, nothing lost", async () => {
+    for (let round = 0; round < 3; round++) {
+      const { ws, residents } = await workspace(`ingest-${round}`, 300);
+      // a: sequence 1, a correction that changes nothing certified; b: sequence 2, death (revokes both certificates)
+      const a = writeJsonl(join(dir, `a-${round}.jsonl`), residents.map((r, i) => ({ noticeId: `A-${i}`, residentCode: r.residentCode, kind: "correction", effectiveDate: "2026-05-01", sequence: 1, municipalityCode: r.municipalityCode, after: items(r) })));
+      const b = writeJsonl(join(dir, `b-${round}.jsonl`), residents.map((r, i) => ({ noticeId: `B-${i}`, residentCode: r.residentCode, kind: "death", effectiveDate: "2026-05-02", sequence: 2, municipalityCode: r.municipalityCode })));
+      const [ra, rb] = await Promise.all([jpki(ws, ["notices", "ingest", a, "--batch-size", "50", "--json"]), jpki(ws, ["notices", "ingest", b, "--batch-size", "50", "--json"])]);
+      expect(ra.code, ra.stderr).toBe(0);
+      expect(rb.code, rb.stderr).toBe(0);
+      const sa = JSON.parse(ra.stdout);
+      const sb = JSON.parse(rb.stdout);
+      // every notice applied exactly once across both runs (directly or released from hold)
+      expect(sa.applied + sb.applied).toBe(600);
+      expect(sa.revocations + sb.revocations).toBe(600);
+      const d = db(ws);
+      try {
+        expect(d.prepare("SELECT count(*) AS n FROM notices WHERE status = 'held'").get()).toEqual({ n: 0 });
+        expect(d.prepare("SELECT count(*) AS n FROM certificates WHERE revoked_at IS NULL").get()).toEqual({ n: 0 });
+        expect(d.prepare("SELECT count(*) AS n FROM resident_sequences WHERE last_sequence = 2").get()).toEqual({ n: 300 });
+      } finally {
+        d.close();
+      }
+      // every revocation is on the CA's published CRL, and a re-ingest changes nothing
+      for (const ca of ["13-sig", "13-auth", "27-sig", "27-auth"]) {
+        const d2 = db(ws);
+        const revoked = (d2.prepare("SELECT serial FROM certificates WHERE ca_id = ? AND revoked_at IS NOT NULL").pluck().all(ca) as string[]).sort();
+        d2.close();
+        expect(crlOnDisk(ws, ca).serials).toEqual(revoked);
+      }
+      const again = await jpki(ws, ["notices", "ingest", b, "--json"]);
+      expect(JSON.parse(again.stdout)).toMatchObject({ applied: 0, duplicates: 300, held: 0, rejected: 0 });
+    }
+  });
+
+  it("two 'crl generate --prefecture all' at once: a file only moves to a higher number, DER and PEM agree, the store agrees", async () => {
+    const { ws } = await workspace("crl", 20);
+    const cas = ["13-sig", "13-auth", "27-sig", "27-auth"];
+    const highest = new Map<string, bigint>();
+    let polling = true;
+    let observations = 0;
+    const poll = (async () => {
+      while (polling) {
+        for (const ca of cas) {
+          let n: bigint;
+          try {
+            n = crlOnDisk(ws, ca).number;
+          } catch {
+            continue; // not published yet
+          }
+          observations++;
+          expect(n, `${ca} went back on disk`).toBeGreaterThanOrEqual(highest.get(ca) ?? 0n);
+          highest.set(ca, n);
+        }
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    })();
+    for (let round = 0; round < 4; round++) {
+      const runs = await Promise.all([jpki(ws, ["crl", "generate", "--prefecture", "all"]), jpki(ws, ["crl", "generate", "--prefecture", "all"]), jpki(ws, ["crl", "generate", "--prefecture", "13"])]);
+      for (const r of runs) expect(r.code, r.stderr).toBe(0);
+    }
+    polling = false;
+    await poll;
+    expect(observations).toBeGreaterThan(0);
+    const d = db(ws);
+    try {
+      for (const ca of cas) {
+        const der = readFileSync(join(ws, "crl", `${ca}.crl`));
+        const pemText = readFileSync(join(ws, "crl", `${ca}.crl.pem`), "utf8");
+        expect(Buffer.from(pemText.replace(/-----[A-Z0-9 ]+-----|\s/g, ""), "base64").equals(der), `${ca}: DER and PEM differ`).toBe(true);
+        const latest = d.prepare("SELECT max(number) AS n FROM crls WHERE ca_id = ? AND state = 'published'").get(ca) as { n: number };
+        expect(BigInt(latest.n)).toBe(crlOnDisk(ws, ca).number);
+      }
+    } finally {
+      d.close();
+    }
+    expect(listFiles(join(ws, "crl")).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+  });
+
+  it("issue --batch beside ingest: no valid certificate certifies an address a notice already changed", async () => {
+    const { ws, residents } = await workspace("window", 200);
+    const moved = "東京都千代田区永田町１丁目７番１号";
+    const feed = writeJsonl(
+      join(dir, "window-feed.jsonl"),
+      residents.map((r, i) => ({ noticeId: `W-${i}`, residentCode: r.residentCode, kind: "relocation", effectiveDate: "2026-05-01", sequence: 1, municipalityCode: r.municipalityCode, after: { ...items(r), address: r.municipalityCode!.startsWith("13") ? moved : "大阪府大阪市北区中之島１丁目３番２０号" } })),
+    );
+    const apps = writeJsonl(join(dir, "window-apps.jsonl"), residents.map((r) => ({ residentCode: r.residentCode, type: "signature", publicKey: pem })));
+    const [ing, iss] = await Promise.all([jpki(ws, ["notices", "ingest", feed, "--batch-size", "10"]), jpki(ws, ["issue", "--batch", apps, "--concurrency", "4", "--json"])]);
+    expect(ing.code, ing.stderr).toBe(0);
+    expect([0, 13]).toContain(iss.code); // some applications refused (ERR_REGISTRY_BEHIND) is right, not a crash
+    expect(iss.stderr).not.toMatch(/ERR_INTERNAL|\s+at /);
+    const summary = JSON.parse(iss.stdout);
+    for (const e of summary.errors) expect(e.code).toBe("ERR_REGISTRY_BEHIND");
+    const d = db(ws);
+    try {
+      // the registry was never told: every valid signature certificate of a resident whose relocation the CA
+      // applied would certify the old address — there must be none
+      const stale = d
+        .prepare(
+          `SELECT count(*) AS n FROM certificates c JOIN notices n ON n.resident_code = c.resident_code AND n.status = 'applied'
+           WHERE c.type = 'signature' AND c.revoked_at IS NULL`,
+        )
+        .get() as { n: number };
+      expect(stale.n).toBe(0);
+    } finally {
+      d.close();
+    }
+  });
+});
