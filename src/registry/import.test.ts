@@ -6,15 +6,18 @@ import { describe, expect, it } from "vitest";
 import { generateResidents } from "./fixtures.js";
 import { describeJsonError, formatFromPath, readRecords, type ReadRecordsOptions, type RecordResult } from "./import.js";
 
-type Simple = { line: number; value?: Record<string, unknown>; error?: string; message?: string };
+type Simple = { line: number; value?: Record<string, unknown>; error?: string; message?: string; problem?: unknown };
 
 async function collect(input: NodeJS.ReadableStream | string, opts: ReadRecordsOptions = {}): Promise<Simple[]> {
   const out: Simple[] = [];
   for await (const r of readRecords(input, opts)) {
-    out.push("error" in r ? { line: r.line, error: r.error.code, message: r.error.message } : { line: r.line, value: r.value });
+    out.push("error" in r ? { line: r.line, error: r.error.code, message: r.error.message, problem: r.error.details?.problem } : { line: r.line, value: r.value });
   }
   return out;
 }
+
+/** [line, "ok" | problem] for each result: the shape most partial-input tests assert on. */
+const outline = (r: Simple[]): Array<[number, unknown]> => r.map((x) => [x.line, x.error ? `${x.error}/${String(x.problem)}` : "ok"]);
 
 /** A stream of the UTF-8 bytes of `text`, cut into `size`-byte chunks (1 splits every character and CRLF). */
 function bytes(text: string | Uint8Array, size = 1 << 16): Readable {
@@ -155,17 +158,152 @@ describe("limits and input errors", () => {
     expect(r.filter((x) => x.value).length).toBeGreaterThan(50);
   });
 
-  it("throws ERR_IMPORT_FORMAT for bytes that are not UTF-8", async () => {
-    await expect(collect(bytes(new Uint8Array([0x7b, 0x22, 0x61, 0x22, 0x3a, 0xff, 0x7d, 0x0a])), { format: "jsonl" }))
-      .rejects.toMatchObject({ code: "ERR_IMPORT_FORMAT" });
-  });
-
   it("throws ERR_USAGE for a file that cannot be read", async () => {
     await expect(collect(join(tmpdir(), "jpki-no-such-dir", "x.jsonl"))).rejects.toMatchObject({ code: "ERR_USAGE" });
   });
 
   it("rejects an unknown format", async () => {
     await expect(collect(bytes(""), { format: "xml" as "csv" })).rejects.toMatchObject({ code: "ERR_USAGE" });
+  });
+});
+
+/** Bytes of a file: strings are UTF-8, arrays are raw bytes (e.g. a broken UTF-8 sequence). */
+const file = (...parts: Array<string | number[]>): Uint8Array =>
+  Buffer.concat(parts.map((p) => (typeof p === "string" ? Buffer.from(p, "utf8") : Buffer.from(p))));
+/** "架空" in Shift_JIS: a typical broken line in a file that should have been UTF-8. */
+const SJIS = [0x89, 0xcb, 0x8b, 0xf3];
+
+describe("partial input: a bad line is rejected with its number, the rest goes on", () => {
+  const CHUNKS = [1, 3, 7, 1 << 16];
+
+  it("JSON Lines: a line that is not UTF-8, in the middle and last without a line break", async () => {
+    const data = file('{"a":1}\n{"name":"', SJIS, '"}\n{"a":2}\n{"name":"', [0xe6, 0x9e], '"}');
+    for (const size of CHUNKS) {
+      const r = await collect(bytes(data, size), { format: "jsonl" });
+      expect(outline(r), `chunk ${size}`).toEqual([
+        [1, "ok"], [2, "ERR_IMPORT_FORMAT/invalid-utf8"], [3, "ok"], [4, "ERR_IMPORT_FORMAT/invalid-utf8"],
+      ]);
+      expect(r[1]!.message).toBe("line 2: not valid UTF-8: save the file as UTF-8 (with or without BOM)");
+      expect(r[2]!.value).toEqual({ a: 2 });
+    }
+  });
+
+  it("JSON Lines: a broken first line does not hide the BOM handling or the format sniffing", async () => {
+    const data = file("\uFEFF", '{"n":"', SJIS, '"}\n', '{"a":1}\n');
+    for (const size of CHUNKS) {
+      expect(outline(await collect(bytes(data, size)))).toEqual([[1, "ERR_IMPORT_FORMAT/invalid-utf8"], [2, "ok"]]);
+    }
+  });
+
+  it("CSV: a row that is not UTF-8, also inside a quoted field spanning lines, is rejected by its first line", async () => {
+    const data = file('a,b\n1,"', SJIS, '"\n2,"x\n', SJIS, ',still quoted\ny",z\n3,ok\n4,', SJIS, "\n5,end");
+    for (const size of CHUNKS) {
+      const r = await collect(bytes(data, size), { format: "csv" });
+      expect(outline(r), `chunk ${size}`).toEqual([
+        [2, "ERR_IMPORT_FORMAT/invalid-utf8"], [3, "ERR_IMPORT_FORMAT/invalid-utf8"], [6, "ok"],
+        [7, "ERR_IMPORT_FORMAT/invalid-utf8"], [8, "ok"],
+      ]);
+      expect(r[1]!.message).toMatch(/^line 3: .*line 4/);
+      expect(r[2]!.value).toEqual({ a: "3", b: "ok" });
+      expect(r[4]!.value).toEqual({ a: "5", b: "end" });
+    }
+  });
+
+  it("a CSV header that is not UTF-8 still fails the whole file, before any record", async () => {
+    await expect(collect(bytes(file("a,", SJIS, "\n1,2\n")), { format: "csv" })).rejects.toMatchObject({ code: "ERR_IMPORT_FORMAT" });
+  });
+
+  it("JSON Lines: a bare CR is a bad line; a file with only CR line breaks is one bad line 1", async () => {
+    const r = await collect(bytes('{"a":1}\r\n{"a":2}\r{"a":3}\n{"a":4}\n'), { format: "jsonl" });
+    expect(outline(r)).toEqual([[1, "ok"], [2, "ERR_IMPORT_FORMAT/bare-cr"], [3, "ok"]]);
+    expect(r[1]!.message).toMatch(/^line 2: bare CR \(CR-only line endings\?\)/);
+    const mac = await collect(bytes('{"a":1}\r{"a":2}\r{"a":3}\r'));
+    expect(outline(mac)).toEqual([[1, "ERR_IMPORT_FORMAT/bare-cr"]]);
+  });
+
+  it("CSV: a bare CR outside quotes is a bad row; inside quotes it is data", async () => {
+    const text = 'a,b\n1,x\ry\n2,"x\ry"\n3,"q"\r\n4,"q"\rz\n5,"two\r\nlines"\n6,last\n';
+    for (const size of [1, 1 << 16]) {
+      const r = await collect(bytes(text, size), { format: "csv" });
+      expect(outline(r)).toEqual([
+        [2, "ERR_IMPORT_FORMAT/bare-cr"], [3, "ok"], [4, "ok"], [5, "ERR_IMPORT_FORMAT/bare-cr"], [6, "ok"], [8, "ok"],
+      ]);
+      expect(r[0]!.message).toMatch(/^line 2: bare CR \(CR-only line endings\?\)/);
+      expect(r[1]!.value).toEqual({ a: "2", b: "x\ry" });
+      expect(r[4]!.value).toEqual({ a: "5", b: "two\r\nlines" });
+    }
+    await expect(collect(bytes("a,b\r1,2\r3,4\r"), { format: "csv" })).rejects.toMatchObject({ code: "ERR_IMPORT_FORMAT", message: expect.stringMatching(/bare CR/) });
+  });
+
+  it("JSON Lines: a lone surrogate escape in a value or a key is a bad line; a pair is fine", async () => {
+    const text = [
+      '{"a":1}',
+      '{"name":"\\ud800"}', // lone high surrogate
+      '{"n":"\\ud842\\udfb7"}', // 𠮷 as a surrogate pair: fine
+      '{"list":["ok",{"deep":"x\\udc00"}]}', // lone low surrogate, nested
+      '{"\\udbff":1}', // in a key
+      '{"n":"\\\\ud800"}', // an escaped backslash then "ud800": plain text, fine
+      '{"a":2}',
+    ].join("\n");
+    const r = await collect(bytes(text), { format: "jsonl" });
+    expect(outline(r)).toEqual([
+      [1, "ok"], [2, "ERR_IMPORT_FORMAT/lone-surrogate"], [3, "ok"], [4, "ERR_IMPORT_FORMAT/lone-surrogate"],
+      [5, "ERR_IMPORT_FORMAT/lone-surrogate"], [6, "ok"], [7, "ok"],
+    ]);
+    expect(r[1]!.message).toBe('line 2: field "name" is not well-formed Unicode (a lone surrogate, e.g. an unpaired \\ud800 escape)');
+    expect(r[3]!.message).toMatch(/^line 4: field "list" /);
+    expect(r[2]!.value).toEqual({ n: "𠮷" });
+    expect(r[5]!.value).toEqual({ n: "\\ud800" });
+  });
+
+  it("an over-long field is a bad line, named by its field but never quoted", async () => {
+    const long = "架".repeat(50);
+    const jsonl = [`{"a":1,"name":"${long}"}`, `{"list":["${long}"]}`, `{"${long}":1}`, `{"name":"${"x".repeat(40)}"}`].join("\n");
+    const r = await collect(bytes(jsonl), { format: "jsonl", maxFieldChars: 40 });
+    expect(outline(r)).toEqual([
+      [1, "ERR_IMPORT_FORMAT/field-too-long"], [2, "ERR_IMPORT_FORMAT/field-too-long"], [3, "ERR_IMPORT_FORMAT/field-too-long"], [4, "ok"],
+    ]);
+    expect(r[0]!.message).toBe('line 1: field "name" is longer than the limit (maxFieldChars, 40 characters)');
+    for (const x of r) expect(x.message ?? "").not.toContain("架");
+
+    const csv = `id,name\n1,${long}\n2,"${long}"\n3,ok\n`;
+    const c = await collect(bytes(csv), { format: "csv", maxFieldChars: 40 });
+    expect(outline(c)).toEqual([[2, "ERR_IMPORT_FORMAT/field-too-long"], [3, "ERR_IMPORT_FORMAT/field-too-long"], [4, "ok"]]);
+    expect(c[0]!.message).toBe('line 2: field "name" is longer than the limit (maxFieldChars, 40 characters)');
+
+    // A column name that may be personal data (a file without a header row) is not quoted: its position is.
+    const headless = await collect(bytes(`1,架空　太郎\n2,${long}\n`), { format: "csv", maxFieldChars: 40 });
+    expect(headless[0]!.message).toBe("line 2: column 2 is longer than the limit (maxFieldChars, 40 characters)");
+  });
+
+  it("the default field limit is 4096 characters", async () => {
+    const r = await collect(bytes(`{"a":"${"x".repeat(4096)}"}\n{"a":"${"x".repeat(4097)}"}\n`), { format: "jsonl" });
+    expect(outline(r)).toEqual([[1, "ok"], [2, "ERR_IMPORT_FORMAT/field-too-long"]]);
+    await expect(collect(bytes(""), { maxFieldChars: 0 })).rejects.toMatchObject({ code: "ERR_CONFIG_INVALID" });
+  });
+
+  it("every kind of bad line together, under every chunking: only the bad lines are lost", async () => {
+    const data = file(
+      '{"i":1}\n',
+      '{"n":"', SJIS, '"}\n', // 2 not UTF-8
+      '{"i":3}\n',
+      '{"n":"x\ry"}\n', // 4 bare CR
+      '{"i":5}\n',
+      '{"n":"\\udfff"}\n', // 6 lone surrogate
+      '{"i":7}\n',
+      `{"n":"${"x".repeat(300)}"}\n`, // 8 field too long
+      '{"i":9}\n',
+      `{"n":"${"x".repeat(3000)}"}\n`, // 10 line too long
+      '{"i":11}\n',
+    );
+    for (const size of CHUNKS) {
+      const r = await collect(bytes(data, size), { maxFieldChars: 200, maxRecordChars: 1000 });
+      expect(outline(r), `chunk ${size}`).toEqual([
+        [1, "ok"], [2, "ERR_IMPORT_FORMAT/invalid-utf8"], [3, "ok"], [4, "ERR_IMPORT_FORMAT/bare-cr"], [5, "ok"],
+        [6, "ERR_IMPORT_FORMAT/lone-surrogate"], [7, "ok"], [8, "ERR_IMPORT_FORMAT/field-too-long"], [9, "ok"],
+        [10, "ERR_IMPORT_FORMAT/too-long"], [11, "ok"],
+      ]);
+    }
   });
 });
 

@@ -7,7 +7,19 @@
  * (e.g. `parseResidentRecord`). They never hold more than one record in memory, so a file of millions of
  * residents streams through; a record longer than `maxRecordChars` is reported and skipped rather than
  * buffered. Problems with one record are yielded as `{ line, error }` and reading goes on; only problems
- * with the file as a whole (unreadable, not UTF-8, bad CSV header) are thrown.
+ * with the file as a whole (unreadable, bad CSV header) are thrown, and those are met before the first
+ * record is yielded. A caller that commits in batches therefore never stops half-way because of one bad
+ * line: it applies the rest and reports the bad ones (issue 7 point 5).
+ *
+ * Bad lines, each an `ERR_IMPORT_FORMAT` whose `details.problem` says which kind:
+ * - `invalid-utf8`: the line's bytes are not UTF-8 (each physical line is decoded on its own, so a broken
+ *   byte costs one line, not the file);
+ * - `bare-cr`: a CR not followed by LF outside a quoted CSV field, usually a file with CR-only (old Mac)
+ *   line ends: such a file is one long bad line 1;
+ * - `lone-surrogate`: a JSON string or key with an unpaired `\ud800`–`\udfff` escape (not Unicode text);
+ * - `field-too-long`: a value longer than `maxFieldChars`, named by its field;
+ * - `too-long`: a record longer than `maxRecordChars`;
+ * - `malformed-json`, `not-an-object`, `csv-syntax`, `csv-unclosed-quote`, `csv-field-count`.
  *
  * Messages say which line and what is wrong, never the line's content: the content is personal data.
  */
@@ -22,6 +34,8 @@ export interface ReadRecordsOptions {
   readonly format?: ImportFormat | "auto";
   /** Longest record accepted, in UTF-16 code units; longer ones are reported and skipped. Default 1 MiB. */
   readonly maxRecordChars?: number;
+  /** Longest field value (or JSON key) accepted, in UTF-16 code units; the record is reported. Default 4096. */
+  readonly maxFieldChars?: number;
   /** Called with each chunk's size as it is read, for progress over a file of known size. */
   readonly onBytes?: (n: number) => void;
 }
@@ -32,6 +46,7 @@ export type RecordResult =
   | { readonly line: number; readonly error: JpkiError };
 
 export const DEFAULT_MAX_RECORD_CHARS = 1 << 20;
+export const DEFAULT_MAX_FIELD_CHARS = 4096;
 
 const EXTENSIONS: ReadonlyMap<string, ImportFormat> = new Map<string, ImportFormat>([
   [".jsonl", "jsonl"], [".ndjson", "jsonl"], [".json", "jsonl"], [".csv", "csv"],
@@ -53,10 +68,10 @@ export async function* readRecords(
   input: NodeJS.ReadableStream | string,
   opts: ReadRecordsOptions = {},
 ): AsyncGenerator<RecordResult, void, undefined> {
-  const maxChars = opts.maxRecordChars ?? DEFAULT_MAX_RECORD_CHARS;
-  if (!Number.isInteger(maxChars) || maxChars < 1) {
-    throw new JpkiError("ERR_CONFIG_INVALID", "maxRecordChars must be a positive integer");
-  }
+  const limits: Limits = {
+    record: positive(opts.maxRecordChars ?? DEFAULT_MAX_RECORD_CHARS, "maxRecordChars"),
+    field: positive(opts.maxFieldChars ?? DEFAULT_MAX_FIELD_CHARS, "maxFieldChars"),
+  };
   const requested = opts.format ?? "auto";
   if (requested !== "auto" && requested !== "jsonl" && requested !== "csv") {
     throw new JpkiError("ERR_USAGE", `unknown import format ${JSON.stringify(String(requested))}: use jsonl, csv or auto`);
@@ -64,134 +79,274 @@ export async function* readRecords(
   const path = typeof input === "string" ? input : undefined;
   const stream = typeof input === "string" ? createReadStream(input) : input;
   try {
-    let text = decodeUtf8(stream, path, opts.onBytes);
+    let lines = physicalLines(stream, path, limits.record, opts.onBytes);
     let format: ImportFormat | undefined = requested === "auto" ? (path ? formatFromPath(path) : undefined) : requested;
-    if (!format) {
-      const sniffed = await sniff(text);
-      format = sniffed.format;
-      text = sniffed.text;
-    }
-    const lines = physicalLines(text, maxChars);
-    yield* format === "jsonl" ? jsonLines(lines) : csvRecords(lines, maxChars);
+    if (!format) ({ format, lines } = await sniff(lines));
+    yield* format === "jsonl" ? jsonLines(lines, limits) : csvRecords(lines, limits);
   } finally {
     // Stopping early (a `break` in the caller) must not leave the file open.
     if (typeof input === "string") (stream as ReturnType<typeof createReadStream>).destroy();
   }
 }
 
+interface Limits {
+  readonly record: number;
+  readonly field: number;
+}
+
+function positive(n: number, name: string): number {
+  if (!Number.isInteger(n) || n < 1) throw new JpkiError("ERR_CONFIG_INVALID", `${name} must be a positive integer`);
+  return n;
+}
+
 // ---------------------------------------------------------------------------------------------------------
-// Bytes → text → physical lines
-
-async function* decodeUtf8(stream: NodeJS.ReadableStream, path: string | undefined, onBytes?: (n: number) => void): AsyncGenerator<string> {
-  // fatal: a name with a broken byte must be rejected, not silently turned into U+FFFD.
-  const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-  let first = true;
-  const strip = (s: string): string => {
-    if (!first || s === "") return s;
-    first = false;
-    return s.charCodeAt(0) === 0xfeff ? s.slice(1) : s;
-  };
-  try {
-    for await (const chunk of stream) {
-      onBytes?.((chunk as { length: number }).length);
-      const s = typeof chunk === "string" ? chunk : decoder.decode(chunk as Uint8Array, { stream: true });
-      const out = strip(s);
-      if (out !== "") yield out;
-    }
-    const tail = strip(decoder.decode());
-    if (tail !== "") yield tail;
-  } catch (e) {
-    if (e instanceof JpkiError) throw e;
-    if (e instanceof TypeError && (e as { code?: string }).code === "ERR_ENCODING_INVALID_ENCODED_DATA") {
-      throw new JpkiError("ERR_IMPORT_FORMAT", `${path ?? "the input"} is not valid UTF-8: save it as UTF-8 (with or without BOM)`, { cause: e });
-    }
-    const code = (e as { code?: string }).code;
-    throw new JpkiError("ERR_USAGE", `cannot read ${path ?? "the input"}${code ? ` (${code})` : ""}: check the path and permissions`, { cause: e });
-  }
-}
-
-/** Looks at the first non-blank character: `{` means JSON Lines, anything else CSV. */
-async function sniff(text: AsyncGenerator<string>): Promise<{ format: ImportFormat; text: AsyncGenerator<string> }> {
-  let head = "";
-  let r = await text.next();
-  while (!r.done) {
-    head += r.value;
-    if (head.trimStart() !== "") break;
-    r = await text.next();
-  }
-  const format: ImportFormat = head.trimStart().startsWith("{") ? "jsonl" : "csv";
-  async function* replay(): AsyncGenerator<string> {
-    if (head !== "") yield head;
-    if (r.done) return;
-    yield* text;
-  }
-  return { format, text: replay() };
-}
+// Bytes → physical lines → text
 
 interface PhysicalLine {
   readonly line: number;
-  /** the line without its terminator */
+  /** the line without its terminator (a CR before the LF belongs to the terminator) */
   readonly text: string;
   /** "\n", "\r\n", or "" for the last line of a file without a final line break */
   readonly eol: string;
-  /** set when the line was longer than the limit: `text` is empty and the line is skipped */
-  readonly overflow?: true;
+  /**
+   * Set when the line cannot be used. `too-long`: `text` is empty. `invalid-utf8`: `text` is the line
+   * decoded with U+FFFD for the broken bytes, good only for finding CSV quotes and commas (which are ASCII
+   * and survive), never for values.
+   */
+  readonly bad?: "too-long" | "invalid-utf8";
+  /** the text holds a CR (not the one of a CRLF line end) */
+  readonly cr?: true;
+  /** the text holds a backslash followed by `u`: a JSON escape that may spell a lone surrogate */
+  readonly escape?: true;
 }
 
-/** Splits text into lines at LF (a preceding CR belongs to the terminator), holding at most one line. */
-async function* physicalLines(text: AsyncIterable<string>, maxChars: number): AsyncGenerator<PhysicalLine> {
-  let buf = "";
+/**
+ * Splits the bytes at LF, then decodes each physical line on its own with a fatal decoder, holding at most
+ * one line (plus the chunk in hand). Since LF never occurs inside a UTF-8 sequence, the complete lines of a
+ * chunk are first decoded together; only a chunk that fails is decoded again line by line.
+ */
+async function* physicalLines(
+  stream: NodeJS.ReadableStream,
+  path: string | undefined,
+  maxChars: number,
+  onBytes?: (n: number) => void,
+): AsyncGenerator<PhysicalLine> {
+  // fatal: a name with a broken byte must be rejected, not silently turned into U+FFFD.
+  const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  // A UTF-16 code unit takes at most 3 UTF-8 bytes: a line of more bytes is too long whatever it holds.
+  const maxBytes = maxChars * 3;
   let line = 0;
-  let skipping = false; // inside an over-long line, already reported: drop text until its end
-  for await (const chunk of text) {
-    buf += chunk;
-    let start = 0;
-    for (;;) {
-      const nl = buf.indexOf("\n", start);
-      if (nl < 0) break;
-      line++;
-      const crlf = nl > start && buf.charCodeAt(nl - 1) === 13;
-      const end = crlf ? nl - 1 : nl;
-      if (skipping) skipping = false;
-      else if (end - start > maxChars) yield { line, text: "", eol: "", overflow: true };
-      else yield { line, text: buf.slice(start, end), eol: crlf ? "\r\n" : "\n" };
-      start = nl + 1;
+  let pending: Buffer[] = []; // bytes of the line not yet ended by a LF
+  let pendingBytes = 0;
+  let skipping = false; // inside an over-long line, already reported: drop bytes until its LF
+
+  const decode = (bytes: Uint8Array): string | undefined => {
+    try {
+      return decoder.decode(bytes);
+    } catch {
+      return undefined;
     }
-    buf = start === 0 ? buf : buf.slice(start);
-    if (skipping) buf = "";
-    else if (buf.length > maxChars) {
-      yield { line: line + 1, text: "", eol: "", overflow: true };
-      skipping = true;
-      buf = "";
+  };
+  /**
+   * `scan`: whether the line may hold a CR or a backslash at all. A block of bytes without byte 0x0D or
+   * 0x5C (which in UTF-8 occur only as themselves) needs no search per line.
+   */
+  function make(text: string, eol: "\n" | "", scan: boolean, bad?: "invalid-utf8"): PhysicalLine {
+    line++;
+    let end = text.length;
+    const crlf = eol === "\n" && scan && text.charCodeAt(end - 1) === 13;
+    if (crlf) end--;
+    const start = line === 1 && text.charCodeAt(0) === 0xfeff ? 1 : 0;
+    if (end - start > maxChars) return { line, text: "", eol, bad: "too-long" };
+    const t = start === 0 && end === text.length ? text : text.slice(start, end);
+    const l: { -readonly [K in keyof PhysicalLine]: PhysicalLine[K] } = { line, text: t, eol: crlf ? "\r\n" : eol };
+    if (scan) {
+      if (t.includes("\r")) l.cr = true;
+      if (t.includes("\\u")) l.escape = true;
     }
+    if (bad) l.bad = bad;
+    return l;
   }
-  if (!skipping && buf !== "") {
-    yield buf.length > maxChars ? { line: line + 1, text: "", eol: "", overflow: true } : { line: line + 1, text: buf, eol: "" };
+  const mayScan = (bytes: Uint8Array): boolean => bytes.indexOf(13) >= 0 || bytes.indexOf(0x5c) >= 0;
+  function one(bytes: Uint8Array, eol: "\n" | ""): PhysicalLine {
+    if (bytes.length > maxBytes) {
+      line++;
+      return { line, text: "", eol, bad: "too-long" };
+    }
+    const decoded = decode(bytes);
+    if (decoded !== undefined) return make(decoded, eol, mayScan(bytes));
+    return make(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"), eol, true, "invalid-utf8");
+  }
+  /** The lines of `bytes`, which holds whole lines, each ending in LF (at most a chunk's worth). */
+  function block(bytes: Buffer): PhysicalLine[] {
+    const out: PhysicalLine[] = [];
+    const text = decode(bytes);
+    if (text !== undefined) {
+      const scan = mayScan(bytes);
+      for (let start = 0; start < text.length; ) {
+        const nl = text.indexOf("\n", start);
+        out.push(make(text.slice(start, nl), "\n", scan));
+        start = nl + 1;
+      }
+    } else {
+      for (let start = 0; start < bytes.length; ) {
+        const nl = bytes.indexOf(10, start);
+        out.push(one(bytes.subarray(start, nl), "\n"));
+        start = nl + 1;
+      }
+    }
+    return out;
+  }
+
+  const chunks = (stream as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      let next: IteratorResult<Buffer | string>;
+      try {
+        next = await chunks.next();
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        throw new JpkiError("ERR_USAGE", `cannot read ${path ?? "the input"}${code ? ` (${code})` : ""}: check the path and permissions`, { cause: e });
+      }
+      if (next.done) break;
+      const raw = next.value;
+      onBytes?.(raw.length);
+      let chunk = typeof raw === "string" ? Buffer.from(raw, "utf8") : Buffer.isBuffer(raw) ? raw : Buffer.from((raw as Uint8Array).buffer, (raw as Uint8Array).byteOffset, (raw as Uint8Array).byteLength);
+      if (skipping) {
+        const nl = chunk.indexOf(10);
+        if (nl < 0) continue;
+        skipping = false;
+        chunk = chunk.subarray(nl + 1);
+      }
+      const last = chunk.lastIndexOf(10);
+      if (last >= 0) {
+        const whole = chunk.subarray(0, last + 1);
+        if (pendingBytes === 0) for (const x of block(whole)) yield x;
+        else {
+          // The line carried over from earlier chunks ends at the first LF of this one.
+          const first = chunk.indexOf(10);
+          if (pendingBytes + first > maxBytes) {
+            line++;
+            yield { line, text: "", eol: "\n", bad: "too-long" };
+          } else {
+            for (const x of block(Buffer.concat([...pending, chunk.subarray(0, first + 1)]))) yield x;
+          }
+          if (first < last) for (const x of block(chunk.subarray(first + 1, last + 1))) yield x;
+        }
+        pending = [];
+        pendingBytes = 0;
+        chunk = chunk.subarray(last + 1);
+      }
+      if (chunk.length === 0) continue;
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      if (pendingBytes > maxBytes) {
+        line++;
+        yield { line, text: "", eol: "", bad: "too-long" };
+        skipping = true;
+        pending = [];
+        pendingBytes = 0;
+      }
+    }
+    if (pendingBytes > 0) {
+      yield one(Buffer.concat(pending), "");
+    }
+  } finally {
+    await chunks.return?.();
   }
 }
 
-function recordError(line: number, problem: string, message: string): RecordResult {
-  return { line, error: new JpkiError("ERR_IMPORT_FORMAT", `line ${line}: ${message}`, { details: { line, problem } }) };
+/**
+ * Looks at the first non-blank line: `{` means JSON Lines, anything else CSV. A line that is not UTF-8 is
+ * judged by the characters that did decode.
+ */
+async function sniff(lines: AsyncGenerator<PhysicalLine>): Promise<{ format: ImportFormat; lines: AsyncGenerator<PhysicalLine> }> {
+  const head: PhysicalLine[] = [];
+  let format: ImportFormat = "csv";
+  let r = await lines.next();
+  while (!r.done) {
+    const start = r.value.text.trimStart();
+    // Empty lines are skipped by both readers: no need to keep them.
+    if (r.value.text !== "" || r.value.bad) head.push(r.value);
+    if (start !== "") {
+      format = start.startsWith("{") ? "jsonl" : "csv";
+      break;
+    }
+    r = await lines.next();
+  }
+  const done = r.done;
+  async function* replay(): AsyncGenerator<PhysicalLine> {
+    try {
+      yield* head;
+      if (!done) yield* lines;
+    } finally {
+      await lines.return(undefined);
+    }
+  }
+  return { format, lines: replay() };
+}
+
+function recordError(line: number, problem: string, message: string, details: Record<string, unknown> = {}): RecordResult {
+  return { line, error: new JpkiError("ERR_IMPORT_FORMAT", `line ${line}: ${message}`, { details: { line, problem, ...details } }) };
 }
 
 function errorOf(r: RecordResult): JpkiError {
   return "error" in r ? r.error : new JpkiError("ERR_INTERNAL", "expected an error result");
 }
 
-function tooLong(line: number): RecordResult {
-  return recordError(line, "too-long", "record is longer than the limit (maxRecordChars) and was skipped");
+const PROBLEMS = {
+  "too-long": "record is longer than the limit (maxRecordChars) and was skipped",
+  "invalid-utf8": "not valid UTF-8: save the file as UTF-8 (with or without BOM)",
+  "bare-cr": "bare CR (CR-only line endings?): end lines with LF or CRLF",
+} as const;
+
+function badLine(line: number, problem: keyof typeof PROBLEMS): RecordResult {
+  return recordError(line, problem, PROBLEMS[problem]);
+}
+
+/**
+ * A field is named in a message only when its name looks like a column name of our formats; anything else
+ * (a CSV file without its header row has personal data there) is named by position.
+ */
+const SAFE_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+
+/** Where a bad field sits: its name (shown only when it looks like a column name) and 1-based position. */
+interface FieldAt {
+  readonly name: string;
+  readonly position: number;
+  readonly unit: "column" | "field";
+}
+
+function fieldProblem(line: number, problem: "field-too-long" | "lone-surrogate", at: FieldAt | "key", maxField: number): RecordResult {
+  const safe = at !== "key" && SAFE_NAME.test(at.name);
+  const what = at === "key" ? "a field name" : safe ? `field ${JSON.stringify(at.name)}` : `${at.unit} ${at.position}`;
+  const message = problem === "field-too-long"
+    ? `${what} is longer than the limit (maxFieldChars, ${maxField} characters)`
+    : `${what} is not well-formed Unicode (a lone surrogate, e.g. an unpaired \\ud800 escape)`;
+  return recordError(line, problem, message, at === "key" ? {} : safe ? { field: at.name } : { [at.unit]: at.position });
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // JSON Lines
 
-async function* jsonLines(lines: AsyncIterable<PhysicalLine>): AsyncGenerator<RecordResult> {
+/**
+ * A `\uD800`–`\uDFFF` escape: the only way valid UTF-8 JSON text can spell a lone surrogate (a pair, or an
+ * escaped backslash before "ud800", also match; the walk then finds nothing).
+ */
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
+
+async function* jsonLines(lines: AsyncIterable<PhysicalLine>, limits: Limits): AsyncGenerator<RecordResult> {
   for await (const l of lines) {
-    if (l.overflow) {
-      yield tooLong(l.line);
+    if (l.bad) {
+      yield badLine(l.line, l.bad);
       continue;
     }
     if (l.text.trim() === "") continue;
+    // A CR here is not part of a CRLF line end: a CR-only file, or a stray CR.
+    if (l.cr) {
+      yield badLine(l.line, "bare-cr");
+      continue;
+    }
     let value: unknown;
     try {
       value = JSON.parse(l.text);
@@ -204,8 +359,48 @@ async function* jsonLines(lines: AsyncIterable<PhysicalLine>): AsyncGenerator<Re
       yield recordError(l.line, "not-an-object", `expected a JSON object, found ${kind}`);
       continue;
     }
+    // No string can be longer than the line it came from, nor hold a lone surrogate without an escape for
+    // one: most lines need no walk.
+    if ((l.escape && SURROGATE_ESCAPE.test(l.text)) || l.text.length > limits.field) {
+      const problem = checkStrings(l.line, value as Record<string, unknown>, limits.field);
+      if (problem) {
+        yield problem;
+        continue;
+      }
+    }
     yield { line: l.line, value: value as Record<string, unknown> };
   }
+}
+
+const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+
+/** Every string and key of a parsed record, without recursion (a line may nest deeply): the first problem. */
+function checkStrings(line: number, record: Record<string, unknown>, maxField: number): RecordResult | undefined {
+  const keys = Object.keys(record);
+  // Keys of the record itself first: a bad key has no name to report.
+  for (const key of keys) {
+    if (!isWellFormed(key)) return fieldProblem(line, "lone-surrogate", "key", maxField);
+    if (key.length > maxField) return fieldProblem(line, "field-too-long", "key", maxField);
+  }
+  // Popped last-in first-out: pushed in reverse so the first field is checked first.
+  const stack: Array<{ v: unknown; at: FieldAt }> = [];
+  for (let k = keys.length - 1; k >= 0; k--) stack.push({ v: record[keys[k]!], at: { name: keys[k]!, position: k + 1, unit: "field" } });
+  while (stack.length) {
+    const { v, at } = stack.pop()!;
+    if (typeof v === "string") {
+      if (!isWellFormed(v)) return fieldProblem(line, "lone-surrogate", at, maxField);
+      if (v.length > maxField) return fieldProblem(line, "field-too-long", at, maxField);
+    } else if (Array.isArray(v)) {
+      for (const x of v) stack.push({ v: x, at });
+    } else if (typeof v === "object" && v !== null) {
+      for (const [key, x] of Object.entries(v)) {
+        if (!isWellFormed(key)) return fieldProblem(line, "lone-surrogate", at, maxField);
+        if (key.length > maxField) return fieldProblem(line, "field-too-long", at, maxField);
+        stack.push({ v: x, at });
+      }
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -241,36 +436,51 @@ async function* csvRows(lines: AsyncIterable<PhysicalLine>, maxChars: number): A
   let inQuotes = false; // the current line started inside a quoted field continued from the previous line
   let startLine = 0;
   let size = 0;
+  let broken = 0; // the first line of this record that is not UTF-8: the record is parsed, then rejected
   const reset = (): void => {
     fields = [];
     field = "";
     inQuotes = false;
     startLine = 0;
     size = 0;
+    broken = 0;
   };
+  const failed = (problem: string, message: string): CsvRecord => {
+    // A broken byte is the likelier cause of whatever else went wrong: report it first.
+    const r = broken
+      ? recordError(startLine, "invalid-utf8", `${PROBLEMS["invalid-utf8"]}${broken !== startLine ? ` (at line ${broken}, inside a quoted field)` : ""}`)
+      : recordError(startLine, problem, message);
+    return { line: startLine, error: r };
+  };
+  const UNCLOSED = "a quoted field is not closed before the end of the file";
 
   for await (const l of lines) {
-    if (l.overflow) {
-      yield { line: startLine || l.line, error: tooLong(startLine || l.line) };
+    if (l.bad === "too-long") {
+      yield { line: startLine || l.line, error: badLine(startLine || l.line, "too-long") };
       reset();
       continue;
     }
     if (startLine === 0) {
-      if (l.text === "") continue; // blank line between records
+      if (l.text === "" && !l.bad) continue; // blank line between records
       startLine = l.line;
     }
+    // Quotes and commas are ASCII and survive the lossy decoding of a broken line: the record's extent is
+    // still known, so only this record is lost.
+    if (l.bad === "invalid-utf8" && !broken) broken = l.line;
     size += l.text.length + l.eol.length;
     if (size > maxChars) {
       // Most likely an unclosed quote swallowing the rest of the file: report it and start afresh on the next line.
-      yield { line: startLine, error: tooLong(startLine) };
+      yield { line: startLine, error: badLine(startLine, "too-long") };
       reset();
       continue;
     }
 
     const text = l.text;
     const n = text.length;
+    // A CR here is either data inside quotes or a line break the LF split did not see.
+    const hasCr = l.cr === true;
     let i = 0;
-    let problem: string | undefined;
+    let problem: [string, string] | undefined;
     let done = false;
     while (!done && problem === undefined) {
       if (inQuotes) {
@@ -300,8 +510,10 @@ async function* csvRows(lines: AsyncIterable<PhysicalLine>, maxChars: number): A
             inQuotes = true;
             i++;
           } else problem = unquoted();
+        } else if (text.charCodeAt(i) === 13) {
+          problem = ["bare-cr", PROBLEMS["bare-cr"]];
         } else {
-          problem = "a closing quote is followed by other characters (write \"\" for a quote inside a quoted field)";
+          problem = ["csv-syntax", "a closing quote is followed by other characters (write \"\" for a quote inside a quoted field)"];
         }
       } else if (text.charCodeAt(i) === 34) {
         inQuotes = true;
@@ -312,12 +524,13 @@ async function* csvRows(lines: AsyncIterable<PhysicalLine>, maxChars: number): A
     }
 
     // Reads unquoted fields from i until a quoted field starts or the line ends; returns a problem, if any.
-    function unquoted(): string | undefined {
+    function unquoted(): [string, string] | undefined {
       for (;;) {
         const c = text.indexOf(",", i);
         const end = c < 0 ? n : c;
         const raw = text.slice(i, end);
-        if (raw.includes('"')) return "a quote appears inside an unquoted field (quote the whole field and double the quote)";
+        if (hasCr && raw.includes("\r")) return ["bare-cr", PROBLEMS["bare-cr"]];
+        if (raw.includes('"')) return ["csv-syntax", "a quote appears inside an unquoted field (quote the whole field and double the quote)"];
         fields.push(raw);
         if (c < 0) {
           done = true;
@@ -333,33 +546,31 @@ async function* csvRows(lines: AsyncIterable<PhysicalLine>, maxChars: number): A
     }
 
     if (problem !== undefined) {
-      yield { line: startLine, error: recordError(startLine, "csv-syntax", problem) };
+      yield failed(...problem);
       reset();
       continue;
     }
     if (inQuotes) {
       if (l.eol === "") {
-        yield { line: startLine, error: recordError(startLine, "csv-unclosed-quote", "a quoted field is not closed before the end of the file") };
+        yield failed("csv-unclosed-quote", UNCLOSED);
         reset();
       } else {
         field += l.eol;
       }
       continue;
     }
-    yield { line: startLine, fields };
+    yield broken ? failed("invalid-utf8", PROBLEMS["invalid-utf8"]) : { line: startLine, fields };
     reset();
   }
-  if (startLine !== 0) {
-    yield { line: startLine, error: recordError(startLine, "csv-unclosed-quote", "a quoted field is not closed before the end of the file") };
-  }
+  if (startLine !== 0) yield failed("csv-unclosed-quote", UNCLOSED);
 }
 
-async function* csvRecords(lines: AsyncIterable<PhysicalLine>, maxChars: number): AsyncGenerator<RecordResult> {
+async function* csvRecords(lines: AsyncIterable<PhysicalLine>, limits: Limits): AsyncGenerator<RecordResult> {
   let header: string[] | undefined;
-  for await (const rec of csvRows(lines, maxChars)) {
+  for await (const rec of csvRows(lines, limits.record)) {
     if (!header) {
       if (rec.error) throw new JpkiError("ERR_IMPORT_FORMAT", `the CSV header row cannot be read: ${errorOf(rec.error).message}`, { cause: errorOf(rec.error) });
-      header = checkHeader(rec.fields!, rec.line);
+      header = checkHeader(rec.fields!, rec.line, limits.field);
       continue;
     }
     if (rec.error) {
@@ -371,17 +582,25 @@ async function* csvRecords(lines: AsyncIterable<PhysicalLine>, maxChars: number)
       yield recordError(rec.line, "csv-field-count", `has ${fields.length} field${fields.length === 1 ? "" : "s"}, the header has ${header.length}`);
       continue;
     }
+    const long = fields.findIndex((f) => f.length > limits.field);
+    if (long >= 0) {
+      yield fieldProblem(rec.line, "field-too-long", { name: header[long]!, position: long + 1, unit: "column" }, limits.field);
+      continue;
+    }
     // fromEntries defines own properties, so a "__proto__" column cannot reach the prototype.
     yield { line: rec.line, value: Object.fromEntries(header.map((h, k) => [h, fields[k]])) };
   }
 }
 
-function checkHeader(names: string[], line: number): string[] {
+function checkHeader(names: string[], line: number, maxField: number): string[] {
   const out = names.map((s) => s.trim());
   // Column names are not quoted back: a file without a header row would have personal data in the first row.
   const seen = new Map<string, number>();
   out.forEach((name, k) => {
     if (name === "") throw new JpkiError("ERR_IMPORT_FORMAT", `line ${line}: CSV header column ${k + 1} has no name (is the header row missing?)`, { details: { line, problem: "csv-header" } });
+    if (name.length > maxField) {
+      throw new JpkiError("ERR_IMPORT_FORMAT", `line ${line}: CSV header column ${k + 1} is longer than the limit (maxFieldChars, ${maxField} characters)`, { details: { line, problem: "csv-header" } });
+    }
     const prev = seen.get(name);
     if (prev !== undefined) {
       throw new JpkiError("ERR_IMPORT_FORMAT", `line ${line}: CSV header column ${k + 1} repeats the name of column ${prev + 1}`, { details: { line, problem: "csv-header" } });
