@@ -1,0 +1,112 @@
+/**
+ * Partial input, honest result (issue 7 point 5): a bad line in an input file costs that line only. The
+ * commands apply everything else, report the bad line by its number, and exit 13 (ERR_PARTIAL) — they do
+ * not stop half-way with earlier batches committed and no CRL published.
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeEach, describe, expect, it } from "vitest";
+import { generateResidents } from "../../src/registry/fixtures.js";
+import { SqliteStore } from "../../src/store/sqlite.js";
+import { cardKey, cli, tempDir, writeJsonl } from "./helpers.js";
+
+type Row = Record<string, string>;
+let dir: string;
+let ws: string;
+let residents: Row[];
+let pub: string;
+const w = () => ["--workspace", ws];
+/** signature certificate serial by resident code */
+const sig = new Map<string, string>();
+
+/** "架空" in Shift_JIS: the classic line that is not UTF-8. */
+const SJIS = Buffer.from([0x89, 0xcb, 0x8b, 0xf3]);
+
+/** A file of JSON lines and raw byte lines, joined by LF, without a final line break. */
+function writeLines(path: string, lines: Array<unknown>): string {
+  const parts = lines.map((l) => (Buffer.isBuffer(l) ? l : Buffer.from(typeof l === "string" ? l : JSON.stringify(l), "utf8")));
+  writeFileSync(path, Buffer.concat(parts.flatMap((p, i) => (i === 0 ? [p] : [Buffer.from("\n"), p]))));
+  return path;
+}
+
+function notice(id: string, r: Row, kind: string, seq: number, extra: Record<string, unknown> = {}) {
+  return { noticeId: id, residentCode: r.residentCode, kind, effectiveDate: "2026-05-01", sequence: seq, municipalityCode: r.municipalityCode, ...extra };
+}
+
+beforeEach(async () => {
+  dir = tempDir("jpki-partial-");
+  ws = join(dir, "ws");
+  expect((await cli([...w(), "ca", "init", "-p", "13"], { cwd: dir })).code).toBe(0);
+  residents = [...generateResidents({ count: 4, seed: "partial-input", prefectures: ["13"] })] as unknown as Row[];
+  writeJsonl(join(dir, "residents.jsonl"), residents);
+  expect((await cli([...w(), "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);
+  pub ??= readFileSync(cardKey(dir, "card").pub, "utf8");
+  writeJsonl(join(dir, "apps.jsonl"), residents.map((r) => ({ residentCode: r.residentCode, type: "signature", publicKey: pub })));
+  const issued = await cli([...w(), "issue", "--batch", join(dir, "apps.jsonl"), "--json"], { cwd: dir });
+  expect(issued.code, issued.stderr).toBe(0);
+  sig.clear();
+  for (const r of residents) {
+    const rows = (await cli([...w(), "registry", "show", r.residentCode!, "--json"], { cwd: dir })).json().certificates as Array<{ serial: string }>;
+    sig.set(r.residentCode!, rows[0]!.serial);
+  }
+});
+
+describe("a bad line in the input", () => {
+  it("notices ingest: applies the good notices around bad lines (one last), publishes the CRL, exits 13", async () => {
+    const [a, b, c] = residents as [Row, Row, Row];
+    const file = writeLines(join(dir, "feed.jsonl"), [
+      notice("P-1", a, "death", 1),
+      Buffer.concat([Buffer.from('{"noticeId":"P-2","name":"'), SJIS, Buffer.from('"}')]), // line 2: not UTF-8
+      notice("P-3", b, "death", 1), // after the bad line: must still revoke
+      '{"noticeId":"P-4","kind":"death"}\r{"noticeId":"P-5"}', // line 4: bare CR
+      Buffer.concat([Buffer.from('{"noticeId":"P-6","residentCode":"'), SJIS, Buffer.from('"}')]), // line 5, last, no LF
+    ]);
+    // batch size 1: earlier batches are committed before the bad lines are met, as in a large file
+    const res = await cli([...w(), "notices", "ingest", file, "--batch-size", "1", "--json"], { cwd: dir });
+    expect(res.code, res.stderr).toBe(13);
+    const s = res.json();
+    expect(s).toMatchObject({ read: 5, applied: 2, rejected: 3, held: 0, duplicates: 0 });
+    expect(s.revocationsByReason).toEqual({ cessationOfOperation: 2 });
+    expect(res.stderr).toMatch(/3 of 5 notices were rejected/);
+    expect(res.stderr + res.stdout).not.toContain("架空");
+
+    // the rejects say which lines and why, without the lines' content
+    const rejects = readFileSync(s.rejectFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { line: number; code: string; reason: string; record?: unknown });
+    expect(rejects.map((r) => [r.line, r.code])).toEqual([[2, "ERR_IMPORT_FORMAT"], [4, "ERR_IMPORT_FORMAT"], [5, "ERR_IMPORT_FORMAT"]]);
+    expect(rejects[0]!.reason).toMatch(/^line 2: not valid UTF-8/);
+    expect(rejects[1]!.reason).toMatch(/^line 4: bare CR \(CR-only line endings\?\)/);
+    expect(rejects.every((r) => r.record === undefined)).toBe(true);
+
+    // the notice after the bad line revoked b's certificate, recorded as its cause; c is untouched
+    const store = SqliteStore.open(join(ws, "jpki.db"));
+    const revoked = new Map((await store.revocationSummary().finally(() => store.close())).map((x) => [x.serial, x]));
+    expect(revoked.get(sig.get(a.residentCode!)!)).toMatchObject({ reason: 5, source: "notice:P-1" });
+    expect(revoked.get(sig.get(b.residentCode!)!)).toMatchObject({ reason: 5, source: "notice:P-3" });
+    expect(revoked.has(sig.get(c.residentCode!)!)).toBe(false);
+
+    // and the CA's CRL on disk, as openssl reads the DER, lists both
+    const crl = s.crls.find((x: { ca: string }) => x.ca === "13-sig") as { path: string };
+    expect(crl.path).toBe(join(ws, "crl", "13-sig.crl"));
+    const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", crl.path, "-noout", "-text"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    const listed = [...text.matchAll(/Serial Number: ([0-9A-F]+)/g)].map((m) => m[1]!.toLowerCase());
+    expect(listed.sort()).toEqual([sig.get(a.residentCode!)!, sig.get(b.residentCode!)!].map((x) => x.toLowerCase()).sort());
+  });
+
+  it("registry import and issue --batch: the lines around a bad last line are taken, exit 13", async () => {
+    const extra = [...generateResidents({ count: 2, seed: "partial-input-more", prefectures: ["13"] })] as unknown as Row[];
+    const file = writeLines(join(dir, "more.jsonl"), [extra[0], extra[1], Buffer.concat([Buffer.from('{"name":"'), SJIS, Buffer.from('"}')])]);
+    const imp = await cli([...w(), "registry", "import", file, "--json"], { cwd: dir });
+    expect(imp.code, imp.stderr).toBe(13);
+    expect(imp.json()).toMatchObject({ read: 3, imported: 2, rejected: 1, errors: [{ line: 3, code: "ERR_IMPORT_FORMAT" }] });
+
+    const apps = writeLines(join(dir, "apps2.jsonl"), [
+      ...extra.map((r) => ({ residentCode: r.residentCode, type: "authentication", publicKey: pub })),
+      Buffer.concat([Buffer.from('{"residentCode":"'), SJIS, Buffer.from('"}')]),
+    ]);
+    const iss = await cli([...w(), "issue", "--batch", apps, "--json"], { cwd: dir });
+    expect(iss.code, iss.stderr).toBe(13);
+    expect(iss.json()).toMatchObject({ read: 3, issued: 2, failed: 1 });
+    expect(iss.json().errors).toEqual([expect.objectContaining({ line: 3, code: "ERR_IMPORT_FORMAT" })]);
+  });
+});
