@@ -144,7 +144,8 @@ export class NoticeIngestor {
     // process is no longer held there and is skipped.
     const done = await this.#store.commitNoticeBatch(keys, (ctx) => {
       const plan = new Plan(ctx, this.#clock.now());
-      const heldNow = [...ctx.held.values()].flat().filter((h) => keys.noticeIds.includes(h.noticeId));
+      const wanted = new Set(keys.noticeIds);
+      const heldNow = [...ctx.held.values()].flat().filter((h) => wanted.has(h.noticeId));
       heldNow.sort((a, b) => (a.residentCode < b.residentCode ? -1 : a.residentCode > b.residentCode ? 1 : a.sequence - b.sequence));
       for (const h of heldNow) plan.force({ ...(JSON.parse(h.body) as ChangeNotice), residentCode: h.residentCode });
       return { commit: plan.commit(), plan };
