@@ -13,8 +13,8 @@ import { initCas } from "./manage.js";
 import { prefecture } from "./prefectures.js";
 import { makeResidentCode } from "../registry/resident-code.js";
 import { AsnConvert } from "@peculiar/asn1-schema";
-import { Certificate } from "@peculiar/asn1-x509";
-import { EXT_OID } from "../profile/oids.js";
+import { Certificate, CertificatePolicies, SubjectAlternativeName } from "@peculiar/asn1-x509";
+import { EXT_OID, FOUR_ITEMS_OID, POLICY_OID } from "../profile/oids.js";
 
 const clock = new FixedClock("2026-04-01T00:00:00Z");
 let ws: Workspace;
@@ -60,7 +60,15 @@ describe("IssuanceService", () => {
     const report = checkCertificate(c.der, { expect: "authentication" });
     expect(report.kind).toBe("authentication");
     expect(report.violations.filter((v) => v.severity === "error")).toEqual([]);
-    expect(c.der.includes(Buffer.from("1.2.392.200149.8.5.5.1"))).toBe(false);
+    // no otherName of the four items anywhere in a subjectAltName, and the authentication policy alone
+    const exts = AsnConvert.parse(c.der, Certificate).tbsCertificate.extensions ?? [];
+    const fourItemIds = new Set<string>(Object.values(FOUR_ITEMS_OID));
+    for (const san of exts.filter((e) => e.extnID === EXT_OID.subjectAltName)) {
+      const ids = AsnConvert.parse(san.extnValue.buffer, SubjectAlternativeName).flatMap((g) => (g.otherName ? [g.otherName.typeId] : []));
+      expect(ids.filter((id) => fourItemIds.has(id))).toEqual([]);
+    }
+    const policies = exts.filter((e) => e.extnID === EXT_OID.certificatePolicies);
+    expect(policies.flatMap((e) => AsnConvert.parse(e.extnValue.buffer, CertificatePolicies).map((p) => p.policyIdentifier))).toEqual([POLICY_OID.authentication]);
     expect(describeCertificate(c.der).fourItems).toBeFalsy();
   });
 

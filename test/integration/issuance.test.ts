@@ -6,6 +6,11 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { AsnConvert } from "@peculiar/asn1-schema";
+import { Certificate, CertificatePolicies } from "@peculiar/asn1-x509";
+import { oid } from "../../src/pki/der.js";
+import { pemOrDer } from "../../src/pki/pem.js";
+import { EXT_OID, POLICY_OID } from "../../src/profile/oids.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { cardKey, cli, csrFor, listFiles, sh, tempDir, writeJsonl } from "./helpers.js";
 
@@ -107,7 +112,9 @@ describe("jpki issue → revoke → crl generate", () => {
   it("openssl shows the JPKI profile and the four items (UTF-8 otherName values)", () => {
     const text = execFileSync("openssl", ["x509", "-in", goodCert, "-noout", "-text"], { encoding: "utf8" });
     expect(text).toMatch(/X509v3 Key Usage: critical\s*\n\s*Digital Signature, Non Repudiation/);
-    expect(text).toContain("1.2.392.200149.8.5.1.1.20");
+    // openssl's own parser finds the signature policy, alone, in the Certificate Policies extension
+    const block = /X509v3 Certificate Policies:.*\n((?: {16,}.*\n)*)/.exec(text)?.[1] ?? "";
+    expect([...block.matchAll(/Policy: (\S+)/g)].map((m) => m[1])).toEqual([POLICY_OID.signature]);
     expect(text).toMatch(/Subject: C = JP, L = Tokyo-to, L = [A-Za-z-]+, CN = \d{19}/);
     // OpenSSL prints UTF8String otherName values as text: the four items read back in Japanese
     const res = residents[0]!;
@@ -121,6 +128,20 @@ describe("jpki issue → revoke → crl generate", () => {
     // the name's UTF-8 bytes are in the DER as the registry holds them (no substitutes needed here)
     const der = execFileSync("openssl", ["x509", "-in", goodCert, "-outform", "DER"]);
     expect(der.includes(Buffer.from(name, "utf8"))).toBe(true);
+  });
+
+  it("the signature policy is the one policy of the certificatePolicies extension, and only there", () => {
+    const cert = AsnConvert.parse(pemOrDer(readFileSync(goodCert), ["CERTIFICATE"], "certificate"), Certificate);
+    const exts = cert.tbsCertificate.extensions ?? [];
+    const policies = exts.filter((e) => e.extnID === EXT_OID.certificatePolicies);
+    expect(policies).toHaveLength(1);
+    const parsed = AsnConvert.parse(policies[0]!.extnValue.buffer, CertificatePolicies);
+    expect(parsed.map((p) => p.policyIdentifier)).toEqual([POLICY_OID.signature]);
+    // not also smuggled into another extension (e.g. a policy OID written into the wrong one)
+    const encoded = oid(POLICY_OID.signature);
+    for (const e of exts.filter((x) => x.extnID !== EXT_OID.certificatePolicies)) {
+      expect(Buffer.from(e.extnValue.buffer).includes(encoded), e.extnID).toBe(false);
+    }
   });
 
   it("the CRL carries the entry with its reason, a CRL number and the AKI", () => {
