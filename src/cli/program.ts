@@ -57,6 +57,8 @@ export async function run(args: readonly string[], io: Io): Promise<number> {
   const program = makeProgram(io);
   const json = args.includes("--json");
   try {
+    const unknown = unknownCommand(program, args);
+    if (unknown) throw unknown;
     await program.parseAsync([...args], { from: "user" });
     return 0;
   } catch (e) {
@@ -69,4 +71,55 @@ export async function run(args: readonly string[], io: Io): Promise<number> {
     else io.stderr.write(`jpki: error [${err.code}] ${err.message}\n`);
     return ERROR_CODES[err.code].exit;
   }
+}
+
+/**
+ * The first command-line word that names no command, checked before commander parses: commander shows help
+ * for `jpki no-such-command --help` and exits 0, so a typo in a script would pass silently. Walks the command
+ * tree the way commander does (options of the command and its parents, with their values, are skipped;
+ * `help X` checks X) and stops at the first command without subcommands, whose words are its arguments.
+ */
+function unknownCommand(program: Command, args: readonly string[]): JpkiError | undefined {
+  const find = (c: Command, name: string) => c.commands.find((s) => s.name() === name || s.aliases().includes(name));
+  let cmd = program;
+  let scope: readonly Command[] = [program];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--") return undefined;
+    if (a.startsWith("-") && a !== "-") {
+      const opt = scope.flatMap((c) => c.options).find((o) => o.short === a || o.long === a);
+      if (opt && !a.includes("=") && (opt.required || (opt.optional && !args[i + 1]?.startsWith("-")))) i++;
+      continue;
+    }
+    if (cmd.commands.length === 0) return undefined;
+    let word = a;
+    if (a === "help" && !find(cmd, "help")) {
+      const target = args.slice(i + 1).find((x) => !x.startsWith("-"));
+      if (target === undefined || find(cmd, target)) return undefined;
+      word = target;
+    }
+    const sub = find(cmd, word);
+    if (!sub) {
+      const where = scope.map((c) => c.name()).join(" ");
+      const near = cmd.commands.map((c) => c.name()).filter((n) => editDistance(n, word) <= 2);
+      return new JpkiError(
+        "ERR_USAGE",
+        `unknown command '${word}'${cmd === program ? "" : ` for '${where}'`}${near.length ? ` (did you mean ${near.map((n) => `'${n}'`).join(" or ")}?)` : ""} (see '${where} --help')`,
+      );
+    }
+    cmd = sub;
+    scope = [...scope, sub];
+  }
+  return undefined;
+}
+
+/** Levenshtein distance, for "did you mean". */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    prev = row;
+  }
+  return prev[b.length]!;
 }
