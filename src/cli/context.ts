@@ -3,10 +3,9 @@
  * and the output mode.
  */
 import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
-import { JpkiError } from "../index.js";
+import { JpkiError, checkInputFile, checkWorkspaceDir } from "../index.js";
 import { Workspace } from "../index.js";
 import { Output, type Io } from "./output.js";
 
@@ -32,8 +31,16 @@ export class Context {
     return new Context(io, cmd.optsWithGlobals<GlobalOptions>());
   }
 
+  /**
+   * The workspace directory, checked: a file, or a path under /proc, /sys or /dev, is refused before any
+   * command creates or opens a store there (ERR_FILE_UNUSABLE). A missing one is left to Workspace.open.
+   */
   get workspaceDir(): string {
-    return resolve(this.io.cwd, this.opts.workspace ?? this.io.env.JPKI_HOME ?? DEFAULT_WORKSPACE);
+    const [path, what] =
+      this.opts.workspace !== undefined ? [this.opts.workspace, "workspace --workspace"]
+      : this.io.env.JPKI_HOME ? [this.io.env.JPKI_HOME, "workspace $JPKI_HOME"]
+      : [DEFAULT_WORKSPACE, "workspace"];
+    return checkWorkspaceDir(path, what, { cwd: this.io.cwd });
   }
 
   openWorkspace(): Workspace {
@@ -46,9 +53,11 @@ export class Context {
    */
   async passphrase(): Promise<string> {
     if (this.opts.passphraseFile) {
+      // A missing file is ERR_FILE_NOT_FOUND; a directory, FIFO or device is refused instead of read (or waited on).
+      const path = checkInputFile(this.opts.passphraseFile, "passphrase file --passphrase-file", { cwd: this.io.cwd });
       let text: string;
       try {
-        text = readFileSync(resolve(this.io.cwd, this.opts.passphraseFile), "utf8");
+        text = readFileSync(path, "utf8");
       } catch (e) {
         throw new JpkiError("ERR_PASSPHRASE_MISSING", `cannot read the passphrase file ${this.opts.passphraseFile}: ${(e as NodeJS.ErrnoException).code ?? "error"}`, { cause: e });
       }

@@ -1,10 +1,9 @@
 /** `jpki fixtures generate`: a deterministic synthetic population and change-notice feed. */
 import { createWriteStream } from "node:fs";
-import { mkdirSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { once } from "node:events";
 import { Command } from "commander";
-import { JpkiError } from "../../index.js";
+import { JpkiError, checkOutputDir, checkOutputFile } from "../../index.js";
 import { generateNotices, generateResidents } from "../../index.js";
 import { Context } from "../context.js";
 import type { Io } from "../output.js";
@@ -36,12 +35,12 @@ export function makeFixturesCommand(io: Io): Command {
       const nn = Number(o.notices);
       if (!Number.isInteger(nr) || nr < 1 || nr > 10_000_000) throw new JpkiError("ERR_USAGE", "--residents must be a whole number from 1 to 10000000");
       if (!Number.isInteger(nn) || nn < 0) throw new JpkiError("ERR_USAGE", "--notices must be a whole number ≥ 0");
-      const dir = resolve(io.cwd, o.out);
-      mkdirSync(dir, { recursive: true });
+      // Both targets are checked before either is written: never a residents.jsonl without its notices.
+      const dir = checkOutputDir(o.out, "output directory -o", { create: true, cwd: io.cwd });
+      const rPath = checkOutputFile(join(dir, "residents.jsonl"), "output file");
+      const nPath = nn > 0 ? checkOutputFile(join(dir, "notices.jsonl"), "output file") : join(dir, "notices.jsonl");
       const residents = [...generateResidents({ count: nr, seed: o.seed })];
-      const rPath = join(dir, "residents.jsonl");
       await writeLines(rPath, residents);
-      const nPath = join(dir, "notices.jsonl");
       const notices = nn > 0 ? await writeLines(nPath, generateNotices({ residents, count: nn, seed: o.seed })) : 0;
       const res = { residents: { count: nr, path: rPath }, notices: nn > 0 ? { count: notices, path: nPath } : null, seed: o.seed };
       ctx.out.result(res, `wrote ${nr} residents to ${rPath}${nn > 0 ? ` and ${notices} notices to ${nPath}` : ""} (seed ${o.seed})`);

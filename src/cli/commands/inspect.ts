@@ -1,8 +1,7 @@
 /** `jpki inspect FILE`: decode any certificate or CRL and list its deviations from the JPKI profile. */
 import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
 import { Command } from "commander";
-import { JpkiError } from "../../index.js";
+import { JpkiError, checkInputFile } from "../../index.js";
 import { describeCertificate, describeCrl, detectAndDecode } from "../../index.js";
 import { formatCertificate, formatCrl } from "../inspect-format.js";
 import { Context } from "../context.js";
@@ -16,11 +15,12 @@ export function makeInspectCommand(io: Io): Command {
     .addHelpText("after", `\nExamples:\n  jpki inspect .jpki/ca/13-sig.pem\n  jpki inspect cert.pem --json | jq .fourItems\n  jpki inspect .jpki/crl/13-sig.crl --max-entries 100`)
     .action(async (file: string, o: { maxEntries: string }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
+      const path = checkInputFile(file, "input file", { cwd: io.cwd });
       let bytes: Buffer;
       try {
-        bytes = readFileSync(resolve(io.cwd, file));
+        bytes = readFileSync(path);
       } catch (e) {
-        throw new JpkiError("ERR_USAGE", `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? "error"}`, { cause: e });
+        throw new JpkiError("ERR_FILE_UNUSABLE", `input file ${file}: cannot be read (${(e as NodeJS.ErrnoException).code ?? "error"})`, { cause: e });
       }
       const maxEntries = Number(o.maxEntries);
       if (!Number.isInteger(maxEntries) || maxEntries < 0) throw new JpkiError("ERR_USAGE", "--max-entries must be a whole number ≥ 0");

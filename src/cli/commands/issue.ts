@@ -1,12 +1,13 @@
 /** `jpki issue`: one application, or a batch file of them, becomes certificates. */
-import { mkdirSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { Command, Option } from "commander";
 import { IssuanceService, type IssuanceApplication, type IssuedCertificate } from "../../index.js";
 import { JpkiError } from "../../index.js";
 import { toPem } from "../../index.js";
 import { readRecords } from "../../index.js";
 import { writeFileAtomic } from "../../index.js";
+import { checkInputFile, checkOutputDir, checkOutputFile } from "../../index.js";
 import { Context, withWorkspace } from "../context.js";
 import { fileProgress, type Io } from "../output.js";
 
@@ -24,11 +25,13 @@ interface IssueOptions {
   applicationId?: string;
 }
 
+/** Reads an input file after checking it is one (ERR_FILE_NOT_FOUND / ERR_FILE_UNUSABLE name the option). */
 function readInput(io: Io, path: string, what: string): Buffer {
+  const abs = checkInputFile(path, what, { cwd: io.cwd });
   try {
-    return readFileSync(resolve(io.cwd, path));
+    return readFileSync(abs);
   } catch (e) {
-    throw new JpkiError("ERR_USAGE", `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? "error"}`, { cause: e });
+    throw new JpkiError("ERR_FILE_UNUSABLE", `${what} ${path}: cannot be read (${(e as NodeJS.ErrnoException).code ?? "error"})`, { cause: e });
   }
 }
 
@@ -82,21 +85,24 @@ Examples:
       }
       if (!o.resident) throw new JpkiError("ERR_USAGE", "say whose certificate: --resident CODE (or --batch FILE)");
       if (Boolean(o.publicKey) === Boolean(o.csr)) throw new JpkiError("ERR_USAGE", "give the card's key as exactly one of --public-key FILE or --csr FILE");
+      // Every path is checked before the CA key signs: a certificate that cannot be written is never issued.
+      const out = o.out ? checkOutputFile(o.out, "output file -o", { cwd: io.cwd }) : undefined;
       const app: IssuanceApplication = {
         residentCode: o.resident,
         type: o.type,
-        ...(o.publicKey ? { publicKey: readInput(io, o.publicKey, "public key") } : {}),
-        ...(o.csr ? { csr: readInput(io, o.csr, "request") } : {}),
+        ...(o.publicKey ? { publicKey: readInput(io, o.publicKey, "public key file --public-key") } : {}),
+        ...(o.csr ? { csr: readInput(io, o.csr, "request file --csr") } : {}),
         ...(o.counter ? { counterId: o.counter } : {}),
         ...(o.applicationId ? { applicationId: o.applicationId } : {}),
       };
       const passphrase = await ctx.passphrase();
       await withWorkspace(ctx, async (ws) => {
+        const certDir = out ? undefined : checkOutputDir(ws.paths.certDir, "certificate directory", { create: true });
         const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
         const cert = await service.issue(app);
         const pem = toPem(cert.der, "CERTIFICATE");
-        const path = o.out ? resolve(io.cwd, o.out) : join(ws.paths.certDir, `${cert.serial}.pem`);
-        writeFileAtomic(path, o.der && o.out ? cert.der : pem);
+        const path = out ?? join(certDir!, `${cert.serial}.pem`);
+        writeFileAtomic(path, o.der && out ? cert.der : pem);
         ctx.out.result(summary(cert, path), () =>
           [
             pem.trimEnd(),
@@ -112,14 +118,14 @@ Examples:
 
 async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
   const io = ctx.io;
-  const passphrase = await ctx.passphrase();
   const concurrency = o.concurrency ? Number(o.concurrency) : undefined;
   if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256)) {
     throw new JpkiError("ERR_USAGE", "--concurrency must be a whole number from 1 to 256");
   }
-  const outDir = o.outDir ? resolve(io.cwd, o.outDir) : undefined;
-  if (outDir) mkdirSync(outDir, { recursive: true });
-  const source = o.batch === "-" ? (io.stdin ?? process.stdin) : resolve(io.cwd, o.batch!);
+  // Paths first, then the passphrase: nothing is signed for a batch whose input or output cannot be used.
+  const source = o.batch === "-" ? (io.stdin ?? process.stdin) : checkInputFile(o.batch!, "batch file --batch", { cwd: io.cwd });
+  const outDir = o.outDir ? checkOutputDir(o.outDir, "output directory --out-dir", { create: true, cwd: io.cwd }) : undefined;
+  const passphrase = await ctx.passphrase();
   await withWorkspace(ctx, async (ws) => {
     const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
     const started = Date.now();
