@@ -14,6 +14,20 @@ export interface Io {
 
 export const processIo = (): Io => ({ stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd(), stdin: process.stdin });
 
+/**
+ * `jpki … | head`: the reader goes away, the next write to the pipe fails with EPIPE, and Node would report
+ * that as an unhandled 'error' event with a stack trace. Instead the stream is dropped quietly: like a tool
+ * ended by SIGPIPE, jpki writes nothing more to it. Unlike one, it finishes the command (a reader leaving
+ * never cuts a store transaction short) and exits with the command's own code, 0 when it succeeded, so a
+ * `set -o pipefail` script piping into head does not fail. Any other write error is still raised.
+ */
+export function quietOnClosedPipe(stream: NodeJS.WritableStream): void {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    // After the error Node has destroyed the stream: later writes are dropped without another event.
+    if (e.code !== "EPIPE") throw e;
+  });
+}
+
 /** JSON.stringify that writes bigint as a decimal string and Buffers as hex. */
 export function toJson(value: unknown): string {
   return JSON.stringify(
