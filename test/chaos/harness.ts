@@ -14,7 +14,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { createHash, generateKeyPairSync, X509Certificate } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { certificateDer, certificateSubject, normaliseSerial, pemToDer, readCrl, type CrlFacts } from "./der.js";
@@ -818,6 +818,87 @@ function excerpt(s: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Watching for the first sign of a command's work (to aim kills into it)
+
+/**
+ * Polls every 10 ms: which input files' notices are in the store (an incremental scan by rowid; used only
+ * to time kills, never to judge), how many files --out-dir holds, whether a CRL file was replaced. Calls
+ * each registered callback once, at the first change of its kind after it was registered.
+ */
+export class ProgressProbe {
+  readonly #fileOf = new Map<string, string>();
+  readonly #db: string;
+  readonly #out: string;
+  readonly #crlDir: string;
+  #conn: Database.Database | undefined;
+  #lastRow = 0;
+  readonly #noticeCount = new Map<string, number>();
+  #outFiles = 0;
+  #crlStamp = "";
+  #crlChanges = 0;
+  readonly #waiting: Array<{ progress: Progress; base: number; fire: () => void }> = [];
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(manifest: Manifest, workspace: string, outDir: string) {
+    for (const [file, lines] of Object.entries(manifest.noticeFiles)) for (const l of lines) if (l.noticeId) this.#fileOf.set(l.noticeId, file);
+    this.#db = join(workspace, "jpki.db");
+    this.#out = outDir;
+    this.#crlDir = join(workspace, "crl");
+    this.#poll();
+    this.#timer = setInterval(() => this.#poll(), 10);
+  }
+
+  #value(p: Progress): number {
+    if ("notices" in p) return p.notices.reduce((n, f) => n + (this.#noticeCount.get(f) ?? 0), 0);
+    if ("outDir" in p) return this.#outFiles;
+    return this.#crlChanges;
+  }
+
+  onProgress(progress: Progress, fire: () => void): void {
+    this.#waiting.push({ progress, base: this.#value(progress), fire });
+  }
+
+  #poll(): void {
+    try {
+      this.#conn ??= new Database(this.#db, { readonly: true, fileMustExist: true });
+      const rows = this.#conn.prepare("SELECT rowid AS r, notice_id AS id FROM notices WHERE rowid > ? ORDER BY rowid").all(this.#lastRow) as Array<{ r: number; id: string }>;
+      for (const row of rows) {
+        this.#lastRow = Math.max(this.#lastRow, row.r);
+        const f = this.#fileOf.get(row.id);
+        if (f) this.#noticeCount.set(f, (this.#noticeCount.get(f) ?? 0) + 1);
+      }
+    } catch {
+      // busy, or a schema without rowids: progress kills of ingests then never fire (time kills still do)
+    }
+    try {
+      this.#outFiles = readdirSync(this.#out).length;
+    } catch {
+      this.#outFiles = 0;
+    }
+    try {
+      const stamp = readdirSync(this.#crlDir).filter((f) => !f.startsWith(".")).map((f) => `${f}:${statSync(join(this.#crlDir, f)).mtimeMs}`).join(",");
+      if (this.#crlStamp && stamp !== this.#crlStamp) this.#crlChanges++;
+      this.#crlStamp = stamp;
+    } catch {
+      // a file replaced between readdir and stat: next time
+    }
+    for (let i = this.#waiting.length - 1; i >= 0; i--) {
+      const w = this.#waiting[i]!;
+      if (this.#value(w.progress) > w.base) {
+        this.#waiting.splice(i, 1);
+        w.fire();
+      }
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#conn?.close();
+    this.#conn = undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // A round
 
 export interface CommandPlan {
@@ -825,11 +906,21 @@ export interface CommandPlan {
   readonly args: string[];
   /** ms after the round starts */
   readonly startAt: number;
-  /** ms after its own start; undefined = not killed */
-  readonly killAfter: number | undefined;
+  /**
+   * When to SIGKILL it, undefined = never. "time": this many ms after its start. "progress": this many ms
+   * after its first visible work (notices of its file committed, a certificate in --out-dir, a CRL file
+   * replaced): a command spends most of its life starting Node and waiting for the store, so a kill at a
+   * random time mostly lands before any work; this one lands inside it.
+   */
+  readonly kill: { readonly mode: "time" | "progress"; readonly ms: number } | undefined;
+  /** what counts as its progress, for a "progress" kill */
+  readonly progress: Progress | undefined;
   /** the command an operator re-runs after a kill or a lock-out */
   readonly recovery: string[];
 }
+
+/** Observable work: notices of these input files committed, files in --out-dir, CRL files replaced. */
+export type Progress = { readonly notices: readonly string[] } | { readonly outDir: true } | { readonly crls: true };
 
 export interface CommandReport {
   readonly name: string;
@@ -837,7 +928,10 @@ export interface CommandReport {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
   readonly ms: number;
-  readonly killAfter: number | undefined;
+  /** "time@ms" or "progress+ms" when a kill was planned */
+  readonly kill: string | undefined;
+  /** ms after its start when the SIGKILL was sent */
+  readonly killedAt: number | undefined;
 }
 
 export interface RoundResult {
@@ -858,7 +952,7 @@ export interface RoundOptions {
   readonly hangMs?: number;
   /** probability that each command is SIGKILLed (default 0.45) */
   readonly killProbability?: number;
-  /** kills land within this many ms of a command's start (default 1800) */
+  /** kills land within this many ms of a command's start (default 8000: under contention a command takes 2–10 s, ~1 s of it starting Node) */
   readonly maxKillMs?: number;
 }
 
@@ -866,25 +960,30 @@ export interface RoundOptions {
 export function planRound(env: Environment, seed: number, dirs: { ws: string; spool: string; out: string }, o: RoundOptions = {}): { commands: CommandPlan[]; spool2At: number } {
   const rng = seededRng(seed);
   const pKill = o.killProbability ?? 0.45;
-  const maxKill = o.maxKillMs ?? 1800;
-  const kill = () => (rng.chance(pKill) ? 30 + rng.int(maxKill) : undefined);
+  const maxKill = o.maxKillMs ?? 8000;
+  const kill = (progress: Progress | undefined) => {
+    if (!rng.chance(pKill)) return undefined;
+    if (progress && rng.chance(0.7)) return { mode: "progress" as const, ms: rng.pick([0, 0, 5, 20, 50, 100, 250]) };
+    return { mode: "time" as const, ms: 30 + rng.int(maxKill) };
+  };
   const ws = ["--workspace", dirs.ws];
   const input = (f: string) => join(env.inputs, f);
   const ingest = (f: string) => ["notices", "ingest", input(f), "--batch-size", String(rng.pick([10, 50, 200, 1000])), "--crl-interval", String(rng.pick([0, 0, 1, 30]))];
   const both = rng.int(300);
   const aFirst = rng.chance(0.5);
   const commands: CommandPlan[] = [];
-  const push = (name: string, args: string[], startAt: number, recovery = args) => commands.push({ name, args: [...ws, ...args], startAt, killAfter: kill(), recovery: [...ws, ...recovery] });
+  const push = (name: string, args: string[], startAt: number, progress?: Progress, recovery = args) =>
+    commands.push({ name, args: [...ws, ...args], startAt, kill: kill(progress), progress, recovery: [...ws, ...recovery] });
   // The concurrency case: a and b at (almost) the same moment; b holds the next sequences of a's residents.
-  push("ingest a", ingest("a.jsonl"), both + (aFirst ? 0 : rng.int(40)));
-  push("ingest b", ingest("b.jsonl"), both + (aFirst ? rng.int(40) : 0));
-  push("ingest c", ingest("c.jsonl"), rng.int(800));
-  push("issue --batch", ["issue", "--batch", input("apps-round.jsonl"), "--out-dir", dirs.out, "--json", "--concurrency", String(rng.pick([4, 16, 64]))], rng.int(800));
-  push("crl generate", ["crl", "generate", "--prefecture", "all"], rng.int(1000));
-  if (rng.chance(0.5)) push("crl generate (2)", ["crl", "generate", "--prefecture", "all"], 200 + rng.int(1500));
+  push("ingest a", ingest("a.jsonl"), both + (aFirst ? 0 : rng.int(40)), { notices: ["a.jsonl"] });
+  push("ingest b", ingest("b.jsonl"), both + (aFirst ? rng.int(40) : 0), { notices: ["b.jsonl"] });
+  push("ingest c", ingest("c.jsonl"), rng.int(800), { notices: ["c.jsonl"] });
+  push("issue --batch", ["issue", "--batch", input("apps-round.jsonl"), "--out-dir", dirs.out, "--json", "--concurrency", String(rng.pick([4, 16, 64]))], rng.int(800), { outDir: true });
+  push("crl generate", ["crl", "generate", "--prefecture", "all"], rng.int(1000), { crls: true });
+  if (rng.chance(0.5)) push("crl generate (2)", ["crl", "generate", "--prefecture", "all"], 200 + rng.int(1500), { crls: true });
   push("registry apply", ["registry", "apply", input(rng.pick(["a.jsonl", "c.jsonl"]))], rng.int(800));
   const wbs = String(rng.pick([10, 100, 1000]));
-  push("watch", ["watch", dirs.spool, "--poll", "50", "--batch-size", wbs], rng.int(400), ["watch", dirs.spool, "--once", "--batch-size", wbs]);
+  push("watch", ["watch", dirs.spool, "--poll", "50", "--batch-size", wbs], rng.int(400), { notices: ["spool1.jsonl", "spool2.jsonl"] }, ["watch", dirs.spool, "--once", "--batch-size", wbs]);
   return { commands, spool2At: rng.int(1500) };
 }
 
@@ -918,12 +1017,25 @@ export async function runRound(env: Environment, seed: number, o: RoundOptions =
     writeFileSync(`${base}.txt`, `$ jpki ${r.args.join(" ")}\nexit ${r.code} signal ${r.signal} after ${r.ms} ms\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
   };
   let watch: { running: Running } | undefined;
+  const probe = new ProgressProbe(env.manifest, dirs.ws, dirs.out);
+  const killedAt = new Map<CommandPlan, number>();
   const launch = async (p: CommandPlan) => {
     await sleep(p.startAt);
     const running = startCli(env.cli, p.args, dir);
+    const started = Date.now();
     let killedByUs = false;
     const timers: NodeJS.Timeout[] = [];
-    if (p.killAfter !== undefined) timers.push(setTimeout(() => (killedByUs = running.kill("SIGKILL") || killedByUs), p.killAfter));
+    const kill = () => {
+      if (running.kill("SIGKILL")) {
+        killedByUs = true;
+        killedAt.set(p, Date.now() - started);
+      }
+    };
+    if (p.kill?.mode === "time") timers.push(setTimeout(kill, p.kill.ms));
+    if (p.kill?.mode === "progress" && p.progress) {
+      const ms = p.kill.ms;
+      probe.onProgress(p.progress, () => (ms ? timers.push(setTimeout(kill, ms)) : kill()));
+    }
     timers.push(setTimeout(() => running.kill("SIGKILL") && violations.push({ invariant: "command-exit", detail: `${p.name} still running after ${hangMs} ms: killed` }), hangMs));
     if (p.name === "watch") watch = { running };
     const result = await running.done;
@@ -940,12 +1052,14 @@ export async function runRound(env: Environment, seed: number, o: RoundOptions =
   await sleep(300);
   (watch as { running: Running } | undefined)?.running.kill("SIGTERM");
   await watchDone;
+  probe.stop();
 
   const commands: CommandReport[] = [];
   const toRecover: CommandPlan[] = [];
   for (const r of reports.sort((x, y) => x.plan.startAt - y.plan.startAt)) {
     const outcome = classify(r.result, r.killedByUs);
-    commands.push({ name: r.plan.name, outcome, code: r.result.code, signal: r.result.signal, ms: r.result.ms, killAfter: r.plan.killAfter });
+    const k = r.plan.kill;
+    commands.push({ name: r.plan.name, outcome, code: r.result.code, signal: r.result.signal, ms: r.result.ms, kill: k && (k.mode === "time" ? `time@${k.ms}` : `progress+${k.ms}`), killedAt: killedAt.get(r.plan) });
     if (outcome === "failed") violations.push({ invariant: "command-exit", detail: `${r.plan.name}: ${exitProblem(r.result) ?? `killed by ${r.result.signal}`}` });
     if (outcome === "killed" || outcome === "locked") toRecover.push(r.plan);
   }
@@ -1000,7 +1114,7 @@ export async function runRound(env: Environment, seed: number, o: RoundOptions =
 
 /** One line per command and one per violation, for a human. */
 export function formatRound(r: RoundResult): string {
-  const cmds = r.commands.map((c) => `${c.name}=${c.outcome}${c.outcome === "killed" ? `@${c.killAfter}ms` : ""}`).join(" ");
+  const cmds = r.commands.map((c) => `${c.name}=${c.outcome}${c.outcome === "killed" ? `@${c.killedAt}ms(${c.kill})` : ""}`).join(" ");
   const head = `seed ${r.seed}: ${r.violations.length ? `FAILED (${r.violations.length} violations)` : "passed"} in ${(r.ms / 1000).toFixed(1)} s — ${cmds}${r.recovered.length ? `; re-ran ${r.recovered.join(", ")}` : ""}`;
   return [head, ...r.violations.map((v) => `  [${v.invariant}] ${v.detail}`), ...(r.violations.length ? [`  (kept in ${r.dir})`] : [])].join("\n");
 }
