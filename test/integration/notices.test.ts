@@ -211,14 +211,16 @@ describe("jpki registry apply and jpki watch", () => {
     const spool = join(dir, "spool");
     mkdirSync(spool);
     writeJsonl(join(spool, "001.jsonl"), [notice(1, residents[0]!, "death", 1)]);
-    writeFileSync(join(spool, "002.jsonl"), Buffer.from([0x7b, 0xff, 0xfe, 0x7d, 0x0a])); // not UTF-8: unreadable
+    // a CSV header that names a column twice: no record can be read (a bad line, e.g. not UTF-8, would cost
+    // that line only and the file would go to done/ with its rejects)
+    writeFileSync(join(spool, "002.csv"), "noticeId,noticeId\nX-1,X-1\n");
     writeFileSync(join(spool, "004.csv"), "noticeId,residentCode\nX-1,12345678901\n"); // readable, every notice bad
     writeJsonl(join(spool, ".003.jsonl"), [notice(3, residents[1]!, "death", 1)]); // still being written: ignored
     const res = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
     expect(res.code, res.stderr).toBe(0);
     expect(res.json()).toMatchObject({ files: 3, failed: 1 });
     expect(listFiles(join(spool, "done"))).toEqual(["001.jsonl", "004.csv", "004.csv.rejects.jsonl"]);
-    expect(listFiles(join(spool, "failed"))).toEqual(["002.jsonl", "002.jsonl.error.json"]);
+    expect(listFiles(join(spool, "failed"))).toEqual(["002.csv", "002.csv.error.json"]);
     expect(listFiles(join(spool, "processing"))).toEqual([]);
     expect(existsSync(join(spool, ".003.jsonl"))).toBe(true);
     expect((await state()).filter((x) => x.source === "notice:T-1")).toHaveLength(2);
