@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { CRL_REASON } from "../crl/reason.js";
 import type { CertificateType, FourItems } from "../profile/types.js";
 import { NOTICE_KIND_NAMES, type ChangeNotice, type NoticeKind } from "./notice.js";
-import { NOTICE_RULES, decideRelinks, decideRevocations, noticeSource, type CertifiedCertificate } from "./notice-rules.js";
+import { NOTICE_RULES, decideRevocations, noticeSource, type CertifiedCertificate } from "./notice-rules.js";
 import { makeResidentCode } from "./resident-code.js";
 
 const CODE = makeResidentCode("5988656848");
@@ -125,17 +125,5 @@ describe("decideRevocations", () => {
 
   it("an unknown kind (a hand-made notice) is a bug, not a silent keep", () => {
     expect(() => decideRevocations(notice("marriage" as NoticeKind, moved), [sig])).toThrow(expect.objectContaining({ code: "ERR_INTERNAL" }));
-  });
-});
-
-describe("decideRelinks", () => {
-  it("re-links every certificate on a resident-code change and nothing otherwise", () => {
-    expect(decideRelinks(notice("resident-code-change", undefined), [sig, auth, sig])).toEqual([
-      { serial: "0a01", residentCode: NEW_CODE }, { serial: "0a02", residentCode: NEW_CODE },
-    ]);
-    expect(decideRevocations(notice("resident-code-change", undefined), [sig, auth])).toEqual([]);
-    for (const kind of NOTICE_KIND_NAMES.filter((k) => k !== "resident-code-change")) {
-      expect(decideRelinks(notice(kind, EXPECTED[kind].after), [sig, auth])).toEqual([]);
-    }
   });
 });

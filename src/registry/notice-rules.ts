@@ -60,12 +60,6 @@ export interface RevocationDecision {
   readonly source: string;
 }
 
-export interface RelinkDecision {
-  readonly serial: string;
-  /** the resident code the issuance record now belongs to */
-  readonly residentCode: string;
-}
-
 /** The revocation source recorded for a notice (RevocationInfo.source). */
 export function noticeSource(noticeId: string): string {
   return `notice:${noticeId}`;
@@ -107,19 +101,6 @@ export function decideRevocations(notice: ChangeNotice, certs: readonly Certifie
     }
     seen.add(cert.serial);
     out.push(Object.freeze({ serial: cert.serial, reason, reasonCode: CRL_REASON[reason], source: noticeSource(notice.noticeId) }));
-  }
-  return out;
-}
-
-/** Which of `certs` a resident-code change re-links to the new resident code (none for other kinds). */
-export function decideRelinks(notice: ChangeNotice, certs: readonly CertifiedCertificate[]): RelinkDecision[] {
-  if (notice.newResidentCode === undefined) return [];
-  const out: RelinkDecision[] = [];
-  const seen = new Set<string>();
-  for (const cert of certs) {
-    if (seen.has(cert.serial) || ruleFor(notice, cert.type).effect !== "relink") continue;
-    seen.add(cert.serial);
-    out.push(Object.freeze({ serial: cert.serial, residentCode: notice.newResidentCode }));
   }
   return out;
 }

@@ -7,6 +7,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
+import { NOTICE_RULES } from "../../src/registry/notice-rules.js";
+import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { cardKey, cli, listFiles, tempDir, writeJsonl } from "./helpers.js";
 
@@ -154,6 +156,40 @@ describe("jpki notices ingest", () => {
     const revoked = (await state()).filter((x) => x.source === "notice:T-3");
     expect(revoked.map((x) => x.serial).sort()).toEqual([certs.get(r.residentCode!)!.signature, certs.get(r.residentCode!)!.authentication].sort());
     expect((await cli([...w(), "notices", "pending", "--json"], { cwd: dir })).json().held).toEqual([]);
+  });
+
+  it("a resident-code change keeps both certificates and re-links their issuance records and sequence to the new code", async () => {
+    // NOTICE_RULES says relink for both types; the ingestor and the store carry it out.
+    expect(NOTICE_RULES["resident-code-change"]).toEqual({ signature: { effect: "relink" }, authentication: { effect: "relink" } });
+    const r = residents[9]!;
+    const oldCode = r.residentCode!;
+    const newCode = makeResidentCode("0000000777");
+    expect(residents.some((x) => x.residentCode === newCode)).toBe(false);
+    const serials = [certs.get(oldCode)!.signature, certs.get(oldCode)!.authentication].sort();
+    const under = async (code: string) => {
+      const s = SqliteStore.open(join(ws, "jpki.db"));
+      try {
+        return (await s.findCertificates({ residentCode: code })).map((c) => ({ serial: c.serial, revoked: Boolean(c.revocation) })).sort((a, b) => a.serial.localeCompare(b.serial));
+      } finally {
+        await s.close();
+      }
+    };
+    expect(await under(oldCode)).toEqual(serials.map((serial) => ({ serial, revoked: false })));
+
+    const res = await cli([...w(), "notices", "ingest", writeJsonl(join(dir, "rc.jsonl"), [notice(1, r, "resident-code-change", 1, { newResidentCode: newCode })]), "--json"], { cwd: dir });
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.json()).toMatchObject({ applied: 1, revocations: 0, crls: [] });
+    // kept, and now under the new code only
+    expect(await under(newCode)).toEqual(serials.map((serial) => ({ serial, revoked: false })));
+    expect(await under(oldCode)).toEqual([]);
+    expect(await state()).toEqual([]);
+
+    // the sequence moved with them: the next notice under the new code (seq 2) applies at once, not held,
+    // and decides against the relinked records (a relocation revokes the signature certificate only)
+    const moved = { ...itemsOf(r), address: "東京都港区芝公園４丁目２番８号" };
+    const next = await cli([...w(), "notices", "ingest", writeJsonl(join(dir, "rc2.jsonl"), [{ ...notice(2, r, "relocation", 2, { after: moved }), residentCode: newCode }]), "--json"], { cwd: dir });
+    expect(next.json()).toMatchObject({ applied: 1, held: 0, rejected: 0, revocations: 1 });
+    expect((await state()).map((x) => [x.serial, x.source])).toEqual([[certs.get(oldCode)!.signature, "notice:T-2"]]);
   });
 
   it("moving out and back to the same address still revokes: the first move already revoked", async () => {
