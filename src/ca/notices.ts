@@ -219,7 +219,11 @@ class Plan {
       return undefined;
     }
     const rc = n.residentCode;
-    if (!this.#ctx.residents.has(rc) && !this.#certs.has(rc) && !this.#last.has(rc) && !this.#held.has(rc)) {
+    const known = this.#ctx.residents.has(rc) || this.#ctx.everCertified.has(rc) || this.#certs.has(rc) || this.#last.has(rc) || this.#held.has(rc);
+    // A first notice (sequence 1) for a code nobody knows is a wrong code. A later one may follow a
+    // resident-code change (住民票コード変更) to this code that has not arrived yet (another file, another
+    // process): it is held, and the change, when applied, drains it.
+    if (!known && n.sequence <= 1) {
       return { code: "ERR_RESIDENT_UNKNOWN", message: `notice ${n.noticeId}: the resident is unknown to the registry and holds no certificate` };
     }
     const last = this.#last.get(rc) ?? 0;
@@ -254,7 +258,8 @@ class Plan {
     if (n.kind !== "resident-code-change" || !to) return undefined;
     const registrySeq = this.#ctx.residents.get(to);
     const registryHasIt = registrySeq !== undefined && !(registrySeq >= n.sequence && !this.#ctx.residents.has(n.residentCode));
-    if (registryHasIt || this.#ctx.everCertified.has(to) || (this.#certs.get(to)?.length ?? 0) > 0 || this.#last.has(to) || (this.#held.get(to)?.length ?? 0) > 0) {
+    // Notices merely held under the new code do not make it someone's: they are waiting for this change.
+    if (registryHasIt || this.#ctx.everCertified.has(to) || (this.#certs.get(to)?.length ?? 0) > 0 || this.#last.has(to)) {
       return {
         code: "ERR_RESIDENT_CODE_IN_USE",
         message: `notice ${n.noticeId}: the new resident code is already in use by another record; a resident-code change must not merge two people (ask the registry to check the code)`,

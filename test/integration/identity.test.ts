@@ -85,6 +85,27 @@ describe("no identity is ever merged or overwritten", () => {
     await withStore(async (s) => expect((await s.findCertificates({ residentCode: fresh })).length).toBe(1));
   });
 
+  it("notices under a new code that arrive before the resident-code change are held, then applied when it arrives", async () => {
+    const [a] = residents as [Row];
+    const fresh = makeResidentCode("0000009992");
+    const later = writeJsonl(join(dir, "later.jsonl"), [{ ...notice("L-2", a, "death", 2), residentCode: fresh }]);
+    const first = await cli([...w(), "notices", "ingest", later, "--json"], { cwd: dir });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.json()).toMatchObject({ held: 1, rejected: 0 });
+    const change = writeJsonl(join(dir, "change.jsonl"), [notice("L-1", a, "resident-code-change", 1, { newResidentCode: fresh })]);
+    const second = await cli([...w(), "notices", "ingest", change, "--json"], { cwd: dir });
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.json()).toMatchObject({ applied: 2, released: 1, held: 0 });
+    await withStore(async (s) => {
+      expect((await s.findCertificates({ residentCode: fresh, status: "valid" })).length).toBe(0); // the death revoked the relinked one
+      expect((await s.findCertificates({ residentCode: fresh })).length).toBe(1);
+    });
+    // a first notice for a code nobody knows is still a wrong code
+    const typo = writeJsonl(join(dir, "typo.jsonl"), [{ ...notice("L-3", a, "death", 1), residentCode: makeResidentCode("0000009993") }]);
+    const t = await cli([...w(), "notices", "ingest", typo, "--json"], { cwd: dir });
+    expect(t.code).toBe(13);
+  });
+
   it("a notice id seen before with a different body is ERR_NOTICE_CONFLICT, never counted as a duplicate", async () => {
     const [a, b] = residents as [Row, Row];
     const first = writeJsonl(join(dir, "first.jsonl"), [relocation("N-1", a, 1)]);

@@ -6,7 +6,7 @@ import { IssuanceService, type IssuanceApplication, type IssuedCertificate } fro
 import { JpkiError } from "../../index.js";
 import { toPem } from "../../index.js";
 import { readRecords } from "../../index.js";
-import { writeFileAtomic } from "../../index.js";
+import { sweepStaleTemps, writeFileAtomic } from "../../index.js";
 import { checkInputFile, checkOutputDir, checkOutputFile } from "../../index.js";
 import { Context, withWorkspace } from "../context.js";
 import { fileProgress, type Io } from "../output.js";
@@ -125,6 +125,7 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
   // Paths first, then the passphrase: nothing is signed for a batch whose input or output cannot be used.
   const source = o.batch === "-" ? (io.stdin ?? process.stdin) : checkInputFile(o.batch!, "batch file --batch", { cwd: io.cwd });
   const outDir = o.outDir ? checkOutputDir(o.outDir, "output directory --out-dir", { create: true, cwd: io.cwd }) : undefined;
+  if (outDir) sweepStaleTemps(outDir); // files half-written by a killed earlier run
   const passphrase = await ctx.passphrase();
   await withWorkspace(ctx, async (ws) => {
     const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
