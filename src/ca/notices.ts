@@ -219,7 +219,8 @@ class Plan {
       return undefined;
     }
     const rc = n.residentCode;
-    const known = this.#ctx.residents.has(rc) || this.#ctx.everCertified.has(rc) || this.#certs.has(rc) || this.#last.has(rc) || this.#held.has(rc);
+    // Notices merely held under a code do not make it known: the verdict must not depend on arrival order.
+    const known = this.#ctx.residents.has(rc) || this.#ctx.everCertified.has(rc) || this.#certs.has(rc) || this.#last.has(rc);
     // A first notice (sequence 1) for a code nobody knows is a wrong code. A later one may follow a
     // resident-code change (住民票コード変更) to this code that has not arrived yet (another file, another
     // process): it is held, and the change, when applied, drains it.
@@ -256,8 +257,11 @@ class Plan {
   #codeInUse(n: ChangeNotice): { code: ErrorCode; message: string } | undefined {
     const to = n.newResidentCode;
     if (n.kind !== "resident-code-change" || !to) return undefined;
+    // The registry may have applied this very change first: then the new code's record is at this sequence
+    // or later, and the old code is gone or closed at it (registry apply keeps the old code as a closed record).
     const registrySeq = this.#ctx.residents.get(to);
-    const registryHasIt = registrySeq !== undefined && !(registrySeq >= n.sequence && !this.#ctx.residents.has(n.residentCode));
+    const oldSeq = this.#ctx.residents.get(n.residentCode);
+    const registryHasIt = registrySeq !== undefined && !(registrySeq >= n.sequence && (oldSeq === undefined || oldSeq >= n.sequence));
     // Notices merely held under the new code do not make it someone's: they are waiting for this change.
     if (registryHasIt || this.#ctx.everCertified.has(to) || (this.#certs.get(to)?.length ?? 0) > 0 || this.#last.has(to)) {
       return {

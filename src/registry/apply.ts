@@ -24,11 +24,11 @@ export interface RegistryApplySummary {
 type Stored = ResidentRecord & { readonly noticeSequence: number };
 
 /** Decides one notice against the records as they stand (including this batch's earlier changes). */
-function decideOne(n: ChangeNotice, line: number, get: (code: string) => Stored | undefined): { put?: Stored; remove?: string } | "skip" {
+function decideOne(n: ChangeNotice, line: number, get: (code: string) => Stored | undefined): { put: Stored; retire?: Stored } | "skip" {
   const r = get(n.residentCode);
   const to = n.newResidentCode;
   if (!r) {
-    // A resident-code change already applied: the record lives under the new code, at this sequence or later.
+    // Applied before old codes were kept as closed records: the record lives under the new code.
     const moved = to ? get(to) : undefined;
     if (moved && moved.noticeSequence >= n.sequence) return "skip";
     throw new JpkiError("ERR_RESIDENT_UNKNOWN", `line ${line}: notice ${n.noticeId} names a resident the registry does not hold`);
@@ -38,7 +38,9 @@ function decideOne(n: ChangeNotice, line: number, get: (code: string) => Stored 
     throw new JpkiError("ERR_RESIDENT_CODE_IN_USE", `line ${line}: notice ${n.noticeId} changes the resident code to one another record holds; two people are never merged (ask the registry to check the code)`);
   }
   const next = applyNoticeToResident(r, n);
-  return { put: { ...next, noticeSequence: n.sequence }, ...(next.residentCode !== r.residentCode ? { remove: r.residentCode } : {}) };
+  // The old code of a resident-code change stays as a closed record at this sequence: nobody can be issued a
+  // certificate under it, a later notice under it is skipped, and the CA side still recognises the code.
+  return { put: { ...next, noticeSequence: n.sequence }, ...(next.residentCode !== r.residentCode ? { retire: { ...r, status: "removed" as const, noticeSequence: n.sequence } } : {}) };
 }
 
 export async function applyNoticesToRegistry(store: Store, records: AsyncIterable<RecordResult>, now: Date, opts: { batchSize?: number } = {}): Promise<RegistryApplySummary> {
@@ -52,10 +54,9 @@ export async function applyNoticesToRegistry(store: Store, records: AsyncIterabl
     batch = [];
     const r = await store.applyToRegistry((read) => {
       // This batch's own changes first, then the store (read inside the transaction).
-      const local = new Map<string, Stored | null>();
-      const get = (code: string) => (local.has(code) ? (local.get(code) ?? undefined) : read(code));
+      const local = new Map<string, Stored>();
+      const get = (code: string) => local.get(code) ?? read(code);
       const put = new Map<string, Stored>();
-      const remove = new Set<string>();
       let applied = 0;
       let skipped = 0;
       const errors: Array<{ line: number; e: JpkiError }> = [];
@@ -66,15 +67,9 @@ export async function applyNoticesToRegistry(store: Store, records: AsyncIterabl
             skipped++;
             continue;
           }
-          if (d.remove) {
-            local.set(d.remove, null);
-            put.delete(d.remove);
-            remove.add(d.remove);
-          }
-          if (d.put) {
-            local.set(d.put.residentCode, d.put);
-            put.set(d.put.residentCode, d.put);
-            remove.delete(d.put.residentCode);
+          for (const rec of d.retire ? [d.retire, d.put] : [d.put]) {
+            local.set(rec.residentCode, rec);
+            put.set(rec.residentCode, rec);
           }
           applied++;
         } catch (e) {
@@ -82,7 +77,7 @@ export async function applyNoticesToRegistry(store: Store, records: AsyncIterabl
           errors.push({ line, e });
         }
       }
-      return { put: [...put.values()], remove: [...remove], result: { applied, skipped, errors } };
+      return { put: [...put.values()], remove: [], result: { applied, skipped, errors } };
     });
     out.applied += r.applied;
     out.skipped += r.skipped;

@@ -631,7 +631,19 @@ export class SqliteStore implements Store {
     // of five point queries per resident; the per-statement crossing dominated at national scale.
     const st = this.#stmts;
     const ids = JSON.stringify(keys.noticeIds);
-    const codes = JSON.stringify([...new Set(keys.residentCodes)]);
+    // A held resident-code change may be applied by this batch (its gap filled): the notices held under its
+    // new code must then be in the context too, or they would wait for ever. Follow such changes.
+    const codeSet = new Set(keys.residentCodes);
+    for (let frontier = [...codeSet]; frontier.length; ) {
+      const next: string[] = [];
+      for (const r of st.batchHeld.all(JSON.stringify(frontier)) as NoticeRowDb[]) {
+        if (r.kind !== "resident-code-change") continue;
+        const to = (JSON.parse(r.body) as { newResidentCode?: string }).newResidentCode;
+        if (to && !codeSet.has(to)) (codeSet.add(to), next.push(to));
+      }
+      frontier = next;
+    }
+    const codes = JSON.stringify([...codeSet]);
     const known = new Map<string, { status: NoticeStatus; body: string }>();
     for (const [id, status, body] of st.batchNoticeStatus.all(ids) as Array<[string, NoticeStatus, string]>) known.set(id, { status, body });
     const lastSequence = new Map<string, number>();

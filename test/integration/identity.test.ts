@@ -106,6 +106,29 @@ describe("no identity is ever merged or overwritten", () => {
     expect(t.code).toBe(13);
   });
 
+  it("a held resident-code change applied when its gap fills also applies what was held under the new code (found by the fault-injection harness)", async () => {
+    const [a] = residents as [Row];
+    const fresh = makeResidentCode("0000009994");
+    const early = writeJsonl(join(dir, "early.jsonl"), [
+      notice("G-2", a, "resident-code-change", 2, { newResidentCode: fresh }), // waits for sequence 1
+      { ...notice("G-3", a, "death", 3), residentCode: fresh }, // waits for the change
+    ]);
+    expect((await cli([...w(), "notices", "ingest", early, "--json"], { cwd: dir })).json()).toMatchObject({ held: 2, applied: 0 });
+    const gap = writeJsonl(join(dir, "gap.jsonl"), [relocation("G-1", a, 1)]);
+    const r = await cli([...w(), "notices", "ingest", gap, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json()).toMatchObject({ applied: 3, released: 2, held: 0 });
+    const pending = await cli([...w(), "notices", "pending", "--json"], { cwd: dir });
+    expect(pending.json().held).toEqual([]);
+    await withStore(async (s) => expect((await s.findCertificates({ residentCode: fresh, status: "valid" })).length).toBe(0));
+    // the registry keeps the old code as a closed record: no certificate can be issued under it
+    const feed = writeJsonl(join(dir, "all.jsonl"), [relocation("G-1", a, 1), notice("G-2", a, "resident-code-change", 2, { newResidentCode: fresh })]);
+    expect((await cli([...w(), "registry", "apply", feed, "--json"], { cwd: dir })).json()).toMatchObject({ applied: 2, errors: [] });
+    expect((await cli([...w(), "registry", "show", a.residentCode!, "--json"], { cwd: dir })).json()).toMatchObject({ status: "removed" });
+    const old = await cli([...w(), "issue", "--resident", a.residentCode!, "--public-key", join(dir, "card.pub.pem")], { cwd: dir });
+    expect(old.stderr).toContain("ERR_RESIDENT_NOT_ELIGIBLE");
+  });
+
   it("a notice id seen before with a different body is ERR_NOTICE_CONFLICT, never counted as a duplicate", async () => {
     const [a, b] = residents as [Row, Row];
     const first = writeJsonl(join(dir, "first.jsonl"), [relocation("N-1", a, 1)]);
