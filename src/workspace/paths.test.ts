@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
@@ -9,6 +9,38 @@ let dir: string;
 let file: string;
 let fifo: string;
 const isRoot = process.getuid?.() === 0;
+const DIST_PATHS = join(import.meta.dirname, "..", "..", "dist", "src", "workspace", "paths.js");
+
+/**
+ * Runs a permission check as an unprivileged user: root reads and writes everything, so as root (CI) the
+ * check runs in a child process as nobody (uid 65534) against the built module; otherwise in-process.
+ */
+function codeAsUnprivileged(fn: "checkInputFile" | "checkOutputFile", path: string): string | undefined {
+  if (!isRoot) {
+    try {
+      (fn === "checkInputFile" ? checkInputFile : checkOutputFile)(path, "input");
+      return undefined;
+    } catch (e) {
+      return (e as { code?: string }).code;
+    }
+  }
+  // A copy the unprivileged user can read wherever the checkout lives (CI's clone may be owner-only).
+  const lib = mkdtempSync(join(tmpdir(), "jpki-paths-lib-"));
+  mkdirSync(join(lib, "workspace"));
+  copyFileSync(DIST_PATHS, join(lib, "workspace", "paths.js"));
+  copyFileSync(join(DIST_PATHS, "..", "..", "errors.js"), join(lib, "errors.js"));
+  writeFileSync(join(lib, "package.json"), '{"type":"module"}');
+  for (const p of [lib, join(lib, "workspace")]) chmodSync(p, 0o755);
+  const script = `import(${JSON.stringify(join(lib, "workspace", "paths.js"))}).then((m) => { try { m[${JSON.stringify(fn)}](${JSON.stringify(path)}, "input"); console.log("ok"); } catch (e) { console.log(e.code); } })`;
+  return execFileSync(process.execPath, ["-e", script], { uid: 65534, gid: 65534, encoding: "utf8" }).trim().replace(/^ok$/, "") || undefined;
+}
+
+/** A directory nobody can enter, for the unprivileged checks. */
+function openDir(): string {
+  const d = mkdtempSync(join(tmpdir(), "jpki-paths-open-"));
+  chmodSync(d, 0o755);
+  return d;
+}
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "jpki-paths-"));
@@ -59,9 +91,14 @@ describe("checkInputFile", () => {
     expect(failure(() => checkInputFile(join(dir, "link"), "input")).message).toContain("is under /proc");
   });
 
-  it.skipIf(isRoot)("refuses an unreadable file", () => {
-    chmodSync(file, 0o200);
-    expect(failure(() => checkInputFile(file, "input")).code).toBe("ERR_FILE_UNUSABLE");
+  it("refuses an unreadable file (as an unprivileged user)", () => {
+    const d = openDir();
+    const f = join(d, "secret.txt");
+    writeFileSync(f, "x");
+    chmodSync(f, 0o644);
+    expect(codeAsUnprivileged("checkInputFile", f)).toBeUndefined();
+    chmodSync(f, 0o200);
+    expect(codeAsUnprivileged("checkInputFile", f)).toBe("ERR_FILE_UNUSABLE");
   });
 });
 
@@ -102,9 +139,13 @@ describe("checkOutputFile", () => {
     }
   });
 
-  it.skipIf(isRoot)("refuses a directory it cannot write", () => {
-    mkdirSync(join(dir, "ro"), { mode: 0o500 });
-    expect(failure(() => checkOutputFile(join(dir, "ro", "x"), "output file -o")).code).toBe("ERR_FILE_UNUSABLE");
+  it("refuses a directory it cannot write (as an unprivileged user)", () => {
+    const d = openDir();
+    mkdirSync(join(d, "ro"));
+    chmodSync(join(d, "ro"), 0o777);
+    expect(codeAsUnprivileged("checkOutputFile", join(d, "ro", "x"))).toBeUndefined();
+    chmodSync(join(d, "ro"), 0o555);
+    expect(codeAsUnprivileged("checkOutputFile", join(d, "ro", "x"))).toBe("ERR_FILE_UNUSABLE");
   });
 });
 
