@@ -34,7 +34,7 @@ export function stageFile(path: string, data: string | Uint8Array | Iterable<Uin
   let fd: number | undefined;
   try {
     fd = openSync(tmp, "wx", mode);
-    fchmodSync(fd, mode);
+    fchmodSync(fd, mode); // exactly this mode, not the mode as the umask narrowed it
     for (const c of chunks) {
       let off = 0;
       while (off < c.length) off += writeSync(fd, c, off, c.length - off);
