@@ -71,7 +71,7 @@ export class CrlPublisher {
     });
     const derPath = join(this.#dir, `${ca.id}.crl`);
     const pemPath = join(this.#dir, `${ca.id}.crl.pem`);
-    const staged = [stageFile(derPath, built.chunks, 0o644), stageFile(pemPath, pemChunks(built.chunks, "X509 CRL"), 0o644)];
+    const staged = [stageFile(derPath, built.chunks), stageFile(pemPath, pemChunks(built.chunks, "X509 CRL"))];
     let installed = false;
     try {
       installed = await this.#store.publishCrl({ caId: ca.id, number, entries: built.entries, path: relative(this.#root, derPath), sha256: built.sha256 }, () => {
