@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { bitString, explicit, integer, nul, octetString, oid, printable, seq, set, tlv } from "../pki/der.js";
 import { verifyCsr } from "./csr.js";
+import { errorCodeOf } from "../../test/error-code.js";
 
 const dir = mkdtempSync(join(tmpdir(), "jpki-csr-"));
 const SHA256_RSA = "1.2.840.113549.1.1.11";
@@ -25,14 +26,7 @@ function csr(o: { spki?: Buffer; alg?: Buffer; hash?: string; key?: KeyObject; t
   if (o.tamper) sig[10]! ^= 1;
   return seq(info, o.alg ?? seq(oid(SHA256_RSA), nul()), bitString(sig));
 }
-const code = (f: () => unknown) => {
-  try {
-    f();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return "accepted";
-};
+const code = errorCodeOf;
 
 function opensslCsr(file: string, digest: string, keyArgs: string[] = ["-pkeyopt", "rsa_keygen_bits:2048"]): Buffer {
   const key = join(dir, `${file}.key`);

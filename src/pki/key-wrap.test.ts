@@ -11,18 +11,12 @@ import { describe, expect, it } from "vitest";
 import { PBKDF2_ITERATIONS, newKeyWrapParams, readWrappedKey } from "./key-wrap.js";
 import { decryptPrivateKey, encryptPrivateKey, strongKeyWrapParams } from "./keys.js";
 import { parsePemBlocks } from "./pem.js";
+import { errorCodeOf } from "../../test/error-code.js";
 
 const dir = mkdtempSync(join(tmpdir(), "jpki-wrap-"));
 const key = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey;
 const spkiOf = (k: KeyObject) => createPublicKey(k).export({ type: "spki", format: "der" });
-const code = (f: () => unknown) => {
-  try {
-    f();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return "accepted";
-};
+const code = errorCodeOf;
 const derOf = (pem: string) => parsePemBlocks(pem)[0]!.der;
 writeFileSync(join(dir, "good.txt"), "correct horse\n");
 writeFileSync(join(dir, "bad.txt"), "battery staple\n");

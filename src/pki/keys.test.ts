@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { bitString, integer, nul, oid, seq, tlv } from "./der.js";
 import { requireRsa2048 } from "./keys.js";
+import { errorCodeOf } from "../../test/error-code.js";
 
 const RSA = "1.2.840.113549.1.1.1";
 const good = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
@@ -23,14 +24,7 @@ function spki(o: { alg?: Buffer; n?: Buffer; e?: Buffer; bits?: (rsaKey: Buffer)
   const rsaKey = seq(o.n ?? integer(n), o.e ?? integer(65537));
   return seq(o.alg ?? seq(oid(RSA), nul()), (o.bits ?? bitString)(rsaKey));
 }
-const code = (f: () => unknown) => {
-  try {
-    f();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return "accepted";
-};
+const code = errorCodeOf;
 /** Replaces the first occurrence of a byte sequence. */
 const patch = (buf: Buffer, from: string, to: string) => {
   const i = buf.indexOf(Buffer.from(from, "hex"));
