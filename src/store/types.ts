@@ -2,6 +2,14 @@
  * The store interface: everything the CA, registry and CRL services persist. It names no database:
  * SQLite (embedded default) implements it now, PostgreSQL next, and one test suite runs against both.
  * Every method is atomic on its own; multi-record methods commit all or nothing.
+ *
+ * Concurrency contract (issue 7): several processes, later several hosts, use one store at once, and there
+ * is no workspace lock. Methods that decide (commitNoticeBatch, applyToRegistry, commitIssuances,
+ * publishCrl, reserveCrl) must read what they decide from and write the outcome in one transaction that no
+ * other writer can interleave with: SQLite takes its single write lock first (BEGIN IMMEDIATE); PostgreSQL
+ * must lock the same facts — e.g. `pg_advisory_xact_lock` per resident code for notice batches and registry
+ * changes, the CA's crl_state row `FOR UPDATE` for CRL reservation and publication — or run SERIALIZABLE and
+ * retry the whole call (the decide callbacks are pure for that reason).
  */
 import type { CertificateType, FourItems } from "../profile/types.js";
 
