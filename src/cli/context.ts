@@ -5,8 +5,8 @@
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
-import { JpkiError, checkInputFile, checkWorkspaceDir } from "../index.js";
-import { Workspace } from "../index.js";
+import type { Workspace } from "../index.js";
+import { JpkiError, checkInputFile, checkWorkspaceDir, library } from "./lib.js";
 import { Output, type Io } from "./output.js";
 
 export interface GlobalOptions {
@@ -43,8 +43,10 @@ export class Context {
     return checkWorkspaceDir(path, what, { cwd: this.io.cwd });
   }
 
-  openWorkspace(): Workspace {
-    return Workspace.open(this.workspaceDir);
+  async openWorkspace(): Promise<Workspace> {
+    const dir = this.workspaceDir;
+    const { Workspace } = await library();
+    return Workspace.open(dir);
   }
 
   /**
@@ -87,7 +89,7 @@ function promptHidden(stdin: NodeJS.ReadableStream, io: Io, prompt: string): Pro
 
 /** Runs a function with an open workspace and always closes it. */
 export async function withWorkspace<T>(ctx: Context, f: (ws: Workspace) => Promise<T>): Promise<T> {
-  const ws = ctx.openWorkspace();
+  const ws = await ctx.openWorkspace();
   try {
     return await f(ws);
   } finally {

@@ -1,5 +1,5 @@
 /** Exit codes of the jpki CLI, documented in every command's help. Derived from errors.ts, never ad hoc. */
-import { ERROR_CODES } from "../index.js";
+import { ERROR_CODES } from "./lib.js";
 
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 2;

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Entry point of the `jpki` binary. reflect-metadata must load before @peculiar/x509 (imported below).
-import "reflect-metadata";
+// Entry point of the `jpki` binary (bin/jpki.cjs launches it). It loads only commander and the command
+// definitions; a command loads the library when it runs (cli/lib.ts), so --version and --help stay fast.
 import { quietOnClosedPipe, processIo } from "./output.js";
 import { run } from "./program.js";
 

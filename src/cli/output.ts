@@ -12,7 +12,16 @@ export interface Io {
   readonly stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
 }
 
-export const processIo = (): Io => ({ stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd(), stdin: process.stdin });
+export const processIo = (): Io => ({
+  stdout: process.stdout,
+  stderr: process.stderr,
+  env: process.env,
+  cwd: process.cwd(),
+  // Opened on first use: few commands read stdin, and opening it costs every start a few milliseconds.
+  get stdin() {
+    return process.stdin;
+  },
+});
 
 /**
  * `jpki … | head`: the reader goes away, the next write to the pipe fails with EPIPE, and Node would report

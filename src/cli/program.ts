@@ -1,9 +1,10 @@
 /**
  * The jpki program: noun-then-verb commands over the library (STYLE.md §15). `run` is what main calls
- * and what tests call in-process; it returns the exit code instead of exiting.
+ * and what tests call in-process; it returns the exit code instead of exiting. Building the program needs
+ * only commander and the light part of cli/lib.ts; each command's action loads the library when it runs.
  */
 import { Command, CommanderError } from "commander";
-import { ERROR_CODES, JpkiError, isJpkiError } from "../index.js";
+import { ERROR_CODES, JpkiError, isJpkiError } from "./lib.js";
 import { makeCaCommand } from "./commands/ca.js";
 import { makeCrlCommand } from "./commands/crl.js";
 import { makeDemoCommand } from "./commands/demo.js";

@@ -2,13 +2,8 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Command, Option } from "commander";
-import { JpkiError, getCaRecord, initCas, rewrapCaKeys, summariseCa, type CaSummary } from "../../index.js";
-import { parseCaId, caId } from "../../index.js";
-import { prefectureList } from "../../index.js";
-import type { CertificateType } from "../../index.js";
-import { toPem } from "../../index.js";
-import { Workspace } from "../../index.js";
-import type { WorkspaceConfig } from "../../index.js";
+import type { CaSummary, CertificateType, WorkspaceConfig } from "../../index.js";
+import { JpkiError, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 
@@ -45,6 +40,7 @@ Examples:
     )
     .action(async (o: { prefecture: string; purpose: string; skipExisting?: boolean; baseUrl?: string; validityRule?: string; policy?: string }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
+      const { Workspace, initCas, prefectureList } = await library();
       const prefs = prefectureList(o.prefecture);
       const passphrase = await ctx.passphrase();
       const config: Partial<Record<keyof WorkspaceConfig, unknown>> = {};
@@ -80,6 +76,7 @@ Examples:
     .description("list the CAs in the workspace")
     .action(async (_o: unknown, cmd: Command) => {
       const ctx = Context.of(io, cmd);
+      const { summariseCa } = await library();
       await withWorkspace(ctx, async (ws) => {
         const list = (await ws.store.listCas()).map((r) => summariseCa(ws, r));
         ctx.out.result({ cas: list }, () => (list.length ? list.map(caLine).join("\n") : "no CAs yet: run 'jpki ca init --prefecture 13'"));
@@ -92,6 +89,7 @@ Examples:
     .option("--pem", "print the CA certificate as PEM")
     .action(async (id: string, o: { pem?: boolean }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
+      const { caId, getCaRecord, parseCaId, summariseCa, toPem } = await library();
       const { prefectureCode, purpose } = parseCaId(id);
       await withWorkspace(ctx, async (ws) => {
         const rec = await getCaRecord(ws, caId(prefectureCode, purpose));
@@ -135,6 +133,7 @@ Examples:
     )
     .action(async (o: { newPassphraseFile?: string }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
+      const { rewrapCaKeys } = await library();
       const passphrase = await ctx.passphrase();
       const newPassphrase = o.newPassphraseFile ? readPassphraseFile(resolve(io.cwd, o.newPassphraseFile), o.newPassphraseFile) : undefined;
       await withWorkspace(ctx, async (ws) => {

@@ -1,11 +1,7 @@
 /** `jpki crl generate`: build and publish CRLs for prefecture CAs. */
 import { Command, Option } from "commander";
-import { CertificationAuthority, caId, parseCaId } from "../../index.js";
-import { getCaRecord } from "../../index.js";
-import { prefectureList } from "../../index.js";
-import { CrlPublisher, type PublishedCrl } from "../../index.js";
-import { JpkiError, sweepStaleTemps } from "../../index.js";
-import type { CertificateType } from "../../index.js";
+import type { CertificateType, PublishedCrl } from "../../index.js";
+import { JpkiError, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 
@@ -19,6 +15,7 @@ export function makeCrlCommand(io: Io): Command {
     .addHelpText("after", `\nExamples:\n  jpki crl generate --prefecture 13\n  jpki crl generate --ca 13-sig --json\n  openssl crl -inform DER -in .jpki/crl/13-sig.crl -noout -text`)
     .action(async (o: { prefecture?: string; ca?: string; purpose: string }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
+      const { CertificationAuthority, CrlPublisher, caId, getCaRecord, parseCaId, prefectureList, sweepStaleTemps } = await library();
       if (!o.prefecture === !o.ca) throw new JpkiError("ERR_USAGE", "say which CRLs: --prefecture CODES or --ca ID");
       const passphrase = await ctx.passphrase();
       await withWorkspace(ctx, async (ws) => {

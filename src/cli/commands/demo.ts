@@ -6,23 +6,9 @@ import { randomBytes, generateKeyPair } from "node:crypto";
 import { readdirSync, rmSync } from "node:fs";
 import { join, relative } from "node:path";
 import { Command } from "commander";
-import { CertificationAuthority } from "../../index.js";
-import { IssuanceService, type IssuedCertificate } from "../../index.js";
-import { getCaRecord, initCas } from "../../index.js";
-import { prefecture } from "../../index.js";
-import { revokeCertificate } from "../../index.js";
-import { CrlPublisher, type PublishedCrl } from "../../index.js";
-import { JpkiError } from "../../index.js";
-import { toPem } from "../../index.js";
-import { generateResidents } from "../../index.js";
-import { parseResidentRecord } from "../../index.js";
-import { writeFileAtomic } from "../../index.js";
-import { checkOutputDir } from "../../index.js";
-import { Workspace } from "../../index.js";
-import { CrlUpdater } from "../../index.js";
-import { readRecords } from "../../index.js";
-import { applyNoticesToRegistry, runIngest } from "../../index.js";
 import { execFileSync } from "node:child_process";
+import type { IssuedCertificate, PublishedCrl } from "../../index.js";
+import { JpkiError, checkOutputDir, library } from "../lib.js";
 import { Context } from "../context.js";
 import type { Io } from "../output.js";
 
@@ -44,6 +30,9 @@ export function makeDemoCommand(io: Io): Command {
     .addHelpText("after", `\nThe demo generates a random CA passphrase and stores it in <dir>/passphrase.txt (mode 600): a demo\nconvenience, never do this with real keys.\n\nExample:\n  npx jpki demo && cd jpki-demo`)
     .action(async (o: { dir?: string; residents: string; force?: boolean }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
+      const lib = await library();
+      const { CertificationAuthority, CrlPublisher, CrlUpdater, IssuanceService, Workspace, applyNoticesToRegistry, generateResidents, getCaRecord, initCas } = lib;
+      const { parseResidentRecord, prefecture, readRecords, revokeCertificate, runIngest, toPem, writeFileAtomic } = lib;
       const n = Number(o.residents);
       if (!Number.isInteger(n) || n < 2 || n > 1000) throw new JpkiError("ERR_USAGE", "--residents must be a whole number from 2 to 1000");
       // A file, a FIFO or a path under /proc, /sys or /dev is refused before anything is made (mode 0o700: the passphrase lives here).

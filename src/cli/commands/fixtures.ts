@@ -3,8 +3,7 @@ import { createWriteStream } from "node:fs";
 import { join } from "node:path";
 import { once } from "node:events";
 import { Command } from "commander";
-import { JpkiError, checkOutputDir, checkOutputFile } from "../../index.js";
-import { generateNotices, generateResidents } from "../../index.js";
+import { JpkiError, checkOutputDir, checkOutputFile, library } from "../lib.js";
 import { Context } from "../context.js";
 import type { Io } from "../output.js";
 
@@ -31,6 +30,7 @@ export function makeFixturesCommand(io: Io): Command {
     .addHelpText("after", `\nExample:\n  jpki fixtures generate --residents 1000 --notices 200 --seed 42 -o data/`)
     .action(async (o: { residents: string; notices: string; seed: string; out: string }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
+      const { generateNotices, generateResidents } = await library();
       const nr = Number(o.residents);
       const nn = Number(o.notices);
       if (!Number.isInteger(nr) || nr < 1 || nr > 10_000_000) throw new JpkiError("ERR_USAGE", "--residents must be a whole number from 1 to 10000000");

@@ -1,9 +1,7 @@
 /** `jpki inspect FILE`: decode any certificate or CRL and list its deviations from the JPKI profile. */
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
-import { JpkiError, checkInputFile } from "../../index.js";
-import { describeCertificate, describeCrl, detectAndDecode } from "../../index.js";
-import { formatCertificate, formatCrl } from "../inspect-format.js";
+import { JpkiError, checkInputFile, inspectLibrary } from "../lib.js";
 import { Context } from "../context.js";
 import type { Io } from "../output.js";
 
@@ -15,6 +13,7 @@ export function makeInspectCommand(io: Io): Command {
     .addHelpText("after", `\nExamples:\n  jpki inspect .jpki/ca/13-sig.pem\n  jpki inspect cert.pem --json | jq .fourItems\n  jpki inspect .jpki/crl/13-sig.crl --max-entries 100`)
     .action(async (file: string, o: { maxEntries: string }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
+      const [{ describeCertificate, describeCrl, detectAndDecode }, { formatCertificate, formatCrl }] = await Promise.all([inspectLibrary(), import("../inspect-format.js")]);
       const path = checkInputFile(file, "input file", { cwd: io.cwd });
       let bytes: Buffer;
       try {

@@ -2,12 +2,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, Option } from "commander";
-import { IssuanceService, type IssuanceApplication, type IssuedCertificate } from "../../index.js";
-import { JpkiError } from "../../index.js";
-import { toPem } from "../../index.js";
-import { readRecords } from "../../index.js";
-import { sweepStaleTemps, writeFileAtomic } from "../../index.js";
-import { checkInputFile, checkOutputDir, checkOutputFile } from "../../index.js";
+import type { IssuanceApplication, IssuedCertificate } from "../../index.js";
+import { JpkiError, checkInputFile, checkOutputDir, checkOutputFile, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import { fileProgress, type Io } from "../output.js";
 
@@ -35,7 +31,7 @@ function readInput(io: Io, path: string, what: string): Buffer {
   }
 }
 
-function summary(c: IssuedCertificate, path?: string) {
+function summary(c: IssuedCertificate, pem: string, path?: string) {
   return {
     serial: c.serial,
     ca: c.caId,
@@ -46,7 +42,7 @@ function summary(c: IssuedCertificate, path?: string) {
     superseded: c.superseded,
     alreadyIssued: c.alreadyIssued,
     ...(path ? { path } : {}),
-    pem: toPem(c.der, "CERTIFICATE"),
+    pem,
   };
 }
 
@@ -96,6 +92,7 @@ Examples:
         ...(o.applicationId ? { applicationId: o.applicationId } : {}),
       };
       const passphrase = await ctx.passphrase();
+      const { IssuanceService, toPem, writeFileAtomic } = await library();
       await withWorkspace(ctx, async (ws) => {
         const certDir = out ? undefined : checkOutputDir(ws.paths.certDir, "certificate directory", { create: true });
         const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
@@ -103,7 +100,7 @@ Examples:
         const pem = toPem(cert.der, "CERTIFICATE");
         const path = out ?? join(certDir!, `${cert.serial}.pem`);
         writeFileAtomic(path, o.der && out ? cert.der : pem);
-        ctx.out.result(summary(cert, path), () =>
+        ctx.out.result(summary(cert, pem, path), () =>
           [
             pem.trimEnd(),
             "",
@@ -125,6 +122,7 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
   // Paths first, then the passphrase: nothing is signed for a batch whose input or output cannot be used.
   const source = o.batch === "-" ? (io.stdin ?? process.stdin) : checkInputFile(o.batch!, "batch file --batch", { cwd: io.cwd });
   const outDir = o.outDir ? checkOutputDir(o.outDir, "output directory --out-dir", { create: true, cwd: io.cwd }) : undefined;
+  const { IssuanceService, readRecords, sweepStaleTemps, toPem, writeFileAtomic } = await library();
   if (outDir) sweepStaleTemps(outDir); // files half-written by a killed earlier run
   const passphrase = await ctx.passphrase();
   await withWorkspace(ctx, async (ws) => {

@@ -1,10 +1,8 @@
 /** `jpki notices ingest|pending`: change notices (異動等情報の通知) from the registry revoke certificates. */
 import { basename, join } from "node:path";
 import { Command, Option } from "commander";
-import { NoticeIngestor, runIngest, type IngestRunResult } from "../../index.js";
-import { CrlUpdater } from "../../index.js";
-import { JpkiError } from "../../index.js";
-import { checkInputFile, checkOutputFile } from "../../index.js";
+import type { IngestRunResult } from "../../index.js";
+import { JpkiError, checkInputFile, checkOutputFile, library } from "../lib.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
 import { fileProgress, type Io } from "../output.js";
 
@@ -57,6 +55,7 @@ Examples:
       const input = stdin ? undefined : checkInputFile(file, "notice file", { cwd: io.cwd });
       const rejectTarget = o.rejectFile ? checkOutputFile(o.rejectFile, "--reject-file", { cwd: io.cwd }) : "";
       const passphrase = o.crl ? await ctx.passphrase() : undefined;
+      const { CrlUpdater, runIngest } = await library();
       // SIGINT/SIGTERM end the run after the batch in progress; running the command again resumes.
       await withStopSignal((signal) =>
         withWorkspace(ctx, async (ws) => {
@@ -97,6 +96,7 @@ Examples:
     .option("--limit <n>", "how many to list", "100")
     .action(async (o: { release?: string[]; releaseAll?: boolean; limit: string }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
+      const { CrlUpdater, NoticeIngestor } = await library();
       if (o.release || o.releaseAll) {
         const passphrase = await ctx.passphrase();
         await withWorkspace(ctx, async (ws) => {

@@ -1,12 +1,8 @@
 /** `jpki registry import|show`: resident records (住民票) as the registry network holds them. */
 import { resolve } from "node:path";
 import { Command, Option } from "commander";
-import { JpkiError, checkInputFile, isJpkiError } from "../../index.js";
-import { readRecords } from "../../index.js";
-import { applyNoticesToRegistry } from "../../index.js";
-import { parseResidentRecord } from "../../index.js";
-import { assertResidentCode } from "../../index.js";
 import type { ResidentRecord } from "../../index.js";
+import { JpkiError, checkInputFile, isJpkiError, library, type Library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 
@@ -34,6 +30,7 @@ Examples:
     )
     .action(async (file: string, o: { format: "auto" | "jsonl" | "csv" }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
+      const { parseResidentRecord, readRecords } = await library();
       const now = new Date();
       const source = file === "-" ? (io.stdin ?? process.stdin) : checkInputFile(file, "input file", { cwd: io.cwd });
       await withWorkspace(ctx, async (ws) => {
@@ -82,7 +79,8 @@ Examples:
     .argument("<residentCode>", "11-digit resident code")
     .action(async (code: string, _o: unknown, cmd: Command) => {
       const ctx = Context.of(io, cmd);
-      assertResidentCode(code);
+      const lib: Library = await library(); // an assertion function is called through an explicitly typed name
+      lib.assertResidentCode(code);
       await withWorkspace(ctx, async (ws) => {
         const r = await ws.store.getResident(code);
         if (!r) throw new JpkiError("ERR_RESIDENT_UNKNOWN", `no resident with code ${code}: import it with 'jpki registry import'`);
@@ -111,6 +109,7 @@ export function addRegistryApply(reg: Command, io: Io): void {
     .addOption(new Option("--format <format>", "input format").choices(["auto", "jsonl", "csv"]).default("auto"))
     .action(async (file: string, o: { format: "auto" | "jsonl" | "csv" }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
+      const { applyNoticesToRegistry, readRecords } = await library();
       await withWorkspace(ctx, async (ws) => {
         const source = file === "-" ? (io.stdin ?? process.stdin) : checkInputFile(file, "notice file", { cwd: io.cwd });
         const r = await applyNoticesToRegistry(ws.store, readRecords(source, { format: file === "-" && o.format === "auto" ? "jsonl" : o.format }), ws.clock.now());

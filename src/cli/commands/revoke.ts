@@ -1,7 +1,6 @@
 /** `jpki revoke`: manual revocation by serial. */
 import { Command } from "commander";
-import { revokeCertificate } from "../../index.js";
-import { REVOCATION_CAUSES, reasonName } from "../../index.js";
+import { REVOCATION_CAUSES, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 
@@ -16,6 +15,7 @@ export function makeRevokeCommand(io: Io): Command {
     .addHelpText("after", `\nCauses and the CRL reason each gets:\n${causes}\n\nExample:\n  jpki revoke --serial 5f3a…c1 --reason loss && jpki crl generate --prefecture 13`)
     .action(async (o: { serial: string; reason: string }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
+      const { reasonName, revokeCertificate } = await library();
       await withWorkspace(ctx, async (ws) => {
         const row = await revokeCertificate(ws.store, { serial: o.serial, reason: o.reason, at: ws.clock.now() });
         const rev = row.revocation!;

@@ -4,9 +4,7 @@
  * source get a CRL within --crl-interval, and every CRL is republished before its nextUpdate.
  */
 import { Command } from "commander";
-import { CrlUpdater, watchSpool } from "../../index.js";
-import { JpkiError } from "../../index.js";
-import { checkInputDir } from "../../index.js";
+import { JpkiError, checkInputDir, library } from "../lib.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 import { formatIngest } from "./notices.js";
@@ -42,6 +40,7 @@ Example:
       if (!Number.isInteger(pollMs) || pollMs < 10) throw new JpkiError("ERR_USAGE", "--poll must be a whole number of milliseconds ≥ 10");
       if (!Number.isInteger(batchSize) || batchSize < 1) throw new JpkiError("ERR_USAGE", "--batch-size must be a whole number ≥ 1");
       const passphrase = await ctx.passphrase();
+      const { CrlUpdater, watchSpool } = await library();
       await withStopSignal((signal) =>
         withWorkspace(ctx, async (ws) => {
           const updater = new CrlUpdater(ws, passphrase);

@@ -1,0 +1,34 @@
+/**
+ * The library as the CLI reaches it: light parts now, the rest when a command runs.
+ *
+ * Building the command tree (names, options, help texts, exit codes) needs only the light modules re-exported
+ * below, which import nothing but node: built-ins and errors.ts. A command's action loads what it uses when it
+ * runs: `await library()` for the whole public API (pkijs, @peculiar/*, better-sqlite3 …, ~0.5 s), or a
+ * narrower piece such as `inspectLibrary()`. So `jpki --version` and `jpki --help` load none of those
+ * (issue 8 point 9; test/integration/cli-startup.test.ts checks which packages a run loads).
+ * Every name here is part of the public API in index.ts, with its types: the CLI stays a thin shell over it.
+ */
+import type * as Api from "../index.js";
+import type * as Describe from "../profile/describe.js";
+
+// Light: keep these modules free of heavy imports (the startup test fails otherwise).
+export { JpkiError, ERROR_CODES, isJpkiError } from "../errors.js";
+export { checkInputFile, checkInputDir, checkOutputFile, checkOutputDir, checkWorkspaceDir } from "../workspace/paths.js";
+export { REVOCATION_CAUSES } from "../crl/reason.js";
+
+export type Library = typeof Api;
+
+/** The whole public API, loaded on the first call (the module loader keeps it for the next). */
+export function library(): Promise<Library> {
+  return import("../index.js");
+}
+
+/**
+ * What `jpki inspect` decodes with: every public name of the profile reader (profile/describe.ts), without the
+ * signing, storage and WebCrypto stack.
+ */
+export type InspectLibrary = Pick<Library, keyof typeof Describe & keyof Library>;
+
+export function inspectLibrary(): Promise<InspectLibrary> {
+  return import("../profile/describe.js");
+}
