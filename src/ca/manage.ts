@@ -3,6 +3,7 @@
  * prefecture's CAs from one workspace: create, list, describe, publish their certificates, re-encrypt
  * their keys.
  */
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { X509Certificate, createHash, createPublicKey } from "node:crypto";
 import { JpkiError } from "../errors.js";
@@ -92,7 +93,9 @@ export async function initCas(ws: Workspace, opts: InitOptions): Promise<{ creat
   }
   const keyWrap = await workspaceKeyWrap(ws, opts.passphrase);
   const created: CaSummary[] = [];
-  // Two key generations at a time keep both cores busy without a burst of 94 parallel jobs.
+  // One CA in flight per core: node's asynchronous generateKeyPair (and the certificate's signature) run in
+  // libuv's thread pool, which bin/jpki.cjs sizes to one thread per core, so every core generates keys while
+  // the main thread only assembles and stores; more at once would only queue in the pool.
   const queue = [...missing];
   const worker = async () => {
     for (let w = queue.shift(); w; w = queue.shift()) {
@@ -104,7 +107,7 @@ export async function initCas(ws: Workspace, opts: InitOptions): Promise<{ creat
       opts.onCreated?.(s);
     }
   };
-  await Promise.all([worker(), worker()]);
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(availableParallelism(), queue.length)) }, worker));
   created.sort((a, b) => a.id.localeCompare(b.id));
   return { created, skipped };
 }
