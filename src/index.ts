@@ -60,6 +60,7 @@ export { CRL_REASON, REVOCATION_CAUSES, parseReason, reasonName, type CrlReasonN
 // store and workspace
 export type { Store, CaRecord, IssuanceRecord, CertificateRow, ResidentRecord, RevokedEntry, CrlRecord, CrlStatus } from "./store/types.js";
 export { SqliteStore } from "./store/sqlite.js";
+export { PostgresStore, type PostgresStoreOptions } from "./store/postgres.js";
 export { writeFileAtomic } from "./store/files.js";
 export { sweepStaleTemps } from "./store/staging.js";
 export { Workspace, workspacePaths } from "./workspace/workspace.js";

@@ -91,6 +91,22 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("a repeat within one call fares as it would in one-by-one calls (a resident, an application id)", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      expect(await s.upsertResidents([resident("r1"), resident("r1"), resident("r2")])).toEqual({ inserted: 2, updated: 1 });
+      const r = await s.commitIssuances([
+        { ...cert("08aa", "r1", 1000), applicationId: "app-8" },
+        cert("08bb", "r1", 2000),
+        { ...cert("08cc", "r2", 3000), applicationId: "app-8" },
+      ]);
+      expect(r.map((x) => x.status)).toEqual(["committed", "committed", "duplicate-application"]);
+      // the certificate the application got, as it stands at that point of the batch: superseded by 08bb
+      expect(r[2]).toMatchObject({ existing: { serial: "08aa", applicationId: "app-8", revocation: { reason: 4, source: "superseded:08bb" } } });
+      expect(await s.getCertificate("08cc")).toBeUndefined();
+      await s.close();
+    });
+
     it("commits all or nothing: a duplicate serial rolls back the whole batch", async () => {
       const s = await make();
       await s.putCa(ca());

@@ -1,0 +1,221 @@
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
+import { isJpkiError } from "../errors.js";
+import { storeContract } from "./contract.js";
+import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore } from "./postgres.js";
+import type { CaRecord, NoticeContext, Store } from "./types.js";
+
+let server: PostgresTestServer;
+beforeAll(async () => {
+  server = await startPostgres();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+/** A new database per store: the contract's tests share nothing. */
+const fresh = async (): Promise<Store> => PostgresStore.open(await server.createDatabase(), { create: true });
+
+storeContract("postgres", fresh);
+
+const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
+const ca: CaRecord = { id: "13-sig", prefectureCode: "13", purpose: "signature", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "pem", keyId: Buffer.alloc(20, 1), createdAt: new Date(0) };
+
+/** A plain connection to look at (and hold locks in) the database the stores use. */
+async function admin(url: string): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  return c;
+}
+
+/**
+ * How many sessions on this database are waiting for a lock right now. Asked on a connection outside any
+ * transaction: inside one, pg_stat_activity is a snapshot taken at its first use.
+ */
+async function waiting(c: pg.Client): Promise<number> {
+  const r = await c.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+  return r.rows[0]!.n;
+}
+
+describe("PostgresStore specifics", () => {
+  it("records its schema version in meta, reopens without migrating again, and refuses databases that are not jpki stores", async () => {
+    const url = await server.createDatabase();
+    await expect(PostgresStore.open(url)).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_CORRUPT"));
+    const s = await PostgresStore.open(url, { create: true });
+    await s.upsertResidents([{ residentCode: "r1", municipalityCode: "131016", fourItems: items, status: "active" }]);
+    await s.close();
+    const c = await admin(url);
+    try {
+      const meta = Object.fromEntries((await c.query<{ key: string; value: string }>("SELECT key, value FROM meta")).rows.map((r) => [r.key, r.value]));
+      expect(PG_SCHEMA_VERSION).toBe(PG_MIGRATIONS.length);
+      expect(meta).toEqual({ application: "jpki", schema_version: String(PG_MIGRATIONS.length) });
+      const again = await PostgresStore.open(url);
+      expect(await again.countResidents()).toBe(1);
+      await again.close();
+      await c.query("UPDATE meta SET value = $1 WHERE key = 'schema_version'", [String(PG_SCHEMA_VERSION + 1)]);
+      await expect(PostgresStore.open(url)).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_CORRUPT") && /newer than this jpki/.test((e as Error).message));
+    } finally {
+      await c.end();
+    }
+    const foreign = await server.createDatabase();
+    const f = await admin(foreign);
+    await f.query("CREATE TABLE orders (id int)");
+    await f.end();
+    await expect(PostgresStore.open(foreign, { create: true })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_CORRUPT"));
+  });
+
+  it("two stores on one database, released at the same moment, decide notice batches for one resident one after the other", async () => {
+    const url = await server.createDatabase();
+    const a = await PostgresStore.open(url, { create: true });
+    const b = await PostgresStore.open(url);
+    const gate = await admin(url);
+    const watch = await admin(url);
+    try {
+      await a.upsertResidents([{ residentCode: "r1", municipalityCode: "131016", fourItems: items, status: "active" }]);
+      const seen: number[] = [];
+      const decide = (id: string) => (ctx: NoticeContext) => {
+        const last = ctx.lastSequence.get("r1") ?? 0;
+        seen.push(last);
+        return {
+          commit: {
+            at: new Date(1000),
+            notices: [{ noticeId: id, residentCode: "r1", sequence: last + 1, kind: "relocation", body: "{}", status: "applied" as const, revocations: 0 }],
+            sequences: [{ residentCode: "r1", last: last + 1 }],
+            revocations: [],
+            relinks: [],
+            dirtyCas: [],
+          },
+        };
+      };
+      // Hold every resident transaction at its first lock until all four are waiting, then let them go together.
+      await gate.query("BEGIN");
+      await gate.query("SELECT pg_advisory_xact_lock($1, 0)", [ADVISORY_LOCKS.allResidents]);
+      const runs = ["a1", "b1", "a2", "b2"].map((id) => (id.startsWith("a") ? a : b).commitNoticeBatch({ noticeIds: [id], residentCodes: ["r1"] }, decide(id)));
+      await vi.waitFor(async () => expect(await waiting(watch)).toBe(4), { timeout: 20_000, interval: 20 });
+      expect(seen).toEqual([]);
+      await gate.query("COMMIT");
+      await Promise.all(runs);
+      // each decided from what the one before it committed: no two saw the same sequence
+      expect([...seen].sort()).toEqual([0, 1, 2, 3]);
+      const ctx = await b.loadNoticeContext({ noticeIds: ["a1", "b1", "a2", "b2"], residentCodes: ["r1"] });
+      expect(ctx.lastSequence.get("r1")).toBe(4);
+      expect([...ctx.known.values()].map((k) => k.status)).toEqual(["applied", "applied", "applied", "applied"]);
+    } finally {
+      await watch.end();
+      await gate.end();
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it("two publishers of one CA released at the same moment never install #n after #n+1", async () => {
+    const url = await server.createDatabase();
+    const a = await PostgresStore.open(url, { create: true });
+    const b = await PostgresStore.open(url);
+    const gate = await admin(url);
+    const watch = await admin(url);
+    try {
+      await a.putCa(ca);
+      for (let round = 0; round < 5; round++) {
+        const lower = await a.reserveCrl(ca.id, new Date(0), new Date(1000));
+        const higher = await b.reserveCrl(ca.id, new Date(0), new Date(1000));
+        expect(higher.number).toBe(lower.number + 1n);
+        const installed: bigint[] = [];
+        const publish = (s: Store, n: bigint) =>
+          s.publishCrl({ caId: ca.id, number: n, entries: 0, path: "crl/13-sig.crl", sha256: n.toString() }, () => installed.push(n));
+        // The CA's crl_state row is where publishers queue: hold it until both wait, the higher one first in line.
+        await gate.query("BEGIN");
+        await gate.query("SELECT 1 FROM crl_state WHERE ca_id = $1 FOR UPDATE", [ca.id]);
+        const second = publish(b, higher.number);
+        await vi.waitFor(async () => expect(await waiting(watch)).toBe(1), { timeout: 20_000, interval: 20 });
+        const first = publish(a, lower.number);
+        await vi.waitFor(async () => expect(await waiting(watch)).toBeGreaterThanOrEqual(2), { timeout: 20_000, interval: 20 });
+        await gate.query("COMMIT");
+        const [firstInstalled, secondInstalled] = await Promise.all([first, second]);
+        expect(secondInstalled).toBe(true);
+        // #n is either installed before #n+1 or not at all
+        expect(installed).toEqual(firstInstalled ? [lower.number, higher.number] : [higher.number]);
+        expect(await a.latestCrl(ca.id)).toMatchObject({ number: higher.number, state: "published" });
+      }
+      expect(await b.dirtyCas()).toEqual([]);
+    } finally {
+      await watch.end();
+      await gate.end();
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it("a code found while reading (a held resident-code change) that another transaction holds: the batch starts again with it locked and waits", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    const gate = await admin(url);
+    const watch = await admin(url);
+    try {
+      await s.upsertResidents(["r1", "r2"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+      const empty = { at: new Date(1), notices: [], sequences: [], revocations: [], relinks: [], dirtyCas: [] };
+      const change = { noticeId: "c1", residentCode: "r1", sequence: 2, kind: "resident-code-change", body: JSON.stringify({ newResidentCode: "r2" }), status: "held" as const, revocations: 0 };
+      await s.commitNoticeBatch({ noticeIds: ["c1"], residentCodes: ["r1"] }, () => ({ commit: { ...empty, notices: [change] } }));
+      await gate.query("BEGIN");
+      await gate.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [ADVISORY_LOCKS.residents, "r2"]);
+      const seen: string[][] = [];
+      const run = s.commitNoticeBatch({ noticeIds: [], residentCodes: ["r1"] }, (ctx) => {
+        seen.push([...ctx.residents.keys()].sort());
+        return { commit: empty };
+      });
+      await vi.waitFor(async () => expect(await waiting(watch)).toBe(1), { timeout: 20_000, interval: 20 });
+      expect(seen).toEqual([]); // it waits for r2 before it reads anything to decide from
+      await gate.query("COMMIT");
+      await run;
+      expect(seen).toEqual([["r1", "r2"]]);
+    } finally {
+      await watch.end();
+      await gate.end();
+      await s.close();
+    }
+  });
+
+  it("a lock held longer than lockTimeoutMs fails with ERR_WORKSPACE_LOCKED", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true, lockTimeoutMs: 200 });
+    const gate = await admin(url);
+    try {
+      await s.putCa(ca);
+      await s.reserveCrl(ca.id, new Date(0), new Date(1000));
+      await gate.query("BEGIN");
+      await gate.query("SELECT 1 FROM crl_state WHERE ca_id = $1 FOR UPDATE", [ca.id]);
+      await expect(s.reserveCrl(ca.id, new Date(0), new Date(1000))).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_LOCKED"));
+      await gate.query("ROLLBACK");
+      expect((await s.reserveCrl(ca.id, new Date(0), new Date(1000))).number).toBe(2n);
+    } finally {
+      await gate.end();
+      await s.close();
+    }
+  });
+
+  it("a batch naming more residents than maxResidentLocks locks the resident side as a whole, with the same outcome", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true, maxResidentLocks: 2 });
+    try {
+      await s.putCa(ca);
+      const codes = ["r1", "r2", "r3", "r4"];
+      expect(await s.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })))).toEqual({ inserted: 4, updated: 0 });
+      const cert = (serial: string, residentCode: string) => ({
+        serial, caId: ca.id, type: "signature" as const, residentCode, municipalityCode: "131016", fourItems: items,
+        notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(1000), der: Buffer.from(serial, "hex"),
+      });
+      expect((await s.commitIssuances(codes.map((c, i) => cert(`0${i + 1}`, c)))).map((r) => r.status)).toEqual(["committed", "committed", "committed", "committed"]);
+      // applyToRegistry learns its codes only as decide reads them (a decide that trusts the records to exist
+      // fails while they are not loaded yet); past the limit, it starts again with all of them locked
+      const moved = await s.applyToRegistry((read) => {
+        const rs = codes.map((c) => read(c)!);
+        return { put: rs.map((r) => ({ ...r, fourItems: { ...r.fourItems, address: "大阪府" }, noticeSequence: 1 })), remove: [], result: rs.length };
+      });
+      expect(moved).toBe(4);
+      for (const c of codes) expect((await s.getResidentForIssuance(c))?.registrySequence).toBe(1);
+    } finally {
+      await s.close();
+    }
+  });
+});

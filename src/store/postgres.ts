@@ -1,0 +1,1105 @@
+/**
+ * The scale-out store: PostgreSQL through node-postgres (`pg`), versioned migrations recorded in a `meta`
+ * table. The facts and the semantics are those of the SQLite store (sqlite.ts is the reference): dates are
+ * bigint milliseconds, CRL numbers bigint, identifiers compare byte for byte (COLLATE "C", as SQLite's
+ * BINARY), and one behavioural suite (contract.ts) runs against both.
+ *
+ * Concurrency contract (types.ts). Every transaction runs READ COMMITTED and takes its locks before it
+ * reads, so each read sees everything the previous holder of those locks committed:
+ * - Resident facts — the registry record, the CA side's notice sequence, held notices, the certificates of
+ *   a resident code — are guarded by a transaction-scoped advisory lock per resident code
+ *   (`pg_advisory_xact_lock(RESIDENT_LOCKS, hashtext(code))`), taken in sorted order by commitNoticeBatch,
+ *   applyToRegistry, commitIssuances and upsertResidents, for every code they read or write. A transaction
+ *   also holds one "all residents" lock in shared mode; one that would need more than `maxResidentLocks`
+ *   codes (a large batch: advisory locks live in PostgreSQL's shared lock table, sized by
+ *   max_locks_per_transaction) takes that lock exclusively instead, and so runs alone on the resident side.
+ * - Codes found only while reading (a held resident-code change pointing at a new code, a record
+ *   applyToRegistry's `decide` asks for) are locked with try-locks; when one is taken the transaction rolls
+ *   back and starts again with the larger set locked up front, in order. Blocking waits thus only ever happen
+ *   in sorted order before anything else is held, and cannot deadlock; `decide` is pure, so running it again
+ *   is safe.
+ * - CRL numbering and publication are serialized per CA by its crl_state row (`INSERT … ON CONFLICT DO
+ *   NOTHING`, then `SELECT … FOR UPDATE`); publishCrl's `install()` runs while that row is locked, before
+ *   COMMIT. Every revocation bumps the same row, so a reservation reads a revision no revoking transaction
+ *   is still writing to.
+ * A lock wait longer than `lockTimeoutMs` (PostgreSQL's lock_timeout) fails with ERR_WORKSPACE_LOCKED; a
+ * deadlock PostgreSQL detects anyway (40P01) retries the whole call a few times.
+ */
+import type { CustomTypesConfig, Pool, PoolClient, QueryResultRow } from "pg";
+import { JpkiError } from "../errors.js";
+import type { CertificateType, FourItems, Gender } from "../profile/types.js";
+import type {
+  CaRecord,
+  CertificateQuery,
+  CertificateRow,
+  CertifiedRow,
+  CrlRecord,
+  CrlReservation,
+  CrlStatus,
+  IssuanceCommitResult,
+  IssuanceRecord,
+  NoticeCommit,
+  NoticeContext,
+  NoticeContextKeys,
+  NoticeStatus,
+  ResidentForIssuance,
+  ResidentRecord,
+  ResidentStatus,
+  RevokedEntry,
+  RevokeInput,
+  Store,
+  StoredNotice,
+} from "./types.js";
+
+/**
+ * Advisory lock namespaces, the first key of the two-key form ("JPKI" and the next two codes): what an
+ * operator finds in pg_locks (classid) when a jpki transaction waits. Per resident: (residents, hashtext(code)).
+ */
+export const ADVISORY_LOCKS = { residents: 0x4a504b49, allResidents: 0x4a504b4a, migration: 0x4a504b4b } as const;
+const RESIDENT_LOCKS = ADVISORY_LOCKS.residents;
+const ALL_RESIDENTS_LOCK = ADVISORY_LOCKS.allResidents;
+const MIGRATION_LOCK = ADVISORY_LOCKS.migration;
+
+/** Ordered migrations; the index + 1 is the schema version. Never edit a published one, append. */
+export const PG_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);
+  INSERT INTO meta (key, value) VALUES ('application', 'jpki');
+  CREATE TABLE cas (
+    id text COLLATE "C" PRIMARY KEY,
+    prefecture text COLLATE "C" NOT NULL,
+    purpose text COLLATE "C" NOT NULL CHECK (purpose IN ('signature','authentication')),
+    cert_der bytea NOT NULL,
+    key_pem text NOT NULL,
+    key_id bytea NOT NULL,
+    created_at bigint NOT NULL
+  );
+  CREATE TABLE residents (
+    resident_code text COLLATE "C" PRIMARY KEY,
+    municipality_code text NOT NULL,
+    name text NOT NULL,
+    address text NOT NULL,
+    birth_date text NOT NULL,
+    gender text NOT NULL,
+    status text NOT NULL,
+    notice_sequence bigint NOT NULL DEFAULT 0
+  );
+  CREATE TABLE certificates (
+    serial text COLLATE "C" PRIMARY KEY,
+    ca_id text COLLATE "C" NOT NULL REFERENCES cas(id),
+    type text NOT NULL,
+    resident_code text COLLATE "C" NOT NULL,
+    municipality_code text NOT NULL,
+    name text NOT NULL,
+    address text NOT NULL,
+    birth_date text NOT NULL,
+    gender text NOT NULL,
+    not_before bigint NOT NULL,
+    not_after bigint NOT NULL,
+    issued_at bigint NOT NULL,
+    der bytea NOT NULL,
+    revoked_at bigint,
+    reason integer,
+    revocation_source text,
+    application_id text COLLATE "C" UNIQUE
+  );
+  CREATE INDEX certificates_resident ON certificates (resident_code);
+  -- CRLs stream from this index alone: keyset pages by serial, the entry's fields included.
+  CREATE INDEX certificates_revoked ON certificates (ca_id, serial) INCLUDE (revoked_at, reason, not_after) WHERE revoked_at IS NOT NULL;
+  CREATE TABLE crl_state (
+    ca_id text COLLATE "C" PRIMARY KEY REFERENCES cas(id),
+    revision bigint NOT NULL DEFAULT 0,
+    published_revision bigint NOT NULL DEFAULT 0
+  );
+  CREATE TABLE crls (
+    ca_id text COLLATE "C" NOT NULL REFERENCES cas(id),
+    number bigint NOT NULL,
+    this_update bigint NOT NULL,
+    next_update bigint NOT NULL,
+    entries integer,
+    path text,
+    sha256 text,
+    revision bigint NOT NULL DEFAULT 0,
+    state text NOT NULL DEFAULT 'reserved' CHECK (state IN ('reserved','published','superseded')),
+    PRIMARY KEY (ca_id, number)
+  );
+  CREATE TABLE notices (
+    notice_id text COLLATE "C" PRIMARY KEY,
+    resident_code text COLLATE "C" NOT NULL,
+    sequence bigint NOT NULL,
+    kind text NOT NULL,
+    status text NOT NULL CHECK (status IN ('applied','held')),
+    body text NOT NULL,
+    received_at bigint NOT NULL,
+    applied_at bigint,
+    revocations integer NOT NULL DEFAULT 0
+  );
+  CREATE INDEX notices_held ON notices (resident_code, sequence) WHERE status = 'held';
+  CREATE TABLE resident_sequences (resident_code text COLLATE "C" PRIMARY KEY, last_sequence bigint NOT NULL);
+  -- Per-resident advisory locks in a fixed order (sorted by key), so two lockers never wait on each other in a cycle.
+  CREATE FUNCTION jpki_lock_residents(codes text[]) RETURNS void LANGUAGE plpgsql AS $$
+  DECLARE h integer;
+  BEGIN
+    FOR h IN SELECT DISTINCT hashtext(c) FROM unnest(codes) AS c ORDER BY 1 LOOP
+      PERFORM pg_advisory_xact_lock(${RESIDENT_LOCKS}, h);
+    END LOOP;
+  END $$;
+  CREATE FUNCTION jpki_try_lock_residents(codes text[]) RETURNS boolean LANGUAGE plpgsql AS $$
+  DECLARE h integer;
+  BEGIN
+    FOR h IN SELECT DISTINCT hashtext(c) FROM unnest(codes) AS c ORDER BY 1 LOOP
+      IF NOT pg_try_advisory_xact_lock(${RESIDENT_LOCKS}, h) THEN RETURN false; END IF;
+    END LOOP;
+    RETURN true;
+  END $$;
+  `,
+];
+
+export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;
+
+export interface PostgresStoreOptions {
+  /** create the schema in an empty database (otherwise an empty database is refused) */
+  readonly create?: boolean;
+  /** how long a transaction waits for a lock before ERR_WORKSPACE_LOCKED (default 20 s, as SQLite's busy timeout) */
+  readonly lockTimeoutMs?: number;
+  /** the most resident codes a transaction locks one by one; a larger one locks the whole resident side (default 64) */
+  readonly maxResidentLocks?: number;
+  /** connections per store (default 10) */
+  readonly poolSize?: number;
+}
+
+/** int8 as bigint: CRL numbers need all 64 bits; the other columns are converted with Number() where read. */
+function int8AsBigint(types: typeof import("pg").types): CustomTypesConfig {
+  return {
+    getTypeParser: ((oid: number, format?: "text" | "binary") =>
+      oid === types.builtins.INT8 && format !== "binary" ? (v: string) => BigInt(v) : types.getTypeParser(oid, format)) as typeof types.getTypeParser,
+  };
+}
+
+/** The PostgreSQL error codes we act on. */
+const PG = {
+  uniqueViolation: "23505",
+  lockNotAvailable: "55P03",
+  deadlock: "40P01",
+  serialization: "40001",
+  noDatabase: "3D000",
+} as const;
+
+const DEADLOCK_RETRIES = 5;
+
+function pgCode(e: unknown): string {
+  return (e as { code?: unknown }).code?.toString() ?? "";
+}
+
+function storeError(e: unknown, what: string): JpkiError {
+  if (e instanceof JpkiError) return e;
+  const code = pgCode(e);
+  if (code === PG.lockNotAvailable) {
+    return new JpkiError("ERR_WORKSPACE_LOCKED", `the store is busy (another jpki process holds a lock) while ${what}: retry when it finishes`, { cause: e });
+  }
+  if (code === PG.noDatabase) {
+    return new JpkiError("ERR_WORKSPACE_MISSING", `no such PostgreSQL database while ${what}: create it (createdb) or fix the connection string`, { cause: e });
+  }
+  // The message only: a server's `detail` may quote row values, and the connection string may hold a password.
+  return new JpkiError("ERR_STORE", `store failure while ${what}: ${(e as Error).message}`, { cause: e });
+}
+
+/** Thrown inside a resident transaction when more codes must be locked than could be without risking a deadlock. */
+class LockRestart extends Error {
+  constructor(readonly codes: readonly string[]) {
+    super("restart with more resident codes locked");
+  }
+}
+
+/** The resident-code locks one transaction holds (see the header). */
+class ResidentLocks {
+  readonly #c: PoolClient;
+  readonly #max: number;
+  readonly #held = new Set<string>();
+  #all = false;
+
+  constructor(c: PoolClient, max: number) {
+    this.#c = c;
+    this.#max = max;
+  }
+
+  /** The locks taken first, waiting as long as it takes (in key order). */
+  async acquire(codes: ReadonlySet<string>): Promise<void> {
+    if (codes.size > this.#max) {
+      await this.#c.query("SELECT pg_advisory_xact_lock($1, 0)", [ALL_RESIDENTS_LOCK]);
+      this.#all = true;
+      return;
+    }
+    await this.#c.query("SELECT pg_advisory_xact_lock_shared($1, 0)", [ALL_RESIDENTS_LOCK]);
+    if (codes.size) await this.#c.query("SELECT jpki_lock_residents($1::text[])", [[...codes]]);
+    for (const code of codes) this.#held.add(code);
+  }
+
+  /**
+   * More codes, found while reading: taken without waiting unless nothing is held yet. When that fails, or
+   * the set grows past the limit, the transaction starts again with them locked up front.
+   */
+  async extend(codes: Iterable<string>): Promise<void> {
+    if (this.#all) return;
+    const fresh = [...new Set(codes)].filter((c) => !this.#held.has(c));
+    if (!fresh.length) return;
+    if (this.#held.size + fresh.length > this.#max) throw new LockRestart(fresh);
+    if (this.#held.size === 0) {
+      await this.#c.query("SELECT jpki_lock_residents($1::text[])", [fresh]);
+    } else {
+      const r = await this.#c.query<{ ok: boolean }>("SELECT jpki_try_lock_residents($1::text[]) AS ok", [fresh]);
+      if (!r.rows[0]!.ok) throw new LockRestart(fresh);
+    }
+    for (const code of fresh) this.#held.add(code);
+  }
+}
+
+interface CertRowDb {
+  serial: string;
+  ca_id: string;
+  type: CertificateType;
+  resident_code: string;
+  municipality_code: string;
+  name: string;
+  address: string;
+  birth_date: string;
+  gender: Gender;
+  not_before: bigint;
+  not_after: bigint;
+  issued_at: bigint;
+  der: Buffer;
+  revoked_at: bigint | null;
+  reason: number | null;
+  revocation_source: string | null;
+  application_id: string | null;
+}
+
+interface ResidentRowDb {
+  resident_code: string;
+  municipality_code: string;
+  name: string;
+  address: string;
+  birth_date: string;
+  gender: string;
+  status: string;
+  notice_sequence: bigint;
+}
+
+interface NoticeRowDb {
+  notice_id: string;
+  resident_code: string;
+  sequence: bigint;
+  kind: string;
+  status: NoticeStatus;
+  body: string;
+  received_at: bigint;
+  applied_at: bigint | null;
+  revocations: number;
+}
+
+interface CrlRowDb {
+  ca_id: string;
+  number: bigint;
+  this_update: bigint;
+  next_update: bigint;
+  entries: number | null;
+  path: string | null;
+  sha256: string | null;
+  state: CrlRecord["state"];
+}
+
+function itemsOf(r: { name: string; address: string; birth_date: string; gender: string }): FourItems {
+  return { name: r.name, address: r.address, birthDate: r.birth_date, gender: r.gender as Gender };
+}
+
+function toCertRow(r: CertRowDb): CertificateRow {
+  return {
+    serial: r.serial,
+    caId: r.ca_id,
+    type: r.type,
+    residentCode: r.resident_code,
+    municipalityCode: r.municipality_code,
+    fourItems: itemsOf(r),
+    notBefore: new Date(Number(r.not_before)),
+    notAfter: new Date(Number(r.not_after)),
+    issuedAt: new Date(Number(r.issued_at)),
+    der: r.der,
+    applicationId: r.application_id ?? undefined,
+    revocation:
+      r.revoked_at === null ? undefined : { revokedAt: new Date(Number(r.revoked_at)), reason: r.reason ?? 0, source: r.revocation_source ?? "" },
+  };
+}
+
+function toResident(r: ResidentRowDb): ResidentRecord {
+  return { residentCode: r.resident_code, municipalityCode: r.municipality_code, status: r.status as ResidentStatus, fourItems: itemsOf(r) };
+}
+
+function toStoredNotice(r: NoticeRowDb): StoredNotice {
+  return {
+    noticeId: r.notice_id,
+    residentCode: r.resident_code,
+    sequence: Number(r.sequence),
+    kind: r.kind,
+    status: r.status,
+    body: r.body,
+    receivedAt: new Date(Number(r.received_at)),
+    appliedAt: r.applied_at === null ? undefined : new Date(Number(r.applied_at)),
+    revocations: r.revocations,
+  };
+}
+
+function toCrlRecord(r: CrlRowDb): CrlRecord {
+  return {
+    caId: r.ca_id,
+    state: r.state,
+    number: r.number,
+    thisUpdate: new Date(Number(r.this_update)),
+    nextUpdate: new Date(Number(r.next_update)),
+    entries: r.entries ?? 0,
+    path: r.path ?? undefined,
+    sha256: r.sha256 ?? undefined,
+  };
+}
+
+function toCa(r: Record<string, unknown>): CaRecord {
+  return {
+    id: r.id as string,
+    prefectureCode: r.prefecture as string,
+    purpose: r.purpose as CertificateType,
+    certificateDer: r.cert_der as Buffer,
+    encryptedKeyPem: r.key_pem as string,
+    keyId: r.key_id as Buffer,
+    createdAt: new Date(Number(r.created_at)),
+  };
+}
+
+/** A certificate committed earlier in the same batch, as toCertRow would read it back. */
+function committedRow(rec: IssuanceRecord): CertificateRow {
+  return {
+    serial: rec.serial,
+    caId: rec.caId,
+    type: rec.type,
+    residentCode: rec.residentCode,
+    municipalityCode: rec.municipalityCode,
+    fourItems: { ...rec.fourItems },
+    notBefore: rec.notBefore,
+    notAfter: rec.notAfter,
+    issuedAt: rec.issuedAt,
+    der: rec.der,
+    applicationId: rec.applicationId ?? undefined,
+    revocation: undefined,
+  };
+}
+
+function sameItems(a: FourItems, b: FourItems): boolean {
+  return a.name === b.name && a.address === b.address && a.birthDate === b.birthDate && a.gender === b.gender;
+}
+
+/** Sorted, without repeats: the order in which row locks are taken. */
+function sortedUnique(xs: Iterable<string>): string[] {
+  return [...new Set(xs)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+const SQL = {
+  residentForIssuance: `SELECT r.*, coalesce(s.last_sequence, 0) AS ca_sequence FROM residents r
+    LEFT JOIN resident_sequences s ON s.resident_code = r.resident_code WHERE r.resident_code = ANY($1::text[])`,
+  upsertResidents: `INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status, notice_sequence)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[])`,
+  bumpRevisions: `INSERT INTO crl_state (ca_id, revision, published_revision) SELECT id, 1, 0 FROM unnest($1::text[]) AS id ORDER BY id
+    ON CONFLICT (ca_id) DO UPDATE SET revision = crl_state.revision + 1`,
+  // Dirty: revisions no CRL covers yet, or a reservation above the latest published number that never
+  // finished (a run killed while installing its files leaves the DER and PEM to be replaced).
+  dirty: `SELECT ca_id FROM crl_state WHERE revision > published_revision
+    UNION
+    SELECT c.ca_id FROM crls c WHERE c.state = 'reserved'
+      AND c.number > coalesce((SELECT max(p.number) FROM crls p WHERE p.ca_id = c.ca_id AND p.state = 'published'), 0)
+    ORDER BY 1`,
+  listCas: "SELECT * FROM cas ORDER BY prefecture, purpose DESC",
+} as const;
+
+export class PostgresStore implements Store {
+  readonly kind = "postgres" as const;
+  readonly #pool: Pool;
+  readonly #maxLocks: number;
+  #closed = false;
+
+  private constructor(pool: Pool, maxLocks: number) {
+    this.#pool = pool;
+    this.#maxLocks = maxLocks;
+  }
+
+  /**
+   * Connects and migrates. A database with tables that are not ours, or a jpki schema newer than this
+   * jpki, is refused with ERR_WORKSPACE_CORRUPT rather than modified; an empty one only with `create`.
+   */
+  static async open(connectionString: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    // Loaded here, not at import: pg probes its runtime when loaded (Node 20 then creates undici's global
+    // dispatcher), and only a PostgreSQL store needs it.
+    const { Pool, types } = await import("pg");
+    const pool = new Pool({
+      connectionString,
+      max: opts.poolSize ?? 10,
+      lock_timeout: opts.lockTimeoutMs ?? 20_000,
+      application_name: "jpki",
+      types: int8AsBigint(types),
+    });
+    // An idle connection the server drops emits 'error' on the pool; the next query fails and reports it.
+    pool.on("error", () => undefined);
+    try {
+      const c = await pool.connect();
+      try {
+        await c.query("BEGIN");
+        // Two processes opening a new database at once: one migrates, the other then sees the result.
+        await c.query("SELECT pg_advisory_xact_lock($1, 0)", [MIGRATION_LOCK]);
+        const hasMeta = (await c.query<{ t: boolean }>("SELECT to_regclass('meta') IS NOT NULL AS t")).rows[0]!.t;
+        let version = 0;
+        if (hasMeta) {
+          const meta = new Map((await c.query<{ key: string; value: string }>("SELECT key, value FROM meta")).rows.map((r) => [r.key, r.value]));
+          if (meta.get("application") !== "jpki") throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL database is not a jpki store: point the store elsewhere");
+          version = Number(meta.get("schema_version") ?? 0);
+        } else {
+          const n = (await c.query<{ n: bigint }>("SELECT count(*) AS n FROM pg_class WHERE relnamespace = current_schema()::regnamespace")).rows[0]!.n;
+          if (n > 0n) throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL schema has tables but is not a jpki store: point the store elsewhere");
+          if (!opts.create) throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL database is empty: run 'jpki ca init' to create the workspace");
+        }
+        if (version > PG_SCHEMA_VERSION) {
+          throw new JpkiError("ERR_WORKSPACE_CORRUPT", `the PostgreSQL store has schema version ${version}, newer than this jpki (${PG_SCHEMA_VERSION}): upgrade jpki`);
+        }
+        for (let v = version; v < PG_SCHEMA_VERSION; v++) {
+          await c.query(PG_MIGRATIONS[v]!);
+          await c.query(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [String(v + 1)],
+          );
+        }
+        await c.query("COMMIT");
+      } catch (e) {
+        await c.query("ROLLBACK").catch(() => undefined);
+        throw e;
+      } finally {
+        c.release();
+      }
+      return new PostgresStore(pool, opts.maxResidentLocks ?? 64);
+    } catch (e) {
+      await pool.end().catch(() => undefined);
+      throw storeError(e, "opening the store");
+    }
+  }
+
+  async #query<R extends QueryResultRow>(what: string, text: string, values?: unknown[]): Promise<R[]> {
+    try {
+      return (await this.#pool.query<R>(text, values)).rows;
+    } catch (e) {
+      throw storeError(e, what);
+    }
+  }
+
+  /** One READ COMMITTED transaction on one connection; a deadlock victim runs again from the start. */
+  async #tx<T>(what: string, body: (c: PoolClient) => Promise<T>, opts: { retries?: number; begin?: string } = {}): Promise<T> {
+    const retries = opts.retries ?? 0;
+    for (let attempt = 0; ; attempt++) {
+      let c: PoolClient;
+      try {
+        c = await this.#pool.connect();
+      } catch (e) {
+        throw storeError(e, what);
+      }
+      let broken = false;
+      try {
+        await c.query(opts.begin ?? "BEGIN ISOLATION LEVEL READ COMMITTED");
+        const r = await body(c);
+        await c.query("COMMIT");
+        return r;
+      } catch (e) {
+        await c.query("ROLLBACK").catch(() => (broken = true));
+        if (e instanceof LockRestart) throw e;
+        const code = pgCode(e);
+        if (attempt < retries && (code === PG.deadlock || code === PG.serialization)) continue;
+        throw storeError(e, what);
+      } finally {
+        c.release(broken);
+      }
+    }
+  }
+
+  /** A transaction over resident facts: the codes locked first, more as it finds them (see the header). */
+  async #residentTx<T>(what: string, codes: Iterable<string>, body: (c: PoolClient, locks: ResidentLocks) => Promise<T>): Promise<T> {
+    const want = new Set(codes);
+    for (;;) {
+      try {
+        return await this.#tx(
+          what,
+          async (c) => {
+            const locks = new ResidentLocks(c, this.#maxLocks);
+            await locks.acquire(want);
+            return body(c, locks);
+          },
+          { retries: DEADLOCK_RETRIES },
+        );
+      } catch (e) {
+        if (!(e instanceof LockRestart)) throw e;
+        for (const code of e.codes) want.add(code);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.#pool.end();
+    } catch (e) {
+      throw storeError(e, "closing");
+    }
+  }
+
+  async putCa(ca: CaRecord): Promise<void> {
+    try {
+      await this.#pool.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)", [
+        ca.id,
+        ca.prefectureCode,
+        ca.purpose,
+        ca.certificateDer,
+        ca.encryptedKeyPem,
+        ca.keyId,
+        ca.createdAt.getTime(),
+      ]);
+    } catch (e) {
+      if (pgCode(e) === PG.uniqueViolation) throw new JpkiError("ERR_CA_EXISTS", `CA ${ca.id} already exists in this workspace`, { cause: e });
+      throw storeError(e, "saving a CA");
+    }
+  }
+
+  async getCa(id: string): Promise<CaRecord | undefined> {
+    const [r] = await this.#query("reading a CA", "SELECT * FROM cas WHERE id = $1", [id]);
+    return r ? toCa(r) : undefined;
+  }
+
+  async listCas(): Promise<CaRecord[]> {
+    return (await this.#query("listing CAs", SQL.listCas)).map(toCa);
+  }
+
+  replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>): Promise<void> {
+    return this.#tx("re-encrypting CA keys", async (c) => {
+      for (const k of keys) {
+        const r = await c.query("UPDATE cas SET key_pem = $1 WHERE id = $2", [k.encryptedKeyPem, k.id]);
+        if (r.rowCount !== 1) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${k.id} in this workspace: no key was replaced`);
+      }
+    });
+  }
+
+  upsertResidents(residents: readonly ResidentRecord[]): Promise<{ inserted: number; updated: number }> {
+    // One row per code (the last wins, as when applied one after another); repeats count as replaced.
+    const last = new Map(residents.map((r) => [r.residentCode, r]));
+    return this.#residentTx("saving residents", last.keys(), async (c) => {
+      const rows = [...last.values()];
+      const r = await c.query<{ inserted: boolean }>(
+        `${SQL.upsertResidents}
+         ON CONFLICT (resident_code) DO UPDATE SET municipality_code = excluded.municipality_code, name = excluded.name,
+           address = excluded.address, birth_date = excluded.birth_date, gender = excluded.gender, status = excluded.status
+         RETURNING (xmax = 0) AS inserted`,
+        [
+          rows.map((x) => x.residentCode),
+          rows.map((x) => x.municipalityCode),
+          rows.map((x) => x.fourItems.name),
+          rows.map((x) => x.fourItems.address),
+          rows.map((x) => x.fourItems.birthDate),
+          rows.map((x) => x.fourItems.gender),
+          rows.map((x) => x.status),
+          rows.map(() => 0),
+        ],
+      );
+      const inserted = r.rows.filter((x) => x.inserted).length;
+      return { inserted, updated: residents.length - inserted };
+    });
+  }
+
+  async getResident(residentCode: string): Promise<ResidentRecord | undefined> {
+    const [r] = await this.#query<ResidentRowDb>("reading a resident", "SELECT * FROM residents WHERE resident_code = $1", [residentCode]);
+    return r ? toResident(r) : undefined;
+  }
+
+  async getResidentForIssuance(residentCode: string): Promise<ResidentForIssuance | undefined> {
+    const [r] = await this.#query<ResidentRowDb & { ca_sequence: bigint }>("reading a resident", SQL.residentForIssuance, [[residentCode]]);
+    return r ? { record: toResident(r), registrySequence: Number(r.notice_sequence), caSequence: Number(r.ca_sequence) } : undefined;
+  }
+
+  applyToRegistry<T>(
+    decide: (read: (residentCode: string) => (ResidentRecord & { readonly noticeSequence: number }) | undefined) => {
+      readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
+      readonly remove: readonly string[];
+      readonly result: T;
+    },
+  ): Promise<T> {
+    // `decide` reads synchronously and names its codes only as it reads them: it runs against the records
+    // loaded so far, and while it asks for others, those are locked and loaded and it runs again (it is pure).
+    return this.#residentTx("updating residents", [], async (c, locks) => {
+      const loaded = new Map<string, (ResidentRecord & { readonly noticeSequence: number }) | undefined>();
+      for (;;) {
+        const misses = new Set<string>();
+        const read = (code: string) => {
+          if (loaded.has(code)) return loaded.get(code);
+          misses.add(code);
+          return undefined;
+        };
+        let d: ReturnType<typeof decide> | undefined;
+        try {
+          d = decide(read);
+        } catch (e) {
+          // a decision from records not yet loaded may fail any way it likes: only a complete one counts
+          if (!misses.size) throw e;
+        }
+        if (misses.size || !d) {
+          await locks.extend(misses);
+          for (const code of misses) loaded.set(code, undefined);
+          const rows = await c.query<ResidentRowDb>("SELECT * FROM residents WHERE resident_code = ANY($1::text[])", [[...misses]]);
+          for (const r of rows.rows) loaded.set(r.resident_code, { ...toResident(r), noticeSequence: Number(r.notice_sequence) });
+          continue;
+        }
+        await locks.extend([...d.remove, ...d.put.map((r) => r.residentCode)]);
+        if (d.remove.length) await c.query("DELETE FROM residents WHERE resident_code = ANY($1::text[])", [[...d.remove]]);
+        const put = [...new Map(d.put.map((r) => [r.residentCode, r])).values()];
+        if (put.length) {
+          await c.query(
+            `${SQL.upsertResidents}
+             ON CONFLICT (resident_code) DO UPDATE SET municipality_code = excluded.municipality_code, name = excluded.name,
+               address = excluded.address, birth_date = excluded.birth_date, gender = excluded.gender, status = excluded.status,
+               notice_sequence = excluded.notice_sequence`,
+            [
+              put.map((x) => x.residentCode),
+              put.map((x) => x.municipalityCode),
+              put.map((x) => x.fourItems.name),
+              put.map((x) => x.fourItems.address),
+              put.map((x) => x.fourItems.birthDate),
+              put.map((x) => x.fourItems.gender),
+              put.map((x) => x.status),
+              put.map((x) => x.noticeSequence),
+            ],
+          );
+        }
+        return d.result;
+      }
+    });
+  }
+
+  async residentNoticeSequence(residentCode: string): Promise<number> {
+    const [r] = await this.#query<{ s: bigint }>("reading a resident's notice sequence", "SELECT notice_sequence AS s FROM residents WHERE resident_code = $1", [residentCode]);
+    return r ? Number(r.s) : 0;
+  }
+
+  async countResidents(): Promise<number> {
+    const [r] = await this.#query<{ n: bigint }>("counting residents", "SELECT count(*) AS n FROM residents");
+    return Number(r!.n);
+  }
+
+  commitIssuances(records: readonly IssuanceRecord[]): Promise<IssuanceCommitResult[]> {
+    return this.#residentTx("committing issued certificates", records.map((r) => r.residentCode), async (c) => {
+      // What each certificate certifies was read before signing; re-read it here, under the residents'
+      // locks, in the transaction that commits, so a notice or a registry change in between can never leave
+      // a stale certificate. Read set-based, then decided in order in memory, as one-by-one commits would.
+      const codes = sortedUnique(records.map((r) => r.residentCode));
+      const appIds = sortedUnique(records.flatMap((r) => (r.applicationId ? [r.applicationId] : [])));
+      const residents = new Map(
+        (await c.query<ResidentRowDb & { ca_sequence: bigint }>(SQL.residentForIssuance, [codes])).rows.map((r) => [r.resident_code, r]),
+      );
+      const rows = new Map<string, CertificateRow>();
+      const byApplication = new Map<string, string>();
+      const active = new Map<string, string[]>();
+      const key = (code: string, type: string) => `${type}\u0000${code}`;
+      if (appIds.length) {
+        for (const r of (await c.query<CertRowDb>("SELECT * FROM certificates WHERE application_id = ANY($1::text[])", [appIds])).rows) {
+          rows.set(r.serial, toCertRow(r));
+          byApplication.set(r.application_id!, r.serial);
+        }
+      }
+      const activeRows = await c.query<CertRowDb>(
+        // locked: a manual revocation in between either came first (the row is not active) or waits for this commit
+        "SELECT * FROM certificates WHERE resident_code = ANY($1::text[]) AND revoked_at IS NULL ORDER BY issued_at, serial FOR NO KEY UPDATE",
+        [codes],
+      );
+      for (const r of activeRows.rows) {
+        if (!rows.has(r.serial)) rows.set(r.serial, toCertRow(r));
+        const k = key(r.resident_code, r.type);
+        active.set(k, [...(active.get(k) ?? []), r.serial]);
+      }
+      const inserts: IssuanceRecord[] = [];
+      const revocations: Array<{ serial: string; at: number; source: string }> = [];
+      const dirty = new Set<string>();
+      const results = records.map((rec): IssuanceCommitResult => {
+        const existing = rec.applicationId ? byApplication.get(rec.applicationId) : undefined;
+        if (existing) return { status: "duplicate-application", existing: rows.get(existing)! };
+        const now = residents.get(rec.residentCode);
+        if (!now || now.status !== "active") return { status: "stale", why: "resident-gone" };
+        if (now.ca_sequence > now.notice_sequence) return { status: "stale", why: "registry-behind" };
+        const r = toResident(now);
+        if (
+          (rec.registrySequence !== undefined && rec.registrySequence !== Number(now.notice_sequence)) ||
+          r.municipalityCode !== rec.municipalityCode ||
+          !sameItems(r.fourItems, rec.fourItems)
+        ) {
+          return { status: "stale", why: "registry-changed" };
+        }
+        const k = key(rec.residentCode, rec.type);
+        const superseded = active.get(k) ?? [];
+        const source = `superseded:${rec.serial}`;
+        for (const serial of superseded) {
+          const row = rows.get(serial)!;
+          rows.set(serial, { ...row, revocation: { revokedAt: rec.issuedAt, reason: 4, source } });
+          revocations.push({ serial, at: rec.issuedAt.getTime(), source });
+          dirty.add(row.caId);
+        }
+        active.set(k, [rec.serial]);
+        rows.set(rec.serial, committedRow(rec));
+        if (rec.applicationId) byApplication.set(rec.applicationId, rec.serial);
+        inserts.push(rec);
+        return { status: "committed", superseded };
+      });
+      if (inserts.length) {
+        await c.query(
+          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender,
+             not_before, not_after, issued_at, der, application_id)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+             $10::bigint[], $11::bigint[], $12::bigint[], $13::bytea[], $14::text[])`,
+          [
+            inserts.map((x) => x.serial),
+            inserts.map((x) => x.caId),
+            inserts.map((x) => x.type),
+            inserts.map((x) => x.residentCode),
+            inserts.map((x) => x.municipalityCode),
+            inserts.map((x) => x.fourItems.name),
+            inserts.map((x) => x.fourItems.address),
+            inserts.map((x) => x.fourItems.birthDate),
+            inserts.map((x) => x.fourItems.gender),
+            inserts.map((x) => x.notBefore.getTime()),
+            inserts.map((x) => x.notAfter.getTime()),
+            inserts.map((x) => x.issuedAt.getTime()),
+            inserts.map((x) => x.der),
+            inserts.map((x) => x.applicationId ?? null),
+          ],
+        );
+      }
+      if (revocations.length) {
+        await c.query(
+          `UPDATE certificates c SET revoked_at = u.at, reason = 4, revocation_source = u.source
+           FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(serial, at, source)
+           WHERE c.serial = u.serial AND c.revoked_at IS NULL`,
+          [revocations.map((x) => x.serial), revocations.map((x) => x.at), revocations.map((x) => x.source)],
+        );
+      }
+      if (dirty.size) await c.query(SQL.bumpRevisions, [sortedUnique(dirty)]);
+      return results;
+    });
+  }
+
+  async getCertificate(serial: string): Promise<CertificateRow | undefined> {
+    const [r] = await this.#query<CertRowDb>("reading a certificate", "SELECT * FROM certificates WHERE serial = $1", [serial]);
+    return r ? toCertRow(r) : undefined;
+  }
+
+  async getCertificateByApplication(applicationId: string): Promise<CertificateRow | undefined> {
+    const [r] = await this.#query<CertRowDb>("reading a certificate by application", "SELECT * FROM certificates WHERE application_id = $1", [applicationId]);
+    return r ? toCertRow(r) : undefined;
+  }
+
+  async findCertificates(q: CertificateQuery): Promise<CertificateRow[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const arg = (v: unknown) => (args.push(v), `$${args.length}`);
+    if (q.caId) where.push(`ca_id = ${arg(q.caId)}`);
+    if (q.residentCode) where.push(`resident_code = ${arg(q.residentCode)}`);
+    if (q.type) where.push(`type = ${arg(q.type)}`);
+    if (q.status === "valid") where.push("revoked_at IS NULL");
+    if (q.status === "revoked") where.push("revoked_at IS NOT NULL");
+    const sql = `SELECT * FROM certificates ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY issued_at, serial LIMIT ${arg(q.limit ?? 1000)}`;
+    return (await this.#query<CertRowDb>("searching certificates", sql, args)).map(toCertRow);
+  }
+
+  revoke(input: RevokeInput): Promise<CertificateRow> {
+    return this.#tx("revoking", async (c) => {
+      const row = (await c.query<CertRowDb>("SELECT * FROM certificates WHERE serial = $1 FOR NO KEY UPDATE", [input.serial])).rows[0];
+      if (!row) throw new JpkiError("ERR_CERT_UNKNOWN", `no certificate with serial ${input.serial} in this workspace: check the serial (hex)`);
+      if (row.revoked_at !== null) {
+        throw new JpkiError("ERR_CERT_ALREADY_REVOKED", `certificate ${input.serial} was already revoked on ${new Date(Number(row.revoked_at)).toISOString()}`);
+      }
+      await c.query("UPDATE certificates SET revoked_at = $1, reason = $2, revocation_source = $3 WHERE serial = $4", [
+        input.revokedAt.getTime(),
+        input.reason,
+        input.source,
+        input.serial,
+      ]);
+      await c.query(SQL.bumpRevisions, [[row.ca_id]]);
+      return toCertRow({ ...row, revoked_at: BigInt(input.revokedAt.getTime()), reason: input.reason, revocation_source: input.source });
+    });
+  }
+
+  async *revokedEntries(caId: string, opts: { expiredBefore: Date; chunkSize?: number }): AsyncIterable<RevokedEntry[]> {
+    const size = opts.chunkSize ?? 4096;
+    // Keyset pagination: each chunk is one short statement on any pooled connection, so a consumer that
+    // takes its time between chunks holds no connection, snapshot or cursor open.
+    let after = "";
+    for (;;) {
+      const rows = await this.#query<{ serial: string; revoked_at: bigint; reason: number }>(
+        "listing revoked certificates",
+        `SELECT serial, revoked_at, reason FROM certificates
+         WHERE ca_id = $1 AND revoked_at IS NOT NULL AND not_after >= $2 AND serial > $3 ORDER BY serial LIMIT $4`,
+        [caId, opts.expiredBefore.getTime(), after, size],
+      );
+      if (rows.length === 0) return;
+      yield rows.map((r) => ({ serial: r.serial, revokedAt: new Date(Number(r.revoked_at)), reason: r.reason }));
+      if (rows.length < size) return;
+      after = rows[rows.length - 1]!.serial;
+    }
+  }
+
+  /** Locks the CA's crl_state row (creating it first): CRL numbering and publication of one CA queue here. */
+  async #lockCrlState(c: PoolClient, caId: string): Promise<bigint> {
+    await c.query("INSERT INTO crl_state (ca_id) VALUES ($1) ON CONFLICT (ca_id) DO NOTHING", [caId]);
+    return (await c.query<{ revision: bigint }>("SELECT revision FROM crl_state WHERE ca_id = $1 FOR UPDATE", [caId])).rows[0]!.revision;
+  }
+
+  reserveCrl(caId: string, thisUpdate: Date, nextUpdate: Date): Promise<CrlReservation> {
+    return this.#tx("reserving a CRL number", async (c) => {
+      const revision = await this.#lockCrlState(c, caId);
+      const max = (await c.query<{ n: bigint | null }>("SELECT max(number) AS n FROM crls WHERE ca_id = $1", [caId])).rows[0]!.n;
+      const number = (max ?? 0n) + 1n;
+      await c.query("INSERT INTO crls (ca_id, number, this_update, next_update, revision, state) VALUES ($1, $2, $3, $4, $5, 'reserved')", [
+        caId,
+        number,
+        thisUpdate.getTime(),
+        nextUpdate.getTime(),
+        revision,
+      ]);
+      return { number, revision: Number(revision) };
+    });
+  }
+
+  publishCrl(rec: { caId: string; number: bigint; entries: number; path: string; sha256: string }, install: () => void): Promise<boolean> {
+    return this.#tx("recording a published CRL", async (c) => {
+      await this.#lockCrlState(c, rec.caId);
+      const row = (await c.query<{ revision: bigint; state: string }>("SELECT revision, state FROM crls WHERE ca_id = $1 AND number = $2", [rec.caId, rec.number]))
+        .rows[0];
+      if (!row || row.state !== "reserved") throw new JpkiError("ERR_INTERNAL", `CRL ${rec.caId} #${rec.number} was not reserved`);
+      const latest = (await c.query<{ n: bigint | null }>("SELECT max(number) AS n FROM crls WHERE ca_id = $1 AND state = 'published'", [rec.caId])).rows[0]!.n;
+      if (latest !== null && latest >= rec.number) {
+        await c.query("UPDATE crls SET state = 'superseded' WHERE ca_id = $1 AND number = $2", [rec.caId, rec.number]);
+        return false;
+      }
+      // The files go into place while this transaction holds the CA's crl_state row, so two publishers of
+      // one CA cannot interleave their renames: the file on disk only ever moves to a higher number.
+      install();
+      await c.query("UPDATE crls SET entries = $1, path = $2, sha256 = $3, state = 'published' WHERE ca_id = $4 AND number = $5", [
+        rec.entries,
+        rec.path,
+        rec.sha256,
+        rec.caId,
+        rec.number,
+      ]);
+      await c.query("UPDATE crl_state SET published_revision = greatest(published_revision, $2) WHERE ca_id = $1", [rec.caId, row.revision]);
+      return true;
+    });
+  }
+
+  async latestCrl(caId: string): Promise<CrlRecord | undefined> {
+    const [r] = await this.#query<CrlRowDb>("reading the latest CRL", "SELECT * FROM crls WHERE ca_id = $1 AND state = 'published' ORDER BY number DESC LIMIT 1", [caId]);
+    return r ? toCrlRecord(r) : undefined;
+  }
+
+  crlStatus(): Promise<CrlStatus[]> {
+    // One snapshot for the three reads, as SQLite's single read transaction gives.
+    return this.#tx(
+      "reading CRL status",
+      async (c) => {
+      const latest = new Map<string, CrlRecord>();
+      const published = await c.query<CrlRowDb>(
+        `SELECT c.* FROM crls c JOIN (SELECT ca_id, max(number) AS n FROM crls WHERE state = 'published' GROUP BY ca_id) m
+           ON m.ca_id = c.ca_id AND m.n = c.number`,
+      );
+      for (const r of published.rows) latest.set(r.ca_id, toCrlRecord(r));
+      const dirty = new Set((await c.query<{ ca_id: string }>(SQL.dirty)).rows.map((r) => r.ca_id));
+      return (await c.query<{ id: string }>(SQL.listCas)).rows.map((r) => ({ caId: r.id, latest: latest.get(r.id), dirty: dirty.has(r.id) }));
+      },
+      { begin: "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY" },
+    );
+  }
+
+  async loadNoticeContext(keys: NoticeContextKeys): Promise<NoticeContext> {
+    let c: PoolClient;
+    try {
+      c = await this.#pool.connect();
+    } catch (e) {
+      throw storeError(e, "reading notice context");
+    }
+    try {
+      return await this.#noticeContext(c, keys);
+    } catch (e) {
+      throw storeError(e, "reading notice context");
+    } finally {
+      c.release();
+    }
+  }
+
+  /**
+   * Set-based: one statement per kind of fact for the whole batch, `= ANY($1)` over the keys. With `lock`
+   * (committing), codes found on the way are locked before they are read, and the unrevoked certificates are
+   * row-locked, so a manual revocation cannot slip in between this read and the batch's own.
+   */
+  async #noticeContext(c: PoolClient, keys: NoticeContextKeys, lock?: (codes: string[]) => Promise<void>): Promise<NoticeContext> {
+    const heldOf = (codes: readonly string[]) =>
+      c.query<NoticeRowDb>("SELECT * FROM notices WHERE status = 'held' AND resident_code = ANY($1::text[]) ORDER BY resident_code, sequence", [codes]);
+    // A held resident-code change may be applied by this batch (its gap filled): the notices held under its
+    // new code must then be in the context too, or they would wait for ever. Follow such changes, locking
+    // each new code before reading under it.
+    const codeSet = new Set(keys.residentCodes);
+    for (let frontier = [...codeSet]; frontier.length; ) {
+      const next: string[] = [];
+      for (const r of (await heldOf(frontier)).rows) {
+        if (r.kind !== "resident-code-change") continue;
+        const to = (JSON.parse(r.body) as { newResidentCode?: string }).newResidentCode;
+        if (to && !codeSet.has(to)) (codeSet.add(to), next.push(to));
+      }
+      if (next.length && lock) await lock(next);
+      frontier = next;
+    }
+    const codes = [...codeSet];
+    const known = new Map<string, { status: NoticeStatus; body: string }>();
+    const ids = await c.query<{ notice_id: string; status: NoticeStatus; body: string }>(
+      "SELECT notice_id, status, body FROM notices WHERE notice_id = ANY($1::text[])",
+      [[...keys.noticeIds]],
+    );
+    for (const r of ids.rows) known.set(r.notice_id, { status: r.status, body: r.body });
+    const lastSequence = new Map<string, number>();
+    const seqs = await c.query<{ resident_code: string; last_sequence: bigint }>(
+      "SELECT resident_code, last_sequence FROM resident_sequences WHERE resident_code = ANY($1::text[])",
+      [codes],
+    );
+    for (const r of seqs.rows) lastSequence.set(r.resident_code, Number(r.last_sequence));
+    const held = new Map<string, StoredNotice[]>();
+    for (const r of (await heldOf(codes)).rows) {
+      const list = held.get(r.resident_code) ?? [];
+      list.push(toStoredNotice(r));
+      held.set(r.resident_code, list);
+    }
+    const certificates = new Map<string, CertifiedRow[]>();
+    const certified = await c.query<CertRowDb>(
+      `SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender FROM certificates
+       WHERE revoked_at IS NULL AND resident_code = ANY($1::text[]) ORDER BY resident_code, issued_at, serial${lock ? " FOR NO KEY UPDATE" : ""}`,
+      [codes],
+    );
+    for (const r of certified.rows) {
+      const list = certificates.get(r.resident_code) ?? [];
+      list.push({ serial: r.serial, caId: r.ca_id, type: r.type, residentCode: r.resident_code, fourItems: itemsOf(r) });
+      certificates.set(r.resident_code, list);
+    }
+    const residentRows = await c.query<{ resident_code: string; notice_sequence: bigint }>(
+      "SELECT resident_code, notice_sequence FROM residents WHERE resident_code = ANY($1::text[])",
+      [codes],
+    );
+    const residents = new Map(residentRows.rows.map((r) => [r.resident_code, Number(r.notice_sequence)]));
+    const ever = await c.query<{ resident_code: string }>("SELECT DISTINCT resident_code FROM certificates WHERE resident_code = ANY($1::text[])", [codes]);
+    const everCertified = new Set(ever.rows.map((r) => r.resident_code));
+    return { known, lastSequence, held, certificates, residents, everCertified };
+  }
+
+  commitNoticeBatch<T extends { readonly commit: NoticeCommit }>(keys: NoticeContextKeys, decide: (ctx: NoticeContext) => T): Promise<T & { readonly revoked: number }> {
+    // The batch's resident codes are locked before its context is read, so no other writer can change what
+    // it decides from between the read and the commit.
+    return this.#residentTx("committing a notice batch", keys.residentCodes, async (c, locks) => {
+      const decided = decide(await this.#noticeContext(c, keys, (codes) => locks.extend(codes)));
+      const b = decided.commit;
+      await locks.extend([...b.notices.map((n) => n.residentCode), ...b.sequences.map((q) => q.residentCode), ...b.relinks.flatMap((r) => [r.from, r.to])]);
+      const at = b.at.getTime();
+      for (const r of b.relinks) {
+        await c.query("UPDATE certificates SET resident_code = $1 WHERE resident_code = $2", [r.to, r.from]);
+        // like SQLite's UPDATE OR REPLACE: the moved sequence replaces one already under the new code
+        await c.query(
+          "DELETE FROM resident_sequences WHERE resident_code = $1 AND EXISTS (SELECT 1 FROM resident_sequences WHERE resident_code = $2)",
+          [r.to, r.from],
+        );
+        await c.query("UPDATE resident_sequences SET resident_code = $1 WHERE resident_code = $2", [r.to, r.from]);
+        await c.query("UPDATE notices SET resident_code = $1 WHERE resident_code = $2 AND status = 'held'", [r.to, r.from]);
+      }
+      let revoked = 0;
+      // A serial named twice is revoked by its first mention, as one-by-one updates would.
+      const first = new Map<string, NoticeCommit["revocations"][number]>();
+      for (const r of b.revocations) if (!first.has(r.serial)) first.set(r.serial, r);
+      const firstRevocations = [...first.values()];
+      if (firstRevocations.length) {
+        const r = await c.query(
+          `UPDATE certificates c SET revoked_at = $1, reason = u.reason, revocation_source = u.source
+           FROM unnest($2::text[], $3::int[], $4::text[]) AS u(serial, reason, source)
+           WHERE c.serial = u.serial AND c.revoked_at IS NULL`,
+          [at, firstRevocations.map((x) => x.serial), firstRevocations.map((x) => x.reason), firstRevocations.map((x) => x.source)],
+        );
+        revoked = r.rowCount ?? 0;
+      }
+      const notices = foldNotices(b.notices);
+      if (notices.length) {
+        await c.query(
+          `INSERT INTO notices (notice_id, resident_code, sequence, kind, status, body, received_at, applied_at, revocations)
+           SELECT u.id, u.code, u.seq, u.kind, u.status, u.body, $1::bigint, CASE WHEN u.status = 'applied' THEN $1::bigint END, u.revocations
+           FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::int[]) AS u(id, code, seq, kind, status, body, revocations)
+           ON CONFLICT (notice_id) DO UPDATE SET status = excluded.status, applied_at = excluded.applied_at, revocations = excluded.revocations
+           WHERE notices.status = 'held'`,
+          [
+            at,
+            notices.map((n) => n.noticeId),
+            notices.map((n) => n.residentCode),
+            notices.map((n) => n.sequence),
+            notices.map((n) => n.kind),
+            notices.map((n) => n.status),
+            notices.map((n) => n.body),
+            notices.map((n) => n.revocations),
+          ],
+        );
+      }
+      const sequences = new Map<string, number>();
+      for (const q of b.sequences) sequences.set(q.residentCode, Math.max(q.last, sequences.get(q.residentCode) ?? q.last));
+      if (sequences.size) {
+        await c.query(
+          `INSERT INTO resident_sequences (resident_code, last_sequence) SELECT * FROM unnest($1::text[], $2::bigint[])
+           ON CONFLICT (resident_code) DO UPDATE SET last_sequence = greatest(resident_sequences.last_sequence, excluded.last_sequence)`,
+          [[...sequences.keys()], [...sequences.values()]],
+        );
+      }
+      if (b.dirtyCas.length) await c.query(SQL.bumpRevisions, [sortedUnique(b.dirtyCas)]);
+      return { ...decided, revoked };
+    });
+  }
+
+  async listHeldNotices(limit = 1000): Promise<StoredNotice[]> {
+    return (
+      await this.#query<NoticeRowDb>("listing held notices", "SELECT * FROM notices WHERE status = 'held' ORDER BY resident_code, sequence LIMIT $1", [limit])
+    ).map(toStoredNotice);
+  }
+
+  async getNotice(noticeId: string): Promise<StoredNotice | undefined> {
+    const [r] = await this.#query<NoticeRowDb>("reading a notice", "SELECT * FROM notices WHERE notice_id = $1", [noticeId]);
+    return r ? toStoredNotice(r) : undefined;
+  }
+
+  async dirtyCas(): Promise<string[]> {
+    return (await this.#query<{ ca_id: string }>("listing CAs awaiting a CRL", SQL.dirty)).map((r) => r.ca_id);
+  }
+
+  async revocationSummary(): Promise<Array<{ serial: string; caId: string; reason: number; source: string }>> {
+    const rows = await this.#query<{ serial: string; ca_id: string; reason: number; revocation_source: string }>(
+      "summarising revocations",
+      "SELECT serial, ca_id, reason, revocation_source FROM certificates WHERE revoked_at IS NOT NULL ORDER BY serial",
+    );
+    return rows.map((r) => ({ serial: r.serial, caId: r.ca_id, reason: r.reason, source: r.revocation_source }));
+  }
+}
+
+/**
+ * One row per notice id with the outcome of writing them one after another: later mentions of a notice
+ * only update it while it is still held (the upsert's condition), so its first insert keeps its body.
+ */
+function foldNotices(notices: NoticeCommit["notices"]): Array<NoticeCommit["notices"][number]> {
+  const out = new Map<string, NoticeCommit["notices"][number]>();
+  for (const n of notices) {
+    const prev = out.get(n.noticeId);
+    if (!prev) out.set(n.noticeId, n);
+    else if (prev.status === "held") out.set(n.noticeId, { ...prev, status: n.status, revocations: n.revocations });
+  }
+  return [...out.values()];
+}
