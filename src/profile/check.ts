@@ -420,6 +420,88 @@ class EntryTally {
   }
 }
 
+/** True when `s` sorts after log[start, end): longer, or as long and greater byte by byte. */
+function ascends(log: Buffer, start: number, end: number, s: Uint8Array): boolean {
+  if (s.length !== end - start) return s.length > end - start;
+  for (let k = 0; k < s.length; k++) if (s[k] !== log[start + k]) return s[k]! > log[start + k]!;
+  return false;
+}
+
+/** What the entry rules read of one revokedCertificates entry (RFC 5280 §5.1.2.6), as decoded by hand. */
+export interface CrlEntryFacts {
+  /** the userCertificate INTEGER's content octets */
+  readonly serial: Uint8Array;
+  readonly revocationYear: number;
+  readonly revocationEncoding: "UTCTime" | "GeneralizedTime";
+  readonly extensions: ReadonlyArray<{ readonly extnID: string; readonly critical: boolean; readonly value: Uint8Array }>;
+}
+
+/**
+ * The per-entry CRL rules (positive unique serials, time type, reasonCode valid and non-critical, no unknown
+ * critical entry extension), fed one entry at a time so a CRL streamed from a file is checked in the same
+ * pass that reads it. Duplicates cost nothing while serials ascend, as ours do (the store lists them in
+ * order); the first serial out of order switches to a set of every serial seen.
+ */
+export class CrlEntryCheck {
+  private readonly tally = new EntryTally();
+  private index = 0;
+  /** while serials ascend: all of them packed end to end (the k-th ends at `logEnds[k]`), to build `seen` from if the order breaks */
+  private log: Buffer | undefined = Buffer.allocUnsafe(1 << 16);
+  private logEnds: number[] = [];
+  /** once the order broke: every serial so far, as latin1 keys */
+  private seen: Set<string> | undefined;
+
+  add(e: CrlEntryFacts): void {
+    const i = this.index++;
+    const s = e.serial;
+    if (s.length === 0 || s[0]! & 0x80 || s.every((b) => b === 0)) this.tally.add("crl.entry.serial", "error", "serial number is not positive", i);
+    this.checkDuplicate(s, i);
+    if ((e.revocationYear < 2050) !== (e.revocationEncoding === "UTCTime")) this.tally.add("crl.entry.time.encoding", "error", "revocationDate uses the wrong time type for its year", i);
+    for (const x of e.extensions) {
+      if (x.extnID !== EXT_OID.cRLReason) {
+        if (x.critical && !EXT_NAME[x.extnID]) this.tally.add("crl.entry.extensions.unknownCritical", "error", "unknown critical entry extension", i);
+        continue;
+      }
+      if (x.critical) this.tally.add("crl.entry.reason.critical", "error", "reasonCode must not be critical", i);
+      const code = enumeratedValue(x.value);
+      if (code === undefined) this.tally.add("crl.entry.reason.malformed", "error", "reasonCode is not an ENUMERATED", i);
+      else if (!REASON_CODES.has(code)) this.tally.add("crl.entry.reason", "error", "reasonCode is not a valid CRLReason (0–6, 8–10)", i);
+    }
+  }
+
+  /** One violation per rule broken, counting the entries that broke it. */
+  violations(): Violation[] {
+    const f = new Findings();
+    this.tally.flush(f);
+    return f.list;
+  }
+
+  private checkDuplicate(s: Uint8Array, i: number): void {
+    if (this.log) {
+      const n = this.logEnds.length;
+      const end = n ? this.logEnds[n - 1]! : 0;
+      if (n === 0 || ascends(this.log, n > 1 ? this.logEnds[n - 2]! : 0, end, s)) {
+        // Strictly ascending (by length, then bytes) means all distinct: log it, no lookup.
+        if (end + s.length > this.log.length) {
+          const grown = Buffer.allocUnsafe(Math.max(this.log.length * 2, end + s.length));
+          this.log.copy(grown, 0, 0, end);
+          this.log = grown;
+        }
+        this.log.set(s, end);
+        this.logEnds.push(end + s.length);
+        return;
+      }
+      const log = this.log;
+      this.seen = new Set(this.logEnds.map((e, k) => log.toString("latin1", k ? this.logEnds[k - 1]! : 0, e)));
+      this.log = undefined;
+      this.logEnds = [];
+    }
+    const key = Buffer.from(s.buffer, s.byteOffset, s.length).toString("latin1");
+    if (this.seen!.has(key)) this.tally.add("crl.entry.duplicate", "error", "serial number listed more than once", i);
+    else this.seen!.add(key);
+  }
+}
+
 /**
  * Checks a CRL against our CRL profile (shared/spec/JPKI.md "Revocation"; RFC 5280 §5): v2,
  * sha256WithRSAEncryption, cRLNumber (non-critical), AKI, nextUpdate after thisUpdate, valid reason codes
@@ -457,28 +539,17 @@ export function checkCrl(der: Uint8Array): CrlProfileReport {
   const idp = exts.get(EXT_OID.issuingDistributionPoint);
   if (idp && !idp.critical) f.error("crl.issuingDistributionPoint.critical", "issuingDistributionPoint must be critical");
 
-  const tally = new EntryTally();
-  const serials = new Set<string>();
-  (tbs.revokedCertificates ?? []).forEach((entry, i) => {
-    const s = new Uint8Array(entry.userCertificate);
-    const hex = Buffer.from(s).toString("hex");
-    if (s.length === 0 || s[0]! & 0x80 || s.every((b) => b === 0)) tally.add("crl.entry.serial", "error", "serial number is not positive", i);
-    if (serials.has(hex)) tally.add("crl.entry.duplicate", "error", "serial number listed more than once", i);
-    serials.add(hex);
+  const entries = new CrlEntryCheck();
+  for (const entry of tbs.revokedCertificates ?? []) {
     const rd = timeInfo(entry.revocationDate);
-    if ((rd.date.getUTCFullYear() < 2050) !== (rd.encoding === "UTCTime")) tally.add("crl.entry.time.encoding", "error", "revocationDate uses the wrong time type for its year", i);
-    for (const e of entry.crlEntryExtensions ?? []) {
-      if (e.extnID !== EXT_OID.cRLReason) {
-        if (e.critical && !EXT_NAME[e.extnID]) tally.add("crl.entry.extensions.unknownCritical", "error", "unknown critical entry extension", i);
-        continue;
-      }
-      if (e.critical) tally.add("crl.entry.reason.critical", "error", "reasonCode must not be critical", i);
-      const code = enumeratedValue(extValue(e));
-      if (code === undefined) tally.add("crl.entry.reason.malformed", "error", "reasonCode is not an ENUMERATED", i);
-      else if (!REASON_CODES.has(code)) tally.add("crl.entry.reason", "error", "reasonCode is not a valid CRLReason (0–6, 8–10)", i);
-    }
-  });
-  tally.flush(f);
+    entries.add({
+      serial: new Uint8Array(entry.userCertificate),
+      revocationYear: rd.date.getUTCFullYear(),
+      revocationEncoding: rd.encoding,
+      extensions: (entry.crlEntryExtensions ?? []).map((e) => ({ extnID: e.extnID, critical: e.critical, value: extValue(e) })),
+    });
+  }
+  f.list.push(...entries.violations());
 
   return Object.freeze({ kind: delta ? "delta-crl" : "crl", violations: Object.freeze(f.list) });
 }
