@@ -26,6 +26,7 @@ import { JpkiError } from "../errors.js";
 import { readHeader, TAG } from "../pki/der.js";
 import { looksLikePem, parsePemBlocks } from "../pki/pem.js";
 import { checkCertificate, checkCrl, type CrlProfileReport, type ProfileReport } from "./check.js";
+import { crlBytesSource, CrlReader, crlFileSource, type CrlEntryDescription, type CrlSource } from "./crl-reader.js";
 import { KEY_USAGE_BIT } from "./extensions.js";
 import { eraName, GENDER_LABEL_JA, type EraCode } from "./four-items.js";
 import { AIA_OID, EXT_OID, FOUR_ITEMS_OID, POLICY_OID } from "./oids.js";
@@ -112,12 +113,8 @@ export interface CertificateDescription {
   readonly profile: ProfileReport;
 }
 
-export interface CrlEntryDescription {
-  readonly serialNumber: string;
-  readonly revocationDate: string;
-  readonly reason?: string;
-  readonly invalidityDate?: string;
-}
+export type { CrlEntryDescription, CrlSource } from "./crl-reader.js";
+export { crlBytesSource, crlFileSource } from "./crl-reader.js";
 
 export interface CrlDescription {
   readonly type: "crl";
@@ -152,19 +149,6 @@ const POLICY_LABEL: Readonly<Record<string, string>> = Object.freeze({
   [POLICY_OID.signature]: "JPKI signature certificate (署名用電子証明書)",
   [POLICY_OID.signatureTest]: "JPKI signature certificate, J-LIS test environment",
   [POLICY_OID.authentication]: "JPKI user-authentication certificate (利用者証明用電子証明書)",
-});
-
-const REASON_NAME: Readonly<Record<number, string>> = Object.freeze({
-  0: "unspecified",
-  1: "keyCompromise",
-  2: "cACompromise",
-  3: "affiliationChanged",
-  4: "superseded",
-  5: "cessationOfOperation",
-  6: "certificateHold",
-  8: "removeFromCRL",
-  9: "privilegeWithdrawn",
-  10: "aACompromise",
 });
 
 const hex = (b: ArrayBuffer | Uint8Array): string => Buffer.from(b instanceof Uint8Array ? b : new Uint8Array(b)).toString("hex");
@@ -354,43 +338,44 @@ export function describeCertificate(der: Uint8Array): CertificateDescription {
   };
 }
 
-/** Describes a CRL (DER); `maxEntries` bounds the listed entries (the count is always complete). */
-export function describeCrl(der: Uint8Array, opts: { maxEntries?: number } = {}): CrlDescription {
-  const crl = parseCrl(der);
+/** A CRL's description without what needs its entries: every field before and after them. */
+export type CrlHeaderDescription = Omit<CrlDescription, "entryCount" | "entries" | "entriesTruncated" | "fingerprints" | "profile">;
+
+/** What a CRL's description needs every entry for, known once they have all been read. */
+export interface CrlTotals {
+  readonly entryCount: number;
+  /** entries per reason name; "none" counts those without a reasonCode */
+  readonly reasonCounts: Readonly<Record<string, number>>;
+  readonly fingerprints: { readonly sha256: string };
+  readonly profile: CrlProfileReport;
+}
+
+/**
+ * A CRL being read (crl-reader.ts): its header described on opening, then its entries one at a time, then the
+ * totals. Memory stays that of one block of entries whatever the CRL's size; `close` releases the file.
+ */
+export interface CrlStream {
+  readonly header: CrlHeaderDescription;
+  /** once; throws ERR_DER_MALFORMED at the first malformed entry */
+  entries(): Iterable<CrlEntryDescription>;
+  /** after the entries (reads them if nobody has) */
+  totals(): CrlTotals;
+  /** the entry count alone, from the entries' headers (a cheap second read, for a listing headed by the count) */
+  countEntries(): number;
+  close(): void;
+}
+
+/** Describes the skeleton (the CRL without its entries) and checks its profile outside the entries. */
+function describeCrlFrame(skeleton: Buffer): { header: CrlHeaderDescription; profile: CrlProfileReport } {
+  const crl = parseCrl(skeleton);
   const tbs = crl.tbsCertList;
   const exts = describeExtensions(tbs.crlExtensions);
   const extVal = (oid: string) => exts.find((e) => e.oid === oid)?.value;
-  const revoked = tbs.revokedCertificates ?? [];
-  const max = opts.maxEntries ?? Infinity;
-  const entries: CrlEntryDescription[] = revoked.slice(0, Number.isFinite(max) ? Math.max(0, max) : undefined).map((e) => {
-    let reason: string | undefined;
-    let invalidityDate: string | undefined;
-    for (const x of e.crlEntryExtensions ?? []) {
-      const v = extValue(x);
-      if (x.extnID === EXT_OID.cRLReason) {
-        const code = v[0] === TAG.ENUMERATED && v[1] === 1 ? v[2]! : -1;
-        reason = REASON_NAME[code] ?? `invalid (${code})`;
-      } else if (x.extnID === EXT_OID.invalidityDate) {
-        try {
-          const h = readHeader(v, 0);
-          invalidityDate = Buffer.from(v.subarray(h.headerLength, h.headerLength + h.length)).toString("latin1");
-        } catch {
-          invalidityDate = "undecodable";
-        }
-      }
-    }
-    return {
-      serialNumber: integerHex(e.userCertificate),
-      revocationDate: timeInfo(e.revocationDate).date.toISOString(),
-      ...(reason ? { reason } : {}),
-      ...(invalidityDate ? { invalidityDate } : {}),
-    };
-  });
   const aki = extVal(EXT_OID.authorityKeyIdentifier) as { keyIdentifier?: string } | undefined;
   const num = extVal(EXT_OID.cRLNumber);
   const delta = extVal(EXT_OID.deltaCRLIndicator);
   const idp = extVal(EXT_OID.issuingDistributionPoint);
-  return {
+  const header: CrlHeaderDescription = {
     type: "crl",
     version: (tbs.version ?? 0) + 1,
     signatureAlgorithm: alg(crl.signatureAlgorithm.algorithm),
@@ -402,12 +387,89 @@ export function describeCrl(der: Uint8Array, opts: { maxEntries?: number } = {})
     ...(aki?.keyIdentifier ? { authorityKeyIdentifier: aki.keyIdentifier } : {}),
     ...(idp !== undefined ? { issuingDistributionPoint: idp } : {}),
     extensions: exts,
-    entryCount: revoked.length,
-    entries,
-    entriesTruncated: entries.length < revoked.length,
-    fingerprints: { sha256: createHash("sha256").update(der).digest("hex") },
-    profile: checkCrl(der),
   };
+  return { header, profile: checkCrl(skeleton) };
+}
+
+/**
+ * Opens a CRL (DER) from a file or bytes for reading in one pass: `crlFileSource(path, what)` or `crlBytesSource(der)`.
+ * Throws ERR_DER_MALFORMED when the frame is not a DER CertificateList; the source is closed then.
+ */
+export function openCrl(source: CrlSource): CrlStream {
+  const reader = CrlReader.open(source);
+  let frame: { header: CrlHeaderDescription; profile: CrlProfileReport };
+  try {
+    frame = describeCrlFrame(reader.skeleton);
+  } catch (e) {
+    reader.close();
+    throw e;
+  }
+  let totals: CrlTotals | undefined;
+  return {
+    header: frame.header,
+    entries: () => reader.entries(),
+    totals: () => {
+      if (!totals) {
+        const t = reader.totals();
+        totals = Object.freeze({
+          entryCount: t.entryCount,
+          reasonCounts: t.reasonCounts,
+          fingerprints: { sha256: t.sha256 },
+          // the entry rules report after the rest, as checkCrl orders them
+          profile: Object.freeze({ kind: frame.profile.kind, violations: Object.freeze([...frame.profile.violations, ...t.entryViolations]) }),
+        });
+      }
+      return totals;
+    },
+    countEntries: () => reader.countEntries(),
+    close: () => reader.close(),
+  };
+}
+
+/** Describes a CRL (DER); `maxEntries` bounds the listed entries (the count is always complete). */
+export function describeCrl(der: Uint8Array, opts: { maxEntries?: number } = {}): CrlDescription {
+  const crl = openCrl(crlBytesSource(der));
+  const max = Math.max(0, opts.maxEntries ?? Infinity);
+  const entries: CrlEntryDescription[] = [];
+  for (const e of crl.entries()) if (entries.length < max) entries.push(e);
+  const t = crl.totals();
+  return {
+    ...crl.header,
+    entryCount: t.entryCount,
+    entries,
+    entriesTruncated: entries.length < t.entryCount,
+    fingerprints: t.fingerprints,
+    profile: t.profile,
+  };
+}
+
+/** What `jpki inspect` reads: a certificate whole, a CRL as a stream. */
+export type Inspectable = { readonly kind: "certificate"; readonly der: Buffer } | { readonly kind: "crl"; readonly crl: CrlStream };
+
+/** Bytes of a file's start that tell a DER certificate from a DER CRL (the first five TBS fields). */
+const SNIFF_BYTES = 64 * 1024;
+
+/**
+ * Opens a certificate or CRL file (PEM or DER) for inspection. A DER CRL is read from the file in pieces as its
+ * entries are iterated, so its size does not matter; PEM and certificates are read whole. `what` names the file
+ * in errors ("input file x.crl"): ERR_FILE_UNUSABLE when it cannot be read, ERR_DER_MALFORMED when it is neither.
+ */
+export function openForInspection(path: string, what: string): Inspectable {
+  const source = crlFileSource(path, what);
+  let bytes: Buffer;
+  try {
+    const head = source.read(0, Math.min(source.size, SNIFF_BYTES));
+    if (!looksLikePem(head) && structuralKind(head) === "crl") return { kind: "crl", crl: openCrl(source) };
+    bytes = head.length === source.size ? head : source.read(0, source.size);
+  } catch (e) {
+    source.close();
+    throw e;
+  }
+  source.close();
+  const { kind, der } = decodeInput(bytes);
+  if (kind === "crl") return { kind, crl: openCrl(crlBytesSource(der)) };
+  parseCertificate(der);
+  return { kind, der };
 }
 
 /**
@@ -416,6 +478,15 @@ export function describeCrl(der: Uint8Array, opts: { maxEntries?: number } = {})
  * §5.1). Throws ERR_DER_MALFORMED for anything else.
  */
 export function detectAndDecode(input: Uint8Array): { kind: "certificate" | "crl"; der: Buffer } {
+  const { kind, der } = decodeInput(input);
+  // Decode fully once so the caller learns about a malformed object here, not later.
+  if (kind === "certificate") parseCertificate(der);
+  else openCrl(crlBytesSource(der)).totals();
+  return { kind, der };
+}
+
+/** PEM or DER in, one DER SEQUENCE out, told apart by structure (not decoded further). */
+function decodeInput(input: Uint8Array): { kind: "certificate" | "crl"; der: Buffer } {
   let der: Buffer;
   if (looksLikePem(input)) {
     const block = parsePemBlocks(Buffer.from(input).toString("utf8")).find((b) => b.label === "CERTIFICATE" || b.label === "X509 CRL");
@@ -427,9 +498,6 @@ export function detectAndDecode(input: Uint8Array): { kind: "certificate" | "crl
   expectSingleSequence(der, "input");
   const kind = structuralKind(der);
   if (!kind) throw new JpkiError("ERR_DER_MALFORMED", "the DER is neither an X.509 certificate nor a CRL");
-  // Decode fully once so the caller learns about a malformed object here, not later.
-  if (kind === "certificate") parseCertificate(der);
-  else parseCrl(der);
   return { kind, der };
 }
 

@@ -1,0 +1,151 @@
+import { createHash, generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { buildCrl, crlDer, type CrlEntryInput } from "../crl/builder.js";
+import { reasonName } from "../crl/reason.js";
+import { isJpkiError } from "../errors.js";
+import { SoftwareSigner } from "../pki/signer.js";
+import { encodeName } from "./names.js";
+import { checkCrl } from "./check.js";
+import { crlBytesSource, crlFileSource } from "./crl-reader.js";
+import { describeCrl, openCrl } from "./describe.js";
+
+const signer = new SoftwareSigner(generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey);
+const issuerName = encodeName([["countryName", "JP"], ["organizationName", "JPKI"], ["organizationalUnitName", "JPKI for digital signature"], ["organizationalUnitName", "Tokyo-to"]]);
+const REASONS = [0, 1, 3, 4, 5];
+
+/** `n` entries with ascending 16-octet serials (as the store lists them), or in a scrambled order. */
+function entries(n: number, order: "ascending" | "scrambled" = "ascending"): CrlEntryInput[] {
+  return Array.from({ length: n }, (_, i) => {
+    const k = order === "ascending" ? i : (i * 7919) % n;
+    return {
+      serial: (0x4a000000000000000000000000000000n + BigInt(k) * 0x1000193n).toString(16),
+      revokedAt: new Date(Date.UTC(2026, 0, 2, 0, 0, k % 60)),
+      reason: REASONS[k % REASONS.length]!,
+    };
+  });
+}
+
+async function crlOf(list: readonly CrlEntryInput[]): Promise<Buffer> {
+  const built = await buildCrl({
+    issuerName,
+    authorityKeyId: Buffer.alloc(20, 7),
+    number: 12n,
+    thisUpdate: new Date("2026-01-03T00:00:00Z"),
+    nextUpdate: new Date("2026-01-05T00:00:00Z"),
+    entries: [list.slice(0, 1000), list.slice(1000)],
+    signer,
+  });
+  return crlDer(built);
+}
+
+function malformedMessage(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    expect(isJpkiError(e, "ERR_DER_MALFORMED"), String(e)).toBe(true);
+    return (e as Error).message;
+  }
+  throw new Error("expected ERR_DER_MALFORMED");
+}
+
+const readAll = (der: Buffer) => {
+  const crl = openCrl(crlBytesSource(der));
+  const list = [...crl.entries()];
+  return { list, totals: crl.totals() };
+};
+
+describe("openCrl: a CRL read in one pass", () => {
+  const N = 200_000;
+  let built: CrlEntryInput[];
+  let der: Buffer;
+  let path: string;
+
+  beforeAll(async () => {
+    built = entries(N);
+    der = await crlOf(built);
+    path = join(mkdtempSync(join(tmpdir(), "jpki-crl-reader-")), "big.crl");
+    writeFileSync(path, der);
+  });
+
+  it("reads 200,000 entries from a file in blocks: every serial, reason and date, the count, the fingerprint", () => {
+    const crl = openCrl(crlFileSource(path, "test CRL"));
+    try {
+      expect(crl.header.crlNumber).toBe("12");
+      expect(crl.header.issuer.text).toBe("C=JP, O=JPKI, OU=JPKI for digital signature, OU=Tokyo-to");
+      expect(crl.countEntries()).toBe(N);
+      let i = 0;
+      for (const e of crl.entries()) {
+        const want = built[i++]!;
+        expect(e.serialNumber).toBe(want.serial);
+        if (i % 997 === 0) {
+          expect(e.revocationDate).toBe(want.revokedAt.toISOString());
+          expect(e.reason).toBe(want.reason === 0 ? undefined : reasonName(want.reason));
+        }
+      }
+      expect(i).toBe(N);
+      const t = crl.totals();
+      expect(t.entryCount).toBe(N);
+      expect(t.reasonCounts).toEqual({ none: N / 5, keyCompromise: N / 5, affiliationChanged: N / 5, superseded: N / 5, cessationOfOperation: N / 5 });
+      expect(t.fingerprints.sha256).toBe(createHash("sha256").update(der).digest("hex"));
+      expect(t.profile).toEqual({ kind: "crl", violations: [] });
+    } finally {
+      crl.close();
+    }
+  });
+
+  it("describes a CRL exactly as the whole-CRL checker sees it (profile, entries)", async () => {
+    const small = await crlOf(entries(3000, "scrambled"));
+    const d = describeCrl(small, { maxEntries: 5 });
+    expect(d.entryCount).toBe(3000);
+    expect(d.entries).toHaveLength(5);
+    expect(d.profile).toEqual(checkCrl(small));
+  });
+
+  it("finds duplicates whether the serials ascend (neighbours) or not (the order breaks first)", async () => {
+    const list = entries(2000);
+    const ascendingDup = [...list.slice(0, 1000), list[999]!, ...list.slice(1000)];
+    const scrambledDup = [...entries(2000, "scrambled"), list[3]!];
+    for (const l of [ascendingDup, scrambledDup]) {
+      const { totals } = readAll(await crlOf(l));
+      expect(totals.profile.violations.map((v) => v.rule)).toEqual(["crl.entry.duplicate"]);
+      expect(totals.profile.violations[0]!.message).toMatch(/^1 entry: serial number listed more than once \(first: entry #(1001|2001)\)$/);
+    }
+    expect(readAll(await crlOf(entries(2000, "scrambled"))).totals.profile.violations).toEqual([]);
+  });
+
+  it("refuses a truncated CRL before reading any entry", () => {
+    for (const cut of [1, 2, 100, 1000, der.length / 2, der.length - 300, der.length - 1]) {
+      const crl = () => openCrl(crlBytesSource(der.subarray(0, Math.floor(cut))));
+      expect(malformedMessage(crl)).toMatch(/^CRL: /);
+    }
+  });
+
+  it("names the entry a tampered byte breaks, and its offset", async () => {
+    const small = await crlOf(entries(3000));
+    const start = small.indexOf(Buffer.from(entries(3000)[1234]!.serial, "hex")) - 4; // the entry's SEQUENCE header
+    expect(small[start]).toBe(0x30);
+    const cases: Array<[number, number, RegExp]> = [
+      [start, 0x31, /entry #1235 .*not a SEQUENCE/],
+      [start + 2, 0x03, /entry #1235 .*serial number/],
+      [start + 4 + 16 + 2, 0x41, /entry #1235 .*revocationDate has a non-digit/],
+      [start + 4 + 16 + 2 + 2, 0x32, /entry #1235 .*not a valid date/], // month 21
+      [start + 1, 0x81, /entry #1235 .*long-form length/],
+    ];
+    for (const [at, byte, message] of cases) {
+      const bad = Buffer.from(small);
+      bad[at] = byte;
+      expect(malformedMessage(() => readAll(bad))).toMatch(message);
+    }
+  });
+
+  it("refuses trailing bytes and BER lengths in the frame", async () => {
+    const small = await crlOf(entries(10));
+    expect(malformedMessage(() => openCrl(crlBytesSource(Buffer.concat([small, Buffer.from([0])]))))).toMatch(/does not match the input/);
+    const ber = Buffer.from(small);
+    ber[1] = 0x80; // indefinite length
+    expect(malformedMessage(() => openCrl(crlBytesSource(ber)))).toMatch(/indefinite/);
+  });
+});
