@@ -1,5 +1,4 @@
 /** `jpki inspect FILE`: decode any certificate or CRL and list its deviations from the JPKI profile. */
-import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { JpkiError, checkInputFile, inspectLibrary } from "../lib.js";
 import { Context } from "../context.js";
@@ -9,27 +8,29 @@ export function makeInspectCommand(io: Io): Command {
   return new Command("inspect")
     .description("decode a certificate or CRL (PEM or DER, ours or anyone's): fields, the four items in Japanese, profile deviations")
     .argument("<file>", "certificate or CRL file")
-    .option("--max-entries <n>", "CRL entries to list (default 20; 0 for none)", "20")
-    .addHelpText("after", `\nExamples:\n  jpki inspect .jpki/ca/13-sig.pem\n  jpki inspect cert.pem --json | jq .fourItems\n  jpki inspect .jpki/crl/13-sig.crl --max-entries 100`)
-    .action(async (file: string, o: { maxEntries: string }, cmd: Command) => {
+    .option("--max-entries <n>", "CRL entries to list: a number or all (default 20 in text, all with --json; 0 for none)")
+    .option("--summary", "CRL: the header, counts per reason and the first and last entries instead of a list")
+    .addHelpText(
+      "after",
+      `\nA CRL is read from the file as it is written out, so its size does not matter (a million entries take about as long as openssl crl -text); with --json its entries stream as one JSON document.\n\nExamples:\n  jpki inspect .jpki/ca/13-sig.pem\n  jpki inspect cert.pem --json | jq .fourItems\n  jpki inspect .jpki/crl/13-sig.crl --max-entries 100\n  jpki inspect .jpki/crl/13-sig.crl --summary\n  jpki inspect .jpki/crl/13-sig.crl --json | jq '.entries | length'`,
+    )
+    .action(async (file: string, o: { maxEntries?: string; summary?: boolean }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
-      const [{ describeCertificate, describeCrl, detectAndDecode }, { formatCertificate, formatCrl }] = await Promise.all([inspectLibrary(), import("../inspect-format.js")]);
+      const [{ describeCertificate, openForInspection }, { formatCertificate, writeCrl }] = await Promise.all([inspectLibrary(), import("../inspect-format.js")]);
       const path = checkInputFile(file, "input file", { cwd: io.cwd });
-      let bytes: Buffer;
-      try {
-        bytes = readFileSync(path);
-      } catch (e) {
-        throw new JpkiError("ERR_FILE_UNUSABLE", `input file ${file}: cannot be read (${(e as NodeJS.ErrnoException).code ?? "error"})`, { cause: e });
-      }
-      const maxEntries = Number(o.maxEntries);
-      if (!Number.isInteger(maxEntries) || maxEntries < 0) throw new JpkiError("ERR_USAGE", "--max-entries must be a whole number ≥ 0");
-      const { kind, der } = detectAndDecode(bytes);
-      if (kind === "certificate") {
-        const d = describeCertificate(der);
+      if (o.summary && o.maxEntries !== undefined) throw new JpkiError("ERR_USAGE", "--summary lists no entries: drop --max-entries");
+      const maxEntries = o.maxEntries === undefined ? (ctx.out.json ? Infinity : 20) : o.maxEntries === "all" ? Infinity : Number(o.maxEntries);
+      if (!(maxEntries === Infinity || (Number.isInteger(maxEntries) && maxEntries >= 0))) throw new JpkiError("ERR_USAGE", "--max-entries must be a whole number ≥ 0 or all");
+      const input = openForInspection(path, `input file ${file}`);
+      if (input.kind === "certificate") {
+        const d = describeCertificate(input.der);
         ctx.out.result(d, () => formatCertificate(d));
-      } else {
-        const d = describeCrl(der, { maxEntries });
-        ctx.out.result(d, () => formatCrl(d));
+        return;
+      }
+      try {
+        await writeCrl(input.crl, { json: ctx.out.json, summary: Boolean(o.summary), maxEntries }, io.stdout);
+      } finally {
+        input.crl.close();
       }
     });
 }
