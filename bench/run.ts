@@ -17,6 +17,7 @@ const benches: Record<string, () => Promise<BenchResult | TimingResult>> = {
   issue: () => benchIssue({ count: Number(process.env.JPKI_BENCH_ISSUE ?? 4000) }),
   notices: () =>
     benchNotices({ residents: Number(process.env.JPKI_BENCH_RESIDENTS ?? 1_000_000), notices: Number(process.env.JPKI_BENCH_NOTICES ?? 100_000) }),
+  inspect: async () => (await import("./inspect.js")).benchInspect({ entries: Number(process.env.JPKI_BENCH_CRL_ENTRIES ?? 1_000_000) }),
 };
 
 console.log(`jpki bench — node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 4}`);
