@@ -77,5 +77,6 @@ export { Workspace, workspacePaths } from "./workspace/workspace.js";
 export { checkInputFile, checkInputDir, checkOutputFile, checkOutputDir, checkWorkspaceDir, type PathCheckOptions, type OutputDirOptions } from "./workspace/paths.js";
 export { parseConfig, DEFAULT_CONFIG, type WorkspaceConfig } from "./workspace/config.js";
 
-// the CLI, for embedding and in-process tests. The CLI itself imports only from this file (STYLE.md §15).
+// the CLI, for embedding and in-process tests. The CLI reaches the library only through src/cli/lib.ts, which loads
+// this file lazily (so --help and --version start fast) and is typed against it (STYLE.md §15).
 export { run as runCli, makeProgram } from "./cli/program.js";
