@@ -73,9 +73,9 @@ export { SqliteStore } from "./store/sqlite.js";
 export { PostgresStore, type PostgresStoreOptions } from "./store/postgres.js";
 export { writeFileAtomic } from "./store/files.js";
 export { sweepStaleTemps } from "./store/staging.js";
-export { Workspace, workspacePaths } from "./workspace/workspace.js";
+export { Workspace, workspacePaths, type WorkspaceOpenOptions } from "./workspace/workspace.js";
 export { checkInputFile, checkInputDir, checkOutputFile, checkOutputDir, checkWorkspaceDir, type PathCheckOptions, type OutputDirOptions } from "./workspace/paths.js";
-export { parseConfig, DEFAULT_CONFIG, type WorkspaceConfig } from "./workspace/config.js";
+export { parseConfig, DEFAULT_CONFIG, STORE_KINDS, type WorkspaceConfig, type StoreKind } from "./workspace/config.js";
 
 // the CLI, for embedding and in-process tests. The CLI reaches the library only through src/cli/lib.ts, which loads
 // this file lazily (so --help and --version start fast) and is typed against it (STYLE.md §15).

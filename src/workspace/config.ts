@@ -6,6 +6,14 @@ import { JpkiError } from "../errors.js";
 
 export type ValidityRule = "3y" | "fifth-birthday";
 
+/**
+ * Which store holds the workspace's facts: the embedded SQLite file jpki.db, or a PostgreSQL database whose
+ * connection string comes from the environment (JPKI_STORE), never from config.json.
+ */
+export type StoreKind = "sqlite" | "postgres";
+
+export const STORE_KINDS: readonly StoreKind[] = Object.freeze(["sqlite", "postgres"]);
+
 export interface WorkspaceConfig {
   /** base of every URL placed in certificates (CRL distribution points, AIA) */
   readonly baseUrl: string;
@@ -26,6 +34,8 @@ export interface WorkspaceConfig {
   readonly expiredGraceDays: number;
   /** CA certificate lifetime, years */
   readonly caValidityYears: number;
+  /** sqlite (default): jpki.db in the workspace; postgres: the database named by JPKI_STORE */
+  readonly store: StoreKind;
 }
 
 export const DEFAULT_CONFIG: WorkspaceConfig = Object.freeze({
@@ -37,6 +47,7 @@ export const DEFAULT_CONFIG: WorkspaceConfig = Object.freeze({
   crlRefreshMarginHours: 24,
   expiredGraceDays: 7,
   caValidityYears: 10,
+  store: "sqlite",
 });
 
 function fail(field: string, why: string): never {
@@ -68,6 +79,7 @@ export function parseConfig(input: unknown): WorkspaceConfig {
   for (const k of Object.keys(o)) if (!(k in DEFAULT_CONFIG)) fail(k, "unknown setting");
   if (o.validityRule !== "3y" && o.validityRule !== "fifth-birthday") fail("validityRule", 'must be "3y" or "fifth-birthday"');
   if (o.policy !== "production" && o.policy !== "test") fail("policy", 'must be "production" or "test"');
+  if (!STORE_KINDS.includes(o.store as StoreKind)) fail("store", 'must be "sqlite" or "postgres" (the PostgreSQL connection string goes in JPKI_STORE, not here)');
   return Object.freeze({
     baseUrl: httpUrl("baseUrl", o.baseUrl),
     validityRule: o.validityRule,
@@ -77,5 +89,6 @@ export function parseConfig(input: unknown): WorkspaceConfig {
     crlRefreshMarginHours: intIn("crlRefreshMarginHours", o.crlRefreshMarginHours, 1, 24 * 31),
     expiredGraceDays: intIn("expiredGraceDays", o.expiredGraceDays, 0, 3650),
     caValidityYears: intIn("caValidityYears", o.caValidityYears, 1, 30),
+    store: o.store as StoreKind,
   });
 }

@@ -1,6 +1,8 @@
 /**
  * A workspace: one directory holding the store, the configuration and the published artefacts.
- *   jpki.db       the embedded store (SQLite)
+ *   jpki.db       the embedded store (SQLite), when config.json says `store: "sqlite"` (the default); with
+ *                 `store: "postgres"` the facts live in the PostgreSQL database named by the caller (the CLI:
+ *                 JPKI_STORE), and everything below stays on disk
  *   config.json   WorkspaceConfig
  *   ca/           CA certificates (PEM and DER) for openssl and verifiers
  *   crl/          published CRLs
@@ -17,6 +19,7 @@ import { SqliteStore } from "../store/sqlite.js";
 import { sweepStaleTemps } from "../store/staging.js";
 import { writeFileAtomic } from "../store/files.js";
 import type { Store } from "../store/types.js";
+import type { PostgresStoreOptions } from "../store/postgres.js";
 import { parseConfig, type WorkspaceConfig } from "./config.js";
 
 export interface WorkspacePaths {
@@ -53,6 +56,37 @@ function ownerOnlyStore(db: string): void {
   }
 }
 
+export interface WorkspaceOpenOptions {
+  readonly clock?: Clock;
+  /**
+   * The PostgreSQL connection string of a `store: "postgres"` workspace (`postgres://user@host/db`,
+   * `postgres:///jpki?host=/run/postgresql`; the password from PGPASSWORD or ~/.pgpass). Ignored for SQLite.
+   */
+  readonly storeUrl?: string;
+  /** passed to PostgresStore.open */
+  readonly postgres?: Omit<PostgresStoreOptions, "create">;
+}
+
+function syncOnlySqlite(paths: WorkspacePaths): JpkiError {
+  return new JpkiError("ERR_USAGE", `the workspace ${paths.root} uses a PostgreSQL store: open it with Workspace.openAsync (or createAsync) and a storeUrl`);
+}
+
+/**
+ * The PostgreSQL store of a workspace. The connection string may hold a password: it never appears in a
+ * message, and only its scheme is checked here (pg parses the rest).
+ */
+async function openPostgres(paths: WorkspacePaths, opts: WorkspaceOpenOptions, create: boolean): Promise<Store> {
+  const url = opts.storeUrl;
+  if (!url) {
+    throw new JpkiError("ERR_USAGE", `the workspace ${paths.root} uses a PostgreSQL store: set JPKI_STORE to its connection string (postgres://user@host/db or postgres:///db?host=/run/postgresql; the password in PGPASSWORD or ~/.pgpass)`);
+  }
+  if (!/^postgres(ql)?:\/\//i.test(url)) {
+    throw new JpkiError("ERR_USAGE", "JPKI_STORE must be a PostgreSQL connection string starting with postgres:// or postgresql://");
+  }
+  const { PostgresStore } = await import("../store/postgres.js");
+  return PostgresStore.open(url, { ...opts.postgres, create });
+}
+
 export class Workspace {
   readonly paths: WorkspacePaths;
   readonly config: WorkspaceConfig;
@@ -66,36 +100,105 @@ export class Workspace {
     this.clock = clock;
   }
 
-  /** Creates the workspace if absent (config merged over defaults), or opens it. */
+  /**
+   * Creates the workspace if absent (config merged over defaults), or opens it. SQLite only: a workspace
+   * whose config says `store: "postgres"` needs {@link Workspace.createAsync}.
+   */
   static create(root: string, opts: { config?: Partial<WorkspaceConfig>; clock?: Clock } = {}): Workspace {
     const paths = workspacePaths(root);
     if (!existsSync(paths.config)) {
       // Validate before touching the disk: a bad setting leaves no half-made workspace behind.
       const config = parseConfig(opts.config ?? {});
-      ownerOnlyDir(paths.root);
-      for (const d of [paths.caDir, paths.crlDir, paths.certDir, paths.rejectsDir]) ownerOnlyDir(d);
-      writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + "\n");
+      if (config.store !== "sqlite") throw syncOnlySqlite(paths);
+      Workspace.#writeLayout(paths, config);
     }
-    return Workspace.#open(paths, true, opts.clock);
+    return Workspace.#openSqlite(paths, Workspace.#readConfig(paths), true, opts.clock);
   }
 
-  /** Opens an existing workspace; ERR_WORKSPACE_MISSING when there is none, ERR_WORKSPACE_CORRUPT when damaged. */
+  /**
+   * Opens an existing SQLite workspace; ERR_WORKSPACE_MISSING when there is none, ERR_WORKSPACE_CORRUPT when
+   * damaged. A PostgreSQL workspace needs {@link Workspace.openAsync}.
+   */
   static open(root: string, opts: { clock?: Clock } = {}): Workspace {
     const paths = workspacePaths(root);
+    Workspace.#checkExists(paths);
+    return Workspace.#openSqlite(paths, Workspace.#readConfig(paths), false, opts.clock);
+  }
+
+  /**
+   * Creates the workspace if absent, or opens it, on the store its configuration names. A new workspace's
+   * store is `opts.config.store` (default sqlite); an existing one keeps the store recorded in config.json.
+   * For PostgreSQL, `storeUrl` is the connection string (the CLI takes it from JPKI_STORE); it is never written
+   * to config.json. The database is reached before anything is written, so an unreachable server leaves no
+   * half-made workspace behind.
+   */
+  static async createAsync(root: string, opts: WorkspaceOpenOptions & { config?: Partial<WorkspaceConfig> } = {}): Promise<Workspace> {
+    const paths = workspacePaths(root);
+    if (existsSync(paths.config)) {
+      const config = Workspace.#readConfig(paths);
+      if (opts.config?.store !== undefined && opts.config.store !== config.store) {
+        throw new JpkiError("ERR_USAGE", `the workspace ${paths.root} already uses the ${config.store} store; its store cannot be changed to ${opts.config.store}`);
+      }
+      return Workspace.#openAny(paths, config, true, opts);
+    }
+    const config = parseConfig(opts.config ?? {});
+    if (config.store === "sqlite") {
+      Workspace.#writeLayout(paths, config);
+      return Workspace.#openSqlite(paths, config, true, opts.clock);
+    }
+    const store = await openPostgres(paths, opts, true);
+    try {
+      Workspace.#writeLayout(paths, config);
+      return Workspace.#finish(paths, config, store, opts.clock);
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
+  }
+
+  /** Opens an existing workspace on the store its configuration names (see {@link Workspace.createAsync}). */
+  static async openAsync(root: string, opts: WorkspaceOpenOptions = {}): Promise<Workspace> {
+    const paths = workspacePaths(root);
+    Workspace.#checkExists(paths);
+    return Workspace.#openAny(paths, Workspace.#readConfig(paths), false, opts);
+  }
+
+  static async #openAny(paths: WorkspacePaths, config: WorkspaceConfig, create: boolean, opts: WorkspaceOpenOptions): Promise<Workspace> {
+    if (config.store === "sqlite") return Workspace.#openSqlite(paths, config, create, opts.clock);
+    const store = await openPostgres(paths, opts, create);
+    try {
+      return Workspace.#finish(paths, config, store, opts.clock);
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
+  }
+
+  static #checkExists(paths: WorkspacePaths): void {
     if (!existsSync(paths.db) && !existsSync(paths.config)) {
       throw new JpkiError("ERR_WORKSPACE_MISSING", `no jpki workspace at ${paths.root}: run 'jpki ca init' (or 'jpki demo'), or pass --workspace / set JPKI_HOME`);
     }
-    return Workspace.#open(paths, false, opts.clock);
   }
 
-  static #open(paths: WorkspacePaths, create: boolean, clock: Clock = systemClock): Workspace {
+  /** The directories and config.json, on disk whatever the store. */
+  static #writeLayout(paths: WorkspacePaths, config: WorkspaceConfig): void {
+    ownerOnlyDir(paths.root);
+    for (const d of [paths.caDir, paths.crlDir, paths.certDir, paths.rejectsDir]) ownerOnlyDir(d);
+    writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + "\n");
+  }
+
+  static #readConfig(paths: WorkspacePaths): WorkspaceConfig {
     let raw: unknown;
     try {
       raw = JSON.parse(readFileSync(paths.config, "utf8"));
     } catch (e) {
       throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${paths.config} is missing or not valid JSON: restore it or recreate the workspace`, { cause: e });
     }
-    const config = parseConfig(raw);
+    return parseConfig(raw);
+  }
+
+  static #openSqlite(paths: WorkspacePaths, config: WorkspaceConfig, create: boolean, clock?: Clock): Workspace {
+    if (config.store !== "sqlite") throw syncOnlySqlite(paths);
     if (!create && !existsSync(paths.db)) {
       throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${paths.db} is missing although ${paths.config} exists: restore the store from a backup`);
     }
@@ -106,6 +209,10 @@ export class Workspace {
     }
     const store = SqliteStore.open(paths.db, { create });
     if (create) ownerOnlyStore(paths.db);
+    return Workspace.#finish(paths, config, store, clock);
+  }
+
+  static #finish(paths: WorkspacePaths, config: WorkspaceConfig, store: Store, clock: Clock = systemClock): Workspace {
     // A run killed mid-write leaves its staged files behind; they go on the next start (files of a live
     // process, named with its pid, are left alone).
     for (const d of [paths.root, paths.caDir, paths.crlDir, paths.certDir, paths.rejectsDir]) sweepStaleTemps(d);
@@ -120,7 +227,7 @@ export class Workspace {
     for (const d of [this.paths.root, this.paths.caDir, this.paths.crlDir, this.paths.certDir, this.paths.rejectsDir]) {
       if (existsSync(d)) chmodSync(d, DIR_MODE);
     }
-    ownerOnlyStore(this.paths.db);
+    if (this.config.store === "sqlite") ownerOnlyStore(this.paths.db);
   }
 
   close(): Promise<void> {

@@ -1,0 +1,37 @@
+/** Workspace configuration: the store kind (issue 8 point 4) is validated with the rest. */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parseConfig } from "./config.js";
+import { Workspace } from "./workspace.js";
+
+describe("config store", () => {
+  it("defaults to sqlite, takes postgres, and refuses anything else, a connection string above all", () => {
+    expect(parseConfig({}).store).toBe("sqlite");
+    expect(parseConfig({ store: "postgres" }).store).toBe("postgres");
+    for (const bad of ["mysql", "postgres://u@h/db", 1, null]) {
+      expect(() => parseConfig({ store: bad })).toThrowError(expect.objectContaining({ code: "ERR_CONFIG_INVALID", message: expect.stringContaining("JPKI_STORE") }));
+    }
+  });
+
+  it("the synchronous factories refuse a postgres workspace, pointing at openAsync", async () => {
+    const root = mkdtempSync(join(tmpdir(), "jpki-config-"));
+    expect(() => Workspace.create(root, { config: { store: "postgres" } })).toThrowError(expect.objectContaining({ code: "ERR_USAGE" }));
+    writeFileSync(join(root, "config.json"), JSON.stringify({ store: "postgres" }));
+    expect(() => Workspace.open(root)).toThrowError(expect.objectContaining({ code: "ERR_USAGE", message: expect.stringContaining("openAsync") }));
+    await expect(Workspace.openAsync(root)).rejects.toMatchObject({ code: "ERR_USAGE", message: expect.stringContaining("JPKI_STORE") });
+  });
+
+  it("openAsync and createAsync open a SQLite workspace as open and create do", async () => {
+    const root = join(mkdtempSync(join(tmpdir(), "jpki-config-")), "ws");
+    await expect(Workspace.openAsync(root)).rejects.toMatchObject({ code: "ERR_WORKSPACE_MISSING" });
+    const ws = await Workspace.createAsync(root);
+    expect(ws.config.store).toBe("sqlite");
+    expect(ws.store.kind).toBe("sqlite");
+    await ws.close();
+    const again = await Workspace.openAsync(root);
+    expect(again.store.kind).toBe("sqlite");
+    await again.close();
+  });
+});
