@@ -43,10 +43,18 @@ export class Context {
     return checkWorkspaceDir(path, what, { cwd: this.io.cwd });
   }
 
+  /**
+   * The PostgreSQL connection string of a postgres workspace: JPKI_STORE, from the environment only (never an
+   * argument, which `ps` would show, nor config.json). Undefined when unset or empty.
+   */
+  get storeUrl(): string | undefined {
+    return this.io.env.JPKI_STORE || undefined;
+  }
+
   async openWorkspace(): Promise<Workspace> {
     const dir = this.workspaceDir;
     const { Workspace } = await library();
-    return Workspace.open(dir);
+    return Workspace.openAsync(dir, { storeUrl: this.storeUrl });
   }
 
   /**

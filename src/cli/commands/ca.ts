@@ -1,5 +1,5 @@
 /** `jpki ca init|list|show|rewrap`: the prefecture CAs. */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Command, Option } from "commander";
 import type { CaSummary, CertificateType, WorkspaceConfig } from "../../index.js";
@@ -26,6 +26,7 @@ export function makeCaCommand(io: Io): Command {
     .option("--base-url <url>", "base of the CRL and AIA URLs put into certificates (new workspace only)")
     .addOption(new Option("--validity-rule <rule>", "end-entity validity (new workspace only)").choices(["3y", "fifth-birthday"]))
     .addOption(new Option("--policy <policy>", "signature policy OID set (new workspace only)").choices(["production", "test"]))
+    .addOption(new Option("--store <kind>", "where the workspace keeps its records (new workspace only; default: postgres when JPKI_STORE is set, else sqlite)").choices(["sqlite", "postgres"]))
     .addHelpText(
       "after",
       `
@@ -33,14 +34,21 @@ The passphrase protecting the CA keys comes from --passphrase-file or JPKI_PASSP
 Keys are stored as encrypted PKCS#8 (PBES2: PBKDF2-HMAC-SHA256, 600,000 iterations, AES-256-CBC) in the
 workspace store; in a workspace that already has CAs the passphrase must open them.
 
+The store: SQLite (jpki.db in the workspace) by default, or PostgreSQL. The PostgreSQL connection string
+comes only from JPKI_STORE (postgres://user@host/db, postgres:///db?host=/run/postgresql; the password from
+PGPASSWORD or ~/.pgpass), never from an argument or config.json. A new workspace uses --store if given,
+else postgres when JPKI_STORE is set, else sqlite; config.json records the kind, and every later command on
+that workspace needs JPKI_STORE set again.
+
 Examples:
   JPKI_PASSPHRASE=secret jpki ca init --prefecture 13
   jpki ca init --prefecture all --purpose signature --passphrase-file ./pass.txt
-  jpki --workspace /srv/jpki ca init -p 01-47 --base-url https://crl.example.jp`,
+  jpki --workspace /srv/jpki ca init -p 01-47 --base-url https://crl.example.jp
+  JPKI_STORE=postgres:///jpki?host=/run/postgresql jpki ca init -p 13 --store postgres`,
     )
-    .action(async (o: { prefecture: string; purpose: string; skipExisting?: boolean; baseUrl?: string; validityRule?: string; policy?: string }, cmd: Command) => {
+    .action(async (o: { prefecture: string; purpose: string; skipExisting?: boolean; baseUrl?: string; validityRule?: string; policy?: string; store?: string }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
-      const { Workspace, initCas, prefectureList } = await library();
+      const { Workspace, initCas, prefectureList, workspacePaths } = await library();
       const prefs = prefectureList(o.prefecture);
       const passphrase = await ctx.passphrase();
       const config: Partial<Record<keyof WorkspaceConfig, unknown>> = {};
@@ -48,7 +56,12 @@ Examples:
       if (o.baseUrl) config.cpsUri = `${o.baseUrl.replace(/\/+$/, "")}/cps`;
       if (o.validityRule) config.validityRule = o.validityRule;
       if (o.policy) config.policy = o.policy;
-      const ws = Workspace.create(ctx.workspaceDir, { config: config as Partial<WorkspaceConfig> });
+      // The store of a new workspace: --store, else postgres when JPKI_STORE is set, else sqlite (the default).
+      // An existing workspace keeps the one its config.json records (an explicit --store that differs is refused).
+      const dir = ctx.workspaceDir;
+      if (o.store) config.store = o.store;
+      else if (ctx.storeUrl && !existsSync(workspacePaths(dir).config)) config.store = "postgres";
+      const ws = await Workspace.createAsync(dir, { config: config as Partial<WorkspaceConfig>, storeUrl: ctx.storeUrl });
       try {
         let done = 0;
         const total = prefs.length * purposes(o.purpose).length;

@@ -1,6 +1,7 @@
 /**
  * `jpki demo`: the main job end to end on the embedded store, in a fresh directory — prefecture CAs,
  * synthetic residents, card key pairs, issuance, a revocation, CRLs — and how to check each artefact.
+ * With JPKI_STORE set, the records go to that PostgreSQL database instead (it must not hold the demo's CAs yet).
  */
 import { randomBytes, generateKeyPair } from "node:crypto";
 import { readdirSync, rmSync } from "node:fs";
@@ -27,7 +28,7 @@ export function makeDemoCommand(io: Io): Command {
     .option("-d, --dir <dir>", "demo directory (default ./jpki-demo)")
     .option("--residents <n>", "how many synthetic residents (default 6)", "6")
     .option("--force", "delete the demo directory first if it exists")
-    .addHelpText("after", `\nThe demo generates a random CA passphrase and stores it in <dir>/passphrase.txt (mode 600): a demo\nconvenience, never do this with real keys.\n\nExample:\n  npx jpki demo && cd jpki-demo`)
+    .addHelpText("after", `\nThe demo generates a random CA passphrase and stores it in <dir>/passphrase.txt (mode 600): a demo\nconvenience, never do this with real keys.\n\nWith JPKI_STORE set (a PostgreSQL connection string), the records go to that database, which must not\nhold the demo's CAs yet (use an empty one); the files stay in the demo directory.\n\nExample:\n  npx jpki demo && cd jpki-demo`)
     .action(async (o: { dir?: string; residents: string; force?: boolean }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       const lib = await library();
@@ -44,7 +45,7 @@ export function makeDemoCommand(io: Io): Command {
       }
       const say = (s: string) => (ctx.out.json ? undefined : ctx.out.info(s));
       const passphrase = randomBytes(18).toString("base64url");
-      const ws = Workspace.create(dir);
+      const ws = await Workspace.createAsync(dir, { config: { store: ctx.storeUrl ? "postgres" : "sqlite" }, storeUrl: ctx.storeUrl });
       try {
         writeFileAtomic(join(dir, "passphrase.txt"), passphrase + "\n", 0o600);
         say(`[1/8] workspace ${dir} (CA passphrase generated into passphrase.txt: demo only)`);
@@ -128,7 +129,7 @@ export function makeDemoCommand(io: Io): Command {
             `  CA certificates   ${rel(ws.paths.caDir)}/<prefecture>-sig.pem, -auth.pem`,
             `  certificates      ${rel(ws.paths.certDir)}/<serial>.pem (${issued.length})`,
             `  CRLs              ${rel(ws.paths.crlDir)}/<ca>.crl (DER) and .crl.pem`,
-            `  store             ${rel(ws.paths.db)} (SQLite)`,
+            ws.config.store === "sqlite" ? `  store             ${rel(ws.paths.db)} (SQLite)` : "  store             the PostgreSQL database named by JPKI_STORE",
             "",
             "Check them with openssl:",
             `  ${check(kept)}`,

@@ -1,0 +1,158 @@
+/**
+ * A workspace on PostgreSQL (issue 8 point 4), driven through the CLI in-process: the connection string comes
+ * from JPKI_STORE only, config.json records the kind and never the string, the files stay on disk, and the
+ * revocations reach the CRLs as openssl reads them.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateResidents } from "../../src/registry/fixtures.js";
+import { startPostgres, type PostgresTestServer } from "../postgres-server.js";
+import { cardKey, cli, sh, tempDir, writeJsonl } from "./helpers.js";
+
+let server: PostgresTestServer;
+
+beforeAll(async () => {
+  server = await startPostgres();
+});
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+/** The serials openssl lists on a DER CRL, upper-case hex without leading zeros. */
+function crlSerials(path: string): Set<string> {
+  const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", path, "-noout", "-text"], { encoding: "utf8" });
+  return new Set([...text.matchAll(/Serial Number: ([0-9A-F]+)/gi)].map((m) => m[1]!.toUpperCase().replace(/^0+/, "")));
+}
+const hex = (serial: string) => serial.toUpperCase().replace(/^0+/, "");
+
+describe("a workspace on PostgreSQL", () => {
+  it("runs ca init, registry import, issue --batch, revoke, notices ingest and crl generate with JPKI_STORE", async () => {
+    const url = await server.createDatabase();
+    const dir = tempDir("jpki-pg-ws-");
+    const ws = join(dir, "ws");
+    const env = { JPKI_STORE: url };
+    const w = ["--workspace", ws];
+
+    const init = await cli([...w, "ca", "init", "-p", "13", "--store", "postgres", "--json"], { cwd: dir, env });
+    expect(init.code, init.stderr).toBe(0);
+    const configText = readFileSync(join(ws, "config.json"), "utf8");
+    expect(JSON.parse(configText).store).toBe("postgres");
+    expect(configText).not.toContain(server.socketDir);
+    expect(configText).not.toContain("postgres:");
+    expect(existsSync(join(ws, "jpki.db"))).toBe(false);
+    for (const d of ["ca", "crl", "certs", "rejects"]) expect(existsSync(join(ws, d)), d).toBe(true);
+    expect(existsSync(join(ws, "ca", "13-sig.pem"))).toBe(true);
+
+    const residents = [...generateResidents({ count: 6, seed: "pg-workspace", prefectures: ["13"] })] as unknown as Array<Record<string, string>>;
+    writeJsonl(join(dir, "residents.jsonl"), residents);
+    const imp = await cli([...w, "registry", "import", join(dir, "residents.jsonl"), "--json"], { cwd: dir, env });
+    expect(imp.code, imp.stderr).toBe(0);
+
+    const pub = readFileSync(cardKey(dir, "card").pub, "utf8");
+    const apps = residents.flatMap((r) => ["signature", "authentication"].map((type) => ({ residentCode: r.residentCode, type, publicKey: pub })));
+    writeJsonl(join(dir, "apps.jsonl"), apps);
+    const issued = await cli([...w, "issue", "--batch", join(dir, "apps.jsonl"), "--out-dir", join(dir, "certs"), "--json"], { cwd: dir, env });
+    expect(issued.code, issued.stderr).toBe(0);
+
+    const serialOf = async (code: string, type: string) => {
+      const show = await cli([...w, "registry", "show", code, "--json"], { cwd: dir, env });
+      expect(show.code, show.stderr).toBe(0);
+      return (show.json().certificates as Array<{ serial: string; type: string }>).find((c) => c.type === type)!.serial;
+    };
+    const lost = await serialOf(residents[0]!.residentCode!, "signature");
+    const r = await cli([...w, "revoke", "--serial", lost, "--reason", "loss", "--json"], { cwd: dir, env });
+    expect(r.code, r.stderr).toBe(0);
+
+    // 死亡: a death notice revokes both of the resident's certificates
+    const dead = residents[1]!;
+    const deadSig = await serialOf(dead.residentCode!, "signature");
+    const deadAuth = await serialOf(dead.residentCode!, "authentication");
+    const feed = writeJsonl(join(dir, "notices.jsonl"), [
+      { noticeId: "PG-1", residentCode: dead.residentCode, kind: "death", effectiveDate: "2026-05-01", sequence: 1, municipalityCode: dead.municipalityCode },
+    ]);
+    const ingest = await cli([...w, "notices", "ingest", feed, "--json"], { cwd: dir, env });
+    expect(ingest.code, ingest.stderr).toBe(0);
+    expect(ingest.json()).toMatchObject({ read: 1, applied: 1 });
+
+    const g = await cli([...w, "crl", "generate", "--prefecture", "13", "--json"], { cwd: dir, env });
+    expect(g.code, g.stderr).toBe(0);
+    const sig = crlSerials(join(ws, "crl", "13-sig.crl"));
+    const auth = crlSerials(join(ws, "crl", "13-auth.crl"));
+    expect(sig).toEqual(new Set([hex(lost), hex(deadSig)]));
+    expect(auth).toEqual(new Set([hex(deadAuth)]));
+    // openssl verifies the CRL's signature with the CA certificate on disk
+    const v = sh("openssl", ["crl", "-inform", "DER", "-in", join(ws, "crl", "13-sig.crl"), "-CAfile", join(ws, "ca", "13-sig.pem"), "-noout"]);
+    expect(v.status, v.out).toBe(0);
+    expect(v.out).toContain("verify OK");
+
+    // the connection string never lands in config.json, even after every command ran
+    expect(readFileSync(join(ws, "config.json"), "utf8")).toBe(configText);
+  });
+
+  it("takes JPKI_STORE on ca init without --store as postgres; --store sqlite wins over it", async () => {
+    const url = await server.createDatabase();
+    const dir = tempDir("jpki-pg-env-");
+    const pg = join(dir, "pg");
+    const init = await cli(["--workspace", pg, "ca", "init", "-p", "13", "--purpose", "signature"], { cwd: dir, env: { JPKI_STORE: url } });
+    expect(init.code, init.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(pg, "config.json"), "utf8")).store).toBe("postgres");
+    const list = await cli(["--workspace", pg, "ca", "list", "--json"], { cwd: dir, env: { JPKI_STORE: url } });
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.json().cas.map((c: { id: string }) => c.id)).toEqual(["13-sig"]);
+
+    const lite = join(dir, "lite");
+    const s = await cli(["--workspace", lite, "ca", "init", "-p", "13", "--purpose", "signature", "--store", "sqlite"], { cwd: dir, env: { JPKI_STORE: url } });
+    expect(s.code, s.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(lite, "config.json"), "utf8")).store).toBe("sqlite");
+    expect(existsSync(join(lite, "jpki.db"))).toBe(true);
+
+    // an existing workspace keeps its store: asking for the other one is refused
+    const change = await cli(["--workspace", lite, "ca", "init", "-p", "27", "--store", "postgres"], { cwd: dir, env: { JPKI_STORE: url } });
+    expect(change.code).toBe(2);
+    expect(change.stderr).toContain("ERR_USAGE");
+  });
+
+  it("refuses a postgres workspace without JPKI_STORE, saying what to set", async () => {
+    const url = await server.createDatabase();
+    const dir = tempDir("jpki-pg-noenv-");
+    const ws = join(dir, "ws");
+    expect((await cli(["--workspace", ws, "ca", "init", "-p", "13", "--purpose", "signature", "--store", "postgres"], { cwd: dir, env: { JPKI_STORE: url } })).code).toBe(0);
+    for (const env of [{}, { JPKI_STORE: "" }]) {
+      const r = await cli(["--workspace", ws, "ca", "list"], { cwd: dir, env });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("ERR_USAGE");
+      expect(r.stderr).toContain("JPKI_STORE");
+    }
+    // --store postgres on a new workspace without JPKI_STORE: the same error, and nothing is made
+    const fresh = join(dir, "fresh");
+    const r = await cli(["--workspace", fresh, "ca", "init", "-p", "13", "--store", "postgres"], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("JPKI_STORE");
+    expect(existsSync(join(fresh, "config.json"))).toBe(false);
+    // a string that is not a PostgreSQL URL is refused without being echoed (it may hold a password)
+    const bad = await cli(["--workspace", ws, "ca", "list"], { cwd: dir, env: { JPKI_STORE: "mysql://u:hunter2@h/db" } });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("JPKI_STORE");
+    expect(bad.stderr).not.toContain("hunter2");
+  });
+
+  it("runs jpki demo with JPKI_STORE set, its openssl checks as on SQLite", async () => {
+    const url = await server.createDatabase();
+    const cwd = tempDir("jpki-pg-demo-");
+    const r = await cli(["demo", "--json"], { cwd, env: { JPKI_PASSPHRASE: undefined, JPKI_STORE: url } });
+    expect(r.code, r.stderr).toBe(0);
+    const d = r.json();
+    expect(existsSync(join(d.workspace, "jpki.db"))).toBe(false);
+    expect(JSON.parse(readFileSync(join(d.workspace, "config.json"), "utf8")).store).toBe("postgres");
+    const run = (cmd: string) => {
+      const [bin, ...args] = cmd.split(" ");
+      return sh(bin!, args, { cwd });
+    };
+    expect(run(d.checks.valid).status).toBe(0);
+    expect(run(d.checks.revoked).out).toContain("certificate revoked");
+    expect(run(d.checks.movedAway).out).toContain("certificate revoked");
+  });
+});
