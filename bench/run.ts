@@ -18,6 +18,7 @@ const benches: Record<string, () => Promise<BenchResult | TimingResult>> = {
   notices: () =>
     benchNotices({ residents: Number(process.env.JPKI_BENCH_RESIDENTS ?? 1_000_000), notices: Number(process.env.JPKI_BENCH_NOTICES ?? 100_000) }),
   inspect: async () => (await import("./inspect.js")).benchInspect({ entries: Number(process.env.JPKI_BENCH_CRL_ENTRIES ?? 1_000_000) }),
+  crl: async () => (await import("./crl.js")).benchCrl({ entries: Number(process.env.JPKI_BENCH_CRL_ENTRIES ?? 1_000_000), runs: Number(process.env.JPKI_BENCH_CRL_RUNS ?? 3) }),
 };
 
 console.log(`jpki bench — node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 4}`);

@@ -1,0 +1,233 @@
+/**
+ * CRL generation benchmark (issue 8 point 1): `jpki crl generate --ca 13-sig` for a CA holding 1,000,000
+ * revoked certificates, next to `openssl ca -gencrl` over an index.txt of the same 1,000,000 revocations (same
+ * serials, dates and reasons) in the same run. Both are spawned as children, interleaved, and timed wall-clock
+ * with their peak RSS read the same way (/usr/bin/time -v when installed, else VmHWM polled from /proc).
+ * Target: ours ≥ 10× faster than openssl's (the ratio printed is openssl's seconds over ours), and our peak RSS
+ * growth < 200 MB over the same child running `jpki --version`.
+ *
+ * Setup only (not timed): the CAs are made with `jpki ca init`; the revoked certificates are written straight
+ * into the workspace's jpki.db with better-sqlite3 in serial order, because committing a million issuances and
+ * revocations through the store takes minutes and is not what this measures. The rows carry a small placeholder
+ * DER: CRL generation reads serial, revocation date and reason only.
+ *
+ * Checked after the runs: `openssl crl -inform DER -noout` parses our CRL and `openssl crl -text` lists exactly
+ * the number of entries asked for. `JPKI_BENCH_CRL_ENTRIES` sizes it (default 1,000,000, shared with the
+ * inspect bench), `JPKI_BENCH_CRL_RUNS` the runs per side (default 3, medians compared); `JPKI_BENCH_CRL_PROFILE=DIR`
+ * writes a CPU profile of each timed run of ours into DIR.
+ */
+import Database from "better-sqlite3";
+import { spawn, spawnSync } from "node:child_process";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { BenchResult } from "./issue.js";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url)); // dist/bench/ → the package root
+const BIN = join(ROOT, "bin", "jpki.cjs");
+const CA = "13-sig";
+const EMPTY_CA = "13-auth"; // same command on a CA with no revocations: the fixed cost (start-up, key unlock, signing)
+const PASSPHRASE = "bench";
+/** Reasons cycled over the entries, with the names index.txt gives them (unspecified: no reason, as we omit it). */
+const REASONS: ReadonlyArray<readonly [number, string | undefined]> = [[0, undefined], [1, "keyCompromise"], [3, "affiliationChanged"], [4, "superseded"], [5, "cessationOfOperation"]];
+
+const mb = (kb: number | undefined) => (kb === undefined ? "?" : `${(kb / 1024).toFixed(0)} MB`);
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const since = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
+const log = (s: string) => {
+  if (process.env.JPKI_BENCH_QUIET !== "1") console.error(`  [crl] ${s}`);
+};
+/** UTCTime as index.txt writes it: YYMMDDHHMMSSZ. */
+const utcTime = (d: Date) => d.toISOString().replace(/^\d\d(\d\d)-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d).*$/, "$1$2$3$4$5$6Z");
+
+const TIME_V = existsSync("/usr/bin/time");
+
+/**
+ * One child, stdout and stderr captured: wall seconds and peak RSS in KiB. With /usr/bin/time -v the figure is
+ * its "Maximum resident set size"; without it, VmHWM of /proc/<pid>/status polled every 20 ms until exit (the
+ * high-water mark only grows, so the last reading before exit is at most one poll short of the peak).
+ */
+function measure(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<{ s: number; kb: number | undefined; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = TIME_V ? spawn("/usr/bin/time", ["-v", cmd, ...args], { env }) : spawn(cmd, args, { env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    let polled: number | undefined;
+    const poll = TIME_V
+      ? undefined
+      : setInterval(() => {
+          try {
+            const m = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
+            if (m) polled = Math.max(polled ?? 0, Number(m[1]));
+          } catch {
+            // exited between two polls
+          }
+        }, 20);
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      const s = since(t0);
+      if (poll) clearInterval(poll);
+      if (code !== 0) return reject(new Error(`crl bench: ${cmd} ${args.join(" ")} exited ${code ?? signal}: ${stderr.slice(-2000)}`));
+      const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr);
+      resolve({ s, kb: TIME_V ? (m ? Number(m[1]) : undefined) : polled, stdout });
+    });
+  });
+}
+
+function run(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): string {
+  const r = spawnSync(cmd, args, { env, encoding: "utf8", maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`crl bench: ${cmd} ${args.join(" ")} exited ${r.status ?? r.signal}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Ascending 16-octet serials (first octet 0x40–0x7f) with random gaps, as randomly drawn serials sort. */
+function* serials(n: number): Generator<string> {
+  let serial = 0x4000_0000_0000_0000_0000_0000_0000_0000n;
+  const span = (1n << 126n) / BigInt(n || 1);
+  for (let i = 0; i < n; i++) {
+    serial += 1n + ((span * BigInt(1 + Math.floor(Math.random() * 1000))) >> 10n);
+    yield serial.toString(16);
+  }
+}
+
+export async function benchCrl(opts: { entries?: number; runs?: number } = {}): Promise<BenchResult> {
+  const n = opts.entries ?? 1_000_000;
+  const runs = opts.runs ?? 3;
+  const dir = mkdtempSync(join(tmpdir(), "jpki-bench-crl-"));
+  try {
+    // --- setup (not timed) -------------------------------------------------------------------------------
+    const setup0 = process.hrtime.bigint();
+    const ws = join(dir, "ws");
+    const env = { ...process.env, JPKI_PASSPHRASE: PASSPHRASE };
+    const jpki = (...args: string[]) => [BIN, "--workspace", ws, ...args];
+    run(process.execPath, jpki("ca", "init", "--prefecture", "13", "--purpose", "both"), env);
+
+    const ossl = join(dir, "openssl");
+    run("mkdir", ["-p", ossl]);
+    run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(ossl, "ca.key"), "-out", join(ossl, "ca.pem"), "-subj", "/C=JP/O=JPKI/OU=JPKI for digital signature/OU=Tokyo-to", "-days", "3650"]);
+    writeFileSync(join(ossl, "crlnumber"), "01\n");
+    writeFileSync(join(ossl, "index.txt.attr"), "unique_subject = no\n");
+    const cnf = join(ossl, "openssl.cnf");
+    writeFileSync(
+      cnf,
+      [
+        "[ca]",
+        "default_ca = bench",
+        "[bench]",
+        `database = ${join(ossl, "index.txt")}`,
+        `crlnumber = ${join(ossl, "crlnumber")}`,
+        `certificate = ${join(ossl, "ca.pem")}`,
+        `private_key = ${join(ossl, "ca.key")}`,
+        "unique_subject = no",
+        "default_md = sha256",
+        "default_crl_days = 2",
+        "crl_extensions = crl_ext",
+        "[crl_ext]", // as ours: AKI (the CRL number comes from the crlnumber file)
+        "authorityKeyIdentifier = keyid:always",
+        "",
+      ].join("\n"),
+    );
+
+    // The same revocations on both sides: the store's rows and index.txt's R lines.
+    let t0 = process.hrtime.bigint();
+    const db = new Database(join(ws, "jpki.db"));
+    const fd = openSync(join(ossl, "index.txt"), "w");
+    try {
+      db.pragma("journal_mode = WAL");
+      db.pragma("synchronous = NORMAL");
+      const insert = db.prepare(
+        `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender,
+           not_before, not_after, issued_at, der, revoked_at, reason, revocation_source)
+         VALUES (?, '${CA}', 'signature', ?, '131016', 'ベンチ 太郎', '東京都千代田区千代田1-1', '1980-01-01', '1', ?, ?, ?, ?, ?, ?, 'manual')`,
+      );
+      const der = Buffer.alloc(64, 0x30);
+      const notBefore = Date.UTC(2026, 0, 1);
+      const notAfter = Date.UTC(2031, 0, 1);
+      const expiry = utcTime(new Date(notAfter));
+      const batch = db.transaction((rows: ReadonlyArray<readonly [string, number, number]>, from: number) => {
+        rows.forEach(([serial, revokedAt, reason], k) => insert.run(serial, String(1e11 + from + k), notBefore, notAfter, notBefore, der, revokedAt, reason));
+      });
+      let rows: Array<readonly [string, number, number]> = [];
+      let lines: string[] = [];
+      let i = 0;
+      const flush = () => {
+        batch(rows, i - rows.length);
+        writeSync(fd, lines.join(""));
+        rows = [];
+        lines = [];
+      };
+      for (const serial of serials(n)) {
+        const revokedAt = Date.UTC(2026, 0, 2) + i * 1000; // whole seconds: UTCTime on both sides
+        const [reason, name] = REASONS[i % REASONS.length]!;
+        rows.push([serial, revokedAt, reason]);
+        lines.push(`R\t${expiry}\t${utcTime(new Date(revokedAt))}${name ? `,${name}` : ""}\t${serial.toUpperCase()}\tunknown\t/C=JP/CN=bench ${i}\n`);
+        i++;
+        if (rows.length === 10_000) flush();
+      }
+      if (rows.length) flush();
+      db.prepare("INSERT INTO crl_state (ca_id, revision, published_revision) VALUES (?, 1, 0) ON CONFLICT (ca_id) DO UPDATE SET revision = revision + 1").run(CA);
+      db.pragma("wal_checkpoint(TRUNCATE)");
+    } finally {
+      closeSync(fd);
+      db.close();
+    }
+    log(`${n} revocations written to the store and index.txt (${(statSync(join(ossl, "index.txt")).size / 1048576).toFixed(0)} MB) in ${since(t0).toFixed(1)} s; setup ${since(setup0).toFixed(1)} s`);
+
+    // --- timed, interleaved ------------------------------------------------------------------------------
+    // JPKI_BENCH_CRL_PROFILE=DIR: each timed run of ours writes a V8 CPU profile there (open it in Chrome DevTools).
+    const prof = process.env.JPKI_BENCH_CRL_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.JPKI_BENCH_CRL_PROFILE}`] : [];
+    const ours = () => measure(process.execPath, [...prof, ...jpki("crl", "generate", "--ca", CA)], env);
+    const openssl = () => measure("openssl", ["ca", "-gencrl", "-config", cnf, "-out", join(ossl, "crl.pem")]);
+    // Baseline of the RSS growth: the same launcher and CLI doing nothing (`--version`), so what is left is
+    // what generating the CRL costs (the library load included, so the figure errs on the high side).
+    const version = await measure(process.execPath, [BIN, "--version"]);
+    const empty = await measure(process.execPath, jpki("crl", "generate", "--ca", EMPTY_CA), env);
+    const times = { ours: [] as number[], openssl: [] as number[] };
+    let oursKb = 0;
+    let opensslKb = 0;
+    for (let r = 0; r < runs; r++) {
+      const a = await ours();
+      times.ours.push(a.s);
+      oursKb = Math.max(oursKb, a.kb ?? 0);
+      const b = await openssl();
+      times.openssl.push(b.s);
+      opensslKb = Math.max(opensslKb, b.kb ?? 0);
+      log(`run ${r + 1}: jpki crl generate ${a.s.toFixed(2)} s ${mb(a.kb)}, openssl ca -gencrl ${b.s.toFixed(2)} s ${mb(b.kb)}`);
+    }
+
+    // --- check what we produced --------------------------------------------------------------------------
+    const derPath = join(ws, "crl", `${CA}.crl`);
+    run("openssl", ["crl", "-inform", "DER", "-noout", "-in", derPath]);
+    t0 = process.hrtime.bigint();
+    const counted = Number(run("sh", ["-c", `openssl crl -inform DER -noout -text -in '${derPath}' | grep -c 'Serial Number:'`]).trim());
+    if (counted !== n) throw new Error(`crl bench: openssl lists ${counted} entries in ${derPath}, expected ${n}`);
+    const sslCounted = Number(run("sh", ["-c", `openssl crl -noout -text -in '${join(ossl, "crl.pem")}' | grep -c 'Serial Number:'`]).trim());
+    if (sslCounted !== n) throw new Error(`crl bench: openssl's own CRL lists ${sslCounted} entries, expected ${n}`);
+    log(`checked: openssl parses ours and lists ${counted} entries (openssl's: ${sslCounted}) in ${since(t0).toFixed(1)} s`);
+
+    const o = median(times.ours);
+    const s = median(times.openssl);
+    const growthKb = oursKb - (version.kb ?? 0);
+    const GROWTH_LIMIT_MB = 200;
+    return {
+      name: `CRL generation, ${n.toLocaleString("en")} revoked (${(statSync(derPath).size / 1048576).toFixed(0)} MB DER): jpki crl generate vs openssl ca -gencrl`,
+      ours: 1 / o,
+      baseline: 1 / s,
+      unit: "CRLs/s",
+      baselineName: "CRLs/s openssl ca -gencrl (same revocations, index.txt)",
+      target: 10,
+      note: [
+        `time: jpki crl generate ${o.toFixed(2)} s vs openssl ca -gencrl ${s.toFixed(2)} s (medians of ${runs}; ours writes DER and PEM, openssl PEM)`,
+        `fixed cost: jpki crl generate of an empty CA ${empty.s.toFixed(2)} s (start-up, key unlock, signing)`,
+        `peak RSS: jpki crl generate ${mb(oursKb)}, openssl ca -gencrl ${mb(opensslKb)}; jpki --version ${mb(version.kb)}`,
+        `RSS growth: ${mb(growthKb)} over jpki --version (target < ${GROWTH_LIMIT_MB} MB) ${growthKb / 1024 < GROWTH_LIMIT_MB ? "met" : "MISSED"}`,
+      ].join("\n"),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
