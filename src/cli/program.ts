@@ -36,6 +36,12 @@ Start here:
   jpki demo                      a complete run in ./jpki-demo: CAs, residents, certificates, a revocation, CRLs
   jpki ca init --prefecture 13   create Tokyo's signature and authentication CAs
 
+Environment:
+  JPKI_HOME         the workspace directory (instead of --workspace)
+  JPKI_PASSPHRASE   the CA key passphrase (instead of --passphrase-file or a prompt)
+  JPKI_STORE        postgres://… connection of a PostgreSQL workspace (never on the command line, where
+                    other users see it; passwords via PGPASSWORD or ~/.pgpass)
+
 ${exitCodesHelp()}`,
     );
   for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand]) {
