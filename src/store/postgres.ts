@@ -27,7 +27,7 @@
  */
 import type { CustomTypesConfig, Pool, PoolClient, QueryResultRow } from "pg";
 import { JpkiError } from "../errors.js";
-import type { CertificateType, FourItems, Gender } from "../profile/types.js";
+import { itemsOf, sameItems, toCa, toCertRow, toCrlRecord, toResident, toStoredNotice, type CertRowDb, type CrlRowDb, type NoticeRowDb, type ResidentRow } from "./rows.js";
 import type {
   CaRecord,
   CertificateQuery,
@@ -44,7 +44,6 @@ import type {
   NoticeStatus,
   ResidentForIssuance,
   ResidentRecord,
-  ResidentStatus,
   RevokedEntry,
   RevokeInput,
   Store,
@@ -254,123 +253,8 @@ class ResidentLocks {
   }
 }
 
-interface CertRowDb {
-  serial: string;
-  ca_id: string;
-  type: CertificateType;
-  resident_code: string;
-  municipality_code: string;
-  name: string;
-  address: string;
-  birth_date: string;
-  gender: Gender;
-  not_before: bigint;
-  not_after: bigint;
-  issued_at: bigint;
-  der: Buffer;
-  revoked_at: bigint | null;
-  reason: number | null;
-  revocation_source: string | null;
-  application_id: string | null;
-}
-
-interface ResidentRowDb {
-  resident_code: string;
-  municipality_code: string;
-  name: string;
-  address: string;
-  birth_date: string;
-  gender: string;
-  status: string;
+interface ResidentRowDb extends ResidentRow {
   notice_sequence: bigint;
-}
-
-interface NoticeRowDb {
-  notice_id: string;
-  resident_code: string;
-  sequence: bigint;
-  kind: string;
-  status: NoticeStatus;
-  body: string;
-  received_at: bigint;
-  applied_at: bigint | null;
-  revocations: number;
-}
-
-interface CrlRowDb {
-  ca_id: string;
-  number: bigint;
-  this_update: bigint;
-  next_update: bigint;
-  entries: number | null;
-  path: string | null;
-  sha256: string | null;
-  state: CrlRecord["state"];
-}
-
-function itemsOf(r: { name: string; address: string; birth_date: string; gender: string }): FourItems {
-  return { name: r.name, address: r.address, birthDate: r.birth_date, gender: r.gender as Gender };
-}
-
-function toCertRow(r: CertRowDb): CertificateRow {
-  return {
-    serial: r.serial,
-    caId: r.ca_id,
-    type: r.type,
-    residentCode: r.resident_code,
-    municipalityCode: r.municipality_code,
-    fourItems: itemsOf(r),
-    notBefore: new Date(Number(r.not_before)),
-    notAfter: new Date(Number(r.not_after)),
-    issuedAt: new Date(Number(r.issued_at)),
-    der: r.der,
-    applicationId: r.application_id ?? undefined,
-    revocation:
-      r.revoked_at === null ? undefined : { revokedAt: new Date(Number(r.revoked_at)), reason: r.reason ?? 0, source: r.revocation_source ?? "" },
-  };
-}
-
-function toResident(r: ResidentRowDb): ResidentRecord {
-  return { residentCode: r.resident_code, municipalityCode: r.municipality_code, status: r.status as ResidentStatus, fourItems: itemsOf(r) };
-}
-
-function toStoredNotice(r: NoticeRowDb): StoredNotice {
-  return {
-    noticeId: r.notice_id,
-    residentCode: r.resident_code,
-    sequence: Number(r.sequence),
-    kind: r.kind,
-    status: r.status,
-    body: r.body,
-    receivedAt: new Date(Number(r.received_at)),
-    appliedAt: r.applied_at === null ? undefined : new Date(Number(r.applied_at)),
-    revocations: r.revocations,
-  };
-}
-
-function toCrlRecord(r: CrlRowDb): CrlRecord {
-  return {
-    caId: r.ca_id,
-    state: r.state,
-    number: r.number,
-    thisUpdate: new Date(Number(r.this_update)),
-    nextUpdate: new Date(Number(r.next_update)),
-    entries: r.entries ?? 0,
-    path: r.path ?? undefined,
-    sha256: r.sha256 ?? undefined,
-  };
-}
-
-function toCa(r: Record<string, unknown>): CaRecord {
-  return {
-    id: r.id as string,
-    prefectureCode: r.prefecture as string,
-    purpose: r.purpose as CertificateType,
-    certificateDer: r.cert_der as Buffer,
-    encryptedKeyPem: r.key_pem as string,
-    keyId: r.key_id as Buffer,
-    createdAt: new Date(Number(r.created_at)),
-  };
 }
 
 /** A certificate committed earlier in the same batch, as toCertRow would read it back. */
@@ -389,10 +273,6 @@ function committedRow(rec: IssuanceRecord): CertificateRow {
     applicationId: rec.applicationId ?? undefined,
     revocation: undefined,
   };
-}
-
-function sameItems(a: FourItems, b: FourItems): boolean {
-  return a.name === b.name && a.address === b.address && a.birthDate === b.birthDate && a.gender === b.gender;
 }
 
 /** Sorted, without repeats: the order in which row locks are taken. */

@@ -4,7 +4,8 @@
  */
 import Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
-import type { CertificateType, FourItems, Gender } from "../profile/types.js";
+import type { CertificateType } from "../profile/types.js";
+import { itemsOf, sameItems, toCa, toCertRow, toCrlRecord, toResident, toStoredNotice, type CertRowDb, type CrlRowDb, type NoticeRowDb, type ResidentRow } from "./rows.js";
 import type {
   CaRecord,
   CertifiedRow,
@@ -22,7 +23,6 @@ import type {
   ResidentForIssuance,
   IssuanceRecord,
   ResidentRecord,
-  ResidentStatus,
   RevokedEntry,
   RevokeInput,
   Store,
@@ -130,49 +130,6 @@ export const MIGRATIONS: readonly string[] = [
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 const APPLICATION_ID = 0x4a504b49; // "JPKI": marks the file as ours
-
-interface CertRowDb {
-  serial: string;
-  ca_id: string;
-  type: CertificateType;
-  resident_code: string;
-  municipality_code: string;
-  name: string;
-  address: string;
-  birth_date: string;
-  gender: Gender;
-  not_before: number;
-  not_after: number;
-  issued_at: number;
-  der: Buffer;
-  revoked_at: number | null;
-  reason: number | null;
-  revocation_source: string | null;
-  application_id: string | null;
-}
-
-/** The four items as the residents and certificates tables store them (same column names in both). */
-function itemsOf(r: { name: string; address: string; birth_date: string; gender: string }): FourItems {
-  return { name: r.name, address: r.address, birthDate: r.birth_date, gender: r.gender as Gender };
-}
-
-function toCertRow(r: CertRowDb): CertificateRow {
-  return {
-    serial: r.serial,
-    caId: r.ca_id,
-    type: r.type,
-    residentCode: r.resident_code,
-    municipalityCode: r.municipality_code,
-    fourItems: itemsOf(r),
-    notBefore: new Date(r.not_before),
-    notAfter: new Date(r.not_after),
-    issuedAt: new Date(r.issued_at),
-    der: r.der,
-    applicationId: r.application_id ?? undefined,
-    revocation:
-      r.revoked_at === null ? undefined : { revokedAt: new Date(r.revoked_at), reason: r.reason ?? 0, source: r.revocation_source ?? "" },
-  };
-}
 
 function storeError(e: unknown, what: string): JpkiError {
   if (e instanceof JpkiError) return e;
@@ -369,26 +326,13 @@ export class SqliteStore implements Store {
     });
   }
 
-  #toCa(r: Record<string, unknown> | undefined): CaRecord | undefined {
-    if (!r) return undefined;
-    return {
-      id: r.id as string,
-      prefectureCode: r.prefecture as string,
-      purpose: r.purpose as CertificateType,
-      certificateDer: r.cert_der as Buffer,
-      encryptedKeyPem: r.key_pem as string,
-      keyId: r.key_id as Buffer,
-      createdAt: new Date(r.created_at as number),
-    };
-  }
-
   getCa(id: string): Promise<CaRecord | undefined> {
-    return this.#run("reading a CA", () => this.#toCa(this.#stmts.getCa.get(id) as Record<string, unknown> | undefined));
+    return this.#run("reading a CA", () => ((r) => (r ? toCa(r) : undefined))(this.#stmts.getCa.get(id) as Record<string, unknown> | undefined));
   }
 
   listCas(): Promise<CaRecord[]> {
     return this.#run("listing CAs", () =>
-      (this.#stmts.listCas.all() as Record<string, unknown>[]).map((r) => this.#toCa(r)!),
+      (this.#stmts.listCas.all() as Record<string, unknown>[]).map(toCa),
     );
   }
 
@@ -545,7 +489,7 @@ export class SqliteStore implements Store {
         const row = this.#stmts.getCert.get(input.serial) as CertRowDb | undefined;
         if (!row) throw new JpkiError("ERR_CERT_UNKNOWN", `no certificate with serial ${input.serial} in this workspace: check the serial (hex)`);
         if (row.revoked_at !== null) {
-          throw new JpkiError("ERR_CERT_ALREADY_REVOKED", `certificate ${input.serial} was already revoked on ${new Date(row.revoked_at).toISOString()}`);
+          throw new JpkiError("ERR_CERT_ALREADY_REVOKED", `certificate ${input.serial} was already revoked on ${new Date(Number(row.revoked_at)).toISOString()}`);
         }
         this.#stmts.revokeRow.run(input.revokedAt.getTime(), input.reason, input.source, input.serial);
         this.#stmts.bumpRevision.run(row.ca_id);
@@ -609,7 +553,7 @@ export class SqliteStore implements Store {
   crlStatus(): Promise<CrlStatus[]> {
     return this.#run("reading CRL status", () => {
       const latest = new Map<string, CrlRecord>();
-      for (const r of this.#stmts.latestCrls.all() as Array<Record<string, bigint | string | null>>) latest.set(r.ca_id as string, toCrlRecord(r));
+      for (const r of this.#stmts.latestCrls.all() as CrlRowDb[]) latest.set(r.ca_id, toCrlRecord(r));
       const dirty = new Set(this.#stmts.dirty.all() as string[]);
       return (this.#stmts.listCas.all() as Array<{ id: string }>).map((c) => ({ caId: c.id, latest: latest.get(c.id), dirty: dirty.has(c.id) }));
     });
@@ -617,7 +561,7 @@ export class SqliteStore implements Store {
 
   latestCrl(caId: string): Promise<CrlRecord | undefined> {
     return this.#run("reading the latest CRL", () => {
-      const r = this.#stmts.latestCrl.get(caId) as Record<string, bigint | string | null> | undefined;
+      const r = this.#stmts.latestCrl.get(caId) as CrlRowDb | undefined;
       return r ? toCrlRecord(r) : undefined;
     });
   }
@@ -719,61 +663,4 @@ export class SqliteStore implements Store {
       (this.#stmts.revocationSummary.all() as Array<[string, string, number, string]>).map(([serial, caId, reason, source]) => ({ serial, caId, reason, source })),
     );
   }
-}
-
-interface ResidentRow {
-  resident_code: string;
-  municipality_code: string;
-  name: string;
-  address: string;
-  birth_date: string;
-  gender: string;
-  status: string;
-}
-
-function toResident(r: ResidentRow): ResidentRecord {
-  return { residentCode: r.resident_code, municipalityCode: r.municipality_code, status: r.status as ResidentStatus, fourItems: itemsOf(r) };
-}
-
-function sameItems(a: FourItems, b: FourItems): boolean {
-  return a.name === b.name && a.address === b.address && a.birthDate === b.birthDate && a.gender === b.gender;
-}
-
-function toCrlRecord(r: Record<string, bigint | string | null>): CrlRecord {
-  return {
-    caId: r.ca_id as string,
-    state: r.state as CrlRecord["state"],
-    number: r.number as bigint,
-    thisUpdate: new Date(Number(r.this_update)),
-    nextUpdate: new Date(Number(r.next_update)),
-    entries: Number(r.entries ?? 0),
-    path: (r.path as string | null) ?? undefined,
-    sha256: (r.sha256 as string | null) ?? undefined,
-  };
-}
-
-interface NoticeRowDb {
-  notice_id: string;
-  resident_code: string;
-  sequence: number;
-  kind: string;
-  status: NoticeStatus;
-  body: string;
-  received_at: number;
-  applied_at: number | null;
-  revocations: number;
-}
-
-function toStoredNotice(r: NoticeRowDb): StoredNotice {
-  return {
-    noticeId: r.notice_id,
-    residentCode: r.resident_code,
-    sequence: r.sequence,
-    kind: r.kind,
-    status: r.status,
-    body: r.body,
-    receivedAt: new Date(r.received_at),
-    appliedAt: r.applied_at === null ? undefined : new Date(r.applied_at),
-    revocations: r.revocations,
-  };
 }

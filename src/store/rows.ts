@@ -1,0 +1,132 @@
+/**
+ * Rows as both backends store them, and their mapping to the Store's read models. SQLite and PostgreSQL
+ * keep the same tables and column names (dates as integer milliseconds); they differ only in whether an
+ * integer column arrives as a number or a bigint, so every mapping goes through Number().
+ */
+import type { CertificateType, FourItems, Gender } from "../profile/types.js";
+import type { CaRecord, CertificateRow, CrlRecord, NoticeStatus, ResidentRecord, ResidentStatus, StoredNotice } from "./types.js";
+
+type Int = number | bigint;
+
+export interface CertRowDb {
+  serial: string;
+  ca_id: string;
+  type: CertificateType;
+  resident_code: string;
+  municipality_code: string;
+  name: string;
+  address: string;
+  birth_date: string;
+  gender: Gender;
+  not_before: Int;
+  not_after: Int;
+  issued_at: Int;
+  der: Buffer;
+  revoked_at: Int | null;
+  reason: number | null;
+  revocation_source: string | null;
+  application_id: string | null;
+}
+
+export interface ResidentRow {
+  resident_code: string;
+  municipality_code: string;
+  name: string;
+  address: string;
+  birth_date: string;
+  gender: string;
+  status: string;
+}
+
+export interface NoticeRowDb {
+  notice_id: string;
+  resident_code: string;
+  sequence: Int;
+  kind: string;
+  status: NoticeStatus;
+  body: string;
+  received_at: Int;
+  applied_at: Int | null;
+  revocations: number;
+}
+
+export interface CrlRowDb {
+  ca_id: string;
+  number: bigint;
+  this_update: Int;
+  next_update: Int;
+  entries: Int | null;
+  path: string | null;
+  sha256: string | null;
+  state: CrlRecord["state"];
+}
+
+/** The four items as the residents and certificates tables store them (same column names in both). */
+export function itemsOf(r: { name: string; address: string; birth_date: string; gender: string }): FourItems {
+  return { name: r.name, address: r.address, birthDate: r.birth_date, gender: r.gender as Gender };
+}
+
+export function sameItems(a: FourItems, b: FourItems): boolean {
+  return a.name === b.name && a.address === b.address && a.birthDate === b.birthDate && a.gender === b.gender;
+}
+
+export function toCertRow(r: CertRowDb): CertificateRow {
+  return {
+    serial: r.serial,
+    caId: r.ca_id,
+    type: r.type,
+    residentCode: r.resident_code,
+    municipalityCode: r.municipality_code,
+    fourItems: itemsOf(r),
+    notBefore: new Date(Number(r.not_before)),
+    notAfter: new Date(Number(r.not_after)),
+    issuedAt: new Date(Number(r.issued_at)),
+    der: r.der,
+    applicationId: r.application_id ?? undefined,
+    revocation:
+      r.revoked_at === null ? undefined : { revokedAt: new Date(Number(r.revoked_at)), reason: r.reason ?? 0, source: r.revocation_source ?? "" },
+  };
+}
+
+export function toResident(r: ResidentRow): ResidentRecord {
+  return { residentCode: r.resident_code, municipalityCode: r.municipality_code, status: r.status as ResidentStatus, fourItems: itemsOf(r) };
+}
+
+export function toStoredNotice(r: NoticeRowDb): StoredNotice {
+  return {
+    noticeId: r.notice_id,
+    residentCode: r.resident_code,
+    sequence: Number(r.sequence),
+    kind: r.kind,
+    status: r.status,
+    body: r.body,
+    receivedAt: new Date(Number(r.received_at)),
+    appliedAt: r.applied_at === null ? undefined : new Date(Number(r.applied_at)),
+    revocations: r.revocations,
+  };
+}
+
+export function toCrlRecord(r: CrlRowDb): CrlRecord {
+  return {
+    caId: r.ca_id,
+    state: r.state,
+    number: r.number,
+    thisUpdate: new Date(Number(r.this_update)),
+    nextUpdate: new Date(Number(r.next_update)),
+    entries: Number(r.entries ?? 0),
+    path: r.path ?? undefined,
+    sha256: r.sha256 ?? undefined,
+  };
+}
+
+export function toCa(r: Record<string, unknown>): CaRecord {
+  return {
+    id: r.id as string,
+    prefectureCode: r.prefecture as string,
+    purpose: r.purpose as CertificateType,
+    certificateDer: r.cert_der as Buffer,
+    encryptedKeyPem: r.key_pem as string,
+    keyId: r.key_id as Buffer,
+    createdAt: new Date(Number(r.created_at)),
+  };
+}
