@@ -61,14 +61,15 @@ export { watchSpool, type WatchOptions } from "./ca/spool.js";
 export { notAfterFor } from "./ca/validity.js";
 
 // CRLs
-export { buildCrl, crlDer, type CrlParams, type BuiltCrl, type CrlEntryInput } from "./crl/builder.js";
+export { buildCrl, crlDer, type CrlParams, type BuiltCrl } from "./crl/builder.js";
+export { encodeEntry, decodeEntries, type CrlEntryInput, type EncodedEntries } from "./profile/crl-entry.js";
 export { CrlPublisher, type PublishedCrl } from "./crl/publisher.js";
 export { CrlUpdater } from "./crl/updater.js";
 export { CrlSchedule, dueCrls, refreshMarginMs, type DueCrl, type DueReason } from "./crl/schedule.js";
 export { CRL_REASON, REVOCATION_CAUSES, parseReason, reasonName, type CrlReasonName } from "./crl/reason.js";
 
 // store and workspace
-export type { Store, CaRecord, IssuanceRecord, CertificateRow, ResidentRecord, RevokedEntry, CrlRecord, CrlStatus } from "./store/types.js";
+export type { Store, CaRecord, IssuanceRecord, CertificateRow, ResidentRecord, CrlRecord, CrlStatus } from "./store/types.js";
 export { SqliteStore } from "./store/sqlite.js";
 export { PostgresStore, type PostgresStoreOptions } from "./store/postgres.js";
 export { writeFileAtomic } from "./store/files.js";

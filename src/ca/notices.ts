@@ -302,7 +302,7 @@ class Plan {
     const revoked = new Set(decisions.map((d) => d.serial));
     for (const d of decisions) {
       const cert = certs.find((c) => c.serial === d.serial)!;
-      this.#revocations.push({ serial: d.serial, reason: d.reasonCode, source: `notice:${n.noticeId}`, caId: cert.caId });
+      this.#revocations.push({ serial: d.serial, reason: d.reasonCode, source: `notice:${n.noticeId}`, residentCode: rc, caId: cert.caId });
     }
     this.#certs.set(rc, certs.filter((c) => !revoked.has(c.serial)));
     this.#last.set(rc, n.sequence);
@@ -330,7 +330,7 @@ class Plan {
       at: this.#at,
       notices: this.#notices,
       sequences: [...this.#last.entries()].filter(([k, v]) => this.#ctx.lastSequence.get(k) !== v).map(([residentCode, last]) => ({ residentCode, last })),
-      revocations: this.#revocations.map(({ serial, reason, source }) => ({ serial, reason, source })),
+      revocations: this.#revocations.map(({ serial, reason, source, residentCode }) => ({ serial, reason, source, residentCode })),
       relinks: this.#relinks,
       dirtyCas: dirty,
     };

@@ -8,28 +8,10 @@
  */
 import { createHash } from "node:crypto";
 import type { Signer } from "../pki/signer.js";
-import {
-  bitString,
-  enumerated,
-  explicit,
-  extension,
-  header,
-  integer,
-  integerFromUnsigned,
-  seq,
-  time,
-  TAG,
-} from "../pki/der.js";
+import { bitString, explicit, extension, header, integer, seq, time, TAG } from "../pki/der.js";
+import { encodeEntry, type CrlEntryInput, type EncodedEntries } from "../profile/crl-entry.js";
 import { authorityKeyIdentifier } from "../profile/extensions.js";
 import { EXT_OID } from "../profile/oids.js";
-
-export interface CrlEntryInput {
-  /** serial as lower-case hex */
-  readonly serial: string;
-  readonly revokedAt: Date;
-  /** CRLReason code; 0 (unspecified) is encoded by leaving the extension out (RFC 5280 §5.3.1) */
-  readonly reason: number;
-}
 
 export interface CrlParams {
   /** DER Name of the issuer, byte for byte as in the CA certificate's subject */
@@ -38,8 +20,11 @@ export interface CrlParams {
   readonly number: bigint;
   readonly thisUpdate: Date;
   readonly nextUpdate: Date;
-  /** revoked entries, in chunks */
-  readonly entries: AsyncIterable<readonly CrlEntryInput[]> | Iterable<readonly CrlEntryInput[]>;
+  /**
+   * Revoked entries, in chunks: either entries to encode, or entries the store already holds encoded (its
+   * revocation log), which are only concatenated.
+   */
+  readonly entries: AsyncIterable<readonly CrlEntryInput[] | EncodedEntries> | Iterable<readonly CrlEntryInput[] | EncodedEntries>;
   readonly signer: Signer;
   /** Extra CRL extensions (DER Extension TLVs), e.g. issuingDistributionPoint or deltaCRLIndicator. */
   readonly extraExtensions?: readonly Buffer[];
@@ -55,22 +40,7 @@ export interface BuiltCrl {
 
 const PACK_BYTES = 64 * 1024;
 
-const reasonExtensions = new Map<number, Buffer>();
-function reasonExtension(code: number): Buffer {
-  let ext = reasonExtensions.get(code);
-  if (!ext) {
-    ext = seq(extension(EXT_OID.cRLReason, false, enumerated(code)));
-    reasonExtensions.set(code, ext);
-  }
-  return ext;
-}
-
-/** revokedCertificates entry: SEQUENCE { userCertificate, revocationDate, crlEntryExtensions OPTIONAL }. */
-export function encodeEntry(e: CrlEntryInput): Buffer {
-  const parts = [integerFromUnsigned(Buffer.from(e.serial, "hex")), time(e.revokedAt)];
-  if (e.reason !== 0) parts.push(reasonExtension(e.reason));
-  return seq(...parts);
-}
+export type { CrlEntryInput, EncodedEntries };
 
 export async function buildCrl(p: CrlParams): Promise<BuiltCrl> {
   if (p.nextUpdate.getTime() <= p.thisUpdate.getTime()) throw new RangeError("nextUpdate must be after thisUpdate");
@@ -80,7 +50,32 @@ export async function buildCrl(p: CrlParams): Promise<BuiltCrl> {
   let entriesBytes = 0;
   let count = 0;
   for await (const chunk of p.entries) {
-    for (const e of chunk) {
+    if (!Array.isArray(chunk)) {
+      // Already encoded: big blocks go in as they are (no copy), small ones are packed with their neighbours.
+      const { der, count: n } = chunk as EncodedEntries;
+      count += n;
+      if (der.length >= PACK_BYTES) {
+        if (pendingBytes) {
+          packed.push(Buffer.concat(pending, pendingBytes));
+          entriesBytes += pendingBytes;
+          pending = [];
+          pendingBytes = 0;
+        }
+        packed.push(der);
+        entriesBytes += der.length;
+        continue;
+      }
+      pending.push(der);
+      pendingBytes += der.length;
+      if (pendingBytes >= PACK_BYTES) {
+        packed.push(Buffer.concat(pending, pendingBytes));
+        entriesBytes += pendingBytes;
+        pending = [];
+        pendingBytes = 0;
+      }
+      continue;
+    }
+    for (const e of chunk as readonly CrlEntryInput[]) {
       const enc = encodeEntry(e);
       pending.push(enc);
       pendingBytes += enc.length;

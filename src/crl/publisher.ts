@@ -66,7 +66,7 @@ export class CrlPublisher {
       number,
       thisUpdate,
       nextUpdate,
-      entries: this.#store.revokedEntries(ca.id, { expiredBefore }),
+      entries: this.#store.crlEntries(ca.id, { expiredBefore }),
       signer: ca.signer,
     });
     const derPath = join(this.#dir, `${ca.id}.crl`);

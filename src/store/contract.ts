@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { isJpkiError } from "../errors.js";
+import { decodeEntries, type CrlEntryInput } from "../profile/crl-entry.js";
 import type { CaRecord, IssuanceRecord, Store } from "./types.js";
 
 const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
@@ -21,6 +22,17 @@ function cert(serial: string, residentCode: string, issuedAt: number, notAfter =
     serial, caId: "13-sig", type: "signature", residentCode, municipalityCode: "131016", fourItems: items,
     notBefore: new Date(issuedAt), notAfter: new Date(notAfter), issuedAt: new Date(issuedAt), der: Buffer.from(serial, "hex"),
   };
+}
+
+/** The CRL entries a store lists for a CA, decoded. */
+async function crlList(s: Store, caId: string, expiredBefore: Date): Promise<CrlEntryInput[]> {
+  const out: CrlEntryInput[] = [];
+  for await (const chunk of s.crlEntries(caId, { expiredBefore })) {
+    const decoded = decodeEntries(chunk.der);
+    expect(decoded.length).toBe(chunk.count);
+    out.push(...decoded);
+  }
+  return out;
 }
 
 export function storeContract(name: string, make: () => Promise<Store>): void {
@@ -127,15 +139,55 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(await s.dirtyCas()).toEqual(["13-sig"]); // a manual revocation marks its CA in the same transaction
       await expect(s.revoke({ serial: many[1]!.serial, revokedAt: new Date(4000), reason: 1, source: "manual" })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_CERT_ALREADY_REVOKED"));
       await expect(s.revoke({ serial: "ffff", revokedAt: new Date(4000), reason: 1, source: "manual" })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_CERT_UNKNOWN"));
-      const chunks: number[] = [];
-      const serials: string[] = [];
-      for await (const c of s.revokedEntries("13-sig", { expiredBefore: new Date(6000), chunkSize: 10 })) {
-        chunks.push(c.length);
-        serials.push(...c.map((e) => e.serial));
-      }
-      expect(chunks).toEqual([10, 10, 4]);
-      expect(serials).not.toContain(many[0]!.serial); // expired before the cut-off
-      expect([...serials].sort()).toEqual(serials);
+      const listed = await crlList(s, "13-sig", new Date(6000));
+      expect(listed.map((e) => e.serial).sort()).toEqual(many.slice(1).map((c) => c.serial).sort()); // the first expired before the cut-off
+      expect(listed.every((e) => e.revokedAt.getTime() === 4000 && e.reason === 1)).toBe(true);
+      await s.close();
+    });
+
+    it("lists a CRL entry per revocation from every path (notice batch, supersession, manual), dropping only the expired ones of a batch", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.putCa(ca("27-sig"));
+      await s.upsertResidents(["a", "b", "c", "d", "e"].map(resident));
+      const exp = Date.UTC(2020, 0, 1);
+      await s.commitIssuances([cert("0a01", "a", 1000), cert("0a02", "b", 1000, exp), cert("0a03", "c", 1000), { ...cert("0a04", "d", 1000), caId: "27-sig" }, cert("0a05", "e", 1000)]);
+      // one batch revokes three 13-sig certificates (one of them long expired) and one of 27-sig; a relink in
+      // the same batch moves c to c2 before its certificate is revoked under the code it was read under
+      await s.commitNoticeBatch({ noticeIds: ["n1"], residentCodes: ["a", "b", "c", "c2", "d"] }, () => ({
+        commit: {
+          at: new Date(Date.UTC(2025, 0, 1)), notices: [], sequences: [], relinks: [{ from: "c", to: "c2" }], dirtyCas: ["13-sig", "27-sig"],
+          revocations: [
+            { serial: "0a01", reason: 3, source: "notice:n1", residentCode: "a" },
+            { serial: "0a02", reason: 3, source: "notice:n1", residentCode: "b" },
+            { serial: "0a03", reason: 5, source: "notice:n1", residentCode: "c" },
+            { serial: "0a04", reason: 3, source: "notice:n1" }, // no hint: found by serial
+            { serial: "0a01", reason: 1, source: "notice:n1", residentCode: "a" }, // already revoked: left as it is
+          ],
+        },
+      }));
+      expect((await s.getCertificate("0a03"))?.residentCode).toBe("c2");
+      expect((await s.getCertificate("0a01"))?.revocation).toEqual({ revokedAt: new Date(Date.UTC(2025, 0, 1)), reason: 3, source: "notice:n1" });
+      await s.commitIssuances([cert("0a06", "e", 2000)]); // supersedes 0a05
+      await s.upsertResidents([resident("f")]);
+      await s.commitIssuances([cert("0a07", "f", 3000)]);
+      await s.revoke({ serial: "0a07", revokedAt: new Date(Date.UTC(2025, 5, 1)), reason: 1, source: "manual" });
+      const cutoff = new Date(Date.UTC(2024, 0, 1));
+      expect(await crlList(s, "13-sig", cutoff)).toEqual(
+        expect.arrayContaining([
+          { serial: "0a01", revokedAt: new Date(Date.UTC(2025, 0, 1)), reason: 3 },
+          { serial: "0a03", revokedAt: new Date(Date.UTC(2025, 0, 1)), reason: 5 },
+          { serial: "0a05", revokedAt: new Date(2000), reason: 4 },
+          { serial: "0a07", revokedAt: new Date(Date.UTC(2025, 5, 1)), reason: 1 },
+        ]),
+      );
+      expect((await crlList(s, "13-sig", cutoff)).length).toBe(4); // 0a02 expired before the cut-off
+      expect((await crlList(s, "13-sig", new Date(0))).map((e) => e.serial).sort()).toEqual(["0a01", "0a02", "0a03", "0a05", "0a07"]);
+      expect(await crlList(s, "27-sig", cutoff)).toEqual([{ serial: "0a04", revokedAt: new Date(Date.UTC(2025, 0, 1)), reason: 3 }]);
+      expect((await s.revocationSummary()).map((r) => `${r.serial}:${r.reason}:${r.source}`)).toEqual([
+        "0a01:3:notice:n1", "0a02:3:notice:n1", "0a03:5:notice:n1", "0a04:3:notice:n1", "0a05:4:superseded:0a06", "0a07:1:manual",
+      ]);
+      expect((await s.findCertificates({ status: "valid" })).map((c) => c.serial)).toEqual(["0a06"]);
       await s.close();
     });
 

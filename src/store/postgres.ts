@@ -27,6 +27,7 @@
  */
 import type { CustomTypesConfig, Pool, PoolClient, QueryResultRow } from "pg";
 import { JpkiError } from "../errors.js";
+import { encodeEntry, type EncodedEntries } from "../profile/crl-entry.js";
 import { itemsOf, sameItems, toCa, toCertRow, toCrlRecord, toResident, toStoredNotice, type CertRowDb, type CrlRowDb, type NoticeRowDb, type ResidentRow } from "./rows.js";
 import type {
   CaRecord,
@@ -44,7 +45,6 @@ import type {
   NoticeStatus,
   ResidentForIssuance,
   ResidentRecord,
-  RevokedEntry,
   RevokeInput,
   Store,
   StoredNotice,
@@ -712,8 +712,8 @@ export class PostgresStore implements Store {
     });
   }
 
-  async *revokedEntries(caId: string, opts: { expiredBefore: Date; chunkSize?: number }): AsyncIterable<RevokedEntry[]> {
-    const size = opts.chunkSize ?? 4096;
+  async *crlEntries(caId: string, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries> {
+    const size = 4096;
     // Keyset pagination: each chunk is one short statement on any pooled connection, so a consumer that
     // takes its time between chunks holds no connection, snapshot or cursor open.
     let after = "";
@@ -725,7 +725,9 @@ export class PostgresStore implements Store {
         [caId, opts.expiredBefore.getTime(), after, size],
       );
       if (rows.length === 0) return;
-      yield rows.map((r) => ({ serial: r.serial, revokedAt: new Date(Number(r.revoked_at)), reason: r.reason }));
+      // Encoded here, per chunk: this backend keeps revocations as rows (no encoded log as SQLite has).
+      const der = Buffer.concat(rows.map((r) => encodeEntry({ serial: r.serial, revokedAt: new Date(Number(r.revoked_at)), reason: r.reason })));
+      yield { der, count: rows.length };
       if (rows.length < size) return;
       after = rows[rows.length - 1]!.serial;
     }

@@ -42,7 +42,7 @@ describe("SqliteStore specifics", () => {
   it("migrates a version-5 store: CAs awaiting a CRL stay due, published CRLs stay the latest, abandoned reservations do not count", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
     const db = new Database(path);
-    for (const sql of MIGRATIONS.slice(0, 5)) db.exec(sql);
+    for (const sql of MIGRATIONS.slice(0, 5)) db.exec(sql as string);
     db.pragma("user_version = 5");
     db.pragma(`application_id = ${0x4a504b49}`);
     const caRow = db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES (?, ?, 'signature', x'3000', 'pem', x'01', 0)");

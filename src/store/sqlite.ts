@@ -4,6 +4,7 @@
  */
 import Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
+import { encodeEntry, entryOffsets, type EncodedEntries } from "../profile/crl-entry.js";
 import type { CertificateType } from "../profile/types.js";
 import { itemsOf, sameItems, toCa, toCertRow, toCrlRecord, toResident, toStoredNotice, type CertRowDb, type CrlRowDb, type NoticeRowDb, type ResidentRow } from "./rows.js";
 import type {
@@ -23,13 +24,15 @@ import type {
   ResidentForIssuance,
   IssuanceRecord,
   ResidentRecord,
-  RevokedEntry,
   RevokeInput,
   Store,
 } from "./types.js";
 
+/** A migration: SQL, or a function for one that must compute (e.g. encode) what it writes. */
+export type Migration = string | ((db: Database.Database) => void);
+
 /** Ordered migrations; the index + 1 is the schema version. Never edit a published one, append. */
-export const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly Migration[] = [
   `
   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
   CREATE TABLE cas (
@@ -126,9 +129,137 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE crls ADD COLUMN state TEXT NOT NULL DEFAULT 'reserved' CHECK (state IN ('reserved','published','superseded'));
   UPDATE crls SET state = 'published' WHERE path IS NOT NULL;
   `,
+  // Version 7, the hot paths at national scale (issue 8). Measured at 1M residents / 2M certificates, a
+  // notice batch spent most of its time writing scattered pages (the certificates table with its DER, its
+  // revoked-serial index, the sequence table and its separate key index) and a CRL build re-encoded every
+  // entry. Now:
+  // - certified: what the CA certified and each certificate's revocation, clustered by resident code (WITHOUT
+  //   ROWID), so reading a resident's certificates for a notice and revoking one touch the same page; the
+  //   certificates table keeps the DER and the cold columns and is written once, at issuance;
+  // - resident_sequences without a rowid: one B-tree instead of a table and its key index;
+  // - revocation_log: append-only, per CA, each block the DER of the CRL entries one transaction revoked,
+  //   with 8 bytes of metadata per entry (not_after in seconds; municipality code, the partition key), so a
+  //   CRL is the concatenation of its CA's blocks, filtered only where a block holds an expired certificate.
+  migration7,
 ];
 
+/** Bytes of metadata per log entry: uint32 not_after (seconds since the epoch), uint32 municipality code. */
+const META_BYTES = 8;
+/** Entries per log block written by the migration (later blocks hold what one transaction revoked). */
+const MIGRATION_BLOCK = 4096;
+
+function migration7(db: Database.Database): void {
+  db.exec(`
+  CREATE TABLE certified (
+    resident_code TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    ca_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    municipality_code TEXT NOT NULL,
+    name TEXT NOT NULL,
+    address TEXT NOT NULL,
+    birth_date TEXT NOT NULL,
+    gender TEXT NOT NULL,
+    not_after INTEGER NOT NULL,
+    revoked_at INTEGER,
+    reason INTEGER,
+    source TEXT,
+    PRIMARY KEY (resident_code, serial)
+  ) WITHOUT ROWID;
+  INSERT INTO certified
+    SELECT resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after,
+      revoked_at, CASE WHEN revoked_at IS NOT NULL THEN coalesce(reason, 0) END, revocation_source
+    FROM certificates ORDER BY resident_code, serial;
+  CREATE TABLE revocation_log (
+    id INTEGER PRIMARY KEY,
+    ca_id TEXT NOT NULL,
+    entries INTEGER NOT NULL,
+    min_not_after INTEGER NOT NULL,
+    der BLOB NOT NULL,
+    meta BLOB NOT NULL
+  );
+  CREATE INDEX revocation_log_ca ON revocation_log (ca_id, id);
+  `);
+  // The existing revocations become the first blocks, per CA in serial order: the order CRLs listed them in,
+  // so the first CRL after the upgrade lists exactly what the last one before it did.
+  const page = db.prepare(
+    `SELECT ca_id, serial, revoked_at, reason, not_after, municipality_code FROM certificates
+     WHERE revoked_at IS NOT NULL AND (ca_id, serial) > (?, ?) ORDER BY ca_id, serial LIMIT ${MIGRATION_BLOCK}`,
+  ).raw();
+  const log = new RevocationLog(db.prepare("INSERT INTO revocation_log (ca_id, entries, min_not_after, der, meta) VALUES (?, ?, ?, ?, ?)"));
+  for (let after: [string, string] = ["", ""]; ; ) {
+    const rows = page.all(...after) as Array<[string, string, number, number | null, number, string]>;
+    let ca = rows[0]?.[0];
+    for (const [caId, serial, revokedAt, reason, notAfter, municipality] of rows) {
+      if (caId !== ca) (log.flush(), (ca = caId));
+      log.add(caId, serial, revokedAt, reason ?? 0, notAfter, municipality);
+    }
+    log.flush();
+    if (rows.length < MIGRATION_BLOCK) break;
+    const last = rows[rows.length - 1]!;
+    after = [last[0], last[1]];
+  }
+  // The certificates table without what moved to certified: rebuilt once (one copy) rather than a table
+  // rewrite per dropped column.
+  db.exec(`
+  CREATE TABLE certificates_v7 (
+    serial TEXT PRIMARY KEY,
+    ca_id TEXT NOT NULL REFERENCES cas(id),
+    type TEXT NOT NULL,
+    resident_code TEXT NOT NULL,
+    municipality_code TEXT NOT NULL,
+    not_before INTEGER NOT NULL,
+    not_after INTEGER NOT NULL,
+    issued_at INTEGER NOT NULL,
+    der BLOB NOT NULL,
+    application_id TEXT
+  );
+  INSERT INTO certificates_v7 SELECT serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id
+    FROM certificates ORDER BY serial;
+  DROP TABLE certificates;
+  ALTER TABLE certificates_v7 RENAME TO certificates;
+  CREATE INDEX certificates_resident_all ON certificates (resident_code);
+  CREATE UNIQUE INDEX certificates_application ON certificates (application_id) WHERE application_id IS NOT NULL;
+  CREATE TABLE resident_sequences_v7 (resident_code TEXT PRIMARY KEY, last_sequence INTEGER NOT NULL) WITHOUT ROWID;
+  INSERT INTO resident_sequences_v7 SELECT resident_code, last_sequence FROM resident_sequences ORDER BY resident_code;
+  DROP TABLE resident_sequences;
+  ALTER TABLE resident_sequences_v7 RENAME TO resident_sequences;
+  `);
+}
+
+/** Collects the CRL entries one transaction revokes, per CA, and appends them as one log block per CA. */
+class RevocationLog {
+  readonly #insert: Database.Statement;
+  readonly #open = new Map<string, { der: Buffer[]; meta: number[]; minNotAfter: number }>();
+
+  constructor(insert: Database.Statement) {
+    this.#insert = insert;
+  }
+
+  add(caId: string, serial: string, revokedAt: number, reason: number, notAfter: number, municipality: string): void {
+    let b = this.#open.get(caId);
+    if (!b) this.#open.set(caId, (b = { der: [], meta: [], minNotAfter: notAfter }));
+    b.der.push(encodeEntry({ serial, revokedAt: new Date(revokedAt), reason }));
+    b.meta.push(Math.floor(notAfter / 1000), Number.parseInt(municipality, 10) || 0);
+    if (notAfter < b.minNotAfter) b.minNotAfter = notAfter;
+  }
+
+  flush(): void {
+    for (const [caId, b] of this.#open) {
+      const meta = Buffer.allocUnsafe(b.meta.length * 4);
+      for (let i = 0; i < b.meta.length; i++) meta.writeUInt32BE(b.meta[i]!, i * 4);
+      this.#insert.run(caId, b.der.length, b.minNotAfter, Buffer.concat(b.der), meta);
+    }
+    this.#open.clear();
+  }
+}
+
 export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** A certificate with its four items and revocation, in the column names the row mapping (rows.ts) reads. */
+const CERT_SELECT = `SELECT c.serial, c.ca_id, c.type, c.resident_code, c.municipality_code, k.name, k.address, k.birth_date, k.gender,
+    c.not_before, c.not_after, c.issued_at, c.der, c.application_id, k.revoked_at, k.reason, k.source AS revocation_source
+  FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial`;
 const APPLICATION_ID = 0x4a504b49; // "JPKI": marks the file as ours
 
 function storeError(e: unknown, what: string): JpkiError {
@@ -169,7 +300,9 @@ export class SqliteStore implements Store {
       db.pragma("foreign_keys = ON");
       // A larger page cache and memory-mapped reads keep per-certificate lookups off the disk path.
       db.pragma("cache_size = -65536");
-      db.pragma("mmap_size = 268435456");
+      // Map the whole file (SQLite caps this at 2 GiB): a page read is then a memory access, not a pread into
+      // the page cache, which at national scale was a syscall and a copy per scattered lookup.
+      db.pragma("mmap_size = 2147418112");
       // Checkpoint the WAL in larger steps: the default (every 1000 pages) runs a checkpoint after
       // nearly every ingestion batch, rewriting the same scattered pages again and again.
       db.pragma("wal_autocheckpoint = 16384");
@@ -187,11 +320,16 @@ export class SqliteStore implements Store {
         throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${path} has schema version ${version}, newer than this jpki (${SCHEMA_VERSION}): upgrade jpki`);
       }
       for (let v = version; v < SCHEMA_VERSION; v++) {
-        const sql = MIGRATIONS[v]!;
+        // IMMEDIATE, and the version read again under the write lock: two processes opening an old store at
+        // once run each migration exactly once (the second finds it done).
         db.transaction(() => {
-          db!.exec(sql);
+          const now = db!.pragma("user_version", { simple: true }) as number;
+          if (now !== v) return;
+          const m = MIGRATIONS[v]!;
+          if (typeof m === "string") db!.exec(m);
+          else m(db!);
           db!.pragma(`user_version = ${v + 1}`);
-        })();
+        }).immediate();
       }
       return new SqliteStore(db);
     } catch (e) {
@@ -223,22 +361,25 @@ export class SqliteStore implements Store {
       residentSequence: db.prepare("SELECT notice_sequence FROM residents WHERE resident_code = ?").pluck(),
       deleteResident: db.prepare("DELETE FROM residents WHERE resident_code = ?"),
       countResidents: db.prepare("SELECT count(*) FROM residents").pluck(),
-      activeSameType: db.prepare(
-        "SELECT serial FROM certificates WHERE resident_code = ? AND type = ? AND revoked_at IS NULL",
-      ).pluck(),
-      revokeRow: db.prepare(
-        "UPDATE certificates SET revoked_at = ?, reason = ?, revocation_source = ? WHERE serial = ? AND revoked_at IS NULL",
-      ),
-      insertCert: db.prepare(
-        `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender,
-           not_before, not_after, issued_at, der, application_id) VALUES (@serial, @caId, @type, @residentCode, @municipalityCode, @name, @address,
-           @birthDate, @gender, @notBefore, @notAfter, @issuedAt, @der, @applicationId)`,
-      ),
-      getCert: db.prepare("SELECT * FROM certificates WHERE serial = ?"),
-      getCertByApplication: db.prepare("SELECT * FROM certificates WHERE application_id = ?"),
-      revoked: db.prepare(
-        "SELECT serial, revoked_at, reason FROM certificates WHERE ca_id = ? AND revoked_at IS NOT NULL AND not_after >= ? AND serial > ? ORDER BY serial LIMIT ?",
+      activeSameType: db.prepare("SELECT serial FROM certified WHERE resident_code = ? AND type = ? AND revoked_at IS NULL").pluck(),
+      // Revoking updates the row in place (on the page notice matching just read) and returns what the
+      // certificate's log entry needs.
+      revokeCertified: db.prepare(
+        "UPDATE certified SET revoked_at = ?, reason = ?, source = ? WHERE resident_code = ? AND serial = ? AND revoked_at IS NULL RETURNING ca_id, municipality_code, not_after",
       ).raw(),
+      residentOfSerial: db.prepare("SELECT resident_code FROM certificates WHERE serial = ?").pluck(),
+      insertCertified: db.prepare(
+        `INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after)
+         VALUES (@residentCode, @serial, @caId, @type, @municipalityCode, @name, @address, @birthDate, @gender, @notAfter)`,
+      ),
+      logInsert: db.prepare("INSERT INTO revocation_log (ca_id, entries, min_not_after, der, meta) VALUES (?, ?, ?, ?, ?)"),
+      logBlocks: db.prepare("SELECT id, entries, min_not_after, der, meta FROM revocation_log WHERE ca_id = ? AND id > ? ORDER BY id LIMIT ?").raw(),
+      insertCert: db.prepare(
+        `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id)
+         VALUES (@serial, @caId, @type, @residentCode, @municipalityCode, @notBefore, @notAfter, @issuedAt, @der, @applicationId)`,
+      ),
+      getCert: db.prepare(`${CERT_SELECT} WHERE c.serial = ?`),
+      getCertByApplication: db.prepare(`${CERT_SELECT} WHERE c.application_id = ?`),
       maxCrl: db.prepare("SELECT max(number) FROM crls WHERE ca_id = ?").pluck().safeIntegers(),
       insertCrl: db.prepare("INSERT INTO crls (ca_id, number, this_update, next_update, revision, state) VALUES (?, ?, ?, ?, ?, 'reserved')"),
       publishCrl: db.prepare("UPDATE crls SET entries = ?, path = ?, sha256 = ?, state = 'published' WHERE ca_id = ? AND number = ?"),
@@ -246,14 +387,12 @@ export class SqliteStore implements Store {
       batchLastSeq: db.prepare("SELECT resident_code, last_sequence FROM resident_sequences WHERE resident_code IN (SELECT value FROM json_each(?))").raw(),
       batchHeld: db.prepare("SELECT * FROM notices WHERE status = 'held' AND resident_code IN (SELECT value FROM json_each(?)) ORDER BY resident_code, sequence"),
       batchCertified: db.prepare(
-        "SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender FROM certificates WHERE revoked_at IS NULL AND resident_code IN (SELECT value FROM json_each(?))",
+        "SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender, revoked_at FROM certified WHERE resident_code IN (SELECT value FROM json_each(?))",
       ),
       batchResidents: db.prepare("SELECT resident_code, notice_sequence FROM residents WHERE resident_code IN (SELECT value FROM json_each(?))").raw(),
-      batchEverCertified: db.prepare("SELECT DISTINCT resident_code FROM certificates WHERE resident_code IN (SELECT value FROM json_each(?))").pluck(),
       residentForIssuance: db.prepare(
         "SELECT r.*, coalesce(s.last_sequence, 0) AS ca_sequence FROM residents r LEFT JOIN resident_sequences s ON s.resident_code = r.resident_code WHERE r.resident_code = ?",
       ),
-      caOfSerials: db.prepare("SELECT DISTINCT ca_id FROM certificates WHERE serial IN (SELECT value FROM json_each(?))").pluck(),
       insertNotice: db.prepare(
         `INSERT INTO notices (notice_id, resident_code, sequence, kind, status, body, received_at, applied_at, revocations)
          VALUES (@noticeId, @residentCode, @sequence, @kind, @status, @body, @at, @appliedAt, @revocations)
@@ -264,6 +403,7 @@ export class SqliteStore implements Store {
         "INSERT INTO resident_sequences (resident_code, last_sequence) VALUES (?, ?) ON CONFLICT (resident_code) DO UPDATE SET last_sequence = max(last_sequence, excluded.last_sequence)",
       ),
       relinkCerts: db.prepare("UPDATE certificates SET resident_code = ? WHERE resident_code = ?"),
+      relinkCertified: db.prepare("UPDATE certified SET resident_code = ? WHERE resident_code = ?"),
       relinkHeld: db.prepare("UPDATE notices SET resident_code = ? WHERE resident_code = ? AND status = 'held'"),
       relinkSeq: db.prepare("UPDATE OR REPLACE resident_sequences SET resident_code = ? WHERE resident_code = ?"),
       bumpRevision: db.prepare(
@@ -287,8 +427,7 @@ export class SqliteStore implements Store {
       supersedeCrl: db.prepare("UPDATE crls SET state = 'superseded' WHERE ca_id = ? AND number = ?"),
       getNotice: db.prepare("SELECT * FROM notices WHERE notice_id = ?"),
       listHeld: db.prepare("SELECT * FROM notices WHERE status = 'held' ORDER BY resident_code, sequence LIMIT ?"),
-      revocationSummary: db.prepare("SELECT serial, ca_id, reason, revocation_source FROM certificates WHERE revoked_at IS NOT NULL ORDER BY serial").raw(),
-      caOf: db.prepare("SELECT ca_id FROM certificates WHERE serial = ?").pluck(),
+      revocationSummary: db.prepare("SELECT serial, ca_id, reason, source FROM certified WHERE revoked_at IS NOT NULL ORDER BY serial").raw(),
       latestCrl: db.prepare(
         "SELECT * FROM crls WHERE ca_id = ? AND state = 'published' ORDER BY number DESC LIMIT 1",
       ).safeIntegers(),
@@ -410,8 +549,9 @@ export class SqliteStore implements Store {
 
   commitIssuances(records: readonly IssuanceRecord[]): Promise<IssuanceCommitResult[]> {
     return this.#run("committing issued certificates", () =>
-      this.#db.transaction(() =>
-        records.map((rec): IssuanceCommitResult => {
+      this.#db.transaction(() => {
+        const log = new RevocationLog(this.#stmts.logInsert);
+        const results = records.map((rec): IssuanceCommitResult => {
           const st = this.#stmts;
           if (rec.applicationId) {
             const existing = st.getCertByApplication.get(rec.applicationId) as CertRowDb | undefined;
@@ -431,11 +571,13 @@ export class SqliteStore implements Store {
             return { status: "stale", why: "registry-changed" };
           }
           const superseded = st.activeSameType.all(rec.residentCode, rec.type) as string[];
+          const cas = new Set<string>();
           for (const serial of superseded) {
-            st.revokeRow.run(rec.issuedAt.getTime(), 4, `superseded:${rec.serial}`, serial);
+            const ca = this.#revokeOne(log, serial, rec.residentCode, rec.issuedAt.getTime(), 4, `superseded:${rec.serial}`);
+            if (ca) cas.add(ca);
           }
-          if (superseded.length) for (const ca of st.caOfSerials.all(JSON.stringify(superseded)) as string[]) st.bumpRevision.run(ca);
-          this.#stmts.insertCert.run({
+          for (const ca of cas) st.bumpRevision.run(ca);
+          const row = {
             serial: rec.serial,
             caId: rec.caId,
             type: rec.type,
@@ -447,11 +589,32 @@ export class SqliteStore implements Store {
             issuedAt: rec.issuedAt.getTime(),
             der: rec.der,
             applicationId: rec.applicationId ?? null,
-          });
+          };
+          st.insertCert.run(row);
+          st.insertCertified.run(row);
           return { status: "committed", superseded };
-        }),
-      ).immediate(),
+        });
+        log.flush();
+        return results;
+      }).immediate(),
     );
+  }
+
+  /**
+   * Revokes one certificate inside the caller's transaction: its certified row, and its CRL entry into the log. `residentCode` is where the certificate is expected (no lookup by serial then); a
+   * certificate already revoked, or unknown, is left alone. Returns its CA when it revoked it.
+   */
+  #revokeOne(log: RevocationLog, serial: string, residentCode: string | undefined, at: number, reason: number, source: string): string | undefined {
+    const st = this.#stmts;
+    let row = residentCode === undefined ? undefined : (st.revokeCertified.get(at, reason, source, residentCode, serial) as [string, string, number] | undefined);
+    if (!row) {
+      const code = st.residentOfSerial.get(serial) as string | undefined;
+      if (code !== undefined && code !== residentCode) row = st.revokeCertified.get(at, reason, source, code, serial) as [string, string, number] | undefined;
+    }
+    if (!row) return undefined;
+    const [caId, municipality, notAfter] = row;
+    log.add(caId, serial, at, reason, notAfter, municipality);
+    return caId;
   }
 
   getCertificate(serial: string): Promise<CertificateRow | undefined> {
@@ -472,12 +635,12 @@ export class SqliteStore implements Store {
     return this.#run("searching certificates", () => {
       const where: string[] = [];
       const args: unknown[] = [];
-      if (q.caId) (where.push("ca_id = ?"), args.push(q.caId));
-      if (q.residentCode) (where.push("resident_code = ?"), args.push(q.residentCode));
-      if (q.type) (where.push("type = ?"), args.push(q.type));
-      if (q.status === "valid") where.push("revoked_at IS NULL");
-      if (q.status === "revoked") where.push("revoked_at IS NOT NULL");
-      const sql = `SELECT * FROM certificates ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY issued_at, serial LIMIT ?`;
+      if (q.caId) (where.push("c.ca_id = ?"), args.push(q.caId));
+      if (q.residentCode) (where.push("c.resident_code = ?"), args.push(q.residentCode));
+      if (q.type) (where.push("c.type = ?"), args.push(q.type));
+      if (q.status === "valid") where.push("k.revoked_at IS NULL");
+      if (q.status === "revoked") where.push("k.revoked_at IS NOT NULL");
+      const sql = `${CERT_SELECT} ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY c.issued_at, c.serial LIMIT ?`;
       args.push(q.limit ?? 1000);
       return (this.#db.prepare(sql).all(...args) as CertRowDb[]).map(toCertRow);
     });
@@ -491,28 +654,44 @@ export class SqliteStore implements Store {
         if (row.revoked_at !== null) {
           throw new JpkiError("ERR_CERT_ALREADY_REVOKED", `certificate ${input.serial} was already revoked on ${new Date(Number(row.revoked_at)).toISOString()}`);
         }
-        this.#stmts.revokeRow.run(input.revokedAt.getTime(), input.reason, input.source, input.serial);
+        const log = new RevocationLog(this.#stmts.logInsert);
+        if (!this.#revokeOne(log, input.serial, row.resident_code, input.revokedAt.getTime(), input.reason, input.source)) {
+          throw new JpkiError("ERR_INTERNAL", `certificate ${input.serial} is neither revoked nor active: the store is inconsistent`);
+        }
+        log.flush();
         this.#stmts.bumpRevision.run(row.ca_id);
         return toCertRow({ ...row, revoked_at: input.revokedAt.getTime(), reason: input.reason, revocation_source: input.source });
       }).immediate(),
     );
   }
 
-  async *revokedEntries(caId: string, opts: { expiredBefore: Date; chunkSize?: number }): AsyncIterable<RevokedEntry[]> {
-    const size = opts.chunkSize ?? 4096;
-    // Keyset pagination rather than an open cursor: better-sqlite3 forbids other statements on the
-    // connection while an iterator is open, and the consumer awaits between chunks.
-    let after = "";
-    for (;;) {
-      let rows: Array<[string, number, number]>;
+  async *crlEntries(caId: string, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries> {
+    const cutoff = opts.expiredBefore.getTime();
+    const pageSize = 16;
+    // Keyset pagination over the log rather than an open cursor: better-sqlite3 forbids other statements on
+    // the connection while an iterator is open, and the consumer awaits between chunks.
+    for (let after = 0; ; ) {
+      let rows: Array<[number, number, number, Buffer, Buffer]>;
       try {
-        rows = this.#stmts.revoked.all(caId, opts.expiredBefore.getTime(), after, size) as Array<[string, number, number]>;
+        rows = this.#stmts.logBlocks.all(caId, after, pageSize) as Array<[number, number, number, Buffer, Buffer]>;
       } catch (e) {
-        throw storeError(e, "listing revoked certificates");
+        throw storeError(e, "reading the revocation log");
       }
-      if (rows.length === 0) return;
-      yield rows.map((r) => ({ serial: r[0], revokedAt: new Date(r[1]), reason: r[2] }));
-      if (rows.length < size) return;
+      for (const [, count, minNotAfter, der, meta] of rows) {
+        if (minNotAfter >= cutoff) {
+          yield { der, count };
+          continue;
+        }
+        // A block holding certificates expired before the cutoff: keep the others. X.509 times are whole
+        // seconds, so not_after in seconds loses nothing.
+        const offsets = entryOffsets(der);
+        const kept: Buffer[] = [];
+        for (let i = 0; i < count; i++) {
+          if (meta.readUInt32BE(i * META_BYTES) * 1000 >= cutoff) kept.push(der.subarray(offsets[i], offsets[i + 1]));
+        }
+        if (kept.length) yield { der: Buffer.concat(kept), count: kept.length };
+      }
+      if (rows.length < pageSize) return;
       after = rows[rows.length - 1]![0];
     }
   }
@@ -599,7 +778,11 @@ export class SqliteStore implements Store {
       held.set(r.resident_code, list);
     }
     const certificates = new Map<string, CertifiedRow[]>();
+    // One read gives both: the unrevoked certificates, and which codes were ever certified.
+    const everCertified = new Set<string>();
     for (const r of st.batchCertified.all(codes) as Array<Record<string, string>>) {
+      everCertified.add(r.resident_code!);
+      if (r.revoked_at !== null) continue;
       const list = certificates.get(r.resident_code!) ?? [];
       list.push({
         serial: r.serial!,
@@ -611,7 +794,7 @@ export class SqliteStore implements Store {
       certificates.set(r.resident_code!, list);
     }
     const residents = new Map(st.batchResidents.all(codes) as Array<[string, number]>);
-    const everCertified = new Set(st.batchEverCertified.all(codes) as string[]);
+
     return { known, lastSequence, held, certificates, residents, everCertified };
   }
 
@@ -627,12 +810,18 @@ export class SqliteStore implements Store {
         let revoked = 0;
         for (const r of b.relinks) {
           st.relinkCerts.run(r.to, r.from);
+          st.relinkCertified.run(r.to, r.from);
           st.relinkSeq.run(r.to, r.from);
           st.relinkHeld.run(r.to, r.from);
         }
+        const log = new RevocationLog(st.logInsert);
         for (const r of b.revocations) {
-          revoked += st.revokeRow.run(at, r.reason, r.source, r.serial).changes;
+          // The certificate was read under r.residentCode; this batch's relinks may have moved it since.
+          let code = r.residentCode;
+          if (code !== undefined) for (const l of b.relinks) if (l.from === code) code = l.to;
+          if (this.#revokeOne(log, r.serial, code, at, r.reason, r.source)) revoked++;
         }
+        log.flush();
         for (const n of b.notices) {
           st.insertNotice.run({ ...n, at, appliedAt: n.status === "applied" ? at : null });
         }

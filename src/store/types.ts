@@ -11,6 +11,7 @@
  * changes, the CA's crl_state row `FOR UPDATE` for CRL reservation and publication — or run SERIALIZABLE and
  * retry the whole call (the decide callbacks are pure for that reason).
  */
+import type { EncodedEntries } from "../profile/crl-entry.js";
 import type { CertificateType, FourItems } from "../profile/types.js";
 
 export type ResidentStatus = "active" | "deceased" | "removed";
@@ -90,12 +91,6 @@ export interface CertificateRow extends IssuanceRecord {
 
 export interface RevokeInput extends RevocationInfo {
   readonly serial: string;
-}
-
-export interface RevokedEntry {
-  readonly serial: string;
-  readonly revokedAt: Date;
-  readonly reason: number;
 }
 
 export interface CrlRecord {
@@ -181,8 +176,12 @@ export interface NoticeCommit {
     readonly revocations: number;
   }>;
   readonly sequences: ReadonlyArray<{ readonly residentCode: string; readonly last: number }>;
-  /** revocations; a certificate already revoked is left as it is */
-  readonly revocations: ReadonlyArray<{ readonly serial: string; readonly reason: number; readonly source: string }>;
+  /**
+   * Revocations; a certificate already revoked is left as it is. `residentCode` is the code the certificate
+   * was read under (the store follows this batch's relinks from it); a store may use it to find the
+   * certificate without a lookup by serial.
+   */
+  readonly revocations: ReadonlyArray<{ readonly serial: string; readonly reason: number; readonly source: string; readonly residentCode?: string }>;
   /** resident-code changes (住民票コード変更): issuance records and sequences move to the new code */
   readonly relinks: ReadonlyArray<{ readonly from: string; readonly to: string }>;
   /** CAs that revoked something: their revision is bumped, so they stay due until a CRL covers it */
@@ -250,10 +249,12 @@ export interface Store {
   revoke(input: RevokeInput): Promise<CertificateRow>;
 
   /**
-   * Revoked certificates of a CA still to be listed at `at` (not expired before `expiredBefore`), ordered by
-   * serial, in chunks so a builder can stream a CRL of any size with bounded memory.
+   * The CRL entries of a CA still to be listed (revoked certificates not expired before `expiredBefore`), as
+   * DER revokedCertificates elements in chunks, so a builder streams a CRL of any size with bounded memory and
+   * no per-entry objects. Each revocation is listed once; the order is the store's (SQLite: revocation order,
+   * from its append-only log; RFC 5280 sets none).
    */
-  revokedEntries(caId: string, opts: { expiredBefore: Date; chunkSize?: number }): AsyncIterable<RevokedEntry[]>;
+  crlEntries(caId: string, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries>;
 
   /**
    * Reserves the next CRL number for a CA (monotonic, never reused even if publishing fails) together with

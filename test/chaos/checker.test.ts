@@ -100,10 +100,10 @@ describe("the fault-injection checker (slow: spawns the CLI)", () => {
   it("a revocation missing from the CRL, and a CRL entry the store does not hold revoked", () => {
     const root = copy("revoked");
     const db = writable(root);
-    const valid = db.prepare("SELECT serial FROM certificates WHERE revoked_at IS NULL AND ca_id = '13-sig' LIMIT 1").pluck().get() as string;
-    const listed = db.prepare("SELECT serial FROM certificates WHERE revoked_at IS NOT NULL AND ca_id = '27-auth' LIMIT 1").pluck().get() as string | undefined;
-    db.prepare("UPDATE certificates SET revoked_at = ? WHERE serial = ?").run(Date.now(), valid);
-    if (listed) db.prepare("UPDATE certificates SET revoked_at = NULL WHERE serial = ?").run(listed);
+    const valid = db.prepare("SELECT serial FROM certified WHERE revoked_at IS NULL AND ca_id = '13-sig' LIMIT 1").pluck().get() as string;
+    const listed = db.prepare("SELECT serial FROM certified WHERE revoked_at IS NOT NULL AND ca_id = '27-auth' LIMIT 1").pluck().get() as string | undefined;
+    db.prepare("UPDATE certified SET revoked_at = ? WHERE serial = ?").run(Date.now(), valid);
+    if (listed) db.prepare("UPDATE certified SET revoked_at = NULL WHERE serial = ?").run(listed);
     db.close();
     const found = fresh(checkWorkspace(input(root)), "revoked-in-crl");
     expect(found.some((d) => d.includes(valid) && d.includes("not on crl/13-sig.crl")), found.join("\n")).toBe(true);
@@ -232,7 +232,7 @@ describe("the fault-injection checker (slow: spawns the CLI)", () => {
     // Two workspaces publish their next 13-sig CRL from different revocations: same number, different CRLs.
     const other = copy("monitor-other");
     const odb = writable(other);
-    const serial = odb.prepare("SELECT serial FROM certificates WHERE ca_id = '13-sig' AND revoked_at IS NULL LIMIT 1").pluck().get() as string;
+    const serial = odb.prepare("SELECT serial FROM certified WHERE ca_id = '13-sig' AND revoked_at IS NULL LIMIT 1").pluck().get() as string;
     odb.close();
     await cli(other, ["revoke", "--serial", serial, "--reason", "loss"]);
     await cli(root, ["crl", "generate", "--ca", "13-sig"]);

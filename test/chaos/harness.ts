@@ -8,8 +8,8 @@
  * (kill timing relative to the work done still varies with the machine).
  *
  * The harness relies only on the CLI, the files it writes, and these store columns: certificates(serial,
- * ca_id, application_id, revoked_at, not_after), crls(ca_id, number, path), notices(notice_id, status,
- * resident_code, sequence). It parses CRLs with its own DER reader (./der.ts) and cross-checks with
+ * ca_id, resident_code, application_id, not_after), certified(resident_code, serial, revoked_at), crls(ca_id,
+ * number, path), notices(notice_id, status, resident_code, sequence). It parses CRLs with its own DER reader (./der.ts) and cross-checks with
  * `openssl crl`.
  */
 import { execFileSync, spawn } from "node:child_process";
@@ -523,7 +523,7 @@ export function checkWorkspace(c: CheckInput): Violation[] {
   let crlRows: Array<{ ca_id: string; number: bigint; path: string | null }>;
   let notices: Map<string, { status: string; resident_code: string; sequence: number }>;
   try {
-    certs = db.prepare("SELECT serial, ca_id, application_id, revoked_at, not_after FROM certificates").all() as CertRow[];
+    certs = db.prepare("SELECT c.serial, c.ca_id, c.application_id, k.revoked_at, c.not_after FROM certificates c LEFT JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial").all() as CertRow[];
     crlRows = db.prepare("SELECT ca_id, number, path FROM crls").safeIntegers().all() as typeof crlRows;
     notices = new Map(
       (db.prepare("SELECT notice_id, status, resident_code, sequence FROM notices").all() as Array<{ notice_id: string; status: string; resident_code: string; sequence: number }>).map(
@@ -722,7 +722,7 @@ export function storeSnapshot(workspace: string): Record<string, string[]> {
     const crlDir = join(workspace, "crl");
     return {
       notices: rows("SELECT notice_id, status, resident_code, sequence FROM notices ORDER BY notice_id"),
-      certificates: rows("SELECT serial, ca_id, application_id, revoked_at FROM certificates ORDER BY serial"),
+      certificates: rows("SELECT c.serial, c.ca_id, c.application_id, k.revoked_at FROM certificates c LEFT JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial ORDER BY c.serial"),
       crls: rows("SELECT ca_id, number, path FROM crls ORDER BY ca_id, number"),
       files: (existsSync(crlDir) ? readdirSync(crlDir).sort() : []).map((f) => `${f} ${createHash("sha256").update(readFileSync(join(crlDir, f))).digest("hex")}`),
     };

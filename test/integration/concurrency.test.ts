@@ -77,7 +77,7 @@ describe("concurrent commands on one workspace (slow: spawns the CLI)", () => {
       const d = db(ws);
       try {
         expect(d.prepare("SELECT count(*) AS n FROM notices WHERE status = 'held'").get()).toEqual({ n: 0 });
-        expect(d.prepare("SELECT count(*) AS n FROM certificates WHERE revoked_at IS NULL").get()).toEqual({ n: 0 });
+        expect(d.prepare("SELECT count(*) AS n FROM certified WHERE revoked_at IS NULL").get()).toEqual({ n: 0 });
         expect(d.prepare("SELECT count(*) AS n FROM resident_sequences WHERE last_sequence = 2").get()).toEqual({ n: 300 });
       } finally {
         d.close();
@@ -85,7 +85,7 @@ describe("concurrent commands on one workspace (slow: spawns the CLI)", () => {
       // every revocation is on the CA's published CRL, and a re-ingest changes nothing
       for (const ca of ["13-sig", "13-auth", "27-sig", "27-auth"]) {
         const d2 = db(ws);
-        const revoked = (d2.prepare("SELECT serial FROM certificates WHERE ca_id = ? AND revoked_at IS NOT NULL").pluck().all(ca) as string[]).sort();
+        const revoked = (d2.prepare("SELECT serial FROM certified WHERE ca_id = ? AND revoked_at IS NOT NULL").pluck().all(ca) as string[]).sort();
         d2.close();
         expect(crlOnDisk(ws, ca).serials).toEqual(revoked);
       }
@@ -158,7 +158,7 @@ describe("concurrent commands on one workspace (slow: spawns the CLI)", () => {
       // applied would certify the old address — there must be none
       const stale = d
         .prepare(
-          `SELECT count(*) AS n FROM certificates c JOIN notices n ON n.resident_code = c.resident_code AND n.status = 'applied'
+          `SELECT count(*) AS n FROM certified c JOIN notices n ON n.resident_code = c.resident_code AND n.status = 'applied'
            WHERE c.type = 'signature' AND c.revoked_at IS NULL`,
         )
         .get() as { n: number };

@@ -25,7 +25,7 @@ function snapshot(ws: string) {
     return {
       notices: db.prepare("SELECT notice_id, resident_code, sequence, kind, status, revocations FROM notices ORDER BY notice_id").all(),
       sequences: db.prepare("SELECT * FROM resident_sequences ORDER BY resident_code").all(),
-      revoked: db.prepare("SELECT serial, ca_id, resident_code, reason, revocation_source FROM certificates WHERE revoked_at IS NOT NULL ORDER BY serial").all(),
+      revoked: db.prepare("SELECT serial, ca_id, resident_code, reason, source FROM certified WHERE revoked_at IS NOT NULL ORDER BY serial").all(),
       dirty: db.prepare("SELECT ca_id FROM crl_state WHERE revision > published_revision").all(),
     };
   } finally {

@@ -1,0 +1,99 @@
+/**
+ * One CRL entry (revokedCertificates element, RFC 5280 §5.1.2.6) as DER: encoded once, when the certificate is
+ * revoked, and kept in the store's revocation log, so building a CRL of any size only concatenates what the
+ * store already holds. The builder and both store backends use this one encoder.
+ */
+import { enumerated, extension, integerFromUnsigned, seq, time } from "../pki/der.js";
+import { EXT_OID } from "./oids.js";
+
+export interface CrlEntryInput {
+  /** serial as lower-case hex */
+  readonly serial: string;
+  readonly revokedAt: Date;
+  /** CRLReason code; 0 (unspecified) is encoded by leaving the extension out (RFC 5280 §5.3.1) */
+  readonly reason: number;
+}
+
+/** Encoded entries as they stream from the store into the builder. */
+export interface EncodedEntries {
+  /** `count` revokedCertificates elements, concatenated */
+  readonly der: Buffer;
+  readonly count: number;
+}
+
+const reasonExtensions = new Map<number, Buffer>();
+function reasonExtension(code: number): Buffer {
+  let ext = reasonExtensions.get(code);
+  if (!ext) {
+    ext = seq(extension(EXT_OID.cRLReason, false, enumerated(code)));
+    reasonExtensions.set(code, ext);
+  }
+  return ext;
+}
+
+/** revokedCertificates entry: SEQUENCE { userCertificate, revocationDate, crlEntryExtensions OPTIONAL }. */
+export function encodeEntry(e: CrlEntryInput): Buffer {
+  const parts = [integerFromUnsigned(Buffer.from(e.serial, "hex")), time(e.revokedAt)];
+  if (e.reason !== 0) parts.push(reasonExtension(e.reason));
+  return seq(...parts);
+}
+
+/** The byte length of the DER element starting at `at` (header included); throws on a truncated header. */
+export function elementLength(buf: Uint8Array, at: number): number {
+  const first = buf[at + 1];
+  if (first === undefined) throw new RangeError(`DER element at ${at}: truncated header`);
+  if (first < 0x80) return 2 + first;
+  const n = first & 0x7f;
+  if (n === 0 || n > 4 || at + 2 + n > buf.length) throw new RangeError(`DER element at ${at}: unsupported length`);
+  let len = 0;
+  for (let i = 0; i < n; i++) len = len * 256 + buf[at + 2 + i]!;
+  return 2 + n + len;
+}
+
+/** Byte offsets of the consecutive entries in `der` (one more than the count: the end). */
+export function entryOffsets(der: Uint8Array): number[] {
+  const out = [0];
+  for (let at = 0; at < der.length; ) {
+    at += elementLength(der, at);
+    if (at > der.length) throw new RangeError("CRL entries: last element runs past the end");
+    out.push(at);
+  }
+  return out;
+}
+
+/**
+ * Decodes entries this module encoded (serial, date, reason): for tests and for stores that compare what a log
+ * holds. Not a general CRL parser; profile/crl-reader.ts reads CRLs from outside.
+ */
+export function decodeEntries(der: Uint8Array): CrlEntryInput[] {
+  const buf = Buffer.from(der.buffer, der.byteOffset, der.byteLength);
+  const offsets = entryOffsets(buf);
+  const out: CrlEntryInput[] = [];
+  for (let i = 0; i + 1 < offsets.length; i++) {
+    const start = offsets[i]!;
+    const inner = start + headerLength(buf, start);
+    // serial INTEGER
+    const sLen = elementLength(buf, inner);
+    const sHdr = headerLength(buf, inner);
+    let serial = buf.subarray(inner + sHdr, inner + sLen);
+    if (serial.length > 1 && serial[0] === 0) serial = serial.subarray(1);
+    // revocationDate: UTCTime (0x17) or GeneralizedTime (0x18)
+    const tAt = inner + sLen;
+    const tHdr = headerLength(buf, tAt);
+    const tLen = elementLength(buf, tAt);
+    const text = buf.toString("latin1", tAt + tHdr, tAt + tLen);
+    const full = buf[tAt] === 0x17 ? (Number(text.slice(0, 2)) >= 50 ? "19" : "20") + text : text;
+    const revokedAt = new Date(Date.UTC(+full.slice(0, 4), +full.slice(4, 6) - 1, +full.slice(6, 8), +full.slice(8, 10), +full.slice(10, 12), +full.slice(12, 14)));
+    // crlEntryExtensions: the only one we write is the reason code, whose ENUMERATED is the last TLV
+    let reason = 0;
+    const end = offsets[i + 1]!;
+    if (tAt + tLen < end) reason = buf[end - 1]!;
+    out.push({ serial: serial.toString("hex"), revokedAt, reason });
+  }
+  return out;
+}
+
+function headerLength(buf: Uint8Array, at: number): number {
+  const first = buf[at + 1]!;
+  return first < 0x80 ? 2 : 2 + (first & 0x7f);
+}
