@@ -1,0 +1,78 @@
+/**
+ * Upgrading a workspace: one made by the previous release (store schema 6, checked in under
+ * fixtures/workspace-v6) opens with the current code, migrates, and its next CRLs list exactly what the old ones
+ * did — same serials, dates and reasons, in the same order — plus the two revocations it had not yet published.
+ */
+import Database from "better-sqlite3";
+import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { SCHEMA_VERSION } from "../../src/store/sqlite.js";
+import { Workspace } from "../../src/workspace/workspace.js";
+import { cli, tempDir } from "./helpers.js";
+
+const FIXTURE = join(import.meta.dirname, "../../fixtures/workspace-v6/workspace-v6.tar.gz");
+
+/** The revokedCertificates of a CRL as openssl lists them (its own parser, file order), and its number. */
+function opensslEntries(path: string): { number: number; entries: string[] } {
+  const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", path, "-noout", "-text"], { encoding: "utf8" });
+  const number = Number(/X509v3 CRL Number:\s*\n\s*(\d+)/.exec(text)![1]);
+  const revoked = text.split(/Revoked Certificates:|No Revoked Certificates\./)[1] ?? "";
+  const entries = revoked
+    .split(/Signature Algorithm:/)[0]!
+    .split(/Serial Number:/)
+    .slice(1)
+    .map((e) => e.replace(/\s+/g, " ").trim());
+  return { number, entries };
+}
+
+describe("a workspace made by the previous release (schema 6)", () => {
+  it("migrates on open and publishes exactly the same revocations, in the same order, with the next numbers", async () => {
+    const dir = tempDir("jpki-migrate-");
+    execFileSync("tar", ["xzf", FIXTURE, "-C", dir]);
+    const ws = join(dir, "v6ws");
+    // Certificates expire (2029 at the earliest); the longest grace keeps every one listed until about 2039.
+    const configPath = join(ws, "config.json");
+    writeFileSync(configPath, JSON.stringify({ ...JSON.parse(readFileSync(configPath, "utf8")), expiredGraceDays: 3650 }));
+
+    // Ground truth read with the old schema, before jpki touches the file.
+    const old = new Database(join(ws, "jpki.db"), { readonly: true });
+    expect(old.pragma("user_version", { simple: true })).toBe(6);
+    const revokedByCa = new Map<string, string[]>();
+    for (const r of old.prepare("SELECT ca_id, serial FROM certificates WHERE revoked_at IS NOT NULL ORDER BY serial").all() as Array<{ ca_id: string; serial: string }>) {
+      revokedByCa.set(r.ca_id, [...(revokedByCa.get(r.ca_id) ?? []), r.serial.toUpperCase()]);
+    }
+    const cas = (old.prepare("SELECT id FROM cas ORDER BY id").pluck().all() as string[]);
+    old.close();
+    expect(cas).toHaveLength(94);
+    const before = new Map(cas.map((ca) => [ca, opensslEntries(join(ws, "crl", `${ca}.crl`))]));
+
+    const env = { JPKI_PASSPHRASE: "fixture-v6" };
+    const opened = Workspace.open(ws);
+    const due = await opened.store.dirtyCas();
+    await opened.close();
+    const migrated = new Database(join(ws, "jpki.db"), { readonly: true });
+    expect(migrated.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
+    migrated.close();
+    // The two manual revocations published by no CRL yet keep their CAs due across the upgrade.
+    expect(due).toEqual(["37-auth", "37-sig"]);
+
+    const gen = await cli(["-w", ws, "crl", "generate", "--prefecture", "all"], { cwd: dir, env });
+    expect(gen.code, gen.stderr).toBe(0);
+    for (const ca of cas) {
+      const prev = before.get(ca)!;
+      const next = opensslEntries(join(ws, "crl", `${ca}.crl`));
+      expect(next.number, ca).toBe(prev.number + 1);
+      const serialsOf = (entries: string[]) => entries.map((e) => e.split(" ")[0]!).sort();
+      expect(serialsOf(next.entries), ca).toEqual(revokedByCa.get(ca) ?? []);
+      if (due.includes(ca)) {
+        // what the last CRL listed, then the revocation it had not published
+        expect(next.entries.slice(0, prev.entries.length), ca).toEqual(prev.entries);
+        expect(next.entries.length, ca).toBe(prev.entries.length + 1);
+      } else {
+        expect(next.entries, ca).toEqual(prev.entries);
+      }
+    }
+  });
+});
