@@ -63,7 +63,8 @@ export { notAfterFor } from "./ca/validity.js";
 // CRLs
 export { buildCrl, crlDer, type CrlParams, type BuiltCrl } from "./crl/builder.js";
 export { encodeEntry, decodeEntries, type CrlEntryInput, type EncodedEntries } from "./profile/crl-entry.js";
-export { CrlPublisher, type PublishedCrl } from "./crl/publisher.js";
+export { CrlPublisher, type PublishedCrl, type CrlIssuer } from "./crl/publisher.js";
+export { generateCrls, openCrlIssuer, selectCas, type CrlSelection } from "./crl/generate.js";
 export { CrlUpdater } from "./crl/updater.js";
 export { CrlSchedule, dueCrls, refreshMarginMs, type DueCrl, type DueReason } from "./crl/schedule.js";
 export { CRL_REASON, REVOCATION_CAUSES, parseReason, reasonName, type CrlReasonName } from "./crl/reason.js";

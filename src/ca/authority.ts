@@ -4,8 +4,6 @@
  * and CRL reuses. One CA per prefecture and purpose: signature (署名用) and user authentication (利用者証明用).
  */
 import { X509Certificate, createPublicKey, verify as nodeVerify, type KeyObject } from "node:crypto";
-import { AsnConvert } from "@peculiar/asn1-schema";
-import * as asn1X509 from "@peculiar/asn1-x509";
 import { JpkiError } from "../errors.js";
 import { certificateParts, children, extension, readHeader } from "../pki/der.js";
 import { decryptPrivateKey, encryptPrivateKey, generateRsaKey, type KeyWrapParams } from "../pki/keys.js";
@@ -32,28 +30,19 @@ import {
   opaqueId,
   signatureSubject,
 } from "../profile/names.js";
+import { assertCaCertificate } from "../profile/ca-check.js";
 import { EXT_OID, POLICY_OID } from "../profile/oids.js";
 import { encodeFourItemsSan } from "../profile/san.js";
 import type { CertificateType, FourItems } from "../profile/types.js";
 import type { CaRecord } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
 import { assembleCertificate, encodeTbs } from "./certificate.js";
+import { caId } from "./ids.js";
 import { prefecture, type Prefecture } from "./prefectures.js";
 import { endOfJstDay } from "./validity.js";
 
-export const PURPOSE_SUFFIX: Record<CertificateType, string> = { signature: "sig", authentication: "auth" };
-
-export function caId(prefectureCode: string, purpose: CertificateType): string {
-  return `${prefecture(prefectureCode).code}-${PURPOSE_SUFFIX[purpose]}`;
-}
-
-/** Parses "13-sig" / "13-auth" / "13" (signature) into its parts. */
-export function parseCaId(id: string): { prefectureCode: string; purpose: CertificateType } {
-  const m = /^(\d{1,2})(?:-(sig|auth|signature|authentication))?$/.exec(id.trim());
-  if (!m) throw new JpkiError("ERR_CA_UNKNOWN", `${JSON.stringify(id)} is not a CA id: use e.g. 13-sig or 13-auth`);
-  const purpose: CertificateType = m[2] === "auth" || m[2] === "authentication" ? "authentication" : "signature";
-  return { prefectureCode: prefecture(m[1]!).code, purpose };
-}
+export { PURPOSE_SUFFIX, caId, parseCaId } from "./ids.js";
+export { assertCaCertificate } from "../profile/ca-check.js";
 
 export interface CaUrls {
   readonly caCertificate: string;
@@ -189,6 +178,10 @@ export class CertificationAuthority {
     return this.record.id;
   }
 
+  get keyId(): Buffer {
+    return this.record.keyId;
+  }
+
   get purpose(): CertificateType {
     return this.record.purpose;
   }
@@ -267,24 +260,4 @@ export class CertificationAuthority {
     }
     if (!ok) throw new JpkiError("ERR_PROFILE_VIOLATION", `the certificate signed by CA ${this.id} did not re-parse or verify: nothing was stored; check the CA key`);
   }
-}
-
-/** The CA profile checks that must hold before a CA may sign anything (STYLE.md §6). */
-export function assertCaCertificate(record: CaRecord): void {
-  let cert: asn1X509.Certificate;
-  try {
-    cert = AsnConvert.parse(record.certificateDer, asn1X509.Certificate);
-  } catch (e) {
-    throw new JpkiError("ERR_WORKSPACE_CORRUPT", `the certificate of CA ${record.id} is not valid DER: the workspace is damaged`, { cause: e });
-  }
-  const exts = cert.tbsCertificate.extensions ?? [];
-  const ku = exts.find((e) => e.extnID === EXT_OID.keyUsage);
-  const bc = exts.find((e) => e.extnID === EXT_OID.basicConstraints);
-  const usage = ku ? AsnConvert.parse(ku.extnValue, asn1X509.KeyUsage) : undefined;
-  const constraints = bc ? AsnConvert.parse(bc.extnValue, asn1X509.BasicConstraints) : undefined;
-  const need = asn1X509.KeyUsageFlags.keyCertSign | asn1X509.KeyUsageFlags.cRLSign;
-  if (!usage || (usage.toNumber() & need) !== need) {
-    throw new JpkiError("ERR_CA_INVALID", `CA ${record.id}: its certificate lacks keyCertSign and cRLSign key usage`);
-  }
-  if (!constraints?.cA) throw new JpkiError("ERR_CA_INVALID", `CA ${record.id}: its certificate is not a CA certificate (basicConstraints cA)`);
 }

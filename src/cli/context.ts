@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
 import type { Workspace } from "../index.js";
-import { JpkiError, checkInputFile, checkWorkspaceDir, library } from "./lib.js";
+import { JpkiError, checkInputFile, checkWorkspaceDir, workspaceLibrary } from "./lib.js";
 import { Output, type Io } from "./output.js";
 
 export interface GlobalOptions {
@@ -53,7 +53,7 @@ export class Context {
 
   async openWorkspace(): Promise<Workspace> {
     const dir = this.workspaceDir;
-    const { Workspace } = await library();
+    const { Workspace } = await workspaceLibrary();
     return Workspace.openAsync(dir, { storeUrl: this.storeUrl });
   }
 

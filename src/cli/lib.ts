@@ -10,6 +10,8 @@
  */
 import type * as Api from "../index.js";
 import type * as Describe from "../profile/describe.js";
+import type * as Generate from "../crl/generate.js";
+import type * as WorkspaceModule from "../workspace/workspace.js";
 
 // Light: keep these modules free of heavy imports (the startup test fails otherwise).
 export { JpkiError, ERROR_CODES, isJpkiError } from "../errors.js";
@@ -28,6 +30,20 @@ export function library(): Promise<Library> {
  * signing, storage and WebCrypto stack.
  */
 export type InspectLibrary = Pick<Library, keyof typeof Describe & keyof Library>;
+
+/** What `jpki crl generate` runs: the CRL path alone (store, builder, key unwrap, signer), without the profile stack. */
+export type CrlLibrary = Pick<Library, keyof typeof Generate & keyof Library>;
+
+export function crlLibrary(): Promise<CrlLibrary> {
+  return import("../crl/generate.js");
+}
+
+/** The workspace module alone: opening a store needs none of the signing or profile code. */
+export type WorkspaceLibrary = Pick<Library, keyof typeof WorkspaceModule & keyof Library>;
+
+export function workspaceLibrary(): Promise<WorkspaceLibrary> {
+  return import("../workspace/workspace.js");
+}
 
 export function inspectLibrary(): Promise<InspectLibrary> {
   return import("../profile/describe.js");

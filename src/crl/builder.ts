@@ -25,7 +25,11 @@ export interface CrlParams {
    * revocation log), which are only concatenated.
    */
   readonly entries: AsyncIterable<readonly CrlEntryInput[] | EncodedEntries> | Iterable<readonly CrlEntryInput[] | EncodedEntries>;
-  readonly signer: Signer;
+  /**
+   * The CA's signer, or its promise: it is needed only once every entry is in, so a key still being unlocked
+   * (PBKDF2 on the thread pool) costs nothing while the entries stream.
+   */
+  readonly signer: Signer | PromiseLike<Signer>;
   /** Extra CRL extensions (DER Extension TLVs), e.g. issuingDistributionPoint or deltaCRLIndicator. */
   readonly extraExtensions?: readonly Buffer[];
 }
@@ -93,6 +97,7 @@ export async function buildCrl(p: CrlParams): Promise<BuiltCrl> {
     entriesBytes += pendingBytes;
   }
 
+  const signer = await p.signer;
   const crlExtensions = explicit(
     0,
     seq(
@@ -101,21 +106,33 @@ export async function buildCrl(p: CrlParams): Promise<BuiltCrl> {
       ...(p.extraExtensions ?? []),
     ),
   );
-  const prefix = Buffer.concat([integer(1), p.signer.algorithmIdentifier, p.issuerName, time(p.thisUpdate), time(p.nextUpdate)]);
+  const prefix = Buffer.concat([integer(1), signer.algorithmIdentifier, p.issuerName, time(p.thisUpdate), time(p.nextUpdate)]);
   // revokedCertificates is omitted entirely when empty (RFC 5280 §5.1.2.6).
   const revokedHeader = count > 0 ? header(TAG.SEQUENCE, entriesBytes) : Buffer.alloc(0);
   const tbsContentLength = prefix.length + revokedHeader.length + entriesBytes + crlExtensions.length;
   const tbsHeader = header(TAG.SEQUENCE, tbsContentLength);
   const tbsChunks = [tbsHeader, prefix, revokedHeader, ...packed, crlExtensions];
 
-  const signature = await p.signer.sign(tbsChunks);
-  const tail = Buffer.concat([p.signer.algorithmIdentifier, bitString(signature)]);
+  const signature = await signer.sign(tbsChunks);
+  const tail = Buffer.concat([signer.algorithmIdentifier, bitString(signature)]);
   const tbsLength = tbsHeader.length + tbsContentLength;
   const outer = header(TAG.SEQUENCE, tbsLength + tail.length);
   const chunks = [outer, ...tbsChunks, tail].filter((c) => c.length > 0);
-  const h = createHash("sha256");
-  for (const c of chunks) h.update(c);
-  return { chunks, byteLength: outer.length + tbsLength + tail.length, entries: count, sha256: h.digest("hex") };
+  // The file's digest is computed when first asked for: a publisher asks once its writes are in flight.
+  let sha256: string | undefined;
+  return {
+    chunks,
+    byteLength: outer.length + tbsLength + tail.length,
+    entries: count,
+    get sha256(): string {
+      if (sha256 === undefined) {
+        const h = createHash("sha256");
+        for (const c of chunks) h.update(c);
+        sha256 = h.digest("hex");
+      }
+      return sha256;
+    },
+  };
 }
 
 /** Convenience for small CRLs and tests: the whole DER in one buffer. */

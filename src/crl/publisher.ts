@@ -13,10 +13,10 @@
  *   two renames leaves the reservation open, which keeps the CA due until a new CRL replaces both files.
  */
 import { join, relative } from "node:path";
-import type { CertificationAuthority } from "../ca/authority.js";
 import type { Clock } from "../pki/clock.js";
+import type { Signer } from "../pki/signer.js";
 import { pemChunks } from "../pki/pem.js";
-import { stageFile, syncDir } from "../store/staging.js";
+import { stageFileAsync, syncDir } from "../store/staging.js";
 import type { Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
 import { buildCrl } from "./builder.js";
@@ -34,6 +34,16 @@ export interface PublishedCrl {
   readonly byteLength: number;
   /** a higher number of the same CA was published while this one was built: this one was not installed */
   readonly superseded: boolean;
+}
+
+/** What publishing needs of a CA (a CertificationAuthority is one; crl/generate.ts opens a lighter one). */
+export interface CrlIssuer {
+  readonly id: string;
+  /** DER Name of the CA, byte for byte as in its certificate's subject */
+  readonly subjectName: Buffer;
+  readonly keyId: Buffer;
+  /** awaited only when every entry is in: a key may still be unlocking while they stream */
+  readonly signer: Signer | PromiseLike<Signer>;
 }
 
 export class CrlPublisher {
@@ -55,14 +65,14 @@ export class CrlPublisher {
    * Builds and publishes the full CRL of one CA. `superseded` is set when a higher number of the same CA
    * was published while this one was built: then nothing of this one was installed.
    */
-  async publish(ca: CertificationAuthority): Promise<PublishedCrl> {
+  async publish(ca: CrlIssuer): Promise<PublishedCrl> {
     const thisUpdate = new Date(Math.floor(this.#clock.now().getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + this.#config.crlLifetimeHours * 3600_000);
     const { number } = await this.#store.reserveCrl(ca.id, thisUpdate, nextUpdate);
     const expiredBefore = new Date(thisUpdate.getTime() - this.#config.expiredGraceDays * 86_400_000);
     const built = await buildCrl({
       issuerName: ca.subjectName,
-      authorityKeyId: ca.record.keyId,
+      authorityKeyId: ca.keyId,
       number,
       thisUpdate,
       nextUpdate,
@@ -71,16 +81,26 @@ export class CrlPublisher {
     });
     const derPath = join(this.#dir, `${ca.id}.crl`);
     const pemPath = join(this.#dir, `${ca.id}.crl.pem`);
-    const staged = [stageFile(derPath, built.chunks), stageFile(pemPath, pemChunks(built.chunks, "X509 CRL"))];
+    // DER and PEM are written on two pool threads while this thread hashes the file and encodes the PEM.
+    const der = stageFileAsync(derPath, built.chunks);
+    const pem = stageFileAsync(pemPath, pemChunks(built.chunks, "X509 CRL"));
+    const sha256 = built.sha256;
+    const settled = await Promise.allSettled([der, pem]);
+    const staged = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) {
+      for (const f of staged) f.discard();
+      throw failed.reason;
+    }
     let installed = false;
     try {
-      installed = await this.#store.publishCrl({ caId: ca.id, number, entries: built.entries, path: relative(this.#root, derPath), sha256: built.sha256 }, () => {
+      installed = await this.#store.publishCrl({ caId: ca.id, number, entries: built.entries, path: relative(this.#root, derPath), sha256 }, () => {
         for (const f of staged) f.install();
         syncDir(this.#dir);
       });
     } finally {
       if (!installed) for (const f of staged) f.discard();
     }
-    return { caId: ca.id, number, thisUpdate, nextUpdate, entries: built.entries, derPath, pemPath, sha256: built.sha256, byteLength: built.byteLength, superseded: !installed };
+    return { caId: ca.id, number, thisUpdate, nextUpdate, entries: built.entries, derPath, pemPath, sha256, byteLength: built.byteLength, superseded: !installed };
   }
 }

@@ -17,7 +17,7 @@
  * share one salt, so the key-encryption key (KEK) is derived once per (salt, iterations, passphrase) and
  * process and kept in memory; each CA then costs one AES decryption. Every key still has its own random IV.
  */
-import { createCipheriv, createDecipheriv, createHmac, pbkdf2Sync, randomBytes, type KeyObject } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, pbkdf2, pbkdf2Sync, randomBytes, type KeyObject } from "node:crypto";
 import { children, integer, nul, octetString, oid, readHeader, seq } from "./der.js";
 
 export const PBKDF2_ITERATIONS = 600_000;
@@ -94,15 +94,32 @@ const CACHE_LIMIT = 8;
 const cacheKeyKey = randomBytes(32);
 const kekCache = new Map<string, Buffer>();
 
-function kek(passphrase: string, p: KeyWrapParams): Buffer {
-  const id = createHmac("sha256", cacheKeyKey).update(Buffer.from(p.salt)).update(`\0${p.iterations}\0`).update(passphrase, "utf8").digest("hex");
-  let k = kekCache.get(id);
-  if (!k) {
-    k = pbkdf2Sync(Buffer.from(passphrase, "utf8"), p.salt, p.iterations, 32, "sha256");
-    if (kekCache.size >= CACHE_LIMIT) kekCache.delete(kekCache.keys().next().value!);
-    kekCache.set(id, k);
-  }
+function cacheId(passphrase: string, p: KeyWrapParams): string {
+  return createHmac("sha256", cacheKeyKey).update(Buffer.from(p.salt)).update(`\0${p.iterations}\0`).update(passphrase, "utf8").digest("hex");
+}
+
+function remember(id: string, k: Buffer): Buffer {
+  if (kekCache.size >= CACHE_LIMIT) kekCache.delete(kekCache.keys().next().value!);
+  kekCache.set(id, k);
   return k;
+}
+
+function kek(passphrase: string, p: KeyWrapParams): Buffer {
+  const id = cacheId(passphrase, p);
+  return kekCache.get(id) ?? remember(id, pbkdf2Sync(Buffer.from(passphrase, "utf8"), p.salt, p.iterations, 32, "sha256"));
+}
+
+/**
+ * Derives the key-encryption key on libuv's thread pool and caches it, so the unwrap that follows is one AES
+ * decryption: a caller with other work (reading a CRL's entries) does it while PBKDF2 runs.
+ */
+export async function prepareKek(passphrase: string, p: KeyWrapParams): Promise<void> {
+  const id = cacheId(passphrase, p);
+  if (kekCache.has(id)) return;
+  const k = await new Promise<Buffer>((resolve, reject) =>
+    pbkdf2(Buffer.from(passphrase, "utf8"), p.salt, p.iterations, 32, "sha256", (err, key) => (err ? reject(err) : resolve(key))),
+  );
+  if (!kekCache.has(id)) remember(id, k);
 }
 
 /** Wraps a private key (as PKCS#8) under the passphrase; returns the DER EncryptedPrivateKeyInfo. */

@@ -6,7 +6,7 @@
 import { createPrivateKey, generateKeyPair, type KeyObject } from "node:crypto";
 import { JpkiError } from "../errors.js";
 import { bitString, children, integer, readHeader, seq } from "./der.js";
-import { newKeyWrapParams, PBKDF2_ITERATIONS, readWrappedKey, unwrapPrivateKey, wrapPrivateKey, type KeyWrapParams } from "./key-wrap.js";
+import { newKeyWrapParams, PBKDF2_ITERATIONS, prepareKek, readWrappedKey, unwrapPrivateKey, wrapPrivateKey, type KeyWrapParams } from "./key-wrap.js";
 import { parsePemBlocks, toPem } from "./pem.js";
 
 export type { KeyWrapParams } from "./key-wrap.js";
@@ -73,6 +73,13 @@ export function decryptPrivateKey(pem: string, passphrase: string, what = "the C
   } catch (e) {
     throw wrong(e);
   }
+}
+
+/** decryptPrivateKey, with PBKDF2 run on the thread pool first (see prepareKek): the event loop stays free. */
+export async function unlockPrivateKey(pem: string, passphrase: string, what = "the CA key"): Promise<KeyObject> {
+  const wrapped = passphrase ? wrappedKeyOf(pem) : undefined;
+  if (wrapped) await prepareKek(passphrase, wrapped);
+  return decryptPrivateKey(pem, passphrase, what);
 }
 
 export interface RsaPublicKeyInfo {

@@ -100,4 +100,16 @@ describe("start-up loads the library only when a command needs it", () => {
     expect(r.status).toBe(0);
     for (const p of STACK) expect(r.packages, p).not.toContain(p);
   });
+
+  it("jpki crl generate signs a CRL with the store alone: no certificate-profile or WebCrypto stack", () => {
+    const ws = join(dir, "crl-ws");
+    expect(loadedBy(["--workspace", ws, "ca", "init", "--prefecture", "13"], "crl-init").status).toBe(0);
+    const r = loadedBy(["--workspace", ws, "crl", "generate", "--ca", "13-sig"], "crl-generate");
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain("CRL 13-sig #1");
+    // better-sqlite3 and the two small packages that find its native module, commander: nothing else
+    expect(r.packages).toContain("better-sqlite3");
+    for (const p of r.packages) expect(["better-sqlite3", "bindings", "file-uri-to-path", "commander"], p).toContain(p);
+    for (const p of HEAVY.filter((h) => h !== "better-sqlite3")) expect(r.packages, p).not.toContain(p);
+  });
 });

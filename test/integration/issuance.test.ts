@@ -243,6 +243,21 @@ describe("errors: typed, stable codes, nothing half-written", () => {
     const m = await cli([...w(), "crl", "generate", "--prefecture", "13"], { cwd: dir, env: { JPKI_PASSPHRASE: undefined } });
     expect(m.stderr).toContain("ERR_PASSPHRASE_MISSING");
     expect(await certCount()).toBe(before);
+    // crl generate finds a wrong passphrase while the entries stream (the key unlocks on the thread pool
+    // meanwhile): nothing is published, the files on disk stay as they were, and the next run publishes
+    // with a higher number.
+    const crlFile = join(ws, "crl", "13-sig.crl");
+    const published = await cli([...w(), "crl", "generate", "--ca", "13-sig", "--json"], { cwd: dir });
+    expect(published.code, published.stderr).toBe(0);
+    const onDisk = readFileSync(crlFile);
+    const bad = await cli([...w(), "crl", "generate", "--ca", "13-sig"], { cwd: dir, env: { JPKI_PASSPHRASE: "wrong" } });
+    expect(bad.code).toBe(5);
+    expect(bad.stderr).toContain("ERR_PASSPHRASE_WRONG");
+    expect(readFileSync(crlFile).equals(onDisk)).toBe(true);
+    expect(readFileSync(join(ws, "crl", "13-sig.crl.pem"), "utf8")).toBe(sh("openssl", ["crl", "-inform", "DER", "-in", crlFile]).out);
+    const again = await cli([...w(), "crl", "generate", "--ca", "13-sig", "--json"], { cwd: dir });
+    expect(again.code, again.stderr).toBe(0);
+    expect(BigInt(again.json().crls[0].number)).toBeGreaterThan(BigInt(published.json().crls[0].number));
   });
 
   it("a corrupt workspace is refused, not repaired or overwritten", async () => {

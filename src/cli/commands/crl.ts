@@ -1,7 +1,7 @@
 /** `jpki crl generate`: build and publish CRLs for prefecture CAs. */
 import { Command, Option } from "commander";
-import type { CertificateType, PublishedCrl } from "../../index.js";
-import { JpkiError, library } from "../lib.js";
+import type { CertificateType } from "../../index.js";
+import { JpkiError, crlLibrary } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 
@@ -15,28 +15,12 @@ export function makeCrlCommand(io: Io): Command {
     .addHelpText("after", `\nExamples:\n  jpki crl generate --prefecture 13\n  jpki crl generate --ca 13-sig --json\n  openssl crl -inform DER -in .jpki/crl/13-sig.crl -noout -text`)
     .action(async (o: { prefecture?: string; ca?: string; purpose: string }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
-      const { CertificationAuthority, CrlPublisher, caId, getCaRecord, parseCaId, prefectureList, sweepStaleTemps } = await library();
+      const { generateCrls } = await crlLibrary();
       if (!o.prefecture === !o.ca) throw new JpkiError("ERR_USAGE", "say which CRLs: --prefecture CODES or --ca ID");
       const passphrase = await ctx.passphrase();
       await withWorkspace(ctx, async (ws) => {
         const purposes: CertificateType[] = o.purpose === "both" ? ["signature", "authentication"] : [o.purpose as CertificateType];
-        let ids: string[];
-        if (o.ca) {
-          const p = parseCaId(o.ca);
-          ids = [caId(p.prefectureCode, p.purpose)];
-        } else {
-          const wanted = prefectureList(o.prefecture!).flatMap((p) => purposes.map((pu) => caId(p.code, pu)));
-          const existing = new Set((await ws.store.listCas()).map((c) => c.id));
-          ids = wanted.filter((id) => existing.has(id));
-          if (!ids.length) throw new JpkiError("ERR_CA_UNKNOWN", `no CA for ${o.prefecture} in this workspace: run 'jpki ca init --prefecture ${o.prefecture}'`);
-        }
-        sweepStaleTemps(ws.paths.crlDir); // leftovers of a killed run
-        const publisher = new CrlPublisher({ store: ws.store, config: ws.config, clock: ws.clock, crlDir: ws.paths.crlDir, workspaceRoot: ws.paths.root });
-        const results: PublishedCrl[] = [];
-        for (const id of ids) {
-          const ca = CertificationAuthority.open(await getCaRecord(ws, id), passphrase, ws.config);
-          results.push(await publisher.publish(ca));
-        }
+        const results = await generateCrls(ws, { ...(o.ca ? { ca: o.ca } : { prefecture: o.prefecture! }), purposes, passphrase });
         ctx.out.result(
           { crls: results.map((r) => ({ ...r, number: r.number.toString(), thisUpdate: r.thisUpdate.toISOString(), nextUpdate: r.nextUpdate.toISOString() })) },
           () =>

@@ -1,0 +1,18 @@
+/** CA ids: a prefecture code and a purpose, "13-sig" / "13-auth". Light: no key or certificate code. */
+import { JpkiError } from "../errors.js";
+import type { CertificateType } from "../profile/types.js";
+import { prefecture } from "./prefectures.js";
+
+export const PURPOSE_SUFFIX: Record<CertificateType, string> = { signature: "sig", authentication: "auth" };
+
+export function caId(prefectureCode: string, purpose: CertificateType): string {
+  return `${prefecture(prefectureCode).code}-${PURPOSE_SUFFIX[purpose]}`;
+}
+
+/** Parses "13-sig" / "13-auth" / "13" (signature) into its parts. */
+export function parseCaId(id: string): { prefectureCode: string; purpose: CertificateType } {
+  const m = /^(\d{1,2})(?:-(sig|auth|signature|authentication))?$/.exec(id.trim());
+  if (!m) throw new JpkiError("ERR_CA_UNKNOWN", `${JSON.stringify(id)} is not a CA id: use e.g. 13-sig or 13-auth`);
+  const purpose: CertificateType = m[2] === "auth" || m[2] === "authentication" ? "authentication" : "signature";
+  return { prefectureCode: prefecture(m[1]!).code, purpose };
+}

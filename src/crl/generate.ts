@@ -1,0 +1,78 @@
+/**
+ * `jpki crl generate` as a library service: publishes the full CRL of each CA asked for.
+ *
+ * It loads only the CRL path — store, builder, key unwrap, signer — not the certificate-profile stack
+ * (@peculiar/*, pkijs), and unlocks a CA's key on libuv's thread pool while that CA's entries stream from the
+ * store, so neither the module graph nor PBKDF2 adds to the time a million-entry CRL takes. The price: a wrong
+ * passphrase is found after the CRL number was reserved, which burns that number (numbers only ever increase;
+ * RFC 5280 §5.2.3 asks no more) and leaves the CA due, as any interrupted publication does.
+ */
+import { caId, parseCaId } from "../ca/ids.js";
+import { prefectureList } from "../ca/prefectures.js";
+import { JpkiError } from "../errors.js";
+import { certificateParts } from "../pki/der.js";
+import { unlockPrivateKey } from "../pki/keys.js";
+import { SoftwareSigner, type Signer } from "../pki/signer.js";
+import { assertCaCertificate } from "../profile/ca-check.js";
+import type { CertificateType } from "../profile/types.js";
+import { sweepStaleTemps } from "../store/staging.js";
+import type { CaRecord } from "../store/types.js";
+import type { Workspace } from "../workspace/workspace.js";
+import { CrlPublisher, type CrlIssuer, type PublishedCrl } from "./publisher.js";
+
+/** A stored CA ready to sign CRLs: checked against the CA profile now, its key unlocking in the background. */
+export function openCrlIssuer(record: CaRecord, passphrase: string): CrlIssuer {
+  assertCaCertificate(record);
+  if (!passphrase) throw new JpkiError("ERR_PASSPHRASE_MISSING", `no passphrase for the key of CA ${record.id}: set JPKI_PASSPHRASE or pass --passphrase-file`);
+  const { subject, spki } = certificateParts(record.certificateDer);
+  const signer: Promise<Signer> = unlockPrivateKey(record.encryptedKeyPem, passphrase, `the key of CA ${record.id}`).then((key) => {
+    const s = new SoftwareSigner(key);
+    if (!s.spki.equals(spki)) throw new JpkiError("ERR_WORKSPACE_CORRUPT", `the key of CA ${record.id} does not match its certificate: the workspace is damaged`);
+    return s;
+  });
+  // Awaited by the builder; until then a failure must not count as unhandled (publish rethrows it).
+  signer.catch(() => undefined);
+  return { id: record.id, subjectName: Buffer.from(subject), keyId: record.keyId, signer };
+}
+
+export interface CrlSelection {
+  /** one CA id such as "13-sig" */
+  readonly ca?: string;
+  /** prefecture codes: "13", "13,27", "01-47" or "all" (only CAs the workspace has) */
+  readonly prefecture?: string;
+  readonly purposes?: readonly CertificateType[];
+}
+
+/** The CA ids a selection names, in order; ERR_CA_UNKNOWN when none of them exists. */
+export async function selectCas(ws: Workspace, sel: CrlSelection): Promise<string[]> {
+  if (!sel.prefecture === !sel.ca) throw new JpkiError("ERR_USAGE", "say which CRLs: --prefecture CODES or --ca ID");
+  if (sel.ca) {
+    const p = parseCaId(sel.ca);
+    return [caId(p.prefectureCode, p.purpose)];
+  }
+  const purposes = sel.purposes ?? ["signature", "authentication"];
+  const wanted = prefectureList(sel.prefecture!).flatMap((p) => purposes.map((pu) => caId(p.code, pu)));
+  const existing = new Set((await ws.store.listCas()).map((c) => c.id));
+  const ids = wanted.filter((id) => existing.has(id));
+  if (!ids.length) throw new JpkiError("ERR_CA_UNKNOWN", `no CA for ${sel.prefecture} in this workspace: run 'jpki ca init --prefecture ${sel.prefecture}'`);
+  return ids;
+}
+
+/** Publishes the full CRL of each CA, one after the other; `onPublished` sees each as it lands. */
+export async function generateCrls(
+  ws: Workspace,
+  opts: CrlSelection & { readonly passphrase: string; readonly onPublished?: (crl: PublishedCrl) => void },
+): Promise<PublishedCrl[]> {
+  const ids = await selectCas(ws, opts);
+  sweepStaleTemps(ws.paths.crlDir); // leftovers of a killed run
+  const publisher = new CrlPublisher({ store: ws.store, config: ws.config, clock: ws.clock, crlDir: ws.paths.crlDir, workspaceRoot: ws.paths.root });
+  const out: PublishedCrl[] = [];
+  for (const id of ids) {
+    const record = await ws.store.getCa(id);
+    if (!record) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${id} in ${ws.paths.root}: 'jpki ca list' shows the CAs, 'jpki ca init' creates them`);
+    const crl = await publisher.publish(openCrlIssuer(record, opts.passphrase));
+    out.push(crl);
+    opts.onPublished?.(crl);
+  }
+  return out;
+}
