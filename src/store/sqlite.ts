@@ -26,7 +26,18 @@ import type {
   ResidentRecord,
   RevokeInput,
   Store,
+  DumpBatch,
+  DumpCounts,
+  DumpCrl,
+  DumpCrlState,
+  DumpKind,
+  DumpResident,
+  DumpResidentSequence,
 } from "./types.js";
+import { DUMP_KINDS } from "./types.js";
+import { DumpStreamCheck } from "./dump.js";
+
+type Int = number | bigint;
 
 /** A migration: SQL, or a function for one that must compute (e.g. encode) what it writes. */
 export type Migration = string | ((db: Database.Database) => void);
@@ -852,4 +863,229 @@ export class SqliteStore implements Store {
       (this.#stmts.revocationSummary.all() as Array<[string, string, number, string]>).map(([serial, caId, reason, source]) => ({ serial, caId, reason, source })),
     );
   }
+
+  // ---- Moving a store (store/copy.ts): dump and load. Kept apart, at the end, on purpose: they read and
+  // write every table this backend has, and only through the columns its other methods use. ----
+
+  /** Statements of dump and load, prepared on first use (most runs never copy). */
+  #copyStmts: ReturnType<SqliteStore["prepareCopy"]> | undefined;
+
+  private prepareCopy() {
+    const db = this.#db;
+    // Keyset pages in key order (BINARY: byte order, as PostgreSQL's COLLATE "C"): the first page, then the next after a key.
+    const pages = (table: string, key: string) => ({
+      first: db.prepare(`SELECT * FROM ${table} ORDER BY ${key} LIMIT ?`),
+      after: db.prepare(`SELECT * FROM ${table} WHERE ${key} > ? ORDER BY ${key} LIMIT ?`),
+    });
+    return {
+      count: Object.fromEntries(
+        (
+          [
+            ["cas", "cas"],
+            ["residents", "residents"],
+            ["certificates", "certificates"],
+            ["notices", "notices"],
+            ["residentSequences", "resident_sequences"],
+            ["crlState", "crl_state"],
+            ["crls", "crls"],
+          ] as const
+        ).map(([kind, table]) => [kind, db.prepare(`SELECT count(*) FROM ${table}`).pluck()]),
+      ) as Record<DumpKind, Database.Statement>,
+      cas: pages("cas", "id"),
+      residents: pages("residents", "resident_code"),
+      certificates: pages("certificates", "serial"),
+      notices: pages("notices", "notice_id"),
+      residentSequences: pages("resident_sequences", "resident_code"),
+      crlState: pages("crl_state", "ca_id"),
+      crlsFirst: db.prepare("SELECT * FROM crls ORDER BY ca_id, number LIMIT ?").safeIntegers(),
+      crlsAfter: db.prepare("SELECT * FROM crls WHERE (ca_id, number) > (?, ?) ORDER BY ca_id, number LIMIT ?").safeIntegers(),
+      insert: {
+        cas: db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+        residents: db.prepare(
+          `INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status, notice_sequence)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        ),
+        certificates: db.prepare(
+          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender,
+             not_before, not_after, issued_at, der, revoked_at, reason, revocation_source, application_id)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        ),
+        notices: db.prepare(
+          `INSERT INTO notices (notice_id, resident_code, sequence, kind, status, body, received_at, applied_at, revocations)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        ),
+        residentSequences: db.prepare("INSERT INTO resident_sequences (resident_code, last_sequence) VALUES (?, ?)"),
+        crlState: db.prepare("INSERT INTO crl_state (ca_id, revision, published_revision) VALUES (?, ?, ?)"),
+        crls: db.prepare(
+          "INSERT INTO crls (ca_id, number, this_update, next_update, entries, path, sha256, revision, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ),
+      },
+    };
+  }
+
+  get #copy(): ReturnType<SqliteStore["prepareCopy"]> {
+    return (this.#copyStmts ??= this.prepareCopy());
+  }
+
+  #counts(): Record<DumpKind, number> {
+    const c = this.#copy.count;
+    return Object.fromEntries(DUMP_KINDS.map((k) => [k, Number(c[k].get())])) as Record<DumpKind, number>;
+  }
+
+  async *dump(opts: { chunkSize?: number } = {}): AsyncIterable<DumpBatch> {
+    const size = opts.chunkSize ?? 1000;
+    const db = this.#db;
+    // The write lock for the whole dump: one snapshot, and no writer can commit something the copy would miss
+    // (they wait busy_timeout, then fail with ERR_WORKSPACE_LOCKED). Readers go on. Keyset pages rather than
+    // open iterators: the consumer awaits between chunks and may use this connection meanwhile.
+    try {
+      db.exec("BEGIN IMMEDIATE");
+    } catch (e) {
+      throw storeError(e, "starting a dump");
+    }
+    try {
+      const read = <T>(f: () => T): T => {
+        try {
+          return f();
+        } catch (e) {
+          throw storeError(e, "dumping the store");
+        }
+      };
+      const st = read(() => this.#copy);
+      yield { kind: "header", source: this.kind, counts: read(() => this.#counts()) };
+      const paged = function* <R, K>(p: { first: Database.Statement; after: Database.Statement }, key: (r: R) => K, map: (r: R) => unknown) {
+        let rows = read(() => p.first.all(size) as R[]);
+        while (rows.length) {
+          yield rows.map(map);
+          if (rows.length < size) return;
+          const last = key(rows[rows.length - 1]!);
+          rows = read(() => p.after.all(last, size) as R[]);
+        }
+      };
+      for (const records of paged<Record<string, unknown>, unknown>(st.cas, (r) => r.id, toCa)) yield { kind: "cas", records: records as CaRecord[] };
+      for (const records of paged<ResidentRow & { notice_sequence: number }, string>(st.residents, (r) => r.resident_code, (r) => ({
+        ...toResident(r),
+        noticeSequence: Number(r.notice_sequence),
+      }))) {
+        yield { kind: "residents", records: records as DumpResident[] };
+      }
+      for (const records of paged<CertRowDb, string>(st.certificates, (r) => r.serial, toCertRow)) yield { kind: "certificates", records: records as CertificateRow[] };
+      for (const records of paged<NoticeRowDb, string>(st.notices, (r) => r.notice_id, toStoredNotice)) yield { kind: "notices", records: records as StoredNotice[] };
+      for (const records of paged<{ resident_code: string; last_sequence: number }, string>(st.residentSequences, (r) => r.resident_code, (r) => ({
+        residentCode: r.resident_code,
+        lastSequence: Number(r.last_sequence),
+      }))) {
+        yield { kind: "residentSequences", records: records as DumpResidentSequence[] };
+      }
+      for (const records of paged<{ ca_id: string; revision: number; published_revision: number }, string>(st.crlState, (r) => r.ca_id, (r) => ({
+        caId: r.ca_id,
+        revision: Number(r.revision),
+        publishedRevision: Number(r.published_revision),
+      }))) {
+        yield { kind: "crlState", records: records as DumpCrlState[] };
+      }
+      let crls = read(() => st.crlsFirst.all(size) as Array<CrlRowDb & { revision: bigint }>);
+      while (crls.length) {
+        yield { kind: "crls", records: crls.map(dumpCrl) };
+        if (crls.length < size) break;
+        const last = crls[crls.length - 1]!;
+        crls = read(() => st.crlsAfter.all(last.ca_id, last.number, size) as Array<CrlRowDb & { revision: bigint }>);
+      }
+      yield { kind: "end" };
+    } finally {
+      // Read only: ending it either way changes nothing.
+      if (db.open && db.inTransaction) db.exec("ROLLBACK");
+    }
+  }
+
+  async load(batches: AsyncIterable<DumpBatch>): Promise<DumpCounts> {
+    const db = this.#db;
+    // One write transaction from the emptiness check to the last row: a copy killed midway leaves the file as
+    // empty as it found it (the WAL's uncommitted frames are ignored on the next open).
+    try {
+      db.exec("BEGIN IMMEDIATE");
+    } catch (e) {
+      throw storeError(e, "starting a load");
+    }
+    let committed = false;
+    try {
+      const st = this.#copy;
+      const held = Object.entries(this.#counts()).filter(([, n]) => n > 0);
+      if (held.length) {
+        throw new JpkiError("ERR_STORE_NOT_EMPTY", `the target store already holds ${held.map(([k, n]) => `${n} ${k}`).join(", ")}: a copy goes into an empty store only`);
+      }
+      const check = new DumpStreamCheck();
+      const ins = st.insert;
+      for await (const batch of batches) {
+        const b = check.accept(batch);
+        if (!b) continue;
+        try {
+          switch (b.kind) {
+            case "cas":
+              for (const r of b.records) ins.cas.run(r.id, r.prefectureCode, r.purpose, r.certificateDer, r.encryptedKeyPem, r.keyId, r.createdAt.getTime());
+              break;
+            case "residents":
+              for (const r of b.records) {
+                const f = r.fourItems;
+                ins.residents.run(r.residentCode, r.municipalityCode, f.name, f.address, f.birthDate, f.gender, r.status, r.noticeSequence);
+              }
+              break;
+            case "certificates":
+              for (const r of b.records) {
+                const f = r.fourItems;
+                const v = r.revocation;
+                ins.certificates.run(
+                  r.serial, r.caId, r.type, r.residentCode, r.municipalityCode, f.name, f.address, f.birthDate, f.gender,
+                  r.notBefore.getTime(), r.notAfter.getTime(), r.issuedAt.getTime(), r.der,
+                  v ? v.revokedAt.getTime() : null, v ? v.reason : null, v ? v.source : null, r.applicationId ?? null,
+                );
+              }
+              break;
+            case "notices":
+              for (const r of b.records) {
+                ins.notices.run(r.noticeId, r.residentCode, r.sequence, r.kind, r.status, r.body, r.receivedAt.getTime(), r.appliedAt?.getTime() ?? null, r.revocations);
+              }
+              break;
+            case "residentSequences":
+              for (const r of b.records) ins.residentSequences.run(r.residentCode, r.lastSequence);
+              break;
+            case "crlState":
+              for (const r of b.records) ins.crlState.run(r.caId, r.revision, r.publishedRevision);
+              break;
+            case "crls":
+              for (const r of b.records) {
+                ins.crls.run(r.caId, r.number, r.thisUpdate.getTime(), r.nextUpdate.getTime(), r.entries ?? null, r.path ?? null, r.sha256 ?? null, r.revision, r.state);
+              }
+              break;
+          }
+        } catch (e) {
+          throw storeError(e, `loading ${b.kind}`);
+        }
+      }
+      const counts = check.finish();
+      db.exec("COMMIT");
+      committed = true;
+      return counts;
+    } catch (e) {
+      throw storeError(e, "loading a dump");
+    } finally {
+      if (!committed && db.open && db.inTransaction) db.exec("ROLLBACK");
+    }
+  }
 }
+
+/** A CRL row as a dump carries it (entries, path and sha256 stay absent on a reservation). */
+function dumpCrl(r: CrlRowDb & { revision: Int }): DumpCrl {
+  return {
+    caId: r.ca_id,
+    number: BigInt(r.number),
+    state: r.state,
+    thisUpdate: new Date(Number(r.this_update)),
+    nextUpdate: new Date(Number(r.next_update)),
+    entries: r.entries === null ? undefined : Number(r.entries),
+    path: r.path ?? undefined,
+    sha256: r.sha256 ?? undefined,
+    revision: Number(r.revision),
+  };
+}
+
