@@ -1,0 +1,269 @@
+/**
+ * Moving a store (store/copy.ts): SQLite to PostgreSQL and back, every fact kept — CA keys exactly as stored,
+ * residents with their notice sequences, certificates with application ids and revocations (sources included),
+ * applied and held notices, relinked resident codes, CRL rows in every state, CRL freshness — judged through
+ * each store's own read methods, not through the dump that made the copy. Then what must not happen: a load
+ * into a store with facts, a copy cut off midway leaving anything behind, a target that reads back differently,
+ * a writer slipping into the source while it is being copied.
+ */
+import Database from "better-sqlite3";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
+import { isJpkiError } from "../errors.js";
+import { copyStore, fingerprintStore } from "./copy.js";
+import { PostgresStore } from "./postgres.js";
+import { SqliteStore } from "./sqlite.js";
+import type { CaRecord, DumpBatch, IssuanceRecord, NoticeCommit, Store } from "./types.js";
+
+let server: PostgresTestServer;
+beforeAll(async () => {
+  server = await startPostgres();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+const sqlitePath = () => join(mkdtempSync(join(tmpdir(), "jpki-copy-")), "jpki.db");
+const newSqlite = () => SqliteStore.open(sqlitePath(), { create: true });
+const newPostgres = async () => PostgresStore.open(await server.createDatabase(), { create: true });
+
+const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
+const moved = { ...items, address: "大阪府大阪市北区梅田１丁目" };
+
+function ca(id: string, purpose: "signature" | "authentication"): CaRecord {
+  // a key as a rewrap leaves it: the copy must carry the PEM byte for byte
+  const encryptedKeyPem = `-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFLTBXBgkqhkiG9w0BBQ0wSjApBgkqhkiG9w0BBQwwHAQI${id}\n-----END ENCRYPTED PRIVATE KEY-----\n`;
+  return { id, prefectureCode: "13", purpose, certificateDer: Buffer.from(`30820122${id}`, "utf8"), encryptedKeyPem, keyId: Buffer.alloc(20, id.length), createdAt: new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 678)) };
+}
+
+function cert(serial: string, caId: string, type: "signature" | "authentication", residentCode: string, issuedAt: number, extra: Partial<IssuanceRecord> = {}): IssuanceRecord {
+  return {
+    serial, caId, type, residentCode, municipalityCode: "131016", fourItems: items,
+    notBefore: new Date(issuedAt), notAfter: new Date(Date.UTC(2031, 0, 1)), issuedAt: new Date(issuedAt), der: Buffer.from(`der-${serial}`), ...extra,
+  };
+}
+
+const T = Date.UTC(2026, 3, 1);
+
+/** A store with one of everything the copy must carry. */
+async function populate(s: Store): Promise<void> {
+  await s.putCa(ca("13-sig", "signature"));
+  await s.putCa(ca("13-auth", "authentication"));
+  await s.upsertResidents(["r1", "r2", "r3", "r4", "r5"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+  const committed = await s.commitIssuances([
+    cert("0a01", "13-sig", "signature", "r1", T, { applicationId: "APP-1" }),
+    cert("0a02", "13-sig", "signature", "r1", T + 1000, { applicationId: "APP-2" }), // supersedes 0a01 (reason 4)
+    cert("0b01", "13-auth", "authentication", "r1", T + 2000),
+    cert("0a03", "13-sig", "signature", "r2", T + 3000),
+    cert("0b02", "13-auth", "authentication", "r2", T + 4000),
+    cert("0a04", "13-sig", "signature", "r3", T + 5000),
+    cert("0a05", "13-sig", "signature", "r4", T + 6000),
+    cert("0b03", "13-auth", "authentication", "r5", T + 7000),
+  ]);
+  expect(committed.every((c) => c.status === "committed")).toBe(true);
+  await s.revoke({ serial: "0a03", revokedAt: new Date(T + 10_000), reason: 1, source: "manual" });
+  // CRLs: 13-sig #1 published, #2 reserved by a run that died; 13-auth #2 published, #1 superseded by it
+  const sig1 = await s.reserveCrl("13-sig", new Date(T + 20_000), new Date(T + 20_000 + 48 * 3600_000));
+  expect(await s.publishCrl({ caId: "13-sig", number: sig1.number, entries: 2, path: "crl/13-sig.crl", sha256: "aa".repeat(32) }, () => undefined)).toBe(true);
+  await s.reserveCrl("13-sig", new Date(T + 21_000), new Date(T + 21_000 + 48 * 3600_000));
+  const auth1 = await s.reserveCrl("13-auth", new Date(T + 22_000), new Date(T + 22_000 + 48 * 3600_000));
+  const auth2 = await s.reserveCrl("13-auth", new Date(T + 23_000), new Date(T + 23_000 + 48 * 3600_000));
+  expect(await s.publishCrl({ caId: "13-auth", number: auth2.number, entries: 0, path: "crl/13-auth.crl", sha256: "bb".repeat(32) }, () => undefined)).toBe(true);
+  expect(await s.publishCrl({ caId: "13-auth", number: auth1.number, entries: 0, path: "crl/13-auth.crl", sha256: "cc".repeat(32) }, () => undefined)).toBe(false);
+  // Notices: r3 dies (applied, revokes 0a04); r4's sequence 3 waits for 1 and 2 (held); r5's code becomes r6 (relinked)
+  const at = new Date(T + 30_000);
+  const commit: NoticeCommit = {
+    at,
+    notices: [
+      { noticeId: "N-1", residentCode: "r3", sequence: 1, kind: "death", body: '{"kind":"death","noticeId":"N-1"}', status: "applied", revocations: 1 },
+      { noticeId: "N-2", residentCode: "r4", sequence: 3, kind: "relocation", body: '{"kind":"relocation","noticeId":"N-2"}', status: "held", revocations: 0 },
+      { noticeId: "N-3", residentCode: "r5", sequence: 1, kind: "resident-code-change", body: '{"newResidentCode":"r6","noticeId":"N-3"}', status: "applied", revocations: 0 },
+    ],
+    sequences: [{ residentCode: "r3", last: 1 }, { residentCode: "r6", last: 1 }],
+    revocations: [{ serial: "0a04", reason: 0, source: "notice:N-1" }],
+    relinks: [{ from: "r5", to: "r6" }],
+    dirtyCas: ["13-sig"],
+  };
+  await s.commitNoticeBatch({ noticeIds: ["N-1", "N-2", "N-3"], residentCodes: ["r3", "r4", "r5", "r6"] }, () => ({ commit }));
+  await s.applyToRegistry((read) => {
+    const r5 = read("r5")!;
+    return {
+      put: [{ ...read("r3")!, status: "deceased" as const, noticeSequence: 1 }, { ...r5, residentCode: "r6", fourItems: moved, noticeSequence: 1 }],
+      remove: ["r5"],
+      result: undefined,
+    };
+  });
+}
+
+/** Everything the services read, through each store's own methods (not its dump). */
+async function observe(s: Store) {
+  const cas = await s.listCas();
+  const certificates = await s.findCertificates({ status: "all", limit: 100 });
+  const revoked: Record<string, unknown[]> = {};
+  for (const c of cas) {
+    revoked[c.id] = [];
+    for await (const chunk of s.revokedEntries(c.id, { expiredBefore: new Date(0), chunkSize: 2 })) revoked[c.id]!.push(...chunk);
+  }
+  const residents: Record<string, unknown> = {};
+  for (const code of ["r1", "r2", "r3", "r4", "r5", "r6"]) residents[code] = await s.getResidentForIssuance(code);
+  return {
+    cas,
+    certificates,
+    byApplication: [await s.getCertificateByApplication("APP-1"), await s.getCertificateByApplication("APP-2")],
+    revoked,
+    revocationSummary: await s.revocationSummary(),
+    residents,
+    countResidents: await s.countResidents(),
+    notices: [await s.getNotice("N-1"), await s.getNotice("N-2"), await s.getNotice("N-3")],
+    held: await s.listHeldNotices(),
+    context: await s.loadNoticeContext({ noticeIds: ["N-2"], residentCodes: ["r4", "r6"] }),
+    dirty: await s.dirtyCas(),
+    crlStatus: await s.crlStatus(),
+    latest: [await s.latestCrl("13-sig"), await s.latestCrl("13-auth")],
+  };
+}
+
+describe("copyStore", () => {
+  it("moves a store SQLite → PostgreSQL → SQLite with every fact as the services read it, and CRL numbers continue above the source's", async () => {
+    const a = newSqlite();
+    await populate(a);
+    const before = await observe(a);
+    // the scenario holds what it claims to
+    expect(before.held.map((n) => n.noticeId)).toEqual(["N-2"]);
+    expect(before.residents.r6).toMatchObject({ registrySequence: 1, caSequence: 1 });
+    expect(before.certificates.find((c) => c.serial === "0b03")?.residentCode).toBe("r6");
+    expect(before.revocationSummary.map((r) => `${r.serial}:${r.reason}:${r.source}`)).toEqual(["0a01:4:superseded:0a02", "0a03:1:manual", "0a04:0:notice:N-1"]);
+    expect(before.dirty).toEqual(["13-sig"]);
+
+    const b = await newPostgres();
+    const progress: string[] = [];
+    const ab = await copyStore(a, b, { chunkSize: 3, onProgress: (p) => progress.push(`${p.phase}:${p.kind}:${p.done}/${p.total}`) });
+    expect(ab).toMatchObject({ from: "sqlite", to: "postgres" });
+    expect(ab.fingerprint.counts).toEqual({ cas: 2, residents: 5, certificates: 8, notices: 3, residentSequences: 2, crlState: 2, crls: 4 });
+    expect(progress).toContain("copy:certificates:8/8");
+    expect(progress).toContain("verify:crls:4/4");
+    expect(await observe(b)).toEqual(before);
+
+    const c = newSqlite();
+    const bc = await copyStore(b, c, { chunkSize: 2 });
+    expect(bc.fingerprint).toEqual(ab.fingerprint);
+    expect(await observe(c)).toEqual(before);
+    // the source is unchanged by being copied, and all three fingerprint alike
+    expect(await observe(a)).toEqual(before);
+    expect(await fingerprintStore(a)).toEqual(ab.fingerprint);
+
+    // each copy goes on where the source would: the next CRL numbers, the same application id refused
+    for (const s of [a, b, c]) {
+      expect((await s.reserveCrl("13-sig", new Date(T + 40_000), new Date(T + 50_000))).number).toBe(3n);
+      expect((await s.reserveCrl("13-auth", new Date(T + 40_000), new Date(T + 50_000))).number).toBe(3n);
+      const again = await s.commitIssuances([cert("0a99", "13-sig", "signature", "r1", T + 50_000, { applicationId: "APP-2" })]);
+      expect(again[0]).toMatchObject({ status: "duplicate-application", existing: { serial: "0a02" } });
+    }
+    for (const s of [a, b, c]) await s.close();
+  });
+
+  it("refuses a target that holds anything (ERR_STORE_NOT_EMPTY) and leaves it as it was", async () => {
+    const a = newSqlite();
+    await populate(a);
+    for (const t of [newSqlite(), await newPostgres()]) {
+      await t.upsertResidents([{ residentCode: "z1", municipalityCode: "131016", fourItems: items, status: "active" }]);
+      await expect(copyStore(a, t)).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_STORE_NOT_EMPTY") && /1 residents/.test((e as Error).message));
+      expect(await t.countResidents()).toBe(1);
+      expect(await t.listCas()).toEqual([]);
+      await t.close();
+    }
+    await a.close();
+  });
+
+  it("loads nothing from a dump cut off midway, out of order, or miscounted, and the target takes a full copy afterwards", async () => {
+    const a = newSqlite();
+    await populate(a);
+    const batches: DumpBatch[] = [];
+    for await (const b of a.dump({ chunkSize: 2 })) batches.push(b);
+    const cut = batches.findIndex((b) => b.kind === "notices");
+    const streams: Array<[string, () => AsyncIterable<DumpBatch>]> = [
+      // the source died after some certificates: no end record
+      ["stopped", async function* () { yield* batches.slice(0, cut); }],
+      // the source's connection broke mid-stream
+      ["threw", async function* () { yield* batches.slice(0, cut); throw new Error("connection reset"); }],
+      ["out of order", async function* () { yield* [batches[0]!, ...batches.slice(1).reverse()]; }],
+      ["miscounted", async function* () { yield* batches.filter((b, i) => !(b.kind === "certificates" && i === cut - 1)); }],
+    ];
+    for (const t of [newSqlite(), await newPostgres()]) {
+      for (const [why, stream] of streams) {
+        await expect(t.load(stream()), `${t.kind} ${why}`).rejects.toThrow();
+        const f = await fingerprintStore(t);
+        expect(Object.values(f.counts).every((n) => n === 0), `${t.kind} after a load that ${why}`).toBe(true);
+      }
+      await expect(t.load(async function* () { yield* batches.slice(0, cut); }())).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_STORE_COPY_MISMATCH"));
+      const ok = await copyStore(a, t);
+      expect(ok.fingerprint.counts.certificates).toBe(8);
+      await t.close();
+    }
+    await a.close();
+  });
+
+  it("fails with ERR_STORE_COPY_MISMATCH when the target does not read back what was loaded", async () => {
+    const a = newSqlite();
+    await populate(a);
+    const real = newSqlite();
+    // a target whose reads lose one revocation source (as a backend bug would)
+    const lying = new Proxy(real, {
+      get(t, p) {
+        if (p === "dump") {
+          return async function* () {
+            for await (const b of t.dump({ chunkSize: 100 })) {
+              if (b.kind === "certificates") {
+                yield { ...b, records: b.records.map((r) => (r.serial === "0a03" ? { ...r, revocation: { ...r.revocation!, source: "" } } : r)) };
+              } else yield b;
+            }
+          };
+        }
+        const v = Reflect.get(t, p, t);
+        return typeof v === "function" ? v.bind(t) : v;
+      },
+    }) as Store;
+    let switched = false;
+    await expect(copyStore(a, lying, { beforeRelease: () => void (switched = true) })).rejects.toSatisfy(
+      (e: unknown) => isJpkiError(e, "ERR_STORE_COPY_MISMATCH") && /certificates: same count \(8\), different content/.test((e as Error).message),
+    );
+    expect(switched).toBe(false);
+    await a.close();
+    await real.close();
+  });
+
+  it("keeps writers out of the source from the dump's start until it ends, so nothing is written behind the copy's back", async () => {
+    // SQLite: the dump holds the write lock; another connection's write is busy
+    const path = sqlitePath();
+    const a = SqliteStore.open(path, { create: true });
+    await populate(a);
+    const it1 = a.dump()[Symbol.asyncIterator]();
+    expect((await it1.next()).value).toMatchObject({ kind: "header" });
+    const other = new Database(path);
+    other.pragma("busy_timeout = 0");
+    expect(() => other.prepare("UPDATE certificates SET reason = 9 WHERE serial = '0a03'").run()).toThrow(/locked|busy/i);
+    // reads go on meanwhile
+    expect(other.prepare("SELECT count(*) AS n FROM certificates").get()).toEqual({ n: 8 });
+    await it1.return!();
+    expect(other.prepare("UPDATE certificates SET reason = 9 WHERE serial = '0a03'").run().changes).toBe(1);
+    other.close();
+    await a.close();
+
+    // PostgreSQL: the dump's table locks make a writer wait, then fail with ERR_WORKSPACE_LOCKED
+    const url = await server.createDatabase();
+    const p = await PostgresStore.open(url, { create: true });
+    await populate(p);
+    const writer = await PostgresStore.open(url, { lockTimeoutMs: 300 });
+    const it2 = p.dump()[Symbol.asyncIterator]();
+    await it2.next();
+    await expect(writer.revoke({ serial: "0a05", revokedAt: new Date(T), reason: 1, source: "manual" })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_LOCKED"));
+    expect((await writer.getCertificate("0a05"))?.revocation).toBeUndefined();
+    await it2.return!();
+    await writer.revoke({ serial: "0a05", revokedAt: new Date(T), reason: 1, source: "manual" });
+    await writer.close();
+    await p.close();
+  });
+});
