@@ -294,7 +294,8 @@ export function parseStoreTarget(spec: string, env: { storeUrl?: string | undefi
     }
     return { kind: "postgres", url: s };
   }
-  throw new JpkiError("ERR_USAGE", `--to must be sqlite, sqlite:PATH, postgres (JPKI_STORE) or a postgres://… URL, not ${JSON.stringify(s.length > 40 ? s.slice(0, 40) + "…" : s).replace(/:[^:@/]*@/, ":***@")}`);
+  // Not echoed: whatever it is, it may hold a password.
+  throw new JpkiError("ERR_USAGE", "--to must be sqlite, sqlite:PATH, postgres (the connection string in JPKI_STORE) or a postgres://… URL");
 }
 
 export interface WorkspaceStoreCopyOptions {

@@ -27,9 +27,12 @@ function summary(r: WorkspaceStoreCopyReport): string {
     `  in ${(r.durationMs / 1000).toFixed(1)} s, read back and verified (counts, SHA-256 per kind, revoked serials per CA, CRL numbers)`,
     `  ${(Object.keys(KIND_NAMES) as Array<StoreCopyProgress["kind"]>).map((k) => `${r.counts[k]} ${KIND_NAMES[k]}`).join(", ")}`,
   ];
-  for (const [ca, crl] of Object.entries(f.crls)) {
+  for (const ca of [...new Set([...Object.keys(f.revocations), ...Object.keys(f.crls)])].sort()) {
     const rev = f.revocations[ca];
-    lines.push(`  ${ca}: ${rev?.count ?? 0} revoked (sha256 ${(rev?.sha256 ?? "-").slice(0, 16)}…), CRL numbers up to #${crl.highest}${crl.latestPublished ? `, latest published #${crl.latestPublished}` : ""}`);
+    const crl = f.crls[ca];
+    lines.push(
+      `  ${ca}: ${rev ? `${rev.count} revoked (sha256 ${rev.sha256.slice(0, 16)}…)` : "none revoked"}, ${crl ? `CRL numbers up to #${crl.highest}${crl.latestPublished ? `, latest published #${crl.latestPublished}` : ""}` : "no CRL yet"}`,
+    );
   }
   lines.push(r.switched ? `switched: config.json now names the ${r.to.kind} store` : "not switched: config.json is unchanged");
   for (const n of r.next) lines.push(`next: ${n}`);
