@@ -56,28 +56,67 @@ export interface StoreFingerprint {
   readonly crls: Readonly<Record<string, { readonly highest: string; readonly latestPublished: string | undefined }>>;
 }
 
-/** A canonical text for a record: keys sorted, absent fields left out, bytes in hex, dates in milliseconds. */
+/**
+ * Feeds a record's canonical encoding to a hash: keys sorted, absent fields left out, dates in milliseconds,
+ * bytes as they are (length-prefixed, never hex-encoded: DER is most of a certificate record). Text is gathered
+ * and hashed in one update per record, or per stretch between two byte fields.
+ */
+function feed(h: Hash, record: unknown): void {
+  let text = "";
+  const walk = (v: unknown): void => {
+    if (v === null) {
+      text += "N";
+      return;
+    }
+    switch (typeof v) {
+      case "string":
+        text += JSON.stringify(v);
+        return;
+      case "number":
+      case "boolean":
+        text += `(${String(v)})`;
+        return;
+      case "bigint":
+        text += `(${v}n)`;
+        return;
+      case "object":
+        break;
+      default:
+        throw new JpkiError("ERR_INTERNAL", `a dump record holds a ${typeof v}`);
+    }
+    if (Buffer.isBuffer(v)) {
+      h.update(`${text}x${v.length}:`);
+      h.update(v);
+      text = "";
+      return;
+    }
+    if (v instanceof Date) {
+      text += `@${v.getTime()}`;
+      return;
+    }
+    if (Array.isArray(v)) {
+      text += "[";
+      for (const x of v) (walk(x), (text += ","));
+      text += "]";
+      return;
+    }
+    const o = v as Record<string, unknown>;
+    text += "{";
+    for (const k of Object.keys(o).sort()) {
+      if (o[k] === undefined) continue;
+      text += `${k}:`;
+      walk(o[k]);
+      text += ",";
+    }
+    text += "}";
+  };
+  walk(record);
+  h.update(`${text}\n`);
+}
+
+/** A canonical text of a small value (for comparing fingerprint parts). */
 function canon(v: unknown): string {
-  if (v === null) return "null";
-  switch (typeof v) {
-    case "string":
-      return JSON.stringify(v);
-    case "number":
-    case "boolean":
-      return String(v);
-    case "bigint":
-      return `${v}n`;
-    case "object":
-      break;
-    default:
-      throw new JpkiError("ERR_INTERNAL", `a dump record holds a ${typeof v}`);
-  }
-  if (Buffer.isBuffer(v)) return `x${v.toString("hex")}`;
-  if (v instanceof Date) return `@${v.getTime()}`;
-  if (Array.isArray(v)) return `[${v.map(canon).join(",")}]`;
-  const o = v as Record<string, unknown>;
-  const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canon(o[k])}`).join(",")}}`;
+  return JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? `${x}n` : x));
 }
 
 /** Accumulates a StoreFingerprint batch by batch, as a dump streams by. */
@@ -91,7 +130,7 @@ export class FingerprintBuilder {
     if (b.kind === "header" || b.kind === "end") return;
     this.#counts[b.kind] += b.records.length;
     const h = this.#hash[b.kind];
-    for (const r of b.records) h.update(canon(r)).update("\n");
+    for (const r of b.records) feed(h, r);
     if (b.kind === "certificates") {
       for (const r of b.records) {
         if (!r.revocation) continue;
@@ -209,9 +248,12 @@ export async function copyStore(source: Store, target: Store, opts: StoreCopyOpt
     // The source's batches up to and including `end`, and no further: its dump stays open (writers kept out)
     // until this function is done with the target.
     async function* relay(): AsyncGenerator<DumpBatch> {
+      // One chunk read ahead: the source reads the next while the target writes this one.
+      let next = it.next();
       for (;;) {
-        const r = await it.next();
+        const r = await next;
         if (r.done) throw new JpkiError("ERR_STORE_COPY_MISMATCH", "the source's dump ended without its end record: nothing was loaded");
+        if (r.value.kind !== "end") next = it.next();
         seen.add(r.value);
         progress(r.value);
         yield r.value;
