@@ -249,11 +249,17 @@ export async function copyStore(source: Store, target: Store, opts: StoreCopyOpt
     // until this function is done with the target.
     async function* relay(): AsyncGenerator<DumpBatch> {
       // One chunk read ahead: the source reads the next while the target writes this one.
-      let next = it.next();
+      // (a read-ahead nobody awaits, because the target failed first, must not be an unhandled rejection)
+      const ahead = () => {
+        const p = it.next();
+        p.catch(() => undefined);
+        return p;
+      };
+      let next = ahead();
       for (;;) {
         const r = await next;
         if (r.done) throw new JpkiError("ERR_STORE_COPY_MISMATCH", "the source's dump ended without its end record: nothing was loaded");
-        if (r.value.kind !== "end") next = it.next();
+        if (r.value.kind !== "end") next = ahead();
         seen.add(r.value);
         progress(r.value);
         yield r.value;
