@@ -7,7 +7,7 @@
  * the command line, is refused; a copy killed midway leaves an empty target and an untouched workspace.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { cpSync, existsSync, readFileSync, readdirSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import pg from "pg";
@@ -205,7 +205,7 @@ describe("jpki store copy", () => {
     expect(noEnv.stderr).toContain("JPKI_STORE");
   });
 
-  it("a copy killed midway leaves an empty target and an untouched, usable workspace; the copy then runs again", async () => {
+  it("a copy killed midway, either way, leaves an empty target and an untouched, usable workspace; the copy then runs again", async () => {
     const ws = join(dir, "ws-kill");
     await ok(ws, ["ca", "init", "-p", "13", "--purpose", "signature"]);
     const many = [...generateResidents({ count: 3000, seed: "store-copy-kill", prefectures: ["13"] })];
@@ -241,5 +241,27 @@ describe("jpki store copy", () => {
     const again = await ok(ws, ["store", "copy", "--to", "postgres", "--json"], { JPKI_STORE: url });
     expect(again.json().counts.residents).toBe(3000);
     expect(config(ws).store).toBe("postgres");
+
+    // back to SQLite, killed while the new file is being written: no jpki.db appears, the workspace stays on
+    // PostgreSQL, and the next copy sweeps the leftovers and succeeds
+    const child = start(ws, ["store", "copy", "--to", "sqlite", "--chunk-size", "1"], { JPKI_STORE: url });
+    const exited = new Promise((resolve) => child.on("exit", resolve));
+    const staged = () => readdirSync(ws).filter((n) => /^\.jpki\.db\.\d+\.[0-9a-f]{12}\.tmp(-wal)?$/.test(n));
+    let writing = false;
+    for (let i = 0; i < 400 && !writing; i++) {
+      writing = staged().some((n) => n.endsWith("-wal") && statSync(join(ws, n)).size > 64 * 1024);
+      if (!writing) await new Promise((res) => setTimeout(res, 25));
+    }
+    expect(writing, "the copy reached the load").toBe(true);
+    child.kill("SIGKILL");
+    await exited;
+    expect(existsSync(join(ws, "jpki.db"))).toBe(false);
+    expect(staged().length).toBeGreaterThan(0);
+    expect(config(ws).store).toBe("postgres");
+    expect((await ok(ws, ["ca", "list", "--json"], { JPKI_STORE: url })).json().cas.map((c: { id: string }) => c.id)).toEqual(["13-sig"]);
+    const back = await ok(ws, ["store", "copy", "--to", "sqlite", "--json"], { JPKI_STORE: url });
+    expect(back.json().counts.residents).toBe(3000);
+    expect(config(ws).store).toBe("sqlite");
+    expect(readdirSync(ws).filter((n) => n.includes(".tmp"))).toEqual([]);
   });
 });
