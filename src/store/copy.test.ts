@@ -7,13 +7,14 @@
  * a writer slipping into the source while it is being copied.
  */
 import Database from "better-sqlite3";
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
 import { isJpkiError } from "../errors.js";
-import { copyStore, fingerprintStore } from "./copy.js";
+import { copyStore, copyWorkspaceStore, fingerprintStore, parseStoreTarget, redactStoreUrl } from "./copy.js";
+import { Workspace } from "../workspace/workspace.js";
 import { PostgresStore } from "./postgres.js";
 import { SqliteStore } from "./sqlite.js";
 import type { CaRecord, DumpBatch, IssuanceRecord, NoticeCommit, Store } from "./types.js";
@@ -265,5 +266,80 @@ describe("copyStore", () => {
     await writer.revoke({ serial: "0a05", revokedAt: new Date(T), reason: 1, source: "manual" });
     await writer.close();
     await p.close();
+  });
+});
+
+describe("copyWorkspaceStore", () => {
+  const storeOf = (root: string) => (JSON.parse(readFileSync(join(root, "config.json"), "utf8")) as { store: string }).store;
+  const leftovers = (root: string) => readdirSync(root).filter((n) => n.includes(".tmp"));
+
+  it("switches only after a verified copy: --no-switch leaves the workspace as it was; a copy that fails midway leaves no file and no switch", async () => {
+    const root = mkdtempSync(join(tmpdir(), "jpki-copy-ws-"));
+    const ws = Workspace.create(root);
+    await populate(ws.store);
+    await ws.close();
+    const url = await server.createDatabase();
+
+    const dry = await copyWorkspaceStore(root, { to: { kind: "postgres", url }, switch: false });
+    expect(dry).toMatchObject({ switched: false, previousStore: undefined, from: { kind: "sqlite" }, to: { kind: "postgres" } });
+    expect(storeOf(root)).toBe("sqlite");
+    expect(existsSync(join(root, "jpki.db"))).toBe(true);
+
+    // a second database, the real move
+    const url2 = await server.createDatabase();
+    const moved = await copyWorkspaceStore(root, { to: { kind: "postgres", url: url2 } });
+    expect(moved.switched).toBe(true);
+    expect(storeOf(root)).toBe("postgres");
+    expect(existsSync(join(root, "jpki.db"))).toBe(false);
+    expect(existsSync(moved.previousStore!)).toBe(true);
+    expect(moved.fingerprint).toEqual(dry.fingerprint);
+
+    // back to SQLite, failing while certificates load: nothing installed, nothing switched, nothing left behind
+    const failing = copyWorkspaceStore(root, {
+      to: { kind: "sqlite" },
+      storeUrl: url2,
+      chunkSize: 2,
+      onProgress: (p) => {
+        if (p.phase === "copy" && p.kind === "certificates" && p.done >= 4) throw new Error("disk full (simulated)");
+      },
+    });
+    await expect(failing).rejects.toThrow("disk full (simulated)");
+    expect(existsSync(join(root, "jpki.db"))).toBe(false);
+    expect(leftovers(root)).toEqual([]);
+    expect(storeOf(root)).toBe("postgres");
+    // the source is still whole and writable (the dump's locks went with it)
+    const onPg = await Workspace.openAsync(root, { storeUrl: url2 });
+    expect(await onPg.store.countResidents()).toBe(5);
+    await onPg.store.revoke({ serial: "0a05", revokedAt: new Date(T + 60_000), reason: 1, source: "manual" });
+    await onPg.close();
+
+    const back = await copyWorkspaceStore(root, { to: { kind: "sqlite" }, storeUrl: url2 });
+    expect(back).toMatchObject({ switched: true, to: { kind: "sqlite", location: join(root, "jpki.db") } });
+    expect(back.fingerprint.revocations["13-sig"]!.count).toBe(dry.fingerprint.revocations["13-sig"]!.count + 1);
+    expect(storeOf(root)).toBe("sqlite");
+    const onLite = Workspace.open(root);
+    expect((await onLite.store.getCertificate("0a05"))?.revocation).toMatchObject({ reason: 1, source: "manual" });
+    await onLite.close();
+    expect(leftovers(root)).toEqual([]);
+  });
+
+  it("parses --to and never shows a password", () => {
+    expect(parseStoreTarget("sqlite")).toEqual({ kind: "sqlite" });
+    expect(parseStoreTarget("sqlite:backup.db", { cwd: "/srv" })).toEqual({ kind: "sqlite", path: "/srv/backup.db" });
+    expect(parseStoreTarget("postgres", { storeUrl: "postgres://u@h/db" })).toEqual({ kind: "postgres", url: "postgres://u@h/db" });
+    expect(parseStoreTarget("postgresql:///jpki?host=/run/postgresql")).toEqual({ kind: "postgres", url: "postgresql:///jpki?host=/run/postgresql" });
+    for (const bad of ["postgres://u:hunter2@h/db", "mysql://u:hunter2@h/db", "postgres"]) {
+      let message = "";
+      try {
+        parseStoreTarget(bad);
+      } catch (e) {
+        expect(isJpkiError(e, "ERR_USAGE")).toBe(true);
+        message = (e as Error).message;
+      }
+      expect(message, bad).not.toBe("");
+      expect(message).not.toContain("hunter2");
+    }
+    expect(redactStoreUrl("postgres://u:hunter2@h:5432/db?sslmode=require")).toBe("postgres://u:***@h:5432/db?sslmode=require");
+    expect(redactStoreUrl("not a url hunter2")).not.toContain("hunter2");
   });
 });
