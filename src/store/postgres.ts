@@ -51,6 +51,7 @@ import type {
   DumpBatch,
   DumpCounts,
   DumpKind,
+  DumpOptions,
 } from "./types.js";
 import { DUMP_KINDS } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
@@ -979,7 +980,7 @@ export class PostgresStore implements Store {
   // ---- Moving a store (store/copy.ts): dump and load. Kept apart, at the end, on purpose: they read and
   // write every table this backend has, and only through the columns its other methods use. ----
 
-  async *dump(opts: { chunkSize?: number } = {}): AsyncIterable<DumpBatch> {
+  async *dump(opts: DumpOptions = {}): AsyncIterable<DumpBatch> {
     const size = opts.chunkSize ?? 1000;
     let c: PoolClient;
     try {
@@ -1047,8 +1048,24 @@ export class PostgresStore implements Store {
         };
       }
       yield { kind: "end" };
+      const note = opts.retire?.();
+      if (note) {
+        // Closed to writers in this transaction, whose locks kept them out: a statement trigger on every table
+        // refuses any insert, update or delete (even of no row) naming the note. Waiting writers fail on it.
+        await q("INSERT INTO meta (key, value) VALUES ('retired', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [note]);
+        await q(`CREATE OR REPLACE FUNCTION jpki_retired() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN
+            RAISE EXCEPTION 'this jpki store is retired, its writes refused: %', (SELECT value FROM meta WHERE key = 'retired')
+              USING ERRCODE = 'read_only_sql_transaction';
+          END $$`);
+        for (const table of COPY_TABLES) {
+          await q(`DROP TRIGGER IF EXISTS jpki_retired ON ${table}`);
+          await q(`CREATE TRIGGER jpki_retired BEFORE INSERT OR UPDATE OR DELETE ON ${table} FOR EACH STATEMENT EXECUTE FUNCTION jpki_retired()`);
+        }
+        await q("COMMIT");
+      }
     } finally {
-      // Read only: ending it either way changes nothing.
+      // Read only unless retired (committed above): ending it either way changes nothing.
       await c.query("ROLLBACK").catch(() => (broken = true));
       c.release(broken);
     }

@@ -28,6 +28,7 @@ import type {
   Store,
   DumpBatch,
   DumpCounts,
+  DumpOptions,
   DumpCrl,
   DumpCrlState,
   DumpKind,
@@ -932,7 +933,7 @@ export class SqliteStore implements Store {
     return Object.fromEntries(DUMP_KINDS.map((k) => [k, Number(c[k].get())])) as Record<DumpKind, number>;
   }
 
-  async *dump(opts: { chunkSize?: number } = {}): AsyncIterable<DumpBatch> {
+  async *dump(opts: DumpOptions = {}): AsyncIterable<DumpBatch> {
     const size = opts.chunkSize ?? 1000;
     const db = this.#db;
     // The write lock for the whole dump: one snapshot, and no writer can commit something the copy would miss
@@ -992,9 +993,34 @@ export class SqliteStore implements Store {
         crls = read(() => st.crlsAfter.all(last.ca_id, last.number, size) as Array<CrlRowDb & { revision: bigint }>);
       }
       yield { kind: "end" };
+      const note = opts.retire?.();
+      if (note) {
+        try {
+          this.#retire(note);
+          db.exec("COMMIT");
+        } catch (e) {
+          throw storeError(e, "closing the store to writers");
+        }
+      }
     } finally {
-      // Read only: ending it either way changes nothing.
+      // Read only unless retired (committed above): ending it either way changes nothing.
       if (db.open && db.inTransaction) db.exec("ROLLBACK");
+    }
+  }
+
+  /**
+   * Closes the store to writers, inside the dump's write transaction: the note in meta, and on every table a
+   * trigger that aborts any insert, update or delete with it. A connection opened before (prepared statements
+   * are re-prepared on the schema change) or waiting for the lock now fails on its first write.
+   */
+  #retire(note: string): void {
+    const db = this.#db;
+    const text = `this jpki store is retired, its writes refused: ${note}`.replace(/'/g, "''");
+    db.prepare("INSERT INTO meta (key, value) VALUES ('retired', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(note);
+    for (const table of RETIRED_TABLES) {
+      for (const op of ["INSERT", "UPDATE", "DELETE"]) {
+        db.exec(`CREATE TRIGGER IF NOT EXISTS jpki_retired_${table}_${op.toLowerCase()} BEFORE ${op} ON ${table} BEGIN SELECT RAISE(ABORT, '${text}'); END`);
+      }
     }
   }
 
@@ -1073,6 +1099,9 @@ export class SqliteStore implements Store {
     }
   }
 }
+
+/** Every table a dump reads: what a retired store refuses to write. */
+const RETIRED_TABLES = ["cas", "residents", "certificates", "notices", "resident_sequences", "crl_state", "crls"] as const;
 
 /** A CRL row as a dump carries it (entries, path and sha256 stay absent on a reservation). */
 function dumpCrl(r: CrlRowDb & { revision: Int }): DumpCrl {

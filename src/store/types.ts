@@ -294,8 +294,12 @@ export interface Store {
    * order, the same on every backend), then `end`. One consistent snapshot, and writers are kept out
    * (their transactions wait, then fail with ERR_WORKSPACE_LOCKED) until the iteration finishes or is
    * returned — a consumer may act between receiving `end` and finishing, knowing nothing changed since.
+   *
+   * `retire`, asked once the consumer goes on past `end` (not when it returns early): a note, and the store is
+   * closed to writers in the same transaction — every later write, by a process that opened it before or
+   * waits for its lock now, fails, naming the note — because its facts now live elsewhere. Reads go on.
    */
-  dump(opts?: { chunkSize?: number }): AsyncIterable<DumpBatch>;
+  dump(opts?: DumpOptions): AsyncIterable<DumpBatch>;
   /**
    * Loads a dump into this store, which must hold no facts at all (ERR_STORE_NOT_EMPTY otherwise), all or
    * nothing: nothing is visible until the `end` record has arrived and the counts match the `header`; a dump
@@ -303,6 +307,13 @@ export interface Store {
    * counts loaded.
    */
   load(batches: AsyncIterable<DumpBatch>): Promise<DumpCounts>;
+}
+
+export interface DumpOptions {
+  /** records per batch (default 1000) */
+  readonly chunkSize?: number;
+  /** called after `end` when the iteration goes on: a note to close the store to writers with, or undefined */
+  readonly retire?: () => string | undefined;
 }
 
 /** The kinds of logical record in a dump, in the order they come (and are loaded: CAs before what names them). */
