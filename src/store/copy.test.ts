@@ -267,6 +267,47 @@ describe("copyStore", () => {
     await writer.close();
     await p.close();
   });
+
+  it("retires the source when asked: a writer that opened it before, or waits for its lock, fails instead of writing behind the move", async () => {
+    const retired = (e: unknown) => isJpkiError(e, "ERR_STORE") && /retired, its writes refused: moved for the test/.test((e as Error).message);
+    // SQLite: a store opened before the copy, its statements prepared, writes after it and fails
+    const path = sqlitePath();
+    const a = SqliteStore.open(path, { create: true });
+    await populate(a);
+    const early = SqliteStore.open(path);
+    expect((await early.getCertificate("0a05"))?.revocation).toBeUndefined();
+    const t1 = newSqlite();
+    await copyStore(a, t1, { retireSource: "moved for the test" });
+    await expect(early.revoke({ serial: "0a05", revokedAt: new Date(T), reason: 1, source: "manual" })).rejects.toSatisfy(retired);
+    await expect(early.upsertResidents([{ residentCode: "z9", municipalityCode: "131016", fourItems: items, status: "active" }])).rejects.toSatisfy(retired);
+    await expect(early.reserveCrl("13-sig", new Date(T), new Date(T + 1))).rejects.toSatisfy(retired);
+    // reads go on, and the retired store can still be copied from
+    expect(await observe(early)).toEqual(await observe(t1));
+    const t2 = newSqlite();
+    await copyStore(early, t2);
+    for (const s of [a, early, t1, t2]) await s.close();
+
+    // PostgreSQL: a writer waiting on the dump's locks when the copy finishes fails on the retirement
+    const url = await server.createDatabase();
+    const p = await PostgresStore.open(url, { create: true });
+    await populate(p);
+    const waiter = await PostgresStore.open(url, { lockTimeoutMs: 30_000 });
+    const t3 = newSqlite();
+    let pending: Promise<unknown> | undefined;
+    await copyStore(p, t3, {
+      retireSource: "moved for the test",
+      beforeRelease: async () => {
+        pending = waiter.revoke({ serial: "0a05", revokedAt: new Date(T), reason: 1, source: "manual" });
+        pending.catch(() => undefined);
+        await new Promise((res) => setTimeout(res, 300)); // the revoke is now waiting for the lock
+      },
+    });
+    await expect(pending).rejects.toSatisfy(retired);
+    expect((await waiter.getCertificate("0a05"))?.revocation).toBeUndefined();
+    await expect(waiter.reserveCrl("13-sig", new Date(T), new Date(T + 1))).rejects.toSatisfy(retired);
+    expect(await waiter.countResidents()).toBe(5);
+    for (const s of [p, waiter, t3]) await s.close();
+  });
 });
 
 describe("copyWorkspaceStore", () => {

@@ -6,10 +6,13 @@
  * What an operator can rely on:
  * - Bounded memory: records travel in chunks (a server-side cursor or keyset pages out, one multi-row insert or
  *   prepared statements per chunk in), whatever the store's size.
- * - The source is never written. Its dump is one snapshot and keeps its writers out (they wait, then fail with
- *   ERR_WORKSPACE_LOCKED) until the copy is verified and the workspace switched, so no revocation can land in
- *   the old store after the snapshot and be lost. Readers go on. `jpki watch` and other long-running writers
- *   should be stopped first: one that opened the workspace before the switch keeps its old store.
+ * - The source's facts are never written. Its dump is one snapshot and keeps its writers out (they wait, then
+ *   fail with ERR_WORKSPACE_LOCKED) until the copy is verified and the workspace switched, so no revocation can
+ *   land in the old store after the snapshot and be lost. Readers go on. On a switch the old store is then
+ *   retired in that same transaction (Store.dump's `retire`: a note in meta, triggers refusing every write), so
+ *   a jpki process that opened it before the switch — waiting for its lock, or a `jpki watch` — fails on its
+ *   next write (ERR_STORE, "this jpki store is retired…") rather than writing where nobody reads. Stop such
+ *   processes first all the same.
  * - The target is all or nothing: `load` runs in one transaction (PostgreSQL rolls back a killed copy; a new
  *   SQLite file is built under a temporary name, `.jpki.db.<pid>.<random>.tmp`, and linked into place only
  *   after verification). A killed copy leaves an empty target, never one that looks complete.
@@ -21,9 +24,10 @@
  * Switching (copyWorkspaceStore): a copy to the other kind of store at the workspace's own location (PostgreSQL
  * from SQLite; the workspace's jpki.db from PostgreSQL) switches the workspace unless `switch: false`:
  * config.json's `store` is rewritten, atomically, only after verification and while the source still keeps its
- * writers out. Moving to PostgreSQL, the old jpki.db is kept, renamed `jpki.db.before-postgres-<UTC time>`
- * (a backup the workspace no longer opens; nothing can write to it by mistake); moving back, the PostgreSQL
- * database is left as it was, to be dropped by the operator. A copy to `sqlite:PATH` (a standalone file) or to
+ * writers out. Moving to PostgreSQL, the old jpki.db is kept, retired and renamed
+ * `jpki.db.before-postgres-<UTC time>` (a read-only backup the workspace no longer opens); moving back, the
+ * PostgreSQL database keeps its facts, retired (read-only), to be dropped by the operator. Without a switch
+ * (`switch: false`, `sqlite:PATH`, PostgreSQL to PostgreSQL) the source is not retired. A copy to `sqlite:PATH` (a standalone file) or to
  * another PostgreSQL database from a PostgreSQL workspace never switches (for the latter, point JPKI_STORE at it).
  *
  * Connection strings: a password in a URL is never printed (redactStoreUrl); the CLI refuses one on the command
@@ -206,6 +210,12 @@ export interface StoreCopyOptions {
    * kept out, so what is switched over is exactly what was copied. A throw fails the copy.
    */
   readonly beforeRelease?: (result: StoreCopyResult) => Promise<void> | void;
+  /**
+   * Once `beforeRelease` has succeeded, close the source to writers with this note (Store.dump's `retire`), in
+   * the transaction that kept them out: a process that opened the source before, or is waiting for its lock,
+   * fails on its next write instead of writing where nobody will read. For a move, not for a backup.
+   */
+  readonly retireSource?: string;
 }
 
 export interface StoreCopyResult {
@@ -241,7 +251,8 @@ function progressTracker(phase: StoreCopyProgress["phase"], onProgress: StoreCop
 export async function copyStore(source: Store, target: Store, opts: StoreCopyOptions = {}): Promise<StoreCopyResult> {
   const started = Date.now();
   const chunkSize = opts.chunkSize ?? 1000;
-  const it = source.dump({ chunkSize })[Symbol.asyncIterator]();
+  let retire: string | undefined;
+  const it = source.dump({ chunkSize, retire: () => retire })[Symbol.asyncIterator]();
   try {
     const seen = new FingerprintBuilder();
     const progress = progressTracker("copy", opts.onProgress);
@@ -282,6 +293,14 @@ export async function copyStore(source: Store, target: Store, opts: StoreCopyOpt
     }
     const result: StoreCopyResult = { from: source.kind, to: target.kind, fingerprint: expected, durationMs: Date.now() - started };
     await opts.beforeRelease?.(result);
+    // Past `end`: the source's dump finishes (retiring the source first when asked) and lets writers in again.
+    retire = opts.retireSource;
+    try {
+      await it.next();
+    } catch (e) {
+      if (!retire) throw e;
+      throw new JpkiError("ERR_STORE", `the copy is complete and in use, but the ${source.kind} source could not be closed to writers: stop every jpki process still using it (${(e as Error).message})`, { cause: e });
+    }
     return { ...result, durationMs: Date.now() - started };
   } finally {
     await it.return?.();
@@ -464,6 +483,8 @@ export async function copyWorkspaceStore(root: string, opts: WorkspaceStoreCopyO
     const result = await copyStore(ws.store, t, {
       ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      // A moved workspace's old store refuses writes from then on (jpki processes that opened it before the switch).
+      ...(doSwitch ? { retireSource: `the workspace ${paths.root} moved to ${toLoc.kind} ${toLoc.location} on ${new Date().toISOString()}; this copy is kept read-only` } : {}),
       // Verified; the source still keeps its writers out: put the copy in place and switch the workspace.
       beforeRelease: async () => {
         if (staged) {
@@ -503,10 +524,10 @@ export async function copyWorkspaceStore(root: string, opts: WorkspaceStoreCopyO
           ? "the workspace now runs on PostgreSQL: keep JPKI_STORE set for every jpki command"
           : `the workspace now runs on PostgreSQL: set JPKI_STORE=${toLoc.location} for every jpki command (the password, if any, in PGPASSWORD or ~/.pgpass)`,
       );
-      next.push(`the old SQLite store is kept as ${previousStore}: delete it once you no longer need it`);
+      next.push(`the old SQLite store is kept, read-only (retired), as ${previousStore}: delete it once you no longer need it`);
     } else if (doSwitch && to.kind === "sqlite") {
       next.push("the workspace now runs on its jpki.db: JPKI_STORE is no longer needed");
-      next.push(`the PostgreSQL database ${from.location} was left as it was: drop it once you no longer need it`);
+      next.push(`the PostgreSQL database ${from.location} keeps its records, read-only (retired): drop it once you no longer need it`);
     } else if (to.kind === "postgres" && ws.config.store === "postgres") {
       next.push(`to run the workspace on the copy, set JPKI_STORE to ${toLoc.location}`);
     } else if (canSwitch) {

@@ -143,6 +143,11 @@ describe("jpki store copy", () => {
     expect(existsSync(join(ws, "jpki.db"))).toBe(false);
     expect(report.previousStore).toMatch(/jpki\.db\.before-postgres-\d{8}T\d{6}Z$/);
     expect(existsSync(report.previousStore)).toBe(true);
+    // the old file is a read-only backup: its records are there, a write is refused
+    const old = new Database(report.previousStore);
+    expect(old.prepare("SELECT count(*) FROM certificates").pluck().get()).toBe(13);
+    expect(() => old.prepare("UPDATE certificates SET reason = 1").run()).toThrow(/retired/);
+    old.close();
     expect(readFileSync(join(ws, "config.json"), "utf8")).not.toContain("postgres:");
     // the workspace runs on PostgreSQL now: its held notice is still held there
     const pending = await ok(ws, ["notices", "pending", "--json"], env);
@@ -163,7 +168,7 @@ describe("jpki store copy", () => {
     expect(opensslCrl(join(ws, "crl", "13-sig.crl")).entries.join("\n")).toMatch(/Key Compromise/);
     expect(opensslCrl(join(ws, "crl", "13-sig.crl")).entries.join("\n")).toMatch(/Superseded/);
 
-    // and back to SQLite: the PostgreSQL database is left as it was, the next CRL is #3
+    // and back to SQLite: the PostgreSQL database keeps its records, read-only; the next CRLs continue
     const back = await ok(ws, ["store", "copy", "--to", "sqlite", "--json"], env);
     expect(back.json()).toMatchObject({ from: { kind: "postgres" }, to: { kind: "sqlite", location: join(ws, "jpki.db") }, switched: true });
     // one more CRL row per CA than were copied over: those the PostgreSQL side published
@@ -179,6 +184,7 @@ describe("jpki store copy", () => {
     }
     const pgAfter = await PostgresStore.open(url);
     expect((await pgAfter.latestCrl("13-sig"))?.number).toBe(BigInt(numberBefore["13-sig"]! + 1));
+    await expect(pgAfter.reserveCrl("13-sig", new Date(), new Date())).rejects.toThrow(/retired/);
     await pgAfter.close();
   });
 

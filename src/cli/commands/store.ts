@@ -67,16 +67,19 @@ Safety:
   - The target must be empty (a new database, or one 'jpki ca init' never used): else ERR_STORE_NOT_EMPTY.
   - It is loaded in one transaction (a new SQLite file is built under a temporary name and linked into place
     only when verified): a copy killed midway leaves an empty target, never one that looks complete.
-  - The source is only read, from one snapshot, and while the copy runs its writers wait (then fail with
-    ERR_WORKSPACE_LOCKED), so no revocation lands behind the copy's back; readers go on. Stop 'jpki watch'
-    and other long-running jpki processes first: they keep the store they opened.
+  - The source is read from one snapshot, and while the copy runs its writers wait (then fail with
+    ERR_WORKSPACE_LOCKED), so no revocation lands behind the copy's back; readers go on.
+  - On a switch the old store is retired in that same locked transaction: any later write to it, by a jpki
+    process that opened it before (a 'jpki watch', a command waiting for its lock), fails with ERR_STORE
+    ("this jpki store is retired…") instead of being lost. Stop such processes first all the same.
   - The target is read back and compared: counts and a SHA-256 per kind of record, the revoked serials per
     CA with reasons and sources, the CRL numbers per CA. Any difference: ERR_STORE_COPY_MISMATCH, no switch.
 
 Switching: a verified copy to PostgreSQL from a SQLite workspace, or to its jpki.db from a PostgreSQL one,
-rewrites config.json's "store" (not with --no-switch). Moving to PostgreSQL, the old jpki.db is kept as
-jpki.db.before-postgres-<UTC time>, and every later command needs JPKI_STORE; moving back, the PostgreSQL
-database is left untouched for you to drop. CRL numbers continue above the source's on the new store.
+rewrites config.json's "store" (not with --no-switch). Moving to PostgreSQL, the old jpki.db is kept,
+read-only, as jpki.db.before-postgres-<UTC time>, and every later command needs JPKI_STORE; moving back, the
+PostgreSQL database keeps its records, read-only, for you to drop. Without a switch the source is not
+retired. CRL numbers continue above the source's on the new store.
 
 Progress goes to stderr (a bar on a terminal, a line every ${LOG_EVERY_MS / 1000} s otherwise); --json prints the report.
 
