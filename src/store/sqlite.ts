@@ -4,7 +4,7 @@
  */
 import Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
-import { encodeEntry, entryOffsets, type EncodedEntries } from "../profile/crl-entry.js";
+import { decodeEntries, encodeEntry, entryOffsets, type EncodedEntries } from "../profile/crl-entry.js";
 import type { CertificateType } from "../profile/types.js";
 import { itemsOf, sameItems, toCa, toCertRow, toCrlRecord, toResident, toStoredNotice, type CertRowDb, type CrlRowDb, type NoticeRowDb, type ResidentRow } from "./rows.js";
 import type {
@@ -34,6 +34,7 @@ import type {
   DumpKind,
   DumpResident,
   DumpResidentSequence,
+  DumpRevocationOrder,
 } from "./types.js";
 import { DUMP_KINDS } from "./types.js";
 import { DumpStreamCheck } from "./dump.js";
@@ -885,19 +886,32 @@ export class SqliteStore implements Store {
             ["cas", "cas"],
             ["residents", "residents"],
             ["certificates", "certificates"],
+            ["revocationOrder", "revocation_log"],
             ["notices", "notices"],
             ["residentSequences", "resident_sequences"],
             ["crlState", "crl_state"],
             ["crls", "crls"],
           ] as const
-        ).map(([kind, table]) => [kind, db.prepare(`SELECT count(*) FROM ${table}`).pluck()]),
+        ).map(([kind, table]) => [kind, db.prepare(table === "revocation_log" ? "SELECT coalesce(sum(entries), 0) FROM revocation_log" : `SELECT count(*) FROM ${table}`).pluck()]),
       ) as Record<DumpKind, Database.Statement>,
       cas: pages("cas", "id"),
       residents: pages("residents", "resident_code"),
-      certificates: pages("certificates", "serial"),
+      // A certificate with its four items and revocation (certified), as the services read it.
+      certificates: {
+        first: db.prepare(`${CERT_SELECT} ORDER BY c.serial LIMIT ?`),
+        after: db.prepare(`${CERT_SELECT} WHERE c.serial > ? ORDER BY c.serial LIMIT ?`),
+      },
+      // The log in CRL order: per CA, block after block (its index is (ca_id, id)).
+      logFirst: db.prepare("SELECT ca_id, id, der FROM revocation_log ORDER BY ca_id, id LIMIT ?").raw(),
+      logAfter: db.prepare("SELECT ca_id, id, der FROM revocation_log WHERE (ca_id, id) > (?, ?) ORDER BY ca_id, id LIMIT ?").raw(),
       notices: pages("notices", "notice_id"),
       residentSequences: pages("resident_sequences", "resident_code"),
       crlState: pages("crl_state", "ca_id"),
+      // Loading the order: the revoked certificate it names, and the serials already placed in the log.
+      revokedBySerial: db.prepare(
+        "SELECT k.ca_id, k.revoked_at, k.reason, k.not_after, k.municipality_code FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.serial = ?",
+      ).raw(),
+      countRevoked: db.prepare("SELECT count(*) FROM certified WHERE revoked_at IS NOT NULL").pluck(),
       crlsFirst: db.prepare("SELECT * FROM crls ORDER BY ca_id, number LIMIT ?").safeIntegers(),
       crlsAfter: db.prepare("SELECT * FROM crls WHERE (ca_id, number) > (?, ?) ORDER BY ca_id, number LIMIT ?").safeIntegers(),
       insert: {
@@ -907,10 +921,14 @@ export class SqliteStore implements Store {
            VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
         ),
         certificates: db.prepare(
-          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender,
-             not_before, not_after, issued_at, der, revoked_at, reason, revocation_source, application_id)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         ),
+        certified: db.prepare(
+          `INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after, revoked_at, reason, source)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        ),
+        log: db.prepare("INSERT INTO revocation_log (ca_id, entries, min_not_after, der, meta) VALUES (?, ?, ?, ?, ?)"),
         notices: db.prepare(
           `INSERT INTO notices (notice_id, resident_code, sequence, kind, status, body, received_at, applied_at, revocations)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -971,6 +989,20 @@ export class SqliteStore implements Store {
         yield { kind: "residents", records: records as DumpResident[] };
       }
       for (const records of paged<CertRowDb, string>(st.certificates, (r) => r.serial, toCertRow)) yield { kind: "certificates", records: records as CertificateRow[] };
+      // The CRL order: each CA's log, block after block, entry after entry (the serial read back from its DER).
+      let order: DumpRevocationOrder[] = [];
+      for (let blocks = read(() => st.logFirst.all(LOG_PAGE) as Array<[string, number, Buffer]>); blocks.length; ) {
+        for (const [caId, , der] of blocks) {
+          for (const e of read(() => decodeEntries(der))) {
+            order.push({ caId, serial: e.serial });
+            if (order.length === size) (yield { kind: "revocationOrder", records: order }, (order = []));
+          }
+        }
+        if (blocks.length < LOG_PAGE) break;
+        const [caId, id] = blocks[blocks.length - 1]!;
+        blocks = read(() => st.logAfter.all(caId, id, LOG_PAGE) as Array<[string, number, Buffer]>);
+      }
+      if (order.length) yield { kind: "revocationOrder", records: order };
       for (const records of paged<NoticeRowDb, string>(st.notices, (r) => r.notice_id, toStoredNotice)) yield { kind: "notices", records: records as StoredNotice[] };
       for (const records of paged<{ resident_code: string; last_sequence: number }, string>(st.residentSequences, (r) => r.resident_code, (r) => ({
         residentCode: r.resident_code,
@@ -1042,6 +1074,15 @@ export class SqliteStore implements Store {
       }
       const check = new DumpStreamCheck();
       const ins = st.insert;
+      // The revocation log is rebuilt in the order the dump gives (the source's CRL order): consecutive entries
+      // of a CA go into one block, up to LOAD_BLOCK entries. Each revoked certificate must come exactly once.
+      const log = new RevocationLog(ins.log);
+      let logCa: string | undefined;
+      let logOpen = 0;
+      let placed = 0;
+      // The serials placed so far, on disk rather than in memory (a store may hold millions of revocations).
+      db.exec("CREATE TEMP TABLE jpki_load_placed (serial TEXT PRIMARY KEY) WITHOUT ROWID");
+      const place = db.prepare("INSERT OR IGNORE INTO jpki_load_placed (serial) VALUES (?)");
       for await (const batch of batches) {
         const b = check.accept(batch);
         if (!b) continue;
@@ -1061,10 +1102,27 @@ export class SqliteStore implements Store {
                 const f = r.fourItems;
                 const v = r.revocation;
                 ins.certificates.run(
-                  r.serial, r.caId, r.type, r.residentCode, r.municipalityCode, f.name, f.address, f.birthDate, f.gender,
-                  r.notBefore.getTime(), r.notAfter.getTime(), r.issuedAt.getTime(), r.der,
-                  v ? v.revokedAt.getTime() : null, v ? v.reason : null, v ? v.source : null, r.applicationId ?? null,
+                  r.serial, r.caId, r.type, r.residentCode, r.municipalityCode,
+                  r.notBefore.getTime(), r.notAfter.getTime(), r.issuedAt.getTime(), r.der, r.applicationId ?? null,
                 );
+                ins.certified.run(
+                  r.residentCode, r.serial, r.caId, r.type, r.municipalityCode, f.name, f.address, f.birthDate, f.gender, r.notAfter.getTime(),
+                  v ? v.revokedAt.getTime() : null, v ? v.reason : null, v ? v.source : null,
+                );
+              }
+              break;
+            case "revocationOrder":
+              for (const r of b.records) {
+                const row = st.revokedBySerial.get(r.serial) as [string, number | null, number | null, number, string] | undefined;
+                if (!row || row[1] === null || row[0] !== r.caId) {
+                  throw new JpkiError("ERR_STORE_COPY_MISMATCH", `the dump lists ${r.serial} among ${r.caId}'s CRL entries, but it is not a certificate of that CA it revoked: nothing was loaded`);
+                }
+                if (place.run(r.serial).changes === 0) throw new JpkiError("ERR_STORE_COPY_MISMATCH", `the dump lists ${r.serial} twice among the CRL entries: nothing was loaded`);
+                placed++;
+                if (r.caId !== logCa || logOpen === LOAD_BLOCK) (log.flush(), (logCa = r.caId), (logOpen = 0));
+                const [caId, revokedAt, reason, notAfter, municipality] = row;
+                log.add(caId, r.serial, revokedAt, reason ?? 0, notAfter, municipality);
+                logOpen++;
               }
               break;
             case "notices":
@@ -1089,6 +1147,12 @@ export class SqliteStore implements Store {
         }
       }
       const counts = check.finish();
+      log.flush();
+      const revoked = Number(st.countRevoked.get());
+      if (placed !== revoked) {
+        throw new JpkiError("ERR_STORE_COPY_MISMATCH", `the dump revokes ${revoked} certificates but orders ${placed} CRL entries: nothing was loaded`);
+      }
+      db.exec("DROP TABLE temp.jpki_load_placed");
       db.exec("COMMIT");
       committed = true;
       return counts;
@@ -1101,7 +1165,12 @@ export class SqliteStore implements Store {
 }
 
 /** Every table a dump reads: what a retired store refuses to write. */
-const RETIRED_TABLES = ["cas", "residents", "certificates", "notices", "resident_sequences", "crl_state", "crls"] as const;
+const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "notices", "resident_sequences", "crl_state", "crls"] as const;
+
+/** Log blocks read per page when dumping the CRL order. */
+const LOG_PAGE = 16;
+/** Entries per log block a load writes (as migration 7 did): the source's block boundaries are not kept, its order is. */
+const LOAD_BLOCK = MIGRATION_BLOCK;
 
 /** A CRL row as a dump carries it (entries, path and sha256 stay absent on a reservation). */
 function dumpCrl(r: CrlRowDb & { revision: Int }): DumpCrl {

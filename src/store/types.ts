@@ -317,7 +317,7 @@ export interface DumpOptions {
 }
 
 /** The kinds of logical record in a dump, in the order they come (and are loaded: CAs before what names them). */
-export const DUMP_KINDS = ["cas", "residents", "certificates", "notices", "residentSequences", "crlState", "crls"] as const;
+export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crls"] as const;
 export type DumpKind = (typeof DUMP_KINDS)[number];
 export type DumpCounts = Readonly<Record<DumpKind, number>>;
 
@@ -330,6 +330,17 @@ export interface DumpResident extends ResidentRecord {
 export interface DumpResidentSequence {
   readonly residentCode: string;
   readonly lastSequence: number;
+}
+
+/**
+ * One revoked certificate in the order its CA's CRLs list it (every revoked certificate once, per CA in that
+ * order): SQLite's revocation log order, PostgreSQL's serial order. A SQLite target rebuilds its log in this
+ * order, so it lists what the source listed, as the source listed it; a PostgreSQL target keeps no order (it
+ * lists by serial) and only checks the count.
+ */
+export interface DumpRevocationOrder {
+  readonly caId: string;
+  readonly serial: string;
 }
 
 /** A CA's CRL freshness: its revision (bumped by every revoking transaction) and the revision published CRLs cover. */
@@ -359,6 +370,7 @@ export type DumpBatch =
   | { readonly kind: "residents"; readonly records: readonly DumpResident[] }
   /** certificates with their application ids and revocations (source included) */
   | { readonly kind: "certificates"; readonly records: readonly CertificateRow[] }
+  | { readonly kind: "revocationOrder"; readonly records: readonly DumpRevocationOrder[] }
   /** change notices, applied and held */
   | { readonly kind: "notices"; readonly records: readonly StoredNotice[] }
   | { readonly kind: "residentSequences"; readonly records: readonly DumpResidentSequence[] }
