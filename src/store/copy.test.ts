@@ -169,6 +169,8 @@ describe("copyStore", () => {
     const bc = await copyStore(b, c, { chunkSize: 2 });
     expect(bc.fingerprint).toEqual(ab.fingerprint);
     expect(await observe(c)).toEqual(before);
+    // PostgreSQL → SQLite: the SQLite copy lists each CA's entries exactly as the PostgreSQL source does
+    expect(await crlLists(c)).toEqual(await crlLists(b));
     // the source is unchanged by being copied, and all three fingerprint alike
     expect(await observe(a)).toEqual(before);
     expect(await fingerprintStore(a)).toEqual(ab.fingerprint);
@@ -181,6 +183,97 @@ describe("copyStore", () => {
       expect(again[0]).toMatchObject({ status: "duplicate-application", existing: { serial: "0a02" } });
     }
     for (const s of [a, b, c]) await s.close();
+  });
+
+  it("keeps a SQLite revocation log's order over several blocks: a SQLite copy lists every CA's entries identically, a copy through PostgreSQL the same entries", async () => {
+    const path = sqlitePath();
+    const a = SqliteStore.open(path, { create: true });
+    await populate(a); // 13-sig: 0a01 superseded, 0a03 revoked by hand, 0a04 by a notice: three blocks
+    const codes = ["q1", "q2", "q3", "q4", "q5", "q6"];
+    await a.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+    // serials whose order is not the revocation order: the log's order is what a copy must keep
+    const committed = await a.commitIssuances([
+      cert("7f01", "13-sig", "signature", "q1", T + 100_000),
+      cert("1c02", "13-sig", "signature", "q2", T + 101_000),
+      cert("5e03", "13-sig", "signature", "q3", T + 102_000),
+      cert("2d04", "13-auth", "authentication", "q1", T + 103_000),
+      cert("6b05", "13-auth", "authentication", "q4", T + 104_000),
+      cert("0c06", "13-sig", "signature", "q5", T + 105_000),
+      cert("3a07", "13-sig", "signature", "q6", T + 106_000, { notAfter: new Date(T + 200_000) }), // expires soon
+    ]);
+    expect(committed.every((c) => c.status === "committed")).toBe(true);
+    // a notice batch revoking across both CAs, in its notices' order (7f01, 2d04, 1c02, 6b05)
+    const at = new Date(T + 110_000);
+    const deaths = [["N-10", "q1"], ["N-11", "q2"], ["N-12", "q4"]] as const;
+    await a.commitNoticeBatch({ noticeIds: deaths.map(([id]) => id), residentCodes: deaths.map(([, code]) => code) }, () => ({
+      commit: {
+        at,
+        notices: deaths.map(([noticeId, residentCode]) => ({ noticeId, residentCode, sequence: 1, kind: "death", body: `{"kind":"death","noticeId":"${noticeId}"}`, status: "applied" as const, revocations: 1 })),
+        sequences: deaths.map(([, residentCode]) => ({ residentCode, last: 1 })),
+        revocations: [
+          { serial: "7f01", reason: 0, source: "notice:N-10", residentCode: "q1" },
+          { serial: "2d04", reason: 0, source: "notice:N-10", residentCode: "q1" },
+          { serial: "1c02", reason: 0, source: "notice:N-11", residentCode: "q2" },
+          { serial: "6b05", reason: 0, source: "notice:N-12", residentCode: "q4" },
+        ],
+        relinks: [],
+        dirtyCas: ["13-sig", "13-auth"],
+      },
+    }));
+    // a supersession (5e03 by 0e08), a manual revocation dated back before everything else, the soon-expired one
+    expect((await a.commitIssuances([cert("0e08", "13-sig", "signature", "q3", T + 120_000)]))[0]?.status).toBe("committed");
+    await a.revoke({ serial: "0c06", revokedAt: new Date(T - 86_400_000), reason: 1, source: "manual" });
+    await a.revoke({ serial: "3a07", revokedAt: new Date(T + 130_000), reason: 3, source: "manual" });
+
+    const raw = new Database(path, { readonly: true });
+    const blocks = raw.prepare("SELECT ca_id, entries FROM revocation_log ORDER BY ca_id, id").all();
+    raw.close();
+    expect(blocks).toEqual([
+      { ca_id: "13-auth", entries: 2 },
+      { ca_id: "13-sig", entries: 1 },
+      { ca_id: "13-sig", entries: 1 },
+      { ca_id: "13-sig", entries: 1 },
+      { ca_id: "13-sig", entries: 2 },
+      { ca_id: "13-sig", entries: 1 },
+      { ca_id: "13-sig", entries: 1 },
+      { ca_id: "13-sig", entries: 1 },
+    ]);
+    const source = await crlLists(a);
+    const sig = source["13-sig"]!.map((e) => e.split("@")[0]);
+    expect(sig).toEqual(["0a01", "0a03", "0a04", "7f01", "1c02", "5e03", "0c06", "3a07"]);
+    expect(source["13-auth"]!.map((e) => e.split("@")[0])).toEqual(["2d04", "6b05"]);
+    // and neither serial nor revocation-date order
+    expect([...sig].sort()).not.toEqual(sig);
+    const expiredBefore = new Date(T + 200_000 + 1000); // 3a07 expired
+    const sourceLater = await crlList(a, "13-sig", expiredBefore);
+    expect(sourceLater).toEqual(source["13-sig"]!.filter((e) => !e.startsWith("3a07@")));
+
+    // SQLite → SQLite: identical lists, order included (and the expiry filter inside a rebuilt block)
+    const c = newSqlite();
+    const ac = await copyStore(a, c, { chunkSize: 3 });
+    expect(ac.fingerprint.counts.revocationOrder).toBe(10);
+    expect(await crlLists(c)).toEqual(source);
+    expect(await crlList(c, "13-sig", expiredBefore)).toEqual(sourceLater);
+    expect(await fingerprintStore(c)).toEqual(ac.fingerprint);
+
+    // SQLite → PostgreSQL → SQLite: the same entries (serials, dates, reasons); PostgreSQL lists by serial, and
+    // the SQLite copy back lists exactly as PostgreSQL does
+    const b = await newPostgres();
+    await copyStore(a, b, { chunkSize: 4 });
+    const d = newSqlite();
+    await copyStore(b, d, { chunkSize: 2 });
+    const sorted = (l: Record<string, string[]>) => Object.fromEntries(Object.entries(l).map(([k, v]) => [k, [...v].sort()]));
+    expect(sorted(await crlLists(b))).toEqual(sorted(source));
+    expect(await crlLists(d)).toEqual(await crlLists(b));
+    expect(await observe(d)).toEqual(await observe(a));
+
+    // each copy revokes on top of what it was given: the next entry comes last
+    for (const s of [a, c, d]) {
+      await s.revoke({ serial: "0e08", revokedAt: new Date(T + 140_000), reason: 1, source: "manual" });
+      expect((await crlList(s, "13-sig")).at(-1)).toBe(`0e08@${T + 140_000}#1`);
+    }
+    expect(await crlLists(c)).toEqual(await crlLists(a));
+    for (const s of [a, b, c, d]) await s.close();
   });
 
   it("refuses a target that holds anything (ERR_STORE_NOT_EMPTY) and leaves it as it was", async () => {
@@ -212,7 +305,15 @@ describe("copyStore", () => {
       ["out of order", async function* () { yield* [batches[0]!, ...batches.slice(1).reverse()]; }],
       ["miscounted", async function* () { yield* batches.filter((b) => b !== lastCerts); }],
     ];
+    // SQLite rebuilds its revocation log from the CRL order: an order that names one revoked certificate twice
+    // and leaves another out (the counts still match) loads nothing. (PostgreSQL keeps no order: it ignores it.)
+    const misordered = async function* () {
+      yield* batches.map((b) => (b.kind === "revocationOrder" ? { ...b, records: b.records.map((r, i) => (i === 1 ? b.records[0]! : r)) } : b));
+    };
     for (const t of [newSqlite(), await newPostgres()]) {
+      if (t.kind === "sqlite") {
+        await expect(t.load(misordered())).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_STORE_COPY_MISMATCH") && /0a01 twice/.test((e as Error).message));
+      }
       for (const [why, stream] of streams) {
         await expect(t.load(stream()), `${t.kind} ${why}`).rejects.toThrow();
         const f = await fingerprintStore(t);
@@ -300,6 +401,12 @@ describe("copyStore", () => {
     await expect(early.revoke({ serial: "0a05", revokedAt: new Date(T), reason: 1, source: "manual" })).rejects.toSatisfy(retired);
     await expect(early.upsertResidents([{ residentCode: "z9", municipalityCode: "131016", fourItems: items, status: "active" }])).rejects.toSatisfy(retired);
     await expect(early.reserveCrl("13-sig", new Date(T), new Date(T + 1))).rejects.toSatisfy(retired);
+    // every table is closed, schema 7's certified and revocation_log included, whoever writes
+    const direct = new Database(path);
+    for (const sql of ["UPDATE certified SET reason = 9 WHERE serial = '0a03'", "DELETE FROM revocation_log", "DELETE FROM resident_sequences"]) {
+      expect(() => direct.prepare(sql).run(), sql).toThrow(/retired, its writes refused/);
+    }
+    direct.close();
     // reads go on, and the retired store can still be copied from
     expect(await observe(early)).toEqual(await observe(t1));
     const t2 = newSqlite();

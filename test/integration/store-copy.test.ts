@@ -151,6 +151,7 @@ describe("jpki store copy", () => {
     const old = new Database(report.previousStore);
     expect(old.prepare("SELECT count(*) FROM certificates").pluck().get()).toBe(13);
     expect(() => old.prepare("UPDATE certified SET reason = 1").run()).toThrow(/retired/);
+    expect(() => old.prepare("DELETE FROM revocation_log").run()).toThrow(/retired/);
     old.close();
     expect(readFileSync(join(ws, "config.json"), "utf8")).not.toContain("postgres:");
     // the workspace runs on PostgreSQL now: its held notice is still held there
@@ -171,6 +172,7 @@ describe("jpki store copy", () => {
     expect(allSerials.sort()).toEqual(revoked.map((s) => s.toUpperCase().replace(/^0+/, "")).sort());
     expect(opensslCrl(join(ws, "crl", "13-sig.crl")).entries.join("\n")).toMatch(/Key Compromise/);
     expect(opensslCrl(join(ws, "crl", "13-sig.crl")).entries.join("\n")).toMatch(/Superseded/);
+    const onPgInOrder = Object.fromEntries(["13-sig", "13-auth"].map((id) => [id, ourCrl(join(ws, "crl", `${id}.crl`), true).entries]));
 
     // and back to SQLite: the PostgreSQL database keeps its records, read-only; the next CRLs continue
     const back = await ok(ws, ["store", "copy", "--to", "sqlite", "--json"], env);
@@ -185,6 +187,8 @@ describe("jpki store copy", () => {
       const onLiteAgain = opensslCrl(join(ws, "crl", `${id}.crl`));
       expect(onLiteAgain.number, id).toBe(String(numberBefore[id]! + 2));
       expect(onLiteAgain).toEqual(opensslCrl(join(lite, "crl", `${id}.crl`)));
+      // the SQLite copy of a PostgreSQL store lists its entries in the order PostgreSQL did (its log rebuilt so)
+      expect(ourCrl(join(ws, "crl", `${id}.crl`), true).entries, id).toEqual(onPgInOrder[id]);
     }
     const pgAfter = await PostgresStore.open(url);
     expect((await pgAfter.latestCrl("13-sig"))?.number).toBe(BigInt(numberBefore["13-sig"]! + 1));
