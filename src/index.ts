@@ -73,6 +73,24 @@ export { CRL_REASON, REVOCATION_CAUSES, parseReason, reasonName, type CrlReasonN
 export type { Store, CaRecord, IssuanceRecord, CertificateRow, ResidentRecord, CrlRecord, CrlStatus } from "./store/types.js";
 export { SqliteStore } from "./store/sqlite.js";
 export { PostgresStore, type PostgresStoreOptions } from "./store/postgres.js";
+export { DUMP_KINDS, type DumpBatch, type DumpCounts, type DumpKind, type DumpResident, type DumpResidentSequence, type DumpRevocationOrder, type DumpCrl, type DumpCrlState } from "./store/types.js";
+export {
+  copyStore,
+  copyWorkspaceStore,
+  fingerprintStore,
+  fingerprintDifferences,
+  FingerprintBuilder,
+  parseStoreTarget,
+  redactStoreUrl,
+  type StoreCopyOptions,
+  type StoreCopyProgress,
+  type StoreCopyResult,
+  type StoreFingerprint,
+  type StoreTarget,
+  type StoreLocation,
+  type WorkspaceStoreCopyOptions,
+  type WorkspaceStoreCopyReport,
+} from "./store/copy.js";
 export { writeFileAtomic } from "./store/files.js";
 export { sweepStaleTemps } from "./store/staging.js";
 export { Workspace, workspacePaths, type WorkspaceOpenOptions } from "./workspace/workspace.js";

@@ -15,6 +15,7 @@ import { makeRevokeCommand } from "./commands/revoke.js";
 import { makeNoticesCommand } from "./commands/notices.js";
 import { makeWatchCommand } from "./commands/watch.js";
 import { makeFixturesCommand } from "./commands/fixtures.js";
+import { makeStoreCommand } from "./commands/store.js";
 import { DEFAULT_WORKSPACE } from "./context.js";
 import { EXIT_USAGE, exitCodesHelp } from "./exit-codes.js";
 import { toJson, type Io } from "./output.js";
@@ -44,7 +45,7 @@ Environment:
 
 ${exitCodesHelp()}`,
     );
-  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand]) {
+  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand]) {
     program.addCommand(make(io));
   }
   const configure = (c: Command) => {

@@ -48,7 +48,13 @@ import type {
   RevokeInput,
   Store,
   StoredNotice,
+  DumpBatch,
+  DumpCounts,
+  DumpKind,
+  DumpOptions,
 } from "./types.js";
+import { DUMP_KINDS } from "./types.js";
+import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
 
 /**
  * Advisory lock namespaces, the first key of the two-key form ("JPKI" and the next two codes): what an
@@ -969,6 +975,278 @@ export class PostgresStore implements Store {
       "SELECT serial, ca_id, reason, revocation_source FROM certificates WHERE revoked_at IS NOT NULL ORDER BY serial",
     );
     return rows.map((r) => ({ serial: r.serial, caId: r.ca_id, reason: r.reason, source: r.revocation_source }));
+  }
+
+  // ---- Moving a store (store/copy.ts): dump and load. Kept apart, at the end, on purpose: they read and
+  // write every table this backend has, and only through the columns its other methods use. ----
+
+  async *dump(opts: DumpOptions = {}): AsyncIterable<DumpBatch> {
+    const size = opts.chunkSize ?? 1000;
+    let c: PoolClient;
+    try {
+      c = await this.#pool.connect();
+    } catch (e) {
+      throw storeError(e, "starting a dump");
+    }
+    const q = async <R extends QueryResultRow>(text: string, values?: unknown[]): Promise<R[]> => {
+      try {
+        return (await c.query<R>(text, values)).rows;
+      } catch (e) {
+        throw storeError(e, "dumping the store");
+      }
+    };
+    let broken = false;
+    try {
+      // One snapshot (REPEATABLE READ, frozen at the first SELECT, after the lock), and writers kept out until the
+      // iteration ends: SHARE mode lets readers in and makes every INSERT/UPDATE/DELETE wait (then lock_timeout).
+      await q("BEGIN ISOLATION LEVEL REPEATABLE READ");
+      await q(`LOCK TABLE ${COPY_TABLES.join(", ")} IN SHARE MODE`);
+      const counts = await q<Record<DumpKind, bigint>>(
+        `SELECT ${DUMP_KINDS.map((k) => `(${COPY_COUNT_OF[k]}) AS "${k}"`).join(", ")}`,
+      );
+      yield {
+        kind: "header",
+        source: this.kind,
+        counts: Object.fromEntries(DUMP_KINDS.map((k) => [k, Number(counts[0]![k])])) as Record<DumpKind, number>,
+      };
+      // A server-side cursor per kind, read in chunks: bounded memory whatever the size.
+      const cursor = async function* <R extends QueryResultRow>(select: string): AsyncGenerator<R[]> {
+        await q(`DECLARE jpki_dump NO SCROLL CURSOR FOR ${select}`);
+        for (;;) {
+          const rows = await q<R>(`FETCH ${size} FROM jpki_dump`);
+          if (rows.length) yield rows;
+          if (rows.length < size) break;
+        }
+        await q("CLOSE jpki_dump");
+      };
+      for await (const rows of cursor("SELECT * FROM cas ORDER BY id")) yield { kind: "cas", records: rows.map(toCa) };
+      for await (const rows of cursor<ResidentRowDb>("SELECT * FROM residents ORDER BY resident_code")) {
+        yield { kind: "residents", records: rows.map((r) => ({ ...toResident(r), noticeSequence: Number(r.notice_sequence) })) };
+      }
+      for await (const rows of cursor<CertRowDb>("SELECT * FROM certificates ORDER BY serial")) yield { kind: "certificates", records: rows.map(toCertRow) };
+      // The order this backend's CRLs list a CA's entries in (crlEntries: by serial); it keeps no other.
+      for await (const rows of cursor<{ ca_id: string; serial: string }>("SELECT ca_id, serial FROM certificates WHERE revoked_at IS NOT NULL ORDER BY ca_id, serial")) {
+        yield { kind: "revocationOrder", records: rows.map((r) => ({ caId: r.ca_id, serial: r.serial })) };
+      }
+      for await (const rows of cursor<NoticeRowDb>("SELECT * FROM notices ORDER BY notice_id")) yield { kind: "notices", records: rows.map(toStoredNotice) };
+      for await (const rows of cursor<{ resident_code: string; last_sequence: bigint }>("SELECT * FROM resident_sequences ORDER BY resident_code")) {
+        yield { kind: "residentSequences", records: rows.map((r) => ({ residentCode: r.resident_code, lastSequence: Number(r.last_sequence) })) };
+      }
+      for await (const rows of cursor<{ ca_id: string; revision: bigint; published_revision: bigint }>("SELECT * FROM crl_state ORDER BY ca_id")) {
+        yield { kind: "crlState", records: rows.map((r) => ({ caId: r.ca_id, revision: Number(r.revision), publishedRevision: Number(r.published_revision) })) };
+      }
+      for await (const rows of cursor<CrlRowDb & { revision: bigint }>("SELECT * FROM crls ORDER BY ca_id, number")) {
+        yield {
+          kind: "crls",
+          records: rows.map((r) => ({
+            caId: r.ca_id,
+            number: BigInt(r.number),
+            state: r.state,
+            thisUpdate: new Date(Number(r.this_update)),
+            nextUpdate: new Date(Number(r.next_update)),
+            entries: r.entries === null ? undefined : Number(r.entries),
+            path: r.path ?? undefined,
+            sha256: r.sha256 ?? undefined,
+            revision: Number(r.revision),
+          })),
+        };
+      }
+      yield { kind: "end" };
+      const note = opts.retire?.();
+      if (note) {
+        // Closed to writers in this transaction, whose locks kept them out: a statement trigger on every table
+        // refuses any insert, update or delete (even of no row) naming the note. Waiting writers fail on it.
+        await q("INSERT INTO meta (key, value) VALUES ('retired', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [note]);
+        await q(`CREATE OR REPLACE FUNCTION jpki_retired() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN
+            RAISE EXCEPTION 'this jpki store is retired, its writes refused: %', (SELECT value FROM meta WHERE key = 'retired')
+              USING ERRCODE = 'read_only_sql_transaction';
+          END $$`);
+        for (const table of COPY_TABLES) {
+          await q(`DROP TRIGGER IF EXISTS jpki_retired ON ${table}`);
+          await q(`CREATE TRIGGER jpki_retired BEFORE INSERT OR UPDATE OR DELETE ON ${table} FOR EACH STATEMENT EXECUTE FUNCTION jpki_retired()`);
+        }
+        await q("COMMIT");
+      }
+    } finally {
+      // Read only unless retired (committed above): ending it either way changes nothing.
+      await c.query("ROLLBACK").catch(() => (broken = true));
+      c.release(broken);
+    }
+  }
+
+  async load(batches: AsyncIterable<DumpBatch>): Promise<DumpCounts> {
+    let c: PoolClient;
+    try {
+      c = await this.#pool.connect();
+    } catch (e) {
+      throw storeError(e, "starting a load");
+    }
+    let broken = false;
+    let what = "starting a load";
+    try {
+      // One transaction from the emptiness check to the last row: a copy killed midway (or a lost connection)
+      // is rolled back by the server and leaves the database as empty as it found it. The tables are locked
+      // exclusively first, so no jpki process (nor a second copy) sees or writes a half-loaded store.
+      await c.query("BEGIN ISOLATION LEVEL READ COMMITTED");
+      await c.query(`LOCK TABLE ${COPY_TABLES.join(", ")} IN ACCESS EXCLUSIVE MODE`);
+      const held = (
+        await c.query<{ kind: string; n: bigint }>(
+          DUMP_KINDS.map((k) => `SELECT '${k}' AS kind, (${COPY_COUNT_OF[k]}) AS n`).join(" UNION ALL "),
+        )
+      ).rows.filter((r) => r.n > 0n);
+      if (held.length) {
+        throw new JpkiError("ERR_STORE_NOT_EMPTY", `the target store already holds ${held.map((r) => `${r.n} ${r.kind}`).join(", ")}: a copy goes into an empty store only`);
+      }
+      const check = new DumpStreamCheck();
+      for await (const batch of batches) {
+        const b = check.accept(batch);
+        if (!b || !b.records.length) continue;
+        what = `loading ${b.kind}`;
+        await loadBatch(c, b);
+      }
+      what = "finishing a load";
+      const counts = check.finish();
+      await c.query("COMMIT");
+      return counts;
+    } catch (e) {
+      await c.query("ROLLBACK").catch(() => (broken = true));
+      throw storeError(e, what);
+    } finally {
+      c.release(broken);
+    }
+  }
+}
+
+/** How many records of each kind a dump carries. */
+const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
+  cas: "SELECT count(*) FROM cas",
+  residents: "SELECT count(*) FROM residents",
+  certificates: "SELECT count(*) FROM certificates",
+  revocationOrder: "SELECT count(*) FROM certificates WHERE revoked_at IS NOT NULL",
+  notices: "SELECT count(*) FROM notices",
+  residentSequences: "SELECT count(*) FROM resident_sequences",
+  crlState: "SELECT count(*) FROM crl_state",
+  crls: "SELECT count(*) FROM crls",
+};
+/** The tables a dump reads and a load writes. */
+const COPY_TABLES = ["cas", "residents", "certificates", "notices", "resident_sequences", "crl_state", "crls"] as const;
+
+/** One dump batch as one multi-row INSERT over unnest'ed column arrays. */
+async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
+  const col = <T, V>(rows: readonly T[], f: (r: T) => V): V[] => rows.map(f);
+  switch (b.kind) {
+    case "cas": {
+      const r = b.records;
+      await c.query(
+        `INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::bytea[], $7::bigint[])`,
+        [col(r, (x) => x.id), col(r, (x) => x.prefectureCode), col(r, (x) => x.purpose), col(r, (x) => x.certificateDer), col(r, (x) => x.encryptedKeyPem), col(r, (x) => x.keyId), col(r, (x) => x.createdAt.getTime())],
+      );
+      return;
+    }
+    case "residents": {
+      const r = b.records;
+      await c.query(SQL.upsertResidents, [
+        col(r, (x) => x.residentCode),
+        col(r, (x) => x.municipalityCode),
+        col(r, (x) => x.fourItems.name),
+        col(r, (x) => x.fourItems.address),
+        col(r, (x) => x.fourItems.birthDate),
+        col(r, (x) => x.fourItems.gender),
+        col(r, (x) => x.status),
+        col(r, (x) => x.noticeSequence),
+      ]);
+      return;
+    }
+    case "certificates": {
+      const r = b.records;
+      await c.query(
+        `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender,
+           not_before, not_after, issued_at, der, revoked_at, reason, revocation_source, application_id)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+           $10::bigint[], $11::bigint[], $12::bigint[], $13::bytea[], $14::bigint[], $15::int[], $16::text[], $17::text[])`,
+        [
+          col(r, (x) => x.serial),
+          col(r, (x) => x.caId),
+          col(r, (x) => x.type),
+          col(r, (x) => x.residentCode),
+          col(r, (x) => x.municipalityCode),
+          col(r, (x) => x.fourItems.name),
+          col(r, (x) => x.fourItems.address),
+          col(r, (x) => x.fourItems.birthDate),
+          col(r, (x) => x.fourItems.gender),
+          col(r, (x) => x.notBefore.getTime()),
+          col(r, (x) => x.notAfter.getTime()),
+          col(r, (x) => x.issuedAt.getTime()),
+          col(r, (x) => x.der),
+          col(r, (x) => x.revocation?.revokedAt.getTime() ?? null),
+          col(r, (x) => x.revocation?.reason ?? null),
+          col(r, (x) => x.revocation?.source ?? null),
+          col(r, (x) => x.applicationId ?? null),
+        ],
+      );
+      return;
+    }
+    case "revocationOrder":
+      // No order kept here: this backend lists a CA's entries by serial. The revocations came with the
+      // certificates; the stream check has counted these.
+      return;
+    case "notices": {
+      const r = b.records;
+      await c.query(
+        `INSERT INTO notices (notice_id, resident_code, sequence, kind, status, body, received_at, applied_at, revocations)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::int[])`,
+        [
+          col(r, (x) => x.noticeId),
+          col(r, (x) => x.residentCode),
+          col(r, (x) => x.sequence),
+          col(r, (x) => x.kind),
+          col(r, (x) => x.status),
+          col(r, (x) => x.body),
+          col(r, (x) => x.receivedAt.getTime()),
+          col(r, (x) => x.appliedAt?.getTime() ?? null),
+          col(r, (x) => x.revocations),
+        ],
+      );
+      return;
+    }
+    case "residentSequences": {
+      const r = b.records;
+      await c.query("INSERT INTO resident_sequences (resident_code, last_sequence) SELECT * FROM unnest($1::text[], $2::bigint[])", [
+        col(r, (x) => x.residentCode),
+        col(r, (x) => x.lastSequence),
+      ]);
+      return;
+    }
+    case "crlState": {
+      const r = b.records;
+      await c.query("INSERT INTO crl_state (ca_id, revision, published_revision) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])", [
+        col(r, (x) => x.caId),
+        col(r, (x) => x.revision),
+        col(r, (x) => x.publishedRevision),
+      ]);
+      return;
+    }
+    case "crls": {
+      const r = b.records;
+      await c.query(
+        `INSERT INTO crls (ca_id, number, this_update, next_update, entries, path, sha256, revision, state)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::int[], $6::text[], $7::text[], $8::bigint[], $9::text[])`,
+        [
+          col(r, (x) => x.caId),
+          col(r, (x) => x.number),
+          col(r, (x) => x.thisUpdate.getTime()),
+          col(r, (x) => x.nextUpdate.getTime()),
+          col(r, (x) => x.entries ?? null),
+          col(r, (x) => x.path ?? null),
+          col(r, (x) => x.sha256 ?? null),
+          col(r, (x) => x.revision),
+          col(r, (x) => x.state),
+        ],
+      );
+      return;
+    }
   }
 }
 

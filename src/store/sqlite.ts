@@ -4,7 +4,7 @@
  */
 import Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
-import { encodeEntry, entryOffsets, type EncodedEntries } from "../profile/crl-entry.js";
+import { decodeEntries, encodeEntry, entryOffsets, type EncodedEntries } from "../profile/crl-entry.js";
 import type { CertificateType } from "../profile/types.js";
 import { itemsOf, sameItems, toCa, toCertRow, toCrlRecord, toResident, toStoredNotice, type CertRowDb, type CrlRowDb, type NoticeRowDb, type ResidentRow } from "./rows.js";
 import type {
@@ -26,7 +26,20 @@ import type {
   ResidentRecord,
   RevokeInput,
   Store,
+  DumpBatch,
+  DumpCounts,
+  DumpOptions,
+  DumpCrl,
+  DumpCrlState,
+  DumpKind,
+  DumpResident,
+  DumpResidentSequence,
+  DumpRevocationOrder,
 } from "./types.js";
+import { DUMP_KINDS } from "./types.js";
+import { DumpStreamCheck } from "./dump.js";
+
+type Int = number | bigint;
 
 /** A migration: SQL, or a function for one that must compute (e.g. encode) what it writes. */
 export type Migration = string | ((db: Database.Database) => void);
@@ -852,4 +865,325 @@ export class SqliteStore implements Store {
       (this.#stmts.revocationSummary.all() as Array<[string, string, number, string]>).map(([serial, caId, reason, source]) => ({ serial, caId, reason, source })),
     );
   }
+
+  // ---- Moving a store (store/copy.ts): dump and load. Kept apart, at the end, on purpose: they read and
+  // write every table this backend has, and only through the columns its other methods use. ----
+
+  /** Statements of dump and load, prepared on first use (most runs never copy). */
+  #copyStmts: ReturnType<SqliteStore["prepareCopy"]> | undefined;
+
+  private prepareCopy() {
+    const db = this.#db;
+    // Keyset pages in key order (BINARY: byte order, as PostgreSQL's COLLATE "C"): the first page, then the next after a key.
+    const pages = (table: string, key: string) => ({
+      first: db.prepare(`SELECT * FROM ${table} ORDER BY ${key} LIMIT ?`),
+      after: db.prepare(`SELECT * FROM ${table} WHERE ${key} > ? ORDER BY ${key} LIMIT ?`),
+    });
+    return {
+      count: Object.fromEntries(
+        (
+          [
+            ["cas", "cas"],
+            ["residents", "residents"],
+            ["certificates", "certificates"],
+            ["revocationOrder", "revocation_log"],
+            ["notices", "notices"],
+            ["residentSequences", "resident_sequences"],
+            ["crlState", "crl_state"],
+            ["crls", "crls"],
+          ] as const
+        ).map(([kind, table]) => [kind, db.prepare(table === "revocation_log" ? "SELECT coalesce(sum(entries), 0) FROM revocation_log" : `SELECT count(*) FROM ${table}`).pluck()]),
+      ) as Record<DumpKind, Database.Statement>,
+      cas: pages("cas", "id"),
+      residents: pages("residents", "resident_code"),
+      // A certificate with its four items and revocation (certified), as the services read it.
+      certificates: {
+        first: db.prepare(`${CERT_SELECT} ORDER BY c.serial LIMIT ?`),
+        after: db.prepare(`${CERT_SELECT} WHERE c.serial > ? ORDER BY c.serial LIMIT ?`),
+      },
+      // The log in CRL order: per CA, block after block (its index is (ca_id, id)).
+      logFirst: db.prepare("SELECT ca_id, id, der FROM revocation_log ORDER BY ca_id, id LIMIT ?").raw(),
+      logAfter: db.prepare("SELECT ca_id, id, der FROM revocation_log WHERE (ca_id, id) > (?, ?) ORDER BY ca_id, id LIMIT ?").raw(),
+      notices: pages("notices", "notice_id"),
+      residentSequences: pages("resident_sequences", "resident_code"),
+      crlState: pages("crl_state", "ca_id"),
+      // Loading the order: the revoked certificate it names, and the serials already placed in the log.
+      revokedBySerial: db.prepare(
+        "SELECT k.ca_id, k.revoked_at, k.reason, k.not_after, k.municipality_code FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.serial = ?",
+      ).raw(),
+      countRevoked: db.prepare("SELECT count(*) FROM certified WHERE revoked_at IS NOT NULL").pluck(),
+      crlsFirst: db.prepare("SELECT * FROM crls ORDER BY ca_id, number LIMIT ?").safeIntegers(),
+      crlsAfter: db.prepare("SELECT * FROM crls WHERE (ca_id, number) > (?, ?) ORDER BY ca_id, number LIMIT ?").safeIntegers(),
+      insert: {
+        cas: db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+        residents: db.prepare(
+          `INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status, notice_sequence)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        ),
+        certificates: db.prepare(
+          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        ),
+        certified: db.prepare(
+          `INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after, revoked_at, reason, source)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        ),
+        log: db.prepare("INSERT INTO revocation_log (ca_id, entries, min_not_after, der, meta) VALUES (?, ?, ?, ?, ?)"),
+        notices: db.prepare(
+          `INSERT INTO notices (notice_id, resident_code, sequence, kind, status, body, received_at, applied_at, revocations)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        ),
+        residentSequences: db.prepare("INSERT INTO resident_sequences (resident_code, last_sequence) VALUES (?, ?)"),
+        crlState: db.prepare("INSERT INTO crl_state (ca_id, revision, published_revision) VALUES (?, ?, ?)"),
+        crls: db.prepare(
+          "INSERT INTO crls (ca_id, number, this_update, next_update, entries, path, sha256, revision, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ),
+      },
+    };
+  }
+
+  get #copy(): ReturnType<SqliteStore["prepareCopy"]> {
+    return (this.#copyStmts ??= this.prepareCopy());
+  }
+
+  #counts(): Record<DumpKind, number> {
+    const c = this.#copy.count;
+    return Object.fromEntries(DUMP_KINDS.map((k) => [k, Number(c[k].get())])) as Record<DumpKind, number>;
+  }
+
+  async *dump(opts: DumpOptions = {}): AsyncIterable<DumpBatch> {
+    const size = opts.chunkSize ?? 1000;
+    const db = this.#db;
+    // The write lock for the whole dump: one snapshot, and no writer can commit something the copy would miss
+    // (they wait busy_timeout, then fail with ERR_WORKSPACE_LOCKED). Readers go on. Keyset pages rather than
+    // open iterators: the consumer awaits between chunks and may use this connection meanwhile.
+    try {
+      db.exec("BEGIN IMMEDIATE");
+    } catch (e) {
+      throw storeError(e, "starting a dump");
+    }
+    try {
+      const read = <T>(f: () => T): T => {
+        try {
+          return f();
+        } catch (e) {
+          throw storeError(e, "dumping the store");
+        }
+      };
+      const st = read(() => this.#copy);
+      yield { kind: "header", source: this.kind, counts: read(() => this.#counts()) };
+      const paged = function* <R, K>(p: { first: Database.Statement; after: Database.Statement }, key: (r: R) => K, map: (r: R) => unknown) {
+        let rows = read(() => p.first.all(size) as R[]);
+        while (rows.length) {
+          yield rows.map(map);
+          if (rows.length < size) return;
+          const last = key(rows[rows.length - 1]!);
+          rows = read(() => p.after.all(last, size) as R[]);
+        }
+      };
+      for (const records of paged<Record<string, unknown>, unknown>(st.cas, (r) => r.id, toCa)) yield { kind: "cas", records: records as CaRecord[] };
+      for (const records of paged<ResidentRow & { notice_sequence: number }, string>(st.residents, (r) => r.resident_code, (r) => ({
+        ...toResident(r),
+        noticeSequence: Number(r.notice_sequence),
+      }))) {
+        yield { kind: "residents", records: records as DumpResident[] };
+      }
+      for (const records of paged<CertRowDb, string>(st.certificates, (r) => r.serial, toCertRow)) yield { kind: "certificates", records: records as CertificateRow[] };
+      // The CRL order: each CA's log, block after block, entry after entry (the serial read back from its DER).
+      let order: DumpRevocationOrder[] = [];
+      for (let blocks = read(() => st.logFirst.all(LOG_PAGE) as Array<[string, number, Buffer]>); blocks.length; ) {
+        for (const [caId, , der] of blocks) {
+          for (const e of read(() => decodeEntries(der))) {
+            order.push({ caId, serial: e.serial });
+            if (order.length === size) (yield { kind: "revocationOrder", records: order }, (order = []));
+          }
+        }
+        if (blocks.length < LOG_PAGE) break;
+        const [caId, id] = blocks[blocks.length - 1]!;
+        blocks = read(() => st.logAfter.all(caId, id, LOG_PAGE) as Array<[string, number, Buffer]>);
+      }
+      if (order.length) yield { kind: "revocationOrder", records: order };
+      for (const records of paged<NoticeRowDb, string>(st.notices, (r) => r.notice_id, toStoredNotice)) yield { kind: "notices", records: records as StoredNotice[] };
+      for (const records of paged<{ resident_code: string; last_sequence: number }, string>(st.residentSequences, (r) => r.resident_code, (r) => ({
+        residentCode: r.resident_code,
+        lastSequence: Number(r.last_sequence),
+      }))) {
+        yield { kind: "residentSequences", records: records as DumpResidentSequence[] };
+      }
+      for (const records of paged<{ ca_id: string; revision: number; published_revision: number }, string>(st.crlState, (r) => r.ca_id, (r) => ({
+        caId: r.ca_id,
+        revision: Number(r.revision),
+        publishedRevision: Number(r.published_revision),
+      }))) {
+        yield { kind: "crlState", records: records as DumpCrlState[] };
+      }
+      let crls = read(() => st.crlsFirst.all(size) as Array<CrlRowDb & { revision: bigint }>);
+      while (crls.length) {
+        yield { kind: "crls", records: crls.map(dumpCrl) };
+        if (crls.length < size) break;
+        const last = crls[crls.length - 1]!;
+        crls = read(() => st.crlsAfter.all(last.ca_id, last.number, size) as Array<CrlRowDb & { revision: bigint }>);
+      }
+      yield { kind: "end" };
+      const note = opts.retire?.();
+      if (note) {
+        try {
+          this.#retire(note);
+          db.exec("COMMIT");
+        } catch (e) {
+          throw storeError(e, "closing the store to writers");
+        }
+      }
+    } finally {
+      // Read only unless retired (committed above): ending it either way changes nothing.
+      if (db.open && db.inTransaction) db.exec("ROLLBACK");
+    }
+  }
+
+  /**
+   * Closes the store to writers, inside the dump's write transaction: the note in meta, and on every table a
+   * trigger that aborts any insert, update or delete with it. A connection opened before (prepared statements
+   * are re-prepared on the schema change) or waiting for the lock now fails on its first write.
+   */
+  #retire(note: string): void {
+    const db = this.#db;
+    const text = `this jpki store is retired, its writes refused: ${note}`.replace(/'/g, "''");
+    db.prepare("INSERT INTO meta (key, value) VALUES ('retired', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(note);
+    for (const table of RETIRED_TABLES) {
+      for (const op of ["INSERT", "UPDATE", "DELETE"]) {
+        db.exec(`CREATE TRIGGER IF NOT EXISTS jpki_retired_${table}_${op.toLowerCase()} BEFORE ${op} ON ${table} BEGIN SELECT RAISE(ABORT, '${text}'); END`);
+      }
+    }
+  }
+
+  async load(batches: AsyncIterable<DumpBatch>): Promise<DumpCounts> {
+    const db = this.#db;
+    // One write transaction from the emptiness check to the last row: a copy killed midway leaves the file as
+    // empty as it found it (the WAL's uncommitted frames are ignored on the next open).
+    try {
+      db.exec("BEGIN IMMEDIATE");
+    } catch (e) {
+      throw storeError(e, "starting a load");
+    }
+    let committed = false;
+    try {
+      const st = this.#copy;
+      const held = Object.entries(this.#counts()).filter(([, n]) => n > 0);
+      if (held.length) {
+        throw new JpkiError("ERR_STORE_NOT_EMPTY", `the target store already holds ${held.map(([k, n]) => `${n} ${k}`).join(", ")}: a copy goes into an empty store only`);
+      }
+      const check = new DumpStreamCheck();
+      const ins = st.insert;
+      // The revocation log is rebuilt in the order the dump gives (the source's CRL order): consecutive entries
+      // of a CA go into one block, up to LOAD_BLOCK entries. Each revoked certificate must come exactly once.
+      const log = new RevocationLog(ins.log);
+      let logCa: string | undefined;
+      let logOpen = 0;
+      let placed = 0;
+      // The serials placed so far, on disk rather than in memory (a store may hold millions of revocations).
+      db.exec("CREATE TEMP TABLE jpki_load_placed (serial TEXT PRIMARY KEY) WITHOUT ROWID");
+      const place = db.prepare("INSERT OR IGNORE INTO jpki_load_placed (serial) VALUES (?)");
+      for await (const batch of batches) {
+        const b = check.accept(batch);
+        if (!b) continue;
+        try {
+          switch (b.kind) {
+            case "cas":
+              for (const r of b.records) ins.cas.run(r.id, r.prefectureCode, r.purpose, r.certificateDer, r.encryptedKeyPem, r.keyId, r.createdAt.getTime());
+              break;
+            case "residents":
+              for (const r of b.records) {
+                const f = r.fourItems;
+                ins.residents.run(r.residentCode, r.municipalityCode, f.name, f.address, f.birthDate, f.gender, r.status, r.noticeSequence);
+              }
+              break;
+            case "certificates":
+              for (const r of b.records) {
+                const f = r.fourItems;
+                const v = r.revocation;
+                ins.certificates.run(
+                  r.serial, r.caId, r.type, r.residentCode, r.municipalityCode,
+                  r.notBefore.getTime(), r.notAfter.getTime(), r.issuedAt.getTime(), r.der, r.applicationId ?? null,
+                );
+                ins.certified.run(
+                  r.residentCode, r.serial, r.caId, r.type, r.municipalityCode, f.name, f.address, f.birthDate, f.gender, r.notAfter.getTime(),
+                  v ? v.revokedAt.getTime() : null, v ? v.reason : null, v ? v.source : null,
+                );
+              }
+              break;
+            case "revocationOrder":
+              for (const r of b.records) {
+                const row = st.revokedBySerial.get(r.serial) as [string, number | null, number | null, number, string] | undefined;
+                if (!row || row[1] === null || row[0] !== r.caId) {
+                  throw new JpkiError("ERR_STORE_COPY_MISMATCH", `the dump lists ${r.serial} among ${r.caId}'s CRL entries, but it is not a certificate of that CA it revoked: nothing was loaded`);
+                }
+                if (place.run(r.serial).changes === 0) throw new JpkiError("ERR_STORE_COPY_MISMATCH", `the dump lists ${r.serial} twice among the CRL entries: nothing was loaded`);
+                placed++;
+                if (r.caId !== logCa || logOpen === LOAD_BLOCK) (log.flush(), (logCa = r.caId), (logOpen = 0));
+                const [caId, revokedAt, reason, notAfter, municipality] = row;
+                log.add(caId, r.serial, revokedAt, reason ?? 0, notAfter, municipality);
+                logOpen++;
+              }
+              break;
+            case "notices":
+              for (const r of b.records) {
+                ins.notices.run(r.noticeId, r.residentCode, r.sequence, r.kind, r.status, r.body, r.receivedAt.getTime(), r.appliedAt?.getTime() ?? null, r.revocations);
+              }
+              break;
+            case "residentSequences":
+              for (const r of b.records) ins.residentSequences.run(r.residentCode, r.lastSequence);
+              break;
+            case "crlState":
+              for (const r of b.records) ins.crlState.run(r.caId, r.revision, r.publishedRevision);
+              break;
+            case "crls":
+              for (const r of b.records) {
+                ins.crls.run(r.caId, r.number, r.thisUpdate.getTime(), r.nextUpdate.getTime(), r.entries ?? null, r.path ?? null, r.sha256 ?? null, r.revision, r.state);
+              }
+              break;
+          }
+        } catch (e) {
+          throw storeError(e, `loading ${b.kind}`);
+        }
+      }
+      const counts = check.finish();
+      log.flush();
+      const revoked = Number(st.countRevoked.get());
+      if (placed !== revoked) {
+        throw new JpkiError("ERR_STORE_COPY_MISMATCH", `the dump revokes ${revoked} certificates but orders ${placed} CRL entries: nothing was loaded`);
+      }
+      db.exec("DROP TABLE temp.jpki_load_placed");
+      db.exec("COMMIT");
+      committed = true;
+      return counts;
+    } catch (e) {
+      throw storeError(e, "loading a dump");
+    } finally {
+      if (!committed && db.open && db.inTransaction) db.exec("ROLLBACK");
+    }
+  }
 }
+
+/** Every table a dump reads: what a retired store refuses to write. */
+const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "notices", "resident_sequences", "crl_state", "crls"] as const;
+
+/** Log blocks read per page when dumping the CRL order. */
+const LOG_PAGE = 16;
+/** Entries per log block a load writes (as migration 7 did): the source's block boundaries are not kept, its order is. */
+const LOAD_BLOCK = MIGRATION_BLOCK;
+
+/** A CRL row as a dump carries it (entries, path and sha256 stay absent on a reservation). */
+function dumpCrl(r: CrlRowDb & { revision: Int }): DumpCrl {
+  return {
+    caId: r.ca_id,
+    number: BigInt(r.number),
+    state: r.state,
+    thisUpdate: new Date(Number(r.this_update)),
+    nextUpdate: new Date(Number(r.next_update)),
+    entries: r.entries === null ? undefined : Number(r.entries),
+    path: r.path ?? undefined,
+    sha256: r.sha256 ?? undefined,
+    revision: Number(r.revision),
+  };
+}
+

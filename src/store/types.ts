@@ -285,4 +285,95 @@ export interface Store {
   dirtyCas(): Promise<string[]>;
   /** Revocations per reason, per CA: the ground truth tests compare. */
   revocationSummary(): Promise<Array<{ serial: string; caId: string; reason: number; source: string }>>;
+
+  // ---- Moving a store (store/copy.ts): the whole store as logical records, out and in ----
+
+  /**
+   * Every fact of the store as logical records, in chunks of at most `chunkSize` (default 1000): a
+   * `header` with the count of each kind, then the kinds in DUMP_KINDS order, each in key order (byte
+   * order, the same on every backend), then `end`. One consistent snapshot, and writers are kept out
+   * (their transactions wait, then fail with ERR_WORKSPACE_LOCKED) until the iteration finishes or is
+   * returned — a consumer may act between receiving `end` and finishing, knowing nothing changed since.
+   *
+   * `retire`, asked once the consumer goes on past `end` (not when it returns early): a note, and the store is
+   * closed to writers in the same transaction — every later write, by a process that opened it before or
+   * waits for its lock now, fails, naming the note — because its facts now live elsewhere. Reads go on.
+   */
+  dump(opts?: DumpOptions): AsyncIterable<DumpBatch>;
+  /**
+   * Loads a dump into this store, which must hold no facts at all (ERR_STORE_NOT_EMPTY otherwise), all or
+   * nothing: nothing is visible until the `end` record has arrived and the counts match the `header`; a dump
+   * that stops early, arrives out of order or miscounts loads nothing (ERR_STORE_COPY_MISMATCH). Returns the
+   * counts loaded.
+   */
+  load(batches: AsyncIterable<DumpBatch>): Promise<DumpCounts>;
 }
+
+export interface DumpOptions {
+  /** records per batch (default 1000) */
+  readonly chunkSize?: number;
+  /** called after `end` when the iteration goes on: a note to close the store to writers with, or undefined */
+  readonly retire?: () => string | undefined;
+}
+
+/** The kinds of logical record in a dump, in the order they come (and are loaded: CAs before what names them). */
+export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crls"] as const;
+export type DumpKind = (typeof DUMP_KINDS)[number];
+export type DumpCounts = Readonly<Record<DumpKind, number>>;
+
+/** A registry record with the sequence of the last change notice the registry applied to it. */
+export interface DumpResident extends ResidentRecord {
+  readonly noticeSequence: number;
+}
+
+/** The CA side's last applied notice sequence for a resident code. */
+export interface DumpResidentSequence {
+  readonly residentCode: string;
+  readonly lastSequence: number;
+}
+
+/**
+ * One revoked certificate in the order its CA's CRLs list it (every revoked certificate once, per CA in that
+ * order): SQLite's revocation log order, PostgreSQL's serial order. A SQLite target rebuilds its log in this
+ * order, so it lists what the source listed, as the source listed it; a PostgreSQL target keeps no order (it
+ * lists by serial) and only checks the count.
+ */
+export interface DumpRevocationOrder {
+  readonly caId: string;
+  readonly serial: string;
+}
+
+/** A CA's CRL freshness: its revision (bumped by every revoking transaction) and the revision published CRLs cover. */
+export interface DumpCrlState {
+  readonly caId: string;
+  readonly revision: number;
+  readonly publishedRevision: number;
+}
+
+/** A CRL row as stored, reservations included (entries, path and sha256 absent until published). */
+export interface DumpCrl {
+  readonly caId: string;
+  readonly number: bigint;
+  readonly state: CrlRecord["state"];
+  readonly thisUpdate: Date;
+  readonly nextUpdate: Date;
+  readonly entries: number | undefined;
+  readonly path: string | undefined;
+  readonly sha256: string | undefined;
+  /** the CA revision the number was reserved with */
+  readonly revision: number;
+}
+
+export type DumpBatch =
+  | { readonly kind: "header"; readonly source: Store["kind"]; readonly counts: DumpCounts }
+  | { readonly kind: "cas"; readonly records: readonly CaRecord[] }
+  | { readonly kind: "residents"; readonly records: readonly DumpResident[] }
+  /** certificates with their application ids and revocations (source included) */
+  | { readonly kind: "certificates"; readonly records: readonly CertificateRow[] }
+  | { readonly kind: "revocationOrder"; readonly records: readonly DumpRevocationOrder[] }
+  /** change notices, applied and held */
+  | { readonly kind: "notices"; readonly records: readonly StoredNotice[] }
+  | { readonly kind: "residentSequences"; readonly records: readonly DumpResidentSequence[] }
+  | { readonly kind: "crlState"; readonly records: readonly DumpCrlState[] }
+  | { readonly kind: "crls"; readonly records: readonly DumpCrl[] }
+  | { readonly kind: "end" };

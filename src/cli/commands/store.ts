@@ -1,0 +1,118 @@
+/** `jpki store copy`: move a workspace between SQLite and PostgreSQL (the library: store/copy.ts). */
+import { Command, Option } from "commander";
+import type { StoreCopyProgress, WorkspaceStoreCopyReport } from "../../index.js";
+import { JpkiError, library } from "../lib.js";
+import { Context } from "../context.js";
+import { progressBar, type Io } from "../output.js";
+
+const KIND_NAMES: Record<StoreCopyProgress["kind"], string> = {
+  cas: "CAs",
+  residents: "residents",
+  certificates: "certificates",
+  revocationOrder: "CRL entries in order",
+  notices: "notices",
+  residentSequences: "resident sequences",
+  crlState: "CRL states",
+  crls: "CRL rows",
+};
+
+/** How often a progress line goes to a stderr that is not a terminal (a log), and not before the copy has run this long. */
+const LOG_EVERY_MS = 10_000;
+
+function summary(r: WorkspaceStoreCopyReport): string {
+  const f = r.fingerprint;
+  const lines = [
+    `copied ${r.workspace}`,
+    `  from ${r.from.kind} ${r.from.location}`,
+    `  to   ${r.to.kind} ${r.to.location}`,
+    `  in ${(r.durationMs / 1000).toFixed(1)} s, read back and verified (counts, SHA-256 per kind, revoked serials per CA, CRL numbers)`,
+    `  ${(Object.keys(KIND_NAMES) as Array<StoreCopyProgress["kind"]>).map((k) => `${r.counts[k]} ${KIND_NAMES[k]}`).join(", ")}`,
+  ];
+  for (const ca of [...new Set([...Object.keys(f.revocations), ...Object.keys(f.crls)])].sort()) {
+    const rev = f.revocations[ca];
+    const crl = f.crls[ca];
+    lines.push(
+      `  ${ca}: ${rev ? `${rev.count} revoked (sha256 ${rev.sha256.slice(0, 16)}…)` : "none revoked"}, ${crl ? `CRL numbers up to #${crl.highest}${crl.latestPublished ? `, latest published #${crl.latestPublished}` : ""}` : "no CRL yet"}`,
+    );
+  }
+  lines.push(r.switched ? `switched: config.json now names the ${r.to.kind} store` : "not switched: config.json is unchanged");
+  for (const n of r.next) lines.push(`next: ${n}`);
+  return lines.join("\n");
+}
+
+export function makeStoreCommand(io: Io): Command {
+  const store = new Command("store").description("the workspace's store: move it between SQLite and PostgreSQL");
+  store
+    .command("copy")
+    .description("copy the whole store to another (SQLite ↔ PostgreSQL), verify it, and switch the workspace to it")
+    .requiredOption("--to <target>", "sqlite | sqlite:PATH | postgres (JPKI_STORE) | postgres://user@host/db")
+    .option("--no-switch", "copy and verify only: the workspace stays on its current store")
+    .addOption(new Option("--chunk-size <n>", "records per chunk (memory stays bounded by it)").default("1000"))
+    .addHelpText(
+      "after",
+      `
+Moves everything the workspace's store holds — CAs (their encrypted keys exactly as stored), residents with
+their notice sequences, certificates with application ids and revocations, applied and held change notices,
+the CA side's notice sequences, CRL rows (numbers, states, revisions) and CRL freshness — record by record,
+in chunks, so a store of millions of certificates copies in bounded memory. Published files (ca/, crl/,
+certs/) stay where they are: both stores describe the same workspace directory.
+
+Targets:
+  --to postgres            the PostgreSQL database in JPKI_STORE (from a SQLite workspace)
+  --to postgres://u@h/db   that database; a password in it is refused (the command line is visible to every
+                           user of the host): put it in PGPASSWORD or ~/.pgpass
+  --to sqlite              back to the workspace's jpki.db (from a PostgreSQL workspace, JPKI_STORE its source)
+  --to sqlite:PATH         a standalone SQLite store at PATH, a new file; the workspace is never switched to it
+
+Safety:
+  - The target must be empty (a new database, or one 'jpki ca init' never used): else ERR_STORE_NOT_EMPTY.
+  - It is loaded in one transaction (a new SQLite file is built under a temporary name and linked into place
+    only when verified): a copy killed midway leaves an empty target, never one that looks complete.
+  - The source is read from one snapshot, and while the copy runs its writers wait (then fail with
+    ERR_WORKSPACE_LOCKED), so no revocation lands behind the copy's back; readers go on.
+  - On a switch the old store is retired in that same locked transaction: any later write to it, by a jpki
+    process that opened it before (a 'jpki watch', a command waiting for its lock), fails with ERR_STORE
+    ("this jpki store is retired…") instead of being lost. Stop such processes first all the same.
+  - The target is read back and compared: counts and a SHA-256 per kind of record, the revoked serials per
+    CA with reasons and sources, the CRL numbers per CA. Any difference: ERR_STORE_COPY_MISMATCH, no switch.
+  - CRL order: a SQLite target lists each CA's entries in the source's order (its revocation log is rebuilt
+    so, and checked); a PostgreSQL target lists them by serial.
+
+Switching: a verified copy to PostgreSQL from a SQLite workspace, or to its jpki.db from a PostgreSQL one,
+rewrites config.json's "store" (not with --no-switch). Moving to PostgreSQL, the old jpki.db is kept,
+read-only, as jpki.db.before-postgres-<UTC time>, and every later command needs JPKI_STORE; moving back, the
+PostgreSQL database keeps its records, read-only, for you to drop. Without a switch the source is not
+retired. CRL numbers continue above the source's on the new store.
+
+Progress goes to stderr (a bar on a terminal, a line every ${LOG_EVERY_MS / 1000} s otherwise); --json prints the report.
+
+Examples:
+  JPKI_STORE=postgres:///jpki?host=/run/postgresql jpki store copy --to postgres
+  JPKI_STORE=postgres:///jpki?host=/run/postgresql jpki store copy --to sqlite
+  jpki store copy --to sqlite:/backup/jpki-$(date +%F).db --json`,
+    )
+    .action(async (o: { to: string; switch: boolean; chunkSize: string }, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      const chunkSize = Number(o.chunkSize);
+      if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > 100_000) throw new JpkiError("ERR_USAGE", "--chunk-size must be a whole number from 1 to 100000");
+      const dir = ctx.workspaceDir;
+      const { copyWorkspaceStore, parseStoreTarget } = await library();
+      const to = parseStoreTarget(o.to, { storeUrl: ctx.storeUrl, cwd: io.cwd });
+      const started = Date.now();
+      let logged = started;
+      const onProgress = (p: StoreCopyProgress) => {
+        const what = `${p.phase === "copy" ? "copying" : "verifying"} ${KIND_NAMES[p.kind]} ${p.done}/${p.total}`;
+        const fraction = p.allTotal ? p.allDone / p.allTotal : 1;
+        if (io.stderr.isTTY && !ctx.out.json) {
+          ctx.out.progress(`${progressBar(fraction)}  ${what}`);
+        } else if (Date.now() - logged >= LOG_EVERY_MS) {
+          logged = Date.now();
+          ctx.out.info(`store copy: ${what} (${p.phase} ${Math.floor(fraction * 100)}%, ${Math.round((logged - started) / 1000)} s)`);
+        }
+      };
+      const report = await copyWorkspaceStore(dir, { to, storeUrl: ctx.storeUrl, switch: o.switch, chunkSize, onProgress });
+      ctx.out.progressDone();
+      ctx.out.result(report, () => summary(report));
+    });
+  return store;
+}

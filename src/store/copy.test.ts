@@ -1,0 +1,512 @@
+/**
+ * Moving a store (store/copy.ts): SQLite to PostgreSQL and back, every fact kept — CA keys exactly as stored,
+ * residents with their notice sequences, certificates with application ids and revocations (sources included),
+ * applied and held notices, relinked resident codes, CRL rows in every state, CRL freshness — judged through
+ * each store's own read methods, not through the dump that made the copy. Then what must not happen: a load
+ * into a store with facts, a copy cut off midway leaving anything behind, a target that reads back differently,
+ * a writer slipping into the source while it is being copied.
+ */
+import Database from "better-sqlite3";
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
+import { isJpkiError } from "../errors.js";
+import { decodeEntries } from "../profile/crl-entry.js";
+import { copyStore, copyWorkspaceStore, fingerprintStore, parseStoreTarget, redactStoreUrl } from "./copy.js";
+import { Workspace } from "../workspace/workspace.js";
+import { PostgresStore } from "./postgres.js";
+import { SqliteStore } from "./sqlite.js";
+import type { CaRecord, DumpBatch, IssuanceRecord, NoticeCommit, Store } from "./types.js";
+
+let server: PostgresTestServer;
+beforeAll(async () => {
+  server = await startPostgres();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+const sqlitePath = () => join(mkdtempSync(join(tmpdir(), "jpki-copy-")), "jpki.db");
+const newSqlite = () => SqliteStore.open(sqlitePath(), { create: true });
+const newPostgres = async () => PostgresStore.open(await server.createDatabase(), { create: true });
+
+const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
+const moved = { ...items, address: "大阪府大阪市北区梅田１丁目" };
+
+function ca(id: string, purpose: "signature" | "authentication"): CaRecord {
+  // a key as a rewrap leaves it: the copy must carry the PEM byte for byte
+  const encryptedKeyPem = `-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFLTBXBgkqhkiG9w0BBQ0wSjApBgkqhkiG9w0BBQwwHAQI${id}\n-----END ENCRYPTED PRIVATE KEY-----\n`;
+  return { id, prefectureCode: "13", purpose, certificateDer: Buffer.from(`30820122${id}`, "utf8"), encryptedKeyPem, keyId: Buffer.alloc(20, id.length), createdAt: new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 678)) };
+}
+
+function cert(serial: string, caId: string, type: "signature" | "authentication", residentCode: string, issuedAt: number, extra: Partial<IssuanceRecord> = {}): IssuanceRecord {
+  return {
+    serial, caId, type, residentCode, municipalityCode: "131016", fourItems: items,
+    notBefore: new Date(issuedAt), notAfter: new Date(Date.UTC(2031, 0, 1)), issuedAt: new Date(issuedAt), der: Buffer.from(`der-${serial}`), ...extra,
+  };
+}
+
+const T = Date.UTC(2026, 3, 1);
+
+/** A store with one of everything the copy must carry. */
+async function populate(s: Store): Promise<void> {
+  await s.putCa(ca("13-sig", "signature"));
+  await s.putCa(ca("13-auth", "authentication"));
+  await s.upsertResidents(["r1", "r2", "r3", "r4", "r5"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+  const committed = await s.commitIssuances([
+    cert("0a01", "13-sig", "signature", "r1", T, { applicationId: "APP-1" }),
+    cert("0a02", "13-sig", "signature", "r1", T + 1000, { applicationId: "APP-2" }), // supersedes 0a01 (reason 4)
+    cert("0b01", "13-auth", "authentication", "r1", T + 2000),
+    cert("0a03", "13-sig", "signature", "r2", T + 3000),
+    cert("0b02", "13-auth", "authentication", "r2", T + 4000),
+    cert("0a04", "13-sig", "signature", "r3", T + 5000),
+    cert("0a05", "13-sig", "signature", "r4", T + 6000),
+    cert("0b03", "13-auth", "authentication", "r5", T + 7000),
+  ]);
+  expect(committed.every((c) => c.status === "committed")).toBe(true);
+  await s.revoke({ serial: "0a03", revokedAt: new Date(T + 10_000), reason: 1, source: "manual" });
+  // CRLs: 13-sig #1 published, #2 reserved by a run that died; 13-auth #2 published, #1 superseded by it
+  const sig1 = await s.reserveCrl("13-sig", new Date(T + 20_000), new Date(T + 20_000 + 48 * 3600_000));
+  expect(await s.publishCrl({ caId: "13-sig", number: sig1.number, entries: 2, path: "crl/13-sig.crl", sha256: "aa".repeat(32) }, () => undefined)).toBe(true);
+  await s.reserveCrl("13-sig", new Date(T + 21_000), new Date(T + 21_000 + 48 * 3600_000));
+  const auth1 = await s.reserveCrl("13-auth", new Date(T + 22_000), new Date(T + 22_000 + 48 * 3600_000));
+  const auth2 = await s.reserveCrl("13-auth", new Date(T + 23_000), new Date(T + 23_000 + 48 * 3600_000));
+  expect(await s.publishCrl({ caId: "13-auth", number: auth2.number, entries: 0, path: "crl/13-auth.crl", sha256: "bb".repeat(32) }, () => undefined)).toBe(true);
+  expect(await s.publishCrl({ caId: "13-auth", number: auth1.number, entries: 0, path: "crl/13-auth.crl", sha256: "cc".repeat(32) }, () => undefined)).toBe(false);
+  // Notices: r3 dies (applied, revokes 0a04); r4's sequence 3 waits for 1 and 2 (held); r5's code becomes r6 (relinked)
+  const at = new Date(T + 30_000);
+  const commit: NoticeCommit = {
+    at,
+    notices: [
+      { noticeId: "N-1", residentCode: "r3", sequence: 1, kind: "death", body: '{"kind":"death","noticeId":"N-1"}', status: "applied", revocations: 1 },
+      { noticeId: "N-2", residentCode: "r4", sequence: 3, kind: "relocation", body: '{"kind":"relocation","noticeId":"N-2"}', status: "held", revocations: 0 },
+      { noticeId: "N-3", residentCode: "r5", sequence: 1, kind: "resident-code-change", body: '{"newResidentCode":"r6","noticeId":"N-3"}', status: "applied", revocations: 0 },
+    ],
+    sequences: [{ residentCode: "r3", last: 1 }, { residentCode: "r6", last: 1 }],
+    revocations: [{ serial: "0a04", reason: 0, source: "notice:N-1" }],
+    relinks: [{ from: "r5", to: "r6" }],
+    dirtyCas: ["13-sig"],
+  };
+  await s.commitNoticeBatch({ noticeIds: ["N-1", "N-2", "N-3"], residentCodes: ["r3", "r4", "r5", "r6"] }, () => ({ commit }));
+  await s.applyToRegistry((read) => {
+    const r5 = read("r5")!;
+    return {
+      put: [{ ...read("r3")!, status: "deceased" as const, noticeSequence: 1 }, { ...r5, residentCode: "r6", fourItems: moved, noticeSequence: 1 }],
+      remove: ["r5"],
+      result: undefined,
+    };
+  });
+}
+
+/** A CA's CRL entries as its next CRL lists them, in the store's order: serial, date (ms) and reason. */
+async function crlList(s: Store, caId: string, expiredBefore = new Date(0)): Promise<string[]> {
+  const out: string[] = [];
+  for await (const chunk of s.crlEntries(caId, { expiredBefore })) {
+    const entries = decodeEntries(chunk.der);
+    expect(entries).toHaveLength(chunk.count);
+    out.push(...entries.map((e) => `${e.serial}@${e.revokedAt.getTime()}#${e.reason}`));
+  }
+  return out;
+}
+
+/** Every CA's CRL entries in each store's own order (compare these only where the order must be kept). */
+async function crlLists(s: Store): Promise<Record<string, string[]>> {
+  const out: Record<string, string[]> = {};
+  for (const c of await s.listCas()) out[c.id] = await crlList(s, c.id);
+  return out;
+}
+
+/** Everything the services read, through each store's own methods (not its dump). */
+async function observe(s: Store) {
+  const cas = await s.listCas();
+  const certificates = await s.findCertificates({ status: "all", limit: 100 });
+  // CRL entries as a set: the backends' orders may legitimately differ (SQLite: revocation log; PostgreSQL: serial).
+  const revoked: Record<string, string[]> = {};
+  for (const c of cas) revoked[c.id] = (await crlList(s, c.id)).sort();
+  const residents: Record<string, unknown> = {};
+  for (const code of ["r1", "r2", "r3", "r4", "r5", "r6"]) residents[code] = await s.getResidentForIssuance(code);
+  return {
+    cas,
+    certificates,
+    byApplication: [await s.getCertificateByApplication("APP-1"), await s.getCertificateByApplication("APP-2")],
+    revoked,
+    revocationSummary: await s.revocationSummary(),
+    residents,
+    countResidents: await s.countResidents(),
+    notices: [await s.getNotice("N-1"), await s.getNotice("N-2"), await s.getNotice("N-3")],
+    held: await s.listHeldNotices(),
+    context: await s.loadNoticeContext({ noticeIds: ["N-2"], residentCodes: ["r4", "r6"] }),
+    dirty: await s.dirtyCas(),
+    crlStatus: await s.crlStatus(),
+    latest: [await s.latestCrl("13-sig"), await s.latestCrl("13-auth")],
+  };
+}
+
+describe("copyStore", () => {
+  it("moves a store SQLite → PostgreSQL → SQLite with every fact as the services read it, and CRL numbers continue above the source's", async () => {
+    const a = newSqlite();
+    await populate(a);
+    const before = await observe(a);
+    // the scenario holds what it claims to
+    expect(before.held.map((n) => n.noticeId)).toEqual(["N-2"]);
+    expect(before.residents.r6).toMatchObject({ registrySequence: 1, caSequence: 1 });
+    expect(before.certificates.find((c) => c.serial === "0b03")?.residentCode).toBe("r6");
+    expect(before.revocationSummary.map((r) => `${r.serial}:${r.reason}:${r.source}`)).toEqual(["0a01:4:superseded:0a02", "0a03:1:manual", "0a04:0:notice:N-1"]);
+    expect(before.dirty).toEqual(["13-sig"]);
+
+    const b = await newPostgres();
+    const progress: string[] = [];
+    const ab = await copyStore(a, b, { chunkSize: 3, onProgress: (p) => progress.push(`${p.phase}:${p.kind}:${p.done}/${p.total}`) });
+    expect(ab).toMatchObject({ from: "sqlite", to: "postgres" });
+    expect(ab.fingerprint.counts).toEqual({ cas: 2, residents: 5, certificates: 8, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crls: 4 });
+    expect(progress).toContain("copy:certificates:8/8");
+    expect(progress).toContain("verify:crls:4/4");
+    expect(await observe(b)).toEqual(before);
+
+    const c = newSqlite();
+    const bc = await copyStore(b, c, { chunkSize: 2 });
+    expect(bc.fingerprint).toEqual(ab.fingerprint);
+    expect(await observe(c)).toEqual(before);
+    // PostgreSQL → SQLite: the SQLite copy lists each CA's entries exactly as the PostgreSQL source does
+    expect(await crlLists(c)).toEqual(await crlLists(b));
+    // the source is unchanged by being copied, and all three fingerprint alike
+    expect(await observe(a)).toEqual(before);
+    expect(await fingerprintStore(a)).toEqual(ab.fingerprint);
+
+    // each copy goes on where the source would: the next CRL numbers, the same application id refused
+    for (const s of [a, b, c]) {
+      expect((await s.reserveCrl("13-sig", new Date(T + 40_000), new Date(T + 50_000))).number).toBe(3n);
+      expect((await s.reserveCrl("13-auth", new Date(T + 40_000), new Date(T + 50_000))).number).toBe(3n);
+      const again = await s.commitIssuances([cert("0a99", "13-sig", "signature", "r1", T + 50_000, { applicationId: "APP-2" })]);
+      expect(again[0]).toMatchObject({ status: "duplicate-application", existing: { serial: "0a02" } });
+    }
+    for (const s of [a, b, c]) await s.close();
+  });
+
+  it("keeps a SQLite revocation log's order over several blocks: a SQLite copy lists every CA's entries identically, a copy through PostgreSQL the same entries", async () => {
+    const path = sqlitePath();
+    const a = SqliteStore.open(path, { create: true });
+    await populate(a); // 13-sig: 0a01 superseded, 0a03 revoked by hand, 0a04 by a notice: three blocks
+    const codes = ["q1", "q2", "q3", "q4", "q5", "q6"];
+    await a.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+    // serials whose order is not the revocation order: the log's order is what a copy must keep
+    const committed = await a.commitIssuances([
+      cert("7f01", "13-sig", "signature", "q1", T + 100_000),
+      cert("1c02", "13-sig", "signature", "q2", T + 101_000),
+      cert("5e03", "13-sig", "signature", "q3", T + 102_000),
+      cert("2d04", "13-auth", "authentication", "q1", T + 103_000),
+      cert("6b05", "13-auth", "authentication", "q4", T + 104_000),
+      cert("0c06", "13-sig", "signature", "q5", T + 105_000),
+      cert("3a07", "13-sig", "signature", "q6", T + 106_000, { notAfter: new Date(T + 200_000) }), // expires soon
+    ]);
+    expect(committed.every((c) => c.status === "committed")).toBe(true);
+    // a notice batch revoking across both CAs, in its notices' order (7f01, 2d04, 1c02, 6b05)
+    const at = new Date(T + 110_000);
+    const deaths = [["N-10", "q1"], ["N-11", "q2"], ["N-12", "q4"]] as const;
+    await a.commitNoticeBatch({ noticeIds: deaths.map(([id]) => id), residentCodes: deaths.map(([, code]) => code) }, () => ({
+      commit: {
+        at,
+        notices: deaths.map(([noticeId, residentCode]) => ({ noticeId, residentCode, sequence: 1, kind: "death", body: `{"kind":"death","noticeId":"${noticeId}"}`, status: "applied" as const, revocations: 1 })),
+        sequences: deaths.map(([, residentCode]) => ({ residentCode, last: 1 })),
+        revocations: [
+          { serial: "7f01", reason: 0, source: "notice:N-10", residentCode: "q1" },
+          { serial: "2d04", reason: 0, source: "notice:N-10", residentCode: "q1" },
+          { serial: "1c02", reason: 0, source: "notice:N-11", residentCode: "q2" },
+          { serial: "6b05", reason: 0, source: "notice:N-12", residentCode: "q4" },
+        ],
+        relinks: [],
+        dirtyCas: ["13-sig", "13-auth"],
+      },
+    }));
+    // a supersession (5e03 by 0e08), a manual revocation dated back before everything else, the soon-expired one
+    expect((await a.commitIssuances([cert("0e08", "13-sig", "signature", "q3", T + 120_000)]))[0]?.status).toBe("committed");
+    await a.revoke({ serial: "0c06", revokedAt: new Date(T - 86_400_000), reason: 1, source: "manual" });
+    await a.revoke({ serial: "3a07", revokedAt: new Date(T + 130_000), reason: 3, source: "manual" });
+
+    const raw = new Database(path, { readonly: true });
+    const blocks = raw.prepare("SELECT ca_id, entries FROM revocation_log ORDER BY ca_id, id").all();
+    raw.close();
+    expect(blocks).toEqual([
+      { ca_id: "13-auth", entries: 2 },
+      { ca_id: "13-sig", entries: 1 },
+      { ca_id: "13-sig", entries: 1 },
+      { ca_id: "13-sig", entries: 1 },
+      { ca_id: "13-sig", entries: 2 },
+      { ca_id: "13-sig", entries: 1 },
+      { ca_id: "13-sig", entries: 1 },
+      { ca_id: "13-sig", entries: 1 },
+    ]);
+    const source = await crlLists(a);
+    const sig = source["13-sig"]!.map((e) => e.split("@")[0]);
+    expect(sig).toEqual(["0a01", "0a03", "0a04", "7f01", "1c02", "5e03", "0c06", "3a07"]);
+    expect(source["13-auth"]!.map((e) => e.split("@")[0])).toEqual(["2d04", "6b05"]);
+    // and neither serial nor revocation-date order
+    expect([...sig].sort()).not.toEqual(sig);
+    const expiredBefore = new Date(T + 200_000 + 1000); // 3a07 expired
+    const sourceLater = await crlList(a, "13-sig", expiredBefore);
+    expect(sourceLater).toEqual(source["13-sig"]!.filter((e) => !e.startsWith("3a07@")));
+
+    // SQLite → SQLite: identical lists, order included (and the expiry filter inside a rebuilt block)
+    const c = newSqlite();
+    const ac = await copyStore(a, c, { chunkSize: 3 });
+    expect(ac.fingerprint.counts.revocationOrder).toBe(10);
+    expect(await crlLists(c)).toEqual(source);
+    expect(await crlList(c, "13-sig", expiredBefore)).toEqual(sourceLater);
+    expect(await fingerprintStore(c)).toEqual(ac.fingerprint);
+
+    // SQLite → PostgreSQL → SQLite: the same entries (serials, dates, reasons); PostgreSQL lists by serial, and
+    // the SQLite copy back lists exactly as PostgreSQL does
+    const b = await newPostgres();
+    await copyStore(a, b, { chunkSize: 4 });
+    const d = newSqlite();
+    await copyStore(b, d, { chunkSize: 2 });
+    const sorted = (l: Record<string, string[]>) => Object.fromEntries(Object.entries(l).map(([k, v]) => [k, [...v].sort()]));
+    expect(sorted(await crlLists(b))).toEqual(sorted(source));
+    expect(await crlLists(d)).toEqual(await crlLists(b));
+    expect(await observe(d)).toEqual(await observe(a));
+
+    // each copy revokes on top of what it was given: the next entry comes last
+    for (const s of [a, c, d]) {
+      await s.revoke({ serial: "0e08", revokedAt: new Date(T + 140_000), reason: 1, source: "manual" });
+      expect((await crlList(s, "13-sig")).at(-1)).toBe(`0e08@${T + 140_000}#1`);
+    }
+    expect(await crlLists(c)).toEqual(await crlLists(a));
+    for (const s of [a, b, c, d]) await s.close();
+  });
+
+  it("refuses a target that holds anything (ERR_STORE_NOT_EMPTY) and leaves it as it was", async () => {
+    const a = newSqlite();
+    await populate(a);
+    for (const t of [newSqlite(), await newPostgres()]) {
+      await t.upsertResidents([{ residentCode: "z1", municipalityCode: "131016", fourItems: items, status: "active" }]);
+      await expect(copyStore(a, t)).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_STORE_NOT_EMPTY") && /1 residents/.test((e as Error).message));
+      expect(await t.countResidents()).toBe(1);
+      expect(await t.listCas()).toEqual([]);
+      await t.close();
+    }
+    await a.close();
+  });
+
+  it("loads nothing from a dump cut off midway, out of order, or miscounted, and the target takes a full copy afterwards", async () => {
+    const a = newSqlite();
+    await populate(a);
+    const batches: DumpBatch[] = [];
+    for await (const b of a.dump({ chunkSize: 2 })) batches.push(b);
+    const cut = batches.findIndex((b) => b.kind === "notices");
+    const lastCerts = batches.filter((b) => b.kind === "certificates").at(-1);
+    expect(batches.find((b) => b.kind === "revocationOrder")?.records.length).toBe(2); // 13-sig's three entries, two a batch
+    const streams: Array<[string, () => AsyncIterable<DumpBatch>]> = [
+      // the source died after some certificates: no end record
+      ["stopped", async function* () { yield* batches.slice(0, cut); }],
+      // the source's connection broke mid-stream
+      ["threw", async function* () { yield* batches.slice(0, cut); throw new Error("connection reset"); }],
+      ["out of order", async function* () { yield* [batches[0]!, ...batches.slice(1).reverse()]; }],
+      ["miscounted", async function* () { yield* batches.filter((b) => b !== lastCerts); }],
+    ];
+    // SQLite rebuilds its revocation log from the CRL order: an order that names one revoked certificate twice
+    // and leaves another out (the counts still match) loads nothing. (PostgreSQL keeps no order: it ignores it.)
+    const misordered = async function* () {
+      yield* batches.map((b) => (b.kind === "revocationOrder" ? { ...b, records: b.records.map((r, i) => (i === 1 ? b.records[0]! : r)) } : b));
+    };
+    for (const t of [newSqlite(), await newPostgres()]) {
+      if (t.kind === "sqlite") {
+        await expect(t.load(misordered())).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_STORE_COPY_MISMATCH") && /0a01 twice/.test((e as Error).message));
+      }
+      for (const [why, stream] of streams) {
+        await expect(t.load(stream()), `${t.kind} ${why}`).rejects.toThrow();
+        const f = await fingerprintStore(t);
+        expect(Object.values(f.counts).every((n) => n === 0), `${t.kind} after a load that ${why}`).toBe(true);
+      }
+      await expect(t.load(async function* () { yield* batches.slice(0, cut); }())).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_STORE_COPY_MISMATCH"));
+      const ok = await copyStore(a, t);
+      expect(ok.fingerprint.counts.certificates).toBe(8);
+      await t.close();
+    }
+    await a.close();
+  });
+
+  it("fails with ERR_STORE_COPY_MISMATCH when the target does not read back what was loaded", async () => {
+    const a = newSqlite();
+    await populate(a);
+    const real = newSqlite();
+    // a target whose reads lose one revocation source (as a backend bug would)
+    const lying = new Proxy(real, {
+      get(t, p) {
+        if (p === "dump") {
+          return async function* () {
+            for await (const b of t.dump({ chunkSize: 100 })) {
+              if (b.kind === "certificates") {
+                yield { ...b, records: b.records.map((r) => (r.serial === "0a03" ? { ...r, revocation: { ...r.revocation!, source: "" } } : r)) };
+              } else yield b;
+            }
+          };
+        }
+        const v = Reflect.get(t, p, t);
+        return typeof v === "function" ? v.bind(t) : v;
+      },
+    }) as Store;
+    let switched = false;
+    await expect(copyStore(a, lying, { beforeRelease: () => void (switched = true) })).rejects.toSatisfy(
+      (e: unknown) => isJpkiError(e, "ERR_STORE_COPY_MISMATCH") && /certificates: same count \(8\), different content/.test((e as Error).message),
+    );
+    expect(switched).toBe(false);
+    await a.close();
+    await real.close();
+  });
+
+  it("keeps writers out of the source from the dump's start until it ends, so nothing is written behind the copy's back", async () => {
+    // SQLite: the dump holds the write lock; another connection's write is busy
+    const path = sqlitePath();
+    const a = SqliteStore.open(path, { create: true });
+    await populate(a);
+    const it1 = a.dump()[Symbol.asyncIterator]();
+    expect((await it1.next()).value).toMatchObject({ kind: "header" });
+    const other = new Database(path);
+    other.pragma("busy_timeout = 0");
+    expect(() => other.prepare("UPDATE certified SET reason = 9 WHERE serial = '0a03'").run()).toThrow(/locked|busy/i);
+    // reads go on meanwhile
+    expect(other.prepare("SELECT count(*) AS n FROM certificates").get()).toEqual({ n: 8 });
+    await it1.return!();
+    expect(other.prepare("UPDATE certified SET reason = 9 WHERE serial = '0a03'").run().changes).toBe(1);
+    other.close();
+    await a.close();
+
+    // PostgreSQL: the dump's table locks make a writer wait, then fail with ERR_WORKSPACE_LOCKED
+    const url = await server.createDatabase();
+    const p = await PostgresStore.open(url, { create: true });
+    await populate(p);
+    const writer = await PostgresStore.open(url, { lockTimeoutMs: 300 });
+    const it2 = p.dump()[Symbol.asyncIterator]();
+    await it2.next();
+    await expect(writer.revoke({ serial: "0a05", revokedAt: new Date(T), reason: 1, source: "manual" })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_LOCKED"));
+    expect((await writer.getCertificate("0a05"))?.revocation).toBeUndefined();
+    await it2.return!();
+    await writer.revoke({ serial: "0a05", revokedAt: new Date(T), reason: 1, source: "manual" });
+    await writer.close();
+    await p.close();
+  });
+
+  it("retires the source when asked: a writer that opened it before, or waits for its lock, fails instead of writing behind the move", async () => {
+    const retired = (e: unknown) => isJpkiError(e, "ERR_STORE") && /retired, its writes refused: moved for the test/.test((e as Error).message);
+    // SQLite: a store opened before the copy, its statements prepared, writes after it and fails
+    const path = sqlitePath();
+    const a = SqliteStore.open(path, { create: true });
+    await populate(a);
+    const early = SqliteStore.open(path);
+    expect((await early.getCertificate("0a05"))?.revocation).toBeUndefined();
+    const t1 = newSqlite();
+    await copyStore(a, t1, { retireSource: "moved for the test" });
+    await expect(early.revoke({ serial: "0a05", revokedAt: new Date(T), reason: 1, source: "manual" })).rejects.toSatisfy(retired);
+    await expect(early.upsertResidents([{ residentCode: "z9", municipalityCode: "131016", fourItems: items, status: "active" }])).rejects.toSatisfy(retired);
+    await expect(early.reserveCrl("13-sig", new Date(T), new Date(T + 1))).rejects.toSatisfy(retired);
+    // every table is closed, schema 7's certified and revocation_log included, whoever writes
+    const direct = new Database(path);
+    for (const sql of ["UPDATE certified SET reason = 9 WHERE serial = '0a03'", "DELETE FROM revocation_log", "DELETE FROM resident_sequences"]) {
+      expect(() => direct.prepare(sql).run(), sql).toThrow(/retired, its writes refused/);
+    }
+    direct.close();
+    // reads go on, and the retired store can still be copied from
+    expect(await observe(early)).toEqual(await observe(t1));
+    const t2 = newSqlite();
+    await copyStore(early, t2);
+    for (const s of [a, early, t1, t2]) await s.close();
+
+    // PostgreSQL: a writer waiting on the dump's locks when the copy finishes fails on the retirement
+    const url = await server.createDatabase();
+    const p = await PostgresStore.open(url, { create: true });
+    await populate(p);
+    const waiter = await PostgresStore.open(url, { lockTimeoutMs: 30_000 });
+    const t3 = newSqlite();
+    let pending: Promise<unknown> | undefined;
+    await copyStore(p, t3, {
+      retireSource: "moved for the test",
+      beforeRelease: async () => {
+        pending = waiter.revoke({ serial: "0a05", revokedAt: new Date(T), reason: 1, source: "manual" });
+        pending.catch(() => undefined);
+        await new Promise((res) => setTimeout(res, 300)); // the revoke is now waiting for the lock
+      },
+    });
+    await expect(pending).rejects.toSatisfy(retired);
+    expect((await waiter.getCertificate("0a05"))?.revocation).toBeUndefined();
+    await expect(waiter.reserveCrl("13-sig", new Date(T), new Date(T + 1))).rejects.toSatisfy(retired);
+    expect(await waiter.countResidents()).toBe(5);
+    for (const s of [p, waiter, t3]) await s.close();
+  });
+});
+
+describe("copyWorkspaceStore", () => {
+  const storeOf = (root: string) => (JSON.parse(readFileSync(join(root, "config.json"), "utf8")) as { store: string }).store;
+  const leftovers = (root: string) => readdirSync(root).filter((n) => n.includes(".tmp"));
+
+  it("switches only after a verified copy: --no-switch leaves the workspace as it was; a copy that fails midway leaves no file and no switch", async () => {
+    const root = mkdtempSync(join(tmpdir(), "jpki-copy-ws-"));
+    const ws = Workspace.create(root);
+    await populate(ws.store);
+    await ws.close();
+    const url = await server.createDatabase();
+
+    const dry = await copyWorkspaceStore(root, { to: { kind: "postgres", url }, switch: false });
+    expect(dry).toMatchObject({ switched: false, previousStore: undefined, from: { kind: "sqlite" }, to: { kind: "postgres" } });
+    expect(storeOf(root)).toBe("sqlite");
+    expect(existsSync(join(root, "jpki.db"))).toBe(true);
+
+    // a second database, the real move
+    const url2 = await server.createDatabase();
+    const moved = await copyWorkspaceStore(root, { to: { kind: "postgres", url: url2 } });
+    expect(moved.switched).toBe(true);
+    expect(storeOf(root)).toBe("postgres");
+    expect(existsSync(join(root, "jpki.db"))).toBe(false);
+    expect(existsSync(moved.previousStore!)).toBe(true);
+    expect(moved.fingerprint).toEqual(dry.fingerprint);
+
+    // back to SQLite, failing while certificates load: nothing installed, nothing switched, nothing left behind
+    const failing = copyWorkspaceStore(root, {
+      to: { kind: "sqlite" },
+      storeUrl: url2,
+      chunkSize: 2,
+      onProgress: (p) => {
+        if (p.phase === "copy" && p.kind === "certificates" && p.done >= 4) throw new Error("disk full (simulated)");
+      },
+    });
+    await expect(failing).rejects.toThrow("disk full (simulated)");
+    expect(existsSync(join(root, "jpki.db"))).toBe(false);
+    expect(leftovers(root)).toEqual([]);
+    expect(storeOf(root)).toBe("postgres");
+    // the source is still whole and writable (the dump's locks went with it)
+    const onPg = await Workspace.openAsync(root, { storeUrl: url2 });
+    expect(await onPg.store.countResidents()).toBe(5);
+    await onPg.store.revoke({ serial: "0a05", revokedAt: new Date(T + 60_000), reason: 1, source: "manual" });
+    await onPg.close();
+
+    const back = await copyWorkspaceStore(root, { to: { kind: "sqlite" }, storeUrl: url2 });
+    expect(back).toMatchObject({ switched: true, to: { kind: "sqlite", location: join(root, "jpki.db") } });
+    expect(back.fingerprint.revocations["13-sig"]!.count).toBe(dry.fingerprint.revocations["13-sig"]!.count + 1);
+    expect(storeOf(root)).toBe("sqlite");
+    const onLite = Workspace.open(root);
+    expect((await onLite.store.getCertificate("0a05"))?.revocation).toMatchObject({ reason: 1, source: "manual" });
+    await onLite.close();
+    expect(leftovers(root)).toEqual([]);
+  });
+
+  it("parses --to and never shows a password", () => {
+    expect(parseStoreTarget("sqlite")).toEqual({ kind: "sqlite" });
+    expect(parseStoreTarget("sqlite:backup.db", { cwd: "/srv" })).toEqual({ kind: "sqlite", path: "/srv/backup.db" });
+    expect(parseStoreTarget("postgres", { storeUrl: "postgres://u@h/db" })).toEqual({ kind: "postgres", url: "postgres://u@h/db" });
+    expect(parseStoreTarget("postgresql:///jpki?host=/run/postgresql")).toEqual({ kind: "postgres", url: "postgresql:///jpki?host=/run/postgresql" });
+    for (const bad of ["postgres://u:hunter2@h/db", "mysql://u:hunter2@h/db", "postgres"]) {
+      let message = "";
+      try {
+        parseStoreTarget(bad);
+      } catch (e) {
+        expect(isJpkiError(e, "ERR_USAGE")).toBe(true);
+        message = (e as Error).message;
+      }
+      expect(message, bad).not.toBe("");
+      expect(message).not.toContain("hunter2");
+    }
+    expect(redactStoreUrl("postgres://u:hunter2@h:5432/db?sslmode=require")).toBe("postgres://u:***@h:5432/db?sslmode=require");
+    expect(redactStoreUrl("not a url hunter2")).not.toContain("hunter2");
+  });
+});

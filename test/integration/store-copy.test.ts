@@ -1,0 +1,281 @@
+/**
+ * `jpki store copy` end to end, as real processes (the built CLI, bin/jpki.cjs): a SQLite workspace with
+ * issued, superseded, revoked and notice-revoked certificates, a held notice, a resident-code change and a
+ * published CRL is moved to a throwaway PostgreSQL server and back. Each side then publishes CRLs, and openssl
+ * and our reader must find the same revoked serials with the same reasons and dates, numbered above the
+ * source's. And what an operator must be able to count on: a copy into a used database, or with a password on
+ * the command line, is refused; a copy killed midway leaves an empty target and an untouched workspace.
+ */
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { cpSync, existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describeCrl } from "../../src/profile/describe.js";
+import { generateResidents } from "../../src/registry/fixtures.js";
+import { makeResidentCode } from "../../src/registry/resident-code.js";
+import { PostgresStore } from "../../src/store/postgres.js";
+import { startPostgres, type PostgresTestServer } from "../postgres-server.js";
+import { cardKey, tempDir, writeJsonl } from "./helpers.js";
+
+const MAIN = join(import.meta.dirname, "..", "..", "bin", "jpki.cjs");
+let server: PostgresTestServer;
+let dir: string;
+
+beforeAll(async () => {
+  server = await startPostgres();
+  dir = tempDir("jpki-store-copy-");
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  json<T = any>(): T;
+}
+
+function start(ws: string, args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, [MAIN, "--workspace", ws, ...args], { cwd: dir, env: { ...process.env, JPKI_STORE: "", JPKI_PASSPHRASE: "correct horse", ...env } });
+}
+
+function jpki(ws: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = start(ws, args, env);
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d) => (stdout += d));
+    child.stderr!.on("data", (d) => (stderr += d));
+    child.on("exit", (code) => resolve({ code, stdout, stderr, json: () => JSON.parse(stdout) }));
+  });
+}
+
+async function ok(ws: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const r = await jpki(ws, args, env);
+  expect(r.code, `jpki ${args.join(" ")}: ${r.stderr}`).toBe(0);
+  return r;
+}
+
+/** What openssl reads on a DER CRL: its number and each entry's serial, date and reason. */
+function opensslCrl(path: string): { number: string; entries: string[] } {
+  const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", path, "-noout", "-text"], { encoding: "utf8" });
+  const number = /X509v3 CRL Number:\s*\n\s*(\d+)/.exec(text)?.[1] ?? "";
+  const entries = text
+    .split(/Serial Number: /)
+    .slice(1)
+    .map((e) => {
+      const serial = e.split("\n")[0]!.trim().toUpperCase();
+      const date = /Revocation Date: (.+)/.exec(e)?.[1]?.trim();
+      const reason = /CRL Reason Code:\s*\n\s*(.+)/.exec(e)?.[1]?.trim() ?? "none";
+      return `${serial} ${date} ${reason}`;
+    })
+    .sort();
+  return { number, entries };
+}
+
+/**
+ * What our reader makes of the same file: its entries as a set (sorted), unless `ordered` — the order is the
+ * store's (SQLite: its revocation log; PostgreSQL: by serial), so only compare it between stores that keep one.
+ */
+function ourCrl(path: string, ordered = false) {
+  const d = describeCrl(readFileSync(path));
+  const entries = ordered ? d.entries : [...d.entries].sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
+  return { number: d.crlNumber, entries };
+}
+
+const config = (ws: string) => JSON.parse(readFileSync(join(ws, "config.json"), "utf8")) as { store: string };
+
+/** A SQLite workspace with one of everything a copy must carry (see the header). */
+async function buildWorkspace(ws: string): Promise<{ revoked: string[]; waitingCode: string }> {
+  await ok(ws, ["ca", "init", "-p", "13"]);
+  const residents = [...generateResidents({ count: 6, seed: "store-copy", prefectures: ["13"] })] as unknown as Array<Record<string, string>>;
+  await ok(ws, ["registry", "import", writeJsonl(join(dir, "residents.jsonl"), residents)]);
+  const pub = readFileSync(cardKey(dir, "card").pub, "utf8");
+  const apps = residents.flatMap((r, i) => ["signature", "authentication"].map((type) => ({ residentCode: r.residentCode, type, publicKey: pub, applicationId: `APP-${i}-${type}` })));
+  await ok(ws, ["issue", "--batch", writeJsonl(join(dir, "apps.jsonl"), apps), "--out-dir", join(dir, "certs")]);
+  // a second signature certificate for resident 0 supersedes the first (reason superseded)
+  await ok(ws, ["issue", "--batch", writeJsonl(join(dir, "apps2.jsonl"), [{ residentCode: residents[0]!.residentCode, type: "signature", publicKey: pub }]), "--out-dir", join(dir, "certs2")]);
+  const serialOf = async (code: string, type: string) =>
+    ((await ok(ws, ["registry", "show", code, "--json"])).json().certificates as Array<{ serial: string; type: string; status?: string; revocation?: unknown }>).filter(
+      (c) => c.type === type,
+    );
+  const lost = (await serialOf(residents[1]!.residentCode!, "signature"))[0]!.serial;
+  await ok(ws, ["revoke", "--serial", lost, "--reason", "keyCompromise"]);
+  await ok(ws, ["crl", "generate", "-p", "13"]);
+  // after CRL #1: a death (applied, revokes both of resident 2's), a notice for resident 3 waiting for its
+  // sequences 1 and 2 (held), and resident 4's code changed (its certificates follow the new code)
+  const [dead, waiting, renamed] = [residents[2]!, residents[3]!, residents[4]!];
+  const newCode = makeResidentCode("9876543210");
+  const feed = writeJsonl(join(dir, "notices.jsonl"), [
+    { noticeId: "SC-1", residentCode: dead.residentCode, kind: "death", effectiveDate: "2026-05-01", sequence: 1, municipalityCode: dead.municipalityCode },
+    { noticeId: "SC-2", residentCode: waiting.residentCode, kind: "death", effectiveDate: "2026-05-01", sequence: 3, municipalityCode: waiting.municipalityCode },
+    { noticeId: "SC-3", residentCode: renamed.residentCode, kind: "resident-code-change", effectiveDate: "2026-05-01", sequence: 1, municipalityCode: renamed.municipalityCode, newResidentCode: newCode },
+  ]);
+  const ingest = await ok(ws, ["notices", "ingest", feed, "--json"]);
+  expect(ingest.json()).toMatchObject({ read: 3, held: 1 });
+  const db = new Database(join(ws, "jpki.db"), { readonly: true });
+  try {
+    const revoked = db.prepare("SELECT serial FROM certified WHERE revoked_at IS NOT NULL ORDER BY serial").pluck().all() as string[];
+    return { revoked, waitingCode: waiting.residentCode! };
+  } finally {
+    db.close();
+  }
+}
+
+describe("jpki store copy", () => {
+  it("moves a SQLite workspace to PostgreSQL and back; both sides then publish the same CRLs, numbered above the source's", async () => {
+    const ws = join(dir, "ws");
+    const { revoked, waitingCode } = await buildWorkspace(ws);
+    expect(revoked.length).toBe(4); // superseded, keyCompromise, and the dead resident's two
+    // the source side, kept to compare with: the same workspace, staying on SQLite
+    const lite = join(dir, "ws-sqlite");
+    cpSync(ws, lite, { recursive: true });
+    // the source's latest CRL numbers (ingestion republished the CRLs its revocations touched)
+    const numberBefore = Object.fromEntries(["13-sig", "13-auth"].map((id) => [id, Number(opensslCrl(join(ws, "crl", `${id}.crl`)).number)]));
+    expect(numberBefore["13-sig"]).toBeGreaterThanOrEqual(1);
+
+    const url = await server.createDatabase();
+    const env = { JPKI_STORE: url };
+    const copy = await ok(ws, ["store", "copy", "--to", "postgres", "--json"], env);
+    const report = copy.json();
+    expect(report).toMatchObject({ from: { kind: "sqlite" }, to: { kind: "postgres" }, switched: true, counts: { cas: 2, residents: 6, certificates: 13, notices: 3 } });
+    expect(report.fingerprint.revocations["13-sig"].count + report.fingerprint.revocations["13-auth"].count).toBe(4);
+    expect(config(ws).store).toBe("postgres");
+    expect(existsSync(join(ws, "jpki.db"))).toBe(false);
+    expect(report.previousStore).toMatch(/jpki\.db\.before-postgres-\d{8}T\d{6}Z$/);
+    expect(existsSync(report.previousStore)).toBe(true);
+    // the old file is a read-only backup: its records are there, a write is refused
+    const old = new Database(report.previousStore);
+    expect(old.prepare("SELECT count(*) FROM certificates").pluck().get()).toBe(13);
+    expect(() => old.prepare("UPDATE certified SET reason = 1").run()).toThrow(/retired/);
+    expect(() => old.prepare("DELETE FROM revocation_log").run()).toThrow(/retired/);
+    old.close();
+    expect(readFileSync(join(ws, "config.json"), "utf8")).not.toContain("postgres:");
+    // the workspace runs on PostgreSQL now: its held notice is still held there
+    const pending = await ok(ws, ["notices", "pending", "--json"], env);
+    expect(pending.json().held).toMatchObject([{ noticeId: "SC-2", residentCode: waitingCode, sequence: 3, waitingFor: 1 }]);
+
+    // both sides publish: same revoked serials, dates and reasons, and the next number above the source's
+    await ok(ws, ["crl", "generate", "-p", "13"], env);
+    await ok(lite, ["crl", "generate", "-p", "13"]);
+    for (const id of ["13-sig", "13-auth"]) {
+      const onPg = opensslCrl(join(ws, "crl", `${id}.crl`));
+      const onLite = opensslCrl(join(lite, "crl", `${id}.crl`));
+      expect(onPg.number, id).toBe(String(numberBefore[id]! + 1));
+      expect(onPg).toEqual(onLite);
+      expect(ourCrl(join(ws, "crl", `${id}.crl`))).toEqual(ourCrl(join(lite, "crl", `${id}.crl`)));
+    }
+    const allSerials = ["13-sig", "13-auth"].flatMap((id) => opensslCrl(join(ws, "crl", `${id}.crl`)).entries.map((e) => e.split(" ")[0]!.replace(/^0+/, "")));
+    expect(allSerials.sort()).toEqual(revoked.map((s) => s.toUpperCase().replace(/^0+/, "")).sort());
+    expect(opensslCrl(join(ws, "crl", "13-sig.crl")).entries.join("\n")).toMatch(/Key Compromise/);
+    expect(opensslCrl(join(ws, "crl", "13-sig.crl")).entries.join("\n")).toMatch(/Superseded/);
+    const onPgInOrder = Object.fromEntries(["13-sig", "13-auth"].map((id) => [id, ourCrl(join(ws, "crl", `${id}.crl`), true).entries]));
+
+    // and back to SQLite: the PostgreSQL database keeps its records, read-only; the next CRLs continue
+    const back = await ok(ws, ["store", "copy", "--to", "sqlite", "--json"], env);
+    expect(back.json()).toMatchObject({ from: { kind: "postgres" }, to: { kind: "sqlite", location: join(ws, "jpki.db") }, switched: true });
+    // one more CRL row per CA than were copied over: those the PostgreSQL side published
+    expect(back.json().counts).toEqual({ ...report.counts, crls: report.counts.crls + 2 });
+    expect(config(ws).store).toBe("sqlite");
+    expect(readdirSync(ws).filter((n) => n.endsWith(".tmp") || n.includes(".tmp-"))).toEqual([]);
+    await ok(ws, ["crl", "generate", "-p", "13"]);
+    await ok(lite, ["crl", "generate", "-p", "13"]);
+    for (const id of ["13-sig", "13-auth"]) {
+      const onLiteAgain = opensslCrl(join(ws, "crl", `${id}.crl`));
+      expect(onLiteAgain.number, id).toBe(String(numberBefore[id]! + 2));
+      expect(onLiteAgain).toEqual(opensslCrl(join(lite, "crl", `${id}.crl`)));
+      // the SQLite copy of a PostgreSQL store lists its entries in the order PostgreSQL did (its log rebuilt so)
+      expect(ourCrl(join(ws, "crl", `${id}.crl`), true).entries, id).toEqual(onPgInOrder[id]);
+    }
+    const pgAfter = await PostgresStore.open(url);
+    expect((await pgAfter.latestCrl("13-sig"))?.number).toBe(BigInt(numberBefore["13-sig"]! + 1));
+    await expect(pgAfter.reserveCrl("13-sig", new Date(), new Date())).rejects.toThrow(/retired/);
+    await pgAfter.close();
+  });
+
+  it("refuses a target that is in use, and a password on the command line, changing nothing", async () => {
+    const ws = join(dir, "ws-refuse");
+    await ok(ws, ["ca", "init", "-p", "27", "--purpose", "signature"]);
+    const used = await server.createDatabase();
+    const other = join(dir, "ws-other");
+    await ok(other, ["ca", "init", "-p", "13", "--purpose", "signature", "--store", "postgres"], { JPKI_STORE: used });
+    const r = await jpki(ws, ["store", "copy", "--to", "postgres"], { JPKI_STORE: used });
+    expect(r.code).toBe(12);
+    expect(r.stderr).toContain("ERR_STORE_NOT_EMPTY");
+    expect(config(ws).store).toBe("sqlite");
+    expect(existsSync(join(ws, "jpki.db"))).toBe(true);
+    expect((await ok(ws, ["ca", "list", "--json"])).json().cas.map((c: { id: string }) => c.id)).toEqual(["27-sig"]);
+
+    const secret = await jpki(ws, ["store", "copy", "--to", "postgresql://jpki:hunter2@localhost/x"]);
+    expect(secret.code).toBe(2);
+    expect(secret.stderr).toContain("ERR_USAGE");
+    expect(secret.stderr).toContain("PGPASSWORD");
+    expect(secret.stderr).not.toContain("hunter2");
+    const noEnv = await jpki(ws, ["store", "copy", "--to", "postgres"]);
+    expect(noEnv.code).toBe(2);
+    expect(noEnv.stderr).toContain("JPKI_STORE");
+  });
+
+  it("a copy killed midway, either way, leaves an empty target and an untouched, usable workspace; the copy then runs again", async () => {
+    const ws = join(dir, "ws-kill");
+    await ok(ws, ["ca", "init", "-p", "13", "--purpose", "signature"]);
+    const many = [...generateResidents({ count: 3000, seed: "store-copy-kill", prefectures: ["13"] })];
+    await ok(ws, ["registry", "import", writeJsonl(join(dir, "many.jsonl"), many)]);
+    const url = await server.createDatabase();
+    const watch = new pg.Client({ connectionString: url });
+    await watch.connect();
+    try {
+      // one record per chunk: slow enough to be caught in the middle of the load
+      const child = start(ws, ["store", "copy", "--to", "postgres", "--chunk-size", "1"], { JPKI_STORE: url });
+      const exited = new Promise((resolve) => child.on("exit", resolve));
+      let loading = false;
+      for (let i = 0; i < 400 && !loading; i++) {
+        const r = await watch.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction' AND query LIKE 'INSERT INTO residents%'",
+        );
+        loading = r.rows[0]!.n > 0;
+        if (!loading) await new Promise((res) => setTimeout(res, 25));
+      }
+      expect(loading, "the copy reached the load").toBe(true);
+      child.kill("SIGKILL");
+      await exited;
+      // the server rolls the dead connection's transaction back: nothing of the copy is visible
+      const s = await PostgresStore.open(url);
+      expect(await s.countResidents()).toBe(0);
+      expect(await s.listCas()).toEqual([]);
+      await s.close();
+    } finally {
+      await watch.end();
+    }
+    expect(config(ws).store).toBe("sqlite");
+    expect((await ok(ws, ["ca", "list", "--json"])).json().cas.map((c: { id: string }) => c.id)).toEqual(["13-sig"]);
+    const again = await ok(ws, ["store", "copy", "--to", "postgres", "--json"], { JPKI_STORE: url });
+    expect(again.json().counts.residents).toBe(3000);
+    expect(config(ws).store).toBe("postgres");
+
+    // back to SQLite, killed while the new file is being written: no jpki.db appears, the workspace stays on
+    // PostgreSQL, and the next copy sweeps the leftovers and succeeds
+    const child = start(ws, ["store", "copy", "--to", "sqlite", "--chunk-size", "1"], { JPKI_STORE: url });
+    const exited = new Promise((resolve) => child.on("exit", resolve));
+    const staged = () => readdirSync(ws).filter((n) => /^\.jpki\.db\.\d+\.[0-9a-f]{12}\.tmp(-wal)?$/.test(n));
+    let writing = false;
+    for (let i = 0; i < 400 && !writing; i++) {
+      writing = staged().some((n) => n.endsWith("-wal") && statSync(join(ws, n)).size > 64 * 1024);
+      if (!writing) await new Promise((res) => setTimeout(res, 25));
+    }
+    expect(writing, "the copy reached the load").toBe(true);
+    child.kill("SIGKILL");
+    await exited;
+    expect(existsSync(join(ws, "jpki.db"))).toBe(false);
+    expect(staged().length).toBeGreaterThan(0);
+    expect(config(ws).store).toBe("postgres");
+    expect((await ok(ws, ["ca", "list", "--json"], { JPKI_STORE: url })).json().cas.map((c: { id: string }) => c.id)).toEqual(["13-sig"]);
+    const back = await ok(ws, ["store", "copy", "--to", "sqlite", "--json"], { JPKI_STORE: url });
+    expect(back.json().counts.residents).toBe(3000);
+    expect(config(ws).store).toBe("sqlite");
+    expect(readdirSync(ws).filter((n) => n.includes(".tmp"))).toEqual([]);
+  });
+});
