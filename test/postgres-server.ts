@@ -44,7 +44,7 @@ export interface PostgresTestServer {
 }
 
 /** The newest installed server's bin directory. */
-function binDir(): string {
+export function binDir(): string {
   const fromEnv = process.env.JPKI_PG_BIN;
   if (fromEnv) return fromEnv;
   const base = "/usr/lib/postgresql";
