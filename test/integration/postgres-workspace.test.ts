@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
+import pg from "pg";
 import { startPostgres, type PostgresTestServer } from "../postgres-server.js";
 import { cardKey, cli, sh, tempDir, writeJsonl } from "./helpers.js";
 
@@ -154,5 +155,36 @@ describe("a workspace on PostgreSQL", () => {
     expect(run(d.checks.valid).status).toBe(0);
     expect(run(d.checks.revoked).out).toContain("certificate revoked");
     expect(run(d.checks.movedAway).out).toContain("certificate revoked");
+  });
+
+  it("JPKI_STORE set for a SQLite workspace: the command runs on jpki.db and says once, on stderr, that JPKI_STORE is ignored", async () => {
+    const url = await server.createDatabase();
+    const dir = tempDir("jpki-pg-ignored-");
+    const lite = join(dir, "lite");
+    const secretUrl = url.replace("postgresql://jpki@", "postgresql://jpki:hunter2-Zq9@");
+    const init = await cli(["--workspace", lite, "ca", "init", "-p", "13", "--purpose", "signature", "--store", "sqlite"], { cwd: dir, env: { JPKI_STORE: secretUrl } });
+    expect(init.code, init.stderr).toBe(0);
+    const warning = /^jpki: warning: JPKI_STORE is set, but the workspace .* keeps its records in its SQLite file jpki\.db: JPKI_STORE is ignored$/;
+    expect(init.stderr.trim()).toMatch(warning);
+    const list = await cli(["--workspace", lite, "ca", "list", "--json"], { cwd: dir, env: { JPKI_STORE: secretUrl } });
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.json().cas.map((c: { id: string }) => c.id)).toEqual(["13-sig"]); // stdout is still the JSON document alone
+    expect(list.stderr.trim().split("\n")).toHaveLength(1);
+    expect(list.stderr.trim()).toMatch(warning);
+    expect(list.stderr).toContain(lite);
+    expect(list.stderr).not.toContain("hunter2");
+    expect(list.stderr).not.toContain(server.socketDir);
+    // without JPKI_STORE, nothing to say
+    const quiet = await cli(["--workspace", lite, "ca", "list"], { cwd: dir });
+    expect(quiet.code).toBe(0);
+    expect(quiet.stderr).toBe("");
+    // and nothing reached the database JPKI_STORE named
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      expect((await c.query("SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = 'public'::regnamespace")).rows).toEqual([{ n: 0 }]);
+    } finally {
+      await c.end();
+    }
   });
 });
