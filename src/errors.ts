@@ -46,6 +46,7 @@ export const ERROR_CODES = {
   ERR_DER_MALFORMED: { exit: 10, summary: "the input is not valid DER/PEM of the expected kind" },
   ERR_PROFILE_VIOLATION: { exit: 11, summary: "what we produced does not fit the JPKI profile" },
   ERR_STORE: { exit: 12, summary: "the store failed" },
+  ERR_STORE_UNREACHABLE: { exit: 12, summary: "the store's database server cannot be reached, refused the login, or has no such database" },
   ERR_PARTIAL: { exit: 13, summary: "some records were applied and some rejected" },
   ERR_INTERNAL: { exit: 70, summary: "a bug: please report it" },
 } as const;

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import pg from "pg";
-import { startPostgres, type PostgresTestServer } from "../postgres-server.js";
+import { connectionString, PASSWORD_ROLE, startPostgres, type PostgresTestServer } from "../postgres-server.js";
 import { cardKey, cli, sh, tempDir, writeJsonl } from "./helpers.js";
 
 let server: PostgresTestServer;
@@ -155,6 +155,55 @@ describe("a workspace on PostgreSQL", () => {
     expect(run(d.checks.valid).status).toBe(0);
     expect(run(d.checks.revoked).out).toContain("certificate revoked");
     expect(run(d.checks.movedAway).out).toContain("certificate revoked");
+  });
+
+  it("a connection that fails — no server, wrong password, no password, no such database — is ERR_STORE_UNREACHABLE (exit 12), and the password is never printed", async () => {
+    const admin = new pg.Client({ connectionString: server.url("postgres") });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE ROLE ${PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD 'the-right-one'`);
+    } finally {
+      await admin.end();
+    }
+    const good = await server.createDatabase();
+    const dir = tempDir("jpki-pg-fail-");
+    const ws = join(dir, "ws");
+    expect((await cli(["--workspace", ws, "ca", "init", "-p", "13", "--purpose", "signature", "--store", "postgres"], { cwd: dir, env: { JPKI_STORE: good } })).code).toBe(0);
+    const database = decodeURIComponent(new URL(good).pathname.slice(1));
+    const secret = "hunter2-Zq9";
+    const cases: Array<[string, string, string]> = [
+      ["network", `postgresql://jpki:${secret}@localhost/${database}?host=${encodeURIComponent(join(dir, "no-such-socket-dir"))}`, "ENOENT"],
+      ["network", `postgresql://jpki:${secret}@127.0.0.1:1/${database}`, "ECONNREFUSED"],
+      ["authentication", connectionString(server.socketDir, database, PASSWORD_ROLE, secret), "28P01"],
+      ["authentication", connectionString(server.socketDir, database, PASSWORD_ROLE), "connection closed"],
+      ["database", connectionString(server.socketDir, "no_such_database", "jpki", secret), "3D000"],
+    ];
+    for (const [reason, url, code] of cases) {
+      // an existing workspace, text and --json
+      const r = await cli(["--workspace", ws, "ca", "list"], { cwd: dir, env: { JPKI_STORE: url } });
+      expect(r.code, `${reason}: ${r.stderr}`).toBe(12);
+      expect(r.stderr).toContain("[ERR_STORE_UNREACHABLE]");
+      expect(r.stderr).toContain(code === "connection closed" ? "refused the login" : code);
+      const j = await cli(["--workspace", ws, "ca", "list", "--json"], { cwd: dir, env: { JPKI_STORE: url } });
+      expect(j.code).toBe(12);
+      expect(JSON.parse(j.stderr).error).toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { reason } });
+      // a new workspace: refused before anything is written
+      const fresh = join(dir, `fresh-${reason}`);
+      const init = await cli(["--workspace", fresh, "ca", "init", "-p", "13", "--store", "postgres"], { cwd: dir, env: { JPKI_STORE: url } });
+      expect(init.code, init.stderr).toBe(12);
+      expect(init.stderr).toContain("ERR_STORE_UNREACHABLE");
+      expect(existsSync(join(fresh, "config.json"))).toBe(false);
+      for (const out of [r, j, init]) expect(out.stdout + out.stderr).not.toContain(secret);
+    }
+    // a string node-postgres cannot parse is a usage error, not echoed either
+    const bad = await cli(["--workspace", ws, "ca", "list"], { cwd: dir, env: { JPKI_STORE: `postgres://jpki:${secret}@localhost:99999/${database}` } });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("ERR_USAGE");
+    expect(bad.stderr).not.toContain(secret);
+    // and the right credentials work
+    const right = connectionString(server.socketDir, database, PASSWORD_ROLE, "the-right-one");
+    const ok = await cli(["--workspace", ws, "ca", "list", "--json"], { cwd: dir, env: { JPKI_STORE: right } });
+    expect(ok.code, ok.stderr).toBe(0);
   });
 
   it("JPKI_STORE set for a SQLite workspace: the command runs on jpki.db and says once, on stderr, that JPKI_STORE is ignored", async () => {
