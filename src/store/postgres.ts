@@ -385,7 +385,9 @@ export class PostgresStore implements Store {
         } else {
           const n = (await c.query<{ n: bigint }>("SELECT count(*) AS n FROM pg_class WHERE relnamespace = current_schema()::regnamespace")).rows[0]!.n;
           if (n > 0n) throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL schema has tables but is not a jpki store: point the store elsewhere");
-          if (!opts.create) throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL database is empty: run 'jpki ca init' to create the workspace");
+          if (!opts.create) {
+            throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL database is empty: run 'jpki ca init' to create the workspace", { details: { reason: "empty-database" } });
+          }
         }
         if (version > PG_SCHEMA_VERSION) {
           throw new JpkiError("ERR_WORKSPACE_CORRUPT", `the PostgreSQL store has schema version ${version}, newer than this jpki (${PG_SCHEMA_VERSION}): upgrade jpki`);

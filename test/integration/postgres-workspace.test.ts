@@ -236,4 +236,30 @@ describe("a workspace on PostgreSQL", () => {
       await c.end();
     }
   });
+
+  it("an existing workspace pointed at an empty database is refused, by ca init too: nothing is created there, and the message says to check JPKI_STORE", async () => {
+    const url = await server.createDatabase();
+    const wrong = await server.createDatabase(); // e.g. a typo naming another, empty database
+    const dir = tempDir("jpki-pg-empty-");
+    const ws = join(dir, "ws");
+    expect((await cli(["--workspace", ws, "ca", "init", "-p", "13", "--purpose", "signature", "--store", "postgres"], { cwd: dir, env: { JPKI_STORE: url } })).code).toBe(0);
+    for (const args of [["ca", "list"], ["ca", "init", "-p", "27", "--purpose", "signature"]]) {
+      const r = await cli(["--workspace", ws, ...args], { cwd: dir, env: { JPKI_STORE: wrong } });
+      expect(r.code, args.join(" ")).toBe(3);
+      expect(r.stderr).toContain("ERR_WORKSPACE_CORRUPT");
+      expect(r.stderr).toContain("JPKI_STORE");
+      expect(r.stderr).not.toContain("run 'jpki ca init'");
+    }
+    expect(existsSync(join(ws, "ca", "27-sig.pem"))).toBe(false);
+    const c = new pg.Client({ connectionString: wrong });
+    await c.connect();
+    try {
+      expect((await c.query("SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = 'public'::regnamespace")).rows).toEqual([{ n: 0 }]);
+    } finally {
+      await c.end();
+    }
+    // the workspace is intact on its own database
+    const list = await cli(["--workspace", ws, "ca", "list", "--json"], { cwd: dir, env: { JPKI_STORE: url } });
+    expect(list.json().cas.map((x: { id: string }) => x.id)).toEqual(["13-sig"]);
+  });
 });
