@@ -193,7 +193,8 @@ function pgCode(e: unknown): string {
 /** Why a connection could not be made or was lost: see {@link connectionFailure}. */
 export type ConnectionFailure = "network" | "authentication" | "database";
 
-/** Node's socket errors that mean the server was not reached (or went away). */
+/** Node's socket errors (on these system calls) that mean the server was not reached, or went away. */
+const SOCKET_SYSCALLS = new Set(["connect", "getaddrinfo", "read", "write"]);
 const NETWORK_ERRNOS = new Set(["ENOTFOUND", "EAI_AGAIN", "EAI_FAIL", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOENT", "EACCES", "EPIPE"]);
 
 /**
@@ -207,7 +208,9 @@ function connectionFailure(e: unknown): ConnectionFailure | undefined {
   const code = pgCode(e);
   if (code === PG.noDatabase) return "database";
   if (code.startsWith("28")) return "authentication";
-  if (code.startsWith("08") || code === "53300" || /^57P0[123]$/.test(code) || NETWORK_ERRNOS.has(code)) return "network";
+  if (code.startsWith("08") || code === "53300" || /^57P0[123]$/.test(code)) return "network";
+  // a socket's, not a file's (publishCrl's install() runs inside a transaction and may fail with ENOENT or EACCES)
+  if (NETWORK_ERRNOS.has(code) && SOCKET_SYSCALLS.has((e as NodeJS.ErrnoException).syscall ?? "")) return "network";
   const message = (e as Error)?.message ?? "";
   if (!code && /^SASL: |password must be a string|password authentication/i.test(message)) return "authentication";
   if (!code && /^Connection terminated|connection timeout/i.test(message)) return "network";
