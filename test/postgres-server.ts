@@ -1,15 +1,25 @@
 /**
  * A throwaway PostgreSQL server for the store tests: initdb into a temporary directory, listening only on a
- * Unix socket in that directory (no TCP port), fsync off, trust authentication; stopped and removed by
- * `stop()`. Uses Debian's server binaries (/usr/lib/postgresql/<version>/bin, or JPKI_PG_BIN); `.ci/run`
- * installs them.
+ * Unix socket in that directory (no TCP port), fsync off, trust authentication (except the role
+ * {@link PASSWORD_ROLE}, which must give a password); stopped and removed by `stop()`. Uses Debian's server
+ * binaries (/usr/lib/postgresql/<version>/bin, or JPKI_PG_BIN); `.ci/run` installs them.
  *
  * initdb and postgres refuse to run as root, and the tests do run as root in CI: then the data directory
  * belongs to the `postgres` system user and the server runs as that user (root can still reach the socket).
  * As anyone else the server simply runs as the current user.
+ *
+ * A test run that dies without calling `stop()` (killed, timed out, crashed) must not leave a server running
+ * or its directory behind. Three layers, each enough on its own for the cases it covers:
+ * - an 'exit' handler stops the server (immediate shutdown) and removes the directory when the owning
+ *   process exits without having called stop() — a normal exit, process.exit(), an uncaught exception;
+ * - a watchdog, a small detached process started with the server, polls the owner's pid and does the same
+ *   when the owner is gone — SIGKILL, a crash of Node itself — and exits when the directory disappears;
+ * - `owner` in the directory records the owner (pid and start time): the next startPostgres sweeps every
+ *   jpki-pg-* directory whose owner is dead, in case the watchdog was killed too.
+ * The server is stopped by its postmaster pid (SIGQUIT, PostgreSQL's immediate shutdown), never by name.
  */
-import { execFile, execFileSync } from "node:child_process";
-import { appendFileSync, chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -17,17 +27,24 @@ import pg from "pg";
 
 const run = promisify(execFile);
 const SUPERUSER = "jpki";
+const PREFIX = "jpki-pg-";
+/** A role the server asks for a password (scram-sha-256), for tests of failed authentication; create it yourself. */
+export const PASSWORD_ROLE = "jpki_pw";
 
 export interface PostgresTestServer {
   /** the socket directory: `host` for node-postgres */
   readonly socketDir: string;
   /** a connection string for a new, empty database */
   createDatabase(): Promise<string>;
+  /** a connection string for `database` as the superuser (the database need not exist) */
+  url(database: string): string;
+  /** the watchdog process (see the header) */
+  readonly watchdogPid: number | undefined;
   stop(): Promise<void>;
 }
 
 /** The newest installed server's bin directory. */
-function binDir(): string {
+export function binDir(): string {
   const fromEnv = process.env.JPKI_PG_BIN;
   if (fromEnv) return fromEnv;
   const base = "/usr/lib/postgresql";
@@ -46,23 +63,154 @@ function serverUser(): { uid: number; gid: number } | undefined {
   return { uid: id("-u"), gid: id("-g") };
 }
 
-export function connectionString(socketDir: string, database: string): string {
-  return `postgresql://${SUPERUSER}@localhost/${encodeURIComponent(database)}?host=${encodeURIComponent(socketDir)}`;
+export function connectionString(socketDir: string, database: string, user = SUPERUSER, password?: string): string {
+  const auth = password === undefined ? encodeURIComponent(user) : `${encodeURIComponent(user)}:${encodeURIComponent(password)}`;
+  return `postgresql://${auth}@localhost/${encodeURIComponent(database)}?host=${encodeURIComponent(socketDir)}`;
 }
 
-export async function startPostgres(): Promise<PostgresTestServer> {
+/** A process's start time (clock ticks since boot, /proc/<pid>/stat field 22): a pid alone may be reused. */
+function startTime(pid: number): string {
+  return statFields(pid)[19] ?? "";
+}
+
+/** /proc/<pid>/stat after the command name: state, ppid, … (empty when there is no such process). */
+function statFields(pid: number): string[] {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return [];
+  }
+}
+
+/** Running, and the same process (start time) when known; a zombie has finished. */
+function alive(pid: number, started?: string): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EPERM") return false;
+  }
+  const f = statFields(pid);
+  if (f[0] === "Z") return false;
+  return !started || !f.length || f[19] === started;
+}
+
+/** The postmaster's pid, from the first line of postmaster.pid (absent: not running). */
+function postmasterPid(data: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Immediate shutdown (SIGQUIT to the postmaster, which takes its backends down), a short wait for it to go,
+ * then the directory. Synchronous: it runs in 'exit' handlers.
+ */
+function destroySync(root: string): void {
+  const pid = postmasterPid(join(root, "data"));
+  if (pid !== undefined && alive(pid)) {
+    try {
+      process.kill(pid, "SIGQUIT");
+    } catch {
+      // already gone
+    }
+    const until = Date.now() + 5000;
+    while (alive(pid) && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    if (alive(pid)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  rmSync(root, { recursive: true, force: true });
+}
+
+/** Removes the servers of earlier runs whose owner died without cleaning up (and whose watchdog died too). */
+export function sweepStaleServers(dir = tmpdir()): string[] {
+  const swept: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.startsWith(PREFIX));
+  } catch {
+    return swept;
+  }
+  for (const name of names) {
+    const root = join(dir, name);
+    let owner: { pid: number; started: string };
+    try {
+      owner = JSON.parse(readFileSync(join(root, "owner"), "utf8"));
+    } catch {
+      continue; // not made by this helper, or still being made: not ours to judge
+    }
+    if (alive(owner.pid, owner.started)) continue;
+    destroySync(root);
+    swept.push(root);
+  }
+  return swept;
+}
+
+/**
+ * The watchdog's source, run with `node -e`: polls the owner every 250 ms; when it has gone and the
+ * directory is still there, stops the postmaster by pid and removes the directory.
+ */
+const WATCHDOG = `
+const fs = require("node:fs"), path = require("node:path");
+const [owner, started, root] = JSON.parse(process.argv[1]);
+const fields = (pid) => { try { const s = fs.readFileSync("/proc/" + pid + "/stat", "utf8"); return s.slice(s.lastIndexOf(")") + 2).split(" "); } catch { return []; } };
+const alive = (pid, st) => { try { process.kill(pid, 0); } catch (e) { if (e.code !== "EPERM") return false; } const f = fields(pid); if (f[0] === "Z") return false; return !st || !f.length || f[19] === st; };
+const pmPid = () => { try { return Number(fs.readFileSync(path.join(root, "data", "postmaster.pid"), "utf8").split("\\n")[0]) || 0; } catch { return 0; } };
+const tick = () => {
+  if (!fs.existsSync(root)) process.exit(0);
+  if (alive(owner, started)) return;
+  const pm = pmPid();
+  if (pm && alive(pm)) { try { process.kill(pm, "SIGQUIT"); } catch {} }
+  const until = Date.now() + 5000;
+  const finish = () => {
+    if (pm && alive(pm) && Date.now() < until) return setTimeout(finish, 20);
+    if (pm && alive(pm)) { try { process.kill(pm, "SIGKILL"); } catch {} }
+    fs.rmSync(root, { recursive: true, force: true });
+    process.exit(0);
+  };
+  clearInterval(timer);
+  finish();
+};
+const timer = setInterval(tick, 250);
+`;
+
+export interface StartOptions {
+  /** the process whose end ends the server (default: this one; the tests of the cleanup pass another) */
+  readonly owner?: number;
+}
+
+export async function startPostgres(opts: StartOptions = {}): Promise<PostgresTestServer> {
+  sweepStaleServers();
   const bin = binDir();
   const as = serverUser();
-  const root = mkdtempSync(join(tmpdir(), "jpki-pg-"));
+  const root = mkdtempSync(join(tmpdir(), PREFIX));
+  const owner = opts.owner ?? process.pid;
+  const started = startTime(owner);
+  writeFileSync(join(root, "owner"), JSON.stringify({ pid: owner, started }));
   const data = join(root, "data");
   const log = join(root, "server.log");
   if (as) chownSync(root, as.uid, as.gid);
   chmodSync(root, 0o700);
+  // From here on the directory (and, once started, the server) goes with this process whatever happens.
+  let stopped = false;
+  const onExit = () => {
+    if (!stopped) destroySync(root);
+  };
+  process.once("exit", onExit);
+  const watchdog = spawn(process.execPath, ["-e", WATCHDOG, JSON.stringify([owner, started, root])], { detached: true, stdio: "ignore" });
+  watchdog.unref();
   // execFile with uid/gid: the child runs as the server user, with a working directory and HOME it can read.
-  const opts = { cwd: root, env: { ...process.env, HOME: root, LC_ALL: "C" }, ...(as ?? {}) };
-  let started = false;
+  const asServer = { cwd: root, env: { ...process.env, HOME: root, LC_ALL: "C" }, ...(as ?? {}) };
   try {
-    await run(join(bin, "initdb"), ["-D", data, "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync"], opts);
+    await run(join(bin, "initdb"), ["-D", data, "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync"], asServer);
     appendFileSync(
       join(data, "postgresql.conf"),
       [
@@ -77,16 +225,21 @@ export async function startPostgres(): Promise<PostgresTestServer> {
         "",
       ].join("\n"),
     );
-    await run(join(bin, "pg_ctl"), ["-D", data, "-l", log, "-w", "-t", "60", "start"], opts);
-    started = true;
+    // The first matching line wins: the password role before initdb's trust lines.
+    const hba = join(data, "pg_hba.conf");
+    writeFileSync(hba, `local all ${PASSWORD_ROLE} scram-sha-256\n${readFileSync(hba, "utf8")}`);
+    await run(join(bin, "pg_ctl"), ["-D", data, "-l", log, "-w", "-t", "60", "start"], asServer);
   } catch (e) {
-    if (started) await run(join(bin, "pg_ctl"), ["-D", data, "-m", "immediate", "-w", "stop"], opts).catch(() => undefined);
-    rmSync(root, { recursive: true, force: true });
+    stopped = true;
+    process.off("exit", onExit);
+    destroySync(root);
     throw e;
   }
   let n = 0;
   return {
     socketDir: root,
+    url: (database) => connectionString(root, database),
+    watchdogPid: watchdog.pid,
     async createDatabase() {
       const name = `jpki_test_${process.pid}_${++n}`;
       const admin = new pg.Client({ connectionString: connectionString(root, "postgres") });
@@ -99,10 +252,17 @@ export async function startPostgres(): Promise<PostgresTestServer> {
       return connectionString(root, name);
     },
     async stop() {
+      if (stopped) return;
+      stopped = true;
+      process.off("exit", onExit);
+      const pm = postmasterPid(data);
       try {
-        await run(join(bin, "pg_ctl"), ["-D", data, "-m", "fast", "-w", "stop"], opts);
+        await run(join(bin, "pg_ctl"), ["-D", data, "-m", "fast", "-w", "stop"], asServer);
+        // pg_ctl returns once postmaster.pid is gone, a moment before the process itself
+        for (const until = Date.now() + 5000; pm !== undefined && alive(pm) && Date.now() < until; ) await new Promise((r) => setTimeout(r, 10));
       } finally {
-        rmSync(root, { recursive: true, force: true });
+        // the watchdog sees the directory gone and exits
+        destroySync(root);
       }
     },
   };

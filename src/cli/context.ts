@@ -54,7 +54,20 @@ export class Context {
   async openWorkspace(): Promise<Workspace> {
     const dir = this.workspaceDir;
     const { Workspace } = await workspaceLibrary();
-    return Workspace.openAsync(dir, { storeUrl: this.storeUrl });
+    return this.checkStore(await Workspace.openAsync(dir, { storeUrl: this.storeUrl }));
+  }
+
+  /**
+   * JPKI_STORE set for a workspace whose config.json says SQLite: the records go to its jpki.db, not to the
+   * database JPKI_STORE names. The command goes ahead (JPKI_STORE is often exported for other, PostgreSQL
+   * workspaces), and says so in one line on stderr — never with the connection string, which may hold a
+   * password.
+   */
+  checkStore(ws: Workspace): Workspace {
+    if (ws.config.store === "sqlite" && this.storeUrl) {
+      this.out.info(`jpki: warning: JPKI_STORE is set, but the workspace ${ws.paths.root} keeps its records in its SQLite file jpki.db: JPKI_STORE is ignored`);
+    }
+    return ws;
   }
 
   /**

@@ -65,6 +65,25 @@ describe("PostgresStore specifics", () => {
     await expect(PostgresStore.open(foreign, { create: true })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_CORRUPT"));
   });
 
+  it("a server it cannot reach is ERR_STORE_UNREACHABLE; a file error inside a transaction (install) stays ERR_STORE", async () => {
+    await expect(PostgresStore.open(`${server.url("postgres").replace(/\?host=.*$/, "")}?host=/nonexistent-jpki-socket-dir`)).rejects.toMatchObject({
+      code: "ERR_STORE_UNREACHABLE",
+      details: { reason: "network", code: "ENOENT" },
+    });
+    const s = await PostgresStore.open(await server.createDatabase(), { create: true });
+    try {
+      await s.putCa(ca);
+      const { number } = await s.reserveCrl(ca.id, new Date(0), new Date(1000));
+      const enoent = Object.assign(new Error("ENOENT: no such file or directory, rename 'crl/x.tmp' -> 'crl/x'"), { code: "ENOENT", syscall: "rename" });
+      const install = () => {
+        throw enoent;
+      };
+      await expect(s.publishCrl({ caId: ca.id, number, entries: 0, path: "crl/13-sig.crl", sha256: "00" }, install)).rejects.toMatchObject({ code: "ERR_STORE" });
+    } finally {
+      await s.close();
+    }
+  });
+
   it("two stores on one database, released at the same moment, decide notice batches for one resident one after the other", async () => {
     const url = await server.createDatabase();
     const a = await PostgresStore.open(url, { create: true });

@@ -196,14 +196,62 @@ function pgCode(e: unknown): string {
   return (e as { code?: unknown }).code?.toString() ?? "";
 }
 
+/** Why a connection could not be made or was lost: see {@link connectionFailure}. */
+export type ConnectionFailure = "network" | "authentication" | "database";
+
+/** Node's socket errors (on these system calls) that mean the server was not reached, or went away. */
+const SOCKET_SYSCALLS = new Set(["connect", "getaddrinfo", "read", "write"]);
+const NETWORK_ERRNOS = new Set(["ENOTFOUND", "EAI_AGAIN", "EAI_FAIL", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOENT", "EACCES", "EPIPE"]);
+
+/**
+ * A failure to reach, log in to, or find the database named by the connection string — as opposed to a
+ * failure of a statement. SQLSTATE classes 08 (connection exception), 28 (invalid authorization), 3D000
+ * (no such database), 53300 (too many connections) and 57P01–57P03 (shutting down, starting up); Node's
+ * socket errors; node-postgres's own messages when the server asks for a password it was not given or the
+ * socket closes.
+ */
+function connectionFailure(e: unknown): ConnectionFailure | undefined {
+  const code = pgCode(e);
+  if (code === PG.noDatabase) return "database";
+  if (code.startsWith("28")) return "authentication";
+  if (code.startsWith("08") || code === "53300" || /^57P0[123]$/.test(code)) return "network";
+  // a socket's, not a file's (publishCrl's install() runs inside a transaction and may fail with ENOENT or EACCES)
+  if (NETWORK_ERRNOS.has(code) && SOCKET_SYSCALLS.has((e as NodeJS.ErrnoException).syscall ?? "")) return "network";
+  const message = (e as Error)?.message ?? "";
+  if (!code && /^SASL: |password must be a string|password authentication/i.test(message)) return "authentication";
+  if (!code && /^Connection terminated|connection timeout/i.test(message)) return "network";
+  return undefined;
+}
+
+const FAILURE_TEXT: Record<ConnectionFailure, string> = {
+  network: "the PostgreSQL server cannot be reached",
+  authentication: "the PostgreSQL server refused the login",
+  database: "the PostgreSQL server has no such database",
+};
+const FAILURE_HINT: Record<ConnectionFailure, string> = {
+  network: "check the host, port or socket directory in JPKI_STORE and that the server is running",
+  authentication: "check the user in JPKI_STORE and the password (PGPASSWORD or ~/.pgpass)",
+  database: "create it (createdb) or fix the database name in JPKI_STORE",
+};
+
 function storeError(e: unknown, what: string): JpkiError {
   if (e instanceof JpkiError) return e;
   const code = pgCode(e);
   if (code === PG.lockNotAvailable) {
     return new JpkiError("ERR_WORKSPACE_LOCKED", `the store is busy (another jpki process holds a lock) while ${what}: retry when it finishes`, { cause: e });
   }
-  if (code === PG.noDatabase) {
-    return new JpkiError("ERR_WORKSPACE_MISSING", `no such PostgreSQL database while ${what}: create it (createdb) or fix the connection string`, { cause: e });
+  if (code === "ERR_INVALID_URL") {
+    // node-postgres parses the string with URL; neither message nor cause may show it (it may hold a password)
+    return new JpkiError("ERR_USAGE", "the PostgreSQL connection string is not a valid URL (postgres://user@host:port/db)");
+  }
+  const failure = connectionFailure(e);
+  if (failure) {
+    // Our words only, and the SQLSTATE or socket error: the server's and Node's messages name hosts, users and
+    // databases, which may be fine, but a message of ours never has to be checked for a password.
+    return new JpkiError("ERR_STORE_UNREACHABLE", `${FAILURE_TEXT[failure]} (${code || "connection closed"}) while ${what}: ${FAILURE_HINT[failure]}`, {
+      cause: e,
+      details: { reason: failure, ...(code ? { code } : {}) },
+    });
   }
   // The message only: a server's `detail` may quote row values, and the connection string may hold a password.
   return new JpkiError("ERR_STORE", `store failure while ${what}: ${(e as Error).message}`, { cause: e });
@@ -346,7 +394,9 @@ export class PostgresStore implements Store {
         } else {
           const n = (await c.query<{ n: bigint }>("SELECT count(*) AS n FROM pg_class WHERE relnamespace = current_schema()::regnamespace")).rows[0]!.n;
           if (n > 0n) throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL schema has tables but is not a jpki store: point the store elsewhere");
-          if (!opts.create) throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL database is empty: run 'jpki ca init' to create the workspace");
+          if (!opts.create) {
+            throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL database is empty: run 'jpki ca init' to create the workspace", { details: { reason: "empty-database" } });
+          }
         }
         if (version > PG_SCHEMA_VERSION) {
           throw new JpkiError("ERR_WORKSPACE_CORRUPT", `the PostgreSQL store has schema version ${version}, newer than this jpki (${PG_SCHEMA_VERSION}): upgrade jpki`);

@@ -13,7 +13,7 @@
  */
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { JpkiError } from "../errors.js";
+import { JpkiError, isJpkiError } from "../errors.js";
 import { systemClock, type Clock } from "../pki/clock.js";
 import { SqliteStore } from "../store/sqlite.js";
 import { sweepStaleTemps } from "../store/staging.js";
@@ -127,7 +127,8 @@ export class Workspace {
 
   /**
    * Creates the workspace if absent, or opens it, on the store its configuration names. A new workspace's
-   * store is `opts.config.store` (default sqlite); an existing one keeps the store recorded in config.json.
+   * store is `opts.config.store` (default sqlite); an existing one keeps the store recorded in config.json (on
+   * PostgreSQL its database must hold its schema already: an empty one is ERR_WORKSPACE_CORRUPT, never filled).
    * For PostgreSQL, `storeUrl` is the connection string (the CLI takes it from JPKI_STORE); it is never written
    * to config.json. The database is reached before anything is written, so an unreachable server leaves no
    * half-made workspace behind.
@@ -165,7 +166,23 @@ export class Workspace {
 
   static async #openAny(paths: WorkspacePaths, config: WorkspaceConfig, create: boolean, opts: WorkspaceOpenOptions): Promise<Workspace> {
     if (config.store === "sqlite") return Workspace.#openSqlite(paths, config, create, opts.clock);
-    const store = await openPostgres(paths, opts, create);
+    // An existing workspace's schema was made with it (createAsync reaches the database before writing
+    // config.json): an empty database here is the wrong one, typically a mistyped JPKI_STORE naming another
+    // database on the same server. Never create a schema there, not even for `ca init`, which would then put
+    // new CAs where no later command with the right JPKI_STORE finds them.
+    let store: Store;
+    try {
+      store = await openPostgres(paths, opts, false);
+    } catch (e) {
+      if (isJpkiError(e, "ERR_WORKSPACE_CORRUPT") && e.details?.reason === "empty-database") {
+        throw new JpkiError(
+          "ERR_WORKSPACE_CORRUPT",
+          `the workspace ${paths.root} keeps its records in PostgreSQL, but the database JPKI_STORE names is empty: check the host and database in JPKI_STORE, or restore the database from a backup`,
+          { cause: e },
+        );
+      }
+      throw e;
+    }
     try {
       return Workspace.#finish(paths, config, store, opts.clock);
     } catch (e) {

@@ -7,20 +7,21 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import Database from "better-sqlite3";
 import { beforeAll, describe, expect, it } from "vitest";
 import { describeCrl } from "../../src/profile/describe.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { cardKey, cli, listFiles, tempDir, writeJsonl } from "./helpers.js";
+import type { Store } from "../../src/store/types.js";
+import { cardKey, cli, expectedStore, listFiles, openWorkspace, storeEnv, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
 
 const MAIN = join(import.meta.dirname, "..", "..", "bin", "jpki.cjs");
 let dir: string;
 let pem: string;
 type Row = Record<string, string>;
 
-function jpki(ws: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+async function jpki(ws: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const env = { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)) };
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MAIN, "--workspace", ws, ...args], { env: { ...process.env, JPKI_PASSPHRASE: "correct horse" } });
+    const child = spawn(process.execPath, [MAIN, "--workspace", ws, ...args], { env });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
@@ -32,6 +33,7 @@ function jpki(ws: string, args: string[]): Promise<{ code: number | null; stdout
 async function workspace(name: string, count: number): Promise<{ ws: string; residents: Row[] }> {
   const ws = join(dir, name);
   expect((await cli(["--workspace", ws, "ca", "init", "-p", "13,27"], { cwd: dir })).code).toBe(0);
+  expect(storeKindOf(ws)).toBe(expectedStore);
   const residents = [...generateResidents({ count, seed: name, prefectures: ["13", "27"] })] as unknown as Row[];
   writeJsonl(join(dir, `${name}-residents.jsonl`), residents);
   expect((await cli(["--workspace", ws, "registry", "import", join(dir, `${name}-residents.jsonl`)], { cwd: dir })).code).toBe(0);
@@ -41,9 +43,16 @@ async function workspace(name: string, count: number): Promise<{ ws: string; res
   return { ws, residents };
 }
 
-function db(ws: string): Database.Database {
-  return new Database(join(ws, "jpki.db"), { readonly: true });
+/** Reads the workspace's facts through the store API, on whichever store it has. */
+async function withStore<T>(ws: string, f: (s: Store) => Promise<T>): Promise<T> {
+  const wsp = await openWorkspace(ws);
+  try {
+    return await f(wsp.store);
+  } finally {
+    await wsp.close();
+  }
 }
+const ALL = 1_000_000;
 
 function crlOnDisk(ws: string, ca: string): { number: bigint; serials: string[] } {
   const d = describeCrl(readFileSync(join(ws, "crl", `${ca}.crl`)));
@@ -74,21 +83,19 @@ describe("concurrent commands on one workspace (slow: spawns the CLI)", () => {
       // every notice applied exactly once across both runs (directly or released from hold)
       expect(sa.applied + sb.applied).toBe(600);
       expect(sa.revocations + sb.revocations).toBe(600);
-      const d = db(ws);
-      try {
-        expect(d.prepare("SELECT count(*) AS n FROM notices WHERE status = 'held'").get()).toEqual({ n: 0 });
-        expect(d.prepare("SELECT count(*) AS n FROM certified WHERE revoked_at IS NULL").get()).toEqual({ n: 0 });
-        expect(d.prepare("SELECT count(*) AS n FROM resident_sequences WHERE last_sequence = 2").get()).toEqual({ n: 300 });
-      } finally {
-        d.close();
-      }
-      // every revocation is on the CA's published CRL, and a re-ingest changes nothing
-      for (const ca of ["13-sig", "13-auth", "27-sig", "27-auth"]) {
-        const d2 = db(ws);
-        const revoked = (d2.prepare("SELECT serial FROM certified WHERE ca_id = ? AND revoked_at IS NOT NULL").pluck().all(ca) as string[]).sort();
-        d2.close();
-        expect(crlOnDisk(ws, ca).serials).toEqual(revoked);
-      }
+      await withStore(ws, async (s) => {
+        expect(await s.listHeldNotices(ALL)).toEqual([]);
+        expect(await s.findCertificates({ status: "valid", limit: ALL })).toEqual([]);
+        // every resident's last applied sequence is 2
+        const ctx = await s.loadNoticeContext({ noticeIds: [], residentCodes: residents.map((r) => r.residentCode!) });
+        expect([...ctx.lastSequence.values()].filter((n) => n === 2)).toHaveLength(300);
+        // every revocation is on the CA's published CRL
+        for (const ca of ["13-sig", "13-auth", "27-sig", "27-auth"]) {
+          const revoked = (await s.findCertificates({ caId: ca, status: "revoked", limit: ALL })).map((c) => c.serial).sort();
+          expect(crlOnDisk(ws, ca).serials).toEqual(revoked);
+        }
+      });
+      // and a re-ingest changes nothing
       const again = await jpki(ws, ["notices", "ingest", b, "--json"]);
       expect(JSON.parse(again.stdout)).toMatchObject({ applied: 0, duplicates: 300, held: 0, rejected: 0 });
     }
@@ -123,18 +130,15 @@ describe("concurrent commands on one workspace (slow: spawns the CLI)", () => {
     polling = false;
     await poll;
     expect(observations).toBeGreaterThan(0);
-    const d = db(ws);
-    try {
+    await withStore(ws, async (s) => {
       for (const ca of cas) {
         const der = readFileSync(join(ws, "crl", `${ca}.crl`));
         const pemText = readFileSync(join(ws, "crl", `${ca}.crl.pem`), "utf8");
         expect(Buffer.from(pemText.replace(/-----[A-Z0-9 ]+-----|\s/g, ""), "base64").equals(der), `${ca}: DER and PEM differ`).toBe(true);
-        const latest = d.prepare("SELECT max(number) AS n FROM crls WHERE ca_id = ? AND state = 'published'").get(ca) as { n: number };
-        expect(BigInt(latest.n)).toBe(crlOnDisk(ws, ca).number);
+        // the latest published CRL the store records is the one on disk
+        expect((await s.latestCrl(ca))?.number).toBe(crlOnDisk(ws, ca).number);
       }
-    } finally {
-      d.close();
-    }
+    });
     expect(listFiles(join(ws, "crl")).filter((f) => f.endsWith(".tmp"))).toEqual([]);
   });
 
@@ -152,19 +156,15 @@ describe("concurrent commands on one workspace (slow: spawns the CLI)", () => {
     expect(iss.stderr).not.toMatch(/ERR_INTERNAL|\s+at /);
     const summary = JSON.parse(iss.stdout);
     for (const e of summary.errors) expect(e.code).toBe("ERR_REGISTRY_BEHIND");
-    const d = db(ws);
-    try {
+    await withStore(ws, async (s) => {
       // the registry was never told: every valid signature certificate of a resident whose relocation the CA
       // applied would certify the old address — there must be none
-      const stale = d
-        .prepare(
-          `SELECT count(*) AS n FROM certified c JOIN notices n ON n.resident_code = c.resident_code AND n.status = 'applied'
-           WHERE c.type = 'signature' AND c.revoked_at IS NULL`,
-        )
-        .get() as { n: number };
-      expect(stale.n).toBe(0);
-    } finally {
-      d.close();
-    }
+      const stale: string[] = [];
+      for (const [i, r] of residents.entries()) {
+        if ((await s.getNotice(`W-${i}`))?.status !== "applied") continue;
+        for (const c of await s.findCertificates({ residentCode: r.residentCode!, type: "signature", status: "valid" })) stale.push(c.serial);
+      }
+      expect(stale).toEqual([]);
+    });
   });
 });

@@ -1,10 +1,118 @@
-/** Shared helpers for the integration tests: run the CLI in-process, temp dirs, card keys via openssl. */
+/**
+ * Shared helpers for the integration tests: run the CLI in-process, temp dirs, card keys via openssl, and the
+ * store of a workspace.
+ *
+ * The store suites (STORE_SUITES in vitest.config.ts) run in two projects. In "sqlite" nothing here touches
+ * JPKI_STORE. In "postgres", `inject("jpkiPostgres")` names the socket directory of the run's throwaway server,
+ * and every workspace gets a database of its own there, named after the workspace's absolute path
+ * ({@link workspaceStore}): `cli()` puts it in JPKI_STORE for each command (unless the test sets JPKI_STORE
+ * itself), so `ca init` and `demo` make PostgreSQL workspaces and every later command finds the same database;
+ * a test that spawns the CLI adds {@link storeEnv} to the child's environment. Tests look at a workspace's
+ * facts through {@link openWorkspace} (the store API), never jpki.db directly, so they hold on both backends.
+ */
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { cpSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import pg from "pg";
+import { inject } from "vitest";
+import { DEFAULT_WORKSPACE } from "../../src/cli/context.js";
 import { run } from "../../src/cli/program.js";
 import type { Io } from "../../src/cli/output.js";
+import { Workspace } from "../../src/workspace/workspace.js";
+import { connectionString } from "../postgres-server.js";
+
+/** The socket directory of the throwaway server, in the "postgres" project; undefined in "sqlite". */
+const pgSocket: string | undefined = inject("jpkiPostgres");
+
+/** True when this file runs in the "postgres" project: new workspaces are made on PostgreSQL. */
+export const onPostgres = pgSocket !== undefined;
+
+/** The database of a workspace: a name derived from its absolute path, so every process agrees on it. */
+function databaseOf(ws: string): string {
+  return `ws_${createHash("sha256").update(resolve(ws)).digest("hex").slice(0, 32)}`;
+}
+
+async function adminQuery(sql: string): Promise<void> {
+  const c = new pg.Client({ connectionString: connectionString(pgSocket!, "postgres") });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+const created = new Set<string>();
+
+/**
+ * The JPKI_STORE of the workspace at `ws` in the "postgres" project — its own database, created (empty) on
+ * first use — or undefined on SQLite.
+ */
+export async function workspaceStore(ws: string): Promise<string | undefined> {
+  if (!pgSocket) return undefined;
+  const db = databaseOf(ws);
+  if (!created.has(db)) {
+    try {
+      await adminQuery(`CREATE DATABASE ${db}`);
+    } catch (e) {
+      if ((e as { code?: string }).code !== "42P04") throw e; // duplicate_database: another process made it
+    }
+    created.add(db);
+  }
+  return connectionString(pgSocket, db);
+}
+
+/** The environment a spawned CLI needs for the workspace at `ws`: `{ JPKI_STORE }` on PostgreSQL, else nothing. */
+export async function storeEnv(ws: string): Promise<Record<string, string>> {
+  const url = await workspaceStore(ws);
+  return url ? { JPKI_STORE: url } : {};
+}
+
+/** The store kind config.json records for the workspace at `ws`: what this project must have made. */
+export function storeKindOf(ws: string): string {
+  return (JSON.parse(readFileSync(join(ws, "config.json"), "utf8")) as { store: string }).store;
+}
+
+/** The store kind new workspaces get in this project. */
+export const expectedStore = onPostgres ? "postgres" : "sqlite";
+
+/** Opens the workspace at `ws` on its store, as the CLI would; close it after use. */
+export async function openWorkspace(ws: string): Promise<Workspace> {
+  return Workspace.openAsync(ws, { storeUrl: await workspaceStore(ws) });
+}
+
+/**
+ * Copies a workspace: its directory and, on PostgreSQL, its database (CREATE DATABASE … TEMPLATE, which needs
+ * no one connected to the source: close every store on it first).
+ */
+export async function copyWorkspace(from: string, to: string): Promise<void> {
+  cpSync(from, to, { recursive: true });
+  if (!pgSocket) return;
+  await adminQuery(`CREATE DATABASE ${databaseOf(to)} TEMPLATE ${databaseOf(from)}`);
+  created.add(databaseOf(to));
+}
+
+/**
+ * The workspace a command line names, resolved as the CLI does: --workspace/-w, else JPKI_HOME, else .jpki in
+ * the working directory; `demo` uses --dir, else --workspace, else jpki-demo.
+ */
+function workspaceOfCommand(args: readonly string[], cwd: string, env: Record<string, string | undefined>): string {
+  const value = (...names: string[]) => {
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i]!;
+      for (const n of names) {
+        if (a === n) return args[i + 1];
+        if (a.startsWith(`${n}=`)) return a.slice(n.length + 1);
+      }
+    }
+    return undefined;
+  };
+  const workspace = value("--workspace", "-w");
+  if (args.includes("demo")) return resolve(cwd, value("--dir", "-d") ?? workspace ?? "jpki-demo");
+  return resolve(cwd, workspace ?? env.JPKI_HOME ?? DEFAULT_WORKSPACE);
+}
 
 export interface CliResult {
   code: number;
@@ -13,13 +121,19 @@ export interface CliResult {
   json<T = any>(): T;
 }
 
+/**
+ * Runs the CLI in-process. On PostgreSQL, JPKI_STORE names the database of the workspace the command line
+ * names, unless `env` says JPKI_STORE itself (even as undefined).
+ */
 export async function cli(args: string[], opts: { cwd: string; env?: Record<string, string | undefined> }): Promise<CliResult> {
   let stdout = "";
   let stderr = "";
+  const env: Record<string, string | undefined> = { JPKI_PASSPHRASE: "correct horse", ...opts.env };
+  if (onPostgres && !(opts.env && "JPKI_STORE" in opts.env)) env.JPKI_STORE = await workspaceStore(workspaceOfCommand(args, opts.cwd, env));
   const io: Io = {
     stdout: { write: (s: string) => (stdout += s) },
     stderr: { write: (s: string) => (stderr += s) },
-    env: { JPKI_PASSPHRASE: "correct horse", ...opts.env },
+    env,
     cwd: opts.cwd,
   };
   const code = await run(args, io);

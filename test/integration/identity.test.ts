@@ -13,8 +13,7 @@ import { generateResidents } from "../../src/registry/fixtures.js";
 import { readRecords } from "../../src/registry/import.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import type { Store } from "../../src/store/types.js";
-import { Workspace } from "../../src/workspace/workspace.js";
-import { cli, tempDir, writeJsonl } from "./helpers.js";
+import { cli, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
 
 type Row = Record<string, string>;
 let dir: string;
@@ -33,7 +32,7 @@ function notice(id: string, r: Row, kind: string, seq: number, extra: Record<str
 const relocation = (id: string, r: Row, seq: number) => notice(id, r, "relocation", seq, { after: { ...itemsOf(r), address: NEW_ADDRESS } });
 
 async function withStore<T>(f: (s: Store) => Promise<T>): Promise<T> {
-  const wsp = Workspace.open(ws);
+  const wsp = await openWorkspace(ws);
   try {
     return await f(wsp.store);
   } finally {
@@ -173,7 +172,7 @@ describe("no certificate certifies what a notice already changed", () => {
 
   it("a certificate signed before a notice's batch but committed after it is never committed with the old items", async () => {
     const [a, b] = residents as [Row, Row];
-    const wsp = Workspace.open(ws);
+    const wsp = await openWorkspace(ws);
     try {
       const feedA = writeJsonl(join(dir, "window-a.jsonl"), [relocation("W-1", a, 1)]);
       const feedB = writeJsonl(join(dir, "window-b.jsonl"), [relocation("W-2", b, 1)]);

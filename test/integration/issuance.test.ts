@@ -12,7 +12,9 @@ import { oid } from "../../src/pki/der.js";
 import { pemOrDer } from "../../src/pki/pem.js";
 import { EXT_OID, POLICY_OID } from "../../src/profile/oids.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { cardKey, cli, csrFor, listFiles, sh, tempDir, writeJsonl } from "./helpers.js";
+import pg from "pg";
+import { binDir } from "../postgres-server.js";
+import { cardKey, cli, csrFor, expectedStore, listFiles, onPostgres, openWorkspace, sh, storeKindOf, tempDir, workspaceStore, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -30,6 +32,7 @@ beforeAll(async () => {
   ws = join(dir, "ws");
   const init = await cli([...w(), "ca", "init", "--prefecture", "13", "--json"], { cwd: dir });
   expect(init.code, init.stderr).toBe(0);
+  expect(storeKindOf(ws)).toBe(expectedStore);
   residents = [...generateResidents({ count: 6, seed: "integration", prefectures: ["13"] })] as unknown as Array<Record<string, string>>;
   writeJsonl(join(dir, "residents.jsonl"), residents);
   const imp = await cli([...w(), "registry", "import", join(dir, "residents.jsonl"), "--json"], { cwd: dir });
@@ -51,10 +54,17 @@ describe("jpki ca", () => {
     expect(verify("13-sig", join(ws, "ca", "13-sig.pem"), false).out).toContain("OK");
   });
 
-  it("keeps the CA key encrypted at rest (encrypted PKCS#8)", () => {
-    const db = readFileSync(join(ws, "jpki.db"));
+  it("keeps the CA key encrypted at rest (encrypted PKCS#8)", async () => {
+    // everything the store holds, as bytes: the SQLite file, or the whole database as pg_dump writes it
+    const db = onPostgres ? execFileSync(join(binDir(), "pg_dump"), ["--dbname", (await workspaceStore(ws))!]) : readFileSync(join(ws, "jpki.db"));
     expect(db.includes("BEGIN ENCRYPTED PRIVATE KEY")).toBe(true);
     expect(db.includes("BEGIN PRIVATE KEY")).toBe(false);
+    const wsp = await openWorkspace(ws);
+    try {
+      for (const ca of await wsp.store.listCas()) expect(ca.encryptedKeyPem).toMatch(/^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
+    } finally {
+      await wsp.close();
+    }
   });
 
   it("shows one CA, and refuses an unknown prefecture with a stable code", async () => {
@@ -264,11 +274,27 @@ describe("errors: typed, stable codes, nothing half-written", () => {
     const bad = join(dir, "corrupt");
     const init = await cli(["--workspace", bad, "ca", "init", "--prefecture", "47", "--purpose", "signature"], { cwd: dir });
     expect(init.code, init.stderr).toBe(0);
-    writeFileSync(join(bad, "jpki.db"), Buffer.alloc(8192, 0x41));
-    const r = await cli(["--workspace", bad, "ca", "list"], { cwd: dir });
-    expect(r.code).toBe(3);
-    expect(r.stderr).toContain("ERR_WORKSPACE_CORRUPT");
-    expect(readFileSync(join(bad, "jpki.db")).equals(Buffer.alloc(8192, 0x41))).toBe(true);
+    if (onPostgres) {
+      // the database no longer says it is a jpki store: refused, and left as it is
+      const c = new pg.Client({ connectionString: await workspaceStore(bad) });
+      await c.connect();
+      try {
+        await c.query("UPDATE meta SET value = 'something else' WHERE key = 'application'");
+        const r = await cli(["--workspace", bad, "ca", "list"], { cwd: dir });
+        expect(r.code).toBe(3);
+        expect(r.stderr).toContain("ERR_WORKSPACE_CORRUPT");
+        expect((await c.query("SELECT value FROM meta WHERE key = 'application'")).rows).toEqual([{ value: "something else" }]);
+        expect((await c.query("SELECT count(*)::int AS n FROM cas")).rows).toEqual([{ n: 1 }]);
+      } finally {
+        await c.end();
+      }
+    } else {
+      writeFileSync(join(bad, "jpki.db"), Buffer.alloc(8192, 0x41));
+      const r = await cli(["--workspace", bad, "ca", "list"], { cwd: dir });
+      expect(r.code).toBe(3);
+      expect(r.stderr).toContain("ERR_WORKSPACE_CORRUPT");
+      expect(readFileSync(join(bad, "jpki.db")).equals(Buffer.alloc(8192, 0x41))).toBe(true);
+    }
     writeFileSync(join(bad, "config.json"), "{ not json");
     const c = await cli(["--workspace", bad, "ca", "list"], { cwd: dir });
     expect(c.stderr).toContain("ERR_WORKSPACE_CORRUPT");

@@ -5,21 +5,21 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import Database from "better-sqlite3";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { cardKey, cli, csrFor, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, csrFor, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
 let resident: string;
 const w = () => ["--workspace", ws];
-const certificates = () => {
-  const db = new Database(join(ws, "jpki.db"), { readonly: true });
+/** How many certificates the store holds, valid or revoked. */
+const certificates = async () => {
+  const wsp = await openWorkspace(ws);
   try {
-    return (db.prepare("SELECT count(*) AS n FROM certificates").get() as { n: number }).n;
+    return (await wsp.store.findCertificates({ status: "all" })).length;
   } finally {
-    db.close();
+    await wsp.close();
   }
 };
 
@@ -64,12 +64,12 @@ describe("issuance refuses keys that are not the card's", () => {
     ],
   ])("%s: exit 6, nothing written or committed", async (_name, args, code) => {
     const out = join(dir, `${code}.pem`);
-    const before = certificates();
+    const before = await certificates();
     const r = await cli([...w(), "issue", "--resident", resident, ...args(), "-o", out, "--json"], { cwd: dir });
     expect(r.code, r.stderr).toBe(6);
     expect(r.stderr).toContain(code);
     expect(existsSync(out)).toBe(false);
-    expect(certificates()).toBe(before);
+    expect(await certificates()).toBe(before);
   });
 
   it("the same resident is issued with a good card key and request", async () => {

@@ -9,8 +9,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { NOTICE_RULES } from "../../src/registry/notice-rules.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
-import { SqliteStore } from "../../src/store/sqlite.js";
-import { cardKey, cli, listFiles, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, expectedStore, listFiles, openWorkspace, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
 
 type Row = Record<string, string>;
 let dir: string;
@@ -29,9 +28,9 @@ function notice(i: number, r: Row, kind: string, seq: number, extra: Record<stri
 }
 
 async function state() {
-  const s = SqliteStore.open(join(ws, "jpki.db"));
+  const s = await openWorkspace(ws);
   try {
-    return await s.revocationSummary();
+    return await s.store.revocationSummary();
   } finally {
     await s.close();
   }
@@ -41,6 +40,7 @@ beforeEach(async () => {
   dir = tempDir("jpki-notices-");
   ws = join(dir, "ws");
   expect((await cli([...w(), "ca", "init", "-p", "13"], { cwd: dir })).code).toBe(0);
+  expect(storeKindOf(ws)).toBe(expectedStore);
   residents = [...generateResidents({ count: 12, seed: "notices", prefectures: ["13"] })] as unknown as Row[];
   writeJsonl(join(dir, "residents.jsonl"), residents);
   expect((await cli([...w(), "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);
@@ -167,9 +167,9 @@ describe("jpki notices ingest", () => {
     expect(residents.some((x) => x.residentCode === newCode)).toBe(false);
     const serials = [certs.get(oldCode)!.signature, certs.get(oldCode)!.authentication].sort();
     const under = async (code: string) => {
-      const s = SqliteStore.open(join(ws, "jpki.db"));
+      const s = await openWorkspace(ws);
       try {
-        return (await s.findCertificates({ residentCode: code })).map((c) => ({ serial: c.serial, revoked: Boolean(c.revocation) })).sort((a, b) => a.serial.localeCompare(b.serial));
+        return (await s.store.findCertificates({ residentCode: code })).map((c) => ({ serial: c.serial, revoked: Boolean(c.revocation) })).sort((a, b) => a.serial.localeCompare(b.serial));
       } finally {
         await s.close();
       }

@@ -8,8 +8,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { SqliteStore } from "../../src/store/sqlite.js";
-import { cardKey, cli, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
 
 type Row = Record<string, string>;
 let dir: string;
@@ -79,8 +78,8 @@ describe("a bad line in the input", () => {
     expect(rejects.every((r) => r.record === undefined)).toBe(true);
 
     // the notice after the bad line revoked b's certificate, recorded as its cause; c is untouched
-    const store = SqliteStore.open(join(ws, "jpki.db"));
-    const revoked = new Map((await store.revocationSummary().finally(() => store.close())).map((x) => [x.serial, x]));
+    const wsp = await openWorkspace(ws);
+    const revoked = new Map((await wsp.store.revocationSummary().finally(() => wsp.close())).map((x) => [x.serial, x]));
     expect(revoked.get(sig.get(a.residentCode!)!)).toMatchObject({ reason: 5, source: "notice:P-1" });
     expect(revoked.get(sig.get(b.residentCode!)!)).toMatchObject({ reason: 5, source: "notice:P-3" });
     expect(revoked.has(sig.get(c.residentCode!)!)).toBe(false);

@@ -8,7 +8,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { startPostgres, type PostgresTestServer } from "../postgres-server.js";
+import pg from "pg";
+import { connectionString, PASSWORD_ROLE, startPostgres, type PostgresTestServer } from "../postgres-server.js";
 import { cardKey, cli, sh, tempDir, writeJsonl } from "./helpers.js";
 
 let server: PostgresTestServer;
@@ -154,5 +155,111 @@ describe("a workspace on PostgreSQL", () => {
     expect(run(d.checks.valid).status).toBe(0);
     expect(run(d.checks.revoked).out).toContain("certificate revoked");
     expect(run(d.checks.movedAway).out).toContain("certificate revoked");
+  });
+
+  it("a connection that fails — no server, wrong password, no password, no such database — is ERR_STORE_UNREACHABLE (exit 12), and the password is never printed", async () => {
+    const admin = new pg.Client({ connectionString: server.url("postgres") });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE ROLE ${PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD 'the-right-one'`);
+    } finally {
+      await admin.end();
+    }
+    const good = await server.createDatabase();
+    const dir = tempDir("jpki-pg-fail-");
+    const ws = join(dir, "ws");
+    expect((await cli(["--workspace", ws, "ca", "init", "-p", "13", "--purpose", "signature", "--store", "postgres"], { cwd: dir, env: { JPKI_STORE: good } })).code).toBe(0);
+    const database = decodeURIComponent(new URL(good).pathname.slice(1));
+    const secret = "hunter2-Zq9";
+    const cases: Array<[string, string, string]> = [
+      ["network", `postgresql://jpki:${secret}@localhost/${database}?host=${encodeURIComponent(join(dir, "no-such-socket-dir"))}`, "ENOENT"],
+      ["network", `postgresql://jpki:${secret}@127.0.0.1:1/${database}`, "ECONNREFUSED"],
+      ["authentication", connectionString(server.socketDir, database, PASSWORD_ROLE, secret), "28P01"],
+      ["authentication", connectionString(server.socketDir, database, PASSWORD_ROLE), "connection closed"],
+      ["database", connectionString(server.socketDir, "no_such_database", "jpki", secret), "3D000"],
+    ];
+    for (const [reason, url, code] of cases) {
+      // an existing workspace, text and --json
+      const r = await cli(["--workspace", ws, "ca", "list"], { cwd: dir, env: { JPKI_STORE: url } });
+      expect(r.code, `${reason}: ${r.stderr}`).toBe(12);
+      expect(r.stderr).toContain("[ERR_STORE_UNREACHABLE]");
+      expect(r.stderr).toContain(code === "connection closed" ? "refused the login" : code);
+      const j = await cli(["--workspace", ws, "ca", "list", "--json"], { cwd: dir, env: { JPKI_STORE: url } });
+      expect(j.code).toBe(12);
+      expect(JSON.parse(j.stderr).error).toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { reason } });
+      // a new workspace: refused before anything is written
+      const fresh = join(dir, `fresh-${reason}`);
+      const init = await cli(["--workspace", fresh, "ca", "init", "-p", "13", "--store", "postgres"], { cwd: dir, env: { JPKI_STORE: url } });
+      expect(init.code, init.stderr).toBe(12);
+      expect(init.stderr).toContain("ERR_STORE_UNREACHABLE");
+      expect(existsSync(join(fresh, "config.json"))).toBe(false);
+      for (const out of [r, j, init]) expect(out.stdout + out.stderr).not.toContain(secret);
+    }
+    // a string node-postgres cannot parse is a usage error, not echoed either
+    const bad = await cli(["--workspace", ws, "ca", "list"], { cwd: dir, env: { JPKI_STORE: `postgres://jpki:${secret}@localhost:99999/${database}` } });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("ERR_USAGE");
+    expect(bad.stderr).not.toContain(secret);
+    // and the right credentials work
+    const right = connectionString(server.socketDir, database, PASSWORD_ROLE, "the-right-one");
+    const ok = await cli(["--workspace", ws, "ca", "list", "--json"], { cwd: dir, env: { JPKI_STORE: right } });
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+
+  it("JPKI_STORE set for a SQLite workspace: the command runs on jpki.db and says once, on stderr, that JPKI_STORE is ignored", async () => {
+    const url = await server.createDatabase();
+    const dir = tempDir("jpki-pg-ignored-");
+    const lite = join(dir, "lite");
+    const secretUrl = url.replace("postgresql://jpki@", "postgresql://jpki:hunter2-Zq9@");
+    const init = await cli(["--workspace", lite, "ca", "init", "-p", "13", "--purpose", "signature", "--store", "sqlite"], { cwd: dir, env: { JPKI_STORE: secretUrl } });
+    expect(init.code, init.stderr).toBe(0);
+    const warning = /^jpki: warning: JPKI_STORE is set, but the workspace .* keeps its records in its SQLite file jpki\.db: JPKI_STORE is ignored$/;
+    expect(init.stderr.trim()).toMatch(warning);
+    const list = await cli(["--workspace", lite, "ca", "list", "--json"], { cwd: dir, env: { JPKI_STORE: secretUrl } });
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.json().cas.map((c: { id: string }) => c.id)).toEqual(["13-sig"]); // stdout is still the JSON document alone
+    expect(list.stderr.trim().split("\n")).toHaveLength(1);
+    expect(list.stderr.trim()).toMatch(warning);
+    expect(list.stderr).toContain(lite);
+    expect(list.stderr).not.toContain("hunter2");
+    expect(list.stderr).not.toContain(server.socketDir);
+    // without JPKI_STORE, nothing to say
+    const quiet = await cli(["--workspace", lite, "ca", "list"], { cwd: dir });
+    expect(quiet.code).toBe(0);
+    expect(quiet.stderr).toBe("");
+    // and nothing reached the database JPKI_STORE named
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      expect((await c.query("SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = 'public'::regnamespace")).rows).toEqual([{ n: 0 }]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("an existing workspace pointed at an empty database is refused, by ca init too: nothing is created there, and the message says to check JPKI_STORE", async () => {
+    const url = await server.createDatabase();
+    const wrong = await server.createDatabase(); // e.g. a typo naming another, empty database
+    const dir = tempDir("jpki-pg-empty-");
+    const ws = join(dir, "ws");
+    expect((await cli(["--workspace", ws, "ca", "init", "-p", "13", "--purpose", "signature", "--store", "postgres"], { cwd: dir, env: { JPKI_STORE: url } })).code).toBe(0);
+    for (const args of [["ca", "list"], ["ca", "init", "-p", "27", "--purpose", "signature"]]) {
+      const r = await cli(["--workspace", ws, ...args], { cwd: dir, env: { JPKI_STORE: wrong } });
+      expect(r.code, args.join(" ")).toBe(3);
+      expect(r.stderr).toContain("ERR_WORKSPACE_CORRUPT");
+      expect(r.stderr).toContain("JPKI_STORE");
+      expect(r.stderr).not.toContain("run 'jpki ca init'");
+    }
+    expect(existsSync(join(ws, "ca", "27-sig.pem"))).toBe(false);
+    const c = new pg.Client({ connectionString: wrong });
+    await c.connect();
+    try {
+      expect((await c.query("SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = 'public'::regnamespace")).rows).toEqual([{ n: 0 }]);
+    } finally {
+      await c.end();
+    }
+    // the workspace is intact on its own database
+    const list = await cli(["--workspace", ws, "ca", "list", "--json"], { cwd: dir, env: { JPKI_STORE: url } });
+    expect(list.json().cas.map((x: { id: string }) => x.id)).toEqual(["13-sig"]);
   });
 });

@@ -6,10 +6,10 @@
 import { execFileSync, spawn } from "node:child_process";
 import { cpSync, existsSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import Database from "better-sqlite3";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generateNotices, generateResidents } from "../../src/registry/fixtures.js";
-import { cardKey, cli, tempDir, writeJsonl } from "./helpers.js";
+import type { Workspace } from "../../src/workspace/workspace.js";
+import { cardKey, cli, copyWorkspace as copyStore, expectedStore, openWorkspace, storeEnv, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const MAIN = join(ROOT, "dist/src/cli/main.js");
@@ -17,32 +17,54 @@ let dir: string;
 let base: string;
 let feed: string;
 let total: number;
+/** Every notice id in the feed, and every resident code a notice in it names (before or after a code change). */
+let noticeIds: string[];
+let codes: string[];
+const ALL = 1_000_000;
 
-/** Everything ingestion decides, in a comparable form (timestamps left out: they are when it ran). */
-function snapshot(ws: string) {
-  const db = new Database(join(ws, "jpki.db"), { readonly: true });
+/**
+ * Everything ingestion decides, in a comparable form (timestamps left out: they are when it ran), read
+ * through the store API: every notice of the feed the store knows, the last sequence of every code the feed
+ * names, the revoked certificates, the CAs awaiting a CRL.
+ */
+async function snapshot(ws: string) {
+  const wsp = await openWorkspace(ws);
   try {
+    const s = wsp.store;
+    const notices = [];
+    for (let i = 0; i < noticeIds.length; i += 200) {
+      const got = await Promise.all(noticeIds.slice(i, i + 200).map((id) => s.getNotice(id)));
+      for (const n of got) if (n) notices.push({ noticeId: n.noticeId, residentCode: n.residentCode, sequence: n.sequence, kind: n.kind, status: n.status, revocations: n.revocations });
+    }
+    const ctx = await s.loadNoticeContext({ noticeIds: [], residentCodes: codes });
     return {
-      notices: db.prepare("SELECT notice_id, resident_code, sequence, kind, status, revocations FROM notices ORDER BY notice_id").all(),
-      sequences: db.prepare("SELECT * FROM resident_sequences ORDER BY resident_code").all(),
-      revoked: db.prepare("SELECT serial, ca_id, resident_code, reason, source FROM certified WHERE revoked_at IS NOT NULL ORDER BY serial").all(),
-      dirty: db.prepare("SELECT ca_id FROM crl_state WHERE revision > published_revision").all(),
+      notices,
+      sequences: [...ctx.lastSequence.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+      revoked: (await s.findCertificates({ status: "revoked", limit: ALL }))
+        .map((c) => ({ serial: c.serial, caId: c.caId, residentCode: c.residentCode, reason: c.revocation!.reason, source: c.revocation!.source }))
+        .sort((a, b) => (a.serial < b.serial ? -1 : 1)),
+      dirty: await s.dirtyCas(),
     };
   } finally {
-    db.close();
+    await wsp.close();
   }
 }
 
-function noticeCount(ws: string): number {
+/** How many of the feed's notices the store holds (applied or held), on an open workspace. */
+async function noticeCount(wsp: Workspace): Promise<number> {
   try {
-    const db = new Database(join(ws, "jpki.db"), { readonly: true, fileMustExist: true });
-    try {
-      return (db.prepare("SELECT count(*) AS n FROM notices").get() as { n: number }).n;
-    } finally {
-      db.close();
-    }
+    return (await wsp.store.loadNoticeContext({ noticeIds, residentCodes: [] })).known.size;
   } catch {
     return 0; // busy at that instant: try again
+  }
+}
+
+async function countNotices(ws: string): Promise<number> {
+  const wsp = await openWorkspace(ws);
+  try {
+    return await noticeCount(wsp);
+  } finally {
+    await wsp.close();
   }
 }
 
@@ -51,9 +73,9 @@ function crlSerials(ws: string, ca: string): string[] {
   return [...text.matchAll(/Serial Number: ([0-9A-F]+)/g)].map((m) => m[1]!).sort();
 }
 
-function copyWorkspace(name: string): string {
+async function copyWorkspace(name: string): Promise<string> {
   const to = join(dir, name);
-  cpSync(base, to, { recursive: true });
+  await copyStore(base, to);
   return to;
 }
 
@@ -63,22 +85,29 @@ function copyWorkspace(name: string): string {
  * the signal is pending from that point, so the process meets it with the rest of the file still unread.
  */
 async function interrupt(args: string[], ws: string, signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null; atKill: number }> {
-  const child = spawn(process.execPath, [MAIN, "--workspace", ws, ...args], { env: { ...process.env, JPKI_PASSPHRASE: "correct horse" }, stdio: "ignore" });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on("exit", (code, sig) => res({ code, signal: sig })));
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline && child.exitCode === null && noticeCount(ws) === 0) await new Promise((r) => setTimeout(r, 5));
-  child.kill("SIGSTOP");
-  const atKill = noticeCount(ws);
-  child.kill(signal);
-  child.kill("SIGCONT");
-  return { ...(await exited), atKill };
+  const wsp = await openWorkspace(ws);
+  try {
+    const child = spawn(process.execPath, [MAIN, "--workspace", ws, ...args], { env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)) }, stdio: "ignore" });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on("exit", (code, sig) => res({ code, signal: sig })));
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && child.exitCode === null && (await noticeCount(wsp)) === 0) await new Promise((r) => setTimeout(r, 5));
+    child.kill("SIGSTOP");
+    const atKill = await noticeCount(wsp);
+    child.kill(signal);
+    child.kill("SIGCONT");
+    return { ...(await exited), atKill };
+  } finally {
+    await wsp.close();
+  }
 }
 
 beforeAll(async () => {
-  execFileSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", join(ROOT, "tsconfig.build.json")], { stdio: "inherit" });
+  // dist/ is built once by test/global-setup.ts: building it again here, while this file runs in both
+  // projects and other files spawn the CLI, could let one of them read a half-written file
   dir = tempDir("jpki-resume-");
   base = join(dir, "base");
   expect((await cli(["--workspace", base, "ca", "init", "-p", "13,27"], { cwd: dir })).code).toBe(0);
+  expect(storeKindOf(base)).toBe(expectedStore);
   const residents = [...generateResidents({ count: 4000, seed: "resume", prefectures: ["13", "27"] })];
   writeJsonl(join(dir, "residents.jsonl"), residents);
   expect((await cli(["--workspace", base, "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);
@@ -90,35 +119,37 @@ beforeAll(async () => {
   expect(issued.code, issued.stderr).toBe(0);
   const notices = [...generateNotices({ residents, count: 40_000, seed: "resume" })];
   total = notices.length;
+  noticeIds = notices.map((n) => n.noticeId);
+  codes = [...new Set(notices.flatMap((n) => [n.residentCode, ...("newResidentCode" in n && typeof n.newResidentCode === "string" ? [n.newResidentCode] : [])]))];
   feed = writeJsonl(join(dir, "feed.jsonl"), notices);
 }, 300_000);
 
 describe("crash safety of notice ingestion (slow: spawns the CLI)", () => {
   it("SIGKILL mid-file, then the same command again: identical to one clean run", async () => {
-    const clean = copyWorkspace("clean");
+    const clean = await copyWorkspace("clean");
     const r = await cli(["--workspace", clean, "notices", "ingest", feed, "--json"], { cwd: dir });
     expect(r.code, r.stderr).toBe(0);
     expect(r.json().applied + r.json().held).toBe(total);
 
-    const killed = copyWorkspace("killed");
+    const killed = await copyWorkspace("killed");
     const k = await interrupt(["notices", "ingest", feed, "--batch-size", "100"], killed, "SIGKILL");
     expect(k.signal).toBe("SIGKILL");
-    const afterKill = noticeCount(killed);
+    const afterKill = await countNotices(killed);
     expect(afterKill).toBeGreaterThan(0);
     expect(afterKill).toBeLessThan(total); // it really stopped mid-file
     const again = await cli(["--workspace", killed, "notices", "ingest", feed, "--json"], { cwd: dir });
     expect(again.code, again.stderr).toBe(0);
     expect(again.json().duplicates).toBe(afterKill);
 
-    expect(snapshot(killed)).toEqual(snapshot(clean));
+    expect(await snapshot(killed)).toEqual(await snapshot(clean));
     for (const ca of ["13-sig", "13-auth", "27-sig", "27-auth"]) expect(crlSerials(killed, ca), ca).toEqual(crlSerials(clean, ca));
   }, 180_000);
 
   it("watch stops cleanly on SIGTERM, keeps the file in processing/, and the next start finishes it", async () => {
-    const clean = copyWorkspace("clean2");
+    const clean = await copyWorkspace("clean2");
     expect((await cli(["--workspace", clean, "notices", "ingest", feed], { cwd: dir })).code).toBe(0);
 
-    const ws = copyWorkspace("watched");
+    const ws = await copyWorkspace("watched");
     const spool = join(dir, "spool");
     cpSync(feed, join(spool, "feed.jsonl"));
     const t = await interrupt(["watch", spool, "--batch-size", "100", "--poll", "50"], ws, "SIGTERM");
@@ -126,7 +157,7 @@ describe("crash safety of notice ingestion (slow: spawns the CLI)", () => {
     // the signal was pending from the first committed batch on, with most of 40,000 notices unread: the run
     // stops after the batch in progress, mid-file, and leaves the file in processing/ for the next start
     expect(t.atKill).toBeGreaterThan(0);
-    const stoppedAt = noticeCount(ws);
+    const stoppedAt = await countNotices(ws);
     expect(stoppedAt).toBeGreaterThanOrEqual(t.atKill);
     expect(stoppedAt).toBeLessThan(total);
     expect(readdirSync(join(spool, "processing"))).toEqual(["feed.jsonl"]);
@@ -134,6 +165,6 @@ describe("crash safety of notice ingestion (slow: spawns the CLI)", () => {
     const resumed = await cli(["--workspace", ws, "watch", spool, "--once", "--json"], { cwd: dir });
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(existsSync(join(spool, "done", "feed.jsonl"))).toBe(true);
-    expect(snapshot(ws)).toEqual(snapshot(clean));
+    expect(await snapshot(ws)).toEqual(await snapshot(clean));
   }, 180_000);
 });

@@ -61,7 +61,7 @@ Examples:
       const dir = ctx.workspaceDir;
       if (o.store) config.store = o.store;
       else if (ctx.storeUrl && !existsSync(workspacePaths(dir).config)) config.store = "postgres";
-      const ws = await Workspace.createAsync(dir, { config: config as Partial<WorkspaceConfig>, storeUrl: ctx.storeUrl });
+      const ws = ctx.checkStore(await Workspace.createAsync(dir, { config: config as Partial<WorkspaceConfig>, storeUrl: ctx.storeUrl }));
       try {
         let done = 0;
         const total = prefs.length * purposes(o.purpose).length;
