@@ -2,6 +2,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
 import { isJpkiError } from "../errors.js";
+import { decodeEntries } from "../profile/crl-entry.js";
 import { storeContract } from "./contract.js";
 import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore } from "./postgres.js";
 import type { CaRecord, NoticeContext, Store } from "./types.js";
@@ -39,6 +40,42 @@ async function waiting(c: pg.Client): Promise<number> {
 }
 
 describe("PostgresStore specifics", () => {
+  it("streams a CRL from a server-side cursor in chunks, and a consumer that stops early gives its connection back", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true, poolSize: 2 });
+    await s.putCa(ca);
+    const n = 20_000;
+    const codes = Array.from({ length: n }, (_, i) => `r${String(i).padStart(6, "0")}`);
+    await s.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+    const serial = (i: number) => (0x100000 + i).toString(16);
+    await s.commitIssuances(codes.map((residentCode, i) => ({
+      serial: serial(i), caId: "13-sig", type: "signature" as const, residentCode, municipalityCode: "131016", fourItems: items,
+      notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]),
+    })));
+    await s.commitNoticeBatch({ noticeIds: [], residentCodes: [] }, () => ({
+      commit: { at: new Date(1000), notices: [], sequences: [], relinks: [], dirtyCas: ["13-sig"], revocations: codes.map((residentCode, i) => ({ serial: serial(i), reason: 1, source: "t", residentCode })) },
+    }));
+    const counts: number[] = [];
+    let last = "";
+    for await (const chunk of s.crlEntries("13-sig", { expiredBefore: new Date(0) })) {
+      counts.push(chunk.count);
+      const serials = decodeEntries(chunk.der).map((e) => e.serial);
+      expect(serials.length).toBe(chunk.count);
+      expect(serials[0]! > last).toBe(true); // by serial, across chunks
+      last = serials.at(-1)!;
+    }
+    expect(counts).toEqual([8192, 8192, n - 16384]);
+    // More early exits than the pool has connections: each must have rolled back and released its own.
+    for (let i = 0; i < 5; i++) {
+      for await (const chunk of s.crlEntries("13-sig", { expiredBefore: new Date(0) })) {
+        expect(chunk.count).toBe(8192);
+        break;
+      }
+    }
+    expect(await s.dirtyCas()).toEqual(["13-sig"]);
+    await s.close();
+  });
+
   it("records its schema version in meta, reopens without migrating again, and refuses databases that are not jpki stores", async () => {
     const url = await server.createDatabase();
     await expect(PostgresStore.open(url)).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_CORRUPT"));

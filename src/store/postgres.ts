@@ -351,6 +351,9 @@ const SQL = {
   listCas: "SELECT * FROM cas ORDER BY prefecture, purpose DESC",
 } as const;
 
+/** Rows per FETCH of a CRL's cursor. */
+const CRL_FETCH = 8192;
+
 export class PostgresStore implements Store {
   readonly kind = "postgres" as const;
   readonly #pool: Pool;
@@ -769,23 +772,48 @@ export class PostgresStore implements Store {
   }
 
   async *crlEntries(caId: string, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries> {
-    const size = 4096;
-    // Keyset pagination: each chunk is one short statement on any pooled connection, so a consumer that
-    // takes its time between chunks holds no connection, snapshot or cursor open.
-    let after = "";
-    for (;;) {
-      const rows = await this.#query<{ serial: string; revoked_at: bigint; reason: number }>(
-        "listing revoked certificates",
-        `SELECT serial, revoked_at, reason FROM certificates
-         WHERE ca_id = $1 AND revoked_at IS NOT NULL AND not_after >= $2 AND serial > $3 ORDER BY serial LIMIT $4`,
-        [caId, opts.expiredBefore.getTime(), after, size],
-      );
-      if (rows.length === 0) return;
-      // Encoded here, per chunk: this backend keeps revocations as rows (no encoded log as SQLite has).
-      const der = Buffer.concat(rows.map((r) => encodeEntry({ serial: r.serial, revokedAt: new Date(Number(r.revoked_at)), reason: r.reason })));
-      yield { der, count: rows.length };
-      if (rows.length < size) return;
-      after = rows[rows.length - 1]!.serial;
+    // A server-side cursor in a read-only transaction: one plan, one snapshot, rows fetched in chunks as the
+    // builder takes them, so a CRL of any size streams with bounded memory on both sides. The connection is
+    // held only while the CRL is built; an early return (the consumer stops) rolls back and releases it.
+    const what = "listing revoked certificates";
+    let c: PoolClient;
+    try {
+      c = await this.#pool.connect();
+    } catch (e) {
+      throw storeError(e, what);
+    }
+    let broken = false;
+    let done = false;
+    try {
+      try {
+        await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        await c.query(
+          `DECLARE crl_entries NO SCROLL CURSOR FOR
+             SELECT serial, revoked_at, reason FROM certificates
+             WHERE ca_id = $1 AND revoked_at IS NOT NULL AND not_after >= $2 ORDER BY serial`,
+          [caId, opts.expiredBefore.getTime()],
+        );
+      } catch (e) {
+        throw storeError(e, what);
+      }
+      for (;;) {
+        let rows: Array<{ serial: string; revoked_at: bigint; reason: number }>;
+        try {
+          rows = (await c.query<{ serial: string; revoked_at: bigint; reason: number }>(`FETCH ${CRL_FETCH} FROM crl_entries`)).rows;
+        } catch (e) {
+          throw storeError(e, what);
+        }
+        if (rows.length === 0) break;
+        // Encoded here, per chunk: this backend keeps revocations as rows (no encoded log as SQLite has).
+        const der = Buffer.concat(rows.map((r) => encodeEntry({ serial: r.serial, revokedAt: new Date(Number(r.revoked_at)), reason: r.reason })));
+        yield { der, count: rows.length };
+        if (rows.length < CRL_FETCH) break;
+      }
+      await c.query("COMMIT");
+      done = true;
+    } finally {
+      if (!done) await c.query("ROLLBACK").catch(() => (broken = true));
+      c.release(broken);
     }
   }
 
