@@ -8,7 +8,6 @@
 import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { open, type FileHandle } from "node:fs/promises";
 
 const TEMP = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp$/;
 
@@ -55,51 +54,6 @@ export function stageFile(path: string, data: string | Uint8Array | Iterable<Uin
     discard: () => rmSync(tmp, { force: true }),
   };
 }
-
-/**
- * stageFile on libuv's thread pool: each write is in flight while the caller's iterable computes the next
- * chunk (e.g. PEM lines), and two of these run side by side on two pool threads (DER and PEM of one CRL).
- */
-export async function stageFileAsync(path: string, data: Iterable<Uint8Array>, mode = 0o600): Promise<StagedFile> {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = tempPathFor(path);
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(tmp, "wx", mode);
-    await fh.chmod(mode); // exactly this mode, not the mode as the umask narrowed it
-    let inFlight: Promise<unknown> = Promise.resolve();
-    let batch: Uint8Array[] = [];
-    let bytes = 0;
-    for (const c of data) {
-      batch.push(c);
-      bytes += c.length;
-      if (bytes < STAGE_BATCH) continue;
-      await inFlight;
-      inFlight = fh.writev(batch);
-      batch = [];
-      bytes = 0;
-    }
-    await inFlight;
-    if (batch.length) await fh.writev(batch);
-    await fh.sync();
-    await fh.close();
-    fh = undefined;
-  } catch (e) {
-    if (fh !== undefined) await fh.close().catch(() => undefined);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  return {
-    path,
-    tmp,
-    install: () => renameSync(tmp, path),
-    discard: () => rmSync(tmp, { force: true }),
-  };
-}
-
-/** Bytes gathered per write of stageFileAsync: big enough that the per-call cost vanishes, small enough to overlap. */
-const STAGE_BATCH = 4 * 1024 * 1024;
 
 /** Makes renames in `dir` durable (some filesystems refuse fsync on a directory; the rename stays atomic). */
 export function syncDir(dir: string): void {
