@@ -1,8 +1,8 @@
 /**
- * A throwaway PostgreSQL server for the store tests: initdb into a temporary directory, listening only on a
- * Unix socket in that directory (no TCP port), fsync off, trust authentication; stopped and removed by
- * `stop()`. Uses Debian's server binaries (/usr/lib/postgresql/<version>/bin, or JPKI_PG_BIN); `.ci/run`
- * installs them.
+ * A throwaway PostgreSQL server for the store tests and the benchmarks (bench/backends.ts): initdb into a
+ * temporary directory, listening only on a Unix socket in that directory (no TCP port), fsync off, trust
+ * authentication; stopped and removed by `stop()`. Uses Debian's server binaries
+ * (/usr/lib/postgresql/<version>/bin, or JPKI_PG_BIN); `.ci/run` installs them.
  *
  * initdb and postgres refuse to run as root, and the tests do run as root in CI: then the data directory
  * belongs to the `postgres` system user and the server runs as that user (root can still reach the socket).
@@ -50,7 +50,14 @@ export function connectionString(socketDir: string, database: string): string {
   return `postgresql://${SUPERUSER}@localhost/${encodeURIComponent(database)}?host=${encodeURIComponent(socketDir)}`;
 }
 
-export async function startPostgres(): Promise<PostgresTestServer> {
+export interface StartPostgresOptions {
+  /** extra postgresql.conf settings (the benchmarks give the server more memory than the tests need) */
+  readonly settings?: Readonly<Record<string, string | number>>;
+  /** prefix of the databases createDatabase makes (default jpki_test) */
+  readonly databasePrefix?: string;
+}
+
+export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PostgresTestServer> {
   const bin = binDir();
   const as = serverUser();
   const root = mkdtempSync(join(tmpdir(), "jpki-pg-"));
@@ -59,10 +66,10 @@ export async function startPostgres(): Promise<PostgresTestServer> {
   if (as) chownSync(root, as.uid, as.gid);
   chmodSync(root, 0o700);
   // execFile with uid/gid: the child runs as the server user, with a working directory and HOME it can read.
-  const opts = { cwd: root, env: { ...process.env, HOME: root, LC_ALL: "C" }, ...(as ?? {}) };
+  const child = { cwd: root, env: { ...process.env, HOME: root, LC_ALL: "C" }, ...(as ?? {}) };
   let started = false;
   try {
-    await run(join(bin, "initdb"), ["-D", data, "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync"], opts);
+    await run(join(bin, "initdb"), ["-D", data, "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync"], child);
     appendFileSync(
       join(data, "postgresql.conf"),
       [
@@ -74,13 +81,14 @@ export async function startPostgres(): Promise<PostgresTestServer> {
         "synchronous_commit = off",
         "full_page_writes = off",
         "max_connections = 200",
+        ...Object.entries(opts.settings ?? {}).map(([k, v]) => `${k} = ${typeof v === "number" ? v : `'${v}'`}`),
         "",
       ].join("\n"),
     );
-    await run(join(bin, "pg_ctl"), ["-D", data, "-l", log, "-w", "-t", "60", "start"], opts);
+    await run(join(bin, "pg_ctl"), ["-D", data, "-l", log, "-w", "-t", "60", "start"], child);
     started = true;
   } catch (e) {
-    if (started) await run(join(bin, "pg_ctl"), ["-D", data, "-m", "immediate", "-w", "stop"], opts).catch(() => undefined);
+    if (started) await run(join(bin, "pg_ctl"), ["-D", data, "-m", "immediate", "-w", "stop"], child).catch(() => undefined);
     rmSync(root, { recursive: true, force: true });
     throw e;
   }
@@ -88,7 +96,7 @@ export async function startPostgres(): Promise<PostgresTestServer> {
   return {
     socketDir: root,
     async createDatabase() {
-      const name = `jpki_test_${process.pid}_${++n}`;
+      const name = `${opts.databasePrefix ?? "jpki_test"}_${process.pid}_${++n}`;
       const admin = new pg.Client({ connectionString: connectionString(root, "postgres") });
       await admin.connect();
       try {
@@ -100,7 +108,7 @@ export async function startPostgres(): Promise<PostgresTestServer> {
     },
     async stop() {
       try {
-        await run(join(bin, "pg_ctl"), ["-D", data, "-m", "fast", "-w", "stop"], opts);
+        await run(join(bin, "pg_ctl"), ["-D", data, "-m", "fast", "-w", "stop"], child);
       } finally {
         rmSync(root, { recursive: true, force: true });
       }
