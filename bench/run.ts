@@ -88,13 +88,16 @@ function printTimes(r: TimingResult): void {
   }
 }
 
+/** A rate with three significant digits at least (0.128 CRLs/s, 3882.6 notices/s). */
+const rate = (x: number) => (x >= 100 ? x.toFixed(1) : x.toPrecision(3));
+
 function printRate(r: BenchResult): void {
   const ratio = r.ours / r.baseline;
   const ok = ratio >= r.target;
   if (!ok) missed++;
   for (const g of r.goals ?? []) if (!g.ok) missed++;
   console.log(
-    `${r.name}\n  ours      ${r.ours.toFixed(1)} ${r.unit}\n  baseline  ${r.baseline.toFixed(1)} ${r.baselineName}\n  ratio     ${ratio.toFixed(2)} (target ≥ ${r.target}) ${ok ? "met" : "MISSED"}`,
+    `${r.name}\n  ours      ${rate(r.ours)} ${r.unit}\n  baseline  ${rate(r.baseline)} ${r.baselineName}\n  ratio     ${ratio.toFixed(2)} (target ≥ ${r.target}) ${ok ? "met" : "MISSED"}`,
   );
   if (r.note) console.log(r.note.replace(/^/gm, "  "));
 }
@@ -132,7 +135,7 @@ if (storeBenches.length && backends.length) {
     if (r instanceof Error) return "FAILED";
     const ratio = r.ours / r.baseline;
     const goals = (r.goals ?? []).map((g) => `, ${g.label} ${g.ok ? "met" : "MISSED"}`).join("");
-    return `${r.ours >= 100 ? r.ours.toFixed(0) : r.ours.toFixed(2)} ${r.unit}, ${ratio.toFixed(2)}× ${ratio >= r.target ? "met" : "MISSED"}${goals}`;
+    return `${r.ours >= 100 ? r.ours.toFixed(0) : r.ours.toPrecision(3)} ${r.unit}, ${ratio.toFixed(2)}× ${ratio >= r.target ? "met" : "MISSED"}${goals}`;
   };
   const rows = storeBenches.map((s) => {
     const any = backends.map((b) => results.get(key(s, b.name))).find((r): r is BenchResult => !!r && !(r instanceof Error));
