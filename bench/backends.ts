@@ -9,7 +9,7 @@
  * When it cannot be started the reason is printed and the benches go on with SQLite alone.
  */
 import pg from "pg";
-import { startPostgres, type PostgresTestServer } from "../test/postgres-server.js";
+import { connectionString, startPostgres } from "../test/postgres-server.js";
 import { Workspace } from "../src/workspace/workspace.js";
 
 export type BackendName = "sqlite" | "postgres";
@@ -20,6 +20,8 @@ export interface Backend {
   workspace(root: string): Promise<{ ws: Workspace; env: Record<string, string> }>;
   /** The env a child `jpki ca init` needs to create a workspace at a new store (JPKI_STORE for PostgreSQL). */
   newStoreEnv(): Promise<Record<string, string>>;
+  /** After each bench: drops the databases it made (its workspace directory it removes itself). */
+  cleanup(): Promise<void>;
   /** Drops the databases made for the benches; stops a server started for them. */
   close(): Promise<void>;
 }
@@ -32,6 +34,7 @@ const sqlite: Backend = {
   async newStoreEnv() {
     return {};
   },
+  async cleanup() {},
   async close() {},
 };
 
@@ -39,15 +42,20 @@ const sqlite: Backend = {
 interface Databases {
   readonly where: string;
   create(): Promise<string>;
+  /** drops every database made so far */
+  drop(): Promise<void>;
   close(): Promise<void>;
 }
 
-/** Databases on an existing server: made with CREATE DATABASE through the given URL, dropped at the end. */
-function onServer(url: string): Databases {
+/**
+ * Databases made with CREATE DATABASE through `adminUrl` and dropped by `drop()` (after each bench, so a scale
+ * run never holds two benches' stores at once); `stop` ends a server of our own.
+ */
+function databases(where: string, adminUrl: string, stop: () => Promise<void> = async () => {}): Databases {
   const made: string[] = [];
   let n = 0;
   const admin = async <T>(f: (c: pg.Client) => Promise<T>): Promise<T> => {
-    const c = new pg.Client({ connectionString: url });
+    const c = new pg.Client({ connectionString: adminUrl });
     await c.connect();
     try {
       return await f(c);
@@ -55,26 +63,29 @@ function onServer(url: string): Databases {
       await c.end();
     }
   };
+  const drop = () =>
+    admin(async (c) => {
+      for (const name of made.splice(0)) await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    });
   return {
-    where: "the server JPKI_BENCH_PG names",
+    where,
     async create() {
       const name = `jpki_bench_${process.pid}_${++n}`;
       await admin((c) => c.query(`CREATE DATABASE ${name}`));
       made.push(name);
-      const u = new URL(url);
+      const u = new URL(adminUrl);
       u.pathname = `/${name}`;
       return u.toString();
     },
+    drop,
     async close() {
-      await admin(async (c) => {
-        for (const name of made.splice(0)) await c.query(`DROP DATABASE IF EXISTS ${name}`);
-      });
+      try {
+        await drop();
+      } finally {
+        await stop();
+      }
     },
   };
-}
-
-function ownServer(server: PostgresTestServer): Databases {
-  return { where: `a throwaway server (socket in ${server.socketDir})`, create: () => server.createDatabase(), close: () => server.stop() };
 }
 
 function postgres(dbs: Databases): Backend & { readonly where: string } {
@@ -89,6 +100,7 @@ function postgres(dbs: Databases): Backend & { readonly where: string } {
     async newStoreEnv() {
       return { JPKI_STORE: await dbs.create() };
     },
+    cleanup: () => dbs.drop(),
     close: () => dbs.close(),
   };
 }
@@ -115,15 +127,13 @@ export async function openBackends(say: (line: string) => void): Promise<Backend
       const url = process.env.JPKI_BENCH_PG;
       let dbs: Databases;
       if (url) {
-        dbs = onServer(url);
-        await dbs.close(); // reach it now: a bad URL is reported before any bench runs
+        dbs = databases("the server JPKI_BENCH_PG names", url);
+        await dbs.drop(); // reach it now: a bad URL is reported before any bench runs
       } else {
-        dbs = ownServer(
-          await startPostgres({
-            databasePrefix: "jpki_bench",
-            settings: { shared_buffers: "2GB", max_wal_size: "8GB", checkpoint_timeout: "30min", work_mem: "64MB", maintenance_work_mem: "512MB" },
-          }),
-        );
+        const server = await startPostgres({
+          settings: { shared_buffers: "2GB", max_wal_size: "8GB", checkpoint_timeout: "30min", work_mem: "64MB", maintenance_work_mem: "512MB" },
+        });
+        dbs = databases(`a throwaway server (socket in ${server.socketDir})`, connectionString(server.socketDir, "postgres"), () => server.stop());
       }
       const b = postgres(dbs);
       say(`postgres: ${b.where}`);

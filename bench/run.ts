@@ -121,6 +121,8 @@ try {
         missed++;
         results.set(key(s, b.name), e as Error);
         console.log(`${s.bench}${s.size ? ` ${fmtN(s.size)}` : ""} [${b.name}] FAILED: ${(e as Error).stack ?? e}`);
+      } finally {
+        await b.cleanup().catch((e: unknown) => console.log(`${b.name}: cleaning up failed: ${(e as Error).message}`));
       }
     }
   }

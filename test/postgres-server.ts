@@ -53,8 +53,6 @@ export function connectionString(socketDir: string, database: string): string {
 export interface StartPostgresOptions {
   /** extra postgresql.conf settings (the benchmarks give the server more memory than the tests need) */
   readonly settings?: Readonly<Record<string, string | number>>;
-  /** prefix of the databases createDatabase makes (default jpki_test) */
-  readonly databasePrefix?: string;
 }
 
 export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PostgresTestServer> {
@@ -96,7 +94,7 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
   return {
     socketDir: root,
     async createDatabase() {
-      const name = `${opts.databasePrefix ?? "jpki_test"}_${process.pid}_${++n}`;
+      const name = `jpki_test_${process.pid}_${++n}`;
       const admin = new pg.Client({ connectionString: connectionString(root, "postgres") });
       await admin.connect();
       try {
