@@ -173,7 +173,8 @@ async function fill(store: Store, n: number, fd: number): Promise<void> {
     const bad = results.findIndex((r) => r.status !== "committed" || r.superseded.length > 0);
     if (bad >= 0) throw new Error(`crl bench: issuance ${first + bad} not committed cleanly: ${JSON.stringify(results[bad])}`);
     const at = new Date(Date.UTC(2026, 0, 2) + chunkNo * 1000); // whole seconds: UTCTime on both sides
-    const revocations = records.map((r, k) => ({ serial: r.serial, reason: REASONS[(first + k) % REASONS.length]![0], source: "bench" }));
+    // with the code each was issued under, as ingestion passes it (a store may find the certificate by it)
+    const revocations = records.map((r, k) => ({ serial: r.serial, reason: REASONS[(first + k) % REASONS.length]![0], source: "bench", residentCode: r.residentCode }));
     t = process.hrtime.bigint();
     const { revoked } = await store.commitNoticeBatch({ noticeIds: [], residentCodes: [] }, () => ({
       commit: { at, notices: [], sequences: [], revocations, relinks: [], dirtyCas: [CA] },
