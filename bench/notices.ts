@@ -107,6 +107,9 @@ export async function benchNotices(backend: Backend, opts: { residents?: number;
   try {
     const passphrase = "bench";
     const setup0 = process.hrtime.bigint();
+    // The benches of both backends share this process: its high-water mark includes the sections before this one.
+    const rssAtStart = process.memoryUsage().rss;
+    const peakAtStart = process.resourceUsage().maxRSS * 1024;
 
     // --- setup (not timed) -------------------------------------------------------------------------------
     let t0 = process.hrtime.bigint();
@@ -232,7 +235,7 @@ export async function benchNotices(backend: Backend, opts: { residents?: number;
       `run       ${r.read} read, ${r.applied} applied, ${r.held} held, ${r.duplicates} duplicates, ${r.rejected} rejected in ${secs.toFixed(2)} s`,
       `revoked   ${r.revocations}${reasons ? ` (${reasons})` : ""}`,
       `CRLs      ${r.crls.length} regenerated over ${new Set(r.crls.map((c) => c.ca)).size} CAs (${crlEntries} entries in all) in ${updater.seconds.toFixed(2)} s of the ${secs.toFixed(2)} s`,
-      `memory    RSS ${mb(usage.rss)} at the end, peak ${mb(process.resourceUsage().maxRSS * 1024)} (heap used ${mb(usage.heapUsed)})`,
+      `memory    RSS ${mb(usage.rss)} at the end (${mb(rssAtStart)} at the start), process peak ${mb(process.resourceUsage().maxRSS * 1024)}${peakAtStart > rssAtStart * 1.5 ? ` (${mb(peakAtStart)} already before this section)` : ""} (heap used ${mb(usage.heapUsed)})`,
     ].join("\n");
     return {
       name: `notice ingestion (${noticeCount} notices over ${residentCount} residents, ${certificates} certificates; revocations and CRLs included) [${backend.name}]`,
