@@ -6,28 +6,39 @@
  * Target: ours ≥ 10× faster than openssl's (the ratio printed is openssl's seconds over ours), and our peak RSS
  * growth < 200 MB over the same child running `jpki --version`.
  *
- * Setup only (not timed): the CAs are made with `jpki ca init`; the revoked certificates are written straight
- * into the workspace's jpki.db with better-sqlite3 in serial order, because committing a million issuances and
- * revocations through the store takes minutes and is not what this measures. The rows carry a small placeholder
- * DER: CRL generation reads serial, revocation date and reason only.
+ * Run on each backend (bench/backends.ts); on PostgreSQL the workspace is made with `ca init --store postgres`
+ * and every child gets JPKI_STORE, as a user's shell would.
+ *
+ * Setup only (not timed), through the Store interface alone so that it outlives schema changes: the CAs are
+ * made with `jpki ca init`; then, in serial order, chunks of 10,000 issuance records (commitIssuances, a small
+ * placeholder DER: CRL generation reads serial, revocation date and reason only) each followed by their
+ * revocations (commitNoticeBatch with a decide callback that only revokes, reasons cycled). The certificates
+ * belong to n/10 synthetic residents (at least one chunk's worth), each holding one at a time: a resident's
+ * certificate is revoked before the next round issues it another. A notice batch revokes at one time, so the
+ * entries of a chunk share their revocation date (whole seconds, one second apart from chunk to chunk);
+ * index.txt gets the same dates. About 1% as many unrevoked certificates go to the other CA first (see fill).
+ * The setup's time is logged.
  *
  * Checked after the runs: `openssl crl -inform DER -noout` parses our CRL and `openssl crl -text` lists exactly
  * the number of entries asked for. `JPKI_BENCH_CRL_ENTRIES` sizes it (default 1,000,000, shared with the
  * inspect bench), `JPKI_BENCH_CRL_RUNS` the runs per side (default 3, medians compared); `JPKI_BENCH_CRL_PROFILE=DIR`
  * writes a CPU profile of each timed run of ours into DIR.
  */
-import Database from "better-sqlite3";
 import { spawn, spawnSync } from "node:child_process";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { CertificateType, FourItems } from "../src/profile/types.js";
+import type { IssuanceRecord, ResidentRecord, Store } from "../src/store/types.js";
+import { Workspace } from "../src/workspace/workspace.js";
+import type { Backend } from "./backends.js";
 import type { BenchResult } from "./issue.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url)); // dist/bench/ → the package root
 const BIN = join(ROOT, "bin", "jpki.cjs");
 const CA = "13-sig";
-const EMPTY_CA = "13-auth"; // same command on a CA with no revocations: the fixed cost (start-up, key unlock, signing)
+const EMPTY_CA = "13-auth"; // same command on a CA with no revocations (unrevoked ones only): the fixed cost (start-up, key unlock, signing)
 const PASSPHRASE = "bench";
 /** Reasons cycled over the entries, with the names index.txt gives them (unspecified: no reason, as we omit it). */
 const REASONS: ReadonlyArray<readonly [number, string | undefined]> = [[0, undefined], [1, "keyCompromise"], [3, "affiliationChanged"], [4, "superseded"], [5, "cessationOfOperation"]];
@@ -94,7 +105,105 @@ function* serials(n: number): Generator<string> {
   }
 }
 
-export async function benchCrl(opts: { entries?: number; runs?: number } = {}): Promise<BenchResult> {
+/**
+ * Fills `store` with n revoked certificates of CA through the Store interface (see the header) and writes the
+ * same revocations to index.txt (fd).
+ */
+async function fill(store: Store, n: number, fd: number): Promise<void> {
+  const CHUNK = n > 2_000_000 ? 20_000 : 10_000;
+  const residentCount = Math.min(n, Math.max(CHUNK, Math.ceil(n / 10)));
+  const code = (k: number) => String(10_000_000_000 + k); // 11 digits, ascending
+  const fourItems: FourItems = { name: "ベンチ　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-01-01", gender: "male" };
+  const municipalityCode = "131016";
+  const der = Buffer.alloc(64, 0x30);
+  const notBefore = new Date(Date.UTC(2026, 0, 1));
+  const notAfter = new Date(Date.UTC(2031, 0, 1));
+  let t0 = process.hrtime.bigint();
+  for (let k = 0; k < residentCount; k += 50_000) {
+    const chunk: ResidentRecord[] = [];
+    for (let j = k; j < Math.min(residentCount, k + 50_000); j++) chunk.push({ residentCode: code(j), municipalityCode, fourItems, status: "active" });
+    await store.upsertResidents(chunk);
+  }
+  log(`${residentCount} residents stored in ${since(t0).toFixed(1)} s`);
+
+  // Unrevoked certificates on the other CA (authentication, so they never supersede the signature ones), about
+  // 1% of n: a store always holds some, and without them PostgreSQL's statistics, sampled between a chunk's
+  // revocation and the next issuance, can say nothing is unrevoked — then the revoking UPDATE (… WHERE serial =
+  // u.serial AND revoked_at IS NULL) is planned as a nested loop over a sequential scan, chunk × chunk
+  // comparisons: tens of seconds per chunk instead of a fraction of one. That CA's CRL stays empty.
+  t0 = process.hrtime.bigint();
+  const pool = Math.min(residentCount, Math.max(CHUNK, Math.ceil(n / 100)));
+  for (let k = 0; k < pool; k += CHUNK) {
+    const records: IssuanceRecord[] = [];
+    for (let j = k; j < Math.min(pool, k + CHUNK); j++) {
+      const serial = (0x2000_0000_0000_0000_0000_0000_0000_0000n + BigInt(j)).toString(16);
+      records.push({ serial, caId: EMPTY_CA, type: "authentication", residentCode: code(j), municipalityCode, fourItems, notBefore, notAfter, issuedAt: notBefore, der });
+    }
+    const results = await store.commitIssuances(records);
+    if (results.some((r) => r.status !== "committed")) throw new Error("crl bench: an unrevoked authentication certificate was not committed");
+  }
+  log(`${pool} unrevoked certificates of ${EMPTY_CA} stored in ${since(t0).toFixed(1)} s`);
+
+  t0 = process.hrtime.bigint();
+  const expiry = utcTime(notAfter);
+  const type: CertificateType = "signature";
+  let done = 0;
+  let chunkNo = 0;
+  let issueS = 0;
+  let revokeS = 0;
+  let serialsOfChunk: string[] = [];
+  const every = Math.max(1, Math.round(n / CHUNK / 10));
+  const flush = async () => {
+    const first = done;
+    const records: IssuanceRecord[] = serialsOfChunk.map((serial, k) => ({
+      serial,
+      caId: CA,
+      type,
+      residentCode: code((first + k) % residentCount),
+      municipalityCode,
+      fourItems,
+      notBefore,
+      notAfter,
+      issuedAt: notBefore,
+      der,
+    }));
+    let t = process.hrtime.bigint();
+    const results = await store.commitIssuances(records);
+    issueS += since(t);
+    const bad = results.findIndex((r) => r.status !== "committed" || r.superseded.length > 0);
+    if (bad >= 0) throw new Error(`crl bench: issuance ${first + bad} not committed cleanly: ${JSON.stringify(results[bad])}`);
+    const at = new Date(Date.UTC(2026, 0, 2) + chunkNo * 1000); // whole seconds: UTCTime on both sides
+    // with the code each was issued under, as ingestion passes it (a store may find the certificate by it)
+    const revocations = records.map((r, k) => ({ serial: r.serial, reason: REASONS[(first + k) % REASONS.length]![0], source: "bench", residentCode: r.residentCode }));
+    t = process.hrtime.bigint();
+    const { revoked } = await store.commitNoticeBatch({ noticeIds: [], residentCodes: [] }, () => ({
+      commit: { at, notices: [], sequences: [], revocations, relinks: [], dirtyCas: [CA] },
+    }));
+    revokeS += since(t);
+    if (revoked !== records.length) throw new Error(`crl bench: ${revoked} of ${records.length} revoked`);
+    const when = utcTime(at);
+    writeSync(
+      fd,
+      records
+        .map((r, k) => {
+          const name = REASONS[(first + k) % REASONS.length]![1];
+          return `R\t${expiry}\t${when}${name ? `,${name}` : ""}\t${r.serial.toUpperCase()}\tunknown\t/C=JP/CN=bench ${first + k}\n`;
+        })
+        .join(""),
+    );
+    done += records.length;
+    serialsOfChunk = [];
+    if (chunkNo++ % every === every - 1) log(`  ${done} issued and revoked (${since(t0).toFixed(1)} s)`);
+  };
+  for (const serial of serials(n)) {
+    serialsOfChunk.push(serial);
+    if (serialsOfChunk.length === CHUNK) await flush();
+  }
+  if (serialsOfChunk.length) await flush();
+  log(`${n} certificates issued and revoked through the store in ${since(t0).toFixed(1)} s (commitIssuances ${issueS.toFixed(1)} s, commitNoticeBatch ${revokeS.toFixed(1)} s, chunks of ${CHUNK})`);
+}
+
+export async function benchCrl(backend: Backend, opts: { entries?: number; runs?: number } = {}): Promise<BenchResult> {
   const n = opts.entries ?? 1_000_000;
   const runs = opts.runs ?? 3;
   const dir = mkdtempSync(join(tmpdir(), "jpki-bench-crl-"));
@@ -102,9 +211,10 @@ export async function benchCrl(opts: { entries?: number; runs?: number } = {}): 
     // --- setup (not timed) -------------------------------------------------------------------------------
     const setup0 = process.hrtime.bigint();
     const ws = join(dir, "ws");
-    const env = { ...process.env, JPKI_PASSPHRASE: PASSPHRASE };
+    const storeEnv = await backend.newStoreEnv();
+    const env = { ...process.env, JPKI_PASSPHRASE: PASSPHRASE, ...storeEnv };
     const jpki = (...args: string[]) => [BIN, "--workspace", ws, ...args];
-    run(process.execPath, jpki("ca", "init", "--prefecture", "13", "--purpose", "both"), env);
+    run(process.execPath, jpki("ca", "init", "--prefecture", "13", "--purpose", "both", "--store", backend.name), env);
 
     const ossl = join(dir, "openssl");
     run("mkdir", ["-p", ossl]);
@@ -132,48 +242,15 @@ export async function benchCrl(opts: { entries?: number; runs?: number } = {}): 
       ].join("\n"),
     );
 
-    // The same revocations on both sides: the store's rows and index.txt's R lines.
+    // The same revocations on both sides: the store's, through its interface, and index.txt's R lines.
     let t0 = process.hrtime.bigint();
-    const db = new Database(join(ws, "jpki.db"));
+    const w = await Workspace.openAsync(ws, { storeUrl: storeEnv.JPKI_STORE });
     const fd = openSync(join(ossl, "index.txt"), "w");
     try {
-      db.pragma("journal_mode = WAL");
-      db.pragma("synchronous = NORMAL");
-      const insert = db.prepare(
-        `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender,
-           not_before, not_after, issued_at, der, revoked_at, reason, revocation_source)
-         VALUES (?, '${CA}', 'signature', ?, '131016', 'ベンチ 太郎', '東京都千代田区千代田1-1', '1980-01-01', '1', ?, ?, ?, ?, ?, ?, 'manual')`,
-      );
-      const der = Buffer.alloc(64, 0x30);
-      const notBefore = Date.UTC(2026, 0, 1);
-      const notAfter = Date.UTC(2031, 0, 1);
-      const expiry = utcTime(new Date(notAfter));
-      const batch = db.transaction((rows: ReadonlyArray<readonly [string, number, number]>, from: number) => {
-        rows.forEach(([serial, revokedAt, reason], k) => insert.run(serial, String(1e11 + from + k), notBefore, notAfter, notBefore, der, revokedAt, reason));
-      });
-      let rows: Array<readonly [string, number, number]> = [];
-      let lines: string[] = [];
-      let i = 0;
-      const flush = () => {
-        batch(rows, i - rows.length);
-        writeSync(fd, lines.join(""));
-        rows = [];
-        lines = [];
-      };
-      for (const serial of serials(n)) {
-        const revokedAt = Date.UTC(2026, 0, 2) + i * 1000; // whole seconds: UTCTime on both sides
-        const [reason, name] = REASONS[i % REASONS.length]!;
-        rows.push([serial, revokedAt, reason]);
-        lines.push(`R\t${expiry}\t${utcTime(new Date(revokedAt))}${name ? `,${name}` : ""}\t${serial.toUpperCase()}\tunknown\t/C=JP/CN=bench ${i}\n`);
-        i++;
-        if (rows.length === 10_000) flush();
-      }
-      if (rows.length) flush();
-      db.prepare("INSERT INTO crl_state (ca_id, revision, published_revision) VALUES (?, 1, 0) ON CONFLICT (ca_id) DO UPDATE SET revision = revision + 1").run(CA);
-      db.pragma("wal_checkpoint(TRUNCATE)");
+      await fill(w.store, n, fd);
     } finally {
       closeSync(fd);
-      db.close();
+      await w.close();
     }
     log(`${n} revocations written to the store and index.txt (${(statSync(join(ossl, "index.txt")).size / 1048576).toFixed(0)} MB) in ${since(t0).toFixed(1)} s; setup ${since(setup0).toFixed(1)} s`);
 
@@ -214,12 +291,15 @@ export async function benchCrl(opts: { entries?: number; runs?: number } = {}): 
     const growthKb = oursKb - (version.kb ?? 0);
     const GROWTH_LIMIT_MB = 200;
     return {
-      name: `CRL generation, ${n.toLocaleString("en")} revoked (${(statSync(derPath).size / 1048576).toFixed(0)} MB DER): jpki crl generate vs openssl ca -gencrl`,
+      name: `CRL generation, ${n.toLocaleString("en")} revoked (${(statSync(derPath).size / 1048576).toFixed(0)} MB DER): jpki crl generate vs openssl ca -gencrl [${backend.name}]`,
       ours: 1 / o,
       baseline: 1 / s,
       unit: "CRLs/s",
       baselineName: "CRLs/s openssl ca -gencrl (same revocations, index.txt)",
       target: 10,
+      goals: [{ label: `RSS growth < ${GROWTH_LIMIT_MB} MB`, ok: growthKb / 1024 < GROWTH_LIMIT_MB }],
+      // per entry above the fixed cost of an empty CA: what scale mode compares across sizes
+      perUnitUs: (Math.max(0, o - empty.s) * 1e6) / n,
       note: [
         `time: jpki crl generate ${o.toFixed(2)} s vs openssl ca -gencrl ${s.toFixed(2)} s (medians of ${runs}; ours writes DER and PEM, openssl PEM)`,
         `fixed cost: jpki crl generate of an empty CA ${empty.s.toFixed(2)} s (start-up, key unlock, signing)`,

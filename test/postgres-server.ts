@@ -1,5 +1,5 @@
 /**
- * A throwaway PostgreSQL server for the store tests: initdb into a temporary directory, listening only on a
+ * A throwaway PostgreSQL server for the store tests and the benchmarks (bench/backends.ts): initdb into a temporary directory, listening only on a
  * Unix socket in that directory (no TCP port), fsync off, trust authentication (except the role
  * {@link PASSWORD_ROLE}, which must give a password); stopped and removed by `stop()`. Uses Debian's server
  * binaries (/usr/lib/postgresql/<version>/bin, or JPKI_PG_BIN); `.ci/run` installs them.
@@ -185,6 +185,8 @@ const timer = setInterval(tick, 250);
 export interface StartOptions {
   /** the process whose end ends the server (default: this one; the tests of the cleanup pass another) */
   readonly owner?: number;
+  /** extra postgresql.conf settings (the benchmarks give the server more memory than the tests need) */
+  readonly settings?: Readonly<Record<string, string | number>>;
 }
 
 export async function startPostgres(opts: StartOptions = {}): Promise<PostgresTestServer> {
@@ -222,6 +224,7 @@ export async function startPostgres(opts: StartOptions = {}): Promise<PostgresTe
         "synchronous_commit = off",
         "full_page_writes = off",
         "max_connections = 200",
+        ...Object.entries(opts.settings ?? {}).map(([k, v]) => `${k} = ${typeof v === "number" ? v : `'${v}'`}`),
         "",
       ].join("\n"),
     );

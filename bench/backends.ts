@@ -1,0 +1,146 @@
+/**
+ * The store backends the benchmarks run on, side by side: SQLite (a jpki.db in the bench's temporary
+ * workspace) and PostgreSQL. `JPKI_BENCH_BACKENDS=sqlite,postgres` selects them (default: both).
+ *
+ * PostgreSQL: the server named by `JPKI_BENCH_PG=postgres://…` (a role allowed to CREATE DATABASE; each bench
+ * makes a database of its own there, `jpki_bench_<pid>_<n>`, and drops it afterwards), else a throwaway
+ * server started here with test/postgres-server.ts (initdb in a temporary directory, Unix socket only, fsync
+ * off — as the tests run it — with more memory: shared_buffers 2 GB, max_wal_size 8 GB), stopped at the end.
+ * When it cannot be started the reason is printed and the benches go on with SQLite alone.
+ */
+import pg from "pg";
+import { connectionString, startPostgres } from "../test/postgres-server.js";
+import { Workspace } from "../src/workspace/workspace.js";
+
+export type BackendName = "sqlite" | "postgres";
+
+export interface Backend {
+  readonly name: BackendName;
+  /** A new workspace at `root` on an empty store of its own; `env` is what a child `jpki` needs to open it. */
+  workspace(root: string): Promise<{ ws: Workspace; env: Record<string, string> }>;
+  /** The env a child `jpki ca init` needs to create a workspace at a new store (JPKI_STORE for PostgreSQL). */
+  newStoreEnv(): Promise<Record<string, string>>;
+  /** After each bench: drops the databases it made (its workspace directory it removes itself). */
+  cleanup(): Promise<void>;
+  /** Drops the databases made for the benches; stops a server started for them. */
+  close(): Promise<void>;
+}
+
+const sqlite: Backend = {
+  name: "sqlite",
+  async workspace(root) {
+    return { ws: Workspace.create(root), env: {} };
+  },
+  async newStoreEnv() {
+    return {};
+  },
+  async cleanup() {},
+  async close() {},
+};
+
+/** Where the PostgreSQL databases come from: a server of our own or the one JPKI_BENCH_PG names. */
+interface Databases {
+  readonly where: string;
+  create(): Promise<string>;
+  /** drops every database made so far */
+  drop(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Databases made with CREATE DATABASE through `adminUrl` and dropped by `drop()` (after each bench, so a scale
+ * run never holds two benches' stores at once); `stop` ends a server of our own.
+ */
+function databases(where: string, adminUrl: string, stop: () => Promise<void> = async () => {}): Databases {
+  const made: string[] = [];
+  let n = 0;
+  const admin = async <T>(f: (c: pg.Client) => Promise<T>): Promise<T> => {
+    const c = new pg.Client({ connectionString: adminUrl });
+    await c.connect();
+    try {
+      return await f(c);
+    } finally {
+      await c.end();
+    }
+  };
+  const drop = () =>
+    admin(async (c) => {
+      for (const name of made.splice(0)) await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    });
+  return {
+    where,
+    async create() {
+      const name = `jpki_bench_${process.pid}_${++n}`;
+      await admin((c) => c.query(`CREATE DATABASE ${name}`));
+      made.push(name);
+      const u = new URL(adminUrl);
+      u.pathname = `/${name}`;
+      return u.toString();
+    },
+    drop,
+    async close() {
+      try {
+        await drop();
+      } finally {
+        await stop();
+      }
+    },
+  };
+}
+
+function postgres(dbs: Databases): Backend & { readonly where: string } {
+  return {
+    name: "postgres",
+    where: dbs.where,
+    async workspace(root) {
+      const url = await dbs.create();
+      const ws = await Workspace.createAsync(root, { config: { store: "postgres" }, storeUrl: url });
+      return { ws, env: { JPKI_STORE: url } };
+    },
+    async newStoreEnv() {
+      return { JPKI_STORE: await dbs.create() };
+    },
+    cleanup: () => dbs.drop(),
+    close: () => dbs.close(),
+  };
+}
+
+/** The URL of a new, empty database on the PostgreSQL backend (for raw baselines), or undefined on SQLite. */
+export async function scratchDatabase(b: Backend): Promise<string | undefined> {
+  return b.name === "postgres" ? (await b.newStoreEnv()).JPKI_STORE : undefined;
+}
+
+/**
+ * The backends asked for, in order. Messages (which server, or why PostgreSQL is left out) go to `say`, so
+ * they land in the bench's output.
+ */
+export async function openBackends(say: (line: string) => void): Promise<Backend[]> {
+  const names = (process.env.JPKI_BENCH_BACKENDS ?? "sqlite,postgres").split(",").map((s) => s.trim()).filter(Boolean);
+  for (const n of names) if (n !== "sqlite" && n !== "postgres") throw new Error(`JPKI_BENCH_BACKENDS: unknown backend ${JSON.stringify(n)} (sqlite, postgres)`);
+  const out: Backend[] = [];
+  for (const n of names) {
+    if (n === "sqlite") {
+      out.push(sqlite);
+      continue;
+    }
+    try {
+      const url = process.env.JPKI_BENCH_PG;
+      let dbs: Databases;
+      if (url) {
+        dbs = databases("the server JPKI_BENCH_PG names", url);
+        await dbs.drop(); // reach it now: a bad URL is reported before any bench runs
+      } else {
+        const server = await startPostgres({
+          settings: { shared_buffers: "2GB", max_wal_size: "8GB", checkpoint_timeout: "30min", work_mem: "64MB", maintenance_work_mem: "512MB" },
+        });
+        dbs = databases(`a throwaway server (socket in ${server.socketDir})`, connectionString(server.socketDir, "postgres"), () => server.stop());
+      }
+      const b = postgres(dbs);
+      say(`postgres: ${b.where}`);
+      out.push(b);
+    } catch (e) {
+      say(`postgres: not available, going on without it — ${(e as Error).message.split("\n")[0]}`);
+    }
+  }
+  return out;
+}
