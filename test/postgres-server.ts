@@ -1,8 +1,9 @@
 /**
- * A throwaway PostgreSQL server for the store tests and the benchmarks (bench/backends.ts): initdb into a temporary directory, listening only on a
- * Unix socket in that directory (no TCP port), fsync off, trust authentication (except the role
- * {@link PASSWORD_ROLE}, which must give a password); stopped and removed by `stop()`. Uses Debian's server
- * binaries (/usr/lib/postgresql/<version>/bin, or JPKI_PG_BIN); `.ci/run` installs them.
+ * A throwaway PostgreSQL server for the store tests and the benchmarks (bench/backends.ts): initdb into a
+ * temporary directory, listening only on a Unix socket in that directory (no TCP port), fsync off, trust
+ * authentication (except the role {@link PASSWORD_ROLE}, which must give a password); stopped and removed by
+ * `stop()`. Uses Debian's server binaries (/usr/lib/postgresql/<version>/bin, or JPKI_PG_BIN); `.ci/run`
+ * installs them.
  *
  * initdb and postgres refuse to run as root, and the tests do run as root in CI: then the data directory
  * belongs to the `postgres` system user and the server runs as that user (root can still reach the socket).
