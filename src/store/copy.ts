@@ -47,7 +47,7 @@ import { zeroCounts } from "./dump.js";
 import { writeFileAtomic } from "./files.js";
 import type { PostgresStoreOptions } from "./postgres.js";
 import { SqliteStore } from "./sqlite.js";
-import { syncDir, tempPathFor } from "./staging.js";
+import { processAlive, syncDir, tempPathFor } from "./staging.js";
 import { DUMP_KINDS, type DumpBatch, type DumpCounts, type DumpKind, type Store } from "./types.js";
 
 // ---------------------------------------------------------------------------------------------------------
@@ -412,16 +412,6 @@ function utcStamp(d = new Date()): string {
   return d.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
 }
 
-function isAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /**
  * The WAL companions of SQLite copies killed midway (`.jpki.db.<pid>.<random>.tmp-wal`, `-shm`): the staged file
  * itself is swept by sweepStaleTemps on the workspace's next open, its companions here.
@@ -435,7 +425,7 @@ function sweepStaleCopyCompanions(dir: string): void {
   }
   for (const name of names) {
     const m = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp-(wal|shm|journal)$/.exec(name);
-    if (m && !isAlive(Number(m[1]))) rmSync(join(dir, name), { force: true });
+    if (m && !processAlive(Number(m[1]))) rmSync(join(dir, name), { force: true });
   }
 }
 

@@ -69,7 +69,8 @@ export function syncDir(dir: string): void {
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid runs (ours always does; EPERM: it runs as another user). */
+export function processAlive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);
@@ -93,7 +94,7 @@ export function sweepStaleTemps(dir: string): string[] {
   const removed: string[] = [];
   for (const name of names) {
     const m = TEMP.exec(name);
-    if (!m || alive(Number(m[1]))) continue;
+    if (!m || processAlive(Number(m[1]))) continue;
     try {
       rmSync(join(dir, name), { force: true });
       removed.push(name);
