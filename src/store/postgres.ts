@@ -28,7 +28,7 @@
 import type { CustomTypesConfig, Pool, PoolClient, QueryResultRow } from "pg";
 import { JpkiError } from "../errors.js";
 import { encodeEntry, type EncodedEntries } from "../profile/crl-entry.js";
-import { itemsOf, sameItems, toCa, toCertRow, toCrlRecord, toResident, toStoredNotice, type CertRowDb, type CrlRowDb, type NoticeRowDb, type ResidentRow } from "./rows.js";
+import { itemsOf, sameItems, toCa, toCertRow, toCrlRecord, toDumpCrl, toResident, toStoredNotice, type CertRowDb, type CrlRowDb, type NoticeRowDb, type ResidentRow } from "./rows.js";
 import type {
   CaRecord,
   CertificateQuery,
@@ -1114,20 +1114,7 @@ export class PostgresStore implements Store {
         yield { kind: "crlState", records: rows.map((r) => ({ caId: r.ca_id, revision: Number(r.revision), publishedRevision: Number(r.published_revision) })) };
       }
       for await (const rows of cursor<CrlRowDb & { revision: bigint }>("SELECT * FROM crls ORDER BY ca_id, number")) {
-        yield {
-          kind: "crls",
-          records: rows.map((r) => ({
-            caId: r.ca_id,
-            number: BigInt(r.number),
-            state: r.state,
-            thisUpdate: new Date(Number(r.this_update)),
-            nextUpdate: new Date(Number(r.next_update)),
-            entries: r.entries === null ? undefined : Number(r.entries),
-            path: r.path ?? undefined,
-            sha256: r.sha256 ?? undefined,
-            revision: Number(r.revision),
-          })),
-        };
+        yield { kind: "crls", records: rows.map(toDumpCrl) };
       }
       yield { kind: "end" };
       const note = opts.retire?.();

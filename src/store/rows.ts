@@ -4,7 +4,7 @@
  * integer column arrives as a number or a bigint, so every mapping goes through Number().
  */
 import type { CertificateType, FourItems, Gender } from "../profile/types.js";
-import type { CaRecord, CertificateRow, CrlRecord, NoticeStatus, ResidentRecord, ResidentStatus, StoredNotice } from "./types.js";
+import type { CaRecord, CertificateRow, CrlRecord, DumpCrl, NoticeStatus, ResidentRecord, ResidentStatus, StoredNotice } from "./types.js";
 
 type Int = number | bigint;
 
@@ -116,6 +116,21 @@ export function toCrlRecord(r: CrlRowDb): CrlRecord {
     entries: Number(r.entries ?? 0),
     path: r.path ?? undefined,
     sha256: r.sha256 ?? undefined,
+  };
+}
+
+/** A CRL row as a store dump carries it (entries, path and sha256 stay absent on a reservation). */
+export function toDumpCrl(r: CrlRowDb & { revision: Int }): DumpCrl {
+  return {
+    caId: r.ca_id,
+    number: BigInt(r.number),
+    state: r.state,
+    thisUpdate: new Date(Number(r.this_update)),
+    nextUpdate: new Date(Number(r.next_update)),
+    entries: r.entries === null ? undefined : Number(r.entries),
+    path: r.path ?? undefined,
+    sha256: r.sha256 ?? undefined,
+    revision: Number(r.revision),
   };
 }
 

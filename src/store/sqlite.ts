@@ -6,7 +6,7 @@ import Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
 import { decodeEntries, encodeEntry, entryOffsets, type EncodedEntries } from "../profile/crl-entry.js";
 import type { CertificateType } from "../profile/types.js";
-import { itemsOf, sameItems, toCa, toCertRow, toCrlRecord, toResident, toStoredNotice, type CertRowDb, type CrlRowDb, type NoticeRowDb, type ResidentRow } from "./rows.js";
+import { itemsOf, sameItems, toCa, toCertRow, toCrlRecord, toDumpCrl, toResident, toStoredNotice, type CertRowDb, type CrlRowDb, type NoticeRowDb, type ResidentRow } from "./rows.js";
 import type {
   CaRecord,
   CertifiedRow,
@@ -1019,7 +1019,7 @@ export class SqliteStore implements Store {
       }
       let crls = read(() => st.crlsFirst.all(size) as Array<CrlRowDb & { revision: bigint }>);
       while (crls.length) {
-        yield { kind: "crls", records: crls.map(dumpCrl) };
+        yield { kind: "crls", records: crls.map(toDumpCrl) };
         if (crls.length < size) break;
         const last = crls[crls.length - 1]!;
         crls = read(() => st.crlsAfter.all(last.ca_id, last.number, size) as Array<CrlRowDb & { revision: bigint }>);
@@ -1171,19 +1171,4 @@ const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revoca
 const LOG_PAGE = 16;
 /** Entries per log block a load writes (as migration 7 did): the source's block boundaries are not kept, its order is. */
 const LOAD_BLOCK = MIGRATION_BLOCK;
-
-/** A CRL row as a dump carries it (entries, path and sha256 stay absent on a reservation). */
-function dumpCrl(r: CrlRowDb & { revision: Int }): DumpCrl {
-  return {
-    caId: r.ca_id,
-    number: BigInt(r.number),
-    state: r.state,
-    thisUpdate: new Date(Number(r.this_update)),
-    nextUpdate: new Date(Number(r.next_update)),
-    entries: r.entries === null ? undefined : Number(r.entries),
-    path: r.path ?? undefined,
-    sha256: r.sha256 ?? undefined,
-    revision: Number(r.revision),
-  };
-}
 
