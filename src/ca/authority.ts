@@ -167,7 +167,12 @@ export class CertificationAuthority {
   static open(record: CaRecord, passphrase: string, config: WorkspaceConfig): CertificationAuthority {
     assertCaCertificate(record);
     const key = decryptPrivateKey(record.encryptedKeyPem, passphrase, `the key of CA ${record.id}`);
-    const signer = new SoftwareSigner(key);
+    return CertificationAuthority.withSigner(record, new SoftwareSigner(key), config);
+  }
+
+  /** A stored CA whose key signs through `signer` (a software key, a token): the signer must hold the CA's key. */
+  static withSigner(record: CaRecord, signer: Signer, config: WorkspaceConfig): CertificationAuthority {
+    assertCaCertificate(record);
     if (!signer.spki.equals(certificateParts(record.certificateDer).spki)) {
       throw new JpkiError("ERR_WORKSPACE_CORRUPT", `the key of CA ${record.id} does not match its certificate: the workspace is damaged`);
     }
@@ -241,7 +246,8 @@ export class CertificationAuthority {
   /**
    * The per-certificate part of "check what you sign": the DER re-parses, carries the serial, issuer and
    * key we meant, and its signature verifies with this CA's public key (a signer fault, e.g. a token
-   * returning garbage, is caught before anything is stored).
+   * returning garbage, is caught before anything is stored). A self-verifying signer has checked the
+   * signature already (Signer.selfVerifying), so it is not verified twice.
    */
   async assertIssued(c: Certified, spki: Buffer): Promise<void> {
     let ok = false;
@@ -252,9 +258,10 @@ export class CertificationAuthority {
         parts.issuer.equals(this.subjectName) &&
         parts.spki.equals(spki) &&
         parts.serial.subarray(parts.serial.length - c.serial.length).equals(c.serial) &&
-        (await new Promise<boolean>((resolve, reject) =>
-          nodeVerify("sha256", tbs!, this.#publicKey, sigBits!.subarray(readHeader(sigBits!).headerLength + 1), (err, v) => (err ? reject(err) : resolve(v))),
-        ));
+        (this.signer.selfVerifying ||
+          (await new Promise<boolean>((resolve, reject) =>
+            nodeVerify("sha256", tbs!, this.#publicKey, sigBits!.subarray(readHeader(sigBits!).headerLength + 1), (err, v) => (err ? reject(err) : resolve(v))),
+          )));
     } catch {
       ok = false;
     }

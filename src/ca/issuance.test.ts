@@ -91,3 +91,35 @@ describe("IssuanceService", () => {
     expect(valid.map((c) => c.serial)).toEqual([serials.at(-1)]);
   });
 });
+
+describe("check what you sign", () => {
+  // A signer that does not verify its own output (a token, say) returning a wrong signature: the certificate
+  // must be refused before anything is stored. OpenSSL's software signer verifies inside the RSA operation.
+  it("refuses a certificate whose signature does not verify when the signer is not self-verifying", async () => {
+    const { CertificationAuthority } = await import("./authority.js");
+    const { SoftwareSigner } = await import("../pki/signer.js");
+    const { decryptPrivateKey } = await import("../pki/keys.js");
+    const rec = (await ws.store.getCa("13-sig"))!;
+    const real = new SoftwareSigner(decryptPrivateKey(rec.encryptedKeyPem, "pw", "the CA key"));
+    const faulty = (selfVerifying: boolean) => ({
+      algorithmIdentifier: real.algorithmIdentifier,
+      spki: real.spki,
+      selfVerifying,
+      sign: async (data: Uint8Array | readonly Uint8Array[]) => {
+        const sig = await real.sign(data);
+        sig[100]! ^= 1; // a fault in the token
+        return sig;
+      },
+    });
+    const key = spki();
+    const certify = async (signer: ReturnType<typeof faulty>) => {
+      const ca = CertificationAuthority.withSigner(rec, signer, ws.config);
+      const c = await ca.certify({ type: "signature", municipalityCode: "131016", municipalityRomaji: "Chiyoda-ku", fourItems: takahashi.fourItems, spki: key, requestedAt: clock.now(), counterId: "131016000", notAfter: new Date("2030-01-01T00:00:00Z") });
+      return ca.assertIssued(c, key);
+    };
+    await expect(certify(faulty(false))).rejects.toMatchObject({ code: "ERR_PROFILE_VIOLATION" });
+    // The same fault from a signer that claims to verify itself goes through: the flag is what decides, so
+    // only signers whose every signature is checked (OpenSSL's RSA) may set it.
+    await expect(certify(faulty(true))).resolves.toBeUndefined();
+  });
+});

@@ -86,4 +86,21 @@ describe("requireRsa2048", () => {
   ])("refuses %s as malformed", (_name, make) => {
     expect(code(() => requireRsa2048(make()))).toBe("ERR_KEY_MALFORMED");
   });
+
+  // The common case is a byte comparison against the one shape such a key has (prefix, 256-byte modulus with
+  // the top bit set and odd, exponent). Every byte outside the modulus is fixed: changing any of them must
+  // be refused, and changing the modulus must be accepted exactly when it stays 2048 bits and odd.
+  it("refuses a change to any byte outside the modulus, and judges modulus changes by size and parity only", () => {
+    const modulusAt = good.length - 5 - 256;
+    for (let i = 0; i < good.length; i++) {
+      for (const flip of [0x01, 0x80, 0xff]) {
+        const k = Buffer.from(good);
+        k[i]! ^= flip;
+        const inModulus = i >= modulusAt && i < modulusAt + 256;
+        const stillValid = inModulus && (k[modulusAt]! & 0x80) !== 0 && (k[modulusAt + 255]! & 1) === 1;
+        if (stillValid) expect(requireRsa2048(k).spki.equals(k), `byte ${i} ^ ${flip}`).toBe(true);
+        else expect(code(() => requireRsa2048(k)), `byte ${i} ^ ${flip}`).toMatch(/^ERR_KEY_(MALFORMED|UNSUPPORTED)$/);
+      }
+    }
+  });
 });

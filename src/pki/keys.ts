@@ -104,6 +104,32 @@ const F4 = 65537n;
  */
 export function requireRsa2048(spkiDer: Uint8Array, what = "the subject public key"): RsaPublicKeyInfo {
   const der = Buffer.isBuffer(spkiDer) ? spkiDer : Buffer.from(spkiDer);
+  if (isCanonicalRsa2048F4(der)) return { spki: der, bits: 2048, exponent: F4 };
+  return slowRequireRsa2048(der, what);
+}
+
+/**
+ * The DER of an RSA-2048 key with exponent 65537 has one shape only (every length is fixed once the modulus has
+ * exactly 2048 bits, so its INTEGER is 0x00 and 256 bytes with the top bit set), which makes the common case a
+ * byte comparison: the prefix up to the modulus, the modulus's first byte and parity, and the exponent. Anything
+ * else goes through the full decode below, which says what is wrong; both accept exactly the same keys (tests).
+ */
+const RSA2048_F4_PREFIX = Buffer.from("30820122300d06092a864886f70d01010105000382010f003082010a0282010100", "hex");
+const RSA2048_F4_SUFFIX = Buffer.from("0203010001", "hex");
+const RSA2048_F4_LENGTH = RSA2048_F4_PREFIX.length + 256 + RSA2048_F4_SUFFIX.length;
+
+function isCanonicalRsa2048F4(der: Buffer): boolean {
+  const p = RSA2048_F4_PREFIX.length;
+  return (
+    der.length === RSA2048_F4_LENGTH &&
+    der.compare(RSA2048_F4_PREFIX, 0, p, 0, p) === 0 &&
+    (der[p]! & 0x80) !== 0 &&
+    (der[p + 255]! & 1) === 1 &&
+    der.compare(RSA2048_F4_SUFFIX, 0, RSA2048_F4_SUFFIX.length, p + 256) === 0
+  );
+}
+
+function slowRequireRsa2048(der: Buffer, what: string): RsaPublicKeyInfo {
   const malformed = (why: string, cause?: unknown) =>
     new JpkiError("ERR_KEY_MALFORMED", `${what} is not a DER SubjectPublicKeyInfo (${why}): give the card's public key as PEM "PUBLIC KEY" or DER`, cause === undefined ? undefined : { cause });
   const unsupported = (why: string) => new JpkiError("ERR_KEY_UNSUPPORTED", `${what} ${why}, but JPKI certificates carry RSA-2048 keys with exponent 65537`);

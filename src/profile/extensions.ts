@@ -2,7 +2,7 @@
  * Encoders for the certificate extensions of the JPKI profile (RFC 5280 §4.2), producing extnValue
  * contents. The issuer assembles them into templates once per CA, so per-certificate work is small.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { bool, explicit, ia5, implicitPrimitive, integer, namedBits, octetString, oid, readHeader, seq } from "../pki/der.js";
 import { AIA_OID } from "./oids.js";
 
@@ -35,7 +35,8 @@ export function keyIdentifier(spki: Uint8Array): Buffer {
   off += alg.headerLength + alg.length;
   const bits = readHeader(spki, off);
   const keyBytes = spki.subarray(off + bits.headerLength + 1, off + bits.headerLength + bits.length);
-  return createHash("sha1").update(keyBytes).digest();
+  // One-shot hash: no Hash object per certificate on the issuing path.
+  return hash("sha1", keyBytes, "buffer");
 }
 
 export function subjectKeyIdentifier(keyId: Uint8Array): Buffer {
