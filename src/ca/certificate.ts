@@ -2,7 +2,7 @@
  * Certificate assembly, RFC 5280 §4.1: TBSCertificate from pre-encoded parts, then the signed
  * Certificate. The issuer's name, algorithm and constant extensions are encoded once per CA.
  */
-import { bitString, explicit, integer, integerFromUnsigned, seq, time } from "../pki/der.js";
+import { bitString, encodeTree, explicit, integer, integerFromUnsigned, seq, TAG, time, tree } from "../pki/der.js";
 
 export interface TbsParams {
   readonly serial: Uint8Array;
@@ -19,15 +19,18 @@ export interface TbsParams {
 const V3 = explicit(0, integer(2));
 
 export function encodeTbs(p: TbsParams): Buffer {
-  return seq(
-    V3,
-    integerFromUnsigned(p.serial),
-    p.signatureAlgorithm,
-    p.issuer,
-    seq(time(p.notBefore), time(p.notAfter)),
-    p.subject,
-    p.spki,
-    explicit(3, seq(...p.extensions)),
+  return encodeTree(
+    tree(
+      TAG.SEQUENCE,
+      V3,
+      integerFromUnsigned(p.serial),
+      p.signatureAlgorithm,
+      p.issuer,
+      tree(TAG.SEQUENCE, time(p.notBefore), time(p.notAfter)),
+      p.subject,
+      p.spki,
+      tree(0xa3, tree(TAG.SEQUENCE, ...p.extensions)),
+    ),
   );
 }
 

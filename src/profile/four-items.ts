@@ -105,8 +105,32 @@ function jisX0208(): Set<string> {
 
 /** True when the single character (one code point) is in JIS X 0208. */
 export function isJisX0208(ch: string): boolean {
-  return jisX0208().has(ch);
+  return ch.length === 1 && jisX0208Units()[ch.charCodeAt(0)] === 1;
 }
+
+let jis0208Units: Uint8Array | undefined;
+
+/**
+ * The same set as a table indexed by UTF-16 code unit: JIS X 0208 lies wholly in the BMP, so a surrogate is
+ * never in it, and a string can be checked a code unit at a time without making a string per character.
+ */
+function jisX0208Units(): Uint8Array {
+  if (jis0208Units) return jis0208Units;
+  const units = new Uint8Array(0x10000);
+  for (const ch of jisX0208()) units[ch.charCodeAt(0)] = 1;
+  jis0208Units = units;
+  return units;
+}
+
+/** True when every character of `s` is in JIS X 0208 (the common case: nothing to substitute). */
+function allJisX0208(s: string): boolean {
+  const units = jisX0208Units();
+  for (let i = 0; i < s.length; i++) if (units[s.charCodeAt(i)] !== 1) return false;
+  return true;
+}
+
+/** Half-width characters toFullWidth changes; most registry text has none. */
+const HALF_WIDTH = /[\x20-\x7E\uFF61-\uFF9F]/;
 
 /**
  * Half-width forms to their full-width equivalents: ASCII → U+FF01–FF5E, space → U+3000, half-width
@@ -115,6 +139,7 @@ export function isJisX0208(ch: string): boolean {
  * these characters are not flagged.
  */
 export function toFullWidth(s: string): string {
+  if (!HALF_WIDTH.test(s)) return s;
   return s
     .replace(/[\uFF61-\uFF9F]+/g, (run) => run.normalize("NFKC"))
     .replace(/[\x20-\x7E]/g, (c) => (c === " " ? IDEOGRAPHIC_SPACE : String.fromCodePoint(c.codePointAt(0)! + 0xfee0)));
@@ -126,9 +151,11 @@ export function toFullWidth(s: string): string {
  * `1` where a substitute was used.
  */
 export function substituteText(s: string): { text: string; flags: string } {
+  const full = toFullWidth(s);
+  if (allJisX0208(full)) return { text: full, flags: "0".repeat(full.length) };
   let text = "";
   let flags = "";
-  for (const ch of toFullWidth(s)) {
+  for (const ch of full) {
     if (isJisX0208(ch)) {
       text += ch;
       flags += "0";
@@ -250,7 +277,8 @@ function checkName(name: string): void {
 function checkAddress(address: string): void {
   if (address.length === 0) throw invalid("address", "must not be empty");
   if (CONTROL.test(address)) throw invalid("address", "contains a control character");
-  if ([...address].length > MAX_ADDRESS_LENGTH) throw invalid("address", `must be at most ${MAX_ADDRESS_LENGTH} characters`);
+  // Code points never outnumber UTF-16 code units, so only a long string needs counting.
+  if (address.length > MAX_ADDRESS_LENGTH && [...address].length > MAX_ADDRESS_LENGTH) throw invalid("address", `must be at most ${MAX_ADDRESS_LENGTH} characters`);
 }
 
 /**

@@ -2,7 +2,7 @@
  * Distinguished names of the JPKI profile (shared/spec/JPKI.md "CA certificates", "Signature certificate").
  * Country is a PrintableString, every other attribute a UTF8String, as in J-LIS's real roots.
  */
-import { explicit, oid, printable, seq, set, utf8 } from "../pki/der.js";
+import { encodeTree, explicit, oid, printable, TAG, tree } from "../pki/der.js";
 import { ATTR_OID } from "./oids.js";
 import type { CertificateType } from "./types.js";
 
@@ -10,9 +10,12 @@ export type Rdn = readonly [type: keyof typeof ATTR_OID, value: string];
 
 /** Name ::= SEQUENCE OF RelativeDistinguishedName, one attribute per RDN. */
 export function encodeName(rdns: readonly Rdn[]): Buffer {
-  return seq(
-    ...rdns.map(([type, value]) =>
-      set(seq(oid(ATTR_OID[type]), type === "countryName" ? printable(value) : utf8(value))),
+  return encodeTree(
+    tree(
+      TAG.SEQUENCE,
+      ...rdns.map(([type, value]) =>
+        tree(TAG.SET, tree(TAG.SEQUENCE, oid(ATTR_OID[type]), type === "countryName" ? printable(value) : tree(TAG.UTF8_STRING, value))),
+      ),
     ),
   );
 }

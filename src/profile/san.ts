@@ -10,7 +10,7 @@
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { GeneralNames } from "@peculiar/asn1-x509";
 import { JpkiError } from "../errors.js";
-import { explicit, oid, readHeader, seq, TAG, tlvOf, utf8 } from "../pki/der.js";
+import { encodeTree, explicit, oid, readHeader, TAG, tlvOf, tree, utf8, type Tree } from "../pki/der.js";
 import {
   decodeBirthDate,
   decodeGender,
@@ -49,9 +49,17 @@ export function otherName(typeId: string, utf8Value: string): Buffer {
   return tlvOf(0xa0, [oid(typeId), explicit(0, utf8(utf8Value))]);
 }
 
+/** The GeneralNames (extnValue of subjectAltName) for already-encoded items, as a tree written in one go. */
+export function fourItemsGeneralNamesTree(encoded: EncodedFourItems): Tree {
+  return tree(
+    TAG.SEQUENCE,
+    ...FOUR_ITEMS_WIRE_ORDER.map((f) => tree(0xa0, oid(FOUR_ITEMS_OID[f]), tree(0xa0, tree(TAG.UTF8_STRING, encoded[f])))),
+  );
+}
+
 /** The GeneralNames (extnValue of subjectAltName) for already-encoded items. */
 export function encodeFourItemsGeneralNames(encoded: EncodedFourItems): Buffer {
-  return seq(...FOUR_ITEMS_WIRE_ORDER.map((f) => otherName(FOUR_ITEMS_OID[f], encoded[f])));
+  return encodeTree(fourItemsGeneralNamesTree(encoded));
 }
 
 /** The GeneralNames (extnValue of subjectAltName) carrying the four items; validates and substitutes first. */
