@@ -81,13 +81,23 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
         commit: { at: new Date(1500), notices: [{ noticeId: "n1", residentCode: "r2", sequence: 1, kind: "relocation", body: "{}", status: "applied", revocations: 0 }], sequences: [{ residentCode: "r2", last: 1 }], revocations: [], relinks: [], dirtyCas: [] },
       }));
       await s.applyToRegistry(() => ({ put: [], remove: ["r3"], result: undefined }));
-      const r = await s.commitIssuances([signed, cert("05bb", "r2", 1000), cert("05cc", "r3", 1000)]);
+      // a re-import corrects one item without any notice (no sequence moves): each item is compared
+      await s.upsertResidents([resident("r4"), resident("r5"), resident("r6"), resident("r7")]);
+      const before = [cert("05dd", "r4", 1000), cert("05ee", "r5", 1000), cert("05ff", "r6", 1000), cert("05a0", "r7", 1000)];
+      await s.upsertResidents([
+        { ...resident("r4"), fourItems: { ...items, name: "山田　花子" } },
+        { ...resident("r5"), fourItems: { ...items, birthDate: "1990-01-02" } },
+        { ...resident("r6"), fourItems: { ...items, gender: "female" } },
+        { ...resident("r7"), municipalityCode: "131024" },
+      ]);
+      const r = await s.commitIssuances([signed, cert("05bb", "r2", 1000), cert("05cc", "r3", 1000), ...before]);
       expect(r).toEqual([
         { status: "stale", why: "registry-changed" },
         { status: "stale", why: "registry-behind" },
         { status: "stale", why: "resident-gone" },
+        ...before.map(() => ({ status: "stale", why: "registry-changed" })),
       ]);
-      for (const serial of ["05aa", "05bb", "05cc"]) expect(await s.getCertificate(serial)).toBeUndefined();
+      for (const serial of ["05aa", "05bb", "05cc", "05dd", "05ee", "05ff", "05a0"]) expect(await s.getCertificate(serial)).toBeUndefined();
       await s.close();
     });
 

@@ -156,6 +156,13 @@ export const MIGRATIONS: readonly Migration[] = [
   migration7,
 ];
 
+/** residentForIssuance's row: the registry record's columns, its notice sequence, then the CA side's. */
+type ResidentForIssuanceRow = [code: string, municipality: string, name: string, address: string, birthDate: string, gender: string, status: string, registrySequence: number, caSequence: number];
+
+function residentOfIssuanceRow(r: ResidentForIssuanceRow): ResidentRecord {
+  return toResident({ resident_code: r[0], municipality_code: r[1], name: r[2], address: r[3], birth_date: r[4], gender: r[5], status: r[6] });
+}
+
 /** Bytes of metadata per log entry: uint32 not_after (seconds since the epoch), uint32 municipality code. */
 const META_BYTES = 8;
 /** Entries per log block written by the migration (later blocks hold what one transaction revoked). */
@@ -382,14 +389,12 @@ export class SqliteStore implements Store {
       ).raw(),
       residentOfSerial: db.prepare("SELECT resident_code FROM certificates WHERE serial = ?").pluck(),
       insertCertified: db.prepare(
-        `INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after)
-         VALUES (@residentCode, @serial, @caId, @type, @municipalityCode, @name, @address, @birthDate, @gender, @notAfter)`,
+        "INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
       logInsert: db.prepare("INSERT INTO revocation_log (ca_id, entries, min_not_after, der, meta) VALUES (?, ?, ?, ?, ?)"),
       logBlocks: db.prepare("SELECT id, entries, min_not_after, der, meta FROM revocation_log WHERE ca_id = ? AND id > ? ORDER BY id LIMIT ?").raw(),
       insertCert: db.prepare(
-        `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id)
-         VALUES (@serial, @caId, @type, @residentCode, @municipalityCode, @notBefore, @notAfter, @issuedAt, @der, @applicationId)`,
+        "INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
       getCert: db.prepare(`${CERT_SELECT} WHERE c.serial = ?`),
       getCertByApplication: db.prepare(`${CERT_SELECT} WHERE c.application_id = ?`),
@@ -403,9 +408,11 @@ export class SqliteStore implements Store {
         "SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender, revoked_at FROM certified WHERE resident_code IN (SELECT value FROM json_each(?))",
       ),
       batchResidents: db.prepare("SELECT resident_code, notice_sequence FROM residents WHERE resident_code IN (SELECT value FROM json_each(?))").raw(),
+      // Read twice per issuance (to sign, then to commit): rows as arrays, not objects keyed by column name.
       residentForIssuance: db.prepare(
-        "SELECT r.*, coalesce(s.last_sequence, 0) AS ca_sequence FROM residents r LEFT JOIN resident_sequences s ON s.resident_code = r.resident_code WHERE r.resident_code = ?",
-      ),
+        `SELECT r.resident_code, r.municipality_code, r.name, r.address, r.birth_date, r.gender, r.status, r.notice_sequence,
+           coalesce(s.last_sequence, 0) FROM residents r LEFT JOIN resident_sequences s ON s.resident_code = r.resident_code WHERE r.resident_code = ?`,
+      ).raw(),
       insertNotice: db.prepare(
         `INSERT INTO notices (notice_id, resident_code, sequence, kind, status, body, received_at, applied_at, revocations)
          VALUES (@noticeId, @residentCode, @sequence, @kind, @status, @body, @at, @appliedAt, @revocations)
@@ -551,8 +558,8 @@ export class SqliteStore implements Store {
 
   getResidentForIssuance(residentCode: string): Promise<ResidentForIssuance | undefined> {
     return this.#run("reading a resident", () => {
-      const r = this.#stmts.residentForIssuance.get(residentCode) as (ResidentRow & { notice_sequence: number; ca_sequence: number }) | undefined;
-      return r ? { record: toResident(r), registrySequence: r.notice_sequence, caSequence: r.ca_sequence } : undefined;
+      const r = this.#stmts.residentForIssuance.get(residentCode) as ResidentForIssuanceRow | undefined;
+      return r ? { record: residentOfIssuanceRow(r), registrySequence: r[7], caSequence: r[8] } : undefined;
     });
   }
 
@@ -572,14 +579,14 @@ export class SqliteStore implements Store {
           }
           // What the certificate certifies was read before signing; re-read it here, in the transaction
           // that commits, so a notice or a registry change in between can never leave a stale certificate.
-          const now = st.residentForIssuance.get(rec.residentCode) as (ResidentRow & { notice_sequence: number; ca_sequence: number }) | undefined;
-          if (!now || now.status !== "active") return { status: "stale", why: "resident-gone" };
-          if (now.ca_sequence > now.notice_sequence) return { status: "stale", why: "registry-behind" };
-          const r = toResident(now);
+          const now = st.residentForIssuance.get(rec.residentCode) as ResidentForIssuanceRow | undefined;
+          if (!now || now[6] !== "active") return { status: "stale", why: "resident-gone" };
+          if (now[8] > now[7]) return { status: "stale", why: "registry-behind" };
+          const items = rec.fourItems;
           if (
-            (rec.registrySequence !== undefined && rec.registrySequence !== now.notice_sequence) ||
-            r.municipalityCode !== rec.municipalityCode ||
-            !sameItems(r.fourItems, rec.fourItems)
+            (rec.registrySequence !== undefined && rec.registrySequence !== now[7]) ||
+            now[1] !== rec.municipalityCode ||
+            now[2] !== items.name || now[3] !== items.address || now[4] !== items.birthDate || now[5] !== items.gender
           ) {
             return { status: "stale", why: "registry-changed" };
           }
@@ -590,21 +597,9 @@ export class SqliteStore implements Store {
             if (ca) cas.add(ca);
           }
           for (const ca of cas) st.bumpRevision.run(ca);
-          const row = {
-            serial: rec.serial,
-            caId: rec.caId,
-            type: rec.type,
-            residentCode: rec.residentCode,
-            municipalityCode: rec.municipalityCode,
-            ...rec.fourItems,
-            notBefore: rec.notBefore.getTime(),
-            notAfter: rec.notAfter.getTime(),
-            issuedAt: rec.issuedAt.getTime(),
-            der: rec.der,
-            applicationId: rec.applicationId ?? null,
-          };
-          st.insertCert.run(row);
-          st.insertCertified.run(row);
+          const notAfter = rec.notAfter.getTime();
+          st.insertCert.run(rec.serial, rec.caId, rec.type, rec.residentCode, rec.municipalityCode, rec.notBefore.getTime(), notAfter, rec.issuedAt.getTime(), rec.der, rec.applicationId ?? null);
+          st.insertCertified.run(rec.residentCode, rec.serial, rec.caId, rec.type, rec.municipalityCode, items.name, items.address, items.birthDate, items.gender, notAfter);
           return { status: "committed", superseded };
         });
         log.flush();
