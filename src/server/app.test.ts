@@ -1,0 +1,199 @@
+/**
+ * The publication point over real HTTP (loopback): what verifiers and caches rely on. The CRLs are real
+ * (published by the library, checked with openssl); the server listens on an ephemeral port.
+ */
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { initCas } from "../ca/manage.js";
+import { prefecture } from "../ca/prefectures.js";
+import { generateCrls } from "../crl/generate.js";
+import { FixedClock } from "../pki/clock.js";
+import { Workspace } from "../workspace/workspace.js";
+import { buildServer } from "./app.js";
+
+const clock = new FixedClock(new Date());
+let ws: Workspace;
+let app: FastifyInstance;
+let base: string;
+const log: string[] = [];
+
+interface Res {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+function get(path: string, headers: Record<string, string> = {}, method = "GET"): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}${path}`, { method, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+beforeAll(async () => {
+  ws = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-serve-")), { clock });
+  await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
+  await generateCrls(ws, { prefecture: "13", passphrase: "pw" });
+  const accessLog = { write: (s: string) => (log.push(s), true) } as unknown as NodeJS.WritableStream;
+  ({ app } = await buildServer(ws, { accessLog }));
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await app?.close();
+  await ws?.close();
+});
+
+describe("published CRLs and CA certificates", () => {
+  it("serves the full CRL as application/pkix-crl with a strong ETag, and openssl reads what it serves", async () => {
+    const r = await get("/crl/13-sig.crl");
+    expect(r.status).toBe(200);
+    expect(r.headers["content-type"]).toBe("application/pkix-crl");
+    expect(r.body.equals(readFileSync(join(ws.paths.crlDir, "13-sig.crl")))).toBe(true);
+    expect(r.headers["etag"]).toMatch(/^"[A-Za-z0-9_-]{32}"$/);
+    expect(r.headers["accept-ranges"]).toBe("bytes");
+    expect(Number(r.headers["content-length"])).toBe(r.body.length);
+    const file = join(mkdtempSync(join(tmpdir(), "jpki-serve-")), "got.crl");
+    writeFileSync(file, r.body);
+    expect(execFileSync("openssl", ["crl", "-inform", "DER", "-in", file, "-noout", "-crlnumber"]).toString()).toMatch(/crlNumber=/);
+    const ca = await get("/ca/13-sig.crt");
+    expect(ca.status).toBe(200);
+    expect(ca.headers["content-type"]).toBe("application/pkix-cert");
+    expect(ca.body.equals(readFileSync(join(ws.paths.caDir, "13-sig.crt")))).toBe(true);
+  });
+
+  it("keeps caches within nextUpdate: max-age at most the configured 300 s and never past nextUpdate", async () => {
+    const r = await get("/crl/13-sig.crl");
+    expect(r.headers["cache-control"]).toBe("public, max-age=300");
+    const crl = (await ws.store.latestCrl("13-sig"))!;
+    clock.set(crl.nextUpdate.getTime() - 42_000);
+    try {
+      expect((await get("/crl/13-sig.crl")).headers["cache-control"]).toBe("public, max-age=42");
+      clock.set(crl.nextUpdate.getTime() + 1000);
+      expect((await get("/crl/13-sig.crl")).headers["cache-control"]).toBe("public, max-age=0");
+    } finally {
+      clock.set(Date.now());
+    }
+  });
+
+  it("answers a poll of an unchanged CRL with 304 and no body (If-None-Match, If-Modified-Since)", async () => {
+    const first = await get("/crl/13-sig.crl");
+    const etag = first.headers["etag"] as string;
+    const inm = await get("/crl/13-sig.crl", { "if-none-match": etag });
+    expect(inm.status).toBe(304);
+    expect(inm.body.length).toBe(0);
+    expect(inm.headers["etag"]).toBe(etag);
+    const ims = await get("/crl/13-sig.crl", { "if-modified-since": first.headers["last-modified"] as string });
+    expect(ims.status).toBe(304);
+    expect((await get("/crl/13-sig.crl", { "if-none-match": '"something-else"' })).status).toBe(200);
+  });
+
+  it("serves byte ranges so a broken download resumes, and 416 past the end", async () => {
+    const whole = (await get("/crl/13-auth.crl")).body;
+    const a = await get("/crl/13-auth.crl", { range: "bytes=0-99" });
+    expect(a.status).toBe(206);
+    expect(a.headers["content-range"]).toBe(`bytes 0-99/${whole.length}`);
+    const b = await get("/crl/13-auth.crl", { range: "bytes=100-", "if-range": a.headers["etag"] as string });
+    expect(b.status).toBe(206);
+    expect(Buffer.concat([a.body, b.body]).equals(whole)).toBe(true);
+    const c = await get("/crl/13-auth.crl", { range: `bytes=${whole.length}-` });
+    expect(c.status).toBe(416);
+    expect(c.headers["content-range"]).toBe(`bytes */${whole.length}`);
+    const head = await get("/crl/13-auth.crl", {}, "HEAD");
+    expect(head.status).toBe(200);
+    expect(head.body.length).toBe(0);
+    expect(Number(head.headers["content-length"])).toBe(whole.length);
+  });
+
+  it("never serves a torn file: a response begun before a replacement carries the old version whole, the next the new", async () => {
+    // A large file stands in for a national CRL, replaced by rename (as the publisher does) mid-response.
+    const path = join(ws.paths.crlDir, "13-sig.crl");
+    const old = readFileSync(path);
+    const big = Buffer.concat([old, randomBytes(8 << 20)]);
+    writeFileSync(path + ".tmp", big);
+    renameSync(path + ".tmp", path);
+    const got = await new Promise<Buffer>((resolve, reject) => {
+      const req = request(`${base}/crl/13-sig.crl`, (res) => {
+        const chunks: Buffer[] = [];
+        let replaced = false;
+        res.on("data", (c: Buffer) => {
+          chunks.push(c);
+          if (!replaced) {
+            replaced = true;
+            writeFileSync(path + ".tmp", old);
+            renameSync(path + ".tmp", path);
+          }
+        });
+        res.on("end", () => resolve(Buffer.concat(chunks)));
+        res.on("error", reject);
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    expect(createHash("sha256").update(got).digest("hex")).toBe(createHash("sha256").update(big).digest("hex"));
+    expect((await get("/crl/13-sig.crl")).body.equals(old)).toBe(true);
+  });
+
+  it("reaches nothing but the published files: other paths, traversal and unknown CAs are 404", async () => {
+    for (const p of ["/jpki.db", "/crl/../jpki.db", "/crl/%2e%2e/jpki.db", "/crl/13-sig.crl.pem", "/ca/13-sig.pem", "/crl/99-sig.crl", "/crl/13-sig/12345.crl", "/config.json", "/crl/13-sig/131016.crl"]) {
+      const r = await get(p);
+      expect(r.status, p).toBe(404);
+      expect(r.body.toString()).not.toContain("BEGIN");
+    }
+  });
+});
+
+describe("index, health and metrics", () => {
+  it("lists every CA's latest CRL in /crl/index.json with the hash of the file served", async () => {
+    const r = await get("/crl/index.json");
+    expect(r.status).toBe(200);
+    const idx = JSON.parse(r.body.toString()) as { crls: Array<{ ca: string; url: string; number: string; sha256: string; size: number }> };
+    expect(idx.crls.map((c) => c.ca).sort()).toEqual(["13-auth", "13-sig"]);
+    for (const c of idx.crls) {
+      const body = (await get(c.url)).body;
+      expect(c.size).toBe(body.length);
+      expect(c.sha256).toBe(createHash("sha256").update(body).digest("hex"));
+    }
+  });
+
+  it("is healthy while every CRL is fresh, and says which CA is stale once a nextUpdate passes", async () => {
+    const ok = await get("/healthz");
+    expect(ok.status).toBe(200);
+    expect(JSON.parse(ok.body.toString())).toMatchObject({ status: "ok", store: "ok", cas: 2, stale: [] });
+    const crl = (await ws.store.latestCrl("13-auth"))!;
+    clock.set(crl.nextUpdate.getTime() + 1);
+    try {
+      const stale = await get("/healthz");
+      expect(stale.status).toBe(503);
+      expect(JSON.parse(stale.body.toString()).stale).toContain("13-auth");
+    } finally {
+      clock.set(Date.now());
+    }
+  });
+
+  it("exports Prometheus metrics: requests by route and status, CRL ages; one access-log line per request", async () => {
+    const before = log.length;
+    await get("/crl/13-sig.crl");
+    const m = (await get("/metrics")).body.toString();
+    expect(m).toMatch(/jpki_http_requests_total\{route="published",status="200"\} \d+/);
+    expect(m).toMatch(/jpki_http_requests_total\{route="published",status="404"\} \d+/);
+    expect(m).toMatch(/jpki_crl_age_seconds\{ca="13-sig"\} [\d.]+/);
+    expect(m).toMatch(/jpki_crl_seconds_to_next_update\{ca="13-auth"\} [\d.]+/);
+    const lines = log.slice(before).map((l) => JSON.parse(l) as { url: string; status: number });
+    expect(lines[0]).toMatchObject({ url: "/crl/13-sig.crl", status: 200 });
+  });
+});

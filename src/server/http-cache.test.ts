@@ -1,0 +1,68 @@
+/**
+ * Conditional and range requests, RFC 9110 §13 and §14 (examples from §14.1.2 for the ranges).
+ */
+import { describe, expect, it } from "vitest";
+import { decide, entityTags, httpDate, parseRange, type Representation } from "./http-cache.js";
+
+const rep: Representation = { etag: '"abc"', lastModified: new Date("2026-11-30T10:00:00.700Z"), size: 10_000 };
+const lm = httpDate(rep.lastModified);
+
+describe("preconditions", () => {
+  it("If-None-Match: a matching tag (weak comparison, lists, *) is a 304; another tag is a 200", () => {
+    expect(decide("GET", { "if-none-match": '"abc"' }, rep)).toEqual({ status: 304 });
+    expect(decide("GET", { "if-none-match": 'W/"abc"' }, rep)).toEqual({ status: 304 });
+    expect(decide("GET", { "if-none-match": '"x", "abc"' }, rep)).toEqual({ status: 304 });
+    expect(decide("HEAD", { "if-none-match": "*" }, rep)).toEqual({ status: 304 });
+    expect(decide("GET", { "if-none-match": '"abd"' }, rep)).toEqual({ status: 200 });
+  });
+
+  it("If-Modified-Since compares whole seconds and is ignored beside If-None-Match", () => {
+    expect(decide("GET", { "if-modified-since": lm }, rep)).toEqual({ status: 304 });
+    expect(decide("GET", { "if-modified-since": httpDate(new Date(rep.lastModified.getTime() - 1000)) }, rep)).toEqual({ status: 200 });
+    expect(decide("GET", { "if-modified-since": "not a date" }, rep)).toEqual({ status: 200 });
+    expect(decide("GET", { "if-modified-since": lm, "if-none-match": '"other"' }, rep)).toEqual({ status: 200 });
+  });
+
+  it("If-Match needs a strong match and If-Unmodified-Since an unmodified file, else 412", () => {
+    expect(decide("GET", { "if-match": '"abc"' }, rep)).toEqual({ status: 200 });
+    expect(decide("GET", { "if-match": 'W/"abc"' }, rep)).toEqual({ status: 412 });
+    expect(decide("GET", { "if-match": '"zzz"' }, rep)).toEqual({ status: 412 });
+    expect(decide("GET", { "if-unmodified-since": httpDate(new Date(rep.lastModified.getTime() - 2000)) }, rep)).toEqual({ status: 412 });
+    expect(decide("GET", { "if-unmodified-since": lm }, rep)).toEqual({ status: 200 });
+  });
+
+  it("reads entity-tag lists and leaves out what is not a tag", () => {
+    expect(entityTags(' "a" , W/"b",* ')).toEqual(['"a"', 'W/"b"', "*"]);
+    expect(entityTags("garbage")).toEqual([]);
+  });
+});
+
+describe("ranges", () => {
+  it("RFC 9110 §14.1.2's examples over 10,000 bytes", () => {
+    expect(parseRange("bytes=0-499", 10_000)).toEqual({ start: 0, end: 499 });
+    expect(parseRange("bytes=500-999", 10_000)).toEqual({ start: 500, end: 999 });
+    expect(parseRange("bytes=-500", 10_000)).toEqual({ start: 9500, end: 9999 });
+    expect(parseRange("bytes=9500-", 10_000)).toEqual({ start: 9500, end: 9999 });
+    expect(parseRange("bytes=0-0", 10_000)).toEqual({ start: 0, end: 0 });
+    expect(parseRange("bytes=9500-20000", 10_000)).toEqual({ start: 9500, end: 9999 });
+  });
+
+  it("ignores what it cannot read or several ranges; a start past the end is unsatisfiable", () => {
+    expect(parseRange("bytes=5-1", 100)).toBe("ignore");
+    expect(parseRange("items=0-1", 100)).toBe("ignore");
+    expect(parseRange("bytes=0-1,5-6", 100)).toBe("ignore");
+    expect(parseRange("bytes=-", 100)).toBe("ignore");
+    expect(parseRange("bytes=100-", 100)).toBe("unsatisfiable");
+    expect(parseRange("bytes=-0", 100)).toBe("unsatisfiable");
+    expect(parseRange("bytes=99999999999999999999-", 100)).toBe("ignore");
+  });
+
+  it("If-Range: a range only while the tag or date still holds; HEAD never gets a range", () => {
+    expect(decide("GET", { range: "bytes=0-9", "if-range": '"abc"' }, rep)).toEqual({ status: 206, start: 0, end: 9 });
+    expect(decide("GET", { range: "bytes=0-9", "if-range": '"old"' }, rep)).toEqual({ status: 200 });
+    expect(decide("GET", { range: "bytes=0-9", "if-range": lm }, rep)).toEqual({ status: 206, start: 0, end: 9 });
+    expect(decide("GET", { range: "bytes=0-9", "if-range": 'W/"abc"' }, rep)).toEqual({ status: 200 });
+    expect(decide("HEAD", { range: "bytes=0-9" }, rep)).toEqual({ status: 200 });
+    expect(decide("GET", { range: "bytes=20000-" }, rep)).toEqual({ status: 416 });
+  });
+});

@@ -1,0 +1,114 @@
+/**
+ * Conditional and partial GET for published files (RFC 9110 §13 preconditions, §14 ranges), as verifiers and
+ * caches use them on a CRL distribution point: a poll of an unchanged CRL costs a 304, and a 50 MB CRL whose
+ * download broke resumes with a range. Pure: headers in, a decision out; the server streams.
+ *
+ * Scope, on purpose: GET and HEAD of immutable representations (a published file is replaced by rename, never
+ * changed in place), one range per request (a multi-range request gets the whole file, which RFC 9110 §14.2
+ * allows), strong entity tags only (ours are content hashes).
+ */
+
+/** What the server knows about one representation. */
+export interface Representation {
+  /** strong entity tag, quoted: `"…"` */
+  readonly etag: string;
+  readonly lastModified: Date;
+  readonly size: number;
+}
+
+export type Decision =
+  | { readonly status: 200 }
+  | { readonly status: 206; readonly start: number; readonly end: number }
+  | { readonly status: 304 }
+  | { readonly status: 412 }
+  | { readonly status: 416 };
+
+/** Request headers as node gives them (lower-case names). */
+export type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
+
+function header(h: RequestHeaders, name: string): string | undefined {
+  const v = h[name];
+  return Array.isArray(v) ? v.join(", ") : v;
+}
+
+/** The entity tags of an If-Match / If-None-Match list ("*" stays "*"); weak tags keep their W/ prefix. */
+export function entityTags(value: string): string[] {
+  const tags: string[] = [];
+  const re = /\s*(\*|(?:W\/)?"[^"]*")\s*(?:,|$)/gy;
+  let m: RegExpExecArray | null;
+  while (re.lastIndex < value.length && (m = re.exec(value))) tags.push(m[1]!);
+  return tags;
+}
+
+const opaque = (tag: string) => (tag.startsWith("W/") ? tag.slice(2) : tag);
+
+/** HTTP-date (IMF-fixdate), second precision. */
+export function httpDate(d: Date): string {
+  return d.toUTCString();
+}
+
+/** Whole seconds since the epoch of an HTTP-date, or undefined when it is not one. */
+function parseHttpDate(s: string | undefined): number | undefined {
+  if (!s) return undefined;
+  const t = Date.parse(s);
+  return Number.isFinite(t) ? Math.floor(t / 1000) : undefined;
+}
+
+const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
+
+/**
+ * The response a GET (or HEAD) gets, RFC 9110 §13.2.2 order: If-Match, If-Unmodified-Since, If-None-Match
+ * (weak comparison), If-Modified-Since (only without If-None-Match), then Range with If-Range (strong).
+ */
+export function decide(method: string, h: RequestHeaders, rep: Representation): Decision {
+  const ifMatch = header(h, "if-match");
+  if (ifMatch !== undefined) {
+    const tags = entityTags(ifMatch);
+    if (!tags.some((t) => t === "*" || (!t.startsWith("W/") && t === rep.etag))) return { status: 412 };
+  } else {
+    const ius = parseHttpDate(header(h, "if-unmodified-since"));
+    if (ius !== undefined && seconds(rep.lastModified) > ius) return { status: 412 };
+  }
+  const ifNoneMatch = header(h, "if-none-match");
+  if (ifNoneMatch !== undefined) {
+    const tags = entityTags(ifNoneMatch);
+    if (tags.some((t) => t === "*" || opaque(t) === rep.etag)) return { status: 304 };
+  } else {
+    const ims = parseHttpDate(header(h, "if-modified-since"));
+    if (ims !== undefined && seconds(rep.lastModified) <= ims) return { status: 304 };
+  }
+  if (method !== "GET") return { status: 200 };
+  const range = header(h, "range");
+  if (range === undefined) return { status: 200 };
+  const ifRange = header(h, "if-range");
+  if (ifRange !== undefined) {
+    const t = ifRange.trim();
+    const holds = t.startsWith('"') ? t === rep.etag : t.startsWith("W/") ? false : parseHttpDate(t) === seconds(rep.lastModified);
+    if (!holds) return { status: 200 };
+  }
+  const r = parseRange(range, rep.size);
+  if (r === "ignore") return { status: 200 };
+  if (r === "unsatisfiable") return { status: 416 };
+  return { status: 206, start: r.start, end: r.end };
+}
+
+/**
+ * One byte range of a representation of `size` bytes (RFC 9110 §14.1.2): `bytes=a-b`, `bytes=a-`, `bytes=-n`.
+ * A syntactically invalid or multi-range header is ignored (the whole representation is sent); a range that
+ * starts past the end is unsatisfiable. `end` is inclusive.
+ */
+export function parseRange(value: string, size: number): { start: number; end: number } | "ignore" | "unsatisfiable" {
+  const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(value);
+  if (!m || (m[1] === "" && m[2] === "")) return "ignore";
+  if (m[1] === "") {
+    const n = Number(m[2]);
+    if (!Number.isSafeInteger(n)) return "ignore";
+    if (n === 0 || size === 0) return "unsatisfiable";
+    return { start: Math.max(0, size - n), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const last = m[2] === "" ? Number.MAX_SAFE_INTEGER : Number(m[2]);
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(last) || last < start) return "ignore";
+  if (start >= size) return "unsatisfiable";
+  return { start, end: Math.min(last, size - 1) };
+}

@@ -1,0 +1,223 @@
+/**
+ * The publication point's files as HTTP representations: which URL path names which file of the workspace,
+ * and each file's entity tag (a hash of its content), Last-Modified and cache lifetime.
+ *
+ * Paths are the ones the certificates name (ca/authority.ts caUrls), relative to the path of the workspace's
+ * baseUrl: `/crl/<ca>.crl` (full CRL), `/crl/<ca>/<municipality>.crl` (partition), `/arl/<ca>.crl`, and
+ * `/ca/<ca>.crt` (caIssuers). Nothing else on disk is reachable: a path is matched against these shapes,
+ * never joined from what the request says.
+ *
+ * A published file is only ever replaced by rename (store/staging.ts), so a descriptor opened once reads one
+ * whole version: a response is never torn, even when the CRL is replaced while it streams. What a file's
+ * hash and nextUpdate are is remembered per (device, inode, size, mtime), so a poll of an unchanged CRL costs
+ * one stat and no read.
+ */
+import { createHash } from "node:crypto";
+import { statSync, type Stats } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
+import { join } from "node:path";
+import { parseCaId } from "../ca/ids.js";
+import { readHeader, TAG } from "../pki/der.js";
+import type { WorkspacePaths } from "../workspace/workspace.js";
+import type { Representation } from "./http-cache.js";
+
+export type PublishedKind = "crl" | "partition" | "arl" | "ca-certificate";
+
+export const CONTENT_TYPE: Readonly<Record<PublishedKind, string>> = Object.freeze({
+  // RFC 2585 §4.1, §4.2
+  crl: "application/pkix-crl",
+  partition: "application/pkix-crl",
+  arl: "application/pkix-crl",
+  "ca-certificate": "application/pkix-cert",
+});
+
+export interface PublishedFile {
+  readonly kind: PublishedKind;
+  readonly path: string;
+  /** the CA the file belongs to, e.g. 13-sig */
+  readonly caId: string;
+}
+
+export interface FileVersion extends Representation {
+  /** the CRL's nextUpdate; undefined for certificates */
+  readonly nextUpdate?: Date;
+}
+
+/** The directory of ARLs beside the CRL directory (`<workspace>/arl`). */
+export function arlDir(paths: WorkspacePaths): string {
+  return join(paths.root, "arl");
+}
+
+const CA = /^\d{2}-(?:sig|auth)$/;
+const MUNICIPALITY = /^\d{6}$/;
+
+/** The published file a URL path (already stripped of the baseUrl's path) names, or undefined. */
+export function resolvePublished(paths: WorkspacePaths, urlPath: string): PublishedFile | undefined {
+  const parts = urlPath.split("/");
+  if (parts[0] !== "" || parts.length < 3 || parts.length > 4) return undefined;
+  const [, dir, a, b] = parts as [string, string, string, string | undefined];
+  const ca = (file: string, ext: string) => {
+    if (!file.endsWith(ext)) return undefined;
+    const id = file.slice(0, -ext.length);
+    if (!CA.test(id)) return undefined;
+    try {
+      parseCaId(id); // a real prefecture code
+    } catch {
+      return undefined;
+    }
+    return id;
+  };
+  if (b === undefined) {
+    if (dir === "crl") {
+      const id = ca(a, ".crl");
+      return id ? { kind: "crl", caId: id, path: join(paths.crlDir, `${id}.crl`) } : undefined;
+    }
+    if (dir === "arl") {
+      const id = ca(a, ".crl");
+      return id ? { kind: "arl", caId: id, path: join(arlDir(paths), `${id}.crl`) } : undefined;
+    }
+    if (dir === "ca") {
+      const id = ca(a, ".crt");
+      return id ? { kind: "ca-certificate", caId: id, path: join(paths.caDir, `${id}.crt`) } : undefined;
+    }
+    return undefined;
+  }
+  if (dir !== "crl" || !CA.test(a) || !b.endsWith(".crl") || !MUNICIPALITY.test(b.slice(0, -4))) return undefined;
+  try {
+    parseCaId(a);
+  } catch {
+    return undefined;
+  }
+  return { kind: "partition", caId: a, path: join(paths.crlDir, a, b) };
+}
+
+/**
+ * nextUpdate of a DER CRL from its first bytes (TBSCertList: version?, signature, issuer, thisUpdate,
+ * nextUpdate?), or undefined when it has none or the bytes are not such a CRL.
+ */
+export function crlNextUpdate(head: Uint8Array): Date | undefined {
+  try {
+    const outer = readHeader(head, 0);
+    if (outer.tag !== TAG.SEQUENCE) return undefined;
+    const tbs = readHeader(head, outer.headerLength);
+    if (tbs.tag !== TAG.SEQUENCE) return undefined;
+    let off = outer.headerLength + tbs.headerLength;
+    const skip = () => {
+      const h = readHeader(head, off);
+      off += h.headerLength + h.length;
+      return h;
+    };
+    if (readHeader(head, off).tag === TAG.INTEGER) skip(); // version
+    skip(); // signature
+    skip(); // issuer
+    skip(); // thisUpdate
+    const h = readHeader(head, off);
+    if (h.tag !== TAG.UTC_TIME && h.tag !== TAG.GENERALIZED_TIME) return undefined;
+    const text = Buffer.from(head.subarray(off + h.headerLength, off + h.headerLength + h.length)).toString("latin1");
+    const m = (h.tag === TAG.UTC_TIME ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/ : /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/).exec(text);
+    if (!m) return undefined;
+    let year = Number(m[1]);
+    if (h.tag === TAG.UTC_TIME) year += year < 50 ? 2000 : 1900; // RFC 5280 §4.1.2.5.1
+    return new Date(Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));
+  } catch {
+    return undefined;
+  }
+}
+
+const HEAD_BYTES = 4096;
+const HASH_CHUNK = 1 << 20;
+
+function sameFile(a: Stats, b: { dev: number; ino: number; size: number; mtimeMs: number }): boolean {
+  return a.ino === b.ino && a.dev === b.dev && a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
+
+interface Known extends FileVersion {
+  readonly dev: number;
+  readonly ino: number;
+  readonly mtimeMs: number;
+}
+
+/** An opened version of a file: read it through `handle`, then close it. */
+export interface OpenedFile {
+  readonly version: FileVersion;
+  readonly handle: FileHandle;
+}
+
+export class PublishedFiles {
+  readonly #known = new Map<string, Known | Promise<Known>>();
+
+  /**
+   * The version now at `path` if it was seen before (one stat, no read): enough to answer a conditional
+   * request. Undefined when the file is new, changed or missing: then `open` it.
+   */
+  current(path: string): FileVersion | undefined {
+    const k = this.#known.get(path);
+    if (!k || k instanceof Promise) return undefined;
+    let st: Stats;
+    try {
+      st = statSync(path);
+    } catch {
+      return undefined;
+    }
+    return sameFile(st, k) ? k : undefined;
+  }
+
+  /** Opens the file and describes the version it holds; undefined when there is no such file. */
+  async open(path: string): Promise<OpenedFile | undefined> {
+    let handle: FileHandle;
+    try {
+      handle = await open(path, "r");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT" || (e as NodeJS.ErrnoException).code === "ENOTDIR") return undefined;
+      throw e;
+    }
+    try {
+      const st = await handle.stat();
+      if (!st.isFile()) {
+        await handle.close();
+        return undefined;
+      }
+      let k = this.#known.get(path);
+      if (k instanceof Promise) k = await k.catch(() => undefined);
+      if (!k || !sameFile(st, k)) {
+        const p = describe(handle, st);
+        this.#known.set(path, p);
+        try {
+          k = await p;
+          this.#known.set(path, k);
+        } catch (e) {
+          this.#known.delete(path);
+          throw e;
+        }
+      }
+      return { version: k, handle };
+    } catch (e) {
+      await handle.close();
+      throw e;
+    }
+  }
+}
+
+/** Hashes one version through its descriptor (never by path: the path may already name a newer one). */
+async function describe(handle: FileHandle, st: Stats): Promise<Known> {
+  const hash = createHash("sha256");
+  const buf = Buffer.allocUnsafe(Math.min(HASH_CHUNK, Math.max(st.size, 1)));
+  let head: Buffer | undefined;
+  for (let pos = 0; pos < st.size; ) {
+    const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, st.size - pos), pos);
+    if (bytesRead === 0) break;
+    if (pos === 0) head = Buffer.from(buf.subarray(0, Math.min(bytesRead, HEAD_BYTES)));
+    hash.update(buf.subarray(0, bytesRead));
+    pos += bytesRead;
+  }
+  const nextUpdate = head ? crlNextUpdate(head) : undefined;
+  return {
+    etag: `"${hash.digest("base64url").slice(0, 32)}"`,
+    lastModified: st.mtime,
+    size: st.size,
+    ...(nextUpdate ? { nextUpdate } : {}),
+    dev: st.dev,
+    ino: st.ino,
+    mtimeMs: st.mtimeMs,
+  };
+}
