@@ -97,6 +97,12 @@ export { Workspace, workspacePaths, type WorkspaceOpenOptions } from "./workspac
 export { checkInputFile, checkInputDir, checkOutputFile, checkOutputDir, checkWorkspaceDir, type PathCheckOptions, type OutputDirOptions } from "./workspace/paths.js";
 export { parseConfig, DEFAULT_CONFIG, STORE_KINDS, type WorkspaceConfig, type StoreKind } from "./workspace/config.js";
 
+// jpki serve: the publication point verifiers poll
+export { buildServer, pathPrefix, type ServerOptions, type ServerMetrics } from "./server/app.js";
+export { serveHttp, runCrlSchedule, openCrlSchedule, type HttpOptions, type ScheduleOptions } from "./server/serve.js";
+export { decide as decideConditionalRequest, parseRange, type Decision, type Representation } from "./server/http-cache.js";
+export { resolvePublished, crlNextUpdate, PublishedFiles, type PublishedFile, type PublishedKind } from "./server/published.js";
+
 // the CLI, for embedding and in-process tests. The CLI reaches the library only through src/cli/lib.ts, which loads
 // this file lazily (so --help and --version start fast) and is typed against it (STYLE.md §15).
 export { run as runCli, makeProgram } from "./cli/program.js";

@@ -12,6 +12,7 @@ import type * as Api from "../index.js";
 import type * as Describe from "../profile/describe.js";
 import type * as Generate from "../crl/generate.js";
 import type * as WorkspaceModule from "../workspace/workspace.js";
+import type * as ServeModule from "../server/serve.js";
 
 // Light: keep these modules free of heavy imports (the startup test fails otherwise).
 export { JpkiError, ERROR_CODES, isJpkiError } from "../errors.js";
@@ -43,6 +44,14 @@ export type WorkspaceLibrary = Pick<Library, keyof typeof WorkspaceModule & keyo
 
 export function workspaceLibrary(): Promise<WorkspaceLibrary> {
   return import("../workspace/workspace.js");
+}
+
+/** What `jpki serve` runs: the HTTP publication point and the CRL schedule. */
+export type ServerLibrary = Pick<Library, keyof typeof ServeModule & keyof Library> & WorkspaceLibrary;
+
+export async function serverLibrary(): Promise<ServerLibrary> {
+  const [serve, workspace] = await Promise.all([import("../server/serve.js"), import("../workspace/workspace.js")]);
+  return { ...serve, ...workspace };
 }
 
 export function inspectLibrary(): Promise<InspectLibrary> {

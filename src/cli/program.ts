@@ -16,6 +16,7 @@ import { makeNoticesCommand } from "./commands/notices.js";
 import { makeWatchCommand } from "./commands/watch.js";
 import { makeFixturesCommand } from "./commands/fixtures.js";
 import { makeStoreCommand } from "./commands/store.js";
+import { makeServeCommand } from "./commands/serve.js";
 import { DEFAULT_WORKSPACE } from "./context.js";
 import { EXIT_USAGE, exitCodesHelp } from "./exit-codes.js";
 import { toJson, type Io } from "./output.js";
@@ -45,7 +46,7 @@ Environment:
 
 ${exitCodesHelp()}`,
     );
-  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand]) {
+  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand, makeServeCommand]) {
     program.addCommand(make(io));
   }
   const configure = (c: Command) => {

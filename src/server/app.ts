@@ -26,9 +26,11 @@ export interface ServerOptions {
   /** max-age of CA certificates, seconds; default one day */
   readonly certificateMaxAgeSeconds?: number;
   /** where the access log goes (a pino destination); none when omitted */
-  readonly accessLog?: NodeJS.WritableStream;
+  readonly accessLog?: { write(line: string): unknown };
   /** the path prefix every route lives under: the path of the workspace's baseUrl ("" for none) */
   readonly prefix?: string;
+  /** HTTPS with this certificate chain and key (PEM) */
+  readonly tls?: { readonly cert: Buffer | string; readonly key: Buffer | string };
 }
 
 /** The path of a base URL without its trailing slash: where the certificates' URLs put the files. */
@@ -75,9 +77,10 @@ export async function buildServer(ws: Workspace, opts: ServerOptions = {}): Prom
   const files = new PublishedFiles();
   const metrics = makeMetrics(ws, clock);
   const app = Fastify({
+    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
     logger: false,
     // Paths are matched against fixed shapes below; anything longer is not ours.
-    maxParamLength: 200,
+    routerOptions: { maxParamLength: 200 },
     exposeHeadRoutes: false,
     return503OnClosing: true,
   });

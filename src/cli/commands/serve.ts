@@ -1,0 +1,165 @@
+/**
+ * `jpki serve`: the publication point verifiers poll (the services are the library's serveHttp and
+ * runCrlSchedule, server/serve.ts). One process serves HTTP and runs the CRL schedule; with --workers N the
+ * first process runs the schedule and N worker processes share the listening socket.
+ */
+import cluster from "node:cluster";
+import { readFileSync } from "node:fs";
+import { Command } from "commander";
+import { JpkiError, checkInputFile, serverLibrary } from "../lib.js";
+import { Context, withStopSignal, withWorkspace } from "../context.js";
+import type { Io } from "../output.js";
+
+interface ServeOpts {
+  listen: string;
+  workers: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  crlInterval: string;
+  crlMaxAge: string;
+  schedule: boolean;
+  accessLog: string;
+}
+
+/** host:port, [v6]:port or a bare port (loopback then). */
+export function parseListen(s: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(s) ?? (/^(\d{1,5})$/.exec(s) ? [s, undefined, "127.0.0.1", s] : null);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !Number.isInteger(port) || port > 65535) throw new JpkiError("ERR_USAGE", `--listen ${s}: give host:port, [ipv6]:port or a port (e.g. 127.0.0.1:8080)`);
+  return { host: m[1] ?? (m[2] || "0.0.0.0"), port };
+}
+
+function wholeNumber(v: string, name: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new JpkiError("ERR_USAGE", `${name} must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+export function makeServeCommand(io: Io): Command {
+  return new Command("serve")
+    .description("serve the published CRLs and CA certificates over HTTP to verifiers, and keep the CRLs current")
+    .option("--listen <addr>", "host:port to listen on", "127.0.0.1:8080")
+    .option("--workers <n>", "HTTP processes sharing the port (one per core at most)", "1")
+    .option("--tls-cert <file>", "serve HTTPS with this certificate chain (PEM)")
+    .option("--tls-key <file>", "… and this private key (PEM)")
+    .option("--crl-interval <seconds>", "longest a revocation waits for its CRL", "30")
+    .option("--crl-max-age <seconds>", "longest a cache may keep a CRL (never past its nextUpdate)", "300")
+    .option("--no-schedule", "serve only; another process ('jpki watch') keeps the CRLs current")
+    .option("--access-log <file>", "JSON access log, one line per request: a file, - for stdout, or off", "-")
+    .addHelpText(
+      "after",
+      `
+Routes (under the path of the workspace's baseUrl):
+  GET/HEAD /crl/<ca>.crl               full CRL          /crl/<ca>/<municipality>.crl  partition
+  GET/HEAD /arl/<ca>.crl               ARL               /ca/<ca>.crt                  CA certificate
+  GET      /crl/index.json             every CA's latest CRL: number, thisUpdate, nextUpdate, size, sha256
+  GET      /healthz                    200 while the store answers and every CRL is fresh, else 503
+  GET      /metrics                    Prometheus text: requests by route and status, CRL ages
+Files carry strong ETags and Last-Modified: pollers should send If-None-Match and get 304s. Byte ranges
+resume broken downloads. Unless --no-schedule, the CA passphrase is needed (JPKI_PASSPHRASE or
+--passphrase-file): CRLs with new revocations are published within --crl-interval and every CRL is
+republished before its nextUpdate. SIGTERM or SIGINT stops cleanly: responses in flight finish.
+
+Example:
+  JPKI_PASSPHRASE=… jpki --workspace /srv/jpki serve --listen 0.0.0.0:8080 --workers 2`,
+    )
+    .action(async (o: ServeOpts, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      const { host, port } = parseListen(o.listen);
+      const workers = wholeNumber(o.workers, "--workers", 1, 256);
+      const crlInterval = wholeNumber(o.crlInterval, "--crl-interval", 0, 86_400);
+      const crlMaxAge = wholeNumber(o.crlMaxAge, "--crl-max-age", 0, 31 * 86_400);
+      if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new JpkiError("ERR_USAGE", "HTTPS needs both --tls-cert and --tls-key");
+      const tls = o.tlsCert && o.tlsKey
+        ? { cert: readFileSync(checkInputFile(o.tlsCert, "--tls-cert", { cwd: io.cwd })), key: readFileSync(checkInputFile(o.tlsKey, "--tls-key", { cwd: io.cwd })) }
+        : undefined;
+      const lib = await serverLibrary();
+      const serveHere = workers === 1 || cluster.isWorker;
+      const scheduleHere = o.schedule && !cluster.isWorker;
+      const passphrase = scheduleHere ? await ctx.passphrase() : undefined;
+      const { destination } = await import("pino");
+      const accessLog =
+        o.accessLog === "off" ? undefined : destination({ dest: o.accessLog === "-" ? 1 : o.accessLog, sync: false, minLength: 4096, mkdir: false, append: true });
+      try {
+        await withStopSignal((stopSignal) =>
+          withWorkspace(ctx, async (ws) => {
+            // Stopped by SIGTERM/SIGINT, or by the first job that fails (a wrong passphrase, a port in use).
+            const stop = new AbortController();
+            const signal = stop.signal;
+            if (stopSignal.aborted) stop.abort();
+            else stopSignal.addEventListener("abort", () => stop.abort(), { once: true });
+            const jobs: Array<Promise<void>> = [];
+            if (scheduleHere) {
+              // Every CA key opens before the port does: a wrong passphrase never serves for a moment.
+              const loop = await lib.openCrlSchedule(ws, {
+                passphrase: passphrase!,
+                crlIntervalMs: crlInterval * 1000,
+                signal,
+                onCrl: (p) => ctx.out.info(`CRL ${p.caId} #${p.number} published (${p.why}): ${p.entries} entries, next update ${p.nextUpdate.toISOString()}`),
+                onError: (e) => ctx.out.info(`jpki serve: CRL schedule: ${(e as { code?: string }).code ?? "error"}: ${(e as Error).message} (retrying)`),
+              });
+              jobs.push(loop());
+            }
+            if (serveHere) {
+              jobs.push(
+                lib.serveHttp(ws, {
+                  host,
+                  port,
+                  signal,
+                  crlMaxAgeSeconds: crlMaxAge,
+                  ...(tls ? { tls } : {}),
+                  ...(accessLog ? { accessLog } : {}),
+                  onListening: (url) => {
+                    if (!cluster.isWorker) ctx.out.info(`jpki serve: listening on ${url} (pid ${process.pid}${scheduleHere ? ", CRL schedule running" : ""}); SIGTERM stops`);
+                  },
+                }),
+              );
+            } else {
+              jobs.push(runWorkers(ctx, workers, signal, `${host}:${port}`));
+            }
+            await Promise.all(
+              jobs.map((j) =>
+                j.catch((e: unknown) => {
+                  stop.abort();
+                  throw e;
+                }),
+              ),
+            );
+          }),
+        );
+      } finally {
+        accessLog?.flushSync?.();
+        accessLog?.end();
+        // A worker's channel to the primary would keep it alive after serving stopped.
+        if (cluster.isWorker) process.disconnect?.();
+      }
+    });
+}
+
+/**
+ * The primary of --workers N: forks the HTTP processes (each runs this same command and serves; the listening
+ * socket is shared and the kernel spreads connections), restarts one that dies, and stops them all on the
+ * signal.
+ */
+async function runWorkers(ctx: Context, n: number, signal: AbortSignal, where: string): Promise<void> {
+  // Each worker accepts on the shared socket itself, instead of the primary accepting and handing over.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  let stopping = false;
+  const fork = () => {
+    const w = cluster.fork();
+    w.on("exit", (code, sig) => {
+      if (stopping) return;
+      ctx.out.info(`jpki serve: worker ${w.process.pid} exited (${sig ?? code}); starting another`);
+      fork();
+    });
+  };
+  for (let i = 0; i < n; i++) fork();
+  ctx.out.info(`jpki serve: ${n} workers listening on ${where} (primary pid ${process.pid}); SIGTERM stops`);
+  await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true })));
+  stopping = true;
+  const live = Object.values(cluster.workers ?? {}).filter((w) => w && !w.isDead());
+  await Promise.all(live.map((w) => new Promise<void>((resolve) => {
+    w!.once("exit", () => resolve());
+    w!.process.kill("SIGTERM");
+  })));
+}

@@ -1,0 +1,95 @@
+/**
+ * `jpki serve` as library services: the HTTP publication point (app.ts) listening with a graceful stop, and
+ * the CRL schedule (crl/schedule.ts) that keeps what it serves current — CAs with new revocations from any
+ * source get a CRL within the interval, every CRL is republished before its nextUpdate — so one `jpki serve`
+ * is a complete publication point. With several HTTP processes (the CLI's --workers), one process runs the
+ * schedule and every process serves.
+ */
+import { setTimeout as sleepFor } from "node:timers/promises";
+import { CrlSchedule } from "../crl/schedule.js";
+import { CrlUpdater } from "../crl/updater.js";
+import type { PublishedCrl } from "../crl/publisher.js";
+import { JpkiError } from "../errors.js";
+import type { Workspace } from "../workspace/workspace.js";
+import { buildServer, type ServerOptions } from "./app.js";
+
+export interface HttpOptions extends ServerOptions {
+  readonly host: string;
+  /** 0 picks a free port */
+  readonly port: number;
+  /** stops the server: in-flight responses finish, new connections are refused */
+  readonly signal: AbortSignal;
+  readonly onListening?: (url: string) => void;
+}
+
+/** Serves until `signal` aborts, then closes gracefully (in-flight responses finish). */
+export async function serveHttp(ws: Workspace, o: HttpOptions): Promise<void> {
+  const { app } = await buildServer(ws, o);
+  if (o.signal.aborted) return;
+  try {
+    await app.listen({ host: o.host, port: o.port });
+  } catch (e) {
+    await app.close();
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
+      throw new JpkiError("ERR_USAGE", `cannot listen on ${o.host}:${o.port} (${code}): choose another --listen address`, { cause: e });
+    }
+    throw e;
+  }
+  const addr = app.server.address();
+  const port = typeof addr === "object" && addr ? addr.port : o.port;
+  o.onListening?.(`${o.tls ? "https" : "http"}://${o.host.includes(":") ? `[${o.host}]` : o.host}:${port}`);
+  await new Promise<void>((resolve) => o.signal.addEventListener("abort", () => resolve(), { once: true }));
+  await app.close();
+}
+
+export interface ScheduleOptions {
+  /** the CA key passphrase (the schedule signs CRLs) */
+  readonly passphrase: string;
+  /** longest a revocation waits for its CRL, ms */
+  readonly crlIntervalMs?: number;
+  /** how often to look, ms (default 1000) */
+  readonly pollMs?: number;
+  readonly signal: AbortSignal;
+  readonly onCrl?: (crl: PublishedCrl & { readonly why: string }) => void;
+  /** a failed round (store unreachable, a full disk): logged, retried at the next poll */
+  readonly onError?: (e: unknown) => void;
+}
+
+/** Runs the CRL schedule until `signal` aborts. A wrong passphrase fails before the first round. */
+export async function runCrlSchedule(ws: Workspace, o: ScheduleOptions): Promise<void> {
+  return (await openCrlSchedule(ws, o))();
+}
+
+/**
+ * Opens every CA's key (a wrong passphrase fails here, before a server starts listening) and returns the
+ * schedule's loop, which runs until `signal` aborts.
+ */
+export async function openCrlSchedule(ws: Workspace, o: ScheduleOptions): Promise<() => Promise<void>> {
+  const updater = new CrlUpdater(ws, o.passphrase);
+  await updater.preflight();
+  return () => scheduleLoop(ws, updater, o);
+}
+
+async function scheduleLoop(ws: Workspace, updater: CrlUpdater, o: ScheduleOptions): Promise<void> {
+  const schedule = new CrlSchedule({
+    store: ws.store,
+    clock: ws.clock,
+    config: ws.config,
+    publish: (ids) => updater.regenerate(ids),
+    ...(o.crlIntervalMs !== undefined ? { intervalMs: o.crlIntervalMs } : {}),
+  });
+  while (!o.signal.aborted) {
+    try {
+      for (const p of await schedule.tick()) if (!p.superseded) o.onCrl?.(p);
+    } catch (e) {
+      if (o.onError) o.onError(e);
+      else throw e;
+    }
+    try {
+      await sleepFor(o.pollMs ?? 1000, undefined, { signal: o.signal });
+    } catch {
+      break; // aborted while idle
+    }
+  }
+}

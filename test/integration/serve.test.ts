@@ -1,0 +1,142 @@
+/**
+ * `jpki serve` as an operator runs it (spawns the built CLI): it serves what the certificates point to, keeps
+ * the CRLs current by itself (a revocation reaches the served CRL within --crl-interval), shares one port
+ * between worker processes, stops cleanly on SIGTERM, and fails fast with a typed error on a wrong passphrase
+ * or a port already in use.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describeCrl } from "../../src/profile/describe.js";
+import { generateResidents } from "../../src/registry/fixtures.js";
+import { cardKey, cli, storeEnv, tempDir, writeJsonl } from "./helpers.js";
+
+const MAIN = join(import.meta.dirname, "..", "..", "bin", "jpki.cjs");
+let dir: string;
+let ws: string;
+let serial: string;
+const children: ChildProcess[] = [];
+
+interface Running {
+  child: ChildProcess;
+  url: string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function serve(args: string[], env: Record<string, string> = {}): Promise<Running> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [MAIN, "--workspace", ws, "serve", "--listen", `127.0.0.1:${port}`, "--access-log", "off", ...args], {
+    env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)), ...env },
+  });
+  children.push(child);
+  let stderr = "";
+  child.stderr!.on("data", (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}`;
+  // Ready when it says it listens, or gone.
+  await Promise.race([
+    new Promise<void>((resolve) => {
+      const check = () => (/listening/.test(stderr) ? resolve() : setTimeout(check, 50));
+      check();
+    }),
+    exited,
+  ]);
+  return { child, url, stderr: () => stderr, exited };
+}
+
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
+});
+
+beforeAll(async () => {
+  dir = tempDir("jpki-serve-");
+  ws = join(dir, "ws");
+  expect((await cli(["--workspace", ws, "ca", "init", "-p", "13"], { cwd: dir })).code).toBe(0);
+  const residents = [...generateResidents({ count: 3, seed: "serve", prefectures: ["13"] })];
+  writeJsonl(join(dir, "residents.jsonl"), residents);
+  expect((await cli(["--workspace", ws, "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);
+  const { pub } = cardKey(dir, "card");
+  const issued = await cli(["--workspace", ws, "--json", "issue", "--resident", String(residents[0]!.residentCode), "--public-key", pub], { cwd: dir });
+  expect(issued.code).toBe(0);
+  serial = issued.json().serial;
+}, 120_000);
+
+describe("jpki serve", () => {
+  it("publishes missing CRLs itself, serves them, publishes a revocation within --crl-interval, stops on SIGTERM", async () => {
+    const s = await serve(["--crl-interval", "1"]);
+    expect(s.stderr()).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+/);
+    // nothing was published before: the schedule publishes every CA's first CRL
+    let crl = await fetch(`${s.url}/crl/13-sig.crl`);
+    for (let i = 0; crl.status === 404 && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      crl = await fetch(`${s.url}/crl/13-sig.crl`);
+    }
+    expect(crl.status).toBe(200);
+    const etag = crl.headers.get("etag")!;
+    expect(describeCrl(Buffer.from(await crl.arrayBuffer())).entries.length).toBe(0);
+    expect((await cli(["--workspace", ws, "revoke", "--serial", serial, "--reason", "keyCompromise"], { cwd: dir })).code).toBe(0);
+    // a poller with the old ETag gets 304 until the new CRL is there, then the CRL listing the serial
+    let listed = false;
+    for (let i = 0; !listed && i < 100; i++) {
+      const r = await fetch(`${s.url}/crl/13-sig.crl`, { headers: { "if-none-match": etag } });
+      if (r.status === 200) listed = describeCrl(Buffer.from(await r.arrayBuffer())).entries.some((e) => e.serialNumber === serial);
+      else {
+        expect(r.status).toBe(304);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    expect(listed).toBe(true);
+    s.child.kill("SIGTERM");
+    expect(await s.exited).toBe(0);
+  }, 60_000);
+
+  it("shares one port between --workers 2 and stops them all on SIGTERM", async () => {
+    const s = await serve(["--workers", "2", "--no-schedule"]);
+    expect(s.stderr()).toMatch(/2 workers listening/);
+    const codes = await Promise.all(Array.from({ length: 20 }, async () => {
+      for (let i = 0; ; i++) {
+        try {
+          return (await fetch(`${s.url}/ca/13-sig.crt`)).status;
+        } catch (e) {
+          if (i > 50) throw e; // the workers are still starting
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    }));
+    expect(codes.every((c) => c === 200)).toBe(true);
+    s.child.kill("SIGTERM");
+    expect(await s.exited).toBe(0);
+  }, 60_000);
+
+  it("fails fast with a typed error: a wrong passphrase, a port in use, a bad --listen", async () => {
+    const wrong = await serve([], { JPKI_PASSPHRASE: "wrong" });
+    expect(await wrong.exited).not.toBe(0);
+    expect(wrong.stderr()).toMatch(/ERR_PASSPHRASE_WRONG/);
+    expect(wrong.stderr()).not.toMatch(/listening/); // the keys open before the port does
+    const blocker = createServer().listen(0, "127.0.0.1");
+    await new Promise((r) => blocker.once("listening", r));
+    const port = (blocker.address() as { port: number }).port;
+    const busy = await cli(["--workspace", ws, "serve", "--no-schedule", "--listen", `127.0.0.1:${port}`], { cwd: dir });
+    blocker.close();
+    expect(busy.code).toBe(2);
+    expect(busy.stderr).toMatch(/ERR_USAGE.*EADDRINUSE/);
+    const bad = await cli(["--workspace", ws, "serve", "--listen", "nowhere"], { cwd: dir });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/ERR_USAGE/);
+    writeFileSync(join(dir, "only-cert.pem"), "x");
+    const half = await cli(["--workspace", ws, "serve", "--tls-cert", join(dir, "only-cert.pem")], { cwd: dir });
+    expect(half.stderr).toMatch(/both --tls-cert and --tls-key/);
+  }, 60_000);
+});
