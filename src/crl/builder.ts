@@ -1,14 +1,17 @@
 /**
  * CRL builder, RFC 5280 §5.1: a v2 CertificateList assembled as streamed DER chunks.
  *
- * Entries arrive in chunks from the store and are encoded into packed buffers as they come; the signer
- * hashes the chunks without joining them. Memory is the encoded entries (~40 bytes each), never an
- * object model per entry, so a million-entry CRL stays small. Callers see only `buildCrl` and `CrlParams`:
+ * Entries arrive in chunks from the store and are encoded into packed buffers as they come. Once they are
+ * in, the issuer's public key settles the rest of the layout (signature algorithm and length), so the TBS
+ * (for the signature) and the whole DER (for its digest) are hashed, and handed to a sink, chunk by chunk
+ * without joining them, before the signer is needed: a key still being unlocked overlaps that work. Memory is
+ * the encoded entries (~40 bytes each), never an object model per entry, so a million-entry CRL stays small. Callers see only `buildCrl` and `CrlParams`:
  * the core can change (e.g. to a two-pass, disk-spilled builder) without touching them.
  */
 import { createHash } from "node:crypto";
-import type { Signer } from "../pki/signer.js";
-import { bitString, explicit, extension, header, integer, seq, time, TAG } from "../pki/der.js";
+import { JpkiError } from "../errors.js";
+import { signatureShape, type Signer } from "../pki/signer.js";
+import { explicit, extension, header, integer, seq, time, TAG } from "../pki/der.js";
 import { encodeEntry, type CrlEntryInput, type EncodedEntries } from "../profile/crl-entry.js";
 import { authorityKeyIdentifier } from "../profile/extensions.js";
 import { EXT_OID } from "../profile/oids.js";
@@ -30,6 +33,14 @@ export interface CrlParams {
    * (PBKDF2 on the thread pool) costs nothing while the entries stream.
    */
   readonly signer: Signer | PromiseLike<Signer>;
+  /**
+   * The issuer's SubjectPublicKeyInfo, as in its certificate. With it, the CRL is laid out, hashed and given to
+   * `sink` up to its signature while `signer` is still pending (and the signer must hold this key); without
+   * it, the signer is awaited first.
+   */
+  readonly issuerKey?: Buffer;
+  /** Receives the CRL's DER chunk by chunk, in order, as each is settled (e.g. a staged file being written). */
+  readonly sink?: (chunk: Buffer) => void;
   /** Extra CRL extensions (DER Extension TLVs), e.g. issuingDistributionPoint or deltaCRLIndicator. */
   readonly extraExtensions?: readonly Buffer[];
 }
@@ -39,6 +50,7 @@ export interface BuiltCrl {
   readonly chunks: readonly Buffer[];
   readonly byteLength: number;
   readonly entries: number;
+  /** SHA-256 of the whole DER (hex) */
   readonly sha256: string;
 }
 
@@ -97,7 +109,10 @@ export async function buildCrl(p: CrlParams): Promise<BuiltCrl> {
     entriesBytes += pendingBytes;
   }
 
-  const signer = await p.signer;
+  // Everything but the signature is settled by the issuer's public key (the signature algorithm and the
+  // signature's length): the TBS is hashed, and the file hashed and handed to the sink, before the signer
+  // is awaited, so a key still unlocking (PBKDF2) overlaps that work instead of preceding it.
+  const shape = signatureShape(p.issuerKey ?? (await p.signer).spki);
   const crlExtensions = explicit(
     0,
     seq(
@@ -106,32 +121,41 @@ export async function buildCrl(p: CrlParams): Promise<BuiltCrl> {
       ...(p.extraExtensions ?? []),
     ),
   );
-  const prefix = Buffer.concat([integer(1), signer.algorithmIdentifier, p.issuerName, time(p.thisUpdate), time(p.nextUpdate)]);
+  const prefix = Buffer.concat([integer(1), shape.algorithmIdentifier, p.issuerName, time(p.thisUpdate), time(p.nextUpdate)]);
   // revokedCertificates is omitted entirely when empty (RFC 5280 §5.1.2.6).
   const revokedHeader = count > 0 ? header(TAG.SEQUENCE, entriesBytes) : Buffer.alloc(0);
   const tbsContentLength = prefix.length + revokedHeader.length + entriesBytes + crlExtensions.length;
   const tbsHeader = header(TAG.SEQUENCE, tbsContentLength);
-  const tbsChunks = [tbsHeader, prefix, revokedHeader, ...packed, crlExtensions];
-
-  const signature = await signer.sign(tbsChunks);
-  const tail = Buffer.concat([signer.algorithmIdentifier, bitString(signature)]);
   const tbsLength = tbsHeader.length + tbsContentLength;
-  const outer = header(TAG.SEQUENCE, tbsLength + tail.length);
-  const chunks = [outer, ...tbsChunks, tail].filter((c) => c.length > 0);
-  // The file's digest is computed when first asked for: a publisher asks once its writes are in flight.
-  let sha256: string | undefined;
+  const signatureValue = header(TAG.BIT_STRING, shape.length + 1);
+  const tailLength = shape.algorithmIdentifier.length + signatureValue.length + 1 + shape.length;
+  const outer = header(TAG.SEQUENCE, tbsLength + tailLength);
+
+  const tbsHash = createHash("sha256");
+  const fileHash = createHash("sha256");
+  const chunks: Buffer[] = [];
+  const put = (c: Buffer, tbs: boolean) => {
+    if (!c.length) return;
+    if (tbs) tbsHash.update(c);
+    fileHash.update(c);
+    p.sink?.(c);
+    chunks.push(c);
+  };
+  put(outer, false);
+  for (const c of [tbsHeader, prefix, revokedHeader, ...packed, crlExtensions]) put(c, true);
+  put(Buffer.concat([shape.algorithmIdentifier, signatureValue, Buffer.of(0)]), false); // the signature goes after the 0 unused bits
+
+  const signer = await p.signer;
+  if (p.issuerKey && !signer.spki.equals(p.issuerKey)) throw new JpkiError("ERR_INTERNAL", "the CRL signer holds another key than issuerKey: the CA's key and certificate do not belong together");
+  if (!signer.algorithmIdentifier.equals(shape.algorithmIdentifier)) throw new JpkiError("ERR_INTERNAL", "the CRL signer uses another signature algorithm than its key implies");
+  const signature = await signer.signDigest(tbsHash.digest());
+  if (signature.length !== shape.length) throw new JpkiError("ERR_INTERNAL", `a ${shape.length}-byte signature was expected, the signer made ${signature.length} bytes`);
+  put(signature, false);
   return {
     chunks,
-    byteLength: outer.length + tbsLength + tail.length,
+    byteLength: outer.length + tbsLength + tailLength,
     entries: count,
-    get sha256(): string {
-      if (sha256 === undefined) {
-        const h = createHash("sha256");
-        for (const c of chunks) h.update(c);
-        sha256 = h.digest("hex");
-      }
-      return sha256;
-    },
+    sha256: fileHash.digest("hex"),
   };
 }
 

@@ -16,10 +16,10 @@ import { join, relative } from "node:path";
 import type { Clock } from "../pki/clock.js";
 import type { Signer } from "../pki/signer.js";
 import { pemChunks } from "../pki/pem.js";
-import { stageFile, syncDir } from "../store/staging.js";
+import { openStagingFile, stageFile, syncDir, type StagedFile } from "../store/staging.js";
 import type { Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
-import { buildCrl } from "./builder.js";
+import { buildCrl, type BuiltCrl } from "./builder.js";
 
 export interface PublishedCrl {
   readonly caId: string;
@@ -42,8 +42,13 @@ export interface CrlIssuer {
   /** DER Name of the CA, byte for byte as in its certificate's subject */
   readonly subjectName: Buffer;
   readonly keyId: Buffer;
-  /** awaited only when every entry is in: a key may still be unlocking while they stream */
+  /**
+   * awaited only when the CRL is laid out, hashed and written up to its signature: a key may still be
+   * unlocking meanwhile (then give `spki`)
+   */
   readonly signer: Signer | PromiseLike<Signer>;
+  /** the CA's SubjectPublicKeyInfo as in its certificate: lets the CRL be built before `signer` settles */
+  readonly spki?: Buffer;
 }
 
 export class CrlPublisher {
@@ -70,20 +75,33 @@ export class CrlPublisher {
     const nextUpdate = new Date(thisUpdate.getTime() + this.#config.crlLifetimeHours * 3600_000);
     const { number } = await this.#store.reserveCrl(ca.id, thisUpdate, nextUpdate);
     const expiredBefore = new Date(thisUpdate.getTime() - this.#config.expiredGraceDays * 86_400_000);
-    const built = await buildCrl({
-      issuerName: ca.subjectName,
-      authorityKeyId: ca.keyId,
-      number,
-      thisUpdate,
-      nextUpdate,
-      entries: this.#store.crlEntries(ca.id, { expiredBefore }),
-      signer: ca.signer,
-    });
     const derPath = join(this.#dir, `${ca.id}.crl`);
     const pemPath = join(this.#dir, `${ca.id}.crl.pem`);
-    // Written one after the other on this thread: measured on a 1,000,000-entry CRL, staging both on the
-    // thread pool (or the PEM on a worker) while hashing here was slower and took 50-120 MB more.
-    const staged = [stageFile(derPath, built.chunks), stageFile(pemPath, pemChunks(built.chunks, "X509 CRL"))];
+    // The DER is written while it is built (all but the signature before the key is needed); the PEM after,
+    // on this thread: measured on a 1,000,000-entry CRL, staging it on the thread pool (or on a worker) while
+    // hashing here was slower and took 50-120 MB more.
+    const der = openStagingFile(derPath);
+    const staged: StagedFile[] = [];
+    let built: BuiltCrl;
+    try {
+      built = await buildCrl({
+        issuerName: ca.subjectName,
+        authorityKeyId: ca.keyId,
+        number,
+        thisUpdate,
+        nextUpdate,
+        entries: this.#store.crlEntries(ca.id, { expiredBefore }),
+        signer: ca.signer,
+        ...(ca.spki ? { issuerKey: ca.spki } : {}),
+        sink: (c) => der.write(c),
+      });
+      staged.push(der.finish());
+      staged.push(stageFile(pemPath, pemChunks(built.chunks, "X509 CRL")));
+    } catch (e) {
+      der.discard();
+      for (const f of staged) f.discard();
+      throw e;
+    }
     const sha256 = built.sha256;
     let installed = false;
     try {
