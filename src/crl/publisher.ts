@@ -1,7 +1,8 @@
 /**
  * CRL publication (失効リストの公開), RFC 5280 §5.2.3 (CRL number): reserve the next CRL number together
  * with the CA revision it is sure to cover, stream the revoked entries from the store through the builder
- * into staged DER and PEM files, then install both and record the publication in one write transaction.
+ * into a staged DER file (and a PEM copy when the workspace's `crlPem` asks for one), then install them and
+ * record the publication in one write transaction.
  *
  * Guarantees, also with several publishers at once (two `crl generate`, `watch` beside `notices ingest`):
  * - a CRL file is only ever replaced by one with a higher number: a publisher that finds a higher number
@@ -10,8 +11,12 @@
  * - a CA is marked clean only up to the revision its CRL was reserved at, so a revocation committed while
  *   the CRL was being built keeps the CA due for the next one;
  * - a crash burns a number but never publishes two different CRLs under one number; a crash between the
- *   two renames leaves the reservation open, which keeps the CA due until a new CRL replaces both files.
+ *   two renames (DER and PEM) leaves the reservation open, which keeps the CA due until a new CRL replaces
+ *   both files;
+ * - without `crlPem`, a PEM copy an earlier publication left is removed in the same step as the DER is
+ *   installed: the directory never holds a PEM older than the DER beside it.
  */
+import { rmSync } from "node:fs";
 import { join, relative } from "node:path";
 import type { Clock } from "../pki/clock.js";
 import type { Signer } from "../pki/signer.js";
@@ -27,9 +32,10 @@ export interface PublishedCrl {
   readonly thisUpdate: Date;
   readonly nextUpdate: Date;
   readonly entries: number;
-  /** absolute paths of the DER and PEM files */
+  /** absolute path of the DER file */
   readonly derPath: string;
-  readonly pemPath: string;
+  /** absolute path of the PEM copy, when the workspace publishes one (config `crlPem`) */
+  readonly pemPath?: string;
   readonly sha256: string;
   readonly byteLength: number;
   /** a higher number of the same CA was published while this one was built: this one was not installed */
@@ -77,9 +83,10 @@ export class CrlPublisher {
     const expiredBefore = new Date(thisUpdate.getTime() - this.#config.expiredGraceDays * 86_400_000);
     const derPath = join(this.#dir, `${ca.id}.crl`);
     const pemPath = join(this.#dir, `${ca.id}.crl.pem`);
-    // The DER is written while it is built (all but the signature before the key is needed); the PEM after,
-    // on this thread: measured on a 1,000,000-entry CRL, staging it on the thread pool (or on a worker) while
-    // hashing here was slower and took 50-120 MB more.
+    // The DER is written while it is built (all but the signature before the key is needed); the PEM copy,
+    // if any, after, on this thread: measured on a 1,000,000-entry CRL, staging it on the thread pool (or on
+    // a worker) while hashing here was slower and took 50-120 MB more. It costs ~0.2 s there, 60 MB of text.
+    const pem = this.#config.crlPem;
     const der = openStagingFile(derPath);
     const staged: StagedFile[] = [];
     let built: BuiltCrl;
@@ -96,7 +103,7 @@ export class CrlPublisher {
         sink: (c) => der.write(c),
       });
       staged.push(der.finish());
-      staged.push(stageFile(pemPath, pemChunks(built.chunks, "X509 CRL")));
+      if (pem) staged.push(stageFile(pemPath, pemChunks(built.chunks, "X509 CRL")));
     } catch (e) {
       der.discard();
       for (const f of staged) f.discard();
@@ -107,11 +114,12 @@ export class CrlPublisher {
     try {
       installed = await this.#store.publishCrl({ caId: ca.id, number, entries: built.entries, path: relative(this.#root, derPath), sha256 }, () => {
         for (const f of staged) f.install();
+        if (!pem) rmSync(pemPath, { force: true });
         syncDir(this.#dir);
       });
     } finally {
       if (!installed) for (const f of staged) f.discard();
     }
-    return { caId: ca.id, number, thisUpdate, nextUpdate, entries: built.entries, derPath, pemPath, sha256, byteLength: built.byteLength, superseded: !installed };
+    return { caId: ca.id, number, thisUpdate, nextUpdate, entries: built.entries, derPath, ...(pem ? { pemPath } : {}), sha256, byteLength: built.byteLength, superseded: !installed };
   }
 }
