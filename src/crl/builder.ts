@@ -4,9 +4,10 @@
  * Entries arrive in chunks from the store and are encoded into packed buffers as they come. Once they are
  * in, the issuer's public key settles the rest of the layout (signature algorithm and length), so the TBS
  * (for the signature) and the whole DER (for its digest) are hashed, and handed to a sink, chunk by chunk
- * without joining them, before the signer is needed: a key still being unlocked overlaps that work. Memory is
- * the encoded entries (~40 bytes each), never an object model per entry, so a million-entry CRL stays small. Callers see only `buildCrl` and `CrlParams`:
- * the core can change (e.g. to a two-pass, disk-spilled builder) without touching them.
+ * without joining them, before the signer is needed: a key still being unlocked overlaps that work. Memory
+ * is the encoded entries (~40 bytes each), never an object model per entry, so a million-entry CRL stays
+ * small. Callers see only `buildCrl` and `CrlParams`: the core can change (e.g. to a two-pass, disk-spilled
+ * builder) without touching them.
  */
 import { createHash } from "node:crypto";
 import { JpkiError } from "../errors.js";
@@ -29,8 +30,8 @@ export interface CrlParams {
    */
   readonly entries: AsyncIterable<readonly CrlEntryInput[] | EncodedEntries> | Iterable<readonly CrlEntryInput[] | EncodedEntries>;
   /**
-   * The CA's signer, or its promise: it is needed only once every entry is in, so a key still being unlocked
-   * (PBKDF2 on the thread pool) costs nothing while the entries stream.
+   * The CA's signer, or its promise: with `issuerKey`, it is needed only for the signature itself, so a key
+   * still being unlocked (PBKDF2 on the thread pool) costs nothing while the entries stream and are hashed.
    */
   readonly signer: Signer | PromiseLike<Signer>;
   /**
