@@ -132,6 +132,24 @@ describe("buildCrl (RFC 5280 §5.1)", () => {
     ).rejects.toMatchObject({ code: "ERR_INTERNAL" });
   });
 
+  it("checks the signature of a signer that does not verify its own (a token returning a wrong one)", async () => {
+    const real = ca.signer;
+    const faulty: Signer = {
+      algorithmIdentifier: real.algorithmIdentifier,
+      spki: real.spki,
+      selfVerifying: false,
+      sign: (data) => real.sign(data),
+      signDigest: async (d) => {
+        const sig = await real.signDigest(d);
+        sig[100]! ^= 1;
+        return sig;
+      },
+    };
+    const params = { issuerName: ca.subjectName, authorityKeyId: ca.record.keyId, number: 1n, thisUpdate: new Date(0), nextUpdate: new Date(1000), entries: [entries(10)] };
+    await expect(buildCrl({ ...params, signer: faulty })).rejects.toMatchObject({ code: "ERR_PROFILE_VIOLATION" });
+    await expect(buildCrl({ ...params, signer: { ...faulty, signDigest: (d: Uint8Array) => real.signDigest(d) } })).resolves.toMatchObject({ entries: 10 });
+  });
+
   it("refuses nextUpdate not after thisUpdate", async () => {
     await expect(
       buildCrl({ issuerName: ca.subjectName, authorityKeyId: ca.record.keyId, number: 1n, thisUpdate: new Date(0), nextUpdate: new Date(0), entries: [], signer: ca.signer }),

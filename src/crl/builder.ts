@@ -9,9 +9,9 @@
  * small. Callers see only `buildCrl` and `CrlParams`: the core can change (e.g. to a two-pass, disk-spilled
  * builder) without touching them.
  */
-import { createHash } from "node:crypto";
+import { constants, createHash, createPublicKey, publicDecrypt } from "node:crypto";
 import { JpkiError } from "../errors.js";
-import { signatureShape, type Signer } from "../pki/signer.js";
+import { SHA256_DIGEST_INFO_PREFIX, signatureShape, type Signer } from "../pki/signer.js";
 import { explicit, extension, header, integer, seq, time, TAG } from "../pki/der.js";
 import { encodeEntry, type CrlEntryInput, type EncodedEntries } from "../profile/crl-entry.js";
 import { authorityKeyIdentifier } from "../profile/extensions.js";
@@ -149,8 +149,14 @@ export async function buildCrl(p: CrlParams): Promise<BuiltCrl> {
   const signer = await p.signer;
   if (p.issuerKey && !signer.spki.equals(p.issuerKey)) throw new JpkiError("ERR_INTERNAL", "the CRL signer holds another key than issuerKey: the CA's key and certificate do not belong together");
   if (!signer.algorithmIdentifier.equals(shape.algorithmIdentifier)) throw new JpkiError("ERR_INTERNAL", "the CRL signer uses another signature algorithm than its key implies");
-  const signature = await signer.signDigest(tbsHash.digest());
+  const digest = tbsHash.digest();
+  const signature = await signer.signDigest(digest);
   if (signature.length !== shape.length) throw new JpkiError("ERR_INTERNAL", `a ${shape.length}-byte signature was expected, the signer made ${signature.length} bytes`);
+  // Check what you sign: a signer that does not verify its own output (a token) is checked here, against the
+  // digest, before a byte of the signature reaches the sink (OpenSSL's RSA verifies inside the operation).
+  if (!signer.selfVerifying && !signatureVerifies(signer.spki, digest, signature)) {
+    throw new JpkiError("ERR_PROFILE_VIOLATION", "the CRL's signature does not verify with the CA's public key: nothing was published; check the CA key");
+  }
   put(signature, false);
   return {
     chunks,
@@ -158,6 +164,16 @@ export async function buildCrl(p: CrlParams): Promise<BuiltCrl> {
     entries: count,
     sha256: fileHash.digest("hex"),
   };
+}
+
+/** Whether `signature` is an RSA PKCS#1 v1.5 signature of the SHA-256 `digest` under `spki`. */
+function signatureVerifies(spki: Buffer, digest: Buffer, signature: Buffer): boolean {
+  try {
+    const key = createPublicKey({ key: spki, format: "der", type: "spki" });
+    return publicDecrypt({ key, padding: constants.RSA_PKCS1_PADDING }, signature).equals(Buffer.concat([SHA256_DIGEST_INFO_PREFIX, digest]));
+  } catch {
+    return false;
+  }
 }
 
 /** Convenience for small CRLs and tests: the whole DER in one buffer. */

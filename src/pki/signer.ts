@@ -46,7 +46,7 @@ export function signatureShape(spki: Uint8Array): SignatureShape {
 }
 
 /** DigestInfo prefix for SHA-256 (RFC 8017 §9.2 note 1). */
-const SHA256_DIGEST_INFO_PREFIX = Buffer.from("3031300d060960864801650304020105000420", "hex");
+export const SHA256_DIGEST_INFO_PREFIX: Buffer = Buffer.from("3031300d060960864801650304020105000420", "hex");
 
 /**
  * A software RSA key held as a node KeyObject. Whole-buffer signs go to libuv's thread pool, so a
