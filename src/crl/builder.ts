@@ -42,6 +42,11 @@ export interface CrlParams {
   readonly issuerKey?: Buffer;
   /** Receives the CRL's DER chunk by chunk, in order, as each is settled (e.g. a staged file being written). */
   readonly sink?: (chunk: Buffer) => void;
+  /**
+   * Called once everything but the signature has gone to `sink`, before the signer is awaited: e.g. to start
+   * flushing the staged file to disk while the key unlocks.
+   */
+  readonly onUnsigned?: () => void;
   /** Extra CRL extensions (DER Extension TLVs), e.g. issuingDistributionPoint or deltaCRLIndicator. */
   readonly extraExtensions?: readonly Buffer[];
 }
@@ -145,6 +150,7 @@ export async function buildCrl(p: CrlParams): Promise<BuiltCrl> {
   put(outer, false);
   for (const c of [tbsHeader, prefix, revokedHeader, ...packed, crlExtensions]) put(c, true);
   put(Buffer.concat([shape.algorithmIdentifier, signatureValue, Buffer.of(0)]), false); // the signature goes after the 0 unused bits
+  p.onUnsigned?.();
 
   const signer = await p.signer;
   if (p.issuerKey && !signer.spki.equals(p.issuerKey)) throw new JpkiError("ERR_INTERNAL", "the CRL signer holds another key than issuerKey: the CA's key and certificate do not belong together");

@@ -89,6 +89,10 @@ export class CrlPublisher {
     const pem = this.#config.crlPem;
     const der = openStagingFile(derPath);
     const staged: StagedFile[] = [];
+    // Everything before the signature (44 MB for 1M entries) starts flushing to disk as soon as it is written,
+    // on the thread pool, while the key may still unlock: measured, signer to staged file went from 26-31 ms
+    // to 2-7 ms when PBKDF2 ends after the hashing, 20-26 ms when it ended before.
+    let flushing: Promise<void> | undefined;
     let built: BuiltCrl;
     try {
       built = await buildCrl({
@@ -101,10 +105,16 @@ export class CrlPublisher {
         signer: ca.signer,
         ...(ca.spki ? { issuerKey: ca.spki } : {}),
         sink: (c) => der.write(c),
+        onUnsigned: () => {
+          flushing = der.flush();
+          flushing.catch(() => undefined); // awaited below; until then a failure must not count as unhandled
+        },
       });
+      await flushing;
       staged.push(der.finish());
       if (pem) staged.push(stageFile(pemPath, pemChunks(built.chunks, "X509 CRL")));
     } catch (e) {
+      await flushing?.catch(() => undefined); // the descriptor stays open until the pool is done with it
       der.discard();
       for (const f of staged) f.discard();
       throw e;

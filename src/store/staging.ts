@@ -5,7 +5,7 @@
  *
  *   .<name>.<pid>.<random>.tmp
  */
-import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, fchmodSync, fdatasync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 
@@ -30,6 +30,12 @@ export interface StagingFile {
   readonly path: string;
   readonly tmp: string;
   write(chunk: Uint8Array): void;
+  /**
+   * Starts making what was written so far durable, on the thread pool (fdatasync), so a large file flushes
+   * while the writer waits for something else; `finish` then only has what came after left to sync. Settle
+   * the returned promise before `finish` or `discard`.
+   */
+  flush(): Promise<void>;
   /** Makes the written bytes durable (fsync) and closes the file, ready to install. */
   finish(): StagedFile;
   /** Closes (if open) and removes the temporary file. */
@@ -74,6 +80,11 @@ export function openStagingFile(path: string, mode = 0o600): StagingFile {
       } catch (e) {
         fail(e);
       }
+    },
+    flush(): Promise<void> {
+      const f = fd;
+      if (f === undefined) return Promise.reject(new Error(`staged file ${tmp} is closed`));
+      return new Promise((resolve, reject) => fdatasync(f, (e) => (e ? reject(e) : resolve())));
     },
     finish(): StagedFile {
       if (fd === undefined) throw new Error(`staged file ${tmp} is closed`);
