@@ -110,6 +110,11 @@ describe("check what you sign", () => {
         sig[100]! ^= 1; // a fault in the token
         return sig;
       },
+      signDigest: async (sha256: Uint8Array) => {
+        const sig = await real.signDigest(sha256);
+        sig[100]! ^= 1;
+        return sig;
+      },
     });
     const key = spki();
     const certify = async (signer: ReturnType<typeof faulty>) => {

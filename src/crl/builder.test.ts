@@ -1,10 +1,12 @@
 import { execFileSync } from "node:child_process";
+import { createHash, generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, beforeAll } from "vitest";
 import { createCaRecord, CertificationAuthority } from "../ca/authority.js";
 import { pemChunks, toPem } from "../pki/pem.js";
+import { SoftwareSigner, type Signer } from "../pki/signer.js";
 import { parseConfig } from "../workspace/config.js";
 import { buildCrl, crlDer, type CrlEntryInput } from "./builder.js";
 import { describeCrl } from "../profile/describe.js";
@@ -93,6 +95,59 @@ describe("buildCrl (RFC 5280 §5.1)", () => {
     const parsed = AsnConvert.parse(crlDer(built), CertificateList);
     expect(parsed.tbsCertList.revokedCertificates).toBeUndefined();
     expect(built.entries).toBe(0);
+  });
+
+  it("with the issuer's key, lays out, hashes and writes everything but the signature before the signer settles", async () => {
+    let release!: (s: Signer) => void;
+    const pending = new Promise<Signer>((r) => (release = r));
+    const sunk: Buffer[] = [];
+    const building = buildCrl({
+      issuerName: ca.subjectName,
+      authorityKeyId: ca.record.keyId,
+      number: 10n,
+      thisUpdate: new Date("2026-01-03T00:00:00Z"),
+      nextUpdate: new Date("2026-01-05T00:00:00Z"),
+      entries: [entries(3000)],
+      signer: pending,
+      issuerKey: ca.signer.spki,
+      sink: (c) => sunk.push(c),
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    const before = Buffer.concat(sunk);
+    release(ca.signer);
+    const built = await building;
+    const der = crlDer(built);
+    // all but the signature (its BIT STRING contents: the 256 bytes of an RSA-2048 signature) was written
+    expect(before.length).toBe(der.length - 256);
+    expect(Buffer.concat(sunk).equals(der)).toBe(true);
+    expect(built.sha256).toBe(createHash("sha256").update(der).digest("hex"));
+    writeFileSync(join(dir, "early.crl"), der);
+    expect(execFileSync("openssl", ["crl", "-inform", "DER", "-in", join(dir, "early.crl"), "-CAfile", join(dir, "ca.pem"), "-noout"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })).toBe("");
+  });
+
+  it("refuses a signer whose key is not the issuer's key it was laid out for", async () => {
+    const other = new SoftwareSigner(generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey);
+    await expect(
+      buildCrl({ issuerName: ca.subjectName, authorityKeyId: ca.record.keyId, number: 1n, thisUpdate: new Date(0), nextUpdate: new Date(1000), entries: [], signer: other, issuerKey: ca.signer.spki }),
+    ).rejects.toMatchObject({ code: "ERR_INTERNAL" });
+  });
+
+  it("checks the signature of a signer that does not verify its own (a token returning a wrong one)", async () => {
+    const real = ca.signer;
+    const faulty: Signer = {
+      algorithmIdentifier: real.algorithmIdentifier,
+      spki: real.spki,
+      selfVerifying: false,
+      sign: (data) => real.sign(data),
+      signDigest: async (d) => {
+        const sig = await real.signDigest(d);
+        sig[100]! ^= 1;
+        return sig;
+      },
+    };
+    const params = { issuerName: ca.subjectName, authorityKeyId: ca.record.keyId, number: 1n, thisUpdate: new Date(0), nextUpdate: new Date(1000), entries: [entries(10)] };
+    await expect(buildCrl({ ...params, signer: faulty })).rejects.toMatchObject({ code: "ERR_PROFILE_VIOLATION" });
+    await expect(buildCrl({ ...params, signer: { ...faulty, signDigest: (d: Uint8Array) => real.signDigest(d) } })).resolves.toMatchObject({ entries: 10 });
   });
 
   it("refuses nextUpdate not after thisUpdate", async () => {

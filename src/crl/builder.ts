@@ -1,14 +1,18 @@
 /**
  * CRL builder, RFC 5280 §5.1: a v2 CertificateList assembled as streamed DER chunks.
  *
- * Entries arrive in chunks from the store and are encoded into packed buffers as they come; the signer
- * hashes the chunks without joining them. Memory is the encoded entries (~40 bytes each), never an
- * object model per entry, so a million-entry CRL stays small. Callers see only `buildCrl` and `CrlParams`:
- * the core can change (e.g. to a two-pass, disk-spilled builder) without touching them.
+ * Entries arrive in chunks from the store and are encoded into packed buffers as they come. Once they are
+ * in, the issuer's public key settles the rest of the layout (signature algorithm and length), so the TBS
+ * (for the signature) and the whole DER (for its digest) are hashed, and handed to a sink, chunk by chunk
+ * without joining them, before the signer is needed: a key still being unlocked overlaps that work. Memory
+ * is the encoded entries (~40 bytes each), never an object model per entry, so a million-entry CRL stays
+ * small. Callers see only `buildCrl` and `CrlParams`: the core can change (e.g. to a two-pass, disk-spilled
+ * builder) without touching them.
  */
-import { createHash } from "node:crypto";
-import type { Signer } from "../pki/signer.js";
-import { bitString, explicit, extension, header, integer, seq, time, TAG } from "../pki/der.js";
+import { constants, createHash, createPublicKey, publicDecrypt } from "node:crypto";
+import { JpkiError } from "../errors.js";
+import { SHA256_DIGEST_INFO_PREFIX, signatureShape, type Signer } from "../pki/signer.js";
+import { explicit, extension, header, integer, seq, time, TAG } from "../pki/der.js";
 import { encodeEntry, type CrlEntryInput, type EncodedEntries } from "../profile/crl-entry.js";
 import { authorityKeyIdentifier } from "../profile/extensions.js";
 import { EXT_OID } from "../profile/oids.js";
@@ -26,10 +30,23 @@ export interface CrlParams {
    */
   readonly entries: AsyncIterable<readonly CrlEntryInput[] | EncodedEntries> | Iterable<readonly CrlEntryInput[] | EncodedEntries>;
   /**
-   * The CA's signer, or its promise: it is needed only once every entry is in, so a key still being unlocked
-   * (PBKDF2 on the thread pool) costs nothing while the entries stream.
+   * The CA's signer, or its promise: with `issuerKey`, it is needed only for the signature itself, so a key
+   * still being unlocked (PBKDF2 on the thread pool) costs nothing while the entries stream and are hashed.
    */
   readonly signer: Signer | PromiseLike<Signer>;
+  /**
+   * The issuer's SubjectPublicKeyInfo, as in its certificate. With it, the CRL is laid out, hashed and given to
+   * `sink` up to its signature while `signer` is still pending (and the signer must hold this key); without
+   * it, the signer is awaited first.
+   */
+  readonly issuerKey?: Buffer;
+  /** Receives the CRL's DER chunk by chunk, in order, as each is settled (e.g. a staged file being written). */
+  readonly sink?: (chunk: Buffer) => void;
+  /**
+   * Called once everything but the signature has gone to `sink`, before the signer is awaited: e.g. to start
+   * flushing the staged file to disk while the key unlocks.
+   */
+  readonly onUnsigned?: () => void;
   /** Extra CRL extensions (DER Extension TLVs), e.g. issuingDistributionPoint or deltaCRLIndicator. */
   readonly extraExtensions?: readonly Buffer[];
 }
@@ -39,6 +56,7 @@ export interface BuiltCrl {
   readonly chunks: readonly Buffer[];
   readonly byteLength: number;
   readonly entries: number;
+  /** SHA-256 of the whole DER (hex) */
   readonly sha256: string;
 }
 
@@ -97,7 +115,10 @@ export async function buildCrl(p: CrlParams): Promise<BuiltCrl> {
     entriesBytes += pendingBytes;
   }
 
-  const signer = await p.signer;
+  // Everything but the signature is settled by the issuer's public key (the signature algorithm and the
+  // signature's length): the TBS is hashed, and the file hashed and handed to the sink, before the signer
+  // is awaited, so a key still unlocking (PBKDF2) overlaps that work instead of preceding it.
+  const shape = signatureShape(p.issuerKey ?? (await p.signer).spki);
   const crlExtensions = explicit(
     0,
     seq(
@@ -106,33 +127,59 @@ export async function buildCrl(p: CrlParams): Promise<BuiltCrl> {
       ...(p.extraExtensions ?? []),
     ),
   );
-  const prefix = Buffer.concat([integer(1), signer.algorithmIdentifier, p.issuerName, time(p.thisUpdate), time(p.nextUpdate)]);
+  const prefix = Buffer.concat([integer(1), shape.algorithmIdentifier, p.issuerName, time(p.thisUpdate), time(p.nextUpdate)]);
   // revokedCertificates is omitted entirely when empty (RFC 5280 §5.1.2.6).
   const revokedHeader = count > 0 ? header(TAG.SEQUENCE, entriesBytes) : Buffer.alloc(0);
   const tbsContentLength = prefix.length + revokedHeader.length + entriesBytes + crlExtensions.length;
   const tbsHeader = header(TAG.SEQUENCE, tbsContentLength);
-  const tbsChunks = [tbsHeader, prefix, revokedHeader, ...packed, crlExtensions];
-
-  const signature = await signer.sign(tbsChunks);
-  const tail = Buffer.concat([signer.algorithmIdentifier, bitString(signature)]);
   const tbsLength = tbsHeader.length + tbsContentLength;
-  const outer = header(TAG.SEQUENCE, tbsLength + tail.length);
-  const chunks = [outer, ...tbsChunks, tail].filter((c) => c.length > 0);
-  // The file's digest is computed when first asked for: a publisher asks once its writes are in flight.
-  let sha256: string | undefined;
+  const signatureValue = header(TAG.BIT_STRING, shape.length + 1);
+  const tailLength = shape.algorithmIdentifier.length + signatureValue.length + 1 + shape.length;
+  const outer = header(TAG.SEQUENCE, tbsLength + tailLength);
+
+  const tbsHash = createHash("sha256");
+  const fileHash = createHash("sha256");
+  const chunks: Buffer[] = [];
+  const put = (c: Buffer, tbs: boolean) => {
+    if (!c.length) return;
+    if (tbs) tbsHash.update(c);
+    fileHash.update(c);
+    p.sink?.(c);
+    chunks.push(c);
+  };
+  put(outer, false);
+  for (const c of [tbsHeader, prefix, revokedHeader, ...packed, crlExtensions]) put(c, true);
+  put(Buffer.concat([shape.algorithmIdentifier, signatureValue, Buffer.of(0)]), false); // the signature goes after the 0 unused bits
+  p.onUnsigned?.();
+
+  const signer = await p.signer;
+  if (p.issuerKey && !signer.spki.equals(p.issuerKey)) throw new JpkiError("ERR_INTERNAL", "the CRL signer holds another key than issuerKey: the CA's key and certificate do not belong together");
+  if (!signer.algorithmIdentifier.equals(shape.algorithmIdentifier)) throw new JpkiError("ERR_INTERNAL", "the CRL signer uses another signature algorithm than its key implies");
+  const digest = tbsHash.digest();
+  const signature = await signer.signDigest(digest);
+  if (signature.length !== shape.length) throw new JpkiError("ERR_INTERNAL", `a ${shape.length}-byte signature was expected, the signer made ${signature.length} bytes`);
+  // Check what you sign: a signer that does not verify its own output (a token) is checked here, against the
+  // digest, before a byte of the signature reaches the sink (OpenSSL's RSA verifies inside the operation).
+  if (!signer.selfVerifying && !signatureVerifies(signer.spki, digest, signature)) {
+    throw new JpkiError("ERR_PROFILE_VIOLATION", "the CRL's signature does not verify with the CA's public key: nothing was published; check the CA key");
+  }
+  put(signature, false);
   return {
     chunks,
-    byteLength: outer.length + tbsLength + tail.length,
+    byteLength: outer.length + tbsLength + tailLength,
     entries: count,
-    get sha256(): string {
-      if (sha256 === undefined) {
-        const h = createHash("sha256");
-        for (const c of chunks) h.update(c);
-        sha256 = h.digest("hex");
-      }
-      return sha256;
-    },
+    sha256: fileHash.digest("hex"),
   };
+}
+
+/** Whether `signature` is an RSA PKCS#1 v1.5 signature of the SHA-256 `digest` under `spki`. */
+function signatureVerifies(spki: Buffer, digest: Buffer, signature: Buffer): boolean {
+  try {
+    const key = createPublicKey({ key: spki, format: "der", type: "spki" });
+    return publicDecrypt({ key, padding: constants.RSA_PKCS1_PADDING }, signature).equals(Buffer.concat([SHA256_DIGEST_INFO_PREFIX, digest]));
+  } catch {
+    return false;
+  }
 }
 
 /** Convenience for small CRLs and tests: the whole DER in one buffer. */

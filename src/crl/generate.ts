@@ -32,7 +32,7 @@ export function openCrlIssuer(record: CaRecord, passphrase: string): CrlIssuer {
   });
   // Awaited by the builder; until then a failure must not count as unhandled (publish rethrows it).
   signer.catch(() => undefined);
-  return { id: record.id, subjectName: Buffer.from(subject), keyId: record.keyId, signer };
+  return { id: record.id, subjectName: Buffer.from(subject), keyId: record.keyId, signer, spki: Buffer.from(spki) };
 }
 
 export interface CrlSelection {

@@ -20,12 +20,33 @@ export interface Signer {
    * verifies each certificate's signature itself when this is false.
    */
   readonly selfVerifying: boolean;
+  /**
+   * Signs the SHA-256 digest of data the caller hashed itself: a streamed CRL is hashed while the key is still
+   * being unlocked, so only this step waits for it.
+   */
+  signDigest(sha256: Uint8Array): Promise<Buffer>;
 }
 
 export const SHA256_WITH_RSA: Buffer = seq(oid(ALG_OID.sha256WithRSAEncryption), nul());
 
+/** What a signature by a key will look like, known from its public key alone (before the key is unlocked). */
+export interface SignatureShape {
+  /** the AlgorithmIdentifier the key's Signer produces */
+  readonly algorithmIdentifier: Buffer;
+  /** the signature's length in bytes: an RSA PKCS#1 v1.5 signature is as long as the modulus (RFC 8017 §8.2.1) */
+  readonly length: number;
+}
+
+/** The shape of the signatures a Signer over this SubjectPublicKeyInfo makes (RSA only, as SoftwareSigner). */
+export function signatureShape(spki: Uint8Array): SignatureShape {
+  const key = createPublicKey({ key: Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength), format: "der", type: "spki" });
+  const bits = key.asymmetricKeyDetails?.modulusLength;
+  if (key.asymmetricKeyType !== "rsa" || !bits) throw new JpkiError("ERR_KEY_UNSUPPORTED", "a CA signs with an RSA key");
+  return { algorithmIdentifier: SHA256_WITH_RSA, length: Math.ceil(bits / 8) };
+}
+
 /** DigestInfo prefix for SHA-256 (RFC 8017 §9.2 note 1). */
-const SHA256_DIGEST_INFO_PREFIX = Buffer.from("3031300d060960864801650304020105000420", "hex");
+export const SHA256_DIGEST_INFO_PREFIX: Buffer = Buffer.from("3031300d060960864801650304020105000420", "hex");
 
 /**
  * A software RSA key held as a node KeyObject. Whole-buffer signs go to libuv's thread pool, so a
@@ -56,10 +77,15 @@ export class SoftwareSigner implements Signer {
         nodeSign("sha256", data, this.#key, (err, sig) => (err ? reject(err) : resolve(sig))),
       );
     }
-    // Chunked data (a streamed CRL): hash as it comes, then sign the DigestInfo, never joining the chunks.
+    // Chunked data: hash as it comes, then sign the DigestInfo, never joining the chunks.
     const h = createHash("sha256");
     for (const c of data) h.update(c);
-    const digestInfo = Buffer.concat([SHA256_DIGEST_INFO_PREFIX, h.digest()]);
+    return this.signDigest(h.digest());
+  }
+
+  signDigest(sha256: Uint8Array): Promise<Buffer> {
+    if (sha256.length !== 32) return Promise.reject(new RangeError("a SHA-256 digest is 32 bytes"));
+    const digestInfo = Buffer.concat([SHA256_DIGEST_INFO_PREFIX, sha256]);
     return Promise.resolve(privateEncrypt({ key: this.#key, padding: constants.RSA_PKCS1_PADDING }, digestInfo));
   }
 }

@@ -392,7 +392,9 @@ export class SqliteStore implements Store {
         "INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
       logInsert: db.prepare("INSERT INTO revocation_log (ca_id, entries, min_not_after, der, meta) VALUES (?, ?, ?, ?, ?)"),
-      logBlocks: db.prepare("SELECT id, entries, min_not_after, der, meta FROM revocation_log WHERE ca_id = ? AND id > ? ORDER BY id LIMIT ?").raw(),
+      // meta (8 bytes per entry) only for blocks holding a certificate expired before the cutoff: the others go
+      // out whole, and skipping it spares a 1M-entry CRL 8 MB of reads and copies.
+      logBlocks: db.prepare("SELECT id, entries, min_not_after, der, CASE WHEN min_not_after < ? THEN meta END FROM revocation_log WHERE ca_id = ? AND id > ? ORDER BY id LIMIT ?").raw(),
       insertCert: db.prepare(
         "INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
@@ -681,7 +683,7 @@ export class SqliteStore implements Store {
     for (let after = 0; ; ) {
       let rows: Array<[number, number, number, Buffer, Buffer]>;
       try {
-        rows = this.#stmts.logBlocks.all(caId, after, pageSize) as Array<[number, number, number, Buffer, Buffer]>;
+        rows = this.#stmts.logBlocks.all(cutoff, caId, after, pageSize) as Array<[number, number, number, Buffer, Buffer]>;
       } catch (e) {
         throw storeError(e, "reading the revocation log");
       }

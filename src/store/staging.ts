@@ -5,7 +5,7 @@
  *
  *   .<name>.<pid>.<random>.tmp
  */
-import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, fchmodSync, fdatasync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 
@@ -25,34 +25,93 @@ export interface StagedFile {
   discard(): void;
 }
 
-/** Writes `data` (an iterable is consumed as it is written) to a temporary sibling of `path` and fsyncs it. */
-export function stageFile(path: string, data: string | Uint8Array | Iterable<Uint8Array>, mode = 0o600): StagedFile {
+/** A staged file being written: `write` appends, `finish` fsyncs and closes it, `discard` removes it. */
+export interface StagingFile {
+  readonly path: string;
+  readonly tmp: string;
+  write(chunk: Uint8Array): void;
+  /**
+   * Starts making what was written so far durable, on the thread pool (fdatasync), so a large file flushes
+   * while the writer waits for something else; `finish` then only has what came after left to sync. Settle
+   * the returned promise before `finish` or `discard`.
+   */
+  flush(): Promise<void>;
+  /** Makes the written bytes durable (fsync) and closes the file, ready to install. */
+  finish(): StagedFile;
+  /** Closes (if open) and removes the temporary file. */
+  discard(): void;
+}
+
+/** Opens a temporary sibling of `path` to write a staged file into piece by piece. */
+export function openStagingFile(path: string, mode = 0o600): StagingFile {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const tmp = tempPathFor(path);
-  const chunks: Iterable<Uint8Array> = typeof data === "string" ? [Buffer.from(data, "utf8")] : data instanceof Uint8Array ? [data] : data;
-  let fd: number | undefined;
-  try {
-    fd = openSync(tmp, "wx", mode);
-    fchmodSync(fd, mode); // exactly this mode, not the mode as the umask narrowed it
-    for (const c of chunks) {
-      let off = 0;
-      while (off < c.length) off += writeSync(fd, c, off, c.length - off);
+  let fd: number | undefined = openSync(tmp, "wx", mode);
+  const discard = () => {
+    if (fd !== undefined) {
+      const f = fd;
+      fd = undefined;
+      try {
+        closeSync(f);
+      } catch {
+        // the file goes anyway
+      }
     }
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-  } catch (e) {
-    if (fd !== undefined) closeSync(fd);
     rmSync(tmp, { force: true });
+  };
+  const fail = (e: unknown): never => {
+    discard();
     throw e;
+  };
+  try {
+    fchmodSync(fd, mode); // exactly this mode, not the mode as the umask narrowed it
+  } catch (e) {
+    fail(e);
   }
   return {
     path,
     tmp,
-    install: () => renameSync(tmp, path),
-    discard: () => rmSync(tmp, { force: true }),
+    write(c: Uint8Array): void {
+      if (fd === undefined) throw new Error(`staged file ${tmp} is closed`);
+      try {
+        let off = 0;
+        while (off < c.length) off += writeSync(fd, c, off, c.length - off);
+      } catch (e) {
+        fail(e);
+      }
+    },
+    flush(): Promise<void> {
+      const f = fd;
+      if (f === undefined) return Promise.reject(new Error(`staged file ${tmp} is closed`));
+      return new Promise((resolve, reject) => fdatasync(f, (e) => (e ? reject(e) : resolve())));
+    },
+    finish(): StagedFile {
+      if (fd === undefined) throw new Error(`staged file ${tmp} is closed`);
+      try {
+        fsyncSync(fd);
+        closeSync(fd);
+        fd = undefined;
+      } catch (e) {
+        fail(e);
+      }
+      return { path, tmp, install: () => renameSync(tmp, path), discard };
+    },
+    discard,
   };
+}
+
+/** Writes `data` (an iterable is consumed as it is written) to a temporary sibling of `path` and fsyncs it. */
+export function stageFile(path: string, data: string | Uint8Array | Iterable<Uint8Array>, mode = 0o600): StagedFile {
+  const chunks: Iterable<Uint8Array> = typeof data === "string" ? [Buffer.from(data, "utf8")] : data instanceof Uint8Array ? [data] : data;
+  const f = openStagingFile(path, mode);
+  try {
+    for (const c of chunks) f.write(c);
+  } catch (e) {
+    f.discard();
+    throw e;
+  }
+  return f.finish();
 }
 
 /** Makes renames in `dir` durable (some filesystems refuse fsync on a directory; the rename stays atomic). */

@@ -6,6 +6,14 @@ import { describe, expect, it } from "vitest";
 import { parseConfig } from "./config.js";
 import { Workspace } from "./workspace.js";
 
+describe("config crlPem", () => {
+  it("defaults to DER only and takes a boolean alone", () => {
+    expect(parseConfig({}).crlPem).toBe(false);
+    expect(parseConfig({ crlPem: true }).crlPem).toBe(true);
+    for (const bad of ["yes", 1, null]) expect(() => parseConfig({ crlPem: bad })).toThrowError(expect.objectContaining({ code: "ERR_CONFIG_INVALID", message: expect.stringContaining("crlPem") }));
+  });
+});
+
 describe("config store", () => {
   it("defaults to sqlite, takes postgres, and refuses anything else, a connection string above all", () => {
     expect(parseConfig({}).store).toBe("sqlite");

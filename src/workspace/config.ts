@@ -30,6 +30,14 @@ export interface WorkspaceConfig {
    * and a verifier never holds an expired one after a quiet weekend.
    */
   readonly crlRefreshMarginHours: number;
+  /**
+   * Whether each CRL is also published as PEM (<ca>.crl.pem) beside its DER (<ca>.crl). Off by default: a
+   * CRL distribution point serves DER (RFC 5280 §4.2.1.13, RFC 2585 §3 application/pkix-crl), which is what
+   * verifiers fetch and what `openssl crl`/`openssl verify -CRLfile` (OpenSSL 3) read. Turn it on for tools
+   * that take PEM only (OpenSSL 1.1's `verify -CRLfile`, `certtool --load-crl` beside a PEM CA). When off, a
+   * PEM copy left by an earlier publication is removed as the new DER is installed, never left stale.
+   */
+  readonly crlPem: boolean;
   /** how long an expired revoked certificate stays on the CRL, days */
   readonly expiredGraceDays: number;
   /** CA certificate lifetime, years */
@@ -45,6 +53,7 @@ export const DEFAULT_CONFIG: WorkspaceConfig = Object.freeze({
   cpsUri: "http://localhost:8080/cps",
   crlLifetimeHours: 48,
   crlRefreshMarginHours: 24,
+  crlPem: false,
   expiredGraceDays: 7,
   caValidityYears: 10,
   store: "sqlite",
@@ -79,6 +88,7 @@ export function parseConfig(input: unknown): WorkspaceConfig {
   for (const k of Object.keys(o)) if (!(k in DEFAULT_CONFIG)) fail(k, "unknown setting");
   if (o.validityRule !== "3y" && o.validityRule !== "fifth-birthday") fail("validityRule", 'must be "3y" or "fifth-birthday"');
   if (o.policy !== "production" && o.policy !== "test") fail("policy", 'must be "production" or "test"');
+  if (typeof o.crlPem !== "boolean") fail("crlPem", "must be true or false");
   if (!STORE_KINDS.includes(o.store as StoreKind)) fail("store", 'must be "sqlite" or "postgres" (the PostgreSQL connection string goes in JPKI_STORE, not here)');
   return Object.freeze({
     baseUrl: httpUrl("baseUrl", o.baseUrl),
@@ -87,6 +97,7 @@ export function parseConfig(input: unknown): WorkspaceConfig {
     cpsUri: httpUrl("cpsUri", o.cpsUri),
     crlLifetimeHours: intIn("crlLifetimeHours", o.crlLifetimeHours, 1, 24 * 31),
     crlRefreshMarginHours: intIn("crlRefreshMarginHours", o.crlRefreshMarginHours, 1, 24 * 31),
+    crlPem: o.crlPem,
     expiredGraceDays: intIn("expiredGraceDays", o.expiredGraceDays, 0, 3650),
     caValidityYears: intIn("caValidityYears", o.caValidityYears, 1, 30),
     store: o.store as StoreKind,

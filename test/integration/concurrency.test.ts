@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { describeCrl } from "../../src/profile/describe.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import type { Store } from "../../src/store/types.js";
-import { cardKey, cli, expectedStore, listFiles, openWorkspace, storeEnv, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, expectedStore, listFiles, openWorkspace, setConfig, storeEnv, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
 
 const MAIN = join(import.meta.dirname, "..", "..", "bin", "jpki.cjs");
 let dir: string;
@@ -103,6 +103,7 @@ describe("concurrent commands on one workspace (slow: spawns the CLI)", () => {
 
   it("two 'crl generate --prefecture all' at once: a file only moves to a higher number, DER and PEM agree, the store agrees", async () => {
     const { ws } = await workspace("crl", 20);
+    setConfig(ws, { crlPem: true }); // two files per CRL: both must move together
     const cas = ["13-sig", "13-auth", "27-sig", "27-auth"];
     const highest = new Map<string, bigint>();
     let polling = true;

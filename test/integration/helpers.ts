@@ -78,6 +78,12 @@ export function storeKindOf(ws: string): string {
 /** The store kind new workspaces get in this project. */
 export const expectedStore = onPostgres ? "postgres" : "sqlite";
 
+/** Sets workspace settings in config.json (as an operator edits it), e.g. `{ crlPem: true }`. */
+export function setConfig(ws: string, settings: Record<string, unknown>): void {
+  const path = join(ws, "config.json");
+  writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, "utf8")), ...settings }, null, 2) + "\n");
+}
+
 /** Opens the workspace at `ws` on its store, as the CLI would; close it after use. */
 export async function openWorkspace(ws: string): Promise<Workspace> {
   return Workspace.openAsync(ws, { storeUrl: await workspaceStore(ws) });

@@ -23,7 +23,8 @@ const w = () => ["--workspace", ws];
 
 function verify(caId: string, cert: string, crl = true) {
   const args = ["verify", "-CAfile", join(ws, "ca", `${caId}.pem`)];
-  if (crl) args.push("-crl_check", "-CRLfile", join(ws, "crl", `${caId}.crl.pem`));
+  // the DER CRL as published: OpenSSL 3 reads DER for -CRLfile
+  if (crl) args.push("-crl_check", "-CRLfile", join(ws, "crl", `${caId}.crl`));
   return sh("openssl", [...args, cert]);
 }
 
@@ -110,7 +111,10 @@ describe("jpki issue → revoke → crl generate", () => {
   });
 
   it("GnuTLS certtool --verify agrees", () => {
-    const args = (cert: string) => ["--verify", "--load-ca-certificate", join(ws, "ca", "13-sig.pem"), "--load-crl", join(ws, "crl", "13-sig.crl.pem"), "--infile", cert];
+    // certtool reads the CRL in the CA certificate's format (PEM here): converted from the published DER
+    const crlPem = join(dir, "13-sig.crl.pem");
+    writeFileSync(crlPem, sh("openssl", ["crl", "-inform", "DER", "-in", join(ws, "crl", "13-sig.crl")]).out);
+    const args = (cert: string) => ["--verify", "--load-ca-certificate", join(ws, "ca", "13-sig.pem"), "--load-crl", crlPem, "--infile", cert];
     const ok = sh("certtool", args(goodCert));
     expect(ok.status, ok.out).toBe(0);
     expect(ok.out).toContain("Chain verification output: Verified");
@@ -155,7 +159,7 @@ describe("jpki issue → revoke → crl generate", () => {
   });
 
   it("the CRL carries the entry with its reason, a CRL number and the AKI", () => {
-    const text = execFileSync("openssl", ["crl", "-in", join(ws, "crl", "13-sig.crl.pem"), "-noout", "-text"], { encoding: "utf8" });
+    const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", join(ws, "crl", "13-sig.crl"), "-noout", "-text"], { encoding: "utf8" });
     expect(text).toContain(revokedSerial.toUpperCase());
     expect(text).toContain("Key Compromise");
     expect(text).toMatch(/X509v3 CRL Number:\s*\n\s*1\b/);
@@ -191,7 +195,7 @@ describe("jpki issue → revoke → crl generate", () => {
     const auth = await cli([...w(), "issue", "--resident", residents[2]!.residentCode!, "--type", "authentication", "--public-key", k.pub, "--json"], { cwd: dir });
     expect(auth.json().superseded).toEqual([]);
     await cli([...w(), "crl", "generate", "--ca", "13-sig"], { cwd: dir });
-    const text = execFileSync("openssl", ["crl", "-in", join(ws, "crl", "13-sig.crl.pem"), "-noout", "-text"], { encoding: "utf8" });
+    const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", join(ws, "crl", "13-sig.crl"), "-noout", "-text"], { encoding: "utf8" });
     expect(text).toContain(first.json().serial.toUpperCase());
     expect(text).toContain("Superseded");
     // the authentication certificate validates against the authentication CA and not the signature CA
@@ -264,7 +268,7 @@ describe("errors: typed, stable codes, nothing half-written", () => {
     expect(bad.code).toBe(5);
     expect(bad.stderr).toContain("ERR_PASSPHRASE_WRONG");
     expect(readFileSync(crlFile).equals(onDisk)).toBe(true);
-    expect(readFileSync(join(ws, "crl", "13-sig.crl.pem"), "utf8")).toBe(sh("openssl", ["crl", "-inform", "DER", "-in", crlFile]).out);
+    expect(existsSync(join(ws, "crl", "13-sig.crl.pem")), "a PEM copy only with config crlPem").toBe(false);
     const again = await cli([...w(), "crl", "generate", "--ca", "13-sig", "--json"], { cwd: dir });
     expect(again.code, again.stderr).toBe(0);
     expect(BigInt(again.json().crls[0].number)).toBeGreaterThan(BigInt(published.json().crls[0].number));

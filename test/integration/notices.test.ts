@@ -99,14 +99,14 @@ describe("jpki notices ingest", () => {
 
     // the CRL was regenerated once for the CA that revoked, and openssl reads the reasons
     expect(s.crls.map((c: { ca: string }) => c.ca)).toEqual(["13-auth", "13-sig"]);
-    const text = execFileSync("openssl", ["crl", "-in", join(ws, "crl", "13-sig.crl.pem"), "-CAfile", join(ws, "ca", "13-sig.pem"), "-noout", "-text"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", join(ws, "crl", "13-sig.crl"), "-CAfile", join(ws, "ca", "13-sig.pem"), "-noout", "-text"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
     expect(text).toContain("Affiliation Changed");
     expect(text).toContain("Cessation Of Operation");
     expect(text).toContain(certs.get(r[0]!.residentCode!)!.signature.toUpperCase());
     expect(text).not.toContain(certs.get(r[5]!.residentCode!)!.signature.toUpperCase());
     // openssl verify agrees per certificate
     const verify = (serial: string) =>
-      execFileSync("openssl", ["verify", "-crl_check", "-CAfile", join(ws, "ca", "13-sig.pem"), "-CRLfile", join(ws, "crl", "13-sig.crl.pem"), join(dir, "certs", `${serial}.pem`)], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+      execFileSync("openssl", ["verify", "-crl_check", "-CAfile", join(ws, "ca", "13-sig.pem"), "-CRLfile", join(ws, "crl", "13-sig.crl"), join(dir, "certs", `${serial}.pem`)], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
     expect(verify(certs.get(r[5]!.residentCode!)!.signature)).toContain("OK");
     expect(() => verify(certs.get(r[0]!.residentCode!)!.signature)).toThrow(/certificate revoked/);
   });
@@ -260,7 +260,7 @@ describe("jpki registry apply and jpki watch", () => {
     expect(listFiles(join(spool, "processing"))).toEqual([]);
     expect(existsSync(join(spool, ".003.jsonl"))).toBe(true);
     expect((await state()).filter((x) => x.source === "notice:T-1")).toHaveLength(2);
-    const text = execFileSync("openssl", ["crl", "-in", join(ws, "crl", "13-auth.crl.pem"), "-noout", "-text"], { encoding: "utf8" });
+    const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", join(ws, "crl", "13-auth.crl"), "-noout", "-text"], { encoding: "utf8" });
     expect(text).toContain("Cessation Of Operation");
   });
 });

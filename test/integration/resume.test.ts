@@ -69,7 +69,7 @@ async function countNotices(ws: string): Promise<number> {
 }
 
 function crlSerials(ws: string, ca: string): string[] {
-  const text = execFileSync("openssl", ["crl", "-in", join(ws, "crl", `${ca}.crl.pem`), "-noout", "-text"], { encoding: "utf8" });
+  const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", join(ws, "crl", `${ca}.crl`), "-noout", "-text"], { encoding: "utf8" });
   return [...text.matchAll(/Serial Number: ([0-9A-F]+)/g)].map((m) => m[1]!).sort();
 }
 

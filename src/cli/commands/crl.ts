@@ -28,7 +28,7 @@ export function makeCrlCommand(io: Io): Command {
               .map((r) =>
                 r.superseded
                   ? `CRL ${r.caId} #${r.number}: not installed, a higher number was published meanwhile (by another jpki process)`
-                  : `CRL ${r.caId} #${r.number}: ${r.entries} entries, next update ${r.nextUpdate.toISOString()}\n  ${r.derPath} (DER)\n  ${r.pemPath} (PEM)`,
+                  : `CRL ${r.caId} #${r.number}: ${r.entries} entries, next update ${r.nextUpdate.toISOString()}\n  ${r.derPath} (DER)${r.pemPath ? `\n  ${r.pemPath} (PEM)` : ""}`,
               )
               .join("\n"),
         );

@@ -45,7 +45,8 @@ export function makeDemoCommand(io: Io): Command {
       }
       const say = (s: string) => (ctx.out.json ? undefined : ctx.out.info(s));
       const passphrase = randomBytes(18).toString("base64url");
-      const ws = await Workspace.createAsync(dir, { config: { store: ctx.storeUrl ? "postgres" : "sqlite" }, storeUrl: ctx.storeUrl });
+      // PEM copies of the CRLs too (crlPem): the checks printed below then work with any openssl, 1.1 included.
+      const ws = await Workspace.createAsync(dir, { config: { store: ctx.storeUrl ? "postgres" : "sqlite", crlPem: true }, storeUrl: ctx.storeUrl });
       try {
         writeFileAtomic(join(dir, "passphrase.txt"), passphrase + "\n", 0o600);
         say(`[1/8] workspace ${dir} (CA passphrase generated into passphrase.txt: demo only)`);

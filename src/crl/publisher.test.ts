@@ -1,0 +1,72 @@
+/**
+ * CRL publication: the DER file always, the PEM copy only with config `crlPem`, never a stale PEM beside a
+ * newer DER, and nothing half-written left behind when the key does not unlock.
+ */
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { initCas } from "../ca/manage.js";
+import { prefecture } from "../ca/prefectures.js";
+import { parsePemBlocks } from "../pki/pem.js";
+import { describeCrl } from "../profile/describe.js";
+import { Workspace } from "../workspace/workspace.js";
+import { generateCrls } from "./generate.js";
+
+const open: Workspace[] = [];
+afterEach(async () => {
+  for (const ws of open.splice(0)) await ws.close();
+});
+
+async function workspace(config: { crlPem?: boolean }): Promise<Workspace> {
+  const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-")), "ws"), { config });
+  open.push(ws);
+  await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+  return ws;
+}
+
+function reopenWith(ws: Workspace, settings: Record<string, unknown>): Workspace {
+  const path = join(ws.paths.root, "config.json");
+  writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, "utf8")), ...settings }));
+  const again = Workspace.open(ws.paths.root);
+  open.push(again);
+  return again;
+}
+
+const files = (ws: Workspace) => readdirSync(ws.paths.crlDir).sort();
+
+describe("CrlPublisher: DER, and PEM on request (config crlPem)", () => {
+  it("publishes the DER alone by default", async () => {
+    const ws = await workspace({});
+    const [crl] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    expect(crl!.pemPath).toBeUndefined();
+    expect(files(ws)).toEqual(["13-sig.crl"]);
+    const der = readFileSync(crl!.derPath);
+    expect(der.length).toBe(crl!.byteLength);
+    expect(describeCrl(der).crlNumber).toBe("1");
+  });
+
+  it("with crlPem, writes the same CRL as PEM; turned off, the next publication removes the older PEM", async () => {
+    const ws = await workspace({ crlPem: true });
+    const [first] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    expect(files(ws)).toEqual(["13-sig.crl", "13-sig.crl.pem"]);
+    const [block] = parsePemBlocks(readFileSync(first!.pemPath!, "latin1"));
+    expect(block!.label).toBe("X509 CRL");
+    expect(block!.der.equals(readFileSync(first!.derPath))).toBe(true);
+
+    const off = reopenWith(ws, { crlPem: false });
+    const [second] = await generateCrls(off, { ca: "13-sig", passphrase: "pw" });
+    expect(second!.number).toBe(first!.number + 1n);
+    expect(second!.pemPath).toBeUndefined();
+    expect(files(off)).toEqual(["13-sig.crl"]);
+  });
+
+  it("a key that does not unlock leaves the published files as they were and no temporary file", async () => {
+    const ws = await workspace({ crlPem: true });
+    await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    const before = files(ws).map((f) => readFileSync(join(ws.paths.crlDir, f)));
+    await expect(generateCrls(ws, { ca: "13-sig", passphrase: "wrong" })).rejects.toMatchObject({ code: "ERR_PASSPHRASE_WRONG" });
+    expect(files(ws)).toEqual(["13-sig.crl", "13-sig.crl.pem"]);
+    expect(files(ws).map((f) => readFileSync(join(ws.paths.crlDir, f)))).toEqual(before);
+  });
+});
