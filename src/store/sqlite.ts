@@ -38,6 +38,7 @@ import type {
 } from "./types.js";
 import { DUMP_KINDS } from "./types.js";
 import { DumpStreamCheck } from "./dump.js";
+import { WalCheckpointer } from "./checkpointer.js";
 
 type Int = number | bigint;
 
@@ -162,6 +163,11 @@ type ResidentForIssuanceRow = [code: string, municipality: string, name: string,
 function residentOfIssuanceRow(r: ResidentForIssuanceRow): ResidentRecord {
   return toResident({ resident_code: r[0], municipality_code: r[1], name: r[2], address: r[3], birth_date: r[4], gender: r[5], status: r[6] });
 }
+
+/** WAL pages after which a bulk writer checkpoints on its own thread too (256 MiB of 4 KiB pages). */
+const BULK_AUTOCHECKPOINT = 65536;
+/** Bulk commits between two waits for the checkpointer thread (store/checkpointer.ts). */
+const SETTLE_EVERY = 4;
 
 /** Bytes of metadata per log entry: uint32 not_after (seconds since the epoch), uint32 municipality code. */
 const META_BYTES = 8;
@@ -298,9 +304,14 @@ export class SqliteStore implements Store {
   readonly kind = "sqlite" as const;
   readonly #db: Database.Database;
   readonly #stmts: ReturnType<SqliteStore["prepare"]>;
+  #path: string;
+  /** Started by the first bulk write (a notice batch); most commands never need it. */
+  #checkpointer: WalCheckpointer | undefined;
+  #bulkCommits = 0;
 
-  private constructor(db: Database.Database) {
+  private constructor(db: Database.Database, path: string) {
     this.#db = db;
+    this.#path = path;
     this.#stmts = this.prepare();
   }
 
@@ -351,7 +362,7 @@ export class SqliteStore implements Store {
           db!.pragma(`user_version = ${v + 1}`);
         }).immediate();
       }
-      return new SqliteStore(db);
+      return new SqliteStore(db, path);
     } catch (e) {
       db?.close();
       if ((e as { code?: string }).code === "SQLITE_CANTOPEN") {
@@ -466,10 +477,38 @@ export class SqliteStore implements Store {
     }
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    const cp = this.#checkpointer;
+    this.#checkpointer = undefined;
+    await cp?.close();
     return this.#run("closing", () => {
       if (this.#db.open) this.#db.close();
     });
+  }
+
+  /**
+   * Before a bulk write transaction: every few commits, wait for the checkpointer thread to have copied what
+   * is committed, so this transaction starts the WAL over (store/checkpointer.ts).
+   */
+  async #beforeBulk(): Promise<void> {
+    if (this.#checkpointer && this.#bulkCommits % SETTLE_EVERY === 0) await this.#checkpointer.settled();
+  }
+
+  /** After a bulk commit: the checkpointer thread copies it back, not this thread (started on first use). */
+  #afterBulk(): void {
+    this.#bulkCommits++;
+    if (!this.#checkpointer) {
+      if (this.#path === "" || this.#path === ":memory:") return;
+      try {
+        this.#checkpointer = new WalCheckpointer(this.#path);
+        // This connection's own checkpoints only bound the WAL now, should the thread lag or fail.
+        this.#db.pragma(`wal_autocheckpoint = ${BULK_AUTOCHECKPOINT}`);
+      } catch {
+        this.#path = ""; // no thread: this connection checkpoints as before
+        return;
+      }
+    }
+    this.#checkpointer.kick();
   }
 
   putCa(ca: CaRecord): Promise<void> {
@@ -806,8 +845,9 @@ export class SqliteStore implements Store {
     return { known, lastSequence, held, certificates, residents, everCertified };
   }
 
-  commitNoticeBatch<T extends { readonly commit: NoticeCommit }>(keys: NoticeContextKeys, decide: (ctx: NoticeContext) => T): Promise<T & { readonly revoked: number }> {
-    return this.#run("committing a notice batch", () =>
+  async commitNoticeBatch<T extends { readonly commit: NoticeCommit }>(keys: NoticeContextKeys, decide: (ctx: NoticeContext) => T): Promise<T & { readonly revoked: number }> {
+    await this.#beforeBulk();
+    const done = await this.#run("committing a notice batch", () =>
       // IMMEDIATE: the write lock is taken before the context is read, so no other writer can change what
       // this batch decides from between the read and the commit.
       this.#db.transaction(() => {
@@ -838,6 +878,8 @@ export class SqliteStore implements Store {
         return { ...decided, revoked };
       }).immediate(),
     );
+    this.#afterBulk();
+    return done;
   }
 
   listHeldNotices(limit = 1000): Promise<StoredNotice[]> {
