@@ -181,7 +181,8 @@ export class NoticeIngestor {
       throw new JpkiError("ERR_USAGE", `not held: ${missing.join(", ")} ('jpki notices pending' lists the held notices)`);
     }
     const t = new Tally();
-    const keys: NoticeContextKeys = { noticeIds: held.map((h) => h.noticeId), residentCodes: held.flatMap((h) => codesOf(JSON.parse(h.body) as ChangeNotice, h.residentCode)) };
+    const codes = held.flatMap((h) => codesOf(JSON.parse(h.body) as ChangeNotice, h.residentCode));
+    const keys: NoticeContextKeys = { noticeIds: held.map((h) => h.noticeId), residentCodes: codes, registryCodes: codes };
     // Decided from the state read in the committing transaction: a notice applied meanwhile by another
     // process is no longer held there and is skipped.
     const done = await this.#store.commitNoticeBatch(keys, (ctx) => {
@@ -197,7 +198,11 @@ export class NoticeIngestor {
   }
 
   async #commit(batch: readonly ReadNotice[], t: Tally, reject: (r: RejectedNotice) => void, opts: IngestOptions): Promise<void> {
-    const keys: NoticeContextKeys = { noticeIds: batch.map((p) => p.notice.noticeId), residentCodes: batch.flatMap((p) => codesOf(p.notice)) };
+    const keys: NoticeContextKeys = {
+      noticeIds: batch.map((p) => p.notice.noticeId),
+      residentCodes: batch.flatMap((p) => codesOf(p.notice)),
+      registryCodes: batch.flatMap((p) => (p.notice.kind === "resident-code-change" ? codesOf(p.notice) : [])),
+    };
     // The context is read and the decision committed in one write transaction, so a concurrent ingestion
     // (or issuance) cannot change what this batch decides from. decide() is pure: a retry starts afresh.
     const done = await this.#store.commitNoticeBatch(keys, (ctx) => {

@@ -417,7 +417,7 @@ export class SqliteStore implements Store {
       batchHeld: db.prepare("SELECT * FROM notices WHERE status = 'held' AND resident_code IN (SELECT value FROM json_each(?)) ORDER BY resident_code, sequence"),
       batchCertified: db.prepare(
         "SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender, revoked_at FROM certified WHERE resident_code IN (SELECT value FROM json_each(?))",
-      ),
+      ).raw(),
       batchResidents: db.prepare("SELECT resident_code, notice_sequence FROM residents WHERE resident_code IN (SELECT value FROM json_each(?))").raw(),
       // Read twice per issuance (to sign, then to commit): rows as arrays, not objects keyed by column name.
       residentForIssuance: db.prepare(
@@ -804,11 +804,14 @@ export class SqliteStore implements Store {
     // A held resident-code change may be applied by this batch (its gap filled): the notices held under its
     // new code must then be in the context too, or they would wait for ever. Follow such changes.
     const codeSet = new Set(keys.residentCodes);
+    const registryCodes = new Set(keys.registryCodes);
     for (let frontier = [...codeSet]; frontier.length; ) {
       const next: string[] = [];
       for (const r of st.batchHeld.all(JSON.stringify(frontier)) as NoticeRowDb[]) {
         if (r.kind !== "resident-code-change") continue;
         const to = (JSON.parse(r.body) as { newResidentCode?: string }).newResidentCode;
+        registryCodes.add(r.resident_code);
+        if (to) registryCodes.add(to);
         if (to && !codeSet.has(to)) (codeSet.add(to), next.push(to));
       }
       frontier = next;
@@ -827,20 +830,19 @@ export class SqliteStore implements Store {
     const certificates = new Map<string, CertifiedRow[]>();
     // One read gives both: the unrevoked certificates, and which codes were ever certified.
     const everCertified = new Set<string>();
-    for (const r of st.batchCertified.all(codes) as Array<Record<string, string>>) {
-      everCertified.add(r.resident_code!);
-      if (r.revoked_at !== null) continue;
-      const list = certificates.get(r.resident_code!) ?? [];
-      list.push({
-        serial: r.serial!,
-        caId: r.ca_id!,
-        type: r.type as CertificateType,
-        residentCode: r.resident_code!,
-        fourItems: itemsOf(r as { name: string; address: string; birth_date: string; gender: string }),
-      });
-      certificates.set(r.resident_code!, list);
+    type Certified = [serial: string, caId: string, type: CertificateType, residentCode: string, name: string, address: string, birthDate: string, gender: string, revokedAt: number | null];
+    for (const [serial, caId, type, residentCode, name, address, birthDate, gender, revokedAt] of st.batchCertified.all(codes) as Certified[]) {
+      everCertified.add(residentCode);
+      if (revokedAt !== null) continue;
+      const list = certificates.get(residentCode) ?? [];
+      list.push({ serial, caId, type, residentCode, fourItems: itemsOf({ name, address, birth_date: birthDate, gender }) });
+      certificates.set(residentCode, list);
     }
-    const residents = new Map(st.batchResidents.all(codes) as Array<[string, number]>);
+    // The registry's record only where the decision looks at it: a code the CA knows nothing of (is it a
+    // resident at all?), and the codes of a resident-code change (is the new code someone's?). Most notices
+    // are for certificate holders: their registry rows are not read.
+    const wanted = [...codeSet].filter((c) => registryCodes.has(c) || !(everCertified.has(c) || lastSequence.has(c)));
+    const residents = new Map(wanted.length ? (st.batchResidents.all(JSON.stringify(wanted)) as Array<[string, number]>) : []);
 
     return { known, lastSequence, held, certificates, residents, everCertified };
   }
