@@ -12,7 +12,8 @@ import type { CrlUpdater } from "../crl/updater.js";
 import { readRecords } from "../registry/import.js";
 import { sweepStaleTemps, tempPathFor } from "../store/staging.js";
 import type { Workspace } from "../workspace/workspace.js";
-import { NoticeIngestor, type IngestProgress, type IngestSummary, type RejectedNotice } from "./notices.js";
+import { readBatchesOnThread, readerThreadFits } from "./notice-reader.js";
+import { NoticeIngestor, readBatches, type IngestProgress, type IngestSummary, type RejectedNotice } from "./notices.js";
 
 /** Rejected notices go to a file written beside and renamed into place at the end (never half a file). */
 export class RejectFile {
@@ -60,6 +61,11 @@ export interface IngestRunOptions {
   /** bytes read from the input, for a progress bar */
   readonly onBytes?: (n: number) => void;
   readonly onProgress?: (p: IngestProgress) => void;
+  /**
+   * Read, parse and check the notices on a reader thread while the store commits (ca/notice-reader.ts):
+   * "auto" (default) for a file of 1 MiB or more, true for any file, false never. A stream is always read here.
+   */
+  readonly readerThread?: boolean | "auto";
 }
 
 export interface IngestRunResult extends IngestSummary {
@@ -80,7 +86,11 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
   try {
     // CAs left due by an earlier, interrupted run get their CRL first.
     if (o.updater) await o.updater.regenerateDirty();
-    summary = await ingestor.ingest(readRecords(o.source, { format: o.format, ...(o.onBytes ? { onBytes: o.onBytes } : {}) }), {
+    const threaded = o.readerThread !== false && readerThreadFits(o.source, o.readerThread === true ? 0 : undefined);
+    const batches = threaded
+      ? readBatchesOnThread({ path: o.source as string, format: o.format, batchSize: o.batchSize, clock: ws.clock, ...(o.onBytes ? { onBytes: o.onBytes } : {}) })
+      : readBatches(readRecords(o.source, { format: o.format, ...(o.onBytes ? { onBytes: o.onBytes } : {}) }), ws.clock, o.batchSize);
+    summary = await ingestor.ingestBatches(batches, {
       batchSize: o.batchSize,
       ...(o.signal ? { signal: o.signal } : {}),
       onReject: (r) => rejects.write(r),

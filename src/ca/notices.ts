@@ -53,15 +53,67 @@ export interface IngestOptions {
   readonly signal?: AbortSignal;
 }
 
-interface Pending {
+/** A notice read and checked, waiting for its batch: what the read stage hands to the committing stage. */
+export interface ReadNotice {
   readonly line: number;
   readonly notice: ChangeNotice;
-  readonly record: Record<string, unknown>;
+  /** its canonical JSON ({@link canonical}) */
+  readonly body: string;
+  /** the record as read, for the reject file: as JSON text when a reader thread read it */
+  readonly record: Record<string, unknown> | string;
+}
+
+/** The notices of one transaction, with the records rejected while reading them (in input order). */
+export interface ReadBatch {
+  readonly notices: readonly ReadNotice[];
+  readonly rejects: readonly RejectedNotice[];
+  /** records read for this batch: its notices and its rejects */
+  readonly read: number;
 }
 
 /** Canonical JSON of a notice: what the store keeps and what a held notice is re-read from. */
-function canonical(n: ChangeNotice): string {
+export function canonical(n: ChangeNotice): string {
   return JSON.stringify(n);
+}
+
+/**
+ * The read stage: records → notices parsed and checked (parseNotice, not yet effective), in batches of `size`
+ * notices. Pure but for the clock, so it runs on a reader thread as well (ca/notice-reader.ts) while the
+ * committing stage works on the batch before.
+ */
+export async function* readBatches(records: AsyncIterable<RecordResult>, clock: Clock, size: number): AsyncGenerator<ReadBatch, void, undefined> {
+  let notices: ReadNotice[] = [];
+  let rejects: RejectedNotice[] = [];
+  let read = 0;
+  for await (const item of records) {
+    read++;
+    if ("error" in item) {
+      rejects.push({ line: item.line, code: item.error.code, message: item.error.message });
+    } else {
+      try {
+        const now = clock.now();
+        const notice = parseNotice(item.value, { line: item.line, now });
+        const early = notYetEffective(notice, now);
+        if (early) throw early;
+        notices.push({ line: item.line, notice, body: canonical(notice), record: item.value });
+      } catch (e) {
+        if (!isJpkiError(e)) throw e;
+        rejects.push({ line: item.line, code: e.code, message: e.message.startsWith("line ") ? e.message : `line ${item.line}: ${e.message}`, record: item.value });
+      }
+    }
+    if (notices.length >= size) {
+      yield { notices, rejects, read };
+      notices = [];
+      rejects = [];
+      read = 0;
+    }
+  }
+  if (read) yield { notices, rejects, read };
+}
+
+/** The record of a notice as read, for the reject file. */
+function recordOf(n: ReadNotice): Record<string, unknown> {
+  return typeof n.record === "string" ? (JSON.parse(n.record) as Record<string, unknown>) : n.record;
 }
 
 class Tally {
@@ -90,40 +142,30 @@ export class NoticeIngestor {
   }
 
   async ingest(records: AsyncIterable<RecordResult>, opts: IngestOptions = {}): Promise<IngestSummary> {
-    const size = opts.batchSize ?? 1000;
+    return this.ingestBatches(readBatches(records, this.#clock, opts.batchSize ?? 1000), opts);
+  }
+
+  /**
+   * Commits batches from a read stage ({@link readBatches}, here or on a reader thread): each batch's read
+   * rejects are reported, then its notices committed in one transaction.
+   */
+  async ingestBatches(batches: AsyncIterable<ReadBatch>, opts: IngestOptions = {}): Promise<IngestSummary> {
     const t = new Tally();
     const reject = (r: RejectedNotice) => {
       t.rejected++;
       opts.onReject?.(r);
     };
-    let batch: Pending[] = [];
     let stopped = false;
-    for await (const item of records) {
-      t.read++;
-      if ("error" in item) {
-        reject({ line: item.line, code: item.error.code, message: item.error.message });
-      } else {
-        try {
-          const now = this.#clock.now();
-          const notice = parseNotice(item.value, { line: item.line, now });
-          const early = notYetEffective(notice, now);
-          if (early) throw early;
-          batch.push({ line: item.line, notice, record: item.value });
-        } catch (e) {
-          if (!isJpkiError(e)) throw e;
-          reject({ line: item.line, code: e.code, message: e.message.startsWith("line ") ? e.message : `line ${item.line}: ${e.message}`, record: item.value });
-        }
-      }
-      if (batch.length >= size) {
-        await this.#commit(batch, t, reject, opts);
-        batch = [];
-        if (opts.signal?.aborted) {
-          stopped = true;
-          break;
-        }
+    for await (const b of batches) {
+      t.read += b.read;
+      for (const r of b.rejects) reject(r);
+      if (!b.notices.length) continue;
+      await this.#commit(b.notices, t, reject, opts);
+      if (opts.signal?.aborted) {
+        stopped = true;
+        break;
       }
     }
-    if (batch.length) await this.#commit(batch, t, reject, opts);
     return { ...t.progress(), released: t.released, revocationsByReason: t.byReason, revocationsByCa: t.byCa, stopped };
   }
 
@@ -139,7 +181,8 @@ export class NoticeIngestor {
       throw new JpkiError("ERR_USAGE", `not held: ${missing.join(", ")} ('jpki notices pending' lists the held notices)`);
     }
     const t = new Tally();
-    const keys: NoticeContextKeys = { noticeIds: held.map((h) => h.noticeId), residentCodes: held.flatMap((h) => codesOf(JSON.parse(h.body) as ChangeNotice, h.residentCode)) };
+    const codes = held.flatMap((h) => codesOf(JSON.parse(h.body) as ChangeNotice, h.residentCode));
+    const keys: NoticeContextKeys = { noticeIds: held.map((h) => h.noticeId), residentCodes: codes, registryCodes: codes };
     // Decided from the state read in the committing transaction: a notice applied meanwhile by another
     // process is no longer held there and is skipped.
     const done = await this.#store.commitNoticeBatch(keys, (ctx) => {
@@ -154,16 +197,20 @@ export class NoticeIngestor {
     return { ...t.progress(), released: t.released, revocationsByReason: t.byReason, revocationsByCa: t.byCa, stopped: false };
   }
 
-  async #commit(batch: readonly Pending[], t: Tally, reject: (r: RejectedNotice) => void, opts: IngestOptions): Promise<void> {
-    const keys: NoticeContextKeys = { noticeIds: batch.map((p) => p.notice.noticeId), residentCodes: batch.flatMap((p) => codesOf(p.notice)) };
+  async #commit(batch: readonly ReadNotice[], t: Tally, reject: (r: RejectedNotice) => void, opts: IngestOptions): Promise<void> {
+    const keys: NoticeContextKeys = {
+      noticeIds: batch.map((p) => p.notice.noticeId),
+      residentCodes: batch.flatMap((p) => codesOf(p.notice)),
+      registryCodes: batch.flatMap((p) => (p.notice.kind === "resident-code-change" ? codesOf(p.notice) : [])),
+    };
     // The context is read and the decision committed in one write transaction, so a concurrent ingestion
     // (or issuance) cannot change what this batch decides from. decide() is pure: a retry starts afresh.
     const done = await this.#store.commitNoticeBatch(keys, (ctx) => {
       const plan = new Plan(ctx, this.#clock.now());
       const problems: RejectedNotice[] = [];
       for (const p of batch) {
-        const problem = plan.offer(p.notice);
-        if (problem) problems.push({ line: p.line, code: problem.code, message: `line ${p.line}: ${problem.message}`, record: p.record });
+        const problem = plan.offer(p.notice, p.body);
+        if (problem) problems.push({ line: p.line, code: problem.code, message: `line ${p.line}: ${problem.message}`, record: recordOf(p) });
       }
       return { commit: plan.commit(), plan, problems };
     });
@@ -206,8 +253,7 @@ class Plan {
   }
 
   /** Takes one notice from the feed; returns a problem when it must be rejected. */
-  offer(n: ChangeNotice): { code: ErrorCode; message: string } | undefined {
-    const body = canonical(n);
+  offer(n: ChangeNotice, body = canonical(n)): { code: ErrorCode; message: string } | undefined {
     const seenBody = this.#ctx.known.get(n.noticeId)?.body ?? this.#seen.get(n.noticeId);
     if (seenBody !== undefined) {
       // The same id must mean the same notice: a different body is another change under a reused id, and
@@ -244,7 +290,7 @@ class Plan {
       this.#heldCount++;
       return undefined;
     }
-    this.#applyOne(n, false);
+    this.#applyOne(n, false, body);
     this.#drain(n.newResidentCode ?? rc);
     return undefined;
   }
@@ -295,7 +341,7 @@ class Plan {
     }
   }
 
-  #applyOne(n: ChangeNotice, wasHeld: boolean): void {
+  #applyOne(n: ChangeNotice, wasHeld: boolean, body = canonical(n)): void {
     const rc = n.residentCode;
     const certs = this.#certs.get(rc) ?? [];
     const decisions = decideRevocations(n, certs);
@@ -319,7 +365,7 @@ class Plan {
         this.#held.delete(rc);
       }
     }
-    this.#notices.push({ noticeId: n.noticeId, residentCode: rc, sequence: n.sequence, kind: n.kind, body: canonical(n), status: "applied", revocations: decisions.length });
+    this.#notices.push({ noticeId: n.noticeId, residentCode: rc, sequence: n.sequence, kind: n.kind, body, status: "applied", revocations: decisions.length });
     this.#applied++;
     if (wasHeld) this.#released++;
   }

@@ -916,11 +916,14 @@ export class PostgresStore implements Store {
     // new code must then be in the context too, or they would wait for ever. Follow such changes, locking
     // each new code before reading under it.
     const codeSet = new Set(keys.residentCodes);
+    const registryCodes = new Set(keys.registryCodes);
     for (let frontier = [...codeSet]; frontier.length; ) {
       const next: string[] = [];
       for (const r of (await heldOf(frontier)).rows) {
         if (r.kind !== "resident-code-change") continue;
         const to = (JSON.parse(r.body) as { newResidentCode?: string }).newResidentCode;
+        registryCodes.add(r.resident_code);
+        if (to) registryCodes.add(to);
         if (to && !codeSet.has(to)) (codeSet.add(to), next.push(to));
       }
       if (next.length && lock) await lock(next);
@@ -956,13 +959,14 @@ export class PostgresStore implements Store {
       list.push({ serial: r.serial, caId: r.ca_id, type: r.type, residentCode: r.resident_code, fourItems: itemsOf(r) });
       certificates.set(r.resident_code, list);
     }
-    const residentRows = await c.query<{ resident_code: string; notice_sequence: bigint }>(
-      "SELECT resident_code, notice_sequence FROM residents WHERE resident_code = ANY($1::text[])",
-      [codes],
-    );
-    const residents = new Map(residentRows.rows.map((r) => [r.resident_code, Number(r.notice_sequence)]));
     const ever = await c.query<{ resident_code: string }>("SELECT DISTINCT resident_code FROM certificates WHERE resident_code = ANY($1::text[])", [codes]);
     const everCertified = new Set(ever.rows.map((r) => r.resident_code));
+    // The registry's record only where the decision looks at it (as the SQLite store: NoticeContext.residents).
+    const wanted = codes.filter((code) => registryCodes.has(code) || !(everCertified.has(code) || lastSequence.has(code)));
+    const residentRows = wanted.length
+      ? await c.query<{ resident_code: string; notice_sequence: bigint }>("SELECT resident_code, notice_sequence FROM residents WHERE resident_code = ANY($1::text[])", [wanted])
+      : { rows: [] };
+    const residents = new Map(residentRows.rows.map((r) => [r.resident_code, Number(r.notice_sequence)]));
     return { known, lastSequence, held, certificates, residents, everCertified };
   }
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -60,5 +60,49 @@ describe("SqliteStore specifics", () => {
     expect(await s.latestCrl("27-sig")).toMatchObject({ number: 3n, entries: 4, state: "published" });
     expect((await s.reserveCrl("27-sig", new Date(0), new Date(1))).number).toBe(4n);
     await s.close();
+  });
+});
+
+describe("SqliteStore bulk writes", () => {
+  it("has the WAL of notice batches copied back on another thread and started over, so it stays bounded", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const s = SqliteStore.open(path, { create: true });
+    const batch = (k: number) =>
+      s.commitNoticeBatch({ noticeIds: [], residentCodes: [] }, () => ({
+        commit: {
+          at: new Date(0),
+          notices: Array.from({ length: 200 }, (_, i) => ({
+            noticeId: `N-${k}-${i}`,
+            residentCode: `r${k}-${i}`,
+            sequence: 1,
+            kind: "death",
+            body: JSON.stringify({ k, i, pad: "x".repeat(200) }),
+            status: "applied" as const,
+            revocations: 0,
+          })),
+          sequences: Array.from({ length: 200 }, (_, i) => ({ residentCode: `r${k}-${i}`, last: 1 })),
+          revocations: [],
+          relinks: [],
+          dirtyCas: [],
+        },
+      }));
+    const walSize = () => statSync(`${path}-wal`).size;
+    try {
+      for (let k = 0; k < 8; k++) await batch(k);
+      const early = walSize();
+      for (let k = 8; k < 48; k++) await batch(k);
+      // Without the checkpoints and the restarts the WAL would hold all 48 batches (six times the early size);
+      // started over every few batches, it never grows past the first few.
+      expect(walSize()).toBeLessThanOrEqual(early);
+    } finally {
+      await s.close();
+    }
+    const again = SqliteStore.open(path);
+    try {
+      expect((await again.getNotice("N-47-199"))?.status).toBe("applied");
+      expect((await again.getNotice("N-0-0"))?.status).toBe("applied");
+    } finally {
+      await again.close();
+    }
   });
 });

@@ -38,6 +38,7 @@ import type {
 } from "./types.js";
 import { DUMP_KINDS } from "./types.js";
 import { DumpStreamCheck } from "./dump.js";
+import { WalCheckpointer } from "./checkpointer.js";
 
 type Int = number | bigint;
 
@@ -162,6 +163,11 @@ type ResidentForIssuanceRow = [code: string, municipality: string, name: string,
 function residentOfIssuanceRow(r: ResidentForIssuanceRow): ResidentRecord {
   return toResident({ resident_code: r[0], municipality_code: r[1], name: r[2], address: r[3], birth_date: r[4], gender: r[5], status: r[6] });
 }
+
+/** WAL pages after which a bulk writer checkpoints on its own thread too (256 MiB of 4 KiB pages). */
+const BULK_AUTOCHECKPOINT = 65536;
+/** Bulk commits between two waits for the checkpointer thread (store/checkpointer.ts). */
+const SETTLE_EVERY = 4;
 
 /** Bytes of metadata per log entry: uint32 not_after (seconds since the epoch), uint32 municipality code. */
 const META_BYTES = 8;
@@ -298,9 +304,14 @@ export class SqliteStore implements Store {
   readonly kind = "sqlite" as const;
   readonly #db: Database.Database;
   readonly #stmts: ReturnType<SqliteStore["prepare"]>;
+  #path: string;
+  /** Started by the first bulk write (a notice batch); most commands never need it. */
+  #checkpointer: WalCheckpointer | undefined;
+  #bulkCommits = 0;
 
-  private constructor(db: Database.Database) {
+  private constructor(db: Database.Database, path: string) {
     this.#db = db;
+    this.#path = path;
     this.#stmts = this.prepare();
   }
 
@@ -351,7 +362,7 @@ export class SqliteStore implements Store {
           db!.pragma(`user_version = ${v + 1}`);
         }).immediate();
       }
-      return new SqliteStore(db);
+      return new SqliteStore(db, path);
     } catch (e) {
       db?.close();
       if ((e as { code?: string }).code === "SQLITE_CANTOPEN") {
@@ -408,7 +419,7 @@ export class SqliteStore implements Store {
       batchHeld: db.prepare("SELECT * FROM notices WHERE status = 'held' AND resident_code IN (SELECT value FROM json_each(?)) ORDER BY resident_code, sequence"),
       batchCertified: db.prepare(
         "SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender, revoked_at FROM certified WHERE resident_code IN (SELECT value FROM json_each(?))",
-      ),
+      ).raw(),
       batchResidents: db.prepare("SELECT resident_code, notice_sequence FROM residents WHERE resident_code IN (SELECT value FROM json_each(?))").raw(),
       // Read twice per issuance (to sign, then to commit): rows as arrays, not objects keyed by column name.
       residentForIssuance: db.prepare(
@@ -468,10 +479,38 @@ export class SqliteStore implements Store {
     }
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    const cp = this.#checkpointer;
+    this.#checkpointer = undefined;
+    await cp?.close();
     return this.#run("closing", () => {
       if (this.#db.open) this.#db.close();
     });
+  }
+
+  /**
+   * Before a bulk write transaction: every few commits, wait for the checkpointer thread to have copied what
+   * is committed, so this transaction starts the WAL over (store/checkpointer.ts).
+   */
+  async #beforeBulk(): Promise<void> {
+    if (this.#checkpointer && this.#bulkCommits % SETTLE_EVERY === 0) await this.#checkpointer.settled();
+  }
+
+  /** After a bulk commit: the checkpointer thread copies it back, not this thread (started on first use). */
+  #afterBulk(): void {
+    this.#bulkCommits++;
+    if (!this.#checkpointer) {
+      if (this.#path === "" || this.#path === ":memory:") return;
+      try {
+        this.#checkpointer = new WalCheckpointer(this.#path);
+        // This connection's own checkpoints only bound the WAL now, should the thread lag or fail.
+        this.#db.pragma(`wal_autocheckpoint = ${BULK_AUTOCHECKPOINT}`);
+      } catch {
+        this.#path = ""; // no thread: this connection checkpoints as before
+        return;
+      }
+    }
+    this.#checkpointer.kick();
   }
 
   putCa(ca: CaRecord): Promise<void> {
@@ -767,11 +806,14 @@ export class SqliteStore implements Store {
     // A held resident-code change may be applied by this batch (its gap filled): the notices held under its
     // new code must then be in the context too, or they would wait for ever. Follow such changes.
     const codeSet = new Set(keys.residentCodes);
+    const registryCodes = new Set(keys.registryCodes);
     for (let frontier = [...codeSet]; frontier.length; ) {
       const next: string[] = [];
       for (const r of st.batchHeld.all(JSON.stringify(frontier)) as NoticeRowDb[]) {
         if (r.kind !== "resident-code-change") continue;
         const to = (JSON.parse(r.body) as { newResidentCode?: string }).newResidentCode;
+        registryCodes.add(r.resident_code);
+        if (to) registryCodes.add(to);
         if (to && !codeSet.has(to)) (codeSet.add(to), next.push(to));
       }
       frontier = next;
@@ -790,26 +832,26 @@ export class SqliteStore implements Store {
     const certificates = new Map<string, CertifiedRow[]>();
     // One read gives both: the unrevoked certificates, and which codes were ever certified.
     const everCertified = new Set<string>();
-    for (const r of st.batchCertified.all(codes) as Array<Record<string, string>>) {
-      everCertified.add(r.resident_code!);
-      if (r.revoked_at !== null) continue;
-      const list = certificates.get(r.resident_code!) ?? [];
-      list.push({
-        serial: r.serial!,
-        caId: r.ca_id!,
-        type: r.type as CertificateType,
-        residentCode: r.resident_code!,
-        fourItems: itemsOf(r as { name: string; address: string; birth_date: string; gender: string }),
-      });
-      certificates.set(r.resident_code!, list);
+    type Certified = [serial: string, caId: string, type: CertificateType, residentCode: string, name: string, address: string, birthDate: string, gender: string, revokedAt: number | null];
+    for (const [serial, caId, type, residentCode, name, address, birthDate, gender, revokedAt] of st.batchCertified.all(codes) as Certified[]) {
+      everCertified.add(residentCode);
+      if (revokedAt !== null) continue;
+      const list = certificates.get(residentCode) ?? [];
+      list.push({ serial, caId, type, residentCode, fourItems: itemsOf({ name, address, birth_date: birthDate, gender }) });
+      certificates.set(residentCode, list);
     }
-    const residents = new Map(st.batchResidents.all(codes) as Array<[string, number]>);
+    // The registry's record only where the decision looks at it: a code the CA knows nothing of (is it a
+    // resident at all?), and the codes of a resident-code change (is the new code someone's?). Most notices
+    // are for certificate holders: their registry rows are not read.
+    const wanted = [...codeSet].filter((c) => registryCodes.has(c) || !(everCertified.has(c) || lastSequence.has(c)));
+    const residents = new Map(wanted.length ? (st.batchResidents.all(JSON.stringify(wanted)) as Array<[string, number]>) : []);
 
     return { known, lastSequence, held, certificates, residents, everCertified };
   }
 
-  commitNoticeBatch<T extends { readonly commit: NoticeCommit }>(keys: NoticeContextKeys, decide: (ctx: NoticeContext) => T): Promise<T & { readonly revoked: number }> {
-    return this.#run("committing a notice batch", () =>
+  async commitNoticeBatch<T extends { readonly commit: NoticeCommit }>(keys: NoticeContextKeys, decide: (ctx: NoticeContext) => T): Promise<T & { readonly revoked: number }> {
+    await this.#beforeBulk();
+    const done = await this.#run("committing a notice batch", () =>
       // IMMEDIATE: the write lock is taken before the context is read, so no other writer can change what
       // this batch decides from between the read and the commit.
       this.#db.transaction(() => {
@@ -840,6 +882,8 @@ export class SqliteStore implements Store {
         return { ...decided, revoked };
       }).immediate(),
     );
+    this.#afterBulk();
+    return done;
   }
 
   listHeldNotices(limit = 1000): Promise<StoredNotice[]> {

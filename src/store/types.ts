@@ -149,7 +149,11 @@ export interface NoticeContext {
   readonly held: ReadonlyMap<string, readonly StoredNotice[]>;
   /** unrevoked certificates per resident */
   readonly certificates: ReadonlyMap<string, readonly CertifiedRow[]>;
-  /** residents the registry knows, with the sequence of the last notice the registry applied to each */
+  /**
+   * residents the registry knows, with the sequence of the last notice the registry applied to each: at least
+   * for the codes asked about that the CA knows nothing of (never certified, no sequence), for
+   * `registryCodes`, and for both codes of every held resident-code change found (a store may return more)
+   */
   readonly residents: ReadonlyMap<string, number>;
   /** of the codes asked about, those under which the CA ever issued a certificate (revoked or not) */
   readonly everCertified: ReadonlySet<string>;
@@ -160,6 +164,8 @@ export interface NoticeContextKeys {
   readonly noticeIds: readonly string[];
   /** every resident code the batch names, new codes of resident-code changes included */
   readonly residentCodes: readonly string[];
+  /** codes whose registry record is needed even when the CA knows them: both codes of a resident-code change */
+  readonly registryCodes?: readonly string[];
 }
 
 /** One ingestion batch, committed all or nothing. */

@@ -1,0 +1,80 @@
+/**
+ * Reads a notice file on a reader thread (ca/notice-reader-thread.ts), so the ingesting thread spends its time
+ * on the store: reading, parsing and checking a batch (readBatches) overlaps the commit of the batch before.
+ * Measured at 1M residents, the read stage was about a fifth of the ingesting thread's time.
+ *
+ * The batches are exactly those readBatches makes in this thread (same notices, same rejects, same order),
+ * checked against the same injected clock: the ingesting thread sends its clock's time with each request.
+ * Used for files large enough to repay starting a thread, and only where the compiled thread module exists
+ * (not when the TypeScript sources run directly, as in unit tests: there the read stage stays in this thread).
+ */
+import { existsSync, statSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import { JpkiError, type ErrorCode } from "../errors.js";
+import type { Clock } from "../pki/clock.js";
+import type { ReadBatch, ReadNotice, RejectedNotice } from "./notices.js";
+
+/** What the thread is started with (workerData.jpkiNoticeReader). */
+export interface ReaderOptions {
+  readonly path: string;
+  readonly format: string;
+  readonly batchSize: number;
+}
+
+/** What the thread posts: one batch per request, then the end or the error that ended the reading. */
+export type ReaderMessage =
+  | { readonly type: "batch"; readonly bytes: number; readonly read: number; readonly notices: readonly (ReadNotice & { record: string })[]; readonly rejects: readonly RejectedNotice[] }
+  | { readonly type: "end"; readonly bytes: number }
+  | { readonly type: "error"; readonly error: { code?: ErrorCode; message: string; details?: Record<string, unknown>; stack?: string } };
+
+/** Files below this size are read in the ingesting thread: starting a thread costs more than it saves. */
+export const READER_THREAD_MIN_BYTES = 1 << 20;
+
+const THREAD = new URL("./notice-reader-thread.js", import.meta.url);
+
+/** Batches requested ahead of the one being committed. */
+const AHEAD = 2;
+
+/** Whether a reader thread can read this source: a regular file of some size, and the compiled thread module. */
+export function readerThreadFits(source: string | NodeJS.ReadableStream, minBytes = READER_THREAD_MIN_BYTES): source is string {
+  if (typeof source !== "string") return false;
+  try {
+    return existsSync(fileURLToPath(THREAD)) && statSync(source).isFile() && statSync(source).size >= minBytes;
+  } catch {
+    return false; // the read stage reports an unreadable file, with its usual error
+  }
+}
+
+/** The batches of `path`, read on a reader thread. Stopping early (return) ends the thread. */
+export async function* readBatchesOnThread(o: ReaderOptions & { clock: Clock; onBytes?: (n: number) => void }): AsyncGenerator<ReadBatch, void, undefined> {
+  const worker = new Worker(THREAD, { workerData: { jpkiNoticeReader: { path: o.path, format: o.format, batchSize: o.batchSize } satisfies ReaderOptions } });
+  const inbox: ReaderMessage[] = [];
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  worker.on("message", (m: ReaderMessage) => (inbox.push(m), wake?.()));
+  worker.on("error", (e) => ((failure = e), wake?.()));
+  worker.on("exit", () => ((failure ??= new JpkiError("ERR_INTERNAL", "the notice reader thread ended before the end of the input")), wake?.()));
+  const ask = () => worker.postMessage({ now: o.clock.now().getTime() });
+  try {
+    for (let i = 0; i < AHEAD; i++) ask();
+    for (;;) {
+      while (!inbox.length && !failure) await new Promise<void>((resolve) => (wake = resolve));
+      const m = inbox.shift();
+      if (!m) throw failure!;
+      if (m.type !== "error" && m.bytes) o.onBytes?.(m.bytes);
+      if (m.type === "end") return;
+      if (m.type === "error") {
+        const e = m.error;
+        if (e.code) throw new JpkiError(e.code, e.message, e.details ? { details: e.details } : undefined);
+        const bug = new Error(e.message);
+        if (e.stack) bug.stack = e.stack;
+        throw bug;
+      }
+      ask();
+      yield { notices: m.notices, rejects: m.rejects, read: m.read };
+    }
+  } finally {
+    await worker.terminate();
+  }
+}
