@@ -104,6 +104,7 @@ function printRate(r: BenchResult): void {
 
 if (wanted("startup")) printTimes(await benchStartup({ runs: env("JPKI_BENCH_STARTUP_RUNS", 20) }));
 if (wanted("inspect")) printRate(await (await import("./inspect.js")).benchInspect({ entries: env("JPKI_BENCH_CRL_ENTRIES", 1_000_000) }));
+if (wanted("serve")) printRate(await (await import("./serve.js")).benchServe({ seconds: env("JPKI_BENCH_SERVE_SECONDS", 5) }));
 
 const results = new Map<string, BenchResult | Error>(); // `${bench}/${size}/${backend}`
 const key = (s: StoreBench, b: string) => `${s.bench}/${s.size ?? ""}/${b}`;

@@ -4,7 +4,8 @@
  * - GET/HEAD of every published CRL and CA certificate at the paths the certificates name (published.ts),
  *   with strong ETags, Last-Modified, conditional GET (304), single byte ranges (206) and Cache-Control whose
  *   max-age never reaches past the CRL's nextUpdate (http-cache.ts); bodies stream from an open descriptor,
- *   so a CRL replaced meanwhile is never served torn;
+ *   so a CRL replaced meanwhile is never served torn. This route runs on bare node:http in front of fastify
+ *   (published-route.ts says why);
  * - `/crl/index.json`: every CA's latest CRL (number, thisUpdate, nextUpdate, entries, size, sha256);
  * - `/healthz`: the store answers and no CRL is past its nextUpdate (503 otherwise, saying which);
  * - `/metrics`: Prometheus text (prom-client): requests by route and status, CRL ages.
@@ -12,13 +13,15 @@
  * logging writes two lines per request and halved the 304 rate measured against bare node:http.
  */
 import { stat } from "node:fs/promises";
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { join } from "node:path";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { Counter, Gauge, Registry } from "prom-client";
 import type { Clock } from "../pki/clock.js";
 import type { Workspace } from "../workspace/workspace.js";
-import { decide, httpDate, type Decision } from "./http-cache.js";
-import { CONTENT_TYPE, PublishedFiles, resolvePublished, type FileVersion, type PublishedFile } from "./published.js";
+import { PublishedFiles } from "./published.js";
+import { publishedRoute } from "./published-route.js";
 
 export interface ServerOptions {
   /** longest a cache may keep a CRL, seconds (never past its nextUpdate); default 300 */
@@ -74,76 +77,63 @@ export async function buildServer(ws: Workspace, opts: ServerOptions = {}): Prom
   const prefix = opts.prefix ?? pathPrefix(ws.config.baseUrl);
   const crlMaxAge = opts.crlMaxAgeSeconds ?? 300;
   const certMaxAge = opts.certificateMaxAgeSeconds ?? 86_400;
-  const files = new PublishedFiles();
   const metrics = makeMetrics(ws, clock);
+  const log = opts.accessLog;
+  const accessLine = (method: string | undefined, url: string | undefined, status: number, ms: number, remote: string | undefined) =>
+    log?.write(
+      `{"time":"${new Date().toISOString()}","method":"${method}","url":${JSON.stringify(url ?? "")},"status":${status},"ms":${Math.round(ms * 100) / 100},"remote":${JSON.stringify(remote ?? "")}}\n`,
+    );
+  /** One counter child per (route, status), looked up once: prom-client hashes the labels on every inc otherwise. */
+  const counter = (route: string) => {
+    const byStatus = new Map<number, { inc(): void }>();
+    return (status: number) => {
+      let c = byStatus.get(status);
+      if (!c) byStatus.set(status, (c = metrics.requests.labels(route, String(status))));
+      c.inc();
+    };
+  };
+  const countPublished = counter("published");
+  const published = publishedRoute({
+    paths: ws.paths,
+    files: new PublishedFiles(),
+    clock,
+    prefix,
+    crlMaxAgeSeconds: crlMaxAge,
+    certificateMaxAgeSeconds: certMaxAge,
+    onResponse: (req, status, startedAt) => {
+      countPublished(status);
+      accessLine(req.method, req.url, status, performance.now() - startedAt, req.socket.remoteAddress);
+    },
+  });
   const app = Fastify({
-    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
+    // Published files are answered on bare node:http before fastify routes anything (published-route.ts).
+    serverFactory: (handler) => {
+      const h = (req: IncomingMessage, res: ServerResponse) => {
+        if (!published(req, res)) handler(req, res);
+      };
+      return opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, h) : createHttpServer(h);
+    },
     logger: false,
     // Paths are matched against fixed shapes below; anything longer is not ours.
     routerOptions: { maxParamLength: 200 },
     exposeHeadRoutes: false,
     return503OnClosing: true,
   });
-  const log = opts.accessLog;
-
-  app.addHook("onResponse", (req, reply, done) => {
-    const route = (req.routeOptions.config as { metric?: string } | undefined)?.metric ?? "other";
-    metrics.requests.inc({ route, status: String(reply.statusCode) });
-    log?.write(
-      `${JSON.stringify({ time: new Date().toISOString(), method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100, remote: req.ip })}\n`,
-    );
-    done();
-  });
-
-  const cacheControl = (file: PublishedFile, v: FileVersion) => {
-    if (file.kind === "ca-certificate") return `public, max-age=${certMaxAge}`;
-    const untilNext = v.nextUpdate ? Math.floor((v.nextUpdate.getTime() - clock.now().getTime()) / 1000) : 0;
-    return `public, max-age=${Math.max(0, Math.min(crlMaxAge, untilNext))}`;
+  // Each fastify route counts and logs its own responses: a route-level hook knows its name, where reading
+  // request.routeOptions in a global hook builds an object per request.
+  const onResponse = (route: string) => {
+    const count = counter(route);
+    return (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
+      count(reply.statusCode);
+      accessLine(req.method, req.url, reply.statusCode, reply.elapsedTime, req.ip);
+      done();
+    };
   };
-  const validators = (reply: FastifyReply, file: PublishedFile, v: FileVersion) =>
-    reply.header("ETag", v.etag).header("Last-Modified", httpDate(v.lastModified)).header("Cache-Control", cacheControl(file, v)).header("Accept-Ranges", "bytes");
-
-  async function servePublished(req: FastifyRequest, reply: FastifyReply, file: PublishedFile) {
-    const h = req.headers;
-    // A poll of an unchanged file: one stat, no open, no read.
-    if (h["if-none-match"] !== undefined || h["if-modified-since"] !== undefined) {
-      const seen = files.current(file.path);
-      if (seen && decide(req.method, h, seen).status === 304) return validators(reply, file, seen).code(304).send();
-    }
-    const opened = await files.open(file.path);
-    if (!opened) return reply.code(404).type("application/json").send({ error: "not published", path: req.url });
-    const { version: v, handle } = opened;
-    let d: Decision;
-    try {
-      d = decide(req.method, h, v);
-    } catch (e) {
-      await handle.close();
-      throw e;
-    }
-    validators(reply, file, v);
-    if (d.status === 304 || d.status === 412 || d.status === 416 || req.method === "HEAD") {
-      await handle.close();
-      if (d.status === 416) reply.header("Content-Range", `bytes */${v.size}`);
-      if (req.method === "HEAD" && d.status === 200) reply.header("Content-Type", CONTENT_TYPE[file.kind]).header("Content-Length", String(v.size));
-      return reply.code(d.status).send();
-    }
-    reply.type(CONTENT_TYPE[file.kind]);
-    if (d.status === 206) {
-      reply.code(206).header("Content-Range", `bytes ${d.start}-${d.end}/${v.size}`).header("Content-Length", String(d.end - d.start + 1));
-      return reply.send(handle.createReadStream({ start: d.start, end: d.end, autoClose: true }));
-    }
-    reply.header("Content-Length", String(v.size));
-    if (v.size === 0) {
-      await handle.close();
-      return reply.send("");
-    }
-    return reply.send(handle.createReadStream({ start: 0, autoClose: true }));
-  }
 
   app.route({
     method: ["GET", "HEAD"],
     url: `${prefix}/crl/index.json`,
-    config: { metric: "crl-index" },
+    onResponse: onResponse("crl-index"),
     handler: async (_req, reply) => {
       const status = await ws.store.crlStatus();
       const crls = [];
@@ -172,7 +162,7 @@ export async function buildServer(ws: Workspace, opts: ServerOptions = {}): Prom
     },
   });
 
-  app.get(`${prefix}/healthz`, { config: { metric: "healthz" } }, async (_req, reply) => {
+  app.get(`${prefix}/healthz`, { onResponse: onResponse("healthz") }, async (_req, reply) => {
     let status;
     try {
       status = await ws.store.crlStatus();
@@ -184,21 +174,9 @@ export async function buildServer(ws: Workspace, opts: ServerOptions = {}): Prom
     return reply.code(stale.length ? 503 : 200).header("Cache-Control", "no-store").send({ status: stale.length ? "stale" : "ok", store: "ok", cas: status.length, stale });
   });
 
-  app.get(`${prefix}/metrics`, { config: { metric: "metrics" } }, async (_req, reply) => {
+  app.get(`${prefix}/metrics`, { onResponse: onResponse("metrics") }, async (_req, reply) => {
     const body = await metrics.registry.metrics();
     return reply.header("Cache-Control", "no-store").type(metrics.registry.contentType).send(body);
-  });
-
-  app.route({
-    method: ["GET", "HEAD"],
-    url: `${prefix}/*`,
-    config: { metric: "published" },
-    handler: async (req, reply) => {
-      const path = (req.params as { "*": string })["*"];
-      const file = resolvePublished(ws.paths, `/${path.split("?")[0]}`);
-      if (!file) return reply.code(404).type("application/json").send({ error: "no such published file", path: req.url });
-      return servePublished(req, reply, file);
-    },
   });
 
   return { app, metrics };

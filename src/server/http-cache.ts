@@ -23,6 +23,8 @@ export type Decision =
   | { readonly status: 412 }
   | { readonly status: 416 };
 
+const NOT_MODIFIED: Decision = Object.freeze({ status: 304 });
+
 /** Request headers as node gives them (lower-case names). */
 export type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
 
@@ -61,6 +63,8 @@ const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
  * (weak comparison), If-Modified-Since (only without If-None-Match), then Range with If-Range (strong).
  */
 export function decide(method: string, h: RequestHeaders, rep: Representation): Decision {
+  // The common poll first: one If-None-Match equal to the current tag, nothing else conditional.
+  if (h["if-none-match"] === rep.etag && h["if-match"] === undefined && h["if-unmodified-since"] === undefined) return NOT_MODIFIED;
   const ifMatch = header(h, "if-match");
   if (ifMatch !== undefined) {
     const tags = entityTags(ifMatch);
@@ -72,10 +76,10 @@ export function decide(method: string, h: RequestHeaders, rep: Representation): 
   const ifNoneMatch = header(h, "if-none-match");
   if (ifNoneMatch !== undefined) {
     const tags = entityTags(ifNoneMatch);
-    if (tags.some((t) => t === "*" || opaque(t) === rep.etag)) return { status: 304 };
+    if (tags.some((t) => t === "*" || opaque(t) === rep.etag)) return NOT_MODIFIED;
   } else {
     const ims = parseHttpDate(header(h, "if-modified-since"));
-    if (ims !== undefined && seconds(rep.lastModified) <= ims) return { status: 304 };
+    if (ims !== undefined && seconds(rep.lastModified) <= ims) return NOT_MODIFIED;
   }
   if (method !== "GET") return { status: 200 };
   const range = header(h, "range");

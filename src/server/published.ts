@@ -41,7 +41,21 @@ export interface PublishedFile {
 export interface FileVersion extends Representation {
   /** the CRL's nextUpdate; undefined for certificates */
   readonly nextUpdate?: Date;
+  /** Last-Modified as an HTTP-date, formatted once */
+  readonly lastModifiedHttp: string;
+  /** the whole content, kept for small files (up to SMALL_FILE_BYTES): served without opening the file */
+  readonly body?: Buffer;
 }
+
+/** Files up to this size are kept in memory once read (a CA certificate, a partition's CRL). */
+export const SMALL_FILE_BYTES = 1 << 20;
+
+/**
+ * How long a version found by `current` is trusted without another stat. A poll may see a file replaced up
+ * to this long ago as unchanged (a 304): far below the CRL schedule's interval, and it saves a system call
+ * per poll. A full response always opens the file and checks the version it reads.
+ */
+export const STAT_TTL_MS = 250;
 
 /** The directory of ARLs beside the CRL directory (`<workspace>/arl`). */
 export function arlDir(paths: WorkspacePaths): string {
@@ -135,6 +149,8 @@ interface Known extends FileVersion {
   readonly dev: number;
   readonly ino: number;
   readonly mtimeMs: number;
+  /** when `current` last saw this version at its path (performance.now()) */
+  checkedAt: number;
 }
 
 /** An opened version of a file: read it through `handle`, then close it. */
@@ -153,13 +169,17 @@ export class PublishedFiles {
   current(path: string): FileVersion | undefined {
     const k = this.#known.get(path);
     if (!k || k instanceof Promise) return undefined;
+    const now = performance.now();
+    if (now - k.checkedAt < STAT_TTL_MS) return k;
     let st: Stats;
     try {
       st = statSync(path);
     } catch {
       return undefined;
     }
-    return sameFile(st, k) ? k : undefined;
+    if (!sameFile(st, k)) return undefined;
+    k.checkedAt = now;
+    return k;
   }
 
   /** Opens the file and describes the version it holds; undefined when there is no such file. */
@@ -201,23 +221,31 @@ export class PublishedFiles {
 /** Hashes one version through its descriptor (never by path: the path may already name a newer one). */
 async function describe(handle: FileHandle, st: Stats): Promise<Known> {
   const hash = createHash("sha256");
-  const buf = Buffer.allocUnsafe(Math.min(HASH_CHUNK, Math.max(st.size, 1)));
+  const small = st.size <= SMALL_FILE_BYTES;
+  // A small file is read whole into the buffer it is then served from; a large one in chunks.
+  const buf = Buffer.allocUnsafe(small ? st.size : HASH_CHUNK);
   let head: Buffer | undefined;
-  for (let pos = 0; pos < st.size; ) {
-    const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, st.size - pos), pos);
+  let pos = 0;
+  while (pos < st.size) {
+    const at = small ? pos : 0;
+    const { bytesRead } = await handle.read(buf, at, Math.min(buf.length - at, st.size - pos), pos);
     if (bytesRead === 0) break;
     if (pos === 0) head = Buffer.from(buf.subarray(0, Math.min(bytesRead, HEAD_BYTES)));
-    hash.update(buf.subarray(0, bytesRead));
+    hash.update(buf.subarray(at, at + bytesRead));
     pos += bytesRead;
   }
+  if (pos !== st.size) throw new Error(`${st.size - pos} bytes of a published file could not be read (it shrank?)`);
   const nextUpdate = head ? crlNextUpdate(head) : undefined;
   return {
     etag: `"${hash.digest("base64url").slice(0, 32)}"`,
     lastModified: st.mtime,
+    lastModifiedHttp: st.mtime.toUTCString(),
     size: st.size,
     ...(nextUpdate ? { nextUpdate } : {}),
+    ...(small ? { body: buf } : {}),
     dev: st.dev,
     ino: st.ino,
     mtimeMs: st.mtimeMs,
+    checkedAt: performance.now(),
   };
 }

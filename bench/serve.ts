@@ -1,0 +1,219 @@
+/**
+ * `jpki serve` benchmark (issue 9 point 8): 304 answers per second from a real `jpki serve` process next to a
+ * bare node:http server answering 304 on the same cores (target ≥ 0.8×), the same with --workers, full
+ * small-CRL 200s per second, and a 50 MB CRL's download throughput. Load comes from autocannon in its own
+ * process, on loopback, for a few seconds per run; each server is a separate process as in production (the
+ * access log on, to a file).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { initCas } from "../src/ca/manage.js";
+import { prefecture } from "../src/ca/prefectures.js";
+import { buildCrl } from "../src/crl/builder.js";
+import { generateCrls, openCrlIssuer } from "../src/crl/generate.js";
+import { encodeEntry } from "../src/profile/crl-entry.js";
+import { stageFile } from "../src/store/staging.js";
+import { Workspace } from "../src/workspace/workspace.js";
+import type { BenchResult } from "./issue.js";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url)); // dist/bench/ → the package root
+const BIN = join(ROOT, "bin", "jpki.cjs");
+const AUTOCANNON = join(ROOT, "node_modules", "autocannon", "autocannon.js");
+
+const BARE = `
+const http = require("node:http");
+const body = require("node:fs").readFileSync(process.argv[2]);
+const etag = '"bare"';
+// The same validators a 304 from jpki serve carries, so the comparison is of the servers, not of the headers.
+const validators = { ETag: etag, "Last-Modified": new Date().toUTCString(), "Cache-Control": "public, max-age=300", "Accept-Ranges": "bytes" };
+http.createServer((req, res) => {
+  if (req.headers["if-none-match"] === etag) { res.writeHead(304, validators); res.end(); return; }
+  res.writeHead(200, { ...validators, "Content-Type": "application/pkix-crl", "Content-Length": body.length }); res.end(body);
+}).listen(Number(process.argv[1]), "127.0.0.1", () => console.error("listening"));
+`;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts a server process and resolves when it says it listens (for --workers, when every worker answers). */
+async function start(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<ChildProcess> {
+  const child = spawn(process.execPath, args, { env, stdio: ["ignore", "ignore", "pipe"] });
+  let err = "";
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.on("data", (d) => {
+      err += d;
+      if (/listening/.test(err)) resolve();
+    });
+    child.on("exit", (code) => reject(new Error(`server exited (${code}): ${err}`)));
+  });
+  return child;
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once("exit", () => resolve());
+    child.kill("SIGTERM");
+  });
+}
+
+interface Load {
+  readonly rps: number;
+  readonly bytesPerSec: number;
+  readonly non2xx: number;
+  readonly errors: number;
+  readonly statuses: Record<string, number>;
+}
+
+function autocannon(url: string, o: { seconds: number; connections: number; headers?: Record<string, string> }): Promise<Load> {
+  const args = [AUTOCANNON, "-j", "-c", String(o.connections), "-d", String(o.seconds), ...Object.entries(o.headers ?? {}).flatMap(([k, v]) => ["-H", `${k}=${v}`]), url];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "ignore"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.on("exit", (code) => {
+      if (code !== 0) return reject(new Error(`autocannon exited ${code}`));
+      const r = JSON.parse(out) as { requests: { average: number }; throughput: { average: number }; non2xx: number; errors: number; statusCodeStats?: Record<string, { count: number }> };
+      resolve({
+        rps: r.requests.average,
+        bytesPerSec: r.throughput.average,
+        non2xx: r.non2xx,
+        errors: r.errors,
+        statuses: Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([k, v]) => [k, v.count])),
+      });
+    });
+  });
+}
+
+/** One full GET: status, ETag and the body's size, to check what the load hits. */
+function head(url: string): Promise<{ status: number; etag: string; size: number }> {
+  return new Promise((resolve, reject) => {
+    request(url, (res) => {
+      let size = 0;
+      res.on("data", (c: Buffer) => (size += c.length));
+      res.on("end", () => resolve({ status: res.statusCode!, etag: String(res.headers.etag), size }));
+    })
+      .on("error", reject)
+      .end();
+  });
+}
+
+/** A real, signed CRL of about `mb` MB for CA 13-auth, installed where `jpki serve` publishes it. */
+async function bigCrl(ws: Workspace, mb: number): Promise<number> {
+  const rec = (await ws.store.getCa("13-auth"))!;
+  const issuer = openCrlIssuer(rec, "bench");
+  const now = ws.clock.now();
+  const perEntry = encodeEntry({ serial: "11".repeat(16), revokedAt: now, reason: 1 }).length;
+  const count = Math.ceil((mb * 1_000_000) / perEntry);
+  const chunks = function* () {
+    for (let i = 0; i < count; i += 10_000) {
+      const n = Math.min(10_000, count - i);
+      yield { der: Buffer.concat(Array.from({ length: n }, () => encodeEntry({ serial: randomBytes(16).toString("hex"), revokedAt: now, reason: 1 }))), count: n };
+    }
+  };
+  const built = await buildCrl({ issuerName: issuer.subjectName, authorityKeyId: issuer.keyId, number: 1000n, thisUpdate: now, nextUpdate: new Date(now.getTime() + 48 * 3600_000), entries: chunks(), signer: issuer.signer });
+  stageFile(join(ws.paths.crlDir, "13-auth.crl"), built.chunks).install();
+  return built.byteLength;
+}
+
+export async function benchServe(opts: { seconds?: number; connections?: number } = {}): Promise<BenchResult> {
+  const seconds = opts.seconds ?? 5;
+  const connections = opts.connections ?? 50;
+  const dir = mkdtempSync(join(tmpdir(), "jpki-bench-serve-"));
+  const children: ChildProcess[] = [];
+  try {
+    const ws = Workspace.create(join(dir, "ws"));
+    try {
+      await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "bench" });
+      await generateCrls(ws, { prefecture: "13", passphrase: "bench" });
+    } finally {
+      await ws.close();
+    }
+    const wsOpen = Workspace.open(join(dir, "ws"));
+    let bigBytes: number;
+    try {
+      bigBytes = await bigCrl(wsOpen, 50);
+    } finally {
+      await wsOpen.close();
+    }
+    const small = readFileSync(join(dir, "ws", "crl", "13-sig.crl"));
+    writeFileSync(join(dir, "small.crl"), small);
+
+    const serve = async (workers: number) => {
+      const port = await freePort();
+      const child = await start([BIN, "--workspace", join(dir, "ws"), "serve", "--no-schedule", "--listen", `127.0.0.1:${port}`, "--workers", String(workers), "--access-log", join(dir, `access-${workers}.log`)]);
+      children.push(child);
+      const url = `http://127.0.0.1:${port}`;
+      // --workers: the primary says it listens before the workers do
+      for (let i = 0; i < 100; i++) {
+        try {
+          await head(`${url}/ca/13-sig.crt`);
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+      return { child, url };
+    };
+    const barePort = await freePort();
+    const bare = await start(["-e", BARE, String(barePort), join(dir, "small.crl")]);
+    children.push(bare);
+    const bareUrl = `http://127.0.0.1:${barePort}/crl/13-sig.crl`;
+
+    const ours1 = await serve(1);
+    const crlUrl = `${ours1.url}/crl/13-sig.crl`;
+    const etag = (await head(crlUrl)).etag;
+    const bareEtag = (await head(bareUrl)).etag;
+    // Alternate ours and the baseline twice each, so a load change on the machine touches both alike.
+    const runs304: Array<{ ours: Load; bare: Load }> = [];
+    for (let i = 0; i < 2; i++) {
+      const bare304 = await autocannon(bareUrl, { seconds, connections, headers: { "if-none-match": bareEtag } });
+      const ours304 = await autocannon(crlUrl, { seconds, connections, headers: { "if-none-match": etag } });
+      runs304.push({ ours: ours304, bare: bare304 });
+    }
+    const ours304 = Math.max(...runs304.map((r) => r.ours.rps));
+    const bare304 = Math.max(...runs304.map((r) => r.bare.rps));
+    const not304 = runs304.reduce((s, r) => s + (r.ours.statuses["304"] === undefined ? 1 : 0) + r.ours.errors, 0);
+    const full200 = await autocannon(crlUrl, { seconds, connections });
+    const bare200 = await autocannon(bareUrl.replace(String(barePort), String(barePort)), { seconds, connections });
+    const big = await autocannon(`${ours1.url}/crl/13-auth.crl`, { seconds: Math.max(seconds, 5), connections: 4 });
+    await stop(ours1.child);
+
+    const ours2 = await serve(2);
+    const w2 = await autocannon(`${ours2.url}/crl/13-sig.crl`, { seconds, connections, headers: { "if-none-match": etag } });
+    await stop(ours2.child);
+
+    const mbps = (b: number) => (b / 1e6).toFixed(0);
+    const note = [
+      `runs      304s: ours ${runs304.map((r) => r.ours.rps.toFixed(0)).join(", ")} /s, bare ${runs304.map((r) => r.bare.rps.toFixed(0)).join(", ")} /s (${seconds} s each, ${connections} connections, best of each)${not304 ? ` — ${not304} runs had errors or no 304s` : ""}`,
+      `workers   --workers 2: ${w2.rps.toFixed(0)} 304s/s = ${(w2.rps / bare304).toFixed(2)}× the bare single-process server (2 cores shared with the load generator)`,
+      `full 200  small CRL (${small.length} bytes): ours ${full200.rps.toFixed(0)} /s, bare node:http from memory ${bare200.rps.toFixed(0)} /s (${(full200.rps / bare200.rps).toFixed(2)}×)`,
+      `50 MB CRL ${mbps(bigBytes)} MB file, 4 connections: ${mbps(big.bytesPerSec)} MB/s (${big.rps.toFixed(1)} downloads/s)`,
+      `access log ${readFileSync(join(dir, "access-1.log"), "utf8").split("\n").length - 1} lines written by the single-process run`,
+    ].join("\n");
+    return {
+      name: "jpki serve: 304 answers (If-None-Match poll of an unchanged CRL)",
+      ours: ours304,
+      baseline: bare304,
+      unit: "304s/s",
+      baselineName: "bare node:http answering the same 304 (same validators), same cores, same load generator",
+      target: 0.8,
+      note,
+    };
+  } finally {
+    for (const c of children) await stop(c).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
