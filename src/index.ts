@@ -99,6 +99,7 @@ export { parseConfig, DEFAULT_CONFIG, STORE_KINDS, type WorkspaceConfig, type St
 
 // jpki serve: the publication point verifiers poll
 export { buildServer, pathPrefix, type ServerOptions, type ServerMetrics } from "./server/app.js";
+export { AccessLog } from "./server/access-log.js";
 export { serveHttp, runCrlSchedule, openCrlSchedule, type HttpOptions, type ScheduleOptions } from "./server/serve.js";
 export { decide as decideConditionalRequest, parseRange, type Decision, type Representation } from "./server/http-cache.js";
 export { resolvePublished, crlNextUpdate, PublishedFiles, type PublishedFile, type PublishedKind } from "./server/published.js";

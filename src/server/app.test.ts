@@ -198,5 +198,11 @@ describe("index, health and metrics", () => {
     expect(m).toMatch(/jpki_crl_seconds_to_next_update\{ca="13-auth"\} [\d.]+/);
     const lines = log.slice(before).map((l) => JSON.parse(l) as { url: string; status: number });
     expect(lines[0]).toMatchObject({ url: "/crl/13-sig.crl", status: 200 });
+    // a hostile path is logged as the JSON string it is, never breaking the line
+    const odd = "/crl/13-sig.crl?x=\\y\\&z=%E6%9D%B1";
+    await get(odd);
+    expect((JSON.parse(log.at(-1)!) as { url: string }).url).toBe(odd);
+    await get('/ca/"quoted".crt');
+    expect((JSON.parse(log.at(-1)!) as { status: number }).status).toBe(404);
   });
 });

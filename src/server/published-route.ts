@@ -89,7 +89,8 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
     res.writeHead(d.status, headers);
     // The descriptor holds this version even if the file is replaced meanwhile: never a torn body. A client
     // that goes away ends the pipeline, which closes the descriptor.
-    await pipeline(handle.createReadStream({ start, end, autoClose: true }), res).catch(() => undefined);
+    // 1 MiB reads: a 50 MB CRL in 50 system calls rather than 800.
+    await pipeline(handle.createReadStream({ start, end, autoClose: true, highWaterMark: 1 << 20 }), res).catch(() => undefined);
     o.onResponse(req, d.status, startedAt);
   }
 

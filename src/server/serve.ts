@@ -13,6 +13,8 @@ import { JpkiError } from "../errors.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { buildServer, type ServerOptions } from "./app.js";
 
+export { AccessLog } from "./access-log.js";
+
 export interface HttpOptions extends ServerOptions {
   readonly host: string;
   /** 0 picks a free port */

@@ -6,7 +6,7 @@
 import cluster from "node:cluster";
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
-import { JpkiError, checkInputFile, serverLibrary } from "../lib.js";
+import { JpkiError, checkInputFile, checkOutputFile, serverLibrary } from "../lib.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 
@@ -77,9 +77,8 @@ Example:
       const serveHere = workers === 1 || cluster.isWorker;
       const scheduleHere = o.schedule && !cluster.isWorker;
       const passphrase = scheduleHere ? await ctx.passphrase() : undefined;
-      const { destination } = await import("pino");
       const accessLog =
-        o.accessLog === "off" ? undefined : destination({ dest: o.accessLog === "-" ? 1 : o.accessLog, sync: false, minLength: 4096, mkdir: false, append: true });
+        o.accessLog === "off" ? undefined : new lib.AccessLog(o.accessLog === "-" ? "-" : checkOutputFile(o.accessLog, "access log --access-log", { cwd: io.cwd }));
       try {
         await withStopSignal((stopSignal) =>
           withWorkspace(ctx, async (ws) => {
@@ -128,8 +127,7 @@ Example:
           }),
         );
       } finally {
-        accessLog?.flushSync?.();
-        accessLog?.end();
+        accessLog?.close();
         // A worker's channel to the primary would keep it alive after serving stopped.
         if (cluster.isWorker) process.disconnect?.();
       }
