@@ -44,6 +44,8 @@ export const ERROR_CODES = {
   ERR_CERT_ALREADY_REVOKED: { exit: 9, summary: "the certificate is already revoked" },
   ERR_REASON_UNKNOWN: { exit: 2, summary: "not a revocation reason we know" },
   ERR_DER_MALFORMED: { exit: 10, summary: "the input is not valid DER/PEM of the expected kind" },
+  ERR_OCSP_MALFORMED: { exit: 10, summary: "an OCSP request is not a DER OCSPRequest (RFC 6960 §4.1.1), or breaks RFC 8954's nonce limits" },
+  ERR_OCSP_RESPONDER_UNAVAILABLE: { exit: 4, summary: "a CA has no current OCSP signing certificate: the process running the CRL schedule issues one" },
   ERR_PROFILE_VIOLATION: { exit: 11, summary: "what we produced does not fit the JPKI profile" },
   ERR_STORE: { exit: 12, summary: "the store failed" },
   ERR_STORE_NOT_EMPTY: { exit: 12, summary: "a store copy's target already holds facts (or the file exists): copies go into an empty store only" },

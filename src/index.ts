@@ -97,6 +97,12 @@ export { Workspace, workspacePaths, type WorkspaceOpenOptions } from "./workspac
 export { checkInputFile, checkInputDir, checkOutputFile, checkOutputDir, checkWorkspaceDir, type PathCheckOptions, type OutputDirOptions } from "./workspace/paths.js";
 export { parseConfig, DEFAULT_CONFIG, STORE_KINDS, type WorkspaceConfig, type StoreKind } from "./workspace/config.js";
 
+// OCSP (RFC 6960, RFC 5019): requests, responses, the responder, delegated signing certificates
+export { parseOcspRequest, CERT_ID_HASHES, MAX_REQUESTS as OCSP_MAX_REQUESTS, type OcspRequest, type CertId, type CertIdHash } from "./ocsp/request.js";
+export { signedResponse as signOcspResponse, errorResponse as ocspErrorResponse, RESPONSE_STATUS as OCSP_RESPONSE_STATUS, type CertStatus, type SingleAnswer } from "./ocsp/response.js";
+export { OcspResponder, type OcspResponderOptions, type OcspAnswer } from "./ocsp/responder.js";
+export { issueOcspSigner, renewOcspSigners, OcspSignerRenewal, type OcspSignerPolicy } from "./ca/ocsp-signer.js";
+
 // jpki serve: the publication point verifiers poll
 export { buildServer, pathPrefix, type ServerOptions, type ServerMetrics } from "./server/app.js";
 export { AccessLog } from "./server/access-log.js";

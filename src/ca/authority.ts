@@ -48,6 +48,8 @@ export interface CaUrls {
   readonly caCertificate: string;
   readonly crl: string;
   readonly arl: string;
+  /** the OCSP responder (RFC 6960), named in end-entity certificates' authorityInfoAccess */
+  readonly ocsp: string;
   partition(municipalityCode: string): string;
 }
 
@@ -56,6 +58,7 @@ export function caUrls(baseUrl: string, id: string): CaUrls {
     caCertificate: `${baseUrl}/ca/${id}.crt`,
     crl: `${baseUrl}/crl/${id}.crl`,
     arl: `${baseUrl}/arl/${id}.crl`,
+    ocsp: `${baseUrl}/ocsp/${id}`,
     partition: (m) => `${baseUrl}/crl/${id}/${m}.crl`,
   };
 }
@@ -155,7 +158,7 @@ export class CertificationAuthority {
       ),
       policies: extension(EXT_OID.certificatePolicies, false, certificatePolicies(policy, config.cpsUri)),
       issuerAltName: extension(EXT_OID.issuerAltName, false, generalNamesDirName(encodeName(ISSUER_ALT_NAME))),
-      aia: extension(EXT_OID.authorityInfoAccess, false, authorityInfoAccess({ caIssuers: this.urls.caCertificate })),
+      aia: extension(EXT_OID.authorityInfoAccess, false, authorityInfoAccess({ ocsp: this.urls.ocsp, caIssuers: this.urls.caCertificate })),
       aki: extension(EXT_OID.authorityKeyIdentifier, false, authorityKeyIdentifier(record.keyId)),
     };
   }

@@ -77,3 +77,8 @@ export function authorityInfoAccess(opts: { caIssuers?: string; ocsp?: string })
   return seq(...ads);
 }
 
+
+/** extendedKeyUsage (RFC 5280 §4.2.1.12): the key purposes, by OID. */
+export function extKeyUsage(purposes: readonly string[]): Buffer {
+  return seq(...purposes.map((p) => oid(p)));
+}

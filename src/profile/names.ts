@@ -40,6 +40,11 @@ export function caSubject(prefectureRomaji: string, purpose: CertificateType): R
   return [["countryName", "JP"], ["organizationName", "JPKI"], ["organizationalUnitName", PURPOSE_OU[purpose]], ["organizationalUnitName", prefectureRomaji]];
 }
 
+/** A CA's delegated OCSP signer: the CA's name and CN=OCSP Responder. */
+export function ocspResponderSubject(prefectureRomaji: string, purpose: CertificateType): Rdn[] {
+  return [...caSubject(prefectureRomaji, purpose), ["commonName", "OCSP Responder"]];
+}
+
 /** The CA's subjectAltName dirName in Japanese, e.g. C=JP, O=公的個人認証サービス, OU=…署名用, OU=東京都. */
 export function caSubjectJa(prefectureKanji: string, purpose: CertificateType): Rdn[] {
   return [["countryName", "JP"], ["organizationName", "公的個人認証サービス"], ["organizationalUnitName", PURPOSE_OU_JA[purpose]], ["organizationalUnitName", prefectureKanji]];

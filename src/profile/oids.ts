@@ -57,6 +57,14 @@ export const EXT_OID = {
   authorityKeyIdentifier: "2.5.29.35",
   extKeyUsage: "2.5.29.37",
   authorityInfoAccess: "1.3.6.1.5.5.7.1.1",
+  /** id-pkix-ocsp-nocheck, RFC 6960 §4.2.2.2.1: a delegated OCSP signer's own status is not checked */
+  ocspNoCheck: "1.3.6.1.5.5.7.48.1.5",
+} as const;
+
+/** extendedKeyUsage key purposes (RFC 5280 §4.2.1.12). */
+export const KP_OID = {
+  /** id-kp-OCSPSigning: a CA's delegated OCSP responder (RFC 6960 §4.2.2.2) */
+  ocspSigning: "1.3.6.1.5.5.7.3.9",
 } as const;
 
 export const ALG_OID = {

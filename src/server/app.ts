@@ -8,7 +8,8 @@
  *   (published-route.ts says why);
  * - `/crl/index.json`: every CA's latest CRL (number, thisUpdate, nextUpdate, entries, size, sha256);
  * - `/healthz`: the store answers and no CRL is past its nextUpdate (503 otherwise, saying which);
- * - `/metrics`: Prometheus text (prom-client): requests by route and status, CRL ages.
+ * - `/metrics`: Prometheus text (prom-client): requests by route and status, CRL ages, OCSP answers by status;
+ * - `/ocsp/<ca>`: OCSP (RFC 6960, RFC 5019), when given the responder passphrase (ocsp.ts, ocsp/responder.ts).
  * The access log is one JSON line per request (access-log.ts): fastify's own request logging writes two pino
  * lines per request and halved the 304 rate measured against bare node:http.
  */
@@ -18,8 +19,10 @@ import { createServer as createHttpsServer } from "node:https";
 import { join } from "node:path";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { Counter, Gauge, Registry } from "prom-client";
+import { OcspResponder, type OcspResponderOptions } from "../ocsp/responder.js";
 import type { Clock } from "../pki/clock.js";
 import type { Workspace } from "../workspace/workspace.js";
+import { registerOcsp } from "./ocsp.js";
 import { PublishedFiles } from "./published.js";
 import { publishedRoute } from "./published-route.js";
 
@@ -34,6 +37,11 @@ export interface ServerOptions {
   readonly prefix?: string;
   /** HTTPS with this certificate chain and key (PEM) */
   readonly tls?: { readonly cert: Buffer | string; readonly key: Buffer | string };
+  /** answer OCSP at /ocsp/<ca>: the responder keys' passphrase and tuning; no OCSP route when omitted */
+  readonly ocsp?: Omit<OcspResponderOptions, "store" | "clock"> & {
+    /** longest a cache may keep a GET answer, seconds (never past its nextUpdate); default 300 */
+    readonly maxAgeSeconds?: number;
+  };
 }
 
 /** The path of a base URL without its trailing slash: where the certificates' URLs put the files. */
@@ -44,6 +52,7 @@ export function pathPrefix(baseUrl: string): string {
 export interface ServerMetrics {
   readonly registry: Registry;
   readonly requests: Counter<"route" | "status">;
+  readonly ocspAnswers: Counter<"status" | "source">;
 }
 
 function makeMetrics(ws: Workspace, clock: Clock): ServerMetrics {
@@ -69,10 +78,16 @@ function makeMetrics(ws: Workspace, clock: Clock): ServerMetrics {
       for (const s of await ws.store.crlStatus()) if (s.latest) this.set({ ca: s.caId }, (s.latest.nextUpdate.getTime() - now) / 1000);
     },
   });
-  return { registry, requests };
+  const ocspAnswers = new Counter({
+    name: "jpki_ocsp_answers_total",
+    help: "OCSP answers: per certificate status (good, revoked, unknown) or error status, and whether pre-produced, signed for the request, or unsigned",
+    labelNames: ["status", "source"] as const,
+    registers: [registry],
+  });
+  return { registry, requests, ocspAnswers };
 }
 
-export async function buildServer(ws: Workspace, opts: ServerOptions = {}): Promise<{ app: FastifyInstance; metrics: ServerMetrics }> {
+export async function buildServer(ws: Workspace, opts: ServerOptions = {}): Promise<{ app: FastifyInstance; metrics: ServerMetrics; ocsp?: OcspResponder }> {
   const clock = ws.clock;
   const prefix = opts.prefix ?? pathPrefix(ws.config.baseUrl);
   const crlMaxAge = opts.crlMaxAgeSeconds ?? 300;
@@ -190,5 +205,14 @@ export async function buildServer(ws: Workspace, opts: ServerOptions = {}): Prom
     return reply.header("Cache-Control", "no-store").type(metrics.registry.contentType).send(body);
   });
 
-  return { app, metrics };
+  let ocsp: OcspResponder | undefined;
+  if (opts.ocsp) {
+    const { maxAgeSeconds, ...o } = opts.ocsp;
+    const responder = (ocsp = new OcspResponder({ ...o, store: ws.store, clock }));
+    await responder.start();
+    app.addHook("onClose", async () => responder.stop());
+    registerOcsp(app, { prefix, responder, clock, maxAgeSeconds: maxAgeSeconds ?? 300, answers: metrics.ocspAnswers, onResponse: onResponse("ocsp") });
+  }
+
+  return { app, metrics, ...(ocsp ? { ocsp } : {}) };
 }

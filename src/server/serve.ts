@@ -6,6 +6,8 @@
  * schedule and every process serves.
  */
 import { setTimeout as sleepFor } from "node:timers/promises";
+import { OcspSignerRenewal, type OcspSignerPolicy } from "../ca/ocsp-signer.js";
+import type { OcspResponderRecord } from "../store/types.js";
 import { CrlSchedule } from "../crl/schedule.js";
 import { CrlUpdater } from "../crl/updater.js";
 import type { PublishedCrl } from "../crl/publisher.js";
@@ -56,6 +58,11 @@ export interface ScheduleOptions {
   readonly onCrl?: (crl: PublishedCrl & { readonly why: string }) => void;
   /** a failed round (store unreachable, a full disk): logged, retried at the next poll */
   readonly onError?: (e: unknown) => void;
+  /**
+   * Keep every CA's delegated OCSP signing certificate current (ca/ocsp-signer.ts): its key is wrapped under
+   * `responderPassphrase`, which the serving processes need (and not the CA passphrase, when they differ).
+   */
+  readonly ocsp?: { readonly responderPassphrase: string; readonly policy?: OcspSignerPolicy; readonly onIssued?: (r: OcspResponderRecord) => void };
 }
 
 /** Runs the CRL schedule until `signal` aborts. A wrong passphrase fails before the first round. */
@@ -70,10 +77,16 @@ export async function runCrlSchedule(ws: Workspace, o: ScheduleOptions): Promise
 export async function openCrlSchedule(ws: Workspace, o: ScheduleOptions): Promise<() => Promise<void>> {
   const updater = new CrlUpdater(ws, o.passphrase);
   await updater.preflight();
-  return () => scheduleLoop(ws, updater, o);
+  let renewal: OcspSignerRenewal | undefined;
+  if (o.ocsp) {
+    // Before any server listens: a fresh workspace answers OCSP from the first request.
+    renewal = new OcspSignerRenewal(ws, { caPassphrase: o.passphrase, responderPassphrase: o.ocsp.responderPassphrase, ...(o.ocsp.policy ? { policy: o.ocsp.policy } : {}) });
+    for (const r of await renewal.preflight()) o.ocsp.onIssued?.(r);
+  }
+  return () => scheduleLoop(ws, updater, o, renewal);
 }
 
-async function scheduleLoop(ws: Workspace, updater: CrlUpdater, o: ScheduleOptions): Promise<void> {
+async function scheduleLoop(ws: Workspace, updater: CrlUpdater, o: ScheduleOptions, renewal: OcspSignerRenewal | undefined): Promise<void> {
   const schedule = new CrlSchedule({
     store: ws.store,
     clock: ws.clock,
@@ -87,6 +100,14 @@ async function scheduleLoop(ws: Workspace, updater: CrlUpdater, o: ScheduleOptio
     } catch (e) {
       if (o.onError) o.onError(e);
       else throw e;
+    }
+    if (renewal) {
+      try {
+        for (const r of await renewal.tick()) o.ocsp?.onIssued?.(r);
+      } catch (e) {
+        if (o.onError) o.onError(e);
+        else throw e;
+      }
     }
     try {
       await sleepFor(o.pollMs ?? 1000, undefined, { signal: o.signal });

@@ -272,5 +272,24 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect((await s.loadNoticeContext({ noticeIds: ["a", "b"], residentCodes: ["r1"] })).lastSequence.get("r1")).toBe(2);
       await s.close();
     });
+
+    it("answers OCSP's questions: a certificate's CA and revocation, every CA's revision (bumped by each revoking commit), the current responder", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents([resident("r1"), resident("r2")]);
+      await s.commitIssuances([cert("07aa", "r1", 1000), cert("07bb", "r2", 2000)]);
+      expect(await s.certificateStatus("07aa")).toEqual({ caId: "13-sig", revocation: undefined });
+      expect(await s.certificateStatus("07cc")).toBeUndefined();
+      const before = (await s.caRevisions()).get("13-sig") ?? 0;
+      await s.revoke({ serial: "07aa", revokedAt: new Date(5000), reason: 1, source: "manual" });
+      expect(await s.certificateStatus("07aa")).toEqual({ caId: "13-sig", revocation: { revokedAt: new Date(5000), reason: 1 } });
+      expect((await s.caRevisions()).get("13-sig")).toBeGreaterThan(before);
+      expect(await s.ocspResponders()).toEqual([]);
+      const r = { caId: "13-sig", serial: "0c01", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "pem1", notBefore: new Date(1000), notAfter: new Date(2000) };
+      await s.putOcspResponder(r);
+      await s.putOcspResponder({ ...r, serial: "0c02", encryptedKeyPem: "pem2", notAfter: new Date(3000) });
+      expect(await s.ocspResponders()).toEqual([{ ...r, serial: "0c02", encryptedKeyPem: "pem2", notAfter: new Date(3000) }]);
+      await s.close();
+    });
   });
 }

@@ -98,6 +98,15 @@ async function populate(s: Store): Promise<void> {
       result: undefined,
     };
   });
+  // The CA's delegated OCSP signing certificate and its encrypted key (issued by the CRL schedule's process).
+  await s.putOcspResponder({
+    caId: "13-sig",
+    serial: "0c01",
+    certificateDer: Buffer.from("3003020101", "hex"),
+    encryptedKeyPem: "-----BEGIN ENCRYPTED PRIVATE KEY-----\nocsp\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    notBefore: new Date(T + 40_000),
+    notAfter: new Date(T + 40_000 + 4 * 86_400_000),
+  });
 }
 
 /** A CA's CRL entries as its next CRL lists them, in the store's order: serial, date (ms) and reason. */
@@ -141,6 +150,9 @@ async function observe(s: Store) {
     dirty: await s.dirtyCas(),
     crlStatus: await s.crlStatus(),
     latest: [await s.latestCrl("13-sig"), await s.latestCrl("13-auth")],
+    ocspResponders: await s.ocspResponders(),
+    revisions: [...(await s.caRevisions())].sort(),
+    statuses: [await s.certificateStatus("0a03"), await s.certificateStatus("0a05"), await s.certificateStatus("ffff")],
   };
 }
 
@@ -160,7 +172,7 @@ describe("copyStore", () => {
     const progress: string[] = [];
     const ab = await copyStore(a, b, { chunkSize: 3, onProgress: (p) => progress.push(`${p.phase}:${p.kind}:${p.done}/${p.total}`) });
     expect(ab).toMatchObject({ from: "sqlite", to: "postgres" });
-    expect(ab.fingerprint.counts).toEqual({ cas: 2, residents: 5, certificates: 8, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crls: 4 });
+    expect(ab.fingerprint.counts).toEqual({ cas: 2, residents: 5, certificates: 8, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crls: 4, ocspResponders: 1 });
     expect(progress).toContain("copy:certificates:8/8");
     expect(progress).toContain("verify:crls:4/4");
     expect(await observe(b)).toEqual(before);

@@ -102,6 +102,33 @@ describe("PostgresStore specifics", () => {
     await expect(PostgresStore.open(foreign, { create: true })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_CORRUPT"));
   });
 
+  it("upgrades a schema-1 database: its facts stay, OCSP responders start empty and can be installed", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      await c.query(PG_MIGRATIONS[0]!);
+      await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '1')");
+      await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', '\\x3000', 'pem', '\\x01', 0)");
+      await c.query("INSERT INTO crl_state (ca_id, revision, published_revision) VALUES ('13-sig', 3, 2)");
+    } finally {
+      await c.end();
+    }
+    const s = await PostgresStore.open(url);
+    expect((await s.listCas()).map((x) => x.id)).toEqual(["13-sig"]);
+    expect(await s.caRevisions()).toEqual(new Map([["13-sig", 3]]));
+    expect(await s.ocspResponders()).toEqual([]);
+    const r = { caId: "13-sig", serial: "0c01", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "pem", notBefore: new Date(1000), notAfter: new Date(2000) };
+    await s.putOcspResponder(r);
+    expect(await s.ocspResponders()).toEqual([r]);
+    await s.close();
+    const after = await admin(url);
+    try {
+      expect((await after.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0]).toEqual({ value: String(PG_SCHEMA_VERSION) });
+    } finally {
+      await after.end();
+    }
+  });
+
   it("a server it cannot reach is ERR_STORE_UNREACHABLE; a file error inside a transaction (install) stays ERR_STORE", async () => {
     await expect(PostgresStore.open(`${server.url("postgres").replace(/\?host=.*$/, "")}?host=/nonexistent-jpki-socket-dir`)).rejects.toMatchObject({
       code: "ERR_STORE_UNREACHABLE",

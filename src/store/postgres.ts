@@ -28,9 +28,11 @@
 import type { CustomTypesConfig, Pool, PoolClient, QueryResultRow } from "pg";
 import { JpkiError } from "../errors.js";
 import { encodeEntry, type EncodedEntries } from "../profile/crl-entry.js";
-import { itemsOf, sameItems, toCa, toCertRow, toCrlRecord, toDumpCrl, toResident, toStoredNotice, type CertRowDb, type CrlRowDb, type NoticeRowDb, type ResidentRow } from "./rows.js";
+import { itemsOf, sameItems, toCa, toOcspResponder, toCertRow, toCrlRecord, toDumpCrl, toResident, toStoredNotice, type CertRowDb, type CrlRowDb, type NoticeRowDb, type ResidentRow } from "./rows.js";
 import type {
   CaRecord,
+  CertificateStatusRow,
+  OcspResponderRecord,
   CertificateQuery,
   CertificateRow,
   CertifiedRow,
@@ -157,6 +159,17 @@ export const PG_MIGRATIONS: readonly string[] = [
     END LOOP;
     RETURN true;
   END $$;
+  `,
+  // 2: OCSP (RFC 6960): each CA's delegated signing certificate and its key, encrypted as CA keys are.
+  `
+  CREATE TABLE ocsp_responders (
+    ca_id text COLLATE "C" PRIMARY KEY REFERENCES cas(id),
+    serial text COLLATE "C" NOT NULL,
+    cert_der bytea NOT NULL,
+    key_pem text NOT NULL,
+    not_before bigint NOT NULL,
+    not_after bigint NOT NULL
+  );
   `,
 ];
 
@@ -865,6 +878,35 @@ export class PostgresStore implements Store {
     });
   }
 
+  async caRevisions(): Promise<Map<string, number>> {
+    const rows = await this.#query<{ ca_id: string; revision: bigint }>("reading CA revisions", "SELECT ca_id, revision FROM crl_state");
+    return new Map(rows.map((r) => [r.ca_id, Number(r.revision)]));
+  }
+
+  async certificateStatus(serial: string): Promise<CertificateStatusRow | undefined> {
+    const [r] = await this.#query<{ ca_id: string; revoked_at: bigint | null; reason: number | null }>(
+      "reading a certificate's status",
+      "SELECT ca_id, revoked_at, reason FROM certificates WHERE serial = $1",
+      [serial],
+    );
+    if (!r) return undefined;
+    return { caId: r.ca_id, revocation: r.revoked_at === null ? undefined : { revokedAt: new Date(Number(r.revoked_at)), reason: Number(r.reason ?? 0) } };
+  }
+
+  async putOcspResponder(rec: OcspResponderRecord): Promise<void> {
+    await this.#query(
+      "saving an OCSP signing certificate",
+      `INSERT INTO ocsp_responders (ca_id, serial, cert_der, key_pem, not_before, not_after) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (ca_id) DO UPDATE SET serial = excluded.serial, cert_der = excluded.cert_der, key_pem = excluded.key_pem,
+         not_before = excluded.not_before, not_after = excluded.not_after`,
+      [rec.caId, rec.serial, rec.certificateDer, rec.encryptedKeyPem, rec.notBefore.getTime(), rec.notAfter.getTime()],
+    );
+  }
+
+  async ocspResponders(): Promise<OcspResponderRecord[]> {
+    return (await this.#query("reading OCSP signing certificates", "SELECT * FROM ocsp_responders ORDER BY ca_id")).map(toOcspResponder);
+  }
+
   async latestCrl(caId: string): Promise<CrlRecord | undefined> {
     const [r] = await this.#query<CrlRowDb>("reading the latest CRL", "SELECT * FROM crls WHERE ca_id = $1 AND state = 'published' ORDER BY number DESC LIMIT 1", [caId]);
     return r ? toCrlRecord(r) : undefined;
@@ -1120,6 +1162,7 @@ export class PostgresStore implements Store {
       for await (const rows of cursor<CrlRowDb & { revision: bigint }>("SELECT * FROM crls ORDER BY ca_id, number")) {
         yield { kind: "crls", records: rows.map(toDumpCrl) };
       }
+      for await (const rows of cursor("SELECT * FROM ocsp_responders ORDER BY ca_id")) yield { kind: "ocspResponders", records: rows.map(toOcspResponder) };
       yield { kind: "end" };
       const note = opts.retire?.();
       if (note) {
@@ -1197,9 +1240,10 @@ const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
   residentSequences: "SELECT count(*) FROM resident_sequences",
   crlState: "SELECT count(*) FROM crl_state",
   crls: "SELECT count(*) FROM crls",
+  ocspResponders: "SELECT count(*) FROM ocsp_responders",
 };
 /** The tables a dump reads and a load writes. */
-const COPY_TABLES = ["cas", "residents", "certificates", "notices", "resident_sequences", "crl_state", "crls"] as const;
+const COPY_TABLES = ["cas", "residents", "certificates", "notices", "resident_sequences", "crl_state", "crls", "ocsp_responders"] as const;
 
 /** One dump batch as one multi-row INSERT over unnest'ed column arrays. */
 async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
@@ -1313,6 +1357,15 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
           col(r, (x) => x.revision),
           col(r, (x) => x.state),
         ],
+      );
+      return;
+    }
+    case "ocspResponders": {
+      const r = b.records;
+      await c.query(
+        `INSERT INTO ocsp_responders (ca_id, serial, cert_der, key_pem, not_before, not_after)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::bigint[], $6::bigint[])`,
+        [col(r, (x) => x.caId), col(r, (x) => x.serial), col(r, (x) => x.certificateDer), col(r, (x) => x.encryptedKeyPem), col(r, (x) => x.notBefore.getTime()), col(r, (x) => x.notAfter.getTime())],
       );
       return;
     }

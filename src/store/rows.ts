@@ -4,7 +4,7 @@
  * integer column arrives as a number or a bigint, so every mapping goes through Number().
  */
 import type { CertificateType, FourItems, Gender } from "../profile/types.js";
-import type { CaRecord, CertificateRow, CrlRecord, DumpCrl, NoticeStatus, ResidentRecord, ResidentStatus, StoredNotice } from "./types.js";
+import type { CaRecord, CertificateRow, CrlRecord, DumpCrl, NoticeStatus, OcspResponderRecord, ResidentRecord, ResidentStatus, StoredNotice } from "./types.js";
 
 type Int = number | bigint;
 
@@ -143,5 +143,16 @@ export function toCa(r: Record<string, unknown>): CaRecord {
     encryptedKeyPem: r.key_pem as string,
     keyId: r.key_id as Buffer,
     createdAt: new Date(Number(r.created_at)),
+  };
+}
+
+export function toOcspResponder(r: Record<string, unknown>): OcspResponderRecord {
+  return {
+    caId: r.ca_id as string,
+    serial: r.serial as string,
+    certificateDer: Buffer.from(r.cert_der as Uint8Array),
+    encryptedKeyPem: r.key_pem as string,
+    notBefore: new Date(Number(r.not_before)),
+    notAfter: new Date(Number(r.not_after)),
   };
 }

@@ -63,6 +63,30 @@ describe("SqliteStore specifics", () => {
   });
 });
 
+describe("SqliteStore upgrade to the OCSP schema", () => {
+  it("opens a version-7 store: its facts stay, OCSP responders start empty and can be installed", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const db = new Database(path);
+    for (const m of MIGRATIONS.slice(0, 7)) typeof m === "string" ? db.exec(m) : m(db);
+    db.pragma("user_version = 7");
+    db.pragma(`application_id = ${0x4a504b49}`);
+    db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', x'3000', 'pem', x'01', 0)").run();
+    db.prepare("INSERT INTO crl_state (ca_id, revision, published_revision) VALUES ('13-sig', 3, 2)").run();
+    db.close();
+    const s = SqliteStore.open(path);
+    expect((await s.listCas()).map((c) => c.id)).toEqual(["13-sig"]);
+    expect(await s.caRevisions()).toEqual(new Map([["13-sig", 3]]));
+    expect(await s.ocspResponders()).toEqual([]);
+    const r = { caId: "13-sig", serial: "0c01", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "pem", notBefore: new Date(1000), notAfter: new Date(2000) };
+    await s.putOcspResponder(r);
+    expect(await s.ocspResponders()).toEqual([r]);
+    await s.close();
+    const check = new Database(path, { readonly: true });
+    expect(check.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
+    check.close();
+  });
+});
+
 describe("SqliteStore bulk writes", () => {
   it("has the WAL of notice batches copied back on another thread and started over, so it stays bounded", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");

@@ -6,9 +6,11 @@ import Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
 import { decodeEntries, encodeEntry, entryOffsets, type EncodedEntries } from "../profile/crl-entry.js";
 import type { CertificateType } from "../profile/types.js";
-import { itemsOf, sameItems, toCa, toCertRow, toCrlRecord, toDumpCrl, toResident, toStoredNotice, type CertRowDb, type CrlRowDb, type NoticeRowDb, type ResidentRow } from "./rows.js";
+import { itemsOf, sameItems, toCa, toOcspResponder, toCertRow, toCrlRecord, toDumpCrl, toResident, toStoredNotice, type CertRowDb, type CrlRowDb, type NoticeRowDb, type ResidentRow } from "./rows.js";
 import type {
   CaRecord,
+  CertificateStatusRow,
+  OcspResponderRecord,
   CertifiedRow,
   NoticeCommit,
   NoticeContext,
@@ -155,6 +157,17 @@ export const MIGRATIONS: readonly Migration[] = [
   //   with 8 bytes of metadata per entry (not_after in seconds; municipality code, the partition key), so a
   //   CRL is the concatenation of its CA's blocks, filtered only where a block holds an expired certificate.
   migration7,
+  // 8: OCSP (RFC 6960): each CA's delegated signing certificate and its key, encrypted as CA keys are.
+  `
+  CREATE TABLE ocsp_responders (
+    ca_id TEXT PRIMARY KEY REFERENCES cas(id),
+    serial TEXT NOT NULL,
+    cert_der BLOB NOT NULL,
+    key_pem TEXT NOT NULL,
+    not_before INTEGER NOT NULL,
+    not_after INTEGER NOT NULL
+  );
+  `,
 ];
 
 /** residentForIssuance's row: the registry record's columns, its notice sequence, then the CA side's. */
@@ -443,6 +456,16 @@ export class SqliteStore implements Store {
         "INSERT INTO crl_state (ca_id, revision, published_revision) VALUES (?, 1, 0) ON CONFLICT (ca_id) DO UPDATE SET revision = revision + 1",
       ),
       revisionOf: db.prepare("SELECT revision FROM crl_state WHERE ca_id = ?").pluck(),
+      revisions: db.prepare("SELECT ca_id, revision FROM crl_state").raw(),
+      certStatus: db.prepare(
+        "SELECT k.ca_id, k.revoked_at, k.reason FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.serial = ?",
+      ).raw(),
+      putOcspResponder: db.prepare(
+        `INSERT INTO ocsp_responders (ca_id, serial, cert_der, key_pem, not_before, not_after) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (ca_id) DO UPDATE SET serial = excluded.serial, cert_der = excluded.cert_der, key_pem = excluded.key_pem,
+           not_before = excluded.not_before, not_after = excluded.not_after`,
+      ),
+      ocspResponders: db.prepare("SELECT * FROM ocsp_responders ORDER BY ca_id"),
       // Dirty: revisions no CRL covers yet, or a reservation above the latest published number that never
       // finished (a run killed while installing its files leaves the DER and PEM to be replaced).
       dirty: db.prepare(
@@ -787,6 +810,28 @@ export class SqliteStore implements Store {
     });
   }
 
+  caRevisions(): Promise<Map<string, number>> {
+    return this.#run("reading CA revisions", () => new Map((this.#stmts.revisions.all() as Array<[string, number]>).map(([id, r]) => [id, Number(r)])));
+  }
+
+  certificateStatus(serial: string): Promise<CertificateStatusRow | undefined> {
+    return this.#run("reading a certificate's status", () => {
+      const r = this.#stmts.certStatus.get(serial) as [string, number | null, number | null] | undefined;
+      if (!r) return undefined;
+      return { caId: r[0], revocation: r[1] === null ? undefined : { revokedAt: new Date(Number(r[1])), reason: Number(r[2] ?? 0) } };
+    });
+  }
+
+  putOcspResponder(rec: OcspResponderRecord): Promise<void> {
+    return this.#run("saving an OCSP signing certificate", () => {
+      this.#stmts.putOcspResponder.run(rec.caId, rec.serial, rec.certificateDer, rec.encryptedKeyPem, rec.notBefore.getTime(), rec.notAfter.getTime());
+    });
+  }
+
+  ocspResponders(): Promise<OcspResponderRecord[]> {
+    return this.#run("reading OCSP signing certificates", () => (this.#stmts.ocspResponders.all() as Array<Record<string, unknown>>).map(toOcspResponder));
+  }
+
   latestCrl(caId: string): Promise<CrlRecord | undefined> {
     return this.#run("reading the latest CRL", () => {
       const r = this.#stmts.latestCrl.get(caId) as CrlRowDb | undefined;
@@ -932,6 +977,7 @@ export class SqliteStore implements Store {
             ["residentSequences", "resident_sequences"],
             ["crlState", "crl_state"],
             ["crls", "crls"],
+            ["ocspResponders", "ocsp_responders"],
           ] as const
         ).map(([kind, table]) => [kind, db.prepare(table === "revocation_log" ? "SELECT coalesce(sum(entries), 0) FROM revocation_log" : `SELECT count(*) FROM ${table}`).pluck()]),
       ) as Record<DumpKind, Database.Statement>,
@@ -948,6 +994,7 @@ export class SqliteStore implements Store {
       notices: pages("notices", "notice_id"),
       residentSequences: pages("resident_sequences", "resident_code"),
       crlState: pages("crl_state", "ca_id"),
+      ocspResponders: pages("ocsp_responders", "ca_id"),
       // Loading the order: the revoked certificate it names, and the serials already placed in the log.
       revokedBySerial: db.prepare(
         "SELECT k.ca_id, k.revoked_at, k.reason, k.not_after, k.municipality_code FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.serial = ?",
@@ -976,6 +1023,7 @@ export class SqliteStore implements Store {
         ),
         residentSequences: db.prepare("INSERT INTO resident_sequences (resident_code, last_sequence) VALUES (?, ?)"),
         crlState: db.prepare("INSERT INTO crl_state (ca_id, revision, published_revision) VALUES (?, ?, ?)"),
+        ocspResponders: db.prepare("INSERT INTO ocsp_responders (ca_id, serial, cert_der, key_pem, not_before, not_after) VALUES (?, ?, ?, ?, ?, ?)"),
         crls: db.prepare(
           "INSERT INTO crls (ca_id, number, this_update, next_update, entries, path, sha256, revision, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ),
@@ -1064,6 +1112,9 @@ export class SqliteStore implements Store {
         if (crls.length < size) break;
         const last = crls[crls.length - 1]!;
         crls = read(() => st.crlsAfter.all(last.ca_id, last.number, size) as Array<CrlRowDb & { revision: bigint }>);
+      }
+      for (const records of paged<Record<string, unknown>, unknown>(st.ocspResponders, (r) => r.ca_id, toOcspResponder)) {
+        yield { kind: "ocspResponders", records: records as OcspResponderRecord[] };
       }
       yield { kind: "end" };
       const note = opts.retire?.();
@@ -1182,6 +1233,9 @@ export class SqliteStore implements Store {
                 ins.crls.run(r.caId, r.number, r.thisUpdate.getTime(), r.nextUpdate.getTime(), r.entries ?? null, r.path ?? null, r.sha256 ?? null, r.revision, r.state);
               }
               break;
+            case "ocspResponders":
+              for (const r of b.records) ins.ocspResponders.run(r.caId, r.serial, r.certificateDer, r.encryptedKeyPem, r.notBefore.getTime(), r.notAfter.getTime());
+              break;
           }
         } catch (e) {
           throw storeError(e, `loading ${b.kind}`);
@@ -1206,7 +1260,7 @@ export class SqliteStore implements Store {
 }
 
 /** Every table a dump reads: what a retired store refuses to write. */
-const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "notices", "resident_sequences", "crl_state", "crls"] as const;
+const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "notices", "resident_sequences", "crl_state", "crls", "ocsp_responders"] as const;
 
 /** Log blocks read per page when dumping the CRL order. */
 const LOG_PAGE = 16;

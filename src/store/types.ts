@@ -209,6 +209,28 @@ export interface CrlStatus {
   readonly dirty: boolean;
 }
 
+/**
+ * A CA's delegated OCSP signing certificate (RFC 6960 §4.2.2.2: id-kp-OCSPSigning, id-pkix-ocsp-nocheck,
+ * short-lived) and its key, encrypted at rest as CA keys are (pki/key-wrap.ts). One current per CA; a renewal
+ * replaces it (responses signed by the old one carry it and stay verifiable until they expire).
+ */
+export interface OcspResponderRecord {
+  readonly caId: string;
+  /** lower-case hex, as certificate serials */
+  readonly serial: string;
+  readonly certificateDer: Buffer;
+  /** encrypted PKCS#8 PEM */
+  readonly encryptedKeyPem: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
+/** What an OCSP answer needs of a certificate: who issued it and whether (when, why) it is revoked. */
+export interface CertificateStatusRow {
+  readonly caId: string;
+  readonly revocation: { readonly revokedAt: Date; readonly reason: number } | undefined;
+}
+
 export interface Store {
   readonly kind: "sqlite" | "postgres";
   close(): Promise<void>;
@@ -278,6 +300,18 @@ export interface Store {
   /** Every CA's latest published CRL and whether it is due for a new one because of revocations. */
   crlStatus(): Promise<CrlStatus[]>;
 
+  /**
+   * Each CA's revision: a counter every revoking transaction bumps, in that transaction (the crl_state row).
+   * OCSP responders poll it to learn, cheaply, that a pre-produced answer may be out of date.
+   */
+  caRevisions(): Promise<Map<string, number>>;
+  /** The issuing CA and revocation of one certificate (undefined: no such serial). */
+  certificateStatus(serial: string): Promise<CertificateStatusRow | undefined>;
+  /** Installs a CA's OCSP signing certificate and key, replacing the CA's current one. */
+  putOcspResponder(rec: OcspResponderRecord): Promise<void>;
+  /** Every CA's current OCSP signing certificate. */
+  ocspResponders(): Promise<OcspResponderRecord[]>;
+
   loadNoticeContext(keys: NoticeContextKeys): Promise<NoticeContext>;
   /**
    * Reads a batch's context and commits what `decide` makes of it in one write transaction, so whatever
@@ -323,7 +357,7 @@ export interface DumpOptions {
 }
 
 /** The kinds of logical record in a dump, in the order they come (and are loaded: CAs before what names them). */
-export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crls"] as const;
+export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crls", "ocspResponders"] as const;
 export type DumpKind = (typeof DUMP_KINDS)[number];
 export type DumpCounts = Readonly<Record<DumpKind, number>>;
 
@@ -382,4 +416,5 @@ export type DumpBatch =
   | { readonly kind: "residentSequences"; readonly records: readonly DumpResidentSequence[] }
   | { readonly kind: "crlState"; readonly records: readonly DumpCrlState[] }
   | { readonly kind: "crls"; readonly records: readonly DumpCrl[] }
+  | { readonly kind: "ocspResponders"; readonly records: readonly OcspResponderRecord[] }
   | { readonly kind: "end" };

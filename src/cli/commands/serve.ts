@@ -19,6 +19,10 @@ interface ServeOpts {
   crlMaxAge: string;
   schedule: boolean;
   accessLog: string;
+  ocsp: boolean;
+  ocspCertDays: string;
+  ocspValidity: string;
+  ocspMaxAge: string;
 }
 
 /** host:port, [v6]:port or a bare port (loopback then). */
@@ -46,6 +50,10 @@ export function makeServeCommand(io: Io): Command {
     .option("--crl-max-age <seconds>", "longest a cache may keep a CRL (never past its nextUpdate)", "300")
     .option("--no-schedule", "serve only; another process ('jpki watch') keeps the CRLs current")
     .option("--access-log <file>", "JSON access log, one line per request: a file, - for stdout, or off", "-")
+    .option("--no-ocsp", "no OCSP responder (and no OCSP signing certificates issued)")
+    .option("--ocsp-cert-days <days>", "validity of each CA's OCSP signing certificate, renewed at half-life", "4")
+    .option("--ocsp-validity <seconds>", "nextUpdate − thisUpdate of OCSP answers (pre-produced ones are re-signed at half of it)", "3600")
+    .option("--ocsp-max-age <seconds>", "longest a cache may keep an OCSP GET answer (never past its nextUpdate)", "300")
     .addHelpText(
       "after",
       `
@@ -54,11 +62,17 @@ Routes (under the path of the workspace's baseUrl):
   GET/HEAD /arl/<ca>.crl               ARL               /ca/<ca>.crt                  CA certificate
   GET      /crl/index.json             every CA's latest CRL: number, thisUpdate, nextUpdate, size, sha256
   GET      /healthz                    200 while the store answers and every CRL is fresh, else 503
-  GET      /metrics                    Prometheus text: requests by route and status, CRL ages
+  GET      /metrics                    Prometheus text: requests by route and status, CRL ages, OCSP answers
+  POST     /ocsp/<ca>                  OCSP (RFC 6960), body application/ocsp-request
+  GET      /ocsp/<ca>/<base64 request> OCSP GET (RFC 5019), with caching headers
 Files carry strong ETags and Last-Modified: pollers should send If-None-Match and get 304s. Byte ranges
 resume broken downloads. Unless --no-schedule, the CA passphrase is needed (JPKI_PASSPHRASE or
 --passphrase-file): CRLs with new revocations are published within --crl-interval and every CRL is
 republished before its nextUpdate. SIGTERM or SIGINT stops cleanly: responses in flight finish.
+OCSP answers are signed by a delegated certificate per CA (id-kp-OCSPSigning, ocsp-nocheck) that the
+schedule issues and renews; its key is stored encrypted under JPKI_OCSP_PASSPHRASE when set (so HTTP
+workers need not hold the CA passphrase), else under the CA passphrase. Answers without a nonce are
+pre-produced; a revocation committed by any process is reflected within about a second.
 
 Example:
   JPKI_PASSPHRASE=… jpki --workspace /srv/jpki serve --listen 0.0.0.0:8080 --workers 2`,
@@ -69,6 +83,12 @@ Example:
       const workers = wholeNumber(o.workers, "--workers", 1, 256);
       const crlInterval = wholeNumber(o.crlInterval, "--crl-interval", 0, 86_400);
       const crlMaxAge = wholeNumber(o.crlMaxAge, "--crl-max-age", 0, 31 * 86_400);
+      const ocspCertDays = wholeNumber(o.ocspCertDays, "--ocsp-cert-days", 1, 90);
+      const ocspValidity = wholeNumber(o.ocspValidity, "--ocsp-validity", 60, 7 * 86_400);
+      const ocspMaxAge = wholeNumber(o.ocspMaxAge, "--ocsp-max-age", 0, 7 * 86_400);
+      if (o.ocsp && ocspValidity * 1000 >= (ocspCertDays * 86_400_000) / 2) {
+        throw new JpkiError("ERR_USAGE", "--ocsp-validity must be shorter than half of --ocsp-cert-days: answers must expire before their signer is renewed");
+      }
       if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new JpkiError("ERR_USAGE", "HTTPS needs both --tls-cert and --tls-key");
       const tls = o.tlsCert && o.tlsKey
         ? { cert: readFileSync(checkInputFile(o.tlsCert, "--tls-cert", { cwd: io.cwd })), key: readFileSync(checkInputFile(o.tlsKey, "--tls-key", { cwd: io.cwd })) }
@@ -77,6 +97,8 @@ Example:
       const serveHere = workers === 1 || cluster.isWorker;
       const scheduleHere = o.schedule && !cluster.isWorker;
       const passphrase = scheduleHere ? await ctx.passphrase() : undefined;
+      // The OCSP responder keys' passphrase: its own when given, so serving processes need not hold the CA one.
+      const ocspPassphrase = await responderPassphrase(ctx, io, { enabled: o.ocsp, caPassphrase: passphrase, serveHere });
       const accessLog =
         o.accessLog === "off" ? undefined : new lib.AccessLog(o.accessLog === "-" ? "-" : checkOutputFile(o.accessLog, "access log --access-log", { cwd: io.cwd }));
       try {
@@ -96,6 +118,15 @@ Example:
                 signal,
                 onCrl: (p) => ctx.out.info(`CRL ${p.caId} #${p.number} published (${p.why}): ${p.entries} entries, next update ${p.nextUpdate.toISOString()}`),
                 onError: (e) => ctx.out.info(`jpki serve: CRL schedule: ${(e as { code?: string }).code ?? "error"}: ${(e as Error).message} (retrying)`),
+                ...(ocspPassphrase
+                  ? {
+                      ocsp: {
+                        responderPassphrase: ocspPassphrase,
+                        policy: { validityMs: ocspCertDays * 86_400_000 },
+                        onIssued: (r) => ctx.out.info(`OCSP signing certificate for ${r.caId} issued: serial ${r.serial}, valid until ${r.notAfter.toISOString()}`),
+                      },
+                    }
+                  : {}),
               });
               jobs.push(loop());
             }
@@ -106,6 +137,16 @@ Example:
                   port,
                   signal,
                   crlMaxAgeSeconds: crlMaxAge,
+                  ...(ocspPassphrase
+                    ? {
+                        ocsp: {
+                          passphrase: ocspPassphrase,
+                          responseValidityMs: ocspValidity * 1000,
+                          maxAgeSeconds: ocspMaxAge,
+                          onError: (e: unknown) => ctx.out.info(`jpki serve: OCSP: ${(e as { code?: string }).code ?? "error"}: ${(e as Error).message} (retrying)`),
+                        },
+                      }
+                    : {}),
                   ...(tls ? { tls } : {}),
                   ...(accessLog ? { accessLog } : {}),
                   onListening: (url) => {
@@ -132,6 +173,24 @@ Example:
         if (cluster.isWorker) process.disconnect?.();
       }
     });
+}
+
+/**
+ * The OCSP responder keys' passphrase: JPKI_OCSP_PASSPHRASE, else the CA passphrase. A serve-only process
+ * (--no-schedule, a worker) without either answers no OCSP and says so, rather than refusing to serve CRLs.
+ */
+async function responderPassphrase(ctx: Context, io: Io, o: { enabled: boolean; caPassphrase: string | undefined; serveHere: boolean }): Promise<string | undefined> {
+  if (!o.enabled) return undefined;
+  if (io.env.JPKI_OCSP_PASSPHRASE) return io.env.JPKI_OCSP_PASSPHRASE;
+  if (o.caPassphrase) return o.caPassphrase;
+  if (!o.serveHere) return undefined;
+  try {
+    return await ctx.passphrase();
+  } catch (e) {
+    if (!(e instanceof JpkiError) || e.code !== "ERR_PASSPHRASE_MISSING") throw e;
+    if (!cluster.isWorker) ctx.out.info("jpki serve: no OCSP: set JPKI_OCSP_PASSPHRASE (or the CA passphrase) to answer OCSP requests");
+    return undefined;
+  }
 }
 
 /**

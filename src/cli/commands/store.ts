@@ -14,6 +14,7 @@ const KIND_NAMES: Record<StoreCopyProgress["kind"], string> = {
   residentSequences: "resident sequences",
   crlState: "CRL states",
   crls: "CRL rows",
+  ocspResponders: "OCSP signing certificates",
 };
 
 /** How often a progress line goes to a stderr that is not a terminal (a log), and not before the copy has run this long. */

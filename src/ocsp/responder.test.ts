@@ -1,0 +1,138 @@
+import { createHash, createPublicKey, verify } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CertificationAuthority } from "../ca/authority.js";
+import { initCas } from "../ca/manage.js";
+import { renewOcspSigners } from "../ca/ocsp-signer.js";
+import { prefecture } from "../ca/prefectures.js";
+import { certificateParts, children, explicit, nul, octetString, oid, readHeader, seq, tlv } from "../pki/der.js";
+import { FixedClock } from "../pki/clock.js";
+import { Workspace } from "../workspace/workspace.js";
+import { OCSP_OID } from "./request.js";
+import { OcspResponder } from "./responder.js";
+
+const clock = new FixedClock("2030-04-01T00:00:00Z");
+let ws: Workspace;
+let ca: CertificationAuthority;
+const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
+
+function certIdFor(serialHex: string, hash: "sha1" | "sha256" = "sha1", issuer = ca): Buffer {
+  const p = certificateParts(issuer.record.certificateDer);
+  const spki = children(p.spki);
+  const bits = spki[1]!;
+  const key = bits.subarray(readHeader(bits).headerLength + 1);
+  const alg = hash === "sha1" ? seq(oid("1.3.14.3.2.26"), nul()) : seq(oid("2.16.840.1.101.3.4.2.1"));
+  return seq(alg, octetString(createHash(hash).update(p.subject).digest()), octetString(createHash(hash).update(key).digest()), tlv(0x02, Buffer.from(serialHex, "hex")));
+}
+function request(ids: Buffer[], nonce?: Buffer): Buffer {
+  const exts = nonce ? [explicit(2, seq(seq(oid(OCSP_OID.nonce), octetString(octetString(nonce)))))] : [];
+  return seq(seq(seq(...ids.map((c) => seq(c))), ...exts));
+}
+
+/** The parts of a successful response a client checks: statuses, the nonce, and the signature by the embedded certificate. */
+function readResponse(der: Buffer) {
+  const [status, bytes] = children(der);
+  expect(status!.toString("hex")).toBe("0a0100");
+  const [, octets] = children(children(bytes!)[0]!);
+  const basic = octets!.subarray(readHeader(octets!).headerLength);
+  const [tbs, , sig, certs] = children(basic);
+  const cert = children(children(certs!)[0]!)[0]!;
+  const ok = verify("sha256", tbs!, createPublicKey({ key: certificateParts(cert).spki, format: "der", type: "spki" }), sig!.subarray(readHeader(sig!).headerLength + 1));
+  const f = children(tbs!);
+  const singles = children(f[2]!).map((s) => children(s)[1]![0]);
+  const kinds = singles.map((t) => (t === 0x80 ? "good" : t === 0xa1 ? "revoked" : t === 0x82 ? "unknown" : "?"));
+  return { ok, kinds, hasNonce: f.length > 3, producedAt: f[1]!.toString("latin1") };
+}
+
+let responder: OcspResponder;
+
+beforeAll(async () => {
+  ws = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-ocsp-")), { clock });
+  await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
+  ca = CertificationAuthority.open((await ws.store.getCa("13-sig"))!, "pw", ws.config);
+  const auth = CertificationAuthority.open((await ws.store.getCa("13-auth"))!, "pw", ws.config);
+  await ws.store.upsertResidents([{ residentCode: "r1", municipalityCode: "131016", fourItems: items, status: "active" }]);
+  const cert = (serial: string, caId: string, type: "signature" | "authentication") => ({
+    serial, caId, type, residentCode: "r1", municipalityCode: "131016", fourItems: items,
+    notBefore: clock.now(), notAfter: new Date("2033-01-01T00:00:00Z"), issuedAt: clock.now(), der: Buffer.from([0x30, 0]),
+  });
+  await ws.store.commitIssuances([cert("0a01", "13-sig", "signature"), cert("0b01", "13-auth", "authentication")]);
+  await renewOcspSigners(ws.store, [ca, auth], { now: clock.now(), passphrase: "ocsp-pw" });
+  responder = new OcspResponder({ store: ws.store, clock, passphrase: "ocsp-pw", responseValidityMs: 3600_000 });
+  await responder.refresh();
+}, 60_000);
+
+afterAll(async () => {
+  responder?.stop();
+  await ws?.close();
+});
+
+describe("OcspResponder", () => {
+  it("answers good from a pre-produced response: the second ask costs no signature and gets the same bytes", async () => {
+    const a = await responder.answer("13-sig", request([certIdFor("0a01")]));
+    expect(a).toMatchObject({ responseStatus: "successful", statuses: ["good"], preProduced: false });
+    expect(readResponse(a.der)).toMatchObject({ ok: true, kinds: ["good"], hasNonce: false });
+    clock.advance(1000);
+    const b = await responder.answer("13-sig", request([certIdFor("0a01")]));
+    expect(b.preProduced).toBe(true);
+    expect(b.der.equals(a.der)).toBe(true);
+    expect(b.cache!.nextUpdate.getTime() - b.cache!.producedAt.getTime()).toBe(3600_000);
+    // a SHA-256 CertID is its own pre-produced answer
+    expect((await responder.answer("13-sig", request([certIdFor("0a01", "sha256")]))).statuses).toEqual(["good"]);
+  });
+
+  it("answers a nonce fresh and echoes it; several CertIDs in one request fresh too", async () => {
+    const a = await responder.answer("13-sig", request([certIdFor("0a01")], Buffer.alloc(16, 9)));
+    expect(a.preProduced).toBe(false);
+    expect(a.cache).toBeUndefined();
+    expect(readResponse(a.der)).toMatchObject({ ok: true, hasNonce: true });
+    expect(a.der.includes(octetString(Buffer.alloc(16, 9)))).toBe(true);
+    const m = await responder.answer("13-sig", request([certIdFor("0a01"), certIdFor("0fff"), certIdFor("0b01")]));
+    expect(m.statuses).toEqual(["good", "unknown", "unknown"]);
+  });
+
+  it("after a revocation commits, never serves the pre-produced good once the next poll has seen it", async () => {
+    const good = await responder.answer("13-sig", request([certIdFor("0a01")]));
+    expect(good.statuses).toEqual(["good"]);
+    await ws.store.revoke({ serial: "0a01", revokedAt: clock.now(), reason: 3, source: "manual" });
+    // until the poll, within the documented bound, the cached answer may still go out
+    expect((await responder.answer("13-sig", request([certIdFor("0a01")]))).preProduced).toBe(true);
+    await responder.refresh();
+    const after = await responder.answer("13-sig", request([certIdFor("0a01")]));
+    expect(after).toMatchObject({ statuses: ["revoked"], preProduced: false });
+    expect(readResponse(after.der).kinds).toEqual(["revoked"]);
+    expect(after.der.includes(explicit(0, tlv(0x0a, Buffer.from([3]))))).toBe(true); // reason affiliationChanged
+    expect((await responder.answer("13-sig", request([certIdFor("0a01")]))).preProduced).toBe(true);
+  });
+
+  it("serves no pre-produced answer when its polls have stopped succeeding for longer than staleAfterMs", async () => {
+    await responder.answer("13-sig", request([certIdFor("0a01", "sha256")]));
+    clock.advance(10_000); // 10 s without a poll (default bound: 5 polls of 1 s)
+    expect((await responder.answer("13-sig", request([certIdFor("0a01", "sha256")]))).preProduced).toBe(true); // revoked: final
+    const unknown = await responder.answer("13-sig", request([certIdFor("0eee")]));
+    expect((await responder.answer("13-sig", request([certIdFor("0eee")]))).preProduced).toBe(false);
+    expect(unknown.statuses).toEqual(["unknown"]);
+    await responder.refresh();
+  });
+
+  it("unknown for a serial the CA did not issue; unauthorized for another CA's CertID or an unknown CA; malformedRequest for garbage", async () => {
+    expect((await responder.answer("13-sig", request([certIdFor("0b01")]))).statuses).toEqual(["unknown"]); // issued by 13-auth
+    const foreign = await responder.answer("13-auth", request([certIdFor("0b01")])); // 13-sig's hashes at 13-auth's URL
+    expect(foreign).toMatchObject({ responseStatus: "unauthorized", der: Buffer.from("30030a0106", "hex") });
+    expect((await responder.answer("99-sig", request([certIdFor("0a01")]))).responseStatus).toBe("unauthorized");
+    const bad = await responder.answer("13-sig", Buffer.from("garbage"));
+    expect(bad).toMatchObject({ responseStatus: "malformedRequest", der: Buffer.from("30030a0101", "hex") });
+  });
+
+  it("tryLater when the CA has no current signing certificate", async () => {
+    const later = new OcspResponder({ store: ws.store, clock: new FixedClock("2031-01-01T00:00:00Z"), passphrase: "ocsp-pw" });
+    await later.refresh();
+    expect((await later.answer("13-sig", request([certIdFor("0a01")]))).responseStatus).toBe("tryLater");
+    // a wrong responder passphrase loads no signer: tryLater, never a crash
+    const wrong = new OcspResponder({ store: ws.store, clock, passphrase: "nope", onError: () => undefined });
+    await wrong.refresh();
+    expect((await wrong.answer("13-sig", request([certIdFor("0a01")]))).responseStatus).toBe("tryLater");
+  });
+});

@@ -1,0 +1,297 @@
+/**
+ * The OCSP responder, RFC 6960 with RFC 5019's profile, one per server process, answering for every CA of the
+ * store with that CA's delegated signing certificate (ca/ocsp-signer.ts).
+ *
+ * Pre-produced answers (RFC 5019 §2.2.2, RFC 6960 §2.4): a request about one certificate without a nonce is
+ * answered from a cache keyed by (CA, CertID) — one signature per certificate and refresh period, not per request.
+ * Staleness is bounded by polling the store: every `pollMs` the responder reads each CA's revision (a counter
+ * every revoking transaction bumps, in that transaction: store.caRevisions), and an answer made while the CA
+ * stood at an older revision is never served again unless it says revoked (revocation is final). An answer's
+ * status is read after the revision it is tagged with was read, so it can only be newer than its tag. Hence:
+ *
+ *   a revocation committed (by any process: `jpki revoke`, `jpki watch`, `jpki notices ingest`) more than one
+ *   poll interval plus one poll query ago is never answered "good" by this process;
+ *
+ * and when polls fail for longer than `staleAfterMs`, no pre-produced answer is served (each request reads the
+ * store, or gets tryLater/internalError when it cannot). Caches between us and the client may keep an answer
+ * for its Cache-Control max-age, which the route caps (server/ocsp.ts). Answers are re-signed when older than
+ * `refreshAfterMs`, and "unknown" ones are kept only `unknownTtlMs` (a serial may be issued later). The cache
+ * holds at most `maxEntries` answers (least recently used go first).
+ *
+ * Requests with a nonce (RFC 8954) or several CertIDs are answered fresh from the store and signed then.
+ * A CertID naming another issuer, or a hash algorithm we do not support, is "unknown"; when every CertID of a
+ * request is such, the answer is the unsigned "unauthorized" (RFC 5019 §2.2.3: we are not authoritative).
+ */
+import { createHash } from "node:crypto";
+import { isJpkiError } from "../errors.js";
+import { certificateParts, readHeader } from "../pki/der.js";
+import type { Clock } from "../pki/clock.js";
+import { unlockPrivateKey } from "../pki/keys.js";
+import { SoftwareSigner } from "../pki/signer.js";
+import type { Store } from "../store/types.js";
+import { CERT_ID_HASHES, parseOcspRequest, type CertId, type CertIdHash } from "./request.js";
+import { errorResponse, responseEtag, signedResponse, type CertStatus, type ResponderIdentity, type ResponseStatusName } from "./response.js";
+
+export interface OcspResponderOptions {
+  readonly store: Store;
+  readonly clock: Clock;
+  /** decrypts the responders' keys (the passphrase they were wrapped under by the CRL schedule's process) */
+  readonly passphrase: string;
+  /** nextUpdate − thisUpdate of every answer; default 1 hour */
+  readonly responseValidityMs?: number;
+  /** re-sign a pre-produced answer older than this; default half the validity */
+  readonly refreshAfterMs?: number;
+  /** how often the CA revisions are read; default 1 s */
+  readonly pollMs?: number;
+  /** no pre-produced answer is served when the last good poll is older than this; default 5 polls */
+  readonly staleAfterMs?: number;
+  /** how long an "unknown" answer is kept; default 60 s */
+  readonly unknownTtlMs?: number;
+  /** how often the responders' certificates (and the CA list) are re-read; default 60 s */
+  readonly reloadMs?: number;
+  /** the most answers kept; default 20,000 (about 2 KB each) */
+  readonly maxEntries?: number;
+  /** a poll or reload that failed (the store unreachable): for a log */
+  readonly onError?: (e: unknown) => void;
+}
+
+export type AnsweredStatus = CertStatus["kind"];
+
+export interface OcspAnswer {
+  readonly der: Buffer;
+  readonly responseStatus: ResponseStatusName;
+  /** the status of each certificate asked about (successful answers only) */
+  readonly statuses: readonly AnsweredStatus[];
+  /** answered from the pre-produced cache, no signature made */
+  readonly preProduced: boolean;
+  /** for RFC 5019 caching headers: set on successful answers without a nonce */
+  readonly cache?: { readonly producedAt: Date; readonly nextUpdate: Date; readonly etag: string };
+}
+
+interface CaHashes {
+  readonly byHash: ReadonlyMap<CertIdHash, { readonly name: Buffer; readonly key: Buffer }>;
+}
+
+interface Responder {
+  readonly serial: string;
+  readonly notAfter: Date;
+  readonly identity: ResponderIdentity;
+}
+
+interface Entry {
+  readonly der: Buffer;
+  readonly etag: string;
+  readonly kind: AnsweredStatus;
+  readonly producedAt: Date;
+  readonly nextUpdate: Date;
+  /** the CA revision known before the status was read */
+  readonly revision: number;
+  /** not served after this (ms) */
+  readonly until: number;
+}
+
+const HASH_NAMES = Object.values(CERT_ID_HASHES);
+
+function caHashes(certificateDer: Buffer): CaHashes {
+  const p = certificateParts(certificateDer);
+  // issuerKeyHash: the hash of the subjectPublicKey BIT STRING's value, without tag, length and unused-bits octet.
+  const spkiParts = p.spki.subarray(readHeader(p.spki).headerLength);
+  const alg = readHeader(spkiParts);
+  const bits = spkiParts.subarray(alg.headerLength + alg.length);
+  const bh = readHeader(bits);
+  const key = bits.subarray(bh.headerLength + 1, bh.headerLength + bh.length);
+  const byHash = new Map<CertIdHash, { name: Buffer; key: Buffer }>();
+  for (const h of HASH_NAMES) byHash.set(h, { name: createHash(h).update(p.subject).digest(), key: createHash(h).update(key).digest() });
+  return { byHash };
+}
+
+export class OcspResponder {
+  readonly #o: OcspResponderOptions;
+  readonly #validityMs: number;
+  readonly #refreshAfterMs: number;
+  readonly #pollMs: number;
+  readonly #staleAfterMs: number;
+  readonly #unknownTtlMs: number;
+  readonly #reloadMs: number;
+  readonly #maxEntries: number;
+  #revisions = new Map<string, number>();
+  #lastPoll = -Infinity;
+  #lastReload = -Infinity;
+  #cas = new Map<string, CaHashes>();
+  #responders = new Map<string, Responder>();
+  readonly #cache = new Map<string, Entry>();
+  readonly #inflight = new Map<string, { readonly revision: number; readonly p: Promise<{ entry: Entry; signed: boolean }> }>();
+  #timer: NodeJS.Timeout | undefined;
+  #polling: Promise<void> | undefined;
+
+  constructor(o: OcspResponderOptions) {
+    this.#o = o;
+    this.#validityMs = o.responseValidityMs ?? 3600_000;
+    this.#refreshAfterMs = o.refreshAfterMs ?? Math.floor(this.#validityMs / 2);
+    this.#pollMs = o.pollMs ?? 1000;
+    this.#staleAfterMs = o.staleAfterMs ?? 5 * this.#pollMs;
+    this.#unknownTtlMs = o.unknownTtlMs ?? 60_000;
+    this.#reloadMs = o.reloadMs ?? 60_000;
+    this.#maxEntries = o.maxEntries ?? 20_000;
+  }
+
+  /** Reads the store once (CAs, responders, revisions), then keeps polling until stop(). */
+  async start(): Promise<void> {
+    await this.refresh();
+    const tick = () => {
+      this.#timer = setTimeout(() => {
+        void this.refresh().finally(() => this.#timer && tick());
+      }, this.#pollMs);
+      this.#timer.unref();
+    };
+    tick();
+  }
+
+  stop(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** One poll: every CA's revision; the CAs and the responders' certificates when due. Never throws. */
+  refresh(): Promise<void> {
+    return (this.#polling ??= this.#refresh().finally(() => (this.#polling = undefined)));
+  }
+
+  async #refresh(): Promise<void> {
+    const now = this.#o.clock.now().getTime();
+    try {
+      if (now - this.#lastReload >= this.#reloadMs || this.#responders.size === 0) await this.#reload(now);
+      const revisions = await this.#o.store.caRevisions();
+      this.#revisions = revisions;
+      this.#lastPoll = now;
+    } catch (e) {
+      this.#o.onError?.(e);
+    }
+  }
+
+  async #reload(now: number): Promise<void> {
+    const cas = new Map<string, CaHashes>();
+    for (const rec of await this.#o.store.listCas()) cas.set(rec.id, this.#cas.get(rec.id) ?? caHashes(rec.certificateDer));
+    this.#cas = cas;
+    const responders = new Map<string, Responder>();
+    for (const rec of await this.#o.store.ocspResponders()) {
+      const held = this.#responders.get(rec.caId);
+      if (held && held.serial === rec.serial) {
+        responders.set(rec.caId, held);
+        continue;
+      }
+      try {
+        const key = await unlockPrivateKey(rec.encryptedKeyPem, this.#o.passphrase, `the OCSP signing key of CA ${rec.caId}`);
+        const signer = new SoftwareSigner(key);
+        if (!signer.spki.equals(certificateParts(rec.certificateDer).spki)) continue;
+        responders.set(rec.caId, { serial: rec.serial, notAfter: rec.notAfter, identity: { certificateDer: rec.certificateDer, signer } });
+      } catch (e) {
+        this.#o.onError?.(e);
+        if (held) responders.set(rec.caId, held);
+      }
+    }
+    this.#responders = responders;
+    this.#lastReload = now;
+  }
+
+  /** Answers a DER OCSPRequest about `caId`'s certificates. Never throws: every failure is an OCSP status. */
+  async answer(caId: string, body: Uint8Array): Promise<OcspAnswer> {
+    let req;
+    try {
+      req = parseOcspRequest(body);
+    } catch (e) {
+      if (isJpkiError(e, "ERR_OCSP_MALFORMED")) return unsigned("malformedRequest");
+      return unsigned("internalError");
+    }
+    const ca = this.#cas.get(caId);
+    if (!ca) return unsigned("unauthorized");
+    const ours = req.certIds.map((c) => isOurs(ca, c));
+    if (!ours.some(Boolean)) return unsigned("unauthorized");
+    const now = this.#o.clock.now();
+    const responder = this.#responders.get(caId);
+    if (!responder || responder.notAfter.getTime() <= now.getTime()) return unsigned("tryLater");
+    try {
+      if (req.certIds.length === 1 && !req.nonce) {
+        const { entry, signed } = await this.#preProduced(caId, req.certIds[0]!, responder, now);
+        return { der: entry.der, responseStatus: "successful", statuses: [entry.kind], preProduced: !signed, cache: { producedAt: entry.producedAt, nextUpdate: entry.nextUpdate, etag: entry.etag } };
+      }
+      const statuses = await Promise.all(req.certIds.map((c, i) => (ours[i] ? this.#status(caId, c) : ({ kind: "unknown" } as const))));
+      const nextUpdate = this.#nextUpdate(now, responder);
+      const der = await signedResponse({
+        responder: responder.identity,
+        producedAt: now,
+        answers: req.certIds.map((c, i) => ({ certIdDer: c.der, status: statuses[i]!, thisUpdate: now, nextUpdate })),
+        nonce: req.nonce,
+      });
+      return {
+        der,
+        responseStatus: "successful",
+        statuses: statuses.map((s) => s.kind),
+        preProduced: false,
+        ...(req.nonce ? {} : { cache: { producedAt: now, nextUpdate, etag: responseEtag(der) } }),
+      };
+    } catch {
+      return unsigned("internalError");
+    }
+  }
+
+  #nextUpdate(now: Date, responder: Responder): Date {
+    return new Date(Math.min(now.getTime() + this.#validityMs, responder.notAfter.getTime()));
+  }
+
+  async #status(caId: string, c: CertId): Promise<CertStatus> {
+    if (c.serial === undefined) return { kind: "unknown" };
+    const row = await this.#o.store.certificateStatus(c.serial);
+    if (!row || row.caId !== caId) return { kind: "unknown" };
+    return row.revocation ? { kind: "revoked", revokedAt: row.revocation.revokedAt, reason: row.revocation.reason } : { kind: "good" };
+  }
+
+  #usable(caId: string, e: Entry, now: number): boolean {
+    if (now >= e.until) return false;
+    if (e.kind === "revoked") return true;
+    if (now - this.#lastPoll > this.#staleAfterMs) return false;
+    return e.revision >= (this.#revisions.get(caId) ?? 0);
+  }
+
+  async #preProduced(caId: string, c: CertId, responder: Responder, now: Date): Promise<{ entry: Entry; signed: boolean }> {
+    const key = `${caId}\0${c.der.toString("latin1")}`;
+    const t = now.getTime();
+    const hit = this.#cache.get(key);
+    if (hit && this.#usable(caId, hit, t)) {
+      this.#cache.delete(key);
+      this.#cache.set(key, hit);
+      return { entry: hit, signed: false };
+    }
+    // A request joins one being produced for the same CertID, unless a revocation was seen since it started.
+    const revision = this.#revisions.get(caId) ?? 0;
+    const flying = this.#inflight.get(key);
+    if (flying && flying.revision >= revision) return flying.p;
+    {
+      const p = (async () => {
+        const status = await this.#status(caId, c);
+        const nextUpdate = this.#nextUpdate(now, responder);
+        const der = await signedResponse({ responder: responder.identity, producedAt: now, answers: [{ certIdDer: c.der, status, thisUpdate: now, nextUpdate }] });
+        const ttl = status.kind === "unknown" ? Math.min(this.#unknownTtlMs, this.#refreshAfterMs) : this.#refreshAfterMs;
+        const entry: Entry = { der, etag: responseEtag(der), kind: status.kind, producedAt: now, nextUpdate, revision, until: Math.min(t + ttl, nextUpdate.getTime()) };
+        this.#cache.delete(key);
+        this.#cache.set(key, entry);
+        while (this.#cache.size > this.#maxEntries) this.#cache.delete(this.#cache.keys().next().value!);
+        return { entry, signed: true };
+      })().finally(() => {
+        if (this.#inflight.get(key)?.p === p) this.#inflight.delete(key);
+      });
+      this.#inflight.set(key, { revision, p });
+      return p;
+    }
+  }
+}
+
+function isOurs(ca: CaHashes, c: CertId): boolean {
+  if (!c.hash) return false;
+  const h = ca.byHash.get(c.hash);
+  return !!h && h.name.equals(c.issuerNameHash) && h.key.equals(c.issuerKeyHash);
+}
+
+function unsigned(status: Exclude<ResponseStatusName, "successful">): OcspAnswer {
+  return { der: errorResponse(status), responseStatus: status, statuses: [], preProduced: false };
+}

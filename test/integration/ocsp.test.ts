@@ -1,0 +1,228 @@
+/**
+ * OCSP against a real `jpki serve` (the built CLI, listening on loopback), asked by the real `openssl ocsp`:
+ * good, revoked (time and reason) and unknown, with and without a nonce, the delegated signer validated from
+ * the CA alone (-CAfile) and pinned (-VAfile); RFC 5019 GET with its caching headers; a revocation committed
+ * by another process while the server runs reaches the answers; new certificates name the responder in AIA.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { toPem } from "../../src/pki/pem.js";
+import { generateResidents } from "../../src/registry/fixtures.js";
+import { cardKey, cli, openWorkspace, storeEnv, tempDir, writeJsonl } from "./helpers.js";
+
+const MAIN = join(import.meta.dirname, "..", "..", "bin", "jpki.cjs");
+let dir: string;
+let ws: string;
+let caPem: string;
+const ee: Array<{ serial: string; path: string }> = [];
+let server: { child: ChildProcess; url: string; stderr: () => string } | undefined;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function ocsp(args: string[]): { out: string; status: number } {
+  try {
+    const out = execFileSync("openssl", ["ocsp", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    return { out, status: 0 };
+  } catch (e) {
+    const err = e as { stdout?: string; stderr?: string; status?: number };
+    return { out: `${err.stdout ?? ""}${err.stderr ?? ""}`, status: err.status ?? 1 };
+  }
+}
+
+/** openssl ocsp exits 0 and prints "Response verify OK" on stderr; run it through a shell to collect both. */
+function ask(certArgs: string[], extra: string[] = []): string {
+  // a responder error makes openssl exit 1: the text says what it was
+  return execFileSync("sh", ["-c", `openssl ocsp ${[...certArgs, ...extra].map((a) => `'${a}'`).join(" ")} 2>&1 || true`], { encoding: "utf8" });
+}
+
+function httpGet(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+beforeAll(async () => {
+  dir = tempDir("jpki-ocsp-");
+  ws = join(dir, "ws");
+  expect((await cli(["--workspace", ws, "ca", "init", "-p", "13"], { cwd: dir })).code).toBe(0);
+  const residents = [...generateResidents({ count: 4, seed: "ocsp", prefectures: ["13"] })];
+  writeJsonl(join(dir, "residents.jsonl"), residents);
+  expect((await cli(["--workspace", ws, "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);
+  for (let i = 0; i < 3; i++) {
+    const { pub } = cardKey(dir, `card${i}`);
+    const issued = await cli(["--workspace", ws, "--json", "issue", "--resident", String(residents[i]!.residentCode), "--public-key", pub], { cwd: dir });
+    expect(issued.code, issued.stderr).toBe(0);
+    ee.push({ serial: issued.json().serial, path: issued.json().path });
+  }
+  // one revoked before the server starts
+  expect((await cli(["--workspace", ws, "revoke", "--serial", ee[1]!.serial, "--reason", "keyCompromise"], { cwd: dir })).code).toBe(0);
+  const w = await openWorkspace(ws);
+  caPem = join(dir, "ca.pem");
+  writeFileSync(caPem, toPem((await w.store.getCa("13-sig"))!.certificateDer, "CERTIFICATE"));
+  await w.close();
+
+  const port = await freePort();
+  const child = spawn(process.execPath, [MAIN, "--workspace", ws, "serve", "--listen", `127.0.0.1:${port}`, "--access-log", "off"], {
+    env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)) },
+  });
+  let stderr = "";
+  child.stderr!.on("data", (d) => (stderr += d));
+  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
+  await Promise.race([
+    new Promise<void>((resolve) => {
+      const check = () => (/listening/.test(stderr) ? resolve() : setTimeout(check, 50));
+      check();
+    }),
+    exited,
+  ]);
+  expect(stderr).toMatch(/listening/);
+  server = { child, url: `http://127.0.0.1:${port}`, stderr: () => stderr };
+}, 180_000);
+
+afterAll(() => {
+  if (server?.child.exitCode === null) server.child.kill("SIGKILL");
+});
+
+describe("OCSP on jpki serve, asked by openssl", () => {
+  it("issues a delegated signing certificate per CA and names the responder in new certificates' AIA", async () => {
+    expect(server!.stderr()).toMatch(/OCSP signing certificate for 13-sig issued/);
+    const text = execFileSync("openssl", ["x509", "-in", ee[0]!.path, "-noout", "-ext", "authorityInfoAccess"], { encoding: "utf8" });
+    expect(text).toContain(`OCSP - URI:http://localhost:8080/ocsp/13-sig`);
+    const w = await openWorkspace(ws);
+    const responders = await w.store.ocspResponders();
+    await w.close();
+    expect(responders.map((r) => r.caId).sort()).toEqual(["13-auth", "13-sig"]);
+    const r = responders.find((x) => x.caId === "13-sig")!;
+    const pem = join(dir, "responder.pem");
+    writeFileSync(pem, toPem(r.certificateDer, "CERTIFICATE"));
+    const x = execFileSync("openssl", ["x509", "-in", pem, "-noout", "-text"], { encoding: "utf8" });
+    expect(x).toContain("OCSP Signing");
+    expect(x).toContain("OCSP No Check");
+    expect(execFileSync("sh", ["-c", `openssl verify -CAfile '${caPem}' -purpose ocsphelper '${pem}' 2>&1 || true`], { encoding: "utf8" })).toMatch(/OK/);
+    // the key is stored encrypted, as CA keys are
+    expect(r.encryptedKeyPem).toMatch(/^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
+  });
+
+  it("answers good, revoked (time and reason) and unknown, with and without a nonce, the signer validated from the CA", () => {
+    const url = `${server!.url}/ocsp/13-sig`;
+    for (const nonce of [[], ["-no_nonce"]]) {
+      const good = ask(["-issuer", caPem, "-cert", ee[0]!.path, "-url", url, "-CAfile", caPem, "-resp_text", ...nonce]);
+      expect(good).toContain("Response verify OK");
+      expect(good).toMatch(new RegExp(`${ee[0]!.path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: good`));
+      if (nonce.length === 0) expect(good).toMatch(/OCSP Nonce:\s*\n\s*04/);
+      else expect(good).not.toMatch(/OCSP Nonce/);
+      expect(good).not.toMatch(/WARNING: no nonce in response/);
+
+      const revoked = ask(["-issuer", caPem, "-cert", ee[1]!.path, "-url", url, "-CAfile", caPem, "-resp_text", ...nonce]);
+      expect(revoked).toContain("Response verify OK");
+      expect(revoked).toMatch(/: revoked/);
+      expect(revoked).toMatch(/Reason: keyCompromise/);
+      expect(revoked).toMatch(/Revocation Time: \w+ +\d+ \d\d:\d\d:\d\d \d{4} GMT/);
+
+      const unknown = ask(["-issuer", caPem, "-serial", "0x0123456789abcdef", "-url", url, "-CAfile", caPem, "-resp_text", ...nonce]);
+      expect(unknown).toContain("Response verify OK");
+      expect(unknown).toMatch(/0x0123456789abcdef: unknown/);
+    }
+    // pinned responder (-VAfile): the signing certificate trusted as such
+    const pinned = ask(["-issuer", caPem, "-cert", ee[0]!.path, "-url", url, "-VAfile", join(dir, "responder.pem"), "-resp_text"]);
+    expect(pinned).toContain("Response verify OK");
+    expect(pinned).toMatch(/: good/);
+    // SHA-256 CertIDs are answered too
+    const sha256 = ask(["-sha256", "-issuer", caPem, "-cert", ee[1]!.path, "-url", url, "-CAfile", caPem, "-resp_text"]);
+    expect(sha256).toContain("Response verify OK");
+    expect(sha256).toMatch(/Hash Algorithm: sha256/);
+    expect(sha256).toMatch(/: revoked/);
+  });
+
+  it("asked about another CA's certificate at a CA's URL: unauthorized, unsigned", () => {
+    const r = ask(["-issuer", caPem, "-cert", ee[0]!.path, "-url", `${server!.url}/ocsp/13-auth`, "-CAfile", caPem, "-resp_text"]);
+    expect(r).toMatch(/Responder Error: unauthorized \(6\)/);
+    const m = ask(["-issuer", caPem, "-cert", ee[0]!.path, "-url", `${server!.url}/ocsp/99-nope`, "-CAfile", caPem]);
+    expect(m).toMatch(/Responder Error: unauthorized \(6\)/);
+  });
+
+  it("answers RFC 5019 GETs (base64 URL-encoded, or raw, or base64url) from pre-produced answers, with caching headers and 304", async () => {
+    const reqFile = join(dir, "get.req");
+    ocsp(["-issuer", caPem, "-cert", ee[0]!.path, "-no_nonce", "-reqout", reqFile]);
+    const b64 = readFileSync(reqFile).toString("base64");
+    const base = `${server!.url}/ocsp/13-sig/`;
+    const encoded = await httpGet(base + encodeURIComponent(b64));
+    expect(encoded.status).toBe(200);
+    expect(encoded.headers["content-type"]).toBe("application/ocsp-response");
+    const cc = String(encoded.headers["cache-control"]);
+    const maxAge = Number(/max-age=(\d+)/.exec(cc)![1]);
+    const expires = Date.parse(String(encoded.headers.expires));
+    // max-age never reaches past nextUpdate (Expires)
+    expect(Date.parse(String(encoded.headers.date)) + maxAge * 1000).toBeLessThanOrEqual(expires);
+    expect(encoded.headers.etag).toMatch(/^"[^"]+"$/);
+    expect(Date.parse(String(encoded.headers["last-modified"]))).toBeLessThanOrEqual(Date.parse(String(encoded.headers.date)));
+    // the same pre-produced answer whichever way the request is encoded
+    const raw = await httpGet(base + b64);
+    const url64 = await httpGet(base + b64.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, ""));
+    expect(raw.body.equals(encoded.body)).toBe(true);
+    expect(url64.body.equals(encoded.body)).toBe(true);
+    const respFile = join(dir, "get.resp");
+    writeFileSync(respFile, encoded.body);
+    const checked = ask(["-respin", respFile, "-issuer", caPem, "-cert", ee[0]!.path, "-CAfile", caPem, "-resp_text", "-no_nonce"]);
+    expect(checked).toContain("Response verify OK");
+    expect(checked).toMatch(/: good/);
+    const notModified = await httpGet(base + encodeURIComponent(b64), { "If-None-Match": String(encoded.headers.etag) });
+    expect(notModified.status).toBe(304);
+    // malformed GETs: an OCSP malformedRequest, never a stack or JSON
+    // a path that is not URL-encoding at all is refused by the router (400), without detail
+    const badUrl = await httpGet(`${base}%%%`);
+    expect(badUrl.status).toBe(400);
+    expect(badUrl.body.toString()).not.toMatch(/\bat \S+:\d+/);
+    for (const bad of ["AAAA", "not-base64!", encodeURIComponent(Buffer.from("3003020101", "hex").toString("base64"))]) {
+      const r = await httpGet(base + bad);
+      expect(r.headers["content-type"]).toBe("application/ocsp-response");
+      expect(r.body.toString("hex")).toBe("30030a0101");
+    }
+  });
+
+  it("a revocation committed by another process while the server runs is answered revoked, not a pre-produced good", async () => {
+    const url = `${server!.url}/ocsp/13-sig`;
+    const reqFile = join(dir, "live.req");
+    ocsp(["-issuer", caPem, "-cert", ee[2]!.path, "-no_nonce", "-reqout", reqFile]);
+    const get = `${url}/${encodeURIComponent(readFileSync(reqFile).toString("base64"))}`;
+    const before = await httpGet(get);
+    writeFileSync(join(dir, "live-before.resp"), before.body);
+    expect(ask(["-respin", join(dir, "live-before.resp"), "-issuer", caPem, "-cert", ee[2]!.path, "-CAfile", caPem, "-no_nonce"])).toMatch(/: good/);
+    expect((await cli(["--workspace", ws, "revoke", "--serial", ee[2]!.serial, "--reason", "affiliationChanged"], { cwd: dir })).code).toBe(0);
+    // The responder polls the store's revision every second: wait for the change (bounded by the test timeout).
+    let after = before;
+    while (after.body.equals(before.body)) {
+      await new Promise((r) => setTimeout(r, 200));
+      after = await httpGet(get);
+    }
+    writeFileSync(join(dir, "live-after.resp"), after.body);
+    const text = ask(["-respin", join(dir, "live-after.resp"), "-issuer", caPem, "-cert", ee[2]!.path, "-CAfile", caPem, "-no_nonce", "-resp_text"]);
+    expect(text).toMatch(/: revoked/);
+    expect(text).toMatch(/Reason: affiliationChanged/);
+  });
+
+  it("counts answers by status in /metrics", async () => {
+    const m = (await httpGet(`${server!.url}/metrics`)).body.toString();
+    for (const s of ["good", "revoked", "unknown", "unauthorized", "malformedRequest"]) expect(m).toMatch(new RegExp(`jpki_ocsp_answers_total\\{status="${s}"`));
+    expect(m).toMatch(/jpki_ocsp_answers_total\{status="good",source="pre-produced"\} [1-9]/);
+  });
+});
