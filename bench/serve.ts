@@ -1,23 +1,28 @@
 /**
  * `jpki serve` benchmark (issue 9 point 8): 304 answers per second from a real `jpki serve` process next to a
  * bare node:http server answering 304 on the same cores (target ≥ 0.8×), the same with --workers, full
- * small-CRL 200s per second, and a 50 MB CRL's download throughput. Load comes from autocannon in its own
+ * small-CRL 200s per second, OCSP GETs answered from pre-produced responses (target ≥ 0.5× the bare 304 rate)
+ * and OCSP requests with a nonce (signed each time; printed against raw RSA signs/s), and a 50 MB CRL's
+ * download throughput. Load comes from autocannon in its own
  * process, on loopback, for a few seconds per run; each server is a separate process as in production (the
  * access log on, to a file).
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { IssuanceService } from "../src/ca/issuance.js";
 import { initCas } from "../src/ca/manage.js";
 import { prefecture } from "../src/ca/prefectures.js";
 import { buildCrl } from "../src/crl/builder.js";
 import { generateCrls, openCrlIssuer } from "../src/crl/generate.js";
 import { encodeEntry } from "../src/profile/crl-entry.js";
+import { generateResidents } from "../src/registry/fixtures.js";
+import { parseResidentRecord } from "../src/registry/resident.js";
 import { stageFile } from "../src/store/staging.js";
 import { Workspace } from "../src/workspace/workspace.js";
 import type { BenchResult } from "./issue.js";
@@ -98,6 +103,29 @@ function autocannon(url: string, o: { seconds: number; connections: number; head
 }
 
 /**
+ * autocannon POSTing one binary body (an OCSP request) over and over, through its API in a child process (the
+ * CLI's -i reads the body as text). Also returns the mean response size, so an error answer (small, unsigned)
+ * cannot pass for a signed one.
+ */
+function autocannonPost(url: string, body: Buffer, o: { seconds: number; connections: number }): Promise<Load & { meanBytes: number }> {
+  const script = `
+    const autocannon = require(${JSON.stringify(join(ROOT, "node_modules", "autocannon"))});
+    autocannon({ url: ${JSON.stringify(url)}, method: "POST", body: Buffer.from(${JSON.stringify(body.toString("base64"))}, "base64"),
+      headers: { "content-type": "application/ocsp-request" }, connections: ${o.connections}, duration: ${o.seconds} },
+      (e, r) => { if (e) { console.error(e); process.exit(1); } console.log(JSON.stringify(r)); });`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "ignore"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.on("exit", (code) => {
+      if (code !== 0) return reject(new Error(`autocannon exited ${code}`));
+      const r = JSON.parse(out) as { requests: { average: number; total: number }; throughput: { average: number; total: number }; non2xx: number; errors: number };
+      resolve({ rps: r.requests.average, bytesPerSec: r.throughput.average, non2xx: r.non2xx, errors: r.errors, statuses: {}, meanBytes: r.throughput.total / Math.max(1, r.requests.total) });
+    });
+  });
+}
+
+/**
  * Whole downloads of one URL, `parallel` at a time, for `seconds`: bytes per second. autocannon parses every
  * body in JavaScript and measured its own limit (≈ 40 MB/s) rather than the server's.
  */
@@ -129,6 +157,42 @@ function head(url: string): Promise<{ status: number; etag: string; size: number
       .on("error", reject)
       .end();
   });
+}
+
+/**
+ * One signature certificate issued by 13-sig, and two OCSP requests for it made by openssl: without a nonce
+ * (answered from the pre-produced cache) and with one (signed fresh each time).
+ */
+async function ocspRequests(ws: Workspace, dir: string): Promise<void> {
+  const [resident] = [...generateResidents({ count: 1, seed: "bench-serve", prefectures: ["13"] })].map((r) => parseResidentRecord(r, { now: ws.clock.now() }));
+  await ws.store.upsertResidents([resident!]);
+  const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase: "bench" });
+  const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+  const cert = await service.issue({ residentCode: resident!.residentCode, type: "signature", publicKey: spki });
+  const pem = (der: Buffer, label: string) => `-----BEGIN ${label}-----\n${der.toString("base64").match(/.{1,64}/g)!.join("\n")}\n-----END ${label}-----\n`;
+  writeFileSync(join(dir, "ee.pem"), pem(cert.der, "CERTIFICATE"));
+  writeFileSync(join(dir, "ca.pem"), pem((await ws.store.getCa("13-sig"))!.certificateDer, "CERTIFICATE"));
+  const req = (extra: string[], out: string) =>
+    execFileSync("openssl", ["ocsp", "-issuer", join(dir, "ca.pem"), "-cert", join(dir, "ee.pem"), ...extra, "-reqout", join(dir, out)], { stdio: ["ignore", "ignore", "pipe"] });
+  req(["-no_nonce"], "req.der");
+  req([], "req-nonce.der");
+}
+
+/** Raw RSA-2048 signatures per second with node:crypto on the thread pool, `concurrency` in flight. */
+async function rawSignsPerSecond(seconds: number, concurrency: number): Promise<number> {
+  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const data = Buffer.alloc(600, 7); // about an OCSP ResponseData
+  const one = () => new Promise<void>((res, rej) => sign("sha256", data, privateKey, (e) => (e ? rej(e) : res())));
+  const until = performance.now() + seconds * 1000;
+  let n = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (performance.now() < until) {
+      await one();
+      n++;
+    }
+  }));
+  return n / ((performance.now() - t0) / 1000);
 }
 
 /** A real, signed CRL of about `mb` MB for CA 13-auth, installed where `jpki serve` publishes it. */
@@ -166,6 +230,7 @@ export async function benchServe(opts: { seconds?: number; connections?: number 
     let bigBytes: number;
     try {
       bigBytes = await bigCrl(wsOpen, 50);
+      await ocspRequests(wsOpen, dir);
     } finally {
       await wsOpen.close();
     }
@@ -174,7 +239,11 @@ export async function benchServe(opts: { seconds?: number; connections?: number 
 
     const serve = async (workers: number) => {
       const port = await freePort();
-      const child = await start([BIN, "--workspace", join(dir, "ws"), "serve", "--no-schedule", "--listen", `127.0.0.1:${port}`, "--workers", String(workers), "--access-log", join(dir, `access-${workers}.log`)]);
+      // With the schedule (it issues the OCSP signing certificates); nothing is due, so it stays idle.
+      const child = await start([BIN, "--workspace", join(dir, "ws"), "serve", "--listen", `127.0.0.1:${port}`, "--workers", String(workers), "--access-log", join(dir, `access-${workers}.log`)], {
+        ...process.env,
+        JPKI_PASSPHRASE: "bench",
+      });
       children.push(child);
       const url = `http://127.0.0.1:${port}`;
       // --workers: the primary says it listens before the workers do
@@ -209,6 +278,11 @@ export async function benchServe(opts: { seconds?: number; connections?: number 
     const not304 = runs304.reduce((s, r) => s + (r.ours.statuses["304"] === undefined ? 1 : 0) + r.ours.errors, 0);
     const full200 = await autocannon(crlUrl, { seconds, connections });
     const bare200 = await autocannon(bareUrl.replace(String(barePort), String(barePort)), { seconds, connections });
+    const ocspGet = `${ours1.url}/ocsp/13-sig/${encodeURIComponent(readFileSync(join(dir, "req.der")).toString("base64"))}`;
+    const ocspCheck = await head(ocspGet);
+    const ocspPre = await autocannon(ocspGet, { seconds, connections });
+    const ocspNonce = await autocannonPost(`${ours1.url}/ocsp/13-sig`, readFileSync(join(dir, "req-nonce.der")), { seconds, connections: 16 });
+    const raw = await rawSignsPerSecond(seconds, 16);
     const big = await downloads(`${ours1.url}/crl/13-auth.crl`, { seconds: Math.max(seconds, 5), parallel: 2 });
     await stop(ours1.child);
 
@@ -221,6 +295,8 @@ export async function benchServe(opts: { seconds?: number; connections?: number 
       `runs      304s: ours ${runs304.map((r) => r.ours.rps.toFixed(0)).join(", ")} /s, bare ${runs304.map((r) => r.bare.rps.toFixed(0)).join(", ")} /s (${seconds} s each, ${connections} connections, best of each)${not304 ? ` — ${not304} runs had errors or no 304s` : ""}`,
       `workers   --workers 2: ${w2.rps.toFixed(0)} 304s/s = ${(w2.rps / bare304).toFixed(2)}× the bare single-process server (2 cores shared with the load generator)`,
       `full 200  small CRL (${small.length} bytes): ours ${full200.rps.toFixed(0)} /s, bare node:http from memory ${bare200.rps.toFixed(0)} /s (${(full200.rps / bare200.rps).toFixed(2)}×)`,
+      `OCSP GET  pre-produced answers (no nonce): ${ocspPre.rps.toFixed(0)} /s = ${(ocspPre.rps / bare304).toFixed(2)}× the bare 304 rate (target ≥ 0.5: ${ocspPre.rps / bare304 >= 0.5 ? "met" : "MISSED"}; first answer ${ocspCheck.status}, ${ocspCheck.size} bytes${ocspPre.non2xx || ocspPre.errors ? `; ${ocspPre.non2xx} non-2xx, ${ocspPre.errors} errors` : ""})`,
+      `OCSP POST with a nonce (signed each time): ${ocspNonce.rps.toFixed(0)} /s = ${(ocspNonce.rps / raw).toFixed(2)}× raw RSA-2048 signs/s (${raw.toFixed(0)} /s in this process, 16 in flight; answers of ${ocspNonce.meanBytes.toFixed(0)} bytes on average)${ocspNonce.non2xx || ocspNonce.errors ? `; ${ocspNonce.non2xx} non-2xx, ${ocspNonce.errors} errors` : ""}`,
       `50 MB CRL ${mbps(bigBytes)} MB file, 2 downloads at a time: ${mbps(big.bytesPerSec)} MB/s (${big.perSec.toFixed(1)} downloads/s; node:http client, which only counts the bytes)`,
       `access log ${readFileSync(join(dir, "access-1.log"), "utf8").split("\n").length - 1} lines written by the single-process run`,
     ].join("\n");

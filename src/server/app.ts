@@ -22,7 +22,7 @@ import { Counter, Gauge, Registry } from "prom-client";
 import { OcspResponder, type OcspResponderOptions } from "../ocsp/responder.js";
 import type { Clock } from "../pki/clock.js";
 import type { Workspace } from "../workspace/workspace.js";
-import { registerOcsp } from "./ocsp.js";
+import { ocspGetRoute, registerOcsp } from "./ocsp.js";
 import { PublishedFiles } from "./published.js";
 import { publishedRoute } from "./published-route.js";
 
@@ -131,11 +131,24 @@ export async function buildServer(ws: Workspace, opts: ServerOptions = {}): Prom
       accessLine(req.method, req.url, status, performance.now() - startedAt, req.socket.remoteAddress);
     },
   });
+  let ocsp: OcspResponder | undefined;
+  const countOcsp = counter("ocsp");
+  const ocspGet = ocspGetRoute({
+    prefix,
+    responder: () => ocsp,
+    clock,
+    maxAgeSeconds: opts.ocsp?.maxAgeSeconds ?? 300,
+    answers: metrics.ocspAnswers,
+    onResponse: (req, status, startedAt) => {
+      countOcsp(status);
+      accessLine(req.method, req.url, status, performance.now() - startedAt, req.socket.remoteAddress);
+    },
+  });
   const app = Fastify({
-    // Published files are answered on bare node:http before fastify routes anything (published-route.ts).
+    // Published files and OCSP GETs are answered on bare node:http before fastify routes anything (published-route.ts).
     serverFactory: (handler) => {
       const h = (req: IncomingMessage, res: ServerResponse) => {
-        if (!published(req, res)) handler(req, res);
+        if (!published(req, res) && !ocspGet(req, res)) handler(req, res);
       };
       return opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, h) : createHttpServer(h);
     },
@@ -205,7 +218,6 @@ export async function buildServer(ws: Workspace, opts: ServerOptions = {}): Prom
     return reply.header("Cache-Control", "no-store").type(metrics.registry.contentType).send(body);
   });
 
-  let ocsp: OcspResponder | undefined;
   if (opts.ocsp) {
     const { maxAgeSeconds, ...o } = opts.ocsp;
     const responder = (ocsp = new OcspResponder({ ...o, store: ws.store, clock }));

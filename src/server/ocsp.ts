@@ -9,6 +9,7 @@
  * nextUpdate (and at most `maxAgeSeconds`), ETag, Last-Modified (producedAt), Expires (nextUpdate); a matching
  * If-None-Match gets 304.
  */
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Counter } from "prom-client";
 import { errorResponse } from "../ocsp/response.js";
@@ -44,7 +45,7 @@ export function decodeGetRequest(encoded: string): Buffer | undefined {
   return der.length ? der : undefined;
 }
 
-/** Registers the OCSP routes, encapsulated: their body parser and error handler touch no other route. */
+/** Registers the OCSP POST route, encapsulated: its body parser and error handler touch no other route. */
 export function registerOcsp(app: FastifyInstance, o: OcspRouteOptions): void {
   const count = (a: OcspAnswer) => {
     const source = a.responseStatus !== "successful" ? "unsigned" : a.preProduced ? "pre-produced" : "signed";
@@ -75,28 +76,91 @@ export function registerOcsp(app: FastifyInstance, o: OcspRouteOptions): void {
       return send(reply.header("Cache-Control", "no-store"), a);
     });
 
-    scope.get(`${o.prefix}/ocsp/:ca/*`, { onResponse: o.onResponse }, async (req, reply) => {
-      const ca = (req.params as { ca: string }).ca;
-      // The raw path, not the router's decoded parameter: base64 holds '/' and '+', which must survive as sent.
-      const path = req.url.split("?")[0]!;
-      const start = `${o.prefix}/ocsp/${encodeURIComponent(ca)}/`;
-      const encoded = path.startsWith(start) ? path.slice(start.length) : "";
-      const der = decodeGetRequest(encoded);
-      const a = der ? await o.responder.answer(ca, der) : { der: errorResponse("malformedRequest"), responseStatus: "malformedRequest" as const, statuses: [], preProduced: false };
-      if (!a.cache) return send(reply.header("Cache-Control", "no-store"), a);
-      const now = o.clock.now().getTime();
-      const maxAge = Math.max(0, Math.min(o.maxAgeSeconds, Math.floor((a.cache.nextUpdate.getTime() - now) / 1000)));
-      reply
-        .header("Cache-Control", `public, max-age=${maxAge}, no-transform, must-revalidate`)
-        .header("ETag", a.cache.etag)
-        .header("Last-Modified", httpDate(a.cache.producedAt))
-        .header("Expires", httpDate(a.cache.nextUpdate));
-      const inm = req.headers["if-none-match"];
-      if (typeof inm === "string" && inm.split(",").some((t) => t.trim() === a.cache!.etag)) {
-        count(a);
-        return reply.code(304).send();
-      }
-      return send(reply, a);
-    });
   });
+}
+
+export interface OcspGetRouteOptions {
+  readonly prefix: string;
+  /** the responder, once it is running (undefined: no OCSP here, the request goes on to fastify's 404) */
+  readonly responder: () => OcspResponder | undefined;
+  readonly clock: Clock;
+  readonly maxAgeSeconds: number;
+  readonly answers: Counter<"status" | "source">;
+  /** called once per answered request (metrics, access log) */
+  readonly onResponse: (req: IncomingMessage, status: number, startedAt: number) => void;
+}
+
+/**
+ * OCSP GET on bare node:http in front of fastify, like the published files (published-route.ts): an answer
+ * for an unchanged status is pre-produced, so what is left per request is decoding it, finding it and the
+ * HTTP around it, where fastify's share was the largest. A malformed request, however encoded, gets
+ * malformedRequest here (fastify's router answered a bad percent-encoding with JSON).
+ */
+export function ocspGetRoute(o: OcspGetRouteOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const base = `${o.prefix}/ocsp/`;
+  const counters = new Map<string, { inc(): void }>();
+  const inc = (status: string, source: string) => {
+    const key = `${status} ${source}`;
+    let c = counters.get(key);
+    if (!c) counters.set(key, (c = o.answers.labels(status, source)));
+    c.inc();
+  };
+  const count = (a: OcspAnswer) => {
+    const source = a.responseStatus !== "successful" ? "unsigned" : a.preProduced ? "pre-produced" : "signed";
+    if (a.responseStatus !== "successful") inc(a.responseStatus, source);
+    for (const s of a.statuses) inc(s, source);
+  };
+  const malformed = (): OcspAnswer => ({ der: errorResponse("malformedRequest"), responseStatus: "malformedRequest", statuses: [], preProduced: false });
+
+  async function answer(req: IncomingMessage, res: ServerResponse, responder: OcspResponder, ca: string, encoded: string, startedAt: number) {
+    const der = decodeGetRequest(encoded);
+    const a = der ? await responder.answer(ca, der) : malformed();
+    count(a);
+    if (!a.cache) {
+      res.writeHead(200, ["Content-Type", OCSP_RESPONSE_TYPE, "Content-Length", String(a.der.length), "Cache-Control", "no-store"]);
+      res.end(a.der);
+      o.onResponse(req, 200, startedAt);
+      return;
+    }
+    const now = o.clock.now().getTime();
+    const maxAge = Math.max(0, Math.min(o.maxAgeSeconds, Math.floor((a.cache.nextUpdate.getTime() - now) / 1000)));
+    const headers = [
+      "Cache-Control", `public, max-age=${maxAge}, no-transform, must-revalidate`,
+      "ETag", a.cache.etag,
+      "Last-Modified", httpDate(a.cache.producedAt),
+      "Expires", httpDate(a.cache.nextUpdate),
+    ];
+    const inm = req.headers["if-none-match"];
+    if (typeof inm === "string" && inm.split(",").some((t) => t.trim() === a.cache!.etag)) {
+      res.writeHead(304, headers);
+      res.end();
+      o.onResponse(req, 304, startedAt);
+      return;
+    }
+    res.writeHead(200, [...headers, "Content-Type", OCSP_RESPONSE_TYPE, "Content-Length", String(a.der.length)]);
+    res.end(a.der);
+    o.onResponse(req, 200, startedAt);
+  }
+
+  return (req, res) => {
+    if (req.method !== "GET" || !req.url?.startsWith(base)) return false;
+    const responder = o.responder();
+    if (!responder) return false;
+    const startedAt = performance.now();
+    // The raw path, never a decoded one: base64 holds '/' and '+', which must survive as sent.
+    const q = req.url.indexOf("?");
+    const path = q < 0 ? req.url : req.url.slice(0, q);
+    const slash = path.indexOf("/", base.length);
+    const ca = slash < 0 ? "" : path.slice(base.length, slash);
+    const encoded = slash < 0 ? "" : path.slice(slash + 1);
+    answer(req, res, responder, ca, encoded, startedAt).catch(() => {
+      if (res.headersSent) return void res.destroy();
+      const a: OcspAnswer = { der: errorResponse("internalError"), responseStatus: "internalError", statuses: [], preProduced: false };
+      count(a);
+      res.writeHead(200, ["Content-Type", OCSP_RESPONSE_TYPE, "Content-Length", String(a.der.length), "Cache-Control", "no-store"]);
+      res.end(a.der);
+      o.onResponse(req, 200, startedAt);
+    });
+    return true;
+  };
 }
