@@ -31,7 +31,7 @@ function onDisk(ws: Workspace, caId: string) {
 
 describe("dueCrls (pure)", () => {
   const at = (h: number) => new Date(Date.UTC(2026, 0, 1) + h * HOUR);
-  const latest = (thisH: number, nextH: number) => ({ caId: "13-sig", state: "published" as const, number: 1n, thisUpdate: at(thisH), nextUpdate: at(nextH), entries: 0, path: "p", sha256: "s" });
+  const latest = (thisH: number, nextH: number) => ({ caId: "13-sig", scope: "", state: "published" as const, number: 1n, thisUpdate: at(thisH), nextUpdate: at(nextH), entries: 0, path: "p", sha256: "s" });
   const opts = { intervalMs: 30_000, marginMs: 24 * HOUR };
   it("is due when missing, when dirty past the interval, and when nextUpdate is within the margin", () => {
     expect(dueCrls([{ caId: "13-sig", latest: undefined, dirty: false }], at(0), opts)).toEqual([{ caId: "13-sig", why: "missing" }]);
