@@ -887,8 +887,19 @@ export class SqliteStore implements Store {
         throw storeError(e, what);
       }
       for (const [, count, minNotAfter, der, meta] of rows) {
-        const offsets = entryOffsets(der);
         const checkExpiry = minNotAfter < cutoff;
+        // A block of one partition with nothing expired goes whole (no per-entry offsets): the common shape
+        // of a large partition's blocks.
+        const first = out.get(meta.readUInt32BE(4));
+        if (first && !checkExpiry) {
+          let k = 1;
+          while (k < count && out.get(meta.readUInt32BE(k * META_BYTES + 4)) === first) k++;
+          if (k === count) {
+            first.push({ der, count });
+            continue;
+          }
+        }
+        const offsets = entryOffsets(der);
         let runStart = 0;
         let runList: EncodedEntries[] | undefined;
         let runCount = 0;
