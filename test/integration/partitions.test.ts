@@ -17,7 +17,7 @@ import { pemOrDer } from "../../src/pki/pem.js";
 import { describeCrl } from "../../src/profile/describe.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { EXT_OID } from "../../src/profile/oids.js";
-import { cardKey, cli, sh, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, openWorkspace, sh, tempDir, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -180,5 +180,22 @@ describe("municipality partitions and the ARL", () => {
     for (const c of all) expect(BigInt(c.number)).toBeGreaterThan(last[`${c.scope}:${c.municipality ?? ""}`]!);
     // history: the last crlKeep (3) of each scope stay as <file>.<number>
     expect(readdirSync(join(ws, "crl", "13-sig")).filter((n) => n.startsWith(`${CHIYODA}.crl.`)).length).toBe(3);
+  });
+
+  it("two publishers at once: numbers never repeat, each scope's file holds its highest number, the store agrees", async () => {
+    const [a, b] = await Promise.all([generate(["all"]), generate(["all"])]);
+    const all = [...a, ...b];
+    expect(new Set(all.map((c) => c.number)).size).toBe(all.length); // one CA sequence: no number twice
+    const wsp = await openWorkspace(ws);
+    try {
+      for (const [scope, file] of [["", join(ws, "crl", "13-sig.crl")], [CHIYODA, partition(CHIYODA)], [CHUO, partition(CHUO)], ["arl", join(ws, "arl", "13-sig.crl")]] as const) {
+        const onDisk = BigInt(describeCrl(readFileSync(file)).crlNumber!);
+        const mine = all.filter((c) => (c.scope === "full" ? "" : c.scope === "arl" ? "arl" : c.municipality) === scope).map((c) => BigInt(c.number));
+        expect(onDisk, scope).toBe(mine.reduce((x, y) => (y > x ? y : x)));
+        expect((await wsp.store.latestCrl("13-sig", scope))?.number, scope).toBe(onDisk);
+      }
+    } finally {
+      await wsp.close();
+    }
   });
 });
