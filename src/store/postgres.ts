@@ -759,7 +759,7 @@ export class PostgresStore implements Store {
           ],
         );
       }
-      if (inserts.length) await c.query(SQL.registerScopes, [inserts.map((x) => x.caId), inserts.map((x) => x.municipalityCode)]);
+      let revokedIn: Array<{ ca_id: string; municipality_code: string }> = [];
       if (revocations.length) {
         const done = await c.query<{ ca_id: string; municipality_code: string }>(
           `UPDATE certificates c SET revoked_at = u.at, reason = 4, revocation_source = u.source
@@ -767,9 +767,12 @@ export class PostgresStore implements Store {
            WHERE c.serial = u.serial AND c.revoked_at IS NULL RETURNING c.ca_id, c.municipality_code`,
           [revocations.map((x) => x.serial), revocations.map((x) => x.at), revocations.map((x) => x.source)],
         );
-        await bumpScopes(c, done.rows);
+        revokedIn = done.rows;
       }
+      // Lock order, as publishCrl takes them: the CA's crl_state row, then its crl_scopes rows.
       if (dirty.size) await c.query(SQL.bumpRevisions, [sortedUnique(dirty)]);
+      await bumpScopes(c, revokedIn);
+      if (inserts.length) await c.query(SQL.registerScopes, [inserts.map((x) => x.caId), inserts.map((x) => x.municipalityCode)]);
       return results;
     });
   }
@@ -1127,6 +1130,7 @@ export class PostgresStore implements Store {
         await c.query("UPDATE notices SET resident_code = $1 WHERE resident_code = $2 AND status = 'held'", [r.to, r.from]);
       }
       let revoked = 0;
+      let revokedIn: Array<{ ca_id: string; municipality_code: string }> = [];
       // A serial named twice is revoked by its first mention, as one-by-one updates would.
       const first = new Map<string, NoticeCommit["revocations"][number]>();
       for (const r of b.revocations) if (!first.has(r.serial)) first.set(r.serial, r);
@@ -1139,7 +1143,7 @@ export class PostgresStore implements Store {
           [at, firstRevocations.map((x) => x.serial), firstRevocations.map((x) => x.reason), firstRevocations.map((x) => x.source)],
         );
         revoked = r.rowCount ?? 0;
-        await bumpScopes(c, r.rows);
+        revokedIn = r.rows;
       }
       const notices = foldNotices(b.notices);
       if (notices.length) {
@@ -1170,7 +1174,10 @@ export class PostgresStore implements Store {
           [[...sequences.keys()], [...sequences.values()]],
         );
       }
+      // Lock order, as publishCrl takes them: the CA's crl_state row, then its crl_scopes rows (a partition's
+      // revision bumped first here deadlocked against a publisher of the same CA).
       if (b.dirtyCas.length) await c.query(SQL.bumpRevisions, [sortedUnique(b.dirtyCas)]);
+      await bumpScopes(c, revokedIn);
       return { ...decided, revoked };
     });
   }
