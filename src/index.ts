@@ -73,7 +73,7 @@ export { CRL_REASON, REVOCATION_CAUSES, parseReason, reasonName, type CrlReasonN
 export type { Store, CaRecord, IssuanceRecord, CertificateRow, ResidentRecord, CrlRecord, CrlStatus } from "./store/types.js";
 export { SqliteStore } from "./store/sqlite.js";
 export { PostgresStore, type PostgresStoreOptions } from "./store/postgres.js";
-export { DUMP_KINDS, type DumpBatch, type DumpCounts, type DumpKind, type DumpResident, type DumpResidentSequence, type DumpRevocationOrder, type DumpCrl, type DumpCrlState } from "./store/types.js";
+export { DUMP_KINDS, type DumpBatch, type DumpCounts, type DumpKind, type DumpResident, type DumpResidentSequence, type DumpRevocationOrder, type DumpCrl, type DumpCrlState, type DumpCrlScope, type CrlScope, type CrlScopeStatus, FULL_SCOPE, ARL_SCOPE } from "./store/types.js";
 export {
   copyStore,
   copyWorkspaceStore,

@@ -37,31 +37,13 @@ import type { CertificateType, FourItems } from "../profile/types.js";
 import type { CaRecord } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
 import { assembleCertificate, encodeTbs } from "./certificate.js";
-import { caId } from "./ids.js";
+import { caId, caUrls, type CaUrls } from "./ids.js";
 import { prefecture, type Prefecture } from "./prefectures.js";
 import { endOfJstDay } from "./validity.js";
 
-export { PURPOSE_SUFFIX, caId, parseCaId } from "./ids.js";
+export { PURPOSE_SUFFIX, caId, caUrls, parseCaId, type CaUrls } from "./ids.js";
 export { assertCaCertificate } from "../profile/ca-check.js";
 
-export interface CaUrls {
-  readonly caCertificate: string;
-  readonly crl: string;
-  readonly arl: string;
-  /** the OCSP responder (RFC 6960), named in end-entity certificates' authorityInfoAccess */
-  readonly ocsp: string;
-  partition(municipalityCode: string): string;
-}
-
-export function caUrls(baseUrl: string, id: string): CaUrls {
-  return {
-    caCertificate: `${baseUrl}/ca/${id}.crt`,
-    crl: `${baseUrl}/crl/${id}.crl`,
-    arl: `${baseUrl}/arl/${id}.crl`,
-    ocsp: `${baseUrl}/ocsp/${id}`,
-    partition: (m) => `${baseUrl}/crl/${id}/${m}.crl`,
-  };
-}
 
 /** Creates a new CA key and self-signed certificate; the key leaves this function only encrypted. */
 export async function createCaRecord(opts: {

@@ -16,3 +16,23 @@ export function parseCaId(id: string): { prefectureCode: string; purpose: Certif
   const purpose: CertificateType = m[2] === "auth" || m[2] === "authentication" ? "authentication" : "signature";
   return { prefectureCode: prefecture(m[1]!).code, purpose };
 }
+
+/** The URLs a CA's certificates name (CA certificate, CRLs, ARL), under the workspace's baseUrl. */
+export interface CaUrls {
+  readonly caCertificate: string;
+  readonly crl: string;
+  readonly arl: string;
+  /** the OCSP responder (RFC 6960), named in end-entity certificates' authorityInfoAccess */
+  readonly ocsp: string;
+  partition(municipalityCode: string): string;
+}
+
+export function caUrls(baseUrl: string, id: string): CaUrls {
+  return {
+    caCertificate: `${baseUrl}/ca/${id}.crt`,
+    crl: `${baseUrl}/crl/${id}.crl`,
+    arl: `${baseUrl}/arl/${id}.crl`,
+    ocsp: `${baseUrl}/ocsp/${id}`,
+    partition: (m) => `${baseUrl}/crl/${id}/${m}.crl`,
+  };
+}

@@ -70,7 +70,8 @@ export interface IngestRunOptions {
 
 export interface IngestRunResult extends IngestSummary {
   readonly rejectFile: string | null;
-  readonly crls: Array<{ ca: string; number: string; entries: number; path: string }>;
+  /** the CRLs published: each CA's full CRL, and its partitions that changed (scope "partition", municipality) */
+  readonly crls: Array<{ ca: string; scope: "full" | "partition" | "arl"; municipality?: string; number: string; entries: number; path: string }>;
   readonly seconds: number;
 }
 
@@ -119,6 +120,13 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
   const rejectFile = rejects.close() ?? null;
   const crls = (o.updater?.published.slice(crlsBefore) ?? [])
     .filter((c) => !c.superseded)
-    .map((c) => ({ ca: c.caId, number: c.number.toString(), entries: c.entries, path: c.derPath }));
+    .map((c) => ({
+      ca: c.caId,
+      scope: c.scope === "" ? ("full" as const) : c.scope === "arl" ? ("arl" as const) : ("partition" as const),
+      ...(c.scope !== "" && c.scope !== "arl" ? { municipality: c.scope } : {}),
+      number: c.number.toString(),
+      entries: c.entries,
+      path: c.derPath,
+    }));
   return { ...summary, rejectFile, crls, seconds: (Date.now() - started) / 1000 };
 }

@@ -61,7 +61,7 @@ export async function watchSpool(ws: Workspace, updater: CrlUpdater, o: WatchOpt
     store: ws.store,
     clock: ws.clock,
     config: ws.config,
-    publish: (ids) => updater.regenerate(ids),
+    publish: (due) => updater.publishDue(due),
     ...(o.crlIntervalMs !== undefined ? { intervalMs: o.crlIntervalMs } : {}),
   });
   const sleep = o.sleep ?? ((ms: number, signal: AbortSignal) => sleepFor(ms, undefined, { signal }));

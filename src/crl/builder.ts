@@ -46,7 +46,7 @@ export interface CrlParams {
    * Called once everything but the signature has gone to `sink`, before the signer is awaited: e.g. to start
    * flushing the staged file to disk while the key unlocks.
    */
-  readonly onUnsigned?: () => void;
+  readonly onUnsigned?: (layout: { readonly byteLength: number; readonly entries: number }) => void;
   /** Extra CRL extensions (DER Extension TLVs), e.g. issuingDistributionPoint or deltaCRLIndicator. */
   readonly extraExtensions?: readonly Buffer[];
 }
@@ -119,14 +119,7 @@ export async function buildCrl(p: CrlParams): Promise<BuiltCrl> {
   // signature's length): the TBS is hashed, and the file hashed and handed to the sink, before the signer
   // is awaited, so a key still unlocking (PBKDF2) overlaps that work instead of preceding it.
   const shape = signatureShape(p.issuerKey ?? (await p.signer).spki);
-  const crlExtensions = explicit(
-    0,
-    seq(
-      extension(EXT_OID.authorityKeyIdentifier, false, authorityKeyIdentifier(p.authorityKeyId)),
-      extension(EXT_OID.cRLNumber, false, integer(p.number)),
-      ...(p.extraExtensions ?? []),
-    ),
-  );
+  const crlExtensions = crlExtensionsElement(p);
   const prefix = Buffer.concat([integer(1), shape.algorithmIdentifier, p.issuerName, time(p.thisUpdate), time(p.nextUpdate)]);
   // revokedCertificates is omitted entirely when empty (RFC 5280 §5.1.2.6).
   const revokedHeader = count > 0 ? header(TAG.SEQUENCE, entriesBytes) : Buffer.alloc(0);
@@ -150,7 +143,7 @@ export async function buildCrl(p: CrlParams): Promise<BuiltCrl> {
   put(outer, false);
   for (const c of [tbsHeader, prefix, revokedHeader, ...packed, crlExtensions]) put(c, true);
   put(Buffer.concat([shape.algorithmIdentifier, signatureValue, Buffer.of(0)]), false); // the signature goes after the 0 unused bits
-  p.onUnsigned?.();
+  p.onUnsigned?.({ byteLength: outer.length + tbsLength + tailLength, entries: count });
 
   const signer = await p.signer;
   if (p.issuerKey && !signer.spki.equals(p.issuerKey)) throw new JpkiError("ERR_INTERNAL", "the CRL signer holds another key than issuerKey: the CA's key and certificate do not belong together");
@@ -170,6 +163,18 @@ export async function buildCrl(p: CrlParams): Promise<BuiltCrl> {
     entries: count,
     sha256: fileHash.digest("hex"),
   };
+}
+
+/** TBSCertList's crlExtensions [0]: AKI, CRL number (RFC 5280 §5.2.1, §5.2.3), then the extra ones in order. */
+export function crlExtensionsElement(p: Pick<CrlParams, "authorityKeyId" | "number" | "extraExtensions">): Buffer {
+  return explicit(
+    0,
+    seq(
+      extension(EXT_OID.authorityKeyIdentifier, false, authorityKeyIdentifier(p.authorityKeyId)),
+      extension(EXT_OID.cRLNumber, false, integer(p.number)),
+      ...(p.extraExtensions ?? []),
+    ),
+  );
 }
 
 /** Whether `signature` is an RSA PKCS#1 v1.5 signature of the SHA-256 `digest` under `spki`. */

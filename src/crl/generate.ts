@@ -15,10 +15,10 @@ import { unlockPrivateKey } from "../pki/keys.js";
 import { SoftwareSigner, type Signer } from "../pki/signer.js";
 import { assertCaCertificate } from "../profile/ca-check.js";
 import type { CertificateType } from "../profile/types.js";
-import { sweepStaleTemps } from "../store/staging.js";
-import type { CaRecord } from "../store/types.js";
+import { ARL_SCOPE, FULL_SCOPE, type CaRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
-import { CrlPublisher, type CrlIssuer, type PublishedCrl } from "./publisher.js";
+import { CrlPublisher, sweepCrlTemps, type CrlIssuer, type PublishedCrl } from "./publisher.js";
+import { dueCrls, refreshMarginMs } from "./schedule.js";
 
 /** A stored CA ready to sign CRLs: checked against the CA profile now, its key unlocking in the background. */
 export function openCrlIssuer(record: CaRecord, passphrase: string): CrlIssuer {
@@ -32,7 +32,7 @@ export function openCrlIssuer(record: CaRecord, passphrase: string): CrlIssuer {
   });
   // Awaited by the builder; until then a failure must not count as unhandled (publish rethrows it).
   signer.catch(() => undefined);
-  return { id: record.id, subjectName: Buffer.from(subject), keyId: record.keyId, signer, spki: Buffer.from(spki) };
+  return { id: record.id, subjectName: Buffer.from(subject), keyId: record.keyId, signer, spki: Buffer.from(spki), record };
 }
 
 export interface CrlSelection {
@@ -58,21 +58,38 @@ export async function selectCas(ws: Workspace, sel: CrlSelection): Promise<strin
   return ids;
 }
 
-/** Publishes the full CRL of each CA, one after the other; `onPublished` sees each as it lands. */
+/**
+ * Which partition and ARL CRLs to publish besides each CA's full CRL: none (the default of `jpki crl
+ * generate`), those due ("due": never published, with unpublished revocations, or near nextUpdate), or every
+ * partition and the ARL ("all").
+ */
+export type PartitionSelection = "none" | "due" | "all";
+
+/**
+ * Publishes the full CRL of each CA, then (with `partitions`) its municipality partitions and ARL, one CA
+ * after the other; `onPublished` sees each CRL as it lands.
+ */
 export async function generateCrls(
   ws: Workspace,
-  opts: CrlSelection & { readonly passphrase: string; readonly onPublished?: (crl: PublishedCrl) => void },
+  opts: CrlSelection & { readonly passphrase: string; readonly partitions?: PartitionSelection; readonly onPublished?: (crl: PublishedCrl) => void },
 ): Promise<PublishedCrl[]> {
   const ids = await selectCas(ws, opts);
-  sweepStaleTemps(ws.paths.crlDir); // leftovers of a killed run
+  sweepCrlTemps(ws.paths.root); // leftovers of a killed run
   const publisher = new CrlPublisher({ store: ws.store, config: ws.config, clock: ws.clock, crlDir: ws.paths.crlDir, workspaceRoot: ws.paths.root });
+  const which = opts.partitions ?? "none";
+  const scopes = which === "none" ? [] : await ws.store.crlScopeStatus();
+  const due = which === "due" ? dueCrls(scopes, ws.clock.now(), { intervalMs: 0, marginMs: refreshMarginMs(ws.config) }) : [];
   const out: PublishedCrl[] = [];
+  const landed = (crl: PublishedCrl) => (out.push(crl), opts.onPublished?.(crl));
   for (const id of ids) {
     const record = await ws.store.getCa(id);
     if (!record) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${id} in ${ws.paths.root}: 'jpki ca list' shows the CAs, 'jpki ca init' creates them`);
-    const crl = await publisher.publish(openCrlIssuer(record, opts.passphrase));
-    out.push(crl);
-    opts.onPublished?.(crl);
+    const issuer = openCrlIssuer(record, opts.passphrase);
+    landed(await publisher.publish(issuer));
+    if (which === "none") continue;
+    const mine = which === "all" ? scopes.filter((s) => s.caId === id).map((s) => s.scope) : due.filter((d) => d.caId === id).map((d) => d.scope ?? "");
+    for (const crl of await publisher.publishPartitions(issuer, mine.filter((s) => s !== ARL_SCOPE && s !== FULL_SCOPE))) landed(crl);
+    if (mine.includes(ARL_SCOPE)) landed(await publisher.publishArl(issuer));
   }
   return out;
 }

@@ -40,7 +40,8 @@ describe("CrlPublisher: DER, and PEM on request (config crlPem)", () => {
     const ws = await workspace({});
     const [crl] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
     expect(crl!.pemPath).toBeUndefined();
-    expect(files(ws)).toEqual(["13-sig.crl"]);
+    // the current CRL, and the same file linked as history (config crlKeep, default 3)
+    expect(files(ws)).toEqual(["13-sig.crl", "13-sig.crl.1"]);
     const der = readFileSync(crl!.derPath);
     expect(der.length).toBe(crl!.byteLength);
     expect(describeCrl(der).crlNumber).toBe("1");
@@ -49,7 +50,7 @@ describe("CrlPublisher: DER, and PEM on request (config crlPem)", () => {
   it("with crlPem, writes the same CRL as PEM; turned off, the next publication removes the older PEM", async () => {
     const ws = await workspace({ crlPem: true });
     const [first] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
-    expect(files(ws)).toEqual(["13-sig.crl", "13-sig.crl.pem"]);
+    expect(files(ws)).toEqual(["13-sig.crl", "13-sig.crl.1", "13-sig.crl.pem"]);
     const [block] = parsePemBlocks(readFileSync(first!.pemPath!, "latin1"));
     expect(block!.label).toBe("X509 CRL");
     expect(block!.der.equals(readFileSync(first!.derPath))).toBe(true);
@@ -58,7 +59,7 @@ describe("CrlPublisher: DER, and PEM on request (config crlPem)", () => {
     const [second] = await generateCrls(off, { ca: "13-sig", passphrase: "pw" });
     expect(second!.number).toBe(first!.number + 1n);
     expect(second!.pemPath).toBeUndefined();
-    expect(files(off)).toEqual(["13-sig.crl"]);
+    expect(files(off)).toEqual(["13-sig.crl", "13-sig.crl.1", "13-sig.crl.2"]);
   });
 
   it("a key that does not unlock leaves the published files as they were and no temporary file", async () => {
@@ -66,7 +67,7 @@ describe("CrlPublisher: DER, and PEM on request (config crlPem)", () => {
     await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
     const before = files(ws).map((f) => readFileSync(join(ws.paths.crlDir, f)));
     await expect(generateCrls(ws, { ca: "13-sig", passphrase: "wrong" })).rejects.toMatchObject({ code: "ERR_PASSPHRASE_WRONG" });
-    expect(files(ws)).toEqual(["13-sig.crl", "13-sig.crl.pem"]);
+    expect(files(ws)).toEqual(["13-sig.crl", "13-sig.crl.1", "13-sig.crl.pem"]);
     expect(files(ws).map((f) => readFileSync(join(ws.paths.crlDir, f)))).toEqual(before);
   });
 });

@@ -14,20 +14,34 @@
  *   two renames (DER and PEM) leaves the reservation open, which keeps the CA due until a new CRL replaces
  *   both files;
  * - without `crlPem`, a PEM copy an earlier publication left is removed in the same step as the DER is
- *   installed: the directory never holds a PEM older than the DER beside it.
+ *   installed: the directory never holds a PEM older than the DER beside it;
+ * - every CRL is read back from its staged file, walked and its signature verified with the CA certificate's
+ *   key (crl/verify.ts) before it is installed: a CRL that does not verify is never published;
+ * - the last `crlKeep` CRLs of each scope stay on disk as hard links `<file>.<number>` beside the current one
+ *   (`crl/13-sig.crl.42`), linked and pruned in the same locked step as the install.
+ *
+ * Scopes (crl/scope.ts): the full CRL (`publish`), the municipality partitions (`publishPartitions`, several
+ * in one pass over the store) and the ARL (`publishArl`), each numbered from the CA's one sequence.
  */
-import { rmSync } from "node:fs";
-import { join, relative } from "node:path";
+import { linkSync, readdirSync, rmSync } from "node:fs";
+import { basename, dirname, join, relative } from "node:path";
+import { JpkiError } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
+import { certificateParts } from "../pki/der.js";
 import type { Signer } from "../pki/signer.js";
+import { signatureShape } from "../pki/signer.js";
 import { pemChunks } from "../pki/pem.js";
-import { openStagingFile, stageFile, syncDir, type StagedFile } from "../store/staging.js";
-import type { Store } from "../store/types.js";
+import { openStagingFile, stageFile, sweepStaleTemps, syncDir, type StagedFile } from "../store/staging.js";
+import { ARL_SCOPE, FULL_SCOPE, type CaRecord, type CrlScope, type Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
-import { buildCrl, type BuiltCrl } from "./builder.js";
+import { buildCrl, crlExtensionsElement, type BuiltCrl, type CrlParams } from "./builder.js";
+import { scopeExtensions, scopeKind, scopePath } from "./scope.js";
+import { beginStagedCrlCheck, type ExpectedCrl, type StagedCrlCheck } from "./verify.js";
 
 export interface PublishedCrl {
   readonly caId: string;
+  /** "" the full CRL, a municipality code for a partition, "arl" */
+  readonly scope: CrlScope;
   readonly number: bigint;
   readonly thisUpdate: Date;
   readonly nextUpdate: Date;
@@ -38,7 +52,7 @@ export interface PublishedCrl {
   readonly pemPath?: string;
   readonly sha256: string;
   readonly byteLength: number;
-  /** a higher number of the same CA was published while this one was built: this one was not installed */
+  /** a higher number of the same CA and scope was published while this one was built: this one was not installed */
   readonly superseded: boolean;
 }
 
@@ -55,6 +69,22 @@ export interface CrlIssuer {
   readonly signer: Signer | PromiseLike<Signer>;
   /** the CA's SubjectPublicKeyInfo as in its certificate: lets the CRL be built before `signer` settles */
   readonly spki?: Buffer;
+  /** the stored CA: its certificate (ARL distribution point, the key CRLs are verified with), prefecture, purpose */
+  readonly record: CaRecord;
+}
+
+/** Removes temporary CRL files killed publishers left: in crl/, each CA's partition directory, and arl/. */
+export function sweepCrlTemps(root: string): void {
+  const crl = join(root, "crl");
+  sweepStaleTemps(crl);
+  sweepStaleTemps(join(root, "arl"));
+  let names: string[] = [];
+  try {
+    names = readdirSync(crl, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  } catch {
+    // no crl/ yet
+  }
+  for (const n of names) sweepStaleTemps(join(crl, n));
 }
 
 export class CrlPublisher {
@@ -72,17 +102,73 @@ export class CrlPublisher {
     this.#root = opts.workspaceRoot;
   }
 
+  #times(): { thisUpdate: Date; nextUpdate: Date; expiredBefore: Date } {
+    const thisUpdate = new Date(Math.floor(this.#clock.now().getTime() / 1000) * 1000);
+    const nextUpdate = new Date(thisUpdate.getTime() + this.#config.crlLifetimeHours * 3600_000);
+    // Entries leave once their certificate is past notAfter by the grace (config expiredGraceDays), on every scope.
+    const expiredBefore = new Date(thisUpdate.getTime() - this.#config.expiredGraceDays * 86_400_000);
+    return { thisUpdate, nextUpdate, expiredBefore };
+  }
+
+  #path(caId: string, scope: CrlScope): string {
+    return scopeKind(scope) === "full" ? join(this.#dir, `${caId}.crl`) : scopePath(this.#root, caId, scope);
+  }
+
   /**
    * Builds and publishes the full CRL of one CA. `superseded` is set when a higher number of the same CA
    * was published while this one was built: then nothing of this one was installed.
    */
   async publish(ca: CrlIssuer): Promise<PublishedCrl> {
-    const thisUpdate = new Date(Math.floor(this.#clock.now().getTime() / 1000) * 1000);
-    const nextUpdate = new Date(thisUpdate.getTime() + this.#config.crlLifetimeHours * 3600_000);
-    const { number } = await this.#store.reserveCrl(ca.id, thisUpdate, nextUpdate);
-    const expiredBefore = new Date(thisUpdate.getTime() - this.#config.expiredGraceDays * 86_400_000);
-    const derPath = join(this.#dir, `${ca.id}.crl`);
-    const pemPath = join(this.#dir, `${ca.id}.crl.pem`);
+    const t = this.#times();
+    const { number } = await this.#store.reserveCrl(ca.id, t.thisUpdate, t.nextUpdate);
+    return this.#publishReserved(ca, FULL_SCOPE, number, t, this.#store.crlEntries(ca.id, { expiredBefore: t.expiredBefore }));
+  }
+
+  /** Builds and publishes the CA's ARL (revoked CA and cross-certificates: none yet, so it lists nothing). */
+  async publishArl(ca: CrlIssuer): Promise<PublishedCrl> {
+    const t = this.#times();
+    const { number } = await this.#store.reserveCrl(ca.id, t.thisUpdate, t.nextUpdate, ARL_SCOPE);
+    return this.#publishReserved(ca, ARL_SCOPE, number, t, []);
+  }
+
+  /**
+   * Builds and publishes the CRLs of the given municipality partitions of one CA: numbers are reserved first
+   * (each with the partition's revision, so a revocation committed meanwhile keeps its partition due), the
+   * entries of all of them read in one pass over the store, then each is built, verified and installed.
+   */
+  async publishPartitions(ca: CrlIssuer, municipalities: readonly string[]): Promise<PublishedCrl[]> {
+    const wanted = [...new Set(municipalities)].sort();
+    for (const m of wanted) if (scopeKind(m) !== "partition") throw new JpkiError("ERR_INTERNAL", `${JSON.stringify(m)} is not a municipality partition`);
+    if (!wanted.length) return [];
+    const t = this.#times();
+    const numbers = new Map<string, bigint>();
+    for (const m of wanted) numbers.set(m, (await this.#store.reserveCrl(ca.id, t.thisUpdate, t.nextUpdate, m)).number);
+    const lists = await this.#store.crlPartitionEntries(ca.id, wanted, { expiredBefore: t.expiredBefore });
+    const out: PublishedCrl[] = [];
+    for (const m of wanted) {
+      out.push(await this.#publishReserved(ca, m, numbers.get(m)!, t, lists.get(m) ?? []));
+      lists.delete(m); // its entries may go now
+    }
+    return out;
+  }
+
+  async #publishReserved(
+    ca: CrlIssuer,
+    scope: CrlScope,
+    number: bigint,
+    t: { thisUpdate: Date; nextUpdate: Date },
+    entries: CrlParams["entries"],
+  ): Promise<PublishedCrl> {
+    const { thisUpdate, nextUpdate } = t;
+    const derPath = this.#path(ca.id, scope);
+    const pemPath = `${derPath}.pem`;
+    const dir = dirname(derPath);
+    const extraExtensions = scopeExtensions(
+      { id: ca.id, prefectureCode: ca.record.prefectureCode, purpose: ca.record.purpose, certificateDer: ca.record.certificateDer },
+      scope,
+      this.#config.baseUrl,
+    );
+    const issuerKey = ca.spki ?? Buffer.from(certificateParts(ca.record.certificateDer).spki);
     // The DER is written while it is built (all but the signature before the key is needed); the PEM copy,
     // if any, after, on this thread: measured on a 1,000,000-entry CRL, staging it on the thread pool (or on
     // a worker) while hashing here was slower and took 50-120 MB more. It costs ~0.2 s there, 60 MB of text.
@@ -93,6 +179,14 @@ export class CrlPublisher {
     // on the thread pool, while the key may still unlock: measured, signer to staged file went from 26-31 ms
     // to 2-7 ms when PBKDF2 ends after the hashing, 20-26 ms when it ended before.
     let flushing: Promise<void> | undefined;
+    let check: StagedCrlCheck | undefined;
+    const expected = (layout: { byteLength: number; entries: number }): ExpectedCrl => ({
+      issuerName: ca.subjectName,
+      issuerKey,
+      algorithmIdentifier: signatureShape(issuerKey).algorithmIdentifier,
+      crlExtensions: crlExtensionsElement({ authorityKeyId: ca.keyId, number, extraExtensions }),
+      ...layout,
+    });
     let built: BuiltCrl;
     try {
       built = await buildCrl({
@@ -101,19 +195,27 @@ export class CrlPublisher {
         number,
         thisUpdate,
         nextUpdate,
-        entries: this.#store.crlEntries(ca.id, { expiredBefore }),
+        entries,
         signer: ca.signer,
         ...(ca.spki ? { issuerKey: ca.spki } : {}),
+        extraExtensions,
         sink: (c) => der.write(c),
-        onUnsigned: () => {
+        onUnsigned: (layout) => {
           flushing = der.flush();
           flushing.catch(() => undefined); // awaited below; until then a failure must not count as unhandled
+          // Check what you sign, as it is on disk: the TBS is read back, walked and hashed now, while the key
+          // may still unlock; the signature is verified with the CA certificate's key once written.
+          check = beginStagedCrlCheck(der.tmp, expected(layout));
         },
       });
       await flushing;
-      staged.push(der.finish());
+      const file = der.finish();
+      staged.push(file);
+      if (!check) throw new JpkiError("ERR_INTERNAL", "the CRL builder never reported its layout: the staged CRL was not checked");
+      check.finish();
       if (pem) staged.push(stageFile(pemPath, pemChunks(built.chunks, "X509 CRL")));
     } catch (e) {
+      check?.close();
       await flushing?.catch(() => undefined); // the descriptor stays open until the pool is done with it
       der.discard();
       for (const f of staged) f.discard();
@@ -122,14 +224,52 @@ export class CrlPublisher {
     const sha256 = built.sha256;
     let installed = false;
     try {
-      installed = await this.#store.publishCrl({ caId: ca.id, number, entries: built.entries, path: relative(this.#root, derPath), sha256 }, () => {
-        for (const f of staged) f.install();
-        if (!pem) rmSync(pemPath, { force: true });
-        syncDir(this.#dir);
-      });
+      installed = await this.#store.publishCrl(
+        { caId: ca.id, number, entries: built.entries, path: relative(this.#root, derPath), sha256, ...(scope === FULL_SCOPE ? {} : { scope }) },
+        () => {
+          for (const f of staged) f.install();
+          if (!pem) rmSync(pemPath, { force: true });
+          keepHistory(derPath, number, this.#config.crlKeep);
+          syncDir(dir);
+        },
+      );
     } finally {
       if (!installed) for (const f of staged) f.discard();
     }
-    return { caId: ca.id, number, thisUpdate, nextUpdate, entries: built.entries, derPath, ...(pem ? { pemPath } : {}), sha256, byteLength: built.byteLength, superseded: !installed };
+    return {
+      caId: ca.id,
+      scope,
+      number,
+      thisUpdate,
+      nextUpdate,
+      entries: built.entries,
+      derPath,
+      ...(pem ? { pemPath } : {}),
+      sha256,
+      byteLength: built.byteLength,
+      superseded: !installed,
+    };
   }
+}
+
+/**
+ * Keeps the last `keep` CRLs of a scope: the one just installed at `path` is linked as `<path>.<number>` and
+ * history links beyond the `keep` highest numbers are removed. Hard links: the current file and its history
+ * entry are one inode, so keeping costs no copy, and installs replace the name, never the bytes.
+ */
+export function keepHistory(path: string, number: bigint, keep: number): void {
+  const dir = dirname(path);
+  const base = `${basename(path)}.`;
+  if (keep > 1) {
+    try {
+      linkSync(path, `${path}.${number}`);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+  }
+  const history = readdirSync(dir)
+    .filter((n) => n.startsWith(base) && /^\d+$/.test(n.slice(base.length)))
+    .map((n) => ({ n, number: BigInt(n.slice(base.length)) }))
+    .sort((a, b) => (a.number < b.number ? 1 : a.number > b.number ? -1 : 0));
+  for (const h of history.slice(keep > 1 ? keep : 0)) rmSync(join(dir, h.n), { force: true });
 }

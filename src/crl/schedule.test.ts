@@ -24,14 +24,14 @@ const HOUR = 3600_000;
 const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
 const spki = () => generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
 
-function onDisk(ws: Workspace, caId: string) {
-  const d = describeCrl(readFileSync(join(ws.paths.crlDir, `${caId}.crl`)));
+function onDisk(ws: Workspace, caId: string, file = `${caId}.crl`) {
+  const d = describeCrl(readFileSync(join(ws.paths.crlDir, file)));
   return { number: BigInt(d.crlNumber!), nextUpdate: new Date(d.nextUpdate!), serials: d.entries.map((e) => e.serialNumber.toLowerCase()) };
 }
 
 describe("dueCrls (pure)", () => {
   const at = (h: number) => new Date(Date.UTC(2026, 0, 1) + h * HOUR);
-  const latest = (thisH: number, nextH: number) => ({ caId: "13-sig", state: "published" as const, number: 1n, thisUpdate: at(thisH), nextUpdate: at(nextH), entries: 0, path: "p", sha256: "s" });
+  const latest = (thisH: number, nextH: number) => ({ caId: "13-sig", scope: "", state: "published" as const, number: 1n, thisUpdate: at(thisH), nextUpdate: at(nextH), entries: 0, path: "p", sha256: "s" });
   const opts = { intervalMs: 30_000, marginMs: 24 * HOUR };
   it("is due when missing, when dirty past the interval, and when nextUpdate is within the margin", () => {
     expect(dueCrls([{ caId: "13-sig", latest: undefined, dirty: false }], at(0), opts)).toEqual([{ caId: "13-sig", why: "missing" }]);
@@ -71,6 +71,7 @@ describe("watch keeps CRLs fresh with no operator (injected clock)", () => {
       sleep: async () => {
         // the invariant, checked at every wake-up of the daemon: no CA's CRL is expired or missing
         for (const id of ["13-sig", "13-auth"]) expect(onDisk(ws, id).nextUpdate.getTime()).toBeGreaterThan(clock.now().getTime());
+        for (const id of ["13-sig", "13-auth"]) expect(onDisk(ws, id, `../arl/${id}.crl`).nextUpdate.getTime()).toBeGreaterThan(clock.now().getTime());
         clock.advance(stepMs);
         await onIdle(step);
         if (++step >= steps) controller.abort();
@@ -81,9 +82,9 @@ describe("watch keeps CRLs fresh with no operator (injected clock)", () => {
 
   it("republishes every CRL before its nextUpdate through a quiet month: never expired, about daily", async () => {
     const r = await runDaemon(30 * 24, HOUR); // a month in one-hour wake-ups, nothing happening
-    // 48-hour CRLs refreshed 24 hours before nextUpdate: one per CA per day, plus the first
-    expect(r.crls).toBeGreaterThanOrEqual(2 * 30);
-    expect(r.crls).toBeLessThanOrEqual(2 * 32);
+    // 48-hour CRLs refreshed 24 hours before nextUpdate: one full CRL and one ARL per CA per day, plus the first
+    expect(r.crls).toBeGreaterThanOrEqual(2 * 2 * 30);
+    expect(r.crls).toBeLessThanOrEqual(2 * 2 * 32);
     expect(onDisk(ws, "13-sig").number).toBeGreaterThanOrEqual(30n);
   });
 

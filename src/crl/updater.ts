@@ -1,14 +1,16 @@
 /**
  * The CRL updater: regenerates the CRLs of CAs that revoked something, once per CA per batch (never once
- * per notice), and on start-up catches up on CAs whose revocations were committed but never published
+ * per notice) — the full CRL and the municipality partitions that changed (or were never published), never
+ * the unchanged ones — and on start-up catches up on CAs whose revocations were committed but never published
  * (a crash between the two) and sweeps the temporary files a killed publisher left. Holds the opened CAs
  * so keys are decrypted once.
  */
 import { CertificationAuthority } from "../ca/authority.js";
 import { JpkiError } from "../errors.js";
-import { sweepStaleTemps } from "../store/staging.js";
+import { ARL_SCOPE, FULL_SCOPE } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
-import { CrlPublisher, type PublishedCrl } from "./publisher.js";
+import { CrlPublisher, sweepCrlTemps, type PublishedCrl } from "./publisher.js";
+import type { DueCrl } from "./schedule.js";
 
 export class CrlUpdater {
   readonly #ws: Workspace;
@@ -39,7 +41,7 @@ export class CrlUpdater {
    * files left by killed runs.
    */
   async preflight(): Promise<void> {
-    sweepStaleTemps(this.#ws.paths.crlDir);
+    sweepCrlTemps(this.#ws.paths.root);
     for (const rec of await this.#ws.store.listCas()) await this.#ca(rec.id);
   }
 
@@ -48,12 +50,38 @@ export class CrlUpdater {
     return this.#publisher;
   }
 
+  /**
+   * Publishes the full CRL of each CA, and those of its partitions with unpublished revocations or none
+   * published yet (and its ARL if it has none yet).
+   */
   async regenerate(caIds: readonly string[]): Promise<PublishedCrl[]> {
+    const ids = new Set(caIds);
+    if (!ids.size) return [];
+    const due: DueCrl[] = [...ids].map((caId) => ({ caId, why: "dirty" as const }));
+    for (const s of await this.#ws.store.crlScopeStatus()) {
+      if (ids.has(s.caId) && (s.dirty || !s.latest) && (s.scope !== ARL_SCOPE || !s.latest)) due.push({ caId: s.caId, scope: s.scope, why: s.latest ? "dirty" : "missing" });
+    }
+    return this.publishDue(due);
+  }
+
+  /** Publishes the given CRLs (the schedule's due list): per CA, its full CRL, its partitions in one pass, its ARL. */
+  async publishDue(due: readonly DueCrl[]): Promise<PublishedCrl[]> {
+    const byCa = new Map<string, { full: boolean; partitions: string[]; arl: boolean }>();
+    for (const d of due) {
+      let e = byCa.get(d.caId);
+      if (!e) byCa.set(d.caId, (e = { full: false, partitions: [], arl: false }));
+      const scope = d.scope ?? FULL_SCOPE;
+      if (scope === FULL_SCOPE) e.full = true;
+      else if (scope === ARL_SCOPE) e.arl = true;
+      else e.partitions.push(scope);
+    }
     const out: PublishedCrl[] = [];
-    for (const id of [...new Set(caIds)].sort()) {
-      const p = await this.#publisher.publish(await this.#ca(id));
-      out.push(p);
-      this.published.push(p);
+    const landed = (p: PublishedCrl) => (out.push(p), this.published.push(p));
+    for (const [id, e] of [...byCa].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const ca = await this.#ca(id);
+      if (e.full) landed(await this.#publisher.publish(ca));
+      for (const p of await this.#publisher.publishPartitions(ca, e.partitions)) landed(p);
+      if (e.arl) landed(await this.#publisher.publishArl(ca));
     }
     return out;
   }

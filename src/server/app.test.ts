@@ -11,7 +11,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateKeyPairSync } from "node:crypto";
+import { IssuanceService } from "../ca/issuance.js";
 import { initCas } from "../ca/manage.js";
+import { makeResidentCode } from "../registry/resident-code.js";
 import { prefecture } from "../ca/prefectures.js";
 import { generateCrls } from "../crl/generate.js";
 import { FixedClock } from "../pki/clock.js";
@@ -47,7 +50,12 @@ function get(path: string, headers: Record<string, string> = {}, method = "GET")
 beforeAll(async () => {
   ws = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-serve-")), { clock });
   await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
-  await generateCrls(ws, { prefecture: "13", passphrase: "pw" });
+  // one certificate in Chiyoda-ku, so that CA has a municipality partition
+  const residentCode = makeResidentCode("0000000777");
+  await ws.store.upsertResidents([{ residentCode, municipalityCode: "131016", status: "active", fourItems: { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" } }]);
+  const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+  await new IssuanceService({ store: ws.store, config: ws.config, clock, passphrase: "pw" }).issue({ residentCode, type: "signature", publicKey: spki });
+  await generateCrls(ws, { prefecture: "13", passphrase: "pw", partitions: "all" });
   const accessLog = { write: (s: string) => log.push(s) };
   ({ app } = await buildServer(ws, { accessLog }));
   await app.listen({ host: "127.0.0.1", port: 0 });
@@ -152,7 +160,7 @@ describe("published CRLs and CA certificates", () => {
   });
 
   it("reaches nothing but the published files: other paths, traversal and unknown CAs are 404", async () => {
-    for (const p of ["/jpki.db", "/crl/../jpki.db", "/crl/%2e%2e/jpki.db", "/crl/13-sig.crl.pem", "/ca/13-sig.pem", "/crl/99-sig.crl", "/crl/13-sig/12345.crl", "/config.json", "/crl/13-sig/131016.crl"]) {
+    for (const p of ["/jpki.db", "/crl/../jpki.db", "/crl/%2e%2e/jpki.db", "/crl/13-sig.crl.pem", "/ca/13-sig.pem", "/crl/99-sig.crl", "/crl/13-sig/12345.crl", "/config.json", "/crl/13-sig/131024.crl", "/crl/13-sig.crl.1", "/crl/13-sig/131016.crl.3"]) {
       const r = await get(p);
       expect(r.status, p).toBe(404);
       expect(r.body.toString()).not.toContain("BEGIN");
@@ -161,11 +169,18 @@ describe("published CRLs and CA certificates", () => {
 });
 
 describe("index, health and metrics", () => {
-  it("lists every CA's latest CRL in /crl/index.json with the hash of the file served", async () => {
+  it("lists every CA's latest CRL of every scope (full, partition, ARL) in /crl/index.json with the hash of the file served", async () => {
     const r = await get("/crl/index.json");
     expect(r.status).toBe(200);
-    const idx = JSON.parse(r.body.toString()) as { crls: Array<{ ca: string; url: string; number: string; sha256: string; size: number }> };
-    expect(idx.crls.map((c) => c.ca).sort()).toEqual(["13-auth", "13-sig"]);
+    const idx = JSON.parse(r.body.toString()) as { crls: Array<{ ca: string; scope: string; municipality?: string; url: string; number: string; sha256: string; size: number }> };
+    // every scope: each CA's full CRL and ARL, and the partition of the municipality 13-sig issued in
+    expect(idx.crls.map((c) => `${c.ca} ${c.scope} ${c.municipality ?? "-"} ${c.url}`).sort()).toEqual([
+      "13-auth arl - /arl/13-auth.crl",
+      "13-auth full - /crl/13-auth.crl",
+      "13-sig arl - /arl/13-sig.crl",
+      "13-sig full - /crl/13-sig.crl",
+      "13-sig partition 131016 /crl/13-sig/131016.crl",
+    ]);
     for (const c of idx.crls) {
       const body = (await get(c.url)).body;
       expect(c.size).toBe(body.length);

@@ -6,7 +6,9 @@
  *   max-age never reaches past the CRL's nextUpdate (http-cache.ts); bodies stream from an open descriptor,
  *   so a CRL replaced meanwhile is never served torn. This route runs on bare node:http in front of fastify
  *   (published-route.ts says why);
- * - `/crl/index.json`: every CA's latest CRL (number, thisUpdate, nextUpdate, entries, size, sha256);
+ * - `/crl/index.json`: the latest CRL of every scope — each CA's full CRL, municipality partitions and ARL —
+ *   with its scope ("full" | "partition" with its municipality | "arl"), url, number, thisUpdate,
+ *   nextUpdate, entries, size, sha256;
  * - `/healthz`: the store answers and no CRL is past its nextUpdate (503 otherwise, saying which);
  * - `/metrics`: Prometheus text (prom-client): requests by route and status, CRL ages, OCSP answers by status;
  * - `/ocsp/<ca>`: OCSP (RFC 6960, RFC 5019), when given the responder passphrase (ocsp.ts, ocsp/responder.ts).
@@ -174,11 +176,13 @@ export async function buildServer(ws: Workspace, opts: ServerOptions = {}): Prom
     url: `${prefix}/crl/index.json`,
     onResponse: onResponse("crl-index"),
     handler: async (_req, reply) => {
-      const status = await ws.store.crlStatus();
+      // Every scope: each CA's full CRL, then its municipality partitions and its ARL (crl/scope.ts).
+      const status = [...(await ws.store.crlStatus()), ...(await ws.store.crlScopeStatus())];
       const crls = [];
       for (const s of status) {
         const l = s.latest;
         if (!l || !l.path) continue;
+        const scope = "scope" in s ? s.scope : "";
         let size: number | undefined;
         try {
           size = (await stat(join(ws.paths.root, l.path))).size;
@@ -186,9 +190,10 @@ export async function buildServer(ws: Workspace, opts: ServerOptions = {}): Prom
           size = undefined;
         }
         crls.push({
-          scope: "full",
+          scope: scope === "" ? "full" : scope === "arl" ? "arl" : "partition",
           ca: s.caId,
-          url: `${prefix}/crl/${s.caId}.crl`,
+          ...(scope !== "" && scope !== "arl" ? { municipality: scope } : {}),
+          url: `${prefix}${scope === "" ? `/crl/${s.caId}.crl` : scope === "arl" ? `/arl/${s.caId}.crl` : `/crl/${s.caId}/${scope}.crl`}`,
           number: l.number.toString(),
           thisUpdate: l.thisUpdate.toISOString(),
           nextUpdate: l.nextUpdate.toISOString(),

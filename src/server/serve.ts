@@ -91,7 +91,7 @@ async function scheduleLoop(ws: Workspace, updater: CrlUpdater, o: ScheduleOptio
     store: ws.store,
     clock: ws.clock,
     config: ws.config,
-    publish: (ids) => updater.regenerate(ids),
+    publish: (due) => updater.publishDue(due),
     ...(o.crlIntervalMs !== undefined ? { intervalMs: o.crlIntervalMs } : {}),
   });
   while (!o.signal.aborted) {

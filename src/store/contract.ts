@@ -248,6 +248,66 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("keeps municipality partitions: entries per partition, dirty per partition, numbers per CA shared by every scope", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents([resident("a"), { ...resident("b"), municipalityCode: "131024" }, { ...resident("c"), municipalityCode: "131024" }, resident("d")]);
+      const inMuni = (c: IssuanceRecord, m: string): IssuanceRecord => ({ ...c, municipalityCode: m });
+      await s.commitIssuances([cert("0b01", "a", 1000), inMuni(cert("0b02", "b", 1000), "131024"), inMuni(cert("0b03", "c", 1000, Date.UTC(2020, 0, 1)), "131024"), cert("0b04", "d", 1000)]);
+      const t = new Date(0), n = new Date(1000);
+      const scopes = async () => (await s.crlScopeStatus()).map((x) => `${x.scope || "full"}:${x.dirty ? "dirty" : "clean"}:${x.latest?.number ?? "-"}`);
+      // every municipality the CA issued in is a partition, and every CA has an ARL; none is published yet
+      expect(await scopes()).toEqual(["131016:clean:-", "131024:clean:-", "arl:clean:-"]);
+      // one batch revokes in both partitions; a manual revocation in one
+      await s.commitNoticeBatch({ noticeIds: ["n1"], residentCodes: ["a", "b", "c"] }, () => ({
+        commit: {
+          at: new Date(Date.UTC(2025, 0, 1)), notices: [], sequences: [], relinks: [], dirtyCas: ["13-sig"],
+          revocations: [
+            { serial: "0b01", reason: 3, source: "notice:n1", residentCode: "a" },
+            { serial: "0b02", reason: 3, source: "notice:n1", residentCode: "b" },
+            { serial: "0b03", reason: 3, source: "notice:n1", residentCode: "c" },
+          ],
+        },
+      }));
+      await s.revoke({ serial: "0b04", revokedAt: new Date(Date.UTC(2025, 1, 1)), reason: 1, source: "manual" });
+      expect(await scopes()).toEqual(["131016:dirty:-", "131024:dirty:-", "arl:clean:-"]);
+      const decode = (list: readonly { der: Buffer }[] | undefined) => (list ?? []).flatMap((c) => decodeEntries(c.der)).map((e) => e.serial).sort();
+      const cutoff = new Date(Date.UTC(2024, 0, 1));
+      const parts = await s.crlPartitionEntries("13-sig", ["131016", "131024", "011002"], { expiredBefore: cutoff });
+      expect(decode(parts.get("131016"))).toEqual(["0b01", "0b04"]);
+      expect(decode(parts.get("131024"))).toEqual(["0b02"]); // 0b03 expired before the cut-off
+      expect(parts.get("011002")).toEqual([]);
+      expect(decode((await s.crlPartitionEntries("13-sig", ["131024"], { expiredBefore: new Date(0) })).get("131024"))).toEqual(["0b02", "0b03"]);
+      // numbers: one sequence per CA, each scope's own numbers only increase
+      const full = await s.reserveCrl("13-sig", t, n);
+      const p1 = await s.reserveCrl("13-sig", t, n, "131016");
+      const p2 = await s.reserveCrl("13-sig", t, n, "131024");
+      const p1b = await s.reserveCrl("13-sig", t, n, "131016");
+      expect([full.number, p1.number, p2.number, p1b.number]).toEqual([1n, 2n, 3n, 4n]);
+      expect(await s.publishCrl({ caId: "13-sig", number: p1b.number, entries: 2, path: "crl/13-sig/131016.crl", sha256: "a", scope: "131016" }, () => undefined)).toBe(true);
+      // the older reservation of the same partition never replaces the newer one
+      expect(await s.publishCrl({ caId: "13-sig", number: p1.number, entries: 2, path: "crl/13-sig/131016.crl", sha256: "b", scope: "131016" }, () => undefined)).toBe(false);
+      // a partition's higher number does not supersede the full CRL or another partition
+      expect(await s.publishCrl({ caId: "13-sig", number: full.number, entries: 3, path: "crl/13-sig.crl", sha256: "c" }, () => undefined)).toBe(true);
+      // a scope mismatch is refused
+      await expect(s.publishCrl({ caId: "13-sig", number: p2.number, entries: 1, path: "x", sha256: "d", scope: "131016" }, () => undefined)).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_INTERNAL"));
+      expect(await scopes()).toEqual(["131016:clean:4", "131024:dirty:-", "arl:clean:-"]);
+      expect(await s.latestCrl("13-sig")).toMatchObject({ number: 1n, scope: "" });
+      expect(await s.latestCrl("13-sig", "131016")).toMatchObject({ number: 4n, scope: "131016" });
+      expect(await s.dirtyCas()).toEqual([]);
+      // a revocation in one partition leaves the other clean
+      await s.upsertResidents([resident("e")]);
+      await s.commitIssuances([cert("0b05", "e", 1000)]);
+      await s.publishCrl({ caId: "13-sig", number: p2.number, entries: 1, path: "crl/13-sig/131024.crl", sha256: "e", scope: "131024" }, () => undefined);
+      expect(await scopes()).toEqual(["131016:clean:4", "131024:clean:3", "arl:clean:-"]);
+      await s.revoke({ serial: "0b05", revokedAt: new Date(Date.UTC(2025, 2, 1)), reason: 1, source: "manual" });
+      expect(await scopes()).toEqual(["131016:dirty:4", "131024:clean:3", "arl:clean:-"]);
+      // an ARL reservation left open (a killed publisher) keeps the ARL due
+      await s.reserveCrl("13-sig", t, n, "arl");
+      expect(await scopes()).toEqual(["131016:dirty:4", "131024:clean:3", "arl:dirty:-"]);
+      await s.close();
+    });
+
     it("decides a notice batch from the context read in the transaction that commits it", async () => {
       const s = await make();
       await s.putCa(ca());

@@ -172,7 +172,7 @@ describe("copyStore", () => {
     const progress: string[] = [];
     const ab = await copyStore(a, b, { chunkSize: 3, onProgress: (p) => progress.push(`${p.phase}:${p.kind}:${p.done}/${p.total}`) });
     expect(ab).toMatchObject({ from: "sqlite", to: "postgres" });
-    expect(ab.fingerprint.counts).toEqual({ cas: 2, residents: 5, certificates: 8, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crls: 4, ocspResponders: 1 });
+    expect(ab.fingerprint.counts).toEqual({ cas: 2, residents: 5, certificates: 8, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 2, crls: 4, ocspResponders: 1 });
     expect(progress).toContain("copy:certificates:8/8");
     expect(progress).toContain("verify:crls:4/4");
     expect(await observe(b)).toEqual(before);

@@ -55,7 +55,7 @@ import type {
   DumpKind,
   DumpOptions,
 } from "./types.js";
-import { DUMP_KINDS } from "./types.js";
+import { DUMP_KINDS, FULL_SCOPE, type CrlScope, type CrlScopeStatus } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
 
 /**
@@ -170,6 +170,25 @@ export const PG_MIGRATIONS: readonly string[] = [
     not_before bigint NOT NULL,
     not_after bigint NOT NULL
   );
+  `,
+  // 3: municipality partitions and ARLs (issue 9), as SQLite's version 9: crls.scope ("" full, a
+  // municipality code, "arl"; numbers stay one sequence per CA), crl_scopes (each partition's and ARL's
+  // freshness, a row per municipality the CA issued in), and an index listing a partition's revoked
+  // certificates without reading the CA's others.
+  `
+  ALTER TABLE crls ADD COLUMN scope text COLLATE "C" NOT NULL DEFAULT '';
+  CREATE INDEX crls_scope ON crls (ca_id, scope, number);
+  CREATE TABLE crl_scopes (
+    ca_id text COLLATE "C" NOT NULL REFERENCES cas(id),
+    scope text COLLATE "C" NOT NULL,
+    revision bigint NOT NULL DEFAULT 0,
+    published_revision bigint NOT NULL DEFAULT 0,
+    published_number bigint,
+    PRIMARY KEY (ca_id, scope)
+  );
+  INSERT INTO crl_scopes (ca_id, scope) SELECT DISTINCT ca_id, municipality_code FROM certificates ORDER BY 1, 2;
+  CREATE INDEX certificates_revoked_partition ON certificates (ca_id, municipality_code, serial) INCLUDE (revoked_at, reason, not_after)
+    WHERE revoked_at IS NOT NULL;
   `,
 ];
 
@@ -352,17 +371,27 @@ const SQL = {
     LEFT JOIN resident_sequences s ON s.resident_code = r.resident_code WHERE r.resident_code = ANY($1::text[])`,
   upsertResidents: `INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status, notice_sequence)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[])`,
+  // Partitions (ca, municipality) a transaction revoked in: their revision goes up with it, in key order.
+  bumpScopes: `INSERT INTO crl_scopes (ca_id, scope, revision) SELECT DISTINCT u.ca, u.m, 1 FROM unnest($1::text[], $2::text[]) AS u(ca, m) ORDER BY 1, 2
+    ON CONFLICT (ca_id, scope) DO UPDATE SET revision = crl_scopes.revision + 1`,
+  registerScopes: `INSERT INTO crl_scopes (ca_id, scope) SELECT DISTINCT u.ca, u.m FROM unnest($1::text[], $2::text[]) AS u(ca, m) ORDER BY 1, 2
+    ON CONFLICT (ca_id, scope) DO NOTHING`,
   bumpRevisions: `INSERT INTO crl_state (ca_id, revision, published_revision) SELECT id, 1, 0 FROM unnest($1::text[]) AS id ORDER BY id
     ON CONFLICT (ca_id) DO UPDATE SET revision = crl_state.revision + 1`,
   // Dirty: revisions no CRL covers yet, or a reservation above the latest published number that never
   // finished (a run killed while installing its files leaves the DER and PEM to be replaced).
   dirty: `SELECT ca_id FROM crl_state WHERE revision > published_revision
     UNION
-    SELECT c.ca_id FROM crls c WHERE c.state = 'reserved'
-      AND c.number > coalesce((SELECT max(p.number) FROM crls p WHERE p.ca_id = c.ca_id AND p.state = 'published'), 0)
+    SELECT c.ca_id FROM crls c WHERE c.state = 'reserved' AND c.scope = ''
+      AND c.number > coalesce((SELECT max(p.number) FROM crls p WHERE p.ca_id = c.ca_id AND p.scope = '' AND p.state = 'published'), 0)
     ORDER BY 1`,
   listCas: "SELECT * FROM cas ORDER BY prefecture, purpose DESC",
 } as const;
+
+/** Bumps the revision of each partition (CA, municipality) these revoked certificates belong to. */
+async function bumpScopes(c: PoolClient, rows: ReadonlyArray<{ ca_id: string; municipality_code: string }>): Promise<void> {
+  if (rows.length) await c.query(SQL.bumpScopes, [rows.map((r) => r.ca_id), rows.map((r) => r.municipality_code)]);
+}
 
 /** Rows per FETCH of a CRL's cursor. */
 const CRL_FETCH = 8192;
@@ -730,15 +759,20 @@ export class PostgresStore implements Store {
           ],
         );
       }
+      let revokedIn: Array<{ ca_id: string; municipality_code: string }> = [];
       if (revocations.length) {
-        await c.query(
+        const done = await c.query<{ ca_id: string; municipality_code: string }>(
           `UPDATE certificates c SET revoked_at = u.at, reason = 4, revocation_source = u.source
            FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(serial, at, source)
-           WHERE c.serial = u.serial AND c.revoked_at IS NULL`,
+           WHERE c.serial = u.serial AND c.revoked_at IS NULL RETURNING c.ca_id, c.municipality_code`,
           [revocations.map((x) => x.serial), revocations.map((x) => x.at), revocations.map((x) => x.source)],
         );
+        revokedIn = done.rows;
       }
+      // Lock order, as publishCrl takes them: the CA's crl_state row, then its crl_scopes rows.
       if (dirty.size) await c.query(SQL.bumpRevisions, [sortedUnique(dirty)]);
+      await bumpScopes(c, revokedIn);
+      if (inserts.length) await c.query(SQL.registerScopes, [inserts.map((x) => x.caId), inserts.map((x) => x.municipalityCode)]);
       return results;
     });
   }
@@ -780,6 +814,7 @@ export class PostgresStore implements Store {
         input.serial,
       ]);
       await c.query(SQL.bumpRevisions, [[row.ca_id]]);
+      await bumpScopes(c, [row]);
       return toCertRow({ ...row, revoked_at: BigInt(input.revokedAt.getTime()), reason: input.reason, revocation_source: input.source });
     });
   }
@@ -836,29 +871,38 @@ export class PostgresStore implements Store {
     return (await c.query<{ revision: bigint }>("SELECT revision FROM crl_state WHERE ca_id = $1 FOR UPDATE", [caId])).rows[0]!.revision;
   }
 
-  reserveCrl(caId: string, thisUpdate: Date, nextUpdate: Date): Promise<CrlReservation> {
+  reserveCrl(caId: string, thisUpdate: Date, nextUpdate: Date, scope: CrlScope = FULL_SCOPE): Promise<CrlReservation> {
     return this.#tx("reserving a CRL number", async (c) => {
-      const revision = await this.#lockCrlState(c, caId);
+      // Every scope of a CA numbers from one sequence, serialized by the CA's crl_state row (crl/scope.ts).
+      let revision = await this.#lockCrlState(c, caId);
+      if (scope !== FULL_SCOPE) {
+        revision = (await c.query<{ revision: bigint }>("SELECT revision FROM crl_scopes WHERE ca_id = $1 AND scope = $2", [caId, scope])).rows[0]?.revision ?? 0n;
+      }
       const max = (await c.query<{ n: bigint | null }>("SELECT max(number) AS n FROM crls WHERE ca_id = $1", [caId])).rows[0]!.n;
       const number = (max ?? 0n) + 1n;
-      await c.query("INSERT INTO crls (ca_id, number, this_update, next_update, revision, state) VALUES ($1, $2, $3, $4, $5, 'reserved')", [
+      await c.query("INSERT INTO crls (ca_id, number, this_update, next_update, revision, state, scope) VALUES ($1, $2, $3, $4, $5, 'reserved', $6)", [
         caId,
         number,
         thisUpdate.getTime(),
         nextUpdate.getTime(),
         revision,
+        scope,
       ]);
       return { number, revision: Number(revision) };
     });
   }
 
-  publishCrl(rec: { caId: string; number: bigint; entries: number; path: string; sha256: string }, install: () => void): Promise<boolean> {
+  publishCrl(rec: { caId: string; number: bigint; entries: number; path: string; sha256: string; scope?: CrlScope }, install: () => void): Promise<boolean> {
+    const scope = rec.scope ?? FULL_SCOPE;
     return this.#tx("recording a published CRL", async (c) => {
       await this.#lockCrlState(c, rec.caId);
-      const row = (await c.query<{ revision: bigint; state: string }>("SELECT revision, state FROM crls WHERE ca_id = $1 AND number = $2", [rec.caId, rec.number]))
-        .rows[0];
-      if (!row || row.state !== "reserved") throw new JpkiError("ERR_INTERNAL", `CRL ${rec.caId} #${rec.number} was not reserved`);
-      const latest = (await c.query<{ n: bigint | null }>("SELECT max(number) AS n FROM crls WHERE ca_id = $1 AND state = 'published'", [rec.caId])).rows[0]!.n;
+      const row = (
+        await c.query<{ revision: bigint; state: string; scope: string }>("SELECT revision, state, scope FROM crls WHERE ca_id = $1 AND number = $2", [rec.caId, rec.number])
+      ).rows[0];
+      if (!row || row.state !== "reserved" || row.scope !== scope) throw new JpkiError("ERR_INTERNAL", `CRL ${rec.caId} #${rec.number} was not reserved for this scope`);
+      const latest = (
+        await c.query<{ n: bigint | null }>("SELECT max(number) AS n FROM crls WHERE ca_id = $1 AND scope = $2 AND state = 'published'", [rec.caId, scope])
+      ).rows[0]!.n;
       if (latest !== null && latest >= rec.number) {
         await c.query("UPDATE crls SET state = 'superseded' WHERE ca_id = $1 AND number = $2", [rec.caId, rec.number]);
         return false;
@@ -873,7 +917,15 @@ export class PostgresStore implements Store {
         rec.caId,
         rec.number,
       ]);
-      await c.query("UPDATE crl_state SET published_revision = greatest(published_revision, $2) WHERE ca_id = $1", [rec.caId, row.revision]);
+      if (scope === FULL_SCOPE) await c.query("UPDATE crl_state SET published_revision = greatest(published_revision, $2) WHERE ca_id = $1", [rec.caId, row.revision]);
+      else {
+        await c.query(
+          `INSERT INTO crl_scopes (ca_id, scope, revision, published_revision, published_number) VALUES ($1, $2, 0, $3, $4)
+           ON CONFLICT (ca_id, scope) DO UPDATE SET published_revision = greatest(crl_scopes.published_revision, excluded.published_revision),
+             published_number = greatest(crl_scopes.published_number, excluded.published_number)`,
+          [rec.caId, scope, row.revision, rec.number],
+        );
+      }
       return true;
     });
   }
@@ -907,9 +959,56 @@ export class PostgresStore implements Store {
     return (await this.#query("reading OCSP signing certificates", "SELECT * FROM ocsp_responders ORDER BY ca_id")).map(toOcspResponder);
   }
 
-  async latestCrl(caId: string): Promise<CrlRecord | undefined> {
-    const [r] = await this.#query<CrlRowDb>("reading the latest CRL", "SELECT * FROM crls WHERE ca_id = $1 AND state = 'published' ORDER BY number DESC LIMIT 1", [caId]);
+  async latestCrl(caId: string, scope: CrlScope = FULL_SCOPE): Promise<CrlRecord | undefined> {
+    const [r] = await this.#query<CrlRowDb>(
+      "reading the latest CRL",
+      "SELECT * FROM crls WHERE ca_id = $1 AND scope = $2 AND state = 'published' ORDER BY number DESC LIMIT 1",
+      [caId, scope],
+    );
     return r ? toCrlRecord(r) : undefined;
+  }
+
+  async crlPartitionEntries(caId: string, partitions: readonly string[], opts: { expiredBefore: Date }): Promise<Map<string, EncodedEntries[]>> {
+    // This backend keeps revocations as rows: the partial index by (CA, municipality) lists exactly the wanted
+    // partitions' entries, in serial order within each, encoded here.
+    const out = new Map<string, EncodedEntries[]>(partitions.map((p) => [p, []]));
+    if (!partitions.length) return out;
+    const rows = await this.#query<{ municipality_code: string; serial: string; revoked_at: bigint; reason: number }>(
+      "listing revoked certificates of partitions",
+      `SELECT municipality_code, serial, revoked_at, reason FROM certificates
+       WHERE ca_id = $1 AND municipality_code = ANY($2::text[]) AND revoked_at IS NOT NULL AND not_after >= $3 ORDER BY municipality_code, serial`,
+      [caId, [...out.keys()], opts.expiredBefore.getTime()],
+    );
+    for (let i = 0; i < rows.length; ) {
+      const m = rows[i]!.municipality_code;
+      const chunk: Buffer[] = [];
+      for (; i < rows.length && rows[i]!.municipality_code === m && chunk.length < CRL_FETCH; i++) {
+        const r = rows[i]!;
+        chunk.push(encodeEntry({ serial: r.serial, revokedAt: new Date(Number(r.revoked_at)), reason: r.reason }));
+      }
+      out.get(m)!.push({ der: Buffer.concat(chunk), count: chunk.length });
+    }
+    return out;
+  }
+
+  crlScopeStatus(): Promise<CrlScopeStatus[]> {
+    return this.#tx(
+      "reading CRL status per scope",
+      async (c) => {
+        const rows = await c.query<CrlRowDb & { dirty: boolean; number: bigint | null }>(
+          `SELECT s.ca_id, s.scope,
+             (s.revision > s.published_revision OR EXISTS (SELECT 1 FROM crls r WHERE r.ca_id = s.ca_id AND r.scope = s.scope AND r.state = 'reserved'
+                AND r.number > coalesce(s.published_number, 0))) AS dirty,
+             c.number, c.this_update, c.next_update, c.entries, c.path, c.sha256, c.state
+           FROM (SELECT ca_id, scope, revision, published_revision, published_number FROM crl_scopes
+                 UNION ALL SELECT id, 'arl', 0, 0, NULL FROM cas WHERE NOT EXISTS (SELECT 1 FROM crl_scopes x WHERE x.ca_id = cas.id AND x.scope = 'arl')) s
+           LEFT JOIN crls c ON c.ca_id = s.ca_id AND c.number = s.published_number
+           ORDER BY s.ca_id, s.scope`,
+        );
+        return rows.rows.map((r) => ({ caId: r.ca_id, scope: r.scope, dirty: r.dirty, latest: r.number === null ? undefined : toCrlRecord(r) }));
+      },
+      { begin: "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY" },
+    );
   }
 
   crlStatus(): Promise<CrlStatus[]> {
@@ -919,7 +1018,7 @@ export class PostgresStore implements Store {
       async (c) => {
       const latest = new Map<string, CrlRecord>();
       const published = await c.query<CrlRowDb>(
-        `SELECT c.* FROM crls c JOIN (SELECT ca_id, max(number) AS n FROM crls WHERE state = 'published' GROUP BY ca_id) m
+        `SELECT c.* FROM crls c JOIN (SELECT ca_id, max(number) AS n FROM crls WHERE state = 'published' AND scope = '' GROUP BY ca_id) m
            ON m.ca_id = c.ca_id AND m.n = c.number`,
       );
       for (const r of published.rows) latest.set(r.ca_id, toCrlRecord(r));
@@ -1031,18 +1130,20 @@ export class PostgresStore implements Store {
         await c.query("UPDATE notices SET resident_code = $1 WHERE resident_code = $2 AND status = 'held'", [r.to, r.from]);
       }
       let revoked = 0;
+      let revokedIn: Array<{ ca_id: string; municipality_code: string }> = [];
       // A serial named twice is revoked by its first mention, as one-by-one updates would.
       const first = new Map<string, NoticeCommit["revocations"][number]>();
       for (const r of b.revocations) if (!first.has(r.serial)) first.set(r.serial, r);
       const firstRevocations = [...first.values()];
       if (firstRevocations.length) {
-        const r = await c.query(
+        const r = await c.query<{ ca_id: string; municipality_code: string }>(
           `UPDATE certificates c SET revoked_at = $1, reason = u.reason, revocation_source = u.source
            FROM unnest($2::text[], $3::int[], $4::text[]) AS u(serial, reason, source)
-           WHERE c.serial = u.serial AND c.revoked_at IS NULL`,
+           WHERE c.serial = u.serial AND c.revoked_at IS NULL RETURNING c.ca_id, c.municipality_code`,
           [at, firstRevocations.map((x) => x.serial), firstRevocations.map((x) => x.reason), firstRevocations.map((x) => x.source)],
         );
         revoked = r.rowCount ?? 0;
+        revokedIn = r.rows;
       }
       const notices = foldNotices(b.notices);
       if (notices.length) {
@@ -1073,7 +1174,10 @@ export class PostgresStore implements Store {
           [[...sequences.keys()], [...sequences.values()]],
         );
       }
+      // Lock order, as publishCrl takes them: the CA's crl_state row, then its crl_scopes rows (a partition's
+      // revision bumped first here deadlocked against a publisher of the same CA).
       if (b.dirtyCas.length) await c.query(SQL.bumpRevisions, [sortedUnique(b.dirtyCas)]);
+      await bumpScopes(c, revokedIn);
       return { ...decided, revoked };
     });
   }
@@ -1159,6 +1263,20 @@ export class PostgresStore implements Store {
       for await (const rows of cursor<{ ca_id: string; revision: bigint; published_revision: bigint }>("SELECT * FROM crl_state ORDER BY ca_id")) {
         yield { kind: "crlState", records: rows.map((r) => ({ caId: r.ca_id, revision: Number(r.revision), publishedRevision: Number(r.published_revision) })) };
       }
+      for await (const rows of cursor<{ ca_id: string; scope: string; revision: bigint; published_revision: bigint; published_number: bigint | null }>(
+        "SELECT * FROM crl_scopes ORDER BY ca_id, scope",
+      )) {
+        yield {
+          kind: "crlScopes",
+          records: rows.map((r) => ({
+            caId: r.ca_id,
+            scope: r.scope,
+            revision: Number(r.revision),
+            publishedRevision: Number(r.published_revision),
+            publishedNumber: r.published_number ?? undefined,
+          })),
+        };
+      }
       for await (const rows of cursor<CrlRowDb & { revision: bigint }>("SELECT * FROM crls ORDER BY ca_id, number")) {
         yield { kind: "crls", records: rows.map(toDumpCrl) };
       }
@@ -1239,11 +1357,12 @@ const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
   notices: "SELECT count(*) FROM notices",
   residentSequences: "SELECT count(*) FROM resident_sequences",
   crlState: "SELECT count(*) FROM crl_state",
+  crlScopes: "SELECT count(*) FROM crl_scopes",
   crls: "SELECT count(*) FROM crls",
   ocspResponders: "SELECT count(*) FROM ocsp_responders",
 };
 /** The tables a dump reads and a load writes. */
-const COPY_TABLES = ["cas", "residents", "certificates", "notices", "resident_sequences", "crl_state", "crls", "ocsp_responders"] as const;
+const COPY_TABLES = ["cas", "residents", "certificates", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders"] as const;
 
 /** One dump batch as one multi-row INSERT over unnest'ed column arrays. */
 async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
@@ -1341,11 +1460,20 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
       ]);
       return;
     }
+    case "crlScopes": {
+      const r = b.records;
+      await c.query(
+        `INSERT INTO crl_scopes (ca_id, scope, revision, published_revision, published_number)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])`,
+        [col(r, (x) => x.caId), col(r, (x) => x.scope), col(r, (x) => x.revision), col(r, (x) => x.publishedRevision), col(r, (x) => x.publishedNumber ?? null)],
+      );
+      return;
+    }
     case "crls": {
       const r = b.records;
       await c.query(
-        `INSERT INTO crls (ca_id, number, this_update, next_update, entries, path, sha256, revision, state)
-         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::int[], $6::text[], $7::text[], $8::bigint[], $9::text[])`,
+        `INSERT INTO crls (ca_id, number, this_update, next_update, entries, path, sha256, revision, state, scope)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::int[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[])`,
         [
           col(r, (x) => x.caId),
           col(r, (x) => x.number),
@@ -1356,6 +1484,7 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
           col(r, (x) => x.sha256 ?? null),
           col(r, (x) => x.revision),
           col(r, (x) => x.state),
+          col(r, (x) => x.scope),
         ],
       );
       return;

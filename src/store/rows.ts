@@ -52,6 +52,7 @@ export interface NoticeRowDb {
 
 export interface CrlRowDb {
   ca_id: string;
+  scope: string;
   number: bigint;
   this_update: Int;
   next_update: Int;
@@ -109,6 +110,7 @@ export function toStoredNotice(r: NoticeRowDb): StoredNotice {
 export function toCrlRecord(r: CrlRowDb): CrlRecord {
   return {
     caId: r.ca_id,
+    scope: r.scope ?? "",
     state: r.state,
     number: r.number,
     thisUpdate: new Date(Number(r.this_update)),
@@ -123,6 +125,7 @@ export function toCrlRecord(r: CrlRowDb): CrlRecord {
 export function toDumpCrl(r: CrlRowDb & { revision: Int }): DumpCrl {
   return {
     caId: r.ca_id,
+    scope: r.scope ?? "",
     number: BigInt(r.number),
     state: r.state,
     thisUpdate: new Date(Number(r.this_update)),

@@ -38,7 +38,7 @@ import type {
   DumpResidentSequence,
   DumpRevocationOrder,
 } from "./types.js";
-import { DUMP_KINDS } from "./types.js";
+import { DUMP_KINDS, FULL_SCOPE, type CrlScope, type CrlScopeStatus, type DumpCrlScope } from "./types.js";
 import { DumpStreamCheck } from "./dump.js";
 import { WalCheckpointer } from "./checkpointer.js";
 
@@ -168,6 +168,8 @@ export const MIGRATIONS: readonly Migration[] = [
     not_after INTEGER NOT NULL
   );
   `,
+  // 9: municipality partitions and ARLs (issue 9). See migration9.
+  migration9,
 ];
 
 /** residentForIssuance's row: the registry record's columns, its notice sequence, then the CA side's. */
@@ -266,20 +268,77 @@ function migration7(db: Database.Database): void {
   `);
 }
 
+/**
+ * Version 9: CRLs per scope. `crls.scope` says what a CRL covers ("" full, a municipality code, "arl"); numbers
+ * stay one sequence per CA (the primary key is unchanged), shared by its scopes. `crl_scopes` is each
+ * partition's and ARL's freshness (revision bumped by every transaction that revokes in the partition, the
+ * revision and number its latest published CRL covers); a partition row exists for every municipality the CA
+ * issued in. `revocation_log_partition` indexes the log by partition: which blocks hold entries of a
+ * municipality, so a partition's CRL reads those blocks only.
+ */
+function migration9(db: Database.Database): void {
+  db.exec(`
+  ALTER TABLE crls ADD COLUMN scope TEXT NOT NULL DEFAULT '';
+  CREATE INDEX crls_scope ON crls (ca_id, scope, number);
+  CREATE TABLE crl_scopes (
+    ca_id TEXT NOT NULL REFERENCES cas(id),
+    scope TEXT NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 0,
+    published_revision INTEGER NOT NULL DEFAULT 0,
+    published_number INTEGER,
+    PRIMARY KEY (ca_id, scope)
+  ) WITHOUT ROWID;
+  INSERT INTO crl_scopes (ca_id, scope) SELECT DISTINCT ca_id, municipality_code FROM certified ORDER BY 1, 2;
+  CREATE TABLE revocation_log_partition (
+    ca_id TEXT NOT NULL,
+    municipality INTEGER NOT NULL,
+    block_id INTEGER NOT NULL,
+    PRIMARY KEY (ca_id, municipality, block_id)
+  ) WITHOUT ROWID;
+  `);
+  const index = db.prepare("INSERT OR IGNORE INTO revocation_log_partition (ca_id, municipality, block_id) VALUES (?, ?, ?)");
+  const page = db.prepare("SELECT id, ca_id, entries, meta FROM revocation_log WHERE id > ? ORDER BY id LIMIT 256").raw();
+  for (let after = 0; ; ) {
+    const rows = page.all(after) as Array<[number, string, number, Buffer]>;
+    for (const [id, caId, count, meta] of rows) for (const m of municipalitiesOf(meta, count)) index.run(caId, m, id);
+    if (rows.length < 256) break;
+    after = rows[rows.length - 1]![0];
+  }
+}
+
+/** The distinct municipality codes (the partition keys) of a log block's entries. */
+function municipalitiesOf(meta: Buffer, count: number): Set<number> {
+  const out = new Set<number>();
+  for (let i = 0; i < count; i++) out.add(meta.readUInt32BE(i * META_BYTES + 4));
+  return out;
+}
+
+/** A municipality code as the log keeps it (uint32) back to its 6 digits. */
+function municipalityText(code: number): string {
+  return String(code).padStart(6, "0");
+}
+
+/** Called for each block a RevocationLog appends: its id and the municipalities (partition keys) it holds. */
+type OnBlock = (caId: string, blockId: number, municipalities: ReadonlySet<number>) => void;
+
 /** Collects the CRL entries one transaction revokes, per CA, and appends them as one log block per CA. */
 class RevocationLog {
   readonly #insert: Database.Statement;
-  readonly #open = new Map<string, { der: Buffer[]; meta: number[]; minNotAfter: number }>();
+  readonly #onBlock: OnBlock | undefined;
+  readonly #open = new Map<string, { der: Buffer[]; meta: number[]; minNotAfter: number; municipalities: Set<number> }>();
 
-  constructor(insert: Database.Statement) {
+  constructor(insert: Database.Statement, onBlock?: OnBlock) {
     this.#insert = insert;
+    this.#onBlock = onBlock;
   }
 
   add(caId: string, serial: string, revokedAt: number, reason: number, notAfter: number, municipality: string): void {
     let b = this.#open.get(caId);
-    if (!b) this.#open.set(caId, (b = { der: [], meta: [], minNotAfter: notAfter }));
+    if (!b) this.#open.set(caId, (b = { der: [], meta: [], minNotAfter: notAfter, municipalities: new Set() }));
     b.der.push(encodeEntry({ serial, revokedAt: new Date(revokedAt), reason }));
-    b.meta.push(Math.floor(notAfter / 1000), Number.parseInt(municipality, 10) || 0);
+    const m = Number.parseInt(municipality, 10) || 0;
+    b.meta.push(Math.floor(notAfter / 1000), m);
+    b.municipalities.add(m);
     if (notAfter < b.minNotAfter) b.minNotAfter = notAfter;
   }
 
@@ -287,7 +346,8 @@ class RevocationLog {
     for (const [caId, b] of this.#open) {
       const meta = Buffer.allocUnsafe(b.meta.length * 4);
       for (let i = 0; i < b.meta.length; i++) meta.writeUInt32BE(b.meta[i]!, i * 4);
-      this.#insert.run(caId, b.der.length, b.minNotAfter, Buffer.concat(b.der), meta);
+      const { lastInsertRowid } = this.#insert.run(caId, b.der.length, b.minNotAfter, Buffer.concat(b.der), meta);
+      this.#onBlock?.(caId, Number(lastInsertRowid), b.municipalities);
     }
     this.#open.clear();
   }
@@ -416,7 +476,30 @@ export class SqliteStore implements Store {
         "INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
       logInsert: db.prepare("INSERT INTO revocation_log (ca_id, entries, min_not_after, der, meta) VALUES (?, ?, ?, ?, ?)"),
-      // meta (8 bytes per entry) only for blocks holding a certificate expired before the cutoff: the others go
+      logIndex: db.prepare("INSERT OR IGNORE INTO revocation_log_partition (ca_id, municipality, block_id) VALUES (?, ?, ?)"),
+      bumpScope: db.prepare("INSERT INTO crl_scopes (ca_id, scope, revision) VALUES (?, ?, 1) ON CONFLICT (ca_id, scope) DO UPDATE SET revision = revision + 1"),
+      registerScope: db.prepare("INSERT OR IGNORE INTO crl_scopes (ca_id, scope) VALUES (?, ?)"),
+      scopeRevision: db.prepare("SELECT revision FROM crl_scopes WHERE ca_id = ? AND scope = ?").pluck(),
+      scopePublished: db.prepare("SELECT published_number FROM crl_scopes WHERE ca_id = ? AND scope = ?").pluck().safeIntegers(),
+      markScopePublished: db.prepare(
+        `INSERT INTO crl_scopes (ca_id, scope, revision, published_revision, published_number) VALUES (?, ?, 0, ?, ?)
+         ON CONFLICT (ca_id, scope) DO UPDATE SET published_revision = max(published_revision, excluded.published_revision),
+           published_number = max(coalesce(published_number, 0), excluded.published_number)`,
+      ),
+      partitionBlockIds: db.prepare(
+        "SELECT DISTINCT block_id FROM revocation_log_partition WHERE ca_id = ? AND municipality IN (SELECT value FROM json_each(?)) ORDER BY block_id",
+      ).pluck(),
+      blocksById: db.prepare("SELECT id, entries, min_not_after, der, meta FROM revocation_log WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id").raw(),
+      scopeStatus: db.prepare(
+        `SELECT s.ca_id, s.scope,
+           (s.revision > s.published_revision OR EXISTS (SELECT 1 FROM crls r WHERE r.ca_id = s.ca_id AND r.scope = s.scope AND r.state = 'reserved'
+              AND r.number > coalesce(s.published_number, 0))) AS dirty,
+           c.number, c.this_update, c.next_update, c.entries, c.path, c.sha256, c.state
+         FROM (SELECT ca_id, scope, revision, published_revision, published_number FROM crl_scopes
+               UNION ALL SELECT id, 'arl', 0, 0, NULL FROM cas WHERE NOT EXISTS (SELECT 1 FROM crl_scopes x WHERE x.ca_id = cas.id AND x.scope = 'arl')) s
+         LEFT JOIN crls c ON c.ca_id = s.ca_id AND c.number = s.published_number
+         ORDER BY s.ca_id, s.scope`,
+      ).safeIntegers(),      // meta (8 bytes per entry) only for blocks holding a certificate expired before the cutoff: the others go
       // out whole, and skipping it spares a 1M-entry CRL 8 MB of reads and copies.
       logBlocks: db.prepare("SELECT id, entries, min_not_after, der, CASE WHEN min_not_after < ? THEN meta END FROM revocation_log WHERE ca_id = ? AND id > ? ORDER BY id LIMIT ?").raw(),
       insertCert: db.prepare(
@@ -425,7 +508,7 @@ export class SqliteStore implements Store {
       getCert: db.prepare(`${CERT_SELECT} WHERE c.serial = ?`),
       getCertByApplication: db.prepare(`${CERT_SELECT} WHERE c.application_id = ?`),
       maxCrl: db.prepare("SELECT max(number) FROM crls WHERE ca_id = ?").pluck().safeIntegers(),
-      insertCrl: db.prepare("INSERT INTO crls (ca_id, number, this_update, next_update, revision, state) VALUES (?, ?, ?, ?, ?, 'reserved')"),
+      insertCrl: db.prepare("INSERT INTO crls (ca_id, number, this_update, next_update, revision, state, scope) VALUES (?, ?, ?, ?, ?, 'reserved', ?)"),
       publishCrl: db.prepare("UPDATE crls SET entries = ?, path = ?, sha256 = ?, state = 'published' WHERE ca_id = ? AND number = ?"),
       batchNoticeStatus: db.prepare("SELECT notice_id, status, body FROM notices WHERE notice_id IN (SELECT value FROM json_each(?))").raw(),
       batchLastSeq: db.prepare("SELECT resident_code, last_sequence FROM resident_sequences WHERE resident_code IN (SELECT value FROM json_each(?))").raw(),
@@ -471,24 +554,24 @@ export class SqliteStore implements Store {
       dirty: db.prepare(
         `SELECT ca_id FROM crl_state WHERE revision > published_revision
          UNION
-         SELECT c.ca_id FROM crls c WHERE c.state = 'reserved'
-           AND c.number > coalesce((SELECT max(p.number) FROM crls p WHERE p.ca_id = c.ca_id AND p.state = 'published'), 0)
+         SELECT c.ca_id FROM crls c WHERE c.state = 'reserved' AND c.scope = ''
+           AND c.number > coalesce((SELECT max(p.number) FROM crls p WHERE p.ca_id = c.ca_id AND p.scope = '' AND p.state = 'published'), 0)
          ORDER BY 1`,
       ).pluck(),
       markPublished: db.prepare(
         "INSERT INTO crl_state (ca_id, revision, published_revision) VALUES (?, 0, ?) ON CONFLICT (ca_id) DO UPDATE SET published_revision = max(published_revision, excluded.published_revision)",
       ),
-      maxPublished: db.prepare("SELECT max(number) FROM crls WHERE ca_id = ? AND state = 'published'").pluck().safeIntegers(),
-      crlRow: db.prepare("SELECT revision, state FROM crls WHERE ca_id = ? AND number = ?").safeIntegers(),
+      maxPublished: db.prepare("SELECT max(number) FROM crls WHERE ca_id = ? AND scope = '' AND state = 'published'").pluck().safeIntegers(),
+      crlRow: db.prepare("SELECT revision, state, scope FROM crls WHERE ca_id = ? AND number = ?").safeIntegers(),
       supersedeCrl: db.prepare("UPDATE crls SET state = 'superseded' WHERE ca_id = ? AND number = ?"),
       getNotice: db.prepare("SELECT * FROM notices WHERE notice_id = ?"),
       listHeld: db.prepare("SELECT * FROM notices WHERE status = 'held' ORDER BY resident_code, sequence LIMIT ?"),
       revocationSummary: db.prepare("SELECT serial, ca_id, reason, source FROM certified WHERE revoked_at IS NOT NULL ORDER BY serial").raw(),
       latestCrl: db.prepare(
-        "SELECT * FROM crls WHERE ca_id = ? AND state = 'published' ORDER BY number DESC LIMIT 1",
+        "SELECT * FROM crls WHERE ca_id = ? AND scope = ? AND state = 'published' ORDER BY number DESC LIMIT 1",
       ).safeIntegers(),
       latestCrls: db.prepare(
-        `SELECT c.* FROM crls c JOIN (SELECT ca_id, max(number) AS n FROM crls WHERE state = 'published' GROUP BY ca_id) m
+        `SELECT c.* FROM crls c JOIN (SELECT ca_id, max(number) AS n FROM crls WHERE state = 'published' AND scope = '' GROUP BY ca_id) m
            ON m.ca_id = c.ca_id AND m.n = c.number`,
       ).safeIntegers(),
     };
@@ -634,7 +717,7 @@ export class SqliteStore implements Store {
   commitIssuances(records: readonly IssuanceRecord[]): Promise<IssuanceCommitResult[]> {
     return this.#run("committing issued certificates", () =>
       this.#db.transaction(() => {
-        const log = new RevocationLog(this.#stmts.logInsert);
+        const log = this.#revocationLog();
         const results = records.map((rec): IssuanceCommitResult => {
           const st = this.#stmts;
           if (rec.applicationId) {
@@ -664,12 +747,27 @@ export class SqliteStore implements Store {
           const notAfter = rec.notAfter.getTime();
           st.insertCert.run(rec.serial, rec.caId, rec.type, rec.residentCode, rec.municipalityCode, rec.notBefore.getTime(), notAfter, rec.issuedAt.getTime(), rec.der, rec.applicationId ?? null);
           st.insertCertified.run(rec.residentCode, rec.serial, rec.caId, rec.type, rec.municipalityCode, items.name, items.address, items.birthDate, items.gender, notAfter);
+          st.registerScope.run(rec.caId, rec.municipalityCode); // the partition this certificate's distribution point names
           return { status: "committed", superseded };
         });
         log.flush();
         return results;
       }).immediate(),
     );
+  }
+
+  /**
+   * A log for one revoking transaction: each block it appends is indexed by the partitions it holds, and each
+   * of those partitions' revision is bumped in the same transaction (so it stays due until a CRL covers it).
+   */
+  #revocationLog(): RevocationLog {
+    const st = this.#stmts;
+    return new RevocationLog(st.logInsert, (caId, blockId, municipalities) => {
+      for (const m of [...municipalities].sort((a, b) => a - b)) {
+        st.logIndex.run(caId, m, blockId);
+        st.bumpScope.run(caId, municipalityText(m));
+      }
+    });
   }
 
   /**
@@ -726,7 +824,7 @@ export class SqliteStore implements Store {
         if (row.revoked_at !== null) {
           throw new JpkiError("ERR_CERT_ALREADY_REVOKED", `certificate ${input.serial} was already revoked on ${new Date(Number(row.revoked_at)).toISOString()}`);
         }
-        const log = new RevocationLog(this.#stmts.logInsert);
+        const log = this.#revocationLog();
         if (!this.#revokeOne(log, input.serial, row.resident_code, input.revokedAt.getTime(), input.reason, input.source)) {
           throw new JpkiError("ERR_INTERNAL", `certificate ${input.serial} is neither revoked nor active: the store is inconsistent`);
         }
@@ -768,26 +866,89 @@ export class SqliteStore implements Store {
     }
   }
 
-  reserveCrl(caId: string, thisUpdate: Date, nextUpdate: Date): Promise<CrlReservation> {
+  async crlPartitionEntries(caId: string, partitions: readonly string[], opts: { expiredBefore: Date }): Promise<Map<string, EncodedEntries[]>> {
+    const cutoff = opts.expiredBefore.getTime();
+    const out = new Map<number, EncodedEntries[]>();
+    for (const p of partitions) out.set(Number.parseInt(p, 10) || 0, []);
+    const what = "reading the revocation log of partitions";
+    let ids: number[];
+    try {
+      ids = this.#stmts.partitionBlockIds.all(caId, JSON.stringify([...out.keys()])) as number[];
+    } catch (e) {
+      throw storeError(e, what);
+    }
+    // Only the blocks holding an entry of a wanted partition (the index), a page at a time; each block is split
+    // into runs of consecutive entries of one partition, which are referenced, not copied.
+    for (let i = 0; i < ids.length; i += LOG_PAGE) {
+      let rows: Array<[number, number, number, Buffer, Buffer]>;
+      try {
+        rows = this.#stmts.blocksById.all(JSON.stringify(ids.slice(i, i + LOG_PAGE))) as Array<[number, number, number, Buffer, Buffer]>;
+      } catch (e) {
+        throw storeError(e, what);
+      }
+      for (const [, count, minNotAfter, der, meta] of rows) {
+        const checkExpiry = minNotAfter < cutoff;
+        // A block of one partition with nothing expired goes whole (no per-entry offsets): the common shape
+        // of a large partition's blocks.
+        const first = out.get(meta.readUInt32BE(4));
+        if (first && !checkExpiry) {
+          let k = 1;
+          while (k < count && out.get(meta.readUInt32BE(k * META_BYTES + 4)) === first) k++;
+          if (k === count) {
+            first.push({ der, count });
+            continue;
+          }
+        }
+        const offsets = entryOffsets(der);
+        let runStart = 0;
+        let runList: EncodedEntries[] | undefined;
+        let runCount = 0;
+        const close = (end: number) => {
+          if (runList && runCount) runList.push({ der: der.subarray(offsets[runStart]!, offsets[end]!), count: runCount });
+        };
+        for (let k = 0; k < count; k++) {
+          const list = out.get(meta.readUInt32BE(k * META_BYTES + 4));
+          const keep = list !== undefined && (!checkExpiry || meta.readUInt32BE(k * META_BYTES) * 1000 >= cutoff);
+          const target = keep ? list : undefined;
+          if (target !== runList || !keep) {
+            close(k);
+            runList = target;
+            runStart = k;
+            runCount = 0;
+          }
+          if (keep) runCount++;
+        }
+        close(count);
+      }
+    }
+    return new Map([...out].map(([m, list]) => [municipalityText(m), list]));
+  }
+
+  reserveCrl(caId: string, thisUpdate: Date, nextUpdate: Date, scope: CrlScope = FULL_SCOPE): Promise<CrlReservation> {
     return this.#run("reserving a CRL number", () =>
       this.#db.transaction(() => {
+        // One number sequence per CA, shared by its scopes (crl/scope.ts): every scope's numbers only increase.
         const max = this.#stmts.maxCrl.get(caId) as bigint | null;
         const number = (max ?? 0n) + 1n;
-        const revision = (this.#stmts.revisionOf.get(caId) as number | undefined) ?? 0;
-        this.#stmts.insertCrl.run(caId, number, thisUpdate.getTime(), nextUpdate.getTime(), revision);
+        const revision =
+          scope === FULL_SCOPE
+            ? ((this.#stmts.revisionOf.get(caId) as number | undefined) ?? 0)
+            : ((this.#stmts.scopeRevision.get(caId, scope) as number | undefined) ?? 0);
+        this.#stmts.insertCrl.run(caId, number, thisUpdate.getTime(), nextUpdate.getTime(), revision, scope);
         return { number, revision };
       }).immediate(),
     );
   }
 
-  publishCrl(rec: { caId: string; number: bigint; entries: number; path: string; sha256: string }, install: () => void): Promise<boolean> {
+  publishCrl(rec: { caId: string; number: bigint; entries: number; path: string; sha256: string; scope?: CrlScope }, install: () => void): Promise<boolean> {
+    const scope = rec.scope ?? FULL_SCOPE;
     return this.#run("recording a published CRL", () =>
       this.#db.transaction(() => {
         const st = this.#stmts;
-        const row = st.crlRow.get(rec.caId, rec.number) as { revision: bigint; state: string } | undefined;
-        if (!row || row.state !== "reserved") throw new JpkiError("ERR_INTERNAL", `CRL ${rec.caId} #${rec.number} was not reserved`);
-        const latest = st.maxPublished.get(rec.caId) as bigint | null;
-        if (latest !== null && latest >= rec.number) {
+        const row = st.crlRow.get(rec.caId, rec.number) as { revision: bigint; state: string; scope: string } | undefined;
+        if (!row || row.state !== "reserved" || row.scope !== scope) throw new JpkiError("ERR_INTERNAL", `CRL ${rec.caId} #${rec.number} was not reserved for this scope`);
+        const latest = (scope === FULL_SCOPE ? st.maxPublished.get(rec.caId) : st.scopePublished.get(rec.caId, scope)) as bigint | null | undefined;
+        if (latest !== null && latest !== undefined && latest >= rec.number) {
           st.supersedeCrl.run(rec.caId, rec.number);
           return false;
         }
@@ -795,7 +956,8 @@ export class SqliteStore implements Store {
         // cannot interleave their renames: the file on disk only ever moves to a higher number.
         install();
         st.publishCrl.run(rec.entries, rec.path, rec.sha256, rec.caId, rec.number);
-        st.markPublished.run(rec.caId, Number(row.revision));
+        if (scope === FULL_SCOPE) st.markPublished.run(rec.caId, Number(row.revision));
+        else st.markScopePublished.run(rec.caId, scope, Number(row.revision), rec.number);
         return true;
       }).immediate(),
     );
@@ -832,9 +994,20 @@ export class SqliteStore implements Store {
     return this.#run("reading OCSP signing certificates", () => (this.#stmts.ocspResponders.all() as Array<Record<string, unknown>>).map(toOcspResponder));
   }
 
-  latestCrl(caId: string): Promise<CrlRecord | undefined> {
+  crlScopeStatus(): Promise<CrlScopeStatus[]> {
+    return this.#run("reading CRL status per scope", () =>
+      (this.#stmts.scopeStatus.all() as Array<CrlRowDb & { dirty: bigint; number: bigint | null }>).map((r) => ({
+        caId: r.ca_id,
+        scope: r.scope,
+        dirty: r.dirty !== 0n,
+        latest: r.number === null ? undefined : toCrlRecord(r),
+      })),
+    );
+  }
+
+  latestCrl(caId: string, scope: CrlScope = FULL_SCOPE): Promise<CrlRecord | undefined> {
     return this.#run("reading the latest CRL", () => {
-      const r = this.#stmts.latestCrl.get(caId) as CrlRowDb | undefined;
+      const r = this.#stmts.latestCrl.get(caId, scope) as CrlRowDb | undefined;
       return r ? toCrlRecord(r) : undefined;
     });
   }
@@ -911,7 +1084,7 @@ export class SqliteStore implements Store {
           st.relinkSeq.run(r.to, r.from);
           st.relinkHeld.run(r.to, r.from);
         }
-        const log = new RevocationLog(st.logInsert);
+        const log = this.#revocationLog();
         for (const r of b.revocations) {
           // The certificate was read under r.residentCode; this batch's relinks may have moved it since.
           let code = r.residentCode;
@@ -976,6 +1149,7 @@ export class SqliteStore implements Store {
             ["notices", "notices"],
             ["residentSequences", "resident_sequences"],
             ["crlState", "crl_state"],
+            ["crlScopes", "crl_scopes"],
             ["crls", "crls"],
             ["ocspResponders", "ocsp_responders"],
           ] as const
@@ -995,6 +1169,8 @@ export class SqliteStore implements Store {
       residentSequences: pages("resident_sequences", "resident_code"),
       crlState: pages("crl_state", "ca_id"),
       ocspResponders: pages("ocsp_responders", "ca_id"),
+      crlScopesFirst: db.prepare("SELECT * FROM crl_scopes ORDER BY ca_id, scope LIMIT ?").safeIntegers(),
+      crlScopesAfter: db.prepare("SELECT * FROM crl_scopes WHERE (ca_id, scope) > (?, ?) ORDER BY ca_id, scope LIMIT ?").safeIntegers(),
       // Loading the order: the revoked certificate it names, and the serials already placed in the log.
       revokedBySerial: db.prepare(
         "SELECT k.ca_id, k.revoked_at, k.reason, k.not_after, k.municipality_code FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.serial = ?",
@@ -1024,8 +1200,10 @@ export class SqliteStore implements Store {
         residentSequences: db.prepare("INSERT INTO resident_sequences (resident_code, last_sequence) VALUES (?, ?)"),
         crlState: db.prepare("INSERT INTO crl_state (ca_id, revision, published_revision) VALUES (?, ?, ?)"),
         ocspResponders: db.prepare("INSERT INTO ocsp_responders (ca_id, serial, cert_der, key_pem, not_before, not_after) VALUES (?, ?, ?, ?, ?, ?)"),
+        crlScopes: db.prepare("INSERT INTO crl_scopes (ca_id, scope, revision, published_revision, published_number) VALUES (?, ?, ?, ?, ?)"),
+        logIndex: db.prepare("INSERT OR IGNORE INTO revocation_log_partition (ca_id, municipality, block_id) VALUES (?, ?, ?)"),
         crls: db.prepare(
-          "INSERT INTO crls (ca_id, number, this_update, next_update, entries, path, sha256, revision, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+          "INSERT INTO crls (ca_id, number, this_update, next_update, entries, path, sha256, revision, state, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ),
       },
     };
@@ -1106,6 +1284,23 @@ export class SqliteStore implements Store {
       }))) {
         yield { kind: "crlState", records: records as DumpCrlState[] };
       }
+      type ScopeRow = { ca_id: string; scope: string; revision: bigint; published_revision: bigint; published_number: bigint | null };
+      let scopes = read(() => st.crlScopesFirst.all(size) as ScopeRow[]);
+      while (scopes.length) {
+        yield {
+          kind: "crlScopes",
+          records: scopes.map((r): DumpCrlScope => ({
+            caId: r.ca_id,
+            scope: r.scope,
+            revision: Number(r.revision),
+            publishedRevision: Number(r.published_revision),
+            publishedNumber: r.published_number === null ? undefined : r.published_number,
+          })),
+        };
+        if (scopes.length < size) break;
+        const last = scopes[scopes.length - 1]!;
+        scopes = read(() => st.crlScopesAfter.all(last.ca_id, last.scope, size) as ScopeRow[]);
+      }
       let crls = read(() => st.crlsFirst.all(size) as Array<CrlRowDb & { revision: bigint }>);
       while (crls.length) {
         yield { kind: "crls", records: crls.map(toDumpCrl) };
@@ -1168,7 +1363,10 @@ export class SqliteStore implements Store {
       const ins = st.insert;
       // The revocation log is rebuilt in the order the dump gives (the source's CRL order): consecutive entries
       // of a CA go into one block, up to LOAD_BLOCK entries. Each revoked certificate must come exactly once.
-      const log = new RevocationLog(ins.log);
+      // The partition index is rebuilt with the log; the partitions' freshness comes from the dump (crlScopes).
+      const log = new RevocationLog(ins.log, (caId, blockId, municipalities) => {
+        for (const m of municipalities) ins.logIndex.run(caId, m, blockId);
+      });
       let logCa: string | undefined;
       let logOpen = 0;
       let placed = 0;
@@ -1228,9 +1426,12 @@ export class SqliteStore implements Store {
             case "crlState":
               for (const r of b.records) ins.crlState.run(r.caId, r.revision, r.publishedRevision);
               break;
+            case "crlScopes":
+              for (const r of b.records) ins.crlScopes.run(r.caId, r.scope, r.revision, r.publishedRevision, r.publishedNumber ?? null);
+              break;
             case "crls":
               for (const r of b.records) {
-                ins.crls.run(r.caId, r.number, r.thisUpdate.getTime(), r.nextUpdate.getTime(), r.entries ?? null, r.path ?? null, r.sha256 ?? null, r.revision, r.state);
+                ins.crls.run(r.caId, r.number, r.thisUpdate.getTime(), r.nextUpdate.getTime(), r.entries ?? null, r.path ?? null, r.sha256 ?? null, r.revision, r.state, r.scope);
               }
               break;
             case "ocspResponders":
@@ -1260,7 +1461,7 @@ export class SqliteStore implements Store {
 }
 
 /** Every table a dump reads: what a retired store refuses to write. */
-const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "notices", "resident_sequences", "crl_state", "crls", "ocsp_responders"] as const;
+const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders"] as const;
 
 /** Log blocks read per page when dumping the CRL order. */
 const LOG_PAGE = 16;

@@ -93,8 +93,19 @@ export interface RevokeInput extends RevocationInfo {
   readonly serial: string;
 }
 
+/**
+ * What a CRL covers (RFC 5280 §5.2.5 "scope"): "" the full CRL of a CA, a 6-digit municipality code for that
+ * municipality's partition, "arl" for the authority revocation list. CRL numbers come from one sequence per CA
+ * shared by all its scopes (crl/scope.ts), so each scope's numbers only increase and never repeat.
+ */
+export type CrlScope = string;
+
+export const FULL_SCOPE: CrlScope = "";
+export const ARL_SCOPE: CrlScope = "arl";
+
 export interface CrlRecord {
   readonly caId: string;
+  readonly scope: CrlScope;
   /** reserved: numbered, not (yet) on disk; published: the file on disk; superseded: a higher number won */
   readonly state: "reserved" | "published" | "superseded";
   readonly number: bigint;
@@ -201,6 +212,15 @@ export interface CrlReservation {
   readonly revision: number;
 }
 
+/** Per CA and scope (partition or ARL), what the CRL schedule decides from. */
+export interface CrlScopeStatus {
+  readonly caId: string;
+  readonly scope: CrlScope;
+  readonly latest: CrlRecord | undefined;
+  /** revocations in the scope (or an unfinished publication of it) not yet covered by a published CRL */
+  readonly dirty: boolean;
+}
+
 /** Per CA, what the CRL schedule decides from. */
 export interface CrlStatus {
   readonly caId: string;
@@ -288,15 +308,28 @@ export interface Store {
    * Reserves the next CRL number for a CA (monotonic, never reused even if publishing fails) together with
    * the CA's revision at that moment, atomically: a higher number always covers at least as much.
    */
-  reserveCrl(caId: string, thisUpdate: Date, nextUpdate: Date): Promise<CrlReservation>;
+  reserveCrl(caId: string, thisUpdate: Date, nextUpdate: Date, scope?: CrlScope): Promise<CrlReservation>;
   /**
    * Publishes a reserved CRL, serialized against every other publisher: when a higher number of the same CA
    * is already published, nothing is installed and false is returned (the caller discards its files);
    * otherwise `install` (which puts the files in place) runs inside the write transaction that records the
    * publication and marks the CA clean up to the reservation's revision.
    */
-  publishCrl(rec: { caId: string; number: bigint; entries: number; path: string; sha256: string }, install: () => void): Promise<boolean>;
-  latestCrl(caId: string): Promise<CrlRecord | undefined>;
+  publishCrl(rec: { caId: string; number: bigint; entries: number; path: string; sha256: string; scope?: CrlScope }, install: () => void): Promise<boolean>;
+  /** The latest published CRL of a CA's scope (default: the full CRL). */
+  latestCrl(caId: string, scope?: CrlScope): Promise<CrlRecord | undefined>;
+  /**
+   * The entries of the given municipality partitions of a CA, in one pass over the revocation records that
+   * hold any of them (not every record of the CA), with the same expiry rule as crlEntries. Every partition
+   * asked for is in the result (an empty list when nothing is revoked there). The chunks reference the
+   * store's encoded entries (no copy where a run of consecutive entries belongs to one partition).
+   */
+  crlPartitionEntries(caId: string, partitions: readonly string[], opts: { expiredBefore: Date }): Promise<Map<string, EncodedEntries[]>>;
+  /**
+   * Every partition of every CA (each municipality the CA issued a certificate in) and every CA's ARL, with
+   * its latest published CRL and whether revocations in it are not yet published.
+   */
+  crlScopeStatus(): Promise<CrlScopeStatus[]>;
   /** Every CA's latest published CRL and whether it is due for a new one because of revocations. */
   crlStatus(): Promise<CrlStatus[]>;
 
@@ -357,7 +390,7 @@ export interface DumpOptions {
 }
 
 /** The kinds of logical record in a dump, in the order they come (and are loaded: CAs before what names them). */
-export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crls", "ocspResponders"] as const;
+export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders"] as const;
 export type DumpKind = (typeof DUMP_KINDS)[number];
 export type DumpCounts = Readonly<Record<DumpKind, number>>;
 
@@ -390,9 +423,19 @@ export interface DumpCrlState {
   readonly publishedRevision: number;
 }
 
+/** A partition's or ARL's CRL freshness, as DumpCrlState is the full CRL's. */
+export interface DumpCrlScope {
+  readonly caId: string;
+  readonly scope: CrlScope;
+  readonly revision: number;
+  readonly publishedRevision: number;
+  readonly publishedNumber: bigint | undefined;
+}
+
 /** A CRL row as stored, reservations included (entries, path and sha256 absent until published). */
 export interface DumpCrl {
   readonly caId: string;
+  readonly scope: CrlScope;
   readonly number: bigint;
   readonly state: CrlRecord["state"];
   readonly thisUpdate: Date;
@@ -415,6 +458,7 @@ export type DumpBatch =
   | { readonly kind: "notices"; readonly records: readonly StoredNotice[] }
   | { readonly kind: "residentSequences"; readonly records: readonly DumpResidentSequence[] }
   | { readonly kind: "crlState"; readonly records: readonly DumpCrlState[] }
+  | { readonly kind: "crlScopes"; readonly records: readonly DumpCrlScope[] }
   | { readonly kind: "crls"; readonly records: readonly DumpCrl[] }
   | { readonly kind: "ocspResponders"; readonly records: readonly OcspResponderRecord[] }
   | { readonly kind: "end" };

@@ -38,7 +38,18 @@ export interface WorkspaceConfig {
    * PEM copy left by an earlier publication is removed as the new DER is installed, never left stale.
    */
   readonly crlPem: boolean;
-  /** how long an expired revoked certificate stays on the CRL, days */
+  /**
+   * How many CRLs of each scope (a CA's full CRL, each municipality partition, the ARL) stay on disk: the
+   * current one (`<ca>.crl`) and, linked beside it, the last `crlKeep` under `<file>.<CRL number>` (e.g.
+   * `crl/13-sig.crl.42`, `crl/13-sig/131016.crl.57`); older ones are removed as a new one is installed. 1
+   * keeps no history.
+   */
+  readonly crlKeep: number;
+  /**
+   * How long a revoked certificate stays on its CRLs (full and partition) after its notAfter, days. RFC 5280
+   * §3.3: an entry may leave only after it appeared on one regularly scheduled CRL issued beyond the
+   * certificate's validity, so keep this at least the CRL lifetime (2 days with the default 48 hours).
+   */
   readonly expiredGraceDays: number;
   /** CA certificate lifetime, years */
   readonly caValidityYears: number;
@@ -54,6 +65,7 @@ export const DEFAULT_CONFIG: WorkspaceConfig = Object.freeze({
   crlLifetimeHours: 48,
   crlRefreshMarginHours: 24,
   crlPem: false,
+  crlKeep: 3,
   expiredGraceDays: 7,
   caValidityYears: 10,
   store: "sqlite",
@@ -98,6 +110,7 @@ export function parseConfig(input: unknown): WorkspaceConfig {
     crlLifetimeHours: intIn("crlLifetimeHours", o.crlLifetimeHours, 1, 24 * 31),
     crlRefreshMarginHours: intIn("crlRefreshMarginHours", o.crlRefreshMarginHours, 1, 24 * 31),
     crlPem: o.crlPem,
+    crlKeep: intIn("crlKeep", o.crlKeep, 1, 1000),
     expiredGraceDays: intIn("expiredGraceDays", o.expiredGraceDays, 0, 3650),
     caValidityYears: intIn("caValidityYears", o.caValidityYears, 1, 30),
     store: o.store as StoreKind,

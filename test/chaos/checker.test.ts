@@ -221,7 +221,7 @@ describe("the fault-injection checker (slow: spawns the CLI)", () => {
     cpSync(join(env.base, "crl", "27-sig.crl"), join(ws, "crl", "27-sig.crl"));
     // The store forgets its latest published CRL of 13-auth.
     const db = writable(root);
-    db.prepare("DELETE FROM crls WHERE ca_id = '13-auth' AND number = (SELECT max(number) FROM crls WHERE ca_id = '13-auth' AND path IS NOT NULL)").run();
+    db.prepare("DELETE FROM crls WHERE ca_id = '13-auth' AND number = (SELECT max(number) FROM crls WHERE ca_id = '13-auth' AND scope = '' AND path IS NOT NULL)").run();
     db.close();
     writeFileSync(join(ws, "crl", "13-sig.crl.pem"), readFileSync(join(ws, "crl", "13-sig.crl.pem"), "latin1").slice(0, 200));
     m.sample();

@@ -414,7 +414,7 @@ export class CrlMonitor {
     try {
       const db = new Database(this.#db, { readonly: true, fileMustExist: true });
       try {
-        rows = db.prepare("SELECT ca_id, max(number) AS n FROM crls WHERE path IS NOT NULL GROUP BY ca_id").safeIntegers().all() as typeof rows;
+        rows = db.prepare("SELECT ca_id, max(number) AS n FROM crls WHERE path IS NOT NULL AND scope = '' GROUP BY ca_id").safeIntegers().all() as typeof rows;
       } finally {
         db.close();
       }
@@ -527,7 +527,7 @@ export function checkWorkspace(c: CheckInput): Violation[] {
   let notices: Map<string, { status: string; resident_code: string; sequence: number }>;
   try {
     certs = db.prepare("SELECT c.serial, c.ca_id, c.application_id, k.revoked_at, c.not_after FROM certificates c LEFT JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial").all() as CertRow[];
-    crlRows = db.prepare("SELECT ca_id, number, path FROM crls").safeIntegers().all() as typeof crlRows;
+    crlRows = db.prepare("SELECT ca_id, number, path FROM crls WHERE scope = ''").safeIntegers().all() as typeof crlRows;
     notices = new Map(
       (db.prepare("SELECT notice_id, status, resident_code, sequence FROM notices").all() as Array<{ notice_id: string; status: string; resident_code: string; sequence: number }>).map(
         (r) => [r.notice_id, r],
@@ -727,7 +727,7 @@ export function storeSnapshot(workspace: string): Record<string, string[]> {
       notices: rows("SELECT notice_id, status, resident_code, sequence FROM notices ORDER BY notice_id"),
       certificates: rows("SELECT c.serial, c.ca_id, c.application_id, k.revoked_at FROM certificates c LEFT JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial ORDER BY c.serial"),
       crls: rows("SELECT ca_id, number, path FROM crls ORDER BY ca_id, number"),
-      files: (existsSync(crlDir) ? readdirSync(crlDir).sort() : []).map((f) => `${f} ${createHash("sha256").update(readFileSync(join(crlDir, f))).digest("hex")}`),
+      files: listRecursive(crlDir).sort().map((p) => `${p.slice(crlDir.length + 1)} ${createHash("sha256").update(readFileSync(p)).digest("hex")}`),
     };
   } finally {
     db.close();

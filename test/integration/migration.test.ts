@@ -77,4 +77,34 @@ describe("a workspace made by the previous release (schema 6)", () => {
       }
     }
   });
+
+  it("upgrades to partitions (schema 9): every municipality issued in is a partition, each CRL lists exactly its revocations", async () => {
+    const dir = tempDir("jpki-migrate-parts-");
+    execFileSync("tar", ["xzf", FIXTURE, "-C", dir]);
+    const ws = join(dir, "v6ws");
+    const configPath = join(ws, "config.json");
+    writeFileSync(configPath, JSON.stringify({ ...JSON.parse(readFileSync(configPath, "utf8")), expiredGraceDays: 3650 }));
+    const old = new Database(join(ws, "jpki.db"), { readonly: true });
+    const truth = new Map<string, string[]>(); // "<ca>/<municipality>" -> revoked serials
+    const issuedIn = new Set<string>();
+    for (const r of old.prepare("SELECT ca_id, municipality_code, serial, revoked_at FROM certificates ORDER BY serial").all() as Array<{ ca_id: string; municipality_code: string; serial: string; revoked_at: number | null }>) {
+      const k = `${r.ca_id}/${r.municipality_code}`;
+      issuedIn.add(k);
+      if (r.revoked_at !== null) truth.set(k, [...(truth.get(k) ?? []), r.serial.toUpperCase()]);
+    }
+    old.close();
+    const opened = Workspace.open(ws);
+    const scopes = await opened.store.crlScopeStatus();
+    await opened.close();
+    expect(new Set(scopes.filter((s) => s.scope !== "arl").map((s) => `${s.caId}/${s.scope}`))).toEqual(issuedIn);
+    expect(scopes.filter((s) => s.scope === "arl")).toHaveLength(94);
+    const gen = await cli(["-w", ws, "crl", "generate", "--prefecture", "all", "--partitions", "--json"], { cwd: dir, env: { JPKI_PASSPHRASE: "fixture-v6" } });
+    expect(gen.code, gen.stderr).toBe(0);
+    const parts = (gen.json().crls as Array<{ scope: string; caId: string; municipality?: string }>).filter((c) => c.scope === "partition");
+    expect(parts).toHaveLength(issuedIn.size);
+    for (const k of issuedIn) {
+      const got = opensslEntries(join(ws, "crl", `${k}.crl`)).entries.map((e) => e.split(" ")[0]!).sort();
+      expect(got, k).toEqual(truth.get(k) ?? []);
+    }
+  });
 });

@@ -159,12 +159,15 @@ describe("jpki store copy", () => {
     expect(pending.json().held).toMatchObject([{ noticeId: "SC-2", residentCode: waitingCode, sequence: 3, waitingFor: 1 }]);
 
     // both sides publish: same revoked serials, dates and reasons, and the next number above the source's
+    const numberOnPg: Record<string, number> = {};
     await ok(ws, ["crl", "generate", "-p", "13"], env);
     await ok(lite, ["crl", "generate", "-p", "13"]);
     for (const id of ["13-sig", "13-auth"]) {
       const onPg = opensslCrl(join(ws, "crl", `${id}.crl`));
       const onLite = opensslCrl(join(lite, "crl", `${id}.crl`));
-      expect(onPg.number, id).toBe(String(numberBefore[id]! + 1));
+      // one number sequence per CA shared by its scopes (partitions and ARL took numbers too): above the source's
+      expect(Number(onPg.number), id).toBeGreaterThan(numberBefore[id]!);
+      numberOnPg[id] = Number(onPg.number);
       expect(onPg).toEqual(onLite);
       expect(ourCrl(join(ws, "crl", `${id}.crl`))).toEqual(ourCrl(join(lite, "crl", `${id}.crl`)));
     }
@@ -185,13 +188,13 @@ describe("jpki store copy", () => {
     await ok(lite, ["crl", "generate", "-p", "13"]);
     for (const id of ["13-sig", "13-auth"]) {
       const onLiteAgain = opensslCrl(join(ws, "crl", `${id}.crl`));
-      expect(onLiteAgain.number, id).toBe(String(numberBefore[id]! + 2));
+      expect(onLiteAgain.number, id).toBe(String(numberOnPg[id]! + 1));
       expect(onLiteAgain).toEqual(opensslCrl(join(lite, "crl", `${id}.crl`)));
       // the SQLite copy of a PostgreSQL store lists its entries in the order PostgreSQL did (its log rebuilt so)
       expect(ourCrl(join(ws, "crl", `${id}.crl`), true).entries, id).toEqual(onPgInOrder[id]);
     }
     const pgAfter = await PostgresStore.open(url);
-    expect((await pgAfter.latestCrl("13-sig"))?.number).toBe(BigInt(numberBefore["13-sig"]! + 1));
+    expect((await pgAfter.latestCrl("13-sig"))?.number).toBe(BigInt(numberOnPg["13-sig"]!));
     await expect(pgAfter.reserveCrl("13-sig", new Date(), new Date())).rejects.toThrow(/retired/);
     await pgAfter.close();
   });

@@ -8,27 +8,58 @@ import type { Io } from "../output.js";
 export function makeCrlCommand(io: Io): Command {
   const crl = new Command("crl").description("certificate revocation lists (失効リスト)");
   crl.command("generate")
-    .description("build a v2 CRL per CA (CRL number increasing, AKI, reason codes) and write it atomically to the workspace")
+    .description(
+      "build a v2 CRL per CA (CRL number increasing, AKI, reason codes), verify it with the CA's key as written, and install it atomically; with --partitions also the municipality partitions and the ARL",
+    )
     .option("-p, --prefecture <codes>", "prefecture codes: 13, 13,27, 01-47 or all")
     .option("--ca <id>", "one CA id such as 13-sig")
     .addOption(new Option("--purpose <purpose>", "with --prefecture: which CAs").choices(["signature", "authentication", "both"]).default("both"))
-    .addHelpText("after", `\nExamples:\n  jpki crl generate --prefecture 13\n  jpki crl generate --ca 13-sig --json\n  openssl crl -inform DER -in .jpki/crl/13-sig.crl -noout -text`)
-    .action(async (o: { prefecture?: string; ca?: string; purpose: string }, cmd: Command) => {
+    .addOption(
+      new Option(
+        "--partitions [which]",
+        "also publish the municipality partitions (crl/<ca>/<municipality>.crl, what each certificate's distribution point names) and the ARL (arl/<ca>.crl): 'due' (the default of the flag) those with unpublished revocations, never published or near nextUpdate; 'all' every one",
+      ).choices(["due", "all"]),
+    )
+    .addHelpText(
+      "after",
+      `
+Scopes: without --partitions, each CA's full CRL only (crl/<ca>.crl). 'jpki watch' and 'jpki serve' publish every
+scope on their own schedule. CRL numbers come from one sequence per CA shared by its scopes: each scope's
+numbers only increase. The last crlKeep CRLs of each scope (config, default 3) stay as <file>.<number>.
+
+Examples:
+  jpki crl generate --prefecture 13
+  jpki crl generate --ca 13-sig --partitions --json
+  jpki crl generate --prefecture all --partitions all
+  openssl crl -inform DER -in .jpki/crl/13-sig/131016.crl -noout -text`,
+    )
+    .action(async (o: { prefecture?: string; ca?: string; purpose: string; partitions?: true | "due" | "all" }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       const { generateCrls } = await crlLibrary();
       if (!o.prefecture === !o.ca) throw new JpkiError("ERR_USAGE", "say which CRLs: --prefecture CODES or --ca ID");
       const passphrase = await ctx.passphrase();
       await withWorkspace(ctx, async (ws) => {
         const purposes: CertificateType[] = o.purpose === "both" ? ["signature", "authentication"] : [o.purpose as CertificateType];
-        const results = await generateCrls(ws, { ...(o.ca ? { ca: o.ca } : { prefecture: o.prefecture! }), purposes, passphrase });
+        const partitions = o.partitions === undefined ? "none" : o.partitions === true ? "due" : o.partitions;
+        const results = await generateCrls(ws, { ...(o.ca ? { ca: o.ca } : { prefecture: o.prefecture! }), purposes, passphrase, partitions });
+        const scopeName = (s: string) => (s === "" ? "full" : s === "arl" ? "arl" : "partition");
         ctx.out.result(
-          { crls: results.map((r) => ({ ...r, number: r.number.toString(), thisUpdate: r.thisUpdate.toISOString(), nextUpdate: r.nextUpdate.toISOString() })) },
+          {
+            crls: results.map((r) => ({
+              ...r,
+              scope: scopeName(r.scope),
+              ...(scopeName(r.scope) === "partition" ? { municipality: r.scope } : {}),
+              number: r.number.toString(),
+              thisUpdate: r.thisUpdate.toISOString(),
+              nextUpdate: r.nextUpdate.toISOString(),
+            })),
+          },
           () =>
             results
               .map((r) =>
                 r.superseded
-                  ? `CRL ${r.caId} #${r.number}: not installed, a higher number was published meanwhile (by another jpki process)`
-                  : `CRL ${r.caId} #${r.number}: ${r.entries} entries, next update ${r.nextUpdate.toISOString()}\n  ${r.derPath} (DER)${r.pemPath ? `\n  ${r.pemPath} (PEM)` : ""}`,
+                  ? `CRL ${r.caId}${r.scope ? `/${r.scope}` : ""} #${r.number}: not installed, a higher number was published meanwhile (by another jpki process)`
+                  : `CRL ${r.caId}${r.scope ? `/${r.scope}` : ""} #${r.number}: ${r.entries} entries, next update ${r.nextUpdate.toISOString()}\n  ${r.derPath} (DER)${r.pemPath ? `\n  ${r.pemPath} (PEM)` : ""}`,
               )
               .join("\n"),
         );

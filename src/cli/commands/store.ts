@@ -13,6 +13,7 @@ const KIND_NAMES: Record<StoreCopyProgress["kind"], string> = {
   notices: "notices",
   residentSequences: "resident sequences",
   crlState: "CRL states",
+  crlScopes: "CRL partition and ARL states",
   crls: "CRL rows",
   ocspResponders: "OCSP signing certificates",
 };

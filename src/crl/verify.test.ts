@@ -1,0 +1,62 @@
+/**
+ * The staged-CRL check (crl/verify.ts): a CRL as built passes; any byte changed on disk, a truncated file,
+ * another issuer's key or another CRL number is refused with ERR_CRL_UNVERIFIED, so it is never published.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { generateKeyPairSync } from "node:crypto";
+import { beforeAll, describe, expect, it } from "vitest";
+import { createCaRecord, CertificationAuthority } from "../ca/authority.js";
+import { certificateParts } from "../pki/der.js";
+import { signatureShape } from "../pki/signer.js";
+import { parseConfig } from "../workspace/config.js";
+import { buildCrl, crlDer, crlExtensionsElement } from "./builder.js";
+import { verifyStagedCrl, type ExpectedCrl } from "./verify.js";
+
+let ca: CertificationAuthority;
+let dir: string;
+let der: Buffer;
+let exp: ExpectedCrl;
+
+beforeAll(async () => {
+  const rec = await createCaRecord({ prefectureCode: "13", purpose: "signature", passphrase: "pw", config: parseConfig({}), now: new Date("2026-01-01T00:00:00Z") });
+  ca = CertificationAuthority.open(rec, "pw", parseConfig({}));
+  dir = mkdtempSync(join(tmpdir(), "jpki-verify-"));
+  const entries = Array.from({ length: 3000 }, (_, i) => ({ serial: (0x5000000 + i * 7).toString(16), revokedAt: new Date(Date.UTC(2026, 0, 2, 0, 0, i % 60)), reason: i % 3 ? 1 : 0 }));
+  const built = await buildCrl({ issuerName: ca.subjectName, authorityKeyId: ca.keyId, number: 42n, thisUpdate: new Date("2026-01-03T00:00:00Z"), nextUpdate: new Date("2026-01-05T00:00:00Z"), entries: [entries], signer: ca.signer });
+  der = crlDer(built);
+  const spki = Buffer.from(certificateParts(rec.certificateDer).spki);
+  exp = { issuerName: ca.subjectName, issuerKey: spki, algorithmIdentifier: signatureShape(spki).algorithmIdentifier, crlExtensions: crlExtensionsElement({ authorityKeyId: ca.keyId, number: 42n }), entries: 3000, byteLength: der.length };
+});
+
+const write = (name: string, bytes: Buffer) => {
+  const p = join(dir, name);
+  writeFileSync(p, bytes);
+  return p;
+};
+
+describe("verifyStagedCrl", () => {
+  it("passes the CRL as built", () => {
+    expect(() => verifyStagedCrl(write("ok.crl", der), exp)).not.toThrow();
+  });
+
+  it("refuses a CRL with any one byte changed: in an entry, in the extensions, in the signature", () => {
+    for (const at of [200, Math.floor(der.length / 2), der.length - 300, der.length - 1]) {
+      const bad = Buffer.from(der);
+      bad[at]! ^= 0x01;
+      expect(() => verifyStagedCrl(write(`bad-${at}.crl`, bad), exp), `byte ${at}`).toThrow(expect.objectContaining({ code: "ERR_CRL_UNVERIFIED" }));
+    }
+  });
+
+  it("refuses a truncated file, another issuer key, another number or entry count", () => {
+    const p = write("trunc.crl", der.subarray(0, der.length - 10));
+    expect(() => verifyStagedCrl(p, exp)).toThrow(expect.objectContaining({ code: "ERR_CRL_UNVERIFIED" }));
+    const ok = write("ok2.crl", der);
+    const other = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+    expect(() => verifyStagedCrl(ok, { ...exp, issuerKey: other })).toThrow(/does not verify/);
+    expect(() => verifyStagedCrl(ok, { ...exp, crlExtensions: crlExtensionsElement({ authorityKeyId: ca.keyId, number: 43n }) })).toThrow(/crlExtensions/);
+    expect(() => verifyStagedCrl(ok, { ...exp, entries: 2999 })).toThrow(/entries/);
+    expect(readFileSync(ok).equals(der)).toBe(true);
+  });
+});
