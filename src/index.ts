@@ -95,7 +95,13 @@ export { writeFileAtomic } from "./store/files.js";
 export { sweepStaleTemps } from "./store/staging.js";
 export { Workspace, workspacePaths, type WorkspaceOpenOptions } from "./workspace/workspace.js";
 export { checkInputFile, checkInputDir, checkOutputFile, checkOutputDir, checkWorkspaceDir, type PathCheckOptions, type OutputDirOptions } from "./workspace/paths.js";
-export { parseConfig, DEFAULT_CONFIG, STORE_KINDS, type WorkspaceConfig, type StoreKind } from "./workspace/config.js";
+export { parseConfig, DEFAULT_CONFIG, STORE_KINDS, SERVER_ROUTES, type WorkspaceConfig, type StoreKind, type ServerRoute, type VerifierRateLimit } from "./workspace/config.js";
+
+// registered signature verifiers (署名検証者): who may fetch revocation information
+export type { VerifierRecord, VerifierKind, VerifierCaRecord, VerifierFetch } from "./store/types.js";
+export { registerVerifier, revokeVerifier, ensureVerifierCa, parseVerifierKind, VERIFIER_KINDS, type RegisterVerifierOptions, type RegisteredVerifier } from "./verifier/registration.js";
+export { newToken, tokenSha256, bearerToken, certificateSha256, TOKEN_PREFIX } from "./verifier/credentials.js";
+export { createVerifierCa, issueClientCertificate, DEFAULT_CLIENT_CERT_DAYS, type ClientCertificate } from "./verifier/authority.js";
 
 // OCSP (RFC 6960, RFC 5019): requests, responses, the responder, delegated signing certificates
 export { parseOcspRequest, CERT_ID_HASHES, MAX_REQUESTS as OCSP_MAX_REQUESTS, type OcspRequest, type CertId, type CertIdHash } from "./ocsp/request.js";
@@ -106,6 +112,7 @@ export { issueOcspSigner, renewOcspSigners, OcspSignerRenewal, type OcspSignerPo
 // jpki serve: the publication point verifiers poll
 export { buildServer, pathPrefix, type ServerOptions, type ServerMetrics } from "./server/app.js";
 export { AccessLog } from "./server/access-log.js";
+export { VerifierAccess, SCOPE_ACCESS, scopeOf, type AccessOptions, type RouteScope } from "./server/access.js";
 export { serveHttp, runCrlSchedule, openCrlSchedule, type HttpOptions, type ScheduleOptions } from "./server/serve.js";
 export { decide as decideConditionalRequest, parseRange, type Decision, type Representation } from "./server/http-cache.js";
 export { resolvePublished, crlNextUpdate, PublishedFiles, type PublishedFile, type PublishedKind } from "./server/published.js";

@@ -17,6 +17,7 @@ import { makeWatchCommand } from "./commands/watch.js";
 import { makeFixturesCommand } from "./commands/fixtures.js";
 import { makeStoreCommand } from "./commands/store.js";
 import { makeServeCommand } from "./commands/serve.js";
+import { makeVerifierCommand } from "./commands/verifier.js";
 import { DEFAULT_WORKSPACE } from "./context.js";
 import { EXIT_USAGE, exitCodesHelp } from "./exit-codes.js";
 import { toJson, type Io } from "./output.js";
@@ -46,7 +47,7 @@ Environment:
 
 ${exitCodesHelp()}`,
     );
-  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand, makeServeCommand]) {
+  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand, makeServeCommand, makeVerifierCommand]) {
     program.addCommand(make(io));
   }
   const configure = (c: Command) => {

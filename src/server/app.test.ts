@@ -19,6 +19,7 @@ import { prefecture } from "../ca/prefectures.js";
 import { generateCrls } from "../crl/generate.js";
 import { FixedClock } from "../pki/clock.js";
 import { Workspace } from "../workspace/workspace.js";
+import { registerVerifier } from "../verifier/registration.js";
 import { buildServer } from "./app.js";
 import { STAT_TTL_MS } from "./published.js";
 
@@ -34,9 +35,13 @@ interface Res {
   body: Buffer;
 }
 
+/** Requests carry a registered verifier's token (test/integration/verifiers.test.ts covers refusals). */
+let auth: Record<string, string> = {};
+let verifierId: string;
+
 function get(path: string, headers: Record<string, string> = {}, method = "GET"): Promise<Res> {
   return new Promise((resolve, reject) => {
-    const req = request(`${base}${path}`, { method, headers }, (res) => {
+    const req = request(`${base}${path}`, { method, headers: { ...auth, ...headers } }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
@@ -48,7 +53,11 @@ function get(path: string, headers: Record<string, string> = {}, method = "GET")
 }
 
 beforeAll(async () => {
-  ws = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-serve-")), { clock });
+  // /metrics open, as for a scraper on a private network: a verifier's token would get 403 there.
+  ws = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-serve-")), { clock, config: { openRoutes: ["/healthz", "/metrics"] } });
+  const reg = await registerVerifier(ws, { name: "app test", kind: "government" });
+  auth = { authorization: `Bearer ${reg.token!}` };
+  verifierId = reg.record.id;
   await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
   // one certificate in Chiyoda-ku, so that CA has a municipality partition
   const residentCode = makeResidentCode("0000000777");
@@ -137,7 +146,7 @@ describe("published CRLs and CA certificates", () => {
     renameSync(path + ".tmp", path);
     await new Promise((r) => setTimeout(r, STAT_TTL_MS + 50)); // a version seen this recently is trusted without a stat
     const got = await new Promise<Buffer>((resolve, reject) => {
-      const req = request(`${base}/crl/13-sig.crl`, (res) => {
+      const req = request(`${base}/crl/13-sig.crl`, { headers: auth }, (res) => {
         const chunks: Buffer[] = [];
         let replaced = false;
         res.on("data", (c: Buffer) => {
@@ -212,7 +221,7 @@ describe("index, health and metrics", () => {
     expect(m).toMatch(/jpki_crl_age_seconds\{ca="13-sig"\} [\d.]+/);
     expect(m).toMatch(/jpki_crl_seconds_to_next_update\{ca="13-auth"\} [\d.]+/);
     const lines = log.slice(before).map((l) => JSON.parse(l) as { url: string; status: number });
-    expect(lines[0]).toMatchObject({ url: "/crl/13-sig.crl", status: 200 });
+    expect(lines[0]).toMatchObject({ url: "/crl/13-sig.crl", status: 200, verifier: verifierId });
     // a hostile path is logged as the JSON string it is, never breaking the line
     const odd = "/crl/13-sig.crl?x=\\y\\&z=%E6%9D%B1";
     await get(odd);

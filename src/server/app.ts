@@ -12,6 +12,9 @@
  * - `/healthz`: the store answers and no CRL is past its nextUpdate (503 otherwise, saying which);
  * - `/metrics`: Prometheus text (prom-client): requests by route and status, CRL ages, OCSP answers by status;
  * - `/ocsp/<ca>`: OCSP (RFC 6960, RFC 5019), when given the responder passphrase (ocsp.ts, ocsp/responder.ts).
+ * Every request, before any route sees it, must carry a registered verifier's (署名検証者) credential unless
+ * the workspace's `openRoutes` lists its route; then a per-verifier rate limit, and a record of what each
+ * verifier fetched (access.ts).
  * The access log is one JSON line per request (access-log.ts): fastify's own request logging writes two pino
  * lines per request and halved the 304 rate measured against bare node:http.
  */
@@ -24,6 +27,8 @@ import { Counter, Gauge, Registry } from "prom-client";
 import { OcspResponder, type OcspResponderOptions } from "../ocsp/responder.js";
 import type { Clock } from "../pki/clock.js";
 import type { Workspace } from "../workspace/workspace.js";
+import { toPem } from "../pki/pem.js";
+import { VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
 import { ocspGetRoute, registerOcsp } from "./ocsp.js";
 import { PublishedFiles } from "./published.js";
 import { publishedRoute } from "./published-route.js";
@@ -44,6 +49,8 @@ export interface ServerOptions {
     /** longest a cache may keep a GET answer, seconds (never past its nextUpdate); default 300 */
     readonly maxAgeSeconds?: number;
   };
+  /** registered-verifier access (access.ts): refresh and flush intervals, clocks, error reporting */
+  readonly access?: Omit<AccessOptions, "prefix" | "openRoutes" | "rateLimit" | "onVerifierCa" | "onRefused">;
 }
 
 /** The path of a base URL without its trailing slash: where the certificates' URLs put the files. */
@@ -89,7 +96,22 @@ function makeMetrics(ws: Workspace, clock: Clock): ServerMetrics {
   return { registry, requests, ocspAnswers };
 }
 
-export async function buildServer(ws: Workspace, opts: ServerOptions = {}): Promise<{ app: FastifyInstance; metrics: ServerMetrics; ocsp?: OcspResponder }> {
+/** The metrics route label of a refused request's scope. */
+const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
+  healthz: "healthz",
+  metrics: "metrics",
+  "crl-index": "crl-index",
+  crl: "published",
+  arl: "published",
+  "ca-certificate": "published",
+  ocsp: "ocsp",
+  other: "other",
+};
+
+export async function buildServer(
+  ws: Workspace,
+  opts: ServerOptions = {},
+): Promise<{ app: FastifyInstance; metrics: ServerMetrics; access: VerifierAccess; ocsp?: OcspResponder }> {
   const clock = ws.clock;
   const prefix = opts.prefix ?? pathPrefix(ws.config.baseUrl);
   const crlMaxAge = opts.crlMaxAgeSeconds ?? 300;
@@ -102,14 +124,17 @@ export async function buildServer(ws: Workspace, opts: ServerOptions = {}): Prom
   let stamp = "";
   const plain = /^[\x20-\x7e]*$/;
   const jsonString = (v: string) => (plain.test(v) && !v.includes('"') && !v.includes("\\") ? `"${v}"` : JSON.stringify(v));
-  const accessLine = (method: string | undefined, url: string | undefined, status: number, ms: number, remote: string | undefined) => {
+  // Who asked: a verifier id (v- and hex: no escaping needed) or "anonymous", never any part of a credential.
+  const accessLine = (req: IncomingMessage, status: number, ms: number, remote: string | undefined) => {
     if (!log) return;
+    const { method, url } = req;
+    const verifier = access.callerOf(req)?.id ?? "anonymous";
     const now = Date.now();
     if (now !== stampMs) {
       stampMs = now;
       stamp = new Date(now).toISOString();
     }
-    log.write(`{"time":"${stamp}","method":"${method}","url":${jsonString(url ?? "")},"status":${status},"ms":${Math.round(ms * 100) / 100},"remote":${jsonString(remote ?? "")}}\n`);
+    log.write(`{"time":"${stamp}","method":"${method}","url":${jsonString(url ?? "")},"status":${status},"ms":${Math.round(ms * 100) / 100},"remote":${jsonString(remote ?? "")},"verifier":"${verifier}"}\n`);
   };
   /** One counter child per (route, status), looked up once: prom-client hashes the labels on every inc otherwise. */
   const counter = (route: string) => {
@@ -120,6 +145,29 @@ export async function buildServer(ws: Workspace, opts: ServerOptions = {}): Prom
       c.inc();
     };
   };
+  const tls = opts.tls;
+  const verifierCa = tls ? await ws.store.getVerifierCa() : undefined;
+  // Over HTTPS a client certificate is asked for, not required (tokens work too): one that does not chain to
+  // the verifier CA leaves the connection unauthorized, and access.ts refuses it.
+  const tlsOptions = (ca: Buffer | undefined) => ({ cert: tls!.cert, key: tls!.key, requestCert: true, rejectUnauthorized: false, ...(ca ? { ca: toPem(ca, "CERTIFICATE") } : {}) });
+  let httpsServer: ReturnType<typeof createHttpsServer> | undefined;
+  const refusedCounters = new Map<string, (status: number) => void>();
+  const access = new VerifierAccess(ws.store, {
+    ...opts.access,
+    prefix,
+    openRoutes: ws.config.openRoutes,
+    rateLimit: ws.config.verifierRateLimit,
+    onRefused: (req, status, startedAt) => {
+      const route = ROUTE_OF_SCOPE[access.scopeOfRequest(req)];
+      let count = refusedCounters.get(route);
+      if (!count) refusedCounters.set(route, (count = counter(route)));
+      count(status);
+      accessLine(req, status, performance.now() - startedAt, req.socket.remoteAddress);
+    },
+    // A verifier CA made after the start: trusted for client certificates from the next handshake on.
+    ...(tls && !verifierCa ? { onVerifierCa: (der: Buffer) => httpsServer?.setSecureContext(tlsOptions(der)) } : {}),
+  });
+  await access.start();
   const countPublished = counter("published");
   const published = publishedRoute({
     paths: ws.paths,
@@ -130,7 +178,8 @@ export async function buildServer(ws: Workspace, opts: ServerOptions = {}): Prom
     certificateMaxAgeSeconds: certMaxAge,
     onResponse: (req, status, startedAt) => {
       countPublished(status);
-      accessLine(req.method, req.url, status, performance.now() - startedAt, req.socket.remoteAddress);
+      access.record(req, status);
+      accessLine(req, status, performance.now() - startedAt, req.socket.remoteAddress);
     },
   });
   let ocsp: OcspResponder | undefined;
@@ -143,16 +192,17 @@ export async function buildServer(ws: Workspace, opts: ServerOptions = {}): Prom
     answers: metrics.ocspAnswers,
     onResponse: (req, status, startedAt) => {
       countOcsp(status);
-      accessLine(req.method, req.url, status, performance.now() - startedAt, req.socket.remoteAddress);
+      access.record(req, status);
+      accessLine(req, status, performance.now() - startedAt, req.socket.remoteAddress);
     },
   });
   const app = Fastify({
     // Published files and OCSP GETs are answered on bare node:http before fastify routes anything (published-route.ts).
     serverFactory: (handler) => {
       const h = (req: IncomingMessage, res: ServerResponse) => {
-        if (!published(req, res) && !ocspGet(req, res)) handler(req, res);
+        if (access.admit(req, res) && !published(req, res) && !ocspGet(req, res)) handler(req, res);
       };
-      return opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, h) : createHttpServer(h);
+      return tls ? (httpsServer = createHttpsServer(tlsOptions(verifierCa?.certificateDer), h)) : createHttpServer(h);
     },
     logger: false,
     // Paths are matched against fixed shapes below; anything longer is not ours.
@@ -166,7 +216,8 @@ export async function buildServer(ws: Workspace, opts: ServerOptions = {}): Prom
     const count = counter(route);
     return (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
       count(reply.statusCode);
-      accessLine(req.method, req.url, reply.statusCode, reply.elapsedTime, req.ip);
+      access.record(req.raw, reply.statusCode);
+      accessLine(req.raw, reply.statusCode, reply.elapsedTime, req.ip);
       done();
     };
   };
@@ -223,6 +274,8 @@ export async function buildServer(ws: Workspace, opts: ServerOptions = {}): Prom
     return reply.header("Cache-Control", "no-store").type(metrics.registry.contentType).send(body);
   });
 
+  app.addHook("onClose", async () => access.close());
+
   if (opts.ocsp) {
     const { maxAgeSeconds, ...o } = opts.ocsp;
     const responder = (ocsp = new OcspResponder({ ...o, store: ws.store, clock }));
@@ -231,5 +284,5 @@ export async function buildServer(ws: Workspace, opts: ServerOptions = {}): Prom
     registerOcsp(app, { prefix, responder, clock, maxAgeSeconds: maxAgeSeconds ?? 300, answers: metrics.ocspAnswers, onResponse: onResponse("ocsp") });
   }
 
-  return { app, metrics, ...(ocsp ? { ocsp } : {}) };
+  return { app, metrics, access, ...(ocsp ? { ocsp } : {}) };
 }

@@ -351,5 +351,40 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(await s.ocspResponders()).toEqual([{ ...r, serial: "0c02", encryptedKeyPem: "pem2", notAfter: new Date(3000) }]);
       await s.close();
     });
+
+    it("registers verifiers (署名検証者) with hashed credentials, refuses a reused credential, revokes once", async () => {
+      const s = await make();
+      const v = { id: "v-01", name: "総務省", kind: "government" as const, tokenSha256: "ab".repeat(32), certSha256: undefined, certNotAfter: undefined, createdAt: new Date(1000), revokedAt: undefined };
+      await s.putVerifier(v);
+      await s.putVerifier({ ...v, id: "v-02", name: "民間　事業者", kind: "private", tokenSha256: undefined, certSha256: "cd".repeat(32), certNotAfter: new Date(9000) });
+      // the same id, or a token hash or certificate already registered to someone: ERR_VERIFIER_INVALID
+      await expect(s.putVerifier(v)).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_VERIFIER_INVALID"));
+      await expect(s.putVerifier({ ...v, id: "v-03" })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_VERIFIER_INVALID"));
+      expect(await s.getVerifier("v-01")).toEqual(v);
+      expect((await s.listVerifiers()).map((x) => [x.id, x.name, x.kind, x.certNotAfter?.getTime()])).toEqual([["v-01", "総務省", "government", undefined], ["v-02", "民間　事業者", "private", 9000]]);
+      expect(await s.revokeVerifier("v-02", new Date(5000))).toMatchObject({ id: "v-02", revokedAt: new Date(5000) });
+      expect((await s.getVerifier("v-02"))?.revokedAt).toEqual(new Date(5000));
+      await expect(s.revokeVerifier("v-02", new Date(6000))).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_VERIFIER_REVOKED"));
+      await expect(s.revokeVerifier("v-99", new Date(6000))).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_VERIFIER_UNKNOWN"));
+      expect(await s.getVerifier("v-99")).toBeUndefined();
+      await s.close();
+    });
+
+    it("keeps one verifier CA (the first writer wins) and appends fetch records in order", async () => {
+      const s = await make();
+      expect(await s.getVerifierCa()).toBeUndefined();
+      const first = { certificateDer: Buffer.from([0x30, 1, 2]), encryptedKeyPem: "pem-1", createdAt: new Date(1000) };
+      expect(await s.initVerifierCa(first)).toEqual(first);
+      expect(await s.initVerifierCa({ ...first, encryptedKeyPem: "pem-2" })).toEqual(first);
+      expect(await s.getVerifierCa()).toEqual(first);
+      await s.recordVerifierFetches([]);
+      const f = (verifierId: string, status: number, at: number) => ({ verifierId, scope: "crl", path: "/crl/13-sig.crl", status, at: new Date(at) });
+      await s.recordVerifierFetches([f("v-01", 200, 1), f("v-02", 304, 2)]);
+      await s.recordVerifierFetches([f("v-01", 304, 3)]);
+      expect(await s.listVerifierFetches()).toEqual([f("v-01", 200, 1), f("v-02", 304, 2), f("v-01", 304, 3)]);
+      expect(await s.listVerifierFetches({ verifierId: "v-01" })).toEqual([f("v-01", 200, 1), f("v-01", 304, 3)]);
+      expect(await s.listVerifierFetches({ verifierId: "v-01", limit: 1 })).toEqual([f("v-01", 200, 1)]);
+      await s.close();
+    });
   });
 }

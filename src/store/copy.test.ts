@@ -107,6 +107,16 @@ async function populate(s: Store): Promise<void> {
     notBefore: new Date(T + 40_000),
     notAfter: new Date(T + 40_000 + 4 * 86_400_000),
   });
+  // Registered verifiers (署名検証者): the verifier CA, one with a token, one with a certificate (revoked), what they fetched
+  await s.initVerifierCa({ certificateDer: Buffer.from("verifier-ca-der"), encryptedKeyPem: "-----BEGIN ENCRYPTED PRIVATE KEY-----\nvca\n-----END ENCRYPTED PRIVATE KEY-----\n", createdAt: new Date(T + 40_000) });
+  await s.putVerifier({ id: "v-aa", name: "デジタル庁", kind: "government", tokenSha256: "11".repeat(32), certSha256: undefined, certNotAfter: undefined, createdAt: new Date(T + 41_000), revokedAt: undefined });
+  await s.putVerifier({ id: "v-bb", name: "民間認証 株式会社", kind: "private", tokenSha256: undefined, certSha256: "22".repeat(32), certNotAfter: new Date(T + 86_400_000), createdAt: new Date(T + 42_000), revokedAt: undefined });
+  await s.revokeVerifier("v-bb", new Date(T + 43_000));
+  await s.recordVerifierFetches([
+    { verifierId: "v-bb", scope: "crl", path: "/crl/13-sig.crl", status: 200, at: new Date(T + 42_500) },
+    { verifierId: "v-aa", scope: "crl", path: "/crl/13-sig.crl", status: 304, at: new Date(T + 44_000) },
+    { verifierId: "v-aa", scope: "ca-certificate", path: "/ca/13-sig.crt", status: 200, at: new Date(T + 44_000) },
+  ]);
 }
 
 /** A CA's CRL entries as its next CRL lists them, in the store's order: serial, date (ms) and reason. */
@@ -153,6 +163,10 @@ async function observe(s: Store) {
     ocspResponders: await s.ocspResponders(),
     revisions: [...(await s.caRevisions())].sort(),
     statuses: [await s.certificateStatus("0a03"), await s.certificateStatus("0a05"), await s.certificateStatus("ffff")],
+    verifiers: await s.listVerifiers(),
+    verifierCa: await s.getVerifierCa(),
+    fetches: await s.listVerifierFetches(),
+    fetchesOf: await s.listVerifierFetches({ verifierId: "v-aa" }),
   };
 }
 
@@ -172,7 +186,7 @@ describe("copyStore", () => {
     const progress: string[] = [];
     const ab = await copyStore(a, b, { chunkSize: 3, onProgress: (p) => progress.push(`${p.phase}:${p.kind}:${p.done}/${p.total}`) });
     expect(ab).toMatchObject({ from: "sqlite", to: "postgres" });
-    expect(ab.fingerprint.counts).toEqual({ cas: 2, residents: 5, certificates: 8, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 2, crls: 4, ocspResponders: 1 });
+    expect(ab.fingerprint.counts).toEqual({ cas: 2, residents: 5, certificates: 8, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 2, crls: 4, ocspResponders: 1, verifierCa: 1, verifiers: 2, verifierFetches: 3 });
     expect(progress).toContain("copy:certificates:8/8");
     expect(progress).toContain("verify:crls:4/4");
     expect(await observe(b)).toEqual(before);

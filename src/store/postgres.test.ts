@@ -129,6 +129,28 @@ describe("PostgresStore specifics", () => {
     }
   });
 
+  it("upgrades a store made at schema version 2 (OCSP, before registered verifiers): its facts stay, the verifier tables arrive", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      // what the previous release made: migrations 1 and 2, and a resident in it
+      await c.query(PG_MIGRATIONS[0]!);
+      await c.query(PG_MIGRATIONS[1]!);
+      await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '2')");
+      await c.query("INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status) VALUES ('r1', '131016', 'n', 'a', '1980-01-01', 'male', 'active')");
+      const s = await PostgresStore.open(url);
+      expect(await s.countResidents()).toBe(1);
+      expect(await s.listVerifiers()).toEqual([]);
+      await s.putVerifier({ id: "v-1", name: "n", kind: "government", tokenSha256: "ee".repeat(32), certSha256: undefined, certNotAfter: undefined, createdAt: new Date(1), revokedAt: undefined });
+      await s.recordVerifierFetches([{ verifierId: "v-1", scope: "crl", path: "/crl/13-sig.crl", status: 304, at: new Date(2) }]);
+      expect((await s.listVerifierFetches()).map((f) => f.status)).toEqual([304]);
+      await s.close();
+      expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe(String(PG_SCHEMA_VERSION));
+    } finally {
+      await c.end();
+    }
+  });
+
   it("a server it cannot reach is ERR_STORE_UNREACHABLE; a file error inside a transaction (install) stays ERR_STORE", async () => {
     await expect(PostgresStore.open(`${server.url("postgres").replace(/\?host=.*$/, "")}?host=/nonexistent-jpki-socket-dir`)).rejects.toMatchObject({
       code: "ERR_STORE_UNREACHABLE",

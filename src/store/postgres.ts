@@ -28,7 +28,27 @@
 import type { CustomTypesConfig, Pool, PoolClient, QueryResultRow } from "pg";
 import { JpkiError } from "../errors.js";
 import { encodeEntry, type EncodedEntries } from "../profile/crl-entry.js";
-import { itemsOf, sameItems, toCa, toOcspResponder, toCertRow, toCrlRecord, toDumpCrl, toResident, toStoredNotice, type CertRowDb, type CrlRowDb, type NoticeRowDb, type ResidentRow } from "./rows.js";
+import {
+  itemsOf,
+  sameItems,
+  toCa,
+  toOcspResponder,
+  toCertRow,
+  toCrlRecord,
+  toDumpCrl,
+  toResident,
+  toStoredNotice,
+  toVerifier,
+  toVerifierCa,
+  toVerifierFetch,
+  verifierValues,
+  type CertRowDb,
+  type CrlRowDb,
+  type NoticeRowDb,
+  type ResidentRow,
+  type VerifierFetchRowDb,
+  type VerifierRowDb,
+} from "./rows.js";
 import type {
   CaRecord,
   CertificateStatusRow,
@@ -54,6 +74,9 @@ import type {
   DumpCounts,
   DumpKind,
   DumpOptions,
+  VerifierCaRecord,
+  VerifierFetch,
+  VerifierRecord,
 } from "./types.js";
 import { DUMP_KINDS, FULL_SCOPE, type CrlScope, type CrlScopeStatus } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
@@ -189,6 +212,34 @@ export const PG_MIGRATIONS: readonly string[] = [
   INSERT INTO crl_scopes (ca_id, scope) SELECT DISTINCT ca_id, municipality_code FROM certificates ORDER BY 1, 2;
   CREATE INDEX certificates_revoked_partition ON certificates (ca_id, municipality_code, serial) INCLUDE (revoked_at, reason, not_after)
     WHERE revoked_at IS NOT NULL;
+  `,
+  // 4: registered signature verifiers (署名検証者, issue 9 point 6): as SQLite's version 10.
+  `
+  CREATE TABLE verifier_ca (
+    id integer PRIMARY KEY CHECK (id = 1),
+    cert_der bytea NOT NULL,
+    key_pem text NOT NULL,
+    created_at bigint NOT NULL
+  );
+  CREATE TABLE verifiers (
+    id text COLLATE "C" PRIMARY KEY,
+    name text NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('government','private')),
+    token_sha256 text COLLATE "C" UNIQUE,
+    cert_sha256 text COLLATE "C" UNIQUE,
+    cert_not_after bigint,
+    created_at bigint NOT NULL,
+    revoked_at bigint
+  );
+  CREATE TABLE verifier_fetches (
+    id bigserial PRIMARY KEY,
+    verifier_id text COLLATE "C" NOT NULL,
+    scope text NOT NULL,
+    path text NOT NULL,
+    status integer NOT NULL,
+    at bigint NOT NULL
+  );
+  CREATE INDEX verifier_fetches_verifier ON verifier_fetches (verifier_id, id);
   `,
 ];
 
@@ -1205,6 +1256,72 @@ export class PostgresStore implements Store {
     return rows.map((r) => ({ serial: r.serial, caId: r.ca_id, reason: r.reason, source: r.revocation_source }));
   }
 
+  // ---- Registered signature verifiers (署名検証者) ----
+
+  async putVerifier(v: VerifierRecord): Promise<void> {
+    try {
+      await this.#pool.query("INSERT INTO verifiers (id, name, kind, token_sha256, cert_sha256, cert_not_after, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", verifierValues(v));
+    } catch (e) {
+      if (pgCode(e) === "23505") {
+        throw new JpkiError("ERR_VERIFIER_INVALID", `verifier ${v.id} or one of its credentials is already registered: register it again for new credentials`, { cause: e });
+      }
+      throw storeError(e, "registering a verifier");
+    }
+  }
+
+  async getVerifier(id: string): Promise<VerifierRecord | undefined> {
+    const r = await this.#query<VerifierRowDb>("reading a verifier", "SELECT * FROM verifiers WHERE id = $1", [id]);
+    return r[0] ? toVerifier(r[0]) : undefined;
+  }
+
+  async listVerifiers(): Promise<VerifierRecord[]> {
+    return (await this.#query<VerifierRowDb>("listing verifiers", "SELECT * FROM verifiers ORDER BY id")).map(toVerifier);
+  }
+
+  revokeVerifier(id: string, at: Date): Promise<VerifierRecord> {
+    return this.#tx("revoking a verifier", async (c) => {
+      const r = (await c.query<VerifierRowDb>("SELECT * FROM verifiers WHERE id = $1 FOR UPDATE", [id])).rows[0];
+      if (!r) throw new JpkiError("ERR_VERIFIER_UNKNOWN", `no registered verifier ${id}: see 'jpki verifier list'`);
+      if (r.revoked_at !== null) throw new JpkiError("ERR_VERIFIER_REVOKED", `verifier ${id} was already revoked on ${new Date(Number(r.revoked_at)).toISOString()}`);
+      await c.query("UPDATE verifiers SET revoked_at = $1 WHERE id = $2", [at.getTime(), id]);
+      return toVerifier({ ...r, revoked_at: at.getTime() });
+    });
+  }
+
+  async initVerifierCa(ca: VerifierCaRecord): Promise<VerifierCaRecord> {
+    await this.#query("saving the verifier CA", "INSERT INTO verifier_ca (id, cert_der, key_pem, created_at) VALUES (1, $1, $2, $3) ON CONFLICT (id) DO NOTHING", [
+      ca.certificateDer,
+      ca.encryptedKeyPem,
+      ca.createdAt.getTime(),
+    ]);
+    return (await this.getVerifierCa())!;
+  }
+
+  async getVerifierCa(): Promise<VerifierCaRecord | undefined> {
+    const r = await this.#query<{ cert_der: Buffer; key_pem: string; created_at: bigint }>("reading the verifier CA", "SELECT * FROM verifier_ca WHERE id = 1");
+    return r[0] ? toVerifierCa(r[0]) : undefined;
+  }
+
+  async recordVerifierFetches(fetches: readonly VerifierFetch[]): Promise<void> {
+    if (!fetches.length) return;
+    // One statement for the whole batch (unnest'ed arrays): one round trip, one commit.
+    await this.#query(
+      "recording verifier fetches",
+      `INSERT INTO verifier_fetches (verifier_id, scope, path, status, at)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[])`,
+      [fetches.map((f) => f.verifierId), fetches.map((f) => f.scope), fetches.map((f) => f.path), fetches.map((f) => f.status), fetches.map((f) => f.at.getTime())],
+    );
+  }
+
+  async listVerifierFetches(q: { verifierId?: string; limit?: number } = {}): Promise<VerifierFetch[]> {
+    const limit = q.limit ?? 1000;
+    const rows =
+      q.verifierId === undefined
+        ? await this.#query<VerifierFetchRowDb>("reading verifier fetches", "SELECT * FROM verifier_fetches ORDER BY id LIMIT $1", [limit])
+        : await this.#query<VerifierFetchRowDb>("reading verifier fetches", "SELECT * FROM verifier_fetches WHERE verifier_id = $1 ORDER BY id LIMIT $2", [q.verifierId, limit]);
+    return rows.map(toVerifierFetch);
+  }
+
   // ---- Moving a store (store/copy.ts): dump and load. Kept apart, at the end, on purpose: they read and
   // write every table this backend has, and only through the columns its other methods use. ----
 
@@ -1281,6 +1398,13 @@ export class PostgresStore implements Store {
         yield { kind: "crls", records: rows.map(toDumpCrl) };
       }
       for await (const rows of cursor("SELECT * FROM ocsp_responders ORDER BY ca_id")) yield { kind: "ocspResponders", records: rows.map(toOcspResponder) };
+      for await (const rows of cursor<{ cert_der: Buffer; key_pem: string; created_at: bigint }>("SELECT * FROM verifier_ca")) {
+        yield { kind: "verifierCa", records: rows.map(toVerifierCa) };
+      }
+      for await (const rows of cursor<VerifierRowDb>("SELECT * FROM verifiers ORDER BY id")) yield { kind: "verifiers", records: rows.map(toVerifier) };
+      for await (const rows of cursor<VerifierFetchRowDb>("SELECT * FROM verifier_fetches ORDER BY id")) {
+        yield { kind: "verifierFetches", records: rows.map(toVerifierFetch) };
+      }
       yield { kind: "end" };
       const note = opts.retire?.();
       if (note) {
@@ -1360,9 +1484,12 @@ const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
   crlScopes: "SELECT count(*) FROM crl_scopes",
   crls: "SELECT count(*) FROM crls",
   ocspResponders: "SELECT count(*) FROM ocsp_responders",
+  verifierCa: "SELECT count(*) FROM verifier_ca",
+  verifiers: "SELECT count(*) FROM verifiers",
+  verifierFetches: "SELECT count(*) FROM verifier_fetches",
 };
 /** The tables a dump reads and a load writes. */
-const COPY_TABLES = ["cas", "residents", "certificates", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders"] as const;
+const COPY_TABLES = ["cas", "residents", "certificates", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches"] as const;
 
 /** One dump batch as one multi-row INSERT over unnest'ed column arrays. */
 async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
@@ -1495,6 +1622,31 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
         `INSERT INTO ocsp_responders (ca_id, serial, cert_der, key_pem, not_before, not_after)
          SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::bigint[], $6::bigint[])`,
         [col(r, (x) => x.caId), col(r, (x) => x.serial), col(r, (x) => x.certificateDer), col(r, (x) => x.encryptedKeyPem), col(r, (x) => x.notBefore.getTime()), col(r, (x) => x.notAfter.getTime())],
+      );
+      return;
+    }
+    case "verifierCa": {
+      for (const x of b.records) {
+        await c.query("INSERT INTO verifier_ca (id, cert_der, key_pem, created_at) VALUES (1, $1, $2, $3)", [x.certificateDer, x.encryptedKeyPem, x.createdAt.getTime()]);
+      }
+      return;
+    }
+    case "verifiers": {
+      const r = b.records.map(verifierValues);
+      await c.query(
+        `INSERT INTO verifiers (id, name, kind, token_sha256, cert_sha256, cert_not_after, created_at, revoked_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[])`,
+        [0, 1, 2, 3, 4, 5, 6, 7].map((i) => r.map((x) => x[i])),
+      );
+      return;
+    }
+    case "verifierFetches": {
+      const r = b.records;
+      // In dump order, so the ids (bigserial) keep the order the fetches were recorded in.
+      await c.query(
+        `INSERT INTO verifier_fetches (verifier_id, scope, path, status, at)
+         SELECT v, s, p, st, a FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[]) WITH ORDINALITY AS u(v, s, p, st, a, n) ORDER BY n`,
+        [col(r, (x) => x.verifierId), col(r, (x) => x.scope), col(r, (x) => x.path), col(r, (x) => x.status), col(r, (x) => x.at.getTime())],
       );
       return;
     }

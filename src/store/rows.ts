@@ -4,7 +4,7 @@
  * integer column arrives as a number or a bigint, so every mapping goes through Number().
  */
 import type { CertificateType, FourItems, Gender } from "../profile/types.js";
-import type { CaRecord, CertificateRow, CrlRecord, DumpCrl, NoticeStatus, OcspResponderRecord, ResidentRecord, ResidentStatus, StoredNotice } from "./types.js";
+import type { CaRecord, CertificateRow, CrlRecord, DumpCrl, NoticeStatus, OcspResponderRecord, ResidentRecord, ResidentStatus, StoredNotice, VerifierCaRecord, VerifierFetch, VerifierKind, VerifierRecord } from "./types.js";
 
 type Int = number | bigint;
 
@@ -158,4 +158,49 @@ export function toOcspResponder(r: Record<string, unknown>): OcspResponderRecord
     notBefore: new Date(Number(r.not_before)),
     notAfter: new Date(Number(r.not_after)),
   };
+}
+
+export interface VerifierRowDb {
+  id: string;
+  name: string;
+  kind: string;
+  token_sha256: string | null;
+  cert_sha256: string | null;
+  cert_not_after: Int | null;
+  created_at: Int;
+  revoked_at: Int | null;
+}
+
+export function toVerifier(r: VerifierRowDb): VerifierRecord {
+  return {
+    id: r.id,
+    name: r.name,
+    kind: r.kind as VerifierKind,
+    tokenSha256: r.token_sha256 ?? undefined,
+    certSha256: r.cert_sha256 ?? undefined,
+    certNotAfter: r.cert_not_after === null ? undefined : new Date(Number(r.cert_not_after)),
+    createdAt: new Date(Number(r.created_at)),
+    revokedAt: r.revoked_at === null ? undefined : new Date(Number(r.revoked_at)),
+  };
+}
+
+/** A verifier's columns in insert order (id, name, kind, token_sha256, cert_sha256, cert_not_after, created_at, revoked_at). */
+export function verifierValues(v: VerifierRecord): unknown[] {
+  return [v.id, v.name, v.kind, v.tokenSha256 ?? null, v.certSha256 ?? null, v.certNotAfter?.getTime() ?? null, v.createdAt.getTime(), v.revokedAt?.getTime() ?? null];
+}
+
+export interface VerifierFetchRowDb {
+  verifier_id: string;
+  scope: string;
+  path: string;
+  status: number;
+  at: Int;
+}
+
+export function toVerifierFetch(r: VerifierFetchRowDb): VerifierFetch {
+  return { verifierId: r.verifier_id, scope: r.scope, path: r.path, status: Number(r.status), at: new Date(Number(r.at)) };
+}
+
+export function toVerifierCa(r: { cert_der: Buffer; key_pem: string; created_at: Int }): VerifierCaRecord {
+  return { certificateDer: r.cert_der, encryptedKeyPem: r.key_pem, createdAt: new Date(Number(r.created_at)) };
 }

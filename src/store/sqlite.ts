@@ -6,7 +6,27 @@ import Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
 import { decodeEntries, encodeEntry, entryOffsets, type EncodedEntries } from "../profile/crl-entry.js";
 import type { CertificateType } from "../profile/types.js";
-import { itemsOf, sameItems, toCa, toOcspResponder, toCertRow, toCrlRecord, toDumpCrl, toResident, toStoredNotice, type CertRowDb, type CrlRowDb, type NoticeRowDb, type ResidentRow } from "./rows.js";
+import {
+  itemsOf,
+  sameItems,
+  toCa,
+  toOcspResponder,
+  toCertRow,
+  toCrlRecord,
+  toDumpCrl,
+  toResident,
+  toStoredNotice,
+  toVerifier,
+  toVerifierCa,
+  toVerifierFetch,
+  verifierValues,
+  type CertRowDb,
+  type CrlRowDb,
+  type NoticeRowDb,
+  type ResidentRow,
+  type VerifierFetchRowDb,
+  type VerifierRowDb,
+} from "./rows.js";
 import type {
   CaRecord,
   CertificateStatusRow,
@@ -37,6 +57,9 @@ import type {
   DumpResident,
   DumpResidentSequence,
   DumpRevocationOrder,
+  VerifierCaRecord,
+  VerifierFetch,
+  VerifierRecord,
 } from "./types.js";
 import { DUMP_KINDS, FULL_SCOPE, type CrlScope, type CrlScopeStatus, type DumpCrlScope } from "./types.js";
 import { DumpStreamCheck } from "./dump.js";
@@ -170,6 +193,37 @@ export const MIGRATIONS: readonly Migration[] = [
   `,
   // 9: municipality partitions and ARLs (issue 9). See migration9.
   migration9,
+  // 10: registered signature verifiers (署名検証者, issue 9 point 6): who may fetch revocation
+  // information (credentials as hashes only), the workspace's verifier CA for their client certificates, and
+  // what each fetched. verifier_fetches is append-only and written in batches by `jpki serve`; no foreign key,
+  // so a batch insert costs one B-tree append per row plus its index entry.
+  `
+  CREATE TABLE verifier_ca (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    cert_der BLOB NOT NULL,
+    key_pem TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE verifiers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('government','private')),
+    token_sha256 TEXT UNIQUE,
+    cert_sha256 TEXT UNIQUE,
+    cert_not_after INTEGER,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+  );
+  CREATE TABLE verifier_fetches (
+    id INTEGER PRIMARY KEY,
+    verifier_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    at INTEGER NOT NULL
+  );
+  CREATE INDEX verifier_fetches_verifier ON verifier_fetches (verifier_id, id);
+  `,
 ];
 
 /** residentForIssuance's row: the registry record's columns, its notice sequence, then the CA side's. */
@@ -1125,6 +1179,86 @@ export class SqliteStore implements Store {
     );
   }
 
+  // ---- Registered signature verifiers (署名検証者) ----
+
+  putVerifier(v: VerifierRecord): Promise<void> {
+    return this.#run("registering a verifier", () => {
+      try {
+        this.#db.prepare("INSERT INTO verifiers (id, name, kind, token_sha256, cert_sha256, cert_not_after, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)").run(...verifierValues(v));
+      } catch (e) {
+        if (String((e as { code?: string }).code).startsWith("SQLITE_CONSTRAINT")) {
+          throw new JpkiError("ERR_VERIFIER_INVALID", `verifier ${v.id} or one of its credentials is already registered: register it again for new credentials`, { cause: e });
+        }
+        throw e;
+      }
+    });
+  }
+
+  getVerifier(id: string): Promise<VerifierRecord | undefined> {
+    return this.#run("reading a verifier", () => {
+      const r = this.#db.prepare("SELECT * FROM verifiers WHERE id = ?").get(id) as VerifierRowDb | undefined;
+      return r ? toVerifier(r) : undefined;
+    });
+  }
+
+  listVerifiers(): Promise<VerifierRecord[]> {
+    return this.#run("listing verifiers", () => ((this.#verifierList ??= this.#db.prepare("SELECT * FROM verifiers ORDER BY id")).all() as VerifierRowDb[]).map(toVerifier));
+  }
+
+  /** Prepared once: `jpki serve` lists the verifiers every second to notice revocations. */
+  #verifierList: Database.Statement | undefined;
+  #fetchInsert: Database.Statement | undefined;
+
+  revokeVerifier(id: string, at: Date): Promise<VerifierRecord> {
+    return this.#run("revoking a verifier", () =>
+      this.#db.transaction(() => {
+        const r = this.#db.prepare("SELECT * FROM verifiers WHERE id = ?").get(id) as VerifierRowDb | undefined;
+        if (!r) throw new JpkiError("ERR_VERIFIER_UNKNOWN", `no registered verifier ${id}: see 'jpki verifier list'`);
+        if (r.revoked_at !== null) throw new JpkiError("ERR_VERIFIER_REVOKED", `verifier ${id} was already revoked on ${new Date(Number(r.revoked_at)).toISOString()}`);
+        this.#db.prepare("UPDATE verifiers SET revoked_at = ? WHERE id = ?").run(at.getTime(), id);
+        return toVerifier({ ...r, revoked_at: at.getTime() });
+      }).immediate(),
+    );
+  }
+
+  initVerifierCa(ca: VerifierCaRecord): Promise<VerifierCaRecord> {
+    return this.#run("saving the verifier CA", () =>
+      this.#db.transaction(() => {
+        this.#db.prepare("INSERT INTO verifier_ca (id, cert_der, key_pem, created_at) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO NOTHING").run(ca.certificateDer, ca.encryptedKeyPem, ca.createdAt.getTime());
+        return toVerifierCa(this.#db.prepare("SELECT * FROM verifier_ca WHERE id = 1").get() as { cert_der: Buffer; key_pem: string; created_at: number });
+      }).immediate(),
+    );
+  }
+
+  getVerifierCa(): Promise<VerifierCaRecord | undefined> {
+    return this.#run("reading the verifier CA", () => {
+      const r = this.#db.prepare("SELECT * FROM verifier_ca WHERE id = 1").get() as { cert_der: Buffer; key_pem: string; created_at: number } | undefined;
+      return r ? toVerifierCa(r) : undefined;
+    });
+  }
+
+  recordVerifierFetches(fetches: readonly VerifierFetch[]): Promise<void> {
+    if (!fetches.length) return Promise.resolve();
+    return this.#run("recording verifier fetches", () => {
+      const ins = (this.#fetchInsert ??= this.#db.prepare("INSERT INTO verifier_fetches (verifier_id, scope, path, status, at) VALUES (?, ?, ?, ?, ?)"));
+      this.#db.transaction(() => {
+        for (const f of fetches) ins.run(f.verifierId, f.scope, f.path, f.status, f.at.getTime());
+      }).immediate();
+    });
+  }
+
+  listVerifierFetches(q: { verifierId?: string; limit?: number } = {}): Promise<VerifierFetch[]> {
+    return this.#run("reading verifier fetches", () => {
+      const limit = q.limit ?? 1000;
+      const rows = (
+        q.verifierId === undefined
+          ? this.#db.prepare("SELECT * FROM verifier_fetches ORDER BY id LIMIT ?").all(limit)
+          : this.#db.prepare("SELECT * FROM verifier_fetches WHERE verifier_id = ? ORDER BY id LIMIT ?").all(q.verifierId, limit)
+      ) as VerifierFetchRowDb[];
+      return rows.map(toVerifierFetch);
+    });
+  }
+
   // ---- Moving a store (store/copy.ts): dump and load. Kept apart, at the end, on purpose: they read and
   // write every table this backend has, and only through the columns its other methods use. ----
 
@@ -1152,6 +1286,9 @@ export class SqliteStore implements Store {
             ["crlScopes", "crl_scopes"],
             ["crls", "crls"],
             ["ocspResponders", "ocsp_responders"],
+            ["verifierCa", "verifier_ca"],
+            ["verifiers", "verifiers"],
+            ["verifierFetches", "verifier_fetches"],
           ] as const
         ).map(([kind, table]) => [kind, db.prepare(table === "revocation_log" ? "SELECT coalesce(sum(entries), 0) FROM revocation_log" : `SELECT count(*) FROM ${table}`).pluck()]),
       ) as Record<DumpKind, Database.Statement>,
@@ -1171,6 +1308,9 @@ export class SqliteStore implements Store {
       ocspResponders: pages("ocsp_responders", "ca_id"),
       crlScopesFirst: db.prepare("SELECT * FROM crl_scopes ORDER BY ca_id, scope LIMIT ?").safeIntegers(),
       crlScopesAfter: db.prepare("SELECT * FROM crl_scopes WHERE (ca_id, scope) > (?, ?) ORDER BY ca_id, scope LIMIT ?").safeIntegers(),
+      verifierCa: db.prepare("SELECT * FROM verifier_ca"),
+      verifiers: pages("verifiers", "id"),
+      verifierFetches: pages("verifier_fetches", "id"),
       // Loading the order: the revoked certificate it names, and the serials already placed in the log.
       revokedBySerial: db.prepare(
         "SELECT k.ca_id, k.revoked_at, k.reason, k.not_after, k.municipality_code FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.serial = ?",
@@ -1205,6 +1345,9 @@ export class SqliteStore implements Store {
         crls: db.prepare(
           "INSERT INTO crls (ca_id, number, this_update, next_update, entries, path, sha256, revision, state, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ),
+        verifierCa: db.prepare("INSERT INTO verifier_ca (id, cert_der, key_pem, created_at) VALUES (1, ?, ?, ?)"),
+        verifiers: db.prepare("INSERT INTO verifiers (id, name, kind, token_sha256, cert_sha256, cert_not_after, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+        verifierFetches: db.prepare("INSERT INTO verifier_fetches (verifier_id, scope, path, status, at) VALUES (?, ?, ?, ?, ?)"),
       },
     };
   }
@@ -1310,6 +1453,12 @@ export class SqliteStore implements Store {
       }
       for (const records of paged<Record<string, unknown>, unknown>(st.ocspResponders, (r) => r.ca_id, toOcspResponder)) {
         yield { kind: "ocspResponders", records: records as OcspResponderRecord[] };
+      }
+      const vca = read(() => st.verifierCa.all() as Array<{ cert_der: Buffer; key_pem: string; created_at: number }>);
+      if (vca.length) yield { kind: "verifierCa", records: vca.map(toVerifierCa) };
+      for (const records of paged<VerifierRowDb, string>(st.verifiers, (r) => r.id, toVerifier)) yield { kind: "verifiers", records: records as VerifierRecord[] };
+      for (const records of paged<VerifierFetchRowDb & { id: number }, number>(st.verifierFetches, (r) => r.id, toVerifierFetch)) {
+        yield { kind: "verifierFetches", records: records as VerifierFetch[] };
       }
       yield { kind: "end" };
       const note = opts.retire?.();
@@ -1437,6 +1586,15 @@ export class SqliteStore implements Store {
             case "ocspResponders":
               for (const r of b.records) ins.ocspResponders.run(r.caId, r.serial, r.certificateDer, r.encryptedKeyPem, r.notBefore.getTime(), r.notAfter.getTime());
               break;
+            case "verifierCa":
+              for (const r of b.records) ins.verifierCa.run(r.certificateDer, r.encryptedKeyPem, r.createdAt.getTime());
+              break;
+            case "verifiers":
+              for (const r of b.records) ins.verifiers.run(...verifierValues(r));
+              break;
+            case "verifierFetches":
+              for (const r of b.records) ins.verifierFetches.run(r.verifierId, r.scope, r.path, r.status, r.at.getTime());
+              break;
           }
         } catch (e) {
           throw storeError(e, `loading ${b.kind}`);
@@ -1461,7 +1619,7 @@ export class SqliteStore implements Store {
 }
 
 /** Every table a dump reads: what a retired store refuses to write. */
-const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders"] as const;
+const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches"] as const;
 
 /** Log blocks read per page when dumping the CRL order. */
 const LOG_PAGE = 16;

@@ -251,6 +251,51 @@ export interface CertificateStatusRow {
   readonly revocation: { readonly revokedAt: Date; readonly reason: number } | undefined;
 }
 
+/** The two kinds of registered signature verifier (署名検証者) the spec names: 行政機関 and 民間認証事業者. */
+export type VerifierKind = "government" | "private";
+
+/**
+ * A registered signature verifier (署名検証者) and its credentials: the SHA-256 of its bearer token and/or the
+ * SHA-256 fingerprint of the client certificate the verifier CA issued it. The token itself is never stored.
+ */
+export interface VerifierRecord {
+  /** e.g. "v-3f9c0a1b2c4d" */
+  readonly id: string;
+  readonly name: string;
+  readonly kind: VerifierKind;
+  /** hex SHA-256 of the bearer token, when it has one */
+  readonly tokenSha256: string | undefined;
+  /** hex SHA-256 of its client certificate's DER, when it has one */
+  readonly certSha256: string | undefined;
+  /** the client certificate's notAfter (for listing) */
+  readonly certNotAfter: Date | undefined;
+  readonly createdAt: Date;
+  /** set once revoked: from then on every credential of it is refused */
+  readonly revokedAt: Date | undefined;
+}
+
+/**
+ * The verifier CA: the workspace's own CA for verifiers' client certificates (mutual TLS). Its key is encrypted
+ * like the CA keys (pki/keys.ts); it signs nothing JPKI publishes.
+ */
+export interface VerifierCaRecord {
+  readonly certificateDer: Buffer;
+  /** encrypted PKCS#8 PEM */
+  readonly encryptedKeyPem: string;
+  readonly createdAt: Date;
+}
+
+/** What a verifier fetched (or was refused), for the validation API's disclosure log. */
+export interface VerifierFetch {
+  readonly verifierId: string;
+  /** the route's scope, e.g. "crl", "arl", "ca-certificate", "crl-index" */
+  readonly scope: string;
+  /** the path asked for, without the query */
+  readonly path: string;
+  readonly status: number;
+  readonly at: Date;
+}
+
 export interface Store {
   readonly kind: "sqlite" | "postgres";
   close(): Promise<void>;
@@ -359,6 +404,23 @@ export interface Store {
   /** Revocations per reason, per CA: the ground truth tests compare. */
   revocationSummary(): Promise<Array<{ serial: string; caId: string; reason: number; source: string }>>;
 
+  // ---- Registered signature verifiers (署名検証者) ----
+
+  /** Registers a verifier; ERR_VERIFIER_INVALID when its id, token hash or certificate is already registered. */
+  putVerifier(v: VerifierRecord): Promise<void>;
+  getVerifier(id: string): Promise<VerifierRecord | undefined>;
+  /** Every verifier, revoked ones included, by id. */
+  listVerifiers(): Promise<VerifierRecord[]>;
+  /** Revokes a verifier: ERR_VERIFIER_UNKNOWN, ERR_VERIFIER_REVOKED. */
+  revokeVerifier(id: string, at: Date): Promise<VerifierRecord>;
+  /** Puts the verifier CA in place unless one exists; returns the one in place (the first writer wins). */
+  initVerifierCa(ca: VerifierCaRecord): Promise<VerifierCaRecord>;
+  getVerifierCa(): Promise<VerifierCaRecord | undefined>;
+  /** Appends fetch records (one statement or transaction per call: callers batch). */
+  recordVerifierFetches(fetches: readonly VerifierFetch[]): Promise<void>;
+  /** A verifier's fetch records, oldest first (all verifiers when no id), at most `limit` (default 1000). */
+  listVerifierFetches(q?: { verifierId?: string; limit?: number }): Promise<VerifierFetch[]>;
+
   // ---- Moving a store (store/copy.ts): the whole store as logical records, out and in ----
 
   /**
@@ -390,7 +452,7 @@ export interface DumpOptions {
 }
 
 /** The kinds of logical record in a dump, in the order they come (and are loaded: CAs before what names them). */
-export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders"] as const;
+export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches"] as const;
 export type DumpKind = (typeof DUMP_KINDS)[number];
 export type DumpCounts = Readonly<Record<DumpKind, number>>;
 
@@ -461,4 +523,8 @@ export type DumpBatch =
   | { readonly kind: "crlScopes"; readonly records: readonly DumpCrlScope[] }
   | { readonly kind: "crls"; readonly records: readonly DumpCrl[] }
   | { readonly kind: "ocspResponders"; readonly records: readonly OcspResponderRecord[] }
+  | { readonly kind: "verifierCa"; readonly records: readonly VerifierCaRecord[] }
+  | { readonly kind: "verifiers"; readonly records: readonly VerifierRecord[] }
+  /** in the order they were recorded */
+  | { readonly kind: "verifierFetches"; readonly records: readonly VerifierFetch[] }
   | { readonly kind: "end" };

@@ -43,3 +43,22 @@ describe("config store", () => {
     await again.close();
   });
 });
+
+describe("config openRoutes and verifierRateLimit (jpki serve, registered verifiers only)", () => {
+  it("opens only /healthz by default, takes known routes, refuses anything else", () => {
+    expect(parseConfig({}).openRoutes).toEqual(["/healthz"]);
+    expect(parseConfig({ openRoutes: ["/healthz", "/metrics", "/metrics"] }).openRoutes).toEqual(["/healthz", "/metrics"]);
+    expect(parseConfig({ openRoutes: [] }).openRoutes).toEqual([]);
+    for (const bad of [["/crl"], "/healthz", [1], null]) {
+      expect(() => parseConfig({ openRoutes: bad })).toThrowError(expect.objectContaining({ code: "ERR_CONFIG_INVALID", message: expect.stringContaining("openRoutes") }));
+    }
+  });
+
+  it("takes a rate per second (0: off) and a burst, merged over the defaults", () => {
+    expect(parseConfig({}).verifierRateLimit).toEqual({ perSecond: 100, burst: 1000 });
+    expect(parseConfig({ verifierRateLimit: { perSecond: 0 } }).verifierRateLimit).toEqual({ perSecond: 0, burst: 1000 });
+    for (const bad of [{ perSecond: -1 }, { burst: 0 }, { rate: 5 }, 5]) {
+      expect(() => parseConfig({ verifierRateLimit: bad })).toThrowError(expect.objectContaining({ code: "ERR_CONFIG_INVALID", message: expect.stringContaining("verifierRateLimit") }));
+    }
+  });
+});

@@ -14,6 +14,30 @@ export type StoreKind = "sqlite" | "postgres";
 
 export const STORE_KINDS: readonly StoreKind[] = Object.freeze(["sqlite", "postgres"]);
 
+/**
+ * The routes of `jpki serve`, by the pattern `openRoutes` names them with, and the scope each is logged and
+ * recorded under. Only registered verifiers (署名検証者) receive revocation information, so every route needs a
+ * credential unless `openRoutes` lists it; anything not listed here (a 404) needs one too.
+ */
+export const SERVER_ROUTES = Object.freeze({
+  "/healthz": "healthz",
+  "/metrics": "metrics",
+  "/crl/index.json": "crl-index",
+  "/crl/*": "crl",
+  "/arl/*": "arl",
+  "/ca/*": "ca-certificate",
+  "/ocsp/*": "ocsp",
+} as const);
+export type ServerRoute = keyof typeof SERVER_ROUTES;
+
+/** Per registered verifier and `jpki serve` process: a token bucket (see server/access.ts). */
+export interface VerifierRateLimit {
+  /** sustained requests per second; 0 turns the limit off */
+  readonly perSecond: number;
+  /** requests a verifier may send at once after a quiet spell */
+  readonly burst: number;
+}
+
 export interface WorkspaceConfig {
   /** base of every URL placed in certificates (CRL distribution points, AIA) */
   readonly baseUrl: string;
@@ -55,6 +79,10 @@ export interface WorkspaceConfig {
   readonly caValidityYears: number;
   /** sqlite (default): jpki.db in the workspace; postgres: the database named by JPKI_STORE */
   readonly store: StoreKind;
+  /** `jpki serve` routes answered without a credential (patterns of SERVER_ROUTES); default only /healthz */
+  readonly openRoutes: readonly ServerRoute[];
+  /** per-verifier request rate of `jpki serve`, per process */
+  readonly verifierRateLimit: VerifierRateLimit;
 }
 
 export const DEFAULT_CONFIG: WorkspaceConfig = Object.freeze({
@@ -69,6 +97,8 @@ export const DEFAULT_CONFIG: WorkspaceConfig = Object.freeze({
   expiredGraceDays: 7,
   caValidityYears: 10,
   store: "sqlite",
+  openRoutes: Object.freeze(["/healthz"]) as readonly ServerRoute[],
+  verifierRateLimit: Object.freeze({ perSecond: 100, burst: 1000 }),
 });
 
 function fail(field: string, why: string): never {
@@ -93,6 +123,19 @@ function intIn(field: string, v: unknown, min: number, max: number): number {
   return v;
 }
 
+function openRoutes(v: unknown): readonly ServerRoute[] {
+  const known = Object.keys(SERVER_ROUTES);
+  if (!Array.isArray(v) || v.some((r) => typeof r !== "string" || !known.includes(r))) fail("openRoutes", `must be a list of routes from ${known.join(", ")}`);
+  return Object.freeze([...new Set(v as ServerRoute[])]);
+}
+
+function rateLimit(v: unknown): VerifierRateLimit {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) fail("verifierRateLimit", 'must be an object like {"perSecond": 100, "burst": 1000}');
+  const o = { ...DEFAULT_CONFIG.verifierRateLimit, ...(v as Record<string, unknown>) } as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (k !== "perSecond" && k !== "burst") fail(`verifierRateLimit.${k}`, "unknown setting");
+  return Object.freeze({ perSecond: intIn("verifierRateLimit.perSecond", o.perSecond, 0, 1_000_000), burst: intIn("verifierRateLimit.burst", o.burst, 1, 10_000_000) });
+}
+
 /** Merges `input` over the defaults and validates every field; unknown fields are refused. */
 export function parseConfig(input: unknown): WorkspaceConfig {
   if (typeof input !== "object" || input === null || Array.isArray(input)) fail("(root)", "must be a JSON object");
@@ -114,5 +157,7 @@ export function parseConfig(input: unknown): WorkspaceConfig {
     expiredGraceDays: intIn("expiredGraceDays", o.expiredGraceDays, 0, 3650),
     caValidityYears: intIn("caValidityYears", o.caValidityYears, 1, 30),
     store: o.store as StoreKind,
+    openRoutes: openRoutes(o.openRoutes),
+    verifierRateLimit: rateLimit(o.verifierRateLimit),
   });
 }

@@ -60,6 +60,18 @@ describe("a workspace made by the previous release (schema 6)", () => {
     // The two manual revocations published by no CRL yet keep their CAs due across the upgrade.
     expect(due).toEqual(["37-auth", "37-sig"]);
 
+    // The upgraded store registers verifiers (署名検証者): none yet; a new one's client certificate comes from a
+    // verifier CA made under the workspace's passphrase (the old CA keys must open with it first).
+    const reopened = Workspace.open(ws);
+    expect(await reopened.store.listVerifiers()).toEqual([]);
+    expect(await reopened.store.getVerifierCa()).toBeUndefined();
+    await reopened.close();
+    const wrongPass = await cli(["-w", ws, "verifier", "add", "--name", "after upgrade", "--kind", "government", "--client-cert", "--out", join(dir, "v")], { cwd: dir, env: { JPKI_PASSPHRASE: "not-it" } });
+    expect(wrongPass.stderr).toMatch(/ERR_PASSPHRASE_WRONG/);
+    const added = await cli(["-w", ws, "--json", "verifier", "add", "--name", "after upgrade", "--kind", "government", "--client-cert", "--out", join(dir, "v")], { cwd: dir, env });
+    expect(added.code, added.stderr).toBe(0);
+    expect(added.json()).toMatchObject({ kind: "government", credentials: ["token", "certificate"], revokedAt: null });
+
     const gen = await cli(["-w", ws, "crl", "generate", "--prefecture", "all"], { cwd: dir, env });
     expect(gen.code, gen.stderr).toBe(0);
     for (const ca of cas) {

@@ -3,6 +3,7 @@
  * good, revoked (time and reason) and unknown, with and without a nonce, the delegated signer validated from
  * the CA alone (-CAfile) and pinned (-VAfile); RFC 5019 GET with its caching headers; a revocation committed
  * by another process while the server runs reaches the answers; new certificates name the responder in AIA.
+ * Every request carries a registered verifier's token (openssl: -header), as `jpki serve` answers no one else.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { execFileSync } from "node:child_process";
@@ -21,6 +22,8 @@ let ws: string;
 let caPem: string;
 const ee: Array<{ serial: string; path: string }> = [];
 let server: { child: ChildProcess; url: string; stderr: () => string } | undefined;
+/** a registered verifier's token */
+let token = "";
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -44,12 +47,13 @@ function ocsp(args: string[]): { out: string; status: number } {
 /** openssl ocsp exits 0 and prints "Response verify OK" on stderr; run it through a shell to collect both. */
 function ask(certArgs: string[], extra: string[] = []): string {
   // a responder error makes openssl exit 1: the text says what it was
-  return execFileSync("sh", ["-c", `openssl ocsp ${[...certArgs, ...extra].map((a) => `'${a}'`).join(" ")} 2>&1 || true`], { encoding: "utf8" });
+  const auth = certArgs.includes("-url") ? ["-header", `Authorization=Bearer ${token}`] : [];
+  return execFileSync("sh", ["-c", `openssl ocsp ${[...certArgs, ...extra, ...auth].map((a) => `'${a}'`).join(" ")} 2>&1 || true`], { encoding: "utf8" });
 }
 
 function httpGet(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { headers }, (res) => {
+    const req = request(url, { headers: { authorization: `Bearer ${token}`, ...headers } }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
@@ -79,6 +83,13 @@ beforeAll(async () => {
   caPem = join(dir, "ca.pem");
   writeFileSync(caPem, toPem((await w.store.getCa("13-sig"))!.certificateDer, "CERTIFICATE"));
   await w.close();
+
+  // /metrics open to the operator's scraper; everything else for registered verifiers only
+  const configPath = join(ws, "config.json");
+  writeFileSync(configPath, JSON.stringify({ ...JSON.parse(readFileSync(configPath, "utf8")), openRoutes: ["/healthz", "/metrics"] }));
+  const added = await cli(["--workspace", ws, "--json", "verifier", "add", "--name", "ocsp test", "--kind", "government"], { cwd: dir });
+  expect(added.code, added.stderr).toBe(0);
+  token = added.json().token;
 
   const port = await freePort();
   const child = spawn(process.execPath, [MAIN, "--workspace", ws, "serve", "--listen", `127.0.0.1:${port}`, "--access-log", "off"], {

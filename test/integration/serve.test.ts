@@ -2,21 +2,25 @@
  * `jpki serve` as an operator runs it (spawns the built CLI): it serves what the certificates point to, keeps
  * the CRLs current by itself (a revocation reaches the served CRL within --crl-interval), shares one port
  * between worker processes, stops cleanly on SIGTERM, and fails fast with a typed error on a wrong passphrase
- * or a port already in use.
+ * or a port already in use. It answers registered verifiers (署名検証者) only, and a verifier revoked while it
+ * runs is refused within its refresh interval.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { describeCrl } from "../../src/profile/describe.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { cardKey, cli, storeEnv, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, openWorkspace, storeEnv, tempDir, writeJsonl } from "./helpers.js";
 
 const MAIN = join(import.meta.dirname, "..", "..", "bin", "jpki.cjs");
 let dir: string;
 let ws: string;
 let serial: string;
+/** a registered verifier's token, and the header that carries it */
+let token: string;
+let auth: { authorization: string };
 const children: ChildProcess[] = [];
 
 interface Running {
@@ -37,7 +41,8 @@ async function freePort(): Promise<number> {
 
 async function serve(args: string[], env: Record<string, string> = {}): Promise<Running> {
   const port = await freePort();
-  const child = spawn(process.execPath, [MAIN, "--workspace", ws, "serve", "--listen", `127.0.0.1:${port}`, "--access-log", "off", ...args], {
+  const log = args.includes("--access-log") ? [] : ["--access-log", "off"];
+  const child = spawn(process.execPath, [MAIN, "--workspace", ws, "serve", "--listen", `127.0.0.1:${port}`, ...log, ...args], {
     env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)), ...env },
   });
   children.push(child);
@@ -71,6 +76,10 @@ beforeAll(async () => {
   const issued = await cli(["--workspace", ws, "--json", "issue", "--resident", String(residents[0]!.residentCode), "--public-key", pub], { cwd: dir });
   expect(issued.code).toBe(0);
   serial = issued.json().serial;
+  const added = await cli(["--workspace", ws, "--json", "verifier", "add", "--name", "serve test", "--kind", "government"], { cwd: dir });
+  expect(added.code, added.stderr).toBe(0);
+  token = added.json().token;
+  auth = { authorization: `Bearer ${token}` };
 }, 120_000);
 
 describe("jpki serve", () => {
@@ -78,10 +87,10 @@ describe("jpki serve", () => {
     const s = await serve(["--crl-interval", "1"]);
     expect(s.stderr()).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+/);
     // nothing was published before: the schedule publishes every CA's first CRL
-    let crl = await fetch(`${s.url}/crl/13-sig.crl`);
+    let crl = await fetch(`${s.url}/crl/13-sig.crl`, { headers: auth });
     for (let i = 0; crl.status === 404 && i < 100; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      crl = await fetch(`${s.url}/crl/13-sig.crl`);
+      crl = await fetch(`${s.url}/crl/13-sig.crl`, { headers: auth });
     }
     expect(crl.status).toBe(200);
     const etag = crl.headers.get("etag")!;
@@ -90,7 +99,7 @@ describe("jpki serve", () => {
     // a poller with the old ETag gets 304 until the new CRL is there, then the CRL listing the serial
     let listed = false;
     for (let i = 0; !listed && i < 100; i++) {
-      const r = await fetch(`${s.url}/crl/13-sig.crl`, { headers: { "if-none-match": etag } });
+      const r = await fetch(`${s.url}/crl/13-sig.crl`, { headers: { ...auth, "if-none-match": etag } });
       if (r.status === 200) listed = describeCrl(Buffer.from(await r.arrayBuffer())).entries.some((e) => e.serialNumber === serial);
       else {
         expect(r.status).toBe(304);
@@ -108,7 +117,7 @@ describe("jpki serve", () => {
     const codes = await Promise.all(Array.from({ length: 20 }, async () => {
       for (let i = 0; ; i++) {
         try {
-          return (await fetch(`${s.url}/ca/13-sig.crt`)).status;
+          return (await fetch(`${s.url}/ca/13-sig.crt`, { headers: auth })).status;
         } catch (e) {
           if (i > 50) throw e; // the workers are still starting
           await new Promise((r) => setTimeout(r, 100));
@@ -118,6 +127,56 @@ describe("jpki serve", () => {
     expect(codes.every((c) => c === 200)).toBe(true);
     s.child.kill("SIGTERM");
     expect(await s.exited).toBe(0);
+  }, 60_000);
+
+  it("answers registered verifiers only; refuses a verifier revoked while it runs; never logs a token", async () => {
+    const logFile = join(dir, "access.jsonl");
+    const other = await cli(["--workspace", ws, "--json", "verifier", "add", "--name", "to be revoked", "--kind", "private"], { cwd: dir });
+    expect(other.code, other.stderr).toBe(0);
+    const { id, token: doomed } = other.json() as { id: string; token: string };
+    const s = await serve(["--no-schedule", "--access-log", logFile]);
+    const get = (path: string, headers: Record<string, string> = {}) => fetch(`${s.url}${path}`, { headers });
+    expect((await get("/healthz")).status).not.toBe(401); // open by default (503 while no CRL is published: that is health, not access)
+    const none = await get("/ca/13-sig.crt");
+    expect(none.status).toBe(401);
+    expect(none.headers.get("www-authenticate")).toBe('Bearer realm="jpki"');
+    expect(await none.text()).toBe('{"error":"unauthorized"}');
+    const wrong = await get("/ca/13-sig.crt", { authorization: `Bearer ${doomed.slice(0, -4)}AAAA` });
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get("www-authenticate")).toMatch(/error="invalid_token"/);
+    expect((await get("/ca/13-sig.crt", { authorization: `Bearer ${doomed}` })).status).toBe(200);
+    expect((await get("/ca/13-sig.crt", auth)).status).toBe(200);
+    const revoked = await cli(["--workspace", ws, "verifier", "revoke", id], { cwd: dir });
+    expect(revoked.code, revoked.stderr).toBe(0);
+    // the running server re-reads the registrations every second: refused within that (polled, no timing asserted)
+    let status = 200;
+    for (let i = 0; status === 200 && i < 200; i++) {
+      status = (await get("/ca/13-sig.crt", { authorization: `Bearer ${doomed}` })).status;
+      if (status === 200) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(status).toBe(401);
+    expect((await get("/ca/13-sig.crt", auth)).status).toBe(200); // the others are unaffected
+    const again = await cli(["--workspace", ws, "verifier", "revoke", id], { cwd: dir });
+    expect(again.code).toBe(14);
+    expect(again.stderr).toMatch(/ERR_VERIFIER_REVOKED/);
+    s.child.kill("SIGTERM");
+    expect(await s.exited).toBe(0);
+    // what each verifier fetched is in the store (written in batches, flushed at the latest on SIGTERM)
+    const w = await openWorkspace(ws);
+    try {
+      const fetched = await w.store.listVerifierFetches({ verifierId: id });
+      expect(fetched.map((f) => [f.scope, f.path, f.status])).toContainEqual(["ca-certificate", "/ca/13-sig.crt", 200]);
+    } finally {
+      await w.close();
+    }
+    const lines = readFileSync(logFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { url: string; status: number; verifier: string });
+    expect(lines.filter((l) => l.status === 401).every((l) => l.verifier === "anonymous")).toBe(true);
+    expect(lines.some((l) => l.verifier === id && l.status === 200)).toBe(true);
+    for (const secret of [token, doomed]) {
+      expect(readFileSync(logFile, "utf8")).not.toContain(secret);
+      expect(s.stderr()).not.toContain(secret);
+      expect(revoked.stderr + revoked.stdout + again.stderr).not.toContain(secret);
+    }
   }, 60_000);
 
   it("fails fast with a typed error: a wrong passphrase, a port in use, a bad --listen", async () => {

@@ -116,6 +116,10 @@ async function buildWorkspace(ws: string): Promise<{ revoked: string[]; waitingC
   ]);
   const ingest = await ok(ws, ["notices", "ingest", feed, "--json"]);
   expect(ingest.json()).toMatchObject({ read: 3, held: 1 });
+  // registered verifiers: one with a token (revoked), one with a client certificate from the verifier CA
+  const gone = (await ok(ws, ["--json", "verifier", "add", "--name", "行政機関A", "--kind", "government"])).json() as { id: string };
+  await ok(ws, ["verifier", "revoke", gone.id]);
+  await ok(ws, ["verifier", "add", "--name", "Provider B", "--kind", "private", "--client-cert", "--out", join(dir, `vcert-${Date.now()}`)]);
   const db = new Database(join(ws, "jpki.db"), { readonly: true });
   try {
     const revoked = db.prepare("SELECT serial FROM certified WHERE revoked_at IS NOT NULL ORDER BY serial").pluck().all() as string[];
@@ -141,7 +145,7 @@ describe("jpki store copy", () => {
     const env = { JPKI_STORE: url };
     const copy = await ok(ws, ["store", "copy", "--to", "postgres", "--json"], env);
     const report = copy.json();
-    expect(report).toMatchObject({ from: { kind: "sqlite" }, to: { kind: "postgres" }, switched: true, counts: { cas: 2, residents: 6, certificates: 13, notices: 3 } });
+    expect(report).toMatchObject({ from: { kind: "sqlite" }, to: { kind: "postgres" }, switched: true, counts: { cas: 2, residents: 6, certificates: 13, notices: 3, verifierCa: 1, verifiers: 2 } });
     expect(report.fingerprint.revocations["13-sig"].count + report.fingerprint.revocations["13-auth"].count).toBe(4);
     expect(config(ws).store).toBe("postgres");
     expect(existsSync(join(ws, "jpki.db"))).toBe(false);
@@ -154,6 +158,12 @@ describe("jpki store copy", () => {
     expect(() => old.prepare("DELETE FROM revocation_log").run()).toThrow(/retired/);
     old.close();
     expect(readFileSync(join(ws, "config.json"), "utf8")).not.toContain("postgres:");
+    // the verifiers came along: the same registrations, and the same verifier CA signs the next one
+    expect((await ok(ws, ["verifier", "list", "--json"], env)).json()).toEqual((await ok(lite, ["verifier", "list", "--json"])).json());
+    const caPem = (dirOf: string) => readFileSync(join(dirOf, "verifier-ca.pem"), "utf8");
+    await ok(ws, ["verifier", "add", "--name", "after copy", "--kind", "private", "--client-cert", "--out", join(dir, "vc-pg")], env);
+    await ok(lite, ["verifier", "add", "--name", "after copy", "--kind", "private", "--client-cert", "--out", join(dir, "vc-lite")]);
+    expect(caPem(join(dir, "vc-pg"))).toBe(caPem(join(dir, "vc-lite")));
     // the workspace runs on PostgreSQL now: its held notice is still held there
     const pending = await ok(ws, ["notices", "pending", "--json"], env);
     expect(pending.json().held).toMatchObject([{ noticeId: "SC-2", residentCode: waitingCode, sequence: 3, waitingFor: 1 }]);
@@ -181,7 +191,7 @@ describe("jpki store copy", () => {
     const back = await ok(ws, ["store", "copy", "--to", "sqlite", "--json"], env);
     expect(back.json()).toMatchObject({ from: { kind: "postgres" }, to: { kind: "sqlite", location: join(ws, "jpki.db") }, switched: true });
     // one more CRL row per CA than were copied over: those the PostgreSQL side published
-    expect(back.json().counts).toEqual({ ...report.counts, crls: report.counts.crls + 2 });
+    expect(back.json().counts).toEqual({ ...report.counts, crls: report.counts.crls + 2, verifiers: report.counts.verifiers + 1 });
     expect(config(ws).store).toBe("sqlite");
     expect(readdirSync(ws).filter((n) => n.endsWith(".tmp") || n.includes(".tmp-"))).toEqual([]);
     await ok(ws, ["crl", "generate", "-p", "13"]);

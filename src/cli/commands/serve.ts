@@ -65,6 +65,13 @@ Routes (under the path of the workspace's baseUrl):
   GET      /metrics                    Prometheus text: requests by route and status, CRL ages, OCSP answers
   POST     /ocsp/<ca>                  OCSP (RFC 6960), body application/ocsp-request
   GET      /ocsp/<ca>/<base64 request> OCSP GET (RFC 5019), with caching headers
+Registered verifiers only: every route but those config.json's openRoutes lists (default: /healthz) needs
+'Authorization: Bearer <token>' or, over HTTPS, a client certificate from the verifier CA ('jpki verifier
+add'); else 401. A verifier revoked with 'jpki verifier revoke' is refused within 1 s. Each verifier gets
+verifierRateLimit (config.json; default 100/s, bursts of 1000) per process — with --workers N, up to N
+times that over several connections — and 429 with Retry-After past it. What each verifier fetched is
+recorded in the store (written in batches, at most 1 s behind); the access log names the verifier id or
+"anonymous", never a token.
 Files carry strong ETags and Last-Modified: pollers should send If-None-Match and get 304s. Byte ranges
 resume broken downloads. Unless --no-schedule, the CA passphrase is needed (JPKI_PASSPHRASE or
 --passphrase-file): CRLs with new revocations are published within --crl-interval and every CRL is
@@ -149,6 +156,7 @@ Example:
                     : {}),
                   ...(tls ? { tls } : {}),
                   ...(accessLog ? { accessLog } : {}),
+                  access: { onError: (e, what) => ctx.out.info(`jpki serve: ${what}: ${(e as { code?: string }).code ?? "error"}: ${(e as Error).message}`) },
                   onListening: (url) => {
                     if (!cluster.isWorker) ctx.out.info(`jpki serve: listening on ${url} (pid ${process.pid}${scheduleHere ? ", CRL schedule running" : ""}); SIGTERM stops`);
                   },

@@ -16,6 +16,9 @@ const KIND_NAMES: Record<StoreCopyProgress["kind"], string> = {
   crlScopes: "CRL partition and ARL states",
   crls: "CRL rows",
   ocspResponders: "OCSP signing certificates",
+  verifierCa: "verifier CA",
+  verifiers: "verifiers",
+  verifierFetches: "verifier fetch records",
 };
 
 /** How often a progress line goes to a stderr that is not a terminal (a log), and not before the copy has run this long. */

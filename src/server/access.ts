@@ -1,0 +1,323 @@
+/**
+ * Registered verifiers only (issue 9 point 6; shared/spec/JPKI.md "Distribution"): `jpki serve` answers the
+ * routes the workspace's `openRoutes` does not list only to a registered signature verifier (署名検証者)
+ * presenting a credential — `Authorization: Bearer <token>` (RFC 6750) or, over HTTPS, a client certificate
+ * issued by the workspace's verifier CA (mutual TLS). Then a per-verifier rate limit, and a record of what
+ * each verifier fetched for the validation API's disclosure log.
+ *
+ * Answers: 401 with `WWW-Authenticate: Bearer realm="jpki"` for no credential, with `error="invalid_token"`
+ * for a token or certificate that names no live registration (unknown, revoked, self-signed, expired); 403
+ * for a valid credential on a route its kind may not use (/metrics is the operator's: open it to a scraper
+ * with openRoutes); 429 with Retry-After past the verifier's rate. Bodies say only that
+ * (`{"error":"unauthorized"}`): never which part failed, never the token.
+ *
+ * Revocation: the registrations are read from the store at start and again every `refreshMs` (default 1 s),
+ * so a verifier revoked by `jpki verifier revoke` in another process is refused by a running server within
+ * refreshMs plus one store read. A failed read keeps the last registrations and is reported (onError).
+ *
+ * Rate limit: a token bucket per verifier in this process's memory. With `jpki serve --workers N` each worker
+ * keeps its own buckets and the kernel spreads connections, so a verifier spreading its requests over several
+ * connections may get up to N times the configured rate; one keep-alive connection stays on one worker and
+ * gets exactly the rate. (Exact limits across processes would need shared state on every request.)
+ *
+ * Fetch records: each answered request of a verifier is queued in memory and written to the store in
+ * batches (every `flushMs` or `batchSize` records, whichever comes first), off the response path; a store
+ * that fails keeps the queue (up to `maxQueued`, then the oldest are dropped and counted) until it answers.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { TLSSocket } from "node:tls";
+import type { Store, VerifierFetch, VerifierKind, VerifierRecord } from "../store/types.js";
+import { SERVER_ROUTES, type ServerRoute, type VerifierRateLimit } from "../workspace/config.js";
+import { bearerToken, certificateSha256, tokenSha256 } from "../verifier/credentials.js";
+
+/** A scope: what a route serves, as the access log and fetch records name it. */
+export type RouteScope = (typeof SERVER_ROUTES)[ServerRoute] | "other";
+
+/** Which verifier kinds may use each scope: anything not open needs a credential, /metrics none of theirs. */
+export const SCOPE_ACCESS: Readonly<Record<RouteScope, readonly VerifierKind[]>> = Object.freeze({
+  healthz: ["government", "private"],
+  metrics: [],
+  "crl-index": ["government", "private"],
+  crl: ["government", "private"],
+  arl: ["government", "private"],
+  "ca-certificate": ["government", "private"],
+  ocsp: ["government", "private"],
+  other: ["government", "private"],
+});
+
+/** The scope of a request path (below the server's prefix). */
+export function scopeOf(path: string): RouteScope {
+  if (path === "/healthz") return "healthz";
+  if (path === "/metrics") return "metrics";
+  if (path === "/crl/index.json") return "crl-index";
+  if (path.startsWith("/crl/")) return "crl";
+  if (path.startsWith("/arl/")) return "arl";
+  if (path.startsWith("/ca/")) return "ca-certificate";
+  if (path === "/ocsp" || path.startsWith("/ocsp/")) return "ocsp";
+  return "other";
+}
+
+export interface AccessOptions {
+  /** the path of the workspace's baseUrl ("" for none): routes live under it */
+  readonly prefix: string;
+  readonly openRoutes: readonly ServerRoute[];
+  readonly rateLimit: VerifierRateLimit;
+  /** how often registrations are re-read, ms (default 1000): the bound on noticing a revocation */
+  readonly refreshMs?: number;
+  /** fetch records: the longest a record waits in memory, ms (default 1000) */
+  readonly flushMs?: number;
+  readonly batchSize?: number;
+  readonly maxQueued?: number;
+  /** a monotonic clock in ms for the rate limit (default performance.now) */
+  readonly now?: () => number;
+  /** wall-clock time of fetch records */
+  readonly wallClock?: () => Date;
+  readonly onError?: (e: unknown, what: string) => void;
+  /** a request refused (401, 403, 429): for the metrics and the access log */
+  readonly onRefused?: (req: IncomingMessage, status: number, startedAt: number) => void;
+  /** called once with the verifier CA certificate (DER) when it is first seen: the server trusts it for mTLS */
+  readonly onVerifierCa?: (der: Buffer) => void;
+}
+
+/** Who a request is: a verifier, or anonymous on an open route. */
+export type Caller = VerifierRecord | undefined;
+
+const UNAUTHORIZED = '{"error":"unauthorized"}';
+const FORBIDDEN = '{"error":"forbidden"}';
+const RATE_LIMITED = '{"error":"rate limited"}';
+const MISSING = 'Bearer realm="jpki"';
+const INVALID = 'Bearer realm="jpki", error="invalid_token"';
+
+/** Where admit() leaves its decision on the request, for the routes, the access log and the fetch record. */
+const CALLER = Symbol("jpki.verifier");
+const SCOPE = Symbol("jpki.scope");
+type Tagged = IncomingMessage & { [CALLER]?: VerifierRecord; [SCOPE]?: RouteScope };
+
+interface Bucket {
+  tokens: number;
+  last: number;
+}
+
+export class VerifierAccess {
+  readonly #store: Store;
+  readonly #open: ReadonlySet<RouteScope>;
+  readonly #rate: VerifierRateLimit;
+  readonly #refreshMs: number;
+  readonly #flushMs: number;
+  readonly #batchSize: number;
+  readonly #maxQueued: number;
+  readonly #now: () => number;
+  readonly #wall: () => Date;
+  readonly #onError: (e: unknown, what: string) => void;
+  readonly #onVerifierCa: ((der: Buffer) => void) | undefined;
+  readonly #onRefused: ((req: IncomingMessage, status: number, startedAt: number) => void) | undefined;
+  readonly #prefix: string;
+  #caSeen = false;
+  #byToken = new Map<string, VerifierRecord>();
+  #byCert = new Map<string, VerifierRecord>();
+  readonly #buckets = new Map<string, Bucket>();
+  /** the certificate fingerprint of each TLS connection, computed once per connection */
+  readonly #socketCert = new WeakMap<object, string | null>();
+  #queue: VerifierFetch[] = [];
+  #flushing: Promise<void> | undefined;
+  #refreshTimer: NodeJS.Timeout | undefined;
+  #flushTimer: NodeJS.Timeout | undefined;
+  #dropped = 0;
+  #recorded = 0;
+
+  constructor(store: Store, o: AccessOptions) {
+    this.#store = store;
+    this.#open = new Set(o.openRoutes.map((r) => SERVER_ROUTES[r]));
+    this.#rate = o.rateLimit;
+    this.#refreshMs = o.refreshMs ?? 1000;
+    this.#flushMs = o.flushMs ?? 1000;
+    this.#batchSize = o.batchSize ?? 1000;
+    this.#maxQueued = o.maxQueued ?? 100_000;
+    this.#now = o.now ?? (() => performance.now());
+    this.#wall = o.wallClock ?? (() => new Date());
+    this.#onError = o.onError ?? (() => undefined);
+    this.#onVerifierCa = o.onVerifierCa;
+    this.#onRefused = o.onRefused;
+    this.#prefix = o.prefix;
+  }
+
+  /** Reads the registrations (a failure here fails the start) and keeps them fresh until close(). */
+  async start(): Promise<void> {
+    await this.refresh();
+    const tick = () => {
+      this.refresh()
+        .catch((e: unknown) => this.#onError(e, "re-reading the registered verifiers (the previous list stays in force)"))
+        .finally(() => {
+          if (this.#refreshTimer) this.#refreshTimer = setTimeout(tick, this.#refreshMs).unref();
+        });
+    };
+    this.#refreshTimer = setTimeout(tick, this.#refreshMs).unref();
+    this.#flushTimer = setInterval(() => void this.flush(), this.#flushMs).unref();
+  }
+
+  /** Re-reads the registrations now: a revoked verifier is refused from the next request on. */
+  async refresh(): Promise<void> {
+    const byToken = new Map<string, VerifierRecord>();
+    const byCert = new Map<string, VerifierRecord>();
+    for (const v of await this.#store.listVerifiers()) {
+      if (v.revokedAt) {
+        this.#buckets.delete(v.id);
+        continue;
+      }
+      if (v.tokenSha256) byToken.set(v.tokenSha256, v);
+      if (v.certSha256) byCert.set(v.certSha256, v);
+    }
+    if (!this.#caSeen && this.#onVerifierCa) {
+      // The verifier CA is made by the first 'jpki verifier add' with a certificate, maybe while this runs.
+      const ca = await this.#store.getVerifierCa();
+      if (ca) {
+        this.#caSeen = true;
+        this.#onVerifierCa(ca.certificateDer);
+      }
+    }
+    this.#byToken = byToken;
+    this.#byCert = byCert;
+  }
+
+  /** How many fetch records were written, and dropped because the store did not take them. */
+  get fetchRecords(): { readonly recorded: number; readonly dropped: number; readonly queued: number } {
+    return { recorded: this.#recorded, dropped: this.#dropped, queued: this.#queue.length };
+  }
+
+  /** The verifier a client certificate names: one verified against the verifier CA and registered, live. */
+  #certificateCaller(req: IncomingMessage): VerifierRecord | undefined | null {
+    const socket = req.socket as TLSSocket;
+    if (!socket.encrypted) return undefined;
+    let fp = this.#socketCert.get(socket);
+    if (fp === undefined) {
+      // authorized: the chain verified against the verifier CA (the server's `ca`), dates included.
+      const peer = socket.getPeerCertificate();
+      fp = peer && peer.raw ? (socket.authorized ? certificateSha256(peer.raw) : "") : null;
+      this.#socketCert.set(socket, fp);
+    }
+    if (fp === null) return undefined; // no certificate presented
+    return (fp && this.#byCert.get(fp)) || null; // presented, but not one of a live registration
+  }
+
+  /** The scope admit() found for a request. */
+  scopeOfRequest(req: IncomingMessage): RouteScope {
+    return (req as Tagged)[SCOPE] ?? "other";
+  }
+
+  /** The verifier a request's credential named (undefined: anonymous, on an open route). */
+  callerOf(req: IncomingMessage): VerifierRecord | undefined {
+    return (req as Tagged)[CALLER];
+  }
+
+  /**
+   * Decides, before any route runs (on node:http, so published files, OCSP and the fastify routes alike),
+   * who the caller is and whether to answer: true to go on; false when it has answered 401/403/429 itself
+   * (then `onRefused` has counted and logged it).
+   */
+  admit(req: IncomingMessage, res: ServerResponse): boolean {
+    const url = req.url ?? "";
+    const q = url.indexOf("?");
+    const path = q < 0 ? url : url.slice(0, q);
+    const scope = path.startsWith(this.#prefix) ? scopeOf(path.slice(this.#prefix.length)) : "other";
+    const tagged = req as Tagged;
+    tagged[SCOPE] = scope;
+    const token = bearerToken(req.headers.authorization);
+    const byCert = this.#certificateCaller(req);
+    let caller: VerifierRecord | undefined | null;
+    if (token === null) caller = null;
+    else if (token !== undefined) {
+      caller = this.#byToken.get(tokenSha256(token)) ?? null;
+      // Two credentials must name the same verifier.
+      if (caller && byCert !== undefined && byCert !== caller) caller = null;
+    } else caller = byCert;
+    if (caller === null) return this.#refuse(req, res, 401, INVALID, UNAUTHORIZED);
+    if (caller === undefined) return this.#open.has(scope) || this.#refuse(req, res, 401, MISSING, UNAUTHORIZED);
+    tagged[CALLER] = caller;
+    if (!this.#open.has(scope) && !SCOPE_ACCESS[scope].includes(caller.kind)) return this.#refuse(req, res, 403, undefined, FORBIDDEN);
+    const wait = this.#take(caller.id);
+    if (wait > 0) return this.#refuse(req, res, 429, undefined, RATE_LIMITED, String(wait));
+    return true;
+  }
+
+  #refuse(req: IncomingMessage, res: ServerResponse, status: number, challenge: string | undefined, body: string, retryAfter?: string): false {
+    const startedAt = performance.now();
+    const headers: Record<string, string> = { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store", "Content-Length": String(body.length) };
+    if (challenge) headers["WWW-Authenticate"] = challenge;
+    if (retryAfter) headers["Retry-After"] = retryAfter;
+    res.writeHead(status, headers);
+    res.end(req.method === "HEAD" ? undefined : body);
+    this.record(req, status);
+    this.#onRefused?.(req, status, startedAt);
+    return false;
+  }
+
+  /** Takes one request from the verifier's bucket: 0 when allowed, else the seconds until one is. */
+  #take(id: string): number {
+    const rate = this.#rate.perSecond;
+    if (rate === 0) return 0;
+    const now = this.#now();
+    let b = this.#buckets.get(id);
+    if (!b) this.#buckets.set(id, (b = { tokens: this.#rate.burst, last: now }));
+    b.tokens = Math.min(this.#rate.burst, b.tokens + ((now - b.last) / 1000) * rate);
+    b.last = now;
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return Math.max(1, Math.ceil((1 - b.tokens) / rate));
+  }
+
+  /** Queues what a verifier fetched (or was refused), once its answer is sent. */
+  record(req: IncomingMessage, status: number): void {
+    const tagged = req as Tagged;
+    const v = tagged[CALLER];
+    if (!v) return;
+    const url = req.url ?? "";
+    const q = url.indexOf("?");
+    if (this.#queue.length >= this.#maxQueued) {
+      this.#queue.shift();
+      this.#dropped++;
+    }
+    this.#queue.push({ verifierId: v.id, scope: tagged[SCOPE] ?? "other", path: q < 0 ? url : url.slice(0, q), status, at: this.#wall() });
+    if (this.#queue.length >= this.#batchSize && !this.#flushing) void this.flush();
+  }
+
+  /**
+   * Writes the queued fetch records, a batch at a time, until the queue is empty or the store fails (the
+   * batch goes back to the queue, for the next flush).
+   */
+  async flush(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+    while (this.#queue.length) {
+      const batch = this.#queue.splice(0, this.#batchSize);
+      let ok = true;
+      this.#flushing = this.#store
+        .recordVerifierFetches(batch)
+        .then(() => {
+          this.#recorded += batch.length;
+        })
+        .catch((e: unknown) => {
+          ok = false;
+          // Put back in front, within the bound: the disclosure log loses nothing while the store is briefly away.
+          const room = Math.max(0, this.#maxQueued - this.#queue.length);
+          this.#dropped += Math.max(0, batch.length - room);
+          this.#queue.unshift(...batch.slice(batch.length - Math.min(room, batch.length)));
+          this.#onError(e, "recording verifier fetches (kept, retried)");
+        })
+        .finally(() => {
+          this.#flushing = undefined;
+        });
+      await this.#flushing;
+      if (!ok) return;
+    }
+  }
+
+  /** Stops refreshing and writes what is queued. */
+  async close(): Promise<void> {
+    if (this.#refreshTimer) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
+    if (this.#flushTimer) clearInterval(this.#flushTimer);
+    this.#flushTimer = undefined;
+    await this.flush();
+  }
+}
