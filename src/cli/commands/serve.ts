@@ -223,8 +223,24 @@ async function runWorkers(ctx: Context, n: number, signal: AbortSignal, where: s
   await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true })));
   stopping = true;
   const live = Object.values(cluster.workers ?? {}).filter((w) => w && !w.isDead());
-  await Promise.all(live.map((w) => new Promise<void>((resolve) => {
-    w!.once("exit", () => resolve());
-    w!.process.kill("SIGTERM");
-  })));
+  await Promise.all(
+    live.map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          // A worker gets STOP_GRACE_MS to finish its responses and close its store; then it is killed, so a
+          // worker stuck in shutdown (seen once on PostgreSQL under load) never keeps the service from stopping.
+          const deadline = setTimeout(() => {
+            ctx.out.info(`jpki serve: worker ${w!.process.pid} did not stop within ${STOP_GRACE_MS / 1000} s; killing it`);
+            w!.process.kill("SIGKILL");
+          }, STOP_GRACE_MS);
+          w!.once("exit", () => {
+            clearTimeout(deadline);
+            resolve();
+          });
+          w!.process.kill("SIGTERM");
+        }),
+    ),
+  );
 }
+
+const STOP_GRACE_MS = 10_000;
