@@ -15,7 +15,7 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleepFor } from "node:timers/promises";
-import { CrlSchedule, type DueReason } from "../crl/schedule.js";
+import type { DueReason } from "../crl/schedule.js";
 import type { PublishedCrl } from "../crl/publisher.js";
 import type { CrlUpdater } from "../crl/updater.js";
 import { JpkiError, isJpkiError } from "../errors.js";
@@ -57,13 +57,7 @@ export async function watchSpool(ws: Workspace, updater: CrlUpdater, o: WatchOpt
     mkdirSync(d, { recursive: true, mode: 0o700 });
     sweepStaleTemps(d);
   }
-  const schedule = new CrlSchedule({
-    store: ws.store,
-    clock: ws.clock,
-    config: ws.config,
-    publish: (due) => updater.publishDue(due),
-    ...(o.crlIntervalMs !== undefined ? { intervalMs: o.crlIntervalMs } : {}),
-  });
+  const schedule = updater.schedule(o.crlIntervalMs);
   const sleep = o.sleep ?? ((ms: number, signal: AbortSignal) => sleepFor(ms, undefined, { signal }));
   let files = 0;
   let failed = 0;

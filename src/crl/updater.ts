@@ -10,7 +10,7 @@ import { JpkiError } from "../errors.js";
 import { ARL_SCOPE, FULL_SCOPE } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { CrlPublisher, sweepCrlTemps, type PublishedCrl } from "./publisher.js";
-import type { DueCrl } from "./schedule.js";
+import { CrlSchedule, type DueCrl } from "./schedule.js";
 
 export class CrlUpdater {
   readonly #ws: Workspace;
@@ -65,6 +65,12 @@ export class CrlUpdater {
   }
 
   /** Publishes the given CRLs (the schedule's due list): per CA, its full CRL, its partitions in one pass, its ARL. */
+  /** The CRL schedule of this workspace, publishing through this updater (watch and serve both run one). */
+  schedule(intervalMs?: number): CrlSchedule {
+    const ws = this.#ws;
+    return new CrlSchedule({ store: ws.store, clock: ws.clock, config: ws.config, publish: (due) => this.publishDue(due), ...(intervalMs !== undefined ? { intervalMs } : {}) });
+  }
+
   async publishDue(due: readonly DueCrl[]): Promise<PublishedCrl[]> {
     const byCa = new Map<string, { full: boolean; partitions: string[]; arl: boolean }>();
     for (const d of due) {

