@@ -10,7 +10,7 @@ import type { FileHandle } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import type { Clock } from "../pki/clock.js";
 import type { WorkspacePaths } from "../workspace/workspace.js";
-import { decide } from "./http-cache.js";
+import { decide, type Decision } from "./http-cache.js";
 import { CONTENT_TYPE, resolvePublished, type FileVersion, type PublishedFile, type PublishedFiles } from "./published.js";
 
 export interface PublishedRouteOptions {
@@ -29,10 +29,11 @@ export interface PublishedRouteOptions {
 export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   const dirs = [`${o.prefix}/crl/`, `${o.prefix}/arl/`, `${o.prefix}/ca/`];
   const certificateCacheControl = `public, max-age=${o.certificateMaxAgeSeconds}`;
+  const crlCacheControl = `public, max-age=${o.crlMaxAgeSeconds}`;
   const cacheControl = (file: PublishedFile, v: FileVersion) => {
     if (file.kind === "ca-certificate") return certificateCacheControl;
     const untilNext = v.nextUpdate ? Math.floor((v.nextUpdate.getTime() - o.clock.now().getTime()) / 1000) : 0;
-    return `public, max-age=${Math.max(0, Math.min(o.crlMaxAgeSeconds, untilNext))}`;
+    return untilNext >= o.crlMaxAgeSeconds ? crlCacheControl : `public, max-age=${Math.max(0, untilNext)}`;
   };
   // What a path names never changes: resolved once per distinct path (bounded, so a scan of random paths
   // cannot grow it without limit).
@@ -56,18 +57,17 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
   const notFound = (req: IncomingMessage, res: ServerResponse, startedAt: number) =>
     answer(req, res, 404, { "Content-Type": "application/json; charset=utf-8" }, startedAt, JSON.stringify({ error: "not published", path: req.url }));
 
-  async function send(req: IncomingMessage, res: ServerResponse, file: PublishedFile, v: FileVersion, handle: FileHandle | undefined, startedAt: number) {
-    const d = decide(req.method!, req.headers, v);
-    const headers: Record<string, string> = { ETag: v.etag, "Last-Modified": v.lastModifiedHttp, "Cache-Control": cacheControl(file, v), "Accept-Ranges": "bytes" };
-    if (d.status === 304 && !handle) {
+  /** Answers from what is known of a version without reading the file: a 304 (or 412/416, HEAD) or a small file's body. */
+  function sendKnown(req: IncomingMessage, res: ServerResponse, file: PublishedFile, v: FileVersion, d: Decision, startedAt: number): void {
+    if (d.status === 304) {
       // The poll of an unchanged file, the hot path: raw header pairs, nothing else.
-      res.writeHead(304, ["ETag", v.etag, "Last-Modified", v.lastModifiedHttp, "Cache-Control", headers["Cache-Control"]!, "Accept-Ranges", "bytes"]);
+      res.writeHead(304, ["ETag", v.etag, "Last-Modified", v.lastModifiedHttp, "Cache-Control", cacheControl(file, v), "Accept-Ranges", "bytes"]);
       res.end();
       o.onResponse(req, 304, startedAt);
       return;
     }
-    if (d.status === 304 || d.status === 412 || d.status === 416 || req.method === "HEAD") {
-      await handle?.close();
+    const headers: Record<string, string> = { ETag: v.etag, "Last-Modified": v.lastModifiedHttp, "Cache-Control": cacheControl(file, v), "Accept-Ranges": "bytes" };
+    if (d.status === 412 || d.status === 416 || req.method === "HEAD") {
       if (d.status === 416) headers["Content-Range"] = `bytes */${v.size}`;
       if (req.method === "HEAD" && d.status === 200) {
         headers["Content-Type"] = CONTENT_TYPE[file.kind];
@@ -82,10 +82,26 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
     headers["Content-Type"] = CONTENT_TYPE[file.kind];
     headers["Content-Length"] = String(end - start + 1);
     if (d.status === 206) headers["Content-Range"] = `bytes ${start}-${end}/${v.size}`;
-    if (!handle || v.size === 0) {
-      await handle?.close();
-      return answer(req, res, d.status, headers, startedAt, v.body ? v.body.subarray(start, end + 1) : "");
+    answer(req, res, d.status, headers, startedAt, v.body ? v.body.subarray(start, end + 1) : "");
+  }
+
+  /** Streams a large file's version from its open descriptor (or answers without it, closing it). */
+  async function sendOpened(req: IncomingMessage, res: ServerResponse, file: PublishedFile, v: FileVersion, handle: FileHandle, startedAt: number) {
+    const d = decide(req.method!, req.headers, v);
+    if ((d.status !== 200 && d.status !== 206) || req.method === "HEAD" || v.size === 0) {
+      await handle.close();
+      return sendKnown(req, res, file, v, d, startedAt);
     }
+    const [start, end] = d.status === 206 ? [d.start, d.end] : [0, v.size - 1];
+    const headers: Record<string, string> = {
+      ETag: v.etag,
+      "Last-Modified": v.lastModifiedHttp,
+      "Cache-Control": cacheControl(file, v),
+      "Accept-Ranges": "bytes",
+      "Content-Type": CONTENT_TYPE[file.kind],
+      "Content-Length": String(end - start + 1),
+    };
+    if (d.status === 206) headers["Content-Range"] = `bytes ${start}-${end}/${v.size}`;
     res.writeHead(d.status, headers);
     // The descriptor holds this version even if the file is replaced meanwhile: never a torn body. A client
     // that goes away ends the pipeline, which closes the descriptor.
@@ -94,14 +110,14 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
     o.onResponse(req, d.status, startedAt);
   }
 
-  async function serve(req: IncomingMessage, res: ServerResponse, file: PublishedFile, startedAt: number) {
-    // A poll of an unchanged file, or a small file already read: answered from what `current` vouches for.
-    const seen = o.files.current(file.path);
-    if (seen && (seen.body || decide(req.method!, req.headers, seen).status === 304)) return send(req, res, file, seen, undefined, startedAt);
+  async function openAndSend(req: IncomingMessage, res: ServerResponse, file: PublishedFile, startedAt: number) {
     const opened = await o.files.open(file.path);
     if (!opened) return notFound(req, res, startedAt);
-    if (opened.version.body) await opened.handle.close();
-    return send(req, res, file, opened.version, opened.version.body ? undefined : opened.handle, startedAt);
+    if (opened.version.body) {
+      await opened.handle.close();
+      return sendKnown(req, res, file, opened.version, decide(req.method!, req.headers, opened.version), startedAt);
+    }
+    return sendOpened(req, res, file, opened.version, opened.handle, startedAt);
   }
 
   return (req, res) => {
@@ -116,7 +132,17 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
       notFound(req, res, startedAt);
       return true;
     }
-    serve(req, res, file, startedAt).catch(() => {
+    // A poll of an unchanged file, or a small file already read: answered now, from what `current` vouches
+    // for (no promise, no file access); anything else opens the file.
+    const seen = o.files.current(file.path);
+    if (seen) {
+      const d = decide(req.method!, req.headers, seen);
+      if (seen.body || d.status === 304) {
+        sendKnown(req, res, file, seen, d, startedAt);
+        return true;
+      }
+    }
+    openAndSend(req, res, file, startedAt).catch(() => {
       if (!res.headersSent) answer(req, res, 500, { "Content-Type": "application/json; charset=utf-8" }, startedAt, JSON.stringify({ error: "the file could not be read" }));
       else res.destroy();
     });

@@ -378,7 +378,7 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(await s.initVerifierCa({ ...first, encryptedKeyPem: "pem-2" })).toEqual(first);
       expect(await s.getVerifierCa()).toEqual(first);
       await s.recordVerifierFetches([]);
-      const f = (verifierId: string, status: number, at: number) => ({ verifierId, scope: "crl", path: "/crl/13-sig.crl", status, at: new Date(at) });
+      const f = (verifierId: string, status: number, at: number) => ({ verifierId, scope: "crl", path: "/crl/13-sig.crl", status, at: new Date(at), count: at, lastAt: new Date(at + 500) });
       await s.recordVerifierFetches([f("v-01", 200, 1), f("v-02", 304, 2)]);
       await s.recordVerifierFetches([f("v-01", 304, 3)]);
       expect(await s.listVerifierFetches()).toEqual([f("v-01", 200, 1), f("v-02", 304, 2), f("v-01", 304, 3)]);

@@ -113,9 +113,9 @@ async function populate(s: Store): Promise<void> {
   await s.putVerifier({ id: "v-bb", name: "民間認証 株式会社", kind: "private", tokenSha256: undefined, certSha256: "22".repeat(32), certNotAfter: new Date(T + 86_400_000), createdAt: new Date(T + 42_000), revokedAt: undefined });
   await s.revokeVerifier("v-bb", new Date(T + 43_000));
   await s.recordVerifierFetches([
-    { verifierId: "v-bb", scope: "crl", path: "/crl/13-sig.crl", status: 200, at: new Date(T + 42_500) },
-    { verifierId: "v-aa", scope: "crl", path: "/crl/13-sig.crl", status: 304, at: new Date(T + 44_000) },
-    { verifierId: "v-aa", scope: "ca-certificate", path: "/ca/13-sig.crt", status: 200, at: new Date(T + 44_000) },
+    { verifierId: "v-bb", scope: "crl", path: "/crl/13-sig.crl", status: 200, at: new Date(T + 42_500), count: 1, lastAt: new Date(T + 42_500) },
+    { verifierId: "v-aa", scope: "crl", path: "/crl/13-sig.crl", status: 304, at: new Date(T + 44_000), count: 1234, lastAt: new Date(T + 44_999) },
+    { verifierId: "v-aa", scope: "ca-certificate", path: "/ca/13-sig.crt", status: 200, at: new Date(T + 44_000), count: 2, lastAt: new Date(T + 44_001) },
   ]);
 }
 

@@ -142,7 +142,7 @@ describe("PostgresStore specifics", () => {
       expect(await s.countResidents()).toBe(1);
       expect(await s.listVerifiers()).toEqual([]);
       await s.putVerifier({ id: "v-1", name: "n", kind: "government", tokenSha256: "ee".repeat(32), certSha256: undefined, certNotAfter: undefined, createdAt: new Date(1), revokedAt: undefined });
-      await s.recordVerifierFetches([{ verifierId: "v-1", scope: "crl", path: "/crl/13-sig.crl", status: 304, at: new Date(2) }]);
+      await s.recordVerifierFetches([{ verifierId: "v-1", scope: "crl", path: "/crl/13-sig.crl", status: 304, at: new Date(2), count: 1, lastAt: new Date(2) }]);
       expect((await s.listVerifierFetches()).map((f) => f.status)).toEqual([304]);
       await s.close();
       expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe(String(PG_SCHEMA_VERSION));

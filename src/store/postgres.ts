@@ -241,6 +241,11 @@ export const PG_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX verifier_fetches_verifier ON verifier_fetches (verifier_id, id);
   `,
+  // 5: aggregated fetch records, as SQLite migration 11 (sqlite.ts says why).
+  `
+  ALTER TABLE verifier_fetches ADD COLUMN count integer NOT NULL DEFAULT 1;
+  ALTER TABLE verifier_fetches ADD COLUMN last_at bigint;
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;
@@ -1307,9 +1312,9 @@ export class PostgresStore implements Store {
     // One statement for the whole batch (unnest'ed arrays): one round trip, one commit.
     await this.#query(
       "recording verifier fetches",
-      `INSERT INTO verifier_fetches (verifier_id, scope, path, status, at)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[])`,
-      [fetches.map((f) => f.verifierId), fetches.map((f) => f.scope), fetches.map((f) => f.path), fetches.map((f) => f.status), fetches.map((f) => f.at.getTime())],
+      `INSERT INTO verifier_fetches (verifier_id, scope, path, status, at, count, last_at)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::int[], $7::bigint[])`,
+      [fetches.map((f) => f.verifierId), fetches.map((f) => f.scope), fetches.map((f) => f.path), fetches.map((f) => f.status), fetches.map((f) => f.at.getTime()), fetches.map((f) => f.count), fetches.map((f) => f.lastAt.getTime())],
     );
   }
 
@@ -1644,9 +1649,9 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
       const r = b.records;
       // In dump order, so the ids (bigserial) keep the order the fetches were recorded in.
       await c.query(
-        `INSERT INTO verifier_fetches (verifier_id, scope, path, status, at)
-         SELECT v, s, p, st, a FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[]) WITH ORDINALITY AS u(v, s, p, st, a, n) ORDER BY n`,
-        [col(r, (x) => x.verifierId), col(r, (x) => x.scope), col(r, (x) => x.path), col(r, (x) => x.status), col(r, (x) => x.at.getTime())],
+        `INSERT INTO verifier_fetches (verifier_id, scope, path, status, at, count, last_at)
+         SELECT v, s, p, st, a, c, l FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::int[], $7::bigint[]) WITH ORDINALITY AS u(v, s, p, st, a, c, l, n) ORDER BY n`,
+        [col(r, (x) => x.verifierId), col(r, (x) => x.scope), col(r, (x) => x.path), col(r, (x) => x.status), col(r, (x) => x.at.getTime()), col(r, (x) => x.count), col(r, (x) => x.lastAt.getTime())],
       );
       return;
     }

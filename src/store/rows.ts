@@ -195,10 +195,19 @@ export interface VerifierFetchRowDb {
   path: string;
   status: number;
   at: Int;
+  count: Int;
+  /** null in rows written before schema 11 (SQLite) / 5 (PostgreSQL): one fetch, at `at` */
+  last_at: Int | null;
 }
 
 export function toVerifierFetch(r: VerifierFetchRowDb): VerifierFetch {
-  return { verifierId: r.verifier_id, scope: r.scope, path: r.path, status: Number(r.status), at: new Date(Number(r.at)) };
+  const at = Number(r.at);
+  return { verifierId: r.verifier_id, scope: r.scope, path: r.path, status: Number(r.status), at: new Date(at), count: Number(r.count), lastAt: new Date(r.last_at === null ? at : Number(r.last_at)) };
+}
+
+/** A fetch record's columns in insert order (verifier_id, scope, path, status, at, count, last_at). */
+export function verifierFetchValues(f: VerifierFetch): [string, string, string, number, number, number, number] {
+  return [f.verifierId, f.scope, f.path, f.status, f.at.getTime(), f.count, f.lastAt.getTime()];
 }
 
 export function toVerifierCa(r: { cert_der: Buffer; key_pem: string; created_at: Int }): VerifierCaRecord {

@@ -19,6 +19,7 @@ import {
   toVerifier,
   toVerifierCa,
   toVerifierFetch,
+  verifierFetchValues,
   verifierValues,
   type CertRowDb,
   type CrlRowDb,
@@ -223,6 +224,13 @@ export const MIGRATIONS: readonly Migration[] = [
     at INTEGER NOT NULL
   );
   CREATE INDEX verifier_fetches_verifier ON verifier_fetches (verifier_id, id);
+  `,
+  // 11: a fetch record stands for `count` identical fetches (verifier, path, status) answered from `at` to
+  // `last_at`: jpki serve aggregates polls per flush interval, where a row per request cost a quarter of a
+  // 304's CPU and grew the table by every poll. Older rows are single fetches (count 1, last_at NULL = at).
+  `
+  ALTER TABLE verifier_fetches ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+  ALTER TABLE verifier_fetches ADD COLUMN last_at INTEGER;
   `,
 ];
 
@@ -1240,9 +1248,9 @@ export class SqliteStore implements Store {
   recordVerifierFetches(fetches: readonly VerifierFetch[]): Promise<void> {
     if (!fetches.length) return Promise.resolve();
     return this.#run("recording verifier fetches", () => {
-      const ins = (this.#fetchInsert ??= this.#db.prepare("INSERT INTO verifier_fetches (verifier_id, scope, path, status, at) VALUES (?, ?, ?, ?, ?)"));
+      const ins = (this.#fetchInsert ??= this.#db.prepare("INSERT INTO verifier_fetches (verifier_id, scope, path, status, at, count, last_at) VALUES (?, ?, ?, ?, ?, ?, ?)"));
       this.#db.transaction(() => {
-        for (const f of fetches) ins.run(f.verifierId, f.scope, f.path, f.status, f.at.getTime());
+        for (const f of fetches) ins.run(...verifierFetchValues(f));
       }).immediate();
     });
   }
@@ -1347,7 +1355,7 @@ export class SqliteStore implements Store {
         ),
         verifierCa: db.prepare("INSERT INTO verifier_ca (id, cert_der, key_pem, created_at) VALUES (1, ?, ?, ?)"),
         verifiers: db.prepare("INSERT INTO verifiers (id, name, kind, token_sha256, cert_sha256, cert_not_after, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
-        verifierFetches: db.prepare("INSERT INTO verifier_fetches (verifier_id, scope, path, status, at) VALUES (?, ?, ?, ?, ?)"),
+        verifierFetches: db.prepare("INSERT INTO verifier_fetches (verifier_id, scope, path, status, at, count, last_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
       },
     };
   }
@@ -1593,7 +1601,7 @@ export class SqliteStore implements Store {
               for (const r of b.records) ins.verifiers.run(...verifierValues(r));
               break;
             case "verifierFetches":
-              for (const r of b.records) ins.verifierFetches.run(r.verifierId, r.scope, r.path, r.status, r.at.getTime());
+              for (const r of b.records) ins.verifierFetches.run(...verifierFetchValues(r));
               break;
           }
         } catch (e) {

@@ -293,7 +293,15 @@ export interface VerifierFetch {
   /** the path asked for, without the query */
   readonly path: string;
   readonly status: number;
+  /** when the first of these fetches was answered */
   readonly at: Date;
+  /**
+   * How many identical fetches (same verifier, path and status) this record stands for, answered between `at`
+   * and `lastAt`: jpki serve aggregates a verifier's polls per flush interval (server/access.ts) instead of a
+   * row per request.
+   */
+  readonly count: number;
+  readonly lastAt: Date;
 }
 
 export interface Store {

@@ -1,0 +1,152 @@
+/**
+ * Fetch records of registered verifiers (access.ts): counted per (verifier, path, status) and flush interval,
+ * written as one record each, kept while the store fails, bounded.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { describe, expect, it } from "vitest";
+import type { Store, VerifierFetch, VerifierRecord } from "../store/types.js";
+import { tokenSha256 } from "../verifier/credentials.js";
+import { VerifierAccess } from "./access.js";
+
+const TOKEN_A = "jpkiv_" + "A".repeat(43);
+const TOKEN_B = "jpkiv_" + "B".repeat(43);
+const verifier = (id: string, token: string): VerifierRecord => ({ id, name: id, kind: "government", tokenSha256: tokenSha256(token), certSha256: undefined, certNotAfter: undefined, createdAt: new Date(0), revokedAt: undefined });
+
+/** A store with just what VerifierAccess uses; `failing` makes writes throw. */
+function fakeStore() {
+  const written: VerifierFetch[][] = [];
+  const s = {
+    failing: false,
+    written,
+    verifiers: [verifier("v-a", TOKEN_A), verifier("v-b", TOKEN_B)],
+    listVerifiers: async () => s.verifiers,
+    getVerifierCa: async () => undefined,
+    recordVerifierFetches: async (batch: readonly VerifierFetch[]) => {
+      if (s.failing) throw Object.assign(new Error("disk full"), { code: "ERR_STORE" });
+      written.push([...batch]);
+    },
+  };
+  return s;
+}
+
+function request(url: string, token?: string): IncomingMessage {
+  return { url, method: "GET", headers: token ? { authorization: `Bearer ${token}` } : {}, socket: { encrypted: false } } as unknown as IncomingMessage;
+}
+const response = () => ({ writeHead() {}, end() {} }) as unknown as ServerResponse;
+
+async function access(store: ReturnType<typeof fakeStore>, wall: { t: number }, o: { maxQueued?: number; batchSize?: number } = {}) {
+  const errors: string[] = [];
+  const a = new VerifierAccess(store as unknown as Store, {
+    prefix: "",
+    openRoutes: ["/healthz"],
+    rateLimit: { perSecond: 0, burst: 0 },
+    flushMs: 3_600_000,
+    wallClock: () => new Date(wall.t),
+    onError: (_e, what) => errors.push(what),
+    ...o,
+  });
+  await a.start();
+  /** a request answered with `status` */
+  const fetch = (url: string, status: number, token?: string) => {
+    const req = request(url, token);
+    if (a.admit(req, response())) a.record(req, status);
+  };
+  return { a, fetch, errors };
+}
+
+describe("verifier credentials", () => {
+  it("refuses a revoked verifier's token from the next refresh on, though its header was seen before", async () => {
+    const store = fakeStore();
+    const { a } = await access(store, { t: 0 });
+    const status = (token: string | undefined) => {
+      let got = 200;
+      const res = { writeHead: (s: number) => (got = s), end() {} } as unknown as ServerResponse;
+      a.admit(request("/crl/13-sig.crl", token), res);
+      return got;
+    };
+    expect([status(TOKEN_A), status(TOKEN_A), status(TOKEN_B), status(undefined), status("jpkiv_" + "C".repeat(43))]).toEqual([200, 200, 200, 401, 401]);
+    store.verifiers = [{ ...verifier("v-a", TOKEN_A), revokedAt: new Date(1) }, verifier("v-b", TOKEN_B)];
+    expect(status(TOKEN_A)).toBe(200); // until the refresh
+    await a.refresh();
+    expect([status(TOKEN_A), status(TOKEN_B)]).toEqual([401, 200]);
+    await a.close();
+  });
+});
+
+describe("verifier fetch records", () => {
+  it("writes one record per (verifier, path, status) per interval, counting the fetches from first to last", async () => {
+    const store = fakeStore();
+    const wall = { t: 1_000 };
+    const { a, fetch } = await access(store, wall);
+    for (let i = 0; i < 3; i++) fetch("/crl/13-sig.crl", 304, TOKEN_A), (wall.t += 10);
+    fetch("/crl/13-sig.crl?x=1", 200, TOKEN_A);
+    wall.t += 5;
+    fetch("/crl/13-sig.crl", 304, TOKEN_B);
+    fetch("/ca/13-sig.crt", 200, TOKEN_A);
+    fetch("/healthz", 200); // anonymous, on an open route: nobody's fetch
+    await a.flush();
+    const byKey = (f: VerifierFetch) => `${f.verifierId} ${f.path} ${f.status}`;
+    expect(store.written.flat().sort((x, y) => (byKey(x) < byKey(y) ? -1 : 1))).toEqual([
+      { verifierId: "v-a", scope: "ca-certificate", path: "/ca/13-sig.crt", status: 200, at: new Date(1_035), count: 1, lastAt: new Date(1_035) },
+      { verifierId: "v-a", scope: "crl", path: "/crl/13-sig.crl", status: 200, at: new Date(1_030), count: 1, lastAt: new Date(1_030) },
+      { verifierId: "v-a", scope: "crl", path: "/crl/13-sig.crl", status: 304, at: new Date(1_000), count: 3, lastAt: new Date(1_020) },
+      { verifierId: "v-b", scope: "crl", path: "/crl/13-sig.crl", status: 304, at: new Date(1_035), count: 1, lastAt: new Date(1_035) },
+    ]);
+    expect(a.fetchRecords).toEqual({ recorded: 4, fetches: 6, dropped: 0, queued: 0 });
+    // the next interval starts its own counts
+    fetch("/crl/13-sig.crl", 304, TOKEN_A);
+    await a.flush();
+    expect(store.written.at(-1)).toEqual([{ verifierId: "v-a", scope: "crl", path: "/crl/13-sig.crl", status: 304, at: new Date(1_035), count: 1, lastAt: new Date(1_035) }]);
+    await a.close();
+  });
+
+  it("keeps the records while the store fails and writes them when it answers", async () => {
+    const store = fakeStore();
+    const wall = { t: 0 };
+    const { a, fetch, errors } = await access(store, wall);
+    store.failing = true;
+    fetch("/crl/13-sig.crl", 304, TOKEN_A);
+    fetch("/crl/13-sig.crl", 304, TOKEN_A);
+    await a.flush();
+    expect(errors).toHaveLength(1);
+    expect(a.fetchRecords).toMatchObject({ recorded: 0, dropped: 0, queued: 1 });
+    wall.t = 2_000;
+    fetch("/crl/13-sig.crl", 304, TOKEN_A);
+    store.failing = false;
+    await a.close();
+    expect(store.written.flat().map((f) => [f.count, f.at.getTime(), f.lastAt.getTime()])).toEqual([
+      [2, 0, 0],
+      [1, 2_000, 2_000],
+    ]);
+    expect(a.fetchRecords).toEqual({ recorded: 2, fetches: 3, dropped: 0, queued: 0 });
+  });
+
+  it("drops the oldest records past maxQueued and counts them", async () => {
+    const store = fakeStore();
+    const { a, fetch } = await access(store, { t: 0 }, { maxQueued: 2 });
+    store.failing = true;
+    for (const p of ["/crl/a.crl", "/crl/b.crl", "/crl/c.crl"]) fetch(p, 404, TOKEN_A);
+    await a.flush();
+    store.failing = false;
+    await a.flush();
+    expect(store.written.flat().map((f) => f.path)).toEqual(["/crl/b.crl", "/crl/c.crl"]);
+    expect(a.fetchRecords).toMatchObject({ recorded: 2, dropped: 1 });
+    await a.close();
+  });
+
+  it("writes early once batchSize distinct fetches gather", async () => {
+    const store = fakeStore();
+    const { a, fetch } = await access(store, { t: 0 }, { batchSize: 3 });
+    for (let i = 0; i < 10; i++) fetch("/crl/13-sig.crl", 304, TOKEN_A); // one record, however many polls
+    expect(store.written).toHaveLength(0);
+    fetch("/crl/x.crl", 404, TOKEN_A);
+    fetch("/crl/y.crl", 404, TOKEN_A);
+    await new Promise((r) => setImmediate(r));
+    expect(store.written.flat().map((f) => [f.path, f.count])).toEqual([
+      ["/crl/13-sig.crl", 10],
+      ["/crl/x.crl", 1],
+      ["/crl/y.crl", 1],
+    ]);
+    await a.close();
+  });
+});
