@@ -83,6 +83,32 @@ describe("OcspResponder", () => {
     expect((await responder.answer("13-sig", request([certIdFor("0a01", "sha256")]))).statuses).toEqual(["good"]);
   });
 
+  it("answers a GET repeated by its URL encoding from the cache, with the same checks as answer()", async () => {
+    expect(responder.preProducedFor("13-sig", "ENC")).toBeUndefined();
+    const first = await responder.answer("13-sig", request([certIdFor("0a01")]), "ENC");
+    const again = responder.preProducedFor("13-sig", "ENC")!;
+    expect(again).toMatchObject({ responseStatus: "successful", statuses: ["good"], preProduced: true });
+    expect(again.der.equals(first.der)).toBe(true);
+    expect(again.cache!.producedAtHttp).toBe(again.cache!.producedAt.toUTCString());
+    expect(responder.preProducedFor("13-auth", "ENC")).toBeUndefined(); // the encoding is remembered per CA
+    expect(responder.preProducedFor("13-sig", "ENC2")).toBeUndefined();
+    // a revocation at the CA (of another certificate) seen by a poll: the entry is older, not served
+    const items2 = { ...items, name: "山田　花子" };
+    await ws.store.upsertResidents([{ residentCode: "r2", municipalityCode: "131016", fourItems: items2, status: "active" }]);
+    await ws.store.commitIssuances([{ serial: "0a02", caId: "13-sig", type: "signature", residentCode: "r2", municipalityCode: "131016", fourItems: items2, notBefore: clock.now(), notAfter: new Date("2033-01-01T00:00:00Z"), issuedAt: clock.now(), der: Buffer.from([0x30, 0]) }]);
+    await ws.store.revoke({ serial: "0a02", revokedAt: clock.now(), reason: 1, source: "manual" });
+    expect(responder.preProducedFor("13-sig", "ENC")).toBeDefined(); // until the poll
+    await responder.refresh();
+    expect(responder.preProducedFor("13-sig", "ENC")).toBeUndefined();
+    const fresh = await responder.answer("13-sig", request([certIdFor("0a01")]), "ENC");
+    expect(fresh.preProduced).toBe(false);
+    expect(responder.preProducedFor("13-sig", "ENC")!.der.equals(fresh.der)).toBe(true);
+    // past the refresh age (half the validity) it is signed again
+    clock.advance(1800_001);
+    expect(responder.preProducedFor("13-sig", "ENC")).toBeUndefined();
+    await responder.refresh();
+  });
+
   it("answers a nonce fresh and echoes it; several CertIDs in one request fresh too", async () => {
     const a = await responder.answer("13-sig", request([certIdFor("0a01")], Buffer.alloc(16, 9)));
     expect(a.preProduced).toBe(false);

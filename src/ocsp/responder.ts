@@ -65,7 +65,21 @@ export interface OcspAnswer {
   /** answered from the pre-produced cache, no signature made */
   readonly preProduced: boolean;
   /** for RFC 5019 caching headers: set on successful answers without a nonce */
-  readonly cache?: { readonly producedAt: Date; readonly nextUpdate: Date; readonly etag: string };
+  readonly cache?: AnswerCache;
+}
+
+export interface AnswerCache {
+  readonly producedAt: Date;
+  readonly nextUpdate: Date;
+  readonly etag: string;
+  /** producedAt and nextUpdate as HTTP-dates (Last-Modified, Expires), formatted once per answer */
+  readonly producedAtHttp: string;
+  readonly nextUpdateHttp: string;
+}
+
+/** RFC 5019 §6.2's validators and dates of an answer. toUTCString is the IMF-fixdate HTTP wants (RFC 9110 §5.6.7). */
+function answerCache(producedAt: Date, nextUpdate: Date, etag: string): AnswerCache {
+  return { producedAt, nextUpdate, etag, producedAtHttp: producedAt.toUTCString(), nextUpdateHttp: nextUpdate.toUTCString() };
 }
 
 interface CaHashes {
@@ -88,6 +102,10 @@ interface Entry {
   readonly revision: number;
   /** not served after this (ms) */
   readonly until: number;
+  /** the answer as served from the cache, made once */
+  readonly answer: OcspAnswer;
+  /** when the entry last moved to the young end of the LRU order (ms) */
+  touched: number;
 }
 
 const HASH_NAMES = Object.values(CERT_ID_HASHES);
@@ -120,7 +138,13 @@ export class OcspResponder {
   #cas = new Map<string, CaHashes>();
   #responders = new Map<string, Responder>();
   readonly #cache = new Map<string, Entry>();
-  readonly #inflight = new Map<string, { readonly revision: number; readonly p: Promise<{ entry: Entry; signed: boolean }> }>();
+  /**
+   * GET requests (RFC 5019) answered from the cache before, by CA and by their URL encoding as sent: the cache
+   * key they decoded to. A poll repeating a GET is then answered without decoding or parsing it (preProducedFor).
+   */
+  #byGet = new Map<string, Map<string, string>>();
+  #byGetSize = 0;
+  readonly #inflight = new Map<string, { readonly revision: number; readonly p: Promise<{ entry: Entry; signed: boolean; key: string }> }>();
   #timer: NodeJS.Timeout | undefined;
   #polling: Promise<void> | undefined;
 
@@ -194,8 +218,38 @@ export class OcspResponder {
     this.#lastReload = now;
   }
 
-  /** Answers a DER OCSPRequest about `caId`'s certificates. Never throws: every failure is an OCSP status. */
-  async answer(caId: string, body: Uint8Array): Promise<OcspAnswer> {
+  /**
+   * The pre-produced answer to a GET whose URL encoding (`encoded`, the path part after the CA) was answered
+   * from the cache before, if it may still be served: no decoding, no parsing, no promise. The same checks as
+   * answer()'s (the responder's certificate current, the entry neither expired nor older than a revocation
+   * seen since); undefined when any fails or the request is new: then decode it and call answer().
+   */
+  preProducedFor(caId: string, encoded: string): OcspAnswer | undefined {
+    const key = this.#byGet.get(caId)?.get(encoded);
+    if (key === undefined) return undefined;
+    const hit = this.#cache.get(key);
+    if (!hit) return undefined;
+    const now = this.#o.clock.now().getTime();
+    const responder = this.#responders.get(caId);
+    if (!responder || responder.notAfter.getTime() <= now || !this.#usable(caId, hit, now)) return undefined;
+    this.#touch(key, hit, now);
+    return hit.answer;
+  }
+
+  /** Moves an entry to the young end of the LRU order, at most once a second (a Map delete and set per poll showed). */
+  #touch(key: string, e: Entry, now: number): void {
+    if (now - e.touched < 1000) return;
+    e.touched = now;
+    this.#cache.delete(key);
+    this.#cache.set(key, e);
+  }
+
+  /**
+   * Answers a DER OCSPRequest about `caId`'s certificates. Never throws: every failure is an OCSP status.
+   * `getEncoding`: the request's encoding in a GET URL, remembered for preProducedFor when the answer is a
+   * pre-produced one.
+   */
+  async answer(caId: string, body: Uint8Array, getEncoding?: string): Promise<OcspAnswer> {
     let req;
     try {
       req = parseOcspRequest(body);
@@ -212,8 +266,9 @@ export class OcspResponder {
     if (!responder || responder.notAfter.getTime() <= now.getTime()) return unsigned("tryLater");
     try {
       if (req.certIds.length === 1 && !req.nonce) {
-        const { entry, signed } = await this.#preProduced(caId, req.certIds[0]!, responder, now);
-        return { der: entry.der, responseStatus: "successful", statuses: [entry.kind], preProduced: !signed, cache: { producedAt: entry.producedAt, nextUpdate: entry.nextUpdate, etag: entry.etag } };
+        const { entry, signed, key } = await this.#preProduced(caId, req.certIds[0]!, responder, now);
+        if (getEncoding !== undefined) this.#rememberGet(caId, getEncoding, key);
+        return signed ? { ...entry.answer, preProduced: false } : entry.answer;
       }
       const statuses = await Promise.all(req.certIds.map((c, i) => (ours[i] ? this.#status(caId, c) : ({ kind: "unknown" } as const))));
       const nextUpdate = this.#nextUpdate(now, responder);
@@ -228,7 +283,7 @@ export class OcspResponder {
         responseStatus: "successful",
         statuses: statuses.map((s) => s.kind),
         preProduced: false,
-        ...(req.nonce ? {} : { cache: { producedAt: now, nextUpdate, etag: responseEtag(der) } }),
+        ...(req.nonce ? {} : { cache: answerCache(now, nextUpdate, responseEtag(der)) }),
       };
     } catch {
       return unsigned("internalError");
@@ -253,14 +308,25 @@ export class OcspResponder {
     return e.revision >= (this.#revisions.get(caId) ?? 0);
   }
 
-  async #preProduced(caId: string, c: CertId, responder: Responder, now: Date): Promise<{ entry: Entry; signed: boolean }> {
+  #rememberGet(caId: string, encoded: string, key: string): void {
+    // Bounded like the cache: a client inventing encodings (percent-encoding variants) cannot grow it.
+    if (this.#byGetSize >= this.#maxEntries) {
+      this.#byGet = new Map();
+      this.#byGetSize = 0;
+    }
+    let m = this.#byGet.get(caId);
+    if (!m) this.#byGet.set(caId, (m = new Map()));
+    if (!m.has(encoded)) this.#byGetSize++;
+    m.set(encoded, key);
+  }
+
+  async #preProduced(caId: string, c: CertId, responder: Responder, now: Date): Promise<{ entry: Entry; signed: boolean; key: string }> {
     const key = `${caId}\0${c.der.toString("latin1")}`;
     const t = now.getTime();
     const hit = this.#cache.get(key);
     if (hit && this.#usable(caId, hit, t)) {
-      this.#cache.delete(key);
-      this.#cache.set(key, hit);
-      return { entry: hit, signed: false };
+      this.#touch(key, hit, t);
+      return { entry: hit, signed: false, key };
     }
     // A request joins one being produced for the same CertID, unless a revocation was seen since it started.
     const revision = this.#revisions.get(caId) ?? 0;
@@ -272,11 +338,13 @@ export class OcspResponder {
         const nextUpdate = this.#nextUpdate(now, responder);
         const der = await signedResponse({ responder: responder.identity, producedAt: now, answers: [{ certIdDer: c.der, status, thisUpdate: now, nextUpdate }] });
         const ttl = status.kind === "unknown" ? Math.min(this.#unknownTtlMs, this.#refreshAfterMs) : this.#refreshAfterMs;
-        const entry: Entry = { der, etag: responseEtag(der), kind: status.kind, producedAt: now, nextUpdate, revision, until: Math.min(t + ttl, nextUpdate.getTime()) };
+        const etag = responseEtag(der);
+        const answer: OcspAnswer = { der, responseStatus: "successful", statuses: [status.kind], preProduced: true, cache: answerCache(now, nextUpdate, etag) };
+        const entry: Entry = { der, etag, kind: status.kind, producedAt: now, nextUpdate, revision, until: Math.min(t + ttl, nextUpdate.getTime()), answer, touched: t };
         this.#cache.delete(key);
         this.#cache.set(key, entry);
         while (this.#cache.size > this.#maxEntries) this.#cache.delete(this.#cache.keys().next().value!);
-        return { entry, signed: true };
+        return { entry, signed: true, key };
       })().finally(() => {
         if (this.#inflight.get(key)?.p === p) this.#inflight.delete(key);
       });

@@ -24,7 +24,7 @@ import { createServer as createHttpsServer } from "node:https";
 import { join } from "node:path";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { Counter, Gauge, Registry } from "prom-client";
-import { OcspResponder, type OcspResponderOptions } from "../ocsp/responder.js";
+import { OcspResponder, type OcspAnswer, type OcspResponderOptions } from "../ocsp/responder.js";
 import type { Clock } from "../pki/clock.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { toPem } from "../pki/pem.js";
@@ -64,6 +64,8 @@ export interface ServerMetrics {
   readonly ocspAnswers: Counter<"status" | "source">;
   /** a counter of requests answered on `route`: call it with each answer's status */
   requestCounter(route: string): (status: number) => void;
+  /** counts an OCSP answer (ocspAnswers, by status and source) */
+  countOcspAnswer(a: OcspAnswer): void;
 }
 
 function makeMetrics(ws: Workspace, clock: Clock): ServerMetrics {
@@ -113,13 +115,31 @@ function makeMetrics(ws: Workspace, clock: Clock): ServerMetrics {
       for (const s of await ws.store.crlStatus()) if (s.latest) this.set({ ca: s.caId }, (s.latest.nextUpdate.getTime() - now) / 1000);
     },
   });
+  // OCSP answers likewise: source → status → count.
+  const answerTallies = new Map<string, Map<string, { n: number }>>();
   const ocspAnswers = new Counter({
     name: "jpki_ocsp_answers_total",
     help: "OCSP answers: per certificate status (good, revoked, unknown) or error status, and whether pre-produced, signed for the request, or unsigned",
     labelNames: ["status", "source"] as const,
     registers: [registry],
+    collect() {
+      this.reset();
+      for (const [source, byStatus] of answerTallies) for (const [status, t] of byStatus) this.inc({ status, source }, t.n);
+    },
   });
-  return { registry, requests, ocspAnswers, requestCounter };
+  const tally = (source: string, status: string) => {
+    let byStatus = answerTallies.get(source);
+    if (!byStatus) answerTallies.set(source, (byStatus = new Map()));
+    let t = byStatus.get(status);
+    if (!t) byStatus.set(status, (t = { n: 0 }));
+    t.n++;
+  };
+  const countOcspAnswer = (a: OcspAnswer) => {
+    const source = a.responseStatus !== "successful" ? "unsigned" : a.preProduced ? "pre-produced" : "signed";
+    if (a.responseStatus !== "successful") tally(source, a.responseStatus);
+    for (const s of a.statuses) tally(source, s);
+  };
+  return { registry, requests, ocspAnswers, requestCounter, countOcspAnswer };
 }
 
 /** The metrics route label of a refused request's scope. */
@@ -208,7 +228,7 @@ export async function buildServer(
     responder: () => ocsp,
     clock,
     maxAgeSeconds: opts.ocsp?.maxAgeSeconds ?? 300,
-    answers: metrics.ocspAnswers,
+    count: metrics.countOcspAnswer,
     onResponse: (req, status, startedAt) => {
       countOcsp(status);
       access.record(req, status);
@@ -300,7 +320,7 @@ export async function buildServer(
     const responder = (ocsp = new OcspResponder({ ...o, store: ws.store, clock }));
     await responder.start();
     app.addHook("onClose", async () => responder.stop());
-    registerOcsp(app, { prefix, responder, clock, maxAgeSeconds: maxAgeSeconds ?? 300, answers: metrics.ocspAnswers, onResponse: onResponse("ocsp") });
+    registerOcsp(app, { prefix, responder, clock, maxAgeSeconds: maxAgeSeconds ?? 300, count: metrics.countOcspAnswer, onResponse: onResponse("ocsp") });
   }
 
   return { app, metrics, access, ...(ocsp ? { ocsp } : {}) };

@@ -11,12 +11,10 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { Counter } from "prom-client";
 import { errorResponse } from "../ocsp/response.js";
 import { MAX_REQUEST_BYTES } from "../ocsp/request.js";
 import type { OcspAnswer, OcspResponder } from "../ocsp/responder.js";
 import type { Clock } from "../pki/clock.js";
-import { httpDate } from "./http-cache.js";
 
 export const OCSP_RESPONSE_TYPE = "application/ocsp-response";
 
@@ -26,7 +24,8 @@ export interface OcspRouteOptions {
   readonly clock: Clock;
   /** the longest a cache may keep a GET answer, seconds (never past its nextUpdate) */
   readonly maxAgeSeconds: number;
-  readonly answers: Counter<"status" | "source">;
+  /** counts an answer for the metrics (app.ts) */
+  readonly count: (a: OcspAnswer) => void;
   /** the route-level hook that counts and logs each response (app.ts) */
   readonly onResponse: (req: FastifyRequest, reply: FastifyReply, done: () => void) => void;
 }
@@ -47,11 +46,7 @@ export function decodeGetRequest(encoded: string): Buffer | undefined {
 
 /** Registers the OCSP POST route, encapsulated: its body parser and error handler touch no other route. */
 export function registerOcsp(app: FastifyInstance, o: OcspRouteOptions): void {
-  const count = (a: OcspAnswer) => {
-    const source = a.responseStatus !== "successful" ? "unsigned" : a.preProduced ? "pre-produced" : "signed";
-    if (a.responseStatus !== "successful") o.answers.inc({ status: a.responseStatus, source });
-    for (const s of a.statuses) o.answers.inc({ status: s, source });
-  };
+  const count = o.count;
   const send = (reply: FastifyReply, a: OcspAnswer) => {
     count(a);
     return reply.code(200).type(OCSP_RESPONSE_TYPE).header("Content-Length", String(a.der.length)).send(a.der);
@@ -85,7 +80,8 @@ export interface OcspGetRouteOptions {
   readonly responder: () => OcspResponder | undefined;
   readonly clock: Clock;
   readonly maxAgeSeconds: number;
-  readonly answers: Counter<"status" | "source">;
+  /** counts an answer for the metrics (app.ts) */
+  readonly count: (a: OcspAnswer) => void;
   /** called once per answered request (metrics, access log) */
   readonly onResponse: (req: IncomingMessage, status: number, startedAt: number) => void;
 }
@@ -93,51 +89,43 @@ export interface OcspGetRouteOptions {
 /**
  * OCSP GET on bare node:http in front of fastify, like the published files (published-route.ts): an answer
  * for an unchanged status is pre-produced, so what is left per request is decoding it, finding it and the
- * HTTP around it, where fastify's share was the largest. A malformed request, however encoded, gets
- * malformedRequest here (fastify's router answered a bad percent-encoding with JSON).
+ * HTTP around it, where fastify's share was the largest. A GET repeating one answered from the cache before
+ * is answered without decoding or parsing it, and without a promise (OcspResponder.preProducedFor). A
+ * malformed request, however encoded, gets malformedRequest here (fastify's router answered a bad
+ * percent-encoding with JSON).
  */
 export function ocspGetRoute(o: OcspGetRouteOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   const base = `${o.prefix}/ocsp/`;
-  const counters = new Map<string, { inc(): void }>();
-  const inc = (status: string, source: string) => {
-    const key = `${status} ${source}`;
-    let c = counters.get(key);
-    if (!c) counters.set(key, (c = o.answers.labels(status, source)));
-    c.inc();
-  };
-  const count = (a: OcspAnswer) => {
-    const source = a.responseStatus !== "successful" ? "unsigned" : a.preProduced ? "pre-produced" : "signed";
-    if (a.responseStatus !== "successful") inc(a.responseStatus, source);
-    for (const s of a.statuses) inc(s, source);
-  };
+  const count = o.count;
+  const fullCacheControl = `public, max-age=${o.maxAgeSeconds}, no-transform, must-revalidate`;
   const malformed = (): OcspAnswer => ({ der: errorResponse("malformedRequest"), responseStatus: "malformedRequest", statuses: [], preProduced: false });
 
-  async function answer(req: IncomingMessage, res: ServerResponse, responder: OcspResponder, ca: string, encoded: string, startedAt: number) {
-    const der = decodeGetRequest(encoded);
-    const a = der ? await responder.answer(ca, der) : malformed();
+  function send(req: IncomingMessage, res: ServerResponse, a: OcspAnswer, startedAt: number): void {
     count(a);
-    if (!a.cache) {
+    const c = a.cache;
+    if (!c) {
       res.writeHead(200, ["Content-Type", OCSP_RESPONSE_TYPE, "Content-Length", String(a.der.length), "Cache-Control", "no-store"]);
       res.end(a.der);
       o.onResponse(req, 200, startedAt);
       return;
     }
-    const now = o.clock.now().getTime();
-    const maxAge = Math.max(0, Math.min(o.maxAgeSeconds, Math.floor((a.cache.nextUpdate.getTime() - now) / 1000)));
-    const headers = [
-      "Cache-Control", `public, max-age=${maxAge}, no-transform, must-revalidate`,
-      "ETag", a.cache.etag,
-      "Last-Modified", httpDate(a.cache.producedAt),
-      "Expires", httpDate(a.cache.nextUpdate),
-    ];
+    const untilNext = Math.floor((c.nextUpdate.getTime() - o.clock.now().getTime()) / 1000);
+    const cacheControl = untilNext >= o.maxAgeSeconds ? fullCacheControl : `public, max-age=${Math.max(0, untilNext)}, no-transform, must-revalidate`;
     const inm = req.headers["if-none-match"];
-    if (typeof inm === "string" && inm.split(",").some((t) => t.trim() === a.cache!.etag)) {
-      res.writeHead(304, headers);
+    if (typeof inm === "string" && inm.split(",").some((t) => t.trim() === c.etag)) {
+      res.writeHead(304, ["Cache-Control", cacheControl, "ETag", c.etag, "Last-Modified", c.producedAtHttp, "Expires", c.nextUpdateHttp]);
       res.end();
       o.onResponse(req, 304, startedAt);
       return;
     }
-    res.writeHead(200, [...headers, "Content-Type", OCSP_RESPONSE_TYPE, "Content-Length", String(a.der.length)]);
+    res.writeHead(200, [
+      "Cache-Control", cacheControl,
+      "ETag", c.etag,
+      "Last-Modified", c.producedAtHttp,
+      "Expires", c.nextUpdateHttp,
+      "Content-Type", OCSP_RESPONSE_TYPE,
+      "Content-Length", String(a.der.length),
+    ]);
     res.end(a.der);
     o.onResponse(req, 200, startedAt);
   }
@@ -153,14 +141,22 @@ export function ocspGetRoute(o: OcspGetRouteOptions): (req: IncomingMessage, res
     const slash = path.indexOf("/", base.length);
     const ca = slash < 0 ? "" : path.slice(base.length, slash);
     const encoded = slash < 0 ? "" : path.slice(slash + 1);
-    answer(req, res, responder, ca, encoded, startedAt).catch(() => {
-      if (res.headersSent) return void res.destroy();
-      const a: OcspAnswer = { der: errorResponse("internalError"), responseStatus: "internalError", statuses: [], preProduced: false };
-      count(a);
-      res.writeHead(200, ["Content-Type", OCSP_RESPONSE_TYPE, "Content-Length", String(a.der.length), "Cache-Control", "no-store"]);
-      res.end(a.der);
-      o.onResponse(req, 200, startedAt);
-    });
+    const known = responder.preProducedFor(ca, encoded);
+    if (known) {
+      send(req, res, known, startedAt);
+      return true;
+    }
+    const der = decodeGetRequest(encoded);
+    (der ? responder.answer(ca, der, encoded) : Promise.resolve(malformed()))
+      .then((a) => send(req, res, a, startedAt))
+      .catch(() => {
+        if (res.headersSent) return void res.destroy();
+        const a: OcspAnswer = { der: errorResponse("internalError"), responseStatus: "internalError", statuses: [], preProduced: false };
+        count(a);
+        res.writeHead(200, ["Content-Type", OCSP_RESPONSE_TYPE, "Content-Length", String(a.der.length), "Cache-Control", "no-store"]);
+        res.end(a.der);
+        o.onResponse(req, 200, startedAt);
+      });
     return true;
   };
 }
