@@ -200,7 +200,8 @@ describe("index, health and metrics", () => {
   it("is healthy while every CRL is fresh, and says which CA is stale once a nextUpdate passes", async () => {
     const ok = await get("/healthz");
     expect(ok.status).toBe(200);
-    expect(JSON.parse(ok.body.toString())).toMatchObject({ status: "ok", store: "ok", cas: 2, stale: [] });
+    const scopes = await ws.store.crlScopeStatus();
+    expect(JSON.parse(ok.body.toString())).toMatchObject({ status: "ok", store: "ok", cas: 2, crls: 2 + scopes.length, stale: [] });
     const crl = (await ws.store.latestCrl("13-auth"))!;
     clock.set(crl.nextUpdate.getTime() + 1);
     try {
@@ -218,8 +219,9 @@ describe("index, health and metrics", () => {
     const m = (await get("/metrics")).body.toString();
     expect(m).toMatch(/jpki_http_requests_total\{route="published",status="200"\} \d+/);
     expect(m).toMatch(/jpki_http_requests_total\{route="published",status="404"\} \d+/);
-    expect(m).toMatch(/jpki_crl_age_seconds\{ca="13-sig"\} [\d.]+/);
-    expect(m).toMatch(/jpki_crl_seconds_to_next_update\{ca="13-auth"\} [\d.]+/);
+    expect(m).toMatch(/jpki_crl_age_seconds\{ca="13-sig",scope="full"\} [\d.]+/);
+    expect(m).toMatch(/jpki_crl_age_seconds\{ca="13-sig",scope="131016"\} [\d.]+/);
+    expect(m).toMatch(/jpki_crl_seconds_to_next_update\{ca="13-auth",scope="full"\} [\d.]+/);
     const lines = log.slice(before).map((l) => JSON.parse(l) as { url: string; status: number });
     expect(lines[0]).toMatchObject({ url: "/crl/13-sig.crl", status: 200, verifier: verifierId });
     // a hostile path is logged as the JSON string it is, never breaking the line
@@ -228,5 +230,28 @@ describe("index, health and metrics", () => {
     expect((JSON.parse(log.at(-1)!) as { url: string }).url).toBe(odd);
     await get('/ca/"quoted".crt');
     expect((JSON.parse(log.at(-1)!) as { status: number }).status).toBe(404);
+  });
+});
+
+// Last: it publishes the full CRLs an hour ahead of the wall clock, which the tests above do not expect.
+describe("health of every CRL", () => {
+  it("counts a municipality partition past its nextUpdate as stale though the full CRL is fresh", async () => {
+    const partition = (await ws.store.crlScopeStatus()).find((s) => s.caId === "13-sig" && s.scope === "131016")!.latest!;
+    // the full CRLs (only) published again an hour later: the partition keeps its older nextUpdate
+    clock.set(Date.now() + 3600_000);
+    await generateCrls(ws, { prefecture: "13", passphrase: "pw" });
+    clock.set(partition.nextUpdate.getTime() + 1);
+    try {
+      const r = await get("/healthz");
+      expect(r.status).toBe(503);
+      const stale = JSON.parse(r.body.toString()).stale as string[];
+      expect(stale).toContain("13-sig/131016");
+      expect(stale).not.toContain("13-sig");
+      const m = (await get("/metrics")).body.toString();
+      expect(m).toMatch(/jpki_crl_seconds_to_next_update\{ca="13-sig",scope="131016"\} -[\d.]+/);
+      expect(m).toMatch(/jpki_crl_seconds_to_next_update\{ca="13-sig",scope="full"\} [\d.]+/);
+    } finally {
+      clock.set(Date.now());
+    }
   });
 });

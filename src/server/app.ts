@@ -26,6 +26,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { Counter, Gauge, Registry } from "prom-client";
 import { OcspResponder, type OcspAnswer, type OcspResponderOptions } from "../ocsp/responder.js";
 import type { Clock } from "../pki/clock.js";
+import { ARL_SCOPE, type CrlRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { toPem } from "../pki/pem.js";
 import { VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
@@ -97,22 +98,22 @@ function makeMetrics(ws: Workspace, clock: Clock): ServerMetrics {
   };
   new Gauge({
     name: "jpki_crl_age_seconds",
-    help: "seconds since the thisUpdate of each CA's latest published CRL",
-    labelNames: ["ca"] as const,
+    help: "seconds since the thisUpdate of the latest published CRL of each CA and scope (full, a municipality code, arl)",
+    labelNames: ["ca", "scope"] as const,
     registers: [registry],
     async collect() {
       const now = clock.now().getTime();
-      for (const s of await ws.store.crlStatus()) if (s.latest) this.set({ ca: s.caId }, (now - s.latest.thisUpdate.getTime()) / 1000);
+      for (const s of await everyCrl(ws)) if (s.latest) this.set({ ca: s.caId, scope: s.scope }, (now - s.latest.thisUpdate.getTime()) / 1000);
     },
   });
   new Gauge({
     name: "jpki_crl_seconds_to_next_update",
-    help: "seconds until the nextUpdate of each CA's latest published CRL (negative: expired)",
-    labelNames: ["ca"] as const,
+    help: "seconds until the nextUpdate of the latest published CRL of each CA and scope (negative: expired)",
+    labelNames: ["ca", "scope"] as const,
     registers: [registry],
     async collect() {
       const now = clock.now().getTime();
-      for (const s of await ws.store.crlStatus()) if (s.latest) this.set({ ca: s.caId }, (s.latest.nextUpdate.getTime() - now) / 1000);
+      for (const s of await everyCrl(ws)) if (s.latest) this.set({ ca: s.caId, scope: s.scope }, (s.latest.nextUpdate.getTime() - now) / 1000);
     },
   });
   // OCSP answers likewise: source → status → count.
@@ -140,6 +141,16 @@ function makeMetrics(ws: Workspace, clock: Clock): ServerMetrics {
     for (const s of a.statuses) tally(source, s);
   };
   return { registry, requests, ocspAnswers, requestCounter, countOcspAnswer };
+}
+
+/**
+ * Every CRL the workspace publishes, by CA and scope: each CA's full CRL ("full"), its municipality partitions
+ * (the municipality code) and its ARL ("arl"), with the latest published of each (undefined: none yet).
+ */
+async function everyCrl(ws: Workspace): Promise<Array<{ caId: string; scope: string; latest: CrlRecord | undefined }>> {
+  const full = (await ws.store.crlStatus()).map((s) => ({ caId: s.caId, scope: "full", latest: s.latest }));
+  const scoped = (await ws.store.crlScopeStatus()).map((s) => ({ caId: s.caId, scope: s.scope === ARL_SCOPE ? "arl" : s.scope, latest: s.latest }));
+  return [...full, ...scoped];
 }
 
 /** The metrics route label of a refused request's scope. */
@@ -297,15 +308,18 @@ export async function buildServer(
   });
 
   app.get(`${prefix}/healthz`, { onResponse: onResponse("healthz") }, async (_req, reply) => {
-    let status;
+    let crls;
     try {
-      status = await ws.store.crlStatus();
+      crls = await everyCrl(ws);
     } catch (e) {
       return reply.code(503).send({ status: "unavailable", store: "unreachable", error: (e as { code?: string }).code ?? "error" });
     }
+    // Every CRL the certificates point to must be fresh: a full CRL is named by its CA ("13-sig"), a partition
+    // or ARL by CA and scope ("13-sig/131016", "13-sig/arl"). None published yet counts as stale.
     const now = clock.now().getTime();
-    const stale = status.filter((s) => !s.latest || s.latest.nextUpdate.getTime() <= now).map((s) => s.caId);
-    return reply.code(stale.length ? 503 : 200).header("Cache-Control", "no-store").send({ status: stale.length ? "stale" : "ok", store: "ok", cas: status.length, stale });
+    const stale = crls.filter((s) => !s.latest || s.latest.nextUpdate.getTime() <= now).map((s) => (s.scope === "full" ? s.caId : `${s.caId}/${s.scope}`));
+    const cas = new Set(crls.map((s) => s.caId)).size;
+    return reply.code(stale.length ? 503 : 200).header("Cache-Control", "no-store").send({ status: stale.length ? "stale" : "ok", store: "ok", cas, crls: crls.length, stale });
   });
 
   app.get(`${prefix}/metrics`, { onResponse: onResponse("metrics") }, async (_req, reply) => {

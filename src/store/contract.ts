@@ -384,6 +384,8 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(await s.listVerifierFetches()).toEqual([f("v-01", 200, 1), f("v-02", 304, 2), f("v-01", 304, 3)]);
       expect(await s.listVerifierFetches({ verifierId: "v-01" })).toEqual([f("v-01", 200, 1), f("v-01", 304, 3)]);
       expect(await s.listVerifierFetches({ verifierId: "v-01", limit: 1 })).toEqual([f("v-01", 200, 1)]);
+      expect(await s.listVerifierFetches({ limit: 2, newest: true })).toEqual([f("v-01", 304, 3), f("v-02", 304, 2)]);
+      expect(await s.listVerifierFetches({ verifierId: "v-01", newest: true })).toEqual([f("v-01", 304, 3), f("v-01", 200, 1)]);
       await s.close();
     });
   });

@@ -1318,12 +1318,13 @@ export class PostgresStore implements Store {
     );
   }
 
-  async listVerifierFetches(q: { verifierId?: string; limit?: number } = {}): Promise<VerifierFetch[]> {
+  async listVerifierFetches(q: { verifierId?: string; limit?: number; newest?: boolean } = {}): Promise<VerifierFetch[]> {
     const limit = q.limit ?? 1000;
+    const order = q.newest ? "DESC" : "ASC";
     const rows =
       q.verifierId === undefined
-        ? await this.#query<VerifierFetchRowDb>("reading verifier fetches", "SELECT * FROM verifier_fetches ORDER BY id LIMIT $1", [limit])
-        : await this.#query<VerifierFetchRowDb>("reading verifier fetches", "SELECT * FROM verifier_fetches WHERE verifier_id = $1 ORDER BY id LIMIT $2", [q.verifierId, limit]);
+        ? await this.#query<VerifierFetchRowDb>("reading verifier fetches", `SELECT * FROM verifier_fetches ORDER BY id ${order} LIMIT $1`, [limit])
+        : await this.#query<VerifierFetchRowDb>("reading verifier fetches", `SELECT * FROM verifier_fetches WHERE verifier_id = $1 ORDER BY id ${order} LIMIT $2`, [q.verifierId, limit]);
     return rows.map(toVerifierFetch);
   }
 

@@ -1255,13 +1255,14 @@ export class SqliteStore implements Store {
     });
   }
 
-  listVerifierFetches(q: { verifierId?: string; limit?: number } = {}): Promise<VerifierFetch[]> {
+  listVerifierFetches(q: { verifierId?: string; limit?: number; newest?: boolean } = {}): Promise<VerifierFetch[]> {
     return this.#run("reading verifier fetches", () => {
       const limit = q.limit ?? 1000;
+      const order = q.newest ? "DESC" : "ASC";
       const rows = (
         q.verifierId === undefined
-          ? this.#db.prepare("SELECT * FROM verifier_fetches ORDER BY id LIMIT ?").all(limit)
-          : this.#db.prepare("SELECT * FROM verifier_fetches WHERE verifier_id = ? ORDER BY id LIMIT ?").all(q.verifierId, limit)
+          ? this.#db.prepare(`SELECT * FROM verifier_fetches ORDER BY id ${order} LIMIT ?`).all(limit)
+          : this.#db.prepare(`SELECT * FROM verifier_fetches WHERE verifier_id = ? ORDER BY id ${order} LIMIT ?`).all(q.verifierId, limit)
       ) as VerifierFetchRowDb[];
       return rows.map(toVerifierFetch);
     });

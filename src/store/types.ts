@@ -426,8 +426,11 @@ export interface Store {
   getVerifierCa(): Promise<VerifierCaRecord | undefined>;
   /** Appends fetch records (one statement or transaction per call: callers batch). */
   recordVerifierFetches(fetches: readonly VerifierFetch[]): Promise<void>;
-  /** A verifier's fetch records, oldest first (all verifiers when no id), at most `limit` (default 1000). */
-  listVerifierFetches(q?: { verifierId?: string; limit?: number }): Promise<VerifierFetch[]>;
+  /**
+   * A verifier's fetch records (all verifiers when no id), in the order they were recorded, at most `limit`
+   * (default 1000): the oldest, or with `newest` the newest (newest first).
+   */
+  listVerifierFetches(q?: { verifierId?: string; limit?: number; newest?: boolean }): Promise<VerifierFetch[]>;
 
   // ---- Moving a store (store/copy.ts): the whole store as logical records, out and in ----
 

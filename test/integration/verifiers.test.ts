@@ -70,7 +70,8 @@ beforeAll(async () => {
   wsDir = join(dir, "ws");
   const env = { JPKI_PASSPHRASE: "pw" };
   expect((await cli(["--workspace", wsDir, "ca", "init", "-p", "13"], { cwd: dir, env })).code).toBe(0);
-  expect((await cli(["--workspace", wsDir, "crl", "generate", "--prefecture", "13"], { cwd: dir, env })).code).toBe(0);
+  // every scope (the ARLs too), so /healthz finds every CRL fresh
+  expect((await cli(["--workspace", wsDir, "crl", "generate", "--prefecture", "13", "--partitions", "all"], { cwd: dir, env })).code).toBe(0);
   // a small rate for the test: bursts of 3, one a second after that
   const configPath = join(wsDir, "config.json");
   writeFileSync(configPath, JSON.stringify({ ...JSON.parse(readFileSync(configPath, "utf8")), verifierRateLimit: { perSecond: 1, burst: 3 } }));
@@ -144,7 +145,23 @@ describe("registered verifiers only, over HTTPS", () => {
     expect(r.status).toBe(200);
     expect(r.headers["content-type"]).toBe("application/pkix-crl");
     const fetched = await fetchesOf(v.token.id, 1);
-    expect(fetched.map((f) => [f.scope, f.path, f.status])).toEqual([["crl", "/crl/13-sig.crl", 200]]);
+    expect(fetched.map((f) => [f.scope, f.path, f.status, f.count])).toEqual([["crl", "/crl/13-sig.crl", 200, 1]]);
+    // polls of one file within a flush interval are one record with their count (two: the burst is 3, and the
+    // rate limit's clock stands still here)
+    for (let i = 0; i < 2; i++) {
+      expect((await get("/crl/13-sig.crl", { headers: { ...bearer(v.token.token!), "if-none-match": r.headers.etag as string } })).status).toBe(304);
+    }
+    const polled = (await fetchesOf(v.token.id, 2)).filter((f) => f.status === 304);
+    expect(polled.reduce((n, f) => n + f.count, 0)).toBe(2);
+    // and the operator reads them, newest first
+    const out = await cli(["--workspace", wsDir, "--json", "verifier", "fetches", v.token.id], { cwd: dir });
+    expect(out.code).toBe(0);
+    const listed = (JSON.parse(out.stdout) as { fetches: Array<{ verifier: string; path: string; status: number; count: number }> }).fetches;
+    expect(listed.every((f) => f.verifier === v.token.id && f.path === "/crl/13-sig.crl")).toBe(true);
+    expect(listed.filter((f) => f.status === 304).reduce((n, f) => n + f.count, 0)).toBe(2);
+    expect(listed.at(-1)).toMatchObject({ status: 200, count: 1 });
+    const unknown = await cli(["--workspace", wsDir, "verifier", "fetches", "v-nobody"], { cwd: dir });
+    expect(unknown.code).toBe(14);
   });
 
   it("answers a client certificate from the verifier CA over mTLS (key made here, or the verifier's own from a CSR)", async () => {

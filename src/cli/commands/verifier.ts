@@ -1,4 +1,4 @@
-/** `jpki verifier add|list|revoke`: registered signature verifiers (署名検証者), the only callers of `jpki serve`. */
+/** `jpki verifier add|list|fetches|revoke`: registered signature verifiers (署名検証者), the only callers of `jpki serve`. */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, Option } from "commander";
@@ -106,6 +106,34 @@ Examples:
           all.length
             ? all.map((v) => `${v.id}  ${v.kind.padEnd(10)} ${(v.revokedAt ? `revoked ${v.revokedAt.slice(0, 10)}` : "active").padEnd(18)} ${v.credentials.join("+").padEnd(17)} ${v.name}`).join("\n")
             : "no registered verifiers: add one with 'jpki verifier add --name N --kind government|private'",
+        );
+      });
+    });
+
+  cmd
+    .command("fetches")
+    .description("what registered verifiers fetched from 'jpki serve', newest first: one record per verifier, path and status per flush interval (about a second), with its count")
+    .argument("[id]", "only this verifier (as 'jpki verifier list' shows it)")
+    .option("--limit <n>", "how many records (1–100000)", "100")
+    .action(async (id: string | undefined, o: { limit: string }, c: Command) => {
+      const ctx = Context.of(io, c);
+      const limit = Number(o.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new JpkiError("ERR_USAGE", `--limit must be a whole number from 1 to 100000, not ${JSON.stringify(o.limit)}`);
+      await withWorkspace(ctx, async (ws) => {
+        if (id !== undefined && !(await ws.store.listVerifiers()).some((v) => v.id === id)) throw new JpkiError("ERR_VERIFIER_UNKNOWN", `no registered verifier ${id}: see 'jpki verifier list'`);
+        const records = (await ws.store.listVerifierFetches({ ...(id !== undefined ? { verifierId: id } : {}), limit, newest: true })).map((f) => ({
+          verifier: f.verifierId,
+          scope: f.scope,
+          path: f.path,
+          status: f.status,
+          count: f.count,
+          first: f.at.toISOString(),
+          last: f.lastAt.toISOString(),
+        }));
+        ctx.out.result({ fetches: records }, () =>
+          records.length
+            ? records.map((r) => `${r.last}  ${r.verifier}  ${String(r.status)}  ×${String(r.count).padEnd(7)} ${r.path}`).join("\n")
+            : "no fetches recorded" + (id ? ` for ${id}` : ""),
         );
       });
     });
