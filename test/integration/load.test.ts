@@ -399,7 +399,6 @@ describe("jpki serve under load (slow)", () => {
     // answered revoked and every CRL lists it (checked below with the others).
     const lastEnd = Math.max(...batches.map((b) => b.ended ?? 0));
     await sleep(Math.max(0, lastEnd + 2 * OCSP_POLL_MS + 200 - Date.now()));
-    loadDone = false;
     const finalOcsp = interesting.slice(0, 200).map(async (serial) => {
       const f = await http("GET", ocspGetPath(serial, caOf(serial)));
       ocspSamples.push({ ...f, serial, ca: caOf(serial), via: "GET" });
