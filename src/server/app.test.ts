@@ -164,8 +164,29 @@ describe("published CRLs and CA certificates", () => {
       req.end();
     });
     expect(createHash("sha256").update(got).digest("hex")).toBe(createHash("sha256").update(big).digest("hex"));
-    await new Promise((r) => setTimeout(r, STAT_TTL_MS + 50));
+    // the next request gets the new version at once: only 304s may lag by STAT_TTL_MS, never a body
     expect((await get("/crl/13-sig.crl")).body.equals(old)).toBe(true);
+  });
+
+  it("serves a small file replaced a moment ago in its new version, though it holds the old one in memory", async () => {
+    // A partition's CRL is small: kept in memory once read. A full response must still be of the version the
+    // path names when the request arrives (found under load: one fetched just after `notices ingest` exited
+    // was the CRL it had replaced).
+    const path = join(ws.paths.crlDir, "13-sig", "131016.crl");
+    const old = readFileSync(path);
+    const first = await get("/crl/13-sig/131016.crl");
+    expect(first.body.equals(old)).toBe(true);
+    const other = Buffer.concat([old, Buffer.from([0])]);
+    writeFileSync(path + ".tmp", other);
+    renameSync(path + ".tmp", path);
+    try {
+      const now = await get("/crl/13-sig/131016.crl");
+      expect(now.body.equals(other)).toBe(true);
+      expect(now.headers.etag).not.toBe(first.headers.etag);
+    } finally {
+      writeFileSync(path + ".tmp", old);
+      renameSync(path + ".tmp", path);
+    }
   });
 
   it("reaches nothing but the published files: other paths, traversal and unknown CAs are 404", async () => {

@@ -53,7 +53,8 @@ export const SMALL_FILE_BYTES = 1 << 20;
 /**
  * How long a version found by `current` is trusted without another stat. A poll may see a file replaced up
  * to this long ago as unchanged (a 304): far below the CRL schedule's interval, and it saves a system call
- * per poll. A full response always opens the file and checks the version it reads.
+ * per poll. A response with a body never is: it is served from a version checked by a stat made after the
+ * request arrived (published-route.ts), so once a CRL is installed, no request made after gets an older one.
  */
 export const STAT_TTL_MS = 250;
 
@@ -164,13 +165,14 @@ export class PublishedFiles {
 
   /**
    * The version now at `path` if it was seen before (one stat, no read): enough to answer a conditional
-   * request. Undefined when the file is new, changed or missing: then `open` it.
+   * request. Undefined when the file is new, changed or missing: then `open` it. A version checked less than
+   * `maxAgeMs` ago is trusted without the stat (0: always stat).
    */
-  current(path: string): FileVersion | undefined {
+  current(path: string, maxAgeMs = STAT_TTL_MS): FileVersion | undefined {
     const k = this.#known.get(path);
     if (!k || k instanceof Promise) return undefined;
     const now = performance.now();
-    if (now - k.checkedAt < STAT_TTL_MS) return k;
+    if (now - k.checkedAt < maxAgeMs) return k;
     let st: Stats;
     try {
       st = statSync(path);
