@@ -10,10 +10,11 @@
  * header checked in place (no copy, no object per entry), so a 1,000,000-entry CRL (44 MB) costs one read of
  * the page cache and one SHA-256 pass, with memory bounded by the piece size.
  */
-import { createPublicKey, createVerify, type Verify } from "node:crypto";
+import { createVerify, type Verify } from "node:crypto";
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { JpkiError } from "../errors.js";
 import { TAG } from "../pki/der.js";
+import { publicKeyOf } from "../pki/signer.js";
 
 export interface ExpectedCrl {
   /** the issuer's Name, byte for byte */
@@ -212,8 +213,7 @@ class StagedCrlReader {
     if (this.pos !== this.#size) this.#fail("bytes after the signature");
     const hl = sig[1]! < 0x80 ? 2 : 2 + (sig[1]! & 0x7f);
     if (sig[hl] !== 0) this.#fail("signature BIT STRING with unused bits");
-    const key = createPublicKey({ key: this.#exp.issuerKey, format: "der", type: "spki" });
-    if (!this.#verify.verify(key, sig.subarray(hl + 1))) this.#fail("the signature does not verify with the CA's public key");
+    if (!this.#verify.verify(publicKeyOf(this.#exp.issuerKey), sig.subarray(hl + 1))) this.#fail("the signature does not verify with the CA's public key");
   }
 
   /** Walks revokedCertificates entries up to `end`: SEQUENCE { INTEGER, Time, Extensions OPTIONAL }. */

@@ -31,9 +31,19 @@ function reasonExtension(code: number): Buffer {
   return ext;
 }
 
+// The revocationDate of the last entry encoded: the entries of one transaction share it, and formatting the
+// time was a good part of encoding an entry. seq() copies it into the entry, so sharing the buffer is safe.
+let lastRevokedAt = Number.NaN;
+let lastRevocationDate: Buffer = Buffer.alloc(0);
+
 /** revokedCertificates entry: SEQUENCE { userCertificate, revocationDate, crlEntryExtensions OPTIONAL }. */
 export function encodeEntry(e: CrlEntryInput): Buffer {
-  const parts = [integerFromUnsigned(Buffer.from(e.serial, "hex")), time(e.revokedAt)];
+  const at = e.revokedAt.getTime();
+  if (at !== lastRevokedAt) {
+    lastRevocationDate = time(e.revokedAt);
+    lastRevokedAt = at;
+  }
+  const parts = [integerFromUnsigned(Buffer.from(e.serial, "hex")), lastRevocationDate];
   if (e.reason !== 0) parts.push(reasonExtension(e.reason));
   return seq(...parts);
 }

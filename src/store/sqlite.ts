@@ -380,6 +380,13 @@ function municipalityText(code: number): string {
   return String(code).padStart(6, "0");
 }
 
+/** An unrevoked certificate a notice batch read: what its CRL entry and log metadata need. */
+interface UnrevokedCertificate {
+  readonly caId: string;
+  readonly municipality: string;
+  readonly notAfter: number;
+}
+
 /** Called for each block a RevocationLog appends: its id and the municipalities (partition keys) it holds. */
 type OnBlock = (caId: string, blockId: number, municipalities: ReadonlySet<number>) => void;
 
@@ -533,6 +540,9 @@ export class SqliteStore implements Store {
       revokeCertified: db.prepare(
         "UPDATE certified SET revoked_at = ?, reason = ?, source = ? WHERE resident_code = ? AND serial = ? AND revoked_at IS NULL RETURNING ca_id, municipality_code, not_after",
       ).raw(),
+      // A notice batch read the certificate in its own transaction (its CA, partition and not_after are known):
+      // a plain UPDATE, checked by its change count. RETURNING cost a result row per revocation.
+      revokeKnown: db.prepare("UPDATE certified SET revoked_at = ?, reason = ?, source = ? WHERE resident_code = ? AND serial = ? AND revoked_at IS NULL"),
       residentOfSerial: db.prepare("SELECT resident_code FROM certificates WHERE serial = ?").pluck(),
       insertCertified: db.prepare(
         "INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -576,7 +586,7 @@ export class SqliteStore implements Store {
       batchLastSeq: db.prepare("SELECT resident_code, last_sequence FROM resident_sequences WHERE resident_code IN (SELECT value FROM json_each(?))").raw(),
       batchHeld: db.prepare("SELECT * FROM notices WHERE status = 'held' AND resident_code IN (SELECT value FROM json_each(?)) ORDER BY resident_code, sequence"),
       batchCertified: db.prepare(
-        "SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender, revoked_at FROM certified WHERE resident_code IN (SELECT value FROM json_each(?))",
+        "SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender, revoked_at, municipality_code, not_after FROM certified WHERE resident_code IN (SELECT value FROM json_each(?))",
       ).raw(),
       batchResidents: db.prepare("SELECT resident_code, notice_sequence FROM residents WHERE resident_code IN (SELECT value FROM json_each(?))").raw(),
       // Read twice per issuance (to sign, then to commit): rows as arrays, not objects keyed by column name.
@@ -584,9 +594,10 @@ export class SqliteStore implements Store {
         `SELECT r.resident_code, r.municipality_code, r.name, r.address, r.birth_date, r.gender, r.status, r.notice_sequence,
            coalesce(s.last_sequence, 0) FROM residents r LEFT JOIN resident_sequences s ON s.resident_code = r.resident_code WHERE r.resident_code = ?`,
       ).raw(),
+      // Positional parameters: binding by name cost an object per notice and a lookup per parameter.
       insertNotice: db.prepare(
         `INSERT INTO notices (notice_id, resident_code, sequence, kind, status, body, received_at, applied_at, revocations)
-         VALUES (@noticeId, @residentCode, @sequence, @kind, @status, @body, @at, @appliedAt, @revocations)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (notice_id) DO UPDATE SET status = excluded.status, applied_at = excluded.applied_at, revocations = excluded.revocations
          WHERE notices.status = 'held'`,
       ),
@@ -1078,18 +1089,28 @@ export class SqliteStore implements Store {
     return this.#run("reading notice context", () => this.#noticeContext(keys));
   }
 
-  #noticeContext(keys: NoticeContextKeys): NoticeContext {
+  /**
+   * `unrevoked`, when given, receives what revoking each unrevoked certificate read needs besides its key (CA,
+   * partition, not_after), so a batch committing in this same transaction need not read it back.
+   */
+  #noticeContext(keys: NoticeContextKeys, unrevoked?: Map<string, UnrevokedCertificate>): NoticeContext {
     // Set-based: one statement per kind of fact for the whole batch (json_each expands the keys), instead
     // of five point queries per resident; the per-statement crossing dominated at national scale.
     const st = this.#stmts;
     const ids = JSON.stringify(keys.noticeIds);
     // A held resident-code change may be applied by this batch (its gap filled): the notices held under its
     // new code must then be in the context too, or they would wait for ever. Follow such changes.
+    // Every code is in exactly one frontier, so the frontiers' rows are all the held notices of the batch's codes
+    // (each resident's in sequence order), without reading them again.
     const codeSet = new Set(keys.residentCodes);
     const registryCodes = new Set(keys.registryCodes);
+    const held = new Map<string, StoredNotice[]>();
     for (let frontier = [...codeSet]; frontier.length; ) {
       const next: string[] = [];
       for (const r of st.batchHeld.all(JSON.stringify(frontier)) as NoticeRowDb[]) {
+        const list = held.get(r.resident_code) ?? [];
+        list.push(toStoredNotice(r));
+        held.set(r.resident_code, list);
         if (r.kind !== "resident-code-change") continue;
         const to = (JSON.parse(r.body) as { newResidentCode?: string }).newResidentCode;
         registryCodes.add(r.resident_code);
@@ -1103,19 +1124,17 @@ export class SqliteStore implements Store {
     for (const [id, status, body] of st.batchNoticeStatus.all(ids) as Array<[string, NoticeStatus, string]>) known.set(id, { status, body });
     const lastSequence = new Map<string, number>();
     for (const [code, last] of st.batchLastSeq.all(codes) as Array<[string, number]>) lastSequence.set(code, last);
-    const held = new Map<string, StoredNotice[]>();
-    for (const r of st.batchHeld.all(codes) as NoticeRowDb[]) {
-      const list = held.get(r.resident_code) ?? [];
-      list.push(toStoredNotice(r));
-      held.set(r.resident_code, list);
-    }
     const certificates = new Map<string, CertifiedRow[]>();
     // One read gives both: the unrevoked certificates, and which codes were ever certified.
     const everCertified = new Set<string>();
-    type Certified = [serial: string, caId: string, type: CertificateType, residentCode: string, name: string, address: string, birthDate: string, gender: string, revokedAt: number | null];
-    for (const [serial, caId, type, residentCode, name, address, birthDate, gender, revokedAt] of st.batchCertified.all(codes) as Certified[]) {
+    type Certified = [
+      serial: string, caId: string, type: CertificateType, residentCode: string, name: string, address: string, birthDate: string, gender: string, revokedAt: number | null,
+      municipality: string, notAfter: number,
+    ];
+    for (const [serial, caId, type, residentCode, name, address, birthDate, gender, revokedAt, municipality, notAfter] of st.batchCertified.all(codes) as Certified[]) {
       everCertified.add(residentCode);
       if (revokedAt !== null) continue;
+      unrevoked?.set(serial, { caId, municipality, notAfter });
       const list = certificates.get(residentCode) ?? [];
       list.push({ serial, caId, type, residentCode, fourItems: itemsOf({ name, address, birth_date: birthDate, gender }) });
       certificates.set(residentCode, list);
@@ -1135,7 +1154,8 @@ export class SqliteStore implements Store {
       // IMMEDIATE: the write lock is taken before the context is read, so no other writer can change what
       // this batch decides from between the read and the commit.
       this.#db.transaction(() => {
-        const decided = decide(this.#noticeContext(keys));
+        const unrevoked = new Map<string, UnrevokedCertificate>();
+        const decided = decide(this.#noticeContext(keys, unrevoked));
         const b = decided.commit;
         const st = this.#stmts;
         const at = b.at.getTime();
@@ -1151,12 +1171,17 @@ export class SqliteStore implements Store {
           // The certificate was read under r.residentCode; this batch's relinks may have moved it since.
           let code = r.residentCode;
           if (code !== undefined) for (const l of b.relinks) if (l.from === code) code = l.to;
-          if (this.#revokeOne(log, r.serial, code, at, r.reason, r.source)) revoked++;
+          const u = code === undefined ? undefined : unrevoked.get(r.serial);
+          if (u && st.revokeKnown.run(at, r.reason, r.source, code, r.serial).changes === 1) {
+            log.add(u.caId, r.serial, at, r.reason, u.notAfter, u.municipality);
+            revoked++;
+          } else if (this.#revokeOne(log, r.serial, code, at, r.reason, r.source)) {
+            // not where the context saw it, or named twice (then already revoked, and left alone)
+            revoked++;
+          }
         }
         log.flush();
-        for (const n of b.notices) {
-          st.insertNotice.run({ ...n, at, appliedAt: n.status === "applied" ? at : null });
-        }
+        for (const n of b.notices) st.insertNotice.run(n.noticeId, n.residentCode, n.sequence, n.kind, n.status, n.body, at, n.status === "applied" ? at : null, n.revocations);
         for (const q of b.sequences) st.setSeq.run(q.residentCode, q.last);
         for (const ca of b.dirtyCas) st.bumpRevision.run(ca);
         return { ...decided, revoked };
