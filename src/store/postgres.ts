@@ -1695,8 +1695,8 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
     case "crls": {
       const r = b.records;
       await c.query(
-        `INSERT INTO crls (ca_id, number, this_update, next_update, entries, path, sha256, revision, state, scope)
-         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::int[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[])`,
+        `INSERT INTO crls (ca_id, number, this_update, next_update, entries, path, sha256, revision, state, scope, base_number)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::int[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::bigint[])`,
         [
           col(r, (x) => x.caId),
           col(r, (x) => x.number),
@@ -1708,6 +1708,7 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
           col(r, (x) => x.revision),
           col(r, (x) => x.state),
           col(r, (x) => x.scope),
+          col(r, (x) => x.baseNumber ?? null),
         ],
       );
       return;

@@ -137,6 +137,7 @@ export function toDumpCrl(r: CrlRowDb & { revision: Int }): DumpCrl {
     path: r.path ?? undefined,
     sha256: r.sha256 ?? undefined,
     revision: Number(r.revision),
+    ...(r.base_number !== null && r.base_number !== undefined ? { baseNumber: BigInt(r.base_number) } : {}),
   };
 }
 

@@ -1455,7 +1455,7 @@ export class SqliteStore implements Store {
         crlScopes: db.prepare("INSERT INTO crl_scopes (ca_id, scope, revision, published_revision, published_number) VALUES (?, ?, ?, ?, ?)"),
         logIndex: db.prepare("INSERT OR IGNORE INTO revocation_log_partition (ca_id, municipality, block_id) VALUES (?, ?, ?)"),
         crls: db.prepare(
-          "INSERT INTO crls (ca_id, number, this_update, next_update, entries, path, sha256, revision, state, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+          "INSERT INTO crls (ca_id, number, this_update, next_update, entries, path, sha256, revision, state, scope, base_number) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ),
         verifierCa: db.prepare("INSERT INTO verifier_ca (id, cert_der, key_pem, created_at) VALUES (1, ?, ?, ?)"),
         verifiers: db.prepare("INSERT INTO verifiers (id, name, kind, token_sha256, cert_sha256, cert_not_after, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
@@ -1692,7 +1692,7 @@ export class SqliteStore implements Store {
               break;
             case "crls":
               for (const r of b.records) {
-                ins.crls.run(r.caId, r.number, r.thisUpdate.getTime(), r.nextUpdate.getTime(), r.entries ?? null, r.path ?? null, r.sha256 ?? null, r.revision, r.state, r.scope);
+                ins.crls.run(r.caId, r.number, r.thisUpdate.getTime(), r.nextUpdate.getTime(), r.entries ?? null, r.path ?? null, r.sha256 ?? null, r.revision, r.state, r.scope, r.baseNumber ?? null);
               }
               break;
             case "ocspResponders":

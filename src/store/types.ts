@@ -568,6 +568,11 @@ export interface DumpCrl {
   readonly sha256: string | undefined;
   /** the CA revision the number was reserved with */
   readonly revision: number;
+  /**
+   * a delta CRL's base number. What a full CRL's deltas are built from (SQLite's log mark, PostgreSQL's
+   * snapshot) means nothing in another store and is not carried: deltas there start with the next base.
+   */
+  readonly baseNumber?: bigint;
 }
 
 export type DumpBatch =
