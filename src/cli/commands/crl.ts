@@ -42,7 +42,7 @@ Examples:
   jpki crl generate --ca 13-sig --partitions --json
   jpki crl generate --prefecture all --partitions all
   jpki crl generate --ca 13-sig --delta --json
-  openssl verify -crl_check -use_deltas -CAfile .jpki/ca/13-sig.pem -CRLfile .jpki/crl/13-sig.crl -CRLfile .jpki/crl/13-sig-delta.crl cert.pem
+  openssl verify -crl_check -use_deltas -extended_crl -CAfile .jpki/ca/13-sig.pem -CRLfile .jpki/crl/13-sig.crl -CRLfile .jpki/crl/13-sig-delta.crl cert.pem
   openssl crl -inform DER -in .jpki/crl/13-sig/131016.crl -noout -text`,
     )
     .action(async (o: { prefecture?: string; ca?: string; purpose: string; partitions?: true | "due" | "all"; delta?: boolean }, cmd: Command) => {
