@@ -144,13 +144,16 @@ function makeMetrics(ws: Workspace, clock: Clock): ServerMetrics {
 }
 
 /**
- * Every CRL the workspace publishes, by CA and scope: each CA's full CRL ("full"), its municipality partitions
- * (the municipality code) and its ARL ("arl"), with the latest published of each (undefined: none yet).
+ * Every CRL the workspace publishes, by CA and scope: each CA's full CRL ("full"), its delta CRL ("delta", while
+ * the workspace publishes deltas: config deltaCrlIntervalMinutes), its municipality partitions (the municipality
+ * code) and its ARL ("arl"), with the latest published of each (undefined: none yet).
  */
 async function everyCrl(ws: Workspace): Promise<Array<{ caId: string; scope: string; latest: CrlRecord | undefined }>> {
   const full = (await ws.store.crlStatus()).map((s) => ({ caId: s.caId, scope: "full", latest: s.latest }));
+  // A delta left from before deltas were turned off expires unreplaced, by design: not a health problem then.
+  const deltas = ws.config.deltaCrlIntervalMinutes > 0 ? (await ws.store.deltaCrlStatus()).map((d) => ({ caId: d.caId, scope: "delta", latest: d.delta })) : [];
   const scoped = (await ws.store.crlScopeStatus()).map((s) => ({ caId: s.caId, scope: s.scope === ARL_SCOPE ? "arl" : s.scope, latest: s.latest }));
-  return [...full, ...scoped];
+  return [...full, ...deltas, ...scoped];
 }
 
 /** The metrics route label of a refused request's scope. */

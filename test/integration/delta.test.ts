@@ -162,6 +162,16 @@ describe("jpki serve publishes the delta", () => {
     expect(r.body.equals(readFileSync(delta()))).toBe(true);
   });
 
+  it("/healthz counts each CA's delta among the CRLs that must be fresh", async () => {
+    const r = await get("/healthz");
+    const stale = JSON.parse(r.body.toString()).stale as string[];
+    // 13-auth never had a CRL published in this workspace: its full CRL and its delta are missing
+    expect(stale).toEqual(expect.arrayContaining(["13-auth", "13-auth/delta"]));
+    // 13-sig's full CRL and delta are fresh (its partition and ARL were never published here: stale too)
+    expect(stale).not.toContain("13-sig");
+    expect(stale).not.toContain("13-sig/delta");
+  });
+
   it("lists the delta in /crl/index.json with its scope and base number", async () => {
     const r = await get("/crl/index.json");
     expect(r.status).toBe(200);
