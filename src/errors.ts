@@ -47,6 +47,7 @@ export const ERROR_CODES = {
   ERR_OCSP_MALFORMED: { exit: 10, summary: "an OCSP request is not a DER OCSPRequest (RFC 6960 §4.1.1), or breaks RFC 8954's nonce limits" },
   ERR_OCSP_RESPONDER_UNAVAILABLE: { exit: 4, summary: "a CA has no current OCSP signing certificate: the process running the CRL schedule issues one" },
   ERR_PROFILE_VIOLATION: { exit: 11, summary: "what we produced does not fit the JPKI profile" },
+  ERR_CRL_NO_BASE: { exit: 4, summary: "a delta CRL was asked for, but the CA has no full CRL a delta can be built on: publish one first" },
   ERR_CRL_UNVERIFIED: { exit: 11, summary: "a CRL read back from its staged file did not parse or verify with the CA's key: it was not published" },
   ERR_STORE: { exit: 12, summary: "the store failed" },
   ERR_STORE_NOT_EMPTY: { exit: 12, summary: "a store copy's target already holds facts (or the file exists): copies go into an empty store only" },

@@ -66,14 +66,15 @@ export { encodeEntry, decodeEntries, type CrlEntryInput, type EncodedEntries } f
 export { CrlPublisher, type PublishedCrl, type CrlIssuer } from "./crl/publisher.js";
 export { generateCrls, openCrlIssuer, selectCas, type CrlSelection } from "./crl/generate.js";
 export { CrlUpdater } from "./crl/updater.js";
-export { CrlSchedule, dueCrls, refreshMarginMs, type DueCrl, type DueReason } from "./crl/schedule.js";
+export { CrlSchedule, dueCrls, pendingGoesTo, refreshMarginMs, type DeltaState, type DueCrl, type DueReason } from "./crl/schedule.js";
+export { deltaCadence, deltaCrlIndicator, deltaNextUpdate, freshestCrl, type DeltaCadence } from "./crl/delta.js";
 export { CRL_REASON, REVOCATION_CAUSES, parseReason, reasonName, type CrlReasonName } from "./crl/reason.js";
 
 // store and workspace
 export type { Store, CaRecord, IssuanceRecord, CertificateRow, ResidentRecord, CrlRecord, CrlStatus } from "./store/types.js";
 export { SqliteStore } from "./store/sqlite.js";
 export { PostgresStore, type PostgresStoreOptions } from "./store/postgres.js";
-export { DUMP_KINDS, type DumpBatch, type DumpCounts, type DumpKind, type DumpResident, type DumpResidentSequence, type DumpRevocationOrder, type DumpCrl, type DumpCrlState, type DumpCrlScope, type CrlScope, type CrlScopeStatus, FULL_SCOPE, ARL_SCOPE } from "./store/types.js";
+export { DUMP_KINDS, type DumpBatch, type DumpCounts, type DumpKind, type DumpResident, type DumpResidentSequence, type DumpRevocationOrder, type DumpCrl, type DumpCrlState, type DumpCrlScope, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus, FULL_SCOPE, ARL_SCOPE, DELTA_SCOPE } from "./store/types.js";
 export {
   copyStore,
   copyWorkspaceStore,

@@ -37,6 +37,7 @@ import type { CertificateType, FourItems } from "../profile/types.js";
 import type { CaRecord } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
 import { assembleCertificate, encodeTbs } from "./certificate.js";
+import { freshestCrlFor } from "../crl/delta.js";
 import { caId, caUrls, type CaUrls } from "./ids.js";
 import { prefecture, type Prefecture } from "./prefectures.js";
 import { endOfJstDay } from "./validity.js";
@@ -118,7 +119,7 @@ export class CertificationAuthority {
   readonly #publicKey: KeyObject;
   readonly #cdp = new Map<string, Buffer>();
   // Extensions that are the same in every certificate this CA issues, encoded once.
-  readonly #fixed: { keyUsage: Buffer; policies: Buffer; issuerAltName: Buffer; aia: Buffer; aki: Buffer };
+  readonly #fixed: { keyUsage: Buffer; policies: Buffer; issuerAltName: Buffer; aia: Buffer; aki: Buffer; freshest: Buffer | undefined };
 
   private constructor(record: CaRecord, signer: Signer, config: WorkspaceConfig) {
     this.record = record;
@@ -142,6 +143,9 @@ export class CertificationAuthority {
       issuerAltName: extension(EXT_OID.issuerAltName, false, generalNamesDirName(encodeName(ISSUER_ALT_NAME))),
       aia: extension(EXT_OID.authorityInfoAccess, false, authorityInfoAccess({ ocsp: this.urls.ocsp, caIssuers: this.urls.caCertificate })),
       aki: extension(EXT_OID.authorityKeyIdentifier, false, authorityKeyIdentifier(record.keyId)),
+      // While the workspace publishes delta CRLs, certificates say where (RFC 5280 §4.2.1.15): a verifier such as
+      // OpenSSL (-use_deltas) looks for a delta only when the certificate or its base CRL carries freshestCRL.
+      freshest: freshestCrlFor(config, record.id),
     };
   }
 
@@ -209,6 +213,7 @@ export class CertificationAuthority {
     extensions.push(
       this.#fixed.issuerAltName,
       this.#distributionPoint(input.municipalityCode, muni),
+      ...(this.#fixed.freshest ? [this.#fixed.freshest] : []),
       this.#fixed.aia,
       this.#fixed.aki,
       extension(EXT_OID.subjectKeyIdentifier, false, subjectKeyIdentifier(keyIdentifier(input.spki))),

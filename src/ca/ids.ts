@@ -21,6 +21,8 @@ export function parseCaId(id: string): { prefectureCode: string; purpose: Certif
 export interface CaUrls {
   readonly caCertificate: string;
   readonly crl: string;
+  /** the delta CRL of the full CRL (crl/delta.ts), named by freshestCRL in certificates and full CRLs */
+  readonly delta: string;
   readonly arl: string;
   /** the OCSP responder (RFC 6960), named in end-entity certificates' authorityInfoAccess */
   readonly ocsp: string;
@@ -31,6 +33,7 @@ export function caUrls(baseUrl: string, id: string): CaUrls {
   return {
     caCertificate: `${baseUrl}/ca/${id}.crt`,
     crl: `${baseUrl}/crl/${id}.crl`,
+    delta: `${baseUrl}/crl/${id}-delta.crl`,
     arl: `${baseUrl}/arl/${id}.crl`,
     ocsp: `${baseUrl}/ocsp/${id}`,
     partition: (m) => `${baseUrl}/crl/${id}/${m}.crl`,

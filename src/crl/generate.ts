@@ -17,6 +17,7 @@ import { assertCaCertificate } from "../profile/ca-check.js";
 import type { CertificateType } from "../profile/types.js";
 import { ARL_SCOPE, FULL_SCOPE, type CaRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
+import { deltaCadence } from "./delta.js";
 import { CrlPublisher, sweepCrlTemps, type CrlIssuer, type PublishedCrl } from "./publisher.js";
 import { dueCrls, refreshMarginMs } from "./schedule.js";
 
@@ -66,17 +67,27 @@ export async function selectCas(ws: Workspace, sel: CrlSelection): Promise<strin
 export type PartitionSelection = "none" | "due" | "all";
 
 /**
- * Publishes the full CRL of each CA, then (with `partitions`) its municipality partitions and ARL, one CA
- * after the other; `onPublished` sees each CRL as it lands.
+ * Publishes the full CRL of each CA — and, when the workspace publishes delta CRLs, a delta on it right after —
+ * then (with `partitions`) its municipality partitions and ARL, one CA after the other; `onPublished` sees
+ * each CRL as it lands. With `delta`, only the delta of each CA on its latest full CRL (ERR_CRL_NO_BASE when it
+ * has none a delta can be built on; ERR_USAGE when the workspace publishes no deltas).
  */
 export async function generateCrls(
   ws: Workspace,
-  opts: CrlSelection & { readonly passphrase: string; readonly partitions?: PartitionSelection; readonly onPublished?: (crl: PublishedCrl) => void },
+  opts: CrlSelection & {
+    readonly passphrase: string;
+    readonly partitions?: PartitionSelection;
+    readonly delta?: boolean;
+    readonly onPublished?: (crl: PublishedCrl) => void;
+  },
 ): Promise<PublishedCrl[]> {
   const ids = await selectCas(ws, opts);
   sweepCrlTemps(ws.paths.root); // leftovers of a killed run
   const publisher = new CrlPublisher({ store: ws.store, config: ws.config, clock: ws.clock, crlDir: ws.paths.crlDir, workspaceRoot: ws.paths.root });
   const which = opts.partitions ?? "none";
+  if (opts.delta && which !== "none") throw new JpkiError("ERR_USAGE", "--delta publishes the delta CRLs alone: leave out --partitions");
+  const deltas = deltaCadence(ws.config) !== undefined;
+  if (opts.delta && !deltas) throw new JpkiError("ERR_USAGE", "this workspace publishes no delta CRLs: set deltaCrlIntervalMinutes in config.json (e.g. 5), then publish a full CRL");
   const scopes = which === "none" ? [] : await ws.store.crlScopeStatus();
   const due = which === "due" ? dueCrls(scopes, ws.clock.now(), { intervalMs: 0, marginMs: refreshMarginMs(ws.config) }) : [];
   const out: PublishedCrl[] = [];
@@ -85,7 +96,12 @@ export async function generateCrls(
     const record = await ws.store.getCa(id);
     if (!record) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${id} in ${ws.paths.root}: 'jpki ca list' shows the CAs, 'jpki ca init' creates them`);
     const issuer = openCrlIssuer(record, opts.passphrase);
-    landed(await publisher.publish(issuer));
+    if (!opts.delta) landed(await publisher.publish(issuer));
+    if (deltas) {
+      const delta = await publisher.publishDelta(issuer);
+      if (delta) landed(delta);
+      else if (opts.delta) throw new JpkiError("ERR_CRL_NO_BASE", `CA ${id} has no full CRL a delta CRL can be built on: run 'jpki crl generate --ca ${id}' first`);
+    }
     if (which === "none") continue;
     const mine = which === "all" ? scopes.filter((s) => s.caId === id).map((s) => s.scope) : due.filter((d) => d.caId === id).map((d) => d.scope ?? "");
     for (const crl of await publisher.publishPartitions(issuer, mine.filter((s) => s !== ARL_SCOPE && s !== FULL_SCOPE))) landed(crl);

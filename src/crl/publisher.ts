@@ -21,7 +21,8 @@
  *   (`crl/13-sig.crl.42`), linked and pruned in the same locked step as the install.
  *
  * Scopes (crl/scope.ts): the full CRL (`publish`), the municipality partitions (`publishPartitions`, several
- * in one pass over the store) and the ARL (`publishArl`), each numbered from the CA's one sequence.
+ * in one pass over the store), the ARL (`publishArl`) and the delta of the full CRL (`publishDelta`,
+ * crl/delta.ts), each numbered from the CA's one sequence.
  */
 import { linkSync, readdirSync, rmSync } from "node:fs";
 import { basename, dirname, join, relative } from "node:path";
@@ -32,8 +33,9 @@ import type { Signer } from "../pki/signer.js";
 import { signatureShape } from "../pki/signer.js";
 import { pemChunks } from "../pki/pem.js";
 import { openStagingFile, stageFile, sweepStaleTemps, syncDir, type StagedFile } from "../store/staging.js";
-import { ARL_SCOPE, FULL_SCOPE, type CaRecord, type CrlScope, type Store } from "../store/types.js";
+import { ARL_SCOPE, DELTA_SCOPE, FULL_SCOPE, type CaRecord, type CrlScope, type Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
+import { deltaCadence, deltaNextUpdate } from "./delta.js";
 import { buildCrl, crlExtensionsElement, type BuiltCrl, type CrlParams } from "./builder.js";
 import { scopeExtensions, scopeKind, scopePath } from "./scope.js";
 import { beginStagedCrlCheck, type ExpectedCrl, type StagedCrlCheck } from "./verify.js";
@@ -54,6 +56,8 @@ export interface PublishedCrl {
   readonly byteLength: number;
   /** a higher number of the same CA and scope was published while this one was built: this one was not installed */
   readonly superseded: boolean;
+  /** a delta CRL's base: the number of the full CRL its deltaCRLIndicator names */
+  readonly baseNumber?: bigint;
 }
 
 /** What publishing needs of a CA (a CertificationAuthority is one; crl/generate.ts opens a lighter one). */
@@ -111,7 +115,10 @@ export class CrlPublisher {
   }
 
   #path(caId: string, scope: CrlScope): string {
-    return scopeKind(scope) === "full" ? join(this.#dir, `${caId}.crl`) : scopePath(this.#root, caId, scope);
+    const kind = scopeKind(scope);
+    if (kind === "full") return join(this.#dir, `${caId}.crl`);
+    if (kind === "delta") return join(this.#dir, `${caId}-delta.crl`);
+    return scopePath(this.#root, caId, scope);
   }
 
   /**
@@ -122,6 +129,21 @@ export class CrlPublisher {
     const t = this.#times();
     const { number } = await this.#store.reserveCrl(ca.id, t.thisUpdate, t.nextUpdate);
     return this.#publishReserved(ca, FULL_SCOPE, number, t, this.#store.crlEntries(ca.id, { expiredBefore: t.expiredBefore }));
+  }
+
+  /**
+   * Builds and publishes the delta CRL of the CA's full CRL (crl/delta.ts) on its latest published full CRL;
+   * undefined when it has none a delta can be built on (publish one first). ERR_USAGE when the workspace
+   * publishes no deltas (config deltaCrlIntervalMinutes 0): nothing would point a verifier at it.
+   */
+  async publishDelta(ca: CrlIssuer): Promise<PublishedCrl | undefined> {
+    const cadence = deltaCadence(this.#config);
+    if (!cadence) throw new JpkiError("ERR_USAGE", "this workspace publishes no delta CRLs: set deltaCrlIntervalMinutes in config.json (e.g. 5), then publish a full CRL");
+    const t = this.#times();
+    const r = await this.#store.reserveDeltaCrl(ca.id, t.thisUpdate, deltaNextUpdate(t.thisUpdate, cadence));
+    if (!r) return undefined;
+    const times = { ...t, nextUpdate: r.nextUpdate };
+    return this.#publishReserved(ca, DELTA_SCOPE, r.number, times, this.#store.deltaCrlEntries(ca.id, r.baseNumber, { expiredBefore: t.expiredBefore }), r.baseNumber);
   }
 
   /** Builds and publishes the CA's ARL (revoked CA and cross-certificates: none yet, so it lists nothing). */
@@ -158,6 +180,7 @@ export class CrlPublisher {
     number: bigint,
     t: { thisUpdate: Date; nextUpdate: Date },
     entries: CrlParams["entries"],
+    baseNumber?: bigint,
   ): Promise<PublishedCrl> {
     const { thisUpdate, nextUpdate } = t;
     const derPath = this.#path(ca.id, scope);
@@ -167,6 +190,7 @@ export class CrlPublisher {
       { id: ca.id, prefectureCode: ca.record.prefectureCode, purpose: ca.record.purpose, certificateDer: ca.record.certificateDer },
       scope,
       this.#config.baseUrl,
+      { deltas: deltaCadence(this.#config) !== undefined, ...(baseNumber !== undefined ? { baseNumber } : {}) },
     );
     const issuerKey = ca.spki ?? Buffer.from(certificateParts(ca.record.certificateDer).spki);
     // The DER is written while it is built (all but the signature before the key is needed); the PEM copy,
@@ -248,6 +272,7 @@ export class CrlPublisher {
       sha256,
       byteLength: built.byteLength,
       superseded: !installed,
+      ...(baseNumber !== undefined ? { baseNumber } : {}),
     };
   }
 }

@@ -8,18 +8,31 @@
  * - it has revocations no CRL covers yet and its last CRL is at least `intervalMs` old ("dirty"): many
  *   revocations in a burst make one CRL, not one each, yet none waits longer than the interval;
  * - its latest CRL's nextUpdate is within the refresh margin ("refresh"), even when nothing changed.
+ *
+ * With delta CRLs (config deltaCrlIntervalMinutes, crl/delta.ts) the full CRL is a base with a cadence of its
+ * own, and revocations reach verifiers through deltas:
+ * - a dirty full CRL is due only when revocations should go out as a new base (`pendingGoesTo`): its base is
+ *   older than crlBaseIntervalHours, near its nextUpdate, not one a delta can be built on (published before
+ *   the store kept what it covers), or its latest delta already lists deltaCrlMaxEntries entries;
+ *   missing and refresh are as above;
+ * - a CA's delta is due when none names its current base ("missing"), or its latest is a delta interval old:
+ *   "dirty" with revocations since, "refresh" without (a delta lives two intervals, so deltas come on a
+ *   steady cadence and a verifier polling at that cadence always finds a current one);
+ * - a CA whose full CRL is due gets no delta of its own in the list: the updater publishes a delta right after
+ *   every base, so the delta URL always names the newest base.
  * The clock is injected, so tests walk a quiet month in a few steps.
  */
 import type { Clock } from "../pki/clock.js";
-import type { CrlRecord, CrlScope, Store } from "../store/types.js";
+import { DELTA_SCOPE, type CrlRecord, type CrlScope, type DeltaCrlStatus, type Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
+import { deltaCadence, type DeltaCadence } from "./delta.js";
 import type { PublishedCrl } from "./publisher.js";
 
 export type DueReason = "missing" | "dirty" | "refresh";
 
 export interface DueCrl {
   readonly caId: string;
-  /** absent: the full CRL; else a municipality partition or "arl" */
+  /** absent: the full CRL; else a municipality partition, "arl" or "delta" */
   readonly scope?: CrlScope;
   readonly why: DueReason;
 }
@@ -37,15 +50,49 @@ export function refreshMarginMs(config: Pick<WorkspaceConfig, "crlLifetimeHours"
   return Math.min(config.crlRefreshMarginHours, config.crlLifetimeHours / 2) * 3600_000;
 }
 
-/** Pure: what is due at `now` given every CRL scope's status. */
-export function dueCrls(status: readonly ScopeState[], now: Date, opts: { intervalMs: number; marginMs: number }): DueCrl[] {
+/**
+ * With deltas on: whether the revocations pending on a CA's full CRL go out as a new base or in a delta on the
+ * current one. A base when there is none a delta can be built on, when it is crlBaseIntervalHours old or
+ * within the refresh margin of its nextUpdate (a delta may not outlive it), or when its latest delta already
+ * lists deltaCrlMaxEntries entries (verifiers would fetch a list as large as a base, every few minutes).
+ */
+export function pendingGoesTo(s: DeltaCrlStatus | undefined, now: Date, cadence: DeltaCadence, marginMs: number): "base" | "delta" {
+  const base = s?.base;
+  if (!s || !base || !s.deltaReady) return "base";
+  const t = now.getTime();
+  if (t - base.thisUpdate.getTime() >= cadence.baseIntervalMs || t >= base.nextUpdate.getTime() - marginMs) return "base";
+  if (s.delta && s.delta.baseNumber === base.number && s.delta.entries >= cadence.maxEntries) return "base";
+  return "delta";
+}
+
+/** What delta CRLs the schedule weighs: the cadence and every CA's delta status (store deltaCrlStatus). */
+export interface DeltaState {
+  readonly cadence: DeltaCadence;
+  readonly status: readonly DeltaCrlStatus[];
+}
+
+/** Pure: what is due at `now` given every CRL scope's status (and, with deltas on, every CA's delta status). */
+export function dueCrls(status: readonly ScopeState[], now: Date, opts: { intervalMs: number; marginMs: number; deltas?: DeltaState }): DueCrl[] {
   const t = now.getTime();
   const due: DueCrl[] = [];
+  const deltas = opts.deltas;
+  const deltaOf = new Map(deltas?.status.map((d) => [d.caId, d]));
   for (const s of status) {
     const id = s.scope ? { caId: s.caId, scope: s.scope } : { caId: s.caId };
     if (!s.latest) due.push({ ...id, why: "missing" });
     else if (t >= s.latest.nextUpdate.getTime() - opts.marginMs) due.push({ ...id, why: "refresh" });
-    else if (s.dirty && t - s.latest.thisUpdate.getTime() >= opts.intervalMs) due.push({ ...id, why: "dirty" });
+    else if (s.dirty && t - s.latest.thisUpdate.getTime() >= opts.intervalMs) {
+      // With deltas, a full CRL's pending revocations wait for their base unless a delta cannot carry them.
+      if (!deltas || s.scope || pendingGoesTo(deltaOf.get(s.caId), now, deltas.cadence, opts.marginMs) === "base") due.push({ ...id, why: "dirty" });
+    }
+  }
+  if (!deltas) return due;
+  const baseDue = new Set(due.filter((d) => !d.scope).map((d) => d.caId));
+  for (const d of deltas.status) {
+    const base = d.base;
+    if (baseDue.has(d.caId) || !base || !d.deltaReady || base.nextUpdate.getTime() <= t) continue;
+    if (!d.delta || d.delta.baseNumber !== base.number) due.push({ caId: d.caId, scope: DELTA_SCOPE, why: "missing" });
+    else if (t - d.delta.thisUpdate.getTime() >= deltas.cadence.intervalMs) due.push({ caId: d.caId, scope: DELTA_SCOPE, why: d.pending ? "dirty" : "refresh" });
   }
   return due;
 }
@@ -75,7 +122,9 @@ export class CrlSchedule {
   async due(): Promise<DueCrl[]> {
     const store = this.#o.store;
     const status = [...(await store.crlStatus()), ...(await store.crlScopeStatus())];
-    return dueCrls(status, this.#o.clock.now(), { intervalMs: this.intervalMs, marginMs: refreshMarginMs(this.#o.config) });
+    const cadence = deltaCadence(this.#o.config);
+    const deltas = cadence ? { cadence, status: await store.deltaCrlStatus() } : undefined;
+    return dueCrls(status, this.#o.clock.now(), { intervalMs: this.intervalMs, marginMs: refreshMarginMs(this.#o.config), ...(deltas ? { deltas } : {}) });
   }
 
   /** Publishes whatever is due now; returns what was published, with why. */

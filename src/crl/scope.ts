@@ -11,7 +11,10 @@
  *   both as ca/authority.ts puts them in certificates, from the same functions), with onlyContainsUserCerts;
  * - ARL (scope "arl"): revoked CA and cross-certificates (none exist yet: it is empty, but numbered and
  *   refreshed like the others), at `arl/<ca>.crl`, where the CA certificate's cRLDistributionPoints points;
- *   its critical IDP carries that distribution point as the CA certificate has it, with onlyContainsCACerts.
+ *   its critical IDP carries that distribution point as the CA certificate has it, with onlyContainsCACerts;
+ * - delta (scope "delta"): the delta CRL of the full CRL (crl/delta.ts), at `crl/<ca>-delta.crl`, no IDP (its
+ *   base has none), a critical deltaCRLIndicator naming its base. With deltas on, the full CRL carries
+ *   freshestCRL naming it.
  *
  * Numbering: one CRL number sequence per CA, shared by all its scopes (the store reserves numbers under the
  * CA's crl_state lock). RFC 5280 §5.2.3 asks for numbers that increase monotonically for a given scope and
@@ -35,13 +38,15 @@ import { crlPartitionName, encodeName } from "../profile/names.js";
 import { EXT_OID } from "../profile/oids.js";
 import type { CertificateType } from "../profile/types.js";
 import { municipality } from "../registry/municipality.js";
-import { ARL_SCOPE, FULL_SCOPE, type CrlScope } from "../store/types.js";
+import { ARL_SCOPE, DELTA_SCOPE, FULL_SCOPE, type CrlScope } from "../store/types.js";
+import { deltaCrlIndicator, freshestCrl } from "./delta.js";
 
-export type ScopeKind = "full" | "partition" | "arl";
+export type ScopeKind = "full" | "partition" | "arl" | "delta";
 
 export function scopeKind(scope: CrlScope): ScopeKind {
   if (scope === FULL_SCOPE) return "full";
   if (scope === ARL_SCOPE) return "arl";
+  if (scope === DELTA_SCOPE) return "delta";
   if (/^\d{6}$/.test(scope)) return "partition";
   throw new JpkiError("ERR_INTERNAL", `unknown CRL scope ${JSON.stringify(scope)}`);
 }
@@ -63,6 +68,8 @@ export function scopePath(root: string, caId: string, scope: CrlScope): string {
       return join(root, "crl", caId, `${scope}.crl`);
     case "arl":
       return join(root, "arl", `${caId}.crl`);
+    case "delta":
+      return join(root, "crl", `${caId}-delta.crl`);
   }
 }
 
@@ -75,6 +82,8 @@ export function scopeUrlPath(caId: string, scope: CrlScope): string {
       return `/crl/${caId}/${scope}.crl`;
     case "arl":
       return `/arl/${caId}.crl`;
+    case "delta":
+      return `/crl/${caId}-delta.crl`;
   }
 }
 
@@ -91,13 +100,17 @@ function firstDistributionPointName(cdpValue: Buffer): Buffer {
 
 /**
  * The extensions of a scope's CRLs beyond number and AKI: the critical issuingDistributionPoint
- * (IssuingDistributionPoint ::= SEQUENCE { distributionPoint [0], onlyContainsUserCerts [1], onlyContainsCACerts [2], … }),
- * none for the full CRL.
+ * (IssuingDistributionPoint ::= SEQUENCE { distributionPoint [0], onlyContainsUserCerts [1], onlyContainsCACerts [2], … })
+ * of a partition or the ARL; for the full CRL, freshestCRL when `deltas` (the delta CRLs are published); for a
+ * delta, the critical deltaCRLIndicator naming `baseNumber`.
  */
-export function scopeExtensions(ca: ScopeIssuer, scope: CrlScope, baseUrl: string): Buffer[] {
+export function scopeExtensions(ca: ScopeIssuer, scope: CrlScope, baseUrl: string, opts: { readonly deltas?: boolean; readonly baseNumber?: bigint } = {}): Buffer[] {
   switch (scopeKind(scope)) {
     case "full":
-      return [];
+      return opts.deltas ? [freshestCrl(caUrls(baseUrl, ca.id).delta)] : [];
+    case "delta":
+      if (opts.baseNumber === undefined) throw new JpkiError("ERR_INTERNAL", "a delta CRL needs its base CRL number");
+      return [deltaCrlIndicator(opts.baseNumber)];
     case "partition": {
       const pref = prefecture(ca.prefectureCode);
       const cdp = crlDistributionPoints(encodeName(crlPartitionName(pref.romaji, municipality(scope).romaji, ca.purpose)), [caUrls(baseUrl, ca.id).partition(scope)]);

@@ -4,13 +4,19 @@
  * the unchanged ones — and on start-up catches up on CAs whose revocations were committed but never published
  * (a crash between the two) and sweeps the temporary files a killed publisher left. Holds the opened CAs
  * so keys are decrypted once.
+ *
+ * With delta CRLs (crl/delta.ts), a batch's revocations go out at once in a delta on the CA's current base,
+ * unless crl/schedule.ts `pendingGoesTo` says a new base is due (none a delta can be built on, the base
+ * crlBaseIntervalHours old or near its nextUpdate, the last delta at deltaCrlMaxEntries); then a base, and
+ * right after it a delta on it, so the delta URL always names the newest base.
  */
 import { CertificationAuthority } from "../ca/authority.js";
 import { JpkiError } from "../errors.js";
-import { ARL_SCOPE, FULL_SCOPE } from "../store/types.js";
+import { ARL_SCOPE, DELTA_SCOPE, FULL_SCOPE } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { CrlPublisher, sweepCrlTemps, type PublishedCrl } from "./publisher.js";
-import { CrlSchedule, type DueCrl } from "./schedule.js";
+import { deltaCadence } from "./delta.js";
+import { CrlSchedule, pendingGoesTo, refreshMarginMs, type DueCrl } from "./schedule.js";
 
 export class CrlUpdater {
   readonly #ws: Workspace;
@@ -57,27 +63,38 @@ export class CrlUpdater {
   async regenerate(caIds: readonly string[]): Promise<PublishedCrl[]> {
     const ids = new Set(caIds);
     if (!ids.size) return [];
-    const due: DueCrl[] = [...ids].map((caId) => ({ caId, why: "dirty" as const }));
+    const cadence = deltaCadence(this.#ws.config);
+    const deltas = cadence ? new Map((await this.#ws.store.deltaCrlStatus()).map((d) => [d.caId, d])) : undefined;
+    const now = this.#ws.clock.now();
+    const margin = refreshMarginMs(this.#ws.config);
+    const due: DueCrl[] = [...ids].map((caId) =>
+      cadence && pendingGoesTo(deltas!.get(caId), now, cadence, margin) === "delta" ? { caId, scope: DELTA_SCOPE, why: "dirty" as const } : { caId, why: "dirty" as const },
+    );
     for (const s of await this.#ws.store.crlScopeStatus()) {
       if (ids.has(s.caId) && (s.dirty || !s.latest) && (s.scope !== ARL_SCOPE || !s.latest)) due.push({ caId: s.caId, scope: s.scope, why: s.latest ? "dirty" : "missing" });
     }
     return this.publishDue(due);
   }
 
-  /** Publishes the given CRLs (the schedule's due list): per CA, its full CRL, its partitions in one pass, its ARL. */
   /** The CRL schedule of this workspace, publishing through this updater (watch and serve both run one). */
   schedule(intervalMs?: number): CrlSchedule {
     const ws = this.#ws;
     return new CrlSchedule({ store: ws.store, clock: ws.clock, config: ws.config, publish: (due) => this.publishDue(due), ...(intervalMs !== undefined ? { intervalMs } : {}) });
   }
 
+  /**
+   * Publishes the given CRLs (the schedule's due list): per CA, its full CRL, then (with deltas on) its delta —
+   * after every base, asked for or not —, its partitions in one pass, its ARL.
+   */
   async publishDue(due: readonly DueCrl[]): Promise<PublishedCrl[]> {
-    const byCa = new Map<string, { full: boolean; partitions: string[]; arl: boolean }>();
+    const deltas = deltaCadence(this.#ws.config) !== undefined;
+    const byCa = new Map<string, { full: boolean; delta: boolean; partitions: string[]; arl: boolean }>();
     for (const d of due) {
       let e = byCa.get(d.caId);
-      if (!e) byCa.set(d.caId, (e = { full: false, partitions: [], arl: false }));
+      if (!e) byCa.set(d.caId, (e = { full: false, delta: false, partitions: [], arl: false }));
       const scope = d.scope ?? FULL_SCOPE;
-      if (scope === FULL_SCOPE) e.full = true;
+      if (scope === FULL_SCOPE) (e.full = true), (e.delta ||= deltas);
+      else if (scope === DELTA_SCOPE) e.delta = deltas;
       else if (scope === ARL_SCOPE) e.arl = true;
       else e.partitions.push(scope);
     }
@@ -86,6 +103,10 @@ export class CrlUpdater {
     for (const [id, e] of [...byCa].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       const ca = await this.#ca(id);
       if (e.full) landed(await this.#publisher.publish(ca));
+      if (e.delta) {
+        const delta = await this.#publisher.publishDelta(ca);
+        if (delta) landed(delta);
+      }
       for (const p of await this.#publisher.publishPartitions(ca, e.partitions)) landed(p);
       if (e.arl) landed(await this.#publisher.publishArl(ca));
     }

@@ -55,6 +55,8 @@ export const EXT_OID = {
   certificatePolicies: "2.5.29.32",
   cRLDistributionPoints: "2.5.29.31",
   authorityKeyIdentifier: "2.5.29.35",
+  /** RFC 5280 §5.2.6 (in CRLs) and §4.2.1.15 (in certificates): where the delta CRLs are */
+  freshestCRL: "2.5.29.46",
   extKeyUsage: "2.5.29.37",
   authorityInfoAccess: "1.3.6.1.5.5.7.1.1",
   /** id-pkix-ocsp-nocheck, RFC 6960 §4.2.2.2.1: a delegated OCSP signer's own status is not checked */

@@ -6,9 +6,9 @@
  *   max-age never reaches past the CRL's nextUpdate (http-cache.ts); bodies stream from an open descriptor,
  *   so a CRL replaced meanwhile is never served torn. This route runs on bare node:http in front of fastify
  *   (published-route.ts says why);
- * - `/crl/index.json`: the latest CRL of every scope — each CA's full CRL, municipality partitions and ARL —
- *   with its scope ("full" | "partition" with its municipality | "arl"), url, number, thisUpdate,
- *   nextUpdate, entries, size, sha256;
+ * - `/crl/index.json`: the latest CRL of every scope — each CA's full CRL, its delta CRL, municipality
+ *   partitions and ARL — with its scope ("full" | "delta" with its baseNumber | "partition" with its
+ *   municipality | "arl"), url, number, thisUpdate, nextUpdate, entries, size, sha256;
  * - `/healthz`: the store answers and no CRL is past its nextUpdate (503 otherwise, saying which);
  * - `/metrics`: Prometheus text (prom-client): requests by route and status, CRL ages, OCSP answers by status;
  * - `/ocsp/<ca>`: OCSP (RFC 6960, RFC 5019), when given the responder passphrase (ocsp.ts, ocsp/responder.ts).
@@ -144,13 +144,16 @@ function makeMetrics(ws: Workspace, clock: Clock): ServerMetrics {
 }
 
 /**
- * Every CRL the workspace publishes, by CA and scope: each CA's full CRL ("full"), its municipality partitions
- * (the municipality code) and its ARL ("arl"), with the latest published of each (undefined: none yet).
+ * Every CRL the workspace publishes, by CA and scope: each CA's full CRL ("full"), its delta CRL ("delta", while
+ * the workspace publishes deltas: config deltaCrlIntervalMinutes), its municipality partitions (the municipality
+ * code) and its ARL ("arl"), with the latest published of each (undefined: none yet).
  */
 async function everyCrl(ws: Workspace): Promise<Array<{ caId: string; scope: string; latest: CrlRecord | undefined }>> {
   const full = (await ws.store.crlStatus()).map((s) => ({ caId: s.caId, scope: "full", latest: s.latest }));
+  // A delta left from before deltas were turned off expires unreplaced, by design: not a health problem then.
+  const deltas = ws.config.deltaCrlIntervalMinutes > 0 ? (await ws.store.deltaCrlStatus()).map((d) => ({ caId: d.caId, scope: "delta", latest: d.delta })) : [];
   const scoped = (await ws.store.crlScopeStatus()).map((s) => ({ caId: s.caId, scope: s.scope === ARL_SCOPE ? "arl" : s.scope, latest: s.latest }));
-  return [...full, ...scoped];
+  return [...full, ...deltas, ...scoped];
 }
 
 /** The metrics route label of a refused request's scope. */
@@ -277,13 +280,15 @@ export async function buildServer(
     url: `${prefix}/crl/index.json`,
     onResponse: onResponse("crl-index"),
     handler: async (_req, reply) => {
-      // Every scope: each CA's full CRL, then its municipality partitions and its ARL (crl/scope.ts).
-      const status = [...(await ws.store.crlStatus()), ...(await ws.store.crlScopeStatus())];
+      // Every scope: each CA's full CRL, then its delta CRL, its municipality partitions and its ARL (crl/scope.ts).
+      const deltas = (await ws.store.deltaCrlStatus()).flatMap((d) => (d.delta ? [{ caId: d.caId, scope: "delta", latest: d.delta }] : []));
+      const status = [...(await ws.store.crlStatus()), ...deltas, ...(await ws.store.crlScopeStatus())];
       const crls = [];
       for (const s of status) {
         const l = s.latest;
         if (!l || !l.path) continue;
         const scope = "scope" in s ? s.scope : "";
+        const kind = scope === "" ? "full" : scope === "arl" ? "arl" : scope === "delta" ? "delta" : "partition";
         let size: number | undefined;
         try {
           size = (await stat(join(ws.paths.root, l.path))).size;
@@ -291,11 +296,12 @@ export async function buildServer(
           size = undefined;
         }
         crls.push({
-          scope: scope === "" ? "full" : scope === "arl" ? "arl" : "partition",
+          scope: kind,
           ca: s.caId,
-          ...(scope !== "" && scope !== "arl" ? { municipality: scope } : {}),
-          url: `${prefix}${scope === "" ? `/crl/${s.caId}.crl` : scope === "arl" ? `/arl/${s.caId}.crl` : `/crl/${s.caId}/${scope}.crl`}`,
+          ...(kind === "partition" ? { municipality: scope } : {}),
+          url: `${prefix}${kind === "full" ? `/crl/${s.caId}.crl` : kind === "delta" ? `/crl/${s.caId}-delta.crl` : kind === "arl" ? `/arl/${s.caId}.crl` : `/crl/${s.caId}/${scope}.crl`}`,
           number: l.number.toString(),
+          ...(l.baseNumber !== undefined ? { baseNumber: l.baseNumber.toString() } : {}),
           thisUpdate: l.thisUpdate.toISOString(),
           nextUpdate: l.nextUpdate.toISOString(),
           entries: l.entries,

@@ -3,8 +3,8 @@
  * and each file's entity tag (a hash of its content), Last-Modified and cache lifetime.
  *
  * Paths are the ones the certificates name (ca/authority.ts caUrls), relative to the path of the workspace's
- * baseUrl: `/crl/<ca>.crl` (full CRL), `/crl/<ca>/<municipality>.crl` (partition), `/arl/<ca>.crl`, and
- * `/ca/<ca>.crt` (caIssuers). Nothing else on disk is reachable: a path is matched against these shapes,
+ * baseUrl: `/crl/<ca>.crl` (full CRL), `/crl/<ca>-delta.crl` (its delta CRL, crl/delta.ts),
+ * `/crl/<ca>/<municipality>.crl` (partition), `/arl/<ca>.crl`, and `/ca/<ca>.crt` (caIssuers). Nothing else on disk is reachable: a path is matched against these shapes,
  * never joined from what the request says.
  *
  * A published file is only ever replaced by rename (store/staging.ts), so a descriptor opened once reads one
@@ -21,11 +21,12 @@ import { readHeader, TAG } from "../pki/der.js";
 import type { WorkspacePaths } from "../workspace/workspace.js";
 import type { Representation } from "./http-cache.js";
 
-export type PublishedKind = "crl" | "partition" | "arl" | "ca-certificate";
+export type PublishedKind = "crl" | "delta" | "partition" | "arl" | "ca-certificate";
 
 export const CONTENT_TYPE: Readonly<Record<PublishedKind, string>> = Object.freeze({
   // RFC 2585 §4.1, §4.2
   crl: "application/pkix-crl",
+  delta: "application/pkix-crl",
   partition: "application/pkix-crl",
   arl: "application/pkix-crl",
   "ca-certificate": "application/pkix-cert",
@@ -84,6 +85,8 @@ export function resolvePublished(paths: WorkspacePaths, urlPath: string): Publis
   };
   if (b === undefined) {
     if (dir === "crl") {
+      const delta = ca(a, "-delta.crl");
+      if (delta) return { kind: "delta", caId: delta, path: join(paths.crlDir, `${delta}-delta.crl`) };
       const id = ca(a, ".crl");
       return id ? { kind: "crl", caId: id, path: join(paths.crlDir, `${id}.crl`) } : undefined;
     }

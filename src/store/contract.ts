@@ -308,6 +308,70 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("builds delta CRLs: on the latest full CRL, from the CA's one number sequence, listing what its base may miss, marking nothing clean", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents(["a", "b", "c", "d", "e"].map(resident));
+      await s.commitIssuances([cert("0d01", "a", 1000), cert("0d02", "b", 1000), cert("0d03", "c", 1000), cert("0d04", "d", 1000, Date.UTC(2020, 0, 1)), cert("0d05", "e", 1000)]);
+      const t = new Date(Date.UTC(2025, 0, 1)), n = new Date(Date.UTC(2025, 0, 3));
+      const listed = async (base: bigint, expiredBefore = new Date(0)) => {
+        const out: string[] = [];
+        for await (const chunk of s.deltaCrlEntries("13-sig", base, { expiredBefore })) out.push(...decodeEntries(chunk.der).map((e) => e.serial));
+        return out.sort();
+      };
+      const revoke = (serial: string) => s.revoke({ serial, revokedAt: new Date(Date.UTC(2025, 0, 1)), reason: 1, source: "manual" });
+      const publish = (number: bigint, scope: string, entries = 0) => s.publishCrl({ caId: "13-sig", number, entries, path: `crl/${scope}`, sha256: "ab", scope }, () => undefined);
+      // no base yet: no delta
+      expect(await s.reserveDeltaCrl("13-sig", t, n)).toBeUndefined();
+      expect(await s.deltaCrlStatus()).toEqual([{ caId: "13-sig", base: undefined, deltaReady: false, delta: undefined, pending: true }]);
+      await revoke("0d01");
+      const base1 = await s.reserveCrl("13-sig", t, n);
+      await revoke("0d02"); // committed after the base was reserved: the base may miss it, so its deltas list it
+      expect(await publish(base1.number, "")).toBe(true);
+      expect(await s.dirtyCas()).toEqual(["13-sig"]);
+      // a delta reserved with a later nextUpdate than its base's gets the base's (RFC 5280 §5.2.4)
+      const d1 = await s.reserveDeltaCrl("13-sig", t, new Date(Date.UTC(2025, 0, 5)));
+      expect(d1).toMatchObject({ number: 2n, baseNumber: 1n, nextUpdate: n });
+      expect(await listed(1n)).toEqual(["0d02"]);
+      await revoke("0d03");
+      await revoke("0d04"); // expired long ago: only with an early enough cut-off
+      expect(await listed(1n)).toEqual(["0d02", "0d03", "0d04"]);
+      expect(await listed(1n, new Date(Date.UTC(2024, 0, 1)))).toEqual(["0d02", "0d03"]);
+      // a delta marks nothing clean: the CA stays due for its next complete CRL
+      expect(await publish(d1!.number, "delta", 1)).toBe(true);
+      expect(await s.dirtyCas()).toEqual(["13-sig"]);
+      expect(await s.latestCrl("13-sig", "delta")).toMatchObject({ number: 2n, scope: "delta", baseNumber: 1n, nextUpdate: n, state: "published" });
+      expect((await s.latestCrl("13-sig"))?.baseNumber).toBeUndefined();
+      // revocations came after d1 was reserved (0d03, 0d04): pending
+      expect(await s.deltaCrlStatus()).toEqual([
+        { caId: "13-sig", base: expect.objectContaining({ number: 1n, scope: "" }), deltaReady: true, delta: expect.objectContaining({ number: 2n, baseNumber: 1n }), pending: true },
+      ]);
+      const d2 = await s.reserveDeltaCrl("13-sig", t, n);
+      const d3 = await s.reserveDeltaCrl("13-sig", t, n);
+      expect([d2!.number, d3!.number]).toEqual([3n, 4n]);
+      expect(await publish(d3!.number, "delta")).toBe(true);
+      expect((await s.deltaCrlStatus())[0]!.pending).toBe(false);
+      // an older delta never replaces a newer one
+      expect(await publish(d2!.number, "delta")).toBe(false);
+      // a new base: deltas on it list only what came after it; the delta scope is no partition
+      const base2 = await s.reserveCrl("13-sig", t, n);
+      expect(base2.number).toBe(5n);
+      expect(await publish(base2.number, "", 4)).toBe(true);
+      expect(await s.dirtyCas()).toEqual([]);
+      expect(await listed(5n)).toEqual([]);
+      await revoke("0d05");
+      expect(await listed(5n)).toEqual(["0d05"]);
+      expect(await listed(1n)).toEqual(["0d02", "0d03", "0d04", "0d05"]);
+      expect(await s.reserveDeltaCrl("13-sig", t, n)).toMatchObject({ number: 6n, baseNumber: 5n });
+      expect((await s.crlScopeStatus()).map((x) => x.scope)).toEqual(["131016", "arl"]);
+      // no delta on a CRL that is no base, nor on a base past its nextUpdate; a delta is not reserved as a scope
+      await expect(listed(2n)).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_INTERNAL"));
+      await expect(listed(99n)).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_INTERNAL"));
+      expect(await s.reserveDeltaCrl("13-sig", n, new Date(n.getTime() + 1000))).toBeUndefined();
+      await expect(s.reserveCrl("13-sig", t, n, "delta")).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_INTERNAL"));
+      await s.close();
+    });
+
     it("decides a notice batch from the context read in the transaction that commits it", async () => {
       const s = await make();
       await s.putCa(ca());

@@ -70,6 +70,9 @@ async function populate(s: Store): Promise<void> {
   // CRLs: 13-sig #1 published, #2 reserved by a run that died; 13-auth #2 published, #1 superseded by it
   const sig1 = await s.reserveCrl("13-sig", new Date(T + 20_000), new Date(T + 20_000 + 48 * 3600_000));
   expect(await s.publishCrl({ caId: "13-sig", number: sig1.number, entries: 2, path: "crl/13-sig.crl", sha256: "aa".repeat(32) }, () => undefined)).toBe(true);
+  // a delta CRL on it (crl/delta.ts)
+  const sigDelta = await s.reserveDeltaCrl("13-sig", new Date(T + 20_500), new Date(T + 20_500 + 3600_000));
+  expect(await s.publishCrl({ caId: "13-sig", number: sigDelta!.number, entries: 0, path: "crl/13-sig-delta.crl", sha256: "dd".repeat(32), scope: "delta" }, () => undefined)).toBe(true);
   await s.reserveCrl("13-sig", new Date(T + 21_000), new Date(T + 21_000 + 48 * 3600_000));
   const auth1 = await s.reserveCrl("13-auth", new Date(T + 22_000), new Date(T + 22_000 + 48 * 3600_000));
   const auth2 = await s.reserveCrl("13-auth", new Date(T + 23_000), new Date(T + 23_000 + 48 * 3600_000));
@@ -186,9 +189,9 @@ describe("copyStore", () => {
     const progress: string[] = [];
     const ab = await copyStore(a, b, { chunkSize: 3, onProgress: (p) => progress.push(`${p.phase}:${p.kind}:${p.done}/${p.total}`) });
     expect(ab).toMatchObject({ from: "sqlite", to: "postgres" });
-    expect(ab.fingerprint.counts).toEqual({ cas: 2, residents: 5, certificates: 8, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 2, crls: 4, ocspResponders: 1, verifierCa: 1, verifiers: 2, verifierFetches: 3 });
+    expect(ab.fingerprint.counts).toEqual({ cas: 2, residents: 5, certificates: 8, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 2, crls: 5, ocspResponders: 1, verifierCa: 1, verifiers: 2, verifierFetches: 3 });
     expect(progress).toContain("copy:certificates:8/8");
-    expect(progress).toContain("verify:crls:4/4");
+    expect(progress).toContain("verify:crls:5/5");
     expect(await observe(b)).toEqual(before);
 
     const c = newSqlite();
@@ -201,9 +204,18 @@ describe("copyStore", () => {
     expect(await observe(a)).toEqual(before);
     expect(await fingerprintStore(a)).toEqual(ab.fingerprint);
 
+    // the delta keeps its base number; what deltas are built from stays behind (it means nothing in another
+    // store): the copies build their next delta on their next base
+    for (const s of [a, b, c]) expect(await s.latestCrl("13-sig", "delta")).toMatchObject({ number: 2n, baseNumber: 1n });
+    expect((await a.deltaCrlStatus()).find((d) => d.caId === "13-sig")?.deltaReady).toBe(true);
+    for (const s of [b, c]) {
+      expect((await s.deltaCrlStatus()).find((d) => d.caId === "13-sig")?.deltaReady).toBe(false);
+      expect(await s.reserveDeltaCrl("13-sig", new Date(T + 30_000), new Date(T + 40_000))).toBeUndefined();
+    }
+
     // each copy goes on where the source would: the next CRL numbers, the same application id refused
     for (const s of [a, b, c]) {
-      expect((await s.reserveCrl("13-sig", new Date(T + 40_000), new Date(T + 50_000))).number).toBe(3n);
+      expect((await s.reserveCrl("13-sig", new Date(T + 40_000), new Date(T + 50_000))).number).toBe(4n);
       expect((await s.reserveCrl("13-auth", new Date(T + 40_000), new Date(T + 50_000))).number).toBe(3n);
       const again = await s.commitIssuances([cert("0a99", "13-sig", "signature", "r1", T + 50_000, { applicationId: "APP-2" })]);
       expect(again[0]).toMatchObject({ status: "duplicate-application", existing: { serial: "0a02" } });

@@ -76,6 +76,31 @@ describe("PostgresStore specifics", () => {
     await s.close();
   });
 
+  it("a delta CRL lists the revocations its base's snapshot did not see: one still running when the base was reserved, not one committed before", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    await s.putCa(ca);
+    await s.upsertResidents(["r1", "r2"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+    await s.commitIssuances(["r1", "r2"].map((residentCode, i) => ({
+      serial: `0e0${i + 1}`, caId: "13-sig", type: "signature" as const, residentCode, municipalityCode: "131016", fourItems: items,
+      notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]),
+    })));
+    // A revoking transaction has written its row but not committed when the base is reserved; a later one
+    // (a higher transaction id) committed before: a mark by transaction id order would get both wrong.
+    const a = await admin(url);
+    await a.query("BEGIN");
+    await a.query("UPDATE certificates SET revoked_at = 1000, reason = 1, revocation_source = 't', revoked_xid = pg_current_xact_id() WHERE serial = '0e01'");
+    await s.revoke({ serial: "0e02", revokedAt: new Date(2000), reason: 1, source: "manual" });
+    const base = await s.reserveCrl("13-sig", new Date(0), new Date(Date.UTC(2030, 0, 1)));
+    await a.query("COMMIT");
+    await a.end();
+    expect(await s.publishCrl({ caId: "13-sig", number: base.number, entries: 1, path: "crl/13-sig.crl", sha256: "ab" }, () => undefined)).toBe(true);
+    const listed: string[] = [];
+    for await (const chunk of s.deltaCrlEntries("13-sig", base.number, { expiredBefore: new Date(0) })) listed.push(...decodeEntries(chunk.der).map((e) => e.serial));
+    expect(listed).toEqual(["0e01"]);
+    await s.close();
+  });
+
   it("records its schema version in meta, reopens without migrating again, and refuses databases that are not jpki stores", async () => {
     const url = await server.createDatabase();
     await expect(PostgresStore.open(url)).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_CORRUPT"));

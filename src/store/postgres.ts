@@ -78,7 +78,7 @@ import type {
   VerifierFetch,
   VerifierRecord,
 } from "./types.js";
-import { DUMP_KINDS, FULL_SCOPE, type CrlScope, type CrlScopeStatus } from "./types.js";
+import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
 
 /**
@@ -245,6 +245,19 @@ export const PG_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE verifier_fetches ADD COLUMN count integer NOT NULL DEFAULT 1;
   ALTER TABLE verifier_fetches ADD COLUMN last_at bigint;
+  `,
+  // 6: delta CRLs (RFC 5280 §5.2.4, crl/delta.ts), as SQLite's version 12 with this backend's own mark. A
+  // revocation records the transaction that made it (revoked_xid); a full CRL records, when its number is
+  // reserved under the CA's crl_state row, the snapshot of that moment (delta_snapshot): a delta on it lists
+  // the CA's revocations whose transaction that snapshot does not see — committed later or still running then —
+  // the ones the CRL may miss. (A sequence number would not do: it is taken before commit, so a smaller one can
+  // commit after a reservation saw a larger.) base_number, on a delta: its base's number. Revocations and
+  // full CRLs from before this version have neither, and no delta is built on such a CRL.
+  `
+  ALTER TABLE certificates ADD COLUMN revoked_xid xid8;
+  CREATE INDEX certificates_revoked_xid ON certificates (ca_id, revoked_xid) INCLUDE (serial, revoked_at, reason, not_after) WHERE revoked_xid IS NOT NULL;
+  ALTER TABLE crls ADD COLUMN delta_snapshot pg_snapshot;
+  ALTER TABLE crls ADD COLUMN base_number bigint;
   `,
 ];
 
@@ -818,7 +831,7 @@ export class PostgresStore implements Store {
       let revokedIn: Array<{ ca_id: string; municipality_code: string }> = [];
       if (revocations.length) {
         const done = await c.query<{ ca_id: string; municipality_code: string }>(
-          `UPDATE certificates c SET revoked_at = u.at, reason = 4, revocation_source = u.source
+          `UPDATE certificates c SET revoked_at = u.at, reason = 4, revocation_source = u.source, revoked_xid = pg_current_xact_id()
            FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(serial, at, source)
            WHERE c.serial = u.serial AND c.revoked_at IS NULL RETURNING c.ca_id, c.municipality_code`,
           [revocations.map((x) => x.serial), revocations.map((x) => x.at), revocations.map((x) => x.source)],
@@ -863,7 +876,7 @@ export class PostgresStore implements Store {
       if (row.revoked_at !== null) {
         throw new JpkiError("ERR_CERT_ALREADY_REVOKED", `certificate ${input.serial} was already revoked on ${new Date(Number(row.revoked_at)).toISOString()}`);
       }
-      await c.query("UPDATE certificates SET revoked_at = $1, reason = $2, revocation_source = $3 WHERE serial = $4", [
+      await c.query("UPDATE certificates SET revoked_at = $1, reason = $2, revocation_source = $3, revoked_xid = pg_current_xact_id() WHERE serial = $4", [
         input.revokedAt.getTime(),
         input.reason,
         input.source,
@@ -875,11 +888,37 @@ export class PostgresStore implements Store {
     });
   }
 
-  async *crlEntries(caId: string, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries> {
+  crlEntries(caId: string, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries> {
+    return this.#entries(
+      "listing revoked certificates",
+      `SELECT serial, revoked_at, reason FROM certificates
+       WHERE ca_id = $1 AND revoked_at IS NOT NULL AND not_after >= $2 ORDER BY serial`,
+      [caId, opts.expiredBefore.getTime()],
+    );
+  }
+
+  async *deltaCrlEntries(caId: string, baseNumber: bigint, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries> {
+    const [base] = await this.#query<{ snap: string | null }>(
+      "reading a delta CRL's base",
+      "SELECT delta_snapshot::text AS snap FROM crls WHERE ca_id = $1 AND number = $2 AND scope = ''",
+      [caId, baseNumber],
+    );
+    if (!base?.snap) throw new JpkiError("ERR_INTERNAL", `CRL ${caId} #${baseNumber} is no base a delta CRL can be built on`);
+    // Revocations by transactions the base's snapshot does not see; those below its xmin it sees all (the index bounds the scan).
+    yield* this.#entries(
+      "listing revocations after a delta CRL's base",
+      `SELECT serial, revoked_at, reason FROM certificates
+       WHERE ca_id = $1 AND revoked_xid >= pg_snapshot_xmin($3::pg_snapshot) AND NOT pg_visible_in_snapshot(revoked_xid, $3::pg_snapshot)
+         AND not_after >= $2 ORDER BY serial`,
+      [caId, opts.expiredBefore.getTime(), base.snap],
+    );
+  }
+
+  /** CRL entries from `sql` (serial, revoked_at, reason), streamed. */
+  async *#entries(what: string, sql: string, params: unknown[]): AsyncIterable<EncodedEntries> {
     // A server-side cursor in a read-only transaction: one plan, one snapshot, rows fetched in chunks as the
     // builder takes them, so a CRL of any size streams with bounded memory on both sides. The connection is
     // held only while the CRL is built; an early return (the consumer stops) rolls back and releases it.
-    const what = "listing revoked certificates";
     let c: PoolClient;
     try {
       c = await this.#pool.connect();
@@ -891,12 +930,7 @@ export class PostgresStore implements Store {
     try {
       try {
         await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-        await c.query(
-          `DECLARE crl_entries NO SCROLL CURSOR FOR
-             SELECT serial, revoked_at, reason FROM certificates
-             WHERE ca_id = $1 AND revoked_at IS NOT NULL AND not_after >= $2 ORDER BY serial`,
-          [caId, opts.expiredBefore.getTime()],
-        );
+        await c.query(`DECLARE crl_entries NO SCROLL CURSOR FOR ${sql}`, params);
       } catch (e) {
         throw storeError(e, what);
       }
@@ -930,22 +964,77 @@ export class PostgresStore implements Store {
   reserveCrl(caId: string, thisUpdate: Date, nextUpdate: Date, scope: CrlScope = FULL_SCOPE): Promise<CrlReservation> {
     return this.#tx("reserving a CRL number", async (c) => {
       // Every scope of a CA numbers from one sequence, serialized by the CA's crl_state row (crl/scope.ts).
+      if (scope === DELTA_SCOPE) throw new JpkiError("ERR_INTERNAL", "a delta CRL is reserved with reserveDeltaCrl");
       let revision = await this.#lockCrlState(c, caId);
       if (scope !== FULL_SCOPE) {
         revision = (await c.query<{ revision: bigint }>("SELECT revision FROM crl_scopes WHERE ca_id = $1 AND scope = $2", [caId, scope])).rows[0]?.revision ?? 0n;
       }
       const max = (await c.query<{ n: bigint | null }>("SELECT max(number) AS n FROM crls WHERE ca_id = $1", [caId])).rows[0]!.n;
       const number = (max ?? 0n) + 1n;
-      await c.query("INSERT INTO crls (ca_id, number, this_update, next_update, revision, state, scope) VALUES ($1, $2, $3, $4, $5, 'reserved', $6)", [
-        caId,
-        number,
-        thisUpdate.getTime(),
-        nextUpdate.getTime(),
-        revision,
-        scope,
-      ]);
+      // A full CRL records this statement's snapshot, taken with the crl_state row held: deltas on it list
+      // the revocations it does not see.
+      await c.query(
+        `INSERT INTO crls (ca_id, number, this_update, next_update, revision, state, scope, delta_snapshot)
+         VALUES ($1, $2, $3, $4, $5, 'reserved', $6, CASE WHEN $6 = '' THEN pg_current_snapshot() END)`,
+        [caId, number, thisUpdate.getTime(), nextUpdate.getTime(), revision, scope],
+      );
       return { number, revision: Number(revision) };
     });
+  }
+
+  reserveDeltaCrl(caId: string, thisUpdate: Date, nextUpdate: Date): Promise<DeltaCrlReservation | undefined> {
+    return this.#tx("reserving a delta CRL number", async (c) => {
+      const revision = await this.#lockCrlState(c, caId);
+      const base = (
+        await c.query<{ number: bigint; next_update: bigint; ready: boolean }>(
+          "SELECT number, next_update, delta_snapshot IS NOT NULL AS ready FROM crls WHERE ca_id = $1 AND scope = '' AND state = 'published' ORDER BY number DESC LIMIT 1",
+          [caId],
+        )
+      ).rows[0];
+      if (!base || !base.ready || Number(base.next_update) <= thisUpdate.getTime()) return undefined;
+      const max = (await c.query<{ n: bigint | null }>("SELECT max(number) AS n FROM crls WHERE ca_id = $1", [caId])).rows[0]!.n;
+      const number = (max ?? 0n) + 1n;
+      const next = new Date(Math.min(nextUpdate.getTime(), Number(base.next_update)));
+      await c.query(
+        "INSERT INTO crls (ca_id, number, this_update, next_update, revision, state, scope, base_number) VALUES ($1, $2, $3, $4, $5, 'reserved', $6, $7)",
+        [caId, number, thisUpdate.getTime(), next.getTime(), revision, DELTA_SCOPE, base.number],
+      );
+      return { number, revision: Number(revision), baseNumber: base.number, nextUpdate: next };
+    });
+  }
+
+  deltaCrlStatus(): Promise<DeltaCrlStatus[]> {
+    return this.#tx(
+      "reading delta CRL status",
+      async (c) => {
+        type Row = CrlRowDb & { ready: boolean; revision: bigint };
+        const latest = async (scope: CrlScope) =>
+          new Map(
+            (
+              await c.query<Row>(
+                `SELECT c.*, c.delta_snapshot IS NOT NULL AS ready FROM crls c
+                   JOIN (SELECT ca_id, max(number) AS n FROM crls WHERE state = 'published' AND scope = $1 GROUP BY ca_id) m ON m.ca_id = c.ca_id AND m.n = c.number`,
+                [scope],
+              )
+            ).rows.map((r) => [r.ca_id, r]),
+          );
+        const bases = await latest(FULL_SCOPE);
+        const deltas = await latest(DELTA_SCOPE);
+        const revisions = new Map((await c.query<{ ca_id: string; revision: bigint }>("SELECT ca_id, revision FROM crl_state")).rows.map((r) => [r.ca_id, r.revision]));
+        return (await c.query<{ id: string }>(SQL.listCas)).rows.map(({ id }) => {
+          const b = bases.get(id);
+          const d = deltas.get(id);
+          return {
+            caId: id,
+            base: b && toCrlRecord(b),
+            deltaReady: b?.ready === true,
+            delta: d && toCrlRecord(d),
+            pending: !d || (revisions.get(id) ?? 0n) > BigInt(d.revision),
+          };
+        });
+      },
+      { begin: "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY" },
+    );
   }
 
   publishCrl(rec: { caId: string; number: bigint; entries: number; path: string; sha256: string; scope?: CrlScope }, install: () => void): Promise<boolean> {
@@ -973,8 +1062,9 @@ export class PostgresStore implements Store {
         rec.caId,
         rec.number,
       ]);
+      // A delta marks nothing clean: the CA stays due for its next complete CRL.
       if (scope === FULL_SCOPE) await c.query("UPDATE crl_state SET published_revision = greatest(published_revision, $2) WHERE ca_id = $1", [rec.caId, row.revision]);
-      else {
+      else if (scope !== DELTA_SCOPE) {
         await c.query(
           `INSERT INTO crl_scopes (ca_id, scope, revision, published_revision, published_number) VALUES ($1, $2, 0, $3, $4)
            ON CONFLICT (ca_id, scope) DO UPDATE SET published_revision = greatest(crl_scopes.published_revision, excluded.published_revision),
@@ -1193,7 +1283,7 @@ export class PostgresStore implements Store {
       const firstRevocations = [...first.values()];
       if (firstRevocations.length) {
         const r = await c.query<{ ca_id: string; municipality_code: string }>(
-          `UPDATE certificates c SET revoked_at = $1, reason = u.reason, revocation_source = u.source
+          `UPDATE certificates c SET revoked_at = $1, reason = u.reason, revocation_source = u.source, revoked_xid = pg_current_xact_id()
            FROM unnest($2::text[], $3::int[], $4::text[]) AS u(serial, reason, source)
            WHERE c.serial = u.serial AND c.revoked_at IS NULL RETURNING c.ca_id, c.municipality_code`,
           [at, firstRevocations.map((x) => x.serial), firstRevocations.map((x) => x.reason), firstRevocations.map((x) => x.source)],
@@ -1605,8 +1695,8 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
     case "crls": {
       const r = b.records;
       await c.query(
-        `INSERT INTO crls (ca_id, number, this_update, next_update, entries, path, sha256, revision, state, scope)
-         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::int[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[])`,
+        `INSERT INTO crls (ca_id, number, this_update, next_update, entries, path, sha256, revision, state, scope, base_number)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::int[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::bigint[])`,
         [
           col(r, (x) => x.caId),
           col(r, (x) => x.number),
@@ -1618,6 +1708,7 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
           col(r, (x) => x.revision),
           col(r, (x) => x.state),
           col(r, (x) => x.scope),
+          col(r, (x) => x.baseNumber ?? null),
         ],
       );
       return;

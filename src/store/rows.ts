@@ -60,6 +60,8 @@ export interface CrlRowDb {
   path: string | null;
   sha256: string | null;
   state: CrlRecord["state"];
+  /** a delta CRL's base number (SQLite store version 12 / PostgreSQL 6; absent before) */
+  base_number?: Int | null;
 }
 
 /** The four items as the residents and certificates tables store them (same column names in both). */
@@ -118,6 +120,7 @@ export function toCrlRecord(r: CrlRowDb): CrlRecord {
     entries: Number(r.entries ?? 0),
     path: r.path ?? undefined,
     sha256: r.sha256 ?? undefined,
+    ...(r.base_number !== null && r.base_number !== undefined ? { baseNumber: BigInt(r.base_number) } : {}),
   };
 }
 
@@ -134,6 +137,7 @@ export function toDumpCrl(r: CrlRowDb & { revision: Int }): DumpCrl {
     path: r.path ?? undefined,
     sha256: r.sha256 ?? undefined,
     revision: Number(r.revision),
+    ...(r.base_number !== null && r.base_number !== undefined ? { baseNumber: BigInt(r.base_number) } : {}),
   };
 }
 

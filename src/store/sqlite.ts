@@ -62,7 +62,7 @@ import type {
   VerifierFetch,
   VerifierRecord,
 } from "./types.js";
-import { DUMP_KINDS, FULL_SCOPE, type CrlScope, type CrlScopeStatus, type DumpCrlScope } from "./types.js";
+import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope } from "./types.js";
 import { DumpStreamCheck } from "./dump.js";
 import { WalCheckpointer } from "./checkpointer.js";
 
@@ -231,6 +231,14 @@ export const MIGRATIONS: readonly Migration[] = [
   `
   ALTER TABLE verifier_fetches ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
   ALTER TABLE verifier_fetches ADD COLUMN last_at INTEGER;
+  `,
+  // 12: delta CRLs (RFC 5280 §5.2.4, crl/delta.ts). delta_mark, on a full CRL: the CA's last revocation_log
+  // block id when its number was reserved, under the write lock — every later block of the CA holds a
+  // revocation the CRL may miss, so a delta on it lists exactly those blocks. base_number, on a delta: the
+  // number of its base. A full CRL published before this version has no mark, and no delta is built on it.
+  `
+  ALTER TABLE crls ADD COLUMN delta_mark INTEGER;
+  ALTER TABLE crls ADD COLUMN base_number INTEGER;
   `,
 ];
 
@@ -580,7 +588,17 @@ export class SqliteStore implements Store {
       getCert: db.prepare(`${CERT_SELECT} WHERE c.serial = ?`),
       getCertByApplication: db.prepare(`${CERT_SELECT} WHERE c.application_id = ?`),
       maxCrl: db.prepare("SELECT max(number) FROM crls WHERE ca_id = ?").pluck().safeIntegers(),
-      insertCrl: db.prepare("INSERT INTO crls (ca_id, number, this_update, next_update, revision, state, scope) VALUES (?, ?, ?, ?, ?, 'reserved', ?)"),
+      insertCrl: db.prepare(
+        "INSERT INTO crls (ca_id, number, this_update, next_update, revision, state, scope, delta_mark, base_number) VALUES (?, ?, ?, ?, ?, 'reserved', ?, ?, ?)",
+      ),
+      logMark: db.prepare("SELECT coalesce(max(id), 0) FROM revocation_log WHERE ca_id = ?").pluck(),
+      deltaBase: db.prepare("SELECT number, next_update, delta_mark FROM crls WHERE ca_id = ? AND scope = '' AND state = 'published' ORDER BY number DESC LIMIT 1").safeIntegers(),
+      deltaMarkOf: db.prepare("SELECT delta_mark FROM crls WHERE ca_id = ? AND number = ? AND scope = ''").pluck().safeIntegers(),
+      maxPublishedIn: db.prepare("SELECT max(number) FROM crls WHERE ca_id = ? AND scope = ? AND state = 'published'").pluck().safeIntegers(),
+      latestIn: db.prepare(
+        `SELECT c.*, c.delta_mark IS NOT NULL AS has_mark FROM crls c
+           JOIN (SELECT ca_id, max(number) AS n FROM crls WHERE state = 'published' AND scope = ? GROUP BY ca_id) m ON m.ca_id = c.ca_id AND m.n = c.number`,
+      ).safeIntegers(),
       publishCrl: db.prepare("UPDATE crls SET entries = ?, path = ?, sha256 = ?, state = 'published' WHERE ca_id = ? AND number = ?"),
       batchNoticeStatus: db.prepare("SELECT notice_id, status, body FROM notices WHERE notice_id IN (SELECT value FROM json_each(?))").raw(),
       batchLastSeq: db.prepare("SELECT resident_code, last_sequence FROM resident_sequences WHERE resident_code IN (SELECT value FROM json_each(?))").raw(),
@@ -908,12 +926,28 @@ export class SqliteStore implements Store {
     );
   }
 
-  async *crlEntries(caId: string, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries> {
-    const cutoff = opts.expiredBefore.getTime();
+  crlEntries(caId: string, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries> {
+    return this.#logEntries(caId, opts.expiredBefore.getTime(), 0);
+  }
+
+  async *deltaCrlEntries(caId: string, baseNumber: bigint, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries> {
+    let mark: bigint | null | undefined;
+    try {
+      mark = this.#stmts.deltaMarkOf.get(caId, baseNumber) as bigint | null | undefined;
+    } catch (e) {
+      throw storeError(e, "reading a delta CRL's base");
+    }
+    if (mark === null || mark === undefined) throw new JpkiError("ERR_INTERNAL", `CRL ${caId} #${baseNumber} is no base a delta CRL can be built on`);
+    // The blocks appended after the base's reservation: the revocations the base may miss.
+    yield* this.#logEntries(caId, opts.expiredBefore.getTime(), Number(mark));
+  }
+
+  /** The CA's log entries in blocks after block id `after`, without certificates expired before `cutoff`. */
+  async *#logEntries(caId: string, cutoff: number, from: number): AsyncIterable<EncodedEntries> {
     const pageSize = 16;
     // Keyset pagination over the log rather than an open cursor: better-sqlite3 forbids other statements on
     // the connection while an iterator is open, and the consumer awaits between chunks.
-    for (let after = 0; ; ) {
+    for (let after = from; ; ) {
       let rows: Array<[number, number, number, Buffer, Buffer]>;
       try {
         rows = this.#stmts.logBlocks.all(cutoff, caId, after, pageSize) as Array<[number, number, number, Buffer, Buffer]>;
@@ -1003,13 +1037,54 @@ export class SqliteStore implements Store {
         // One number sequence per CA, shared by its scopes (crl/scope.ts): every scope's numbers only increase.
         const max = this.#stmts.maxCrl.get(caId) as bigint | null;
         const number = (max ?? 0n) + 1n;
+        if (scope === DELTA_SCOPE) throw new JpkiError("ERR_INTERNAL", "a delta CRL is reserved with reserveDeltaCrl");
         const revision =
           scope === FULL_SCOPE
             ? ((this.#stmts.revisionOf.get(caId) as number | undefined) ?? 0)
             : ((this.#stmts.scopeRevision.get(caId, scope) as number | undefined) ?? 0);
-        this.#stmts.insertCrl.run(caId, number, thisUpdate.getTime(), nextUpdate.getTime(), revision, scope);
+        // A full CRL records how far the CA's log went (this transaction holds the write lock): deltas on it list what came after.
+        const mark = scope === FULL_SCOPE ? (this.#stmts.logMark.get(caId) as number) : null;
+        this.#stmts.insertCrl.run(caId, number, thisUpdate.getTime(), nextUpdate.getTime(), revision, scope, mark, null);
         return { number, revision };
       }).immediate(),
+    );
+  }
+
+  reserveDeltaCrl(caId: string, thisUpdate: Date, nextUpdate: Date): Promise<DeltaCrlReservation | undefined> {
+    return this.#run("reserving a delta CRL number", () =>
+      this.#db.transaction(() => {
+        const st = this.#stmts;
+        const base = st.deltaBase.get(caId) as { number: bigint; next_update: bigint; delta_mark: bigint | null } | undefined;
+        if (!base || base.delta_mark === null || Number(base.next_update) <= thisUpdate.getTime()) return undefined;
+        const number = ((st.maxCrl.get(caId) as bigint | null) ?? 0n) + 1n;
+        const revision = (st.revisionOf.get(caId) as number | undefined) ?? 0;
+        const next = new Date(Math.min(nextUpdate.getTime(), Number(base.next_update)));
+        st.insertCrl.run(caId, number, thisUpdate.getTime(), next.getTime(), revision, DELTA_SCOPE, null, base.number);
+        return { number, revision, baseNumber: base.number, nextUpdate: next };
+      }).immediate(),
+    );
+  }
+
+  deltaCrlStatus(): Promise<DeltaCrlStatus[]> {
+    return this.#run("reading delta CRL status", () =>
+      this.#db.transaction(() => {
+        const st = this.#stmts;
+        type Row = CrlRowDb & { has_mark: bigint; revision: bigint };
+        const bases = new Map((st.latestIn.all(FULL_SCOPE) as Row[]).map((r) => [r.ca_id, r]));
+        const deltas = new Map((st.latestIn.all(DELTA_SCOPE) as Row[]).map((r) => [r.ca_id, r]));
+        const revisions = new Map((st.revisions.all() as Array<[string, number]>).map(([id, r]) => [id, Number(r)]));
+        return (st.listCas.all() as Array<{ id: string }>).map(({ id }) => {
+          const b = bases.get(id);
+          const d = deltas.get(id);
+          return {
+            caId: id,
+            base: b && toCrlRecord(b),
+            deltaReady: b !== undefined && b.has_mark !== 0n,
+            delta: d && toCrlRecord(d),
+            pending: !d || (revisions.get(id) ?? 0) > Number(d.revision),
+          };
+        });
+      })(),
     );
   }
 
@@ -1020,7 +1095,9 @@ export class SqliteStore implements Store {
         const st = this.#stmts;
         const row = st.crlRow.get(rec.caId, rec.number) as { revision: bigint; state: string; scope: string } | undefined;
         if (!row || row.state !== "reserved" || row.scope !== scope) throw new JpkiError("ERR_INTERNAL", `CRL ${rec.caId} #${rec.number} was not reserved for this scope`);
-        const latest = (scope === FULL_SCOPE ? st.maxPublished.get(rec.caId) : st.scopePublished.get(rec.caId, scope)) as bigint | null | undefined;
+        const latest = (
+          scope === FULL_SCOPE ? st.maxPublished.get(rec.caId) : scope === DELTA_SCOPE ? st.maxPublishedIn.get(rec.caId, scope) : st.scopePublished.get(rec.caId, scope)
+        ) as bigint | null | undefined;
         if (latest !== null && latest !== undefined && latest >= rec.number) {
           st.supersedeCrl.run(rec.caId, rec.number);
           return false;
@@ -1029,8 +1106,9 @@ export class SqliteStore implements Store {
         // cannot interleave their renames: the file on disk only ever moves to a higher number.
         install();
         st.publishCrl.run(rec.entries, rec.path, rec.sha256, rec.caId, rec.number);
+        // A delta marks nothing clean: the CA stays due for its next complete CRL.
         if (scope === FULL_SCOPE) st.markPublished.run(rec.caId, Number(row.revision));
-        else st.markScopePublished.run(rec.caId, scope, Number(row.revision), rec.number);
+        else if (scope !== DELTA_SCOPE) st.markScopePublished.run(rec.caId, scope, Number(row.revision), rec.number);
         return true;
       }).immediate(),
     );
@@ -1377,7 +1455,7 @@ export class SqliteStore implements Store {
         crlScopes: db.prepare("INSERT INTO crl_scopes (ca_id, scope, revision, published_revision, published_number) VALUES (?, ?, ?, ?, ?)"),
         logIndex: db.prepare("INSERT OR IGNORE INTO revocation_log_partition (ca_id, municipality, block_id) VALUES (?, ?, ?)"),
         crls: db.prepare(
-          "INSERT INTO crls (ca_id, number, this_update, next_update, entries, path, sha256, revision, state, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+          "INSERT INTO crls (ca_id, number, this_update, next_update, entries, path, sha256, revision, state, scope, base_number) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ),
         verifierCa: db.prepare("INSERT INTO verifier_ca (id, cert_der, key_pem, created_at) VALUES (1, ?, ?, ?)"),
         verifiers: db.prepare("INSERT INTO verifiers (id, name, kind, token_sha256, cert_sha256, cert_not_after, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
@@ -1614,7 +1692,7 @@ export class SqliteStore implements Store {
               break;
             case "crls":
               for (const r of b.records) {
-                ins.crls.run(r.caId, r.number, r.thisUpdate.getTime(), r.nextUpdate.getTime(), r.entries ?? null, r.path ?? null, r.sha256 ?? null, r.revision, r.state, r.scope);
+                ins.crls.run(r.caId, r.number, r.thisUpdate.getTime(), r.nextUpdate.getTime(), r.entries ?? null, r.path ?? null, r.sha256 ?? null, r.revision, r.state, r.scope, r.baseNumber ?? null);
               }
               break;
             case "ocspResponders":

@@ -102,6 +102,12 @@ export type CrlScope = string;
 
 export const FULL_SCOPE: CrlScope = "";
 export const ARL_SCOPE: CrlScope = "arl";
+/**
+ * The delta CRL of a CA's full CRL (RFC 5280 §5.2.4; crl/delta.ts). A row scope of its own, so it has its own
+ * file, its own "latest" and only ever moves to a higher number, while it numbers from the CA's one sequence
+ * as the complete CRL it is based on does. It has no crl_scopes row: it never marks anything clean.
+ */
+export const DELTA_SCOPE: CrlScope = "delta";
 
 export interface CrlRecord {
   readonly caId: string;
@@ -115,6 +121,8 @@ export interface CrlRecord {
   /** workspace-relative path of the published file, set once it is written */
   readonly path: string | undefined;
   readonly sha256: string | undefined;
+  /** a delta CRL's base: the number of the complete CRL its deltaCRLIndicator names (absent on other CRLs) */
+  readonly baseNumber?: bigint;
 }
 
 export interface CertificateQuery {
@@ -210,6 +218,30 @@ export interface CrlReservation {
   readonly number: bigint;
   /** the CA's revision when the number was reserved: every revocation up to it is on this CRL */
   readonly revision: number;
+}
+
+/** A delta CRL's number, with the complete CRL it is built on. */
+export interface DeltaCrlReservation extends CrlReservation {
+  /** the base: the CA's latest published full CRL, whose number goes into deltaCRLIndicator */
+  readonly baseNumber: bigint;
+  /** the delta's nextUpdate as recorded: the one asked for, or the base's when that is earlier (§5.2.4) */
+  readonly nextUpdate: Date;
+}
+
+/** Per CA, what the delta CRL cadence decides from (crl/schedule.ts). */
+export interface DeltaCrlStatus {
+  readonly caId: string;
+  /** the latest published full CRL */
+  readonly base: CrlRecord | undefined;
+  /**
+   * whether a delta can be built on `base`: the store recorded, when the base was reserved, what it had
+   * revoked by then (false for a base published before the store kept that, or one loaded by a store copy)
+   */
+  readonly deltaReady: boolean;
+  /** the latest published delta CRL (its baseNumber says on which base) */
+  readonly delta: CrlRecord | undefined;
+  /** revocations were committed after the latest delta was reserved (true when there is none) */
+  readonly pending: boolean;
 }
 
 /** Per CA and scope (partition or ARL), what the CRL schedule decides from. */
@@ -364,11 +396,29 @@ export interface Store {
   reserveCrl(caId: string, thisUpdate: Date, nextUpdate: Date, scope?: CrlScope): Promise<CrlReservation>;
   /**
    * Publishes a reserved CRL, serialized against every other publisher: when a higher number of the same CA
-   * is already published, nothing is installed and false is returned (the caller discards its files);
+   * and scope is already published, nothing is installed and false is returned (the caller discards its files);
    * otherwise `install` (which puts the files in place) runs inside the write transaction that records the
-   * publication and marks the CA clean up to the reservation's revision.
+   * publication and marks the CA (full CRL) or the scope (partition, ARL) clean up to the reservation's
+   * revision. A delta CRL marks nothing clean: only a complete CRL covers a revocation for good.
    */
   publishCrl(rec: { caId: string; number: bigint; entries: number; path: string; sha256: string; scope?: CrlScope }, install: () => void): Promise<boolean>;
+  /**
+   * Reserves a delta CRL number (the CA's one sequence) on the CA's latest published full CRL, the base, and the
+   * CA's revision: every revocation up to it is on the base or this delta. Undefined when there is no base a
+   * delta can be built on (none published, one published before the store recorded what it covers, or one
+   * whose nextUpdate is not after `thisUpdate`). The recorded nextUpdate is the earlier of `nextUpdate` and
+   * the base's.
+   */
+  reserveDeltaCrl(caId: string, thisUpdate: Date, nextUpdate: Date): Promise<DeltaCrlReservation | undefined>;
+  /**
+   * The entries of a delta CRL on the full CRL numbered `baseNumber`: every certificate of the CA whose
+   * revocation was committed after that base was reserved (so possibly some the base lists too, never one
+   * it misses), with crlEntries' expiry rule, in chunks. ERR_INTERNAL when that CRL is no base a delta can
+   * be built on.
+   */
+  deltaCrlEntries(caId: string, baseNumber: bigint, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries>;
+  /** Every CA's latest full CRL and latest delta, and whether revocations came after that delta. */
+  deltaCrlStatus(): Promise<DeltaCrlStatus[]>;
   /** The latest published CRL of a CA's scope (default: the full CRL). */
   latestCrl(caId: string, scope?: CrlScope): Promise<CrlRecord | undefined>;
   /**
@@ -518,6 +568,11 @@ export interface DumpCrl {
   readonly sha256: string | undefined;
   /** the CA revision the number was reserved with */
   readonly revision: number;
+  /**
+   * a delta CRL's base number. What a full CRL's deltas are built from (SQLite's log mark, PostgreSQL's
+   * snapshot) means nothing in another store and is not carried: deltas there start with the next base.
+   */
+  readonly baseNumber?: bigint;
 }
 
 export type DumpBatch =

@@ -75,6 +75,20 @@ export interface WorkspaceConfig {
    * certificate's validity, so keep this at least the CRL lifetime (2 days with the default 48 hours).
    */
   readonly expiredGraceDays: number;
+  /**
+   * Delta CRLs (RFC 5280 §5.2.4, crl/delta.ts): minutes between two deltas of each CA's full CRL; 0 (the
+   * default) publishes none. When set, full CRLs and new certificates carry freshestCRL naming the delta
+   * (`crl/<ca>-delta.crl`), a revocation reaches a delta at once (after a notice batch) or within this interval
+   * (the schedule), and the full CRL, the base, is republished on its own cadence (`crlBaseIntervalHours`).
+   */
+  readonly deltaCrlIntervalMinutes: number;
+  /**
+   * With deltas: how old the base (full CRL) may grow, hours, before revocations since it make a new one
+   * instead of another delta. Without deltas the full CRL follows every revocation, as partitions always do.
+   */
+  readonly crlBaseIntervalHours: number;
+  /** With deltas: a delta listing this many entries makes the next publication a new base instead. */
+  readonly deltaCrlMaxEntries: number;
   /** CA certificate lifetime, years */
   readonly caValidityYears: number;
   /** sqlite (default): jpki.db in the workspace; postgres: the database named by JPKI_STORE */
@@ -95,6 +109,9 @@ export const DEFAULT_CONFIG: WorkspaceConfig = Object.freeze({
   crlPem: false,
   crlKeep: 3,
   expiredGraceDays: 7,
+  deltaCrlIntervalMinutes: 0,
+  crlBaseIntervalHours: 24,
+  deltaCrlMaxEntries: 10_000,
   caValidityYears: 10,
   store: "sqlite",
   openRoutes: Object.freeze(["/healthz"]) as readonly ServerRoute[],
@@ -145,6 +162,10 @@ export function parseConfig(input: unknown): WorkspaceConfig {
   if (o.policy !== "production" && o.policy !== "test") fail("policy", 'must be "production" or "test"');
   if (typeof o.crlPem !== "boolean") fail("crlPem", "must be true or false");
   if (!STORE_KINDS.includes(o.store as StoreKind)) fail("store", 'must be "sqlite" or "postgres" (the PostgreSQL connection string goes in JPKI_STORE, not here)');
+  const deltaMinutes = intIn("deltaCrlIntervalMinutes", o.deltaCrlIntervalMinutes, 0, 24 * 60);
+  const baseHours = intIn("crlBaseIntervalHours", o.crlBaseIntervalHours, 1, 24 * 31);
+  // A delta is good until its base's nextUpdate at the latest: a base that lives no longer than a delta interval leaves deltas nothing to do.
+  if (deltaMinutes > 0 && deltaMinutes >= baseHours * 60) fail("deltaCrlIntervalMinutes", `must be shorter than crlBaseIntervalHours (${baseHours} h), or 0 for no delta CRLs`);
   return Object.freeze({
     baseUrl: httpUrl("baseUrl", o.baseUrl),
     validityRule: o.validityRule,
@@ -155,6 +176,9 @@ export function parseConfig(input: unknown): WorkspaceConfig {
     crlPem: o.crlPem,
     crlKeep: intIn("crlKeep", o.crlKeep, 1, 1000),
     expiredGraceDays: intIn("expiredGraceDays", o.expiredGraceDays, 0, 3650),
+    deltaCrlIntervalMinutes: deltaMinutes,
+    crlBaseIntervalHours: baseHours,
+    deltaCrlMaxEntries: intIn("deltaCrlMaxEntries", o.deltaCrlMaxEntries, 1, 100_000_000),
     caValidityYears: intIn("caValidityYears", o.caValidityYears, 1, 30),
     store: o.store as StoreKind,
     openRoutes: openRoutes(o.openRoutes),

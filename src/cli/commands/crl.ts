@@ -20,6 +20,10 @@ export function makeCrlCommand(io: Io): Command {
         "also publish the municipality partitions (crl/<ca>/<municipality>.crl, what each certificate's distribution point names) and the ARL (arl/<ca>.crl): 'due' (the default of the flag) those with unpublished revocations, never published or near nextUpdate; 'all' every one",
       ).choices(["due", "all"]),
     )
+    .option(
+      "--delta",
+      "publish only the delta CRL of each CA's full CRL (crl/<ca>-delta.crl, RFC 5280 §5.2.4): the revocations since the latest full CRL, which it names as its base; needs deltaCrlIntervalMinutes in config.json",
+    )
     .addHelpText(
       "after",
       `
@@ -27,13 +31,21 @@ Scopes: without --partitions, each CA's full CRL only (crl/<ca>.crl). 'jpki watc
 scope on their own schedule. CRL numbers come from one sequence per CA shared by its scopes: each scope's
 numbers only increase. The last crlKeep CRLs of each scope (config, default 3) stay as <file>.<number>.
 
+Delta CRLs: with deltaCrlIntervalMinutes set in config.json, every full CRL (the base) carries freshestCRL and
+is followed at once by a delta on it (crl/<ca>-delta.crl, critical deltaCRLIndicator = the base's number, same
+number sequence); --delta publishes a delta alone, listing what was revoked after the base. Nothing is ever
+removed by a delta (no removeFromCRL): JPKI never releases a hold. Exit 4 (ERR_CRL_NO_BASE) when a CA has no
+full CRL a delta can be built on.
+
 Examples:
   jpki crl generate --prefecture 13
   jpki crl generate --ca 13-sig --partitions --json
   jpki crl generate --prefecture all --partitions all
+  jpki crl generate --ca 13-sig --delta --json
+  openssl verify -crl_check -use_deltas -extended_crl -CAfile .jpki/ca/13-sig.pem -CRLfile .jpki/crl/13-sig.crl -CRLfile .jpki/crl/13-sig-delta.crl cert.pem
   openssl crl -inform DER -in .jpki/crl/13-sig/131016.crl -noout -text`,
     )
-    .action(async (o: { prefecture?: string; ca?: string; purpose: string; partitions?: true | "due" | "all" }, cmd: Command) => {
+    .action(async (o: { prefecture?: string; ca?: string; purpose: string; partitions?: true | "due" | "all"; delta?: boolean }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       const { generateCrls } = await crlLibrary();
       if (!o.prefecture === !o.ca) throw new JpkiError("ERR_USAGE", "say which CRLs: --prefecture CODES or --ca ID");
@@ -41,8 +53,8 @@ Examples:
       await withWorkspace(ctx, async (ws) => {
         const purposes: CertificateType[] = o.purpose === "both" ? ["signature", "authentication"] : [o.purpose as CertificateType];
         const partitions = o.partitions === undefined ? "none" : o.partitions === true ? "due" : o.partitions;
-        const results = await generateCrls(ws, { ...(o.ca ? { ca: o.ca } : { prefecture: o.prefecture! }), purposes, passphrase, partitions });
-        const scopeName = (s: string) => (s === "" ? "full" : s === "arl" ? "arl" : "partition");
+        const results = await generateCrls(ws, { ...(o.ca ? { ca: o.ca } : { prefecture: o.prefecture! }), purposes, passphrase, partitions, ...(o.delta ? { delta: true } : {}) });
+        const scopeName = (s: string) => (s === "" ? "full" : s === "arl" ? "arl" : s === "delta" ? "delta" : "partition");
         ctx.out.result(
           {
             crls: results.map((r) => ({
@@ -50,6 +62,7 @@ Examples:
               scope: scopeName(r.scope),
               ...(scopeName(r.scope) === "partition" ? { municipality: r.scope } : {}),
               number: r.number.toString(),
+              ...(r.baseNumber !== undefined ? { baseNumber: r.baseNumber.toString() } : {}),
               thisUpdate: r.thisUpdate.toISOString(),
               nextUpdate: r.nextUpdate.toISOString(),
             })),
@@ -59,7 +72,7 @@ Examples:
               .map((r) =>
                 r.superseded
                   ? `CRL ${r.caId}${r.scope ? `/${r.scope}` : ""} #${r.number}: not installed, a higher number was published meanwhile (by another jpki process)`
-                  : `CRL ${r.caId}${r.scope ? `/${r.scope}` : ""} #${r.number}: ${r.entries} entries, next update ${r.nextUpdate.toISOString()}\n  ${r.derPath} (DER)${r.pemPath ? `\n  ${r.pemPath} (PEM)` : ""}`,
+                  : `CRL ${r.caId}${r.scope ? `/${r.scope}` : ""} #${r.number}${r.baseNumber !== undefined ? ` (delta on #${r.baseNumber})` : ""}: ${r.entries} entries, next update ${r.nextUpdate.toISOString()}\n  ${r.derPath} (DER)${r.pemPath ? `\n  ${r.pemPath} (PEM)` : ""}`,
               )
               .join("\n"),
         );
