@@ -115,6 +115,8 @@ describe("published CRLs and CA certificates", () => {
     expect(inm.status).toBe(304);
     expect(inm.body.length).toBe(0);
     expect(inm.headers["etag"]).toBe(etag);
+    expect(inm.headers["cache-control"]).toBe("public, max-age=300");
+    expect(inm.headers["date"]).toBeDefined();
     const ims = await get("/crl/13-sig.crl", { "if-modified-since": first.headers["last-modified"] as string });
     expect(ims.status).toBe(304);
     expect((await get("/crl/13-sig.crl", { "if-none-match": '"something-else"' })).status).toBe(200);
