@@ -43,10 +43,12 @@ const BARE = `
 const http = require("node:http");
 const body = require("node:fs").readFileSync(process.argv[2]);
 const etag = '"bare"';
-// The same validators a 304 from jpki serve carries, so the comparison is of the servers, not of the headers.
-const validators = { ETag: etag, "Last-Modified": new Date().toUTCString(), "Cache-Control": "public, max-age=300", "Accept-Ranges": "bytes" };
+// The same headers a 304 (and a 200) from jpki serve carries, so the comparison is of the servers, not of the
+// headers: a 304 has only ETag and Cache-Control (RFC 9110 §15.4.5; Date is node's), a 200 the validators too.
+const notModified = { ETag: etag, "Cache-Control": "public, max-age=300" };
+const validators = { ...notModified, "Last-Modified": new Date().toUTCString(), "Accept-Ranges": "bytes" };
 http.createServer((req, res) => {
-  if (req.headers["if-none-match"] === etag) { res.writeHead(304, validators); res.end(); return; }
+  if (req.headers["if-none-match"] === etag) { res.writeHead(304, notModified); res.end(); return; }
   res.writeHead(200, { ...validators, "Content-Type": "application/pkix-crl", "Content-Length": body.length }); res.end(body);
 }).listen(Number(process.argv[1]), "127.0.0.1", () => console.error("listening"));
 `;
