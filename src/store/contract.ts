@@ -139,6 +139,16 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("reads residents for issuance for many concurrent callers, each its own (or none)", async () => {
+      const s = await make();
+      await s.upsertResidents(["r1", "r2", "r3"].map(resident));
+      const codes = ["r1", "r2", "nobody", "r3", "r2"];
+      const got = await Promise.all(codes.map((c) => s.getResidentForIssuance(c)));
+      expect(got.map((g) => g?.record.residentCode)).toEqual(["r1", "r2", undefined, "r3", "r2"]);
+      expect(got[0]).toEqual({ record: resident("r1"), registrySequence: 0, caSequence: 0 });
+      await s.close();
+    });
+
     it("revokes once; streams revoked entries in chunks, dropping long-expired ones", async () => {
       const s = await make();
       await s.putCa(ca());

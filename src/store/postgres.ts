@@ -27,6 +27,7 @@
  */
 import type { CustomTypesConfig, Pool, PoolClient, QueryResultRow } from "pg";
 import { JpkiError } from "../errors.js";
+import { Coalescer } from "./coalesce.js";
 import { encodeEntry, type EncodedEntries } from "../profile/crl-entry.js";
 import {
   itemsOf,
@@ -470,6 +471,14 @@ export class PostgresStore implements Store {
   readonly #pool: Pool;
   readonly #maxLocks: number;
   #closed = false;
+  /**
+   * Issuance reads a resident before signing, outside any transaction (the commit reads it again under its
+   * lock): concurrent reads share one query.
+   */
+  readonly #residentLookups = new Coalescer<ResidentForIssuance>(async (codes) => {
+    const rows = await this.#query<ResidentRowDb & { ca_sequence: bigint }>("reading residents", SQL.residentForIssuance, [codes]);
+    return new Map(rows.map((r) => [r.resident_code, { record: toResident(r), registrySequence: Number(r.notice_sequence), caSequence: Number(r.ca_sequence) }]));
+  });
 
   private constructor(pool: Pool, maxLocks: number) {
     this.#pool = pool;
@@ -669,9 +678,8 @@ export class PostgresStore implements Store {
     return r ? toResident(r) : undefined;
   }
 
-  async getResidentForIssuance(residentCode: string): Promise<ResidentForIssuance | undefined> {
-    const [r] = await this.#query<ResidentRowDb & { ca_sequence: bigint }>("reading a resident", SQL.residentForIssuance, [[residentCode]]);
-    return r ? { record: toResident(r), registrySequence: Number(r.notice_sequence), caSequence: Number(r.ca_sequence) } : undefined;
+  getResidentForIssuance(residentCode: string): Promise<ResidentForIssuance | undefined> {
+    return this.#residentLookups.get(residentCode);
   }
 
   applyToRegistry<T>(
