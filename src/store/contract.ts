@@ -140,6 +140,16 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("stores each certificate's DER byte for byte when many commit together (different lengths)", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents(["r1", "r2", "r3"].map(resident));
+      const ders = [Buffer.from([0x30, 0x01, 0x00]), Buffer.alloc(1500, 0xa5), Buffer.from("3003020101", "hex")];
+      await s.commitIssuances(ders.map((der, i) => ({ ...cert(`0c0${i}`, `r${i + 1}`, 1000), der })));
+      for (const [i, der] of ders.entries()) expect((await s.getCertificate(`0c0${i}`))?.der.equals(der)).toBe(true);
+      await s.close();
+    });
+
     it("group commit: concurrent issuances share a transaction, and a record that fails it fails only its own caller", async () => {
       const s = await make();
       await s.putCa(ca());
