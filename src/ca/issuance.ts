@@ -270,6 +270,7 @@ export class IssuanceService {
     opts: { concurrency?: number; commitEvery?: number; onProgress?: (p: BatchProgress) => void; onIssued?: (c: IssuedCertificate) => void } = {},
   ): Promise<BatchSummary> {
     const concurrency = opts.concurrency ?? 64;
+    const refill = Math.max(1, Math.floor(concurrency / 4));
     const commitEvery = opts.commitEvery ?? 500;
     const committer = new GroupCommitter((records) => this.#opts.store.commitIssuances(records), { maxGroup: commitEvery, fullGroups: true });
     const errors: BatchLineError[] = [];
@@ -361,7 +362,9 @@ export class IssuanceService {
       const p = this.#alreadyIssued(app).then<IssuanceRecord | IssuedCertificate>((done) => done ?? this.prepare(app));
       p.catch(() => undefined); // handled in order by drainOne
       window.push({ line: item.line, app, p });
-      if (window.length >= concurrency) await drainOne();
+      // Refilled in chunks, not one by one as each signature finishes: the chunk's registry reads then reach
+      // the store together (one query on PostgreSQL), while the rest of the window keeps the signers busy.
+      if (window.length >= concurrency) while (window.length > concurrency - refill) await drainOne();
     }
     while (window.length) await drainOne();
     committer.flush();

@@ -1,8 +1,8 @@
 /**
- * Reads by key gathered into one query: calls made while a query is running wait and go to the server
- * together in the next one, so many concurrent callers (the signing window of an issuance batch, concurrent
- * `issue()` calls) cost a few round trips instead of one each; a lone caller is sent at once. Each caller
- * gets its own value; a failed query fails only the callers it was for.
+ * Reads by key gathered into one query: calls made in the same turn of the event loop, or while a query is
+ * running, go to the server together, so many concurrent callers (the signing window of an issuance batch,
+ * concurrent `issue()` calls) cost a few round trips instead of one each; a lone caller waits one turn
+ * (setImmediate) at most. Each caller gets its own value; a failed query fails only the callers it was for.
  */
 interface Waiter<V> {
   resolve(v: V | undefined): void;
@@ -33,6 +33,7 @@ export class Coalescer<V> {
   async #run(): Promise<void> {
     this.#running = true;
     try {
+      await new Promise((r) => setImmediate(r));
       while (this.#waiting.size) {
         let batch: Map<string, Array<Waiter<V>>>;
         if (this.#waiting.size <= this.#max) {
