@@ -24,6 +24,8 @@ export interface Backend {
   cleanup(): Promise<void>;
   /** Drops the databases made for the benches; stops a server started for them. */
   close(): Promise<void>;
+  /** CPU seconds the database server has used so far, when it runs here (a server of our own), for per-unit costs. */
+  serverCpuSeconds?(): number;
 }
 
 const sqlite: Backend = {
@@ -41,6 +43,7 @@ const sqlite: Backend = {
 /** Where the PostgreSQL databases come from: a server of our own or the one JPKI_BENCH_PG names. */
 interface Databases {
   readonly where: string;
+  readonly cpuSeconds?: () => number;
   create(): Promise<string>;
   /** drops every database made so far */
   drop(): Promise<void>;
@@ -51,7 +54,7 @@ interface Databases {
  * Databases made with CREATE DATABASE through `adminUrl` and dropped by `drop()` (after each bench, so a scale
  * run never holds two benches' stores at once); `stop` ends a server of our own.
  */
-function databases(where: string, adminUrl: string, stop: () => Promise<void> = async () => {}): Databases {
+function databases(where: string, adminUrl: string, stop: () => Promise<void> = async () => {}, cpuSeconds?: () => number): Databases {
   const made: string[] = [];
   let n = 0;
   const admin = async <T>(f: (c: pg.Client) => Promise<T>): Promise<T> => {
@@ -69,6 +72,7 @@ function databases(where: string, adminUrl: string, stop: () => Promise<void> = 
     });
   return {
     where,
+    ...(cpuSeconds ? { cpuSeconds } : {}),
     async create() {
       const name = `jpki_bench_${process.pid}_${++n}`;
       await admin((c) => c.query(`CREATE DATABASE ${name}`));
@@ -102,6 +106,7 @@ function postgres(dbs: Databases): Backend & { readonly where: string } {
     },
     cleanup: () => dbs.drop(),
     close: () => dbs.close(),
+    ...(dbs.cpuSeconds ? { serverCpuSeconds: dbs.cpuSeconds } : {}),
   };
 }
 
@@ -133,7 +138,7 @@ export async function openBackends(say: (line: string) => void): Promise<Backend
         const server = await startPostgres({
           settings: { shared_buffers: "2GB", max_wal_size: "8GB", checkpoint_timeout: "30min", work_mem: "64MB", maintenance_work_mem: "512MB" },
         });
-        dbs = databases(`a throwaway server (socket in ${server.socketDir})`, connectionString(server.socketDir, "postgres"), () => server.stop());
+        dbs = databases(`a throwaway server (socket in ${server.socketDir})`, connectionString(server.socketDir, "postgres"), () => server.stop(), () => server.cpuSeconds());
       }
       const b = postgres(dbs);
       say(`postgres: ${b.where}`);

@@ -41,6 +41,11 @@ export interface PostgresTestServer {
   url(database: string): string;
   /** the watchdog process (see the header) */
   readonly watchdogPid: number | undefined;
+  /**
+   * CPU seconds the server has used so far: the postmaster, its live children, and the children it has
+   * reaped (their time lands in the postmaster's cutime/cstime). The benchmarks report it per unit of work.
+   */
+  cpuSeconds(): number;
   stop(): Promise<void>;
 }
 
@@ -82,6 +87,21 @@ function statFields(pid: number): string[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * utime+stime of the postmaster's live children plus its own utime+stime+cutime+cstime (/proc/<pid>/stat
+ * fields 14–17, clock ticks; 100 per second on Linux).
+ */
+function serverCpuSeconds(pm: number): number {
+  const ticks = (f: string[], n: number) => f.slice(11, 11 + n).reduce((a, x) => a + Number(x), 0);
+  let total = ticks(statFields(pm), 4);
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const f = statFields(Number(name));
+    if (Number(f[1]) === pm) total += ticks(f, 2);
+  }
+  return total / 100;
 }
 
 /** Running, and the same process (start time) when known; a zombie has finished. */
@@ -244,6 +264,10 @@ export async function startPostgres(opts: StartOptions = {}): Promise<PostgresTe
     socketDir: root,
     url: (database) => connectionString(root, database),
     watchdogPid: watchdog.pid,
+    cpuSeconds() {
+      const pm = postmasterPid(data);
+      return pm === undefined ? 0 : serverCpuSeconds(pm);
+    },
     async createDatabase() {
       const name = `jpki_test_${process.pid}_${++n}`;
       const admin = new pg.Client({ connectionString: connectionString(root, "postgres") });

@@ -7,6 +7,8 @@ import { FixedClock } from "../pki/clock.js";
 import { checkCertificate } from "../profile/check.js";
 import { describeCertificate } from "../profile/describe.js";
 import { decodeFourItemsSan } from "../profile/san.js";
+import type { JpkiError } from "../errors.js";
+import type { IssuanceRecord } from "../store/types.js";
 import { Workspace } from "../workspace/workspace.js";
 import { IssuanceService } from "./issuance.js";
 import { initCas } from "./manage.js";
@@ -89,6 +91,48 @@ describe("IssuanceService", () => {
     // each one superseded the one before: only the last is valid
     const valid = await ws.store.findCertificates({ residentCode: takahashi.residentCode, type: "signature", status: "valid" });
     expect(valid.map((c) => c.serial)).toEqual([serials.at(-1)]);
+  });
+});
+
+describe("group commit", () => {
+  it("commits concurrent issue() calls together; a refused application fails only its own call", async () => {
+    const codes = ["0000000131", "0000000132", "0000000133", "0000000134", "0000000135"].map(makeResidentCode);
+    await ws.store.upsertResidents(codes.map((residentCode) => ({ ...takahashi, residentCode })));
+    // The first commit is held until every certificate is signed, so the other four wait for it together.
+    const groups: number[] = [];
+    let release = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    const store = new Proxy(ws.store, {
+      get(target, key) {
+        if (key === "commitIssuances") {
+          return async (records: IssuanceRecord[]) => {
+            groups.push(records.length);
+            if (groups.length === 1) await held;
+            return target.commitIssuances(records);
+          };
+        }
+        const v = Reflect.get(target, key) as unknown;
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const grouped = new IssuanceService({ store, config: ws.config, clock, passphrase: "pw" });
+    const prepare = grouped.prepare.bind(grouped);
+    let prepared = 0;
+    grouped.prepare = async (app) => {
+      const rec = await prepare(app);
+      if (++prepared === codes.length) setImmediate(release);
+      return rec;
+    };
+    // two counters gave the same application id to two residents: whichever commits second is refused
+    const apps = codes.map((residentCode, i) => ({ residentCode, type: "signature" as const, publicKey: spki(), applicationId: i >= 3 ? "counter-7:0001" : `counter-7:10${i}` }));
+    const out = await Promise.allSettled(apps.map((a) => grouped.issue(a)));
+    expect(groups).toEqual([1, 4]);
+    const refused = out.flatMap((o, i) => (o.status === "rejected" ? [{ i, code: (o.reason as JpkiError).code }] : []));
+    expect(refused).toHaveLength(1);
+    expect(refused[0]!.code).toBe("ERR_APPLICATION_INVALID");
+    expect(refused[0]!.i).toBeGreaterThanOrEqual(3);
+    for (const o of out) if (o.status === "fulfilled") expect((await ws.store.getCertificate(o.value.serial))?.residentCode).toBe(o.value.residentCode);
+    expect(out.filter((o) => o.status === "fulfilled")).toHaveLength(4);
   });
 });
 

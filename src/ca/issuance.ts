@@ -15,6 +15,7 @@ import type { IssuanceCommitResult, IssuanceRecord, ResidentRecord, Store } from
 import type { WorkspaceConfig } from "../workspace/config.js";
 import { CertificationAuthority, caId } from "./authority.js";
 import { readSpki, verifyCsr } from "./csr.js";
+import { GroupCommitter } from "./group-commit.js";
 import { prefecture } from "./prefectures.js";
 import { notAfterFor } from "./validity.js";
 
@@ -129,9 +130,11 @@ export class IssuanceService {
   readonly #opts: IssuanceServiceOptions;
   readonly #cas = new Map<string, Promise<CertificationAuthority>>();
   readonly #checkedTemplates = new Set<string>();
+  readonly #committer: GroupCommitter;
 
   constructor(opts: IssuanceServiceOptions) {
     this.#opts = opts;
+    this.#committer = new GroupCommitter((records) => opts.store.commitIssuances(records));
   }
 
   /** Opens (once) the CA that issues `type` certificates for a prefecture. */
@@ -223,14 +226,16 @@ export class IssuanceService {
     return { ...toIssued(row, []), alreadyIssued: true };
   }
 
-  /** Issues one certificate and commits it with its issuance record (and any supersession). */
+  /**
+   * Issues one certificate and commits it with its issuance record (and any supersession). Concurrent calls
+   * share transactions (group-commit.ts); each returns once its own certificate is committed.
+   */
   async issue(app: IssuanceApplication): Promise<IssuedCertificate> {
     const done = await this.#alreadyIssued(app);
     if (done) return done;
     for (let attempt = 1; ; attempt++) {
       const rec = await this.prepare(app);
-      const [r] = await this.#opts.store.commitIssuances([rec]);
-      const out = this.#outcome(app, rec, r!, attempt);
+      const out = this.#outcome(app, rec, await this.#committer.submit(rec), attempt);
       if (out) return out;
     }
   }
@@ -256,77 +261,81 @@ export class IssuanceService {
 
   /**
    * Issues a batch (JSON Lines of applications). Several signatures are in flight at once so every core
-   * signs; results commit in input order, `commitEvery` per transaction. A bad line is reported with its
-   * number and the rest still issue.
+   * signs; signed certificates are group-committed in input order (group-commit.ts), `commitEvery` per
+   * transaction, while the next ones are being signed. A bad line is reported with its number and the rest
+   * still issue.
    */
   async issueBatch(
     input: BatchInput,
     opts: { concurrency?: number; commitEvery?: number; onProgress?: (p: BatchProgress) => void; onIssued?: (c: IssuedCertificate) => void } = {},
   ): Promise<BatchSummary> {
     const concurrency = opts.concurrency ?? 64;
+    const refill = Math.max(1, Math.floor(concurrency / 4));
     const commitEvery = opts.commitEvery ?? 500;
+    const committer = new GroupCommitter((records) => this.#opts.store.commitIssuances(records), { maxGroup: commitEvery, fullGroups: true });
     const errors: BatchLineError[] = [];
     const byCa: Record<string, number> = {};
     let read = 0;
     let issued = 0;
     let superseded = 0;
     let alreadyIssued = 0;
-    let pending: Array<{ rec: IssuanceRecord; app: IssuanceApplication; line: number; attempt: number }> = [];
     const window: Array<{ line: number; app: IssuanceApplication; p: Promise<IssuanceRecord | IssuedCertificate> }> = [];
     const idsInBatch = new Map<string, number>();
+    // Signed certificates waiting for their commit. Bounded, so a store slower than the signers holds back
+    // the signing instead of piling up certificates in memory.
+    const committing = new Set<Promise<void>>();
+    const maxCommitting = 2 * commitEvery;
+    let wake: (() => void) | undefined;
+    let settled = 0;
 
     const fail = (line: number, e: unknown) => {
       const err = isJpkiError(e) ? e : new JpkiError("ERR_INTERNAL", (e as Error)?.message ?? String(e), { cause: e });
       errors.push({ line, code: err.code, message: err.message.startsWith(`line ${line}`) ? err.message : `line ${line}: ${err.message}` });
     };
-    const commit = async () => {
-      while (pending.length) {
-        const batch = pending;
-        pending = [];
-        const results = await this.#opts.store.commitIssuances(batch.map((b) => b.rec));
-        for (const [i, b] of batch.entries()) {
-          const r = results[i]!;
-          let out: IssuedCertificate | undefined;
-          try {
-            out = this.#outcome(b.app, b.rec, r, b.attempt);
-          } catch (e) {
-            fail(b.line, e);
-            continue;
-          }
-          if (!out) {
-            // The registry record changed after this one was signed: sign it again from the current record.
-            try {
-              pending.push({ rec: await this.prepare(b.app), app: b.app, line: b.line, attempt: b.attempt + 1 });
-            } catch (e) {
-              fail(b.line, e);
-            }
-            continue;
-          }
-          if (out.alreadyIssued) {
-            alreadyIssued++;
-            opts.onIssued?.(out);
-            continue;
-          }
-          issued++;
-          superseded += out.superseded.length;
-          byCa[out.caId] = (byCa[out.caId] ?? 0) + 1;
-          opts.onIssued?.(out);
-        }
+    const progress = () => opts.onProgress?.({ read, issued, failed: errors.length });
+    const counted = (out: IssuedCertificate) => {
+      if (out.alreadyIssued) alreadyIssued++;
+      else {
+        issued++;
+        superseded += out.superseded.length;
+        byCa[out.caId] = (byCa[out.caId] ?? 0) + 1;
       }
-      opts.onProgress?.({ read, issued, failed: errors.length });
+      opts.onIssued?.(out);
+    };
+    // Submitted synchronously, in the order drainOne hands them over: the group commits keep input order.
+    const commit = (line: number, app: IssuanceApplication, first: IssuanceRecord) => {
+      const p = (async () => {
+        let rec = first;
+        for (let attempt = 1; ; attempt++) {
+          const out = this.#outcome(app, rec, await committer.submit(rec), attempt);
+          if (out) return counted(out);
+          // The registry record changed after this one was signed: sign it again from the current record.
+          rec = await this.prepare(app);
+        }
+      })()
+        .catch((e) => fail(line, e))
+        .finally(() => {
+          committing.delete(p);
+          if (++settled % commitEvery === 0) progress();
+          if (wake && committing.size < maxCommitting) {
+            wake();
+            wake = undefined;
+          }
+        });
+      committing.add(p);
     };
     const drainOne = async () => {
       const head = window.shift()!;
+      let r: IssuanceRecord | IssuedCertificate;
       try {
-        const r = await head.p;
-        if ("alreadyIssued" in r) {
-          alreadyIssued++;
-          opts.onIssued?.(r);
-        } else pending.push({ rec: r, app: head.app, line: head.line, attempt: 1 });
+        r = await head.p;
       } catch (e) {
         fail(head.line, e);
+        return;
       }
-      if (pending.length >= commitEvery) await commit();
+      if ("alreadyIssued" in r) return counted(r);
+      while (committing.size >= maxCommitting) await new Promise<void>((res) => (wake = res));
+      commit(head.line, head.app, r);
     };
 
     for await (const item of input) {
@@ -353,10 +362,14 @@ export class IssuanceService {
       const p = this.#alreadyIssued(app).then<IssuanceRecord | IssuedCertificate>((done) => done ?? this.prepare(app));
       p.catch(() => undefined); // handled in order by drainOne
       window.push({ line: item.line, app, p });
-      if (window.length >= concurrency) await drainOne();
+      // Refilled in chunks, not one by one as each signature finishes: the chunk's registry reads then reach
+      // the store together (one query on PostgreSQL), while the rest of the window keeps the signers busy.
+      if (window.length >= concurrency) while (window.length > concurrency - refill) await drainOne();
     }
     while (window.length) await drainOne();
-    await commit();
+    committer.flush();
+    await Promise.all([...committing]);
+    progress();
     errors.sort((a, b) => a.line - b.line);
     return { read, issued, alreadyIssued, failed: errors.length, errors, superseded, byCa };
   }

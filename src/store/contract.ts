@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { isJpkiError } from "../errors.js";
 import { decodeEntries, type CrlEntryInput } from "../profile/crl-entry.js";
+import { GroupCommitter } from "../ca/group-commit.js";
 import type { CaRecord, IssuanceRecord, Store } from "./types.js";
 
 const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
@@ -136,6 +137,42 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.commitIssuances([cert("02aa", "r1", 1000)]);
       await expect(s.commitIssuances([cert("02bb", "r2", 2000), cert("02aa", "r3", 3000)])).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_STORE"));
       expect(await s.getCertificate("02bb")).toBeUndefined();
+      await s.close();
+    });
+
+    it("stores each certificate's DER byte for byte when many commit together (different lengths)", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents(["r1", "r2", "r3"].map(resident));
+      const ders = [Buffer.from([0x30, 0x01, 0x00]), Buffer.alloc(1500, 0xa5), Buffer.from("3003020101", "hex")];
+      await s.commitIssuances(ders.map((der, i) => ({ ...cert(`0c0${i}`, `r${i + 1}`, 1000), der })));
+      for (const [i, der] of ders.entries()) expect((await s.getCertificate(`0c0${i}`))?.der.equals(der)).toBe(true);
+      await s.close();
+    });
+
+    it("group commit: concurrent issuances share a transaction, and a record that fails it fails only its own caller", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents(["r1", "r2", "r3", "r4", "r5"].map(resident));
+      await s.commitIssuances([cert("09aa", "r1", 1000)]);
+      const calls: number[] = [];
+      const g = new GroupCommitter((records) => (calls.push(records.length), s.commitIssuances(records)));
+      // 09aa is taken: the group's transaction fails whole, then each record is committed on its own
+      const out = await Promise.allSettled([cert("09b2", "r2", 2000), cert("09aa", "r3", 2000), cert("09b4", "r4", 2000), cert("09b5", "r5", 2000)].map((r) => g.submit(r)));
+      expect(out.map((o) => (o.status === "fulfilled" ? o.value.status : isJpkiError(o.reason) && o.reason.code))).toEqual(["committed", "ERR_STORE", "committed", "committed"]);
+      expect(calls).toEqual([4, 1, 1, 1, 1]);
+      expect((await s.findCertificates({ status: "valid" })).map((c) => c.serial).sort()).toEqual(["09aa", "09b2", "09b4", "09b5"]);
+      expect((await s.getCertificate("09aa"))?.residentCode).toBe("r1");
+      await s.close();
+    });
+
+    it("reads residents for issuance for many concurrent callers, each its own (or none)", async () => {
+      const s = await make();
+      await s.upsertResidents(["r1", "r2", "r3"].map(resident));
+      const codes = ["r1", "r2", "nobody", "r3", "r2"];
+      const got = await Promise.all(codes.map((c) => s.getResidentForIssuance(c)));
+      expect(got.map((g) => g?.record.residentCode)).toEqual(["r1", "r2", undefined, "r3", "r2"]);
+      expect(got[0]).toEqual({ record: resident("r1"), registrySequence: 0, caSequence: 0 });
       await s.close();
     });
 

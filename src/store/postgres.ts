@@ -27,6 +27,7 @@
  */
 import type { CustomTypesConfig, Pool, PoolClient, QueryResultRow } from "pg";
 import { JpkiError } from "../errors.js";
+import { Coalescer } from "./coalesce.js";
 import { encodeEntry, type EncodedEntries } from "../profile/crl-entry.js";
 import {
   itemsOf,
@@ -436,8 +437,11 @@ function sortedUnique(xs: Iterable<string>): string[] {
 }
 
 const SQL = {
-  residentForIssuance: `SELECT r.*, coalesce(s.last_sequence, 0) AS ca_sequence FROM residents r
-    LEFT JOIN resident_sequences s ON s.resident_code = r.resident_code WHERE r.resident_code = ANY($1::text[])`,
+  // Run as a named (prepared) statement: its columns are listed, so a column added later by a newer jpki's
+  // migration cannot change the result type of a plan this process has cached.
+  residentForIssuance: `SELECT r.resident_code, r.municipality_code, r.name, r.address, r.birth_date, r.gender, r.status, r.notice_sequence,
+      coalesce(s.last_sequence, 0) AS ca_sequence
+    FROM residents r LEFT JOIN resident_sequences s ON s.resident_code = r.resident_code WHERE r.resident_code = ANY($1::text[])`,
   upsertResidents: `INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status, notice_sequence)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[])`,
   // Partitions (ca, municipality) a transaction revoked in: their revision goes up with it, in key order.
@@ -455,6 +459,14 @@ const SQL = {
       AND c.number > coalesce((SELECT max(p.number) FROM crls p WHERE p.ca_id = c.ca_id AND p.scope = '' AND p.state = 'published'), 0)
     ORDER BY 1`,
   listCas: "SELECT * FROM cas ORDER BY prefecture, purpose DESC",
+  // $13 holds every DER back to back; $14 and $15 say where each starts (from 1) and how long it is.
+  insertCertificates: `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender,
+      not_before, not_after, issued_at, der, application_id)
+    SELECT u.serial, u.ca, u.type, u.resident, u.m, u.name, u.address, u.birth, u.gender, u.nb, u.na, u.issued,
+      substring($13::bytea FROM u.off FOR u.len), u.app
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+      $10::bigint[], $11::bigint[], $12::bigint[], $14::int[], $15::int[], $16::text[])
+      AS u(serial, ca, type, resident, m, name, address, birth, gender, nb, na, issued, off, len, app)`,
 } as const;
 
 /** Bumps the revision of each partition (CA, municipality) these revoked certificates belong to. */
@@ -470,6 +482,14 @@ export class PostgresStore implements Store {
   readonly #pool: Pool;
   readonly #maxLocks: number;
   #closed = false;
+  /**
+   * Issuance reads a resident before signing, outside any transaction (the commit reads it again under its
+   * lock): concurrent reads share one query.
+   */
+  readonly #residentLookups = new Coalescer<ResidentForIssuance>(async (codes) => {
+    const rows = await this.#query<ResidentRowDb & { ca_sequence: bigint }>("reading residents", { name: "jpki_resident_for_issuance", text: SQL.residentForIssuance }, [codes]);
+    return new Map(rows.map((r) => [r.resident_code, { record: toResident(r), registrySequence: Number(r.notice_sequence), caSequence: Number(r.ca_sequence) }]));
+  });
 
   private constructor(pool: Pool, maxLocks: number) {
     this.#pool = pool;
@@ -536,9 +556,10 @@ export class PostgresStore implements Store {
     }
   }
 
-  async #query<R extends QueryResultRow>(what: string, text: string, values?: unknown[]): Promise<R[]> {
+  /** `text` may be a named statement ({ name, text }): prepared once per connection, then only bound and run. */
+  async #query<R extends QueryResultRow>(what: string, text: string | { name: string; text: string }, values?: unknown[]): Promise<R[]> {
     try {
-      return (await this.#pool.query<R>(text, values)).rows;
+      return (await this.#pool.query<R>(typeof text === "string" ? { text, ...(values ? { values } : {}) } : { ...text, ...(values ? { values } : {}) })).rows;
     } catch (e) {
       throw storeError(e, what);
     }
@@ -669,9 +690,8 @@ export class PostgresStore implements Store {
     return r ? toResident(r) : undefined;
   }
 
-  async getResidentForIssuance(residentCode: string): Promise<ResidentForIssuance | undefined> {
-    const [r] = await this.#query<ResidentRowDb & { ca_sequence: bigint }>("reading a resident", SQL.residentForIssuance, [[residentCode]]);
-    return r ? { record: toResident(r), registrySequence: Number(r.notice_sequence), caSequence: Number(r.ca_sequence) } : undefined;
+  getResidentForIssuance(residentCode: string): Promise<ResidentForIssuance | undefined> {
+    return this.#residentLookups.get(residentCode);
   }
 
   applyToRegistry<T>(
@@ -750,7 +770,7 @@ export class PostgresStore implements Store {
       const codes = sortedUnique(records.map((r) => r.residentCode));
       const appIds = sortedUnique(records.flatMap((r) => (r.applicationId ? [r.applicationId] : [])));
       const residents = new Map(
-        (await c.query<ResidentRowDb & { ca_sequence: bigint }>(SQL.residentForIssuance, [codes])).rows.map((r) => [r.resident_code, r]),
+        (await c.query<ResidentRowDb & { ca_sequence: bigint }>({ name: "jpki_resident_for_issuance", text: SQL.residentForIssuance, values: [codes] })).rows.map((r) => [r.resident_code, r]),
       );
       const rows = new Map<string, CertificateRow>();
       const byApplication = new Map<string, string>();
@@ -805,12 +825,20 @@ export class PostgresStore implements Store {
         return { status: "committed", superseded };
       });
       if (inserts.length) {
-        await c.query(
-          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender,
-             not_before, not_after, issued_at, der, application_id)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-             $10::bigint[], $11::bigint[], $12::bigint[], $13::bytea[], $14::text[])`,
-          [
+        // The DER of every certificate in one binary parameter, cut apart by offset in the server: a bytea[]
+        // parameter would travel as hex text (node-postgres sends arrays as text) — twice the bytes, encoded
+        // in node and decoded in the server. Measured on 4,000 1.2 KB certificates: 25 → 9–15 µs of node and
+        // 42–48 → 20–23 µs of server CPU per row.
+        const offsets: number[] = [];
+        let at = 1;
+        for (const x of inserts) {
+          offsets.push(at);
+          at += x.der.length;
+        }
+        await c.query({
+          name: "jpki_insert_certificates",
+          text: SQL.insertCertificates,
+          values: [
             inserts.map((x) => x.serial),
             inserts.map((x) => x.caId),
             inserts.map((x) => x.type),
@@ -823,10 +851,12 @@ export class PostgresStore implements Store {
             inserts.map((x) => x.notBefore.getTime()),
             inserts.map((x) => x.notAfter.getTime()),
             inserts.map((x) => x.issuedAt.getTime()),
-            inserts.map((x) => x.der),
+            Buffer.concat(inserts.map((x) => x.der)),
+            offsets,
+            inserts.map((x) => x.der.length),
             inserts.map((x) => x.applicationId ?? null),
           ],
-        );
+        });
       }
       let revokedIn: Array<{ ca_id: string; municipality_code: string }> = [];
       if (revocations.length) {

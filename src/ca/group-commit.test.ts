@@ -1,0 +1,86 @@
+import { describe, expect, it } from "vitest";
+import { JpkiError } from "../errors.js";
+import type { IssuanceCommitResult, IssuanceRecord } from "../store/types.js";
+import { GroupCommitter } from "./group-commit.js";
+
+const rec = (serial: string) => ({ serial }) as IssuanceRecord;
+const ok: IssuanceCommitResult = { status: "committed", superseded: [] };
+
+/** A commitIssuances stand-in that records each call's serials and can be held until released. */
+function fakeStore(fails: (serials: string[]) => JpkiError | undefined = () => undefined) {
+  const calls: string[][] = [];
+  let hold: Promise<void> | undefined;
+  let release = () => {};
+  return {
+    calls,
+    hold() {
+      hold = new Promise((r) => (release = r));
+    },
+    release: () => release(),
+    commit: async (records: readonly IssuanceRecord[]) => {
+      const serials = records.map((r) => r.serial);
+      calls.push(serials);
+      if (hold) await hold;
+      const e = fails(serials);
+      if (e) throw e;
+      return records.map(() => ok);
+    },
+  };
+}
+
+describe("GroupCommitter", () => {
+  it("commits records submitted together in one call, and those submitted meanwhile in the next, in order", async () => {
+    const s = fakeStore();
+    const g = new GroupCommitter(s.commit);
+    s.hold();
+    const first = [g.submit(rec("01")), g.submit(rec("02"))];
+    await new Promise((r) => setImmediate(r)); // the first group is now committing
+    const later = ["03", "04", "05"].map((x) => g.submit(rec(x)));
+    s.release();
+    expect(await Promise.all([...first, ...later])).toEqual([ok, ok, ok, ok, ok]);
+    expect(s.calls).toEqual([["01", "02"], ["03", "04", "05"]]);
+  });
+
+  it("keeps groups to maxGroup records", async () => {
+    const s = fakeStore();
+    const g = new GroupCommitter(s.commit, { maxGroup: 2 });
+    await Promise.all(["01", "02", "03", "04", "05"].map((x) => g.submit(rec(x))));
+    expect(s.calls).toEqual([["01", "02"], ["03", "04"], ["05"]]);
+  });
+
+  it("with fullGroups waits for maxGroup records, until flush() commits the rest and whatever comes after", async () => {
+    const s = fakeStore();
+    const g = new GroupCommitter(s.commit, { maxGroup: 3, fullGroups: true });
+    const five = ["01", "02", "03", "04", "05"].map((x) => g.submit(rec(x)));
+    await new Promise((r) => setImmediate(r));
+    expect(s.calls).toEqual([["01", "02", "03"]]); // 04 and 05 wait for a third
+    g.flush();
+    await Promise.all(five);
+    await g.submit(rec("06"));
+    expect(s.calls).toEqual([["01", "02", "03"], ["04", "05"], ["06"]]);
+  });
+
+  it("when one record fails the transaction, commits the others on their own and fails only its caller", async () => {
+    // like a taken serial: any transaction holding "bad" is rolled back whole
+    const taken = new JpkiError("ERR_STORE", "store failure while committing issued certificates: duplicate key");
+    const s = fakeStore((serials) => (serials.includes("bad") ? taken : undefined));
+    const g = new GroupCommitter(s.commit);
+    const out = await Promise.allSettled(["01", "bad", "03"].map((x) => g.submit(rec(x))));
+    expect(out.map((o) => o.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect((out[1] as PromiseRejectedResult).reason).toBe(taken);
+    expect(s.calls).toEqual([["01", "bad", "03"], ["01"], ["bad"], ["03"]]);
+  });
+
+  it("fails the whole group at once on an error that is the store's, not a record's", async () => {
+    const down = new JpkiError("ERR_STORE_UNREACHABLE", "the database server cannot be reached");
+    const s = fakeStore(() => down);
+    const g = new GroupCommitter(s.commit);
+    const out = await Promise.allSettled(["01", "02"].map((x) => g.submit(rec(x))));
+    expect(out.map((o) => (o.status === "rejected" ? (o.reason as JpkiError).code : o.status))).toEqual(["ERR_STORE_UNREACHABLE", "ERR_STORE_UNREACHABLE"]);
+    expect(s.calls).toEqual([["01", "02"]]);
+    // and goes on committing afterwards
+    const t = fakeStore();
+    const h = new GroupCommitter(t.commit);
+    await expect(h.submit(rec("03"))).resolves.toEqual(ok);
+  });
+});

@@ -1,0 +1,106 @@
+/**
+ * Group commit of issuances: certificates signed concurrently — the window of a batch, concurrent `issue()`
+ * calls — are committed together, one `commitIssuances` call (one transaction, a few statements over arrays)
+ * for as many as were signed while the previous commit was running, instead of one transaction each. On
+ * PostgreSQL each transaction costs round trips and server work that the two cores would rather spend signing.
+ *
+ * Each caller still gets its own outcome. commitIssuances decides record by record (a duplicate application
+ * id, a stale registry record are results, not errors), so one record's refusal never touches the others. A
+ * statement error does abort the whole transaction — nothing of it is stored — and one bad record (a serial
+ * that is already taken, a value the database refuses) must not fail the certificates signed beside it: then
+ * each record of the group is committed again on its own, in order, and only its own caller sees its error.
+ * An error that is the store's and no record's (unreachable, a lock wait that timed out) fails the whole
+ * group at once: committing one by one would only fail again, slower.
+ *
+ * Records commit in the order they were submitted, so a later application for the same resident and type
+ * supersedes an earlier one, as one-by-one commits would; one group commits at a time.
+ *
+ * Group size: by default whatever has gathered (a lone `issue()` commits at once). A batch knows more is
+ * coming and asks for full groups (`fullGroups`) until its input ends (`flush()`): the server's cost per
+ * certificate falls with the size of the transaction (measured: ~95 µs of server CPU per certificate in
+ * groups of 500 against ~125 µs in the groups of 50–100 that gather while one commits), and the signers go on
+ * while a full group commits.
+ */
+import { isJpkiError } from "../errors.js";
+import type { IssuanceCommitResult, IssuanceRecord } from "../store/types.js";
+
+interface Waiting {
+  readonly rec: IssuanceRecord;
+  resolve(r: IssuanceCommitResult): void;
+  reject(e: unknown): void;
+}
+
+/** Store errors that say nothing about a record: the group fails as a whole, without committing one by one. */
+const GROUP_WIDE = new Set(["ERR_STORE_UNREACHABLE", "ERR_WORKSPACE_LOCKED"]);
+
+export class GroupCommitter {
+  readonly #commit: (records: readonly IssuanceRecord[]) => Promise<IssuanceCommitResult[]>;
+  readonly #maxGroup: number;
+  #queue: Waiting[] = [];
+  #running = false;
+  #fullGroups: boolean;
+
+  /**
+   * `commit` is the store's commitIssuances; a group holds at most `maxGroup` records; with `fullGroups`
+   * nothing commits before `maxGroup` records wait, until `flush()`.
+   */
+  constructor(commit: (records: readonly IssuanceRecord[]) => Promise<IssuanceCommitResult[]>, opts: { maxGroup?: number; fullGroups?: boolean } = {}) {
+    this.#commit = commit;
+    this.#maxGroup = Math.max(1, opts.maxGroup ?? 500);
+    this.#fullGroups = opts.fullGroups ?? false;
+  }
+
+  /** Commits `rec` with others waiting; resolves with its own result once that transaction committed. */
+  submit(rec: IssuanceRecord): Promise<IssuanceCommitResult> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ rec, resolve, reject });
+      this.#kick();
+    });
+  }
+
+  /** No more full groups to wait for: commits what waits now, and from now on whatever gathers. */
+  flush(): void {
+    this.#fullGroups = false;
+    this.#kick();
+  }
+
+  #kick(): void {
+    if (!this.#running && this.#queue.length >= (this.#fullGroups ? this.#maxGroup : 1)) void this.#run();
+  }
+
+  async #run(): Promise<void> {
+    this.#running = true;
+    try {
+      // One turn of the microtask queue first: records submitted in the same tick go in the first group too.
+      await null;
+      while (this.#queue.length >= (this.#fullGroups ? this.#maxGroup : 1)) {
+        const group = this.#queue.splice(0, this.#maxGroup);
+        await this.#commitGroup(group);
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  async #commitGroup(group: Waiting[]): Promise<void> {
+    let results: IssuanceCommitResult[];
+    try {
+      results = await this.#commit(group.map((w) => w.rec));
+    } catch (e) {
+      if (group.length === 1 || (isJpkiError(e) && GROUP_WIDE.has(e.code))) {
+        for (const w of group) w.reject(e);
+        return;
+      }
+      // The transaction was rolled back whole: commit each record alone so only the bad one's caller fails.
+      for (const w of group) {
+        try {
+          w.resolve((await this.#commit([w.rec]))[0]!);
+        } catch (err) {
+          w.reject(err);
+        }
+      }
+      return;
+    }
+    group.forEach((w, i) => w.resolve(results[i]!));
+  }
+}

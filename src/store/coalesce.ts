@@ -1,0 +1,57 @@
+/**
+ * Reads by key gathered into one query: calls made in the same turn of the event loop, or while a query is
+ * running, go to the server together, so many concurrent callers (the signing window of an issuance batch,
+ * concurrent `issue()` calls) cost a few round trips instead of one each; a lone caller waits one turn
+ * (setImmediate) at most. Each caller gets its own value; a failed query fails only the callers it was for.
+ */
+interface Waiter<V> {
+  resolve(v: V | undefined): void;
+  reject(e: unknown): void;
+}
+
+export class Coalescer<V> {
+  readonly #fetch: (keys: string[]) => Promise<Map<string, V>>;
+  readonly #max: number;
+  #waiting = new Map<string, Array<Waiter<V>>>();
+  #running = false;
+
+  /** `fetch` reads the values of some keys (absent from its map: none); at most `max` keys per query. */
+  constructor(fetch: (keys: string[]) => Promise<Map<string, V>>, opts: { max?: number } = {}) {
+    this.#fetch = fetch;
+    this.#max = Math.max(1, opts.max ?? 1000);
+  }
+
+  get(key: string): Promise<V | undefined> {
+    return new Promise((resolve, reject) => {
+      const ws = this.#waiting.get(key);
+      if (ws) ws.push({ resolve, reject });
+      else this.#waiting.set(key, [{ resolve, reject }]);
+      if (!this.#running) void this.#run();
+    });
+  }
+
+  async #run(): Promise<void> {
+    this.#running = true;
+    try {
+      await new Promise((r) => setImmediate(r));
+      while (this.#waiting.size) {
+        let batch: Map<string, Array<Waiter<V>>>;
+        if (this.#waiting.size <= this.#max) {
+          batch = this.#waiting;
+          this.#waiting = new Map();
+        } else {
+          batch = new Map([...this.#waiting].slice(0, this.#max));
+          for (const k of batch.keys()) this.#waiting.delete(k);
+        }
+        try {
+          const found = await this.#fetch([...batch.keys()]);
+          for (const [k, ws] of batch) for (const w of ws) w.resolve(found.get(k));
+        } catch (e) {
+          for (const ws of batch.values()) for (const w of ws) w.reject(e);
+        }
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+}
