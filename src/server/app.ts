@@ -52,7 +52,27 @@ export interface ServerOptions {
   };
   /** registered-verifier access (access.ts): refresh and flush intervals, clocks, error reporting */
   readonly access?: Omit<AccessOptions, "prefix" | "openRoutes" | "rateLimit" | "onVerifierCa" | "onRefused">;
+  /** connection timeouts, ms (CONNECTION_TIMEOUTS says why each is what it is) */
+  readonly timeouts?: Partial<ConnectionTimeouts>;
 }
+
+export interface ConnectionTimeouts {
+  /** a connection on which nothing moves either way this long is closed (node: server.timeout) */
+  readonly idleMs: number;
+  /** the longest a client may take to send a request's headers (node: headersTimeout) */
+  readonly headersMs: number;
+  /** … and the whole request, body included (node: requestTimeout) */
+  readonly requestMs: number;
+}
+
+/**
+ * With a serverFactory fastify applies none of its own timeouts, and node's defaults let anyone who can
+ * connect hold descriptors: a connection that never sends a byte is never timed out (headersTimeout starts
+ * at a request's first byte, and server.timeout is 0), and one trickling headers is held a minute. Every
+ * request we answer is a few hundred bytes (an OCSP POST at most 8 KB), so the bounds can be short. The idle
+ * bound also ends a download the client stopped reading; one that is slow but moving is never cut.
+ */
+export const CONNECTION_TIMEOUTS: ConnectionTimeouts = Object.freeze({ idleMs: 30_000, headersMs: 10_000, requestMs: 30_000 });
 
 /** The path of a base URL without its trailing slash: where the certificates' URLs put the files. */
 export function pathPrefix(baseUrl: string): string {
@@ -255,7 +275,13 @@ export async function buildServer(
       const h = (req: IncomingMessage, res: ServerResponse) => {
         if (access.admit(req, res) && !published(req, res) && !ocspGet(req, res)) handler(req, res);
       };
-      return tls ? (httpsServer = createHttpsServer(tlsOptions(verifierCa?.certificateDer), h)) : createHttpServer(h);
+      const t = { ...CONNECTION_TIMEOUTS, ...opts.timeouts };
+      // node checks the header and request bounds every connectionsCheckingInterval (default 30 s, which would
+      // triple a 10 s bound); once a second costs a walk over the connections receiving a request.
+      const limits = { headersTimeout: t.headersMs, requestTimeout: t.requestMs, connectionsCheckingInterval: Math.min(1000, t.headersMs) };
+      const server = tls ? (httpsServer = createHttpsServer({ ...tlsOptions(verifierCa?.certificateDer), ...limits }, h)) : createHttpServer(limits, h);
+      server.setTimeout(t.idleMs); // no 'timeout' listener: node destroys the socket
+      return server;
     },
     logger: false,
     // Paths are matched against fixed shapes below; anything longer is not ours.
