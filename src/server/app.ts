@@ -29,6 +29,7 @@ import type { Clock } from "../pki/clock.js";
 import { ARL_SCOPE, type CrlRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { toPem } from "../pki/pem.js";
+import { TOKEN_PREFIX } from "../verifier/credentials.js";
 import { VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
 import { ocspGetRoute, registerOcsp } from "./ocsp.js";
 import { PublishedFiles } from "./published.js";
@@ -176,6 +177,20 @@ async function everyCrl(ws: Workspace): Promise<Array<{ caId: string; scope: str
   return [...full, ...deltas, ...scoped];
 }
 
+/**
+ * A request's URL as the access log writes it: without its query string, and with anything shaped like one of
+ * our tokens blotted out. No route reads a query, and RFC 6750 §2.3 has clients send a token as
+ * `?access_token=…`: we refuse it there (401), but a misconfigured verifier doing so once wrote its token to
+ * the log in clear.
+ */
+export function loggedUrl(url: string): string {
+  const q = url.indexOf("?");
+  const path = q < 0 ? url : `${url.slice(0, q)}?[redacted]`;
+  return path.includes(TOKEN_PREFIX) ? path.replace(TOKEN_ANYWHERE, `${TOKEN_PREFIX}[redacted]`) : path;
+}
+
+const TOKEN_ANYWHERE = new RegExp(`${TOKEN_PREFIX}[A-Za-z0-9_-]*`, "g");
+
 /** The metrics route label of a refused request's scope. */
 const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
   healthz: "healthz",
@@ -208,14 +223,15 @@ export async function buildServer(
   // Who asked: a verifier id (v- and hex: no escaping needed) or "anonymous", never any part of a credential.
   const accessLine = (req: IncomingMessage, status: number, ms: number, remote: string | undefined) => {
     if (!log) return;
-    const { method, url } = req;
+    const method = req.method;
+    const url = loggedUrl(req.url ?? "");
     const verifier = access.callerOf(req)?.id ?? "anonymous";
     const now = Date.now();
     if (now !== stampMs) {
       stampMs = now;
       stamp = new Date(now).toISOString();
     }
-    log.write(`{"time":"${stamp}","method":"${method}","url":${jsonString(url ?? "")},"status":${status},"ms":${Math.round(ms * 100) / 100},"remote":${jsonString(remote ?? "")},"verifier":"${verifier}"}\n`);
+    log.write(`{"time":"${stamp}","method":"${method}","url":${jsonString(url)},"status":${status},"ms":${Math.round(ms * 100) / 100},"remote":${jsonString(remote ?? "")},"verifier":"${verifier}"}\n`);
   };
   const counter = metrics.requestCounter;
   const tls = opts.tls;

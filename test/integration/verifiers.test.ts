@@ -35,7 +35,7 @@ interface Res {
   body: string;
 }
 
-function get(path: string, o: { headers?: Record<string, string>; cert?: Buffer; key?: Buffer } = {}): Promise<Res> {
+function get(path: string, o: { headers?: Record<string, string | string[]>; cert?: Buffer; key?: Buffer } = {}): Promise<Res> {
   return new Promise((resolve, reject) => {
     // A new connection each time (agent: false): a client certificate is judged at the handshake.
     const req = request(`${base}${path}`, { ca: serverCert, headers: o.headers ?? {}, agent: false, ...(o.cert ? { cert: o.cert, key: o.key } : {}) }, (res) => {
@@ -140,6 +140,17 @@ describe("registered verifiers only, over HTTPS", () => {
     expect((await get("/nothing-here")).status).toBe(401);
   });
 
+  it("refuses Authorization sent twice with 400 (invalid_request), whichever of the two is the verifier's", async () => {
+    // node reads only the first: a proxy reading the last must never see another caller than we do
+    const t = v.token.token!;
+    for (const pair of [[`Bearer ${t}`, "Bearer not-a-token"], ["Bearer not-a-token", `Bearer ${t}`], [`Bearer ${t}`, `Bearer ${t}`]]) {
+      const r = await get("/crl/13-sig.crl", { headers: { authorization: pair } });
+      expect(r.status, pair.join(" / ")).toBe(400);
+      expect(r.headers["www-authenticate"]).toBe('Bearer realm="jpki", error="invalid_request"');
+      expect(r.body).toBe('{"error":"bad request"}');
+    }
+  });
+
   it("answers a valid token with 200 and records the fetch in the store", async () => {
     const r = await get("/crl/13-sig.crl", { headers: bearer(v.token.token!) });
     expect(r.status).toBe(200);
@@ -211,7 +222,11 @@ describe("registered verifiers only, over HTTPS", () => {
     expect(listed.stdout).not.toContain(v.token.token!);
   });
 
-  it("logs every request with the verifier id or anonymous, and never a token", () => {
+  it("logs every request with the verifier id or anonymous, and never a token", async () => {
+    // a token where none belongs (RFC 6750 §2.3's query parameter, or in the path) is refused and not logged
+    const t = v.token.token!;
+    expect((await get(`/crl/13-sig.crl?access_token=${t}`)).status).toBe(401);
+    expect((await get(`/crl/${t}.crl`)).status).toBe(401);
     const lines = log.map((l) => JSON.parse(l) as { status: number; verifier: string });
     expect(lines.some((l) => l.verifier === v.token.id && l.status === 200)).toBe(true);
     expect(lines.some((l) => l.verifier === v.cert.id)).toBe(true);
