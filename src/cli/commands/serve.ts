@@ -123,7 +123,7 @@ Example:
                 passphrase: passphrase!,
                 crlIntervalMs: crlInterval * 1000,
                 signal,
-                onCrl: (p) => ctx.out.info(`CRL ${p.caId} #${p.number} published (${p.why}): ${p.entries} entries, next update ${p.nextUpdate.toISOString()}`),
+                onCrl: (p) => ctx.out.info(`CRL ${p.caId}${p.scope ? `/${p.scope}` : ""} #${p.number} published (${p.why}): ${p.entries} entries, next update ${p.nextUpdate.toISOString()}`),
                 onError: (e) => ctx.out.info(`jpki serve: CRL schedule: ${(e as { code?: string }).code ?? "error"}: ${(e as Error).message} (retrying)`),
                 ...(ocspPassphrase
                   ? {
