@@ -192,6 +192,18 @@ describe("published CRLs and CA certificates", () => {
     }
   });
 
+  it("answers any other method on a published file (or the index) with 405 and Allow: GET, HEAD; 404 stays 404", async () => {
+    for (const method of ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"]) {
+      for (const p of ["/crl/13-sig.crl", "/ca/13-sig.crt", "/arl/13-sig.crl", "/crl/13-sig/131016.crl", "/crl/index.json"]) {
+        const r = await get(p, {}, method);
+        expect(r.status, `${method} ${p}`).toBe(405);
+        expect(r.headers.allow).toBe("GET, HEAD");
+        expect(r.body.toString()).toBe('{"error":"method not allowed"}');
+      }
+      expect((await get("/crl/99-sig.crl", {}, method)).status).toBe(404);
+    }
+  });
+
   it("reaches nothing but the published files: other paths, traversal and unknown CAs are 404", async () => {
     for (const p of ["/jpki.db", "/crl/../jpki.db", "/crl/%2e%2e/jpki.db", "/crl/13-sig.crl.pem", "/ca/13-sig.pem", "/crl/99-sig.crl", "/crl/13-sig/12345.crl", "/config.json", "/crl/13-sig/131024.crl", "/crl/13-sig.crl.1", "/crl/13-sig/131016.crl.3"]) {
       const r = await get(p);

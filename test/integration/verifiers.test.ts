@@ -227,6 +227,8 @@ describe("registered verifiers only, over HTTPS", () => {
     const t = v.token.token!;
     expect((await get(`/crl/13-sig.crl?access_token=${t}`)).status).toBe(401);
     expect((await get(`/crl/${t}.crl`)).status).toBe(401);
+    expect((await get(`/crl/13-sig.crl?x=1&access_token=someone-elses-secret`)).status).toBe(401);
+    expect(log.join("")).not.toContain("someone-elses-secret");
     const lines = log.map((l) => JSON.parse(l) as { status: number; verifier: string });
     expect(lines.some((l) => l.verifier === v.token.id && l.status === 200)).toBe(true);
     expect(lines.some((l) => l.verifier === v.cert.id)).toBe(true);
