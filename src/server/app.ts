@@ -297,7 +297,11 @@ export async function buildServer(
       // node checks the header and request bounds every connectionsCheckingInterval (default 30 s, which would
       // triple a 10 s bound); once a second costs a walk over the connections receiving a request.
       const limits = { headersTimeout: t.headersMs, requestTimeout: t.requestMs, connectionsCheckingInterval: Math.min(1000, t.headersMs) };
-      const server = tls ? (httpsServer = createHttpsServer({ ...tlsOptions(verifierCa?.certificateDer), ...limits }, h)) : createHttpServer(limits, h);
+      // Over TLS the idle bound starts only once the handshake is done: before that, tls's handshakeTimeout
+      // (120 s by default) was all that ended a connection that never sent a ClientHello.
+      const server = tls
+        ? (httpsServer = createHttpsServer({ ...tlsOptions(verifierCa?.certificateDer), ...limits, handshakeTimeout: t.headersMs }, h))
+        : createHttpServer(limits, h);
       server.setTimeout(t.idleMs); // no 'timeout' listener: node destroys the socket
       return server;
     },

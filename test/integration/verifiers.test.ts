@@ -8,7 +8,7 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
-import type { AddressInfo } from "node:net";
+import { connect, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -110,6 +110,8 @@ beforeAll(async () => {
     accessLog: { write: (s: string) => log.push(s) },
     // rate-limit time stands still: no refill during the test, whatever the machine's speed
     access: { now: () => 0, flushMs: 60_000, onError: (e) => errors.push(String(e)) },
+    // short, for the connection that never starts its handshake below
+    timeouts: { headersMs: 500 },
   }));
   await app.listen({ host: "127.0.0.1", port: 0 });
   base = `https://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -138,6 +140,15 @@ describe("registered verifiers only, over HTTPS", () => {
     expect((await get("/healthz")).status).toBe(200);
     // unknown paths need a credential too: nothing to probe anonymously
     expect((await get("/nothing-here")).status).toBe(401);
+  });
+
+  it("closes a connection that never starts its TLS handshake", async () => {
+    const port = (app.server.address() as AddressInfo).port;
+    const silent = connect(port, "127.0.0.1");
+    await new Promise<void>((resolve) => {
+      silent.on("error", () => undefined);
+      silent.once("close", () => resolve());
+    });
   });
 
   it("refuses Authorization sent twice with 400 (invalid_request), whichever of the two is the verifier's", async () => {
