@@ -30,7 +30,9 @@ function fakeStore() {
 }
 
 function request(url: string, token?: string): IncomingMessage {
-  return { url, method: "GET", headers: token ? { authorization: `Bearer ${token}` } : {}, socket: { encrypted: false } } as unknown as IncomingMessage;
+  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  // rawHeaders as node gives them (name, value, …): admit() looks there for a repeated Authorization
+  return { url, method: "GET", headers, rawHeaders: Object.entries(headers).flat(), socket: { encrypted: false } } as unknown as IncomingMessage;
 }
 const response = () => ({ writeHead() {}, end() {} }) as unknown as ServerResponse;
 

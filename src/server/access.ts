@@ -6,7 +6,8 @@
  * each verifier fetched for the validation API's disclosure log.
  *
  * Answers: 401 with `WWW-Authenticate: Bearer realm="jpki"` for no credential, with `error="invalid_token"`
- * for a token or certificate that names no live registration (unknown, revoked, self-signed, expired); 403
+ * for a token or certificate that names no live registration (unknown, revoked, self-signed, expired); 400
+ * with `error="invalid_request"` for Authorization sent twice (RFC 6750 §3.1); 403
  * for a valid credential on a route its kind may not use (/metrics is the operator's: open it to a scraper
  * with openRoutes); 429 with Retry-After past the verifier's rate. Bodies say only that
  * (`{"error":"unauthorized"}`): never which part failed, never the token.
@@ -90,7 +91,26 @@ const HEADER_CACHE = 10_000;
 const UNAUTHORIZED = '{"error":"unauthorized"}';
 const FORBIDDEN = '{"error":"forbidden"}';
 const RATE_LIMITED = '{"error":"rate limited"}';
+const BAD_REQUEST = '{"error":"bad request"}';
 const MISSING = 'Bearer realm="jpki"';
+const BAD_REQUEST_CHALLENGE = 'Bearer realm="jpki", error="invalid_request"';
+
+/**
+ * Whether a request carries Authorization more than once. Node keeps only the first (req.headers), but a proxy
+ * in front may act on another, and which one names the caller must not depend on who reads the request:
+ * RFC 9110 §11.6.2 allows one, and RFC 6750 §3.1 answers a repeated credential with invalid_request (400).
+ */
+function repeatsAuthorization(raw: readonly string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 13 && name.toLowerCase() === "authorization") {
+      if (seen) return true;
+      seen = true;
+    }
+  }
+  return false;
+}
 const INVALID = 'Bearer realm="jpki", error="invalid_token"';
 
 /** Where admit() leaves its decision on the request, for the routes, the access log and the fetch record. */
@@ -258,6 +278,7 @@ export class VerifierAccess {
     const byCert = this.#certificateCaller(req);
     let caller: VerifierRecord | undefined | null;
     if (authorization === undefined) caller = byCert;
+    else if (repeatsAuthorization(req.rawHeaders)) return this.#refuse(req, res, 400, BAD_REQUEST_CHALLENGE, BAD_REQUEST);
     else {
       caller = this.#byHeader.get(authorization);
       if (!caller) {

@@ -4,9 +4,9 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
-import type { AddressInfo } from "node:net";
+import { connect, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -21,6 +21,7 @@ import { FixedClock } from "../pki/clock.js";
 import { Workspace } from "../workspace/workspace.js";
 import { registerVerifier } from "../verifier/registration.js";
 import { buildServer } from "./app.js";
+import { serveHttp } from "./serve.js";
 import { STAT_TTL_MS } from "./published.js";
 
 const clock = new FixedClock(new Date());
@@ -191,6 +192,18 @@ describe("published CRLs and CA certificates", () => {
     }
   });
 
+  it("answers any other method on a published file (or the index) with 405 and Allow: GET, HEAD; 404 stays 404", async () => {
+    for (const method of ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"]) {
+      for (const p of ["/crl/13-sig.crl", "/ca/13-sig.crt", "/arl/13-sig.crl", "/crl/13-sig/131016.crl", "/crl/index.json"]) {
+        const r = await get(p, {}, method);
+        expect(r.status, `${method} ${p}`).toBe(405);
+        expect(r.headers.allow).toBe("GET, HEAD");
+        expect(r.body.toString()).toBe('{"error":"method not allowed"}');
+      }
+      expect((await get("/crl/99-sig.crl", {}, method)).status).toBe(404);
+    }
+  });
+
   it("reaches nothing but the published files: other paths, traversal and unknown CAs are 404", async () => {
     for (const p of ["/jpki.db", "/crl/../jpki.db", "/crl/%2e%2e/jpki.db", "/crl/13-sig.crl.pem", "/ca/13-sig.pem", "/crl/99-sig.crl", "/crl/13-sig/12345.crl", "/config.json", "/crl/13-sig/131024.crl", "/crl/13-sig.crl.1", "/crl/13-sig/131016.crl.3"]) {
       const r = await get(p);
@@ -253,6 +266,103 @@ describe("index, health and metrics", () => {
     expect((JSON.parse(log.at(-1)!) as { url: string }).url).toBe(odd);
     await get('/ca/"quoted".crt');
     expect((JSON.parse(log.at(-1)!) as { status: number }).status).toBe(404);
+  });
+});
+
+/**
+ * Resolves when the server has closed the socket (the tests never end these themselves). A paused client sees
+ * the end only after what is buffered before it: it reads on, counting, until then.
+ */
+function closed(s: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (s.destroyed) return resolve();
+    s.once("close", () => resolve());
+    s.resume();
+  });
+}
+
+/** A client that asks for `path`, takes the first bytes and then stops reading (its socket paused). */
+async function stalledDownload(port: number, path: string): Promise<{ socket: Socket; received: () => number }> {
+  const socket = connect(port, "127.0.0.1");
+  socket.on("error", () => undefined);
+  let received = 0;
+  await new Promise<void>((resolve) => {
+    socket.once("data", () => {
+      socket.pause();
+      resolve();
+    });
+    socket.on("data", (c: Buffer) => (received += c.length));
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
+  });
+  return { socket, received: () => received };
+}
+
+describe("clients that would hold the server", () => {
+  // A large published file (the caIssuers path of a CA this workspace does not have), far beyond what the
+  // socket buffers of a client that stops reading can hold.
+  const BIG = 32 << 20;
+  const bigPath = () => join(ws.paths.caDir, "47-sig.crt");
+  beforeAll(() => writeFileSync(bigPath(), randomBytes(BIG)));
+  afterAll(() => rmSync(bigPath(), { force: true }));
+
+  it("closes a connection that sends nothing, one that trickles its headers, and a download the client stopped reading", async () => {
+    const { app: short } = await buildServer(ws, { timeouts: { idleMs: 300, headersMs: 300, requestMs: 600 } });
+    await short.listen({ host: "127.0.0.1", port: 0 });
+    const port = (short.server.address() as AddressInfo).port;
+    const trickle: { timer?: NodeJS.Timeout } = {};
+    // the server's side of each connection: every one the server accepted must end by the server's doing
+    const ended: Array<Promise<void>> = [];
+    let accepted!: () => void;
+    const allAccepted = new Promise<void>((resolve) => (accepted = resolve));
+    short.server.on("connection", (s: Socket) => {
+      ended.push(new Promise((resolve) => s.once("close", () => resolve())));
+      if (ended.length === 3) accepted();
+    });
+    try {
+      const silent = connect(port, "127.0.0.1");
+      const silentConnected = new Promise((resolve) => silent.once("connect", resolve));
+      const trickling = connect(port, "127.0.0.1");
+      trickling.on("error", () => undefined);
+      trickling.write("GET /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\n");
+      // a header line every 100 ms: never idle, never done
+      let n = 0;
+      trickle.timer = setInterval(() => trickling.writable && trickling.write(`X-${n++}: y\r\n`), 100);
+      const stalled = await stalledDownload(port, "/ca/47-sig.crt");
+      await silentConnected;
+      await allAccepted;
+      await Promise.all(ended);
+      await Promise.all([closed(silent), closed(trickling), closed(stalled.socket)]);
+      expect(stalled.received()).toBeLessThan(BIG);
+    } finally {
+      clearInterval(trickle.timer);
+      await short.close();
+    }
+  });
+
+  it("stops within its grace though one client holds a download and another never sent a byte", async () => {
+    const stop = new AbortController();
+    let port = 0;
+    let served: Promise<void> | undefined;
+    await new Promise<void>((resolve, reject) => {
+      served = serveHttp(ws, {
+        host: "127.0.0.1",
+        port: 0,
+        signal: stop.signal,
+        stopGraceMs: 100,
+        onListening: (url) => {
+          port = Number(new URL(url).port);
+          resolve();
+        },
+      });
+      served.catch(reject);
+    });
+    const silent = connect(port, "127.0.0.1");
+    await new Promise((resolve) => silent.once("connect", resolve));
+    const stalled = await stalledDownload(port, "/ca/47-sig.crt");
+    stop.abort();
+    await served;
+    await Promise.all([closed(silent), closed(stalled.socket)]);
+    expect(stalled.received()).toBeLessThan(BIG);
   });
 });
 

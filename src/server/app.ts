@@ -29,6 +29,7 @@ import type { Clock } from "../pki/clock.js";
 import { ARL_SCOPE, type CrlRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { toPem } from "../pki/pem.js";
+import { TOKEN_PREFIX } from "../verifier/credentials.js";
 import { VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
 import { ocspGetRoute, registerOcsp } from "./ocsp.js";
 import { PublishedFiles } from "./published.js";
@@ -52,7 +53,27 @@ export interface ServerOptions {
   };
   /** registered-verifier access (access.ts): refresh and flush intervals, clocks, error reporting */
   readonly access?: Omit<AccessOptions, "prefix" | "openRoutes" | "rateLimit" | "onVerifierCa" | "onRefused">;
+  /** connection timeouts, ms (CONNECTION_TIMEOUTS says why each is what it is) */
+  readonly timeouts?: Partial<ConnectionTimeouts>;
 }
+
+export interface ConnectionTimeouts {
+  /** a connection on which nothing moves either way this long is closed (node: server.timeout) */
+  readonly idleMs: number;
+  /** the longest a client may take to send a request's headers (node: headersTimeout) */
+  readonly headersMs: number;
+  /** … and the whole request, body included (node: requestTimeout) */
+  readonly requestMs: number;
+}
+
+/**
+ * With a serverFactory fastify applies none of its own timeouts, and node's defaults let anyone who can
+ * connect hold descriptors: a connection that never sends a byte is never timed out (headersTimeout starts
+ * at a request's first byte, and server.timeout is 0), and one trickling headers is held a minute. Every
+ * request we answer is a few hundred bytes (an OCSP POST at most 8 KB), so the bounds can be short. The idle
+ * bound also ends a download the client stopped reading; one that is slow but moving is never cut.
+ */
+export const CONNECTION_TIMEOUTS: ConnectionTimeouts = Object.freeze({ idleMs: 30_000, headersMs: 10_000, requestMs: 30_000 });
 
 /** The path of a base URL without its trailing slash: where the certificates' URLs put the files. */
 export function pathPrefix(baseUrl: string): string {
@@ -156,6 +177,22 @@ async function everyCrl(ws: Workspace): Promise<Array<{ caId: string; scope: str
   return [...full, ...deltas, ...scoped];
 }
 
+/**
+ * A request's URL as the access log writes it: anything shaped like one of our tokens, and the value of an
+ * `access_token` parameter, blotted out. RFC 6750 §2.3 has clients send a token as `?access_token=…`: we
+ * refuse it there (401), but a misconfigured verifier doing so once wrote its token to the log in clear.
+ * Both checks are one substring search on the hot path.
+ */
+export function loggedUrl(url: string): string {
+  let u = url;
+  if (u.includes(TOKEN_PREFIX)) u = u.replace(TOKEN_ANYWHERE, `${TOKEN_PREFIX}[redacted]`);
+  if (u.includes("access_token")) u = u.replace(ACCESS_TOKEN_PARAMETER, "$1[redacted]");
+  return u;
+}
+
+const TOKEN_ANYWHERE = new RegExp(`${TOKEN_PREFIX}[A-Za-z0-9_-]*`, "g");
+const ACCESS_TOKEN_PARAMETER = /([?&;]access_token=)[^&;#]*/gi;
+
 /** The metrics route label of a refused request's scope. */
 const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
   healthz: "healthz",
@@ -188,14 +225,15 @@ export async function buildServer(
   // Who asked: a verifier id (v- and hex: no escaping needed) or "anonymous", never any part of a credential.
   const accessLine = (req: IncomingMessage, status: number, ms: number, remote: string | undefined) => {
     if (!log) return;
-    const { method, url } = req;
+    const method = req.method;
+    const url = loggedUrl(req.url ?? "");
     const verifier = access.callerOf(req)?.id ?? "anonymous";
     const now = Date.now();
     if (now !== stampMs) {
       stampMs = now;
       stamp = new Date(now).toISOString();
     }
-    log.write(`{"time":"${stamp}","method":"${method}","url":${jsonString(url ?? "")},"status":${status},"ms":${Math.round(ms * 100) / 100},"remote":${jsonString(remote ?? "")},"verifier":"${verifier}"}\n`);
+    log.write(`{"time":"${stamp}","method":"${method}","url":${jsonString(url)},"status":${status},"ms":${Math.round(ms * 100) / 100},"remote":${jsonString(remote ?? "")},"verifier":"${verifier}"}\n`);
   };
   const counter = metrics.requestCounter;
   const tls = opts.tls;
@@ -255,7 +293,17 @@ export async function buildServer(
       const h = (req: IncomingMessage, res: ServerResponse) => {
         if (access.admit(req, res) && !published(req, res) && !ocspGet(req, res)) handler(req, res);
       };
-      return tls ? (httpsServer = createHttpsServer(tlsOptions(verifierCa?.certificateDer), h)) : createHttpServer(h);
+      const t = { ...CONNECTION_TIMEOUTS, ...opts.timeouts };
+      // node checks the header and request bounds every connectionsCheckingInterval (default 30 s, which would
+      // triple a 10 s bound); once a second costs a walk over the connections receiving a request.
+      const limits = { headersTimeout: t.headersMs, requestTimeout: t.requestMs, connectionsCheckingInterval: Math.min(1000, t.headersMs) };
+      // Over TLS the idle bound starts only once the handshake is done: before that, tls's handshakeTimeout
+      // (120 s by default) was all that ended a connection that never sent a ClientHello.
+      const server = tls
+        ? (httpsServer = createHttpsServer({ ...tlsOptions(verifierCa?.certificateDer), ...limits, handshakeTimeout: t.headersMs }, h))
+        : createHttpServer(limits, h);
+      server.setTimeout(t.idleMs); // no 'timeout' listener: node destroys the socket
+      return server;
     },
     logger: false,
     // Paths are matched against fixed shapes below; anything longer is not ours.

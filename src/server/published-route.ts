@@ -25,9 +25,12 @@ export interface PublishedRouteOptions {
   readonly onResponse: (req: IncomingMessage, status: number, startedAt: number) => void;
 }
 
+const METHOD_NOT_ALLOWED = '{"error":"method not allowed"}';
+
 /** Returns a handler that answers published-file requests and returns false for every other request. */
 export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   const dirs = [`${o.prefix}/crl/`, `${o.prefix}/arl/`, `${o.prefix}/ca/`];
+  const indexPath = `${o.prefix}/crl/index.json`;
   const certificateCacheControl = `public, max-age=${o.certificateMaxAgeSeconds}`;
   const crlCacheControl = `public, max-age=${o.crlMaxAgeSeconds}`;
   const cacheControl = (file: PublishedFile, v: FileVersion) => {
@@ -123,11 +126,17 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
   }
 
   return (req, res) => {
-    if (req.method !== "GET" && req.method !== "HEAD") return false;
     const url = req.url ?? "";
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
-    if (!dirs.some((d) => path.startsWith(d)) || path === `${o.prefix}/crl/index.json`) return false;
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      // A published file (or the index) exists whatever the method: 405 with Allow (RFC 9110 §15.5.6), where
+      // fastify's 404 said there was no such resource.
+      if (!dirs.some((d) => path.startsWith(d)) || (path !== indexPath && !resolve(path))) return false;
+      answer(req, res, 405, { Allow: "GET, HEAD", "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store" }, performance.now(), METHOD_NOT_ALLOWED);
+      return true;
+    }
+    if (!dirs.some((d) => path.startsWith(d)) || path === indexPath) return false;
     const startedAt = performance.now();
     const file = resolve(path);
     if (!file) {

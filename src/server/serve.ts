@@ -20,12 +20,21 @@ export interface HttpOptions extends ServerOptions {
   readonly host: string;
   /** 0 picks a free port */
   readonly port: number;
-  /** stops the server: in-flight responses finish, new connections are refused */
+  /** stops the server: new connections are refused, in-flight responses get stopGraceMs to finish */
   readonly signal: AbortSignal;
   readonly onListening?: (url: string) => void;
+  /** after the signal, how long responses in flight may take before their connections are cut, ms */
+  readonly stopGraceMs?: number;
 }
 
-/** Serves until `signal` aborts, then closes gracefully (in-flight responses finish). */
+/**
+ * How long a stop waits for responses in flight. server.close() alone waits for every connection with a
+ * request on it: a client that stopped reading a 50 MB download (or one that connected and never sent a
+ * byte) held SIGTERM off indefinitely. Below the 10 s the --workers primary gives a worker before SIGKILL.
+ */
+export const STOP_GRACE_MS = 5_000;
+
+/** Serves until `signal` aborts, then closes gracefully (in-flight responses get stopGraceMs, then are cut). */
 export async function serveHttp(ws: Workspace, o: HttpOptions): Promise<void> {
   const { app } = await buildServer(ws, o);
   if (o.signal.aborted) return;
@@ -43,7 +52,12 @@ export async function serveHttp(ws: Workspace, o: HttpOptions): Promise<void> {
   const port = typeof addr === "object" && addr ? addr.port : o.port;
   o.onListening?.(`${o.tls ? "https" : "http"}://${o.host.includes(":") ? `[${o.host}]` : o.host}:${port}`);
   await new Promise<void>((resolve) => o.signal.addEventListener("abort", () => resolve(), { once: true }));
-  await app.close();
+  const cut = setTimeout(() => app.server.closeAllConnections(), o.stopGraceMs ?? STOP_GRACE_MS);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(cut);
+  }
 }
 
 export interface ScheduleOptions {

@@ -107,6 +107,10 @@ describe("jpki serve", () => {
       }
     }
     expect(listed).toBe(true);
+    // each CRL it published is named with its scope: a partition's line once read like the full CRL's
+    expect(s.stderr()).toMatch(/CRL 13-sig #\d+ published/);
+    expect(s.stderr()).toMatch(/CRL 13-sig\/\d{6} #\d+ published/);
+    expect(s.stderr()).toMatch(/CRL 13-sig\/arl #\d+ published/);
     s.child.kill("SIGTERM");
     expect(await s.exited).toBe(0);
   }, 60_000);

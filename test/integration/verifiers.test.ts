@@ -8,7 +8,7 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
-import type { AddressInfo } from "node:net";
+import { connect, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -35,7 +35,7 @@ interface Res {
   body: string;
 }
 
-function get(path: string, o: { headers?: Record<string, string>; cert?: Buffer; key?: Buffer } = {}): Promise<Res> {
+function get(path: string, o: { headers?: Record<string, string | string[]>; cert?: Buffer; key?: Buffer } = {}): Promise<Res> {
   return new Promise((resolve, reject) => {
     // A new connection each time (agent: false): a client certificate is judged at the handshake.
     const req = request(`${base}${path}`, { ca: serverCert, headers: o.headers ?? {}, agent: false, ...(o.cert ? { cert: o.cert, key: o.key } : {}) }, (res) => {
@@ -110,6 +110,8 @@ beforeAll(async () => {
     accessLog: { write: (s: string) => log.push(s) },
     // rate-limit time stands still: no refill during the test, whatever the machine's speed
     access: { now: () => 0, flushMs: 60_000, onError: (e) => errors.push(String(e)) },
+    // short, for the connection that never starts its handshake below
+    timeouts: { headersMs: 500 },
   }));
   await app.listen({ host: "127.0.0.1", port: 0 });
   base = `https://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -138,6 +140,26 @@ describe("registered verifiers only, over HTTPS", () => {
     expect((await get("/healthz")).status).toBe(200);
     // unknown paths need a credential too: nothing to probe anonymously
     expect((await get("/nothing-here")).status).toBe(401);
+  });
+
+  it("closes a connection that never starts its TLS handshake", async () => {
+    const port = (app.server.address() as AddressInfo).port;
+    const silent = connect(port, "127.0.0.1");
+    await new Promise<void>((resolve) => {
+      silent.on("error", () => undefined);
+      silent.once("close", () => resolve());
+    });
+  });
+
+  it("refuses Authorization sent twice with 400 (invalid_request), whichever of the two is the verifier's", async () => {
+    // node reads only the first: a proxy reading the last must never see another caller than we do
+    const t = v.token.token!;
+    for (const pair of [[`Bearer ${t}`, "Bearer not-a-token"], ["Bearer not-a-token", `Bearer ${t}`], [`Bearer ${t}`, `Bearer ${t}`]]) {
+      const r = await get("/crl/13-sig.crl", { headers: { authorization: pair } });
+      expect(r.status, pair.join(" / ")).toBe(400);
+      expect(r.headers["www-authenticate"]).toBe('Bearer realm="jpki", error="invalid_request"');
+      expect(r.body).toBe('{"error":"bad request"}');
+    }
   });
 
   it("answers a valid token with 200 and records the fetch in the store", async () => {
@@ -211,7 +233,13 @@ describe("registered verifiers only, over HTTPS", () => {
     expect(listed.stdout).not.toContain(v.token.token!);
   });
 
-  it("logs every request with the verifier id or anonymous, and never a token", () => {
+  it("logs every request with the verifier id or anonymous, and never a token", async () => {
+    // a token where none belongs (RFC 6750 §2.3's query parameter, or in the path) is refused and not logged
+    const t = v.token.token!;
+    expect((await get(`/crl/13-sig.crl?access_token=${t}`)).status).toBe(401);
+    expect((await get(`/crl/${t}.crl`)).status).toBe(401);
+    expect((await get(`/crl/13-sig.crl?x=1&access_token=someone-elses-secret`)).status).toBe(401);
+    expect(log.join("")).not.toContain("someone-elses-secret");
     const lines = log.map((l) => JSON.parse(l) as { status: number; verifier: string });
     expect(lines.some((l) => l.verifier === v.token.id && l.status === 200)).toBe(true);
     expect(lines.some((l) => l.verifier === v.cert.id)).toBe(true);

@@ -75,7 +75,7 @@ recorded in the store (written in batches, at most 1 s behind); the access log n
 Files carry strong ETags and Last-Modified: pollers should send If-None-Match and get 304s. Byte ranges
 resume broken downloads. Unless --no-schedule, the CA passphrase is needed (JPKI_PASSPHRASE or
 --passphrase-file): CRLs with new revocations are published within --crl-interval and every CRL is
-republished before its nextUpdate. SIGTERM or SIGINT stops cleanly: responses in flight finish.
+republished before its nextUpdate. SIGTERM or SIGINT stops cleanly: responses in flight get 5 s to finish.
 OCSP answers are signed by a delegated certificate per CA (id-kp-OCSPSigning, ocsp-nocheck) that the
 schedule issues and renews; its key is stored encrypted under JPKI_OCSP_PASSPHRASE when set (so HTTP
 workers need not hold the CA passphrase), else under the CA passphrase. Answers without a nonce are
@@ -123,7 +123,7 @@ Example:
                 passphrase: passphrase!,
                 crlIntervalMs: crlInterval * 1000,
                 signal,
-                onCrl: (p) => ctx.out.info(`CRL ${p.caId} #${p.number} published (${p.why}): ${p.entries} entries, next update ${p.nextUpdate.toISOString()}`),
+                onCrl: (p) => ctx.out.info(`CRL ${p.caId}${p.scope ? `/${p.scope}` : ""} #${p.number} published (${p.why}): ${p.entries} entries, next update ${p.nextUpdate.toISOString()}`),
                 onError: (e) => ctx.out.info(`jpki serve: CRL schedule: ${(e as { code?: string }).code ?? "error"}: ${(e as Error).message} (retrying)`),
                 ...(ocspPassphrase
                   ? {

@@ -55,7 +55,7 @@ Example:
             signal,
             crlIntervalMs: interval * 1000,
             onCrl: (p) => {
-              if (!ctx.out.json) ctx.out.info(`CRL ${p.caId} #${p.number} published (${p.why}): ${p.entries} entries, next update ${p.nextUpdate.toISOString()}`);
+              if (!ctx.out.json) ctx.out.info(`CRL ${p.caId}${p.scope ? `/${p.scope}` : ""} #${p.number} published (${p.why}): ${p.entries} entries, next update ${p.nextUpdate.toISOString()}`);
             },
             onFile: (name, res) => {
               results.push({ file: name, ...("error" in res ? { error: res.error.toJSON() } : res) });
