@@ -4,31 +4,19 @@
  * that commits it, and CRL files are installed inside the transaction that records them (see README,
  * "Concurrency"). These are the reproductions from the issue, run as real processes at the same time.
  */
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { describeCrl } from "../../src/profile/describe.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import type { Store } from "../../src/store/types.js";
-import { cardKey, cli, expectedStore, listFiles, openWorkspace, setConfig, storeEnv, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, expectedStore, jpkiProcess, listFiles, openWorkspace, setConfig, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
 
-const MAIN = join(import.meta.dirname, "..", "..", "bin", "jpki.cjs");
 let dir: string;
 let pem: string;
 type Row = Record<string, string>;
 
-async function jpki(ws: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env = { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)) };
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MAIN, "--workspace", ws, ...args], { env });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const jpki = (ws: string, args: string[]) => jpkiProcess(ws, args);
 
 async function workspace(name: string, count: number): Promise<{ ws: string; residents: Row[] }> {
   const ws = join(dir, name);

@@ -10,9 +10,10 @@
  * a test that spawns the CLI adds {@link storeEnv} to the child's environment. Tests look at a workspace's
  * facts through {@link openWorkspace} (the store API), never jpki.db directly, so they hold on both backends.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { cpSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import pg from "pg";
@@ -182,4 +183,63 @@ export function listFiles(dir: string): string[] {
   } catch {
     return [];
   }
+}
+
+/** The built CLI, for tests that run it as its own process (beside a server, or several at once). */
+export const MAIN = join(import.meta.dirname, "..", "..", "bin", "jpki.cjs");
+
+/** The passphrase the process-level suites give their workspaces' CA keys. */
+const PROCESS_PASSPHRASE = "correct horse";
+
+/** A port free on loopback now (the OS picks it; a server started right after takes it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Runs the built CLI on a workspace as its own process, with the workspace's store and the CA passphrase. */
+export async function jpkiProcess(ws: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const full = { ...process.env, JPKI_PASSPHRASE: PROCESS_PASSPHRASE, ...(await storeEnv(ws)), ...env };
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [MAIN, "--workspace", ws, ...args], { env: full });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+export interface RunningServe {
+  readonly child: ChildProcess;
+  readonly url: string;
+  /** what it has written to stderr so far */
+  readonly stderr: () => string;
+  readonly exited: Promise<number | null>;
+}
+
+/**
+ * Starts `jpki serve --listen 127.0.0.1:<free port> ARGS` on a workspace and resolves once it says it listens,
+ * or has exited (then `exited` has settled and stderr says why).
+ */
+export async function startServe(ws: string, args: string[], env: Record<string, string> = {}): Promise<RunningServe> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [MAIN, "--workspace", ws, "serve", "--listen", `127.0.0.1:${port}`, ...args], {
+    env: { ...process.env, JPKI_PASSPHRASE: PROCESS_PASSPHRASE, ...(await storeEnv(ws)), ...env },
+  });
+  let stderr = "";
+  child.stderr!.on("data", (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  await Promise.race([
+    new Promise<void>((resolve) => {
+      const check = () => (/listening/.test(stderr) ? resolve() : setTimeout(check, 50));
+      check();
+    }),
+    exited,
+  ]);
+  return { child, url: `http://127.0.0.1:${port}`, stderr: () => stderr, exited };
 }

@@ -22,12 +22,11 @@
  *
  * Throughput is printed, never asserted. The store suites run it on SQLite and PostgreSQL (vitest.config.ts).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { createHash, createPublicKey, randomBytes, verify, X509Certificate, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { createRequire } from "node:module";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -35,9 +34,8 @@ import { certificateParts, children, explicit, integerFromUnsigned, nul, octetSt
 import { OCSP_OID } from "../../src/ocsp/request.js";
 import { describeCrl } from "../../src/profile/describe.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { cardKey, cli, openWorkspace, setConfig, storeEnv, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, jpkiProcess, openWorkspace, setConfig, startServe, tempDir, writeJsonl } from "./helpers.js";
 
-const MAIN = join(import.meta.dirname, "..", "..", "bin", "jpki.cjs");
 /** autocannon has no types of its own: the part of its API used here. */
 interface AutocannonRequest {
   method?: string;
@@ -75,27 +73,9 @@ const certs = new Map<string, { ca: Ca; resident: string; municipality: string }
 let residents: Row[] = [];
 let server: { child: ChildProcess; url: string; stderr: () => string; exited: Promise<number | null> } | undefined;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Runs the built CLI as its own process: ingestion beside the server, as an operator's feed would. */
-async function jpki(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env = { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)) };
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MAIN, "--workspace", ws, ...args], { env });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const jpki = (args: string[]) => jpkiProcess(ws, args);
 
 // ---- OCSP requests and answers, read with the DER helpers (independent of the responder's own code) ----
 
@@ -240,22 +220,9 @@ beforeAll(async () => {
   expect(added.code, added.stderr).toBe(0);
   token = added.json().token;
 
-  const port = await freePort();
-  const child = spawn(process.execPath, [MAIN, "--workspace", ws, "serve", "--listen", `127.0.0.1:${port}`, "--access-log", "off", "--crl-interval", "1"], {
-    env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)) },
-  });
-  let stderr = "";
-  child.stderr!.on("data", (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  await Promise.race([
-    new Promise<void>((resolve) => {
-      const check = () => (/listening/.test(stderr) ? resolve() : setTimeout(check, 50));
-      check();
-    }),
-    exited,
-  ]);
-  expect(stderr).toMatch(/listening/);
-  server = { child, url: `http://127.0.0.1:${port}`, stderr: () => stderr, exited };
+  const started = await startServe(ws, ["--access-log", "off", "--crl-interval", "1"]);
+  expect(started.stderr()).toMatch(/listening/);
+  server = started;
 }, 180_000);
 
 afterAll(() => {

@@ -5,18 +5,16 @@
  * by another process while the server runs reaches the answers; new certificates name the responder in AIA.
  * Every request carries a registered verifier's token (openssl: -header), as `jpki serve` answers no one else.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toPem } from "../../src/pki/pem.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { cardKey, cli, openWorkspace, storeEnv, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, openWorkspace, startServe, tempDir, writeJsonl } from "./helpers.js";
 
-const MAIN = join(import.meta.dirname, "..", "..", "bin", "jpki.cjs");
 let dir: string;
 let ws: string;
 let caPem: string;
@@ -25,14 +23,6 @@ let server: { child: ChildProcess; url: string; stderr: () => string } | undefin
 /** a registered verifier's token */
 let token = "";
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function ocsp(args: string[]): { out: string; status: number } {
   try {
@@ -91,22 +81,9 @@ beforeAll(async () => {
   expect(added.code, added.stderr).toBe(0);
   token = added.json().token;
 
-  const port = await freePort();
-  const child = spawn(process.execPath, [MAIN, "--workspace", ws, "serve", "--listen", `127.0.0.1:${port}`, "--access-log", "off"], {
-    env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)) },
-  });
-  let stderr = "";
-  child.stderr!.on("data", (d) => (stderr += d));
-  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
-  await Promise.race([
-    new Promise<void>((resolve) => {
-      const check = () => (/listening/.test(stderr) ? resolve() : setTimeout(check, 50));
-      check();
-    }),
-    exited,
-  ]);
-  expect(stderr).toMatch(/listening/);
-  server = { child, url: `http://127.0.0.1:${port}`, stderr: () => stderr };
+  const started = await startServe(ws, ["--access-log", "off"]);
+  expect(started.stderr()).toMatch(/listening/);
+  server = started;
 }, 180_000);
 
 afterAll(() => {

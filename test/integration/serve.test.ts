@@ -5,16 +5,15 @@
  * or a port already in use. It answers registered verifiers (署名検証者) only, and a verifier revoked while it
  * runs is refused within its refresh interval.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { describeCrl } from "../../src/profile/describe.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { cardKey, cli, openWorkspace, storeEnv, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, openWorkspace, startServe, tempDir, writeJsonl } from "./helpers.js";
 
-const MAIN = join(import.meta.dirname, "..", "..", "bin", "jpki.cjs");
 let dir: string;
 let ws: string;
 let serial: string;
@@ -30,35 +29,12 @@ interface Running {
   exited: Promise<number | null>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function serve(args: string[], env: Record<string, string> = {}): Promise<Running> {
-  const port = await freePort();
   const log = args.includes("--access-log") ? [] : ["--access-log", "off"];
-  const child = spawn(process.execPath, [MAIN, "--workspace", ws, "serve", "--listen", `127.0.0.1:${port}`, ...log, ...args], {
-    env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)), ...env },
-  });
-  children.push(child);
-  let stderr = "";
-  child.stderr!.on("data", (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  const url = `http://127.0.0.1:${port}`;
-  // Ready when it says it listens, or gone.
-  await Promise.race([
-    new Promise<void>((resolve) => {
-      const check = () => (/listening/.test(stderr) ? resolve() : setTimeout(check, 50));
-      check();
-    }),
-    exited,
-  ]);
-  return { child, url, stderr: () => stderr, exited };
+  const s = await startServe(ws, [...log, ...args], env);
+  children.push(s.child);
+  return s;
 }
 
 afterEach(() => {
