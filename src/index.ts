@@ -112,9 +112,10 @@ export { issueOcspSigner, renewOcspSigners, OcspSignerRenewal, type OcspSignerPo
 
 // jpki serve: the publication point verifiers poll
 export { buildServer, pathPrefix, type ServerOptions, type ServerMetrics } from "./server/app.js";
-export { AccessLog } from "./server/access-log.js";
+export { AccessLog, accessLine, lineSink, loggedUrl, type AccessLogSink } from "./server/access-log.js";
 export { VerifierAccess, SCOPE_ACCESS, scopeOf, type AccessOptions, type RouteScope } from "./server/access.js";
 export { serveHttp, runCrlSchedule, openCrlSchedule, type HttpOptions, type ScheduleOptions } from "./server/serve.js";
+export { openCrlScheduleThread, scheduleThreadAvailable, type ScheduleThreadOptions } from "./server/schedule-thread.js";
 export { decide as decideConditionalRequest, parseRange, type Decision, type Representation } from "./server/http-cache.js";
 export { resolvePublished, crlNextUpdate, PublishedFiles, type PublishedFile, type PublishedKind } from "./server/published.js";
 

@@ -21,6 +21,7 @@ import { FixedClock } from "../pki/clock.js";
 import { Workspace } from "../workspace/workspace.js";
 import { registerVerifier } from "../verifier/registration.js";
 import { buildServer } from "./app.js";
+import { lineSink } from "./access-log.js";
 import { serveHttp } from "./serve.js";
 import { STAT_TTL_MS } from "./published.js";
 
@@ -66,7 +67,7 @@ beforeAll(async () => {
   const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
   await new IssuanceService({ store: ws.store, config: ws.config, clock, passphrase: "pw" }).issue({ residentCode, type: "signature", publicKey: spki });
   await generateCrls(ws, { prefecture: "13", passphrase: "pw", partitions: "all" });
-  const accessLog = { write: (s: string) => log.push(s) };
+  const accessLog = lineSink((s) => log.push(s));
   ({ app } = await buildServer(ws, { accessLog }));
   await app.listen({ host: "127.0.0.1", port: 0 });
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;

@@ -29,7 +29,7 @@ import type { Clock } from "../pki/clock.js";
 import { ARL_SCOPE, type CrlRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { toPem } from "../pki/pem.js";
-import { TOKEN_PREFIX } from "../verifier/credentials.js";
+import type { AccessLogSink } from "./access-log.js";
 import { VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
 import { ocspGetRoute, registerOcsp } from "./ocsp.js";
 import { PublishedFiles } from "./published.js";
@@ -40,8 +40,8 @@ export interface ServerOptions {
   readonly crlMaxAgeSeconds?: number;
   /** max-age of CA certificates, seconds; default one day */
   readonly certificateMaxAgeSeconds?: number;
-  /** where the access log lines go (an AccessLog); none when omitted */
-  readonly accessLog?: { write(line: string): unknown };
+  /** where each answered request is recorded (an AccessLog, or lineSink(…)); none when omitted */
+  readonly accessLog?: AccessLogSink;
   /** the path prefix every route lives under: the path of the workspace's baseUrl ("" for none) */
   readonly prefix?: string;
   /** HTTPS with this certificate chain and key (PEM) */
@@ -177,22 +177,6 @@ async function everyCrl(ws: Workspace): Promise<Array<{ caId: string; scope: str
   return [...full, ...deltas, ...scoped];
 }
 
-/**
- * A request's URL as the access log writes it: anything shaped like one of our tokens, and the value of an
- * `access_token` parameter, blotted out. RFC 6750 §2.3 has clients send a token as `?access_token=…`: we
- * refuse it there (401), but a misconfigured verifier doing so once wrote its token to the log in clear.
- * Both checks are one substring search on the hot path.
- */
-export function loggedUrl(url: string): string {
-  let u = url;
-  if (u.includes(TOKEN_PREFIX)) u = u.replace(TOKEN_ANYWHERE, `${TOKEN_PREFIX}[redacted]`);
-  if (u.includes("access_token")) u = u.replace(ACCESS_TOKEN_PARAMETER, "$1[redacted]");
-  return u;
-}
-
-const TOKEN_ANYWHERE = new RegExp(`${TOKEN_PREFIX}[A-Za-z0-9_-]*`, "g");
-const ACCESS_TOKEN_PARAMETER = /([?&;]access_token=)[^&;#]*/gi;
-
 /** The metrics route label of a refused request's scope. */
 const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
   healthz: "healthz",
@@ -215,26 +199,12 @@ export async function buildServer(
   const certMaxAge = opts.certificateMaxAgeSeconds ?? 86_400;
   const metrics = makeMetrics(ws, clock);
   const log = opts.accessLog;
-  // The timestamp is formatted once per millisecond, and a URL or address that needs no JSON escaping (the
-  // usual case) is not run through JSON.stringify: at tens of thousands of lines a second both showed.
-  let stampMs = -1;
-  let stamp = "";
-  // printable ASCII but " and \: nothing to escape
-  const plain = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
-  const jsonString = (v: string) => (plain.test(v) ? `"${v}"` : JSON.stringify(v));
-  // Who asked: a verifier id (v- and hex: no escaping needed) or "anonymous", never any part of a credential.
-  const accessLine = (req: IncomingMessage, status: number, ms: number, remote: string | undefined) => {
-    if (!log) return;
-    const method = req.method;
-    const url = loggedUrl(req.url ?? "");
-    const verifier = access.callerOf(req)?.id ?? "anonymous";
-    const now = Date.now();
-    if (now !== stampMs) {
-      stampMs = now;
-      stamp = new Date(now).toISOString();
-    }
-    log.write(`{"time":"${stamp}","method":"${method}","url":${jsonString(url)},"status":${status},"ms":${Math.round(ms * 100) / 100},"remote":${jsonString(remote ?? "")},"verifier":"${verifier}"}\n`);
-  };
+  // Who asked: a verifier id or "anonymous", never any part of a credential. Called as accessLine?.(…): with
+  // no log, not even its arguments are computed.
+  const accessLine = log
+    ? (req: IncomingMessage, status: number, ms: number, remote: string | undefined) =>
+        log.record(Date.now(), req.method ?? "", req.url ?? "", status, ms, remote ?? "", access.callerOf(req)?.id ?? "anonymous")
+    : undefined;
   const counter = metrics.requestCounter;
   const tls = opts.tls;
   const verifierCa = tls ? await ws.store.getVerifierCa() : undefined;
@@ -253,7 +223,7 @@ export async function buildServer(
       let count = refusedCounters.get(route);
       if (!count) refusedCounters.set(route, (count = counter(route)));
       count(status);
-      accessLine(req, status, performance.now() - startedAt, req.socket.remoteAddress);
+      accessLine?.(req, status, performance.now() - startedAt, req.socket.remoteAddress);
     },
     // A verifier CA made after the start: trusted for client certificates from the next handshake on.
     ...(tls && !verifierCa ? { onVerifierCa: (der: Buffer) => httpsServer?.setSecureContext(tlsOptions(der)) } : {}),
@@ -270,7 +240,7 @@ export async function buildServer(
     onResponse: (req, status, startedAt) => {
       countPublished(status);
       access.record(req, status);
-      accessLine(req, status, performance.now() - startedAt, req.socket.remoteAddress);
+      accessLine?.(req, status, performance.now() - startedAt, req.socket.remoteAddress);
     },
   });
   let ocsp: OcspResponder | undefined;
@@ -284,7 +254,7 @@ export async function buildServer(
     onResponse: (req, status, startedAt) => {
       countOcsp(status);
       access.record(req, status);
-      accessLine(req, status, performance.now() - startedAt, req.socket.remoteAddress);
+      accessLine?.(req, status, performance.now() - startedAt, req.socket.remoteAddress);
     },
   });
   const app = Fastify({
@@ -318,7 +288,7 @@ export async function buildServer(
     return (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
       count(reply.statusCode);
       access.record(req.raw, reply.statusCode);
-      accessLine(req.raw, reply.statusCode, reply.elapsedTime, req.ip);
+      accessLine?.(req.raw, reply.statusCode, reply.elapsedTime, req.ip);
       done();
     };
   };

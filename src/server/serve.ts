@@ -15,6 +15,7 @@ import type { Workspace } from "../workspace/workspace.js";
 import { buildServer, type ServerOptions } from "./app.js";
 
 export { AccessLog } from "./access-log.js";
+export { openCrlScheduleThread, scheduleThreadAvailable } from "./schedule-thread.js";
 
 export interface HttpOptions extends ServerOptions {
   readonly host: string;

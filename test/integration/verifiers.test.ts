@@ -14,6 +14,7 @@ import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildServer } from "../../src/server/app.js";
 import type { VerifierAccess } from "../../src/server/access.js";
+import { lineSink } from "../../src/server/access-log.js";
 import type { Workspace } from "../../src/workspace/workspace.js";
 import { cli, openWorkspace, tempDir } from "./helpers.js";
 
@@ -107,7 +108,7 @@ beforeAll(async () => {
   ws = await openWorkspace(wsDir);
   ({ app, access } = await buildServer(ws, {
     tls: { cert: serverCert, key: readFileSync(join(dir, "srv.key")) },
-    accessLog: { write: (s: string) => log.push(s) },
+    accessLog: lineSink((s) => log.push(s)),
     // rate-limit time stands still: no refill during the test, whatever the machine's speed
     access: { now: () => 0, flushMs: 60_000, onError: (e) => errors.push(String(e)) },
     // short, for the connection that never starts its handshake below

@@ -118,23 +118,35 @@ Example:
             else stopSignal.addEventListener("abort", () => stop.abort(), { once: true });
             const jobs: Array<Promise<void>> = [];
             if (scheduleHere) {
-              // Every CA key opens before the port does: a wrong passphrase never serves for a moment.
-              const loop = await lib.openCrlSchedule(ws, {
-                passphrase: passphrase!,
-                crlIntervalMs: crlInterval * 1000,
-                signal,
-                onCrl: (p) => ctx.out.info(`CRL ${p.caId}${p.scope ? `/${p.scope}` : ""} #${p.number} published (${p.why}): ${p.entries} entries, next update ${p.nextUpdate.toISOString()}`),
-                onError: (e) => ctx.out.info(`jpki serve: CRL schedule: ${(e as { code?: string }).code ?? "error"}: ${(e as Error).message} (retrying)`),
-                ...(ocspPassphrase
-                  ? {
-                      ocsp: {
-                        responderPassphrase: ocspPassphrase,
-                        policy: { validityMs: ocspCertDays * 86_400_000 },
-                        onIssued: (r) => ctx.out.info(`OCSP signing certificate for ${r.caId} issued: serial ${r.serial}, valid until ${r.notAfter.toISOString()}`),
-                      },
-                    }
-                  : {}),
-              });
+              const onCrl = (p: { caId: string; scope: string; number: bigint; why: string; entries: number; nextUpdate: Date }) =>
+                ctx.out.info(`CRL ${p.caId}${p.scope ? `/${p.scope}` : ""} #${p.number} published (${p.why}): ${p.entries} entries, next update ${p.nextUpdate.toISOString()}`);
+              const onError = (e: unknown) => ctx.out.info(`jpki serve: CRL schedule: ${(e as { code?: string }).code ?? "error"}: ${(e as Error).message} (retrying)`);
+              const onIssued = (r: { caId: string; serial: string; notAfter: Date }) =>
+                ctx.out.info(`OCSP signing certificate for ${r.caId} issued: serial ${r.serial}, valid until ${r.notAfter.toISOString()}`);
+              const ocsp = ocspPassphrase ? { responderPassphrase: ocspPassphrase, policy: { validityMs: ocspCertDays * 86_400_000 } } : undefined;
+              // Every CA key opens before the port does: a wrong passphrase never serves for a moment. Beside a
+              // server, the schedule gets a thread of its own (server/schedule-thread.ts says why).
+              const loop =
+                serveHere && lib.scheduleThreadAvailable()
+                  ? await lib.openCrlScheduleThread({
+                      root: ws.paths.root,
+                      ...(ws.config.store !== "sqlite" && ctx.storeUrl ? { storeUrl: ctx.storeUrl } : {}),
+                      passphrase: passphrase!,
+                      crlIntervalMs: crlInterval * 1000,
+                      signal,
+                      onCrl,
+                      onError,
+                      onIssued,
+                      ...(ocsp ? { ocsp } : {}),
+                    })
+                  : await lib.openCrlSchedule(ws, {
+                      passphrase: passphrase!,
+                      crlIntervalMs: crlInterval * 1000,
+                      signal,
+                      onCrl,
+                      onError,
+                      ...(ocsp ? { ocsp: { ...ocsp, onIssued } } : {}),
+                    });
               jobs.push(loop());
             }
             if (serveHere) {
@@ -176,7 +188,7 @@ Example:
           }),
         );
       } finally {
-        accessLog?.close();
+        await accessLog?.close();
         // A worker's channel to the primary would keep it alive after serving stopped.
         if (cluster.isWorker) process.disconnect?.();
       }

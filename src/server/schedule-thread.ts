@@ -1,0 +1,116 @@
+/**
+ * The CRL schedule of `jpki serve` on a thread of its own (server/schedule-thread-main.ts), beside the thread
+ * that answers verifiers.
+ *
+ * Why: signing a CRL of a million entries takes the schedule about half a second of CPU, and while the
+ * schedule shared the serving thread every request waited that long. It also kept the serving thread's
+ * JavaScript engine from settling: measured on the 304 path, a process that ran the schedule with the OCSP
+ * signer renewal on the serving thread answered 304s at 12.5 µs of CPU each in some runs and at 16 µs in
+ * most (node's stream internals left on slow property paths), where a process serving only stayed at 12.5.
+ *
+ * The thread opens the workspace itself (its own store connection) and every CA key before it says it is
+ * ready, so a wrong passphrase still fails before a port is opened. What it publishes and every failure it
+ * retries come back as events. Used where the compiled thread module exists (not when the TypeScript
+ * sources run directly, as in unit tests: there the schedule runs in the calling thread, server/serve.ts).
+ */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import { JpkiError, type ErrorCode } from "../errors.js";
+import type { PublishedCrl } from "../crl/publisher.js";
+import type { OcspSignerPolicy } from "../ca/ocsp-signer.js";
+import type { OcspResponderRecord } from "../store/types.js";
+
+const THREAD = new URL("./schedule-thread-main.js", import.meta.url);
+
+/** What the thread is started with (workerData.jpkiSchedule). */
+export interface ScheduleThreadData {
+  readonly root: string;
+  readonly storeUrl?: string;
+  readonly passphrase: string;
+  readonly crlIntervalMs?: number;
+  readonly pollMs?: number;
+  readonly ocsp?: { readonly responderPassphrase: string; readonly policy?: OcspSignerPolicy };
+}
+
+/** An error as it crosses the thread boundary. */
+export interface ThreadError {
+  readonly code?: ErrorCode;
+  readonly message: string;
+  readonly details?: Record<string, unknown>;
+}
+
+/** What the thread posts. */
+export type ScheduleThreadMessage =
+  | { readonly type: "ready" }
+  | { readonly type: "failed"; readonly error: ThreadError }
+  | { readonly type: "crl"; readonly crl: PublishedCrl & { readonly why: string } }
+  | { readonly type: "issued"; readonly record: OcspResponderRecord }
+  | { readonly type: "error"; readonly error: ThreadError };
+
+export function threadError(e: unknown): ThreadError {
+  const x = e as { code?: unknown; message?: unknown; details?: unknown };
+  return {
+    ...(typeof x?.code === "string" && x.code.startsWith("ERR_") ? { code: x.code as ErrorCode } : {}),
+    message: typeof x?.message === "string" ? x.message : String(e),
+    ...(x?.details && typeof x.details === "object" ? { details: { ...(x.details as Record<string, unknown>) } } : {}),
+  };
+}
+
+/** The thread's error as the JpkiError it was (a plain error arrives as ERR_INTERNAL). */
+function rebuild(e: ThreadError): JpkiError {
+  return new JpkiError(e.code ?? "ERR_INTERNAL", e.message, e.details ? { details: e.details } : undefined);
+}
+
+/** Whether the schedule can run on its own thread here (the compiled thread module exists). */
+export function scheduleThreadAvailable(): boolean {
+  return existsSync(fileURLToPath(THREAD));
+}
+
+export interface ScheduleThreadOptions extends ScheduleThreadData {
+  readonly signal: AbortSignal;
+  readonly onCrl?: (crl: PublishedCrl & { readonly why: string }) => void;
+  /** a failed round (store unreachable, a full disk): the thread retries at its next poll */
+  readonly onError?: (e: JpkiError) => void;
+  readonly onIssued?: (r: OcspResponderRecord) => void;
+}
+
+/**
+ * Starts the schedule's thread and resolves once it has opened the workspace and every CA key (rejects with
+ * its error: a wrong passphrase, an unreachable store). Returns the loop: it resolves when `signal` has
+ * aborted and the thread has finished its round and closed its workspace.
+ */
+export async function openCrlScheduleThread(o: ScheduleThreadOptions): Promise<() => Promise<void>> {
+  const { signal, onCrl, onError, onIssued, ...data } = o;
+  const worker = new Worker(THREAD, { workerData: { jpkiSchedule: data satisfies ScheduleThreadData } });
+  let failure: Error | undefined;
+  const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+  const ready = new Promise<void>((resolve, reject) => {
+    worker.on("message", (m: ScheduleThreadMessage) => {
+      if (m.type === "ready") resolve();
+      else if (m.type === "failed") reject((failure = rebuild(m.error)));
+      else if (m.type === "crl") onCrl?.(m.crl);
+      else if (m.type === "issued") onIssued?.(m.record);
+      else if (m.type === "error") onError?.(rebuild(m.error));
+    });
+    worker.on("error", (e) => {
+      failure = e;
+      reject(e);
+    });
+    void exited.then(() => reject(failure ?? new JpkiError("ERR_INTERNAL", "the CRL schedule's thread ended before it was ready")));
+  });
+  const stop = () => worker.postMessage("stop");
+  try {
+    await ready;
+  } catch (e) {
+    await worker.terminate();
+    throw e;
+  }
+  return async () => {
+    if (signal.aborted) stop();
+    else signal.addEventListener("abort", stop, { once: true });
+    await exited;
+    signal.removeEventListener("abort", stop);
+    if (failure) throw failure;
+  };
+}
