@@ -177,6 +177,9 @@ export class AccessLog implements AccessLogSink {
   /** the read index last seen: the ring is full only if it still looks full after reading it again */
   #r = 0;
   #ids = new Map<string, number>();
+  /** per field (method, url, remote, verifier): the last string and its id */
+  readonly #last: Array<string | undefined> = [undefined, undefined, undefined, undefined];
+  readonly #lastId = new Int32Array(4);
   #nextId = 1;
   #overflowed = 0;
   #closed: Promise<void> | undefined;
@@ -216,6 +219,7 @@ export class AccessLog implements AccessLogSink {
       // its ids), the old ones forgotten by the thread once the records before it are written.
       this.#worker.postMessage({ retire: this.#nextId, after: w } satisfies Control);
       this.#ids = new Map();
+      this.#last.fill(undefined);
     }
     const s = w & MASK;
     this.#f64[s * F64S] = time;
@@ -223,14 +227,24 @@ export class AccessLog implements AccessLogSink {
     const b = s * I32S;
     const i32 = this.#i32;
     i32[b] = status;
-    i32[b + 1] = this.#id(method, method);
-    i32[b + 2] = this.#id(url, undefined);
-    i32[b + 3] = this.#id(remote, remote);
-    i32[b + 4] = this.#id(verifier, verifier);
+    // Consecutive requests mostly repeat each field: a comparison with the last one is cheaper than a lookup.
+    const last = this.#last;
+    const lastId = this.#lastId;
+    i32[b + 1] = method === last[0] ? lastId[0]! : this.#remember(0, method, method);
+    i32[b + 2] = url === last[1] ? lastId[1]! : this.#remember(1, url, undefined);
+    i32[b + 3] = remote === last[2] ? lastId[2]! : this.#remember(2, remote, remote);
+    i32[b + 4] = verifier === last[3] ? lastId[3]! : this.#remember(3, verifier, verifier);
     this.#w = (w + 1) | 0;
     // Published every 32 records (an atomic store is a full barrier, a tenth of a microsecond here) and by
     // the timer below for the rest, always after the fields it covers.
     if ((this.#w & 31) === 0) Atomics.store(this.#header, W, this.#w);
+  }
+
+  #remember(k: number, s: string, shown: string | undefined): number {
+    const id = this.#id(s, shown);
+    this.#last[k] = s;
+    this.#lastId[k] = id;
+    return id;
   }
 
   /** The id of a string (`shown`: as logged; undefined for a URL, which is redacted first), telling the thread a new one. */

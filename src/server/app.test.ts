@@ -283,9 +283,22 @@ function closed(s: Socket): Promise<void> {
 }
 
 /** A client that asks for `path`, takes the first bytes and then stops reading (its socket paused). */
+/** A download the client stops reading, as the second request of a keep-alive connection (the first a HEAD). */
 async function stalledDownload(port: number, path: string): Promise<{ socket: Socket; received: () => number }> {
   const socket = connect(port, "127.0.0.1");
   socket.on("error", () => undefined);
+  let headSeen = "";
+  await new Promise<void>((resolve) => {
+    const onData = (c: Buffer) => {
+      headSeen += c.toString("latin1");
+      if (headSeen.includes("\r\n\r\n")) {
+        socket.off("data", onData);
+        resolve();
+      }
+    };
+    socket.on("data", onData);
+    socket.write(`HEAD ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
+  });
   let received = 0;
   await new Promise<void>((resolve) => {
     socket.once("data", () => {

@@ -21,6 +21,8 @@ export interface PublishedRouteOptions {
   readonly prefix: string;
   readonly crlMaxAgeSeconds: number;
   readonly certificateMaxAgeSeconds: number;
+  /** a body streamed from disk to a client that stops reading for this long is cut, ms (0: never) */
+  readonly idleMs?: number;
   /** called once per answered request (metrics, access log) */
   readonly onResponse: (req: IncomingMessage, status: number, startedAt: number) => void;
 }
@@ -108,6 +110,9 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
     };
     if (d.status === 206) headers["Content-Range"] = `bytes ${start}-${end}/${v.size}`;
     res.writeHead(d.status, headers);
+    // The only answer that can stall on the client: bounded here, not on every connection (app.ts says why).
+    // When the response finishes, node replaces this with its keep-alive timeout.
+    if (o.idleMs) req.socket.setTimeout(o.idleMs);
     // The descriptor holds this version even if the file is replaced meanwhile: never a torn body. A client
     // that goes away ends the pipeline, which closes the descriptor.
     // 1 MiB reads: a 50 MB CRL in 50 system calls rather than 800.
