@@ -21,7 +21,7 @@ import { FixedClock } from "../pki/clock.js";
 import { Workspace } from "../workspace/workspace.js";
 import { registerVerifier } from "../verifier/registration.js";
 import { buildServer } from "./app.js";
-import { lineSink } from "./access-log.js";
+import { AccessLog, lineSink } from "./access-log.js";
 import { serveHttp } from "./serve.js";
 import { STAT_TTL_MS } from "./published.js";
 
@@ -267,6 +267,26 @@ describe("index, health and metrics", () => {
     expect((JSON.parse(log.at(-1)!) as { url: string }).url).toBe(odd);
     await get('/ca/"quoted".crt');
     expect((JSON.parse(log.at(-1)!) as { status: number }).status).toBe(404);
+  });
+
+  it("counts in /metrics the access-log lines a full disk did not take", async () => {
+    const accessLog = new AccessLog("/dev/full");
+    const { app: other } = await buildServer(ws, { accessLog });
+    await other.listen({ host: "127.0.0.1", port: 0 });
+    const port = (other.server.address() as AddressInfo).port;
+    try {
+      for (let i = 0; i < 3; i++) await fetch(`http://127.0.0.1:${port}/crl/13-sig.crl`, { headers: auth }).then((r) => r.arrayBuffer());
+      let metrics = "";
+      for (let i = 0; i < 50 && !/jpki_access_log_dropped_total [1-9]/.test(metrics); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: auth })).text();
+      }
+      // the three CRL fetches at least (a scrape's own line may be counted by the next one)
+      expect(Number(/jpki_access_log_dropped_total (\d+)/.exec(metrics)?.[1])).toBeGreaterThanOrEqual(3);
+    } finally {
+      await other.close();
+      await accessLog.close();
+    }
   });
 });
 

@@ -90,8 +90,21 @@ export interface ServerMetrics {
   countOcspAnswer(a: OcspAnswer): void;
 }
 
-function makeMetrics(ws: Workspace, clock: Clock): ServerMetrics {
+function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | undefined): ServerMetrics {
   const registry = new Registry();
+  // Lines the access log could not write (it falls behind, a full disk, a closed pipe): an operator who relies
+  // on the log must be able to see that it has gaps.
+  if (accessLog && "dropped" in accessLog) {
+    new Counter({
+      name: "jpki_access_log_dropped_total",
+      help: "access-log lines not written: the log thread fell a whole ring behind, or a write failed",
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc((accessLog as { readonly dropped: number }).dropped);
+      },
+    });
+  }
   // Requests are counted in plain numbers and handed to prom-client when scraped: its inc() hashes the
   // labels on every call, which showed as ~0.25 µs of every 304.
   const tallies: Array<{ readonly route: string; readonly status: string; n: number }> = [];
@@ -197,7 +210,7 @@ export async function buildServer(
   const prefix = opts.prefix ?? pathPrefix(ws.config.baseUrl);
   const crlMaxAge = opts.crlMaxAgeSeconds ?? 300;
   const certMaxAge = opts.certificateMaxAgeSeconds ?? 86_400;
-  const metrics = makeMetrics(ws, clock);
+  const metrics = makeMetrics(ws, clock, opts.accessLog);
   const log = opts.accessLog;
   // Who asked: a verifier id or "anonymous", never any part of a credential. Called as accessLine?.(…): with
   // no log, not even its arguments are computed.
