@@ -11,13 +11,14 @@
 import pg from "pg";
 import { connectionString, startPostgres } from "../test/postgres-server.js";
 import { Workspace } from "../src/workspace/workspace.js";
+import type { WorkspaceConfig } from "../src/workspace/config.js";
 
 export type BackendName = "sqlite" | "postgres";
 
 export interface Backend {
   readonly name: BackendName;
   /** A new workspace at `root` on an empty store of its own; `env` is what a child `jpki` needs to open it. */
-  workspace(root: string): Promise<{ ws: Workspace; env: Record<string, string> }>;
+  workspace(root: string, config?: Partial<WorkspaceConfig>): Promise<{ ws: Workspace; env: Record<string, string> }>;
   /** The env a child `jpki ca init` needs to create a workspace at a new store (JPKI_STORE for PostgreSQL). */
   newStoreEnv(): Promise<Record<string, string>>;
   /** After each bench: drops the databases it made (its workspace directory it removes itself). */
@@ -30,8 +31,8 @@ export interface Backend {
 
 const sqlite: Backend = {
   name: "sqlite",
-  async workspace(root) {
-    return { ws: Workspace.create(root), env: {} };
+  async workspace(root, config) {
+    return { ws: Workspace.create(root, config ? { config } : {}), env: {} };
   },
   async newStoreEnv() {
     return {};
@@ -96,9 +97,9 @@ function postgres(dbs: Databases): Backend & { readonly where: string } {
   return {
     name: "postgres",
     where: dbs.where,
-    async workspace(root) {
+    async workspace(root, config) {
       const url = await dbs.create();
-      const ws = await Workspace.createAsync(root, { config: { store: "postgres" }, storeUrl: url });
+      const ws = await Workspace.createAsync(root, { config: { ...config, store: "postgres" }, storeUrl: url });
       return { ws, env: { JPKI_STORE: url } };
     },
     async newStoreEnv() {

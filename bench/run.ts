@@ -63,6 +63,7 @@ if (wanted("notices")) {
     storeBenches.push({ bench: "notices", size: scale ? residents : undefined, run: (b) => benchNotices(b, { residents, notices: env("JPKI_BENCH_NOTICES", 100_000) }) });
   }
 }
+if (wanted("serve")) storeBenches.push({ bench: "serve", size: undefined, run: async (b) => (await import("./serve.js")).benchServe(b, { seconds: env("JPKI_BENCH_SERVE_SECONDS", 5) }) });
 if (wanted("crl")) {
   for (const entries of scale ? scaleSizes : [env("JPKI_BENCH_CRL_ENTRIES", 1_000_000)]) {
     storeBenches.push({
@@ -104,7 +105,6 @@ function printRate(r: BenchResult): void {
 
 if (wanted("startup")) printTimes(await benchStartup({ runs: env("JPKI_BENCH_STARTUP_RUNS", 20) }));
 if (wanted("inspect")) printRate(await (await import("./inspect.js")).benchInspect({ entries: env("JPKI_BENCH_CRL_ENTRIES", 1_000_000) }));
-if (wanted("serve")) printRate(await (await import("./serve.js")).benchServe({ seconds: env("JPKI_BENCH_SERVE_SECONDS", 5) }));
 
 const results = new Map<string, BenchResult | Error>(); // `${bench}/${size}/${backend}`
 const key = (s: StoreBench, b: string) => `${s.bench}/${s.size ?? ""}/${b}`;

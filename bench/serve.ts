@@ -25,7 +25,8 @@ import { generateResidents } from "../src/registry/fixtures.js";
 import { parseResidentRecord } from "../src/registry/resident.js";
 import { stageFile } from "../src/store/staging.js";
 import { registerVerifier } from "../src/verifier/registration.js";
-import { Workspace } from "../src/workspace/workspace.js";
+import type { Workspace } from "../src/workspace/workspace.js";
+import type { Backend } from "./backends.js";
 import type { BenchResult } from "./issue.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url)); // dist/bench/ → the package root
@@ -223,29 +224,24 @@ async function bigCrl(ws: Workspace, mb: number): Promise<number> {
   return built.byteLength;
 }
 
-export async function benchServe(opts: { seconds?: number; connections?: number } = {}): Promise<BenchResult> {
+export async function benchServe(backend: Backend, opts: { seconds?: number; connections?: number } = {}): Promise<BenchResult> {
   const seconds = opts.seconds ?? 5;
   const connections = opts.connections ?? 50;
   const dir = mkdtempSync(join(tmpdir(), "jpki-bench-serve-"));
   const children: ChildProcess[] = [];
   try {
-    const ws = Workspace.create(join(dir, "ws"), { config: { verifierRateLimit: { perSecond: 1_000_000, burst: 10_000_000 } } });
+    // no rate limit in the way of the measurement (its arithmetic still runs)
+    const { ws, env: storeEnv } = await backend.workspace(join(dir, "ws"), { verifierRateLimit: { perSecond: 1_000_000, burst: 10_000_000 } });
+    let bigBytes: number;
     try {
       await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "bench" });
       await generateCrls(ws, { prefecture: "13", passphrase: "bench" });
-      // no rate limit in the way of the measurement (its arithmetic still runs)
       const token = (await registerVerifier(ws, { name: "bench", kind: "government" })).token!;
       AUTH = { authorization: `Bearer ${token}` };
+      bigBytes = await bigCrl(ws, 50);
+      await ocspRequests(ws, dir);
     } finally {
       await ws.close();
-    }
-    const wsOpen = Workspace.open(join(dir, "ws"));
-    let bigBytes: number;
-    try {
-      bigBytes = await bigCrl(wsOpen, 50);
-      await ocspRequests(wsOpen, dir);
-    } finally {
-      await wsOpen.close();
     }
     const small = readFileSync(join(dir, "ws", "crl", "13-sig.crl"));
     writeFileSync(join(dir, "small.crl"), small);
@@ -255,6 +251,7 @@ export async function benchServe(opts: { seconds?: number; connections?: number 
       // With the schedule (it issues the OCSP signing certificates); nothing is due, so it stays idle.
       const child = await start([BIN, "--workspace", join(dir, "ws"), "serve", "--listen", `127.0.0.1:${port}`, "--workers", String(workers), "--access-log", join(dir, `access-${workers}.log`)], {
         ...process.env,
+        ...storeEnv,
         JPKI_PASSPHRASE: "bench",
       });
       children.push(child);
@@ -314,7 +311,7 @@ export async function benchServe(opts: { seconds?: number; connections?: number 
       `access log ${readFileSync(join(dir, "access-1.log"), "utf8").split("\n").length - 1} lines written by the single-process run`,
     ].join("\n");
     return {
-      name: "jpki serve: 304 answers (If-None-Match poll of an unchanged CRL)",
+      name: `jpki serve: 304 answers (If-None-Match poll of an unchanged CRL) [${backend.name}]`,
       ours: ours304,
       baseline: bare304,
       unit: "304s/s",
