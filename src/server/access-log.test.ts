@@ -3,7 +3,8 @@
  * accessLine makes, tokens redacted, everything by the end of close(); its file is owner-only; a failing
  * disk drops lines and counts them.
  */
-import { existsSync, mkdtempSync, readFileSync, statSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -66,6 +67,112 @@ describe("AccessLog", () => {
     for (let i = 0; i < 10; i++) log.record(T0, "GET", "/crl/13-sig.crl", 304, 0, "127.0.0.1", "anonymous");
     await log.close();
     expect(log.dropped).toBe(10);
+  });
+
+  it("writes a line with null for a time or duration that is not a number, and goes on", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-log-")), "access.log");
+    const log = new AccessLog(path);
+    log.record(NaN, "GET", "/a", 200, NaN, "", "anonymous");
+    log.record(1e20, "GET", "/b", 200, Infinity, "", "anonymous");
+    log.record(T0, "GET", "/c", 200, 1, "", "anonymous");
+    await log.close();
+    const lines = readFileSync(path, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l) as { time: string | null; ms: number | null });
+    expect(lines.map((l) => [l.time, l.ms])).toEqual([[null, null], [null, null], ["2026-11-30T12:00:00.000Z", 1]]);
+    expect(log.dropped).toBe(0);
+  });
+
+  it("cuts a very long URL (after redacting it), and logs a flood of them right", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-log-")), "access.log");
+    const log = new AccessLog(path);
+    const long = (i: number) => `/${i}/${"z".repeat(5000)}?access_token=secret`;
+    for (let i = 0; i < 300; i++) log.record(T0, "GET", long(i), 404, 0, "192.0.2.1", "anonymous");
+    await log.close();
+    const urls = parsed(readFileSync(path, "utf8")).map((l) => l.url);
+    expect(urls).toEqual(Array.from({ length: 300 }, (_, i) => loggedUrl(long(i))));
+    expect(urls[0]).toMatch(/^\/0\/z+…\[\d+ more\]$/);
+    expect(urls[0]!.length).toBeLessThan(1100);
+  });
+});
+
+/** A FIFO with a non-blocking reader: nothing is read until `read()` is called. */
+function fifo(): { path: string; read: () => string; close: () => void } {
+  const path = join(mkdtempSync(join(tmpdir(), "jpki-log-")), "fifo");
+  execFileSync("mkfifo", ["-m", "600", path]);
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const buf = Buffer.alloc(1 << 16);
+  const chunks: Buffer[] = [];
+  return {
+    path,
+    read() {
+      for (;;) {
+        let n = 0;
+        try {
+          n = readSync(fd, buf, 0, buf.length, null);
+        } catch (e) {
+          if ((e as { code?: string }).code === "EAGAIN") break;
+          throw e;
+        }
+        if (n === 0) break;
+        chunks.push(Buffer.from(buf.subarray(0, n)));
+      }
+      return Buffer.concat(chunks).toString("utf8");
+    },
+    close: () => closeSync(fd),
+  };
+}
+
+const parsed = (text: string) => text.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { url: string });
+
+describe("AccessLog on a pipe", () => {
+  it("waits out a reader that stalls, then writes every line whole", async () => {
+    const f = fifo();
+    const log = new AccessLog(f.path);
+    const n = 5000; // far more than the pipe holds (64 KB)
+    for (let i = 0; i < n; i++) log.record(T0, "GET", `/crl/${i}/${"x".repeat(100)}`, 304, 0, "10.0.0.1", "anonymous");
+    await new Promise((r) => setTimeout(r, 300)); // the thread meets a full pipe
+    const reading = setInterval(() => f.read(), 5);
+    await log.close();
+    clearInterval(reading);
+    const lines = parsed(f.read());
+    f.close();
+    expect(lines.map((l) => l.url)).toEqual(Array.from({ length: n }, (_, i) => `/crl/${i}/${"x".repeat(100)}`));
+    expect(log.dropped).toBe(0);
+  });
+
+  it("with a reader that never reads, close() still ends, and every line is either written whole or counted", async () => {
+    const f = fifo();
+    const log = new AccessLog(f.path);
+    const n = 5000;
+    for (let i = 0; i < n; i++) log.record(T0, "GET", `/crl/${i}`, 304, 0, "10.0.0.1", "anonymous");
+    await log.close();
+    const lines = parsed(f.read());
+    f.close();
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.length + log.dropped).toBe(n);
+    expect(lines.map((l) => l.url)).toEqual(Array.from({ length: lines.length }, (_, i) => `/crl/${i}`));
+  });
+
+  it("two logs on one pipe (the processes of --workers N on one standard output) never interleave within a line", async () => {
+    const f = fifo();
+    const logs = [new AccessLog(f.path), new AccessLog(f.path)];
+    const reading = setInterval(() => f.read(), 2);
+    const n = 5000;
+    for (let i = 0; i < n; i++) {
+      logs.forEach((log, k) => log.record(T0, "GET", `/w${k}/${i % 100}/${"y".repeat(200)}`, 200, 0, "10.0.0.1", "anonymous"));
+      if (i % 500 === 0) await new Promise((r) => setTimeout(r, 10));
+    }
+    await Promise.all(logs.map((l) => l.close()));
+    clearInterval(reading);
+    const lines = parsed(f.read()); // JSON.parse throws on a torn line
+    f.close();
+    expect(lines).toHaveLength(2 * n);
+    for (const k of [0, 1]) expect(lines.filter((l) => l.url.startsWith(`/w${k}/`)).map((l) => l.url)).toEqual(Array.from({ length: n }, (_, i) => `/w${k}/${i % 100}/${"y".repeat(200)}`));
+  });
+
+  it("refuses a FIFO that no process reads rather than wait for one", () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-log-"));
+    execFileSync("mkfifo", [join(dir, "fifo")]);
+    expect(() => new AccessLog(join(dir, "fifo"))).toThrow(expect.objectContaining({ code: "ERR_FILE_UNUSABLE" }));
   });
 });
 

@@ -11,12 +11,16 @@
  * (loggedUrl), the status, the milliseconds to answer, the peer address and the verifier id or "anonymous".
  * Never a credential, a PIN or the four items (a URL carries none of ours).
  *
- * On a crash the lines of the last LOG_INTERVAL_MS may be lost, never torn ones: every write is whole lines.
- * When the logging thread falls behind by a whole ring (a disk that stalls), requests are still answered and
- * their lines dropped, and counted (`dropped`), never queued without bound.
+ * On a crash the lines of the last LOG_INTERVAL_MS may be lost, never torn ones: every write is whole lines,
+ * and a line the kernel took only part of is finished before any other. When the logging thread falls behind
+ * by a whole ring (a disk or a log reader that stalls), requests are still answered and their lines dropped,
+ * and counted (`dropped`), never queued without bound. A pipe or FIFO is written non-blocking, in pieces of
+ * whole lines no larger than PIPE_BUF, so that the processes of `--workers N` sharing one standard output
+ * never interleave within a line, and a reader that stops reading can stall neither close() nor the exit.
  */
-import { closeSync, openSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, statSync } from "node:fs";
 import { Worker } from "node:worker_threads";
+import { JpkiError } from "../errors.js";
 import { TOKEN_PREFIX } from "../verifier/credentials.js";
 
 /** Where a server sends what it answered; positional so that recording a request allocates nothing. */
@@ -37,8 +41,13 @@ export function loggedUrl(url: string): string {
   let u = url;
   if (u.includes(TOKEN_PREFIX)) u = u.replace(TOKEN_ANYWHERE, `${TOKEN_PREFIX}[redacted]`);
   if (u.includes("access_token")) u = u.replace(ACCESS_TOKEN_PARAMETER, "$1[redacted]");
+  // Redacted first, then cut: a 16 KB URL (what node's header limit lets through) says no more in full.
+  if (u.length > MAX_LOGGED_URL) u = `${u.slice(0, MAX_LOGGED_URL)}…[${u.length - MAX_LOGGED_URL} more]`;
   return u;
 }
+
+/** characters of a URL the log keeps */
+const MAX_LOGGED_URL = 1024;
 
 const TOKEN_ANYWHERE = new RegExp(`${TOKEN_PREFIX}[A-Za-z0-9_-]*`, "g");
 const ACCESS_TOKEN_PARAMETER = /([?&;]access_token=)[^&;#]*/gi;
@@ -53,12 +62,19 @@ const json = (v: string): string => (PLAIN.test(v) ? `"${v}"` : JSON.stringify(v
  * this very function (its source is sent to the thread), so both threads write the same lines.
  */
 function formatLine(isoTime: string, method: string, url: string, status: number, ms: number, remote: string, verifier: string): string {
-  return `{"time":"${isoTime}","method":${method},"url":${url},"status":${status},"ms":${Math.round(ms * 100) / 100},"remote":${remote},"verifier":${verifier}}\n`;
+  // a time or duration that is not a number (an embedder's bug) still makes a JSON line
+  return `{"time":${isoTime ? `"${isoTime}"` : null},"method":${method},"url":${url},"status":${status},"ms":${Number.isFinite(ms) ? Math.round(ms * 100) / 100 : null},"remote":${remote},"verifier":${verifier}}\n`;
+}
+
+/** Epoch milliseconds as ISO 8601, or "" for a value no Date holds (toISOString would throw). */
+function isoTime(t: number): string {
+  const d = new Date(t);
+  return Number.isNaN(d.getTime()) ? "" : d.toISOString();
 }
 
 /** The access-log line of one request (what AccessLog writes for `record` with the same arguments). */
 export function accessLine(time: number, method: string, url: string, status: number, ms: number, remote: string, verifier: string): string {
-  return formatLine(new Date(time).toISOString(), json(method), json(loggedUrl(url)), status, ms, json(remote), json(verifier));
+  return formatLine(isoTime(time), json(method), json(loggedUrl(url)), status, ms, json(remote), json(verifier));
 }
 
 /** A sink that formats each line on the calling thread and hands it over (tests, embedding jpki serve). */
@@ -73,12 +89,22 @@ const MASK = RING - 1;
 const LOG_INTERVAL_MS = 50;
 /** distinct strings (URLs, addresses, verifier ids) remembered; more starts a new generation of ids */
 const MAX_STRINGS = 10_000;
+/** A string longer than this is sent with its one record and forgotten once written, never remembered. */
+const MAX_REMEMBERED = 256;
+/** Ids wrap here: an id is live only from its first record until its generation is retired, far fewer than this. */
+const MAX_ID = 1 << 30;
+/** how long close() waits for the thread to write what is left (a log reader that stopped reading) */
+const CLOSE_DEADLINE_MS = 2000;
+/** what one write to a pipe may hold: POSIX makes a write up to PIPE_BUF (4096 on Linux) atomic */
+const PIPE_BUF = 4096;
 
 // Header words (Int32): the write index (serving thread), the read index (logging thread), lines the logging
-// thread failed to write. Indices count records and wrap at 2^32: only their difference and low bits matter.
+// thread failed to write, lines read from the ring but not yet written. Indices count records and wrap at
+// 2^32: only their difference and low bits matter.
 const W = 0;
 const R = 1;
 const FAILED = 2;
+const PENDING = 3;
 const HEADER_BYTES = 16;
 // Per record: time and ms (Float64), then status and the ids of method, url, remote, verifier (Int32).
 const F64S = 2;
@@ -86,8 +112,10 @@ const I32S = 5;
 
 /** What the serving thread posts to the logging thread (the ring carries the rest). */
 type Control =
+  // a string's id (negative: used by one record, forgotten once it is written)
   | { readonly add: readonly [number, string] }
-  | { readonly retire: number; readonly after: number }
+  // every id added before this message is forgotten once the records before index `after` are written
+  | { readonly retire: true; readonly after: number }
   | { readonly close: true };
 
 /**
@@ -99,67 +127,119 @@ const THREAD_SOURCE = `
 const { workerData, parentPort, receiveMessageOnPort } = require("node:worker_threads");
 const { writeSync } = require("node:fs");
 const formatLine = ${formatLine.toString()};
-const { sab, fd, ring } = workerData;
+const isoTime = ${isoTime.toString()};
+const { sab, fd, ring, pipe } = workerData;
 const mask = ring - 1;
 const header = new Int32Array(sab, 0, 4);
 const f64 = new Float64Array(sab, ${HEADER_BYTES}, ring * ${F64S});
 const i32 = new Int32Array(sab, ${HEADER_BYTES} + ring * ${F64S * 8}, ring * ${I32S});
 const strings = new Map();
+let generation = [];
 const retirements = [];
 let closing = false;
-let stampMs = -1;
+let stampMs = NaN;
 let stamp = "";
 const pause = new Int32Array(new SharedArrayBuffer(4));
-function writeAll(text) {
-  const buf = Buffer.from(text, "utf8");
-  let off = 0;
-  let waited = 0;
-  while (off < buf.length) {
+// Lines read from the ring and not yet written, how many, and whether part of the first is already out.
+let pending = null;
+let pendingLines = 0;
+let begun = false;
+function newlines(buf) {
+  let n = 0;
+  for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) n++;
+  return n;
+}
+// How much of buf the next write takes: all of it, or for a pipe whole lines up to PIPE_BUF (one longer
+// line alone), so that writes from several processes never interleave within a line.
+function piece(buf) {
+  if (!pipe || buf.length <= ${PIPE_BUF}) return buf.length;
+  const nl = buf.lastIndexOf(10, ${PIPE_BUF} - 1);
+  return nl >= 0 ? nl + 1 : buf.indexOf(10) + 1 || buf.length;
+}
+// Writes what is pending; false while a pipe is full (kept for the next round: the ring fills meanwhile and
+// the serving thread drops and counts what does not fit) or after a failure.
+function flush() {
+  let stalled = 0;
+  while (pending) {
     try {
-      off += writeSync(fd, buf, off, buf.length - off);
+      const n = writeSync(fd, pending, 0, piece(pending));
+      if (n === pending.length) { pending = null; pendingLines = 0; begun = false; break; }
+      if (n > 0) {
+        pendingLines -= newlines(pending.subarray(0, n));
+        begun = pending[n - 1] !== 10;
+        pending = pending.subarray(n);
+        stalled = 0;
+      }
     } catch (e) {
-      // a non-blocking pipe that is full (standard output to a slow reader): wait a little, up to a second
-      if (e && e.code === "EAGAIN" && waited < 1000) { Atomics.wait(pause, 0, 0, 1); waited++; continue; }
-      // a full disk, a closed pipe: these lines are lost (counted), the server goes on
-      Atomics.add(header, ${FAILED}, text.split("\\n").length - 1);
-      return;
+      if (e && e.code === "EAGAIN") {
+        if (stalled++ < 20) { Atomics.wait(pause, 0, 0, 1); continue; }
+        break;
+      }
+      // A full disk, a closed pipe: the whole lines are lost (counted); a line already begun is kept, to be
+      // finished before anything else is written, so the file never holds a torn line.
+      const keep = begun ? pending.subarray(0, pending.indexOf(10) + 1) : null;
+      Atomics.add(header, ${FAILED}, pendingLines - (keep ? 1 : 0));
+      pending = keep;
+      pendingLines = keep ? 1 : 0;
+      break;
     }
   }
+  Atomics.store(header, ${PENDING}, pendingLines);
+  return pending === null;
 }
 function control() {
   for (let m; (m = receiveMessageOnPort(parentPort)); ) {
     const c = m.message;
-    if (c.add) strings.set(c.add[0], c.add[1]);
-    else if (c.retire !== undefined) retirements.push(c);
+    if (c.add) { strings.set(c.add[0], c.add[1]); if (c.add[0] > 0) generation.push(c.add[0]); }
+    else if (c.retire) { retirements.push({ after: c.after, ids: generation }); generation = []; }
     else if (c.close) closing = true;
   }
 }
+function str(id) {
+  const v = strings.get(id);
+  if (id < 0) strings.delete(id);
+  return v === undefined ? '"?"' : v;
+}
+function hand(out, lines, r) {
+  pending = Buffer.from(out, "utf8");
+  pendingLines = lines;
+  Atomics.store(header, ${PENDING}, lines);
+  Atomics.store(header, ${R}, r);
+  return flush();
+}
 function drain() {
+  if (pending && !flush()) return false;
   // The write index first: every string a record up to it uses was posted before it was stored.
   const w = Atomics.load(header, ${W});
   control();
   let r = Atomics.load(header, ${R});
   let out = "";
+  let lines = 0;
   while (r !== w) {
     // ids of an earlier generation are forgotten once every record that used them is written
     while (retirements.length && ((r - retirements[0].after) | 0) >= 0) {
-      const below = retirements.shift().retire;
-      for (const id of strings.keys()) if (id < below) strings.delete(id);
+      for (const id of retirements.shift().ids) strings.delete(id);
     }
     const s = r & mask;
     const t = f64[s * ${F64S}];
-    if (t !== stampMs) { stampMs = t; stamp = new Date(t).toISOString(); }
+    if (t !== stampMs) { stampMs = t; stamp = isoTime(t); }
     const b = s * ${I32S};
-    out += formatLine(stamp, strings.get(i32[b + 1]), strings.get(i32[b + 2]), i32[b], f64[s * ${F64S} + 1], strings.get(i32[b + 3]), strings.get(i32[b + 4]));
+    out += formatLine(stamp, str(i32[b + 1]), str(i32[b + 2]), i32[b], f64[s * ${F64S} + 1], str(i32[b + 3]), str(i32[b + 4]));
+    lines++;
     r = (r + 1) | 0;
-    if (out.length >= 1 << 16) { writeAll(out); out = ""; Atomics.store(header, ${R}, r); }
+    if (out.length >= 1 << 16) {
+      if (!hand(out, lines, r)) return false;
+      out = "";
+      lines = 0;
+    }
   }
-  if (out) writeAll(out);
+  if (out) return hand(out, lines, r);
   Atomics.store(header, ${R}, r);
+  return true;
 }
 const timer = setInterval(() => {
-  drain();
-  if (closing) { clearInterval(timer); drain(); }
+  const done = drain();
+  if (closing && done && drain()) clearInterval(timer);
 }, ${LOG_INTERVAL_MS});
 `;
 
@@ -181,31 +261,53 @@ export class AccessLog implements AccessLogSink {
   readonly #last: Array<string | undefined> = [undefined, undefined, undefined, undefined];
   readonly #lastId = new Int32Array(4);
   #nextId = 1;
+  #nextOneShot = -1;
   #overflowed = 0;
+  /** lines the thread had not written when it ended: it failed, or close() stopped waiting for it */
+  #abandoned = 0;
+  /** the thread ended: what is recorded from now on is counted as dropped */
+  #dead = false;
   #closed: Promise<void> | undefined;
 
-  constructor(target: string) {
+  /**
+   * `onError`: the logging thread failed (a bug) and stopped; the server goes on, its lines counted as dropped.
+   * Throws ERR_FILE_UNUSABLE for a FIFO no process reads.
+   */
+  constructor(target: string, opts: { readonly onError?: (e: Error) => void } = {}) {
     this.#ownFd = target !== "-";
-    this.#fd = this.#ownFd ? openSync(target, "a", 0o600) : 1;
+    this.#fd = this.#ownFd ? openTarget(target) : stdoutFd();
+    const st = fstatSync(this.#fd);
     const sab = new SharedArrayBuffer(HEADER_BYTES + RING * (F64S * 8 + I32S * 4));
     this.#header = new Int32Array(sab, 0, 4);
     this.#f64 = new Float64Array(sab, HEADER_BYTES, RING * F64S);
     this.#i32 = new Int32Array(sab, HEADER_BYTES + RING * F64S * 8, RING * I32S);
-    this.#worker = new Worker(THREAD_SOURCE, { eval: true, workerData: { sab, fd: this.#fd, ring: RING } });
+    this.#worker = new Worker(THREAD_SOURCE, { eval: true, workerData: { sab, fd: this.#fd, ring: RING, pipe: st.isFIFO() || st.isSocket() } });
     // The thread never keeps the process alive; close() is what waits for the last lines.
     this.#worker.unref();
+    this.#worker.on("error", (e) => opts.onError?.(e));
     this.#publisher = setInterval(() => Atomics.store(this.#header, W, this.#w), LOG_INTERVAL_MS / 2);
     this.#publisher.unref();
-    this.#exited = new Promise((resolve) => this.#worker.once("exit", () => resolve()));
+    this.#exited = new Promise((resolve) =>
+      this.#worker.once("exit", () => {
+        this.#dead = true;
+        // Zero after a clean close; else the records it never read and the lines it had not written.
+        this.#abandoned = ((this.#w - Atomics.load(this.#header, R)) | 0) + Atomics.load(this.#header, PENDING);
+        clearInterval(this.#publisher);
+        resolve();
+      }),
+    );
   }
 
-  /** Lines not written: the ring was full, or the write failed (a full disk, a closed pipe). */
+  /** Lines not written: the ring was full, the write failed (a full disk, a closed pipe), or the thread ended first. */
   get dropped(): number {
-    return this.#overflowed + Atomics.load(this.#header, FAILED);
+    return this.#overflowed + Atomics.load(this.#header, FAILED) + this.#abandoned;
   }
 
   record(time: number, method: string, url: string, status: number, ms: number, remote: string, verifier: string): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#dead) {
+      if (this.#dead && !this.#closed) this.#overflowed++;
+      return;
+    }
     const w = this.#w;
     if (((w - this.#r) | 0) >= RING) {
       this.#r = Atomics.load(this.#header, R);
@@ -217,7 +319,7 @@ export class AccessLog implements AccessLogSink {
     if (this.#ids.size >= MAX_STRINGS) {
       // A scan of random paths must not grow the table: a new generation of ids from this record on (all of
       // its ids), the old ones forgotten by the thread once the records before it are written.
-      this.#worker.postMessage({ retire: this.#nextId, after: w } satisfies Control);
+      this.#worker.postMessage({ retire: true, after: w } satisfies Control);
       this.#ids = new Map();
       this.#last.fill(undefined);
     }
@@ -241,6 +343,13 @@ export class AccessLog implements AccessLogSink {
   }
 
   #remember(k: number, s: string, shown: string | undefined): number {
+    if (s.length > MAX_REMEMBERED) {
+      // Sent with its record only: a flood of long URLs must not fill memory with remembered strings.
+      const id = this.#nextOneShot;
+      this.#nextOneShot = id <= -MAX_ID ? -1 : id - 1;
+      this.#worker.postMessage({ add: [id, json(shown ?? loggedUrl(s))] } satisfies Control);
+      return id;
+    }
     const id = this.#id(s, shown);
     this.#last[k] = s;
     this.#lastId[k] = id;
@@ -251,7 +360,10 @@ export class AccessLog implements AccessLogSink {
   #id(s: string, shown: string | undefined): number {
     let id = this.#ids.get(s);
     if (id === undefined) {
-      id = this.#nextId++;
+      id = this.#nextId;
+      // Ids restart rather than grow past an Int32 (a server seeing new URLs for weeks): the thread forgets
+      // each generation's ids once they are written, long before the numbers come round again.
+      this.#nextId = id >= MAX_ID ? 1 : id + 1;
       this.#ids.set(s, id);
       // Posted before the record that uses it is published: the thread reads its messages before the ring.
       this.#worker.postMessage({ add: [id, json(shown ?? loggedUrl(s))] } satisfies Control);
@@ -259,16 +371,57 @@ export class AccessLog implements AccessLogSink {
     return id;
   }
 
-  /** Writes every recorded line, stops the thread and closes the file. */
+  /**
+   * Writes every recorded line, stops the thread and closes the file. A log reader that does not take the
+   * lines within CLOSE_DEADLINE_MS is not waited for: the thread is stopped and what it held counted as dropped.
+   */
   close(): Promise<void> {
     this.#closed ??= (async () => {
       clearInterval(this.#publisher);
-      Atomics.store(this.#header, W, this.#w);
-      this.#worker.ref();
-      this.#worker.postMessage({ close: true } satisfies Control);
-      await this.#exited;
+      if (!this.#dead) {
+        Atomics.store(this.#header, W, this.#w);
+        this.#worker.ref();
+        this.#worker.postMessage({ close: true } satisfies Control);
+        let deadline: NodeJS.Timeout | undefined;
+        const late = await Promise.race([
+          this.#exited.then(() => false),
+          new Promise<boolean>((resolve) => (deadline = setTimeout(() => resolve(true), CLOSE_DEADLINE_MS))),
+        ]);
+        clearTimeout(deadline);
+        if (late) await this.#worker.terminate();
+        await this.#exited;
+      }
       if (this.#ownFd) closeSync(this.#fd);
     })();
     return this.#closed;
   }
+}
+
+/**
+ * The log file, opened for appending (created owner-only). A FIFO is opened non-blocking, so a reader that
+ * stalls never blocks the thread in a write, and opening it never waits for a reader: with none it is refused.
+ */
+function openTarget(path: string): number {
+  let fifo = false;
+  try {
+    fifo = statSync(path).isFIFO();
+  } catch {
+    // not there yet: a file to create
+  }
+  if (!fifo) return openSync(path, "a", 0o600);
+  try {
+    return openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_NONBLOCK);
+  } catch (e) {
+    if ((e as { code?: string }).code !== "ENXIO") throw e;
+    throw new JpkiError("ERR_FILE_UNUSABLE", `access log ${path}: a FIFO that no process reads`, { details: { path } });
+  }
+}
+
+/**
+ * Standard output. Node makes a pipe there non-blocking when process.stdout is first used; used here so that
+ * a log reader that stalls returns EAGAIN to the thread rather than blocking it (and the exit) for good.
+ */
+function stdoutFd(): number {
+  void process.stdout;
+  return 1;
 }

@@ -38,7 +38,11 @@ async function main(port: NonNullable<typeof parentPort>, o: ScheduleThreadData)
   } catch (e) {
     post({ type: "failed", error: threadError(e) });
   } finally {
-    await ws.close();
+    try {
+      await ws.close();
+    } catch (e) {
+      post({ type: "failed", error: threadError(e) });
+    }
     port.close();
   }
 }

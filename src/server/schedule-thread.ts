@@ -83,8 +83,32 @@ export interface ScheduleThreadOptions extends ScheduleThreadData {
 export async function openCrlScheduleThread(o: ScheduleThreadOptions): Promise<() => Promise<void>> {
   const { signal, onCrl, onError, onIssued, ...data } = o;
   const worker = new Worker(THREAD, { workerData: { jpkiSchedule: data satisfies ScheduleThreadData } });
+  return superviseScheduleThread(worker, { signal, ...(onCrl ? { onCrl } : {}), ...(onError ? { onError } : {}), ...(onIssued ? { onIssued } : {}) });
+}
+
+/** What superviseScheduleThread needs of a Worker. */
+export type ScheduleWorker = Pick<Worker, "on" | "once" | "postMessage" | "terminate">;
+
+/**
+ * openCrlScheduleThread's watch over its thread: ready or failed, events passed on, stopped on `signal`.
+ * The thread ending by any way but being told to stop — an error, a "failed" message, a plain exit — makes
+ * the loop reject (ERR_INTERNAL unless the error had a code of ours): a schedule that silently stopped
+ * would let every CRL go stale while the server kept answering.
+ */
+export async function superviseScheduleThread(
+  worker: ScheduleWorker,
+  o: Pick<ScheduleThreadOptions, "signal" | "onCrl" | "onError" | "onIssued">,
+): Promise<() => Promise<void>> {
+  const { signal, onCrl, onError, onIssued } = o;
   let failure: Error | undefined;
-  const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+  let stopping = false;
+  const exited = new Promise<void>((resolve) =>
+    worker.once("exit", (code) => {
+      // Ending unasked, even without an error, leaves the CRLs to go stale: the caller must hear of it.
+      if (!stopping) failure ??= new JpkiError("ERR_INTERNAL", `the CRL schedule's thread ended unexpectedly (exit code ${code})`);
+      resolve();
+    }),
+  );
   const ready = new Promise<void>((resolve, reject) => {
     worker.on("message", (m: ScheduleThreadMessage) => {
       if (m.type === "ready") resolve();
@@ -94,15 +118,20 @@ export async function openCrlScheduleThread(o: ScheduleThreadOptions): Promise<(
       else if (m.type === "error") onError?.(rebuild(m.error));
     });
     worker.on("error", (e) => {
-      failure = e;
-      reject(e);
+      // an exception nothing in the thread caught: its code when it has one, else ERR_INTERNAL
+      failure ??= rebuild(threadError(e));
+      reject(failure);
     });
-    void exited.then(() => reject(failure ?? new JpkiError("ERR_INTERNAL", "the CRL schedule's thread ended before it was ready")));
+    void exited.then(() => reject(failure));
   });
-  const stop = () => worker.postMessage("stop");
+  const stop = () => {
+    stopping = true;
+    worker.postMessage("stop");
+  };
   try {
     await ready;
   } catch (e) {
+    stopping = true;
     await worker.terminate();
     throw e;
   }

@@ -106,8 +106,12 @@ Example:
       const passphrase = scheduleHere ? await ctx.passphrase() : undefined;
       // The OCSP responder keys' passphrase: its own when given, so serving processes need not hold the CA one.
       const ocspPassphrase = await responderPassphrase(ctx, io, { enabled: o.ocsp, caPassphrase: passphrase, serveHere });
+      const logTarget = o.accessLog === "off" || o.accessLog === "-" ? o.accessLog : checkOutputFile(o.accessLog, "access log --access-log", { cwd: io.cwd });
+      // Each serving process logs for itself (the primary of --workers N serves nothing).
       const accessLog =
-        o.accessLog === "off" ? undefined : new lib.AccessLog(o.accessLog === "-" ? "-" : checkOutputFile(o.accessLog, "access log --access-log", { cwd: io.cwd }));
+        logTarget === "off" || !serveHere
+          ? undefined
+          : new lib.AccessLog(logTarget, { onError: (e) => ctx.out.info(`jpki serve: the access log's thread failed and stopped (${e.message}); lines are counted as dropped`) });
       try {
         await withStopSignal((stopSignal) =>
           withWorkspace(ctx, async (ws) => {
