@@ -86,33 +86,50 @@ export async function benchIssue(backend: Backend, opts: { count?: number } = {}
     const passphrase = "bench";
     await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase });
     const now = ws.clock.now();
-    const residents = [...generateResidents({ count, seed: "bench-issue", prefectures: ["13"] })].map((r) => parseResidentRecord(r, { now }));
-    await ws.store.upsertResidents(residents);
+    // Rounds alternate raw signing and issuance, best of each (as the serve bench does): on a 2-core VM one
+    // round swings by a tenth with what else the host runs. Each round and the warm-up issue to residents of
+    // their own, so no measured certificate supersedes another.
+    const rounds = Math.max(1, Number(process.env.JPKI_BENCH_ISSUE_ROUNDS ?? 3));
+    const warm = 500;
+    const everyone = [...generateResidents({ count: rounds * count + warm, seed: "bench-issue", prefectures: ["13"] })].map((r) => parseResidentRecord(r, { now }));
+    await ws.store.upsertResidents(everyone);
     // Card keys are made on cards, not by the CA: a few stand in for all of them.
     const keys = Array.from({ length: 16 }, () =>
       generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" }),
     );
     const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
-    async function* apps() {
+    async function* apps(who: typeof everyone) {
       let line = 0;
-      for (const r of residents) yield { line: ++line, value: { residentCode: r.residentCode, type: "signature", publicKey: keys[line % keys.length]!.toString("base64") } };
+      for (const r of who) yield { line: ++line, value: { residentCode: r.residentCode, type: "signature", publicKey: keys[line % keys.length]!.toString("base64") } };
     }
-    // warm-up: JIT, CA key, statement caches
-    await service.issueBatch((async function* () { yield { line: 1, value: { residentCode: residents[0]!.residentCode, type: "signature", publicKey: keys[0]!.toString("base64") } }; })());
-    const raw = await measured(backend, () => rawSignsPerSecond(count, concurrency));
-    const run = await measured(backend, () => service.issueBatch(apps(), { concurrency }));
-    const res = run.value;
-    if (res.failed) throw new Error(`bench issuance failed: ${JSON.stringify(res.errors.slice(0, 3))}`);
+    // Warm-up, as a CA that has been issuing is: the CA key opened, the JIT's optimised code, the statement
+    // caches, one full group commit. A single certificate left the measured run a fifth slower for its first
+    // thousand (measured: 3,700 certs/s on a cold run against 4,450 on the next, same process).
+    await service.issueBatch(apps(everyone.slice(rounds * count)), { concurrency });
+    type Measured<T> = Awaited<ReturnType<typeof measured<T>>>;
+    let raw: Measured<number> | undefined;
+    let run: Measured<Awaited<ReturnType<IssuanceService["issueBatch"]>>> | undefined;
+    const perRound: string[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const r = await measured(backend, () => rawSignsPerSecond(count, concurrency));
+      const o = await measured(backend, () => service.issueBatch(apps(everyone.slice(i * count, (i + 1) * count)), { concurrency }));
+      if (o.value.failed) throw new Error(`bench issuance failed: ${JSON.stringify(o.value.errors.slice(0, 3))}`);
+      perRound.push(`${(o.value.issued / o.secs).toFixed(0)}/${r.value.toFixed(0)}`);
+      if (!raw || r.value > raw.value) raw = r;
+      if (!run || o.value.issued / o.secs > run.value.issued / run.secs) run = o;
+    }
+    const res = run!.value;
     // CPU per certificate: on 2 cores every µs the store spends (in node or in the server) is a µs not signing.
     const us = (s: number | undefined, n: number) => (s === undefined ? "?" : ((s / n) * 1e6).toFixed(0));
     const note =
-      `CPU per certificate: node ${us(run.nodeCpu, res.issued)} µs, of it main thread ${us(run.mainCpu, res.issued)} µs (raw sign ${us(raw.nodeCpu, count)} µs, main thread ${us(raw.mainCpu, count)} µs)` +
-      (backend.serverCpuSeconds ? `, database server ${us(run.serverCpu, res.issued)} µs` : "") +
-      `; wall ${run.secs.toFixed(2)} s`;
+      `CPU per certificate: node ${us(run!.nodeCpu, res.issued)} µs, of it main thread ${us(run!.mainCpu, res.issued)} µs (raw sign ${us(raw!.nodeCpu, count)} µs, main thread ${us(raw!.mainCpu, count)} µs)` +
+      (backend.serverCpuSeconds ? `, database server ${us(run!.serverCpu, res.issued)} µs` : "") +
+      `; wall ${run!.secs.toFixed(2)} s\n` +
+      `  rounds    certs/s issued / raw signs/s: ${perRound.join(", ")} (best of each counts)`;
     return {
       name: `issuance (${count} signature certificates) [${backend.name}]`,
-      ours: res.issued / run.secs,
-      baseline: raw.value,
+      ours: res.issued / run!.secs,
+      baseline: raw!.value,
       unit: "certs/s",
       baselineName: "raw RSA-2048 signs/s (node:crypto, same concurrency)",
       target: 0.8,
