@@ -28,6 +28,7 @@ import { parseResidentRecord, type ResidentInput } from "../src/registry/residen
 import type { IssuanceRecord, ResidentRecord } from "../src/store/types.js";
 import { scratchDatabase, type Backend } from "./backends.js";
 import type { BenchResult } from "./issue.js";
+import { profiled } from "./profile.js";
 
 /** The absolute goal for notice ingestion (notices/s on the reference machine). */
 const GOAL_PER_SECOND = 20_000;
@@ -207,14 +208,16 @@ export async function benchNotices(backend: Backend, opts: { residents?: number;
 
     // --- timed -------------------------------------------------------------------------------------------
     t0 = process.hrtime.bigint();
-    const r = await runIngest(ws, {
-      source: file,
-      format: "jsonl",
-      rejectPath: join(dir, "notices.rejects.jsonl"),
-      batchSize: Number(process.env.JPKI_BENCH_BATCH ?? 1000),
-      crlIntervalMs: 30_000,
-      updater,
-    });
+    const r = await profiled(`notices-${backend.name}`, () =>
+      runIngest(ws, {
+        source: file,
+        format: "jsonl",
+        rejectPath: join(dir, "notices.rejects.jsonl"),
+        batchSize: Number(process.env.JPKI_BENCH_BATCH ?? 1000),
+        crlIntervalMs: 30_000,
+        updater,
+      }),
+    );
     const secs = since(t0);
 
     // --- light correctness check -------------------------------------------------------------------------
