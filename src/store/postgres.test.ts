@@ -2,9 +2,9 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
 import { isJpkiError } from "../errors.js";
-import { decodeEntries } from "../profile/crl-entry.js";
+import { decodeEntries, encodeEntry } from "../profile/crl-entry.js";
 import { storeContract } from "./contract.js";
-import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore } from "./postgres.js";
+import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore, type PgMigration } from "./postgres.js";
 import type { CaRecord, NoticeContext, Store } from "./types.js";
 
 let server: PostgresTestServer;
@@ -30,6 +30,12 @@ async function admin(url: string): Promise<pg.Client> {
   return c;
 }
 
+/** Runs one migration as the store does (SQL, or a function given the connection): to build older schemas. */
+async function migrate(c: pg.Client, m: PgMigration): Promise<void> {
+  if (typeof m === "string") await c.query(m);
+  else await m(c);
+}
+
 /**
  * How many sessions on this database are waiting for a lock right now. Asked on a connection outside any
  * transaction: inside one, pg_stat_activity is a snapshot taken at its first use.
@@ -40,11 +46,11 @@ async function waiting(c: pg.Client): Promise<number> {
 }
 
 describe("PostgresStore specifics", () => {
-  it("streams a CRL from a server-side cursor in chunks, and a consumer that stops early gives its connection back", async () => {
+  it("streams a CRL from the revocation log, block by block in revocation order over several pages, and a consumer that stops early gives its connection back", async () => {
     const url = await server.createDatabase();
     const s = await PostgresStore.open(url, { create: true, poolSize: 2 });
     await s.putCa(ca);
-    const n = 20_000;
+    const n = 20_200;
     const codes = Array.from({ length: n }, (_, i) => `r${String(i).padStart(6, "0")}`);
     await s.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
     const serial = (i: number) => (0x100000 + i).toString(16);
@@ -52,23 +58,35 @@ describe("PostgresStore specifics", () => {
       serial: serial(i), caId: "13-sig", type: "signature" as const, residentCode, municipalityCode: "131016", fourItems: items,
       notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]),
     })));
-    await s.commitNoticeBatch({ noticeIds: [], residentCodes: [] }, () => ({
-      commit: { at: new Date(1000), notices: [], sequences: [], relinks: [], dirtyCas: ["13-sig"], revocations: codes.map((residentCode, i) => ({ serial: serial(i), reason: 1, source: "t", residentCode })) },
-    }));
+    // five notice batches of 4,000, each revoking in descending serial order (five large blocks), then 200
+    // manual revocations (200 blocks of one): more blocks than a page's first 64, of very different sizes
+    const order: string[] = [];
+    for (let k = 0; k < 5; k++) {
+      const batch = Array.from({ length: 4000 }, (_, j) => 20_000 - 1 - (k * 4000 + j));
+      order.push(...batch.map(serial));
+      await s.commitNoticeBatch({ noticeIds: [], residentCodes: [] }, () => ({
+        commit: { at: new Date(1000), notices: [], sequences: [], relinks: [], dirtyCas: ["13-sig"], revocations: batch.map((i) => ({ serial: serial(i), reason: 1, source: "t", residentCode: codes[i]! })) },
+      }));
+    }
+    for (let i = 20_000; i < n; i++) {
+      await s.revoke({ serial: serial(i), revokedAt: new Date(2000), reason: 1, source: "manual" });
+      order.push(serial(i));
+    }
     const counts: number[] = [];
-    let last = "";
+    const listed: string[] = [];
     for await (const chunk of s.crlEntries("13-sig", { expiredBefore: new Date(0) })) {
       counts.push(chunk.count);
       const serials = decodeEntries(chunk.der).map((e) => e.serial);
       expect(serials.length).toBe(chunk.count);
-      expect(serials[0]! > last).toBe(true); // by serial, across chunks
-      last = serials.at(-1)!;
+      listed.push(...serials);
     }
-    expect(counts).toEqual([8192, 8192, n - 16384]);
-    // More early exits than the pool has connections: each must have rolled back and released its own.
+    expect(counts).toEqual([4000, 4000, 4000, 4000, 4000, ...Array.from({ length: 200 }, () => 1)]);
+    expect(listed).toEqual(order); // the order they were revoked in, not by serial
+    // More early exits than the pool has connections, one with the next page already asked for: each must have
+    // rolled back and released its own.
     for (let i = 0; i < 5; i++) {
       for await (const chunk of s.crlEntries("13-sig", { expiredBefore: new Date(0) })) {
-        expect(chunk.count).toBe(8192);
+        expect(chunk.count).toBe(4000);
         break;
       }
     }
@@ -131,7 +149,7 @@ describe("PostgresStore specifics", () => {
     const url = await server.createDatabase();
     const c = await admin(url);
     try {
-      await c.query(PG_MIGRATIONS[0]!);
+      await migrate(c, PG_MIGRATIONS[0]!);
       await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '1')");
       await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', '\\x3000', 'pem', '\\x01', 0)");
       await c.query("INSERT INTO crl_state (ca_id, revision, published_revision) VALUES ('13-sig', 3, 2)");
@@ -159,8 +177,8 @@ describe("PostgresStore specifics", () => {
     const c = await admin(url);
     try {
       // what the previous release made: migrations 1 and 2, and a resident in it
-      await c.query(PG_MIGRATIONS[0]!);
-      await c.query(PG_MIGRATIONS[1]!);
+      await migrate(c, PG_MIGRATIONS[0]!);
+      await migrate(c, PG_MIGRATIONS[1]!);
       await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '2')");
       await c.query("INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status) VALUES ('r1', '131016', 'n', 'a', '1980-01-01', 'male', 'active')");
       const s = await PostgresStore.open(url);
@@ -171,6 +189,74 @@ describe("PostgresStore specifics", () => {
       expect((await s.listVerifierFetches()).map((f) => f.status)).toEqual([304]);
       await s.close();
       expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe(String(PG_SCHEMA_VERSION));
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("upgrades a schema-6 store to the revocation log (7): its CRLs list exactly the same entries as before, in the same order, byte for byte", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    const cutoff = Date.UTC(2024, 0, 1);
+    // What schema 6's crlEntries listed: the CA's revoked rows by serial, not expired before the cut-off, each encoded.
+    const before = async (caId: string, at: number) =>
+      (
+        await c.query<{ serial: string; revoked_at: string; reason: number }>(
+          "SELECT serial, revoked_at, reason FROM certificates WHERE ca_id = $1 AND revoked_at IS NOT NULL AND not_after >= $2 ORDER BY serial",
+          [caId, at],
+        )
+      ).rows.map((r) => encodeEntry({ serial: r.serial, revokedAt: new Date(Number(r.revoked_at)), reason: r.reason }));
+    try {
+      for (const m of PG_MIGRATIONS.slice(0, 6)) await migrate(c, m);
+      await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '6')");
+      for (const id of ["13-sig", "27-sig"]) {
+        await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ($1, $2, 'signature', '\\x3000', 'pem', '\\x01', 0)", [id, id.slice(0, 2)]);
+      }
+      // 25,000 revoked certificates of 13-sig (more than two migration blocks), inserted out of serial order, a
+      // few expired before the cut-off, reasons and dates varied; 27-sig a handful (its serials interleave with
+      // 13-sig's); unrevoked ones of both.
+      await c.query(
+        `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender, not_before, not_after, issued_at, der,
+           revoked_at, reason, revocation_source)
+         SELECT lpad(to_hex(x * 7919 % 65536 + 65536), 6, '0'), CASE WHEN x % 5000 = 3 THEN '27-sig' ELSE '13-sig' END, 'signature', 'r' || x,
+           CASE WHEN x % 2 = 0 THEN '131016' ELSE '271004' END, 'n', 'a', '1980-01-01', 'male', 0,
+           CASE WHEN x % 997 = 0 THEN ${Date.UTC(2020, 0, 1)} ELSE ${Date.UTC(2030, 0, 1)} END, 0, '\\x3000',
+           CASE WHEN x % 11 = 10 THEN NULL ELSE 1700000000000 + (x % 13) * 1000 END,
+           CASE WHEN x % 11 = 10 THEN NULL ELSE x % 4 END,
+           CASE WHEN x % 11 = 10 THEN NULL ELSE 'notice:n' || x END
+         FROM generate_series(1, 27600) AS x`,
+      );
+      const revoked = (await c.query<{ ca_id: string; n: string }>("SELECT ca_id, count(*) AS n FROM certificates WHERE revoked_at IS NOT NULL GROUP BY 1 ORDER BY 1")).rows;
+      expect(revoked.map((r) => r.ca_id)).toEqual(["13-sig", "27-sig"]);
+      expect(Number(revoked[0]!.n)).toBeGreaterThan(20_000);
+      const expected = new Map<string, Buffer[]>();
+      for (const id of ["13-sig", "27-sig"]) for (const at of [0, cutoff]) expected.set(`${id}@${at}`, await before(id, at));
+      expect(expected.get(`13-sig@${cutoff}`)!.length).toBeLessThan(expected.get("13-sig@0")!.length);
+      const s = await PostgresStore.open(url);
+      for (const id of ["13-sig", "27-sig"]) {
+        for (const at of [0, cutoff]) {
+          const chunks: Buffer[] = [];
+          let count = 0;
+          for await (const chunk of s.crlEntries(id, { expiredBefore: new Date(at) })) (chunks.push(chunk.der), (count += chunk.count));
+          const want = expected.get(`${id}@${at}`)!;
+          expect(count).toBe(want.length);
+          expect(Buffer.concat(chunks).equals(Buffer.concat(want))).toBe(true);
+        }
+      }
+      expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe(String(PG_SCHEMA_VERSION));
+      // blocks of at most 10,000 entries, per CA
+      expect((await c.query("SELECT ca_id, entries FROM revocation_log ORDER BY id")).rows.map((r) => `${r.ca_id}:${r.entries}`)).toEqual(
+        ["13-sig:10000", "13-sig:10000", `13-sig:${Number(revoked[0]!.n) - 20_000}`, `27-sig:${revoked[1]!.n}`],
+      );
+      // a revocation after the upgrade comes after them
+      await s.upsertResidents([{ residentCode: "r0", municipalityCode: "131016", fourItems: items, status: "active" }]);
+      await s.commitIssuances([{ serial: "0001", caId: "13-sig", type: "signature", residentCode: "r0", municipalityCode: "131016", fourItems: items, notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]) }]);
+      await s.revoke({ serial: "0001", revokedAt: new Date(5000), reason: 1, source: "manual" });
+      const last: string[] = [];
+      for await (const chunk of s.crlEntries("13-sig", { expiredBefore: new Date(cutoff) })) last.push(...decodeEntries(chunk.der).map((e) => e.serial));
+      expect(last.at(-1)).toBe("01");
+      expect(last.length).toBe(expected.get(`13-sig@${cutoff}`)!.length + 1);
+      await s.close();
     } finally {
       await c.end();
     }
