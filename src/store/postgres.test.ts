@@ -94,6 +94,34 @@ describe("PostgresStore specifics", () => {
     await s.close();
   });
 
+  it("reads the log by binary COPY: a CA id that needs quoting, and a failing read that is ERR_STORE and gives its connection back", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true, poolSize: 1 });
+    const odd = { ...ca, id: "13-o'k\\x" };
+    await s.putCa(odd);
+    await s.putCa(ca);
+    await s.upsertResidents(["r1", "r2"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+    await s.commitIssuances(["r1", "r2"].map((residentCode, i) => ({
+      serial: `0f0${i + 1}`, caId: i ? "13-sig" : odd.id, type: "signature" as const, residentCode, municipalityCode: "131016", fourItems: items,
+      notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]),
+    })));
+    for (const serial of ["0f01", "0f02"]) await s.revoke({ serial, revokedAt: new Date(3000), reason: 1, source: "manual" });
+    const list = async (caId: string) => {
+      const out: string[] = [];
+      for await (const chunk of s.crlEntries(caId, { expiredBefore: new Date(0) })) out.push(...decodeEntries(chunk.der).map((e) => e.serial));
+      return out;
+    };
+    expect(await list(odd.id)).toEqual(["0f01"]);
+    expect(await list("13-sig")).toEqual(["0f02"]);
+    const a = await admin(url);
+    await a.query("ALTER TABLE revocation_log RENAME TO revocation_log_gone");
+    await expect(list("13-sig")).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_STORE"));
+    await a.query("ALTER TABLE revocation_log_gone RENAME TO revocation_log");
+    await a.end();
+    expect(await list("13-sig")).toEqual(["0f02"]); // the one connection came back
+    await s.close();
+  });
+
   it("a delta CRL lists the revocations its base's snapshot did not see: one still running when the base was reserved, not one committed before", async () => {
     const url = await server.createDatabase();
     const s = await PostgresStore.open(url, { create: true });
