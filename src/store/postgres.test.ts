@@ -4,6 +4,7 @@ import { startPostgres, type PostgresTestServer } from "../../test/postgres-serv
 import { isJpkiError } from "../errors.js";
 import { decodeEntries, encodeEntry } from "../profile/crl-entry.js";
 import { storeContract } from "./contract.js";
+import { RevocationBlocks } from "./revocation-log.js";
 import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore, type PgMigration } from "./postgres.js";
 import type { CaRecord, NoticeContext, Store } from "./types.js";
 
@@ -122,7 +123,7 @@ describe("PostgresStore specifics", () => {
     await s.close();
   });
 
-  it("a delta CRL lists the revocations its base's snapshot did not see: one still running when the base was reserved, not one committed before", async () => {
+  it("a delta CRL lists the revocations its base's snapshot did not see: one still running when the base was reserved, not one committed before; a full CRL lists the log blocks its snapshot sees, whatever their ids", async () => {
     const url = await server.createDatabase();
     const s = await PostgresStore.open(url, { create: true });
     await s.putCa(ca);
@@ -133,13 +134,25 @@ describe("PostgresStore specifics", () => {
     })));
     // A revoking transaction has written its row but not committed when the base is reserved; a later one
     // (a higher transaction id) committed before: a mark by transaction id order would get both wrong.
+    // As another jpki process would, it appends its log block too: that block takes the lower id and commits last.
+    const full = async () => {
+      const out: string[] = [];
+      for await (const chunk of s.crlEntries("13-sig", { expiredBefore: new Date(0) })) out.push(...decodeEntries(chunk.der).map((e) => e.serial));
+      return out;
+    };
     const a = await admin(url);
     await a.query("BEGIN");
     await a.query("UPDATE certificates SET revoked_at = 1000, reason = 1, revocation_source = 't', revoked_xid = pg_current_xact_id() WHERE serial = '0e01'");
+    const blocks = new RevocationBlocks();
+    blocks.add("13-sig", "0e01", 1000, 1, Date.UTC(2030, 0, 1), "131016");
+    const [b1] = blocks.take();
+    await a.query("INSERT INTO revocation_log (ca_id, entries, min_not_after, der, meta) VALUES ($1, $2, $3, $4, $5)", [b1!.caId, b1!.entries, b1!.minNotAfter, b1!.der, b1!.meta]);
     await s.revoke({ serial: "0e02", revokedAt: new Date(2000), reason: 1, source: "manual" });
+    expect(await full()).toEqual(["0e02"]);
     const base = await s.reserveCrl("13-sig", new Date(0), new Date(Date.UTC(2030, 0, 1)));
     await a.query("COMMIT");
     await a.end();
+    expect(await full()).toEqual(["0e01", "0e02"]); // id order, not commit order: both are listed
     expect(await s.publishCrl({ caId: "13-sig", number: base.number, entries: 1, path: "crl/13-sig.crl", sha256: "ab" }, () => undefined)).toBe(true);
     const listed: string[] = [];
     for await (const chunk of s.deltaCrlEntries("13-sig", base.number, { expiredBefore: new Date(0) })) listed.push(...decodeEntries(chunk.der).map((e) => e.serial));
