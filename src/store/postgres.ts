@@ -287,6 +287,9 @@ async function migration7(c: ClientBase): Promise<void> {
     meta bytea NOT NULL
   );
   CREATE INDEX revocation_log_ca ON revocation_log (ca_id, id);
+  -- Stored out of line uncompressed, as SQLite stores them: a CRL reads every byte of its CA's blocks, and
+  -- decompressing them (pglz) made reading 1,000,000 entries 1.35× slower; compressed they took 21 MB, not 56.
+  ALTER TABLE revocation_log ALTER COLUMN der SET STORAGE EXTERNAL, ALTER COLUMN meta SET STORAGE EXTERNAL;
   `);
   // The existing revocations become the first blocks, per CA in serial order: the order CRLs listed them in,
   // so the first CRL after the upgrade lists exactly what the last one before it did.
@@ -700,8 +703,11 @@ async function bumpScopes(c: PoolClient, rows: ReadonlyArray<{ ca_id: string; mu
 
 /** Rows per FETCH of a CRL's cursor. */
 const CRL_FETCH = 8192;
-/** Entries a page of the revocation log aims at, and the most blocks a page may have (crlEntries). */
-const LOG_PAGE_ENTRIES = 16_384;
+/**
+ * Entries a page of the revocation log aims at (≈ 2.9 MB), and the most blocks a page may have (crlEntries).
+ * Measured at 1,000,000 entries: 16,384 a page took 1.3× as long (more statements, less overlap).
+ */
+const LOG_PAGE_ENTRIES = 65_536;
 const LOG_PAGE_BLOCKS = 4096;
 
 export class PostgresStore implements Store {
