@@ -5,7 +5,7 @@ import { isJpkiError } from "../errors.js";
 import { decodeEntries, encodeEntry } from "../profile/crl-entry.js";
 import { storeContract } from "./contract.js";
 import { RevocationBlocks } from "./revocation-log.js";
-import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore, type PgMigration } from "./postgres.js";
+import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore, parseLogCopy, type PgMigration } from "./postgres.js";
 import type { CaRecord, NoticeContext, Store } from "./types.js";
 
 let server: PostgresTestServer;
@@ -121,6 +121,31 @@ describe("PostgresStore specifics", () => {
     await a.end();
     expect(await list("13-sig")).toEqual(["0f02"]); // the one connection came back
     await s.close();
+  });
+
+  it("parses a binary COPY of log blocks however its bytes are cut into messages, and refuses one that ends early", () => {
+    const i4 = (v: number) => { const b = Buffer.alloc(4); b.writeInt32BE(v); return b; };
+    const i8 = (v: bigint) => { const b = Buffer.alloc(8); b.writeBigInt64BE(v); return b; };
+    const f = (b: Buffer | null) => (b ? Buffer.concat([i4(b.length), b]) : i4(-1));
+    const row = (id: bigint, entries: number, min: bigint, der: Buffer, meta: Buffer | null) =>
+      Buffer.concat([Buffer.from([0, 5]), f(i8(id)), f(i4(entries)), f(i8(min)), f(der), f(meta)]);
+    const stream = Buffer.concat([
+      Buffer.from("PGCOPY\n\xff\r\n\0", "latin1"), i4(0), i4(3), Buffer.from("xyz"), // a header extension, skipped
+      row(7n, 2, 1000n, Buffer.from("3003020101", "hex"), null),
+      row(9n, 1, 2000n, Buffer.from("300402020102", "hex"), Buffer.alloc(8, 1)),
+      Buffer.from([0xff, 0xff]),
+    ]);
+    const want = [
+      { id: 7n, entries: 2, minNotAfter: 1000, der: Buffer.from("3003020101", "hex"), meta: null },
+      { id: 9n, entries: 1, minNotAfter: 2000, der: Buffer.from("300402020102", "hex"), meta: Buffer.alloc(8, 1) },
+    ];
+    expect(parseLogCopy([stream])).toEqual(want);
+    for (let cut = 1; cut < stream.length; cut++) {
+      expect(parseLogCopy([stream.subarray(0, cut), Buffer.alloc(0), stream.subarray(cut)])).toEqual(want);
+    }
+    expect(parseLogCopy(Array.from(stream, (b) => Buffer.from([b])))).toEqual(want);
+    expect(() => parseLogCopy([stream.subarray(0, stream.length - 3)])).toThrow(/ends early/);
+    expect(() => parseLogCopy([Buffer.from("not a copy at all")])).toThrow(/signature/);
   });
 
   it("a delta CRL lists the revocations its base's snapshot did not see: one still running when the base was reserved, not one committed before; a full CRL lists the log blocks its snapshot sees, whatever their ids", async () => {
