@@ -361,6 +361,27 @@ export interface PostgresStoreOptions {
   readonly poolSize?: number;
 }
 
+let pgModule: Promise<typeof import("pg")> | undefined;
+
+/**
+ * node-postgres, loaded once. Its load probes for Cloudflare Workers (lib/stream.js): without a global
+ * `navigator` (Node 20 has none; 21 and later do) it constructs a fetch Response, which loads undici — about
+ * 18 ms of every PostgreSQL command's start-up, a tenth of `jpki crl generate`'s fixed cost. A navigator
+ * stand-in answers the probe for the duration of the load and is removed after it.
+ */
+function loadPg(): Promise<typeof import("pg")> {
+  if (!pgModule) {
+    const g = globalThis as { navigator?: unknown };
+    const standIn = g.navigator === undefined;
+    if (standIn) Object.defineProperty(g, "navigator", { value: { userAgent: "Node.js" }, configurable: true, writable: true });
+    pgModule = import("pg").finally(() => {
+      if (standIn) delete g.navigator;
+    });
+    pgModule.catch(() => (pgModule = undefined)); // a failed load is tried again by the next open
+  }
+  return pgModule;
+}
+
 /** int8 as bigint: CRL numbers need all 64 bits; the other columns are converted with Number() where read. */
 function int8AsBigint(types: typeof import("pg").types): CustomTypesConfig {
   return {
@@ -762,9 +783,8 @@ export class PostgresStore implements Store {
    * jpki, is refused with ERR_WORKSPACE_CORRUPT rather than modified; an empty one only with `create`.
    */
   static async open(connectionString: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {
-    // Loaded here, not at import: pg probes its runtime when loaded (Node 20 then creates undici's global
-    // dispatcher), and only a PostgreSQL store needs it.
-    const { Pool, types } = await import("pg");
+    // Loaded here, not at import: pg probes its runtime when loaded, and only a PostgreSQL store needs it.
+    const { Pool, types } = await loadPg();
     const pool = new Pool({
       connectionString,
       max: opts.poolSize ?? 10,
