@@ -238,6 +238,60 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("lists a CA's CRL entries in revocation order from every path (manual, notice batch, supersession), each as its certificate was revoked; deltas and partitions agree", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.putCa(ca("27-sig"));
+      await s.upsertResidents(["a", "b", "c", "d", "e", "f", "g"].map(resident));
+      // serials chosen so that revocation order is neither serial nor issuance order
+      await s.commitIssuances([
+        cert("0c09", "a", 1000), cert("0c03", "b", 1000, Date.UTC(2020, 0, 1)), cert("0c07", "c", 1000), { ...cert("0c01", "d", 1000), caId: "27-sig" },
+        cert("0c05", "e", 1000), cert("0c02", "f", 1000), cert("0c08", "g", 1000),
+      ]);
+      await s.revoke({ serial: "0c07", revokedAt: new Date(Date.UTC(2025, 0, 1)), reason: 1, source: "manual" });
+      const t = new Date(Date.UTC(2025, 0, 2)), n = new Date(Date.UTC(2025, 0, 9));
+      const base = await s.reserveCrl("13-sig", t, n);
+      await s.publishCrl({ caId: "13-sig", number: base.number, entries: 1, path: "crl/13-sig.crl", sha256: "ab" }, () => undefined);
+      // one batch across both CAs, in its own order (one expired certificate among them)
+      await s.commitNoticeBatch({ noticeIds: [], residentCodes: ["e", "d", "b", "a"] }, () => ({
+        commit: {
+          at: new Date(Date.UTC(2025, 0, 3)), notices: [], sequences: [], relinks: [], dirtyCas: ["13-sig", "27-sig"],
+          revocations: [
+            { serial: "0c05", reason: 3, source: "notice:n1", residentCode: "e" },
+            { serial: "0c01", reason: 3, source: "notice:n1", residentCode: "d" },
+            { serial: "0c03", reason: 5, source: "notice:n1", residentCode: "b" },
+            { serial: "0c09", reason: 0, source: "notice:n1", residentCode: "a" },
+          ],
+        },
+      }));
+      // two supersessions in one commit, in record order (g's, then f's)
+      await s.commitIssuances([cert("0c0b", "g", Date.UTC(2025, 0, 4)), cert("0c04", "f", Date.UTC(2025, 0, 4))]);
+      const order = ["0c07", "0c05", "0c03", "0c09", "0c08", "0c02"];
+      const all = await crlList(s, "13-sig", new Date(0));
+      expect(all.map((e) => e.serial)).toEqual(order);
+      // each entry as its certificate's row has it
+      for (const e of all) {
+        const r = (await s.getCertificate(e.serial))!.revocation!;
+        expect({ revokedAt: e.revokedAt, reason: e.reason }).toEqual({ revokedAt: r.revokedAt, reason: r.reason });
+      }
+      expect(all.map((e) => e.serial).sort()).toEqual((await s.findCertificates({ caId: "13-sig", status: "revoked" })).map((c) => c.serial).sort());
+      // the expired one dropped at a later cut-off, the order of the others kept
+      const cutoff = new Date(Date.UTC(2024, 0, 1));
+      expect((await crlList(s, "13-sig", cutoff)).map((e) => e.serial)).toEqual(["0c07", "0c05", "0c09", "0c08", "0c02"]);
+      expect((await crlList(s, "27-sig", cutoff)).map((e) => e.serial)).toEqual(["0c01"]);
+      // a delta on the base lists exactly the later revocations, each entry as the full CRL has it
+      const byDer = new Map(all.map((e) => [e.serial, JSON.stringify(e)]));
+      const delta: string[] = [];
+      for await (const chunk of s.deltaCrlEntries("13-sig", base.number, { expiredBefore: cutoff })) {
+        for (const e of decodeEntries(chunk.der)) (expect(JSON.stringify(e)).toBe(byDer.get(e.serial)), delta.push(e.serial));
+      }
+      expect(delta.sort()).toEqual(["0c02", "0c05", "0c08", "0c09"]);
+      // the one partition lists what the full CRL lists
+      const part = (await s.crlPartitionEntries("13-sig", ["131016"], { expiredBefore: cutoff })).get("131016")!.flatMap((c) => decodeEntries(c.der));
+      expect(part.map((e) => JSON.stringify(e)).sort()).toEqual((await crlList(s, "13-sig", cutoff)).map((e) => JSON.stringify(e)).sort());
+      await s.close();
+    });
+
     it("reserves CRL numbers monotonically with the revision they cover; a higher number published first wins", async () => {
       const s = await make();
       await s.putCa(ca());

@@ -20,10 +20,9 @@
  *   SHA-256 per kind of record over a canonical encoding, the revoked serials per CA with reasons and sources,
  *   the CRL numbers per CA — must equal the one taken of the source stream. Otherwise ERR_STORE_COPY_MISMATCH,
  *   and the workspace is not switched.
- * - CRL order: the dump carries each CA's CRL entries in the order the source lists them (revocationOrder:
- *   SQLite's revocation log order, PostgreSQL's serial order). A SQLite target rebuilds its log in that order,
- *   so its next CRLs list the same entries in the same order as the source's (and this is verified); a
- *   PostgreSQL target keeps no order and lists by serial (the same entries, the order not compared).
+ * - CRL order: the dump carries each CA's CRL entries in the order the source lists them (revocationOrder: its
+ *   revocation log's order, on either backend). The target rebuilds its log in that order, so its next CRLs list
+ *   the same entries in the same order as the source's (and this is verified).
  *
  * Switching (copyWorkspaceStore): a copy to the other kind of store at the workspace's own location (PostgreSQL
  * from SQLite; the workspace's jpki.db from PostgreSQL) switches the workspace unless `switch: false`:
@@ -179,9 +178,9 @@ export async function fingerprintStore(store: Store, opts: { chunkSize?: number 
 }
 
 /**
- * What differs between two fingerprints, in words; empty when they are equal. `order: false` when the target
- * keeps no CRL order of its own (PostgreSQL lists by serial): the revocationOrder records are then compared by
- * count only — which certificates are revoked, when, why and by whom is still compared (`revocations`).
+ * What differs between two fingerprints, in words; empty when they are equal. `order: false` for a target that
+ * keeps no CRL order of its own (both backends now keep it; PostgreSQL before schema 7 listed by serial): the
+ * revocationOrder records are then compared by count only — which certificates are revoked, when, why and by whom is still compared (`revocations`).
  */
 export function fingerprintDifferences(a: StoreFingerprint, b: StoreFingerprint, opts: { readonly order?: boolean } = {}): string[] {
   const out: string[] = [];
@@ -293,9 +292,8 @@ export async function copyStore(source: Store, target: Store, opts: StoreCopyOpt
       check.add(b);
       verifying(b);
     }
-    // A SQLite target rebuilds its revocation log in the source's CRL order and must read it back so; a
-    // PostgreSQL target lists by serial whatever the source's order was.
-    const diff = fingerprintDifferences(expected, check.result(), { order: target.kind === "sqlite" });
+    // Either target rebuilds its revocation log in the source's CRL order and must read it back so.
+    const diff = fingerprintDifferences(expected, check.result());
     if (diff.length) {
       throw new JpkiError("ERR_STORE_COPY_MISMATCH", `the ${target.kind} target does not read back as the ${source.kind} source wrote it (${diff.join("; ")})`, {
         details: { differences: diff },

@@ -2,9 +2,10 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
 import { isJpkiError } from "../errors.js";
-import { decodeEntries } from "../profile/crl-entry.js";
+import { decodeEntries, encodeEntry } from "../profile/crl-entry.js";
 import { storeContract } from "./contract.js";
-import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore } from "./postgres.js";
+import { RevocationBlocks } from "./revocation-log.js";
+import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore, parseLogCopy, type PgMigration } from "./postgres.js";
 import type { CaRecord, NoticeContext, Store } from "./types.js";
 
 let server: PostgresTestServer;
@@ -30,6 +31,12 @@ async function admin(url: string): Promise<pg.Client> {
   return c;
 }
 
+/** Runs one migration as the store does (SQL, or a function given the connection): to build older schemas. */
+async function migrate(c: pg.Client, m: PgMigration): Promise<void> {
+  if (typeof m === "string") await c.query(m);
+  else await m(c);
+}
+
 /**
  * How many sessions on this database are waiting for a lock right now. Asked on a connection outside any
  * transaction: inside one, pg_stat_activity is a snapshot taken at its first use.
@@ -40,11 +47,11 @@ async function waiting(c: pg.Client): Promise<number> {
 }
 
 describe("PostgresStore specifics", () => {
-  it("streams a CRL from a server-side cursor in chunks, and a consumer that stops early gives its connection back", async () => {
+  it("streams a CRL from the revocation log, block by block in revocation order over several pages, and a consumer that stops early gives its connection back", async () => {
     const url = await server.createDatabase();
     const s = await PostgresStore.open(url, { create: true, poolSize: 2 });
     await s.putCa(ca);
-    const n = 20_000;
+    const n = 20_200;
     const codes = Array.from({ length: n }, (_, i) => `r${String(i).padStart(6, "0")}`);
     await s.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
     const serial = (i: number) => (0x100000 + i).toString(16);
@@ -52,23 +59,35 @@ describe("PostgresStore specifics", () => {
       serial: serial(i), caId: "13-sig", type: "signature" as const, residentCode, municipalityCode: "131016", fourItems: items,
       notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]),
     })));
-    await s.commitNoticeBatch({ noticeIds: [], residentCodes: [] }, () => ({
-      commit: { at: new Date(1000), notices: [], sequences: [], relinks: [], dirtyCas: ["13-sig"], revocations: codes.map((residentCode, i) => ({ serial: serial(i), reason: 1, source: "t", residentCode })) },
-    }));
+    // five notice batches of 4,000, each revoking in descending serial order (five large blocks), then 200
+    // manual revocations (200 blocks of one): more blocks than a page's first 64, of very different sizes
+    const order: string[] = [];
+    for (let k = 0; k < 5; k++) {
+      const batch = Array.from({ length: 4000 }, (_, j) => 20_000 - 1 - (k * 4000 + j));
+      order.push(...batch.map(serial));
+      await s.commitNoticeBatch({ noticeIds: [], residentCodes: [] }, () => ({
+        commit: { at: new Date(1000), notices: [], sequences: [], relinks: [], dirtyCas: ["13-sig"], revocations: batch.map((i) => ({ serial: serial(i), reason: 1, source: "t", residentCode: codes[i]! })) },
+      }));
+    }
+    for (let i = 20_000; i < n; i++) {
+      await s.revoke({ serial: serial(i), revokedAt: new Date(2000), reason: 1, source: "manual" });
+      order.push(serial(i));
+    }
     const counts: number[] = [];
-    let last = "";
+    const listed: string[] = [];
     for await (const chunk of s.crlEntries("13-sig", { expiredBefore: new Date(0) })) {
       counts.push(chunk.count);
       const serials = decodeEntries(chunk.der).map((e) => e.serial);
       expect(serials.length).toBe(chunk.count);
-      expect(serials[0]! > last).toBe(true); // by serial, across chunks
-      last = serials.at(-1)!;
+      listed.push(...serials);
     }
-    expect(counts).toEqual([8192, 8192, n - 16384]);
-    // More early exits than the pool has connections: each must have rolled back and released its own.
+    expect(counts).toEqual([4000, 4000, 4000, 4000, 4000, ...Array.from({ length: 200 }, () => 1)]);
+    expect(listed).toEqual(order); // the order they were revoked in, not by serial
+    // More early exits than the pool has connections, one with the next page already asked for: each must have
+    // rolled back and released its own.
     for (let i = 0; i < 5; i++) {
       for await (const chunk of s.crlEntries("13-sig", { expiredBefore: new Date(0) })) {
-        expect(chunk.count).toBe(8192);
+        expect(chunk.count).toBe(4000);
         break;
       }
     }
@@ -76,7 +95,60 @@ describe("PostgresStore specifics", () => {
     await s.close();
   });
 
-  it("a delta CRL lists the revocations its base's snapshot did not see: one still running when the base was reserved, not one committed before", async () => {
+  it("reads the log by binary COPY: a CA id that needs quoting, and a failing read that is ERR_STORE and gives its connection back", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true, poolSize: 1 });
+    const odd = { ...ca, id: "13-o'k\\x" };
+    await s.putCa(odd);
+    await s.putCa(ca);
+    await s.upsertResidents(["r1", "r2"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+    await s.commitIssuances(["r1", "r2"].map((residentCode, i) => ({
+      serial: `0f0${i + 1}`, caId: i ? "13-sig" : odd.id, type: "signature" as const, residentCode, municipalityCode: "131016", fourItems: items,
+      notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]),
+    })));
+    for (const serial of ["0f01", "0f02"]) await s.revoke({ serial, revokedAt: new Date(3000), reason: 1, source: "manual" });
+    const list = async (caId: string) => {
+      const out: string[] = [];
+      for await (const chunk of s.crlEntries(caId, { expiredBefore: new Date(0) })) out.push(...decodeEntries(chunk.der).map((e) => e.serial));
+      return out;
+    };
+    expect(await list(odd.id)).toEqual(["0f01"]);
+    expect(await list("13-sig")).toEqual(["0f02"]);
+    const a = await admin(url);
+    await a.query("ALTER TABLE revocation_log RENAME TO revocation_log_gone");
+    await expect(list("13-sig")).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_STORE"));
+    await a.query("ALTER TABLE revocation_log_gone RENAME TO revocation_log");
+    await a.end();
+    expect(await list("13-sig")).toEqual(["0f02"]); // the one connection came back
+    await s.close();
+  });
+
+  it("parses a binary COPY of log blocks however its bytes are cut into messages, and refuses one that ends early", () => {
+    const i4 = (v: number) => { const b = Buffer.alloc(4); b.writeInt32BE(v); return b; };
+    const i8 = (v: bigint) => { const b = Buffer.alloc(8); b.writeBigInt64BE(v); return b; };
+    const f = (b: Buffer | null) => (b ? Buffer.concat([i4(b.length), b]) : i4(-1));
+    const row = (id: bigint, entries: number, min: bigint, der: Buffer, meta: Buffer | null) =>
+      Buffer.concat([Buffer.from([0, 5]), f(i8(id)), f(i4(entries)), f(i8(min)), f(der), f(meta)]);
+    const stream = Buffer.concat([
+      Buffer.from("PGCOPY\n\xff\r\n\0", "latin1"), i4(0), i4(3), Buffer.from("xyz"), // a header extension, skipped
+      row(7n, 2, 1000n, Buffer.from("3003020101", "hex"), null),
+      row(9n, 1, 2000n, Buffer.from("300402020102", "hex"), Buffer.alloc(8, 1)),
+      Buffer.from([0xff, 0xff]),
+    ]);
+    const want = [
+      { id: 7n, entries: 2, minNotAfter: 1000, der: Buffer.from("3003020101", "hex"), meta: null },
+      { id: 9n, entries: 1, minNotAfter: 2000, der: Buffer.from("300402020102", "hex"), meta: Buffer.alloc(8, 1) },
+    ];
+    expect(parseLogCopy([stream])).toEqual(want);
+    for (let cut = 1; cut < stream.length; cut++) {
+      expect(parseLogCopy([stream.subarray(0, cut), Buffer.alloc(0), stream.subarray(cut)])).toEqual(want);
+    }
+    expect(parseLogCopy(Array.from(stream, (b) => Buffer.from([b])))).toEqual(want);
+    expect(() => parseLogCopy([stream.subarray(0, stream.length - 3)])).toThrow(/ends early/);
+    expect(() => parseLogCopy([Buffer.from("not a copy at all")])).toThrow(/signature/);
+  });
+
+  it("a delta CRL lists the revocations its base's snapshot did not see: one still running when the base was reserved, not one committed before; a full CRL lists the log blocks its snapshot sees, whatever their ids", async () => {
     const url = await server.createDatabase();
     const s = await PostgresStore.open(url, { create: true });
     await s.putCa(ca);
@@ -87,13 +159,25 @@ describe("PostgresStore specifics", () => {
     })));
     // A revoking transaction has written its row but not committed when the base is reserved; a later one
     // (a higher transaction id) committed before: a mark by transaction id order would get both wrong.
+    // As another jpki process would, it appends its log block too: that block takes the lower id and commits last.
+    const full = async () => {
+      const out: string[] = [];
+      for await (const chunk of s.crlEntries("13-sig", { expiredBefore: new Date(0) })) out.push(...decodeEntries(chunk.der).map((e) => e.serial));
+      return out;
+    };
     const a = await admin(url);
     await a.query("BEGIN");
     await a.query("UPDATE certificates SET revoked_at = 1000, reason = 1, revocation_source = 't', revoked_xid = pg_current_xact_id() WHERE serial = '0e01'");
+    const blocks = new RevocationBlocks();
+    blocks.add("13-sig", "0e01", 1000, 1, Date.UTC(2030, 0, 1), "131016");
+    const [b1] = blocks.take();
+    await a.query("INSERT INTO revocation_log (ca_id, entries, min_not_after, der, meta) VALUES ($1, $2, $3, $4, $5)", [b1!.caId, b1!.entries, b1!.minNotAfter, b1!.der, b1!.meta]);
     await s.revoke({ serial: "0e02", revokedAt: new Date(2000), reason: 1, source: "manual" });
+    expect(await full()).toEqual(["0e02"]);
     const base = await s.reserveCrl("13-sig", new Date(0), new Date(Date.UTC(2030, 0, 1)));
     await a.query("COMMIT");
     await a.end();
+    expect(await full()).toEqual(["0e01", "0e02"]); // id order, not commit order: both are listed
     expect(await s.publishCrl({ caId: "13-sig", number: base.number, entries: 1, path: "crl/13-sig.crl", sha256: "ab" }, () => undefined)).toBe(true);
     const listed: string[] = [];
     for await (const chunk of s.deltaCrlEntries("13-sig", base.number, { expiredBefore: new Date(0) })) listed.push(...decodeEntries(chunk.der).map((e) => e.serial));
@@ -131,7 +215,7 @@ describe("PostgresStore specifics", () => {
     const url = await server.createDatabase();
     const c = await admin(url);
     try {
-      await c.query(PG_MIGRATIONS[0]!);
+      await migrate(c, PG_MIGRATIONS[0]!);
       await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '1')");
       await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', '\\x3000', 'pem', '\\x01', 0)");
       await c.query("INSERT INTO crl_state (ca_id, revision, published_revision) VALUES ('13-sig', 3, 2)");
@@ -159,8 +243,8 @@ describe("PostgresStore specifics", () => {
     const c = await admin(url);
     try {
       // what the previous release made: migrations 1 and 2, and a resident in it
-      await c.query(PG_MIGRATIONS[0]!);
-      await c.query(PG_MIGRATIONS[1]!);
+      await migrate(c, PG_MIGRATIONS[0]!);
+      await migrate(c, PG_MIGRATIONS[1]!);
       await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '2')");
       await c.query("INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status) VALUES ('r1', '131016', 'n', 'a', '1980-01-01', 'male', 'active')");
       const s = await PostgresStore.open(url);
@@ -171,6 +255,74 @@ describe("PostgresStore specifics", () => {
       expect((await s.listVerifierFetches()).map((f) => f.status)).toEqual([304]);
       await s.close();
       expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe(String(PG_SCHEMA_VERSION));
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("upgrades a schema-6 store to the revocation log (7): its CRLs list exactly the same entries as before, in the same order, byte for byte", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    const cutoff = Date.UTC(2024, 0, 1);
+    // What schema 6's crlEntries listed: the CA's revoked rows by serial, not expired before the cut-off, each encoded.
+    const before = async (caId: string, at: number) =>
+      (
+        await c.query<{ serial: string; revoked_at: string; reason: number }>(
+          "SELECT serial, revoked_at, reason FROM certificates WHERE ca_id = $1 AND revoked_at IS NOT NULL AND not_after >= $2 ORDER BY serial",
+          [caId, at],
+        )
+      ).rows.map((r) => encodeEntry({ serial: r.serial, revokedAt: new Date(Number(r.revoked_at)), reason: r.reason }));
+    try {
+      for (const m of PG_MIGRATIONS.slice(0, 6)) await migrate(c, m);
+      await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '6')");
+      for (const id of ["13-sig", "27-sig"]) {
+        await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ($1, $2, 'signature', '\\x3000', 'pem', '\\x01', 0)", [id, id.slice(0, 2)]);
+      }
+      // 25,000 revoked certificates of 13-sig (more than two migration blocks), inserted out of serial order, a
+      // few expired before the cut-off, reasons and dates varied; 27-sig a handful (its serials interleave with
+      // 13-sig's); unrevoked ones of both.
+      await c.query(
+        `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender, not_before, not_after, issued_at, der,
+           revoked_at, reason, revocation_source)
+         SELECT lpad(to_hex(x * 7919 % 65536 + 65536), 6, '0'), CASE WHEN x % 5000 = 3 THEN '27-sig' ELSE '13-sig' END, 'signature', 'r' || x,
+           CASE WHEN x % 2 = 0 THEN '131016' ELSE '271004' END, 'n', 'a', '1980-01-01', 'male', 0,
+           CASE WHEN x % 997 = 0 THEN ${Date.UTC(2020, 0, 1)} ELSE ${Date.UTC(2030, 0, 1)} END, 0, '\\x3000',
+           CASE WHEN x % 11 = 10 THEN NULL ELSE 1700000000000 + (x % 13) * 1000 END,
+           CASE WHEN x % 11 = 10 THEN NULL ELSE x % 4 END,
+           CASE WHEN x % 11 = 10 THEN NULL ELSE 'notice:n' || x END
+         FROM generate_series(1, 27600) AS x`,
+      );
+      const revoked = (await c.query<{ ca_id: string; n: string }>("SELECT ca_id, count(*) AS n FROM certificates WHERE revoked_at IS NOT NULL GROUP BY 1 ORDER BY 1")).rows;
+      expect(revoked.map((r) => r.ca_id)).toEqual(["13-sig", "27-sig"]);
+      expect(Number(revoked[0]!.n)).toBeGreaterThan(20_000);
+      const expected = new Map<string, Buffer[]>();
+      for (const id of ["13-sig", "27-sig"]) for (const at of [0, cutoff]) expected.set(`${id}@${at}`, await before(id, at));
+      expect(expected.get(`13-sig@${cutoff}`)!.length).toBeLessThan(expected.get("13-sig@0")!.length);
+      const s = await PostgresStore.open(url);
+      for (const id of ["13-sig", "27-sig"]) {
+        for (const at of [0, cutoff]) {
+          const chunks: Buffer[] = [];
+          let count = 0;
+          for await (const chunk of s.crlEntries(id, { expiredBefore: new Date(at) })) (chunks.push(chunk.der), (count += chunk.count));
+          const want = expected.get(`${id}@${at}`)!;
+          expect(count).toBe(want.length);
+          expect(Buffer.concat(chunks).equals(Buffer.concat(want))).toBe(true);
+        }
+      }
+      expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe(String(PG_SCHEMA_VERSION));
+      // blocks of at most 10,000 entries, per CA
+      expect((await c.query("SELECT ca_id, entries FROM revocation_log ORDER BY id")).rows.map((r) => `${r.ca_id}:${r.entries}`)).toEqual(
+        ["13-sig:10000", "13-sig:10000", `13-sig:${Number(revoked[0]!.n) - 20_000}`, `27-sig:${revoked[1]!.n}`],
+      );
+      // a revocation after the upgrade comes after them
+      await s.upsertResidents([{ residentCode: "r0", municipalityCode: "131016", fourItems: items, status: "active" }]);
+      await s.commitIssuances([{ serial: "0001", caId: "13-sig", type: "signature", residentCode: "r0", municipalityCode: "131016", fourItems: items, notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]) }]);
+      await s.revoke({ serial: "0001", revokedAt: new Date(5000), reason: 1, source: "manual" });
+      const last: string[] = [];
+      for await (const chunk of s.crlEntries("13-sig", { expiredBefore: new Date(cutoff) })) last.push(...decodeEntries(chunk.der).map((e) => e.serial));
+      expect(last.at(-1)).toBe("01");
+      expect(last.length).toBe(expected.get(`13-sig@${cutoff}`)!.length + 1);
+      await s.close();
     } finally {
       await c.end();
     }

@@ -4,7 +4,8 @@
  */
 import Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
-import { decodeEntries, encodeEntry, entryOffsets, type EncodedEntries } from "../profile/crl-entry.js";
+import { decodeEntries, entryOffsets, type EncodedEntries } from "../profile/crl-entry.js";
+import { META_BYTES, RevocationBlocks, blockEntries, municipalitiesOf, municipalityText } from "./revocation-log.js";
 import type { CertificateType } from "../profile/types.js";
 import {
   itemsOf,
@@ -261,8 +262,6 @@ const BULK_AUTOCHECKPOINT = 65536;
 /** Bulk commits between two waits for the checkpointer thread (store/checkpointer.ts). */
 const SETTLE_EVERY = 4;
 
-/** Bytes of metadata per log entry: uint32 not_after (seconds since the epoch), uint32 municipality code. */
-const META_BYTES = 8;
 /** Entries per log block written by the migration (later blocks hold what one transaction revoked). */
 const MIGRATION_BLOCK = 4096;
 
@@ -383,18 +382,6 @@ function migration9(db: Database.Database): void {
   }
 }
 
-/** The distinct municipality codes (the partition keys) of a log block's entries. */
-function municipalitiesOf(meta: Buffer, count: number): Set<number> {
-  const out = new Set<number>();
-  for (let i = 0; i < count; i++) out.add(meta.readUInt32BE(i * META_BYTES + 4));
-  return out;
-}
-
-/** A municipality code as the log keeps it (uint32) back to its 6 digits. */
-function municipalityText(code: number): string {
-  return String(code).padStart(6, "0");
-}
-
 /** An unrevoked certificate a notice batch read: what its CRL entry and log metadata need. */
 interface UnrevokedCertificate {
   readonly caId: string;
@@ -405,11 +392,14 @@ interface UnrevokedCertificate {
 /** Called for each block a RevocationLog appends: its id and the municipalities (partition keys) it holds. */
 type OnBlock = (caId: string, blockId: number, municipalities: ReadonlySet<number>) => void;
 
-/** Collects the CRL entries one transaction revokes, per CA, and appends them as one log block per CA. */
+/**
+ * Collects the CRL entries one transaction revokes (revocation-log.ts) and appends them as one log block per CA,
+ * through the caller's insert statement, in that transaction.
+ */
 class RevocationLog {
   readonly #insert: Database.Statement;
   readonly #onBlock: OnBlock | undefined;
-  readonly #open = new Map<string, { der: Buffer[]; meta: number[]; minNotAfter: number; municipalities: Set<number> }>();
+  readonly #blocks = new RevocationBlocks();
 
   constructor(insert: Database.Statement, onBlock?: OnBlock) {
     this.#insert = insert;
@@ -417,23 +407,14 @@ class RevocationLog {
   }
 
   add(caId: string, serial: string, revokedAt: number, reason: number, notAfter: number, municipality: string): void {
-    let b = this.#open.get(caId);
-    if (!b) this.#open.set(caId, (b = { der: [], meta: [], minNotAfter: notAfter, municipalities: new Set() }));
-    b.der.push(encodeEntry({ serial, revokedAt: new Date(revokedAt), reason }));
-    const m = Number.parseInt(municipality, 10) || 0;
-    b.meta.push(Math.floor(notAfter / 1000), m);
-    b.municipalities.add(m);
-    if (notAfter < b.minNotAfter) b.minNotAfter = notAfter;
+    this.#blocks.add(caId, serial, revokedAt, reason, notAfter, municipality);
   }
 
   flush(): void {
-    for (const [caId, b] of this.#open) {
-      const meta = Buffer.allocUnsafe(b.meta.length * 4);
-      for (let i = 0; i < b.meta.length; i++) meta.writeUInt32BE(b.meta[i]!, i * 4);
-      const { lastInsertRowid } = this.#insert.run(caId, b.der.length, b.minNotAfter, Buffer.concat(b.der), meta);
-      this.#onBlock?.(caId, Number(lastInsertRowid), b.municipalities);
+    for (const b of this.#blocks.take()) {
+      const { lastInsertRowid } = this.#insert.run(b.caId, b.entries, b.minNotAfter, b.der, b.meta);
+      this.#onBlock?.(b.caId, Number(lastInsertRowid), b.municipalities);
     }
-    this.#open.clear();
   }
 }
 
@@ -962,25 +943,16 @@ export class SqliteStore implements Store {
     // Keyset pagination over the log rather than an open cursor: better-sqlite3 forbids other statements on
     // the connection while an iterator is open, and the consumer awaits between chunks.
     for (let after = from; ; ) {
-      let rows: Array<[number, number, number, Buffer, Buffer]>;
+      let rows: Array<[number, number, number, Buffer, Buffer | null]>;
       try {
-        rows = this.#stmts.logBlocks.all(cutoff, caId, after, pageSize) as Array<[number, number, number, Buffer, Buffer]>;
+        rows = this.#stmts.logBlocks.all(cutoff, caId, after, pageSize) as Array<[number, number, number, Buffer, Buffer | null]>;
       } catch (e) {
         throw storeError(e, "reading the revocation log");
       }
       for (const [, count, minNotAfter, der, meta] of rows) {
-        if (minNotAfter >= cutoff) {
-          yield { der, count };
-          continue;
-        }
-        // A block holding certificates expired before the cutoff: keep the others. X.509 times are whole
-        // seconds, so not_after in seconds loses nothing.
-        const offsets = entryOffsets(der);
-        const kept: Buffer[] = [];
-        for (let i = 0; i < count; i++) {
-          if (meta.readUInt32BE(i * META_BYTES) * 1000 >= cutoff) kept.push(der.subarray(offsets[i], offsets[i + 1]));
-        }
-        if (kept.length) yield { der: Buffer.concat(kept), count: kept.length };
+        // A block holding certificates expired before the cutoff keeps the others (meta is read only for such blocks).
+        const kept = blockEntries(der, count, minNotAfter, meta, cutoff);
+        if (kept) yield kept;
       }
       if (rows.length < pageSize) return;
       after = rows[rows.length - 1]![0];

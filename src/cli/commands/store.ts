@@ -80,8 +80,8 @@ Safety:
     ("this jpki store is retired…") instead of being lost. Stop such processes first all the same.
   - The target is read back and compared: counts and a SHA-256 per kind of record, the revoked serials per
     CA with reasons and sources, the CRL numbers per CA. Any difference: ERR_STORE_COPY_MISMATCH, no switch.
-  - CRL order: a SQLite target lists each CA's entries in the source's order (its revocation log is rebuilt
-    so, and checked); a PostgreSQL target lists them by serial.
+  - CRL order: the target lists each CA's entries in the source's order (its revocation log is rebuilt
+    so, and checked).
 
 Switching: a verified copy to PostgreSQL from a SQLite workspace, or to its jpki.db from a PostgreSQL one,
 rewrites config.json's "store" (not with --no-switch). Moving to PostgreSQL, the old jpki.db is kept,
