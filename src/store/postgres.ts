@@ -25,6 +25,7 @@
  * A lock wait longer than `lockTimeoutMs` (PostgreSQL's lock_timeout) fails with ERR_WORKSPACE_LOCKED; a
  * deadlock PostgreSQL detects anyway (40P01) retries the whole call a few times.
  */
+import { createRequire } from "node:module";
 import type { ClientBase, Connection, CustomTypesConfig, Pool, PoolClient, QueryResultRow, Submittable } from "pg";
 import { JpkiError } from "../errors.js";
 import { Coalescer } from "./coalesce.js";
@@ -361,23 +362,24 @@ export interface PostgresStoreOptions {
   readonly poolSize?: number;
 }
 
-let pgModule: Promise<typeof import("pg")> | undefined;
+let pgModule: typeof import("pg") | undefined;
 
 /**
  * node-postgres, loaded once. Its load probes for Cloudflare Workers (lib/stream.js): without a global
  * `navigator` (Node 20 has none; 21 and later do) it constructs a fetch Response, which loads undici — about
  * 18 ms of every PostgreSQL command's start-up, a tenth of `jpki crl generate`'s fixed cost. A navigator
- * stand-in answers the probe for the duration of the load and is removed after it.
+ * stand-in answers the probe during the load. The load is a synchronous require, so no other code of the
+ * process runs while the stand-in exists (an asynchronous import would let other tasks see it).
  */
-function loadPg(): Promise<typeof import("pg")> {
-  if (!pgModule) {
-    const g = globalThis as { navigator?: unknown };
-    const standIn = g.navigator === undefined;
-    if (standIn) Object.defineProperty(g, "navigator", { value: { userAgent: "Node.js" }, configurable: true, writable: true });
-    pgModule = import("pg").finally(() => {
-      if (standIn) delete g.navigator;
-    });
-    pgModule.catch(() => (pgModule = undefined)); // a failed load is tried again by the next open
+function loadPg(): typeof import("pg") {
+  if (pgModule) return pgModule;
+  const g = globalThis as { navigator?: unknown };
+  const standIn = g.navigator === undefined;
+  if (standIn) Object.defineProperty(g, "navigator", { value: { userAgent: "Node.js" }, configurable: true, writable: true });
+  try {
+    pgModule = createRequire(import.meta.url)("pg") as typeof import("pg");
+  } finally {
+    if (standIn) delete g.navigator;
   }
   return pgModule;
 }
@@ -784,7 +786,7 @@ export class PostgresStore implements Store {
    */
   static async open(connectionString: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {
     // Loaded here, not at import: pg probes its runtime when loaded, and only a PostgreSQL store needs it.
-    const { Pool, types } = await loadPg();
+    const { Pool, types } = loadPg();
     const pool = new Pool({
       connectionString,
       max: opts.poolSize ?? 10,
