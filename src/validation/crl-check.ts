@@ -7,12 +7,15 @@
  * Pure over its inputs; the one effectful question — is this CRL signed by a validated CRL issuer, §6.3.3(f)–(g) —
  * is asked through `crlVerified`, which the caller answers (and caches).
  */
+import { EXT_OID } from "../profile/oids.js";
 import type { Certificate, DistributionPoint } from "./certificate.js";
 import type { Crl, CrlEntry } from "./crl.js";
 import { appendRdn, generalNameEquals, nameEquals, type GeneralName, type Name } from "./name.js";
 
 /** ReasonFlags bits 1..8 (§4.2.1.13): keyCompromise … aACompromise. Bit 0 (unused) is never a reason. */
 export const ALL_REASONS: ReadonlySet<number> = new Set([1, 2, 3, 4, 5, 6, 7, 8]);
+
+const FRESHEST_CRL = EXT_OID.freshestCRL;
 
 /** CRLReason removeFromCRL (§5.3.1): in a delta CRL, the entry is no longer on hold. */
 const REMOVE_FROM_CRL = 8;
@@ -91,8 +94,10 @@ export function checkCrls(params: CrlCheckParams): CrlStatus {
   for (const dp of points) {
     for (const crl of complete) {
       if (reasonsMask.size === ALL_REASONS.size) break;
-      // (a) only a current CRL counts
-      if (!current(crl, at)) {
+      // (a) a current CRL, or (a)(1)(i) a stale one that a current delta CRL brings up to date
+      const fresh = current(crl, at);
+      const deltaMayHelp = useDeltas && crl.thisUpdate <= at && (crl.freshest !== undefined || cert.extensions.has(FRESHEST_CRL));
+      if (!fresh && !deltaMayHelp) {
         notes.push("a CRL is out of date");
         continue;
       }
@@ -129,6 +134,10 @@ export function checkCrls(params: CrlCheckParams): CrlStatus {
       }
       // (h)–(k): the delta first, then the complete CRL; removeFromCRL on the delta releases a hold
       const delta = useDeltas ? deltaFor(crl, params.crls, at, crlVerified) : undefined;
+      if (!fresh && !delta) {
+        notes.push("a CRL is out of date and no current delta CRL completes it");
+        continue;
+      }
       const fromDelta = delta ? findEntry(delta, cert) : undefined;
       if (fromDelta) {
         if (fromDelta.reason !== REMOVE_FROM_CRL) return { status: "revoked", entry: fromDelta, crl: delta! };
