@@ -51,7 +51,7 @@ export type PathValidationResult =
   | {
       readonly status: Exclude<PathStatus, "valid">;
       readonly reason: FailureReason;
-      /** index in the chain as given: 0 = end entity; chain.length = the trust anchor */
+      /** index in the chain as given: 0 = the end entity */
       readonly index: number;
       readonly message: string;
       readonly revocation?: Revocation;
