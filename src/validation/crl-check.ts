@@ -42,7 +42,16 @@ function dnOf(names: readonly GeneralName[] | undefined): Name[] {
 /** The names a distribution point name stands for: fullName, or the RDN appended to `base` (§4.2.1.13). */
 function pointNames(full: readonly GeneralName[] | undefined, relative: DistributionPoint["relativeName"], bases: readonly Name[]): GeneralName[] | undefined {
   if (full) return [...full];
-  if (relative) return bases.map((b) => ({ kind: "dn" as const, value: appendRdn(b, relative) }));
+  if (relative) {
+    // a malformed RDN names nothing (and must not turn a status check into an exception)
+    return bases.flatMap((b) => {
+      try {
+        return [{ kind: "dn" as const, value: appendRdn(b, relative) }];
+      } catch {
+        return [];
+      }
+    });
+  }
   return undefined;
 }
 

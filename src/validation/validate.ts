@@ -89,7 +89,13 @@ function validateChain(ctx: Context, chain: readonly Certificate[], depth: numbe
     return { status: "untrusted", reason: "no-trust-anchor", index: n - 1, message: `no trust anchor named ${formatName(top.issuer)}` };
   }
   const path = [...chain].reverse();
-  const r = processPath({ anchor: { name: anchor.subject, key: workingKeyOf(anchor.publicKey) }, path, at: ctx.at, policy: ctx.policy });
+  let r: ReturnType<typeof processPath>;
+  try {
+    r = processPath({ anchor: { name: anchor.subject, key: workingKeyOf(anchor.publicKey) }, path, at: ctx.at, policy: ctx.policy });
+  } catch (e) {
+    // The parsers are strict up front; this is the backstop that keeps the answer a value.
+    return { status: "untrusted", reason: "malformed-certificate", index: n - 1, message: `the path could not be processed: ${(e as Error).message}` };
+  }
   if (!r.ok) return { status: r.status, reason: r.reason, index: n - r.i, message: r.message };
   if (ctx.mode === "off") return { status: "valid", policies: r.policies, revocationWarnings: [] };
 
