@@ -9,6 +9,7 @@ import { nameEquals } from "./name.js";
 import { verifySignature, workingKeyOf } from "./signature.js";
 
 const MAX_DEPTH = 12;
+const MAX_STEPS = 2000;
 
 export interface BuiltPath {
   /** end entity first, the certificate the anchor issued last */
@@ -29,7 +30,11 @@ function keyIdMatch(subject: Certificate, issuer: Certificate): number {
 
 export function buildChain(endEntity: Certificate, pool: readonly Certificate[], anchors: readonly Certificate[]): BuiltPath | undefined {
   const search = (strict: boolean): BuiltPath | undefined => {
+    // A budget on the search: many certificates sharing one name (cross-certificates, rollovers) could otherwise
+    // make the depth-first search exponential.
+    let budget = MAX_STEPS;
     const walk = (chain: Certificate[]): BuiltPath | undefined => {
+      if (--budget < 0) return undefined;
       const top = chain[chain.length - 1]!;
       const fits = (issuer: Certificate) => nameEquals(issuer.subject, top.issuer) && (!strict || linkStrength(top, issuer) > 0);
       const anchor = anchors.find(fits);

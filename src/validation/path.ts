@@ -9,7 +9,7 @@ import { ANY_POLICY, RECOGNISED_EXTENSIONS, KEY_USAGE, type Certificate } from "
 import { addConstraints, checkCertificateNames, UNCONSTRAINED, type NameConstraintsState } from "./name-constraints.js";
 import { formatName, nameEquals, type Name } from "./name.js";
 import { applyMappings, initialPolicyTree, intersectWithInitial, leafPolicies, processPolicies, type PolicyTree } from "./policy-tree.js";
-import { verifySignature, workingKeyOf, type WorkingKey } from "./signature.js";
+import { signatureAlgorithmSupported, verifySignature, workingKeyOf, type WorkingKey } from "./signature.js";
 import type { FailureReason, PathStatus, PolicyOptions } from "./types.js";
 
 /** The trust anchor information of §6.1.1(d). */
@@ -66,6 +66,9 @@ export function processPath(params: {
       return fail(i, "untrusted", "name-chaining", `certificate ${formatName(cert.subject)} names issuer ${formatName(cert.issuer)}, not ${formatName(workingIssuer)}`);
     }
     // §6.1.3(a)(1): signature under the working public key (with inherited parameters).
+    if (!signatureAlgorithmSupported(cert.signatureAlgorithm)) {
+      return fail(i, "untrusted", "signature-algorithm-unsupported", `certificate ${formatName(cert.subject)} is signed with an algorithm this engine does not check`);
+    }
     if (!verifySignature(cert.tbs, cert.signatureAlgorithm, cert.signature, workingKey)) {
       return fail(i, "untrusted", "signature-invalid", `certificate ${formatName(cert.subject)} does not verify with the key of ${formatName(workingIssuer)}`);
     }

@@ -51,6 +51,15 @@ function keyObject(k: WorkingKey): KeyObject {
   return createPublicKey({ key: k.spki.der, format: "der", type: "spki" });
 }
 
+/** The signature algorithms this engine checks (RSASSA-PSS and others are reported as unsupported). */
+export function signatureAlgorithmSupported(algorithm: Tlv): boolean {
+  try {
+    return SIGNATURE_DIGEST[decodeOid(items(algorithm)[0]!)] !== undefined;
+  } catch {
+    return false;
+  }
+}
+
 /** true when `signature` over `data` verifies under the working key; false for a bad or unsupported signature. */
 export function verifySignature(data: Buffer, algorithm: Tlv, signature: Buffer, key: WorkingKey): boolean {
   try {

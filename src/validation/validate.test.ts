@@ -77,3 +77,25 @@ describe("buildPath", () => {
     expect(buildPath({ endEntity: cert("InvalidRevokedCATest2EE.crt"), intermediates: [], trustAnchors: TA })).toBeUndefined();
   });
 });
+
+describe("damaged input", () => {
+  test("truncated and bit-flipped certificates and CRLs give a result, never an exception", () => {
+    const ee = cert("ValidCertificatePathTest1EE.crt");
+    const ca = cert("GoodCACert.crt");
+    const crls = [crl("GoodCACRL.crl"), crl("TrustAnchorRootCRL.crl")];
+    let seed = 7;
+    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    for (let k = 0; k < 200; k++) {
+      const victim = k % 3;
+      const bytes = Buffer.from([ee, ca, crls[0]!][victim]!);
+      const damaged = k % 2 ? bytes.subarray(0, rnd(bytes.length)) : (bytes[rnd(bytes.length)]! ^= 1 << rnd(8), bytes);
+      const r = validatePath({
+        trustAnchors: TA,
+        chain: [victim === 0 ? damaged : ee, victim === 1 ? damaged : ca],
+        crls: [victim === 2 ? damaged : crls[0]!, crls[1]!],
+        at: AT,
+      });
+      expect(typeof r.status).toBe("string");
+    }
+  });
+});
