@@ -99,3 +99,11 @@ describe("damaged input", () => {
     }
   });
 });
+
+describe("the trust anchor at the end of the chain", () => {
+  test("is dropped from the path, with the same verdict", () => {
+    const chain = [cert("ValidCertificatePathTest1EE.crt"), cert("GoodCACert.crt")];
+    const crls = [crl("GoodCACRL.crl"), crl("TrustAnchorRootCRL.crl")];
+    expect(validatePath({ trustAnchors: TA, chain: [...chain, TA[0]!], crls, at: AT })).toEqual(validatePath({ trustAnchors: TA, chain, crls, at: AT }));
+  });
+});

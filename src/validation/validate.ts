@@ -19,7 +19,7 @@ import { FAILURE_REASONS, type PathValidationResult, type PolicyOptions, type Re
 export interface ValidatePathParams {
   /** trust anchors as DER certificates; only their subject and public key are used (§6.1.1(d)) */
   readonly trustAnchors: readonly Uint8Array[];
-  /** the path to validate, end entity FIRST, each certificate issued by the next; the trust anchor not included */
+  /** the path to validate, end entity FIRST, each certificate issued by the next; the trust anchor may end it or not */
   readonly chain: readonly Uint8Array[];
   /** further certificates that may be needed to validate CRL issuers (indirect CRLs, separate CRL keys) */
   readonly certificates?: readonly Uint8Array[];
@@ -64,6 +64,8 @@ export function validatePath(params: ValidatePathParams): PathValidationResult {
     chain.push(c);
   }
   const anchors = params.trustAnchors.flatMap((d) => tryParse(parseCertificate, d) ?? []);
+  // A chain that ends with the trust anchor itself (as TLS servers often send it): the anchor is not part of the path.
+  while (chain.length > 1 && anchors.some((a) => a.der.equals(chain[chain.length - 1]!.der))) chain.pop();
   const pool = [...chain, ...(params.certificates ?? []).flatMap((d) => tryParse(parseCertificate, d) ?? [])];
   const ctx: Context = {
     anchors,
