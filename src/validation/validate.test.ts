@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
+import { errorCodeOf } from "../../test/error-code.js";
 import { buildPath, validatePath } from "./validate.js";
 
 const DIR = join(import.meta.dirname, "../../test/vectors/pkits");
@@ -105,5 +106,16 @@ describe("the trust anchor at the end of the chain", () => {
     const chain = [cert("ValidCertificatePathTest1EE.crt"), cert("GoodCACert.crt")];
     const crls = [crl("GoodCACRL.crl"), crl("TrustAnchorRootCRL.crl")];
     expect(validatePath({ trustAnchors: TA, chain: [...chain, TA[0]!], crls, at: AT })).toEqual(validatePath({ trustAnchors: TA, chain, crls, at: AT }));
+  });
+});
+
+describe("parameters", () => {
+  test("a bad validation time, revocation mode or initial policy set is ERR_USAGE, at once", () => {
+    const base = { trustAnchors: TA, chain: [cert("ValidCertificatePathTest1EE.crt"), cert("GoodCACert.crt")] };
+    expect(errorCodeOf(() => validatePath({ ...base, at: new Date("not a date") }))).toBe("ERR_USAGE");
+    expect(errorCodeOf(() => validatePath({ ...base, at: AT, revocation: "maybe" as never }))).toBe("ERR_USAGE");
+    expect(errorCodeOf(() => validatePath({ ...base, at: AT, policy: { initialPolicySet: [] } }))).toBe("ERR_USAGE");
+    expect(errorCodeOf(() => validatePath({ ...base, at: AT, policy: { initialPolicySet: ["anyPolicy"] } }))).toBe("ERR_USAGE");
+    expect(errorCodeOf(() => validatePath({ ...base, at: AT, revocation: "off" }))).toBe("accepted");
   });
 });

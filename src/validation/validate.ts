@@ -7,6 +7,7 @@
  * revocation mode, from the certificates given. The answer is a value; nothing here throws on bad input.
  */
 import { reasonName } from "../crl/reason.js";
+import { JpkiError } from "../errors.js";
 import { buildChain } from "./build.js";
 import { KEY_USAGE, parseCertificate, type Certificate } from "./certificate.js";
 import { checkCrls } from "./crl-check.js";
@@ -56,7 +57,34 @@ function tryParse<T>(parse: (d: Uint8Array) => T, der: Uint8Array): T | undefine
   }
 }
 
+const MODES: ReadonlySet<string> = new Set<RevocationMode>(["hard-fail", "soft-fail", "off"]);
+const OID = /^[0-2](\.(0|[1-9]\d*))+$/;
+
+/**
+ * The parameters are the caller's, not the certificates': a mistake there is a programming error and fails
+ * at once (STYLE.md §6) instead of passing as a verdict — an Invalid Date would otherwise compare as "within
+ * every validity period".
+ */
+function checkParams(params: ValidatePathParams): void {
+  if (!(params.at instanceof Date) || Number.isNaN(params.at.getTime())) {
+    throw new JpkiError("ERR_USAGE", "validatePath needs `at`, the validation time, as a valid Date");
+  }
+  if (params.revocation !== undefined && !MODES.has(params.revocation)) {
+    throw new JpkiError("ERR_USAGE", `validatePath: revocation must be "hard-fail", "soft-fail" or "off", not ${JSON.stringify(params.revocation)}`);
+  }
+  const initial = params.policy?.initialPolicySet;
+  if (initial !== undefined && (initial.length === 0 || initial.some((p) => !OID.test(p)))) {
+    throw new JpkiError("ERR_USAGE", "validatePath: policy.initialPolicySet must hold dotted policy OIDs (2.5.29.32.0 for anyPolicy)");
+  }
+}
+
+/**
+ * Validates `chain` (end entity first) to one of `trustAnchors` at `params.at`. Certificates and CRLs that cannot
+ * be decoded give a result (malformed-certificate) or are left out (CRLs, extra certificates); only wrong
+ * parameters throw (JpkiError ERR_USAGE).
+ */
 export function validatePath(params: ValidatePathParams): PathValidationResult {
+  checkParams(params);
   const chain: Certificate[] = [];
   for (let k = 0; k < params.chain.length; k++) {
     const c = tryParse(parseCertificate, params.chain[k]!);
