@@ -12,7 +12,7 @@ export const FAILURE_REASONS = {
   "no-trust-anchor": "the top of the chain is not issued by any trust anchor",
   "name-chaining": "the issuer name does not match the previous certificate's subject (§6.1.3(a)(4))",
   "signature-invalid": "the signature does not verify with the issuer's public key (§6.1.3(a)(1))",
-  "signature-algorithm-unsupported": "the certificate is signed with an algorithm this engine does not check (RSASSA-PSS among them, for now)",
+  "signature-algorithm-unsupported": "the certificate is signed with an algorithm this engine does not check",
   expired: "the validation time is after notAfter (§6.1.3(a)(2))",
   "not-yet-valid": "the validation time is before notBefore (§6.1.3(a)(2))",
   "not-a-ca": "an intermediate certificate lacks basicConstraints cA=TRUE (§6.1.4(k))",
