@@ -42,7 +42,7 @@ interface Context {
   readonly policy?: PolicyOptions;
   readonly mode: RevocationMode;
   readonly useDeltas: boolean;
-  /** CRL issuer certificates already validated (by DER hex) */
+  /** CRL issuer certificates already validated from the top level (by DER hex) */
   readonly signerCache: Map<string, boolean>;
 }
 
@@ -197,7 +197,8 @@ function crlVerified(
     if (ok === undefined) {
       const built = buildChain(c, ctx.pool, ctx.anchors);
       ok = built !== undefined && validateChain(ctx, built.chain, depth + 1, new Set([...pending, key])).status === "valid";
-      ctx.signerCache.set(key, ok);
+      // Only a verdict reached without provisional trust in a pending issuer is worth remembering.
+      if (pending.size === 0) ctx.signerCache.set(key, ok);
     }
     if (ok) return true;
   }
