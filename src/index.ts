@@ -122,3 +122,16 @@ export { resolvePublished, crlNextUpdate, PublishedFiles, type PublishedFile, ty
 // the CLI, for embedding and in-process tests. The CLI reaches the library only through src/cli/lib.ts, which loads
 // this file lazily (so --help and --version start fast) and is typed against it (STYLE.md §15).
 export { run as runCli, makeProgram } from "./cli/program.js";
+
+// path validation (RFC 5280 §6)
+export { validatePath, buildPath, type ValidatePathParams } from "./validation/validate.js";
+export {
+  FAILURE_REASONS,
+  type FailureReason,
+  type PathStatus,
+  type PathValidationResult,
+  type PolicyOptions,
+  type Revocation,
+  type RevocationMode,
+  type RevocationProblem,
+} from "./validation/types.js";

@@ -53,6 +53,10 @@ export const EXT_OID = {
   issuingDistributionPoint: "2.5.29.28",
   certificateIssuer: "2.5.29.29",
   certificatePolicies: "2.5.29.32",
+  nameConstraints: "2.5.29.30",
+  policyMappings: "2.5.29.33",
+  policyConstraints: "2.5.29.36",
+  inhibitAnyPolicy: "2.5.29.54",
   cRLDistributionPoints: "2.5.29.31",
   authorityKeyIdentifier: "2.5.29.35",
   /** RFC 5280 §5.2.6 (in CRLs) and §4.2.1.15 (in certificates): where the delta CRLs are */

@@ -273,7 +273,7 @@ export function rsaKey(subjectPublicKey: ArrayBuffer): { bits: number; exponent:
 // Names of things
 
 export const EXT_NAME: Readonly<Record<string, string>> = Object.freeze(
-  Object.fromEntries([...Object.entries(EXT_OID).map(([n, o]) => [o, n]), ["2.5.29.46", "freshestCRL"], ["2.5.29.30", "nameConstraints"], ["2.5.29.36", "policyConstraints"], ["2.5.29.54", "inhibitAnyPolicy"], ["1.3.6.1.5.5.7.1.11", "subjectInfoAccess"]]),
+  Object.fromEntries([...Object.entries(EXT_OID).map(([n, o]) => [o, n]), ["1.3.6.1.5.5.7.1.11", "subjectInfoAccess"]]),
 );
 
 export const ALG_NAME: Readonly<Record<string, string>> = Object.freeze({

@@ -1,0 +1,127 @@
+/**
+ * Signature checks for certificates and CRLs (RFC 5280 §6.1.3(a)(1), §6.3.3(g)), over the exact signed bytes,
+ * with the working public key of §6.1 — including DSA parameters inherited from the issuer (§6.1.4(f)).
+ */
+import { constants, createPublicKey, verify, type KeyObject } from "node:crypto";
+import { seq } from "../pki/der.js";
+import { decodeInteger, decodeOid, items, type Tlv } from "./asn1.js";
+import type { SubjectPublicKey } from "./certificate.js";
+
+const DSA_KEY = "1.2.840.10040.4.1";
+
+/** signatureAlgorithm OID → Node digest name (null: the key fixes it, as for EdDSA) */
+const SIGNATURE_DIGEST: Record<string, string | null> = {
+  "1.2.840.113549.1.1.5": "sha1",
+  "1.2.840.113549.1.1.14": "sha224",
+  "1.2.840.113549.1.1.11": "sha256",
+  "1.2.840.113549.1.1.12": "sha384",
+  "1.2.840.113549.1.1.13": "sha512",
+  "1.2.840.10040.4.3": "sha1",
+  "2.16.840.1.101.3.4.3.1": "sha224",
+  "2.16.840.1.101.3.4.3.2": "sha256",
+  "1.2.840.10045.4.1": "sha1",
+  "1.2.840.10045.4.3.1": "sha224",
+  "1.2.840.10045.4.3.2": "sha256",
+  "1.2.840.10045.4.3.3": "sha384",
+  "1.2.840.10045.4.3.4": "sha512",
+  "1.3.101.112": null,
+  "1.3.101.113": null,
+};
+
+/** The working public key: the key with the parameters it inherits when its own are absent (§6.1.4(d)–(f)). */
+export interface WorkingKey {
+  readonly spki: SubjectPublicKey;
+  /** parameters in force: the key's own, or inherited from the issuer for the same algorithm */
+  readonly parameters?: Tlv;
+}
+
+export function workingKeyOf(spki: SubjectPublicKey, previous?: WorkingKey): WorkingKey {
+  if (spki.parameters) return { spki, parameters: spki.parameters };
+  if (previous && previous.spki.algorithm === spki.algorithm) return { spki, parameters: previous.parameters };
+  return { spki };
+}
+
+function keyObject(k: WorkingKey): KeyObject {
+  if (k.spki.algorithm === DSA_KEY && !k.spki.parameters && k.parameters) {
+    // Rebuild the SubjectPublicKeyInfo with the inherited Dss-Parms so the key is usable.
+    const [, bits] = items(k.spki.der);
+    const der = seq(seq(Buffer.from([0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01]), k.parameters.der), bits!.der);
+    return createPublicKey({ key: der, format: "der", type: "spki" });
+  }
+  return createPublicKey({ key: k.spki.der, format: "der", type: "spki" });
+}
+
+const RSASSA_PSS = "1.2.840.113549.1.1.10";
+const MGF1 = "1.2.840.113549.1.1.8";
+const HASH: Record<string, string> = {
+  "1.3.14.3.2.26": "sha1",
+  "2.16.840.1.101.3.4.2.4": "sha224",
+  "2.16.840.1.101.3.4.2.1": "sha256",
+  "2.16.840.1.101.3.4.2.2": "sha384",
+  "2.16.840.1.101.3.4.2.3": "sha512",
+};
+
+interface Scheme {
+  readonly digest: string | null;
+  /** RSASSA-PSS: the salt length; the MGF1 hash is the message hash (other combinations are not supported) */
+  readonly pssSaltLength?: number;
+}
+
+/**
+ * RSASSA-PSS-params (RFC 4055 §3.1): hash [0] DEFAULT sha1, maskGen [1] DEFAULT mgf1SHA1, saltLength [2]
+ * DEFAULT 20, trailerField [3] DEFAULT 1.
+ */
+function pssScheme(params: Tlv | undefined): Scheme | undefined {
+  let digest = "sha1";
+  let mgfDigest = "sha1";
+  let saltLength = 20;
+  for (const f of params && params.tag === 0x30 ? items(params) : []) {
+    const [inner] = items(f);
+    if (!inner) return undefined;
+    if (f.tag === 0xa0) {
+      const h = HASH[decodeOid(items(inner)[0]!)];
+      if (!h) return undefined;
+      digest = h;
+    } else if (f.tag === 0xa1) {
+      const [mgf, mgfParams] = items(inner);
+      if (!mgf || decodeOid(mgf) !== MGF1 || !mgfParams) return undefined;
+      const h = HASH[decodeOid(items(mgfParams)[0]!)];
+      if (!h) return undefined;
+      mgfDigest = h;
+    } else if (f.tag === 0xa2) saltLength = Number(decodeInteger(inner));
+    else if (f.tag === 0xa3 && decodeInteger(inner) !== 1n) return undefined;
+  }
+  return mgfDigest === digest ? { digest, pssSaltLength: saltLength } : undefined;
+}
+
+function schemeOf(algorithm: Tlv): Scheme | undefined {
+  try {
+    const [id, params] = items(algorithm);
+    const oid = decodeOid(id!);
+    if (oid === RSASSA_PSS) return pssScheme(params);
+    const digest = SIGNATURE_DIGEST[oid];
+    return digest === undefined ? undefined : { digest };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The signature algorithms this engine checks: RSA PKCS#1 v1.5 and PSS, DSA, ECDSA, EdDSA. */
+export function signatureAlgorithmSupported(algorithm: Tlv): boolean {
+  return schemeOf(algorithm) !== undefined;
+}
+
+/** true when `signature` over `data` verifies under the working key; false for a bad or unsupported signature. */
+export function verifySignature(data: Buffer, algorithm: Tlv, signature: Buffer, key: WorkingKey): boolean {
+  try {
+    const scheme = schemeOf(algorithm);
+    if (!scheme) return false;
+    const k = keyObject(key);
+    if (scheme.pssSaltLength !== undefined) {
+      return verify(scheme.digest, data, { key: k, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: scheme.pssSaltLength }, signature);
+    }
+    return verify(scheme.digest, data, k, signature);
+  } catch {
+    return false;
+  }
+}

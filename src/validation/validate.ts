@@ -1,0 +1,215 @@
+/**
+ * Certification path validation with revocation, RFC 5280 §6.1 and §6.3: the public entry.
+ *
+ * `validatePath` takes a chain already ordered (end entity first), checks it against the trust anchors with
+ * processPath (§6.1), then the revocation status of every certificate on it from CRLs (§6.3, crl-check.ts).
+ * The CRL issuer's own path is validated to the same trust anchor (§6.3.3(f)), recursively and with the same
+ * revocation mode, from the certificates given. The answer is a value; nothing here throws on bad input.
+ */
+import { reasonName } from "../crl/reason.js";
+import { JpkiError } from "../errors.js";
+import { buildChain } from "./build.js";
+import { KEY_USAGE, parseCertificate, type Certificate } from "./certificate.js";
+import { checkCrls } from "./crl-check.js";
+import { parseCrl, type Crl } from "./crl.js";
+import { formatName, nameEquals } from "./name.js";
+import { processPath } from "./path.js";
+import { verifySignature, workingKeyOf, type WorkingKey } from "./signature.js";
+import { FAILURE_REASONS, type PathValidationResult, type PolicyOptions, type RevocationMode, type RevocationProblem } from "./types.js";
+
+export interface ValidatePathParams {
+  /** trust anchors as DER certificates; only their subject and public key are used (§6.1.1(d)) */
+  readonly trustAnchors: readonly Uint8Array[];
+  /** the path to validate, end entity FIRST, each certificate issued by the next; the trust anchor may end it or not */
+  readonly chain: readonly Uint8Array[];
+  /** further certificates that may be needed to validate CRL issuers (indirect CRLs, separate CRL keys) */
+  readonly certificates?: readonly Uint8Array[];
+  readonly crls?: readonly Uint8Array[];
+  /** the validation time (§6.1.1(b)); injected, never read from the wall clock here */
+  readonly at: Date;
+  readonly policy?: PolicyOptions;
+  /** default "hard-fail" */
+  readonly revocation?: RevocationMode;
+  /** use delta CRLs when present (default true) */
+  readonly useDeltaCrls?: boolean;
+}
+
+interface Context {
+  readonly anchors: readonly Certificate[];
+  readonly pool: readonly Certificate[];
+  readonly crls: readonly Crl[];
+  readonly at: Date;
+  readonly policy?: PolicyOptions;
+  readonly mode: RevocationMode;
+  readonly useDeltas: boolean;
+  /** CRL issuer certificates already validated from the top level (by DER hex) */
+  readonly signerCache: Map<string, boolean>;
+}
+
+/** How deep CRL-issuer paths may nest (a CRL signer whose CRL has its own signer …). */
+const MAX_SIGNER_DEPTH = 4;
+
+function tryParse<T>(parse: (d: Uint8Array) => T, der: Uint8Array): T | undefined {
+  try {
+    return parse(der);
+  } catch {
+    return undefined;
+  }
+}
+
+const MODES: ReadonlySet<string> = new Set<RevocationMode>(["hard-fail", "soft-fail", "off"]);
+const OID = /^[0-2](\.(0|[1-9]\d*))+$/;
+
+/**
+ * The parameters are the caller's, not the certificates': a mistake there is a programming error and fails
+ * at once (STYLE.md §6) instead of passing as a verdict — an Invalid Date would otherwise compare as "within
+ * every validity period".
+ */
+function checkParams(params: ValidatePathParams): void {
+  if (!(params.at instanceof Date) || Number.isNaN(params.at.getTime())) {
+    throw new JpkiError("ERR_USAGE", "validatePath needs `at`, the validation time, as a valid Date");
+  }
+  if (params.revocation !== undefined && !MODES.has(params.revocation)) {
+    throw new JpkiError("ERR_USAGE", `validatePath: revocation must be "hard-fail", "soft-fail" or "off", not ${JSON.stringify(params.revocation)}`);
+  }
+  const initial = params.policy?.initialPolicySet;
+  if (initial !== undefined && (initial.length === 0 || initial.some((p) => !OID.test(p)))) {
+    throw new JpkiError("ERR_USAGE", "validatePath: policy.initialPolicySet must hold dotted policy OIDs (2.5.29.32.0 for anyPolicy)");
+  }
+}
+
+/**
+ * Validates `chain` (end entity first) to one of `trustAnchors` at `params.at`. Certificates and CRLs that cannot
+ * be decoded give a result (malformed-certificate) or are left out (CRLs, extra certificates); only wrong
+ * parameters throw (JpkiError ERR_USAGE).
+ */
+export function validatePath(params: ValidatePathParams): PathValidationResult {
+  checkParams(params);
+  const chain: Certificate[] = [];
+  for (let k = 0; k < params.chain.length; k++) {
+    const c = tryParse(parseCertificate, params.chain[k]!);
+    if (!c) return { status: "untrusted", reason: "malformed-certificate", index: k, message: `certificate ${k} of the chain could not be decoded` };
+    chain.push(c);
+  }
+  const anchors = params.trustAnchors.flatMap((d) => tryParse(parseCertificate, d) ?? []);
+  // A chain that ends with the trust anchor itself (as TLS servers often send it): the anchor is not part of the path.
+  while (chain.length > 1 && anchors.some((a) => a.der.equals(chain[chain.length - 1]!.der))) chain.pop();
+  const pool = [...chain, ...(params.certificates ?? []).flatMap((d) => tryParse(parseCertificate, d) ?? [])];
+  const ctx: Context = {
+    anchors,
+    pool,
+    crls: (params.crls ?? []).flatMap((d) => tryParse(parseCrl, d) ?? []),
+    at: params.at,
+    policy: params.policy,
+    mode: params.revocation ?? "hard-fail",
+    useDeltas: params.useDeltaCrls ?? true,
+    signerCache: new Map(),
+  };
+  return validateChain(ctx, chain, 0, new Set());
+}
+
+/** `pending`: CRL issuer certificates whose own validation is under way further up (by DER hex). */
+function validateChain(ctx: Context, chain: readonly Certificate[], depth: number, pending: ReadonlySet<string>): PathValidationResult {
+  const n = chain.length;
+  if (n === 0) return { status: "untrusted", reason: "no-trust-anchor", index: 0, message: "the chain is empty" };
+  const top = chain[n - 1]!;
+  const named = ctx.anchors.filter((a) => nameEquals(a.subject, top.issuer));
+  const anchor = named.find((a) => verifySignature(top.tbs, top.signatureAlgorithm, top.signature, workingKeyOf(a.publicKey))) ?? named[0];
+  if (!anchor) {
+    return { status: "untrusted", reason: "no-trust-anchor", index: n - 1, message: `no trust anchor named ${formatName(top.issuer)}` };
+  }
+  const path = [...chain].reverse();
+  let r: ReturnType<typeof processPath>;
+  try {
+    r = processPath({ anchor: { name: anchor.subject, key: workingKeyOf(anchor.publicKey) }, path, at: ctx.at, policy: ctx.policy });
+  } catch (e) {
+    // The parsers are strict up front; this is the backstop that keeps the answer a value.
+    return { status: "untrusted", reason: "malformed-certificate", index: n - 1, message: `the path could not be processed: ${(e as Error).message}` };
+  }
+  if (!r.ok) return { status: r.status, reason: r.reason, index: n - r.i, message: r.message };
+  if (ctx.mode === "off") return { status: "valid", policies: r.policies, revocationWarnings: [] };
+
+  const warnings: RevocationProblem[] = [];
+  for (let i = 1; i <= n; i++) {
+    const cert = path[i - 1]!;
+    const ancestors: Array<{ cert: Certificate; key: WorkingKey }> = [{ cert: anchor, key: workingKeyOf(anchor.publicKey) }];
+    for (let j = 1; j < i; j++) ancestors.push({ cert: path[j - 1]!, key: r.issuerKeys[j]! });
+    const status = checkCrls({
+      cert,
+      crls: ctx.crls,
+      at: ctx.at,
+      useDeltas: ctx.useDeltas,
+      crlVerified: (crl) => crlVerified(ctx, crl, ancestors, depth, pending, new Set(chain.map(hex))),
+    });
+    if (status.status === "revoked") {
+      const e = status.entry;
+      const reason = reasonName(e.reason ?? 0) ?? "unspecified";
+      return {
+        status: "revoked",
+        reason: "revoked",
+        index: n - i,
+        message: `certificate ${formatName(cert.subject)} was revoked at ${e.revocationDate.toISOString()} (${reason})`,
+        revocation: { time: e.revocationDate, reason, invalidityDate: e.invalidityDate },
+      };
+    }
+    if (status.status === "unknown") {
+      if (ctx.mode === "hard-fail") {
+        return { status: "revocation-unknown", reason: "revocation-unknown", index: n - i, message: `${FAILURE_REASONS["revocation-unknown"]}: ${formatName(cert.subject)}: ${status.detail}` };
+      }
+      warnings.push({ index: n - i, detail: status.detail });
+    }
+  }
+  return { status: "valid", policies: r.policies, revocationWarnings: warnings };
+}
+
+function hex(c: Certificate): string {
+  return c.der.toString("hex");
+}
+
+/**
+ * §6.3.3(f)–(g): the CRL is signed by a certificate named as its issuer, allowed to sign CRLs (cRLSign when
+ * keyUsage is present), whose path to the same trust anchor is valid. The anchor and the certificates above
+ * the one being checked are already validated; any other candidate gets a path of its own.
+ */
+function crlVerified(
+  ctx: Context,
+  crl: Crl,
+  ancestors: ReadonlyArray<{ cert: Certificate; key: WorkingKey }>,
+  depth: number,
+  pending: ReadonlySet<string>,
+  onChain: ReadonlySet<string>,
+): boolean {
+  const mayCrlSign = (c: Certificate) => !c.keyUsage || c.keyUsage.has(KEY_USAGE.cRLSign);
+  const signs = (key: WorkingKey) => verifySignature(crl.tbs, crl.signatureAlgorithm, crl.signature, key);
+  for (const a of ancestors) {
+    if (nameEquals(a.cert.subject, crl.issuer) && mayCrlSign(a.cert) && signs(workingKeyOf(a.cert.publicKey, a.key))) return true;
+  }
+  if (depth >= MAX_SIGNER_DEPTH) return false;
+  for (const c of ctx.pool) {
+    const key = hex(c);
+    // A certificate of the path being validated is no CRL issuer for its own ancestors.
+    if (!nameEquals(c.subject, crl.issuer) || !mayCrlSign(c) || (onChain.has(key) && !pending.has(key))) continue;
+    if (!signs(workingKeyOf(c.publicKey))) continue;
+    // A CRL issuer whose path is being validated further up may vouch for its own status: its certificate is
+    // covered by the very CRL it signs (PKITS 4.14.30). Everything but that status is checked already.
+    if (pending.has(key)) return true;
+    let ok = ctx.signerCache.get(key);
+    if (ok === undefined) {
+      const built = buildChain(c, ctx.pool, ctx.anchors);
+      ok = built !== undefined && validateChain(ctx, built.chain, depth + 1, new Set([...pending, key])).status === "valid";
+      // Only a verdict reached without provisional trust in a pending issuer is worth remembering.
+      if (pending.size === 0) ctx.signerCache.set(key, ok);
+    }
+    if (ok) return true;
+  }
+  return false;
+}
+
+/** Builds a path for `endEntity` from `intermediates` to one of `trustAnchors`: the chain, end entity first. */
+export function buildPath(params: { readonly endEntity: Uint8Array; readonly intermediates: readonly Uint8Array[]; readonly trustAnchors: readonly Uint8Array[] }): Buffer[] | undefined {
+  const ee = tryParse(parseCertificate, params.endEntity);
+  if (!ee) return undefined;
+  const pool = params.intermediates.flatMap((d) => tryParse(parseCertificate, d) ?? []);
+  const anchors = params.trustAnchors.flatMap((d) => tryParse(parseCertificate, d) ?? []);
+  return buildChain(ee, pool, anchors)?.chain.map((c) => c.der);
+}

@@ -1,0 +1,51 @@
+/**
+ * Our own engine on our own output: the demo's certificates validate under their prefecture CA with the CA's
+ * CRL (RFC 5280 §6), the revoked ones are revoked with their reason, and a certificate under the other
+ * purpose's CA is untrusted — the same verdicts as Java's PKIX in java-pkix.test.ts.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { pemOrDer, validatePath } from "../../src/index.js";
+import { parseCrl } from "../../src/validation/crl.js";
+import { cli, tempDir } from "./helpers.js";
+
+let demo: { certificates: Array<{ serial: string; ca: string; type: string; path: string }>; revoked: { serial: string; ca: string }; notice: { revokedByMove: string; ca: string }; workspace: string };
+
+function validate(ca: string, certPath: string) {
+  const ws = demo.workspace;
+  const crl = readFileSync(join(ws, "crl", `${ca}.crl`));
+  return validatePath({
+    trustAnchors: [pemOrDer(readFileSync(join(ws, "ca", `${ca}.pem`)), ["CERTIFICATE"], "the CA certificate")],
+    chain: [pemOrDer(readFileSync(certPath), ["CERTIFICATE"], "the certificate")],
+    crls: [crl],
+    // the CRL's own time: the demo ran at the wall clock, the check does not need to
+    at: new Date(parseCrl(crl).thisUpdate.getTime() + 1000),
+  });
+}
+
+beforeAll(async () => {
+  const r = await cli(["demo", "--json"], { cwd: tempDir("jpki-validate-demo-") });
+  expect(r.code, r.stderr).toBe(0);
+  demo = r.json();
+}, 120_000);
+
+describe("validatePath on the demo's certificates", () => {
+  it("accepts the valid signature and authentication certificates", () => {
+    const revoked = new Set([demo.revoked.serial, demo.notice.revokedByMove]);
+    const valid = demo.certificates.filter((c) => !revoked.has(c.serial));
+    expect(valid.length).toBeGreaterThan(8);
+    for (const c of valid) expect(validate(c.ca, c.path), `${c.type} ${c.serial}`).toMatchObject({ status: "valid" });
+  });
+
+  it("reports the revoked ones as revoked, with time and reason, and the wrong CA as untrusted", () => {
+    for (const serial of [demo.revoked.serial, demo.notice.revokedByMove]) {
+      const c = demo.certificates.find((x) => x.serial === serial)!;
+      const r = validate(c.ca, c.path);
+      expect(r).toMatchObject({ status: "revoked", reason: "revoked", index: 0 });
+      expect(r.status === "revoked" && r.revocation?.time).toBeInstanceOf(Date);
+    }
+    const auth = demo.certificates.find((c) => c.type === "authentication")!;
+    expect(validate(auth.ca.replace("-auth", "-sig"), auth.path)).toMatchObject({ status: "untrusted" });
+  });
+});
