@@ -322,31 +322,26 @@ async function migration7(c: ClientBase): Promise<void> {
  */
 async function appendBlocks(c: ClientBase, blocks: readonly RevocationBlock[]): Promise<void> {
   if (!blocks.length) return;
-  const derAt: number[] = [];
-  const metaAt: number[] = [];
-  let d = 1;
-  let m = 1;
-  for (const b of blocks) {
-    derAt.push(d);
-    metaAt.push(m);
-    d += b.der.length;
-    m += b.meta.length;
-  }
   await c.query({
     name: "jpki_append_revocation_log",
     text: SQL.appendRevocationLog,
-    values: [
-      blocks.map((b) => b.caId),
-      blocks.map((b) => b.entries),
-      blocks.map((b) => b.minNotAfter),
-      Buffer.concat(blocks.map((b) => b.der)),
-      derAt,
-      blocks.map((b) => b.der.length),
-      Buffer.concat(blocks.map((b) => b.meta)),
-      metaAt,
-      blocks.map((b) => b.meta.length),
-    ],
+    values: [blocks.map((b) => b.caId), blocks.map((b) => b.entries), blocks.map((b) => b.minNotAfter), ...packed(blocks.map((b) => b.der)), ...packed(blocks.map((b) => b.meta))],
   });
+}
+
+/**
+ * Byte strings as one binary parameter with where each starts (from 1, as SQL's substring counts) and its
+ * length: the server cuts them apart with `substring($n FROM off FOR len)`. A bytea[] parameter would travel
+ * as hex text (node-postgres sends arrays as text): twice the bytes, encoded in node and decoded in the server.
+ */
+function packed(parts: readonly Buffer[]): [bytes: Buffer, offsets: number[], lengths: number[]] {
+  const offsets: number[] = [];
+  let at = 1;
+  for (const p of parts) {
+    offsets.push(at);
+    at += p.length;
+  }
+  return [Buffer.concat(parts), offsets, parts.map((p) => p.length)];
 }
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;
@@ -1114,12 +1109,6 @@ export class PostgresStore implements Store {
         // parameter would travel as hex text (node-postgres sends arrays as text) — twice the bytes, encoded
         // in node and decoded in the server. Measured on 4,000 1.2 KB certificates: 25 → 9–15 µs of node and
         // 42–48 → 20–23 µs of server CPU per row.
-        const offsets: number[] = [];
-        let at = 1;
-        for (const x of inserts) {
-          offsets.push(at);
-          at += x.der.length;
-        }
         await c.query({
           name: "jpki_insert_certificates",
           text: SQL.insertCertificates,
@@ -1136,9 +1125,7 @@ export class PostgresStore implements Store {
             inserts.map((x) => x.notBefore.getTime()),
             inserts.map((x) => x.notAfter.getTime()),
             inserts.map((x) => x.issuedAt.getTime()),
-            Buffer.concat(inserts.map((x) => x.der)),
-            offsets,
-            inserts.map((x) => x.der.length),
+            ...packed(inserts.map((x) => x.der)),
             inserts.map((x) => x.applicationId ?? null),
           ],
         });
