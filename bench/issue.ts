@@ -125,7 +125,7 @@ export async function benchIssue(backend: Backend, opts: { count?: number } = {}
       `CPU per certificate: node ${us(run!.nodeCpu, res.issued)} µs, of it main thread ${us(run!.mainCpu, res.issued)} µs (raw sign ${us(raw!.nodeCpu, count)} µs, main thread ${us(raw!.mainCpu, count)} µs)` +
       (backend.serverCpuSeconds ? `, database server ${us(run!.serverCpu, res.issued)} µs` : "") +
       `; wall ${run!.secs.toFixed(2)} s\n` +
-      `  rounds    certs/s issued / raw signs/s: ${perRound.join(", ")} (best of each counts)`;
+      `rounds    certs/s issued / raw signs/s: ${perRound.join(", ")} (best of each counts)`;
     return {
       name: `issuance (${count} signature certificates) [${backend.name}]`,
       ours: res.issued / run!.secs,
