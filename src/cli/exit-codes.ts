@@ -3,6 +3,9 @@ import { ERROR_CODES } from "./lib.js";
 
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 2;
+/** A verifying command's verdicts (no error code maps to these): invalid, and could not decide. */
+export const EXIT_INVALID = 1;
+export const EXIT_UNDECIDED = 15;
 
 /** Help text listing exit codes (grouped by value). */
 export function exitCodesHelp(): string {
