@@ -14,3 +14,15 @@ export function exitCodesHelp(): string {
   const lines = [...byExit.entries()].sort((a, b) => a[0] - b[0]).map(([n, codes]) => `  ${String(n).padStart(2)}  ${codes.join(", ")}`);
   return ["Exit codes:", "   0  success", ...lines].join("\n");
 }
+
+/**
+ * Thrown by a verifying command after it has written its verdict: `run` exits with `exit` and prints nothing
+ * more (it is no error: the verdict is the output).
+ */
+export class VerdictExit extends Error {
+  readonly exit: number;
+  constructor(exit: number) {
+    super(`verdict: exit ${exit}`);
+    this.exit = exit;
+  }
+}

@@ -20,7 +20,7 @@ import { pemOrDer } from "../pki/pem.js";
 import { ALG_OID, POLICY_OID } from "../profile/oids.js";
 import { decodeInteger, decodeOid, decodeTime, expectTag, items, tlvAt, type Tlv } from "./asn1.js";
 import { KEY_USAGE, parseCertificate, type Certificate } from "./certificate.js";
-import { nameEquals, parseName } from "./name.js";
+import { formatName, nameEquals, parseName } from "./name.js";
 import { validatePath, buildPath } from "./validate.js";
 import type { PathStatus, RevocationMode } from "./types.js";
 
@@ -66,7 +66,7 @@ export type SignaturePurpose = "signature" | ((signer: SignerCertificate) => str
 export interface VerifySignedDataParams {
   /** the CMS ContentInfo, DER or PEM ("CMS" or "PKCS7" label) */
   readonly signature: Uint8Array;
-  /** the signed document, for a detached signature (ignored in favour of eContent when attached) */
+  /** the signed document, for a detached signature; for an attached one it must equal the eContent */
   readonly content?: Uint8Array;
   readonly trustAnchors: readonly Uint8Array[];
   /** intermediate CA certificates, besides those in the CMS */
@@ -84,8 +84,10 @@ export interface SignedDataResult {
   /** a stable reason: a FailureReason of the path, or one of this module's (e.g. "message-digest-mismatch") */
   readonly reason?: string;
   readonly message: string;
-  /** the signer certificate (DER), once found */
+  /** the signer certificate (DER), once found, with its serial (hex) and subject (RFC 4514 text) */
   readonly signer?: Buffer;
+  readonly signerSerial?: string;
+  readonly signerSubject?: string;
   /** the signing-time attribute, when present */
   readonly signingTime?: Date;
   /** the time the path was validated at (T) */
@@ -252,6 +254,9 @@ export function verifySignedData(params: VerifySignedDataParams): SignedDataResu
 
   // The content and its digest.
   const content = sd.eContent ?? (params.content ? Buffer.from(params.content) : undefined);
+  if (sd.eContent && params.content && !sd.eContent.equals(Buffer.from(params.content))) {
+    return { ...base, status: "digest-mismatch", reason: "content-differs", message: "the signature is attached and its content differs from the document given" };
+  }
   if (!content) return { ...base, status: "content-missing", reason: "content-missing", message: "the signature is detached: give the signed document" };
   const contentDigest = createHash("sha256").update(content).digest();
   let signed: Buffer;
@@ -286,7 +291,7 @@ export function verifySignedData(params: VerifySignedDataParams): SignedDataResu
     "ski" in sid ? c.subjectKeyId?.equals(sid.ski) : c.serialHex === sid.serialHex && safeNameEquals(c, sid.issuer),
   );
   if (!signer) return { ...base, status: "signer-not-found", reason: "signer-not-found", message: "no certificate in the signature or the intermediates matches the SignerInfo's sid" };
-  const withSigner = { ...base, signer: signer.der };
+  const withSigner = { ...base, signer: signer.der, signerSerial: signer.serialHex, signerSubject: formatName(signer.subject) };
   if (signer.publicKey.algorithm !== ALG_OID.rsaEncryption) {
     return { ...withSigner, status: "unsupported-algorithm", reason: "signer-key", message: "the signer's key is not RSA" };
   }

@@ -148,7 +148,10 @@ describe("verifySignedData on openssl cms -sign output", () => {
     const bad = Buffer.from(cms);
     const i = indexOnce(bad, Buffer.from("転居届"));
     bad[i + 2]! ^= 0x01;
-    expect(verify(bad)).toMatchObject({ status: "digest-mismatch" });
+    expect(verify(bad)).toMatchObject({ status: "digest-mismatch", reason: "message-digest-mismatch" });
+    // an attached signature checked against another document
+    expect(verify(cms, { content: Buffer.from("<申請>別の文書</申請>") })).toMatchObject({ status: "digest-mismatch", reason: "content-differs" });
+    expect(verify(cms, { content: readFileSync(doc()) }).status).toBe("valid");
   });
 
   it("tampered signed attributes are bad-signature", () => {
@@ -199,5 +202,56 @@ describe("verifySignedData on openssl cms -sign output", () => {
       expect(r.status).toBe("malformed");
       expect(r.reason).toBe("cms-malformed");
     }
+  });
+});
+
+describe("jpki verify-signature", () => {
+  const common = () => ["--trust", caPem(), "--crl", crlPath(), "--at", at.toISOString(), "--json"];
+
+  it("exit 0 for valid detached and attached signatures (DOC, '-' and --attached), with the signer and signing time", async () => {
+    cmsSign("good", false);
+    cmsSign("good", true);
+    const det = await cli(["verify-signature", doc(), join(dir, "good-det.p7s"), ...common()], { cwd: dir });
+    expect(det.code, det.stderr).toBe(0);
+    expect(det.json()).toMatchObject({ status: "valid", attached: false, signer: { serial: expect.stringMatching(/^[0-9a-f]+$/) } });
+    expect(Date.parse(det.json().signingTime)).not.toBeNaN();
+    const dash = await cli(["verify-signature", "-", join(dir, "good-att.p7s"), ...common(), "--purpose", "signature"], { cwd: dir });
+    expect(dash.code, dash.stderr).toBe(0);
+    expect(dash.json()).toMatchObject({ status: "valid", attached: true });
+    const att = await cli(["verify-signature", "--attached", join(dir, "good-att.p7s"), ...common()], { cwd: dir });
+    expect(att.code, att.stderr).toBe(0);
+    const text = await cli(["verify-signature", doc(), join(dir, "good-det.p7s"), "--trust", caPem(), "--crl", crlPath(), "--at", at.toISOString()], { cwd: dir });
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^valid: /);
+  });
+
+  it("exit 1 for revoked, wrong purpose and a changed document; 15 without a CRL (could not decide)", async () => {
+    const revoked = await cli(["verify-signature", "--attached", join(dir, "lost-att.p7s"), ...common()], { cwd: dir });
+    expect(revoked.code).toBe(1);
+    expect(revoked.json()).toMatchObject({ status: "revoked", reason: "revoked" });
+    cmsSign("auth", true);
+    const purpose = await cli(["verify-signature", "--attached", join(dir, "auth-att.p7s"), ...common(), "--purpose", "signature"], { cwd: dir });
+    expect(purpose.code).toBe(1);
+    expect(purpose.json()).toMatchObject({ status: "wrong-purpose" });
+    writeFileSync(join(dir, "other.xml"), "<申請>別の文書</申請>");
+    const changed = await cli(["verify-signature", join(dir, "other.xml"), join(dir, "good-det.p7s"), ...common()], { cwd: dir });
+    expect(changed.code).toBe(1);
+    expect(changed.json()).toMatchObject({ status: "digest-mismatch" });
+    const undecided = await cli(["verify-signature", doc(), join(dir, "good-det.p7s"), "--trust", caPem(), "--at", at.toISOString(), "--json"], { cwd: dir });
+    expect(undecided.code).toBe(15);
+    expect(undecided.json()).toMatchObject({ status: "revocation-unknown" });
+  });
+
+  it("garbage is ERR_CMS_MALFORMED (exit 10) without a stack trace; a detached signature without DOC is a usage error", async () => {
+    writeFileSync(join(dir, "garbage.p7s"), "this is not a signature\n");
+    const g = await cli(["verify-signature", "--attached", join(dir, "garbage.p7s"), ...common()], { cwd: dir });
+    expect(g.code).toBe(10);
+    expect(JSON.parse(g.stderr).error.code).toBe("ERR_CMS_MALFORMED");
+    expect(g.stderr).not.toMatch(/\n\s+at /);
+    const noDoc = await cli(["verify-signature", "-", join(dir, "good-det.p7s"), ...common()], { cwd: dir });
+    expect(noDoc.code).toBe(2);
+    expect(noDoc.stderr).toMatch(/ERR_USAGE/);
+    const noTrust = await cli(["verify-signature", "--attached", join(dir, "good-att.p7s")], { cwd: dir });
+    expect(noTrust.code).toBe(2);
   });
 });
