@@ -24,9 +24,9 @@ const caPem = () => join(ws, "ca", "13-sig.pem");
 const crlPath = () => join(ws, "crl", "13-sig.crl");
 let at: Date;
 
-function cmsSign(name: string, attached: boolean): Buffer {
-  const out = join(dir, `${name}-${attached ? "att" : "det"}.p7s`);
-  const r = sh("openssl", ["cms", "-sign", "-binary", "-md", "sha256", "-in", doc(), "-signer", certs[name]!, "-inkey", keys[name]!.key, "-outform", "DER", "-out", out, ...(attached ? ["-nodetach"] : [])]);
+function cmsSign(name: string, attached: boolean, extra: string[] = [], md = "sha256"): Buffer {
+  const out = join(dir, `${name}-${attached ? "att" : "det"}${extra.join("")}.p7s`);
+  const r = sh("openssl", ["cms", "-sign", "-binary", "-md", md, "-in", doc(), "-signer", certs[name]!, "-inkey", keys[name]!.key, "-outform", "DER", "-out", out, ...(attached ? ["-nodetach"] : []), ...extra]);
   expect(r.status, r.out).toBe(0);
   return readFileSync(out);
 }
@@ -194,6 +194,21 @@ describe("verifySignedData on openssl cms -sign output", () => {
     expect(verify(after)).toMatchObject({ status: "expired" });
     // the same re-signing with a time inside the validity is valid: the patch itself is sound
     expect(verify(withSigningTime(cms, "good", new Date(notBefore.getTime() + 60_000))).status).toBe("valid");
+  });
+
+  it("the signer by subjectKeyIdentifier (-keyid), PEM input, and a CMS without certificates (-nocerts) given the signer as an intermediate", () => {
+    expect(verify(cmsSign("good", true, ["-keyid"])), "keyid").toMatchObject({ status: "valid" });
+    const pem = sh("openssl", ["cms", "-sign", "-binary", "-md", "sha256", "-nodetach", "-in", doc(), "-signer", certs.good!, "-inkey", keys.good!.key, "-outform", "PEM"]);
+    expect(pem.out).toMatch(/-----BEGIN CMS-----/);
+    expect(verify(Buffer.from(pem.out)).status).toBe("valid");
+    const bare = cmsSign("good", true, ["-nocerts"]);
+    expect(verify(bare)).toMatchObject({ status: "signer-not-found" });
+    expect(verify(bare, { intermediates: [pemOrDer(readFileSync(certs.good!), ["CERTIFICATE"], "cert")] }).status).toBe("valid");
+  });
+
+  it("SHA-1 is unsupported-algorithm; a certificate under another CA is untrusted", () => {
+    expect(verify(cmsSign("good", true, [], "sha1"))).toMatchObject({ status: "unsupported-algorithm", reason: "digest-algorithm" });
+    expect(verify(cmsSign("auth", true), { trustAnchors: [pemOrDer(readFileSync(caPem()), ["CERTIFICATE"], "CA")] })).toMatchObject({ status: "untrusted" });
   });
 
   it("garbage is malformed, never an exception", () => {
