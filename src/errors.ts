@@ -5,7 +5,11 @@
  * tells the user what to do; it never contains a PIN, a key, or any of the four basic items.
  */
 
-/** Every code this library can raise, with the CLI exit code it maps to. */
+/**
+ * Every code this library can raise, with the CLI exit code it maps to. Exit 1 and 15 are no error's: the
+ * verifying commands (`jpki verify-signature`, `jpki verify`) exit 1 for an invalid verdict and 15 when they
+ * cannot decide (revocation status unknown).
+ */
 export const ERROR_CODES = {
   ERR_USAGE: { exit: 2, summary: "the command line or a parameter is wrong" },
   ERR_CONFIG_INVALID: { exit: 2, summary: "a configuration value is out of range" },
@@ -44,6 +48,7 @@ export const ERROR_CODES = {
   ERR_CERT_ALREADY_REVOKED: { exit: 9, summary: "the certificate is already revoked" },
   ERR_REASON_UNKNOWN: { exit: 2, summary: "not a revocation reason we know" },
   ERR_DER_MALFORMED: { exit: 10, summary: "the input is not valid DER/PEM of the expected kind" },
+  ERR_CMS_MALFORMED: { exit: 10, summary: "a signature is not a DER/PEM CMS SignedData (RFC 5652) with one SignerInfo we can read" },
   ERR_OCSP_MALFORMED: { exit: 10, summary: "an OCSP request is not a DER OCSPRequest (RFC 6960 §4.1.1), or breaks RFC 8954's nonce limits" },
   ERR_OCSP_RESPONDER_UNAVAILABLE: { exit: 4, summary: "a CA has no current OCSP signing certificate: the process running the CRL schedule issues one" },
   ERR_PROFILE_VIOLATION: { exit: 11, summary: "what we produced does not fit the JPKI profile" },

@@ -125,6 +125,8 @@ export { run as runCli, makeProgram } from "./cli/program.js";
 
 // path validation (RFC 5280 §6)
 export { validatePath, buildPath, type ValidatePathParams } from "./validation/validate.js";
+// signed documents (RFC 5652 CMS SignedData)
+export { verifySignedData, CMS_OID, type VerifySignedDataParams, type SignedDataResult, type SignedDataStatus, type SignaturePurpose, type SignerCertificate } from "./validation/cms.js";
 export {
   FAILURE_REASONS,
   type FailureReason,
