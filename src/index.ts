@@ -149,4 +149,5 @@ export {
   type JpkiOperator,
   type JpkiValidationResult,
   type ValidateJpkiParams,
+  type ChainCertificate,
 } from "./validation/jpki.js";

@@ -19,7 +19,8 @@ import { makeStoreCommand } from "./commands/store.js";
 import { makeServeCommand } from "./commands/serve.js";
 import { makeVerifierCommand } from "./commands/verifier.js";
 import { DEFAULT_WORKSPACE } from "./context.js";
-import { EXIT_USAGE, exitCodesHelp } from "./exit-codes.js";
+import { EXIT_USAGE, VerdictExit, exitCodesHelp } from "./exit-codes.js";
+import { makeVerifyCommand } from "./commands/verify.js";
 import { toJson, type Io } from "./output.js";
 
 export const VERSION = "0.1.0";
@@ -47,12 +48,12 @@ Environment:
 
 ${exitCodesHelp()}`,
     );
-  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand, makeServeCommand, makeVerifierCommand]) {
+  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand, makeServeCommand, makeVerifierCommand, makeVerifyCommand]) {
     program.addCommand(make(io));
   }
   const configure = (c: Command) => {
     c.exitOverride();
-    if (c !== program && c.commands.length === 0) {
+    if (c !== program && c.commands.length === 0 && c.name() !== "verify") {
       c.addHelpText("after", "\nExit codes: 0 success, 2 usage, 13 partially applied; every error prints its code (jpki --help lists them all).");
     }
     c.configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
@@ -72,6 +73,7 @@ export async function run(args: readonly string[], io: Io): Promise<number> {
     await program.parseAsync([...args], { from: "user" });
     return 0;
   } catch (e) {
+    if (e instanceof VerdictExit) return e.code;
     if (e instanceof CommanderError) {
       if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return 0;
       return e.exitCode === 0 ? 0 : EXIT_USAGE;

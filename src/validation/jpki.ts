@@ -60,6 +60,15 @@ export interface JpkiAnchorInfo extends JpkiAuthority {
   readonly notAfter: Date;
 }
 
+/** One certificate of the path, as a report names it (a JPKI end entity's subject is an opaque id, never the name). */
+export interface ChainCertificate {
+  readonly subject: string;
+  readonly issuer: string;
+  readonly serial: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
 export interface ValidateJpkiParams {
   /** the end-entity certificate (DER) */
   readonly certificate: Uint8Array;
@@ -87,8 +96,8 @@ export interface JpkiFacts {
   readonly prefecture?: Prefecture;
   /** 基本4情報, from a signature certificate's subjectAltName. Personal data: never log it. */
   readonly fourItems?: FourItems;
-  /** the path validated, end entity first (DER hex), when one was built */
-  readonly chain?: readonly string[];
+  /** the path validated, end entity first (the trust anchor not included): what `index` counts */
+  readonly chain?: readonly ChainCertificate[];
 }
 
 export type JpkiValidationResult = JpkiFacts &
@@ -145,8 +154,17 @@ export function describeJpkiAnchor(der: Uint8Array): JpkiAnchorInfo | undefined 
   });
 }
 
+function chainEntry(der: Buffer): ChainCertificate {
+  const c = parseCertificate(der);
+  return Object.freeze({ subject: nameText(c.subject), issuer: nameText(c.issuer), serial: c.serialHex, notBefore: c.notBefore, notAfter: c.notAfter });
+}
+
 function subjectText(cert: Certificate): string {
-  return cert.subject.rdns.map((r) => r.map((a) => `${SHORT[a.type] ?? a.type}=${a.text}`).join("+")).join(", ");
+  return nameText(cert.subject);
+}
+
+function nameText(name: Name): string {
+  return name.rdns.map((r) => r.map((a) => `${SHORT[a.type] ?? a.type}=${a.text}`).join("+")).join(", ");
 }
 
 const SHORT: Readonly<Record<string, string>> = { [ATTR_OID.countryName]: "C", [ATTR_OID.organizationName]: "O", [ATTR_OID.organizationalUnitName]: "OU", [ATTR_OID.commonName]: "CN", [ATTR_OID.localityName]: "L" };
@@ -212,7 +230,7 @@ export function validateJpki(params: ValidateJpkiParams): JpkiValidationResult {
   const intermediates = params.intermediates ?? [];
   const chain = buildPath({ endEntity: params.certificate, intermediates, trustAnchors: params.trustAnchors }) ?? [Buffer.from(params.certificate)];
   const r = validatePath({ trustAnchors: params.trustAnchors, chain, certificates: intermediates, crls: params.crls, at: params.at, revocation: params.revocation });
-  const withChain = { ...facts, chain: chain.map((c) => c.toString("hex")) };
+  const withChain = { ...facts, chain: chain.map(chainEntry) };
   const fail = (status: Exclude<PathStatus, "valid">, reason: JpkiFailureReason, message: string): JpkiValidationResult => ({ ...withChain, status, reason, index: 0, message });
 
   // The engine's verdict first: an untrusted, expired or revoked certificate is that, whatever its purpose.
