@@ -9,7 +9,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { pemOrDer, validateJpki, type JpkiPurpose } from "../../src/index.js";
 import { parseCertificate } from "../../src/validation/certificate.js";
 import { parseCrl } from "../../src/validation/crl.js";
-import { cli, sh, tempDir } from "./helpers.js";
+import { generateResidents } from "../../src/registry/fixtures.js";
+import { cardKey, cli, sh, tempDir, writeJsonl } from "./helpers.js";
 
 type DemoCert = { serial: string; ca: string; type: JpkiPurpose; path: string };
 let demo: { certificates: DemoCert[]; revoked: { serial: string; ca: string }; notice: { revokedByMove: string }; workspace: string };
@@ -85,6 +86,22 @@ describe("validateJpki", () => {
     const r = validateJpki({ certificate: der(join(dir, "ee.pem")), purpose: "signature", trustAnchors: [der(join(dir, "ca.pem"))], at: new Date(), revocation: "off" });
     expect(r).toMatchObject({ status: "untrusted", reason: "not-jpki-issuer", certificatePurpose: "signature" });
     expect(r.prefecture).toBeUndefined();
+  });
+
+  it("a signature certificate of a CA set to J-LIS's test policy (…8.5.1.0.20): untrusted, test-certificate", async () => {
+    const dir = tempDir("jpki-testpolicy-");
+    const w = ["--workspace", join(dir, "ws")];
+    expect((await cli([...w, "ca", "init", "--prefecture", "13", "--policy", "test"], { cwd: dir })).code).toBe(0);
+    const [resident] = [...generateResidents({ count: 1, seed: "test-policy", prefectures: ["13"] })] as unknown as Array<{ residentCode: string }>;
+    writeJsonl(join(dir, "residents.jsonl"), [resident]);
+    expect((await cli([...w, "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);
+    const { pub } = cardKey(dir, "card");
+    const out = join(dir, "test-sig.pem");
+    const issued = await cli([...w, "issue", "--resident", resident!.residentCode, "--public-key", pub, "-o", out], { cwd: dir });
+    expect(issued.code, issued.stderr).toBe(0);
+    const ca = der(join(dir, "ws", "ca", "13-sig.pem"));
+    const r = validateJpki({ certificate: der(out), purpose: "signature", trustAnchors: [ca], at: new Date(), revocation: "off" });
+    expect(r).toMatchObject({ status: "untrusted", reason: "test-certificate", certificatePurpose: "signature", prefecture: { code: "13" } });
   });
 
   it("messages never carry the four items", () => {

@@ -96,6 +96,13 @@ describe("jpki verify: verdicts and exit codes", () => {
     expect(sh("openssl", ["verify", "-CAfile", ca("27-sig"), c.path]).status).not.toBe(0);
   });
 
+  it("J-LIS's real roots as the only trust: our prefecture's certificate is untrusted under them", async () => {
+    const jlis = join(import.meta.dirname, "../../fixtures/jlis");
+    const r = await verify([pick("signature", "13-sig").path, "--trust", join(jlis, "sign-ca-2023.pem"), "--trust", join(jlis, "sign-ca-2015.pem"), "--json"]);
+    expect(r.code, r.stderr).toBe(EXIT_INVALID);
+    expect(r.json()).toMatchObject({ status: "untrusted", reason: "no-trust-anchor", trust: { certificates: 2 } });
+  });
+
   it("no CRL: revocation unknown is exit 1, with --soft-fail exit 15 (could not decide)", async () => {
     const c = pick("signature", "13-sig");
     const hard = await verify([c.path, "--trust", ca("13-sig")]);
