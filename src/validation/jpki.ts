@@ -18,15 +18,15 @@ import { PREFECTURES, type Prefecture } from "../ca/prefectures.js";
 import { BRIDGE_OU, JLIS_OU, PURPOSE_OU } from "../profile/names.js";
 import { ATTR_OID, EXT_OID, POLICY_OID } from "../profile/oids.js";
 import { decodeFourItemsSan } from "../profile/san.js";
-import type { FourItems } from "../profile/types.js";
+import type { CertificateType, FourItems } from "../profile/types.js";
 import { KEY_USAGE, parseCertificate, type Certificate } from "./certificate.js";
-import type { Name } from "./name.js";
+import { formatName, type Name } from "./name.js";
 import { FAILURE_REASONS, type PathStatus, type Revocation, type RevocationMode, type RevocationProblem } from "./types.js";
 import { buildPath, validatePath } from "./validate.js";
 import { JpkiError } from "../errors.js";
 
 /** What a certificate is used for: 署名用 (signing documents) or 利用者証明用 (logging in). */
-export type JpkiPurpose = "signature" | "authentication";
+export type JpkiPurpose = CertificateType;
 
 export const JPKI_PURPOSES: readonly JpkiPurpose[] = Object.freeze(["signature", "authentication"]);
 
@@ -146,7 +146,7 @@ export function describeJpkiAnchor(der: Uint8Array): JpkiAnchorInfo | undefined 
   if (!auth || !cert.basicConstraints?.cA) return undefined;
   return Object.freeze({
     ...auth,
-    subject: subjectText(cert),
+    subject: formatName(cert.subject),
     selfSigned: cert.selfIssued,
     generation: cert.notBefore.getUTCFullYear(),
     notBefore: cert.notBefore,
@@ -156,18 +156,9 @@ export function describeJpkiAnchor(der: Uint8Array): JpkiAnchorInfo | undefined 
 
 function chainEntry(der: Buffer): ChainCertificate {
   const c = parseCertificate(der);
-  return Object.freeze({ subject: nameText(c.subject), issuer: nameText(c.issuer), serial: c.serialHex, notBefore: c.notBefore, notAfter: c.notAfter });
+  return Object.freeze({ subject: formatName(c.subject), issuer: formatName(c.issuer), serial: c.serialHex, notBefore: c.notBefore, notAfter: c.notAfter });
 }
 
-function subjectText(cert: Certificate): string {
-  return nameText(cert.subject);
-}
-
-function nameText(name: Name): string {
-  return name.rdns.map((r) => r.map((a) => `${SHORT[a.type] ?? a.type}=${a.text}`).join("+")).join(", ");
-}
-
-const SHORT: Readonly<Record<string, string>> = { [ATTR_OID.countryName]: "C", [ATTR_OID.organizationName]: "O", [ATTR_OID.organizationalUnitName]: "OU", [ATTR_OID.commonName]: "CN", [ATTR_OID.localityName]: "L" };
 
 function parse(der: Uint8Array, what: string): Certificate {
   try {
