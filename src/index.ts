@@ -137,3 +137,19 @@ export {
   type RevocationMode,
   type RevocationProblem,
 } from "./validation/types.js";
+// JPKI purposes over path validation (署名用 / 利用者証明用)
+export {
+  validateJpki,
+  describeJpkiAnchor,
+  jpkiAuthorityOf,
+  JPKI_FAILURE_REASONS,
+  JPKI_PURPOSES,
+  type JpkiPurpose,
+  type JpkiFailureReason,
+  type JpkiAuthority,
+  type JpkiAnchorInfo,
+  type JpkiOperator,
+  type JpkiValidationResult,
+  type ValidateJpkiParams,
+  type ChainCertificate,
+} from "./validation/jpki.js";

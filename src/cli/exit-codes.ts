@@ -3,7 +3,13 @@ import { ERROR_CODES } from "./lib.js";
 
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 2;
-/** A verifying command's verdicts (no error code maps to these): invalid, and could not decide. */
+/**
+ * Verdicts of `jpki verify` and `jpki verify-signature` (not errors: the command ran and reached an answer). 1:
+ * the certificate or signature must not be accepted. 15: valid except that revocation status could not be
+ * established (soft-fail): could not decide.
+ * Not 2, which every command already uses for a usage error (ERR_USAGE): a script must never take a typo for a
+ * verdict. No error code maps to either value (test/integration/verify.test.ts checks).
+ */
 export const EXIT_INVALID = 1;
 export const EXIT_UNDECIDED = 15;
 

@@ -20,6 +20,7 @@ import { makeServeCommand } from "./commands/serve.js";
 import { makeVerifierCommand } from "./commands/verifier.js";
 import { DEFAULT_WORKSPACE } from "./context.js";
 import { EXIT_USAGE, VerdictExit, exitCodesHelp } from "./exit-codes.js";
+import { makeVerifyCommand } from "./commands/verify.js";
 import { makeVerifySignatureCommand } from "./commands/verify-signature.js";
 import { toJson, type Io } from "./output.js";
 
@@ -48,12 +49,13 @@ Environment:
 
 ${exitCodesHelp()}`,
     );
-  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand, makeServeCommand, makeVerifierCommand, makeVerifySignatureCommand]) {
+  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand, makeServeCommand, makeVerifierCommand, makeVerifyCommand, makeVerifySignatureCommand]) {
     program.addCommand(make(io));
   }
   const configure = (c: Command) => {
     c.exitOverride();
-    if (c !== program && c.commands.length === 0) {
+    // The verifying commands list their own exit codes (verdicts 1 and 15) in their help.
+    if (c !== program && c.commands.length === 0 && c.name() !== "verify" && c.name() !== "verify-signature") {
       c.addHelpText("after", "\nExit codes: 0 success, 2 usage, 13 partially applied; every error prints its code (jpki --help lists them all).");
     }
     c.configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });

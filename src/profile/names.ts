@@ -35,6 +35,12 @@ export const PURPOSE_OU_JA: Record<CertificateType, string> = {
   authentication: "公的個人認証サービス利用者証明用",
 };
 
+/** The last OU of J-LIS's own roots (2016–): C=JP, O=JPKI, OU=<purpose>, OU=Japan Agency for Local Authority Information Systems. */
+export const JLIS_OU = "Japan Agency for Local Authority Information Systems";
+
+/** The first OU of the prefectures' shared Bridge CA: C=JP, O=JPKI, OU=Prefectural Association For JPKI, OU=BridgeCA. */
+export const BRIDGE_OU = "Prefectural Association For JPKI";
+
 /** The prefecture CA's subject, e.g. C=JP, O=JPKI, OU=JPKI for digital signature, OU=Tokyo-to. */
 export function caSubject(prefectureRomaji: string, purpose: CertificateType): Rdn[] {
   return [["countryName", "JP"], ["organizationName", "JPKI"], ["organizationalUnitName", PURPOSE_OU[purpose]], ["organizationalUnitName", prefectureRomaji]];

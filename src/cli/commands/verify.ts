@@ -1,0 +1,234 @@
+/**
+ * `jpki verify CERT`: is this JPKI certificate good for a purpose, now or at --at? A thin shell over
+ * validateJpki (src/validation/jpki.ts): the path to a trusted CA, its revocation from the CRLs given, the
+ * JPKI purpose. Prints the verdict in words a municipal clerk understands; exit 0 valid, 1 invalid, 15 could
+ * not decide (soft-fail), errors as everywhere else (2 usage, 10 undecodable input …).
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Command, Option } from "commander";
+import type { JpkiValidationResult } from "../../index.js";
+import { Context, DEFAULT_WORKSPACE } from "../context.js";
+import { EXIT_INVALID, EXIT_UNDECIDED, VerdictExit } from "../exit-codes.js";
+import { JpkiError, checkInputFile, library } from "../lib.js";
+import type { Io } from "../output.js";
+
+interface VerifyOptions {
+  trust: string[];
+  chain: string[];
+  crl: string[];
+  at?: string;
+  purpose: "signature" | "authentication";
+  softFail?: boolean;
+  showItems?: boolean;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+export function makeVerifyCommand(io: Io): Command {
+  return new Command("verify")
+    .description("check a JPKI certificate: trusted CA, validity period, revocation (CRL), and purpose (signature 署名用 / authentication 利用者証明用)")
+    .argument("<cert>", "the certificate to check (PEM or DER; further PEM certificates in the file are used as intermediates)")
+    .option("--trust <file>", "a trusted CA certificate file, PEM (one or several) or DER; repeatable (default: the workspace's CA certificates)", collect, [])
+    .option("--chain <file>", "intermediate or cross certificates, PEM or DER; repeatable", collect, [])
+    .option("--crl <file>", "a CRL (失効リスト), PEM or DER; repeatable (default with workspace trust: the workspace's published CRLs)", collect, [])
+    .option("--at <time>", "the time to check at, ISO 8601 (e.g. 2026-04-01 or 2026-04-01T09:00:00+09:00); default now")
+    .addOption(new Option("--purpose <purpose>", "what the certificate must be good for").choices(["signature", "authentication"]).default("signature"))
+    .option("--soft-fail", "accept a certificate whose revocation status cannot be established, with exit code 15 instead of 1")
+    .option("--show-items", "print the four basic items (基本4情報) of a signature certificate: personal data, off by default (also in --json)")
+    .addHelpText(
+      "after",
+      `
+Trust: with --trust, only the CA certificates given are trusted. Without it, inside a workspace (--workspace,
+$JPKI_HOME or ./${DEFAULT_WORKSPACE}), its CA certificates (ca/*.pem) are, and its published CRLs (crl/*.crl, arl/*.crl)
+are used unless --crl is given. Outside a workspace --trust is required. J-LIS's roots (fixtures/jlis/*.pem) can
+be given to --trust.
+
+Revocation is checked against the CRLs given: a certificate whose status no CRL covers is invalid (exit 1),
+unless --soft-fail (exit 15). A wrong purpose (a signature certificate checked for authentication, or the reverse)
+is invalid with status profile-violation; a certificate of another prefecture's or a foreign CA is untrusted.
+
+Exit codes:
+   0  valid (有効)
+   1  invalid: revoked, expired, not yet valid, untrusted, wrong purpose, revocation unknown without --soft-fail
+  15  could not decide: valid but its revocation status is unknown (--soft-fail)
+   2  usage error (ERR_USAGE) or an input file missing or unusable; 10 an input file is not a certificate/CRL
+      (ERR_DER_MALFORMED); jpki --help lists every error code
+
+Examples:
+  jpki verify cert.pem                                   # inside a workspace: trust its CAs and CRLs
+  jpki verify cert.pem --trust .jpki/ca/13-sig.pem --crl .jpki/crl/13-sig.crl
+  jpki verify auth.der --purpose authentication --trust fixtures/jlis/auth-ca-2023.pem --soft-fail
+  jpki verify cert.pem --at 2030-01-01 --json | jq .status`,
+    )
+    .action(async (file: string, o: VerifyOptions, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      const at = o.at === undefined ? new Date() : parseTime(o.at);
+      const lib = await library();
+      const certs = (f: string, what: string) => readCertificates(lib, io.cwd, f, what);
+      const input = certs(file, "certificate");
+      let trust = o.trust.flatMap((f) => certs(f, "trust certificate --trust"));
+      let crls = o.crl.flatMap((f) => readCrls(lib, io.cwd, f));
+      let trustFrom = `${o.trust.length} file(s) given with --trust`;
+      if (o.trust.length === 0) {
+        const ws = workspaceTrust(ctx, lib);
+        trust = ws.anchors;
+        if (o.crl.length === 0) crls = ws.crls;
+        trustFrom = `the CA certificates of the workspace ${ws.dir}`;
+      }
+      const r = lib.validateJpki({
+        certificate: input[0]!,
+        purpose: o.purpose,
+        trustAnchors: trust,
+        intermediates: [...input.slice(1), ...o.chain.flatMap((f) => certs(f, "chain certificate --chain"))],
+        crls,
+        at,
+        revocation: o.softFail ? "soft-fail" : "hard-fail",
+      });
+      const shown: JpkiValidationResult = o.showItems ? r : withoutItems(r);
+      ctx.out.result({ ...shown, at, trust: { from: trustFrom, certificates: trust.length, crls: crls.length } }, () => formatVerdict(r, { at, file, showItems: Boolean(o.showItems), trustFrom }));
+      const code = exitCodeOf(r);
+      if (code !== 0) throw new VerdictExit(code);
+    });
+}
+
+/** 0 valid, 15 valid with revocation warnings (soft-fail), 1 anything else. */
+export function exitCodeOf(r: JpkiValidationResult): number {
+  if (r.status !== "valid") return EXIT_INVALID;
+  return r.revocationWarnings.length > 0 ? EXIT_UNDECIDED : 0;
+}
+
+function withoutItems(r: JpkiValidationResult): JpkiValidationResult {
+  const { fourItems: _omitted, ...rest } = r;
+  return rest as JpkiValidationResult;
+}
+
+function parseTime(s: string): Date {
+  const d = /^\d{4}-\d\d-\d\d$/.test(s) ? new Date(`${s}T00:00:00Z`) : new Date(s);
+  if (!/^\d{4}-\d\d-\d\d/.test(s) || Number.isNaN(d.getTime())) {
+    throw new JpkiError("ERR_USAGE", `--at ${JSON.stringify(s)} is not a time: use ISO 8601, e.g. 2026-04-01 or 2026-04-01T09:00:00+09:00`);
+  }
+  return d;
+}
+
+type Lib = Awaited<ReturnType<typeof library>>;
+
+/** Every certificate in a file: PEM (one or several CERTIFICATE blocks) or one DER certificate, each checked to decode. */
+function readCertificates(lib: Lib, cwd: string, file: string, what: string): Buffer[] {
+  const bytes = readFileSync(checkInputFile(file, what, { cwd }));
+  return decodeAll(lib, bytes, ["CERTIFICATE"], (d) => lib.describeJpkiAnchor(d), `${what} ${file}`, "certificate");
+}
+
+function readCrls(lib: Lib, cwd: string, file: string): Buffer[] {
+  const bytes = readFileSync(checkInputFile(file, "CRL --crl", { cwd }));
+  return decodeAll(lib, bytes, ["X509 CRL"], (d) => lib.checkCrl(d), `CRL --crl ${file}`, "CRL");
+}
+
+function decodeAll(lib: Lib, bytes: Buffer, labels: string[], check: (d: Buffer) => unknown, where: string, kind: string): Buffer[] {
+  let ders: Buffer[];
+  if (bytes.includes("-----BEGIN ")) {
+    ders = lib.parsePemBlocks(bytes.toString("utf8")).filter((b) => labels.includes(b.label)).map((b) => b.der);
+    if (ders.length === 0) throw new JpkiError("ERR_DER_MALFORMED", `the ${where} holds no PEM ${labels.join(" or ")} block`);
+  } else {
+    ders = [lib.pemOrDer(bytes, labels, kind)];
+  }
+  for (const d of ders) {
+    try {
+      check(d);
+    } catch (e) {
+      throw new JpkiError("ERR_DER_MALFORMED", `the ${where} is not a ${kind} that can be decoded`, { cause: e });
+    }
+  }
+  return ders;
+}
+
+/** The workspace's CA certificates and published CRLs, read from its files (no store, no passphrase). */
+function workspaceTrust(ctx: Context, lib: Lib): { dir: string; anchors: Buffer[]; crls: Buffer[] } {
+  const explicit = ctx.opts.workspace !== undefined || Boolean(ctx.io.env.JPKI_HOME);
+  const dir = ctx.workspaceDir;
+  if (!existsSync(join(dir, "config.json"))) {
+    if (explicit) throw new JpkiError("ERR_WORKSPACE_MISSING", `no workspace at ${dir}: give the trusted CA certificates with --trust FILE instead`);
+    throw new JpkiError("ERR_USAGE", "no trust anchors: give the trusted CA certificates with --trust FILE (PEM or DER, e.g. a prefecture CA's ca/13-sig.pem or J-LIS's root), or run inside a jpki workspace (--workspace DIR)");
+  }
+  const files = (sub: string, ext: string) => {
+    const d = join(dir, sub);
+    return existsSync(d) ? readdirSync(d).filter((f) => f.endsWith(ext)).sort().map((f) => join(d, f)) : [];
+  };
+  const anchors = files("ca", ".pem").flatMap((f) => lib.parsePemBlocks(readFileSync(f, "utf8")).filter((b) => b.label === "CERTIFICATE").map((b) => b.der));
+  if (anchors.length === 0) throw new JpkiError("ERR_CA_UNKNOWN", `the workspace ${dir} has no CA yet (jpki ca init): give the trusted CA certificates with --trust FILE`);
+  const crls = [...files("crl", ".crl"), ...files("arl", ".crl")].map((f) => readFileSync(f));
+  return { dir, anchors, crls };
+}
+
+/** Words for the statuses, with the Japanese term beside the English one. */
+const STATUS_WORDS: Readonly<Record<JpkiValidationResult["status"], string>> = {
+  valid: "VALID (有効)",
+  revoked: "NOT VALID: revoked (失効)",
+  expired: "NOT VALID: expired (有効期間満了)",
+  "not-yet-valid": "NOT VALID: not yet valid (有効期間開始前)",
+  untrusted: "NOT VALID: not trusted (信頼できない)",
+  "profile-violation": "NOT VALID: wrong kind of certificate (プロファイル不適合)",
+  "revocation-unknown": "NOT VALID: revocation status unknown (失効確認不能)",
+};
+
+const PURPOSE_WORDS = { signature: "signature certificate (署名用電子証明書)", authentication: "authentication certificate (利用者証明用電子証明書)" } as const;
+
+const REVOCATION_WORDS: Readonly<Record<string, string>> = {
+  keyCompromise: "card lost or stolen, or key compromised",
+  affiliationChanged: "a certified item changed (move, name change, correction)",
+  cessationOfOperation: "no longer in use (death, record removed, card returned or the holder's request)",
+  superseded: "replaced by a new certificate",
+  cACompromise: "the CA's key was compromised",
+  certificateHold: "suspected key problem",
+  unspecified: "no reason given",
+};
+
+function day(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+export function formatVerdict(r: JpkiValidationResult, o: { at: Date; file: string; showItems: boolean; trustFrom: string }): string {
+  const lines: string[] = [];
+  const describe = (i: number) => {
+    const c = r.chain?.[i];
+    return i === 0 ? `the certificate itself (${o.file}; serial ${c?.serial ?? "?"})` : `the CA certificate ${i} step(s) above it (${c?.subject ?? "?"})`;
+  };
+  const kind = r.certificatePurpose === "unknown" ? "certificate of no JPKI purpose" : PURPOSE_WORDS[r.certificatePurpose];
+  const issuer = r.prefecture ? `${r.prefecture.romaji} (${r.prefecture.kanji})` : r.issuer?.operator === "jlis" ? "J-LIS (地方公共団体情報システム機構)" : "a CA outside JPKI";
+  lines.push(`${STATUS_WORDS[r.status]}: ${kind} issued by ${issuer}, checked for ${r.purpose} at ${day(o.at)}`);
+  if (r.status === "valid") {
+    for (const w of r.revocationWarnings) {
+      lines.push(`  but: could not check whether ${describe(w.index)} is revoked (失効): ${w.detail}. Not decided (--soft-fail): give a current CRL with --crl.`);
+    }
+  } else {
+    lines.push(`  which: ${describe(r.index)}`);
+    lines.push(`  why:   ${explain(r)}`);
+  }
+  lines.push(`  trust: ${o.trustFrom}`);
+  if (o.showItems && r.fourItems) {
+    const f = r.fourItems;
+    lines.push("  four basic items (基本4情報):", `    name 氏名:          ${f.name}`, `    address 住所:       ${f.address}`, `    birth date 生年月日: ${f.birthDate}`, `    gender 性別:        ${f.gender}`);
+  }
+  return lines.join("\n");
+}
+
+function explain(r: Exclude<JpkiValidationResult, { status: "valid" }>): string {
+  switch (r.reason) {
+    case "revoked": {
+      const v = r.revocation;
+      return v ? `the certificate was revoked on ${day(v.time)}, reason: ${REVOCATION_WORDS[v.reason] ?? v.reason} (${v.reason}). It must not be accepted.` : r.message;
+    }
+    case "expired":
+      return "its validity period has ended; the holder needs a new certificate.";
+    case "not-yet-valid":
+      return "its validity period has not started at the time checked.";
+    case "no-trust-anchor":
+      return "it was not issued by a certification authority (認証局) you trust: another prefecture's CA, the other purpose's CA, or not JPKI. Check --trust.";
+    case "signature-invalid":
+      return "the CA's signature on it does not verify: it is forged or damaged.";
+    case "revocation-unknown":
+      return "no current CRL (失効リスト) covers it, so it cannot be confirmed unrevoked. Give the CA's CRL with --crl, or --soft-fail to decide later.";
+    default:
+      return r.message;
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * JPKI purposes over path validation (shared/spec/JPKI.md "Signature certificate" 署名用電子証明書,
+ * "User-authentication certificate" 利用者証明用電子証明書, "CA certificates"; RFC 5280 §6 underneath).
+ *
+ * `validateJpki` runs `validatePath` and then asks what RFC 5280 leaves to the relying party: is this a
+ * production JPKI certificate of the purpose asked for, and which authority issued it. The statuses stay those
+ * of the engine. The decisions:
+ * - a path that validates but whose end entity is of the other purpose (a signature certificate offered for
+ *   authentication, or the reverse) is `profile-violation`, reason `wrong-purpose`: the certificate is genuine
+ *   and trusted, it is the wrong tool. (Against the other purpose's CA alone the path does not even chain: that is
+ *   `untrusted`, reason `no-trust-anchor`, from the engine.)
+ * - a certificate of the J-LIS test environment (policy …8.5.1.0.20) or one whose issuer is not a JPKI CA
+ *   (a foreign CA configured as a trust anchor) is `untrusted`, reasons `test-certificate` and `not-jpki-issuer`.
+ * The four items (基本4情報) are decoded from a signature certificate's subjectAltName into the result; they
+ * never appear in a message.
+ */
+import { PREFECTURES, type Prefecture } from "../ca/prefectures.js";
+import { BRIDGE_OU, JLIS_OU, PURPOSE_OU } from "../profile/names.js";
+import { ATTR_OID, EXT_OID, POLICY_OID } from "../profile/oids.js";
+import { decodeFourItemsSan } from "../profile/san.js";
+import type { CertificateType, FourItems } from "../profile/types.js";
+import { KEY_USAGE, parseCertificate, type Certificate } from "./certificate.js";
+import { formatName, type Name } from "./name.js";
+import { FAILURE_REASONS, type PathStatus, type Revocation, type RevocationMode, type RevocationProblem } from "./types.js";
+import { buildPath, validatePath } from "./validate.js";
+import { JpkiError } from "../errors.js";
+
+/** What a certificate is used for: 署名用 (signing documents) or 利用者証明用 (logging in). */
+export type JpkiPurpose = CertificateType;
+
+export const JPKI_PURPOSES: readonly JpkiPurpose[] = Object.freeze(["signature", "authentication"]);
+
+/** The JPKI layer's own failure reasons, beside the engine's FAILURE_REASONS. */
+export const JPKI_FAILURE_REASONS = {
+  "wrong-purpose": "the certificate is of the other JPKI purpose than the one asked for (signature 署名用 / authentication 利用者証明用)",
+  "test-certificate": "the certificate carries the J-LIS test environment's policy: it is not a production certificate",
+  "not-jpki-issuer": "the certificate was not issued by a JPKI certification authority (a prefecture's CA or J-LIS)",
+  "not-jpki-certificate": "the certificate carries neither the JPKI signature nor the authentication policy with its key usage",
+} as const;
+
+export type JpkiFailureReason = keyof typeof FAILURE_REASONS | keyof typeof JPKI_FAILURE_REASONS;
+
+/** Who runs a JPKI CA: a prefecture (都道府県, the 2004–2015 design, ours), J-LIS (2016–) or the prefectures' Bridge CA. */
+export type JpkiOperator = "prefecture" | "jlis" | "bridge";
+
+/** A JPKI CA recognised by its name: the purpose OU and the operator OU (shared/spec/JPKI.md "CA certificates"). */
+export interface JpkiAuthority {
+  readonly operator: JpkiOperator;
+  /** the purpose of the certificates it issues; undefined for the Bridge CA */
+  readonly purpose?: JpkiPurpose;
+  readonly prefecture?: Prefecture;
+}
+
+/** A trust anchor as the JPKI layer sees it: who it is and which generation (the year its validity begins). */
+export interface JpkiAnchorInfo extends JpkiAuthority {
+  readonly subject: string;
+  readonly selfSigned: boolean;
+  readonly generation: number;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
+/** One certificate of the path, as a report names it (a JPKI end entity's subject is an opaque id, never the name). */
+export interface ChainCertificate {
+  readonly subject: string;
+  readonly issuer: string;
+  readonly serial: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
+export interface ValidateJpkiParams {
+  /** the end-entity certificate (DER) */
+  readonly certificate: Uint8Array;
+  readonly purpose: JpkiPurpose;
+  /** DER certificates: our prefecture CAs, J-LIS's roots, the Bridge CA */
+  readonly trustAnchors: readonly Uint8Array[];
+  /** certificates to build the path from (cross-certificates, sub-CAs) and to validate CRL issuers */
+  readonly intermediates?: readonly Uint8Array[];
+  readonly crls?: readonly Uint8Array[];
+  /** the validation time, injected */
+  readonly at: Date;
+  /** default "hard-fail" */
+  readonly revocation?: RevocationMode;
+}
+
+/** The JPKI facts added to every result. */
+export interface JpkiFacts {
+  /** the purpose asked for */
+  readonly purpose: JpkiPurpose;
+  /** the purpose the certificate itself declares (policy and keyUsage), or unknown */
+  readonly certificatePurpose: JpkiPurpose | "unknown";
+  /** the issuing CA's operator and prefecture, when its name is a JPKI CA's */
+  readonly issuer?: JpkiAuthority;
+  /** the prefecture, identified from the issuer's name (absent for J-LIS and foreign issuers) */
+  readonly prefecture?: Prefecture;
+  /** 基本4情報, from a signature certificate's subjectAltName. Personal data: never log it. */
+  readonly fourItems?: FourItems;
+  /** the path validated, end entity first (the trust anchor not included): what `index` counts */
+  readonly chain?: readonly ChainCertificate[];
+}
+
+export type JpkiValidationResult = JpkiFacts &
+  (
+    | { readonly status: "valid"; readonly policies: readonly string[]; readonly revocationWarnings: readonly RevocationProblem[] }
+    | {
+        readonly status: Exclude<PathStatus, "valid">;
+        readonly reason: JpkiFailureReason;
+        /** index in the chain: 0 = the end entity */
+        readonly index: number;
+        readonly message: string;
+        readonly revocation?: Revocation;
+      }
+  );
+
+function attrs(name: Name, oid: string): string[] {
+  return name.rdns.flatMap((r) => r.filter((a) => a.type === oid).map((a) => a.text));
+}
+
+/**
+ * The JPKI CA a name designates: C=JP, O=JPKI, OU=<purpose>, OU=<prefecture romaji | J-LIS>, or the Bridge CA
+ * (OU=Prefectural Association For JPKI). Undefined for any other name. Extra attributes (an OCSP signer's CN)
+ * make it another entity, not the CA.
+ */
+export function jpkiAuthorityOf(name: Name): JpkiAuthority | undefined {
+  const types = name.rdns.map((r) => (r.length === 1 ? r[0]!.type : "multi"));
+  const c = attrs(name, ATTR_OID.countryName), o = attrs(name, ATTR_OID.organizationName), ou = attrs(name, ATTR_OID.organizationalUnitName);
+  const shape = [ATTR_OID.countryName, ATTR_OID.organizationName, ATTR_OID.organizationalUnitName, ATTR_OID.organizationalUnitName];
+  if (types.length !== shape.length || types.some((t, i) => t !== shape[i]) || c[0] !== "JP" || o[0] !== "JPKI") return undefined;
+  if (ou[0] === BRIDGE_OU) return { operator: "bridge" };
+  const purpose = JPKI_PURPOSES.find((p) => PURPOSE_OU[p] === ou[0]);
+  if (!purpose) return undefined;
+  if (ou[1] === JLIS_OU) return { operator: "jlis", purpose };
+  const prefecture = PREFECTURES.find((p) => p.romaji === ou[1]);
+  return prefecture ? { operator: "prefecture", purpose, prefecture } : undefined;
+}
+
+/**
+ * Recognises a trust anchor (DER): J-LIS's roots in fixtures/jlis/ come out as operator jlis, their purpose and
+ * generation (2015, 2023); our CAs as operator prefecture with their prefecture. Undefined when the certificate is
+ * not a JPKI CA's; throws ERR_DER_MALFORMED when it is not a certificate.
+ */
+export function describeJpkiAnchor(der: Uint8Array): JpkiAnchorInfo | undefined {
+  const cert = parse(der, "trust anchor");
+  const auth = jpkiAuthorityOf(cert.subject);
+  if (!auth || !cert.basicConstraints?.cA) return undefined;
+  return Object.freeze({
+    ...auth,
+    subject: formatName(cert.subject),
+    selfSigned: cert.selfIssued,
+    generation: cert.notBefore.getUTCFullYear(),
+    notBefore: cert.notBefore,
+    notAfter: cert.notAfter,
+  });
+}
+
+function chainEntry(der: Buffer): ChainCertificate {
+  const c = parseCertificate(der);
+  return Object.freeze({ subject: formatName(c.subject), issuer: formatName(c.issuer), serial: c.serialHex, notBefore: c.notBefore, notAfter: c.notAfter });
+}
+
+
+function parse(der: Uint8Array, what: string): Certificate {
+  try {
+    return parseCertificate(der);
+  } catch (e) {
+    throw new JpkiError("ERR_DER_MALFORMED", `the ${what} is not a decodable X.509 certificate`, { cause: e });
+  }
+}
+
+/**
+ * The purpose a certificate declares: the JPKI policy OID (oids.ts POLICY_OID) with its key usage —
+ * signature: digitalSignature + nonRepudiation (contentCommitment); authentication: digitalSignature without
+ * nonRepudiation. "test" for the J-LIS test environment's signature policy.
+ */
+export function certificatePurposeOf(cert: Certificate): JpkiPurpose | "test" | "unknown" {
+  const policies = new Set((cert.policies ?? []).map((p) => p.policy));
+  const ku = cert.keyUsage;
+  const nonRepudiation = ku?.has(KEY_USAGE.nonRepudiation) ?? false;
+  const digitalSignature = ku?.has(KEY_USAGE.digitalSignature) ?? false;
+  if (policies.has(POLICY_OID.signatureTest)) return "test";
+  if (policies.has(POLICY_OID.signature) && nonRepudiation) return "signature";
+  if (policies.has(POLICY_OID.authentication) && digitalSignature && !nonRepudiation) return "authentication";
+  return "unknown";
+}
+
+function fourItemsOf(cert: Certificate): FourItems | undefined {
+  const san = cert.extensions.get(EXT_OID.subjectAltName);
+  if (!san) return undefined;
+  try {
+    const d = decodeFourItemsSan(san.value);
+    if (!d || d.name === undefined || d.address === undefined || d.birthDate === undefined || d.gender === undefined) return undefined;
+    return Object.freeze({ name: d.name, address: d.address, birthDate: d.birthDate, gender: d.gender });
+  } catch {
+    return undefined;
+  }
+}
+
+const PURPOSE_WORDS: Readonly<Record<JpkiPurpose, string>> = { signature: "a signature certificate (署名用電子証明書)", authentication: "an authentication certificate (利用者証明用電子証明書)" };
+
+/**
+ * Validates a JPKI end-entity certificate for a purpose: the path to one of `trustAnchors` (built from
+ * `intermediates`), its revocation from `crls`, and the JPKI checks above. A value, never an exception, except
+ * for wrong parameters (ERR_USAGE) and a certificate that does not decode at all (ERR_DER_MALFORMED).
+ */
+export function validateJpki(params: ValidateJpkiParams): JpkiValidationResult {
+  if (!JPKI_PURPOSES.includes(params.purpose)) {
+    throw new JpkiError("ERR_USAGE", `validateJpki: purpose must be "signature" or "authentication", not ${JSON.stringify(params.purpose)}`);
+  }
+  const cert = parse(params.certificate, "certificate");
+  const declared = certificatePurposeOf(cert);
+  const issuer = jpkiAuthorityOf(cert.issuer);
+  const fourItems = declared === "signature" ? fourItemsOf(cert) : undefined;
+  const facts: JpkiFacts = {
+    purpose: params.purpose,
+    certificatePurpose: declared === "test" ? "signature" : declared,
+    ...(issuer ? { issuer } : {}),
+    ...(issuer?.prefecture ? { prefecture: issuer.prefecture } : {}),
+    ...(fourItems ? { fourItems } : {}),
+  };
+  const intermediates = params.intermediates ?? [];
+  const chain = buildPath({ endEntity: params.certificate, intermediates, trustAnchors: params.trustAnchors }) ?? [Buffer.from(params.certificate)];
+  const r = validatePath({ trustAnchors: params.trustAnchors, chain, certificates: intermediates, crls: params.crls, at: params.at, revocation: params.revocation });
+  const withChain = { ...facts, chain: chain.map(chainEntry) };
+  const fail = (status: Exclude<PathStatus, "valid">, reason: JpkiFailureReason, message: string): JpkiValidationResult => ({ ...withChain, status, reason, index: 0, message });
+
+  // The engine's verdict first: an untrusted, expired or revoked certificate is that, whatever its purpose.
+  if (r.status !== "valid" && r.status !== "revocation-unknown") return { ...withChain, ...r };
+  if (declared === "test") return fail("untrusted", "test-certificate", JPKI_FAILURE_REASONS["test-certificate"]);
+  if (!issuer || issuer.operator === "bridge") return fail("untrusted", "not-jpki-issuer", JPKI_FAILURE_REASONS["not-jpki-issuer"]);
+  if (declared === "unknown") return fail("profile-violation", "not-jpki-certificate", JPKI_FAILURE_REASONS["not-jpki-certificate"]);
+  if (declared !== params.purpose) {
+    return fail("profile-violation", "wrong-purpose", `${PURPOSE_WORDS[declared]} was offered where ${PURPOSE_WORDS[params.purpose]} is needed`);
+  }
+  if (issuer.purpose !== declared) {
+    return fail("profile-violation", "wrong-purpose", `${PURPOSE_WORDS[declared]} issued by the ${issuer.purpose} CA: a CA issues certificates of its own purpose only`);
+  }
+  return { ...withChain, ...r };
+}

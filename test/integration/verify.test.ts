@@ -1,0 +1,163 @@
+/**
+ * `jpki verify` on the demo's certificates: the verdicts (valid, revoked with our CRL, expired / not yet valid by
+ * --at, wrong purpose, untrusted under another prefecture's CA, revocation unknown with and without --soft-fail),
+ * their exit codes (0, 1, 15; 2 stays the usage error), typed errors for bad inputs, the --json shape, and the
+ * four items kept out of the output unless --show-items. Where cheap, `openssl verify -crl_check` agrees.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { ERROR_CODES } from "../../src/errors.js";
+import { EXIT_INVALID, EXIT_UNDECIDED } from "../../src/cli/exit-codes.js";
+import { cli, sh, tempDir } from "./helpers.js";
+
+type DemoCert = { serial: string; ca: string; type: "signature" | "authentication"; path: string };
+let demo: { certificates: DemoCert[]; revoked: { serial: string; ca: string }; notice: { revokedByMove: string }; workspace: string };
+let dir: string;
+
+const ca = (name: string) => join(demo.workspace, "ca", `${name}.pem`);
+const crl = (name: string) => join(demo.workspace, "crl", `${name}.crl`);
+const pick = (type: DemoCert["type"], caName: string) => {
+  const gone = new Set([demo.revoked.serial, demo.notice.revokedByMove]);
+  return demo.certificates.find((c) => c.type === type && c.ca === caName && !gone.has(c.serial))!;
+};
+const verify = (args: string[], env: Record<string, string | undefined> = {}) => cli(["verify", ...args], { cwd: dir, env });
+const openssl = (caName: string, cert: string) => sh("openssl", ["verify", "-crl_check", "-CAfile", ca(caName), "-CRLfile", `${crl(caName)}.pem`, cert]);
+
+beforeAll(async () => {
+  dir = tempDir("jpki-verify-");
+  const r = await cli(["demo", "--json"], { cwd: dir });
+  expect(r.code, r.stderr).toBe(0);
+  demo = r.json();
+}, 120_000);
+
+describe("jpki verify: verdicts and exit codes", () => {
+  it("valid inside the workspace (its CAs and CRLs by default): exit 0, no four items; openssl agrees", async () => {
+    const c = pick("signature", "13-sig");
+    const r = await verify([c.path, "-w", demo.workspace]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^VALID \(有効\): signature certificate \(署名用電子証明書\) issued by Tokyo-to \(東京都\)/);
+    expect(r.stdout).not.toContain("基本4情報");
+    expect(openssl("13-sig", c.path).out).toContain(": OK");
+  });
+
+  it("--show-items prints the four items; without it neither text nor --json carries them", async () => {
+    const c = pick("signature", "13-sig");
+    const shown = await verify([c.path, "-w", demo.workspace, "--show-items", "--json"]);
+    const items = shown.json().fourItems;
+    expect(items).toMatchObject({ name: expect.any(String), address: expect.any(String) });
+    const text = await verify([c.path, "-w", demo.workspace, "--show-items"]);
+    expect(text.stdout).toContain(items.name);
+    for (const args of [[c.path, "-w", demo.workspace], [c.path, "-w", demo.workspace, "--json"], [c.path, "-w", demo.workspace, "--purpose", "authentication"]]) {
+      const r = await verify(args);
+      for (const v of [items.name, items.address]) {
+        expect(r.stdout).not.toContain(v);
+        expect(r.stderr).not.toContain(v);
+      }
+    }
+  });
+
+  it("revoked with our CRL: exit 1, which certificate and why; openssl agrees", async () => {
+    const c = demo.certificates.find((x) => x.serial === demo.revoked.serial)!;
+    const r = await verify([c.path, "--trust", ca(c.ca), "--crl", crl(c.ca)]);
+    expect(r.code).toBe(EXIT_INVALID);
+    expect(r.stdout).toContain("NOT VALID: revoked (失効)");
+    expect(r.stdout).toContain(`which: the certificate itself (${c.path}; serial ${c.serial})`);
+    expect(r.stdout).toMatch(/why: +the certificate was revoked on .*\(keyCompromise\)/);
+    expect(openssl(c.ca, c.path).out).toContain("certificate revoked");
+  });
+
+  it("expired and not yet valid by --at: exit 1", async () => {
+    const c = pick("signature", "13-sig");
+    const exp = await verify([c.path, "-w", demo.workspace, "--at", "2099-01-01", "--soft-fail"]);
+    expect(exp.code).toBe(EXIT_INVALID);
+    expect(exp.stdout).toContain("NOT VALID: expired (有効期間満了)");
+    const early = await verify([c.path, "-w", demo.workspace, "--at", "2001-01-01T00:00:00+09:00", "--json"]);
+    expect(early.code).toBe(EXIT_INVALID);
+    expect(early.json()).toMatchObject({ status: "not-yet-valid", at: "2000-12-31T15:00:00.000Z" });
+  });
+
+  it("wrong purpose: profile-violation, exit 1, both ways", async () => {
+    const sig = await verify([pick("signature", "13-sig").path, "-w", demo.workspace, "--purpose", "authentication", "--json"]);
+    expect(sig.code).toBe(EXIT_INVALID);
+    expect(sig.json()).toMatchObject({ status: "profile-violation", reason: "wrong-purpose", purpose: "authentication", certificatePurpose: "signature" });
+    const auth = await verify([pick("authentication", "13-auth").path, "-w", demo.workspace]);
+    expect(auth.code).toBe(EXIT_INVALID);
+    expect(auth.stdout).toContain("wrong kind of certificate");
+    const ok = await verify([pick("authentication", "13-auth").path, "-w", demo.workspace, "--purpose", "authentication"]);
+    expect(ok.code, ok.stdout).toBe(0);
+  });
+
+  it("another prefecture's CA as the only trust: untrusted, exit 1; openssl agrees", async () => {
+    const c = pick("signature", "13-sig");
+    const r = await verify([c.path, "--trust", ca("27-sig"), "--crl", crl("27-sig"), "--json"]);
+    expect(r.code).toBe(EXIT_INVALID);
+    expect(r.json()).toMatchObject({ status: "untrusted", reason: "no-trust-anchor", index: 0, prefecture: { code: "13" } });
+    expect(sh("openssl", ["verify", "-CAfile", ca("27-sig"), c.path]).status).not.toBe(0);
+  });
+
+  it("J-LIS's real roots as the only trust: our prefecture's certificate is untrusted under them", async () => {
+    const jlis = join(import.meta.dirname, "../../fixtures/jlis");
+    const r = await verify([pick("signature", "13-sig").path, "--trust", join(jlis, "sign-ca-2023.pem"), "--trust", join(jlis, "sign-ca-2015.pem"), "--json"]);
+    expect(r.code, r.stderr).toBe(EXIT_INVALID);
+    expect(r.json()).toMatchObject({ status: "untrusted", reason: "no-trust-anchor", trust: { certificates: 2 } });
+  });
+
+  it("no CRL: revocation unknown is exit 1, with --soft-fail exit 15 (could not decide)", async () => {
+    const c = pick("signature", "13-sig");
+    const hard = await verify([c.path, "--trust", ca("13-sig")]);
+    expect(hard.code).toBe(EXIT_INVALID);
+    expect(hard.stdout).toContain("revocation status unknown");
+    const soft = await verify([c.path, "--trust", ca("13-sig"), "--soft-fail", "--json"]);
+    expect(soft.code).toBe(EXIT_UNDECIDED);
+    expect(soft.json()).toMatchObject({ status: "valid", revocationWarnings: [{ index: 0 }] });
+  });
+
+  it("a PEM bundle of several trust certificates, DER inputs", async () => {
+    const c = pick("signature", "27-sig");
+    const bundle = join(dir, "bundle.pem");
+    writeFileSync(bundle, readFileSync(ca("13-sig"), "utf8") + readFileSync(ca("27-sig"), "utf8"));
+    const der = join(dir, "cert.der");
+    expect(sh("openssl", ["x509", "-in", c.path, "-outform", "der", "-out", der]).status).toBe(0);
+    const r = await verify([der, "--trust", bundle, "--crl", crl("27-sig")]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+  });
+
+  it("the verdict codes collide with no error's exit code; help documents them", async () => {
+    const used = new Set<number>(Object.values(ERROR_CODES).map((v) => v.exit));
+    expect(used.has(EXIT_INVALID)).toBe(false);
+    expect(used.has(EXIT_UNDECIDED)).toBe(false);
+    const help = await verify(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/ 0 {2}valid/);
+    expect(help.stdout).toMatch(/ 1 {2}invalid/);
+    expect(help.stdout).toMatch(/15 {2}could not decide/);
+  });
+});
+
+describe("jpki verify: bad inputs are typed errors", () => {
+  it("a missing file, a file that is no certificate, a CRL that is no CRL, a bad --at, no trust at all", async () => {
+    const c = pick("signature", "13-sig");
+    const junk = join(dir, "junk.pem");
+    writeFileSync(junk, "hello\n");
+    const cases: Array<[string[], string, number]> = [
+      [[join(dir, "nope.pem"), "--trust", ca("13-sig")], "ERR_FILE_NOT_FOUND", 2],
+      [[junk, "--trust", ca("13-sig")], "ERR_DER_MALFORMED", 10],
+      [[c.path, "--trust", crl("13-sig")], "ERR_DER_MALFORMED", 10],
+      [[c.path, "--trust", ca("13-sig"), "--crl", ca("13-sig")], "ERR_DER_MALFORMED", 10],
+      [[c.path, "--trust", ca("13-sig"), "--at", "yesterday"], "ERR_USAGE", 2],
+      [[c.path], "ERR_USAGE", 2],
+      [[c.path, "-w", join(dir, "no-workspace")], "ERR_WORKSPACE_MISSING", 3],
+    ];
+    for (const [args, code, exit] of cases) {
+      const r = await verify([...args, "--json"]);
+      expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(exit);
+      expect(JSON.parse(r.stderr).error.code).toBe(code);
+      expect(r.stdout).toBe("");
+    }
+    const bare = await verify([c.path]);
+    expect(bare.stderr).toContain("--trust FILE");
+    const purpose = await verify([c.path, "--trust", ca("13-sig"), "--purpose", "login"]);
+    expect(purpose.code).toBe(2);
+  });
+});
