@@ -32,9 +32,22 @@ export function expectTag(t: Tlv | undefined, tag: number, what: string): Tlv {
   return t;
 }
 
+/** OIDs by their contents octets: the same few dozen recur in every certificate and CRL. */
+const OIDS = new Map<string, string>();
+const MAX_OIDS = 1024;
+
 export function decodeOid(t: Tlv): string {
   if (t.tag !== 0x06) throw new RangeError("expected an OBJECT IDENTIFIER");
-  const c = t.content;
+  const id = t.content.toString("latin1");
+  let oid = OIDS.get(id);
+  if (oid === undefined) {
+    oid = decodeOidContents(t.content);
+    if (OIDS.size < MAX_OIDS) OIDS.set(id, oid);
+  }
+  return oid;
+}
+
+function decodeOidContents(c: Buffer): string {
   const arcs: bigint[] = [];
   let v = 0n;
   for (const byte of c) {

@@ -11,6 +11,8 @@ import { JpkiError } from "../errors.js";
 import { buildChain } from "./build.js";
 import { KEY_USAGE, parseCertificate, type Certificate } from "./certificate.js";
 import { checkCrls } from "./crl-check.js";
+import type { CrlIndexCache } from "./crl-index-cache.js";
+import type { CrlCache, CrlFetchOutcome } from "./revocation-sources.js";
 import { parseCrl, type Crl } from "./crl.js";
 import { formatName, nameEquals } from "./name.js";
 import { processPath } from "./path.js";
@@ -25,6 +27,12 @@ export interface ValidatePathParams {
   /** further certificates that may be needed to validate CRL issuers (indirect CRLs, separate CRL keys) */
   readonly certificates?: readonly Uint8Array[];
   readonly crls?: readonly Uint8Array[];
+  /**
+   * CRLs parsed once and reused across calls (crl-index-cache.ts): with it, a CRL seen before costs a lookup,
+   * not a parse, and its signature is checked once per key rather than once per validation. Give the same
+   * Buffers each time (or the same bytes: they are then recognised by digest), and do not change them.
+   */
+  readonly crlIndex?: CrlIndexCache;
   /** the validation time (§6.1.1(b)); injected, never read from the wall clock here */
   readonly at: Date;
   readonly policy?: PolicyOptions;
@@ -98,7 +106,7 @@ export function validatePath(params: ValidatePathParams): PathValidationResult {
   const ctx: Context = {
     anchors,
     pool,
-    crls: (params.crls ?? []).flatMap((d) => tryParse(parseCrl, d) ?? []),
+    crls: (params.crls ?? []).flatMap((d) => (params.crlIndex ? params.crlIndex.parse(d) : tryParse(parseCrl, d)) ?? []),
     at: params.at,
     policy: params.policy,
     mode: params.revocation ?? "hard-fail",
@@ -114,7 +122,8 @@ function validateChain(ctx: Context, chain: readonly Certificate[], depth: numbe
   if (n === 0) return { status: "untrusted", reason: "no-trust-anchor", index: 0, message: "the chain is empty" };
   const top = chain[n - 1]!;
   const named = ctx.anchors.filter((a) => nameEquals(a.subject, top.issuer));
-  const anchor = named.find((a) => verifySignature(top.tbs, top.signatureAlgorithm, top.signature, workingKeyOf(a.publicKey))) ?? named[0];
+  // Several anchors of that name (a rollover): the one whose key verifies. One: processPath checks it anyway.
+  const anchor = named.length === 1 ? named[0] : (named.find((a) => verifySignature(top.tbs, top.signatureAlgorithm, top.signature, workingKeyOf(a.publicKey))) ?? named[0]);
   if (!anchor) {
     return { status: "untrusted", reason: "no-trust-anchor", index: n - 1, message: `no trust anchor named ${formatName(top.issuer)}` };
   }
@@ -130,6 +139,7 @@ function validateChain(ctx: Context, chain: readonly Certificate[], depth: numbe
   if (ctx.mode === "off") return { status: "valid", policies: r.policies, revocationWarnings: [] };
 
   const warnings: RevocationProblem[] = [];
+  let onChain: Set<string> | undefined;
   for (let i = 1; i <= n; i++) {
     const cert = path[i - 1]!;
     const ancestors: Array<{ cert: Certificate; key: WorkingKey }> = [{ cert: anchor, key: workingKeyOf(anchor.publicKey) }];
@@ -139,7 +149,7 @@ function validateChain(ctx: Context, chain: readonly Certificate[], depth: numbe
       crls: ctx.crls,
       at: ctx.at,
       useDeltas: ctx.useDeltas,
-      crlVerified: (crl) => crlVerified(ctx, crl, ancestors, depth, pending, new Set(chain.map(hex))),
+      crlVerified: (crl) => crlVerified(ctx, crl, ancestors, depth, pending, (onChain ??= new Set(chain.map(hex)))),
     });
     if (status.status === "revoked") {
       const e = status.entry;
@@ -180,7 +190,7 @@ function crlVerified(
   onChain: ReadonlySet<string>,
 ): boolean {
   const mayCrlSign = (c: Certificate) => !c.keyUsage || c.keyUsage.has(KEY_USAGE.cRLSign);
-  const signs = (key: WorkingKey) => verifySignature(crl.tbs, crl.signatureAlgorithm, crl.signature, key);
+  const signs = (key: WorkingKey) => crlSignedBy(crl, key);
   for (const a of ancestors) {
     if (nameEquals(a.cert.subject, crl.issuer) && mayCrlSign(a.cert) && signs(workingKeyOf(a.cert.publicKey, a.key))) return true;
   }
@@ -203,6 +213,41 @@ function crlVerified(
     if (ok) return true;
   }
   return false;
+}
+
+/**
+ * Signature checks of a CRL, remembered on the parsed CRL (by the key's SubjectPublicKeyInfo and inherited
+ * parameters): a CRL reused through a CrlIndexCache is hashed and verified once per key, not per validation.
+ * A WeakMap, so the memory goes with the CRL.
+ */
+const crlSignatures = new WeakMap<Crl, Map<string, boolean>>();
+
+function crlSignedBy(crl: Crl, key: WorkingKey): boolean {
+  let known = crlSignatures.get(crl);
+  if (!known) crlSignatures.set(crl, (known = new Map()));
+  const id = key.spki.der.toString("base64") + (key.parameters ? `/${key.parameters.der.toString("base64")}` : "");
+  let ok = known.get(id);
+  if (ok === undefined) {
+    ok = verifySignature(crl.tbs, crl.signatureAlgorithm, crl.signature, key);
+    known.set(id, ok);
+  }
+  return ok;
+}
+
+export interface ValidatePathAsyncParams extends Omit<ValidatePathParams, "crlIndex"> {
+  /** where CRLs come from: those the chain's certificates name are fetched (or revalidated) first */
+  readonly crlSource: CrlCache;
+}
+
+/**
+ * `validatePath` with the CRLs the chain names gathered through `crlSource` (revocation-sources.ts) — full,
+ * partition and delta CRLs, cached with conditional GETs — besides any `crls` given; then the synchronous engine.
+ */
+export async function validatePathAsync(params: ValidatePathAsyncParams): Promise<PathValidationResult & { readonly crlFetches: readonly CrlFetchOutcome[] }> {
+  checkParams(params);
+  const gathered = params.revocation === "off" ? { crls: [], fetches: [] } : await params.crlSource.gather(params.chain);
+  const { crlSource, ...rest } = params;
+  return { ...validatePath({ ...rest, crls: [...(params.crls ?? []), ...gathered.crls], crlIndex: crlSource.index }), crlFetches: gathered.fetches };
 }
 
 /** Builds a path for `endEntity` from `intermediates` to one of `trustAnchors`: the chain, end entity first. */
