@@ -65,6 +65,21 @@ function tryParse<T>(parse: (d: Uint8Array) => T, der: Uint8Array): T | undefine
   }
 }
 
+/**
+ * Trust anchors and extra certificates are configuration, passed again with every validation: parsed once per
+ * Buffer (a WeakMap, so they go with it), and the bytes compared on every use so a Buffer changed in place is
+ * parsed again. The chain itself is parsed every time.
+ */
+const configuredCertificates = new WeakMap<Uint8Array, Certificate>();
+
+function configured(der: Uint8Array): Certificate | undefined {
+  const known = configuredCertificates.get(der);
+  if (known && known.der.equals(der)) return known;
+  const c = tryParse(parseCertificate, Buffer.from(der));
+  if (c) configuredCertificates.set(der, c);
+  return c;
+}
+
 const MODES: ReadonlySet<string> = new Set<RevocationMode>(["hard-fail", "soft-fail", "off"]);
 const OID = /^[0-2](\.(0|[1-9]\d*))+$/;
 
@@ -99,10 +114,10 @@ export function validatePath(params: ValidatePathParams): PathValidationResult {
     if (!c) return { status: "untrusted", reason: "malformed-certificate", index: k, message: `certificate ${k} of the chain could not be decoded` };
     chain.push(c);
   }
-  const anchors = params.trustAnchors.flatMap((d) => tryParse(parseCertificate, d) ?? []);
+  const anchors = params.trustAnchors.flatMap((d) => configured(d) ?? []);
   // A chain that ends with the trust anchor itself (as TLS servers often send it): the anchor is not part of the path.
   while (chain.length > 1 && anchors.some((a) => a.der.equals(chain[chain.length - 1]!.der))) chain.pop();
-  const pool = [...chain, ...(params.certificates ?? []).flatMap((d) => tryParse(parseCertificate, d) ?? [])];
+  const pool = [...chain, ...(params.certificates ?? []).flatMap((d) => configured(d) ?? [])];
   const ctx: Context = {
     anchors,
     pool,
@@ -255,6 +270,6 @@ export function buildPath(params: { readonly endEntity: Uint8Array; readonly int
   const ee = tryParse(parseCertificate, params.endEntity);
   if (!ee) return undefined;
   const pool = params.intermediates.flatMap((d) => tryParse(parseCertificate, d) ?? []);
-  const anchors = params.trustAnchors.flatMap((d) => tryParse(parseCertificate, d) ?? []);
+  const anchors = params.trustAnchors.flatMap((d) => configured(d) ?? []);
   return buildChain(ee, pool, anchors)?.chain.map((c) => c.der);
 }
