@@ -164,7 +164,7 @@ function validateChain(ctx: Context, chain: readonly Certificate[], depth: numbe
       crls: ctx.crls,
       at: ctx.at,
       useDeltas: ctx.useDeltas,
-      crlVerified: (crl) => crlVerified(ctx, crl, ancestors, depth, pending, (onChain ??= new Set(chain.map(hex)))),
+      crlVerified: (crl) => crlVerified(ctx, crl, ancestors, depth, pending, () => (onChain ??= new Set(chain.map(hex)))),
     });
     if (status.status === "revoked") {
       const e = status.entry;
@@ -202,7 +202,8 @@ function crlVerified(
   ancestors: ReadonlyArray<{ cert: Certificate; key: WorkingKey }>,
   depth: number,
   pending: ReadonlySet<string>,
-  onChain: ReadonlySet<string>,
+  /** the chain's certificates (by DER hex), computed only when a CRL issuer is sought beyond the ancestors */
+  onChain: () => ReadonlySet<string>,
 ): boolean {
   const mayCrlSign = (c: Certificate) => !c.keyUsage || c.keyUsage.has(KEY_USAGE.cRLSign);
   const signs = (key: WorkingKey) => crlSignedBy(crl, key);
@@ -213,7 +214,7 @@ function crlVerified(
   for (const c of ctx.pool) {
     const key = hex(c);
     // A certificate of the path being validated is no CRL issuer for its own ancestors.
-    if (!nameEquals(c.subject, crl.issuer) || !mayCrlSign(c) || (onChain.has(key) && !pending.has(key))) continue;
+    if (!nameEquals(c.subject, crl.issuer) || !mayCrlSign(c) || (onChain().has(key) && !pending.has(key))) continue;
     if (!signs(workingKeyOf(c.publicKey))) continue;
     // A CRL issuer whose path is being validated further up may vouch for its own status: its certificate is
     // covered by the very CRL it signs (PKITS 4.14.30). Everything but that status is checked already.
