@@ -6,7 +6,7 @@
  * Backends: issue, notices and crl run on SQLite and on PostgreSQL, one after the other, and a summary at the
  * end puts them side by side, each with its ratio and target (bench/backends.ts: JPKI_BENCH_BACKENDS selects,
  * JPKI_BENCH_PG names a server, else one is started for the run; without PostgreSQL the run says so and goes
- * on with SQLite). startup and inspect do not touch a store and run once.
+ * on with SQLite). startup, inspect and validate do not touch a store and run once.
  *
  * Scale mode, JPKI_BENCH_SCALE=1: notices and crl run at two sizes, 1,000,000 and 10,000,000 (override with
  * JPKI_BENCH_SCALE_SIZES=small,large): notices over that many residents (twice as many certificates) with the
@@ -105,6 +105,9 @@ function printRate(r: BenchResult): void {
 
 if (wanted("startup")) printTimes(await benchStartup({ runs: env("JPKI_BENCH_STARTUP_RUNS", 20) }));
 if (wanted("inspect")) printRate(await (await import("./inspect.js")).benchInspect({ entries: env("JPKI_BENCH_CRL_ENTRIES", 1_000_000) }));
+if (wanted("validate")) {
+  printRate(await (await import("./validate.js")).benchValidate({ entries: env("JPKI_BENCH_CRL_ENTRIES", 1_000_000), seconds: env("JPKI_BENCH_VALIDATE_SECONDS", 2) }));
+}
 
 const results = new Map<string, BenchResult | Error>(); // `${bench}/${size}/${backend}`
 const key = (s: StoreBench, b: string) => `${s.bench}/${s.size ?? ""}/${b}`;

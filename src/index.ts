@@ -124,7 +124,10 @@ export { resolvePublished, crlNextUpdate, PublishedFiles, type PublishedFile, ty
 export { run as runCli, makeProgram } from "./cli/program.js";
 
 // path validation (RFC 5280 §6)
-export { validatePath, buildPath, type ValidatePathParams } from "./validation/validate.js";
+export { validatePath, validatePathAsync, buildPath, type ValidatePathParams, type ValidatePathAsyncParams } from "./validation/validate.js";
+// revocation sources: CRLs parsed once into a compact index, fetched and cached over HTTP
+export { CrlIndexCache, type CrlIndexCacheParams } from "./validation/crl-index-cache.js";
+export { CrlCache, type CrlCacheParams, type CrlCacheStats, type CrlFetchOutcome, type CrlFetchStatus } from "./validation/revocation-sources.js";
 // signed documents (RFC 5652 CMS SignedData)
 export { verifySignedData, CMS_OID, type VerifySignedDataParams, type SignedDataResult, type SignedDataStatus, type SignaturePurpose, type SignerCertificate } from "./validation/cms.js";
 export {
@@ -140,6 +143,7 @@ export {
 // JPKI purposes over path validation (署名用 / 利用者証明用)
 export {
   validateJpki,
+  validateJpkiAsync,
   describeJpkiAnchor,
   jpkiAuthorityOf,
   JPKI_FAILURE_REASONS,
@@ -151,5 +155,6 @@ export {
   type JpkiOperator,
   type JpkiValidationResult,
   type ValidateJpkiParams,
+  type ValidateJpkiAsyncParams,
   type ChainCertificate,
 } from "./validation/jpki.js";

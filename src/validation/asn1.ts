@@ -32,9 +32,22 @@ export function expectTag(t: Tlv | undefined, tag: number, what: string): Tlv {
   return t;
 }
 
+/** OIDs by their contents octets: the same few dozen recur in every certificate and CRL. */
+const OIDS = new Map<string, string>();
+const MAX_OIDS = 1024;
+
 export function decodeOid(t: Tlv): string {
   if (t.tag !== 0x06) throw new RangeError("expected an OBJECT IDENTIFIER");
-  const c = t.content;
+  const id = t.content.toString("latin1");
+  let oid = OIDS.get(id);
+  if (oid === undefined) {
+    oid = decodeOidContents(t.content);
+    if (OIDS.size < MAX_OIDS) OIDS.set(id, oid);
+  }
+  return oid;
+}
+
+function decodeOidContents(c: Buffer): string {
   const arcs: bigint[] = [];
   let v = 0n;
   for (const byte of c) {
@@ -81,7 +94,21 @@ export function bitStringBytes(t: Tlv): Buffer {
  * UTCTime / GeneralizedTime (RFC 5280 §4.1.2.5): UTCTime years 50–99 are 19xx, 00–49 are 20xx.
  */
 export function decodeTime(t: Tlv): Date {
-  const s = t.content.toString("latin1");
+  const c = t.content;
+  // the form RFC 5280 §4.1.2.5.1 requires, YYMMDDHHMMSSZ, read without a regex (certificates carry four times)
+  if (t.tag === 0x17 && c.length === 13 && c[12] === 0x5a) {
+    let ok = true;
+    const d2 = (i: number) => {
+      const x = c[i]! - 48;
+      const y = c[i + 1]! - 48;
+      if (x < 0 || x > 9 || y < 0 || y > 9) ok = false;
+      return x * 10 + y;
+    };
+    const yy = d2(0);
+    const ms = Date.UTC(yy >= 50 ? 1900 + yy : 2000 + yy, d2(2) - 1, d2(4), d2(6), d2(8), d2(10));
+    if (ok) return new Date(ms);
+  }
+  const s = c.toString("latin1");
   let m: RegExpMatchArray | null;
   if (t.tag === 0x17) {
     m = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})?Z$/.exec(s);

@@ -22,6 +22,7 @@ import { decodeInteger, decodeOid, decodeTime, expectTag, items, tlvAt, type Tlv
 import { KEY_USAGE, parseCertificate, type Certificate } from "./certificate.js";
 import { formatName, nameEquals, parseName } from "./name.js";
 import { validatePath, buildPath } from "./validate.js";
+import type { CrlIndexCache } from "./crl-index-cache.js";
 import type { PathStatus, RevocationMode } from "./types.js";
 
 /** CMS object identifiers (RFC 5652 §4, §5, §11). */
@@ -72,6 +73,8 @@ export interface VerifySignedDataParams {
   /** intermediate CA certificates, besides those in the CMS */
   readonly intermediates?: readonly Uint8Array[];
   readonly crls?: readonly Uint8Array[];
+  /** CRLs parsed once and reused across calls (see ValidatePathParams.crlIndex) */
+  readonly crlIndex?: CrlIndexCache;
   /** the verification time R (default: now); also T when the signature carries no signing time */
   readonly at?: Date;
   /** default "hard-fail" */
@@ -313,7 +316,7 @@ export function verifySignedData(params: VerifySignedDataParams): SignedDataResu
   const anchors = params.trustAnchors;
   const intermediates = pool.filter((c) => c !== signer).map((c) => c.der);
   const chain = buildPath({ endEntity: signer.der, intermediates, trustAnchors: anchors }) ?? [signer.der];
-  const common = { trustAnchors: anchors, chain, certificates: intermediates, crls: params.crls ?? [] };
+  const common = { trustAnchors: anchors, chain, certificates: intermediates, crls: params.crls ?? [], crlIndex: params.crlIndex };
   const atT = validatePath({ ...common, at: t, revocation: t.getTime() === now.getTime() ? params.revocation : "off" });
   if (atT.status !== "valid") {
     return { ...withSigner, validatedAt: t, status: atT.status, reason: atT.reason, message: `at the signing time ${t.toISOString()}: ${atT.message}` };

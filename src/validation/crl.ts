@@ -18,9 +18,11 @@ import {
   type Tlv,
 } from "./asn1.js";
 import { parseDistributionPoints, type DistributionPoint } from "./certificate.js";
+import { indexEntries, type CrlEntries, type IndexedEntries } from "./crl-index.js";
 import { parseGeneralNames, parseName, type GeneralName, type Name } from "./name.js";
 
-const HOLD_INSTRUCTION_CODE = "2.5.29.23";
+/** A CRL without revokedCertificates. */
+const EMPTY: CrlEntries = Object.freeze({ get: () => undefined, size: 0 });
 
 const RECOGNISED_CRL_EXTENSIONS: ReadonlySet<string> = new Set([
   EXT_OID.authorityKeyIdentifier,
@@ -31,8 +33,6 @@ const RECOGNISED_CRL_EXTENSIONS: ReadonlySet<string> = new Set([
   EXT_OID.freshestCRL,
   EXT_OID.authorityInfoAccess,
 ]);
-
-const RECOGNISED_ENTRY_EXTENSIONS: ReadonlySet<string> = new Set([EXT_OID.cRLReason, EXT_OID.invalidityDate, EXT_OID.certificateIssuer, HOLD_INSTRUCTION_CODE]);
 
 /** IssuingDistributionPoint, §5.2.5 */
 export interface IssuingDistributionPoint {
@@ -55,7 +55,6 @@ export interface CrlEntry {
   readonly invalidityDate?: Date;
   /** the certificate issuer this entry is for, §5.3.3; absent: the CRL issuer */
   readonly certificateIssuer?: readonly GeneralName[];
-  readonly unknownCriticalExtension?: string;
 }
 
 export interface Crl {
@@ -74,7 +73,7 @@ export interface Crl {
   readonly freshest?: readonly DistributionPoint[];
   readonly unknownCriticalExtension?: string;
   /** entries by serial (hex of the INTEGER contents); an indirect CRL may hold one serial for several issuers */
-  readonly entries: ReadonlyMap<string, readonly CrlEntry[]>;
+  readonly entries: CrlEntries;
 }
 
 function parseIdp(value: Buffer): IssuingDistributionPoint {
@@ -122,37 +121,14 @@ export function parseCrl(der: Uint8Array): Crl {
   const thisUpdate = decodeTime(f[i++]!);
   let nextUpdate: Date | undefined;
   if (f[i] && (f[i]!.tag === 0x17 || f[i]!.tag === 0x18)) nextUpdate = decodeTime(f[i++]!);
-  const entries = new Map<string, CrlEntry[]>();
-  let currentIssuer: GeneralName[] | undefined;
+  // revokedCertificates: read into the compact index (crl-index.ts), never one object per entry
+  let indexed: IndexedEntries | undefined;
   if (f[i]?.tag === 0x30) {
-    for (const e of items(f[i++]!)) {
-      const [serial, date, exts] = items(e);
-      let reason: number | undefined;
-      let invalidityDate: Date | undefined;
-      let unknownCriticalExtension: string | undefined;
-      for (const x of exts ? items(exts) : []) {
-        const parts = items(x);
-        const oid = decodeOid(parts[0]!);
-        const critical = parts.length === 3 ? decodeBoolean(parts[1]!) : false;
-        const value = tlvAt(parts[parts.length - 1]!.content);
-        if (oid === EXT_OID.cRLReason) reason = Number(decodeInteger(value));
-        else if (oid === EXT_OID.invalidityDate) invalidityDate = decodeTime(value);
-        else if (oid === EXT_OID.certificateIssuer) currentIssuer = parseGeneralNames(value);
-        else if (critical && !RECOGNISED_ENTRY_EXTENSIONS.has(oid)) unknownCriticalExtension = oid;
-      }
-      const entry: CrlEntry = {
-        serialHex: serial!.content.toString("hex"),
-        revocationDate: decodeTime(date!),
-        reason,
-        invalidityDate,
-        certificateIssuer: currentIssuer,
-        unknownCriticalExtension,
-      };
-      const list = entries.get(entry.serialHex) ?? [];
-      list.push(entry);
-      entries.set(entry.serialHex, list);
-    }
+    const list = f[i++]!;
+    const start = list.der.byteOffset - outer.der.byteOffset + (list.der.length - list.content.length);
+    indexed = indexEntries(outer.der, start, start + list.content.length);
   }
+  const entries = indexed?.entries ?? EMPTY;
   let crlNumber: bigint | undefined;
   let deltaBase: bigint | undefined;
   let idp: IssuingDistributionPoint | undefined;
@@ -175,7 +151,7 @@ export function parseCrl(der: Uint8Array): Crl {
     }
   }
   // §5.3: a CRL with a critical entry extension we do not process must not be used for any certificate.
-  for (const list of entries.values()) for (const e of list) if (e.unknownCriticalExtension) unknownCriticalExtension ??= e.unknownCriticalExtension;
+  unknownCriticalExtension ??= indexed?.unknownCriticalExtension;
   return {
     der: outer.der,
     tbs: tbsT.der,

@@ -24,6 +24,8 @@ import { formatName, type Name } from "./name.js";
 import { FAILURE_REASONS, type PathStatus, type Revocation, type RevocationMode, type RevocationProblem } from "./types.js";
 import { buildPath, validatePath } from "./validate.js";
 import { JpkiError } from "../errors.js";
+import type { CrlIndexCache } from "./crl-index-cache.js";
+import type { CrlCache, CrlFetchOutcome } from "./revocation-sources.js";
 
 /** What a certificate is used for: 署名用 (signing documents) or 利用者証明用 (logging in). */
 export type JpkiPurpose = CertificateType;
@@ -78,6 +80,8 @@ export interface ValidateJpkiParams {
   /** certificates to build the path from (cross-certificates, sub-CAs) and to validate CRL issuers */
   readonly intermediates?: readonly Uint8Array[];
   readonly crls?: readonly Uint8Array[];
+  /** CRLs parsed once and reused across calls (see ValidatePathParams.crlIndex) */
+  readonly crlIndex?: CrlIndexCache;
   /** the validation time, injected */
   readonly at: Date;
   /** default "hard-fail" */
@@ -220,7 +224,7 @@ export function validateJpki(params: ValidateJpkiParams): JpkiValidationResult {
   };
   const intermediates = params.intermediates ?? [];
   const chain = buildPath({ endEntity: params.certificate, intermediates, trustAnchors: params.trustAnchors }) ?? [Buffer.from(params.certificate)];
-  const r = validatePath({ trustAnchors: params.trustAnchors, chain, certificates: intermediates, crls: params.crls, at: params.at, revocation: params.revocation });
+  const r = validatePath({ trustAnchors: params.trustAnchors, chain, certificates: intermediates, crls: params.crls, crlIndex: params.crlIndex, at: params.at, revocation: params.revocation });
   const withChain = { ...facts, chain: chain.map(chainEntry) };
   const fail = (status: Exclude<PathStatus, "valid">, reason: JpkiFailureReason, message: string): JpkiValidationResult => ({ ...withChain, status, reason, index: 0, message });
 
@@ -236,4 +240,24 @@ export function validateJpki(params: ValidateJpkiParams): JpkiValidationResult {
     return fail("profile-violation", "wrong-purpose", `${PURPOSE_WORDS[declared]} issued by the ${issuer.purpose} CA: a CA issues certificates of its own purpose only`);
   }
   return { ...withChain, ...r };
+}
+
+export interface ValidateJpkiAsyncParams extends Omit<ValidateJpkiParams, "crlIndex"> {
+  /** where CRLs come from: those the path's certificates name are fetched (or revalidated) before validating */
+  readonly crlSource: CrlCache;
+}
+
+/**
+ * `validateJpki` with CRLs fetched: the path is built, the CRLs its certificates name (full, partition and the
+ * delta CRLs of freshestCRL) are gathered through `crlSource` (cached, conditional GET), then the synchronous
+ * engine runs over them and any `crls` given. `crlFetches` says what each fetch came to (a failure is not an
+ * exception: the engine's revocation mode decides).
+ */
+export async function validateJpkiAsync(params: ValidateJpkiAsyncParams): Promise<JpkiValidationResult & { readonly crlFetches: readonly CrlFetchOutcome[] }> {
+  const intermediates = params.intermediates ?? [];
+  const chain = buildPath({ endEntity: params.certificate, intermediates, trustAnchors: params.trustAnchors }) ?? [Buffer.from(params.certificate)];
+  const gathered = params.revocation === "off" ? { crls: [], fetches: [] } : await params.crlSource.gather(chain);
+  const { crlSource, ...rest } = params;
+  const r = validateJpki({ ...rest, crls: [...(params.crls ?? []), ...gathered.crls], crlIndex: crlSource.index });
+  return { ...r, crlFetches: gathered.fetches };
 }

@@ -70,8 +70,26 @@ export function prepareString(s: string): string {
   return s.normalize("NFKC").trim().replace(/\s+/g, " ").toLowerCase();
 }
 
+/**
+ * Names by their DER: a CA's name is parsed for every certificate it issued and every CRL. Bounded; the cached
+ * Name holds a copy of its DER, never a view into a large buffer (a CRL) it came from.
+ */
+const NAMES = new Map<string, Name>();
+const MAX_NAMES = 4096;
+
 export function parseName(t: Tlv): Name {
   if (t.tag !== 0x30) throw new RangeError("Name: expected a SEQUENCE");
+  const id = t.der.toString("latin1");
+  const known = NAMES.get(id);
+  if (known) return known;
+  const name = decodeName(t);
+  if (NAMES.size >= MAX_NAMES) NAMES.delete(NAMES.keys().next().value!);
+  const held = { ...name, der: Buffer.from(t.der) };
+  NAMES.set(id, held);
+  return held;
+}
+
+function decodeName(t: Tlv): Name {
   const rdns = items(t).map((rdn) => {
     if (rdn.tag !== 0x31) throw new RangeError("RelativeDistinguishedName: expected a SET");
     return items(rdn)

@@ -41,6 +41,13 @@ export function workingKeyOf(spki: SubjectPublicKey, previous?: WorkingKey): Wor
   return { spki };
 }
 
+/**
+ * Public keys imported once (createPublicKey parses the DER on every call): the same CA keys
+ * verify every validation. By SubjectPublicKeyInfo DER; a few hundred keys, the oldest dropped first.
+ */
+const KEY_OBJECTS = new Map<string, KeyObject>();
+const MAX_KEY_OBJECTS = 256;
+
 function keyObject(k: WorkingKey): KeyObject {
   if (k.spki.algorithm === DSA_KEY && !k.spki.parameters && k.parameters) {
     // Rebuild the SubjectPublicKeyInfo with the inherited Dss-Parms so the key is usable.
@@ -48,7 +55,13 @@ function keyObject(k: WorkingKey): KeyObject {
     const der = seq(seq(Buffer.from([0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01]), k.parameters.der), bits!.der);
     return createPublicKey({ key: der, format: "der", type: "spki" });
   }
-  return createPublicKey({ key: k.spki.der, format: "der", type: "spki" });
+  const id = k.spki.der.toString("base64");
+  let key = KEY_OBJECTS.get(id);
+  if (key) return key;
+  key = createPublicKey({ key: k.spki.der, format: "der", type: "spki" });
+  if (KEY_OBJECTS.size >= MAX_KEY_OBJECTS) KEY_OBJECTS.delete(KEY_OBJECTS.keys().next().value!);
+  KEY_OBJECTS.set(id, key);
+  return key;
 }
 
 const RSASSA_PSS = "1.2.840.113549.1.1.10";
@@ -94,7 +107,19 @@ function pssScheme(params: Tlv | undefined): Scheme | undefined {
   return mgfDigest === digest ? { digest, pssSaltLength: saltLength } : undefined;
 }
 
+/** Schemes by AlgorithmIdentifier DER: a handful of algorithms, decoded once each. */
+const SCHEMES = new Map<string, Scheme | undefined>();
+const MAX_SCHEMES = 64;
+
 function schemeOf(algorithm: Tlv): Scheme | undefined {
+  const id = algorithm.der.toString("latin1");
+  if (SCHEMES.has(id)) return SCHEMES.get(id);
+  const scheme = decodeScheme(algorithm);
+  if (SCHEMES.size < MAX_SCHEMES) SCHEMES.set(id, scheme);
+  return scheme;
+}
+
+function decodeScheme(algorithm: Tlv): Scheme | undefined {
   try {
     const [id, params] = items(algorithm);
     const oid = decodeOid(id!);

@@ -11,6 +11,8 @@ import { JpkiError } from "../errors.js";
 import { buildChain } from "./build.js";
 import { KEY_USAGE, parseCertificate, type Certificate } from "./certificate.js";
 import { checkCrls } from "./crl-check.js";
+import type { CrlIndexCache } from "./crl-index-cache.js";
+import type { CrlCache, CrlFetchOutcome } from "./revocation-sources.js";
 import { parseCrl, type Crl } from "./crl.js";
 import { formatName, nameEquals } from "./name.js";
 import { processPath } from "./path.js";
@@ -25,6 +27,12 @@ export interface ValidatePathParams {
   /** further certificates that may be needed to validate CRL issuers (indirect CRLs, separate CRL keys) */
   readonly certificates?: readonly Uint8Array[];
   readonly crls?: readonly Uint8Array[];
+  /**
+   * CRLs parsed once and reused across calls (crl-index-cache.ts): with it, a CRL seen before costs a lookup,
+   * not a parse, and its signature is checked once per key rather than once per validation. Give the same
+   * Buffers each time (or the same bytes: they are then recognised by digest), and do not change them.
+   */
+  readonly crlIndex?: CrlIndexCache;
   /** the validation time (§6.1.1(b)); injected, never read from the wall clock here */
   readonly at: Date;
   readonly policy?: PolicyOptions;
@@ -55,6 +63,21 @@ function tryParse<T>(parse: (d: Uint8Array) => T, der: Uint8Array): T | undefine
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Trust anchors and extra certificates are configuration, passed again with every validation: parsed once per
+ * Buffer (a WeakMap, so they go with it), and the bytes compared on every use so a Buffer changed in place is
+ * parsed again. The chain itself is parsed every time.
+ */
+const configuredCertificates = new WeakMap<Uint8Array, Certificate>();
+
+function configured(der: Uint8Array): Certificate | undefined {
+  const known = configuredCertificates.get(der);
+  if (known && known.der.equals(der)) return known;
+  const c = tryParse(parseCertificate, Buffer.from(der));
+  if (c) configuredCertificates.set(der, c);
+  return c;
 }
 
 const MODES: ReadonlySet<string> = new Set<RevocationMode>(["hard-fail", "soft-fail", "off"]);
@@ -91,14 +114,14 @@ export function validatePath(params: ValidatePathParams): PathValidationResult {
     if (!c) return { status: "untrusted", reason: "malformed-certificate", index: k, message: `certificate ${k} of the chain could not be decoded` };
     chain.push(c);
   }
-  const anchors = params.trustAnchors.flatMap((d) => tryParse(parseCertificate, d) ?? []);
+  const anchors = params.trustAnchors.flatMap((d) => configured(d) ?? []);
   // A chain that ends with the trust anchor itself (as TLS servers often send it): the anchor is not part of the path.
   while (chain.length > 1 && anchors.some((a) => a.der.equals(chain[chain.length - 1]!.der))) chain.pop();
-  const pool = [...chain, ...(params.certificates ?? []).flatMap((d) => tryParse(parseCertificate, d) ?? [])];
+  const pool = [...chain, ...(params.certificates ?? []).flatMap((d) => configured(d) ?? [])];
   const ctx: Context = {
     anchors,
     pool,
-    crls: (params.crls ?? []).flatMap((d) => tryParse(parseCrl, d) ?? []),
+    crls: (params.crls ?? []).flatMap((d) => (params.crlIndex ? params.crlIndex.parse(d) : tryParse(parseCrl, d)) ?? []),
     at: params.at,
     policy: params.policy,
     mode: params.revocation ?? "hard-fail",
@@ -114,7 +137,8 @@ function validateChain(ctx: Context, chain: readonly Certificate[], depth: numbe
   if (n === 0) return { status: "untrusted", reason: "no-trust-anchor", index: 0, message: "the chain is empty" };
   const top = chain[n - 1]!;
   const named = ctx.anchors.filter((a) => nameEquals(a.subject, top.issuer));
-  const anchor = named.find((a) => verifySignature(top.tbs, top.signatureAlgorithm, top.signature, workingKeyOf(a.publicKey))) ?? named[0];
+  // Several anchors of that name (a rollover): the one whose key verifies. One: processPath checks it anyway.
+  const anchor = named.length === 1 ? named[0] : (named.find((a) => verifySignature(top.tbs, top.signatureAlgorithm, top.signature, workingKeyOf(a.publicKey))) ?? named[0]);
   if (!anchor) {
     return { status: "untrusted", reason: "no-trust-anchor", index: n - 1, message: `no trust anchor named ${formatName(top.issuer)}` };
   }
@@ -130,6 +154,7 @@ function validateChain(ctx: Context, chain: readonly Certificate[], depth: numbe
   if (ctx.mode === "off") return { status: "valid", policies: r.policies, revocationWarnings: [] };
 
   const warnings: RevocationProblem[] = [];
+  let onChain: Set<string> | undefined;
   for (let i = 1; i <= n; i++) {
     const cert = path[i - 1]!;
     const ancestors: Array<{ cert: Certificate; key: WorkingKey }> = [{ cert: anchor, key: workingKeyOf(anchor.publicKey) }];
@@ -139,7 +164,7 @@ function validateChain(ctx: Context, chain: readonly Certificate[], depth: numbe
       crls: ctx.crls,
       at: ctx.at,
       useDeltas: ctx.useDeltas,
-      crlVerified: (crl) => crlVerified(ctx, crl, ancestors, depth, pending, new Set(chain.map(hex))),
+      crlVerified: (crl) => crlVerified(ctx, crl, ancestors, depth, pending, () => (onChain ??= new Set(chain.map(hex)))),
     });
     if (status.status === "revoked") {
       const e = status.entry;
@@ -177,10 +202,11 @@ function crlVerified(
   ancestors: ReadonlyArray<{ cert: Certificate; key: WorkingKey }>,
   depth: number,
   pending: ReadonlySet<string>,
-  onChain: ReadonlySet<string>,
+  /** the chain's certificates (by DER hex), computed only when a CRL issuer is sought beyond the ancestors */
+  onChain: () => ReadonlySet<string>,
 ): boolean {
   const mayCrlSign = (c: Certificate) => !c.keyUsage || c.keyUsage.has(KEY_USAGE.cRLSign);
-  const signs = (key: WorkingKey) => verifySignature(crl.tbs, crl.signatureAlgorithm, crl.signature, key);
+  const signs = (key: WorkingKey) => crlSignedBy(crl, key);
   for (const a of ancestors) {
     if (nameEquals(a.cert.subject, crl.issuer) && mayCrlSign(a.cert) && signs(workingKeyOf(a.cert.publicKey, a.key))) return true;
   }
@@ -188,7 +214,7 @@ function crlVerified(
   for (const c of ctx.pool) {
     const key = hex(c);
     // A certificate of the path being validated is no CRL issuer for its own ancestors.
-    if (!nameEquals(c.subject, crl.issuer) || !mayCrlSign(c) || (onChain.has(key) && !pending.has(key))) continue;
+    if (!nameEquals(c.subject, crl.issuer) || !mayCrlSign(c) || (onChain().has(key) && !pending.has(key))) continue;
     if (!signs(workingKeyOf(c.publicKey))) continue;
     // A CRL issuer whose path is being validated further up may vouch for its own status: its certificate is
     // covered by the very CRL it signs (PKITS 4.14.30). Everything but that status is checked already.
@@ -205,11 +231,46 @@ function crlVerified(
   return false;
 }
 
+/**
+ * Signature checks of a CRL, remembered on the parsed CRL (by the key's SubjectPublicKeyInfo and inherited
+ * parameters): a CRL reused through a CrlIndexCache is hashed and verified once per key, not per validation.
+ * A WeakMap, so the memory goes with the CRL.
+ */
+const crlSignatures = new WeakMap<Crl, Map<string, boolean>>();
+
+function crlSignedBy(crl: Crl, key: WorkingKey): boolean {
+  let known = crlSignatures.get(crl);
+  if (!known) crlSignatures.set(crl, (known = new Map()));
+  const id = key.spki.der.toString("base64") + (key.parameters ? `/${key.parameters.der.toString("base64")}` : "");
+  let ok = known.get(id);
+  if (ok === undefined) {
+    ok = verifySignature(crl.tbs, crl.signatureAlgorithm, crl.signature, key);
+    known.set(id, ok);
+  }
+  return ok;
+}
+
+export interface ValidatePathAsyncParams extends Omit<ValidatePathParams, "crlIndex"> {
+  /** where CRLs come from: those the chain's certificates name are fetched (or revalidated) first */
+  readonly crlSource: CrlCache;
+}
+
+/**
+ * `validatePath` with the CRLs the chain names gathered through `crlSource` (revocation-sources.ts) — full,
+ * partition and delta CRLs, cached with conditional GETs — besides any `crls` given; then the synchronous engine.
+ */
+export async function validatePathAsync(params: ValidatePathAsyncParams): Promise<PathValidationResult & { readonly crlFetches: readonly CrlFetchOutcome[] }> {
+  checkParams(params);
+  const gathered = params.revocation === "off" ? { crls: [], fetches: [] } : await params.crlSource.gather(params.chain);
+  const { crlSource, ...rest } = params;
+  return { ...validatePath({ ...rest, crls: [...(params.crls ?? []), ...gathered.crls], crlIndex: crlSource.index }), crlFetches: gathered.fetches };
+}
+
 /** Builds a path for `endEntity` from `intermediates` to one of `trustAnchors`: the chain, end entity first. */
 export function buildPath(params: { readonly endEntity: Uint8Array; readonly intermediates: readonly Uint8Array[]; readonly trustAnchors: readonly Uint8Array[] }): Buffer[] | undefined {
   const ee = tryParse(parseCertificate, params.endEntity);
   if (!ee) return undefined;
   const pool = params.intermediates.flatMap((d) => tryParse(parseCertificate, d) ?? []);
-  const anchors = params.trustAnchors.flatMap((d) => tryParse(parseCertificate, d) ?? []);
+  const anchors = params.trustAnchors.flatMap((d) => configured(d) ?? []);
   return buildChain(ee, pool, anchors)?.chain.map((c) => c.der);
 }

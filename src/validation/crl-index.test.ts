@@ -1,0 +1,125 @@
+/**
+ * The compact CRL index (crl-index.ts) and the cache of parsed CRLs (crl-index-cache.ts), on hand-made CRLs:
+ * lookups at both ends and in between, absent serials, duplicates, unsorted input, indirect CRLs, and the
+ * engine's view of an entry whatever the validation time.
+ */
+import { describe, expect, test } from "vitest";
+import { bitString, enumerated, explicit, extension, generalizedTime, integer, nul, oid, printable, seq, set, time, tlv } from "../pki/der.js";
+import { CrlIndexCache } from "./crl-index-cache.js";
+import { indexEntries } from "./crl-index.js";
+import { parseCrl } from "./crl.js";
+
+const ISSUER = seq(set(seq(oid("2.5.4.6"), printable("JP"))), set(seq(oid("2.5.4.3"), printable("Index CA"))));
+const OTHER = seq(set(seq(oid("2.5.4.6"), printable("JP"))), set(seq(oid("2.5.4.3"), printable("Other CA"))));
+const T0 = Date.UTC(2026, 0, 1);
+
+interface Spec {
+  serial: Buffer;
+  at?: Date;
+  reason?: number;
+  invalidity?: Date;
+  certificateIssuer?: Buffer;
+}
+
+function entry(e: Spec): Buffer {
+  const exts: Buffer[] = [];
+  if (e.reason !== undefined) exts.push(extension("2.5.29.21", false, enumerated(e.reason)));
+  if (e.invalidity) exts.push(extension("2.5.29.24", false, generalizedTime(e.invalidity)));
+  if (e.certificateIssuer) exts.push(extension("2.5.29.29", true, seq(explicit(4, e.certificateIssuer))));
+  return seq(tlv(0x02, e.serial), time(e.at ?? new Date(T0)), ...(exts.length ? [seq(...exts)] : []));
+}
+
+function crlDer(entries: Spec[]): Buffer {
+  const tbs = seq(integer(1), seq(oid("1.2.840.113549.1.1.11"), nul()), ISSUER, time(new Date(T0)), time(new Date(T0 + 86_400_000)), ...(entries.length ? [seq(...entries.map(entry))] : []));
+  return seq(tbs, seq(oid("1.2.840.113549.1.1.11"), nul()), bitString(Buffer.from([1])));
+}
+
+/** n ascending 16-octet serials, as our CA issues them */
+const serialOf = (k: number) => Buffer.from((0x4000_0000_0000_0000_0000_0000_0000_0000n + BigInt(k) * 7919n).toString(16), "hex");
+
+describe("compact CRL index", () => {
+  const n = 10_000;
+  const specs: Spec[] = Array.from({ length: n }, (_, k) => ({ serial: serialOf(k), at: new Date(T0 + k * 1000), ...(k % 3 ? { reason: k % 6 } : {}) }));
+  const crl = parseCrl(crlDer(specs));
+
+  test("finds the first, the last and one in the middle, with date and reason; an absent serial is undefined", () => {
+    expect(crl.entries.size).toBe(n);
+    for (const k of [0, n - 1, 4321]) {
+      const [e, more] = crl.entries.get(serialOf(k).toString("hex"))!;
+      expect(more).toBeUndefined();
+      expect(e!.serialHex).toBe(serialOf(k).toString("hex"));
+      expect(e!.revocationDate).toEqual(new Date(T0 + k * 1000));
+      expect(e!.reason).toBe(k % 3 ? k % 6 : undefined);
+    }
+    for (const absent of [Buffer.from([1]), Buffer.from((0x4000_0000_0000_0000_0000_0000_0000_0000n + 1n).toString(16), "hex"), Buffer.alloc(17, 0x7f), Buffer.alloc(16, 0x7f)]) {
+      expect(crl.entries.get(absent.toString("hex"))).toBeUndefined();
+    }
+    expect(crl.entries.get("")).toBeUndefined();
+    expect(crl.entries.get("zz")).toBeUndefined();
+  });
+
+  test("serials of different lengths and an unsorted list are found", () => {
+    const mixed = [Buffer.from([0x05]), Buffer.from("7fffffffffffffffffffffffffffffff", "hex"), Buffer.from([0x00, 0x80]), Buffer.from([0x01, 0x00])];
+    const c = parseCrl(crlDer(mixed.map((serial, k) => ({ serial, reason: k + 1 }))));
+    mixed.forEach((s, k) => expect(c.entries.get(s.toString("hex"))?.[0]?.reason).toBe(k + 1));
+    expect(c.entries.get("80")).toBeUndefined(); // the same value octet as 0080, another encoding: not the same serial
+  });
+
+  test("a serial listed twice is rejected", () => {
+    expect(() => parseCrl(crlDer([{ serial: serialOf(1) }, { serial: serialOf(2) }, { serial: serialOf(1) }]))).toThrow(/listed twice/);
+  });
+
+  test("indirect CRL: one serial under two certificate issuers is two entries, not a duplicate", () => {
+    const c = parseCrl(crlDer([{ serial: serialOf(1) }, { serial: serialOf(1), certificateIssuer: OTHER }, { serial: serialOf(2) }]));
+    const found = c.entries.get(serialOf(1).toString("hex"))!;
+    expect(found).toHaveLength(2);
+    expect(found.filter((e) => e.certificateIssuer).length).toBe(1);
+    // certificateIssuer carries over to the next entry (§5.3.3)
+    expect(c.entries.get(serialOf(2).toString("hex"))![0]!.certificateIssuer).toBeDefined();
+  });
+
+  test("invalidityDate is kept; an entry is found whatever its revocation time (expiry is the path's concern)", () => {
+    const c = parseCrl(crlDer([{ serial: serialOf(1), at: new Date(Date.UTC(2001, 0, 1)), invalidity: new Date(Date.UTC(2000, 5, 1)) }, { serial: serialOf(2), at: new Date(Date.UTC(2049, 0, 1)) }]));
+    expect(c.entries.get(serialOf(1).toString("hex"))![0]).toMatchObject({ revocationDate: new Date(Date.UTC(2001, 0, 1)), invalidityDate: new Date(Date.UTC(2000, 5, 1)) });
+    expect(c.entries.get(serialOf(2).toString("hex"))![0]!.revocationDate).toEqual(new Date(Date.UTC(2049, 0, 1)));
+  });
+
+  test("no per-entry objects: the index is a few bytes an entry", () => {
+    const der = crlDer(specs);
+    const list = parseCrl(der);
+    const bytes = (list.entries as unknown as { byteLength: number }).byteLength;
+    expect(bytes / n).toBeLessThan(40);
+    expect(() => indexEntries(Buffer.from([0x30, 0x03, 0x02, 0x00, 0x17]), 2, 5)).toThrow(RangeError);
+  });
+});
+
+describe("CrlIndexCache", () => {
+  const der = crlDer([{ serial: serialOf(1) }, { serial: serialOf(2) }]);
+
+  test("the same Buffer or the same bytes: parsed once; garbage: undefined, remembered", () => {
+    const cache = new CrlIndexCache();
+    const a = cache.parse(der);
+    expect(cache.parse(der)).toBe(a);
+    expect(cache.parse(Buffer.from(der))).toBe(a);
+    expect(cache.parses).toBe(1);
+    expect(cache.parse(Buffer.from("not a CRL"))).toBeUndefined();
+    expect(cache.parse(Buffer.from("not a CRL"))).toBeUndefined();
+    expect(cache.parses).toBe(2);
+  });
+
+  test("bounded: the least recently used CRL goes first", () => {
+    const cache = new CrlIndexCache({ maxCrls: 2 });
+    const ders = [1, 2, 3].map((k) => crlDer([{ serial: serialOf(k) }]));
+    cache.parse(ders[0]!);
+    cache.parse(ders[1]!);
+    cache.parse(ders[0]!); // 0 is now the most recent
+    cache.parse(ders[2]!); // evicts 1
+    expect(cache.stats.crls).toBe(2);
+    const before = cache.parses;
+    cache.parse(ders[0]!);
+    expect(cache.parses).toBe(before);
+    cache.parse(ders[1]!);
+    expect(cache.parses).toBe(before + 1);
+    expect(() => new CrlIndexCache({ maxCrls: 0 })).toThrow(/maxCrls/);
+  });
+});

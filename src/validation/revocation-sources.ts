@@ -1,0 +1,202 @@
+/**
+ * Revocation sources for the engine: CRLs fetched over HTTP (RFC 5280 §4.2.1.13 cRLDistributionPoints,
+ * §5.2.6 freshestCRL) and cached, honouring nextUpdate (§5.1.2.5) and HTTP validators (RFC 9110 §13: ETag with
+ * If-None-Match, Last-Modified with If-Modified-Since; RFC 9111 for the 304).
+ *
+ * `CrlCache` holds the last CRL seen at each URL. Asked again for a URL:
+ * - within `revalidateAfterMs` (default 0) of the last answer and before the CRL's nextUpdate: the cached CRL,
+ *   no request;
+ * - else, before nextUpdate: a conditional GET — a warm cache costs a 304, not a download;
+ * - past nextUpdate: an unconditional GET (the cached copy is of no use to the engine any more).
+ * A failed fetch (network error, timeout, a status other than 200/304, a body that is not a CRL) falls back
+ * to the cached copy when there is one and gives none otherwise; the engine then decides per its revocation
+ * mode (hard-fail: revocation-unknown; soft-fail: a warning). `jpki serve` answers registered verifiers only:
+ * `bearerToken` is sent as `Authorization: Bearer …`.
+ *
+ * The bytes go through a CrlIndexCache, so the synchronous engine finds each CRL parsed and its signature
+ * checked already (validate.ts). `gather` collects the CRLs a path's certificates name — full, partition
+ * (a distribution point per municipality) and the delta CRLs their freshestCRL names — for `validatePath`.
+ */
+import { JpkiError } from "../errors.js";
+import { systemClock, type Clock } from "../pki/clock.js";
+import { parseCertificate, parseDistributionPoints, type DistributionPoint } from "./certificate.js";
+import { CrlIndexCache } from "./crl-index-cache.js";
+import { EXT_OID } from "../profile/oids.js";
+
+/** What one fetch of a URL came to. */
+export type CrlFetchStatus =
+  /** the cached CRL, no request (within revalidateAfterMs and before nextUpdate) */
+  | "cached"
+  /** a conditional GET answered 304: the cached CRL is current */
+  | "not-modified"
+  /** 200: a new CRL */
+  | "downloaded"
+  /** the fetch failed; the cached CRL is given instead */
+  | "stale"
+  /** the fetch failed and nothing was cached */
+  | "failed";
+
+export interface CrlFetchOutcome {
+  readonly url: string;
+  readonly status: CrlFetchStatus;
+  /** the CRL's DER (absent when failed) */
+  readonly der?: Buffer;
+  /** why a fetch failed (stale, failed) */
+  readonly error?: string;
+}
+
+export interface CrlCacheParams {
+  /** sent as `Authorization: Bearer <token>` (jpki serve's registered verifiers, 署名検証者) */
+  readonly bearerToken?: string;
+  /** injected for tests; default globalThis.fetch */
+  readonly fetch?: typeof globalThis.fetch;
+  readonly clock?: Clock;
+  /** no request for this long after the last answer, while the CRL is current (default 0: always revalidate) */
+  readonly revalidateAfterMs?: number;
+  /** give up on a request after this long (default 10 s) */
+  readonly timeoutMs?: number;
+  /** where parsed CRLs are kept (default: a new CrlIndexCache with its default bounds) */
+  readonly index?: CrlIndexCache;
+}
+
+interface Cached {
+  readonly der: Buffer;
+  readonly etag?: string;
+  readonly lastModified?: string;
+  readonly nextUpdate?: Date;
+  checkedAt: number;
+}
+
+export interface CrlCacheStats {
+  /** HTTP requests sent */
+  readonly requests: number;
+  readonly notModified: number;
+  readonly downloads: number;
+  readonly failures: number;
+}
+
+const URL_SCHEMES = /^https?:\/\//i;
+
+export class CrlCache {
+  readonly index: CrlIndexCache;
+  readonly #fetch: typeof globalThis.fetch;
+  readonly #clock: Clock;
+  readonly #token?: string;
+  readonly #revalidateAfterMs: number;
+  readonly #timeoutMs: number;
+  readonly #byUrl = new Map<string, Cached>();
+  /** one request per URL at a time: concurrent validations share it */
+  readonly #inFlight = new Map<string, Promise<CrlFetchOutcome>>();
+  #stats = { requests: 0, notModified: 0, downloads: 0, failures: 0 };
+
+  constructor(params: CrlCacheParams = {}) {
+    const revalidate = params.revalidateAfterMs ?? 0;
+    const timeout = params.timeoutMs ?? 10_000;
+    if (!Number.isFinite(revalidate) || revalidate < 0) throw new JpkiError("ERR_USAGE", "CrlCache: revalidateAfterMs must be a number of milliseconds ≥ 0");
+    if (!Number.isFinite(timeout) || timeout <= 0) throw new JpkiError("ERR_USAGE", "CrlCache: timeoutMs must be a number of milliseconds > 0");
+    if (params.bearerToken !== undefined && !/^[\x21-\x7e]+$/.test(params.bearerToken)) {
+      throw new JpkiError("ERR_USAGE", "CrlCache: bearerToken must be the token `jpki verifier add` printed (visible ASCII)");
+    }
+    this.index = params.index ?? new CrlIndexCache();
+    this.#fetch = params.fetch ?? globalThis.fetch;
+    this.#clock = params.clock ?? systemClock;
+    this.#token = params.bearerToken;
+    this.#revalidateAfterMs = revalidate;
+    this.#timeoutMs = timeout;
+  }
+
+  get stats(): CrlCacheStats {
+    return { ...this.#stats };
+  }
+
+  /** The CRL at `url`, from the cache or the network as the header says. Never throws for a network failure. */
+  get(url: string): Promise<CrlFetchOutcome> {
+    const running = this.#inFlight.get(url);
+    if (running) return running;
+    const p = this.#get(url).finally(() => this.#inFlight.delete(url));
+    this.#inFlight.set(url, p);
+    return p;
+  }
+
+  async #get(url: string): Promise<CrlFetchOutcome> {
+    const now = this.#clock.now().getTime();
+    const held = this.#byUrl.get(url);
+    const current = held !== undefined && (held.nextUpdate === undefined || now <= held.nextUpdate.getTime());
+    if (held && current && now - held.checkedAt < this.#revalidateAfterMs) return { url, status: "cached", der: held.der };
+    const headers: Record<string, string> = {};
+    if (this.#token) headers.authorization = `Bearer ${this.#token}`;
+    if (held && current) {
+      if (held.etag) headers["if-none-match"] = held.etag;
+      else if (held.lastModified) headers["if-modified-since"] = held.lastModified;
+    }
+    const failed = (error: string): CrlFetchOutcome => {
+      this.#stats.failures++;
+      return held ? { url, status: "stale", der: held.der, error } : { url, status: "failed", error };
+    };
+    let res: Response;
+    try {
+      this.#stats.requests++;
+      res = await this.#fetch(url, { headers, signal: AbortSignal.timeout(this.#timeoutMs) });
+    } catch (e) {
+      return failed(`GET ${url}: ${(e as Error).message}`);
+    }
+    if (res.status === 304 && held && current) {
+      this.#stats.notModified++;
+      held.checkedAt = now;
+      return { url, status: "not-modified", der: held.der };
+    }
+    if (res.status !== 200) {
+      await res.body?.cancel().catch(() => undefined);
+      return failed(`GET ${url}: HTTP ${res.status}`);
+    }
+    let der: Buffer;
+    try {
+      der = Buffer.from(await res.arrayBuffer());
+    } catch (e) {
+      return failed(`GET ${url}: ${(e as Error).message}`);
+    }
+    const crl = this.index.parse(der);
+    if (!crl) return failed(`GET ${url}: the body is not a CRL`);
+    this.#stats.downloads++;
+    this.#byUrl.set(url, {
+      der,
+      etag: res.headers.get("etag") ?? undefined,
+      lastModified: res.headers.get("last-modified") ?? undefined,
+      nextUpdate: crl.nextUpdate,
+      checkedAt: now,
+    });
+    return { url, status: "downloaded", der };
+  }
+
+  /**
+   * The CRLs the certificates (DER) name: the http(s) URIs of their cRLDistributionPoints and freshestCRL, then
+   * the freshestCRL of each CRL fetched (its delta CRLs). Fetched in parallel; undecodable certificates are
+   * skipped (the engine reports them).
+   */
+  async gather(certificates: readonly Uint8Array[]): Promise<{ readonly crls: readonly Buffer[]; readonly fetches: readonly CrlFetchOutcome[] }> {
+    const urls = new Set<string>();
+    for (const der of certificates) {
+      try {
+        const c = parseCertificate(der);
+        for (const u of uris(c.crlDistributionPoints)) urls.add(u);
+        const fresh = c.extensions.get(EXT_OID.freshestCRL);
+        if (fresh) for (const u of uris(parseDistributionPoints(fresh.value))) urls.add(u);
+      } catch {
+        // the engine says which certificate does not decode
+      }
+    }
+    const first = await Promise.all([...urls].map((u) => this.get(u)));
+    const deltas = new Set<string>();
+    for (const f of first) {
+      const crl = f.der ? this.index.parse(f.der) : undefined;
+      for (const u of uris(crl?.freshest)) if (!urls.has(u)) deltas.add(u);
+    }
+    const second = await Promise.all([...deltas].map((u) => this.get(u)));
+    const fetches = [...first, ...second];
+    return { crls: fetches.flatMap((f) => (f.der ? [f.der] : [])), fetches };
+  }
+}
+
+function uris(points: readonly DistributionPoint[] | undefined): string[] {
+  return (points ?? []).flatMap((dp) => (dp.fullName ?? []).flatMap((n) => (n.kind === "uri" && URL_SCHEMES.test(n.value) ? [n.value] : [])));
+}
