@@ -849,12 +849,7 @@ export class PostgresStore implements Store {
   async #tx<T>(what: string, body: (c: PoolClient) => Promise<T>, opts: { retries?: number; begin?: string } = {}): Promise<T> {
     const retries = opts.retries ?? 0;
     for (let attempt = 0; ; attempt++) {
-      let c: PoolClient;
-      try {
-        c = await this.#pool.connect();
-      } catch (e) {
-        throw storeError(e, what);
-      }
+      const c = await this.#connect(what);
       let broken = false;
       try {
         await c.query(opts.begin ?? "BEGIN ISOLATION LEVEL READ COMMITTED");
@@ -1210,12 +1205,7 @@ export class PostgresStore implements Store {
   async *crlEntries(caId: string, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries> {
     const what = "reading the revocation log";
     const cutoff = opts.expiredBefore.getTime();
-    let c: PoolClient;
-    try {
-      c = await this.#pool.connect();
-    } catch (e) {
-      throw storeError(e, what);
-    }
+    const c = await this.#connect(what);
     let broken = false;
     let done = false;
     const page = (after: bigint, limit: number): Promise<LogBlock[]> => {
@@ -1274,17 +1264,21 @@ export class PostgresStore implements Store {
     );
   }
 
+  /** A pooled connection, or the store's error for `what` (ERR_STORE_UNREACHABLE when the server is gone). */
+  async #connect(what: string): Promise<PoolClient> {
+    try {
+      return await this.#pool.connect();
+    } catch (e) {
+      throw storeError(e, what);
+    }
+  }
+
   /** CRL entries from `sql` (serial, revoked_at, reason), streamed. */
   async *#entries(what: string, sql: string, params: unknown[]): AsyncIterable<EncodedEntries> {
     // A server-side cursor in a read-only transaction: one plan, one snapshot, rows fetched in chunks as the
     // builder takes them, so a CRL of any size streams with bounded memory on both sides. The connection is
     // held only while the CRL is built; an early return (the consumer stops) rolls back and releases it.
-    let c: PoolClient;
-    try {
-      c = await this.#pool.connect();
-    } catch (e) {
-      throw storeError(e, what);
-    }
+    const c = await this.#connect(what);
     let broken = false;
     let done = false;
     try {
@@ -1536,12 +1530,7 @@ export class PostgresStore implements Store {
   }
 
   async loadNoticeContext(keys: NoticeContextKeys): Promise<NoticeContext> {
-    let c: PoolClient;
-    try {
-      c = await this.#pool.connect();
-    } catch (e) {
-      throw storeError(e, "reading notice context");
-    }
+    const c = await this.#connect("reading notice context");
     try {
       return await this.#noticeContext(c, keys);
     } catch (e) {
@@ -1784,12 +1773,7 @@ export class PostgresStore implements Store {
 
   async *dump(opts: DumpOptions = {}): AsyncIterable<DumpBatch> {
     const size = opts.chunkSize ?? 1000;
-    let c: PoolClient;
-    try {
-      c = await this.#pool.connect();
-    } catch (e) {
-      throw storeError(e, "starting a dump");
-    }
+    const c = await this.#connect("starting a dump");
     const q = async <R extends QueryResultRow>(text: string, values?: unknown[]): Promise<R[]> => {
       try {
         return (await c.query<R>(text, values)).rows;
@@ -1894,12 +1878,7 @@ export class PostgresStore implements Store {
   }
 
   async load(batches: AsyncIterable<DumpBatch>): Promise<DumpCounts> {
-    let c: PoolClient;
-    try {
-      c = await this.#pool.connect();
-    } catch (e) {
-      throw storeError(e, "starting a load");
-    }
+    const c = await this.#connect("starting a load");
     let broken = false;
     let what = "starting a load";
     try {
