@@ -243,3 +243,24 @@ export async function startServe(ws: string, args: string[], env: Record<string,
   ]);
   return { child, url: `http://127.0.0.1:${port}`, stderr: () => stderr, exited };
 }
+
+/** What `jpki demo --json` reports that the validation tests read: its workspace, certificates and revocations. */
+export interface DemoRun {
+  readonly workspace: string;
+  readonly certificates: ReadonlyArray<{ readonly serial: string; readonly ca: string; readonly type: "signature" | "authentication"; readonly path: string }>;
+  readonly revoked: { readonly serial: string; readonly ca: string };
+  readonly notice: { readonly revokedByMove: string; readonly ca: string };
+}
+
+/** Runs `jpki demo --json` in `cwd` (a test's beforeAll: the demo takes seconds) and returns its report. */
+export async function runDemo(cwd: string): Promise<DemoRun> {
+  const r = await cli(["demo", "--json"], { cwd });
+  if (r.code !== 0) throw new Error(`jpki demo failed (exit ${r.code}): ${r.stderr}`);
+  return r.json() as DemoRun;
+}
+
+/** The demo's certificates nobody revoked (the demo revokes one by hand and one by a relocation notice). */
+export function unrevoked(demo: DemoRun): DemoRun["certificates"] {
+  const gone = new Set([demo.revoked.serial, demo.notice.revokedByMove]);
+  return demo.certificates.filter((c) => !gone.has(c.serial));
+}

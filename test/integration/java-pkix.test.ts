@@ -5,11 +5,11 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { cli, tempDir } from "./helpers.js";
+import { runDemo, tempDir, unrevoked, type DemoRun } from "./helpers.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 let classes: string;
-let demo: { certificates: Array<{ serial: string; ca: string; type: string; path: string }>; revoked: { serial: string; ca: string }; notice: { revokedByMove: string; ca: string }; workspace: string };
+let demo: DemoRun;
 
 function pkix(ca: string, cert: string): { status: number; out: string } {
   const ws = demo.workspace;
@@ -20,16 +20,12 @@ function pkix(ca: string, cert: string): { status: number; out: string } {
 beforeAll(async () => {
   classes = tempDir("jpki-java-");
   execFileSync("javac", ["-d", classes, join(ROOT, "test/interop/PkixCheck.java")], { stdio: "inherit" });
-  const cwd = tempDir("jpki-java-demo-");
-  const r = await cli(["demo", "--json"], { cwd });
-  expect(r.code, r.stderr).toBe(0);
-  demo = r.json();
+  demo = await runDemo(tempDir("jpki-java-demo-"));
 }, 120_000);
 
 describe("Java PKIX CertPathValidator (slow interop)", () => {
   it("accepts valid signature and authentication certificates under their own CA with our CRL", () => {
-    const revoked = new Set([demo.revoked.serial, demo.notice.revokedByMove]);
-    const valid = demo.certificates.filter((c) => !revoked.has(c.serial));
+    const valid = unrevoked(demo);
     expect(valid.length).toBeGreaterThan(8);
     for (const c of valid) {
       const r = pkix(c.ca, c.path);

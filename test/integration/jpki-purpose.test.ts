@@ -10,10 +10,10 @@ import { pemOrDer, validateJpki, type JpkiPurpose } from "../../src/index.js";
 import { parseCertificate } from "../../src/validation/certificate.js";
 import { parseCrl } from "../../src/validation/crl.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { cardKey, cli, sh, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, runDemo, sh, tempDir, unrevoked, writeJsonl, type DemoRun } from "./helpers.js";
 
-type DemoCert = { serial: string; ca: string; type: JpkiPurpose; path: string };
-let demo: { certificates: DemoCert[]; revoked: { serial: string; ca: string }; notice: { revokedByMove: string }; workspace: string };
+type DemoCert = DemoRun["certificates"][number];
+let demo: DemoRun;
 
 const der = (p: string) => pemOrDer(readFileSync(p), ["CERTIFICATE"], "certificate");
 const caDer = (ca: string) => der(join(demo.workspace, "ca", `${ca}.pem`));
@@ -31,15 +31,10 @@ function check(c: DemoCert, purpose: JpkiPurpose, opts: { anchors?: string[]; at
   });
 }
 
-const pick = (type: JpkiPurpose, ca: string) => {
-  const gone = new Set([demo.revoked.serial, demo.notice.revokedByMove]);
-  return demo.certificates.find((c) => c.type === type && c.ca === ca && !gone.has(c.serial))!;
-};
+const pick = (type: JpkiPurpose, ca: string) => unrevoked(demo).find((c) => c.type === type && c.ca === ca)!;
 
 beforeAll(async () => {
-  const r = await cli(["demo", "--json"], { cwd: tempDir("jpki-purpose-") });
-  expect(r.code, r.stderr).toBe(0);
-  demo = r.json();
+  demo = await runDemo(tempDir("jpki-purpose-"));
 }, 120_000);
 
 describe("validateJpki", () => {

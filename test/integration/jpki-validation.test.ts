@@ -8,9 +8,9 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { pemOrDer, validatePath } from "../../src/index.js";
 import { parseCrl } from "../../src/validation/crl.js";
-import { cli, tempDir } from "./helpers.js";
+import { runDemo, tempDir, unrevoked, type DemoRun } from "./helpers.js";
 
-let demo: { certificates: Array<{ serial: string; ca: string; type: string; path: string }>; revoked: { serial: string; ca: string }; notice: { revokedByMove: string; ca: string }; workspace: string };
+let demo: DemoRun;
 
 function validate(ca: string, certPath: string) {
   const ws = demo.workspace;
@@ -25,15 +25,12 @@ function validate(ca: string, certPath: string) {
 }
 
 beforeAll(async () => {
-  const r = await cli(["demo", "--json"], { cwd: tempDir("jpki-validate-demo-") });
-  expect(r.code, r.stderr).toBe(0);
-  demo = r.json();
+  demo = await runDemo(tempDir("jpki-validate-demo-"));
 }, 120_000);
 
 describe("validatePath on the demo's certificates", () => {
   it("accepts the valid signature and authentication certificates", () => {
-    const revoked = new Set([demo.revoked.serial, demo.notice.revokedByMove]);
-    const valid = demo.certificates.filter((c) => !revoked.has(c.serial));
+    const valid = unrevoked(demo);
     expect(valid.length).toBeGreaterThan(8);
     for (const c of valid) expect(validate(c.ca, c.path), `${c.type} ${c.serial}`).toMatchObject({ status: "valid" });
   });

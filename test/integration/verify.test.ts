@@ -9,26 +9,21 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ERROR_CODES } from "../../src/errors.js";
 import { EXIT_INVALID, EXIT_UNDECIDED } from "../../src/cli/exit-codes.js";
-import { cli, sh, tempDir } from "./helpers.js";
+import { cli, runDemo, sh, tempDir, unrevoked, type DemoRun } from "./helpers.js";
 
-type DemoCert = { serial: string; ca: string; type: "signature" | "authentication"; path: string };
-let demo: { certificates: DemoCert[]; revoked: { serial: string; ca: string }; notice: { revokedByMove: string }; workspace: string };
+type DemoCert = DemoRun["certificates"][number];
+let demo: DemoRun;
 let dir: string;
 
 const ca = (name: string) => join(demo.workspace, "ca", `${name}.pem`);
 const crl = (name: string) => join(demo.workspace, "crl", `${name}.crl`);
-const pick = (type: DemoCert["type"], caName: string) => {
-  const gone = new Set([demo.revoked.serial, demo.notice.revokedByMove]);
-  return demo.certificates.find((c) => c.type === type && c.ca === caName && !gone.has(c.serial))!;
-};
+const pick = (type: DemoCert["type"], caName: string) => unrevoked(demo).find((c) => c.type === type && c.ca === caName)!;
 const verify = (args: string[], env: Record<string, string | undefined> = {}) => cli(["verify", ...args], { cwd: dir, env });
 const openssl = (caName: string, cert: string) => sh("openssl", ["verify", "-crl_check", "-CAfile", ca(caName), "-CRLfile", `${crl(caName)}.pem`, cert]);
 
 beforeAll(async () => {
   dir = tempDir("jpki-verify-");
-  const r = await cli(["demo", "--json"], { cwd: dir });
-  expect(r.code, r.stderr).toBe(0);
-  demo = r.json();
+  demo = await runDemo(dir);
 }, 120_000);
 
 describe("jpki verify: verdicts and exit codes", () => {
