@@ -52,7 +52,8 @@ export { applyNoticesToRegistry, type RegistryApplySummary } from "./registry/ap
 // certification authorities
 export { PREFECTURES, prefecture, prefectureList, type Prefecture } from "./ca/prefectures.js";
 export { CertificationAuthority, createCaRecord, caId, parseCaId, caUrls } from "./ca/authority.js";
-export { initCas, summariseCa, getCaRecord, exportCaCertificate, caFiles, rewrapCaKeys, type CaSummary, type RewrapOptions } from "./ca/manage.js";
+export { initCas, summariseCa, getCaRecord, exportCaCertificate, caFiles, rewrapCaKeys, workspaceKeyWrap, type CaSummary, type RewrapOptions } from "./ca/manage.js";
+export { certifyBridge, readBridge, bridgePaths, BRIDGE_ID, type BridgeResult, type BridgeOptions, type BridgePaths, type CrossCertificate, type CrossDirection } from "./ca/bridge.js";
 export { IssuanceService, parseApplication, type IssuanceApplication, type IssuedCertificate, type BatchSummary } from "./ca/issuance.js";
 export { revokeCertificate } from "./ca/revocation.js";
 export { NoticeIngestor, type IngestSummary, type IngestOptions, type IngestProgress, type RejectedNotice } from "./ca/notices.js";
@@ -124,7 +125,7 @@ export { resolvePublished, crlNextUpdate, PublishedFiles, type PublishedFile, ty
 export { run as runCli, makeProgram } from "./cli/program.js";
 
 // path validation (RFC 5280 §6)
-export { validatePath, validatePathAsync, buildPath, type ValidatePathParams, type ValidatePathAsyncParams } from "./validation/validate.js";
+export { validatePath, validatePathAsync, buildPath, buildPaths, pathCandidates, type ValidatePathParams, type ValidatePathAsyncParams } from "./validation/validate.js";
 // revocation sources: CRLs parsed once into a compact index, fetched and cached over HTTP
 export { CrlIndexCache, type CrlIndexCacheParams } from "./validation/crl-index-cache.js";
 export { CrlCache, type CrlCacheParams, type CrlCacheStats, type CrlFetchOutcome, type CrlFetchStatus } from "./validation/revocation-sources.js";

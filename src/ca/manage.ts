@@ -4,7 +4,7 @@
  * their keys.
  */
 import { availableParallelism } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { X509Certificate, createHash, createPublicKey } from "node:crypto";
 import { JpkiError } from "../errors.js";
 import { certificateParts } from "../pki/der.js";
@@ -13,9 +13,11 @@ import { decryptPrivateKey, encryptPrivateKey, strongKeyWrapParams, type KeyWrap
 import { toPem } from "../pki/pem.js";
 import type { CertificateType } from "../profile/types.js";
 import { writeFileAtomic } from "../store/files.js";
+import { syncDir } from "../store/staging.js";
 import type { CaRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { caId, caUrls, createCaRecord } from "./authority.js";
+import { stageBridgeRewrap } from "./bridge.js";
 import { prefecture, type Prefecture } from "./prefectures.js";
 
 export interface CaSummary {
@@ -122,7 +124,7 @@ export async function getCaRecord(ws: Workspace, id: string): Promise<CaRecord> 
  * The key-wrapping parameters for new CA keys of this workspace: those of its existing strong keys (after
  * checking that the passphrase opens one), or a fresh salt for a new workspace or one with only older keys.
  */
-async function workspaceKeyWrap(ws: Workspace, passphrase: string): Promise<KeyWrapParams> {
+export async function workspaceKeyWrap(ws: Workspace, passphrase: string): Promise<KeyWrapParams> {
   const existing = await ws.store.listCas();
   if (existing.length === 0) return newKeyWrapParams();
   const strong = existing.find((r) => strongKeyWrapParams(r.encryptedKeyPem));
@@ -159,7 +161,19 @@ export async function rewrapCaKeys(ws: Workspace, opts: RewrapOptions): Promise<
     if (!back.equals(spki)) throw new JpkiError("ERR_INTERNAL", `re-encrypting the key of CA ${rec.id} did not round-trip; nothing was changed`);
     return { id: rec.id, encryptedKeyPem };
   });
-  if (keys.length) await ws.store.replaceCaKeys(keys);
+  // The Bridge CA's key (ca/bridge.ts) shares the passphrase: staged first, installed once the CA keys are
+  // replaced, so a wrong passphrase or a damaged Bridge changes nothing.
+  const bridge = stageBridgeRewrap(ws.paths.root, opts.passphrase, newPassphrase, params);
+  try {
+    if (keys.length) await ws.store.replaceCaKeys(keys);
+  } catch (e) {
+    bridge?.discard();
+    throw e;
+  }
+  if (bridge) {
+    bridge.install();
+    syncDir(dirname(bridge.path));
+  }
   ws.restrictPermissions();
-  return { rewrapped: keys.map((k) => k.id) };
+  return { rewrapped: [...keys.map((k) => k.id), ...(bridge ? ["bridge"] : [])] };
 }

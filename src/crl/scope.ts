@@ -116,12 +116,20 @@ export function scopeExtensions(ca: ScopeIssuer, scope: CrlScope, baseUrl: strin
       const cdp = crlDistributionPoints(encodeName(crlPartitionName(pref.romaji, municipality(scope).romaji, ca.purpose)), [caUrls(baseUrl, ca.id).partition(scope)]);
       return [extension(EXT_OID.issuingDistributionPoint, true, seq(firstDistributionPointName(cdp), TRUE_1))];
     }
-    case "arl": {
-      const cdp = certificateExtension(ca.certificateDer, EXT_OID.cRLDistributionPoints);
-      if (!cdp) throw new JpkiError("ERR_CA_INVALID", `the certificate of CA ${ca.id} has no cRLDistributionPoints: its ARL has nowhere to go`);
-      return [extension(EXT_OID.issuingDistributionPoint, true, seq(firstDistributionPointName(cdp), TRUE_2))];
-    }
+    case "arl":
+      return [arlIssuingDistributionPoint(ca.id, ca.certificateDer)];
   }
+}
+
+/**
+ * An ARL's critical issuingDistributionPoint: the distribution point the CA's own certificate names (where the
+ * ARL lives; the certificates it issues to CAs name the same one), onlyContainsCACerts. Prefecture CAs and the
+ * Bridge CA (ca/bridge.ts) alike.
+ */
+export function arlIssuingDistributionPoint(caId: string, certificateDer: Buffer): Buffer {
+  const cdp = certificateExtension(certificateDer, EXT_OID.cRLDistributionPoints);
+  if (!cdp) throw new JpkiError("ERR_CA_INVALID", `the certificate of CA ${caId} has no cRLDistributionPoints: its ARL has nowhere to go`);
+  return extension(EXT_OID.issuingDistributionPoint, true, seq(firstDistributionPointName(cdp), TRUE_2));
 }
 
 /** The extnValue contents of a certificate's extension, or undefined. */

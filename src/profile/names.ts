@@ -41,6 +41,15 @@ export const JLIS_OU = "Japan Agency for Local Authority Information Systems";
 /** The first OU of the prefectures' shared Bridge CA: C=JP, O=JPKI, OU=Prefectural Association For JPKI, OU=BridgeCA. */
 export const BRIDGE_OU = "Prefectural Association For JPKI";
 
+/**
+ * The prefectures' Bridge CA (ブリッジ認証局), run by their association (都道府県協議会), which cross-certifies every
+ * prefecture CA: C=JP, O=JPKI, OU=Prefectural Association For JPKI, OU=BridgeCA (shared/spec/JPKI.md).
+ */
+export const BRIDGE_SUBJECT: Rdn[] = [["countryName", "JP"], ["organizationName", "JPKI"], ["organizationalUnitName", BRIDGE_OU], ["organizationalUnitName", "BridgeCA"]];
+
+/** The Bridge CA's subjectAltName dirName: C=JP, O=公的個人認証サービス, OU=都道府県協議会, OU=ブリッジ認証局. */
+export const BRIDGE_SUBJECT_JA: Rdn[] = [["countryName", "JP"], ["organizationName", "公的個人認証サービス"], ["organizationalUnitName", "都道府県協議会"], ["organizationalUnitName", "ブリッジ認証局"]];
+
 /** The prefecture CA's subject, e.g. C=JP, O=JPKI, OU=JPKI for digital signature, OU=Tokyo-to. */
 export function caSubject(prefectureRomaji: string, purpose: CertificateType): Rdn[] {
   return [["countryName", "JP"], ["organizationName", "JPKI"], ["organizationalUnitName", PURPOSE_OU[purpose]], ["organizationalUnitName", prefectureRomaji]];

@@ -4,7 +4,8 @@
  *
  * Paths are the ones the certificates name (ca/authority.ts caUrls), relative to the path of the workspace's
  * baseUrl: `/crl/<ca>.crl` (full CRL), `/crl/<ca>-delta.crl` (its delta CRL, crl/delta.ts),
- * `/crl/<ca>/<municipality>.crl` (partition), `/arl/<ca>.crl`, and `/ca/<ca>.crt` (caIssuers). Nothing else on disk is reachable: a path is matched against these shapes,
+ * `/crl/<ca>/<municipality>.crl` (partition), `/arl/<ca>.crl`, and `/ca/<ca>.crt` (caIssuers); the Bridge CA's
+ * `/arl/bridge.crl` and `/ca/bridge.crt`. Nothing else on disk is reachable: a path is matched against these shapes,
  * never joined from what the request says.
  *
  * A published file is only ever replaced by rename (store/staging.ts), so a descriptor opened once reads one
@@ -17,6 +18,7 @@ import { statSync, type Stats } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { parseCaId } from "../ca/ids.js";
+import { BRIDGE_ID } from "../ca/bridge-id.js";
 import { readHeader, TAG } from "../pki/der.js";
 import type { WorkspacePaths } from "../workspace/workspace.js";
 import type { Representation } from "./http-cache.js";
@@ -90,6 +92,9 @@ export function resolvePublished(paths: WorkspacePaths, urlPath: string): Publis
       const id = ca(a, ".crl");
       return id ? { kind: "crl", caId: id, path: join(paths.crlDir, `${id}.crl`) } : undefined;
     }
+    // The Bridge CA (ca/bridge.ts): its ARL beside the prefecture CAs' ARLs, its certificate in its own directory.
+    if (dir === "arl" && a === `${BRIDGE_ID}.crl`) return { kind: "arl", caId: BRIDGE_ID, path: join(arlDir(paths), a) };
+    if (dir === "ca" && a === `${BRIDGE_ID}.crt`) return { kind: "ca-certificate", caId: BRIDGE_ID, path: join(paths.root, "bridge", a) };
     if (dir === "arl") {
       const id = ca(a, ".crl");
       return id ? { kind: "arl", caId: id, path: join(arlDir(paths), `${id}.crl`) } : undefined;

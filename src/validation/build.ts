@@ -1,14 +1,22 @@
 /**
  * Path building (the search RFC 5280 §6 leaves to the implementation; RFC 4158 describes the craft): from a
  * certificate up to a trust anchor through a pool of certificates, by issuer name with key identifiers as the
- * tie-breaker. Links whose signature verifies are preferred; when no such path exists, the first path by
- * names alone is returned so that validation can say which signature failed instead of "no path".
+ * tie-breaker. Several paths may exist — a prefecture CA reached directly and through the Bridge CA's
+ * cross-certificate (ca/bridge.ts), an old and a new cross-certificate — so the builder yields candidates in
+ * order of preference and the caller validates them until one is valid:
+ *   1. links whose signature verifies and whose issuer may issue them (a CA, keyCertSign, every
+ *      pathLenConstraint kept: RFC 4158 §3.5 prunes with these), shortest first;
+ *   2. links whose signature verifies, whatever the constraints (so validation can say which one a path breaks);
+ *   3. names alone (so validation can say which signature failed instead of "no path").
+ * Breadth-first, so a short path is never hidden behind a long one through a mesh of cross-certificates.
  */
 import type { Certificate } from "./certificate.js";
+import { KEY_USAGE } from "./certificate.js";
 import { nameEquals } from "./name.js";
 import { verifySignature, workingKeyOf } from "./signature.js";
 
 const MAX_DEPTH = 12;
+/** Partial paths expanded per pass: a mesh of cross-certificates sharing names could otherwise explode. */
 const MAX_STEPS = 2000;
 
 export interface BuiltPath {
@@ -28,28 +36,82 @@ function keyIdMatch(subject: Certificate, issuer: Certificate): number {
   return subject.authorityKeyId.equals(issuer.subjectKeyId) ? 1 : -1;
 }
 
-export function buildChain(endEntity: Certificate, pool: readonly Certificate[], anchors: readonly Certificate[]): BuiltPath | undefined {
-  const search = (strict: boolean): BuiltPath | undefined => {
-    // A budget on the search: many certificates sharing one name (cross-certificates, rollovers) could otherwise
-    // make the depth-first search exponential.
-    let budget = MAX_STEPS;
-    const walk = (chain: Certificate[]): BuiltPath | undefined => {
-      if (--budget < 0) return undefined;
+/**
+ * Whether `issuer` may stand above `chain` as an intermediate (§6.1.4 (k), (l), (n)): a CA whose key may sign
+ * certificates, and whose pathLenConstraint allows the non-self-issued intermediates already below it.
+ */
+function mayIssue(issuer: Certificate, chain: readonly Certificate[]): boolean {
+  if (!issuer.basicConstraints?.cA) return false;
+  if (issuer.keyUsage && !issuer.keyUsage.has(KEY_USAGE.keyCertSign)) return false;
+  const limit = issuer.basicConstraints.pathLen;
+  if (limit === undefined) return true;
+  let below = 0;
+  for (let i = 1; i < chain.length; i++) if (!chain[i]!.selfIssued) below++;
+  return below <= limit;
+}
+
+const enum Level {
+  Names = 0,
+  Signatures = 1,
+  Constraints = 2,
+}
+
+function* search(endEntity: Certificate, pool: readonly Certificate[], anchors: readonly Certificate[], level: Level): Generator<BuiltPath> {
+  const signs = (subject: Certificate, issuer: Certificate) => level === Level.Names || linkStrength(subject, issuer) > 0;
+  let budget = MAX_STEPS;
+  let frontier: Certificate[][] = [[endEntity]];
+  while (frontier.length > 0) {
+    const next: Certificate[][] = [];
+    for (const chain of frontier) {
+      if (--budget < 0) return;
       const top = chain[chain.length - 1]!;
-      const fits = (issuer: Certificate) => nameEquals(issuer.subject, top.issuer) && (!strict || linkStrength(top, issuer) > 0);
-      const anchor = anchors.find(fits);
-      if (anchor) return { chain: [...chain], anchor };
-      if (chain.length >= MAX_DEPTH) return undefined;
+      for (const a of anchors) if (nameEquals(a.subject, top.issuer) && signs(top, a)) yield { chain, anchor: a };
+      if (chain.length >= MAX_DEPTH) continue;
       const candidates = pool
-        .filter((c) => !chain.some((x) => x.der.equals(c.der)) && fits(c))
+        .filter((c) => nameEquals(c.subject, top.issuer) && !chain.some((x) => x.der.equals(c.der)) && (level < Level.Constraints || mayIssue(c, chain)) && signs(top, c))
         .sort((a, b) => keyIdMatch(top, b) - keyIdMatch(top, a));
-      for (const c of candidates) {
-        const found = walk([...chain, c]);
-        if (found) return found;
-      }
-      return undefined;
-    };
-    return walk([endEntity]);
-  };
-  return search(true) ?? search(false);
+      for (const c of candidates) next.push([...chain, c]);
+    }
+    frontier = next;
+  }
+}
+
+const ids = new WeakMap<Certificate, number>();
+let nextId = 0;
+/** A number per parsed certificate object (the pool and anchors are parsed once per call). */
+function idOf(c: Certificate): number {
+  let id = ids.get(c);
+  if (id === undefined) ids.set(c, (id = nextId++));
+  return id;
+}
+
+/** Distinct candidate paths, the most promising first (see above), found as they are asked for. */
+export function* chainCandidates(endEntity: Certificate, pool: readonly Certificate[], anchors: readonly Certificate[]): Generator<BuiltPath> {
+  const seen = new Set<string>();
+  for (const level of [Level.Constraints, Level.Signatures, Level.Names]) {
+    let found = false;
+    for (const p of search(endEntity, pool, anchors, level)) {
+      const key = [...p.chain.map(idOf), idOf(p.anchor)].join(".");
+      if (seen.has(key)) continue;
+      seen.add(key);
+      found = true;
+      yield p;
+    }
+    // A path that keeps every constraint is what the caller wants; the weaker passes only explain failures.
+    if (found) return;
+  }
+}
+
+/** Up to `limit` candidate paths. */
+export function buildChains(endEntity: Certificate, pool: readonly Certificate[], anchors: readonly Certificate[], limit = 8): BuiltPath[] {
+  const out: BuiltPath[] = [];
+  for (const p of chainCandidates(endEntity, pool, anchors)) {
+    out.push(p);
+    if (out.length >= limit) break;
+  }
+  return out;
+}
+
+export function buildChain(endEntity: Certificate, pool: readonly Certificate[], anchors: readonly Certificate[]): BuiltPath | undefined {
+  return buildChains(endEntity, pool, anchors, 1)[0];
 }

@@ -22,7 +22,7 @@ import type { CertificateType, FourItems } from "../profile/types.js";
 import { KEY_USAGE, parseCertificate, type Certificate } from "./certificate.js";
 import { formatName, type Name } from "./name.js";
 import { FAILURE_REASONS, type PathStatus, type Revocation, type RevocationMode, type RevocationProblem } from "./types.js";
-import { buildPath, validatePath } from "./validate.js";
+import { buildPaths, pathCandidates, validatePath } from "./validate.js";
 import { JpkiError } from "../errors.js";
 import type { CrlIndexCache } from "./crl-index-cache.js";
 import type { CrlCache, CrlFetchOutcome } from "./revocation-sources.js";
@@ -223,8 +223,25 @@ export function validateJpki(params: ValidateJpkiParams): JpkiValidationResult {
     ...(fourItems ? { fourItems } : {}),
   };
   const intermediates = params.intermediates ?? [];
-  const chain = buildPath({ endEntity: params.certificate, intermediates, trustAnchors: params.trustAnchors }) ?? [Buffer.from(params.certificate)];
-  const r = validatePath({ trustAnchors: params.trustAnchors, chain, certificates: intermediates, crls: params.crls, crlIndex: params.crlIndex, at: params.at, revocation: params.revocation });
+  // Several paths may lead to a trust anchor (a prefecture CA directly and through the Bridge's cross-certificate,
+  // an old and a new cross-certificate): the first valid one is the answer; when none is, the most promising
+  // path's failure (build.ts orders them).
+  const candidates = pathCandidates({ endEntity: params.certificate, intermediates, trustAnchors: params.trustAnchors });
+  let chain: Buffer[] = candidates.next().value ?? [Buffer.from(params.certificate)];
+  let r = validateOne(params, chain, intermediates);
+  // The end entity revoked is its CA's word whatever the path; a revoked cross-certificate is that path's.
+  for (const other of candidates) {
+    if (r.status === "valid" || (r.status === "revoked" && r.index === 0)) break;
+    const tried = validateOne(params, other, intermediates);
+    if (tried.status === "valid") {
+      chain = other;
+      r = tried;
+    }
+  }
+  // A path broken by a CA's own constraint (pathLenConstraint, basicConstraints, keyCertSign, name constraints) is
+  // no trust delegated to this certificate: untrusted, whatever the engine calls it, e.g. Osaka's CA trusted
+  // alone reaches the Bridge but not Tokyo's CA beneath it (ca/bridge.ts). The reason stays the engine's.
+  if (r.status === "profile-violation" && r.index > 0 && CA_CONSTRAINTS.has(r.reason)) r = { ...r, status: "untrusted" };
   const withChain = { ...facts, chain: chain.map(chainEntry) };
   const fail = (status: Exclude<PathStatus, "valid">, reason: JpkiFailureReason, message: string): JpkiValidationResult => ({ ...withChain, status, reason, index: 0, message });
 
@@ -242,6 +259,12 @@ export function validateJpki(params: ValidateJpkiParams): JpkiValidationResult {
   return { ...withChain, ...r };
 }
 
+const CA_CONSTRAINTS: ReadonlySet<string> = new Set(["not-a-ca", "path-length-exceeded", "key-usage-no-key-cert-sign", "name-constraints-permitted", "name-constraints-excluded"]);
+
+function validateOne(params: ValidateJpkiParams, chain: Buffer[], intermediates: readonly Uint8Array[]) {
+  return validatePath({ trustAnchors: params.trustAnchors, chain, certificates: intermediates, crls: params.crls, crlIndex: params.crlIndex, at: params.at, revocation: params.revocation });
+}
+
 export interface ValidateJpkiAsyncParams extends Omit<ValidateJpkiParams, "crlIndex"> {
   /** where CRLs come from: those the path's certificates name are fetched (or revalidated) before validating */
   readonly crlSource: CrlCache;
@@ -255,8 +278,10 @@ export interface ValidateJpkiAsyncParams extends Omit<ValidateJpkiParams, "crlIn
  */
 export async function validateJpkiAsync(params: ValidateJpkiAsyncParams): Promise<JpkiValidationResult & { readonly crlFetches: readonly CrlFetchOutcome[] }> {
   const intermediates = params.intermediates ?? [];
-  const chain = buildPath({ endEntity: params.certificate, intermediates, trustAnchors: params.trustAnchors }) ?? [Buffer.from(params.certificate)];
-  const gathered = params.revocation === "off" ? { crls: [], fetches: [] } : await params.crlSource.gather(chain);
+  // The CRLs of every candidate path (validateJpki picks among them), each URL fetched once.
+  const candidates = buildPaths({ endEntity: params.certificate, intermediates, trustAnchors: params.trustAnchors });
+  const certs = candidates.length ? [...new Set(candidates.flat())] : [Buffer.from(params.certificate)];
+  const gathered = params.revocation === "off" ? { crls: [], fetches: [] } : await params.crlSource.gather(certs);
   const { crlSource, ...rest } = params;
   const r = validateJpki({ ...rest, crls: [...(params.crls ?? []), ...gathered.crls], crlIndex: crlSource.index });
   return { ...r, crlFetches: gathered.fetches };

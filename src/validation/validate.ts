@@ -8,7 +8,7 @@
  */
 import { reasonName } from "../crl/reason.js";
 import { JpkiError } from "../errors.js";
-import { buildChain } from "./build.js";
+import { buildChain, chainCandidates } from "./build.js";
 import { KEY_USAGE, parseCertificate, type Certificate } from "./certificate.js";
 import { checkCrls } from "./crl-check.js";
 import type { CrlIndexCache } from "./crl-index-cache.js";
@@ -268,9 +268,28 @@ export async function validatePathAsync(params: ValidatePathAsyncParams): Promis
 
 /** Builds a path for `endEntity` from `intermediates` to one of `trustAnchors`: the chain, end entity first. */
 export function buildPath(params: { readonly endEntity: Uint8Array; readonly intermediates: readonly Uint8Array[]; readonly trustAnchors: readonly Uint8Array[] }): Buffer[] | undefined {
+  return pathCandidates({ ...params, limit: 1 }).next().value ?? undefined;
+}
+
+/**
+ * Candidate paths for `endEntity` (build.ts: those keeping every constraint first, shortest first), built as
+ * they are asked for, at most `limit` (default 8): validate them in order and take the first valid one
+ * (RFC 4158 §2.4: a path that fails need not mean no valid path exists — an expired cross-certificate beside a
+ * current one, say).
+ */
+export function* pathCandidates(params: { readonly endEntity: Uint8Array; readonly intermediates: readonly Uint8Array[]; readonly trustAnchors: readonly Uint8Array[]; readonly limit?: number }): Generator<Buffer[]> {
   const ee = tryParse(parseCertificate, params.endEntity);
-  if (!ee) return undefined;
+  if (!ee) return;
   const pool = params.intermediates.flatMap((d) => tryParse(parseCertificate, d) ?? []);
   const anchors = params.trustAnchors.flatMap((d) => configured(d) ?? []);
-  return buildChain(ee, pool, anchors)?.chain.map((c) => c.der);
+  let n = params.limit ?? 8;
+  for (const p of chainCandidates(ee, pool, anchors)) {
+    yield p.chain.map((c) => c.der);
+    if (--n <= 0) return;
+  }
+}
+
+/** The first `limit` (default 8) of pathCandidates. */
+export function buildPaths(params: { readonly endEntity: Uint8Array; readonly intermediates: readonly Uint8Array[]; readonly trustAnchors: readonly Uint8Array[]; readonly limit?: number }): Buffer[][] {
+  return [...pathCandidates(params)];
 }

@@ -127,6 +127,68 @@ Examples:
         );
       });
     });
+  ca.command("bridge")
+    .description("create the prefectures' Bridge CA (ブリッジ認証局) and cross-certify the prefecture CAs both ways, so a verifier trusting the Bridge validates any prefecture")
+    .option("-p, --prefecture <codes>", "cross-certify only these prefectures' CAs (JIS X 0401 codes: 13, 13,27, 01-47 or all; default all CAs of the workspace)")
+    .addHelpText(
+      "after",
+      `
+The first run makes the Bridge CA (C=JP, O=JPKI, OU=Prefectural Association For JPKI, OU=BridgeCA: an RSA-2048
+key encrypted under the workspace passphrase, a self-signed certificate). Every run cross-certifies the CAs
+that have no cross-certificates for their current certificate yet, in both directions (Bridge -> CA and
+CA -> Bridge, each pathLenConstraint 0: a verifier trusting one prefecture's CA never reaches another
+prefecture through the Bridge), and publishes a new ARL of the Bridge. Run it again after 'jpki ca init'
+adds prefectures, and before the Bridge's ARL reaches its nextUpdate (config crlLifetimeHours).
+
+Files (in the workspace): bridge/bridge.pem (give it to verifiers' --trust), bridge/cross.pem (every
+cross-certificate: --chain), bridge/cross/*.pem, arl/bridge.crl (the Bridge's ARL, served by 'jpki serve'
+at /arl/bridge.crl). The passphrase comes from --passphrase-file or JPKI_PASSPHRASE (or a prompt).
+
+Exit codes:
+  0  done    3  no workspace, or another process is working on the Bridge    4  no such CA    5  passphrase
+
+Examples:
+  jpki ca bridge --passphrase-file ./pass.txt
+  jpki verify cert.pem --trust .jpki/bridge/bridge.pem --chain .jpki/bridge/cross.pem \\
+      --crl .jpki/crl/13-sig.crl --crl .jpki/arl/bridge.crl`,
+    )
+    .action(async (o: { prefecture?: string }, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      const { certifyBridge, prefectureList, workspaceKeyWrap } = await library();
+      const passphrase = await ctx.passphrase();
+      await withWorkspace(ctx, async (ws) => {
+        let caIds: string[] | undefined;
+        if (o.prefecture) {
+          const codes = new Set(prefectureList(o.prefecture).map((p) => p.code));
+          caIds = (await ws.store.listCas()).filter((r) => codes.has(r.prefectureCode)).map((r) => r.id);
+          if (caIds.length === 0) throw new JpkiError("ERR_CA_UNKNOWN", `no CA of prefecture(s) ${o.prefecture} in ${ws.paths.root}: 'jpki ca init --prefecture ${o.prefecture}' creates them`);
+        }
+        const keyWrap = await workspaceKeyWrap(ws, passphrase);
+        const r = await certifyBridge(ws, { passphrase, keyWrap, ...(caIds ? { caIds } : {}), onProgress: (m) => ctx.out.progress(m) });
+        ctx.out.progressDone();
+        ctx.out.result(
+          {
+            workspace: ws.paths.root,
+            bridge: { created: r.created, subject: r.subject, serial: r.serial, notBefore: r.notBefore, notAfter: r.notAfter, sha256Fingerprint: r.sha256Fingerprint, certificatePath: r.certificatePath },
+            crossCertificates: r.issued.map((c) => ({ caId: c.caId, direction: c.direction, serial: c.serial, notAfter: c.notAfter, path: c.path })),
+            unchanged: r.unchanged,
+            crossBundlePath: r.crossBundlePath,
+            arl: { number: r.arl.number.toString(), thisUpdate: r.arl.thisUpdate, nextUpdate: r.arl.nextUpdate, path: r.arl.path },
+          },
+          () =>
+            [
+              `${r.created ? "created" : "Bridge CA"} ${r.subject}`,
+              `  certificate  ${r.certificatePath}  (SHA-256 ${r.sha256Fingerprint})`,
+              `  valid        ${r.notBefore.toISOString()} .. ${r.notAfter.toISOString()}`,
+              ...[...new Set(r.issued.map((c) => c.caId))].map((id) => `  cross-certified ${id} (both directions)`),
+              ...(r.unchanged.length ? [`  already cross-certified: ${r.unchanged.join(", ")}`] : []),
+              `  cross-certificates  ${r.crossBundlePath}`,
+              `  ARL          #${r.arl.number} until ${r.arl.nextUpdate.toISOString()}, ${r.arl.path}`,
+            ].join("\n"),
+        );
+      });
+    });
+
   ca.command("rewrap")
     .description("re-encrypt every CA key with the strong KDF (PBKDF2-HMAC-SHA256, 600,000 iterations), optionally under a new passphrase")
     .option("--new-passphrase-file <file>", "encrypt under the passphrase in this file instead (never on the command line)")

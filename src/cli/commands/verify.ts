@@ -224,6 +224,8 @@ function explain(r: Exclude<JpkiValidationResult, { status: "valid" }>): string 
       return "its validity period has not started at the time checked.";
     case "no-trust-anchor":
       return "it was not issued by a certification authority (認証局) you trust: another prefecture's CA, the other purpose's CA, or not JPKI. Check --trust.";
+    case "path-length-exceeded":
+      return `the CA you trust does not extend its trust this far (a pathLenConstraint): e.g. one prefecture's CA does not vouch for other prefectures through the Bridge CA (ブリッジ認証局). Trust the Bridge CA or the issuing prefecture's CA. (${r.message})`;
     case "signature-invalid":
       return "the CA's signature on it does not verify: it is forged or damaged.";
     case "revocation-unknown":

@@ -1,0 +1,30 @@
+/** Which URL path names which workspace file: the shapes certificates name, nothing joined from the request. */
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { workspacePaths } from "../workspace/workspace.js";
+import { resolvePublished } from "./published.js";
+
+const paths = workspacePaths("/srv/ws");
+
+describe("resolvePublished", () => {
+  it("prefecture CAs' CRLs, partitions, ARLs and certificates", () => {
+    expect(resolvePublished(paths, "/crl/13-sig.crl")).toEqual({ kind: "crl", caId: "13-sig", path: join("/srv/ws", "crl", "13-sig.crl") });
+    expect(resolvePublished(paths, "/crl/13-sig/131016.crl")).toEqual({ kind: "partition", caId: "13-sig", path: join("/srv/ws", "crl", "13-sig", "131016.crl") });
+    expect(resolvePublished(paths, "/arl/27-auth.crl")).toEqual({ kind: "arl", caId: "27-auth", path: join("/srv/ws", "arl", "27-auth.crl") });
+    expect(resolvePublished(paths, "/ca/13-sig.crt")).toEqual({ kind: "ca-certificate", caId: "13-sig", path: join("/srv/ws", "ca", "13-sig.crt") });
+  });
+
+  it("the Bridge CA's ARL and certificate (ca/bridge.ts), and nothing else of it", () => {
+    expect(resolvePublished(paths, "/arl/bridge.crl")).toEqual({ kind: "arl", caId: "bridge", path: join("/srv/ws", "arl", "bridge.crl") });
+    expect(resolvePublished(paths, "/ca/bridge.crt")).toEqual({ kind: "ca-certificate", caId: "bridge", path: join("/srv/ws", "bridge", "bridge.crt") });
+    for (const p of ["/crl/bridge.crl", "/ca/bridge.key", "/bridge/bridge.key", "/bridge/state.json", "/ca/bridge.pem", "/arl/bridge.crl/x", "/crl/bridge/131016.crl", "/ca/../bridge/bridge.key"]) {
+      expect(resolvePublished(paths, p), p).toBeUndefined();
+    }
+  });
+
+  it("no path outside the shapes: unknown prefecture codes, traversal, extra segments", () => {
+    for (const p of ["/crl/48-sig.crl", "/crl/../jpki.db", "/crl/13-sig/../../jpki.db", "/jpki.db", "/crl/13-sig/1310.crl", "/arl/13-sig.crl/extra/x"]) {
+      expect(resolvePublished(paths, p), p).toBeUndefined();
+    }
+  });
+});

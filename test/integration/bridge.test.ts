@@ -1,0 +1,239 @@
+/**
+ * The prefectures' Bridge CA (issue 10 point 7; ca/bridge.ts): `jpki ca bridge` creates it and cross-certifies
+ * the demo's CAs both ways; a verifier trusting only the Bridge validates any prefecture's certificate through
+ * the cross-certificate (ours, OpenSSL with -crl_check_all, GnuTLS), one trusting only Osaka's CA does not
+ * validate Tokyo's even with every cross-certificate at hand, and path building picks the valid path among
+ * several (a not-yet-valid cross-certificate offered first). Plus the operator's side: idempotent re-runs, ARL
+ * numbers never reused, two runs at once, a lock left by a killed run, `ca rewrap` re-encrypting the Bridge key.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { certifyBridge, validateJpki, workspaceKeyWrap, type JpkiPurpose } from "../../src/index.js";
+import { parseCertificate } from "../../src/validation/certificate.js";
+import { parsePemBlocks } from "../../src/pki/pem.js";
+import { Workspace } from "../../src/workspace/workspace.js";
+import { MAIN, cli, runDemo, sh, storeEnv, tempDir, unrevoked, workspaceStore, type DemoRun } from "./helpers.js";
+
+let demo: DemoRun;
+let dir: string;
+let ws: string;
+let pass: string;
+let first: any;
+
+const pems = (file: string) => parsePemBlocks(readFileSync(file, "utf8")).map((b) => b.der);
+const pick = (caName: string) => unrevoked(demo).find((c) => c.ca === caName)!;
+const bridgePem = () => join(ws, "bridge", "bridge.pem");
+const crossPem = () => join(ws, "bridge", "cross.pem");
+const crlOf = (id: string) => join(ws, "crl", `${id}.crl`);
+const arl = () => join(ws, "arl", "bridge.crl");
+const bridge = (args: string[] = []) => cli(["ca", "bridge", "-w", ws, "--passphrase-file", pass, "--json", ...args], { cwd: dir });
+
+function ours(certPath: string, trust: Buffer[], opts: { purpose?: JpkiPurpose; chain?: Buffer[]; crls?: string[]; at?: Date } = {}) {
+  return validateJpki({
+    certificate: pems(certPath)[0]!,
+    purpose: opts.purpose ?? "signature",
+    trustAnchors: trust,
+    intermediates: opts.chain ?? pems(crossPem()),
+    crls: (opts.crls ?? []).map((f) => readFileSync(f)),
+    at: opts.at ?? new Date(),
+  });
+}
+
+beforeAll(async () => {
+  dir = tempDir("jpki-bridge-");
+  demo = await runDemo(dir);
+  ws = demo.workspace;
+  pass = join(ws, "passphrase.txt");
+  const r = await bridge();
+  expect(r.code, r.stderr).toBe(0);
+  first = r.json();
+}, 180_000);
+
+describe("jpki ca bridge: the Bridge CA and its cross-certificates", () => {
+  it("creates the Bridge CA in the spec's shape and cross-certifies every CA both ways", async () => {
+    expect(first.bridge).toMatchObject({ created: true, subject: "C=JP, O=JPKI, OU=Prefectural Association For JPKI, OU=BridgeCA" });
+    const cas = JSON.parse((await cli(["ca", "list", "-w", ws, "--json"], { cwd: dir })).stdout).cas.map((c: { id: string }) => c.id).sort();
+    expect(cas.length).toBeGreaterThanOrEqual(2);
+    const issued = first.crossCertificates as Array<{ caId: string; direction: string }>;
+    expect(issued.length).toBe(cas.length * 2);
+    for (const id of cas) expect(issued.filter((c) => c.caId === id).map((c) => c.direction).sort()).toEqual(["bridge-to-ca", "ca-to-bridge"]);
+
+    const b = parseCertificate(pems(bridgePem())[0]!);
+    expect(b.selfIssued).toBe(true);
+    expect(b.basicConstraints).toEqual({ cA: true, pathLen: undefined });
+    expect(pems(bridgePem())[0]!.includes(Buffer.from("ブリッジ認証局", "utf8"))).toBe(true); // the Japanese SAN
+    const text = sh("openssl", ["x509", "-in", bridgePem(), "-noout", "-text"]).out;
+    expect(text).toMatch(/Certificate Sign, CRL Sign/);
+    expect(text).toContain("URI:http");
+
+    // Every cross-certificate: a CA certificate with pathLenConstraint 0, the issuer's ARL as distribution point;
+    // Bridge -> CA also carries the CA's purpose policy.
+    for (const der of pems(crossPem())) {
+      const c = parseCertificate(der);
+      expect(c.basicConstraints).toEqual({ cA: true, pathLen: 0 });
+      const toCa = c.issuer.rdns.some((r) => r.some((a) => a.text === "BridgeCA"));
+      if (toCa) expect((c.policies ?? []).map((p) => p.policy)[0]).toMatch(/^1\.2\.392\.200149\.8\.5\.1\.(1\.20|3\.30)$/);
+      else expect(c.policies).toBeUndefined();
+    }
+    // The ARL: empty, signed by the Bridge, what openssl reads as a CRL with IDP onlyContainsCACerts.
+    const crlText = sh("openssl", ["crl", "-inform", "DER", "-in", arl(), "-noout", "-text", "-CAfile", bridgePem()]).out;
+    expect(crlText).toContain("verify OK");
+    expect(crlText).toContain("Only CA Certificates");
+    expect(crlText).toContain("No Revoked Certificates");
+  });
+
+  it("a verifier trusting only the Bridge validates every prefecture's certificates through the cross-certificate; OpenSSL and GnuTLS agree", () => {
+    const anchor = pems(bridgePem());
+    for (const id of ["13-sig", "27-sig", "13-auth"]) {
+      const c = pick(id);
+      const purpose: JpkiPurpose = id.endsWith("auth") ? "authentication" : "signature";
+      const r = ours(c.path, anchor, { purpose, crls: [crlOf(id), arl()] });
+      expect(r.status, `${id}: ${JSON.stringify(r)}`).toBe("valid");
+      expect(r.chain!.map((x) => x.issuer)).toEqual([expect.stringContaining(id.startsWith("13") ? "Tokyo-to" : "Osaka-fu"), expect.stringContaining("BridgeCA")]);
+      expect(r.prefecture?.code).toBe(id.slice(0, 2));
+      const ossl = sh("openssl", ["verify", "-crl_check_all", "-CAfile", bridgePem(), "-untrusted", crossPem(), "-CRLfile", `${crlOf(id)}.pem`, "-CRLfile", arl(), c.path]);
+      expect(ossl.out, ossl.out).toContain(": OK");
+      expect(gnutls(c.path, [bridgePem()], crossPem()).status).toBe(0);
+    }
+    // Without the cross-certificates there is no path: untrusted, and OpenSSL agrees.
+    const c = pick("13-sig");
+    expect(ours(c.path, anchor, { chain: [], crls: [crlOf("13-sig"), arl()] })).toMatchObject({ status: "untrusted", reason: "no-trust-anchor" });
+    expect(sh("openssl", ["verify", "-CAfile", bridgePem(), c.path]).status).not.toBe(0);
+    // The purpose still holds through the Bridge: a signature certificate is no authentication certificate.
+    expect(ours(c.path, anchor, { purpose: "authentication", crls: [crlOf("13-sig"), arl()] })).toMatchObject({ status: "profile-violation", reason: "wrong-purpose" });
+    // Hard-fail: the cross-certificate's revocation needs the Bridge's ARL.
+    expect(ours(c.path, anchor, { crls: [crlOf("13-sig")] })).toMatchObject({ status: "revocation-unknown", index: 1 });
+  });
+
+  it("a verifier trusting only Osaka's CA does not validate Tokyo's certificates, even with every cross-certificate; OpenSSL and GnuTLS agree", async () => {
+    const osaka = pems(join(ws, "ca", "27-sig.pem"));
+    const tokyo = pick("13-sig");
+    const r = ours(tokyo.path, osaka, { crls: [crlOf("13-sig"), arl()] });
+    expect(r).toMatchObject({ status: "untrusted", reason: "path-length-exceeded" });
+    expect(sh("openssl", ["verify", "-CAfile", join(ws, "ca", "27-sig.pem"), "-untrusted", crossPem(), tokyo.path]).status).not.toBe(0);
+    expect(gnutls(tokyo.path, [join(ws, "ca", "27-sig.pem")], crossPem()).status).not.toBe(0);
+    // Osaka's own certificates stay valid for it, the cross-certificates at hand or not.
+    expect(ours(pick("27-sig").path, osaka, { crls: [crlOf("27-sig")] }).status).toBe("valid");
+    // The CLI says it in a clerk's words, exit 1.
+    const v = await cli(["verify", tokyo.path, "--trust", join(ws, "ca", "27-sig.pem"), "--chain", crossPem(), "--crl", crlOf("13-sig"), "--crl", arl()], { cwd: dir });
+    expect(v.code).toBe(1);
+    expect(v.stdout).toMatch(/^NOT VALID: not trusted/);
+    expect(v.stdout).toContain("Bridge CA");
+  });
+
+  it("path building picks the valid path among several: a not-yet-valid cross-certificate offered first is passed over", async () => {
+    const tokyo = pick("13-sig");
+    const current = pems(join(ws, "bridge", "cross", "13-sig.by-bridge.pem"))[0]!;
+    // A second generation of Tokyo's cross-certificates, made by a Bridge run whose clock is 30 days ahead.
+    const statePath = join(ws, "bridge", "state.json");
+    const saved = readFileSync(statePath, "utf8");
+    const state = JSON.parse(saved);
+    state.cross = state.cross.filter((c: { caId: string }) => c.caId !== "13-sig");
+    writeFileSync(statePath, JSON.stringify(state));
+    const later = new Date(Date.now() + 30 * 86_400_000);
+    const w = await Workspace.openAsync(ws, { storeUrl: await workspaceStore(ws), clock: { now: () => later } });
+    let future: Buffer;
+    try {
+      const passphrase = readFileSync(pass, "utf8").trim();
+      const r = await certifyBridge(w, { passphrase, keyWrap: await workspaceKeyWrap(w, passphrase), caIds: ["13-sig"] });
+      future = r.issued.find((c) => c.direction === "bridge-to-ca")!.der;
+    } finally {
+      await w.close();
+      writeFileSync(statePath, saved); // the workspace's own state back, and a current ARL (that run's is dated ahead)
+    }
+    expect((await bridge()).code).toBe(0);
+    expect(parseCertificate(future).notBefore.getTime()).toBeGreaterThan(Date.now());
+    const anchor = pems(bridgePem());
+    const crls = [crlOf("13-sig"), arl()];
+    expect(ours(tokyo.path, anchor, { chain: [future], crls })).toMatchObject({ status: "not-yet-valid", index: 1 });
+    const both = ours(tokyo.path, anchor, { chain: [future, current], crls });
+    expect(both.status).toBe("valid");
+    expect(both.chain![1]!.serial).toBe(parseCertificate(current).serialHex);
+    // 31 days on, both are current and both paths valid.
+    expect(ours(tokyo.path, anchor, { chain: [future, current], crls: [], at: new Date(Date.now() + 31 * 86_400_000) }).status).not.toBe("not-yet-valid");
+  });
+});
+
+describe("jpki ca bridge: the operator's side", () => {
+  it("a re-run cross-certifies nothing new, and every run publishes a higher ARL number", async () => {
+    const before = Number(first.arl.number);
+    const r = await bridge();
+    expect(r.code, r.stderr).toBe(0);
+    const j = r.json();
+    expect(j.bridge.created).toBe(false);
+    expect(j.bridge.sha256Fingerprint).toBe(first.bridge.sha256Fingerprint);
+    expect(j.crossCertificates.filter((c: { caId: string }) => c.caId !== "13-sig")).toEqual([]);
+    expect(Number(j.arl.number)).toBeGreaterThan(before);
+    const number = sh("openssl", ["crl", "-inform", "DER", "-in", arl(), "-noout", "-crlnumber"]).out;
+    expect(BigInt(number.trim().split("=")[1]!)).toBe(BigInt(j.arl.number));
+  });
+
+  it("bad input: an unknown prefecture, a wrong passphrase — typed errors, nothing changed", async () => {
+    const state = readFileSync(join(ws, "bridge", "state.json"), "utf8");
+    const none = await bridge(["--prefecture", "46"]);
+    expect(none.code).toBe(4);
+    expect(none.stderr).toContain("ERR_CA_UNKNOWN");
+    const wrongPass = join(dir, "wrong.txt");
+    writeFileSync(wrongPass, "not the passphrase\n");
+    const wrong = await cli(["ca", "bridge", "-w", ws, "--passphrase-file", wrongPass], { cwd: dir });
+    expect(wrong.code).toBe(5);
+    expect(wrong.stderr).toContain("ERR_PASSPHRASE_WRONG");
+    expect(wrong.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    expect(readFileSync(join(ws, "bridge", "state.json"), "utf8")).toBe(state);
+  });
+
+  it("two runs at once: each finishes or says the Bridge is busy; ARL numbers are never reused; a lock left by a killed run is taken over", async () => {
+    const env = { ...process.env, ...(await storeEnv(ws)), JPKI_PASSPHRASE: undefined };
+    const run = () =>
+      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        const p = spawn(process.execPath, [MAIN, "ca", "bridge", "-w", ws, "--passphrase-file", pass, "--json"], { env: env as NodeJS.ProcessEnv });
+        let out = "", err = "";
+        p.stdout.on("data", (d) => (out += d));
+        p.stderr.on("data", (d) => (err += d));
+        p.on("close", (code) => resolve({ code, out, err }));
+      });
+    const results = await Promise.all([run(), run(), run()]);
+    const numbers: number[] = [];
+    for (const r of results) {
+      if (r.code === 0) numbers.push(Number(JSON.parse(r.out).arl.number));
+      else {
+        expect(r.code, r.err).toBe(3);
+        expect(r.err).toContain("ERR_WORKSPACE_LOCKED");
+      }
+    }
+    expect(numbers.length).toBeGreaterThan(0);
+    expect(new Set(numbers).size).toBe(numbers.length);
+
+    // A lock whose process is gone (kill -9 mid-run) does not block the next run.
+    const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" }).stdout;
+    writeFileSync(join(ws, "bridge", ".lock"), dead);
+    const r = await bridge();
+    expect(r.code, r.stderr).toBe(0);
+    expect(Number(r.json().arl.number)).toBeGreaterThan(Math.max(...numbers));
+    expect(existsSync(join(ws, "bridge", ".lock"))).toBe(false);
+  }, 60_000);
+
+  it("ca rewrap re-encrypts the Bridge key with the CA keys", async () => {
+    const fresh = join(dir, "new-pass.txt");
+    writeFileSync(fresh, "a new passphrase\n");
+    const r = await cli(["ca", "rewrap", "-w", ws, "--passphrase-file", pass, "--new-passphrase-file", fresh, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json().rewrapped).toContain("bridge");
+    expect((await cli(["ca", "bridge", "-w", ws, "--passphrase-file", pass], { cwd: dir })).code).toBe(5);
+    const again = await cli(["ca", "bridge", "-w", ws, "--passphrase-file", fresh, "--json"], { cwd: dir });
+    expect(again.code, again.stderr).toBe(0);
+    // put it back for any later test
+    expect((await cli(["ca", "rewrap", "-w", ws, "--passphrase-file", fresh, "--new-passphrase-file", pass], { cwd: dir })).code).toBe(0);
+  }, 60_000);
+});
+
+/** GnuTLS's verdict: the certificate and its untrusted chain in one file, the anchors given (certtool --verify). */
+function gnutls(cert: string, anchors: string[], chain: string): { status: number; out: string } {
+  const bundle = join(dir, `chain-${Math.random().toString(36).slice(2)}.pem`);
+  writeFileSync(bundle, readFileSync(cert, "utf8") + readFileSync(chain, "utf8"));
+  const cas = join(dir, `cas-${Math.random().toString(36).slice(2)}.pem`);
+  writeFileSync(cas, anchors.map((a) => readFileSync(a, "utf8")).join(""));
+  return sh("certtool", ["--verify", "--load-ca-certificate", cas, "--infile", bundle]);
+}
