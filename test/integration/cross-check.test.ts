@@ -113,6 +113,9 @@ const ROWS: readonly Row[] = [
     differs: { gnutls: { verdict: "valid", why: "GnuTLS checks the CRLs it is given and has no 'revocation unknown': a certificate no CRL covers is good" } },
   },
   { name: "via an ad-hoc bridge, the cross-certificate revoked", cert: "good", anchors: ["bridge"], untrusted: ["bridge→13-sig"], crls: ["13-sig full", "bridge ARL, cross revoked"], expected: "revoked" },
+  // The prefectures' Bridge CA, once `jpki ca bridge` is on this branch: its certificate, its cross-certificate for
+  // 13-sig and its ARL into `files` in beforeAll (as "Bridge", "Bridge→13-sig", "Bridge ARL"), then
+  //   { name: "via the Bridge", cert: "good", anchors: ["Bridge"], untrusted: ["Bridge→13-sig"], crls: ["13-sig full", "Bridge ARL"], expected: "valid" },
 ];
 
 let dir: string;
