@@ -14,10 +14,9 @@
  *   (PEM) in one file each: its status line. certtool 3.7 cannot move its clock (no --attime, and faketime is
  *   not installed), which is why every answer is asked at the wall clock and the dates are real.
  * Where an implementation is known to differ the row says so with the reason, and the test asserts the
- * difference: a GnuTLS (or OpenSSL) that changes shows up here. A row through the prefectures' Bridge CA
- * (`jpki ca bridge`, built elsewhere) is a few lines: its files in `files`, one entry in `ROWS`; until then a
- * row anchored at an ad-hoc bridge made by openssl (cross-certificate with pathLenConstraint 0, its own ARL)
- * shows that the harness handles a path through a cross-certificate.
+ * difference: a GnuTLS (or OpenSSL) that changes shows up here. Rows through the prefectures' Bridge CA
+ * (`jpki ca bridge`) and through an ad-hoc bridge made by openssl (cross-certificate with pathLenConstraint 0,
+ * its own ARL, which openssl can also revoke) show the paths through a cross-certificate agree too.
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -113,9 +112,21 @@ const ROWS: readonly Row[] = [
     differs: { gnutls: { verdict: "valid", why: "GnuTLS checks the CRLs it is given and has no 'revocation unknown': a certificate no CRL covers is good" } },
   },
   { name: "via an ad-hoc bridge, the cross-certificate revoked", cert: "good", anchors: ["bridge"], untrusted: ["bridge→13-sig"], crls: ["13-sig full", "bridge ARL, cross revoked"], expected: "revoked" },
-  // The prefectures' Bridge CA, once `jpki ca bridge` is on this branch: its certificate, its cross-certificate for
-  // 13-sig and its ARL into `files` in beforeAll (as "Bridge", "Bridge→13-sig", "Bridge ARL"), then
-  //   { name: "via the Bridge", cert: "good", anchors: ["Bridge"], untrusted: ["Bridge→13-sig"], crls: ["13-sig full", "Bridge ARL"], expected: "valid" },
+  // The prefectures' Bridge CA (`jpki ca bridge`, ca/bridge.ts): a verifier trusting it alone validates Tokyo's
+  // certificates through the cross-certificate; one trusting Osaka's CA alone does not, even given the
+  // cross-certificates Osaka -> Bridge -> Tokyo (each has pathLenConstraint 0).
+  { name: "via the Bridge CA", cert: "good", anchors: ["Bridge"], untrusted: ["Bridge→13-sig"], crls: ["13-sig full", "Bridge ARL"], expected: "valid" },
+  { name: "via the Bridge CA, revoked", cert: "revoked", anchors: ["Bridge"], untrusted: ["Bridge→13-sig"], crls: ["13-sig full", "Bridge ARL"], expected: "revoked" },
+  {
+    name: "via the Bridge CA, without the Bridge's ARL",
+    cert: "good",
+    anchors: ["Bridge"],
+    untrusted: ["Bridge→13-sig"],
+    crls: ["13-sig full"],
+    expected: "revocation-unknown",
+    differs: { gnutls: { verdict: "valid", why: "GnuTLS checks the CRLs it is given and has no 'revocation unknown': a certificate no CRL covers is good" } },
+  },
+  { name: "Osaka's CA trusted alone, Tokyo's certificate, every cross-certificate at hand", cert: "good", anchors: ["27-sig"], untrusted: ["Bridge→13-sig", "27-sig→Bridge"], crls: ["13-sig full", "Bridge ARL", "27-sig full"], expected: "untrusted" },
 ];
 
 let dir: string;
@@ -181,6 +192,7 @@ const OPENSSL_ERRORS: Readonly<Record<number, Verdict>> = {
   20: "untrusted", // unable to get local issuer certificate
   21: "untrusted", // unable to verify the first certificate
   23: "revoked", // certificate revoked
+  25: "untrusted", // path length constraint exceeded: the anchor does not vouch that far
   44: "revocation-unknown", // different CRL scope: no CRL's IDP covers the certificate's distribution point
 };
 
@@ -216,7 +228,7 @@ function gnutls(row: Row): Answer {
     : /revoked/i.test(status) ? "revoked"
     : /expired/i.test(status) ? "expired"
     : /not yet (valid|activated)/i.test(status) ? "not-yet-valid"
-    : /issuer (is )?unknown|signer not found/i.test(status) ? "untrusted"
+    : /issuer (is )?unknown|signer not found|constraint/i.test(status) ? "untrusted"
     : "unmapped";
   return { verdict, said };
 }
@@ -294,6 +306,15 @@ beforeAll(async () => {
   files["13-sig Chuo"] = base.find((c) => c.scope === "partition" && c.municipality === CHUO)!.derPath;
   files["13-sig delta"] = delta.find((c) => c.scope === "delta")!.derPath;
   files["27-sig full"] = osaka.find((c) => c.scope === "full")!.derPath;
+
+  // The prefectures' Bridge CA, made now (the CAs were made four years ago): its certificate, two of its
+  // cross-certificates, its ARL.
+  const bridged = await cli([...w(), "ca", "bridge", "--json"], { cwd: dir });
+  expect(bridged.code, bridged.stderr).toBe(0);
+  files.Bridge = join(ws, "bridge", "bridge.pem");
+  files["Bridge→13-sig"] = join(ws, "bridge", "cross", "13-sig.by-bridge.pem");
+  files["27-sig→Bridge"] = join(ws, "bridge", "cross", "bridge.by-27-sig.pem");
+  files["Bridge ARL"] = join(ws, "arl", "bridge.crl");
 
   // An ad-hoc bridge: a self-signed CA, its cross-certificate for Tokyo's CA (Tokyo's name and key, exact
   // subject bytes through -x509toreq, its subjectKeyIdentifier kept so the end entity's AKI matches), its ARL.
