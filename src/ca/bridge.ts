@@ -45,11 +45,13 @@ import { BRIDGE_SUBJECT, BRIDGE_SUBJECT_JA, encodeName } from "../profile/names.
 import { EXT_OID, POLICY_OID } from "../profile/oids.js";
 import { processAlive, stageFile, type StagedFile } from "../store/staging.js";
 import { writeFileAtomic } from "../store/files.js";
-import type { CaRecord } from "../store/types.js";
+import { ARL_SCOPE, type CaRecord } from "../store/types.js";
+import type { PublishedCrl } from "../crl/publisher.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { buildCrl } from "../crl/builder.js";
 import { arlIssuingDistributionPoint, certificateExtension } from "../crl/scope.js";
+import { describeCrl } from "../profile/describe.js";
 import { assembleCertificate, encodeTbs } from "./certificate.js";
 import { caUrls } from "./ids.js";
 import { endOfJstDay } from "./validity.js";
@@ -131,7 +133,7 @@ export interface BridgeResult {
   readonly issued: readonly CrossCertificate[];
   /** CAs whose cross-certificates were current already */
   readonly unchanged: readonly string[];
-  readonly arl: { readonly number: bigint; readonly thisUpdate: Date; readonly nextUpdate: Date; readonly path: string };
+  readonly arl: BridgeArl;
 }
 
 export interface BridgeOptions {
@@ -201,7 +203,11 @@ function readState(paths: BridgePaths): BridgeState {
 }
 
 /** The Bridge's certificate and signer: the stored ones, or new ones (a new RSA-2048 key, self-signed). */
-async function openOrCreateBridge(ws: Workspace, paths: BridgePaths, opts: BridgeOptions): Promise<{ der: Buffer; signer: Signer; created: boolean }> {
+async function openOrCreateBridge(
+  ws: Workspace,
+  paths: BridgePaths,
+  opts: { readonly passphrase: string; readonly keyWrap: KeyWrapParams | undefined; readonly onProgress?: (m: string) => void },
+): Promise<{ der: Buffer; signer: Signer; created: boolean }> {
   if (existsSync(paths.key)) {
     const blocks = parsePemBlocks(readFileSync(paths.key, "utf8"));
     const cert = blocks.find((b) => b.label === "CERTIFICATE")?.der;
@@ -212,6 +218,7 @@ async function openOrCreateBridge(ws: Workspace, paths: BridgePaths, opts: Bridg
     if (!signer.spki.equals(certificateParts(cert).spki)) throw new JpkiError("ERR_WORKSPACE_CORRUPT", `the Bridge CA's key in ${paths.key} does not match its certificate`);
     return { der: cert, signer, created: false };
   }
+  if (!opts.keyWrap) throw new JpkiError("ERR_INTERNAL", "creating the Bridge CA needs the workspace's key-wrap parameters");
   opts.onProgress?.("generating the Bridge CA key (RSA-2048)");
   const key = await generateRsaKey(2048);
   const signer = new SoftwareSigner(key);
@@ -351,8 +358,64 @@ export async function certifyBridge(ws: Workspace, opts: BridgeOptions): Promise
   });
 }
 
+/** What refreshing the Bridge's ARL published. */
+export interface BridgeArl {
+  readonly number: bigint;
+  readonly thisUpdate: Date;
+  readonly nextUpdate: Date;
+  readonly path: string;
+  readonly sha256: string;
+  readonly byteLength: number;
+}
+
+/**
+ * A new ARL of the Bridge when the workspace has a Bridge and its ARL is missing or within `marginMs` of its
+ * nextUpdate (or always, with `force`); undefined otherwise. The CRL schedule (crl/updater.ts) calls it on each
+ * tick, so a verifier trusting the Bridge never finds its ARL expired while `jpki serve` or `watch` runs.
+ */
+export async function refreshBridgeArl(ws: Workspace, passphrase: string, opts: { readonly marginMs: number; readonly force?: boolean }): Promise<BridgeArl | undefined> {
+  const paths = bridgePaths(ws.paths.root);
+  if (!existsSync(paths.key)) return undefined;
+  const due = () => opts.force || !existsSync(paths.arl) || arlNextUpdate(paths.arl) - ws.clock.now().getTime() <= opts.marginMs;
+  if (!due()) return undefined;
+  return withBridgeLock(paths, async () => {
+    if (!due()) return undefined; // another process refreshed it meanwhile
+    const state = readState(paths);
+    const bridge = await openOrCreateBridge(ws, paths, { passphrase, keyWrap: undefined });
+    const number = BigInt(state.arlNumber) + 1n;
+    writeFileAtomic(paths.state, `${JSON.stringify({ ...state, arlNumber: number.toString() }, null, 1)}\n`);
+    return publishBridgeArl(ws, paths, bridge, number);
+  });
+}
+
+/** A Bridge ARL as the CRL publishers report theirs. */
+export function bridgeArlPublished(arl: BridgeArl): PublishedCrl {
+  return {
+    caId: BRIDGE_ID,
+    scope: ARL_SCOPE,
+    number: arl.number,
+    thisUpdate: arl.thisUpdate,
+    nextUpdate: arl.nextUpdate,
+    entries: 0,
+    derPath: arl.path,
+    sha256: arl.sha256,
+    byteLength: arl.byteLength,
+    superseded: false,
+  };
+}
+
+/** The nextUpdate of the ARL at `path` (ms), or 0 when it does not parse (then it is refreshed). */
+function arlNextUpdate(path: string): number {
+  try {
+    const next = describeCrl(readFileSync(path), { maxEntries: 0 }).nextUpdate;
+    return next ? Date.parse(next) : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** The Bridge's ARL: no cross-certificate is revoked (none can be yet), numbered, signed, read back before install. */
-async function publishBridgeArl(ws: Workspace, paths: BridgePaths, bridge: Issuer, number: bigint): Promise<BridgeResult["arl"]> {
+async function publishBridgeArl(ws: Workspace, paths: BridgePaths, bridge: Issuer, number: bigint): Promise<BridgeArl> {
   const thisUpdate = new Date(Math.floor(ws.clock.now().getTime() / 1000) * 1000);
   const nextUpdate = new Date(thisUpdate.getTime() + ws.config.crlLifetimeHours * 3600_000);
   const parts = certificateParts(bridge.der);
@@ -373,7 +436,7 @@ async function publishBridgeArl(ws: Workspace, paths: BridgePaths, bridge: Issue
   verifyArl(der, parts.spki);
   mkdirSync(join(ws.paths.root, "arl"), { recursive: true, mode: 0o700 });
   writeFileAtomic(paths.arl, der);
-  return { number, thisUpdate, nextUpdate, path: paths.arl };
+  return { number, thisUpdate, nextUpdate, path: paths.arl, sha256: sha256(der), byteLength: der.length };
 }
 
 /** Check what we sign: the ARL's signature verifies with the Bridge's key before it is installed. */

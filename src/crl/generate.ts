@@ -16,6 +16,7 @@ import { SoftwareSigner, type Signer } from "../pki/signer.js";
 import { assertCaCertificate } from "../profile/ca-check.js";
 import type { CertificateType } from "../profile/types.js";
 import { ARL_SCOPE, FULL_SCOPE, type CaRecord } from "../store/types.js";
+import { bridgeArlPublished, refreshBridgeArl } from "../ca/bridge.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { deltaCadence } from "./delta.js";
 import { CrlPublisher, sweepCrlTemps, type CrlIssuer, type PublishedCrl } from "./publisher.js";
@@ -106,6 +107,12 @@ export async function generateCrls(
     const mine = which === "all" ? scopes.filter((s) => s.caId === id).map((s) => s.scope) : due.filter((d) => d.caId === id).map((d) => d.scope ?? "");
     for (const crl of await publisher.publishPartitions(issuer, mine.filter((s) => s !== ARL_SCOPE && s !== FULL_SCOPE))) landed(crl);
     if (mine.includes(ARL_SCOPE)) landed(await publisher.publishArl(issuer));
+  }
+  // The Bridge CA's ARL (ca/bridge.ts) goes with the ARLs of a whole selection: every time with "all", when due
+  // with "due".
+  if (which !== "none" && !opts.ca) {
+    const arl = await refreshBridgeArl(ws, opts.passphrase, { marginMs: refreshMarginMs(ws.config), force: which === "all" });
+    if (arl) landed(bridgeArlPublished(arl));
   }
   return out;
 }

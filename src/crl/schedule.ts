@@ -105,6 +105,8 @@ export interface CrlScheduleOptions {
   readonly publish: (due: readonly DueCrl[]) => Promise<readonly PublishedCrl[]>;
   /** longest a revocation waits for its CRL, ms (default 30 s) */
   readonly intervalMs?: number;
+  /** CRLs kept outside the store, refreshed on each tick when due (the Bridge CA's ARL, ca/bridge.ts) */
+  readonly refreshOthers?: () => Promise<ReadonlyArray<PublishedCrl & { readonly why: DueReason }>>;
 }
 
 export class CrlSchedule {
@@ -129,11 +131,12 @@ export class CrlSchedule {
 
   /** Publishes whatever is due now; returns what was published, with why. */
   async tick(): Promise<Array<PublishedCrl & { readonly why: DueReason }>> {
+    const others = (await this.#o.refreshOthers?.()) ?? [];
     const due = await this.due();
-    if (!due.length) return [];
+    if (!due.length) return [...others];
     const key = (caId: string, scope: CrlScope | undefined) => `${caId}/${scope ?? ""}`;
     const why = new Map(due.map((d) => [key(d.caId, d.scope), d.why]));
     const out = await this.#o.publish(due);
-    return out.map((p) => ({ ...p, why: why.get(key(p.caId, p.scope)) ?? "dirty" }));
+    return [...others, ...out.map((p) => ({ ...p, why: why.get(key(p.caId, p.scope)) ?? "dirty" }))];
   }
 }

@@ -7,12 +7,13 @@
  * numbers never reused, two runs at once, a lock left by a killed run, `ca rewrap` re-encrypting the Bridge key.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { certifyBridge, validateJpki, workspaceKeyWrap, type JpkiPurpose } from "../../src/index.js";
 import { parseCertificate } from "../../src/validation/certificate.js";
 import { parsePemBlocks } from "../../src/pki/pem.js";
+import { CrlUpdater } from "../../src/crl/updater.js";
 import { Workspace } from "../../src/workspace/workspace.js";
 import { MAIN, cli, runDemo, sh, storeEnv, tempDir, unrevoked, workspaceStore, type DemoRun } from "./helpers.js";
 
@@ -213,6 +214,40 @@ describe("jpki ca bridge: the operator's side", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(Number(r.json().arl.number)).toBeGreaterThan(Math.max(...numbers));
     expect(existsSync(join(ws, "bridge", ".lock"))).toBe(false);
+  }, 60_000);
+
+  it("the Bridge's ARL is kept fresh: the CRL schedule republishes it within the refresh margin, crl generate --partitions all with the others", async () => {
+    const arlNumber = () => BigInt(sh("openssl", ["crl", "-inform", "DER", "-in", arl(), "-noout", "-crlnumber"]).out.trim().split("=")[1]!);
+    const before = arlNumber();
+    const passphrase = readFileSync(pass, "utf8").trim();
+    // The schedule's tick (what `jpki serve` and `watch` run), or the Bridge part of it alone.
+    const tick = async (at: Date, whole = false) => {
+      const w = await Workspace.openAsync(ws, { storeUrl: await workspaceStore(ws), clock: { now: () => at } });
+      try {
+        const u = new CrlUpdater(w, passphrase);
+        const out = whole ? await u.schedule().tick() : await u.refreshBridgeArl();
+        return out.filter((p) => p.caId === "bridge").map((p) => ({ caId: p.caId, number: p.number }));
+      } finally {
+        await w.close();
+      }
+    };
+    // Fresh: nothing to do. Near its nextUpdate (crlLifetimeHours 48, margin 12 by default): a new ARL.
+    expect(await tick(new Date(), true)).toEqual([]);
+    expect(arlNumber()).toBe(before);
+    const published = await tick(new Date(Date.now() + 40 * 3600_000), true);
+    expect(published).toEqual([{ caId: "bridge", number: before + 1n }]);
+    expect(arlNumber()).toBe(before + 1n);
+    // A `jpki ca bridge` holding the lock (a live pid, or a lock being taken) leaves the ARL to the next tick.
+    writeFileSync(join(ws, "bridge", ".lock"), String(process.pid));
+    expect(await tick(new Date(Date.now() + 47 * 3600_000))).toEqual([]);
+    writeFileSync(join(ws, "bridge", ".lock"), "");
+    await expect(tick(new Date(Date.now() + 47 * 3600_000))).resolves.toEqual([]);
+    rmSync(join(ws, "bridge", ".lock"));
+
+    const g = await cli(["crl", "generate", "-w", ws, "--prefecture", "all", "--partitions", "all", "--passphrase-file", pass, "--json"], { cwd: dir });
+    expect(g.code, g.stderr).toBe(0);
+    expect(g.json().crls.filter((c: { ca: string; caId?: string }) => (c.caId ?? c.ca) === "bridge")).toHaveLength(1);
+    expect(arlNumber()).toBeGreaterThan(before + 1n);
   }, 60_000);
 
   it("ca rewrap re-encrypts the Bridge key with the CA keys", async () => {

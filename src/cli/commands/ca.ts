@@ -138,7 +138,8 @@ key encrypted under the workspace passphrase, a self-signed certificate). Every 
 that have no cross-certificates for their current certificate yet, in both directions (Bridge -> CA and
 CA -> Bridge, each pathLenConstraint 0: a verifier trusting one prefecture's CA never reaches another
 prefecture through the Bridge), and publishes a new ARL of the Bridge. Run it again after 'jpki ca init'
-adds prefectures, and before the Bridge's ARL reaches its nextUpdate (config crlLifetimeHours).
+adds prefectures. The CRL schedule of 'jpki serve' and 'jpki watch' (and 'jpki crl generate --partitions')
+republishes the Bridge's ARL before its nextUpdate.
 
 Files (in the workspace): bridge/bridge.pem (give it to verifiers' --trust), bridge/cross.pem (every
 cross-certificate: --chain), bridge/cross/*.pem, arl/bridge.crl (the Bridge's ARL, served by 'jpki serve'
