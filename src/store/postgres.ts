@@ -355,6 +355,29 @@ export interface PostgresStoreOptions {
   readonly maxResidentLocks?: number;
   /** connections per store (default 10) */
   readonly poolSize?: number;
+  /**
+   * how long one connection may take to be established and logged in before ERR_STORE_UNREACHABLE (default: the
+   * connection string's connect_timeout or PGCONNECT_TIMEOUT in seconds, as libpq reads them, else 15 s). Without
+   * it a server that accepts the connection and never answers (a hung host, a wrong port behind a firewall
+   * that holds it open) would hang every command.
+   */
+  readonly connectTimeoutMs?: number;
+}
+
+/** The connect timeout of a connection string: libpq's connect_timeout (seconds), then PGCONNECT_TIMEOUT, else 15 s. */
+export function connectTimeoutOf(connectionString: string, env: NodeJS.ProcessEnv = process.env): number {
+  let fromUrl: string | null = null;
+  try {
+    fromUrl = new URL(connectionString).searchParams.get("connect_timeout");
+  } catch {
+    // node-postgres reports the malformed string
+  }
+  for (const v of [fromUrl, env.PGCONNECT_TIMEOUT]) {
+    const n = v === null || v === undefined || v.trim() === "" ? NaN : Number(v);
+    // libpq: 0 or negative waits forever; we keep a bound and take it as the default instead
+    if (Number.isFinite(n) && n > 0) return Math.max(2, n) * 1000; // libpq, too, never waits less than 2 s
+  }
+  return 15_000;
 }
 
 let pgModule: typeof import("pg") | undefined;
@@ -425,7 +448,7 @@ function connectionFailure(e: unknown): ConnectionFailure | undefined {
   if (NETWORK_ERRNOS.has(code) && SOCKET_SYSCALLS.has((e as NodeJS.ErrnoException).syscall ?? "")) return "network";
   const message = (e as Error)?.message ?? "";
   if (!code && /^SASL: |password must be a string|password authentication/i.test(message)) return "authentication";
-  if (!code && /^Connection terminated|connection timeout/i.test(message)) return "network";
+  if (!code && /^Connection terminated|connection timeout|^timeout expired/i.test(message)) return "network";
   return undefined;
 }
 
@@ -781,8 +804,17 @@ export class PostgresStore implements Store {
    */
   static async open(connectionString: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {
     // Loaded here, not at import: pg probes its runtime when loaded, and only a PostgreSQL store needs it.
-    const { Pool, types } = loadPg();
+    const { Pool, Client, types } = loadPg();
+    // The timeout goes to each Client, not to the Pool: the pool would also apply it to waiting for a free
+    // connection, failing a busy store's queries that only queue behind a long CRL stream.
+    const connectionTimeoutMillis = opts.connectTimeoutMs ?? connectTimeoutOf(connectionString);
+    class TimedClient extends Client {
+      constructor(config?: ConstructorParameters<typeof Client>[0]) {
+        super({ ...(typeof config === "object" ? config : {}), connectionTimeoutMillis });
+      }
+    }
     const pool = new Pool({
+      Client: TimedClient,
       connectionString,
       max: opts.poolSize ?? 10,
       lock_timeout: opts.lockTimeoutMs ?? 20_000,

@@ -1,0 +1,43 @@
+/**
+ * Connecting to PostgreSQL never hangs: a server that accepts the TCP connection and never answers (a hung host,
+ * a firewall holding the port open) is ERR_STORE_UNREACHABLE after the connect timeout, not a command that
+ * waits forever. No PostgreSQL server needed: a bare socket that says nothing plays the hung server.
+ */
+import { createServer, type Server, type Socket } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PostgresStore, connectTimeoutOf } from "./postgres.js";
+
+let server: Server;
+let port: number;
+const sockets: Socket[] = [];
+
+beforeAll(async () => {
+  server = createServer((s) => sockets.push(s)); // accepts, reads nothing, answers nothing
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  port = (server.address() as { port: number }).port;
+});
+afterAll(async () => {
+  for (const s of sockets) s.destroy();
+  await new Promise((r) => server.close(r));
+});
+
+describe("PostgreSQL connect timeout", () => {
+  it("a server that never answers: ERR_STORE_UNREACHABLE (network), no hang, no password in the message", async () => {
+    const err = await PostgresStore.open(`postgres://jpki:s3cret-pw@127.0.0.1:${port}/jpki`, { connectTimeoutMs: 300 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { reason: "network" } });
+    expect(String((err as Error).message)).not.toContain("s3cret-pw");
+    expect(sockets.length).toBeGreaterThan(0); // it did reach the silent server
+  }, 20_000);
+
+  it("the timeout comes from connect_timeout in the string, then PGCONNECT_TIMEOUT, else 15 s; never below libpq's 2 s", () => {
+    expect(connectTimeoutOf("postgres://h/db?connect_timeout=7", {})).toBe(7000);
+    expect(connectTimeoutOf("postgres://h/db?connect_timeout=1", {})).toBe(2000);
+    expect(connectTimeoutOf("postgres://h/db", { PGCONNECT_TIMEOUT: "30" })).toBe(30_000);
+    expect(connectTimeoutOf("postgres://h/db?connect_timeout=5", { PGCONNECT_TIMEOUT: "30" })).toBe(5000);
+    for (const v of ["0", "-1", "x", ""]) expect(connectTimeoutOf(`postgres://h/db?connect_timeout=${v}`, {})).toBe(15_000);
+    expect(connectTimeoutOf("not a url", {})).toBe(15_000);
+  });
+});
