@@ -201,7 +201,7 @@ describe("OcspClient against jpki serve", () => {
     const closed = await freePort();
     const down = await ask(client({ url: `http://127.0.0.1:${closed}/ocsp/13-sig` }), cert.good.der);
     expect(down).toMatchObject({ status: "no-answer", problem: "network" });
-    expect(JSON.stringify(down)).not.toMatch(/\bat \S+:\d+/);
+    expect(JSON.stringify(down)).not.toMatch(/\bat .+\.[jt]s:\d+:\d+/);
     const silent: Server = createServer(() => undefined);
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
     try {
@@ -230,5 +230,88 @@ describe("OcspClient against jpki serve", () => {
     expect(r.status === "valid" && r.revocationChecks).toEqual([{ index: 0, source: "crl", status: "good", detail: expect.stringMatching(/OCSP network/) }]);
     expect(r.ocspResponses.map((o: OcspOutcome) => o.status)).toEqual(["no-answer"]);
     expect(r.crlFetches.length).toBeGreaterThan(0);
+  });
+});
+
+describe("jpki verify --ocsp and --crl-url, end to end", () => {
+  const verify = (args: string[], env: Record<string, string | undefined> = {}) => cli(["verify", ...args], { cwd: dir, env });
+
+  it("--ocsp (the AIA responder) with --token-file: valid, exit 0; --json says OCSP answered", async () => {
+    const r = await verify([cert.good.path, "--trust", anchorPem, "--ocsp", "--token-file", tokenFile, "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const j = r.json();
+    expect(j).toMatchObject({ status: "valid", revocationSources: ["ocsp"], revocationChecks: [{ index: 0, source: "ocsp", status: "good", url: ocspUrl() }] });
+    expect(j.ocsp).toEqual([expect.objectContaining({ status: "good", url: ocspUrl(), signedBy: "delegated-responder" })]);
+    expect(r.stdout).not.toContain(token);
+    const text = await verify([cert.good.path, "--trust", anchorPem, "--ocsp"], { JPKI_VERIFIER_TOKEN: token });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain(`revocation: the certificate itself (${cert.good.path}; serial ${cert.good.serial}): good, from OCSP ${ocspUrl()}`);
+  });
+
+  it("--ocsp URL on a revoked certificate: exit 1, revoked, with the reason and OCSP as its source", async () => {
+    const r = await verify([cert.toRevoke.path, "--trust", anchorPem, `--ocsp=${ocspUrl()}`, "--token-file", tokenFile]);
+    expect(r.code).toBe(EXIT_INVALID);
+    expect(r.stdout).toContain("NOT VALID: revoked (失効)");
+    expect(r.stdout).toMatch(/reason: a certified item changed .*\(affiliationChanged\), says OCSP/);
+  });
+
+  it("an unknown serial: hard-fail exit 1 revocation-unknown, soft-fail exit 15; typed, no stack", async () => {
+    const hard = await verify([cert.stranger.path, "--trust", anchorPem, "--ocsp", "--token-file", tokenFile, "--json"]);
+    expect(hard.code).toBe(EXIT_INVALID);
+    expect(hard.json()).toMatchObject({ status: "revocation-unknown", reason: "revocation-unknown", ocsp: [{ status: "unknown" }] });
+    const soft = await verify([cert.stranger.path, "--trust", anchorPem, "--ocsp", "--token-file", tokenFile, "--soft-fail"]);
+    expect(soft.code).toBe(EXIT_UNDECIDED);
+    expect(soft.stdout).toMatch(/but: could not check whether the certificate itself .* is revoked \(失効\): OCSP: the responder .* does not know the certificate/);
+    expect(`${soft.stdout}${soft.stderr}`).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
+  });
+
+  it("a stale answer by --at after nextUpdate: revocation-unknown (exit 1), the problem named in --json", async () => {
+    const later = new Date(Date.now() + 2 * 3600_000).toISOString();
+    const r = await verify([cert.good.path, "--trust", anchorPem, "--ocsp", "--token-file", tokenFile, "--at", later, "--json"]);
+    expect(r.code).toBe(EXIT_INVALID);
+    expect(r.json()).toMatchObject({ status: "revocation-unknown", ocsp: [{ status: "no-answer", problem: "stale" }] });
+  });
+
+  it("the responder down: no answer; with --crl-url auto the CRL decides (exit 0), without it hard-fail exit 1", async () => {
+    const down = `http://127.0.0.1:${await freePort()}/ocsp/13-sig`;
+    const alone = await verify([cert.good.path, "--trust", anchorPem, "--ocsp", down, "--token-file", tokenFile, "--json"]);
+    expect(alone.code).toBe(EXIT_INVALID);
+    expect(alone.json()).toMatchObject({ status: "revocation-unknown", ocsp: [{ status: "no-answer", problem: "network" }] });
+    const fallback = await verify([cert.good.path, "--trust", anchorPem, "--ocsp", down, "--crl-url", "auto", "--token-file", tokenFile, "--json"]);
+    expect(fallback.code, fallback.stdout).toBe(0);
+    expect(fallback.json()).toMatchObject({ status: "valid", revocationSources: ["ocsp", "crl"], revocationChecks: [{ index: 0, source: "crl", status: "good" }] });
+    expect(fallback.json().crlFetches.every((f: { status: string }) => f.status === "downloaded")).toBe(true);
+  });
+
+  it("--crl-url URL and --crl-url auto: the CRLs fetched decide; the revoked certificate is revoked from its CRL", async () => {
+    // the revocation above is in the CRLs serve's schedule publishes next; publish now
+    expect((await cli(["--workspace", ws, "crl", "generate", "--ca", "13-sig", "--partitions", "all"], { cwd: dir })).code).toBe(0);
+    const full = `${base}/crl/13-sig.crl`;
+    const good = await verify([cert.good.path, "--trust", anchorPem, "--crl-url", full, "--token-file", tokenFile, "--json"]);
+    expect(good.code, good.stdout).toBe(0);
+    expect(good.json()).toMatchObject({ status: "valid", revocationChecks: [{ source: "crl", status: "good" }], crlFetches: [{ url: full, status: "downloaded" }] });
+    expect(good.json().crlFetches[0].der).toBeUndefined();
+    for (const how of [["--crl-url", full], ["--crl-url", "auto"]]) {
+      const r = await verify([cert.toRevoke.path, "--trust", anchorPem, ...how, "--token-file", tokenFile, "--json"]);
+      expect(r.code, JSON.stringify(how)).toBe(EXIT_INVALID);
+      expect(r.json()).toMatchObject({ status: "revoked", revocation: { reason: "affiliationChanged", source: "crl" } });
+    }
+    // without the token serve refuses: the fetch fails (reported), the status is unknown
+    const refused = await verify([cert.good.path, "--trust", anchorPem, "--crl-url", full, "--json"], { JPKI_VERIFIER_TOKEN: undefined });
+    expect(refused.code).toBe(EXIT_INVALID);
+    expect(refused.json()).toMatchObject({ status: "revocation-unknown", crlFetches: [{ status: "failed", error: expect.stringMatching(/401/) }] });
+  });
+
+  it("usage errors: --ocsp or --crl-url without an http(s) URL, a token file that is not a token: exit 2", async () => {
+    const notUrl = await verify(["--trust", anchorPem, "--ocsp", cert.good.path]);
+    expect(notUrl.code).toBe(2);
+    const badCrlUrl = await verify([cert.good.path, "--trust", anchorPem, "--crl-url", "ftp://example/x.crl"]);
+    expect(badCrlUrl.code).toBe(2);
+    expect(badCrlUrl.stderr).toMatch(/ERR_USAGE|not an http/);
+    const empty = join(dir, "empty.token");
+    writeFileSync(empty, "\n");
+    const badToken = await verify([cert.good.path, "--trust", anchorPem, "--ocsp", "--token-file", empty]);
+    expect(badToken.code).toBe(2);
+    expect(badToken.stderr).toMatch(/token/);
   });
 });
