@@ -264,7 +264,7 @@ export function formatVerdict(r: JpkiValidationResult, o: { at: Date; file: stri
   lines.push(`${STATUS_WORDS[r.status]}: ${kind} issued by ${issuer}, checked for ${r.purpose} at ${day(o.at)}`);
   if (r.status === "valid") {
     for (const w of r.revocationWarnings) {
-      lines.push(`  but: could not check whether ${describe(w.index)} is revoked (失効): ${w.detail}. Not decided (--soft-fail): give a current CRL with --crl or --crl-url, or ask --ocsp.`);
+      lines.push(`  but: could not check whether ${describe(w.index)} is revoked (失効): ${w.detail}. Not decided (--soft-fail): ${nextStep(w.detail)}.`);
     }
   } else {
     lines.push(`  which: ${describe(r.index)}`);
@@ -279,6 +279,11 @@ export function formatVerdict(r: JpkiValidationResult, o: { at: Date; file: stri
     lines.push("  four basic items (基本4情報):", `    name 氏名:          ${f.name}`, `    address 住所:       ${f.address}`, `    birth date 生年月日: ${f.birthDate}`, `    gender 性別:        ${f.gender}`);
   }
   return lines.join("\n");
+}
+
+/** What to try next when no source answered: OCSP is suggested only when it was not asked already. */
+function nextStep(detail: string): string {
+  return /OCSP/.test(detail) ? "give a current CRL with --crl or --crl-url" : "give a current CRL with --crl or --crl-url, or ask --ocsp";
 }
 
 function explain(r: Exclude<JpkiValidationResult, { status: "valid" }>): string {
@@ -300,7 +305,7 @@ function explain(r: Exclude<JpkiValidationResult, { status: "valid" }>): string 
     case "revocation-unknown": {
       const why = r.revocationChecks?.find((c) => c.index === r.index)?.detail;
       const what = why ? `no revocation source could confirm it unrevoked (${why})` : "no current CRL (失効リスト) covers it, so it cannot be confirmed unrevoked";
-      return `${what}. Give the CA's CRL with --crl or --crl-url, ask --ocsp, or --soft-fail to decide later.`;
+      return `${what}. ${nextStep(why ?? "")[0]!.toUpperCase()}${nextStep(why ?? "").slice(1)}, or --soft-fail to decide later.`;
     }
     default:
       return r.message;
