@@ -125,10 +125,26 @@ export { resolvePublished, crlNextUpdate, PublishedFiles, type PublishedFile, ty
 export { run as runCli, makeProgram } from "./cli/program.js";
 
 // path validation (RFC 5280 §6)
-export { validatePath, validatePathAsync, buildPath, buildPaths, pathCandidates, type ValidatePathParams, type ValidatePathAsyncParams } from "./validation/validate.js";
+export { validatePath, validatePathAsync, buildPath, buildPaths, pathCandidates, type ValidatePathParams, type ValidatePathAsyncParams, type RevocationFetches } from "./validation/validate.js";
 // revocation sources: CRLs parsed once into a compact index, fetched and cached over HTTP
 export { CrlIndexCache, type CrlIndexCacheParams } from "./validation/crl-index-cache.js";
 export { CrlCache, type CrlCacheParams, type CrlCacheStats, type CrlFetchOutcome, type CrlFetchStatus } from "./validation/revocation-sources.js";
+// OCSP as a revocation source (RFC 6960 client: request, transport, the §3.2 checks)
+export {
+  OcspClient,
+  buildOcspRequest,
+  checkOcspResponse,
+  ocspUrlsOf,
+  OCSP_PROBLEMS,
+  OCSP_CERT_ID_HASHES,
+  type OcspClientParams,
+  type OcspOutcome,
+  type OcspProblem,
+  type OcspCertId,
+  type OcspCertIdHash,
+  type OcspQuery,
+  type CheckOcspResponseParams,
+} from "./validation/ocsp-source.js";
 // signed documents (RFC 5652 CMS SignedData)
 export { verifySignedData, CMS_OID, type VerifySignedDataParams, type SignedDataResult, type SignedDataStatus, type SignaturePurpose, type SignerCertificate } from "./validation/cms.js";
 export {
@@ -140,6 +156,9 @@ export {
   type Revocation,
   type RevocationMode,
   type RevocationProblem,
+  type RevocationCheck,
+  type RevocationSourceName,
+  REVOCATION_SOURCES,
 } from "./validation/types.js";
 // JPKI purposes over path validation (署名用 / 利用者証明用)
 export {

@@ -21,11 +21,12 @@ import { decodeFourItemsSan } from "../profile/san.js";
 import type { CertificateType, FourItems } from "../profile/types.js";
 import { KEY_USAGE, parseCertificate, type Certificate } from "./certificate.js";
 import { formatName, type Name } from "./name.js";
-import { FAILURE_REASONS, type PathStatus, type Revocation, type RevocationMode, type RevocationProblem } from "./types.js";
-import { buildPaths, pathCandidates, validatePath } from "./validate.js";
+import { FAILURE_REASONS, type PathStatus, type Revocation, type RevocationCheck, type RevocationMode, type RevocationProblem, type RevocationSourceName } from "./types.js";
+import { buildPaths, gatherRevocation, pathCandidates, validatePath, type RevocationFetches } from "./validate.js";
 import { JpkiError } from "../errors.js";
 import type { CrlIndexCache } from "./crl-index-cache.js";
-import type { CrlCache, CrlFetchOutcome } from "./revocation-sources.js";
+import type { OcspClient, OcspOutcome } from "./ocsp-source.js";
+import type { CrlCache } from "./revocation-sources.js";
 
 /** What a certificate is used for: 署名用 (signing documents) or 利用者証明用 (logging in). */
 export type JpkiPurpose = CertificateType;
@@ -86,6 +87,10 @@ export interface ValidateJpkiParams {
   readonly at: Date;
   /** default "hard-fail" */
   readonly revocation?: RevocationMode;
+  /** the revocation sources to ask, in order (default ["crl"]; see ValidatePathParams.revocationSources) */
+  readonly revocationSources?: readonly RevocationSourceName[];
+  /** OCSP answers fetched beforehand (OcspClient.gather; see ValidatePathParams.ocspResponses) */
+  readonly ocspResponses?: readonly OcspOutcome[];
 }
 
 /** The JPKI facts added to every result. */
@@ -106,7 +111,13 @@ export interface JpkiFacts {
 
 export type JpkiValidationResult = JpkiFacts &
   (
-    | { readonly status: "valid"; readonly policies: readonly string[]; readonly revocationWarnings: readonly RevocationProblem[] }
+    | {
+        readonly status: "valid";
+        readonly policies: readonly string[];
+        readonly revocationWarnings: readonly RevocationProblem[];
+        /** per certificate, which revocation source answered; present when `revocationSources` was given */
+        readonly revocationChecks?: readonly RevocationCheck[];
+      }
     | {
         readonly status: Exclude<PathStatus, "valid">;
         readonly reason: JpkiFailureReason;
@@ -114,6 +125,7 @@ export type JpkiValidationResult = JpkiFacts &
         readonly index: number;
         readonly message: string;
         readonly revocation?: Revocation;
+        readonly revocationChecks?: readonly RevocationCheck[];
       }
   );
 
@@ -262,27 +274,46 @@ export function validateJpki(params: ValidateJpkiParams): JpkiValidationResult {
 const CA_CONSTRAINTS: ReadonlySet<string> = new Set(["not-a-ca", "path-length-exceeded", "key-usage-no-key-cert-sign", "name-constraints-permitted", "name-constraints-excluded"]);
 
 function validateOne(params: ValidateJpkiParams, chain: Buffer[], intermediates: readonly Uint8Array[]) {
-  return validatePath({ trustAnchors: params.trustAnchors, chain, certificates: intermediates, crls: params.crls, crlIndex: params.crlIndex, at: params.at, revocation: params.revocation });
+  return validatePath({
+    trustAnchors: params.trustAnchors,
+    chain,
+    certificates: intermediates,
+    crls: params.crls,
+    crlIndex: params.crlIndex,
+    at: params.at,
+    revocation: params.revocation,
+    ...(params.revocationSources ? { revocationSources: params.revocationSources } : {}),
+    ...(params.ocspResponses ? { ocspResponses: params.ocspResponses } : {}),
+  });
 }
 
-export interface ValidateJpkiAsyncParams extends Omit<ValidateJpkiParams, "crlIndex"> {
+export interface ValidateJpkiAsyncParams extends Omit<ValidateJpkiParams, "crlIndex" | "ocspResponses"> {
   /** where CRLs come from: those the path's certificates name are fetched (or revalidated) before validating */
-  readonly crlSource: CrlCache;
+  readonly crlSource?: CrlCache;
+  /** where OCSP answers come from (with "ocsp" in revocationSources): each certificate's responder is asked first */
+  readonly ocspSource?: OcspClient;
 }
 
 /**
- * `validateJpki` with CRLs fetched: the path is built, the CRLs its certificates name (full, partition and the
- * delta CRLs of freshestCRL) are gathered through `crlSource` (cached, conditional GET), then the synchronous
- * engine runs over them and any `crls` given. `crlFetches` says what each fetch came to (a failure is not an
- * exception: the engine's revocation mode decides).
+ * `validateJpki` with revocation information fetched: the path is built, then the CRLs its certificates name
+ * (full, partition and the delta CRLs of freshestCRL) are gathered through `crlSource` (cached, conditional GET)
+ * and, with "ocsp" among `revocationSources`, OCSP answers through `ocspSource`; then the synchronous engine runs
+ * over them and any `crls` given. `crlFetches` and `ocspResponses` say what each exchange came to (a failure is
+ * not an exception: the engine's revocation mode decides).
  */
-export async function validateJpkiAsync(params: ValidateJpkiAsyncParams): Promise<JpkiValidationResult & { readonly crlFetches: readonly CrlFetchOutcome[] }> {
+export async function validateJpkiAsync(params: ValidateJpkiAsyncParams): Promise<JpkiValidationResult & RevocationFetches> {
   const intermediates = params.intermediates ?? [];
-  // The CRLs of every candidate path (validateJpki picks among them), each URL fetched once.
+  // The revocation information of every candidate path (validateJpki picks among them): the CRLs each URL once,
+  // OCSP per path (a certificate's issuer is the next one up its path).
   const candidates = buildPaths({ endEntity: params.certificate, intermediates, trustAnchors: params.trustAnchors });
-  const certs = candidates.length ? [...new Set(candidates.flat())] : [Buffer.from(params.certificate)];
-  const gathered = params.revocation === "off" ? { crls: [], fetches: [] } : await params.crlSource.gather(certs);
-  const { crlSource, ...rest } = params;
-  const r = validateJpki({ ...rest, crls: [...(params.crls ?? []), ...gathered.crls], crlIndex: crlSource.index });
-  return { ...r, crlFetches: gathered.fetches };
+  const paths = candidates.length ? candidates : [[Buffer.from(params.certificate)]];
+  const sources = params.revocationSources ?? ["crl"];
+  const [crl, ...ocsp] = await Promise.all([
+    gatherRevocation({ ...params, chain: [...new Set(paths.flat())], revocationSources: sources.filter((s) => s === "crl") }),
+    ...(sources.includes("ocsp") ? paths.map((chain) => gatherRevocation({ ...params, chain, revocationSources: ["ocsp"] })) : []),
+  ]);
+  const ocspResponses = ocsp.flatMap((g) => g.ocspResponses);
+  const { crlSource, ocspSource: _ocsp, ...rest } = params;
+  const r = validateJpki({ ...rest, crls: [...(params.crls ?? []), ...crl!.crls], crlIndex: crlSource?.index, ocspResponses });
+  return { ...r, crlFetches: crl!.crlFetches, ocspResponses };
 }

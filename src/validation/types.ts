@@ -33,6 +33,29 @@ export interface Revocation {
   readonly time: Date;
   readonly reason: CrlReasonName;
   readonly invalidityDate?: Date;
+  /** which revocation source said so */
+  readonly source: RevocationSourceName;
+}
+
+/**
+ * Where revocation status comes from (RFC 5280 §6.3 CRLs, RFC 6960 OCSP). validatePath asks the sources in the
+ * order given, per certificate, until one answers good or revoked.
+ */
+export type RevocationSourceName = "crl" | "ocsp";
+
+export const REVOCATION_SOURCES: readonly RevocationSourceName[] = Object.freeze(["crl", "ocsp"]);
+
+/** What the revocation check of one certificate of the path came to, and which source decided it. */
+export interface RevocationCheck {
+  /** index in the chain as given: 0 = the end entity */
+  readonly index: number;
+  /** the source that answered, or "none" when no source could */
+  readonly source: RevocationSourceName | "none";
+  readonly status: "good" | "revoked" | "unknown";
+  /** for OCSP: the responder asked */
+  readonly url?: string;
+  /** why the sources asked before it (or all of them) gave no answer */
+  readonly detail?: string;
 }
 
 /** Why revocation status could not be established for one certificate (soft-fail reports these as warnings). */
@@ -48,6 +71,8 @@ export type PathValidationResult =
       readonly policies: readonly string[];
       /** soft-fail: certificates whose revocation status could not be determined */
       readonly revocationWarnings: readonly RevocationProblem[];
+      /** per certificate, which source answered; present when `revocationSources` was given */
+      readonly revocationChecks?: readonly RevocationCheck[];
     }
   | {
       readonly status: Exclude<PathStatus, "valid">;
@@ -56,6 +81,8 @@ export type PathValidationResult =
       readonly index: number;
       readonly message: string;
       readonly revocation?: Revocation;
+      /** the certificates checked up to the failure; present when `revocationSources` was given */
+      readonly revocationChecks?: readonly RevocationCheck[];
     };
 
 /** The inputs of §6.1.1 that a relying party chooses. */

@@ -17,7 +17,18 @@ import { parseCrl, type Crl } from "./crl.js";
 import { formatName, nameEquals } from "./name.js";
 import { processPath } from "./path.js";
 import { verifySignature, workingKeyOf, type WorkingKey } from "./signature.js";
-import { FAILURE_REASONS, type PathValidationResult, type PolicyOptions, type RevocationMode, type RevocationProblem } from "./types.js";
+import { ocspCertId, type OcspClient, type OcspOutcome } from "./ocsp-source.js";
+import {
+  FAILURE_REASONS,
+  REVOCATION_SOURCES,
+  type PathValidationResult,
+  type PolicyOptions,
+  type Revocation,
+  type RevocationCheck,
+  type RevocationMode,
+  type RevocationProblem,
+  type RevocationSourceName,
+} from "./types.js";
 
 export interface ValidatePathParams {
   /** trust anchors as DER certificates; only their subject and public key are used (§6.1.1(d)) */
@@ -40,6 +51,17 @@ export interface ValidatePathParams {
   readonly revocation?: RevocationMode;
   /** use delta CRLs when present (default true) */
   readonly useDeltaCrls?: boolean;
+  /**
+   * The revocation sources to ask, in order, for each certificate (default ["crl"]): ["ocsp", "crl"] asks OCSP
+   * and falls back to the CRLs when OCSP gives no answer. When given, the result lists `revocationChecks`.
+   */
+  readonly revocationSources?: readonly RevocationSourceName[];
+  /**
+   * OCSP answers fetched beforehand (OcspClient.gather, checked there against RFC 6960 §3.2): each counts for
+   * the certificate of the path its CertID names — issuer name, the key the path validated for the issuer,
+   * and serial — and only while current at `at`.
+   */
+  readonly ocspResponses?: readonly OcspOutcome[];
 }
 
 interface Context {
@@ -50,6 +72,8 @@ interface Context {
   readonly policy?: PolicyOptions;
   readonly mode: RevocationMode;
   readonly useDeltas: boolean;
+  readonly sources: readonly RevocationSourceName[];
+  readonly ocsp: readonly OcspOutcome[];
   /** CRL issuer certificates already validated from the top level (by DER hex) */
   readonly signerCache: Map<string, boolean>;
 }
@@ -95,6 +119,10 @@ function checkParams(params: ValidatePathParams): void {
   if (params.revocation !== undefined && !MODES.has(params.revocation)) {
     throw new JpkiError("ERR_USAGE", `validatePath: revocation must be "hard-fail", "soft-fail" or "off", not ${JSON.stringify(params.revocation)}`);
   }
+  const sources = params.revocationSources;
+  if (sources !== undefined && (!Array.isArray(sources) || sources.length === 0 || sources.some((x) => !REVOCATION_SOURCES.includes(x)) || new Set(sources).size !== sources.length)) {
+    throw new JpkiError("ERR_USAGE", `validatePath: revocationSources must list "crl" and/or "ocsp", each once, in the order to ask them`);
+  }
   const initial = params.policy?.initialPolicySet;
   if (initial !== undefined && (initial.length === 0 || initial.some((p) => !OID.test(p)))) {
     throw new JpkiError("ERR_USAGE", "validatePath: policy.initialPolicySet must hold dotted policy OIDs (2.5.29.32.0 for anyPolicy)");
@@ -126,13 +154,60 @@ export function validatePath(params: ValidatePathParams): PathValidationResult {
     policy: params.policy,
     mode: params.revocation ?? "hard-fail",
     useDeltas: params.useDeltaCrls ?? true,
+    sources: params.revocationSources ?? ["crl"],
+    ocsp: params.ocspResponses ?? [],
     signerCache: new Map(),
   };
-  return validateChain(ctx, chain, 0, new Set());
+  const checks: RevocationCheck[] = [];
+  const r = validateChain(ctx, chain, 0, new Set(), checks);
+  return params.revocationSources === undefined ? r : { ...r, revocationChecks: checks };
 }
 
-/** `pending`: CRL issuer certificates whose own validation is under way further up (by DER hex). */
-function validateChain(ctx: Context, chain: readonly Certificate[], depth: number, pending: ReadonlySet<string>): PathValidationResult {
+/** How far an OCSP answer's thisUpdate may lie after the validation time (as OcspClient's default skew). */
+const OCSP_SKEW_MS = 5 * 60_000;
+
+type SourceStatus =
+  | { readonly status: "good" }
+  | { readonly status: "revoked"; readonly time: Date; readonly reason: string; readonly invalidityDate?: Date }
+  | { readonly status: "unknown"; readonly detail: string };
+
+/**
+ * The OCSP answer about `cert` issued by the holder of `issuer` (the working key the path validated), current at
+ * `at`. "unknown" when there is none: no answer fetched, the responder did not know it, or the answer is stale.
+ */
+function ocspStatus(ctx: Context, cert: Certificate, issuer: Certificate): SourceStatus & { url?: string } {
+  const ids = new Map<string, ReturnType<typeof ocspCertId>>();
+  const idFor = (h: "sha1" | "sha256") => ids.get(h) ?? ids.set(h, ocspCertId(cert, issuer, h)).get(h)!;
+  const problems: string[] = [];
+  for (const o of ctx.ocsp) {
+    const id = o.certId;
+    if (!id) continue;
+    const want = idFor(id.hash);
+    if (id.serial !== want.serial || id.issuerNameHash !== want.issuerNameHash || id.issuerKeyHash !== want.issuerKeyHash) continue;
+    if (o.status === "no-answer") {
+      problems.push(`OCSP ${o.problem}: ${o.detail}`);
+      continue;
+    }
+    if (o.status === "unknown") {
+      problems.push(`OCSP: the responder ${o.url} does not know the certificate (unknown)`);
+      continue;
+    }
+    const until = o.nextUpdate ?? new Date(o.thisUpdate.getTime() + OCSP_SKEW_MS);
+    if (o.thisUpdate.getTime() > ctx.at.getTime() + OCSP_SKEW_MS || until < ctx.at) {
+      problems.push("OCSP: the answer is not current at the validation time");
+      continue;
+    }
+    if (o.status === "revoked") return { status: "revoked", time: o.revocation.time, reason: o.revocation.reason, url: o.url };
+    return { status: "good", url: o.url };
+  }
+  return { status: "unknown", detail: problems.length ? [...new Set(problems)].join("; ") : "OCSP: no answer was fetched for the certificate" };
+}
+
+/**
+ * `pending`: CRL issuer certificates whose own validation is under way further up (by DER hex).
+ * `checks`: where the top-level path's revocation checks are recorded (CRL issuers' paths record none).
+ */
+function validateChain(ctx: Context, chain: readonly Certificate[], depth: number, pending: ReadonlySet<string>, checks?: RevocationCheck[]): PathValidationResult {
   const n = chain.length;
   if (n === 0) return { status: "untrusted", reason: "no-trust-anchor", index: 0, message: "the chain is empty" };
   const top = chain[n - 1]!;
@@ -159,29 +234,53 @@ function validateChain(ctx: Context, chain: readonly Certificate[], depth: numbe
     const cert = path[i - 1]!;
     const ancestors: Array<{ cert: Certificate; key: WorkingKey }> = [{ cert: anchor, key: workingKeyOf(anchor.publicKey) }];
     for (let j = 1; j < i; j++) ancestors.push({ cert: path[j - 1]!, key: r.issuerKeys[j]! });
-    const status = checkCrls({
-      cert,
-      crls: ctx.crls,
-      at: ctx.at,
-      useDeltas: ctx.useDeltas,
-      crlVerified: (crl) => crlVerified(ctx, crl, ancestors, depth, pending, () => (onChain ??= new Set(chain.map(hex)))),
-    });
+    const crlStatus = (): SourceStatus => {
+      const s = checkCrls({
+        cert,
+        crls: ctx.crls,
+        at: ctx.at,
+        useDeltas: ctx.useDeltas,
+        crlVerified: (crl) => crlVerified(ctx, crl, ancestors, depth, pending, () => (onChain ??= new Set(chain.map(hex)))),
+      });
+      if (s.status !== "revoked") return s;
+      const e = s.entry;
+      return { status: "revoked", time: e.revocationDate, reason: reasonName(e.reason ?? 0) ?? "unspecified", invalidityDate: e.invalidityDate };
+    };
+    // Each source in turn until one answers good or revoked; the details of those that could not are kept.
+    let status: SourceStatus = { status: "unknown", detail: "" };
+    let source: RevocationSourceName | "none" = "none";
+    let url: string | undefined;
+    const details: string[] = [];
+    for (const name of ctx.sources) {
+      const s = name === "crl" ? crlStatus() : ocspStatus(ctx, cert, ancestors[ancestors.length - 1]!.cert);
+      if (s.status === "unknown") {
+        details.push(s.detail);
+        continue;
+      }
+      status = s;
+      source = name;
+      if ("url" in s && typeof s.url === "string") url = s.url;
+      break;
+    }
+    const detail = details.join("; ");
+    checks?.push({ index: n - i, source, status: status.status, ...(url ? { url } : {}), ...(detail ? { detail } : {}) });
     if (status.status === "revoked") {
-      const e = status.entry;
-      const reason = reasonName(e.reason ?? 0) ?? "unspecified";
+      const reason = status.reason as Revocation["reason"];
       return {
         status: "revoked",
         reason: "revoked",
         index: n - i,
-        message: `certificate ${formatName(cert.subject)} was revoked at ${e.revocationDate.toISOString()} (${reason})`,
-        revocation: { time: e.revocationDate, reason, invalidityDate: e.invalidityDate },
+        message: `certificate ${formatName(cert.subject)} was revoked at ${status.time.toISOString()} (${reason})${source === "ocsp" ? ", says OCSP" : ""}`,
+        revocation: { time: status.time, reason, ...(source === "crl" ? { invalidityDate: status.invalidityDate } : {}), source: source as RevocationSourceName },
       };
     }
     if (status.status === "unknown") {
       if (ctx.mode === "hard-fail") {
-        return { status: "revocation-unknown", reason: "revocation-unknown", index: n - i, message: `${FAILURE_REASONS["revocation-unknown"]}: ${formatName(cert.subject)}: ${status.detail}` };
+        // the CRL-only wording as it always was; with OCSP asked, one that does not speak of CRLs alone
+        const why = ctx.sources.length === 1 && ctx.sources[0] === "crl" ? FAILURE_REASONS["revocation-unknown"] : "no revocation source answered (CRL §6.3.3, OCSP RFC 6960)";
+        return { status: "revocation-unknown", reason: "revocation-unknown", index: n - i, message: `${why}: ${formatName(cert.subject)}: ${detail}` };
       }
-      warnings.push({ index: n - i, detail: status.detail });
+      warnings.push({ index: n - i, detail });
     }
   }
   return { status: "valid", policies: r.policies, revocationWarnings: warnings };
@@ -250,20 +349,54 @@ function crlSignedBy(crl: Crl, key: WorkingKey): boolean {
   return ok;
 }
 
-export interface ValidatePathAsyncParams extends Omit<ValidatePathParams, "crlIndex"> {
+export interface ValidatePathAsyncParams extends Omit<ValidatePathParams, "crlIndex" | "ocspResponses"> {
   /** where CRLs come from: those the chain's certificates name are fetched (or revalidated) first */
-  readonly crlSource: CrlCache;
+  readonly crlSource?: CrlCache;
+  /** where OCSP answers come from: asked about every certificate of the chain first (with "ocsp" in revocationSources) */
+  readonly ocspSource?: OcspClient;
+}
+
+/** What the revocation sources were asked before the engine ran. */
+export interface RevocationFetches {
+  readonly crlFetches: readonly CrlFetchOutcome[];
+  readonly ocspResponses: readonly OcspOutcome[];
+}
+
+/**
+ * The asynchronous half shared by validatePathAsync and validateJpkiAsync: CRLs the chain names through
+ * `crlSource` (when "crl" is a source), OCSP answers through `ocspSource` (when "ocsp" is), in parallel.
+ * Neither throws for a network failure: what came back is reported and the engine's mode decides.
+ */
+export async function gatherRevocation(p: {
+  readonly chain: readonly Uint8Array[];
+  readonly trustAnchors: readonly Uint8Array[];
+  readonly at: Date;
+  readonly revocation?: RevocationMode;
+  readonly revocationSources?: readonly RevocationSourceName[];
+  readonly crlSource?: CrlCache;
+  readonly ocspSource?: OcspClient;
+}): Promise<{ readonly crls: readonly Buffer[] } & RevocationFetches> {
+  const sources = p.revocationSources ?? ["crl"];
+  if (p.revocation === "off") return { crls: [], crlFetches: [], ocspResponses: [] };
+  if (sources.includes("ocsp") && !p.ocspSource) throw new JpkiError("ERR_USAGE", 'revocationSources names "ocsp": give an ocspSource (OcspClient) to ask');
+  const [crl, ocsp] = await Promise.all([
+    sources.includes("crl") && p.crlSource ? p.crlSource.gather(p.chain) : { crls: [], fetches: [] },
+    sources.includes("ocsp") ? p.ocspSource!.gather(p.chain, p.trustAnchors, p.at) : [],
+  ]);
+  return { crls: crl.crls, crlFetches: crl.fetches, ocspResponses: ocsp };
 }
 
 /**
  * `validatePath` with the CRLs the chain names gathered through `crlSource` (revocation-sources.ts) — full,
- * partition and delta CRLs, cached with conditional GETs — besides any `crls` given; then the synchronous engine.
+ * partition and delta CRLs, cached with conditional GETs — besides any `crls` given, and the OCSP answers about
+ * its certificates through `ocspSource` (ocsp-source.ts); then the synchronous engine.
  */
-export async function validatePathAsync(params: ValidatePathAsyncParams): Promise<PathValidationResult & { readonly crlFetches: readonly CrlFetchOutcome[] }> {
+export async function validatePathAsync(params: ValidatePathAsyncParams): Promise<PathValidationResult & RevocationFetches> {
   checkParams(params);
-  const gathered = params.revocation === "off" ? { crls: [], fetches: [] } : await params.crlSource.gather(params.chain);
-  const { crlSource, ...rest } = params;
-  return { ...validatePath({ ...rest, crls: [...(params.crls ?? []), ...gathered.crls], crlIndex: crlSource.index }), crlFetches: gathered.fetches };
+  const gathered = await gatherRevocation(params);
+  const { crlSource, ocspSource: _ocsp, ...rest } = params;
+  const r = validatePath({ ...rest, crls: [...(params.crls ?? []), ...gathered.crls], crlIndex: crlSource?.index, ocspResponses: gathered.ocspResponses });
+  return { ...r, crlFetches: gathered.crlFetches, ocspResponses: gathered.ocspResponses };
 }
 
 /** Builds a path for `endEntity` from `intermediates` to one of `trustAnchors`: the chain, end entity first. */

@@ -1,13 +1,13 @@
 /**
  * `jpki verify CERT`: is this JPKI certificate good for a purpose, now or at --at? A thin shell over
- * validateJpki (src/validation/jpki.ts): the path to a trusted CA, its revocation from the CRLs given, the
- * JPKI purpose. Prints the verdict in words a municipal clerk understands; exit 0 valid, 1 invalid, 15 could
+ * validateJpkiAsync (src/validation/jpki.ts): the path to a trusted CA, its revocation from the CRLs given or
+ * fetched (--crl, --crl-url through a CrlCache) or from OCSP (--ocsp, an OcspClient), the JPKI purpose. Prints the verdict in words a municipal clerk understands; exit 0 valid, 1 invalid, 15 could
  * not decide (soft-fail), errors as everywhere else (2 usage, 10 undecodable input …).
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, Option } from "commander";
-import type { JpkiValidationResult } from "../../index.js";
+import type { CrlFetchOutcome, JpkiValidationResult, RevocationCheck, RevocationSourceName } from "../../index.js";
 import { Context, DEFAULT_WORKSPACE } from "../context.js";
 import { EXIT_INVALID, EXIT_UNDECIDED, VerdictExit } from "../exit-codes.js";
 import { JpkiError, checkInputFile, library } from "../lib.js";
@@ -17,6 +17,10 @@ interface VerifyOptions {
   trust: string[];
   chain: string[];
   crl: string[];
+  crlUrl: string[];
+  ocsp?: string | true;
+  tokenFile?: string;
+  timeout: string;
   at?: string;
   purpose: "signature" | "authentication";
   softFail?: boolean;
@@ -27,11 +31,15 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function makeVerifyCommand(io: Io): Command {
   return new Command("verify")
-    .description("check a JPKI certificate: trusted CA, validity period, revocation (CRL), and purpose (signature 署名用 / authentication 利用者証明用)")
+    .description("check a JPKI certificate: trusted CA, validity period, revocation (CRL, OCSP), and purpose (signature 署名用 / authentication 利用者証明用)")
     .argument("<cert>", "the certificate to check (PEM or DER; further PEM certificates in the file are used as intermediates)")
     .option("--trust <file>", "a trusted CA certificate file, PEM (one or several) or DER; repeatable (default: the workspace's CA certificates)", collect, [])
     .option("--chain <file>", "intermediate or cross certificates, PEM or DER; repeatable", collect, [])
     .option("--crl <file>", "a CRL (失効リスト), PEM or DER; repeatable (default with workspace trust: the workspace's published CRLs)", collect, [])
+    .option("--crl-url <url>", "fetch a CRL over HTTP(S); repeatable. `auto`: the CRLs the certificates name (distribution points, delta CRLs)", collect, [])
+    .option("--ocsp [url]", "ask OCSP (RFC 6960): the responder each certificate names (AIA), or the URL given")
+    .option("--token-file <file>", "a file holding the bearer token of a registered verifier (jpki verifier add), sent to --crl-url and --ocsp; default $JPKI_VERIFIER_TOKEN")
+    .option("--timeout <seconds>", "give up on a CRL or OCSP request after this long", "10")
     .option("--at <time>", "the time to check at, ISO 8601 (e.g. 2026-04-01 or 2026-04-01T09:00:00+09:00); default now")
     .addOption(new Option("--purpose <purpose>", "what the certificate must be good for").choices(["signature", "authentication"]).default("signature"))
     .option("--soft-fail", "accept a certificate whose revocation status cannot be established, with exit code 15 instead of 1")
@@ -44,8 +52,17 @@ $JPKI_HOME or ./${DEFAULT_WORKSPACE}), its CA certificates (ca/*.pem) are, and i
 are used unless --crl is given. Outside a workspace --trust is required. J-LIS's roots (fixtures/jlis/*.pem) can
 be given to --trust.
 
-Revocation is checked against the CRLs given: a certificate whose status no CRL covers is invalid (exit 1),
-unless --soft-fail (exit 15). A wrong purpose (a signature certificate checked for authentication, or the reverse)
+Revocation is checked against the CRLs given (--crl, or the workspace's) and fetched (--crl-url URL, or
+--crl-url auto for the URLs the certificates name; fetches that fail are reported, not fatal). With --ocsp each
+certificate's status is asked of OCSP first (its AIA responder, or --ocsp URL), and the CRLs given or fetched
+decide only when OCSP gives no usable answer (down, refused, stale, unknown, a bad signature or nonce). A
+certificate whose status no source establishes is invalid (exit 1, revocation-unknown), unless --soft-fail
+(exit 15). jpki serve answers registered verifiers only: give the token \`jpki verifier add\` printed with
+--token-file FILE or $JPKI_VERIFIER_TOKEN, never on the command line. --json says which source answered for
+each certificate (revocationChecks) and what each fetch came to (crlFetches, ocsp). --crl and --crl-url may
+be combined. --ocsp takes an optional URL: write CERT before it, or use --ocsp=URL.
+
+A wrong purpose (a signature certificate checked for authentication, or the reverse)
 is invalid with status profile-violation; a certificate of another prefecture's or a foreign CA is untrusted.
 
 Exit codes:
@@ -59,11 +76,19 @@ Examples:
   jpki verify cert.pem                                   # inside a workspace: trust its CAs and CRLs
   jpki verify cert.pem --trust .jpki/ca/13-sig.pem --crl .jpki/crl/13-sig.crl
   jpki verify auth.der --purpose authentication --trust fixtures/jlis/auth-ca-2023.pem --soft-fail
-  jpki verify cert.pem --at 2030-01-01 --json | jq .status`,
+  jpki verify cert.pem --at 2030-01-01 --json | jq .status
+  jpki verify cert.pem --trust ca.pem --ocsp --token-file verifier.token          # OCSP at the certificate's AIA URL
+  jpki verify cert.pem --trust ca.pem --ocsp https://jpki.example/ocsp/13-sig --crl-url auto --soft-fail
+  jpki verify cert.pem --trust ca.pem --crl-url https://jpki.example/crl/13-sig.crl --token-file verifier.token`,
     )
     .action(async (file: string, o: VerifyOptions, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       const at = o.at === undefined ? new Date() : parseTime(o.at);
+      const ocspUrl = typeof o.ocsp === "string" ? httpUrl(o.ocsp, "--ocsp", " (or write the certificate before --ocsp, which takes an optional URL)") : undefined;
+      const crlUrls = o.crlUrl.filter((u) => u !== "auto").map((u) => httpUrl(u, "--crl-url", ", or auto"));
+      const autoCrls = o.crlUrl.includes("auto");
+      const timeoutMs = parseTimeout(o.timeout);
+      const bearerToken = readToken(io, o.tokenFile);
       const lib = await library();
       const certs = (f: string, what: string) => readCertificates(lib, io.cwd, f, what);
       const input = certs(file, "certificate");
@@ -76,7 +101,13 @@ Examples:
         if (o.crl.length === 0) crls = ws.crls;
         trustFrom = `the CA certificates of the workspace ${ws.dir}`;
       }
-      const r = lib.validateJpki({
+      const crlCache = o.crlUrl.length > 0 ? new lib.CrlCache({ bearerToken, timeoutMs }) : undefined;
+      const named = await Promise.all(crlUrls.map((u) => crlCache!.get(u)));
+      crls = [...crls, ...named.flatMap((f) => (f.der ? [f.der] : []))];
+      // OCSP first when asked for; the CRLs (given, the workspace's, fetched) then as the fallback
+      const crlsThere = crls.length > 0 || o.crlUrl.length > 0;
+      const sources: RevocationSourceName[] = o.ocsp ? (crlsThere ? ["ocsp", "crl"] : ["ocsp"]) : ["crl"];
+      const r = await lib.validateJpkiAsync({
         certificate: input[0]!,
         purpose: o.purpose,
         trustAnchors: trust,
@@ -84,12 +115,45 @@ Examples:
         crls,
         at,
         revocation: o.softFail ? "soft-fail" : "hard-fail",
+        revocationSources: sources,
+        ...(autoCrls ? { crlSource: crlCache } : {}),
+        ...(o.ocsp ? { ocspSource: new lib.OcspClient({ url: ocspUrl, bearerToken, timeoutMs }) } : {}),
       });
-      const shown: JpkiValidationResult = o.showItems ? r : withoutItems(r);
-      ctx.out.result({ ...shown, at, trust: { from: trustFrom, certificates: trust.length, crls: crls.length } }, () => formatVerdict(r, { at, file, showItems: Boolean(o.showItems), trustFrom }));
-      const code = exitCodeOf(r);
+      const { crlFetches, ocspResponses, ...verdict } = r;
+      const fetches = [...named, ...crlFetches].map(({ der: _der, ...f }: CrlFetchOutcome) => f);
+      const shown: JpkiValidationResult = o.showItems ? verdict : withoutItems(verdict);
+      ctx.out.result(
+        { ...shown, at, trust: { from: trustFrom, certificates: trust.length, crls: crls.length }, revocationSources: sources, crlFetches: fetches, ocsp: ocspResponses },
+        () => formatVerdict(verdict, { at, file, showItems: Boolean(o.showItems), trustFrom }),
+      );
+      const code = exitCodeOf(verdict);
       if (code !== 0) throw new VerdictExit(code);
     });
+}
+
+function httpUrl(s: string, option: string, hint: string): string {
+  if (!/^https?:\/\/[^\s]+$/i.test(s)) throw new JpkiError("ERR_USAGE", `${option} ${JSON.stringify(s)} is not an http:// or https:// URL${hint}`);
+  return s;
+}
+
+function parseTimeout(s: string): number {
+  const n = Number(s);
+  if (!/^\d+(\.\d+)?$/.test(s) || n <= 0 || n > 600) throw new JpkiError("ERR_USAGE", `--timeout ${JSON.stringify(s)}: give seconds, more than 0 and at most 600`);
+  return Math.round(n * 1000);
+}
+
+/**
+ * The registered verifier's bearer token: from --token-file (first line, trimmed), else $JPKI_VERIFIER_TOKEN.
+ * Never an option value: command lines are visible to every user of the machine (ps) and kept in shell history.
+ */
+function readToken(io: Io, file: string | undefined): string | undefined {
+  let token: string | undefined;
+  if (file !== undefined) token = readFileSync(checkInputFile(file, "verifier token --token-file", { cwd: io.cwd }), "utf8").split(/\r?\n/)[0]!.trim();
+  else token = io.env.JPKI_VERIFIER_TOKEN?.trim() || undefined;
+  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) {
+    throw new JpkiError("ERR_USAGE", `the verifier token ${file !== undefined ? `in ${file}` : "in $JPKI_VERIFIER_TOKEN"} is empty or not the token \`jpki verifier add\` printed`);
+  }
+  return token;
 }
 
 /** 0 valid, 15 valid with revocation warnings (soft-fail), 1 anything else. */
@@ -171,6 +235,8 @@ const STATUS_WORDS: Readonly<Record<JpkiValidationResult["status"], string>> = {
   "revocation-unknown": "NOT VALID: revocation status unknown (失効確認不能)",
 };
 
+const SOURCE_WORDS: Readonly<Record<Exclude<RevocationCheck["source"], "none">, string>> = { crl: "a CRL (失効リスト)", ocsp: "OCSP" };
+
 const PURPOSE_WORDS = { signature: "signature certificate (署名用電子証明書)", authentication: "authentication certificate (利用者証明用電子証明書)" } as const;
 
 const REVOCATION_WORDS: Readonly<Record<string, string>> = {
@@ -198,11 +264,14 @@ export function formatVerdict(r: JpkiValidationResult, o: { at: Date; file: stri
   lines.push(`${STATUS_WORDS[r.status]}: ${kind} issued by ${issuer}, checked for ${r.purpose} at ${day(o.at)}`);
   if (r.status === "valid") {
     for (const w of r.revocationWarnings) {
-      lines.push(`  but: could not check whether ${describe(w.index)} is revoked (失効): ${w.detail}. Not decided (--soft-fail): give a current CRL with --crl.`);
+      lines.push(`  but: could not check whether ${describe(w.index)} is revoked (失効): ${w.detail}. Not decided (--soft-fail): ${nextStep(w.detail)}.`);
     }
   } else {
     lines.push(`  which: ${describe(r.index)}`);
     lines.push(`  why:   ${explain(r)}`);
+  }
+  for (const c of r.revocationChecks ?? []) {
+    if (c.source !== "none") lines.push(`  revocation: ${describe(c.index)}: ${c.status}, from ${SOURCE_WORDS[c.source]}${c.url ? ` ${c.url}` : ""}`);
   }
   lines.push(`  trust: ${o.trustFrom}`);
   if (o.showItems && r.fourItems) {
@@ -212,11 +281,18 @@ export function formatVerdict(r: JpkiValidationResult, o: { at: Date; file: stri
   return lines.join("\n");
 }
 
+/** What to try next when no source answered: OCSP is suggested only when it was not asked already. */
+function nextStep(detail: string): string {
+  return /OCSP/.test(detail) ? "give a current CRL with --crl or --crl-url" : "give a current CRL with --crl or --crl-url, or ask --ocsp";
+}
+
 function explain(r: Exclude<JpkiValidationResult, { status: "valid" }>): string {
   switch (r.reason) {
     case "revoked": {
       const v = r.revocation;
-      return v ? `the certificate was revoked on ${day(v.time)}, reason: ${REVOCATION_WORDS[v.reason] ?? v.reason} (${v.reason}). It must not be accepted.` : r.message;
+      return v
+        ? `the certificate was revoked on ${day(v.time)}, reason: ${REVOCATION_WORDS[v.reason] ?? v.reason} (${v.reason}), says ${SOURCE_WORDS[v.source]}. It must not be accepted.`
+        : r.message;
     }
     case "expired":
       return "its validity period has ended; the holder needs a new certificate.";
@@ -228,8 +304,11 @@ function explain(r: Exclude<JpkiValidationResult, { status: "valid" }>): string 
       return `the CA you trust does not extend its trust this far (a pathLenConstraint): e.g. one prefecture's CA does not vouch for other prefectures through the Bridge CA (ブリッジ認証局). Trust the Bridge CA or the issuing prefecture's CA. (${r.message})`;
     case "signature-invalid":
       return "the CA's signature on it does not verify: it is forged or damaged.";
-    case "revocation-unknown":
-      return "no current CRL (失効リスト) covers it, so it cannot be confirmed unrevoked. Give the CA's CRL with --crl, or --soft-fail to decide later.";
+    case "revocation-unknown": {
+      const why = r.revocationChecks?.find((c) => c.index === r.index)?.detail;
+      const what = why ? `no revocation source could confirm it unrevoked (${why})` : "no current CRL (失効リスト) covers it, so it cannot be confirmed unrevoked";
+      return `${what}. ${nextStep(why ?? "")[0]!.toUpperCase()}${nextStep(why ?? "").slice(1)}, or --soft-fail to decide later.`;
+    }
     default:
       return r.message;
   }
