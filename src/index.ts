@@ -53,7 +53,7 @@ export { applyNoticesToRegistry, type RegistryApplySummary } from "./registry/ap
 export { PREFECTURES, prefecture, prefectureList, type Prefecture } from "./ca/prefectures.js";
 export { CertificationAuthority, createCaRecord, caId, parseCaId, caUrls } from "./ca/authority.js";
 export { initCas, summariseCa, getCaRecord, exportCaCertificate, caFiles, rewrapCaKeys, workspaceKeyWrap, type CaSummary, type RewrapOptions } from "./ca/manage.js";
-export { certifyBridge, readBridge, bridgePaths, BRIDGE_ID, type BridgeResult, type BridgeOptions, type BridgePaths, type CrossCertificate, type CrossDirection } from "./ca/bridge.js";
+export { certifyBridge, revokeBridgeCross, refreshBridgeArl, readBridge, bridgePaths, BRIDGE_ID, type BridgeRevocation, type BridgeArl, type BridgeResult, type BridgeOptions, type BridgePaths, type CrossCertificate, type CrossDirection } from "./ca/bridge.js";
 export { IssuanceService, parseApplication, type IssuanceApplication, type IssuedCertificate, type BatchSummary } from "./ca/issuance.js";
 export { revokeCertificate } from "./ca/revocation.js";
 export { NoticeIngestor, type IngestSummary, type IngestOptions, type IngestProgress, type RejectedNotice } from "./ca/notices.js";

@@ -22,13 +22,14 @@
  * number). Everything else (bridge.pem, bridge.crt, cross/*.pem, cross.pem, the ARL) is derived and rewritten.
  * A lock file keeps two `jpki ca bridge` runs on one workspace from interleaving.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { X509Certificate as X509, createHash, createPublicKey, verify as cryptoVerify } from "node:crypto";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { JpkiError } from "../errors.js";
 import { certificateParts, children, extension, readHeader } from "../pki/der.js";
 import { decryptPrivateKey, encryptPrivateKey, generateRsaKey, type KeyWrapParams } from "../pki/keys.js";
 import { parsePemBlocks, toPem } from "../pki/pem.js";
+import { CRL_REASON, type CrlReasonName } from "../crl/reason.js";
 import { randomSerial } from "../pki/serial.js";
 import { SoftwareSigner, type Signer } from "../pki/signer.js";
 import {
@@ -43,7 +44,8 @@ import {
 } from "../profile/extensions.js";
 import { BRIDGE_SUBJECT, BRIDGE_SUBJECT_JA, encodeName } from "../profile/names.js";
 import { EXT_OID, POLICY_OID } from "../profile/oids.js";
-import { processAlive, stageFile, type StagedFile } from "../store/staging.js";
+import { sweepStaleTemps, syncDir } from "../store/staging.js";
+import { withFileLock } from "../store/file-lock.js";
 import { writeFileAtomic } from "../store/files.js";
 import { ARL_SCOPE, type CaRecord } from "../store/types.js";
 import type { PublishedCrl } from "../crl/publisher.js";
@@ -64,6 +66,8 @@ export interface BridgePaths {
   readonly dir: string;
   /** the certificate and the encrypted key, one PEM file (the record) */
   readonly key: string;
+  /** the same re-encrypted by `ca rewrap`, made durable before the CA keys change and installed after */
+  readonly keyNext: string;
   readonly state: string;
   readonly lock: string;
   /** the certificate, for verifiers' --trust */
@@ -81,6 +85,7 @@ export function bridgePaths(root: string): BridgePaths {
   return {
     dir,
     key: join(dir, "bridge.key"),
+    keyNext: join(dir, "bridge.key.next"),
     state: join(dir, "state.json"),
     lock: join(dir, ".lock"),
     certificatePem: join(dir, "bridge.pem"),
@@ -113,11 +118,24 @@ interface StoredCross {
   der: string;
 }
 
+/** A Bridge -> CA cross-certificate the Bridge revoked (`jpki ca bridge --revoke`): an entry of its ARL. */
+interface RevokedCross {
+  caId: string;
+  /** lower-case hex */
+  serial: string;
+  revokedAt: number;
+  reason: number;
+  notAfter: number;
+}
+
 interface BridgeState {
   version: 1;
   /** the last ARL number reserved (decimal string: a bigint) */
   arlNumber: string;
   cross: StoredCross[];
+  revoked?: RevokedCross[];
+  /** SHA-256 of CA certificates the Bridge no longer cross-certifies (revoked): a re-run leaves them out */
+  withdrawn?: string[];
 }
 
 export interface BridgeResult {
@@ -133,6 +151,10 @@ export interface BridgeResult {
   readonly issued: readonly CrossCertificate[];
   /** CAs whose cross-certificates were current already */
   readonly unchanged: readonly string[];
+  /** CAs left out: their certificate has expired */
+  readonly expired: readonly string[];
+  /** CAs left out: the Bridge revoked their cross-certificates (`revokeBridgeCross`) */
+  readonly withdrawn: readonly string[];
   readonly arl: BridgeArl;
 }
 
@@ -156,50 +178,82 @@ function purposePolicy(rec: CaRecord, config: WorkspaceConfig): string {
   return config.policy === "test" ? POLICY_OID.signatureTest : POLICY_OID.signature;
 }
 
-/** Runs `fn` holding bridge/.lock (O_EXCL, with our pid; a lock whose process is gone is taken over). */
+/**
+ * Runs `fn` holding bridge/.lock (store/file-lock.ts: a dead holder's lock is taken over), after sweeping the
+ * temporary files of killed runs; filesystem failures become ERR_FILE_UNUSABLE naming the path.
+ */
 async function withBridgeLock<T>(paths: BridgePaths, fn: () => Promise<T>): Promise<T> {
-  mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
-  // Two tries: the second after removing a lock whose process is gone (killed mid-run).
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const fd = openSync(paths.lock, "wx", 0o600);
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-      let holder = NaN;
-      try {
-        holder = Number.parseInt(readFileSync(paths.lock, "utf8").trim(), 10);
-      } catch {
-        // gone meanwhile: try again
-      }
-      // An unreadable pid is a lock being taken right now (created, pid not yet written): held.
-      if (attempt > 0 || !(Number.isInteger(holder) && holder > 0) || processAlive(holder)) {
-        throw new JpkiError(
-          "ERR_WORKSPACE_LOCKED",
-          `another jpki process${Number.isInteger(holder) ? ` (pid ${holder})` : ""} is working on the Bridge CA of this workspace: retry when it finishes (if none runs, remove ${paths.lock})`,
-        );
-      }
-      rmSync(paths.lock, { force: true });
-    }
-  }
+  return fsErrors(paths.dir, async () => {
+    mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
+    return withFileLock(paths.lock, "the Bridge CA of this workspace", async () => {
+      for (const d of [paths.dir, paths.crossDir, dirname(paths.arl)]) sweepStaleTemps(d);
+      return fn();
+    });
+  });
+}
+
+async function fsErrors<T>(where: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
-  } finally {
-    rmSync(paths.lock, { force: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (e instanceof JpkiError || !code || !/^E[A-Z]+$/.test(code)) throw e;
+    const path = (e as NodeJS.ErrnoException).path ?? where;
+    throw new JpkiError("ERR_FILE_UNUSABLE", `the Bridge CA's files: ${path} cannot be written or read (${code}): check the directory's permissions and free space`, { cause: e, details: { path } });
   }
 }
+
+const CA_ID = /^\d{2}-(?:sig|auth)$/;
 
 function readState(paths: BridgePaths): BridgeState {
   if (!existsSync(paths.state)) return { version: 1, arlNumber: "0", cross: [] };
   try {
     const s = JSON.parse(readFileSync(paths.state, "utf8")) as BridgeState;
-    if (s.version !== 1 || !/^\d+$/.test(s.arlNumber) || !Array.isArray(s.cross)) throw new Error("unexpected shape");
+    if (s?.version !== 1 || typeof s.arlNumber !== "string" || !/^\d+$/.test(s.arlNumber) || !Array.isArray(s.cross)) throw new Error("unexpected shape");
+    for (const c of s.cross) {
+      // Each entry names a file (cross/<caId>…): a caId that is not one is damage, or an attempt at a path.
+      if (!c || typeof c !== "object" || typeof c.caId !== "string" || !CA_ID.test(c.caId) || (c.direction !== "bridge-to-ca" && c.direction !== "ca-to-bridge")) throw new Error("a cross-certificate entry is malformed");
+      if (typeof c.der !== "string" || typeof c.caCertificateSha256 !== "string") throw new Error(`the cross-certificate entry of ${c.caId} is malformed`);
+      try {
+        certificateParts(Buffer.from(c.der, "base64"));
+      } catch {
+        throw new Error(`the cross-certificate of ${c.caId} (${c.direction}) is not a certificate`);
+      }
+    }
+    for (const r of s.revoked ?? []) {
+      if (!r || typeof r.serial !== "string" || !/^[0-9a-f]+$/.test(r.serial) || !Number.isFinite(r.revokedAt) || !Number.isInteger(r.reason) || !Number.isFinite(r.notAfter)) throw new Error("a revoked entry is malformed");
+    }
+    if (s.withdrawn !== undefined && (!Array.isArray(s.withdrawn) || s.withdrawn.some((w) => typeof w !== "string"))) throw new Error("the withdrawn list is malformed");
     return s;
   } catch (e) {
     throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${paths.state} is damaged (${(e as Error).message}): restore it from a backup`, { cause: e });
   }
+}
+
+/** bridge/bridge.key's certificate and decrypted key (ERR_PASSPHRASE_WRONG, ERR_WORKSPACE_CORRUPT). */
+function readBridgeKey(path: string, passphrase: string): { cert: Buffer; key: ReturnType<typeof decryptPrivateKey> } {
+  const blocks = parsePemBlocks(readFileSync(path, "utf8"));
+  const cert = blocks.find((b) => b.label === "CERTIFICATE")?.der;
+  const keyPem = blocks.find((b) => b.label === "ENCRYPTED PRIVATE KEY");
+  if (!cert || !keyPem) throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${path} lacks the Bridge CA's certificate or key: restore it from a backup`);
+  return { cert, key: decryptPrivateKey(toPem(keyPem.der, "ENCRYPTED PRIVATE KEY"), passphrase, "the key of the Bridge CA") };
+}
+
+/**
+ * Finishes a `ca rewrap` that stopped between replacing the CA keys and installing the Bridge's re-encrypted
+ * key: bridge.key.next, when `passphrase` opens it (the new one), becomes bridge.key. When it does not (the
+ * rewrap stopped before the CA keys changed: the old passphrase still rules), it is left for the next rewrap.
+ */
+function rollForwardRewrap(paths: BridgePaths, passphrase: string): void {
+  if (!existsSync(paths.keyNext)) return;
+  try {
+    const { cert, key } = readBridgeKey(paths.keyNext, passphrase);
+    if (!createPublicKey(key).export({ type: "spki", format: "der" }).equals(certificateParts(cert).spki)) return;
+  } catch {
+    return;
+  }
+  renameSync(paths.keyNext, paths.key);
+  syncDir(paths.dir);
 }
 
 /** The Bridge's certificate and signer: the stored ones, or new ones (a new RSA-2048 key, self-signed). */
@@ -207,16 +261,26 @@ async function openOrCreateBridge(
   ws: Workspace,
   paths: BridgePaths,
   opts: { readonly passphrase: string; readonly keyWrap: KeyWrapParams | undefined; readonly onProgress?: (m: string) => void },
+  state: BridgeState,
 ): Promise<{ der: Buffer; signer: Signer; created: boolean }> {
+  rollForwardRewrap(paths, opts.passphrase);
   if (existsSync(paths.key)) {
-    const blocks = parsePemBlocks(readFileSync(paths.key, "utf8"));
-    const cert = blocks.find((b) => b.label === "CERTIFICATE")?.der;
-    const keyPem = blocks.find((b) => b.label === "ENCRYPTED PRIVATE KEY");
-    if (!cert || !keyPem) throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${paths.key} lacks the Bridge CA's certificate or key: restore it from a backup`);
-    const key = decryptPrivateKey(toPem(keyPem.der, "ENCRYPTED PRIVATE KEY"), opts.passphrase, "the key of the Bridge CA");
+    const { cert, key } = readBridgeKey(paths.key, opts.passphrase);
     const signer = new SoftwareSigner(key);
     if (!signer.spki.equals(certificateParts(cert).spki)) throw new JpkiError("ERR_WORKSPACE_CORRUPT", `the Bridge CA's key in ${paths.key} does not match its certificate`);
+    const notAfter = certNotAfter(cert);
+    if (notAfter.getTime() <= ws.clock.now().getTime()) {
+      throw new JpkiError("ERR_CA_INVALID", `the Bridge CA's certificate expired at ${notAfter.toISOString()}: it signs nothing more (a new Bridge generation is not supported yet)`);
+    }
     return { der: cert, signer, created: false };
+  }
+  // A Bridge that has issued anything is never silently replaced: verifiers trust its key, and a new one would
+  // leave every cross-certificate and ARL they hold unverifiable.
+  if (state.cross.length > 0 || BigInt(state.arlNumber) > 0n || existsSync(paths.arl)) {
+    throw new JpkiError(
+      "ERR_WORKSPACE_CORRUPT",
+      `${paths.key} is missing, but this Bridge CA has issued cross-certificates or ARLs: restore bridge/bridge.key from a backup (a new key would break every verifier's trust in the Bridge)`,
+    );
   }
   if (!opts.keyWrap) throw new JpkiError("ERR_INTERNAL", "creating the Bridge CA needs the workspace's key-wrap parameters");
   opts.onProgress?.("generating the Bridge CA key (RSA-2048)");
@@ -259,8 +323,11 @@ interface Issuer {
 async function crossCertify(issuer: Issuer, subjectDer: Buffer, now: Date, policy: string | undefined, cpsUri: string): Promise<Buffer> {
   const ip = certificateParts(issuer.der);
   const sp = certificateParts(subjectDer);
-  const nb = new Date(Math.floor(now.getTime() / 1000) * 1000);
+  // From when both CAs existed (a document signed before the cross-certification still verifies through it at
+  // its signing time) until either certificate ends.
+  const nb = new Date(Math.max(certNotBefore(issuer.der).getTime(), certNotBefore(subjectDer).getTime()));
   const notAfter = new Date(Math.min(certNotAfter(issuer.der).getTime(), certNotAfter(subjectDer).getTime()));
+  if (notAfter.getTime() <= now.getTime()) throw new JpkiError("ERR_CA_INVALID", `a certificate to cross-certify expired at ${notAfter.toISOString()}`);
   const issuerCdp = certificateExtension(issuer.der, EXT_OID.cRLDistributionPoints);
   if (!issuerCdp) throw new JpkiError("ERR_CA_INVALID", "the issuing CA's certificate has no cRLDistributionPoints: the cross-certificate's ARL has nowhere to be found");
   const tbs = encodeTbs({
@@ -287,6 +354,10 @@ function certNotAfter(der: Buffer): Date {
   return new Date(new X509(der).validTo);
 }
 
+function certNotBefore(der: Buffer): Date {
+  return new Date(new X509(der).validFrom);
+}
+
 function crossFile(paths: BridgePaths, c: { caId: string; direction: CrossDirection }): string {
   return join(paths.crossDir, c.direction === "bridge-to-ca" ? `${c.caId}.by-bridge.pem` : `bridge.by-${c.caId}.pem`);
 }
@@ -297,36 +368,75 @@ function describeCross(paths: BridgePaths, s: StoredCross): CrossCertificate {
   return { caId: s.caId, direction: s.direction, serial: x.serialNumber.toLowerCase(), notBefore: new Date(x.validFrom), notAfter: new Date(x.validTo), der, path: crossFile(paths, s) };
 }
 
+/** The current cross-certificates of a CA: made for its present certificate, and by (or for) the present Bridge. */
+function currentCross(state: BridgeState, rec: CaRecord, bridge: Issuer): StoredCross[] {
+  const caSha = sha256(rec.certificateDer);
+  const bridgeKey = createPublicKey({ key: Buffer.from(certificateParts(bridge.der).spki), format: "der", type: "spki" });
+  const bridgeSpki = certificateParts(bridge.der).spki;
+  return state.cross.filter((c) => {
+    if (c.caId !== rec.id || c.caCertificateSha256 !== caSha) return false;
+    const der = Buffer.from(c.der, "base64");
+    if (c.direction === "ca-to-bridge") return Buffer.from(certificateParts(der).spki).equals(bridgeSpki);
+    const [tbs, , sig] = children(der);
+    return cryptoVerify("sha256", tbs!, bridgeKey, sig!.subarray(readHeader(sig!).headerLength + 1));
+  });
+}
+
+/** The next ARL number: past the state's and past the published ARL's (a state file lost or restored from an old backup). */
+function nextArlNumber(paths: BridgePaths, state: BridgeState): bigint {
+  let n = BigInt(state.arlNumber);
+  try {
+    const published = describeCrl(readFileSync(paths.arl), { maxEntries: 0 }).crlNumber;
+    if (published !== undefined && BigInt(published) > n) n = BigInt(published);
+  } catch {
+    // none published, or unreadable: the state's number
+  }
+  return n + 1n;
+}
+
 /**
  * Creates the Bridge CA if the workspace has none, cross-certifies the CAs asked for (both directions) whose
- * current certificate has no cross-certificates yet, and publishes a new ARL of the Bridge. Idempotent: run it
- * again after `jpki ca init` adds prefectures, or to refresh the ARL before its nextUpdate.
+ * current certificate has no current cross-certificates yet, and publishes a new ARL of the Bridge. Idempotent:
+ * run it again after `jpki ca init` adds prefectures. CAs whose certificate has expired are left out
+ * (`expired`), and so are those the Bridge revoked (`withdrawn`).
  */
 export async function certifyBridge(ws: Workspace, opts: BridgeOptions): Promise<BridgeResult> {
   const paths = bridgePaths(ws.paths.root);
   const all = await ws.store.listCas();
-  const wanted = opts.caIds ? opts.caIds.map((id) => {
-    const r = all.find((c) => c.id === id);
-    if (!r) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${id} in ${ws.paths.root}: 'jpki ca list' shows the CAs`);
-    return r;
-  }) : all;
+  const wanted = opts.caIds
+    ? opts.caIds.map((id) => {
+        const r = all.find((c) => c.id === id);
+        if (!r) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${id} in ${ws.paths.root}: 'jpki ca list' shows the CAs`);
+        return r;
+      })
+    : all;
   if (wanted.length === 0) throw new JpkiError("ERR_CA_UNKNOWN", `no CAs in ${ws.paths.root} to cross-certify: run 'jpki ca init' first`);
   return withBridgeLock(paths, async () => {
     const state = readState(paths);
-    const bridge = await openOrCreateBridge(ws, paths, opts);
+    const bridge = await openOrCreateBridge(ws, paths, opts, state);
     const now = ws.clock.now();
     const issued: StoredCross[] = [];
     const unchanged: string[] = [];
+    const expired: string[] = [];
+    const withdrawn: string[] = [];
     const { CertificationAuthority } = await import("./authority.js");
     for (const rec of wanted) {
-      const caSha = sha256(rec.certificateDer);
-      const current = state.cross.filter((c) => c.caId === rec.id && c.caCertificateSha256 === caSha);
+      if (certNotAfter(rec.certificateDer).getTime() <= now.getTime()) {
+        expired.push(rec.id);
+        continue;
+      }
+      if (state.withdrawn?.includes(sha256(rec.certificateDer))) {
+        withdrawn.push(rec.id);
+        continue;
+      }
+      const current = currentCross(state, rec, bridge);
       if (current.some((c) => c.direction === "bridge-to-ca") && current.some((c) => c.direction === "ca-to-bridge")) {
         unchanged.push(rec.id);
         continue;
       }
       opts.onProgress?.(`cross-certifying ${rec.id}`);
       const ca = CertificationAuthority.open(rec, opts.passphrase, ws.config);
+      const caSha = sha256(rec.certificateDer);
       const toCa = await crossCertify(bridge, rec.certificateDer, now, purposePolicy(rec, ws.config), ws.config.cpsUri);
       const toBridge = await crossCertify({ der: rec.certificateDer, signer: ca.signer }, bridge.der, now, undefined, ws.config.cpsUri);
       issued.push({ caId: rec.id, direction: "bridge-to-ca", caCertificateSha256: caSha, der: toCa.toString("base64") });
@@ -335,11 +445,11 @@ export async function certifyBridge(ws: Workspace, opts: BridgeOptions): Promise
     // The cross-certificates issued and the ARL number reserved become durable in one write before anything is
     // published: a crash after it leaves a gap in the ARL numbers, never a number used twice.
     const replaced = new Set(issued.map((c) => `${c.caId}/${c.direction}`));
-    const number = BigInt(state.arlNumber) + 1n;
-    const next: BridgeState = { version: 1, arlNumber: number.toString(), cross: [...state.cross.filter((c) => !replaced.has(`${c.caId}/${c.direction}`)), ...issued] };
+    const number = nextArlNumber(paths, state);
+    const next: BridgeState = { ...state, arlNumber: number.toString(), cross: [...state.cross.filter((c) => !replaced.has(`${c.caId}/${c.direction}`)), ...issued] };
     writeFileAtomic(paths.state, `${JSON.stringify(next, null, 1)}\n`);
 
-    const arl = await publishBridgeArl(ws, paths, bridge, number);
+    const arl = await publishBridgeArl(ws, paths, bridge, number, next);
     exportBridge(paths, bridge.der, next);
     const x = new X509(bridge.der);
     return {
@@ -353,8 +463,59 @@ export async function certifyBridge(ws: Workspace, opts: BridgeOptions): Promise
       crossBundlePath: paths.crossBundle,
       issued: issued.map((s) => describeCross(paths, s)),
       unchanged,
+      expired,
+      withdrawn,
       arl,
     };
+  });
+}
+
+/** What `revokeBridgeCross` did. */
+export interface BridgeRevocation {
+  readonly caId: string;
+  /** the Bridge -> CA cross-certificates now on the Bridge's ARL */
+  readonly revoked: ReadonlyArray<{ readonly serial: string; readonly reason: CrlReasonName }>;
+  readonly arl: BridgeArl;
+}
+
+/**
+ * The Bridge stops vouching for a CA (its key compromised, the prefecture leaving): every Bridge -> CA
+ * cross-certificate of it goes onto the Bridge's ARL with `reason` (default cACompromise), both directions leave
+ * the bundle, and re-runs of `jpki ca bridge` leave that CA certificate out. A verifier trusting the Bridge
+ * then rejects the CA's certificates once it has the new ARL. (The CA -> Bridge certificate is the CA's own to
+ * revoke, on the CA's ARL.)
+ */
+export async function revokeBridgeCross(ws: Workspace, opts: { readonly passphrase: string; readonly caId: string; readonly reason?: CrlReasonName }): Promise<BridgeRevocation> {
+  const paths = bridgePaths(ws.paths.root);
+  const reason = opts.reason ?? "cACompromise";
+  if (!existsSync(paths.key)) throw new JpkiError("ERR_CA_UNKNOWN", `this workspace has no Bridge CA: 'jpki ca bridge' creates it`);
+  return withBridgeLock(paths, async () => {
+    const state = readState(paths);
+    const bridge = await openOrCreateBridge(ws, paths, { passphrase: opts.passphrase, keyWrap: undefined }, state);
+    const mine = state.cross.filter((c) => c.caId === opts.caId);
+    if (!mine.length) throw new JpkiError("ERR_CA_UNKNOWN", `the Bridge CA holds no cross-certificate of ${opts.caId}: 'jpki ca bridge --json' lists them`);
+    const at = Math.floor(ws.clock.now().getTime() / 1000) * 1000;
+    const revoked: RevokedCross[] = mine
+      .filter((c) => c.direction === "bridge-to-ca")
+      .map((c) => {
+        const der = Buffer.from(c.der, "base64");
+        const tlv = certificateParts(der).serial;
+        let serial = Buffer.from(tlv.subarray(readHeader(tlv).headerLength));
+        if (serial.length > 1 && serial[0] === 0) serial = serial.subarray(1); // the INTEGER's sign octet
+        return { caId: c.caId, serial: serial.toString("hex"), revokedAt: at, reason: CRL_REASON[reason], notAfter: certNotAfter(der).getTime() };
+      });
+    const number = nextArlNumber(paths, state);
+    const next: BridgeState = {
+      ...state,
+      arlNumber: number.toString(),
+      cross: state.cross.filter((c) => c.caId !== opts.caId),
+      revoked: [...(state.revoked ?? []), ...revoked],
+      withdrawn: [...new Set([...(state.withdrawn ?? []), ...mine.map((c) => c.caCertificateSha256)])],
+    };
+    writeFileAtomic(paths.state, `${JSON.stringify(next, null, 1)}\n`);
+    const arl = await publishBridgeArl(ws, paths, bridge, number, next);
+    exportBridge(paths, bridge.der, next);
+    return { caId: opts.caId, revoked: revoked.map((r) => ({ serial: r.serial, reason })), arl };
   });
 }
 
@@ -363,6 +524,7 @@ export interface BridgeArl {
   readonly number: bigint;
   readonly thisUpdate: Date;
   readonly nextUpdate: Date;
+  readonly entries: number;
   readonly path: string;
   readonly sha256: string;
   readonly byteLength: number;
@@ -381,10 +543,11 @@ export async function refreshBridgeArl(ws: Workspace, passphrase: string, opts: 
   return withBridgeLock(paths, async () => {
     if (!due()) return undefined; // another process refreshed it meanwhile
     const state = readState(paths);
-    const bridge = await openOrCreateBridge(ws, paths, { passphrase, keyWrap: undefined });
-    const number = BigInt(state.arlNumber) + 1n;
-    writeFileAtomic(paths.state, `${JSON.stringify({ ...state, arlNumber: number.toString() }, null, 1)}\n`);
-    return publishBridgeArl(ws, paths, bridge, number);
+    const bridge = await openOrCreateBridge(ws, paths, { passphrase, keyWrap: undefined }, state);
+    const number = nextArlNumber(paths, state);
+    const next = { ...state, arlNumber: number.toString() };
+    writeFileAtomic(paths.state, `${JSON.stringify(next, null, 1)}\n`);
+    return publishBridgeArl(ws, paths, bridge, number, next);
   });
 }
 
@@ -396,7 +559,7 @@ export function bridgeArlPublished(arl: BridgeArl): PublishedCrl {
     number: arl.number,
     thisUpdate: arl.thisUpdate,
     nextUpdate: arl.nextUpdate,
-    entries: 0,
+    entries: arl.entries,
     derPath: arl.path,
     sha256: arl.sha256,
     byteLength: arl.byteLength,
@@ -414,10 +577,18 @@ function arlNextUpdate(path: string): number {
   }
 }
 
-/** The Bridge's ARL: no cross-certificate is revoked (none can be yet), numbered, signed, read back before install. */
-async function publishBridgeArl(ws: Workspace, paths: BridgePaths, bridge: Issuer, number: bigint): Promise<BridgeArl> {
+/**
+ * The Bridge's ARL: the cross-certificates it revoked (until their notAfter has passed by the workspace's
+ * grace), numbered, signed, verified before install; nextUpdate never past the Bridge's own notAfter.
+ */
+async function publishBridgeArl(ws: Workspace, paths: BridgePaths, bridge: Issuer, number: bigint, state: BridgeState): Promise<BridgeArl> {
   const thisUpdate = new Date(Math.floor(ws.clock.now().getTime() / 1000) * 1000);
-  const nextUpdate = new Date(thisUpdate.getTime() + ws.config.crlLifetimeHours * 3600_000);
+  const nextUpdate = new Date(Math.min(thisUpdate.getTime() + ws.config.crlLifetimeHours * 3600_000, certNotAfter(bridge.der).getTime()));
+  if (nextUpdate.getTime() <= thisUpdate.getTime()) throw new JpkiError("ERR_CA_INVALID", "the Bridge CA's certificate has expired: it signs no ARL");
+  const keepAfter = thisUpdate.getTime() - ws.config.expiredGraceDays * 86_400_000;
+  const entries = (state.revoked ?? [])
+    .filter((r) => r.notAfter > keepAfter)
+    .map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason }));
   const parts = certificateParts(bridge.der);
   const chunks: Buffer[] = [];
   await buildCrl({
@@ -426,7 +597,7 @@ async function publishBridgeArl(ws: Workspace, paths: BridgePaths, bridge: Issue
     number,
     thisUpdate,
     nextUpdate,
-    entries: [],
+    entries: [entries],
     signer: bridge.signer,
     issuerKey: Buffer.from(parts.spki),
     sink: (c) => chunks.push(c),
@@ -434,9 +605,9 @@ async function publishBridgeArl(ws: Workspace, paths: BridgePaths, bridge: Issue
   });
   const der = Buffer.concat(chunks);
   verifyArl(der, parts.spki);
-  mkdirSync(join(ws.paths.root, "arl"), { recursive: true, mode: 0o700 });
+  mkdirSync(dirname(paths.arl), { recursive: true, mode: 0o700 });
   writeFileAtomic(paths.arl, der);
-  return { number, thisUpdate, nextUpdate, path: paths.arl, sha256: sha256(der), byteLength: der.length };
+  return { number, thisUpdate, nextUpdate, entries: entries.length, path: paths.arl, sha256: sha256(der), byteLength: der.length };
 }
 
 /** Check what we sign: the ARL's signature verifies with the Bridge's key before it is installed. */
@@ -446,17 +617,22 @@ function verifyArl(der: Buffer, spki: Uint8Array): void {
   if (!ok) throw new JpkiError("ERR_CRL_UNVERIFIED", "the Bridge CA's ARL did not verify with its key: it was not published");
 }
 
-/** The derived files: the certificate for --trust, each cross-certificate, the bundle for --chain. */
+/** The derived files: the certificate for --trust, each current cross-certificate, the bundle for --chain. */
 function exportBridge(paths: BridgePaths, der: Buffer, state: BridgeState): void {
   writeFileAtomic(paths.certificateDer, der);
   writeFileAtomic(paths.certificatePem, toPem(der, "CERTIFICATE"));
   mkdirSync(paths.crossDir, { recursive: true, mode: 0o700 });
   const pems: string[] = [];
+  const files = new Set<string>();
   for (const c of [...state.cross].sort((a, b) => a.caId.localeCompare(b.caId) || a.direction.localeCompare(b.direction))) {
     const pem = toPem(Buffer.from(c.der, "base64"), "CERTIFICATE");
-    writeFileAtomic(crossFile(paths, c), pem);
+    const file = crossFile(paths, c);
+    writeFileAtomic(file, pem);
+    files.add(file);
     pems.push(pem);
   }
+  // A withdrawn CA's files go: the bundle and the directory list the current cross-certificates only.
+  for (const f of readdirSync(paths.crossDir)) if (f.endsWith(".pem") && !files.has(join(paths.crossDir, f))) rmSync(join(paths.crossDir, f), { force: true });
   writeFileAtomic(paths.crossBundle, pems.join(""));
 }
 
@@ -469,21 +645,39 @@ export function readBridge(root: string): { certificate: Buffer; crossCertificat
   return { certificate: cert, crossCertificates: readState(paths).cross.map((c) => Buffer.from(c.der, "base64")) };
 }
 
+/** A re-encrypted Bridge key written durably beside the current one, to install once the CA keys are replaced. */
+export interface BridgeRewrap {
+  install(): void;
+  discard(): void;
+}
+
 /**
- * For `rewrapCaKeys`: the Bridge's certificate and key re-encrypted under `newPassphrase` with `params`, staged
- * beside bridge/bridge.key (not installed: the caller installs it once the CA keys are replaced), or undefined
- * when the workspace has no Bridge. Wrong passphrase: ERR_PASSPHRASE_WRONG, nothing staged.
+ * For `rewrapCaKeys`, under the Bridge's lock: the Bridge's certificate and key re-encrypted under
+ * `newPassphrase` with `params`, written durably to bridge/bridge.key.next (not installed: the caller installs it
+ * once the CA keys are replaced; if it stops in between, the next command opening the Bridge with the new
+ * passphrase finishes the job, rollForwardRewrap). Undefined when the workspace has no Bridge. Wrong passphrase:
+ * ERR_PASSPHRASE_WRONG, nothing written.
  */
-export function stageBridgeRewrap(root: string, passphrase: string, newPassphrase: string, params: KeyWrapParams): StagedFile | undefined {
+export function stageBridgeRewrap(root: string, passphrase: string, newPassphrase: string, params: KeyWrapParams): BridgeRewrap | undefined {
   const paths = bridgePaths(root);
+  rollForwardRewrap(paths, passphrase);
   if (!existsSync(paths.key)) return undefined;
-  const blocks = parsePemBlocks(readFileSync(paths.key, "utf8"));
-  const cert = blocks.find((b) => b.label === "CERTIFICATE")?.der;
-  const keyPem = blocks.find((b) => b.label === "ENCRYPTED PRIVATE KEY");
-  if (!cert || !keyPem) throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${paths.key} lacks the Bridge CA's certificate or key: restore it from a backup`);
-  const key = decryptPrivateKey(toPem(keyPem.der, "ENCRYPTED PRIVATE KEY"), passphrase, "the key of the Bridge CA");
+  const { cert, key } = readBridgeKey(paths.key, passphrase);
   const pem = encryptPrivateKey(key, newPassphrase, params);
   const back = createPublicKey(decryptPrivateKey(pem, newPassphrase, "the re-encrypted key of the Bridge CA")).export({ type: "spki", format: "der" });
   if (!back.equals(certificateParts(cert).spki)) throw new JpkiError("ERR_WORKSPACE_CORRUPT", `the Bridge CA's key in ${paths.key} does not match its certificate`);
-  return stageFile(paths.key, toPem(cert, "CERTIFICATE") + pem);
+  writeFileAtomic(paths.keyNext, toPem(cert, "CERTIFICATE") + pem);
+  return {
+    install: () => {
+      renameSync(paths.keyNext, paths.key);
+      syncDir(paths.dir);
+    },
+    discard: () => rmSync(paths.keyNext, { force: true }),
+  };
+}
+
+/** Runs `fn` holding the Bridge's lock when the workspace has a Bridge directory (ca rewrap), else just runs it. */
+export async function withBridgeLockIfAny<T>(root: string, fn: () => Promise<T>): Promise<T> {
+  const paths = bridgePaths(root);
+  return existsSync(paths.dir) ? withBridgeLock(paths, fn) : fn();
 }

@@ -4,7 +4,7 @@
  * their keys.
  */
 import { availableParallelism } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { X509Certificate, createHash, createPublicKey } from "node:crypto";
 import { JpkiError } from "../errors.js";
 import { certificateParts } from "../pki/der.js";
@@ -13,11 +13,10 @@ import { decryptPrivateKey, encryptPrivateKey, strongKeyWrapParams, type KeyWrap
 import { toPem } from "../pki/pem.js";
 import type { CertificateType } from "../profile/types.js";
 import { writeFileAtomic } from "../store/files.js";
-import { syncDir } from "../store/staging.js";
 import type { CaRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { caId, caUrls, createCaRecord } from "./authority.js";
-import { stageBridgeRewrap } from "./bridge.js";
+import { stageBridgeRewrap, withBridgeLockIfAny } from "./bridge.js";
 import { prefecture, type Prefecture } from "./prefectures.js";
 
 export interface CaSummary {
@@ -161,19 +160,20 @@ export async function rewrapCaKeys(ws: Workspace, opts: RewrapOptions): Promise<
     if (!back.equals(spki)) throw new JpkiError("ERR_INTERNAL", `re-encrypting the key of CA ${rec.id} did not round-trip; nothing was changed`);
     return { id: rec.id, encryptedKeyPem };
   });
-  // The Bridge CA's key (ca/bridge.ts) shares the passphrase: staged first, installed once the CA keys are
-  // replaced, so a wrong passphrase or a damaged Bridge changes nothing.
-  const bridge = stageBridgeRewrap(ws.paths.root, opts.passphrase, newPassphrase, params);
-  try {
-    if (keys.length) await ws.store.replaceCaKeys(keys);
-  } catch (e) {
-    bridge?.discard();
-    throw e;
-  }
-  if (bridge) {
-    bridge.install();
-    syncDir(dirname(bridge.path));
-  }
+  // The Bridge CA's key (ca/bridge.ts) shares the passphrase: re-encrypted first (under the Bridge's lock) to a
+  // durable bridge.key.next, installed once the CA keys are replaced, so a wrong passphrase or a damaged Bridge
+  // changes nothing, and a crash in between is finished by the next command that opens the Bridge.
+  const bridged = await withBridgeLockIfAny(ws.paths.root, async () => {
+    const bridge = stageBridgeRewrap(ws.paths.root, opts.passphrase, newPassphrase, params);
+    try {
+      if (keys.length) await ws.store.replaceCaKeys(keys);
+    } catch (e) {
+      bridge?.discard();
+      throw e;
+    }
+    bridge?.install();
+    return bridge !== undefined;
+  });
   ws.restrictPermissions();
-  return { rewrapped: [...keys.map((k) => k.id), ...(bridge ? ["bridge"] : [])] };
+  return { rewrapped: [...keys.map((k) => k.id), ...(bridged ? ["bridge"] : [])] };
 }

@@ -36,6 +36,8 @@ export interface WatchOptions {
   readonly crlIntervalMs?: number;
   readonly onFile?: (name: string, r: IngestRunResult | { error: JpkiError }) => void;
   readonly onCrl?: (p: PublishedCrl & { why: DueReason }) => void;
+  /** a CRL outside the store (the Bridge CA's ARL) could not be refreshed; the next tick tries again */
+  readonly onScheduleError?: (e: unknown) => void;
   /** how the idle loop waits (tests inject one that moves their clock instead) */
   readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
@@ -57,7 +59,7 @@ export async function watchSpool(ws: Workspace, updater: CrlUpdater, o: WatchOpt
     mkdirSync(d, { recursive: true, mode: 0o700 });
     sweepStaleTemps(d);
   }
-  const schedule = updater.schedule(o.crlIntervalMs);
+  const schedule = updater.schedule(o.crlIntervalMs, o.onScheduleError ? { onOtherError: o.onScheduleError } : {});
   const sleep = o.sleep ?? ((ms: number, signal: AbortSignal) => sleepFor(ms, undefined, { signal }));
   let files = 0;
   let failed = 0;

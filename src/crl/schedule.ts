@@ -107,6 +107,11 @@ export interface CrlScheduleOptions {
   readonly intervalMs?: number;
   /** CRLs kept outside the store, refreshed on each tick when due (the Bridge CA's ARL, ca/bridge.ts) */
   readonly refreshOthers?: () => Promise<ReadonlyArray<PublishedCrl & { readonly why: DueReason }>>;
+  /**
+   * Where a failure of `refreshOthers` goes. They run after the CAs' own CRLs, and their failure never holds
+   * those back; without this, the tick throws it after publishing them.
+   */
+  readonly onOtherError?: (e: unknown) => void;
 }
 
 export class CrlSchedule {
@@ -131,12 +136,17 @@ export class CrlSchedule {
 
   /** Publishes whatever is due now; returns what was published, with why. */
   async tick(): Promise<Array<PublishedCrl & { readonly why: DueReason }>> {
-    const others = (await this.#o.refreshOthers?.()) ?? [];
     const due = await this.due();
-    if (!due.length) return [...others];
     const key = (caId: string, scope: CrlScope | undefined) => `${caId}/${scope ?? ""}`;
     const why = new Map(due.map((d) => [key(d.caId, d.scope), d.why]));
-    const out = await this.#o.publish(due);
-    return [...others, ...out.map((p) => ({ ...p, why: why.get(key(p.caId, p.scope)) ?? "dirty" }))];
+    const out = due.length ? (await this.#o.publish(due)).map((p) => ({ ...p, why: why.get(key(p.caId, p.scope)) ?? ("dirty" as const) })) : [];
+    // The CAs' revocations are out before anything else is tried: a damaged Bridge never holds them back.
+    try {
+      return [...out, ...((await this.#o.refreshOthers?.()) ?? [])];
+    } catch (e) {
+      if (!this.#o.onOtherError) throw e;
+      this.#o.onOtherError(e);
+      return out;
+    }
   }
 }

@@ -11,8 +11,8 @@
  * right after it a delta on it, so the delta URL always names the newest base.
  */
 import { CertificationAuthority } from "../ca/authority.js";
-import { bridgeArlPublished, refreshBridgeArl, type BridgeArl } from "../ca/bridge.js";
-import { JpkiError, isJpkiError } from "../errors.js";
+import { bridgeArlPublished, refreshBridgeArl } from "../ca/bridge.js";
+import { JpkiError } from "../errors.js";
 import { ARL_SCOPE, DELTA_SCOPE, FULL_SCOPE } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { CrlPublisher, sweepCrlTemps, type PublishedCrl } from "./publisher.js";
@@ -78,7 +78,7 @@ export class CrlUpdater {
   }
 
   /** The CRL schedule of this workspace, publishing through this updater (watch and serve both run one). */
-  schedule(intervalMs?: number): CrlSchedule {
+  schedule(intervalMs?: number, opts: { readonly onOtherError?: (e: unknown) => void } = {}): CrlSchedule {
     const ws = this.#ws;
     return new CrlSchedule({
       store: ws.store,
@@ -86,24 +86,19 @@ export class CrlUpdater {
       config: ws.config,
       publish: (due) => this.publishDue(due),
       refreshOthers: () => this.refreshBridgeArl(),
+      ...(opts.onOtherError ? { onOtherError: opts.onOtherError } : {}),
       ...(intervalMs !== undefined ? { intervalMs } : {}),
     });
   }
 
   /**
    * The Bridge CA's ARL (ca/bridge.ts), when the workspace has a Bridge and the ARL is missing or within the
-   * refresh margin of its nextUpdate. A `jpki ca bridge` running right now holds the Bridge's lock and publishes
-   * one itself: then nothing here, the next tick looks again.
+   * refresh margin of its nextUpdate. A failure (a `jpki ca bridge` holding the Bridge's lock right now, a damaged
+   * Bridge) is the schedule's to report (onOtherError); the next tick tries again.
    */
   async refreshBridgeArl(): Promise<Array<PublishedCrl & { readonly why: "refresh" }>> {
     const ws = this.#ws;
-    let arl: BridgeArl | undefined;
-    try {
-      arl = await refreshBridgeArl(ws, this.#passphrase, { marginMs: refreshMarginMs(ws.config) });
-    } catch (e) {
-      if (isJpkiError(e) && e.code === "ERR_WORKSPACE_LOCKED") return [];
-      throw e;
-    }
+    const arl = await refreshBridgeArl(ws, this.#passphrase, { marginMs: refreshMarginMs(ws.config) });
     if (!arl) return [];
     const p = bridgeArlPublished(arl);
     this.published.push(p);

@@ -101,7 +101,7 @@ export async function openCrlSchedule(ws: Workspace, o: ScheduleOptions): Promis
 }
 
 async function scheduleLoop(ws: Workspace, updater: CrlUpdater, o: ScheduleOptions, renewal: OcspSignerRenewal | undefined): Promise<void> {
-  const schedule = updater.schedule(o.crlIntervalMs);
+  const schedule = updater.schedule(o.crlIntervalMs, o.onError ? { onOtherError: o.onError } : {});
   while (!o.signal.aborted) {
     try {
       for (const p of await schedule.tick()) if (!p.superseded) o.onCrl?.(p);

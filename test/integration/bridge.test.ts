@@ -10,9 +10,15 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { certifyBridge, validateJpki, workspaceKeyWrap, type JpkiPurpose } from "../../src/index.js";
+import { validateJpki, type JpkiPurpose } from "../../src/index.js";
 import { parseCertificate } from "../../src/validation/certificate.js";
-import { parsePemBlocks } from "../../src/pki/pem.js";
+import { describeCrl } from "../../src/profile/describe.js";
+import { parsePemBlocks, toPem } from "../../src/pki/pem.js";
+import { assembleCertificate, encodeTbs } from "../../src/ca/certificate.js";
+import { certificateParts, children } from "../../src/pki/der.js";
+import { decryptPrivateKey } from "../../src/pki/keys.js";
+import { randomSerial } from "../../src/pki/serial.js";
+import { SoftwareSigner } from "../../src/pki/signer.js";
 import { CrlUpdater } from "../../src/crl/updater.js";
 import { Workspace } from "../../src/workspace/workspace.js";
 import { MAIN, cli, runDemo, sh, storeEnv, tempDir, unrevoked, workspaceStore, type DemoRun } from "./helpers.js";
@@ -127,24 +133,9 @@ describe("jpki ca bridge: the Bridge CA and its cross-certificates", () => {
   it("path building picks the valid path among several: a not-yet-valid cross-certificate offered first is passed over", async () => {
     const tokyo = pick("13-sig");
     const current = pems(join(ws, "bridge", "cross", "13-sig.by-bridge.pem"))[0]!;
-    // A second generation of Tokyo's cross-certificates, made by a Bridge run whose clock is 30 days ahead.
-    const statePath = join(ws, "bridge", "state.json");
-    const saved = readFileSync(statePath, "utf8");
-    const state = JSON.parse(saved);
-    state.cross = state.cross.filter((c: { caId: string }) => c.caId !== "13-sig");
-    writeFileSync(statePath, JSON.stringify(state));
-    const later = new Date(Date.now() + 30 * 86_400_000);
-    const w = await Workspace.openAsync(ws, { storeUrl: await workspaceStore(ws), clock: { now: () => later } });
-    let future: Buffer;
-    try {
-      const passphrase = readFileSync(pass, "utf8").trim();
-      const r = await certifyBridge(w, { passphrase, keyWrap: await workspaceKeyWrap(w, passphrase), caIds: ["13-sig"] });
-      future = r.issued.find((c) => c.direction === "bridge-to-ca")!.der;
-    } finally {
-      await w.close();
-      writeFileSync(statePath, saved); // the workspace's own state back, and a current ARL (that run's is dated ahead)
-    }
-    expect((await bridge()).code).toBe(0);
+    // A second cross-certificate for Tokyo's CA, valid only from 30 days on: the same one re-signed by the
+    // Bridge's key with another validity.
+    const future = await resigned(current, new Date(Date.now() + 30 * 86_400_000));
     expect(parseCertificate(future).notBefore.getTime()).toBeGreaterThan(Date.now());
     const anchor = pems(bridgePem());
     const crls = [crlOf("13-sig"), arl()];
@@ -237,17 +228,92 @@ describe("jpki ca bridge: the operator's side", () => {
     const published = await tick(new Date(Date.now() + 40 * 3600_000), true);
     expect(published).toEqual([{ caId: "bridge", number: before + 1n }]);
     expect(arlNumber()).toBe(before + 1n);
-    // A `jpki ca bridge` holding the lock (a live pid, or a lock being taken) leaves the ARL to the next tick.
-    writeFileSync(join(ws, "bridge", ".lock"), String(process.pid));
-    expect(await tick(new Date(Date.now() + 47 * 3600_000))).toEqual([]);
-    writeFileSync(join(ws, "bridge", ".lock"), "");
-    await expect(tick(new Date(Date.now() + 47 * 3600_000))).resolves.toEqual([]);
-    rmSync(join(ws, "bridge", ".lock"));
+    // A `jpki ca bridge` holding the lock (a live process) makes the Bridge part fail with ERR_WORKSPACE_LOCKED,
+    // which the schedule reports without holding back the CAs' own CRLs; a lock whose process is gone is taken over.
+    const holder = spawn("sleep", ["30"]);
+    const due = new Date(Date.now() + 70 * 3600_000); // the +40 h ARL is within the margin again
+    try {
+      writeFileSync(join(ws, "bridge", ".lock"), String(holder.pid));
+      await expect(tick(due)).rejects.toMatchObject({ code: "ERR_WORKSPACE_LOCKED" });
+    } finally {
+      holder.kill("SIGKILL"); // now a zombie until reaped: dead all the same for the lock
+    }
+    expect(await tick(due)).toEqual([{ caId: "bridge", number: before + 2n }]);
+    expect(existsSync(join(ws, "bridge", ".lock"))).toBe(false);
 
     const g = await cli(["crl", "generate", "-w", ws, "--prefecture", "all", "--partitions", "all", "--passphrase-file", pass, "--json"], { cwd: dir });
     expect(g.code, g.stderr).toBe(0);
     expect(g.json().crls.filter((c: { ca: string; caId?: string }) => (c.caId ?? c.ca) === "bridge")).toHaveLength(1);
-    expect(arlNumber()).toBeGreaterThan(before + 1n);
+    expect(arlNumber()).toBeGreaterThan(before + 2n);
+  }, 60_000);
+
+  it("a damaged Bridge never holds back the prefecture CAs' CRLs: the schedule publishes them, then reports the Bridge's failure", async () => {
+    const statePath = join(ws, "bridge", "state.json");
+    const saved = readFileSync(statePath, "utf8");
+    writeFileSync(statePath, '{"version":1');
+    const errors: unknown[] = [];
+    // an hour before Tokyo's CRL runs out: it is due, and so is everything published with it
+    const later = new Date(Date.parse(describeCrl(readFileSync(crlOf("13-sig")), { maxEntries: 0 }).nextUpdate!) - 3600_000);
+    const w = await Workspace.openAsync(ws, { storeUrl: await workspaceStore(ws), clock: { now: () => later } });
+    try {
+      const out = await new CrlUpdater(w, readFileSync(pass, "utf8").trim()).schedule(undefined, { onOtherError: (e) => errors.push(e) }).tick();
+      expect(out.filter((p) => p.caId === "13-sig").length).toBeGreaterThan(0);
+      expect(out.some((p) => p.caId === "bridge")).toBe(false);
+      expect(errors).toEqual([expect.objectContaining({ code: "ERR_WORKSPACE_CORRUPT" })]);
+    } finally {
+      await w.close();
+      writeFileSync(statePath, saved);
+    }
+    // and the CLI: a typed error, no stack trace, for state entries that are damage or a path
+    const state = JSON.parse(saved);
+    for (const bad of [{ ...state, cross: [null] }, { ...state, cross: [{ ...state.cross[0], caId: "../../../PWNED" }] }, { ...state, cross: [{ ...state.cross[0], der: "bm90IGEgY2VydA==" }] }]) {
+      writeFileSync(statePath, JSON.stringify(bad));
+      const r = await bridge();
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toContain("ERR_WORKSPACE_CORRUPT");
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+    writeFileSync(statePath, saved);
+    expect(existsSync(join(dir, "PWNED.by-bridge.pem"))).toBe(false);
+    expect((await bridge()).code).toBe(0);
+  }, 60_000);
+
+  it("the Bridge's key and numbers are never silently replaced or reused: a lost key is refused, a lost state continues the ARL numbers", async () => {
+    const keyPath = join(ws, "bridge", "bridge.key");
+    const key = readFileSync(keyPath);
+    rmSync(keyPath);
+    try {
+      const r = await bridge();
+      expect(r.code).toBe(3);
+      expect(r.stderr).toContain("ERR_WORKSPACE_CORRUPT");
+      expect(r.stderr).toContain("restore bridge/bridge.key");
+    } finally {
+      writeFileSync(keyPath, key, { mode: 0o600 });
+    }
+
+    const statePath = join(ws, "bridge", "state.json");
+    const saved = readFileSync(statePath, "utf8");
+    const published = BigInt(sh("openssl", ["crl", "-inform", "DER", "-in", arl(), "-noout", "-crlnumber"]).out.trim().split("=")[1]!);
+    writeFileSync(statePath, JSON.stringify({ ...JSON.parse(saved), arlNumber: "0" })); // an old backup
+    const again = await bridge();
+    expect(again.code, again.stderr).toBe(0);
+    expect(BigInt(again.json().arl.number)).toBe(published + 1n);
+  });
+
+  it("ca rewrap stopped between the CA keys and the Bridge key is finished by the next command with the new passphrase", async () => {
+    const fresh = join(dir, "rewrap-new.txt");
+    writeFileSync(fresh, "another passphrase\n");
+    const keyPath = join(ws, "bridge", "bridge.key");
+    const old = readFileSync(keyPath);
+    const r = await cli(["ca", "rewrap", "-w", ws, "--passphrase-file", pass, "--new-passphrase-file", fresh], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    // the crash: the re-encrypted key left as bridge.key.next, the old one still in place
+    writeFileSync(join(ws, "bridge", "bridge.key.next"), readFileSync(keyPath), { mode: 0o600 });
+    writeFileSync(keyPath, old, { mode: 0o600 });
+    const b = await cli(["ca", "bridge", "-w", ws, "--passphrase-file", fresh, "--json"], { cwd: dir });
+    expect(b.code, b.stderr).toBe(0);
+    expect(existsSync(join(ws, "bridge", "bridge.key.next"))).toBe(false);
+    expect((await cli(["ca", "rewrap", "-w", ws, "--passphrase-file", fresh, "--new-passphrase-file", pass], { cwd: dir })).code).toBe(0);
   }, 60_000);
 
   it("ca rewrap re-encrypts the Bridge key with the CA keys", async () => {
@@ -262,7 +328,46 @@ describe("jpki ca bridge: the operator's side", () => {
     // put it back for any later test
     expect((await cli(["ca", "rewrap", "-w", ws, "--passphrase-file", fresh, "--new-passphrase-file", pass], { cwd: dir })).code).toBe(0);
   }, 60_000);
+
+  it("--revoke: the Bridge stops vouching for a CA — its cross-certificate on the ARL, verifiers reject through the Bridge, re-runs leave it out", async () => {
+    // CRLs current at the wall clock again (the schedule tests above published some dated ahead)
+    expect((await cli(["crl", "generate", "-w", ws, "--prefecture", "13,27", "--passphrase-file", pass], { cwd: dir })).code).toBe(0);
+    const osaka = pick("27-sig");
+    const crossSerial = parseCertificate(pems(join(ws, "bridge", "cross", "27-sig.by-bridge.pem"))[0]!).serialHex;
+    const oldCross = join(dir, "27-sig.by-bridge.old.pem");
+    writeFileSync(oldCross, readFileSync(join(ws, "bridge", "cross", "27-sig.by-bridge.pem")));
+    const r = await bridge(["--revoke", "27-sig"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json().revoked).toEqual([{ serial: expect.any(String), reason: "cACompromise" }]);
+    expect(existsSync(join(ws, "bridge", "cross", "27-sig.by-bridge.pem"))).toBe(false);
+    const listed = sh("openssl", ["crl", "-inform", "DER", "-in", arl(), "-noout", "-text"]).out;
+    expect(listed.toLowerCase()).toContain(crossSerial.replace(/^0+/, "").toLowerCase());
+    expect(listed).toContain("CA Compromise");
+    // a verifier still holding the old cross-certificate, with the new ARL: revoked at index 1; OpenSSL agrees
+    const v = ours(osaka.path, pems(bridgePem()), { chain: pems(oldCross), crls: [crlOf("27-sig"), arl()] });
+    expect(v).toMatchObject({ status: "revoked", index: 1 });
+    expect(sh("openssl", ["verify", "-crl_check_all", "-CAfile", bridgePem(), "-untrusted", oldCross, "-CRLfile", `${crlOf("27-sig")}.pem`, "-CRLfile", arl(), osaka.path]).out).toContain("certificate revoked");
+    // Tokyo is untouched, and a re-run does not cross-certify Osaka again
+    expect(ours(pick("13-sig").path, pems(bridgePem()), { crls: [crlOf("13-sig"), arl()] }).status).toBe("valid");
+    const again = await bridge();
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.json().withdrawn).toEqual(["27-sig"]);
+    expect(existsSync(join(ws, "bridge", "cross", "27-sig.by-bridge.pem"))).toBe(false);
+    expect((await bridge(["--revoke", "27-sig"])).code).toBe(4);
+  }, 60_000);
 });
+
+/** `der` with a new serial and notBefore, signed again by the Bridge's key (read with the workspace passphrase). */
+async function resigned(der: Buffer, notBefore: Date): Promise<Buffer> {
+  const blocks = parsePemBlocks(readFileSync(join(ws, "bridge", "bridge.key"), "utf8"));
+  const key = decryptPrivateKey(toPem(blocks.find((b) => b.label === "ENCRYPTED PRIVATE KEY")!.der, "ENCRYPTED PRIVATE KEY"), readFileSync(pass, "utf8").trim());
+  const signer = new SoftwareSigner(key);
+  const parts = certificateParts(der);
+  const fields = children(parts.tbs);
+  const extensions = children(children(fields[fields.length - 1]!)[0]!);
+  const tbs = encodeTbs({ serial: randomSerial(), signatureAlgorithm: signer.algorithmIdentifier, issuer: parts.issuer, notBefore, notAfter: parseCertificate(der).notAfter, subject: parts.subject, spki: parts.spki, extensions });
+  return assembleCertificate(tbs, signer.algorithmIdentifier, await signer.sign(tbs));
+}
 
 /** GnuTLS's verdict: the certificate and its untrusted chain in one file, the anchors given (certtool --verify). */
 function gnutls(cert: string, anchors: string[], chain: string): { status: number; out: string } {

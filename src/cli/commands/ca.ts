@@ -130,6 +130,8 @@ Examples:
   ca.command("bridge")
     .description("create the prefectures' Bridge CA (ブリッジ認証局) and cross-certify the prefecture CAs both ways, so a verifier trusting the Bridge validates any prefecture")
     .option("-p, --prefecture <codes>", "cross-certify only these prefectures' CAs (JIS X 0401 codes: 13, 13,27, 01-47 or all; default all CAs of the workspace)")
+    .option("--revoke <ca>", "stop vouching for one CA (e.g. 13-sig, its key compromised): its Bridge -> CA cross-certificate goes on the Bridge's ARL")
+    .option("--reason <reason>", "with --revoke: the CRL reason (default cACompromise; e.g. affiliationChanged, cessationOfOperation)")
     .addHelpText(
       "after",
       `
@@ -145,18 +147,39 @@ Files (in the workspace): bridge/bridge.pem (give it to verifiers' --trust), bri
 cross-certificate: --chain), bridge/cross/*.pem, arl/bridge.crl (the Bridge's ARL, served by 'jpki serve'
 at /arl/bridge.crl). The passphrase comes from --passphrase-file or JPKI_PASSPHRASE (or a prompt).
 
+--revoke puts the CA's Bridge -> CA cross-certificate on the Bridge's ARL (verifiers trusting the Bridge then
+reject that CA's certificates), drops both directions from the bundle, and later runs leave that CA
+certificate out; a new certificate of the CA (a new key) can be cross-certified again.
+
 Exit codes:
-  0  done    3  no workspace, or another process is working on the Bridge    4  no such CA    5  passphrase
+  0  done    3  no workspace, another process is working on the Bridge, or the Bridge's files are damaged
+  4  no such CA, or a certificate expired    5  passphrase    2  a Bridge file cannot be written (permissions, disk)
 
 Examples:
   jpki ca bridge --passphrase-file ./pass.txt
   jpki verify cert.pem --trust .jpki/bridge/bridge.pem --chain .jpki/bridge/cross.pem \\
       --crl .jpki/crl/13-sig.crl --crl .jpki/arl/bridge.crl`,
     )
-    .action(async (o: { prefecture?: string }, cmd: Command) => {
+    .action(async (o: { prefecture?: string; revoke?: string; reason?: string }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
-      const { certifyBridge, prefectureList, workspaceKeyWrap } = await library();
+      const { certifyBridge, revokeBridgeCross, parseReason, prefectureList, workspaceKeyWrap } = await library();
+      if (o.reason && !o.revoke) throw new JpkiError("ERR_USAGE", "--reason goes with --revoke");
+      if (o.revoke && o.prefecture) throw new JpkiError("ERR_USAGE", "--revoke names one CA: leave out --prefecture");
       const passphrase = await ctx.passphrase();
+      if (o.revoke) {
+        const caId = o.revoke;
+        const reason = o.reason ? parseReason(o.reason).name : undefined;
+        await withWorkspace(ctx, async (ws) => {
+          const r = await revokeBridgeCross(ws, { passphrase, caId, ...(reason ? { reason } : {}) });
+          ctx.out.result({ workspace: ws.paths.root, ...r, arl: { ...r.arl, number: r.arl.number.toString() } }, () =>
+            [
+              ...r.revoked.map((x) => `revoked the Bridge's cross-certificate of ${r.caId}: serial ${x.serial} (${x.reason})`),
+              `  ARL #${r.arl.number}: ${r.arl.entries} entries, until ${r.arl.nextUpdate.toISOString()}, ${r.arl.path}`,
+            ].join("\n"),
+          );
+        });
+        return;
+      }
       await withWorkspace(ctx, async (ws) => {
         let caIds: string[] | undefined;
         if (o.prefecture) {
@@ -173,6 +196,8 @@ Examples:
             bridge: { created: r.created, subject: r.subject, serial: r.serial, notBefore: r.notBefore, notAfter: r.notAfter, sha256Fingerprint: r.sha256Fingerprint, certificatePath: r.certificatePath },
             crossCertificates: r.issued.map((c) => ({ caId: c.caId, direction: c.direction, serial: c.serial, notAfter: c.notAfter, path: c.path })),
             unchanged: r.unchanged,
+            expired: r.expired,
+            withdrawn: r.withdrawn,
             crossBundlePath: r.crossBundlePath,
             arl: { number: r.arl.number.toString(), thisUpdate: r.arl.thisUpdate, nextUpdate: r.arl.nextUpdate, path: r.arl.path },
           },
@@ -183,6 +208,8 @@ Examples:
               `  valid        ${r.notBefore.toISOString()} .. ${r.notAfter.toISOString()}`,
               ...[...new Set(r.issued.map((c) => c.caId))].map((id) => `  cross-certified ${id} (both directions)`),
               ...(r.unchanged.length ? [`  already cross-certified: ${r.unchanged.join(", ")}`] : []),
+              ...(r.expired.length ? [`  left out, their certificate expired: ${r.expired.join(", ")}`] : []),
+              ...(r.withdrawn.length ? [`  left out, revoked by the Bridge (--revoke): ${r.withdrawn.join(", ")}`] : []),
               `  cross-certificates  ${r.crossBundlePath}`,
               `  ARL          #${r.arl.number} until ${r.arl.nextUpdate.toISOString()}, ${r.arl.path}`,
             ].join("\n"),

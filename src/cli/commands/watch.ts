@@ -4,7 +4,7 @@
  * source get a CRL within --crl-interval, and every CRL is republished before its nextUpdate.
  */
 import { Command } from "commander";
-import { JpkiError, checkInputDir, library } from "../lib.js";
+import { JpkiError, checkInputDir, isJpkiError, library } from "../lib.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 import { formatIngest } from "./notices.js";
@@ -57,6 +57,7 @@ Example:
             onCrl: (p) => {
               if (!ctx.out.json) ctx.out.info(`CRL ${p.caId}${p.scope ? `/${p.scope}` : ""} #${p.number} published (${p.why}): ${p.entries} entries, next update ${p.nextUpdate.toISOString()}`);
             },
+            onScheduleError: (e) => ctx.out.info(`warning: ${isJpkiError(e) ? `[${e.code}] ${e.message}` : String(e)} (the next CRL tick tries again)`),
             onFile: (name, res) => {
               results.push({ file: name, ...("error" in res ? { error: res.error.toJSON() } : res) });
               if (!ctx.out.json) ctx.out.info("error" in res ? `${name}: failed [${res.error.code}] ${res.error.message}` : `${name}:\n  ${formatIngest(res).split("\n").join("\n  ")}`);

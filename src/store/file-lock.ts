@@ -1,0 +1,131 @@
+/**
+ * A lock file for state the store does not hold (the Bridge CA's directory, ca/bridge.ts): one holder at a time
+ * across processes, and a lock left by a killed process taken over — safely.
+ *
+ * - The lock is created whole: its content (pid and the process's start time) is written to a temporary file
+ *   first and linked into place, so it never exists empty (link fails with EEXIST when another holds it).
+ * - A holder is alive when its pid runs *and* started when the lock says (Linux /proc/<pid>/stat field 22): a
+ *   pid reused by an unrelated process after a reboot or in a container does not keep the lock for ever. A lock
+ *   naming this very process is held only if this process really holds it (not a leftover of a previous run
+ *   that happened to have the same pid, as pid 1 in a container always does).
+ * - Taking over a dead holder's lock is itself exclusive (a `.takeover` directory, made with mkdir): of two
+ *   processes that find the same dead holder, one removes the lock and links its own, the other finds it held.
+ *   A takeover directory older than a minute is a taker that was killed, and is removed.
+ */
+import { linkSync, mkdirSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import { JpkiError } from "../errors.js";
+import { processAlive, tempPathFor } from "./staging.js";
+
+const TAKEOVER_STALE_MS = 60_000;
+
+/** Locks this process holds (paths), so a lock naming our pid is known to be ours or a leftover. */
+const heldHere = new Set<string>();
+
+/** /proc/<pid>/stat after the command name: field 3 (state) first, field 22 (start time) at index 19. */
+function procStat(pid: number): string[] | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return s.slice(s.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return undefined;
+  }
+}
+
+/** The start time of a process (clock ticks since boot), or undefined where /proc does not say. */
+function processStart(pid: number): string | undefined {
+  return procStat(pid)?.[19];
+}
+
+interface Holder {
+  readonly pid: number;
+  readonly start?: string;
+  readonly raw: string;
+}
+
+function readHolder(path: string): Holder | undefined {
+  let raw: string;
+  try {
+    raw = readFileSync(path, "utf8");
+  } catch {
+    return undefined; // gone meanwhile
+  }
+  const [pid, start] = raw.trim().split(" ");
+  return { pid: Number.parseInt(pid ?? "", 10), ...(start ? { start } : {}), raw };
+}
+
+function holderAlive(path: string, h: Holder): boolean {
+  if (!Number.isInteger(h.pid) || h.pid <= 0) return false; // not written by us: a damaged lock
+  if (h.pid === process.pid) return heldHere.has(path);
+  if (!processAlive(h.pid)) return false;
+  const stat = procStat(h.pid);
+  if (stat?.[0] === "Z" || stat?.[0] === "X") return false; // killed, not yet reaped by its parent
+  const now = stat?.[19];
+  return h.start === undefined || now === undefined || now === h.start;
+}
+
+/** Links a lock file holding our pid and start time at `path`; false when one is there. */
+function tryCreate(path: string): boolean {
+  const tmp = tempPathFor(path);
+  writeFileSync(tmp, `${process.pid} ${processStart(process.pid) ?? ""}`.trim(), { mode: 0o600 });
+  try {
+    linkSync(tmp, path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw e;
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+/** Removes the lock at `path` if it still holds `stale` (under the takeover directory); true when it did. */
+function takeOver(path: string, stale: Holder): boolean {
+  const dir = `${path}.takeover`;
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    try {
+      if (Date.now() - statSync(dir).mtimeMs > TAKEOVER_STALE_MS) rmdirSync(dir);
+    } catch {
+      // gone meanwhile
+    }
+    return false;
+  }
+  try {
+    if (readHolder(path)?.raw !== stale.raw) return false; // taken over by another meanwhile
+    rmSync(path, { force: true });
+    return true;
+  } finally {
+    rmdirSync(dir);
+  }
+}
+
+/**
+ * Runs `fn` holding the lock file at `path`; ERR_WORKSPACE_LOCKED naming `what` when another live process holds
+ * it. Filesystem failures (a read-only directory) are ERR_FILE_UNUSABLE.
+ */
+export async function withFileLock<T>(path: string, what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    let got = tryCreate(path);
+    if (!got) {
+      const h = readHolder(path);
+      if (h && !holderAlive(path, h) && takeOver(path, h)) got = tryCreate(path);
+      else if (!h) got = tryCreate(path); // released meanwhile
+      if (!got) {
+        const now = readHolder(path);
+        throw new JpkiError("ERR_WORKSPACE_LOCKED", `another jpki process${now && Number.isInteger(now.pid) ? ` (pid ${now.pid})` : ""} is working on ${what}: retry when it finishes`);
+      }
+    }
+  } catch (e) {
+    if (e instanceof JpkiError) throw e;
+    throw new JpkiError("ERR_FILE_UNUSABLE", `the lock file ${path} cannot be made (${(e as NodeJS.ErrnoException).code ?? "error"}): check the directory's permissions`, { cause: e });
+  }
+  heldHere.add(path);
+  try {
+    return await fn();
+  } finally {
+    heldHere.delete(path);
+    rmSync(path, { force: true });
+  }
+}
