@@ -14,6 +14,7 @@
  * Setup (not timed): CA and end-entity certificates with openssl (RSA-2048, SHA-256), the CRL with our builder
  * (bench/inspect.ts's way: ascending 16-octet serials) and signed with the CA key. JPKI_BENCH_CRL_ENTRIES sizes
  * it (default 1,000,000), JPKI_BENCH_VALIDATE_SECONDS the length of each timed round (default 2).
+ * JPKI_BENCH_PROFILE=<dir> writes a CPU profile of the timed rounds (bench/profile.ts) to <dir>/validate.cpuprofile.
  */
 import { spawnSync } from "node:child_process";
 import { createPrivateKey, verify } from "node:crypto";
@@ -30,6 +31,7 @@ import { verifySignedData } from "../src/validation/cms.js";
 import { CrlIndexCache } from "../src/validation/crl-index-cache.js";
 import { validatePath } from "../src/validation/validate.js";
 import type { BenchResult } from "./issue.js";
+import { profiled } from "./profile.js";
 
 const REASONS = [0, 1, 3, 4, 5];
 const log = (s: string) => {
@@ -142,11 +144,13 @@ export async function benchValidate(opts: { entries?: number; seconds?: number }
     rate(0.3, raw);
     rate(0.3, ours);
     const rounds = { ours: [] as number[], raw: [] as number[] };
-    for (let r = 0; r < 3; r++) {
-      rounds.raw.push(rate(seconds, raw));
-      rounds.ours.push(rate(seconds, ours));
-      log(`round ${r + 1}: raw verify ${rounds.raw[r]!.toFixed(0)}/s, validatePath ${rounds.ours[r]!.toFixed(0)}/s`);
-    }
+    await profiled("validate", async () => {
+      for (let r = 0; r < 3; r++) {
+        rounds.raw.push(rate(seconds, raw));
+        rounds.ours.push(rate(seconds, ours));
+        log(`round ${r + 1}: raw verify ${rounds.raw[r]!.toFixed(0)}/s, validatePath ${rounds.ours[r]!.toFixed(0)}/s`);
+      }
+    });
 
     // --- CMS: a small attached document signed by the end entity --------------------------------------------
     writeFileSync(f("doc.txt"), "申請書: 転居届 (bench)\n");
