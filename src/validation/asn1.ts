@@ -3,7 +3,6 @@
  * re-encoding them, so signatures are checked over the exact bytes received and names are compared as sent.
  * Any structural error throws RangeError; the callers turn that into a validation result.
  */
-import { children, readHeader } from "../pki/der.js";
 
 export interface Tlv {
   readonly tag: number;
@@ -13,18 +12,95 @@ export interface Tlv {
   readonly content: Buffer;
 }
 
+/**
+ * A TLV read in place: offsets into the buffer it was read from, the `der` and `content` views made only when
+ * asked for (Buffer.subarray is the dearest step of reading a certificate; most TLVs are only walked through).
+ */
+class Span implements Tlv {
+  readonly tag: number;
+  readonly buf: Buffer;
+  /** where the TLV begins (its tag), where its contents begin, where it ends */
+  readonly at: number;
+  readonly start: number;
+  readonly end: number;
+  #der: Buffer | undefined;
+  #content: Buffer | undefined;
+
+  constructor(buf: Buffer, tag: number, at: number, start: number, end: number) {
+    this.buf = buf;
+    this.tag = tag;
+    this.at = at;
+    this.start = start;
+    this.end = end;
+  }
+
+  get der(): Buffer {
+    return (this.#der ??= this.buf.subarray(this.at, this.end));
+  }
+
+  get content(): Buffer {
+    return (this.#content ??= this.buf.subarray(this.start, this.end));
+  }
+}
+
+/** The TLV at `offset`, which must end by `limit` (X.690 §8.1: definite lengths, as DER requires). */
+function spanAt(b: Buffer, offset: number, limit: number): Span {
+  if (offset + 2 > limit) throw new RangeError("truncated DER header");
+  const tag = b[offset]!;
+  const first = b[offset + 1]!;
+  let len: number;
+  let start: number;
+  if (first < 0x80) {
+    len = first;
+    start = offset + 2;
+  } else {
+    const n = first & 0x7f;
+    if (n === 0 || n > 4) throw new RangeError("unsupported DER length form");
+    if (offset + 2 + n > limit) throw new RangeError("truncated DER length");
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + b[offset + 2 + i]!;
+    start = offset + 2 + n;
+  }
+  const end = start + len;
+  if (end > limit) throw new RangeError(limit === b.length ? "truncated DER" : "DER child overruns its parent");
+  return new Span(b, tag, offset, start, end);
+}
+
+const asSpan = (t: Tlv): Span => (t instanceof Span ? t : spanAt(t.der, 0, t.der.length));
+
 export function tlvAt(buf: Uint8Array, offset = 0): Tlv {
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  const h = readHeader(b, offset);
-  const end = offset + h.headerLength + h.length;
-  if (end > b.length) throw new RangeError("truncated DER");
-  return { tag: h.tag, der: b.subarray(offset, end), content: b.subarray(offset + h.headerLength, end) };
+  return spanAt(b, offset, b.length);
 }
 
 /** The children of a constructed TLV, each as a Tlv. */
 export function items(t: Tlv | Uint8Array): Tlv[] {
-  const der = "der" in t ? t.der : t;
-  return children(der).map((c) => tlvAt(c));
+  const s = "tag" in t ? asSpan(t) : (tlvAt(t) as Span);
+  const out: Tlv[] = [];
+  for (let off = s.start; off < s.end; ) {
+    const c = spanAt(s.buf, off, s.end);
+    out.push(c);
+    off = c.end;
+  }
+  return out;
+}
+
+/** The contents octets as a latin1 string (a Map key), without making a view of them first. */
+export function contentKey(t: Tlv): string {
+  const s = asSpan(t);
+  return s.buf.toString("latin1", s.start, s.end);
+}
+
+/** The whole TLV as a latin1 string (a Map key), without making a view of it first. */
+export function derKey(t: Tlv): string {
+  const s = asSpan(t);
+  return s.buf.toString("latin1", s.at, s.end);
+}
+
+/** The contents octets as hex, without making a view of them first. */
+export function contentHex(t: Tlv): string {
+  const s = asSpan(t);
+  return s.buf.toString("hex", s.start, s.end);
 }
 
 export function expectTag(t: Tlv | undefined, tag: number, what: string): Tlv {
@@ -38,7 +114,7 @@ const MAX_OIDS = 1024;
 
 export function decodeOid(t: Tlv): string {
   if (t.tag !== 0x06) throw new RangeError("expected an OBJECT IDENTIFIER");
-  const id = t.content.toString("latin1");
+  const id = contentKey(t);
   let oid = OIDS.get(id);
   if (oid === undefined) {
     oid = decodeOidContents(t.content);
@@ -87,20 +163,23 @@ export function decodeNamedBits(t: Tlv): Set<number> {
 /** The bytes of a BIT STRING without its unused-bits octet. */
 export function bitStringBytes(t: Tlv): Buffer {
   if (t.tag !== 0x03) throw new RangeError("expected a BIT STRING");
-  return t.content.subarray(1);
+  const s = asSpan(t);
+  return s.buf.subarray(Math.min(s.start + 1, s.end), s.end);
 }
 
 /**
  * UTCTime / GeneralizedTime (RFC 5280 §4.1.2.5): UTCTime years 50–99 are 19xx, 00–49 are 20xx.
  */
 export function decodeTime(t: Tlv): Date {
-  const c = t.content;
-  // the form RFC 5280 §4.1.2.5.1 requires, YYMMDDHHMMSSZ, read without a regex (certificates carry four times)
-  if (t.tag === 0x17 && c.length === 13 && c[12] === 0x5a) {
+  const sp = asSpan(t);
+  // the form RFC 5280 §4.1.2.5.1 requires, YYMMDDHHMMSSZ, read in place without a regex (certificates carry four times)
+  if (t.tag === 0x17 && sp.end - sp.start === 13 && sp.buf[sp.end - 1] === 0x5a) {
+    const b = sp.buf;
+    const o = sp.start;
     let ok = true;
     const d2 = (i: number) => {
-      const x = c[i]! - 48;
-      const y = c[i + 1]! - 48;
+      const x = b[o + i]! - 48;
+      const y = b[o + i + 1]! - 48;
       if (x < 0 || x > 9 || y < 0 || y > 9) ok = false;
       return x * 10 + y;
     };
@@ -108,7 +187,7 @@ export function decodeTime(t: Tlv): Date {
     const ms = Date.UTC(yy >= 50 ? 1900 + yy : 2000 + yy, d2(2) - 1, d2(4), d2(6), d2(8), d2(10));
     if (ok) return new Date(ms);
   }
-  const s = c.toString("latin1");
+  const s = contentKey(t);
   let m: RegExpMatchArray | null;
   if (t.tag === 0x17) {
     m = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})?Z$/.exec(s);

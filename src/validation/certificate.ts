@@ -5,6 +5,7 @@
 import { EXT_OID } from "../profile/oids.js";
 import {
   bitStringBytes,
+  contentHex,
   contextNumber,
   decodeBoolean,
   decodeInteger,
@@ -247,7 +248,7 @@ export function parseCertificate(der: Uint8Array): Certificate {
     signatureAlgorithm: sigAlg,
     signature: bitStringBytes(sig),
     version,
-    serialHex: serial.content.toString("hex"),
+    serialHex: contentHex(serial),
     issuer,
     subject,
     notBefore: decodeTime(nb),

@@ -6,7 +6,7 @@
  * of white space collapsed to one, case folded — so a PrintableString and a UTF8String of the same text match
  * (the "rollover" of §4.1.2.6). Other value types are compared octet for octet.
  */
-import { contextNumber, decodeOid, items, tlvAt, type Tlv } from "./asn1.js";
+import { contextNumber, decodeOid, derKey, items, tlvAt, type Tlv } from "./asn1.js";
 
 export interface Attribute {
   readonly type: string;
@@ -79,7 +79,7 @@ const MAX_NAMES = 4096;
 
 export function parseName(t: Tlv): Name {
   if (t.tag !== 0x30) throw new RangeError("Name: expected a SEQUENCE");
-  const id = t.der.toString("latin1");
+  const id = derKey(t);
   const known = NAMES.get(id);
   if (known) return known;
   const name = decodeName(t);

@@ -4,7 +4,7 @@
  */
 import { constants, createPublicKey, verify, type KeyObject } from "node:crypto";
 import { seq } from "../pki/der.js";
-import { decodeInteger, decodeOid, items, type Tlv } from "./asn1.js";
+import { decodeInteger, decodeOid, derKey, items, type Tlv } from "./asn1.js";
 import type { SubjectPublicKey } from "./certificate.js";
 
 const DSA_KEY = "1.2.840.10040.4.1";
@@ -112,7 +112,7 @@ const SCHEMES = new Map<string, Scheme | undefined>();
 const MAX_SCHEMES = 64;
 
 function schemeOf(algorithm: Tlv): Scheme | undefined {
-  const id = algorithm.der.toString("latin1");
+  const id = derKey(algorithm);
   if (SCHEMES.has(id)) return SCHEMES.get(id);
   const scheme = decodeScheme(algorithm);
   if (SCHEMES.size < MAX_SCHEMES) SCHEMES.set(id, scheme);
