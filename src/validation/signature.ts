@@ -47,6 +47,21 @@ export function workingKeyOf(spki: SubjectPublicKey, previous?: WorkingKey): Wor
  */
 const KEY_OBJECTS = new Map<string, KeyObject>();
 const MAX_KEY_OBJECTS = 256;
+/**
+ * In front of that map, by the parsed SubjectPublicKeyInfo object itself: a certificate parsed once (a trust
+ * anchor, a configured intermediate) finds its KeyObject without encoding its 300-octet key as a map key. The
+ * object is immutable and made from the DER the KeyObject was made from, so it cannot name another key.
+ */
+const KEY_BY_SPKI = new WeakMap<SubjectPublicKey, KeyObject>();
+
+/** A stable string for a SubjectPublicKeyInfo (its DER in base64), made once per parsed key. */
+const SPKI_IDS = new WeakMap<SubjectPublicKey, string>();
+
+export function spkiId(spki: SubjectPublicKey): string {
+  let id = SPKI_IDS.get(spki);
+  if (id === undefined) SPKI_IDS.set(spki, (id = spki.der.toString("base64")));
+  return id;
+}
 
 function keyObject(k: WorkingKey): KeyObject {
   if (k.spki.algorithm === DSA_KEY && !k.spki.parameters && k.parameters) {
@@ -55,12 +70,16 @@ function keyObject(k: WorkingKey): KeyObject {
     const der = seq(seq(Buffer.from([0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01]), k.parameters.der), bits!.der);
     return createPublicKey({ key: der, format: "der", type: "spki" });
   }
-  const id = k.spki.der.toString("base64");
-  let key = KEY_OBJECTS.get(id);
+  let key = KEY_BY_SPKI.get(k.spki);
   if (key) return key;
-  key = createPublicKey({ key: k.spki.der, format: "der", type: "spki" });
-  if (KEY_OBJECTS.size >= MAX_KEY_OBJECTS) KEY_OBJECTS.delete(KEY_OBJECTS.keys().next().value!);
-  KEY_OBJECTS.set(id, key);
+  const id = spkiId(k.spki);
+  key = KEY_OBJECTS.get(id);
+  if (!key) {
+    key = createPublicKey({ key: k.spki.der, format: "der", type: "spki" });
+    if (KEY_OBJECTS.size >= MAX_KEY_OBJECTS) KEY_OBJECTS.delete(KEY_OBJECTS.keys().next().value!);
+    KEY_OBJECTS.set(id, key);
+  }
+  KEY_BY_SPKI.set(k.spki, key);
   return key;
 }
 

@@ -16,7 +16,7 @@ import type { CrlCache, CrlFetchOutcome } from "./revocation-sources.js";
 import { parseCrl, type Crl } from "./crl.js";
 import { formatName, nameEquals } from "./name.js";
 import { processPath } from "./path.js";
-import { verifySignature, workingKeyOf, type WorkingKey } from "./signature.js";
+import { spkiId, verifySignature, workingKeyOf, type WorkingKey } from "./signature.js";
 import { FAILURE_REASONS, type PathValidationResult, type PolicyOptions, type RevocationMode, type RevocationProblem } from "./types.js";
 
 export interface ValidatePathParams {
@@ -241,7 +241,7 @@ const crlSignatures = new WeakMap<Crl, Map<string, boolean>>();
 function crlSignedBy(crl: Crl, key: WorkingKey): boolean {
   let known = crlSignatures.get(crl);
   if (!known) crlSignatures.set(crl, (known = new Map()));
-  const id = key.spki.der.toString("base64") + (key.parameters ? `/${key.parameters.der.toString("base64")}` : "");
+  const id = key.parameters ? `${spkiId(key.spki)}/${key.parameters.der.toString("base64")}` : spkiId(key.spki);
   let ok = known.get(id);
   if (ok === undefined) {
     ok = verifySignature(crl.tbs, crl.signatureAlgorithm, crl.signature, key);
