@@ -73,6 +73,12 @@ export function tlvAt(buf: Uint8Array, offset = 0): Tlv {
   return spanAt(b, offset, b.length);
 }
 
+/** The first TLV within `t`'s contents (an extension's value within its extnValue OCTET STRING), read in place. */
+export function firstWithin(t: Tlv): Tlv {
+  const s = asSpan(t);
+  return spanAt(s.buf, s.start, s.end);
+}
+
 /** The children of a constructed TLV, each as a Tlv. */
 export function items(t: Tlv | Uint8Array): Tlv[] {
   const s = "tag" in t ? asSpan(t) : (tlvAt(t) as Span);
@@ -140,6 +146,21 @@ function decodeOidContents(c: Buffer): string {
 
 export function decodeBoolean(t: Tlv): boolean {
   return t.content.length > 0 && t.content[0] !== 0;
+}
+
+/**
+ * An INTEGER as a number when it has at most 6 contents octets (pathLenConstraint, SkipCerts, the version),
+ * else clamped to ±`limit`: no bigint arithmetic for the small values certificates carry.
+ */
+export function decodeSmallInteger(t: Tlv, limit = 1_000_000): number {
+  const s = asSpan(t);
+  const n = s.end - s.start;
+  if (n === 0) return 0;
+  if (n > 6) return s.buf[s.start]! & 0x80 ? -limit : limit;
+  let v = 0;
+  for (let i = s.start; i < s.end; i++) v = v * 256 + s.buf[i]!;
+  if (s.buf[s.start]! & 0x80) v -= 2 ** (n * 8);
+  return Math.min(limit, v);
 }
 
 /** A non-negative INTEGER small enough for a number (pathLenConstraint, SkipCerts, CRL numbers as bigint). */

@@ -14,6 +14,10 @@ import { appendRdn, generalNameEquals, nameEquals, type GeneralName, type Name }
 
 /** ReasonFlags bits 1..8 (§4.2.1.13): keyCompromise … aACompromise. Bit 0 (unused) is never a reason. */
 export const ALL_REASONS: ReadonlySet<number> = new Set([1, 2, 3, 4, 5, 6, 7, 8]);
+const ALL_REASON_LIST: readonly number[] = [...ALL_REASONS];
+/** No cRLDistributionPoints: one implied point, no name, all reasons, issued by the certificate issuer. */
+const IMPLIED_POINTS: readonly DistributionPoint[] = [{}];
+const NO_NAMES: readonly Name[] = [];
 
 const FRESHEST_CRL = EXT_OID.freshestCRL;
 
@@ -35,8 +39,8 @@ export interface CrlCheckParams {
   readonly useDeltas?: boolean;
 }
 
-function dnOf(names: readonly GeneralName[] | undefined): Name[] {
-  return (names ?? []).flatMap((n) => (n.kind === "dn" ? [n.value] : []));
+function dnOf(names: readonly GeneralName[] | undefined): readonly Name[] {
+  return names ? names.flatMap((n) => (n.kind === "dn" ? [n.value] : [])) : NO_NAMES;
 }
 
 /** The names a distribution point name stands for: fullName, or the RDN appended to `base` (§4.2.1.13). */
@@ -94,8 +98,7 @@ export function checkCrls(params: CrlCheckParams): CrlStatus {
   const { cert, at, crlVerified } = params;
   const useDeltas = params.useDeltas ?? true;
   const isCa = cert.basicConstraints?.cA === true;
-  // No cRLDistributionPoints: one implied point, no name, all reasons, issued by the certificate issuer.
-  const points: readonly DistributionPoint[] = cert.crlDistributionPoints ?? [{}];
+  const points = cert.crlDistributionPoints ?? IMPLIED_POINTS;
   const complete = params.crls.filter((c) => c.deltaBase === undefined);
   const reasonsMask = new Set<number>();
   const notes: string[] = [];
@@ -129,7 +132,8 @@ export function checkCrls(params: CrlCheckParams): CrlStatus {
         if (idp.onlyContainsAttributeCerts) continue;
       }
       // (c)–(d) reasons this CRL can add
-      const interim = [...(idp?.onlySomeReasons ?? ALL_REASONS)].filter((r) => ALL_REASONS.has(r) && (dp.reasons ?? ALL_REASONS).has(r));
+      const interim =
+        !idp?.onlySomeReasons && !dp.reasons ? ALL_REASON_LIST : [...(idp?.onlySomeReasons ?? ALL_REASONS)].filter((r) => ALL_REASONS.has(r) && (dp.reasons ?? ALL_REASONS).has(r));
       if (interim.every((r) => reasonsMask.has(r))) continue;
       // §5.2 / §5.3: a CRL with an unprocessed critical extension must not be used
       if (crl.unknownCriticalExtension) {
