@@ -109,22 +109,78 @@ export function contentHex(t: Tlv): string {
   return s.buf.toString("hex", s.start, s.end);
 }
 
+/**
+ * Values by the exact octets they were decoded from (OIDs, names, algorithm identifiers: the same few recur in
+ * every certificate and CRL). A 32-bit hash of the octets picks a bucket; an entry answers only when its octets
+ * equal the ones read, octet for octet — no string made per lookup, no trust in the hash alone. Bounded: at most
+ * `max` entries, the oldest buckets dropped first. Entries hold a copy of their octets, never a view into a
+ * large buffer (a CRL) or one the caller may change.
+ */
+export class ByteTable<V> {
+  readonly #max: number;
+  readonly #buckets = new Map<number, Array<{ readonly bytes: Buffer; readonly value: V }>>();
+  #size = 0;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  /** the value for `t`'s whole TLV (`whole`) or its contents octets */
+  get(t: Tlv, whole: boolean): V | undefined {
+    const s = asSpan(t);
+    const b = s.buf;
+    const from = whole ? s.at : s.start;
+    const n = s.end - from;
+    const bucket = this.#buckets.get(hashOf(b, from, s.end));
+    if (!bucket) return undefined;
+    for (const e of bucket) {
+      const x = e.bytes;
+      if (x.length !== n) continue;
+      let k = 0;
+      while (k < n && x[k] === b[from + k]) k++;
+      if (k === n) return e.value;
+    }
+    return undefined;
+  }
+
+  set(t: Tlv, whole: boolean, value: V): void {
+    const s = asSpan(t);
+    const from = whole ? s.at : s.start;
+    const h = hashOf(s.buf, from, s.end);
+    while (this.#size >= this.#max) {
+      const [oldest, entries] = this.#buckets.entries().next().value!;
+      this.#buckets.delete(oldest);
+      this.#size -= entries.length;
+    }
+    const entry = { bytes: Buffer.from(s.buf.subarray(from, s.end)), value };
+    const bucket = this.#buckets.get(h);
+    if (bucket) bucket.push(entry);
+    else this.#buckets.set(h, [entry]);
+    this.#size++;
+  }
+}
+
+/** FNV-1a, 32 bits */
+function hashOf(b: Buffer, from: number, to: number): number {
+  let h = 0x811c9dc5;
+  for (let i = from; i < to; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+  return h >>> 0;
+}
+
 export function expectTag(t: Tlv | undefined, tag: number, what: string): Tlv {
   if (!t || t.tag !== tag) throw new RangeError(`${what}: expected tag 0x${tag.toString(16)}`);
   return t;
 }
 
 /** OIDs by their contents octets: the same few dozen recur in every certificate and CRL. */
-const OIDS = new Map<string, string>();
-const MAX_OIDS = 1024;
+const OIDS = new ByteTable<string>(1024);
 
 export function decodeOid(t: Tlv): string {
   if (t.tag !== 0x06) throw new RangeError("expected an OBJECT IDENTIFIER");
-  const id = contentKey(t);
-  let oid = OIDS.get(id);
+  let oid = OIDS.get(t, false);
   if (oid === undefined) {
     oid = decodeOidContents(t.content);
-    if (OIDS.size < MAX_OIDS) OIDS.set(id, oid);
+    OIDS.set(t, false, oid);
   }
   return oid;
 }

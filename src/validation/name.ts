@@ -6,7 +6,7 @@
  * of white space collapsed to one, case folded — so a PrintableString and a UTF8String of the same text match
  * (the "rollover" of §4.1.2.6). Other value types are compared octet for octet.
  */
-import { contextNumber, decodeOid, derKey, items, tlvAt, type Tlv } from "./asn1.js";
+import { ByteTable, contextNumber, decodeOid, items, tlvAt, type Tlv } from "./asn1.js";
 
 export interface Attribute {
   readonly type: string;
@@ -74,18 +74,15 @@ export function prepareString(s: string): string {
  * Names by their DER: a CA's name is parsed for every certificate it issued and every CRL. Bounded; the cached
  * Name holds a copy of its DER, never a view into a large buffer (a CRL) it came from.
  */
-const NAMES = new Map<string, Name>();
-const MAX_NAMES = 4096;
+const NAMES = new ByteTable<Name>(4096);
 
 export function parseName(t: Tlv): Name {
   if (t.tag !== 0x30) throw new RangeError("Name: expected a SEQUENCE");
-  const id = derKey(t);
-  const known = NAMES.get(id);
+  const known = NAMES.get(t, true);
   if (known) return known;
   const name = decodeName(t);
-  if (NAMES.size >= MAX_NAMES) NAMES.delete(NAMES.keys().next().value!);
   const held = { ...name, der: Buffer.from(t.der) };
-  NAMES.set(id, held);
+  NAMES.set(t, true, held);
   return held;
 }
 

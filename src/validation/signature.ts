@@ -4,7 +4,7 @@
  */
 import { constants, createPublicKey, verify, type KeyObject } from "node:crypto";
 import { seq } from "../pki/der.js";
-import { decodeInteger, decodeOid, derKey, items, type Tlv } from "./asn1.js";
+import { ByteTable, decodeInteger, decodeOid, items, type Tlv } from "./asn1.js";
 import type { SubjectPublicKey } from "./certificate.js";
 
 const DSA_KEY = "1.2.840.10040.4.1";
@@ -127,14 +127,13 @@ function pssScheme(params: Tlv | undefined): Scheme | undefined {
 }
 
 /** Schemes by AlgorithmIdentifier DER: a handful of algorithms, decoded once each. */
-const SCHEMES = new Map<string, Scheme | undefined>();
-const MAX_SCHEMES = 64;
+const SCHEMES = new ByteTable<Scheme | null>(64);
 
 function schemeOf(algorithm: Tlv): Scheme | undefined {
-  const id = derKey(algorithm);
-  if (SCHEMES.has(id)) return SCHEMES.get(id);
+  const known = SCHEMES.get(algorithm, true);
+  if (known !== undefined) return known ?? undefined;
   const scheme = decodeScheme(algorithm);
-  if (SCHEMES.size < MAX_SCHEMES) SCHEMES.set(id, scheme);
+  SCHEMES.set(algorithm, true, scheme ?? null);
   return scheme;
 }
 
