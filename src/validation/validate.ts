@@ -80,6 +80,16 @@ function configured(der: Uint8Array): Certificate | undefined {
   return c;
 }
 
+/** Those of `ders` that parse, each parsed once (a loop: flatMap costs more than the lookups it wraps). */
+function configuredAll(ders: readonly Uint8Array[]): Certificate[] {
+  const out: Certificate[] = [];
+  for (const d of ders) {
+    const c = configured(d);
+    if (c) out.push(c);
+  }
+  return out;
+}
+
 const MODES: ReadonlySet<string> = new Set<RevocationMode>(["hard-fail", "soft-fail", "off"]);
 const OID = /^[0-2](\.(0|[1-9]\d*))+$/;
 
@@ -114,14 +124,19 @@ export function validatePath(params: ValidatePathParams): PathValidationResult {
     if (!c) return { status: "untrusted", reason: "malformed-certificate", index: k, message: `certificate ${k} of the chain could not be decoded` };
     chain.push(c);
   }
-  const anchors = params.trustAnchors.flatMap((d) => configured(d) ?? []);
+  const anchors = configuredAll(params.trustAnchors);
   // A chain that ends with the trust anchor itself (as TLS servers often send it): the anchor is not part of the path.
   while (chain.length > 1 && anchors.some((a) => a.der.equals(chain[chain.length - 1]!.der))) chain.pop();
-  const pool = [...chain, ...(params.certificates ?? []).flatMap((d) => configured(d) ?? [])];
+  const pool = params.certificates?.length ? [...chain, ...configuredAll(params.certificates)] : chain.slice();
+  const crls: Crl[] = [];
+  for (const d of params.crls ?? []) {
+    const crl = params.crlIndex ? params.crlIndex.parse(d) : tryParse(parseCrl, d);
+    if (crl) crls.push(crl);
+  }
   const ctx: Context = {
     anchors,
     pool,
-    crls: (params.crls ?? []).flatMap((d) => (params.crlIndex ? params.crlIndex.parse(d) : tryParse(parseCrl, d)) ?? []),
+    crls,
     at: params.at,
     policy: params.policy,
     mode: params.revocation ?? "hard-fail",
@@ -271,6 +286,6 @@ export function buildPath(params: { readonly endEntity: Uint8Array; readonly int
   const ee = tryParse(parseCertificate, params.endEntity);
   if (!ee) return undefined;
   const pool = params.intermediates.flatMap((d) => tryParse(parseCertificate, d) ?? []);
-  const anchors = params.trustAnchors.flatMap((d) => configured(d) ?? []);
+  const anchors = configuredAll(params.trustAnchors);
   return buildChain(ee, pool, anchors)?.chain.map((c) => c.der);
 }
