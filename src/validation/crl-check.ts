@@ -68,7 +68,9 @@ function pointNames(full: readonly GeneralName[] | undefined, relative: Distribu
 }
 
 function current(crl: Crl, at: Date): boolean {
-  return crl.thisUpdate <= at && (crl.nextUpdate === undefined || at <= crl.nextUpdate);
+  // getTime(): comparing Dates with <= converts both through Symbol.toPrimitive, dearer than it looks
+  const t = at.getTime();
+  return crl.thisUpdate.getTime() <= t && (crl.nextUpdate === undefined || t <= crl.nextUpdate.getTime());
 }
 
 /** The entry of `crl` for this certificate, honouring certificateIssuer in indirect CRLs (§5.3.3). */
@@ -116,7 +118,7 @@ export function checkCrls(params: CrlCheckParams): CrlStatus {
       if (reasonsMask === ALL_MASK) break;
       // (a) a current CRL, or (a)(1)(i) a stale one that a current delta CRL brings up to date
       const fresh = current(crl, at);
-      const deltaMayHelp = useDeltas && crl.thisUpdate <= at && (crl.freshest !== undefined || cert.extensions.has(FRESHEST_CRL));
+      const deltaMayHelp = !fresh && useDeltas && crl.thisUpdate.getTime() <= at.getTime() && (crl.freshest !== undefined || cert.extensions.has(FRESHEST_CRL));
       if (!fresh && !deltaMayHelp) {
         notes.push("a CRL is out of date");
         continue;

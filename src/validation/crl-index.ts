@@ -171,13 +171,11 @@ export class CompactCrlEntries implements CrlEntries {
     const reason = this.#reasons[i]!;
     const inv = this.#invalidity.get(i);
     const issuer = this.#issuerRef ? this.#issuerTable[this.#issuerRef[i]!] : undefined;
-    return Object.freeze({
-      serialHex,
-      revocationDate: new Date(this.#revokedAt[i]!),
-      ...(reason !== NO_REASON ? { reason } : {}),
-      ...(inv !== undefined ? { invalidityDate: new Date(inv) } : {}),
-      ...(issuer ? { certificateIssuer: issuer } : {}),
-    });
+    const entry: { -readonly [K in keyof CrlEntry]: CrlEntry[K] } = { serialHex, revocationDate: new Date(this.#revokedAt[i]!) };
+    if (reason !== NO_REASON) entry.reason = reason;
+    if (inv !== undefined) entry.invalidityDate = new Date(inv);
+    if (issuer) entry.certificateIssuer = issuer;
+    return Object.freeze(entry);
   }
 }
 

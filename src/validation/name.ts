@@ -127,9 +127,16 @@ export function appendRdn(base: Name, rdn: Tlv): Name {
   return parseName(tlvAt(Buffer.concat([Buffer.from([0x30]), lenBytes, body])));
 }
 
+/** Formatted names, once per Name object (names are shared through NAMES; a revocation message formats one each time). */
+const FORMATTED = new WeakMap<Name, string>();
+
 export function formatName(n: Name): string {
-  if (n.rdns.length === 0) return "(empty)";
-  return n.rdns.map((r) => r.map((a) => `${SHORT[a.type] ?? a.type}=${a.text}`).join("+")).join(", ");
+  let s = FORMATTED.get(n);
+  if (s === undefined) {
+    s = n.rdns.length === 0 ? "(empty)" : n.rdns.map((r) => r.map((a) => `${SHORT[a.type] ?? a.type}=${a.text}`).join("+")).join(", ");
+    FORMATTED.set(n, s);
+  }
+  return s;
 }
 
 /** GeneralName (§4.2.1.6), reduced to the forms path validation constrains. */

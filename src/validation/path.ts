@@ -42,6 +42,7 @@ export function processPath(params: {
   readonly policy?: PolicyOptions;
 }): PathFailure | PathSuccess {
   const { anchor, path, at } = params;
+  const t = at.getTime();
   const n = path.length;
   const opts = params.policy ?? {};
   const initialPolicySet = opts.initialPolicySet ?? [ANY_POLICY];
@@ -74,8 +75,9 @@ export function processPath(params: {
     }
     issuerKeys.push(workingKey);
     // §6.1.3(a)(2): validity at the chosen time.
-    if (at < cert.notBefore) return fail(i, "not-yet-valid", "not-yet-valid", `certificate ${formatName(cert.subject)} is not valid before ${cert.notBefore.toISOString()}`);
-    if (at > cert.notAfter) return fail(i, "expired", "expired", `certificate ${formatName(cert.subject)} expired at ${cert.notAfter.toISOString()}`);
+    // getTime(): comparing Dates with < converts both through Symbol.toPrimitive, dearer than it looks
+    if (t < cert.notBefore.getTime()) return fail(i, "not-yet-valid", "not-yet-valid", `certificate ${formatName(cert.subject)} is not valid before ${cert.notBefore.toISOString()}`);
+    if (t > cert.notAfter.getTime()) return fail(i, "expired", "expired", `certificate ${formatName(cert.subject)} expired at ${cert.notAfter.toISOString()}`);
     // §6.1.3(b)–(c): name constraints, except for self-issued intermediates.
     if (!(cert.selfIssued && !last)) {
       const v = checkCertificateNames(names, cert.subject, cert.subjectAltName);

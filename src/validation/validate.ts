@@ -143,8 +143,10 @@ export function validatePath(params: ValidatePathParams): PathValidationResult {
     useDeltas: params.useDeltaCrls ?? true,
     signerCache: new Map(),
   };
-  return validateChain(ctx, chain, 0, new Set());
+  return validateChain(ctx, chain, 0, NONE_PENDING);
 }
+
+const NONE_PENDING: ReadonlySet<string> = new Set();
 
 /** `pending`: CRL issuer certificates whose own validation is under way further up (by DER hex). */
 function validateChain(ctx: Context, chain: readonly Certificate[], depth: number, pending: ReadonlySet<string>): PathValidationResult {
