@@ -118,11 +118,17 @@ export function contentHex(t: Tlv): string {
  */
 export class ByteTable<V> {
   readonly #max: number;
+  readonly #sample: number;
   readonly #buckets = new Map<number, Array<{ readonly bytes: Buffer; readonly value: V }>>();
   #size = 0;
 
-  constructor(max: number) {
+  /**
+   * `sample`: hash only the length and the last `sample` octets (for long keys whose tail varies, such as a
+   * certificate ending in its signature); equality is still checked over every octet.
+   */
+  constructor(max: number, sample = Infinity) {
     this.#max = max;
+    this.#sample = sample;
   }
 
   /** the value for `t`'s whole TLV (`whole`) or its contents octets */
@@ -131,11 +137,15 @@ export class ByteTable<V> {
     const b = s.buf;
     const from = whole ? s.at : s.start;
     const n = s.end - from;
-    const bucket = this.#buckets.get(hashOf(b, from, s.end));
+    const bucket = this.#buckets.get(this.#hash(b, from, s.end));
     if (!bucket) return undefined;
     for (const e of bucket) {
       const x = e.bytes;
       if (x.length !== n) continue;
+      if (n > 64) {
+        if (x.compare(b, from, s.end) === 0) return e.value;
+        continue;
+      }
       let k = 0;
       while (k < n && x[k] === b[from + k]) k++;
       if (k === n) return e.value;
@@ -143,10 +153,14 @@ export class ByteTable<V> {
     return undefined;
   }
 
+  #hash(b: Buffer, from: number, to: number): number {
+    return to - from > this.#sample ? hashOf(b, to - this.#sample, to) ^ (to - from) : hashOf(b, from, to);
+  }
+
   set(t: Tlv, whole: boolean, value: V): void {
     const s = asSpan(t);
     const from = whole ? s.at : s.start;
-    const h = hashOf(s.buf, from, s.end);
+    const h = this.#hash(s.buf, from, s.end);
     while (this.#size >= this.#max) {
       const [oldest, entries] = this.#buckets.entries().next().value!;
       this.#buckets.delete(oldest);

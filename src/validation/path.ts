@@ -9,7 +9,7 @@ import { ANY_POLICY, RECOGNISED_EXTENSIONS, KEY_USAGE, type Certificate } from "
 import { addConstraints, checkCertificateNames, UNCONSTRAINED, type NameConstraintsState } from "./name-constraints.js";
 import { formatName, nameEquals, type Name } from "./name.js";
 import { applyMappings, initialPolicyTree, intersectWithInitial, leafPolicies, processPolicies, type PolicyTree } from "./policy-tree.js";
-import { signatureAlgorithmSupported, verifySignature, workingKeyOf, type WorkingKey } from "./signature.js";
+import { certificateVerifies, signatureAlgorithmSupported, workingKeyOf, type WorkingKey } from "./signature.js";
 import type { FailureReason, PathStatus, PolicyOptions } from "./types.js";
 
 /** The trust anchor information of §6.1.1(d). */
@@ -70,7 +70,7 @@ export function processPath(params: {
     if (!signatureAlgorithmSupported(cert.signatureAlgorithm)) {
       return fail(i, "untrusted", "signature-algorithm-unsupported", `certificate ${formatName(cert.subject)} is signed with an algorithm this engine does not check`);
     }
-    if (!verifySignature(cert.tbs, cert.signatureAlgorithm, cert.signature, workingKey)) {
+    if (!certificateVerifies(cert, workingKey)) {
       return fail(i, "untrusted", "signature-invalid", `certificate ${formatName(cert.subject)} does not verify with the key of ${formatName(workingIssuer)}`);
     }
     issuerKeys.push(workingKey);

@@ -5,7 +5,7 @@
 import { constants, createPublicKey, verify, type KeyObject } from "node:crypto";
 import { seq } from "../pki/der.js";
 import { ByteTable, decodeInteger, decodeOid, items, type Tlv } from "./asn1.js";
-import type { SubjectPublicKey } from "./certificate.js";
+import type { Certificate, SubjectPublicKey } from "./certificate.js";
 
 const DSA_KEY = "1.2.840.10040.4.1";
 
@@ -175,4 +175,34 @@ export function verifySignature(data: Buffer, algorithm: Tlv, signature: Buffer,
   } catch {
     return false;
   }
+}
+
+/**
+ * Certificate signatures remembered for certificates parsed once and shared across validations (trust anchors,
+ * intermediate and configured CA certificates: validate.ts marks them with `shareCertificate`). That these exact
+ * octets verify under this issuer key is a fact that never changes, so it is checked once per (certificate, key):
+ * the Certificate object stands for its DER (the parse cache finds it by comparing the DER octet for octet), the
+ * key for its SubjectPublicKeyInfo DER and inherited parameters. Certificates parsed per call — the end entity
+ * always — are not marked, and their signature is verified on every call.
+ */
+const SHARED_SIGNATURES = new WeakMap<Certificate, Map<string, boolean>>();
+/** keys remembered per certificate: more than a CA certificate is ever checked against (rollovers, cross-certificates) */
+const MAX_KEYS_PER_CERTIFICATE = 16;
+
+export function shareCertificate(cert: Certificate): void {
+  if (!SHARED_SIGNATURES.has(cert)) SHARED_SIGNATURES.set(cert, new Map());
+}
+
+/** `cert`'s signature verifies under `key` (RFC 5280 §6.1.3(a)(1)); remembered for shared certificates. */
+export function certificateVerifies(cert: Certificate, key: WorkingKey): boolean {
+  const known = SHARED_SIGNATURES.get(cert);
+  if (!known) return verifySignature(cert.tbs, cert.signatureAlgorithm, cert.signature, key);
+  const id = key.parameters ? `${spkiId(key.spki)}/${key.parameters.der.toString("base64")}` : spkiId(key.spki);
+  let ok = known.get(id);
+  if (ok === undefined) {
+    ok = verifySignature(cert.tbs, cert.signatureAlgorithm, cert.signature, key);
+    if (known.size >= MAX_KEYS_PER_CERTIFICATE) known.clear();
+    known.set(id, ok);
+  }
+  return ok;
 }

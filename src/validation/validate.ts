@@ -16,7 +16,8 @@ import type { CrlCache, CrlFetchOutcome } from "./revocation-sources.js";
 import { parseCrl, type Crl } from "./crl.js";
 import { formatName, nameEquals } from "./name.js";
 import { processPath } from "./path.js";
-import { spkiId, verifySignature, workingKeyOf, type WorkingKey } from "./signature.js";
+import { ByteTable, tlvAt } from "./asn1.js";
+import { certificateVerifies, shareCertificate, spkiId, verifySignature, workingKeyOf, type WorkingKey } from "./signature.js";
 import { FAILURE_REASONS, type PathValidationResult, type PolicyOptions, type RevocationMode, type RevocationProblem } from "./types.js";
 
 export interface ValidatePathParams {
@@ -66,18 +67,33 @@ function tryParse<T>(parse: (d: Uint8Array) => T, der: Uint8Array): T | undefine
 }
 
 /**
- * Trust anchors and extra certificates are configuration, passed again with every validation: parsed once per
- * Buffer (a WeakMap, so they go with it), and the bytes compared on every use so a Buffer changed in place is
- * parsed again. The chain itself is parsed every time.
+ * Trust anchors, intermediate CA certificates and extra certificates are configuration, passed again with every
+ * validation: each is parsed once and shared. Found by its Buffer (a WeakMap, so it goes with it; the bytes are
+ * compared on every use, so a Buffer changed in place is parsed again), else by its bytes (a bounded table: a
+ * hash of the length and the last octets — the signature — picks the bucket, the whole DER is compared). Shared
+ * certificates hold a private copy of their DER, and their signature checks are remembered per issuer key
+ * (signature.ts certificateVerifies). The end entity, chain[0], is parsed and verified on every call.
  */
 const configuredCertificates = new WeakMap<Uint8Array, Certificate>();
+const sharedCertificates = new ByteTable<Certificate | null>(256, 32);
 
 function configured(der: Uint8Array): Certificate | undefined {
   const known = configuredCertificates.get(der);
   if (known && known.der.equals(der)) return known;
-  const c = tryParse(parseCertificate, Buffer.from(der));
+  let c: Certificate | null | undefined;
+  try {
+    const t = tlvAt(der);
+    c = sharedCertificates.get(t, true);
+    if (c === undefined) {
+      c = tryParse(parseCertificate, Buffer.from(t.der)) ?? null;
+      if (c) shareCertificate(c);
+      sharedCertificates.set(t, true, c);
+    }
+  } catch {
+    c = null;
+  }
   if (c) configuredCertificates.set(der, c);
-  return c;
+  return c ?? undefined;
 }
 
 /** Those of `ders` that parse, each parsed once (a loop: flatMap costs more than the lookups it wraps). */
@@ -120,7 +136,8 @@ export function validatePath(params: ValidatePathParams): PathValidationResult {
   checkParams(params);
   const chain: Certificate[] = [];
   for (let k = 0; k < params.chain.length; k++) {
-    const c = tryParse(parseCertificate, params.chain[k]!);
+    // the end entity parsed afresh every time; the CA certificates above it are shared (configured())
+    const c = k === 0 ? tryParse(parseCertificate, params.chain[k]!) : configured(params.chain[k]!);
     if (!c) return { status: "untrusted", reason: "malformed-certificate", index: k, message: `certificate ${k} of the chain could not be decoded` };
     chain.push(c);
   }
@@ -155,7 +172,7 @@ function validateChain(ctx: Context, chain: readonly Certificate[], depth: numbe
   const top = chain[n - 1]!;
   const named = ctx.anchors.filter((a) => nameEquals(a.subject, top.issuer));
   // Several anchors of that name (a rollover): the one whose key verifies. One: processPath checks it anyway.
-  const anchor = named.length === 1 ? named[0] : (named.find((a) => verifySignature(top.tbs, top.signatureAlgorithm, top.signature, workingKeyOf(a.publicKey))) ?? named[0]);
+  const anchor = named.length === 1 ? named[0] : (named.find((a) => certificateVerifies(top, workingKeyOf(a.publicKey))) ?? named[0]);
   if (!anchor) {
     return { status: "untrusted", reason: "no-trust-anchor", index: n - 1, message: `no trust anchor named ${formatName(top.issuer)}` };
   }
@@ -287,7 +304,7 @@ export async function validatePathAsync(params: ValidatePathAsyncParams): Promis
 export function buildPath(params: { readonly endEntity: Uint8Array; readonly intermediates: readonly Uint8Array[]; readonly trustAnchors: readonly Uint8Array[] }): Buffer[] | undefined {
   const ee = tryParse(parseCertificate, params.endEntity);
   if (!ee) return undefined;
-  const pool = params.intermediates.flatMap((d) => tryParse(parseCertificate, d) ?? []);
+  const pool = configuredAll(params.intermediates);
   const anchors = configuredAll(params.trustAnchors);
   return buildChain(ee, pool, anchors)?.chain.map((c) => c.der);
 }
