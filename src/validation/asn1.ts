@@ -35,7 +35,8 @@ class Span implements Tlv {
   }
 
   get der(): Buffer {
-    return (this.#der ??= this.buf.subarray(this.at, this.end));
+    // the whole buffer (a certificate parsed from its own Buffer) needs no view of its own
+    return (this.#der ??= this.at === 0 && this.end === this.buf.length ? this.buf : this.buf.subarray(this.at, this.end));
   }
 
   get content(): Buffer {
@@ -261,22 +262,41 @@ export function bitStringBytes(t: Tlv): Buffer {
 /**
  * UTCTime / GeneralizedTime (RFC 5280 §4.1.2.5): UTCTime years 50–99 are 19xx, 00–49 are 20xx.
  */
+/** Two decimal digits at `i`, or -1. */
+function digits2(b: Buffer, i: number): number {
+  const x = b[i]! - 48;
+  const y = b[i + 1]! - 48;
+  return x >= 0 && x <= 9 && y >= 0 && y <= 9 ? x * 10 + y : -1;
+}
+
+/**
+ * Days from 1970-01-01 to a proleptic Gregorian date, month 1–12 (H. Hinnant's days_from_civil); days and times
+ * beyond their range carry over as Date.UTC would carry them.
+ */
+export function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) + day - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146_097 + doe - 719_468;
+}
+
 export function decodeTime(t: Tlv): Date {
   const sp = asSpan(t);
   // the form RFC 5280 §4.1.2.5.1 requires, YYMMDDHHMMSSZ, read in place without a regex (certificates carry four times)
   if (t.tag === 0x17 && sp.end - sp.start === 13 && sp.buf[sp.end - 1] === 0x5a) {
     const b = sp.buf;
     const o = sp.start;
-    let ok = true;
-    const d2 = (i: number) => {
-      const x = b[o + i]! - 48;
-      const y = b[o + i + 1]! - 48;
-      if (x < 0 || x > 9 || y < 0 || y > 9) ok = false;
-      return x * 10 + y;
-    };
-    const yy = d2(0);
-    const ms = Date.UTC(yy >= 50 ? 1900 + yy : 2000 + yy, d2(2) - 1, d2(4), d2(6), d2(8), d2(10));
-    if (ok) return new Date(ms);
+    const yy = digits2(b, o);
+    const mo = digits2(b, o + 2);
+    const d = digits2(b, o + 4);
+    const h = digits2(b, o + 6);
+    const mi = digits2(b, o + 8);
+    const sec = digits2(b, o + 10);
+    if ((yy | mo | d | h | mi | sec) >= 0 && mo >= 1 && mo <= 12) {
+      return new Date(daysFromCivil(yy >= 50 ? 1900 + yy : 2000 + yy, mo, d) * 86_400_000 + ((h * 60 + mi) * 60 + sec) * 1000);
+    }
   }
   const s = contentKey(t);
   let m: RegExpMatchArray | null;

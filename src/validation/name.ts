@@ -72,9 +72,10 @@ export function prepareString(s: string): string {
 
 /**
  * Names by their DER: a CA's name is parsed for every certificate it issued and every CRL. Bounded; the cached
- * Name holds a copy of its DER, never a view into a large buffer (a CRL) it came from.
+ * Name holds a copy of its DER, never a view into a large buffer (a CRL) it came from. The bucket is chosen by
+ * the length and the last 32 octets (where names differ: the CN comes last); the whole DER is compared.
  */
-const NAMES = new ByteTable<Name>(4096);
+const NAMES = new ByteTable<Name>(4096, 32);
 
 export function parseName(t: Tlv): Name {
   if (t.tag !== 0x30) throw new RangeError("Name: expected a SEQUENCE");
