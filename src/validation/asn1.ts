@@ -3,6 +3,7 @@
  * re-encoding them, so signatures are checked over the exact bytes received and names are compared as sent.
  * Any structural error throws RangeError; the callers turn that into a validation result.
  */
+import { daysFromCivil } from "./civil-time.js";
 
 export interface Tlv {
   readonly tag: number;
@@ -267,19 +268,6 @@ function digits2(b: Buffer, i: number): number {
   const x = b[i]! - 48;
   const y = b[i + 1]! - 48;
   return x >= 0 && x <= 9 && y >= 0 && y <= 9 ? x * 10 + y : -1;
-}
-
-/**
- * Days from 1970-01-01 to a proleptic Gregorian date, month 1–12 (H. Hinnant's days_from_civil); days and times
- * beyond their range carry over as Date.UTC would carry them.
- */
-export function daysFromCivil(year: number, month: number, day: number): number {
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yoe = y - era * 400;
-  const doy = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) + day - 1;
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
-  return era * 146_097 + doe - 719_468;
 }
 
 export function decodeTime(t: Tlv): Date {

@@ -6,6 +6,7 @@
  * Certificates are numbered as the RFC numbers them: 1 is issued by the trust anchor, n is the end entity.
  */
 import { ANY_POLICY, RECOGNISED_EXTENSIONS, KEY_USAGE, type Certificate } from "./certificate.js";
+import { isoTime } from "./civil-time.js";
 import { addConstraints, checkCertificateNames, UNCONSTRAINED, type NameConstraintsState } from "./name-constraints.js";
 import { formatName, nameEquals, type Name } from "./name.js";
 import { applyMappings, initialPolicyTree, intersectWithInitial, leafPolicies, processPolicies, type PolicyTree } from "./policy-tree.js";
@@ -76,8 +77,8 @@ export function processPath(params: {
     issuerKeys.push(workingKey);
     // §6.1.3(a)(2): validity at the chosen time.
     // getTime(): comparing Dates with < converts both through Symbol.toPrimitive, dearer than it looks
-    if (t < cert.notBefore.getTime()) return fail(i, "not-yet-valid", "not-yet-valid", `certificate ${formatName(cert.subject)} is not valid before ${cert.notBefore.toISOString()}`);
-    if (t > cert.notAfter.getTime()) return fail(i, "expired", "expired", `certificate ${formatName(cert.subject)} expired at ${cert.notAfter.toISOString()}`);
+    if (t < cert.notBefore.getTime()) return fail(i, "not-yet-valid", "not-yet-valid", `certificate ${formatName(cert.subject)} is not valid before ${isoTime(cert.notBefore)}`);
+    if (t > cert.notAfter.getTime()) return fail(i, "expired", "expired", `certificate ${formatName(cert.subject)} expired at ${isoTime(cert.notAfter)}`);
     // §6.1.3(b)–(c): name constraints, except for self-issued intermediates.
     if (!(cert.selfIssued && !last)) {
       const v = checkCertificateNames(names, cert.subject, cert.subjectAltName);

@@ -10,6 +10,7 @@ import { reasonName } from "../crl/reason.js";
 import { JpkiError } from "../errors.js";
 import { buildChain } from "./build.js";
 import { KEY_USAGE, parseCertificate, type Certificate } from "./certificate.js";
+import { isoTime } from "./civil-time.js";
 import { checkCrls } from "./crl-check.js";
 import type { CrlIndexCache } from "./crl-index-cache.js";
 import type { CrlCache, CrlFetchOutcome } from "./revocation-sources.js";
@@ -207,7 +208,7 @@ function validateChain(ctx: Context, chain: readonly Certificate[], depth: numbe
         status: "revoked",
         reason: "revoked",
         index: n - i,
-        message: `certificate ${formatName(cert.subject)} was revoked at ${e.revocationDate.toISOString()} (${reason})`,
+        message: `certificate ${formatName(cert.subject)} was revoked at ${isoTime(e.revocationDate)} (${reason})`,
         revocation: { time: e.revocationDate, reason, invalidityDate: e.invalidityDate },
       };
     }
