@@ -144,7 +144,7 @@ export class ByteTable<V> {
     for (const e of bucket) {
       const x = e.bytes;
       if (x.length !== n) continue;
-      if (n > 64) {
+      if (n > 256) {
         if (x.compare(b, from, s.end) === 0) return e.value;
         continue;
       }
@@ -191,8 +191,13 @@ export function expectTag(t: Tlv | undefined, tag: number, what: string): Tlv {
 /** OIDs by their contents octets: the same few dozen recur in every certificate and CRL. */
 const OIDS = new ByteTable<string>(1024);
 
+/** id-ce (2.5.29, RFC 5280 §4.2) arcs below 128, the extensions every certificate and CRL carries: 55 1D xx. */
+const ID_CE = Array.from({ length: 128 }, (_, k) => `2.5.29.${k}`);
+
 export function decodeOid(t: Tlv): string {
   if (t.tag !== 0x06) throw new RangeError("expected an OBJECT IDENTIFIER");
+  const s = asSpan(t);
+  if (s.end - s.start === 3 && s.buf[s.start] === 0x55 && s.buf[s.start + 1] === 0x1d && s.buf[s.start + 2]! < 0x80) return ID_CE[s.buf[s.start + 2]!]!;
   let oid = OIDS.get(t, false);
   if (oid === undefined) {
     oid = decodeOidContents(t.content);
