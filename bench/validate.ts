@@ -70,6 +70,8 @@ function rate(seconds: number, f: () => void): number {
 }
 
 const rss = () => process.memoryUsage().rss;
+/** RSS growth in MB with its sign (a collection can leave the process smaller than before) */
+const growth = (bytes: number) => `${bytes < 0 ? "-" : "+"}${(Math.abs(bytes) / 1048576).toFixed(0)} MB`;
 /** A full collection before each RSS reading, so the growth is what is kept, not garbage waiting (V8's gc, exposed here only). */
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
@@ -128,7 +130,7 @@ export async function benchValidate(opts: { entries?: number; seconds?: number }
     const revokedResult = validate(bad);
     if (revokedResult.status !== "revoked") throw new Error(`validate bench: the revoked certificate came out ${JSON.stringify(revokedResult)}`);
     if (cache.parses !== 1) throw new Error(`validate bench: the CRL was parsed ${cache.parses} times`);
-    log(`first validation ${firstMs.toFixed(0)} ms, RSS +${(firstRss / 1048576).toFixed(0)} MB; index ${(cache.stats.bytes / 1048576).toFixed(0)} MB with the DER`);
+    log(`first validation ${firstMs.toFixed(0)} ms, RSS ${growth(firstRss)}; index ${(cache.stats.bytes / 1048576).toFixed(0)} MB with the DER`);
 
     // --- timed, interleaved ----------------------------------------------------------------------------------
     const eeCert = parseCertificate(good);
@@ -184,7 +186,7 @@ export async function benchValidate(opts: { entries?: number; seconds?: number }
       target: 0.7,
       note: [
         `rounds: validatePath ${rounds.ours.map((x) => x.toFixed(0)).join(", ")}; raw verify ${rounds.raw.map((x) => x.toFixed(0)).join(", ")} (medians compared; ${seconds} s each, interleaved)`,
-        `first validation after a new CRL arrives: ${newMs.toFixed(0)} ms, RSS +${(newRss / 1048576).toFixed(0)} MB (the very first, cold process: ${firstMs.toFixed(0)} ms, +${(firstRss / 1048576).toFixed(0)} MB); cache ${cache.stats.crls} CRLs, ${(cache.stats.bytes / 1048576).toFixed(0)} MB DER + index`,
+        `first validation after a new CRL arrives: ${newMs.toFixed(0)} ms, RSS ${growth(newRss)} (the very first, cold process: ${firstMs.toFixed(0)} ms, ${growth(firstRss)}); cache ${cache.stats.crls} CRLs, ${(cache.stats.bytes / 1048576).toFixed(0)} MB DER + index`,
         `CMS: verifySignedData ${cmsRate.toFixed(0)} verifications/s (small attached document, same warm cache; ${(cmsRate / b).toFixed(2)}× raw verify)`,
       ].join("\n"),
     };
