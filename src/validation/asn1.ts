@@ -93,16 +93,10 @@ export function items(t: Tlv | Uint8Array): Tlv[] {
   return out;
 }
 
-/** The contents octets as a latin1 string (a Map key), without making a view of them first. */
+/** The contents octets as a latin1 string, without making a view of them first. */
 export function contentKey(t: Tlv): string {
   const s = asSpan(t);
   return s.buf.toString("latin1", s.start, s.end);
-}
-
-/** The whole TLV as a latin1 string (a Map key), without making a view of it first. */
-export function derKey(t: Tlv): string {
-  const s = asSpan(t);
-  return s.buf.toString("latin1", s.at, s.end);
 }
 
 /** The contents octets as hex, without making a view of them first. */

@@ -8,7 +8,6 @@ import {
   contentHex,
   contextNumber,
   decodeBoolean,
-  decodeInteger,
   decodeNamedBits,
   decodeOid,
   decodeSmallInteger,
