@@ -14,6 +14,7 @@
  * Setup (not timed): CA and end-entity certificates with openssl (RSA-2048, SHA-256), the CRL with our builder
  * (bench/inspect.ts's way: ascending 16-octet serials) and signed with the CA key. JPKI_BENCH_CRL_ENTRIES sizes
  * it (default 1,000,000), JPKI_BENCH_VALIDATE_SECONDS the length of each timed round (default 2).
+ * JPKI_BENCH_PROFILE=<dir> writes a CPU profile of the timed rounds (bench/profile.ts) to <dir>/validate.cpuprofile.
  */
 import { spawnSync } from "node:child_process";
 import { createPrivateKey, verify } from "node:crypto";
@@ -30,6 +31,7 @@ import { verifySignedData } from "../src/validation/cms.js";
 import { CrlIndexCache } from "../src/validation/crl-index-cache.js";
 import { validatePath } from "../src/validation/validate.js";
 import type { BenchResult } from "./issue.js";
+import { profiled } from "./profile.js";
 
 const REASONS = [0, 1, 3, 4, 5];
 const log = (s: string) => {
@@ -68,6 +70,8 @@ function rate(seconds: number, f: () => void): number {
 }
 
 const rss = () => process.memoryUsage().rss;
+/** RSS growth in MB with its sign (a collection can leave the process smaller than before) */
+const growth = (bytes: number) => `${bytes < 0 ? "-" : "+"}${(Math.abs(bytes) / 1048576).toFixed(0)} MB`;
 /** A full collection before each RSS reading, so the growth is what is kept, not garbage waiting (V8's gc, exposed here only). */
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
@@ -126,7 +130,7 @@ export async function benchValidate(opts: { entries?: number; seconds?: number }
     const revokedResult = validate(bad);
     if (revokedResult.status !== "revoked") throw new Error(`validate bench: the revoked certificate came out ${JSON.stringify(revokedResult)}`);
     if (cache.parses !== 1) throw new Error(`validate bench: the CRL was parsed ${cache.parses} times`);
-    log(`first validation ${firstMs.toFixed(0)} ms, RSS +${(firstRss / 1048576).toFixed(0)} MB; index ${(cache.stats.bytes / 1048576).toFixed(0)} MB with the DER`);
+    log(`first validation ${firstMs.toFixed(0)} ms, RSS ${growth(firstRss)}; index ${(cache.stats.bytes / 1048576).toFixed(0)} MB with the DER`);
 
     // --- timed, interleaved ----------------------------------------------------------------------------------
     const eeCert = parseCertificate(good);
@@ -142,11 +146,13 @@ export async function benchValidate(opts: { entries?: number; seconds?: number }
     rate(0.3, raw);
     rate(0.3, ours);
     const rounds = { ours: [] as number[], raw: [] as number[] };
-    for (let r = 0; r < 3; r++) {
-      rounds.raw.push(rate(seconds, raw));
-      rounds.ours.push(rate(seconds, ours));
-      log(`round ${r + 1}: raw verify ${rounds.raw[r]!.toFixed(0)}/s, validatePath ${rounds.ours[r]!.toFixed(0)}/s`);
-    }
+    await profiled("validate", async () => {
+      for (let r = 0; r < 3; r++) {
+        rounds.raw.push(rate(seconds, raw));
+        rounds.ours.push(rate(seconds, ours));
+        log(`round ${r + 1}: raw verify ${rounds.raw[r]!.toFixed(0)}/s, validatePath ${rounds.ours[r]!.toFixed(0)}/s`);
+      }
+    });
 
     // --- CMS: a small attached document signed by the end entity --------------------------------------------
     writeFileSync(f("doc.txt"), "申請書: 転居届 (bench)\n");
@@ -180,7 +186,7 @@ export async function benchValidate(opts: { entries?: number; seconds?: number }
       target: 0.7,
       note: [
         `rounds: validatePath ${rounds.ours.map((x) => x.toFixed(0)).join(", ")}; raw verify ${rounds.raw.map((x) => x.toFixed(0)).join(", ")} (medians compared; ${seconds} s each, interleaved)`,
-        `first validation after a new CRL arrives: ${newMs.toFixed(0)} ms, RSS +${(newRss / 1048576).toFixed(0)} MB (the very first, cold process: ${firstMs.toFixed(0)} ms, +${(firstRss / 1048576).toFixed(0)} MB); cache ${cache.stats.crls} CRLs, ${(cache.stats.bytes / 1048576).toFixed(0)} MB DER + index`,
+        `first validation after a new CRL arrives: ${newMs.toFixed(0)} ms, RSS ${growth(newRss)} (the very first, cold process: ${firstMs.toFixed(0)} ms, ${growth(firstRss)}); cache ${cache.stats.crls} CRLs, ${(cache.stats.bytes / 1048576).toFixed(0)} MB DER + index`,
         `CMS: verifySignedData ${cmsRate.toFixed(0)} verifications/s (small attached document, same warm cache; ${(cmsRate / b).toFixed(2)}× raw verify)`,
       ].join("\n"),
     };

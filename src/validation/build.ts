@@ -13,7 +13,7 @@
 import type { Certificate } from "./certificate.js";
 import { KEY_USAGE } from "./certificate.js";
 import { nameEquals } from "./name.js";
-import { verifySignature, workingKeyOf } from "./signature.js";
+import { certificateVerifies, workingKeyOf } from "./signature.js";
 
 const MAX_DEPTH = 12;
 /** Partial paths expanded per pass: a mesh of cross-certificates sharing names could otherwise explode. */
@@ -27,7 +27,7 @@ export interface BuiltPath {
 
 /** 2: verifies; 1: cannot tell here (a DSA key whose parameters are inherited from further up); 0: fails */
 function linkStrength(subject: Certificate, issuer: Certificate): number {
-  if (verifySignature(subject.tbs, subject.signatureAlgorithm, subject.signature, workingKeyOf(issuer.publicKey))) return 2;
+  if (certificateVerifies(subject, workingKeyOf(issuer.publicKey))) return 2;
   return issuer.publicKey.parameters === undefined && issuer.publicKey.algorithm === "1.2.840.10040.4.1" ? 1 : 0;
 }
 

@@ -5,13 +5,15 @@
 import { EXT_OID } from "../profile/oids.js";
 import {
   bitStringBytes,
+  contentHex,
   contextNumber,
   decodeBoolean,
-  decodeInteger,
   decodeNamedBits,
   decodeOid,
+  decodeSmallInteger,
   decodeTime,
   expectTag,
+  firstWithin,
   items,
   tlvAt,
   type Tlv,
@@ -111,8 +113,24 @@ export interface Certificate {
   readonly selfIssued: boolean;
 }
 
-function small(v: bigint): number {
-  return v > 1_000_000n ? 1_000_000 : Number(v);
+const small = (t: Tlv): number => decodeSmallInteger(t, 1_000_000);
+
+/** An extension as read: its value's view made only when asked for (path validation reads most values in place). */
+class ExtensionField implements Extension {
+  readonly oid: string;
+  readonly critical: boolean;
+  /** the extnValue OCTET STRING */
+  readonly octets: Tlv;
+
+  constructor(oid: string, critical: boolean, octets: Tlv) {
+    this.oid = oid;
+    this.critical = critical;
+    this.octets = octets;
+  }
+
+  get value(): Buffer {
+    return this.octets.content;
+  }
 }
 
 export function parseDistributionPoints(value: Buffer): DistributionPoint[] {
@@ -151,7 +169,7 @@ export function parseCertificate(der: Uint8Array): Certificate {
   let i = 0;
   let version = 1;
   if (f[0]?.tag === 0xa0) {
-    version = Number(decodeInteger(items(f[0])[0]!)) + 1;
+    version = decodeSmallInteger(items(f[0])[0]!, Number.MAX_SAFE_INTEGER) + 1;
     i = 1;
   }
   const at = (k: number): Tlv => {
@@ -173,42 +191,46 @@ export function parseCertificate(der: Uint8Array): Certificate {
     key: bitStringBytes(spkiKey),
   };
 
-  const extensions = new Map<string, Extension>();
+  const extensions = new Map<string, ExtensionField>();
   const extField = f.slice(i + 6).find((t) => t.tag === 0xa3);
   if (extField) {
     for (const e of items(items(extField)[0]!)) {
       const parts = items(e);
       const oid = decodeOid(parts[0]!);
       const critical = parts.length === 3 ? decodeBoolean(parts[1]!) : false;
-      const value = expectTag(parts[parts.length - 1], 0x04, "extnValue").content;
+      const octets = expectTag(parts[parts.length - 1], 0x04, "extnValue");
       if (extensions.has(oid)) throw new RangeError(`extension ${oid} appears twice (§4.2)`);
-      extensions.set(oid, { oid, critical, value });
+      extensions.set(oid, new ExtensionField(oid, critical, octets));
     }
   }
-  const ext = (oid: string): Buffer | undefined => extensions.get(oid)?.value;
+  /** the TLV an extension's value holds, read in place */
+  const ext = (oid: string): Tlv | undefined => {
+    const e = extensions.get(oid);
+    return e && firstWithin(e.octets);
+  };
 
   let basicConstraints: Certificate["basicConstraints"];
   const bc = ext(EXT_OID.basicConstraints);
   if (bc) {
     let cA = false;
     let pathLen: number | undefined;
-    for (const t of items(tlvAt(bc))) {
+    for (const t of items(bc)) {
       if (t.tag === 0x01) cA = decodeBoolean(t);
-      else if (t.tag === 0x02) pathLen = small(decodeInteger(t));
+      else if (t.tag === 0x02) pathLen = small(t);
     }
     basicConstraints = { cA, pathLen };
   }
   const ku = ext(EXT_OID.keyUsage);
   const cp = ext(EXT_OID.certificatePolicies);
   const policies = cp
-    ? items(tlvAt(cp)).map((pi) => {
+    ? items(cp).map((pi) => {
         const [id, q] = items(pi);
         return { policy: decodeOid(id!), qualifiers: q?.der };
       })
     : undefined;
   const pm = ext(EXT_OID.policyMappings);
   const policyMappings = pm
-    ? items(tlvAt(pm)).map((m) => {
+    ? items(pm).map((m) => {
         const [a, b] = items(m);
         return { issuerDomainPolicy: decodeOid(a!), subjectDomainPolicy: decodeOid(b!) };
       })
@@ -218,9 +240,9 @@ export function parseCertificate(der: Uint8Array): Certificate {
   if (pc) {
     let requireExplicitPolicy: number | undefined;
     let inhibitPolicyMapping: number | undefined;
-    for (const t of items(tlvAt(pc))) {
-      if (contextNumber(t) === 0) requireExplicitPolicy = small(decodeInteger(t));
-      else if (contextNumber(t) === 1) inhibitPolicyMapping = small(decodeInteger(t));
+    for (const t of items(pc)) {
+      if (contextNumber(t) === 0) requireExplicitPolicy = small(t);
+      else if (contextNumber(t) === 1) inhibitPolicyMapping = small(t);
     }
     policyConstraints = { requireExplicitPolicy, inhibitPolicyMapping };
   }
@@ -230,14 +252,14 @@ export function parseCertificate(der: Uint8Array): Certificate {
   if (nc) {
     let permitted: GeneralSubtree[] = [];
     let excluded: GeneralSubtree[] = [];
-    for (const t of items(tlvAt(nc))) {
+    for (const t of items(nc)) {
       if (contextNumber(t) === 0) permitted = parseSubtrees(t);
       else if (contextNumber(t) === 1) excluded = parseSubtrees(t);
     }
     nameConstraints = { permitted, excluded };
   }
   const san = ext(EXT_OID.subjectAltName);
-  const crldp = ext(EXT_OID.cRLDistributionPoints);
+  const crldp = extensions.get(EXT_OID.cRLDistributionPoints)?.value;
   const aki = ext(EXT_OID.authorityKeyIdentifier);
   const ski = ext(EXT_OID.subjectKeyIdentifier);
 
@@ -247,7 +269,7 @@ export function parseCertificate(der: Uint8Array): Certificate {
     signatureAlgorithm: sigAlg,
     signature: bitStringBytes(sig),
     version,
-    serialHex: serial.content.toString("hex"),
+    serialHex: contentHex(serial),
     issuer,
     subject,
     notBefore: decodeTime(nb),
@@ -255,16 +277,16 @@ export function parseCertificate(der: Uint8Array): Certificate {
     publicKey,
     extensions,
     basicConstraints,
-    keyUsage: ku ? decodeNamedBits(tlvAt(ku)) : undefined,
+    keyUsage: ku ? decodeNamedBits(ku) : undefined,
     policies,
     policyMappings,
     policyConstraints,
-    inhibitAnyPolicy: iap ? small(decodeInteger(tlvAt(iap))) : undefined,
+    inhibitAnyPolicy: iap ? small(iap) : undefined,
     nameConstraints,
-    subjectAltName: san ? parseGeneralNames(tlvAt(san)) : undefined,
+    subjectAltName: san ? parseGeneralNames(san) : undefined,
     crlDistributionPoints: crldp ? parseDistributionPoints(crldp) : undefined,
-    authorityKeyId: aki ? items(tlvAt(aki)).find((t) => contextNumber(t) === 0)?.content : undefined,
-    subjectKeyId: ski ? tlvAt(ski).content : undefined,
+    authorityKeyId: aki ? items(aki).find((t) => contextNumber(t) === 0)?.content : undefined,
+    subjectKeyId: ski?.content,
     selfIssued: issuer.key === subject.key,
   };
 }

@@ -14,13 +14,14 @@
  *     revoked (or expired) by R invalidates the signature, as the CRLs of R know it.
  * When T and R are the same instant one validation does both.
  */
-import { createHash, createPublicKey, verify as verifyWith } from "node:crypto";
+import { createHash, verify as verifyWith } from "node:crypto";
 import { JpkiError } from "../errors.js";
 import { pemOrDer } from "../pki/pem.js";
 import { ALG_OID, POLICY_OID } from "../profile/oids.js";
 import { decodeInteger, decodeOid, decodeTime, expectTag, items, tlvAt, type Tlv } from "./asn1.js";
 import { KEY_USAGE, parseCertificate, type Certificate } from "./certificate.js";
 import { formatName, nameEquals, parseName } from "./name.js";
+import { publicKeyObject } from "./signature.js";
 import { validatePath, buildPath } from "./validate.js";
 import type { CrlIndexCache } from "./crl-index-cache.js";
 import type { PathStatus, RevocationMode } from "./types.js";
@@ -300,7 +301,7 @@ export function verifySignedData(params: VerifySignedDataParams): SignedDataResu
   }
   let ok = false;
   try {
-    ok = verifyWith("sha256", signed, createPublicKey({ key: signer.publicKey.der, format: "der", type: "spki" }), si.signature);
+    ok = verifyWith("sha256", signed, publicKeyObject(signer.publicKey), si.signature);
   } catch {
     ok = false;
   }

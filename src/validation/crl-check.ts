@@ -14,6 +14,18 @@ import { appendRdn, generalNameEquals, nameEquals, type GeneralName, type Name }
 
 /** ReasonFlags bits 1..8 (§4.2.1.13): keyCompromise … aACompromise. Bit 0 (unused) is never a reason. */
 export const ALL_REASONS: ReadonlySet<number> = new Set([1, 2, 3, 4, 5, 6, 7, 8]);
+/** reasons as a bit mask, bit r for reason r: ALL_REASONS is 0x1fe */
+const ALL_MASK = 0x1fe;
+
+function maskOf(reasons: ReadonlySet<number> | undefined): number {
+  if (!reasons) return ALL_MASK;
+  let m = 0;
+  for (const r of reasons) if (ALL_REASONS.has(r)) m |= 1 << r;
+  return m;
+}
+/** No cRLDistributionPoints: one implied point, no name, all reasons, issued by the certificate issuer. */
+const IMPLIED_POINTS: readonly DistributionPoint[] = [{}];
+const NO_NAMES: readonly Name[] = [];
 
 const FRESHEST_CRL = EXT_OID.freshestCRL;
 
@@ -35,8 +47,8 @@ export interface CrlCheckParams {
   readonly useDeltas?: boolean;
 }
 
-function dnOf(names: readonly GeneralName[] | undefined): Name[] {
-  return (names ?? []).flatMap((n) => (n.kind === "dn" ? [n.value] : []));
+function dnOf(names: readonly GeneralName[] | undefined): readonly Name[] {
+  return names ? names.flatMap((n) => (n.kind === "dn" ? [n.value] : [])) : NO_NAMES;
 }
 
 /** The names a distribution point name stands for: fullName, or the RDN appended to `base` (§4.2.1.13). */
@@ -56,7 +68,9 @@ function pointNames(full: readonly GeneralName[] | undefined, relative: Distribu
 }
 
 function current(crl: Crl, at: Date): boolean {
-  return crl.thisUpdate <= at && (crl.nextUpdate === undefined || at <= crl.nextUpdate);
+  // getTime(): comparing Dates with <= converts both through Symbol.toPrimitive, dearer than it looks
+  const t = at.getTime();
+  return crl.thisUpdate.getTime() <= t && (crl.nextUpdate === undefined || t <= crl.nextUpdate.getTime());
 }
 
 /** The entry of `crl` for this certificate, honouring certificateIssuer in indirect CRLs (§5.3.3). */
@@ -94,18 +108,17 @@ export function checkCrls(params: CrlCheckParams): CrlStatus {
   const { cert, at, crlVerified } = params;
   const useDeltas = params.useDeltas ?? true;
   const isCa = cert.basicConstraints?.cA === true;
-  // No cRLDistributionPoints: one implied point, no name, all reasons, issued by the certificate issuer.
-  const points: readonly DistributionPoint[] = cert.crlDistributionPoints ?? [{}];
+  const points = cert.crlDistributionPoints ?? IMPLIED_POINTS;
   const complete = params.crls.filter((c) => c.deltaBase === undefined);
-  const reasonsMask = new Set<number>();
+  let reasonsMask = 0;
   const notes: string[] = [];
 
   for (const dp of points) {
     for (const crl of complete) {
-      if (reasonsMask.size === ALL_REASONS.size) break;
+      if (reasonsMask === ALL_MASK) break;
       // (a) a current CRL, or (a)(1)(i) a stale one that a current delta CRL brings up to date
       const fresh = current(crl, at);
-      const deltaMayHelp = useDeltas && crl.thisUpdate <= at && (crl.freshest !== undefined || cert.extensions.has(FRESHEST_CRL));
+      const deltaMayHelp = !fresh && useDeltas && crl.thisUpdate.getTime() <= at.getTime() && (crl.freshest !== undefined || cert.extensions.has(FRESHEST_CRL));
       if (!fresh && !deltaMayHelp) {
         notes.push("a CRL is out of date");
         continue;
@@ -129,8 +142,8 @@ export function checkCrls(params: CrlCheckParams): CrlStatus {
         if (idp.onlyContainsAttributeCerts) continue;
       }
       // (c)–(d) reasons this CRL can add
-      const interim = [...(idp?.onlySomeReasons ?? ALL_REASONS)].filter((r) => ALL_REASONS.has(r) && (dp.reasons ?? ALL_REASONS).has(r));
-      if (interim.every((r) => reasonsMask.has(r))) continue;
+      const interim = maskOf(idp?.onlySomeReasons) & maskOf(dp.reasons);
+      if ((interim & ~reasonsMask) === 0) continue;
       // §5.2 / §5.3: a CRL with an unprocessed critical extension must not be used
       if (crl.unknownCriticalExtension) {
         notes.push(`a CRL has unprocessed critical extension ${crl.unknownCriticalExtension}`);
@@ -155,10 +168,10 @@ export function checkCrls(params: CrlCheckParams): CrlStatus {
         if (entry && entry.reason !== REMOVE_FROM_CRL) return { status: "revoked", entry, crl };
       }
       // (l)
-      for (const r of interim) reasonsMask.add(r);
+      reasonsMask |= interim;
     }
   }
-  if (reasonsMask.size === ALL_REASONS.size) return { status: "good" };
-  const detail = reasonsMask.size === 0 ? "no usable CRL covers the certificate" : `the usable CRLs cover only some reasons (${[...reasonsMask].sort().join(",")})`;
+  if (reasonsMask === ALL_MASK) return { status: "good" };
+  const detail = reasonsMask === 0 ? "no usable CRL covers the certificate" : `the usable CRLs cover only some reasons (${[...ALL_REASONS].filter((r) => reasonsMask & (1 << r)).join(",")})`;
   return { status: "unknown", detail: notes.length ? `${detail}; ${[...new Set(notes)].join("; ")}` : detail };
 }

@@ -35,6 +35,8 @@ export class CrlIndexCache {
   readonly #byBuffer = new WeakMap<Uint8Array, { digest: string; held: Held }>();
   #bytes = 0;
   #parses = 0;
+  /** the digest last added or touched: the last key of #byDigest */
+  #newest: string | undefined;
 
   constructor(params: CrlIndexCacheParams = {}) {
     const maxCrls = params.maxCrls ?? 8;
@@ -77,6 +79,7 @@ export class CrlIndexCache {
       const index = crl?.entries as Partial<CompactCrlEntries> | undefined;
       held = { crl, bytes: der.byteLength + (index?.byteLength ?? 0) };
       this.#byDigest.set(digest, held);
+      this.#newest = digest;
       this.#bytes += held.bytes;
       this.#evict(digest);
     }
@@ -85,8 +88,11 @@ export class CrlIndexCache {
   }
 
   #touch(digest: string, held: Held): void {
+    // already the most recent (the usual case: one CRL checked over and over): nothing to reorder
+    if (this.#newest === digest) return;
     this.#byDigest.delete(digest);
     this.#byDigest.set(digest, held);
+    this.#newest = digest;
   }
 
   /** Drops the least recently used until within bounds (the one just added stays, even when alone it is over). */

@@ -18,6 +18,7 @@
  */
 import { EXT_OID } from "../profile/oids.js";
 import { decodeBoolean, decodeInteger, decodeOid, decodeTime, tlvAt } from "./asn1.js";
+import { daysFromCivil } from "./civil-time.js";
 import type { CrlEntry } from "./crl.js";
 import { parseGeneralNames, type GeneralName } from "./name.js";
 
@@ -80,9 +81,22 @@ const d2 = (b: Buffer, i: number) => {
 function timeAt(b: Buffer, h: Header): number {
   if (h.tag === 0x17 && h.end - h.start === 13 && b[h.end - 1] === 0x5a) {
     const yy = d2(b, h.start);
-    return Date.UTC(yy >= 50 ? 1900 + yy : 2000 + yy, d2(b, h.start + 2) - 1, d2(b, h.start + 4), d2(b, h.start + 6), d2(b, h.start + 8), d2(b, h.start + 10));
+    const month = d2(b, h.start + 2);
+    // by arithmetic (civil-time.ts); a month out of range carries as Date.UTC carries it, on the slow path
+    if (month >= 1 && month <= 12) {
+      const days = daysFromCivil(yy >= 50 ? 1900 + yy : 2000 + yy, month, d2(b, h.start + 4));
+      return days * 86_400_000 + ((d2(b, h.start + 6) * 60 + d2(b, h.start + 8)) * 60 + d2(b, h.start + 10)) * 1000;
+    }
   }
   return decodeTime(tlvAt(b, h.at)).getTime();
+}
+
+/** The value of a hex digit (either case), or -1. */
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
 }
 
 /**
@@ -123,19 +137,29 @@ export class CompactCrlEntries implements CrlEntries {
     return this.#keys.length + this.#revokedAt.byteLength + this.#reasons.byteLength + (this.#issuerRef?.byteLength ?? 0) + this.#invalidity.size * 32;
   }
 
-  /** sign of (entry i's key − key) */
-  #compare(i: number, key: Buffer): number {
+  /** sign of (entry i's key − key): a byte loop, cheaper than a Buffer.compare call for keys this short */
+  #compare(i: number, key: Uint8Array): number {
     const s = this.#stride;
-    return this.#keys.compare(key, 0, s, i * s, i * s + s);
+    const keys = this.#keys;
+    for (let j = 0, o = i * s; j < s; j++, o++) {
+      const d = keys[o]! - key[j]!;
+      if (d !== 0) return d;
+    }
+    return 0;
   }
 
   get(serialHex: string): readonly CrlEntry[] | undefined {
     if (serialHex.length === 0 || serialHex.length > MAX_SERIAL_OCTETS * 2 || serialHex.length % 2 !== 0) return undefined;
-    const key = Buffer.alloc(this.#stride);
     const octets = serialHex.length / 2;
     if (octets + 1 > this.#stride) return undefined;
+    const key = new Uint8Array(this.#stride);
     key[0] = octets;
-    if (key.write(serialHex, 1, "hex") !== octets) return undefined;
+    for (let j = 0; j < octets; j++) {
+      const hi = hexDigit(serialHex.charCodeAt(2 * j));
+      const lo = hexDigit(serialHex.charCodeAt(2 * j + 1));
+      if (hi < 0 || lo < 0) return undefined;
+      key[j + 1] = (hi << 4) | lo;
+    }
     // first index whose key is >= the one sought
     let lo = 0;
     let hi = this.size;
@@ -144,23 +168,40 @@ export class CompactCrlEntries implements CrlEntries {
       if (this.#compare(mid, key) < 0) lo = mid + 1;
       else hi = mid;
     }
-    const found: CrlEntry[] = [];
-    for (let i = lo; i < this.size && this.#compare(i, key) === 0; i++) found.push(this.#entry(i, serialHex));
-    return found.length ? found : undefined;
+    let found: CrlEntry[] | undefined;
+    for (let i = lo; i < this.size && this.#compare(i, key) === 0; i++) (found ??= []).push(this.#entry(i, serialHex));
+    return found;
   }
 
   #entry(i: number, serialHex: string): CrlEntry {
     const reason = this.#reasons[i]!;
     const inv = this.#invalidity.get(i);
     const issuer = this.#issuerRef ? this.#issuerTable[this.#issuerRef[i]!] : undefined;
-    return Object.freeze({
-      serialHex,
-      revocationDate: new Date(this.#revokedAt[i]!),
-      ...(reason !== NO_REASON ? { reason } : {}),
-      ...(inv !== undefined ? { invalidityDate: new Date(inv) } : {}),
-      ...(issuer ? { certificateIssuer: issuer } : {}),
-    });
+    const entry: { -readonly [K in keyof CrlEntry]: CrlEntry[K] } = { serialHex, revocationDate: new Date(this.#revokedAt[i]!) };
+    if (reason !== NO_REASON) entry.reason = reason;
+    if (inv !== undefined) entry.invalidityDate = new Date(inv);
+    if (issuer) entry.certificateIssuer = issuer;
+    return Object.freeze(entry);
   }
+}
+
+/** Sign of (record a − record b), both `stride` octets at `a` and `b` in `keys`: a byte loop, cheaper than Buffer.compare for records this short. */
+function compareRecords(keys: Uint8Array, a: number, b: number, stride: number): number {
+  for (let j = 0; j < stride; j++) {
+    const d = keys[a + j]! - keys[b + j]!;
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** The small INTEGER or ENUMERATED in `der[from, to)` (a reasonCode), read in place; longer forms the general way. */
+function smallIntegerAt(der: Buffer, from: number, to: number): number {
+  const h = header(der, from, to);
+  const len = h.end - h.start;
+  if (len > 4) return Number(decodeInteger(tlvAt(der.subarray(from, to))));
+  let v = 0;
+  for (let k = h.start; k < h.end; k++) v = v * 256 + der[k]!;
+  return len > 0 && der[h.start]! & 0x80 ? v - 2 ** (8 * len) : v;
 }
 
 /**
@@ -194,7 +235,7 @@ export function indexEntries(der: Buffer, start: number, end: number): IndexedEn
     const e = header(der, off, end);
     const s = header(der, e.start, e.end);
     keys[i * stride] = s.end - s.start;
-    der.copy(keys, i * stride + 1, s.start, s.end);
+    for (let k = s.start, o = i * stride + 1; k < s.end; k++, o++) keys[o] = der[k]!;
     const t = header(der, s.end, e.end);
     if (t.tag !== 0x17 && t.tag !== 0x18) throw new RangeError("revokedCertificates: revocationDate is not a Time");
     revokedAt[i] = timeAt(der, t);
@@ -212,16 +253,16 @@ export function indexEntries(der: Buffer, start: number, end: number): IndexedEn
           h = header(der, p, ext.end);
         }
         if (h.tag !== 0x04) throw new RangeError("entry extension: extnValue is not an OCTET STRING");
-        const value = der.subarray(h.start, h.end);
         const o = der;
         const short = oidH.end - oidH.start === 3 && o[oidH.start] === 0x55 && o[oidH.start + 1] === 0x1d ? o[oidH.start + 2] : -1;
+        const value = () => der.subarray(h.start, h.end);
         if (short === 0x15) {
-          const v = Number(decodeInteger(tlvAt(value)));
+          const v = smallIntegerAt(der, h.start, h.end);
           if (v < 0 || v >= NO_REASON) throw new RangeError(`entry reasonCode ${v} out of range`);
           reasons[i] = v;
-        } else if (short === 0x18) invalidity.set(i, decodeTime(tlvAt(value)).getTime());
+        } else if (short === 0x18) invalidity.set(i, decodeTime(tlvAt(value())).getTime());
         else if (short === 0x1d) {
-          issuerTable.push(parseGeneralNames(tlvAt(value)));
+          issuerTable.push(parseGeneralNames(tlvAt(value())));
           currentIssuer = issuerTable.length - 1;
           if (currentIssuer > 0xffff) throw new RangeError("revokedCertificates: too many certificateIssuer changes");
           issuerRef ??= new Uint16Array(n);
@@ -237,7 +278,7 @@ export function indexEntries(der: Buffer, start: number, end: number): IndexedEn
   }
   // Sort by key (then by issuer) unless already in order, as a CA's CRL usually is.
   let order: Uint32Array | undefined;
-  const cmp = (a: number, b: number) => keys.compare(keys, b * stride, b * stride + stride, a * stride, a * stride + stride) || (issuerRef ? issuerRef[a]! - issuerRef[b]! : 0);
+  const cmp = (a: number, b: number) => compareRecords(keys, a * stride, b * stride, stride) || (issuerRef ? issuerRef[a]! - issuerRef[b]! : 0);
   for (let k = 1; k < n; k++) {
     if (cmp(k - 1, k) > 0) {
       order = Uint32Array.from({ length: n }, (_, j) => j).sort(cmp);
@@ -267,7 +308,7 @@ export function indexEntries(der: Buffer, start: number, end: number): IndexedEn
   }
   // Duplicates: equal neighbours after sorting, for the same certificate issuer.
   for (let k = 1; k < n; k++) {
-    if (sortedKeys.compare(sortedKeys, (k - 1) * stride, k * stride, k * stride, (k + 1) * stride) === 0 && (!sortedRef || sortedRef[k - 1] === sortedRef[k])) {
+    if (compareRecords(sortedKeys, (k - 1) * stride, k * stride, stride) === 0 && (!sortedRef || sortedRef[k - 1] === sortedRef[k])) {
       const len = sortedKeys[k * stride]!;
       throw new RangeError(`revokedCertificates: serial ${sortedKeys.toString("hex", k * stride + 1, k * stride + 1 + len)} is listed twice`);
     }

@@ -6,7 +6,7 @@
  * of white space collapsed to one, case folded — so a PrintableString and a UTF8String of the same text match
  * (the "rollover" of §4.1.2.6). Other value types are compared octet for octet.
  */
-import { contextNumber, decodeOid, items, tlvAt, type Tlv } from "./asn1.js";
+import { ByteTable, contextNumber, decodeOid, items, tlvAt, type Tlv } from "./asn1.js";
 
 export interface Attribute {
   readonly type: string;
@@ -72,20 +72,18 @@ export function prepareString(s: string): string {
 
 /**
  * Names by their DER: a CA's name is parsed for every certificate it issued and every CRL. Bounded; the cached
- * Name holds a copy of its DER, never a view into a large buffer (a CRL) it came from.
+ * Name holds a copy of its DER, never a view into a large buffer (a CRL) it came from. The bucket is chosen by
+ * the length and the last 32 octets (where names differ: the CN comes last); the whole DER is compared.
  */
-const NAMES = new Map<string, Name>();
-const MAX_NAMES = 4096;
+const NAMES = new ByteTable<Name>(4096, 32);
 
 export function parseName(t: Tlv): Name {
   if (t.tag !== 0x30) throw new RangeError("Name: expected a SEQUENCE");
-  const id = t.der.toString("latin1");
-  const known = NAMES.get(id);
+  const known = NAMES.get(t, true);
   if (known) return known;
   const name = decodeName(t);
-  if (NAMES.size >= MAX_NAMES) NAMES.delete(NAMES.keys().next().value!);
   const held = { ...name, der: Buffer.from(t.der) };
-  NAMES.set(id, held);
+  NAMES.set(t, true, held);
   return held;
 }
 
@@ -130,9 +128,16 @@ export function appendRdn(base: Name, rdn: Tlv): Name {
   return parseName(tlvAt(Buffer.concat([Buffer.from([0x30]), lenBytes, body])));
 }
 
+/** Formatted names, once per Name object (names are shared through NAMES; a revocation message formats one each time). */
+const FORMATTED = new WeakMap<Name, string>();
+
 export function formatName(n: Name): string {
-  if (n.rdns.length === 0) return "(empty)";
-  return n.rdns.map((r) => r.map((a) => `${SHORT[a.type] ?? a.type}=${a.text}`).join("+")).join(", ");
+  let s = FORMATTED.get(n);
+  if (s === undefined) {
+    s = n.rdns.length === 0 ? "(empty)" : n.rdns.map((r) => r.map((a) => `${SHORT[a.type] ?? a.type}=${a.text}`).join("+")).join(", ");
+    FORMATTED.set(n, s);
+  }
+  return s;
 }
 
 /** GeneralName (§4.2.1.6), reduced to the forms path validation constrains. */

@@ -6,10 +6,11 @@
  * Certificates are numbered as the RFC numbers them: 1 is issued by the trust anchor, n is the end entity.
  */
 import { ANY_POLICY, RECOGNISED_EXTENSIONS, KEY_USAGE, type Certificate } from "./certificate.js";
+import { isoTime } from "./civil-time.js";
 import { addConstraints, checkCertificateNames, UNCONSTRAINED, type NameConstraintsState } from "./name-constraints.js";
 import { formatName, nameEquals, type Name } from "./name.js";
 import { applyMappings, initialPolicyTree, intersectWithInitial, leafPolicies, processPolicies, type PolicyTree } from "./policy-tree.js";
-import { signatureAlgorithmSupported, verifySignature, workingKeyOf, type WorkingKey } from "./signature.js";
+import { certificateVerifies, signatureAlgorithmSupported, workingKeyOf, type WorkingKey } from "./signature.js";
 import type { FailureReason, PathStatus, PolicyOptions } from "./types.js";
 
 /** The trust anchor information of §6.1.1(d). */
@@ -42,6 +43,7 @@ export function processPath(params: {
   readonly policy?: PolicyOptions;
 }): PathFailure | PathSuccess {
   const { anchor, path, at } = params;
+  const t = at.getTime();
   const n = path.length;
   const opts = params.policy ?? {};
   const initialPolicySet = opts.initialPolicySet ?? [ANY_POLICY];
@@ -69,13 +71,14 @@ export function processPath(params: {
     if (!signatureAlgorithmSupported(cert.signatureAlgorithm)) {
       return fail(i, "untrusted", "signature-algorithm-unsupported", `certificate ${formatName(cert.subject)} is signed with an algorithm this engine does not check`);
     }
-    if (!verifySignature(cert.tbs, cert.signatureAlgorithm, cert.signature, workingKey)) {
+    if (!certificateVerifies(cert, workingKey)) {
       return fail(i, "untrusted", "signature-invalid", `certificate ${formatName(cert.subject)} does not verify with the key of ${formatName(workingIssuer)}`);
     }
     issuerKeys.push(workingKey);
     // §6.1.3(a)(2): validity at the chosen time.
-    if (at < cert.notBefore) return fail(i, "not-yet-valid", "not-yet-valid", `certificate ${formatName(cert.subject)} is not valid before ${cert.notBefore.toISOString()}`);
-    if (at > cert.notAfter) return fail(i, "expired", "expired", `certificate ${formatName(cert.subject)} expired at ${cert.notAfter.toISOString()}`);
+    // getTime(): comparing Dates with < converts both through Symbol.toPrimitive, dearer than it looks
+    if (t < cert.notBefore.getTime()) return fail(i, "not-yet-valid", "not-yet-valid", `certificate ${formatName(cert.subject)} is not valid before ${isoTime(cert.notBefore)}`);
+    if (t > cert.notAfter.getTime()) return fail(i, "expired", "expired", `certificate ${formatName(cert.subject)} expired at ${isoTime(cert.notAfter)}`);
     // §6.1.3(b)–(c): name constraints, except for self-issued intermediates.
     if (!(cert.selfIssued && !last)) {
       const v = checkCertificateNames(names, cert.subject, cert.subjectAltName);

@@ -4,8 +4,8 @@
  */
 import { constants, createPublicKey, verify, type KeyObject } from "node:crypto";
 import { seq } from "../pki/der.js";
-import { decodeInteger, decodeOid, items, type Tlv } from "./asn1.js";
-import type { SubjectPublicKey } from "./certificate.js";
+import { ByteTable, decodeInteger, decodeOid, items, type Tlv } from "./asn1.js";
+import type { Certificate, SubjectPublicKey } from "./certificate.js";
 
 const DSA_KEY = "1.2.840.10040.4.1";
 
@@ -47,6 +47,29 @@ export function workingKeyOf(spki: SubjectPublicKey, previous?: WorkingKey): Wor
  */
 const KEY_OBJECTS = new Map<string, KeyObject>();
 const MAX_KEY_OBJECTS = 256;
+/**
+ * In front of that map, by the parsed SubjectPublicKeyInfo object itself: a certificate parsed once (a trust
+ * anchor, a configured intermediate) finds its KeyObject without encoding its 300-octet key as a map key. The
+ * object is immutable and made from the DER the KeyObject was made from, so it cannot name another key.
+ */
+const KEY_BY_SPKI = new WeakMap<SubjectPublicKey, KeyObject>();
+
+/** A stable string for a SubjectPublicKeyInfo (its DER in base64), made once per parsed key. */
+const SPKI_IDS = new WeakMap<SubjectPublicKey, string>();
+
+export function spkiId(spki: SubjectPublicKey): string {
+  let id = SPKI_IDS.get(spki);
+  if (id === undefined) SPKI_IDS.set(spki, (id = spki.der.toString("base64")));
+  return id;
+}
+
+/**
+ * The KeyObject of a SubjectPublicKeyInfo, imported once per key (by its DER) and reused: createPublicKey costs
+ * several RSA verifications (~150 µs for RSA-2048). Throws as createPublicKey does on a key it cannot read.
+ */
+export function publicKeyObject(spki: SubjectPublicKey): KeyObject {
+  return keyObject({ spki });
+}
 
 function keyObject(k: WorkingKey): KeyObject {
   if (k.spki.algorithm === DSA_KEY && !k.spki.parameters && k.parameters) {
@@ -55,12 +78,16 @@ function keyObject(k: WorkingKey): KeyObject {
     const der = seq(seq(Buffer.from([0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01]), k.parameters.der), bits!.der);
     return createPublicKey({ key: der, format: "der", type: "spki" });
   }
-  const id = k.spki.der.toString("base64");
-  let key = KEY_OBJECTS.get(id);
+  let key = KEY_BY_SPKI.get(k.spki);
   if (key) return key;
-  key = createPublicKey({ key: k.spki.der, format: "der", type: "spki" });
-  if (KEY_OBJECTS.size >= MAX_KEY_OBJECTS) KEY_OBJECTS.delete(KEY_OBJECTS.keys().next().value!);
-  KEY_OBJECTS.set(id, key);
+  const id = spkiId(k.spki);
+  key = KEY_OBJECTS.get(id);
+  if (!key) {
+    key = createPublicKey({ key: k.spki.der, format: "der", type: "spki" });
+    if (KEY_OBJECTS.size >= MAX_KEY_OBJECTS) KEY_OBJECTS.delete(KEY_OBJECTS.keys().next().value!);
+    KEY_OBJECTS.set(id, key);
+  }
+  KEY_BY_SPKI.set(k.spki, key);
   return key;
 }
 
@@ -108,14 +135,13 @@ function pssScheme(params: Tlv | undefined): Scheme | undefined {
 }
 
 /** Schemes by AlgorithmIdentifier DER: a handful of algorithms, decoded once each. */
-const SCHEMES = new Map<string, Scheme | undefined>();
-const MAX_SCHEMES = 64;
+const SCHEMES = new ByteTable<Scheme | null>(64);
 
 function schemeOf(algorithm: Tlv): Scheme | undefined {
-  const id = algorithm.der.toString("latin1");
-  if (SCHEMES.has(id)) return SCHEMES.get(id);
+  const known = SCHEMES.get(algorithm, true);
+  if (known !== undefined) return known ?? undefined;
   const scheme = decodeScheme(algorithm);
-  if (SCHEMES.size < MAX_SCHEMES) SCHEMES.set(id, scheme);
+  SCHEMES.set(algorithm, true, scheme ?? null);
   return scheme;
 }
 
@@ -149,4 +175,34 @@ export function verifySignature(data: Buffer, algorithm: Tlv, signature: Buffer,
   } catch {
     return false;
   }
+}
+
+/**
+ * Certificate signatures remembered for certificates parsed once and shared across validations (trust anchors,
+ * intermediate and configured CA certificates: validate.ts marks them with `shareCertificate`). That these exact
+ * octets verify under this issuer key is a fact that never changes, so it is checked once per (certificate, key):
+ * the Certificate object stands for its DER (the parse cache finds it by comparing the DER octet for octet), the
+ * key for its SubjectPublicKeyInfo DER and inherited parameters. Certificates parsed per call — the end entity
+ * always — are not marked, and their signature is verified on every call.
+ */
+const SHARED_SIGNATURES = new WeakMap<Certificate, Map<string, boolean>>();
+/** keys remembered per certificate: more than a CA certificate is ever checked against (rollovers, cross-certificates) */
+const MAX_KEYS_PER_CERTIFICATE = 16;
+
+export function shareCertificate(cert: Certificate): void {
+  if (!SHARED_SIGNATURES.has(cert)) SHARED_SIGNATURES.set(cert, new Map());
+}
+
+/** `cert`'s signature verifies under `key` (RFC 5280 §6.1.3(a)(1)); remembered for shared certificates. */
+export function certificateVerifies(cert: Certificate, key: WorkingKey): boolean {
+  const known = SHARED_SIGNATURES.get(cert);
+  if (!known) return verifySignature(cert.tbs, cert.signatureAlgorithm, cert.signature, key);
+  const id = key.parameters ? `${spkiId(key.spki)}/${key.parameters.der.toString("base64")}` : spkiId(key.spki);
+  let ok = known.get(id);
+  if (ok === undefined) {
+    ok = verifySignature(cert.tbs, cert.signatureAlgorithm, cert.signature, key);
+    if (known.size >= MAX_KEYS_PER_CERTIFICATE) known.clear();
+    known.set(id, ok);
+  }
+  return ok;
 }

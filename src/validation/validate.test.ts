@@ -109,6 +109,31 @@ describe("the trust anchor at the end of the chain", () => {
   });
 });
 
+describe("certificates shared across calls", () => {
+  const crls = [crl("GoodCACRL.crl"), crl("TrustAnchorRootCRL.crl")];
+
+  test("the end entity's signature is verified on every call, however often its CA is seen", () => {
+    const ee = cert("ValidCertificatePathTest1EE.crt");
+    const ca = cert("GoodCACert.crt");
+    for (let k = 0; k < 3; k++) expect(validatePath({ trustAnchors: TA, chain: [ee, ca], crls, at: AT }).status).toBe("valid");
+    const forged = Buffer.from(ee);
+    forged[forged.length - 1]! ^= 1;
+    expect(validatePath({ trustAnchors: TA, chain: [forged, ca], crls, at: AT })).toMatchObject({ status: "untrusted", reason: "signature-invalid", index: 0 });
+  });
+
+  test("a CA certificate changed in place is read and verified again; equal bytes in another Buffer share the verdict", () => {
+    const ee = cert("ValidCertificatePathTest1EE.crt");
+    const ca = Buffer.from(cert("GoodCACert.crt"));
+    expect(validatePath({ trustAnchors: TA, chain: [ee, ca], crls, at: AT }).status).toBe("valid");
+    ca[ca.length - 1]! ^= 1;
+    expect(validatePath({ trustAnchors: TA, chain: [ee, ca], crls, at: AT })).toMatchObject({ status: "untrusted", reason: "signature-invalid", index: 1 });
+    expect(validatePath({ trustAnchors: TA, chain: [ee, Buffer.from(ca)], crls, at: AT })).toMatchObject({ status: "untrusted", reason: "signature-invalid", index: 1 });
+    ca[ca.length - 1]! ^= 1;
+    expect(validatePath({ trustAnchors: TA, chain: [ee, ca], crls, at: AT }).status).toBe("valid");
+    expect(validatePath({ trustAnchors: TA, chain: [ee, Buffer.from(ca)], crls, at: AT }).status).toBe("valid");
+  });
+});
+
 describe("parameters", () => {
   test("a bad validation time, revocation mode or initial policy set is ERR_USAGE, at once", () => {
     const base = { trustAnchors: TA, chain: [cert("ValidCertificatePathTest1EE.crt"), cert("GoodCACert.crt")] };

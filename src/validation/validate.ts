@@ -10,13 +10,15 @@ import { reasonName } from "../crl/reason.js";
 import { JpkiError } from "../errors.js";
 import { buildChain, chainCandidates } from "./build.js";
 import { KEY_USAGE, parseCertificate, type Certificate } from "./certificate.js";
+import { isoTime } from "./civil-time.js";
 import { checkCrls } from "./crl-check.js";
 import type { CrlIndexCache } from "./crl-index-cache.js";
 import type { CrlCache, CrlFetchOutcome } from "./revocation-sources.js";
 import { parseCrl, type Crl } from "./crl.js";
 import { formatName, nameEquals } from "./name.js";
 import { processPath } from "./path.js";
-import { verifySignature, workingKeyOf, type WorkingKey } from "./signature.js";
+import { ByteTable, tlvAt } from "./asn1.js";
+import { certificateVerifies, shareCertificate, spkiId, verifySignature, workingKeyOf, type WorkingKey } from "./signature.js";
 import { ocspCertId, type OcspClient, type OcspOutcome } from "./ocsp-source.js";
 import {
   FAILURE_REASONS,
@@ -90,18 +92,43 @@ function tryParse<T>(parse: (d: Uint8Array) => T, der: Uint8Array): T | undefine
 }
 
 /**
- * Trust anchors and extra certificates are configuration, passed again with every validation: parsed once per
- * Buffer (a WeakMap, so they go with it), and the bytes compared on every use so a Buffer changed in place is
- * parsed again. The chain itself is parsed every time.
+ * Trust anchors, intermediate CA certificates and extra certificates are configuration, passed again with every
+ * validation: each is parsed once and shared. Found by its Buffer (a WeakMap, so it goes with it; the bytes are
+ * compared on every use, so a Buffer changed in place is parsed again), else by its bytes (a bounded table: a
+ * hash of the length and the last octets — the signature — picks the bucket, the whole DER is compared). Shared
+ * certificates hold a private copy of their DER, and their signature checks are remembered per issuer key
+ * (signature.ts certificateVerifies). The end entity, chain[0], is parsed and verified on every call.
  */
 const configuredCertificates = new WeakMap<Uint8Array, Certificate>();
+const sharedCertificates = new ByteTable<Certificate | null>(256, 32);
 
 function configured(der: Uint8Array): Certificate | undefined {
   const known = configuredCertificates.get(der);
   if (known && known.der.equals(der)) return known;
-  const c = tryParse(parseCertificate, Buffer.from(der));
+  let c: Certificate | null | undefined;
+  try {
+    const t = tlvAt(der);
+    c = sharedCertificates.get(t, true);
+    if (c === undefined) {
+      c = tryParse(parseCertificate, Buffer.from(t.der)) ?? null;
+      if (c) shareCertificate(c);
+      sharedCertificates.set(t, true, c);
+    }
+  } catch {
+    c = null;
+  }
   if (c) configuredCertificates.set(der, c);
-  return c;
+  return c ?? undefined;
+}
+
+/** Those of `ders` that parse, each parsed once (a loop: flatMap costs more than the lookups it wraps). */
+function configuredAll(ders: readonly Uint8Array[]): Certificate[] {
+  const out: Certificate[] = [];
+  for (const d of ders) {
+    const c = configured(d);
+    if (c) out.push(c);
+  }
+  return out;
 }
 
 const MODES: ReadonlySet<string> = new Set<RevocationMode>(["hard-fail", "soft-fail", "off"]);
@@ -138,18 +165,24 @@ export function validatePath(params: ValidatePathParams): PathValidationResult {
   checkParams(params);
   const chain: Certificate[] = [];
   for (let k = 0; k < params.chain.length; k++) {
-    const c = tryParse(parseCertificate, params.chain[k]!);
+    // the end entity parsed afresh every time; the CA certificates above it are shared (configured())
+    const c = k === 0 ? tryParse(parseCertificate, params.chain[k]!) : configured(params.chain[k]!);
     if (!c) return { status: "untrusted", reason: "malformed-certificate", index: k, message: `certificate ${k} of the chain could not be decoded` };
     chain.push(c);
   }
-  const anchors = params.trustAnchors.flatMap((d) => configured(d) ?? []);
+  const anchors = configuredAll(params.trustAnchors);
   // A chain that ends with the trust anchor itself (as TLS servers often send it): the anchor is not part of the path.
   while (chain.length > 1 && anchors.some((a) => a.der.equals(chain[chain.length - 1]!.der))) chain.pop();
-  const pool = [...chain, ...(params.certificates ?? []).flatMap((d) => configured(d) ?? [])];
+  const pool = params.certificates?.length ? [...chain, ...configuredAll(params.certificates)] : chain.slice();
+  const crls: Crl[] = [];
+  for (const d of params.crls ?? []) {
+    const crl = params.crlIndex ? params.crlIndex.parse(d) : tryParse(parseCrl, d);
+    if (crl) crls.push(crl);
+  }
   const ctx: Context = {
     anchors,
     pool,
-    crls: (params.crls ?? []).flatMap((d) => (params.crlIndex ? params.crlIndex.parse(d) : tryParse(parseCrl, d)) ?? []),
+    crls,
     at: params.at,
     policy: params.policy,
     mode: params.revocation ?? "hard-fail",
@@ -159,7 +192,7 @@ export function validatePath(params: ValidatePathParams): PathValidationResult {
     signerCache: new Map(),
   };
   const checks: RevocationCheck[] = [];
-  const r = validateChain(ctx, chain, 0, new Set(), checks);
+  const r = validateChain(ctx, chain, 0, NONE_PENDING, checks);
   return params.revocationSources === undefined ? r : { ...r, revocationChecks: checks };
 }
 
@@ -203,6 +236,8 @@ function ocspStatus(ctx: Context, cert: Certificate, issuer: Certificate): Sourc
   return { status: "unknown", detail: problems.length ? [...new Set(problems)].join("; ") : "OCSP: no answer was fetched for the certificate" };
 }
 
+const NONE_PENDING: ReadonlySet<string> = new Set();
+
 /**
  * `pending`: CRL issuer certificates whose own validation is under way further up (by DER hex).
  * `checks`: where the top-level path's revocation checks are recorded (CRL issuers' paths record none).
@@ -213,7 +248,7 @@ function validateChain(ctx: Context, chain: readonly Certificate[], depth: numbe
   const top = chain[n - 1]!;
   const named = ctx.anchors.filter((a) => nameEquals(a.subject, top.issuer));
   // Several anchors of that name (a rollover): the one whose key verifies. One: processPath checks it anyway.
-  const anchor = named.length === 1 ? named[0] : (named.find((a) => verifySignature(top.tbs, top.signatureAlgorithm, top.signature, workingKeyOf(a.publicKey))) ?? named[0]);
+  const anchor = named.length === 1 ? named[0] : (named.find((a) => certificateVerifies(top, workingKeyOf(a.publicKey))) ?? named[0]);
   if (!anchor) {
     return { status: "untrusted", reason: "no-trust-anchor", index: n - 1, message: `no trust anchor named ${formatName(top.issuer)}` };
   }
@@ -270,7 +305,7 @@ function validateChain(ctx: Context, chain: readonly Certificate[], depth: numbe
         status: "revoked",
         reason: "revoked",
         index: n - i,
-        message: `certificate ${formatName(cert.subject)} was revoked at ${status.time.toISOString()} (${reason})${source === "ocsp" ? ", says OCSP" : ""}`,
+        message: `certificate ${formatName(cert.subject)} was revoked at ${isoTime(status.time)} (${reason})${source === "ocsp" ? ", says OCSP" : ""}`,
         revocation: { time: status.time, reason, ...(source === "crl" ? { invalidityDate: status.invalidityDate } : {}), source: source as RevocationSourceName },
       };
     }
@@ -340,7 +375,7 @@ const crlSignatures = new WeakMap<Crl, Map<string, boolean>>();
 function crlSignedBy(crl: Crl, key: WorkingKey): boolean {
   let known = crlSignatures.get(crl);
   if (!known) crlSignatures.set(crl, (known = new Map()));
-  const id = key.spki.der.toString("base64") + (key.parameters ? `/${key.parameters.der.toString("base64")}` : "");
+  const id = key.parameters ? `${spkiId(key.spki)}/${key.parameters.der.toString("base64")}` : spkiId(key.spki);
   let ok = known.get(id);
   if (ok === undefined) {
     ok = verifySignature(crl.tbs, crl.signatureAlgorithm, crl.signature, key);
@@ -413,8 +448,8 @@ export function buildPath(params: { readonly endEntity: Uint8Array; readonly int
 export function* pathCandidates(params: { readonly endEntity: Uint8Array; readonly intermediates: readonly Uint8Array[]; readonly trustAnchors: readonly Uint8Array[]; readonly limit?: number }): Generator<Buffer[]> {
   const ee = tryParse(parseCertificate, params.endEntity);
   if (!ee) return;
-  const pool = params.intermediates.flatMap((d) => tryParse(parseCertificate, d) ?? []);
-  const anchors = params.trustAnchors.flatMap((d) => configured(d) ?? []);
+  const pool = configuredAll(params.intermediates);
+  const anchors = configuredAll(params.trustAnchors);
   let n = params.limit ?? 8;
   for (const p of chainCandidates(ee, pool, anchors)) {
     yield p.chain.map((c) => c.der);
