@@ -303,17 +303,27 @@ export interface ValidateJpkiAsyncParams extends Omit<ValidateJpkiParams, "crlIn
  */
 export async function validateJpkiAsync(params: ValidateJpkiAsyncParams): Promise<JpkiValidationResult & RevocationFetches> {
   const intermediates = params.intermediates ?? [];
-  // The revocation information of every candidate path (validateJpki picks among them): the CRLs each URL once,
-  // OCSP per path (a certificate's issuer is the next one up its path).
+  // The first candidate path's revocation information first; the other candidates' only when that path does not
+  // validate (an expired cross-certificate beside a current one): a rejected certificate in a mesh of
+  // cross-certificates costs no fetches for paths that were never in question.
   const candidates = buildPaths({ endEntity: params.certificate, intermediates, trustAnchors: params.trustAnchors });
   const paths = candidates.length ? candidates : [[Buffer.from(params.certificate)]];
   const sources = params.revocationSources ?? ["crl"];
-  const [crl, ...ocsp] = await Promise.all([
-    gatherRevocation({ ...params, chain: [...new Set(paths.flat())], revocationSources: sources.filter((s) => s === "crl") }),
-    ...(sources.includes("ocsp") ? paths.map((chain) => gatherRevocation({ ...params, chain, revocationSources: ["ocsp"] })) : []),
-  ]);
-  const ocspResponses = ocsp.flatMap((g) => g.ocspResponses);
+  const gatherFor = async (group: readonly Buffer[][]) => {
+    const [crl, ...ocsp] = await Promise.all([
+      gatherRevocation({ ...params, chain: [...new Set(group.flat())], revocationSources: sources.filter((s) => s === "crl") }),
+      ...(sources.includes("ocsp") ? group.map((chain) => gatherRevocation({ ...params, chain, revocationSources: ["ocsp"] })) : []),
+    ]);
+    return { crls: crl!.crls, crlFetches: crl!.crlFetches, ocspResponses: ocsp.flatMap((g) => g.ocspResponses) };
+  };
   const { crlSource, ocspSource: _ocsp, ...rest } = params;
-  const r = validateJpki({ ...rest, crls: [...(params.crls ?? []), ...crl!.crls], crlIndex: crlSource?.index, ocspResponses });
-  return { ...r, crlFetches: crl!.crlFetches, ocspResponses };
+  const run = (g: Awaited<ReturnType<typeof gatherFor>>) => validateJpki({ ...rest, crls: [...(params.crls ?? []), ...g.crls], crlIndex: crlSource?.index, ocspResponses: g.ocspResponses });
+  let gathered = await gatherFor(paths.slice(0, 1));
+  let r = run(gathered);
+  if (r.status !== "valid" && paths.length > 1 && !(r.status === "revoked" && r.index === 0)) {
+    const more = await gatherFor(paths.slice(1));
+    gathered = { crls: [...gathered.crls, ...more.crls], crlFetches: [...gathered.crlFetches, ...more.crlFetches], ocspResponses: [...gathered.ocspResponses, ...more.ocspResponses] };
+    r = run(gathered);
+  }
+  return { ...r, crlFetches: gathered.crlFetches, ocspResponses: gathered.ocspResponses };
 }
