@@ -127,6 +127,7 @@ export { run as runCli, makeProgram } from "./cli/program.js";
 // path validation (RFC 5280 §6)
 export { validatePath, validatePathAsync, buildPath, buildPaths, pathCandidates, type ValidatePathParams, type ValidatePathAsyncParams, type RevocationFetches } from "./validation/validate.js";
 // revocation sources: CRLs parsed once into a compact index, fetched and cached over HTTP
+export { JpkiVerifier, type JpkiVerifierConfig } from "./validation/jpki-verifier.js";
 export { CrlIndexCache, type CrlIndexCacheParams } from "./validation/crl-index-cache.js";
 export { CrlCache, type CrlCacheParams, type CrlCacheStats, type CrlFetchOutcome, type CrlFetchStatus } from "./validation/revocation-sources.js";
 // OCSP as a revocation source (RFC 6960 client: request, transport, the §3.2 checks)

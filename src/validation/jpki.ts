@@ -287,7 +287,7 @@ function validateOne(params: ValidateJpkiParams, chain: Buffer[], intermediates:
   });
 }
 
-export interface ValidateJpkiAsyncParams extends Omit<ValidateJpkiParams, "crlIndex" | "ocspResponses"> {
+export interface ValidateJpkiAsyncParams extends Omit<ValidateJpkiParams, "ocspResponses"> {
   /** where CRLs come from: those the path's certificates name are fetched (or revalidated) before validating */
   readonly crlSource?: CrlCache;
   /** where OCSP answers come from (with "ocsp" in revocationSources): each certificate's responder is asked first */
@@ -317,7 +317,9 @@ export async function validateJpkiAsync(params: ValidateJpkiAsyncParams): Promis
     return { crls: crl!.crls, crlFetches: crl!.crlFetches, ocspResponses: ocsp.flatMap((g) => g.ocspResponses) };
   };
   const { crlSource, ocspSource: _ocsp, ...rest } = params;
-  const run = (g: Awaited<ReturnType<typeof gatherFor>>) => validateJpki({ ...rest, crls: [...(params.crls ?? []), ...g.crls], crlIndex: crlSource?.index, ocspResponses: g.ocspResponses });
+  // CRLs parsed once: the CRL source's index, else the caller's (JpkiVerifier's for its local CRLs)
+  const crlIndex = crlSource?.index ?? params.crlIndex;
+  const run = (g: Awaited<ReturnType<typeof gatherFor>>) => validateJpki({ ...rest, crls: [...(params.crls ?? []), ...g.crls], crlIndex, ocspResponses: g.ocspResponses });
   let gathered = await gatherFor(paths.slice(0, 1));
   let r = run(gathered);
   if (r.status !== "valid" && paths.length > 1 && !(r.status === "revoked" && r.index === 0)) {

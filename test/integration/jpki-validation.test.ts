@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { pemOrDer, validatePath } from "../../src/index.js";
+import { JpkiVerifier, pemOrDer, validatePath } from "../../src/index.js";
 import { parseCrl } from "../../src/validation/crl.js";
 import { runDemo, tempDir, unrevoked, type DemoRun } from "./helpers.js";
 
@@ -44,5 +44,34 @@ describe("validatePath on the demo's certificates", () => {
     }
     const auth = demo.certificates.find((c) => c.type === "authentication")!;
     expect(validate(auth.ca.replace("-auth", "-sig"), auth.path)).toMatchObject({ status: "untrusted" });
+  });
+});
+
+describe("JpkiVerifier: a relying party's set-up configured once, used per certificate", () => {
+  it("validates by its configuration (trust, local CRLs, hard-fail), the same verdicts as per call", async () => {
+    const ws = demo.workspace;
+    const der = (p: string) => pemOrDer(readFileSync(p), ["CERTIFICATE"], "certificate");
+    const crl = readFileSync(join(ws, "crl", "13-sig.crl"));
+    const at = new Date(parseCrl(crl).thisUpdate.getTime() + 1000);
+    const verifier = new JpkiVerifier({ trustAnchors: [der(join(ws, "ca", "13-sig.pem"))], crls: [crl], clock: { now: () => at } });
+    const good = unrevoked(demo).find((c) => c.ca === "13-sig" && c.type === "signature")!;
+    expect(await verifier.verify(der(good.path), { purpose: "signature" })).toMatchObject({ status: "valid", prefecture: { code: "13" } });
+    const revoked = demo.certificates.find((c) => c.serial === demo.revoked.serial)!;
+    expect(revoked.ca).toBe("13-sig");
+    expect(await verifier.verify(der(revoked.path), { purpose: "signature" })).toMatchObject({ status: "revoked", index: 0 });
+    // without the CRL, hard-fail by configuration: revocation unknown; soft-fail: valid with a warning
+    const bare = new JpkiVerifier({ trustAnchors: [der(join(ws, "ca", "13-sig.pem"))], clock: { now: () => at } });
+    expect(await bare.verify(der(good.path), { purpose: "signature" })).toMatchObject({ status: "revocation-unknown" });
+    const soft = new JpkiVerifier({ trustAnchors: [der(join(ws, "ca", "13-sig.pem"))], revocation: "soft-fail", clock: { now: () => at } });
+    const r = await soft.verify(der(good.path), { purpose: "signature" });
+    expect(r.status === "valid" && r.revocationWarnings.length).toBe(1);
+  });
+
+  it("refuses a configuration it cannot honour: no trust anchor, OCSP without a client, unknown sources", () => {
+    const anchor = pemOrDer(readFileSync(join(demo.workspace, "ca", "13-sig.pem")), ["CERTIFICATE"], "certificate");
+    expect(() => new JpkiVerifier({ trustAnchors: [] })).toThrow(expect.objectContaining({ code: "ERR_USAGE" }));
+    expect(() => new JpkiVerifier({ trustAnchors: [anchor], revocationSources: ["ocsp"] })).toThrow(expect.objectContaining({ code: "ERR_USAGE" }));
+    expect(() => new JpkiVerifier({ trustAnchors: [anchor], revocationSources: ["crl", "crl"] })).toThrow(expect.objectContaining({ code: "ERR_USAGE" }));
+    expect(() => new JpkiVerifier({ trustAnchors: [anchor], revocationSources: ["ldap" as never] })).toThrow(expect.objectContaining({ code: "ERR_USAGE" }));
   });
 });
