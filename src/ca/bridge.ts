@@ -53,7 +53,7 @@ import type { WorkspaceConfig } from "../workspace/config.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { buildCrl } from "../crl/builder.js";
 import { arlIssuingDistributionPoint, certificateExtension } from "../crl/scope.js";
-import { describeCrl } from "../profile/describe.js";
+import { parseCrl } from "../validation/crl.js";
 import { assembleCertificate, encodeTbs } from "./certificate.js";
 import { caUrls } from "./ids.js";
 import { endOfJstDay } from "./validity.js";
@@ -386,8 +386,8 @@ function currentCross(state: BridgeState, rec: CaRecord, bridge: Issuer): Stored
 function nextArlNumber(paths: BridgePaths, state: BridgeState): bigint {
   let n = BigInt(state.arlNumber);
   try {
-    const published = describeCrl(readFileSync(paths.arl), { maxEntries: 0 }).crlNumber;
-    if (published !== undefined && BigInt(published) > n) n = BigInt(published);
+    const published = parseCrl(readFileSync(paths.arl)).crlNumber;
+    if (published !== undefined && published > n) n = published;
   } catch {
     // none published, or unreadable: the state's number
   }
@@ -570,8 +570,7 @@ export function bridgeArlPublished(arl: BridgeArl): PublishedCrl {
 /** The nextUpdate of the ARL at `path` (ms), or 0 when it does not parse (then it is refreshed). */
 function arlNextUpdate(path: string): number {
   try {
-    const next = describeCrl(readFileSync(path), { maxEntries: 0 }).nextUpdate;
-    return next ? Date.parse(next) : 0;
+    return parseCrl(readFileSync(path)).nextUpdate?.getTime() ?? 0;
   } catch {
     return 0;
   }

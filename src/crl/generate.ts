@@ -7,6 +7,8 @@
  * passphrase is found after the CRL number was reserved, which burns that number (numbers only ever increase;
  * RFC 5280 §5.2.3 asks no more) and leaves the CA due, as any interrupted publication does.
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { caId, parseCaId } from "../ca/ids.js";
 import { prefectureList } from "../ca/prefectures.js";
 import { JpkiError } from "../errors.js";
@@ -16,7 +18,6 @@ import { SoftwareSigner, type Signer } from "../pki/signer.js";
 import { assertCaCertificate } from "../profile/ca-check.js";
 import type { CertificateType } from "../profile/types.js";
 import { ARL_SCOPE, FULL_SCOPE, type CaRecord } from "../store/types.js";
-import { bridgeArlPublished, refreshBridgeArl } from "../ca/bridge.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { deltaCadence } from "./delta.js";
 import { CrlPublisher, sweepCrlTemps, type CrlIssuer, type PublishedCrl } from "./publisher.js";
@@ -110,7 +111,9 @@ export async function generateCrls(
   }
   // The Bridge CA's ARL (ca/bridge.ts) goes with the ARLs of a whole selection: every time with "all", when due
   // with "due".
-  if (which !== "none" && !opts.ca) {
+  // Loaded only for a workspace that has a Bridge: `crl generate` stays light (test/integration/cli-startup.test.ts).
+  if (which !== "none" && !opts.ca && existsSync(join(ws.paths.root, "bridge"))) {
+    const { bridgeArlPublished, refreshBridgeArl } = await import("../ca/bridge.js");
     const arl = await refreshBridgeArl(ws, opts.passphrase, { marginMs: refreshMarginMs(ws.config), force: which === "all" });
     if (arl) landed(bridgeArlPublished(arl));
   }
