@@ -32,6 +32,8 @@ import { Coalescer } from "./coalesce.js";
 import { decodeEntries, encodeEntry, type EncodedEntries } from "../profile/crl-entry.js";
 import { RevocationBlocks, blockEntries, type RevocationBlock } from "./revocation-log.js";
 import {
+  toDisclosure,
+  type DisclosureRowDb,
   itemsOf,
   sameItems,
   toCa,
@@ -53,6 +55,7 @@ import {
   type VerifierRowDb,
 } from "./rows.js";
 import type {
+  DisclosureRecord,
   CaRecord,
   CertificateStatusRow,
   OcspResponderRecord,
@@ -271,7 +274,23 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   // no entry is encoded again. Measured at 1,000,000 revocations, reading rows by serial and encoding each
   // entry in JS took 2.6 s of a CRL build. Ids come from a sequence, not in commit order: a full CRL lists the
   // blocks its snapshot sees, whatever their ids; deltas keep using revoked_xid, never block ids.
-  migration7,
+  migration7,  // 8: the disclosure log, as SQLite's version 14 (sqlite.ts says what it holds and why).
+  `
+  CREATE TABLE disclosures (
+    id bigserial PRIMARY KEY,
+    verifier_id text COLLATE "C" NOT NULL,
+    serial text COLLATE "C" NOT NULL,
+    issuer text NOT NULL,
+    resident_code text COLLATE "C",
+    purpose text NOT NULL,
+    legal_basis text,
+    at bigint NOT NULL,
+    validation_time bigint NOT NULL,
+    answer text NOT NULL,
+    items_disclosed boolean NOT NULL
+  );
+  CREATE INDEX disclosures_resident ON disclosures (resident_code, id) WHERE resident_code IS NOT NULL;
+  `,
 ];
 
 /** Entries per log block written by migration 7 and by a load (later blocks hold what one transaction revoked). */
@@ -1798,6 +1817,34 @@ export class PostgresStore implements Store {
         ? await this.#query<VerifierFetchRowDb>("reading verifier fetches", `SELECT * FROM verifier_fetches ORDER BY id ${order} LIMIT $1`, [limit])
         : await this.#query<VerifierFetchRowDb>("reading verifier fetches", `SELECT * FROM verifier_fetches WHERE verifier_id = $1 ORDER BY id ${order} LIMIT $2`, [q.verifierId, limit]);
     return rows.map(toVerifierFetch);
+  }
+
+  async appendDisclosures(records: readonly DisclosureRecord[]): Promise<void> {
+    if (!records.length) return;
+    // One statement for the whole group (unnest'ed arrays): one round trip, one commit, all or nothing.
+    const col = <T>(f: (d: DisclosureRecord) => T) => records.map(f);
+    await this.#query(
+      "recording disclosures",
+      `INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::boolean[])`,
+      [
+        col((d) => d.verifierId),
+        col((d) => d.serial),
+        col((d) => d.issuer),
+        col((d) => d.residentCode ?? null),
+        col((d) => d.purpose),
+        col((d) => d.legalBasis ?? null),
+        col((d) => d.at.getTime()),
+        col((d) => d.validationTime.getTime()),
+        col((d) => d.answer),
+        col((d) => d.itemsDisclosed),
+      ],
+    );
+  }
+
+  async listDisclosures(q: { residentCode: string; limit?: number }): Promise<DisclosureRecord[]> {
+    const rows = await this.#query<DisclosureRowDb>("reading disclosures", "SELECT * FROM disclosures WHERE resident_code = $1 ORDER BY id LIMIT $2", [q.residentCode, q.limit ?? 1000]);
+    return rows.map(toDisclosure);
   }
 
   // ---- Moving a store (store/copy.ts): dump and load. Kept apart, at the end, on purpose: they read and

@@ -8,6 +8,9 @@ import { decodeEntries, entryOffsets, type EncodedEntries } from "../profile/crl
 import { META_BYTES, RevocationBlocks, blockEntries, municipalitiesOf, municipalityText } from "./revocation-log.js";
 import type { CertificateType } from "../profile/types.js";
 import {
+  disclosureValues,
+  toDisclosure,
+  type DisclosureRowDb,
   itemsOf,
   sameItems,
   toCa,
@@ -30,6 +33,7 @@ import {
   type VerifierRowDb,
 } from "./rows.js";
 import type {
+  DisclosureRecord,
   CaRecord,
   CertificateStatusRow,
   OcspResponderRecord,
@@ -247,6 +251,26 @@ export const MIGRATIONS: readonly Migration[] = [
   // commit's time per certificate).
   `
   DROP INDEX IF EXISTS certificates_resident_all;
+  `,
+  // 14: the disclosure log (issue 11 point 1): every answer of POST /v1/validate — which verifier asked about
+  // which certificate, for which purpose and legal basis, when, what it was told and whether the resident's
+  // current four items went with it (never the items themselves) — so a resident can see who checked their
+  // certificates (jpki disclosure --resident). Append-only, written in groups by jpki serve before it answers.
+  `
+  CREATE TABLE disclosures (
+    id INTEGER PRIMARY KEY,
+    verifier_id TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    issuer TEXT NOT NULL,
+    resident_code TEXT,
+    purpose TEXT NOT NULL,
+    legal_basis TEXT,
+    at INTEGER NOT NULL,
+    validation_time INTEGER NOT NULL,
+    answer TEXT NOT NULL,
+    items_disclosed INTEGER NOT NULL CHECK (items_disclosed IN (0, 1))
+  );
+  CREATE INDEX disclosures_resident ON disclosures (resident_code, id) WHERE resident_code IS NOT NULL;
   `,
 ];
 
@@ -1305,6 +1329,7 @@ export class SqliteStore implements Store {
   /** Prepared once: `jpki serve` lists the verifiers every second to notice revocations. */
   #verifierList: Database.Statement | undefined;
   #fetchInsert: Database.Statement | undefined;
+  #disclosureInsert: Database.Statement | undefined;
 
   revokeVerifier(id: string, at: Date): Promise<VerifierRecord> {
     return this.#run("revoking a verifier", () =>
@@ -1354,6 +1379,25 @@ export class SqliteStore implements Store {
           : this.#db.prepare(`SELECT * FROM verifier_fetches WHERE verifier_id = ? ORDER BY id ${order} LIMIT ?`).all(q.verifierId, limit)
       ) as VerifierFetchRowDb[];
       return rows.map(toVerifierFetch);
+    });
+  }
+
+  appendDisclosures(records: readonly DisclosureRecord[]): Promise<void> {
+    if (!records.length) return Promise.resolve();
+    return this.#run("recording disclosures", () => {
+      const ins = (this.#disclosureInsert ??= this.#db.prepare(
+        "INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      ));
+      this.#db.transaction(() => {
+        for (const d of records) ins.run(...disclosureValues(d));
+      }).immediate();
+    });
+  }
+
+  listDisclosures(q: { residentCode: string; limit?: number }): Promise<DisclosureRecord[]> {
+    return this.#run("reading disclosures", () => {
+      const rows = this.#db.prepare("SELECT * FROM disclosures WHERE resident_code = ? ORDER BY id LIMIT ?").all(q.residentCode, q.limit ?? 1000) as DisclosureRowDb[];
+      return rows.map(toDisclosure);
     });
   }
 
