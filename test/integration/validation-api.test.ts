@@ -79,7 +79,7 @@ beforeAll(async () => {
   expect(movedCurrentItems.address).not.toBe(movedCertifiedItems.address);
   expect(new Set([validResident, movedResident, revokedResident]).size).toBe(3);
   const passphrase = readFileSync(join(ws, "passphrase.txt"), "utf8").trim();
-  serve = await startServe(ws, ["--access-log", "off"], { JPKI_PASSPHRASE: passphrase });
+  serve = await startServe(ws, ["--access-log", "off", "--crl-interval", "2"], { JPKI_PASSPHRASE: passphrase });
   expect(serve.stderr()).toMatch(/listening/);
 }, 180_000);
 
@@ -234,5 +234,27 @@ describe("GET /openapi.json", () => {
     expect(doc.components.schemas.ValidateRequest.properties.legalBasis.enum).toEqual(["pension", "child-allowance", "passport", "real-estate-registration", "construction-licence", "national-exam"]);
     expect(doc.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
     expect((await fetch(`${serve.url}/openapi.json`)).status).toBe(401);
+  });
+});
+
+describe("CRLs republished while it runs", () => {
+  it("a certificate revoked while the server runs is answered revoked once its CRL is republished (the file re-read)", async () => {
+    const sig = unrevoked(demo).filter((c) => c.type === "signature");
+    const target = sig[sig.length - 1]!;
+    expect(target.path).not.toBe(undefined);
+    const pem = readFileSync(resolve(demo.workspace, target.path), "utf8");
+    expect((await post({ certificate: pem, purpose: "signature" }, gov.token)).json().status).toBe("valid");
+    const passphrase = readFileSync(join(demo.workspace, "passphrase.txt"), "utf8").trim();
+    const r = await cli(["--workspace", demo.workspace, "revoke", "--serial", target.serial, "--reason", "loss"], { cwd: demo.workspace, env: { JPKI_PASSPHRASE: passphrase } });
+    expect(r.code, r.stderr).toBe(0);
+    // the schedule in jpki serve republishes within --crl-interval (2 s here); the service looks again within 1 s
+    let status = "";
+    for (let i = 0; i < 100 && status !== "revoked"; i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      status = (await post({ certificate: pem, purpose: "signature" }, priv.token)).json().status;
+    }
+    expect(status).toBe("revoked");
+    const g = await post({ certificate: pem, purpose: "signature" }, gov.token);
+    expect(g.json()).toMatchObject({ status: "revoked", revocation: { reason: "keyCompromise" } });
   });
 });
