@@ -1932,6 +1932,7 @@ export class PostgresStore implements Store {
       for await (const rows of cursor<VerifierFetchRowDb>("SELECT * FROM verifier_fetches ORDER BY id")) {
         yield { kind: "verifierFetches", records: rows.map(toVerifierFetch) };
       }
+      for await (const rows of cursor<DisclosureRowDb>("SELECT * FROM disclosures ORDER BY id")) yield { kind: "disclosures", records: rows.map(toDisclosure) };
       yield { kind: "end" };
       const note = opts.retire?.();
       if (note) {
@@ -2012,9 +2013,10 @@ const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
   verifierCa: "SELECT count(*) FROM verifier_ca",
   verifiers: "SELECT count(*) FROM verifiers",
   verifierFetches: "SELECT count(*) FROM verifier_fetches",
+  disclosures: "SELECT count(*) FROM disclosures",
 };
 /** The tables a dump reads and a load writes. */
-const COPY_TABLES = ["cas", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches"] as const;
+const COPY_TABLES = ["cas", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures"] as const;
 
 /**
  * Rebuilds the revocation log of a load in the order the dump gives (the source's CRL order): consecutive
@@ -2224,6 +2226,28 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
         `INSERT INTO verifier_fetches (verifier_id, scope, path, status, at, count, last_at)
          SELECT v, s, p, st, a, c, l FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::int[], $7::bigint[]) WITH ORDINALITY AS u(v, s, p, st, a, c, l, n) ORDER BY n`,
         [col(r, (x) => x.verifierId), col(r, (x) => x.scope), col(r, (x) => x.path), col(r, (x) => x.status), col(r, (x) => x.at.getTime()), col(r, (x) => x.count), col(r, (x) => x.lastAt.getTime())],
+      );
+      return;
+    }
+    case "disclosures": {
+      const r = b.records;
+      // In dump order, so the ids keep the order the answers were recorded in.
+      await c.query(
+        `INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed)
+         SELECT v, s, i, rc, p, lb, a, vt, ans, d FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::boolean[])
+           WITH ORDINALITY AS u(v, s, i, rc, p, lb, a, vt, ans, d, n) ORDER BY n`,
+        [
+          col(r, (x) => x.verifierId),
+          col(r, (x) => x.serial),
+          col(r, (x) => x.issuer),
+          col(r, (x) => x.residentCode ?? null),
+          col(r, (x) => x.purpose),
+          col(r, (x) => x.legalBasis ?? null),
+          col(r, (x) => x.at.getTime()),
+          col(r, (x) => x.validationTime.getTime()),
+          col(r, (x) => x.answer),
+          col(r, (x) => x.itemsDisclosed),
+        ],
       );
       return;
     }

@@ -1431,6 +1431,7 @@ export class SqliteStore implements Store {
             ["verifierCa", "verifier_ca"],
             ["verifiers", "verifiers"],
             ["verifierFetches", "verifier_fetches"],
+            ["disclosures", "disclosures"],
           ] as const
         ).map(([kind, table]) => [kind, db.prepare(table === "revocation_log" ? "SELECT coalesce(sum(entries), 0) FROM revocation_log" : `SELECT count(*) FROM ${table}`).pluck()]),
       ) as Record<DumpKind, Database.Statement>,
@@ -1453,6 +1454,7 @@ export class SqliteStore implements Store {
       verifierCa: db.prepare("SELECT * FROM verifier_ca"),
       verifiers: pages("verifiers", "id"),
       verifierFetches: pages("verifier_fetches", "id"),
+      disclosures: pages("disclosures", "id"),
       // Loading the order: the revoked certificate it names, and the serials already placed in the log.
       revokedBySerial: db.prepare(
         "SELECT k.ca_id, k.revoked_at, k.reason, k.not_after, k.municipality_code FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.serial = ?",
@@ -1490,6 +1492,9 @@ export class SqliteStore implements Store {
         verifierCa: db.prepare("INSERT INTO verifier_ca (id, cert_der, key_pem, created_at) VALUES (1, ?, ?, ?)"),
         verifiers: db.prepare("INSERT INTO verifiers (id, name, kind, token_sha256, cert_sha256, cert_not_after, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
         verifierFetches: db.prepare("INSERT INTO verifier_fetches (verifier_id, scope, path, status, at, count, last_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+        disclosures: db.prepare(
+          "INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ),
       },
     };
   }
@@ -1601,6 +1606,9 @@ export class SqliteStore implements Store {
       for (const records of paged<VerifierRowDb, string>(st.verifiers, (r) => r.id, toVerifier)) yield { kind: "verifiers", records: records as VerifierRecord[] };
       for (const records of paged<VerifierFetchRowDb & { id: number }, number>(st.verifierFetches, (r) => r.id, toVerifierFetch)) {
         yield { kind: "verifierFetches", records: records as VerifierFetch[] };
+      }
+      for (const records of paged<DisclosureRowDb & { id: number }, number>(st.disclosures, (r) => r.id, toDisclosure)) {
+        yield { kind: "disclosures", records: records as DisclosureRecord[] };
       }
       yield { kind: "end" };
       const note = opts.retire?.();
@@ -1737,6 +1745,9 @@ export class SqliteStore implements Store {
             case "verifierFetches":
               for (const r of b.records) ins.verifierFetches.run(...verifierFetchValues(r));
               break;
+            case "disclosures":
+              for (const r of b.records) ins.disclosures.run(...disclosureValues(r));
+              break;
           }
         } catch (e) {
           throw storeError(e, `loading ${b.kind}`);
@@ -1761,7 +1772,7 @@ export class SqliteStore implements Store {
 }
 
 /** Every table a dump reads: what a retired store refuses to write. */
-const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches"] as const;
+const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures"] as const;
 
 /** Log blocks read per page when dumping the CRL order. */
 const LOG_PAGE = 16;

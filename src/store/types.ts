@@ -546,7 +546,7 @@ export interface DumpOptions {
 }
 
 /** The kinds of logical record in a dump, in the order they come (and are loaded: CAs before what names them). */
-export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches"] as const;
+export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches", "disclosures"] as const;
 export type DumpKind = (typeof DUMP_KINDS)[number];
 export type DumpCounts = Readonly<Record<DumpKind, number>>;
 
@@ -626,4 +626,6 @@ export type DumpBatch =
   | { readonly kind: "verifiers"; readonly records: readonly VerifierRecord[] }
   /** in the order they were recorded */
   | { readonly kind: "verifierFetches"; readonly records: readonly VerifierFetch[] }
+  /** the disclosure log, in the order it was recorded */
+  | { readonly kind: "disclosures"; readonly records: readonly DisclosureRecord[] }
   | { readonly kind: "end" };
