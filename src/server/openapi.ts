@@ -44,7 +44,7 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
             "413": errorResponse(`The body is larger than ${BODY_LIMIT} bytes`),
             "415": errorResponse("The body is not application/json"),
             "429": errorResponse("Past the verifier's rate limit (Retry-After says when to come back)"),
-            "503": errorResponse("The disclosure log could not be written: no answer was given"),
+            "503": errorResponse("The store did not answer (or the disclosure log could not be written): no answer was given"),
           },
         },
       },

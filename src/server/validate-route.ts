@@ -37,7 +37,7 @@ export const VALIDATE_ERRORS = Object.freeze({
   "time-invalid": { status: 400, message: "at must be an ISO 8601 time with its zone, e.g. 2026-04-01T09:00:00Z" },
   "legal-basis-unknown": { status: 400, message: `legalBasis must be one of ${LEGAL_BASIS_CODES.join(", ")}` },
   unauthorized: { status: 401, message: "a registered verifier's credential is needed" },
-  "disclosure-log-unavailable": { status: 503, message: "the disclosure log could not be written, so no answer was given: try again" },
+  "store-unavailable": { status: 503, message: "the store did not answer (reading the certificate or resident, or writing the disclosure log), so no answer was given: try again" },
   internal: { status: 500, message: "the validation failed unexpectedly" },
 } as const);
 
@@ -154,7 +154,8 @@ export async function registerValidate(app: FastifyInstance, o: ValidateRouteOpt
         } catch (e) {
           // The message of a store error may name the store, never the certificate or the items: still, only the code goes out.
           o.onError?.(e, "answering POST /v1/validate (no answer given)");
-          return sendError(reply, (e as { code?: string }).code?.startsWith("ERR_STORE") || (e as { code?: string }).code === "ERR_WORKSPACE_LOCKED" ? "disclosure-log-unavailable" : "internal");
+          const code = (e as { code?: string }).code ?? "";
+          return sendError(reply, code.startsWith("ERR_STORE") || code === "ERR_WORKSPACE_LOCKED" ? "store-unavailable" : "internal");
         }
         return reply.header("Cache-Control", "no-store").send(answer);
       },
