@@ -131,6 +131,15 @@ describe("POST /v1/validate: each verifier kind in its view", () => {
     expect(none.text).not.toContain(movedCurrentItems.address);
   });
 
+  it("a certificate that is not ours (here a CA certificate) brings no items, whatever the legal basis, and is listed for no resident", async () => {
+    const caPem = readFileSync(join(demo.workspace, "ca", `${demo.revoked.ca}.pem`), "utf8");
+    const r = await post({ certificate: caPem, purpose: "signature", legalBasis: "passport" }, gov.token);
+    expect(r.status, r.text).toBe(200);
+    expect(r.json()).toMatchObject({ view: "government", legalBasis: "passport", itemsWithheld: "certificate-not-ours" });
+    expect(r.json().status).not.toBe("valid");
+    expect(r.json().currentItems).toBeUndefined();
+  });
+
   it("accepts base64 DER and a validation time: past notAfter the government body sees expired, the private provider 'unknown'", async () => {
     const der = Buffer.from(movedCert.replace(/-----[^-]+-----|\s/g, ""), "base64").toString("base64");
     const at = "2100-01-01T00:00:00.000Z";
