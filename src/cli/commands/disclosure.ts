@@ -20,8 +20,7 @@ export function makeDisclosureCommand(io: Io): Command {
 Each line: when, the verifier (name, kind: government 行政機関 / private 民間認証事業者), the certificate
 (serial, CA), the purpose and legal basis named, the answer given, and whether the resident's current four
 items were disclosed (government bodies with a legal basis of the Basic Resident Registration Act's tables).
-
-Exit codes: 0 success (also when nobody checked), 2 usage, 7 invalid resident code.
+Nobody having checked is a success (exit 0); an invalid resident code exits 7 (ERR_RESIDENT_CODE_INVALID).
 
 Examples:
   jpki disclosure --resident 12345678906
