@@ -36,7 +36,7 @@ import { SERVER_ROUTES, type ServerRoute, type VerifierRateLimit } from "../work
 import { bearerToken, certificateSha256, tokenSha256 } from "../verifier/credentials.js";
 
 /** A scope: what a route serves, as the access log and fetch records name it. */
-export type RouteScope = (typeof SERVER_ROUTES)[ServerRoute] | "other";
+export type RouteScope = (typeof SERVER_ROUTES)[ServerRoute] | "validate" | "other";
 
 /** Which verifier kinds may use each scope: anything not open needs a credential, /metrics none of theirs. */
 export const SCOPE_ACCESS: Readonly<Record<RouteScope, readonly VerifierKind[]>> = Object.freeze({
@@ -47,6 +47,10 @@ export const SCOPE_ACCESS: Readonly<Record<RouteScope, readonly VerifierKind[]>>
   arl: ["government", "private"],
   "ca-certificate": ["government", "private"],
   ocsp: ["government", "private"],
+  openapi: ["government", "private"],
+  // The validation API (POST /v1/validate): registered verifiers only, never opened by openRoutes (it is not in
+  // SERVER_ROUTES, so no configuration can name it).
+  validate: ["government", "private"],
   other: ["government", "private"],
 });
 
@@ -59,6 +63,8 @@ export function scopeOf(path: string): RouteScope {
   if (path.startsWith("/arl/")) return "arl";
   if (path.startsWith("/ca/")) return "ca-certificate";
   if (path === "/ocsp" || path.startsWith("/ocsp/")) return "ocsp";
+  if (path === "/v1/validate") return "validate";
+  if (path === "/openapi.json") return "openapi";
   return "other";
 }
 

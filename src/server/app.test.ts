@@ -422,3 +422,29 @@ describe("health of every CRL", () => {
     }
   });
 });
+
+describe("POST /v1/validate when the store fails", () => {
+  it("answers 503 store-unavailable, discloses nothing and records nothing; answers again once the store does", async () => {
+    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+    const body = JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature", legalBasis: "pension" });
+    const post = () => fetch(`${base}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body });
+    const append = ws.store.appendDisclosures.bind(ws.store);
+    ws.store.appendDisclosures = async () => {
+      throw Object.assign(new Error("disk full"), { code: "ERR_STORE" });
+    };
+    try {
+      const r = await post();
+      expect(r.status).toBe(503);
+      const text = await r.text();
+      expect(JSON.parse(text)).toMatchObject({ code: "store-unavailable" });
+      expect(text).not.toMatch(/山田|千代田|disk full/);
+    } finally {
+      ws.store.appendDisclosures = append;
+    }
+    expect(await ws.store.listDisclosures({ residentCode: cert.residentCode })).toEqual([]);
+    const ok = await post();
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ view: "government", status: "valid", currentItems: { name: "山田　太郎" } });
+    expect(await ws.store.listDisclosures({ residentCode: cert.residentCode })).toMatchObject([{ verifierId, legalBasis: "pension", answer: "valid", itemsDisclosed: true }]);
+  });
+});

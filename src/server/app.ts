@@ -11,7 +11,9 @@
  *   municipality | "arl"), url, number, thisUpdate, nextUpdate, entries, size, sha256;
  * - `/healthz`: the store answers and no CRL is past its nextUpdate (503 otherwise, saying which);
  * - `/metrics`: Prometheus text (prom-client): requests by route and status, CRL ages, OCSP answers by status;
- * - `/ocsp/<ca>`: OCSP (RFC 6960, RFC 5019), when given the responder passphrase (ocsp.ts, ocsp/responder.ts).
+ * - `/ocsp/<ca>`: OCSP (RFC 6960, RFC 5019), when given the responder passphrase (ocsp.ts, ocsp/responder.ts);
+ * - `POST /v1/validate`: the validation API, each verifier kind in its view, every answer in the disclosure log
+ *   (validate-route.ts, verifier/validation-service.ts); `/openapi.json` describes it (openapi.ts).
  * Every request, before any route sees it, must carry a registered verifier's (署名検証者) credential unless
  * the workspace's `openRoutes` lists its route; then a per-verifier rate limit, and a record of what each
  * verifier fetched (access.ts).
@@ -34,6 +36,9 @@ import { VerifierAccess, type AccessOptions, type RouteScope } from "./access.js
 import { ocspGetRoute, registerOcsp } from "./ocsp.js";
 import { PublishedFiles } from "./published.js";
 import { publishedRoute } from "./published-route.js";
+import { validationApiDocument } from "./openapi.js";
+import { registerValidate } from "./validate-route.js";
+import { VerifierValidationService, type ValidationServiceOptions } from "../verifier/validation-service.js";
 
 export interface ServerOptions {
   /** longest a cache may keep a CRL, seconds (never past its nextUpdate); default 300 */
@@ -55,6 +60,8 @@ export interface ServerOptions {
   readonly access?: Omit<AccessOptions, "prefix" | "openRoutes" | "rateLimit" | "onVerifierCa" | "onRefused">;
   /** connection timeouts, ms (CONNECTION_TIMEOUTS says why each is what it is) */
   readonly timeouts?: Partial<ConnectionTimeouts>;
+  /** the validation API (POST /v1/validate): how often it looks again at the CA certificates and CRL files */
+  readonly validation?: ValidationServiceOptions;
 }
 
 export interface ConnectionTimeouts {
@@ -199,6 +206,8 @@ const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
   arl: "published",
   "ca-certificate": "published",
   ocsp: "ocsp",
+  openapi: "openapi",
+  validate: "validate",
   other: "other",
 };
 
@@ -369,7 +378,16 @@ export async function buildServer(
     return reply.header("Cache-Control", "no-store").type(metrics.registry.contentType).send(body);
   });
 
-  app.addHook("onClose", async () => access.close());
+  const validation = new VerifierValidationService(ws, opts.validation);
+  await registerValidate(app, { prefix, service: validation, access, onResponse: onResponse("validate"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
+  const openapi = JSON.stringify(validationApiDocument(prefix));
+  app.get(`${prefix}/openapi.json`, { onResponse: onResponse("openapi") }, async (_req, reply) => reply.header("Cache-Control", "no-cache").type("application/json; charset=utf-8").send(openapi));
+
+  // The disclosure records in flight are written before the fetch records and the store close.
+  app.addHook("onClose", async () => {
+    await validation.close();
+    await access.close();
+  });
 
   if (opts.ocsp) {
     const { maxAgeSeconds, ...o } = opts.ocsp;

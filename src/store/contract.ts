@@ -543,5 +543,21 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(await s.listVerifierFetches({ verifierId: "v-01", newest: true })).toEqual([f("v-01", 304, 3), f("v-01", 200, 1)]);
       await s.close();
     });
+
+    it("appends disclosure records (POST /v1/validate) and lists them by resident, in order", async () => {
+      const s = await make();
+      await s.appendDisclosures([]);
+      const d = (residentCode: string | undefined, at: number, itemsDisclosed: boolean, legalBasis?: string) => ({
+        verifierId: "v-01", serial: `0a${at}`, issuer: residentCode ? "13-sig" : "CN=elsewhere", residentCode, purpose: "signature" as const,
+        legalBasis, at: new Date(at), validationTime: new Date(at - 1), answer: itemsDisclosed ? "valid" : "revoked", itemsDisclosed,
+      });
+      await s.appendDisclosures([d("12345678901", 1, true, "pension"), d("22345678901", 2, false), d(undefined, 3, false)]);
+      await s.appendDisclosures([d("12345678901", 4, false)]);
+      expect(await s.listDisclosures({ residentCode: "12345678901" })).toEqual([d("12345678901", 1, true, "pension"), d("12345678901", 4, false)]);
+      expect(await s.listDisclosures({ residentCode: "12345678901", limit: 1 })).toEqual([d("12345678901", 1, true, "pension")]);
+      expect(await s.listDisclosures({ residentCode: "22345678901" })).toEqual([d("22345678901", 2, false)]);
+      expect(await s.listDisclosures({ residentCode: "99999999999" })).toEqual([]);
+      await s.close();
+    });
   });
 }

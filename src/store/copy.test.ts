@@ -119,6 +119,11 @@ async function populate(s: Store): Promise<void> {
     { verifierId: "v-bb", scope: "crl", path: "/crl/13-sig.crl", status: 200, at: new Date(T + 42_500), count: 1, lastAt: new Date(T + 42_500) },
     { verifierId: "v-aa", scope: "crl", path: "/crl/13-sig.crl", status: 304, at: new Date(T + 44_000), count: 1234, lastAt: new Date(T + 44_999) },
     { verifierId: "v-aa", scope: "ca-certificate", path: "/ca/13-sig.crt", status: 200, at: new Date(T + 44_000), count: 2, lastAt: new Date(T + 44_001) },
+  ]);  // The disclosure log (POST /v1/validate): two answers about one resident's certificate, one about a foreign one
+  await s.appendDisclosures([
+    { verifierId: "v-aa", serial: "0a03", issuer: "13-sig", residentCode: "12345678906", purpose: "signature", legalBasis: "pension", at: new Date(T + 45_000), validationTime: new Date(T + 45_000), answer: "revoked", itemsDisclosed: true },
+    { verifierId: "v-bb", serial: "0a03", issuer: "13-sig", residentCode: "12345678906", purpose: "signature", legalBasis: undefined, at: new Date(T + 45_001), validationTime: new Date(T + 40_000), answer: "revoked", itemsDisclosed: false },
+    { verifierId: "v-aa", serial: "ff01", issuer: "C=JP, O=Elsewhere", residentCode: undefined, purpose: "authentication", legalBasis: undefined, at: new Date(T + 45_002), validationTime: new Date(T + 45_002), answer: "untrusted", itemsDisclosed: false },
   ]);
 }
 
@@ -170,6 +175,7 @@ async function observe(s: Store) {
     verifierCa: await s.getVerifierCa(),
     fetches: await s.listVerifierFetches(),
     fetchesOf: await s.listVerifierFetches({ verifierId: "v-aa" }),
+    disclosures: await s.listDisclosures({ residentCode: "12345678906" }),
   };
 }
 
@@ -189,7 +195,7 @@ describe("copyStore", () => {
     const progress: string[] = [];
     const ab = await copyStore(a, b, { chunkSize: 3, onProgress: (p) => progress.push(`${p.phase}:${p.kind}:${p.done}/${p.total}`) });
     expect(ab).toMatchObject({ from: "sqlite", to: "postgres" });
-    expect(ab.fingerprint.counts).toEqual({ cas: 2, residents: 5, certificates: 8, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 2, crls: 5, ocspResponders: 1, verifierCa: 1, verifiers: 2, verifierFetches: 3 });
+    expect(ab.fingerprint.counts).toEqual({ cas: 2, residents: 5, certificates: 8, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 2, crls: 5, ocspResponders: 1, verifierCa: 1, verifiers: 2, verifierFetches: 3, disclosures: 3 });
     expect(progress).toContain("copy:certificates:8/8");
     expect(progress).toContain("verify:crls:5/5");
     expect(await observe(b)).toEqual(before);

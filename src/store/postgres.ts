@@ -32,6 +32,8 @@ import { Coalescer } from "./coalesce.js";
 import { decodeEntries, encodeEntry, type EncodedEntries } from "../profile/crl-entry.js";
 import { RevocationBlocks, blockEntries, type RevocationBlock } from "./revocation-log.js";
 import {
+  toDisclosure,
+  type DisclosureRowDb,
   itemsOf,
   sameItems,
   toCa,
@@ -53,6 +55,7 @@ import {
   type VerifierRowDb,
 } from "./rows.js";
 import type {
+  DisclosureRecord,
   CaRecord,
   CertificateStatusRow,
   OcspResponderRecord,
@@ -271,7 +274,23 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   // no entry is encoded again. Measured at 1,000,000 revocations, reading rows by serial and encoding each
   // entry in JS took 2.6 s of a CRL build. Ids come from a sequence, not in commit order: a full CRL lists the
   // blocks its snapshot sees, whatever their ids; deltas keep using revoked_xid, never block ids.
-  migration7,
+  migration7,  // 8: the disclosure log, as SQLite's version 14 (sqlite.ts says what it holds and why).
+  `
+  CREATE TABLE disclosures (
+    id bigserial PRIMARY KEY,
+    verifier_id text COLLATE "C" NOT NULL,
+    serial text COLLATE "C" NOT NULL,
+    issuer text NOT NULL,
+    resident_code text COLLATE "C",
+    purpose text NOT NULL,
+    legal_basis text,
+    at bigint NOT NULL,
+    validation_time bigint NOT NULL,
+    answer text NOT NULL,
+    items_disclosed boolean NOT NULL
+  );
+  CREATE INDEX disclosures_resident ON disclosures (resident_code, id) WHERE resident_code IS NOT NULL;
+  `,
 ];
 
 /** Entries per log block written by migration 7 and by a load (later blocks hold what one transaction revoked). */
@@ -1800,6 +1819,34 @@ export class PostgresStore implements Store {
     return rows.map(toVerifierFetch);
   }
 
+  async appendDisclosures(records: readonly DisclosureRecord[]): Promise<void> {
+    if (!records.length) return;
+    // One statement for the whole group (unnest'ed arrays): one round trip, one commit, all or nothing.
+    const col = <T>(f: (d: DisclosureRecord) => T) => records.map(f);
+    await this.#query(
+      "recording disclosures",
+      `INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::boolean[])`,
+      [
+        col((d) => d.verifierId),
+        col((d) => d.serial),
+        col((d) => d.issuer),
+        col((d) => d.residentCode ?? null),
+        col((d) => d.purpose),
+        col((d) => d.legalBasis ?? null),
+        col((d) => d.at.getTime()),
+        col((d) => d.validationTime.getTime()),
+        col((d) => d.answer),
+        col((d) => d.itemsDisclosed),
+      ],
+    );
+  }
+
+  async listDisclosures(q: { residentCode: string; limit?: number }): Promise<DisclosureRecord[]> {
+    const rows = await this.#query<DisclosureRowDb>("reading disclosures", "SELECT * FROM disclosures WHERE resident_code = $1 ORDER BY id LIMIT $2", [q.residentCode, q.limit ?? 1000]);
+    return rows.map(toDisclosure);
+  }
+
   // ---- Moving a store (store/copy.ts): dump and load. Kept apart, at the end, on purpose: they read and
   // write every table this backend has, and only through the columns its other methods use. ----
 
@@ -1885,6 +1932,7 @@ export class PostgresStore implements Store {
       for await (const rows of cursor<VerifierFetchRowDb>("SELECT * FROM verifier_fetches ORDER BY id")) {
         yield { kind: "verifierFetches", records: rows.map(toVerifierFetch) };
       }
+      for await (const rows of cursor<DisclosureRowDb>("SELECT * FROM disclosures ORDER BY id")) yield { kind: "disclosures", records: rows.map(toDisclosure) };
       yield { kind: "end" };
       const note = opts.retire?.();
       if (note) {
@@ -1965,9 +2013,10 @@ const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
   verifierCa: "SELECT count(*) FROM verifier_ca",
   verifiers: "SELECT count(*) FROM verifiers",
   verifierFetches: "SELECT count(*) FROM verifier_fetches",
+  disclosures: "SELECT count(*) FROM disclosures",
 };
 /** The tables a dump reads and a load writes. */
-const COPY_TABLES = ["cas", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches"] as const;
+const COPY_TABLES = ["cas", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures"] as const;
 
 /**
  * Rebuilds the revocation log of a load in the order the dump gives (the source's CRL order): consecutive
@@ -2177,6 +2226,28 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
         `INSERT INTO verifier_fetches (verifier_id, scope, path, status, at, count, last_at)
          SELECT v, s, p, st, a, c, l FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::int[], $7::bigint[]) WITH ORDINALITY AS u(v, s, p, st, a, c, l, n) ORDER BY n`,
         [col(r, (x) => x.verifierId), col(r, (x) => x.scope), col(r, (x) => x.path), col(r, (x) => x.status), col(r, (x) => x.at.getTime()), col(r, (x) => x.count), col(r, (x) => x.lastAt.getTime())],
+      );
+      return;
+    }
+    case "disclosures": {
+      const r = b.records;
+      // In dump order, so the ids keep the order the answers were recorded in.
+      await c.query(
+        `INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed)
+         SELECT v, s, i, rc, p, lb, a, vt, ans, d FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::boolean[])
+           WITH ORDINALITY AS u(v, s, i, rc, p, lb, a, vt, ans, d, n) ORDER BY n`,
+        [
+          col(r, (x) => x.verifierId),
+          col(r, (x) => x.serial),
+          col(r, (x) => x.issuer),
+          col(r, (x) => x.residentCode ?? null),
+          col(r, (x) => x.purpose),
+          col(r, (x) => x.legalBasis ?? null),
+          col(r, (x) => x.at.getTime()),
+          col(r, (x) => x.validationTime.getTime()),
+          col(r, (x) => x.answer),
+          col(r, (x) => x.itemsDisclosed),
+        ],
       );
       return;
     }

@@ -4,7 +4,7 @@
  * integer column arrives as a number or a bigint, so every mapping goes through Number().
  */
 import type { CertificateType, FourItems, Gender } from "../profile/types.js";
-import type { CaRecord, CertificateRow, CrlRecord, DumpCrl, NoticeStatus, OcspResponderRecord, ResidentRecord, ResidentStatus, StoredNotice, VerifierCaRecord, VerifierFetch, VerifierKind, VerifierRecord } from "./types.js";
+import type { CaRecord, CertificateRow, CrlRecord, DisclosureRecord, DumpCrl, NoticeStatus, OcspResponderRecord, ResidentRecord, ResidentStatus, StoredNotice, VerifierCaRecord, VerifierFetch, VerifierKind, VerifierRecord } from "./types.js";
 
 type Int = number | bigint;
 
@@ -216,4 +216,37 @@ export function verifierFetchValues(f: VerifierFetch): [string, string, string, 
 
 export function toVerifierCa(r: { cert_der: Buffer; key_pem: string; created_at: Int }): VerifierCaRecord {
   return { certificateDer: r.cert_der, encryptedKeyPem: r.key_pem, createdAt: new Date(Number(r.created_at)) };
+}
+
+export interface DisclosureRowDb {
+  verifier_id: string;
+  serial: string;
+  issuer: string;
+  resident_code: string | null;
+  purpose: string;
+  legal_basis: string | null;
+  at: Int;
+  validation_time: Int;
+  answer: string;
+  items_disclosed: Int | boolean;
+}
+
+export function toDisclosure(r: DisclosureRowDb): DisclosureRecord {
+  return {
+    verifierId: r.verifier_id,
+    serial: r.serial,
+    issuer: r.issuer,
+    residentCode: r.resident_code ?? undefined,
+    purpose: r.purpose as CertificateType,
+    legalBasis: r.legal_basis ?? undefined,
+    at: new Date(Number(r.at)),
+    validationTime: new Date(Number(r.validation_time)),
+    answer: r.answer,
+    itemsDisclosed: Boolean(Number(r.items_disclosed)),
+  };
+}
+
+/** A disclosure record's columns in insert order (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed). */
+export function disclosureValues(d: DisclosureRecord): [string, string, string, string | null, string, string | null, number, number, string, number] {
+  return [d.verifierId, d.serial, d.issuer, d.residentCode ?? null, d.purpose, d.legalBasis ?? null, d.at.getTime(), d.validationTime.getTime(), d.answer, d.itemsDisclosed ? 1 : 0];
 }

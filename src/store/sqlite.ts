@@ -8,6 +8,9 @@ import { decodeEntries, entryOffsets, type EncodedEntries } from "../profile/crl
 import { META_BYTES, RevocationBlocks, blockEntries, municipalitiesOf, municipalityText } from "./revocation-log.js";
 import type { CertificateType } from "../profile/types.js";
 import {
+  disclosureValues,
+  toDisclosure,
+  type DisclosureRowDb,
   itemsOf,
   sameItems,
   toCa,
@@ -30,6 +33,7 @@ import {
   type VerifierRowDb,
 } from "./rows.js";
 import type {
+  DisclosureRecord,
   CaRecord,
   CertificateStatusRow,
   OcspResponderRecord,
@@ -247,6 +251,26 @@ export const MIGRATIONS: readonly Migration[] = [
   // commit's time per certificate).
   `
   DROP INDEX IF EXISTS certificates_resident_all;
+  `,
+  // 14: the disclosure log (issue 11 point 1): every answer of POST /v1/validate — which verifier asked about
+  // which certificate, for which purpose and legal basis, when, what it was told and whether the resident's
+  // current four items went with it (never the items themselves) — so a resident can see who checked their
+  // certificates (jpki disclosure --resident). Append-only, written in groups by jpki serve before it answers.
+  `
+  CREATE TABLE disclosures (
+    id INTEGER PRIMARY KEY,
+    verifier_id TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    issuer TEXT NOT NULL,
+    resident_code TEXT,
+    purpose TEXT NOT NULL,
+    legal_basis TEXT,
+    at INTEGER NOT NULL,
+    validation_time INTEGER NOT NULL,
+    answer TEXT NOT NULL,
+    items_disclosed INTEGER NOT NULL CHECK (items_disclosed IN (0, 1))
+  );
+  CREATE INDEX disclosures_resident ON disclosures (resident_code, id) WHERE resident_code IS NOT NULL;
   `,
 ];
 
@@ -1305,6 +1329,7 @@ export class SqliteStore implements Store {
   /** Prepared once: `jpki serve` lists the verifiers every second to notice revocations. */
   #verifierList: Database.Statement | undefined;
   #fetchInsert: Database.Statement | undefined;
+  #disclosureInsert: Database.Statement | undefined;
 
   revokeVerifier(id: string, at: Date): Promise<VerifierRecord> {
     return this.#run("revoking a verifier", () =>
@@ -1357,6 +1382,25 @@ export class SqliteStore implements Store {
     });
   }
 
+  appendDisclosures(records: readonly DisclosureRecord[]): Promise<void> {
+    if (!records.length) return Promise.resolve();
+    return this.#run("recording disclosures", () => {
+      const ins = (this.#disclosureInsert ??= this.#db.prepare(
+        "INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      ));
+      this.#db.transaction(() => {
+        for (const d of records) ins.run(...disclosureValues(d));
+      }).immediate();
+    });
+  }
+
+  listDisclosures(q: { residentCode: string; limit?: number }): Promise<DisclosureRecord[]> {
+    return this.#run("reading disclosures", () => {
+      const rows = this.#db.prepare("SELECT * FROM disclosures WHERE resident_code = ? ORDER BY id LIMIT ?").all(q.residentCode, q.limit ?? 1000) as DisclosureRowDb[];
+      return rows.map(toDisclosure);
+    });
+  }
+
   // ---- Moving a store (store/copy.ts): dump and load. Kept apart, at the end, on purpose: they read and
   // write every table this backend has, and only through the columns its other methods use. ----
 
@@ -1387,6 +1431,7 @@ export class SqliteStore implements Store {
             ["verifierCa", "verifier_ca"],
             ["verifiers", "verifiers"],
             ["verifierFetches", "verifier_fetches"],
+            ["disclosures", "disclosures"],
           ] as const
         ).map(([kind, table]) => [kind, db.prepare(table === "revocation_log" ? "SELECT coalesce(sum(entries), 0) FROM revocation_log" : `SELECT count(*) FROM ${table}`).pluck()]),
       ) as Record<DumpKind, Database.Statement>,
@@ -1409,6 +1454,7 @@ export class SqliteStore implements Store {
       verifierCa: db.prepare("SELECT * FROM verifier_ca"),
       verifiers: pages("verifiers", "id"),
       verifierFetches: pages("verifier_fetches", "id"),
+      disclosures: pages("disclosures", "id"),
       // Loading the order: the revoked certificate it names, and the serials already placed in the log.
       revokedBySerial: db.prepare(
         "SELECT k.ca_id, k.revoked_at, k.reason, k.not_after, k.municipality_code FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.serial = ?",
@@ -1446,6 +1492,9 @@ export class SqliteStore implements Store {
         verifierCa: db.prepare("INSERT INTO verifier_ca (id, cert_der, key_pem, created_at) VALUES (1, ?, ?, ?)"),
         verifiers: db.prepare("INSERT INTO verifiers (id, name, kind, token_sha256, cert_sha256, cert_not_after, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
         verifierFetches: db.prepare("INSERT INTO verifier_fetches (verifier_id, scope, path, status, at, count, last_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+        disclosures: db.prepare(
+          "INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ),
       },
     };
   }
@@ -1557,6 +1606,9 @@ export class SqliteStore implements Store {
       for (const records of paged<VerifierRowDb, string>(st.verifiers, (r) => r.id, toVerifier)) yield { kind: "verifiers", records: records as VerifierRecord[] };
       for (const records of paged<VerifierFetchRowDb & { id: number }, number>(st.verifierFetches, (r) => r.id, toVerifierFetch)) {
         yield { kind: "verifierFetches", records: records as VerifierFetch[] };
+      }
+      for (const records of paged<DisclosureRowDb & { id: number }, number>(st.disclosures, (r) => r.id, toDisclosure)) {
+        yield { kind: "disclosures", records: records as DisclosureRecord[] };
       }
       yield { kind: "end" };
       const note = opts.retire?.();
@@ -1693,6 +1745,9 @@ export class SqliteStore implements Store {
             case "verifierFetches":
               for (const r of b.records) ins.verifierFetches.run(...verifierFetchValues(r));
               break;
+            case "disclosures":
+              for (const r of b.records) ins.disclosures.run(...disclosureValues(r));
+              break;
           }
         } catch (e) {
           throw storeError(e, `loading ${b.kind}`);
@@ -1717,7 +1772,7 @@ export class SqliteStore implements Store {
 }
 
 /** Every table a dump reads: what a retired store refuses to write. */
-const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches"] as const;
+const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures"] as const;
 
 /** Log blocks read per page when dumping the CRL order. */
 const LOG_PAGE = 16;

@@ -336,6 +336,32 @@ export interface VerifierFetch {
   readonly lastAt: Date;
 }
 
+/**
+ * One answer of the validation API (`POST /v1/validate`), kept for the resident's right to know who checked
+ * their certificates and when (the disclosure log; `jpki disclosure --resident`). It holds no four items, only
+ * whether they were disclosed.
+ */
+export interface DisclosureRecord {
+  readonly verifierId: string;
+  /** the certificate's serial, lower-case hex */
+  readonly serial: string;
+  /** the issuing CA's id when the certificate is ours (e.g. "13-sig"), else its issuer name */
+  readonly issuer: string;
+  /** the resident the certificate was issued to, when it is ours */
+  readonly residentCode: string | undefined;
+  readonly purpose: CertificateType;
+  /** the legal basis named (a code of verifier/legal-basis.ts), when one was */
+  readonly legalBasis: string | undefined;
+  /** when the answer was given */
+  readonly at: Date;
+  /** the validation time asked about */
+  readonly validationTime: Date;
+  /** the status the verifier was told (its view: a private provider sees valid / revoked / unknown) */
+  readonly answer: string;
+  /** whether the resident's current four items went with the answer */
+  readonly itemsDisclosed: boolean;
+}
+
 export interface Store {
   readonly kind: "sqlite" | "postgres";
   close(): Promise<void>;
@@ -482,6 +508,13 @@ export interface Store {
    */
   listVerifierFetches(q?: { verifierId?: string; limit?: number; newest?: boolean }): Promise<VerifierFetch[]>;
 
+  // ---- The disclosure log (POST /v1/validate) ----
+
+  /** Appends disclosure records, all or nothing (one transaction or statement per call: callers batch). */
+  appendDisclosures(records: readonly DisclosureRecord[]): Promise<void>;
+  /** The disclosure records of a resident, in the order they were recorded, at most `limit` (default 1000). */
+  listDisclosures(q: { residentCode: string; limit?: number }): Promise<DisclosureRecord[]>;
+
   // ---- Moving a store (store/copy.ts): the whole store as logical records, out and in ----
 
   /**
@@ -513,7 +546,7 @@ export interface DumpOptions {
 }
 
 /** The kinds of logical record in a dump, in the order they come (and are loaded: CAs before what names them). */
-export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches"] as const;
+export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches", "disclosures"] as const;
 export type DumpKind = (typeof DUMP_KINDS)[number];
 export type DumpCounts = Readonly<Record<DumpKind, number>>;
 
@@ -593,4 +626,6 @@ export type DumpBatch =
   | { readonly kind: "verifiers"; readonly records: readonly VerifierRecord[] }
   /** in the order they were recorded */
   | { readonly kind: "verifierFetches"; readonly records: readonly VerifierFetch[] }
+  /** the disclosure log, in the order it was recorded */
+  | { readonly kind: "disclosures"; readonly records: readonly DisclosureRecord[] }
   | { readonly kind: "end" };

@@ -27,6 +27,7 @@ export const SERVER_ROUTES = Object.freeze({
   "/arl/*": "arl",
   "/ca/*": "ca-certificate",
   "/ocsp/*": "ocsp",
+  "/openapi.json": "openapi",
 } as const);
 export type ServerRoute = keyof typeof SERVER_ROUTES;
 

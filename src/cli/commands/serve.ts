@@ -65,6 +65,10 @@ Routes (under the path of the workspace's baseUrl):
   GET      /metrics                    Prometheus text: requests by route and status, CRL ages, OCSP answers
   POST     /ocsp/<ca>                  OCSP (RFC 6960), body application/ocsp-request
   GET      /ocsp/<ca>/<base64 request> OCSP GET (RFC 5019), with caching headers
+  POST     /v1/validate                the validation API: {certificate, chain?, purpose, at?, legalBasis?} →
+                                       a government body's or a private provider's view; every answer is
+                                       in 'jpki disclosure --resident CODE'
+  GET      /openapi.json               the validation API's OpenAPI 3.1 document
 Registered verifiers only: every route but those config.json's openRoutes lists (default: /healthz) needs
 'Authorization: Bearer <token>' or, over HTTPS, a client certificate from the verifier CA ('jpki verifier
 add'); else 401. A verifier revoked with 'jpki verifier revoke' is refused within 1 s. Each verifier gets

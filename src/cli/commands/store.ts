@@ -19,6 +19,7 @@ const KIND_NAMES: Record<StoreCopyProgress["kind"], string> = {
   verifierCa: "verifier CA",
   verifiers: "verifiers",
   verifierFetches: "verifier fetch records",
+  disclosures: "disclosure records",
 };
 
 /** How often a progress line goes to a stderr that is not a terminal (a log), and not before the copy has run this long. */

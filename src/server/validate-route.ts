@@ -1,0 +1,164 @@
+/**
+ * `POST /v1/validate`: the validation API for registered verifiers (署名検証者), issue 11 point 1. The caller is
+ * the verifier access.ts admitted (a bearer token or a client certificate of a live registration; 401
+ * otherwise, before this route runs); the service (verifier/validation-service.ts) validates and answers in the
+ * caller's view, after recording the answer in the disclosure log.
+ *
+ * Request (application/json, at most BODY_LIMIT bytes): `{ certificate, chain?, purpose, at?, legalBasis? }` —
+ * certificate and chain entries as PEM or base64 DER, purpose "signature" | "authentication", at an ISO 8601
+ * time with its zone, legalBasis a code of verifier/legal-basis.ts. Unknown fields are refused.
+ * Errors: `{ "error": <HTTP word>, "code": <typed code>, "message": <what to fix> }` — codes in
+ * VALIDATE_ERRORS; never a stack trace, never a piece of the certificate, never personal data.
+ */
+import { X509Certificate } from "node:crypto";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { parsePemBlocks } from "../pki/pem.js";
+import { isLegalBasisCode, LEGAL_BASIS_CODES } from "../verifier/legal-basis.js";
+import type { ValidationQuery, VerifierValidationService } from "../verifier/validation-service.js";
+import { JPKI_PURPOSES, type JpkiPurpose } from "../validation/jpki.js";
+import type { VerifierAccess } from "./access.js";
+
+/** Request body limit, bytes: a certificate and a chain of a few CA certificates fit many times over. */
+export const BODY_LIMIT = 64 * 1024;
+/** At most this many chain certificates. */
+export const MAX_CHAIN = 8;
+
+/** The typed error codes of the validation API, with their HTTP status. */
+export const VALIDATE_ERRORS = Object.freeze({
+  "body-not-json": { status: 400, message: "the body is not JSON" },
+  "body-too-large": { status: 413, message: `the body is larger than ${BODY_LIMIT} bytes` },
+  "unsupported-media-type": { status: 415, message: "send Content-Type: application/json" },
+  "body-invalid": { status: 400, message: "the body must be a JSON object" },
+  "field-unknown": { status: 400, message: "the body has a field the API does not know: certificate, chain, purpose, at, legalBasis" },
+  "certificate-missing": { status: 400, message: "give the certificate: PEM or base64 DER" },
+  "certificate-malformed": { status: 400, message: "the certificate is not an X.509 certificate in PEM or base64 DER" },
+  "chain-malformed": { status: 400, message: `chain must be a list of at most ${MAX_CHAIN} certificates, each PEM or base64 DER` },
+  "purpose-invalid": { status: 400, message: `purpose must be one of ${JPKI_PURPOSES.join(", ")}` },
+  "time-invalid": { status: 400, message: "at must be an ISO 8601 time with its zone, e.g. 2026-04-01T09:00:00Z" },
+  "legal-basis-unknown": { status: 400, message: `legalBasis must be one of ${LEGAL_BASIS_CODES.join(", ")}` },
+  unauthorized: { status: 401, message: "a registered verifier's credential is needed" },
+  "store-unavailable": { status: 503, message: "the store did not answer (reading the certificate or resident, or writing the disclosure log), so no answer was given: try again" },
+  internal: { status: 500, message: "the validation failed unexpectedly" },
+} as const);
+
+export type ValidateErrorCode = keyof typeof VALIDATE_ERRORS;
+
+const HTTP_WORD: Readonly<Record<number, string>> = { 400: "bad_request", 401: "unauthorized", 413: "payload_too_large", 415: "unsupported_media_type", 500: "internal_error", 503: "unavailable" };
+
+class RequestError extends Error {
+  constructor(readonly code: ValidateErrorCode) {
+    super(VALIDATE_ERRORS[code].message);
+  }
+}
+
+function sendError(reply: FastifyReply, code: ValidateErrorCode): FastifyReply {
+  const e = VALIDATE_ERRORS[code];
+  return reply.code(e.status).header("Cache-Control", "no-store").send({ error: HTTP_WORD[e.status] ?? "error", code, message: e.message });
+}
+
+const FIELDS = new Set(["certificate", "chain", "purpose", "at", "legalBasis"]);
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+const BASE64 = /^[A-Za-z0-9+/\s]+=*\s*$/;
+
+/** One certificate from PEM or base64 DER; undefined when it is neither or does not parse as X.509. */
+function certificateOf(s: unknown): Buffer | undefined {
+  if (typeof s !== "string" || !s.length) return undefined;
+  let der: Buffer | undefined;
+  if (s.includes("-----BEGIN")) {
+    const blocks = parsePemBlocks(s).filter((b) => b.label === "CERTIFICATE");
+    if (blocks.length !== 1) return undefined;
+    der = blocks[0]!.der;
+  } else if (BASE64.test(s)) der = Buffer.from(s, "base64");
+  if (!der || der.length < 16) return undefined;
+  try {
+    new X509Certificate(der);
+  } catch {
+    return undefined;
+  }
+  return der;
+}
+
+/** The query a body asks, or the RequestError saying what is wrong with it. */
+export function parseValidateBody(body: unknown): ValidationQuery {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new RequestError("body-invalid");
+  const b = body as Record<string, unknown>;
+  if (Object.keys(b).some((k) => !FIELDS.has(k))) throw new RequestError("field-unknown");
+  if (b.certificate === undefined) throw new RequestError("certificate-missing");
+  const certificate = certificateOf(b.certificate);
+  if (!certificate) throw new RequestError("certificate-malformed");
+  let chain: Buffer[] | undefined;
+  if (b.chain !== undefined) {
+    if (!Array.isArray(b.chain) || b.chain.length > MAX_CHAIN) throw new RequestError("chain-malformed");
+    chain = [];
+    for (const c of b.chain) {
+      const der = certificateOf(c);
+      if (!der) throw new RequestError("chain-malformed");
+      chain.push(der);
+    }
+  }
+  if (typeof b.purpose !== "string" || !JPKI_PURPOSES.includes(b.purpose as JpkiPurpose)) throw new RequestError("purpose-invalid");
+  let at: Date | undefined;
+  if (b.at !== undefined) {
+    if (typeof b.at !== "string" || !ISO_TIME.test(b.at)) throw new RequestError("time-invalid");
+    at = new Date(b.at);
+    if (Number.isNaN(at.getTime())) throw new RequestError("time-invalid");
+  }
+  if (b.legalBasis !== undefined && !isLegalBasisCode(b.legalBasis)) throw new RequestError("legal-basis-unknown");
+  return {
+    certificate,
+    ...(chain ? { chain } : {}),
+    purpose: b.purpose as JpkiPurpose,
+    ...(at ? { at } : {}),
+    ...(b.legalBasis !== undefined ? { legalBasis: b.legalBasis as ValidationQuery["legalBasis"] & string } : {}),
+  };
+}
+
+export interface ValidateRouteOptions {
+  readonly prefix: string;
+  readonly service: VerifierValidationService;
+  readonly access: VerifierAccess;
+  /** counts and logs each answer (app.ts's per-route hook) */
+  readonly onResponse: (req: FastifyRequest, reply: FastifyReply, done: () => void) => void;
+  readonly onError?: (e: unknown, what: string) => void;
+}
+
+/** Registers POST /v1/validate, with its own body limit and an error handler that answers typed codes only. */
+export async function registerValidate(app: FastifyInstance, o: ValidateRouteOptions): Promise<void> {
+  await app.register(async (scope) => {
+    scope.setErrorHandler((err: FastifyError, _req, reply) => {
+      // fastify's own refusals of the body: map to our codes, say nothing of the internals.
+      if (err.statusCode === 413) return sendError(reply, "body-too-large");
+      if (err.statusCode === 415) return sendError(reply, "unsupported-media-type");
+      if (err.statusCode === 400) return sendError(reply, "body-not-json");
+      o.onError?.(err, "answering POST /v1/validate");
+      return sendError(reply, "internal");
+    });
+    scope.route({
+      method: "POST",
+      url: `${o.prefix}/v1/validate`,
+      bodyLimit: BODY_LIMIT,
+      onResponse: o.onResponse,
+      handler: async (req, reply) => {
+        const caller = o.access.callerOf(req.raw);
+        if (!caller) return sendError(reply, "unauthorized");
+        let query: ValidationQuery;
+        try {
+          query = parseValidateBody(req.body);
+        } catch (e) {
+          if (e instanceof RequestError) return sendError(reply, e.code);
+          throw e;
+        }
+        let answer;
+        try {
+          answer = await o.service.validate(caller, query);
+        } catch (e) {
+          // The message of a store error may name the store, never the certificate or the items: still, only the code goes out.
+          o.onError?.(e, "answering POST /v1/validate (no answer given)");
+          const code = (e as { code?: string }).code ?? "";
+          return sendError(reply, code.startsWith("ERR_STORE") || code === "ERR_WORKSPACE_LOCKED" ? "store-unavailable" : "internal");
+        }
+        return reply.header("Cache-Control", "no-store").send(answer);
+      },
+    });
+  });
+}

@@ -1,0 +1,188 @@
+/**
+ * The validation API's service (`POST /v1/validate` on `jpki serve`, issue 11 point 1): validates a certificate
+ * for a registered verifier (署名検証者) against the workspace's CA certificates as trust anchors and the CRLs it
+ * has published (RFC 5280 §6 through validateJpki), answers in the view the verifier's kind may see (views.ts),
+ * adds the resident's current four items for a government body naming an allowed legal basis (legal-basis.ts),
+ * and records every answer in the disclosure log before it is given (disclosure-log.ts).
+ *
+ * Trust and CRLs are read from the workspace and kept: the CA certificates from the store, the CRL files from
+ * crl/ (full, delta, municipality partitions) and arl/. They are looked at again at most every `recheckMs`
+ * (default 1000 ms): a file whose (inode, size, mtime) is unchanged keeps its Buffer — so the shared
+ * CrlIndexCache finds its parsed index by identity, no re-read and no re-hash — and a file republished by rename
+ * (store/staging.ts) is read anew. A CRL republished is therefore used within recheckMs of its rename.
+ */
+import { X509Certificate } from "node:crypto";
+import { readdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import type { CertificateRow, VerifierRecord } from "../store/types.js";
+import { CrlIndexCache } from "../validation/crl-index-cache.js";
+import { validateJpki, type JpkiPurpose } from "../validation/jpki.js";
+import type { Workspace } from "../workspace/workspace.js";
+import { DisclosureLog } from "./disclosure-log.js";
+import { legalBasisAllows, type LegalBasisCode } from "./legal-basis.js";
+import { governmentView, privateView, type GovernmentView, type PrivateView } from "./views.js";
+
+export interface ValidationQuery {
+  /** the end-entity certificate, DER */
+  readonly certificate: Buffer;
+  /** further certificates to build the path from, DER */
+  readonly chain?: readonly Buffer[];
+  readonly purpose: JpkiPurpose;
+  /** the validation time (default now) */
+  readonly at?: Date;
+  readonly legalBasis?: LegalBasisCode;
+}
+
+export type ValidationAnswer = GovernmentView | PrivateView;
+
+interface CrlFile {
+  readonly key: string;
+  readonly der: Buffer;
+}
+
+interface Trust {
+  readonly anchors: readonly Buffer[];
+  readonly crls: readonly Buffer[];
+}
+
+export interface ValidationServiceOptions {
+  /** how often the CA certificates and CRL files are looked at again, ms (default 1000) */
+  readonly recheckMs?: number;
+  /** a monotonic clock in ms for recheckMs (default performance.now) */
+  readonly now?: () => number;
+}
+
+export class VerifierValidationService {
+  readonly #ws: Workspace;
+  readonly #index = new CrlIndexCache({ maxCrls: 4096 });
+  readonly #log: DisclosureLog;
+  readonly #recheckMs: number;
+  readonly #now: () => number;
+  #files = new Map<string, CrlFile>();
+  #trust: Trust | undefined;
+  #checkedAt = -Infinity;
+  #loading: Promise<Trust> | undefined;
+
+  constructor(ws: Workspace, o: ValidationServiceOptions = {}) {
+    this.#ws = ws;
+    this.#log = new DisclosureLog(ws.store);
+    this.#recheckMs = o.recheckMs ?? 1000;
+    this.#now = o.now ?? (() => performance.now());
+  }
+
+  get disclosureLog(): DisclosureLog {
+    return this.#log;
+  }
+
+  /** The trust anchors and CRLs as of at most recheckMs ago. */
+  async #current(): Promise<Trust> {
+    if (this.#trust && this.#now() - this.#checkedAt < this.#recheckMs) return this.#trust;
+    this.#loading ??= this.#reload().finally(() => (this.#loading = undefined));
+    return this.#loading;
+  }
+
+  async #reload(): Promise<Trust> {
+    const started = this.#now();
+    const anchors = (await this.#ws.store.listCas()).map((c) => c.certificateDer);
+    const paths = [...(await crlFiles(this.#ws.paths.crlDir, true)), ...(await crlFiles(join(this.#ws.paths.root, "arl"), false))];
+    const files = new Map<string, CrlFile>();
+    for (const p of paths) {
+      let s;
+      try {
+        s = await stat(p);
+      } catch {
+        continue; // replaced or removed between the listing and now: the next look finds the new one
+      }
+      const key = `${s.ino}:${s.size}:${s.mtimeMs}`;
+      const known = this.#files.get(p);
+      if (known && known.key === key) files.set(p, known);
+      else {
+        try {
+          files.set(p, { key, der: await readFile(p) });
+        } catch {
+          continue;
+        }
+      }
+    }
+    this.#files = files;
+    this.#trust = { anchors, crls: [...files.values()].map((f) => f.der) };
+    this.#checkedAt = started;
+    return this.#trust;
+  }
+
+  /**
+   * Validates for `verifier` and answers in its view, after recording the answer in the disclosure log.
+   * Throws what the store throws (the answer is then not given).
+   */
+  async validate(verifier: VerifierRecord, q: ValidationQuery): Promise<ValidationAnswer> {
+    const { certificate } = q;
+    const x = new X509Certificate(certificate); // the route has checked it parses
+    const serial = normalSerial(x.serialNumber);
+    const at = q.at ?? this.#ws.clock.now();
+    const trust = await this.#current();
+    const result = validateJpki({
+      certificate,
+      purpose: q.purpose,
+      trustAnchors: trust.anchors,
+      intermediates: q.chain ?? [],
+      crls: trust.crls,
+      crlIndex: this.#index,
+      at,
+    });
+    // Ours: issued by one of the workspace's CAs, the very certificate the store holds under its serial.
+    const row: CertificateRow | undefined = await this.#ws.store.getCertificate(serial);
+    const ours = row && row.der.equals(certificate) ? row : undefined;
+    const issuer = ours ? ours.caId : x.issuer.split("\n").join(", ");
+    let answer: ValidationAnswer;
+    if (verifier.kind === "government") {
+      let view = governmentView(result, { at, serial, issuer, ...(q.legalBasis ? { legalBasis: q.legalBasis } : {}) });
+      if (q.legalBasis && legalBasisAllows(q.legalBasis, verifier.kind)) {
+        const resident = ours ? await this.#ws.store.getResident(ours.residentCode) : undefined;
+        view = resident ? { ...view, currentItems: resident.fourItems } : { ...view, itemsWithheld: ours ? "no-registry-record" : "certificate-not-ours" };
+      }
+      answer = view;
+    } else {
+      answer = privateView(result, at);
+    }
+    await this.#log.record({
+      verifierId: verifier.id,
+      serial,
+      issuer,
+      residentCode: ours?.residentCode,
+      purpose: q.purpose,
+      legalBasis: q.legalBasis,
+      at: this.#ws.clock.now(),
+      validationTime: at,
+      answer: answer.status,
+      itemsDisclosed: "currentItems" in answer && answer.currentItems !== undefined,
+    });
+    return answer;
+  }
+
+  /** Writes every disclosure record still in flight. */
+  close(): Promise<void> {
+    return this.#log.close();
+  }
+}
+
+/** node's serialNumber is upper-case hex, with a leading 00 when the first octet's high bit is set; ours is lower-case without. */
+function normalSerial(hex: string): string {
+  return hex.toLowerCase().replace(/^(00)+(?=[0-9a-f]{2})/, "");
+}
+
+/** The .crl files of a directory (and, for crl/, of its CA subdirectories: the municipality partitions). */
+async function crlFiles(dir: string, nested: boolean): Promise<string[]> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const p = join(dir, e.name);
+    if (e.isFile() && e.name.endsWith(".crl")) out.push(p);
+    else if (nested && e.isDirectory()) out.push(...(await crlFiles(p, false)));
+  }
+  return out;
+}

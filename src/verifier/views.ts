@@ -1,0 +1,84 @@
+/**
+ * What each kind of registered verifier (署名検証者) is told about a certificate by the validation API
+ * (`POST /v1/validate`, issue 11 point 1). Pure mapping from the engine's result; the table of who may see what:
+ *
+ * | | government body 行政機関 | private certification provider 民間認証事業者 |
+ * |---|---|---|
+ * | status | the engine's status (valid, revoked, expired, not-yet-valid, untrusted, profile-violation, revocation-unknown) | valid / revoked / unknown |
+ * | failure reason, which certificate failed | yes | no |
+ * | revocation time and reason | yes | no |
+ * | the resident's current four items | only with a legal basis the table allows it (legal-basis.ts) | never |
+ *
+ * A private provider's "unknown" covers every status other than valid and revoked. Ours: the issue grants it
+ * valid / revoked / unknown and nothing more, and "unknown" is also the true answer for each of them — an
+ * expired certificate drops off the CRL after the grace period, so whether it was revoked cannot be said;
+ * not-yet-valid, untrusted (not ours) and profile-violation (not a JPKI certificate of this purpose) are
+ * certificates whose revocation status this service does not hold. A provider that needs to know why can read
+ * the certificate itself (its dates, its issuer); what it can never get from us is anything about the resident
+ * beyond the one bit "still good / revoked". An expired certificate that was also revoked shows as the engine
+ * ranks it (expired → unknown): the revocation of an expired certificate is no longer the provider's business.
+ */
+import type { CrlReasonName } from "../crl/reason.js";
+import type { FourItems } from "../profile/types.js";
+import type { JpkiFailureReason, JpkiPurpose, JpkiValidationResult } from "../validation/jpki.js";
+import type { PathStatus } from "../validation/types.js";
+
+/** The three answers a private certification provider may receive. */
+export type PrivateStatus = "valid" | "revoked" | "unknown";
+
+export const PRIVATE_STATUS_OF: Readonly<Record<PathStatus, PrivateStatus>> = Object.freeze({
+  valid: "valid",
+  revoked: "revoked",
+  expired: "unknown",
+  "not-yet-valid": "unknown",
+  untrusted: "unknown",
+  "profile-violation": "unknown",
+  "revocation-unknown": "unknown",
+});
+
+export interface PrivateView {
+  readonly view: "private";
+  readonly status: PrivateStatus;
+  readonly validationTime: string;
+}
+
+export interface GovernmentView {
+  readonly view: "government";
+  readonly status: PathStatus;
+  readonly purpose: JpkiPurpose;
+  readonly validationTime: string;
+  /** the certificate's serial (lower-case hex) and issuing CA (our CA id, or the issuer's name) */
+  readonly serial: string;
+  readonly issuer: string;
+  /** why it failed (absent when valid) */
+  readonly reason?: JpkiFailureReason;
+  readonly message?: string;
+  /** which certificate failed: its index in the path (0 = the end entity) and names */
+  readonly failedCertificate?: { readonly index: number; readonly subject?: string; readonly issuer?: string; readonly serial?: string };
+  readonly revocation?: { readonly time: string; readonly reason: CrlReasonName };
+  /** the legal basis named, and whether the four items were given under it */
+  readonly legalBasis?: string;
+  /** the resident's current four items from the registry (only with an allowed legal basis). Personal data: never log it. */
+  readonly currentItems?: FourItems;
+  /** why no items came with a legal basis named: the certificate is not ours, or the registry holds no record */
+  readonly itemsWithheld?: "certificate-not-ours" | "no-registry-record";
+}
+
+/** The private provider's view: the one status, nothing else. */
+export function privateView(r: JpkiValidationResult, at: Date): PrivateView {
+  return { view: "private", status: PRIVATE_STATUS_OF[r.status], validationTime: at.toISOString() };
+}
+
+/** The government body's view, without the items (the service adds them when the legal basis allows). */
+export function governmentView(r: JpkiValidationResult, o: { at: Date; serial: string; issuer: string; legalBasis?: string }): GovernmentView {
+  const base = { view: "government" as const, status: r.status, purpose: r.purpose, validationTime: o.at.toISOString(), serial: o.serial, issuer: o.issuer, ...(o.legalBasis ? { legalBasis: o.legalBasis } : {}) };
+  if (r.status === "valid") return base;
+  const failed = r.chain?.[r.index];
+  return {
+    ...base,
+    reason: r.reason,
+    message: r.message,
+    failedCertificate: { index: r.index, ...(failed ? { subject: failed.subject, issuer: failed.issuer, serial: failed.serial } : {}) },
+    ...(r.revocation ? { revocation: { time: r.revocation.time.toISOString(), reason: r.revocation.reason } } : {}),
+  };
+}
