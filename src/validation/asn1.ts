@@ -45,8 +45,11 @@ class Span implements Tlv {
   }
 }
 
-/** The TLV at `offset`, which must end by `limit` (X.690 §8.1: definite lengths, as DER requires). */
-function spanAt(b: Buffer, offset: number, limit: number): Span {
+/**
+ * The TLV at `offset`, which must end by `limit` (X.690 §8.1: definite lengths, as DER requires). Read in place:
+ * crl-index.ts walks a million CRL entries with it.
+ */
+export function spanAt(b: Buffer, offset: number, limit: number): Span {
   if (offset + 2 > limit) throw new RangeError("truncated DER header");
   const tag = b[offset]!;
   const first = b[offset + 1]!;

@@ -17,7 +17,7 @@
  * expired (and so may be dropped from later CRLs, §3.3) is the path's concern (§6.1.3(a)(2)), not the lookup's.
  */
 import { EXT_OID } from "../profile/oids.js";
-import { decodeBoolean, decodeInteger, decodeOid, decodeTime, tlvAt } from "./asn1.js";
+import { decodeBoolean, decodeInteger, decodeOid, decodeTime, spanAt, tlvAt } from "./asn1.js";
 import { daysFromCivil } from "./civil-time.js";
 import type { CrlEntry } from "./crl.js";
 import { parseGeneralNames, type GeneralName } from "./name.js";
@@ -41,34 +41,8 @@ export interface IndexedEntries {
   readonly unknownCriticalExtension?: string;
 }
 
-interface Header {
-  /** where the TLV begins (its tag) */
-  at: number;
-  tag: number;
-  start: number;
-  end: number;
-}
-
-function header(b: Buffer, offset: number, limit: number): Header {
-  if (offset + 2 > limit) throw new RangeError("truncated DER header");
-  const tag = b[offset]!;
-  const first = b[offset + 1]!;
-  let len: number;
-  let start: number;
-  if (first < 0x80) {
-    len = first;
-    start = offset + 2;
-  } else {
-    const n = first & 0x7f;
-    if (n === 0 || n > 4 || offset + 2 + n > limit) throw new RangeError("bad DER length");
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + b[offset + 2 + i]!;
-    start = offset + 2 + n;
-  }
-  const end = start + len;
-  if (end > limit) throw new RangeError("truncated DER");
-  return { at: offset, tag, start, end };
-}
+/** A TLV's place in its buffer (asn1.ts spanAt: where it begins, its tag, its contents' start and end). */
+const header = spanAt;
 
 const d2 = (b: Buffer, i: number) => {
   const x = b[i]! - 48;
@@ -78,7 +52,7 @@ const d2 = (b: Buffer, i: number) => {
 };
 
 /** UTCTime YYMMDDHHMMSSZ without a regex (the form RFC 5280 §4.1.2.5.1 requires); anything else the slow way. */
-function timeAt(b: Buffer, h: Header): number {
+function timeAt(b: Buffer, h: { readonly at: number; readonly tag: number; readonly start: number; readonly end: number }): number {
   if (h.tag === 0x17 && h.end - h.start === 13 && b[h.end - 1] === 0x5a) {
     const yy = d2(b, h.start);
     const month = d2(b, h.start + 2);
