@@ -119,7 +119,19 @@ describe("decodeFourItemsSan", () => {
   });
 
   it("throws ERR_DER_MALFORMED when the GeneralNames do not decode", () => {
-    for (const bytes of [Buffer.from("garbage"), Buffer.from([0x30, 0x05, 0xa0]), tlv(0x04, utf8("x"))]) {
+    const noValue = tlv(0xa0, oid(FOUR_ITEMS_OID.name)); // otherName without its [0] value
+    const noTypeId = tlv(0xa0, explicit(0, utf8("x")));
+    for (const bytes of [
+      Buffer.from("garbage"),
+      Buffer.from([0x30, 0x05, 0xa0]),
+      tlv(0x04, utf8("x")),
+      Buffer.concat([seq(all.name), Buffer.from([0])]), // trailing bytes
+      seq(all.name, tlv(0x30, utf8("x"))), // a universal tag where a GeneralName choice belongs
+      seq(all.name, tlv(0x89, Buffer.from("x"))), // [9]: no such choice
+      seq(noValue),
+      seq(noTypeId),
+      seq(Buffer.concat([all.name, Buffer.from([0x01])])).subarray(0, -1), // the last GeneralName overruns
+    ]) {
       try {
         decodeFourItemsSan(bytes);
         throw new Error("expected a throw");

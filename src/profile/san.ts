@@ -3,12 +3,7 @@
  * six otherName entries `[0] IMPLICIT SEQUENCE { type-id OID, value [0] EXPLICIT UTF8String }` under the
  * J-LIS arc 1.2.392.200149.8.5.5. We write them in the order seen on real cards (.1, .4, .3, .5, .2, .6);
  * readers key by OID, never by position.
- *
- * @peculiar/x509's GeneralName drops otherName, so decoding goes through @peculiar/asn1-x509 directly,
- * whose OtherName.value holds the TLV inside the [0] EXPLICIT wrapper.
  */
-import { AsnConvert } from "@peculiar/asn1-schema";
-import { GeneralNames } from "@peculiar/asn1-x509";
 import { JpkiError } from "../errors.js";
 import { encodeTree, explicit, oid, readHeader, TAG, tlvOf, tree, utf8, type Tree } from "../pki/der.js";
 import {
@@ -98,32 +93,73 @@ export interface DecodedFourItems {
  * GeneralNames themselves do not decode.
  */
 export function decodeFourItemsSan(generalNamesDer: Uint8Array): DecodedFourItems | null {
-  let names: GeneralNames;
+  let entries: Array<{ typeId: Uint8Array; value: Uint8Array }>;
   try {
-    names = AsnConvert.parse(generalNamesDer, GeneralNames);
+    entries = otherNames(generalNamesDer);
   } catch (e) {
     throw new JpkiError("ERR_DER_MALFORMED", "the subjectAltName GeneralNames could not be decoded", { cause: e });
   }
   const problems: FourItemsProblem[] = [];
   const raw: Partial<Record<FourItemsField, string>> = {};
   const seen = new Set<FourItemsField>();
-  for (const gn of names) {
-    const on = gn.otherName;
-    if (!on) continue;
-    const field = FIELD_BY_OID.get(on.typeId);
+  for (const on of entries) {
+    const field = FIELD_BY_OID_DER.get(Buffer.from(on.typeId.buffer, on.typeId.byteOffset, on.typeId.byteLength).toString("latin1"));
     if (!field) continue;
     if (seen.has(field)) {
       problems.push({ field, message: `${field} occurs more than once` });
       continue;
     }
     seen.add(field);
-    const text = readUtf8(new Uint8Array(on.value));
+    const text = readUtf8(on.value);
     if (text === undefined) problems.push({ field, message: `${field} is not a UTF8String` });
     else raw[field] = text;
   }
   if (seen.size === 0) return null;
   for (const f of FOUR_ITEMS_WIRE_ORDER) if (!seen.has(f)) problems.push({ field: f, message: `${f} is missing` });
   return interpret(raw, problems);
+}
+
+/** The six type-ids by their DER encoding (tag, length, arcs), so matching needs no OID decoded to text. */
+const FIELD_BY_OID_DER: ReadonlyMap<string, FourItemsField> = new Map(
+  (Object.entries(FOUR_ITEMS_OID) as Array<[FourItemsField, string]>).map(([f, o]) => [oid(o).toString("latin1"), f]),
+);
+
+/**
+ * The otherName entries of a GeneralNames DER (RFC 5280 §4.2.1.6), read in place: type-id as its OID TLV and
+ * value as the TLV inside the [0] EXPLICIT wrapper. Read with the DER header reader rather than a schema
+ * library: validation reads the four items of every certificate it is shown, and the schema parse was half of
+ * a validation's time (bench verifier-api). Throws RangeError where the structure is not GeneralNames: not a
+ * SEQUENCE, lengths past their parent or trailing bytes, a choice other than [0]..[8], an otherName that is not
+ * an OID followed by [0].
+ */
+function otherNames(der: Uint8Array): Array<{ typeId: Uint8Array; value: Uint8Array }> {
+  const outer = readHeader(der, 0);
+  if (outer.tag !== TAG.SEQUENCE) throw new RangeError("GeneralNames is not a SEQUENCE");
+  const end = outer.headerLength + outer.length;
+  if (end !== der.length) throw new RangeError("GeneralNames has trailing bytes or is truncated");
+  const out: Array<{ typeId: Uint8Array; value: Uint8Array }> = [];
+  let off = outer.headerLength;
+  while (off < end) {
+    const h = readHeader(der, off);
+    const next = off + h.headerLength + h.length;
+    if (next > end) throw new RangeError("a GeneralName overruns GeneralNames");
+    // context-specific [0]..[8], primitive or constructed as each choice is (class bits 10, tag number ≤ 8)
+    if ((h.tag & 0xc0) !== 0x80 || (h.tag & 0x1f) > 8) throw new RangeError("a GeneralName with a tag GeneralName does not have");
+    if (h.tag === 0xa0) {
+      const cEnd = next;
+      const t = readHeader(der, off + h.headerLength);
+      const tEnd = off + h.headerLength + t.headerLength + t.length;
+      if (t.tag !== TAG.OID || tEnd > cEnd) throw new RangeError("otherName without its type-id");
+      const w = readHeader(der, tEnd);
+      const wEnd = tEnd + w.headerLength + w.length;
+      if (w.tag !== 0xa0 || wEnd !== cEnd) throw new RangeError("otherName without its [0] value");
+      out.push({ typeId: der.subarray(off + h.headerLength, tEnd), value: der.subarray(tEnd + w.headerLength, wEnd) });
+    } else if (h.tag === 0x80) {
+      throw new RangeError("otherName must be constructed");
+    }
+    off = next;
+  }
+  return out;
 }
 
 /** Decodes one complete UTF8String TLV; undefined for any other tag, trailing bytes or invalid UTF-8. */
