@@ -1,0 +1,227 @@
+/**
+ * Verifier API benchmark (issue 11 point 5): `POST /v1/validate` answers per second from a real `jpki serve`
+ * process over loopback, next to the validation engine's in-process rate measured in the same run on the same
+ * workspace (validateJpki with the same trust anchors, CRLs and a warm CRL index; target ≥ 0.5×). The
+ * disclosure log is on, as it always is: every HTTP answer is recorded in the store before it is sent.
+ *
+ * The note adds the service in-process (VerifierValidationService.validate: the engine, the store lookups and
+ * the disclosure log, 64 in flight), what the load got (statuses: a 4xx/5xx answer is cheap and would flatter
+ * the rate, so they are counted and a run with any is flagged), and the disclosure records written.
+ *
+ * Setup (not timed): one prefecture's signature CA, CERTS residents with a signature certificate each (one
+ * shared RSA-2048 key: the bench measures the API, not key generation), a quarter of them revoked, the CRLs
+ * generated, a government body registered as verifier (its bearer token on every request). The requests
+ * rotate through the certificates, so the answers are both "valid" and "revoked". Load: autocannon in its own
+ * process, 32 connections, `seconds` per run, the server with one worker (as the engine runs on one thread).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { IssuanceService } from "../src/ca/issuance.js";
+import { initCas } from "../src/ca/manage.js";
+import { prefecture } from "../src/ca/prefectures.js";
+import { revokeCertificate } from "../src/ca/revocation.js";
+import { generateCrls } from "../src/crl/generate.js";
+import { toPem } from "../src/pki/pem.js";
+import { generateResidents } from "../src/registry/fixtures.js";
+import { parseResidentRecord } from "../src/registry/resident.js";
+import { CrlIndexCache } from "../src/validation/crl-index-cache.js";
+import { validateJpki } from "../src/validation/jpki.js";
+import { VerifierValidationService } from "../src/verifier/validation-service.js";
+import { registerVerifier } from "../src/verifier/registration.js";
+import type { Backend } from "./backends.js";
+import type { BenchResult } from "./issue.js";
+import { profiled } from "./profile.js";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url)); // dist/bench/ → the package root
+const BIN = join(ROOT, "bin", "jpki.cjs");
+const CERTS = 64;
+const log = (s: string) => {
+  if (process.env.JPKI_BENCH_QUIET !== "1") console.error(`  [verifier-api] ${s}`);
+};
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function start(args: string[], env: NodeJS.ProcessEnv): Promise<ChildProcess> {
+  const child = spawn(process.execPath, args, { env, stdio: ["ignore", "ignore", "pipe"] });
+  let err = "";
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.on("data", (d) => {
+      err += d;
+      if (/listening/.test(err)) resolve();
+    });
+    child.on("exit", (code) => reject(new Error(`server exited (${code}): ${err}`)));
+  });
+  return child;
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once("exit", () => resolve());
+    child.kill("SIGTERM");
+  });
+}
+
+interface Load {
+  readonly rps: number;
+  readonly statuses: Record<string, number>;
+  readonly errors: number;
+}
+
+/** autocannon (its API, in a child process) POSTing JSON bodies in rotation. */
+function autocannonJson(url: string, bodiesFile: string, headers: Record<string, string>, o: { seconds: number; connections: number }): Promise<Load> {
+  // The bodies come from a file: a command line holding them all would pass the kernel's argument limit.
+  const script = `
+    const autocannon = require(${JSON.stringify(join(ROOT, "node_modules", "autocannon"))});
+    const bodies = JSON.parse(require("node:fs").readFileSync(${JSON.stringify(bodiesFile)}, "utf8"));
+    autocannon({ url: ${JSON.stringify(url)}, connections: ${o.connections}, duration: ${o.seconds},
+      requests: bodies.map((body) => ({ method: "POST", body, headers: { "content-type": "application/json", ...${JSON.stringify(headers)} } })) },
+      (e, r) => { if (e) { console.error(e); process.exit(1); } console.log(JSON.stringify(r)); });`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "ignore"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.on("exit", (code) => {
+      if (code !== 0) return reject(new Error(`autocannon exited ${code}`));
+      const r = JSON.parse(out) as { requests: { average: number }; errors: number; statusCodeStats?: Record<string, { count: number }> };
+      resolve({ rps: r.requests.average, errors: r.errors, statuses: Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([k, v]) => [k, v.count])) });
+    });
+  });
+}
+
+/** One POST, to check what the load will get. */
+function postOnce(url: string, body: string, headers: Record<string, string>): Promise<{ status: number; json: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: "POST", headers: { "content-type": "application/json", ...headers } }, (res) => {
+      let s = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (s += c));
+      res.on("end", () => resolve({ status: res.statusCode!, json: JSON.parse(s) as Record<string, unknown> }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** Calls `f` for `seconds`; calls per second. */
+function syncRate(seconds: number, f: (i: number) => void): number {
+  const t0 = performance.now();
+  let n = 0;
+  while (performance.now() - t0 < seconds * 1000) for (let k = 0; k < 50; k++) f(n++);
+  return n / ((performance.now() - t0) / 1000);
+}
+
+/** Calls `f` for `seconds` with `inFlight` calls at once; calls per second. */
+async function asyncRate(seconds: number, inFlight: number, f: (i: number) => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  let n = 0;
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (performance.now() - t0 < seconds * 1000) await f(n++);
+    }),
+  );
+  return n / ((performance.now() - t0) / 1000);
+}
+
+export async function benchVerifierApi(backend: Backend, opts: { seconds?: number; connections?: number } = {}): Promise<BenchResult> {
+  const seconds = opts.seconds ?? 5;
+  const connections = opts.connections ?? 32;
+  const dir = mkdtempSync(join(tmpdir(), "jpki-bench-api-"));
+  let child: ChildProcess | undefined;
+  try {
+    const { ws, env: storeEnv } = await backend.workspace(join(dir, "ws"), { verifierRateLimit: { perSecond: 1_000_000, burst: 10_000_000 } });
+    const certs: Buffer[] = [];
+    let token: string;
+    let engine: number;
+    let service: number;
+    let written: number;
+    try {
+      log("setup: a CA, certificates, CRLs, a verifier");
+      await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "bench" });
+      const residents = [...generateResidents({ count: CERTS, seed: "bench-api", prefectures: ["13"] })].map((r) => parseResidentRecord(r, { now: ws.clock.now() }));
+      await ws.store.upsertResidents(residents);
+      const issuance = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase: "bench" });
+      const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+      for (const [i, r] of residents.entries()) {
+        const c = await issuance.issue({ residentCode: r.residentCode, type: "signature", publicKey: spki });
+        certs.push(c.der);
+        if (i % 4 === 3) await revokeCertificate(ws.store, { serial: c.serial, reason: "keyCompromise", at: ws.clock.now() });
+      }
+      await generateCrls(ws, { prefecture: "13", passphrase: "bench" });
+      const verifier = await registerVerifier(ws, { name: "bench-api", kind: "government" });
+      token = verifier.token!;
+
+      // The engine in-process: the same anchors and CRL files the server reads, the index warm.
+      const anchors = (await ws.store.listCas()).map((c) => c.certificateDer);
+      const crls = readdirSync(ws.paths.crlDir)
+        .filter((f) => f.endsWith(".crl"))
+        .map((f) => readFileSync(join(ws.paths.crlDir, f)));
+      const crlIndex = new CrlIndexCache();
+      const at = ws.clock.now();
+      const check = (i: number) => validateJpki({ certificate: certs[i % CERTS]!, purpose: "signature", trustAnchors: anchors, crls, crlIndex, at });
+      if (check(0).status !== "valid" || check(3).status !== "revoked") throw new Error(`verifier-api bench: the engine says ${check(0).status} and ${check(3).status}, expected valid and revoked`);
+      engine = Math.max(syncRate(seconds / 2, check), syncRate(seconds / 2, check));
+
+      // The service in-process: engine, store lookups and the disclosure log (group commits).
+      const svc = new VerifierValidationService(ws);
+      service = await profiled("verifier-api-service", () => asyncRate(seconds / 2, 64, (i) => svc.validate(verifier.record, { certificate: certs[i % CERTS]!, purpose: "signature" })));
+      await svc.close();
+      written = svc.disclosureLog.written;
+    } finally {
+      await ws.close();
+    }
+
+    const port = await freePort();
+    // JPKI_BENCH_PROFILE: the server's profile too (node writes it when the process exits on SIGTERM).
+    const prof = process.env.JPKI_BENCH_PROFILE;
+    child = await start([...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", "verifier-api-serve.cpuprofile"] : []), BIN, "--workspace", join(dir, "ws"), "serve", "--listen", `127.0.0.1:${port}`, "--workers", "1", "--access-log", join(dir, "access.log")], {
+      ...process.env,
+      ...storeEnv,
+      JPKI_PASSPHRASE: "bench",
+    });
+    const url = `http://127.0.0.1:${port}/v1/validate`;
+    const auth = { authorization: `Bearer ${token}` };
+    const bodies = certs.map((c) => JSON.stringify({ certificate: toPem(c, "CERTIFICATE"), purpose: "signature" }));
+    const bodiesFile = join(dir, "bodies.json");
+    writeFileSync(bodiesFile, JSON.stringify(bodies));
+    const first = await postOnce(url, bodies[0]!, auth);
+    const revoked = await postOnce(url, bodies[3]!, auth);
+    if (first.status !== 200 || first.json.status !== "valid" || revoked.json.status !== "revoked") {
+      throw new Error(`verifier-api bench: the server answered ${first.status} ${String(first.json.status)} and ${revoked.status} ${String(revoked.json.status)}, expected 200 valid and revoked`);
+    }
+    const runs: Load[] = [];
+    for (let i = 0; i < 2; i++) runs.push(await autocannonJson(url, bodiesFile, auth, { seconds, connections }));
+    const best = runs.reduce((a, b) => (b.rps > a.rps ? b : a));
+    const bad = runs.reduce((s, r) => s + r.errors + Object.entries(r.statuses).filter(([k]) => k !== "200").reduce((t, [, v]) => t + v, 0), 0);
+    const note = [
+      `runs      ${runs.map((r) => r.rps.toFixed(0)).join(", ")} answers/s over HTTP (${seconds} s each, ${connections} connections, one worker, certificates in rotation, ${CERTS / 4} of ${CERTS} revoked)${bad ? ` — ${bad} answers were not 200 or failed: the rate is suspect` : ", every answer 200"}`,
+      `service   in-process (engine + store lookups + disclosure log, 64 in flight): ${service.toFixed(0)} /s = ${(best.rps / service).toFixed(2)}× of it over HTTP; ${written} disclosure records written in-process`,
+      `engine    validateJpki in-process on one thread, warm CRL index: ${engine.toFixed(0)} /s`,
+    ].join("\n");
+    return {
+      name: `verifier API: POST /v1/validate over loopback, disclosure log on [${backend.name}]`,
+      ours: best.rps,
+      baseline: engine,
+      unit: "answers/s",
+      baselineName: "validations/s by the engine in-process (validateJpki, same certificates, anchors and CRLs, one thread)",
+      target: 0.5,
+      note,
+    };
+  } finally {
+    if (child) await stop(child).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
