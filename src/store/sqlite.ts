@@ -2,6 +2,7 @@
  * The embedded default store: SQLite through better-sqlite3, WAL journal, versioned migrations.
  * better-sqlite3 is synchronous; the Store interface is async so PostgreSQL can implement it unchanged.
  */
+import { hash } from "node:crypto";
 import Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
 import { decodeEntries, entryOffsets, type EncodedEntries } from "../profile/crl-entry.js";
@@ -10,6 +11,11 @@ import type { CertificateType } from "../profile/types.js";
 import {
   disclosureValues,
   toDisclosure,
+  statusCheckValues,
+  toStatusCheck,
+  toConsent,
+  type StatusCheckRowDb,
+  type ConsentRowDb,
   type DisclosureRowDb,
   itemsOf,
   sameItems,
@@ -33,6 +39,9 @@ import {
   type VerifierRowDb,
 } from "./rows.js";
 import type {
+  ConsentRecord,
+  StatusCheckRecord,
+  StoredStatusCheck,
   DisclosureRecord,
   CaRecord,
   CertificateStatusRow,
@@ -272,7 +281,49 @@ export const MIGRATIONS: readonly Migration[] = [
   );
   CREATE INDEX disclosures_resident ON disclosures (resident_code, id) WHERE resident_code IS NOT NULL;
   `,
+  // 15: liveness checks and old/new certificate links (issue 11 point 4): see migration15.
+  migration15,
 ];
+
+/**
+ * Version 15 (issue 11 point 4). `certificates.der_sha256`: the certificate id a verifier names in a liveness
+ * check (hex SHA-256 of the DER, what it can compute from the certificate it stored), filled for every row here
+ * and by every insert after (a plain column: an expression index would need our SQL function in every program
+ * that writes the file). `status_checks`: each verifier's check history, append-only, read by verifier and id.
+ * `consents`: the registry side's record of a resident's consent that a verifier learn the link; at most one
+ * live (not withdrawn) per resident and verifier.
+ */
+function migration15(db: Database.Database): void {
+  db.function("jpki_sha256_hex", { deterministic: true }, (der: unknown) => hash("sha256", der as Buffer, "hex"));
+  db.exec(`
+  ALTER TABLE certificates ADD COLUMN der_sha256 TEXT;
+  UPDATE certificates SET der_sha256 = jpki_sha256_hex(der);
+  CREATE INDEX certificates_der_sha256 ON certificates (der_sha256);
+  CREATE TABLE status_checks (
+    id INTEGER PRIMARY KEY,
+    verifier_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    ca_id TEXT,
+    serial TEXT,
+    certificate_id TEXT,
+    status TEXT NOT NULL CHECK (status IN ('good', 'revoked', 'unknown')),
+    reason INTEGER,
+    revoked_at INTEGER,
+    replaced_by_ca_id TEXT,
+    replaced_by_serial TEXT
+  );
+  CREATE INDEX status_checks_verifier ON status_checks (verifier_id, id);
+  CREATE TABLE consents (
+    id INTEGER PRIMARY KEY,
+    resident_code TEXT NOT NULL,
+    verifier_id TEXT NOT NULL,
+    granted_at INTEGER NOT NULL,
+    withdrawn_at INTEGER
+  );
+  CREATE UNIQUE INDEX consents_live ON consents (resident_code, verifier_id) WHERE withdrawn_at IS NULL;
+  CREATE INDEX consents_verifier ON consents (verifier_id, id);
+  `);
+}
 
 /** residentForIssuance's row: the registry record's columns, its notice sequence, then the CA side's. */
 type ResidentForIssuanceRow = [code: string, municipality: string, name: string, address: string, birthDate: string, gender: string, status: string, registrySequence: number, caSequence: number];
@@ -595,7 +646,7 @@ export class SqliteStore implements Store {
       // out whole, and skipping it spares a 1M-entry CRL 8 MB of reads and copies.
       logBlocks: db.prepare("SELECT id, entries, min_not_after, der, CASE WHEN min_not_after < ? THEN meta END FROM revocation_log WHERE ca_id = ? AND id > ? ORDER BY id LIMIT ?").raw(),
       insertCert: db.prepare(
-        "INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
       getCert: db.prepare(`${CERT_SELECT} WHERE c.serial = ?`),
       getCertByApplication: db.prepare(`${CERT_SELECT} WHERE c.application_id = ?`),
@@ -851,7 +902,7 @@ export class SqliteStore implements Store {
           }
           for (const ca of cas) st.bumpRevision.run(ca);
           const notAfter = rec.notAfter.getTime();
-          st.insertCert.run(rec.serial, rec.caId, rec.type, rec.residentCode, rec.municipalityCode, rec.notBefore.getTime(), notAfter, rec.issuedAt.getTime(), rec.der, rec.applicationId ?? null);
+          st.insertCert.run(rec.serial, rec.caId, rec.type, rec.residentCode, rec.municipalityCode, rec.notBefore.getTime(), notAfter, rec.issuedAt.getTime(), rec.der, rec.applicationId ?? null, hash("sha256", rec.der, "hex"));
           st.insertCertified.run(rec.residentCode, rec.serial, rec.caId, rec.type, rec.municipalityCode, items.name, items.address, items.birthDate, items.gender, notAfter);
           const scope = `${rec.caId}/${rec.municipalityCode}`;
           if (!scopes.has(scope)) {
@@ -1401,6 +1452,82 @@ export class SqliteStore implements Store {
     });
   }
 
+  // ---- Liveness checks (POST /v1/status) and the registry's consents ----
+
+  certificatesForStatus(q: { readonly serials: readonly string[]; readonly certificateIds: readonly string[] }): Promise<CertificateRow[]> {
+    if (!q.serials.length && !q.certificateIds.length) return Promise.resolve([]);
+    return this.#run("reading certificates for a liveness check", () => {
+      const rows = this.#db
+        .prepare(`${CERT_SELECT} WHERE c.serial IN (SELECT value FROM json_each(?)) OR c.der_sha256 IN (SELECT value FROM json_each(?))`)
+        .all(JSON.stringify(q.serials), JSON.stringify(q.certificateIds)) as CertRowDb[];
+      return rows.map(toCertRow);
+    });
+  }
+
+  recordStatusChecks(checks: readonly StatusCheckRecord[], disclosures: readonly DisclosureRecord[]): Promise<void> {
+    if (!checks.length && !disclosures.length) return Promise.resolve();
+    return this.#run("recording liveness checks", () => {
+      const ins = this.#db.prepare(
+        "INSERT INTO status_checks (verifier_id, at, ca_id, serial, certificate_id, status, reason, revoked_at, replaced_by_ca_id, replaced_by_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      );
+      const disc = (this.#disclosureInsert ??= this.#db.prepare(
+        "INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      ));
+      this.#db.transaction(() => {
+        for (const c of checks) ins.run(...statusCheckValues(c));
+        for (const d of disclosures) disc.run(...disclosureValues(d));
+      }).immediate();
+    });
+  }
+
+  listStatusChecks(q: { readonly verifierId: string; readonly since?: Date; readonly after?: number; readonly limit?: number }): Promise<StoredStatusCheck[]> {
+    return this.#run("reading liveness checks", () => {
+      const rows = this.#db
+        .prepare("SELECT * FROM status_checks WHERE verifier_id = ? AND id > ? AND at >= ? ORDER BY id LIMIT ?")
+        .all(q.verifierId, q.after ?? 0, q.since?.getTime() ?? 0, q.limit ?? 100) as StatusCheckRowDb[];
+      return rows.map(toStatusCheck);
+    });
+  }
+
+  grantConsent(c: { readonly residentCode: string; readonly verifierId: string; readonly at: Date }): Promise<ConsentRecord> {
+    return this.#run("recording a consent", () =>
+      this.#db.transaction(() => {
+        this.#db.prepare("INSERT INTO consents (resident_code, verifier_id, granted_at) VALUES (?, ?, ?) ON CONFLICT (resident_code, verifier_id) WHERE withdrawn_at IS NULL DO NOTHING").run(c.residentCode, c.verifierId, c.at.getTime());
+        return toConsent(this.#db.prepare("SELECT * FROM consents WHERE resident_code = ? AND verifier_id = ? AND withdrawn_at IS NULL").get(c.residentCode, c.verifierId) as ConsentRowDb);
+      }).immediate(),
+    );
+  }
+
+  withdrawConsent(c: { readonly residentCode: string; readonly verifierId: string; readonly at: Date }): Promise<ConsentRecord> {
+    return this.#run("withdrawing a consent", () =>
+      this.#db.transaction(() => {
+        const r = this.#db.prepare("UPDATE consents SET withdrawn_at = ? WHERE resident_code = ? AND verifier_id = ? AND withdrawn_at IS NULL RETURNING *").get(c.at.getTime(), c.residentCode, c.verifierId) as ConsentRowDb | undefined;
+        if (!r) throw new JpkiError("ERR_CONSENT_UNKNOWN", `resident ${c.residentCode} holds no live consent for verifier ${c.verifierId}: see 'jpki registry consent list'`);
+        return toConsent(r);
+      }).immediate(),
+    );
+  }
+
+  listConsents(q: { readonly residentCode?: string; readonly verifierId?: string }): Promise<ConsentRecord[]> {
+    return this.#run("reading consents", () => {
+      const rows = this.#db
+        .prepare("SELECT * FROM consents WHERE (? IS NULL OR resident_code = ?) AND (? IS NULL OR verifier_id = ?) ORDER BY id")
+        .all(q.residentCode ?? null, q.residentCode ?? null, q.verifierId ?? null, q.verifierId ?? null) as ConsentRowDb[];
+      return rows.map(toConsent);
+    });
+  }
+
+  liveConsents(verifierId: string, residentCodes: readonly string[]): Promise<Set<string>> {
+    if (!residentCodes.length) return Promise.resolve(new Set());
+    return this.#run("reading consents", () => {
+      const codes = this.#db
+        .prepare("SELECT resident_code FROM consents WHERE verifier_id = ? AND withdrawn_at IS NULL AND resident_code IN (SELECT value FROM json_each(?))")
+        .pluck()
+        .all(verifierId, JSON.stringify(residentCodes)) as string[];
+      return new Set(codes);
+    });
+  }
+
   // ---- Moving a store (store/copy.ts): dump and load. Kept apart, at the end, on purpose: they read and
   // write every table this backend has, and only through the columns its other methods use. ----
 
@@ -1469,8 +1596,8 @@ export class SqliteStore implements Store {
            VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
         ),
         certificates: db.prepare(
-          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         ),
         certified: db.prepare(
           `INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after, revoked_at, reason, source)
@@ -1692,7 +1819,7 @@ export class SqliteStore implements Store {
                 const v = r.revocation;
                 ins.certificates.run(
                   r.serial, r.caId, r.type, r.residentCode, r.municipalityCode,
-                  r.notBefore.getTime(), r.notAfter.getTime(), r.issuedAt.getTime(), r.der, r.applicationId ?? null,
+                  r.notBefore.getTime(), r.notAfter.getTime(), r.issuedAt.getTime(), r.der, r.applicationId ?? null, hash("sha256", r.der, "hex"),
                 );
                 ins.certified.run(
                   r.residentCode, r.serial, r.caId, r.type, r.municipalityCode, f.name, f.address, f.birthDate, f.gender, r.notAfter.getTime(),

@@ -356,10 +356,55 @@ export interface DisclosureRecord {
   readonly at: Date;
   /** the validation time asked about */
   readonly validationTime: Date;
-  /** the status the verifier was told (its view: a private provider sees valid / revoked / unknown) */
+  /**
+   * the status the verifier was told (its view: a private provider sees valid / revoked / unknown). A liveness
+   * check (POST /v1/status) records `status:good`, `status:revoked` or `status:unknown`, with `+link` when the
+   * answer named the certificate that replaced this one (新旧証明書の紐付け), so the resident sees that too.
+   */
   readonly answer: string;
   /** whether the resident's current four items went with the answer */
   readonly itemsDisclosed: boolean;
+}
+
+/** The answer of one liveness check (現況確認): still good, revoked, or unknown (not ours, not found, expired). */
+export type LivenessStatus = "good" | "revoked" | "unknown";
+
+/**
+ * One checked item of a liveness check (`POST /v1/status`), kept in the asking verifier's check history: which
+ * certificate (as asked, completed with what was found) and what the verifier was told.
+ */
+export interface StatusCheckRecord {
+  readonly verifierId: string;
+  /** when the answer was given */
+  readonly at: Date;
+  /** the issuing CA's id, as asked or as found */
+  readonly caId: string | undefined;
+  /** the serial, lower-case hex, as asked or as found */
+  readonly serial: string | undefined;
+  /** the certificate id (hex SHA-256 of the DER), as asked or as found */
+  readonly certificateId: string | undefined;
+  readonly status: LivenessStatus;
+  /** the CRLReason code and revocation time, when the verifier was told them (government bodies) */
+  readonly reason: number | undefined;
+  readonly revokedAt: Date | undefined;
+  /** the certificate that replaced this one, when the verifier was told it (新旧証明書の紐付け) */
+  readonly replacedBy: { readonly caId: string; readonly serial: string } | undefined;
+}
+
+/** A check of the history with its position: `id` orders a verifier's history and is the paging cursor. */
+export interface StoredStatusCheck extends StatusCheckRecord {
+  readonly id: number;
+}
+
+/**
+ * A resident's consent, recorded by the registry side, that a verifier may learn which certificate replaced
+ * one it knows (新旧証明書の紐付け). Live while `withdrawnAt` is unset; a withdrawn consent stays as history.
+ */
+export interface ConsentRecord {
+  readonly residentCode: string;
+  readonly verifierId: string;
+  readonly grantedAt: Date;
+  readonly withdrawnAt: Date | undefined;
 }
 
 export interface Store {
@@ -514,6 +559,32 @@ export interface Store {
   appendDisclosures(records: readonly DisclosureRecord[]): Promise<void>;
   /** The disclosure records of a resident, in the order they were recorded, at most `limit` (default 1000). */
   listDisclosures(q: { residentCode: string; limit?: number }): Promise<DisclosureRecord[]>;
+
+  // ---- Liveness checks (POST /v1/status) and the registry's consents ----
+
+  /**
+   * The certificates a liveness check names, by serial and by certificate id (hex SHA-256 of the DER), in one
+   * read; those not found are simply absent.
+   */
+  certificatesForStatus(q: { readonly serials: readonly string[]; readonly certificateIds: readonly string[] }): Promise<CertificateRow[]>;
+  /**
+   * Records the checked items of one liveness-check answer in the verifier's history and its disclosure
+   * records, in one transaction: all or nothing, before the answer is given.
+   */
+  recordStatusChecks(checks: readonly StatusCheckRecord[], disclosures: readonly DisclosureRecord[]): Promise<void>;
+  /**
+   * A verifier's check history, in the order it was recorded: checks answered at or after `since`, after the
+   * check `after` (a previous page's last id), at most `limit` (default 100).
+   */
+  listStatusChecks(q: { readonly verifierId: string; readonly since?: Date; readonly after?: number; readonly limit?: number }): Promise<StoredStatusCheck[]>;
+  /** Records a resident's consent for a verifier; a consent already live is returned as it is. */
+  grantConsent(c: { readonly residentCode: string; readonly verifierId: string; readonly at: Date }): Promise<ConsentRecord>;
+  /** Withdraws the live consent; ERR_CONSENT_UNKNOWN when there is none. */
+  withdrawConsent(c: { readonly residentCode: string; readonly verifierId: string; readonly at: Date }): Promise<ConsentRecord>;
+  /** Consents, live and withdrawn, of a resident and/or a verifier, in the order they were granted. */
+  listConsents(q: { readonly residentCode?: string; readonly verifierId?: string }): Promise<ConsentRecord[]>;
+  /** Of `residentCodes`, those whose resident holds a live consent for the verifier. */
+  liveConsents(verifierId: string, residentCodes: readonly string[]): Promise<Set<string>>;
 
   // ---- Moving a store (store/copy.ts): the whole store as logical records, out and in ----
 
