@@ -125,6 +125,7 @@ export {
   type StatusHistoryEntry,
   type StatusHistoryPage,
 } from "./verifier/liveness.js";
+export { parseStatusList, fetchStatus, type StatusClientOptions } from "./verifier/status-client.js";
 export { grantConsent, withdrawConsent, listConsents, type ConsentParams } from "./registry/consent.js";
 export { validationApiDocument } from "./server/openapi.js";
 export { VALIDATE_ERRORS, parseValidateBody, type ValidateErrorCode } from "./server/validate-route.js";
