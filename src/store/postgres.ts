@@ -38,6 +38,7 @@ import {
   statusCheckValues,
   toStatusCheck,
   toConsent,
+  withoutId,
   type StatusCheckRowDb,
   type ConsentRowDb,
   itemsOf,
@@ -1899,17 +1900,11 @@ export class PostgresStore implements Store {
 
   async recordStatusChecks(checks: readonly StatusCheckRecord[], disclosures: readonly DisclosureRecord[]): Promise<void> {
     if (!checks.length && !disclosures.length) return;
-    const cols = checks.map(statusCheckValues);
-    const col = (i: number) => cols.map((r) => r[i]);
     const dcols = disclosures.map(disclosureValues);
     const dcol = (i: number) => dcols.map((r) => r[i]);
+    // One transaction, a statement per table: the checks and their disclosures are kept together or not at all.
     await this.#tx("recording liveness checks", async (c) => {
-      await c.query(
-        `INSERT INTO status_checks (verifier_id, at, ca_id, serial, certificate_id, status, reason, revoked_at, replaced_by_ca_id, replaced_by_serial)
-         SELECT v, a, ca, s, ci, st, r, ra, rc, rs FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bigint[], $9::text[], $10::text[])
-           WITH ORDINALITY AS u(v, a, ca, s, ci, st, r, ra, rc, rs, n) ORDER BY n`,
-        [col(0), col(1), col(2), col(3), col(4), col(5), col(6), col(7), col(8), col(9)],
-      );
+      await insertStatusChecks(c, checks);
       if (disclosures.length) {
         await c.query(
           `INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed)
@@ -2057,6 +2052,8 @@ export class PostgresStore implements Store {
         yield { kind: "verifierFetches", records: rows.map(toVerifierFetch) };
       }
       for await (const rows of cursor<DisclosureRowDb>("SELECT * FROM disclosures ORDER BY id")) yield { kind: "disclosures", records: rows.map(toDisclosure) };
+      for await (const rows of cursor<ConsentRowDb>("SELECT * FROM consents ORDER BY id")) yield { kind: "consents", records: rows.map(toConsent) };
+      for await (const rows of cursor<StatusCheckRowDb>("SELECT * FROM status_checks ORDER BY id")) yield { kind: "statusChecks", records: rows.map((r) => withoutId(toStatusCheck(r))) };
       yield { kind: "end" };
       const note = opts.retire?.();
       if (note) {
@@ -2138,9 +2135,11 @@ const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
   verifiers: "SELECT count(*) FROM verifiers",
   verifierFetches: "SELECT count(*) FROM verifier_fetches",
   disclosures: "SELECT count(*) FROM disclosures",
+  consents: "SELECT count(*) FROM consents",
+  statusChecks: "SELECT count(*) FROM status_checks",
 };
 /** The tables a dump reads and a load writes. */
-const COPY_TABLES = ["cas", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures"] as const;
+const COPY_TABLES = ["cas", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks"] as const;
 
 /**
  * Rebuilds the revocation log of a load in the order the dump gives (the source's CRL order): consecutive
@@ -2375,7 +2374,32 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
       );
       return;
     }
+    case "consents": {
+      const r = b.records;
+      await c.query(
+        `INSERT INTO consents (resident_code, verifier_id, granted_at, withdrawn_at)
+         SELECT rc, v, g, w FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS u(rc, v, g, w, n) ORDER BY n`,
+        [col(r, (x) => x.residentCode), col(r, (x) => x.verifierId), col(r, (x) => x.grantedAt.getTime()), col(r, (x) => x.withdrawnAt?.getTime() ?? null)],
+      );
+      return;
+    }
+    case "statusChecks":
+      await insertStatusChecks(c, b.records);
+      return;
   }
+}
+
+/** Appends checks in the order given (one statement: their ids keep that order). */
+async function insertStatusChecks(c: ClientBase, checks: readonly StatusCheckRecord[]): Promise<void> {
+  if (!checks.length) return;
+  const cols = checks.map(statusCheckValues);
+  const col = (i: number) => cols.map((r) => r[i]);
+  await c.query(
+    `INSERT INTO status_checks (verifier_id, at, ca_id, serial, certificate_id, status, reason, revoked_at, replaced_by_ca_id, replaced_by_serial)
+     SELECT v, a, ca, s, ci, st, r, ra, rc, rs FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bigint[], $9::text[], $10::text[])
+       WITH ORDINALITY AS u(v, a, ca, s, ci, st, r, ra, rc, rs, n) ORDER BY n`,
+    [col(0), col(1), col(2), col(3), col(4), col(5), col(6), col(7), col(8), col(9)],
+  );
 }
 
 /**

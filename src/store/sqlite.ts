@@ -14,6 +14,7 @@ import {
   statusCheckValues,
   toStatusCheck,
   toConsent,
+  withoutId,
   type StatusCheckRowDb,
   type ConsentRowDb,
   type DisclosureRowDb,
@@ -1559,6 +1560,8 @@ export class SqliteStore implements Store {
             ["verifiers", "verifiers"],
             ["verifierFetches", "verifier_fetches"],
             ["disclosures", "disclosures"],
+            ["consents", "consents"],
+            ["statusChecks", "status_checks"],
           ] as const
         ).map(([kind, table]) => [kind, db.prepare(table === "revocation_log" ? "SELECT coalesce(sum(entries), 0) FROM revocation_log" : `SELECT count(*) FROM ${table}`).pluck()]),
       ) as Record<DumpKind, Database.Statement>,
@@ -1582,6 +1585,8 @@ export class SqliteStore implements Store {
       verifiers: pages("verifiers", "id"),
       verifierFetches: pages("verifier_fetches", "id"),
       disclosures: pages("disclosures", "id"),
+      consents: pages("consents", "id"),
+      statusChecks: pages("status_checks", "id"),
       // Loading the order: the revoked certificate it names, and the serials already placed in the log.
       revokedBySerial: db.prepare(
         "SELECT k.ca_id, k.revoked_at, k.reason, k.not_after, k.municipality_code FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.serial = ?",
@@ -1621,6 +1626,10 @@ export class SqliteStore implements Store {
         verifierFetches: db.prepare("INSERT INTO verifier_fetches (verifier_id, scope, path, status, at, count, last_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
         disclosures: db.prepare(
           "INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ),
+        consents: db.prepare("INSERT INTO consents (resident_code, verifier_id, granted_at, withdrawn_at) VALUES (?, ?, ?, ?)"),
+        statusChecks: db.prepare(
+          "INSERT INTO status_checks (verifier_id, at, ca_id, serial, certificate_id, status, reason, revoked_at, replaced_by_ca_id, replaced_by_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ),
       },
     };
@@ -1736,6 +1745,10 @@ export class SqliteStore implements Store {
       }
       for (const records of paged<DisclosureRowDb & { id: number }, number>(st.disclosures, (r) => r.id, toDisclosure)) {
         yield { kind: "disclosures", records: records as DisclosureRecord[] };
+      }
+      for (const records of paged<ConsentRowDb & { id: number }, number>(st.consents, (r) => r.id, toConsent)) yield { kind: "consents", records: records as ConsentRecord[] };
+      for (const records of paged<StatusCheckRowDb, number>(st.statusChecks, (r) => Number(r.id), (r) => withoutId(toStatusCheck(r)))) {
+        yield { kind: "statusChecks", records: records as StatusCheckRecord[] };
       }
       yield { kind: "end" };
       const note = opts.retire?.();
@@ -1875,6 +1888,12 @@ export class SqliteStore implements Store {
             case "disclosures":
               for (const r of b.records) ins.disclosures.run(...disclosureValues(r));
               break;
+            case "consents":
+              for (const r of b.records) ins.consents.run(r.residentCode, r.verifierId, r.grantedAt.getTime(), r.withdrawnAt?.getTime() ?? null);
+              break;
+            case "statusChecks":
+              for (const r of b.records) ins.statusChecks.run(...statusCheckValues(r));
+              break;
           }
         } catch (e) {
           throw storeError(e, `loading ${b.kind}`);
@@ -1899,7 +1918,7 @@ export class SqliteStore implements Store {
 }
 
 /** Every table a dump reads: what a retired store refuses to write. */
-const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures"] as const;
+const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks"] as const;
 
 /** Log blocks read per page when dumping the CRL order. */
 const LOG_PAGE = 16;

@@ -617,7 +617,7 @@ export interface DumpOptions {
 }
 
 /** The kinds of logical record in a dump, in the order they come (and are loaded: CAs before what names them). */
-export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches", "disclosures"] as const;
+export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches", "disclosures", "consents", "statusChecks"] as const;
 export type DumpKind = (typeof DUMP_KINDS)[number];
 export type DumpCounts = Readonly<Record<DumpKind, number>>;
 
@@ -699,4 +699,8 @@ export type DumpBatch =
   | { readonly kind: "verifierFetches"; readonly records: readonly VerifierFetch[] }
   /** the disclosure log, in the order it was recorded */
   | { readonly kind: "disclosures"; readonly records: readonly DisclosureRecord[] }
+  /** the registry's consents (新旧証明書の紐付け), live and withdrawn, in the order granted */
+  | { readonly kind: "consents"; readonly records: readonly ConsentRecord[] }
+  /** every verifier's liveness-check history, in the order it was recorded */
+  | { readonly kind: "statusChecks"; readonly records: readonly StatusCheckRecord[] }
   | { readonly kind: "end" };
