@@ -371,17 +371,17 @@ export type LivenessStatus = "good" | "revoked" | "unknown";
 
 /**
  * One checked item of a liveness check (`POST /v1/status`), kept in the asking verifier's check history: which
- * certificate (as asked, completed with what was found) and what the verifier was told.
+ * certificate (as asked: by CA and serial, or by certificate id) and what the verifier was told.
  */
 export interface StatusCheckRecord {
   readonly verifierId: string;
   /** when the answer was given */
   readonly at: Date;
-  /** the issuing CA's id, as asked or as found */
+  /** the issuing CA's id, as asked */
   readonly caId: string | undefined;
-  /** the serial, lower-case hex, as asked or as found */
+  /** the serial, lower-case hex, as asked */
   readonly serial: string | undefined;
-  /** the certificate id (hex SHA-256 of the DER), as asked or as found */
+  /** the certificate id (hex SHA-256 of the DER), as asked */
   readonly certificateId: string | undefined;
   readonly status: LivenessStatus;
   /** the CRLReason code and revocation time, when the verifier was told them (government bodies) */

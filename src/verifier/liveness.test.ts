@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
-import type { CertificateRow } from "../store/types.js";
+import type { CertificateRow, DisclosureRecord, StatusCheckRecord } from "../store/types.js";
+import type { Workspace } from "../workspace/workspace.js";
 import { parseStatusBody, parseHistoryQuery } from "../server/status-route.js";
-import { MAX_STATUS_ITEMS, parseCursor, parseStatusItem, successor } from "./liveness.js";
+import { MAX_STATUS_ITEMS, certificateId, checkStatus, parseCursor, parseStatusItem, successor } from "./liveness.js";
 
 const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
 const now = new Date("2026-06-01T00:00:00Z");
@@ -61,5 +62,45 @@ describe("the old/new link (successor)", () => {
     expect(successor([a], a, now)).toBeUndefined();
     const lost = row("0a", "2024-01-01T00:00:00Z", { reason: 1, at: "2025-01-01T00:00:00Z" });
     expect(successor([lost, later], lost, now)).toBeUndefined();
+  });
+});
+
+describe("checkStatus with a stubbed store", () => {
+  const gov = { id: "v-g", name: "g", kind: "government" as const, tokenSha256: undefined, certSha256: undefined, certNotAfter: undefined, createdAt: now, revokedAt: undefined };
+  const priv = { ...gov, id: "v-p", kind: "private" as const };
+  function ws(rows: CertificateRow[], o: { fail?: boolean; consents?: string[] } = {}) {
+    const recorded: Array<{ checks: StatusCheckRecord[]; disclosures: DisclosureRecord[] }> = [];
+    const store = {
+      certificatesForStatus: async (q: { serials: string[]; certificateIds: string[] }) =>
+        rows.filter((r) => q.serials.includes(r.serial) || q.certificateIds.includes(certificateId(r.der))),
+      liveConsents: async (_v: string, codes: string[]) => new Set(codes.filter((c) => o.consents?.includes(c))),
+      findCertificates: async () => rows,
+      recordStatusChecks: async (checks: StatusCheckRecord[], disclosures: DisclosureRecord[]) => {
+        if (o.fail) throw Object.assign(new Error("store away"), { code: "ERR_STORE_UNREACHABLE" });
+        recorded.push({ checks, disclosures });
+      },
+    };
+    return { w: { store, clock: { now: () => now } } as unknown as Workspace, recorded };
+  }
+
+  it("an expired, unrevoked certificate is unknown: a government body is told why, a private provider not", async () => {
+    const old = row("0e", "2020-01-01T00:00:00Z", undefined, "2023-01-01T00:00:00Z");
+    const { w, recorded } = ws([old]);
+    expect((await checkStatus(w, gov, { items: [{ caId: "13-sig", serial: "0e" }] })).items).toEqual([{ index: 0, item: { caId: "13-sig", serial: "0e" }, status: "unknown", unknownReason: "expired" }]);
+    expect((await checkStatus(w, priv, { items: [{ caId: "13-sig", serial: "0e" }] })).items).toEqual([{ index: 0, item: { caId: "13-sig", serial: "0e" }, status: "unknown" }]);
+    expect(recorded.map((r) => r.disclosures[0]!.answer)).toEqual(["status:unknown", "status:unknown"]);
+  });
+
+  it("records what the caller was told (a private provider's check holds no reason) and, when the store fails, gives no answer", async () => {
+    const a = row("0a", "2024-01-01T00:00:00Z", { reason: 3, at: "2025-01-01T00:00:00Z" });
+    const b = row("0b", "2025-01-02T00:00:00Z");
+    const { w, recorded } = ws([a, b], { consents: ["12345678906"] });
+    const p = await checkStatus(w, priv, { items: [{ certificateId: certificateId(a.der) }], link: true });
+    expect(p.items[0]).toEqual({ index: 0, item: { certificateId: certificateId(a.der) }, status: "revoked", replacedBy: { caId: "13-sig", serial: "0b", certificateId: certificateId(b.der) } });
+    expect(recorded[0]!.checks[0]).toMatchObject({ verifierId: "v-p", status: "revoked", reason: undefined, revokedAt: undefined, replacedBy: { serial: "0b" }, serial: undefined });
+    expect(recorded[0]!.disclosures[0]).toMatchObject({ serial: "0a", residentCode: "12345678906", answer: "status:revoked+link" });
+    const failing = ws([a, b], { fail: true });
+    await expect(checkStatus(failing.w, gov, { items: [{ caId: "13-sig", serial: "0a" }] })).rejects.toMatchObject({ code: "ERR_STORE_UNREACHABLE" });
+    await expect(checkStatus(w, gov, { items: [] })).rejects.toMatchObject({ code: "ERR_USAGE" });
   });
 });

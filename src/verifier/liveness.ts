@@ -199,9 +199,10 @@ export async function checkStatus(ws: Workspace, verifier: VerifierRecord, req: 
     checks.push({
       verifierId: verifier.id,
       at: now,
-      caId: row?.caId ?? ("caId" in ref ? ref.caId : undefined),
-      serial: row?.serial ?? ("serial" in ref ? ref.serial : undefined),
-      certificateId: row ? certificateId(row.der) : "certificateId" in ref ? ref.certificateId : undefined,
+      // The certificate as asked (the answer echoes that, no more): the disclosure record names the certificate found.
+      caId: "caId" in ref ? ref.caId : undefined,
+      serial: "serial" in ref ? ref.serial : undefined,
+      certificateId: "certificateId" in ref ? ref.certificateId : undefined,
       status,
       // What the verifier was told, no more: a private provider's history holds no reason.
       reason: government && rev ? rev.reason : undefined,
