@@ -612,6 +612,10 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect((await s.listConsents({ residentCode: "12345678906" })).map((x) => [x.grantedAt.getTime(), x.withdrawnAt?.getTime()])).toEqual([[1, 4], [6, undefined]]);
       expect((await s.listConsents({ verifierId: "v-01" })).length).toBe(3);
       expect(await s.listConsents({ verifierId: "v-02" })).toEqual([]);
+      // a resident-code change (住民票コード変更) applied by the registry moves the consents with the resident
+      await s.applyToRegistry(() => ({ put: [], remove: [], relink: [{ from: "12345678906", to: "32345678903" }], result: undefined }));
+      expect(await s.liveConsents("v-01", ["12345678906", "32345678903"])).toEqual(new Set(["32345678903"]));
+      expect(await s.listConsents({ residentCode: "12345678906" })).toEqual([]);
       await s.close();
     });
   });

@@ -1063,6 +1063,7 @@ export class PostgresStore implements Store {
     decide: (read: (residentCode: string) => (ResidentRecord & { readonly noticeSequence: number }) | undefined) => {
       readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
       readonly remove: readonly string[];
+      readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
       readonly result: T;
     },
   ): Promise<T> {
@@ -1093,6 +1094,13 @@ export class PostgresStore implements Store {
         }
         await locks.extend([...d.remove, ...d.put.map((r) => r.residentCode)]);
         if (d.remove.length) await c.query("DELETE FROM residents WHERE resident_code = ANY($1::text[])", [[...d.remove]]);
+        if (d.relink?.length) {
+          // The new codes are ones nobody held (the registry refuses a change to a code in use): no consent is under them.
+          await c.query("UPDATE consents SET resident_code = u.t FROM unnest($1::text[], $2::text[]) AS u(f, t) WHERE consents.resident_code = u.f", [
+            d.relink.map((l) => l.from),
+            d.relink.map((l) => l.to),
+          ]);
+        }
         const put = [...new Map(d.put.map((r) => [r.residentCode, r])).values()];
         if (put.length) {
           await c.query(

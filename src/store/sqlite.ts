@@ -828,6 +828,7 @@ export class SqliteStore implements Store {
     decide: (read: (residentCode: string) => (ResidentRecord & { readonly noticeSequence: number }) | undefined) => {
       readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
       readonly remove: readonly string[];
+      readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
       readonly result: T;
     },
   ): Promise<T> {
@@ -843,6 +844,8 @@ export class SqliteStore implements Store {
           this.#stmts.upsertResident.run({ residentCode: r.residentCode, municipalityCode: r.municipalityCode, status: r.status, ...r.fourItems });
           this.#stmts.setResidentSequence.run(r.noticeSequence, r.residentCode);
         }
+        // The new code is one nobody held (the registry refuses a change to a code in use): no consent is under it.
+        for (const l of d.relink ?? []) this.#db.prepare("UPDATE consents SET resident_code = ? WHERE resident_code = ?").run(l.to, l.from);
         return d.result;
       }).immediate(),
     );

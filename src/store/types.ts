@@ -425,11 +425,13 @@ export interface Store {
   /**
    * Registry side of change notices, in one write transaction: `decide` is called with a reader of the
    * current records (read inside the transaction, so two appliers never decide from the same state) and
-   * returns the records to put (with the notice sequence each now reflects) and the codes to remove.
+   * returns the records to put (with the notice sequence each now reflects) and the codes to remove, and the
+   * resident-code changes (住民票コード変更) it applied: the registry's consents move to the new code with them.
    */
   applyToRegistry<T>(decide: (read: (residentCode: string) => (ResidentRecord & { readonly noticeSequence: number }) | undefined) => {
     readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
     readonly remove: readonly string[];
+    readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
     readonly result: T;
   }): Promise<T>;
   /** The sequence of the last change notice applied to a resident record (0: none). */
