@@ -142,11 +142,13 @@ export async function checkStatus(ws: Workspace, verifier: VerifierRecord, req: 
   }
   const now = ws.clock.now();
   const government = verifier.kind === "government";
-  const found = refs.map((r) => ("error" in r ? undefined : "certificateId" in r ? byId.get(r.certificateId) : (() => {
+  const lookUp = (r: StatusItemRef): CertificateRow | undefined => {
+    if ("certificateId" in r) return byId.get(r.certificateId);
     const row = bySerial.get(r.serial);
     // The serial alone is unique in this store, but the verifier named the issuer too: another CA's certificate is not the one it asked about.
     return row && row.caId === r.caId ? row : undefined;
-  })()));
+  };
+  const found = refs.map((r) => ("error" in r ? undefined : lookUp(r)));
 
   // The link is looked for only where it may be given: asked, and for a government body or a resident who consented.
   let consented = new Set<string>();
@@ -180,12 +182,7 @@ export async function checkStatus(ws: Workspace, verifier: VerifierRecord, req: 
       continue;
     }
     const row = found[index];
-    let status: LivenessStatus;
-    let unknownReason: "not-ours" | "expired" | undefined;
-    if (!row) (status = "unknown"), (unknownReason = "not-ours");
-    else if (row.revocation) status = "revoked";
-    else if (row.notAfter.getTime() < now.getTime()) (status = "unknown"), (unknownReason = "expired");
-    else status = "good";
+    const { status, unknownReason } = livenessOf(row, now);
     const rev = row?.revocation;
     const replacedBy = mayLink(row) ? linkOf(row) : undefined;
     answers.push({
@@ -226,6 +223,18 @@ export async function checkStatus(ws: Workspace, verifier: VerifierRecord, req: 
   }
   await ws.store.recordStatusChecks(checks, disclosures);
   return { view: verifier.kind, checkedAt: now.toISOString(), items: answers };
+}
+
+/**
+ * The status of a certificate by the CA's records at `now`. Revoked wins over expired: the CA's record of the
+ * revocation outlives the certificate's place on the CRL, and "revoked" is the truer answer to "is the account's
+ * certificate still good". Pure.
+ */
+export function livenessOf(row: CertificateRow | undefined, now: Date): { status: LivenessStatus; unknownReason?: "not-ours" | "expired" } {
+  if (!row) return { status: "unknown", unknownReason: "not-ours" };
+  if (row.revocation) return { status: "revoked" };
+  if (row.notAfter.getTime() < now.getTime()) return { status: "unknown", unknownReason: "expired" };
+  return { status: "good" };
 }
 
 function isLinkable(row: CertificateRow): boolean {
