@@ -23,7 +23,8 @@
  * chain: the next certificate of that resident and purpose issued after it; if that one was in turn revoked as
  * superseded or affiliationChanged, the next after it, and so on, until one that is neither revoked nor
  * expired (the link) or one that ended the line otherwise (death, loss, expiry: no link). It may come from
- * another prefecture's CA (a move between prefectures).
+ * another prefecture's CA (a move between prefectures) — so the link's CA id tells the prefecture moved to,
+ * which is one more reason it goes only where the table above allows.
  *
  * Certificate id (ours): the lower-case hex SHA-256 of the certificate's DER — what a verifier can compute from
  * the certificate it stored. A verifier that kept only the issuer and serial names `{caId, serial}` instead.
