@@ -61,6 +61,8 @@ export const ERROR_CODES = {
   ERR_VERIFIER_UNKNOWN: { exit: 14, summary: "no registered signature verifier (署名検証者) with that id" },
   ERR_VERIFIER_REVOKED: { exit: 14, summary: "the verifier's registration is already revoked" },
   ERR_VERIFIER_INVALID: { exit: 14, summary: "a verifier's name, kind or certificate request is not acceptable" },
+  ERR_SERVICE_FAILED: { exit: 16, summary: "a jpki serve asked over HTTP could not be reached or answered an error (its typed code is in the message)" },
+  ERR_CONSENT_UNKNOWN: { exit: 14, summary: "no live consent of that resident for that verifier" },
   ERR_PARTIAL: { exit: 13, summary: "some records were applied and some rejected" },
   ERR_INTERNAL: { exit: 70, summary: "a bug: please report it" },
 } as const;

@@ -100,13 +100,33 @@ export { checkInputFile, checkInputDir, checkOutputFile, checkOutputDir, checkWo
 export { parseConfig, DEFAULT_CONFIG, STORE_KINDS, SERVER_ROUTES, type WorkspaceConfig, type StoreKind, type ServerRoute, type VerifierRateLimit } from "./workspace/config.js";
 
 // registered signature verifiers (署名検証者): who may fetch revocation information
-export type { VerifierRecord, VerifierKind, VerifierCaRecord, VerifierFetch, DisclosureRecord } from "./store/types.js";
+export type { VerifierRecord, VerifierKind, VerifierCaRecord, VerifierFetch, DisclosureRecord, ConsentRecord, StatusCheckRecord, StoredStatusCheck, LivenessStatus } from "./store/types.js";
 export { registerVerifier, revokeVerifier, ensureVerifierCa, parseVerifierKind, VERIFIER_KINDS, type RegisterVerifierOptions, type RegisteredVerifier } from "./verifier/registration.js";
 export { LEGAL_BASES, LEGAL_BASIS_CODES, isLegalBasisCode, parseLegalBasis, legalBasisAllows, type LegalBasis, type LegalBasisCode } from "./verifier/legal-basis.js";
 export { PRIVATE_STATUS_OF, privateView, governmentView, type PrivateStatus, type PrivateView, type GovernmentView } from "./verifier/views.js";
 export { VerifierValidationService, type ValidationQuery, type ValidationAnswer, type ValidationServiceOptions } from "./verifier/validation-service.js";
 export { DisclosureLog } from "./verifier/disclosure-log.js";
 export { disclosuresOf, type DisclosureEntry } from "./verifier/disclosure.js";
+// liveness checks (現況確認) and old/new certificate links (新旧証明書の紐付け): POST /v1/status, jpki verify --status-of
+export {
+  checkStatus,
+  statusHistory,
+  certificateId,
+  parseStatusItem,
+  successor,
+  MAX_STATUS_ITEMS,
+  STATUS_ITEM_ERRORS,
+  type StatusItemRef,
+  type StatusRequest,
+  type StatusAnswer,
+  type StatusItemAnswer,
+  type StatusItemErrorCode,
+  type ReplacedBy,
+  type StatusHistoryEntry,
+  type StatusHistoryPage,
+} from "./verifier/liveness.js";
+export { parseStatusList, fetchStatus, type StatusClientOptions } from "./verifier/status-client.js";
+export { grantConsent, withdrawConsent, listConsents, type ConsentParams } from "./registry/consent.js";
 export { validationApiDocument } from "./server/openapi.js";
 export { VALIDATE_ERRORS, parseValidateBody, type ValidateErrorCode } from "./server/validate-route.js";
 export { newToken, tokenSha256, bearerToken, certificateSha256, TOKEN_PREFIX } from "./verifier/credentials.js";

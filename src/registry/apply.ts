@@ -57,6 +57,7 @@ export async function applyNoticesToRegistry(store: Store, records: AsyncIterabl
       const local = new Map<string, Stored>();
       const get = (code: string) => local.get(code) ?? read(code);
       const put = new Map<string, Stored>();
+      const relink: Array<{ from: string; to: string }> = [];
       let applied = 0;
       let skipped = 0;
       const errors: Array<{ line: number; e: JpkiError }> = [];
@@ -67,6 +68,8 @@ export async function applyNoticesToRegistry(store: Store, records: AsyncIterabl
             skipped++;
             continue;
           }
+          // A resident-code change: the registry's consents follow the resident to the new code.
+          if (d.retire) relink.push({ from: d.retire.residentCode, to: d.put.residentCode });
           for (const rec of d.retire ? [d.retire, d.put] : [d.put]) {
             local.set(rec.residentCode, rec);
             put.set(rec.residentCode, rec);
@@ -77,7 +80,7 @@ export async function applyNoticesToRegistry(store: Store, records: AsyncIterabl
           errors.push({ line, e });
         }
       }
-      return { put: [...put.values()], remove: [], result: { applied, skipped, errors } };
+      return { put: [...put.values()], remove: [], relink, result: { applied, skipped, errors } };
     });
     out.applied += r.applied;
     out.skipped += r.skipped;

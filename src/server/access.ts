@@ -36,7 +36,7 @@ import { SERVER_ROUTES, type ServerRoute, type VerifierRateLimit } from "../work
 import { bearerToken, certificateSha256, tokenSha256 } from "../verifier/credentials.js";
 
 /** A scope: what a route serves, as the access log and fetch records name it. */
-export type RouteScope = (typeof SERVER_ROUTES)[ServerRoute] | "validate" | "other";
+export type RouteScope = (typeof SERVER_ROUTES)[ServerRoute] | "validate" | "status" | "other";
 
 /** Which verifier kinds may use each scope: anything not open needs a credential, /metrics none of theirs. */
 export const SCOPE_ACCESS: Readonly<Record<RouteScope, readonly VerifierKind[]>> = Object.freeze({
@@ -51,6 +51,8 @@ export const SCOPE_ACCESS: Readonly<Record<RouteScope, readonly VerifierKind[]>>
   // The validation API (POST /v1/validate): registered verifiers only, never opened by openRoutes (it is not in
   // SERVER_ROUTES, so no configuration can name it).
   validate: ["government", "private"],
+  // Liveness checks and their history (POST /v1/status, GET /v1/status/history): as the validation API.
+  status: ["government", "private"],
   other: ["government", "private"],
 });
 
@@ -64,6 +66,7 @@ export function scopeOf(path: string): RouteScope {
   if (path.startsWith("/ca/")) return "ca-certificate";
   if (path === "/ocsp" || path.startsWith("/ocsp/")) return "ocsp";
   if (path === "/v1/validate") return "validate";
+  if (path === "/v1/status" || path === "/v1/status/history") return "status";
   if (path === "/openapi.json") return "openapi";
   return "other";
 }

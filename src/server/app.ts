@@ -14,6 +14,8 @@
  * - `/ocsp/<ca>`: OCSP (RFC 6960, RFC 5019), when given the responder passphrase (ocsp.ts, ocsp/responder.ts);
  * - `POST /v1/validate`: the validation API, each verifier kind in its view, every answer in the disclosure log
  *   (validate-route.ts, verifier/validation-service.ts); `/openapi.json` describes it (openapi.ts).
+ * - `POST /v1/status`, `GET /v1/status/history`: liveness checks (現況確認) in batches with the old/new
+ *   certificate link where allowed, and the caller's own check history (status-route.ts, verifier/liveness.ts).
  * Every request, before any route sees it, must carry a registered verifier's (署名検証者) credential unless
  * the workspace's `openRoutes` lists its route; then a per-verifier rate limit, and a record of what each
  * verifier fetched (access.ts).
@@ -38,6 +40,7 @@ import { PublishedFiles } from "./published.js";
 import { publishedRoute } from "./published-route.js";
 import { validationApiDocument } from "./openapi.js";
 import { registerValidate } from "./validate-route.js";
+import { registerStatus } from "./status-route.js";
 import { VerifierValidationService, type ValidationServiceOptions } from "../verifier/validation-service.js";
 
 export interface ServerOptions {
@@ -208,6 +211,7 @@ const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
   ocsp: "ocsp",
   openapi: "openapi",
   validate: "validate",
+  status: "status",
   other: "other",
 };
 
@@ -380,6 +384,7 @@ export async function buildServer(
 
   const validation = new VerifierValidationService(ws, opts.validation);
   await registerValidate(app, { prefix, service: validation, access, onResponse: onResponse("validate"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
+  await registerStatus(app, { prefix, ws, access, onResponse: onResponse("status"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   const openapi = JSON.stringify(validationApiDocument(prefix));
   app.get(`${prefix}/openapi.json`, { onResponse: onResponse("openapi") }, async (_req, reply) => reply.header("Cache-Control", "no-cache").type("application/json; charset=utf-8").send(openapi));
 

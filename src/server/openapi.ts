@@ -13,9 +13,12 @@ import { JPKI_PURPOSES } from "../validation/jpki.js";
 import { LEGAL_BASES, LEGAL_BASIS_CODES } from "../verifier/legal-basis.js";
 import { PRIVATE_STATUS_OF } from "../verifier/views.js";
 import { BODY_LIMIT, MAX_CHAIN, VALIDATE_ERRORS } from "./validate-route.js";
+import { MAX_HISTORY_LIMIT, MAX_STATUS_ITEMS, STATUS_ITEM_ERRORS } from "../verifier/liveness.js";
+import { STATUS_BODY_LIMIT, STATUS_ERRORS } from "./status-route.js";
 
 export function validationApiDocument(prefix: string): Record<string, unknown> {
-  const errorCodes = Object.keys(VALIDATE_ERRORS);
+  const errorCodes = [...new Set([...Object.keys(VALIDATE_ERRORS), ...Object.keys(STATUS_ERRORS)])];
+  const json = (schema: unknown) => ({ "application/json": { schema } });
   const errorResponse = (description: string) => ({ description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } });
   return {
     openapi: "3.1.0",
@@ -45,6 +48,45 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
             "415": errorResponse("The body is not application/json"),
             "429": errorResponse("Past the verifier's rate limit (Retry-After says when to come back)"),
             "503": errorResponse("The store did not answer (or the disclosure log could not be written): no answer was given"),
+          },
+        },
+      },
+      "/v1/status": {
+        post: {
+          operationId: "status",
+          summary: "Liveness check (現況確認): is each certificate still good? With link: which certificate replaced it (新旧証明書の紐付け)",
+          description:
+            `Up to ${MAX_STATUS_ITEMS} certificates per call, each named by { caId, serial } or by { certificateId } — the lower-case hex SHA-256 of the certificate's DER, which a verifier computes from the certificate it stored. ` +
+            "The answer comes from the CA's own records (what the next CRL will say; a revocation shows here as soon as it is committed). Per item: good, revoked, or unknown (not issued by this service under that CA, or expired). " +
+            "A government body also sees the revocation time and reason and why a status is unknown; a private provider sees the status only. " +
+            "With link: true, for a certificate revoked as superseded or affiliationChanged (renewal, move, name change), replacedBy names the current certificate of the same resident and purpose at the end of the chain of replacements — given to government bodies, and to private providers only where the resident's consent to that provider is recorded in the registry; otherwise the item is exactly what it would be without link. " +
+            "Every checked item is kept in the caller's check history (GET /v1/status/history), and every answer about one of our certificates is recorded in the disclosure log the resident may read, before the answer is given. A malformed item gets its own error and does not fail the batch.",
+          requestBody: { required: true, content: json({ $ref: "#/components/schemas/StatusRequest" }) },
+          responses: {
+            "200": { description: "One answer per item, in the order asked", content: json({ $ref: "#/components/schemas/StatusAnswer" }) },
+            "400": errorResponse(`The body is malformed as a whole, or has more than ${MAX_STATUS_ITEMS} items (batch-too-large)`),
+            "401": errorResponse("No credential, or one that names no live registration"),
+            "413": errorResponse(`The body is larger than ${STATUS_BODY_LIMIT} bytes`),
+            "415": errorResponse("The body is not application/json"),
+            "429": errorResponse("Past the verifier's rate limit (Retry-After says when to come back)"),
+            "503": errorResponse("The store did not answer (or the checks could not be recorded): no answer was given"),
+          },
+        },
+      },
+      "/v1/status/history": {
+        get: {
+          operationId: "statusHistory",
+          summary: "The caller's own liveness-check history, oldest first, paged",
+          parameters: [
+            { name: "since", in: "query", required: false, schema: { type: "string", format: "date-time" }, description: "only checks answered at or after this time" },
+            { name: "limit", in: "query", required: false, schema: { type: "integer", minimum: 1, maximum: MAX_HISTORY_LIMIT, default: 100 } },
+            { name: "cursor", in: "query", required: false, schema: { type: "string" }, description: "the nextCursor of the previous page (opaque)" },
+          ],
+          responses: {
+            "200": { description: "A page of the caller's checks, as it was told them", content: json({ $ref: "#/components/schemas/StatusHistoryPage" }) },
+            "400": errorResponse("since, limit or cursor is malformed (query-invalid)"),
+            "401": errorResponse("No credential, or one that names no live registration"),
+            "503": errorResponse("The store did not answer"),
           },
         },
       },
@@ -101,6 +143,77 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
               properties: { name: { type: "string" }, address: { type: "string" }, birthDate: { type: "string", format: "date" }, gender: { enum: ["male", "female", "unknown"] } },
             },
             itemsWithheld: { enum: ["certificate-not-ours", "no-registry-record"] },
+          },
+        },
+        StatusItemRef: {
+          oneOf: [
+            { type: "object", additionalProperties: false, required: ["caId", "serial"], properties: { caId: { type: "string", description: "the issuing CA's id, e.g. 13-sig" }, serial: { type: "string", description: "the serial number, hex" } } },
+            {
+              type: "object",
+              additionalProperties: false,
+              required: ["certificateId"],
+              properties: { certificateId: { type: "string", pattern: "^[0-9a-f]{64}$", description: "certificate id: lower-case hex SHA-256 of the certificate's DER" } },
+            },
+          ],
+        },
+        StatusRequest: {
+          type: "object",
+          additionalProperties: false,
+          required: ["items"],
+          properties: {
+            items: { type: "array", minItems: 1, maxItems: MAX_STATUS_ITEMS, items: { $ref: "#/components/schemas/StatusItemRef" } },
+            link: { type: "boolean", default: false, description: "ask for replacedBy (新旧証明書の紐付け) where the caller may receive it" },
+          },
+        },
+        ReplacedBy: {
+          type: "object",
+          required: ["caId", "serial", "certificateId"],
+          properties: { caId: { type: "string" }, serial: { type: "string" }, certificateId: { type: "string" } },
+        },
+        Revocation: { type: "object", properties: { time: { type: "string", format: "date-time" }, reason: { enum: [...Object.keys(CRL_REASON), "unknown"] } } },
+        StatusItemAnswer: {
+          oneOf: [
+            {
+              type: "object",
+              required: ["index", "item", "status"],
+              properties: {
+                index: { type: "integer", description: "the item's position in the request" },
+                item: { $ref: "#/components/schemas/StatusItemRef" },
+                status: { enum: ["good", "revoked", "unknown"] },
+                revocation: { $ref: "#/components/schemas/Revocation", description: "government bodies only" },
+                unknownReason: { enum: ["not-ours", "expired"], description: "government bodies only" },
+                replacedBy: { $ref: "#/components/schemas/ReplacedBy" },
+              },
+            },
+            { type: "object", required: ["index", "error", "message"], properties: { index: { type: "integer" }, error: { enum: Object.keys(STATUS_ITEM_ERRORS) }, message: { type: "string" } } },
+          ],
+        },
+        StatusAnswer: {
+          type: "object",
+          required: ["view", "checkedAt", "items"],
+          properties: { view: { enum: ["government", "private"] }, checkedAt: { type: "string", format: "date-time" }, items: { type: "array", items: { $ref: "#/components/schemas/StatusItemAnswer" } } },
+        },
+        StatusHistoryPage: {
+          type: "object",
+          required: ["items"],
+          properties: {
+            items: {
+              type: "array",
+              items: {
+                type: "object",
+                required: ["at", "status"],
+                properties: {
+                  at: { type: "string", format: "date-time" },
+                  caId: { type: "string" },
+                  serial: { type: "string" },
+                  certificateId: { type: "string" },
+                  status: { enum: ["good", "revoked", "unknown"] },
+                  revocation: { $ref: "#/components/schemas/Revocation" },
+                  replacedBy: { type: "object", properties: { caId: { type: "string" }, serial: { type: "string" } } },
+                },
+              },
+            },
+            nextCursor: { type: "string", description: "absent on the last page" },
           },
         },
         Error: {

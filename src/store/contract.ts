@@ -2,6 +2,7 @@
  * The store contract: one behavioural suite every Store implementation must pass (SQLite now,
  * PostgreSQL next). Called from each backend's test file with a factory for a fresh, empty store.
  */
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { isJpkiError } from "../errors.js";
 import { decodeEntries, type CrlEntryInput } from "../profile/crl-entry.js";
@@ -557,6 +558,64 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(await s.listDisclosures({ residentCode: "12345678901", limit: 1 })).toEqual([d("12345678901", 1, true, "pension")]);
       expect(await s.listDisclosures({ residentCode: "22345678901" })).toEqual([d("22345678901", 2, false)]);
       expect(await s.listDisclosures({ residentCode: "99999999999" })).toEqual([]);
+      await s.close();
+    });
+
+    it("finds a liveness check's certificates by serial and by certificate id (SHA-256 of the DER) in one read", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents([resident("r1"), resident("r2")]);
+      await s.commitIssuances([cert("07aa", "r1", 1000), cert("07bb", "r2", 1000), cert("07cc", "r1", 2000)]);
+      expect(await s.certificatesForStatus({ serials: [], certificateIds: [] })).toEqual([]);
+      const id = (serial: string) => createHash("sha256").update(Buffer.from(serial, "hex")).digest("hex");
+      const found = await s.certificatesForStatus({ serials: ["07aa", "ffff"], certificateIds: [id("07bb"), id("0000"), "not-hex"] });
+      expect(found.map((c) => c.serial).sort()).toEqual(["07aa", "07bb"]);
+      expect(found.find((c) => c.serial === "07aa")?.revocation).toMatchObject({ reason: 4 });
+      await s.close();
+    });
+
+    it("records liveness checks with their disclosures in one write, and pages a verifier's own history by since and cursor", async () => {
+      const s = await make();
+      await s.recordStatusChecks([], []);
+      const c = (verifierId: string, at: number, status: "good" | "revoked" | "unknown", more: object = {}) => ({
+        verifierId, at: new Date(at), caId: "13-sig", serial: `0b${at}`, certificateId: undefined, status, reason: undefined, revokedAt: undefined, replacedBy: undefined, ...more,
+      });
+      const d = { verifierId: "v-01", serial: "0b1", issuer: "13-sig", residentCode: "12345678901", purpose: "signature" as const, legalBasis: undefined, at: new Date(1), validationTime: new Date(1), answer: "status:revoked+link", itemsDisclosed: false };
+      const linked = c("v-01", 1, "revoked", { reason: 3, revokedAt: new Date(0), replacedBy: { caId: "14-sig", serial: "0c01" }, certificateId: "ab".repeat(32) });
+      await s.recordStatusChecks([linked, c("v-02", 2, "good")], [d]);
+      await s.recordStatusChecks([c("v-01", 3, "unknown", { caId: undefined, serial: undefined }), c("v-01", 4, "good")], []);
+      const all = await s.listStatusChecks({ verifierId: "v-01" });
+      expect(all.map(({ id: _id, ...r }) => r)).toEqual([linked, c("v-01", 3, "unknown", { caId: undefined, serial: undefined }), c("v-01", 4, "good")]);
+      expect(all[0]!.id).toBeLessThan(all[1]!.id);
+      const page = await s.listStatusChecks({ verifierId: "v-01", limit: 2 });
+      expect(page.map((r) => r.serial)).toEqual(["0b1", undefined]);
+      expect((await s.listStatusChecks({ verifierId: "v-01", after: page[1]!.id })).map((r) => r.serial)).toEqual(["0b4"]);
+      expect((await s.listStatusChecks({ verifierId: "v-01", since: new Date(3) })).map((r) => r.at.getTime())).toEqual([3, 4]);
+      expect((await s.listStatusChecks({ verifierId: "v-02" })).map((r) => r.serial)).toEqual(["0b2"]);
+      expect(await s.listDisclosures({ residentCode: "12345678901" })).toEqual([d]);
+      await s.close();
+    });
+
+    it("keeps the registry's consents: one live per resident and verifier, withdrawn ones as history", async () => {
+      const s = await make();
+      const g = await s.grantConsent({ residentCode: "12345678906", verifierId: "v-01", at: new Date(1) });
+      expect(g).toEqual({ residentCode: "12345678906", verifierId: "v-01", grantedAt: new Date(1), withdrawnAt: undefined });
+      // granting again while live keeps the first grant
+      expect(await s.grantConsent({ residentCode: "12345678906", verifierId: "v-01", at: new Date(2) })).toEqual(g);
+      await s.grantConsent({ residentCode: "22345678902", verifierId: "v-01", at: new Date(3) });
+      expect(await s.liveConsents("v-01", ["12345678906", "22345678902", "99999999999"])).toEqual(new Set(["12345678906", "22345678902"]));
+      expect(await s.liveConsents("v-02", ["12345678906"])).toEqual(new Set());
+      expect(await s.withdrawConsent({ residentCode: "12345678906", verifierId: "v-01", at: new Date(4) })).toEqual({ ...g, withdrawnAt: new Date(4) });
+      await expect(s.withdrawConsent({ residentCode: "12345678906", verifierId: "v-01", at: new Date(5) })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_CONSENT_UNKNOWN"));
+      expect(await s.liveConsents("v-01", ["12345678906", "22345678902"])).toEqual(new Set(["22345678902"]));
+      await s.grantConsent({ residentCode: "12345678906", verifierId: "v-01", at: new Date(6) });
+      expect((await s.listConsents({ residentCode: "12345678906" })).map((x) => [x.grantedAt.getTime(), x.withdrawnAt?.getTime()])).toEqual([[1, 4], [6, undefined]]);
+      expect((await s.listConsents({ verifierId: "v-01" })).length).toBe(3);
+      expect(await s.listConsents({ verifierId: "v-02" })).toEqual([]);
+      // a resident-code change (住民票コード変更) applied by the registry moves the consents with the resident
+      await s.applyToRegistry(() => ({ put: [], remove: [], relink: [{ from: "12345678906", to: "32345678903" }], result: undefined }));
+      expect(await s.liveConsents("v-01", ["12345678906", "32345678903"])).toEqual(new Set(["32345678903"]));
+      expect(await s.listConsents({ residentCode: "12345678906" })).toEqual([]);
       await s.close();
     });
   });

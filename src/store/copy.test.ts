@@ -6,6 +6,7 @@
  * into a store with facts, a copy cut off midway leaving anything behind, a target that reads back differently,
  * a writer slipping into the source while it is being copied.
  */
+import { createHash } from "node:crypto";
 import Database from "better-sqlite3";
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -125,6 +126,17 @@ async function populate(s: Store): Promise<void> {
     { verifierId: "v-bb", serial: "0a03", issuer: "13-sig", residentCode: "12345678906", purpose: "signature", legalBasis: undefined, at: new Date(T + 45_001), validationTime: new Date(T + 40_000), answer: "revoked", itemsDisclosed: false },
     { verifierId: "v-aa", serial: "ff01", issuer: "C=JP, O=Elsewhere", residentCode: undefined, purpose: "authentication", legalBasis: undefined, at: new Date(T + 45_002), validationTime: new Date(T + 45_002), answer: "untrusted", itemsDisclosed: false },
   ]);
+  // Liveness checks (POST /v1/status) and the registry's consents: one withdrawn and one live, a linked answer and a not-ours one
+  await s.grantConsent({ residentCode: "12345678906", verifierId: "v-bb", at: new Date(T + 46_000) });
+  await s.withdrawConsent({ residentCode: "12345678906", verifierId: "v-bb", at: new Date(T + 46_500) });
+  await s.grantConsent({ residentCode: "12345678906", verifierId: "v-bb", at: new Date(T + 47_000) });
+  await s.recordStatusChecks(
+    [
+      { verifierId: "v-aa", at: new Date(T + 47_500), caId: "13-sig", serial: "0a03", certificateId: "cd".repeat(32), status: "revoked", reason: 1, revokedAt: new Date(T + 30_000), replacedBy: { caId: "13-sig", serial: "0a05" } },
+      { verifierId: "v-bb", at: new Date(T + 47_501), caId: undefined, serial: undefined, certificateId: "ef".repeat(32), status: "unknown", reason: undefined, revokedAt: undefined, replacedBy: undefined },
+    ],
+    [{ verifierId: "v-aa", serial: "0a03", issuer: "13-sig", residentCode: "12345678906", purpose: "signature", legalBasis: undefined, at: new Date(T + 47_500), validationTime: new Date(T + 47_500), answer: "status:revoked+link", itemsDisclosed: false }],
+  );
 }
 
 /** A CA's CRL entries as its next CRL lists them, in the store's order: serial, date (ms) and reason. */
@@ -176,6 +188,9 @@ async function observe(s: Store) {
     fetches: await s.listVerifierFetches(),
     fetchesOf: await s.listVerifierFetches({ verifierId: "v-aa" }),
     disclosures: await s.listDisclosures({ residentCode: "12345678906" }),
+    consents: await s.listConsents({ residentCode: "12345678906" }),
+    checks: [...(await s.listStatusChecks({ verifierId: "v-aa" })), ...(await s.listStatusChecks({ verifierId: "v-bb" }))].map(({ id: _id, ...r }) => r),
+    certificateIds: (await s.certificatesForStatus({ serials: [], certificateIds: [createHash("sha256").update(Buffer.from("der-0a03")).digest("hex")] })).map((c) => c.serial),
   };
 }
 
@@ -190,12 +205,13 @@ describe("copyStore", () => {
     expect(before.certificates.find((c) => c.serial === "0b03")?.residentCode).toBe("r6");
     expect(before.revocationSummary.map((r) => `${r.serial}:${r.reason}:${r.source}`)).toEqual(["0a01:4:superseded:0a02", "0a03:1:manual", "0a04:0:notice:N-1"]);
     expect(before.dirty).toEqual(["13-sig"]);
+    expect([before.consents.length, before.checks.length, before.certificateIds]).toEqual([2, 2, ["0a03"]]);
 
     const b = await newPostgres();
     const progress: string[] = [];
     const ab = await copyStore(a, b, { chunkSize: 3, onProgress: (p) => progress.push(`${p.phase}:${p.kind}:${p.done}/${p.total}`) });
     expect(ab).toMatchObject({ from: "sqlite", to: "postgres" });
-    expect(ab.fingerprint.counts).toEqual({ cas: 2, residents: 5, certificates: 8, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 2, crls: 5, ocspResponders: 1, verifierCa: 1, verifiers: 2, verifierFetches: 3, disclosures: 3 });
+    expect(ab.fingerprint.counts).toEqual({ cas: 2, residents: 5, certificates: 8, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 2, crls: 5, ocspResponders: 1, verifierCa: 1, verifiers: 2, verifierFetches: 3, disclosures: 4, consents: 2, statusChecks: 2 });
     expect(progress).toContain("copy:certificates:8/8");
     expect(progress).toContain("verify:crls:5/5");
     expect(await observe(b)).toEqual(before);

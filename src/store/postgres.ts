@@ -34,6 +34,13 @@ import { RevocationBlocks, blockEntries, type RevocationBlock } from "./revocati
 import {
   toDisclosure,
   type DisclosureRowDb,
+  disclosureValues,
+  statusCheckValues,
+  toStatusCheck,
+  toConsent,
+  withoutId,
+  type StatusCheckRowDb,
+  type ConsentRowDb,
   itemsOf,
   sameItems,
   toCa,
@@ -56,6 +63,9 @@ import {
 } from "./rows.js";
 import type {
   DisclosureRecord,
+  ConsentRecord,
+  StatusCheckRecord,
+  StoredStatusCheck,
   CaRecord,
   CertificateStatusRow,
   OcspResponderRecord,
@@ -290,6 +300,35 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     items_disclosed boolean NOT NULL
   );
   CREATE INDEX disclosures_resident ON disclosures (resident_code, id) WHERE resident_code IS NOT NULL;
+  `,
+  // 9: liveness checks and old/new certificate links (issue 11 point 4), as SQLite's version 15 (sqlite.ts says
+  // what each holds and why). The certificate id (hex SHA-256 of the DER) is an expression index here:
+  // sha256() and encode() are immutable built-ins, so no column to fill, and every writer keeps it right.
+  `
+  CREATE INDEX certificates_der_sha256 ON certificates ((encode(sha256(der), 'hex')));
+  CREATE TABLE status_checks (
+    id bigserial PRIMARY KEY,
+    verifier_id text COLLATE "C" NOT NULL,
+    at bigint NOT NULL,
+    ca_id text,
+    serial text COLLATE "C",
+    certificate_id text COLLATE "C",
+    status text NOT NULL CHECK (status IN ('good', 'revoked', 'unknown')),
+    reason integer,
+    revoked_at bigint,
+    replaced_by_ca_id text,
+    replaced_by_serial text
+  );
+  CREATE INDEX status_checks_verifier ON status_checks (verifier_id, id);
+  CREATE TABLE consents (
+    id bigserial PRIMARY KEY,
+    resident_code text COLLATE "C" NOT NULL,
+    verifier_id text COLLATE "C" NOT NULL,
+    granted_at bigint NOT NULL,
+    withdrawn_at bigint
+  );
+  CREATE UNIQUE INDEX consents_live ON consents (resident_code, verifier_id) WHERE withdrawn_at IS NULL;
+  CREATE INDEX consents_verifier ON consents (verifier_id, id);
   `,
 ];
 
@@ -1024,6 +1063,7 @@ export class PostgresStore implements Store {
     decide: (read: (residentCode: string) => (ResidentRecord & { readonly noticeSequence: number }) | undefined) => {
       readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
       readonly remove: readonly string[];
+      readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
       readonly result: T;
     },
   ): Promise<T> {
@@ -1054,6 +1094,13 @@ export class PostgresStore implements Store {
         }
         await locks.extend([...d.remove, ...d.put.map((r) => r.residentCode)]);
         if (d.remove.length) await c.query("DELETE FROM residents WHERE resident_code = ANY($1::text[])", [[...d.remove]]);
+        if (d.relink?.length) {
+          // The new codes are ones nobody held (the registry refuses a change to a code in use): no consent is under them.
+          await c.query("UPDATE consents SET resident_code = u.t FROM unnest($1::text[], $2::text[]) AS u(f, t) WHERE consents.resident_code = u.f", [
+            d.relink.map((l) => l.from),
+            d.relink.map((l) => l.to),
+          ]);
+        }
         const put = [...new Map(d.put.map((r) => [r.residentCode, r])).values()];
         if (put.length) {
           await c.query(
@@ -1847,6 +1894,86 @@ export class PostgresStore implements Store {
     return rows.map(toDisclosure);
   }
 
+  // ---- Liveness checks (POST /v1/status) and the registry's consents ----
+
+  async certificatesForStatus(q: { readonly serials: readonly string[]; readonly certificateIds: readonly string[] }): Promise<CertificateRow[]> {
+    if (!q.serials.length && !q.certificateIds.length) return [];
+    const rows = await this.#query<CertRowDb>(
+      "reading certificates for a liveness check",
+      "SELECT * FROM certificates WHERE serial = ANY($1::text[]) OR encode(sha256(der), 'hex') = ANY($2::text[])",
+      [q.serials, q.certificateIds],
+    );
+    return rows.map(toCertRow);
+  }
+
+  async recordStatusChecks(checks: readonly StatusCheckRecord[], disclosures: readonly DisclosureRecord[]): Promise<void> {
+    if (!checks.length && !disclosures.length) return;
+    const dcols = disclosures.map(disclosureValues);
+    const dcol = (i: number) => dcols.map((r) => r[i]);
+    // One transaction, a statement per table: the checks and their disclosures are kept together or not at all.
+    await this.#tx("recording liveness checks", async (c) => {
+      await insertStatusChecks(c, checks);
+      if (disclosures.length) {
+        await c.query(
+          `INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed)
+           SELECT v, s, i, rc, p, lb, a, vt, ans, d FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::boolean[])
+             WITH ORDINALITY AS u(v, s, i, rc, p, lb, a, vt, ans, d, n) ORDER BY n`,
+          [dcol(0), dcol(1), dcol(2), dcol(3), dcol(4), dcol(5), dcol(6), dcol(7), dcol(8), dcols.map((r) => r[9] === 1)],
+        );
+      }
+    });
+  }
+
+  async listStatusChecks(q: { readonly verifierId: string; readonly since?: Date; readonly after?: number; readonly limit?: number }): Promise<StoredStatusCheck[]> {
+    const rows = await this.#query<StatusCheckRowDb>(
+      "reading liveness checks",
+      "SELECT * FROM status_checks WHERE verifier_id = $1 AND id > $2 AND at >= $3 ORDER BY id LIMIT $4",
+      [q.verifierId, q.after ?? 0, q.since?.getTime() ?? 0, q.limit ?? 100],
+    );
+    return rows.map(toStatusCheck);
+  }
+
+  async grantConsent(c: { readonly residentCode: string; readonly verifierId: string; readonly at: Date }): Promise<ConsentRecord> {
+    return this.#tx("recording a consent", async (cl) => {
+      await cl.query("INSERT INTO consents (resident_code, verifier_id, granted_at) VALUES ($1, $2, $3) ON CONFLICT (resident_code, verifier_id) WHERE withdrawn_at IS NULL DO NOTHING", [
+        c.residentCode,
+        c.verifierId,
+        c.at.getTime(),
+      ]);
+      const r = (await cl.query<ConsentRowDb>("SELECT * FROM consents WHERE resident_code = $1 AND verifier_id = $2 AND withdrawn_at IS NULL", [c.residentCode, c.verifierId])).rows[0]!;
+      return toConsent(r);
+    });
+  }
+
+  async withdrawConsent(c: { readonly residentCode: string; readonly verifierId: string; readonly at: Date }): Promise<ConsentRecord> {
+    const [r] = await this.#query<ConsentRowDb>(
+      "withdrawing a consent",
+      "UPDATE consents SET withdrawn_at = $1 WHERE resident_code = $2 AND verifier_id = $3 AND withdrawn_at IS NULL RETURNING *",
+      [c.at.getTime(), c.residentCode, c.verifierId],
+    );
+    if (!r) throw new JpkiError("ERR_CONSENT_UNKNOWN", `resident ${c.residentCode} holds no live consent for verifier ${c.verifierId}: see 'jpki registry consent list'`);
+    return toConsent(r);
+  }
+
+  async listConsents(q: { readonly residentCode?: string; readonly verifierId?: string }): Promise<ConsentRecord[]> {
+    const rows = await this.#query<ConsentRowDb>(
+      "reading consents",
+      "SELECT * FROM consents WHERE ($1::text IS NULL OR resident_code = $1) AND ($2::text IS NULL OR verifier_id = $2) ORDER BY id",
+      [q.residentCode ?? null, q.verifierId ?? null],
+    );
+    return rows.map(toConsent);
+  }
+
+  async liveConsents(verifierId: string, residentCodes: readonly string[]): Promise<Set<string>> {
+    if (!residentCodes.length) return new Set();
+    const rows = await this.#query<{ resident_code: string }>(
+      "reading consents",
+      "SELECT resident_code FROM consents WHERE verifier_id = $1 AND withdrawn_at IS NULL AND resident_code = ANY($2::text[])",
+      [verifierId, residentCodes],
+    );
+    return new Set(rows.map((r) => r.resident_code));
+  }
+
   // ---- Moving a store (store/copy.ts): dump and load. Kept apart, at the end, on purpose: they read and
   // write every table this backend has, and only through the columns its other methods use. ----
 
@@ -1933,6 +2060,8 @@ export class PostgresStore implements Store {
         yield { kind: "verifierFetches", records: rows.map(toVerifierFetch) };
       }
       for await (const rows of cursor<DisclosureRowDb>("SELECT * FROM disclosures ORDER BY id")) yield { kind: "disclosures", records: rows.map(toDisclosure) };
+      for await (const rows of cursor<ConsentRowDb>("SELECT * FROM consents ORDER BY id")) yield { kind: "consents", records: rows.map(toConsent) };
+      for await (const rows of cursor<StatusCheckRowDb>("SELECT * FROM status_checks ORDER BY id")) yield { kind: "statusChecks", records: rows.map((r) => withoutId(toStatusCheck(r))) };
       yield { kind: "end" };
       const note = opts.retire?.();
       if (note) {
@@ -2014,9 +2143,11 @@ const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
   verifiers: "SELECT count(*) FROM verifiers",
   verifierFetches: "SELECT count(*) FROM verifier_fetches",
   disclosures: "SELECT count(*) FROM disclosures",
+  consents: "SELECT count(*) FROM consents",
+  statusChecks: "SELECT count(*) FROM status_checks",
 };
 /** The tables a dump reads and a load writes. */
-const COPY_TABLES = ["cas", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures"] as const;
+const COPY_TABLES = ["cas", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks"] as const;
 
 /**
  * Rebuilds the revocation log of a load in the order the dump gives (the source's CRL order): consecutive
@@ -2251,7 +2382,32 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
       );
       return;
     }
+    case "consents": {
+      const r = b.records;
+      await c.query(
+        `INSERT INTO consents (resident_code, verifier_id, granted_at, withdrawn_at)
+         SELECT rc, v, g, w FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS u(rc, v, g, w, n) ORDER BY n`,
+        [col(r, (x) => x.residentCode), col(r, (x) => x.verifierId), col(r, (x) => x.grantedAt.getTime()), col(r, (x) => x.withdrawnAt?.getTime() ?? null)],
+      );
+      return;
+    }
+    case "statusChecks":
+      await insertStatusChecks(c, b.records);
+      return;
   }
+}
+
+/** Appends checks in the order given (one statement: their ids keep that order). */
+async function insertStatusChecks(c: ClientBase, checks: readonly StatusCheckRecord[]): Promise<void> {
+  if (!checks.length) return;
+  const cols = checks.map(statusCheckValues);
+  const col = (i: number) => cols.map((r) => r[i]);
+  await c.query(
+    `INSERT INTO status_checks (verifier_id, at, ca_id, serial, certificate_id, status, reason, revoked_at, replaced_by_ca_id, replaced_by_serial)
+     SELECT v, a, ca, s, ci, st, r, ra, rc, rs FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bigint[], $9::text[], $10::text[])
+       WITH ORDINALITY AS u(v, a, ca, s, ci, st, r, ra, rc, rs, n) ORDER BY n`,
+    [col(0), col(1), col(2), col(3), col(4), col(5), col(6), col(7), col(8), col(9)],
+  );
 }
 
 /**

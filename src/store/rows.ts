@@ -4,7 +4,7 @@
  * integer column arrives as a number or a bigint, so every mapping goes through Number().
  */
 import type { CertificateType, FourItems, Gender } from "../profile/types.js";
-import type { CaRecord, CertificateRow, CrlRecord, DisclosureRecord, DumpCrl, NoticeStatus, OcspResponderRecord, ResidentRecord, ResidentStatus, StoredNotice, VerifierCaRecord, VerifierFetch, VerifierKind, VerifierRecord } from "./types.js";
+import type { CaRecord, CertificateRow, ConsentRecord, LivenessStatus, StatusCheckRecord, StoredStatusCheck, CrlRecord, DisclosureRecord, DumpCrl, NoticeStatus, OcspResponderRecord, ResidentRecord, ResidentStatus, StoredNotice, VerifierCaRecord, VerifierFetch, VerifierKind, VerifierRecord } from "./types.js";
 
 type Int = number | bigint;
 
@@ -249,4 +249,55 @@ export function toDisclosure(r: DisclosureRowDb): DisclosureRecord {
 /** A disclosure record's columns in insert order (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed). */
 export function disclosureValues(d: DisclosureRecord): [string, string, string, string | null, string, string | null, number, number, string, number] {
   return [d.verifierId, d.serial, d.issuer, d.residentCode ?? null, d.purpose, d.legalBasis ?? null, d.at.getTime(), d.validationTime.getTime(), d.answer, d.itemsDisclosed ? 1 : 0];
+}
+
+export interface StatusCheckRowDb {
+  id: Int;
+  verifier_id: string;
+  at: Int;
+  ca_id: string | null;
+  serial: string | null;
+  certificate_id: string | null;
+  status: string;
+  reason: Int | null;
+  revoked_at: Int | null;
+  replaced_by_ca_id: string | null;
+  replaced_by_serial: string | null;
+}
+
+export function toStatusCheck(r: StatusCheckRowDb): StoredStatusCheck {
+  return {
+    id: Number(r.id),
+    verifierId: r.verifier_id,
+    at: new Date(Number(r.at)),
+    caId: r.ca_id ?? undefined,
+    serial: r.serial ?? undefined,
+    certificateId: r.certificate_id ?? undefined,
+    status: r.status as LivenessStatus,
+    reason: r.reason === null ? undefined : Number(r.reason),
+    revokedAt: r.revoked_at === null ? undefined : new Date(Number(r.revoked_at)),
+    replacedBy: r.replaced_by_ca_id !== null && r.replaced_by_serial !== null ? { caId: r.replaced_by_ca_id, serial: r.replaced_by_serial } : undefined,
+  };
+}
+
+/** A check's columns in insert order (verifier_id, at, ca_id, serial, certificate_id, status, reason, revoked_at, replaced_by_ca_id, replaced_by_serial). */
+export function statusCheckValues(c: StatusCheckRecord): [string, number, string | null, string | null, string | null, string, number | null, number | null, string | null, string | null] {
+  return [c.verifierId, c.at.getTime(), c.caId ?? null, c.serial ?? null, c.certificateId ?? null, c.status, c.reason ?? null, c.revokedAt?.getTime() ?? null, c.replacedBy?.caId ?? null, c.replacedBy?.serial ?? null];
+}
+
+export interface ConsentRowDb {
+  resident_code: string;
+  verifier_id: string;
+  granted_at: Int;
+  withdrawn_at: Int | null;
+}
+
+export function toConsent(r: ConsentRowDb): ConsentRecord {
+  return { residentCode: r.resident_code, verifierId: r.verifier_id, grantedAt: new Date(Number(r.granted_at)), withdrawnAt: r.withdrawn_at === null ? undefined : new Date(Number(r.withdrawn_at)) };
+}
+
+/** A stored check without its id (ids are the store's own: a load numbers them anew, in the same order). */
+export function withoutId(c: StoredStatusCheck): StatusCheckRecord {
+  const { id: _id, ...rest } = c;
+  return rest;
 }

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -84,6 +85,27 @@ describe("SqliteStore upgrade to the OCSP schema", () => {
     const check = new Database(path, { readonly: true });
     expect(check.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
     check.close();
+  });
+});
+
+describe("SqliteStore upgrade to liveness checks (version 15)", () => {
+  it("opens a version-14 store: its certificates are found by certificate id (the SHA-256 of the DER, filled by the migration)", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const db = new Database(path);
+    for (const m of MIGRATIONS.slice(0, 14)) typeof m === "string" ? db.exec(m) : m(db);
+    db.pragma("user_version = 14");
+    db.pragma(`application_id = ${0x4a504b49}`);
+    db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', x'3000', 'pem', x'01', 0)").run();
+    db.prepare("INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id) VALUES ('0a01', '13-sig', 'signature', '12345678906', '131016', 0, 9999999999999, 0, x'30030201ff', NULL)").run();
+    db.prepare(
+      "INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after, revoked_at, reason, source) VALUES ('12345678906', '0a01', '13-sig', 'signature', '131016', 'n', 'a', '1980-01-01', 'male', 9999999999999, NULL, NULL, NULL)",
+    ).run();
+    db.close();
+    const s = SqliteStore.open(path);
+    const id = createHash("sha256").update(Buffer.from("30030201ff", "hex")).digest("hex");
+    expect((await s.certificatesForStatus({ serials: [], certificateIds: [id] })).map((c) => c.serial)).toEqual(["0a01"]);
+    expect(await s.listStatusChecks({ verifierId: "v-01" })).toEqual([]);
+    await s.close();
   });
 });
 

@@ -2,6 +2,7 @@
  * The embedded default store: SQLite through better-sqlite3, WAL journal, versioned migrations.
  * better-sqlite3 is synchronous; the Store interface is async so PostgreSQL can implement it unchanged.
  */
+import { hash } from "node:crypto";
 import Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
 import { decodeEntries, entryOffsets, type EncodedEntries } from "../profile/crl-entry.js";
@@ -10,6 +11,12 @@ import type { CertificateType } from "../profile/types.js";
 import {
   disclosureValues,
   toDisclosure,
+  statusCheckValues,
+  toStatusCheck,
+  toConsent,
+  withoutId,
+  type StatusCheckRowDb,
+  type ConsentRowDb,
   type DisclosureRowDb,
   itemsOf,
   sameItems,
@@ -33,6 +40,9 @@ import {
   type VerifierRowDb,
 } from "./rows.js";
 import type {
+  ConsentRecord,
+  StatusCheckRecord,
+  StoredStatusCheck,
   DisclosureRecord,
   CaRecord,
   CertificateStatusRow,
@@ -272,7 +282,49 @@ export const MIGRATIONS: readonly Migration[] = [
   );
   CREATE INDEX disclosures_resident ON disclosures (resident_code, id) WHERE resident_code IS NOT NULL;
   `,
+  // 15: liveness checks and old/new certificate links (issue 11 point 4): see migration15.
+  migration15,
 ];
+
+/**
+ * Version 15 (issue 11 point 4). `certificates.der_sha256`: the certificate id a verifier names in a liveness
+ * check (hex SHA-256 of the DER, what it can compute from the certificate it stored), filled for every row here
+ * and by every insert after (a plain column: an expression index would need our SQL function in every program
+ * that writes the file). `status_checks`: each verifier's check history, append-only, read by verifier and id.
+ * `consents`: the registry side's record of a resident's consent that a verifier learn the link; at most one
+ * live (not withdrawn) per resident and verifier.
+ */
+function migration15(db: Database.Database): void {
+  db.function("jpki_sha256_hex", { deterministic: true }, (der: unknown) => hash("sha256", der as Buffer, "hex"));
+  db.exec(`
+  ALTER TABLE certificates ADD COLUMN der_sha256 TEXT;
+  UPDATE certificates SET der_sha256 = jpki_sha256_hex(der);
+  CREATE INDEX certificates_der_sha256 ON certificates (der_sha256);
+  CREATE TABLE status_checks (
+    id INTEGER PRIMARY KEY,
+    verifier_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    ca_id TEXT,
+    serial TEXT,
+    certificate_id TEXT,
+    status TEXT NOT NULL CHECK (status IN ('good', 'revoked', 'unknown')),
+    reason INTEGER,
+    revoked_at INTEGER,
+    replaced_by_ca_id TEXT,
+    replaced_by_serial TEXT
+  );
+  CREATE INDEX status_checks_verifier ON status_checks (verifier_id, id);
+  CREATE TABLE consents (
+    id INTEGER PRIMARY KEY,
+    resident_code TEXT NOT NULL,
+    verifier_id TEXT NOT NULL,
+    granted_at INTEGER NOT NULL,
+    withdrawn_at INTEGER
+  );
+  CREATE UNIQUE INDEX consents_live ON consents (resident_code, verifier_id) WHERE withdrawn_at IS NULL;
+  CREATE INDEX consents_verifier ON consents (verifier_id, id);
+  `);
+}
 
 /** residentForIssuance's row: the registry record's columns, its notice sequence, then the CA side's. */
 type ResidentForIssuanceRow = [code: string, municipality: string, name: string, address: string, birthDate: string, gender: string, status: string, registrySequence: number, caSequence: number];
@@ -595,7 +647,7 @@ export class SqliteStore implements Store {
       // out whole, and skipping it spares a 1M-entry CRL 8 MB of reads and copies.
       logBlocks: db.prepare("SELECT id, entries, min_not_after, der, CASE WHEN min_not_after < ? THEN meta END FROM revocation_log WHERE ca_id = ? AND id > ? ORDER BY id LIMIT ?").raw(),
       insertCert: db.prepare(
-        "INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
       getCert: db.prepare(`${CERT_SELECT} WHERE c.serial = ?`),
       getCertByApplication: db.prepare(`${CERT_SELECT} WHERE c.application_id = ?`),
@@ -776,6 +828,7 @@ export class SqliteStore implements Store {
     decide: (read: (residentCode: string) => (ResidentRecord & { readonly noticeSequence: number }) | undefined) => {
       readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
       readonly remove: readonly string[];
+      readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
       readonly result: T;
     },
   ): Promise<T> {
@@ -791,6 +844,8 @@ export class SqliteStore implements Store {
           this.#stmts.upsertResident.run({ residentCode: r.residentCode, municipalityCode: r.municipalityCode, status: r.status, ...r.fourItems });
           this.#stmts.setResidentSequence.run(r.noticeSequence, r.residentCode);
         }
+        // The new code is one nobody held (the registry refuses a change to a code in use): no consent is under it.
+        for (const l of d.relink ?? []) this.#db.prepare("UPDATE consents SET resident_code = ? WHERE resident_code = ?").run(l.to, l.from);
         return d.result;
       }).immediate(),
     );
@@ -851,7 +906,7 @@ export class SqliteStore implements Store {
           }
           for (const ca of cas) st.bumpRevision.run(ca);
           const notAfter = rec.notAfter.getTime();
-          st.insertCert.run(rec.serial, rec.caId, rec.type, rec.residentCode, rec.municipalityCode, rec.notBefore.getTime(), notAfter, rec.issuedAt.getTime(), rec.der, rec.applicationId ?? null);
+          st.insertCert.run(rec.serial, rec.caId, rec.type, rec.residentCode, rec.municipalityCode, rec.notBefore.getTime(), notAfter, rec.issuedAt.getTime(), rec.der, rec.applicationId ?? null, hash("sha256", rec.der, "hex"));
           st.insertCertified.run(rec.residentCode, rec.serial, rec.caId, rec.type, rec.municipalityCode, items.name, items.address, items.birthDate, items.gender, notAfter);
           const scope = `${rec.caId}/${rec.municipalityCode}`;
           if (!scopes.has(scope)) {
@@ -1401,6 +1456,82 @@ export class SqliteStore implements Store {
     });
   }
 
+  // ---- Liveness checks (POST /v1/status) and the registry's consents ----
+
+  certificatesForStatus(q: { readonly serials: readonly string[]; readonly certificateIds: readonly string[] }): Promise<CertificateRow[]> {
+    if (!q.serials.length && !q.certificateIds.length) return Promise.resolve([]);
+    return this.#run("reading certificates for a liveness check", () => {
+      const rows = this.#db
+        .prepare(`${CERT_SELECT} WHERE c.serial IN (SELECT value FROM json_each(?)) OR c.der_sha256 IN (SELECT value FROM json_each(?))`)
+        .all(JSON.stringify(q.serials), JSON.stringify(q.certificateIds)) as CertRowDb[];
+      return rows.map(toCertRow);
+    });
+  }
+
+  recordStatusChecks(checks: readonly StatusCheckRecord[], disclosures: readonly DisclosureRecord[]): Promise<void> {
+    if (!checks.length && !disclosures.length) return Promise.resolve();
+    return this.#run("recording liveness checks", () => {
+      const ins = this.#db.prepare(
+        "INSERT INTO status_checks (verifier_id, at, ca_id, serial, certificate_id, status, reason, revoked_at, replaced_by_ca_id, replaced_by_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      );
+      const disc = (this.#disclosureInsert ??= this.#db.prepare(
+        "INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      ));
+      this.#db.transaction(() => {
+        for (const c of checks) ins.run(...statusCheckValues(c));
+        for (const d of disclosures) disc.run(...disclosureValues(d));
+      }).immediate();
+    });
+  }
+
+  listStatusChecks(q: { readonly verifierId: string; readonly since?: Date; readonly after?: number; readonly limit?: number }): Promise<StoredStatusCheck[]> {
+    return this.#run("reading liveness checks", () => {
+      const rows = this.#db
+        .prepare("SELECT * FROM status_checks WHERE verifier_id = ? AND id > ? AND at >= ? ORDER BY id LIMIT ?")
+        .all(q.verifierId, q.after ?? 0, q.since?.getTime() ?? 0, q.limit ?? 100) as StatusCheckRowDb[];
+      return rows.map(toStatusCheck);
+    });
+  }
+
+  grantConsent(c: { readonly residentCode: string; readonly verifierId: string; readonly at: Date }): Promise<ConsentRecord> {
+    return this.#run("recording a consent", () =>
+      this.#db.transaction(() => {
+        this.#db.prepare("INSERT INTO consents (resident_code, verifier_id, granted_at) VALUES (?, ?, ?) ON CONFLICT (resident_code, verifier_id) WHERE withdrawn_at IS NULL DO NOTHING").run(c.residentCode, c.verifierId, c.at.getTime());
+        return toConsent(this.#db.prepare("SELECT * FROM consents WHERE resident_code = ? AND verifier_id = ? AND withdrawn_at IS NULL").get(c.residentCode, c.verifierId) as ConsentRowDb);
+      }).immediate(),
+    );
+  }
+
+  withdrawConsent(c: { readonly residentCode: string; readonly verifierId: string; readonly at: Date }): Promise<ConsentRecord> {
+    return this.#run("withdrawing a consent", () =>
+      this.#db.transaction(() => {
+        const r = this.#db.prepare("UPDATE consents SET withdrawn_at = ? WHERE resident_code = ? AND verifier_id = ? AND withdrawn_at IS NULL RETURNING *").get(c.at.getTime(), c.residentCode, c.verifierId) as ConsentRowDb | undefined;
+        if (!r) throw new JpkiError("ERR_CONSENT_UNKNOWN", `resident ${c.residentCode} holds no live consent for verifier ${c.verifierId}: see 'jpki registry consent list'`);
+        return toConsent(r);
+      }).immediate(),
+    );
+  }
+
+  listConsents(q: { readonly residentCode?: string; readonly verifierId?: string }): Promise<ConsentRecord[]> {
+    return this.#run("reading consents", () => {
+      const rows = this.#db
+        .prepare("SELECT * FROM consents WHERE (? IS NULL OR resident_code = ?) AND (? IS NULL OR verifier_id = ?) ORDER BY id")
+        .all(q.residentCode ?? null, q.residentCode ?? null, q.verifierId ?? null, q.verifierId ?? null) as ConsentRowDb[];
+      return rows.map(toConsent);
+    });
+  }
+
+  liveConsents(verifierId: string, residentCodes: readonly string[]): Promise<Set<string>> {
+    if (!residentCodes.length) return Promise.resolve(new Set());
+    return this.#run("reading consents", () => {
+      const codes = this.#db
+        .prepare("SELECT resident_code FROM consents WHERE verifier_id = ? AND withdrawn_at IS NULL AND resident_code IN (SELECT value FROM json_each(?))")
+        .pluck()
+        .all(verifierId, JSON.stringify(residentCodes)) as string[];
+      return new Set(codes);
+    });
+  }
+
   // ---- Moving a store (store/copy.ts): dump and load. Kept apart, at the end, on purpose: they read and
   // write every table this backend has, and only through the columns its other methods use. ----
 
@@ -1432,6 +1563,8 @@ export class SqliteStore implements Store {
             ["verifiers", "verifiers"],
             ["verifierFetches", "verifier_fetches"],
             ["disclosures", "disclosures"],
+            ["consents", "consents"],
+            ["statusChecks", "status_checks"],
           ] as const
         ).map(([kind, table]) => [kind, db.prepare(table === "revocation_log" ? "SELECT coalesce(sum(entries), 0) FROM revocation_log" : `SELECT count(*) FROM ${table}`).pluck()]),
       ) as Record<DumpKind, Database.Statement>,
@@ -1455,6 +1588,8 @@ export class SqliteStore implements Store {
       verifiers: pages("verifiers", "id"),
       verifierFetches: pages("verifier_fetches", "id"),
       disclosures: pages("disclosures", "id"),
+      consents: pages("consents", "id"),
+      statusChecks: pages("status_checks", "id"),
       // Loading the order: the revoked certificate it names, and the serials already placed in the log.
       revokedBySerial: db.prepare(
         "SELECT k.ca_id, k.revoked_at, k.reason, k.not_after, k.municipality_code FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.serial = ?",
@@ -1469,8 +1604,8 @@ export class SqliteStore implements Store {
            VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
         ),
         certificates: db.prepare(
-          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         ),
         certified: db.prepare(
           `INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after, revoked_at, reason, source)
@@ -1494,6 +1629,10 @@ export class SqliteStore implements Store {
         verifierFetches: db.prepare("INSERT INTO verifier_fetches (verifier_id, scope, path, status, at, count, last_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
         disclosures: db.prepare(
           "INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ),
+        consents: db.prepare("INSERT INTO consents (resident_code, verifier_id, granted_at, withdrawn_at) VALUES (?, ?, ?, ?)"),
+        statusChecks: db.prepare(
+          "INSERT INTO status_checks (verifier_id, at, ca_id, serial, certificate_id, status, reason, revoked_at, replaced_by_ca_id, replaced_by_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ),
       },
     };
@@ -1610,6 +1749,10 @@ export class SqliteStore implements Store {
       for (const records of paged<DisclosureRowDb & { id: number }, number>(st.disclosures, (r) => r.id, toDisclosure)) {
         yield { kind: "disclosures", records: records as DisclosureRecord[] };
       }
+      for (const records of paged<ConsentRowDb & { id: number }, number>(st.consents, (r) => r.id, toConsent)) yield { kind: "consents", records: records as ConsentRecord[] };
+      for (const records of paged<StatusCheckRowDb, number>(st.statusChecks, (r) => Number(r.id), (r) => withoutId(toStatusCheck(r)))) {
+        yield { kind: "statusChecks", records: records as StatusCheckRecord[] };
+      }
       yield { kind: "end" };
       const note = opts.retire?.();
       if (note) {
@@ -1692,7 +1835,7 @@ export class SqliteStore implements Store {
                 const v = r.revocation;
                 ins.certificates.run(
                   r.serial, r.caId, r.type, r.residentCode, r.municipalityCode,
-                  r.notBefore.getTime(), r.notAfter.getTime(), r.issuedAt.getTime(), r.der, r.applicationId ?? null,
+                  r.notBefore.getTime(), r.notAfter.getTime(), r.issuedAt.getTime(), r.der, r.applicationId ?? null, hash("sha256", r.der, "hex"),
                 );
                 ins.certified.run(
                   r.residentCode, r.serial, r.caId, r.type, r.municipalityCode, f.name, f.address, f.birthDate, f.gender, r.notAfter.getTime(),
@@ -1748,6 +1891,12 @@ export class SqliteStore implements Store {
             case "disclosures":
               for (const r of b.records) ins.disclosures.run(...disclosureValues(r));
               break;
+            case "consents":
+              for (const r of b.records) ins.consents.run(r.residentCode, r.verifierId, r.grantedAt.getTime(), r.withdrawnAt?.getTime() ?? null);
+              break;
+            case "statusChecks":
+              for (const r of b.records) ins.statusChecks.run(...statusCheckValues(r));
+              break;
           }
         } catch (e) {
           throw storeError(e, `loading ${b.kind}`);
@@ -1772,7 +1921,7 @@ export class SqliteStore implements Store {
 }
 
 /** Every table a dump reads: what a retired store refuses to write. */
-const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures"] as const;
+const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks"] as const;
 
 /** Log blocks read per page when dumping the CRL order. */
 const LOG_PAGE = 16;

@@ -356,10 +356,55 @@ export interface DisclosureRecord {
   readonly at: Date;
   /** the validation time asked about */
   readonly validationTime: Date;
-  /** the status the verifier was told (its view: a private provider sees valid / revoked / unknown) */
+  /**
+   * the status the verifier was told (its view: a private provider sees valid / revoked / unknown). A liveness
+   * check (POST /v1/status) records `status:good`, `status:revoked` or `status:unknown`, with `+link` when the
+   * answer named the certificate that replaced this one (新旧証明書の紐付け), so the resident sees that too.
+   */
   readonly answer: string;
   /** whether the resident's current four items went with the answer */
   readonly itemsDisclosed: boolean;
+}
+
+/** The answer of one liveness check (現況確認): still good, revoked, or unknown (not ours, not found, expired). */
+export type LivenessStatus = "good" | "revoked" | "unknown";
+
+/**
+ * One checked item of a liveness check (`POST /v1/status`), kept in the asking verifier's check history: which
+ * certificate (as asked: by CA and serial, or by certificate id) and what the verifier was told.
+ */
+export interface StatusCheckRecord {
+  readonly verifierId: string;
+  /** when the answer was given */
+  readonly at: Date;
+  /** the issuing CA's id, as asked */
+  readonly caId: string | undefined;
+  /** the serial, lower-case hex, as asked */
+  readonly serial: string | undefined;
+  /** the certificate id (hex SHA-256 of the DER), as asked */
+  readonly certificateId: string | undefined;
+  readonly status: LivenessStatus;
+  /** the CRLReason code and revocation time, when the verifier was told them (government bodies) */
+  readonly reason: number | undefined;
+  readonly revokedAt: Date | undefined;
+  /** the certificate that replaced this one, when the verifier was told it (新旧証明書の紐付け) */
+  readonly replacedBy: { readonly caId: string; readonly serial: string } | undefined;
+}
+
+/** A check of the history with its position: `id` orders a verifier's history and is the paging cursor. */
+export interface StoredStatusCheck extends StatusCheckRecord {
+  readonly id: number;
+}
+
+/**
+ * A resident's consent, recorded by the registry side, that a verifier may learn which certificate replaced
+ * one it knows (新旧証明書の紐付け). Live while `withdrawnAt` is unset; a withdrawn consent stays as history.
+ */
+export interface ConsentRecord {
+  readonly residentCode: string;
+  readonly verifierId: string;
+  readonly grantedAt: Date;
+  readonly withdrawnAt: Date | undefined;
 }
 
 export interface Store {
@@ -380,11 +425,13 @@ export interface Store {
   /**
    * Registry side of change notices, in one write transaction: `decide` is called with a reader of the
    * current records (read inside the transaction, so two appliers never decide from the same state) and
-   * returns the records to put (with the notice sequence each now reflects) and the codes to remove.
+   * returns the records to put (with the notice sequence each now reflects) and the codes to remove, and the
+   * resident-code changes (住民票コード変更) it applied: the registry's consents move to the new code with them.
    */
   applyToRegistry<T>(decide: (read: (residentCode: string) => (ResidentRecord & { readonly noticeSequence: number }) | undefined) => {
     readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
     readonly remove: readonly string[];
+    readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
     readonly result: T;
   }): Promise<T>;
   /** The sequence of the last change notice applied to a resident record (0: none). */
@@ -515,6 +562,32 @@ export interface Store {
   /** The disclosure records of a resident, in the order they were recorded, at most `limit` (default 1000). */
   listDisclosures(q: { residentCode: string; limit?: number }): Promise<DisclosureRecord[]>;
 
+  // ---- Liveness checks (POST /v1/status) and the registry's consents ----
+
+  /**
+   * The certificates a liveness check names, by serial and by certificate id (hex SHA-256 of the DER), in one
+   * read; those not found are simply absent.
+   */
+  certificatesForStatus(q: { readonly serials: readonly string[]; readonly certificateIds: readonly string[] }): Promise<CertificateRow[]>;
+  /**
+   * Records the checked items of one liveness-check answer in the verifier's history and its disclosure
+   * records, in one transaction: all or nothing, before the answer is given.
+   */
+  recordStatusChecks(checks: readonly StatusCheckRecord[], disclosures: readonly DisclosureRecord[]): Promise<void>;
+  /**
+   * A verifier's check history, in the order it was recorded: checks answered at or after `since`, after the
+   * check `after` (a previous page's last id), at most `limit` (default 100).
+   */
+  listStatusChecks(q: { readonly verifierId: string; readonly since?: Date; readonly after?: number; readonly limit?: number }): Promise<StoredStatusCheck[]>;
+  /** Records a resident's consent for a verifier; a consent already live is returned as it is. */
+  grantConsent(c: { readonly residentCode: string; readonly verifierId: string; readonly at: Date }): Promise<ConsentRecord>;
+  /** Withdraws the live consent; ERR_CONSENT_UNKNOWN when there is none. */
+  withdrawConsent(c: { readonly residentCode: string; readonly verifierId: string; readonly at: Date }): Promise<ConsentRecord>;
+  /** Consents, live and withdrawn, of a resident and/or a verifier, in the order they were granted. */
+  listConsents(q: { readonly residentCode?: string; readonly verifierId?: string }): Promise<ConsentRecord[]>;
+  /** Of `residentCodes`, those whose resident holds a live consent for the verifier. */
+  liveConsents(verifierId: string, residentCodes: readonly string[]): Promise<Set<string>>;
+
   // ---- Moving a store (store/copy.ts): the whole store as logical records, out and in ----
 
   /**
@@ -546,7 +619,7 @@ export interface DumpOptions {
 }
 
 /** The kinds of logical record in a dump, in the order they come (and are loaded: CAs before what names them). */
-export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches", "disclosures"] as const;
+export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches", "disclosures", "consents", "statusChecks"] as const;
 export type DumpKind = (typeof DUMP_KINDS)[number];
 export type DumpCounts = Readonly<Record<DumpKind, number>>;
 
@@ -628,4 +701,8 @@ export type DumpBatch =
   | { readonly kind: "verifierFetches"; readonly records: readonly VerifierFetch[] }
   /** the disclosure log, in the order it was recorded */
   | { readonly kind: "disclosures"; readonly records: readonly DisclosureRecord[] }
+  /** the registry's consents (新旧証明書の紐付け), live and withdrawn, in the order granted */
+  | { readonly kind: "consents"; readonly records: readonly ConsentRecord[] }
+  /** every verifier's liveness-check history, in the order it was recorded */
+  | { readonly kind: "statusChecks"; readonly records: readonly StatusCheckRecord[] }
   | { readonly kind: "end" };

@@ -1,6 +1,6 @@
 /**
  * The resident's right to know (the registry network lets a resident see to whom their identity information
- * was provided): who checked a resident's certificates through the validation API, and when. Reads the
+ * was provided): who checked a resident's certificates through the validation API or a liveness check (answers `status:…`), and when. Reads the
  * disclosure log (store `listDisclosures`) and names each verifier (name and kind) and legal basis.
  */
 import { assertResidentCode } from "../registry/resident-code.js";

@@ -84,6 +84,20 @@ describe("no identity is ever merged or overwritten", () => {
     await withStore(async (s) => expect((await s.findCertificates({ residentCode: fresh })).length).toBe(1));
   });
 
+  it("a resident-code change moves the resident's consents (新旧証明書の紐付け) to the new code with the record", async () => {
+    const [a] = residents as [Row];
+    const fresh = makeResidentCode("0000009992");
+    const v = await cli([...w(), "--json", "verifier", "add", "--name", "Example Bank K.K.", "--kind", "private"], { cwd: dir });
+    expect(v.code, v.stderr).toBe(0);
+    const id = v.json().id as string;
+    expect((await cli([...w(), "registry", "consent", "grant", "--resident", a.residentCode!, "--verifier", id], { cwd: dir })).code).toBe(0);
+    const file = writeJsonl(join(dir, "code.jsonl"), [notice("K-1", a, "resident-code-change", 1, { newResidentCode: fresh })]);
+    expect((await cli([...w(), "registry", "apply", file], { cwd: dir })).code).toBe(0);
+    const list = async (code: string) => (await cli([...w(), "--json", "registry", "consent", "list", "--resident", code], { cwd: dir })).json().consents;
+    expect(await list(a.residentCode!)).toEqual([]);
+    expect(await list(fresh)).toEqual([expect.objectContaining({ resident: fresh, verifier: id, withdrawnAt: null })]);
+  });
+
   it("notices under a new code that arrive before the resident-code change are held, then applied when it arrives", async () => {
     const [a] = residents as [Row];
     const fresh = makeResidentCode("0000009992");

@@ -1,6 +1,6 @@
 /**
  * `jpki disclosure --resident CODE`: who checked a resident's certificates through the validation API
- * (`POST /v1/validate` on jpki serve), and when — the resident's right to know, as the registry network grants it.
+ * (`POST /v1/validate` on jpki serve) or a liveness check (`POST /v1/status`), and when — the resident's right to know, as the registry network grants it.
  * Shows the verifier's name and kind, purpose and legal basis, the time, the answer given and whether the
  * resident's current four items went with it. The items themselves are never shown here (nor stored in the log).
  */
@@ -11,7 +11,7 @@ import type { Io } from "../output.js";
 
 export function makeDisclosureCommand(io: Io): Command {
   return new Command("disclosure")
-    .description("who checked a resident's certificates through 'jpki serve' POST /v1/validate, and when (the resident's right to know)")
+    .description("who checked a resident's certificates through 'jpki serve' POST /v1/validate or POST /v1/status, and when (the resident's right to know)")
     .requiredOption("--resident <code>", "the resident code (住民票コード), 11 digits")
     .option("--limit <n>", "at most this many records, oldest first (1–100000)", "1000")
     .addHelpText(
@@ -52,7 +52,7 @@ Examples:
                     `${e.legalBasis ? `legal basis ${e.legalBasis} (${e.legalBasisJa ?? "?"})  ` : ""}answer ${e.answer}${e.itemsDisclosed ? "  four items disclosed" : ""}`,
                 )
                 .join("\n")
-            : `nobody has checked the certificates of resident ${o.resident} through the validation API`,
+            : `nobody has checked the certificates of resident ${o.resident} through the validation API or a liveness check`,
         );
       });
     });

@@ -99,7 +99,66 @@ Examples:
       });
     });
   addRegistryApply(reg, io);
+  addRegistryConsent(reg, io);
   return reg;
+}
+
+/**
+ * `jpki registry consent grant|withdraw|list`: the registry side's record of a resident's consent that a
+ * verifier learn which certificate replaced one it knows (新旧証明書の紐付け; registry/consent.ts).
+ */
+export function addRegistryConsent(reg: Command, io: Io): void {
+  const consent = reg.command("consent").description("a resident's consent that a verifier learn the old/new certificate link (新旧証明書の紐付け)");
+  const show = (c: { residentCode: string; verifierId: string; grantedAt: Date; withdrawnAt: Date | undefined }) => ({
+    resident: c.residentCode,
+    verifier: c.verifierId,
+    grantedAt: c.grantedAt.toISOString(),
+    withdrawnAt: c.withdrawnAt?.toISOString() ?? null,
+  });
+  const line = (c: ReturnType<typeof show>) => `${c.resident}  ${c.verifier}  granted ${c.grantedAt}${c.withdrawnAt ? `  withdrawn ${c.withdrawnAt}` : "  live"}`;
+  const help = `
+A private certification provider (民間認証事業者) receives the link — which current certificate replaced a
+superseded or affiliation-changed one, in POST /v1/status with link: true — only while the resident's consent
+for it is live; government bodies (行政機関) receive it without. Granting again while live keeps the first grant.
+
+Exit codes: 0 done; 7 unknown or invalid resident code; 14 unknown or revoked verifier, or (withdraw) no live
+consent (ERR_CONSENT_UNKNOWN); jpki --help lists every error code.
+
+Examples:
+  jpki registry consent grant --resident 12345678906 --verifier v-3f9c0a1b2c4d
+  jpki registry consent withdraw --resident 12345678906 --verifier v-3f9c0a1b2c4d
+  jpki --json registry consent list --resident 12345678906`;
+  for (const verb of ["grant", "withdraw"] as const) {
+    consent
+      .command(verb)
+      .description(verb === "grant" ? "record the resident's consent for the verifier" : "withdraw the resident's live consent for the verifier")
+      .requiredOption("--resident <code>", "resident code (住民票コード, 11 digits)")
+      .requiredOption("--verifier <id>", "the registered verifier's id (jpki verifier list)")
+      .addHelpText("after", help)
+      .action(async (o: { resident: string; verifier: string }, cmd: Command) => {
+        const ctx = Context.of(io, cmd);
+        const lib = await library();
+        await withWorkspace(ctx, async (ws) => {
+          const c = show(await (verb === "grant" ? lib.grantConsent : lib.withdrawConsent)(ws, { residentCode: o.resident, verifierId: o.verifier }));
+          ctx.out.result(c, () => line(c));
+        });
+      });
+  }
+  consent
+    .command("list")
+    .description("the consents of a resident and/or a verifier, live and withdrawn")
+    .option("--resident <code>", "resident code (住民票コード, 11 digits)")
+    .option("--verifier <id>", "the registered verifier's id")
+    .addHelpText("after", help)
+    .action(async (o: { resident?: string; verifier?: string }, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      if (o.resident === undefined && o.verifier === undefined) throw new JpkiError("ERR_USAGE", "give --resident CODE, --verifier ID or both");
+      const lib = await library();
+      await withWorkspace(ctx, async (ws) => {
+        const list = (await lib.listConsents(ws, { ...(o.resident !== undefined ? { residentCode: o.resident } : {}), ...(o.verifier !== undefined ? { verifierId: o.verifier } : {}) })).map(show);
+        ctx.out.result({ consents: list }, () => (list.length ? list.map(line).join("\n") : "no consent recorded"));
+      });
+    });
 }
 
 export function addRegistryApply(reg: Command, io: Io): void {

@@ -68,6 +68,10 @@ Routes (under the path of the workspace's baseUrl):
   POST     /v1/validate                the validation API: {certificate, chain?, purpose, at?, legalBasis?} →
                                        a government body's or a private provider's view; every answer is
                                        in 'jpki disclosure --resident CODE'
+  POST     /v1/status                  liveness checks (現況確認), up to 1000 {caId, serial} or {certificateId} per
+                                       call: good / revoked / unknown, with link: true the replacing certificate
+                                       (government bodies; private providers with the resident's consent)
+  GET      /v1/status/history          the caller's own liveness checks (?since=&limit=&cursor=)
   GET      /openapi.json               the validation API's OpenAPI 3.1 document
 Registered verifiers only: every route but those config.json's openRoutes lists (default: /healthz) needs
 'Authorization: Bearer <token>' or, over HTTPS, a client certificate from the verifier CA ('jpki verifier

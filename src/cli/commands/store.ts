@@ -20,6 +20,8 @@ const KIND_NAMES: Record<StoreCopyProgress["kind"], string> = {
   verifiers: "verifiers",
   verifierFetches: "verifier fetch records",
   disclosures: "disclosure records",
+  consents: "consents (新旧証明書の紐付け)",
+  statusChecks: "liveness checks (現況確認)",
 };
 
 /** How often a progress line goes to a stderr that is not a terminal (a log), and not before the copy has run this long. */

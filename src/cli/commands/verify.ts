@@ -25,6 +25,10 @@ interface VerifyOptions {
   purpose: "signature" | "authentication";
   softFail?: boolean;
   showItems?: boolean;
+  statusOf?: string;
+  url?: string;
+  link?: boolean;
+  batchSize: string;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -32,7 +36,11 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 export function makeVerifyCommand(io: Io): Command {
   return new Command("verify")
     .description("check a JPKI certificate: trusted CA, validity period, revocation (CRL, OCSP), and purpose (signature 署名用 / authentication 利用者証明用)")
-    .argument("<cert>", "the certificate to check (PEM or DER; further PEM certificates in the file are used as intermediates)")
+    .argument("[cert]", "the certificate to check (PEM or DER; further PEM certificates in the file are used as intermediates)")
+    .option("--status-of <file>", "liveness check (現況確認) of a list of certificates at a jpki serve (--url): a PEM bundle, or lines of <caId>:<serial> or certificate ids")
+    .option("--url <url>", "with --status-of: the jpki serve to ask (its base URL; POST <url>/v1/status)")
+    .option("--link", "with --status-of: ask which certificate replaced each revoked one (新旧証明書の紐付け; given to government bodies and with the resident's consent)")
+    .option("--batch-size <n>", "with --status-of: certificates per request (1 to 1000)", "1000")
     .option("--trust <file>", "a trusted CA certificate file, PEM (one or several) or DER; repeatable (default: the workspace's CA certificates)", collect, [])
     .option("--chain <file>", "intermediate or cross certificates, PEM or DER; repeatable", collect, [])
     .option("--crl <file>", "a CRL (失効リスト), PEM or DER; repeatable (default with workspace trust: the workspace's published CRLs)", collect, [])
@@ -65,6 +73,15 @@ be combined. --ocsp takes an optional URL: write CERT before it, or use --ocsp=U
 A wrong purpose (a signature certificate checked for authentication, or the reverse)
 is invalid with status profile-violation; a certificate of another prefecture's or a foreign CA is untrusted.
 
+Liveness check (--status-of FILE --url URL): asks a jpki serve's POST /v1/status about every certificate the
+file lists, in batches, with the token of --token-file or $JPKI_VERIFIER_TOKEN. FILE is a PEM bundle (each
+certificate asked about by its certificate id, the hex SHA-256 of its DER) or text: one <caId>:<serial> (hex)
+or 64-digit certificate id per line, # comments and blank lines skipped. Prints one row per certificate: good,
+revoked or unknown, what the caller's kind may see (a government body: the revocation reason and time), and
+with --link the certificate that replaced it, where given. Exit 0 when every certificate is good, 1 when any
+is revoked or unknown or was refused as malformed, 16 (ERR_SERVICE_FAILED) when the server could not be
+reached or refused the request (401 without a registered verifier's token).
+
 Exit codes:
    0  valid (有効)
    1  invalid: revoked, expired, not yet valid, untrusted, wrong purpose, revocation unknown without --soft-fail
@@ -79,10 +96,14 @@ Examples:
   jpki verify cert.pem --at 2030-01-01 --json | jq .status
   jpki verify cert.pem --trust ca.pem --ocsp --token-file verifier.token          # OCSP at the certificate's AIA URL
   jpki verify cert.pem --trust ca.pem --ocsp https://jpki.example/ocsp/13-sig --crl-url auto --soft-fail
-  jpki verify cert.pem --trust ca.pem --crl-url https://jpki.example/crl/13-sig.crl --token-file verifier.token`,
+  jpki verify cert.pem --trust ca.pem --crl-url https://jpki.example/crl/13-sig.crl --token-file verifier.token
+  jpki verify --status-of customers.pem --url https://jpki.example --token-file verifier.token --link`,
     )
-    .action(async (file: string, o: VerifyOptions, cmd: Command) => {
+    .action(async (file: string | undefined, o: VerifyOptions, cmd: Command) => {
       const ctx = Context.of(io, cmd);
+      if (o.statusOf !== undefined) return statusOf(ctx, o, file);
+      if (o.url !== undefined || o.link) throw new JpkiError("ERR_USAGE", "--url and --link go with --status-of FILE");
+      if (file === undefined) throw new JpkiError("ERR_USAGE", "give the certificate to check, or --status-of FILE --url URL for a liveness check of a list");
       const at = o.at === undefined ? new Date() : parseTime(o.at);
       const ocspUrl = typeof o.ocsp === "string" ? httpUrl(o.ocsp, "--ocsp", " (or write the certificate before --ocsp, which takes an optional URL)") : undefined;
       const crlUrls = o.crlUrl.filter((u) => u !== "auto").map((u) => httpUrl(u, "--crl-url", ", or auto"));
@@ -129,6 +150,41 @@ Examples:
       const code = exitCodeOf(verdict);
       if (code !== 0) throw new VerdictExit(code);
     });
+}
+
+/** `--status-of FILE`: the liveness check of a list at a jpki serve, a table or one JSON document. */
+async function statusOf(ctx: Context, o: VerifyOptions, file: string | undefined): Promise<void> {
+  if (file !== undefined) throw new JpkiError("ERR_USAGE", "--status-of checks the certificates of its list: give no certificate argument with it");
+  if (o.url === undefined) throw new JpkiError("ERR_USAGE", "--status-of asks a jpki serve: give its base URL with --url");
+  const url = httpUrl(o.url, "--url", "");
+  const batchSize = Number(o.batchSize);
+  if (!/^\d+$/.test(o.batchSize) || batchSize < 1 || batchSize > 1000) throw new JpkiError("ERR_USAGE", `--batch-size ${JSON.stringify(o.batchSize)}: give 1 to 1000`);
+  const lib = await library();
+  const text = readFileSync(checkInputFile(o.statusOf!, "certificate list --status-of", { cwd: ctx.io.cwd }), "utf8");
+  const items = lib.parseStatusList(text, `--status-of ${o.statusOf}`);
+  const bearerToken = readToken(ctx.io, o.tokenFile);
+  const answer = await lib.fetchStatus(items, { url, batchSize, timeoutMs: parseTimeout(o.timeout), ...(bearerToken ? { bearerToken } : {}), ...(o.link ? { link: true } : {}) });
+  ctx.out.result(answer, () => formatStatus(answer));
+  const allGood = answer.items.every((i) => "status" in i && i.status === "good");
+  if (!allGood) throw new VerdictExit(EXIT_INVALID);
+}
+
+const LIVENESS_WORDS = { good: "good (有効)", revoked: "REVOKED (失効)", unknown: "unknown (不明)" } as const;
+
+function formatStatus(a: Awaited<ReturnType<Lib["fetchStatus"]>>): string {
+  const rows = a.items.map((i) => {
+    if ("error" in i) return `#${i.index + 1}  refused: ${i.error} (${i.message})`;
+    const name = "certificateId" in i.item ? i.item.certificateId.slice(0, 16) + "…" : `${i.item.caId}:${i.item.serial}`;
+    const more = [
+      i.revocation ? `${i.revocation.reason} since ${day(new Date(i.revocation.time))}` : "",
+      i.unknownReason ? (i.unknownReason === "expired" ? "expired" : "not issued here") : "",
+      i.replacedBy ? `replaced by ${i.replacedBy.caId}:${i.replacedBy.serial}` : "",
+    ].filter(Boolean);
+    return `#${i.index + 1}  ${name}  ${LIVENESS_WORDS[i.status]}${more.length ? `  ${more.join("; ")}` : ""}`;
+  });
+  const counts = { good: 0, revoked: 0, unknown: 0, refused: 0 };
+  for (const i of a.items) counts["error" in i ? "refused" : i.status]++;
+  return [...rows, `${a.items.length} checked at ${a.checkedAt} (${a.view} view): ${counts.good} good, ${counts.revoked} revoked, ${counts.unknown} unknown${counts.refused ? `, ${counts.refused} refused` : ""}`].join("\n");
 }
 
 function httpUrl(s: string, option: string, hint: string): string {

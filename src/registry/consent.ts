@@ -1,0 +1,41 @@
+/**
+ * The resident's consent that a verifier learn which certificate replaced one it knows (新旧証明書の紐付け),
+ * recorded by the registry side (shared/spec/JPKI.md "Verifier services today": the link goes to government
+ * bodies and to verifiers holding consent recorded in the registry). A consent names one resident and one
+ * registered verifier; it is live from its grant until withdrawn, and a withdrawn one stays as history. The
+ * liveness check (verifier/liveness.ts) reads only whether one is live at the moment it answers.
+ */
+import { JpkiError } from "../errors.js";
+import type { ConsentRecord } from "../store/types.js";
+import type { Workspace } from "../workspace/workspace.js";
+import { assertResidentCode } from "./resident-code.js";
+
+export interface ConsentParams {
+  readonly residentCode: string;
+  readonly verifierId: string;
+}
+
+/**
+ * Records a consent: the resident must be in the registry and the verifier registered and live
+ * (ERR_RESIDENT_UNKNOWN, ERR_VERIFIER_UNKNOWN, ERR_VERIFIER_REVOKED). A consent already live is kept as it is.
+ */
+export async function grantConsent(ws: Workspace, p: ConsentParams): Promise<ConsentRecord> {
+  assertResidentCode(p.residentCode);
+  if (!(await ws.store.getResident(p.residentCode))) throw new JpkiError("ERR_RESIDENT_UNKNOWN", `no resident with code ${p.residentCode}: import it with 'jpki registry import'`);
+  const v = await ws.store.getVerifier(p.verifierId);
+  if (!v) throw new JpkiError("ERR_VERIFIER_UNKNOWN", `no registered verifier ${p.verifierId}: see 'jpki verifier list'`);
+  if (v.revokedAt) throw new JpkiError("ERR_VERIFIER_REVOKED", `verifier ${p.verifierId} was revoked on ${v.revokedAt.toISOString()}: a consent for it would never be used`);
+  return ws.store.grantConsent({ ...p, at: ws.clock.now() });
+}
+
+/** Withdraws the live consent (ERR_CONSENT_UNKNOWN when there is none): from now on the verifier gets no link. */
+export async function withdrawConsent(ws: Workspace, p: ConsentParams): Promise<ConsentRecord> {
+  assertResidentCode(p.residentCode);
+  return ws.store.withdrawConsent({ ...p, at: ws.clock.now() });
+}
+
+/** Consents of a resident and/or a verifier, live and withdrawn, in the order granted. */
+export async function listConsents(ws: Workspace, q: { readonly residentCode?: string; readonly verifierId?: string }): Promise<ConsentRecord[]> {
+  if (q.residentCode !== undefined) assertResidentCode(q.residentCode);
+  return ws.store.listConsents(q);
+}

@@ -1,0 +1,312 @@
+/**
+ * Liveness checks (現況確認) and old/new certificate links (新旧証明書の紐付け), issue 11 point 4
+ * (shared/spec/JPKI.md "Verifier services today"). A registered verifier that recorded a customer's certificate
+ * at sign-up asks later, in batches, whether each is still good; every checked item is kept in that verifier's
+ * check history, and every answer about one of our certificates lands in the disclosure log the resident reads.
+ *
+ * Where the answer comes from: the CA's own records in the store (revoked or not, since when, why), as the
+ * platform services answer — not a CRL file. They agree with the CRLs: a revocation is in the store the moment
+ * it commits and on the next CRL the schedule publishes, so a liveness check may say "revoked" a little
+ * before a verifier polling CRLs learns it, never the other way round.
+ *
+ * Who sees what (the views.ts rule, carried over):
+ * | | government body 行政機関 | private provider 民間認証事業者 |
+ * |---|---|---|
+ * | status good / revoked / unknown | yes | yes |
+ * | revocation time and reason; why unknown (not ours, expired) | yes | no |
+ * | the replacing certificate (`link: true` asked) | yes | only with the resident's live consent recorded in the registry |
+ * A private provider without consent gets exactly the answer it gets without asking for the link: no field,
+ * no flag, nothing that says a link exists.
+ *
+ * The link: for a certificate revoked as superseded (4) or affiliationChanged (3) — a renewal, a move, a name
+ * change — the current certificate of the same resident and the same purpose that replaced it, following the
+ * chain: the next certificate of that resident and purpose issued after it; if that one was in turn revoked as
+ * superseded or affiliationChanged, the next after it, and so on, until one that is neither revoked nor
+ * expired (the link) or one that ended the line otherwise (death, loss, expiry: no link). It may come from
+ * another prefecture's CA (a move between prefectures) — so the link's CA id tells the prefecture moved to,
+ * which is one more reason it goes only where the table above allows.
+ *
+ * Certificate id (ours): the lower-case hex SHA-256 of the certificate's DER — what a verifier can compute from
+ * the certificate it stored. A verifier that kept only the issuer and serial names `{caId, serial}` instead.
+ */
+import { hash } from "node:crypto";
+import { JpkiError } from "../errors.js";
+import { CRL_REASON, reasonName, type CrlReasonName } from "../crl/reason.js";
+import { normaliseSerial } from "../pki/serial.js";
+import type { CertificateRow, DisclosureRecord, LivenessStatus, StatusCheckRecord, StoredStatusCheck, VerifierRecord } from "../store/types.js";
+import type { Workspace } from "../workspace/workspace.js";
+
+/** At most this many items in one liveness check. */
+export const MAX_STATUS_ITEMS = 1000;
+/** History pages: default and largest size. */
+export const DEFAULT_HISTORY_LIMIT = 100;
+export const MAX_HISTORY_LIMIT = 1000;
+
+/** The certificate id of a certificate: lower-case hex SHA-256 of its DER. */
+export function certificateId(der: Uint8Array): string {
+  return hash("sha256", der, "hex");
+}
+
+/** A certificate named in a liveness check: by issuing CA and serial, or by certificate id. */
+export type StatusItemRef = { readonly caId: string; readonly serial: string } | { readonly certificateId: string };
+
+/** Why an item of a batch could not be checked (the rest of the batch is answered). */
+export const STATUS_ITEM_ERRORS = Object.freeze({
+  "item-invalid": "an item is an object with caId and serial, or with certificateId, and nothing else",
+  "ca-id-invalid": "caId is a CA id such as 13-sig (1 to 64 letters, digits, - or _)",
+  "serial-invalid": "serial is the certificate's serial number in hex (at most 20 octets)",
+  "certificate-id-invalid": "certificateId is the lower-case hex SHA-256 of the certificate's DER (64 hex digits)",
+} as const);
+export type StatusItemErrorCode = keyof typeof STATUS_ITEM_ERRORS;
+
+const CA_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const CERT_ID = /^[0-9a-fA-F]{64}$/;
+
+/** One item of a request, parsed: the reference, or why it is malformed. Pure. */
+export function parseStatusItem(x: unknown): StatusItemRef | { readonly error: StatusItemErrorCode } {
+  if (typeof x !== "object" || x === null || Array.isArray(x)) return { error: "item-invalid" };
+  const o = x as Record<string, unknown>;
+  const keys = Object.keys(o).sort().join(",");
+  if (keys === "certificateId") {
+    if (typeof o.certificateId !== "string" || !CERT_ID.test(o.certificateId)) return { error: "certificate-id-invalid" };
+    return { certificateId: o.certificateId.toLowerCase() };
+  }
+  if (keys === "caId,serial") {
+    if (typeof o.caId !== "string" || !CA_ID.test(o.caId)) return { error: "ca-id-invalid" };
+    const serial = typeof o.serial === "string" && o.serial.length <= 64 ? normaliseSerial(o.serial) : undefined;
+    if (!serial || serial.length > 40) return { error: "serial-invalid" };
+    return { caId: o.caId, serial };
+  }
+  return { error: "item-invalid" };
+}
+
+export interface StatusRequest {
+  /** the items as sent: each parsed on its own, so one malformed item does not fail the batch */
+  readonly items: readonly unknown[];
+  /** ask for the replacing certificate of revoked ones (given only where allowed) */
+  readonly link?: boolean;
+}
+
+/** The certificate that replaced a revoked one. */
+export interface ReplacedBy {
+  readonly caId: string;
+  readonly serial: string;
+  readonly certificateId: string;
+}
+
+/** The answer for one item, in the caller's view; `item` echoes what was asked. */
+export type StatusItemAnswer =
+  | {
+      readonly index: number;
+      readonly item: StatusItemRef;
+      readonly status: LivenessStatus;
+      /** government bodies: when and why it was revoked */
+      readonly revocation?: { readonly time: string; readonly reason: CrlReasonName | "unknown" };
+      /** government bodies: why the status is unknown */
+      readonly unknownReason?: "not-ours" | "expired";
+      /** the current certificate that replaced it (government; private with the resident's consent) */
+      readonly replacedBy?: ReplacedBy;
+    }
+  | { readonly index: number; readonly error: StatusItemErrorCode; readonly message: string };
+
+export interface StatusAnswer {
+  readonly view: VerifierRecord["kind"];
+  readonly checkedAt: string;
+  readonly items: readonly StatusItemAnswer[];
+}
+
+/** Reasons after which a certificate has a successor of the same resident and purpose. */
+const LINKABLE: ReadonlySet<number> = new Set([CRL_REASON.superseded, CRL_REASON.affiliationChanged]);
+
+/**
+ * Checks a batch for `verifier` and records it (history and disclosure log, one write) before returning the
+ * answer: an answer the records do not hold is never given. Throws ERR_USAGE for a batch that is empty or over
+ * MAX_STATUS_ITEMS, and what the store throws (no answer then).
+ */
+export async function checkStatus(ws: Workspace, verifier: VerifierRecord, req: StatusRequest): Promise<StatusAnswer> {
+  if (req.items.length === 0 || req.items.length > MAX_STATUS_ITEMS) {
+    throw new JpkiError("ERR_USAGE", `a liveness check names 1 to ${MAX_STATUS_ITEMS} certificates: split the list into batches`);
+  }
+  const refs = req.items.map(parseStatusItem);
+  const serials: string[] = [];
+  const ids: string[] = [];
+  for (const r of refs) {
+    if ("serial" in r) serials.push(r.serial);
+    else if ("certificateId" in r) ids.push(r.certificateId);
+  }
+  const rows = await ws.store.certificatesForStatus({ serials: [...new Set(serials)], certificateIds: [...new Set(ids)] });
+  const bySerial = new Map<string, CertificateRow>();
+  const byId = new Map<string, CertificateRow>();
+  for (const row of rows) {
+    bySerial.set(row.serial, row);
+    byId.set(certificateId(row.der), row);
+  }
+  const now = ws.clock.now();
+  const government = verifier.kind === "government";
+  const lookUp = (r: StatusItemRef): CertificateRow | undefined => {
+    if ("certificateId" in r) return byId.get(r.certificateId);
+    const row = bySerial.get(r.serial);
+    // The serial alone is unique in this store, but the verifier named the issuer too: another CA's certificate is not the one it asked about.
+    return row && row.caId === r.caId ? row : undefined;
+  };
+  const found = refs.map((r) => ("error" in r ? undefined : lookUp(r)));
+
+  // The link is looked for only where it may be given: asked, and for a government body or a resident who consented.
+  let consented = new Set<string>();
+  if (req.link && !government) {
+    const codes = [...new Set(found.filter((row): row is CertificateRow => !!row && isLinkable(row)).map((row) => row.residentCode))];
+    consented = await ws.store.liveConsents(verifier.id, codes);
+  }
+  const mayLink = (row: CertificateRow | undefined): row is CertificateRow => !!row && !!req.link && isLinkable(row) && (government || consented.has(row.residentCode));
+  // Each resident's line of certificates of one purpose, read once per batch, the reads side by side (a
+  // PostgreSQL pool runs them in parallel): a batch of movers costs one round trip's time, not one per item.
+  const lineKey = (row: CertificateRow) => `${row.residentCode}\u0000${row.type}`;
+  const wanted = new Map<string, CertificateRow>();
+  for (const row of found) if (mayLink(row)) wanted.set(lineKey(row), row);
+  const lines = new Map(
+    await Promise.all(
+      [...wanted].map(async ([key, row]) => [key, await ws.store.findCertificates({ residentCode: row.residentCode, type: row.type, status: "all", limit: 10_000 })] as const),
+    ),
+  );
+  const linkOf = (row: CertificateRow): ReplacedBy | undefined => {
+    const next = successor(lines.get(lineKey(row)) ?? [], row, now);
+    return next ? { caId: next.caId, serial: next.serial, certificateId: certificateId(next.der) } : undefined;
+  };
+
+  const answers: StatusItemAnswer[] = [];
+  const checks: StatusCheckRecord[] = [];
+  const disclosures: DisclosureRecord[] = [];
+  for (let index = 0; index < refs.length; index++) {
+    const ref = refs[index]!;
+    if ("error" in ref) {
+      answers.push({ index, error: ref.error, message: STATUS_ITEM_ERRORS[ref.error] });
+      continue;
+    }
+    const row = found[index];
+    const { status, unknownReason } = livenessOf(row, now);
+    const rev = row?.revocation;
+    const replacedBy = mayLink(row) ? linkOf(row) : undefined;
+    answers.push({
+      index,
+      item: ref,
+      status,
+      ...(government && rev ? { revocation: { time: rev.revokedAt.toISOString(), reason: reasonName(rev.reason) ?? "unknown" } } : {}),
+      ...(government && unknownReason ? { unknownReason } : {}),
+      ...(replacedBy ? { replacedBy } : {}),
+    });
+    checks.push({
+      verifierId: verifier.id,
+      at: now,
+      // The certificate as asked (the answer echoes that, no more): the disclosure record names the certificate found.
+      caId: "caId" in ref ? ref.caId : undefined,
+      serial: "serial" in ref ? ref.serial : undefined,
+      certificateId: "certificateId" in ref ? ref.certificateId : undefined,
+      status,
+      // What the verifier was told, no more: a private provider's history holds no reason.
+      reason: government && rev ? rev.reason : undefined,
+      revokedAt: government && rev ? rev.revokedAt : undefined,
+      replacedBy: replacedBy ? { caId: replacedBy.caId, serial: replacedBy.serial } : undefined,
+    });
+    if (row) {
+      disclosures.push({
+        verifierId: verifier.id,
+        serial: row.serial,
+        issuer: row.caId,
+        residentCode: row.residentCode,
+        purpose: row.type,
+        legalBasis: undefined,
+        at: now,
+        validationTime: now,
+        answer: `status:${status}${replacedBy ? "+link" : ""}`,
+        itemsDisclosed: false,
+      });
+    }
+  }
+  await ws.store.recordStatusChecks(checks, disclosures);
+  return { view: verifier.kind, checkedAt: now.toISOString(), items: answers };
+}
+
+/**
+ * The status of a certificate by the CA's records at `now`. Revoked wins over expired: the CA's record of the
+ * revocation outlives the certificate's place on the CRL, and "revoked" is the truer answer to "is the account's
+ * certificate still good". Pure.
+ */
+export function livenessOf(row: CertificateRow | undefined, now: Date): { status: LivenessStatus; unknownReason?: "not-ours" | "expired" } {
+  if (!row) return { status: "unknown", unknownReason: "not-ours" };
+  if (row.revocation) return { status: "revoked" };
+  if (row.notAfter.getTime() < now.getTime()) return { status: "unknown", unknownReason: "expired" };
+  return { status: "good" };
+}
+
+function isLinkable(row: CertificateRow): boolean {
+  return !!row.revocation && LINKABLE.has(row.revocation.reason);
+}
+
+/**
+ * The current certificate at the end of `row`'s chain of replacements within `line` (the resident's
+ * certificates of one purpose, in issuance order), or undefined when the line ended otherwise. Pure.
+ */
+export function successor(line: readonly CertificateRow[], row: CertificateRow, now: Date): CertificateRow | undefined {
+  const at = line.findIndex((c) => c.serial === row.serial);
+  let cur: CertificateRow = row;
+  for (let i = at < 0 ? line.length : at + 1; i < line.length; i++) {
+    const next = line[i]!;
+    if (next.issuedAt.getTime() < cur.issuedAt.getTime()) continue; // issued before the one it would replace
+    if (!cur.revocation || !LINKABLE.has(cur.revocation.reason)) return undefined;
+    if (!next.revocation) return next.notAfter.getTime() >= now.getTime() ? next : undefined;
+    cur = next;
+  }
+  return undefined;
+}
+
+/** One check of the caller's history, as the API shows it. */
+export interface StatusHistoryEntry {
+  readonly at: string;
+  readonly caId?: string;
+  readonly serial?: string;
+  readonly certificateId?: string;
+  readonly status: LivenessStatus;
+  readonly revocation?: { readonly time: string; readonly reason: CrlReasonName | "unknown" };
+  readonly replacedBy?: { readonly caId: string; readonly serial: string };
+}
+
+export interface StatusHistoryPage {
+  readonly items: readonly StatusHistoryEntry[];
+  /** give it back as `cursor` for the next page; absent on the last page */
+  readonly nextCursor?: string;
+}
+
+/** The verifier's own check history, oldest first, from `since`, after `cursor` (a page's nextCursor). */
+export async function statusHistory(ws: Workspace, verifier: VerifierRecord, q: { readonly since?: Date; readonly cursor?: string; readonly limit?: number } = {}): Promise<StatusHistoryPage> {
+  const limit = q.limit ?? DEFAULT_HISTORY_LIMIT;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_HISTORY_LIMIT) throw new JpkiError("ERR_USAGE", `limit is 1 to ${MAX_HISTORY_LIMIT}`);
+  const after = q.cursor === undefined ? 0 : parseCursor(q.cursor);
+  // One more than asked, to know whether a next page exists.
+  const rows: StoredStatusCheck[] = await ws.store.listStatusChecks({ verifierId: verifier.id, ...(q.since ? { since: q.since } : {}), after, limit: limit + 1 });
+  const page = rows.slice(0, limit);
+  return {
+    items: page.map((r) => ({
+      at: r.at.toISOString(),
+      ...(r.caId !== undefined ? { caId: r.caId } : {}),
+      ...(r.serial !== undefined ? { serial: r.serial } : {}),
+      ...(r.certificateId !== undefined ? { certificateId: r.certificateId } : {}),
+      status: r.status,
+      ...(r.reason !== undefined && r.revokedAt ? { revocation: { time: r.revokedAt.toISOString(), reason: reasonName(r.reason) ?? "unknown" } } : {}),
+      ...(r.replacedBy ? { replacedBy: r.replacedBy } : {}),
+    })),
+    ...(rows.length > limit ? { nextCursor: cursorOf(page[page.length - 1]!.id) } : {}),
+  };
+}
+
+/** Cursors are opaque to callers: "h" and the last id in base 36 (so nobody mistakes them for a count or a time). */
+function cursorOf(id: number): string {
+  return `h${id.toString(36)}`;
+}
+
+/** The id a cursor names; ERR_USAGE for one we did not hand out. */
+export function parseCursor(s: string): number {
+  const m = /^h([0-9a-z]{1,11})$/.exec(s);
+  const id = m ? parseInt(m[1]!, 36) : NaN;
+  if (!Number.isSafeInteger(id) || id < 0) throw new JpkiError("ERR_USAGE", "cursor is the nextCursor of a previous page");
+  return id;
+}
