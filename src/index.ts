@@ -56,6 +56,7 @@ export { initCas, summariseCa, getCaRecord, exportCaCertificate, caFiles, rewrap
 export { certifyBridge, revokeBridgeCross, refreshBridgeArl, readBridge, bridgePaths, BRIDGE_ID, type BridgeRevocation, type BridgeArl, type BridgeResult, type BridgeOptions, type BridgePaths, type CrossCertificate, type CrossDirection } from "./ca/bridge.js";
 export { IssuanceService, parseApplication, type IssuanceApplication, type IssuedCertificate, type BatchSummary } from "./ca/issuance.js";
 export { revokeCertificate } from "./ca/revocation.js";
+export { caOverview, JST_OFFSET_MINUTES, MAX_OVERVIEW_DAYS, type CaOverview, type OverviewCa, type OverviewCrl, type OverviewCrlKind } from "./ca/overview.js";
 export { NoticeIngestor, type IngestSummary, type IngestOptions, type IngestProgress, type RejectedNotice } from "./ca/notices.js";
 export { runIngest, RejectFile, type IngestRunOptions, type IngestRunResult } from "./ca/ingestion.js";
 export { watchSpool, type WatchOptions } from "./ca/spool.js";
@@ -121,7 +122,8 @@ export { issueOcspSigner, renewOcspSigners, OcspSignerRenewal, type OcspSignerPo
 // jpki serve: the publication point verifiers poll
 export { buildServer, pathPrefix, type ServerOptions, type ServerMetrics } from "./server/app.js";
 export { AccessLog, accessLine, lineSink, loggedUrl, type AccessLogSink } from "./server/access-log.js";
-export { VerifierAccess, SCOPE_ACCESS, scopeOf, type AccessOptions, type RouteScope } from "./server/access.js";
+export { VerifierAccess, SCOPE_ACCESS, ALWAYS_OPEN, scopeOf, type AccessOptions, type RouteScope } from "./server/access.js";
+export { PAGE_CSP, PAGE_FILES, type PageFile } from "./server/page.js";
 export { serveHttp, runCrlSchedule, openCrlSchedule, type HttpOptions, type ScheduleOptions } from "./server/serve.js";
 export { openCrlScheduleThread, scheduleThreadAvailable, type ScheduleThreadOptions } from "./server/schedule-thread.js";
 export { decide as decideConditionalRequest, parseRange, type Decision, type Representation } from "./server/http-cache.js";

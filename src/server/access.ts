@@ -36,7 +36,15 @@ import { SERVER_ROUTES, type ServerRoute, type VerifierRateLimit } from "../work
 import { bearerToken, certificateSha256, tokenSha256 } from "../verifier/credentials.js";
 
 /** A scope: what a route serves, as the access log and fetch records name it. */
-export type RouteScope = (typeof SERVER_ROUTES)[ServerRoute] | "validate" | "other";
+export type RouteScope = (typeof SERVER_ROUTES)[ServerRoute] | "validate" | "overview" | "page" | "other";
+
+/**
+ * Scopes answered to anyone, whatever openRoutes says: the status page's own files (page.ts) — static HTML, CSS
+ * and script, the same for everyone, holding no data and no secret. A browser cannot put a bearer token on the
+ * request that loads a page, so the page must load without one; everything it shows comes from routes that
+ * need the verifier's credential, which the page's script asks for and sends (page.ts says how).
+ */
+export const ALWAYS_OPEN: ReadonlySet<RouteScope> = new Set<RouteScope>(["page"]);
 
 /** Which verifier kinds may use each scope: anything not open needs a credential, /metrics none of theirs. */
 export const SCOPE_ACCESS: Readonly<Record<RouteScope, readonly VerifierKind[]>> = Object.freeze({
@@ -51,6 +59,10 @@ export const SCOPE_ACCESS: Readonly<Record<RouteScope, readonly VerifierKind[]>>
   // The validation API (POST /v1/validate): registered verifiers only, never opened by openRoutes (it is not in
   // SERVER_ROUTES, so no configuration can name it).
   validate: ["government", "private"],
+  // The CA overview (GET /v1/overview: CRLs and revocations per day): revocation information, so registered
+  // verifiers only (shared/spec/JPKI.md "Distribution"), and like validate never opened by openRoutes.
+  overview: ["government", "private"],
+  page: ["government", "private"],
   other: ["government", "private"],
 });
 
@@ -65,6 +77,8 @@ export function scopeOf(path: string): RouteScope {
   if (path === "/ocsp" || path.startsWith("/ocsp/")) return "ocsp";
   if (path === "/v1/validate") return "validate";
   if (path === "/openapi.json") return "openapi";
+  if (path === "/v1/overview") return "overview";
+  if (path === "/" || path === "" || path.startsWith("/ui/")) return "page";
   return "other";
 }
 
@@ -183,7 +197,7 @@ export class VerifierAccess {
 
   constructor(store: Store, o: AccessOptions) {
     this.#store = store;
-    this.#open = new Set(o.openRoutes.map((r) => SERVER_ROUTES[r]));
+    this.#open = new Set([...ALWAYS_OPEN, ...o.openRoutes.map((r) => SERVER_ROUTES[r])]);
     this.#rate = o.rateLimit;
     this.#refreshMs = o.refreshMs ?? 1000;
     this.#flushMs = o.flushMs ?? 1000;

@@ -13,7 +13,10 @@
  * - `/metrics`: Prometheus text (prom-client): requests by route and status, CRL ages, OCSP answers by status;
  * - `/ocsp/<ca>`: OCSP (RFC 6960, RFC 5019), when given the responder passphrase (ocsp.ts, ocsp/responder.ts);
  * - `POST /v1/validate`: the validation API, each verifier kind in its view, every answer in the disclosure log
- *   (validate-route.ts, verifier/validation-service.ts); `/openapi.json` describes it (openapi.ts).
+ *   (validate-route.ts, verifier/validation-service.ts); `/openapi.json` describes it (openapi.ts);
+ * - `GET /v1/overview`: each CA with its latest CRLs and revocations per day (overview-route.ts, ca/overview.ts);
+ * - `/` and `/ui/*`: the status page for people, open to anyone; its script asks for the verifier's token and
+ *   reads the two routes above with it (page.ts, public/).
  * Every request, before any route sees it, must carry a registered verifier's (署名検証者) credential unless
  * the workspace's `openRoutes` lists its route; then a per-verifier rate limit, and a record of what each
  * verifier fetched (access.ts).
@@ -38,6 +41,8 @@ import { PublishedFiles } from "./published.js";
 import { publishedRoute } from "./published-route.js";
 import { validationApiDocument } from "./openapi.js";
 import { registerValidate } from "./validate-route.js";
+import { registerOverview } from "./overview-route.js";
+import { loadPage, registerPage } from "./page.js";
 import { VerifierValidationService, type ValidationServiceOptions } from "../verifier/validation-service.js";
 
 export interface ServerOptions {
@@ -62,6 +67,8 @@ export interface ServerOptions {
   readonly timeouts?: Partial<ConnectionTimeouts>;
   /** the validation API (POST /v1/validate): how often it looks again at the CA certificates and CRL files */
   readonly validation?: ValidationServiceOptions;
+  /** GET /v1/overview: how long an answer is reused, ms (default 15 000) */
+  readonly overviewCacheMs?: number;
 }
 
 export interface ConnectionTimeouts {
@@ -208,6 +215,8 @@ const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
   ocsp: "ocsp",
   openapi: "openapi",
   validate: "validate",
+  overview: "overview",
+  page: "page",
   other: "other",
 };
 
@@ -382,6 +391,9 @@ export async function buildServer(
   await registerValidate(app, { prefix, service: validation, access, onResponse: onResponse("validate"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   const openapi = JSON.stringify(validationApiDocument(prefix));
   app.get(`${prefix}/openapi.json`, { onResponse: onResponse("openapi") }, async (_req, reply) => reply.header("Cache-Control", "no-cache").type("application/json; charset=utf-8").send(openapi));
+
+  registerOverview(app, { prefix, ws, access, onResponse: onResponse("overview"), ...(opts.overviewCacheMs !== undefined ? { cacheMs: opts.overviewCacheMs } : {}), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
+  registerPage(app, { prefix, assets: await loadPage(), onResponse: onResponse("page") });
 
   // The disclosure records in flight are written before the fetch records and the store close.
   app.addHook("onClose", async () => {
