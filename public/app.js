@@ -189,7 +189,9 @@ function crlTable(ca, o) {
   table.append(el("caption", `Latest revocation lists of ${ca.id}`));
   const head = el("tr");
   for (const h of ["CRL", "Number", "This update", "Age", "Next update", "Entries"]) head.append(el("th", h, { scope: "col" }));
-  table.append(el("thead")).append(head);
+  const thead = el("thead");
+  thead.append(head);
+  table.append(thead);
   const body = el("tbody");
   for (const c of ca.crls) {
     const tr = el("tr", undefined, c.stale ? { class: "stale" } : {});

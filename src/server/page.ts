@@ -31,6 +31,8 @@ export const PAGE_FILES = Object.freeze({
   "index.html": "text/html; charset=utf-8",
   "app.js": "text/javascript; charset=utf-8",
   "app.css": "text/css; charset=utf-8",
+  // Without an icon of its own the browser asks for /favicon.ico, which is not open: a 401 on every visit.
+  "icon.svg": "image/svg+xml",
 } as const);
 export type PageFile = keyof typeof PAGE_FILES;
 

@@ -1,0 +1,199 @@
+/**
+ * The status page of `jpki serve` (issue 11 point 3) in a real browser: Debian's Chromium, headless, driven by
+ * playwright-core (no browser download: the system's binary, which .ci/run installs). The server runs in this
+ * process on a workspace with Tokyo's CAs, three signature certificates of which two are revoked (one
+ * yesterday, one today: two bars in the chart), and published CRLs; a government body (行政機関) and a private
+ * certification provider (民間認証事業者) are registered.
+ *
+ * The browser opens `/`, signs in with the government token, reads the CA table (CRL number and entries as the
+ * store has them) and the chart (an SVG with a bar per day), then drops the valid certificate (PEM) and the
+ * revoked one (DER) on the form: "valid", then "revoked" with the reason, the failing certificate and — under a
+ * legal basis — the resident's four items (基本4情報). Signed in as the private provider, the same revoked
+ * certificate reads "revoked" and nothing more. Never skipped: without Chromium it fails, saying so.
+ */
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { generateKeyPairSync } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { IssuanceService } from "../../src/ca/issuance.js";
+import { initCas } from "../../src/ca/manage.js";
+import { prefecture } from "../../src/ca/prefectures.js";
+import { revokeCertificate } from "../../src/ca/revocation.js";
+import { generateCrls } from "../../src/crl/generate.js";
+import { FixedClock } from "../../src/pki/clock.js";
+import { toPem } from "../../src/pki/pem.js";
+import { makeResidentCode } from "../../src/registry/resident-code.js";
+import { buildServer } from "../../src/server/app.js";
+import { registerVerifier } from "../../src/verifier/registration.js";
+import { Workspace } from "../../src/workspace/workspace.js";
+
+/** Debian's chromium (CI installs it: .ci/run); CHROMIUM overrides the path. */
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+/**
+ * Flags that keep a headless Chromium quiet in a container: no sandbox (we run as root), and none of its own
+ * network traffic (updates, sync, field trials) — without those, its connections to the test server were
+ * refused in bursts here.
+ */
+const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+const DAY = 86_400_000;
+const clock = new FixedClock(new Date());
+const items = { name: "山田　花子", address: "東京都千代田区千代田１番１号", birthDate: "1985-04-01", gender: "female" as const };
+
+let ws: Workspace;
+let app: FastifyInstance;
+let base: string;
+let browser: Browser;
+let gov: string;
+let priv: string;
+let validPem: string;
+let revokedDer: string;
+let fullCrlNumber: string;
+
+beforeAll(async () => {
+  expect(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as .ci/run does`).toBe(true);
+  const dir = mkdtempSync(join(tmpdir(), "jpki-web-page-"));
+  ws = Workspace.create(join(dir, "ws"), { clock });
+  gov = (await registerVerifier(ws, { name: "デジタル庁", kind: "government" })).token!;
+  priv = (await registerVerifier(ws, { name: "Example Trust K.K.", kind: "private" })).token!;
+  await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+  const codes = ["0000000101", "0000000102", "0000000103"].map(makeResidentCode);
+  await ws.store.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", status: "active" as const, fourItems: items })));
+  const issuer = new IssuanceService({ store: ws.store, config: ws.config, clock, passphrase: "pw" });
+  const issued = [];
+  for (const residentCode of codes) {
+    const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+    issued.push(await issuer.issue({ residentCode, type: "signature", publicKey: spki }));
+  }
+  const [valid, revoked, other] = issued as [(typeof issued)[0], (typeof issued)[0], (typeof issued)[0]];
+  // Revoked after issuance (validation asks about "now": the fixed clock), a day apart.
+  await revokeCertificate(ws.store, { serial: other.serial, reason: "death", at: new Date(clock.now().getTime() - DAY) });
+  await revokeCertificate(ws.store, { serial: revoked.serial, reason: "item-changed", at: clock.now() });
+  await generateCrls(ws, { prefecture: "13", passphrase: "pw", partitions: "all" });
+  fullCrlNumber = (await ws.store.crlStatus()).find((s) => s.caId === "13-sig")!.latest!.number.toString();
+  validPem = join(dir, "valid.pem");
+  writeFileSync(validPem, toPem(valid.der, "CERTIFICATE"));
+  revokedDer = join(dir, "revoked.der");
+  writeFileSync(revokedDer, revoked.der);
+  ({ app } = await buildServer(ws));
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await app?.close();
+  await ws?.close();
+});
+
+/** A fresh browser context (its own sessionStorage) on the page, signed in with `token`; page errors collected. */
+async function signedIn(token: string): Promise<{ page: Page; errors: string[] }> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  // A CSP refusal is reported on the console: our own files must never be refused.
+  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+  await page.goto(`${base}/`);
+  await page.getByLabel("Verifier token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  try {
+    await page.locator("#ca-list table").first().waitFor({ timeout: 15_000 });
+  } catch (e) {
+    // Say what the page said, not only that the table never came.
+    throw new Error(`no CA table after signing in: page says ${JSON.stringify(await page.locator("main").innerText())}; errors ${JSON.stringify(errors)}`, { cause: e });
+  }
+  return { page, errors };
+}
+
+/** Chooses a file on the form (as a drop would) and checks it; resolves with the status the page shows. */
+async function check(page: Page, file: string, legalBasis = ""): Promise<string> {
+  if (legalBasis) {
+    // the options come from /openapi.json once signed in
+    await page.locator(`#legal-basis option[value="${legalBasis}"]`).waitFor({ state: "attached" });
+    await page.getByLabel(/Legal basis/).selectOption(legalBasis);
+  }
+  await page.getByLabel(/Certificate file/).setInputFiles(file);
+  await page.getByRole("button", { name: "Check" }).click();
+  const status = page.locator("#result-status");
+  await status.waitFor();
+  return (await status.getAttribute("data-status")) ?? "";
+}
+
+describe("the status page in Chromium", () => {
+  it("shows each CA with its CRLs and a chart of revocations per day, to a signed-in verifier only", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${base}/`);
+    // Before signing in: the form, no data.
+    await expect(page.getByLabel("Verifier token").isVisible()).resolves.toBe(true);
+    expect(await page.locator("#ca-list").textContent()).toBe("");
+    await page.getByLabel("Verifier token").fill("not-a-token");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => page.locator("#signin-status").textContent()).toMatch(/Not signed in: the server did not accept the credential/);
+    await context.close();
+
+    const { page: p, errors } = await signedIn(gov);
+    const row = p.locator("section.ca", { hasText: "13-sig" }).locator("tbody tr", { hasText: "full CRL" });
+    const cells = await row.locator("td").allTextContents();
+    expect(cells[0]).toBe(fullCrlNumber);
+    expect(cells.at(-1)).toBe("2"); // two revoked, neither expired
+    expect(await p.locator("section.ca", { hasText: "13-sig" }).locator("tbody tr", { hasText: "municipality partition 131016" }).count()).toBe(1);
+    // the chart: an SVG with one bar per day of the four weeks, two of them with one revocation each
+    const chart = p.locator("section.ca", { hasText: "13-sig" }).locator("svg.bars");
+    expect(await chart.getAttribute("role")).toBe("img");
+    expect(await chart.getAttribute("aria-label")).toMatch(/2 revocations/);
+    expect(await chart.locator("rect.bar").count()).toBe(28);
+    const bars = await chart.locator("rect.bar").evaluateAll((rs) => rs.map((r) => ({ count: Number(r.getAttribute("data-count")), height: Number(r.getAttribute("height")) })));
+    expect(bars.filter((b) => b.count === 1 && b.height > 0)).toHaveLength(2);
+    expect(bars.filter((b) => b.count === 0).every((b) => b.height === 0)).toBe(true);
+    expect(errors).toEqual([]);
+    await p.context().close();
+  }, 60_000);
+
+  it("a government body reads valid, then revoked with the reason, the failing certificate and the four items", async () => {
+    const { page, errors } = await signedIn(gov);
+    expect(await page.locator("#result").getAttribute("aria-live")).toBe("polite");
+    expect(await check(page, validPem)).toBe("valid");
+    expect(await page.locator('[data-field="status"]').textContent()).toMatch(/^valid/);
+    expect(await page.locator('[data-field="reason"]').count()).toBe(0);
+
+    expect(await check(page, revokedDer, "pension")).toBe("revoked");
+    const field = (f: string) => page.locator(`[data-field="${f}"]`).textContent();
+    expect(await field("status")).toMatch(/^revoked/);
+    expect(await field("view")).toMatch(/government body/);
+    expect(await field("failed")).toMatch(/index 0, the end entity/);
+    expect(await field("reason")).toMatch(/revoked/);
+    expect(await field("revocation")).toMatch(/a certified item changed .*\(affiliationChanged\)/);
+    expect(await field("item-name")).toBe(items.name);
+    expect(await field("item-address")).toBe(items.address);
+    expect(await field("item-birthDate")).toBe(items.birthDate);
+    expect(await field("item-gender")).toMatch(/^female/);
+    expect(errors).toEqual([]);
+    await page.context().close();
+  }, 60_000);
+
+  it("a private certification provider reads revoked and nothing else: no reason, no failing certificate, no items", async () => {
+    const { page, errors } = await signedIn(priv);
+    expect(await check(page, validPem)).toBe("valid");
+    expect(await check(page, revokedDer)).toBe("revoked");
+    expect(await page.locator('[data-field="view"]').textContent()).toMatch(/private certification provider/);
+    for (const f of ["reason", "failed", "revocation", "item-name", "item-address", "items"]) expect(await page.locator(`[data-field="${f}"]`).count(), f).toBe(0);
+    const text = (await page.locator("#result").textContent()) ?? "";
+    expect(text).not.toContain(items.name);
+    expect(text).not.toContain("affiliationChanged");
+    // signing out forgets the token: a reload asks for it again
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.reload();
+    await expect(page.getByLabel("Verifier token").isVisible()).resolves.toBe(true);
+    expect(await page.evaluate("sessionStorage.length")).toBe(0);
+    expect(errors).toEqual([]);
+    await page.context().close();
+  }, 60_000);
+});
+
