@@ -105,11 +105,12 @@ export type { VerifierRecord, VerifierKind, VerifierCaRecord, VerifierFetch, Dis
 export { registerVerifier, revokeVerifier, ensureVerifierCa, parseVerifierKind, VERIFIER_KINDS, type RegisterVerifierOptions, type RegisteredVerifier } from "./verifier/registration.js";
 export { LEGAL_BASES, LEGAL_BASIS_CODES, isLegalBasisCode, parseLegalBasis, legalBasisAllows, type LegalBasis, type LegalBasisCode } from "./verifier/legal-basis.js";
 export { PRIVATE_STATUS_OF, privateView, governmentView, type PrivateStatus, type PrivateView, type GovernmentView } from "./verifier/views.js";
-export { VerifierValidationService, type ValidationQuery, type ValidationAnswer, type ValidationServiceOptions } from "./verifier/validation-service.js";
+export { VerifierValidationService, SignedDataRefused, DOCUMENT_STATUSES, type ValidationQuery, type ValidationAnswer, type ValidationServiceOptions, type SignatureQuery, type SignatureAnswer } from "./verifier/validation-service.js";
 export { DisclosureLog } from "./verifier/disclosure-log.js";
 export { disclosuresOf, type DisclosureEntry } from "./verifier/disclosure.js";
 export { validationApiDocument } from "./server/openapi.js";
 export { VALIDATE_ERRORS, parseValidateBody, type ValidateErrorCode } from "./server/validate-route.js";
+export { SIGNATURE_ERRORS, parseSignatureBody, type SignatureErrorCode } from "./server/verify-signature-route.js";
 export { newToken, tokenSha256, bearerToken, certificateSha256, TOKEN_PREFIX } from "./verifier/credentials.js";
 export { createVerifierCa, issueClientCertificate, DEFAULT_CLIENT_CERT_DAYS, type ClientCertificate } from "./verifier/authority.js";
 

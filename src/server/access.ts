@@ -75,7 +75,8 @@ export function scopeOf(path: string): RouteScope {
   if (path.startsWith("/arl/")) return "arl";
   if (path.startsWith("/ca/")) return "ca-certificate";
   if (path === "/ocsp" || path.startsWith("/ocsp/")) return "ocsp";
-  if (path === "/v1/validate") return "validate";
+  // A signed file is a validation too (its signer's certificate, in the caller's view, in the disclosure log).
+  if (path === "/v1/validate" || path === "/v1/verify-signature") return "validate";
   if (path === "/openapi.json") return "openapi";
   if (path === "/v1/overview") return "overview";
   if (path === "/" || path === "" || path.startsWith("/ui/")) return "page";

@@ -13,7 +13,8 @@
  * - `/metrics`: Prometheus text (prom-client): requests by route and status, CRL ages, OCSP answers by status;
  * - `/ocsp/<ca>`: OCSP (RFC 6960, RFC 5019), when given the responder passphrase (ocsp.ts, ocsp/responder.ts);
  * - `POST /v1/validate`: the validation API, each verifier kind in its view, every answer in the disclosure log
- *   (validate-route.ts, verifier/validation-service.ts); `/openapi.json` describes it (openapi.ts);
+ *   (validate-route.ts, verifier/validation-service.ts); `POST /v1/verify-signature` likewise for a signed file
+ *   (CMS SignedData: verify-signature-route.ts); `/openapi.json` describes both (openapi.ts);
  * - `GET /v1/overview`: each CA with its latest CRLs and revocations per day (overview-route.ts, ca/overview.ts);
  * - `/` and `/ui/*`: the status page for people, open to anyone; its script asks for the verifier's token and
  *   reads the two routes above with it (page.ts, public/).
@@ -42,6 +43,7 @@ import { publishedRoute } from "./published-route.js";
 import { validationApiDocument } from "./openapi.js";
 import { registerValidate } from "./validate-route.js";
 import { registerOverview } from "./overview-route.js";
+import { registerVerifySignature } from "./verify-signature-route.js";
 import { loadPage, registerPage } from "./page.js";
 import { VerifierValidationService, type ValidationServiceOptions } from "../verifier/validation-service.js";
 
@@ -389,6 +391,7 @@ export async function buildServer(
 
   const validation = new VerifierValidationService(ws, opts.validation);
   await registerValidate(app, { prefix, service: validation, access, onResponse: onResponse("validate"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
+  await registerVerifySignature(app, { prefix, service: validation, access, onResponse: onResponse("verify-signature"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   const openapi = JSON.stringify(validationApiDocument(prefix));
   app.get(`${prefix}/openapi.json`, { onResponse: onResponse("openapi") }, async (_req, reply) => reply.header("Cache-Control", "no-cache").type("application/json; charset=utf-8").send(openapi));
 
