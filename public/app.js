@@ -36,6 +36,17 @@ const REVOCATION_WORDS = {
   aACompromise: "attribute authority compromised",
 };
 
+/** Words for what a signed file's signature can be (POST /v1/verify-signature), besides the path statuses above. */
+const SIGNATURE_WORDS = {
+  valid: "valid (有効): the file is unchanged since it was signed, and the signer's certificate was good when it signed and is now",
+  "digest-mismatch": "the file was changed after it was signed (改ざん): its digest does not match the signed one",
+  "bad-signature": "the signature does not verify with the signer's key",
+  "signer-not-found": "the signer's certificate is not in the file",
+  "wrong-purpose": "the signer's certificate is not a signature certificate (署名用電子証明書)",
+  "unsupported-algorithm": "signed with an algorithm this service does not accept",
+  "content-missing": "a detached signature: the signed document is not in the file",
+};
+
 const ITEM_LABELS = [
   ["name", "Name (氏名)"],
   ["address", "Address (住所)"],
@@ -250,6 +261,21 @@ function base64(bytes) {
   return btoa(s);
 }
 
+/** CMS SignedData's OID (1.2.840.113549.1.7.2) as DER: a signed file names it within its first bytes. */
+const SIGNED_DATA_OID = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
+
+/** Whether a file is a signed file (CMS SignedData, PEM or DER) rather than a certificate. */
+function isSignedFile(bytes) {
+  const head = new TextDecoder("latin1").decode(bytes.subarray(0, 200));
+  if (/-----BEGIN (CMS|PKCS7)-----/.test(head)) return true;
+  if (head.includes("-----BEGIN")) return false;
+  outer: for (let i = 0; i + SIGNED_DATA_OID.length <= Math.min(bytes.length, 32); i++) {
+    for (let j = 0; j < SIGNED_DATA_OID.length; j++) if (bytes[i + j] !== SIGNED_DATA_OID[j]) continue outer;
+    return true;
+  }
+  return false;
+}
+
 /** The request body for a file: PEM blocks (the first is the certificate, the rest its chain) or one DER certificate. */
 function certificateBody(bytes) {
   const text = new TextDecoder("utf-8", { fatal: false }).decode(bytes.subarray(0, Math.min(bytes.length, 200_000)));
@@ -266,12 +292,8 @@ function line(parent, label, value, attrs) {
   parent.append(dt, dd);
 }
 
-function renderAnswer(a, fileName) {
-  const out = $("result");
-  out.replaceChildren();
-  const ok = a.status === "valid";
-  out.className = `result ${ok ? "ok" : "bad"}`;
-  out.append(el("h3", `${fileName}: ${a.status}`, { id: "result-status", "data-status": a.status }));
+/** A certificate's answer (POST /v1/validate, or the signer's in a signed file's) as a list of words. */
+function answerList(a) {
   const dl = el("dl");
   line(dl, "Status", STATUS_WORDS[a.status] ?? a.status, { "data-field": "status" });
   if (a.view === "private") {
@@ -295,7 +317,30 @@ function renderAnswer(a, fileName) {
     } else if (a.itemsWithheld) line(dl, "Four items (基本4情報)", WITHHELD_WORDS[a.itemsWithheld] ?? a.itemsWithheld, { "data-field": "items" });
   }
   line(dl, "Checked at", when(a.validationTime));
+  return dl;
+}
+
+function renderAnswer(a, fileName) {
+  const out = $("result");
+  out.className = `result ${a.status === "valid" ? "ok" : "bad"}`;
+  out.replaceChildren(el("h3", `${fileName}: ${a.status}`, { id: "result-status", "data-status": a.status }), answerList(a));
+}
+
+/** A signed file's answer: the signature in words, then the signer's certificate as for a certificate. */
+function renderSignature(a, fileName) {
+  const out = $("result");
+  const s = a.signature;
+  out.className = `result ${s.status === "valid" ? "ok" : "bad"}`;
+  out.replaceChildren(el("h3", `${fileName}: signature ${s.status}`, { id: "result-status", "data-status": s.status, "data-kind": "signed-file" }));
+  const dl = el("dl");
+  line(dl, "Signature (電子署名)", SIGNATURE_WORDS[s.status] ?? STATUS_WORDS[s.status] ?? s.status, { "data-field": "signature" });
+  if (s.message && s.status !== "valid") line(dl, "Why", `${s.reason ? `${s.reason} — ` : ""}${s.message}`, { "data-field": "signature-reason" });
+  if (s.signingTime) line(dl, "Signing time (the signer's claim)", when(s.signingTime), { "data-field": "signing-time" });
   out.append(dl);
+  if (a.certificate) {
+    out.append(el("h4", "The signer's certificate (署名用電子証明書)"));
+    out.append(answerList(a.certificate));
+  }
 }
 
 async function check(ev) {
@@ -304,21 +349,32 @@ async function check(ev) {
   const file = $("file").files?.[0];
   if (!file) {
     out.className = "result bad";
-    out.replaceChildren(el("p", "Choose or drop a certificate file first."));
+    out.replaceChildren(el("p", "Choose or drop a certificate or a signed file first."));
     return;
   }
-  if (file.size > 48 * 1024) {
+  // The server's body limits: 64 KiB for a certificate, 2 MiB for a signed file (base64 grows it by a third).
+  if (file.size > 1_500_000) {
     out.className = "result bad";
-    out.replaceChildren(el("p", `${file.name} is ${file.size} bytes: a certificate is a few kilobytes. Choose the certificate file.`));
+    out.replaceChildren(el("p", `${file.name} is ${file.size} bytes: this page takes certificates and signed files up to 1.5 MB.`));
     return;
   }
   out.className = "result";
   out.replaceChildren(el("p", `Checking ${file.name}…`));
-  const body = { ...certificateBody(new Uint8Array(await file.arrayBuffer())), purpose: $("purpose").value };
-  if ($("legal-basis").value) body.legalBasis = $("legal-basis").value;
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const signed = isSignedFile(bytes);
+  const legalBasis = $("legal-basis").value ? { legalBasis: $("legal-basis").value } : {};
   try {
-    const a = await api("v1/validate", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-    renderAnswer(a, file.name);
+    if (signed) {
+      const text = new TextDecoder("latin1").decode(bytes.subarray(0, 200));
+      const signedData = text.includes("-----BEGIN") ? new TextDecoder().decode(bytes) : base64(bytes);
+      const a = await api("v1/verify-signature", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ signedData, ...legalBasis }) });
+      renderSignature(a, file.name);
+    } else {
+      if (file.size > 48 * 1024) throw new Error("a certificate is a few kilobytes: this file is neither a certificate nor a signed file");
+      const body = { ...certificateBody(bytes), purpose: $("purpose").value, ...legalBasis };
+      const a = await api("v1/validate", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      renderAnswer(a, file.name);
+    }
   } catch (e) {
     out.className = "result bad";
     out.replaceChildren(el("p", `${file.name} was not checked: ${e.message}.`, { "data-error": e.code ?? e.status ?? "error" }));

@@ -8,28 +8,17 @@
  * The browser opens `/`, signs in with the government token, reads the CA table (CRL number and entries as the
  * store has them) and the chart (an SVG with a bar per day), then drops the valid certificate (PEM) and the
  * revoked one (DER) on the form: "valid", then "revoked" with the reason, the failing certificate and — under a
- * legal basis — the resident's four items (基本4情報). Signed in as the private provider, the same revoked
- * certificate reads "revoked" and nothing more. Never skipped: without Chromium it fails, saying so.
+ * legal basis — the resident's four items (基本4情報); then signed files (CMS SignedData) by each: the signature
+ * in words, then the signer's certificate. Signed in as the private provider, the same revoked certificate and
+ * signed file read "revoked" and nothing more. Never skipped: without Chromium it fails, saying so.
  */
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
-import { generateKeyPairSync } from "node:crypto";
+import { existsSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { IssuanceService } from "../../src/ca/issuance.js";
-import { initCas } from "../../src/ca/manage.js";
-import { prefecture } from "../../src/ca/prefectures.js";
-import { revokeCertificate } from "../../src/ca/revocation.js";
-import { generateCrls } from "../../src/crl/generate.js";
-import { FixedClock } from "../../src/pki/clock.js";
-import { toPem } from "../../src/pki/pem.js";
-import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { buildServer } from "../../src/server/app.js";
-import { registerVerifier } from "../../src/verifier/registration.js";
-import { Workspace } from "../../src/workspace/workspace.js";
+import { makeVerifierWorkspace, type VerifierWorkspace } from "./verifier-workspace.js";
 
 /** Debian's chromium (CI installs it: .ci/run); CHROMIUM overrides the path. */
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -40,46 +29,15 @@ const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
  */
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
-const DAY = 86_400_000;
-const clock = new FixedClock(new Date());
-const items = { name: "山田　花子", address: "東京都千代田区千代田１番１号", birthDate: "1985-04-01", gender: "female" as const };
-
-let ws: Workspace;
+let w: VerifierWorkspace;
 let app: FastifyInstance;
 let base: string;
 let browser: Browser;
-let gov: string;
-let priv: string;
-let validPem: string;
-let revokedDer: string;
-let fullCrlNumber: string;
 
 beforeAll(async () => {
   expect(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as .ci/run does`).toBe(true);
-  const dir = mkdtempSync(join(tmpdir(), "jpki-web-page-"));
-  ws = Workspace.create(join(dir, "ws"), { clock });
-  gov = (await registerVerifier(ws, { name: "デジタル庁", kind: "government" })).token!;
-  priv = (await registerVerifier(ws, { name: "Example Trust K.K.", kind: "private" })).token!;
-  await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
-  const codes = ["0000000101", "0000000102", "0000000103"].map(makeResidentCode);
-  await ws.store.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", status: "active" as const, fourItems: items })));
-  const issuer = new IssuanceService({ store: ws.store, config: ws.config, clock, passphrase: "pw" });
-  const issued = [];
-  for (const residentCode of codes) {
-    const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
-    issued.push(await issuer.issue({ residentCode, type: "signature", publicKey: spki }));
-  }
-  const [valid, revoked, other] = issued as [(typeof issued)[0], (typeof issued)[0], (typeof issued)[0]];
-  // Revoked after issuance (validation asks about "now": the fixed clock), a day apart.
-  await revokeCertificate(ws.store, { serial: other.serial, reason: "death", at: new Date(clock.now().getTime() - DAY) });
-  await revokeCertificate(ws.store, { serial: revoked.serial, reason: "item-changed", at: clock.now() });
-  await generateCrls(ws, { prefecture: "13", passphrase: "pw", partitions: "all" });
-  fullCrlNumber = (await ws.store.crlStatus()).find((s) => s.caId === "13-sig")!.latest!.number.toString();
-  validPem = join(dir, "valid.pem");
-  writeFileSync(validPem, toPem(valid.der, "CERTIFICATE"));
-  revokedDer = join(dir, "revoked.der");
-  writeFileSync(revokedDer, revoked.der);
-  ({ app } = await buildServer(ws));
+  w = await makeVerifierWorkspace("jpki-web-page-");
+  ({ app } = await buildServer(w.ws));
   await app.listen({ host: "127.0.0.1", port: 0 });
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
@@ -88,7 +46,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await app?.close();
-  await ws?.close();
+  await w?.ws.close();
 });
 
 /** A fresh browser context (its own sessionStorage) on the page, signed in with `token`; page errors collected. */
@@ -119,6 +77,8 @@ async function check(page: Page, file: string, legalBasis = ""): Promise<string>
     await page.getByLabel(/Legal basis/).selectOption(legalBasis);
   }
   await page.getByLabel(/Certificate file/).setInputFiles(file);
+  // Empty the result first, so the status waited for is this check's, not the previous one's.
+  await page.locator("#result").evaluate((e) => e.replaceChildren());
   await page.getByRole("button", { name: "Check" }).click();
   const status = page.locator("#result-status");
   await status.waitFor();
@@ -138,10 +98,10 @@ describe("the status page in Chromium", () => {
     await expect.poll(() => page.locator("#signin-status").textContent()).toMatch(/Not signed in: the server did not accept the credential/);
     await context.close();
 
-    const { page: p, errors } = await signedIn(gov);
+    const { page: p, errors } = await signedIn(w.gov);
     const row = p.locator("section.ca", { hasText: "13-sig" }).locator("tbody tr", { hasText: "full CRL" });
     const cells = await row.locator("td").allTextContents();
-    expect(cells[0]).toBe(fullCrlNumber);
+    expect(cells[0]).toBe(w.fullCrlNumber);
     expect(cells.at(-1)).toBe("2"); // two revoked, neither expired
     expect(await p.locator("section.ca", { hasText: "13-sig" }).locator("tbody tr", { hasText: "municipality partition 131016" }).count()).toBe(1);
     // the chart: an SVG with one bar per day of the four weeks, two of them with one revocation each
@@ -157,36 +117,51 @@ describe("the status page in Chromium", () => {
   }, 60_000);
 
   it("a government body reads valid, then revoked with the reason, the failing certificate and the four items", async () => {
-    const { page, errors } = await signedIn(gov);
+    const { page, errors } = await signedIn(w.gov);
     expect(await page.locator("#result").getAttribute("aria-live")).toBe("polite");
-    expect(await check(page, validPem)).toBe("valid");
+    expect(await check(page, w.validPem)).toBe("valid");
     expect(await page.locator('[data-field="status"]').textContent()).toMatch(/^valid/);
     expect(await page.locator('[data-field="reason"]').count()).toBe(0);
 
-    expect(await check(page, revokedDer, "pension")).toBe("revoked");
+    expect(await check(page, w.revokedDer, "pension")).toBe("revoked");
     const field = (f: string) => page.locator(`[data-field="${f}"]`).textContent();
     expect(await field("status")).toMatch(/^revoked/);
     expect(await field("view")).toMatch(/government body/);
     expect(await field("failed")).toMatch(/index 0, the end entity/);
     expect(await field("reason")).toMatch(/revoked/);
     expect(await field("revocation")).toMatch(/a certified item changed .*\(affiliationChanged\)/);
-    expect(await field("item-name")).toBe(items.name);
-    expect(await field("item-address")).toBe(items.address);
-    expect(await field("item-birthDate")).toBe(items.birthDate);
+    expect(await field("item-name")).toBe(w.items.name);
+    expect(await field("item-address")).toBe(w.items.address);
+    expect(await field("item-birthDate")).toBe(w.items.birthDate);
     expect(await field("item-gender")).toMatch(/^female/);
+
+    // a signed file (CMS SignedData, the document inside): the signature, then the signer's certificate
+    expect(await check(page, w.signedByValid)).toBe("valid");
+    expect(await page.locator("#result-status").getAttribute("data-kind")).toBe("signed-file");
+    expect(await field("signature")).toMatch(/^valid .*unchanged since it was signed/);
+    expect(await field("status")).toMatch(/^valid/);
+    expect(await check(page, w.signedByRevoked, "pension")).toBe("revoked");
+    expect(await field("signature-reason")).toMatch(/revoked/);
+    expect(await field("status")).toMatch(/^revoked/);
+    expect(await field("revocation")).toMatch(/\(affiliationChanged\)/);
+    expect(await field("item-name")).toBe(w.items.name);
     expect(errors).toEqual([]);
     await page.context().close();
   }, 60_000);
 
   it("a private certification provider reads revoked and nothing else: no reason, no failing certificate, no items", async () => {
-    const { page, errors } = await signedIn(priv);
-    expect(await check(page, validPem)).toBe("valid");
-    expect(await check(page, revokedDer)).toBe("revoked");
+    const { page, errors } = await signedIn(w.priv);
+    expect(await check(page, w.validPem)).toBe("valid");
+    expect(await check(page, w.revokedDer)).toBe("revoked");
     expect(await page.locator('[data-field="view"]').textContent()).toMatch(/private certification provider/);
     for (const f of ["reason", "failed", "revocation", "item-name", "item-address", "items"]) expect(await page.locator(`[data-field="${f}"]`).count(), f).toBe(0);
     const text = (await page.locator("#result").textContent()) ?? "";
-    expect(text).not.toContain(items.name);
+    expect(text).not.toContain(w.items.name);
     expect(text).not.toContain("affiliationChanged");
+    // the revoked signer's signed file: revoked, and again nothing of why
+    expect(await check(page, w.signedByRevoked, "pension")).toBe("revoked");
+    for (const f of ["signature-reason", "reason", "failed", "revocation", "item-name"]) expect(await page.locator(`[data-field="${f}"]`).count(), f).toBe(0);
+    expect(await page.locator("#result").textContent()).not.toContain(w.items.name);
     // signing out forgets the token: a reload asks for it again
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.reload();
