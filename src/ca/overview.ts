@@ -59,6 +59,15 @@ export interface CaOverview {
   readonly cas: readonly OverviewCa[];
 }
 
+/** A CA's prefecture in kanji; its code as it is when the table does not know it (the overview still answers). */
+function prefectureName(code: string): string {
+  try {
+    return prefecture(code).kanji;
+  } catch {
+    return code;
+  }
+}
+
 /** The JST date of an instant. */
 function jstDay(ms: number): string {
   return new Date(ms + JST_OFFSET_MINUTES * 60_000).toISOString().slice(0, 10);
@@ -125,7 +134,7 @@ export async function caOverview(store: Store, o: { readonly clock: Clock; reado
       .map((c) => ({
         id: c.id,
         prefectureCode: c.prefectureCode,
-        prefecture: prefecture(c.prefectureCode).kanji,
+        prefecture: prefectureName(c.prefectureCode),
         purpose: c.purpose,
         crls: (crls.get(c.id) ?? []).sort((a, b) => KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || (a.municipality ?? "").localeCompare(b.municipality ?? "")),
         revocationsPerDay: window.map((day) => ({ day, count: counts.get(c.id)?.get(day) ?? 0 })),
