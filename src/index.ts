@@ -56,7 +56,6 @@ export { initCas, summariseCa, getCaRecord, exportCaCertificate, caFiles, rewrap
 export { certifyBridge, revokeBridgeCross, refreshBridgeArl, readBridge, bridgePaths, BRIDGE_ID, type BridgeRevocation, type BridgeArl, type BridgeResult, type BridgeOptions, type BridgePaths, type CrossCertificate, type CrossDirection } from "./ca/bridge.js";
 export { IssuanceService, parseApplication, type IssuanceApplication, type IssuedCertificate, type BatchSummary } from "./ca/issuance.js";
 export { revokeCertificate } from "./ca/revocation.js";
-export { caOverview, JST_OFFSET_MINUTES, MAX_OVERVIEW_DAYS, type CaOverview, type OverviewCa, type OverviewCrl, type OverviewCrlKind } from "./ca/overview.js";
 export { NoticeIngestor, type IngestSummary, type IngestOptions, type IngestProgress, type RejectedNotice } from "./ca/notices.js";
 export { runIngest, RejectFile, type IngestRunOptions, type IngestRunResult } from "./ca/ingestion.js";
 export { watchSpool, type WatchOptions } from "./ca/spool.js";
@@ -105,6 +104,7 @@ export type { VerifierRecord, VerifierKind, VerifierCaRecord, VerifierFetch, Dis
 export { registerVerifier, revokeVerifier, ensureVerifierCa, parseVerifierKind, VERIFIER_KINDS, type RegisterVerifierOptions, type RegisteredVerifier } from "./verifier/registration.js";
 export { LEGAL_BASES, LEGAL_BASIS_CODES, isLegalBasisCode, parseLegalBasis, legalBasisAllows, type LegalBasis, type LegalBasisCode } from "./verifier/legal-basis.js";
 export { PRIVATE_STATUS_OF, privateView, governmentView, type PrivateStatus, type PrivateView, type GovernmentView } from "./verifier/views.js";
+export { caOverview, CrlRevocationDays, JST_OFFSET_MINUTES, MAX_OVERVIEW_DAYS, type CaOverview, type OverviewCa, type OverviewCrl, type OverviewCrlKind } from "./verifier/overview.js";
 export { VerifierValidationService, SignedDataRefused, DOCUMENT_STATUSES, type ValidationQuery, type ValidationAnswer, type ValidationServiceOptions, type SignatureQuery, type SignatureAnswer } from "./verifier/validation-service.js";
 export { DisclosureLog } from "./verifier/disclosure-log.js";
 export { disclosuresOf, type DisclosureEntry } from "./verifier/disclosure.js";

@@ -1,18 +1,19 @@
 /**
- * `GET /v1/overview[?days=N]`: the CAs at a glance (ca/overview.ts) for the status page — each CA with its
+ * `GET /v1/overview[?days=N]`: the CAs at a glance (verifier/overview.ts) for the status page — each CA with its
  * latest CRLs (number, thisUpdate, age, nextUpdate, entries) and its revocations on each of the last N JST days
- * (default 28: four weeks; 1 to 366).
+ * (default 28: four weeks; 1 to 366) as its latest full CRL lists them.
  *
  * Who may read it: registered verifiers (both kinds), never opened by openRoutes. It is revocation information,
  * which goes to registered verifiers only (shared/spec/JPKI.md "Distribution"); per-day counts per CA and
  * per-municipality entry counts say less than the CRLs themselves, which the same verifiers already fetch.
  *
- * Cost: the per-day counts scan the revocations of the window (the store keeps no index on revocation time), so
- * an answer is kept `cacheMs` (default 15 s) per window and concurrent askers share one computation: a page
- * left open by many verifiers costs one scan per 15 s, not one per visit.
+ * Cost: four small store reads (the latest CRL records), and the parse of a CA's full CRL the first time its
+ * number is seen (verifier/overview.ts says why the CRL and not the store). An answer is kept `cacheMs`
+ * (default 15 s) per window and concurrent askers share one computation: a page left open by many verifiers
+ * costs four reads per 15 s, not per visit.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { caOverview, MAX_OVERVIEW_DAYS, type CaOverview } from "../ca/overview.js";
+import { caOverview, CrlRevocationDays, MAX_OVERVIEW_DAYS, type CaOverview } from "../verifier/overview.js";
 import type { Workspace } from "../workspace/workspace.js";
 import type { VerifierAccess } from "./access.js";
 
@@ -34,11 +35,12 @@ export function registerOverview(app: FastifyInstance, o: OverviewRouteOptions):
   const cacheMs = o.cacheMs ?? 15_000;
   const now = o.now ?? (() => performance.now());
   const cache = new Map<number, { at: number; answer: Promise<CaOverview> }>();
+  const revocationDays = new CrlRevocationDays(o.ws.paths.root, o.onError ? { onError: o.onError } : {});
   const overview = (days: number): Promise<CaOverview> => {
     const t = now();
     const hit = cache.get(days);
     if (hit && t - hit.at < cacheMs) return hit.answer;
-    const answer = caOverview(o.ws.store, { clock: o.ws.clock, days });
+    const answer = caOverview(o.ws.store, { clock: o.ws.clock, days, revocationDays });
     cache.set(days, { at: t, answer });
     // A failure is not kept: the next asker tries again.
     answer.catch(() => {

@@ -56,30 +56,6 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
-    it("counts revocations per CA and civil day since a time (JST days: 15:00 UTC is the boundary)", async () => {
-      const s = await make();
-      await s.putCa(ca());
-      await s.putCa(ca("27-sig"));
-      const serials = ["0b01", "0b02", "0b03", "0b04", "0b05"];
-      await s.upsertResidents(serials.map((x) => resident(`r${x}`)));
-      await s.commitIssuances(serials.map((x, i) => ({ ...cert(x, `r${x}`, 1000), caId: i === 4 ? "27-sig" : "13-sig" })));
-      const at = (iso: string) => new Date(iso);
-      await s.revoke({ serial: "0b01", revokedAt: at("2026-03-01T10:00:00Z"), reason: 3, source: "manual" }); // before `since`
-      await s.revoke({ serial: "0b02", revokedAt: at("2026-03-02T14:59:59Z"), reason: 3, source: "manual" }); // 23:59:59 on 2 Mar JST
-      await s.revoke({ serial: "0b03", revokedAt: at("2026-03-02T15:00:00Z"), reason: 1, source: "manual" }); // 00:00 on 3 Mar JST
-      await s.revoke({ serial: "0b04", revokedAt: at("2026-03-03T15:00:00Z"), reason: 5, source: "manual" }); // 00:00 on 4 Mar JST
-      await s.revoke({ serial: "0b05", revokedAt: at("2026-03-02T16:00:00Z"), reason: 3, source: "manual" });
-      const days = await s.revocationsPerDay({ since: at("2026-03-02T00:00:00Z"), utcOffsetMinutes: 540 });
-      expect(days.map((d) => `${d.caId} ${d.day.toISOString()} ${d.count}`)).toEqual([
-        "13-sig 2026-03-01T15:00:00.000Z 1", // 2 Mar JST begins at 15:00Z on 1 Mar
-        "13-sig 2026-03-02T15:00:00.000Z 1",
-        "13-sig 2026-03-03T15:00:00.000Z 1",
-        "27-sig 2026-03-02T15:00:00.000Z 1",
-      ]);
-      expect(await s.revocationsPerDay({ since: at("2026-04-01T00:00:00Z"), utcOffsetMinutes: 540 })).toEqual([]);
-      await s.close();
-    });
-
     it("commits issuances in order and supersedes the earlier certificate of the same type", async () => {
       const s = await make();
       await s.putCa(ca());

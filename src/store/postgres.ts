@@ -85,7 +85,7 @@ import type {
   VerifierFetch,
   VerifierRecord,
 } from "./types.js";
-import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus, type RevocationDayCount } from "./types.js";
+import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
 
 /**
@@ -1750,17 +1750,6 @@ export class PostgresStore implements Store {
       "SELECT serial, ca_id, reason, revocation_source FROM certificates WHERE revoked_at IS NOT NULL ORDER BY serial",
     );
     return rows.map((r) => ({ serial: r.serial, caId: r.ca_id, reason: r.reason, source: r.revocation_source }));
-  }
-
-  async revocationsPerDay(q: { readonly since: Date; readonly utcOffsetMinutes: number }): Promise<RevocationDayCount[]> {
-    const offset = q.utcOffsetMinutes * 60_000;
-    // bigint division: revoked_at and the offset are whole milliseconds, so this is the day's number since the epoch.
-    const rows = await this.#query<{ ca_id: string; day: string; n: string }>(
-      "counting revocations per day",
-      "SELECT ca_id, (revoked_at + $1::bigint) / 86400000 AS day, count(*) AS n FROM certificates WHERE revoked_at >= $2::bigint GROUP BY ca_id, day ORDER BY ca_id, day",
-      [offset, q.since.getTime()],
-    );
-    return rows.map((r) => ({ caId: r.ca_id, day: new Date(Number(r.day) * 86_400_000 - offset), count: Number(r.n) }));
   }
 
   // ---- Registered signature verifiers (署名検証者) ----

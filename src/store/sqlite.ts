@@ -67,7 +67,7 @@ import type {
   VerifierFetch,
   VerifierRecord,
 } from "./types.js";
-import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope, type RevocationDayCount } from "./types.js";
+import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope } from "./types.js";
 import { DumpStreamCheck } from "./dump.js";
 import { WalCheckpointer } from "./checkpointer.js";
 
@@ -671,10 +671,6 @@ export class SqliteStore implements Store {
       getNotice: db.prepare("SELECT * FROM notices WHERE notice_id = ?"),
       listHeld: db.prepare("SELECT * FROM notices WHERE status = 'held' ORDER BY resident_code, sequence LIMIT ?"),
       revocationSummary: db.prepare("SELECT serial, ca_id, reason, source FROM certified WHERE revoked_at IS NOT NULL ORDER BY serial").raw(),
-      // Integer division: revoked_at and the offset are whole milliseconds, so this is the day's number since the epoch.
-      revocationsPerDay: db
-        .prepare("SELECT ca_id, (revoked_at + CAST(? AS INTEGER)) / 86400000 AS day, count(*) FROM certified WHERE revoked_at >= ? GROUP BY ca_id, day ORDER BY ca_id, day")
-        .raw(),
       latestCrl: db.prepare(
         "SELECT * FROM crls WHERE ca_id = ? AND scope = ? AND state = 'published' ORDER BY number DESC LIMIT 1",
       ).safeIntegers(),
@@ -1301,17 +1297,6 @@ export class SqliteStore implements Store {
   revocationSummary(): Promise<Array<{ serial: string; caId: string; reason: number; source: string }>> {
     return this.#run("summarising revocations", () =>
       (this.#stmts.revocationSummary.all() as Array<[string, string, number, string]>).map(([serial, caId, reason, source]) => ({ serial, caId, reason, source })),
-    );
-  }
-
-  revocationsPerDay(q: { readonly since: Date; readonly utcOffsetMinutes: number }): Promise<RevocationDayCount[]> {
-    const offset = q.utcOffsetMinutes * 60_000;
-    return this.#run("counting revocations per day", () =>
-      (this.#stmts.revocationsPerDay.all(offset, q.since.getTime()) as Array<[string, number, number]>).map(([caId, day, count]) => ({
-        caId,
-        day: new Date(day * 86_400_000 - offset),
-        count,
-      })),
     );
   }
 

@@ -253,14 +253,6 @@ export interface CrlScopeStatus {
   readonly dirty: boolean;
 }
 
-/** Revocations of one CA on one civil day (Store.revocationsPerDay). */
-export interface RevocationDayCount {
-  readonly caId: string;
-  /** the day's first instant (midnight at the offset asked for), as a UTC Date */
-  readonly day: Date;
-  readonly count: number;
-}
-
 /** Per CA, what the CRL schedule decides from. */
 export interface CrlStatus {
   readonly caId: string;
@@ -495,12 +487,6 @@ export interface Store {
   dirtyCas(): Promise<string[]>;
   /** Revocations per reason, per CA: the ground truth tests compare. */
   revocationSummary(): Promise<Array<{ serial: string; caId: string; reason: number; source: string }>>;
-  /**
-   * Revocations per CA and day since `since` (inclusive), for the status page's chart: a day is the civil day at
-   * `utcOffsetMinutes` (540 for JST), given as its first instant in UTC; days with none are absent. Scans the
-   * revocations since `since` (there is no index on the revocation time: callers cache the answer).
-   */
-  revocationsPerDay(q: { readonly since: Date; readonly utcOffsetMinutes: number }): Promise<RevocationDayCount[]>;
 
   // ---- Registered signature verifiers (署名検証者) ----
 
