@@ -482,6 +482,25 @@ describe("the status page and the CA overview (issue 11 point 3)", () => {
     }
   });
 
+  it("under a baseUrl's path the page lives at <prefix>/ (and <prefix> redirects there), so its relative URLs resolve", async () => {
+    const { app: prefixed } = await buildServer(ws, { prefix: "/jpki" });
+    await prefixed.listen({ host: "127.0.0.1", port: 0 });
+    try {
+      const at = `http://127.0.0.1:${(prefixed.server.address() as AddressInfo).port}`;
+      const bare = await fetch(`${at}/jpki`, { redirect: "manual" });
+      expect(bare.status).toBe(308);
+      expect(bare.headers.get("location")).toBe("/jpki/");
+      expect((await fetch(`${at}/jpki/`)).status).toBe(200);
+      expect((await fetch(`${at}/jpki/ui/app.js`)).status).toBe(200);
+      expect((await fetch(`${at}/`)).status).toBe(401); // outside the prefix: not ours, not open
+      const head = await fetch(`${at}/jpki/`, { method: "HEAD" });
+      expect(head.status).toBe(200);
+      expect(await head.text()).toBe("");
+    } finally {
+      await prefixed.close();
+    }
+  });
+
   it("GET /v1/overview needs a credential; answers each CA with its latest CRLs and 28 JST days of revocations", async () => {
     const saved = auth;
     auth = {};
@@ -500,6 +519,7 @@ describe("the status page and the CA overview (issue 11 point 3)", () => {
     expect(full).toMatchObject({ number: expect.stringMatching(/^\d+$/), entries: 0, stale: false });
     expect(Date.parse(full.nextUpdate)).toBeGreaterThan(Date.parse(full.thisUpdate));
     expect(sig.revocationsPerDay).toHaveLength(28);
+    expect(sig.revocationsFrom).toBe(full.number); // counted from the full CRL
     expect(sig.revocationsPerDay.at(-1).day).toBe(o.to);
     expect((await get("/v1/overview?days=0")).status).toBe(400);
     expect((await get("/v1/overview?days=7")).status).toBe(200);
