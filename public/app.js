@@ -189,7 +189,8 @@ function renderOverview(o) {
     const purpose = ca.purpose === "signature" ? "signature (署名用)" : "user authentication (利用者証明用)";
     section.append(el("h3", `${ca.id} — ${ca.prefecture} — ${purpose}`));
     section.append(crlTable(ca, o));
-    section.append(chart(ca, o));
+    // Counted from the latest full CRL: none published (or unreadable) means nothing to count from, not zero.
+    section.append(ca.revocationsPerDay?.length ? chart(ca, o) : el("p", "Revocations per day: no full CRL to count them from yet."));
     list.append(section);
   }
 }
@@ -249,7 +250,7 @@ function chart(ca, o) {
     svg.append(svgEl("text", { x: width, y: TOP + H + 12, "text-anchor": "end", class: "tick" }, days[days.length - 1].day));
   }
   figure.append(svg);
-  figure.append(el("figcaption", `Revocations per day (失効件数), ${ca.id}: ${summary}`));
+  figure.append(el("figcaption", `Revocations per day (失効件数) as CRL number ${ca.revocationsFrom} of ${ca.id} lists them: ${summary}`));
   return figure;
 }
 
