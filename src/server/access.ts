@@ -62,6 +62,7 @@ export const SCOPE_ACCESS: Readonly<Record<RouteScope, readonly VerifierKind[]>>
   // The CA overview (GET /v1/overview: CRLs and revocations per day): revocation information, so registered
   // verifiers only (shared/spec/JPKI.md "Distribution"), and like validate never opened by openRoutes.
   overview: ["government", "private"],
+  // The status page's files: open to anyone (ALWAYS_OPEN); listed for a caller who sends a credential anyway.
   page: ["government", "private"],
   other: ["government", "private"],
 });

@@ -15,7 +15,7 @@
  * - `POST /v1/validate`: the validation API, each verifier kind in its view, every answer in the disclosure log
  *   (validate-route.ts, verifier/validation-service.ts); `POST /v1/verify-signature` likewise for a signed file
  *   (CMS SignedData: verify-signature-route.ts); `/openapi.json` describes both (openapi.ts);
- * - `GET /v1/overview`: each CA with its latest CRLs and revocations per day (overview-route.ts, ca/overview.ts);
+ * - `GET /v1/overview`: each CA with its latest CRLs and revocations per day (overview-route.ts, verifier/overview.ts);
  * - `/` and `/ui/*`: the status page for people, open to anyone; its script asks for the verifier's token and
  *   reads the two routes above with it (page.ts, public/).
  * Every request, before any route sees it, must carry a registered verifier's (署名検証者) credential unless
