@@ -104,7 +104,8 @@ export type { VerifierRecord, VerifierKind, VerifierCaRecord, VerifierFetch, Dis
 export { registerVerifier, revokeVerifier, ensureVerifierCa, parseVerifierKind, VERIFIER_KINDS, type RegisterVerifierOptions, type RegisteredVerifier } from "./verifier/registration.js";
 export { LEGAL_BASES, LEGAL_BASIS_CODES, isLegalBasisCode, parseLegalBasis, legalBasisAllows, type LegalBasis, type LegalBasisCode } from "./verifier/legal-basis.js";
 export { PRIVATE_STATUS_OF, privateView, governmentView, type PrivateStatus, type PrivateView, type GovernmentView } from "./verifier/views.js";
-export { VerifierValidationService, type ValidationQuery, type ValidationAnswer, type ValidationServiceOptions } from "./verifier/validation-service.js";
+export { caOverview, CrlRevocationDays, JST_OFFSET_MINUTES, MAX_OVERVIEW_DAYS, type CaOverview, type OverviewCa, type OverviewCrl, type OverviewCrlKind } from "./verifier/overview.js";
+export { VerifierValidationService, SignedDataRefused, DOCUMENT_STATUSES, type ValidationQuery, type ValidationAnswer, type ValidationServiceOptions, type SignatureQuery, type SignatureAnswer } from "./verifier/validation-service.js";
 export { DisclosureLog } from "./verifier/disclosure-log.js";
 export { disclosuresOf, type DisclosureEntry } from "./verifier/disclosure.js";
 // liveness checks (現況確認) and old/new certificate links (新旧証明書の紐付け): POST /v1/status, jpki verify --status-of
@@ -129,6 +130,7 @@ export { parseStatusList, fetchStatus, type StatusClientOptions } from "./verifi
 export { grantConsent, withdrawConsent, listConsents, type ConsentParams } from "./registry/consent.js";
 export { validationApiDocument } from "./server/openapi.js";
 export { VALIDATE_ERRORS, parseValidateBody, type ValidateErrorCode } from "./server/validate-route.js";
+export { SIGNATURE_ERRORS, parseSignatureBody, type SignatureErrorCode } from "./server/verify-signature-route.js";
 export { newToken, tokenSha256, bearerToken, certificateSha256, TOKEN_PREFIX } from "./verifier/credentials.js";
 export { createVerifierCa, issueClientCertificate, DEFAULT_CLIENT_CERT_DAYS, type ClientCertificate } from "./verifier/authority.js";
 
@@ -141,7 +143,8 @@ export { issueOcspSigner, renewOcspSigners, OcspSignerRenewal, type OcspSignerPo
 // jpki serve: the publication point verifiers poll
 export { buildServer, pathPrefix, type ServerOptions, type ServerMetrics } from "./server/app.js";
 export { AccessLog, accessLine, lineSink, loggedUrl, type AccessLogSink } from "./server/access-log.js";
-export { VerifierAccess, SCOPE_ACCESS, scopeOf, type AccessOptions, type RouteScope } from "./server/access.js";
+export { VerifierAccess, SCOPE_ACCESS, ALWAYS_OPEN, scopeOf, type AccessOptions, type RouteScope } from "./server/access.js";
+export { PAGE_CSP, PAGE_FILES, type PageFile } from "./server/page.js";
 export { serveHttp, runCrlSchedule, openCrlSchedule, type HttpOptions, type ScheduleOptions } from "./server/serve.js";
 export { openCrlScheduleThread, scheduleThreadAvailable, type ScheduleThreadOptions } from "./server/schedule-thread.js";
 export { decide as decideConditionalRequest, parseRange, type Decision, type Representation } from "./server/http-cache.js";

@@ -152,3 +152,19 @@ describe("verifier fetch records", () => {
     await a.close();
   });
 });
+
+describe("the status page's scopes", () => {
+  it("admits anyone to the page's files (/ and /ui/*) whatever openRoutes says; the overview and signed files need a credential", async () => {
+    const { a } = await access(fakeStore(), { t: 0 });
+    try {
+      const admitted = (url: string, token?: string) => a.admit(request(url, token), response());
+      for (const url of ["/", "/ui/app.js", "/ui/app.css", "/?x=1"]) expect(admitted(url), url).toBe(true);
+      for (const url of ["/v1/overview", "/v1/verify-signature", "/v1/validate", "/favicon.ico", "/uix"]) expect(admitted(url), url).toBe(false);
+      for (const url of ["/v1/overview", "/v1/verify-signature"]) expect(admitted(url, TOKEN_A), url).toBe(true);
+      // a token that names nobody is refused even on the open page: a wrong credential is never ignored
+      expect(admitted("/", "jpkiv_" + "Z".repeat(43))).toBe(false);
+    } finally {
+      await a.close();
+    }
+  });
+});

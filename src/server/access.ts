@@ -36,7 +36,15 @@ import { SERVER_ROUTES, type ServerRoute, type VerifierRateLimit } from "../work
 import { bearerToken, certificateSha256, tokenSha256 } from "../verifier/credentials.js";
 
 /** A scope: what a route serves, as the access log and fetch records name it. */
-export type RouteScope = (typeof SERVER_ROUTES)[ServerRoute] | "validate" | "status" | "other";
+export type RouteScope = (typeof SERVER_ROUTES)[ServerRoute] | "validate" | "status" | "overview" | "page" | "other";
+
+/**
+ * Scopes answered to anyone, whatever openRoutes says: the status page's own files (page.ts) — static HTML, CSS
+ * and script, the same for everyone, holding no data and no secret. A browser cannot put a bearer token on the
+ * request that loads a page, so the page must load without one; everything it shows comes from routes that
+ * need the verifier's credential, which the page's script asks for and sends (page.ts says how).
+ */
+export const ALWAYS_OPEN: ReadonlySet<RouteScope> = new Set<RouteScope>(["page"]);
 
 /** Which verifier kinds may use each scope: anything not open needs a credential, /metrics none of theirs. */
 export const SCOPE_ACCESS: Readonly<Record<RouteScope, readonly VerifierKind[]>> = Object.freeze({
@@ -53,6 +61,11 @@ export const SCOPE_ACCESS: Readonly<Record<RouteScope, readonly VerifierKind[]>>
   validate: ["government", "private"],
   // Liveness checks and their history (POST /v1/status, GET /v1/status/history): as the validation API.
   status: ["government", "private"],
+  // The CA overview (GET /v1/overview: CRLs and revocations per day): revocation information, so registered
+  // verifiers only (shared/spec/JPKI.md "Distribution"), and like validate never opened by openRoutes.
+  overview: ["government", "private"],
+  // The status page's files: open to anyone (ALWAYS_OPEN); listed for a caller who sends a credential anyway.
+  page: ["government", "private"],
   other: ["government", "private"],
 });
 
@@ -65,9 +78,12 @@ export function scopeOf(path: string): RouteScope {
   if (path.startsWith("/arl/")) return "arl";
   if (path.startsWith("/ca/")) return "ca-certificate";
   if (path === "/ocsp" || path.startsWith("/ocsp/")) return "ocsp";
-  if (path === "/v1/validate") return "validate";
   if (path === "/v1/status" || path === "/v1/status/history") return "status";
+  // A signed file is a validation too (its signer's certificate, in the caller's view, in the disclosure log).
+  if (path === "/v1/validate" || path === "/v1/verify-signature") return "validate";
   if (path === "/openapi.json") return "openapi";
+  if (path === "/v1/overview") return "overview";
+  if (path === "/" || path === "" || path.startsWith("/ui/")) return "page";
   return "other";
 }
 
@@ -186,7 +202,7 @@ export class VerifierAccess {
 
   constructor(store: Store, o: AccessOptions) {
     this.#store = store;
-    this.#open = new Set(o.openRoutes.map((r) => SERVER_ROUTES[r]));
+    this.#open = new Set([...ALWAYS_OPEN, ...o.openRoutes.map((r) => SERVER_ROUTES[r])]);
     this.#rate = o.rateLimit;
     this.#refreshMs = o.refreshMs ?? 1000;
     this.#flushMs = o.flushMs ?? 1000;

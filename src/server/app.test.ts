@@ -448,3 +448,80 @@ describe("POST /v1/validate when the store fails", () => {
     expect(await ws.store.listDisclosures({ residentCode: cert.residentCode })).toMatchObject([{ verifierId, legalBasis: "pension", answer: "valid", itemsDisclosed: true }]);
   });
 });
+
+describe("the status page and the CA overview (issue 11 point 3)", () => {
+  it("answers / and its files to anyone, with a CSP that allows nothing from elsewhere; nosniff; 304 on its ETag", async () => {
+    const saved = auth;
+    auth = {};
+    try {
+      const page = await get("/");
+      expect(page.status).toBe(200);
+      expect(page.headers["content-type"]).toBe("text/html; charset=utf-8");
+      const csp = String(page.headers["content-security-policy"]);
+      expect(csp).toContain("default-src 'none'");
+      expect(csp).toContain("script-src 'self'");
+      expect(csp).toContain("connect-src 'self'");
+      expect(csp).toContain("frame-ancestors 'none'");
+      expect(csp).not.toMatch(/https?:|unsafe-inline|unsafe-eval|\*/);
+      expect(page.headers["x-content-type-options"]).toBe("nosniff");
+      // the page references its own files only, relatively (so it works under a baseUrl's prefix)
+      const html = page.body.toString();
+      expect(html).toContain('src="ui/app.js"');
+      expect(html).not.toMatch(/(src|href)="(https?:)?\/\//);
+      expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/); // no inline script
+      for (const [f, type] of [["app.js", "text/javascript; charset=utf-8"], ["app.css", "text/css; charset=utf-8"]] as const) {
+        const r = await get(`/ui/${f}`);
+        expect(r.status).toBe(200);
+        expect(r.headers["content-type"]).toBe(type);
+      }
+      expect((await get("/", { "if-none-match": String(page.headers.etag) })).status).toBe(304);
+      expect((await get("/ui/../package.json")).status).toBe(401); // nothing else below /ui/ is open
+      expect((await get("/ui/other.js")).status).toBe(404);
+    } finally {
+      auth = saved;
+    }
+  });
+
+  it("under a baseUrl's path the page lives at <prefix>/ (and <prefix> redirects there), so its relative URLs resolve", async () => {
+    const { app: prefixed } = await buildServer(ws, { prefix: "/jpki" });
+    await prefixed.listen({ host: "127.0.0.1", port: 0 });
+    try {
+      const at = `http://127.0.0.1:${(prefixed.server.address() as AddressInfo).port}`;
+      const bare = await fetch(`${at}/jpki`, { redirect: "manual" });
+      expect(bare.status).toBe(308);
+      expect(bare.headers.get("location")).toBe("/jpki/");
+      expect((await fetch(`${at}/jpki/`)).status).toBe(200);
+      expect((await fetch(`${at}/jpki/ui/app.js`)).status).toBe(200);
+      expect((await fetch(`${at}/`)).status).toBe(401); // outside the prefix: not ours, not open
+      const head = await fetch(`${at}/jpki/`, { method: "HEAD" });
+      expect(head.status).toBe(200);
+      expect(await head.text()).toBe("");
+    } finally {
+      await prefixed.close();
+    }
+  });
+
+  it("GET /v1/overview needs a credential; answers each CA with its latest CRLs and 28 JST days of revocations", async () => {
+    const saved = auth;
+    auth = {};
+    const anonymous = await get("/v1/overview");
+    auth = saved;
+    expect(anonymous.status).toBe(401);
+    const r = await get("/v1/overview");
+    expect(r.status).toBe(200);
+    expect(r.headers["cache-control"]).toBe("no-store");
+    const o = JSON.parse(r.body.toString());
+    expect(o.cas.map((c: { id: string }) => c.id)).toEqual(["13-auth", "13-sig"]);
+    const sig = o.cas.find((c: { id: string }) => c.id === "13-sig");
+    expect(sig.prefecture).toBe("東京都");
+    expect(sig.crls.map((c: { kind: string; municipality?: string }) => c.kind + (c.municipality ? `:${c.municipality}` : ""))).toEqual(["full", "partition:131016", "arl"]);
+    const full = sig.crls[0];
+    expect(full).toMatchObject({ number: expect.stringMatching(/^\d+$/), entries: 0, stale: false });
+    expect(Date.parse(full.nextUpdate)).toBeGreaterThan(Date.parse(full.thisUpdate));
+    expect(sig.revocationsPerDay).toHaveLength(28);
+    expect(sig.revocationsFrom).toBe(full.number); // counted from the full CRL
+    expect(sig.revocationsPerDay.at(-1).day).toBe(o.to);
+    expect((await get("/v1/overview?days=0")).status).toBe(400);
+    expect((await get("/v1/overview?days=7")).status).toBe(200);
+  });
+});

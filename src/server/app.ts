@@ -16,6 +16,11 @@
  *   (validate-route.ts, verifier/validation-service.ts); `/openapi.json` describes it (openapi.ts).
  * - `POST /v1/status`, `GET /v1/status/history`: liveness checks (現況確認) in batches with the old/new
  *   certificate link where allowed, and the caller's own check history (status-route.ts, verifier/liveness.ts).
+ *   (validate-route.ts, verifier/validation-service.ts); `POST /v1/verify-signature` likewise for a signed file
+ *   (CMS SignedData: verify-signature-route.ts); `/openapi.json` describes both (openapi.ts);
+ * - `GET /v1/overview`: each CA with its latest CRLs and revocations per day (overview-route.ts, verifier/overview.ts);
+ * - `/` and `/ui/*`: the status page for people, open to anyone; its script asks for the verifier's token and
+ *   reads the two routes above with it (page.ts, public/).
  * Every request, before any route sees it, must carry a registered verifier's (署名検証者) credential unless
  * the workspace's `openRoutes` lists its route; then a per-verifier rate limit, and a record of what each
  * verifier fetched (access.ts).
@@ -41,6 +46,9 @@ import { publishedRoute } from "./published-route.js";
 import { validationApiDocument } from "./openapi.js";
 import { registerValidate } from "./validate-route.js";
 import { registerStatus } from "./status-route.js";
+import { registerOverview } from "./overview-route.js";
+import { registerVerifySignature } from "./verify-signature-route.js";
+import { loadPage, registerPage } from "./page.js";
 import { VerifierValidationService, type ValidationServiceOptions } from "../verifier/validation-service.js";
 
 export interface ServerOptions {
@@ -65,6 +73,8 @@ export interface ServerOptions {
   readonly timeouts?: Partial<ConnectionTimeouts>;
   /** the validation API (POST /v1/validate): how often it looks again at the CA certificates and CRL files */
   readonly validation?: ValidationServiceOptions;
+  /** GET /v1/overview: how long an answer is reused, ms (default 15 000) */
+  readonly overviewCacheMs?: number;
 }
 
 export interface ConnectionTimeouts {
@@ -212,6 +222,8 @@ const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
   openapi: "openapi",
   validate: "validate",
   status: "status",
+  overview: "overview",
+  page: "page",
   other: "other",
 };
 
@@ -385,8 +397,12 @@ export async function buildServer(
   const validation = new VerifierValidationService(ws, opts.validation);
   await registerValidate(app, { prefix, service: validation, access, onResponse: onResponse("validate"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   await registerStatus(app, { prefix, ws, access, onResponse: onResponse("status"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
+  await registerVerifySignature(app, { prefix, service: validation, access, onResponse: onResponse("verify-signature"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   const openapi = JSON.stringify(validationApiDocument(prefix));
   app.get(`${prefix}/openapi.json`, { onResponse: onResponse("openapi") }, async (_req, reply) => reply.header("Cache-Control", "no-cache").type("application/json; charset=utf-8").send(openapi));
+
+  registerOverview(app, { prefix, ws, access, onResponse: onResponse("overview"), ...(opts.overviewCacheMs !== undefined ? { cacheMs: opts.overviewCacheMs } : {}), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
+  registerPage(app, { prefix, assets: await loadPage(), onResponse: onResponse("page") });
 
   // The disclosure records in flight are written before the fetch records and the store close.
   app.addHook("onClose", async () => {

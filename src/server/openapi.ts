@@ -15,9 +15,11 @@ import { PRIVATE_STATUS_OF } from "../verifier/views.js";
 import { BODY_LIMIT, MAX_CHAIN, VALIDATE_ERRORS } from "./validate-route.js";
 import { MAX_HISTORY_LIMIT, MAX_STATUS_ITEMS, STATUS_ITEM_ERRORS } from "../verifier/liveness.js";
 import { STATUS_BODY_LIMIT, STATUS_ERRORS } from "./status-route.js";
+import { SIGNATURE_BODY_LIMIT, SIGNATURE_ERRORS } from "./verify-signature-route.js";
+import { DOCUMENT_STATUSES } from "../verifier/validation-service.js";
 
 export function validationApiDocument(prefix: string): Record<string, unknown> {
-  const errorCodes = [...new Set([...Object.keys(VALIDATE_ERRORS), ...Object.keys(STATUS_ERRORS)])];
+  const errorCodes = [...new Set([...Object.keys(VALIDATE_ERRORS), ...Object.keys(STATUS_ERRORS), ...Object.keys(SIGNATURE_ERRORS)])];
   const json = (schema: unknown) => ({ "application/json": { schema } });
   const errorResponse = (description: string) => ({ description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } });
   return {
@@ -87,6 +89,22 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
             "400": errorResponse("since, limit or cursor is malformed (query-invalid)"),
             "401": errorResponse("No credential, or one that names no live registration"),
             "503": errorResponse("The store did not answer"),
+          },
+        },
+      },
+      "/v1/verify-signature": {
+        post: {
+          operationId: "verifySignature",
+          summary: "Verify a signed file (CMS SignedData, RFC 5652) and its signer's certificate",
+          requestBody: { required: true, content: { "application/json": { schema: { $ref: "#/components/schemas/VerifySignatureRequest" } } } },
+          responses: {
+            "200": { description: "The signature's status and the signer's certificate in the caller's view", content: { "application/json": { schema: { $ref: "#/components/schemas/SignatureAnswer" } } } },
+            "400": errorResponse(`The body is malformed, the file is not a CMS SignedData, or a detached signature came without its document: codes ${Object.keys(SIGNATURE_ERRORS).join(", ")}`),
+            "401": errorResponse("No credential, or one that names no live registration"),
+            "413": errorResponse(`The body is larger than ${SIGNATURE_BODY_LIMIT} bytes`),
+            "415": errorResponse("The body is not application/json"),
+            "429": errorResponse("Past the verifier's rate limit"),
+            "503": errorResponse("The store did not answer: no answer was given"),
           },
         },
       },
@@ -214,6 +232,35 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
               },
             },
             nextCursor: { type: "string", description: "absent on the last page" },
+          },
+        },
+        VerifySignatureRequest: {
+          type: "object",
+          additionalProperties: false,
+          required: ["signedData"],
+          properties: {
+            signedData: { type: "string", description: "the CMS ContentInfo (SignedData), PEM or base64 DER" },
+            content: { type: "string", contentEncoding: "base64", description: "the signed document, for a detached signature" },
+            at: { type: "string", format: "date-time", description: "the verification time (default now)" },
+            legalBasis: { enum: [...LEGAL_BASIS_CODES], description: "as for /v1/validate: the signer's current four items for a government body" },
+          },
+        },
+        SignatureAnswer: {
+          type: "object",
+          required: ["view", "signature"],
+          properties: {
+            view: { enum: ["government", "private"] },
+            signature: {
+              type: "object",
+              required: ["status"],
+              properties: {
+                status: { type: "string", description: `${DOCUMENT_STATUSES.join(", ")} (about the file, for every verifier), or a path status of the signer's certificate (a private provider reads revoked or unknown)` },
+                reason: { type: "string" },
+                message: { type: "string" },
+                signingTime: { type: "string", format: "date-time", description: "the signer's claim (signing-time attribute), not a trusted time" },
+              },
+            },
+            certificate: { oneOf: [{ $ref: "#/components/schemas/GovernmentView" }, { $ref: "#/components/schemas/PrivateView" }], description: "the signer's certificate validated for the signature purpose, as /v1/validate answers" },
           },
         },
         Error: {

@@ -57,7 +57,8 @@ function sendError(reply: FastifyReply, code: ValidateErrorCode): FastifyReply {
 }
 
 const FIELDS = new Set(["certificate", "chain", "purpose", "at", "legalBasis"]);
-const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+/** An ISO 8601 time with its zone, as the API takes `at`. */
+export const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
 const BASE64 = /^[A-Za-z0-9+/\s]+=*\s*$/;
 
 /** One certificate from PEM or base64 DER; undefined when it is neither or does not parse as X.509. */

@@ -106,6 +106,11 @@ export class CompactCrlEntries implements CrlEntries {
     this.#invalidity = p.invalidity;
   }
 
+  /** The revocation time (ms) of every entry, in index order: a copy, so the index stays as it was built. */
+  revocationTimes(): Float64Array {
+    return this.#revokedAt.slice();
+  }
+
   /** Bytes held by the index (not counting the CRL's DER). */
   get byteLength(): number {
     return this.#keys.length + this.#revokedAt.byteLength + this.#reasons.byteLength + (this.#issuerRef?.byteLength ?? 0) + this.#invalidity.size * 32;

@@ -18,10 +18,12 @@ import { parseCertificate } from "../validation/certificate.js";
 import { formatName } from "../validation/name.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
 import { validateJpki, type JpkiPurpose } from "../validation/jpki.js";
+import { verifySignedData, type SignedDataStatus } from "../validation/cms.js";
+import type { PathStatus } from "../validation/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { DisclosureLog } from "./disclosure-log.js";
 import { legalBasisAllows, type LegalBasisCode } from "./legal-basis.js";
-import { governmentView, privateView, type GovernmentView, type PrivateView } from "./views.js";
+import { governmentView, privateView, PRIVATE_STATUS_OF, type GovernmentView, type PrivateView, type PrivateStatus } from "./views.js";
 
 export interface ValidationQuery {
   /** the end-entity certificate, DER */
@@ -35,6 +37,44 @@ export interface ValidationQuery {
 }
 
 export type ValidationAnswer = GovernmentView | PrivateView;
+
+/** A signed file (CMS SignedData, RFC 5652) to verify: `POST /v1/verify-signature` (issue 11 point 3). */
+export interface SignatureQuery {
+  /** the CMS ContentInfo, DER or PEM */
+  readonly signedData: Buffer;
+  /** the signed document, for a detached signature */
+  readonly content?: Buffer;
+  /** the verification time (default now) */
+  readonly at?: Date;
+  readonly legalBasis?: LegalBasisCode;
+}
+
+/**
+ * The statuses that speak of the file, not of the signer's certificate: every verifier may read them and why.
+ * The others are path statuses (revoked, expired, …), which a private provider reads as its view allows.
+ */
+export const DOCUMENT_STATUSES = Object.freeze(["valid", "unsupported-algorithm", "content-missing", "digest-mismatch", "bad-signature", "signer-not-found", "wrong-purpose"] as const);
+type DocumentStatus = (typeof DOCUMENT_STATUSES)[number];
+
+export interface SignatureAnswer {
+  readonly view: "government" | "private";
+  /** the signature over the file: its status (a private provider's path statuses reduced as in views.ts), and why */
+  readonly signature: {
+    readonly status: Exclude<SignedDataStatus, "malformed"> | PrivateStatus;
+    readonly reason?: string;
+    readonly message?: string;
+    readonly signingTime?: string;
+  };
+  /** the signer's certificate, validated now (or at `at`) for the signature purpose, in the caller's view; absent when no signer was found */
+  readonly certificate?: ValidationAnswer;
+}
+
+/** Why a signed file could not be verified at all (the route answers 400). */
+export class SignedDataRefused extends Error {
+  constructor(readonly code: "signed-data-malformed" | "content-missing", message: string) {
+    super(message);
+  }
+}
 
 interface CrlFile {
   readonly key: string;
@@ -160,6 +200,39 @@ export class VerifierValidationService {
       itemsDisclosed: "currentItems" in answer && answer.currentItems !== undefined,
     });
     return answer;
+  }
+
+  /**
+   * Verifies a signed file (CMS SignedData: the document's digest, the signature, the signer's certificate path
+   * at the signing time and now: validation/cms.ts) for `verifier`, then validates the signer's certificate as
+   * validate() does — in the verifier's view, with the four items under an allowed legal basis, recorded in the
+   * disclosure log. Throws SignedDataRefused for a file that is not a CMS SignedData we can read, or a detached
+   * signature without its document; otherwise what the store throws.
+   */
+  async verifySignature(verifier: VerifierRecord, q: SignatureQuery): Promise<SignatureAnswer> {
+    const at = q.at ?? this.#ws.clock.now();
+    const trust = await this.#current();
+    const r = verifySignedData({
+      signature: q.signedData,
+      ...(q.content ? { content: q.content } : {}),
+      trustAnchors: trust.anchors,
+      crls: trust.crls,
+      crlIndex: this.#index,
+      at,
+      purpose: "signature",
+    });
+    if (r.status === "malformed") throw new SignedDataRefused("signed-data-malformed", "the file is not a CMS SignedData (RFC 5652) with one signer we can read");
+    if (r.status === "content-missing") throw new SignedDataRefused("content-missing", "the signature is detached: send the signed document as content");
+    const certificate = r.signer ? await this.validate(verifier, { certificate: r.signer, purpose: "signature", at, ...(q.legalBasis ? { legalBasis: q.legalBasis } : {}) }) : undefined;
+    const signingTime = r.signingTime ? { signingTime: r.signingTime.toISOString() } : {};
+    let signature: SignatureAnswer["signature"];
+    if (verifier.kind === "government" || (DOCUMENT_STATUSES as readonly string[]).includes(r.status)) {
+      signature = { status: r.status as DocumentStatus | PathStatus, ...(r.reason ? { reason: r.reason } : {}), message: r.message, ...signingTime };
+    } else {
+      // A path status: the private provider's three answers only, and no message (it may tell the revocation).
+      signature = { status: PRIVATE_STATUS_OF[r.status as Exclude<PathStatus, "valid">], ...signingTime };
+    }
+    return { view: verifier.kind === "government" ? "government" : "private", signature, ...(certificate ? { certificate } : {}) };
   }
 
   /** Writes every disclosure record still in flight. */

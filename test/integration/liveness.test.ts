@@ -293,7 +293,7 @@ describe("jpki verify --status-of", () => {
 describe("GET /openapi.json", () => {
   it("describes POST /v1/status (the certificate id, the link) and GET /v1/status/history", async () => {
     const doc = (await (await fetch(`${serve.url}/openapi.json`, { headers: { authorization: `Bearer ${priv.token}` } })).json()) as any;
-    expect(Object.keys(doc.paths)).toEqual(["/v1/validate", "/v1/status", "/v1/status/history"]);
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/v1/validate", "/v1/status", "/v1/status/history"]));
     expect(doc.paths["/v1/status"].post.description).toContain("SHA-256");
     expect(doc.components.schemas.StatusRequest.properties.items.maxItems).toBe(1000);
     expect(doc.components.schemas.StatusItemAnswer.oneOf[0].properties.replacedBy.$ref).toBe("#/components/schemas/ReplacedBy");

@@ -169,3 +169,15 @@ describe("import of the built package", () => {
     expect(tree(dirs.home)).toEqual([".jpkirc"]);
   });
 });
+
+describe("the status page's files in the package", () => {
+  it("packs public/ (the page `jpki serve` answers at /), and the built server finds it from dist/", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const packed = JSON.parse(execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: ROOT, encoding: "utf8" })) as Array<{ files: Array<{ path: string }> }>;
+    const paths = packed[0]!.files.map((f) => f.path);
+    for (const f of ["public/index.html", "public/app.js", "public/app.css", "public/icon.svg"]) expect(paths).toContain(f);
+    const page = pathToFileURL(join(ROOT, "dist", "src", "server", "page.js")).href;
+    const found = execFileSync(process.execPath, ["--input-type=module", "-e", `import(${JSON.stringify(page)}).then((m) => process.stdout.write(m.publicDir()))`], { encoding: "utf8" });
+    expect(found).toBe(join(ROOT, "public"));
+  });
+});

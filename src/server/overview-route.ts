@@ -1,0 +1,73 @@
+/**
+ * `GET /v1/overview[?days=N]`: the CAs at a glance (verifier/overview.ts) for the status page — each CA with its
+ * latest CRLs (number, thisUpdate, age, nextUpdate, entries) and its revocations on each of the last N JST days
+ * (default 28: four weeks; 1 to 366) as its latest full CRL lists them.
+ *
+ * Who may read it: registered verifiers (both kinds), never opened by openRoutes. It is revocation information,
+ * which goes to registered verifiers only (shared/spec/JPKI.md "Distribution"); per-day counts per CA and
+ * per-municipality entry counts say less than the CRLs themselves, which the same verifiers already fetch.
+ *
+ * Cost: four small store reads (the latest CRL records), and the parse of a CA's full CRL the first time its
+ * number is seen (verifier/overview.ts says why the CRL and not the store). An answer is kept `cacheMs`
+ * (default 15 s) per window and concurrent askers share one computation: a page left open by many verifiers
+ * costs four reads per 15 s, not per visit.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { caOverview, CrlRevocationDays, MAX_OVERVIEW_DAYS, type CaOverview } from "../verifier/overview.js";
+import type { Workspace } from "../workspace/workspace.js";
+import type { VerifierAccess } from "./access.js";
+
+export const DEFAULT_OVERVIEW_DAYS = 28;
+
+export interface OverviewRouteOptions {
+  readonly prefix: string;
+  readonly ws: Workspace;
+  readonly access: VerifierAccess;
+  readonly onResponse: (req: FastifyRequest, reply: FastifyReply, done: () => void) => void;
+  readonly onError?: (e: unknown, what: string) => void;
+  /** how long an answer is reused, ms (default 15 000; 0: never) */
+  readonly cacheMs?: number;
+  /** a monotonic clock in ms for cacheMs (default performance.now) */
+  readonly now?: () => number;
+}
+
+export function registerOverview(app: FastifyInstance, o: OverviewRouteOptions): void {
+  const cacheMs = o.cacheMs ?? 15_000;
+  const now = o.now ?? (() => performance.now());
+  const cache = new Map<number, { at: number; answer: Promise<CaOverview> }>();
+  const revocationDays = new CrlRevocationDays(o.ws.paths.root, o.onError ? { onError: o.onError } : {});
+  const overview = (days: number): Promise<CaOverview> => {
+    const t = now();
+    const hit = cache.get(days);
+    if (hit && t - hit.at < cacheMs) return hit.answer;
+    const answer = caOverview(o.ws.store, { clock: o.ws.clock, days, revocationDays });
+    cache.set(days, { at: t, answer });
+    // A failure is not kept: the next asker tries again.
+    answer.catch(() => {
+      if (cache.get(days)?.answer === answer) cache.delete(days);
+    });
+    return answer;
+  };
+  app.get(`${o.prefix}/v1/overview`, { onResponse: o.onResponse }, async (req, reply) => {
+    if (!o.access.callerOf(req.raw)) return reply.code(401).header("Cache-Control", "no-store").send({ error: "unauthorized", code: "unauthorized" });
+    const q = (req.query ?? {}) as Record<string, unknown>;
+    let days = DEFAULT_OVERVIEW_DAYS;
+    if (q.days !== undefined) {
+      days = typeof q.days === "string" && /^\d{1,3}$/.test(q.days) ? Number(q.days) : NaN;
+      if (!(days >= 1 && days <= MAX_OVERVIEW_DAYS)) {
+        return reply.code(400).header("Cache-Control", "no-store").send({ error: "bad_request", code: "days-invalid", message: `days must be a whole number from 1 to ${MAX_OVERVIEW_DAYS}` });
+      }
+    }
+    try {
+      return reply.header("Cache-Control", "no-store").send(await overview(days));
+    } catch (e) {
+      o.onError?.(e, "answering GET /v1/overview");
+      const code = (e as { code?: string }).code ?? "";
+      const unavailable = code.startsWith("ERR_STORE") || code === "ERR_WORKSPACE_LOCKED";
+      return reply
+        .code(unavailable ? 503 : 500)
+        .header("Cache-Control", "no-store")
+        .send(unavailable ? { error: "unavailable", code: "store-unavailable", message: "the store did not answer: try again" } : { error: "internal_error", code: "internal", message: "the overview failed unexpectedly" });
+    }
+  });
+}

@@ -1,0 +1,65 @@
+/**
+ * The CAs at a glance (overview.ts): the window of JST days ends today and is listed whole, zeros included; a
+ * revocation counts on its JST day as the published full CRL lists it (one not yet published does not count);
+ * a CRL is parsed once per number; CAs come in id order with their prefecture's name; the window is bounded.
+ */
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { IssuanceService } from "../ca/issuance.js";
+import { initCas } from "../ca/manage.js";
+import { prefecture } from "../ca/prefectures.js";
+import { revokeCertificate } from "../ca/revocation.js";
+import { generateCrls } from "../crl/generate.js";
+import { isJpkiError } from "../errors.js";
+import { FixedClock } from "../pki/clock.js";
+import { makeResidentCode } from "../registry/resident-code.js";
+import { Workspace } from "../workspace/workspace.js";
+import { caOverview, CrlRevocationDays, MAX_OVERVIEW_DAYS } from "./overview.js";
+
+const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
+
+describe("caOverview", () => {
+  it("counts each CA's revocations per JST day as its latest full CRL lists them, over the window ending today", async () => {
+    // 2026-03-10 10:00 JST
+    const clock = new FixedClock("2026-03-10T01:00:00Z");
+    const ws = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-overview-")), { clock });
+    try {
+      await initCas(ws, { prefectures: [prefecture("13"), prefecture("27")], purposes: ["signature"], passphrase: "pw" });
+      clock.set("2026-03-01T00:00:00Z");
+      const codes = ["0000000201", "0000000202", "0000000203", "0000000204"].map(makeResidentCode);
+      await ws.store.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", status: "active" as const, fourItems: items })));
+      const issuer = new IssuanceService({ store: ws.store, config: ws.config, clock, passphrase: "pw" });
+      const serials: string[] = [];
+      for (const residentCode of codes) {
+        const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+        serials.push((await issuer.issue({ residentCode, type: "signature", publicKey: spki })).serial);
+      }
+      // 08:00 JST on the 10th is 23:00 UTC on the 9th: it counts on the 10th (JST), today
+      await revokeCertificate(ws.store, { serial: serials[0]!, reason: "item-changed", at: new Date("2026-03-09T23:00:00Z") });
+      await revokeCertificate(ws.store, { serial: serials[1]!, reason: "death", at: new Date("2026-03-08T03:00:00Z") });
+      await revokeCertificate(ws.store, { serial: serials[2]!, reason: "death", at: new Date("2026-03-02T03:00:00Z") }); // before the window
+      clock.set("2026-03-10T01:00:00Z");
+      await generateCrls(ws, { prefecture: "all", passphrase: "pw" });
+      // revoked after the CRL: not on it, so not counted until the next one
+      await revokeCertificate(ws.store, { serial: serials[3]!, reason: "death", at: new Date("2026-03-10T00:30:00Z") });
+      const days = new CrlRevocationDays(ws.paths.root);
+      const o = await caOverview(ws.store, { clock, days: 7, revocationDays: days });
+      expect(o).toMatchObject({ generatedAt: "2026-03-10T01:00:00.000Z", from: "2026-03-04", to: "2026-03-10" });
+      expect(o.cas.map((c) => `${c.id} ${c.prefecture}`)).toEqual(["13-sig 東京都", "27-sig 大阪府"]);
+      const tokyo = o.cas[0]!;
+      expect(tokyo.revocationsPerDay.map((d) => `${d.day.slice(8)}:${d.count}`)).toEqual(["04:0", "05:0", "06:0", "07:0", "08:1", "09:0", "10:1"]);
+      expect(tokyo.revocationsFrom).toBe(tokyo.crls.find((c) => c.kind === "full")!.number);
+      expect(tokyo.crls.find((c) => c.kind === "full")).toMatchObject({ entries: 3, ageSeconds: 0, stale: false });
+      expect(o.cas[1]!.revocationsPerDay.every((d) => d.count === 0)).toBe(true);
+      // the counts of a CRL number are kept: the same map again, no second read
+      const full = (await ws.store.crlStatus()).find((s) => s.caId === "13-sig")!.latest!;
+      expect(await days.of("13-sig", full)).toBe(await days.of("13-sig", full));
+      for (const n of [0, MAX_OVERVIEW_DAYS + 1, 1.5]) await expect(caOverview(ws.store, { clock, days: n, revocationDays: days })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_USAGE"));
+    } finally {
+      await ws.close();
+    }
+  });
+});

@@ -1,0 +1,199 @@
+/**
+ * The CAs at a glance, for the status page of `jpki serve` (issue 11 point 3) and any verifier (署名検証者) who
+ * asks: each prefecture CA (都道府県単位認証局) with its latest published CRLs (失効リスト) — the full CRL, its
+ * delta, its municipality partitions and its ARL: number (RFC 5280 §5.2.3), thisUpdate, age, nextUpdate,
+ * entries, whether it is past its nextUpdate — and how many of its certificates were revoked on each of the
+ * last days.
+ *
+ * Revocations per day are read from the CA's latest published full CRL (the revocationDate of each entry,
+ * §5.1.2.6), not from the store. The store keeps no index on revocation time, so counting there is a scan of
+ * every certificate ever issued (measured here: ~0.2 µs a row on SQLite — 40 s or more at the national
+ * scale, on the server's one thread); the CRL holds only the revoked, is parsed once per CRL number (the counts
+ * of a published CRL never change) and is what verifiers see. So the chart says "as the published CRL lists
+ * them": a revocation not yet on a CRL appears with the next one (CRLs follow every batch of notices), and a
+ * certificate that expired more than the grace period ago has left the CRL and is no longer counted.
+ *
+ * Days are civil days in Japan (JST, UTC+9, no daylight saving): the registry's notices and the counters'
+ * working days are Japanese days, so a move registered at 08:00 JST counts on that day, not on the UTC day
+ * before. Every day of the window is listed, with 0 where nothing was revoked, so a chart needs no filling in.
+ */
+import { readFile } from "node:fs/promises";
+import { isAbsolute, join } from "node:path";
+import { prefecture } from "../ca/prefectures.js";
+import { JpkiError } from "../errors.js";
+import type { Clock } from "../pki/clock.js";
+import { ARL_SCOPE, type CrlRecord, type Store } from "../store/types.js";
+import { parseCrl } from "../validation/crl.js";
+import { CompactCrlEntries } from "../validation/crl-index.js";
+
+/** JST: UTC+9 all year. */
+export const JST_OFFSET_MINUTES = 540;
+/** The longest window a caller may ask for, days. */
+export const MAX_OVERVIEW_DAYS = 366;
+const DAY_MS = 86_400_000;
+const OFFSET_MS = JST_OFFSET_MINUTES * 60_000;
+
+export type OverviewCrlKind = "full" | "delta" | "partition" | "arl";
+
+export interface OverviewCrl {
+  readonly kind: OverviewCrlKind;
+  /** the municipality code (6 digits) of a partition */
+  readonly municipality?: string;
+  /** CRL number (decimal string: it is a bigint) */
+  readonly number: string;
+  /** the complete CRL a delta is based on */
+  readonly baseNumber?: string;
+  readonly thisUpdate: string;
+  readonly nextUpdate: string;
+  /** seconds since thisUpdate */
+  readonly ageSeconds: number;
+  /** nextUpdate has passed: verifiers must not rely on it */
+  readonly stale: boolean;
+  readonly entries: number;
+}
+
+export interface OverviewCa {
+  /** our CA id, e.g. "13-sig" */
+  readonly id: string;
+  readonly prefectureCode: string;
+  /** e.g. 東京都 */
+  readonly prefecture: string;
+  readonly purpose: "signature" | "authentication";
+  /** latest published CRLs: full first, then delta, partitions by municipality code, ARL */
+  readonly crls: readonly OverviewCrl[];
+  /**
+   * revocations on each day of the window, oldest first (day: the JST date "YYYY-MM-DD"), as the full CRL
+   * numbered `revocationsFrom` lists them; empty with no full CRL published (or one that could not be read)
+   */
+  readonly revocationsPerDay: ReadonlyArray<{ readonly day: string; readonly count: number }>;
+  readonly revocationsFrom?: string;
+}
+
+export interface CaOverview {
+  readonly generatedAt: string;
+  /** the window: first and last JST day, inclusive */
+  readonly from: string;
+  readonly to: string;
+  readonly cas: readonly OverviewCa[];
+}
+
+/** The JST date of an instant. */
+function jstDay(ms: number): string {
+  return new Date(ms + OFFSET_MS).toISOString().slice(0, 10);
+}
+
+/** A JST day's number since the epoch. */
+function jstDayNumber(ms: number): number {
+  return Math.floor((ms + OFFSET_MS) / DAY_MS);
+}
+
+/** A CA's prefecture in kanji; its code as it is when the table does not know it (the overview still answers). */
+function prefectureName(code: string): string {
+  try {
+    return prefecture(code).kanji;
+  } catch {
+    return code;
+  }
+}
+
+/**
+ * Revocations per JST day of each CA's latest full CRL, kept per CA for the CRL number last counted: a CRL once
+ * published never changes, so it is read and parsed once, when its number is first seen. Hold one per server.
+ */
+export class CrlRevocationDays {
+  readonly #byCa = new Map<string, { readonly number: bigint; readonly days: ReadonlyMap<number, number> }>();
+  readonly #root: string;
+  readonly #onError: ((e: unknown, what: string) => void) | undefined;
+
+  /** `root`: the workspace directory the CRL records' paths are relative to */
+  constructor(root: string, o: { readonly onError?: (e: unknown, what: string) => void } = {}) {
+    this.#root = root;
+    this.#onError = o.onError;
+  }
+
+  /** The counts by JST day number of the CRL `record` (undefined: its file could not be read or parsed). */
+  async of(caId: string, record: CrlRecord): Promise<ReadonlyMap<number, number> | undefined> {
+    const known = this.#byCa.get(caId);
+    if (known && known.number === record.number) return known.days;
+    if (!record.path) return undefined;
+    let days: Map<number, number>;
+    try {
+      const der = await readFile(isAbsolute(record.path) ? record.path : join(this.#root, record.path));
+      const entries = parseCrl(der).entries;
+      days = new Map();
+      if (entries instanceof CompactCrlEntries) {
+        for (const t of entries.revocationTimes()) {
+          const d = jstDayNumber(t);
+          days.set(d, (days.get(d) ?? 0) + 1);
+        }
+      }
+    } catch (e) {
+      // Replaced meanwhile by a newer one (the next overview reads that), or damaged: no counts, no failure.
+      this.#onError?.(e, `counting the revocations of CRL ${record.number} of ${caId}`);
+      return undefined;
+    }
+    // Only ever forward: a slower read of an older number must not replace a newer one's counts.
+    if (!known || known.number < record.number) this.#byCa.set(caId, { number: record.number, days });
+    return days;
+  }
+}
+
+function crlOf(kind: OverviewCrlKind, r: CrlRecord, now: number, municipality?: string): OverviewCrl {
+  return {
+    kind,
+    ...(municipality ? { municipality } : {}),
+    number: r.number.toString(),
+    ...(r.baseNumber !== undefined ? { baseNumber: r.baseNumber.toString() } : {}),
+    thisUpdate: r.thisUpdate.toISOString(),
+    nextUpdate: r.nextUpdate.toISOString(),
+    ageSeconds: Math.max(0, Math.floor((now - r.thisUpdate.getTime()) / 1000)),
+    stale: r.nextUpdate.getTime() <= now,
+    entries: r.entries,
+  };
+}
+
+const KIND_ORDER: Readonly<Record<OverviewCrlKind, number>> = { full: 0, delta: 1, partition: 2, arl: 3 };
+
+/**
+ * Every CA of the store with its latest CRLs and its revocations on each of the last `days` JST days (today
+ * included), counted by `revocationDays` from the latest full CRL. ERR_USAGE when `days` is not a whole number
+ * from 1 to MAX_OVERVIEW_DAYS.
+ */
+export async function caOverview(store: Store, o: { readonly clock: Clock; readonly days: number; readonly revocationDays: CrlRevocationDays }): Promise<CaOverview> {
+  if (!Number.isInteger(o.days) || o.days < 1 || o.days > MAX_OVERVIEW_DAYS) {
+    throw new JpkiError("ERR_USAGE", `the overview covers 1 to ${MAX_OVERVIEW_DAYS} days: ask for a whole number of days in that range`);
+  }
+  const now = o.clock.now().getTime();
+  const today = jstDayNumber(now);
+  const window = Array.from({ length: o.days }, (_, i) => today - o.days + 1 + i);
+  const [cas, full, deltas, scoped] = await Promise.all([store.listCas(), store.crlStatus(), store.deltaCrlStatus(), store.crlScopeStatus()]);
+  const crls = new Map<string, OverviewCrl[]>();
+  const add = (caId: string, c: OverviewCrl) => {
+    let l = crls.get(caId);
+    if (!l) crls.set(caId, (l = []));
+    l.push(c);
+  };
+  const fullOf = new Map<string, CrlRecord>();
+  for (const s of full) {
+    if (!s.latest) continue;
+    add(s.caId, crlOf("full", s.latest, now));
+    fullOf.set(s.caId, s.latest);
+  }
+  for (const d of deltas) if (d.delta) add(d.caId, crlOf("delta", d.delta, now));
+  for (const s of scoped) if (s.latest) add(s.caId, s.scope === ARL_SCOPE ? crlOf("arl", s.latest, now) : crlOf("partition", s.latest, now, s.scope));
+  const out: OverviewCa[] = [];
+  for (const c of [...cas].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
+    const f = fullOf.get(c.id);
+    const days = f ? await o.revocationDays.of(c.id, f) : undefined;
+    out.push({
+      id: c.id,
+      prefectureCode: c.prefectureCode,
+      prefecture: prefectureName(c.prefectureCode),
+      purpose: c.purpose,
+      crls: (crls.get(c.id) ?? []).sort((a, b) => KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || (a.municipality ?? "").localeCompare(b.municipality ?? "")),
+      revocationsPerDay: days ? window.map((d) => ({ day: jstDay(d * DAY_MS), count: days.get(d) ?? 0 })) : [],
+      ...(days && f ? { revocationsFrom: f.number.toString() } : {}),
+    });
+  }
+  return { generatedAt: new Date(now).toISOString(), from: jstDay(window[0]! * DAY_MS), to: jstDay(today * DAY_MS), cas: out };
+}

@@ -1,0 +1,102 @@
+/**
+ * POST /v1/verify-signature (issue 11 point 3: the status page's form takes a signed file) over real HTTP:
+ * attached CMS SignedData made by `openssl cms -sign` with keys our CA certified. A government body reads the
+ * signature and the signer's certificate with the reason and, under a legal basis, the four items; a private
+ * provider reads revoked and nothing of why; a changed document is a digest mismatch for both; a file that is
+ * no SignedData, a detached signature without its document, and malformed bodies get typed 400s.
+ */
+import { readFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildServer } from "../../src/server/app.js";
+import { sh } from "./helpers.js";
+import { makeVerifierWorkspace, type VerifierWorkspace } from "./verifier-workspace.js";
+
+let w: VerifierWorkspace;
+let app: FastifyInstance;
+let base: string;
+
+async function post(body: unknown, token: string | undefined) {
+  const res = await fetch(`${base}/v1/verify-signature`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, json: (await res.json()) as any };
+}
+
+const b64 = (file: string) => readFileSync(file).toString("base64");
+
+beforeAll(async () => {
+  w = await makeVerifierWorkspace("jpki-verify-signature-");
+  ({ app } = await buildServer(w.ws));
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+}, 120_000);
+
+afterAll(async () => {
+  await app?.close();
+  await w?.ws.close();
+});
+
+describe("POST /v1/verify-signature", () => {
+  it("refuses a caller without a credential (401), as every verifier route", async () => {
+    expect((await post({ signedData: b64(w.signedByValid) }, undefined)).status).toBe(401);
+  });
+
+  it("a government body: a valid signature by a valid certificate; a revoked signer's with the reason and, under a legal basis, the items", async () => {
+    const ok = await post({ signedData: b64(w.signedByValid) }, w.gov);
+    expect(ok.status).toBe(200);
+    expect(ok.json).toMatchObject({ view: "government", signature: { status: "valid" }, certificate: { view: "government", status: "valid", purpose: "signature", issuer: "13-sig" } });
+    expect(Date.parse(ok.json.signature.signingTime)).not.toBeNaN();
+
+    const bad = await post({ signedData: b64(w.signedByRevoked), legalBasis: "pension" }, w.gov);
+    expect(bad.status).toBe(200);
+    expect(bad.json.signature).toMatchObject({ status: "revoked", message: expect.stringMatching(/revoked/) });
+    expect(bad.json.certificate).toMatchObject({ status: "revoked", failedCertificate: { index: 0 }, revocation: { reason: "affiliationChanged" }, currentItems: w.items });
+  });
+
+  it("a private provider: revoked, and nothing of why nor of whom", async () => {
+    const r = await post({ signedData: b64(w.signedByRevoked), legalBasis: "pension" }, w.priv);
+    expect(r.status).toBe(200);
+    expect(r.json.view).toBe("private");
+    expect(Object.keys(r.json.signature).sort()).toEqual(["signingTime", "status"]);
+    expect(r.json.signature.status).toBe("revoked");
+    expect(r.json.certificate).toEqual({ view: "private", status: "revoked", validationTime: expect.any(String) });
+    expect((await post({ signedData: b64(w.signedByValid) }, w.priv)).json).toMatchObject({ signature: { status: "valid" }, certificate: { status: "valid" } });
+  });
+
+  it("a document changed after signing is a digest mismatch, for either kind, with why (it is about the file)", async () => {
+    const der = readFileSync(w.signedByValid);
+    const at = der.indexOf(Buffer.from("転出届"));
+    expect(at).toBeGreaterThan(0);
+    const changed = Buffer.from(der);
+    changed.write("転入届", at); // same length: only the content differs
+    for (const token of [w.gov, w.priv]) {
+      const r = await post({ signedData: changed.toString("base64") }, token);
+      expect(r.status).toBe(200);
+      expect(r.json.signature).toMatchObject({ status: "digest-mismatch", message: expect.any(String) });
+    }
+  });
+
+  it("answers typed 400s: not a SignedData, a detached signature without its document, malformed bodies", async () => {
+    const code = async (body: unknown) => {
+      const r = await post(body, w.gov);
+      expect(r.status, JSON.stringify(r.json)).toBe(400);
+      return r.json.code;
+    };
+    expect(await code({ signedData: b64(w.validPem) })).toBe("signed-data-malformed"); // a certificate, not a signed file
+    expect(await code({ signedData: "not base64!" })).toBe("signed-data-malformed");
+    expect(await code({})).toBe("signed-data-missing");
+    expect(await code({ signedData: b64(w.signedByValid), certificate: "x" })).toBe("field-unknown");
+    expect(await code({ signedData: b64(w.signedByValid), at: "yesterday" })).toBe("time-invalid");
+    expect(await code({ signedData: b64(w.signedByValid), legalBasis: "curiosity" })).toBe("legal-basis-unknown");
+    const detached = join(w.dir, "detached.p7s");
+    expect(sh("openssl", ["cms", "-sign", "-binary", "-md", "sha256", "-in", w.document, "-signer", w.validPem, "-inkey", join(w.dir, "key0.pem"), "-outform", "DER", "-out", detached]).status).toBe(0);
+    expect(await code({ signedData: b64(detached) })).toBe("content-missing");
+    const withDoc = await post({ signedData: b64(detached), content: b64(w.document) }, w.gov);
+    expect(withDoc.json.signature.status).toBe("valid");
+  });
+});

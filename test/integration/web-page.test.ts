@@ -1,0 +1,174 @@
+/**
+ * The status page of `jpki serve` (issue 11 point 3) in a real browser: Debian's Chromium, headless, driven by
+ * playwright-core (no browser download: the system's binary, which .ci/run installs). The server runs in this
+ * process on a workspace with Tokyo's CAs, three signature certificates of which two are revoked (one
+ * yesterday, one today: two bars in the chart), and published CRLs; a government body (行政機関) and a private
+ * certification provider (民間認証事業者) are registered.
+ *
+ * The browser opens `/`, signs in with the government token, reads the CA table (CRL number and entries as the
+ * store has them) and the chart (an SVG with a bar per day), then drops the valid certificate (PEM) and the
+ * revoked one (DER) on the form: "valid", then "revoked" with the reason, the failing certificate and — under a
+ * legal basis — the resident's four items (基本4情報); then signed files (CMS SignedData) by each: the signature
+ * in words, then the signer's certificate. Signed in as the private provider, the same revoked certificate and
+ * signed file read "revoked" and nothing more. Never skipped: without Chromium it fails, saying so.
+ */
+import { existsSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import type { FastifyInstance } from "fastify";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildServer } from "../../src/server/app.js";
+import { makeVerifierWorkspace, type VerifierWorkspace } from "./verifier-workspace.js";
+
+/** Debian's chromium (CI installs it: .ci/run); CHROMIUM overrides the path. */
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+/**
+ * Flags that keep a headless Chromium quiet in a container: no sandbox (we run as root), and none of its own
+ * network traffic (updates, sync, field trials) — without those, its connections to the test server were
+ * refused in bursts here.
+ */
+const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+let w: VerifierWorkspace;
+let app: FastifyInstance;
+let base: string;
+let browser: Browser;
+
+beforeAll(async () => {
+  expect(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as .ci/run does`).toBe(true);
+  w = await makeVerifierWorkspace("jpki-web-page-");
+  ({ app } = await buildServer(w.ws));
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await app?.close();
+  await w?.ws.close();
+});
+
+/** A fresh browser context (its own sessionStorage) on the page, signed in with `token`; page errors collected. */
+async function signedIn(token: string): Promise<{ page: Page; errors: string[] }> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  // A CSP refusal is reported on the console: our own files must never be refused.
+  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+  await page.goto(`${base}/`);
+  await page.getByLabel("Verifier token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  try {
+    await page.locator("#ca-list table").first().waitFor({ timeout: 15_000 });
+  } catch (e) {
+    // Say what the page said, not only that the table never came.
+    throw new Error(`no CA table after signing in: page says ${JSON.stringify(await page.locator("main").innerText())}; errors ${JSON.stringify(errors)}`, { cause: e });
+  }
+  return { page, errors };
+}
+
+/** Chooses a file on the form (as a drop would) and checks it; resolves with the status the page shows. */
+async function check(page: Page, file: string, legalBasis = ""): Promise<string> {
+  if (legalBasis) {
+    // the options come from /openapi.json once signed in
+    await page.locator(`#legal-basis option[value="${legalBasis}"]`).waitFor({ state: "attached" });
+    await page.getByLabel(/Legal basis/).selectOption(legalBasis);
+  }
+  await page.getByLabel(/Certificate file/).setInputFiles(file);
+  // Empty the result first, so the status waited for is this check's, not the previous one's.
+  await page.locator("#result").evaluate((e) => e.replaceChildren());
+  await page.getByRole("button", { name: "Check" }).click();
+  const status = page.locator("#result-status");
+  await status.waitFor();
+  return (await status.getAttribute("data-status")) ?? "";
+}
+
+describe("the status page in Chromium", () => {
+  it("shows each CA with its CRLs and a chart of revocations per day, to a signed-in verifier only", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${base}/`);
+    // Before signing in: the form, no data.
+    await expect(page.getByLabel("Verifier token").isVisible()).resolves.toBe(true);
+    expect(await page.locator("#ca-list").textContent()).toBe("");
+    await page.getByLabel("Verifier token").fill("not-a-token");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => page.locator("#signin-status").textContent()).toMatch(/Not signed in: the server did not accept the credential/);
+    await context.close();
+
+    const { page: p, errors } = await signedIn(w.gov);
+    const row = p.locator("section.ca", { hasText: "13-sig" }).locator("tbody tr", { hasText: "full CRL" });
+    const cells = await row.locator("td").allTextContents();
+    expect(cells[0]).toBe(w.fullCrlNumber);
+    expect(cells.at(-1)).toBe("2"); // two revoked, neither expired
+    expect(await p.locator("section.ca", { hasText: "13-sig" }).locator("tbody tr", { hasText: "municipality partition 131016" }).count()).toBe(1);
+    // the chart: an SVG with one bar per day of the four weeks, two of them with one revocation each
+    const chart = p.locator("section.ca", { hasText: "13-sig" }).locator("svg.bars");
+    expect(await chart.getAttribute("role")).toBe("img");
+    expect(await chart.getAttribute("aria-label")).toMatch(/2 revocations/);
+    expect(await chart.locator("rect.bar").count()).toBe(28);
+    const bars = await chart.locator("rect.bar").evaluateAll((rs) => rs.map((r) => ({ count: Number(r.getAttribute("data-count")), height: Number(r.getAttribute("height")) })));
+    expect(bars.filter((b) => b.count === 1 && b.height > 0)).toHaveLength(2);
+    expect(bars.filter((b) => b.count === 0).every((b) => b.height === 0)).toBe(true);
+    expect(errors).toEqual([]);
+    await p.context().close();
+  }, 60_000);
+
+  it("a government body reads valid, then revoked with the reason, the failing certificate and the four items", async () => {
+    const { page, errors } = await signedIn(w.gov);
+    expect(await page.locator("#result").getAttribute("aria-live")).toBe("polite");
+    expect(await check(page, w.validPem)).toBe("valid");
+    expect(await page.locator('[data-field="status"]').textContent()).toMatch(/^valid/);
+    expect(await page.locator('[data-field="reason"]').count()).toBe(0);
+
+    expect(await check(page, w.revokedDer, "pension")).toBe("revoked");
+    const field = (f: string) => page.locator(`[data-field="${f}"]`).textContent();
+    expect(await field("status")).toMatch(/^revoked/);
+    expect(await field("view")).toMatch(/government body/);
+    expect(await field("failed")).toMatch(/index 0, the end entity/);
+    expect(await field("reason")).toMatch(/revoked/);
+    expect(await field("revocation")).toMatch(/a certified item changed .*\(affiliationChanged\)/);
+    expect(await field("item-name")).toBe(w.items.name);
+    expect(await field("item-address")).toBe(w.items.address);
+    expect(await field("item-birthDate")).toBe(w.items.birthDate);
+    expect(await field("item-gender")).toMatch(/^female/);
+
+    // a signed file (CMS SignedData, the document inside): the signature, then the signer's certificate
+    expect(await check(page, w.signedByValid)).toBe("valid");
+    expect(await page.locator("#result-status").getAttribute("data-kind")).toBe("signed-file");
+    expect(await field("signature")).toMatch(/^valid .*unchanged since it was signed/);
+    expect(await field("status")).toMatch(/^valid/);
+    expect(await check(page, w.signedByRevoked, "pension")).toBe("revoked");
+    expect(await field("signature-reason")).toMatch(/revoked/);
+    expect(await field("status")).toMatch(/^revoked/);
+    expect(await field("revocation")).toMatch(/\(affiliationChanged\)/);
+    expect(await field("item-name")).toBe(w.items.name);
+    expect(errors).toEqual([]);
+    await page.context().close();
+  }, 60_000);
+
+  it("a private certification provider reads revoked and nothing else: no reason, no failing certificate, no items", async () => {
+    const { page, errors } = await signedIn(w.priv);
+    expect(await check(page, w.validPem)).toBe("valid");
+    expect(await check(page, w.revokedDer)).toBe("revoked");
+    expect(await page.locator('[data-field="view"]').textContent()).toMatch(/private certification provider/);
+    for (const f of ["reason", "failed", "revocation", "item-name", "item-address", "items"]) expect(await page.locator(`[data-field="${f}"]`).count(), f).toBe(0);
+    const text = (await page.locator("#result").textContent()) ?? "";
+    expect(text).not.toContain(w.items.name);
+    expect(text).not.toContain("affiliationChanged");
+    // the revoked signer's signed file: revoked, and again nothing of why
+    expect(await check(page, w.signedByRevoked, "pension")).toBe("revoked");
+    for (const f of ["signature-reason", "reason", "failed", "revocation", "item-name"]) expect(await page.locator(`[data-field="${f}"]`).count(), f).toBe(0);
+    expect(await page.locator("#result").textContent()).not.toContain(w.items.name);
+    // signing out forgets the token: a reload asks for it again
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.reload();
+    await expect(page.getByLabel("Verifier token").isVisible()).resolves.toBe(true);
+    expect(await page.evaluate("sessionStorage.length")).toBe(0);
+    expect(errors).toEqual([]);
+    await page.context().close();
+  }, 60_000);
+});
+
