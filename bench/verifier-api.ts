@@ -4,7 +4,8 @@
  * workspace (validateJpki with the same trust anchors, CRLs and a warm CRL index; target ≥ 0.5×). The
  * disclosure log is on, as it always is: every HTTP answer is recorded in the store before it is sent.
  *
- * The note adds the service in-process (VerifierValidationService.validate: the engine, the store lookups and
+ * The note adds batched liveness checks (`POST /v1/status`, batches of STATUS_BATCH, the link asked for) in
+ * items per second over HTTP next to checkStatus in-process on the same batches (no target set), the service in-process (VerifierValidationService.validate: the engine, the store lookups and
  * the disclosure log, 64 in flight), what the load got (statuses: a 4xx/5xx answer is cheap and would flatter
  * the rate, so they are counted and a run with any is flagged), and the disclosure records written.
  *
@@ -32,6 +33,8 @@ import { generateResidents } from "../src/registry/fixtures.js";
 import { parseResidentRecord } from "../src/registry/resident.js";
 import { CrlIndexCache } from "../src/validation/crl-index-cache.js";
 import { validateJpki } from "../src/validation/jpki.js";
+import { parseCertificate } from "../src/validation/certificate.js";
+import { certificateId, checkStatus } from "../src/verifier/liveness.js";
 import { VerifierValidationService } from "../src/verifier/validation-service.js";
 import { registerVerifier } from "../src/verifier/registration.js";
 import type { Backend } from "./backends.js";
@@ -41,6 +44,8 @@ import { profiled } from "./profile.js";
 const ROOT = fileURLToPath(new URL("../..", import.meta.url)); // dist/bench/ → the package root
 const BIN = join(ROOT, "bin", "jpki.cjs");
 const CERTS = 64;
+/** Items per liveness-check batch. */
+const STATUS_BATCH = 100;
 const log = (s: string) => {
   if (process.env.JPKI_BENCH_QUIET !== "1") console.error(`  [verifier-api] ${s}`);
 };
@@ -144,6 +149,8 @@ export async function benchVerifierApi(backend: Backend, opts: { seconds?: numbe
   try {
     const { ws, env: storeEnv } = await backend.workspace(join(dir, "ws"), { verifierRateLimit: { perSecond: 1_000_000, burst: 10_000_000 } });
     const certs: Buffer[] = [];
+    let statusBatches: Array<{ items: unknown[]; link: boolean }> = [];
+    let statusInProcess: number;
     let token: string;
     let engine: number;
     let service: number;
@@ -161,6 +168,14 @@ export async function benchVerifierApi(backend: Backend, opts: { seconds?: numbe
         if (i % 4 === 3) await revokeCertificate(ws.store, { serial: c.serial, reason: "keyCompromise", at: ws.clock.now() });
       }
       await generateCrls(ws, { prefecture: "13", passphrase: "bench" });
+      // Batches of STATUS_BATCH items, half named by certificate id and half by CA and serial, the link asked for.
+      statusBatches = Array.from({ length: 16 }, (_, b) => ({
+        link: true,
+        items: Array.from({ length: STATUS_BATCH }, (_, k) => {
+          const der = certs[(b * 7 + k) % CERTS]!;
+          return k % 2 ? { certificateId: certificateId(der) } : { caId: "13-sig", serial: parseCertificate(der).serialHex.replace(/^00/, "") };
+        }),
+      }));
       const verifier = await registerVerifier(ws, { name: "bench-api", kind: "government" });
       token = verifier.token!;
 
@@ -180,6 +195,11 @@ export async function benchVerifierApi(backend: Backend, opts: { seconds?: numbe
       service = await profiled("verifier-api-service", () => asyncRate(seconds / 2, 64, (i) => svc.validate(verifier.record, { certificate: certs[i % CERTS]!, purpose: "signature" })));
       await svc.close();
       written = svc.disclosureLog.written;
+
+      // Liveness checks in-process: checkStatus on the same batches the server will get (its own records, one write each).
+      const inFlight = 8;
+      statusInProcess = await asyncRate(seconds / 2, inFlight, (i) => checkStatus(ws, verifier.record, statusBatches[i % statusBatches.length]!));
+      statusInProcess *= STATUS_BATCH;
     } finally {
       await ws.close();
     }
@@ -202,13 +222,25 @@ export async function benchVerifierApi(backend: Backend, opts: { seconds?: numbe
     if (first.status !== 200 || first.json.status !== "valid" || revoked.json.status !== "revoked") {
       throw new Error(`verifier-api bench: the server answered ${first.status} ${String(first.json.status)} and ${revoked.status} ${String(revoked.json.status)}, expected 200 valid and revoked`);
     }
+    // Liveness checks over HTTP: the same batches in rotation.
+    const statusUrl = `http://127.0.0.1:${port}/v1/status`;
+    const statusFile = join(dir, "status.json");
+    writeFileSync(statusFile, JSON.stringify(statusBatches.map((b) => JSON.stringify(b))));
+    const statusFirst = await postOnce(statusUrl, JSON.stringify(statusBatches[0]), auth);
+    const statusItems = statusFirst.json.items as Array<{ status?: string }> | undefined;
+    if (statusFirst.status !== 200 || statusItems?.length !== STATUS_BATCH || statusItems.some((i) => i.status !== "good" && i.status !== "revoked")) {
+      throw new Error(`verifier-api bench: POST /v1/status answered ${statusFirst.status}, not ${STATUS_BATCH} good or revoked items`);
+    }
     const runs: Load[] = [];
     for (let i = 0; i < 2; i++) runs.push(await autocannonJson(url, bodiesFile, auth, { seconds, connections }));
+    const statusRun = await autocannonJson(statusUrl, statusFile, auth, { seconds, connections: 8 });
+    const statusBad = statusRun.errors + Object.entries(statusRun.statuses).filter(([k]) => k !== "200").reduce((t, [, v]) => t + v, 0);
     const best = runs.reduce((a, b) => (b.rps > a.rps ? b : a));
     const bad = runs.reduce((s, r) => s + r.errors + Object.entries(r.statuses).filter(([k]) => k !== "200").reduce((t, [, v]) => t + v, 0), 0);
     const note = [
       `runs      ${runs.map((r) => r.rps.toFixed(0)).join(", ")} answers/s over HTTP (${seconds} s each, ${connections} connections, one worker, certificates in rotation, ${CERTS / 4} of ${CERTS} revoked)${bad ? ` — ${bad} answers were not 200 or failed: the rate is suspect` : ", every answer 200"}`,
       `service   in-process (engine + store lookups + disclosure log, 64 in flight): ${service.toFixed(0)} /s = ${(best.rps / service).toFixed(2)}× of it over HTTP; ${written} disclosure records written in-process`,
+      `status    POST /v1/status, batches of ${STATUS_BATCH} (link asked, government view): ${statusRun.rps.toFixed(1)} batches/s = ${(statusRun.rps * STATUS_BATCH).toFixed(0)} items/s over HTTP (8 connections${statusBad ? `; ${statusBad} answers not 200 or failed` : ""}) vs checkStatus in-process ${statusInProcess.toFixed(0)} items/s (8 in flight): ${((statusRun.rps * STATUS_BATCH) / statusInProcess).toFixed(2)}× (no target)`,
       `engine    validateJpki in-process on one thread, warm CRL index: ${engine.toFixed(0)} /s`,
     ].join("\n");
     return {

@@ -170,9 +170,23 @@ export function describeJpkiAnchor(der: Uint8Array): JpkiAnchorInfo | undefined 
   });
 }
 
-function chainEntry(der: Buffer): ChainCertificate {
-  const c = parseCertificate(der);
+function entryOf(c: Certificate): ChainCertificate {
   return Object.freeze({ subject: formatName(c.subject), issuer: formatName(c.issuer), serial: c.serialHex, notBefore: c.notBefore, notAfter: c.notAfter });
+}
+
+/**
+ * The CA certificates of a path are the caller's configuration, the same Buffers call after call: their entries
+ * are kept by Buffer (and answer only while the bytes are unchanged), so a validation does not parse each CA
+ * certificate once more just to describe it. The end entity's comes from the parse validateJpki already made.
+ */
+const CHAIN_ENTRIES = new WeakMap<Uint8Array, { readonly der: Buffer; readonly entry: ChainCertificate }>();
+
+function chainEntry(der: Buffer): ChainCertificate {
+  const known = CHAIN_ENTRIES.get(der);
+  if (known && known.der.equals(der)) return known.entry;
+  const entry = entryOf(parseCertificate(der));
+  CHAIN_ENTRIES.set(der, { der: Buffer.from(der), entry });
+  return entry;
 }
 
 
@@ -254,7 +268,7 @@ export function validateJpki(params: ValidateJpkiParams): JpkiValidationResult {
   // no trust delegated to this certificate: untrusted, whatever the engine calls it, e.g. Osaka's CA trusted
   // alone reaches the Bridge but not Tokyo's CA beneath it (ca/bridge.ts). The reason stays the engine's.
   if (r.status === "profile-violation" && r.index > 0 && CA_CONSTRAINTS.has(r.reason)) r = { ...r, status: "untrusted" };
-  const withChain = { ...facts, chain: chain.map(chainEntry) };
+  const withChain = { ...facts, chain: chain.map((der, i) => (i === 0 ? entryOf(cert) : chainEntry(der))) };
   const fail = (status: Exclude<PathStatus, "valid">, reason: JpkiFailureReason, message: string): JpkiValidationResult => ({ ...withChain, status, reason, index: 0, message });
 
   // The engine's verdict first: an untrusted, expired or revoked certificate is that, whatever its purpose.

@@ -167,6 +167,8 @@ describe("POST /v1/validate: who may ask, and what it refuses", () => {
       [{ purpose: "signature" }, undefined, 400, "certificate-missing"],
       [{ certificate: "AAAA", purpose: "signature" }, undefined, 400, "certificate-malformed"],
       [{ certificate: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----", purpose: "signature" }, undefined, 400, "certificate-malformed"],
+      // a well-formed DER SEQUENCE that is no certificate: past the route's shape check, refused by the engine's reader
+      [{ certificate: Buffer.from([0x30, 0x0e, 0x02, 0x01, 0x01, 0x30, 0x09, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x02, 0x78, 0x78]).toString("base64"), purpose: "signature" }, undefined, 400, "certificate-malformed"],
       [{ certificate: validCert, purpose: "signing" }, undefined, 400, "purpose-invalid"],
       [{ certificate: validCert, purpose: "signature", at: "yesterday" }, undefined, 400, "time-invalid"],
       [{ certificate: validCert, purpose: "signature", legalBasis: "curiosity" }, undefined, 400, "legal-basis-unknown"],
