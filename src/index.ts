@@ -199,6 +199,7 @@ export {
   showProviderLink,
   publishProviderCrl,
   openProviderCa,
+  withProviderLock,
   type InitProviderOptions,
   type ProviderInitResult,
   type ProviderConfig,

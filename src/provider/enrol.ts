@@ -24,7 +24,7 @@
  * public certificate's notAfter nor the provider CA's. The link (private serial ↔ public CA, serial, digest, when)
  * is committed in the same state write as the certificate.
  */
-import { createHash, randomBytes, type KeyObject } from "node:crypto";
+import { createHash, createPublicKey, randomBytes, type KeyObject } from "node:crypto";
 import { join } from "node:path";
 import { verifyCsr } from "../ca/csr.js";
 import { JpkiError, isJpkiError } from "../errors.js";
@@ -153,7 +153,7 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
         throw e;
       }
       key = await generateRsaKey(2048);
-      spki = key.export({ type: "spki", format: "der" });
+      spki = createPublicKey(key).export({ type: "spki", format: "der" });
     }
     const sameKey = spki.equals(Buffer.from(certificateParts(publicDer).spki));
 
