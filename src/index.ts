@@ -214,3 +214,4 @@ export {
 export { enrolCustomer, type EnrolOptions, type EnrolResult } from "./provider/enrol.js";
 export { followPublicCrls, watchPublicCrls, refreshPublicCrl, verifyPublicCrl, type FollowOptions, type FollowResult, type FollowedCrl, type FollowRevocation, type WatchOptions as ProviderWatchOptions, type PublicEndpointOptions, type PublicCrlFetch } from "./provider/follow.js";
 export { privateReasonFor } from "./provider/reasons.js";
+export { signApplication, type SignApplicationParams } from "./provider/application.js";
