@@ -128,7 +128,8 @@ export async function refreshPublicCrl(paths: ProviderPaths, endpoint: string, c
   let res: Response;
   let body: Buffer | undefined;
   try {
-    res = await (o.fetch ?? globalThis.fetch)(url, { headers, signal: AbortSignal.timeout(o.timeoutMs ?? 10_000) });
+    // No redirects: the bearer token goes to the endpoint configured, nowhere else.
+    res = await (o.fetch ?? globalThis.fetch)(url, { headers, redirect: "error", signal: AbortSignal.timeout(o.timeoutMs ?? 10_000) });
     if (res.status === 200) body = Buffer.from(await res.arrayBuffer());
     else await res.arrayBuffer().catch(() => undefined);
   } catch (e) {
@@ -292,11 +293,14 @@ export interface WatchOptions extends FollowOptions {
   readonly intervalMs: number;
   readonly signal: AbortSignal;
   readonly onPass: (r: FollowResult) => void;
-  /** a pass that throws (a wrong passphrase, a damaged workspace) ends the watch; a CRL that fails does not */
-  readonly onError?: (e: unknown) => void;
 }
 
-/** `jpki provider follow --watch`: a pass every `intervalMs` until `signal` aborts. */
+/**
+ * `jpki provider follow --watch`: a pass every `intervalMs` until `signal` aborts. A public CRL that cannot be had
+ * is reported in its pass and tried again at the next; a pass that throws (a wrong passphrase, a damaged workspace,
+ * the workspace locked by another command) ends the watch. The provider's CRL is refreshed when half its lifetime
+ * has passed, so an interval well under crlLifetimeHours / 2 keeps it current.
+ */
 export async function watchPublicCrls(o: WatchOptions): Promise<void> {
   if (!Number.isFinite(o.intervalMs) || o.intervalMs < 1000) throw new JpkiError("ERR_USAGE", "the follow interval must be at least 1 second");
   while (!o.signal.aborted) {

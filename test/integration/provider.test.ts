@@ -246,6 +246,12 @@ describe("jpki provider", () => {
     expect(cliRun.stderr).toContain("ERR_PUBLIC_CRL_UNAVAILABLE");
   }, 120_000);
 
+  it("says so when there is no provider workspace", async () => {
+    const r = await cli(["--json", "provider", "list", "--dir", join(dir, "no-such-provider")], { cwd: dir });
+    expect(r.code).toBe(16);
+    expect(JSON.parse(r.stderr).error.code).toBe("ERR_PROVIDER_MISSING");
+  });
+
   it("explains itself", async () => {
     for (const c of [[], ["init"], ["enrol"], ["follow"], ["list"], ["show"], ["crl"]]) {
       const h = await cli(["provider", ...c, "--help"], { cwd: dir });

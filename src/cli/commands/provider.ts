@@ -5,15 +5,18 @@
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import type { FollowResult, ProviderLinkView } from "../../index.js";
-import { JpkiError, checkInputFile, checkOutputDir, checkOutputFile, library } from "../lib.js";
+import { JpkiError, checkInputFile, checkOutputFile, checkWorkspaceDir, library } from "../lib.js";
 import { Context, withStopSignal } from "../context.js";
 import type { Io } from "../output.js";
 
 const DEFAULT_DIR = "jpki-provider";
 
-/** The provider workspace: --dir, else $JPKI_PROVIDER_HOME, else ./jpki-provider. */
-function providerDir(io: Io, dir: string | undefined, create = false): string {
-  return checkOutputDir(dir ?? io.env.JPKI_PROVIDER_HOME ?? DEFAULT_DIR, dir ? "provider directory --dir" : "provider directory", { cwd: io.cwd, create });
+/**
+ * The provider workspace: --dir, else $JPKI_PROVIDER_HOME, else ./jpki-provider. A file or a special path is refused
+ * here; a missing directory is the library's ERR_PROVIDER_MISSING (init makes it).
+ */
+function providerDir(io: Io, dir: string | undefined): string {
+  return checkWorkspaceDir(dir ?? io.env.JPKI_PROVIDER_HOME ?? DEFAULT_DIR, dir ? "provider directory --dir" : "provider directory", { cwd: io.cwd });
 }
 
 /** The registered verifier's token: --token-file, else $JPKI_VERIFIER_TOKEN; never an argument (ps shows those). */
@@ -81,7 +84,7 @@ Example:
       const ctx = Context.of(io, c);
       const anchors = o.trust.map((f) => readFileSync(checkInputFile(f, "trust anchor --trust", { cwd: io.cwd })));
       const days = o.certificateDays === undefined ? undefined : Number(o.certificateDays);
-      const dir = providerDir(io, o.dir, true);
+      const dir = providerDir(io, o.dir);
       const passphrase = await ctx.passphrase();
       const { initProvider, systemClock } = await library();
       const r = await initProvider({ dir, name: o.name, endpoint: o.endpoint, ...(o.crlUrl ? { crlUrl: o.crlUrl } : {}), trustAnchors: anchors, passphrase, clock: systemClock, ...(days !== undefined ? { certificateDays: days } : {}) });
