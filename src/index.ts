@@ -197,6 +197,7 @@ export {
   providerCertificate,
   listProviderLinks,
   showProviderLink,
+  revokeProviderCertificate,
   publishProviderCrl,
   openProviderCa,
   withProviderLock,

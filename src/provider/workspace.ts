@@ -29,7 +29,7 @@ import { X509Certificate, createHash, createPublicKey, verify as cryptoVerify } 
 import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { buildCrl } from "../crl/builder.js";
-import { CRL_REASON, type CrlReasonName } from "../crl/reason.js";
+import { CRL_REASON, parseReason, type CrlReasonName } from "../crl/reason.js";
 import { JpkiError } from "../errors.js";
 import { assembleCertificate, encodeTbs } from "../ca/certificate.js";
 import { endOfJstDay } from "../ca/validity.js";
@@ -37,7 +37,7 @@ import type { Clock } from "../pki/clock.js";
 import { certificateParts, children, extension, readHeader } from "../pki/der.js";
 import { decryptPrivateKey, encryptPrivateKey, generateRsaKey } from "../pki/keys.js";
 import { parsePemBlocks, pemOrDer, toPem } from "../pki/pem.js";
-import { randomSerial, serialHex } from "../pki/serial.js";
+import { normaliseSerial, randomSerial, serialHex } from "../pki/serial.js";
 import { SoftwareSigner, type Signer } from "../pki/signer.js";
 import { authorityKeyIdentifier, basicConstraints, crlDistributionPoints, keyIdentifier, keyUsage, subjectKeyIdentifier } from "../profile/extensions.js";
 import { encodeName, type Rdn } from "../profile/names.js";
@@ -536,12 +536,40 @@ export function listProviderLinks(dir: string, clock: Clock): ProviderLinkView[]
   return readProviderState(paths).links.map((l) => viewLink(l, now));
 }
 
+function findLink(state: ProviderState, serial: string): ProviderLink {
+  const want = normaliseSerial(serial);
+  const l = want ? state.links.find((x) => x.serial === want) : undefined;
+  if (!l) throw new JpkiError("ERR_PROVIDER_CERT_UNKNOWN", `the provider issued no certificate with serial ${JSON.stringify(serial)}: 'jpki provider list' shows them`);
+  return l;
+}
+
 /** `jpki provider show SERIAL`: one certificate with its link and PEM. */
 export function showProviderLink(dir: string, serial: string, clock: Clock): ProviderLinkView & { readonly certificatePem: string } {
   const paths = providerPaths(dir);
   readProviderConfig(paths);
-  const want = serial.toLowerCase().replace(/^0x/, "").replace(/[:\s]/g, "").replace(/^(?:00)+(?=[0-9a-f])/, "");
-  const l = readProviderState(paths).links.find((x) => x.serial === want);
-  if (!l) throw new JpkiError("ERR_PROVIDER_CERT_UNKNOWN", `the provider issued no certificate with serial ${JSON.stringify(serial)}: 'jpki provider list' shows them`);
+  const l = findLink(readProviderState(paths), serial);
   return { ...viewLink(l, clock.now()), certificatePem: toPem(Buffer.from(l.certificate, "base64"), "CERTIFICATE") };
+}
+
+/**
+ * `jpki provider revoke SERIAL --reason R`: the provider revokes one of its certificates itself (the customer's key
+ * lost, the account closed), whatever the public certificate's state, and publishes its CRL. ERR_CERT_ALREADY_REVOKED
+ * when it is revoked already (by follow or by hand).
+ */
+export async function revokeProviderCertificate(o: { readonly dir: string; readonly passphrase: string; readonly clock: Clock; readonly serial: string; readonly reason: string }): Promise<{ readonly link: ProviderLinkView; readonly crl: ProviderCrl }> {
+  const paths = providerPaths(o.dir);
+  const config = readProviderConfig(paths);
+  const reason = parseReason(o.reason);
+  if (reason.name === "removeFromCRL") throw new JpkiError("ERR_USAGE", "removeFromCRL un-revokes, in delta CRLs only: it is not a reason to revoke");
+  return withProviderLock(paths, async () => {
+    const ca = openProviderCa(paths, o.passphrase); // before anything is recorded: a wrong passphrase changes nothing
+    const state = readProviderState(paths);
+    const l = findLink(state, o.serial);
+    if (l.revoked) throw new JpkiError("ERR_CERT_ALREADY_REVOKED", `the provider's certificate ${l.serial} is already revoked (${REASON_NAMES.get(l.revoked.reason) ?? "unspecified"})`);
+    const revoked: ProviderLink = { ...l, revoked: { at: o.clock.now().getTime(), reason: reason.code } };
+    const next = { ...state, links: state.links.map((x) => (x === l ? revoked : x)) };
+    writeProviderState(paths, next);
+    const crl = await publishProviderCrl(paths, config, ca, o.clock, next);
+    return { link: viewLink(revoked, o.clock.now()), crl };
+  });
 }

@@ -246,6 +246,21 @@ describe("jpki provider", () => {
     expect(cliRun.stderr).toContain("ERR_PUBLIC_CRL_UNAVAILABLE");
   }, 120_000);
 
+  it("revokes one of its certificates by hand, once", async () => {
+    const dave = (await ok(["--json", "provider", "list", ...p()])).json().certificates.find((c: { status: string }) => c.status === "valid");
+    writeFileSync(join(dir, "dave.bank.pem"), (await ok(["--json", "provider", "show", dave.serial, ...p()])).json().certificatePem);
+    expect(opensslVerify(join(dir, "dave.bank.pem")).status).toBe(0);
+    const r = (await ok(["--json", "provider", "revoke", dave.serial, ...p(), "--reason", "keyCompromise"])).json();
+    expect(r).toMatchObject({ status: "revoked", reason: "keyCompromise" });
+    expect(opensslVerify(join(dir, "dave.bank.pem")).out).toContain("certificate revoked");
+    const again = await cli(["provider", "revoke", dave.serial, ...p(), "--reason", "loss"], { cwd: dir });
+    expect(again.code).toBe(9);
+    expect(again.stderr).toContain("ERR_CERT_ALREADY_REVOKED");
+    const unknown = await cli(["provider", "revoke", "0badc0de", ...p(), "--reason", "loss"], { cwd: dir });
+    expect(unknown.code).toBe(16);
+    expect(unknown.stderr).toContain("ERR_PROVIDER_CERT_UNKNOWN");
+  });
+
   it("says so when there is no provider workspace", async () => {
     const r = await cli(["--json", "provider", "list", "--dir", join(dir, "no-such-provider")], { cwd: dir });
     expect(r.code).toBe(16);
@@ -253,7 +268,7 @@ describe("jpki provider", () => {
   });
 
   it("explains itself", async () => {
-    for (const c of [[], ["init"], ["enrol"], ["follow"], ["list"], ["show"], ["crl"]]) {
+    for (const c of [[], ["init"], ["enrol"], ["follow"], ["list"], ["show"], ["revoke"], ["crl"]]) {
       const h = await cli(["provider", ...c, "--help"], { cwd: dir });
       expect(h.code, c.join(" ")).toBe(0);
       expect(h.stdout).toMatch(/Usage: jpki provider/);

@@ -196,6 +196,21 @@ Exit 17 when a public CRL could not be had or was refused (the others are still 
     });
 
   cmd
+    .command("revoke")
+    .description("revoke one of the provider's certificates itself (the customer's key lost, the account closed) and publish the provider CRL")
+    .argument("<serial>", "the serial in hex, as enrol or list printed it")
+    .option(...dirOption)
+    .requiredOption("--reason <reason>", "an RFC 5280 reason name (keyCompromise, cessationOfOperation, affiliationChanged, superseded …) or a cause such as loss")
+    .action(async (serial: string, o: { dir?: string; reason: string }, c: Command) => {
+      const ctx = Context.of(io, c);
+      const dir = providerDir(io, o.dir);
+      const passphrase = await ctx.passphrase();
+      const { revokeProviderCertificate, systemClock } = await library();
+      const r = await revokeProviderCertificate({ dir, passphrase, clock: systemClock, serial, reason: o.reason });
+      ctx.out.result({ ...r.link, crl: { ...r.crl, number: r.crl.number.toString() } }, () => `revoked ${r.link.serial} (${r.link.reason}); provider CRL #${r.crl.number} published: ${r.crl.path}`);
+    });
+
+  cmd
     .command("crl")
     .description("publish a new provider CRL now (follow does when something changed)")
     .option(...dirOption)
