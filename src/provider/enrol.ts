@@ -36,6 +36,7 @@ import { writeFileAtomic } from "../store/files.js";
 import { parseCertificate } from "../validation/certificate.js";
 import { verifySignedData } from "../validation/cms.js";
 import { validateJpki } from "../validation/jpki.js";
+import { OcspClient } from "../validation/ocsp-source.js";
 import { formatName } from "../validation/name.js";
 import { refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
 import {
@@ -62,6 +63,12 @@ export interface EnrolOptions extends PublicEndpointOptions {
   readonly generateKey?: boolean;
   /** the provider's own id for the customer (the certificate's CN); a random opaque id when omitted */
   readonly customerId?: string;
+  /**
+   * Ask the endpoint's OCSP responder too (`<endpoint>/ocsp/<ca>`), and issue only on "good": the CRL may be hours
+   * old, OCSP answers from the CA's store now (JPKI.md: OCSP where same-day certainty matters, as at the
+   * identity check ③). Revoked, unknown or no answer refuses.
+   */
+  readonly ocsp?: boolean;
 }
 
 export interface EnrolResult extends ProviderLinkView {
@@ -74,6 +81,8 @@ export interface EnrolResult extends ProviderLinkView {
   readonly alreadyEnrolled: boolean;
   /** how the public CRL the check used was had */
   readonly publicCrl: { readonly caId: string; readonly number: string; readonly status: "downloaded" | "not-modified" };
+  /** the OCSP answer, when asked (`ocsp`) */
+  readonly publicOcsp?: { readonly url: string; readonly status: "good"; readonly producedAt: Date };
 }
 
 const CUSTOMER_ID = /^[A-Za-z0-9._@-]{1,64}$/;
@@ -134,11 +143,24 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
       );
     }
     const publicCrl = { caId: ca.caId, number: fetched.seen.number, status: fetched.status };
+    let publicOcsp: EnrolResult["publicOcsp"];
+    if (o.ocsp) {
+      const url = `${config.endpoint}/ocsp/${ca.caId}`;
+      const client = new OcspClient({ url, ...(o.bearerToken ? { bearerToken: o.bearerToken } : {}), ...(o.fetch ? { fetch: o.fetch } : {}), ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}) });
+      const answer = await client.check({ certificate: publicDer, issuer: ca.der }, now);
+      if (answer.status !== "good") {
+        const said = answer.status === "no-answer" ? `no answer (${answer.problem}: ${answer.detail})` : answer.status === "revoked" ? `revoked (${answer.revocation.reason})` : "unknown";
+        throw new JpkiError("ERR_PROVIDER_PUBLIC_CERT_INVALID", `the OCSP responder ${url} says the customer's public signature certificate is ${said}: nothing was issued`, {
+          details: { status: answer.status === "revoked" ? "revoked" : "revocation-unknown", source: "ocsp", caId: ca.caId, ...(answer.status === "no-answer" ? { problem: answer.problem } : {}) },
+        });
+      }
+      publicOcsp = { url, status: "good", producedAt: answer.producedAt };
+    }
 
     const before = state.links.find((l) => l.requestSha256 === requestSha256);
     if (before) {
       if (before.keyGenerated) throw new JpkiError("ERR_PROVIDER_REQUEST_REUSED", `this request was enrolled before (certificate ${before.serial}) with a key generated here: a request is honoured once; the customer signs a new one`);
-      return result(before, { alreadyEnrolled: true, publicCrl });
+      return result(before, { alreadyEnrolled: true, publicCrl, ...(publicOcsp ? { publicOcsp } : {}) });
     }
 
     // The key: the signed PKCS#10 request's, or one made here.
@@ -174,9 +196,9 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
       sameKey,
     };
     writeProviderState(paths, { ...state, links: [...state.links, link] });
-    return result(link, { alreadyEnrolled: false, publicCrl, ...(key ? { privateKeyPem: key.export({ type: "pkcs8", format: "pem" }) as string } : {}) });
+    return result(link, { alreadyEnrolled: false, publicCrl, ...(publicOcsp ? { publicOcsp } : {}), ...(key ? { privateKeyPem: key.export({ type: "pkcs8", format: "pem" }) as string } : {}) });
 
-    function result(l: ProviderLink, extra: { alreadyEnrolled: boolean; publicCrl: EnrolResult["publicCrl"]; privateKeyPem?: string }): EnrolResult {
+    function result(l: ProviderLink, extra: { alreadyEnrolled: boolean; publicCrl: EnrolResult["publicCrl"]; publicOcsp?: EnrolResult["publicOcsp"]; privateKeyPem?: string }): EnrolResult {
       const der = Buffer.from(l.certificate, "base64");
       const pem = toPem(der, "CERTIFICATE");
       const certificatePath = join(paths.certsDir, `${l.serial}.pem`);

@@ -13,7 +13,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { followPublicCrls, parseResidentRecord, systemClock, type Workspace } from "../../src/index.js";
+import { CertificationAuthority, OcspClient, followPublicCrls, parseResidentRecord, pemOrDer, renewOcspSigners, systemClock, type Workspace } from "../../src/index.js";
 import { buildServer } from "../../src/server/app.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { cardKey, cli, openWorkspace, sh, tempDir, writeJsonl } from "./helpers.js";
@@ -78,13 +78,15 @@ beforeAll(async () => {
   ws = join(dir, "public");
   prov = join(dir, "bank");
   await ok([...w(), "ca", "init", "-p", "13"]);
-  residents = [...generateResidents({ count: 4, seed: "provider", prefectures: ["13"] })];
+  residents = [...generateResidents({ count: 6, seed: "provider", prefectures: ["13"] })];
   writeJsonl(join(dir, "residents.jsonl"), residents);
   await ok([...w(), "registry", "import", join(dir, "residents.jsonl")]);
   await issue("alice", 0);
   await issue("bob", 1);
   await issue("carol", 2);
   await issue("dave", 3);
+  await issue("erin", 4);
+  await issue("frank", 5);
   const v = await ok([...w(), "--json", "verifier", "add", "--name", "Example Bank", "--kind", "private"]);
   tokenFile = join(dir, "token.txt");
   writeFileSync(tokenFile, `${v.json().token}\n`, { mode: 0o600 });
@@ -95,7 +97,10 @@ beforeAll(async () => {
   await ok([...w(), "crl", "generate", "--prefecture", "13"]);
   // `jpki serve`'s routes, in-process on an ephemeral loopback port
   server = await openWorkspace(ws);
-  ({ app } = await buildServer(server, {}));
+  // OCSP too: the signing certificate the CRL schedule would issue, and a responder that reads the store every 50 ms
+  const ca = CertificationAuthority.open((await server.store.getCa("13-sig"))!, "correct horse", server.config);
+  await renewOcspSigners(server.store, [ca], { now: new Date(), passphrase: "correct horse" });
+  ({ app } = await buildServer(server, { ocsp: { passphrase: "correct horse", pollMs: 50 } }));
   await app.listen({ host: "127.0.0.1", port: 0 });
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   await ok(["--json", "provider", "init", ...p(), "--name", "Example Bank", "--endpoint", base, "--trust", join(ws, "ca", "13-sig.pem"), "--crl-url", "http://bank.example/crl/provider.crl"]);
@@ -260,6 +265,28 @@ describe("jpki provider", () => {
     expect(unknown.code).toBe(16);
     expect(unknown.stderr).toContain("ERR_PROVIDER_CERT_UNKNOWN");
   });
+
+  it("with --ocsp, refuses a certificate revoked since the last CRL, which the CRL alone lets through", async () => {
+    const good = (await ok(["--json", "provider", "enrol", ...p(), "--request", application("frank"), "--ocsp", "--token-file", tokenFile])).json();
+    expect(good.publicOcsp).toMatchObject({ status: "good", url: `${base}/ocsp/13-sig` });
+    // erin's card is stolen: the CA records it at once, the next CRL is not published yet
+    await ok([...w(), "revoke", "--serial", certs.erin!.serial, "--reason", "theft"]);
+    const der = (f: string) => pemOrDer(readFileSync(f), ["CERTIFICATE"], "certificate");
+    const client = new OcspClient({ url: `${base}/ocsp/13-sig`, bearerToken: readFileSync(tokenFile, "utf8").trim() });
+    for (let i = 0; i < 100; i++) {
+      if ((await client.check({ certificate: der(certs.erin!.pem), issuer: der(join(ws, "ca", "13-sig.pem")) }, new Date())).status === "revoked") break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const refused = await cli(["--json", "provider", "enrol", ...p(), "--request", application("erin"), "--ocsp", "--token-file", tokenFile], { cwd: dir });
+    expect(refused.code).toBe(16);
+    expect(JSON.parse(refused.stderr).error).toMatchObject({ code: "ERR_PROVIDER_PUBLIC_CERT_INVALID", details: { status: "revoked", source: "ocsp" } });
+    // the CRL alone still says valid: what --ocsp is for (follow revokes it once the CRL lists it)
+    const crlOnly = await ok(["--json", "provider", "enrol", ...p(), "--request", join(dir, "erin.csr.p7s"), "--token-file", tokenFile]);
+    expect(crlOnly.json().publicCrl.status).toBe("not-modified");
+    await regenerateCrl();
+    const r = (await ok(["--json", "provider", "follow", ...p(), "--token-file", tokenFile])).json();
+    expect(r.revoked).toEqual([expect.objectContaining({ serial: crlOnly.json().serial, reason: "cessationOfOperation", public: expect.objectContaining({ reason: "keyCompromise" }) })]);
+  }, 120_000);
 
   it("says so when there is no provider workspace", async () => {
     const r = await cli(["--json", "provider", "list", "--dir", join(dir, "no-such-provider")], { cwd: dir });

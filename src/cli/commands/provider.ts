@@ -100,6 +100,7 @@ Example:
     .option("--generate-key", "the signed content is an application: generate the customer's key here, written once to --key-out")
     .option("--key-out <file>", "where the generated key goes (PKCS#8 PEM, mode 0600; the provider keeps no copy)")
     .option("--customer <id>", "the provider's id for the customer (the certificate's CN; default a random opaque id)")
+    .option("--ocsp", "ask the endpoint's OCSP responder too, and issue only on 'good' (same-day certainty: the CRL may be hours old)")
     .option(...tokenOption)
     .addHelpText(
       "after",
@@ -113,7 +114,7 @@ Example (the customer's side with openssl; the card's key signs):
   openssl req -new -key new.key -subj /CN=me -out new.csr
   openssl cms -sign -nodetach -binary -in new.csr -signer card.crt -inkey card.key -outform DER -out application.p7s`,
     )
-    .action(async (o: { dir?: string; request: string; generateKey?: boolean; keyOut?: string; customer?: string; tokenFile?: string }, c: Command) => {
+    .action(async (o: { dir?: string; request: string; generateKey?: boolean; keyOut?: string; customer?: string; ocsp?: boolean; tokenFile?: string }, c: Command) => {
       const ctx = Context.of(io, c);
       if (o.generateKey && !o.keyOut) throw new JpkiError("ERR_USAGE", "--generate-key needs --key-out FILE: the key is handed back once");
       if (o.keyOut && !o.generateKey) throw new JpkiError("ERR_USAGE", "--key-out goes with --generate-key");
@@ -122,13 +123,13 @@ Example (the customer's side with openssl; the card's key signs):
       const dir = providerDir(io, o.dir);
       const passphrase = await ctx.passphrase();
       const { enrolCustomer, systemClock, writeFileAtomic } = await library();
-      const r = await enrolCustomer({ dir, passphrase, clock: systemClock, request, generateKey: Boolean(o.generateKey), ...(o.customer ? { customerId: o.customer } : {}), bearerToken: bearerToken(io, o.tokenFile) });
+      const r = await enrolCustomer({ dir, passphrase, clock: systemClock, request, generateKey: Boolean(o.generateKey), ocsp: Boolean(o.ocsp), ...(o.customer ? { customerId: o.customer } : {}), bearerToken: bearerToken(io, o.tokenFile) });
       if (r.privateKeyPem && keyOut) writeFileAtomic(keyOut, r.privateKeyPem, 0o600);
       const { certificate: _der, privateKeyPem: _key, ...shown } = r;
       ctx.out.result({ ...shown, ...(keyOut ? { keyPath: keyOut } : {}) }, () =>
         [
           `${r.alreadyEnrolled ? "already enrolled" : "issued"} ${r.serial} to ${r.customerId} until ${r.notAfter.toISOString()}: ${r.certificatePath}`,
-          `  linked to public ${r.public.caId} ${r.public.serial} (valid on CRL #${r.publicCrl.number}, ${r.publicCrl.status})`,
+          `  linked to public ${r.public.caId} ${r.public.serial} (valid on CRL #${r.publicCrl.number}, ${r.publicCrl.status}${r.publicOcsp ? "; OCSP good" : ""})`,
           ...(keyOut ? [`  the customer's key: ${keyOut} (hand it over, then delete it)`] : []),
         ].join("\n"),
       );
