@@ -63,6 +63,24 @@ export interface PublicEndpointOptions {
   readonly fetch?: typeof globalThis.fetch;
   /** default 10 s */
   readonly timeoutMs?: number;
+  /** the largest CRL accepted, bytes (default 1 GiB: a CA's CRL with ~20 million entries) */
+  readonly maxCrlBytes?: number;
+}
+
+const DEFAULT_MAX_CRL_BYTES = 1024 ** 3;
+
+/** The body, read chunk by chunk and given up past `max` bytes (an endpoint gone wrong must not exhaust memory). */
+async function boundedBody(res: Response, max: number): Promise<Buffer> {
+  const declared = Number(res.headers.get("content-length") ?? NaN);
+  if (declared > max) throw new Error(`the CRL is ${declared} bytes, more than the ${max} accepted`);
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of res.body ?? []) {
+    n += c.length;
+    if (n > max) throw new Error(`the CRL is more than the ${max} bytes accepted`);
+    chunks.push(Buffer.from(c));
+  }
+  return Buffer.concat(chunks, n);
 }
 
 export interface PublicCrlFetch {
@@ -130,8 +148,8 @@ export async function refreshPublicCrl(paths: ProviderPaths, endpoint: string, c
   try {
     // No redirects: the bearer token goes to the endpoint configured, nowhere else.
     res = await (o.fetch ?? globalThis.fetch)(url, { headers, redirect: "error", signal: AbortSignal.timeout(o.timeoutMs ?? 10_000) });
-    if (res.status === 200) body = Buffer.from(await res.arrayBuffer());
-    else await res.arrayBuffer().catch(() => undefined);
+    if (res.status === 200) body = await boundedBody(res, o.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES);
+    else await res.body?.cancel().catch(() => undefined);
   } catch (e) {
     throw new JpkiError("ERR_PUBLIC_CRL_UNAVAILABLE", `the CRL of ${ca.caId} could not be fetched from ${url} (${(e as Error).message}): check the endpoint and the network`, { cause: e, details: { url } });
   }

@@ -13,7 +13,8 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CertificationAuthority, OcspClient, followPublicCrls, parseResidentRecord, pemOrDer, renewOcspSigners, systemClock, type Workspace } from "../../src/index.js";
+import { createPrivateKey } from "node:crypto";
+import { CertificationAuthority, FixedClock, OcspClient, SoftwareSigner, enrolCustomer, followPublicCrls, signApplication, parseResidentRecord, pemOrDer, renewOcspSigners, systemClock, type Workspace } from "../../src/index.js";
 import { buildServer } from "../../src/server/app.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { cardKey, cli, openWorkspace, sh, tempDir, writeJsonl } from "./helpers.js";
@@ -245,6 +246,8 @@ describe("jpki provider", () => {
     const foreign = readFileSync(join(dir, "other", "crl", "13-sig.crl"), { flag: "r" });
     const wrong = await followPublicCrls({ dir: prov, passphrase, clock: systemClock, fetch: fake(foreign) });
     expect(wrong.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_INVALID" } });
+    const huge = await followPublicCrls({ dir: prov, passphrase, clock: systemClock, fetch: fake(old), maxCrlBytes: 100 });
+    expect(huge.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE" } });
     // the CLI exits 17 with the code
     const cliRun = await cli(["provider", "follow", ...p()], { cwd: dir, env: { JPKI_VERIFIER_TOKEN: "not-a-registered-token" } });
     expect(cliRun.code).toBe(17);
@@ -287,6 +290,17 @@ describe("jpki provider", () => {
     const r = (await ok(["--json", "provider", "follow", ...p(), "--token-file", tokenFile])).json();
     expect(r.revoked).toEqual([expect.objectContaining({ serial: crlOnly.json().serial, reason: "cessationOfOperation", public: expect.objectContaining({ reason: "keyCompromise" }) })]);
   }, 120_000);
+
+  it("refuses to enrol on a public CRL past its nextUpdate (hard-fail)", async () => {
+    // three days on, no new public CRL: the one served is stale; the application is signed then, so it is fresh
+    const later = new FixedClock(new Date(Date.now() + 3 * 86_400_000));
+    const der = (f: string) => pemOrDer(readFileSync(f), ["CERTIFICATE"], "certificate");
+    const request = await signApplication({ content: readFileSync(join(dir, "frank.csr")), certificate: der(certs.frank!.pem), signer: new SoftwareSigner(createPrivateKey(readFileSync(certs.frank!.key))), signingTime: later.now() });
+    await expect(enrolCustomer({ dir: prov, passphrase: "correct horse", clock: later, request, bearerToken: readFileSync(tokenFile, "utf8").trim() })).rejects.toMatchObject({
+      code: "ERR_PROVIDER_PUBLIC_CERT_INVALID",
+      details: { status: "revocation-unknown" },
+    });
+  });
 
   it("says so when there is no provider workspace", async () => {
     const r = await cli(["--json", "provider", "list", "--dir", join(dir, "no-such-provider")], { cwd: dir });
