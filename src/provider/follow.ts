@@ -311,18 +311,26 @@ export interface WatchOptions extends FollowOptions {
   readonly intervalMs: number;
   readonly signal: AbortSignal;
   readonly onPass: (r: FollowResult) => void;
+  /** a pass skipped because another provider command (an enrolment) held the workspace at that moment */
+  readonly onBusy?: (e: JpkiError) => void;
 }
 
 /**
  * `jpki provider follow --watch`: a pass every `intervalMs` until `signal` aborts. A public CRL that cannot be had
- * is reported in its pass and tried again at the next; a pass that throws (a wrong passphrase, a damaged workspace,
- * the workspace locked by another command) ends the watch. The provider's CRL is refreshed when half its lifetime
+ * is reported in its pass and tried again at the next; so is a pass that found the workspace held by another command
+ * (an enrolment: ERR_WORKSPACE_LOCKED); a pass that throws otherwise (a wrong passphrase, a damaged workspace) ends
+ * the watch. The provider's CRL is refreshed when half its lifetime
  * has passed, so an interval well under crlLifetimeHours / 2 keeps it current.
  */
 export async function watchPublicCrls(o: WatchOptions): Promise<void> {
   if (!Number.isFinite(o.intervalMs) || o.intervalMs < 1000) throw new JpkiError("ERR_USAGE", "the follow interval must be at least 1 second");
   while (!o.signal.aborted) {
-    o.onPass(await followPublicCrls(o));
+    try {
+      o.onPass(await followPublicCrls(o));
+    } catch (e) {
+      if (!isJpkiError(e, "ERR_WORKSPACE_LOCKED")) throw e;
+      o.onBusy?.(e);
+    }
     await new Promise<void>((res) => {
       const t = setTimeout(res, o.intervalMs);
       o.signal.addEventListener("abort", () => (clearTimeout(t), res()), { once: true });

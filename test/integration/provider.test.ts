@@ -14,7 +14,7 @@ import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPrivateKey } from "node:crypto";
-import { CertificationAuthority, FixedClock, OcspClient, SoftwareSigner, enrolCustomer, followPublicCrls, signApplication, parseResidentRecord, pemOrDer, renewOcspSigners, systemClock, type Workspace } from "../../src/index.js";
+import { CertificationAuthority, FixedClock, OcspClient, SoftwareSigner, enrolCustomer, followPublicCrls, providerPaths, signApplication, watchPublicCrls, withProviderLock, parseResidentRecord, pemOrDer, renewOcspSigners, systemClock, type Workspace } from "../../src/index.js";
 import { buildServer } from "../../src/server/app.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { cardKey, cli, openWorkspace, sh, tempDir, writeJsonl } from "./helpers.js";
@@ -300,6 +300,23 @@ describe("jpki provider", () => {
       code: "ERR_PROVIDER_PUBLIC_CERT_INVALID",
       details: { status: "revocation-unknown" },
     });
+  });
+
+  it("follow --watch skips a pass while an enrolment holds the workspace, and goes on", async () => {
+    const stop = new AbortController();
+    const seen: string[] = [];
+    await withProviderLock(providerPaths(prov), async () => {
+      await watchPublicCrls({
+        dir: prov,
+        passphrase: "correct horse",
+        clock: systemClock,
+        intervalMs: 1000,
+        signal: stop.signal,
+        onPass: () => seen.push("pass"),
+        onBusy: (e) => (seen.push(e.code), stop.abort()),
+      });
+    });
+    expect(seen).toEqual(["ERR_WORKSPACE_LOCKED"]);
   });
 
   it("says so when there is no provider workspace", async () => {

@@ -163,7 +163,7 @@ Exit 17 when a public CRL could not be had or was refused (the others are still 
         const seconds = Number(o.interval);
         if (!Number.isFinite(seconds) || seconds < 1) throw new JpkiError("ERR_USAGE", "--interval must be a number of seconds ≥ 1");
         await withStopSignal((signal) =>
-          watchPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token, intervalMs: seconds * 1000, signal, onPass: (r) => ctx.out.result(followJson(r), () => followText(r)) }),
+          watchPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token, intervalMs: seconds * 1000, signal, onPass: (r) => ctx.out.result(followJson(r), () => followText(r)), onBusy: (e) => ctx.out.info(`jpki: ${e.message}; this pass is skipped`) }),
         );
         return;
       }
