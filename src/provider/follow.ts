@@ -202,6 +202,8 @@ export interface FollowOptions extends PublicEndpointOptions {
   /** the provider CA's passphrase (its CRL is signed when something changed) */
   readonly passphrase: string;
   readonly clock: Clock;
+  /** how long to wait for the workspace when another provider command holds it (default PROVIDER_LOCK_WAIT_MS) */
+  readonly lockWaitMs?: number;
 }
 
 export interface FollowedCrl {
@@ -304,7 +306,7 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     if (!crlCause) return { crls, revoked };
     const crl = await publishProviderCrl(paths, config, openProviderCa(paths, o.passphrase), o.clock, state);
     return { crls, revoked, crl, crlCause };
-  });
+  }, o.lockWaitMs === undefined ? {} : { waitMs: o.lockWaitMs });
 }
 
 export interface WatchOptions extends FollowOptions {
@@ -326,7 +328,8 @@ export async function watchPublicCrls(o: WatchOptions): Promise<void> {
   if (!Number.isFinite(o.intervalMs) || o.intervalMs < 1000) throw new JpkiError("ERR_USAGE", "the follow interval must be at least 1 second");
   while (!o.signal.aborted) {
     try {
-      o.onPass(await followPublicCrls(o));
+      // A pass does not wait for the workspace: an enrolment holding it now is skipped over, the next pass comes.
+      o.onPass(await followPublicCrls({ ...o, lockWaitMs: 0 }));
     } catch (e) {
       if (!isJpkiError(e, "ERR_WORKSPACE_LOCKED")) throw e;
       o.onBusy?.(e);

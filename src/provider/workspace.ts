@@ -164,13 +164,30 @@ export interface ProviderState {
   readonly publicCrls: Readonly<Record<string, PublicCrlSeen>>;
 }
 
-/** Runs `fn` holding the provider's lock, after sweeping the temporary files of killed runs. */
-export async function withProviderLock<T>(paths: ProviderPaths, fn: () => Promise<T>): Promise<T> {
+/** How long a provider command waits for the lock by default: a follow pass takes a second or two. */
+export const PROVIDER_LOCK_WAIT_MS = 15_000;
+
+/**
+ * Runs `fn` holding the provider's lock, after sweeping the temporary files of killed runs. Another live holder (a
+ * `follow --watch` pass while a customer enrols) is waited for up to `waitMs`, then ERR_WORKSPACE_LOCKED.
+ */
+export async function withProviderLock<T>(paths: ProviderPaths, fn: () => Promise<T>, opts: { readonly waitMs?: number } = {}): Promise<T> {
   if (!existsSync(paths.config)) throw new JpkiError("ERR_PROVIDER_MISSING", `no provider workspace at ${paths.root}: run 'jpki provider init --dir ${paths.root} …' first`);
-  return withFileLock(paths.lock, `the provider workspace ${paths.root}`, async () => {
-    for (const d of [paths.root, paths.publicCrlDir, paths.certsDir, paths.crlDir]) if (existsSync(d)) sweepStaleTemps(d);
-    return fn();
-  });
+  const until = Date.now() + (opts.waitMs ?? PROVIDER_LOCK_WAIT_MS);
+  for (;;) {
+    let ran = false;
+    try {
+      return await withFileLock(paths.lock, `the provider workspace ${paths.root}`, async () => {
+        ran = true;
+        for (const d of [paths.root, paths.publicCrlDir, paths.certsDir, paths.crlDir]) if (existsSync(d)) sweepStaleTemps(d);
+        return fn();
+      });
+    } catch (e) {
+      // Only a refusal to take the lock is retried, never a failure of `fn`.
+      if (ran || !(e instanceof JpkiError && e.code === "ERR_WORKSPACE_LOCKED") || Date.now() >= until) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
 
 const HTTP_URL = /^https?:\/\/[^\s]+$/i;

@@ -319,6 +319,16 @@ describe("jpki provider", () => {
     expect(seen).toEqual(["ERR_WORKSPACE_LOCKED"]);
   });
 
+  it("a one-off follow waits for the workspace while another command holds it", async () => {
+    let release!: () => void;
+    const held = withProviderLock(providerPaths(prov), () => new Promise<void>((r) => (release = r))); // held from here on
+    const pass = followPublicCrls({ dir: prov, passphrase: "correct horse", clock: systemClock, bearerToken: readFileSync(tokenFile, "utf8").trim() });
+    setTimeout(() => release(), 300);
+    const r = await pass;
+    await held;
+    expect(r.crls[0]).toMatchObject({ caId: "13-sig", status: "not-modified" });
+  });
+
   it("says so when there is no provider workspace", async () => {
     const r = await cli(["--json", "provider", "list", "--dir", join(dir, "no-such-provider")], { cwd: dir });
     expect(r.code).toBe(16);
