@@ -141,7 +141,7 @@ Example (the customer's side with openssl; the card's key signs):
     .option(...dirOption)
     .option(...tokenOption)
     .option("--watch", "keep following, a pass every --interval, until SIGTERM/SIGINT")
-    .option("--interval <seconds>", "seconds between passes with --watch (default 300)", "300")
+    .option("--interval <seconds>", "seconds between passes with --watch", "300")
     .addHelpText(
       "after",
       `
@@ -150,7 +150,8 @@ verifies it with the trusted CA certificate, refuses one whose CRL number goes b
 saw. A revocation maps to the provider's reason: affiliationChanged, cessationOfOperation, superseded and
 certificateHold carry over; keyCompromise only for a certificate of the card's own key (else
 cessationOfOperation). Safe to kill and run again: the next pass completes what a killed one left.
-Exit 17 when a public CRL could not be had or was refused (the others are still followed).`,
+Exit 17 when a public CRL could not be had or was refused (the others are still followed). With --watch and
+--json, each pass writes one JSON document on a line of its own.`,
     )
     .action(async (o: { dir?: string; tokenFile?: string; watch?: boolean; interval: string }, c: Command) => {
       const ctx = Context.of(io, c);
