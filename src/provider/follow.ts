@@ -29,7 +29,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { CRL_REASON } from "../crl/reason.js";
+import { CRL_REASON, reasonName } from "../crl/reason.js";
 import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
 import { writeFileAtomic } from "../store/files.js";
@@ -286,7 +286,7 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
           serial: l.serial,
           customerId: l.customerId,
           reason,
-          public: { caId, serial: l.public.serial, reason: Object.entries(CRL_REASON).find(([, c]) => c === (entry.reason ?? 0))?.[0] ?? "unspecified", revokedAt: entry.revocationDate, crlNumber: f.seen.number },
+          public: { caId, serial: l.public.serial, reason: reasonName(entry.reason ?? 0) ?? "unspecified", revokedAt: entry.revocationDate, crlNumber: f.seen.number },
         });
       }
     }

@@ -18,7 +18,7 @@
  *   for the CA and authority cases (the customer did nothing), unspecified for unspecified, privilegeWithdrawn kept.
  * removeFromCRL (8) appears only in delta CRLs and un-revokes nothing of ours: it never maps (undefined).
  */
-import { CRL_REASON, reasonName, type CrlReasonName } from "../crl/reason.js";
+import { reasonName, type CrlReasonName } from "../crl/reason.js";
 
 const MAP: Readonly<Record<CrlReasonName, CrlReasonName | undefined>> = Object.freeze({
   unspecified: "unspecified",
@@ -42,5 +42,3 @@ export function privateReasonFor(publicReason: number | undefined, sameKey: bool
   if (name === "keyCompromise" && sameKey) return "keyCompromise";
   return MAP[name];
 }
-
-export { CRL_REASON };
