@@ -46,6 +46,7 @@ import {
   readProviderConfig,
   readProviderState,
   readTrustedCas,
+  reserveCrlNumber,
   withProviderLock,
   writeProviderState,
   type ProviderCrl,
@@ -290,11 +291,14 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
         });
       }
     }
-    // One write: the revocations and what was seen count together, or not at all.
+    // One write: the revocations, what was seen and (with revocations) the number of the CRL that owes them count
+    // together, or not at all. Killed after it, the reserved number is above the published CRL's: the next pass
+    // publishes ("unfinished"), even on a 304 and with no live link left.
+    const unfinished = publishedCrlNumber(paths) < BigInt(state.crlNumber);
     state = { ...state, links, publicCrls: seen };
+    if (revoked.length) state = reserveCrlNumber(paths, state);
     writeProviderState(paths, state);
 
-    const unfinished = publishedCrlNumber(paths) < BigInt(state.crlNumber);
     let due = false;
     try {
       const next = parseCrl(readFileSync(paths.crl)).nextUpdate?.getTime() ?? 0;
@@ -304,7 +308,7 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     }
     const crlCause = revoked.length ? "revocations" : unfinished ? "unfinished" : due ? "due" : undefined;
     if (!crlCause) return { crls, revoked };
-    const crl = await publishProviderCrl(paths, config, openProviderCa(paths, o.passphrase), o.clock, state);
+    const crl = await publishProviderCrl(paths, config, openProviderCa(paths, o.passphrase), o.clock, state, { reserved: revoked.length > 0 });
     return { crls, revoked, crl, crlCause };
   }, o.lockWaitMs === undefined ? {} : { waitMs: o.lockWaitMs });
 }

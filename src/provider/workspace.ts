@@ -483,15 +483,33 @@ export function publishedCrlNumber(paths: ProviderPaths): bigint {
 const EXPIRED_GRACE_MS = 7 * 86_400_000;
 
 /**
+ * The state with the next CRL number reserved: past the reserved one and past the published one (a state restored
+ * from an old backup). A change that must reach the CRL (a revocation) is written together with its reservation,
+ * in one state write: then "reserved > published" is exactly "a CRL is owed", which the next pass pays even if this
+ * process dies before publishing.
+ */
+export function reserveCrlNumber(paths: ProviderPaths, state: ProviderState): ProviderState {
+  const reserved = BigInt(state.crlNumber);
+  const onDisk = publishedCrlNumber(paths);
+  return { ...state, crlNumber: ((reserved > onDisk ? reserved : onDisk) + 1n).toString() };
+}
+
+/**
  * Publishes a new provider CRL from the state: the number is reserved in state.json first (durable), then the CRL
  * is built, verified with the CA's key and installed atomically. A crash in between leaves a gap in the numbers,
  * never a number used twice, and a state the next `follow` completes (published number < reserved number).
+ * `reserved`: the caller wrote `state` with its number reserved already (reserveCrlNumber), together with the
+ * change the CRL carries; that number is used. Otherwise a fresh one is reserved here (a number reserved by a
+ * process that died is burned, never reused: a PEM copy of it may have landed).
  */
-export async function publishProviderCrl(paths: ProviderPaths, config: ProviderConfig, ca: ProviderCa, clock: Clock, state = readProviderState(paths)): Promise<ProviderCrl> {
-  const reserved = BigInt(state.crlNumber);
-  const onDisk = publishedCrlNumber(paths);
-  const number = (reserved > onDisk ? reserved : onDisk) + 1n;
-  writeProviderState(paths, { ...state, crlNumber: number.toString() });
+export async function publishProviderCrl(paths: ProviderPaths, config: ProviderConfig, ca: ProviderCa, clock: Clock, state = readProviderState(paths), opts: { readonly reserved?: boolean } = {}): Promise<ProviderCrl> {
+  let number: bigint;
+  if (opts.reserved && BigInt(state.crlNumber) > publishedCrlNumber(paths)) number = BigInt(state.crlNumber);
+  else {
+    const next = reserveCrlNumber(paths, state);
+    writeProviderState(paths, next);
+    number = BigInt(next.crlNumber);
+  }
   const thisUpdate = new Date(Math.floor(clock.now().getTime() / 1000) * 1000);
   const nextUpdate = new Date(Math.min(thisUpdate.getTime() + config.crlLifetimeHours * 3600_000, ca.notAfter.getTime()));
   if (nextUpdate.getTime() <= thisUpdate.getTime()) throw new JpkiError("ERR_CA_INVALID", "the provider CA's certificate has expired: it signs no CRL");
@@ -505,9 +523,11 @@ export async function publishProviderCrl(paths: ProviderPaths, config: ProviderC
   const der = Buffer.concat(chunks);
   assertSignedBy(der, ca.spki, "the provider's CRL");
   mkdirSync(paths.crlDir, { recursive: true, mode: 0o700 });
-  // Public by nature: the provider's relying parties fetch these (0644), unlike everything else here.
-  writeFileAtomic(paths.crl, der, 0o644);
+  // Public by nature: the provider's relying parties fetch these (0644), unlike everything else here. The PEM copy
+  // first, the DER last: the DER's number is what the next pass compares with the reserved one, so a kill between
+  // the two leaves the DER behind and the next pass publishes both again (the other order left a stale PEM forever).
   writeFileAtomic(paths.crlPem, toPem(der, "X509 CRL"), 0o644);
+  writeFileAtomic(paths.crl, der, 0o644);
   return { number, thisUpdate, nextUpdate, entries: entries.length, path: paths.crl, sha256: createHash("sha256").update(der).digest("hex") };
 }
 
@@ -584,9 +604,10 @@ export async function revokeProviderCertificate(o: { readonly dir: string; reado
     const l = findLink(state, o.serial);
     if (l.revoked) throw new JpkiError("ERR_CERT_ALREADY_REVOKED", `the provider's certificate ${l.serial} is already revoked (${REASON_NAMES.get(l.revoked.reason) ?? "unspecified"})`);
     const revoked: ProviderLink = { ...l, revoked: { at: o.clock.now().getTime(), reason: reason.code } };
-    const next = { ...state, links: state.links.map((x) => (x === l ? revoked : x)) };
+    // The revocation and its CRL number in one write: killed before the CRL lands, the next follow publishes it.
+    const next = reserveCrlNumber(paths, { ...state, links: state.links.map((x) => (x === l ? revoked : x)) });
     writeProviderState(paths, next);
-    const crl = await publishProviderCrl(paths, config, ca, o.clock, next);
+    const crl = await publishProviderCrl(paths, config, ca, o.clock, next, { reserved: true });
     return { link: viewLink(revoked, o.clock.now()), crl };
   });
 }

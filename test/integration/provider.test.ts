@@ -17,7 +17,8 @@ import { createPrivateKey } from "node:crypto";
 import { CertificationAuthority, FixedClock, OcspClient, SoftwareSigner, enrolCustomer, followPublicCrls, providerPaths, signApplication, watchPublicCrls, withProviderLock, parseResidentRecord, pemOrDer, renewOcspSigners, systemClock, type Workspace } from "../../src/index.js";
 import { buildServer } from "../../src/server/app.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { cardKey, cli, openWorkspace, sh, tempDir, writeJsonl } from "./helpers.js";
+import { spawn } from "node:child_process";
+import { MAIN, cardKey, cli, openWorkspace, sh, tempDir, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -272,6 +273,7 @@ describe("jpki provider", () => {
   it("with --ocsp, refuses a certificate revoked since the last CRL, which the CRL alone lets through", async () => {
     const good = (await ok(["--json", "provider", "enrol", ...p(), "--request", application("frank"), "--ocsp", "--token-file", tokenFile])).json();
     expect(good.publicOcsp).toMatchObject({ status: "good", url: `${base}/ocsp/13-sig` });
+    writeFileSync(join(dir, "frank.bank.pem"), good.certificatePem);
     // erin's card is stolen: the CA records it at once, the next CRL is not published yet
     await ok([...w(), "revoke", "--serial", certs.erin!.serial, "--reason", "theft"]);
     const der = (f: string) => pemOrDer(readFileSync(f), ["CERTIFICATE"], "certificate");
@@ -328,6 +330,24 @@ describe("jpki provider", () => {
     await held;
     expect(r.crls[0]).toMatchObject({ caId: "13-sig", status: "not-modified" });
   });
+
+  it("a follow process killed (SIGKILL) once it has recorded a revocation is completed by the next pass", async () => {
+    await ok([...w(), "revoke", "--serial", certs.frank!.serial, "--reason", "death"]);
+    await regenerateCrl();
+    const token = readFileSync(tokenFile, "utf8").trim();
+    const child = spawn(process.execPath, [MAIN, "provider", "follow", "--dir", prov], { env: { ...process.env, JPKI_PASSPHRASE: "correct horse", JPKI_VERIFIER_TOKEN: token }, stdio: "ignore" });
+    const exited = new Promise<void>((r) => child.on("exit", () => r()));
+    const recorded = () => (JSON.parse(readFileSync(join(prov, "state.json"), "utf8")) as { links: Array<{ revoked?: unknown; public: { serial: string } }> }).links.some((l) => l.revoked && l.public.serial.replace(/^00/, "") === certs.frank!.serial);
+    for (let i = 0; i < 2000 && child.exitCode === null && !recorded(); i++) await new Promise((r) => setTimeout(r, 5));
+    child.kill("SIGKILL"); // wherever it is now: before its CRL, or after
+    await exited;
+    const next = (await ok(["--json", "provider", "follow", ...p(), "--token-file", tokenFile])).json();
+    const frankRevocations = (await ok(["--json", "provider", "list", ...p()])).json().certificates.filter((c: { public: { serial: string }; status: string }) => c.public.serial.replace(/^00/, "") === certs.frank!.serial && c.status === "revoked");
+    expect(frankRevocations).toHaveLength(1);
+    expect(next.revoked.length).toBeLessThanOrEqual(1); // the killed pass recorded it, or (killed before) this one does
+    const v = opensslVerify(join(dir, "frank.bank.pem"));
+    expect(v.out).toContain("certificate revoked");
+  }, 120_000);
 
   it("says so when there is no provider workspace", async () => {
     const r = await cli(["--json", "provider", "list", "--dir", join(dir, "no-such-provider")], { cwd: dir });
