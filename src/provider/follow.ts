@@ -20,11 +20,12 @@
  * - A stale CRL (past nextUpdate) still counts for revocations — a revocation is never undone — but the pass
  *   reports it, and enrolment refuses to validate against it (provider/enrol.ts: hard-fail).
  *
- * Crash safety: a pass writes the verified CRL file, then one state.json with the revocations and what it saw, then
- * the provider CRL (whose number it reserves in state.json first). Killed before the state write: nothing counted,
- * the next pass downloads again (its ETag is the old one) and finds the same revocations. Killed after it: the
- * revocations are recorded and the reserved number is above the published CRL's, so the next pass publishes the
- * CRL, even on a 304. Idempotent: a link revoked once is never revoked again.
+ * Crash safety: a pass writes the verified public CRL file, then one state.json with the revocations, what it saw
+ * and the number reserved for the provider CRL that owes them, then that CRL. Killed before the state write:
+ * nothing counted, the next pass downloads again (its ETag is the old one) and finds the same revocations. Killed
+ * after it: the revocations are recorded and the reserved number is above the published CRL's, so the next pass
+ * publishes the CRL, even on a 304 and with no live link left. Idempotent: a link revoked once is never revoked
+ * again. (test/integration/provider.test.ts kills a real `provider follow` with SIGKILL.)
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
