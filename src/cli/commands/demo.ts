@@ -51,6 +51,9 @@ export function makeDemoCommand(io: Io): Command {
       const passphrase = randomBytes(18).toString("base64url");
       // PEM copies of the CRLs too (crlPem): the checks printed below then work with any openssl, 1.1 included.
       const ws = await Workspace.createAsync(dir, { config: { store: ctx.storeUrl ? "postgres" : "sqlite", crlPem: true }, storeUrl: ctx.storeUrl });
+      // The in-process HTTP server of the provider's steps, closed however the demo ends (a listening socket would
+      // keep the process alive).
+      let closeServer: (() => Promise<void>) | undefined;
       try {
         writeFileAtomic(join(dir, "passphrase.txt"), passphrase + "\n", 0o600);
         say(`[1/10] workspace ${dir} (CA passphrase generated into passphrase.txt: demo only)`);
@@ -94,29 +97,23 @@ export function makeDemoCommand(io: Io): Command {
         const moverCert = issued.find((c) => c.type === "signature" && c.serial !== revoked.serial && c.serial !== kept.serial)!;
         const verifier = await registerVerifier(ws, { name: "Demo Bank", kind: "private" });
         const { app } = await buildServer(ws, {});
+        closeServer = () => app.close();
         const providerDir = join(dir, "provider");
-        let providerResult;
-        try {
-          await app.listen({ host: "127.0.0.1", port: 0 });
-          const endpoint = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-          const sigCas = await Promise.all(cas.created.filter((c) => c.id.endsWith("-sig")).map(async (c) => (await getCaRecord(ws, c.id)).certificateDer));
-          const provider = await initProvider({ dir: providerDir, name: "Demo Bank", endpoint, trustAnchors: sigCas, passphrase, clock: ws.clock });
-          // ② the customer signs an application with the card's signature key; ③–⑤ the provider checks the public
-          // certificate against the public CRL it fetches and issues its own, with a key it makes and hands back.
-          const application = await signApplication({
-            content: Buffer.from("口座開設申込書 (account application): please certify me\n"),
-            certificate: moverCert.der,
-            signer: new SoftwareSigner(cardKeys.get(moverCert.serial)!),
-            signingTime: ws.clock.now(),
-          });
-          const enrolled = await enrolCustomer({ dir: providerDir, passphrase, clock: ws.clock, request: application, generateKey: true, customerId: "demo-customer", bearerToken: verifier.token! });
-          writeFileAtomic(join(providerDir, "customer.key.pem"), enrolled.privateKeyPem!, 0o600);
-          say(`[7/10] provider Demo Bank (民間認証事業者) in provider/: enrolled a customer on public certificate ${moverCert.serial} (valid on CRL #${enrolled.publicCrl.number}), issued ${enrolled.serial}`);
-          providerResult = { provider, enrolled, endpoint };
-        } catch (e) {
-          await app.close();
-          throw e;
-        }
+        await app.listen({ host: "127.0.0.1", port: 0 });
+        const endpoint = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+        const sigCas = await Promise.all(cas.created.filter((c) => c.id.endsWith("-sig")).map(async (c) => (await getCaRecord(ws, c.id)).certificateDer));
+        const provider = await initProvider({ dir: providerDir, name: "Demo Bank", endpoint, trustAnchors: sigCas, passphrase, clock: ws.clock });
+        // ② the customer signs an application with the card's signature key; ③–⑤ the provider checks the public
+        // certificate against the public CRL it fetches and issues its own, with a key it makes and hands back.
+        const application = await signApplication({
+          content: Buffer.from("口座開設申込書 (account application): please certify me\n"),
+          certificate: moverCert.der,
+          signer: new SoftwareSigner(cardKeys.get(moverCert.serial)!),
+          signingTime: ws.clock.now(),
+        });
+        const enrolled = await enrolCustomer({ dir: providerDir, passphrase, clock: ws.clock, request: application, generateKey: true, customerId: "demo-customer", bearerToken: verifier.token! });
+        writeFileAtomic(join(providerDir, "customer.key.pem"), enrolled.privateKeyPem!, 0o600);
+        say(`[7/10] provider Demo Bank (民間認証事業者) in provider/: enrolled a customer on public certificate ${moverCert.serial} (valid on CRL #${enrolled.publicCrl.number}), issued ${enrolled.serial}`);
 
         // The registry reports a move (転居) of another resident: the notice revokes the signature certificate
         // whose certified address no longer holds, and that CA's CRL is regenerated.
@@ -145,15 +142,13 @@ export function makeDemoCommand(io: Io): Command {
         // The provider follows the public CRL (conditional GET): it sees the revocation and revokes its own certificate.
         // The server re-reads a CRL file's metadata within 250 ms, so a pass right after the notice may still get a 304.
         let followed;
-        try {
-          for (let i = 0; i < 50; i++) {
-            followed = await followPublicCrls({ dir: providerDir, passphrase, clock: ws.clock, bearerToken: verifier.token! });
-            if (followed.revoked.length || followed.crls.some((c) => c.error)) break;
-            await new Promise((r) => setTimeout(r, 100));
-          }
-        } finally {
-          await app.close();
+        for (let i = 0; i < 50; i++) {
+          followed = await followPublicCrls({ dir: providerDir, passphrase, clock: ws.clock, bearerToken: verifier.token! });
+          if (followed.revoked.length || followed.crls.some((c) => c.error)) break;
+          await new Promise((r) => setTimeout(r, 100));
         }
+        await closeServer();
+        closeServer = undefined;
         if (!followed?.revoked.length || !followed.crl) throw new JpkiError("ERR_INTERNAL", `the demo's provider did not see the relocation on the public CRL (${JSON.stringify(followed?.crls)}): please report this`);
         say(`[10/10] provider followed ${moverCert.caId}'s CRL (${followed.crls[0]!.status}): revoked its certificate ${followed.revoked[0]!.serial} (${followed.revoked[0]!.reason}); provider CRL #${followed.crl.number}`);
 
@@ -162,7 +157,7 @@ export function makeDemoCommand(io: Io): Command {
         const crlPem = (id: string) => rel(join(ws.paths.crlDir, `${id}.crl.pem`));
         const certPem = (s: string) => rel(join(ws.paths.certDir, `${s}.pem`));
         const check = (c: IssuedCertificate) => `openssl verify -crl_check -CAfile ${caPem(c.caId)} -CRLfile ${crlPem(c.caId)} ${certPem(c.serial)}`;
-        const pp = providerResult!;
+        const pp = { provider, enrolled };
         const customerPem = rel(pp.enrolled.certificatePath);
         const providerCheck = `openssl verify -crl_check -CAfile ${rel(pp.provider.certificatePath)} -CRLfile ${rel(join(providerDir, "crl", "provider.crl.pem"))} ${customerPem}`;
         const result = {
@@ -219,6 +214,7 @@ export function makeDemoCommand(io: Io): Command {
           ].join("\n"),
         );
       } finally {
+        await closeServer?.();
         await ws.close();
       }
     });
