@@ -61,6 +61,13 @@ export interface EnrolOptions extends PublicEndpointOptions {
   readonly request: Uint8Array;
   /** the signed content is an application, not a PKCS#10 request: generate the customer's key here */
   readonly generateKey?: boolean;
+  /**
+   * With `generateKey`: receives the key (PKCS#8 PEM) once the certificate is signed and before it and its link are
+   * recorded, e.g. to write it where the customer gets it. If it throws, nothing is recorded and the request stays
+   * unused, so the key is never lost behind a request that can no longer be used. (Without it, the key comes back in
+   * the result only.)
+   */
+  readonly deliverKey?: (privateKeyPem: string) => void;
   /** the provider's own id for the customer (the certificate's CN); a random opaque id when omitted */
   readonly customerId?: string;
   /**
@@ -195,8 +202,10 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
       keyGenerated: key !== undefined,
       sameKey,
     };
+    const privateKeyPem = key ? (key.export({ type: "pkcs8", format: "pem" }) as string) : undefined;
+    if (privateKeyPem) o.deliverKey?.(privateKeyPem);
     writeProviderState(paths, { ...state, links: [...state.links, link] });
-    return result(link, { alreadyEnrolled: false, publicCrl, ...(publicOcsp ? { publicOcsp } : {}), ...(key ? { privateKeyPem: key.export({ type: "pkcs8", format: "pem" }) as string } : {}) });
+    return result(link, { alreadyEnrolled: false, publicCrl, ...(publicOcsp ? { publicOcsp } : {}), ...(privateKeyPem ? { privateKeyPem } : {}) });
 
     function result(l: ProviderLink, extra: { alreadyEnrolled: boolean; publicCrl: EnrolResult["publicCrl"]; publicOcsp?: EnrolResult["publicOcsp"]; privateKeyPem?: string }): EnrolResult {
       const der = Buffer.from(l.certificate, "base64");

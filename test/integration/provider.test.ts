@@ -349,6 +349,20 @@ describe("jpki provider", () => {
     expect(v.out).toContain("certificate revoked");
   }, 120_000);
 
+  it("records nothing when the generated key cannot be handed over, so the same request still works", async () => {
+    const request = readFileSync(application("dave", "form"));
+    const base = { dir: prov, passphrase: "correct horse", clock: systemClock, request, generateKey: true, bearerToken: readFileSync(tokenFile, "utf8").trim() };
+    const count = async () => (await ok(["--json", "provider", "list", ...p()])).json().certificates.length;
+    const before = await count();
+    await expect(enrolCustomer({ ...base, deliverKey: () => { throw new Error("disk full"); } })).rejects.toThrow("disk full");
+    expect(await count()).toBe(before);
+    let delivered = "";
+    const r = await enrolCustomer({ ...base, deliverKey: (pem) => (delivered = pem) });
+    expect(delivered).toContain("PRIVATE KEY");
+    expect(r.privateKeyPem).toBe(delivered);
+    expect(await count()).toBe(before + 1);
+  });
+
   it("says so when there is no provider workspace", async () => {
     const r = await cli(["--json", "provider", "list", "--dir", join(dir, "no-such-provider")], { cwd: dir });
     expect(r.code).toBe(16);

@@ -123,8 +123,18 @@ Example (the customer's side with openssl; the card's key signs):
       const dir = providerDir(io, o.dir);
       const passphrase = await ctx.passphrase();
       const { enrolCustomer, systemClock, writeFileAtomic } = await library();
-      const r = await enrolCustomer({ dir, passphrase, clock: systemClock, request, generateKey: Boolean(o.generateKey), ocsp: Boolean(o.ocsp), ...(o.customer ? { customerId: o.customer } : {}), bearerToken: bearerToken(io, o.tokenFile) });
-      if (r.privateKeyPem && keyOut) writeFileAtomic(keyOut, r.privateKeyPem, 0o600);
+      // The key file is written before the enrolment is recorded (deliverKey): a failure to write it records nothing.
+      const r = await enrolCustomer({
+        dir,
+        passphrase,
+        clock: systemClock,
+        request,
+        generateKey: Boolean(o.generateKey),
+        ...(keyOut ? { deliverKey: (pem: string) => writeFileAtomic(keyOut, pem, 0o600) } : {}),
+        ocsp: Boolean(o.ocsp),
+        ...(o.customer ? { customerId: o.customer } : {}),
+        bearerToken: bearerToken(io, o.tokenFile),
+      });
       const { certificate: _der, privateKeyPem: _key, ...shown } = r;
       ctx.out.result({ ...shown, ...(keyOut ? { keyPath: keyOut } : {}) }, () =>
         [
