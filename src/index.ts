@@ -209,3 +209,33 @@ export {
   type ValidateJpkiAsyncParams,
   type ChainCertificate,
 } from "./validation/jpki.js";
+// A private certification provider (民間認証事業者) linked to JPKI: its own CA, enrolment on a public signature
+// certificate, and the follower of the public CRLs (issue 11 point 2).
+export {
+  initProvider,
+  providerPaths,
+  readProviderConfig,
+  readProviderState,
+  readTrustedCas,
+  providerCertificate,
+  listProviderLinks,
+  showProviderLink,
+  revokeProviderCertificate,
+  publishProviderCrl,
+  openProviderCa,
+  withProviderLock,
+  type InitProviderOptions,
+  type ProviderInitResult,
+  type ProviderConfig,
+  type ProviderState,
+  type ProviderLink,
+  type ProviderLinkView,
+  type ProviderPaths,
+  type ProviderCrl,
+  type PublicCrlSeen,
+  type TrustedCa,
+} from "./provider/workspace.js";
+export { enrolCustomer, type EnrolOptions, type EnrolResult } from "./provider/enrol.js";
+export { followPublicCrls, watchPublicCrls, refreshPublicCrl, verifyPublicCrl, type FollowOptions, type FollowResult, type FollowedCrl, type FollowRevocation, type WatchOptions as ProviderWatchOptions, type PublicEndpointOptions, type PublicCrlFetch } from "./provider/follow.js";
+export { privateReasonFor } from "./provider/reasons.js";
+export { signApplication, type SignApplicationParams } from "./provider/application.js";

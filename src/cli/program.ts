@@ -19,6 +19,7 @@ import { makeStoreCommand } from "./commands/store.js";
 import { makeServeCommand } from "./commands/serve.js";
 import { makeVerifierCommand } from "./commands/verifier.js";
 import { makeDisclosureCommand } from "./commands/disclosure.js";
+import { makeProviderCommand } from "./commands/provider.js";
 import { DEFAULT_WORKSPACE } from "./context.js";
 import { EXIT_USAGE, VerdictExit, exitCodesHelp } from "./exit-codes.js";
 import { makeVerifyCommand } from "./commands/verify.js";
@@ -50,7 +51,7 @@ Environment:
 
 ${exitCodesHelp()}`,
     );
-  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand, makeServeCommand, makeVerifierCommand, makeDisclosureCommand, makeVerifyCommand, makeVerifySignatureCommand]) {
+  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand, makeServeCommand, makeVerifierCommand, makeDisclosureCommand, makeProviderCommand, makeVerifyCommand, makeVerifySignatureCommand]) {
     program.addCommand(make(io));
   }
   const configure = (c: Command) => {

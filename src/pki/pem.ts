@@ -24,8 +24,13 @@ export function parsePemBlocks(text: string): Array<{ label: string; der: Buffer
   return out;
 }
 
-/** True when the bytes look like PEM text rather than DER. */
+/**
+ * True when the bytes look like PEM text rather than DER. A DER SEQUENCE whose definite length spans exactly the
+ * input is DER, whatever it contains: a CMS SignedData carrying a PEM document as its attached content (a signed
+ * PKCS#10 request, provider/enrol.ts) has "-----BEGIN " in its first bytes and is still DER.
+ */
 export function looksLikePem(bytes: Uint8Array): boolean {
+  if (isWholeDerSequence(bytes)) return false;
   const head = Buffer.from(bytes.subarray(0, Math.min(bytes.length, 4096))).toString("latin1");
   return head.includes("-----BEGIN ");
 }
@@ -71,4 +76,16 @@ function lines(bytes: Buffer): Buffer {
   let out = "";
   for (let i = 0; i < b64.length; i += 64) out += b64.slice(i, i + 64) + "\n";
   return Buffer.from(out, "ascii");
+}
+
+/** A DER SEQUENCE (0x30) with a definite length whose header and contents are exactly `bytes`. */
+function isWholeDerSequence(bytes: Uint8Array): boolean {
+  if (bytes.length < 2 || bytes[0] !== 0x30) return false;
+  const first = bytes[1]!;
+  if (first < 0x80) return 2 + first === bytes.length;
+  const n = first & 0x7f;
+  if (n === 0 || n > 4 || bytes.length < 2 + n) return false;
+  let len = 0;
+  for (let i = 0; i < n; i++) len = len * 256 + bytes[2 + i]!;
+  return 2 + n + len === bytes.length;
 }

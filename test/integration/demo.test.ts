@@ -31,6 +31,12 @@ describe("jpki demo", () => {
     expect(moved.status).not.toBe(0);
     expect(moved.out).toContain("certificate revoked");
     expect(Number(d.notice.crl.number)).toBe(2);
+    // the private provider enrolled the resident who moved and, following the public CRL, revoked its own certificate
+    expect(d.provider.revoked).toEqual([{ serial: d.provider.customer.serial, reason: "affiliationChanged" }]);
+    expect(d.provider.customer.public).toBe(d.notice.revokedByMove);
+    const providerCheck = run(d.checks.providerRevoked);
+    expect(providerCheck.status).not.toBe(0);
+    expect(providerCheck.out).toContain("certificate revoked");
     // a second run refuses to clobber the directory unless told to
     const again = await cli(["demo"], { cwd });
     expect(again.stderr).toContain("--force");

@@ -281,7 +281,7 @@ describe("jpki verify --status-of", () => {
     const ok = await cli(["verify", "--status-of", pems, "--url", serve.url, "--token-file", token], { cwd: dir });
     expect(ok.code, ok.stderr).toBe(0);
     const refused = await cli(["verify", "--status-of", pems, "--url", serve.url], { cwd: dir, env: { JPKI_VERIFIER_TOKEN: undefined } });
-    expect(refused.code).toBe(16);
+    expect(refused.code).toBe(17);
     expect(refused.stderr).toContain("ERR_SERVICE_FAILED");
     writeFileSync(list, "13-sig:0a\nnot a certificate\n");
     const bad = await cli(["verify", "--status-of", list, "--url", serve.url, "--token-file", token], { cwd: dir });

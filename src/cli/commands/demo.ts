@@ -3,7 +3,7 @@
  * synthetic residents, card key pairs, issuance, a revocation, CRLs — and how to check each artefact.
  * With JPKI_STORE set, the records go to that PostgreSQL database instead (it must not hold the demo's CAs yet).
  */
-import { randomBytes, generateKeyPair } from "node:crypto";
+import { randomBytes, generateKeyPair, type KeyObject } from "node:crypto";
 import { readdirSync, rmSync } from "node:fs";
 import { join, relative } from "node:path";
 import { Command } from "commander";
@@ -15,10 +15,13 @@ import type { Io } from "../output.js";
 
 const DEMO_PREFECTURES = ["13", "27", "01"];
 
-/** A card's key pair as the emulated card would make it; only the public half leaves this function. */
-function cardPublicKey(): Promise<Buffer> {
+/**
+ * A card's key pair as the emulated card would make it: the public half for the CA, the private half kept in memory
+ * only, as the card keeps it, for the one signature the demo's customer makes (the application to the provider).
+ */
+function cardKeyPair(): Promise<{ spki: Buffer; key: KeyObject }> {
   return new Promise((res, rej) =>
-    generateKeyPair("rsa", { modulusLength: 2048 }, (err, pub) => (err ? rej(err) : res(pub.export({ type: "spki", format: "der" })))),
+    generateKeyPair("rsa", { modulusLength: 2048 }, (err, pub, key) => (err ? rej(err) : res({ spki: pub.export({ type: "spki", format: "der" }), key }))),
   );
 }
 
@@ -34,6 +37,7 @@ export function makeDemoCommand(io: Io): Command {
       const lib = await library();
       const { CertificationAuthority, CrlPublisher, CrlUpdater, IssuanceService, Workspace, applyNoticesToRegistry, generateResidents, getCaRecord, initCas } = lib;
       const { parseResidentRecord, prefecture, readRecords, revokeCertificate, runIngest, toPem, writeFileAtomic } = lib;
+      const { buildServer, enrolCustomer, followPublicCrls, initProvider, registerVerifier, signApplication, SoftwareSigner } = lib;
       const n = Number(o.residents);
       if (!Number.isInteger(n) || n < 2 || n > 1000) throw new JpkiError("ERR_USAGE", "--residents must be a whole number from 2 to 1000");
       // A file, a FIFO or a path under /proc, /sys or /dev is refused before anything is made (mode 0o700: the passphrase lives here).
@@ -47,44 +51,72 @@ export function makeDemoCommand(io: Io): Command {
       const passphrase = randomBytes(18).toString("base64url");
       // PEM copies of the CRLs too (crlPem): the checks printed below then work with any openssl, 1.1 included.
       const ws = await Workspace.createAsync(dir, { config: { store: ctx.storeUrl ? "postgres" : "sqlite", crlPem: true }, storeUrl: ctx.storeUrl });
+      // The in-process HTTP server of the provider's steps, closed however the demo ends (a listening socket would
+      // keep the process alive).
+      let closeServer: (() => Promise<void>) | undefined;
       try {
         writeFileAtomic(join(dir, "passphrase.txt"), passphrase + "\n", 0o600);
-        say(`[1/8] workspace ${dir} (CA passphrase generated into passphrase.txt: demo only)`);
+        say(`[1/10] workspace ${dir} (CA passphrase generated into passphrase.txt: demo only)`);
 
         const prefs = DEMO_PREFECTURES.map((c) => prefecture(c));
         const cas = await initCas(ws, { prefectures: prefs, purposes: ["signature", "authentication"], passphrase });
-        say(`[2/8] created ${cas.created.length} CAs: ${cas.created.map((c) => `${c.id} ${c.prefecture}`).join(", ")}`);
+        say(`[2/10] created ${cas.created.length} CAs: ${cas.created.map((c) => `${c.id} ${c.prefecture}`).join(", ")}`);
 
         const inputs = [...generateResidents({ count: n, seed: "jpki-demo", prefectures: DEMO_PREFECTURES })];
         writeFileAtomic(join(dir, "residents.jsonl"), inputs.map((r) => JSON.stringify(r)).join("\n") + "\n");
         const residents = inputs.map((r) => parseResidentRecord(r, { now: ws.clock.now() }));
         await ws.store.upsertResidents(residents);
-        say(`[3/8] imported ${residents.length} residents from residents.jsonl`);
+        say(`[3/10] imported ${residents.length} residents from residents.jsonl`);
 
         const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
         const issued: IssuedCertificate[] = [];
+        const cardKeys = new Map<string, KeyObject>();
         for (const r of residents) {
           for (const type of ["signature", "authentication"] as const) {
-            const c = await service.issue({ residentCode: r.residentCode, type, publicKey: await cardPublicKey() });
+            const pair = await cardKeyPair();
+            const c = await service.issue({ residentCode: r.residentCode, type, publicKey: pair.spki });
+            if (type === "signature") cardKeys.set(c.serial, pair.key);
             writeFileAtomic(join(ws.paths.certDir, `${c.serial}.pem`), toPem(c.der, "CERTIFICATE"));
             issued.push(c);
           }
         }
-        say(`[4/8] issued ${issued.length} certificates (a signature and an authentication certificate per resident) into certs/`);
+        say(`[4/10] issued ${issued.length} certificates (a signature and an authentication certificate per resident) into certs/`);
 
         const revoked = issued.find((c) => c.type === "signature")!;
         await revokeCertificate(ws.store, { serial: revoked.serial, reason: "loss", at: ws.clock.now() });
         const kept = issued.find((c) => c.type === "signature" && c.caId === revoked.caId && c.serial !== revoked.serial) ?? issued.find((c) => c.type === "signature" && c.serial !== revoked.serial)!;
-        say(`[5/8] revoked ${revoked.serial} (${revoked.caId}, card reported lost → keyCompromise)`);
+        say(`[5/10] revoked ${revoked.serial} (${revoked.caId}, card reported lost → keyCompromise)`);
 
         const publisher = new CrlPublisher({ store: ws.store, config: ws.config, clock: ws.clock, crlDir: ws.paths.crlDir, workspaceRoot: ws.paths.root });
         const crls: PublishedCrl[] = [];
         for (const c of cas.created) crls.push(await publisher.publish(CertificationAuthority.open(await getCaRecord(ws, c.id), passphrase, ws.config)));
-        say(`[6/8] published ${crls.length} CRLs into crl/`);
+        say(`[6/10] published ${crls.length} CRLs into crl/`);
+
+        // A private certification provider (民間認証事業者) on JPKI, the seed's slide 3(4): it reaches the public side
+        // only over HTTP, as a registered verifier, through `jpki serve`'s routes (in-process here, on loopback).
+        const moverCert = issued.find((c) => c.type === "signature" && c.serial !== revoked.serial && c.serial !== kept.serial)!;
+        const verifier = await registerVerifier(ws, { name: "Demo Bank", kind: "private" });
+        const { app } = await buildServer(ws, {});
+        closeServer = () => app.close();
+        const providerDir = join(dir, "provider");
+        await app.listen({ host: "127.0.0.1", port: 0 });
+        const endpoint = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+        const sigCas = await Promise.all(cas.created.filter((c) => c.id.endsWith("-sig")).map(async (c) => (await getCaRecord(ws, c.id)).certificateDer));
+        const provider = await initProvider({ dir: providerDir, name: "Demo Bank", endpoint, trustAnchors: sigCas, passphrase, clock: ws.clock });
+        // ② the customer signs an application with the card's signature key; ③–⑤ the provider checks the public
+        // certificate against the public CRL it fetches and issues its own, with a key it makes and hands back.
+        const application = await signApplication({
+          content: Buffer.from("口座開設申込書 (account application): please certify me\n"),
+          certificate: moverCert.der,
+          signer: new SoftwareSigner(cardKeys.get(moverCert.serial)!),
+          signingTime: ws.clock.now(),
+        });
+        const enrolled = await enrolCustomer({ dir: providerDir, passphrase, clock: ws.clock, request: application, generateKey: true, customerId: "demo-customer", bearerToken: verifier.token! });
+        writeFileAtomic(join(providerDir, "customer.key.pem"), enrolled.privateKeyPem!, 0o600);
+        say(`[7/10] provider Demo Bank (民間認証事業者) in provider/: enrolled a customer on public certificate ${moverCert.serial} (valid on CRL #${enrolled.publicCrl.number}), issued ${enrolled.serial}`);
 
         // The registry reports a move (転居) of another resident: the notice revokes the signature certificate
         // whose certified address no longer holds, and that CA's CRL is regenerated.
-        const moverCert = issued.find((c) => c.type === "signature" && c.serial !== revoked.serial && c.serial !== kept.serial)!;
         const mover = residents.find((r) => r.residentCode === moverCert.residentCode)!;
         const a = mover.fourItems.address;
         const moved = { ...mover.fourItems, address: /[０-９]+番/.test(a) ? a.replace(/([０-９]+)番/, (_m, d: string) => `${d === "９" ? "８" : "９"}番`) : `${a}１番地` };
@@ -96,7 +128,7 @@ export function makeDemoCommand(io: Io): Command {
         const updater = new CrlUpdater(ws, passphrase);
         const ingest = await runIngest(ws, { source: noticePath, format: "jsonl", rejectPath: join(dir, "notices.rejects.jsonl"), batchSize: 1000, crlIntervalMs: 0, updater });
         await applyNoticesToRegistry(ws.store, readRecords(noticePath, { format: "jsonl" }), ws.clock.now());
-        say(`[7/8] ingested notices.jsonl: a relocation (転居) revoked ${moverCert.serial} (affiliationChanged); CRL ${moverCert.caId} regenerated`);
+        say(`[8/10] ingested notices.jsonl: a relocation (転居) revoked ${moverCert.serial} (affiliationChanged); CRL ${moverCert.caId} regenerated`);
         const movedCrl = ingest.crls.find((c) => c.ca === moverCert.caId);
         if (ingest.revocations !== 1 || !movedCrl) throw new JpkiError("ERR_INTERNAL", "the demo's relocation notice did not revoke exactly one certificate: please report this");
         let crlText = "";
@@ -105,13 +137,29 @@ export function makeDemoCommand(io: Io): Command {
         } catch {
           crlText = "(openssl not found: run the command above to see the CRL)";
         }
-        say(`[8/8] registry updated from the same notice: the next certificate for this resident certifies the new address`);
+        say(`[9/10] registry updated from the same notice: the next certificate for this resident certifies the new address`);
+
+        // The provider follows the public CRL (conditional GET): it sees the revocation and revokes its own certificate.
+        // The server re-reads a CRL file's metadata within 250 ms, so a pass right after the notice may still get a 304.
+        let followed;
+        for (let i = 0; i < 50; i++) {
+          followed = await followPublicCrls({ dir: providerDir, passphrase, clock: ws.clock, bearerToken: verifier.token! });
+          if (followed.revoked.length || followed.crls.some((c) => c.error)) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        await closeServer();
+        closeServer = undefined;
+        if (!followed?.revoked.length || !followed.crl) throw new JpkiError("ERR_INTERNAL", `the demo's provider did not see the relocation on the public CRL (${JSON.stringify(followed?.crls)}): please report this`);
+        say(`[10/10] provider followed ${moverCert.caId}'s CRL (${followed.crls[0]!.status}): revoked its certificate ${followed.revoked[0]!.serial} (${followed.revoked[0]!.reason}); provider CRL #${followed.crl.number}`);
 
         const rel = (p: string) => relative(io.cwd, p) || ".";
         const caPem = (id: string) => rel(join(ws.paths.caDir, `${id}.pem`));
         const crlPem = (id: string) => rel(join(ws.paths.crlDir, `${id}.crl.pem`));
         const certPem = (s: string) => rel(join(ws.paths.certDir, `${s}.pem`));
         const check = (c: IssuedCertificate) => `openssl verify -crl_check -CAfile ${caPem(c.caId)} -CRLfile ${crlPem(c.caId)} ${certPem(c.serial)}`;
+        const pp = { provider, enrolled };
+        const customerPem = rel(pp.enrolled.certificatePath);
+        const providerCheck = `openssl verify -crl_check -CAfile ${rel(pp.provider.certificatePath)} -CRLfile ${rel(join(providerDir, "crl", "provider.crl.pem"))} ${customerPem}`;
         const result = {
           workspace: dir,
           passphraseFile: join(dir, "passphrase.txt"),
@@ -121,7 +169,15 @@ export function makeDemoCommand(io: Io): Command {
           revoked: { serial: revoked.serial, ca: revoked.caId, reason: "keyCompromise" },
           crls: crls.map((c) => ({ ca: c.caId, number: c.number.toString(), entries: c.entries, der: c.derPath, pem: c.pemPath })),
           notice: { file: noticePath, revokedByMove: moverCert.serial, ca: moverCert.caId, crl: movedCrl },
-          checks: { valid: check(kept), revoked: check(revoked), movedAway: check(moverCert) },
+          checks: { valid: check(kept), revoked: check(revoked), movedAway: check(moverCert), providerRevoked: providerCheck },
+          provider: {
+            dir: providerDir,
+            certificate: pp.provider.certificatePath,
+            customer: { serial: pp.enrolled.serial, certificate: pp.enrolled.certificatePath, public: moverCert.serial },
+            followed: followed.crls,
+            revoked: followed.revoked.map((r) => ({ serial: r.serial, reason: r.reason })),
+            crl: { number: followed.crl.number.toString(), path: followed.crl.path },
+          },
         };
         ctx.out.result(result, () =>
           [
@@ -146,6 +202,11 @@ export function makeDemoCommand(io: Io): Command {
             `  $ openssl crl -inform DER -in ${rel(movedCrl.path)} -noout -text`,
             ...crlText.trimEnd().split("\n").map((l) => `  ${l}`),
             "",
+            `Demo Bank, a private certification provider (provider/), certified the resident who moved, on their public`,
+            `certificate; following ${moverCert.caId}'s CRL it revoked its own certificate too:`,
+            `  ${providerCheck}`,
+            `      → certificate revoked (error 23)`,
+            "",
             "Or with jpki itself:",
             `  npx jpki inspect ${certPem(kept.serial)}`,
             `  npx jpki --workspace ${rel(dir)} ca list`,
@@ -153,6 +214,7 @@ export function makeDemoCommand(io: Io): Command {
           ].join("\n"),
         );
       } finally {
+        await closeServer?.();
         await ws.close();
       }
     });

@@ -79,7 +79,7 @@ certificate asked about by its certificate id, the hex SHA-256 of its DER) or te
 or 64-digit certificate id per line, # comments and blank lines skipped. Prints one row per certificate: good,
 revoked or unknown, what the caller's kind may see (a government body: the revocation reason and time), and
 with --link the certificate that replaced it, where given. Exit 0 when every certificate is good, 1 when any
-is revoked or unknown or was refused as malformed, 16 (ERR_SERVICE_FAILED) when the server could not be
+is revoked or unknown or was refused as malformed, 17 (ERR_SERVICE_FAILED) when the server could not be
 reached or refused the request (401 without a registered verifier's token).
 
 Exit codes:

@@ -1,0 +1,241 @@
+/**
+ * `jpki provider init|enrol|follow|list|show|crl`: a private certification provider (民間認証事業者) on JPKI — the
+ * flow of the seed's slide 3(4). Thin: the library's provider/ does the work (STYLE.md §15).
+ */
+import { readFileSync } from "node:fs";
+import { Command } from "commander";
+import type { FollowResult, ProviderLinkView } from "../../index.js";
+import { JpkiError, checkInputFile, checkOutputFile, checkWorkspaceDir, library } from "../lib.js";
+import { Context, withStopSignal } from "../context.js";
+import type { Io } from "../output.js";
+
+const DEFAULT_DIR = "jpki-provider";
+
+/**
+ * The provider workspace: --dir, else $JPKI_PROVIDER_HOME, else ./jpki-provider. A file or a special path is refused
+ * here; a missing directory is the library's ERR_PROVIDER_MISSING (init makes it).
+ */
+function providerDir(io: Io, dir: string | undefined): string {
+  return checkWorkspaceDir(dir ?? io.env.JPKI_PROVIDER_HOME ?? DEFAULT_DIR, dir ? "provider directory --dir" : "provider directory", { cwd: io.cwd });
+}
+
+/** The registered verifier's token: --token-file, else $JPKI_VERIFIER_TOKEN; never an argument (ps shows those). */
+function bearerToken(io: Io, file: string | undefined): string | undefined {
+  if (file) {
+    const t = readFileSync(checkInputFile(file, "token file --token-file", { cwd: io.cwd }), "utf8").trim();
+    if (!t) throw new JpkiError("ERR_USAGE", `the token file ${file} is empty`);
+    return t;
+  }
+  return io.env.JPKI_VERIFIER_TOKEN || undefined;
+}
+
+const dirOption = ["--dir <dir>", `the provider's workspace (default: $JPKI_PROVIDER_HOME or ./${DEFAULT_DIR})`] as const;
+const tokenOption = ["--token-file <file>", "the registered verifier's bearer token ('jpki verifier add --kind private' printed it; else $JPKI_VERIFIER_TOKEN)"] as const;
+
+function linkLine(l: ProviderLinkView): string {
+  const why = l.status === "revoked" ? ` ${l.reason} at ${l.revokedAt!.toISOString()} (public ${l.public.caId} ${l.public.serial}${l.public.crlNumber ? ` on CRL #${l.public.crlNumber}` : ""})` : "";
+  return `${l.serial}  ${l.status.padEnd(7)}  ${l.customerId}  until ${l.notAfter.toISOString()}  ← ${l.public.caId} ${l.public.serial}${why}`;
+}
+
+function followText(r: FollowResult): string {
+  return [
+    ...r.crls.map((c) => `public CRL ${c.caId}: ${c.status}${c.number ? ` #${c.number}` : ""}${c.stale ? " (stale: past its nextUpdate)" : ""}${c.error ? ` [${c.error.code}] ${c.error.message}` : ""}`),
+    ...(r.crls.length ? [] : ["no live customer certificates: no public CRL to follow"]),
+    ...r.revoked.map((v) => `revoked ${v.serial} (${v.customerId}) ${v.reason}: public ${v.public.caId} ${v.public.serial} ${v.public.reason} on CRL #${v.public.crlNumber}`),
+    r.crl ? `provider CRL #${r.crl.number} published (${r.crl.entries} entries, ${r.crlCause}): ${r.crl.path}` : "provider CRL unchanged",
+  ].join("\n");
+}
+
+function followJson(r: FollowResult) {
+  return { ...r, ...(r.crl ? { crl: { ...r.crl, number: r.crl.number.toString() } } : {}) };
+}
+
+export function makeProviderCommand(io: Io): Command {
+  const cmd = new Command("provider")
+    .description("a private certification provider (民間認証事業者) on JPKI: its own CA, certificates issued on a customer's public signature certificate, revoked when that one is")
+    .addHelpText(
+      "after",
+      `
+The flow (the seed's slide 3(4)): the customer signs an application with the card's signature key (①②); the
+provider validates that public certificate against the public CRL it fetches from the JPKI endpoint (③④) and
+issues its own certificate, recording the link (⑤); 'follow' fetches the public CRLs again (conditional GET:
+an unchanged CRL costs a 304) and revokes the provider certificates whose public certificate was revoked,
+then publishes the provider's CRL for its relying parties (⑦⑧).
+
+The provider's key passphrase comes from $JPKI_PASSPHRASE or --passphrase-file, as the CAs' does.
+
+Example:
+  jpki provider init --dir bank --name 'Example Bank' --endpoint https://jpki.example.jp --trust 13-sig.pem
+  jpki provider enrol --dir bank --request application.p7s --token-file token.txt
+  jpki provider follow --dir bank --token-file token.txt --watch --interval 300`,
+    );
+
+  cmd
+    .command("init")
+    .description("create a provider workspace: its CA (RSA-2048, key encrypted under the passphrase), the public CAs it trusts, its first CRL")
+    .option(...dirOption)
+    .requiredOption("--name <name>", "the provider's name: O= of its CA and certificates, e.g. 'Example Bank'")
+    .requiredOption("--endpoint <url>", "base URL of the public JPKI endpoint ('jpki serve') whose CRLs it follows")
+    .requiredOption("--trust <files...>", "the public prefecture signature CA certificates it trusts (PEM or DER), e.g. <workspace>/ca/13-sig.pem")
+    .option("--crl-url <url>", "where the provider publishes its CRL: named in its certificates' cRLDistributionPoints")
+    .option("--certificate-days <n>", "a customer certificate's lifetime at most, in days (default 365; never past the public certificate's)")
+    .addHelpText("after", "\nThe trust anchors are given as files, never fetched from the endpoint: trust must not come from the channel it checks.")
+    .action(async (o: { dir?: string; name: string; endpoint: string; trust: string[]; crlUrl?: string; certificateDays?: string }, c: Command) => {
+      const ctx = Context.of(io, c);
+      const anchors = o.trust.map((f) => readFileSync(checkInputFile(f, "trust anchor --trust", { cwd: io.cwd })));
+      const days = o.certificateDays === undefined ? undefined : Number(o.certificateDays);
+      const dir = providerDir(io, o.dir);
+      const passphrase = await ctx.passphrase();
+      const { initProvider, systemClock } = await library();
+      const r = await initProvider({ dir, name: o.name, endpoint: o.endpoint, ...(o.crlUrl ? { crlUrl: o.crlUrl } : {}), trustAnchors: anchors, passphrase, clock: systemClock, ...(days !== undefined ? { certificateDays: days } : {}) });
+      ctx.out.result(r, () => `provider ${r.subject} created in ${r.dir}\n  certificate ${r.certificatePath} (sha256 ${r.sha256Fingerprint})\n  CRL ${r.crlPath}\n  trusts ${r.trusted.join(", ")}`);
+    });
+
+  cmd
+    .command("enrol")
+    .alias("enroll")
+    .description("validate a customer's signed application and public signature certificate, then issue the provider's certificate and link the two")
+    .option(...dirOption)
+    .requiredOption("--request <file>", "CMS SignedData (DER/PEM) signed with the customer's public signature key, content attached: a PKCS#10 request, or an application with --generate-key")
+    .option("--generate-key", "the signed content is an application: generate the customer's key here, written once to --key-out")
+    .option("--key-out <file>", "where the generated key goes (PKCS#8 PEM, mode 0600; the provider keeps no copy)")
+    .option("--customer <id>", "the provider's id for the customer (the certificate's CN; default a random opaque id)")
+    .option("--ocsp", "ask the endpoint's OCSP responder too, and issue only on 'good' (same-day certainty: the CRL may be hours old)")
+    .option(...tokenOption)
+    .addHelpText(
+      "after",
+      `
+Refused, with nothing issued: a public certificate revoked, expired, of the test environment, of the other purpose
+or from a CA not trusted (ERR_PROVIDER_PUBLIC_CERT_INVALID), a request without signing time or older than the
+configured age (ERR_PROVIDER_REQUEST_INVALID), a request with a generated key given twice (ERR_PROVIDER_REQUEST_REUSED),
+a public CRL that cannot be had (ERR_PUBLIC_CRL_UNAVAILABLE) or is wrong (ERR_PUBLIC_CRL_INVALID, _ROLLBACK).
+
+Example (the customer's side with openssl; the card's key signs):
+  openssl req -new -key new.key -subj /CN=me -out new.csr
+  openssl cms -sign -nodetach -binary -in new.csr -signer card.crt -inkey card.key -outform DER -out application.p7s`,
+    )
+    .action(async (o: { dir?: string; request: string; generateKey?: boolean; keyOut?: string; customer?: string; ocsp?: boolean; tokenFile?: string }, c: Command) => {
+      const ctx = Context.of(io, c);
+      if (o.generateKey && !o.keyOut) throw new JpkiError("ERR_USAGE", "--generate-key needs --key-out FILE: the key is handed back once");
+      if (o.keyOut && !o.generateKey) throw new JpkiError("ERR_USAGE", "--key-out goes with --generate-key");
+      const keyOut = o.keyOut ? checkOutputFile(o.keyOut, "key file --key-out", { cwd: io.cwd }) : undefined;
+      const request = readFileSync(checkInputFile(o.request, "request --request", { cwd: io.cwd }));
+      const dir = providerDir(io, o.dir);
+      const passphrase = await ctx.passphrase();
+      const { enrolCustomer, systemClock, writeFileAtomic } = await library();
+      // The key file is written before the enrolment is recorded (deliverKey): a failure to write it records nothing.
+      const r = await enrolCustomer({
+        dir,
+        passphrase,
+        clock: systemClock,
+        request,
+        generateKey: Boolean(o.generateKey),
+        ...(keyOut ? { deliverKey: (pem: string) => writeFileAtomic(keyOut, pem, 0o600) } : {}),
+        ocsp: Boolean(o.ocsp),
+        ...(o.customer ? { customerId: o.customer } : {}),
+        bearerToken: bearerToken(io, o.tokenFile),
+      });
+      const { certificate: _der, privateKeyPem: _key, ...shown } = r;
+      ctx.out.result({ ...shown, ...(keyOut ? { keyPath: keyOut } : {}) }, () =>
+        [
+          `${r.alreadyEnrolled ? "already enrolled" : "issued"} ${r.serial} to ${r.customerId} until ${r.notAfter.toISOString()}: ${r.certificatePath}`,
+          `  linked to public ${r.public.caId} ${r.public.serial} (valid on CRL #${r.publicCrl.number}, ${r.publicCrl.status}${r.publicOcsp ? "; OCSP good" : ""})`,
+          ...(keyOut ? [`  the customer's key: ${keyOut} (hand it over, then delete it)`] : []),
+        ].join("\n"),
+      );
+    });
+
+  cmd
+    .command("follow")
+    .description("fetch the public CRLs (conditional GET), revoke the provider certificates whose public certificate is revoked, publish the provider CRL")
+    .option(...dirOption)
+    .option(...tokenOption)
+    .option("--watch", "keep following, a pass every --interval, until SIGTERM/SIGINT")
+    .option("--interval <seconds>", "seconds between passes with --watch", "300")
+    .addHelpText(
+      "after",
+      `
+Each pass fetches each public CA's full CRL at <endpoint>/crl/<ca>.crl with If-None-Match/If-Modified-Since,
+verifies it with the trusted CA certificate, refuses one whose CRL number goes backwards, and records what it
+saw. A revocation maps to the provider's reason: affiliationChanged, cessationOfOperation, superseded and
+certificateHold carry over; keyCompromise only for a certificate of the card's own key (else
+cessationOfOperation). Safe to kill and run again: the next pass completes what a killed one left.
+Exit 17 when a public CRL could not be had or was refused (the others are still followed). With --watch and
+--json, each pass writes one JSON document on a line of its own.`,
+    )
+    .action(async (o: { dir?: string; tokenFile?: string; watch?: boolean; interval: string }, c: Command) => {
+      const ctx = Context.of(io, c);
+      const dir = providerDir(io, o.dir);
+      const token = bearerToken(io, o.tokenFile);
+      const passphrase = await ctx.passphrase();
+      const { followPublicCrls, watchPublicCrls, systemClock } = await library();
+      const failed = (r: FollowResult) => r.crls.find((x) => x.error);
+      if (o.watch) {
+        const seconds = Number(o.interval);
+        if (!Number.isFinite(seconds) || seconds < 1) throw new JpkiError("ERR_USAGE", "--interval must be a number of seconds ≥ 1");
+        await withStopSignal((signal) =>
+          watchPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token, intervalMs: seconds * 1000, signal, onPass: (r) => ctx.out.result(followJson(r), () => followText(r)), onBusy: (e) => ctx.out.info(`jpki: ${e.message}; this pass is skipped`) }),
+        );
+        return;
+      }
+      const r = await followPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token });
+      ctx.out.result(followJson(r), () => followText(r));
+      const f = failed(r);
+      if (f?.error) throw new JpkiError(f.error.code, `public CRL ${f.caId}: ${f.error.message}`);
+    });
+
+  cmd
+    .command("list")
+    .description("every certificate the provider issued, with the public certificate it is linked to")
+    .option(...dirOption)
+    .action(async (o: { dir?: string }, c: Command) => {
+      const ctx = Context.of(io, c);
+      const { listProviderLinks, systemClock } = await library();
+      const links = listProviderLinks(providerDir(io, o.dir), systemClock);
+      ctx.out.result({ certificates: links }, () => (links.length ? links.map(linkLine).join("\n") : "no certificates issued yet"));
+    });
+
+  cmd
+    .command("show")
+    .description("one certificate the provider issued: its link, status and PEM")
+    .argument("<serial>", "the serial in hex, as enrol or list printed it")
+    .option(...dirOption)
+    .action(async (serial: string, o: { dir?: string }, c: Command) => {
+      const ctx = Context.of(io, c);
+      const { showProviderLink, systemClock } = await library();
+      const l = showProviderLink(providerDir(io, o.dir), serial, systemClock);
+      ctx.out.result(l, () => `${linkLine(l)}\n${l.certificatePem}`);
+    });
+
+  cmd
+    .command("revoke")
+    .description("revoke one of the provider's certificates itself (the customer's key lost, the account closed) and publish the provider CRL")
+    .argument("<serial>", "the serial in hex, as enrol or list printed it")
+    .option(...dirOption)
+    .requiredOption("--reason <reason>", "an RFC 5280 reason name (keyCompromise, cessationOfOperation, affiliationChanged, superseded …) or a cause such as loss")
+    .action(async (serial: string, o: { dir?: string; reason: string }, c: Command) => {
+      const ctx = Context.of(io, c);
+      const dir = providerDir(io, o.dir);
+      const passphrase = await ctx.passphrase();
+      const { revokeProviderCertificate, systemClock } = await library();
+      const r = await revokeProviderCertificate({ dir, passphrase, clock: systemClock, serial, reason: o.reason });
+      ctx.out.result({ ...r.link, crl: { ...r.crl, number: r.crl.number.toString() } }, () => `revoked ${r.link.serial} (${r.link.reason}); provider CRL #${r.crl.number} published: ${r.crl.path}`);
+    });
+
+  cmd
+    .command("crl")
+    .description("publish a new provider CRL now (follow does when something changed)")
+    .option(...dirOption)
+    .action(async (o: { dir?: string }, c: Command) => {
+      const ctx = Context.of(io, c);
+      const dir = providerDir(io, o.dir);
+      const passphrase = await ctx.passphrase();
+      const { openProviderCa, providerPaths, publishProviderCrl, readProviderConfig, withProviderLock, systemClock } = await library();
+      const paths = providerPaths(dir);
+      const config = readProviderConfig(paths);
+      const crl = await withProviderLock(paths, () => publishProviderCrl(paths, config, openProviderCa(paths, passphrase), systemClock));
+      ctx.out.result({ ...crl, number: crl.number.toString() }, () => `provider CRL #${crl.number} published (${crl.entries} entries): ${crl.path}`);
+    });
+
+  return cmd;
+}

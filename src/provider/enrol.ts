@@ -1,0 +1,218 @@
+/**
+ * Enrolment (the seed's slide 3(4), ②–⑤): a customer applies to the provider with the public signature certificate
+ * (署名用電子証明書) on their card; the provider checks it with the public service and issues its own certificate.
+ *
+ * The application is a CMS SignedData (RFC 5652) signed with the card's signature key, the public certificate
+ * inside it, as `jpki card sign` or `openssl cms -sign` makes it. Why not the certificate alone: a certificate is
+ * public (it travels with every signed document), so a copy proves nothing; the signature proves the applicant holds
+ * the card and knows its PIN. The signed content is either
+ * - a PKCS#10 request (RFC 2986) for the customer's new key: the provider certifies that key (the customer keeps
+ *   it); or
+ * - any application document, with `generateKey`: the provider makes an RSA-2048 key and hands it back once (never
+ *   stored here). A request is then honoured once only (its digest is recorded; ERR_PROVIDER_REQUEST_REUSED),
+ *   since whoever replays it would get a key in the customer's name.
+ * A request must carry a signing-time attribute no older than maxRequestAgeMinutes (config): a signed request
+ * copied later is not an application now. The same CSR request given again returns the certificate issued for it
+ * (a retry after a lost answer issues nothing twice).
+ *
+ * The check (③④): the signature and the signer's path to a trusted public CA (validation/cms.ts), then
+ * `validateJpki` with hard-fail revocation against that CA's current full CRL, fetched through the same conditional
+ * GET as `follow` (a 304 when nothing changed): revoked, expired, foreign, test, or a stale CRL → nothing is issued
+ * (ERR_PROVIDER_PUBLIC_CERT_INVALID, with the engine's status and reason in `details`).
+ *
+ * The certificate (⑤): provider/workspace.ts certifyCustomer; valid for certificateDays at most and never past the
+ * public certificate's notAfter nor the provider CA's. The link (private serial ↔ public CA, serial, digest, when)
+ * is committed in the same state write as the certificate.
+ */
+import { createHash, createPublicKey, randomBytes, type KeyObject } from "node:crypto";
+import { join } from "node:path";
+import { verifyCsr } from "../ca/csr.js";
+import { JpkiError, isJpkiError } from "../errors.js";
+import type { Clock } from "../pki/clock.js";
+import { certificateParts } from "../pki/der.js";
+import { generateRsaKey } from "../pki/keys.js";
+import { toPem } from "../pki/pem.js";
+import { writeFileAtomic } from "../store/files.js";
+import { parseCertificate } from "../validation/certificate.js";
+import { verifySignedData } from "../validation/cms.js";
+import { validateJpki } from "../validation/jpki.js";
+import { OcspClient } from "../validation/ocsp-source.js";
+import { formatName } from "../validation/name.js";
+import { refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
+import {
+  certifyCustomer,
+  openProviderCa,
+  providerPaths,
+  readProviderConfig,
+  readProviderState,
+  readTrustedCas,
+  viewLink,
+  withProviderLock,
+  writeProviderState,
+  type ProviderLink,
+  type ProviderLinkView,
+} from "./workspace.js";
+
+export interface EnrolOptions extends PublicEndpointOptions {
+  readonly dir: string;
+  readonly passphrase: string;
+  readonly clock: Clock;
+  /** the CMS SignedData (DER or PEM), signed with the customer's public signature certificate, content attached */
+  readonly request: Uint8Array;
+  /** the signed content is an application, not a PKCS#10 request: generate the customer's key here */
+  readonly generateKey?: boolean;
+  /**
+   * With `generateKey`: receives the key (PKCS#8 PEM) once the certificate is signed and before it and its link are
+   * recorded, e.g. to write it where the customer gets it. If it throws, nothing is recorded and the request stays
+   * unused, so the key is never lost behind a request that can no longer be used. (Without it, the key comes back in
+   * the result only.)
+   */
+  readonly deliverKey?: (privateKeyPem: string) => void;
+  /** the provider's own id for the customer (the certificate's CN); a random opaque id when omitted */
+  readonly customerId?: string;
+  /**
+   * Ask the endpoint's OCSP responder too (`<endpoint>/ocsp/<ca>`), and issue only on "good": the CRL may be hours
+   * old, OCSP answers from the CA's store now (JPKI.md: OCSP where same-day certainty matters, as at the
+   * identity check ③). Revoked, unknown or no answer refuses.
+   */
+  readonly ocsp?: boolean;
+}
+
+export interface EnrolResult extends ProviderLinkView {
+  readonly certificate: Buffer;
+  readonly certificatePem: string;
+  readonly certificatePath: string;
+  /** the generated key (PKCS#8 PEM, unencrypted): hand it to the customer once; it is not kept here */
+  readonly privateKeyPem?: string;
+  /** this request was enrolled before: its certificate, nothing new issued */
+  readonly alreadyEnrolled: boolean;
+  /** how the public CRL the check used was had */
+  readonly publicCrl: { readonly caId: string; readonly number: string; readonly status: "downloaded" | "not-modified" };
+  /** the OCSP answer, when asked (`ocsp`) */
+  readonly publicOcsp?: { readonly url: string; readonly status: "good"; readonly producedAt: Date };
+}
+
+const CUSTOMER_ID = /^[A-Za-z0-9._@-]{1,64}$/;
+/** A signing time this far ahead of our clock is still accepted (clock skew). */
+const SKEW_MS = 5 * 60_000;
+
+function invalid(message: string, details?: Record<string, unknown>): JpkiError {
+  return new JpkiError("ERR_PROVIDER_REQUEST_INVALID", message, details ? { details } : undefined);
+}
+
+/** `jpki provider enrol`: validates the customer's public certificate and request, then issues and links. */
+export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
+  if (o.customerId !== undefined && !CUSTOMER_ID.test(o.customerId)) throw new JpkiError("ERR_USAGE", "the customer id must be 1–64 letters, digits or . _ @ -");
+  const paths = providerPaths(o.dir);
+  const config = readProviderConfig(paths);
+  return withProviderLock(paths, async () => {
+    const trusted = readTrustedCas(paths);
+    if (!trusted.length) throw new JpkiError("ERR_CA_UNKNOWN", `the provider at ${paths.root} trusts no public CA: trust/ is empty`);
+    const now = o.clock.now();
+    const requestSha256 = createHash("sha256").update(o.request).digest("hex");
+
+    // ② the signed application: signature and the signer's path now (revocation is checked below, on a CRL this
+    // provider fetched and verified itself).
+    const signed = verifySignedData({ signature: o.request, trustAnchors: trusted.map((t) => t.der), at: now, revocation: "off", purpose: "signature" });
+    if (signed.status !== "valid" || !signed.signer) {
+      const pathStatus = ["untrusted", "expired", "not-yet-valid", "profile-violation", "revoked", "wrong-purpose"].includes(signed.status);
+      throw new JpkiError(
+        pathStatus ? "ERR_PROVIDER_PUBLIC_CERT_INVALID" : "ERR_PROVIDER_REQUEST_INVALID",
+        pathStatus
+          ? `the certificate that signed the request is not a JPKI signature certificate from a CA this provider trusts (${signed.status}: ${signed.message}): nothing was issued`
+          : `the enrolment request is not a valid signed application (${signed.status}: ${signed.message}): the customer signs it again with the card's signature key`,
+        { details: { status: signed.status, ...(signed.reason ? { reason: signed.reason } : {}) } },
+      );
+    }
+    if (!signed.content) throw invalid("the request's content is detached: attach the signed PKCS#10 request or application (openssl cms -sign -nodetach)");
+    if (!signed.signingTime) throw invalid("the request carries no signing-time attribute: a request must say when it was signed");
+    const age = now.getTime() - signed.signingTime.getTime();
+    if (age > config.maxRequestAgeMinutes * 60_000 || age < -SKEW_MS) {
+      throw invalid(`the request was signed at ${signed.signingTime.toISOString()}, outside the ${config.maxRequestAgeMinutes} minutes this provider accepts: the customer signs a new one`);
+    }
+
+    // ③④ the public certificate, validated against its CA's current CRL.
+    const publicDer = signed.signer;
+    const pub = parseCertificate(publicDer);
+    const issuerDer = Buffer.from(certificateParts(publicDer).issuer);
+    const ca = trusted.find((t) => t.subject.equals(issuerDer));
+    if (!ca) throw new JpkiError("ERR_PROVIDER_PUBLIC_CERT_INVALID", "the signer's certificate was not issued by a CA this provider trusts directly: nothing was issued", { details: { status: "untrusted" } });
+    let state = readProviderState(paths);
+    const fetched = await refreshPublicCrl(paths, config.endpoint, ca, state.publicCrls[ca.caId], o.clock, o);
+    state = { ...state, publicCrls: { ...state.publicCrls, [ca.caId]: fetched.seen } };
+    writeProviderState(paths, state);
+    const v = validateJpki({ certificate: publicDer, purpose: "signature", trustAnchors: [ca.der], crls: [fetched.crl.der], at: now, revocation: "hard-fail" });
+    if (v.status !== "valid") {
+      throw new JpkiError(
+        "ERR_PROVIDER_PUBLIC_CERT_INVALID",
+        `the customer's public signature certificate is ${v.status} (${v.reason}: ${v.message}) by ${ca.caId}'s CRL #${fetched.seen.number}: nothing was issued`,
+        { details: { status: v.status, reason: v.reason, caId: ca.caId, crlNumber: fetched.seen.number } },
+      );
+    }
+    const publicCrl = { caId: ca.caId, number: fetched.seen.number, status: fetched.status };
+    let publicOcsp: EnrolResult["publicOcsp"];
+    if (o.ocsp) {
+      const url = `${config.endpoint}/ocsp/${ca.caId}`;
+      const client = new OcspClient({ url, ...(o.bearerToken ? { bearerToken: o.bearerToken } : {}), ...(o.fetch ? { fetch: o.fetch } : {}), ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}) });
+      const answer = await client.check({ certificate: publicDer, issuer: ca.der }, now);
+      if (answer.status !== "good") {
+        const said = answer.status === "no-answer" ? `no answer (${answer.problem}: ${answer.detail})` : answer.status === "revoked" ? `revoked (${answer.revocation.reason})` : "unknown";
+        throw new JpkiError("ERR_PROVIDER_PUBLIC_CERT_INVALID", `the OCSP responder ${url} says the customer's public signature certificate is ${said}: nothing was issued`, {
+          details: { status: answer.status === "revoked" ? "revoked" : "revocation-unknown", source: "ocsp", caId: ca.caId, ...(answer.status === "no-answer" ? { problem: answer.problem } : {}) },
+        });
+      }
+      publicOcsp = { url, status: "good", producedAt: answer.producedAt };
+    }
+
+    const before = state.links.find((l) => l.requestSha256 === requestSha256);
+    if (before) {
+      if (before.keyGenerated) throw new JpkiError("ERR_PROVIDER_REQUEST_REUSED", `this request was enrolled before (certificate ${before.serial}) with a key generated here: a request is honoured once; the customer signs a new one`);
+      return result(before, { alreadyEnrolled: true, publicCrl, ...(publicOcsp ? { publicOcsp } : {}) });
+    }
+
+    // The key: the signed PKCS#10 request's, or one made here.
+    let spki: Buffer;
+    let key: KeyObject | undefined;
+    try {
+      spki = verifyCsr(signed.content);
+      if (o.generateKey) throw new JpkiError("ERR_USAGE", "the signed content is a PKCS#10 request: its key is certified; leave out --generate-key");
+    } catch (e) {
+      if (!isJpkiError(e, "ERR_CSR_MALFORMED") || !o.generateKey) {
+        if (isJpkiError(e, "ERR_CSR_MALFORMED")) throw invalid("the signed content is not a PKCS#10 request: sign one (the customer's new key), or pass --generate-key to make the key here");
+        throw e;
+      }
+      key = await generateRsaKey(2048);
+      spki = createPublicKey(key).export({ type: "spki", format: "der" });
+    }
+    const sameKey = spki.equals(Buffer.from(certificateParts(publicDer).spki));
+
+    const providerCa = openProviderCa(paths, o.passphrase);
+    const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000);
+    const notAfter = new Date(Math.min(notBefore.getTime() + config.certificateDays * 86_400_000, pub.notAfter.getTime(), providerCa.notAfter.getTime()));
+    const customerId = o.customerId ?? `c-${randomBytes(8).toString("hex")}`;
+    const issued = await certifyCustomer(providerCa, config, { customerId, spki, notBefore, notAfter });
+    const link: ProviderLink = {
+      serial: issued.serial,
+      customerId,
+      issuedAt: notBefore.getTime(),
+      notAfter: notAfter.getTime(),
+      certificate: issued.der.toString("base64"),
+      public: { caId: ca.caId, issuer: formatName(pub.issuer), serial: pub.serialHex, notAfter: pub.notAfter.getTime(), sha256: createHash("sha256").update(publicDer).digest("hex") },
+      requestSha256,
+      keyGenerated: key !== undefined,
+      sameKey,
+    };
+    const privateKeyPem = key ? (key.export({ type: "pkcs8", format: "pem" }) as string) : undefined;
+    if (privateKeyPem) o.deliverKey?.(privateKeyPem);
+    writeProviderState(paths, { ...state, links: [...state.links, link] });
+    return result(link, { alreadyEnrolled: false, publicCrl, ...(publicOcsp ? { publicOcsp } : {}), ...(privateKeyPem ? { privateKeyPem } : {}) });
+
+    function result(l: ProviderLink, extra: { alreadyEnrolled: boolean; publicCrl: EnrolResult["publicCrl"]; publicOcsp?: EnrolResult["publicOcsp"]; privateKeyPem?: string }): EnrolResult {
+      const der = Buffer.from(l.certificate, "base64");
+      const pem = toPem(der, "CERTIFICATE");
+      const certificatePath = join(paths.certsDir, `${l.serial}.pem`);
+      writeFileAtomic(certificatePath, pem); // derived: rewritten from the state
+      return { ...viewLink(l, now), certificate: der, certificatePem: pem, certificatePath, ...extra };
+    }
+  });
+}

@@ -1,0 +1,347 @@
+/**
+ * The provider follows the public CRLs (失効リスト) of the CAs its customers' public certificates come from, as the
+ * seed's note to slide 3(4) says: the provider learns of a revocation (死亡, 住所移転 …) by checking the public
+ * certificates' validity with the public service, and updates its own CRL.
+ *
+ * How, and why:
+ * - Which CRL: each CA's full CRL at `<endpoint>/crl/<ca>.crl` (ca/ids.ts caUrls), not the municipality partitions
+ *   the certificates name. The full CRL is always published (`crl generate`, the serve schedule), covers every
+ *   partition, and costs one request per CA per pass however many customers the provider has; a 304 costs nothing.
+ *   (Partitions would save bytes when a CA's CRL changes and the provider's customers live in few municipalities:
+ *   left for later.) The certificates' own URIs name the public workspace's baseUrl, which need not be the address
+ *   the provider reaches it at; the endpoint is the provider's configuration.
+ * - As a registered verifier (署名検証者): `Authorization: Bearer <token>` (`jpki verifier add --kind private`).
+ * - Conditional GET (RFC 9110 §13): If-None-Match with the last ETag, If-Modified-Since with the last
+ *   Last-Modified, only when the CRL they stand for is still on disk (public-crl/<ca>.crl, digest checked).
+ * - Every CRL downloaded is verified before it counts: the trusted CA's name and key (signature), a complete CRL
+ *   (no issuingDistributionPoint, no deltaCRLIndicator, no unknown critical extension), a CRL number, a thisUpdate
+ *   not in the future. Its number must not go backwards, and the same number must not come with other contents
+ *   (ERR_PUBLIC_CRL_ROLLBACK): a replayed old CRL would hide a revocation.
+ * - A stale CRL (past nextUpdate) still counts for revocations — a revocation is never undone — but the pass
+ *   reports it, and enrolment refuses to validate against it (provider/enrol.ts: hard-fail).
+ *
+ * Crash safety: a pass writes the verified public CRL file, then one state.json with the revocations, what it saw
+ * and the number reserved for the provider CRL that owes them, then that CRL. Killed before the state write:
+ * nothing counted, the next pass downloads again (its ETag is the old one) and finds the same revocations. Killed
+ * after it: the revocations are recorded and the reserved number is above the published CRL's, so the next pass
+ * publishes the CRL, even on a 304 and with no live link left. Idempotent: a link revoked once is never revoked
+ * again. (test/integration/provider.test.ts kills a real `provider follow` with SIGKILL.)
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { CRL_REASON, reasonName } from "../crl/reason.js";
+import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
+import type { Clock } from "../pki/clock.js";
+import { writeFileAtomic } from "../store/files.js";
+import { parseCertificate } from "../validation/certificate.js";
+import { parseCrl, type Crl } from "../validation/crl.js";
+import { nameEquals } from "../validation/name.js";
+import { verifySignature, workingKeyOf } from "../validation/signature.js";
+import { privateReasonFor } from "./reasons.js";
+import {
+  openProviderCa,
+  providerPaths,
+  publishedCrlNumber,
+  publishProviderCrl,
+  readProviderConfig,
+  readProviderState,
+  readTrustedCas,
+  reserveCrlNumber,
+  withProviderLock,
+  writeProviderState,
+  type ProviderCrl,
+  type ProviderLink,
+  type ProviderPaths,
+  type PublicCrlSeen,
+  type TrustedCa,
+} from "./workspace.js";
+
+/** How the provider reaches the public endpoint. */
+export interface PublicEndpointOptions {
+  /** the registered verifier's token (`jpki verifier add` printed it), sent as a bearer token */
+  readonly bearerToken?: string;
+  /** injected for tests; default globalThis.fetch */
+  readonly fetch?: typeof globalThis.fetch;
+  /** default 10 s */
+  readonly timeoutMs?: number;
+  /** the largest CRL accepted, bytes (default 1 GiB: a CA's CRL with ~20 million entries) */
+  readonly maxCrlBytes?: number;
+}
+
+const DEFAULT_MAX_CRL_BYTES = 1024 ** 3;
+
+/** The body, read chunk by chunk and given up past `max` bytes (an endpoint gone wrong must not exhaust memory). */
+async function boundedBody(res: Response, max: number): Promise<Buffer> {
+  const declared = Number(res.headers.get("content-length") ?? NaN);
+  if (declared > max) throw new Error(`the CRL is ${declared} bytes, more than the ${max} accepted`);
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of res.body ?? []) {
+    n += c.length;
+    if (n > max) throw new Error(`the CRL is more than the ${max} bytes accepted`);
+    chunks.push(Buffer.from(c));
+  }
+  return Buffer.concat(chunks, n);
+}
+
+export interface PublicCrlFetch {
+  readonly caId: string;
+  readonly url: string;
+  /** 200: a new CRL, verified; 304: the one held is current */
+  readonly status: "downloaded" | "not-modified";
+  readonly crl: Crl;
+  readonly seen: PublicCrlSeen;
+  /** past its nextUpdate at the time of the pass */
+  readonly stale: boolean;
+}
+
+/** Clock skew allowed for a CRL's thisUpdate (a CRL from the future is refused beyond it). */
+const SKEW_MS = 5 * 60_000;
+
+const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+function publicCrlFile(paths: ProviderPaths, caId: string): string {
+  return join(paths.publicCrlDir, `${caId}.crl`);
+}
+
+/** The last verified public CRL of a CA held on disk, when it is the one `seen` records. */
+export function heldPublicCrl(paths: ProviderPaths, caId: string, seen: PublicCrlSeen | undefined): Buffer | undefined {
+  const f = publicCrlFile(paths, caId);
+  if (!seen || !existsSync(f)) return undefined;
+  const der = readFileSync(f);
+  return sha256(der) === seen.sha256 ? der : undefined;
+}
+
+/** Verifies a public CRL as described above; ERR_PUBLIC_CRL_INVALID otherwise. */
+export function verifyPublicCrl(der: Buffer, ca: TrustedCa, now: Date): Crl {
+  const bad = (m: string, cause?: unknown) => new JpkiError("ERR_PUBLIC_CRL_INVALID", `the CRL of ${ca.caId} from the endpoint ${m}: it was not used`, cause ? { cause } : undefined);
+  let crl: Crl;
+  try {
+    crl = parseCrl(der);
+  } catch (e) {
+    throw bad("is not a DER CRL", e);
+  }
+  const caCert = parseCertificate(ca.der);
+  if (!nameEquals(crl.issuer, caCert.subject)) throw bad("is issued by another name than the trusted CA");
+  if (!verifySignature(crl.tbs, crl.signatureAlgorithm, crl.signature, workingKeyOf(caCert.publicKey))) throw bad("does not verify with the trusted CA's key");
+  if (crl.idp || crl.deltaBase !== undefined) throw bad("is not the CA's complete CRL (it carries an issuingDistributionPoint or deltaCRLIndicator)");
+  if (crl.unknownCriticalExtension) throw bad(`carries an unknown critical extension ${crl.unknownCriticalExtension}`);
+  if (crl.crlNumber === undefined) throw bad("carries no CRL number");
+  if (crl.thisUpdate.getTime() > now.getTime() + SKEW_MS) throw bad(`has a thisUpdate in the future (${crl.thisUpdate.toISOString()})`);
+  return crl;
+}
+
+/**
+ * Fetches the full CRL of one trusted CA from the endpoint (conditional GET), verifies it, refuses one whose number
+ * went backwards, and keeps it in public-crl/<ca>.crl. Returns what it saw, for the caller to record in the state.
+ * ERR_PUBLIC_CRL_UNAVAILABLE, ERR_PUBLIC_CRL_INVALID, ERR_PUBLIC_CRL_ROLLBACK.
+ */
+export async function refreshPublicCrl(paths: ProviderPaths, endpoint: string, ca: TrustedCa, seen: PublicCrlSeen | undefined, clock: Clock, o: PublicEndpointOptions = {}): Promise<PublicCrlFetch> {
+  const url = `${endpoint}/crl/${ca.caId}.crl`;
+  const now = clock.now();
+  const held = heldPublicCrl(paths, ca.caId, seen);
+  const headers: Record<string, string> = {};
+  if (o.bearerToken) headers.authorization = `Bearer ${o.bearerToken}`;
+  if (held && seen?.etag) headers["if-none-match"] = seen.etag;
+  if (held && seen?.lastModified) headers["if-modified-since"] = seen.lastModified;
+  let res: Response;
+  let body: Buffer | undefined;
+  try {
+    // No redirects: the bearer token goes to the endpoint configured, nowhere else.
+    res = await (o.fetch ?? globalThis.fetch)(url, { headers, redirect: "error", signal: AbortSignal.timeout(o.timeoutMs ?? 10_000) });
+    if (res.status === 200) body = await boundedBody(res, o.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES);
+    else await res.body?.cancel().catch(() => undefined);
+  } catch (e) {
+    throw new JpkiError("ERR_PUBLIC_CRL_UNAVAILABLE", `the CRL of ${ca.caId} could not be fetched from ${url} (${(e as Error).message}): check the endpoint and the network`, { cause: e, details: { url } });
+  }
+  if (res.status === 304 && held && seen) {
+    const crl = verifyPublicCrl(held, ca, now);
+    return { caId: ca.caId, url, status: "not-modified", crl, seen: { ...seen, url, checkedAt: now.getTime() }, stale: (crl.nextUpdate?.getTime() ?? Infinity) < now.getTime() };
+  }
+  if (res.status !== 200 || !body) {
+    const hint = res.status === 401 || res.status === 403 ? ": the endpoint answers registered verifiers only; give the token 'jpki verifier add' printed (--token-file)" : "";
+    throw new JpkiError("ERR_PUBLIC_CRL_UNAVAILABLE", `the CRL of ${ca.caId} at ${url} answered HTTP ${res.status}${hint}`, { details: { url, status: res.status } });
+  }
+  const crl = verifyPublicCrl(body, ca, now);
+  const number = crl.crlNumber!;
+  const digest = sha256(body);
+  if (seen) {
+    const last = BigInt(seen.number);
+    if (number < last || (number === last && digest !== seen.sha256)) {
+      throw new JpkiError(
+        "ERR_PUBLIC_CRL_ROLLBACK",
+        `the CRL of ${ca.caId} from ${url} is number ${number}, but number ${last} was seen before${number === last ? " with other contents" : ""}: refused (an old CRL replayed would hide revocations); check the endpoint`,
+        { details: { url, number: number.toString(), last: last.toString() } },
+      );
+    }
+  }
+  writeFileAtomic(publicCrlFile(paths, ca.caId), body);
+  const etag = res.headers.get("etag") ?? undefined;
+  const lastModified = res.headers.get("last-modified") ?? undefined;
+  return {
+    caId: ca.caId,
+    url,
+    status: "downloaded",
+    crl,
+    seen: {
+      url,
+      ...(etag ? { etag } : {}),
+      ...(lastModified ? { lastModified } : {}),
+      number: number.toString(),
+      sha256: digest,
+      thisUpdate: crl.thisUpdate.getTime(),
+      ...(crl.nextUpdate ? { nextUpdate: crl.nextUpdate.getTime() } : {}),
+      checkedAt: now.getTime(),
+    },
+    stale: (crl.nextUpdate?.getTime() ?? Infinity) < now.getTime(),
+  };
+}
+
+export interface FollowOptions extends PublicEndpointOptions {
+  /** the provider workspace directory */
+  readonly dir: string;
+  /** the provider CA's passphrase (its CRL is signed when something changed) */
+  readonly passphrase: string;
+  readonly clock: Clock;
+  /** how long to wait for the workspace when another provider command holds it (default PROVIDER_LOCK_WAIT_MS) */
+  readonly lockWaitMs?: number;
+}
+
+export interface FollowedCrl {
+  readonly caId: string;
+  readonly url: string;
+  readonly status: "downloaded" | "not-modified" | "failed";
+  readonly number?: string;
+  readonly stale?: boolean;
+  readonly error?: { readonly code: ErrorCode; readonly message: string };
+}
+
+export interface FollowRevocation {
+  readonly serial: string;
+  readonly customerId: string;
+  readonly reason: string;
+  readonly public: { readonly caId: string; readonly serial: string; readonly reason: string; readonly revokedAt: Date; readonly crlNumber: string };
+}
+
+export interface FollowResult {
+  readonly crls: readonly FollowedCrl[];
+  /** provider certificates revoked by this pass */
+  readonly revoked: readonly FollowRevocation[];
+  /** the provider CRL published by this pass, if any */
+  readonly crl?: ProviderCrl;
+  /** why the CRL was published: new revocations, a publication a killed pass left undone, or it was due */
+  readonly crlCause?: "revocations" | "unfinished" | "due";
+}
+
+function isLive(l: ProviderLink, now: Date): boolean {
+  return !l.revoked && l.notAfter > now.getTime();
+}
+
+/**
+ * One pass of `jpki provider follow`: fetch each public CRL the live links depend on, revoke the provider
+ * certificates whose public certificate it lists (reason: provider/reasons.ts), record what was seen, publish the
+ * provider CRL when anything changed (or a previous pass was killed before it, or it nears its nextUpdate). A CA
+ * whose CRL cannot be had or is refused is reported in `crls` (status "failed") and the others still go on.
+ */
+export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> {
+  const paths = providerPaths(o.dir);
+  const config = readProviderConfig(paths);
+  return withProviderLock(paths, async () => {
+    const trusted = new Map(readTrustedCas(paths).map((t) => [t.caId, t]));
+    let state = readProviderState(paths);
+    const now = o.clock.now();
+    const wanted = [...new Set(state.links.filter((l) => isLive(l, now)).map((l) => l.public.caId))].sort();
+    const crls: FollowedCrl[] = [];
+    const seen: Record<string, PublicCrlSeen> = { ...state.publicCrls };
+    const links = [...state.links];
+    const revoked: FollowRevocation[] = [];
+    for (const caId of wanted) {
+      const ca = trusted.get(caId);
+      const url = `${config.endpoint}/crl/${caId}.crl`;
+      if (!ca) {
+        crls.push({ caId, url, status: "failed", error: { code: "ERR_CA_UNKNOWN", message: `customers' certificates come from ${caId}, but trust/${caId}.pem is gone: restore it` } });
+        continue;
+      }
+      let f: PublicCrlFetch;
+      try {
+        f = await refreshPublicCrl(paths, config.endpoint, ca, seen[caId], o.clock, o);
+      } catch (e) {
+        if (!isJpkiError(e)) throw e;
+        crls.push({ caId, url, status: "failed", error: { code: e.code, message: e.message } });
+        continue;
+      }
+      seen[caId] = f.seen;
+      crls.push({ caId, url, status: f.status, number: f.seen.number, stale: f.stale });
+      for (let i = 0; i < links.length; i++) {
+        const l = links[i]!;
+        if (l.public.caId !== caId || !isLive(l, now)) continue;
+        const entry = f.crl.entries.get(l.public.serial)?.find((e) => !e.certificateIssuer);
+        if (!entry) continue;
+        const reason = privateReasonFor(entry.reason, l.sameKey);
+        if (!reason) continue;
+        links[i] = {
+          ...l,
+          revoked: { at: now.getTime(), reason: CRL_REASON[reason], ...(entry.reason !== undefined ? { publicReason: entry.reason } : {}), publicRevokedAt: entry.revocationDate.getTime(), publicCrlNumber: f.seen.number },
+        };
+        revoked.push({
+          serial: l.serial,
+          customerId: l.customerId,
+          reason,
+          public: { caId, serial: l.public.serial, reason: reasonName(entry.reason ?? 0) ?? "unspecified", revokedAt: entry.revocationDate, crlNumber: f.seen.number },
+        });
+      }
+    }
+    // One write: the revocations, what was seen and (with revocations) the number of the CRL that owes them count
+    // together, or not at all. Killed after it, the reserved number is above the published CRL's: the next pass
+    // publishes ("unfinished"), even on a 304 and with no live link left.
+    const unfinished = publishedCrlNumber(paths) < BigInt(state.crlNumber);
+    state = { ...state, links, publicCrls: seen };
+    if (revoked.length) state = reserveCrlNumber(paths, state);
+    writeProviderState(paths, state);
+
+    let due = false;
+    try {
+      const next = parseCrl(readFileSync(paths.crl)).nextUpdate?.getTime() ?? 0;
+      due = next - now.getTime() <= (config.crlLifetimeHours * 3600_000) / 2;
+    } catch {
+      due = true;
+    }
+    const crlCause = revoked.length ? "revocations" : unfinished ? "unfinished" : due ? "due" : undefined;
+    if (!crlCause) return { crls, revoked };
+    const crl = await publishProviderCrl(paths, config, openProviderCa(paths, o.passphrase), o.clock, state, { reserved: revoked.length > 0 });
+    return { crls, revoked, crl, crlCause };
+  }, o.lockWaitMs === undefined ? {} : { waitMs: o.lockWaitMs });
+}
+
+export interface WatchOptions extends FollowOptions {
+  readonly intervalMs: number;
+  readonly signal: AbortSignal;
+  readonly onPass: (r: FollowResult) => void;
+  /** a pass skipped because another provider command (an enrolment) held the workspace at that moment */
+  readonly onBusy?: (e: JpkiError) => void;
+}
+
+/**
+ * `jpki provider follow --watch`: a pass every `intervalMs` until `signal` aborts. A public CRL that cannot be had
+ * is reported in its pass and tried again at the next; so is a pass that found the workspace held by another command
+ * (an enrolment: ERR_WORKSPACE_LOCKED); a pass that throws otherwise (a wrong passphrase, a damaged workspace) ends
+ * the watch. The provider's CRL is refreshed when half its lifetime
+ * has passed, so an interval well under crlLifetimeHours / 2 keeps it current.
+ */
+export async function watchPublicCrls(o: WatchOptions): Promise<void> {
+  if (!Number.isFinite(o.intervalMs) || o.intervalMs < 1000) throw new JpkiError("ERR_USAGE", "the follow interval must be at least 1 second");
+  while (!o.signal.aborted) {
+    try {
+      // A pass does not wait for the workspace: an enrolment holding it now is skipped over, the next pass comes.
+      o.onPass(await followPublicCrls({ ...o, lockWaitMs: 0 }));
+    } catch (e) {
+      if (!isJpkiError(e, "ERR_WORKSPACE_LOCKED")) throw e;
+      o.onBusy?.(e);
+    }
+    await new Promise<void>((res) => {
+      const t = setTimeout(res, o.intervalMs);
+      o.signal.addEventListener("abort", () => (clearTimeout(t), res()), { once: true });
+    });
+  }
+}

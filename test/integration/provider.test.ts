@@ -1,0 +1,379 @@
+/**
+ * A private certification provider (民間認証事業者) on JPKI end to end, the seed's slide 3(4), over real HTTP: a public
+ * workspace with Tokyo's CA and residents, `jpki serve`'s routes in-process on loopback, a registered verifier's
+ * token; the provider enrols customers whose signed applications carry valid public signature certificates and
+ * refuses a revoked and a foreign one; a relocation notice (転居) revokes a public certificate and regenerates the CRL;
+ * `jpki provider follow` sees it (a 200, then 304s while nothing changes), revokes the linked provider certificate,
+ * and openssl, given the provider's CRL, says revoked. Also: a pass killed before its CRL landed is completed by the
+ * next, and a CRL replayed with an older number or signed by another CA is refused.
+ */
+import { execFileSync } from "node:child_process";
+import { copyFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPrivateKey } from "node:crypto";
+import { CertificationAuthority, FixedClock, OcspClient, SoftwareSigner, enrolCustomer, followPublicCrls, providerPaths, signApplication, watchPublicCrls, withProviderLock, parseResidentRecord, pemOrDer, renewOcspSigners, systemClock, type Workspace } from "../../src/index.js";
+import { buildServer } from "../../src/server/app.js";
+import { generateResidents } from "../../src/registry/fixtures.js";
+import { spawn } from "node:child_process";
+import { MAIN, cardKey, cli, openWorkspace, sh, tempDir, writeJsonl } from "./helpers.js";
+
+let dir: string;
+let ws: string;
+let prov: string;
+let base: string;
+let app: FastifyInstance;
+let server: Workspace;
+let tokenFile: string;
+let residents: ReturnType<typeof generateResidents> extends Iterable<infer R> ? R[] : never;
+const certs: Record<string, { serial: string; pem: string; key: string }> = {};
+const w = () => ["--workspace", ws];
+const p = () => ["--dir", prov];
+
+async function ok(args: string[]) {
+  const r = await cli(args, { cwd: dir });
+  expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(0);
+  return r;
+}
+
+/** Issues a public signature certificate for resident `i` on a card key made by openssl. */
+async function issue(name: string, i: number, workspace = ws) {
+  const { key, pub } = cardKey(dir, name);
+  const pem = join(dir, `${name}.crt.pem`);
+  const r = await ok(["--workspace", workspace, "--json", "issue", "--resident", String(residents[i]!.residentCode), "--public-key", pub, "--out", pem]);
+  certs[name] = { serial: r.json().serial, pem, key };
+}
+
+/** The customer's side: a new key, a PKCS#10 request for it, signed with the card's key (CMS, content attached). */
+function application(name: string, content: "csr" | "form" = "csr"): string {
+  const c = certs[name]!;
+  const inFile = join(dir, `${name}.${content}`);
+  if (content === "csr") {
+    const k = join(dir, `${name}.new.key`);
+    execFileSync("openssl", ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", k], { stdio: "ignore" });
+    execFileSync("openssl", ["req", "-new", "-key", k, "-subj", "/CN=customer", "-sha256", "-out", inFile], { stdio: "ignore" });
+  } else writeFileSync(inFile, "申込書: Example Bank account application\n");
+  const out = join(dir, `${name}.${content}.p7s`);
+  execFileSync("openssl", ["cms", "-sign", "-nodetach", "-binary", "-md", "sha256", "-in", inFile, "-signer", c.pem, "-inkey", c.key, "-outform", "DER", "-out", out], { stdio: "ignore" });
+  return out;
+}
+
+/** Regenerates Tokyo's CRLs and waits until the server serves the new one (it re-stats files every 250 ms). */
+async function regenerateCrl() {
+  const before = (await fetch(`${base}/crl/13-sig.crl`, { headers: { authorization: `Bearer ${readFileSync(tokenFile, "utf8").trim()}` } })).headers.get("etag");
+  await ok([...w(), "crl", "generate", "--prefecture", "13"]);
+  for (let i = 0; i < 100; i++) {
+    const etag = (await fetch(`${base}/crl/13-sig.crl`, { headers: { authorization: `Bearer ${readFileSync(tokenFile, "utf8").trim()}` } })).headers.get("etag");
+    if (etag !== before) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("the server never served the regenerated CRL");
+}
+
+const opensslVerify = (cert: string) =>
+  sh("openssl", ["verify", "-crl_check", "-CAfile", join(prov, "provider.pem"), "-CRLfile", join(prov, "crl", "provider.crl.pem"), cert]);
+
+beforeAll(async () => {
+  dir = tempDir("jpki-provider-");
+  ws = join(dir, "public");
+  prov = join(dir, "bank");
+  await ok([...w(), "ca", "init", "-p", "13"]);
+  residents = [...generateResidents({ count: 6, seed: "provider", prefectures: ["13"] })];
+  writeJsonl(join(dir, "residents.jsonl"), residents);
+  await ok([...w(), "registry", "import", join(dir, "residents.jsonl")]);
+  await issue("alice", 0);
+  await issue("bob", 1);
+  await issue("carol", 2);
+  await issue("dave", 3);
+  await issue("erin", 4);
+  await issue("frank", 5);
+  const v = await ok([...w(), "--json", "verifier", "add", "--name", "Example Bank", "--kind", "private"]);
+  tokenFile = join(dir, "token.txt");
+  writeFileSync(tokenFile, `${v.json().token}\n`, { mode: 0o600 });
+  await ok([...w(), "crl", "generate", "--prefecture", "13"]);
+  copyFileSync(join(ws, "crl", "13-sig.crl"), join(dir, "13-sig.first.crl"));
+  // carol's card is reported lost before she applies: her certificate is on the CRL the provider fetches
+  await ok([...w(), "revoke", "--serial", certs.carol!.serial, "--reason", "loss"]);
+  await ok([...w(), "crl", "generate", "--prefecture", "13"]);
+  // `jpki serve`'s routes, in-process on an ephemeral loopback port
+  server = await openWorkspace(ws);
+  // OCSP too: the signing certificate the CRL schedule would issue, and a responder that reads the store every 50 ms
+  const ca = CertificationAuthority.open((await server.store.getCa("13-sig"))!, "correct horse", server.config);
+  await renewOcspSigners(server.store, [ca], { now: new Date(), passphrase: "correct horse" });
+  ({ app } = await buildServer(server, { ocsp: { passphrase: "correct horse", pollMs: 50 } }));
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  await ok(["--json", "provider", "init", ...p(), "--name", "Example Bank", "--endpoint", base, "--trust", join(ws, "ca", "13-sig.pem"), "--crl-url", "http://bank.example/crl/provider.crl"]);
+}, 180_000);
+
+afterAll(async () => {
+  await app?.close();
+  await server?.close();
+});
+
+describe("jpki provider", () => {
+  it("init makes an owner-only workspace with an encrypted key, the trusted CA and a first CRL", async () => {
+    expect(statSync(join(prov, "provider.key")).mode & 0o777).toBe(0o600);
+    expect(statSync(prov).mode & 0o777).toBe(0o700);
+    expect(readFileSync(join(prov, "provider.key"), "utf8")).toContain("ENCRYPTED PRIVATE KEY");
+    const x = sh("openssl", ["x509", "-in", join(prov, "provider.pem"), "-noout", "-subject", "-ext", "basicConstraints,keyUsage"]);
+    expect(x.out).toMatch(/O\s*=\s*Example Bank/);
+    expect(x.out).toMatch(/CA:TRUE/);
+    expect(x.out).toMatch(/Certificate Sign, CRL Sign/);
+    const again = await cli(["provider", "init", ...p(), "--name", "X", "--endpoint", base, "--trust", join(ws, "ca", "13-sig.pem")], { cwd: dir });
+    expect(again.code).toBe(16);
+    expect(again.stderr).toContain("ERR_PROVIDER_EXISTS");
+  });
+
+  it("enrols a customer with a valid public certificate (CSR and generated key), refuses a revoked, a foreign and a replayed one", async () => {
+    const a = await ok(["--json", "provider", "enrol", ...p(), "--request", application("alice"), "--token-file", tokenFile, "--customer", "alice-001"]);
+    const alice = a.json();
+    expect(alice.status).toBe("valid");
+    expect(alice.public).toMatchObject({ caId: "13-sig" });
+    expect(alice.publicCrl.status).toBe("downloaded");
+    writeFileSync(join(dir, "alice.bank.pem"), alice.certificatePem);
+    expect(opensslVerify(join(dir, "alice.bank.pem")).status).toBe(0);
+    // the same CSR request again: the certificate issued for it, nothing new
+    const retry = await ok(["--json", "provider", "enrol", ...p(), "--request", join(dir, "alice.csr.p7s"), "--token-file", tokenFile]);
+    expect(retry.json()).toMatchObject({ serial: alice.serial, alreadyEnrolled: true });
+    expect(retry.json().publicCrl.status).toBe("not-modified");
+
+    const keyOut = join(dir, "bob.bank.key");
+    const bobReq = application("bob", "form");
+    const b = await ok(["--json", "provider", "enrol", ...p(), "--request", bobReq, "--generate-key", "--key-out", keyOut, "--token-file", tokenFile]);
+    expect(statSync(keyOut).mode & 0o777).toBe(0o600);
+    writeFileSync(join(dir, "bob.bank.pem"), b.json().certificatePem);
+    const pubOfKey = sh("openssl", ["pkey", "-in", keyOut, "-pubout"]).out;
+    const pubOfCert = sh("openssl", ["x509", "-in", join(dir, "bob.bank.pem"), "-noout", "-pubkey"]).out;
+    expect(pubOfKey).toBe(pubOfCert);
+    const replay = await cli(["provider", "enrol", ...p(), "--request", bobReq, "--generate-key", "--key-out", join(dir, "again.key"), "--token-file", tokenFile], { cwd: dir });
+    expect(replay.code).toBe(16);
+    expect(replay.stderr).toContain("ERR_PROVIDER_REQUEST_REUSED");
+
+    const revoked = await cli(["--json", "provider", "enrol", ...p(), "--request", application("carol"), "--token-file", tokenFile], { cwd: dir });
+    expect(revoked.code).toBe(16);
+    expect(JSON.parse(revoked.stderr).error).toMatchObject({ code: "ERR_PROVIDER_PUBLIC_CERT_INVALID", details: { status: "revoked" } });
+
+    // a certificate from a CA this provider does not trust (another public workspace's Tokyo CA)
+    const other = join(dir, "other");
+    await ok(["--workspace", other, "ca", "init", "-p", "13"]);
+    await ok(["--workspace", other, "registry", "import", join(dir, "residents.jsonl")]);
+    await issue("mallory", 0, other);
+    await ok(["--workspace", other, "crl", "generate", "--prefecture", "13"]);
+    const foreign = await cli(["--json", "provider", "enrol", ...p(), "--request", application("mallory"), "--token-file", tokenFile], { cwd: dir });
+    expect(foreign.code).toBe(16);
+    expect(JSON.parse(foreign.stderr).error.code).toBe("ERR_PROVIDER_PUBLIC_CERT_INVALID");
+
+    // without the verifier's token the endpoint refuses, and so nothing is issued
+    const noToken = await cli(["provider", "enrol", ...p(), "--request", application("dave")], { cwd: dir, env: { JPKI_VERIFIER_TOKEN: undefined } });
+    expect(noToken.code).toBe(17);
+    expect(noToken.stderr).toContain("ERR_PUBLIC_CRL_UNAVAILABLE");
+
+    const list = (await ok(["--json", "provider", "list", ...p()])).json().certificates;
+    expect(list).toHaveLength(2);
+  }, 120_000);
+
+  it("follows the public CRL: 304 while unchanged; a relocation revokes the linked certificate, and openssl sees it on the provider's CRL", async () => {
+    const first = await ok(["--json", "provider", "follow", ...p(), "--token-file", tokenFile]);
+    expect(first.json().crls).toEqual([expect.objectContaining({ caId: "13-sig", status: "not-modified" })]); // enrol fetched it already
+    expect(first.json().revoked).toEqual([]);
+
+    // the registry reports that alice moved (転居): the notice revokes her signature certificate, the CRL is regenerated
+    const alice = parseResidentRecord(residents[0], { now: new Date() });
+    const a = alice.fourItems.address;
+    const moved = { ...alice.fourItems, address: /[０-９]+番/.test(a) ? a.replace(/([０-９]+)番/, (_m, d: string) => `${d === "９" ? "８" : "９"}番`) : `${a}１番地` };
+    const notices = writeJsonl(join(dir, "notices.jsonl"), [
+      { noticeId: "PROV-0001", residentCode: alice.residentCode, kind: "relocation", effectiveDate: new Date().toISOString().slice(0, 10), sequence: 1, municipalityCode: alice.municipalityCode, after: moved },
+    ]);
+    await ok([...w(), "notices", "ingest", notices, "--no-crl"]);
+    await regenerateCrl();
+
+    const seen = await ok(["--json", "provider", "follow", ...p(), "--token-file", tokenFile]);
+    const r = seen.json();
+    expect(r.crls[0]).toMatchObject({ caId: "13-sig", status: "downloaded" });
+    expect(r.revoked).toHaveLength(1);
+    const aliceBank = (await ok(["--json", "provider", "list", ...p()])).json().certificates.find((c: { customerId: string }) => c.customerId === "alice-001");
+    expect(r.revoked[0]).toMatchObject({ serial: aliceBank.serial, reason: "affiliationChanged", public: { serial: expect.any(String), reason: "affiliationChanged" } });
+    expect(r.crl).toMatchObject({ entries: 1 });
+    expect(r.crlCause).toBe("revocations");
+    const v = opensslVerify(join(dir, "alice.bank.pem"));
+    expect(v.status).not.toBe(0);
+    expect(v.out).toContain("certificate revoked");
+    expect(opensslVerify(join(dir, "bob.bank.pem")).status).toBe(0);
+    const text = sh("openssl", ["crl", "-in", join(prov, "crl", "provider.crl.pem"), "-noout", "-text"]).out;
+    expect(text.toUpperCase()).toContain(aliceBank.serial.toUpperCase());
+    expect(text).toContain("Affiliation Changed");
+
+    // nothing new: a 304, nothing revoked twice, the provider CRL left as it is
+    const idle = (await ok(["--json", "provider", "follow", ...p(), "--token-file", tokenFile])).json();
+    expect(idle.crls[0].status).toBe("not-modified");
+    expect(idle.revoked).toEqual([]);
+    expect(idle.crl).toBeUndefined();
+    const show = (await ok(["--json", "provider", "show", aliceBank.serial, ...p()])).json();
+    expect(show).toMatchObject({ status: "revoked", reason: "affiliationChanged" });
+  }, 120_000);
+
+  it("completes a pass killed between recording a revocation and publishing its CRL", async () => {
+    // dave too: his link stays live, so the passes below still ask for the public CRL
+    await ok(["--json", "provider", "enrol", ...p(), "--request", application("dave"), "--token-file", tokenFile]);
+    await ok([...w(), "revoke", "--serial", certs.bob!.serial, "--reason", "death"]);
+    await regenerateCrl();
+    const before = join(dir, "provider.before.crl.pem");
+    copyFileSync(join(prov, "crl", "provider.crl.pem"), before);
+    const beforeDer = readFileSync(join(prov, "crl", "provider.crl"));
+    const r = (await ok(["--json", "provider", "follow", ...p(), "--token-file", tokenFile])).json();
+    expect(r.revoked).toEqual([expect.objectContaining({ reason: "cessationOfOperation" })]);
+    // the state a kill leaves: revocation recorded, the old CRL still in place
+    writeFileSync(join(prov, "crl", "provider.crl"), beforeDer);
+    copyFileSync(before, join(prov, "crl", "provider.crl.pem"));
+    expect(opensslVerify(join(dir, "bob.bank.pem")).status).toBe(0);
+    const next = (await ok(["--json", "provider", "follow", ...p(), "--token-file", tokenFile])).json();
+    expect(next.crls[0].status).toBe("not-modified");
+    expect(next.revoked).toEqual([]);
+    expect(next.crlCause).toBe("unfinished");
+    expect(next.crl.entries).toBe(2);
+    expect(Number(next.crl.number)).toBeGreaterThan(Number(r.crl.number));
+    expect(opensslVerify(join(dir, "bob.bank.pem")).out).toContain("certificate revoked");
+  }, 120_000);
+
+  it("refuses a public CRL whose number went backwards, or signed by another CA", async () => {
+    const old = readFileSync(join(dir, "13-sig.first.crl"));
+    const fake = (body: Buffer): typeof fetch => async () => new Response(body, { status: 200, headers: { etag: '"fake"' } });
+    const passphrase = "correct horse";
+    const replay = await followPublicCrls({ dir: prov, passphrase, clock: systemClock, fetch: fake(old) });
+    expect(replay.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_ROLLBACK" } });
+    const foreign = readFileSync(join(dir, "other", "crl", "13-sig.crl"), { flag: "r" });
+    const wrong = await followPublicCrls({ dir: prov, passphrase, clock: systemClock, fetch: fake(foreign) });
+    expect(wrong.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_INVALID" } });
+    const huge = await followPublicCrls({ dir: prov, passphrase, clock: systemClock, fetch: fake(old), maxCrlBytes: 100 });
+    expect(huge.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE" } });
+    // the CLI exits 17 with the code
+    const cliRun = await cli(["provider", "follow", ...p()], { cwd: dir, env: { JPKI_VERIFIER_TOKEN: "not-a-registered-token" } });
+    expect(cliRun.code).toBe(17);
+    expect(cliRun.stderr).toContain("ERR_PUBLIC_CRL_UNAVAILABLE");
+  }, 120_000);
+
+  it("revokes one of its certificates by hand, once", async () => {
+    const dave = (await ok(["--json", "provider", "list", ...p()])).json().certificates.find((c: { status: string }) => c.status === "valid");
+    writeFileSync(join(dir, "dave.bank.pem"), (await ok(["--json", "provider", "show", dave.serial, ...p()])).json().certificatePem);
+    expect(opensslVerify(join(dir, "dave.bank.pem")).status).toBe(0);
+    const r = (await ok(["--json", "provider", "revoke", dave.serial, ...p(), "--reason", "keyCompromise"])).json();
+    expect(r).toMatchObject({ status: "revoked", reason: "keyCompromise" });
+    expect(opensslVerify(join(dir, "dave.bank.pem")).out).toContain("certificate revoked");
+    const again = await cli(["provider", "revoke", dave.serial, ...p(), "--reason", "loss"], { cwd: dir });
+    expect(again.code).toBe(9);
+    expect(again.stderr).toContain("ERR_CERT_ALREADY_REVOKED");
+    const unknown = await cli(["provider", "revoke", "0badc0de", ...p(), "--reason", "loss"], { cwd: dir });
+    expect(unknown.code).toBe(16);
+    expect(unknown.stderr).toContain("ERR_PROVIDER_CERT_UNKNOWN");
+  });
+
+  it("with --ocsp, refuses a certificate revoked since the last CRL, which the CRL alone lets through", async () => {
+    const good = (await ok(["--json", "provider", "enrol", ...p(), "--request", application("frank"), "--ocsp", "--token-file", tokenFile])).json();
+    expect(good.publicOcsp).toMatchObject({ status: "good", url: `${base}/ocsp/13-sig` });
+    writeFileSync(join(dir, "frank.bank.pem"), good.certificatePem);
+    // erin's card is stolen: the CA records it at once, the next CRL is not published yet
+    await ok([...w(), "revoke", "--serial", certs.erin!.serial, "--reason", "theft"]);
+    const der = (f: string) => pemOrDer(readFileSync(f), ["CERTIFICATE"], "certificate");
+    const client = new OcspClient({ url: `${base}/ocsp/13-sig`, bearerToken: readFileSync(tokenFile, "utf8").trim() });
+    for (let i = 0; i < 100; i++) {
+      if ((await client.check({ certificate: der(certs.erin!.pem), issuer: der(join(ws, "ca", "13-sig.pem")) }, new Date())).status === "revoked") break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const refused = await cli(["--json", "provider", "enrol", ...p(), "--request", application("erin"), "--ocsp", "--token-file", tokenFile], { cwd: dir });
+    expect(refused.code).toBe(16);
+    expect(JSON.parse(refused.stderr).error).toMatchObject({ code: "ERR_PROVIDER_PUBLIC_CERT_INVALID", details: { status: "revoked", source: "ocsp" } });
+    // the CRL alone still says valid: what --ocsp is for (follow revokes it once the CRL lists it)
+    const crlOnly = await ok(["--json", "provider", "enrol", ...p(), "--request", join(dir, "erin.csr.p7s"), "--token-file", tokenFile]);
+    expect(crlOnly.json().publicCrl.status).toBe("not-modified");
+    await regenerateCrl();
+    const r = (await ok(["--json", "provider", "follow", ...p(), "--token-file", tokenFile])).json();
+    expect(r.revoked).toEqual([expect.objectContaining({ serial: crlOnly.json().serial, reason: "cessationOfOperation", public: expect.objectContaining({ reason: "keyCompromise" }) })]);
+  }, 120_000);
+
+  it("refuses to enrol on a public CRL past its nextUpdate (hard-fail)", async () => {
+    // three days on, no new public CRL: the one served is stale; the application is signed then, so it is fresh
+    const later = new FixedClock(new Date(Date.now() + 3 * 86_400_000));
+    const der = (f: string) => pemOrDer(readFileSync(f), ["CERTIFICATE"], "certificate");
+    const request = await signApplication({ content: readFileSync(join(dir, "frank.csr")), certificate: der(certs.frank!.pem), signer: new SoftwareSigner(createPrivateKey(readFileSync(certs.frank!.key))), signingTime: later.now() });
+    await expect(enrolCustomer({ dir: prov, passphrase: "correct horse", clock: later, request, bearerToken: readFileSync(tokenFile, "utf8").trim() })).rejects.toMatchObject({
+      code: "ERR_PROVIDER_PUBLIC_CERT_INVALID",
+      details: { status: "revocation-unknown" },
+    });
+  });
+
+  it("follow --watch skips a pass while an enrolment holds the workspace, and goes on", async () => {
+    const stop = new AbortController();
+    const seen: string[] = [];
+    await withProviderLock(providerPaths(prov), async () => {
+      await watchPublicCrls({
+        dir: prov,
+        passphrase: "correct horse",
+        clock: systemClock,
+        intervalMs: 1000,
+        signal: stop.signal,
+        onPass: () => seen.push("pass"),
+        onBusy: (e) => (seen.push(e.code), stop.abort()),
+      });
+    });
+    expect(seen).toEqual(["ERR_WORKSPACE_LOCKED"]);
+  });
+
+  it("a one-off follow waits for the workspace while another command holds it", async () => {
+    let release!: () => void;
+    const held = withProviderLock(providerPaths(prov), () => new Promise<void>((r) => (release = r))); // held from here on
+    const pass = followPublicCrls({ dir: prov, passphrase: "correct horse", clock: systemClock, bearerToken: readFileSync(tokenFile, "utf8").trim() });
+    setTimeout(() => release(), 300);
+    const r = await pass;
+    await held;
+    expect(r.crls[0]).toMatchObject({ caId: "13-sig", status: "not-modified" });
+  });
+
+  it("a follow process killed (SIGKILL) once it has recorded a revocation is completed by the next pass", async () => {
+    await ok([...w(), "revoke", "--serial", certs.frank!.serial, "--reason", "death"]);
+    await regenerateCrl();
+    const token = readFileSync(tokenFile, "utf8").trim();
+    const child = spawn(process.execPath, [MAIN, "provider", "follow", "--dir", prov], { env: { ...process.env, JPKI_PASSPHRASE: "correct horse", JPKI_VERIFIER_TOKEN: token }, stdio: "ignore" });
+    const exited = new Promise<void>((r) => child.on("exit", () => r()));
+    const recorded = () => (JSON.parse(readFileSync(join(prov, "state.json"), "utf8")) as { links: Array<{ revoked?: unknown; public: { serial: string } }> }).links.some((l) => l.revoked && l.public.serial.replace(/^00/, "") === certs.frank!.serial);
+    for (let i = 0; i < 2000 && child.exitCode === null && !recorded(); i++) await new Promise((r) => setTimeout(r, 5));
+    child.kill("SIGKILL"); // wherever it is now: before its CRL, or after
+    await exited;
+    const next = (await ok(["--json", "provider", "follow", ...p(), "--token-file", tokenFile])).json();
+    const frankRevocations = (await ok(["--json", "provider", "list", ...p()])).json().certificates.filter((c: { public: { serial: string }; status: string }) => c.public.serial.replace(/^00/, "") === certs.frank!.serial && c.status === "revoked");
+    expect(frankRevocations).toHaveLength(1);
+    expect(next.revoked.length).toBeLessThanOrEqual(1); // the killed pass recorded it, or (killed before) this one does
+    const v = opensslVerify(join(dir, "frank.bank.pem"));
+    expect(v.out).toContain("certificate revoked");
+  }, 120_000);
+
+  it("records nothing when the generated key cannot be handed over, so the same request still works", async () => {
+    const request = readFileSync(application("dave", "form"));
+    const base = { dir: prov, passphrase: "correct horse", clock: systemClock, request, generateKey: true, bearerToken: readFileSync(tokenFile, "utf8").trim() };
+    const count = async () => (await ok(["--json", "provider", "list", ...p()])).json().certificates.length;
+    const before = await count();
+    await expect(enrolCustomer({ ...base, deliverKey: () => { throw new Error("disk full"); } })).rejects.toThrow("disk full");
+    expect(await count()).toBe(before);
+    let delivered = "";
+    const r = await enrolCustomer({ ...base, deliverKey: (pem) => (delivered = pem) });
+    expect(delivered).toContain("PRIVATE KEY");
+    expect(r.privateKeyPem).toBe(delivered);
+    expect(await count()).toBe(before + 1);
+  });
+
+  it("says so when there is no provider workspace", async () => {
+    const r = await cli(["--json", "provider", "list", "--dir", join(dir, "no-such-provider")], { cwd: dir });
+    expect(r.code).toBe(16);
+    expect(JSON.parse(r.stderr).error.code).toBe("ERR_PROVIDER_MISSING");
+  });
+
+  it("explains itself", async () => {
+    for (const c of [[], ["init"], ["enrol"], ["follow"], ["list"], ["show"], ["revoke"], ["crl"]]) {
+      const h = await cli(["provider", ...c, "--help"], { cwd: dir });
+      expect(h.code, c.join(" ")).toBe(0);
+      expect(h.stdout).toMatch(/Usage: jpki provider/);
+    }
+  });
+});
