@@ -235,10 +235,24 @@ export async function benchVerifierApi(backend: Backend, opts: { seconds?: numbe
     for (let i = 0; i < 2; i++) runs.push(await autocannonJson(url, bodiesFile, auth, { seconds, connections }));
     const statusRun = await autocannonJson(statusUrl, statusFile, auth, { seconds, connections: 8 });
     const statusBad = statusRun.errors + Object.entries(statusRun.statuses).filter(([k]) => k !== "200").reduce((t, [, v]) => t + v, 0);
+    await stop(child);
+    // The same with --workers 2 (a deployment runs a worker per core): on these 2 cores the load generator shares them.
+    const port2 = await freePort();
+    child = await start([BIN, "--workspace", join(dir, "ws"), "serve", "--listen", `127.0.0.1:${port2}`, "--workers", "2", "--access-log", join(dir, "access-2.log")], { ...process.env, ...storeEnv, JPKI_PASSPHRASE: "bench" });
+    const url2 = `http://127.0.0.1:${port2}/v1/validate`;
+    for (let i = 0; i < 100; i++) {
+      try {
+        if ((await postOnce(url2, bodies[0]!, auth)).status === 200) break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const workers2 = await autocannonJson(url2, bodiesFile, auth, { seconds, connections });
     const best = runs.reduce((a, b) => (b.rps > a.rps ? b : a));
     const bad = runs.reduce((s, r) => s + r.errors + Object.entries(r.statuses).filter(([k]) => k !== "200").reduce((t, [, v]) => t + v, 0), 0);
     const note = [
       `runs      ${runs.map((r) => r.rps.toFixed(0)).join(", ")} answers/s over HTTP (${seconds} s each, ${connections} connections, one worker, certificates in rotation, ${CERTS / 4} of ${CERTS} revoked)${bad ? ` — ${bad} answers were not 200 or failed: the rate is suspect` : ", every answer 200"}`,
+      `workers   --workers 2: ${workers2.rps.toFixed(0)} answers/s = ${(workers2.rps / engine).toFixed(2)}× the engine on one thread (2 cores shared with the load generator)`,
       `service   in-process (engine + store lookups + disclosure log, 64 in flight): ${service.toFixed(0)} /s = ${(best.rps / service).toFixed(2)}× of it over HTTP; ${written} disclosure records written in-process`,
       `status    POST /v1/status, batches of ${STATUS_BATCH} (link asked, government view): ${statusRun.rps.toFixed(1)} batches/s = ${(statusRun.rps * STATUS_BATCH).toFixed(0)} items/s over HTTP (8 connections${statusBad ? `; ${statusBad} answers not 200 or failed` : ""}) vs checkStatus in-process ${statusInProcess.toFixed(0)} items/s (8 in flight): ${((statusRun.rps * STATUS_BATCH) / statusInProcess).toFixed(2)}× (no target)`,
       `engine    validateJpki in-process on one thread, warm CRL index: ${engine.toFixed(0)} /s`,
