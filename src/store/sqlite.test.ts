@@ -151,4 +151,31 @@ describe("SqliteStore bulk writes", () => {
       await again.close();
     }
   });
+
+  it("a disclosure write waits for another process's write lock without stopping the event loop, then lands", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-store-"));
+    const store = SqliteStore.open(join(dir, "jpki.db"), { create: true });
+    // another writer (as another `jpki serve --workers` process would be) holds the write lock for 150 ms
+    const other = new Database(join(dir, "jpki.db"));
+    try {
+      other.exec("BEGIN IMMEDIATE");
+      const rec = { verifierId: "v-1", serial: "0a", issuer: "13-sig", residentCode: "12345678906", purpose: "signature" as const, legalBasis: undefined, at: new Date(0), validationTime: new Date(0), answer: "valid", itemsDisclosed: false };
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 5);
+      const started = performance.now();
+      const written = store.appendDisclosures([rec]);
+      await new Promise((r) => setTimeout(r, 150));
+      const ticksWhileLocked = ticks;
+      other.exec("COMMIT");
+      await written;
+      clearInterval(timer);
+      // SQLite's busy handler would have slept inside the call, holding the loop: no timer could have run
+      expect(ticksWhileLocked).toBeGreaterThan(5);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(150);
+      expect((await store.listDisclosures({ residentCode: "12345678906" })).map((d) => d.serial)).toEqual(["0a"]);
+    } finally {
+      other.close();
+      await store.close();
+    }
+  });
 });

@@ -496,6 +496,9 @@ class RevocationLog {
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
+/** How long a statement waits for another process's write lock before ERR_WORKSPACE_LOCKED, ms. */
+const BUSY_TIMEOUT_MS = 20_000;
+
 /** A certificate with its four items and revocation, in the column names the row mapping (rows.ts) reads. */
 const CERT_SELECT = `SELECT c.serial, c.ca_id, c.type, c.resident_code, c.municipality_code, k.name, k.address, k.birth_date, k.gender,
     c.not_before, c.not_after, c.issued_at, c.der, c.application_id, k.revoked_at, k.reason, k.source AS revocation_source
@@ -539,7 +542,7 @@ export class SqliteStore implements Store {
       db = new Database(path, { fileMustExist: !opts.create });
       // Writers queue on SQLite's write lock; a transaction waits this long for another process's write
       // transaction (all are short: the longest is one batch) before ERR_WORKSPACE_LOCKED.
-      db.pragma("busy_timeout = 20000");
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       db.pragma("journal_mode = WAL");
       db.pragma("synchronous = NORMAL");
       db.pragma("foreign_keys = ON");
@@ -1385,6 +1388,7 @@ export class SqliteStore implements Store {
   #verifierList: Database.Statement | undefined;
   #fetchInsert: Database.Statement | undefined;
   #disclosureInsert: Database.Statement | undefined;
+  #statusCheckInsert: Database.Statement | undefined;
 
   revokeVerifier(id: string, at: Date): Promise<VerifierRecord> {
     return this.#run("revoking a verifier", () =>
@@ -1437,16 +1441,41 @@ export class SqliteStore implements Store {
     });
   }
 
-  appendDisclosures(records: readonly DisclosureRecord[]): Promise<void> {
-    if (!records.length) return Promise.resolve();
-    return this.#run("recording disclosures", () => {
-      const ins = (this.#disclosureInsert ??= this.#db.prepare(
-        "INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-      ));
-      this.#db.transaction(() => {
-        for (const d of records) ins.run(...disclosureValues(d));
-      }).immediate();
+  async appendDisclosures(records: readonly DisclosureRecord[]): Promise<void> {
+    if (!records.length) return;
+    const ins = (this.#disclosureInsert ??= this.#db.prepare(
+      "INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    ));
+    const write = this.#db.transaction(() => {
+      for (const d of records) ins.run(...disclosureValues(d));
     });
+    await this.#withoutBlockingWait("recording disclosures", () => write.immediate());
+  }
+
+  /**
+   * Runs a short write transaction that another process may be holding the write lock against — `jpki serve
+   * --workers` writing the disclosure log and liveness history from each worker — without SQLite's busy
+   * handler: that one sleeps inside the call (1, 2, 5, 10 … ms) and so stops the worker's event loop, every
+   * request on it waiting. Here the lock is tried at once and, while another writer holds it, tried again
+   * after an asynchronous pause (requests go on; their records gather for the next write), until the
+   * connection's usual busy timeout has passed, then ERR_WORKSPACE_LOCKED as before.
+   */
+  async #withoutBlockingWait(what: string, f: () => void): Promise<void> {
+    const deadline = performance.now() + BUSY_TIMEOUT_MS;
+    for (let pause = 1; ; pause = Math.min(pause * 2, 20)) {
+      try {
+        this.#db.pragma("busy_timeout = 0");
+        try {
+          f();
+        } finally {
+          this.#db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+        }
+        return;
+      } catch (e) {
+        if ((e as { code?: string }).code !== "SQLITE_BUSY" || performance.now() >= deadline) throw storeError(e, what);
+      }
+      await new Promise((r) => setTimeout(r, pause));
+    }
   }
 
   listDisclosures(q: { residentCode: string; limit?: number }): Promise<DisclosureRecord[]> {
@@ -1468,20 +1497,19 @@ export class SqliteStore implements Store {
     });
   }
 
-  recordStatusChecks(checks: readonly StatusCheckRecord[], disclosures: readonly DisclosureRecord[]): Promise<void> {
-    if (!checks.length && !disclosures.length) return Promise.resolve();
-    return this.#run("recording liveness checks", () => {
-      const ins = this.#db.prepare(
-        "INSERT INTO status_checks (verifier_id, at, ca_id, serial, certificate_id, status, reason, revoked_at, replaced_by_ca_id, replaced_by_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-      );
-      const disc = (this.#disclosureInsert ??= this.#db.prepare(
-        "INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-      ));
-      this.#db.transaction(() => {
-        for (const c of checks) ins.run(...statusCheckValues(c));
-        for (const d of disclosures) disc.run(...disclosureValues(d));
-      }).immediate();
+  async recordStatusChecks(checks: readonly StatusCheckRecord[], disclosures: readonly DisclosureRecord[]): Promise<void> {
+    if (!checks.length && !disclosures.length) return;
+    const ins = (this.#statusCheckInsert ??= this.#db.prepare(
+      "INSERT INTO status_checks (verifier_id, at, ca_id, serial, certificate_id, status, reason, revoked_at, replaced_by_ca_id, replaced_by_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    ));
+    const disc = (this.#disclosureInsert ??= this.#db.prepare(
+      "INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    ));
+    const write = this.#db.transaction(() => {
+      for (const c of checks) ins.run(...statusCheckValues(c));
+      for (const d of disclosures) disc.run(...disclosureValues(d));
     });
+    await this.#withoutBlockingWait("recording liveness checks", () => write.immediate());
   }
 
   listStatusChecks(q: { readonly verifierId: string; readonly since?: Date; readonly after?: number; readonly limit?: number }): Promise<StoredStatusCheck[]> {
