@@ -87,6 +87,27 @@ export function scopeOf(path: string): RouteScope {
   return "other";
 }
 
+/**
+ * The path of a request target as fastify's router (find-my-way) matches it: up to the first "?" or "#", and
+ * percent-decoded as decodeURI does. The scope must be decided on that path, not on the raw target: a verifier
+ * of any kind was admitted to "/metrics#x" and "/%6detrics" as an unknown path ("other"), which the router then
+ * answered as /metrics. Undefined for a target that does not decode (the router answers it 400).
+ */
+export function routedPath(url: string): string | undefined {
+  let end = url.length;
+  const q = url.indexOf("?");
+  if (q >= 0) end = q;
+  const h = url.indexOf("#");
+  if (h >= 0 && h < end) end = h;
+  const path = end === url.length ? url : url.slice(0, end);
+  if (!path.includes("%")) return path;
+  try {
+    return decodeURI(path);
+  } catch {
+    return undefined;
+  }
+}
+
 export interface AccessOptions {
   /** the path of the workspace's baseUrl ("" for none): routes live under it */
   readonly prefix: string;
@@ -295,10 +316,8 @@ export class VerifierAccess {
    * (then `onRefused` has counted and logged it).
    */
   admit(req: IncomingMessage, res: ServerResponse): boolean {
-    const url = req.url ?? "";
-    const q = url.indexOf("?");
-    const path = q < 0 ? url : url.slice(0, q);
-    const scope = path.startsWith(this.#prefix) ? scopeOf(path.slice(this.#prefix.length)) : "other";
+    const path = routedPath(req.url ?? "");
+    const scope = path !== undefined && path.startsWith(this.#prefix) ? scopeOf(path.slice(this.#prefix.length)) : "other";
     const tagged = req as Tagged;
     tagged[SCOPE] = scope;
     const authorization = req.headers.authorization;
