@@ -356,6 +356,20 @@ export class VerifierAccess {
     return false;
   }
 
+  /**
+   * Charges the caller of an admitted request `n` more requests' worth of its rate: a batch (POST /v1/status,
+   * up to 1000 certificates, each a history row, a disclosure record and maybe a link lookup) costs what its
+   * items would cost asked one by one, or batching would multiply the limit by the batch size. The batch itself
+   * is answered (it was admitted); the bucket may go below zero, and the verifier's next requests wait until it
+   * has refilled, so its sustained rate is `perSecond` items whatever the batch size.
+   */
+  charge(req: IncomingMessage, n: number): void {
+    const v = (req as Tagged)[CALLER];
+    if (!v || n <= 0 || this.#rate.perSecond === 0) return;
+    const b = this.#buckets.get(v.id);
+    if (b) b.tokens -= n;
+  }
+
   /** Takes one request from the verifier's bucket: 0 when allowed, else the seconds until one is. */
   #take(id: string): number {
     const rate = this.#rate.perSecond;

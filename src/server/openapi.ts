@@ -70,7 +70,7 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
             "401": errorResponse("No credential, or one that names no live registration"),
             "413": errorResponse(`The body is larger than ${STATUS_BODY_LIMIT} bytes`),
             "415": errorResponse("The body is not application/json"),
-            "429": errorResponse("Past the verifier's rate limit (Retry-After says when to come back)"),
+            "429": errorResponse("Past the verifier's rate limit (Retry-After says when to come back): a batch counts one request per item"),
             "503": errorResponse("The store did not answer (or the checks could not be recorded): no answer was given"),
           },
         },
