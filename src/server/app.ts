@@ -28,7 +28,7 @@
  * lines per request and halved the 304 rate measured against bare node:http.
  */
 import { stat } from "node:fs/promises";
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { join } from "node:path";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
@@ -323,6 +323,20 @@ export async function buildServer(
     routerOptions: { maxParamLength: 200 },
     exposeHeadRoutes: false,
     return503OnClosing: true,
+  });
+  // Routes without their own error handler (the CRL index, /metrics, the page): fastify's default would send the
+  // error's message, and a store error's message carries the driver's (a database host, user, file path). The
+  // code and a fixed message go out; the error goes to onError. A client's own error (4xx) keeps its status.
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+    const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : undefined;
+    // fastify's own refusals (a malformed body, a wrong media type): their fixed messages, as fastify sends them.
+    if (status !== undefined) return reply.code(status).send({ statusCode: status, code: err.code, error: STATUS_CODES[status], message: err.message });
+    opts.access?.onError?.(err, "answering a request (no answer given)");
+    const unavailable = (err.code ?? "").startsWith("ERR_STORE") || err.code === "ERR_WORKSPACE_LOCKED";
+    return reply
+      .code(unavailable ? 503 : 500)
+      .header("Cache-Control", "no-store")
+      .send(unavailable ? { error: "unavailable", code: "store-unavailable", message: "the store did not answer: try again" } : { error: "internal_error", code: "internal", message: "the request failed unexpectedly" });
   });
   // Each fastify route counts and logs its own responses: a route-level hook knows its name, where reading
   // request.routeOptions in a global hook builds an object per request.
