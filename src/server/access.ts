@@ -87,13 +87,26 @@ export function scopeOf(path: string): RouteScope {
   return "other";
 }
 
+/** scheme and authority of an absolute-form request target */
+const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i;
+
 /**
  * The path of a request target as fastify's router (find-my-way) matches it: up to the first "?" or "#", and
  * percent-decoded as decodeURI does. The scope must be decided on that path, not on the raw target: a verifier
  * of any kind was admitted to "/metrics#x" and "/%6detrics" as an unknown path ("other"), which the router then
- * answered as /metrics. Undefined for a target that does not decode (the router answers it 400).
+ * answered as /metrics. The absolute form (RFC 9112 §3.2.2: "http://host/metrics", which node passes on as
+ * it came) is routed by its path too, so it is read the same way. Undefined for any other target that does not
+ * start with "/", and for one that does not decode (the router answers them 400 or 404; the scope is "other").
  */
-export function routedPath(url: string): string | undefined {
+export function routedPath(target: string): string | undefined {
+  let url = target;
+  if (url.charCodeAt(0) !== 0x2f) {
+    const authority = ABSOLUTE_FORM.exec(url);
+    if (!authority) return undefined;
+    url = url.slice(authority[0].length);
+    if (url === "" || url.charCodeAt(0) === 0x3f) url = "/" + url;
+    else if (url.charCodeAt(0) !== 0x2f) return undefined;
+  }
   let end = url.length;
   const q = url.indexOf("?");
   if (q >= 0) end = q;
