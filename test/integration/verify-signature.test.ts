@@ -130,5 +130,7 @@ describe("JSON bodies nested deep (app.ts jsonNestsDeeper)", () => {
     expect(((await res.json()) as any).code).toBe("body-not-json");
     // brackets inside strings are not nesting
     expect((await post({ signedData: "[[[[".repeat(1000) }, w.priv)).json.code).toBe("signed-data-malformed");
+    // and the route's own body limit (2 MiB, above fastify's 1 MiB default) still holds with this parser
+    expect((await post({ signedData: "A".repeat(1_500_000) + "!" }, w.priv)).json.code).toBe("signed-data-malformed");
   });
 });
