@@ -168,3 +168,28 @@ describe("the status page's scopes", () => {
     }
   });
 });
+
+describe("the scope of a request target", () => {
+  it("is decided on the path the router matches: /metrics stays the operator's behind a fragment or percent-encoding", async () => {
+    const { a } = await access(fakeStore(), { t: 0 });
+    try {
+      const status = (url: string, token?: string) => {
+        let got = 200;
+        a.admit(request(url, token), { writeHead: (s: number) => (got = s), end() {} } as unknown as ServerResponse);
+        return got;
+      };
+      // fastify answers every one of these as GET /metrics: a verifier's token must get 403 on each.
+      for (const url of ["/metrics", "/metrics#x", "/%6detrics", "/met%72ics?x=1", "/metrics#/crl/13-sig.crl"]) expect(status(url, TOKEN_A), url).toBe(403);
+      // the absolute form (RFC 9112 §3.2.2), which the router answers by its path
+      for (const url of ["http://127.0.0.1/metrics", "HTTPS://jpki.example:8443/metrics?x=1", "http://user@host/%6detrics"]) expect(status(url, TOKEN_A), url).toBe(403);
+      expect(status("http://127.0.0.1/healthz")).toBe(200);
+      expect(status("http://127.0.0.1/v1/overview")).toBe(401);
+      // …and the open page is not opened wider by them
+      expect(status("/v1/overview#/ui/app.js")).toBe(401);
+      expect(status("/%E0%A4%A")).toBe(401);
+      expect(status("/healthz#x")).toBe(200);
+    } finally {
+      await a.close();
+    }
+  });
+});

@@ -87,6 +87,40 @@ export function scopeOf(path: string): RouteScope {
   return "other";
 }
 
+/** scheme and authority of an absolute-form request target */
+const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i;
+
+/**
+ * The path of a request target as fastify's router (find-my-way) matches it: up to the first "?" or "#", and
+ * percent-decoded as decodeURI does. The scope must be decided on that path, not on the raw target: a verifier
+ * of any kind was admitted to "/metrics#x" and "/%6detrics" as an unknown path ("other"), which the router then
+ * answered as /metrics. The absolute form (RFC 9112 §3.2.2: "http://host/metrics", which node passes on as
+ * it came) is routed by its path too, so it is read the same way. Undefined for any other target that does not
+ * start with "/", and for one that does not decode (the router answers them 400 or 404; the scope is "other").
+ */
+export function routedPath(target: string): string | undefined {
+  let url = target;
+  if (url.charCodeAt(0) !== 0x2f) {
+    const authority = ABSOLUTE_FORM.exec(url);
+    if (!authority) return undefined;
+    url = url.slice(authority[0].length);
+    if (url === "" || url.charCodeAt(0) === 0x3f) url = "/" + url;
+    else if (url.charCodeAt(0) !== 0x2f) return undefined;
+  }
+  let end = url.length;
+  const q = url.indexOf("?");
+  if (q >= 0) end = q;
+  const h = url.indexOf("#");
+  if (h >= 0 && h < end) end = h;
+  const path = end === url.length ? url : url.slice(0, end);
+  if (!path.includes("%")) return path;
+  try {
+    return decodeURI(path);
+  } catch {
+    return undefined;
+  }
+}
+
 export interface AccessOptions {
   /** the path of the workspace's baseUrl ("" for none): routes live under it */
   readonly prefix: string;
@@ -295,10 +329,8 @@ export class VerifierAccess {
    * (then `onRefused` has counted and logged it).
    */
   admit(req: IncomingMessage, res: ServerResponse): boolean {
-    const url = req.url ?? "";
-    const q = url.indexOf("?");
-    const path = q < 0 ? url : url.slice(0, q);
-    const scope = path.startsWith(this.#prefix) ? scopeOf(path.slice(this.#prefix.length)) : "other";
+    const path = routedPath(req.url ?? "");
+    const scope = path !== undefined && path.startsWith(this.#prefix) ? scopeOf(path.slice(this.#prefix.length)) : "other";
     const tagged = req as Tagged;
     tagged[SCOPE] = scope;
     const authorization = req.headers.authorization;
@@ -335,6 +367,20 @@ export class VerifierAccess {
     this.record(req, status);
     this.#onRefused?.(req, status, startedAt);
     return false;
+  }
+
+  /**
+   * Charges the caller of an admitted request `n` more requests' worth of its rate: a batch (POST /v1/status,
+   * up to 1000 certificates, each a history row, a disclosure record and maybe a link lookup) costs what its
+   * items would cost asked one by one, or batching would multiply the limit by the batch size. The batch itself
+   * is answered (it was admitted); the bucket may go below zero, and the verifier's next requests wait until it
+   * has refilled, so its sustained rate is `perSecond` items whatever the batch size.
+   */
+  charge(req: IncomingMessage, n: number): void {
+    const v = (req as Tagged)[CALLER];
+    if (!v || n <= 0 || this.#rate.perSecond === 0) return;
+    const b = this.#buckets.get(v.id);
+    if (b) b.tokens -= n;
   }
 
   /** Takes one request from the verifier's bucket: 0 when allowed, else the seconds until one is. */

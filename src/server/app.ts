@@ -28,7 +28,7 @@
  * lines per request and halved the 304 rate measured against bare node:http.
  */
 import { stat } from "node:fs/promises";
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { join } from "node:path";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
@@ -94,6 +94,28 @@ export interface ConnectionTimeouts {
  * bound a download the client stopped reading; one that is slow but moving is never cut.
  */
 export const CONNECTION_TIMEOUTS: ConnectionTimeouts = Object.freeze({ idleMs: 30_000, headersMs: 10_000, requestMs: 30_000 });
+
+/** The deepest nesting of a JSON body any route takes (they need 3: a body, its list, an item). */
+export const MAX_JSON_DEPTH = 16;
+
+/** Whether JSON text nests arrays and objects more than `max` deep (strings skipped). Linear, no parse. */
+export function jsonNestsDeeper(text: string, max: number): boolean {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // a string: to its closing quote, past escapes
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c) i++;
+        else if (d === 0x22) break;
+      }
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
 
 /** The path of a base URL without its trailing slash: where the certificates' URLs put the files. */
 export function pathPrefix(baseUrl: string): string {
@@ -323,6 +345,29 @@ export async function buildServer(
     routerOptions: { maxParamLength: 200 },
     exposeHeadRoutes: false,
     return503OnClosing: true,
+  });
+  // JSON bodies (the validation, liveness and signed-file routes): fastify's parser, after a linear check of the
+  // nesting. JSON.parse spends ~1 µs a level, so a 2 MiB body of brackets held the one thread ~1 s per request;
+  // no body we take nests deeper than 3.
+  const json = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
+    if (jsonNestsDeeper(body as string, MAX_JSON_DEPTH)) return done(Object.assign(new Error(`the body nests deeper than ${MAX_JSON_DEPTH} levels`), { statusCode: 400 }), undefined);
+    json(req, body as string, done);
+  });
+  // Routes without their own error handler (the CRL index, /metrics, the page): fastify's default would send the
+  // error's message, and a store error's message carries the driver's (a database host, user, file path). The
+  // code and a fixed message go out; the error goes to onError. A client's own error (4xx) keeps its status.
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+    const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : undefined;
+    // fastify's own refusals (a malformed body, a wrong media type): their fixed messages, as fastify sends them.
+    if (status !== undefined) return reply.code(status).send({ statusCode: status, code: err.code, error: STATUS_CODES[status], message: err.message });
+    opts.access?.onError?.(err, "answering a request (no answer given)");
+    const unavailable = (err.code ?? "").startsWith("ERR_STORE") || err.code === "ERR_WORKSPACE_LOCKED";
+    return reply
+      .code(unavailable ? 503 : 500)
+      .header("Cache-Control", "no-store")
+      .send(unavailable ? { error: "unavailable", code: "store-unavailable", message: "the store did not answer: try again" } : { error: "internal_error", code: "internal", message: "the request failed unexpectedly" });
   });
   // Each fastify route counts and logs its own responses: a route-level hook knows its name, where reading
   // request.routeOptions in a global hook builds an object per request.

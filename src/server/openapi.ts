@@ -17,9 +17,11 @@ import { MAX_HISTORY_LIMIT, MAX_STATUS_ITEMS, STATUS_ITEM_ERRORS } from "../veri
 import { STATUS_BODY_LIMIT, STATUS_ERRORS } from "./status-route.js";
 import { SIGNATURE_BODY_LIMIT, SIGNATURE_ERRORS } from "./verify-signature-route.js";
 import { DOCUMENT_STATUSES } from "../verifier/validation-service.js";
+import { MAX_OVERVIEW_DAYS } from "../verifier/overview.js";
+import { DEFAULT_OVERVIEW_DAYS, OVERVIEW_ERROR_CODES } from "./overview-route.js";
 
 export function validationApiDocument(prefix: string): Record<string, unknown> {
-  const errorCodes = [...new Set([...Object.keys(VALIDATE_ERRORS), ...Object.keys(STATUS_ERRORS), ...Object.keys(SIGNATURE_ERRORS)])];
+  const errorCodes = [...new Set([...Object.keys(VALIDATE_ERRORS), ...Object.keys(STATUS_ERRORS), ...Object.keys(SIGNATURE_ERRORS), ...OVERVIEW_ERROR_CODES])];
   const json = (schema: unknown) => ({ "application/json": { schema } });
   const errorResponse = (description: string) => ({ description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } });
   return {
@@ -70,7 +72,7 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
             "401": errorResponse("No credential, or one that names no live registration"),
             "413": errorResponse(`The body is larger than ${STATUS_BODY_LIMIT} bytes`),
             "415": errorResponse("The body is not application/json"),
-            "429": errorResponse("Past the verifier's rate limit (Retry-After says when to come back)"),
+            "429": errorResponse("Past the verifier's rate limit (Retry-After says when to come back): a batch counts one request per item"),
             "503": errorResponse("The store did not answer (or the checks could not be recorded): no answer was given"),
           },
         },
@@ -88,6 +90,7 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
             "200": { description: "A page of the caller's checks, as it was told them", content: json({ $ref: "#/components/schemas/StatusHistoryPage" }) },
             "400": errorResponse("since, limit or cursor is malformed (query-invalid)"),
             "401": errorResponse("No credential, or one that names no live registration"),
+            "429": errorResponse("Past the verifier's rate limit"),
             "503": errorResponse("The store did not answer"),
           },
         },
@@ -105,6 +108,63 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
             "415": errorResponse("The body is not application/json"),
             "429": errorResponse("Past the verifier's rate limit"),
             "503": errorResponse("The store did not answer: no answer was given"),
+          },
+        },
+      },
+      "/v1/overview": {
+        get: {
+          operationId: "overview",
+          summary: "Each CA with its latest CRLs and its revocations per JST day, as its latest full CRL lists them (the status page reads it)",
+          parameters: [{ name: "days", in: "query", required: false, schema: { type: "integer", minimum: 1, maximum: MAX_OVERVIEW_DAYS, default: DEFAULT_OVERVIEW_DAYS }, description: "the window, in days ending today (JST)" }],
+          responses: {
+            "200": {
+              description: "The CAs at a glance",
+              content: json({
+                type: "object",
+                required: ["generatedAt", "from", "to", "cas"],
+                properties: {
+                  generatedAt: { type: "string", format: "date-time" },
+                  from: { type: "string", format: "date" },
+                  to: { type: "string", format: "date" },
+                  cas: {
+                    type: "array",
+                    items: {
+                      type: "object",
+                      required: ["id", "prefectureCode", "prefecture", "purpose", "crls", "revocationsPerDay"],
+                      properties: {
+                        id: { type: "string" },
+                        prefectureCode: { type: "string" },
+                        prefecture: { type: "string" },
+                        purpose: { enum: [...JPKI_PURPOSES] },
+                        crls: {
+                          type: "array",
+                          items: {
+                            type: "object",
+                            properties: {
+                              kind: { enum: ["full", "delta", "partition", "arl"] },
+                              municipality: { type: "string" },
+                              number: { type: "string" },
+                              baseNumber: { type: "string" },
+                              thisUpdate: { type: "string", format: "date-time" },
+                              nextUpdate: { type: "string", format: "date-time" },
+                              ageSeconds: { type: "number" },
+                              stale: { type: "boolean" },
+                              entries: { type: "integer" },
+                            },
+                          },
+                        },
+                        revocationsPerDay: { type: "array", items: { type: "object", properties: { day: { type: "string", format: "date" }, count: { type: "integer" } } } },
+                        revocationsFrom: { type: "string", description: "the number of the full CRL the counts come from" },
+                      },
+                    },
+                  },
+                },
+              }),
+            },
+            "400": errorResponse(`days is not a whole number from 1 to ${MAX_OVERVIEW_DAYS} (days-invalid)`),
+            "401": errorResponse("No credential, or one that names no live registration"),
+            "429": errorResponse("Past the verifier's rate limit"),
+            "503": errorResponse("The store did not answer"),
           },
         },
       },
@@ -170,7 +230,7 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
               type: "object",
               additionalProperties: false,
               required: ["certificateId"],
-              properties: { certificateId: { type: "string", pattern: "^[0-9a-f]{64}$", description: "certificate id: lower-case hex SHA-256 of the certificate's DER" } },
+              properties: { certificateId: { type: "string", pattern: "^[0-9a-fA-F]{64}$", description: "certificate id: hex SHA-256 of the certificate's DER (answers echo it lower-case)" } },
             },
           ],
         },

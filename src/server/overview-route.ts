@@ -18,6 +18,8 @@ import type { Workspace } from "../workspace/workspace.js";
 import type { VerifierAccess } from "./access.js";
 
 export const DEFAULT_OVERVIEW_DAYS = 28;
+/** The typed error codes this route answers (openapi.ts lists them). */
+export const OVERVIEW_ERROR_CODES = Object.freeze(["unauthorized", "days-invalid", "store-unavailable", "internal"] as const);
 
 export interface OverviewRouteOptions {
   readonly prefix: string;

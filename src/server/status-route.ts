@@ -6,7 +6,8 @@
  * POST body (application/json, at most STATUS_BODY_LIMIT bytes): `{ items: [...], link?: boolean }`, 1 to
  * MAX_STATUS_ITEMS items, each `{ caId, serial }` (hex serial) or `{ certificateId }` (hex SHA-256 of the DER).
  * A malformed item is answered with its own `{ index, error, message }` and the rest of the batch is checked;
- * a malformed body fails as a whole with a typed code (STATUS_ERRORS).
+ * a malformed body fails as a whole with a typed code (STATUS_ERRORS). A batch costs the verifier's rate limit
+ * one request per item (access.ts charge), so batching does not multiply the configured rate.
  * GET query: `since` (ISO 8601 with zone), `limit` (1–1000, default 100), `cursor` (a page's nextCursor).
  * Errors: `{ "error": <HTTP word>, "code": <typed code>, "message": <what to fix> }`, as validate-route.ts.
  */
@@ -129,6 +130,8 @@ export async function registerStatus(app: FastifyInstance, o: StatusRouteOptions
           if (e instanceof RequestError) return sendError(reply, e.code);
           throw e;
         }
+        // The request took one from the rate limit when admitted; each further item costs one more (access.ts charge).
+        o.access.charge(req.raw, body.items.length - 1);
         let answer: StatusAnswer;
         try {
           answer = await checkStatus(o.ws, caller, body);

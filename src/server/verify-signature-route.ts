@@ -18,7 +18,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { isLegalBasisCode, LEGAL_BASIS_CODES } from "../verifier/legal-basis.js";
 import { SignedDataRefused, type SignatureQuery, type VerifierValidationService } from "../verifier/validation-service.js";
 import type { VerifierAccess } from "./access.js";
-import { ISO_TIME } from "./validate-route.js";
+import { BASE64, ISO_TIME } from "./validate-route.js";
 
 /** Request body limit, bytes: a signed application form with its certificates, base64, fits with room. */
 export const SIGNATURE_BODY_LIMIT = 2 * 1024 * 1024;
@@ -44,7 +44,6 @@ export type SignatureErrorCode = keyof typeof SIGNATURE_ERRORS;
 
 const HTTP_WORD: Readonly<Record<number, string>> = { 400: "bad_request", 401: "unauthorized", 413: "payload_too_large", 415: "unsupported_media_type", 500: "internal_error", 503: "unavailable" };
 const FIELDS = new Set(["signedData", "content", "at", "legalBasis"]);
-const BASE64 = /^[A-Za-z0-9+/\s]+=*\s*$/;
 
 class RequestError extends Error {
   constructor(readonly code: SignatureErrorCode) {

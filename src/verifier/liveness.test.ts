@@ -91,6 +91,18 @@ describe("checkStatus with a stubbed store", () => {
     expect(recorded.map((r) => r.disclosures[0]!.answer)).toEqual(["status:unknown", "status:unknown"]);
   });
 
+  it("an expired certificate revoked after its expiry (a change notice revokes every unrevoked one) is unknown to a private provider", async () => {
+    // Expired in 2023, revoked by a move in 2026: a provider polling the stale certificate must not learn of the move.
+    const old = row("0e", "2020-01-01T00:00:00Z", { reason: 3, at: "2026-05-01T00:00:00Z" }, "2023-01-01T00:00:00Z");
+    const { w, recorded } = ws([old]);
+    const asked = { items: [{ caId: "13-sig", serial: "0e" }] };
+    expect((await checkStatus(w, priv, asked)).items).toEqual([{ index: 0, item: { caId: "13-sig", serial: "0e" }, status: "unknown" }]);
+    expect(recorded[0]!.checks[0]).toMatchObject({ status: "unknown", reason: undefined });
+    expect(recorded[0]!.disclosures[0]!.answer).toBe("status:unknown");
+    // A government body is still told the CA's record.
+    expect((await checkStatus(w, gov, asked)).items[0]).toMatchObject({ status: "revoked", revocation: { reason: "affiliationChanged" } });
+  });
+
   it("records what the caller was told (a private provider's check holds no reason) and, when the store fails, gives no answer", async () => {
     const a = row("0a", "2024-01-01T00:00:00Z", { reason: 3, at: "2025-01-01T00:00:00Z" });
     const b = row("0b", "2025-01-02T00:00:00Z");

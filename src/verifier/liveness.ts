@@ -12,7 +12,7 @@
  * Who sees what (the views.ts rule, carried over):
  * | | government body 行政機関 | private provider 民間認証事業者 |
  * |---|---|---|
- * | status good / revoked / unknown | yes | yes |
+ * | status good / revoked / unknown | yes | yes (an expired certificate is unknown, revoked or not: privateLivenessOf) |
  * | revocation time and reason; why unknown (not ours, expired) | yes | no |
  * | the replacing certificate (`link: true` asked) | yes | only with the resident's live consent recorded in the registry |
  * A private provider without consent gets exactly the answer it gets without asking for the link: no field,
@@ -183,7 +183,7 @@ export async function checkStatus(ws: Workspace, verifier: VerifierRecord, req: 
       continue;
     }
     const row = found[index];
-    const { status, unknownReason } = livenessOf(row, now);
+    const { status, unknownReason } = government ? livenessOf(row, now) : privateLivenessOf(row, now);
     const rev = row?.revocation;
     const replacedBy = mayLink(row) ? linkOf(row) : undefined;
     answers.push({
@@ -227,15 +227,27 @@ export async function checkStatus(ws: Workspace, verifier: VerifierRecord, req: 
 }
 
 /**
- * The status of a certificate by the CA's records at `now`. Revoked wins over expired: the CA's record of the
- * revocation outlives the certificate's place on the CRL, and "revoked" is the truer answer to "is the account's
- * certificate still good". Pure.
+ * The status of a certificate by the CA's records at `now`, as a government body is told it. Revoked wins over
+ * expired: the CA's record of the revocation outlives the certificate's place on the CRL, and "revoked" is the
+ * truer answer to "is the account's certificate still good". A private provider's is privateLivenessOf. Pure.
  */
 export function livenessOf(row: CertificateRow | undefined, now: Date): { status: LivenessStatus; unknownReason?: "not-ours" | "expired" } {
   if (!row) return { status: "unknown", unknownReason: "not-ours" };
   if (row.revocation) return { status: "revoked" };
   if (row.notAfter.getTime() < now.getTime()) return { status: "unknown", unknownReason: "expired" };
   return { status: "good" };
+}
+
+/**
+ * A private provider's status (民間認証事業者): as livenessOf, except that an expired certificate is unknown
+ * whether or not it was revoked — views.ts's rule for POST /v1/validate, and what the CRL says once the
+ * certificate has left it. A change notice revokes every unrevoked certificate of the resident, expired ones
+ * included, so "revoked wins" would let a provider that once stored a customer's certificate keep polling it
+ * after it expired and learn of the resident's later move, name change or death. Pure.
+ */
+export function privateLivenessOf(row: CertificateRow | undefined, now: Date): { status: LivenessStatus; unknownReason?: undefined } {
+  if (row && row.notAfter.getTime() < now.getTime()) return { status: "unknown" };
+  return { status: livenessOf(row, now).status };
 }
 
 function isLinkable(row: CertificateRow): boolean {

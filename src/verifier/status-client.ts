@@ -45,7 +45,14 @@ export interface StatusClientOptions {
   readonly timeoutMs?: number;
   /** injectable for tests (default globalThis.fetch) */
   readonly fetch?: typeof fetch;
+  /** how a 429's Retry-After is waited out (default a timer); injectable for tests */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** how many times one batch is asked again after a 429 (default 5) */
+  readonly retries?: number;
 }
+
+/** The longest Retry-After the client waits, seconds: a longer one is an error, not a hang. */
+const MAX_RETRY_AFTER_S = 120;
 
 /**
  * Asks about every item, a batch at a time, and returns one answer per item in list order (`index` counts
@@ -56,6 +63,7 @@ export async function fetchStatus(items: readonly StatusItemRef[], o: StatusClie
   const size = o.batchSize ?? MAX_STATUS_ITEMS;
   if (!Number.isInteger(size) || size < 1 || size > MAX_STATUS_ITEMS) throw new JpkiError("ERR_USAGE", `a batch is 1 to ${MAX_STATUS_ITEMS} items`);
   const doFetch = o.fetch ?? fetch;
+  const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const url = `${o.url.replace(/\/+$/, "")}/v1/status`;
   const answers: StatusItemAnswer[] = [];
   let view: StatusAnswer["view"] = "private";
@@ -63,15 +71,24 @@ export async function fetchStatus(items: readonly StatusItemRef[], o: StatusClie
   for (let start = 0; start < items.length; start += size) {
     const batch = items.slice(start, start + size);
     let res: Response;
-    try {
-      res = await doFetch(url, {
-        method: "POST",
-        headers: { "content-type": "application/json", ...(o.bearerToken ? { authorization: `Bearer ${o.bearerToken}` } : {}) },
-        body: JSON.stringify({ items: batch, ...(o.link ? { link: true } : {}) }),
-        signal: AbortSignal.timeout(o.timeoutMs ?? 30_000),
-      });
-    } catch (e) {
-      throw new JpkiError("ERR_SERVICE_FAILED", `${url} could not be reached (${(e as Error).name}): check --url and that jpki serve runs`, { cause: e });
+    // The server charges a batch one request per item against the verifier's rate (access.ts charge): after a
+    // full batch the next may be told 429 with Retry-After, which is waited out rather than failing the list.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        res = await doFetch(url, {
+          method: "POST",
+          headers: { "content-type": "application/json", ...(o.bearerToken ? { authorization: `Bearer ${o.bearerToken}` } : {}) },
+          body: JSON.stringify({ items: batch, ...(o.link ? { link: true } : {}) }),
+          signal: AbortSignal.timeout(o.timeoutMs ?? 30_000),
+        });
+      } catch (e) {
+        throw new JpkiError("ERR_SERVICE_FAILED", `${url} could not be reached (${(e as Error).name}): check --url and that jpki serve runs`, { cause: e });
+      }
+      if (res.status !== 429 || attempt >= (o.retries ?? 5)) break;
+      const wait = Number(res.headers.get("retry-after") ?? "1");
+      if (!(wait >= 0 && wait <= MAX_RETRY_AFTER_S)) break;
+      await res.arrayBuffer();
+      await sleep(Math.max(1, wait) * 1000);
     }
     const text = await res.text();
     let body: unknown;

@@ -173,9 +173,13 @@ export class VerifierValidationService {
     // certificate parsed once more here cost a tenth of an answer (bench api).
     const ee = result.chain?.[0] ?? chainEntryOf(certificate);
     const serial = normalSerial(ee.serial);
-    // Ours: issued by one of the workspace's CAs, the very certificate the store holds under its serial.
+    // Ours: issued by one of the workspace's CAs, the very certificate the store holds under its serial —
+    // compared by what the CA signed (tbsCertificate), not by the whole encoding. The reader takes BER lengths
+    // in the unsigned outer SEQUENCE, so the same certificate re-encoded (30 83 00 … for 30 82 …) validated as
+    // ours, revoked with its time and reason, while a byte comparison called it not ours: the answer went into
+    // the disclosure log without the resident, who could never see it.
     const row: CertificateRow | undefined = await this.#ws.store.getCertificate(serial);
-    const ours = row && row.der.equals(certificate) ? row : undefined;
+    const ours = row && (row.der.equals(certificate) || parseCertificate(row.der).tbs.equals(parseCertificate(certificate).tbs)) ? row : undefined;
     const issuer = ours ? ours.caId : ee.issuer;
     let answer: ValidationAnswer;
     if (verifier.kind === "government") {

@@ -238,7 +238,7 @@ describe("GET /openapi.json", () => {
     expect(res.status).toBe(200);
     const doc = (await res.json()) as any;
     expect(doc.openapi).toBe("3.1.0");
-    expect(Object.keys(doc.paths).sort()).toEqual(["/v1/status", "/v1/status/history", "/v1/validate", "/v1/verify-signature"]);
+    expect(Object.keys(doc.paths).sort()).toEqual(["/v1/overview", "/v1/status", "/v1/status/history", "/v1/validate", "/v1/verify-signature"]);
     expect(doc.paths["/v1/validate"].post.requestBody.content["application/json"].schema.$ref).toBe("#/components/schemas/ValidateRequest");
     expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(["GovernmentView", "PrivateView", "Error"]));
     expect(doc.components.schemas.PrivateView.properties.status.enum).toEqual(["valid", "revoked", "unknown"]);

@@ -100,3 +100,37 @@ describe("POST /v1/verify-signature", () => {
     expect(withDoc.json.signature.status).toBe("valid");
   });
 });
+
+describe("POST /v1/validate of a certificate re-encoded (BER lengths in its outer SEQUENCE)", () => {
+  it("is still the resident's certificate: the answer is in their disclosure log, as for the DER", async () => {
+    const der = readFileSync(w.revokedDer);
+    expect(der.subarray(0, 2).toString("hex")).toBe("3082");
+    // 30 82 LL LL → 30 83 00 LL LL: the same tbsCertificate and signature, another encoding of the length
+    const ber = Buffer.concat([Buffer.from([0x30, 0x83, 0x00]), der.subarray(2)]);
+    const row = (await w.ws.store.getCertificate((await w.ws.store.findCertificates({ status: "all", limit: 10 })).find((c) => c.der.equals(der))!.serial))!;
+    const before = (await w.ws.store.listDisclosures({ residentCode: row.residentCode })).length;
+    const res = await fetch(`${base}/v1/validate`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${w.priv}` },
+      body: JSON.stringify({ certificate: ber.toString("base64"), purpose: "signature" }),
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as any).status).toBe("revoked");
+    const log = await w.ws.store.listDisclosures({ residentCode: row.residentCode });
+    expect(log.length).toBe(before + 1);
+    expect(log.at(-1)).toMatchObject({ serial: row.serial, issuer: "13-sig", answer: "revoked" });
+  });
+});
+
+describe("JSON bodies nested deep (app.ts jsonNestsDeeper)", () => {
+  it("are refused before JSON.parse spends a second on them: 400 body-not-json", async () => {
+    const deep = `{"signedData":${"[".repeat(500_000)}${"]".repeat(500_000)}}`;
+    const res = await fetch(`${base}/v1/verify-signature`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${w.priv}` }, body: deep });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as any).code).toBe("body-not-json");
+    // brackets inside strings are not nesting
+    expect((await post({ signedData: "[[[[".repeat(1000) }, w.priv)).json.code).toBe("signed-data-malformed");
+    // and the route's own body limit (2 MiB, above fastify's 1 MiB default) still holds with this parser
+    expect((await post({ signedData: "A".repeat(1_500_000) + "!" }, w.priv)).json.code).toBe("signed-data-malformed");
+  });
+});

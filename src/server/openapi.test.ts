@@ -1,0 +1,37 @@
+/** /openapi.json against the server it describes: every /v1 route is in the document, and every path it lists is served. */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { Workspace } from "../workspace/workspace.js";
+import { buildServer } from "./app.js";
+
+/** The verifier routes of `jpki serve` (app.ts registers them). */
+const V1_ROUTES = [
+  ["POST", "/v1/validate"],
+  ["POST", "/v1/status"],
+  ["GET", "/v1/status/history"],
+  ["POST", "/v1/verify-signature"],
+  ["GET", "/v1/overview"],
+] as const;
+
+describe("GET /openapi.json", () => {
+  it("describes every /v1 route the server answers, with each error code the routes send, and nothing it does not serve", async () => {
+    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-openapi-")), "ws"));
+    const { app } = await buildServer(ws);
+    try {
+      const doc = (await app.inject({ method: "GET", url: "/openapi.json" })).json() as { paths: Record<string, Record<string, unknown>>; components: { schemas: { Error: { properties: { code: { enum: string[] } } } } } };
+      for (const [method, url] of V1_ROUTES) {
+        expect(app.hasRoute({ method, url }), `${method} ${url} served`).toBe(true);
+        expect(doc.paths[url]?.[method.toLowerCase()], `${method} ${url} documented`).toBeDefined();
+      }
+      for (const [url, ops] of Object.entries(doc.paths)) for (const m of Object.keys(ops)) expect(app.hasRoute({ method: m.toUpperCase() as "GET", url }), `${m} ${url}`).toBe(true);
+      const bad = await app.inject({ method: "GET", url: "/v1/overview?days=9999" });
+      // (no caller through inject: the route answers 401 before it reads days)
+      expect(doc.components.schemas.Error.properties.code.enum).toEqual(expect.arrayContaining([bad.json().code, "days-invalid"]));
+    } finally {
+      await app.close();
+      await ws.close();
+    }
+  });
+});
