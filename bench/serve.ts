@@ -54,7 +54,7 @@ http.createServer((req, res) => {
 }).listen(Number(process.argv[1]), "127.0.0.1", () => console.error("listening"));
 `;
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = createServer().listen(0, "127.0.0.1", () => {
       const port = (s.address() as { port: number }).port;
@@ -64,7 +64,7 @@ async function freePort(): Promise<number> {
 }
 
 /** Starts a server process and resolves when it says it listens (for --workers, when every worker answers). */
-async function start(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<ChildProcess> {
+export async function start(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<ChildProcess> {
   const child = spawn(process.execPath, args, { env, stdio: ["ignore", "ignore", "pipe"] });
   let err = "";
   await new Promise<void>((resolve, reject) => {
@@ -77,7 +77,7 @@ async function start(args: string[], env: NodeJS.ProcessEnv = process.env): Prom
   return child;
 }
 
-async function stop(child: ChildProcess): Promise<void> {
+export async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   await new Promise<void>((resolve) => {
     child.once("exit", () => resolve());

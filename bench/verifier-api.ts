@@ -19,7 +19,6 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -40,6 +39,7 @@ import { registerVerifier } from "../src/verifier/registration.js";
 import type { Backend } from "./backends.js";
 import type { BenchResult } from "./issue.js";
 import { profiled } from "./profile.js";
+import { freePort, start, stop } from "./serve.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url)); // dist/bench/ → the package root
 const BIN = join(ROOT, "bin", "jpki.cjs");
@@ -49,36 +49,6 @@ const STATUS_BATCH = 100;
 const log = (s: string) => {
   if (process.env.JPKI_BENCH_QUIET !== "1") console.error(`  [verifier-api] ${s}`);
 };
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function start(args: string[], env: NodeJS.ProcessEnv): Promise<ChildProcess> {
-  const child = spawn(process.execPath, args, { env, stdio: ["ignore", "ignore", "pipe"] });
-  let err = "";
-  await new Promise<void>((resolve, reject) => {
-    child.stderr!.on("data", (d) => {
-      err += d;
-      if (/listening/.test(err)) resolve();
-    });
-    child.on("exit", (code) => reject(new Error(`server exited (${code}): ${err}`)));
-  });
-  return child;
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  await new Promise<void>((resolve) => {
-    child.once("exit", () => resolve());
-    child.kill("SIGTERM");
-  });
-}
 
 interface Load {
   readonly rps: number;
