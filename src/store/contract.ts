@@ -65,6 +65,8 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(sup).toEqual([{ status: "committed", superseded: [] }, { status: "committed", superseded: ["01aa"] }, { status: "committed", superseded: [] }]);
       const first = await s.getCertificate("01aa");
       expect(first?.revocation).toEqual({ revokedAt: new Date(2000), reason: 4, source: "superseded:01bb" });
+      expect(await s.getCertificateOwner("01cc")).toEqual({ caId: "13-sig", residentCode: "r2", der: Buffer.from("01cc", "hex") });
+      expect(await s.getCertificateOwner("01dd")).toBeUndefined();
       expect((await s.findCertificates({ residentCode: "r1", status: "valid" })).map((c) => c.serial)).toEqual(["01bb"]);
       // the supersession is a revocation: the CA is due for a CRL, marked in the same transaction
       expect(await s.dirtyCas()).toEqual(["13-sig"]);

@@ -62,6 +62,7 @@ import {
   type VerifierRowDb,
 } from "./rows.js";
 import type {
+  CertificateOwner,
   DisclosureRecord,
   ConsentRecord,
   StatusCheckRecord,
@@ -1245,6 +1246,15 @@ export class PostgresStore implements Store {
   async getCertificate(serial: string): Promise<CertificateRow | undefined> {
     const [r] = await this.#query<CertRowDb>("reading a certificate", "SELECT * FROM certificates WHERE serial = $1", [serial]);
     return r ? toCertRow(r) : undefined;
+  }
+
+  async getCertificateOwner(serial: string): Promise<CertificateOwner | undefined> {
+    const [r] = await this.#query<{ ca_id: string; resident_code: string; der: Buffer }>(
+      "reading a certificate's owner",
+      { name: "jpki_certificate_owner", text: "SELECT ca_id, resident_code, der FROM certificates WHERE serial = $1" },
+      [serial],
+    );
+    return r ? { caId: r.ca_id, residentCode: r.resident_code, der: r.der } : undefined;
   }
 
   async getCertificateByApplication(applicationId: string): Promise<CertificateRow | undefined> {

@@ -40,6 +40,7 @@ import {
   type VerifierRowDb,
 } from "./rows.js";
 import type {
+  CertificateOwner,
   ConsentRecord,
   StatusCheckRecord,
   StoredStatusCheck,
@@ -653,6 +654,7 @@ export class SqliteStore implements Store {
         "INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
       getCert: db.prepare(`${CERT_SELECT} WHERE c.serial = ?`),
+      certificateOwner: db.prepare("SELECT ca_id, resident_code, der FROM certificates WHERE serial = ?").raw(),
       getCertByApplication: db.prepare(`${CERT_SELECT} WHERE c.application_id = ?`),
       maxCrl: db.prepare("SELECT max(number) FROM crls WHERE ca_id = ?").pluck().safeIntegers(),
       insertCrl: db.prepare(
@@ -959,6 +961,13 @@ export class SqliteStore implements Store {
     return this.#run("reading a certificate", () => {
       const r = this.#stmts.getCert.get(serial) as CertRowDb | undefined;
       return r ? toCertRow(r) : undefined;
+    });
+  }
+
+  getCertificateOwner(serial: string): Promise<CertificateOwner | undefined> {
+    return this.#run("reading a certificate's owner", () => {
+      const r = this.#stmts.certificateOwner.get(serial) as [string, string, Buffer] | undefined;
+      return r ? { caId: r[0], residentCode: r[1], der: r[2] } : undefined;
     });
   }
 

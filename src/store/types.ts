@@ -448,6 +448,11 @@ export interface Store {
    */
   commitIssuances(records: readonly IssuanceRecord[]): Promise<IssuanceCommitResult[]>;
   getCertificate(serial: string): Promise<CertificateRow | undefined>;
+  /**
+   * The CA, resident and DER of a certificate, by serial: what a verifier service's answer needs of it (is it
+   * ours, whose is it) and no more — no four items, no revocation, one table. Read once per validation answer.
+   */
+  getCertificateOwner(serial: string): Promise<CertificateOwner | undefined>;
   getCertificateByApplication(applicationId: string): Promise<CertificateRow | undefined>;
   findCertificates(q: CertificateQuery): Promise<CertificateRow[]>;
 
@@ -706,3 +711,10 @@ export type DumpBatch =
   /** every verifier's liveness-check history, in the order it was recorded */
   | { readonly kind: "statusChecks"; readonly records: readonly StatusCheckRecord[] }
   | { readonly kind: "end" };
+
+/** Whose a certificate is (Store.getCertificateOwner). */
+export interface CertificateOwner {
+  readonly caId: string;
+  readonly residentCode: string;
+  readonly der: Buffer;
+}

@@ -13,7 +13,7 @@
  */
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import type { CertificateRow, VerifierRecord } from "../store/types.js";
+import type { VerifierRecord } from "../store/types.js";
 import { parseCertificate } from "../validation/certificate.js";
 import { formatName } from "../validation/name.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
@@ -178,7 +178,7 @@ export class VerifierValidationService {
     // in the unsigned outer SEQUENCE, so the same certificate re-encoded (30 83 00 … for 30 82 …) validated as
     // ours, revoked with its time and reason, while a byte comparison called it not ours: the answer went into
     // the disclosure log without the resident, who could never see it.
-    const row: CertificateRow | undefined = await this.#ws.store.getCertificate(serial);
+    const row = await this.#ws.store.getCertificateOwner(serial);
     const ours = row && (row.der.equals(certificate) || parseCertificate(row.der).tbs.equals(parseCertificate(certificate).tbs)) ? row : undefined;
     const issuer = ours ? ours.caId : ee.issuer;
     let answer: ValidationAnswer;
