@@ -12,7 +12,7 @@ import { CrlUpdater } from "../crl/updater.js";
 import type { PublishedCrl } from "../crl/publisher.js";
 import { JpkiError } from "../errors.js";
 import type { Workspace } from "../workspace/workspace.js";
-import { buildServer, type ServerOptions } from "./app.js";
+import { buildServer, type ServerOptions, pathPrefix } from "./app.js";
 
 export { AccessLog } from "./access-log.js";
 export { openCrlScheduleThread, scheduleThreadAvailable } from "./schedule-thread.js";
@@ -23,7 +23,8 @@ export interface HttpOptions extends ServerOptions {
   readonly port: number;
   /** stops the server: new connections are refused, in-flight responses get stopGraceMs to finish */
   readonly signal: AbortSignal;
-  readonly onListening?: (url: string) => void;
+  /** with the server's URL and the status page's (under the workspace baseUrl's path) */
+  readonly onListening?: (url: string, pageUrl: string) => void;
   /** after the signal, how long responses in flight may take before their connections are cut, ms */
   readonly stopGraceMs?: number;
 }
@@ -51,7 +52,8 @@ export async function serveHttp(ws: Workspace, o: HttpOptions): Promise<void> {
   }
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : o.port;
-  o.onListening?.(`${o.tls ? "https" : "http"}://${o.host.includes(":") ? `[${o.host}]` : o.host}:${port}`);
+  const url = `${o.tls ? "https" : "http"}://${o.host.includes(":") ? `[${o.host}]` : o.host}:${port}`;
+  o.onListening?.(url, `${url}${o.prefix ?? pathPrefix(ws.config.baseUrl)}/`);
   await new Promise<void>((resolve) => o.signal.addEventListener("abort", () => resolve(), { once: true }));
   const cut = setTimeout(() => app.server.closeAllConnections(), o.stopGraceMs ?? STOP_GRACE_MS);
   try {

@@ -62,6 +62,7 @@ describe("jpki serve", () => {
   it("publishes missing CRLs itself, serves them, publishes a revocation within --crl-interval, stops on SIGTERM", async () => {
     const s = await serve(["--crl-interval", "1"]);
     expect(s.stderr()).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+/);
+    expect(s.stderr()).toMatch(/the status page at http:\/\/127\.0\.0\.1:\d+\//);
     // nothing was published before: the schedule publishes every CA's first CRL
     let crl = await fetch(`${s.url}/crl/13-sig.crl`, { headers: auth });
     for (let i = 0; crl.status === 404 && i < 100; i++) {

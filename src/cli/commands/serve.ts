@@ -181,8 +181,8 @@ Example:
                   ...(tls ? { tls } : {}),
                   ...(accessLog ? { accessLog } : {}),
                   access: { onError: (e, what) => ctx.out.info(`jpki serve: ${what}: ${(e as { code?: string }).code ?? "error"}: ${(e as Error).message}`) },
-                  onListening: (url) => {
-                    if (!cluster.isWorker) ctx.out.info(`jpki serve: listening on ${url} (pid ${process.pid}${scheduleHere ? ", CRL schedule running" : ""}); SIGTERM stops`);
+                  onListening: (url, pageUrl) => {
+                    if (!cluster.isWorker) ctx.out.info(`jpki serve: listening on ${url} (pid ${process.pid}${scheduleHere ? ", CRL schedule running" : ""}); the status page at ${pageUrl}; SIGTERM stops`);
                   },
                 }),
               );
