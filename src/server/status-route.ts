@@ -11,7 +11,9 @@
  * GET query: `since` (ISO 8601 with zone), `limit` (1–1000, default 100), `cursor` (a page's nextCursor).
  * Errors: `{ "error": <HTTP word>, "code": <typed code>, "message": <what to fix> }`, as validate-route.ts.
  */
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { bodyErrorHandler, sendApiError } from "./api-errors.js";
+import { ISO_TIME } from "./validate-route.js";
 import { isJpkiError } from "../errors.js";
 import { checkStatus, MAX_HISTORY_LIMIT, MAX_STATUS_ITEMS, parseCursor, statusHistory, type StatusAnswer } from "../verifier/liveness.js";
 import type { Workspace } from "../workspace/workspace.js";
@@ -38,7 +40,6 @@ export const STATUS_ERRORS = Object.freeze({
 
 export type StatusErrorCode = keyof typeof STATUS_ERRORS;
 
-const HTTP_WORD: Readonly<Record<number, string>> = { 400: "bad_request", 401: "unauthorized", 413: "payload_too_large", 415: "unsupported_media_type", 500: "internal_error", 503: "unavailable" };
 
 class RequestError extends Error {
   constructor(readonly code: StatusErrorCode) {
@@ -47,12 +48,10 @@ class RequestError extends Error {
 }
 
 function sendError(reply: FastifyReply, code: StatusErrorCode): FastifyReply {
-  const e = STATUS_ERRORS[code];
-  return reply.code(e.status).header("Cache-Control", "no-store").send({ error: HTTP_WORD[e.status] ?? "error", code, message: e.message });
+  return sendApiError(reply, STATUS_ERRORS, code);
 }
 
 const FIELDS = new Set(["items", "link"]);
-const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
 
 /** The request a POST body makes, or the RequestError saying what is wrong with the body as a whole. Items are parsed later, one by one. */
 export function parseStatusBody(body: unknown): { items: unknown[]; link: boolean } {
@@ -102,13 +101,7 @@ export interface StatusRouteOptions {
 /** Registers POST /v1/status and GET /v1/status/history, with their own body limit and typed errors. */
 export async function registerStatus(app: FastifyInstance, o: StatusRouteOptions): Promise<void> {
   await app.register(async (scope) => {
-    scope.setErrorHandler((err: FastifyError, _req, reply) => {
-      if (err.statusCode === 413) return sendError(reply, "body-too-large");
-      if (err.statusCode === 415) return sendError(reply, "unsupported-media-type");
-      if (err.statusCode === 400) return sendError(reply, "body-not-json");
-      o.onError?.(err, "answering a liveness check");
-      return sendError(reply, "internal");
-    });
+    scope.setErrorHandler(bodyErrorHandler(sendError, o.onError, "answering a liveness check"));
     const storeFailure = (reply: FastifyReply, e: unknown, what: string) => {
       // Only the code goes out: a store's message may name the store.
       o.onError?.(e, `${what} (no answer given)`);

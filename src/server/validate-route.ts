@@ -10,7 +10,8 @@
  * Errors: `{ "error": <HTTP word>, "code": <typed code>, "message": <what to fix> }` — codes in
  * VALIDATE_ERRORS; never a stack trace, never a piece of the certificate, never personal data.
  */
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { bodyErrorHandler, sendApiError } from "./api-errors.js";
 import { readHeader } from "../pki/der.js";
 import { parsePemBlocks } from "../pki/pem.js";
 import { isLegalBasisCode, LEGAL_BASIS_CODES } from "../verifier/legal-basis.js";
@@ -44,7 +45,6 @@ export const VALIDATE_ERRORS = Object.freeze({
 
 export type ValidateErrorCode = keyof typeof VALIDATE_ERRORS;
 
-const HTTP_WORD: Readonly<Record<number, string>> = { 400: "bad_request", 401: "unauthorized", 413: "payload_too_large", 415: "unsupported_media_type", 500: "internal_error", 503: "unavailable" };
 
 class RequestError extends Error {
   constructor(readonly code: ValidateErrorCode) {
@@ -53,8 +53,7 @@ class RequestError extends Error {
 }
 
 function sendError(reply: FastifyReply, code: ValidateErrorCode): FastifyReply {
-  const e = VALIDATE_ERRORS[code];
-  return reply.code(e.status).header("Cache-Control", "no-store").send({ error: HTTP_WORD[e.status] ?? "error", code, message: e.message });
+  return sendApiError(reply, VALIDATE_ERRORS, code);
 }
 
 const FIELDS = new Set(["certificate", "chain", "purpose", "at", "legalBasis"]);
@@ -148,14 +147,7 @@ export interface ValidateRouteOptions {
 /** Registers POST /v1/validate, with its own body limit and an error handler that answers typed codes only. */
 export async function registerValidate(app: FastifyInstance, o: ValidateRouteOptions): Promise<void> {
   await app.register(async (scope) => {
-    scope.setErrorHandler((err: FastifyError, _req, reply) => {
-      // fastify's own refusals of the body: map to our codes, say nothing of the internals.
-      if (err.statusCode === 413) return sendError(reply, "body-too-large");
-      if (err.statusCode === 415) return sendError(reply, "unsupported-media-type");
-      if (err.statusCode === 400) return sendError(reply, "body-not-json");
-      o.onError?.(err, "answering POST /v1/validate");
-      return sendError(reply, "internal");
-    });
+    scope.setErrorHandler(bodyErrorHandler(sendError, o.onError, "answering POST /v1/validate"));
     scope.route({
       method: "POST",
       url: `${o.prefix}/v1/validate`,

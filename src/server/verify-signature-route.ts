@@ -14,7 +14,8 @@
  * signature, at and legalBasis as for /v1/validate. Errors: `{ error, code, message }` with the codes of
  * SIGNATURE_ERRORS; never a piece of the file, never personal data.
  */
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { bodyErrorHandler, sendApiError } from "./api-errors.js";
 import { isLegalBasisCode, LEGAL_BASIS_CODES } from "../verifier/legal-basis.js";
 import { SignedDataRefused, type SignatureQuery, type VerifierValidationService } from "../verifier/validation-service.js";
 import type { VerifierAccess } from "./access.js";
@@ -42,7 +43,6 @@ export const SIGNATURE_ERRORS = Object.freeze({
 
 export type SignatureErrorCode = keyof typeof SIGNATURE_ERRORS;
 
-const HTTP_WORD: Readonly<Record<number, string>> = { 400: "bad_request", 401: "unauthorized", 413: "payload_too_large", 415: "unsupported_media_type", 500: "internal_error", 503: "unavailable" };
 const FIELDS = new Set(["signedData", "content", "at", "legalBasis"]);
 
 class RequestError extends Error {
@@ -52,8 +52,7 @@ class RequestError extends Error {
 }
 
 function sendError(reply: FastifyReply, code: SignatureErrorCode): FastifyReply {
-  const e = SIGNATURE_ERRORS[code];
-  return reply.code(e.status).header("Cache-Control", "no-store").send({ error: HTTP_WORD[e.status] ?? "error", code, message: e.message });
+  return sendApiError(reply, SIGNATURE_ERRORS, code);
 }
 
 /** The query a body asks, or the RequestError saying what is wrong with it. */
@@ -98,13 +97,7 @@ export interface VerifySignatureRouteOptions {
 
 export async function registerVerifySignature(app: FastifyInstance, o: VerifySignatureRouteOptions): Promise<void> {
   await app.register(async (scope) => {
-    scope.setErrorHandler((err: FastifyError, _req, reply) => {
-      if (err.statusCode === 413) return sendError(reply, "body-too-large");
-      if (err.statusCode === 415) return sendError(reply, "unsupported-media-type");
-      if (err.statusCode === 400) return sendError(reply, "body-not-json");
-      o.onError?.(err, "answering POST /v1/verify-signature");
-      return sendError(reply, "internal");
-    });
+    scope.setErrorHandler(bodyErrorHandler(sendError, o.onError, "answering POST /v1/verify-signature"));
     scope.route({
       method: "POST",
       url: `${o.prefix}/v1/verify-signature`,

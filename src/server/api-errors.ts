@@ -1,0 +1,35 @@
+/**
+ * The verifier API's error answers, shared by its routes (validate-route.ts, verify-signature-route.ts,
+ * status-route.ts): `{ "error": <HTTP word>, "code": <typed code>, "message": <what to fix> }` from each route's
+ * own table of codes, never a stack trace or a store's message; and the scope error handler that turns
+ * fastify's own refusals of a body (too large, wrong media type, not JSON) into those codes.
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+
+const HTTP_WORD: Readonly<Record<number, string>> = { 400: "bad_request", 401: "unauthorized", 413: "payload_too_large", 415: "unsupported_media_type", 500: "internal_error", 503: "unavailable" };
+
+/** One entry of a route's error table. */
+export interface ApiError {
+  readonly status: number;
+  readonly message: string;
+}
+
+/** Answers `code` of `table`, uncacheable. */
+export function sendApiError<C extends string>(reply: FastifyReply, table: Readonly<Record<C, ApiError>>, code: C): FastifyReply {
+  const e = table[code];
+  return reply.code(e.status).header("Cache-Control", "no-store").send({ error: HTTP_WORD[e.status] ?? "error", code, message: e.message });
+}
+
+/** The codes every body-taking route's table has for what fastify refuses before the handler runs. */
+export type BodyErrorCode = "body-too-large" | "unsupported-media-type" | "body-not-json" | "internal";
+
+/** A scope error handler: fastify's refusals of the body as typed codes; anything else reported and answered as internal. */
+export function bodyErrorHandler(send: (reply: FastifyReply, code: BodyErrorCode) => FastifyReply, onError: ((e: unknown, what: string) => void) | undefined, what: string) {
+  return (err: FastifyError, _req: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    if (err.statusCode === 413) return send(reply, "body-too-large");
+    if (err.statusCode === 415) return send(reply, "unsupported-media-type");
+    if (err.statusCode === 400) return send(reply, "body-not-json");
+    onError?.(err, what);
+    return send(reply, "internal");
+  };
+}
