@@ -239,3 +239,8 @@ export { enrolCustomer, type EnrolOptions, type EnrolResult } from "./provider/e
 export { followPublicCrls, watchPublicCrls, refreshPublicCrl, verifyPublicCrl, type FollowOptions, type FollowResult, type FollowedCrl, type FollowRevocation, type WatchOptions as ProviderWatchOptions, type PublicEndpointOptions, type PublicCrlFetch } from "./provider/follow.js";
 export { privateReasonFor } from "./provider/reasons.js";
 export { signApplication, type SignApplicationParams } from "./provider/application.js";
+export { EmulatedCard, newAdminKey, unblockPin, JPKI_ATR, type CreateCardParams, type CardInfo } from "./card/card.js";
+export { fileCardStorage, memoryCardStorage, defaultChipKeyFile, type CardStorage } from "./card/card-state.js";
+export { JpkiCardClient, openCardSigner, type CardSignerParams, type JpkiPin } from "./card/client.js";
+export type { CardTerminal } from "./card/terminal.js";
+export { issueCard, renewCardCertificate, type IssueCardParams, type RenewCardParams, type CardIssuance, type CounterCardContext } from "./counter/card-issuance.js";
