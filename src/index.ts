@@ -48,6 +48,12 @@ export { parseNotice, NOTICE_KINDS, type ChangeNotice, type ChangeNoticeInput, t
 export { NOTICE_RULES, decideRevocations, type RevocationDecision, type NoticeRule } from "./registry/notice-rules.js";
 export { applyNoticeToResident } from "./registry/notice-apply.js";
 export { applyNoticesToRegistry, type RegistryApplySummary } from "./registry/apply.js";
+export {
+  runProcedures, counterProcedure, parseProcedure, compareWithRegistered, noticeDue, counterNoticeId,
+  relocate, moveIn, moveOut, rename, recordDeath, correct, removeRecord, changeResidentCode, COUNTER_KINDS, COUNTER_KIND_NAMES,
+  type CounterKind, type CounterProcedure, type ProcedureOutcome, type CounterRunResult, type RegistryComparison,
+} from "./registry/counter.js";
+export { spoolNotices, ingestNotices, defaultSpoolDir, noticesJsonl } from "./registry/counter-link.js";
 
 // certification authorities
 export { PREFECTURES, prefecture, prefectureList, type Prefecture } from "./ca/prefectures.js";
@@ -72,7 +78,8 @@ export { deltaCadence, deltaCrlIndicator, deltaNextUpdate, freshestCrl, type Del
 export { CRL_REASON, REVOCATION_CAUSES, parseReason, reasonName, type CrlReasonName } from "./crl/reason.js";
 
 // store and workspace
-export type { Store, CaRecord, IssuanceRecord, CertificateRow, ResidentRecord, CrlRecord, CrlStatus } from "./store/types.js";
+export type { Store, CaRecord, IssuanceRecord, CertificateRow, ResidentRecord, CrlRecord, CrlStatus, RegisteredIssuance } from "./store/types.js";
+export { isRegistered } from "./store/types.js";
 export { SqliteStore } from "./store/sqlite.js";
 export { PostgresStore, type PostgresStoreOptions } from "./store/postgres.js";
 export { DUMP_KINDS, type DumpBatch, type DumpCounts, type DumpKind, type DumpResident, type DumpResidentSequence, type DumpRevocationOrder, type DumpCrl, type DumpCrlState, type DumpCrlScope, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus, FULL_SCOPE, ARL_SCOPE, DELTA_SCOPE } from "./store/types.js";
