@@ -73,10 +73,24 @@ describe("jpki card issue / sign / renew", () => {
     expect(bad.stderr).toContain("4 tries left");
     expect(bad.stderr).not.toContain("WRONG99");
 
-    // Renewal: a new key on the card; the old certificate is revoked as superseded; the new one signs.
+    // The resident moves (転居): the counter's notice revokes the signature certificate on the card, and only it.
+    const moved = await cli(["--workspace", ws, "--json", "counter", "relocate", "--resident", resident.residentCode, "--address", "東京都千代田区永田町１丁目７番１号", "--ingest"], { cwd: dir, env });
+    expect(moved.code, moved.stderr).toBe(0);
+    const status = async (serial: string) => {
+      const w = await openWorkspace(ws);
+      try {
+        return (await w.store.getCertificate(serial))?.revocation?.reason;
+      } finally {
+        await w.close();
+      }
+    };
+    expect(await status(out.signature.serial)).toBeDefined();
+    expect(await status(out.authentication.serial)).toBeUndefined();
+
+    // Renewal: a new key on the card and a certificate of the new address; the card signs with it again.
     const n = await cli(["--workspace", ws, "--json", "card", "renew", "--resident", resident.residentCode, "--card", card], { cwd: dir, env });
     expect(n.code, n.stderr).toBe(0);
-    expect(n.json().certificate.superseded).toEqual([out.signature.serial]);
+    expect(n.json().certificate.superseded).toEqual([]);
     const s2 = await cli(["--workspace", ws, "card", "sign", "--card", card, doc, "-o", join(dir, "renewed.p7s")], { cwd: dir, env });
     expect(s2.code, s2.stderr).toBe(0);
     const v2 = sh("openssl", ["cms", "-verify", "-inform", "DER", "-in", join(dir, "renewed.p7s"), "-CAfile", join(dir, "ca.pem"), "-purpose", "any", "-out", "/dev/null", "-signer", join(dir, "signer.pem")]);
