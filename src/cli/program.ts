@@ -20,6 +20,7 @@ import { makeServeCommand } from "./commands/serve.js";
 import { makeVerifierCommand } from "./commands/verifier.js";
 import { makeDisclosureCommand } from "./commands/disclosure.js";
 import { makeProviderCommand } from "./commands/provider.js";
+import { makeCardCommand } from "./commands/card.js";
 import { DEFAULT_WORKSPACE } from "./context.js";
 import { EXIT_USAGE, VerdictExit, exitCodesHelp } from "./exit-codes.js";
 import { makeVerifyCommand } from "./commands/verify.js";
@@ -51,7 +52,7 @@ Environment:
 
 ${exitCodesHelp()}`,
     );
-  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand, makeServeCommand, makeVerifierCommand, makeDisclosureCommand, makeProviderCommand, makeVerifyCommand, makeVerifySignatureCommand]) {
+  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand, makeServeCommand, makeVerifierCommand, makeDisclosureCommand, makeProviderCommand, makeCardCommand, makeVerifyCommand, makeVerifySignatureCommand]) {
     program.addCommand(make(io));
   }
   const configure = (c: Command) => {
