@@ -84,7 +84,7 @@ export function memoryCardStorage(initial?: CardState): CardStorage {
 }
 
 /** The chip secret's default path: $JPKI_CARD_CHIP_KEY_FILE, else $XDG_CONFIG_HOME/jpki/card-chip.key. */
-export function defaultChipKeyFile(env: NodeJS.ProcessEnv = process.env): string {
+export function defaultChipKeyFile(env: Readonly<Record<string, string | undefined>> = process.env): string {
   if (env.JPKI_CARD_CHIP_KEY_FILE) return env.JPKI_CARD_CHIP_KEY_FILE;
   const base = env.XDG_CONFIG_HOME || join(homedir(), ".config");
   return join(base, "jpki", "card-chip.key");
