@@ -124,6 +124,25 @@ describe("the encrypted card file", () => {
   });
 });
 
+describe("rollback", () => {
+  it("putting an earlier copy of the card file back is refused: used-up tries do not come back", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-rb-"));
+    const key = join(own, "chip.key");
+    const file = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(file, { chipKeyFile: key, createChipKey: true }), cardId: "card-rb", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const before = readFileSync(file);
+    const card = EmulatedCard.open(fileCardStorage(file, { chipKeyFile: key }));
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
+    writeFileSync(file, before);
+    expect(errorCodeOf(() => EmulatedCard.open(fileCardStorage(file, { chipKeyFile: key })))).toBe("ERR_CARD_STATE_CORRUPT");
+    // the card already open notices too, at its next VERIFY: it goes mute rather than hand the try back
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
+    expect(statSync(join(own, "card-generations", "card-rb")).mode & 0o777).toBe(0o600);
+  });
+});
+
 describe("persist before answering", () => {
   it("a VERIFY whose counter cannot be written answers 6F 00 and the card goes mute: no try is won back", async () => {
     const base = memoryCardStorage();

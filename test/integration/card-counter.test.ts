@@ -73,6 +73,14 @@ describe("jpki card issue / sign / renew", () => {
     expect(bad.stderr).toContain("4 tries left");
     expect(bad.stderr).not.toContain("WRONG99");
 
+    // Blocked after five wrong PINs; the counter resets it with the administrative key 'card issue' made.
+    for (let i = 0; i < 4; i++) await cli(["--workspace", ws, "card", "sign", "--card", card, doc, "-o", join(dir, "bad.p7s")], { cwd: dir, env: { ...env, JPKI_CARD_SIGNATURE_PIN: "WRONG99" } });
+    const blocked = await cli(["--workspace", ws, "card", "sign", "--card", card, doc, "-o", join(dir, "bad.p7s")], { cwd: dir, env });
+    expect(blocked.stderr).toContain("ERR_CARD_PIN_BLOCKED");
+    const unblocked = await cli(["--json", "card", "unblock", "--card", card, "--pin", "signature", "--admin-key-file", join(ws, "counter-admin.key")], { cwd: dir, env: { ...env, JPKI_CARD_NEW_PIN: "SIGN2026" } });
+    expect(unblocked.code, unblocked.stderr).toBe(0);
+    expect(unblocked.json().triesLeft).toBe(5);
+
     // The resident moves (転居): the counter's notice revokes the signature certificate on the card, and only it.
     const moved = await cli(["--workspace", ws, "--json", "counter", "relocate", "--resident", resident.residentCode, "--address", "東京都千代田区永田町１丁目７番１号", "--ingest"], { cwd: dir, env });
     expect(moved.code, moved.stderr).toBe(0);

@@ -4,47 +4,14 @@
  * from the command line (argv is visible to every user of the machine), and never appear in output or errors.
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { Command, Option } from "commander";
 import type { IssuedCertificate } from "../../index.js";
 import { JpkiError, checkInputFile, checkOutputFile, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
-
-/** Reads all of standard input (a pipe or a file: PINs are not typed into an echoing terminal). */
-async function readStdinLines(io: Io, what: string): Promise<string[]> {
-  const stdin = io.stdin;
-  if (!stdin) throw new JpkiError("ERR_USAGE", `${what}: standard input is not available`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of stdin as AsyncIterable<Buffer | string>) {
-    const b = typeof c === "string" ? Buffer.from(c) : c;
-    size += b.length;
-    // A PIN line is at most 16 characters: a large input is a mistake (a file piped to the wrong command).
-    if (size > 4096) throw new JpkiError("ERR_USAGE", `${what}: standard input is longer than a few PIN lines`);
-    chunks.push(b);
-  }
-  return Buffer.concat(chunks).toString("utf8").split(/\r?\n/);
-}
-
-/**
- * The municipality's administrative key (the counter's key that personalises and unblocks cards): --admin-key-file,
- * else JPKI_CARD_ADMIN_KEY_FILE, else `counter-admin.key` in the workspace, made (32 random bytes, hex, mode 600) the
- * first time a card is issued there.
- */
-export function readAdminKey(path: string, create: boolean, writeFileAtomic: (p: string, d: string, mode?: number) => void): Buffer {
-  if (!existsSync(path)) {
-    if (!create) throw new JpkiError("ERR_FILE_NOT_FOUND", `no administrative key at ${path}: pass --admin-key-file, or issue the card from this workspace`);
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    writeFileAtomic(path, randomBytes(32).toString("hex") + "\n", 0o600);
-  }
-  const raw = readFileSync(checkInputFile(path, "administrative key file"));
-  const text = raw.toString("latin1").trim();
-  const key = /^(?:[0-9a-fA-F]{2}){16,}$/.test(text) ? Buffer.from(text, "hex") : raw;
-  if (key.length < 16) throw new JpkiError("ERR_CARD_ADMIN_KEY_WRONG", `the administrative key in ${path} is shorter than 16 bytes`);
-  return key;
-}
+import { CARD_ENV_HELP, openCardFile, readAdminKeyFile, stdinLines } from "../card-secrets.js";
 
 interface CardOptions {
   card: string;
@@ -62,7 +29,7 @@ function certSummary(c: IssuedCertificate) {
 
 async function issuePins(ctx: Context, o: CardOptions): Promise<{ signaturePin: string; authenticationPin: string }> {
   if (o.pinsStdin) {
-    const [signaturePin = "", authenticationPin = ""] = await readStdinLines(ctx.io, "--pins-stdin");
+    const [signaturePin = "", authenticationPin = ""] = await stdinLines(ctx.io, "--pins-stdin");
     return { signaturePin, authenticationPin };
   }
   const env = ctx.io.env;
@@ -92,7 +59,8 @@ $XDG_CONFIG_HOME/jpki/card-chip.key): copying the card file alone copies no usab
 after an interruption and it finishes the card without issuing anything twice.
 
 Example:
-  printf 'ABC123\\n1234\\n' | jpki card issue --resident 12345678906 --card alice.card --pins-stdin`,
+  printf 'ABC123\\n1234\\n' | jpki card issue --resident 12345678906 --card alice.card --pins-stdin
+${CARD_ENV_HELP}`,
     )
     .action(async (o: CardOptions, cmd: Command) => {
       const ctx = Context.of(io, cmd);
@@ -101,7 +69,7 @@ Example:
       const passphrase = await ctx.passphrase();
       const lib = await library();
       await withWorkspace(ctx, async (ws) => {
-        const adminKey = readAdminKey(o.adminKeyFile ?? io.env.JPKI_CARD_ADMIN_KEY_FILE ?? join(ws.paths.root, "counter-admin.key"), o.adminKeyFile === undefined && io.env.JPKI_CARD_ADMIN_KEY_FILE === undefined, lib.writeFileAtomic);
+        const adminKey = await readAdminKeyFile(o.adminKeyFile ?? io.env.JPKI_CARD_ADMIN_KEY_FILE ?? join(ws.paths.root, "counter-admin.key"), o.adminKeyFile === undefined && io.env.JPKI_CARD_ADMIN_KEY_FILE === undefined);
         const issuance = new lib.IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
         const r = await lib.issueCard({
           issuance,
@@ -139,8 +107,8 @@ export function makeCardRenewCommand(io: Io): Command {
       const passphrase = await ctx.passphrase();
       const lib = await library();
       await withWorkspace(ctx, async (ws) => {
-        const adminKey = readAdminKey(o.adminKeyFile ?? io.env.JPKI_CARD_ADMIN_KEY_FILE ?? join(ws.paths.root, "counter-admin.key"), false, lib.writeFileAtomic);
-        const card = lib.EmulatedCard.open(lib.fileCardStorage(cardPath, { chipKeyFile: lib.defaultChipKeyFile(io.env) }));
+        const adminKey = await readAdminKeyFile(o.adminKeyFile ?? io.env.JPKI_CARD_ADMIN_KEY_FILE ?? join(ws.paths.root, "counter-admin.key"), false);
+        const card = await openCardFile(io, cardPath);
         const issuance = new lib.IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
         const c = await lib.renewCardCertificate({ card, issuance, store: ws.store, adminKey, residentCode: o.resident!, type: o.type ?? "signature", ...(o.counter ? { counterId: o.counter } : {}) });
         ctx.out.result({ card: cardPath, cardId: card.info().cardId, certificate: certSummary(c) }, () =>
@@ -182,10 +150,10 @@ Check the signature with OpenSSL (the CA certificate is on the card, EF 0002, an
       const input = checkInputFile(file, "document", { cwd: io.cwd });
       const cardPath = checkInputFile(o.card, "card file --card", { cwd: io.cwd });
       const out = checkOutputFile(o.out ?? `${input}.p7s`, "output file -o", { cwd: io.cwd });
-      const pin = o.pinStdin ? ((await readStdinLines(io, "--pin-stdin"))[0] ?? "") : io.env.JPKI_CARD_SIGNATURE_PIN;
+      const pin = o.pinStdin ? ((await stdinLines(io, "--pin-stdin"))[0] ?? "") : io.env.JPKI_CARD_SIGNATURE_PIN;
       if (!pin) throw new JpkiError("ERR_USAGE", "the signature PIN: pipe it with --pin-stdin or set JPKI_CARD_SIGNATURE_PIN");
       const lib = await library();
-      const card = lib.EmulatedCard.open(lib.fileCardStorage(cardPath, { chipKeyFile: lib.defaultChipKeyFile(io.env) }));
+      const card = await openCardFile(io, cardPath);
       card.powerOn();
       try {
         const signer = await lib.openCardSigner({ terminal: card, key: "signature", pin });
