@@ -6,6 +6,7 @@
 import { Command, CommanderError } from "commander";
 import { ERROR_CODES, JpkiError, isJpkiError } from "./lib.js";
 import { makeCaCommand } from "./commands/ca.js";
+import { makeCardCommand } from "./commands/card.js";
 import { makeCrlCommand } from "./commands/crl.js";
 import { makeDemoCommand } from "./commands/demo.js";
 import { makeInspectCommand } from "./commands/inspect.js";
@@ -51,7 +52,7 @@ Environment:
 
 ${exitCodesHelp()}`,
     );
-  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand, makeServeCommand, makeVerifierCommand, makeDisclosureCommand, makeProviderCommand, makeVerifyCommand, makeVerifySignatureCommand]) {
+  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand, makeServeCommand, makeVerifierCommand, makeDisclosureCommand, makeProviderCommand, makeCardCommand, makeVerifyCommand, makeVerifySignatureCommand]) {
     program.addCommand(make(io));
   }
   const configure = (c: Command) => {
