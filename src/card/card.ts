@@ -94,6 +94,8 @@ class Core {
   ef: Ef | undefined;
   readonly verified = new Set<PinId>();
   powered = false;
+  /** set by a fault: every later command answers 6F 00 until the card is opened again */
+  mute = false;
 
   constructor(
     readonly storage: CardStorage,
@@ -252,18 +254,10 @@ const verify: Handler = (core, apdu) => {
   if (!rec) return sw(SW.REFERENCE_DATA_NOT_USABLE);
   if (apdu.nc === 0) return sw(triesStatus(rec));
   const attempt = attemptPin(id, rec, apdu.dataView());
-  if (attempt.record !== rec) {
-    try {
-      core.commit(core.withPin(id, attempt.record));
-    } catch {
-      // Not persisted: keep the lost try in memory anyway and verify nothing.
-      if (!attempt.verified) core.state = core.withPin(id, attempt.record);
-      core.verified.delete(id);
-      return sw(SW.NO_DIAGNOSIS);
-    }
-  }
+  // Persisted before the answer; if the write fails the card goes mute (see #process), so no try is won back.
+  core.verified.delete(id);
+  if (attempt.record !== rec) core.commit(core.withPin(id, attempt.record));
   if (attempt.verified) core.verified.add(id);
-  else core.verified.delete(id);
   return sw(attempt.sw);
 };
 
@@ -363,6 +357,7 @@ export class EmulatedCard implements CardTerminal {
 
   #process(command: Uint8Array): Uint8Array {
     const core = this.#core;
+    if (core.mute) return encodeResponse(new Uint8Array(0), SW.NO_DIAGNOSIS);
     if (!core.powered) this.powerOn();
     try {
       const parsed = parseCommandApdu(command);
@@ -375,7 +370,11 @@ export class EmulatedCard implements CardTerminal {
       const a = handler(core, apdu);
       return encodeResponse(a.data ?? new Uint8Array(0), a.sw);
     } catch {
-      // A fault the card survives (storage unwritable, state unreadable): no data, no state change adopted.
+      // A fault (storage unwritable, state unreadable, a bug): like a chip whose EEPROM write failed, the card
+      // answers 6F 00 to everything from now on. Carrying on could answer from state that was never persisted
+      // — and re-reading storage at the next VERIFY would then hand back a try the failed write lost.
+      core.mute = true;
+      core.resetSession();
       return encodeResponse(new Uint8Array(0), SW.NO_DIAGNOSIS);
     }
   }
