@@ -14,7 +14,7 @@ import { EmulatedCard, newAdminKey } from "../../src/card/card.js";
 import { fileCardStorage } from "../../src/card/card-state.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { MAIN, cli, tempDir, writeJsonl } from "./helpers.js";
-import { startPcscd, type Pcscd } from "./pcscd.js";
+import { freePortPair, startPcscd, type Pcscd } from "./pcscd.js";
 
 const SIGNATURE_PIN = "JPKI2026";
 const AUTHENTICATION_PIN = "4321";
@@ -81,21 +81,28 @@ beforeAll(async () => {
   card.writeCertificate(adminKey, "signatureCa", Buffer.from(new X509Certificate(readFileSync(join(ws, "ca", "13-sig.pem"))).raw));
   card.writeCertificate(adminKey, "authenticationCa", Buffer.from(new X509Certificate(readFileSync(join(ws, "ca", "13-auth.pem"))).raw));
 
-  pcscd = await startPcscd();
-  serve = spawn(process.execPath, [MAIN, "card", "serve", "--vpcd", `127.0.0.1:${pcscd.vpcdPort}`, "--card", cardFile], {
+  // The card first, pcscd after: serve must wait for vpcd and come in when it is up.
+  const vpcdPort = await freePortPair();
+  serve = spawn(process.execPath, [MAIN, "card", "serve", "--vpcd", `127.0.0.1:${vpcdPort}`, "--card", cardFile], {
     env: { ...process.env, JPKI_CARD_CHIP_KEY_FILE: chipKeyFile },
   });
   serve.stdout!.on("data", (d: Buffer) => (serveLog += d.toString()));
   serve.stderr!.on("data", (d: Buffer) => (serveLog += d.toString()));
   serveExit = new Promise((resolve) => serve.once("exit", (code) => resolve(code)));
-  // Inserted once pcscd's poll of the vpcd slot has found it: until then opensc-tool sees no card.
+  while (!/not reachable/.test(serveLog) && serve.exitCode === null) await new Promise((r) => setTimeout(r, 20));
+  pcscd = await startPcscd({ vpcdPort });
+  await untilCardPresent();
+});
+
+/** Until pcscd's poll of the vpcd slot has found the card (until then opensc-tool sees no card). */
+async function untilCardPresent(): Promise<void> {
   for (let i = 0; i < 200; i++) {
     const r = await tool("opensc-tool", ["--atr"]);
     if (r.code === 0) break;
     expect(serve.exitCode, serveLog).toBeNull();
     await new Promise((r) => setTimeout(r, 100));
   }
-});
+}
 
 afterAll(async () => {
   if (serve && serve.exitCode === null) serve.kill("SIGTERM");
@@ -108,8 +115,9 @@ afterAll(async () => {
 describe("OpenSC drives the emulated card through pcscd's vpcd reader (slow interop)", () => {
   let authCertPem = "";
 
-  it("serve says where it is; opensc-tool reads the JPKI ATR and picks the jpki driver", async () => {
+  it("serve says where it is and waits for vpcd; opensc-tool reads the JPKI ATR and picks the jpki driver", async () => {
     expect(serveLog).toContain(`card opensc-1 serving vpcd at 127.0.0.1:${pcscd.vpcdPort}`);
+    expect(serveLog).toMatch(/not reachable[^]*connected to vpcd/);
     const r = await tool("opensc-tool", ["--atr", "--name"]);
     expect(r.code, r.err).toBe(0);
     expect(r.out.trim().split("\n")).toEqual(["3b:e0:00:ff:81:31:fe:45:14", "jpki"]);
@@ -174,6 +182,17 @@ describe("OpenSC drives the emulated card through pcscd's vpcd reader (slow inte
     expect(wrong.code).not.toBe(0);
     expect(wrong.err).toContain("CKR_PIN_INCORRECT");
     expect((await tool("pkcs15-tool", ["--dump"])).out).toMatch(/PIN \[User Authentication PIN\][^]*?Tries left\s*: 2/);
+  });
+
+  it("pcscd restarts: the card is removed, reconnects by itself and is found again", async () => {
+    const port = pcscd.vpcdPort;
+    await pcscd.stop();
+    pcscd = await startPcscd({ vpcdPort: port });
+    await untilCardPresent();
+    const r = await tool("opensc-tool", ["--atr"]);
+    expect(r.out.trim(), r.err).toBe("3b:e0:00:ff:81:31:fe:45:14");
+    expect(serveLog).toContain("card removed");
+    expect(serveLog.match(/connected to vpcd/g)).toHaveLength(2);
   });
 
   it("SIGTERM stops the server cleanly", async () => {

@@ -38,7 +38,7 @@ async function portFree(port: number): Promise<boolean> {
 }
 
 /** A port p with p and p + 1 free (vpcd binds both, on every IPv4 address). */
-async function freePortPair(): Promise<number> {
+export async function freePortPair(): Promise<number> {
   for (let i = 0; i < 50; i++) {
     const p = await new Promise<number>((resolve, reject) => {
       const s = createServer();
@@ -62,14 +62,15 @@ function namespaceCommand(): string[] | undefined {
   return undefined;
 }
 
-export async function startPcscd(): Promise<Pcscd> {
+/** Starts pcscd with vpcd on `vpcdPort` (and the next port), by default a free pair. */
+export async function startPcscd(options: { vpcdPort?: number } = {}): Promise<Pcscd> {
   if (!existsSync(VPCD_DRIVER)) throw new Error(`${VPCD_DRIVER} is missing: install Debian's vsmartcard-vpcd (and pcscd, opensc)`);
   const dir = mkdtempSync(join(tmpdir(), "jpki-pcscd-"));
   const confDir = join(dir, "reader.conf.d");
   const home = join(dir, "home");
   mkdirSync(confDir, { mode: 0o700 });
   mkdirSync(home, { mode: 0o700 });
-  const vpcdPort = await freePortPair();
+  const vpcdPort = options.vpcdPort ?? (await freePortPair());
   // DEVICENAME /dev/null:PORT = "listen on PORT" (ifd-vpcd.c IFDHCreateChannelByName); a host name there would
   // make vpcd connect out instead.
   writeFileSync(
