@@ -49,7 +49,9 @@ $XDG_CONFIG_HOME/jpki/card-chip.key). Nothing that passes through is logged: a V
 
 vpcd comes with Debian's vsmartcard-vpcd package (/etc/reader.conf.d/vpcd: port 35963, and a second slot on
 35964). OpenSC's JPKI driver then sees the card: opensc-tool -n, pkcs15-tool -D,
-pkcs11-tool --module /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so -L.
+pkcs11-tool --module /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so -L. Expect seconds per OpenSC command with
+Debian 12's vpcd: it sends each message in two pieces, and TCP's Nagle and delayed-ACK rules then hold every
+APDU ~40 ms (vsmartcard fixed this upstream in 2023).
 
 Examples:
   jpki card serve --vpcd --card alice.card
