@@ -14,7 +14,7 @@ import { EmulatedCard, newAdminKey } from "../../src/card/card.js";
 import { fileCardStorage } from "../../src/card/card-state.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { MAIN, cli, tempDir, writeJsonl } from "./helpers.js";
-import { freePortPair, startPcscd, type Pcscd } from "./pcscd.js";
+import { freePortPair, startPcscd, startReaderNetwork, type Pcscd, type ReaderNetwork } from "./pcscd.js";
 
 const SIGNATURE_PIN = "JPKI2026";
 const AUTHENTICATION_PIN = "4321";
@@ -25,6 +25,7 @@ const PKCS11 = ["/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so", "/usr/lib/aarch64-
 
 let dir: string;
 let pcscd: Pcscd;
+let network: ReaderNetwork | undefined;
 let serve: ChildProcess;
 let serveLog = "";
 let serveExit: Promise<number | null>;
@@ -82,15 +83,18 @@ beforeAll(async () => {
   card.writeCertificate(adminKey, "authenticationCa", Buffer.from(new X509Certificate(readFileSync(join(ws, "ca", "13-auth.pem"))).raw));
 
   // The card first, pcscd after: serve must wait for vpcd and come in when it is up.
+  // In a network of their own when we may (fast loopback; pcscd.ts says why), else beside the test.
+  network = await startReaderNetwork();
   const vpcdPort = await freePortPair();
-  serve = spawn(process.execPath, [MAIN, "card", "serve", "--vpcd", `127.0.0.1:${vpcdPort}`, "--card", cardFile], {
+  const serveArgs = [MAIN, "card", "serve", "--vpcd", `127.0.0.1:${vpcdPort}`, "--card", cardFile];
+  serve = spawn(...(network ? network.wrap(process.execPath, serveArgs) : ([process.execPath, serveArgs] as const)), {
     env: { ...process.env, JPKI_CARD_CHIP_KEY_FILE: chipKeyFile },
   });
   serve.stdout!.on("data", (d: Buffer) => (serveLog += d.toString()));
   serve.stderr!.on("data", (d: Buffer) => (serveLog += d.toString()));
   serveExit = new Promise((resolve) => serve.once("exit", (code) => resolve(code)));
   while (!/not reachable/.test(serveLog) && serve.exitCode === null) await new Promise((r) => setTimeout(r, 20));
-  pcscd = await startPcscd({ vpcdPort });
+  pcscd = await startPcscd({ vpcdPort, network });
   await untilCardPresent();
 });
 
@@ -107,11 +111,13 @@ async function untilCardPresent(): Promise<void> {
 afterAll(async () => {
   if (serve && serve.exitCode === null) serve.kill("SIGTERM");
   await pcscd?.stop();
+  await network?.stop();
 });
 
-// Slow (about half a minute): Debian's vpcd sends each message's length and payload in two send()s, so Nagle's
-// algorithm on its side meets delayed ACKs on ours and every APDU costs ~40 ms (vsmartcard fixed this upstream in
-// 2023, "send length + data at the same time"); one OpenSC command is 50–100 APDUs. Hence few, combined commands.
+// Slow where the test may not make a network namespace (about half a minute): Debian's vpcd sends each message's
+// length and payload in two send()s, so Nagle's algorithm on its side meets delayed ACKs on ours and every APDU
+// costs ~40 ms (vsmartcard fixed this upstream in 2023); one OpenSC command is 50–100 APDUs. As root the reader
+// network's quickack loopback (pcscd.ts) makes it a few seconds. Either way: few, combined commands.
 describe("OpenSC drives the emulated card through pcscd's vpcd reader (slow interop)", () => {
   let authCertPem = "";
 
@@ -187,7 +193,7 @@ describe("OpenSC drives the emulated card through pcscd's vpcd reader (slow inte
   it("pcscd restarts: the card is removed, reconnects by itself and is found again", async () => {
     const port = pcscd.vpcdPort;
     await pcscd.stop();
-    pcscd = await startPcscd({ vpcdPort: port });
+    pcscd = await startPcscd({ vpcdPort: port, network });
     await untilCardPresent();
     const r = await tool("opensc-tool", ["--atr"]);
     expect(r.out.trim(), r.err).toBe("3b:e0:00:ff:81:31:fe:45:14");

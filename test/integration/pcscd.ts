@@ -9,6 +9,12 @@
  * `port` and `port + 1` (two slots) and waits there for virtual cards.
  * Only if no namespace can be made (a container without the capability) does it fall back to the fixed path,
  * and then only when no other pcscd owns it.
+ *
+ * Speed: Debian 12's vpcd sends each message's 2-byte length and its payload in two send()s, so Nagle's algorithm
+ * on its side waits for the card's delayed ACK — ~40 ms per APDU, seconds per OpenSC command. As root, pcscd and
+ * the card get a network namespace of their own ({@link startReaderNetwork}) whose loopback routes carry
+ * `quickack 1`: every ACK goes at once, an OpenSC command takes a tenth of a second. Without root everything still
+ * works, slowly.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
@@ -62,8 +68,45 @@ function namespaceCommand(): string[] | undefined {
   return undefined;
 }
 
-/** Starts pcscd with vpcd on `vpcdPort` (and the next port), by default a free pair. */
-export async function startPcscd(options: { vpcdPort?: number } = {}): Promise<Pcscd> {
+/** A network namespace for pcscd and the card; it outlives pcscd restarts. */
+export interface ReaderNetwork {
+  /** The command line that runs `cmd args` inside it. */
+  wrap(cmd: string, args: string[]): [string, string[]];
+  stop(): Promise<void>;
+}
+
+/** The loopback of the reader network: up, with immediate ACKs (see the header). */
+const QUICKACK_LOOPBACK =
+  "ip link set lo up && ip route change local 127.0.0.1 dev lo proto kernel scope host src 127.0.0.1 table local quickack 1 && " +
+  "ip route change local 127.0.0.0/8 dev lo proto kernel scope host src 127.0.0.1 table local quickack 1";
+
+/**
+ * A network namespace held by a sleeping process, its loopback with quickack routes; undefined where that cannot
+ * be had (not root, no iproute2): then pcscd and the card share the test's network, and APDUs are slow.
+ */
+export async function startReaderNetwork(): Promise<ReaderNetwork | undefined> {
+  const probe = spawnSync("unshare", ["-n", "sh", "-c", QUICKACK_LOOPBACK], { stdio: "ignore" });
+  if (probe.status !== 0 || spawnSync("nsenter", ["--version"], { stdio: "ignore" }).status !== 0) return undefined;
+  const holder = spawn("unshare", ["-n", "sh", "-c", `${QUICKACK_LOOPBACK} && echo up && exec sleep infinity`], { stdio: ["ignore", "pipe", "ignore"] });
+  const exited = new Promise<void>((resolve) => holder.once("exit", () => resolve()));
+  const up = await new Promise<boolean>((resolve) => {
+    holder.stdout!.once("data", () => resolve(true));
+    void exited.then(() => resolve(false));
+  });
+  if (!up) return undefined;
+  return {
+    wrap: (cmd, args) => ["nsenter", ["-t", String(holder.pid), "-n", cmd, ...args]],
+    async stop() {
+      if (holder.exitCode === null && holder.signalCode === null) {
+        holder.kill("SIGTERM");
+        await exited;
+      }
+    },
+  };
+}
+
+/** Starts pcscd with vpcd on `vpcdPort` (and the next port), by default a free pair; in `network` if given. */
+export async function startPcscd(options: { vpcdPort?: number; network?: ReaderNetwork } = {}): Promise<Pcscd> {
   if (!existsSync(VPCD_DRIVER)) throw new Error(`${VPCD_DRIVER} is missing: install Debian's vsmartcard-vpcd (and pcscd, opensc)`);
   const dir = mkdtempSync(join(tmpdir(), "jpki-pcscd-"));
   const confDir = join(dir, "reader.conf.d");
@@ -79,16 +122,17 @@ export async function startPcscd(options: { vpcdPort?: number } = {}): Promise<P
     { mode: 0o600 },
   );
   const ns = namespaceCommand();
+  const inNetwork = (cmd: string, args: string[]): [string, string[]] => (options.network ? options.network.wrap(cmd, args) : [cmd, args]);
   let child: ChildProcess;
   if (ns) {
     const [cmd, ...args] = ns;
-    // unshare and sh exec in turn, so the child's pid is pcscd's and /proc/<pid>/root sees its /run.
-    child = spawn(cmd!, [...args, "sh", "-c", `mount -t tmpfs -o mode=0755 jpki-pcscd /run && exec pcscd --foreground --info -c '${confDir}'`], {
+    // nsenter, unshare and sh exec in turn, so the child's pid is pcscd's and /proc/<pid>/root sees its /run.
+    child = spawn(...inNetwork(cmd!, [...args, "sh", "-c", `mount -t tmpfs -o mode=0755 jpki-pcscd /run && exec pcscd --foreground --info -c '${confDir}'`]), {
       stdio: ["ignore", "pipe", "pipe"],
     });
   } else {
     if (existsSync("/run/pcscd/pcscd.comm")) throw new Error("another pcscd owns /run/pcscd/pcscd.comm and no private mount namespace can be made here (unshare -m failed)");
-    child = spawn("pcscd", ["--foreground", "--info", "-c", confDir], { stdio: ["ignore", "pipe", "pipe"] });
+    child = spawn(...inNetwork("pcscd", ["--foreground", "--info", "-c", confDir]), { stdio: ["ignore", "pipe", "pipe"] });
   }
   let output = "";
   child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
