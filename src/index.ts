@@ -240,3 +240,15 @@ export { followPublicCrls, watchPublicCrls, refreshPublicCrl, verifyPublicCrl, t
 export { privateReasonFor } from "./provider/reasons.js";
 export { signApplication, type SignApplicationParams } from "./provider/application.js";
 export { serveVpcd, answerVpcdFrame, encodeVpcdFrame, VpcdFrameReader, VPCD_CONTROL, VPCD_DEFAULT_HOST, VPCD_DEFAULT_PORT, type VpcdBridgeOptions, type VpcdEvent } from "./card/vpcd.js";
+// The emulated IC card (住基カード) with the JPKI card application and a municipal library application, its
+// APDU codec, and the host-side client and card-backed Signer (issue 12 points 2–5, 7–9).
+export type { CardTerminal } from "./card/terminal.js";
+export { EmulatedCard, JPKI_ATR, CARD_APPLICATIONS, newAdminKey, unblockPin, type CreateCardParams, type CardInfo } from "./card/card.js";
+export { fileCardStorage, memoryCardStorage, defaultChipKeyFile, ensureChipKey, type CardStorage, type CardState } from "./card/card-state.js";
+export { JpkiCardClient, openCardSigner, type JpkiPin, type CardSignerParams } from "./card/client.js";
+export { CommandApdu, parseCommandApdu, encodeResponse, parseResponse, type CommandApduParams, type ParsedCommand, type ResponseApdu } from "./card/apdu.js";
+export { SW, triesLeftSw, triesLeftOf, isCardStatusWord, describeSw, type StatusWord, type StatusWordName } from "./card/status-words.js";
+export { PIN_POLICIES, PIN_IDS, checkPinFormat, type PinId, type PinPolicy } from "./card/pin.js";
+export { JPKI_AID, JPKI_EF, JPKI_TOKEN_LABEL, CERTIFICATE_SLOTS, digestInfo, digestInfoHash, type CertificateSlot } from "./card/jpki-app.js";
+export { LIBRARY_AID, LIBRARY_EF } from "./card/library-app.js";
+export type { KeyId as CardKeyId, AccessCondition, Df, Ef } from "./card/file-system.js";

@@ -245,7 +245,7 @@ describe("signing: 80 2A 00 80 <DigestInfo> 00", () => {
 });
 
 describe("PINs through VERIFY", () => {
-  it("the empty VERIFY tells the tries left; the attempt that locks answers 63 C0, then 69 84", async () => {
+  it("the empty VERIFY tells the tries left; the attempt that locks answers 63 C0, then 69 84 (the empty VERIFY 63 C0)", async () => {
     const card = fresh();
     await tx(card, SELECT_JPKI);
     await tx(card, selectEf("0018"));
@@ -255,7 +255,8 @@ describe("PINs through VERIFY", () => {
     expect((await tx(card, verifyPin("1111"))).sw).toBe("63C1");
     expect((await tx(card, verifyPin("2222"))).sw).toBe("63C0");
     expect((await tx(card, verifyPin(AUTH_PIN))).sw).toBe("6984");
-    expect((await tx(card, "00 20 00 80")).sw).toBe("6984");
+    expect((await tx(card, verifyPin("0000"))).sw).toBe("6984");
+    expect((await tx(card, "00 20 00 80")).sw).toBe("63C0"); // OpenSC's GET_INFO needs SW1 63
     await tx(card, selectEf("001B"));
     expect((await tx(card, "00 20 00 80")).sw).toBe("63C5"); // the other PIN is untouched
     expect(card.info().triesLeft).toEqual({ signature: 5, authentication: 0, library: 3 });
@@ -268,7 +269,7 @@ describe("PINs through VERIFY", () => {
     for (const p of ["0000", "0001", "0002"]) await tx(card, verifyPin(p));
     expect(errorCodeOf(() => card.unblockPin(newAdminKey(), "authentication", "5555"))).toBe("ERR_CARD_ADMIN_KEY_WRONG");
     expect(errorCodeOf(() => card.unblockPin(ADMIN, "authentication", "55555"))).toBe("ERR_CARD_PIN_FORMAT");
-    expect((await tx(card, "00 20 00 80")).sw).toBe("6984");
+    expect((await tx(card, "00 20 00 80")).sw).toBe("63C0");
     unblockPin(card, "authentication", "5555", ADMIN);
     expect((await tx(card, "00 20 00 80")).sw).toBe("63C3");
     expect((await tx(card, verifyPin(AUTH_PIN))).sw).toBe("63C2"); // the old PIN is gone

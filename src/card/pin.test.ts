@@ -35,7 +35,7 @@ describe("PIN rules (shared/spec/JPKI.md: the card)", () => {
     expect(seen.map((s) => s.toString(16))).toEqual(["63c4", "63c3", "63c2", "63c1", "63c0", "6984", "6984"]);
     // blocked: even the right PIN is refused
     expect(attemptPin("signature", rec, b("PASSWORD1")).sw).toBe(0x6984);
-    expect(triesStatus(rec)).toBe(0x6984);
+    expect(triesStatus(rec)).toBe(0x63c0); // the empty VERIFY asks, it does not attempt
   });
 
   it("authentication PIN: 3 tries; the right PIN refills the counter", () => {

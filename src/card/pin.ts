@@ -100,7 +100,11 @@ export function attemptPin(id: PinId, record: PinRecord, candidate: Uint8Array):
   return { record: Object.freeze({ ...record, tries }), sw: triesLeftSw(tries), verified: false };
 }
 
-/** The answer to an empty VERIFY: 63 Cx tries left, or 69 84 once blocked. */
+/**
+ * The answer to an empty VERIFY: 63 Cx with the tries left, 63 C0 once blocked. Not 69 84: an empty VERIFY is a
+ * question, not an attempt, and OpenSC's JPKI driver asks it for both PINs while listing the token (its
+ * GET_INFO accepts only SW1 = 63) — answering 69 84 would make a card with one blocked PIN unusable for the other.
+ */
 export function triesStatus(record: PinRecord): StatusWord {
-  return record.tries <= 0 ? SW.REFERENCE_DATA_NOT_USABLE : triesLeftSw(record.tries);
+  return triesLeftSw(Math.max(0, record.tries));
 }

@@ -6,7 +6,6 @@
 import { Command, CommanderError } from "commander";
 import { ERROR_CODES, JpkiError, isJpkiError } from "./lib.js";
 import { makeCaCommand } from "./commands/ca.js";
-import { makeCardCommand } from "./commands/card.js";
 import { makeCrlCommand } from "./commands/crl.js";
 import { makeDemoCommand } from "./commands/demo.js";
 import { makeInspectCommand } from "./commands/inspect.js";
@@ -21,6 +20,7 @@ import { makeServeCommand } from "./commands/serve.js";
 import { makeVerifierCommand } from "./commands/verifier.js";
 import { makeDisclosureCommand } from "./commands/disclosure.js";
 import { makeProviderCommand } from "./commands/provider.js";
+import { makeCardCommand } from "./commands/card.js";
 import { DEFAULT_WORKSPACE } from "./context.js";
 import { EXIT_USAGE, VerdictExit, exitCodesHelp } from "./exit-codes.js";
 import { makeVerifyCommand } from "./commands/verify.js";
