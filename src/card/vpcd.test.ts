@@ -213,6 +213,17 @@ describe("the bridge over TCP", () => {
     expect(await vpcd.frames(s, 4)).toEqual(["6f00", "6f00", "6f00", hex(ATR)]);
   });
 
+  it("keeps serving when the event listener throws", async () => {
+    const vpcd = await new FakeVpcd().listen();
+    vpcds.push(vpcd);
+    const stop = new AbortController();
+    stops.push(stop);
+    void serveVpcd({ terminal: new RecordingCard(), port: vpcd.port, signal: stop.signal, onEvent: () => { throw new Error("log closed"); } });
+    const s = await vpcd.nextConnection();
+    s.write(encodeVpcdFrame(bytes("04")));
+    expect(await vpcd.frames(s, 1)).toEqual([hex(ATR)]);
+  });
+
   it("stops on abort even while vpcd is unreachable", async () => {
     const probe = await new FakeVpcd().listen();
     const port = probe.port;

@@ -139,7 +139,15 @@ export async function serveVpcd(options: VpcdBridgeOptions): Promise<void> {
   const firstRetry = options.retryMs ?? 200;
   const maxRetry = Math.max(firstRetry, options.maxRetryMs ?? 5_000);
   const signal = options.signal;
-  const emit = options.onEvent ?? (() => undefined);
+  const onEvent = options.onEvent;
+  // A listener that throws (a closed log stream) must not take the bridge down from inside a socket callback.
+  const emit = (e: VpcdEvent) => {
+    try {
+      onEvent?.(e);
+    } catch {
+      // the event is lost; the card keeps serving
+    }
+  };
   let retry = firstRetry;
   while (!signal?.aborted) {
     const outcome = await connectOnce(options.terminal, host, port, signal, emit);
