@@ -100,6 +100,13 @@ describe("the encrypted card file", () => {
     expect(errorCodeOf(() => open(join(dir, "no-such.card")))).toBe("ERR_CARD_MISSING");
   });
 
+  it("sweeps the temporary file a kill -9 mid-write left, and keeps the card it was replacing", () => {
+    const stale = join(dir, `.card-0001.card.999999999.${"ab".repeat(6)}.tmp`);
+    writeFileSync(stale, "half a card", { mode: 0o600 });
+    expect(open().info().cardId).toBe("card-0001");
+    expect(readdirSync(dir)).not.toContain(stale.slice(dir.length + 1));
+  });
+
   it("takes the chip secret's path from JPKI_CARD_CHIP_KEY_FILE, else XDG_CONFIG_HOME", () => {
     expect(defaultChipKeyFile({ JPKI_CARD_CHIP_KEY_FILE: "/k" })).toBe("/k");
     expect(defaultChipKeyFile({ XDG_CONFIG_HOME: "/cfg" })).toBe("/cfg/jpki/card-chip.key");
