@@ -131,6 +131,28 @@ describe("the encrypted card file", () => {
   });
 });
 
+describe("two processes on one card file", () => {
+  it("a VERIFY in one never writes back a stale copy over a key the counter renewed in the other", async () => {
+    // its own card and chip secret: copies of card-0001 would be refused as rolled back
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-2p-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    const first = EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-2p", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const original = await first.generateKeyPair(ADMIN, "authentication");
+    const open2 = () => EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    const serving = open2(); // e.g. jpki card serve
+    const counter = open2(); // e.g. jpki card renew
+    const renewed = await counter.generateKeyPair(ADMIN, "authentication");
+    expect(renewed.equals(original)).toBe(false);
+    await sw(serving, SELECT_JPKI);
+    expect(serving.publicKey("authentication")!.equals(renewed)).toBe(true); // SELECT of the AP re-reads
+    await sw(serving, SELECT_AUTH_PIN);
+    await sw(serving, WRONG_AUTH_PIN);
+    expect(open2().publicKey("authentication")!.equals(renewed)).toBe(true);
+    expect(open2().info().triesLeft.authentication).toBe(2);
+  });
+});
+
 describe("rollback", () => {
   it("putting an earlier copy of the card file back is refused: used-up tries do not come back", async () => {
     const own = mkdtempSync(join(tmpdir(), "jpki-card-rb-"));
