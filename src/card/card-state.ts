@@ -7,7 +7,8 @@
  * default `$XDG_CONFIG_HOME/jpki/card-chip.key` — so copying a card file alone copies no usable key. The clear
  * first line names the card id and is the GCM additional data: a file renamed to another card, or any byte
  * changed (a retry counter edited back up), fails authentication and the card refuses to open
- * (ERR_CARD_STATE_CORRUPT). Every write is atomic (temporary sibling, fsync, rename, fsync the directory), so a
+ * (ERR_CARD_STATE_CORRUPT). An earlier copy put back is refused too (a generation counter recorded beside the
+ * chip secret, see fileCardStorage). Every write is atomic (temporary sibling, fsync, rename, fsync the directory), so a
  * kill -9 leaves the old state or the new one.
  *
  * This is an emulator, not a secure element: whoever holds both the card file and the chip secret holds the keys.
@@ -18,6 +19,7 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { JpkiError } from "../errors.js";
 import { writeFileAtomic } from "../store/files.js";
+import { sweepStaleTemps } from "../store/staging.js";
 import type { KeyId } from "./file-system.js";
 import type { PinId, PinRecord } from "./pin.js";
 
@@ -32,6 +34,8 @@ export interface CardState {
   readonly keys: Readonly<Partial<Record<KeyId, string>>>;
   /** binary EF contents by fileKey ("jpki/0001"), base64 */
   readonly files: Readonly<Record<string, string>>;
+  /** the file storage's write counter (rollback detection); absent in memory */
+  readonly gen?: number;
 }
 
 /** Where a card's state lives. `save` must be durable before it returns: the card answers only after it. */
@@ -81,7 +85,7 @@ export function memoryCardStorage(initial?: CardState): CardStorage {
 }
 
 /** The chip secret's default path: $JPKI_CARD_CHIP_KEY_FILE, else $XDG_CONFIG_HOME/jpki/card-chip.key. */
-export function defaultChipKeyFile(env: NodeJS.ProcessEnv = process.env): string {
+export function defaultChipKeyFile(env: Readonly<Record<string, string | undefined>> = process.env): string {
   if (env.JPKI_CARD_CHIP_KEY_FILE) return env.JPKI_CARD_CHIP_KEY_FILE;
   const base = env.XDG_CONFIG_HOME || join(homedir(), ".config");
   return join(base, "jpki", "card-chip.key");
@@ -177,10 +181,36 @@ export function decryptCardState(file: Buffer, chipKey: Buffer, where: string): 
   return st;
 }
 
-/** The encrypted state file of one card. The chip secret is read once, when the storage is made. */
+/**
+ * The highest generation of each card's state written on this installation, kept beside the chip secret
+ * (owner-only): `<chip secret's directory>/card-generations/<card id>`. GCM proves a state file is one we wrote,
+ * not that it is the latest one; without this, copying yesterday's file back would restore the tries a guesser
+ * used up today. A file older than the record is refused as rolled back.
+ */
+function generationFile(chipKeyFile: string, cardId: string): string {
+  return join(dirname(chipKeyFile), "card-generations", cardId);
+}
+
+function readGeneration(file: string): number {
+  try {
+    const n = Number(readFileSync(file, "utf8").trim());
+    return Number.isSafeInteger(n) && n >= 0 ? n : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The encrypted state file of one card. The chip secret is read once, when the storage is made. Each save
+ * numbers the state (a generation inside the encryption) and records the number beside the chip secret after
+ * the file is in place; a load of a file older than the record fails (ERR_CARD_STATE_CORRUPT, rolled back). A
+ * crash between the two writes leaves the file one ahead of the record, which is accepted.
+ */
 export function fileCardStorage(path: string, options: { chipKeyFile?: string; createChipKey?: boolean } = {}): CardStorage {
   const chipKeyFile = options.chipKeyFile ?? defaultChipKeyFile();
   const chipKey = options.createChipKey ? ensureChipKey(chipKeyFile) : readChipKey(chipKeyFile);
+  // A kill -9 mid-write leaves a temporary sibling (encrypted, never read): remove those of dead processes.
+  sweepStaleTemps(dirname(path));
   return {
     where: path,
     exists: () => existsSync(path),
@@ -192,10 +222,17 @@ export function fileCardStorage(path: string, options: { chipKeyFile?: string; c
         if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new JpkiError("ERR_CARD_MISSING", `no card file at ${path}`);
         throw new JpkiError("ERR_FILE_UNUSABLE", `the card file ${path} cannot be read`, { cause: e });
       }
-      return decryptCardState(bytes, chipKey, path);
+      const st = decryptCardState(bytes, chipKey, path);
+      if ((st.gen ?? 0) < readGeneration(generationFile(chipKeyFile, st.cardId))) {
+        throw new JpkiError("ERR_CARD_STATE_CORRUPT", `the card state ${path} is older than the last one written for card ${st.cardId}: an earlier copy was put back (rolled back)`);
+      }
+      return st;
     },
     save(state: CardState): void {
-      writeFileAtomic(path, encryptCardState(state, chipKey), 0o600);
+      const genFile = generationFile(chipKeyFile, state.cardId);
+      const gen = Math.max(state.gen ?? 0, readGeneration(genFile)) + 1;
+      writeFileAtomic(path, encryptCardState({ ...state, gen }, chipKey), 0o600);
+      writeFileAtomic(genFile, `${gen}\n`, 0o600);
     },
   };
 }
