@@ -246,6 +246,7 @@ export { enrolCustomer, type EnrolOptions, type EnrolResult } from "./provider/e
 export { followPublicCrls, watchPublicCrls, refreshPublicCrl, verifyPublicCrl, type FollowOptions, type FollowResult, type FollowedCrl, type FollowRevocation, type WatchOptions as ProviderWatchOptions, type PublicEndpointOptions, type PublicCrlFetch } from "./provider/follow.js";
 export { privateReasonFor } from "./provider/reasons.js";
 export { signApplication, type SignApplicationParams } from "./provider/application.js";
+export { serveVpcd, answerVpcdFrame, encodeVpcdFrame, VpcdFrameReader, VPCD_CONTROL, VPCD_DEFAULT_HOST, VPCD_DEFAULT_PORT, type VpcdBridgeOptions, type VpcdEvent } from "./card/vpcd.js";
 // The emulated IC card (住基カード) with the JPKI card application and a municipal library application, its
 // APDU codec, and the host-side client and card-backed Signer (issue 12 points 2–5, 7–9).
 export type { CardTerminal } from "./card/terminal.js";

@@ -100,6 +100,13 @@ describe("the encrypted card file", () => {
     expect(errorCodeOf(() => open(join(dir, "no-such.card")))).toBe("ERR_CARD_MISSING");
   });
 
+  it("sweeps the temporary file a kill -9 mid-write left, and keeps the card it was replacing", () => {
+    const stale = join(dir, `.card-0001.card.999999999.${"ab".repeat(6)}.tmp`);
+    writeFileSync(stale, "half a card", { mode: 0o600 });
+    expect(open().info().cardId).toBe("card-0001");
+    expect(readdirSync(dir)).not.toContain(stale.slice(dir.length + 1));
+  });
+
   it("takes the chip secret's path from JPKI_CARD_CHIP_KEY_FILE, else XDG_CONFIG_HOME", () => {
     expect(defaultChipKeyFile({ JPKI_CARD_CHIP_KEY_FILE: "/k" })).toBe("/k");
     expect(defaultChipKeyFile({ XDG_CONFIG_HOME: "/cfg" })).toBe("/cfg/jpki/card-chip.key");
@@ -121,6 +128,28 @@ describe("the encrypted card file", () => {
     expect(open(p).info().triesLeft.authentication).toBe(0);
     // no temporary files left behind by the atomic writes
     expect(readdirSync(dir).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+  });
+});
+
+describe("two processes on one card file", () => {
+  it("a VERIFY in one never writes back a stale copy over a key the counter renewed in the other", async () => {
+    // its own card and chip secret: copies of card-0001 would be refused as rolled back
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-2p-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    const first = EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-2p", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const original = await first.generateKeyPair(ADMIN, "authentication");
+    const open2 = () => EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    const serving = open2(); // e.g. jpki card serve
+    const counter = open2(); // e.g. jpki card renew
+    const renewed = await counter.generateKeyPair(ADMIN, "authentication");
+    expect(renewed.equals(original)).toBe(false);
+    await sw(serving, SELECT_JPKI);
+    expect(serving.publicKey("authentication")!.equals(renewed)).toBe(true); // SELECT of the AP re-reads
+    await sw(serving, SELECT_AUTH_PIN);
+    await sw(serving, WRONG_AUTH_PIN);
+    expect(open2().publicKey("authentication")!.equals(renewed)).toBe(true);
+    expect(open2().info().triesLeft.authentication).toBe(2);
   });
 });
 

@@ -19,6 +19,7 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { JpkiError } from "../errors.js";
 import { writeFileAtomic } from "../store/files.js";
+import { sweepStaleTemps } from "../store/staging.js";
 import type { KeyId } from "./file-system.js";
 import type { PinId, PinRecord } from "./pin.js";
 
@@ -208,6 +209,8 @@ function readGeneration(file: string): number {
 export function fileCardStorage(path: string, options: { chipKeyFile?: string; createChipKey?: boolean } = {}): CardStorage {
   const chipKeyFile = options.chipKeyFile ?? defaultChipKeyFile();
   const chipKey = options.createChipKey ? ensureChipKey(chipKeyFile) : readChipKey(chipKeyFile);
+  // A kill -9 mid-write leaves a temporary sibling (encrypted, never read): remove those of dead processes.
+  sweepStaleTemps(dirname(path));
   return {
     where: path,
     exists: () => existsSync(path),

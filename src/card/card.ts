@@ -10,7 +10,8 @@
  * The session (current DF and EF, PINs verified) lives in memory and is forgotten at power-off and reset;
  * everything else is in a `CardStorage` and written there, durably, before the card answers — so pulling the
  * power during a VERIFY cannot win back a try. Before each VERIFY the retry counters are re-read from storage,
- * so two processes driving the same card file share one counter.
+ * so two processes driving the same card file share one counter; the whole state is re-read before every change
+ * and on SELECT of an application, so one process never writes back a stale copy over another's write.
  *
  * A card with no power turned on powers itself on at the first command, as a contactless card entering a
  * reader's field does.
@@ -112,6 +113,20 @@ class Core {
     }
   }
 
+  /**
+   * Adopts what storage holds now: another process (the counter renewing a certificate while `jpki card serve`
+   * holds the card) may have written since we loaded. Called before every change, so a commit never writes back
+   * a stale copy over someone else's write, and on SELECT of an application and before signing, so reads and
+   * signatures use the current files and keys.
+   */
+  refresh(): void {
+    if (!this.storage.exists()) return;
+    const disk = this.storage.load();
+    const keysChanged = JSON.stringify(disk.keys) !== JSON.stringify(this.state.keys);
+    this.state = disk;
+    if (keysChanged) this.loadKeys();
+  }
+
   resetSession(): void {
     this.df = undefined;
     this.ef = undefined;
@@ -166,6 +181,7 @@ const select: Handler = (core, apdu) => {
       if (data.length < 1 || data.length > 16) return sw(SW.WRONG_LENGTH);
       const df = findDfByAid(CARD_APPLICATIONS, data);
       if (!df) return sw(SW.FILE_NOT_FOUND);
+      core.refresh();
       // Another application's security status does not carry over (each DF has its own PINs).
       if (df !== core.df) core.verified.clear();
       core.df = df;
@@ -230,6 +246,7 @@ const updateBinary: Handler = (core, apdu) => {
   if (typeof cur === "number") return sw(cur);
   const ac = checkAccess(cur.ef.update, core.verified);
   if (ac !== SW.OK) return sw(ac);
+  core.refresh();
   const w = writeSlice(core.file(cur.df, cur.ef.fid), (apdu.p1 << 8) | apdu.p2, apdu.dataView(), cur.ef.maxSize);
   if (!w.content) return sw(w.sw);
   core.commit(core.withFile(cur.df, cur.ef.fid, w.content));
@@ -249,7 +266,7 @@ const verify: Handler = (core, apdu) => {
   const id = currentPin(core);
   if (typeof id === "number") return sw(id);
   // Another process may have used a try on this card since we loaded it.
-  if (core.storage.exists()) core.state = { ...core.state, pins: core.storage.load().pins };
+  core.refresh();
   const rec = core.state.pins[id];
   if (!rec) return sw(SW.REFERENCE_DATA_NOT_USABLE);
   if (apdu.nc === 0) return sw(triesStatus(rec));
@@ -270,6 +287,7 @@ const changeReferenceData: Handler = (core, apdu) => {
   if (!core.verified.has(id)) return sw(SW.SECURITY_NOT_SATISFIED);
   const pin = Buffer.from(apdu.dataView()).toString("latin1");
   if (!pinFormatOk(id, pin)) return sw(SW.WRONG_DATA);
+  core.refresh();
   core.commit(core.withPin(id, newPinRecord(id, pin)));
   return sw(SW.OK);
 };
@@ -281,6 +299,7 @@ const sign: Handler = (core, apdu) => {
   const ef = core.ef;
   if (!ef || ef.kind !== "key") return sw(SW.CONDITIONS_NOT_SATISFIED);
   if (!core.verified.has(ef.pin)) return sw(SW.SECURITY_NOT_SATISFIED);
+  core.refresh(); // a key renewed by the counter since this card was loaded
   const key = core.keys.get(ef.key);
   if (!key) return sw(SW.CONDITIONS_NOT_SATISFIED);
   const di = apdu.dataView();
@@ -405,6 +424,7 @@ export class EmulatedCard implements CardTerminal {
   // ---- personalisation at the counter (administrative key) ----
 
   #admin(adminKey: Uint8Array): void {
+    this.#core.refresh();
     if (!adminMatches(this.#core.state.admin, adminKey)) {
       throw new JpkiError("ERR_CARD_ADMIN_KEY_WRONG", "the administrative key does not open this card: use the issuing municipality's key");
     }
@@ -420,6 +440,7 @@ export class EmulatedCard implements CardTerminal {
       generateKeyPair("rsa", { modulusLength: KEY_BITS, publicExponent: 0x10001 }, (err, _pub, pk) => (err ? reject(err) : resolve(pk))),
     );
     const core = this.#core;
+    core.refresh(); // the key generation took a while: start from what is stored now
     const slot = (Object.keys(CERTIFICATE_SLOTS) as CertificateSlot[]).find((s) => CERTIFICATE_SLOTS[s].key === key)!;
     const pkcs8 = priv.export({ type: "pkcs8", format: "der" }).toString("base64");
     let next: CardState = { ...core.state, keys: { ...core.state.keys, [key]: pkcs8 } };
@@ -477,7 +498,6 @@ export class EmulatedCard implements CardTerminal {
     this.#admin(adminKey);
     if (!PIN_POLICIES[pin]) throw new JpkiError("ERR_USAGE", `no PIN called ${String(pin)}`);
     const core = this.#core;
-    if (core.storage.exists()) core.state = { ...core.state, pins: core.storage.load().pins };
     core.commit(core.withPin(pin, newPinRecord(pin, newPin)));
     core.verified.delete(pin);
   }
