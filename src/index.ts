@@ -48,6 +48,12 @@ export { parseNotice, NOTICE_KINDS, type ChangeNotice, type ChangeNoticeInput, t
 export { NOTICE_RULES, decideRevocations, type RevocationDecision, type NoticeRule } from "./registry/notice-rules.js";
 export { applyNoticeToResident } from "./registry/notice-apply.js";
 export { applyNoticesToRegistry, type RegistryApplySummary } from "./registry/apply.js";
+export {
+  runProcedures, counterProcedure, parseProcedure, compareWithRegistered, noticeDue, counterNoticeId,
+  relocate, moveIn, moveOut, rename, recordDeath, correct, removeRecord, changeResidentCode, COUNTER_KINDS, COUNTER_KIND_NAMES,
+  type CounterKind, type CounterProcedure, type ProcedureOutcome, type CounterRunResult, type RegistryComparison,
+} from "./registry/counter.js";
+export { spoolNotices, ingestNotices, defaultSpoolDir, noticesJsonl } from "./registry/counter-link.js";
 
 // certification authorities
 export { PREFECTURES, prefecture, prefectureList, type Prefecture } from "./ca/prefectures.js";
@@ -72,7 +78,8 @@ export { deltaCadence, deltaCrlIndicator, deltaNextUpdate, freshestCrl, type Del
 export { CRL_REASON, REVOCATION_CAUSES, parseReason, reasonName, type CrlReasonName } from "./crl/reason.js";
 
 // store and workspace
-export type { Store, CaRecord, IssuanceRecord, CertificateRow, ResidentRecord, CrlRecord, CrlStatus } from "./store/types.js";
+export type { Store, CaRecord, IssuanceRecord, CertificateRow, ResidentRecord, CrlRecord, CrlStatus, RegisteredIssuance } from "./store/types.js";
+export { isRegistered } from "./store/types.js";
 export { SqliteStore } from "./store/sqlite.js";
 export { PostgresStore, type PostgresStoreOptions } from "./store/postgres.js";
 export { DUMP_KINDS, type DumpBatch, type DumpCounts, type DumpKind, type DumpResident, type DumpResidentSequence, type DumpRevocationOrder, type DumpCrl, type DumpCrlState, type DumpCrlScope, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus, FULL_SCOPE, ARL_SCOPE, DELTA_SCOPE } from "./store/types.js";
@@ -239,3 +246,17 @@ export { enrolCustomer, type EnrolOptions, type EnrolResult } from "./provider/e
 export { followPublicCrls, watchPublicCrls, refreshPublicCrl, verifyPublicCrl, type FollowOptions, type FollowResult, type FollowedCrl, type FollowRevocation, type WatchOptions as ProviderWatchOptions, type PublicEndpointOptions, type PublicCrlFetch } from "./provider/follow.js";
 export { privateReasonFor } from "./provider/reasons.js";
 export { signApplication, type SignApplicationParams } from "./provider/application.js";
+export { serveVpcd, answerVpcdFrame, encodeVpcdFrame, VpcdFrameReader, VPCD_CONTROL, VPCD_DEFAULT_HOST, VPCD_DEFAULT_PORT, type VpcdBridgeOptions, type VpcdEvent } from "./card/vpcd.js";
+// The emulated IC card (住基カード) with the JPKI card application and a municipal library application, its
+// APDU codec, and the host-side client and card-backed Signer (issue 12 points 2–5, 7–9).
+export type { CardTerminal } from "./card/terminal.js";
+export { EmulatedCard, JPKI_ATR, CARD_APPLICATIONS, newAdminKey, unblockPin, type CreateCardParams, type CardInfo } from "./card/card.js";
+export { fileCardStorage, memoryCardStorage, defaultChipKeyFile, ensureChipKey, type CardStorage, type CardState } from "./card/card-state.js";
+export { JpkiCardClient, openCardSigner, type JpkiPin, type CardSignerParams } from "./card/client.js";
+export { CommandApdu, parseCommandApdu, encodeResponse, parseResponse, type CommandApduParams, type ParsedCommand, type ResponseApdu } from "./card/apdu.js";
+export { SW, triesLeftSw, triesLeftOf, isCardStatusWord, describeSw, type StatusWord, type StatusWordName } from "./card/status-words.js";
+export { PIN_POLICIES, PIN_IDS, checkPinFormat, type PinId, type PinPolicy } from "./card/pin.js";
+export { JPKI_AID, JPKI_EF, JPKI_TOKEN_LABEL, CERTIFICATE_SLOTS, digestInfo, digestInfoHash, type CertificateSlot } from "./card/jpki-app.js";
+export { LIBRARY_AID, LIBRARY_EF } from "./card/library-app.js";
+export type { KeyId as CardKeyId, AccessCondition, Df, Ef } from "./card/file-system.js";
+export { issueCard, renewCardCertificate, type IssueCardParams, type RenewCardParams, type CardIssuance, type CounterCardContext } from "./counter/card-issuance.js";

@@ -6,11 +6,13 @@
 import { Command, CommanderError } from "commander";
 import { ERROR_CODES, JpkiError, isJpkiError } from "./lib.js";
 import { makeCaCommand } from "./commands/ca.js";
+import { makeCardCommand } from "./commands/card.js";
 import { makeCrlCommand } from "./commands/crl.js";
 import { makeDemoCommand } from "./commands/demo.js";
 import { makeInspectCommand } from "./commands/inspect.js";
 import { makeIssueCommand } from "./commands/issue.js";
 import { makeRegistryCommand } from "./commands/registry.js";
+import { makeCounterCommand } from "./commands/counter.js";
 import { makeRevokeCommand } from "./commands/revoke.js";
 import { makeNoticesCommand } from "./commands/notices.js";
 import { makeWatchCommand } from "./commands/watch.js";
@@ -51,7 +53,7 @@ Environment:
 
 ${exitCodesHelp()}`,
     );
-  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand, makeServeCommand, makeVerifierCommand, makeDisclosureCommand, makeProviderCommand, makeVerifyCommand, makeVerifySignatureCommand]) {
+  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeCounterCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand, makeServeCommand, makeVerifierCommand, makeDisclosureCommand, makeProviderCommand, makeVerifyCommand, makeVerifySignatureCommand, makeCardCommand]) {
     program.addCommand(make(io));
   }
   const configure = (c: Command) => {

@@ -1,7 +1,7 @@
 /** PEM (RFC 7468) encoding and decoding. OpenSSL wants the label "X509 CRL" for CRLs, not "CRL". */
 import { JpkiError } from "../errors.js";
 
-export type PemLabel = "CERTIFICATE" | "X509 CRL" | "PUBLIC KEY" | "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" | "ENCRYPTED PRIVATE KEY" | "PRIVATE KEY";
+export type PemLabel = "CERTIFICATE" | "X509 CRL" | "CMS" | "PUBLIC KEY" | "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" | "ENCRYPTED PRIVATE KEY" | "PRIVATE KEY";
 
 export function toPem(der: Uint8Array, label: PemLabel): string {
   const b64 = Buffer.from(der).toString("base64");

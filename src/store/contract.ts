@@ -598,6 +598,49 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("registers issuance information (発行情報) with the registry side at issuance and removes it on every revocation path", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents([...["a", "b", "c"].map(resident), { ...resident("d"), fourItems: { ...items, name: "𠮷田　花子" } }]);
+      const auth = { ...cert("0b02", "a", 1000), type: "authentication" as const };
+      await s.commitIssuances([cert("0b01", "a", 1000), auth, cert("0b03", "b", 1000), cert("0b04", "c", 1000), { ...cert("0b05", "d", 1000), fourItems: { ...items, name: "𠮷田　花子" } }]);
+      expect(await s.registeredIssuances("a")).toEqual([
+        { serial: "0b01", caId: "13-sig", type: "signature", residentCode: "a", fourItems: items, notBefore: new Date(1000), notAfter: new Date(Date.UTC(2030, 0, 1)) },
+        { serial: "0b02", caId: "13-sig", type: "authentication", residentCode: "a", fourItems: items, notBefore: new Date(1000), notAfter: new Date(Date.UTC(2030, 0, 1)) },
+      ]);
+      // a stale certificate is not committed, so nothing is registered for it
+      await s.upsertResidents([{ ...resident("b"), fourItems: { ...items, address: "東京都千代田区千代田２番２号" } }]);
+      expect(await s.commitIssuances([cert("0b06", "b", 1500)])).toEqual([{ status: "stale", why: "registry-changed" }]);
+      expect((await s.registeredIssuances("b")).map((r) => r.serial)).toEqual(["0b03"]);
+      // supersession, a notice batch and a manual revocation each remove the revoked certificate's registration
+      await s.commitIssuances([cert("0b07", "a", 2000)]);
+      await s.commitNoticeBatch({ noticeIds: [], residentCodes: ["b"] }, () => ({
+        commit: { at: new Date(3000), notices: [], sequences: [], relinks: [], dirtyCas: ["13-sig"], revocations: [{ serial: "0b03", reason: 3, source: "notice:n1", residentCode: "b" }] },
+      }));
+      await s.revoke({ serial: "0b04", revokedAt: new Date(4000), reason: 1, source: "manual" });
+      expect((await s.registeredIssuances("a")).map((r) => r.serial)).toEqual(["0b02", "0b07"]);
+      expect(await s.registeredIssuances("b")).toEqual([]);
+      expect(await s.registeredIssuances("c")).toEqual([]);
+      expect((await s.registeredIssuances("d"))[0]?.fourItems.name).toBe("𠮷田　花子");
+      // a resident-code change applied by the registry re-links it, read in the transaction that decides
+      let seen: string[] = [];
+      await s.applyToRegistry((_read, registered) => {
+        seen = registered("d").map((r) => r.serial);
+        return { put: [], remove: [], relink: [{ from: "d", to: "d2" }], result: undefined };
+      });
+      expect(seen).toEqual(["0b05"]);
+      expect(await s.registeredIssuances("d")).toEqual([]);
+      expect((await s.registeredIssuances("d2")).map((r) => r.serial)).toEqual(["0b05"]);
+      // the sweep removes only what expired before its cut-off
+      await s.upsertResidents([resident("e")]);
+      await s.commitIssuances([cert("0b08", "e", 1000, Date.UTC(2021, 0, 1))]);
+      expect(await s.sweepRegisteredIssuances(new Date(Date.UTC(2021, 0, 1)))).toBe(0); // notAfter itself still counts
+      expect(await s.sweepRegisteredIssuances(new Date(Date.UTC(2022, 0, 1)))).toBe(1);
+      expect(await s.registeredIssuances("e")).toEqual([]);
+      expect((await s.registeredIssuances("a")).length).toBe(2);
+      await s.close();
+    });
+
     it("keeps the registry's consents: one live per resident and verifier, withdrawn ones as history", async () => {
       const s = await make();
       const g = await s.grantConsent({ residentCode: "12345678906", verifierId: "v-01", at: new Date(1) });

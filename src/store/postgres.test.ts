@@ -238,6 +238,30 @@ describe("PostgresStore specifics", () => {
     }
   });
 
+  it("upgrades a schema-9 store (before registered issuance information): each unrevoked certificate's is registered", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      for (const m of PG_MIGRATIONS.slice(0, 9)) await migrate(c, m);
+      await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '9')");
+      await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', '\\x3000', 'pem', '\\x01', 0)");
+      for (const [serial, revokedAt] of [["0a01", null], ["0a02", 5]] as const) {
+        await c.query(
+          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender, not_before, not_after, issued_at, der, revoked_at)
+           VALUES ($1, '13-sig', 'signature', 'r1', '131016', 'n', 'a', '1980-01-01', 'male', 7, 9999999999999, 0, '\\x3000', $2)`,
+          [serial, revokedAt],
+        );
+      }
+      const s = await PostgresStore.open(url);
+      expect(await s.registeredIssuances("r1")).toEqual([
+        { serial: "0a01", caId: "13-sig", type: "signature", residentCode: "r1", fourItems: { name: "n", address: "a", birthDate: "1980-01-01", gender: "male" }, notBefore: new Date(7), notAfter: new Date(9999999999999) },
+      ]);
+      await s.close();
+    } finally {
+      await c.end();
+    }
+  });
+
   it("upgrades a store made at schema version 2 (OCSP, before registered verifiers): its facts stay, the verifier tables arrive", async () => {
     const url = await server.createDatabase();
     const c = await admin(url);

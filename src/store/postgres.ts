@@ -26,6 +26,7 @@
  * deadlock PostgreSQL detects anyway (40P01) retries the whole call a few times.
  */
 import { createRequire } from "node:module";
+import type { CertificateType } from "../profile/types.js";
 import type { ClientBase, Connection, CustomTypesConfig, Pool, PoolClient, QueryResultRow, Submittable } from "pg";
 import { JpkiError } from "../errors.js";
 import { Coalescer } from "./coalesce.js";
@@ -84,6 +85,7 @@ import type {
   NoticeStatus,
   ResidentForIssuance,
   ResidentRecord,
+  RegisteredIssuance,
   RevokeInput,
   Store,
   StoredNotice,
@@ -110,6 +112,12 @@ const MIGRATION_LOCK = ADVISORY_LOCKS.migration;
 
 /** A migration: SQL, or a function run with the migrating transaction's connection (for what SQL cannot encode). */
 export type PgMigration = string | ((c: ClientBase) => Promise<void>);
+
+/** Registers the issuance information of every unrevoked certificate (migration 10, and after a load). */
+const REGISTER_UNREVOKED = `
+  INSERT INTO registry_issuances (serial, resident_code, ca_id, type, name, address, birth_date, gender, not_before, not_after)
+    SELECT serial, resident_code, ca_id, type, name, address, birth_date, gender, not_before, not_after
+    FROM certificates WHERE revoked_at IS NULL;`;
 
 /** Ordered migrations; the index + 1 is the schema version. Never edit a published one, append. */
 export const PG_MIGRATIONS: readonly PgMigration[] = [
@@ -330,6 +338,24 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   );
   CREATE UNIQUE INDEX consents_live ON consents (resident_code, verifier_id) WHERE withdrawn_at IS NULL;
   CREATE INDEX consents_verifier ON consents (verifier_id, id);
+  `,
+  // 10: the issuance information the registry side registered (発行情報; issue 12 point 1), as SQLite's
+  // version 16 (sqlite.ts says why it is keyed by serial): one row per unrevoked certificate, filled here.
+  `
+  CREATE TABLE registry_issuances (
+    serial text COLLATE "C" PRIMARY KEY,
+    resident_code text COLLATE "C" NOT NULL,
+    ca_id text COLLATE "C" NOT NULL,
+    type text NOT NULL CHECK (type IN ('signature','authentication')),
+    name text NOT NULL,
+    address text NOT NULL,
+    birth_date text NOT NULL,
+    gender text NOT NULL,
+    not_before bigint NOT NULL,
+    not_after bigint NOT NULL
+  );
+  CREATE INDEX registry_issuances_resident ON registry_issuances (resident_code);
+  ${REGISTER_UNREVOKED}
   `,
 ];
 
@@ -666,6 +692,28 @@ const SQL = {
  * What a revoking UPDATE … FROM unnest(…) WITH ORDINALITY AS u(…, n) returns: the row's values as it set them,
  * and `n`, the revocation's place in the call, since RETURNING gives rows in no particular order.
  */
+interface RegisteredRowDb {
+  serial: string;
+  resident_code: string;
+  ca_id: string;
+  type: CertificateType;
+  name: string;
+  address: string;
+  birth_date: string;
+  gender: string;
+  not_before: bigint | string;
+  not_after: bigint | string;
+}
+
+function toRegistered(r: RegisteredRowDb): RegisteredIssuance {
+  return { serial: r.serial, caId: r.ca_id, type: r.type, residentCode: r.resident_code, fourItems: itemsOf(r), notBefore: new Date(Number(r.not_before)), notAfter: new Date(Number(r.not_after)) };
+}
+
+/** The registry side no longer holds a revoked certificate's 発行情報: removed in the revoking transaction. */
+async function unregister(c: ClientBase, revoked: ReadonlyArray<{ readonly serial: string }>): Promise<void> {
+  if (revoked.length) await c.query("DELETE FROM registry_issuances WHERE serial = ANY($1::text[])", [revoked.map((r) => r.serial)]);
+}
+
 const REVOKED_RETURNING = "u.n, c.serial, c.ca_id, c.municipality_code, c.not_after, c.revoked_at, c.reason";
 interface RevokedRow {
   n: bigint;
@@ -1061,7 +1109,10 @@ export class PostgresStore implements Store {
   }
 
   applyToRegistry<T>(
-    decide: (read: (residentCode: string) => (ResidentRecord & { readonly noticeSequence: number }) | undefined) => {
+    decide: (
+      read: (residentCode: string) => (ResidentRecord & { readonly noticeSequence: number }) | undefined,
+      registered: (residentCode: string) => readonly RegisteredIssuance[],
+    ) => {
       readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
       readonly remove: readonly string[];
       readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
@@ -1072,6 +1123,8 @@ export class PostgresStore implements Store {
     // loaded so far, and while it asks for others, those are locked and loaded and it runs again (it is pure).
     return this.#residentTx("updating residents", [], async (c, locks) => {
       const loaded = new Map<string, (ResidentRecord & { readonly noticeSequence: number }) | undefined>();
+      // a code's registered issuance information is loaded (and locked) with its record
+      const issuances = new Map<string, RegisteredIssuance[]>();
       for (;;) {
         const misses = new Set<string>();
         const read = (code: string) => {
@@ -1079,9 +1132,14 @@ export class PostgresStore implements Store {
           misses.add(code);
           return undefined;
         };
+        const registered = (code: string): readonly RegisteredIssuance[] => {
+          if (loaded.has(code)) return issuances.get(code) ?? [];
+          misses.add(code);
+          return [];
+        };
         let d: ReturnType<typeof decide> | undefined;
         try {
-          d = decide(read);
+          d = decide(read, registered);
         } catch (e) {
           // a decision from records not yet loaded may fail any way it likes: only a complete one counts
           if (!misses.size) throw e;
@@ -1091,6 +1149,8 @@ export class PostgresStore implements Store {
           for (const code of misses) loaded.set(code, undefined);
           const rows = await c.query<ResidentRowDb>("SELECT * FROM residents WHERE resident_code = ANY($1::text[])", [[...misses]]);
           for (const r of rows.rows) loaded.set(r.resident_code, { ...toResident(r), noticeSequence: Number(r.notice_sequence) });
+          const reg = await c.query<RegisteredRowDb>("SELECT * FROM registry_issuances WHERE resident_code = ANY($1::text[]) ORDER BY serial", [[...misses]]);
+          for (const r of reg.rows) issuances.set(r.resident_code, [...(issuances.get(r.resident_code) ?? []), toRegistered(r)]);
           continue;
         }
         await locks.extend([...d.remove, ...d.put.map((r) => r.residentCode)]);
@@ -1098,6 +1158,11 @@ export class PostgresStore implements Store {
         if (d.relink?.length) {
           // The new codes are ones nobody held (the registry refuses a change to a code in use): no consent is under them.
           await c.query("UPDATE consents SET resident_code = u.t FROM unnest($1::text[], $2::text[]) AS u(f, t) WHERE consents.resident_code = u.f", [
+            d.relink.map((l) => l.from),
+            d.relink.map((l) => l.to),
+          ]);
+          // 住民票コード変更: the certificates are kept, their registered issuance information re-linked.
+          await c.query("UPDATE registry_issuances SET resident_code = u.t FROM unnest($1::text[], $2::text[]) AS u(f, t) WHERE registry_issuances.resident_code = u.f", [
             d.relink.map((l) => l.from),
             d.relink.map((l) => l.to),
           ]);
@@ -1124,6 +1189,15 @@ export class PostgresStore implements Store {
         return d.result;
       }
     });
+  }
+
+  async registeredIssuances(residentCode: string): Promise<RegisteredIssuance[]> {
+    const rows = await this.#query<RegisteredRowDb>("reading registered issuance information", "SELECT * FROM registry_issuances WHERE resident_code = $1 ORDER BY serial", [residentCode]);
+    return rows.map(toRegistered);
+  }
+
+  sweepRegisteredIssuances(expiredBefore: Date): Promise<number> {
+    return this.#tx("sweeping expired issuance information", async (c) => (await c.query("DELETE FROM registry_issuances WHERE not_after < $1", [expiredBefore.getTime()])).rowCount ?? 0);
   }
 
   async residentNoticeSequence(residentCode: string): Promise<number> {
@@ -1223,6 +1297,25 @@ export class PostgresStore implements Store {
             inserts.map((x) => x.applicationId ?? null),
           ],
         });
+        // 発行情報 registered with the registry side in this same transaction, in one statement for the group:
+        // nothing is issued without it.
+        await c.query({
+          name: "jpki_register_issuances",
+          text: `INSERT INTO registry_issuances (serial, resident_code, ca_id, type, name, address, birth_date, gender, not_before, not_after)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[])`,
+          values: [
+            inserts.map((x) => x.serial),
+            inserts.map((x) => x.residentCode),
+            inserts.map((x) => x.caId),
+            inserts.map((x) => x.type),
+            inserts.map((x) => x.fourItems.name),
+            inserts.map((x) => x.fourItems.address),
+            inserts.map((x) => x.fourItems.birthDate),
+            inserts.map((x) => x.fourItems.gender),
+            inserts.map((x) => x.notBefore.getTime()),
+            inserts.map((x) => x.notAfter.getTime()),
+          ],
+        });
       }
       let revokedIn: RevokedRow[] = [];
       if (revocations.length) {
@@ -1234,6 +1327,7 @@ export class PostgresStore implements Store {
         );
         revokedIn = done.rows;
         await appendRevoked(c, revokedIn);
+        await unregister(c, revokedIn);
       }
       // Lock order, as publishCrl takes them: the CA's crl_state row, then its crl_scopes rows.
       if (dirty.size) await c.query(SQL.bumpRevisions, [sortedUnique(dirty)]);
@@ -1291,6 +1385,7 @@ export class PostgresStore implements Store {
       const blocks = new RevocationBlocks();
       blocks.add(row.ca_id, row.serial, input.revokedAt.getTime(), input.reason, Number(row.not_after), row.municipality_code);
       await appendBlocks(c, blocks.take());
+      await unregister(c, [row]);
       await c.query(SQL.bumpRevisions, [[row.ca_id]]);
       await bumpScopes(c, [row]);
       return toCertRow({ ...row, revoked_at: BigInt(input.revokedAt.getTime()), reason: input.reason, revocation_source: input.source });
@@ -1748,6 +1843,7 @@ export class PostgresStore implements Store {
         revoked = r.rowCount ?? 0;
         revokedIn = r.rows;
         await appendRevoked(c, revokedIn);
+        await unregister(c, revokedIn);
       }
       const notices = foldNotices(b.notices);
       if (notices.length) {
@@ -2126,6 +2222,9 @@ export class PostgresStore implements Store {
       what = "finishing a load";
       const counts = check.finish();
       await log.finish(c);
+      // The registry side's copy of the issuance information is not a kind of its own in a dump: in one store
+      // it is exactly the unrevoked certificates' (every transaction that issues or revokes keeps it so).
+      await c.query(REGISTER_UNREVOKED);
       await c.query("COMMIT");
       return counts;
     } catch (e) {
@@ -2157,7 +2256,7 @@ const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
   statusChecks: "SELECT count(*) FROM status_checks",
 };
 /** The tables a dump reads and a load writes. */
-const COPY_TABLES = ["cas", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks"] as const;
+const COPY_TABLES = ["cas", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances"] as const;
 
 /**
  * Rebuilds the revocation log of a load in the order the dump gives (the source's CRL order): consecutive

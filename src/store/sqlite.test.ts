@@ -109,6 +109,29 @@ describe("SqliteStore upgrade to liveness checks (version 15)", () => {
   });
 });
 
+describe("SqliteStore upgrade to registered issuance information (version 16)", () => {
+  it("opens a version-15 store: each unrevoked certificate's issuance information is registered, a revoked one's not", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const db = new Database(path);
+    for (const m of MIGRATIONS.slice(0, 15)) typeof m === "string" ? db.exec(m) : m(db);
+    db.pragma("user_version = 15");
+    db.pragma(`application_id = ${0x4a504b49}`);
+    db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', x'3000', 'pem', x'01', 0)").run();
+    for (const [serial, revokedAt] of [["0a01", null], ["0a02", 5]] as const) {
+      db.prepare("INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256) VALUES (?, '13-sig', 'signature', '12345678906', '131016', 7, 9999999999999, 0, x'30030201ff', NULL, 'x')").run(serial);
+      db.prepare(
+        "INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after, revoked_at, reason, source) VALUES ('12345678906', ?, '13-sig', 'signature', '131016', 'n', 'a', '1980-01-01', 'male', 9999999999999, ?, NULL, NULL)",
+      ).run(serial, revokedAt);
+    }
+    db.close();
+    const s = SqliteStore.open(path);
+    expect(await s.registeredIssuances("12345678906")).toEqual([
+      { serial: "0a01", caId: "13-sig", type: "signature", residentCode: "12345678906", fourItems: { name: "n", address: "a", birthDate: "1980-01-01", gender: "male" }, notBefore: new Date(7), notAfter: new Date(9999999999999) },
+    ]);
+    await s.close();
+  });
+});
+
 describe("SqliteStore bulk writes", () => {
   it("has the WAL of notice batches copied back on another thread and started over, so it stays bounded", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");

@@ -63,6 +63,7 @@ import type {
   ResidentForIssuance,
   IssuanceRecord,
   ResidentRecord,
+  RegisteredIssuance,
   RevokeInput,
   Store,
   DumpBatch,
@@ -86,6 +87,12 @@ type Int = number | bigint;
 
 /** A migration: SQL, or a function for one that must compute (e.g. encode) what it writes. */
 export type Migration = string | ((db: Database.Database) => void);
+
+/** Registers the issuance information of every unrevoked certificate (migration 16, and after a load). */
+const REGISTER_UNREVOKED = `
+  INSERT INTO registry_issuances (serial, resident_code, ca_id, type, name, address, birth_date, gender, not_before, not_after)
+    SELECT k.serial, k.resident_code, k.ca_id, k.type, k.name, k.address, k.birth_date, k.gender, c.not_before, k.not_after
+    FROM certified k JOIN certificates c ON c.serial = k.serial WHERE k.revoked_at IS NULL ORDER BY k.serial;`;
 
 /** Ordered migrations; the index + 1 is the schema version. Never edit a published one, append. */
 export const MIGRATIONS: readonly Migration[] = [
@@ -285,6 +292,28 @@ export const MIGRATIONS: readonly Migration[] = [
   `,
   // 15: liveness checks and old/new certificate links (issue 11 point 4): see migration15.
   migration15,
+  // 16: the issuance information the registry side registered (発行情報, 電子証明書発行者情報の登録; issue 12
+  // point 1, store/types.ts RegisteredIssuance): the registry network's own copy, one row per unrevoked
+  // certificate, written by the transaction that commits the certificate and deleted by every transaction that
+  // revokes it. Keyed by serial (a revocation knows the serial, not always the registry's code for it) and
+  // indexed by resident (a counter procedure compares one resident's). Filled here from the certificates not
+  // revoked, as if registered when they were issued.
+  `
+  CREATE TABLE registry_issuances (
+    serial TEXT PRIMARY KEY,
+    resident_code TEXT NOT NULL,
+    ca_id TEXT NOT NULL,
+    type TEXT NOT NULL CHECK (type IN ('signature','authentication')),
+    name TEXT NOT NULL,
+    address TEXT NOT NULL,
+    birth_date TEXT NOT NULL,
+    gender TEXT NOT NULL,
+    not_before INTEGER NOT NULL,
+    not_after INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX registry_issuances_resident ON registry_issuances (resident_code);
+  ${REGISTER_UNREVOKED}
+  `,
 ];
 
 /**
@@ -325,6 +354,23 @@ function migration15(db: Database.Database): void {
   CREATE UNIQUE INDEX consents_live ON consents (resident_code, verifier_id) WHERE withdrawn_at IS NULL;
   CREATE INDEX consents_verifier ON consents (verifier_id, id);
   `);
+}
+
+interface RegisteredRowDb {
+  serial: string;
+  resident_code: string;
+  ca_id: string;
+  type: CertificateType;
+  name: string;
+  address: string;
+  birth_date: string;
+  gender: string;
+  not_before: Int;
+  not_after: Int;
+}
+
+function toRegistered(r: RegisteredRowDb): RegisteredIssuance {
+  return { serial: r.serial, caId: r.ca_id, type: r.type, residentCode: r.resident_code, fourItems: itemsOf(r), notBefore: new Date(Number(r.not_before)), notAfter: new Date(Number(r.not_after)) };
 }
 
 /** residentForIssuance's row: the registry record's columns, its notice sequence, then the CA side's. */
@@ -623,6 +669,13 @@ export class SqliteStore implements Store {
       insertCertified: db.prepare(
         "INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
+      insertRegistered: db.prepare(
+        "INSERT INTO registry_issuances (serial, resident_code, ca_id, type, name, address, birth_date, gender, not_before, not_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      ),
+      deleteRegistered: db.prepare("DELETE FROM registry_issuances WHERE serial = ?"),
+      registeredOf: db.prepare("SELECT * FROM registry_issuances WHERE resident_code = ? ORDER BY serial"),
+      relinkRegistered: db.prepare("UPDATE registry_issuances SET resident_code = ? WHERE resident_code = ?"),
+      sweepRegistered: db.prepare("DELETE FROM registry_issuances WHERE not_after < ?"),
       logInsert: db.prepare("INSERT INTO revocation_log (ca_id, entries, min_not_after, der, meta) VALUES (?, ?, ?, ?, ?)"),
       logIndex: db.prepare("INSERT OR IGNORE INTO revocation_log_partition (ca_id, municipality, block_id) VALUES (?, ?, ?)"),
       bumpScope: db.prepare("INSERT INTO crl_scopes (ca_id, scope, revision) VALUES (?, ?, 1) ON CONFLICT (ca_id, scope) DO UPDATE SET revision = revision + 1"),
@@ -830,7 +883,10 @@ export class SqliteStore implements Store {
   }
 
   applyToRegistry<T>(
-    decide: (read: (residentCode: string) => (ResidentRecord & { readonly noticeSequence: number }) | undefined) => {
+    decide: (
+      read: (residentCode: string) => (ResidentRecord & { readonly noticeSequence: number }) | undefined,
+      registered: (residentCode: string) => readonly RegisteredIssuance[],
+    ) => {
       readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
       readonly remove: readonly string[];
       readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
@@ -843,16 +899,31 @@ export class SqliteStore implements Store {
           const r = this.#stmts.getResident.get(code) as (ResidentRow & { notice_sequence: number }) | undefined;
           return r ? { ...toResident(r), noticeSequence: r.notice_sequence } : undefined;
         };
-        const d = decide(read);
+        const registered = (code: string) => (this.#stmts.registeredOf.all(code) as RegisteredRowDb[]).map(toRegistered);
+        const d = decide(read, registered);
         for (const code of d.remove) this.#stmts.deleteResident.run(code);
         for (const r of d.put) {
           this.#stmts.upsertResident.run({ residentCode: r.residentCode, municipalityCode: r.municipalityCode, status: r.status, ...r.fourItems });
           this.#stmts.setResidentSequence.run(r.noticeSequence, r.residentCode);
         }
         // The new code is one nobody held (the registry refuses a change to a code in use): no consent is under it.
-        for (const l of d.relink ?? []) this.#db.prepare("UPDATE consents SET resident_code = ? WHERE resident_code = ?").run(l.to, l.from);
+        for (const l of d.relink ?? []) {
+          this.#db.prepare("UPDATE consents SET resident_code = ? WHERE resident_code = ?").run(l.to, l.from);
+          // 住民票コード変更: the certificates are kept, their registered issuance information re-linked.
+          this.#stmts.relinkRegistered.run(l.to, l.from);
+        }
         return d.result;
       }).immediate(),
+    );
+  }
+
+  registeredIssuances(residentCode: string): Promise<RegisteredIssuance[]> {
+    return this.#run("reading registered issuance information", () => (this.#stmts.registeredOf.all(residentCode) as RegisteredRowDb[]).map(toRegistered));
+  }
+
+  sweepRegisteredIssuances(expiredBefore: Date): Promise<number> {
+    return this.#run("sweeping expired issuance information", () =>
+      this.#db.transaction(() => this.#stmts.sweepRegistered.run(expiredBefore.getTime()).changes).immediate(),
     );
   }
 
@@ -913,6 +984,8 @@ export class SqliteStore implements Store {
           const notAfter = rec.notAfter.getTime();
           st.insertCert.run(rec.serial, rec.caId, rec.type, rec.residentCode, rec.municipalityCode, rec.notBefore.getTime(), notAfter, rec.issuedAt.getTime(), rec.der, rec.applicationId ?? null, hash("sha256", rec.der, "hex"));
           st.insertCertified.run(rec.residentCode, rec.serial, rec.caId, rec.type, rec.municipalityCode, items.name, items.address, items.birthDate, items.gender, notAfter);
+          // 発行情報 registered with the registry side in this same transaction: nothing is issued without it.
+          st.insertRegistered.run(rec.serial, rec.residentCode, rec.caId, rec.type, items.name, items.address, items.birthDate, items.gender, rec.notBefore.getTime(), notAfter);
           const scope = `${rec.caId}/${rec.municipalityCode}`;
           if (!scopes.has(scope)) {
             scopes.add(scope);
@@ -954,6 +1027,7 @@ export class SqliteStore implements Store {
     if (!row) return undefined;
     const [caId, municipality, notAfter] = row;
     log.add(caId, serial, at, reason, notAfter, municipality);
+    st.deleteRegistered.run(serial); // the registry side no longer holds a revoked certificate's 発行情報
     return caId;
   }
 
@@ -1329,6 +1403,7 @@ export class SqliteStore implements Store {
           const u = code === undefined ? undefined : unrevoked.get(r.serial);
           if (u && st.revokeKnown.run(at, r.reason, r.source, code, r.serial).changes === 1) {
             log.add(u.caId, r.serial, at, r.reason, u.notAfter, u.municipality);
+            st.deleteRegistered.run(r.serial);
             revoked++;
           } else if (this.#revokeOne(log, r.serial, code, at, r.reason, r.source)) {
             // not where the context saw it, or named twice (then already revoked, and left alone)
@@ -1946,6 +2021,9 @@ export class SqliteStore implements Store {
         throw new JpkiError("ERR_STORE_COPY_MISMATCH", `the dump revokes ${revoked} certificates but orders ${placed} CRL entries: nothing was loaded`);
       }
       db.exec("DROP TABLE temp.jpki_load_placed");
+      // The registry side's copy of the issuance information is not a kind of its own in a dump: in one store
+      // it is exactly the unrevoked certificates' (every transaction that issues or revokes keeps it so).
+      db.exec(REGISTER_UNREVOKED);
       db.exec("COMMIT");
       committed = true;
       return counts;
@@ -1958,7 +2036,7 @@ export class SqliteStore implements Store {
 }
 
 /** Every table a dump reads: what a retired store refuses to write. */
-const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks"] as const;
+const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances"] as const;
 
 /** Log blocks read per page when dumping the CRL order. */
 const LOG_PAGE = 16;

@@ -57,6 +57,32 @@ export interface IssuanceRecord {
   readonly registrySequence?: number | undefined;
 }
 
+/**
+ * 発行情報 as the registry side (住基ネット) registered it (電子証明書発行者情報の登録), shared/spec/JPKI.md "The link
+ * between the two networks" step 1: the registry network's own copy, apart from the CA's issuance records. The
+ * store registers it in the transaction that commits the certificate (commitIssuances) and removes it in every
+ * transaction that revokes the certificate, so nothing is issued without it and no revoked certificate keeps
+ * it. Expired ones are not removed on expiry: whoever compares ignores those not valid at the time of the
+ * change ({@link isRegistered}), and `sweepRegisteredIssuances` deletes them when an operator wants the space.
+ */
+export interface RegisteredIssuance {
+  readonly serial: string;
+  readonly caId: string;
+  /** signature (署名用) or authentication (利用者証明用) */
+  readonly type: CertificateType;
+  /** the resident's code at the registry (follows a resident-code change) */
+  readonly residentCode: string;
+  /** the four items as certified */
+  readonly fourItems: FourItems;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
+/** Whether registered issuance information still stands at `at`: not yet expired (notAfter is inclusive, RFC 5280 §4.1.2.5). */
+export function isRegistered(r: Pick<RegisteredIssuance, "notAfter">, at: Date): boolean {
+  return r.notAfter.getTime() >= at.getTime();
+}
+
 /** What issuance reads about a resident: the registry record and how far each side of the link has got. */
 export interface ResidentForIssuance {
   readonly record: ResidentRecord;
@@ -426,14 +452,23 @@ export interface Store {
    * Registry side of change notices, in one write transaction: `decide` is called with a reader of the
    * current records (read inside the transaction, so two appliers never decide from the same state) and
    * returns the records to put (with the notice sequence each now reflects) and the codes to remove, and the
-   * resident-code changes (住民票コード変更) it applied: the registry's consents move to the new code with them.
+   * resident-code changes (住民票コード変更) it applied: the registry's consents and registered issuance
+   * information move to the new code with them.
    */
-  applyToRegistry<T>(decide: (read: (residentCode: string) => (ResidentRecord & { readonly noticeSequence: number }) | undefined) => {
+  applyToRegistry<T>(decide: (
+    read: (residentCode: string) => (ResidentRecord & { readonly noticeSequence: number }) | undefined,
+    /** the issuance information registered under a code, expired or not, read in the same transaction */
+    registered: (residentCode: string) => readonly RegisteredIssuance[],
+  ) => {
     readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
     readonly remove: readonly string[];
     readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
     readonly result: T;
   }): Promise<T>;
+  /** The issuance information registered with the registry side under a resident code, expired or not, by serial. */
+  registeredIssuances(residentCode: string): Promise<RegisteredIssuance[]>;
+  /** Deletes registered issuance information of certificates expired before `expiredBefore`; returns how many. */
+  sweepRegisteredIssuances(expiredBefore: Date): Promise<number>;
   /** The sequence of the last change notice applied to a resident record (0: none). */
   residentNoticeSequence(residentCode: string): Promise<number>;
   countResidents(): Promise<number>;
@@ -442,7 +477,8 @@ export interface Store {
    * Commits issued certificates in order, in one transaction that first re-reads what each was decided
    * from. For each: an application id already stored yields that certificate ("duplicate-application"); a
    * registry record that changed since `registrySequence`/the four items were read, or a CA side ahead of the
-   * registry, yields "stale" and nothing is inserted; otherwise it is inserted and every other unrevoked
+   * registry, yields "stale" and nothing is inserted; otherwise it is inserted, its issuance information registered
+   * with the registry side (RegisteredIssuance) in the same transaction, and every other unrevoked
    * certificate of the same type for the same resident is revoked as superseded (reason 4) at its issuedAt,
    * and the CAs of those revocations are marked for a new CRL in the same transaction.
    */

@@ -1,5 +1,5 @@
 /** The README's run command: `jpki demo` in an empty directory, and its printed checks hold. */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cli, sh, tempDir } from "./helpers.js";
@@ -37,6 +37,18 @@ describe("jpki demo", () => {
     const providerCheck = run(d.checks.providerRevoked);
     expect(providerCheck.status).not.toBe(0);
     expect(providerCheck.out).toContain("certificate revoked");
+    // the resident signed an application with the card before moving: OpenSSL accepts the signature with the CRL of
+    // then, and refuses it as revoked with the CRL the counter's relocation notice made
+    expect(d.application).toMatchObject({ beforeMove: "valid", afterMove: "revoked" });
+    const caOf = join(d.workspace, "ca", `${d.notice.ca}.pem`);
+    const sig = run(`openssl cms -verify -inform DER -in ${d.application.path} -CAfile ${caOf} -purpose any -out /dev/null`);
+    expect(sig.out).toContain("Verification successful");
+    // (openssl cms takes CRLs from the -CAfile bundle: X509_load_cert_crl_file)
+    const bundle = join(cwd, "ca-and-crl.pem");
+    writeFileSync(bundle, readFileSync(caOf, "utf8") + readFileSync(join(d.workspace, "crl", `${d.notice.ca}.crl.pem`), "utf8"));
+    const sigRevoked = run(`openssl cms -verify -inform DER -in ${d.application.path} -CAfile ${bundle} -purpose any -crl_check -out /dev/null`);
+    expect(sigRevoked.status).not.toBe(0);
+    expect(sigRevoked.out).toContain("certificate revoked");
     // a second run refuses to clobber the directory unless told to
     const again = await cli(["demo"], { cwd });
     expect(again.stderr).toContain("--force");

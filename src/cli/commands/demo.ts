@@ -3,8 +3,8 @@
  * synthetic residents, card key pairs, issuance, a revocation, CRLs — and how to check each artefact.
  * With JPKI_STORE set, the records go to that PostgreSQL database instead (it must not hold the demo's CAs yet).
  */
-import { randomBytes, generateKeyPair, type KeyObject } from "node:crypto";
-import { readdirSync, rmSync } from "node:fs";
+import { randomBytes, randomInt } from "node:crypto";
+import { mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join, relative } from "node:path";
 import { Command } from "commander";
 import { execFileSync } from "node:child_process";
@@ -15,14 +15,10 @@ import type { Io } from "../output.js";
 
 const DEMO_PREFECTURES = ["13", "27", "01"];
 
-/**
- * A card's key pair as the emulated card would make it: the public half for the CA, the private half kept in memory
- * only, as the card keeps it, for the one signature the demo's customer makes (the application to the provider).
- */
-function cardKeyPair(): Promise<{ spki: Buffer; key: KeyObject }> {
-  return new Promise((res, rej) =>
-    generateKeyPair("rsa", { modulusLength: 2048 }, (err, pub, key) => (err ? rej(err) : res({ spki: pub.export({ type: "spki", format: "der" }), key }))),
-  );
+/** A PIN for a demo card: the signature PIN 8 of A–Z0–9, the authentication PIN 4 digits (written to cards/pins.json). */
+function demoPin(kind: "signature" | "authentication"): string {
+  const alphabet = kind === "signature" ? "ABCDEFGHJKLMNPQRSTUVWXYZ23456789" : "0123456789";
+  return Array.from({ length: kind === "signature" ? 8 : 4 }, () => alphabet[randomInt(alphabet.length)]).join("");
 }
 
 export function makeDemoCommand(io: Io): Command {
@@ -35,9 +31,10 @@ export function makeDemoCommand(io: Io): Command {
     .action(async (o: { dir?: string; residents: string; force?: boolean }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       const lib = await library();
-      const { CertificationAuthority, CrlPublisher, CrlUpdater, IssuanceService, Workspace, applyNoticesToRegistry, generateResidents, getCaRecord, initCas } = lib;
-      const { parseResidentRecord, prefecture, readRecords, revokeCertificate, runIngest, toPem, writeFileAtomic } = lib;
-      const { buildServer, enrolCustomer, followPublicCrls, initProvider, registerVerifier, signApplication, SoftwareSigner } = lib;
+      const { CertificationAuthority, CrlPublisher, CrlUpdater, IssuanceService, Workspace, generateResidents, getCaRecord, initCas } = lib;
+      const { parseResidentRecord, prefecture, revokeCertificate, toPem, writeFileAtomic } = lib;
+      const { buildServer, enrolCustomer, followPublicCrls, initProvider, registerVerifier, signApplication } = lib;
+      const { EmulatedCard, fileCardStorage, ingestNotices, issueCard, noticesJsonl, openCardSigner, relocate, verifySignedData } = lib;
       const n = Number(o.residents);
       if (!Number.isInteger(n) || n < 2 || n > 1000) throw new JpkiError("ERR_USAGE", "--residents must be a whole number from 2 to 1000");
       // A file, a FIFO or a path under /proc, /sys or /dev is refused before anything is made (mode 0o700: the passphrase lives here).
@@ -68,19 +65,38 @@ export function makeDemoCommand(io: Io): Command {
         await ws.store.upsertResidents(residents);
         say(`[3/10] imported ${residents.length} residents from residents.jsonl`);
 
+        // Each resident gets an IC card at the counter (市町村窓口): both key pairs are generated on the card, the CA of
+        // the resident's prefecture certifies them, and the certificates go onto the card. The chip secret the card
+        // files are encrypted under, the municipality's administrative key and the PINs stay in the demo directory:
+        // a demo convenience, like the passphrase.
         const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
+        const cardDir = join(dir, "cards");
+        mkdirSync(cardDir, { recursive: true, mode: 0o700 });
+        const chipKeyFile = join(dir, "card-chip.key");
+        const adminKey = randomBytes(32);
+        writeFileAtomic(join(dir, "counter-admin.key"), adminKey.toString("hex") + "\n", 0o600);
         const issued: IssuedCertificate[] = [];
-        const cardKeys = new Map<string, KeyObject>();
+        const cards = new Map<string, { path: string; signaturePin: string; authenticationPin: string }>();
         for (const r of residents) {
-          for (const type of ["signature", "authentication"] as const) {
-            const pair = await cardKeyPair();
-            const c = await service.issue({ residentCode: r.residentCode, type, publicKey: pair.spki });
-            if (type === "signature") cardKeys.set(c.serial, pair.key);
-            writeFileAtomic(join(ws.paths.certDir, `${c.serial}.pem`), toPem(c.der, "CERTIFICATE"));
-            issued.push(c);
+          const c = { path: join(cardDir, `${r.residentCode}.card`), signaturePin: demoPin("signature"), authenticationPin: demoPin("authentication") };
+          const made = await issueCard({
+            issuance: service,
+            store: ws.store,
+            adminKey,
+            storage: fileCardStorage(c.path, { chipKeyFile, createChipKey: true }),
+            cardId: `DEMO-${r.residentCode}`,
+            residentCode: r.residentCode,
+            signaturePin: c.signaturePin,
+            authenticationPin: c.authenticationPin,
+          });
+          cards.set(r.residentCode, c);
+          for (const cert of [made.signature, made.authentication]) {
+            writeFileAtomic(join(ws.paths.certDir, `${cert.serial}.pem`), toPem(cert.der, "CERTIFICATE"));
+            issued.push(cert);
           }
         }
-        say(`[4/10] issued ${issued.length} certificates (a signature and an authentication certificate per resident) into certs/`);
+        writeFileAtomic(join(cardDir, "pins.json"), JSON.stringify(Object.fromEntries([...cards].map(([code, c]) => [code, { signature: c.signaturePin, authentication: c.authenticationPin }])), null, 2) + "\n", 0o600);
+        say(`[4/10] issued ${residents.length} IC cards at the counter (cards/): keys generated on each card, ${issued.length} certificates (a signature and an authentication certificate per resident) written to the cards and into certs/`);
 
         const revoked = issued.find((c) => c.type === "signature")!;
         await revokeCertificate(ws.store, { serial: revoked.serial, reason: "loss", at: ws.clock.now() });
@@ -103,41 +119,55 @@ export function makeDemoCommand(io: Io): Command {
         const endpoint = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
         const sigCas = await Promise.all(cas.created.filter((c) => c.id.endsWith("-sig")).map(async (c) => (await getCaRecord(ws, c.id)).certificateDer));
         const provider = await initProvider({ dir: providerDir, name: "Demo Bank", endpoint, trustAnchors: sigCas, passphrase, clock: ws.clock });
-        // ② the customer signs an application with the card's signature key; ③–⑤ the provider checks the public
-        // certificate against the public CRL it fetches and issues its own, with a key it makes and hands back.
+        // ② the customer signs an application with the card (its PIN, then the card's sign instruction, over APDUs);
+        // ③–⑤ the provider checks the public certificate against the public CRL it fetches and issues its own, with a
+        // key it makes and hands back.
+        const moverCard = cards.get(moverCert.residentCode)!;
+        const card = EmulatedCard.open(fileCardStorage(moverCard.path, { chipKeyFile }));
+        card.powerOn();
+        const cardSigner = await openCardSigner({ terminal: card, key: "signature", pin: moverCard.signaturePin });
         const application = await signApplication({
           content: Buffer.from("口座開設申込書 (account application): please certify me\n"),
-          certificate: moverCert.der,
-          signer: new SoftwareSigner(cardKeys.get(moverCert.serial)!),
+          certificate: cardSigner.certificate,
+          signer: cardSigner,
           signingTime: ws.clock.now(),
         });
+        card.powerOff();
+        const applicationPath = join(dir, "application.p7s");
+        writeFileAtomic(applicationPath, application, 0o644);
+        const moverCaDer = (await getCaRecord(ws, moverCert.caId)).certificateDer;
+        const crlBefore = readFileSync(crls.find((c) => c.caId === moverCert.caId)!.derPath);
+        const accepted = verifySignedData({ signature: application, trustAnchors: [moverCaDer], crls: [crlBefore], revocation: "hard-fail", purpose: "signature" });
+        if (accepted.status !== "valid") throw new JpkiError("ERR_INTERNAL", `the demo's card signature is ${accepted.status}: please report this`);
         const enrolled = await enrolCustomer({ dir: providerDir, passphrase, clock: ws.clock, request: application, generateKey: true, customerId: "demo-customer", bearerToken: verifier.token! });
         writeFileAtomic(join(providerDir, "customer.key.pem"), enrolled.privateKeyPem!, 0o600);
-        say(`[7/10] provider Demo Bank (民間認証事業者) in provider/: enrolled a customer on public certificate ${moverCert.serial} (valid on CRL #${enrolled.publicCrl.number}), issued ${enrolled.serial}`);
+        say(`[7/10] the resident signed an application with the card (application.p7s: ${accepted.status}); provider Demo Bank (民間認証事業者) in provider/ accepted it on public certificate ${moverCert.serial} (valid on CRL #${enrolled.publicCrl.number}) and issued ${enrolled.serial}`);
 
-        // The registry reports a move (転居) of another resident: the notice revokes the signature certificate
-        // whose certified address no longer holds, and that CA's CRL is regenerated.
+        // The resident moves (転居) at the counter: the registry record changes, the registry side finds the registered
+        // signature certificate whose certified address no longer holds and sends the CA side a change notice; its
+        // ingestion revokes that certificate and regenerates the CA's CRL.
         const mover = residents.find((r) => r.residentCode === moverCert.residentCode)!;
         const a = mover.fourItems.address;
-        const moved = { ...mover.fourItems, address: /[０-９]+番/.test(a) ? a.replace(/([０-９]+)番/, (_m, d: string) => `${d === "９" ? "８" : "９"}番`) : `${a}１番地` };
-        const notices = [
-          { noticeId: "DEMO-0001", residentCode: mover.residentCode, kind: "relocation", effectiveDate: ws.clock.now().toISOString().slice(0, 10), sequence: 1, municipalityCode: mover.municipalityCode, after: moved },
-        ];
+        const newAddress = /[０-９]+番/.test(a) ? a.replace(/([０-９]+)番/, (_m, d: string) => `${d === "９" ? "８" : "９"}番`) : `${a}１番地`;
+        const procedure = await relocate(ws.store, mover.residentCode, newAddress, { now: ws.clock.now() });
+        if (!procedure.notice) throw new JpkiError("ERR_INTERNAL", "the demo's relocation sent no notice to the CA side: please report this");
         const noticePath = join(dir, "notices.jsonl");
-        writeFileAtomic(noticePath, notices.map((n) => JSON.stringify(n)).join("\n") + "\n");
+        writeFileAtomic(noticePath, noticesJsonl([procedure.notice]));
         const updater = new CrlUpdater(ws, passphrase);
-        const ingest = await runIngest(ws, { source: noticePath, format: "jsonl", rejectPath: join(dir, "notices.rejects.jsonl"), batchSize: 1000, crlIntervalMs: 0, updater });
-        await applyNoticesToRegistry(ws.store, readRecords(noticePath, { format: "jsonl" }), ws.clock.now());
-        say(`[8/10] ingested notices.jsonl: a relocation (転居) revoked ${moverCert.serial} (affiliationChanged); CRL ${moverCert.caId} regenerated`);
-        const movedCrl = ingest.crls.find((c) => c.ca === moverCert.caId);
-        if (ingest.revocations !== 1 || !movedCrl) throw new JpkiError("ERR_INTERNAL", "the demo's relocation notice did not revoke exactly one certificate: please report this");
+        const ingest = await ingestNotices(ws, [procedure.notice], updater);
+        const movedCrl = ingest?.crls.find((c) => c.ca === moverCert.caId);
+        if (ingest?.revocations !== 1 || !movedCrl) throw new JpkiError("ERR_INTERNAL", "the demo's relocation notice did not revoke exactly one certificate: please report this");
+        say(`[8/10] the counter recorded a relocation (転居): its notice ${procedure.notice.noticeId} revoked ${moverCert.serial} (affiliationChanged); CRL ${moverCert.caId} regenerated (#${movedCrl.number})`);
         let crlText = "";
         try {
           crlText = execFileSync("openssl", ["crl", "-inform", "DER", "-in", movedCrl.path, "-noout", "-text"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
         } catch {
           crlText = "(openssl not found: run the command above to see the CRL)";
         }
-        say(`[9/10] registry updated from the same notice: the next certificate for this resident certifies the new address`);
+        // The same signed application, checked again against the republished CRL: the signer's certificate is revoked.
+        const recheck = verifySignedData({ signature: application, trustAnchors: [moverCaDer], crls: [readFileSync(movedCrl.path)], revocation: "hard-fail", purpose: "signature" });
+        if (recheck.status !== "revoked") throw new JpkiError("ERR_INTERNAL", `the demo's signed application is ${recheck.status} after the move, not revoked: please report this`);
+        say(`[9/10] the signed application (application.p7s), accepted before the move, is now rejected: ${recheck.status} (${recheck.message})`);
 
         // The provider follows the public CRL (conditional GET): it sees the revocation and revokes its own certificate.
         // The server re-reads a CRL file's metadata within 250 ms, so a pass right after the notice may still get a 304.
@@ -158,6 +188,7 @@ export function makeDemoCommand(io: Io): Command {
         const certPem = (s: string) => rel(join(ws.paths.certDir, `${s}.pem`));
         const check = (c: IssuedCertificate) => `openssl verify -crl_check -CAfile ${caPem(c.caId)} -CRLfile ${crlPem(c.caId)} ${certPem(c.serial)}`;
         const pp = { provider, enrolled };
+        const signatureCheck = `npx jpki verify-signature --attached ${rel(applicationPath)} --trust ${caPem(moverCert.caId)} --crl ${crlPem(moverCert.caId)} --purpose signature`;
         const customerPem = rel(pp.enrolled.certificatePath);
         const providerCheck = `openssl verify -crl_check -CAfile ${rel(pp.provider.certificatePath)} -CRLfile ${rel(join(providerDir, "crl", "provider.crl.pem"))} ${customerPem}`;
         const result = {
@@ -168,8 +199,10 @@ export function makeDemoCommand(io: Io): Command {
           certificates: issued.map((c) => ({ serial: c.serial, ca: c.caId, type: c.type, path: join(ws.paths.certDir, `${c.serial}.pem`) })),
           revoked: { serial: revoked.serial, ca: revoked.caId, reason: "keyCompromise" },
           crls: crls.map((c) => ({ ca: c.caId, number: c.number.toString(), entries: c.entries, der: c.derPath, pem: c.pemPath })),
-          notice: { file: noticePath, revokedByMove: moverCert.serial, ca: moverCert.caId, crl: movedCrl },
-          checks: { valid: check(kept), revoked: check(revoked), movedAway: check(moverCert), providerRevoked: providerCheck },
+          notice: { file: noticePath, noticeId: procedure.notice.noticeId, revokedByMove: moverCert.serial, ca: moverCert.caId, crl: movedCrl },
+          cards: { dir: cardDir, pins: join(cardDir, "pins.json"), chipKeyFile, mover: moverCard.path },
+          application: { path: applicationPath, beforeMove: accepted.status, afterMove: recheck.status },
+          checks: { valid: check(kept), revoked: check(revoked), movedAway: check(moverCert), providerRevoked: providerCheck, applicationRevoked: signatureCheck },
           provider: {
             dir: providerDir,
             certificate: pp.provider.certificatePath,
@@ -196,11 +229,24 @@ export function makeDemoCommand(io: Io): Command {
             `  openssl x509 -in ${certPem(kept.serial)} -noout -text     # the four items are the otherName entries`,
             `  openssl crl -in ${crlPem(revoked.caId)} -noout -text`,
             "",
-            `The relocation notice in ${rel(noticePath)} revoked ${moverCert.serial}; ${moverCert.caId}'s CRL is now #${movedCrl.number}:`,
+            `The counter's relocation notice (${rel(noticePath)}) revoked ${moverCert.serial}; ${moverCert.caId}'s CRL is now #${movedCrl.number}:`,
             `  ${check(moverCert)}`,
             `      → certificate revoked (error 23)`,
             `  $ openssl crl -inform DER -in ${rel(movedCrl.path)} -noout -text`,
             ...crlText.trimEnd().split("\n").map((l) => `  ${l}`),
+            "",
+            `The application the resident signed with the card before moving (${rel(applicationPath)}) is now rejected:`,
+            `  ${signatureCheck}`,
+            `      → revoked`,
+            `  openssl cms -verify -inform DER -in ${rel(applicationPath)} -CAfile ${caPem(moverCert.caId)} -purpose any -out /dev/null`,
+            `      → Verification successful: the signature itself holds. With the CRL (openssl cms reads CRLs from the -CAfile bundle):`,
+            `  cat ${caPem(moverCert.caId)} ${crlPem(moverCert.caId)} > ca-and-crl.pem`,
+            `  openssl cms -verify -inform DER -in ${rel(applicationPath)} -CAfile ca-and-crl.pem -crl_check -purpose any -out /dev/null`,
+            `      → certificate revoked`,
+            "",
+            `The cards are in ${rel(cardDir)}/ (PINs in pins.json, demo only). Sign with one:`,
+            `  export JPKI_CARD_CHIP_KEY_FILE=${rel(chipKeyFile)} JPKI_CARD_SIGNATURE_PIN=<the signature PIN from pins.json>`,
+            `  npx jpki card sign --card ${rel(cards.get(kept.residentCode)!.path)} ${rel(join(dir, "residents.jsonl"))}`,
             "",
             `Demo Bank, a private certification provider (provider/), certified the resident who moved, on their public`,
             `certificate; following ${moverCert.caId}'s CRL it revoked its own certificate too:`,

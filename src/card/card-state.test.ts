@@ -1,0 +1,193 @@
+/**
+ * The card's persistent state (issue 12 points 4 and 5): encrypted under the installation's chip secret, bound
+ * to the card id, tamper-evident, atomic, shared by two card objects on one file as by two processes.
+ */
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { errorCodeOf } from "../../test/error-code.js";
+import { parseResponse } from "./apdu.js";
+import { defaultChipKeyFile, ensureChipKey, fileCardStorage, memoryCardStorage, type CardStorage } from "./card-state.js";
+import { EmulatedCard, newAdminKey } from "./card.js";
+
+const ADMIN = newAdminKey();
+let dir: string;
+let chipKeyFile: string;
+let cardFile: string;
+let spki: Buffer;
+
+const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ""), "hex"));
+async function sw(card: EmulatedCard, apdu: string): Promise<string> {
+  return parseResponse(await card.transmit(hex(apdu)))!.sw.toString(16).toUpperCase();
+}
+const SELECT_JPKI = "00 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01";
+const SELECT_AUTH_PIN = "00 A4 02 0C 02 00 18";
+const WRONG_AUTH_PIN = "00 20 00 80 04 30 30 30 30";
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "jpki-card-"));
+  chipKeyFile = join(dir, "chip", "card-chip.key");
+  cardFile = join(dir, "card-0001.card");
+  const card = EmulatedCard.create({
+    storage: fileCardStorage(cardFile, { chipKeyFile, createChipKey: true }),
+    cardId: "card-0001",
+    adminKey: ADMIN,
+    signaturePin: "SIGPIN2026",
+    authenticationPin: "4321",
+  });
+  spki = await card.generateKeyPair(ADMIN, "authentication");
+});
+
+const open = (file = cardFile, key = chipKeyFile) => EmulatedCard.open(fileCardStorage(file, { chipKeyFile: key }));
+
+function copyOf(name: string, mutate?: (b: Buffer) => Buffer): string {
+  const p = join(dir, name);
+  writeFileSync(p, mutate ? mutate(readFileSync(cardFile)) : readFileSync(cardFile), { mode: 0o600 });
+  return p;
+}
+
+describe("the encrypted card file", () => {
+  it("is owner-only, and so is the chip secret and its directory", () => {
+    expect(statSync(cardFile).mode & 0o777).toBe(0o600);
+    expect(statSync(chipKeyFile).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir, "chip")).mode & 0o777).toBe(0o700);
+    expect(readFileSync(chipKeyFile).length).toBe(32);
+  });
+
+  it("holds nothing in the clear but its header", () => {
+    const bytes = readFileSync(cardFile);
+    const text = bytes.toString("latin1");
+    expect(text.startsWith("JPKI-CARD 1 card-0001\n")).toBe(true);
+    // none of the state's JSON, so none of its base64 PKCS#8 key, PIN hashes or files
+    for (const leak of ['"keys"', '"pins"', '"files"', '"admin"', "JPKIAPICCTOKEN"]) expect(text.includes(leak), leak).toBe(false);
+    expect(text.indexOf("card-0001")).toBe(12); // only in the header
+    expect(text.lastIndexOf("card-0001")).toBe(12);
+  });
+
+  it("reopens with the same key and counters", () => {
+    const again = open();
+    expect(again.publicKey("authentication")!.equals(spki)).toBe(true);
+    expect(again.info().triesLeft.authentication).toBe(3);
+  });
+
+  it("refuses any altered byte, a renamed card, and another installation's chip secret (ERR_CARD_STATE_CORRUPT)", () => {
+    const size = readFileSync(cardFile).length;
+    for (const at of [size - 1, size - 40, 40, 30]) {
+      const p = copyOf(`flip-${at}.card`, (b) => {
+        b[at] = b[at]! ^ 0x01;
+        return b;
+      });
+      expect(errorCodeOf(() => open(p)), `byte ${at}`).toBe("ERR_CARD_STATE_CORRUPT");
+    }
+    const renamed = copyOf("renamed.card", (b) => Buffer.from(b.toString("latin1").replace("card-0001", "card-0002"), "latin1"));
+    expect(errorCodeOf(() => open(renamed))).toBe("ERR_CARD_STATE_CORRUPT");
+    expect(errorCodeOf(() => open(copyOf("truncated.card", (b) => b.subarray(0, 40))))).toBe("ERR_CARD_STATE_CORRUPT");
+    const otherKey = join(dir, "other", "chip.key");
+    ensureChipKey(otherKey);
+    expect(errorCodeOf(() => open(cardFile, otherKey))).toBe("ERR_CARD_STATE_CORRUPT");
+  });
+
+  it("needs the chip secret: missing, readable by others, or the wrong size is ERR_CARD_CHIP_KEY_MISSING", () => {
+    expect(errorCodeOf(() => open(cardFile, join(dir, "nowhere.key")))).toBe("ERR_CARD_CHIP_KEY_MISSING");
+    const loose = join(dir, "loose.key");
+    writeFileSync(loose, readFileSync(chipKeyFile));
+    chmodSync(loose, 0o644);
+    expect(errorCodeOf(() => open(cardFile, loose))).toBe("ERR_CARD_CHIP_KEY_MISSING");
+    const short = join(dir, "short.key");
+    writeFileSync(short, Buffer.alloc(16), { mode: 0o600 });
+    expect(errorCodeOf(() => open(cardFile, short))).toBe("ERR_CARD_CHIP_KEY_MISSING");
+    expect(errorCodeOf(() => open(join(dir, "no-such.card")))).toBe("ERR_CARD_MISSING");
+  });
+
+  it("sweeps the temporary file a kill -9 mid-write left, and keeps the card it was replacing", () => {
+    const stale = join(dir, `.card-0001.card.999999999.${"ab".repeat(6)}.tmp`);
+    writeFileSync(stale, "half a card", { mode: 0o600 });
+    expect(open().info().cardId).toBe("card-0001");
+    expect(readdirSync(dir)).not.toContain(stale.slice(dir.length + 1));
+  });
+
+  it("takes the chip secret's path from JPKI_CARD_CHIP_KEY_FILE, else XDG_CONFIG_HOME", () => {
+    expect(defaultChipKeyFile({ JPKI_CARD_CHIP_KEY_FILE: "/k" })).toBe("/k");
+    expect(defaultChipKeyFile({ XDG_CONFIG_HOME: "/cfg" })).toBe("/cfg/jpki/card-chip.key");
+  });
+
+  it("shares one retry counter between two card objects on the file (as between two processes)", async () => {
+    const p = copyOf("shared.card");
+    const a = open(p);
+    const b = open(p);
+    for (const c of [a, b]) {
+      await sw(c, SELECT_JPKI);
+      await sw(c, SELECT_AUTH_PIN);
+    }
+    expect(await sw(a, WRONG_AUTH_PIN)).toBe("63C2");
+    expect(await sw(b, WRONG_AUTH_PIN)).toBe("63C1");
+    expect(await sw(a, "00 20 00 80")).toBe("63C1");
+    expect(await sw(a, WRONG_AUTH_PIN)).toBe("63C0");
+    expect(await sw(b, "00 20 00 80 04 34 33 32 31")).toBe("6984"); // the right PIN, but blocked
+    expect(open(p).info().triesLeft.authentication).toBe(0);
+    // no temporary files left behind by the atomic writes
+    expect(readdirSync(dir).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+  });
+});
+
+describe("two processes on one card file", () => {
+  it("a VERIFY in one never writes back a stale copy over a key the counter renewed in the other", async () => {
+    // its own card and chip secret: copies of card-0001 would be refused as rolled back
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-2p-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    const first = EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-2p", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const original = await first.generateKeyPair(ADMIN, "authentication");
+    const open2 = () => EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    const serving = open2(); // e.g. jpki card serve
+    const counter = open2(); // e.g. jpki card renew
+    const renewed = await counter.generateKeyPair(ADMIN, "authentication");
+    expect(renewed.equals(original)).toBe(false);
+    await sw(serving, SELECT_JPKI);
+    expect(serving.publicKey("authentication")!.equals(renewed)).toBe(true); // SELECT of the AP re-reads
+    await sw(serving, SELECT_AUTH_PIN);
+    await sw(serving, WRONG_AUTH_PIN);
+    expect(open2().publicKey("authentication")!.equals(renewed)).toBe(true);
+    expect(open2().info().triesLeft.authentication).toBe(2);
+  });
+});
+
+describe("rollback", () => {
+  it("putting an earlier copy of the card file back is refused: used-up tries do not come back", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-rb-"));
+    const key = join(own, "chip.key");
+    const file = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(file, { chipKeyFile: key, createChipKey: true }), cardId: "card-rb", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const before = readFileSync(file);
+    const card = EmulatedCard.open(fileCardStorage(file, { chipKeyFile: key }));
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
+    writeFileSync(file, before);
+    expect(errorCodeOf(() => EmulatedCard.open(fileCardStorage(file, { chipKeyFile: key })))).toBe("ERR_CARD_STATE_CORRUPT");
+    // the card already open notices too, at its next VERIFY: it goes mute rather than hand the try back
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
+    expect(statSync(join(own, "card-generations", "card-rb")).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe("persist before answering", () => {
+  it("a VERIFY whose counter cannot be written answers 6F 00 and the card goes mute: no try is won back", async () => {
+    const base = memoryCardStorage();
+    EmulatedCard.create({ storage: base, cardId: "c", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    let failing = false;
+    const flaky: CardStorage = { where: "flaky", exists: base.exists, load: base.load, save: (s) => (failing ? (() => { throw new Error("disk full"); })() : base.save(s)) };
+    const card = EmulatedCard.open(flaky);
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
+    failing = true;
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
+    failing = false;
+    // the stored counter never went up, and the mute card answers nothing until reopened
+    expect(await sw(card, "00 20 00 80")).toBe("6F00");
+    expect(await sw(card, "00 20 00 80 04 34 33 32 31")).toBe("6F00");
+    expect(EmulatedCard.open(base).info().triesLeft.authentication).toBe(2);
+  });
+});

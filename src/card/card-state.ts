@@ -1,0 +1,238 @@
+/**
+ * What the card remembers between sessions, and where: its PIN records and retry counters, its private keys,
+ * and its files. In memory for tests and in-process use, or in an encrypted state file.
+ *
+ * The state file (one per card) is AES-256-GCM under a key derived (HKDF-SHA-256, salt = the card id) from the
+ * installation's chip secret (チップ固有鍵, ours), a 32-byte file kept elsewhere — `JPKI_CARD_CHIP_KEY_FILE`, by
+ * default `$XDG_CONFIG_HOME/jpki/card-chip.key` — so copying a card file alone copies no usable key. The clear
+ * first line names the card id and is the GCM additional data: a file renamed to another card, or any byte
+ * changed (a retry counter edited back up), fails authentication and the card refuses to open
+ * (ERR_CARD_STATE_CORRUPT). An earlier copy put back is refused too (a generation counter recorded beside the
+ * chip secret, see fileCardStorage). Every write is atomic (temporary sibling, fsync, rename, fsync the directory), so a
+ * kill -9 leaves the old state or the new one.
+ *
+ * This is an emulator, not a secure element: whoever holds both the card file and the chip secret holds the keys.
+ */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { JpkiError } from "../errors.js";
+import { writeFileAtomic } from "../store/files.js";
+import { sweepStaleTemps } from "../store/staging.js";
+import type { KeyId } from "./file-system.js";
+import type { PinId, PinRecord } from "./pin.js";
+
+/** The persisted state (inside the encryption). Small on purpose: a few kilobytes. */
+export interface CardState {
+  readonly v: 1;
+  readonly cardId: string;
+  /** the municipality's administrative key, as a salted HMAC like a PIN */
+  readonly admin: { readonly salt: string; readonly hash: string };
+  readonly pins: Readonly<Partial<Record<PinId, PinRecord>>>;
+  /** PKCS#8 DER, base64: never leaves this directory's modules */
+  readonly keys: Readonly<Partial<Record<KeyId, string>>>;
+  /** binary EF contents by fileKey ("jpki/0001"), base64 */
+  readonly files: Readonly<Record<string, string>>;
+  /** the file storage's write counter (rollback detection); absent in memory */
+  readonly gen?: number;
+}
+
+/** Where a card's state lives. `save` must be durable before it returns: the card answers only after it. */
+export interface CardStorage {
+  /** for messages: the file path, or "memory" */
+  readonly where: string;
+  exists(): boolean;
+  load(): CardState;
+  save(state: CardState): void;
+}
+
+const CARD_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export function checkCardId(cardId: string): void {
+  if (!CARD_ID.test(cardId)) {
+    throw new JpkiError("ERR_USAGE", "a card id is 1–64 characters: letters, digits, '.', '_' and '-', starting with a letter or digit");
+  }
+}
+
+function checkState(s: unknown, where: string): CardState {
+  const st = s as CardState;
+  const ok =
+    typeof st === "object" && st !== null && st.v === 1 && typeof st.cardId === "string" &&
+    typeof st.admin?.salt === "string" && typeof st.admin?.hash === "string" &&
+    typeof st.pins === "object" && typeof st.keys === "object" && typeof st.files === "object";
+  if (!ok) throw new JpkiError("ERR_CARD_STATE_CORRUPT", `the card state in ${where} is not a card's state`);
+  return st;
+}
+
+/**
+ * Keeps the state in this process only (as its JSON, so what is kept is exactly what a file would hold).
+ * `initial`: another card's state to start from (tests clone a personalised card instead of generating keys).
+ */
+export function memoryCardStorage(initial?: CardState): CardStorage {
+  let json: string | undefined = initial ? JSON.stringify(initial) : undefined;
+  return {
+    where: "memory",
+    exists: () => json !== undefined,
+    load(): CardState {
+      if (json === undefined) throw new JpkiError("ERR_CARD_MISSING", "no card in this memory storage");
+      return checkState(JSON.parse(json), "memory");
+    },
+    save(state: CardState): void {
+      json = JSON.stringify(state);
+    },
+  };
+}
+
+/** The chip secret's default path: $JPKI_CARD_CHIP_KEY_FILE, else $XDG_CONFIG_HOME/jpki/card-chip.key. */
+export function defaultChipKeyFile(env: Readonly<Record<string, string | undefined>> = process.env): string {
+  if (env.JPKI_CARD_CHIP_KEY_FILE) return env.JPKI_CARD_CHIP_KEY_FILE;
+  const base = env.XDG_CONFIG_HOME || join(homedir(), ".config");
+  return join(base, "jpki", "card-chip.key");
+}
+
+const CHIP_KEY_BYTES = 32;
+
+function readChipKey(path: string): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (e) {
+    throw new JpkiError("ERR_CARD_CHIP_KEY_MISSING", `the card chip secret ${path} cannot be read: set JPKI_CARD_CHIP_KEY_FILE to this installation's chip secret`, { cause: e });
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || (st.mode & 0o077) !== 0) {
+      throw new JpkiError("ERR_CARD_CHIP_KEY_MISSING", `the card chip secret ${path} must be a regular file readable by its owner only (chmod 600)`);
+    }
+    const key = readFileSync(fd);
+    if (key.length !== CHIP_KEY_BYTES) throw new JpkiError("ERR_CARD_CHIP_KEY_MISSING", `the card chip secret ${path} is not ${CHIP_KEY_BYTES} bytes`);
+    return key;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Reads the chip secret, making a fresh one (owner-only, exclusive create) when there is none. */
+export function ensureChipKey(path: string): Buffer {
+  if (!existsSync(path)) {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    let fd: number | undefined;
+    try {
+      fd = openSync(path, "wx", 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e; // another process made it first: use theirs
+    }
+    if (fd !== undefined) {
+      try {
+        writeSync(fd, randomBytes(CHIP_KEY_BYTES));
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  }
+  return readChipKey(path);
+}
+
+const MAGIC = "JPKI-CARD 1 ";
+
+function stateKey(chipKey: Buffer, cardId: string): Buffer {
+  return Buffer.from(hkdfSync("sha256", chipKey, Buffer.from(cardId, "utf8"), "jpki card state v1", 32));
+}
+
+export function encryptCardState(state: CardState, chipKey: Buffer): Buffer {
+  const header = Buffer.from(`${MAGIC}${state.cardId}\n`, "utf8");
+  const iv = randomBytes(12);
+  const c = createCipheriv("aes-256-gcm", stateKey(chipKey, state.cardId), iv);
+  c.setAAD(header);
+  const ct = Buffer.concat([c.update(JSON.stringify(state), "utf8"), c.final()]);
+  return Buffer.concat([header, iv, c.getAuthTag(), ct]);
+}
+
+export function decryptCardState(file: Buffer, chipKey: Buffer, where: string): CardState {
+  const corrupt = (why: string, cause?: unknown) =>
+    new JpkiError("ERR_CARD_STATE_CORRUPT", `the card state ${where} ${why}`, cause === undefined ? undefined : { cause });
+  const nl = file.indexOf(0x0a);
+  const head = nl > 0 ? file.subarray(0, nl).toString("utf8") : "";
+  if (!head.startsWith(MAGIC)) throw corrupt("is not a jpki card file");
+  const cardId = head.slice(MAGIC.length);
+  if (!CARD_ID.test(cardId) || file.length < nl + 1 + 12 + 16) throw corrupt("is truncated or not a jpki card file");
+  const header = file.subarray(0, nl + 1);
+  const iv = file.subarray(nl + 1, nl + 13);
+  const tag = file.subarray(nl + 13, nl + 29);
+  let json: string;
+  try {
+    const d = createDecipheriv("aes-256-gcm", stateKey(chipKey, cardId), iv);
+    d.setAAD(header);
+    d.setAuthTag(tag);
+    json = Buffer.concat([d.update(file.subarray(nl + 29)), d.final()]).toString("utf8");
+  } catch (e) {
+    throw corrupt("does not authenticate: it was altered, or this installation's chip secret is not the one it was made with", e);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch (e) {
+    throw corrupt("holds no card state", e);
+  }
+  const st = checkState(parsed, where);
+  if (st.cardId !== cardId) throw corrupt("names another card inside");
+  return st;
+}
+
+/**
+ * The highest generation of each card's state written on this installation, kept beside the chip secret
+ * (owner-only): `<chip secret's directory>/card-generations/<card id>`. GCM proves a state file is one we wrote,
+ * not that it is the latest one; without this, copying yesterday's file back would restore the tries a guesser
+ * used up today. A file older than the record is refused as rolled back.
+ */
+function generationFile(chipKeyFile: string, cardId: string): string {
+  return join(dirname(chipKeyFile), "card-generations", cardId);
+}
+
+function readGeneration(file: string): number {
+  try {
+    const n = Number(readFileSync(file, "utf8").trim());
+    return Number.isSafeInteger(n) && n >= 0 ? n : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The encrypted state file of one card. The chip secret is read once, when the storage is made. Each save
+ * numbers the state (a generation inside the encryption) and records the number beside the chip secret after
+ * the file is in place; a load of a file older than the record fails (ERR_CARD_STATE_CORRUPT, rolled back). A
+ * crash between the two writes leaves the file one ahead of the record, which is accepted.
+ */
+export function fileCardStorage(path: string, options: { chipKeyFile?: string; createChipKey?: boolean } = {}): CardStorage {
+  const chipKeyFile = options.chipKeyFile ?? defaultChipKeyFile();
+  const chipKey = options.createChipKey ? ensureChipKey(chipKeyFile) : readChipKey(chipKeyFile);
+  // A kill -9 mid-write leaves a temporary sibling (encrypted, never read): remove those of dead processes.
+  sweepStaleTemps(dirname(path));
+  return {
+    where: path,
+    exists: () => existsSync(path),
+    load(): CardState {
+      let bytes: Buffer;
+      try {
+        bytes = readFileSync(path);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new JpkiError("ERR_CARD_MISSING", `no card file at ${path}`);
+        throw new JpkiError("ERR_FILE_UNUSABLE", `the card file ${path} cannot be read`, { cause: e });
+      }
+      const st = decryptCardState(bytes, chipKey, path);
+      if ((st.gen ?? 0) < readGeneration(generationFile(chipKeyFile, st.cardId))) {
+        throw new JpkiError("ERR_CARD_STATE_CORRUPT", `the card state ${path} is older than the last one written for card ${st.cardId}: an earlier copy was put back (rolled back)`);
+      }
+      return st;
+    },
+    save(state: CardState): void {
+      const genFile = generationFile(chipKeyFile, state.cardId);
+      const gen = Math.max(state.gen ?? 0, readGeneration(genFile)) + 1;
+      writeFileAtomic(path, encryptCardState({ ...state, gen }, chipKey), 0o600);
+      writeFileAtomic(genFile, `${gen}\n`, 0o600);
+    },
+  };
+}

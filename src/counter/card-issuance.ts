@@ -1,0 +1,129 @@
+/**
+ * The issuance flow at the municipal counter (市町村窓口, shared/spec/JPKI.md "The card"): a card is made for a
+ * resident, both key pairs are generated ON the card, the prefecture CA of the resident's address certifies the
+ * two public keys (which registers the issuance information with the registry side, ca/issuance.ts), and the
+ * certificates with their CA certificates are written into the card's EFs. Renewal after a change notice revoked
+ * the signature certificate (a move, a name change) generates a new signature key on the same card and certifies it.
+ *
+ * Only public keys leave the card: the flow sees SPKIs and certificates, never a private key.
+ *
+ * Nothing is lost on a crash: every certificate is applied for under an application id made of the card id and the
+ * SHA-256 of the key's SPKI, so running the same step again after a kill -9 (between the CA's commit and the card
+ * write) returns the certificate already issued instead of a second one, and keys already on the card are reused.
+ */
+import { createHash } from "node:crypto";
+import { JpkiError } from "../errors.js";
+import type { IssuanceService, IssuedCertificate } from "../ca/issuance.js";
+import type { Store } from "../store/types.js";
+import type { CertificateType } from "../profile/types.js";
+import { EmulatedCard } from "../card/card.js";
+import type { CardStorage } from "../card/card-state.js";
+import type { CertificateSlot } from "../card/jpki-app.js";
+
+/** The card's key, certificate slot and CA-certificate slot for each certificate type. */
+const SLOTS: Readonly<Record<CertificateType, { readonly key: "signature" | "authentication"; readonly cert: CertificateSlot; readonly ca: CertificateSlot }>> = Object.freeze({
+  signature: { key: "signature", cert: "signature", ca: "signatureCa" },
+  authentication: { key: "authentication", cert: "authentication", ca: "authenticationCa" },
+});
+
+export interface CounterCardContext {
+  /** issues through the CA of the resident's prefecture (and registers the issuance information) */
+  readonly issuance: IssuanceService;
+  readonly store: Store;
+  /** the municipality's administrative key: every write to the card needs it */
+  readonly adminKey: Uint8Array;
+  /** the 9-character id of the counter that checked the resident (the certificate's opaque subject CN) */
+  readonly counterId?: string;
+}
+
+export interface IssueCardParams extends CounterCardContext {
+  readonly storage: CardStorage;
+  readonly cardId: string;
+  readonly residentCode: string;
+  /** 署名用電子証明書のパスワード: 6–16 of A–Z, 0–9 */
+  readonly signaturePin: string;
+  /** 利用者証明用電子証明書の暗証番号: 4 digits */
+  readonly authenticationPin: string;
+}
+
+export interface CardIssuance {
+  readonly card: EmulatedCard;
+  readonly cardId: string;
+  readonly signature: IssuedCertificate;
+  readonly authentication: IssuedCertificate;
+  /** true when the card file already existed (a run resumed after a crash): its keys were reused */
+  readonly resumed: boolean;
+}
+
+/** The application id of a certificate for a card's key: the same key on the same card never gets two. */
+function applicationId(cardId: string, type: CertificateType, spki: Buffer): string {
+  return `card:${cardId}:${type}:${createHash("sha256").update(spki).digest("hex").slice(0, 32)}`;
+}
+
+async function caCertificate(store: Store, issued: IssuedCertificate): Promise<Buffer> {
+  const rec = await store.getCa(issued.caId);
+  if (!rec) throw new JpkiError("ERR_CA_UNKNOWN", `CA ${issued.caId} vanished while the card was being written`);
+  return rec.certificateDer;
+}
+
+/**
+ * Generates (or, resuming, reuses) the card's key for `type`, has it certified and writes the certificate and its CA
+ * certificate into the card. `fresh` forces a new key pair (renewal).
+ */
+async function certifyCardKey(card: EmulatedCard, cardId: string, residentCode: string, type: CertificateType, ctx: CounterCardContext, fresh: boolean): Promise<IssuedCertificate> {
+  const slot = SLOTS[type];
+  let spki = fresh ? undefined : card.publicKey(slot.key);
+  if (!spki) spki = await card.generateKeyPair(ctx.adminKey, slot.key);
+  const issued = await ctx.issuance.issue({
+    residentCode,
+    type,
+    publicKey: spki,
+    applicationId: applicationId(cardId, type, spki),
+    ...(ctx.counterId !== undefined ? { counterId: ctx.counterId } : {}),
+  });
+  if (issued.residentCode !== residentCode) {
+    throw new JpkiError("ERR_USAGE", `card ${cardId} holds a ${type} key certified for another resident: a card belongs to one resident`);
+  }
+  card.writeCertificate(ctx.adminKey, slot.ca, await caCertificate(ctx.store, issued));
+  card.writeCertificate(ctx.adminKey, slot.cert, issued.der);
+  return issued;
+}
+
+/**
+ * `jpki card issue`: a new card for a resident with both certificates. Resuming an interrupted issuance of the same
+ * card (same storage, same card id) finishes it without issuing anything twice.
+ */
+export async function issueCard(p: IssueCardParams): Promise<CardIssuance> {
+  const resumed = p.storage.exists();
+  const card = resumed
+    ? EmulatedCard.open(p.storage)
+    : EmulatedCard.create({ storage: p.storage, cardId: p.cardId, adminKey: p.adminKey, signaturePin: p.signaturePin, authenticationPin: p.authenticationPin });
+  if (resumed && card.info().cardId !== p.cardId) {
+    throw new JpkiError("ERR_USAGE", `${p.storage.where} already holds card ${card.info().cardId}, not ${p.cardId}: choose another card file`);
+  }
+  // Before any key is generated: a resident the registry does not hold, or an uninitialised CA, stops here with
+  // nothing but an empty card made (which a rerun reuses).
+  const signature = await certifyCardKey(card, p.cardId, p.residentCode, "signature", p, false);
+  const authentication = await certifyCardKey(card, p.cardId, p.residentCode, "authentication", p, false);
+  return { card, cardId: p.cardId, signature, authentication, resumed };
+}
+
+export interface RenewCardParams extends CounterCardContext {
+  readonly card: EmulatedCard;
+  readonly residentCode: string;
+  /** which certificate: "signature" after a move or name change; "authentication" after expiry */
+  readonly type?: CertificateType;
+}
+
+/**
+ * `jpki card renew`: a new key pair on the card and a new certificate for it, written over the old one. The old
+ * certificate of that type, if still good, is revoked as superseded by the issuance itself (ca/issuance.ts). A rerun
+ * after a crash between the new key and the card write certifies the key already made (same application id).
+ */
+export async function renewCardCertificate(p: RenewCardParams): Promise<IssuedCertificate> {
+  const info = p.card.info();
+  const type = p.type ?? "signature";
+  // A key without its certificate is a renewal cut short after the key was made (a new key removes the old
+  // certificate): certify that key, so a rerun after a crash issues nothing twice.
+  return certifyCardKey(p.card, info.cardId, p.residentCode, type, p, info.certificates[SLOTS[type].cert]);
+}

@@ -1,0 +1,139 @@
+/**
+ * Issue 12 point 6: the issuance flow at the counter. `jpki card issue` makes a card whose keys were generated on
+ * it, with both certificates from the resident's prefecture CA; `jpki card sign` makes a CMS signature that
+ * `openssl cms -verify` accepts; `jpki card renew` puts a new key and certificate on the card; an issuance cut
+ * short finishes on a rerun without a second certificate.
+ */
+import { X509Certificate } from "node:crypto";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { IssuanceService } from "../../src/ca/issuance.js";
+import { EmulatedCard } from "../../src/card/card.js";
+import { fileCardStorage } from "../../src/card/card-state.js";
+import { JpkiCardClient } from "../../src/card/client.js";
+import { issueCard } from "../../src/counter/card-issuance.js";
+import { generateResidents } from "../../src/registry/fixtures.js";
+import { cli, openWorkspace, sh, tempDir, writeJsonl } from "./helpers.js";
+
+let dir: string;
+let ws: string;
+let env: Record<string, string>;
+let resident: { residentCode: string; municipalityCode: string };
+let other: { residentCode: string };
+let caPem: string;
+
+beforeAll(async () => {
+  dir = tempDir("jpki-card-counter-");
+  ws = join(dir, "ws");
+  env = { JPKI_CARD_CHIP_KEY_FILE: join(dir, "chip.key"), JPKI_CARD_SIGNATURE_PIN: "SIGN2026", JPKI_CARD_AUTH_PIN: "4321" };
+  const people = [...generateResidents({ count: 4, seed: 12, prefectures: ["13"] })];
+  resident = people[0]!;
+  other = people[1]!;
+  writeJsonl(join(dir, "residents.jsonl"), people);
+  expect((await cli(["--workspace", ws, "ca", "init", "--prefecture", "13"], { cwd: dir })).code).toBe(0);
+  expect((await cli(["--workspace", ws, "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);
+  caPem = readFileSync(join(ws, "ca", "13-sig.pem"), "utf8");
+}, 120_000);
+
+describe("jpki card issue / sign / renew", () => {
+  it("issues a card whose certificates certify keys made on the card, signs, and OpenSSL verifies the CMS", async () => {
+    const card = join(dir, "alice.card");
+    const r = await cli(["--workspace", ws, "--json", "card", "issue", "--resident", resident.residentCode, "--card", card, "--card-id", "ALICE01"], { cwd: dir, env });
+    expect(r.code, r.stderr).toBe(0);
+    const out = r.json();
+    expect(out.signature.ca).toBe("13-sig");
+    expect(out.authentication.ca).toBe("13-auth");
+    // The card file and the administrative key are owner-only; no PIN in what the command printed.
+    expect(statSync(card).mode & 0o077).toBe(0);
+    expect(statSync(join(ws, "counter-admin.key")).mode & 0o077).toBe(0);
+    expect(r.stdout + r.stderr).not.toContain("SIGN2026");
+
+    // Through APDUs, as middleware would: the certificate on the card is the one issued, and CA 13-sig's.
+    const c = EmulatedCard.open(fileCardStorage(card, { chipKeyFile: env.JPKI_CARD_CHIP_KEY_FILE! }));
+    c.powerOn();
+    const client = new JpkiCardClient(c);
+    await client.verifyPin("signature", "SIGN2026");
+    const onCard = await client.readCertificate("signature");
+    expect(new X509Certificate(onCard!).serialNumber.toLowerCase().replace(/^0+/, "")).toBe(out.signature.serial.replace(/^0+/, ""));
+
+    const doc = join(dir, "application.txt");
+    writeFileSync(doc, "転居届の電子申請\n");
+    const s = await cli(["--workspace", ws, "card", "sign", "--card", card, doc, "-o", join(dir, "application.p7s")], { cwd: dir, env });
+    expect(s.code, s.stderr).toBe(0);
+    writeFileSync(join(dir, "ca.pem"), caPem);
+    const v = sh("openssl", ["cms", "-verify", "-inform", "DER", "-in", join(dir, "application.p7s"), "-CAfile", join(dir, "ca.pem"), "-purpose", "any", "-out", join(dir, "content.out")]);
+    expect(v.out).toContain("Verification successful");
+    expect(readFileSync(join(dir, "content.out"), "utf8")).toBe("転居届の電子申請\n");
+
+    // A wrong PIN uses up a try and says how many are left; the card stays usable with the right one.
+    const bad = await cli(["--workspace", ws, "card", "sign", "--card", card, doc, "-o", join(dir, "bad.p7s")], { cwd: dir, env: { ...env, JPKI_CARD_SIGNATURE_PIN: "WRONG99" } });
+    expect(bad.code).toBe(18);
+    expect(bad.stderr).toContain("ERR_CARD_PIN_WRONG");
+    expect(bad.stderr).toContain("4 tries left");
+    expect(bad.stderr).not.toContain("WRONG99");
+
+    // Blocked after five wrong PINs; the counter resets it with the administrative key 'card issue' made.
+    for (let i = 0; i < 4; i++) await cli(["--workspace", ws, "card", "sign", "--card", card, doc, "-o", join(dir, "bad.p7s")], { cwd: dir, env: { ...env, JPKI_CARD_SIGNATURE_PIN: "WRONG99" } });
+    const blocked = await cli(["--workspace", ws, "card", "sign", "--card", card, doc, "-o", join(dir, "bad.p7s")], { cwd: dir, env });
+    expect(blocked.stderr).toContain("ERR_CARD_PIN_BLOCKED");
+    const unblocked = await cli(["--json", "card", "unblock", "--card", card, "--pin", "signature", "--admin-key-file", join(ws, "counter-admin.key")], { cwd: dir, env: { ...env, JPKI_CARD_NEW_PIN: "SIGN2026" } });
+    expect(unblocked.code, unblocked.stderr).toBe(0);
+    expect(unblocked.json().triesLeft).toBe(5);
+
+    // The resident moves (転居): the counter's notice revokes the signature certificate on the card, and only it.
+    const moved = await cli(["--workspace", ws, "--json", "counter", "relocate", "--resident", resident.residentCode, "--address", "東京都千代田区永田町１丁目７番１号", "--ingest"], { cwd: dir, env });
+    expect(moved.code, moved.stderr).toBe(0);
+    const status = async (serial: string) => {
+      const w = await openWorkspace(ws);
+      try {
+        return (await w.store.getCertificate(serial))?.revocation?.reason;
+      } finally {
+        await w.close();
+      }
+    };
+    expect(await status(out.signature.serial)).toBeDefined();
+    expect(await status(out.authentication.serial)).toBeUndefined();
+
+    // Renewal: a new key on the card and a certificate of the new address; the card signs with it again.
+    const n = await cli(["--workspace", ws, "--json", "card", "renew", "--resident", resident.residentCode, "--card", card], { cwd: dir, env });
+    expect(n.code, n.stderr).toBe(0);
+    expect(n.json().certificate.superseded).toEqual([]);
+    const s2 = await cli(["--workspace", ws, "card", "sign", "--card", card, doc, "-o", join(dir, "renewed.p7s")], { cwd: dir, env });
+    expect(s2.code, s2.stderr).toBe(0);
+    const v2 = sh("openssl", ["cms", "-verify", "-inform", "DER", "-in", join(dir, "renewed.p7s"), "-CAfile", join(dir, "ca.pem"), "-purpose", "any", "-out", "/dev/null", "-signer", join(dir, "signer.pem")]);
+    expect(v2.out).toContain("Verification successful");
+    const signer = new X509Certificate(readFileSync(join(dir, "signer.pem")));
+    expect(signer.serialNumber.toLowerCase().replace(/^0+/, "")).toBe(n.json().certificate.serial.replace(/^0+/, ""));
+  });
+
+  it("finishes an issuance cut short after the signature certificate without issuing it twice", async () => {
+    const wsp = await openWorkspace(ws);
+    try {
+      const real = new IssuanceService({ store: wsp.store, config: wsp.config, clock: wsp.clock, passphrase: "correct horse" });
+      // The counter's process dies after the CA committed the signature certificate, before the card held both.
+      let first: string | undefined;
+      const dying = {
+        issue: async (app: Parameters<IssuanceService["issue"]>[0]) => {
+          if (app.type === "authentication") throw new Error("killed");
+          const c = await real.issue(app);
+          first = c.serial;
+          return c;
+        },
+      } as unknown as IssuanceService;
+      const storage = fileCardStorage(join(dir, "bob.card"), { chipKeyFile: env.JPKI_CARD_CHIP_KEY_FILE!, createChipKey: true });
+      const adminKey = Buffer.alloc(32, 7);
+      const params = { store: wsp.store, adminKey, storage, cardId: "BOB01", residentCode: other.residentCode, signaturePin: "BOBPIN1", authenticationPin: "1111" };
+      await expect(issueCard({ ...params, issuance: dying })).rejects.toThrow("killed");
+      const done = await issueCard({ ...params, issuance: real });
+      expect(done.resumed).toBe(true);
+      expect(done.signature.alreadyIssued).toBe(true);
+      expect(done.authentication.alreadyIssued).toBe(false);
+      expect(done.signature.serial).toBe(first);
+      expect(done.signature.superseded).toEqual([]);
+      expect(done.card.info().certificates).toEqual({ signature: true, signatureCa: true, authentication: true, authenticationCa: true });
+    } finally {
+      await wsp.close();
+    }
+  });
+});

@@ -1,0 +1,227 @@
+/**
+ * A day at the municipal counter (市町村窓口), issue 12 point 1: hundreds of procedures on a fixtures population
+ * where some residents hold certificates and others do not. The registry side sends notices only for
+ * certificate holders; after ingestion exactly the certificates the event→effect table names are revoked
+ * (shared/spec/JPKI.md "Registry event → effect"), checked against a model written here from the table.
+ */
+import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { sameCertifiedItems } from "../../src/profile/four-items.js";
+import type { FourItems } from "../../src/profile/types.js";
+import { generateNotices, generateResidents } from "../../src/registry/fixtures.js";
+import type { ChangeNoticeInput } from "../../src/registry/notice.js";
+import type { ResidentInput } from "../../src/registry/resident.js";
+import { makeResidentCode } from "../../src/registry/resident-code.js";
+import { cardKey, cli, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
+
+type Type = "signature" | "authentication";
+interface Cert {
+  serial: string;
+  type: Type;
+  items: FourItems;
+}
+
+let dir: string;
+let ws: string;
+let residents: ResidentInput[];
+const w = () => ["--workspace", ws];
+/** serials per resident code, as issued */
+const issued = new Map<string, Cert[]>();
+
+function itemsOf(r: ResidentInput): FourItems {
+  return { name: r.name!, address: r.address, birthDate: r.birthDate, gender: r.gender as FourItems["gender"] };
+}
+
+/** A generated notice as the counter procedure that would cause it. */
+function procedureOf(n: ChangeNoticeInput): Record<string, unknown> {
+  const base = { residentCode: n.residentCode };
+  switch (n.kind) {
+    case "relocation":
+      return { ...base, kind: "relocate", address: n.after!.address };
+    case "move-out":
+    case "move-in":
+      return { ...base, kind: n.kind, municipality: n.newMunicipalityCode, address: n.after!.address };
+    case "name-change":
+      return { ...base, kind: "rename", name: n.after!.name };
+    case "correction":
+      return { ...base, kind: "correct", ...n.after };
+    case "death":
+      return { ...base, kind: "death" };
+    case "removal":
+      return { ...base, kind: "remove" };
+    case "resident-code-change":
+      return { ...base, kind: "change-code", newCode: n.newResidentCode };
+  }
+}
+
+beforeAll(async () => {
+  dir = tempDir("jpki-counter-");
+  ws = join(dir, "ws");
+  expect((await cli([...w(), "ca", "init", "-p", "13"], { cwd: dir })).code).toBe(0);
+  residents = [...generateResidents({ count: 160, seed: "counter", prefectures: ["13"] })];
+  writeJsonl(join(dir, "residents.jsonl"), residents);
+  expect((await cli([...w(), "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);
+  const pub = readFileSync(cardKey(dir, "card").pub, "utf8");
+  // 50 hold both certificates, 20 only the authentication one, the other 90 none
+  const apps = residents.slice(0, 70).flatMap((r, i) => (i < 50 ? ["signature", "authentication"] : ["authentication"]).map((type) => ({ residentCode: r.residentCode, type, publicKey: pub })));
+  writeJsonl(join(dir, "apps.jsonl"), apps);
+  const iss = await cli([...w(), "issue", "--batch", join(dir, "apps.jsonl"), "--out-dir", join(dir, "certs"), "--json"], { cwd: dir });
+  expect(iss.code, iss.stderr).toBe(0);
+  const s = await openWorkspace(ws);
+  try {
+    for (const r of residents.slice(0, 70)) {
+      const reg = await s.store.registeredIssuances(r.residentCode);
+      // registered with the registry side at issuance, as certified
+      expect(reg.length).toBe(residents.indexOf(r) < 50 ? 2 : 1);
+      for (const x of reg) expect(x.fourItems).toEqual(itemsOf(r));
+      issued.set(r.residentCode, reg.map((x) => ({ serial: x.serial, type: x.type, items: x.fourItems })));
+    }
+    expect(await s.store.registeredIssuances(residents[100]!.residentCode)).toEqual([]);
+  } finally {
+    await s.close();
+  }
+});
+
+describe("jpki counter", () => {
+  it("a day at the counter: notices only for certificate holders, and exactly the certificates the event→effect table names are revoked", async () => {
+    const notices = [...generateNotices({ residents, count: 400, seed: "counter-day" })];
+    const procedures = notices.map(procedureOf);
+    writeJsonl(join(dir, "day.jsonl"), procedures);
+
+    // The model, from the spec's table: per resident code its items, whether its record is open, and the CA's
+    // unrevoked certificates; the registry's registered ones (this run ingests after the day, so none leaves).
+    const items = new Map(residents.map((r) => [r.residentCode, itemsOf(r)]));
+    const open = new Set(residents.map((r) => r.residentCode));
+    const unrevoked = new Map([...issued].map(([k, v]) => [k, [...v]]));
+    const registered = new Map([...issued].map(([k, v]) => [k, [...v]]));
+    const expected = new Map<string, number>(); // serial → CRLReason
+    const noticeDue: boolean[] = [];
+    for (const n of notices) {
+      const code = n.residentCode;
+      expect(open.has(code)).toBe(true); // the generator never names a closed record
+      const after = n.after ?? items.get(code)!;
+      const affects = (c: Cert) =>
+        n.kind === "death" || n.kind === "removal" ? true : n.kind === "resident-code-change" ? false : c.type === "signature" && !sameCertifiedItems(c.items, after);
+      noticeDue.push((registered.get(code) ?? []).some(affects) || (n.kind === "resident-code-change" && (registered.get(code) ?? []).length > 0));
+      for (const c of unrevoked.get(code) ?? []) if (affects(c)) expected.set(c.serial, n.kind === "death" || n.kind === "removal" ? 5 : 3);
+      unrevoked.set(code, (unrevoked.get(code) ?? []).filter((c) => !affects(c)));
+      items.set(code, after);
+      if (n.kind === "death" || n.kind === "removal") open.delete(code);
+      if (n.kind === "resident-code-change") {
+        const to = n.newResidentCode!;
+        for (const m of [items, unrevoked, registered] as Array<Map<string, unknown>>) {
+          if (m.has(code)) (m.set(to, m.get(code)), m.delete(code));
+        }
+        open.delete(code);
+        open.add(to);
+      }
+    }
+    // the day has everything: holders and non-holders, each kind, notices that revoke and ones that cannot
+    expect(new Set(notices.map((n) => n.kind)).size).toBe(8);
+    expect(noticeDue.filter(Boolean).length).toBeGreaterThan(20);
+    expect(noticeDue.filter((x) => !x).length).toBeGreaterThan(200);
+
+    const r = await cli([...w(), "counter", "batch", join(dir, "day.jsonl"), "--ingest", "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    const out = r.json<{ done: Array<{ kind: string; residentCode: string; notice: string | null }>; errors: unknown[]; ingest: { applied: number; rejected: number; held: number } }>();
+    expect(out.errors).toEqual([]);
+    expect(out.done.length).toBe(procedures.length);
+    // a notice exactly where a registered certificate is affected: never for a resident without one
+    expect(out.done.map((d) => d.notice !== null)).toEqual(noticeDue);
+    const holders = new Set(issued.keys());
+    for (const [i, d] of out.done.entries()) {
+      if (d.notice === null) continue;
+      // the resident (under a later code after a change) was issued a certificate
+      const original = notices.slice(0, i + 1).reduceRight((code, n) => (n.kind === "resident-code-change" && n.newResidentCode === code ? n.residentCode : code), d.residentCode);
+      expect(holders.has(original), `notice ${d.notice} names a resident without a certificate`).toBe(true);
+    }
+    // every notice the CA side got was in sequence (none held) and accepted
+    expect(out.ingest).toMatchObject({ applied: noticeDue.filter(Boolean).length, rejected: 0, held: 0 });
+
+    const s = await openWorkspace(ws);
+    try {
+      const revoked = (await s.store.revocationSummary()).filter((x) => x.source.startsWith("notice:"));
+      expect(new Map(revoked.map((x) => [x.serial, x.reason]))).toEqual(expected);
+      // what the CA revoked is no longer registered with the registry side; what it kept still is, under the
+      // resident's current code
+      for (const [code, certs] of unrevoked) {
+        expect((await s.store.registeredIssuances(code)).map((x) => x.serial).sort(), code).toEqual(certs.map((c) => c.serial).sort());
+      }
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("spools a holder's notice for jpki watch; a non-holder's change and an unaffected holder's send nothing", async () => {
+    const s0 = await openWorkspace(ws);
+    // someone still holding a signature certificate, someone holding only an authentication one, someone with none
+    let sigHolder: string | undefined;
+    let authOnly: string | undefined;
+    let none: string | undefined;
+    try {
+      for (const r of residents) {
+        const rec = await s0.store.getResident(r.residentCode);
+        if (rec?.status !== "active" || rec.municipalityCode.slice(0, 2) !== "13") continue;
+        const reg = await s0.store.registeredIssuances(r.residentCode);
+        if (!sigHolder && reg.some((x) => x.type === "signature")) sigHolder = r.residentCode;
+        else if (!authOnly && reg.length && reg.every((x) => x.type === "authentication")) authOnly = r.residentCode;
+        else if (!none && reg.length === 0 && !issued.has(r.residentCode)) none = r.residentCode;
+      }
+    } finally {
+      await s0.close();
+    }
+    expect([sigHolder, authOnly, none].every(Boolean)).toBe(true);
+    const address = "東京都千代田区千代田９番９号";
+    for (const code of [none!, authOnly!]) {
+      const r = await cli([...w(), "counter", "relocate", "--resident", code, "--address", address, "--json"], { cwd: dir });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.json().done[0].notice).toBeNull();
+      expect(r.json().spooled).toBeNull();
+    }
+    const spool = join(ws, "spool");
+    expect(existsSync(spool) ? readdirSync(spool).filter((f) => f.endsWith(".jsonl")) : []).toEqual([]);
+    const r = await cli([...w(), "counter", "relocate", "--resident", sigHolder!, "--address", address, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    const file = r.json().spooled as string;
+    expect(file.startsWith(spool)).toBe(true);
+    const lines = readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ residentCode: sigHolder, kind: "relocation", after: { address } });
+    expect(lines[0].before.address).not.toBe(address); // the items as certified at issuance
+    const sig = (await cli([...w(), "registry", "show", sigHolder!, "--json"], { cwd: dir })).json().certificates.find((c: { type: string; revoked?: unknown; status?: string }) => c.type === "signature");
+    const watch = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
+    expect(watch.code, watch.stderr).toBe(0);
+    const s = await openWorkspace(ws);
+    try {
+      expect((await s.store.getCertificate(sig.serial))?.revocation).toMatchObject({ reason: 3, source: `notice:${lines[0].noticeId}` });
+      expect((await s.store.registeredIssuances(sigHolder!)).map((x) => x.type)).toEqual(["authentication"]);
+      // the record changed for all three, through the registry's store path
+      for (const code of [none!, authOnly!, sigHolder!]) expect((await s.store.getResident(code))?.fourItems.address).toBe(address);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("refuses a procedure that does not fit the record, changing nothing", async () => {
+    const s0 = await openWorkspace(ws);
+    let code = "";
+    for (const r of residents.slice(100)) if ((await s0.store.getResident(r.residentCode))?.status === "active") (code ||= r.residentCode);
+    const before = await s0.store.getResident(code);
+    await s0.close();
+    const bad = await cli([...w(), "counter", "move-in", "--resident", code, "--municipality", before!.municipalityCode, "--address", before!.fourItems.address], { cwd: dir });
+    expect(bad.code).toBe(7);
+    expect(bad.stderr).toContain("ERR_COUNTER_PROCEDURE_INVALID");
+    const unknown = await cli([...w(), "counter", "death", "--resident", makeResidentCode("9999999999")], { cwd: dir });
+    expect(unknown.stderr).toContain("ERR_RESIDENT_UNKNOWN");
+    writeFileSync(join(dir, "bad.jsonl"), JSON.stringify({ kind: "rename", residentCode: code, address: "x" }) + "\n");
+    const batch = await cli([...w(), "counter", "batch", join(dir, "bad.jsonl")], { cwd: dir });
+    expect(batch.stderr).toContain("ERR_COUNTER_PROCEDURE_INVALID");
+    const s = await openWorkspace(ws);
+    try {
+      expect(await s.store.getResident(code)).toEqual(before);
+    } finally {
+      await s.close();
+    }
+  });
+});
