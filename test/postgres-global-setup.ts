@@ -2,10 +2,17 @@
  * The "postgres" project's server (vitest.config.ts): one throwaway PostgreSQL server for the whole run,
  * its socket directory handed to the test files as `inject("jpkiPostgres")`; test/integration/helpers.ts
  * gives every workspace its own database on it. Stopped at the end; a run that dies leaves nothing behind
- * either (see postgres-server.ts).
+ * either (see postgres-server.ts). Also the run's demo on that server, `inject("jpkiDemoPostgres")`, which
+ * runDemo copies (test/demo-template.ts): its workspace's database is named as helpers.ts names them.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
 import type { TestProject } from "vitest/node";
-import { startPostgres } from "./postgres-server.js";
+import { makeDemoTemplate, workspaceDatabase } from "./demo-template.js";
+import { buildDist } from "./global-setup.js";
+import { connectionString, startPostgres } from "./postgres-server.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -17,5 +24,19 @@ declare module "vitest" {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const server = await startPostgres();
   project.provide("jpkiPostgres", server.socketDir);
-  return () => server.stop();
+  buildDist();
+  const dir = mkdtempSync(join(tmpdir(), "jpki-demo-template-"));
+  const db = workspaceDatabase(join(dir, "jpki-demo"));
+  const admin = new pg.Client({ connectionString: connectionString(server.socketDir, "postgres") });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${db}`);
+  } finally {
+    await admin.end();
+  }
+  project.provide("jpkiDemoPostgres", makeDemoTemplate(join(import.meta.dirname, ".."), dir, connectionString(server.socketDir, db)));
+  return async () => {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
 }

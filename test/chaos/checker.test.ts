@@ -1,5 +1,5 @@
 /**
- * The fault-injection checker catches what it claims to (slow: builds and spawns the CLI, ~30 s). A small
+ * The fault-injection checker catches what it claims to (slow: spawns the built CLI, ~30 s). A small
  * workspace is brought to rest by the CLI, run sequentially, then broken by hand one way at a time: a
  * revocation missing from its CRL, an older CRL written over a newer one, a CRL file deleted, DER and PEM
  * disagreeing, temporary files left behind, a notice lost, a notice held although its predecessor is
@@ -21,7 +21,7 @@ import {
   classify,
   exitProblem,
   prepareEnvironment,
-  privateBuildTolerant,
+  privateDistCopy,
   reingestCheck,
   runCli,
   type CheckInput,
@@ -64,7 +64,7 @@ async function cli(root: string, args: string[]): Promise<ProcResult> {
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), "jpki-chaos-checker-"));
-  const { cli: built } = privateBuildTolerant(join(tmp, "build"));
+  const built = privateDistCopy(join(tmp, "build"));
   env = await prepareEnvironment({ dir: join(tmp, "env"), cli: built, residents: 800, notices: 1600 });
   // The intact workspace: every command once, one after the other, nothing killed.
   clean = join(tmp, "clean");

@@ -1,5 +1,5 @@
 /**
- * Fault injection, slow (≈ 60–90 s on 2 cores: builds the CLI, then spawns it ~40 times): three seeded
+ * Fault injection, slow (spawns the built CLI ~40 times): three seeded
  * rounds of test/chaos/harness.ts. Each round runs two `notices ingest` of files whose residents' sequences
  * continue from one to the other at the same moment, another ingest, `issue --batch`, `crl generate`,
  * `registry apply` and a `watch` daemon on one workspace, SIGKILLs some of them at random, recovers as an
@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { formatRound, prepareEnvironment, privateBuildTolerant, runRound, type Environment } from "./harness.js";
+import { formatRound, prepareEnvironment, privateDistCopy, runRound, type Environment } from "./harness.js";
 
 const first = Number(process.env.JPKI_CHAOS_SEED ?? 1);
 const seeds = [first, first + 1, first + 2];
@@ -21,7 +21,7 @@ let failed = false;
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), "jpki-chaos-faults-"));
-  const { cli } = privateBuildTolerant(join(tmp, "build"));
+  const cli = privateDistCopy(join(tmp, "build"));
   env = await prepareEnvironment({ dir: join(tmp, "env"), cli, residents: 1500, notices: 3000 });
 }, 240_000);
 

@@ -11,7 +11,6 @@
  * facts through {@link openWorkspace} (the store API), never jpki.db directly, so they hold on both backends.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
 import { cpSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -22,6 +21,7 @@ import { DEFAULT_WORKSPACE } from "../../src/cli/context.js";
 import { run } from "../../src/cli/program.js";
 import type { Io } from "../../src/cli/output.js";
 import { Workspace } from "../../src/workspace/workspace.js";
+import { workspaceDatabase } from "../demo-template.js";
 import { connectionString } from "../postgres-server.js";
 
 /** The socket directory of the throwaway server, in the "postgres" project; undefined in "sqlite". */
@@ -31,9 +31,7 @@ const pgSocket: string | undefined = inject("jpkiPostgres");
 export const onPostgres = pgSocket !== undefined;
 
 /** The database of a workspace: a name derived from its absolute path, so every process agrees on it. */
-function databaseOf(ws: string): string {
-  return `ws_${createHash("sha256").update(resolve(ws)).digest("hex").slice(0, 32)}`;
-}
+const databaseOf = workspaceDatabase;
 
 async function adminQuery(sql: string): Promise<void> {
   const c = new pg.Client({ connectionString: connectionString(pgSocket!, "postgres") });
@@ -252,11 +250,16 @@ export interface DemoRun {
   readonly notice: { readonly revokedByMove: string; readonly ca: string };
 }
 
-/** Runs `jpki demo --json` in `cwd` (a test's beforeAll: the demo takes seconds) and returns its report. */
+/**
+ * `jpki demo --json` in `cwd` (into cwd/jpki-demo) and its report: a copy of the run's demo on this project's
+ * backend, made once by the global setup (test/demo-template.ts), with its report's paths moved to the copy.
+ * What the demo itself does is test/integration/demo.test.ts's to test.
+ */
 export async function runDemo(cwd: string): Promise<DemoRun> {
-  const r = await cli(["demo", "--json"], { cwd });
-  if (r.code !== 0) throw new Error(`jpki demo failed (exit ${r.code}): ${r.stderr}`);
-  return r.json() as DemoRun;
+  const template = onPostgres ? inject("jpkiDemoPostgres") : inject("jpkiDemoSqlite");
+  const workspace = join(resolve(cwd), "jpki-demo");
+  await copyWorkspace(template.workspace, workspace);
+  return JSON.parse(template.report.replaceAll(JSON.stringify(template.workspace).slice(1, -1), JSON.stringify(workspace).slice(1, -1))) as DemoRun;
 }
 
 /** The demo's certificates nobody revoked (the demo revokes one by hand and one by a relocation notice). */

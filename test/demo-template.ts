@@ -1,0 +1,42 @@
+/**
+ * One `jpki demo` per run and store backend, made by the global setups and copied by runDemo
+ * (test/integration/helpers.ts) into each suite that only needs a demo workspace as its fixture. The demo makes
+ * six CA keys and a dozen card keys (~6 s of CPU); ten suites, three of them on both backends, used to run it
+ * each. test/integration/demo.test.ts still runs the demo itself, as it tests the command.
+ *
+ * The template's files hold no absolute path (its records name certificates by serial, the report names its
+ * files under the workspace), so a copy with the paths of its report rewritten is the demo run there.
+ */
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+/** A made demo: its workspace directory and the text `jpki demo --json` printed. */
+export interface DemoTemplate {
+  readonly workspace: string;
+  readonly report: string;
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** the run's demo on SQLite (test/global-setup.ts) */
+    jpkiDemoSqlite: DemoTemplate;
+    /** the run's demo on the "postgres" project's server (test/postgres-global-setup.ts) */
+    jpkiDemoPostgres: DemoTemplate;
+  }
+}
+
+/** The database of a workspace on the "postgres" project's server: a name derived from its absolute path. */
+export function workspaceDatabase(ws: string): string {
+  return `ws_${createHash("sha256").update(resolve(ws)).digest("hex").slice(0, 32)}`;
+}
+
+/** Runs the built CLI's demo in a new temporary directory (dist/ must be built); `store` is its JPKI_STORE. */
+export function makeDemoTemplate(root: string, dir: string = mkdtempSync(join(tmpdir(), "jpki-demo-template-")), store?: string): DemoTemplate {
+  const workspace = join(dir, "jpki-demo");
+  const env = { ...process.env, JPKI_STORE: store ?? "" }; // empty: the embedded store (context.ts)
+  const report = execFileSync(process.execPath, [join(root, "bin", "jpki.cjs"), "demo", "--json", "--dir", workspace], { cwd: dir, env, encoding: "utf8" });
+  return { workspace, report };
+}
