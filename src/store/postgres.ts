@@ -85,6 +85,7 @@ import type {
   NoticeStatus,
   ResidentForIssuance,
   ResidentRecord,
+  OutboxNotice,
   RegisteredIssuance,
   RevokeInput,
   Store,
@@ -356,6 +357,19 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   );
   CREATE INDEX registry_issuances_resident ON registry_issuances (resident_code);
   ${REGISTER_UNREVOKED}
+  `,
+  // 11: the registry side's transactional outbox, as SQLite's version 17 (sqlite.ts says why). `id` orders the
+  // rows: two transactions enqueuing for one resident are serialized by its advisory lock, so its later notice
+  // always takes the higher id; across residents the order does not matter.
+  `
+  CREATE TABLE registry_outbox (
+    id bigserial PRIMARY KEY,
+    notice_id text COLLATE "C" NOT NULL UNIQUE,
+    resident_code text COLLATE "C" NOT NULL,
+    sequence bigint NOT NULL,
+    body text NOT NULL,
+    created_at bigint NOT NULL
+  );
   `,
 ];
 
@@ -1116,6 +1130,7 @@ export class PostgresStore implements Store {
       readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
       readonly remove: readonly string[];
       readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
+      readonly enqueue?: readonly OutboxNotice[];
       readonly result: T;
     },
   ): Promise<T> {
@@ -1186,9 +1201,33 @@ export class PostgresStore implements Store {
             ],
           );
         }
+        const q = d.enqueue ?? [];
+        if (q.length) {
+          // The notices go into the outbox in this transaction: a crash after COMMIT leaves them to deliver.
+          // unnest WITH ORDINALITY keeps the given order in the ids.
+          await c.query(
+            `INSERT INTO registry_outbox (notice_id, resident_code, sequence, body, created_at)
+             SELECT n, r, s, b, t FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[]) WITH ORDINALITY AS u(n, r, s, b, t, o) ORDER BY o`,
+            [q.map((x) => x.noticeId), q.map((x) => x.residentCode), q.map((x) => x.sequence), q.map((x) => x.body), q.map((x) => x.createdAt.getTime())],
+          );
+        }
         return d.result;
       }
     });
+  }
+
+  async pendingOutbox(limit: number): Promise<OutboxNotice[]> {
+    const rows = await this.#query<{ notice_id: string; resident_code: string; sequence: string; body: string; created_at: string }>(
+      "reading the registry's outbox",
+      "SELECT notice_id, resident_code, sequence, body, created_at FROM registry_outbox ORDER BY id LIMIT $1",
+      [limit],
+    );
+    return rows.map((r) => ({ noticeId: r.notice_id, residentCode: r.resident_code, sequence: Number(r.sequence), body: r.body, createdAt: new Date(Number(r.created_at)) }));
+  }
+
+  ackOutbox(noticeIds: readonly string[]): Promise<number> {
+    if (!noticeIds.length) return Promise.resolve(0);
+    return this.#tx("acknowledging delivered notices", async (c) => (await c.query("DELETE FROM registry_outbox WHERE notice_id = ANY($1::text[])", [[...noticeIds]])).rowCount ?? 0);
   }
 
   async registeredIssuances(residentCode: string): Promise<RegisteredIssuance[]> {

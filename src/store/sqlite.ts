@@ -63,6 +63,7 @@ import type {
   ResidentForIssuance,
   IssuanceRecord,
   ResidentRecord,
+  OutboxNotice,
   RegisteredIssuance,
   RevokeInput,
   Store,
@@ -313,6 +314,20 @@ export const MIGRATIONS: readonly Migration[] = [
   ) WITHOUT ROWID;
   CREATE INDEX registry_issuances_resident ON registry_issuances (resident_code);
   ${REGISTER_UNREVOKED}
+  `,
+  // 17: the registry side's transactional outbox (store/types.ts OutboxNotice): each change notice the counter
+  // decided, written by the transaction that changes the record and deleted once delivered to the CA side, so
+  // a process killed between the two loses nothing. `id` keeps the enqueuing order (a new row's rowid is above
+  // every row present), which delivery follows: oldest first, per resident in sequence order.
+  `
+  CREATE TABLE registry_outbox (
+    id INTEGER PRIMARY KEY,
+    notice_id TEXT NOT NULL UNIQUE,
+    resident_code TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
   `,
 ];
 
@@ -676,6 +691,9 @@ export class SqliteStore implements Store {
       registeredOf: db.prepare("SELECT * FROM registry_issuances WHERE resident_code = ? ORDER BY serial"),
       relinkRegistered: db.prepare("UPDATE registry_issuances SET resident_code = ? WHERE resident_code = ?"),
       sweepRegistered: db.prepare("DELETE FROM registry_issuances WHERE not_after < ?"),
+      enqueueOutbox: db.prepare("INSERT INTO registry_outbox (notice_id, resident_code, sequence, body, created_at) VALUES (?, ?, ?, ?, ?)"),
+      pendingOutbox: db.prepare("SELECT notice_id, resident_code, sequence, body, created_at FROM registry_outbox ORDER BY id LIMIT ?"),
+      ackOutbox: db.prepare("DELETE FROM registry_outbox WHERE notice_id = ?"),
       logInsert: db.prepare("INSERT INTO revocation_log (ca_id, entries, min_not_after, der, meta) VALUES (?, ?, ?, ?, ?)"),
       logIndex: db.prepare("INSERT OR IGNORE INTO revocation_log_partition (ca_id, municipality, block_id) VALUES (?, ?, ?)"),
       bumpScope: db.prepare("INSERT INTO crl_scopes (ca_id, scope, revision) VALUES (?, ?, 1) ON CONFLICT (ca_id, scope) DO UPDATE SET revision = revision + 1"),
@@ -890,6 +908,7 @@ export class SqliteStore implements Store {
       readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
       readonly remove: readonly string[];
       readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
+      readonly enqueue?: readonly OutboxNotice[];
       readonly result: T;
     },
   ): Promise<T> {
@@ -912,8 +931,28 @@ export class SqliteStore implements Store {
           // 住民票コード変更: the certificates are kept, their registered issuance information re-linked.
           this.#stmts.relinkRegistered.run(l.to, l.from);
         }
+        // The notices go into the outbox in this transaction: a crash after COMMIT leaves them to deliver.
+        for (const n of d.enqueue ?? []) this.#stmts.enqueueOutbox.run(n.noticeId, n.residentCode, n.sequence, n.body, n.createdAt.getTime());
         return d.result;
       }).immediate(),
+    );
+  }
+
+  pendingOutbox(limit: number): Promise<OutboxNotice[]> {
+    return this.#run("reading the registry's outbox", () =>
+      (this.#stmts.pendingOutbox.all(limit) as Array<{ notice_id: string; resident_code: string; sequence: number; body: string; created_at: number }>).map((r) => ({
+        noticeId: r.notice_id,
+        residentCode: r.resident_code,
+        sequence: r.sequence,
+        body: r.body,
+        createdAt: new Date(r.created_at),
+      })),
+    );
+  }
+
+  ackOutbox(noticeIds: readonly string[]): Promise<number> {
+    return this.#run("acknowledging delivered notices", () =>
+      this.#db.transaction(() => noticeIds.reduce((n, id) => n + this.#stmts.ackOutbox.run(id).changes, 0)).immediate(),
     );
   }
 
