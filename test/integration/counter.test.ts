@@ -4,6 +4,7 @@
  * certificate holders; after ingestion exactly the certificates the event→effect table names are revoked
  * (shared/spec/JPKI.md "Registry event → effect"), checked against a model written here from the table.
  */
+import { spawn } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -13,7 +14,7 @@ import { generateNotices, generateResidents } from "../../src/registry/fixtures.
 import type { ChangeNoticeInput } from "../../src/registry/notice.js";
 import type { ResidentInput } from "../../src/registry/resident.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
-import { cardKey, cli, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
+import { MAIN, cardKey, cli, openWorkspace, storeEnv, tempDir, writeJsonl } from "./helpers.js";
 
 type Type = "signature" | "authentication";
 interface Cert {
@@ -201,6 +202,88 @@ describe("jpki counter", () => {
     } finally {
       await s.close();
     }
+  });
+
+  it("a counter killed (SIGKILL) after its commit and before delivery loses no notice: the next command delivers it and the certificate is revoked once", async () => {
+    // two residents still holding a registered signature certificate, and one without any certificate
+    const s0 = await openWorkspace(ws);
+    const holders: Array<{ code: string; serial: string }> = [];
+    let none = "";
+    try {
+      for (const r of residents) {
+        const rec = await s0.store.getResident(r.residentCode);
+        if (rec?.status !== "active" || rec.municipalityCode.slice(0, 2) !== "13") continue;
+        const sig = (await s0.store.registeredIssuances(r.residentCode)).find((x) => x.type === "signature");
+        if (sig && holders.length < 2) holders.push({ code: r.residentCode, serial: sig.serial });
+        else if (!none && !issued.has(r.residentCode)) none = r.residentCode;
+      }
+      expect(await s0.store.pendingOutbox(10)).toEqual([]);
+    } finally {
+      await s0.close();
+    }
+    expect(holders.length === 2 && none !== "").toBe(true);
+    const address = "東京都千代田区千代田８番８号";
+
+    /** Runs `jpki counter ARGS` as its own process, halted once its transaction committed, and SIGKILLs it there. */
+    const killAfterCommit = async (args: string[]) => {
+      const halt = join(dir, `halt-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+      const child = spawn(process.execPath, [MAIN, "--workspace", ws, "counter", ...args], {
+        env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)), JPKI_TEST_COUNTER_HALT: halt },
+      });
+      let stderr = "";
+      child.stderr.on("data", (d) => (stderr += d));
+      const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.on("exit", (code, signal) => resolve(signal ?? code)));
+      let done = false;
+      void exited.then(() => (done = true));
+      while (!existsSync(halt) && !done) await new Promise((r) => setTimeout(r, 20));
+      expect(done, `the counter exited before it committed: ${stderr}`).toBe(false);
+      child.kill("SIGKILL");
+      expect(await exited).toBe("SIGKILL");
+    };
+    const revocationOf = async (serial: string) => {
+      const s = await openWorkspace(ws);
+      try {
+        return (await s.store.getCertificate(serial))?.revocation;
+      } finally {
+        await s.close();
+      }
+    };
+
+    // 1. killed between the commit and the ingestion: the record changed, the notice waits in the outbox
+    await killAfterCommit(["relocate", "--resident", holders[0]!.code, "--address", address, "--ingest", "--no-crl"]);
+    const s1 = await openWorkspace(ws);
+    let pending;
+    try {
+      expect((await s1.store.getResident(holders[0]!.code))?.fourItems.address).toBe(address);
+      pending = await s1.store.pendingOutbox(10);
+    } finally {
+      await s1.close();
+    }
+    expect(pending.map((p) => p.residentCode)).toEqual([holders[0]!.code]);
+    expect(await revocationOf(holders[0]!.serial)).toBeUndefined();
+    const deliver = await cli([...w(), "counter", "deliver", "--ingest", "--json"], { cwd: dir });
+    expect(deliver.code, deliver.stderr).toBe(0);
+    expect(deliver.json()).toMatchObject({ delivered: 1, ingest: { applied: 1, rejected: 0, revocations: 1 } });
+    expect(await revocationOf(holders[0]!.serial)).toMatchObject({ reason: 3, source: `notice:${pending[0]!.noticeId}` });
+    expect((await cli([...w(), "counter", "deliver", "--ingest", "--json"], { cwd: dir })).json()).toMatchObject({ delivered: 0 });
+    // at least once is safe: the same notice delivered again (a deliverer killed after ingesting, before its
+    // acknowledgement) is a duplicate for the CA side, not an error, and revokes nothing more
+    const again = writeJsonl(join(dir, "again.jsonl"), [pending[0]!.body]);
+    const dup = await cli([...w(), "notices", "ingest", again, "--no-crl", "--json"], { cwd: dir });
+    expect(dup.code, dup.stderr).toBe(0);
+    expect(dup.json()).toMatchObject({ applied: 0, duplicates: 1, rejected: 0, revocations: 0 });
+
+    // 2. killed before spooling: the next procedure, another resident's, delivers the earlier notice first
+    await killAfterCommit(["relocate", "--resident", holders[1]!.code, "--address", address]);
+    const next = await cli([...w(), "counter", "relocate", "--resident", none, "--address", address, "--json"], { cwd: dir });
+    expect(next.code, next.stderr).toBe(0);
+    const out = next.json();
+    expect(out).toMatchObject({ delivered: { earlier: 1, now: 0 }, spooled: null });
+    expect(out.done[0].notice).toBeNull();
+    const lines = readFileSync(out.spoolFiles[0], "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.residentCode, l.kind])).toEqual([[holders[1]!.code, "relocation"]]);
+    expect((await cli([...w(), "watch", join(ws, "spool"), "--once", "--json"], { cwd: dir })).code).toBe(0);
+    expect(await revocationOf(holders[1]!.serial)).toMatchObject({ reason: 3, source: `notice:${lines[0].noticeId}` });
   });
 
   it("refuses a procedure that does not fit the record, changing nothing", async () => {
