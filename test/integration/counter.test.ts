@@ -11,6 +11,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { sameCertifiedItems } from "../../src/profile/four-items.js";
 import type { FourItems } from "../../src/profile/types.js";
 import { generateNotices, generateResidents } from "../../src/registry/fixtures.js";
+import { runProcedures } from "../../src/registry/counter.js";
 import type { ChangeNoticeInput } from "../../src/registry/notice.js";
 import type { ResidentInput } from "../../src/registry/resident.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
@@ -284,6 +285,44 @@ describe("jpki counter", () => {
     expect(lines.map((l) => [l.residentCode, l.kind])).toEqual([[holders[1]!.code, "relocation"]]);
     expect((await cli([...w(), "watch", join(ws, "spool"), "--once", "--json"], { cwd: dir })).code).toBe(0);
     expect(await revocationOf(holders[1]!.serial)).toMatchObject({ reason: 3, source: `notice:${lines[0].noticeId}` });
+  });
+
+  it("two deliverers draining the outbox at once: each notice is applied once and nothing stays pending", async () => {
+    const s0 = await openWorkspace(ws);
+    const holders: Array<{ code: string; serials: string[] }> = [];
+    try {
+      for (const r of residents) {
+        const rec = await s0.store.getResident(r.residentCode);
+        if (rec?.status !== "active" || rec.municipalityCode.slice(0, 2) !== "13") continue;
+        const reg = await s0.store.registeredIssuances(r.residentCode);
+        if (reg.length && holders.length < 3) holders.push({ code: r.residentCode, serials: reg.map((x) => x.serial) });
+      }
+      expect(holders.length).toBe(3);
+      // decided and enqueued, not delivered: what killed counters leave behind
+      const r = await runProcedures(s0.store, holders.map((h) => ({ kind: "death" as const, residentCode: h.code })), { now: s0.clock.now() });
+      expect(r.notices.length).toBe(holders.length);
+      expect((await s0.store.pendingOutbox(10)).length).toBe(holders.length);
+    } finally {
+      await s0.close();
+    }
+    const both = await Promise.all([0, 1].map(() => cli([...w(), "counter", "deliver", "--ingest", "--no-crl", "--json"], { cwd: dir })));
+    for (const d of both) expect(d.code, d.stderr).toBe(0);
+    const outs = both.map((d) => d.json<{ delivered: number; ingest?: { applied: number; duplicates: number; rejected: number } }>());
+    // each notice went out at least once; whatever went out twice was a duplicate for the CA side
+    expect(outs.reduce((n, o) => n + o.delivered, 0)).toBeGreaterThanOrEqual(holders.length);
+    expect(outs.reduce((n, o) => n + (o.ingest?.applied ?? 0), 0)).toBe(holders.length);
+    expect(outs.reduce((n, o) => n + (o.ingest?.rejected ?? 0), 0)).toBe(0);
+    const s = await openWorkspace(ws);
+    try {
+      expect(await s.store.pendingOutbox(10)).toEqual([]);
+      for (const h of holders) {
+        for (const serial of h.serials) {
+          expect((await s.store.getCertificate(serial))?.revocation, h.code).toMatchObject({ reason: 5, source: expect.stringMatching(new RegExp(`^notice:ctr:${h.code}:`)) });
+        }
+      }
+    } finally {
+      await s.close();
+    }
   });
 
   it("refuses a procedure that does not fit the record, changing nothing", async () => {
