@@ -2207,6 +2207,9 @@ export class PostgresStore implements Store {
       for await (const rows of cursor<DisclosureRowDb>("SELECT * FROM disclosures ORDER BY id")) yield { kind: "disclosures", records: rows.map(toDisclosure) };
       for await (const rows of cursor<ConsentRowDb>("SELECT * FROM consents ORDER BY id")) yield { kind: "consents", records: rows.map(toConsent) };
       for await (const rows of cursor<StatusCheckRowDb>("SELECT * FROM status_checks ORDER BY id")) yield { kind: "statusChecks", records: rows.map((r) => withoutId(toStatusCheck(r))) };
+      for await (const rows of cursor<{ notice_id: string; resident_code: string; sequence: string; body: string; created_at: string }>("SELECT * FROM registry_outbox ORDER BY id")) {
+        yield { kind: "registryOutbox", records: rows.map((r) => ({ noticeId: r.notice_id, residentCode: r.resident_code, sequence: Number(r.sequence), body: r.body, createdAt: new Date(Number(r.created_at)) })) };
+      }
       yield { kind: "end" };
       const note = opts.retire?.();
       if (note) {
@@ -2293,9 +2296,10 @@ const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
   disclosures: "SELECT count(*) FROM disclosures",
   consents: "SELECT count(*) FROM consents",
   statusChecks: "SELECT count(*) FROM status_checks",
+  registryOutbox: "SELECT count(*) FROM registry_outbox",
 };
 /** The tables a dump reads and a load writes. */
-const COPY_TABLES = ["cas", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances"] as const;
+const COPY_TABLES = ["cas", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox"] as const;
 
 /**
  * Rebuilds the revocation log of a load in the order the dump gives (the source's CRL order): consecutive
@@ -2542,6 +2546,16 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
     case "statusChecks":
       await insertStatusChecks(c, b.records);
       return;
+    case "registryOutbox": {
+      // in dump order (WITH ORDINALITY): the ids keep the source's delivery order
+      const r = b.records;
+      await c.query(
+        `INSERT INTO registry_outbox (notice_id, resident_code, sequence, body, created_at)
+         SELECT n, rc, s, bd, t FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[]) WITH ORDINALITY AS u(n, rc, s, bd, t, o) ORDER BY o`,
+        [col(r, (x) => x.noticeId), col(r, (x) => x.residentCode), col(r, (x) => x.sequence), col(r, (x) => x.body), col(r, (x) => x.createdAt.getTime())],
+      );
+      return;
+    }
   }
 }
 

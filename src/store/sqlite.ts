@@ -1716,6 +1716,7 @@ export class SqliteStore implements Store {
             ["disclosures", "disclosures"],
             ["consents", "consents"],
             ["statusChecks", "status_checks"],
+            ["registryOutbox", "registry_outbox"],
           ] as const
         ).map(([kind, table]) => [kind, db.prepare(table === "revocation_log" ? "SELECT coalesce(sum(entries), 0) FROM revocation_log" : `SELECT count(*) FROM ${table}`).pluck()]),
       ) as Record<DumpKind, Database.Statement>,
@@ -1741,6 +1742,7 @@ export class SqliteStore implements Store {
       disclosures: pages("disclosures", "id"),
       consents: pages("consents", "id"),
       statusChecks: pages("status_checks", "id"),
+      registryOutbox: pages("registry_outbox", "id"),
       // Loading the order: the revoked certificate it names, and the serials already placed in the log.
       revokedBySerial: db.prepare(
         "SELECT k.ca_id, k.revoked_at, k.reason, k.not_after, k.municipality_code FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.serial = ?",
@@ -1785,6 +1787,7 @@ export class SqliteStore implements Store {
         statusChecks: db.prepare(
           "INSERT INTO status_checks (verifier_id, at, ca_id, serial, certificate_id, status, reason, revoked_at, replaced_by_ca_id, replaced_by_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ),
+        registryOutbox: db.prepare("INSERT INTO registry_outbox (notice_id, resident_code, sequence, body, created_at) VALUES (?, ?, ?, ?, ?)"),
       },
     };
   }
@@ -1904,6 +1907,9 @@ export class SqliteStore implements Store {
       for (const records of paged<StatusCheckRowDb, number>(st.statusChecks, (r) => Number(r.id), (r) => withoutId(toStatusCheck(r)))) {
         yield { kind: "statusChecks", records: records as StatusCheckRecord[] };
       }
+      type OutboxRow = { id: number; notice_id: string; resident_code: string; sequence: number; body: string; created_at: number };
+      const toOutbox = (r: OutboxRow): OutboxNotice => ({ noticeId: r.notice_id, residentCode: r.resident_code, sequence: r.sequence, body: r.body, createdAt: new Date(r.created_at) });
+      for (const records of paged<OutboxRow, number>(st.registryOutbox, (r) => r.id, toOutbox)) yield { kind: "registryOutbox", records: records as OutboxNotice[] };
       yield { kind: "end" };
       const note = opts.retire?.();
       if (note) {
@@ -2048,6 +2054,10 @@ export class SqliteStore implements Store {
             case "statusChecks":
               for (const r of b.records) ins.statusChecks.run(...statusCheckValues(r));
               break;
+            case "registryOutbox":
+              // in dump order: the ids keep the source's delivery order
+              for (const r of b.records) ins.registryOutbox.run(r.noticeId, r.residentCode, r.sequence, r.body, r.createdAt.getTime());
+              break;
           }
         } catch (e) {
           throw storeError(e, `loading ${b.kind}`);
@@ -2075,7 +2085,7 @@ export class SqliteStore implements Store {
 }
 
 /** Every table a dump reads: what a retired store refuses to write. */
-const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances"] as const;
+const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox"] as const;
 
 /** Log blocks read per page when dumping the CRL order. */
 const LOG_PAGE = 16;

@@ -691,7 +691,7 @@ export interface DumpOptions {
 }
 
 /** The kinds of logical record in a dump, in the order they come (and are loaded: CAs before what names them). */
-export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches", "disclosures", "consents", "statusChecks"] as const;
+export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches", "disclosures", "consents", "statusChecks", "registryOutbox"] as const;
 export type DumpKind = (typeof DUMP_KINDS)[number];
 export type DumpCounts = Readonly<Record<DumpKind, number>>;
 
@@ -777,6 +777,8 @@ export type DumpBatch =
   | { readonly kind: "consents"; readonly records: readonly ConsentRecord[] }
   /** every verifier's liveness-check history, in the order it was recorded */
   | { readonly kind: "statusChecks"; readonly records: readonly StatusCheckRecord[] }
+  /** the registry's outbox: notices decided and not delivered yet, in the order enqueued (a copy must not drop one) */
+  | { readonly kind: "registryOutbox"; readonly records: readonly OutboxNotice[] }
   | { readonly kind: "end" };
 
 /** Whose a certificate is (Store.getCertificateOwner). */
