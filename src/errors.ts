@@ -74,6 +74,7 @@ export const ERROR_CODES = {
   ERR_PUBLIC_CRL_INVALID: { exit: 17, summary: "a public CRL from the endpoint did not verify with the trusted CA certificate, or is not that CA's full CRL" },
   ERR_PUBLIC_CRL_ROLLBACK: { exit: 17, summary: "a public CRL's number went backwards (or the same number came with other contents): it was refused" },
   ERR_PARTIAL: { exit: 13, summary: "some records were applied and some rejected" },
+  ERR_NOTICES_UNDELIVERED: { exit: 13, summary: "the counter changed the records, but their change notices could not be delivered yet: they wait in the registry's outbox for 'jpki counter deliver'" },
   ERR_INTERNAL: { exit: 70, summary: "a bug: please report it" },
 } as const;
 

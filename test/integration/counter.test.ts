@@ -287,6 +287,39 @@ describe("jpki counter", () => {
     expect(await revocationOf(holders[1]!.serial)).toMatchObject({ reason: 3, source: `notice:${lines[0].noticeId}` });
   });
 
+  it("a delivery that fails after the commit says the procedure is done and keeps its notice for jpki counter deliver", async () => {
+    const s0 = await openWorkspace(ws);
+    let holder: { code: string; serials: string[] } | undefined;
+    try {
+      for (const r of residents) {
+        if (holder) break;
+        const rec = await s0.store.getResident(r.residentCode);
+        if (rec?.status !== "active" || rec.municipalityCode.slice(0, 2) !== "13") continue;
+        const reg = await s0.store.registeredIssuances(r.residentCode);
+        if (reg.length) holder = { code: r.residentCode, serials: reg.map((x) => x.serial) };
+      }
+    } finally {
+      await s0.close();
+    }
+    expect(holder).toBeDefined();
+    // a spool "directory" that is a file: the record's transaction commits, the spooling then fails
+    const notADir = writeJsonl(join(dir, "not-a-dir"), []);
+    const r = await cli([...w(), "counter", "death", "--resident", holder!.code, "--spool", notADir], { cwd: dir });
+    expect(r.code).toBe(13);
+    expect(r.stderr).toContain("ERR_NOTICES_UNDELIVERED");
+    expect(r.stderr).toContain("jpki counter deliver");
+    const s1 = await openWorkspace(ws);
+    try {
+      expect((await s1.store.getResident(holder!.code))?.status).toBe("deceased");
+      expect((await s1.store.pendingOutbox(10)).map((p) => p.residentCode)).toEqual([holder!.code]);
+    } finally {
+      await s1.close();
+    }
+    const d = await cli([...w(), "counter", "deliver", "--ingest", "--no-crl", "--json"], { cwd: dir });
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.json()).toMatchObject({ delivered: 1, ingest: { applied: 1, revocations: holder!.serials.length } });
+  });
+
   it("two deliverers draining the outbox at once: each notice is applied once and nothing stays pending", async () => {
     const s0 = await openWorkspace(ws);
     const holders: Array<{ code: string; serials: string[] }> = [];

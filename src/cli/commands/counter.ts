@@ -118,7 +118,18 @@ async function run(io: Io, cmd: Command, o: SendOptions, procedures: () => Promi
     const earlier = await lib.deliverOutbox(ws, to);
     const r = await lib.runProcedures(ws.store, await procedures(), { now: ws.clock.now() });
     haltForTest(io);
-    const sent = await lib.deliverOutbox(ws, to);
+    let sent: OutboxDelivery;
+    try {
+      sent = await lib.deliverOutbox(ws, to);
+    } catch (e) {
+      // The records have changed and cannot be put back; their notices are safe in the outbox. Say so, rather
+      // than leave the operator to think the procedures failed and do them again.
+      throw new JpkiError(
+        "ERR_NOTICES_UNDELIVERED",
+        `${r.done.length} procedure${r.done.length === 1 ? " is" : "s are"} done, but the notices could not be delivered (${e instanceof Error ? e.message : String(e)}); they are kept in the registry's outbox: 'jpki counter deliver' sends them`,
+        { cause: e },
+      );
+    }
     const out = summary(r, earlier, sent);
     ctx.out.result(out, () =>
       [
