@@ -85,6 +85,7 @@ export const ERROR_CODES = {
   ERR_CARD_PIN_BLOCKED: { exit: 18, summary: "the PIN is blocked: the municipal counter unblocks it with the administrative key" },
   ERR_CARD_STATUS: { exit: 18, summary: "the card answered a status word the operation does not expect (the word is in the message)" },
   ERR_PARTIAL: { exit: 13, summary: "some records were applied and some rejected" },
+  ERR_NOTICES_UNDELIVERED: { exit: 13, summary: "the counter changed the records, but their change notices could not be delivered yet: they wait in the registry's outbox for 'jpki counter deliver'" },
   ERR_INTERNAL: { exit: 70, summary: "a bug: please report it" },
 } as const;
 

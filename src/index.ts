@@ -53,7 +53,7 @@ export {
   relocate, moveIn, moveOut, rename, recordDeath, correct, removeRecord, changeResidentCode, COUNTER_KINDS, COUNTER_KIND_NAMES,
   type CounterKind, type CounterProcedure, type ProcedureOutcome, type CounterRunResult, type RegistryComparison,
 } from "./registry/counter.js";
-export { spoolNotices, ingestNotices, defaultSpoolDir, noticesJsonl } from "./registry/counter-link.js";
+export { spoolNotices, ingestNotices, deliverOutbox, defaultSpoolDir, noticesJsonl, type DeliveryTarget, type OutboxDelivery } from "./registry/counter-link.js";
 
 // certification authorities
 export { PREFECTURES, prefecture, prefectureList, type Prefecture } from "./ca/prefectures.js";
@@ -78,7 +78,7 @@ export { deltaCadence, deltaCrlIndicator, deltaNextUpdate, freshestCrl, type Del
 export { CRL_REASON, REVOCATION_CAUSES, parseReason, reasonName, type CrlReasonName } from "./crl/reason.js";
 
 // store and workspace
-export type { Store, CaRecord, IssuanceRecord, CertificateRow, ResidentRecord, CrlRecord, CrlStatus, RegisteredIssuance } from "./store/types.js";
+export type { Store, CaRecord, IssuanceRecord, CertificateRow, ResidentRecord, CrlRecord, CrlStatus, RegisteredIssuance, OutboxNotice } from "./store/types.js";
 export { isRegistered } from "./store/types.js";
 export { SqliteStore } from "./store/sqlite.js";
 export { PostgresStore, type PostgresStoreOptions } from "./store/postgres.js";

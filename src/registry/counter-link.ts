@@ -6,9 +6,14 @@
  * - straight to ingestion in this process (ca/ingestion.ts runIngest, the service `jpki notices ingest` runs),
  *   which revokes and regenerates the CRLs as today.
  *
- * Known gap (ours): the notices are sent after the registry's transaction commits; a process killed between the
- * two loses them (the records changed, the CA side never hears). An outbox table written in that transaction
- * would close it.
+ * Delivery goes through the registry's transactional outbox (store/types.ts OutboxNotice): the counter writes each
+ * notice it decides there in the transaction that changes the record, and {@link deliverOutbox} sends what is
+ * pending after the commit and only then acknowledges (deletes) it. A process killed between the commit and the
+ * acknowledgement leaves the notice pending, and the next counter command, or `jpki counter deliver`, sends it:
+ * at least once, never lost. Twice is harmless: the CA side's ingestion is idempotent by notice id (ca/notices.ts
+ * Plan.offer: a notice id it already holds, applied or held, with the same canonical content counts as a
+ * duplicate and changes nothing, so no certificate is revoked twice), and the outbox keeps the exact canonical
+ * JSON, so a notice sent again has the same content as the first time.
  */
 import { Readable } from "node:stream";
 import { join } from "node:path";
@@ -36,24 +41,78 @@ export function noticesJsonl(notices: readonly ChangeNotice[]): string {
  */
 export function spoolNotices(dir: string, notices: readonly ChangeNotice[], now: Date): string | undefined {
   if (!notices.length) return undefined;
+  return spoolJsonl(dir, noticesJsonl(notices), now);
+}
+
+function spoolJsonl(dir: string, jsonl: string, now: Date): string {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const stamp = now.toISOString().replace(/[:.]/g, "-");
   const path = join(dir, `counter-${stamp}-${process.pid}-${randomBytes(4).toString("hex")}.jsonl`);
-  stageFile(path, noticesJsonl(notices)).install();
+  stageFile(path, jsonl).install();
   return path;
 }
 
 /** Ingests the notices in this process, as `jpki notices ingest` would a file of them. */
 export async function ingestNotices(ws: Workspace, notices: readonly ChangeNotice[], updater: CrlUpdater | undefined): Promise<IngestRunResult | undefined> {
   if (!notices.length) return undefined;
+  return ingestJsonl(ws, noticesJsonl(notices), updater);
+}
+
+function ingestJsonl(ws: Workspace, jsonl: string, updater: CrlUpdater | undefined): Promise<IngestRunResult> {
   const stamp = ws.clock.now().toISOString().replace(/[:.]/g, "-");
   return runIngest(ws, {
-    source: Readable.from([noticesJsonl(notices)]),
+    source: Readable.from([jsonl]),
     format: "jsonl",
-    rejectPath: join(ws.paths.root, "rejects", `counter-${stamp}.rejects.jsonl`),
+    rejectPath: join(ws.paths.root, "rejects", `counter-${stamp}-${randomBytes(4).toString("hex")}.rejects.jsonl`),
     batchSize: 1000,
     crlIntervalMs: 0,
     updater,
     readerThread: false,
   });
+}
+
+/** Where pending notices go: a spool directory (for `jpki watch`), or ingestion in this process. */
+export type DeliveryTarget = { readonly spool: string } | { readonly ingest: true; readonly updater: CrlUpdater | undefined };
+
+export interface OutboxDelivery {
+  /** notices delivered and acknowledged */
+  readonly delivered: number;
+  /** the spool files written, in order (one per page of pending notices) */
+  readonly spooled: readonly string[];
+  /** the ingestion runs, in order (one per page of pending notices) */
+  readonly ingested: readonly IngestRunResult[];
+}
+
+/** Pending notices per spool file or ingestion run. */
+const OUTBOX_PAGE = 5000;
+
+/**
+ * Delivers every notice pending in the registry's outbox, oldest first (so a resident's in sequence order), a
+ * page at a time: the page goes to the spool as one atomic file, or through ingestion here, and only once that
+ * is durable are its rows acknowledged. A failure before the acknowledgement leaves them pending for the next
+ * delivery. An ingestion that rejects a notice has still delivered it: the verdict, in the reject file, would
+ * be the same every time, so it is acknowledged too (and the caller reports the rejection).
+ *
+ * Concurrency: rows are not claimed. Two deliverers running at once may both send a notice; the CA side then
+ * applies it once (ingestion is idempotent by notice id, see the file comment) and each acknowledges what it
+ * sent, so nothing is lost or applied twice. Nor can a resident's notices overtake each other for good: a
+ * notice stays pending until it has been delivered, so whoever sends a later one sends the earlier one first
+ * or after it was delivered; and ingestion holds a notice whose predecessor has not arrived until it does.
+ */
+export async function deliverOutbox(ws: Workspace, to: DeliveryTarget, opts: { readonly pageSize?: number } = {}): Promise<OutboxDelivery> {
+  const size = opts.pageSize ?? OUTBOX_PAGE;
+  const spooled: string[] = [];
+  const ingested: IngestRunResult[] = [];
+  let delivered = 0;
+  for (;;) {
+    const page = await ws.store.pendingOutbox(size);
+    if (!page.length) break;
+    const jsonl = page.map((n) => n.body + "\n").join("");
+    if ("spool" in to) spooled.push(spoolJsonl(to.spool, jsonl, ws.clock.now()));
+    else ingested.push(await ingestJsonl(ws, jsonl, to.updater));
+    await ws.store.ackOutbox(page.map((n) => n.noticeId));
+    delivered += page.length;
+    if (page.length < size) break;
+  }
+  return { delivered, spooled, ingested };
 }

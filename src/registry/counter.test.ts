@@ -146,6 +146,11 @@ describe("counter procedures (library)", () => {
     expect(r.errors.map((e) => [e.index, e.code])).toEqual([[1, "ERR_COUNTER_PROCEDURE_INVALID"], [3, "ERR_RESIDENT_INVALID"], [4, "ERR_COUNTER_PROCEDURE_INVALID"]]);
     expect(r.notices.map((n) => [n.sequence, n.after?.address])).toEqual([[1, "東京都千代田区千代田２番２号"], [2, "東京都千代田区千代田４番４号"]]);
     expect((await s.getResident(A))?.fourItems.address).toBe("東京都千代田区千代田４番４号");
+    // exactly the notices decided are in the outbox, in order, as the canonical JSON the CA side parses back to
+    // the same notice; the failed procedures enqueued nothing
+    const pending = await s.pendingOutbox(10);
+    expect(pending.map((p) => [p.noticeId, p.residentCode, p.sequence, p.createdAt])).toEqual([[`ctr:${A}:1`, A, 1, NOW], [`ctr:${A}:2`, A, 2, NOW]]);
+    expect(pending.map((p) => parseNotice(JSON.parse(p.body), { now: NOW }))).toEqual(r.notices);
     await s.close();
   });
 });

@@ -21,11 +21,15 @@
  * ignores what expired before the change's moment (store/types.ts isRegistered), and
  * Store.sweepRegisteredIssuances deletes it when wanted.
  *
+ * Delivery (ours): the notices decided are written to the registry's outbox (store/types.ts OutboxNotice) in
+ * the transaction that changes the records, and delivered after it commits (registry/counter-link.ts
+ * deliverOutbox), so a process killed in between never drops a notice — nor the revocation it carries.
+ *
  * Messages name fields and procedures, never the items' values: they are personal data.
  */
 import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import type { FourItems, Gender } from "../profile/types.js";
-import type { RegisteredIssuance, ResidentRecord, Store } from "../store/types.js";
+import type { OutboxNotice, RegisteredIssuance, ResidentRecord, Store } from "../store/types.js";
 import { isRegistered } from "../store/types.js";
 import { assertMunicipalityCode, prefectureOfMunicipality } from "./municipality.js";
 import { isIsoDate, jstToday, noticeToInput, parseNotice, type ChangeNotice, type ChangeNoticeInput, type NoticeKind } from "./notice.js";
@@ -258,7 +262,9 @@ export interface CounterRunResult {
 /**
  * Runs procedures in order, `batchSize` per store transaction (Store.applyToRegistry: the path registry apply
  * uses, so two writers never decide from the same record). A procedure that fails is reported with its index
- * and changes nothing; the others go on. Later procedures of a batch see the earlier ones' records.
+ * and changes nothing; the others go on. Later procedures of a batch see the earlier ones' records. The notices
+ * are enqueued in the registry's outbox with the records; deliver them with registry/counter-link.ts
+ * deliverOutbox (the result's `notices` are what this run decided, for reporting).
  */
 export async function runProcedures(store: Store, procedures: Iterable<CounterProcedure> | AsyncIterable<CounterProcedure>, opts: { now: Date; batchSize?: number }): Promise<CounterRunResult> {
   const size = opts.batchSize ?? 500;
@@ -298,7 +304,11 @@ export async function runProcedures(store: Store, procedures: Iterable<CounterPr
           errs.push({ index, e });
         }
       }
-      return { put: [...put.values()], remove: [], relink, result: { outcomes, errs } };
+      // The notices decided go into the registry's outbox in this very transaction (store/types.ts
+      // OutboxNotice): the record changes if and only if its notice is kept for delivery, which happens after
+      // the commit (registry/counter-link.ts deliverOutbox) and may be retried by a later run.
+      const enqueue = outcomes.flatMap((o) => (o.notice ? [outboxEntry(o.notice, opts.now)] : []));
+      return { put: [...put.values()], remove: [], relink, enqueue, result: { outcomes, errs } };
     });
     for (const o of r.outcomes) {
       done.push(o);
@@ -314,6 +324,11 @@ export async function runProcedures(store: Store, procedures: Iterable<CounterPr
   await flush();
   errors.sort((a, b) => a.index - b.index);
   return { done, notices, errors };
+}
+
+/** A decided notice as an outbox row: its canonical JSON (noticeToInput), what delivery sends as it is. */
+export function outboxEntry(n: ChangeNotice, now: Date): OutboxNotice {
+  return { noticeId: n.noticeId, residentCode: n.residentCode, sequence: n.sequence, body: JSON.stringify(noticeToInput(n)), createdAt: now };
 }
 
 /** One procedure; throws its error (JpkiError) when it fails, having changed nothing. */

@@ -641,6 +641,38 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("keeps the registry's outbox: notices enqueued with the record change, listed in order, removed when acknowledged", async () => {
+      const s = await make();
+      await s.upsertResidents(["a", "b"].map(resident));
+      const n = (residentCode: string, sequence: number, at: number) => ({ noticeId: `ctr:${residentCode}:${sequence}`, residentCode, sequence, body: `{"noticeId":"ctr:${residentCode}:${sequence}","x":"異動"}`, createdAt: new Date(at) });
+      await s.applyToRegistry((read) => ({ put: [{ ...read("b")!, noticeSequence: 1 }], remove: [], enqueue: [n("b", 1, 10)], result: undefined }));
+      await s.applyToRegistry((read) => ({
+        put: [{ ...read("a")!, noticeSequence: 2 }, { ...read("b")!, noticeSequence: 2 }],
+        remove: [],
+        enqueue: [n("a", 1, 20), n("a", 2, 20), n("b", 2, 20)],
+        result: undefined,
+      }));
+      // oldest first, a resident's in sequence order; the body byte for byte
+      expect(await s.pendingOutbox(100)).toEqual([n("b", 1, 10), n("a", 1, 20), n("a", 2, 20), n("b", 2, 20)]);
+      expect((await s.pendingOutbox(2)).map((x) => x.noticeId)).toEqual(["ctr:b:1", "ctr:a:1"]);
+      expect(await s.residentNoticeSequence("b")).toBe(2);
+      // a decision that fails writes neither the record nor its notice: they commit together or not at all
+      await expect(
+        s.applyToRegistry((read) => ({ put: [{ ...read("a")!, status: "deceased" as const, noticeSequence: 3 }], remove: [], enqueue: [n("a", 3, 30), n("b", 1, 30)], result: undefined })),
+      ).rejects.toSatisfy((e: unknown) => isJpkiError(e));
+      expect((await s.getResident("a"))?.status).toBe("active");
+      expect(await s.pendingOutbox(100)).toHaveLength(4);
+      // acknowledging removes exactly those; one acknowledged already (another deliverer) is no error
+      expect(await s.ackOutbox(["ctr:b:1", "ctr:a:1"])).toBe(2);
+      expect(await s.ackOutbox(["ctr:a:1", "ctr:zz:9"])).toBe(0);
+      expect(await s.ackOutbox([])).toBe(0);
+      expect((await s.pendingOutbox(100)).map((x) => x.noticeId)).toEqual(["ctr:a:2", "ctr:b:2"]);
+      // a notice enqueued later comes after what is still pending
+      await s.applyToRegistry((read) => ({ put: [{ ...read("b")!, noticeSequence: 3 }], remove: [], enqueue: [n("b", 3, 5)], result: undefined }));
+      expect((await s.pendingOutbox(100)).map((x) => x.noticeId)).toEqual(["ctr:a:2", "ctr:b:2", "ctr:b:3"]);
+      await s.close();
+    });
+
     it("keeps the registry's consents: one live per resident and verifier, withdrawn ones as history", async () => {
       const s = await make();
       const g = await s.grantConsent({ residentCode: "12345678906", verifierId: "v-01", at: new Date(1) });

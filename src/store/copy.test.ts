@@ -137,6 +137,10 @@ async function populate(s: Store): Promise<void> {
     ],
     [{ verifierId: "v-aa", serial: "0a03", issuer: "13-sig", residentCode: "12345678906", purpose: "signature", legalBasis: undefined, at: new Date(T + 47_500), validationTime: new Date(T + 47_500), answer: "status:revoked+link", itemsDisclosed: false }],
   );
+  // The registry's outbox: notices not delivered yet (one delivered and acknowledged), in the order enqueued
+  const pending = (residentCode: string, sequence: number) => ({ noticeId: `ctr:${residentCode}:${sequence}`, residentCode, sequence, body: `{"noticeId":"ctr:${residentCode}:${sequence}","address":"東京都"}`, createdAt: new Date(T + 48_000 + sequence) });
+  await s.applyToRegistry(() => ({ put: [], remove: [], enqueue: [pending("r5", 1), pending("r2", 7), pending("r5", 2)], result: undefined }));
+  await s.ackOutbox(["ctr:r5:1"]);
 }
 
 /** A CA's CRL entries as its next CRL lists them, in the store's order: serial, date (ms) and reason. */
@@ -190,6 +194,7 @@ async function observe(s: Store) {
     disclosures: await s.listDisclosures({ residentCode: "12345678906" }),
     consents: await s.listConsents({ residentCode: "12345678906" }),
     checks: [...(await s.listStatusChecks({ verifierId: "v-aa" })), ...(await s.listStatusChecks({ verifierId: "v-bb" }))].map(({ id: _id, ...r }) => r),
+    outbox: await s.pendingOutbox(100),
     certificateIds: (await s.certificatesForStatus({ serials: [], certificateIds: [createHash("sha256").update(Buffer.from("der-0a03")).digest("hex")] })).map((c) => c.serial),
   };
 }
@@ -206,12 +211,13 @@ describe("copyStore", () => {
     expect(before.revocationSummary.map((r) => `${r.serial}:${r.reason}:${r.source}`)).toEqual(["0a01:4:superseded:0a02", "0a03:1:manual", "0a04:0:notice:N-1"]);
     expect(before.dirty).toEqual(["13-sig"]);
     expect([before.consents.length, before.checks.length, before.certificateIds]).toEqual([2, 2, ["0a03"]]);
+    expect(before.outbox.map((n) => n.noticeId)).toEqual(["ctr:r2:7", "ctr:r5:2"]);
 
     const b = await newPostgres();
     const progress: string[] = [];
     const ab = await copyStore(a, b, { chunkSize: 3, onProgress: (p) => progress.push(`${p.phase}:${p.kind}:${p.done}/${p.total}`) });
     expect(ab).toMatchObject({ from: "sqlite", to: "postgres" });
-    expect(ab.fingerprint.counts).toEqual({ cas: 2, residents: 5, certificates: 8, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 2, crls: 5, ocspResponders: 1, verifierCa: 1, verifiers: 2, verifierFetches: 3, disclosures: 4, consents: 2, statusChecks: 2 });
+    expect(ab.fingerprint.counts).toEqual({ cas: 2, residents: 5, certificates: 8, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 2, crls: 5, ocspResponders: 1, verifierCa: 1, verifiers: 2, verifierFetches: 3, disclosures: 4, consents: 2, statusChecks: 2, registryOutbox: 2 });
     expect(progress).toContain("copy:certificates:8/8");
     expect(progress).toContain("verify:crls:5/5");
     expect(await observe(b)).toEqual(before);

@@ -262,6 +262,24 @@ describe("PostgresStore specifics", () => {
     }
   });
 
+  it("upgrades a schema-10 store (before the registry's outbox): the outbox arrives empty and takes notices", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      for (const m of PG_MIGRATIONS.slice(0, 10)) await migrate(c, m);
+      await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '10')");
+      await c.query("INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status, notice_sequence) VALUES ('r1', '131016', 'n', 'a', '1980-01-01', 'male', 'active', 0)");
+      const s = await PostgresStore.open(url);
+      expect(await s.pendingOutbox(10)).toEqual([]);
+      const n = { noticeId: "ctr:r1:1", residentCode: "r1", sequence: 1, body: "{}", createdAt: new Date(1) };
+      await s.applyToRegistry((read) => ({ put: [{ ...read("r1")!, noticeSequence: 1 }], remove: [], enqueue: [n], result: undefined }));
+      expect(await s.pendingOutbox(10)).toEqual([n]);
+      await s.close();
+    } finally {
+      await c.end();
+    }
+  });
+
   it("upgrades a store made at schema version 2 (OCSP, before registered verifiers): its facts stay, the verifier tables arrive", async () => {
     const url = await server.createDatabase();
     const c = await admin(url);

@@ -85,6 +85,7 @@ import type {
   NoticeStatus,
   ResidentForIssuance,
   ResidentRecord,
+  OutboxNotice,
   RegisteredIssuance,
   RevokeInput,
   Store,
@@ -356,6 +357,19 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   );
   CREATE INDEX registry_issuances_resident ON registry_issuances (resident_code);
   ${REGISTER_UNREVOKED}
+  `,
+  // 11: the registry side's transactional outbox, as SQLite's version 17 (sqlite.ts says why). `id` orders the
+  // rows: two transactions enqueuing for one resident are serialized by its advisory lock, so its later notice
+  // always takes the higher id; across residents the order does not matter.
+  `
+  CREATE TABLE registry_outbox (
+    id bigserial PRIMARY KEY,
+    notice_id text COLLATE "C" NOT NULL UNIQUE,
+    resident_code text COLLATE "C" NOT NULL,
+    sequence bigint NOT NULL,
+    body text NOT NULL,
+    created_at bigint NOT NULL
+  );
   `,
 ];
 
@@ -1116,6 +1130,7 @@ export class PostgresStore implements Store {
       readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
       readonly remove: readonly string[];
       readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
+      readonly enqueue?: readonly OutboxNotice[];
       readonly result: T;
     },
   ): Promise<T> {
@@ -1186,9 +1201,33 @@ export class PostgresStore implements Store {
             ],
           );
         }
+        const q = d.enqueue ?? [];
+        if (q.length) {
+          // The notices go into the outbox in this transaction: a crash after COMMIT leaves them to deliver.
+          // unnest WITH ORDINALITY keeps the given order in the ids.
+          await c.query(
+            `INSERT INTO registry_outbox (notice_id, resident_code, sequence, body, created_at)
+             SELECT n, r, s, b, t FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[]) WITH ORDINALITY AS u(n, r, s, b, t, o) ORDER BY o`,
+            [q.map((x) => x.noticeId), q.map((x) => x.residentCode), q.map((x) => x.sequence), q.map((x) => x.body), q.map((x) => x.createdAt.getTime())],
+          );
+        }
         return d.result;
       }
     });
+  }
+
+  async pendingOutbox(limit: number): Promise<OutboxNotice[]> {
+    const rows = await this.#query<{ notice_id: string; resident_code: string; sequence: string; body: string; created_at: string }>(
+      "reading the registry's outbox",
+      "SELECT notice_id, resident_code, sequence, body, created_at FROM registry_outbox ORDER BY id LIMIT $1",
+      [limit],
+    );
+    return rows.map((r) => ({ noticeId: r.notice_id, residentCode: r.resident_code, sequence: Number(r.sequence), body: r.body, createdAt: new Date(Number(r.created_at)) }));
+  }
+
+  ackOutbox(noticeIds: readonly string[]): Promise<number> {
+    if (!noticeIds.length) return Promise.resolve(0);
+    return this.#tx("acknowledging delivered notices", async (c) => (await c.query("DELETE FROM registry_outbox WHERE notice_id = ANY($1::text[])", [[...noticeIds]])).rowCount ?? 0);
   }
 
   async registeredIssuances(residentCode: string): Promise<RegisteredIssuance[]> {
@@ -2168,6 +2207,9 @@ export class PostgresStore implements Store {
       for await (const rows of cursor<DisclosureRowDb>("SELECT * FROM disclosures ORDER BY id")) yield { kind: "disclosures", records: rows.map(toDisclosure) };
       for await (const rows of cursor<ConsentRowDb>("SELECT * FROM consents ORDER BY id")) yield { kind: "consents", records: rows.map(toConsent) };
       for await (const rows of cursor<StatusCheckRowDb>("SELECT * FROM status_checks ORDER BY id")) yield { kind: "statusChecks", records: rows.map((r) => withoutId(toStatusCheck(r))) };
+      for await (const rows of cursor<{ notice_id: string; resident_code: string; sequence: string; body: string; created_at: string }>("SELECT * FROM registry_outbox ORDER BY id")) {
+        yield { kind: "registryOutbox", records: rows.map((r) => ({ noticeId: r.notice_id, residentCode: r.resident_code, sequence: Number(r.sequence), body: r.body, createdAt: new Date(Number(r.created_at)) })) };
+      }
       yield { kind: "end" };
       const note = opts.retire?.();
       if (note) {
@@ -2254,9 +2296,10 @@ const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
   disclosures: "SELECT count(*) FROM disclosures",
   consents: "SELECT count(*) FROM consents",
   statusChecks: "SELECT count(*) FROM status_checks",
+  registryOutbox: "SELECT count(*) FROM registry_outbox",
 };
 /** The tables a dump reads and a load writes. */
-const COPY_TABLES = ["cas", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances"] as const;
+const COPY_TABLES = ["cas", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox"] as const;
 
 /**
  * Rebuilds the revocation log of a load in the order the dump gives (the source's CRL order): consecutive
@@ -2503,6 +2546,16 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
     case "statusChecks":
       await insertStatusChecks(c, b.records);
       return;
+    case "registryOutbox": {
+      // in dump order (WITH ORDINALITY): the ids keep the source's delivery order
+      const r = b.records;
+      await c.query(
+        `INSERT INTO registry_outbox (notice_id, resident_code, sequence, body, created_at)
+         SELECT n, rc, s, bd, t FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[]) WITH ORDINALITY AS u(n, rc, s, bd, t, o) ORDER BY o`,
+        [col(r, (x) => x.noticeId), col(r, (x) => x.residentCode), col(r, (x) => x.sequence), col(r, (x) => x.body), col(r, (x) => x.createdAt.getTime())],
+      );
+      return;
+    }
   }
 }
 

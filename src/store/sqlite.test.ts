@@ -132,6 +132,24 @@ describe("SqliteStore upgrade to registered issuance information (version 16)", 
   });
 });
 
+describe("SqliteStore upgrade to the registry's outbox (version 17)", () => {
+  it("opens a version-16 store: the outbox arrives empty and takes notices", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const db = new Database(path);
+    for (const m of MIGRATIONS.slice(0, 16)) typeof m === "string" ? db.exec(m) : m(db);
+    db.pragma("user_version = 16");
+    db.pragma(`application_id = ${0x4a504b49}`);
+    db.close();
+    const s = SqliteStore.open(path);
+    await s.upsertResidents([{ residentCode: "12345678906", municipalityCode: "131016", fourItems: { name: "n", address: "a", birthDate: "1980-01-01", gender: "male" }, status: "active" }]);
+    expect(await s.pendingOutbox(10)).toEqual([]);
+    const n = { noticeId: "ctr:12345678906:1", residentCode: "12345678906", sequence: 1, body: "{}", createdAt: new Date(1) };
+    await s.applyToRegistry((read) => ({ put: [{ ...read("12345678906")!, noticeSequence: 1 }], remove: [], enqueue: [n], result: undefined }));
+    expect(await s.pendingOutbox(10)).toEqual([n]);
+    await s.close();
+  });
+});
+
 describe("SqliteStore bulk writes", () => {
   it("has the WAL of notice batches copied back on another thread and started over, so it stays bounded", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");

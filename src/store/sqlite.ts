@@ -63,6 +63,7 @@ import type {
   ResidentForIssuance,
   IssuanceRecord,
   ResidentRecord,
+  OutboxNotice,
   RegisteredIssuance,
   RevokeInput,
   Store,
@@ -313,6 +314,20 @@ export const MIGRATIONS: readonly Migration[] = [
   ) WITHOUT ROWID;
   CREATE INDEX registry_issuances_resident ON registry_issuances (resident_code);
   ${REGISTER_UNREVOKED}
+  `,
+  // 17: the registry side's transactional outbox (store/types.ts OutboxNotice): each change notice the counter
+  // decided, written by the transaction that changes the record and deleted once delivered to the CA side, so
+  // a process killed between the two loses nothing. `id` keeps the enqueuing order (a new row's rowid is above
+  // every row present), which delivery follows: oldest first, per resident in sequence order.
+  `
+  CREATE TABLE registry_outbox (
+    id INTEGER PRIMARY KEY,
+    notice_id TEXT NOT NULL UNIQUE,
+    resident_code TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
   `,
 ];
 
@@ -676,6 +691,9 @@ export class SqliteStore implements Store {
       registeredOf: db.prepare("SELECT * FROM registry_issuances WHERE resident_code = ? ORDER BY serial"),
       relinkRegistered: db.prepare("UPDATE registry_issuances SET resident_code = ? WHERE resident_code = ?"),
       sweepRegistered: db.prepare("DELETE FROM registry_issuances WHERE not_after < ?"),
+      enqueueOutbox: db.prepare("INSERT INTO registry_outbox (notice_id, resident_code, sequence, body, created_at) VALUES (?, ?, ?, ?, ?)"),
+      pendingOutbox: db.prepare("SELECT notice_id, resident_code, sequence, body, created_at FROM registry_outbox ORDER BY id LIMIT ?"),
+      ackOutbox: db.prepare("DELETE FROM registry_outbox WHERE notice_id = ?"),
       logInsert: db.prepare("INSERT INTO revocation_log (ca_id, entries, min_not_after, der, meta) VALUES (?, ?, ?, ?, ?)"),
       logIndex: db.prepare("INSERT OR IGNORE INTO revocation_log_partition (ca_id, municipality, block_id) VALUES (?, ?, ?)"),
       bumpScope: db.prepare("INSERT INTO crl_scopes (ca_id, scope, revision) VALUES (?, ?, 1) ON CONFLICT (ca_id, scope) DO UPDATE SET revision = revision + 1"),
@@ -890,6 +908,7 @@ export class SqliteStore implements Store {
       readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
       readonly remove: readonly string[];
       readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
+      readonly enqueue?: readonly OutboxNotice[];
       readonly result: T;
     },
   ): Promise<T> {
@@ -912,8 +931,28 @@ export class SqliteStore implements Store {
           // 住民票コード変更: the certificates are kept, their registered issuance information re-linked.
           this.#stmts.relinkRegistered.run(l.to, l.from);
         }
+        // The notices go into the outbox in this transaction: a crash after COMMIT leaves them to deliver.
+        for (const n of d.enqueue ?? []) this.#stmts.enqueueOutbox.run(n.noticeId, n.residentCode, n.sequence, n.body, n.createdAt.getTime());
         return d.result;
       }).immediate(),
+    );
+  }
+
+  pendingOutbox(limit: number): Promise<OutboxNotice[]> {
+    return this.#run("reading the registry's outbox", () =>
+      (this.#stmts.pendingOutbox.all(limit) as Array<{ notice_id: string; resident_code: string; sequence: number; body: string; created_at: number }>).map((r) => ({
+        noticeId: r.notice_id,
+        residentCode: r.resident_code,
+        sequence: r.sequence,
+        body: r.body,
+        createdAt: new Date(r.created_at),
+      })),
+    );
+  }
+
+  ackOutbox(noticeIds: readonly string[]): Promise<number> {
+    return this.#run("acknowledging delivered notices", () =>
+      this.#db.transaction(() => noticeIds.reduce((n, id) => n + this.#stmts.ackOutbox.run(id).changes, 0)).immediate(),
     );
   }
 
@@ -1677,6 +1716,7 @@ export class SqliteStore implements Store {
             ["disclosures", "disclosures"],
             ["consents", "consents"],
             ["statusChecks", "status_checks"],
+            ["registryOutbox", "registry_outbox"],
           ] as const
         ).map(([kind, table]) => [kind, db.prepare(table === "revocation_log" ? "SELECT coalesce(sum(entries), 0) FROM revocation_log" : `SELECT count(*) FROM ${table}`).pluck()]),
       ) as Record<DumpKind, Database.Statement>,
@@ -1702,6 +1742,7 @@ export class SqliteStore implements Store {
       disclosures: pages("disclosures", "id"),
       consents: pages("consents", "id"),
       statusChecks: pages("status_checks", "id"),
+      registryOutbox: pages("registry_outbox", "id"),
       // Loading the order: the revoked certificate it names, and the serials already placed in the log.
       revokedBySerial: db.prepare(
         "SELECT k.ca_id, k.revoked_at, k.reason, k.not_after, k.municipality_code FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.serial = ?",
@@ -1746,6 +1787,7 @@ export class SqliteStore implements Store {
         statusChecks: db.prepare(
           "INSERT INTO status_checks (verifier_id, at, ca_id, serial, certificate_id, status, reason, revoked_at, replaced_by_ca_id, replaced_by_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ),
+        registryOutbox: db.prepare("INSERT INTO registry_outbox (notice_id, resident_code, sequence, body, created_at) VALUES (?, ?, ?, ?, ?)"),
       },
     };
   }
@@ -1865,6 +1907,9 @@ export class SqliteStore implements Store {
       for (const records of paged<StatusCheckRowDb, number>(st.statusChecks, (r) => Number(r.id), (r) => withoutId(toStatusCheck(r)))) {
         yield { kind: "statusChecks", records: records as StatusCheckRecord[] };
       }
+      type OutboxRow = { id: number; notice_id: string; resident_code: string; sequence: number; body: string; created_at: number };
+      const toOutbox = (r: OutboxRow): OutboxNotice => ({ noticeId: r.notice_id, residentCode: r.resident_code, sequence: r.sequence, body: r.body, createdAt: new Date(r.created_at) });
+      for (const records of paged<OutboxRow, number>(st.registryOutbox, (r) => r.id, toOutbox)) yield { kind: "registryOutbox", records: records as OutboxNotice[] };
       yield { kind: "end" };
       const note = opts.retire?.();
       if (note) {
@@ -2009,6 +2054,10 @@ export class SqliteStore implements Store {
             case "statusChecks":
               for (const r of b.records) ins.statusChecks.run(...statusCheckValues(r));
               break;
+            case "registryOutbox":
+              // in dump order: the ids keep the source's delivery order
+              for (const r of b.records) ins.registryOutbox.run(r.noticeId, r.residentCode, r.sequence, r.body, r.createdAt.getTime());
+              break;
           }
         } catch (e) {
           throw storeError(e, `loading ${b.kind}`);
@@ -2036,7 +2085,7 @@ export class SqliteStore implements Store {
 }
 
 /** Every table a dump reads: what a retired store refuses to write. */
-const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances"] as const;
+const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox"] as const;
 
 /** Log blocks read per page when dumping the CRL order. */
 const LOG_PAGE = 16;

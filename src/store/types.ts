@@ -83,6 +83,24 @@ export function isRegistered(r: Pick<RegisteredIssuance, "notAfter">, at: Date):
   return r.notAfter.getTime() >= at.getTime();
 }
 
+/**
+ * A change notice the registry side decided and has not delivered yet: a row of its transactional outbox
+ * (送信待ち). Store.applyToRegistry writes it in the transaction that changes the record, so a process killed
+ * after that commit leaves the notice here instead of losing it; whoever delivers it (registry/counter-link.ts)
+ * acknowledges it afterwards (Store.ackOutbox). Delivery is at least once: the CA side's ingestion skips a
+ * notice id it already has (ca/notices.ts), so a notice delivered twice is applied once.
+ */
+export interface OutboxNotice {
+  readonly noticeId: string;
+  /** the resident code the notice is filed under (its `residentCode`: the old one of a resident-code change) */
+  readonly residentCode: string;
+  readonly sequence: number;
+  /** the notice as canonical JSON (registry/notice.ts noticeToInput): what is delivered, as it is */
+  readonly body: string;
+  /** when the registry side decided it (the deciding process's clock) */
+  readonly createdAt: Date;
+}
+
 /** What issuance reads about a resident: the registry record and how far each side of the link has got. */
 export interface ResidentForIssuance {
   readonly record: ResidentRecord;
@@ -453,7 +471,9 @@ export interface Store {
    * current records (read inside the transaction, so two appliers never decide from the same state) and
    * returns the records to put (with the notice sequence each now reflects) and the codes to remove, and the
    * resident-code changes (住民票コード変更) it applied: the registry's consents and registered issuance
-   * information move to the new code with them.
+   * information move to the new code with them. `enqueue` puts the change notices it decided into the outbox
+   * ({@link OutboxNotice}) in that same transaction: the record changes if and only if its notice is kept for
+   * delivery. A notice id already in the outbox fails the whole call (ERR_STORE, nothing written).
    */
   applyToRegistry<T>(decide: (
     read: (residentCode: string) => (ResidentRecord & { readonly noticeSequence: number }) | undefined,
@@ -463,8 +483,19 @@ export interface Store {
     readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
     readonly remove: readonly string[];
     readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
+    readonly enqueue?: readonly OutboxNotice[];
     readonly result: T;
   }): Promise<T>;
+  /**
+   * The outbox's notices not acknowledged yet, at most `limit`, in the order they were enqueued: oldest first,
+   * and so a resident's in sequence order (its enqueuing transactions are serialized by the resident's record).
+   */
+  pendingOutbox(limit: number): Promise<OutboxNotice[]>;
+  /**
+   * Acknowledges delivered notices: deletes them from the outbox. Returns how many were still there (fewer when
+   * another deliverer acknowledged some first; unknown ids are no error).
+   */
+  ackOutbox(noticeIds: readonly string[]): Promise<number>;
   /** The issuance information registered with the registry side under a resident code, expired or not, by serial. */
   registeredIssuances(residentCode: string): Promise<RegisteredIssuance[]>;
   /** Deletes registered issuance information of certificates expired before `expiredBefore`; returns how many. */
@@ -660,7 +691,7 @@ export interface DumpOptions {
 }
 
 /** The kinds of logical record in a dump, in the order they come (and are loaded: CAs before what names them). */
-export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches", "disclosures", "consents", "statusChecks"] as const;
+export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches", "disclosures", "consents", "statusChecks", "registryOutbox"] as const;
 export type DumpKind = (typeof DUMP_KINDS)[number];
 export type DumpCounts = Readonly<Record<DumpKind, number>>;
 
@@ -746,6 +777,8 @@ export type DumpBatch =
   | { readonly kind: "consents"; readonly records: readonly ConsentRecord[] }
   /** every verifier's liveness-check history, in the order it was recorded */
   | { readonly kind: "statusChecks"; readonly records: readonly StatusCheckRecord[] }
+  /** the registry's outbox: notices decided and not delivered yet, in the order enqueued (a copy must not drop one) */
+  | { readonly kind: "registryOutbox"; readonly records: readonly OutboxNotice[] }
   | { readonly kind: "end" };
 
 /** Whose a certificate is (Store.getCertificateOwner). */

@@ -4,16 +4,18 @@
  * certificate holders; after ingestion exactly the certificates the event→effect table names are revoked
  * (shared/spec/JPKI.md "Registry event → effect"), checked against a model written here from the table.
  */
+import { spawn } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { sameCertifiedItems } from "../../src/profile/four-items.js";
 import type { FourItems } from "../../src/profile/types.js";
 import { generateNotices, generateResidents } from "../../src/registry/fixtures.js";
+import { runProcedures } from "../../src/registry/counter.js";
 import type { ChangeNoticeInput } from "../../src/registry/notice.js";
 import type { ResidentInput } from "../../src/registry/resident.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
-import { cardKey, cli, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
+import { MAIN, cardKey, cli, openWorkspace, storeEnv, tempDir, writeJsonl } from "./helpers.js";
 
 type Type = "signature" | "authentication";
 interface Cert {
@@ -198,6 +200,159 @@ describe("jpki counter", () => {
       expect((await s.store.registeredIssuances(sigHolder!)).map((x) => x.type)).toEqual(["authentication"]);
       // the record changed for all three, through the registry's store path
       for (const code of [none!, authOnly!, sigHolder!]) expect((await s.store.getResident(code))?.fourItems.address).toBe(address);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a counter killed (SIGKILL) after its commit and before delivery loses no notice: the next command delivers it and the certificate is revoked once", async () => {
+    // two residents still holding a registered signature certificate, and one without any certificate
+    const s0 = await openWorkspace(ws);
+    const holders: Array<{ code: string; serial: string }> = [];
+    let none = "";
+    try {
+      for (const r of residents) {
+        const rec = await s0.store.getResident(r.residentCode);
+        if (rec?.status !== "active" || rec.municipalityCode.slice(0, 2) !== "13") continue;
+        const sig = (await s0.store.registeredIssuances(r.residentCode)).find((x) => x.type === "signature");
+        if (sig && holders.length < 2) holders.push({ code: r.residentCode, serial: sig.serial });
+        else if (!none && !issued.has(r.residentCode)) none = r.residentCode;
+      }
+      expect(await s0.store.pendingOutbox(10)).toEqual([]);
+    } finally {
+      await s0.close();
+    }
+    expect(holders.length === 2 && none !== "").toBe(true);
+    const address = "東京都千代田区千代田８番８号";
+
+    /** Runs `jpki counter ARGS` as its own process, halted once its transaction committed, and SIGKILLs it there. */
+    const killAfterCommit = async (args: string[]) => {
+      const halt = join(dir, `halt-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+      const child = spawn(process.execPath, [MAIN, "--workspace", ws, "counter", ...args], {
+        env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)), JPKI_TEST_COUNTER_HALT: halt },
+      });
+      let stderr = "";
+      child.stderr.on("data", (d) => (stderr += d));
+      const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.on("exit", (code, signal) => resolve(signal ?? code)));
+      let done = false;
+      void exited.then(() => (done = true));
+      while (!existsSync(halt) && !done) await new Promise((r) => setTimeout(r, 20));
+      expect(done, `the counter exited before it committed: ${stderr}`).toBe(false);
+      child.kill("SIGKILL");
+      expect(await exited).toBe("SIGKILL");
+    };
+    const revocationOf = async (serial: string) => {
+      const s = await openWorkspace(ws);
+      try {
+        return (await s.store.getCertificate(serial))?.revocation;
+      } finally {
+        await s.close();
+      }
+    };
+
+    // 1. killed between the commit and the ingestion: the record changed, the notice waits in the outbox
+    await killAfterCommit(["relocate", "--resident", holders[0]!.code, "--address", address, "--ingest", "--no-crl"]);
+    const s1 = await openWorkspace(ws);
+    let pending;
+    try {
+      expect((await s1.store.getResident(holders[0]!.code))?.fourItems.address).toBe(address);
+      pending = await s1.store.pendingOutbox(10);
+    } finally {
+      await s1.close();
+    }
+    expect(pending.map((p) => p.residentCode)).toEqual([holders[0]!.code]);
+    expect(await revocationOf(holders[0]!.serial)).toBeUndefined();
+    const deliver = await cli([...w(), "counter", "deliver", "--ingest", "--json"], { cwd: dir });
+    expect(deliver.code, deliver.stderr).toBe(0);
+    expect(deliver.json()).toMatchObject({ delivered: 1, ingest: { applied: 1, rejected: 0, revocations: 1 } });
+    expect(await revocationOf(holders[0]!.serial)).toMatchObject({ reason: 3, source: `notice:${pending[0]!.noticeId}` });
+    expect((await cli([...w(), "counter", "deliver", "--ingest", "--json"], { cwd: dir })).json()).toMatchObject({ delivered: 0 });
+    // at least once is safe: the same notice delivered again (a deliverer killed after ingesting, before its
+    // acknowledgement) is a duplicate for the CA side, not an error, and revokes nothing more
+    const again = writeJsonl(join(dir, "again.jsonl"), [pending[0]!.body]);
+    const dup = await cli([...w(), "notices", "ingest", again, "--no-crl", "--json"], { cwd: dir });
+    expect(dup.code, dup.stderr).toBe(0);
+    expect(dup.json()).toMatchObject({ applied: 0, duplicates: 1, rejected: 0, revocations: 0 });
+
+    // 2. killed before spooling: the next procedure, another resident's, delivers the earlier notice first
+    await killAfterCommit(["relocate", "--resident", holders[1]!.code, "--address", address]);
+    const next = await cli([...w(), "counter", "relocate", "--resident", none, "--address", address, "--json"], { cwd: dir });
+    expect(next.code, next.stderr).toBe(0);
+    const out = next.json();
+    expect(out).toMatchObject({ delivered: { earlier: 1, now: 0 }, spooled: null });
+    expect(out.done[0].notice).toBeNull();
+    const lines = readFileSync(out.spoolFiles[0], "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.residentCode, l.kind])).toEqual([[holders[1]!.code, "relocation"]]);
+    expect((await cli([...w(), "watch", join(ws, "spool"), "--once", "--json"], { cwd: dir })).code).toBe(0);
+    expect(await revocationOf(holders[1]!.serial)).toMatchObject({ reason: 3, source: `notice:${lines[0].noticeId}` });
+  });
+
+  it("a delivery that fails after the commit says the procedure is done and keeps its notice for jpki counter deliver", async () => {
+    const s0 = await openWorkspace(ws);
+    let holder: { code: string; serials: string[] } | undefined;
+    try {
+      for (const r of residents) {
+        if (holder) break;
+        const rec = await s0.store.getResident(r.residentCode);
+        if (rec?.status !== "active" || rec.municipalityCode.slice(0, 2) !== "13") continue;
+        const reg = await s0.store.registeredIssuances(r.residentCode);
+        if (reg.length) holder = { code: r.residentCode, serials: reg.map((x) => x.serial) };
+      }
+    } finally {
+      await s0.close();
+    }
+    expect(holder).toBeDefined();
+    // a spool "directory" that is a file: the record's transaction commits, the spooling then fails
+    const notADir = writeJsonl(join(dir, "not-a-dir"), []);
+    const r = await cli([...w(), "counter", "death", "--resident", holder!.code, "--spool", notADir], { cwd: dir });
+    expect(r.code).toBe(13);
+    expect(r.stderr).toContain("ERR_NOTICES_UNDELIVERED");
+    expect(r.stderr).toContain("jpki counter deliver");
+    const s1 = await openWorkspace(ws);
+    try {
+      expect((await s1.store.getResident(holder!.code))?.status).toBe("deceased");
+      expect((await s1.store.pendingOutbox(10)).map((p) => p.residentCode)).toEqual([holder!.code]);
+    } finally {
+      await s1.close();
+    }
+    const d = await cli([...w(), "counter", "deliver", "--ingest", "--no-crl", "--json"], { cwd: dir });
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.json()).toMatchObject({ delivered: 1, ingest: { applied: 1, revocations: holder!.serials.length } });
+  });
+
+  it("two deliverers draining the outbox at once: each notice is applied once and nothing stays pending", async () => {
+    const s0 = await openWorkspace(ws);
+    const holders: Array<{ code: string; serials: string[] }> = [];
+    try {
+      for (const r of residents) {
+        const rec = await s0.store.getResident(r.residentCode);
+        if (rec?.status !== "active" || rec.municipalityCode.slice(0, 2) !== "13") continue;
+        const reg = await s0.store.registeredIssuances(r.residentCode);
+        if (reg.length && holders.length < 3) holders.push({ code: r.residentCode, serials: reg.map((x) => x.serial) });
+      }
+      expect(holders.length).toBe(3);
+      // decided and enqueued, not delivered: what killed counters leave behind
+      const r = await runProcedures(s0.store, holders.map((h) => ({ kind: "death" as const, residentCode: h.code })), { now: s0.clock.now() });
+      expect(r.notices.length).toBe(holders.length);
+      expect((await s0.store.pendingOutbox(10)).length).toBe(holders.length);
+    } finally {
+      await s0.close();
+    }
+    const both = await Promise.all([0, 1].map(() => cli([...w(), "counter", "deliver", "--ingest", "--no-crl", "--json"], { cwd: dir })));
+    for (const d of both) expect(d.code, d.stderr).toBe(0);
+    const outs = both.map((d) => d.json<{ delivered: number; ingest?: { applied: number; duplicates: number; rejected: number } }>());
+    // each notice went out at least once; whatever went out twice was a duplicate for the CA side
+    expect(outs.reduce((n, o) => n + o.delivered, 0)).toBeGreaterThanOrEqual(holders.length);
+    expect(outs.reduce((n, o) => n + (o.ingest?.applied ?? 0), 0)).toBe(holders.length);
+    expect(outs.reduce((n, o) => n + (o.ingest?.rejected ?? 0), 0)).toBe(0);
+    const s = await openWorkspace(ws);
+    try {
+      expect(await s.store.pendingOutbox(10)).toEqual([]);
+      for (const h of holders) {
+        for (const serial of h.serials) {
+          expect((await s.store.getCertificate(serial))?.revocation, h.code).toMatchObject({ reason: 5, source: expect.stringMatching(new RegExp(`^notice:ctr:${h.code}:`)) });
+        }
+      }
     } finally {
       await s.close();
     }

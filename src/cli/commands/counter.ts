@@ -1,13 +1,15 @@
 /**
- * `jpki counter move-in|move-out|relocate|rename|death|correct|remove|change-code|batch`: the municipal counter
- * (市町村窓口). A thin shell over registry/counter.ts (the procedures and the registry side's comparison) and
- * registry/counter-link.ts (sending the notices to the CA side).
+ * `jpki counter move-in|move-out|relocate|rename|death|correct|remove|change-code|batch|deliver`: the municipal
+ * counter (市町村窓口). A thin shell over registry/counter.ts (the procedures and the registry side's comparison)
+ * and registry/counter-link.ts (delivering the notices to the CA side through the registry's outbox).
  */
+import { existsSync, writeFileSync } from "node:fs";
 import { Command } from "commander";
-import type { ChangeNotice, CounterProcedure, CounterRunResult, IngestRunResult } from "../../index.js";
+import type { CounterProcedure, CounterRunResult, DeliveryTarget, IngestRunResult, OutboxDelivery } from "../../index.js";
 import { JpkiError, checkInputFile, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
+import type { Workspace } from "../../workspace/workspace.js";
 
 interface SendOptions {
   spool?: string;
@@ -22,7 +24,10 @@ issuance: 発行情報), the registry side sends the CA side a change notice (�
 of 'jpki notices ingest', numbered per resident; otherwise no notice, and the CA side learns nothing.
 Notices go to the workspace's spool directory (<workspace>/spool, taken by 'jpki watch <workspace>/spool'),
 or to --spool DIR, or with --ingest straight to ingestion in this process (revocations and CRLs as
-'jpki notices ingest'; the passphrase is needed for the CRLs unless --no-crl).`;
+'jpki notices ingest'; the passphrase is needed for the CRLs unless --no-crl).
+A notice is kept in the registry's outbox (送信待ち) with the record change and removed once delivered: a
+command killed in between leaves it there, and every counter command first delivers what an earlier one left
+('jpki counter deliver' does only that). A notice may thus arrive twice; the CA side applies it once.`;
 
 function addSendOptions(c: Command): Command {
   return c
@@ -32,40 +37,109 @@ function addSendOptions(c: Command): Command {
     .option("--no-crl", "with --ingest: do not regenerate CRLs (the CAs stay due)");
 }
 
-function summary(r: CounterRunResult, sent: { spooled?: string | undefined; ingest?: IngestRunResult | undefined }) {
+/** What the ingestion runs of one command did, added up. */
+function ingestTotals(runs: readonly IngestRunResult[]) {
+  if (!runs.length) return undefined;
+  const sum = (k: "applied" | "duplicates" | "held" | "rejected" | "revocations") => runs.reduce((n, r) => n + r[k], 0);
+  return {
+    applied: sum("applied"),
+    duplicates: sum("duplicates"),
+    held: sum("held"),
+    rejected: sum("rejected"),
+    revocations: sum("revocations"),
+    crls: runs.flatMap((r) => r.crls.map((c) => ({ ca: c.ca, number: c.number }))),
+    rejectFiles: runs.flatMap((r) => (r.rejectFile ? [r.rejectFile] : [])),
+  };
+}
+
+function deliveryLines(d: OutboxDelivery, what: string): string[] {
+  const ingest = ingestTotals(d.ingested);
+  return [
+    ...d.spooled.map((f) => `${what} written to ${f}`),
+    ...(ingest ? [`${what} ingested ${ingest.applied}: revocations ${ingest.revocations}${ingest.crls.length ? `; CRLs regenerated: ${ingest.crls.map((c) => `${c.ca} #${c.number}`).join(", ")}` : ""}`] : []),
+  ];
+}
+
+/** The CA side's rejections are reported after the delivery (its notices are delivered and acknowledged). */
+function checkRejected(runs: readonly IngestRunResult[]): void {
+  const t = ingestTotals(runs);
+  if (t && t.rejected > 0) throw new JpkiError("ERR_PARTIAL", `${t.rejected} notices were rejected by the CA side (see ${t.rejectFiles.join(", ")})`);
+}
+
+/** Where this command delivers, with the CRL updater ingestion needs (its passphrase asked for before anything). */
+async function deliveryTarget(ctx: Context, o: SendOptions): Promise<(ws: Workspace) => Promise<DeliveryTarget>> {
+  if (o.ingest && o.spool) throw new JpkiError("ERR_USAGE", "--ingest and --spool exclude each other: a notice goes to one place");
+  const passphrase = o.ingest && o.crl ? await ctx.passphrase() : undefined;
+  const lib = await library();
+  return async (ws) => {
+    if (!o.ingest) return { spool: o.spool ?? lib.defaultSpoolDir(ws) };
+    const updater = passphrase ? new lib.CrlUpdater(ws, passphrase) : undefined;
+    await updater?.preflight();
+    return { ingest: true, updater };
+  };
+}
+
+/**
+ * Test-only (test/integration/counter-crash.test.ts): with JPKI_TEST_COUNTER_HALT=FILE the command, once the
+ * records and their outbox rows have committed and before it delivers, writes FILE and waits (up to a minute) so
+ * the test can SIGKILL it at exactly that point. Unset, as always outside that test, nothing happens.
+ */
+function haltForTest(io: Io): void {
+  const file = io.env["JPKI_TEST_COUNTER_HALT"];
+  if (!file) return;
+  writeFileSync(file, String(process.pid), { mode: 0o600 });
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 1200 && !existsSync(`${file}.release`); i++) Atomics.wait(pause, 0, 0, 50);
+}
+
+function summary(r: CounterRunResult, earlier: OutboxDelivery, sent: OutboxDelivery) {
+  const ingest = ingestTotals([...earlier.ingested, ...sent.ingested]);
   return {
     done: r.done.map((d) => ({ kind: d.kind, residentCode: d.residentCode, notice: d.notice ? d.notice.noticeId : null, expectedRevocations: d.affected.map((a) => a.serial) })),
     notices: r.notices.length,
     errors: r.errors,
-    spooled: sent.spooled ?? null,
-    ...(sent.ingest ? { ingest: { applied: sent.ingest.applied, held: sent.ingest.held, rejected: sent.ingest.rejected, revocations: sent.ingest.revocations, crls: sent.ingest.crls.map((c) => ({ ca: c.ca, number: c.number })) } } : {}),
+    /** the spool file with this command's notices (null: none sent) */
+    spooled: sent.spooled[0] ?? null,
+    /** notices delivered from the outbox: left by earlier commands, and after this one's procedures */
+    delivered: { earlier: earlier.delivered, now: sent.delivered },
+    spoolFiles: [...earlier.spooled, ...sent.spooled],
+    ...(ingest ? { ingest } : {}),
   };
 }
 
-/** Runs the procedures, sends the notices, reports. */
+/** Delivers what earlier commands left pending, runs the procedures, delivers their notices, reports. */
 async function run(io: Io, cmd: Command, o: SendOptions, procedures: () => Promise<Iterable<CounterProcedure> | AsyncIterable<CounterProcedure>>): Promise<void> {
   const ctx = Context.of(io, cmd);
-  if (o.ingest && o.spool) throw new JpkiError("ERR_USAGE", "--ingest and --spool exclude each other: a notice goes to one place");
-  const passphrase = o.ingest && o.crl ? await ctx.passphrase() : undefined;
+  const targetOf = await deliveryTarget(ctx, o);
   const lib = await library();
   await withWorkspace(ctx, async (ws) => {
-    const updater = passphrase ? new lib.CrlUpdater(ws, passphrase) : undefined;
-    await updater?.preflight();
+    const to = await targetOf(ws);
+    // Earlier notices first: a resident's must reach the CA side in sequence order.
+    const earlier = await lib.deliverOutbox(ws, to);
     const r = await lib.runProcedures(ws.store, await procedures(), { now: ws.clock.now() });
-    const notices: readonly ChangeNotice[] = r.notices;
-    const sent = o.ingest
-      ? { ingest: await lib.ingestNotices(ws, notices, updater) }
-      : { spooled: lib.spoolNotices(o.spool ?? lib.defaultSpoolDir(ws), notices, ws.clock.now()) };
-    const out = summary(r, sent);
+    haltForTest(io);
+    let sent: OutboxDelivery;
+    try {
+      sent = await lib.deliverOutbox(ws, to);
+    } catch (e) {
+      // The records have changed and cannot be put back; their notices are safe in the outbox. Say so, rather
+      // than leave the operator to think the procedures failed and do them again.
+      throw new JpkiError(
+        "ERR_NOTICES_UNDELIVERED",
+        `${r.done.length} procedure${r.done.length === 1 ? " is" : "s are"} done, but the notices could not be delivered (${e instanceof Error ? e.message : String(e)}); they are kept in the registry's outbox: 'jpki counter deliver' sends them`,
+        { cause: e },
+      );
+    }
+    const out = summary(r, earlier, sent);
     ctx.out.result(out, () =>
       [
+        ...(earlier.delivered ? [`delivered ${earlier.delivered} notices left pending by an earlier command`, ...deliveryLines(earlier, "  they were")] : []),
         ...r.done.map((d) => `${d.kind} ${d.residentCode}: done; ${d.notice ? `notice ${d.notice.noticeId} (${d.notice.kind})` : "no notice (no certificate affected)"}`),
-        ...(sent.spooled ? [`notices written to ${sent.spooled}`] : []),
-        ...(sent.ingest ? [`ingested ${sent.ingest.applied}: revocations ${sent.ingest.revocations}${sent.ingest.crls.length ? `; CRLs regenerated: ${sent.ingest.crls.map((c) => `${c.ca} #${c.number}`).join(", ")}` : ""}`] : []),
+        ...deliveryLines(sent, "notices"),
         ...r.errors.map((e) => `${e.code}: ${e.message}`),
       ].join("\n"),
     );
-    if (sent.ingest && sent.ingest.rejected > 0) throw new JpkiError("ERR_PARTIAL", `${sent.ingest.rejected} notices were rejected by the CA side (see ${sent.ingest.rejectFile})`);
+    checkRejected([...earlier.ingested, ...sent.ingested]);
     if (r.errors.length === 1 && r.done.length === 0) {
       const e = r.errors[0]!;
       throw new JpkiError(e.code, e.message.replace(/^procedure 1: /, ""));
@@ -152,6 +226,37 @@ Example:
         }
       }
       return out;
+    });
+  });
+
+  const deliver = counter
+    .command("deliver")
+    .description("deliver the notices still pending in the registry's outbox (送信待ち) to the CA side, oldest first, and nothing else")
+    .option("--spool <dir>", "the CA side's spool directory (default: <workspace>/spool)")
+    .option("--ingest", "ingest the notices in this process instead of spooling them")
+    .option("--no-crl", "with --ingest: do not regenerate CRLs (the CAs stay due)")
+    .addHelpText(
+      "after",
+      `
+A counter command keeps each notice it decides in the registry's outbox, in the transaction that changes the
+record, and removes it once delivered. A command killed in between leaves the notice pending; any later
+counter command delivers it before its own, and this one only does that (e.g. from a timer). Prints how
+many it delivered (0: nothing pending). A notice delivered twice is applied once by the CA side.
+
+Example:
+  jpki counter deliver --ingest --json`,
+    );
+  deliver.action(async (o: SendOptions, cmd: Command) => {
+    const ctx = Context.of(io, cmd);
+    const targetOf = await deliveryTarget(ctx, o);
+    const lib = await library();
+    await withWorkspace(ctx, async (ws) => {
+      const d = await lib.deliverOutbox(ws, await targetOf(ws));
+      const ingest = ingestTotals(d.ingested);
+      ctx.out.result({ delivered: d.delivered, spoolFiles: d.spooled, ...(ingest ? { ingest } : {}) }, () =>
+        [`delivered ${d.delivered} pending notice${d.delivered === 1 ? "" : "s"}`, ...deliveryLines(d, "notices")].join("\n"),
+      );
+      checkRejected(d.ingested);
     });
   });
   return counter;
