@@ -34,7 +34,7 @@ export function makeDemoCommand(io: Io): Command {
       const { CertificationAuthority, CrlPublisher, CrlUpdater, IssuanceService, Workspace, generateResidents, getCaRecord, initCas } = lib;
       const { parseResidentRecord, prefecture, revokeCertificate, toPem, writeFileAtomic } = lib;
       const { buildServer, enrolCustomer, followPublicCrls, initProvider, registerVerifier, signApplication } = lib;
-      const { EmulatedCard, fileCardStorage, ingestNotices, issueCard, noticesJsonl, openCardSigner, relocate, verifySignedData } = lib;
+      const { EmulatedCard, deliverOutbox, fileCardStorage, issueCard, noticesJsonl, openCardSigner, relocate, verifySignedData } = lib;
       const n = Number(o.residents);
       if (!Number.isInteger(n) || n < 2 || n > 1000) throw new JpkiError("ERR_USAGE", "--residents must be a whole number from 2 to 1000");
       // A file, a FIFO or a path under /proc, /sys or /dev is refused before anything is made (mode 0o700: the passphrase lives here).
@@ -154,7 +154,9 @@ export function makeDemoCommand(io: Io): Command {
         const noticePath = join(dir, "notices.jsonl");
         writeFileAtomic(noticePath, noticesJsonl([procedure.notice]));
         const updater = new CrlUpdater(ws, passphrase);
-        const ingest = await ingestNotices(ws, [procedure.notice], updater);
+        // The counter's notices wait in the registry's outbox until delivered (a crash in between loses none).
+        const delivery = await deliverOutbox(ws, { ingest: true, updater });
+        const ingest = delivery.ingested[0];
         const movedCrl = ingest?.crls.find((c) => c.ca === moverCert.caId);
         if (ingest?.revocations !== 1 || !movedCrl) throw new JpkiError("ERR_INTERNAL", "the demo's relocation notice did not revoke exactly one certificate: please report this");
         say(`[8/10] the counter recorded a relocation (転居): its notice ${procedure.notice.noticeId} revoked ${moverCert.serial} (affiliationChanged); CRL ${moverCert.caId} regenerated (#${movedCrl.number})`);
