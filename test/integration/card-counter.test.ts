@@ -12,7 +12,7 @@ import { IssuanceService } from "../../src/ca/issuance.js";
 import { EmulatedCard } from "../../src/card/card.js";
 import { fileCardStorage } from "../../src/card/card-state.js";
 import { JpkiCardClient } from "../../src/card/client.js";
-import { issueCard } from "../../src/counter/card-issuance.js";
+import { issueCard, renewCardCertificate } from "../../src/counter/card-issuance.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { cli, openWorkspace, sh, tempDir, writeJsonl } from "./helpers.js";
 
@@ -132,6 +132,21 @@ describe("jpki card issue / sign / renew", () => {
       expect(done.signature.serial).toBe(first);
       expect(done.signature.superseded).toEqual([]);
       expect(done.card.info().certificates).toEqual({ signature: true, signatureCa: true, authentication: true, authenticationCa: true });
+    } finally {
+      await wsp.close();
+    }
+  });
+  it("refuses to renew a card for a resident other than its holder, leaving the holder's key and certificate", async () => {
+    // Bob's card from the test above: a clerk types Alice's resident code by mistake (or on purpose).
+    const wsp = await openWorkspace(ws);
+    try {
+      const issuance = new IssuanceService({ store: wsp.store, config: wsp.config, clock: wsp.clock, passphrase: "correct horse" });
+      const card = EmulatedCard.open(fileCardStorage(join(dir, "bob.card"), { chipKeyFile: env.JPKI_CARD_CHIP_KEY_FILE! }));
+      const before = card.publicKey("signature");
+      await expect(renewCardCertificate({ card, issuance, store: wsp.store, adminKey: Buffer.alloc(32, 7), residentCode: resident.residentCode })).rejects.toMatchObject({ code: "ERR_CARD_RESIDENT_MISMATCH" });
+      expect(card.publicKey("signature")!.equals(before!)).toBe(true);
+      expect(card.info().certificates.signature).toBe(true);
+      expect(await wsp.store.findCertificates({ residentCode: resident.residentCode, type: "signature", status: "valid" })).toHaveLength(1);
     } finally {
       await wsp.close();
     }
