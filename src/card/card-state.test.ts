@@ -153,6 +153,47 @@ describe("two processes on one card file", () => {
   });
 });
 
+describe("two VERIFYs at once on one card file", () => {
+  it("never both count from the same retry counter: every wrong answer costs a try", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-race-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-race", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    // Process B's VERIFY lands between process A's read of the counter and its write: run B's right after A's load.
+    const b = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    await sw(b, SELECT_JPKI);
+    await sw(b, SELECT_AUTH_PIN);
+    const fileA = fileCardStorage(p, { chipKeyFile: key });
+    let inB: Promise<Uint8Array> | undefined;
+    let armed = false;
+    const racing: CardStorage = {
+      where: fileA.where,
+      exists: fileA.exists,
+      save: (s) => fileA.save(s),
+      load: () => {
+        const st = fileA.load();
+        if (armed) {
+          armed = false;
+          inB = b.transmit(hex(WRONG_AUTH_PIN));
+        }
+        return st;
+      },
+      ...(fileA.exclusive ? { exclusive: fileA.exclusive } : {}),
+    };
+    const a = EmulatedCard.open(racing);
+    await sw(a, SELECT_JPKI);
+    await sw(a, SELECT_AUTH_PIN);
+    armed = true;
+    const answerA = await sw(a, WRONG_AUTH_PIN);
+    const answerB = parseResponse(await inB!)!.sw.toString(16).toUpperCase();
+    const wrongAnswers = [answerA, answerB].filter((w) => /^63C/.test(w)).length;
+    expect(answerA).toBe("63C2");
+    // B either waited for A (not possible inside one thread) or refused (6F 00) — but never answered "wrong" for free.
+    expect(3 - EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().triesLeft.authentication!).toBe(wrongAnswers);
+    expect(readdirSync(own).filter((f) => f.endsWith(".lock"))).toEqual([]);
+  });
+});
+
 describe("rollback", () => {
   it("putting an earlier copy of the card file back is refused: used-up tries do not come back", async () => {
     const own = mkdtempSync(join(tmpdir(), "jpki-card-rb-"));
