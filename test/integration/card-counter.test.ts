@@ -61,6 +61,8 @@ describe("jpki card issue / sign / renew", () => {
     writeFileSync(doc, "転居届の電子申請\n");
     const s = await cli(["--workspace", ws, "card", "sign", "--card", card, doc, "-o", join(dir, "application.p7s")], { cwd: dir, env });
     expect(s.code, s.stderr).toBe(0);
+    // The signature carries the signer's certificate, four items and all: not for other users of the machine.
+    expect(statSync(join(dir, "application.p7s")).mode & 0o077).toBe(0);
     writeFileSync(join(dir, "ca.pem"), caPem);
     const v = sh("openssl", ["cms", "-verify", "-inform", "DER", "-in", join(dir, "application.p7s"), "-CAfile", join(dir, "ca.pem"), "-purpose", "any", "-out", join(dir, "content.out")]);
     expect(v.out).toContain("Verification successful");
