@@ -192,6 +192,21 @@ describe("two VERIFYs at once on one card file", () => {
     expect(3 - EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().triesLeft.authentication!).toBe(wrongAnswers);
     expect(readdirSync(own).filter((f) => f.endsWith(".lock"))).toEqual([]);
   });
+
+  it("takes over the lock a killed process left (a dead pid, or our own pid from an earlier run)", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-lock-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-lock", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    for (const leftover of ["2147483646 1", `${process.pid} 1`]) {
+      writeFileSync(`${p}.lock`, leftover, { mode: 0o600 });
+      expect(await sw(card, WRONG_AUTH_PIN)).toMatch(/^63C/);
+      expect(readdirSync(own).filter((f) => f.endsWith(".lock"))).toEqual([]);
+    }
+  });
 });
 
 describe("rollback", () => {

@@ -265,7 +265,14 @@ function withCardLock<T>(cardPath: string, fn: () => T): T {
       continue; // released meanwhile
     }
     if ((dead && holder !== "") || emptyAndStale) {
-      rmSync(lock, { force: true });
+      // Only if it still names the dead holder: another process may have taken it over and locked it meanwhile.
+      let still = "";
+      try {
+        still = readFileSync(lock, "utf8");
+      } catch {
+        continue;
+      }
+      if (still === holder) rmSync(lock, { force: true });
       continue;
     }
     if (Date.now() > deadline) throw new JpkiError("ERR_WORKSPACE_LOCKED", `another process holds the card file ${cardPath} (lock ${lock})`);
