@@ -14,6 +14,8 @@ import { fileCardStorage } from "../../src/card/card-state.js";
 import { JpkiCardClient } from "../../src/card/client.js";
 import { issueCard, renewCardCertificate } from "../../src/counter/card-issuance.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
+import { changeResidentCode } from "../../src/registry/counter.js";
+import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { cli, openWorkspace, sh, tempDir, writeJsonl } from "./helpers.js";
 
 let dir: string;
@@ -149,6 +151,11 @@ describe("jpki card issue / sign / renew", () => {
       expect(card.publicKey("signature")!.equals(before!)).toBe(true);
       expect(card.info().certificates.signature).toBe(true);
       expect(await wsp.store.findCertificates({ residentCode: resident.residentCode, type: "signature", status: "valid" })).toHaveLength(1);
+      // Bob's resident code changes at the counter (the notice not yet ingested by the CA side): still Bob's card.
+      const newCode = makeResidentCode(other.residentCode.slice(0, 9) === "999999999" ? "8888888888" : "9999999999");
+      await changeResidentCode(wsp.store, other.residentCode, newCode, { now: wsp.clock.now() });
+      const renewed = await renewCardCertificate({ card, issuance, store: wsp.store, adminKey: Buffer.alloc(32, 7), residentCode: newCode });
+      expect(renewed.residentCode).toBe(newCode);
     } finally {
       await wsp.close();
     }
