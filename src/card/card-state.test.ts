@@ -2,7 +2,7 @@
  * The card's persistent state (issue 12 points 4 and 5): encrypted under the installation's chip secret, bound
  * to the card id, tamper-evident, atomic, shared by two card objects on one file as by two processes.
  */
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -191,6 +191,23 @@ describe("two VERIFYs at once on one card file", () => {
     // B either waited for A (not possible inside one thread) or refused (6F 00) — but never answered "wrong" for free.
     expect(3 - EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().triesLeft.authentication!).toBe(wrongAnswers);
     expect(readdirSync(own).filter((f) => f.endsWith(".lock"))).toEqual([]);
+  });
+
+  it("answers 6F 00 while a live process holds the lock, and works again once it lets go (not mute)", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-busy-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-busy", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    // the parent process (vitest's) is alive: a holder that does not let go
+    const stat = readFileSync(`/proc/${process.ppid}/stat`, "utf8");
+    writeFileSync(`${p}.lock`, `${process.ppid} ${stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]}`, { mode: 0o600 });
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
+    expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().triesLeft.authentication).toBe(3);
+    rmSync(`${p}.lock`);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
   });
 
   it("takes over the lock a killed process left (a dead pid, or our own pid from an earlier run)", async () => {

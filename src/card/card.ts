@@ -400,7 +400,10 @@ export class EmulatedCard implements CardTerminal {
       if (!handler) return encodeResponse(new Uint8Array(0), SW.INS_NOT_SUPPORTED);
       const a = handler(core, apdu);
       return encodeResponse(a.data ?? new Uint8Array(0), a.sw);
-    } catch {
+    } catch (e) {
+      // Another process held the card file's lock for the whole wait: nothing was read or written, so this
+      // command simply failed; the card stays usable (jpki card serve must not go mute for good over it).
+      if (e instanceof JpkiError && e.code === "ERR_WORKSPACE_LOCKED") return encodeResponse(new Uint8Array(0), SW.NO_DIAGNOSIS);
       // A fault (storage unwritable, state unreadable, a bug): like a chip whose EEPROM write failed, the card
       // answers 6F 00 to everything from now on. Carrying on could answer from state that was never persisted
       // — and re-reading storage at the next VERIFY would then hand back a try the failed write lost.
