@@ -10,7 +10,8 @@
  * The session (current DF and EF, PINs verified) lives in memory and is forgotten at power-off and reset;
  * everything else is in a `CardStorage` and written there, durably, before the card answers — so pulling the
  * power during a VERIFY cannot win back a try. Before each VERIFY the retry counters are re-read from storage,
- * so two processes driving the same card file share one counter; the whole state is re-read before every change
+ * under the card file's lock (CardStorage.exclusive) until the new counter is written, so two processes driving
+ * the same card file share one counter and never both count from the same value; the whole state is re-read before every change
  * and on SELECT of an application, so one process never writes back a stale copy over another's write.
  *
  * A card with no power turned on powers itself on at the first command, as a contactless card entering a
