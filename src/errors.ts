@@ -81,6 +81,8 @@ export const ERROR_CODES = {
   ERR_CARD_ADMIN_KEY_WRONG: { exit: 18, summary: "the municipality's administrative key does not open this card" },
   ERR_CARD_KEY_MISSING: { exit: 18, summary: "the card holds no key pair for that use yet: generate it at the counter first" },
   ERR_CARD_CERT_MISMATCH: { exit: 18, summary: "a certificate written to the card is not DER X.509, too large, or does not certify the card's key for that slot" },
+  ERR_CARD_ADMIN_KEY_UNSAFE: { exit: 18, summary: "the administrative key file is readable by other users or not a regular file: chmod 600 it (and consider it disclosed)" },
+  ERR_CARD_RESIDENT_MISMATCH: { exit: 18, summary: "the card's certificates are another resident's: a card is renewed only for the resident it was issued to" },
   ERR_CARD_PIN_WRONG: { exit: 18, summary: "the card refused the PIN; the message says how many tries are left" },
   ERR_CARD_PIN_BLOCKED: { exit: 18, summary: "the PIN is blocked: the municipal counter unblocks it with the administrative key" },
   ERR_CARD_STATUS: { exit: 18, summary: "the card answered a status word the operation does not expect (the word is in the message)" },

@@ -2,7 +2,7 @@
  * The card's persistent state (issue 12 points 4 and 5): encrypted under the installation's chip secret, bound
  * to the card id, tamper-evident, atomic, shared by two card objects on one file as by two processes.
  */
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -150,6 +150,79 @@ describe("two processes on one card file", () => {
     await sw(serving, WRONG_AUTH_PIN);
     expect(open2().publicKey("authentication")!.equals(renewed)).toBe(true);
     expect(open2().info().triesLeft.authentication).toBe(2);
+  });
+});
+
+describe("two VERIFYs at once on one card file", () => {
+  it("never both count from the same retry counter: every wrong answer costs a try", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-race-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-race", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    // Process B's VERIFY lands between process A's read of the counter and its write: run B's right after A's load.
+    const b = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    await sw(b, SELECT_JPKI);
+    await sw(b, SELECT_AUTH_PIN);
+    const fileA = fileCardStorage(p, { chipKeyFile: key });
+    let inB: Promise<Uint8Array> | undefined;
+    let armed = false;
+    const racing: CardStorage = {
+      where: fileA.where,
+      exists: fileA.exists,
+      save: (s) => fileA.save(s),
+      load: () => {
+        const st = fileA.load();
+        if (armed) {
+          armed = false;
+          inB = b.transmit(hex(WRONG_AUTH_PIN));
+        }
+        return st;
+      },
+      ...(fileA.exclusive ? { exclusive: fileA.exclusive } : {}),
+    };
+    const a = EmulatedCard.open(racing);
+    await sw(a, SELECT_JPKI);
+    await sw(a, SELECT_AUTH_PIN);
+    armed = true;
+    const answerA = await sw(a, WRONG_AUTH_PIN);
+    const answerB = parseResponse(await inB!)!.sw.toString(16).toUpperCase();
+    const wrongAnswers = [answerA, answerB].filter((w) => /^63C/.test(w)).length;
+    expect(answerA).toBe("63C2");
+    // B either waited for A (not possible inside one thread) or refused (6F 00) — but never answered "wrong" for free.
+    expect(3 - EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().triesLeft.authentication!).toBe(wrongAnswers);
+    expect(readdirSync(own).filter((f) => f.endsWith(".lock"))).toEqual([]);
+  });
+
+  it("answers 6F 00 while a live process holds the lock, and works again once it lets go (not mute)", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-busy-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-busy", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    // the parent process (vitest's) is alive: a holder that does not let go
+    const stat = readFileSync(`/proc/${process.ppid}/stat`, "utf8");
+    writeFileSync(`${p}.lock`, `${process.ppid} ${stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]}`, { mode: 0o600 });
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
+    expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().triesLeft.authentication).toBe(3);
+    rmSync(`${p}.lock`);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
+  });
+
+  it("takes over the lock a killed process left (a dead pid, or our own pid from an earlier run)", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-lock-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-lock", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    for (const leftover of ["2147483646 1", `${process.pid} 1`]) {
+      writeFileSync(`${p}.lock`, leftover, { mode: 0o600 });
+      expect(await sw(card, WRONG_AUTH_PIN)).toMatch(/^63C/);
+      expect(readdirSync(own).filter((f) => f.endsWith(".lock"))).toEqual([]);
+    }
   });
 });
 

@@ -10,7 +10,8 @@
  * The session (current DF and EF, PINs verified) lives in memory and is forgotten at power-off and reset;
  * everything else is in a `CardStorage` and written there, durably, before the card answers — so pulling the
  * power during a VERIFY cannot win back a try. Before each VERIFY the retry counters are re-read from storage,
- * so two processes driving the same card file share one counter; the whole state is re-read before every change
+ * under the card file's lock (CardStorage.exclusive) until the new counter is written, so two processes driving
+ * the same card file share one counter and never both count from the same value; the whole state is re-read before every change
  * and on SELECT of an application, so one process never writes back a stale copy over another's write.
  *
  * A card with no power turned on powers itself on at the first command, as a contactless card entering a
@@ -133,6 +134,11 @@ class Core {
     this.verified.clear();
   }
 
+  /** Runs a refresh-decide-commit with no other process writing this card in between (see CardStorage.exclusive). */
+  exclusive<T>(fn: () => T): T {
+    return this.storage.exclusive ? this.storage.exclusive(fn) : fn();
+  }
+
   /** Writes the new state durably, then adopts it. */
   commit(next: CardState): void {
     this.storage.save(next);
@@ -246,11 +252,13 @@ const updateBinary: Handler = (core, apdu) => {
   if (typeof cur === "number") return sw(cur);
   const ac = checkAccess(cur.ef.update, core.verified);
   if (ac !== SW.OK) return sw(ac);
-  core.refresh();
-  const w = writeSlice(core.file(cur.df, cur.ef.fid), (apdu.p1 << 8) | apdu.p2, apdu.dataView(), cur.ef.maxSize);
-  if (!w.content) return sw(w.sw);
-  core.commit(core.withFile(cur.df, cur.ef.fid, w.content));
-  return sw(SW.OK);
+  return core.exclusive(() => {
+    core.refresh();
+    const w = writeSlice(core.file(cur.df, cur.ef.fid), (apdu.p1 << 8) | apdu.p2, apdu.dataView(), cur.ef.maxSize);
+    if (!w.content) return sw(w.sw);
+    core.commit(core.withFile(cur.df, cur.ef.fid, w.content));
+    return sw(SW.OK);
+  });
 };
 
 /** The current PIN EF for VERIFY and CHANGE REFERENCE DATA. */
@@ -265,17 +273,20 @@ const verify: Handler = (core, apdu) => {
   if (apdu.p1 !== 0x00 || apdu.p2 !== 0x80) return sw(SW.WRONG_P1P2);
   const id = currentPin(core);
   if (typeof id === "number") return sw(id);
-  // Another process may have used a try on this card since we loaded it.
-  core.refresh();
-  const rec = core.state.pins[id];
-  if (!rec) return sw(SW.REFERENCE_DATA_NOT_USABLE);
-  if (apdu.nc === 0) return sw(triesStatus(rec));
-  const attempt = attemptPin(id, rec, apdu.dataView());
-  // Persisted before the answer; if the write fails the card goes mute (see #process), so no try is won back.
-  core.verified.delete(id);
-  if (attempt.record !== rec) core.commit(core.withPin(id, attempt.record));
-  if (attempt.verified) core.verified.add(id);
-  return sw(attempt.sw);
+  // Another process may have used a try on this card since we loaded it; under the card's lock, so none uses
+  // one between our read of the counter and our write of it.
+  return core.exclusive(() => {
+    core.refresh();
+    const rec = core.state.pins[id];
+    if (!rec) return sw(SW.REFERENCE_DATA_NOT_USABLE);
+    if (apdu.nc === 0) return sw(triesStatus(rec));
+    const attempt = attemptPin(id, rec, apdu.dataView());
+    // Persisted before the answer; if the write fails the card goes mute (see #process), so no try is won back.
+    core.verified.delete(id);
+    if (attempt.record !== rec) core.commit(core.withPin(id, attempt.record));
+    if (attempt.verified) core.verified.add(id);
+    return sw(attempt.sw);
+  });
 };
 
 const changeReferenceData: Handler = (core, apdu) => {
@@ -287,8 +298,10 @@ const changeReferenceData: Handler = (core, apdu) => {
   if (!core.verified.has(id)) return sw(SW.SECURITY_NOT_SATISFIED);
   const pin = Buffer.from(apdu.dataView()).toString("latin1");
   if (!pinFormatOk(id, pin)) return sw(SW.WRONG_DATA);
-  core.refresh();
-  core.commit(core.withPin(id, newPinRecord(id, pin)));
+  core.exclusive(() => {
+    core.refresh();
+    core.commit(core.withPin(id, newPinRecord(id, pin)));
+  });
   return sw(SW.OK);
 };
 
@@ -388,7 +401,10 @@ export class EmulatedCard implements CardTerminal {
       if (!handler) return encodeResponse(new Uint8Array(0), SW.INS_NOT_SUPPORTED);
       const a = handler(core, apdu);
       return encodeResponse(a.data ?? new Uint8Array(0), a.sw);
-    } catch {
+    } catch (e) {
+      // Another process held the card file's lock for the whole wait: nothing was read or written, so this
+      // command simply failed; the card stays usable (jpki card serve must not go mute for good over it).
+      if (e instanceof JpkiError && e.code === "ERR_WORKSPACE_LOCKED") return encodeResponse(new Uint8Array(0), SW.NO_DIAGNOSIS);
       // A fault (storage unwritable, state unreadable, a bug): like a chip whose EEPROM write failed, the card
       // answers 6F 00 to everything from now on. Carrying on could answer from state that was never persisted
       // — and re-reading storage at the next VERIFY would then hand back a try the failed write lost.
@@ -440,18 +456,26 @@ export class EmulatedCard implements CardTerminal {
       generateKeyPair("rsa", { modulusLength: KEY_BITS, publicExponent: 0x10001 }, (err, _pub, pk) => (err ? reject(err) : resolve(pk))),
     );
     const core = this.#core;
-    core.refresh(); // the key generation took a while: start from what is stored now
-    const slot = (Object.keys(CERTIFICATE_SLOTS) as CertificateSlot[]).find((s) => CERTIFICATE_SLOTS[s].key === key)!;
-    const pkcs8 = priv.export({ type: "pkcs8", format: "der" }).toString("base64");
-    let next: CardState = { ...core.state, keys: { ...core.state.keys, [key]: pkcs8 } };
-    next = this.#withCertificate(next, slot, undefined);
-    core.commit(next);
-    core.keys.set(key, priv);
+    core.exclusive(() => {
+      core.refresh(); // the key generation took a while: start from what is stored now
+      const slot = (Object.keys(CERTIFICATE_SLOTS) as CertificateSlot[]).find((s) => CERTIFICATE_SLOTS[s].key === key)!;
+      const pkcs8 = priv.export({ type: "pkcs8", format: "der" }).toString("base64");
+      let next: CardState = { ...core.state, keys: { ...core.state.keys, [key]: pkcs8 } };
+      next = this.#withCertificate(next, slot, undefined);
+      core.commit(next);
+      core.keys.set(key, priv);
+    });
     return createPublicKey(priv).export({ type: "spki", format: "der" });
   }
 
   /** Writes a certificate EF (and EF 0008); a certificate for a card key must certify that key. */
   writeCertificate(adminKey: Uint8Array, slot: CertificateSlot, der: Uint8Array): void {
+    // Under the card's lock from the refresh to the commit: a VERIFY in another process between the two would
+    // otherwise have its used-up try written back over.
+    this.#core.exclusive(() => this.#writeCertificate(adminKey, slot, der));
+  }
+
+  #writeCertificate(adminKey: Uint8Array, slot: CertificateSlot, der: Uint8Array): void {
     this.#admin(adminKey);
     const s = CERTIFICATE_SLOTS[slot];
     if (der.length > 4096) throw new JpkiError("ERR_CARD_CERT_MISMATCH", "a certificate for the card is at most 4096 bytes");
@@ -485,6 +509,10 @@ export class EmulatedCard implements CardTerminal {
 
   /** Writes a municipal application's EF (not JPKI's: certificates go through `writeCertificate`). */
   writeApplicationFile(adminKey: Uint8Array, p: { readonly application: "library"; readonly fid: number; readonly data: Uint8Array }): void {
+    this.#core.exclusive(() => this.#writeApplicationFile(adminKey, p));
+  }
+
+  #writeApplicationFile(adminKey: Uint8Array, p: { readonly application: "library"; readonly fid: number; readonly data: Uint8Array }): void {
     this.#admin(adminKey);
     const df = CARD_APPLICATIONS.find((d) => d.name === p.application && d !== JPKI_DF);
     const ef = df ? findEf(df, p.fid) : undefined;
@@ -495,10 +523,12 @@ export class EmulatedCard implements CardTerminal {
 
   /** Sets a new PIN with a full counter: unblocking (or first setting) at the counter. */
   unblockPin(adminKey: Uint8Array, pin: PinId, newPin: string): void {
-    this.#admin(adminKey);
-    if (!PIN_POLICIES[pin]) throw new JpkiError("ERR_USAGE", `no PIN called ${String(pin)}`);
     const core = this.#core;
-    core.commit(core.withPin(pin, newPinRecord(pin, newPin)));
+    core.exclusive(() => {
+      this.#admin(adminKey);
+      if (!PIN_POLICIES[pin]) throw new JpkiError("ERR_USAGE", `no PIN called ${String(pin)}`);
+      core.commit(core.withPin(pin, newPinRecord(pin, newPin)));
+    });
     core.verified.delete(pin);
   }
 }

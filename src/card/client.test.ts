@@ -63,6 +63,14 @@ describe("JpkiCardClient", () => {
     await expect(client.verifyPin("authentication", "0000")).rejects.toMatchObject({ code: "ERR_CARD_PIN_BLOCKED" });
     expect(await client.triesLeft("authentication")).toBe(0);
   });
+
+  it("refuses a PIN that breaks its rule before the card sees it: a typo in lowercase costs no try", async () => {
+    const client = new JpkiCardClient(fresh());
+    await expect(client.verifyPin("signature", "sigpin2026")).rejects.toMatchObject({ code: "ERR_CARD_PIN_FORMAT" });
+    await expect(client.verifyPin("authentication", "43210")).rejects.toMatchObject({ code: "ERR_CARD_PIN_FORMAT" });
+    expect(await client.triesLeft("signature")).toBe(5);
+    expect(await client.triesLeft("authentication")).toBe(3);
+  });
 });
 
 describe("openCardSigner", () => {

@@ -9,6 +9,7 @@ import { JpkiError } from "../errors.js";
 import { SHA256_WITH_RSA, type Signer } from "../pki/signer.js";
 import { CommandApdu, parseResponse, type CommandApduParams, type ResponseApdu } from "./apdu.js";
 import { CERTIFICATE_SLOTS, digestInfo, JPKI_AID, JPKI_EF, tokenLabelOf, type CertificateSlot } from "./jpki-app.js";
+import { checkPinFormat } from "./pin.js";
 import { describeSw, SW, triesLeftOf } from "./status-words.js";
 import type { CardTerminal } from "./terminal.js";
 
@@ -105,6 +106,9 @@ export class JpkiCardClient {
 
   /** VERIFY a PIN: ERR_CARD_PIN_WRONG with the tries left, ERR_CARD_PIN_BLOCKED when blocked. */
   async verifyPin(pin: JpkiPin, value: string): Promise<void> {
+    // The card counts a malformed PIN as a wrong one (it must not tell format from value); the host knows the
+    // rule, so a typo (lowercase, a fifth digit) is refused here instead of costing one of the resident's tries.
+    checkPinFormat(pin, value);
     await this.selectJpki();
     await this.selectEf(PIN_EF[pin]);
     const r = await this.send({ cla: 0x00, ins: 0x20, p1: 0x00, p2: 0x80, data: Buffer.from(value, "latin1") });

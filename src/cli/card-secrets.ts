@@ -3,7 +3,7 @@
  * (PINs, the municipality's administrative key) read from the environment, a file or standard input — never from
  * the command line, where `ps` shows them to every user of the machine — and never printed.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { dirname } from "node:path";
 import { checkInputFile, JpkiError, library } from "./lib.js";
@@ -55,5 +55,11 @@ export async function readAdminKeyFile(path: string, create: boolean): Promise<B
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     writeFileAtomic(path, randomBytes(32).toString("hex") + "\n", 0o600);
   }
-  return adminKeyFrom(readFileSync(checkInputFile(path, "administrative key file")), path);
+  const file = checkInputFile(path, "administrative key file");
+  // Like the chip secret (and ssh's keys): a key others can read opens every card of the municipality for them.
+  const st = statSync(file);
+  if (!st.isFile() || (st.mode & 0o077) !== 0) {
+    throw new JpkiError("ERR_CARD_ADMIN_KEY_UNSAFE", `the administrative key ${path} must be a regular file readable by its owner only (chmod 600)`);
+  }
+  return adminKeyFrom(readFileSync(file), path);
 }

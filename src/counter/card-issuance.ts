@@ -115,6 +115,31 @@ export interface RenewCardParams extends CounterCardContext {
   readonly type?: CertificateType;
 }
 
+/** The resident the certificates of the card's keys were issued to (as the CA side knows them now), if any. */
+async function cardResident(card: EmulatedCard, cardId: string, store: Store): Promise<{ residentCode: string; serials: string[] } | undefined> {
+  let residentCode: string | undefined;
+  const serials: string[] = [];
+  for (const type of ["signature", "authentication"] as const) {
+    const spki = card.publicKey(SLOTS[type].key);
+    if (!spki) continue;
+    const row = await store.getCertificateByApplication(applicationId(cardId, type, spki));
+    if (!row) continue;
+    residentCode ??= row.residentCode;
+    serials.push(row.serial);
+  }
+  return residentCode === undefined ? undefined : { residentCode, serials };
+}
+
+/**
+ * A resident-code change (住民票コード変更) relinks the registry side's issuance information at once, the CA side's
+ * certificates only when its notice is ingested: between the two the card's certificates are registered under
+ * the new code while the CA still files them under the old one. That is the same resident.
+ */
+async function followsCodeChange(store: Store, serials: readonly string[], residentCode: string): Promise<boolean> {
+  const registered = await store.registeredIssuances(residentCode);
+  return registered.some((r) => serials.includes(r.serial));
+}
+
 /**
  * `jpki card renew`: a new key pair on the card and a new certificate for it, written over the old one. The old
  * certificate of that type, if still good, is revoked as superseded by the issuance itself (ca/issuance.ts). A rerun
@@ -123,6 +148,12 @@ export interface RenewCardParams extends CounterCardContext {
 export async function renewCardCertificate(p: RenewCardParams): Promise<IssuedCertificate> {
   const info = p.card.info();
   const type = p.type ?? "signature";
+  // Before a new key replaces the old one: renewing for someone else would wipe the holder's key and put another
+  // resident's certificate (and four items) on this card. The certificates of the card's keys say whose it is.
+  const owner = await cardResident(p.card, info.cardId, p.store);
+  if (owner !== undefined && owner.residentCode !== p.residentCode && !(await followsCodeChange(p.store, owner.serials, p.residentCode))) {
+    throw new JpkiError("ERR_CARD_RESIDENT_MISMATCH", `card ${info.cardId} was issued to another resident than ${p.residentCode}: renew a card only for its holder`);
+  }
   // A key without its certificate is a renewal cut short after the key was made (a new key removes the old
   // certificate): certify that key, so a rerun after a crash issues nothing twice.
   return certifyCardKey(p.card, info.cardId, p.residentCode, type, p, info.certificates[SLOTS[type].cert]);

@@ -12,8 +12,10 @@ import { IssuanceService } from "../../src/ca/issuance.js";
 import { EmulatedCard } from "../../src/card/card.js";
 import { fileCardStorage } from "../../src/card/card-state.js";
 import { JpkiCardClient } from "../../src/card/client.js";
-import { issueCard } from "../../src/counter/card-issuance.js";
+import { issueCard, renewCardCertificate } from "../../src/counter/card-issuance.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
+import { changeResidentCode } from "../../src/registry/counter.js";
+import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { cli, openWorkspace, sh, tempDir, writeJsonl } from "./helpers.js";
 
 let dir: string;
@@ -61,6 +63,8 @@ describe("jpki card issue / sign / renew", () => {
     writeFileSync(doc, "転居届の電子申請\n");
     const s = await cli(["--workspace", ws, "card", "sign", "--card", card, doc, "-o", join(dir, "application.p7s")], { cwd: dir, env });
     expect(s.code, s.stderr).toBe(0);
+    // The signature carries the signer's certificate, four items and all: not for other users of the machine.
+    expect(statSync(join(dir, "application.p7s")).mode & 0o077).toBe(0);
     writeFileSync(join(dir, "ca.pem"), caPem);
     const v = sh("openssl", ["cms", "-verify", "-inform", "DER", "-in", join(dir, "application.p7s"), "-CAfile", join(dir, "ca.pem"), "-purpose", "any", "-out", join(dir, "content.out")]);
     expect(v.out).toContain("Verification successful");
@@ -132,6 +136,26 @@ describe("jpki card issue / sign / renew", () => {
       expect(done.signature.serial).toBe(first);
       expect(done.signature.superseded).toEqual([]);
       expect(done.card.info().certificates).toEqual({ signature: true, signatureCa: true, authentication: true, authenticationCa: true });
+    } finally {
+      await wsp.close();
+    }
+  });
+  it("refuses to renew a card for a resident other than its holder, leaving the holder's key and certificate", async () => {
+    // Bob's card from the test above: a clerk types Alice's resident code by mistake (or on purpose).
+    const wsp = await openWorkspace(ws);
+    try {
+      const issuance = new IssuanceService({ store: wsp.store, config: wsp.config, clock: wsp.clock, passphrase: "correct horse" });
+      const card = EmulatedCard.open(fileCardStorage(join(dir, "bob.card"), { chipKeyFile: env.JPKI_CARD_CHIP_KEY_FILE! }));
+      const before = card.publicKey("signature");
+      await expect(renewCardCertificate({ card, issuance, store: wsp.store, adminKey: Buffer.alloc(32, 7), residentCode: resident.residentCode })).rejects.toMatchObject({ code: "ERR_CARD_RESIDENT_MISMATCH" });
+      expect(card.publicKey("signature")!.equals(before!)).toBe(true);
+      expect(card.info().certificates.signature).toBe(true);
+      expect(await wsp.store.findCertificates({ residentCode: resident.residentCode, type: "signature", status: "valid" })).toHaveLength(1);
+      // Bob's resident code changes at the counter (the notice not yet ingested by the CA side): still Bob's card.
+      const newCode = makeResidentCode(other.residentCode.slice(0, 9) === "999999999" ? "8888888888" : "9999999999");
+      await changeResidentCode(wsp.store, other.residentCode, newCode, { now: wsp.clock.now() });
+      const renewed = await renewCardCertificate({ card, issuance, store: wsp.store, adminKey: Buffer.alloc(32, 7), residentCode: newCode });
+      expect(renewed.residentCode).toBe(newCode);
     } finally {
       await wsp.close();
     }

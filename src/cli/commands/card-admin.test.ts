@@ -1,5 +1,5 @@
 /** `jpki card info` and `jpki card unblock`, driven in-process on a card file. */
-import { mkdtempSync } from "node:fs";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -82,6 +82,18 @@ describe("jpki card", () => {
     await card.transmit(hex("00 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01"));
     await card.transmit(hex("00 A4 02 0C 02 00 18"));
     expect(parseResponse(await card.transmit(hex("00 20 00 80 04 31 33 35 37")))!.sw).toBe(0x9000);
+  });
+
+  it("unblock refuses an administrative key file other users can read, and changes nothing", async () => {
+    const loose = join(dir, "loose-admin.key");
+    writeFileSync(loose, ADMIN.toString("hex") + "\n", { mode: 0o644 });
+    chmodSync(loose, 0o644);
+    const r = await jpki(["card", "unblock", "--card", "card-0001.card", "--pin", "authentication", "--admin-key-file", loose], { env: { JPKI_CARD_NEW_PIN: "2468" } });
+    expect(r.code).toBe(18);
+    expect(r.stderr).toContain("ERR_CARD_ADMIN_KEY_UNSAFE");
+    chmodSync(loose, 0o600);
+    const ok = await jpki(["card", "unblock", "--card", "card-0001.card", "--pin", "authentication", "--admin-key-file", loose], { env: { JPKI_CARD_NEW_PIN: "2468" } });
+    expect(ok.code, ok.stderr).toBe(0);
   });
 
   it("unblock also reads the secrets from the environment", async () => {

@@ -159,7 +159,8 @@ Check the signature with OpenSSL (the CA certificate is on the card, EF 0002, an
         const signer = await lib.openCardSigner({ terminal: card, key: "signature", pin });
         const content = readFileSync(input);
         const cms = await lib.signApplication({ content, certificate: signer.certificate, signer, signingTime: new Date() });
-        lib.writeFileAtomic(out, o.pem ? lib.toPem(cms, "CMS") : cms, 0o644);
+        // Owner-only: the CMS carries the signature certificate, i.e. the resident's four items, and the document.
+        lib.writeFileAtomic(out, o.pem ? lib.toPem(cms, "CMS") : cms, 0o600);
         ctx.out.result({ out, bytes: cms.length }, () => `signed ${input} with card ${card.info().cardId}: ${out}`);
       } finally {
         card.powerOff();
