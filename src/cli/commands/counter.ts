@@ -217,7 +217,8 @@ Example:
       const out: CounterProcedure[] = [];
       // Lines that do not parse are refused before anything changes: a day's batch is read whole first.
       for await (const item of readRecords(source, { format: "jsonl" })) {
-        if ("error" in item) throw new JpkiError(item.error.code, `line ${item.line}: ${item.error.message}`);
+        // readRecords' messages already name their line.
+        if ("error" in item) throw new JpkiError(item.error.code, item.error.message.startsWith(`line ${item.line}`) ? item.error.message : `line ${item.line}: ${item.error.message}`);
         try {
           out.push(parseProcedure({ ...item.value, ...(o.date && item.value["effectiveDate"] === undefined ? { effectiveDate: o.date } : {}) }));
         } catch (e) {

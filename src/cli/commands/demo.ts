@@ -134,7 +134,7 @@ export function makeDemoCommand(io: Io): Command {
         });
         card.powerOff();
         const applicationPath = join(dir, "application.p7s");
-        writeFileAtomic(applicationPath, application, 0o644);
+        writeFileAtomic(applicationPath, application); // owner-only: the signer's certificate carries the four items
         const moverCaDer = (await getCaRecord(ws, moverCert.caId)).certificateDer;
         const crlBefore = readFileSync(crls.find((c) => c.caId === moverCert.caId)!.derPath);
         const accepted = verifySignedData({ signature: application, trustAnchors: [moverCaDer], crls: [crlBefore], revocation: "hard-fail", purpose: "signature" });
