@@ -153,6 +153,21 @@ describe("two processes on one card file", () => {
   });
 });
 
+describe("two counters issuing onto one card file at once", () => {
+  it("the second is refused under the lock instead of replacing the first one's card", () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-create-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    const real = fileCardStorage(p, { chipKeyFile: key, createChipKey: true });
+    // The second counter looked before the first one wrote: its unlocked check saw no card.
+    let looked = false;
+    const late: CardStorage = { ...real, where: real.where, exists: () => (looked ? real.exists() : ((looked = true), false)), load: () => real.load(), save: (st) => real.save(st), ...(real.exclusive ? { exclusive: real.exclusive } : {}) };
+    EmulatedCard.create({ storage: real, cardId: "first", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    expect(errorCodeOf(() => EmulatedCard.create({ storage: late, cardId: "second", adminKey: ADMIN, signaturePin: "OTHER2026", authenticationPin: "9999" }))).toBe("ERR_CARD_EXISTS");
+    expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().cardId).toBe("first");
+  });
+});
+
 describe("two VERIFYs at once on one card file", () => {
   it("never both count from the same retry counter: every wrong answer costs a try", async () => {
     const own = mkdtempSync(join(tmpdir(), "jpki-card-race-"));

@@ -354,7 +354,14 @@ export class EmulatedCard implements CardTerminal {
       [fileKey(JPKI_DF, JPKI_EF.certificatesPresent)]: Buffer.from(certificatesPresent(new Set())).toString("base64"),
     };
     const state: CardState = { v: 1, cardId: p.cardId, admin: adminRecord(p.adminKey), pins, keys: {}, files };
-    p.storage.save(state);
+    // Checked again under the card file's lock: of two counters issuing onto one path at once, the second is
+    // refused instead of replacing the first one's card.
+    const create = () => {
+      if (p.storage.exists()) throw new JpkiError("ERR_CARD_EXISTS", `a card already exists at ${p.storage.where}`);
+      p.storage.save(state);
+    };
+    if (p.storage.exclusive) p.storage.exclusive(create);
+    else create();
     return new EmulatedCard(new Core(p.storage, state));
   }
 
