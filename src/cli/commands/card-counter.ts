@@ -56,7 +56,8 @@ export function makeCardIssueCommand(io: Io): Command {
 Without --pins-stdin the PINs come from JPKI_CARD_SIGNATURE_PIN and JPKI_CARD_AUTH_PIN; never from the command line.
 The card's state file is encrypted under this installation's chip secret (JPKI_CARD_CHIP_KEY_FILE, default
 $XDG_CONFIG_HOME/jpki/card-chip.key): copying the card file alone copies no usable key. Run the same command again
-after an interruption and it finishes the card without issuing anything twice.
+after an interruption and it finishes the card without issuing anything twice (the card keeps the PINs set by the
+first run; the counter changes them with 'jpki card unblock').
 
 Example:
   printf 'ABC123\\n1234\\n' | jpki card issue --resident 12345678906 --card alice.card --pins-stdin
@@ -83,7 +84,7 @@ ${CARD_ENV_HELP}`,
         });
         ctx.out.result({ card: cardPath, cardId: r.cardId, resumed: r.resumed, signature: certSummary(r.signature), authentication: certSummary(r.authentication) }, () =>
           [
-            `card ${r.cardId} written to ${cardPath}${r.resumed ? " (an interrupted issuance finished)" : ""}`,
+            `card ${r.cardId} written to ${cardPath}${r.resumed ? " (an interrupted issuance finished: the PINs are those set by the first run)" : ""}`,
             `signature certificate      serial ${r.signature.serial}  CA ${r.signature.caId}  valid until ${r.signature.notAfter.toISOString()}`,
             `authentication certificate serial ${r.authentication.serial}  CA ${r.authentication.caId}  valid until ${r.authentication.notAfter.toISOString()}`,
           ].join("\n"),
