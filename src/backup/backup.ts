@@ -10,8 +10,11 @@
  *   workspace/config.json    the workspace's configuration
  *   workspace/ca/…           CA certificates as published
  *   workspace/crl/…, arl/…   the published CRL tree: current files, history links, PEM copies
- * Issued certificates written by the CLI (certs/) and rejected input records (rejects/) are not backed up: the
- * store holds every certificate, and rejects are the inputs' business.
+ *   workspace/bridge/…       the Bridge CA (ca/bridge.ts), when there is one: its encrypted key, its state (ARL
+ *                            numbering, cross-certificates) and its exported certificates
+ * Issued certificates written by the CLI (certs/), rejected input records (rejects/) and the counter's notice
+ * spool (spool/) are not backed up: the store holds every certificate, rejects are the inputs' business, and
+ * spooled notices describe registry changes made after whatever backup is restored (they stay in the workspace).
  *
  * Order: the store's snapshot first, then the files. A CRL published in between is in the files and not in the
  * store; never the reverse (a store that names a file the backup lacks). A restore then counts the files' CRL
@@ -34,7 +37,7 @@ import { BACKUP_FORMAT, MANIFEST_NAME, hashFile, type BackupManifest, type Manif
 
 export const STORE_FILES = { sqlite: "store/jpki.db", postgres: "store/jpki.pgdump" } as const;
 /** The workspace files a backup holds, relative to the workspace root: config.json and these trees. */
-export const BACKED_UP_TREES = ["ca", "crl", "arl"] as const;
+export const BACKED_UP_TREES = ["ca", "crl", "arl", "bridge"] as const;
 
 export interface BackupProgress {
   readonly phase: "store" | "files" | "manifest";

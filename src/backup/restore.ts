@@ -10,10 +10,11 @@
  * 3. The CRL numbers in the files the target still publishes are read before they are moved away.
  * 4. The backup's files are staged inside the workspace root (`.restore-<pid>-<random>`); a SQLite store is
  *    staged there too and its CRL numbering moved on (crl-numbers.ts) before it is put in place, so no process
- *    can ever see the restored store with its old numbering. A PostgreSQL dump is restored with pg_restore in
+ *    can ever see the restored store with its old numbering; the Bridge CA's ARL numbering, kept in
+ *    bridge/state.json, moves the same way. A PostgreSQL dump is restored with pg_restore in
  *    one transaction, then its numbering moved on at once.
  * 5. The restore is recorded in the restored store's audit log ({@link recordRestore}, the one place).
- * 6. The target's previous config.json, store file, ca/, crl/ and arl/ move to `before-restore-<UTC time>/` in
+ * 6. The target's previous config.json, store file, ca/, crl/, arl/ and bridge/ move to `before-restore-<UTC time>/` in
  *    the root (nothing is deleted: the newer CRLs there list revocations the restored store has lost), and the
  *    staged ones take their place.
  *
@@ -32,10 +33,12 @@
  *   the README as a limitation.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { JpkiError } from "../errors.js";
 import { systemClock, type Clock } from "../pki/clock.js";
+import { BRIDGE_ID } from "../ca/bridge-id.js";
+import { writeFileAtomic } from "../store/files.js";
 import { syncDir } from "../store/staging.js";
 import type { Store } from "../store/types.js";
 import { workspacePaths } from "../workspace/workspace.js";
@@ -105,7 +108,11 @@ export interface RestoreAuditEvent {
  * moved on and before it is put in place (SQLite) or used (PostgreSQL), so the record is part of what is restored.
  */
 export async function recordRestore(store: Store, event: RestoreAuditEvent): Promise<void> {
-  // LEAD: wire the audit log here once branch `audit` is on main: `await store.appendAudit(…event…)`.
+  // LEAD: wire the audit log here once branch `audit` (Store.appendAudit) is on main — replace the two `void`
+  // lines with:
+  //   await store.appendAudit({ action: "store.restore", subject: "", detail: { source: event.source, takenAt: event.takenAt,
+  //     crlGap: event.crlGap, crlNumbers: event.crlNumbers.map((c) => ({ ca: c.caId, highestKnown: c.highestKnown, next: c.next })) } });
+  // (Its skipCrlNumbers calls, a store write, may append their own records too, as every write method does there.)
   void store;
   void event;
 }
@@ -177,6 +184,21 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       if (v > (atBackup.get(c.caId) ?? -1n)) atBackup.set(c.caId, v);
     }
 
+    // The Bridge CA numbers its ARL in its own state file, not the store (ca/bridge.ts): moved the same way.
+    let bridge: RestoredCrlNumbering | undefined;
+    const bridgeState = join(stage, "ws", "bridge", "state.json");
+    if (existsSync(bridgeState)) {
+      const state = JSON.parse(readFileSync(bridgeState, "utf8")) as { arlNumber?: unknown };
+      if (typeof state.arlNumber !== "string" || !/^\d+$/.test(state.arlNumber)) {
+        throw new JpkiError("ERR_BACKUP_CORRUPT", `workspace/bridge/state.json in the backup ${source} has no ARL number: nothing was restored`, { details: { file: "workspace/bridge/state.json" } });
+      }
+      const atBackupArl = BigInt(state.arlNumber);
+      const highest = [atBackupArl, stagedNumbers.highest.get(BRIDGE_ID), targetNumbers.highest.get(BRIDGE_ID)].reduce<bigint>((m, v) => (v !== undefined && v > m ? v : m), 0n);
+      // arlNumber is the last number reserved: the next ARL takes arlNumber + 1
+      writeFileAtomic(bridgeState, `${JSON.stringify({ ...state, arlNumber: (highest + gap).toString() }, null, 1)}\n`);
+      bridge = { caId: BRIDGE_ID, highestAtBackup: atBackupArl.toString(), highestKnown: highest.toString(), next: (highest + gap + 1n).toString() };
+    }
+
     opts.onProgress?.({ phase: "store" });
     let store: Store;
     if (pg) {
@@ -198,6 +220,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
         const moved = await store.skipCrlNumbers(ca.id, highest + gap + 1n, restoredAt);
         crlNumbers.push({ caId: ca.id, highestAtBackup: atBackup.get(ca.id)?.toString(), highestKnown: highest.toString(), next: moved.next.toString() });
       }
+      if (bridge) crlNumbers.push(bridge);
       await recordRestore(store, { action: "restore", at: restoredAt, source, takenAt: manifest.takenAt, crlGap: gap.toString(), crlNumbers });
     } finally {
       await store.close();
@@ -219,7 +242,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     }
     for (const d of ["ca", "crl", "arl", "certs", "rejects"]) ownerDir(join(paths.root, d));
     syncDir(paths.root);
-    const unknownCas = [...new Set([...targetNumbers.highest.keys(), ...stagedNumbers.highest.keys()])].filter((id) => !known.has(id)).sort();
+    const unknownCas = [...new Set([...targetNumbers.highest.keys(), ...stagedNumbers.highest.keys()])].filter((id) => !known.has(id) && !(id === BRIDGE_ID && bridge)).sort();
     return {
       source,
       workspace: paths.root,

@@ -180,11 +180,21 @@ describe("jpki restore refuses a backup that fails its manifest", () => {
 
 describe("restoring an old backup never reuses a CRL number", () => {
   it("after more CRLs were published, the next crl generate publishes a higher number than any before, and openssl verifies it", async () => {
+    // the Bridge CA numbers its ARL in bridge/state.json, outside the store: it must move too
+    const bridge = async () => {
+      const b = await cli(["-w", ws, "ca", "bridge"], { cwd: dir });
+      expect(b.code, b.stderr).toBe(0);
+    };
+    await bridge();
     const old = join(dir, "old");
     expect((await cli(["-w", ws, "backup", old], { cwd: dir })).code).toBe(0);
     // more CRLs after the backup: full, partitions and ARLs, every scope numbering from the CA's sequence
     for (let i = 0; i < 3; i++) await generate(ws, ["--partitions", "all"]);
+    await bridge();
+    await bridge();
     const before = highestPublished(ws);
+    const bridgeBefore = opensslCrlNumber(join(ws, "arl", "bridge.crl"));
+    expect(bridgeBefore).toBeGreaterThanOrEqual(3n);
 
     // a live workspace is not replaced without --force
     const refused = await cli(["-w", ws, "restore", old], { cwd: dir });
@@ -207,6 +217,9 @@ describe("restoring an old backup never reuses a CRL number", () => {
     const ok = verifyWithCrl(ws, cert);
     expect(ok.status, ok.out).toBe(0);
     expect(verifyWithCrl(ws, revokedCert).out).toMatch(/error 23 at 0 depth lookup: certificate revoked/);
+    expect(report.crlNumbers.find((c: { caId: string }) => c.caId === "bridge")).toMatchObject({ highestKnown: bridgeBefore.toString() });
+    await bridge();
+    expect(opensslCrlNumber(join(ws, "arl", "bridge.crl"))).toBeGreaterThan(bridgeBefore + 1000n);
 
     // restored where no CRL file survived (a new disk): the time gap alone still moves past every number
     const fresh = join(dir, "fresh");
