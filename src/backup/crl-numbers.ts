@@ -21,6 +21,7 @@
  */
 import { lstatSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { CRL_REASON } from "../crl/reason.js";
 import { describeCrl } from "../profile/describe.js";
 
 export const MIN_CRL_GAP = 1000n;
@@ -104,4 +105,42 @@ function pemBody(bytes: Buffer): Buffer {
   const m = /-----BEGIN X509 CRL-----([\s\S]*?)-----END X509 CRL-----/.exec(text);
   if (!m) throw new Error("not a PEM CRL");
   return Buffer.from(m[1]!.replace(/\s+/g, ""), "base64");
+}
+
+/** A revocation a CRL file lists. */
+export interface ListedRevocation {
+  readonly caId: string;
+  readonly serial: string;
+  readonly revokedAt: Date;
+  /** CRLReason code (0 when the entry has none) */
+  readonly reason: number;
+}
+
+/**
+ * The revocations a workspace's current full and delta CRL files list (`crl/<ca>.crl`, `crl/<ca>-delta.crl`:
+ * the partitions list subsets of the full CRL), per CA and serial. Files that do not parse are skipped (their
+ * numbers are reported by {@link publishedCrlNumbers}).
+ */
+export function listedRevocations(root: string): Map<string, ListedRevocation> {
+  const out = new Map<string, ListedRevocation>();
+  let names: string[];
+  try {
+    names = readdirSync(join(root, "crl"));
+  } catch {
+    return out;
+  }
+  for (const n of names.sort()) {
+    if (n.startsWith(".") || !n.endsWith(".crl")) continue;
+    const caId = crlFileCa(["crl", n]);
+    if (caId === undefined) continue;
+    try {
+      for (const e of describeCrl(readFileSync(join(root, "crl", n))).entries) {
+        const code = e.reason === undefined ? 0 : (CRL_REASON as Record<string, number>)[e.reason];
+        out.set(`${caId}/${e.serialNumber}`, { caId, serial: e.serialNumber, revokedAt: new Date(e.revocationDate), reason: code ?? 0 });
+      }
+    } catch {
+      // unreadable: publishedCrlNumbers reports it
+    }
+  }
+  return out;
 }

@@ -13,8 +13,11 @@
  *    can ever see the restored store with its old numbering; the Bridge CA's ARL numbering, kept in
  *    bridge/state.json, moves the same way. A PostgreSQL dump is restored with pg_restore in
  *    one transaction, then its numbering moved on at once.
- * 5. The restore is recorded in the restored store's audit log ({@link recordRestore}, the one place).
- * 6. The target's previous config.json, store file, ca/, crl/, arl/ and bridge/ move to `before-restore-<UTC time>/` in
+ * 5. Revocations the target's previous CRLs list and the backup's do not (made after the backup) are made
+ *    again in the restored store when it has the certificate unrevoked — a restore never un-revokes a
+ *    certificate — and reported when it does not know the certificate (issued after the backup).
+ * 6. The restore is recorded in the restored store's audit log ({@link recordRestore}, the one place).
+ * 7. The target's previous config.json, store file, ca/, crl/, arl/ and bridge/ move to `before-restore-<UTC time>/` in
  *    the root (nothing is deleted: the newer CRLs there list revocations the restored store has lost), and the
  *    staged ones take their place.
  *
@@ -43,7 +46,7 @@ import { syncDir } from "../store/staging.js";
 import type { Store } from "../store/types.js";
 import { workspacePaths } from "../workspace/workspace.js";
 import { BACKED_UP_TREES, STORE_FILES, copyHashed } from "./backup.js";
-import { crlNumberGap, publishedCrlNumbers } from "./crl-numbers.js";
+import { crlNumberGap, listedRevocations, publishedCrlNumbers, type ListedRevocation } from "./crl-numbers.js";
 import { verifyBackup, type BackupManifest } from "./manifest.js";
 
 export interface RestoreProgress {
@@ -89,6 +92,17 @@ export interface RestoreReport {
   readonly unknownCas: readonly string[];
   /** CRL files whose numbers could not be read (the time gap covers them) */
   readonly unreadableCrlFiles: readonly string[];
+  /**
+   * Certificates the target's previous CRLs listed as revoked and the restored store held unrevoked (revoked
+   * after the backup): revoked again, with the date and reason the CRL gave, source "restore". A revocation is
+   * never undone by a restore.
+   */
+  readonly reRevoked: ReadonlyArray<{ readonly caId: string; readonly serial: string; readonly reason: number }>;
+  /**
+   * Serials the target's previous CRLs listed as revoked that the restored store does not know (issued after the
+   * backup): they cannot go on the next CRLs. Their certificates must be dealt with by hand.
+   */
+  readonly revokedUnknown: ReadonlyArray<{ readonly caId: string; readonly serial: string }>;
   /** where the target's previous files went, when it had any */
   readonly previous: string | undefined;
 }
@@ -101,6 +115,8 @@ export interface RestoreAuditEvent {
   readonly takenAt: string;
   readonly crlGap: string;
   readonly crlNumbers: readonly RestoredCrlNumbering[];
+  readonly reRevoked: RestoreReport["reRevoked"];
+  readonly revokedUnknown: RestoreReport["revokedUnknown"];
 }
 
 /**
@@ -155,6 +171,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
 
   // Read before anything moves: what the target published last may be newer than anything in the backup.
   const targetNumbers = publishedCrlNumbers(paths.root);
+  const targetRevocations = listedRevocations(paths.root);
   ownerDir(paths.root);
   const stage = join(paths.root, `.restore-${process.pid}-${randomBytes(4).toString("hex")}`);
   ownerDir(stage);
@@ -174,6 +191,9 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       throw new JpkiError("ERR_BACKUP_CORRUPT", `the backup ${source} holds no workspace/config.json: nothing was restored`, { details: { file: "workspace/config.json" } });
     }
     const stagedNumbers = publishedCrlNumbers(join(stage, "ws"));
+    // Revocations published after the backup: on the target's CRLs, not on the backup's (those the store has).
+    const backupRevocations = listedRevocations(join(stage, "ws"));
+    const newer: ListedRevocation[] = [...targetRevocations].filter(([k]) => !backupRevocations.has(k)).map(([, v]) => v);
 
     const restoredAt = clock.now();
     const computed = crlNumberGap(restoredAt.getTime() - Date.parse(manifest.takenAt));
@@ -210,6 +230,8 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       store = SqliteStore.open(join(stage, "jpki.db"), { create: false });
     }
     const crlNumbers: RestoredCrlNumbering[] = [];
+    const reRevoked: Array<{ caId: string; serial: string; reason: number }> = [];
+    const revokedUnknown: Array<{ caId: string; serial: string }> = [];
     let known: Set<string>;
     try {
       opts.onProgress?.({ phase: "numbers" });
@@ -221,7 +243,15 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
         crlNumbers.push({ caId: ca.id, highestAtBackup: atBackup.get(ca.id)?.toString(), highestKnown: highest.toString(), next: moved.next.toString() });
       }
       if (bridge) crlNumbers.push(bridge);
-      await recordRestore(store, { action: "restore", at: restoredAt, source, takenAt: manifest.takenAt, crlGap: gap.toString(), crlNumbers });
+      for (const r of newer) {
+        const cert = known.has(r.caId) ? await store.getCertificate(r.serial) : undefined;
+        if (!cert || cert.caId !== r.caId) revokedUnknown.push({ caId: r.caId, serial: r.serial });
+        else if (!cert.revocation) {
+          await store.revoke({ serial: r.serial, revokedAt: r.revokedAt, reason: r.reason, source: "restore" });
+          reRevoked.push({ caId: r.caId, serial: r.serial, reason: r.reason });
+        }
+      }
+      await recordRestore(store, { action: "restore", at: restoredAt, source, takenAt: manifest.takenAt, crlGap: gap.toString(), crlNumbers, reRevoked, revokedUnknown });
     } finally {
       await store.close();
     }
@@ -252,6 +282,8 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       crlGap: gap.toString(),
       crlNumbers,
       unknownCas,
+      reRevoked,
+      revokedUnknown,
       unreadableCrlFiles: [...targetNumbers.unreadable, ...stagedNumbers.unreadable.map((f) => `(backup) ${f}`)],
       previous,
     };

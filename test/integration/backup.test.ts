@@ -186,8 +186,18 @@ describe("restoring an old backup never reuses a CRL number", () => {
       expect(b.code, b.stderr).toBe(0);
     };
     await bridge();
+    // an authentication certificate issued before the backup and revoked after it, one issued and revoked after it
+    const issueAuth = async (name: string) => {
+      const r = await cli(["-w", ws, "issue", "--resident", people[0]!.residentCode, "--type", "authentication", "--public-key", pub, "-o", join(dir, name), "--json"], { cwd: dir });
+      expect(r.code, r.stderr).toBe(0);
+      return r.json().serial as string;
+    };
+    const lostRevocation = await issueAuth("lost-revocation.pem");
     const old = join(dir, "old");
     expect((await cli(["-w", ws, "backup", old], { cwd: dir })).code).toBe(0);
+    expect((await cli(["-w", ws, "revoke", "--serial", lostRevocation, "--reason", "keyCompromise"], { cwd: dir })).code).toBe(0);
+    const afterBackup = await issueAuth("after-backup.pem"); // supersedes lost-revocation (revoked already)
+    expect((await cli(["-w", ws, "revoke", "--serial", afterBackup, "--reason", "loss"], { cwd: dir })).code).toBe(0);
     // more CRLs after the backup: full, partitions and ARLs, every scope numbering from the CA's sequence
     for (let i = 0; i < 3; i++) await generate(ws, ["--partitions", "all"]);
     await bridge();
@@ -218,6 +228,12 @@ describe("restoring an old backup never reuses a CRL number", () => {
     expect(ok.status, ok.out).toBe(0);
     expect(verifyWithCrl(ws, revokedCert).out).toMatch(/error 23 at 0 depth lookup: certificate revoked/);
     expect(report.crlNumbers.find((c: { caId: string }) => c.caId === "bridge")).toMatchObject({ highestKnown: bridgeBefore.toString() });
+    // a restore never un-revokes: the revocation made after the backup is made again, the unknown serial reported
+    expect(report.reRevoked).toEqual([{ caId: "13-auth", serial: lostRevocation, reason: 1 }]);
+    expect(report.revokedUnknown).toEqual([{ caId: "13-auth", serial: afterBackup }]);
+    await generate(ws, ["--ca", "13-auth"]);
+    const auth = sh("openssl", ["verify", "-crl_check", "-CAfile", join(ws, "ca", "13-auth.pem"), "-CRLfile", join(ws, "crl", "13-auth.crl"), join(dir, "lost-revocation.pem")]);
+    expect(auth.out).toMatch(/error 23 at 0 depth lookup: certificate revoked/);
     await bridge();
     expect(opensslCrlNumber(join(ws, "arl", "bridge.crl"))).toBeGreaterThan(bridgeBefore + 1000n);
 

@@ -35,7 +35,9 @@ function backupSummary(r: BackupReport): string {
 function restoreSummary(r: RestoreReport): string {
   const lines = [`restored ${r.workspace} from ${r.source}`, `  ${r.store} store, backup taken ${r.takenAt}, restored ${r.restoredAt}`];
   for (const c of r.crlNumbers) lines.push(`  ${c.caId}: highest CRL number known #${c.highestKnown} (backup: ${c.highestAtBackup ? `#${c.highestAtBackup}` : "none"}); the next CRL is #${c.next} (gap ${r.crlGap})`);
-  if (r.previous) lines.push(`  the previous files are in ${r.previous}: its CRLs may list revocations made after the backup, which the restored store has lost — revoke those certificates again`);
+  for (const x of r.reRevoked) lines.push(`  revoked again: ${x.caId} ${x.serial} (reason ${x.reason}), revoked after the backup on the previous CRLs`);
+  for (const x of r.revokedUnknown) lines.push(`warning: ${x.caId} ${x.serial} is revoked on the previous CRLs but unknown to the restored store (issued after the backup): it will not be on the next CRLs`);
+  if (r.previous) lines.push(`  the previous files are in ${r.previous}`);
   for (const ca of r.unknownCas) lines.push(`warning: CRLs of ${ca} were published, but the backup has no CA ${ca}: never create a CA with that id again`);
   for (const f of r.unreadableCrlFiles) lines.push(`warning: ${f} looks like a CRL but could not be read (the time gap covers its number)`);
   lines.push("next: restart jpki serve / jpki watch; publish fresh CRLs with: jpki crl generate");
@@ -110,9 +112,10 @@ and verifiers have seen them. Every CA's one numbering (full CRLs, partitions, A
 where "highest known" is the largest of the backup's store, the backup's CRL files and the CRL files the
 target still holds, and the gap is 1000 + 100 per second since the backup was taken (or --crl-gap, if larger).
 
-The target's previous config.json, store file, ca/, crl/ and arl/ are kept in before-restore-<time>/: its CRLs
-may list revocations made after the backup, which the restored store does not have — revoke those again.
-Certificates issued after the backup are not in the restored store either.
+Revocations on the target's previous CRLs that the backup's CRLs lack (made after the backup) are made again
+in the restored store, with their date and reason: a restore never un-revokes a certificate. A revoked serial
+the restored store does not know (issued after the backup) is reported: it cannot be on the next CRLs.
+The target's previous config.json, store file, ca/, crl/, arl/ and bridge/ are kept in before-restore-<time>/.
 
 --json prints the report (per CA: highest number known, the next number).
 
