@@ -125,15 +125,6 @@ export function setPkcs11PinSource(source: Pkcs11PinSource | undefined): void {
   pinSource = source ?? envPin;
 }
 
-/** Whether a token PIN is configured (so a command opening only token CAs needs no passphrase). */
-export function pkcs11PinConfigured(): boolean {
-  try {
-    return Boolean(pinSource());
-  } catch {
-    return false;
-  }
-}
-
 let graphene: typeof Graphene | undefined;
 function lib(): typeof Graphene {
   return (graphene ??= createRequire(import.meta.url)("graphene-pk11") as typeof Graphene);
@@ -143,6 +134,7 @@ const CKR_PIN_INCORRECT = 0xa0;
 const CKR_PIN_LOCKED = 0xa4;
 const CKR_PIN_EXPIRED = 0xa3;
 const CKR_USER_ALREADY_LOGGED_IN = 0x100;
+const CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191;
 
 function ckr(e: unknown): number | undefined {
   const code = (e as { code?: unknown }).code;
@@ -160,7 +152,13 @@ function loadModule(path: string): Graphene.Module {
   if (m) return m;
   try {
     m = lib().Module.load(path);
-    m.initialize();
+    try {
+      m.initialize();
+    } catch (e) {
+      // Another thread of this process (jpki serve's CRL schedule runs on one) initialised the module already:
+      // the library is process-wide and shared, so it is ready for this thread too.
+      if (ckr(e) !== CKR_CRYPTOKI_ALREADY_INITIALIZED) throw e;
+    }
   } catch (e) {
     throw new JpkiError("ERR_PKCS11_MODULE", `cannot load the PKCS#11 module ${path} (${e instanceof Error ? e.message.split("\n")[0] : "error"}): check the path, e.g. /usr/lib/softhsm/libsofthsm2.so`, { cause: e });
   }
