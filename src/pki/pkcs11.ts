@@ -135,6 +135,7 @@ const CKR_PIN_LOCKED = 0xa4;
 const CKR_PIN_EXPIRED = 0xa3;
 const CKR_USER_ALREADY_LOGGED_IN = 0x100;
 const CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191;
+const CKF_OS_LOCKING_OK = 0x2;
 
 function ckr(e: unknown): number | undefined {
   const code = (e as { code?: unknown }).code;
@@ -153,7 +154,9 @@ function loadModule(path: string): Graphene.Module {
   try {
     m = lib().Module.load(path);
     try {
-      m.initialize();
+      // CKF_OS_LOCKING_OK: signatures run on libuv's threads, several sessions at once; without it (pInitArgs
+      // NULL) a library may assume one thread and skip its locks (SoftHSM2 then corrupts its heap under load).
+      m.initialize({ flags: CKF_OS_LOCKING_OK });
     } catch (e) {
       // Another thread of this process (jpki serve's CRL schedule runs on one) initialised the module already:
       // the library is process-wide and shared, so it is ready for this thread too.
