@@ -72,6 +72,13 @@ describe("Pkcs11Signer (SoftHSM2)", () => {
     expect(out.trim()).toBe("Verified OK");
   });
 
+  it("signs many at once over the session pool (more callers than sessions), every signature verifying", async () => {
+    const pub = createPublicKey({ key: signer.spki, format: "der", type: "spki" });
+    const data = Array.from({ length: 200 }, (_, i) => Buffer.from(`certificate ${i}`));
+    const sigs = await Promise.all(data.map((d) => signer.sign(d)));
+    expect(sigs.filter((sig, i) => verify("sha256", data[i]!, pub, sig)).length).toBe(200);
+  });
+
   it("reopens a key from its RFC 7512 URI, and refuses a reference to a key the token does not hold", async () => {
     const uri = signer.uri;
     expect(uri).toMatch(/^pkcs11:token=jpki%20unit;object=ca-13-sig;id=(%[0-9A-F]{2}){16}\?module-path=\/usr\/lib\/softhsm\/libsofthsm2\.so$/);
