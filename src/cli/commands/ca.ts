@@ -258,7 +258,7 @@ Examples:
         ctx.out.result({ workspace: ws.paths.root, rewrapped: res.rewrapped, newPassphrase: newPassphrase !== undefined }, () =>
           res.rewrapped.length
             ? `re-encrypted ${res.rewrapped.length} CA key(s)${newPassphrase !== undefined ? " under the new passphrase" : ""}: ${res.rewrapped.join(", ")}`
-            : "no CAs in this workspace: nothing to re-encrypt",
+            : "no software CA keys in this workspace (none, or all in a PKCS#11 token): nothing to re-encrypt",
         );
       });
     });
