@@ -4,8 +4,9 @@
  * node:crypto, measured in the same run with the same parallelism. Target ratio ≥ 0.8. Run on each backend
  * (bench/backends.ts): the store differs, the baseline is the same measurement taken again in that section.
  */
-import { generateKeyPairSync, sign } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { IssuanceService } from "../src/ca/issuance.js";
@@ -13,7 +14,29 @@ import { initCas } from "../src/ca/manage.js";
 import { prefecture } from "../src/ca/prefectures.js";
 import { generateResidents } from "../src/registry/fixtures.js";
 import { parseResidentRecord } from "../src/registry/resident.js";
+import { setPkcs11PinSource } from "../src/pki/pkcs11.js";
 import { type Backend } from "./backends.js";
+
+const SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so";
+let softHsm: { token: string; dir: string } | null | undefined;
+
+/**
+ * A SoftHSM2 token for this bench process, in a temporary directory (SoftHSM reads SOFTHSM2_CONF once, when the
+ * module loads: one token serves every backend's run). Null when SoftHSM2 is not installed.
+ */
+function benchToken(): { token: string; dir: string } | null {
+  if (softHsm !== undefined) return softHsm;
+  if (!existsSync(SOFTHSM_MODULE) || spawnSync("softhsm2-util", ["--version"]).status !== 0) return (softHsm = null);
+  const dir = mkdtempSync(join(tmpdir(), "jpki-bench-softhsm-"));
+  mkdirSync(join(dir, "tokens"), { mode: 0o700 });
+  writeFileSync(join(dir, "softhsm2.conf"), `directories.tokendir = ${join(dir, "tokens")}\nobjectstore.backend = file\nlog.level = ERROR\n`, { mode: 0o600 });
+  process.env.SOFTHSM2_CONF = join(dir, "softhsm2.conf");
+  const pin = randomBytes(6).toString("hex");
+  execFileSync("softhsm2-util", ["--init-token", "--free", "--label", "jpki-bench", "--pin", pin, "--so-pin", randomBytes(6).toString("hex")], { stdio: "ignore" });
+  setPkcs11PinSource(() => pin);
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return (softHsm = { token: "jpki-bench", dir });
+}
 
 export interface BenchResult {
   readonly name: string;
@@ -93,6 +116,14 @@ export async function benchIssue(backend: Backend, opts: { count?: number } = {}
     const warm = 500;
     const everyone = [...generateResidents({ count: rounds * count + warm, seed: "bench-issue", prefectures: ["13"] })].map((r) => parseResidentRecord(r, { now }));
     await ws.store.upsertResidents(everyone);
+    // The same issuance with the CA key in a PKCS#11 token (SoftHSM2): Osaka's CA, its own residents.
+    const hsm = benchToken();
+    const hsmCount = Math.min(count, Number(process.env.JPKI_BENCH_ISSUE_HSM ?? 2000));
+    const osakans = hsm ? [...generateResidents({ count: hsmCount + warm, seed: "bench-issue-hsm", prefectures: ["27"] })].map((r) => parseResidentRecord(r, { now })) : [];
+    if (hsm) {
+      await initCas(ws, { prefectures: [prefecture("27")], purposes: ["signature"], passphrase, token: { modulePath: SOFTHSM_MODULE, token: hsm.token } });
+      await ws.store.upsertResidents(osakans);
+    }
     // Card keys are made on cards, not by the CA: a few stand in for all of them.
     const keys = Array.from({ length: 16 }, () =>
       generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" }),
@@ -119,13 +150,22 @@ export async function benchIssue(backend: Backend, opts: { count?: number } = {}
       if (!run || o.value.issued / o.secs > run.value.issued / run.secs) run = o;
     }
     const res = run!.value;
+    let hsmLine = "SoftHSM2 (CA key in a PKCS#11 token): SoftHSM not installed";
+    if (hsm) {
+      await service.issueBatch(apps(osakans.slice(hsmCount)), { concurrency });
+      const h = await measured(backend, () => service.issueBatch(apps(osakans.slice(0, hsmCount)), { concurrency }));
+      if (h.value.failed) throw new Error(`bench issuance through SoftHSM failed: ${JSON.stringify(h.value.errors.slice(0, 3))}`);
+      const rate = h.value.issued / h.secs;
+      hsmLine = `SoftHSM2 (CA key in a PKCS#11 token, ${hsmCount} certificates): ${rate.toFixed(0)} certs/s = ${(rate / raw!.value).toFixed(2)}× raw RSA-2048 signs/s, ${(rate / (res.issued / run!.secs)).toFixed(2)}× software-key issuance`;
+    }
     // CPU per certificate: on 2 cores every µs the store spends (in node or in the server) is a µs not signing.
     const us = (s: number | undefined, n: number) => (s === undefined ? "?" : ((s / n) * 1e6).toFixed(0));
     const note =
       `CPU per certificate: node ${us(run!.nodeCpu, res.issued)} µs, of it main thread ${us(run!.mainCpu, res.issued)} µs (raw sign ${us(raw!.nodeCpu, count)} µs, main thread ${us(raw!.mainCpu, count)} µs)` +
       (backend.serverCpuSeconds ? `, database server ${us(run!.serverCpu, res.issued)} µs` : "") +
       `; wall ${run!.secs.toFixed(2)} s\n` +
-      `rounds    certs/s issued / raw signs/s: ${perRound.join(", ")} (best of each counts)`;
+      `rounds    certs/s issued / raw signs/s: ${perRound.join(", ")} (best of each counts)\n` +
+      hsmLine;
     return {
       name: `issuance (${count} signature certificates) [${backend.name}]`,
       ours: res.issued / run!.secs,

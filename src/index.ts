@@ -7,6 +7,18 @@ export { JpkiError, ERROR_CODES, isJpkiError, type ErrorCode } from "./errors.js
 // time, keys, encodings
 export { systemClock, FixedClock, type Clock } from "./pki/clock.js";
 export { SoftwareSigner, type Signer } from "./pki/signer.js";
+export {
+  Pkcs11Signer,
+  Pkcs11Token,
+  openPkcs11Signer,
+  generatePkcs11Key,
+  formatPkcs11Uri,
+  parsePkcs11Uri,
+  readPinFile,
+  setPkcs11PinSource,
+  type Pkcs11KeyRef,
+  type Pkcs11PinSource,
+} from "./pki/pkcs11.js";
 export { generateRsaKey, encryptPrivateKey, decryptPrivateKey, requireRsa2048, strongKeyWrapParams, type KeyWrapParams } from "./pki/keys.js";
 export { PBKDF2_ITERATIONS } from "./pki/key-wrap.js";
 export { toPem, pemOrDer, parsePemBlocks } from "./pki/pem.js";
@@ -57,7 +69,7 @@ export { spoolNotices, ingestNotices, deliverOutbox, defaultSpoolDir, noticesJso
 
 // certification authorities
 export { PREFECTURES, prefecture, prefectureList, type Prefecture } from "./ca/prefectures.js";
-export { CertificationAuthority, createCaRecord, caId, parseCaId, caUrls } from "./ca/authority.js";
+export { CertificationAuthority, createCaRecord, openCaSigner, tokenKeyLabel, caId, parseCaId, caUrls, type CaKeyToken } from "./ca/authority.js";
 export { initCas, summariseCa, getCaRecord, exportCaCertificate, caFiles, rewrapCaKeys, workspaceKeyWrap, type CaSummary, type RewrapOptions } from "./ca/manage.js";
 export { certifyBridge, revokeBridgeCross, refreshBridgeArl, readBridge, bridgePaths, BRIDGE_ID, type BridgeRevocation, type BridgeArl, type BridgeResult, type BridgeOptions, type BridgePaths, type CrossCertificate, type CrossDirection } from "./ca/bridge.js";
 export { IssuanceService, parseApplication, type IssuanceApplication, type IssuedCertificate, type BatchSummary } from "./ca/issuance.js";

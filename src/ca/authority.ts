@@ -7,6 +7,7 @@ import { X509Certificate, createPublicKey, verify as nodeVerify, type KeyObject 
 import { JpkiError } from "../errors.js";
 import { certificateParts, children, extension, readHeader } from "../pki/der.js";
 import { decryptPrivateKey, encryptPrivateKey, generateRsaKey, type KeyWrapParams } from "../pki/keys.js";
+import { generatePkcs11Key, openPkcs11Signer } from "../pki/pkcs11.js";
 import { randomSerial } from "../pki/serial.js";
 import { SoftwareSigner, type Signer } from "../pki/signer.js";
 import {
@@ -46,21 +47,49 @@ export { PURPOSE_SUFFIX, caId, caUrls, parseCaId, type CaUrls } from "./ids.js";
 export { assertCaCertificate } from "../profile/ca-check.js";
 
 
-/** Creates a new CA key and self-signed certificate; the key leaves this function only encrypted. */
+/** Where a CA's key is generated instead of in software: a PKCS#11 token (pki/pkcs11.ts). */
+export interface CaKeyToken {
+  /** the PKCS#11 module (shared library) */
+  readonly modulePath: string;
+  /** the token's label */
+  readonly token: string;
+}
+
+/** The label a CA's key objects carry in a token: says whose key it is to anyone listing the token. */
+export function tokenKeyLabel(id: string): string {
+  return `jpki CA ${id}`;
+}
+
+/**
+ * Creates a new CA key and self-signed certificate. A software key leaves this function only encrypted; with
+ * `token`, the key pair is generated inside the token and only its reference (CaRecord.keyRef) is returned.
+ */
 export async function createCaRecord(opts: {
   prefectureCode: string;
   purpose: CertificateType;
+  /** encrypts a software key (unused with `token`) */
   passphrase: string;
   config: WorkspaceConfig;
   now: Date;
   /** the workspace's shared PBKDF2 salt and iterations (see pki/key-wrap.ts); a fresh salt when omitted */
   keyWrap?: KeyWrapParams;
+  /** generate the key in this PKCS#11 token instead */
+  token?: CaKeyToken;
 }): Promise<CaRecord> {
   const pref = prefecture(opts.prefectureCode);
   const id = caId(pref.code, opts.purpose);
-  const key = await generateRsaKey(2048);
-  const encryptedKeyPem = encryptPrivateKey(key, opts.passphrase, opts.keyWrap);
-  const signer = new SoftwareSigner(key);
+  let signer: Signer;
+  let encryptedKeyPem = "";
+  let keyRef: string | undefined;
+  if (opts.token) {
+    const s = generatePkcs11Key({ modulePath: opts.token.modulePath, token: opts.token.token, object: tokenKeyLabel(id) });
+    signer = s;
+    keyRef = s.uri;
+  } else {
+    const key = await generateRsaKey(2048);
+    encryptedKeyPem = encryptPrivateKey(key, opts.passphrase, opts.keyWrap);
+    signer = new SoftwareSigner(key);
+  }
   const keyId = keyIdentifier(signer.spki);
   const name = encodeName(caSubject(pref.romaji, opts.purpose));
   const nb = new Date(Math.floor(opts.now.getTime() / 1000) * 1000);
@@ -83,7 +112,16 @@ export async function createCaRecord(opts: {
     ],
   });
   const der = assembleCertificate(tbs, signer.algorithmIdentifier, await signer.sign(tbs));
-  return { id, prefectureCode: pref.code, purpose: opts.purpose, certificateDer: der, encryptedKeyPem, keyId, createdAt: nb };
+  return { id, prefectureCode: pref.code, purpose: opts.purpose, certificateDer: der, encryptedKeyPem, keyId, createdAt: nb, ...(keyRef ? { keyRef } : {}) };
+}
+
+/**
+ * The signer of a stored CA: its token key (keyRef), or its software key decrypted with the passphrase. The
+ * token key's public half is checked against the CA certificate's.
+ */
+export function openCaSigner(record: CaRecord, passphrase: string): Signer {
+  if (record.keyRef) return openPkcs11Signer(record.keyRef, Buffer.from(certificateParts(record.certificateDer).spki));
+  return new SoftwareSigner(decryptPrivateKey(record.encryptedKeyPem, passphrase, `the key of CA ${record.id}`));
 }
 
 /** What a CA certifies for one application, after the registry check. */
@@ -150,13 +188,14 @@ export class CertificationAuthority {
   }
 
   /**
-   * Opens a stored CA with its passphrase. The certificate is checked against the CA profile first, so a
-   * damaged or foreign CA fails here, not at the first issuance.
+   * Opens a stored CA with its passphrase — or, for a CA whose key is in a PKCS#11 token (record.keyRef), by
+   * logging in to the token with the configured PIN (pki/pkcs11.ts; the passphrase is not used). The
+   * certificate is checked against the CA profile first, so a damaged or foreign CA fails here, not at the
+   * first issuance.
    */
   static open(record: CaRecord, passphrase: string, config: WorkspaceConfig): CertificationAuthority {
     assertCaCertificate(record);
-    const key = decryptPrivateKey(record.encryptedKeyPem, passphrase, `the key of CA ${record.id}`);
-    return CertificationAuthority.withSigner(record, new SoftwareSigner(key), config);
+    return CertificationAuthority.withSigner(record, openCaSigner(record, passphrase), config);
   }
 
   /** A stored CA whose key signs through `signer` (a software key, a token): the signer must hold the CA's key. */

@@ -15,7 +15,7 @@ import type { CertificateType } from "../profile/types.js";
 import { writeFileAtomic } from "../store/files.js";
 import type { CaRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
-import { caId, caUrls, createCaRecord } from "./authority.js";
+import { caId, caUrls, createCaRecord, type CaKeyToken } from "./authority.js";
 import { stageBridgeRewrap, withBridgeLockIfAny } from "./bridge.js";
 import { prefecture, type Prefecture } from "./prefectures.js";
 
@@ -33,6 +33,8 @@ export interface CaSummary {
   readonly certificatePath: string;
   readonly certificateDerPath: string;
   readonly crlUrl: string;
+  /** where the key is, for a CA whose key is in a PKCS#11 token: its RFC 7512 URI (absent for a software key) */
+  readonly keyRef?: string;
 }
 
 export function caFiles(ws: Workspace, id: string): { pem: string; der: string } {
@@ -57,6 +59,7 @@ export function summariseCa(ws: Workspace, rec: CaRecord): CaSummary {
     certificatePath: files.pem,
     certificateDerPath: files.der,
     crlUrl: caUrls(ws.config.baseUrl, rec.id).crl,
+    ...(rec.keyRef ? { keyRef: rec.keyRef } : {}),
   };
 }
 
@@ -71,6 +74,8 @@ export interface InitOptions {
   readonly prefectures: readonly Prefecture[];
   readonly purposes: readonly CertificateType[];
   readonly passphrase: string;
+  /** generate the keys in this PKCS#11 token (the passphrase is then not used) */
+  readonly token?: CaKeyToken;
   /** leave CAs that already exist as they are instead of failing */
   readonly skipExisting?: boolean;
   readonly onCreated?: (s: CaSummary) => void;
@@ -92,15 +97,16 @@ export async function initCas(ws: Workspace, opts: InitOptions): Promise<{ creat
       skipped.push(w.id);
     } else missing.push(w);
   }
-  const keyWrap = await workspaceKeyWrap(ws, opts.passphrase);
+  const keyWrap = opts.token ? undefined : await workspaceKeyWrap(ws, opts.passphrase);
   const created: CaSummary[] = [];
   // One CA in flight per core: node's asynchronous generateKeyPair (and the certificate's signature) run in
   // libuv's thread pool, which bin/jpki.cjs sizes to one thread per core, so every core generates keys while
-  // the main thread only assembles and stores; more at once would only queue in the pool.
+  // the main thread only assembles and stores; more at once would only queue in the pool. A token generates
+  // in C_GenerateKeyPair, synchronously: one at a time.
   const queue = [...missing];
   const worker = async () => {
     for (let w = queue.shift(); w; w = queue.shift()) {
-      const rec = await createCaRecord({ prefectureCode: w.p.code, purpose: w.purpose, passphrase: opts.passphrase, config: ws.config, now: ws.clock.now(), keyWrap });
+      const rec = await createCaRecord({ prefectureCode: w.p.code, purpose: w.purpose, passphrase: opts.passphrase, config: ws.config, now: ws.clock.now(), keyWrap, ...(opts.token ? { token: opts.token } : {}) });
       await ws.store.putCa(rec);
       exportCaCertificate(ws, rec);
       const s = summariseCa(ws, rec);
@@ -108,7 +114,7 @@ export async function initCas(ws: Workspace, opts: InitOptions): Promise<{ creat
       opts.onCreated?.(s);
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(availableParallelism(), queue.length)) }, worker));
+  await Promise.all(Array.from({ length: opts.token ? 1 : Math.max(1, Math.min(availableParallelism(), queue.length)) }, worker));
   created.sort((a, b) => a.id.localeCompare(b.id));
   return { created, skipped };
 }
@@ -124,7 +130,8 @@ export async function getCaRecord(ws: Workspace, id: string): Promise<CaRecord> 
  * checking that the passphrase opens one), or a fresh salt for a new workspace or one with only older keys.
  */
 export async function workspaceKeyWrap(ws: Workspace, passphrase: string): Promise<KeyWrapParams> {
-  const existing = await ws.store.listCas();
+  // CAs whose keys are in a token have no passphrase-wrapped key to share parameters with or to check against
+  const existing = (await ws.store.listCas()).filter((r) => !r.keyRef);
   if (existing.length === 0) return newKeyWrapParams();
   const strong = existing.find((r) => strongKeyWrapParams(r.encryptedKeyPem));
   const probe = strong ?? existing[0]!;
@@ -147,7 +154,8 @@ export interface RewrapOptions {
  */
 export async function rewrapCaKeys(ws: Workspace, opts: RewrapOptions): Promise<{ rewrapped: string[] }> {
   const newPassphrase = opts.newPassphrase ?? opts.passphrase;
-  const cas = await ws.store.listCas();
+  // keys in a PKCS#11 token are not ours to re-encrypt: the token's PIN protects them
+  const cas = (await ws.store.listCas()).filter((r) => !r.keyRef);
   const params = newKeyWrapParams();
   const keys = cas.map((rec) => {
     const key = decryptPrivateKey(rec.encryptedKeyPem, opts.passphrase, `the key of CA ${rec.id}`);

@@ -3,16 +3,18 @@
  * and the output mode.
  */
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
 import type { Workspace } from "../index.js";
-import { JpkiError, checkInputFile, checkWorkspaceDir, workspaceLibrary } from "./lib.js";
+import { JpkiError, checkInputFile, checkWorkspaceDir, readPinFile, setPkcs11PinSource, workspaceLibrary } from "./lib.js";
 import { Output, type Io } from "./output.js";
 
 export interface GlobalOptions {
   workspace?: string;
   json?: boolean;
   passphraseFile?: string;
+  pkcs11PinFile?: string;
 }
 
 export const DEFAULT_WORKSPACE = ".jpki";
@@ -28,7 +30,32 @@ export class Context {
   }
 
   static of(io: Io, cmd: Command): Context {
-    return new Context(io, cmd.optsWithGlobals<GlobalOptions>());
+    const ctx = new Context(io, cmd.optsWithGlobals<GlobalOptions>());
+    ctx.#configurePkcs11Pin();
+    return ctx;
+  }
+
+  /**
+   * Where a CA key in a PKCS#11 token gets its user PIN: --pkcs11-pin-file, else JPKI_PKCS11_PIN, else
+   * JPKI_PKCS11_PIN_FILE — never an argument's value, where `ps` would show it. Read only when a token CA is
+   * opened. The file's path is also put in this process's JPKI_PKCS11_PIN_FILE, so the threads it starts (the
+   * CRL schedule of jpki serve) read the same PIN.
+   */
+  #configurePkcs11Pin(): void {
+    const file = this.opts.pkcs11PinFile ? resolve(this.io.cwd ?? process.cwd(), this.opts.pkcs11PinFile) : undefined;
+    const env = this.io.env;
+    if (file && env === process.env) process.env.JPKI_PKCS11_PIN_FILE = file;
+    setPkcs11PinSource(() => {
+      if (file) return readPinFile(checkInputFile(file, "token PIN file --pkcs11-pin-file", { cwd: this.io.cwd }));
+      if (env.JPKI_PKCS11_PIN) return env.JPKI_PKCS11_PIN;
+      if (env.JPKI_PKCS11_PIN_FILE) return readPinFile(env.JPKI_PKCS11_PIN_FILE);
+      throw new JpkiError("ERR_PKCS11_PIN_MISSING", "the CA keys are in a PKCS#11 token: set JPKI_PKCS11_PIN or pass --pkcs11-pin-file FILE");
+    });
+  }
+
+  /** Whether a token PIN source is given (--pkcs11-pin-file, JPKI_PKCS11_PIN or JPKI_PKCS11_PIN_FILE). */
+  get pkcs11PinGiven(): boolean {
+    return Boolean(this.opts.pkcs11PinFile || this.io.env.JPKI_PKCS11_PIN || this.io.env.JPKI_PKCS11_PIN_FILE);
   }
 
   /**
@@ -90,9 +117,12 @@ export class Context {
     }
     const env = this.io.env.JPKI_PASSPHRASE;
     if (env) return env;
+    // A workspace whose CA keys are in a PKCS#11 token needs the PIN, not a passphrase: none is asked for (a
+    // software key opened with it fails with ERR_PASSPHRASE_WRONG, which says what to set).
+    if (this.pkcs11PinGiven) return "";
     const stdin = this.io.stdin;
     if (stdin?.isTTY && this.io.stderr.isTTY) return promptHidden(stdin, this.io, "CA key passphrase: ");
-    throw new JpkiError("ERR_PASSPHRASE_MISSING", "the CA keys need a passphrase: set JPKI_PASSPHRASE or pass --passphrase-file FILE");
+    throw new JpkiError("ERR_PASSPHRASE_MISSING", "the CA keys need a passphrase: set JPKI_PASSPHRASE or pass --passphrase-file FILE (CA keys in a PKCS#11 token need the token's PIN instead: JPKI_PKCS11_PIN or --pkcs11-pin-file FILE)");
   }
 }
 

@@ -18,6 +18,8 @@ import type * as ServeModule from "../server/serve.js";
 export { JpkiError, ERROR_CODES, isJpkiError } from "../errors.js";
 export { checkInputFile, checkInputDir, checkOutputFile, checkOutputDir, checkWorkspaceDir } from "../workspace/paths.js";
 export { REVOCATION_CAUSES } from "../crl/reason.js";
+// graphene-pk11 loads only when a token is opened (pki/pkcs11.ts), so the PIN source is light to set up.
+export { readPinFile, setPkcs11PinSource } from "../pki/pkcs11.js";
 
 export type Library = typeof Api;
 

@@ -39,6 +39,7 @@ export function makeProgram(io: Io): Command {
     .option("-w, --workspace <dir>", `workspace directory (default: $JPKI_HOME or ./${DEFAULT_WORKSPACE})`)
     .option("--json", "write one JSON document to stdout (diagnostics stay on stderr)")
     .option("--passphrase-file <file>", "file holding the CA key passphrase (else $JPKI_PASSPHRASE, else a prompt)")
+    .option("--pkcs11-pin-file <file>", "file holding the user PIN of the PKCS#11 token with the CA keys (else $JPKI_PKCS11_PIN)")
     .showHelpAfterError("(run with --help for usage)")
     .addHelpText(
       "after",
@@ -50,6 +51,8 @@ Start here:
 Environment:
   JPKI_HOME         the workspace directory (instead of --workspace)
   JPKI_PASSPHRASE   the CA key passphrase (instead of --passphrase-file or a prompt)
+  JPKI_PKCS11_PIN   the user PIN of the PKCS#11 token holding the CA keys (or JPKI_PKCS11_PIN_FILE, or
+                    --pkcs11-pin-file; never an argument)
   JPKI_STORE        postgres://… connection of a PostgreSQL workspace (never on the command line, where
                     other users see it; passwords via PGPASSWORD or ~/.pgpass)
 

@@ -14,6 +14,7 @@ import { prefectureList } from "../ca/prefectures.js";
 import { JpkiError } from "../errors.js";
 import { certificateParts } from "../pki/der.js";
 import { unlockPrivateKey } from "../pki/keys.js";
+import { openPkcs11Signer } from "../pki/pkcs11.js";
 import { SoftwareSigner, type Signer } from "../pki/signer.js";
 import { assertCaCertificate } from "../profile/ca-check.js";
 import type { CertificateType } from "../profile/types.js";
@@ -26,6 +27,13 @@ import { dueCrls, refreshMarginMs } from "./schedule.js";
 /** A stored CA ready to sign CRLs: checked against the CA profile now, its key unlocking in the background. */
 export function openCrlIssuer(record: CaRecord, passphrase: string): CrlIssuer {
   assertCaCertificate(record);
+  if (record.keyRef) {
+    // A token key: the login and key lookup are quick and synchronous; a wrong PIN fails here, before any
+    // CRL number is reserved.
+    const { subject, spki } = certificateParts(record.certificateDer);
+    const s = openPkcs11Signer(record.keyRef, Buffer.from(spki));
+    return { id: record.id, subjectName: Buffer.from(subject), keyId: record.keyId, signer: Promise.resolve(s), spki: Buffer.from(spki), record };
+  }
   if (!passphrase) throw new JpkiError("ERR_PASSPHRASE_MISSING", `no passphrase for the key of CA ${record.id}: set JPKI_PASSPHRASE or pass --passphrase-file`);
   const { subject, spki } = certificateParts(record.certificateDer);
   const signer: Promise<Signer> = unlockPrivateKey(record.encryptedKeyPem, passphrase, `the key of CA ${record.id}`).then((key) => {

@@ -47,6 +47,17 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("keeps a token CA's key reference (RFC 7512 URI) and none for a software CA", async () => {
+      const s = await make();
+      const keyRef = "pkcs11:token=CA%20token;object=27-sig;id=%0A%FF?module-path=/usr/lib/softhsm/libsofthsm2.so";
+      await s.putCa(ca());
+      await s.putCa({ ...ca("27-sig"), encryptedKeyPem: "", keyRef });
+      expect(await s.getCa("27-sig")).toEqual({ ...ca("27-sig"), encryptedKeyPem: "", keyRef });
+      expect(await s.getCa("13-sig")).toEqual(ca());
+      expect((await s.listCas()).map((c) => c.keyRef)).toEqual([undefined, keyRef]);
+      await s.close();
+    });
+
     it("upserts residents and counts new vs replaced, keeping Japanese text byte for byte", async () => {
       const s = await make();
       const r = { residentCode: "12345678906", municipalityCode: "131016", fourItems: items, status: "active" as const };

@@ -54,7 +54,8 @@ const T = Date.UTC(2026, 3, 1);
 /** A store with one of everything the copy must carry. */
 async function populate(s: Store): Promise<void> {
   await s.putCa(ca("13-sig", "signature"));
-  await s.putCa(ca("13-auth", "authentication"));
+  // a CA whose key is in a PKCS#11 token: no PEM, its key reference must travel
+  await s.putCa({ ...ca("13-auth", "authentication"), encryptedKeyPem: "", keyRef: "pkcs11:token=jpki;object=13-auth;id=%01%02?module-path=/usr/lib/softhsm/libsofthsm2.so" });
   await s.upsertResidents(["r1", "r2", "r3", "r4", "r5"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
   const committed = await s.commitIssuances([
     cert("0a01", "13-sig", "signature", "r1", T, { applicationId: "APP-1" }),

@@ -371,6 +371,10 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     created_at bigint NOT NULL
   );
   `,
+  // 12: CA keys in a PKCS#11 token, as SQLite's version 18: the key's RFC 7512 URI, NULL for a software key.
+  `
+  ALTER TABLE cas ADD COLUMN key_ref text;
+  `,
 ];
 
 /** Entries per log block written by migration 7 and by a load (later blocks hold what one transaction revoked). */
@@ -1054,7 +1058,7 @@ export class PostgresStore implements Store {
 
   async putCa(ca: CaRecord): Promise<void> {
     try {
-      await this.#pool.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)", [
+      await this.#pool.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", [
         ca.id,
         ca.prefectureCode,
         ca.purpose,
@@ -1062,6 +1066,7 @@ export class PostgresStore implements Store {
         ca.encryptedKeyPem,
         ca.keyId,
         ca.createdAt.getTime(),
+        ca.keyRef ?? null,
       ]);
     } catch (e) {
       if (pgCode(e) === PG.uniqueViolation) throw new JpkiError("ERR_CA_EXISTS", `CA ${ca.id} already exists in this workspace`, { cause: e });
@@ -2379,9 +2384,9 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
     case "cas": {
       const r = b.records;
       await c.query(
-        `INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::bytea[], $7::bigint[])`,
-        [col(r, (x) => x.id), col(r, (x) => x.prefectureCode), col(r, (x) => x.purpose), col(r, (x) => x.certificateDer), col(r, (x) => x.encryptedKeyPem), col(r, (x) => x.keyId), col(r, (x) => x.createdAt.getTime())],
+        `INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::bytea[], $7::bigint[], $8::text[])`,
+        [col(r, (x) => x.id), col(r, (x) => x.prefectureCode), col(r, (x) => x.purpose), col(r, (x) => x.certificateDer), col(r, (x) => x.encryptedKeyPem), col(r, (x) => x.keyId), col(r, (x) => x.createdAt.getTime()), col(r, (x) => x.keyRef ?? null)],
       );
       return;
     }

@@ -150,6 +150,7 @@ export function toCa(r: Record<string, unknown>): CaRecord {
     encryptedKeyPem: r.key_pem as string,
     keyId: r.key_id as Buffer,
     createdAt: new Date(Number(r.created_at)),
+    ...(r.key_ref ? { keyRef: r.key_ref as string } : {}),
   };
 }
 

@@ -329,6 +329,11 @@ export const MIGRATIONS: readonly Migration[] = [
     created_at INTEGER NOT NULL
   );
   `,
+  // 18: CA keys in a PKCS#11 token (issue 13 point 1): the key's RFC 7512 URI (store/types.ts CaRecord.keyRef);
+  // NULL for a software key, whose encrypted PEM stays in key_pem (empty for a token key).
+  `
+  ALTER TABLE cas ADD COLUMN key_ref TEXT;
+  `,
 ];
 
 /**
@@ -655,7 +660,7 @@ export class SqliteStore implements Store {
     const db = this.#db;
     return {
       putCa: db.prepare(
-        "INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
       ),
       getCa: db.prepare("SELECT * FROM cas WHERE id = ?"),
       listCas: db.prepare("SELECT * FROM cas ORDER BY prefecture, purpose DESC"),
@@ -855,7 +860,7 @@ export class SqliteStore implements Store {
   putCa(ca: CaRecord): Promise<void> {
     return this.#run("saving a CA", () => {
       try {
-        this.#stmts.putCa.run(ca.id, ca.prefectureCode, ca.purpose, ca.certificateDer, ca.encryptedKeyPem, ca.keyId, ca.createdAt.getTime());
+        this.#stmts.putCa.run(ca.id, ca.prefectureCode, ca.purpose, ca.certificateDer, ca.encryptedKeyPem, ca.keyId, ca.createdAt.getTime(), ca.keyRef ?? null);
       } catch (e) {
         if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
           throw new JpkiError("ERR_CA_EXISTS", `CA ${ca.id} already exists in this workspace`, { cause: e });
@@ -1765,7 +1770,7 @@ export class SqliteStore implements Store {
       crlsFirst: db.prepare("SELECT * FROM crls ORDER BY ca_id, number LIMIT ?").safeIntegers(),
       crlsAfter: db.prepare("SELECT * FROM crls WHERE (ca_id, number) > (?, ?) ORDER BY ca_id, number LIMIT ?").safeIntegers(),
       insert: {
-        cas: db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+        cas: db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
         residents: db.prepare(
           `INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status, notice_sequence)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -1992,7 +1997,7 @@ export class SqliteStore implements Store {
         try {
           switch (b.kind) {
             case "cas":
-              for (const r of b.records) ins.cas.run(r.id, r.prefectureCode, r.purpose, r.certificateDer, r.encryptedKeyPem, r.keyId, r.createdAt.getTime());
+              for (const r of b.records) ins.cas.run(r.id, r.prefectureCode, r.purpose, r.certificateDer, r.encryptedKeyPem, r.keyId, r.createdAt.getTime(), r.keyRef ?? null);
               break;
             case "residents":
               for (const r of b.records) {

@@ -29,10 +29,15 @@ export interface CaRecord {
   readonly prefectureCode: string;
   readonly purpose: CertificateType;
   readonly certificateDer: Buffer;
-  /** encrypted PKCS#8 PEM */
+  /** encrypted PKCS#8 PEM; empty when the key is in a PKCS#11 token (keyRef) */
   readonly encryptedKeyPem: string;
   readonly keyId: Buffer;
   readonly createdAt: Date;
+  /**
+   * Where the key is when it is not in the store: an RFC 7512 URI naming the PKCS#11 module (module-path), the
+   * token, and the key's label and CKA_ID (pki/pkcs11.ts). Absent for a software key.
+   */
+  readonly keyRef?: string;
 }
 
 /** 発行情報: what the CA certified, kept with the certificate for matching later change notices. */

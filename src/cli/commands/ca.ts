@@ -26,6 +26,8 @@ export function makeCaCommand(io: Io): Command {
     .option("--base-url <url>", "base of the CRL and AIA URLs put into certificates (new workspace only)")
     .addOption(new Option("--validity-rule <rule>", "end-entity validity (new workspace only)").choices(["3y", "fifth-birthday"]))
     .addOption(new Option("--policy <policy>", "signature policy OID set (new workspace only)").choices(["production", "test"]))
+    .option("--pkcs11-module <lib>", "generate the CA keys in a PKCS#11 token: path of its module, e.g. /usr/lib/softhsm/libsofthsm2.so")
+    .option("--token <label>", "label of the PKCS#11 token (with --pkcs11-module)")
     .addOption(new Option("--store <kind>", "where the workspace keeps its records (new workspace only; default: postgres when JPKI_STORE is set, else sqlite)").choices(["sqlite", "postgres"]))
     .addHelpText(
       "after",
@@ -33,6 +35,13 @@ export function makeCaCommand(io: Io): Command {
 The passphrase protecting the CA keys comes from --passphrase-file or JPKI_PASSPHRASE (or a prompt).
 Keys are stored as encrypted PKCS#8 (PBES2: PBKDF2-HMAC-SHA256, 600,000 iterations, AES-256-CBC) in the
 workspace store; in a workspace that already has CAs the passphrase must open them.
+
+CA keys in a PKCS#11 token (HSM): with --pkcs11-module and --token the key pairs are generated inside the
+token (RSA-2048, CKA_SENSITIVE, not extractable) and the store keeps only each key's RFC 7512 URI (module
+path, token, key label and id) beside the certificate. Every later signature (certificates, CRLs, OCSP
+signing certificates) is made by the token, found again from that URI without flags. The user PIN comes
+from --pkcs11-pin-file FILE, JPKI_PKCS11_PIN or JPKI_PKCS11_PIN_FILE, never from an argument; a refused PIN
+is not tried again (exit 19, ERR_PKCS11_PIN_WRONG). No passphrase is needed for token keys.
 
 The store: SQLite (jpki.db in the workspace) by default, or PostgreSQL. The PostgreSQL connection string
 comes only from JPKI_STORE (postgres://user@host/db, postgres:///db?host=/run/postgresql; the password from
@@ -44,13 +53,17 @@ Examples:
   JPKI_PASSPHRASE=secret jpki ca init --prefecture 13
   jpki ca init --prefecture all --purpose signature --passphrase-file ./pass.txt
   jpki --workspace /srv/jpki ca init -p 01-47 --base-url https://crl.example.jp
-  JPKI_STORE=postgres:///jpki?host=/run/postgresql jpki ca init -p 13 --store postgres`,
+  JPKI_STORE=postgres:///jpki?host=/run/postgresql jpki ca init -p 13 --store postgres
+  jpki --pkcs11-pin-file ./pin ca init -p 13 --pkcs11-module /usr/lib/softhsm/libsofthsm2.so --token jpki-ca`,
     )
-    .action(async (o: { prefecture: string; purpose: string; skipExisting?: boolean; baseUrl?: string; validityRule?: string; policy?: string; store?: string }, cmd: Command) => {
+    .action(async (o: { prefecture: string; purpose: string; skipExisting?: boolean; baseUrl?: string; validityRule?: string; policy?: string; store?: string; pkcs11Module?: string; token?: string }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
+      if (!o.pkcs11Module !== !o.token) throw new JpkiError("ERR_USAGE", "a CA key in a PKCS#11 token needs both --pkcs11-module LIB and --token LABEL");
       const { Workspace, initCas, prefectureList, workspacePaths } = await library();
       const prefs = prefectureList(o.prefecture);
-      const passphrase = await ctx.passphrase();
+      const token = o.pkcs11Module && o.token ? { modulePath: o.pkcs11Module.includes("/") ? resolve(io.cwd, o.pkcs11Module) : o.pkcs11Module, token: o.token } : undefined;
+      // token keys need no passphrase (the PIN is asked when the token is opened)
+      const passphrase = token ? "" : await ctx.passphrase();
       const config: Partial<Record<keyof WorkspaceConfig, unknown>> = {};
       if (o.baseUrl) config.baseUrl = o.baseUrl;
       if (o.baseUrl) config.cpsUri = `${o.baseUrl.replace(/\/+$/, "")}/cps`;
@@ -69,6 +82,7 @@ Examples:
           prefectures: prefs,
           purposes: purposes(o.purpose),
           passphrase,
+          ...(token ? { token } : {}),
           skipExisting: Boolean(o.skipExisting),
           onCreated: (s) => ctx.out.progress(`created ${s.id} (${++done}/${total})`),
         });
@@ -244,7 +258,7 @@ Examples:
         ctx.out.result({ workspace: ws.paths.root, rewrapped: res.rewrapped, newPassphrase: newPassphrase !== undefined }, () =>
           res.rewrapped.length
             ? `re-encrypted ${res.rewrapped.length} CA key(s)${newPassphrase !== undefined ? " under the new passphrase" : ""}: ${res.rewrapped.join(", ")}`
-            : "no CAs in this workspace: nothing to re-encrypt",
+            : "no software CA keys in this workspace (none, or all in a PKCS#11 token): nothing to re-encrypt",
         );
       });
     });
