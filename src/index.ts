@@ -115,6 +115,12 @@ export {
 export { writeFileAtomic } from "./store/files.js";
 export { sweepStaleTemps } from "./store/staging.js";
 export { Workspace, workspacePaths, type WorkspaceOpenOptions } from "./workspace/workspace.js";
+// backup and restore (issue 13)
+export { takeBackup, type BackupOptions, type BackupProgress, type BackupReport } from "./backup/backup.js";
+export { restoreBackup, recordRestore, type RestoreOptions, type RestoreProgress, type RestoreReport, type RestoredCrlNumbering, type RestoreAuditEvent } from "./backup/restore.js";
+export { verifyBackup, BACKUP_FORMAT, type BackupManifest, type ManifestFile, type ManifestCrlNumber } from "./backup/manifest.js";
+export { crlNumberGap, MIN_CRL_GAP, MAX_CRL_NUMBERS_PER_SECOND } from "./backup/crl-numbers.js";
+export { VERSION } from "./version.js";
 export { checkInputFile, checkInputDir, checkOutputFile, checkOutputDir, checkWorkspaceDir, type PathCheckOptions, type OutputDirOptions } from "./workspace/paths.js";
 export { parseConfig, DEFAULT_CONFIG, STORE_KINDS, SERVER_ROUTES, type WorkspaceConfig, type StoreKind, type ServerRoute, type VerifierRateLimit } from "./workspace/config.js";
 

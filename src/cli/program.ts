@@ -22,13 +22,15 @@ import { makeServeCommand } from "./commands/serve.js";
 import { makeVerifierCommand } from "./commands/verifier.js";
 import { makeDisclosureCommand } from "./commands/disclosure.js";
 import { makeProviderCommand } from "./commands/provider.js";
+import { makeBackupCommand, makeRestoreCommand } from "./commands/backup.js";
 import { DEFAULT_WORKSPACE } from "./context.js";
 import { EXIT_USAGE, VerdictExit, exitCodesHelp } from "./exit-codes.js";
 import { makeVerifyCommand } from "./commands/verify.js";
 import { makeVerifySignatureCommand } from "./commands/verify-signature.js";
 import { toJson, type Io } from "./output.js";
+import { VERSION } from "../version.js";
 
-export const VERSION = "0.1.0";
+export { VERSION };
 
 export function makeProgram(io: Io): Command {
   const program = new Command("jpki")
@@ -56,7 +58,7 @@ Environment:
 
 ${exitCodesHelp()}`,
     );
-  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeCounterCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand, makeServeCommand, makeVerifierCommand, makeDisclosureCommand, makeProviderCommand, makeVerifyCommand, makeVerifySignatureCommand, makeCardCommand]) {
+  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeCounterCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand, makeServeCommand, makeVerifierCommand, makeDisclosureCommand, makeProviderCommand, makeVerifyCommand, makeVerifySignatureCommand, makeCardCommand, makeBackupCommand, makeRestoreCommand]) {
     program.addCommand(make(io));
   }
   const configure = (c: Command) => {

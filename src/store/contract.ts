@@ -333,6 +333,32 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("skipCrlNumbers moves a CA's one sequence (every scope, deltas too) past a gap, burning the numbers below, and never moves it back", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.putCa(ca("13-auth"));
+      const t = new Date(Date.UTC(2025, 0, 1)), n = new Date(Date.UTC(2025, 0, 3));
+      const base = await s.reserveCrl("13-sig", t, n);
+      expect(await s.publishCrl({ caId: "13-sig", number: base.number, entries: 0, path: "crl/13-sig.crl", sha256: "ab" }, () => undefined)).toBe(true);
+      expect(await s.dirtyCas()).toEqual([]);
+      expect(await s.skipCrlNumbers("13-sig", 1001n, t)).toEqual({ before: 2n, next: 1001n });
+      // nothing published, nothing made due, the latest CRL (a delta's base) unchanged
+      expect(await s.latestCrl("13-sig")).toMatchObject({ number: 1n, state: "published" });
+      expect(await s.dirtyCas()).toEqual([]);
+      expect(await s.reserveCrl("13-sig", t, n, "131016")).toMatchObject({ number: 1001n });
+      expect(await s.reserveCrl("13-sig", t, n, "arl")).toMatchObject({ number: 1002n });
+      expect(await s.reserveDeltaCrl("13-sig", t, n)).toMatchObject({ number: 1003n, baseNumber: 1n });
+      expect(await s.reserveCrl("13-sig", t, n)).toMatchObject({ number: 1004n });
+      // a lower target leaves the sequence as it is
+      expect(await s.skipCrlNumbers("13-sig", 10n, t)).toEqual({ before: 1005n, next: 1005n });
+      expect(await s.reserveCrl("13-sig", t, n)).toMatchObject({ number: 1005n });
+      // per CA: the other CA's sequence did not move; one with no CRL yet moves too
+      expect(await s.skipCrlNumbers("13-auth", 500n, t)).toEqual({ before: 1n, next: 500n });
+      expect(await s.reserveCrl("13-auth", t, n)).toMatchObject({ number: 500n });
+      await expect(s.skipCrlNumbers("99-sig", 5n, t)).rejects.toMatchObject({ code: "ERR_CA_UNKNOWN" });
+      await s.close();
+    });
+
     it("an install that fails records nothing, and a reservation left open keeps the CA due", async () => {
       const s = await make();
       await s.putCa(ca());

@@ -1583,6 +1583,24 @@ export class PostgresStore implements Store {
     });
   }
 
+  skipCrlNumbers(caId: string, next: bigint, at: Date): Promise<{ readonly before: bigint; readonly next: bigint }> {
+    return this.#tx("moving CRL numbers on", async (c) => {
+      if (!(await c.query("SELECT 1 FROM cas WHERE id = $1", [caId])).rowCount) {
+        throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${caId} in this store: its CRL numbers cannot be moved on`);
+      }
+      // The CA's crl_state row, as every reservation takes it: no number is handed out meanwhile.
+      await this.#lockCrlState(c, caId);
+      const max = (await c.query<{ n: bigint | null }>("SELECT max(number) AS n FROM crls WHERE ca_id = $1", [caId])).rows[0]!.n;
+      const before = BigInt(max ?? 0n) + 1n;
+      if (before >= next) return { before, next: before };
+      await c.query(
+        "INSERT INTO crls (ca_id, number, this_update, next_update, revision, state, scope) VALUES ($1, $2, $3, $3, 0, 'superseded', '')",
+        [caId, next - 1n, at.getTime()],
+      );
+      return { before, next };
+    });
+  }
+
   reserveDeltaCrl(caId: string, thisUpdate: Date, nextUpdate: Date): Promise<DeltaCrlReservation | undefined> {
     return this.#tx("reserving a delta CRL number", async (c) => {
       const revision = await this.#lockCrlState(c, caId);

@@ -801,6 +801,7 @@ export class SqliteStore implements Store {
       maxPublished: db.prepare("SELECT max(number) FROM crls WHERE ca_id = ? AND scope = '' AND state = 'published'").pluck().safeIntegers(),
       crlRow: db.prepare("SELECT revision, state, scope FROM crls WHERE ca_id = ? AND number = ?").safeIntegers(),
       supersedeCrl: db.prepare("UPDATE crls SET state = 'superseded' WHERE ca_id = ? AND number = ?"),
+      burnCrl: db.prepare("INSERT INTO crls (ca_id, number, this_update, next_update, revision, state, scope) VALUES (?, ?, ?, ?, 0, 'superseded', '')"),
       getNotice: db.prepare("SELECT * FROM notices WHERE notice_id = ?"),
       listHeld: db.prepare("SELECT * FROM notices WHERE status = 'held' ORDER BY resident_code, sequence LIMIT ?"),
       revocationSummary: db.prepare("SELECT serial, ca_id, reason, source FROM certified WHERE revoked_at IS NOT NULL ORDER BY serial").raw(),
@@ -1256,6 +1257,19 @@ export class SqliteStore implements Store {
         const next = new Date(Math.min(nextUpdate.getTime(), Number(base.next_update)));
         st.insertCrl.run(caId, number, thisUpdate.getTime(), next.getTime(), revision, DELTA_SCOPE, null, base.number);
         return { number, revision, baseNumber: base.number, nextUpdate: next };
+      }).immediate(),
+    );
+  }
+
+  skipCrlNumbers(caId: string, next: bigint, at: Date): Promise<{ readonly before: bigint; readonly next: bigint }> {
+    return this.#run("moving CRL numbers on", () =>
+      this.#db.transaction(() => {
+        const st = this.#stmts;
+        if (!st.getCa.get(caId)) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${caId} in this store: its CRL numbers cannot be moved on`);
+        const before = ((st.maxCrl.get(caId) as bigint | null) ?? 0n) + 1n;
+        if (before >= next) return { before, next: before };
+        st.burnCrl.run(caId, next - 1n, at.getTime(), at.getTime());
+        return { before, next };
       }).immediate(),
     );
   }

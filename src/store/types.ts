@@ -561,6 +561,16 @@ export interface Store {
    */
   reserveDeltaCrl(caId: string, thisUpdate: Date, nextUpdate: Date): Promise<DeltaCrlReservation | undefined>;
   /**
+   * Moves a CA's CRL number sequence (the one all its scopes share) so that the next number reserved is at
+   * least `next`: what a restore (backup/restore.ts) does so that no number handed out after the backup was
+   * taken is ever handed out again. The numbers below `next` are burned by recording `next - 1` as a
+   * superseded CRL row, in the transaction that holds the CA's CRL lock: no file, nothing marked clean, no
+   * delta base, and a store copy carries it as any CRL row. A sequence already there is left as it is.
+   * Returns the number the next reservation would have had before, and the one it gets now.
+   * ERR_CA_UNKNOWN when the store has no such CA.
+   */
+  skipCrlNumbers(caId: string, next: bigint, at: Date): Promise<{ readonly before: bigint; readonly next: bigint }>;
+  /**
    * The entries of a delta CRL on the full CRL numbered `baseNumber`: every certificate of the CA whose
    * revocation was committed after that base was reserved (so possibly some the base lists too, never one
    * it misses), with crlEntries' expiry rule, in chunks. ERR_INTERNAL when that CRL is no base a delta can

@@ -1,0 +1,238 @@
+/**
+ * `jpki backup DEST` (issue 13, point 4): a consistent online backup of a workspace — its store, taken while
+ * other processes go on issuing, ingesting and publishing, and its published files — with a manifest of hashes
+ * (backup/manifest.ts).
+ *
+ * Layout of DEST (directories 0700, files 0600: the store holds the encrypted CA keys and personal data):
+ *   manifest.json            what the backup is, and every other file with its size and SHA-256
+ *   store/jpki.db            SQLite: a copy made with SQLite's online backup API (one consistent snapshot)
+ *   store/jpki.pgdump        PostgreSQL: `pg_dump -Fc` of the store's database (backup/postgres-tools.ts)
+ *   workspace/config.json    the workspace's configuration
+ *   workspace/ca/…           CA certificates as published
+ *   workspace/crl/…, arl/…   the published CRL tree: current files, history links, PEM copies
+ *   workspace/bridge/…       the Bridge CA (ca/bridge.ts), when there is one: its encrypted key, its state (ARL
+ *                            numbering, cross-certificates) and its exported certificates
+ * Issued certificates written by the CLI (certs/), rejected input records (rejects/) and the counter's notice
+ * spool (spool/) are not backed up: the store holds every certificate, rejects are the inputs' business, and
+ * spooled notices describe registry changes made after whatever backup is restored (they stay in the workspace).
+ *
+ * Order: the store's snapshot first, then the files. A CRL published in between is in the files and not in the
+ * store; never the reverse (a store that names a file the backup lacks). A restore then counts the files' CRL
+ * numbers too (backup/crl-numbers.ts). The manifest records the highest CRL numbers the store's snapshot holds.
+ *
+ * Atomic: everything is written into a temporary sibling of DEST (`.DEST.partial-<pid>-<random>`), fsynced, and
+ * renamed to DEST only when the manifest is written; a crash leaves no directory named DEST, so nothing that
+ * looks like a complete backup. (A leftover partial directory is the operator's to remove; its name says what it is.)
+ */
+import { randomBytes } from "node:crypto";
+import { chmodSync, closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { basename, dirname, join } from "node:path";
+import { JpkiError } from "../errors.js";
+import { systemClock, type Clock } from "../pki/clock.js";
+import { syncDir } from "../store/staging.js";
+import { VERSION } from "../version.js";
+import { Workspace, workspacePaths } from "../workspace/workspace.js";
+import { BACKUP_FORMAT, MANIFEST_NAME, hashFile, type BackupManifest, type ManifestCrlNumber, type ManifestFile } from "./manifest.js";
+
+export const STORE_FILES = { sqlite: "store/jpki.db", postgres: "store/jpki.pgdump" } as const;
+/** The workspace files a backup holds, relative to the workspace root: config.json and these trees. */
+export const BACKED_UP_TREES = ["ca", "crl", "arl", "bridge"] as const;
+
+export interface BackupProgress {
+  readonly phase: "store" | "files" | "manifest";
+  /** files copied so far (phase "files") */
+  readonly done: number;
+}
+
+export interface BackupOptions {
+  readonly workspaceDir: string;
+  /** the backup directory to create (must not exist; its parent must) */
+  readonly dest: string;
+  /** a PostgreSQL workspace's connection string */
+  readonly storeUrl?: string;
+  readonly clock?: Clock;
+  readonly onProgress?: (p: BackupProgress) => void;
+}
+
+export interface BackupReport {
+  readonly dest: string;
+  readonly manifest: BackupManifest;
+  readonly bytes: number;
+}
+
+function ownerDir(path: string): void {
+  mkdirSync(path, { recursive: true, mode: 0o700 });
+  chmodSync(path, 0o700);
+}
+
+/** Copies one file (0600, fsynced), hashing what it writes; undefined when the source vanished (a pruned history link). */
+export function copyHashed(from: string, to: string): { size: number; sha256: string } | undefined {
+  let src: number;
+  try {
+    src = openSync(from, "r");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+  try {
+    ownerDir(dirname(to));
+    const dst = openSync(to, "wx", 0o600);
+    try {
+      const h = createHash("sha256");
+      const buf = Buffer.allocUnsafe(1 << 20);
+      let size = 0;
+      for (;;) {
+        const n = readSync(src, buf, 0, buf.length, null);
+        if (n === 0) break;
+        for (let off = 0; off < n; ) off += writeSync(dst, buf, off, n - off);
+        h.update(buf.subarray(0, n));
+        size += n;
+      }
+      fsyncSync(dst);
+      return { size, sha256: h.digest("hex") };
+    } finally {
+      closeSync(dst);
+    }
+  } finally {
+    closeSync(src);
+  }
+}
+
+/** Regular files under `dir`, as path segments relative to it; staged temporaries (dot files) are skipped. */
+export function regularFiles(dir: string, rel: string[] = []): string[][] {
+  let names: string[];
+  try {
+    names = readdirSync(dir).sort();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw e;
+  }
+  const out: string[][] = [];
+  for (const n of names) {
+    if (n.startsWith(".")) continue;
+    const p = join(dir, n);
+    let st;
+    try {
+      st = lstatSync(p);
+    } catch {
+      continue;
+    }
+    if (st.isDirectory()) out.push(...regularFiles(p, [...rel, n]));
+    else if (st.isFile()) out.push([...rel, n]);
+  }
+  return out;
+}
+
+/** The SQLite store's online backup into `file`, and what the manifest records of it (read from the copy). */
+async function backupSqlite(db: string, file: string): Promise<{ schemaVersion: number; crlNumbers: ManifestCrlNumber[] }> {
+  const { default: Database } = await import("better-sqlite3");
+  const src = new Database(db, { readonly: true, fileMustExist: true });
+  try {
+    src.pragma("busy_timeout = 20000");
+    // SQLite's backup API copies pages in steps and starts over when another connection writes between two
+    // steps; after the first step we ask for every remaining page in one step, which holds one read
+    // transaction throughout: in WAL mode writers go on, and the copy is that transaction's snapshot.
+    await src.backup(file, { progress: () => 0x7fffffff });
+  } finally {
+    src.close();
+  }
+  const copy = new Database(file, { fileMustExist: true });
+  try {
+    // The copy keeps the source's WAL mode; a backup file is one self-contained file (no -wal, no -shm).
+    copy.pragma("journal_mode = DELETE");
+    const check = copy.pragma("quick_check", { simple: true });
+    if (check !== "ok") throw new JpkiError("ERR_WORKSPACE_CORRUPT", `the store's backup copy fails SQLite's quick_check (${String(check)}): the store itself may be damaged`);
+    const schemaVersion = copy.pragma("user_version", { simple: true }) as number;
+    const rows = copy.prepare("SELECT ca_id, scope, max(number) AS highest FROM crls GROUP BY ca_id, scope ORDER BY ca_id, scope").safeIntegers().all() as Array<{ ca_id: string; scope: string; highest: bigint }>;
+    return { schemaVersion, crlNumbers: rows.map((r) => ({ caId: r.ca_id, scope: r.scope, highest: r.highest.toString() })) };
+  } finally {
+    copy.close();
+  }
+}
+
+/**
+ * Takes a backup of the workspace at `workspaceDir` into the new directory `dest` (see the header). ERR_BACKUP_EXISTS
+ * when `dest` exists; the workspace's own errors when it cannot be opened.
+ */
+export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
+  const clock = opts.clock ?? systemClock;
+  const started = clock.now().getTime();
+  const dest = opts.dest;
+  if (existsSync(dest)) throw new JpkiError("ERR_BACKUP_EXISTS", `${dest} already exists: name a new directory for the backup (a backup never adds to or replaces another)`, { details: { path: dest } });
+  const parent = dirname(dest);
+  if (!existsSync(parent)) throw new JpkiError("ERR_FILE_NOT_FOUND", `the backup's parent directory ${parent} does not exist (create it with: mkdir -p ${parent})`, { details: { path: parent } });
+  // Opening checks the workspace is one (config, store reachable, schema ours) before anything is written.
+  const ws = await Workspace.openAsync(opts.workspaceDir, { clock, ...(opts.storeUrl !== undefined ? { storeUrl: opts.storeUrl } : {}) });
+  const paths = ws.paths;
+  const kind = ws.config.store;
+  await ws.close();
+
+  const tmp = join(parent, `.${basename(dest)}.partial-${process.pid}-${randomBytes(4).toString("hex")}`);
+  ownerDir(tmp);
+  try {
+    const files: ManifestFile[] = [];
+    opts.onProgress?.({ phase: "store", done: 0 });
+    const storeRel = STORE_FILES[kind];
+    const storeFile = join(tmp, ...storeRel.split("/"));
+    ownerDir(dirname(storeFile));
+    let meta: { schemaVersion: number; crlNumbers: ManifestCrlNumber[] };
+    let takenAt: Date;
+    if (kind === "sqlite") {
+      takenAt = clock.now();
+      meta = await backupSqlite(paths.db, storeFile);
+    } else {
+      if (!opts.storeUrl) throw new JpkiError("ERR_USAGE", `the workspace ${paths.root} uses a PostgreSQL store: set JPKI_STORE to its connection string`);
+      const { dumpPostgres } = await import("./postgres-tools.js");
+      takenAt = clock.now();
+      meta = await dumpPostgres(opts.storeUrl, storeFile);
+    }
+    chmodSync(storeFile, 0o600);
+    files.push({ path: storeRel, ...hashFile(storeFile) });
+
+    opts.onProgress?.({ phase: "files", done: 0 });
+    const copies: string[][] = [["config.json"], ...BACKED_UP_TREES.flatMap((t) => regularFiles(join(paths.root, t), [t]))];
+    let done = 0;
+    for (const rel of copies) {
+      const r = copyHashed(join(paths.root, ...rel), join(tmp, "workspace", ...rel));
+      if (r) files.push({ path: ["workspace", ...rel].join("/"), ...r });
+      if (++done % 100 === 0) opts.onProgress?.({ phase: "files", done });
+    }
+    if (!files.some((f) => f.path === "workspace/config.json")) throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${paths.config} vanished while it was backed up`);
+
+    opts.onProgress?.({ phase: "manifest", done });
+    const manifest: BackupManifest = {
+      format: BACKUP_FORMAT,
+      jpkiVersion: VERSION,
+      store: kind,
+      schemaVersion: meta.schemaVersion,
+      takenAt: takenAt.toISOString(),
+      durationMs: Math.max(0, clock.now().getTime() - started),
+      crlNumbers: meta.crlNumbers,
+      files: files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
+    };
+    const fd = openSync(join(tmp, MANIFEST_NAME), "wx", 0o600);
+    try {
+      writeSync(fd, JSON.stringify(manifest, null, 2) + "\n");
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    syncTree(tmp);
+    renameSync(tmp, dest);
+    syncDir(parent);
+    return { dest, manifest, bytes: files.reduce((s, f) => s + f.size, 0) };
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** fsyncs every directory of a tree, so the renamed directory's entries survive a crash with it. */
+function syncTree(dir: string): void {
+  for (const n of readdirSync(dir)) {
+    const p = join(dir, n);
+    if (lstatSync(p).isDirectory()) syncTree(p);
+  }
+  syncDir(dir);
+}

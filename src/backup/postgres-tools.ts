@@ -1,0 +1,181 @@
+/**
+ * The PostgreSQL side of backup and restore: `pg_dump -Fc` (custom format) of the store's database from one
+ * snapshot the backup also reads its metadata in, and `pg_restore` into the target database.
+ *
+ * Why pg_dump and not the store-independent dump of store/copy.ts: pg_dump is PostgreSQL's own consistent
+ * online backup (one REPEATABLE READ snapshot, writers never wait), it keeps everything as PostgreSQL holds
+ * it — the delta CRL snapshots (`delta_snapshot`), sequence positions, indexes — which a logical copy
+ * recomputes or drops (a copy's full CRLs are no delta bases, types.ts DumpCrl), and operators know how to
+ * inspect and restore its files with standard tools. store/copy.ts keeps writers out while it runs, which an
+ * online backup must not.
+ *
+ * The connection string may hold a password: it is never put on a command line (every user of the host sees
+ * those in `ps`). The child gets it as libpq environment variables (PGHOST, PGUSER, PGPASSWORD, …), and
+ * pg_restore's `-d` names the database only.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { JpkiError } from "../errors.js";
+import type { ManifestCrlNumber } from "./manifest.js";
+
+/** libpq environment variables for the parts of a postgres:// URL that have one. */
+const QUERY_ENV: Readonly<Record<string, string>> = {
+  host: "PGHOST",
+  hostaddr: "PGHOSTADDR",
+  port: "PGPORT",
+  user: "PGUSER",
+  password: "PGPASSWORD",
+  dbname: "PGDATABASE",
+  sslmode: "PGSSLMODE",
+  sslrootcert: "PGSSLROOTCERT",
+  sslcert: "PGSSLCERT",
+  sslkey: "PGSSLKEY",
+  sslcrl: "PGSSLCRL",
+  connect_timeout: "PGCONNECT_TIMEOUT",
+  application_name: "PGAPPNAME",
+  target_session_attrs: "PGTARGETSESSIONATTRS",
+  passfile: "PGPASSFILE",
+};
+
+/**
+ * The libpq environment a postgres:// URL stands for, and its database name. A parameter libpq has no
+ * variable for is refused (ERR_BACKUP_TOOL) rather than silently dropped.
+ */
+export function libpqEnv(url: string): { env: Record<string, string>; database: string } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch (e) {
+    throw new JpkiError("ERR_USAGE", "JPKI_STORE is not a valid postgres:// URL", { cause: e });
+  }
+  const env: Record<string, string> = {};
+  if (u.hostname) env.PGHOST = decodeURIComponent(u.hostname);
+  if (u.port) env.PGPORT = u.port;
+  if (u.username) env.PGUSER = decodeURIComponent(u.username);
+  if (u.password) env.PGPASSWORD = decodeURIComponent(u.password);
+  const path = decodeURIComponent(u.pathname.replace(/^\//, ""));
+  if (path) env.PGDATABASE = path;
+  for (const [k, v] of u.searchParams) {
+    const name = QUERY_ENV[k];
+    if (!name) throw new JpkiError("ERR_BACKUP_TOOL", `the connection parameter ${k} in JPKI_STORE cannot be passed to pg_dump/pg_restore: set it in the environment (libpq's PG* variables) instead`);
+    env[name] = v;
+  }
+  const database = env.PGDATABASE ?? env.PGUSER ?? process.env.PGDATABASE ?? process.env.USER ?? "";
+  if (!database) throw new JpkiError("ERR_USAGE", "JPKI_STORE names no database");
+  return { env, database };
+}
+
+/**
+ * pg_dump and pg_restore able to talk to a server of major version `serverMajor`: pg_dump refuses a server
+ * newer than itself, so the newest of the installed ones that is at least that version (Debian keeps each
+ * version's binaries under /usr/lib/postgresql/<major>/bin; JPKI_PG_BIN names another directory).
+ */
+export function findPgTools(serverMajor: number, env: NodeJS.ProcessEnv = process.env): { pgDump: string; pgRestore: string; major: number } {
+  const dirs: Array<{ dir: string; major: number }> = [];
+  if (env.JPKI_PG_BIN) dirs.push({ dir: env.JPKI_PG_BIN, major: Number.POSITIVE_INFINITY });
+  const base = "/usr/lib/postgresql";
+  if (existsSync(base)) {
+    for (const v of readdirSync(base)) if (/^\d+$/.test(v)) dirs.push({ dir: join(base, v, "bin"), major: Number(v) });
+  }
+  const fit = dirs
+    .filter((d) => d.major >= serverMajor && existsSync(join(d.dir, "pg_dump")) && existsSync(join(d.dir, "pg_restore")))
+    .sort((a, b) => a.major - b.major)[0];
+  if (!fit) {
+    throw new JpkiError(
+      "ERR_BACKUP_TOOL",
+      `no pg_dump/pg_restore for a PostgreSQL ${serverMajor} server under /usr/lib/postgresql/<version>/bin: install the postgresql-client-${serverMajor} package (or newer), or set JPKI_PG_BIN to the directory holding them`,
+    );
+  }
+  return { pgDump: join(fit.dir, "pg_dump"), pgRestore: join(fit.dir, "pg_restore"), major: Number.isFinite(fit.major) ? fit.major : serverMajor };
+}
+
+/** Runs a PostgreSQL client tool; ERR_BACKUP_TOOL with the tail of its stderr when it fails. */
+function runTool(cmd: string, args: readonly string[], env: Record<string, string>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => {
+      stderr = (stderr + d.toString("utf8")).slice(-4000);
+    });
+    child.on("error", (e) => reject(new JpkiError("ERR_BACKUP_TOOL", `cannot run ${cmd}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { cause: e })));
+    child.on("exit", (code, signal) => {
+      if (code === 0) resolve();
+      else reject(new JpkiError("ERR_BACKUP_TOOL", `${cmd.split("/").pop()} failed (${signal ?? `exit ${code}`}): ${stderr.trim().split("\n").slice(-5).join(" | ")}`));
+    });
+  });
+}
+
+/**
+ * Dumps the store's database to `file` (custom format) from one snapshot, and reads in that same snapshot
+ * what the manifest records: the schema version and the highest CRL numbers. Writers go on meanwhile.
+ */
+export async function dumpPostgres(url: string, file: string): Promise<{ schemaVersion: number; crlNumbers: ManifestCrlNumber[] }> {
+  const { default: pg } = await import("pg");
+  const client = new pg.Client({ connectionString: url, application_name: "jpki backup" });
+  try {
+    await client.connect();
+  } catch (e) {
+    throw new JpkiError("ERR_STORE_UNREACHABLE", `cannot reach the PostgreSQL store to back it up: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    const major = Math.floor(Number((await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v) / 10000);
+    const tools = findPgTools(major);
+    // The snapshot pg_dump will use (--snapshot), exported by this transaction, which stays open until it is done.
+    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    const snapshot = (await client.query<{ s: string }>("SELECT pg_export_snapshot() AS s")).rows[0]!.s;
+    const meta = await client.query<{ value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").catch((e: unknown) => {
+      throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL database holds no jpki store (no meta table)", { cause: e });
+    });
+    const schemaVersion = Number(meta.rows[0]?.value ?? 0);
+    const crlNumbers = (await client.query<{ ca_id: string; scope: string; highest: string }>(`SELECT ca_id, scope, max(number)::text AS highest FROM crls GROUP BY ca_id, scope ORDER BY ca_id, scope`)).rows.map(
+      (r) => ({ caId: r.ca_id, scope: r.scope, highest: r.highest }),
+    );
+    const { env } = libpqEnv(url);
+    await runTool(tools.pgDump, ["--format=custom", `--snapshot=${snapshot}`, "--no-password", `--file=${file}`], env);
+    await client.query("COMMIT");
+    return { schemaVersion, crlNumbers };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** Whether the database holds any relation in its current schema (where the store keeps its tables). */
+export async function postgresHasRecords(url: string): Promise<boolean> {
+  const { default: pg } = await import("pg");
+  const client = new pg.Client({ connectionString: url, application_name: "jpki restore" });
+  try {
+    await client.connect();
+  } catch (e) {
+    throw new JpkiError("ERR_STORE_UNREACHABLE", `cannot reach the PostgreSQL database to restore into: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    const n = (await client.query<{ n: string }>("SELECT count(*)::text AS n FROM pg_class WHERE relnamespace = current_schema()::regnamespace")).rows[0]!.n;
+    return n !== "0";
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Restores a custom-format dump into the database `url` names, in one transaction (a failure leaves the
+ * database as it was). With `clean`, what the dump holds is dropped first (the --force of a restore over a
+ * live store).
+ */
+export async function restorePostgres(url: string, file: string, opts: { clean: boolean }): Promise<void> {
+  const { default: pg } = await import("pg");
+  const client = new pg.Client({ connectionString: url, application_name: "jpki restore" });
+  let major: number;
+  try {
+    await client.connect();
+    major = Math.floor(Number((await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v) / 10000);
+  } catch (e) {
+    throw new JpkiError("ERR_STORE_UNREACHABLE", `cannot reach the PostgreSQL database to restore into: ${(e as Error).message}`, { cause: e });
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  const tools = findPgTools(major);
+  const { env, database } = libpqEnv(url);
+  const args = ["--single-transaction", "--exit-on-error", "--no-owner", "--no-privileges", "--no-password", ...(opts.clean ? ["--clean", "--if-exists"] : []), `--dbname=${database}`, file];
+  await runTool(tools.pgRestore, args, env);
+}

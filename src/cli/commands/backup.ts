@@ -1,0 +1,152 @@
+/** `jpki backup DEST` and `jpki restore SRC`: the library's backup/backup.ts and backup/restore.ts. */
+import { Command } from "commander";
+import type { BackupProgress, BackupReport, RestoreProgress, RestoreReport } from "../../index.js";
+import { JpkiError, library } from "../lib.js";
+import { Context } from "../context.js";
+import type { Io } from "../output.js";
+
+const BACKUP_PHASES: Record<BackupProgress["phase"], string> = {
+  store: "copying the store (one consistent snapshot; other processes go on writing)",
+  files: "copying config.json, ca/, crl/ and arl/",
+  manifest: "writing the manifest",
+};
+
+const RESTORE_PHASES: Record<RestoreProgress["phase"], string> = {
+  verify: "checking every file against the manifest",
+  files: "staging the backup's files",
+  store: "restoring the store",
+  numbers: "moving CRL numbering past the safety gap",
+  swap: "putting the restored workspace in place",
+};
+
+function backupSummary(r: BackupReport): string {
+  const m = r.manifest;
+  const lines = [
+    `backup written to ${r.dest}`,
+    `  ${m.store} store (schema ${m.schemaVersion}), snapshot taken ${m.takenAt}, ${m.files.length} files, ${r.bytes} bytes, in ${(m.durationMs / 1000).toFixed(1)} s`,
+  ];
+  const byCa = new Map<string, string[]>();
+  for (const c of m.crlNumbers) byCa.set(c.caId, [...(byCa.get(c.caId) ?? []), `${c.scope === "" ? "full" : c.scope} #${c.highest}`]);
+  for (const [ca, s] of byCa) lines.push(`  ${ca}: CRL numbers up to ${s.join(", ")}`);
+  lines.push(`check it any time with: jpki restore --verify-only ${r.dest}`);
+  return lines.join("\n");
+}
+
+function restoreSummary(r: RestoreReport): string {
+  const lines = [`restored ${r.workspace} from ${r.source}`, `  ${r.store} store, backup taken ${r.takenAt}, restored ${r.restoredAt}`];
+  for (const c of r.crlNumbers) lines.push(`  ${c.caId}: highest CRL number known #${c.highestKnown} (backup: ${c.highestAtBackup ? `#${c.highestAtBackup}` : "none"}); the next CRL is #${c.next} (gap ${r.crlGap})`);
+  for (const x of r.reRevoked) lines.push(`  revoked again: ${x.caId} ${x.serial} (reason ${x.reason}), revoked after the backup on the previous CRLs`);
+  for (const x of r.revokedUnknown) lines.push(`warning: ${x.caId} ${x.serial} is revoked on the previous CRLs but unknown to the restored store (issued after the backup): it will not be on the next CRLs`);
+  if (r.previous) lines.push(`  the previous files are in ${r.previous}`);
+  for (const ca of r.unknownCas) lines.push(`warning: CRLs of ${ca} were published, but the backup has no CA ${ca}: never create a CA with that id again`);
+  for (const f of r.unreadableCrlFiles) lines.push(`warning: ${f} looks like a CRL but could not be read (the time gap covers its number)`);
+  lines.push("next: restart jpki serve / jpki watch; publish fresh CRLs with: jpki crl generate");
+  return lines.join("\n");
+}
+
+export function makeBackupCommand(io: Io): Command {
+  return new Command("backup")
+    .description("take a consistent online backup of the workspace: the store, the published CRLs and CA certificates, and a manifest of hashes")
+    .argument("<dest>", "a new directory for the backup (its parent must exist)")
+    .addHelpText(
+      "after",
+      `
+Arguments:
+  DEST   the backup directory to create; an existing one is refused (ERR_BACKUP_EXISTS)
+
+What it holds (directories 0700, files 0600 — it has the encrypted CA keys and personal data):
+  manifest.json          jpki version, store kind and schema version, when the snapshot was taken, the
+                         highest CRL number of every CA and scope, and every file's size and SHA-256
+  store/jpki.db          SQLite: a copy by SQLite's online backup API (one consistent snapshot)
+  store/jpki.pgdump      PostgreSQL: pg_dump -Fc from one snapshot (JPKI_STORE; pg_dump must be at least
+                         the server's version, found under /usr/lib/postgresql/<version>/bin or JPKI_PG_BIN)
+  workspace/…            config.json, ca/, crl/ and arl/ as published (certs/ and rejects/ are not kept)
+
+Online: other jpki processes (serve, watch, notices ingest, issue) go on while it runs; the store is copied
+from one snapshot, then the files. The backup is written under a temporary name and renamed to DEST when
+complete: an interrupted backup never looks like one.
+
+Progress goes to stderr; --json prints the manifest and the backup's path.
+
+Examples:
+  jpki backup /backup/jpki-$(date +%F)
+  JPKI_STORE=postgres:///jpki?host=/run/postgresql jpki backup /backup/jpki-$(date +%F) --json`,
+    )
+    .action(async (dest: string, _o: unknown, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      const dir = ctx.workspaceDir;
+      const { takeBackup } = await library();
+      const { resolve } = await import("node:path");
+      const report = await takeBackup({
+        workspaceDir: dir,
+        dest: resolve(io.cwd, dest),
+        ...(ctx.storeUrl ? { storeUrl: ctx.storeUrl } : {}),
+        onProgress: (p) => ctx.out.info(`backup: ${BACKUP_PHASES[p.phase]}${p.phase === "files" && p.done ? ` (${p.done})` : ""}`),
+      });
+      ctx.out.result({ dest: report.dest, bytes: report.bytes, manifest: report.manifest }, () => backupSummary(report));
+    });
+}
+
+export function makeRestoreCommand(io: Io): Command {
+  return new Command("restore")
+    .description("check a backup against its manifest and restore it as the workspace; CRL numbering moves past a safety gap")
+    .argument("<src>", "the backup directory 'jpki backup' made")
+    .option("--force", "replace a workspace (or PostgreSQL database) that already holds records: stop every jpki process on it first")
+    .option("--verify-only", "only check the backup against its manifest; change nothing")
+    .option("--crl-gap <n>", "move CRL numbers on by at least this much (when more were published than the computed gap allows for)")
+    .addHelpText(
+      "after",
+      `
+Arguments:
+  SRC    a backup directory made by 'jpki backup'
+
+Checks first, changes nothing unless every check passes:
+  - every file against manifest.json: one missing, added or changed is ERR_BACKUP_CORRUPT (exit 21) naming it;
+  - the target (--workspace, and for a PostgreSQL backup the database in JPKI_STORE) holds no workspace or
+    records, unless --force (ERR_BACKUP_TARGET_LIVE, exit 3). Stop jpki serve, watch and every other jpki
+    process on it first: a restore is not an online operation.
+
+CRL numbers never go back (RFC 5280 §5.2.3): CRLs published after the backup was taken had higher numbers,
+and verifiers have seen them. Every CA's one numbering (full CRLs, partitions, ARL, deltas) moves to
+  highest known + gap + 1
+where "highest known" is the largest of the backup's store, the backup's CRL files and the CRL files the
+target still holds, and the gap is 1000 + 100 per second since the backup was taken (or --crl-gap, if larger).
+
+Revocations on the target's previous CRLs that the backup's CRLs lack (made after the backup) are made again
+in the restored store, with their date and reason: a restore never un-revokes a certificate. A revoked serial
+the restored store does not know (issued after the backup) is reported: it cannot be on the next CRLs.
+The target's previous config.json, store file, ca/, crl/, arl/ and bridge/ are kept in before-restore-<time>/.
+
+--json prints the report (per CA: highest number known, the next number).
+
+Examples:
+  jpki restore --verify-only /backup/jpki-2026-11-30
+  jpki --workspace /srv/jpki restore /backup/jpki-2026-11-30 --force
+  JPKI_STORE=postgres:///jpki_new?host=/run/postgresql jpki -w /srv/jpki restore /backup/jpki-2026-11-30`,
+    )
+    .action(async (src: string, o: { force?: boolean; verifyOnly?: boolean; crlGap?: string }, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      let crlGap: bigint | undefined;
+      if (o.crlGap !== undefined) {
+        if (!/^\d{1,18}$/.test(o.crlGap)) throw new JpkiError("ERR_USAGE", "--crl-gap must be a whole number (at most 18 digits)");
+        crlGap = BigInt(o.crlGap);
+      }
+      const { resolve } = await import("node:path");
+      const source = resolve(io.cwd, src);
+      const lib = await library();
+      if (o.verifyOnly) {
+        const m = lib.verifyBackup(source);
+        ctx.out.result({ source, verified: true, manifest: m }, `${source}: every file matches the manifest (${m.files.length} files, ${m.store} store, taken ${m.takenAt})`);
+        return;
+      }
+      const report = await lib.restoreBackup({
+        source,
+        workspaceDir: ctx.workspaceDir,
+        ...(ctx.storeUrl ? { storeUrl: ctx.storeUrl } : {}),
+        force: Boolean(o.force),
+        ...(crlGap !== undefined ? { crlGap } : {}),
+        onProgress: (p) => ctx.out.info(`restore: ${RESTORE_PHASES[p.phase]}`),
+      });
+      ctx.out.result(report, () => restoreSummary(report));
+    });
+}

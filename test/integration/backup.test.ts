@@ -1,0 +1,250 @@
+/**
+ * Issue 13, point 4: `jpki backup` and `jpki restore`, end to end through the CLI, on the project's store
+ * (STORE_SUITES: SQLite, then PostgreSQL with pg_dump/pg_restore).
+ *
+ * - A backup taken while another process issues certificates restores into a workspace that opens and
+ *   publishes a CRL OpenSSL verifies.
+ * - A backup with one byte of a CRL changed, a file deleted, or a file added is refused (exit 21,
+ *   ERR_BACKUP_CORRUPT naming the file) and nothing is made.
+ * - An old backup restored over the workspace after more CRLs were published: the next `crl generate`
+ *   publishes a CRL number higher than any published before (`openssl crl -text`), and it verifies.
+ */
+import { appendFileSync, cpSync, existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { makeResidentCode } from "../../src/registry/resident-code.js";
+import { cardKey, cli, jpkiProcess, openWorkspace, sh, tempDir, writeJsonl } from "./helpers.js";
+
+let dir: string;
+let ws: string;
+let cert: string;
+let revokedCert: string;
+let revokedSerial: string;
+let pub: string;
+const people = ["0000000960", "0000000961", "0000000962"].map((c, i) => ({
+  residentCode: makeResidentCode(c),
+  municipalityCode: "131016",
+  name: ["山田　太郎", "山田　花子", "山田　一郎"][i],
+  address: "東京都千代田区千代田１番１号",
+  birthDate: "1980-12-31",
+  gender: "male",
+  status: "active",
+}));
+
+/** The CRL number `openssl crl -text` reads from a DER CRL (an independent parser). */
+function opensslCrlNumber(path: string): bigint {
+  const r = sh("openssl", ["crl", "-inform", "DER", "-in", path, "-noout", "-text"]);
+  expect(r.status, r.out).toBe(0);
+  const m = /X509v3 CRL Number:\s*\n\s*(\d+)\s*\n/.exec(r.out);
+  expect(m, r.out).not.toBeNull();
+  return BigInt(m![1]!);
+}
+
+/** Every CRL file (current and history links) under a workspace's crl/ and arl/. */
+function crlFiles(root: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    if (!existsSync(d)) return;
+    for (const n of readdirSync(d)) {
+      const p = join(d, n);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (/\.crl(\.\d+)?$/.test(n)) out.push(p);
+    }
+  };
+  walk(join(root, "crl"));
+  walk(join(root, "arl"));
+  return out;
+}
+
+function highestPublished(root: string): bigint {
+  return crlFiles(root).map(opensslCrlNumber).reduce((a, b) => (b > a ? b : a), 0n);
+}
+
+async function generate(workspace: string, extra: string[] = []): Promise<void> {
+  const which = extra.includes("--ca") ? [] : ["--prefecture", "13"];
+  const g = await cli(["-w", workspace, "crl", "generate", ...which, ...extra, "--json"], { cwd: dir });
+  expect(g.code, g.stderr).toBe(0);
+}
+
+function verifyWithCrl(workspace: string, certPath: string) {
+  return sh("openssl", ["verify", "-crl_check", "-CAfile", join(workspace, "ca", "13-sig.pem"), "-CRLfile", join(workspace, "crl", "13-sig.crl"), certPath]);
+}
+
+beforeAll(async () => {
+  dir = tempDir("jpki-backup-");
+  ws = join(dir, "ws");
+  expect((await cli(["-w", ws, "ca", "init", "--prefecture", "13"], { cwd: dir })).code).toBe(0);
+  writeJsonl(join(dir, "residents.jsonl"), people);
+  const imp = await cli(["-w", ws, "registry", "import", join(dir, "residents.jsonl")], { cwd: dir });
+  expect(imp.code, imp.stderr).toBe(0);
+  const k = cardKey(dir, "card");
+  pub = k.pub;
+  cert = join(dir, "good.pem");
+  revokedCert = join(dir, "revoked.pem");
+  const a = await cli(["-w", ws, "issue", "--resident", people[0]!.residentCode, "--public-key", pub, "-o", cert], { cwd: dir });
+  expect(a.code, a.stderr).toBe(0);
+  const b = await cli(["-w", ws, "issue", "--resident", people[1]!.residentCode, "--public-key", pub, "-o", revokedCert, "--json"], { cwd: dir });
+  expect(b.code, b.stderr).toBe(0);
+  revokedSerial = b.json().serial;
+  expect((await cli(["-w", ws, "revoke", "--serial", revokedSerial, "--reason", "loss"], { cwd: dir })).code).toBe(0);
+  await generate(ws, ["--partitions", "all"]);
+});
+
+describe("jpki backup", () => {
+  it("takes an online backup while another process issues certificates; it restores, opens and publishes a CRL openssl verifies", async () => {
+    // a second process committing certificates in batches while the backup runs (renewals of the third
+    // resident's: the first two residents' certificates stay as they are for the checks below)
+    const apps = Array.from({ length: 40 }, (_, i) => ({ residentCode: people[2]!.residentCode, type: i % 2 ? "signature" : "authentication", publicKey: readFileSync(pub, "utf8") }));
+    writeJsonl(join(dir, "apps.jsonl"), apps);
+    const writer = jpkiProcess(ws, ["issue", "--batch", join(dir, "apps.jsonl")]);
+    const dest = join(dir, "online");
+    const b = await cli(["-w", ws, "backup", dest, "--json"], { cwd: dir });
+    expect(b.code, b.stderr).toBe(0);
+    const w = await writer;
+    expect(w.code, w.stderr).toBe(0);
+    const report = b.json();
+    expect(report.manifest.format).toBe("jpki-backup/1");
+    expect(report.manifest.crlNumbers.length).toBeGreaterThan(0);
+    // owner-only, and every file listed with its hash
+    expect(statSync(dest).mode & 0o777).toBe(0o700);
+    expect(statSync(join(dest, "manifest.json")).mode & 0o777).toBe(0o600);
+    const listed = (report.manifest.files as Array<{ path: string }>).map((f) => f.path);
+    expect(listed).toContain(report.manifest.store === "sqlite" ? "store/jpki.db" : "store/jpki.pgdump");
+    expect(listed).toContain("workspace/crl/13-sig.crl");
+    for (const f of report.manifest.files as Array<{ path: string }>) expect(statSync(join(dest, f.path)).mode & 0o777).toBe(0o600);
+    // no temporary directory left beside it
+    expect(readdirSync(dir).filter((n) => n.includes("partial"))).toEqual([]);
+
+    const copy = join(dir, "from-online");
+    const r = await cli(["-w", copy, "restore", dest, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    const v = await cli(["-w", copy, "restore", "--verify-only", dest], { cwd: dir });
+    expect(v.code, v.stderr).toBe(0);
+    await generate(copy);
+    const ok = verifyWithCrl(copy, cert);
+    expect(ok.status, ok.out).toBe(0);
+    const revoked = verifyWithCrl(copy, revokedCert);
+    expect(revoked.out).toMatch(/error 23 at 0 depth lookup: certificate revoked/);
+    const wsp = await openWorkspace(copy);
+    try {
+      expect((await wsp.store.getCertificate(revokedSerial))?.revocation?.reason).toBe(1);
+    } finally {
+      await wsp.close();
+    }
+  });
+
+  it("refuses a destination that exists", async () => {
+    const b = await cli(["-w", ws, "backup", join(dir, "online")], { cwd: dir });
+    expect(b.code).toBe(2);
+    expect(b.stderr).toContain("ERR_BACKUP_EXISTS");
+  });
+});
+
+describe("jpki restore refuses a backup that fails its manifest", () => {
+  let good: string;
+  beforeAll(async () => {
+    good = join(dir, "tamper-base");
+    const b = await cli(["-w", ws, "backup", good], { cwd: dir });
+    expect(b.code, b.stderr).toBe(0);
+  });
+
+  const cases: Array<[string, (d: string) => void, RegExp, string]> = [
+    ["one byte of a CRL changed", (d) => {
+      const p = join(d, "workspace", "crl", "13-sig.crl");
+      const bytes = readFileSync(p);
+      bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0x01;
+      writeFileSync(p, bytes);
+    }, /does not match its SHA-256/, "workspace/crl/13-sig.crl"],
+    ["a file deleted", (d) => rmSync(join(d, "workspace", "ca", "13-auth.pem")), /listed in the manifest .* but missing/, "workspace/ca/13-auth.pem"],
+    ["a file added", (d) => writeFileSync(join(d, "workspace", "crl", "extra.crl"), "x"), /not in its manifest/, "workspace/crl/extra.crl"],
+    ["a manifest changed", (d) => appendFileSync(join(d, "manifest.json"), "}"), /no readable manifest.json/, "manifest.json"],
+  ];
+  for (const [name, tamper, message, file] of cases) {
+    it(`${name}: exit 21, ERR_BACKUP_CORRUPT naming ${file}, nothing made`, async () => {
+      const bad = join(dir, `tampered-${name.replace(/\W+/g, "-")}`);
+      cpSync(good, bad, { recursive: true });
+      tamper(bad);
+      const target = join(dir, `target-${name.replace(/\W+/g, "-")}`);
+      const r = await cli(["-w", target, "restore", bad, "--json"], { cwd: dir });
+      expect(r.code, r.stderr).toBe(21);
+      const err = JSON.parse(r.stderr.slice(r.stderr.indexOf("{"))).error; // after the progress lines
+      expect(err.code).toBe("ERR_BACKUP_CORRUPT");
+      expect(err.message).toMatch(message);
+      expect(err.details.file).toBe(file);
+      expect(existsSync(target)).toBe(false);
+      const v = await cli(["-w", target, "restore", "--verify-only", bad], { cwd: dir });
+      expect(v.code).toBe(21);
+    });
+  }
+});
+
+describe("restoring an old backup never reuses a CRL number", () => {
+  it("after more CRLs were published, the next crl generate publishes a higher number than any before, and openssl verifies it", async () => {
+    // the Bridge CA numbers its ARL in bridge/state.json, outside the store: it must move too
+    const bridge = async () => {
+      const b = await cli(["-w", ws, "ca", "bridge"], { cwd: dir });
+      expect(b.code, b.stderr).toBe(0);
+    };
+    await bridge();
+    // an authentication certificate issued before the backup and revoked after it, one issued and revoked after it
+    const issueAuth = async (name: string) => {
+      const r = await cli(["-w", ws, "issue", "--resident", people[0]!.residentCode, "--type", "authentication", "--public-key", pub, "-o", join(dir, name), "--json"], { cwd: dir });
+      expect(r.code, r.stderr).toBe(0);
+      return r.json().serial as string;
+    };
+    const lostRevocation = await issueAuth("lost-revocation.pem");
+    const old = join(dir, "old");
+    expect((await cli(["-w", ws, "backup", old], { cwd: dir })).code).toBe(0);
+    expect((await cli(["-w", ws, "revoke", "--serial", lostRevocation, "--reason", "keyCompromise"], { cwd: dir })).code).toBe(0);
+    const afterBackup = await issueAuth("after-backup.pem"); // supersedes lost-revocation (revoked already)
+    expect((await cli(["-w", ws, "revoke", "--serial", afterBackup, "--reason", "loss"], { cwd: dir })).code).toBe(0);
+    // more CRLs after the backup: full, partitions and ARLs, every scope numbering from the CA's sequence
+    for (let i = 0; i < 3; i++) await generate(ws, ["--partitions", "all"]);
+    await bridge();
+    await bridge();
+    const before = highestPublished(ws);
+    const bridgeBefore = opensslCrlNumber(join(ws, "arl", "bridge.crl"));
+    expect(bridgeBefore).toBeGreaterThanOrEqual(3n);
+
+    // a live workspace is not replaced without --force
+    const refused = await cli(["-w", ws, "restore", old], { cwd: dir });
+    expect(refused.code, refused.stderr).toBe(3);
+    expect(refused.stderr).toContain("ERR_BACKUP_TARGET_LIVE");
+
+    const r = await cli(["-w", ws, "restore", old, "--force", "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    const report = r.json();
+    const sig = (report.crlNumbers as Array<{ caId: string; highestKnown: string; next: string }>).find((c) => c.caId === "13-sig")!;
+    expect(BigInt(sig.highestKnown)).toBe(before); // the live CRL files were counted, not only the backup
+    expect(BigInt(sig.next)).toBeGreaterThan(before + 1000n);
+    expect(report.previous).toMatch(/before-restore-/);
+    expect(existsSync(join(report.previous, "crl", "13-sig.crl"))).toBe(true);
+
+    await generate(ws, ["--ca", "13-sig"]);
+    const after = opensslCrlNumber(join(ws, "crl", "13-sig.crl"));
+    expect(after).toBeGreaterThan(before);
+    expect(after).toBe(BigInt(sig.next));
+    const ok = verifyWithCrl(ws, cert);
+    expect(ok.status, ok.out).toBe(0);
+    expect(verifyWithCrl(ws, revokedCert).out).toMatch(/error 23 at 0 depth lookup: certificate revoked/);
+    expect(report.crlNumbers.find((c: { caId: string }) => c.caId === "bridge")).toMatchObject({ highestKnown: bridgeBefore.toString() });
+    // a restore never un-revokes: the revocation made after the backup is made again, the unknown serial reported
+    expect(report.reRevoked).toEqual([{ caId: "13-auth", serial: lostRevocation, reason: 1 }]);
+    expect(report.revokedUnknown).toEqual([{ caId: "13-auth", serial: afterBackup }]);
+    await generate(ws, ["--ca", "13-auth"]);
+    const auth = sh("openssl", ["verify", "-crl_check", "-CAfile", join(ws, "ca", "13-auth.pem"), "-CRLfile", join(ws, "crl", "13-auth.crl"), join(dir, "lost-revocation.pem")]);
+    expect(auth.out).toMatch(/error 23 at 0 depth lookup: certificate revoked/);
+    await bridge();
+    expect(opensslCrlNumber(join(ws, "arl", "bridge.crl"))).toBeGreaterThan(bridgeBefore + 1000n);
+
+    // restored where no CRL file survived (a new disk): the time gap alone still moves past every number
+    const fresh = join(dir, "fresh");
+    const f = await cli(["-w", fresh, "restore", old, "--json"], { cwd: dir });
+    expect(f.code, f.stderr).toBe(0);
+    await generate(fresh, ["--ca", "13-sig", "--partitions", "all"]);
+    // every scope of 13-sig (full, partition, ARL) numbers from the moved sequence
+    const current = ["crl/13-sig.crl", "crl/13-sig/131016.crl", "arl/13-sig.crl"].map((p) => opensslCrlNumber(join(fresh, p)));
+    for (const n of current) expect(n).toBeGreaterThan(before);
+    expect(verifyWithCrl(fresh, cert).status).toBe(0);
+  });
+});
