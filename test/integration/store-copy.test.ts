@@ -208,7 +208,9 @@ describe("jpki store copy", () => {
     expect((await pgAfter.latestCrl("13-sig"))?.number).toBe(BigInt(numberOnPg["13-sig"]!));
     await expect(pgAfter.reserveCrl("13-sig", new Date(), new Date())).rejects.toThrow(/retired/);
     await pgAfter.close();
-  });
+    // Two copies, eight CLI runs and their openssl checks: ≈ 60 s alone on a loaded 2-core machine, so the suite's
+    // 60 s default cut it off beside other suites. A hang still fails, at twice that.
+  }, 120_000);
 
   it("refuses a target that is in use, and a password on the command line, changing nothing", async () => {
     const ws = join(dir, "ws-refuse");
