@@ -86,6 +86,7 @@ export const ERROR_CODES = {
   ERR_CARD_PIN_WRONG: { exit: 18, summary: "the card refused the PIN; the message says how many tries are left" },
   ERR_CARD_PIN_BLOCKED: { exit: 18, summary: "the PIN is blocked: the municipal counter unblocks it with the administrative key" },
   ERR_CARD_STATUS: { exit: 18, summary: "the card answered a status word the operation does not expect (the word is in the message)" },
+  ERR_AUDIT_CHAIN_BROKEN: { exit: 20, summary: "the audit log's hash chain or a signed checkpoint does not hold: a record was altered, removed or reordered (the message names the first)" },
   ERR_PARTIAL: { exit: 13, summary: "some records were applied and some rejected" },
   ERR_NOTICES_UNDELIVERED: { exit: 13, summary: "the counter changed the records, but their change notices could not be delivered yet: they wait in the registry's outbox for 'jpki counter deliver'" },
   ERR_INTERNAL: { exit: 70, summary: "a bug: please report it" },
