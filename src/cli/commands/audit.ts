@@ -2,7 +2,7 @@
 import { Command, Option } from "commander";
 import { JpkiError, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
-import { toJson, type Io } from "../output.js";
+import type { Io } from "../output.js";
 
 export function makeAuditCommand(io: Io): Command {
   const audit = new Command("audit").description("the audit log: every CA operation, who did it and when, in a hash chain signed at checkpoints");
@@ -62,7 +62,8 @@ Examples:
         await withWorkspace(ctx, async (ws) => {
           const q = { ...(since ? { since } : {}), ...(o.action ? { action: o.action } : {}), ...(o.actor ? { actor: o.actor } : {}), ...(o.subject !== undefined ? { subject: o.subject } : {}), ...(limit !== undefined ? { limit } : {}), ...(afterSeq !== undefined ? { afterSeq } : {}) };
           for await (const r of ws.store.auditRecords(q)) {
-            if (ctx.out.json) io.stdout.write(toJson({ seq: r.seq, at: r.at.toISOString(), actor: r.actor, action: r.action, subject: r.subject, detail: JSON.parse(r.detail) as unknown, prevHash: r.prevHash, hash: r.hash }) + "\n");
+            // JSON Lines: one compact record per line (toJson indents, for one document)
+            if (ctx.out.json) io.stdout.write(JSON.stringify({ seq: r.seq, at: r.at.toISOString(), actor: r.actor, action: r.action, subject: r.subject, detail: JSON.parse(r.detail) as unknown, prevHash: r.prevHash, hash: r.hash }) + "\n");
             else io.stdout.write(`${String(r.seq).padStart(6)}  ${r.at.toISOString()}  ${r.actor}  ${r.action}${r.subject ? ` ${r.subject}` : ""}  ${r.detail}\n`);
           }
         });
