@@ -89,6 +89,23 @@ export function auditContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("is carried by a store copy (dump → load) record for record, so the copy verifies and chains on", async () => {
+      const s = await make();
+      await s.putCa(ca);
+      await s.upsertResidents([resident("r1")]);
+      await s.commitIssuances([cert("03aa", "r1", 1000)]);
+      const source = await all(s);
+      const t = await make();
+      await t.load(s.dump({ chunkSize: 2 }));
+      expect(await all(t)).toEqual(source);
+      expect((await verifyAuditLog(t)).ok).toBe(true);
+      const next = await t.appendAudit({ action: "store.restore", subject: "" });
+      expect(next).toMatchObject({ seq: source.length + 1, prevHash: source[source.length - 1]!.hash });
+      expect((await verifyAuditLog(t)).ok).toBe(true);
+      await s.close();
+      await t.close();
+    });
+
     it("appends a record of its own (failures, restores), filters and pages the log", async () => {
       const s = await make();
       s.setAuditContext({ actor: "os:alice" });

@@ -2361,6 +2361,8 @@ export class PostgresStore implements Store {
       for await (const rows of cursor<{ notice_id: string; resident_code: string; sequence: string; body: string; created_at: string }>("SELECT * FROM registry_outbox ORDER BY id")) {
         yield { kind: "registryOutbox", records: rows.map((r) => ({ noticeId: r.notice_id, residentCode: r.resident_code, sequence: Number(r.sequence), body: r.body, createdAt: new Date(Number(r.created_at)) })) };
       }
+      for await (const rows of cursor<AuditRowDb>("SELECT * FROM audit_log ORDER BY seq")) yield { kind: "auditLog", records: rows.map(toAudit) };
+      for await (const rows of cursor<AuditCheckpointRowDb>("SELECT * FROM audit_checkpoints ORDER BY seq")) yield { kind: "auditCheckpoints", records: rows.map(toAuditCheckpoint) };
       yield { kind: "end" };
       const note = opts.retire?.();
       if (note) {
@@ -2448,9 +2450,11 @@ const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
   consents: "SELECT count(*) FROM consents",
   statusChecks: "SELECT count(*) FROM status_checks",
   registryOutbox: "SELECT count(*) FROM registry_outbox",
+  auditLog: "SELECT count(*) FROM audit_log",
+  auditCheckpoints: "SELECT count(*) FROM audit_checkpoints",
 };
 /** The tables a dump reads and a load writes. */
-const COPY_TABLES = ["cas", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox"] as const;
+const COPY_TABLES = ["cas", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_head", "audit_checkpoints"] as const;
 
 /**
  * Rebuilds the revocation log of a load in the order the dump gives (the source's CRL order): consecutive
@@ -2704,6 +2708,27 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
         `INSERT INTO registry_outbox (notice_id, resident_code, sequence, body, created_at)
          SELECT n, rc, s, bd, t FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[]) WITH ORDINALITY AS u(n, rc, s, bd, t, o) ORDER BY o`,
         [col(r, (x) => x.noticeId), col(r, (x) => x.residentCode), col(r, (x) => x.sequence), col(r, (x) => x.body), col(r, (x) => x.createdAt.getTime())],
+      );
+      return;
+    }
+    case "auditLog": {
+      // as stored, seq and hashes included; the head row follows the last record
+      const r = b.records;
+      const last = r[r.length - 1]!;
+      await c.query(
+        `WITH i AS (INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash)
+           SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]))
+         UPDATE audit_head SET seq = $9, hash = $10 WHERE id = 1`,
+        [col(r, (x) => x.seq), col(r, (x) => x.at.getTime()), col(r, (x) => x.actor), col(r, (x) => x.action), col(r, (x) => x.subject), col(r, (x) => x.detail), col(r, (x) => x.prevHash), col(r, (x) => x.hash), last.seq, last.hash],
+      );
+      return;
+    }
+    case "auditCheckpoints": {
+      const r = b.records;
+      await c.query(
+        `INSERT INTO audit_checkpoints (seq, hash, at, ca_id, cert_der, signature)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::bytea[])`,
+        [col(r, (x) => x.seq), col(r, (x) => x.hash), col(r, (x) => x.at.getTime()), col(r, (x) => x.caId), col(r, (x) => x.certificateDer), col(r, (x) => x.signature)],
       );
       return;
     }

@@ -1849,6 +1849,8 @@ export class SqliteStore implements Store {
             ["consents", "consents"],
             ["statusChecks", "status_checks"],
             ["registryOutbox", "registry_outbox"],
+            ["auditLog", "audit_log"],
+            ["auditCheckpoints", "audit_checkpoints"],
           ] as const
         ).map(([kind, table]) => [kind, db.prepare(table === "revocation_log" ? "SELECT coalesce(sum(entries), 0) FROM revocation_log" : `SELECT count(*) FROM ${table}`).pluck()]),
       ) as Record<DumpKind, Database.Statement>,
@@ -1875,6 +1877,8 @@ export class SqliteStore implements Store {
       consents: pages("consents", "id"),
       statusChecks: pages("status_checks", "id"),
       registryOutbox: pages("registry_outbox", "id"),
+      auditLog: pages("audit_log", "seq"),
+      auditCheckpoints: pages("audit_checkpoints", "seq"),
       // Loading the order: the revoked certificate it names, and the serials already placed in the log.
       revokedBySerial: db.prepare(
         "SELECT k.ca_id, k.revoked_at, k.reason, k.not_after, k.municipality_code FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.serial = ?",
@@ -1920,6 +1924,8 @@ export class SqliteStore implements Store {
           "INSERT INTO status_checks (verifier_id, at, ca_id, serial, certificate_id, status, reason, revoked_at, replaced_by_ca_id, replaced_by_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ),
         registryOutbox: db.prepare("INSERT INTO registry_outbox (notice_id, resident_code, sequence, body, created_at) VALUES (?, ?, ?, ?, ?)"),
+        auditLog: db.prepare("INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+        auditCheckpoints: db.prepare("INSERT INTO audit_checkpoints (seq, hash, at, ca_id, cert_der, signature) VALUES (?, ?, ?, ?, ?, ?)"),
       },
     };
   }
@@ -2042,6 +2048,10 @@ export class SqliteStore implements Store {
       type OutboxRow = { id: number; notice_id: string; resident_code: string; sequence: number; body: string; created_at: number };
       const toOutbox = (r: OutboxRow): OutboxNotice => ({ noticeId: r.notice_id, residentCode: r.resident_code, sequence: r.sequence, body: r.body, createdAt: new Date(r.created_at) });
       for (const records of paged<OutboxRow, number>(st.registryOutbox, (r) => r.id, toOutbox)) yield { kind: "registryOutbox", records: records as OutboxNotice[] };
+      for (const records of paged<AuditRowDb, number>(st.auditLog, (r) => Number(r.seq), toAudit)) yield { kind: "auditLog", records: records as AuditRecord[] };
+      for (const records of paged<AuditCheckpointRowDb, number>(st.auditCheckpoints, (r) => Number(r.seq), toAuditCheckpoint)) {
+        yield { kind: "auditCheckpoints", records: records as AuditCheckpoint[] };
+      }
       yield { kind: "end" };
       const note = opts.retire?.();
       if (note) {
@@ -2190,6 +2200,13 @@ export class SqliteStore implements Store {
               // in dump order: the ids keep the source's delivery order
               for (const r of b.records) ins.registryOutbox.run(r.noticeId, r.residentCode, r.sequence, r.body, r.createdAt.getTime());
               break;
+            case "auditLog":
+              // as stored, seq and hashes included: the copy's chain is the source's
+              for (const r of b.records) ins.auditLog.run(r.seq, r.at.getTime(), r.actor, r.action, r.subject, r.detail, r.prevHash, r.hash);
+              break;
+            case "auditCheckpoints":
+              for (const r of b.records) ins.auditCheckpoints.run(r.seq, r.hash, r.at.getTime(), r.caId, r.certificateDer, r.signature);
+              break;
           }
         } catch (e) {
           throw storeError(e, `loading ${b.kind}`);
@@ -2217,7 +2234,7 @@ export class SqliteStore implements Store {
 }
 
 /** Every table a dump reads: what a retired store refuses to write. */
-const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox"] as const;
+const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_checkpoints"] as const;
 
 /** Log blocks read per page when dumping the CRL order. */
 const LOG_PAGE = 16;

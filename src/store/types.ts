@@ -715,7 +715,7 @@ export interface DumpOptions {
 }
 
 /** The kinds of logical record in a dump, in the order they come (and are loaded: CAs before what names them). */
-export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches", "disclosures", "consents", "statusChecks", "registryOutbox"] as const;
+export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches", "disclosures", "consents", "statusChecks", "registryOutbox", "auditLog", "auditCheckpoints"] as const;
 export type DumpKind = (typeof DUMP_KINDS)[number];
 export type DumpCounts = Readonly<Record<DumpKind, number>>;
 
@@ -803,6 +803,13 @@ export type DumpBatch =
   | { readonly kind: "statusChecks"; readonly records: readonly StatusCheckRecord[] }
   /** the registry's outbox: notices decided and not delivered yet, in the order enqueued (a copy must not drop one) */
   | { readonly kind: "registryOutbox"; readonly records: readonly OutboxNotice[] }
+  /**
+   * the audit log, in seq order, each record as stored (its seq, hashes and detail text): a copy verifies as its
+   * source did, and chains on from the same head
+   */
+  | { readonly kind: "auditLog"; readonly records: readonly AuditRecord[] }
+  /** the signed checkpoints of the audit log, by seq */
+  | { readonly kind: "auditCheckpoints"; readonly records: readonly AuditCheckpoint[] }
   | { readonly kind: "end" };
 
 /** Whose a certificate is (Store.getCertificateOwner). */
