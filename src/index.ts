@@ -85,6 +85,11 @@ export { encodeEntry, decodeEntries, type CrlEntryInput, type EncodedEntries } f
 export { CrlPublisher, type PublishedCrl, type CrlIssuer } from "./crl/publisher.js";
 export { generateCrls, openCrlIssuer, selectCas, type CrlSelection } from "./crl/generate.js";
 export { CrlUpdater } from "./crl/updater.js";
+// the audit log (監査ログ): hash chain, signed checkpoints, verification
+export { GENESIS_HASH, auditHash, canonicalJson, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./store/audit-log.js";
+export { checkpointMessage, checkpointProblem, createAuditCheckpoint } from "./audit/checkpoint.js";
+export { assertAuditLog, auditBroken, verifyAuditLog, type AuditBreak, type AuditVerification } from "./audit/verify.js";
+export { checkpointAuditLog, checkpointWith } from "./audit/service.js";
 export { CrlSchedule, dueCrls, pendingGoesTo, refreshMarginMs, type DeltaState, type DueCrl, type DueReason } from "./crl/schedule.js";
 export { deltaCadence, deltaCrlIndicator, deltaNextUpdate, freshestCrl, type DeltaCadence } from "./crl/delta.js";
 export { CRL_REASON, REVOCATION_CAUSES, parseReason, reasonName, type CrlReasonName } from "./crl/reason.js";

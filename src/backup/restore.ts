@@ -124,13 +124,20 @@ export interface RestoreAuditEvent {
  * moved on and before it is put in place (SQLite) or used (PostgreSQL), so the record is part of what is restored.
  */
 export async function recordRestore(store: Store, event: RestoreAuditEvent): Promise<void> {
-  // LEAD: wire the audit log here once branch `audit` (Store.appendAudit) is on main — replace the two `void`
-  // lines with:
-  //   await store.appendAudit({ action: "store.restore", subject: "", detail: { source: event.source, takenAt: event.takenAt,
-  //     crlGap: event.crlGap, crlNumbers: event.crlNumbers.map((c) => ({ ca: c.caId, highestKnown: c.highestKnown, next: c.next })) } });
-  // (Its skipCrlNumbers calls, a store write, may append their own records too, as every write method does there.)
-  void store;
-  void event;
+  // Serials and CA ids only: the log never holds the four items (audit-log.ts). The re-revocations appended
+  // their own records before this one (Store.revoke does, as every write does); this one says why.
+  await store.appendAudit({
+    action: "store.restore",
+    subject: "",
+    detail: {
+      source: event.source,
+      takenAt: event.takenAt,
+      crlGap: event.crlGap,
+      crlNumbers: event.crlNumbers.map((c) => ({ ca: c.caId, highestKnown: c.highestKnown, next: c.next })),
+      reRevoked: event.reRevoked.length,
+      revokedUnknown: event.revokedUnknown.map((r) => ({ ca: r.caId, serial: r.serial })),
+    },
+  });
 }
 
 function ownerDir(path: string): void {

@@ -7,7 +7,7 @@ import { resolve } from "node:path";
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
 import type { Workspace } from "../index.js";
-import { JpkiError, checkInputFile, checkWorkspaceDir, readPinFile, setPkcs11PinSource, workspaceLibrary } from "./lib.js";
+import { JpkiError, checkInputFile, checkWorkspaceDir, isJpkiError, readPinFile, setPkcs11PinSource, workspaceLibrary } from "./lib.js";
 import { Output, type Io } from "./output.js";
 
 export interface GlobalOptions {
@@ -138,11 +138,19 @@ function promptHidden(stdin: NodeJS.ReadableStream, io: Io, prompt: string): Pro
   });
 }
 
+/** Errors that are a failed proof of who is acting: each leaves an "auth.failure" audit record. */
+const AUTH_FAILURES: ReadonlySet<string> = new Set(["ERR_PASSPHRASE_WRONG", "ERR_CARD_PIN_WRONG", "ERR_CARD_PIN_BLOCKED", "ERR_CARD_ADMIN_KEY_WRONG"]);
+
 /** Runs a function with an open workspace and always closes it. */
 export async function withWorkspace<T>(ctx: Context, f: (ws: Workspace) => Promise<T>): Promise<T> {
   const ws = await ctx.openWorkspace();
   try {
     return await f(ws);
+  } catch (e) {
+    // A wrong passphrase or PIN has no store transaction of its own: it gets an audit record here (the error's
+    // code only: never what was typed). Best effort: the error the user sees is the original one.
+    if (isJpkiError(e) && AUTH_FAILURES.has(e.code)) await ws.store.appendAudit({ action: "auth.failure", subject: "", detail: { code: e.code } }).catch(() => undefined);
+    throw e;
   } finally {
     await ws.close();
   }

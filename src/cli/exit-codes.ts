@@ -12,6 +12,12 @@ export const EXIT_USAGE = 2;
  */
 export const EXIT_INVALID = 1;
 export const EXIT_UNDECIDED = 15;
+/**
+ * `jpki audit verify`: the audit log's hash chain or a signed checkpoint does not hold (ERR_AUDIT_CHAIN_BROKEN,
+ * whose entry in errors.ts maps to this value). A value of its own so a monitoring script can tell tampering
+ * from an unreachable store (12) or a missing workspace (3).
+ */
+export const EXIT_AUDIT_BROKEN = 20;
 
 /** Help text listing exit codes (grouped by value). */
 export function exitCodesHelp(): string {

@@ -23,6 +23,7 @@ import { makeVerifierCommand } from "./commands/verifier.js";
 import { makeDisclosureCommand } from "./commands/disclosure.js";
 import { makeProviderCommand } from "./commands/provider.js";
 import { makeBackupCommand, makeRestoreCommand } from "./commands/backup.js";
+import { makeAuditCommand } from "./commands/audit.js";
 import { DEFAULT_WORKSPACE } from "./context.js";
 import { EXIT_USAGE, VerdictExit, exitCodesHelp } from "./exit-codes.js";
 import { makeVerifyCommand } from "./commands/verify.js";
@@ -58,7 +59,7 @@ Environment:
 
 ${exitCodesHelp()}`,
     );
-  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeCounterCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand, makeServeCommand, makeVerifierCommand, makeDisclosureCommand, makeProviderCommand, makeVerifyCommand, makeVerifySignatureCommand, makeCardCommand, makeBackupCommand, makeRestoreCommand]) {
+  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeCounterCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand, makeServeCommand, makeVerifierCommand, makeDisclosureCommand, makeProviderCommand, makeVerifyCommand, makeVerifySignatureCommand, makeCardCommand, makeBackupCommand, makeRestoreCommand, makeAuditCommand]) {
     program.addCommand(make(io));
   }
   const configure = (c: Command) => {

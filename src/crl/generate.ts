@@ -9,6 +9,7 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { createAuditCheckpoint } from "../audit/checkpoint.js";
 import { caId, parseCaId } from "../ca/ids.js";
 import { prefectureList } from "../ca/prefectures.js";
 import { JpkiError } from "../errors.js";
@@ -102,10 +103,12 @@ export async function generateCrls(
   const due = which === "due" ? dueCrls(scopes, ws.clock.now(), { intervalMs: 0, marginMs: refreshMarginMs(ws.config) }) : [];
   const out: PublishedCrl[] = [];
   const landed = (crl: PublishedCrl) => (out.push(crl), opts.onPublished?.(crl));
+  let first: CrlIssuer | undefined;
   for (const id of ids) {
     const record = await ws.store.getCa(id);
     if (!record) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${id} in ${ws.paths.root}: 'jpki ca list' shows the CAs, 'jpki ca init' creates them`);
     const issuer = openCrlIssuer(record, opts.passphrase);
+    first ??= issuer;
     if (!opts.delta) landed(await publisher.publish(issuer));
     if (deltas) {
       const delta = await publisher.publishDelta(issuer);
@@ -125,5 +128,8 @@ export async function generateCrls(
     const arl = await refreshBridgeArl(ws, opts.passphrase, { marginMs: refreshMarginMs(ws.config), force: which === "all" });
     if (arl) landed(bridgeArlPublished(arl));
   }
+  // The audit log's head signed with the first CA's key, already unlocked (audit/checkpoint.ts): every
+  // publication run anchors what came before it, at the cost of one signature.
+  if (out.length && first) await createAuditCheckpoint(ws.store, { caId: first.id, certificateDer: first.record.certificateDer, signer: await first.signer, now: ws.clock.now() });
   return out;
 }

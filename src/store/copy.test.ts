@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { verifyAuditLog } from "../audit/verify.js";
 import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
 import { isJpkiError } from "../errors.js";
 import { decodeEntries } from "../profile/crl-entry.js";
@@ -218,7 +219,7 @@ describe("copyStore", () => {
     const progress: string[] = [];
     const ab = await copyStore(a, b, { chunkSize: 3, onProgress: (p) => progress.push(`${p.phase}:${p.kind}:${p.done}/${p.total}`) });
     expect(ab).toMatchObject({ from: "sqlite", to: "postgres" });
-    expect(ab.fingerprint.counts).toEqual({ cas: 2, residents: 5, certificates: 8, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 2, crls: 5, ocspResponders: 1, verifierCa: 1, verifiers: 2, verifierFetches: 3, disclosures: 4, consents: 2, statusChecks: 2, registryOutbox: 2 });
+    expect(ab.fingerprint.counts).toEqual({ cas: 2, residents: 5, certificates: 8, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 2, crls: 5, ocspResponders: 1, verifierCa: 1, verifiers: 2, verifierFetches: 3, disclosures: 4, consents: 2, statusChecks: 2, registryOutbox: 2, auditLog: 23, auditCheckpoints: 0 });
     expect(progress).toContain("copy:certificates:8/8");
     expect(progress).toContain("verify:crls:5/5");
     expect(await observe(b)).toEqual(before);
@@ -229,6 +230,9 @@ describe("copyStore", () => {
     expect(await observe(c)).toEqual(before);
     // PostgreSQL → SQLite: the SQLite copy lists each CA's entries exactly as the PostgreSQL source does
     expect(await crlLists(c)).toEqual(await crlLists(b));
+    // the audit log goes along record for record (the fingerprint covers it): the copies verify as the source does
+    expect((await verifyAuditLog(c)).ok).toBe(true);
+    expect((await verifyAuditLog(b)).head).toEqual((await verifyAuditLog(a)).head);
     // the source is unchanged by being copied, and all three fingerprint alike
     expect(await observe(a)).toEqual(before);
     expect(await fingerprintStore(a)).toEqual(ab.fingerprint);

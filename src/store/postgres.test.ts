@@ -4,6 +4,7 @@ import { startPostgres, type PostgresTestServer } from "../../test/postgres-serv
 import { isJpkiError } from "../errors.js";
 import { decodeEntries, encodeEntry } from "../profile/crl-entry.js";
 import { storeContract } from "./contract.js";
+import { auditContract } from "./audit-contract.js";
 import { RevocationBlocks } from "./revocation-log.js";
 import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore, parseLogCopy, type PgMigration } from "./postgres.js";
 import type { CaRecord, NoticeContext, Store } from "./types.js";
@@ -20,6 +21,7 @@ afterAll(async () => {
 const fresh = async (): Promise<Store> => PostgresStore.open(await server.createDatabase(), { create: true });
 
 storeContract("postgres", fresh);
+auditContract("postgres", fresh);
 
 const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
 const ca: CaRecord = { id: "13-sig", prefectureCode: "13", purpose: "signature", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "pem", keyId: Buffer.alloc(20, 1), createdAt: new Date(0) };

@@ -101,6 +101,8 @@ import type {
 } from "./types.js";
 import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
+import { auditDigest, caCreatedAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, registryAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
+import { GENESIS_HASH, osActor, sealAudit, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
 /**
  * Advisory lock namespaces, the first key of the two-key form ("JPKI" and the next two codes): what an
@@ -375,6 +377,36 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   `
   ALTER TABLE cas ADD COLUMN key_ref text;
   `,
+  // 13: the audit log, as SQLite's version 19 (sqlite.ts). Here several processes append at once, so the head
+  // lives in a one-row table, audit_head, that each appending transaction locks FOR UPDATE as its last step
+  // (appendAudits): appends are serialized, and the lock is held only from there to COMMIT. Nothing is locked
+  // after it, so it takes part in no deadlock. detail is text, not jsonb: the hash covers its exact bytes.
+  `
+  CREATE TABLE audit_log (
+    seq bigint PRIMARY KEY,
+    at bigint NOT NULL,
+    actor text NOT NULL,
+    action text NOT NULL,
+    subject text NOT NULL,
+    detail text NOT NULL,
+    prev_hash text NOT NULL,
+    hash text NOT NULL
+  );
+  CREATE TABLE audit_head (
+    id int PRIMARY KEY CHECK (id = 1),
+    seq bigint NOT NULL,
+    hash text NOT NULL
+  );
+  INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '${GENESIS_HASH}');
+  CREATE TABLE audit_checkpoints (
+    seq bigint PRIMARY KEY,
+    hash text NOT NULL,
+    at bigint NOT NULL,
+    ca_id text NOT NULL,
+    cert_der bytea NOT NULL,
+    signature bytea NOT NULL
+  );
+  `,
 ];
 
 /** Entries per log block written by migration 7 and by a load (later blocks hold what one transaction revoked). */
@@ -448,6 +480,9 @@ function packed(parts: readonly Buffer[]): [bytes: Buffer, offsets: number[], le
 }
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;
+
+/** Audit records per page read (auditRecords). */
+const AUDIT_PAGE = 500;
 
 export interface PostgresStoreOptions {
   /** create the schema in an empty database (otherwise an empty database is refused) */
@@ -1046,6 +1081,90 @@ export class PostgresStore implements Store {
     }
   }
 
+  // ---- The audit log (store/audit-log.ts) ----
+
+  #audit: AuditContext = { actor: undefined, now: () => new Date() };
+
+  setAuditContext(ctx: { readonly actor?: string; readonly now?: () => Date }): void {
+    this.#audit = { actor: ctx.actor ?? this.#audit.actor, now: ctx.now ?? this.#audit.now };
+  }
+
+  /**
+   * Appends records inside the caller's transaction, as its last statements: the head row is locked FOR UPDATE
+   * (every other appender waits here until this transaction ends), the records chained on it, the head moved.
+   * Two round trips per transaction, whatever the number of records.
+   */
+  async #appendAudits(c: ClientBase, entries: readonly (AuditEntry | undefined)[]): Promise<void> {
+    const list = entries.filter((e): e is AuditEntry => e !== undefined);
+    if (!list.length) return;
+    const h = (await c.query<{ seq: bigint; hash: string }>({ name: "jpki_audit_head", text: "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE" })).rows[0]!;
+    let head: { seq: number; hash: string } | undefined = h.seq === 0n ? undefined : { seq: Number(h.seq), hash: h.hash };
+    const actor = (this.#audit.actor ??= osActor());
+    const at = this.#audit.now();
+    const recs = list.map((e) => (head = sealAudit(e, head, at, actor)));
+    const last = recs[recs.length - 1]!;
+    await c.query({
+      name: "jpki_audit_append",
+      text: `WITH i AS (
+               INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash)
+               SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]))
+             UPDATE audit_head SET seq = $9, hash = $10 WHERE id = 1`,
+      values: [
+        recs.map((r) => r.seq),
+        recs.map((r) => r.at.getTime()),
+        recs.map((r) => r.actor),
+        recs.map((r) => r.action),
+        recs.map((r) => r.subject),
+        recs.map((r) => r.detail),
+        recs.map((r) => r.prevHash),
+        recs.map((r) => r.hash),
+        last.seq,
+        last.hash,
+      ],
+    });
+  }
+
+  async appendAudit(entry: AuditEntry): Promise<AuditRecord> {
+    await this.#tx("appending to the audit log", (c) => this.#appendAudits(c, [entry]));
+    return (await this.auditHead())!;
+  }
+
+  async auditHead(): Promise<AuditRecord | undefined> {
+    const [r] = await this.#query<AuditRowDb>("reading the audit log", "SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1");
+    return r && toAudit(r);
+  }
+
+  async *auditRecords(q: AuditQuery = {}): AsyncIterable<AuditRecord> {
+    const where = ["seq > $1"];
+    const args: unknown[] = [];
+    const arg = (v: unknown) => (args.push(v), `$${args.length + 1}`);
+    if (q.since) where.push(`at >= ${arg(q.since.getTime())}`);
+    if (q.action !== undefined) where.push(`action = ${arg(q.action)}`);
+    if (q.actor !== undefined) where.push(`actor = ${arg(q.actor)}`);
+    if (q.subject !== undefined) where.push(`subject = ${arg(q.subject)}`);
+    const text = `SELECT * FROM audit_log WHERE ${where.join(" AND ")} ORDER BY seq LIMIT $${args.length + 2}`;
+    let left = q.limit ?? Infinity;
+    // Keyset pages: no connection is held while the consumer awaits.
+    for (let after = q.afterSeq ?? 0; left > 0; ) {
+      const rows = await this.#query<AuditRowDb>("reading the audit log", text, [after, ...args, Math.min(AUDIT_PAGE, left)]);
+      for (const r of rows) yield toAudit(r);
+      if (rows.length < AUDIT_PAGE) return;
+      left -= rows.length;
+      after = Number(rows[rows.length - 1]!.seq);
+    }
+  }
+
+  putAuditCheckpoint(cp: AuditCheckpoint): Promise<void> {
+    return this.#tx("recording an audit checkpoint", async (c) => {
+      await c.query("INSERT INTO audit_checkpoints (seq, hash, at, ca_id, cert_der, signature) VALUES ($1, $2, $3, $4, $5, $6)", [cp.seq, cp.hash, cp.at.getTime(), cp.caId, cp.certificateDer, cp.signature]);
+      await this.#appendAudits(c, [checkpointAudit(cp)]);
+    });
+  }
+
+  async auditCheckpoints(): Promise<AuditCheckpoint[]> {
+    return (await this.#query<AuditCheckpointRowDb>("reading audit checkpoints", "SELECT * FROM audit_checkpoints ORDER BY seq")).map(toAuditCheckpoint);
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -1058,18 +1177,22 @@ export class PostgresStore implements Store {
 
   async putCa(ca: CaRecord): Promise<void> {
     try {
-      await this.#pool.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", [
-        ca.id,
-        ca.prefectureCode,
-        ca.purpose,
-        ca.certificateDer,
-        ca.encryptedKeyPem,
-        ca.keyId,
-        ca.createdAt.getTime(),
-        ca.keyRef ?? null,
-      ]);
+      await this.#tx("saving a CA", async (c) => {
+        await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", [
+          ca.id,
+          ca.prefectureCode,
+          ca.purpose,
+          ca.certificateDer,
+          ca.encryptedKeyPem,
+          ca.keyId,
+          ca.createdAt.getTime(),
+          ca.keyRef ?? null,
+        ]);
+        await this.#appendAudits(c, [caCreatedAudit(ca)]);
+      });
     } catch (e) {
-      if (pgCode(e) === PG.uniqueViolation) throw new JpkiError("ERR_CA_EXISTS", `CA ${ca.id} already exists in this workspace`, { cause: e });
+      const cause = e instanceof JpkiError && e.code === "ERR_STORE" ? e.cause : e;
+      if (pgCode(cause) === PG.uniqueViolation) throw new JpkiError("ERR_CA_EXISTS", `CA ${ca.id} already exists in this workspace`, { cause });
       throw storeError(e, "saving a CA");
     }
   }
@@ -1089,6 +1212,7 @@ export class PostgresStore implements Store {
         const r = await c.query("UPDATE cas SET key_pem = $1 WHERE id = $2", [k.encryptedKeyPem, k.id]);
         if (r.rowCount !== 1) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${k.id} in this workspace: no key was replaced`);
       }
+      if (keys.length) await this.#appendAudits(c, [{ action: "ca.rewrap", subject: keys.length === 1 ? keys[0]!.id : "", detail: { cas: keys.map((k) => k.id) } }]);
     });
   }
 
@@ -1114,6 +1238,7 @@ export class PostgresStore implements Store {
         ],
       );
       const inserted = r.rows.filter((x) => x.inserted).length;
+      if (residents.length) await this.#appendAudits(c, [{ action: "registry.load", subject: "", detail: { inserted, updated: residents.length - inserted } }]);
       return { inserted, updated: residents.length - inserted };
     });
   }
@@ -1216,6 +1341,7 @@ export class PostgresStore implements Store {
             [q.map((x) => x.noticeId), q.map((x) => x.residentCode), q.map((x) => x.sequence), q.map((x) => x.body), q.map((x) => x.createdAt.getTime())],
           );
         }
+        if (d.put.length || d.remove.length || q.length) await this.#appendAudits(c, [registryAudit(d)]);
         return d.result;
       }
     });
@@ -1377,6 +1503,7 @@ export class PostgresStore implements Store {
       if (dirty.size) await c.query(SQL.bumpRevisions, [sortedUnique(dirty)]);
       await bumpScopes(c, revokedIn);
       if (inserts.length) await c.query(SQL.registerScopes, [inserts.map((x) => x.caId), inserts.map((x) => x.municipalityCode)]);
+      await this.#appendAudits(c, [issuanceAudit(records, results)]);
       return results;
     });
   }
@@ -1432,6 +1559,7 @@ export class PostgresStore implements Store {
       await unregister(c, [row]);
       await c.query(SQL.bumpRevisions, [[row.ca_id]]);
       await bumpScopes(c, [row]);
+      await this.#appendAudits(c, [revokeAudit(input, row.ca_id)]);
       return toCertRow({ ...row, revoked_at: BigInt(input.revokedAt.getTime()), reason: input.reason, revocation_source: input.source });
     });
   }
@@ -1691,6 +1819,7 @@ export class PostgresStore implements Store {
           [rec.caId, scope, row.revision, rec.number],
         );
       }
+      await this.#appendAudits(c, [crlAudit(rec, scope)]);
       return true;
     });
   }
@@ -1711,13 +1840,15 @@ export class PostgresStore implements Store {
   }
 
   async putOcspResponder(rec: OcspResponderRecord): Promise<void> {
-    await this.#query(
-      "saving an OCSP signing certificate",
+    await this.#tx("saving an OCSP signing certificate", async (c) => {
+      await c.query(
       `INSERT INTO ocsp_responders (ca_id, serial, cert_der, key_pem, not_before, not_after) VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT (ca_id) DO UPDATE SET serial = excluded.serial, cert_der = excluded.cert_der, key_pem = excluded.key_pem,
          not_before = excluded.not_before, not_after = excluded.not_after`,
       [rec.caId, rec.serial, rec.certificateDer, rec.encryptedKeyPem, rec.notBefore.getTime(), rec.notAfter.getTime()],
-    );
+      );
+      await this.#appendAudits(c, [ocspAudit(rec)]);
+    });
   }
 
   async ocspResponders(): Promise<OcspResponderRecord[]> {
@@ -1940,6 +2071,7 @@ export class PostgresStore implements Store {
       // revision bumped first here deadlocked against a publisher of the same CA).
       if (b.dirtyCas.length) await c.query(SQL.bumpRevisions, [sortedUnique(b.dirtyCas)]);
       await bumpScopes(c, revokedIn);
+      await this.#appendAudits(c, [noticeBatchAudit(b, revoked)]);
       return { ...decided, revoked };
     });
   }
@@ -1971,9 +2103,12 @@ export class PostgresStore implements Store {
 
   async putVerifier(v: VerifierRecord): Promise<void> {
     try {
-      await this.#pool.query("INSERT INTO verifiers (id, name, kind, token_sha256, cert_sha256, cert_not_after, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", verifierValues(v));
+      await this.#tx("registering a verifier", async (c) => {
+        await c.query("INSERT INTO verifiers (id, name, kind, token_sha256, cert_sha256, cert_not_after, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", verifierValues(v));
+        await this.#appendAudits(c, [verifierAudit(v)]);
+      });
     } catch (e) {
-      if (pgCode(e) === "23505") {
+      if (pgCode(e instanceof JpkiError && e.code === "ERR_STORE" ? e.cause : e) === "23505") {
         throw new JpkiError("ERR_VERIFIER_INVALID", `verifier ${v.id} or one of its credentials is already registered: register it again for new credentials`, { cause: e });
       }
       throw storeError(e, "registering a verifier");
@@ -1995,16 +2130,20 @@ export class PostgresStore implements Store {
       if (!r) throw new JpkiError("ERR_VERIFIER_UNKNOWN", `no registered verifier ${id}: see 'jpki verifier list'`);
       if (r.revoked_at !== null) throw new JpkiError("ERR_VERIFIER_REVOKED", `verifier ${id} was already revoked on ${new Date(Number(r.revoked_at)).toISOString()}`);
       await c.query("UPDATE verifiers SET revoked_at = $1 WHERE id = $2", [at.getTime(), id]);
+      await this.#appendAudits(c, [{ action: "verifier.revoke", subject: id, detail: { at } }]);
       return toVerifier({ ...r, revoked_at: at.getTime() });
     });
   }
 
   async initVerifierCa(ca: VerifierCaRecord): Promise<VerifierCaRecord> {
-    await this.#query("saving the verifier CA", "INSERT INTO verifier_ca (id, cert_der, key_pem, created_at) VALUES (1, $1, $2, $3) ON CONFLICT (id) DO NOTHING", [
-      ca.certificateDer,
-      ca.encryptedKeyPem,
-      ca.createdAt.getTime(),
-    ]);
+    await this.#tx("saving the verifier CA", async (c) => {
+      const made = await c.query("INSERT INTO verifier_ca (id, cert_der, key_pem, created_at) VALUES (1, $1, $2, $3) ON CONFLICT (id) DO NOTHING", [
+        ca.certificateDer,
+        ca.encryptedKeyPem,
+        ca.createdAt.getTime(),
+      ]);
+      if (made.rowCount === 1) await this.#appendAudits(c, [{ action: "verifier-ca.create", subject: "verifier-ca", detail: { certificateSha256: auditDigest(ca.certificateDer) } }]);
+    });
     return (await this.getVerifierCa())!;
   }
 
@@ -2038,8 +2177,9 @@ export class PostgresStore implements Store {
     if (!records.length) return;
     // One statement for the whole group (unnest'ed arrays): one round trip, one commit, all or nothing.
     const col = <T>(f: (d: DisclosureRecord) => T) => records.map(f);
-    await this.#query(
-      "recording disclosures",
+    // One transaction: the disclosures and the verifiers' audit records are kept together or not at all.
+    await this.#tx("recording disclosures", async (c) => {
+      await c.query(
       `INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::boolean[])`,
       [
@@ -2054,7 +2194,9 @@ export class PostgresStore implements Store {
         col((d) => d.answer),
         col((d) => d.itemsDisclosed),
       ],
-    );
+      );
+      await this.#appendAudits(c, queryAudits([], records));
+    });
   }
 
   async listDisclosures(q: { residentCode: string; limit?: number }): Promise<DisclosureRecord[]> {
@@ -2089,6 +2231,7 @@ export class PostgresStore implements Store {
           [dcol(0), dcol(1), dcol(2), dcol(3), dcol(4), dcol(5), dcol(6), dcol(7), dcol(8), dcols.map((r) => r[9] === 1)],
         );
       }
+      await this.#appendAudits(c, queryAudits(checks, disclosures));
     });
   }
 
@@ -2103,24 +2246,30 @@ export class PostgresStore implements Store {
 
   async grantConsent(c: { readonly residentCode: string; readonly verifierId: string; readonly at: Date }): Promise<ConsentRecord> {
     return this.#tx("recording a consent", async (cl) => {
-      await cl.query("INSERT INTO consents (resident_code, verifier_id, granted_at) VALUES ($1, $2, $3) ON CONFLICT (resident_code, verifier_id) WHERE withdrawn_at IS NULL DO NOTHING", [
+      const made = await cl.query("INSERT INTO consents (resident_code, verifier_id, granted_at) VALUES ($1, $2, $3) ON CONFLICT (resident_code, verifier_id) WHERE withdrawn_at IS NULL DO NOTHING", [
         c.residentCode,
         c.verifierId,
         c.at.getTime(),
       ]);
+      if (made.rowCount === 1) await this.#appendAudits(cl, [{ action: "consent.grant", subject: c.verifierId, detail: { at: c.at } }]);
       const r = (await cl.query<ConsentRowDb>("SELECT * FROM consents WHERE resident_code = $1 AND verifier_id = $2 AND withdrawn_at IS NULL", [c.residentCode, c.verifierId])).rows[0]!;
       return toConsent(r);
     });
   }
 
   async withdrawConsent(c: { readonly residentCode: string; readonly verifierId: string; readonly at: Date }): Promise<ConsentRecord> {
-    const [r] = await this.#query<ConsentRowDb>(
-      "withdrawing a consent",
-      "UPDATE consents SET withdrawn_at = $1 WHERE resident_code = $2 AND verifier_id = $3 AND withdrawn_at IS NULL RETURNING *",
-      [c.at.getTime(), c.residentCode, c.verifierId],
-    );
-    if (!r) throw new JpkiError("ERR_CONSENT_UNKNOWN", `resident ${c.residentCode} holds no live consent for verifier ${c.verifierId}: see 'jpki registry consent list'`);
-    return toConsent(r);
+    return this.#tx("withdrawing a consent", async (cl) => {
+      const r = (
+        await cl.query<ConsentRowDb>("UPDATE consents SET withdrawn_at = $1 WHERE resident_code = $2 AND verifier_id = $3 AND withdrawn_at IS NULL RETURNING *", [
+          c.at.getTime(),
+          c.residentCode,
+          c.verifierId,
+        ])
+      ).rows[0];
+      if (!r) throw new JpkiError("ERR_CONSENT_UNKNOWN", `resident ${c.residentCode} holds no live consent for verifier ${c.verifierId}: see 'jpki registry consent list'`);
+      await this.#appendAudits(cl, [{ action: "consent.withdraw", subject: c.verifierId, detail: { at: c.at } }]);
+      return toConsent(r);
+    });
   }
 
   async listConsents(q: { readonly residentCode?: string; readonly verifierId?: string }): Promise<ConsentRecord[]> {
@@ -2233,6 +2382,8 @@ export class PostgresStore implements Store {
       for await (const rows of cursor<{ notice_id: string; resident_code: string; sequence: string; body: string; created_at: string }>("SELECT * FROM registry_outbox ORDER BY id")) {
         yield { kind: "registryOutbox", records: rows.map((r) => ({ noticeId: r.notice_id, residentCode: r.resident_code, sequence: Number(r.sequence), body: r.body, createdAt: new Date(Number(r.created_at)) })) };
       }
+      for await (const rows of cursor<AuditRowDb>("SELECT * FROM audit_log ORDER BY seq")) yield { kind: "auditLog", records: rows.map(toAudit) };
+      for await (const rows of cursor<AuditCheckpointRowDb>("SELECT * FROM audit_checkpoints ORDER BY seq")) yield { kind: "auditCheckpoints", records: rows.map(toAuditCheckpoint) };
       yield { kind: "end" };
       const note = opts.retire?.();
       if (note) {
@@ -2320,9 +2471,11 @@ const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
   consents: "SELECT count(*) FROM consents",
   statusChecks: "SELECT count(*) FROM status_checks",
   registryOutbox: "SELECT count(*) FROM registry_outbox",
+  auditLog: "SELECT count(*) FROM audit_log",
+  auditCheckpoints: "SELECT count(*) FROM audit_checkpoints",
 };
 /** The tables a dump reads and a load writes. */
-const COPY_TABLES = ["cas", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox"] as const;
+const COPY_TABLES = ["cas", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_head", "audit_checkpoints"] as const;
 
 /**
  * Rebuilds the revocation log of a load in the order the dump gives (the source's CRL order): consecutive
@@ -2576,6 +2729,27 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
         `INSERT INTO registry_outbox (notice_id, resident_code, sequence, body, created_at)
          SELECT n, rc, s, bd, t FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[]) WITH ORDINALITY AS u(n, rc, s, bd, t, o) ORDER BY o`,
         [col(r, (x) => x.noticeId), col(r, (x) => x.residentCode), col(r, (x) => x.sequence), col(r, (x) => x.body), col(r, (x) => x.createdAt.getTime())],
+      );
+      return;
+    }
+    case "auditLog": {
+      // as stored, seq and hashes included; the head row follows the last record
+      const r = b.records;
+      const last = r[r.length - 1]!;
+      await c.query(
+        `WITH i AS (INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash)
+           SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]))
+         UPDATE audit_head SET seq = $9, hash = $10 WHERE id = 1`,
+        [col(r, (x) => x.seq), col(r, (x) => x.at.getTime()), col(r, (x) => x.actor), col(r, (x) => x.action), col(r, (x) => x.subject), col(r, (x) => x.detail), col(r, (x) => x.prevHash), col(r, (x) => x.hash), last.seq, last.hash],
+      );
+      return;
+    }
+    case "auditCheckpoints": {
+      const r = b.records;
+      await c.query(
+        `INSERT INTO audit_checkpoints (seq, hash, at, ca_id, cert_der, signature)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::bytea[])`,
+        [col(r, (x) => x.seq), col(r, (x) => x.hash), col(r, (x) => x.at.getTime()), col(r, (x) => x.caId), col(r, (x) => x.certificateDer), col(r, (x) => x.signature)],
       );
       return;
     }

@@ -4,12 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { storeContract } from "./contract.js";
+import { auditContract } from "./audit-contract.js";
 import Database from "better-sqlite3";
 import { MIGRATIONS, SCHEMA_VERSION, SqliteStore } from "./sqlite.js";
 
 const fresh = () => Promise.resolve(SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db"), { create: true }));
 
 storeContract("sqlite", fresh);
+auditContract("sqlite", fresh);
 
 describe("SqliteStore specifics", () => {
   it("refuses files that are not jpki stores, without touching them", () => {

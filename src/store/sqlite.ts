@@ -83,6 +83,8 @@ import type {
 import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope } from "./types.js";
 import { DumpStreamCheck } from "./dump.js";
 import { WalCheckpointer } from "./checkpointer.js";
+import { auditDigest, caCreatedAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, registryAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
+import { osActor, sealAudit, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
 type Int = number | bigint;
 
@@ -334,6 +336,30 @@ export const MIGRATIONS: readonly Migration[] = [
   `
   ALTER TABLE cas ADD COLUMN key_ref TEXT;
   `,
+  // 19: the audit log (監査ログ; issue 13 point 2, store/audit-log.ts): one row per operation, appended by the
+  // operation's own transaction, chained by SHA-256. `seq` is the rowid: the head is the last row, found by one
+  // descent of the primary key (no head table: SQLite's single write lock already serializes appends).
+  // audit_checkpoints: the head signed by a CA key (audit/checkpoint.ts), one row per checkpoint.
+  `
+  CREATE TABLE audit_log (
+    seq INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+  );
+  CREATE TABLE audit_checkpoints (
+    seq INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    ca_id TEXT NOT NULL,
+    cert_der BLOB NOT NULL,
+    signature BLOB NOT NULL
+  );
+  `,
 ];
 
 /**
@@ -404,6 +430,9 @@ function residentOfIssuanceRow(r: ResidentForIssuanceRow): ResidentRecord {
 const BULK_AUTOCHECKPOINT = 65536;
 /** Bulk commits between two waits for the checkpointer thread (store/checkpointer.ts). */
 const SETTLE_EVERY = 4;
+
+/** Audit records per page read (auditRecords). */
+const AUDIT_PAGE = 500;
 
 /** Entries per log block written by the migration (later blocks hold what one transaction revoked). */
 const MIGRATION_BLOCK = 4096;
@@ -659,6 +688,8 @@ export class SqliteStore implements Store {
   private prepare() {
     const db = this.#db;
     return {
+      auditHead: db.prepare("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").raw(),
+      auditInsert: db.prepare("INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
       putCa: db.prepare(
         "INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
       ),
@@ -823,6 +854,81 @@ export class SqliteStore implements Store {
     }
   }
 
+  // ---- The audit log (store/audit-log.ts) ----
+
+  #audit: AuditContext = { actor: undefined, now: () => new Date() };
+
+  setAuditContext(ctx: { readonly actor?: string; readonly now?: () => Date }): void {
+    this.#audit = { actor: ctx.actor ?? this.#audit.actor, now: ctx.now ?? this.#audit.now };
+  }
+
+  /**
+   * Appends a record inside the caller's write transaction (run it after the operation's first write, so a
+   * deferred transaction already holds the write lock and the head it reads is the latest). The head is the
+   * last row of the primary key: one B-tree descent, whatever the log's size.
+   */
+  #appendAudit(e: AuditEntry): AuditRecord {
+    const h = this.#stmts.auditHead.get() as [number, string] | undefined;
+    const r = sealAudit(e, h && { seq: h[0], hash: h[1] }, this.#audit.now(), (this.#audit.actor ??= osActor()));
+    this.#stmts.auditInsert.run(r.seq, r.at.getTime(), r.actor, r.action, r.subject, r.detail, r.prevHash, r.hash);
+    return r;
+  }
+
+  appendAudit(entry: AuditEntry): Promise<AuditRecord> {
+    return this.#run("appending to the audit log", () => this.#db.transaction(() => this.#appendAudit(entry)).immediate());
+  }
+
+  auditHead(): Promise<AuditRecord | undefined> {
+    return this.#run("reading the audit log", () => {
+      const r = this.#db.prepare("SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1").get() as AuditRowDb | undefined;
+      return r && toAudit(r);
+    });
+  }
+
+  async *auditRecords(q: AuditQuery = {}): AsyncIterable<AuditRecord> {
+    // Keyset pages, as #logEntries: no statement stays open while the consumer awaits.
+    const where = ["seq > ?"];
+    const args: unknown[] = [];
+    if (q.since) (where.push("at >= ?"), args.push(q.since.getTime()));
+    if (q.action !== undefined) (where.push("action = ?"), args.push(q.action));
+    if (q.actor !== undefined) (where.push("actor = ?"), args.push(q.actor));
+    if (q.subject !== undefined) (where.push("subject = ?"), args.push(q.subject));
+    let stmt: Database.Statement;
+    try {
+      stmt = this.#db.prepare(`SELECT * FROM audit_log WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`);
+    } catch (e) {
+      throw storeError(e, "reading the audit log");
+    }
+    let left = q.limit ?? Infinity;
+    for (let after = q.afterSeq ?? 0; left > 0; ) {
+      let rows: AuditRowDb[];
+      try {
+        rows = stmt.all(after, ...args, Math.min(AUDIT_PAGE, left)) as AuditRowDb[];
+      } catch (e) {
+        throw storeError(e, "reading the audit log");
+      }
+      for (const r of rows) yield toAudit(r);
+      if (rows.length < AUDIT_PAGE) return;
+      left -= rows.length;
+      after = Number(rows[rows.length - 1]!.seq);
+    }
+  }
+
+  putAuditCheckpoint(cp: AuditCheckpoint): Promise<void> {
+    return this.#run("recording an audit checkpoint", () =>
+      this.#db.transaction(() => {
+        this.#db.prepare("INSERT INTO audit_checkpoints (seq, hash, at, ca_id, cert_der, signature) VALUES (?, ?, ?, ?, ?, ?)").run(cp.seq, cp.hash, cp.at.getTime(), cp.caId, cp.certificateDer, cp.signature);
+        this.#appendAudit(checkpointAudit(cp));
+      }).immediate(),
+    );
+  }
+
+  auditCheckpoints(): Promise<AuditCheckpoint[]> {
+    return this.#run("reading audit checkpoints", () =>
+      (this.#db.prepare("SELECT * FROM audit_checkpoints ORDER BY seq").all() as AuditCheckpointRowDb[]).map(toAuditCheckpoint),
+    );
+  }
+
   async close(): Promise<void> {
     const cp = this.#checkpointer;
     this.#checkpointer = undefined;
@@ -860,7 +966,10 @@ export class SqliteStore implements Store {
   putCa(ca: CaRecord): Promise<void> {
     return this.#run("saving a CA", () => {
       try {
-        this.#stmts.putCa.run(ca.id, ca.prefectureCode, ca.purpose, ca.certificateDer, ca.encryptedKeyPem, ca.keyId, ca.createdAt.getTime(), ca.keyRef ?? null);
+        this.#db.transaction(() => {
+          this.#stmts.putCa.run(ca.id, ca.prefectureCode, ca.purpose, ca.certificateDer, ca.encryptedKeyPem, ca.keyId, ca.createdAt.getTime(), ca.keyRef ?? null);
+          this.#appendAudit(caCreatedAudit(ca));
+        }).immediate();
       } catch (e) {
         if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
           throw new JpkiError("ERR_CA_EXISTS", `CA ${ca.id} already exists in this workspace`, { cause: e });
@@ -887,6 +996,7 @@ export class SqliteStore implements Store {
         for (const k of keys) {
           if (update.run(k.encryptedKeyPem, k.id).changes !== 1) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${k.id} in this workspace: no key was replaced`);
         }
+        if (keys.length) this.#appendAudit({ action: "ca.rewrap", subject: keys.length === 1 ? keys[0]!.id : "", detail: { cas: keys.map((k) => k.id) } });
       })();
     });
   }
@@ -901,6 +1011,7 @@ export class SqliteStore implements Store {
           else inserted++;
           this.#stmts.upsertResident.run({ residentCode: r.residentCode, municipalityCode: r.municipalityCode, status: r.status, ...r.fourItems });
         }
+        if (residents.length) this.#appendAudit({ action: "registry.load", subject: "", detail: { inserted, updated } });
         return { inserted, updated };
       }).immediate(),
     );
@@ -939,6 +1050,7 @@ export class SqliteStore implements Store {
         }
         // The notices go into the outbox in this transaction: a crash after COMMIT leaves them to deliver.
         for (const n of d.enqueue ?? []) this.#stmts.enqueueOutbox.run(n.noticeId, n.residentCode, n.sequence, n.body, n.createdAt.getTime());
+        if (d.put.length || d.remove.length || d.enqueue?.length) this.#appendAudit(registryAudit(d));
         return d.result;
       }).immediate(),
     );
@@ -1039,6 +1151,8 @@ export class SqliteStore implements Store {
           return { status: "committed", superseded };
         });
         log.flush();
+        const entry = issuanceAudit(records, results);
+        if (entry) this.#appendAudit(entry);
         return results;
       }).immediate(),
     );
@@ -1126,6 +1240,7 @@ export class SqliteStore implements Store {
         }
         log.flush();
         this.#stmts.bumpRevision.run(row.ca_id);
+        this.#appendAudit(revokeAudit(input, row.ca_id));
         return toCertRow({ ...row, revoked_at: input.revokedAt.getTime(), reason: input.reason, revocation_source: input.source });
       }).immediate(),
     );
@@ -1318,6 +1433,7 @@ export class SqliteStore implements Store {
         // A delta marks nothing clean: the CA stays due for its next complete CRL.
         if (scope === FULL_SCOPE) st.markPublished.run(rec.caId, Number(row.revision));
         else if (scope !== DELTA_SCOPE) st.markScopePublished.run(rec.caId, scope, Number(row.revision), rec.number);
+        this.#appendAudit(crlAudit(rec, scope));
         return true;
       }).immediate(),
     );
@@ -1346,7 +1462,10 @@ export class SqliteStore implements Store {
 
   putOcspResponder(rec: OcspResponderRecord): Promise<void> {
     return this.#run("saving an OCSP signing certificate", () => {
-      this.#stmts.putOcspResponder.run(rec.caId, rec.serial, rec.certificateDer, rec.encryptedKeyPem, rec.notBefore.getTime(), rec.notAfter.getTime());
+      this.#db.transaction(() => {
+        this.#stmts.putOcspResponder.run(rec.caId, rec.serial, rec.certificateDer, rec.encryptedKeyPem, rec.notBefore.getTime(), rec.notAfter.getTime());
+        this.#appendAudit(ocspAudit(rec));
+      }).immediate();
     });
   }
 
@@ -1472,6 +1591,8 @@ export class SqliteStore implements Store {
         for (const n of b.notices) st.insertNotice.run(n.noticeId, n.residentCode, n.sequence, n.kind, n.status, n.body, at, n.status === "applied" ? at : null, n.revocations);
         for (const q of b.sequences) st.setSeq.run(q.residentCode, q.last);
         for (const ca of b.dirtyCas) st.bumpRevision.run(ca);
+        const entry = noticeBatchAudit(b, revoked);
+        if (entry) this.#appendAudit(entry);
         return { ...decided, revoked };
       }).immediate(),
     );
@@ -1505,7 +1626,10 @@ export class SqliteStore implements Store {
   putVerifier(v: VerifierRecord): Promise<void> {
     return this.#run("registering a verifier", () => {
       try {
-        this.#db.prepare("INSERT INTO verifiers (id, name, kind, token_sha256, cert_sha256, cert_not_after, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)").run(...verifierValues(v));
+        this.#db.transaction(() => {
+          this.#db.prepare("INSERT INTO verifiers (id, name, kind, token_sha256, cert_sha256, cert_not_after, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)").run(...verifierValues(v));
+          this.#appendAudit(verifierAudit(v));
+        }).immediate();
       } catch (e) {
         if (String((e as { code?: string }).code).startsWith("SQLITE_CONSTRAINT")) {
           throw new JpkiError("ERR_VERIFIER_INVALID", `verifier ${v.id} or one of its credentials is already registered: register it again for new credentials`, { cause: e });
@@ -1539,6 +1663,7 @@ export class SqliteStore implements Store {
         if (!r) throw new JpkiError("ERR_VERIFIER_UNKNOWN", `no registered verifier ${id}: see 'jpki verifier list'`);
         if (r.revoked_at !== null) throw new JpkiError("ERR_VERIFIER_REVOKED", `verifier ${id} was already revoked on ${new Date(Number(r.revoked_at)).toISOString()}`);
         this.#db.prepare("UPDATE verifiers SET revoked_at = ? WHERE id = ?").run(at.getTime(), id);
+        this.#appendAudit({ action: "verifier.revoke", subject: id, detail: { at } });
         return toVerifier({ ...r, revoked_at: at.getTime() });
       }).immediate(),
     );
@@ -1547,7 +1672,8 @@ export class SqliteStore implements Store {
   initVerifierCa(ca: VerifierCaRecord): Promise<VerifierCaRecord> {
     return this.#run("saving the verifier CA", () =>
       this.#db.transaction(() => {
-        this.#db.prepare("INSERT INTO verifier_ca (id, cert_der, key_pem, created_at) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO NOTHING").run(ca.certificateDer, ca.encryptedKeyPem, ca.createdAt.getTime());
+        const made = this.#db.prepare("INSERT INTO verifier_ca (id, cert_der, key_pem, created_at) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO NOTHING").run(ca.certificateDer, ca.encryptedKeyPem, ca.createdAt.getTime());
+        if (made.changes === 1) this.#appendAudit({ action: "verifier-ca.create", subject: "verifier-ca", detail: { certificateSha256: auditDigest(ca.certificateDer) } });
         return toVerifierCa(this.#db.prepare("SELECT * FROM verifier_ca WHERE id = 1").get() as { cert_der: Buffer; key_pem: string; created_at: number });
       }).immediate(),
     );
@@ -1590,6 +1716,7 @@ export class SqliteStore implements Store {
     ));
     const write = this.#db.transaction(() => {
       for (const d of records) ins.run(...disclosureValues(d));
+      for (const e of queryAudits([], records)) this.#appendAudit(e);
     });
     await this.#withoutBlockingWait("recording disclosures", () => write.immediate());
   }
@@ -1650,6 +1777,7 @@ export class SqliteStore implements Store {
     const write = this.#db.transaction(() => {
       for (const c of checks) ins.run(...statusCheckValues(c));
       for (const d of disclosures) disc.run(...disclosureValues(d));
+      for (const e of queryAudits(checks, disclosures)) this.#appendAudit(e);
     });
     await this.#withoutBlockingWait("recording liveness checks", () => write.immediate());
   }
@@ -1666,7 +1794,8 @@ export class SqliteStore implements Store {
   grantConsent(c: { readonly residentCode: string; readonly verifierId: string; readonly at: Date }): Promise<ConsentRecord> {
     return this.#run("recording a consent", () =>
       this.#db.transaction(() => {
-        this.#db.prepare("INSERT INTO consents (resident_code, verifier_id, granted_at) VALUES (?, ?, ?) ON CONFLICT (resident_code, verifier_id) WHERE withdrawn_at IS NULL DO NOTHING").run(c.residentCode, c.verifierId, c.at.getTime());
+        const made = this.#db.prepare("INSERT INTO consents (resident_code, verifier_id, granted_at) VALUES (?, ?, ?) ON CONFLICT (resident_code, verifier_id) WHERE withdrawn_at IS NULL DO NOTHING").run(c.residentCode, c.verifierId, c.at.getTime());
+        if (made.changes === 1) this.#appendAudit({ action: "consent.grant", subject: c.verifierId, detail: { at: c.at } });
         return toConsent(this.#db.prepare("SELECT * FROM consents WHERE resident_code = ? AND verifier_id = ? AND withdrawn_at IS NULL").get(c.residentCode, c.verifierId) as ConsentRowDb);
       }).immediate(),
     );
@@ -1677,6 +1806,7 @@ export class SqliteStore implements Store {
       this.#db.transaction(() => {
         const r = this.#db.prepare("UPDATE consents SET withdrawn_at = ? WHERE resident_code = ? AND verifier_id = ? AND withdrawn_at IS NULL RETURNING *").get(c.at.getTime(), c.residentCode, c.verifierId) as ConsentRowDb | undefined;
         if (!r) throw new JpkiError("ERR_CONSENT_UNKNOWN", `resident ${c.residentCode} holds no live consent for verifier ${c.verifierId}: see 'jpki registry consent list'`);
+        this.#appendAudit({ action: "consent.withdraw", subject: c.verifierId, detail: { at: c.at } });
         return toConsent(r);
       }).immediate(),
     );
@@ -1736,6 +1866,8 @@ export class SqliteStore implements Store {
             ["consents", "consents"],
             ["statusChecks", "status_checks"],
             ["registryOutbox", "registry_outbox"],
+            ["auditLog", "audit_log"],
+            ["auditCheckpoints", "audit_checkpoints"],
           ] as const
         ).map(([kind, table]) => [kind, db.prepare(table === "revocation_log" ? "SELECT coalesce(sum(entries), 0) FROM revocation_log" : `SELECT count(*) FROM ${table}`).pluck()]),
       ) as Record<DumpKind, Database.Statement>,
@@ -1762,6 +1894,8 @@ export class SqliteStore implements Store {
       consents: pages("consents", "id"),
       statusChecks: pages("status_checks", "id"),
       registryOutbox: pages("registry_outbox", "id"),
+      auditLog: pages("audit_log", "seq"),
+      auditCheckpoints: pages("audit_checkpoints", "seq"),
       // Loading the order: the revoked certificate it names, and the serials already placed in the log.
       revokedBySerial: db.prepare(
         "SELECT k.ca_id, k.revoked_at, k.reason, k.not_after, k.municipality_code FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.serial = ?",
@@ -1807,6 +1941,8 @@ export class SqliteStore implements Store {
           "INSERT INTO status_checks (verifier_id, at, ca_id, serial, certificate_id, status, reason, revoked_at, replaced_by_ca_id, replaced_by_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ),
         registryOutbox: db.prepare("INSERT INTO registry_outbox (notice_id, resident_code, sequence, body, created_at) VALUES (?, ?, ?, ?, ?)"),
+        auditLog: db.prepare("INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+        auditCheckpoints: db.prepare("INSERT INTO audit_checkpoints (seq, hash, at, ca_id, cert_der, signature) VALUES (?, ?, ?, ?, ?, ?)"),
       },
     };
   }
@@ -1929,6 +2065,10 @@ export class SqliteStore implements Store {
       type OutboxRow = { id: number; notice_id: string; resident_code: string; sequence: number; body: string; created_at: number };
       const toOutbox = (r: OutboxRow): OutboxNotice => ({ noticeId: r.notice_id, residentCode: r.resident_code, sequence: r.sequence, body: r.body, createdAt: new Date(r.created_at) });
       for (const records of paged<OutboxRow, number>(st.registryOutbox, (r) => r.id, toOutbox)) yield { kind: "registryOutbox", records: records as OutboxNotice[] };
+      for (const records of paged<AuditRowDb, number>(st.auditLog, (r) => Number(r.seq), toAudit)) yield { kind: "auditLog", records: records as AuditRecord[] };
+      for (const records of paged<AuditCheckpointRowDb, number>(st.auditCheckpoints, (r) => Number(r.seq), toAuditCheckpoint)) {
+        yield { kind: "auditCheckpoints", records: records as AuditCheckpoint[] };
+      }
       yield { kind: "end" };
       const note = opts.retire?.();
       if (note) {
@@ -2077,6 +2217,13 @@ export class SqliteStore implements Store {
               // in dump order: the ids keep the source's delivery order
               for (const r of b.records) ins.registryOutbox.run(r.noticeId, r.residentCode, r.sequence, r.body, r.createdAt.getTime());
               break;
+            case "auditLog":
+              // as stored, seq and hashes included: the copy's chain is the source's
+              for (const r of b.records) ins.auditLog.run(r.seq, r.at.getTime(), r.actor, r.action, r.subject, r.detail, r.prevHash, r.hash);
+              break;
+            case "auditCheckpoints":
+              for (const r of b.records) ins.auditCheckpoints.run(r.seq, r.hash, r.at.getTime(), r.caId, r.certificateDer, r.signature);
+              break;
           }
         } catch (e) {
           throw storeError(e, `loading ${b.kind}`);
@@ -2104,7 +2251,7 @@ export class SqliteStore implements Store {
 }
 
 /** Every table a dump reads: what a retired store refuses to write. */
-const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox"] as const;
+const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_checkpoints"] as const;
 
 /** Log blocks read per page when dumping the CRL order. */
 const LOG_PAGE = 16;

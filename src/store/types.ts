@@ -13,6 +13,7 @@
  */
 import type { EncodedEntries } from "../profile/crl-entry.js";
 import type { CertificateType, FourItems } from "../profile/types.js";
+import type { AuditCheckpoint, AuditEntry, AuditQuery, AuditRecord } from "./audit-log.js";
 
 export type ResidentStatus = "active" | "deceased" | "removed";
 
@@ -675,6 +676,29 @@ export interface Store {
   /** Of `residentCodes`, those whose resident holds a live consent for the verifier. */
   liveConsents(verifierId: string, residentCodes: readonly string[]): Promise<Set<string>>;
 
+  // ---- The audit log (監査ログ; store/audit-log.ts, audit/) ----
+
+  /**
+   * Who the operations from now on are done by, and the clock their records are stamped with. Default: the
+   * OS user ("os:<name>") and the system clock; a workspace sets its clock. A verifier's queries name the
+   * verifier whatever this says (they carry its id).
+   */
+  setAuditContext(ctx: { readonly actor?: string; readonly now?: () => Date }): void;
+  /**
+   * Appends one record in a transaction of its own: for what has no store transaction — a wrong passphrase or
+   * PIN, a restore. Every write method of this interface appends its own record in its own transaction (a
+   * rolled-back operation leaves none). The entry must hold no four items, PINs or key material.
+   */
+  appendAudit(entry: AuditEntry): Promise<AuditRecord>;
+  /** The log in seq order, filtered, read in pages (bounded memory). */
+  auditRecords(q?: AuditQuery): AsyncIterable<AuditRecord>;
+  /** The last record (undefined: the log is empty). */
+  auditHead(): Promise<AuditRecord | undefined>;
+  /** Stores a signed checkpoint of the head and appends its "audit.checkpoint" record, in one transaction. */
+  putAuditCheckpoint(cp: AuditCheckpoint): Promise<void>;
+  /** Every checkpoint, by seq. */
+  auditCheckpoints(): Promise<AuditCheckpoint[]>;
+
   // ---- Moving a store (store/copy.ts): the whole store as logical records, out and in ----
 
   /**
@@ -706,7 +730,7 @@ export interface DumpOptions {
 }
 
 /** The kinds of logical record in a dump, in the order they come (and are loaded: CAs before what names them). */
-export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches", "disclosures", "consents", "statusChecks", "registryOutbox"] as const;
+export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches", "disclosures", "consents", "statusChecks", "registryOutbox", "auditLog", "auditCheckpoints"] as const;
 export type DumpKind = (typeof DUMP_KINDS)[number];
 export type DumpCounts = Readonly<Record<DumpKind, number>>;
 
@@ -794,6 +818,13 @@ export type DumpBatch =
   | { readonly kind: "statusChecks"; readonly records: readonly StatusCheckRecord[] }
   /** the registry's outbox: notices decided and not delivered yet, in the order enqueued (a copy must not drop one) */
   | { readonly kind: "registryOutbox"; readonly records: readonly OutboxNotice[] }
+  /**
+   * the audit log, in seq order, each record as stored (its seq, hashes and detail text): a copy verifies as its
+   * source did, and chains on from the same head
+   */
+  | { readonly kind: "auditLog"; readonly records: readonly AuditRecord[] }
+  /** the signed checkpoints of the audit log, by seq */
+  | { readonly kind: "auditCheckpoints"; readonly records: readonly AuditCheckpoint[] }
   | { readonly kind: "end" };
 
 /** Whose a certificate is (Store.getCertificateOwner). */

@@ -233,6 +233,8 @@ export class Workspace {
     // A run killed mid-write leaves its staged files behind; they go on the next start (files of a live
     // process, named with its pid, are left alone).
     for (const d of [paths.root, paths.caDir, paths.crlDir, paths.certDir, paths.rejectsDir]) sweepStaleTemps(d);
+    // The audit log's records are stamped with the workspace's clock (the actor stays the OS user).
+    store.setAuditContext({ now: () => clock.now() });
     return new Workspace(paths, config, store, clock);
   }
 

@@ -192,7 +192,12 @@ describe("jpki store copy", () => {
     const back = await ok(ws, ["store", "copy", "--to", "sqlite", "--json"], env);
     expect(back.json()).toMatchObject({ from: { kind: "postgres" }, to: { kind: "sqlite", location: join(ws, "jpki.db") }, switched: true });
     // one more CRL row per CA than were copied over: those the PostgreSQL side published
-    expect(back.json().counts).toEqual({ ...report.counts, crls: report.counts.crls + 2, verifiers: report.counts.verifiers + 1 });
+    // (and the audit log's records of what was done on PostgreSQL, with the checkpoint each crl generate signed)
+    const backCounts = back.json().counts;
+    expect(backCounts).toEqual({ ...report.counts, crls: report.counts.crls + 2, verifiers: report.counts.verifiers + 1, auditLog: backCounts.auditLog, auditCheckpoints: report.counts.auditCheckpoints + 1 });
+    expect(backCounts.auditLog).toBeGreaterThan(report.counts.auditLog);
+    // the log came through both moves whole: it verifies, checkpoints included
+    expect((await ok(ws, ["audit", "verify", "--json"])).json()).toMatchObject({ ok: true, records: backCounts.auditLog, checkpoints: backCounts.auditCheckpoints });
     expect(config(ws).store).toBe("sqlite");
     expect(readdirSync(ws).filter((n) => n.endsWith(".tmp") || n.includes(".tmp-"))).toEqual([]);
     await ok(ws, ["crl", "generate", "-p", "13"]);

@@ -23,6 +23,8 @@ const KIND_NAMES: Record<StoreCopyProgress["kind"], string> = {
   consents: "consents (新旧証明書の紐付け)",
   statusChecks: "liveness checks (現況確認)",
   registryOutbox: "notices pending delivery (registry outbox)",
+  auditLog: "audit records",
+  auditCheckpoints: "audit checkpoints",
 };
 
 /** How often a progress line goes to a stderr that is not a terminal (a log), and not before the copy has run this long. */

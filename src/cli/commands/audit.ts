@@ -1,0 +1,90 @@
+/** `jpki audit`: the tamper-evident audit log (監査ログ) — verify the chain, show records, sign a checkpoint. */
+import { Command, Option } from "commander";
+import { JpkiError, library } from "../lib.js";
+import { Context, withWorkspace } from "../context.js";
+import type { Io } from "../output.js";
+
+export function makeAuditCommand(io: Io): Command {
+  const audit = new Command("audit").description("the audit log: every CA operation, who did it and when, in a hash chain signed at checkpoints");
+  audit.addCommand(
+    new Command("verify")
+      .description("walk the audit log's hash chain and its signed checkpoints; name the first record altered, removed or reordered")
+      .addHelpText(
+        "after",
+        `
+Each record's hash covers the previous record's: an edit, a deletion or a move breaks the chain where it was
+made. Checkpoints ('jpki audit checkpoint', and 'jpki crl generate' after publishing) sign the head with a CA
+key, so a rewrite of everything up to a checkpoint, hashes recomputed, or a deleted tail is found as well.
+Records after the last checkpoint are reported as unanchored.
+
+Exit codes: 0 the log holds; 20 it does not (ERR_AUDIT_CHAIN_BROKEN: the message names the first bad record
+and why — altered, removed, reordered, checkpoint-invalid, checkpoint-mismatch); others as 'jpki --help' lists.
+
+Examples:
+  jpki audit verify
+  jpki audit verify --json`,
+      )
+      .action(async (_o: unknown, cmd: Command) => {
+        const ctx = Context.of(io, cmd);
+        const { verifyAuditLog, auditBroken } = await library();
+        await withWorkspace(ctx, async (ws) => {
+          const v = await verifyAuditLog(ws.store);
+          if (v.failure) throw auditBroken(v);
+          ctx.out.result(v, () =>
+            v.records === 0
+              ? "the audit log is empty"
+              : `the audit log holds: ${v.records} records, head ${v.head!.seq} (${v.head!.hash.slice(0, 16)}…), ${v.checkpoints} checkpoint(s), anchored to record ${v.anchoredTo}; ${v.unanchored} record(s) after the last checkpoint are unanchored`,
+          );
+        });
+      }),
+  );
+  audit.addCommand(
+    new Command("show")
+      .description("list audit records, oldest first (JSON Lines with --json, streamed)")
+      .option("--since <date>", "records at or after this time (ISO 8601, e.g. 2026-12-01 or 2026-12-01T09:00:00+09:00)")
+      .option("--action <action>", "only this action, e.g. cert.revoke, notice.batch, crl.publish, auth.failure")
+      .option("--actor <actor>", "only this actor, e.g. os:alice or verifier:v-3f9c0a1b2c4d")
+      .option("--subject <subject>", "only this subject: a CA id, a serial, a verifier id")
+      .option("--after <seq>", "only records after this sequence number")
+      .option("--limit <n>", "at most this many records")
+      .addHelpText("after", "\nExamples:\n  jpki audit show --since 2026-12-01 --action cert.revoke\n  jpki audit show --actor os:alice --json | jq .detail")
+      .action(async (o: { since?: string; action?: string; actor?: string; subject?: string; after?: string; limit?: string }, cmd: Command) => {
+        const ctx = Context.of(io, cmd);
+        const since = o.since === undefined ? undefined : new Date(o.since);
+        if (since && Number.isNaN(since.getTime())) throw new JpkiError("ERR_USAGE", `--since ${o.since} is not a date: use ISO 8601, e.g. 2026-12-01`);
+        const count = (v: string | undefined, what: string) => {
+          if (v === undefined) return undefined;
+          if (!/^\d+$/.test(v)) throw new JpkiError("ERR_USAGE", `${what} must be a whole number, not ${v}`);
+          return Number(v);
+        };
+        const limit = count(o.limit, "--limit");
+        const afterSeq = count(o.after, "--after");
+        await withWorkspace(ctx, async (ws) => {
+          const q = { ...(since ? { since } : {}), ...(o.action ? { action: o.action } : {}), ...(o.actor ? { actor: o.actor } : {}), ...(o.subject !== undefined ? { subject: o.subject } : {}), ...(limit !== undefined ? { limit } : {}), ...(afterSeq !== undefined ? { afterSeq } : {}) };
+          for await (const r of ws.store.auditRecords(q)) {
+            // JSON Lines: one compact record per line (toJson indents, for one document)
+            if (ctx.out.json) io.stdout.write(JSON.stringify({ seq: r.seq, at: r.at.toISOString(), actor: r.actor, action: r.action, subject: r.subject, detail: JSON.parse(r.detail) as unknown, prevHash: r.prevHash, hash: r.hash }) + "\n");
+            else io.stdout.write(`${String(r.seq).padStart(6)}  ${r.at.toISOString()}  ${r.actor}  ${r.action}${r.subject ? ` ${r.subject}` : ""}  ${r.detail}\n`);
+          }
+        });
+      }),
+  );
+  audit.addCommand(
+    new Command("checkpoint")
+      .description("sign the audit log's head with a CA key, so a later rewrite of the log up to here is detected")
+      .addOption(new Option("--ca <id>", "the CA whose key signs (default: the workspace's first CA)"))
+      .option("--force", "sign even when nothing but the last checkpoint's own record came after it")
+      .addHelpText("after", "\nRun it on a schedule (cron, a systemd timer); 'jpki crl generate' also checkpoints after it publishes.\n\nExample:\n  JPKI_PASSPHRASE=… jpki audit checkpoint --ca 13-sig")
+      .action(async (o: { ca?: string; force?: boolean }, cmd: Command) => {
+        const ctx = Context.of(io, cmd);
+        const passphrase = await ctx.passphrase();
+        const { checkpointAuditLog } = await library();
+        await withWorkspace(ctx, async (ws) => {
+          const cp = await checkpointAuditLog(ws, { passphrase, ...(o.ca ? { caId: o.ca } : {}), ...(o.force ? { force: true } : {}) });
+          const data = cp ? { seq: cp.seq, hash: cp.hash, at: cp.at.toISOString(), ca: cp.caId } : { seq: undefined };
+          ctx.out.result(data, cp ? `checkpoint: record ${cp.seq} (${cp.hash.slice(0, 16)}…) signed by CA ${cp.caId}` : "nothing to checkpoint: the log is empty or checkpointed at its head");
+        });
+      }),
+  );
+  return audit;
+}

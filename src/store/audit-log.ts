@@ -1,0 +1,125 @@
+/**
+ * The audit log (監査ログ; issue 13 point 2): one append-only hash chain of what was done to the store, by whom
+ * and when. Each record's hash covers the previous record's hash, so altering, removing or reordering a record
+ * breaks the chain at that point (audit/verify.ts finds where); a signed checkpoint of the head (audit/checkpoint.ts)
+ * makes a rewrite of the whole tail detectable too.
+ *
+ * This module is the pure part the stores share: the record, its canonical encoding and hash. The stores append
+ * a record in the transaction of the operation it describes, so no operation commits without its record and a
+ * rolled-back one leaves none.
+ *
+ * What a record holds is chosen to be safe to show any operator: ids (CA ids, serials, notice ids, verifier ids),
+ * counts, reasons and causes — never the four items (name, address, birth date, gender), PINs, passphrases,
+ * tokens or key material. Callers of Store.appendAudit must keep to that too.
+ */
+import { hash } from "node:crypto";
+import { userInfo } from "node:os";
+
+/** What an operation appends: the store adds the sequence number, time, actor and chain hashes. */
+export interface AuditEntry {
+  /** dotted verb, e.g. "ca.create", "cert.issue", "cert.revoke", "notice.batch", "crl.publish", "auth.failure" */
+  readonly action: string;
+  /** what it acted on: a CA id, a serial, a verifier id, "" when several (the detail lists them) */
+  readonly subject: string;
+  /** plain JSON (strings, numbers, booleans, arrays, objects); no personal data or secrets */
+  readonly detail?: Readonly<Record<string, unknown>>;
+  /** overrides the store's actor (e.g. "verifier:v-…" for a verifier's query) */
+  readonly actor?: string;
+}
+
+/** A record as stored. */
+export interface AuditRecord {
+  /** position in the log: 1, 2, 3, … (storage order; the chain itself is what the hashes link) */
+  readonly seq: number;
+  readonly at: Date;
+  /** "os:<user>" for a CLI operation, "verifier:<id>" for a verifier's query, as the store's context says */
+  readonly actor: string;
+  readonly action: string;
+  readonly subject: string;
+  /** canonical JSON of the detail, as hashed (kept as text so the hash is recomputed from the very bytes) */
+  readonly detail: string;
+  /** hex SHA-256 of the previous record (GENESIS_HASH for the first) */
+  readonly prevHash: string;
+  /** hex SHA-256 of this record's canonical encoding (auditHash) */
+  readonly hash: string;
+}
+
+/** The previous hash of the first record. */
+export const GENESIS_HASH = "0".repeat(64);
+
+/**
+ * The hash of a record: SHA-256 over the JSON array [prevHash, at (ms), actor, action, subject, detail].
+ *
+ * `seq` is deliberately not hashed: the prev-hash links alone order the chain, so a record moved to another
+ * position still hashes correctly and the verifier can say "reordered" (its link points elsewhere) rather than
+ * only "altered". A renumbering cannot hide anything: a checkpoint signs a (seq, hash) pair.
+ * JSON.stringify of strings and an integer is one unambiguous encoding (no field can run into the next), and
+ * it costs one small string per record: an append is a few microseconds, nothing next to a batch's writes.
+ */
+export function auditHash(r: { readonly prevHash: string; readonly at: Date | number; readonly actor: string; readonly action: string; readonly subject: string; readonly detail: string }): string {
+  const at = typeof r.at === "number" ? r.at : r.at.getTime();
+  return hash("sha256", JSON.stringify([r.prevHash, at, r.actor, r.action, r.subject, r.detail]), "hex");
+}
+
+/** JSON with object keys sorted at every level: the same detail always encodes (and hashes) the same. */
+export function canonicalJson(v: unknown): string {
+  if (v === null || typeof v !== "object") {
+    if (typeof v === "bigint") return JSON.stringify(v.toString());
+    if (v === undefined) return "null";
+    return JSON.stringify(v);
+  }
+  if (v instanceof Date) return JSON.stringify(v.toISOString());
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  const o = v as Record<string, unknown>;
+  return `{${Object.keys(o)
+    .filter((k) => o[k] !== undefined)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+    .join(",")}}`;
+}
+
+/** The next record after `head` (undefined: the log is empty). */
+export function sealAudit(entry: AuditEntry, head: { readonly seq: number; readonly hash: string } | undefined, at: Date, actor: string): AuditRecord {
+  const prevHash = head?.hash ?? GENESIS_HASH;
+  const rec = { seq: (head?.seq ?? 0) + 1, at, actor: entry.actor ?? actor, action: entry.action, subject: entry.subject, detail: canonicalJson(entry.detail ?? {}), prevHash };
+  return { ...rec, hash: auditHash(rec) };
+}
+
+/** Who acts for a process: its OS user ("os:<name>"), or "os:unknown" where the platform will not say. */
+export function osActor(): string {
+  try {
+    // Read once per process, on the first append: userInfo reads the passwd database.
+    cachedUser ??= `os:${userInfo().username}`;
+    return cachedUser;
+  } catch {
+    return "os:unknown";
+  }
+}
+let cachedUser: string | undefined;
+
+/** Filters for reading the log (Store.auditRecords). */
+export interface AuditQuery {
+  /** records with seq above this (default 0: from the start) */
+  readonly afterSeq?: number;
+  /** records at or after this time */
+  readonly since?: Date;
+  readonly action?: string;
+  readonly actor?: string;
+  readonly subject?: string;
+  /** at most this many */
+  readonly limit?: number;
+}
+
+/**
+ * A signed checkpoint of the chain head (audit/checkpoint.ts): a CA key's signature over (seq, hash, at), with
+ * the signer's certificate. Whoever rewrites records up to `seq` cannot make the signature fit the new hash.
+ */
+export interface AuditCheckpoint {
+  readonly seq: number;
+  readonly hash: string;
+  readonly at: Date;
+  /** the CA whose key signed */
+  readonly caId: string;
+  readonly certificateDer: Buffer;
+  readonly signature: Buffer;
+}

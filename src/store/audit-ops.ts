@@ -1,0 +1,146 @@
+/**
+ * What each store operation writes into the audit log (store/audit-log.ts), shared by both backends so SQLite
+ * and PostgreSQL record the same operation the same way, and the row mapping of the two audit tables.
+ *
+ * The rule for every detail here: ids, counts, reasons, causes, digests — never the four items, resident
+ * codes (住民票コード, whose use the law restricts), PINs, tokens or keys. A batch is one record (its lists of
+ * serials, or a digest where a list would be the batch itself): the notice path commits thousands of notices a
+ * second, and one record per batch keeps the log's cost a hash and an insert per transaction.
+ */
+import { hash } from "node:crypto";
+import type { AuditCheckpoint, AuditEntry, AuditRecord } from "./audit-log.js";
+import type { CaRecord, CrlScope, DisclosureRecord, IssuanceCommitResult, IssuanceRecord, NoticeCommit, OcspResponderRecord, RevokeInput, StatusCheckRecord, VerifierRecord } from "./types.js";
+
+/** Who the store's records name, and the clock they are stamped with (Store.setAuditContext). */
+export interface AuditContext {
+  /** undefined until the first append: then the OS user (audit-log.ts osActor) */
+  actor: string | undefined;
+  now: () => Date;
+}
+
+/** Hex SHA-256 of bytes or of a list of strings (newline-joined): names a set without listing it. */
+export function auditDigest(v: Uint8Array | readonly string[]): string {
+  return hash("sha256", v instanceof Uint8Array ? v : v.join("\n"), "hex");
+}
+
+export function caCreatedAudit(ca: CaRecord): AuditEntry {
+  return { action: "ca.create", subject: ca.id, detail: { purpose: ca.purpose, prefecture: ca.prefectureCode, certificateSha256: auditDigest(ca.certificateDer) } };
+}
+
+export function revokeAudit(r: RevokeInput, caId: string): AuditEntry {
+  return { action: "cert.revoke", subject: r.serial, detail: { ca: caId, reason: r.reason, source: r.source, revokedAt: r.revokedAt } };
+}
+
+export function crlAudit(rec: { caId: string; number: bigint; entries: number; sha256: string }, scope: CrlScope): AuditEntry {
+  return { action: "crl.publish", subject: rec.caId, detail: { scope, number: rec.number.toString(), entries: rec.entries, sha256: rec.sha256 } };
+}
+
+export function ocspAudit(rec: OcspResponderRecord): AuditEntry {
+  return { action: "ocsp-signer.publish", subject: rec.caId, detail: { serial: rec.serial, notAfter: rec.notAfter, certificateSha256: auditDigest(rec.certificateDer) } };
+}
+
+export function verifierAudit(v: VerifierRecord): AuditEntry {
+  // The verifier's name is an organisation's, not a resident's; its credentials appear only as the digests stored anyway.
+  return { action: "verifier.register", subject: v.id, detail: { kind: v.kind, name: v.name, token: v.tokenSha256 !== undefined, certificateSha256: v.certSha256 } };
+}
+
+export function checkpointAudit(cp: AuditCheckpoint): AuditEntry {
+  return { action: "audit.checkpoint", subject: cp.caId, detail: { seq: cp.seq, hash: cp.hash } };
+}
+
+/** One record per committing call: what was issued and what each issuance superseded (revoked, reason 4). */
+export function issuanceAudit(records: readonly IssuanceRecord[], results: readonly IssuanceCommitResult[]): AuditEntry | undefined {
+  const issued: Array<{ serial: string; ca: string; type: string }> = [];
+  const revoked: Array<{ serial: string; reason: number; source: string }> = [];
+  records.forEach((r, i) => {
+    const res = results[i]!;
+    if (res.status !== "committed") return;
+    issued.push({ serial: r.serial, ca: r.caId, type: r.type });
+    for (const s of res.superseded) revoked.push({ serial: s, reason: 4, source: `superseded:${r.serial}` });
+  });
+  if (!issued.length) return undefined; // nothing changed: stale or duplicate applications write nothing
+  return { action: "cert.issue", subject: issued.length === 1 ? issued[0]!.serial : "", detail: { certificates: issued, revoked, refused: records.length - issued.length } };
+}
+
+/**
+ * One record per notice batch: its notices by a digest of their ids (the ids themselves are in the notices
+ * table), counts per status, and every revocation it asked for with its cause (reason code, source).
+ */
+export function noticeBatchAudit(b: NoticeCommit, revoked: number): AuditEntry | undefined {
+  if (!b.notices.length && !b.revocations.length) return undefined;
+  let applied = 0;
+  for (const n of b.notices) if (n.status === "applied") applied++;
+  return {
+    action: "notice.batch",
+    subject: "",
+    detail: {
+      notices: b.notices.length,
+      applied,
+      held: b.notices.length - applied,
+      noticeIdsSha256: auditDigest(b.notices.map((n) => n.noticeId)),
+      revoked,
+      revocations: b.revocations.map((r) => ({ serial: r.serial, reason: r.reason, source: r.source })),
+      relinks: b.relinks.length,
+    },
+  };
+}
+
+/** A registry change (counter procedure, applied notices): counts only — its records are residents'. */
+export function registryAudit(d: { readonly put: readonly unknown[]; readonly remove: readonly unknown[]; readonly relink?: readonly unknown[]; readonly enqueue?: ReadonlyArray<{ noticeId: string }> }): AuditEntry {
+  return { action: "registry.change", subject: "", detail: { put: d.put.length, removed: d.remove.length, relinked: d.relink?.length ?? 0, notices: (d.enqueue ?? []).map((n) => n.noticeId) } };
+}
+
+/**
+ * A verifier's queries (validation answers, liveness checks): one record per verifier and call, as that
+ * verifier — which certificates it asked about and whether the four items went with an answer (not the items).
+ */
+export function queryAudits(checks: readonly StatusCheckRecord[], disclosures: readonly DisclosureRecord[]): AuditEntry[] {
+  const by = new Map<string, { checks: string[]; answers: string[]; itemsDisclosed: number }>();
+  const of = (id: string) => {
+    let e = by.get(id);
+    if (!e) by.set(id, (e = { checks: [], answers: [], itemsDisclosed: 0 }));
+    return e;
+  };
+  for (const c of checks) of(c.verifierId).checks.push(`${c.caId ?? ""}:${c.serial ?? c.certificateId ?? ""}:${c.status}`);
+  for (const d of disclosures) {
+    const e = of(d.verifierId);
+    e.answers.push(`${d.serial}:${d.answer}`);
+    if (d.itemsDisclosed) e.itemsDisclosed++;
+  }
+  return [...by].map(([id, e]) => ({
+    action: checks.length ? "verifier.status-query" : "verifier.validate-query",
+    subject: id,
+    actor: `verifier:${id}`,
+    detail: { checks: e.checks, answers: e.answers, itemsDisclosed: e.itemsDisclosed },
+  }));
+}
+
+// ---- rows ----
+
+export interface AuditRowDb {
+  seq: number | bigint;
+  at: number | bigint;
+  actor: string;
+  action: string;
+  subject: string;
+  detail: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export function toAudit(r: AuditRowDb): AuditRecord {
+  return { seq: Number(r.seq), at: new Date(Number(r.at)), actor: r.actor, action: r.action, subject: r.subject, detail: r.detail, prevHash: r.prev_hash, hash: r.hash };
+}
+
+export interface AuditCheckpointRowDb {
+  seq: number | bigint;
+  hash: string;
+  at: number | bigint;
+  ca_id: string;
+  cert_der: Buffer;
+  signature: Buffer;
+}
+
+export function toAuditCheckpoint(r: AuditCheckpointRowDb): AuditCheckpoint {
+  return { seq: Number(r.seq), hash: r.hash, at: new Date(Number(r.at)), caId: r.ca_id, certificateDer: r.cert_der, signature: r.signature };
+}
