@@ -55,9 +55,14 @@ export async function createCaRecord(opts: {
   now: Date;
   /** the workspace's shared PBKDF2 salt and iterations (see pki/key-wrap.ts); a fresh salt when omitted */
   keyWrap?: KeyWrapParams;
+  /**
+   * The key generation (ca/rollover.ts): 1, the default, for `jpki ca init`; a rollover's new key gets the next.
+   * Every generation keeps the same subject name, so the key identifiers (SKI/AKI) tell the keys apart.
+   */
+  generation?: number;
 }): Promise<CaRecord> {
   const pref = prefecture(opts.prefectureCode);
-  const id = caId(pref.code, opts.purpose);
+  const id = caId(pref.code, opts.purpose, opts.generation ?? 1);
   const key = await generateRsaKey(2048);
   const encryptedKeyPem = encryptPrivateKey(key, opts.passphrase, opts.keyWrap);
   const signer = new SoftwareSigner(key);
