@@ -226,6 +226,27 @@ describe("jpki ca rollover: a new key generation with link certificates", () => 
     expect(openssl("A", caPem("13-sig-g3"), back, backCrls)).toContain(": OK");
   });
 
+  it("once all its certificates have expired, a retired generation publishes its ARL alone (crl generate and the schedule's updater)", async () => {
+    const after = new Date(new X509Certificate(readFileSync(cert.E!)).validTo).getTime() + 86_400_000;
+    const { Workspace } = await import("../../src/workspace/workspace.js");
+    const { FixedClock } = await import("../../src/pki/clock.js");
+    const { generateCrls: generate } = await import("../../src/crl/generate.js");
+    const { CrlUpdater } = await import("../../src/crl/updater.js");
+    const later = Workspace.open(ws, { clock: new FixedClock(new Date(after)) });
+    try {
+      const crls = await generate(later, { prefecture: "13", purposes: ["signature"], passphrase: "correct horse", partitions: "all" });
+      const byCa = (id: string) => crls.filter((c) => c.caId === id).map((c) => c.scope).sort();
+      expect(byCa("13-sig")).toEqual(["arl"]);
+      expect(byCa("13-sig-g2")).toEqual(["arl"]);
+      expect(byCa("13-sig-g3")).toContain(""); // the active generation's full CRL goes on
+      const updater = new CrlUpdater(later, "correct horse");
+      expect(await updater.publishDue([{ caId: "13-sig-g2", why: "dirty" }])).toEqual([]);
+      expect((await updater.publishDue([{ caId: "13-sig", why: "dirty" }, { caId: "13-sig", scope: "arl", why: "missing" }])).map((c) => c.scope)).toEqual(["arl"]);
+    } finally {
+      await later.close();
+    }
+  });
+
   it("fails with stable codes: no CA to roll over (ERR_ROLLOVER_NO_CA, exit 4), wrong passphrase (exit 5, nothing created)", async () => {
     const none = await cli([...w(), "ca", "rollover", "-p", "27", "--json"], { cwd: dir });
     expect(none.code).toBe(4);
