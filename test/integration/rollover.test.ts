@@ -168,7 +168,7 @@ describe("jpki ca rollover: a new key generation with link certificates", () => 
     expect(ours("D", [caPem("13-sig-g2")], [], [fullCrl("13-sig")]).status).not.toBe("valid");
   });
 
-  it("trusting only the old root validates the new key's certificates through OldWithNew, and the reverse through NewWithOld (ours and OpenSSL -crl_check_all)", () => {
+  it("trusting only the old root validates the new key's certificates through OldWithNew, and the reverse through NewWithOld (ours and OpenSSL -crl_check_all)", async () => {
     const oldRoot = caPem("13-sig");
     const newRoot = caPem("13-sig-g2");
     const oldWithNew = link("13-sig-g2", "13-sig");
@@ -182,6 +182,9 @@ describe("jpki ca rollover: a new key generation with link certificates", () => 
     expect(openssl("C", oldRoot, [oldWithNew], forward)).toContain(": OK");
     expect(openssl("D", oldRoot, [oldWithNew], forward)).toContain("certificate revoked");
     expect(openssl("C", oldRoot, [oldWithNew], forward, "-partial_chain")).toContain(": OK");
+    // The CLI, as the README shows it
+    const v = await cli(["verify", cert.C!, "--trust", oldRoot, "--chain", oldWithNew, "--crl", forward[0]!, "--crl", forward[1]!, "--json"], { cwd: dir });
+    expect(v.code, v.stdout + v.stderr).toBe(0);
     // The link's revocation is checked too: without the old key's ARL, OpenSSL cannot and ours hard-fails.
     expect(openssl("C", oldRoot, [oldWithNew], [fullCrl("13-sig-g2")])).toContain("unable to get certificate CRL");
     expect(ours("C", [oldRoot], [oldWithNew], [fullCrl("13-sig-g2")])).toMatchObject({ status: "revocation-unknown" });
