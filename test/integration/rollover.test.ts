@@ -250,12 +250,23 @@ describe("jpki ca rollover: a new key generation with link certificates", () => 
     }
   });
 
-  it("fails with stable codes: no CA to roll over (ERR_ROLLOVER_NO_CA, exit 4), wrong passphrase (exit 5, nothing created)", async () => {
+  it("fails with stable codes: no CA to roll over (ERR_ROLLOVER_NO_CA, exit 4), wrong passphrase (exit 5), an expired CA (ERR_ROLLOVER_EXPIRED); nothing created", async () => {
     const none = await cli([...w(), "ca", "rollover", "-p", "27", "--json"], { cwd: dir });
     expect(none.code).toBe(4);
     expect(none.stderr).toContain("ERR_ROLLOVER_NO_CA");
     const wrong = await cli([...w(), "ca", "rollover", "-p", "13", "--purpose", "sig"], { cwd: dir, env: { JPKI_PASSPHRASE: "wrong horse" } });
     expect(wrong.code).toBe(5);
+    // A CA whose certificate has expired can certify no new key (ERR_ROLLOVER_EXPIRED), before any key is made.
+    const { Workspace } = await import("../../src/workspace/workspace.js");
+    const { FixedClock } = await import("../../src/pki/clock.js");
+    const { rolloverCas } = await import("../../src/ca/rollover.js");
+    const end = new Date(new X509Certificate(readFileSync(caPem("13-sig-g3"))).validTo).getTime();
+    const late = Workspace.open(ws, { clock: new FixedClock(end + 1000) });
+    try {
+      await expect(rolloverCas(late, { prefectureCode: "13", purposes: ["signature"], passphrase: "correct horse" })).rejects.toMatchObject({ code: "ERR_ROLLOVER_EXPIRED" });
+    } finally {
+      await late.close();
+    }
     const list = await cli([...w(), "ca", "list", "--json"], { cwd: dir });
     expect(list.json().cas).toHaveLength(3);
   });
