@@ -75,9 +75,14 @@ export async function createCaRecord(opts: {
   keyWrap?: KeyWrapParams;
   /** generate the key in this PKCS#11 token instead */
   token?: CaKeyToken;
+  /**
+   * The key generation (ca/rollover.ts): 1, the default, for `jpki ca init`; a rollover's new key gets the next.
+   * Every generation keeps the same subject name, so the key identifiers (SKI/AKI) tell the keys apart.
+   */
+  generation?: number;
 }): Promise<CaRecord> {
   const pref = prefecture(opts.prefectureCode);
-  const id = caId(pref.code, opts.purpose);
+  const id = caId(pref.code, opts.purpose, opts.generation ?? 1);
   let signer: Signer;
   let encryptedKeyPem = "";
   let keyRef: string | undefined;

@@ -1,20 +1,61 @@
-/** CA ids: a prefecture code and a purpose, "13-sig" / "13-auth". Light: no key or certificate code. */
+/**
+ * CA ids: a prefecture code and a purpose, "13-sig" / "13-auth", and for a CA key generation after a key
+ * rollover (ca/rollover.ts) a generation suffix: "13-sig-g2", "13-sig-g3". Light: no key or certificate code.
+ *
+ * Key rollover design (issue 13 point 5): each key generation is a CA record of its own, with its own id,
+ * certificate, key, CRL sequence, CRL/ARL URLs and OCSP responder; the first generation keeps the plain id, so
+ * existing workspaces and certificates are unchanged. Everything keyed by the CA id — a certificate's caId,
+ * revocation, CRL entries and numbering, OCSP — therefore follows the generation that issued the certificate
+ * with no change, and only the places that pick "the CA of prefecture P for purpose X" to issue pick the
+ * active (highest) generation ({@link activeGeneration}). The alternative, generations inside one CA record,
+ * would have touched every CRL, OCSP and store method keyed by CA id.
+ */
 import { JpkiError } from "../errors.js";
 import type { CertificateType } from "../profile/types.js";
 import { prefecture } from "./prefectures.js";
 
 export const PURPOSE_SUFFIX: Record<CertificateType, string> = { signature: "sig", authentication: "auth" };
 
-export function caId(prefectureCode: string, purpose: CertificateType): string {
-  return `${prefecture(prefectureCode).code}-${PURPOSE_SUFFIX[purpose]}`;
+/** The CA id of a prefecture, purpose and key generation (1, the default: the CA as `jpki ca init` made it). */
+export function caId(prefectureCode: string, purpose: CertificateType, generation = 1): string {
+  if (!Number.isInteger(generation) || generation < 1) throw new JpkiError("ERR_USAGE", `a CA key generation is a whole number from 1, not ${generation}`);
+  return `${prefecture(prefectureCode).code}-${PURPOSE_SUFFIX[purpose]}${generation > 1 ? `-g${generation}` : ""}`;
 }
 
-/** Parses "13-sig" / "13-auth" / "13" (signature) into its parts. */
-export function parseCaId(id: string): { prefectureCode: string; purpose: CertificateType } {
-  const m = /^(\d{1,2})(?:-(sig|auth|signature|authentication))?$/.exec(id.trim());
-  if (!m) throw new JpkiError("ERR_CA_UNKNOWN", `${JSON.stringify(id)} is not a CA id: use e.g. 13-sig or 13-auth`);
+/** Parses "13-sig" / "13-auth" / "13" (signature) / "13-sig-g2" into its parts. */
+export function parseCaId(id: string): { prefectureCode: string; purpose: CertificateType; generation: number } {
+  const m = /^(\d{1,2})(?:-(sig|auth|signature|authentication))?(?:-g([2-9]|[1-9]\d{1,3}))?$/.exec(id.trim());
+  if (!m || (m[3] !== undefined && m[2] === undefined)) throw new JpkiError("ERR_CA_UNKNOWN", `${JSON.stringify(id)} is not a CA id: use e.g. 13-sig, 13-auth or 13-sig-g2`);
   const purpose: CertificateType = m[2] === "auth" || m[2] === "authentication" ? "authentication" : "signature";
-  return { prefectureCode: prefecture(m[1]!).code, purpose };
+  return { prefectureCode: prefecture(m[1]!).code, purpose, generation: m[3] === undefined ? 1 : Number(m[3]) };
+}
+
+/** The key generation of a CA id (1 for "13-sig", 2 for "13-sig-g2"). */
+export function caGeneration(id: string): number {
+  return parseCaId(id).generation;
+}
+
+/**
+ * The active generation among CA records: for each prefecture and purpose, the highest generation issues new
+ * certificates; the lower ones are retired (they still sign CRLs and OCSP answers for what they issued).
+ */
+export function activeGeneration<T extends { readonly id: string; readonly prefectureCode: string; readonly purpose: CertificateType }>(
+  records: readonly T[],
+  prefectureCode: string,
+  purpose: CertificateType,
+): T | undefined {
+  let best: T | undefined;
+  for (const r of records) {
+    if (r.prefectureCode !== prefectureCode || r.purpose !== purpose) continue;
+    if (!best || caGeneration(r.id) > caGeneration(best.id)) best = r;
+  }
+  return best;
+}
+
+/** Whether a CA record has been succeeded by a later key generation. */
+export function isRetired(records: ReadonlyArray<{ readonly id: string; readonly prefectureCode: string; readonly purpose: CertificateType }>, id: string): boolean {
+  const { prefectureCode, purpose, generation } = parseCaId(id);
+  return records.some((r) => r.prefectureCode === prefectureCode && r.purpose === purpose && caGeneration(r.id) > generation);
 }
 
 /** The URLs a CA's certificates name (CA certificate, CRLs, ARL), under the workspace's baseUrl. */

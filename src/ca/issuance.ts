@@ -14,6 +14,7 @@ import { municipality } from "../registry/municipality.js";
 import type { IssuanceCommitResult, IssuanceRecord, ResidentRecord, Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
 import { CertificationAuthority, caId } from "./authority.js";
+import { activeGeneration } from "./ids.js";
 import { readSpki, verifyCsr } from "./csr.js";
 import { GroupCommitter } from "./group-commit.js";
 import { prefecture } from "./prefectures.js";
@@ -137,13 +138,17 @@ export class IssuanceService {
     this.#committer = new GroupCommitter((records) => opts.store.commitIssuances(records));
   }
 
-  /** Opens (once) the CA that issues `type` certificates for a prefecture. */
+  /**
+   * Opens (once) the CA that issues `type` certificates for a prefecture: its active key generation (the
+   * highest; ca/rollover.ts), found when first asked. A process that was issuing before a rollover goes on with
+   * the generation it opened until it restarts: the old key stays valid, and its certificates stay revocable.
+   */
   authority(prefectureCode: string, type: CertificateType): Promise<CertificationAuthority> {
     const id = caId(prefectureCode, type);
     let ca = this.#cas.get(id);
     if (!ca) {
       ca = (async () => {
-        const rec = await this.#opts.store.getCa(id);
+        const rec = activeGeneration(await this.#opts.store.listCas(), prefecture(prefectureCode).code, type);
         if (!rec) {
           throw new JpkiError("ERR_CA_UNKNOWN", `CA ${id} (${prefecture(prefectureCode).kanji}) is not initialised: run 'jpki ca init --prefecture ${prefectureCode}'`);
         }

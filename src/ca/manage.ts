@@ -17,6 +17,7 @@ import type { CaRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { caId, caUrls, createCaRecord, type CaKeyToken } from "./authority.js";
 import { stageBridgeRewrap, withBridgeLockIfAny } from "./bridge.js";
+import { caGeneration, isRetired } from "./ids.js";
 import { prefecture, type Prefecture } from "./prefectures.js";
 
 export interface CaSummary {
@@ -25,6 +26,10 @@ export interface CaSummary {
   readonly prefecture: string;
   readonly prefectureRomaji: string;
   readonly purpose: CertificateType;
+  /** the key generation (ca/rollover.ts): 1 as `jpki ca init` made it, 2 after the first rollover, … */
+  readonly generation: number;
+  /** "active": issues new certificates; "retired": a later generation does, this one still signs CRLs for its own (when known) */
+  readonly status?: "active" | "retired";
   readonly subject: string;
   readonly serial: string;
   readonly notBefore: string;
@@ -41,7 +46,8 @@ export function caFiles(ws: Workspace, id: string): { pem: string; der: string }
   return { pem: join(ws.paths.caDir, `${id}.pem`), der: join(ws.paths.caDir, `${id}.crt`) };
 }
 
-export function summariseCa(ws: Workspace, rec: CaRecord): CaSummary {
+/** A CA described; with `all` (every CA record of the workspace) also whether it is the active generation. */
+export function summariseCa(ws: Workspace, rec: CaRecord, all?: readonly CaRecord[]): CaSummary {
   const x = new X509Certificate(rec.certificateDer);
   const p = prefecture(rec.prefectureCode);
   const files = caFiles(ws, rec.id);
@@ -51,6 +57,8 @@ export function summariseCa(ws: Workspace, rec: CaRecord): CaSummary {
     prefecture: p.kanji,
     prefectureRomaji: p.romaji,
     purpose: rec.purpose,
+    generation: caGeneration(rec.id),
+    ...(all ? { status: isRetired(all, rec.id) ? ("retired" as const) : ("active" as const) } : {}),
     subject: x.subject.split("\n").join(", "),
     serial: x.serialNumber.toLowerCase(),
     notBefore: new Date(x.validFrom).toISOString(),

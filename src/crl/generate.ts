@@ -10,7 +10,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { createAuditCheckpoint } from "../audit/checkpoint.js";
-import { caId, parseCaId } from "../ca/ids.js";
+import { caGeneration, caId, isRetired, parseCaId } from "../ca/ids.js";
 import { prefectureList } from "../ca/prefectures.js";
 import { JpkiError } from "../errors.js";
 import { certificateParts } from "../pki/der.js";
@@ -55,19 +55,40 @@ export interface CrlSelection {
   readonly purposes?: readonly CertificateType[];
 }
 
-/** The CA ids a selection names, in order; ERR_CA_UNKNOWN when none of them exists. */
+/**
+ * The CA ids a selection names, in order; ERR_CA_UNKNOWN when none of them exists. A prefecture selection names
+ * every key generation of its CAs (ca/rollover.ts): the active one and the retired ones, whose CRLs go on while
+ * they have certificates that have not expired ({@link retiredAndDone}).
+ */
 export async function selectCas(ws: Workspace, sel: CrlSelection): Promise<string[]> {
   if (!sel.prefecture === !sel.ca) throw new JpkiError("ERR_USAGE", "say which CRLs: --prefecture CODES or --ca ID");
   if (sel.ca) {
     const p = parseCaId(sel.ca);
-    return [caId(p.prefectureCode, p.purpose)];
+    return [caId(p.prefectureCode, p.purpose, p.generation)];
   }
   const purposes = sel.purposes ?? ["signature", "authentication"];
-  const wanted = prefectureList(sel.prefecture!).flatMap((p) => purposes.map((pu) => caId(p.code, pu)));
-  const existing = new Set((await ws.store.listCas()).map((c) => c.id));
-  const ids = wanted.filter((id) => existing.has(id));
+  const all = await ws.store.listCas();
+  const ids = prefectureList(sel.prefecture!).flatMap((p) =>
+    purposes.flatMap((pu) =>
+      all
+        .filter((c) => c.prefectureCode === p.code && c.purpose === pu)
+        .map((c) => c.id)
+        .sort((a, b) => caGeneration(a) - caGeneration(b)),
+    ),
+  );
   if (!ids.length) throw new JpkiError("ERR_CA_UNKNOWN", `no CA for ${sel.prefecture} in this workspace: run 'jpki ca init --prefecture ${sel.prefecture}'`);
   return ids;
+}
+
+/**
+ * Whether a CA is a retired key generation all of whose certificates have expired: it publishes no more full,
+ * delta or partition CRLs (nothing left to list or to check), only its ARL while asked for (the link
+ * certificate its key issued stays checkable until it ends).
+ */
+export async function retiredAndDone(ws: Workspace, all: readonly CaRecord[], id: string): Promise<boolean> {
+  if (!isRetired(all, id)) return false;
+  const last = await ws.store.lastCertificateExpiry(id);
+  return last === undefined || last.getTime() < ws.clock.now().getTime();
 }
 
 /**
@@ -104,9 +125,15 @@ export async function generateCrls(
   const out: PublishedCrl[] = [];
   const landed = (crl: PublishedCrl) => (out.push(crl), opts.onPublished?.(crl));
   let first: CrlIssuer | undefined;
+  const all = await ws.store.listCas();
   for (const id of ids) {
-    const record = await ws.store.getCa(id);
+    const record = all.find((c) => c.id === id);
     if (!record) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${id} in ${ws.paths.root}: 'jpki ca list' shows the CAs, 'jpki ca init' creates them`);
+    if (await retiredAndDone(ws, all, id)) {
+      // A retired generation whose certificates have all expired: its ARL alone, when ARLs are asked for.
+      if (!opts.delta && (which === "all" || due.some((d) => d.caId === id && d.scope === ARL_SCOPE))) landed(await publisher.publishArl(openCrlIssuer(record, opts.passphrase)));
+      continue;
+    }
     const issuer = openCrlIssuer(record, opts.passphrase);
     first ??= issuer;
     if (!opts.delta) landed(await publisher.publish(issuer));

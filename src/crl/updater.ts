@@ -18,6 +18,7 @@ import type { Workspace } from "../workspace/workspace.js";
 import { CrlPublisher, sweepCrlTemps, type PublishedCrl } from "./publisher.js";
 import { deltaCadence } from "./delta.js";
 import { CrlSchedule, pendingGoesTo, refreshMarginMs, type DueCrl } from "./schedule.js";
+import { retiredAndDone } from "./generate.js";
 
 export class CrlUpdater {
   readonly #ws: Workspace;
@@ -25,6 +26,8 @@ export class CrlUpdater {
   readonly #publisher: CrlPublisher;
   readonly #cas = new Map<string, CertificationAuthority>();
   readonly published: PublishedCrl[] = [];
+  /** retired key generations whose certificates have all expired (see publishDue) */
+  readonly #done = new Set<string>();
 
   constructor(ws: Workspace, passphrase: string) {
     this.#ws = ws;
@@ -123,7 +126,16 @@ export class CrlUpdater {
     }
     const out: PublishedCrl[] = [];
     const landed = (p: PublishedCrl) => (out.push(p), this.published.push(p));
+    const all = await this.#ws.store.listCas();
     for (const [id, e] of [...byCa].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      // A retired key generation (ca/rollover.ts) whose certificates have all expired publishes its ARL alone.
+      // Remembered: nothing new is issued under a retired key, so it stays done (and the store is not scanned again).
+      if (this.#done.has(id) || (await retiredAndDone(this.#ws, all, id))) {
+        this.#done.add(id);
+        if (!e.arl) continue;
+        e.full = e.delta = false;
+        e.partitions = [];
+      }
       const ca = await this.#ca(id);
       if (e.full) landed(await this.#publisher.publish(ca));
       if (e.delta) {

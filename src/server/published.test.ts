@@ -14,6 +14,17 @@ describe("resolvePublished", () => {
     expect(resolvePublished(paths, "/ca/13-sig.crt")).toEqual({ kind: "ca-certificate", caId: "13-sig", path: join("/srv/ws", "ca", "13-sig.crt") });
   });
 
+  it("a key rollover's generations (13-sig-g2) and its link certificates (ca/rollover.ts), nothing else of that shape", () => {
+    expect(resolvePublished(paths, "/crl/13-sig-g2.crl")).toEqual({ kind: "crl", caId: "13-sig-g2", path: join("/srv/ws", "crl", "13-sig-g2.crl") });
+    expect(resolvePublished(paths, "/crl/13-sig-g2/131016.crl")).toEqual({ kind: "partition", caId: "13-sig-g2", path: join("/srv/ws", "crl", "13-sig-g2", "131016.crl") });
+    expect(resolvePublished(paths, "/ca/13-sig-g2.crt")).toEqual({ kind: "ca-certificate", caId: "13-sig-g2", path: join("/srv/ws", "ca", "13-sig-g2.crt") });
+    expect(resolvePublished(paths, "/ca/13-sig-g2.by-13-sig.crt")).toEqual({ kind: "ca-certificate", caId: "13-sig-g2", path: join("/srv/ws", "ca", "13-sig-g2.by-13-sig.crt") });
+    expect(resolvePublished(paths, "/ca/13-sig.by-13-sig-g2.crt")).toEqual({ kind: "ca-certificate", caId: "13-sig", path: join("/srv/ws", "ca", "13-sig.by-13-sig-g2.crt") });
+    for (const p of ["/ca/13-sig-g2.by-13-sig.pem", "/ca/13-sig-g1.crt", "/ca/13-g2.crt", "/ca/13-sig.by-48-sig.crt", "/ca/13-sig.by-..crt", "/ca/x.by-13-sig.crt"]) {
+      expect(resolvePublished(paths, p), p).toBeUndefined();
+    }
+  });
+
   it("the Bridge CA's ARL and certificate (ca/bridge.ts), and nothing else of it", () => {
     expect(resolvePublished(paths, "/arl/bridge.crl")).toEqual({ kind: "arl", caId: "bridge", path: join("/srv/ws", "arl", "bridge.crl") });
     expect(resolvePublished(paths, "/ca/bridge.crt")).toEqual({ kind: "ca-certificate", caId: "bridge", path: join("/srv/ws", "bridge", "bridge.crt") });

@@ -66,7 +66,8 @@ export function arlDir(paths: WorkspacePaths): string {
   return join(paths.root, "arl");
 }
 
-const CA = /^\d{2}-(?:sig|auth)$/;
+// A CA id, with the key generation of a rollover (ca/rollover.ts): 13-sig, 13-sig-g2.
+const CA = /^\d{2}-(?:sig|auth)(?:-g\d{1,4})?$/;
 const MUNICIPALITY = /^\d{6}$/;
 
 /** The published file a URL path (already stripped of the baseUrl's path) names, or undefined. */
@@ -100,6 +101,14 @@ export function resolvePublished(paths: WorkspacePaths, urlPath: string): Publis
       return id ? { kind: "arl", caId: id, path: join(arlDir(paths), `${id}.crl`) } : undefined;
     }
     if (dir === "ca") {
+      // A key rollover's link certificate, "<subject generation>.by-<issuing generation>.crt" (ca/rollover.ts),
+      // beside the CA certificates, where verifiers fetch CA certificates.
+      const link = /^([^.]+)\.by-([^.]+)\.crt$/.exec(a);
+      if (link) {
+        const subject = ca(`${link[1]}.crt`, ".crt");
+        const issuer = ca(`${link[2]}.crt`, ".crt");
+        return subject && issuer ? { kind: "ca-certificate", caId: subject, path: join(paths.caDir, a) } : undefined;
+      }
       const id = ca(a, ".crt");
       return id ? { kind: "ca-certificate", caId: id, path: join(paths.caDir, `${id}.crt`) } : undefined;
     }

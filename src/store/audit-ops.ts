@@ -9,7 +9,7 @@
  */
 import { hash } from "node:crypto";
 import type { AuditCheckpoint, AuditEntry, AuditRecord } from "./audit-log.js";
-import type { CaRecord, CrlScope, DisclosureRecord, IssuanceCommitResult, IssuanceRecord, NoticeCommit, OcspResponderRecord, RevokeInput, StatusCheckRecord, VerifierRecord } from "./types.js";
+import type { CaLinkRecord, CaRecord, CrlScope, DisclosureRecord, IssuanceCommitResult, IssuanceRecord, NoticeCommit, OcspResponderRecord, RevokeInput, StatusCheckRecord, VerifierRecord } from "./types.js";
 
 /** Who the store's records name, and the clock they are stamped with (Store.setAuditContext). */
 export interface AuditContext {
@@ -25,6 +25,15 @@ export function auditDigest(v: Uint8Array | readonly string[]): string {
 
 export function caCreatedAudit(ca: CaRecord): AuditEntry {
   return { action: "ca.create", subject: ca.id, detail: { purpose: ca.purpose, prefecture: ca.prefectureCode, certificateSha256: auditDigest(ca.certificateDer) } };
+}
+
+/** A key rollover (ca/rollover.ts): the new generation and the digests of its two link certificates. */
+export function caRolloverAudit(ca: CaRecord, link: CaLinkRecord): AuditEntry {
+  return {
+    action: "ca.rollover",
+    subject: ca.id,
+    detail: { from: link.oldCaId, purpose: ca.purpose, prefecture: ca.prefectureCode, certificateSha256: auditDigest(ca.certificateDer), oldWithNewSha256: auditDigest(link.oldWithNew), newWithOldSha256: auditDigest(link.newWithOld) },
+  };
 }
 
 export function revokeAudit(r: RevokeInput, caId: string): AuditEntry {

@@ -58,6 +58,30 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("commits a key rollover (new generation + link certificates) once: a second rollover of the same CA is refused (ERR_ROLLOVER_CONFLICT)", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      const link = (newCaId: string, oldCaId = "13-sig") => ({ oldCaId, newCaId, oldWithNew: Buffer.from(`o>${newCaId}`), newWithOld: Buffer.from(`n>${newCaId}`), createdAt: new Date(1000) });
+      await expect(s.putCaRollover(ca("13-sig-g2"), link("13-sig-g2", "27-sig"))).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_CA_UNKNOWN"));
+      await s.putCaRollover(ca("13-sig-g2"), link("13-sig-g2"));
+      // the same old generation again (two runs at once: the second loses), and the same new id again
+      await expect(s.putCaRollover(ca("13-sig-g9"), link("13-sig-g9"))).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_ROLLOVER_CONFLICT"));
+      await expect(s.putCaRollover(ca("13-sig-g2"), link("13-sig-g2", "13-sig-g2"))).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_ROLLOVER_CONFLICT"));
+      await s.putCaRollover(ca("13-sig-g3"), link("13-sig-g3", "13-sig-g2"));
+      expect((await s.listCas()).map((c) => c.id)).toEqual(["13-sig", "13-sig-g2", "13-sig-g3"]);
+      expect((await s.listCaLinks()).map((l) => [l.oldCaId, l.newCaId, l.oldWithNew.toString(), l.newWithOld.toString(), l.createdAt.getTime()])).toEqual([
+        ["13-sig", "13-sig-g2", "o>13-sig-g2", "n>13-sig-g2", 1000],
+        ["13-sig-g2", "13-sig-g3", "o>13-sig-g3", "n>13-sig-g3", 1000],
+      ]);
+      // the last expiry among a CA's certificates: how long a retired generation keeps publishing CRLs
+      await s.upsertResidents([resident("12345678906")]);
+      expect(await s.lastCertificateExpiry("13-sig")).toBeUndefined();
+      await s.commitIssuances([cert("0a01", "12345678906", 1, Date.UTC(2031, 0, 1)), { ...cert("0a02", "12345678906", 2, Date.UTC(2029, 0, 1)), type: "authentication" }]);
+      expect(await s.lastCertificateExpiry("13-sig")).toEqual(new Date(Date.UTC(2031, 0, 1)));
+      expect(await s.lastCertificateExpiry("13-sig-g2")).toBeUndefined();
+      await s.close();
+    });
+
     it("upserts residents and counts new vs replaced, keeping Japanese text byte for byte", async () => {
       const s = await make();
       const r = { residentCode: "12345678906", municipalityCode: "131016", fourItems: items, status: "active" as const };

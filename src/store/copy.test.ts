@@ -57,6 +57,10 @@ async function populate(s: Store): Promise<void> {
   await s.putCa(ca("13-sig", "signature"));
   // a CA whose key is in a PKCS#11 token: no PEM, its key reference must travel
   await s.putCa({ ...ca("13-auth", "authentication"), encryptedKeyPem: "", keyRef: "pkcs11:token=jpki;object=13-auth;id=%01%02?module-path=/usr/lib/softhsm/libsofthsm2.so" });
+  // a key rollover of 13-sig (ca/rollover.ts): its second generation and the link certificates
+  await s.putCaRollover(ca("13-sig-g2", "signature"), {
+    oldCaId: "13-sig", newCaId: "13-sig-g2", oldWithNew: Buffer.from("old-with-new"), newWithOld: Buffer.from("new-with-old"), createdAt: new Date(T - 1000),
+  });
   await s.upsertResidents(["r1", "r2", "r3", "r4", "r5"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
   const committed = await s.commitIssuances([
     cert("0a01", "13-sig", "signature", "r1", T, { applicationId: "APP-1" }),
@@ -67,6 +71,7 @@ async function populate(s: Store): Promise<void> {
     cert("0a04", "13-sig", "signature", "r3", T + 5000),
     cert("0a05", "13-sig", "signature", "r4", T + 6000),
     cert("0b03", "13-auth", "authentication", "r5", T + 7000),
+    cert("0c01", "13-sig-g2", "signature", "r5", T + 8000, { notAfter: new Date(Date.UTC(2032, 0, 1)) }),
   ]);
   expect(committed.every((c) => c.status === "committed")).toBe(true);
   await s.revoke({ serial: "0a03", revokedAt: new Date(T + 10_000), reason: 1, source: "manual" });
@@ -166,6 +171,8 @@ async function crlLists(s: Store): Promise<Record<string, string[]>> {
 /** Everything the services read, through each store's own methods (not its dump). */
 async function observe(s: Store) {
   const cas = await s.listCas();
+  const caLinks = await s.listCaLinks();
+  const lastExpiry = await Promise.all(cas.map((c) => s.lastCertificateExpiry(c.id)));
   const certificates = await s.findCertificates({ status: "all", limit: 100 });
   // CRL entries as a set here (the order is compared where it matters: crlLists).
   const revoked: Record<string, string[]> = {};
@@ -197,6 +204,8 @@ async function observe(s: Store) {
     consents: await s.listConsents({ residentCode: "12345678906" }),
     checks: [...(await s.listStatusChecks({ verifierId: "v-aa" })), ...(await s.listStatusChecks({ verifierId: "v-bb" }))].map(({ id: _id, ...r }) => r),
     outbox: await s.pendingOutbox(100),
+    caLinks,
+    lastExpiry,
     certificateIds: (await s.certificatesForStatus({ serials: [], certificateIds: [createHash("sha256").update(Buffer.from("der-0a03")).digest("hex")] })).map((c) => c.serial),
   };
 }
@@ -214,13 +223,15 @@ describe("copyStore", () => {
     expect(before.dirty).toEqual(["13-sig"]);
     expect([before.consents.length, before.checks.length, before.certificateIds]).toEqual([2, 2, ["0a03"]]);
     expect(before.outbox.map((n) => n.noticeId)).toEqual(["ctr:r2:7", "ctr:r5:2"]);
+    expect(before.caLinks.map((l) => `${l.oldCaId}>${l.newCaId}:${l.oldWithNew}`)).toEqual(["13-sig>13-sig-g2:old-with-new"]);
+    expect(before.lastExpiry.map((d) => d?.getUTCFullYear())).toEqual([2031, 2032, 2031]);
 
     const b = await newPostgres();
     const progress: string[] = [];
     const ab = await copyStore(a, b, { chunkSize: 3, onProgress: (p) => progress.push(`${p.phase}:${p.kind}:${p.done}/${p.total}`) });
     expect(ab).toMatchObject({ from: "sqlite", to: "postgres" });
-    expect(ab.fingerprint.counts).toEqual({ cas: 2, residents: 5, certificates: 8, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 2, crls: 5, ocspResponders: 1, verifierCa: 1, verifiers: 2, verifierFetches: 3, disclosures: 4, consents: 2, statusChecks: 2, registryOutbox: 2, auditLog: 23, auditCheckpoints: 0 });
-    expect(progress).toContain("copy:certificates:8/8");
+    expect(ab.fingerprint.counts).toEqual({ cas: 3, caLinks: 1, residents: 5, certificates: 9, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 3, crls: 5, ocspResponders: 1, verifierCa: 1, verifiers: 2, verifierFetches: 3, disclosures: 4, consents: 2, statusChecks: 2, registryOutbox: 2, auditLog: 24, auditCheckpoints: 0 }); // the rollover is one record
+    expect(progress).toContain("copy:certificates:9/9");
     expect(progress).toContain("verify:crls:5/5");
     expect(await observe(b)).toEqual(before);
 
@@ -391,7 +402,7 @@ describe("copyStore", () => {
       }
       await expect(t.load(async function* () { yield* batches.slice(0, cut); }())).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_STORE_COPY_MISMATCH"));
       const ok = await copyStore(a, t);
-      expect(ok.fingerprint.counts.certificates).toBe(8);
+      expect(ok.fingerprint.counts.certificates).toBe(9);
       await t.close();
     }
     await a.close();
@@ -419,7 +430,7 @@ describe("copyStore", () => {
     }) as Store;
     let switched = false;
     await expect(copyStore(a, lying, { beforeRelease: () => void (switched = true) })).rejects.toSatisfy(
-      (e: unknown) => isJpkiError(e, "ERR_STORE_COPY_MISMATCH") && /certificates: same count \(8\), different content/.test((e as Error).message),
+      (e: unknown) => isJpkiError(e, "ERR_STORE_COPY_MISMATCH") && /certificates: same count \(9\), different content/.test((e as Error).message),
     );
     expect(switched).toBe(false);
     await a.close();
@@ -437,7 +448,7 @@ describe("copyStore", () => {
     other.pragma("busy_timeout = 0");
     expect(() => other.prepare("UPDATE certified SET reason = 9 WHERE serial = '0a03'").run()).toThrow(/locked|busy/i);
     // reads go on meanwhile
-    expect(other.prepare("SELECT count(*) AS n FROM certificates").get()).toEqual({ n: 8 });
+    expect(other.prepare("SELECT count(*) AS n FROM certificates").get()).toEqual({ n: 9 });
     await it1.return!();
     expect(other.prepare("UPDATE certified SET reason = 9 WHERE serial = '0a03'").run().changes).toBe(1);
     other.close();

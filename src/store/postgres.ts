@@ -45,6 +45,7 @@ import {
   itemsOf,
   sameItems,
   toCa,
+  toCaLink,
   toOcspResponder,
   toCertRow,
   toCrlRecord,
@@ -68,6 +69,7 @@ import type {
   ConsentRecord,
   StatusCheckRecord,
   StoredStatusCheck,
+  CaLinkRecord,
   CaRecord,
   CertificateStatusRow,
   OcspResponderRecord,
@@ -101,7 +103,7 @@ import type {
 } from "./types.js";
 import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
-import { auditDigest, caCreatedAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, registryAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
+import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, registryAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { GENESIS_HASH, osActor, sealAudit, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
 /**
@@ -405,6 +407,16 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     ca_id text NOT NULL,
     cert_der bytea NOT NULL,
     signature bytea NOT NULL
+  );
+  `,
+  // 14: CA key rollover's link certificates, as SQLite's version 20 (sqlite.ts says why).
+  `
+  CREATE TABLE ca_links (
+    new_ca_id text COLLATE "C" PRIMARY KEY REFERENCES cas(id),
+    old_ca_id text COLLATE "C" NOT NULL UNIQUE REFERENCES cas(id),
+    old_with_new bytea NOT NULL,
+    new_with_old bytea NOT NULL,
+    created_at bigint NOT NULL
   );
   `,
 ];
@@ -723,7 +735,7 @@ const SQL = {
     SELECT c.ca_id FROM crls c WHERE c.state = 'reserved' AND c.scope = ''
       AND c.number > coalesce((SELECT max(p.number) FROM crls p WHERE p.ca_id = c.ca_id AND p.scope = '' AND p.state = 'published'), 0)
     ORDER BY 1`,
-  listCas: "SELECT * FROM cas ORDER BY prefecture, purpose DESC",
+  listCas: "SELECT * FROM cas ORDER BY prefecture, purpose DESC, id",
   // $13 holds every DER back to back; $14 and $15 say where each starts (from 1) and how long it is.
   insertCertificates: `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender,
       not_before, not_after, issued_at, der, application_id)
@@ -1204,6 +1216,41 @@ export class PostgresStore implements Store {
 
   async listCas(): Promise<CaRecord[]> {
     return (await this.#query("listing CAs", SQL.listCas)).map(toCa);
+  }
+
+  putCaRollover(ca: CaRecord, link: CaLinkRecord): Promise<void> {
+    return this.#tx("saving a CA key rollover", async (c) => {
+      // The old generation's row locked first: two rollovers of one CA queue here, and the second finds the first's link.
+      const old = await c.query("SELECT 1 FROM cas WHERE id = $1 FOR UPDATE", [link.oldCaId]);
+      if (!old.rowCount) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${link.oldCaId} in this workspace: nothing to roll over`);
+      const taken = await c.query<{ new_ca_id: string }>("SELECT new_ca_id FROM ca_links WHERE old_ca_id = $1", [link.oldCaId]);
+      const exists = await c.query("SELECT 1 FROM cas WHERE id = $1", [ca.id]);
+      if (taken.rowCount || exists.rowCount) {
+        throw new JpkiError("ERR_ROLLOVER_CONFLICT", `CA ${link.oldCaId} was rolled over to ${taken.rows[0]?.new_ca_id ?? ca.id} by another run: nothing was saved; 'jpki ca list' shows the generations`);
+      }
+      try {
+        await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", [
+          ca.id, ca.prefectureCode, ca.purpose, ca.certificateDer, ca.encryptedKeyPem, ca.keyId, ca.createdAt.getTime(), ca.keyRef ?? null,
+        ]);
+        await c.query("INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at) VALUES ($1, $2, $3, $4, $5)", [
+          link.newCaId, link.oldCaId, link.oldWithNew, link.newWithOld, link.createdAt.getTime(),
+        ]);
+      } catch (e) {
+        if (pgCode(e) === PG.uniqueViolation) throw new JpkiError("ERR_ROLLOVER_CONFLICT", `CA ${link.oldCaId} was rolled over by another run: nothing was saved`, { cause: e });
+        throw e;
+      }
+      await this.#appendAudits(c, [caRolloverAudit(ca, link)]);
+    });
+  }
+
+  async listCaLinks(): Promise<CaLinkRecord[]> {
+    return (await this.#query("listing CA key rollovers", "SELECT * FROM ca_links ORDER BY new_ca_id")).map(toCaLink);
+  }
+
+  async lastCertificateExpiry(caId: string): Promise<Date | undefined> {
+    // No index by (ca_id, not_after): it would cost every issuance, while this runs once per CRL run and only for retired generations.
+    const [r] = await this.#query<{ m: string | null }>("reading a CA's last certificate expiry", "SELECT max(not_after) AS m FROM certificates WHERE ca_id = $1", [caId]);
+    return r?.m === null || r?.m === undefined ? undefined : new Date(Number(r.m));
   }
 
   replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>): Promise<void> {
@@ -2329,6 +2376,7 @@ export class PostgresStore implements Store {
         await q("CLOSE jpki_dump");
       };
       for await (const rows of cursor("SELECT * FROM cas ORDER BY id")) yield { kind: "cas", records: rows.map(toCa) };
+      for await (const rows of cursor("SELECT * FROM ca_links ORDER BY new_ca_id")) yield { kind: "caLinks", records: rows.map(toCaLink) };
       for await (const rows of cursor<ResidentRowDb>("SELECT * FROM residents ORDER BY resident_code")) {
         yield { kind: "residents", records: rows.map((r) => ({ ...toResident(r), noticeSequence: Number(r.notice_sequence) })) };
       }
@@ -2455,6 +2503,7 @@ export class PostgresStore implements Store {
 /** How many records of each kind a dump carries. */
 const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
   cas: "SELECT count(*) FROM cas",
+  caLinks: "SELECT count(*) FROM ca_links",
   residents: "SELECT count(*) FROM residents",
   certificates: "SELECT count(*) FROM certificates",
   revocationOrder: "SELECT coalesce(sum(entries), 0) FROM revocation_log",
@@ -2475,7 +2524,7 @@ const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
   auditCheckpoints: "SELECT count(*) FROM audit_checkpoints",
 };
 /** The tables a dump reads and a load writes. */
-const COPY_TABLES = ["cas", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_head", "audit_checkpoints"] as const;
+const COPY_TABLES = ["cas", "ca_links", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_head", "audit_checkpoints"] as const;
 
 /**
  * Rebuilds the revocation log of a load in the order the dump gives (the source's CRL order): consecutive
@@ -2540,6 +2589,15 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
         `INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::bytea[], $7::bigint[], $8::text[])`,
         [col(r, (x) => x.id), col(r, (x) => x.prefectureCode), col(r, (x) => x.purpose), col(r, (x) => x.certificateDer), col(r, (x) => x.encryptedKeyPem), col(r, (x) => x.keyId), col(r, (x) => x.createdAt.getTime()), col(r, (x) => x.keyRef ?? null)],
+      );
+      return;
+    }
+    case "caLinks": {
+      const r = b.records;
+      await c.query(
+        `INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::bigint[])`,
+        [col(r, (x) => x.newCaId), col(r, (x) => x.oldCaId), col(r, (x) => x.oldWithNew), col(r, (x) => x.newWithOld), col(r, (x) => x.createdAt.getTime())],
       );
       return;
     }

@@ -4,7 +4,7 @@
  * integer column arrives as a number or a bigint, so every mapping goes through Number().
  */
 import type { CertificateType, FourItems, Gender } from "../profile/types.js";
-import type { CaRecord, CertificateRow, ConsentRecord, LivenessStatus, StatusCheckRecord, StoredStatusCheck, CrlRecord, DisclosureRecord, DumpCrl, NoticeStatus, OcspResponderRecord, ResidentRecord, ResidentStatus, StoredNotice, VerifierCaRecord, VerifierFetch, VerifierKind, VerifierRecord } from "./types.js";
+import type { CaLinkRecord, CaRecord, CertificateRow, ConsentRecord, LivenessStatus, StatusCheckRecord, StoredStatusCheck, CrlRecord, DisclosureRecord, DumpCrl, NoticeStatus, OcspResponderRecord, ResidentRecord, ResidentStatus, StoredNotice, VerifierCaRecord, VerifierFetch, VerifierKind, VerifierRecord } from "./types.js";
 
 type Int = number | bigint;
 
@@ -151,6 +151,16 @@ export function toCa(r: Record<string, unknown>): CaRecord {
     keyId: r.key_id as Buffer,
     createdAt: new Date(Number(r.created_at)),
     ...(r.key_ref ? { keyRef: r.key_ref as string } : {}),
+  };
+}
+
+export function toCaLink(r: Record<string, unknown>): CaLinkRecord {
+  return {
+    oldCaId: r.old_ca_id as string,
+    newCaId: r.new_ca_id as string,
+    oldWithNew: Buffer.from(r.old_with_new as Uint8Array),
+    newWithOld: Buffer.from(r.new_with_old as Uint8Array),
+    createdAt: new Date(Number(r.created_at)),
   };
 }
 

@@ -21,6 +21,7 @@ import {
   itemsOf,
   sameItems,
   toCa,
+  toCaLink,
   toOcspResponder,
   toCertRow,
   toCrlRecord,
@@ -45,6 +46,7 @@ import type {
   StatusCheckRecord,
   StoredStatusCheck,
   DisclosureRecord,
+  CaLinkRecord,
   CaRecord,
   CertificateStatusRow,
   OcspResponderRecord,
@@ -83,7 +85,7 @@ import type {
 import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope } from "./types.js";
 import { DumpStreamCheck } from "./dump.js";
 import { WalCheckpointer } from "./checkpointer.js";
-import { auditDigest, caCreatedAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, registryAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
+import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, registryAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { osActor, sealAudit, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
 type Int = number | bigint;
@@ -359,6 +361,18 @@ export const MIGRATIONS: readonly Migration[] = [
     cert_der BLOB NOT NULL,
     signature BLOB NOT NULL
   );
+  `,
+  // 20: CA key rollover (issue 13 point 5; ca/rollover.ts, store/types.ts CaLinkRecord). A new
+  // key generation is a CA row of its own ("13-sig-g2"), so `cas` keeps its shape; this table holds each rollover's
+  // two link certificates. One successor per generation (old_ca_id UNIQUE), so of two rollovers at once one wins.
+  `
+  CREATE TABLE ca_links (
+    new_ca_id TEXT PRIMARY KEY REFERENCES cas(id),
+    old_ca_id TEXT NOT NULL UNIQUE REFERENCES cas(id),
+    old_with_new BLOB NOT NULL,
+    new_with_old BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
   `,
 ];
 
@@ -694,7 +708,7 @@ export class SqliteStore implements Store {
         "INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
       ),
       getCa: db.prepare("SELECT * FROM cas WHERE id = ?"),
-      listCas: db.prepare("SELECT * FROM cas ORDER BY prefecture, purpose DESC"),
+      listCas: db.prepare("SELECT * FROM cas ORDER BY prefecture, purpose DESC, id"),
       residentExists: db.prepare("SELECT 1 FROM residents WHERE resident_code = ?").pluck(),
       upsertResident: db.prepare(
         `INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status)
@@ -987,6 +1001,43 @@ export class SqliteStore implements Store {
     return this.#run("listing CAs", () =>
       (this.#stmts.listCas.all() as Record<string, unknown>[]).map(toCa),
     );
+  }
+
+  putCaRollover(ca: CaRecord, link: CaLinkRecord): Promise<void> {
+    return this.#run("saving a CA key rollover", () => {
+      const db = this.#db;
+      db.transaction(() => {
+        if (!db.prepare("SELECT 1 FROM cas WHERE id = ?").get(link.oldCaId)) {
+          throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${link.oldCaId} in this workspace: nothing to roll over`);
+        }
+        const taken = db.prepare("SELECT new_ca_id FROM ca_links WHERE old_ca_id = ?").pluck().get(link.oldCaId) as string | undefined;
+        if (taken !== undefined || db.prepare("SELECT 1 FROM cas WHERE id = ?").get(ca.id)) {
+          throw new JpkiError("ERR_ROLLOVER_CONFLICT", `CA ${link.oldCaId} was rolled over to ${taken ?? ca.id} by another run: nothing was saved; 'jpki ca list' shows the generations`);
+        }
+        this.#stmts.putCa.run(ca.id, ca.prefectureCode, ca.purpose, ca.certificateDer, ca.encryptedKeyPem, ca.keyId, ca.createdAt.getTime(), ca.keyRef ?? null);
+        db.prepare("INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at) VALUES (?, ?, ?, ?, ?)").run(
+          link.newCaId,
+          link.oldCaId,
+          link.oldWithNew,
+          link.newWithOld,
+          link.createdAt.getTime(),
+        );
+        this.#appendAudit(caRolloverAudit(ca, link));
+      }).immediate();
+    });
+  }
+
+  listCaLinks(): Promise<CaLinkRecord[]> {
+    return this.#run("listing CA key rollovers", () => (this.#db.prepare("SELECT * FROM ca_links ORDER BY new_ca_id").all() as Record<string, unknown>[]).map(toCaLink));
+  }
+
+  lastCertificateExpiry(caId: string): Promise<Date | undefined> {
+    // No index by (ca_id, not_after): it would cost every issuance, while this runs once per CRL run and only
+    // for retired generations.
+    return this.#run("reading a CA's last certificate expiry", () => {
+      const v = this.#db.prepare("SELECT max(not_after) FROM certificates WHERE ca_id = ?").pluck().get(caId) as number | null;
+      return v === null ? undefined : new Date(Number(v));
+    });
   }
 
   replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>): Promise<void> {
@@ -1850,6 +1901,7 @@ export class SqliteStore implements Store {
         (
           [
             ["cas", "cas"],
+            ["caLinks", "ca_links"],
             ["residents", "residents"],
             ["certificates", "certificates"],
             ["revocationOrder", "revocation_log"],
@@ -1872,6 +1924,7 @@ export class SqliteStore implements Store {
         ).map(([kind, table]) => [kind, db.prepare(table === "revocation_log" ? "SELECT coalesce(sum(entries), 0) FROM revocation_log" : `SELECT count(*) FROM ${table}`).pluck()]),
       ) as Record<DumpKind, Database.Statement>,
       cas: pages("cas", "id"),
+      caLinks: pages("ca_links", "new_ca_id"),
       residents: pages("residents", "resident_code"),
       // A certificate with its four items and revocation (certified), as the services read it.
       certificates: {
@@ -1905,6 +1958,7 @@ export class SqliteStore implements Store {
       crlsAfter: db.prepare("SELECT * FROM crls WHERE (ca_id, number) > (?, ?) ORDER BY ca_id, number LIMIT ?").safeIntegers(),
       insert: {
         cas: db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+        caLinks: db.prepare("INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at) VALUES (?, ?, ?, ?, ?)"),
         residents: db.prepare(
           `INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status, notice_sequence)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -1987,6 +2041,7 @@ export class SqliteStore implements Store {
         }
       };
       for (const records of paged<Record<string, unknown>, unknown>(st.cas, (r) => r.id, toCa)) yield { kind: "cas", records: records as CaRecord[] };
+      for (const records of paged<Record<string, unknown>, unknown>(st.caLinks, (r) => r.new_ca_id, toCaLink)) yield { kind: "caLinks", records: records as CaLinkRecord[] };
       for (const records of paged<ResidentRow & { notice_sequence: number }, string>(st.residents, (r) => r.resident_code, (r) => ({
         ...toResident(r),
         noticeSequence: Number(r.notice_sequence),
@@ -2139,6 +2194,9 @@ export class SqliteStore implements Store {
             case "cas":
               for (const r of b.records) ins.cas.run(r.id, r.prefectureCode, r.purpose, r.certificateDer, r.encryptedKeyPem, r.keyId, r.createdAt.getTime(), r.keyRef ?? null);
               break;
+            case "caLinks":
+              for (const r of b.records) ins.caLinks.run(r.newCaId, r.oldCaId, r.oldWithNew, r.newWithOld, r.createdAt.getTime());
+              break;
             case "residents":
               for (const r of b.records) {
                 const f = r.fourItems;
@@ -2251,7 +2309,7 @@ export class SqliteStore implements Store {
 }
 
 /** Every table a dump reads: what a retired store refuses to write. */
-const RETIRED_TABLES = ["cas", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_checkpoints"] as const;
+const RETIRED_TABLES = ["cas", "ca_links", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_checkpoints"] as const;
 
 /** Log blocks read per page when dumping the CRL order. */
 const LOG_PAGE = 16;

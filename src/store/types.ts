@@ -41,6 +41,24 @@ export interface CaRecord {
   readonly keyRef?: string;
 }
 
+/**
+ * The link certificates of one CA key rollover (鍵更新; RFC 4210 §4.4 "root CA key update"; ca/rollover.ts): the
+ * new key certified by the old one (OldWithNew) and the old key certified by the new one (NewWithOld), so a
+ * verifier trusting either generation's self-signed certificate validates certificates of the other. Stored
+ * with the new generation's CA record, in the transaction that creates it, and never changed after.
+ */
+export interface CaLinkRecord {
+  /** the generation that was active before the rollover, e.g. "13-sig" */
+  readonly oldCaId: string;
+  /** the generation the rollover created, e.g. "13-sig-g2" */
+  readonly newCaId: string;
+  /** the new public key under the old key's signature (issuer: old, AKI: old key, subject: new, SKI: new key) */
+  readonly oldWithNew: Buffer;
+  /** the old public key under the new key's signature */
+  readonly newWithOld: Buffer;
+  readonly createdAt: Date;
+}
+
 /** 発行情報: what the CA certified, kept with the certificate for matching later change notices. */
 export interface IssuanceRecord {
   readonly serial: string;
@@ -464,6 +482,19 @@ export interface Store {
   putCa(ca: CaRecord): Promise<void>;
   getCa(id: string): Promise<CaRecord | undefined>;
   listCas(): Promise<CaRecord[]>;
+  /**
+   * A key rollover's commit: the new generation's CA record and its link certificates in one transaction.
+   * ERR_ROLLOVER_CONFLICT when the new id exists already or the old generation already has a successor (two
+   * rollovers of one CA at once: the first wins); ERR_CA_UNKNOWN when the old generation is not stored.
+   */
+  putCaRollover(ca: CaRecord, link: CaLinkRecord): Promise<void>;
+  /** Every key rollover's link certificates, by new CA id. */
+  listCaLinks(): Promise<CaLinkRecord[]>;
+  /**
+   * The latest notAfter among the certificates a CA issued (undefined: none): until then a retired key generation
+   * keeps publishing CRLs (crl/generate.ts).
+   */
+  lastCertificateExpiry(caId: string): Promise<Date | undefined>;
   /** Replaces the encrypted keys of existing CAs (a rewrap), all in one transaction; ERR_CA_UNKNOWN for an unknown id. */
   replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>): Promise<void>;
 
@@ -730,7 +761,7 @@ export interface DumpOptions {
 }
 
 /** The kinds of logical record in a dump, in the order they come (and are loaded: CAs before what names them). */
-export const DUMP_KINDS = ["cas", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches", "disclosures", "consents", "statusChecks", "registryOutbox", "auditLog", "auditCheckpoints"] as const;
+export const DUMP_KINDS = ["cas", "caLinks", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches", "disclosures", "consents", "statusChecks", "registryOutbox", "auditLog", "auditCheckpoints"] as const;
 export type DumpKind = (typeof DUMP_KINDS)[number];
 export type DumpCounts = Readonly<Record<DumpKind, number>>;
 
@@ -795,6 +826,7 @@ export interface DumpCrl {
 export type DumpBatch =
   | { readonly kind: "header"; readonly source: Store["kind"]; readonly counts: DumpCounts }
   | { readonly kind: "cas"; readonly records: readonly CaRecord[] }
+  | { readonly kind: "caLinks"; readonly records: readonly CaLinkRecord[] }
   | { readonly kind: "residents"; readonly records: readonly DumpResident[] }
   /** certificates with their application ids and revocations (source included) */
   | { readonly kind: "certificates"; readonly records: readonly CertificateRow[] }

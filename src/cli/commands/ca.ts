@@ -12,7 +12,8 @@ function purposes(p: string): CertificateType[] {
 }
 
 function caLine(s: CaSummary): string {
-  return `${s.id.padEnd(8)} ${s.prefecture}\t${s.purpose.padEnd(14)} ${s.notAfter.slice(0, 10)}  ${s.subject}`;
+  const gen = s.status === "retired" ? `  (generation ${s.generation}, retired)` : s.generation > 1 ? `  (generation ${s.generation})` : "";
+  return `${s.id.padEnd(8)} ${s.prefecture}\t${s.purpose.padEnd(14)} ${s.notAfter.slice(0, 10)}  ${s.subject}${gen}`;
 }
 
 export function makeCaCommand(io: Io): Command {
@@ -105,7 +106,8 @@ Examples:
       const ctx = Context.of(io, cmd);
       const { summariseCa } = await library();
       await withWorkspace(ctx, async (ws) => {
-        const list = (await ws.store.listCas()).map((r) => summariseCa(ws, r));
+        const all = await ws.store.listCas();
+        const list = all.map((r) => summariseCa(ws, r, all));
         ctx.out.result({ cas: list }, () => (list.length ? list.map(caLine).join("\n") : "no CAs yet: run 'jpki ca init --prefecture 13'"));
       });
     });
@@ -116,20 +118,26 @@ Examples:
     .option("--pem", "print the CA certificate as PEM")
     .action(async (id: string, o: { pem?: boolean }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
-      const { caId, getCaRecord, parseCaId, summariseCa, toPem } = await library();
-      const { prefectureCode, purpose } = parseCaId(id);
+      const { caId, describeLinks, getCaRecord, parseCaId, summariseCa, toPem } = await library();
+      const { prefectureCode, purpose, generation } = parseCaId(id);
       await withWorkspace(ctx, async (ws) => {
-        const rec = await getCaRecord(ws, caId(prefectureCode, purpose));
+        const rec = await getCaRecord(ws, caId(prefectureCode, purpose, generation));
         if (o.pem) {
           io.stdout.write(toPem(rec.certificateDer, "CERTIFICATE"));
           return;
         }
-        const s = summariseCa(ws, rec);
+        const all = await ws.store.listCas();
+        const s = summariseCa(ws, rec, all);
         const crl = await ws.store.latestCrl(rec.id);
         const latestCrl = crl ? { number: crl.number.toString(), thisUpdate: crl.thisUpdate.toISOString(), nextUpdate: crl.nextUpdate.toISOString(), entries: crl.entries, path: crl.path } : null;
-        ctx.out.result({ ...s, latestCrl }, () =>
+        // The link certificates of the rollovers this generation took part in (as the new or the old generation).
+        const links = (await ws.store.listCaLinks())
+          .filter((l) => l.oldCaId === rec.id || l.newCaId === rec.id)
+          .flatMap((l) => describeLinks(ws, l))
+          .map(({ der: _der, ...l }) => l);
+        ctx.out.result({ ...s, latestCrl, links }, () =>
           [
-            `CA ${s.id}  ${s.prefecture} (${s.prefectureRomaji}), ${s.purpose}`,
+            `CA ${s.id}  ${s.prefecture} (${s.prefectureRomaji}), ${s.purpose}, generation ${s.generation} (${s.status})`,
             `  subject      ${s.subject}`,
             `  serial       ${s.serial}`,
             `  valid        ${s.notBefore} .. ${s.notAfter}`,
@@ -137,10 +145,64 @@ Examples:
             `  certificate  ${s.certificatePath}`,
             `  CRL URL      ${s.crlUrl}`,
             `  latest CRL   ${latestCrl ? `#${latestCrl.number} ${latestCrl.thisUpdate}, ${latestCrl.entries} entries, ${latestCrl.path}` : "none yet ('jpki crl generate')"}`,
+            ...links.map((l) => `  link         ${l.direction}: ${l.subjectCaId}'s key by ${l.issuerCaId}, serial ${l.serial}, until ${l.notAfter.toISOString()}, ${l.path}`),
           ].join("\n"),
         );
       });
     });
+  ca.command("rollover")
+    .description("roll a prefecture CA over to a new key (鍵更新): a new generation with link certificates between the old and the new key")
+    .requiredOption("-p, --prefecture <code>", "JIS X 0401 code of one prefecture, e.g. 13")
+    .addOption(new Option("--purpose <purpose>", "which CAs of the prefecture").choices(["sig", "auth", "both", "signature", "authentication"]).default("both"))
+    .addHelpText(
+      "after",
+      `
+Creates a new RSA-2048 key and self-signed certificate for the CA (the same subject name; the next key
+generation: 13-sig -> 13-sig-g2 -> 13-sig-g3) and the two link certificates of RFC 4210 §4.4:
+  OldWithNew  the new key certified by the old key: a verifier that trusts only the old root validates
+              certificates of the new key through it (leaf -> OldWithNew -> old root)
+  NewWithOld  the old key certified by the new key: a verifier that trusts only the new root validates
+              certificates issued before the rollover (leaf -> NewWithOld -> new root)
+From then on the new generation issues every certificate, with its own CRL, ARL and OCSP URLs. The old one
+keeps answering for what it issued: revocations go on its CRLs, published by 'jpki crl generate' until its
+last certificate expires. The link certificates are written to <workspace>/ca/<subject>.by-<issuer>.crt
+(and .pem) and served by 'jpki serve' at <baseUrl>/ca/<subject>.by-<issuer>.crt. A running 'jpki serve'
+issues from the new key after a restart.
+
+The passphrase comes from --passphrase-file or JPKI_PASSPHRASE (or a prompt); the new key is encrypted under it.
+
+Exit codes: 0 done; 4 no such CA (ERR_ROLLOVER_NO_CA), its certificate expired (ERR_ROLLOVER_EXPIRED) or
+another run rolled it over first (ERR_ROLLOVER_CONFLICT); 5 passphrase missing or wrong.
+
+Examples:
+  jpki ca rollover --prefecture 13
+  jpki ca rollover -p 13 --purpose sig --passphrase-file ./pass.txt --json`,
+    )
+    .action(async (o: { prefecture: string; purpose: string }, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      const { rolloverCas } = await library();
+      const passphrase = await ctx.passphrase();
+      const which: CertificateType[] =
+        o.purpose === "both" ? ["signature", "authentication"] : o.purpose === "sig" || o.purpose === "signature" ? ["signature"] : ["authentication"];
+      await withWorkspace(ctx, async (ws) => {
+        const rolled = await rolloverCas(ws, { prefectureCode: o.prefecture, purposes: which, passphrase, onProgress: (m) => ctx.out.progress(m) });
+        ctx.out.progressDone();
+        const json = rolled.map((r) => ({ ...r, links: r.links.map(({ der: _der, ...l }) => l) }));
+        ctx.out.result({ rolled: json }, () =>
+          json
+            .map((r) =>
+              [
+                `rolled ${r.previous} over to ${r.current.id} (generation ${r.generation})`,
+                `  certificate  ${r.current.certificatePath}`,
+                ...r.links.map((l) => `  ${l.direction.padEnd(12)} ${l.path}  (${l.url})`),
+              ].join("\n"),
+            )
+            .concat("next: 'jpki crl generate' publishes the new generation's CRLs; the old one's go on until its certificates expire")
+            .join("\n"),
+        );
+      });
+    });
+
   ca.command("bridge")
     .description("create the prefectures' Bridge CA (ブリッジ認証局) and cross-certify the prefecture CAs both ways, so a verifier trusting the Bridge validates any prefecture")
     .option("-p, --prefecture <codes>", "cross-certify only these prefectures' CAs (JIS X 0401 codes: 13, 13,27, 01-47 or all; default all CAs of the workspace)")
