@@ -132,4 +132,24 @@ describe("CA keys in a SoftHSM2 token, through the CLI", () => {
     const flag = await cli(["--workspace", other, "--pkcs11-pin", token.pin, "ca", "list"], { cwd: dir, env: tokenEnv() });
     expect(flag.code).toBe(2);
   });
+
+  it("rolls a token CA over with the new key generated in the same token; a verifier trusting the old root accepts the new key's certificate through OldWithNew", async () => {
+    const r = await cli(["--workspace", ws, "--json", "ca", "rollover", "-p", "13", "--purpose", "sig"], { cwd: dir, env: tokenEnv() });
+    expect(r.code, r.stderr).toBe(0);
+    const w = await openWorkspace(ws);
+    const g2 = (await w.store.getCa("13-sig-g2"))!;
+    await w.close();
+    expect(g2.encryptedKeyPem).toBe("");
+    expect(parsePkcs11Uri(g2.keyRef!)).toMatchObject({ modulePath: hsm.modulePath, token: "jpki-ca", object: "jpki CA 13-sig-g2" });
+    const { pub } = cardKey(dir, "card-g2");
+    const residents = [...generateResidents({ count: 1, seed: "hsm-g2", prefectures: ["13"] })];
+    writeJsonl(join(dir, "residents-g2.jsonl"), residents);
+    expect((await cli(["--workspace", ws, "registry", "import", join(dir, "residents-g2.jsonl")], { cwd: dir, env: tokenEnv() })).code).toBe(0);
+    const issued = await cli(["--workspace", ws, "--json", "issue", "--resident", String(residents[0]!.residentCode), "--public-key", pub], { cwd: dir, env: tokenEnv() });
+    expect(issued.code, issued.stderr).toBe(0);
+    expect(issued.json().ca).toBe("13-sig-g2");
+    const link = join(ws, "ca", "13-sig-g2.by-13-sig.pem");
+    expect(sh("openssl", ["verify", "-CAfile", caPem, "-untrusted", link, issued.json().path])).toContain(": OK");
+    expect(sh("openssl", ["verify", "-CAfile", caPem, issued.json().path])).not.toContain(": OK");
+  });
 });
