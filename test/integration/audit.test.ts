@@ -202,6 +202,13 @@ describe("jpki audit", () => {
     v = await verify(forged);
     expect(v.code).toBe(20);
     expect(v.err.error.details).toEqual({ seq: firstCheckpoint, why: "checkpoint-invalid" });
+
+    // 5. --trust: checkpoints count only when signed by a certificate the operator names (kept off the database)
+    const trustSig = await cli(["--workspace", base, "--json", "audit", "verify", "--trust", join(base, "ca", "13-sig.pem")], { cwd: dir });
+    expect(trustSig.code, trustSig.stderr).toBe(0);
+    const trustAuth = await cli(["--workspace", base, "--json", "audit", "verify", "--trust", join(base, "ca", "13-auth.pem")], { cwd: dir });
+    expect(trustAuth.code).toBe(20);
+    expect(JSON.parse(trustAuth.stderr.slice(trustAuth.stderr.indexOf("{"))).error.details).toEqual({ seq: firstCheckpoint, why: "checkpoint-invalid" });
   });
 
   it("keeps the log through a store's own reopening: a record appended later chains on", async () => {

@@ -1,6 +1,6 @@
 /** `jpki audit`: the tamper-evident audit log (監査ログ) — verify the chain, show records, sign a checkpoint. */
 import { Command, Option } from "commander";
-import { JpkiError, library } from "../lib.js";
+import { JpkiError, checkInputFile, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 
@@ -20,15 +20,25 @@ Records after the last checkpoint are reported as unanchored.
 Exit codes: 0 the log holds; 20 it does not (ERR_AUDIT_CHAIN_BROKEN: the message names the first bad record
 and why — altered, removed, reordered, checkpoint-invalid, checkpoint-mismatch); others as 'jpki --help' lists.
 
+Checkpoints count only when signed by a CA certificate: by default the store's own; --trust names copies kept
+elsewhere (the published CA certificates), so someone able to add a CA row to the database cannot sign for it.
+
 Examples:
   jpki audit verify
-  jpki audit verify --json`,
+  jpki audit verify --trust /etc/jpki/trusted/*.pem --json`,
       )
-      .action(async (_o: unknown, cmd: Command) => {
+      .option("--trust <file...>", "CA certificates (PEM or DER) that checkpoints must be signed by, kept apart from the store (default: the store's own CA certificates)")
+      .action(async (o: { trust?: string[] }, cmd: Command) => {
         const ctx = Context.of(io, cmd);
-        const { verifyAuditLog, auditBroken } = await library();
+        const { verifyAuditLog, auditBroken, parsePemBlocks } = await library();
+        const { readFileSync } = await import("node:fs");
+        const trusted = o.trust?.flatMap((f) => {
+          const bytes = readFileSync(checkInputFile(f, "trusted CA certificate --trust", { cwd: io.cwd }));
+          const blocks = parsePemBlocks(bytes.toString("latin1")).filter((b) => b.label === "CERTIFICATE").map((b) => b.der);
+          return blocks.length ? blocks : [bytes];
+        });
         await withWorkspace(ctx, async (ws) => {
-          const v = await verifyAuditLog(ws.store);
+          const v = await verifyAuditLog(ws.store, trusted ? { trusted } : {});
           if (v.failure) throw auditBroken(v);
           ctx.out.result(v, () =>
             v.records === 0
