@@ -6,8 +6,9 @@
  * hostile client would send (RSA-2048, RSA-1024, e = 3, P-256). Mutating real objects reaches the deep code
  * (extensions, entries, four-items SANs) that random bytes never get past the first tag for.
  */
-import { createHash, generateKeyPairSync, sign } from "node:crypto";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { createHash, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { IssuanceService } from "../../src/ca/issuance.js";
@@ -30,6 +31,10 @@ export interface Corpus {
   readonly csrs: readonly Buffer[];
   readonly spkis: readonly Buffer[];
   readonly ocspRequests: readonly Buffer[];
+  /** CMS SignedData (RFC 5652) by the first resident's signature key, made by `openssl cms -sign` (attached, detached) */
+  readonly signedData: readonly Buffer[];
+  /** the content the detached one signs */
+  readonly signedContent: Buffer;
   /** the CA ids, for paths of the server */
   readonly caIds: readonly string[];
 }
@@ -73,12 +78,16 @@ async function makeCorpus(): Promise<Corpus> {
   const serials: string[] = [];
   const csrs: Buffer[] = [];
   const spkis: Buffer[] = [];
+  let signerKey: KeyObject | undefined;
   for (const [i, r] of residents.entries()) {
     const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
     const spki = publicKey.export({ type: "spki", format: "der" });
     const csr = csrFor(privateKey, spki);
     csrs.push(csr);
-    if (i === 0) spkis.push(spki);
+    if (i === 0) {
+      spkis.push(spki);
+      signerKey = privateKey;
+    }
     const issued = await issuer.issue({ residentCode: r.residentCode, type: i % 2 ? "authentication" : "signature", csr });
     certificates.push(issued.der);
     serials.push(issued.serial);
@@ -95,5 +104,9 @@ async function makeCorpus(): Promise<Corpus> {
   const caDers = cas.map((c) => c!.certificateDer);
   certificates.push(...caDers);
   const ocspRequests = certificates.slice(0, 4).flatMap((c, i) => [ocspRequest(c, caDers[i % 2]!, "sha1"), ocspRequest(c, caDers[i % 2]!, "sha256")]);
-  return { ws, passphrase: PASSPHRASE, certificates, crls, csrs, spkis, ocspRequests, caIds: ["13-sig", "13-auth"] };
+  const signedContent = Buffer.from("申請書 (fuzz corpus)\n");
+  const f = (name: string, data: string | Buffer) => (writeFileSync(join(dir, name), data, { mode: 0o600 }), join(dir, name));
+  const cmsArgs = ["cms", "-sign", "-binary", "-md", "sha256", "-in", f("doc.txt", signedContent), "-signer", f("signer.pem", toPem(certificates[0]!, "CERTIFICATE")), "-inkey", f("signer.key", signerKey!.export({ type: "pkcs8", format: "pem" })), "-outform", "DER"];
+  const signedData = [execFileSync("openssl", [...cmsArgs, "-nodetach"]), execFileSync("openssl", cmsArgs)];
+  return { ws, passphrase: PASSPHRASE, certificates, crls, csrs, spkis, ocspRequests, signedData, signedContent, caIds: ["13-sig", "13-auth"] };
 }

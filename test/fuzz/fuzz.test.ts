@@ -24,7 +24,7 @@ afterAll(async () => {
   await c?.ws.close();
 });
 
-const NAMES = ["der-reader", "der-strict", "spki", "pkcs10", "inspect-certificate", "inspect-crl", "ocsp-request", "residents-jsonl", "residents-csv", "notices-jsonl", "notices-csv", "apdu", "http"];
+const NAMES = ["der-reader", "der-strict", "spki", "pkcs10", "inspect-certificate", "inspect-crl", "ocsp-request", "residents-jsonl", "residents-csv", "notices-jsonl", "notices-csv", "apdu", "validate-path", "cms", "http"];
 
 describe("fuzzed parsers (bounded)", () => {
   it("covers every target of the table", () => {

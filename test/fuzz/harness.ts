@@ -13,15 +13,18 @@ import fc from "fast-check";
 import { ERROR_CODES, JpkiError } from "../../src/errors.js";
 
 /** What one input led to. */
-export type Outcome = { readonly kind: "ok" } | { readonly kind: "ours"; readonly code: string } | { readonly kind: "finding"; readonly signature: string; readonly error: unknown };
+export type Outcome = { readonly kind: "ok"; readonly labels?: readonly string[] } | { readonly kind: "ours"; readonly code: string } | { readonly kind: "finding"; readonly signature: string; readonly error: unknown };
 
 export interface FuzzTarget<T = unknown> {
   readonly name: string;
   /** what the parser is and where it lives, for the report */
   readonly parser: string;
   readonly arbitrary: fc.Arbitrary<T>;
-  /** parses the input; resolves when accepted, throws what the parser threw */
-  readonly run: (input: T) => void | Promise<void>;
+  /**
+   * Parses the input; resolves when accepted, throws what the parser threw. It may name what the input reached
+   * (a verdict's status, the codes of the records a file had refused): counted with the codes, for the report.
+   */
+  readonly run: (input: T) => Labels | Promise<Labels>;
   /** an error the parser's contract allows besides JpkiError (default: none) */
   readonly expected?: (e: unknown) => boolean;
   /** the input as a checked-in regression vector: bytes, or text for the text formats */
@@ -29,6 +32,8 @@ export interface FuzzTarget<T = unknown> {
   /** how many inputs `npm test` runs (default 300): the cheap ones run more, the server fewer */
   readonly testRuns?: number;
 }
+
+export type Labels = void | string | readonly string[];
 
 /** A failed check of a target's own property (e.g. a round trip), reported as a finding. */
 export class PropertyViolation extends Error {
@@ -64,8 +69,8 @@ export function classify<T>(target: FuzzTarget<T>, e: unknown): Outcome {
 /** Runs one input and classifies it; never throws. */
 export async function outcomeOf<T>(target: FuzzTarget<T>, input: T): Promise<Outcome> {
   try {
-    await target.run(input);
-    return { kind: "ok" };
+    const labels = await target.run(input);
+    return labels ? { kind: "ok", labels: typeof labels === "string" ? [labels] : labels } : { kind: "ok" };
   } catch (e) {
     return classify(target, e);
   }
@@ -85,7 +90,10 @@ export function newTally(): Tally {
 }
 
 export function count(t: Tally, o: Outcome): void {
-  if (o.kind === "ok") t.ok++;
+  if (o.kind === "ok") {
+    t.ok++;
+    for (const l of o.labels ?? []) t.codes[`(ok) ${l}`] = (t.codes[`(ok) ${l}`] ?? 0) + 1;
+  }
   else if (o.kind === "ours") {
     t.ours++;
     t.codes[o.code] = (t.codes[o.code] ?? 0) + 1;

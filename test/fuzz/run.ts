@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { WorkerData, WorkerResult } from "./worker.js";
 
-const TARGETS = ["der-reader", "der-strict", "spki", "pkcs10", "inspect-certificate", "inspect-crl", "ocsp-request", "residents-jsonl", "residents-csv", "notices-jsonl", "notices-csv", "apdu", "http"];
+const TARGETS = ["der-reader", "der-strict", "spki", "pkcs10", "inspect-certificate", "inspect-crl", "ocsp-request", "residents-jsonl", "residents-csv", "notices-jsonl", "notices-csv", "apdu", "validate-path", "cms", "http"];
 
 function option(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -76,7 +76,7 @@ function runOne(target: string): Promise<Report> {
 async function main(): Promise<number> {
   process.stdout.write(`jpki fuzz: ${only.length} targets, ${runs} inputs each, seed ${seed}, budget ${budgetMs} ms an input, hang after ${hangMs} ms\n`);
   // the costly targets first, so that two jobs end together
-  const COST = ["inspect-certificate", "inspect-crl", "residents-jsonl", "notices-jsonl", "residents-csv", "notices-csv", "apdu", "http"];
+  const COST = ["inspect-certificate", "inspect-crl", "residents-jsonl", "notices-jsonl", "residents-csv", "notices-csv", "apdu", "validate-path", "cms", "http"];
   const queue = [...only].sort((a, b) => (COST.indexOf(a) < 0 ? 99 : COST.indexOf(a)) - (COST.indexOf(b) < 0 ? 99 : COST.indexOf(b)));
   const reports: Report[] = [];
   await Promise.all(
@@ -85,6 +85,9 @@ async function main(): Promise<number> {
         const r = await runOne(t);
         reports.push(r);
         process.stdout.write(line(r) + "\n");
+        // a finding's details at once, not only after the last target: a long run may be stopped early
+        for (const f of r.result?.findings ?? []) process.stdout.write(`  ${f.signature} (${f.count} inputs; path ${f.path}): ${f.vector.slice(0, 200)}\n`);
+        for (const s of r.result?.slow ?? []) process.stdout.write(`  SLOW ${s.ms} ms (path ${s.path})\n`);
       }
     }),
   );

@@ -21,6 +21,8 @@ import { assertDer } from "../../src/pki/der-strict.js";
 import { requireRsa2048 } from "../../src/pki/keys.js";
 import { describeCertificate, openForInspection } from "../../src/profile/describe.js";
 import { readRecords, type ImportFormat } from "../../src/registry/import.js";
+import { verifySignedData } from "../../src/validation/cms.js";
+import { validatePath } from "../../src/validation/validate.js";
 import { parseResidentRecord } from "../../src/registry/resident.js";
 import { CLOCK_START, type Corpus } from "./corpus.js";
 import { isOurs, PropertyViolation, type FuzzTarget } from "./harness.js";
@@ -48,11 +50,13 @@ function sampleLines(file: string): string[] {
 }
 
 /** Reads every record the way `jpki registry import` does; records are checked, nothing is stored. */
-async function importResidents(input: Buffer, format: ImportFormat): Promise<void> {
+async function importResidents(input: Buffer, format: ImportFormat): Promise<string[]> {
   const now = new Date(CLOCK_START);
+  const refused: string[] = [];
   for await (const item of readRecords(Readable.from([input]), { format })) {
     if ("error" in item) {
       if (!isOurs(item.error)) throw item.error;
+      refused.push(`record ${item.error.code}`);
       continue;
     }
     try {
@@ -60,16 +64,23 @@ async function importResidents(input: Buffer, format: ImportFormat): Promise<voi
     } catch (e) {
       // our error is the refusal of one record (the command reports it and goes on); anything else is a finding
       if (!isOurs(e)) throw e;
+      refused.push(`record ${e.code}`);
     }
   }
+  return refused;
 }
 
 /** Reads notices the way `jpki notices ingest` does (its read stage, which a reader thread runs for big files). */
-async function readNotices(input: Buffer, format: ImportFormat): Promise<void> {
+async function readNotices(input: Buffer, format: ImportFormat): Promise<string[]> {
   const clock = new FixedClock(CLOCK_START);
+  const refused: string[] = [];
   for await (const batch of readBatches(readRecords(Readable.from([input]), { format }), clock, 7)) {
-    for (const r of batch.rejects) if (!r.code.startsWith("ERR_") || r.code === "ERR_INTERNAL") throw new PropertyViolation("a reject without one of our codes", r.code);
+    for (const r of batch.rejects) {
+      if (!r.code.startsWith("ERR_") || r.code === "ERR_INTERNAL") throw new PropertyViolation("a reject without one of our codes", r.code);
+      refused.push(`record ${r.code}`);
+    }
   }
+  return refused;
 }
 
 /** A personalised card (two RSA-2048 keys), opened fresh for each APDU. */
@@ -84,11 +95,16 @@ async function personalisedCard(): Promise<CardState> {
 
 const sink = { write: (_s: string) => true };
 
+/** RFC 5280 §6 outcomes validatePath may give (src/validation/types.ts PathStatus). */
+const PATH_STATUSES: ReadonlySet<string> = new Set(["valid", "revoked", "expired", "not-yet-valid", "untrusted", "profile-violation", "revocation-unknown"]);
+
 export async function parserTargets(c: Corpus): Promise<FuzzTarget<any>[]> {
   const tmp = mkdtempSync(join(tmpdir(), "jpki-fuzz-in-"));
   const inspected = join(tmp, "input");
   const allDer = [...c.certificates, ...c.crls, ...c.csrs.filter((b) => b[0] === 0x30), ...c.spkis, ...c.ocspRequests];
   const card = await personalisedCard();
+  const sigCa = c.certificates[4]!; // 13-sig's certificate (corpus.ts puts the CA certificates after the four issued)
+  const at = new Date(Date.parse(CLOCK_START) + 86_400_000);
   let open: EmulatedCard | undefined;
   let sent = 0;
   const residentsJsonl = sampleLines("fixtures/registry/residents.sample.jsonl");
@@ -139,6 +155,7 @@ export async function parserTargets(c: Corpus): Promise<FuzzTarget<any>[]> {
       arbitrary: derInputs(c.certificates),
       run: (b: Buffer) => inspect(b),
       toVector: bytes,
+      testRuns: 150,
     },
     {
       name: "inspect-crl",
@@ -146,6 +163,7 @@ export async function parserTargets(c: Corpus): Promise<FuzzTarget<any>[]> {
       arbitrary: derInputs(c.crls),
       run: (b: Buffer) => inspect(b),
       toVector: bytes,
+      testRuns: 150,
     },
     {
       name: "ocsp-request",
@@ -161,6 +179,7 @@ export async function parserTargets(c: Corpus): Promise<FuzzTarget<any>[]> {
       arbitrary: recordFiles({ lines: residentsJsonl, csv: false }),
       run: (b: Buffer) => importResidents(b, "jsonl"),
       toVector: bytes,
+      testRuns: 200,
     },
     {
       name: "residents-csv",
@@ -168,6 +187,7 @@ export async function parserTargets(c: Corpus): Promise<FuzzTarget<any>[]> {
       arbitrary: recordFiles({ lines: residentsCsv, csv: true }),
       run: (b: Buffer) => importResidents(b, "csv"),
       toVector: bytes,
+      testRuns: 200,
     },
     {
       name: "notices-jsonl",
@@ -175,6 +195,7 @@ export async function parserTargets(c: Corpus): Promise<FuzzTarget<any>[]> {
       arbitrary: recordFiles({ lines: noticesJsonl, csv: false }),
       run: (b: Buffer) => readNotices(b, "jsonl"),
       toVector: bytes,
+      testRuns: 200,
     },
     {
       name: "notices-csv",
@@ -182,6 +203,7 @@ export async function parserTargets(c: Corpus): Promise<FuzzTarget<any>[]> {
       arbitrary: recordFiles({ lines: noticesCsv, csv: true }),
       run: (b: Buffer) => readNotices(b, "csv"),
       toVector: bytes,
+      testRuns: 200,
     },
     {
       name: "apdu",
@@ -200,6 +222,30 @@ export async function parserTargets(c: Corpus): Promise<FuzzTarget<any>[]> {
       },
       toVector: bytes,
       testRuns: 500,
+    },
+    {
+      name: "validate-path",
+      parser: "src/validation/validate.ts validatePath (RFC 5280 §6): a mutated end-entity certificate or CRL, the real CA as anchor",
+      arbitrary: fc.oneof(derInputs(c.certificates.slice(0, 4)).map((ee) => ({ ee, crl: c.crls[0]! })), derInputs(c.crls).map((crl) => ({ ee: c.certificates[0]!, crl }))),
+      run: (x: { ee: Buffer; crl: Buffer }) => {
+        const r = validatePath({ trustAnchors: [sigCa], chain: [x.ee], crls: [x.crl], at });
+        if (!PATH_STATUSES.has(r.status)) throw new PropertyViolation("a path status not in the table", String(r.status));
+        return r.status;
+      },
+      toVector: (x: { ee: Buffer; crl: Buffer }) => (x.ee === c.certificates[0] ? x.crl : x.ee),
+      testRuns: 200,
+    },
+    {
+      name: "cms",
+      parser: "src/validation/cms.ts verifySignedData (RFC 5652), as `jpki verify-signature` and POST /v1/verify-signature call it",
+      arbitrary: derInputs(c.signedData),
+      run: (b: Buffer) => {
+        const r = verifySignedData({ signature: b, content: c.signedContent, trustAnchors: [sigCa], crls: [c.crls[0]!], at, purpose: "signature" });
+        if (typeof r.status !== "string" || typeof r.message !== "string") throw new PropertyViolation("a result without status and message");
+        return r.status;
+      },
+      toVector: bytes,
+      testRuns: 200,
     },
   ];
 
