@@ -368,7 +368,7 @@ export async function buildServer(
   const json = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
-    if (jsonNestsDeeper(body as string, MAX_JSON_DEPTH)) return done(Object.assign(new Error(`the body nests deeper than ${MAX_JSON_DEPTH} levels`), { statusCode: 400 }), undefined);
+    if (jsonNestsDeeper(body as string, MAX_JSON_DEPTH)) return done(Object.assign(new Error(`the body nests deeper than ${MAX_JSON_DEPTH} levels`), { statusCode: 400, code: "body-too-deep" }), undefined);
     json(req, body as string, done);
   });
   // Routes without their own error handler (the CRL index, /metrics, the page): fastify's default would send the
@@ -377,7 +377,8 @@ export async function buildServer(
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
     const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : undefined;
     // fastify's own refusals (a malformed body, a wrong media type): their fixed messages, as fastify sends them.
-    if (status !== undefined) return reply.code(status).send({ statusCode: status, code: err.code, error: STATUS_CODES[status], message: err.message });
+    // Every error body carries a code (issue 13 point 3): fastify's own, or the status's word for an error without one.
+    if (status !== undefined) return reply.code(status).send({ statusCode: status, code: err.code ?? `http-${status}`, error: STATUS_CODES[status], message: err.message });
     opts.access?.onError?.(err, "answering a request (no answer given)");
     const unavailable = (err.code ?? "").startsWith("ERR_STORE") || err.code === "ERR_WORKSPACE_LOCKED";
     return reply
