@@ -3,6 +3,7 @@
  * inputs from a fixed seed (FC_SEED overrides it), which must all be accepted or refused with one of our errors.
  * `npm run fuzz` runs the same table with 100,000 inputs a target (run.ts).
  */
+import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { corpus, type Corpus } from "./corpus.js";
 import { checkTarget, type FuzzTarget } from "./harness.js";
@@ -22,6 +23,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
   await c?.ws.close();
+  if (c) rmSync(c.ws.paths.root, { recursive: true, force: true });
 });
 
 const NAMES = ["der-reader", "der-strict", "spki", "pkcs10", "inspect-certificate", "inspect-crl", "ocsp-request", "residents-jsonl", "residents-csv", "notices-jsonl", "notices-csv", "apdu", "validate-path", "cms", "http"];

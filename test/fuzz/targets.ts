@@ -3,8 +3,7 @@
  * parser the way its production caller does (the CLI command, the server route), so a finding is a finding
  * of the product, not of a test-only path.
  */
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import fc from "fast-check";
@@ -99,8 +98,8 @@ const sink = { write: (_s: string) => true };
 const PATH_STATUSES: ReadonlySet<string> = new Set(["valid", "revoked", "expired", "not-yet-valid", "untrusted", "profile-violation", "revocation-unknown"]);
 
 export async function parserTargets(c: Corpus): Promise<FuzzTarget<any>[]> {
-  const tmp = mkdtempSync(join(tmpdir(), "jpki-fuzz-in-"));
-  const inspected = join(tmp, "input");
+  // in the corpus's directory, which goes with it
+  const inspected = join(c.ws.paths.root, "inspect-input");
   const allDer = [...c.certificates, ...c.crls, ...c.csrs.filter((b) => b[0] === 0x30), ...c.spkis, ...c.ocspRequests];
   const card = await personalisedCard();
   const sigCa = c.certificates[4]!; // 13-sig's certificate (corpus.ts puts the CA certificates after the four issued)

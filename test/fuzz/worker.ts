@@ -4,6 +4,7 @@
  * finding (fast-check replays the run from seed and path). The index of the input in hand is kept in shared
  * memory, so the main thread can tell a hang from a slow target and name the input that hung.
  */
+import { rmSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import fc from "fast-check";
 import { corpus } from "./corpus.js";
@@ -92,6 +93,7 @@ async function main(d: WorkerData): Promise<WorkerResult> {
   }
   for (const [signature, f] of [...firsts].slice(MAX_SHRUNK)) findings.push({ signature, count: f.count, seed: d.seed, path: String(f.index), vector: "", message: f.message });
   await c.ws.close();
+  rmSync(c.ws.paths.root, { recursive: true, force: true });
   return { target: t.name, parser: t.parser, runs: i, tally, findings, slow, slowest: Math.round(slowest), seconds };
 }
 
