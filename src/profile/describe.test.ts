@@ -128,6 +128,19 @@ describe("describeCertificate", () => {
     expect(d.profile.violations.filter((v) => v.severity === "error")).toEqual([]);
   });
 
+  it("throws ERR_DER_MALFORMED for a name value of a type it cannot have (npm run fuzz: was asn1-schema's Error from the profile check)", () => {
+    // a certificate of ours whose issuer countryName holds a UTCTime (tag 17) instead of a PrintableString
+    const der = readFileSync(new URL("../../test/vectors/fuzz/inspect-certificate/name-value-utctime.der", import.meta.url));
+    let thrown: unknown;
+    try {
+      describeCertificate(der);
+    } catch (e) {
+      thrown = e;
+    }
+    expect(isJpkiError(thrown, "ERR_DER_MALFORMED"), String(thrown)).toBe(true);
+    expect((thrown as Error).message).toMatch(/attribute value/);
+  });
+
   it("throws ERR_DER_MALFORMED for garbage", () => {
     expect(() => describeCertificate(Buffer.from("nonsense"))).toThrow(expect.objectContaining({ code: "ERR_DER_MALFORMED" }));
   });

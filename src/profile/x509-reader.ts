@@ -199,8 +199,16 @@ export function sameNameShape(rdns: readonly RdnValue[], expected: ReadonlyArray
   });
 }
 
+/**
+ * The DER of a parsed Name. asn1-schema parses an attribute value of any tag but cannot encode every one back
+ * (a UTCTime where a countryName's string belongs, found by npm run fuzz): such a name is malformed.
+ */
 export function nameDer(name: Name): Buffer {
-  return Buffer.from(AsnConvert.serialize(name));
+  try {
+    return Buffer.from(AsnConvert.serialize(name));
+  } catch (e) {
+    throw new JpkiError("ERR_DER_MALFORMED", `a distinguished name holds an attribute value of a type it cannot have (${(e as Error).message})`, { cause: e });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------

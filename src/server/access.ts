@@ -10,7 +10,7 @@
  * with `error="invalid_request"` for Authorization sent twice (RFC 6750 §3.1); 403
  * for a valid credential on a route its kind may not use (/metrics is the operator's: open it to a scraper
  * with openRoutes); 429 with Retry-After past the verifier's rate. Bodies say only that
- * (`{"error":"unauthorized"}`): never which part failed, never the token.
+ * (`{"error":"unauthorized","code":"unauthorized"}`): never which part failed, never the token.
  *
  * Revocation: the registrations are read from the store at start and again every `refreshMs` (default 1 s),
  * so a verifier revoked by `jpki verifier revoke` in another process is refused by a running server within
@@ -147,10 +147,11 @@ export interface AccessOptions {
 export type Caller = VerifierRecord | undefined;
 
 const HEADER_CACHE = 10_000;
-const UNAUTHORIZED = '{"error":"unauthorized"}';
-const FORBIDDEN = '{"error":"forbidden"}';
-const RATE_LIMITED = '{"error":"rate limited"}';
-const BAD_REQUEST = '{"error":"bad request"}';
+// Each with the typed `code` every error answer of the server carries (the verifier API's codes, api-errors.ts).
+const UNAUTHORIZED = '{"error":"unauthorized","code":"unauthorized"}';
+const FORBIDDEN = '{"error":"forbidden","code":"forbidden"}';
+const RATE_LIMITED = '{"error":"rate limited","code":"rate-limited"}';
+const BAD_REQUEST = '{"error":"bad request","code":"bad-request"}';
 const MISSING = 'Bearer realm="jpki"';
 const BAD_REQUEST_CHALLENGE = 'Bearer realm="jpki", error="invalid_request"';
 

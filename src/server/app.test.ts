@@ -199,7 +199,7 @@ describe("published CRLs and CA certificates", () => {
         const r = await get(p, {}, method);
         expect(r.status, `${method} ${p}`).toBe(405);
         expect(r.headers.allow).toBe("GET, HEAD");
-        expect(r.body.toString()).toBe('{"error":"method not allowed"}');
+        expect(r.body.toString()).toBe('{"error":"method not allowed","code":"method-not-allowed"}');
       }
       expect((await get("/crl/99-sig.crl", {}, method)).status).toBe(404);
     }
@@ -525,5 +525,41 @@ describe("the status page and the CA overview (issue 11 point 3)", () => {
     expect(sig.revocationsPerDay.at(-1).day).toBe(o.to);
     expect((await get("/v1/overview?days=0")).status).toBe(400);
     expect((await get("/v1/overview?days=7")).status).toBe(200);
+  });
+});
+
+describe("every error answer carries a typed code (issue 13 point 3: found by npm run fuzz)", () => {
+  /** Sends a request as raw bytes (a vector of test/vectors/fuzz/http) and reads the answer whole. */
+  function raw(bytes: Buffer): Promise<{ status: number; type: string; body: string }> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      const s: Socket = connect(Number(new URL(base).port), "127.0.0.1", () => s.write(bytes));
+      s.on("data", (d: Buffer) => chunks.push(d));
+      s.on("error", reject);
+      s.on("close", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        const [head, body = ""] = text.split("\r\n\r\n");
+        resolve({ status: Number(head!.split(" ")[1]), type: /content-type: ([^\r]*)/i.exec(head!)?.[1] ?? "", body });
+      });
+    });
+  }
+
+  const dir = join(import.meta.dirname, "..", "..", "test", "vectors", "fuzz", "http");
+  /** The vector with the verifier's token: without one, the access check answers first (401, code unauthorized). */
+  const withToken = (name: string) => Buffer.from(readFileSync(join(dir, `${name}.http`), "latin1").replace("\r\n", `\r\nAuthorization: ${auth.authorization}\r\n`), "latin1");
+  for (const name of ["route-not-found", "bad-header-line", "not-published", "authorization-twice", "json-too-deep"]) {
+    it(`${name}: a 4xx with a JSON body naming its code`, async () => {
+      const r = await raw(withToken(name));
+      expect(r.status).toBeGreaterThanOrEqual(400);
+      expect(r.status).toBeLessThan(500);
+      expect(r.type).toMatch(/^application\/json/);
+      expect(JSON.parse(r.body).code).toMatch(/^[\w-]+$/);
+    });
+  }
+
+  it("names the codes: not-found for no route, bad-request for what node's parser refuses", async () => {
+    expect(JSON.parse((await raw(withToken("route-not-found"))).body)).toEqual({ error: "not_found", code: "not-found", message: "no such route: the routes are listed at /openapi.json" });
+    expect(JSON.parse((await raw(withToken("bad-header-line"))).body)).toMatchObject({ code: "bad-request", statusCode: 400 });
+    expect(JSON.parse((await raw(withToken("json-too-deep"))).body)).toMatchObject({ code: "body-too-deep", statusCode: 400 });
   });
 });

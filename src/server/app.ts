@@ -249,6 +249,21 @@ const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
   other: "other",
 };
 
+/**
+ * A request node's HTTP parser refuses (bad request line, header overflow, a timeout) is answered here, before any
+ * route: fastify's own answer, with the typed `code` every error body of the server carries.
+ */
+function clientErrorHandler(err: Error & { code?: string }, socket: import("node:net").Socket): void {
+  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, code, message] =
+    err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? [408, "timeout", "the request was not complete in time"]
+    : err.code === "HPE_HEADER_OVERFLOW" ? [431, "headers-too-large", "the request's headers are too large"]
+    : [400, "bad-request", "the request is not valid HTTP/1.1"];
+  const body = JSON.stringify({ error: STATUS_CODES[status], code, message, statusCode: status });
+  if (socket.writable) socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+  socket.destroy(err);
+}
+
 export async function buildServer(
   ws: Workspace,
   opts: ServerOptions = {},
@@ -345,6 +360,7 @@ export async function buildServer(
     routerOptions: { maxParamLength: 200 },
     exposeHeadRoutes: false,
     return503OnClosing: true,
+    clientErrorHandler,
   });
   // JSON bodies (the validation, liveness and signed-file routes): fastify's parser, after a linear check of the
   // nesting. JSON.parse spends ~1 µs a level, so a 2 MiB body of brackets held the one thread ~1 s per request;
@@ -352,7 +368,7 @@ export async function buildServer(
   const json = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
-    if (jsonNestsDeeper(body as string, MAX_JSON_DEPTH)) return done(Object.assign(new Error(`the body nests deeper than ${MAX_JSON_DEPTH} levels`), { statusCode: 400 }), undefined);
+    if (jsonNestsDeeper(body as string, MAX_JSON_DEPTH)) return done(Object.assign(new Error(`the body nests deeper than ${MAX_JSON_DEPTH} levels`), { statusCode: 400, code: "body-too-deep" }), undefined);
     json(req, body as string, done);
   });
   // Routes without their own error handler (the CRL index, /metrics, the page): fastify's default would send the
@@ -361,7 +377,8 @@ export async function buildServer(
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
     const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : undefined;
     // fastify's own refusals (a malformed body, a wrong media type): their fixed messages, as fastify sends them.
-    if (status !== undefined) return reply.code(status).send({ statusCode: status, code: err.code, error: STATUS_CODES[status], message: err.message });
+    // Every error body carries a code (issue 13 point 3): fastify's own, or the status's word for an error without one.
+    if (status !== undefined) return reply.code(status).send({ statusCode: status, code: err.code ?? `http-${status}`, error: STATUS_CODES[status], message: err.message });
     opts.access?.onError?.(err, "answering a request (no answer given)");
     const unavailable = (err.code ?? "").startsWith("ERR_STORE") || err.code === "ERR_WORKSPACE_LOCKED";
     return reply
@@ -369,6 +386,9 @@ export async function buildServer(
       .header("Cache-Control", "no-store")
       .send(unavailable ? { error: "unavailable", code: "store-unavailable", message: "the store did not answer: try again" } : { error: "internal_error", code: "internal", message: "the request failed unexpectedly" });
   });
+  // No such route: fastify's default body has no `code` (and echoes the method and path); every error answer of
+  // the server carries one (issue 13 point 3).
+  app.setNotFoundHandler((_req, reply) => reply.code(404).header("Cache-Control", "no-store").send({ error: "not_found", code: "not-found", message: "no such route: the routes are listed at /openapi.json" }));
   // Each fastify route counts and logs its own responses: a route-level hook knows its name, where reading
   // request.routeOptions in a global hook builds an object per request.
   const onResponse = (route: string) => {

@@ -7,7 +7,7 @@ describe("fetchStatus and the server's rate limit", () => {
     let calls = 0;
     const fake = (async (_url: string, init: RequestInit) => {
       calls++;
-      if (calls === 2) return new Response('{"error":"rate limited"}', { status: 429, headers: { "retry-after": "3" } });
+      if (calls === 2) return new Response('{"error":"rate limited","code":"rate-limited"}', { status: 429, headers: { "retry-after": "3" } });
       const items = (JSON.parse(String(init.body)) as { items: unknown[] }).items;
       return Response.json({ view: "private", checkedAt: "2026-01-01T00:00:00.000Z", items: items.map((item, index) => ({ index, item, status: "good" })) });
     }) as unknown as typeof fetch;

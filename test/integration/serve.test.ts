@@ -121,7 +121,7 @@ describe("jpki serve", () => {
     const none = await get("/ca/13-sig.crt");
     expect(none.status).toBe(401);
     expect(none.headers.get("www-authenticate")).toBe('Bearer realm="jpki"');
-    expect(await none.text()).toBe('{"error":"unauthorized"}');
+    expect(await none.text()).toBe('{"error":"unauthorized","code":"unauthorized"}');
     const wrong = await get("/ca/13-sig.crt", { authorization: `Bearer ${doomed.slice(0, -4)}AAAA` });
     expect(wrong.status).toBe(401);
     expect(wrong.headers.get("www-authenticate")).toMatch(/error="invalid_token"/);

@@ -157,7 +157,7 @@ describe("POST /v1/validate: who may ask, and what it refuses", () => {
     expect((await post({ certificate: validCert, purpose: "signature" }, "not-a-registered-token")).status).toBe(401);
     const r = await post({ certificate: validCert, purpose: "signature" }, gone.token);
     expect(r.status).toBe(401);
-    expect(r.text).toBe('{"error":"unauthorized"}');
+    expect(r.text).toBe('{"error":"unauthorized","code":"unauthorized"}');
   });
 
   it("malformed bodies: typed 400s (413, 415), no stack trace", async () => {

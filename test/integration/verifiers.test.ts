@@ -128,14 +128,14 @@ describe("registered verifiers only, over HTTPS", () => {
     const none = await get("/crl/13-sig.crl");
     expect(none.status).toBe(401);
     expect(none.headers["www-authenticate"]).toBe('Bearer realm="jpki"');
-    expect(none.body).toBe('{"error":"unauthorized"}');
+    expect(none.body).toBe('{"error":"unauthorized","code":"unauthorized"}');
     // the real token with its last character changed (to another of the 16 a 256-bit token can end with)
     const t = v.token.token!;
     for (const wrong of [`${t.slice(0, -1)}${t.endsWith("A") ? "E" : "A"}`, "not-a-token", ""]) {
       const r = await get("/crl/13-sig.crl", { headers: { authorization: `Bearer ${wrong}` } });
       expect(r.status).toBe(401);
       expect(r.headers["www-authenticate"]).toBe('Bearer realm="jpki", error="invalid_token"');
-      expect(r.body).toBe('{"error":"unauthorized"}');
+      expect(r.body).toBe('{"error":"unauthorized","code":"unauthorized"}');
     }
     expect((await get("/crl/13-sig.crl", { headers: { authorization: `Basic ${Buffer.from("a:b").toString("base64")}` } })).status).toBe(401);
     expect((await get("/healthz")).status).toBe(200);
@@ -159,7 +159,7 @@ describe("registered verifiers only, over HTTPS", () => {
       const r = await get("/crl/13-sig.crl", { headers: { authorization: pair } });
       expect(r.status, pair.join(" / ")).toBe(400);
       expect(r.headers["www-authenticate"]).toBe('Bearer realm="jpki", error="invalid_request"');
-      expect(r.body).toBe('{"error":"bad request"}');
+      expect(r.body).toBe('{"error":"bad request","code":"bad-request"}');
     }
   });
 
@@ -207,7 +207,7 @@ describe("registered verifiers only, over HTTPS", () => {
   it("answers 403 to a verifier on an operator route (/metrics)", async () => {
     const r = await get("/metrics", { headers: bearer(v.token.token!) });
     expect(r.status).toBe(403);
-    expect(r.body).toBe('{"error":"forbidden"}');
+    expect(r.body).toBe('{"error":"forbidden","code":"forbidden"}');
   });
 
   it("answers 429 with Retry-After once a verifier's burst is spent; other verifiers are unaffected", async () => {
