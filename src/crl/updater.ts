@@ -10,6 +10,7 @@
  * crlBaseIntervalHours old or near its nextUpdate, the last delta at deltaCrlMaxEntries); then a base, and
  * right after it a delta on it, so the delta URL always names the newest base.
  */
+import { createAuditCheckpoint } from "../audit/checkpoint.js";
 import { CertificationAuthority } from "../ca/authority.js";
 import { bridgeArlPublished, refreshBridgeArl } from "../ca/bridge.js";
 import { JpkiError } from "../errors.js";
@@ -145,7 +146,21 @@ export class CrlUpdater {
       for (const p of await this.#publisher.publishPartitions(ca, e.partitions)) landed(p);
       if (e.arl) landed(await this.#publisher.publishArl(ca));
     }
+    await this.#checkpoint(out);
     return out;
+  }
+
+  /**
+   * The audit log's periodic checkpoint (audit/checkpoint.ts): after a round that published, the head is signed
+   * with the first CA's key, already open, as `jpki crl generate` does — so `serve` and `watch`, whose schedule
+   * republishes every CRL at least once per crlRefreshMarginHours, anchor the log without an operator's timer.
+   * Nothing is signed when the head is already a checkpoint.
+   */
+  async #checkpoint(published: readonly PublishedCrl[]): Promise<void> {
+    const first = published.find((p) => this.#cas.has(p.caId));
+    if (!first) return;
+    const ca = this.#cas.get(first.caId)!;
+    await createAuditCheckpoint(this.#ws.store, { caId: ca.id, certificateDer: ca.record.certificateDer, signer: ca.signer, now: this.#ws.clock.now() });
   }
 
   /** Publishes a CRL for every CA still marked as having unpublished revocations. */

@@ -5,7 +5,7 @@
  * checkpoint deleted, a checkpoint's signature forged — and exits 20. Runs on SQLite and on PostgreSQL (a
  * store suite): the edits are plain SQL through the database's own driver.
  */
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import pg from "pg";
@@ -98,7 +98,8 @@ describe("jpki audit", () => {
     const actions = all.map((r) => r.action);
     for (const a of ["ca.create", "registry.load", "cert.issue", "audit.checkpoint", "cert.revoke", "notice.batch", "auth.failure", "crl.publish", "verifier.register"]) expect(actions).toContain(a);
     expect(actions.filter((a) => a === "ca.create")).toHaveLength(2);
-    expect(actions.filter((a) => a === "audit.checkpoint")).toHaveLength(2); // jpki audit checkpoint, then crl generate's
+    // jpki audit checkpoint; notices ingest's CRL updater after its catch-up round and after its batch; crl generate's
+    expect(actions.filter((a) => a === "audit.checkpoint")).toHaveLength(4);
     expect(all.map((r) => r.seq)).toEqual(all.map((_, i) => i + 1));
     expect(new Set(all.map((r) => r.actor)).size).toBe(1);
     expect(all[0]!.actor).toMatch(/^os:./);
@@ -112,7 +113,7 @@ describe("jpki audit", () => {
 
     const v = await verify(base);
     expect(v.code).toBe(0);
-    expect(v.out).toMatchObject({ ok: true, records: all.length, checkpoints: 2 });
+    expect(v.out).toMatchObject({ ok: true, records: all.length, checkpoints: 4 });
     // the last checkpoint signed the record before its own; after it: its record and the verifier's
     expect(v.out.unanchored).toBe(2);
 
@@ -209,6 +210,23 @@ describe("jpki audit", () => {
     const trustAuth = await cli(["--workspace", base, "--json", "audit", "verify", "--trust", join(base, "ca", "13-auth.pem")], { cwd: dir });
     expect(trustAuth.code).toBe(20);
     expect(JSON.parse(trustAuth.stderr.slice(trustAuth.stderr.indexOf("{"))).error.details).toEqual({ seq: firstCheckpoint, why: "checkpoint-invalid" });
+  });
+
+  it("is checkpointed by the CRL schedule itself: 'jpki watch' publishing a revocation's CRL signs the head after it", async () => {
+    const ws = await copy();
+    const serial = (await records(ws, ["--action", "cert.issue"])).flatMap((r) => (r.detail.certificates as Array<{ serial: string }>).map((c) => c.serial))[2]!;
+    const env = { JPKI_PASSPHRASE: PASSPHRASE };
+    expect((await cli(["--workspace", ws, "revoke", "--serial", serial, "--reason", "theft"], { cwd: dir, env })).code).toBe(0);
+    const spool = join(dir, `spool-${copies}`);
+    mkdirSync(spool, { mode: 0o700 });
+    const watched = await cli(["--workspace", ws, "watch", spool, "--once"], { cwd: dir, env });
+    expect(watched.code, watched.stderr).toBe(0);
+    const after = (await records(ws)).map((r) => r.action);
+    const revokedAt = after.lastIndexOf("cert.revoke");
+    expect(after.slice(revokedAt + 1)).toContain("crl.publish");
+    expect(after.at(-1)).toBe("audit.checkpoint");
+    // the checkpoint's own record is all that comes after what it signed
+    expect((await verify(ws)).out.unanchored).toBe(1);
   });
 
   it("keeps the log through a store's own reopening: a record appended later chains on", async () => {
