@@ -139,7 +139,7 @@ function promptHidden(stdin: NodeJS.ReadableStream, io: Io, prompt: string): Pro
 }
 
 /** Errors that are a failed proof of who is acting: each leaves an "auth.failure" audit record. */
-const AUTH_FAILURES: ReadonlySet<string> = new Set(["ERR_PASSPHRASE_WRONG", "ERR_CARD_PIN_WRONG", "ERR_CARD_PIN_BLOCKED", "ERR_CARD_ADMIN_KEY_WRONG"]);
+const AUTH_FAILURES: ReadonlySet<string> = new Set(["ERR_PASSPHRASE_WRONG", "ERR_PKCS11_PIN_WRONG", "ERR_CARD_PIN_WRONG", "ERR_CARD_PIN_BLOCKED", "ERR_CARD_ADMIN_KEY_WRONG"]);
 
 /** Runs a function with an open workspace and always closes it. */
 export async function withWorkspace<T>(ctx: Context, f: (ws: Workspace) => Promise<T>): Promise<T> {

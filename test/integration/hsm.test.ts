@@ -120,6 +120,10 @@ describe("CA keys in a SoftHSM2 token, through the CLI", () => {
     expect(wrong.code, wrong.stderr).toBe(19);
     expect(wrong.stderr).toContain("ERR_PKCS11_PIN_WRONG");
     expect(wrong.stderr).not.toContain("999999");
+    // a refused PIN is a failed proof of who acts: the audit log records it (the code, never the PIN)
+    const failures = await cli(["--workspace", ws, "--json", "audit", "show", "--action", "auth.failure"], { cwd: dir, env: tokenEnv() });
+    expect(failures.stdout.trim().split("\n").map((l) => JSON.parse(l).detail)).toContainEqual({ code: "ERR_PKCS11_PIN_WRONG" });
+    expect(failures.stdout).not.toContain("999999");
     const noPin = await jpkiProcess(ws, ["crl", "generate", "--ca", "13-sig"], { SOFTHSM2_CONF: hsm.conf });
     expect(noPin.code, noPin.stderr).toBe(19);
     expect(noPin.stderr).toContain("ERR_PKCS11_PIN_MISSING");
