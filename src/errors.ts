@@ -91,6 +91,7 @@ export const ERROR_CODES = {
   ERR_CARD_STATUS: { exit: 18, summary: "the card answered a status word the operation does not expect (the word is in the message)" },
   ERR_PKCS11_MODULE: { exit: 19, summary: "the PKCS#11 module (--pkcs11-module, or the one a CA's key reference names) cannot be loaded or initialised" },
   ERR_PKCS11_TOKEN_NOT_FOUND: { exit: 19, summary: "no PKCS#11 token with that label in the module, or the token refused the login for a reason other than the PIN" },
+  ERR_PKCS11_PIN_FILE_UNSAFE: { exit: 19, summary: "the token PIN file can be read or written by other users: it must be owner-only (chmod 600)" },
   ERR_PKCS11_PIN_MISSING: { exit: 19, summary: "a CA key is in a PKCS#11 token and no user PIN was given (JPKI_PKCS11_PIN or --pkcs11-pin-file)" },
   ERR_PKCS11_PIN_WRONG: { exit: 19, summary: "the token refused the user PIN (CKR_PIN_INCORRECT), or has locked it: it is not tried again" },
   ERR_PKCS11_KEY_NOT_FOUND: { exit: 19, summary: "the token holds no private key with the label and id the CA's key reference names" },

@@ -1,13 +1,13 @@
 import { execFileSync } from "node:child_process";
 import { createHash, createPublicKey, generateKeyPairSync, verify } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createRequire } from "node:module";
 import type * as Graphene from "graphene-pk11";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initToken, makeSoftHsm, type SoftHsm, type TestToken } from "../../test/softhsm.js";
 import { isJpkiError } from "../errors.js";
-import { Pkcs11Signer, Pkcs11Token, formatPkcs11Uri, generatePkcs11Key, openPkcs11Signer, parsePkcs11Uri, setPkcs11PinSource } from "./pkcs11.js";
+import { Pkcs11Signer, Pkcs11Token, formatPkcs11Uri, generatePkcs11Key, openPkcs11Signer, parsePkcs11Uri, readPinFile, setPkcs11PinSource } from "./pkcs11.js";
 
 let hsm: SoftHsm;
 let token: TestToken;
@@ -145,5 +145,21 @@ describe("Pkcs11Signer (SoftHSM2)", () => {
     expect(parsePkcs11Uri(uri)).toEqual(ref);
     expect(() => parsePkcs11Uri("pkcs11:token=a;object=b")).toThrow(/must name/);
     expect(() => parsePkcs11Uri("file:///x")).toThrow(/pkcs11/);
+  });
+});
+
+describe("readPinFile", () => {
+  it("reads the first line of an owner-only file, and refuses one other users may read (the PIN in no message)", async () => {
+    const f = join(hsm.dir, "pin.txt");
+    writeFileSync(f, "4321\nignored\n", { mode: 0o600 });
+    chmodSync(f, 0o600);
+    expect(readPinFile(f)).toBe("4321");
+    chmodSync(f, 0o644);
+    expect(await codeOf(() => readPinFile(f))).toBe("ERR_PKCS11_PIN_FILE_UNSAFE");
+    try {
+      readPinFile(f);
+    } catch (e) {
+      expect(String((e as Error).message)).not.toContain("4321");
+    }
   });
 });

@@ -15,7 +15,7 @@
  * with software keys never loads them.
  */
 import { createHash, createPublicKey, publicDecrypt, constants, randomBytes, type KeyObject } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import type * as Graphene from "graphene-pk11";
 import { JpkiError } from "../errors.js";
@@ -109,6 +109,12 @@ export function readPinFile(path: string): string {
     text = readFileSync(path, "utf8");
   } catch (e) {
     throw new JpkiError("ERR_PKCS11_PIN_MISSING", `cannot read the token PIN file ${path}: ${(e as NodeJS.ErrnoException).code ?? "error"}`, { cause: e });
+  }
+  // A PIN others can read is a PIN others hold (as the card's administrative key file is refused): stat after
+  // the read, so what was read is what was checked.
+  const mode = statSync(path).mode;
+  if (mode & 0o077) {
+    throw new JpkiError("ERR_PKCS11_PIN_FILE_UNSAFE", `the token PIN file ${path} can be read or written by other users (mode ${(mode & 0o777).toString(8)}): chmod 600 it`);
   }
   const pin = text.split(/\r?\n/, 1)[0] ?? "";
   if (!pin) throw new JpkiError("ERR_PKCS11_PIN_MISSING", `the token PIN file ${path} is empty`);
