@@ -43,7 +43,7 @@ const REVOKE_ALL_PAGE = 500;
 export async function revokeAllIssuedBy(
   store: Store,
   caId: string,
-  opts: { readonly reason: string; readonly at: Date; readonly source?: string; readonly onProgress?: (revoked: number) => void },
+  opts: { readonly reason: string; readonly at: Date; readonly source?: string; readonly onProgress?: (revoked: number) => void; readonly pageSize?: number },
 ): Promise<RevokeAllResult> {
   if (!(await store.getCa(caId))) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${caId} in this workspace: 'jpki ca list' shows the CA ids`);
   const reason = parseReason(opts.reason);
@@ -52,7 +52,7 @@ export async function revokeAllIssuedBy(
   let revoked = 0;
   let alreadyRevoked = 0;
   for (;;) {
-    const limit = expired.size + REVOKE_ALL_PAGE;
+    const limit = expired.size + (opts.pageSize ?? REVOKE_ALL_PAGE);
     const rows = await store.findCertificates({ caId, status: "valid", limit });
     for (const row of rows) {
       if (expired.has(row.serial)) continue;
