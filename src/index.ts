@@ -75,7 +75,7 @@ export { rolloverCas, describeLinks, exportCaLinks, linkFileBase, type LinkCerti
 export { initCas, summariseCa, getCaRecord, exportCaCertificate, caFiles, rewrapCaKeys, workspaceKeyWrap, type CaSummary, type RewrapOptions } from "./ca/manage.js";
 export { certifyBridge, revokeBridgeCross, refreshBridgeArl, readBridge, bridgePaths, BRIDGE_ID, type BridgeRevocation, type BridgeArl, type BridgeResult, type BridgeOptions, type BridgePaths, type CrossCertificate, type CrossDirection } from "./ca/bridge.js";
 export { IssuanceService, parseApplication, type IssuanceApplication, type IssuedCertificate, type BatchSummary } from "./ca/issuance.js";
-export { revokeCertificate } from "./ca/revocation.js";
+export { revokeCertificate, revokeAllIssuedBy, type RevokeAllResult } from "./ca/revocation.js";
 export { NoticeIngestor, type IngestSummary, type IngestOptions, type IngestProgress, type RejectedNotice } from "./ca/notices.js";
 export { runIngest, RejectFile, type IngestRunOptions, type IngestRunResult } from "./ca/ingestion.js";
 export { watchSpool, type WatchOptions } from "./ca/spool.js";

@@ -65,13 +65,23 @@ export interface RolledOver {
   readonly previous: string;
   readonly generation: number;
   readonly current: CaSummary;
+  /** empty after a rollover for a compromised key */
   readonly links: readonly LinkCertificate[];
+  /** the old key was suspected compromised: no link certificates, the new root goes out of band */
+  readonly compromised: boolean;
 }
 
 export interface RolloverOptions {
   readonly prefectureCode: string;
   readonly purposes: readonly CertificateType[];
   readonly passphrase: string;
+  /**
+   * The old key is suspected compromised (鍵危殆化): the new generation is made WITHOUT link certificates. A
+   * NewWithOld (old key under the new) would make every verifier trusting the new root accept what the stolen key
+   * signs, and an OldWithNew signed by a stolen key vouches for nothing. The new root must reach verifiers out of
+   * band (its SHA-256 fingerprint), the old one leave their trust stores.
+   */
+  readonly compromised?: boolean;
   readonly onProgress?: (message: string) => void;
 }
 
@@ -80,8 +90,9 @@ export function linkFileBase(subjectCaId: string, issuerCaId: string): string {
   return `${subjectCaId}.by-${issuerCaId}`;
 }
 
-/** The link certificates of one rollover, described. */
+/** The link certificates of one rollover, described (none for a rollover after a key compromise). */
 export function describeLinks(ws: Workspace, link: CaLinkRecord): LinkCertificate[] {
+  if (!link.oldWithNew || !link.newWithOld) return [];
   const one = (direction: LinkDirection, der: Buffer, issuerCaId: string, subjectCaId: string): LinkCertificate => {
     const x = new X509Certificate(der);
     const base = linkFileBase(subjectCaId, issuerCaId);
@@ -200,17 +211,21 @@ export async function rolloverCas(ws: Workspace, opts: RolloverOptions): Promise
     assertCaCertificate(rec);
     const fresh = CertificationAuthority.open(rec, opts.passphrase, ws.config);
     const linkEnd = old.notAfter;
-    const link: CaLinkRecord = {
-      oldCaId: old.id,
-      newCaId: rec.id,
-      oldWithNew: await linkCertificate({ issuer: { der: old.record.certificateDer, signer: old.signer }, subjectDer: rec.certificateDer, now, notAfter: linkEnd, purpose: old.purpose, config: ws.config }),
-      newWithOld: await linkCertificate({ issuer: { der: rec.certificateDer, signer: fresh.signer }, subjectDer: old.record.certificateDer, now, notAfter: linkEnd, purpose: old.purpose, config: ws.config }),
-      createdAt: rec.createdAt,
-    };
+    // After a compromise the row still records the succession (a second rollover of the old generation is refused,
+    // the audit record says so), with no certificate that would join the two keys.
+    const link: CaLinkRecord = opts.compromised
+      ? { oldCaId: old.id, newCaId: rec.id, createdAt: rec.createdAt }
+      : {
+          oldCaId: old.id,
+          newCaId: rec.id,
+          oldWithNew: await linkCertificate({ issuer: { der: old.record.certificateDer, signer: old.signer }, subjectDer: rec.certificateDer, now, notAfter: linkEnd, purpose: old.purpose, config: ws.config }),
+          newWithOld: await linkCertificate({ issuer: { der: rec.certificateDer, signer: fresh.signer }, subjectDer: old.record.certificateDer, now, notAfter: linkEnd, purpose: old.purpose, config: ws.config }),
+          createdAt: rec.createdAt,
+        };
     await ws.store.putCaRollover(rec, link);
     exportCaCertificate(ws, rec);
     exportCaLinks(ws, link);
-    out.push({ purpose: old.purpose, previous: old.id, generation, current: summariseCa(ws, rec), links: describeLinks(ws, link) });
+    out.push({ purpose: old.purpose, previous: old.id, generation, current: summariseCa(ws, rec), links: describeLinks(ws, link), compromised: opts.compromised === true });
   }
   return out;
 }

@@ -32,7 +32,7 @@ export function caRolloverAudit(ca: CaRecord, link: CaLinkRecord): AuditEntry {
   return {
     action: "ca.rollover",
     subject: ca.id,
-    detail: { from: link.oldCaId, purpose: ca.purpose, prefecture: ca.prefectureCode, certificateSha256: auditDigest(ca.certificateDer), oldWithNewSha256: auditDigest(link.oldWithNew), newWithOldSha256: auditDigest(link.newWithOld) },
+    detail: { from: link.oldCaId, purpose: ca.purpose, prefecture: ca.prefectureCode, certificateSha256: auditDigest(ca.certificateDer), ...(link.oldWithNew && link.newWithOld ? { oldWithNewSha256: auditDigest(link.oldWithNew), newWithOldSha256: auditDigest(link.newWithOld) } : { compromised: true }) },
   };
 }
 

@@ -69,7 +69,7 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await expect(s.putCaRollover(ca("13-sig-g2"), link("13-sig-g2", "13-sig-g2"))).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_ROLLOVER_CONFLICT"));
       await s.putCaRollover(ca("13-sig-g3"), link("13-sig-g3", "13-sig-g2"));
       expect((await s.listCas()).map((c) => c.id)).toEqual(["13-sig", "13-sig-g2", "13-sig-g3"]);
-      expect((await s.listCaLinks()).map((l) => [l.oldCaId, l.newCaId, l.oldWithNew.toString(), l.newWithOld.toString(), l.createdAt.getTime()])).toEqual([
+      expect((await s.listCaLinks()).map((l) => [l.oldCaId, l.newCaId, l.oldWithNew?.toString(), l.newWithOld?.toString(), l.createdAt.getTime()])).toEqual([
         ["13-sig", "13-sig-g2", "o>13-sig-g2", "n>13-sig-g2", 1000],
         ["13-sig-g2", "13-sig-g3", "o>13-sig-g3", "n>13-sig-g3", 1000],
       ]);
@@ -79,6 +79,27 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.commitIssuances([cert("0a01", "12345678906", 1, Date.UTC(2031, 0, 1)), { ...cert("0a02", "12345678906", 2, Date.UTC(2029, 0, 1)), type: "authentication" }]);
       expect(await s.lastCertificateExpiry("13-sig")).toEqual(new Date(Date.UTC(2031, 0, 1)));
       expect(await s.lastCertificateExpiry("13-sig-g2")).toBeUndefined();
+      await s.close();
+    });
+
+    it("records a rollover after a key compromise without link certificates: still the old generation's one successor, audited as compromised", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.putCaRollover(ca("13-sig-g2"), { oldCaId: "13-sig", newCaId: "13-sig-g2", createdAt: new Date(2000) });
+      expect(await s.listCaLinks()).toEqual([{ oldCaId: "13-sig", newCaId: "13-sig-g2", createdAt: new Date(2000) }]);
+      await expect(s.putCaRollover(ca("13-sig-g3"), { oldCaId: "13-sig", newCaId: "13-sig-g3", createdAt: new Date(2000) })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_ROLLOVER_CONFLICT"));
+      // one link alone is neither kind of rollover: the store refuses it
+      await expect(s.putCaRollover(ca("13-sig-g3"), { oldCaId: "13-sig-g2", newCaId: "13-sig-g3", oldWithNew: Buffer.from("o"), createdAt: new Date(3000) })).rejects.toThrow();
+      expect((await s.listCas()).map((c) => c.id)).toEqual(["13-sig", "13-sig-g2"]);
+      // the next rollover from the new generation has its links again
+      await s.putCaRollover(ca("13-sig-g3"), { oldCaId: "13-sig-g2", newCaId: "13-sig-g3", oldWithNew: Buffer.from("o"), newWithOld: Buffer.from("n"), createdAt: new Date(3000) });
+      expect((await s.listCaLinks()).map((l) => [l.newCaId, l.oldWithNew?.toString(), l.newWithOld?.toString()])).toEqual([
+        ["13-sig-g2", undefined, undefined],
+        ["13-sig-g3", "o", "n"],
+      ]);
+      const rollovers: unknown[] = [];
+      for await (const r of s.auditRecords()) if (r.action === "ca.rollover") rollovers.push({ subject: r.subject, compromised: (JSON.parse(r.detail) as { compromised?: boolean }).compromised });
+      expect(rollovers).toEqual([{ subject: "13-sig-g2", compromised: true }, { subject: "13-sig-g3", compromised: undefined }]);
       await s.close();
     });
 

@@ -61,6 +61,10 @@ async function populate(s: Store): Promise<void> {
   await s.putCaRollover(ca("13-sig-g2", "signature"), {
     oldCaId: "13-sig", newCaId: "13-sig-g2", oldWithNew: Buffer.from("old-with-new"), newWithOld: Buffer.from("new-with-old"), createdAt: new Date(T - 1000),
   });
+  // a rollover of 13-auth after a key compromise: the succession without link certificates (nullable columns)
+  await s.putCaRollover({ ...ca("13-auth-g2", "authentication"), encryptedKeyPem: "", keyRef: "pkcs11:token=jpki;object=13-auth-g2;id=%03?module-path=/usr/lib/softhsm/libsofthsm2.so" }, {
+    oldCaId: "13-auth", newCaId: "13-auth-g2", createdAt: new Date(T - 500),
+  });
   await s.upsertResidents(["r1", "r2", "r3", "r4", "r5"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
   const committed = await s.commitIssuances([
     cert("0a01", "13-sig", "signature", "r1", T, { applicationId: "APP-1" }),
@@ -223,14 +227,14 @@ describe("copyStore", () => {
     expect(before.dirty).toEqual(["13-sig"]);
     expect([before.consents.length, before.checks.length, before.certificateIds]).toEqual([2, 2, ["0a03"]]);
     expect(before.outbox.map((n) => n.noticeId)).toEqual(["ctr:r2:7", "ctr:r5:2"]);
-    expect(before.caLinks.map((l) => `${l.oldCaId}>${l.newCaId}:${l.oldWithNew}`)).toEqual(["13-sig>13-sig-g2:old-with-new"]);
-    expect(before.lastExpiry.map((d) => d?.getUTCFullYear())).toEqual([2031, 2032, 2031]);
+    expect(before.caLinks.map((l) => `${l.oldCaId}>${l.newCaId}:${l.oldWithNew ?? "none"}`)).toEqual(["13-auth>13-auth-g2:none", "13-sig>13-sig-g2:old-with-new"]);
+    expect(before.lastExpiry.map((d) => d?.getUTCFullYear())).toEqual([2031, 2032, 2031, undefined]);
 
     const b = await newPostgres();
     const progress: string[] = [];
     const ab = await copyStore(a, b, { chunkSize: 3, onProgress: (p) => progress.push(`${p.phase}:${p.kind}:${p.done}/${p.total}`) });
     expect(ab).toMatchObject({ from: "sqlite", to: "postgres" });
-    expect(ab.fingerprint.counts).toEqual({ cas: 3, caLinks: 1, residents: 5, certificates: 9, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 3, crls: 5, ocspResponders: 1, verifierCa: 1, verifiers: 2, verifierFetches: 3, disclosures: 4, consents: 2, statusChecks: 2, registryOutbox: 2, auditLog: 24, auditCheckpoints: 0 }); // the rollover is one record
+    expect(ab.fingerprint.counts).toEqual({ cas: 4, caLinks: 2, residents: 5, certificates: 9, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 3, crls: 5, ocspResponders: 1, verifierCa: 1, verifiers: 2, verifierFetches: 3, disclosures: 4, consents: 2, statusChecks: 2, registryOutbox: 2, auditLog: 25, auditCheckpoints: 0 }); // each rollover is one record
     expect(progress).toContain("copy:certificates:9/9");
     expect(progress).toContain("verify:crls:5/5");
     expect(await observe(b)).toEqual(before);

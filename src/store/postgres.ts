@@ -419,6 +419,11 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     created_at bigint NOT NULL
   );
   `,
+  // 15: link-less rollovers after a key compromise, as SQLite's version 21 (sqlite.ts says why).
+  `
+  ALTER TABLE ca_links ALTER COLUMN old_with_new DROP NOT NULL, ALTER COLUMN new_with_old DROP NOT NULL,
+    ADD CONSTRAINT ca_links_both_or_neither CHECK ((old_with_new IS NULL) = (new_with_old IS NULL));
+  `,
 ];
 
 /** Entries per log block written by migration 7 and by a load (later blocks hold what one transaction revoked). */
@@ -1233,7 +1238,7 @@ export class PostgresStore implements Store {
           ca.id, ca.prefectureCode, ca.purpose, ca.certificateDer, ca.encryptedKeyPem, ca.keyId, ca.createdAt.getTime(), ca.keyRef ?? null,
         ]);
         await c.query("INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at) VALUES ($1, $2, $3, $4, $5)", [
-          link.newCaId, link.oldCaId, link.oldWithNew, link.newWithOld, link.createdAt.getTime(),
+          link.newCaId, link.oldCaId, link.oldWithNew ?? null, link.newWithOld ?? null, link.createdAt.getTime(),
         ]);
       } catch (e) {
         if (pgCode(e) === PG.uniqueViolation) throw new JpkiError("ERR_ROLLOVER_CONFLICT", `CA ${link.oldCaId} was rolled over by another run: nothing was saved`, { cause: e });
@@ -2597,7 +2602,7 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
       await c.query(
         `INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at)
          SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::bigint[])`,
-        [col(r, (x) => x.newCaId), col(r, (x) => x.oldCaId), col(r, (x) => x.oldWithNew), col(r, (x) => x.newWithOld), col(r, (x) => x.createdAt.getTime())],
+        [col(r, (x) => x.newCaId), col(r, (x) => x.oldCaId), col(r, (x) => x.oldWithNew ?? null), col(r, (x) => x.newWithOld ?? null), col(r, (x) => x.createdAt.getTime())],
       );
       return;
     }

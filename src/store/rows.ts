@@ -158,8 +158,8 @@ export function toCaLink(r: Record<string, unknown>): CaLinkRecord {
   return {
     oldCaId: r.old_ca_id as string,
     newCaId: r.new_ca_id as string,
-    oldWithNew: Buffer.from(r.old_with_new as Uint8Array),
-    newWithOld: Buffer.from(r.new_with_old as Uint8Array),
+    ...(r.old_with_new != null ? { oldWithNew: Buffer.from(r.old_with_new as Uint8Array) } : {}),
+    ...(r.new_with_old != null ? { newWithOld: Buffer.from(r.new_with_old as Uint8Array) } : {}),
     createdAt: new Date(Number(r.created_at)),
   };
 }

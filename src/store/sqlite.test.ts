@@ -150,6 +150,24 @@ describe("SqliteStore upgrade to the registry's outbox (version 17)", () => {
     expect(await s.pendingOutbox(10)).toEqual([n]);
     await s.close();
   });
+
+  it("opens a version-20 store: its rollover links stay, and a rollover without links (a compromised key) is accepted", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const db = new Database(path);
+    for (const m of MIGRATIONS.slice(0, 20)) typeof m === "string" ? db.exec(m) : m(db);
+    const putCa = db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES (?, '13', 'signature', ?, 'k', ?, 1)");
+    for (const id of ["13-sig", "13-sig-g2"]) putCa.run(id, Buffer.from(id), Buffer.from(id));
+    db.prepare("INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at) VALUES ('13-sig-g2', '13-sig', ?, ?, 5)").run(Buffer.from("o"), Buffer.from("n"));
+    db.pragma("user_version = 20");
+    db.pragma(`application_id = ${0x4a504b49}`);
+    db.close();
+    const s = SqliteStore.open(path);
+    expect(await s.listCaLinks()).toEqual([{ oldCaId: "13-sig", newCaId: "13-sig-g2", oldWithNew: Buffer.from("o"), newWithOld: Buffer.from("n"), createdAt: new Date(5) }]);
+    const g3 = { id: "13-sig-g3", prefectureCode: "13", purpose: "signature" as const, certificateDer: Buffer.from("g3"), encryptedKeyPem: "k", keyId: Buffer.from("g3"), createdAt: new Date(6) };
+    await s.putCaRollover(g3, { oldCaId: "13-sig-g2", newCaId: "13-sig-g3", createdAt: new Date(6) });
+    expect((await s.listCaLinks()).map((l) => [l.newCaId, l.oldWithNew === undefined])).toEqual([["13-sig-g2", false], ["13-sig-g3", true]]);
+    await s.close();
+  });
 });
 
 describe("SqliteStore bulk writes", () => {

@@ -374,6 +374,24 @@ export const MIGRATIONS: readonly Migration[] = [
     created_at INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  // 21: a rollover after a key compromise (ca/rollover.ts `compromised`) records the successor WITHOUT link
+  // certificates: a NewWithOld would make the new root vouch for whatever the stolen key signs. The row stays (it is
+  // what refuses a second rollover of the old generation), so the link columns become nullable, both or neither.
+  // SQLite cannot drop NOT NULL in place: the table is rebuilt (nothing references it).
+  `
+  CREATE TABLE ca_links_v21 (
+    new_ca_id TEXT PRIMARY KEY REFERENCES cas(id),
+    old_ca_id TEXT NOT NULL UNIQUE REFERENCES cas(id),
+    old_with_new BLOB,
+    new_with_old BLOB,
+    created_at INTEGER NOT NULL,
+    CHECK ((old_with_new IS NULL) = (new_with_old IS NULL))
+  ) WITHOUT ROWID;
+  INSERT INTO ca_links_v21 (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at)
+    SELECT new_ca_id, old_ca_id, old_with_new, new_with_old, created_at FROM ca_links;
+  DROP TABLE ca_links;
+  ALTER TABLE ca_links_v21 RENAME TO ca_links;
+  `,
 ];
 
 /**
@@ -1018,8 +1036,8 @@ export class SqliteStore implements Store {
         db.prepare("INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at) VALUES (?, ?, ?, ?, ?)").run(
           link.newCaId,
           link.oldCaId,
-          link.oldWithNew,
-          link.newWithOld,
+          link.oldWithNew ?? null,
+          link.newWithOld ?? null,
           link.createdAt.getTime(),
         );
         this.#appendAudit(caRolloverAudit(ca, link));
@@ -2195,7 +2213,7 @@ export class SqliteStore implements Store {
               for (const r of b.records) ins.cas.run(r.id, r.prefectureCode, r.purpose, r.certificateDer, r.encryptedKeyPem, r.keyId, r.createdAt.getTime(), r.keyRef ?? null);
               break;
             case "caLinks":
-              for (const r of b.records) ins.caLinks.run(r.newCaId, r.oldCaId, r.oldWithNew, r.newWithOld, r.createdAt.getTime());
+              for (const r of b.records) ins.caLinks.run(r.newCaId, r.oldCaId, r.oldWithNew ?? null, r.newWithOld ?? null, r.createdAt.getTime());
               break;
             case "residents":
               for (const r of b.records) {

@@ -52,10 +52,14 @@ export interface CaLinkRecord {
   readonly oldCaId: string;
   /** the generation the rollover created, e.g. "13-sig-g2" */
   readonly newCaId: string;
-  /** the new public key under the old key's signature (issuer: old, AKI: old key, subject: new, SKI: new key) */
-  readonly oldWithNew: Buffer;
+  /**
+   * the new public key under the old key's signature (issuer: old, AKI: old key, subject: new, SKI: new key).
+   * Absent, as newWithOld is, after a rollover for a compromised key (鍵危殆化): neither generation vouches for the
+   * other, the new root is distributed out of band. Both or neither (the stores refuse one alone).
+   */
+  readonly oldWithNew?: Buffer;
   /** the old public key under the new key's signature */
-  readonly newWithOld: Buffer;
+  readonly newWithOld?: Buffer;
   readonly createdAt: Date;
 }
 

@@ -131,11 +131,11 @@ Examples:
         const crl = await ws.store.latestCrl(rec.id);
         const latestCrl = crl ? { number: crl.number.toString(), thisUpdate: crl.thisUpdate.toISOString(), nextUpdate: crl.nextUpdate.toISOString(), entries: crl.entries, path: crl.path } : null;
         // The link certificates of the rollovers this generation took part in (as the new or the old generation).
-        const links = (await ws.store.listCaLinks())
-          .filter((l) => l.oldCaId === rec.id || l.newCaId === rec.id)
-          .flatMap((l) => describeLinks(ws, l))
-          .map(({ der: _der, ...l }) => l);
-        ctx.out.result({ ...s, latestCrl, links }, () =>
+        const rollovers = (await ws.store.listCaLinks()).filter((l) => l.oldCaId === rec.id || l.newCaId === rec.id);
+        const links = rollovers.flatMap((l) => describeLinks(ws, l)).map(({ der: _der, ...l }) => l);
+        // A rollover without link certificates is one made for a compromised key (ca/rollover.ts `compromised`).
+        const compromised = rollovers.filter((l) => !l.oldWithNew).map((l) => ({ from: l.oldCaId, to: l.newCaId, at: l.createdAt.toISOString() }));
+        ctx.out.result({ ...s, latestCrl, links, compromisedRollovers: compromised }, () =>
           [
             `CA ${s.id}  ${s.prefecture} (${s.prefectureRomaji}), ${s.purpose}, generation ${s.generation} (${s.status})`,
             `  subject      ${s.subject}`,
@@ -146,6 +146,7 @@ Examples:
             `  CRL URL      ${s.crlUrl}`,
             `  latest CRL   ${latestCrl ? `#${latestCrl.number} ${latestCrl.thisUpdate}, ${latestCrl.entries} entries, ${latestCrl.path}` : "none yet ('jpki crl generate')"}`,
             ...links.map((l) => `  link         ${l.direction}: ${l.subjectCaId}'s key by ${l.issuerCaId}, serial ${l.serial}, until ${l.notAfter.toISOString()}, ${l.path}`),
+            ...compromised.map((c) => `  compromised  ${c.from} rolled over to ${c.to} at ${c.at} for a compromised key: no link certificates`),
           ].join("\n"),
         );
       });
@@ -154,6 +155,7 @@ Examples:
     .description("roll a prefecture CA over to a new key (鍵更新): a new generation with link certificates between the old and the new key")
     .requiredOption("-p, --prefecture <code>", "JIS X 0401 code of one prefecture, e.g. 13")
     .addOption(new Option("--purpose <purpose>", "which CAs of the prefecture").choices(["sig", "auth", "both", "signature", "authentication"]).default("both"))
+    .option("--compromised", "the old key is suspected compromised (鍵危殆化): make the new generation WITHOUT link certificates")
     .addHelpText(
       "after",
       `
@@ -169,6 +171,12 @@ last certificate expires. The link certificates are written to <workspace>/ca/<s
 (and .pem) and served by 'jpki serve' at <baseUrl>/ca/<subject>.by-<issuer>.crt. A running 'jpki serve'
 issues from the new key after a restart.
 
+--compromised, the day the old key is suspected compromised: the new generation is made WITHOUT link
+certificates. A NewWithOld would make every verifier trusting the new root accept what the stolen key signs,
+and an OldWithNew signed by a stolen key vouches for nothing. So the new root must reach verifiers out of band
+(compare the SHA-256 fingerprint printed here over a second channel), the old root must be removed from their
+trust stores, and 'jpki revoke --ca <old id> --all --reason ca-compromise' revokes what the old key issued.
+
 The passphrase comes from --passphrase-file or JPKI_PASSPHRASE (or a prompt); the new key is encrypted under it.
 
 Exit codes: 0 done; 4 no such CA (ERR_ROLLOVER_NO_CA), its certificate expired (ERR_ROLLOVER_EXPIRED) or
@@ -176,16 +184,17 @@ another run rolled it over first (ERR_ROLLOVER_CONFLICT); 5 passphrase missing o
 
 Examples:
   jpki ca rollover --prefecture 13
-  jpki ca rollover -p 13 --purpose sig --passphrase-file ./pass.txt --json`,
+  jpki ca rollover -p 13 --purpose sig --passphrase-file ./pass.txt --json
+  jpki ca rollover -p 13 --purpose sig --compromised && jpki revoke --ca 13-sig --all --reason ca-compromise`,
     )
-    .action(async (o: { prefecture: string; purpose: string }, cmd: Command) => {
+    .action(async (o: { prefecture: string; purpose: string; compromised?: boolean }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       const { rolloverCas } = await library();
       const passphrase = await ctx.passphrase();
       const which: CertificateType[] =
         o.purpose === "both" ? ["signature", "authentication"] : o.purpose === "sig" || o.purpose === "signature" ? ["signature"] : ["authentication"];
       await withWorkspace(ctx, async (ws) => {
-        const rolled = await rolloverCas(ws, { prefectureCode: o.prefecture, purposes: which, passphrase, onProgress: (m) => ctx.out.progress(m) });
+        const rolled = await rolloverCas(ws, { prefectureCode: o.prefecture, purposes: which, passphrase, compromised: o.compromised === true, onProgress: (m) => ctx.out.progress(m) });
         ctx.out.progressDone();
         const json = rolled.map((r) => ({ ...r, links: r.links.map(({ der: _der, ...l }) => l) }));
         ctx.out.result({ rolled: json }, () =>
@@ -195,6 +204,13 @@ Examples:
                 `rolled ${r.previous} over to ${r.current.id} (generation ${r.generation})`,
                 `  certificate  ${r.current.certificatePath}`,
                 ...r.links.map((l) => `  ${l.direction.padEnd(12)} ${l.path}  (${l.url})`),
+                ...(r.compromised
+                  ? [
+                      `  compromised  no link certificates: distribute the new root out of band and check its fingerprint`,
+                      `  SHA-256      ${r.current.sha256Fingerprint}`,
+                      `  remove ${r.previous}'s certificate from every trust store; revoke what it issued: 'jpki revoke --ca ${r.previous} --all --reason ca-compromise'`,
+                    ]
+                  : []),
               ].join("\n"),
             )
             .concat("next: 'jpki crl generate' publishes the new generation's CRLs; the old one's go on until its certificates expire")
