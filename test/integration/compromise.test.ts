@@ -10,31 +10,20 @@ import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { makeResidentCode } from "../../src/registry/resident-code.js";
-import { cardKey, cli, sh, tempDir, writeJsonl } from "./helpers.js";
+import { chiyodaResidents, cli, issueWithCardKey, sh, tempDir, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
 const w = () => ["--workspace", ws];
-const people = Array.from({ length: 4 }, (_, i) => ({
-  residentCode: makeResidentCode(`00000008${10 + i}`),
-  municipalityCode: "131016",
-  name: `佐藤　花子${"一二三四"[i]}`,
-  address: "東京都千代田区千代田１番１号",
-  birthDate: "1985-01-31",
-  gender: "female",
-  status: "active",
-}));
+const people = chiyodaResidents(4, "00000008", { name: "佐藤　花子", birthDate: "1985-01-31", gender: "female" });
 const serial: Record<string, string> = {};
 const caOf: Record<string, string> = {};
 let rolled: any;
 
 async function issue(name: string, person: number) {
-  const k = cardKey(dir, name);
-  const r = await cli([...w(), "issue", "--resident", people[person]!.residentCode, "--public-key", k.pub, "-o", join(dir, `${name}.pem`), "--json"], { cwd: dir });
-  expect(r.code, r.stderr).toBe(0);
-  serial[name] = r.json().serial;
-  caOf[name] = r.json().ca;
+  const r = await issueWithCardKey(ws, dir, name, people[person]!.residentCode);
+  serial[name] = r.serial;
+  caOf[name] = r.ca;
 }
 
 beforeAll(async () => {

@@ -20,6 +20,7 @@ import { inject } from "vitest";
 import { DEFAULT_WORKSPACE } from "../../src/cli/context.js";
 import { run } from "../../src/cli/program.js";
 import type { Io } from "../../src/cli/output.js";
+import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { Workspace } from "../../src/workspace/workspace.js";
 import { workspaceDatabase } from "../demo-template.js";
 import { connectionString } from "../postgres-server.js";
@@ -266,4 +267,29 @@ export async function runDemo(cwd: string): Promise<DemoRun> {
 export function unrevoked(demo: DemoRun): DemoRun["certificates"] {
   const gone = new Set([demo.revoked.serial, demo.notice.revokedByMove]);
   return demo.certificates.filter((c) => !gone.has(c.serial));
+}
+
+/**
+ * `count` registry records in 千代田区 (131016) for a suite that issues by resident: codes from `stem` (8 digits,
+ * unique per suite, so suites never share a resident), names numbered 一, 二, 三 … after `name`.
+ */
+export function chiyodaResidents(count: number, stem: string, o: { name: string; birthDate: string; gender: "male" | "female" }) {
+  return Array.from({ length: count }, (_, i) => ({
+    residentCode: makeResidentCode(`${stem}${10 + i}`),
+    municipalityCode: "131016",
+    name: `${o.name}${"一二三四五六七八九"[i]}`,
+    address: "東京都千代田区千代田１番１号",
+    birthDate: o.birthDate,
+    gender: o.gender,
+    status: "active",
+  }));
+}
+
+/** `jpki issue` for a resident with a fresh card key, written to DIR/NAME.pem: its serial, CA and file. */
+export async function issueWithCardKey(ws: string, dir: string, name: string, residentCode: string): Promise<{ serial: string; ca: string; path: string }> {
+  const k = cardKey(dir, name);
+  const path = join(dir, `${name}.pem`);
+  const r = await cli(["--workspace", ws, "issue", "--resident", residentCode, "--public-key", k.pub, "-o", path, "--json"], { cwd: dir });
+  if (r.code !== 0) throw new Error(`jpki issue for ${name} exited ${r.code}: ${r.stderr}`);
+  return { serial: r.json().serial, ca: r.json().ca, path };
 }

@@ -15,23 +15,14 @@ import { validateJpki } from "../../src/index.js";
 import { parsePemBlocks } from "../../src/pki/pem.js";
 import { certificateParts } from "../../src/pki/der.js";
 import { keyIdentifier } from "../../src/profile/extensions.js";
-import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { describeCrl } from "../../src/profile/describe.js";
-import { cardKey, cli, sh, tempDir, writeJsonl } from "./helpers.js";
+import { chiyodaResidents, cli, issueWithCardKey, sh, tempDir, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
 const w = () => ["--workspace", ws];
 const M = "131016";
-const people = Array.from({ length: 5 }, (_, i) => ({
-  residentCode: makeResidentCode(`00000009${10 + i}`),
-  municipalityCode: M,
-  name: `山田　太郎${"一二三四五"[i]}`,
-  address: "東京都千代田区千代田１番１号",
-  birthDate: "1980-12-31",
-  gender: "male",
-  status: "active",
-}));
+const people = chiyodaResidents(5, "00000009", { name: "山田　太郎", birthDate: "1980-12-31", gender: "male" });
 /** certificate files and serials: A, B issued by generation 1 (B revoked), C, D by generation 2 (D revoked), E by generation 3 */
 const cert: Record<string, string> = {};
 const serial: Record<string, string> = {};
@@ -44,11 +35,9 @@ const arl = (id: string) => join(ws, "arl", `${id}.crl`);
 const der = (pemFile: string) => parsePemBlocks(readFileSync(pemFile, "utf8"))[0]!.der;
 
 async function issue(name: string, person: number) {
-  const k = cardKey(dir, name);
-  cert[name] = join(dir, `${name}.pem`);
-  const r = await cli([...w(), "issue", "--resident", people[person]!.residentCode, "--public-key", k.pub, "-o", cert[name]!, "--json"], { cwd: dir });
-  expect(r.code, r.stderr).toBe(0);
-  serial[name] = r.json().serial;
+  const r = await issueWithCardKey(ws, dir, name, people[person]!.residentCode);
+  cert[name] = r.path;
+  serial[name] = r.serial;
 }
 
 async function revoke(name: string) {
