@@ -3,6 +3,7 @@
  * profile check, commit with the issuance record) next to raw RSA-2048 signatures per second with
  * node:crypto, measured in the same run with the same parallelism. Target ratio ≥ 0.8. Run on each backend
  * (bench/backends.ts): the store differs, the baseline is the same measurement taken again in that section.
+ * JPKI_BENCH_PROFILE=<dir> writes the main thread's CPU profile of each issuance round (bench/profile.ts).
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
@@ -16,6 +17,7 @@ import { generateResidents } from "../src/registry/fixtures.js";
 import { parseResidentRecord } from "../src/registry/resident.js";
 import { setPkcs11PinSource } from "../src/pki/pkcs11.js";
 import { type Backend } from "./backends.js";
+import { profiled } from "./profile.js";
 
 const SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so";
 let softHsm: { token: string; dir: string } | null | undefined;
@@ -143,7 +145,7 @@ export async function benchIssue(backend: Backend, opts: { count?: number } = {}
     const perRound: string[] = [];
     for (let i = 0; i < rounds; i++) {
       const r = await measured(backend, () => rawSignsPerSecond(count, concurrency));
-      const o = await measured(backend, () => service.issueBatch(apps(everyone.slice(i * count, (i + 1) * count)), { concurrency }));
+      const o = await measured(backend, () => profiled(`issue-${backend.name}-${i + 1}`, () => service.issueBatch(apps(everyone.slice(i * count, (i + 1) * count)), { concurrency })));
       if (o.value.failed) throw new Error(`bench issuance failed: ${JSON.stringify(o.value.errors.slice(0, 3))}`);
       perRound.push(`${(o.value.issued / o.secs).toFixed(0)}/${r.value.toFixed(0)}`);
       if (!raw || r.value > raw.value) raw = r;
