@@ -52,6 +52,9 @@ const log = (s: string) => {
 
 interface Load {
   readonly rps: number;
+  /** answers in the run, and CPU seconds autocannon's process used for them */
+  readonly total: number;
+  readonly loadCpu: number;
   readonly statuses: Record<string, number>;
   readonly errors: number;
 }
@@ -64,17 +67,40 @@ function autocannonJson(url: string, bodiesFile: string, headers: Record<string,
     const bodies = JSON.parse(require("node:fs").readFileSync(${JSON.stringify(bodiesFile)}, "utf8"));
     autocannon({ url: ${JSON.stringify(url)}, connections: ${o.connections}, duration: ${o.seconds},
       requests: bodies.map((body) => ({ method: "POST", body, headers: { "content-type": "application/json", ...${JSON.stringify(headers)} } })) },
-      (e, r) => { if (e) { console.error(e); process.exit(1); } console.log(JSON.stringify(r)); });`;
+      (e, r) => { if (e) { console.error(e); process.exit(1); } const c = process.cpuUsage(); console.log(JSON.stringify({ ...r, cpu: (c.user + c.system) / 1e6 })); });`;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "ignore"] });
     let out = "";
     child.stdout.on("data", (d) => (out += d));
     child.on("exit", (code) => {
       if (code !== 0) return reject(new Error(`autocannon exited ${code}`));
-      const r = JSON.parse(out) as { requests: { average: number }; errors: number; statusCodeStats?: Record<string, { count: number }> };
-      resolve({ rps: r.requests.average, errors: r.errors, statuses: Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([k, v]) => [k, v.count])) });
+      const r = JSON.parse(out) as { requests: { average: number; total: number }; errors: number; cpu: number; statusCodeStats?: Record<string, { count: number }> };
+      resolve({ rps: r.requests.average, total: r.requests.total, loadCpu: r.cpu, errors: r.errors, statuses: Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([k, v]) => [k, v.count])) });
     });
   });
+}
+
+/** CPU seconds a process has used so far, all its threads and its main thread (Linux /proc; undefined elsewhere). */
+function cpuOf(pid: number | undefined): { all: number; main: number } | undefined {
+  const ticks = (path: string) => {
+    const st = readFileSync(path, "utf8");
+    const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100;
+  };
+  try {
+    return pid === undefined ? undefined : { all: ticks(`/proc/${pid}/stat`), main: ticks(`/proc/${pid}/task/${pid}/stat`) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A run under load with the server's CPU over it: µs per answer on its main thread and on all its threads. */
+async function measuredLoad(server: ChildProcess, run: () => Promise<Load>): Promise<Load & { serverMainUs?: number; serverAllUs?: number }> {
+  const a = cpuOf(server.pid);
+  const r = await run();
+  const b = cpuOf(server.pid);
+  if (!a || !b || !r.total) return r;
+  return { ...r, serverMainUs: ((b.main - a.main) / r.total) * 1e6, serverAllUs: ((b.all - a.all) / r.total) * 1e6 };
 }
 
 /** One POST, to check what the load will get. */
@@ -201,8 +227,8 @@ export async function benchVerifierApi(backend: Backend, opts: { seconds?: numbe
     if (statusFirst.status !== 200 || statusItems?.length !== STATUS_BATCH || statusItems.some((i) => i.status !== "good" && i.status !== "revoked")) {
       throw new Error(`verifier-api bench: POST /v1/status answered ${statusFirst.status}, not ${STATUS_BATCH} good or revoked items`);
     }
-    const runs: Load[] = [];
-    for (let i = 0; i < 2; i++) runs.push(await autocannonJson(url, bodiesFile, auth, { seconds, connections }));
+    const runs: Array<Awaited<ReturnType<typeof measuredLoad>>> = [];
+    for (let i = 0; i < 2; i++) runs.push(await measuredLoad(child, () => autocannonJson(url, bodiesFile, auth, { seconds, connections })));
     const statusRun = await autocannonJson(statusUrl, statusFile, auth, { seconds, connections: 8 });
     const statusBad = statusRun.errors + Object.entries(statusRun.statuses).filter(([k]) => k !== "200").reduce((t, [, v]) => t + v, 0);
     await stop(child);
@@ -220,7 +246,9 @@ export async function benchVerifierApi(backend: Backend, opts: { seconds?: numbe
     const workers2 = await autocannonJson(url2, bodiesFile, auth, { seconds, connections });
     const best = runs.reduce((a, b) => (b.rps > a.rps ? b : a));
     const bad = runs.reduce((s, r) => s + r.errors + Object.entries(r.statuses).filter(([k]) => k !== "200").reduce((t, [, v]) => t + v, 0), 0);
+    const us = (x: number | undefined) => (x === undefined ? "?" : x.toFixed(0));
     const note = [
+      `cpu       per answer (best run): server ${us(best.serverAllUs)} µs, of it main thread ${us(best.serverMainUs)} µs; load generator ${us((best.loadCpu / best.total) * 1e6)} µs; engine ${(1e6 / engine).toFixed(0)} µs`,
       `runs      ${runs.map((r) => r.rps.toFixed(0)).join(", ")} answers/s over HTTP (${seconds} s each, ${connections} connections, one worker, certificates in rotation, ${CERTS / 4} of ${CERTS} revoked)${bad ? ` — ${bad} answers were not 200 or failed: the rate is suspect` : ", every answer 200"}`,
       `workers   --workers 2: ${workers2.rps.toFixed(0)} answers/s = ${(workers2.rps / engine).toFixed(2)}× the engine on one thread (2 cores shared with the load generator)`,
       `service   in-process (engine + store lookups + disclosure log, 64 in flight): ${service.toFixed(0)} /s = ${(best.rps / service).toFixed(2)}× of it over HTTP; ${written} disclosure records written in-process`,
