@@ -27,6 +27,7 @@ import { JpkiError } from "../errors.js";
 import type { CrlIndexCache } from "./crl-index-cache.js";
 import type { OcspClient, OcspOutcome } from "./ocsp-source.js";
 import type { CrlCache } from "./revocation-sources.js";
+import { withSignatureVerdicts, type SignatureVerdict } from "./signature.js";
 
 /** What a certificate is used for: 署名用 (signing documents) or 利用者証明用 (logging in). */
 export type JpkiPurpose = CertificateType;
@@ -91,6 +92,11 @@ export interface ValidateJpkiParams {
   readonly revocationSources?: readonly RevocationSourceName[];
   /** OCSP answers fetched beforehand (OcspClient.gather; see ValidatePathParams.ocspResponses) */
   readonly ocspResponses?: readonly OcspOutcome[];
+  /**
+   * Certificate signatures verified beforehand off the event loop (preverifyEndEntity): taken for exactly the
+   * signatures they record, every other one verified here (signature.ts SignatureVerdict).
+   */
+  readonly signatureVerdicts?: readonly SignatureVerdict[];
 }
 
 /** The JPKI facts added to every result. */
@@ -234,6 +240,10 @@ const PURPOSE_WORDS: Readonly<Record<JpkiPurpose, string>> = { signature: "a sig
  * for wrong parameters (ERR_USAGE) and a certificate that does not decode at all (ERR_DER_MALFORMED).
  */
 export function validateJpki(params: ValidateJpkiParams): JpkiValidationResult {
+  return withSignatureVerdicts(params.signatureVerdicts, () => validateJpkiNow(params));
+}
+
+function validateJpkiNow(params: ValidateJpkiParams): JpkiValidationResult {
   if (!JPKI_PURPOSES.includes(params.purpose)) {
     throw new JpkiError("ERR_USAGE", `validateJpki: purpose must be "signature" or "authentication", not ${JSON.stringify(params.purpose)}`);
   }

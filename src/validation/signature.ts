@@ -193,10 +193,73 @@ export function shareCertificate(cert: Certificate): void {
   if (!SHARED_SIGNATURES.has(cert)) SHARED_SIGNATURES.set(cert, new Map());
 }
 
+/**
+ * A certificate signature the caller has verified already — off the event loop, on libuv's thread pool
+ * (verifyCertificateAsync): the engine takes its verdict for the same signed octets, the same signature
+ * algorithm, the same signature and the same issuer key instead of verifying again. Anything else is verified
+ * as always, so a verdict can only stand for the very check it records.
+ */
+export interface SignatureVerdict {
+  readonly tbs: Buffer;
+  /** the certificate's outer signatureAlgorithm, DER */
+  readonly algorithm: Buffer;
+  readonly signature: Buffer;
+  /** the issuer's SubjectPublicKeyInfo, DER */
+  readonly spki: Buffer;
+  readonly ok: boolean;
+}
+
+/** The verdicts of the validation running now (the engine is synchronous: one call at a time on a thread). */
+let callVerdicts: readonly SignatureVerdict[] | undefined;
+
+/** Runs `f` (a synchronous validation) with `verdicts` taken in place of verifying those signatures again. */
+export function withSignatureVerdicts<T>(verdicts: readonly SignatureVerdict[] | undefined, f: () => T): T {
+  if (!verdicts?.length) return f();
+  const outer = callVerdicts;
+  callVerdicts = verdicts;
+  try {
+    return f();
+  } finally {
+    callVerdicts = outer;
+  }
+}
+
+function verdictFor(cert: Certificate, key: WorkingKey): boolean | undefined {
+  if (!callVerdicts || key.parameters) return undefined;
+  for (const v of callVerdicts) {
+    if (v.signature.equals(cert.signature) && v.spki.equals(key.spki.der) && v.algorithm.equals(cert.signatureAlgorithm.der) && v.tbs.equals(cert.tbs)) return v.ok;
+  }
+  return undefined;
+}
+
+/**
+ * Verifies `cert`'s signature under `issuer`'s key on libuv's thread pool, so a server's event loop goes on
+ * meanwhile (RSA PKCS#1 v1.5 and ECDSA/EdDSA schemes node verifies in one call; PSS and DSA-parameter
+ * inheritance are left to the engine: undefined). The verdict is for withSignatureVerdicts.
+ */
+export function verifyCertificateAsync(cert: Certificate, issuer: SubjectPublicKey): Promise<SignatureVerdict | undefined> {
+  const scheme = schemeOf(cert.signatureAlgorithm);
+  if (!scheme || scheme.pssSaltLength !== undefined || issuer.algorithm === DSA_KEY) return Promise.resolve(undefined);
+  let key: KeyObject;
+  try {
+    key = keyObject({ spki: issuer });
+  } catch {
+    return Promise.resolve(undefined);
+  }
+  const done = (ok: boolean): SignatureVerdict => ({ tbs: cert.tbs, algorithm: cert.signatureAlgorithm.der, signature: cert.signature, spki: issuer.der, ok });
+  return new Promise((resolve) => {
+    try {
+      verify(scheme.digest, cert.tbs, key, cert.signature, (err, ok) => resolve(done(!err && ok)));
+    } catch {
+      resolve(done(false)); // node refuses the signature or key outright: as verifySignature answers
+    }
+  });
+}
+
 /** `cert`'s signature verifies under `key` (RFC 5280 §6.1.3(a)(1)); remembered for shared certificates. */
 export function certificateVerifies(cert: Certificate, key: WorkingKey): boolean {
   const known = SHARED_SIGNATURES.get(cert);
-  if (!known) return verifySignature(cert.tbs, cert.signatureAlgorithm, cert.signature, key);
+  if (!known) return verdictFor(cert, key) ?? verifySignature(cert.tbs, cert.signatureAlgorithm, cert.signature, key);
   const id = key.parameters ? `${spkiId(key.spki)}/${key.parameters.der.toString("base64")}` : spkiId(key.spki);
   let ok = known.get(id);
   if (ok === undefined) {

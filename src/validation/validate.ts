@@ -18,7 +18,7 @@ import { parseCrl, type Crl } from "./crl.js";
 import { formatName, nameEquals } from "./name.js";
 import { processPath } from "./path.js";
 import { ByteTable, tlvAt } from "./asn1.js";
-import { certificateVerifies, shareCertificate, spkiId, verifySignature, workingKeyOf, type WorkingKey } from "./signature.js";
+import { certificateVerifies, shareCertificate, spkiId, verifyCertificateAsync, verifySignature, workingKeyOf, type SignatureVerdict, type WorkingKey } from "./signature.js";
 import { ocspCertId, type OcspClient, type OcspOutcome } from "./ocsp-source.js";
 import {
   FAILURE_REASONS,
@@ -102,7 +102,7 @@ function tryParse<T>(parse: (d: Uint8Array) => T, der: Uint8Array): T | undefine
 const configuredCertificates = new WeakMap<Uint8Array, Certificate>();
 const sharedCertificates = new ByteTable<Certificate | null>(256, 32);
 
-function configured(der: Uint8Array): Certificate | undefined {
+export function configured(der: Uint8Array): Certificate | undefined {
   const known = configuredCertificates.get(der);
   if (known && known.der.equals(der)) return known;
   let c: Certificate | null | undefined;
@@ -120,6 +120,32 @@ function configured(der: Uint8Array): Certificate | undefined {
   if (c) configuredCertificates.set(der, c);
   return c ?? undefined;
 }
+
+/**
+ * The end entity's signature verified on libuv's thread pool under the key of each CA certificate among
+ * `issuers` that may have signed it (its subject is the end entity's issuer; the key identifiers, when both are
+ * present, match), for validatePath/validateJpki's `signatureVerdicts`: a server validating on its one event
+ * loop thread hands the RSA work to another core and the engine takes the verdict (signature.ts). A certificate
+ * that does not parse gives no verdict (the engine then says what is wrong with it).
+ */
+export async function preverifyEndEntity(certificate: Uint8Array, issuers: readonly Uint8Array[]): Promise<SignatureVerdict[]> {
+  const ee = tryParse(parseCertificate, certificate);
+  if (!ee) return [];
+  const pending: Array<Promise<SignatureVerdict | undefined>> = [];
+  for (const der of issuers) {
+    const ca = configured(der);
+    if (!ca || !nameEquals(ca.subject, ee.issuer)) continue;
+    if (ee.authorityKeyId && ca.subjectKeyId && !ee.authorityKeyId.equals(ca.subjectKeyId)) continue;
+    pending.push(verifyCertificateAsync(ee, ca.publicKey));
+    if (pending.length >= MAX_PREVERIFIED) break;
+  }
+  const out: SignatureVerdict[] = [];
+  for (const v of await Promise.all(pending)) if (v) out.push(v);
+  return out;
+}
+
+/** Issuer keys tried per end entity by preverifyEndEntity (a rollover has a few generations under one name). */
+const MAX_PREVERIFIED = 4;
 
 /** Those of `ders` that parse, each parsed once (a loop: flatMap costs more than the lookups it wraps). */
 function configuredAll(ders: readonly Uint8Array[]): Certificate[] {
