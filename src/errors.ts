@@ -134,3 +134,25 @@ export class JpkiError extends Error {
 export function isJpkiError(e: unknown, code?: ErrorCode): e is JpkiError {
   return e instanceof JpkiError && (code === undefined || e.code === code);
 }
+
+/** A JpkiError as it crosses a worker thread's boundary (structured clone keeps no class). */
+export interface ThreadError {
+  readonly code?: ErrorCode;
+  readonly message: string;
+  readonly details?: Record<string, unknown>;
+}
+
+/** What a thread posts for an error it caught: its code when it is one of ours, its message, its details. */
+export function toThreadError(e: unknown): ThreadError {
+  const x = e as { code?: unknown; message?: unknown; details?: unknown };
+  return {
+    ...(typeof x?.code === "string" && x.code.startsWith("ERR_") ? { code: x.code as ErrorCode } : {}),
+    message: typeof x?.message === "string" ? x.message : String(e),
+    ...(x?.details && typeof x.details === "object" ? { details: { ...(x.details as Record<string, unknown>) } } : {}),
+  };
+}
+
+/** The thread's error as the JpkiError it was (a plain error arrives as ERR_INTERNAL). */
+export function fromThreadError(e: ThreadError): JpkiError {
+  return new JpkiError(e.code ?? "ERR_INTERNAL", e.message, e.details ? { details: e.details } : undefined);
+}

@@ -459,7 +459,8 @@ export async function buildServer(
     return reply.header("Cache-Control", "no-store").type(metrics.registry.contentType).send(body);
   });
 
-  const validation = new VerifierValidationService(ws, opts.validation);
+  // The engine on a thread of its own (verifier/engine-thread.ts): the serving thread keeps the HTTP and the store.
+  const validation = new VerifierValidationService(ws, { engineThread: true, ...opts.validation });
   await registerValidate(app, { prefix, service: validation, access, onResponse: onResponse("validate"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   await registerStatus(app, { prefix, ws, access, onResponse: onResponse("status"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   await registerVerifySignature(app, { prefix, service: validation, access, onResponse: onResponse("verify-signature"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });

@@ -16,7 +16,7 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
-import { JpkiError, type ErrorCode } from "../errors.js";
+import { JpkiError, fromThreadError, toThreadError, type ThreadError as ThreadErrorShape } from "../errors.js";
 import type { PublishedCrl } from "../crl/publisher.js";
 import type { OcspSignerPolicy } from "../ca/ocsp-signer.js";
 import type { OcspResponderRecord } from "../store/types.js";
@@ -33,12 +33,8 @@ export interface ScheduleThreadData {
   readonly ocsp?: { readonly responderPassphrase: string; readonly policy?: OcspSignerPolicy };
 }
 
-/** An error as it crosses the thread boundary. */
-export interface ThreadError {
-  readonly code?: ErrorCode;
-  readonly message: string;
-  readonly details?: Record<string, unknown>;
-}
+/** An error as it crosses the thread boundary (errors.ts). */
+export type ThreadError = ThreadErrorShape;
 
 /** What the thread posts. */
 export type ScheduleThreadMessage =
@@ -48,19 +44,8 @@ export type ScheduleThreadMessage =
   | { readonly type: "issued"; readonly record: OcspResponderRecord }
   | { readonly type: "error"; readonly error: ThreadError };
 
-export function threadError(e: unknown): ThreadError {
-  const x = e as { code?: unknown; message?: unknown; details?: unknown };
-  return {
-    ...(typeof x?.code === "string" && x.code.startsWith("ERR_") ? { code: x.code as ErrorCode } : {}),
-    message: typeof x?.message === "string" ? x.message : String(e),
-    ...(x?.details && typeof x.details === "object" ? { details: { ...(x.details as Record<string, unknown>) } } : {}),
-  };
-}
-
-/** The thread's error as the JpkiError it was (a plain error arrives as ERR_INTERNAL). */
-function rebuild(e: ThreadError): JpkiError {
-  return new JpkiError(e.code ?? "ERR_INTERNAL", e.message, e.details ? { details: e.details } : undefined);
-}
+export const threadError = toThreadError;
+const rebuild = fromThreadError;
 
 /** Whether the schedule can run on its own thread here (the compiled thread module exists). */
 export function scheduleThreadAvailable(): boolean {

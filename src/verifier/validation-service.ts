@@ -17,12 +17,13 @@ import type { VerifierRecord } from "../store/types.js";
 import { parseCertificate } from "../validation/certificate.js";
 import { formatName } from "../validation/name.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
-import { validateJpki, type JpkiPurpose } from "../validation/jpki.js";
+import { validateJpki, type JpkiPurpose, type JpkiValidationResult } from "../validation/jpki.js";
 import { preverifyEndEntity } from "../validation/validate.js";
 import { verifySignedData, type SignedDataStatus } from "../validation/cms.js";
 import type { PathStatus } from "../validation/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { DisclosureLog } from "./disclosure-log.js";
+import { EngineThread, engineThreadAvailable, type EngineTrust } from "./engine-thread.js";
 import { legalBasisAllows, type LegalBasisCode } from "./legal-basis.js";
 import { governmentView, privateView, PRIVATE_STATUS_OF, type GovernmentView, type PrivateView, type PrivateStatus } from "./views.js";
 
@@ -82,8 +83,7 @@ interface CrlFile {
   readonly der: Buffer;
 }
 
-interface Trust {
-  readonly anchors: readonly Buffer[];
+interface Trust extends EngineTrust {
   readonly crls: readonly Buffer[];
 }
 
@@ -92,7 +92,14 @@ export interface ValidationServiceOptions {
   readonly recheckMs?: number;
   /** a monotonic clock in ms for recheckMs (default performance.now) */
   readonly now?: () => number;
+  /**
+   * Validate on a thread of its own (engine-thread.ts), where the compiled thread module exists: what `jpki
+   * serve` does. A URL names the thread module (tests run the compiled one). Default: on the calling thread.
+   */
+  readonly engineThread?: boolean | URL;
 }
+
+const ENGINE_THREAD = new URL("./engine-thread-main.js", import.meta.url);
 
 export class VerifierValidationService {
   readonly #ws: Workspace;
@@ -104,12 +111,51 @@ export class VerifierValidationService {
   #trust: Trust | undefined;
   #checkedAt = -Infinity;
   #loading: Promise<Trust> | undefined;
+  readonly #threadModule: URL | undefined;
+  #thread: Promise<EngineThread | undefined> | undefined;
 
   constructor(ws: Workspace, o: ValidationServiceOptions = {}) {
     this.#ws = ws;
     this.#log = new DisclosureLog(ws.store);
     this.#recheckMs = o.recheckMs ?? 1000;
     this.#now = o.now ?? (() => performance.now());
+    const module = o.engineThread instanceof URL ? o.engineThread : o.engineThread ? ENGINE_THREAD : undefined;
+    this.#threadModule = module && engineThreadAvailable(module) ? module : undefined;
+  }
+
+  /** The engine's thread, started on first use; undefined when off, not available, or ended (then this thread validates). */
+  async #engine(): Promise<EngineThread | undefined> {
+    if (!this.#threadModule) return undefined;
+    this.#thread ??= EngineThread.start(this.#threadModule).catch(() => undefined);
+    const t = await this.#thread;
+    return t && !t.ended ? t : undefined;
+  }
+
+  /** validateJpki on the engine's thread, or here (the end entity's signature verified on libuv's pool meanwhile). */
+  async #validated(trust: Trust, q: ValidationQuery, at: Date): Promise<JpkiValidationResult> {
+    const thread = await this.#engine();
+    if (thread) {
+      try {
+        return await thread.validate(trust, { certificate: q.certificate, ...(q.chain ? { chain: q.chain } : {}), purpose: q.purpose, at });
+      } catch (e) {
+        if (!thread.ended) throw e; // the engine's answer (a certificate that does not decode)
+      }
+    }
+    // The end entity's RSA signature is verified on libuv's thread pool while this thread serves other requests:
+    // about a fifth of a validation, and the engine takes the verdict instead of verifying it again (twice: path
+    // building and path processing each check it).
+    const signatureVerdicts = await preverifyEndEntity(q.certificate, q.chain?.length ? [...trust.anchors, ...q.chain] : trust.anchors);
+    // Throws ERR_DER_MALFORMED for bytes that are no certificate (the route answers certificate-malformed).
+    return validateJpki({
+      signatureVerdicts,
+      certificate: q.certificate,
+      purpose: q.purpose,
+      trustAnchors: trust.anchors,
+      intermediates: q.chain ?? [],
+      crls: trust.crls,
+      crlIndex: this.#index,
+      at,
+    });
   }
 
   get disclosureLog(): DisclosureLog {
@@ -147,7 +193,8 @@ export class VerifierValidationService {
       }
     }
     this.#files = files;
-    this.#trust = { anchors, crls: [...files.values()].map((f) => f.der) };
+    const keyed = [...files].map(([path, f]) => ({ key: `${path}|${f.key}`, der: f.der }));
+    this.#trust = { anchors, crlFiles: keyed, crls: keyed.map((f) => f.der) };
     this.#checkedAt = started;
     return this.#trust;
   }
@@ -160,21 +207,7 @@ export class VerifierValidationService {
     const { certificate } = q;
     const at = q.at ?? this.#ws.clock.now();
     const trust = await this.#current();
-    // The end entity's RSA signature is verified on libuv's thread pool while this thread serves other requests:
-    // about a fifth of a validation, and the engine takes the verdict instead of verifying it again (twice: path
-    // building and path processing each check it).
-    const signatureVerdicts = await preverifyEndEntity(certificate, q.chain?.length ? [...trust.anchors, ...q.chain] : trust.anchors);
-    // Throws ERR_DER_MALFORMED for bytes that are no certificate (the route answers certificate-malformed).
-    const result = validateJpki({
-      signatureVerdicts,
-      certificate,
-      purpose: q.purpose,
-      trustAnchors: trust.anchors,
-      intermediates: q.chain ?? [],
-      crls: trust.crls,
-      crlIndex: this.#index,
-      at,
-    });
+    const result = await this.#validated(trust, q, at);
     // The serial and the issuer's name as the engine read them (chain[0] is the certificate asked about): a
     // certificate parsed once more here cost a tenth of an answer (bench api).
     const ee = result.chain?.[0] ?? chainEntryOf(certificate);
@@ -246,9 +279,11 @@ export class VerifierValidationService {
     return { view: verifier.kind === "government" ? "government" : "private", signature, ...(certificate ? { certificate } : {}) };
   }
 
-  /** Writes every disclosure record still in flight. */
-  close(): Promise<void> {
-    return this.#log.close();
+  /** Writes every disclosure record still in flight; stops the engine's thread. */
+  async close(): Promise<void> {
+    const thread = this.#thread;
+    this.#thread = undefined;
+    await Promise.all([this.#log.close(), thread?.then((t) => t?.close())]);
   }
 }
 

@@ -1,0 +1,55 @@
+/**
+ * The validation engine's thread (verifier/engine-thread.ts starts it): validateJpki on the trust anchors and
+ * CRLs the service sends, with a CRL index kept warm here. Started as a worker; importing it elsewhere does
+ * nothing.
+ */
+import { isMainThread, parentPort } from "node:worker_threads";
+import { toThreadError } from "../errors.js";
+import { CrlIndexCache } from "../validation/crl-index-cache.js";
+import { validateJpki } from "../validation/jpki.js";
+import type { EngineRequest, EngineThreadMessage } from "./engine-thread.js";
+
+function main(port: NonNullable<typeof parentPort>): void {
+  const index = new CrlIndexCache({ maxCrls: 4096 });
+  // CRL files by the service's key (inode, size, mtime): a file is sent once, so its Buffer here stays the same
+  // object from one trust update to the next and the index finds it parsed.
+  let files = new Map<string, Buffer>();
+  let anchors: Buffer[] = [];
+  let crls: Buffer[] = [];
+  const post = (m: EngineThreadMessage) => port.postMessage(m);
+  port.on("message", (m: EngineRequest) => {
+    if (m.type === "trust") {
+      const next = new Map<string, Buffer>();
+      for (const f of m.crls) {
+        const der = f.der ? Buffer.from(f.der.buffer, f.der.byteOffset, f.der.byteLength) : files.get(f.key);
+        if (der) next.set(f.key, der);
+      }
+      files = next;
+      anchors = m.anchors.map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength));
+      crls = [...files.values()];
+      return;
+    }
+    if (m.type === "stop") {
+      port.close();
+      return;
+    }
+    try {
+      const c = m.certificate;
+      const result = validateJpki({
+        certificate: Buffer.from(c.buffer, c.byteOffset, c.byteLength),
+        purpose: m.purpose,
+        trustAnchors: anchors,
+        ...(m.chain?.length ? { intermediates: m.chain.map((x) => Buffer.from(x.buffer, x.byteOffset, x.byteLength)) } : {}),
+        crls,
+        crlIndex: index,
+        at: new Date(m.at),
+      });
+      post({ id: m.id, result });
+    } catch (e) {
+      post({ id: m.id, error: toThreadError(e) });
+    }
+  });
+  post({ ready: true });
+}
+
+if (!isMainThread && parentPort) main(parentPort);

@@ -1,0 +1,69 @@
+/**
+ * The validation engine's own thread (engine-thread.ts) gives exactly the answers validateJpki gives on the
+ * calling thread, follows the trust it is sent (a CRL added by a later update is used; the bytes of a file it
+ * holds are not sent again), passes the engine's errors on with their codes, and refuses work once closed. The
+ * thread runs the compiled module (the global setup builds dist/); PKITS certificates
+ * (test/vectors/pkits/README.md): a valid path, a revoked end entity, a broken signature.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CrlIndexCache } from "../validation/crl-index-cache.js";
+import { validateJpki } from "../validation/jpki.js";
+import { EngineThread, engineThreadAvailable, type EngineTrust } from "./engine-thread.js";
+
+const MODULE = new URL("../../dist/src/verifier/engine-thread-main.js", import.meta.url);
+const DIR = join(import.meta.dirname, "../../test/vectors/pkits");
+const cert = (f: string) => readFileSync(join(DIR, "certs", f));
+const crl = (f: string) => readFileSync(join(DIR, "crls", f));
+const AT = new Date("2026-01-01T00:00:00Z");
+const TA = cert("TrustAnchorRootCertificate.crt");
+const GOOD_CA = cert("GoodCACert.crt");
+const CASES = ["ValidCertificatePathTest1EE.crt", "InvalidRevokedEETest3EE.crt", "InvalidEESignatureTest3EE.crt"].map(cert);
+const ROOT_CRL = { key: "root", der: crl("TrustAnchorRootCRL.crl") };
+const GOOD_CRL = { key: "good", der: crl("GoodCACRL.crl") };
+
+let thread: EngineThread;
+beforeAll(async () => {
+  expect(engineThreadAvailable(MODULE)).toBe(true);
+  thread = await EngineThread.start(MODULE);
+});
+afterAll(() => thread.close());
+
+const here = (trust: EngineTrust, certificate: Buffer) =>
+  validateJpki({ certificate, purpose: "signature", trustAnchors: trust.anchors, intermediates: [GOOD_CA], crls: trust.crlFiles.map((f) => f.der), crlIndex: new CrlIndexCache(), at: AT });
+
+describe("EngineThread", () => {
+  it("answers as validateJpki does on the calling thread: a valid path, a revoked end entity, a broken signature", async () => {
+    const trust: EngineTrust = { anchors: [TA], crlFiles: [ROOT_CRL, GOOD_CRL] };
+    const answers = await Promise.all(CASES.map((c) => thread.validate(trust, { certificate: c, chain: [GOOD_CA], purpose: "signature", at: AT })));
+    expect(answers.map((a) => a.status)).toEqual(CASES.map((c) => here(trust, c).status));
+    // PKITS certificates are no JPKI certificates: the valid path ends at a foreign issuer
+    expect(answers.map((a) => [a.status, "reason" in a ? a.reason : undefined])).toEqual([["untrusted", "not-jpki-issuer"], ["revoked", "revoked"], ["untrusted", expect.stringMatching(/signature/)]]);
+    for (const [i, c] of CASES.entries()) expect(answers[i]).toEqual(here(trust, c));
+    expect(answers[1]).toMatchObject({ revocation: { reason: "keyCompromise", time: new Date("2010-01-01T08:30:01Z") } });
+  });
+
+  it("follows the trust it is sent: without the CA's CRL the revocation is not known, with it (a later update) revoked", async () => {
+    const revoked = CASES[1]!;
+    const q = { certificate: revoked, chain: [GOOD_CA], purpose: "signature" as const, at: AT };
+    expect(await thread.validate({ anchors: [TA], crlFiles: [ROOT_CRL] }, q)).toMatchObject({ status: "untrusted", reason: "not-jpki-issuer" });
+    // the root CRL's key again: its bytes are not sent twice, the thread keeps the ones it has
+    expect((await thread.validate({ anchors: [TA], crlFiles: [ROOT_CRL, GOOD_CRL] }, q)).status).toBe("revoked");
+    expect((await thread.validate({ anchors: [TA], crlFiles: [{ key: "root" } as never, GOOD_CRL] }, q)).status).toBe("revoked");
+    // another anchor: nothing leads to it
+    expect((await thread.validate({ anchors: [GOOD_CA.subarray(0, 0)], crlFiles: [] }, q)).status).toBe("untrusted");
+  });
+
+  it("passes the engine's errors on with their codes", async () => {
+    await expect(thread.validate({ anchors: [TA], crlFiles: [] }, { certificate: Buffer.from("3003020101", "hex"), purpose: "signature", at: AT })).rejects.toMatchObject({ code: "ERR_DER_MALFORMED" });
+    await expect(thread.validate({ anchors: [TA], crlFiles: [] }, { certificate: CASES[0]!, purpose: "nonsense" as never, at: AT })).rejects.toMatchObject({ code: "ERR_USAGE" });
+  });
+
+  it("once closed it refuses work with ERR_INTERNAL (the service then validates on its own thread)", async () => {
+    const t = await EngineThread.start(MODULE);
+    await t.close();
+    expect(t.ended).toBeDefined();
+    await expect(t.validate({ anchors: [TA], crlFiles: [] }, { certificate: CASES[0]!, purpose: "signature", at: AT })).rejects.toMatchObject({ code: "ERR_INTERNAL" });
+  });
+});
