@@ -7,7 +7,7 @@ import { isMainThread, parentPort } from "node:worker_threads";
 import { toThreadError } from "../errors.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
 import { validateJpki } from "../validation/jpki.js";
-import type { EngineRequest, EngineThreadMessage } from "./engine-thread.js";
+import type { EngineAnswer, EngineRequest, EngineThreadMessage } from "./engine-thread.js";
 
 function main(port: NonNullable<typeof parentPort>): void {
   const index = new CrlIndexCache({ maxCrls: 4096 });
@@ -33,21 +33,25 @@ function main(port: NonNullable<typeof parentPort>): void {
       port.close();
       return;
     }
-    try {
-      const c = m.certificate;
-      const result = validateJpki({
-        certificate: Buffer.from(c.buffer, c.byteOffset, c.byteLength),
-        purpose: m.purpose,
-        trustAnchors: anchors,
-        ...(m.chain?.length ? { intermediates: m.chain.map((x) => Buffer.from(x.buffer, x.byteOffset, x.byteLength)) } : {}),
-        crls,
-        crlIndex: index,
-        at: new Date(m.at),
-      });
-      post({ id: m.id, result });
-    } catch (e) {
-      post({ id: m.id, error: toThreadError(e) });
+    const answers: EngineAnswer[] = [];
+    for (const q of m.questions) {
+      try {
+        const c = q.certificate;
+        const result = validateJpki({
+          certificate: Buffer.from(c.buffer, c.byteOffset, c.byteLength),
+          purpose: q.purpose,
+          trustAnchors: anchors,
+          ...(q.chain?.length ? { intermediates: q.chain.map((x) => Buffer.from(x.buffer, x.byteOffset, x.byteLength)) } : {}),
+          crls,
+          crlIndex: index,
+          at: new Date(q.at),
+        });
+        answers.push({ id: q.id, result });
+      } catch (e) {
+        answers.push({ id: q.id, error: toThreadError(e) });
+      }
     }
+    post({ answers });
   });
   post({ ready: true });
 }

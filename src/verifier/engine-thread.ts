@@ -21,14 +21,26 @@ import type { JpkiPurpose, JpkiValidationResult } from "../validation/jpki.js";
 
 const THREAD = new URL("./engine-thread-main.js", import.meta.url);
 
-/** What the service posts. */
+/** One validation asked of the thread. */
+export interface EngineQuestion {
+  readonly id: number;
+  readonly certificate: Uint8Array;
+  readonly chain?: readonly Uint8Array[];
+  readonly purpose: JpkiPurpose;
+  readonly at: number;
+}
+
+/** One answer of the thread. */
+export type EngineAnswer = { readonly id: number; readonly result: JpkiValidationResult } | { readonly id: number; readonly error: ThreadError };
+
+/** What the service posts: the questions gathered in one turn of its event loop go as one message. */
 export type EngineRequest =
   | { readonly type: "trust"; readonly anchors: readonly Uint8Array[]; readonly crls: ReadonlyArray<{ readonly key: string; readonly der?: Uint8Array }> }
-  | { readonly type: "validate"; readonly id: number; readonly certificate: Uint8Array; readonly chain?: readonly Uint8Array[]; readonly purpose: JpkiPurpose; readonly at: number }
+  | { readonly type: "validate"; readonly questions: readonly EngineQuestion[] }
   | { readonly type: "stop" };
 
-/** What the thread posts. */
-export type EngineThreadMessage = { readonly ready: true } | { readonly id: number; readonly result: JpkiValidationResult } | { readonly id: number; readonly error: ThreadError };
+/** What the thread posts: the answers to one message of questions together. */
+export type EngineThreadMessage = { readonly ready: true } | { readonly answers: readonly EngineAnswer[] };
 
 /** The trust the service validates against: anchors, and CRL files by a key that changes when the file does. */
 export interface EngineTrust {
@@ -52,12 +64,14 @@ export class EngineThread {
   private constructor(worker: Worker) {
     this.#worker = worker;
     worker.on("message", (m: EngineThreadMessage) => {
-      if (!("id" in m)) return;
-      const p = this.#pending.get(m.id);
-      if (!p) return;
-      this.#pending.delete(m.id);
-      if ("error" in m) p.reject(fromThreadError(m.error));
-      else p.resolve(m.result);
+      if (!("answers" in m)) return;
+      for (const a of m.answers) {
+        const p = this.#pending.get(a.id);
+        if (!p) continue;
+        this.#pending.delete(a.id);
+        if ("error" in a) p.reject(fromThreadError(a.error));
+        else p.resolve(a.result);
+      }
     });
     const end = (why: string) => {
       this.#ended ??= new JpkiError("ERR_INTERNAL", `the validation engine's thread ended (${why})`);
@@ -96,11 +110,25 @@ export class EngineThread {
     const id = this.#next++;
     return new Promise<JpkiValidationResult>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage({ type: "validate", id, certificate: q.certificate, ...(q.chain?.length ? { chain: q.chain } : {}), purpose: q.purpose, at: q.at.getTime() } satisfies EngineRequest);
+      // Own copies: a small Buffer is a view of node's shared 8 KiB pool, and a message carries a view's whole ArrayBuffer.
+      this.#outbox.push({ id, certificate: new Uint8Array(q.certificate), ...(q.chain?.length ? { chain: q.chain.map((c) => new Uint8Array(c)) } : {}), purpose: q.purpose, at: q.at.getTime() });
+      // The requests read in one turn of the event loop go together: a message each way and one wake-up of
+      // the thread per turn, not per request (each cost the serving thread about as much as a validation's
+      // signature check).
+      if (this.#outbox.length === 1) setImmediate(this.#flush);
     });
   }
 
+  #outbox: EngineQuestion[] = [];
+
+  readonly #flush = (): void => {
+    const questions = this.#outbox;
+    this.#outbox = [];
+    if (questions.length) this.#worker.postMessage({ type: "validate", questions } satisfies EngineRequest);
+  };
+
   #sendTrust(trust: EngineTrust): void {
+    this.#flush(); // questions asked before the new trust are answered with the trust they were asked under
     const sent = new Set<string>();
     const crls = trust.crlFiles.map((f) => {
       sent.add(f.key);
@@ -115,6 +143,7 @@ export class EngineThread {
   async close(): Promise<void> {
     if (this.#ended) return;
     const exited = new Promise<void>((resolve) => this.#worker.once("exit", () => resolve()));
+    this.#flush();
     this.#worker.postMessage({ type: "stop" } satisfies EngineRequest);
     await exited;
   }
