@@ -36,16 +36,23 @@ function helpTarget(args) {
   return undefined;
 }
 
-/** The built files whose content makes the top-level help: program.js and its static imports, transitively (ours, not packages). */
+/**
+ * The built files whose content makes the top-level help: program.js, the command modules its table loads
+ * (dynamic imports there), and their static imports, transitively (ours, not packages). The dynamic imports
+ * inside the commands load the library when a command runs and make no help.
+ */
 function sources() {
   const seen = new Set();
   const todo = [PROGRAM];
   const IMPORT = /^(?:import|export)\s(?:[^;]*?\sfrom\s)?\s*"(\.{1,2}\/[^"]+)"/gm;
+  const TABLE = /\bimport\("(\.{1,2}\/[^"]+)"\)/g;
   while (todo.length) {
     const file = todo.pop();
     if (seen.has(file)) continue;
     seen.add(file);
-    for (const m of readFileSync(file, "utf8").matchAll(IMPORT)) todo.push(resolve(dirname(file), m[1]));
+    const text = readFileSync(file, "utf8");
+    for (const m of text.matchAll(IMPORT)) todo.push(resolve(dirname(file), m[1]));
+    if (file === PROGRAM) for (const m of text.matchAll(TABLE)) todo.push(resolve(dirname(file), m[1]));
   }
   return [...seen].sort();
 }
@@ -142,7 +149,7 @@ async function write() {
   const { makeProgram } = await import(pathToFileURL(PROGRAM).href);
   let text = "";
   const sink = { write: (s) => (text += s) };
-  const program = makeProgram({ stdout: sink, stderr: sink, env: process.env, cwd: process.cwd() });
+  const program = await makeProgram({ stdout: sink, stderr: sink, env: process.env, cwd: process.cwd() });
   // As the help is laid out when stdout is not a terminal, whatever the build runs in.
   program.configureOutput({ getOutHelpWidth: () => undefined, getOutHasColors: () => false });
   program.outputHelp();

@@ -60,6 +60,8 @@ interface Loaded {
   packages: Set<string>;
   /** Whether it loaded any file of dist/ (the program), or only the CommonJS launcher. */
   program: boolean;
+  /** The command modules (dist/src/cli/commands/*.js) it loaded. */
+  commands: string[];
 }
 
 /** Runs the built CLI (of the package at root); returns its exit code, output and what it loaded. */
@@ -73,7 +75,8 @@ function loadedBy(args: string[], name: string, root = ROOT): Loaded {
   });
   const urls = readFileSync(out, "utf8").split("\n");
   const packages = new Set(urls.map(packageOf).filter((p): p is string => p !== undefined));
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, packages, program: urls.some((u) => u.includes("/dist/")) };
+  const commands = [...new Set(urls.filter((u) => u.includes("/dist/src/cli/commands/")).map((u) => u.split("/").at(-1)!))].sort();
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, packages, program: urls.some((u) => u.includes("/dist/")), commands };
 }
 
 /** The same arguments through the program itself (--run-module skips the launcher's answers). */
@@ -121,7 +124,7 @@ describe("start-up loads the library only when a command needs it", () => {
       for (const error of [false, true]) {
         let text = "";
         const sink = { write: (s: string) => (text += s) };
-        const program = makeProgram({ stdout: sink, stderr: sink, env: {}, cwd: dir } satisfies Io);
+        const program = await makeProgram({ stdout: sink, stderr: sink, env: {}, cwd: dir } satisfies Io);
         program.configureOutput({ getOutHelpWidth: () => width, getErrHelpWidth: () => width });
         program.outputHelp({ error });
         expect(render(cache, { error, width }), `width ${width}`).toBe(text);
@@ -159,10 +162,22 @@ describe("start-up loads the library only when a command needs it", () => {
     expect([...r.packages]).toEqual(["commander"]);
   });
 
-  it("jpki inspect CERT decodes without the signing, WebCrypto and storage stack", () => {
+  it("jpki inspect CERT decodes without the signing, WebCrypto and storage stack, and loads no other command", () => {
     const r = loadedBy(["inspect", join(ROOT, "fixtures", "jlis", "sign-ca-2023.pem")], "inspect");
     expect(r.status).toBe(0);
     for (const p of STACK) expect(r.packages, p).not.toContain(p);
+    expect(r.commands).toEqual(["inspect.js"]);
+    // a root option before the command still picks it out; help for it too
+    expect(loadedBy(["--workspace", dir, "--json", "inspect", "--help"], "inspect-help").commands).toEqual(["inspect.js"]);
+    // help, an unknown command and --help before the command get the whole program, for their help and errors
+    for (const args of [["help", "inspect"], ["inspct", "x"], ["--help", "inspect"]]) expect(loadedBy(args, "inspect-all").commands.length, args.join(" ")).toBeGreaterThan(20);
+  });
+
+  it("each name in the command table is the name of the command its module builds, in the program's order", async () => {
+    const { COMMAND_NAMES, makeProgram } = await import("../../src/cli/program.js");
+    const io: Io = { stdout: { write: () => true }, stderr: { write: () => true }, env: {}, cwd: dir };
+    expect((await makeProgram(io)).commands.map((c) => c.name())).toEqual(COMMAND_NAMES);
+    for (const name of COMMAND_NAMES) expect((await makeProgram(io, name)).commands.map((c) => c.name())).toEqual([name]);
   });
 
   it("jpki crl generate signs a CRL with the store alone: no certificate-profile or WebCrypto stack", () => {
