@@ -6,6 +6,21 @@
 const { availableParallelism } = require("node:os");
 const { pathToFileURL } = require("node:url");
 const { join } = require("node:path");
+const args = process.argv.slice(2);
+// `jpki --version` and the top-level help need no ES module at all (issue 8 point 9): loading the program
+// would cost more than their whole start-up budget. A reader leaving the pipe early (`jpki --help | head`)
+// is no error, as in src/cli/output.ts.
+const quiet = (stream) => stream.on("error", (e) => { if (e.code !== "EPIPE") throw e; });
+if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
+  quiet(process.stdout);
+  process.stdout.write(`${require("../package.json").version}\n`);
+  return;
+}
+if (args.length <= 1 && require("./help-cache.cjs").printCachedHelp(args)) {
+  quiet(process.stdout);
+  quiet(process.stderr);
+  return;
+}
 if (!process.env.UV_THREADPOOL_SIZE) process.env.UV_THREADPOOL_SIZE = String(availableParallelism());
 const target = process.argv[2] === "--run-module" ? process.argv.splice(2, 2)[1] : join(__dirname, "..", "dist", "src", "cli", "main.js");
 import(pathToFileURL(target).href).catch((e) => {

@@ -21,6 +21,8 @@ export function buildDist(): void {
   if (g[BUILT]) return;
   g[BUILT] = true;
   execFileSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", join(ROOT, "tsconfig.build.json")], { stdio: "inherit" });
+  // The rest of `npm run build`: the top-level help the launcher prints without loading the program.
+  execFileSync(process.execPath, [join(ROOT, "bin", "help-cache.cjs")], { stdio: "inherit" });
 }
 
 export default function setup(project: TestProject): (() => void) | undefined {

@@ -2,39 +2,77 @@
  * The jpki program: noun-then-verb commands over the library (STYLE.md §15). `run` is what main calls
  * and what tests call in-process; it returns the exit code instead of exiting. Building the program needs
  * only commander and the light part of cli/lib.ts; each command's action loads the library when it runs.
+ * When the command line names a command, only that command's module is loaded (COMMANDS): loading all ~30
+ * of them is most of a command's fixed start-up cost (issue 8 point 9).
  */
 import { Command, CommanderError } from "commander";
 import { ERROR_CODES, JpkiError, isJpkiError } from "./lib.js";
-import { makeCaCommand } from "./commands/ca.js";
-import { makeCardCommand } from "./commands/card.js";
-import { makeCrlCommand } from "./commands/crl.js";
-import { makeDemoCommand } from "./commands/demo.js";
-import { makeInspectCommand } from "./commands/inspect.js";
-import { makeIssueCommand } from "./commands/issue.js";
-import { makeRegistryCommand } from "./commands/registry.js";
-import { makeCounterCommand } from "./commands/counter.js";
-import { makeRevokeCommand } from "./commands/revoke.js";
-import { makeNoticesCommand } from "./commands/notices.js";
-import { makeWatchCommand } from "./commands/watch.js";
-import { makeFixturesCommand } from "./commands/fixtures.js";
-import { makeStoreCommand } from "./commands/store.js";
-import { makeServeCommand } from "./commands/serve.js";
-import { makeVerifierCommand } from "./commands/verifier.js";
-import { makeDisclosureCommand } from "./commands/disclosure.js";
-import { makeProviderCommand } from "./commands/provider.js";
-import { makeBackupCommand, makeRestoreCommand } from "./commands/backup.js";
-import { makeAuditCommand } from "./commands/audit.js";
 import { DEFAULT_WORKSPACE } from "./context.js";
 import { EXIT_USAGE, VerdictExit, exitCodesHelp } from "./exit-codes.js";
-import { makeVerifyCommand } from "./commands/verify.js";
-import { makeVerifySignatureCommand } from "./commands/verify-signature.js";
 import { toJson, type Io } from "./output.js";
 import { VERSION } from "../version.js";
 
 export { VERSION };
 
-export function makeProgram(io: Io): Command {
-  const program = new Command("jpki")
+type CommandMaker = (io: Io) => Command;
+
+/**
+ * The top-level commands in help order: name → its module, loaded when the command line names it (or all, for
+ * the top-level help and unknown commands). The name is the command's own (test/integration/cli-startup.test.ts
+ * checks each against what its module builds).
+ */
+const COMMANDS: ReadonlyArray<readonly [name: string, load: () => Promise<CommandMaker>]> = [
+  ["demo", async () => (await import("./commands/demo.js")).makeDemoCommand],
+  ["ca", async () => (await import("./commands/ca.js")).makeCaCommand],
+  ["registry", async () => (await import("./commands/registry.js")).makeRegistryCommand],
+  ["counter", async () => (await import("./commands/counter.js")).makeCounterCommand],
+  ["issue", async () => (await import("./commands/issue.js")).makeIssueCommand],
+  ["revoke", async () => (await import("./commands/revoke.js")).makeRevokeCommand],
+  ["crl", async () => (await import("./commands/crl.js")).makeCrlCommand],
+  ["notices", async () => (await import("./commands/notices.js")).makeNoticesCommand],
+  ["watch", async () => (await import("./commands/watch.js")).makeWatchCommand],
+  ["fixtures", async () => (await import("./commands/fixtures.js")).makeFixturesCommand],
+  ["inspect", async () => (await import("./commands/inspect.js")).makeInspectCommand],
+  ["store", async () => (await import("./commands/store.js")).makeStoreCommand],
+  ["serve", async () => (await import("./commands/serve.js")).makeServeCommand],
+  ["verifier", async () => (await import("./commands/verifier.js")).makeVerifierCommand],
+  ["disclosure", async () => (await import("./commands/disclosure.js")).makeDisclosureCommand],
+  ["provider", async () => (await import("./commands/provider.js")).makeProviderCommand],
+  ["verify", async () => (await import("./commands/verify.js")).makeVerifyCommand],
+  ["verify-signature", async () => (await import("./commands/verify-signature.js")).makeVerifySignatureCommand],
+  ["card", async () => (await import("./commands/card.js")).makeCardCommand],
+  ["backup", async () => (await import("./commands/backup.js")).makeBackupCommand],
+  ["restore", async () => (await import("./commands/backup.js")).makeRestoreCommand],
+  ["audit", async () => (await import("./commands/audit.js")).makeAuditCommand],
+];
+
+/** The names of the top-level commands, in help order. */
+export const COMMAND_NAMES: readonly string[] = COMMANDS.map(([name]) => name);
+
+/**
+ * The whole program, every command registered; with `only`, just that top-level command (what `run` builds
+ * when the command line names one: the same command, its help and its errors, without loading the others).
+ */
+export async function makeProgram(io: Io, only?: string): Promise<Command> {
+  const program = makeRoot();
+  const wanted = only === undefined ? COMMANDS : COMMANDS.filter(([name]) => name === only);
+  for (const make of await Promise.all(wanted.map(([, load]) => load()))) program.addCommand(make(io));
+  const configure = (c: Command) => {
+    c.exitOverride();
+    // The verifying commands list their own exit codes (verdicts 1 and 15) in their help.
+    if (c !== program && c.commands.length === 0 && c.name() !== "verify" && c.name() !== "verify-signature") {
+      c.addHelpText("after", "\nExit codes: 0 success, 2 usage, 13 partially applied; every error prints its code (jpki --help lists them all).");
+    }
+    c.configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+    c.commands.forEach(configure);
+  };
+  configure(program);
+  return program;
+}
+
+/** The root command: its options and help text, no subcommands yet. */
+function makeRoot(): Command {
+  return new Command("jpki")
     .description("Japan's public personal authentication service (公的個人認証サービス, JPKI): prefecture CAs, registry-bound certificates, revocation, CRLs")
     .version(VERSION)
     .option("-w, --workspace <dir>", `workspace directory (default: $JPKI_HOME or ./${DEFAULT_WORKSPACE})`)
@@ -59,25 +97,11 @@ Environment:
 
 ${exitCodesHelp()}`,
     );
-  for (const make of [makeDemoCommand, makeCaCommand, makeRegistryCommand, makeCounterCommand, makeIssueCommand, makeRevokeCommand, makeCrlCommand, makeNoticesCommand, makeWatchCommand, makeFixturesCommand, makeInspectCommand, makeStoreCommand, makeServeCommand, makeVerifierCommand, makeDisclosureCommand, makeProviderCommand, makeVerifyCommand, makeVerifySignatureCommand, makeCardCommand, makeBackupCommand, makeRestoreCommand, makeAuditCommand]) {
-    program.addCommand(make(io));
-  }
-  const configure = (c: Command) => {
-    c.exitOverride();
-    // The verifying commands list their own exit codes (verdicts 1 and 15) in their help.
-    if (c !== program && c.commands.length === 0 && c.name() !== "verify" && c.name() !== "verify-signature") {
-      c.addHelpText("after", "\nExit codes: 0 success, 2 usage, 13 partially applied; every error prints its code (jpki --help lists them all).");
-    }
-    c.configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
-    c.commands.forEach(configure);
-  };
-  configure(program);
-  return program;
 }
 
 /** Runs the CLI with user arguments (no node/script prefix); resolves to the exit code. */
 export async function run(args: readonly string[], io: Io): Promise<number> {
-  const program = makeProgram(io);
+  const program = await makeProgram(io, namedCommand(makeRoot(), args));
   const json = args.includes("--json");
   try {
     const unknown = unknownCommand(program, args);
@@ -95,6 +119,22 @@ export async function run(args: readonly string[], io: Io): Promise<number> {
     else io.stderr.write(`jpki: error [${err.code}] ${err.message}\n`);
     return ERROR_CODES[err.code].exit;
   }
+}
+
+/**
+ * The top-level command the arguments name, when commander would run it: the first word after the root's
+ * options (and their values) is in COMMANDS, and no --help or --version comes before it. Anything else
+ * (help, an unknown word, no command) gets the whole program, for its help and its "unknown command" error.
+ */
+function namedCommand(root: Command, args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (!a.startsWith("-") || a === "-") return COMMAND_NAMES.includes(a) ? a : undefined;
+    const opt = root.options.find((o) => o.short === a || o.long === a || (o.long !== undefined && a.startsWith(`${o.long}=`)));
+    if (!opt || opt.long === "--version") return undefined; // an unknown option, or --version: commander decides
+    if (opt.required && !a.includes("=")) i++;
+  }
+  return undefined;
 }
 
 /**

@@ -9,7 +9,7 @@
  * (ERR_DER_MALFORMED otherwise); an extension that does not decode is reported as a violation so the rest
  * of the report still helps.
  */
-import { BasicConstraints, CertificatePolicies, CRLDistributionPoints, GeneralNames, type Extension } from "@peculiar/asn1-x509";
+import { BasicConstraints, CertificatePolicies, CRLDistributionPoints, GeneralNames, type Extension } from "./asn1.js";
 import { JpkiError } from "../errors.js";
 import { readHeader, TAG } from "../pki/der.js";
 import { decodeFourItemsSan, isFourItemsOid } from "./san.js";

@@ -20,8 +20,8 @@ import {
   type DistributionPointName,
   type Extension,
   type GeneralName,
-} from "@peculiar/asn1-x509";
-import { AsnConvert } from "@peculiar/asn1-schema";
+  AsnConvert,
+} from "./asn1.js";
 import { JpkiError } from "../errors.js";
 import { readHeader, TAG } from "../pki/der.js";
 import { looksLikePem, parsePemBlocks } from "../pki/pem.js";

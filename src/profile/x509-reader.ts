@@ -3,8 +3,7 @@
  * profile checker and `jpki inspect`. It turns library errors into ERR_DER_MALFORMED naming what failed,
  * and the library's mutable objects into plain values, so neither leaks into our API (STYLE.md §3).
  */
-import { AsnConvert } from "@peculiar/asn1-schema";
-import { Certificate, CertificateList, type Extension, type Name, type RevokedCertificate, type Time } from "@peculiar/asn1-x509";
+import { AsnConvert, Certificate, CertificateList, type Extension, type Name, type RevokedCertificate, type Time } from "./asn1.js";
 import { JpkiError } from "../errors.js";
 import { children, readHeader, seq, TAG } from "../pki/der.js";
 import { ALG_OID, ATTR_OID, EXT_OID } from "./oids.js";

@@ -1,16 +1,21 @@
 /**
- * `jpki --version` and `jpki --help` load no heavy package (issue 8 point 9): building the command tree needs
- * only commander and the CLI's own light modules; the library (pkijs, @peculiar/*, better-sqlite3 …) is loaded
- * by a command's action (src/cli/lib.ts). Proved without timing: the built CLI (bin/jpki.cjs on dist/, built by
- * the global setup) runs under a module resolve hook that writes down every URL it resolves. How long start-up
- * takes is measured by `npm run bench -- startup`, never asserted here.
+ * Start-up loads only what the command line needs (issue 8 point 9): `jpki --version` and the top-level help
+ * load no ES module at all (bin/jpki.cjs answers them, the help from dist/cli-help.json: bin/help-cache.cjs);
+ * building the command tree needs only commander and the CLI's own light modules; the library (pkijs,
+ * @peculiar/*, better-sqlite3 …) is loaded by a command's action (src/cli/lib.ts). Proved without timing: the
+ * built CLI (bin/jpki.cjs on dist/, built by the global setup as `npm run build` does) runs under a module
+ * resolve hook that writes down every URL it resolves. How long start-up takes is measured by
+ * `npm run bench -- startup`, never asserted here.
  */
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { cpSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "./helpers.js";
+import { VERSION } from "../../src/version.js";
+import type { Io } from "../../src/cli/output.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const HEAVY = ["pkijs", "asn1js", "@peculiar/x509", "@peculiar/webcrypto", "@peculiar/asn1-schema", "@peculiar/asn1-x509", "better-sqlite3", "reflect-metadata"];
@@ -47,23 +52,35 @@ function packageOf(url: string): string | undefined {
   return scope!.startsWith("@") ? `${scope}/${name}` : scope;
 }
 
-/** Runs the built CLI; returns its exit code, stdout and the packages (node_modules names) it loaded. */
-function loadedBy(args: string[], name: string): { status: number | null; stdout: string; stderr: string; packages: Set<string> } {
+interface Loaded {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  /** The packages (node_modules names) it loaded. */
+  packages: Set<string>;
+  /** Whether it loaded any file of dist/ (the program), or only the CommonJS launcher. */
+  program: boolean;
+  /** The command modules (dist/src/cli/commands/*.js) it loaded. */
+  commands: string[];
+}
+
+/** Runs the built CLI (of the package at root); returns its exit code, output and what it loaded. */
+function loadedBy(args: string[], name: string, root = ROOT): Loaded {
   const out = join(dir, `${name}.loaded`);
   writeFileSync(out, "");
-  const r = spawnSync(process.execPath, ["--import", pathToFileURL(register).href, join(ROOT, "bin", "jpki.cjs"), ...args], {
+  const r = spawnSync(process.execPath, ["--import", pathToFileURL(register).href, join(root, "bin", "jpki.cjs"), ...args], {
     cwd: dir,
     env: { ...process.env, JPKI_TEST_LOADED: out, JPKI_PASSPHRASE: "x" },
     encoding: "utf8",
   });
-  const packages = new Set(
-    readFileSync(out, "utf8")
-      .split("\n")
-      .map(packageOf)
-      .filter((p): p is string => p !== undefined),
-  );
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, packages };
+  const urls = readFileSync(out, "utf8").split("\n");
+  const packages = new Set(urls.map(packageOf).filter((p): p is string => p !== undefined));
+  const commands = [...new Set(urls.filter((u) => u.includes("/dist/src/cli/commands/")).map((u) => u.split("/").at(-1)!))].sort();
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, packages, program: urls.some((u) => u.includes("/dist/")), commands };
 }
+
+/** The same arguments through the program itself (--run-module skips the launcher's answers). */
+const byProgram = (args: string[], name: string, root = ROOT) => loadedBy(["--run-module", join(root, "dist", "src", "cli", "main.js"), ...args], name, root);
 
 describe("start-up loads the library only when a command needs it", () => {
   it("the recorder sees packages: a command on a workspace loads the whole stack", () => {
@@ -72,20 +89,70 @@ describe("start-up loads the library only when a command needs it", () => {
     for (const p of STACK) expect(r.packages, p).toContain(p);
   });
 
-  it("jpki --version loads commander and nothing heavy", () => {
-    const r = loadedBy(["--version"], "version");
-    expect(r.status).toBe(0);
-    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
-    expect([...r.packages]).toEqual(["commander"]);
-    for (const p of HEAVY) expect(r.packages, p).not.toContain(p);
+  it("jpki --version (and -V) prints package.json's version, the library's VERSION, without loading the program", () => {
+    expect(VERSION).toBe((JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version);
+    for (const flag of ["--version", "-V"]) {
+      const r = loadedBy([flag], "version");
+      expect(r.status).toBe(0);
+      expect(r.stdout).toBe(`${VERSION}\n`);
+      expect(r.program, flag).toBe(false);
+      expect([...r.packages]).toEqual([]);
+      // the program prints the same
+      expect(byProgram([flag], "version-program").stdout).toBe(r.stdout);
+    }
   });
 
-  it("jpki --help (with its exit-code list) loads nothing heavy", () => {
+  it("jpki --help, -h, help and bare jpki print the cached help without loading the program, byte for byte the program's", () => {
+    for (const args of [["--help"], ["-h"], ["help"], []]) {
+      const r = loadedBy(args, "help");
+      const p = byProgram(args, "help-program");
+      expect(r.program, args.join(" ")).toBe(false);
+      expect(p.program).toBe(true);
+      expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }, args.join(" ")).toEqual({ status: p.status, stdout: p.stdout, stderr: p.stderr });
+    }
     const r = loadedBy(["--help"], "help");
-    expect(r.status).toBe(0);
     expect(r.stdout).toContain("Exit codes:");
     expect(r.stdout).toContain("ERR_USAGE");
-    expect([...r.packages]).toEqual(["commander"]);
+    expect(r.stdout).toContain("inspect [options] <file>");
+  });
+
+  it("on a terminal the cached help is laid out by commander at the terminal's width, as the program lays it out", async () => {
+    const { render } = createRequire(import.meta.url)(join(ROOT, "bin", "help-cache.cjs")) as { render(cache: unknown, o: { error: boolean; width: number }): string };
+    const cache = JSON.parse(readFileSync(join(ROOT, "dist", "cli-help.json"), "utf8")) as unknown;
+    const { makeProgram } = (await import(pathToFileURL(join(ROOT, "dist", "src", "cli", "program.js")).href)) as typeof import("../../src/cli/program.js");
+    for (const width of [40, 72, 100, 200]) {
+      for (const error of [false, true]) {
+        let text = "";
+        const sink = { write: (s: string) => (text += s) };
+        const program = await makeProgram({ stdout: sink, stderr: sink, env: {}, cwd: dir } satisfies Io);
+        program.configureOutput({ getOutHelpWidth: () => width, getErrHelpWidth: () => width });
+        program.outputHelp({ error });
+        expect(render(cache, { error, width }), `width ${width}`).toBe(text);
+      }
+    }
+  });
+
+  it("a stale cache is not used: an edited program file or another version makes the program render the help", () => {
+    // A copy of the built package (its .js files), so editing it disturbs no other test.
+    const root = join(dir, "pkg");
+    cpSync(join(ROOT, "bin"), join(root, "bin"), { recursive: true });
+    cpSync(join(ROOT, "package.json"), join(root, "package.json"));
+    cpSync(join(ROOT, "dist", "src"), join(root, "dist", "src"), { recursive: true, filter: (f) => statSync(f).isDirectory() || f.endsWith(".js") });
+    symlinkSync(join(ROOT, "node_modules"), join(root, "node_modules"));
+    expect(spawnSync(process.execPath, [join(root, "bin", "help-cache.cjs")]).status).toBe(0);
+    expect(loadedBy(["--help"], "copy-help", root).program).toBe(false);
+
+    const inspect = join(root, "dist", "src", "cli", "commands", "inspect.js");
+    writeFileSync(inspect, readFileSync(inspect, "utf8").replace("decode a certificate or CRL", "DECODE a certificate or CRL"));
+    const edited = loadedBy(["--help"], "copy-edited", root);
+    expect(edited.program).toBe(true);
+    expect(edited.stdout).toContain("DECODE a certificate or CRL");
+
+    expect(spawnSync(process.execPath, [join(root, "bin", "help-cache.cjs")]).status).toBe(0);
+    expect(loadedBy(["--help"], "copy-rebuilt", root)).toMatchObject({ program: false, stdout: expect.stringContaining("DECODE") as unknown });
+    const pkg = join(root, "package.json");
+    writeFileSync(pkg, readFileSync(pkg, "utf8").replace(`"version": "${VERSION}"`, `"version": "${VERSION}-next"`));
+    expect(loadedBy(["--help"], "copy-version", root).program).toBe(true);
   });
 
   it("a subcommand's help loads nothing heavy either", () => {
@@ -95,10 +162,22 @@ describe("start-up loads the library only when a command needs it", () => {
     expect([...r.packages]).toEqual(["commander"]);
   });
 
-  it("jpki inspect CERT decodes without the signing, WebCrypto and storage stack", () => {
+  it("jpki inspect CERT decodes without the signing, WebCrypto and storage stack, and loads no other command", () => {
     const r = loadedBy(["inspect", join(ROOT, "fixtures", "jlis", "sign-ca-2023.pem")], "inspect");
     expect(r.status).toBe(0);
     for (const p of STACK) expect(r.packages, p).not.toContain(p);
+    expect(r.commands).toEqual(["inspect.js"]);
+    // a root option before the command still picks it out; help for it too
+    expect(loadedBy(["--workspace", dir, "--json", "inspect", "--help"], "inspect-help").commands).toEqual(["inspect.js"]);
+    // help, an unknown command and --help before the command get the whole program, for their help and errors
+    for (const args of [["help", "inspect"], ["inspct", "x"], ["--help", "inspect"]]) expect(loadedBy(args, "inspect-all").commands.length, args.join(" ")).toBeGreaterThan(20);
+  });
+
+  it("each name in the command table is the name of the command its module builds, in the program's order", async () => {
+    const { COMMAND_NAMES, makeProgram } = await import("../../src/cli/program.js");
+    const io: Io = { stdout: { write: () => true }, stderr: { write: () => true }, env: {}, cwd: dir };
+    expect((await makeProgram(io)).commands.map((c) => c.name())).toEqual(COMMAND_NAMES);
+    for (const name of COMMAND_NAMES) expect((await makeProgram(io, name)).commands.map((c) => c.name())).toEqual([name]);
   });
 
   it("jpki crl generate signs a CRL with the store alone: no certificate-profile or WebCrypto stack", () => {
