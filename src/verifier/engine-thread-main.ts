@@ -7,6 +7,7 @@ import { isMainThread, parentPort } from "node:worker_threads";
 import { toThreadError } from "../errors.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
 import { validateJpki } from "../validation/jpki.js";
+import { viewedPart } from "./views.js";
 import type { EngineAnswer, EngineRequest, EngineThreadMessage } from "./engine-thread.js";
 
 function main(port: NonNullable<typeof parentPort>): void {
@@ -46,7 +47,7 @@ function main(port: NonNullable<typeof parentPort>): void {
           crlIndex: index,
           at: new Date(q.at),
         });
-        answers.push({ id: q.id, result });
+        answers.push({ id: q.id, result: viewedPart(result) });
       } catch (e) {
         answers.push({ id: q.id, error: toThreadError(e) });
       }

@@ -17,7 +17,8 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { JpkiError, fromThreadError, type ThreadError } from "../errors.js";
-import type { JpkiPurpose, JpkiValidationResult } from "../validation/jpki.js";
+import type { JpkiPurpose } from "../validation/jpki.js";
+import type { ViewedResult } from "./views.js";
 
 const THREAD = new URL("./engine-thread-main.js", import.meta.url);
 
@@ -30,8 +31,8 @@ export interface EngineQuestion {
   readonly at: number;
 }
 
-/** One answer of the thread. */
-export type EngineAnswer = { readonly id: number; readonly result: JpkiValidationResult } | { readonly id: number; readonly error: ThreadError };
+/** One answer of the thread: what the views read of the result (views.ts viewedPart), so less crosses back. */
+export type EngineAnswer = { readonly id: number; readonly result: ViewedResult } | { readonly id: number; readonly error: ThreadError };
 
 /** What the service posts: the questions gathered in one turn of its event loop go as one message. */
 export type EngineRequest =
@@ -55,7 +56,7 @@ export function engineThreadAvailable(module: URL = THREAD): boolean {
 
 export class EngineThread {
   readonly #worker: Worker;
-  readonly #pending = new Map<number, { resolve: (r: JpkiValidationResult) => void; reject: (e: Error) => void }>();
+  readonly #pending = new Map<number, { resolve: (r: ViewedResult) => void; reject: (e: Error) => void }>();
   #next = 0;
   #trust: EngineTrust | undefined;
   #sentKeys = new Set<string>();
@@ -104,11 +105,11 @@ export class EngineThread {
    * only when the thread does not hold its key yet). Rejects with the engine's own error (ERR_DER_MALFORMED for
    * bytes that are no certificate) or ERR_INTERNAL when the thread ended.
    */
-  validate(trust: EngineTrust, q: { readonly certificate: Buffer; readonly chain?: readonly Buffer[]; readonly purpose: JpkiPurpose; readonly at: Date }): Promise<JpkiValidationResult> {
+  validate(trust: EngineTrust, q: { readonly certificate: Buffer; readonly chain?: readonly Buffer[]; readonly purpose: JpkiPurpose; readonly at: Date }): Promise<ViewedResult> {
     if (this.#ended) return Promise.reject(this.#ended);
     if (trust !== this.#trust) this.#sendTrust(trust);
     const id = this.#next++;
-    return new Promise<JpkiValidationResult>((resolve, reject) => {
+    return new Promise<ViewedResult>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       // Own copies: a small Buffer is a view of node's shared 8 KiB pool, and a message carries a view's whole ArrayBuffer.
       this.#outbox.push({ id, certificate: new Uint8Array(q.certificate), ...(q.chain?.length ? { chain: q.chain.map((c) => new Uint8Array(c)) } : {}), purpose: q.purpose, at: q.at.getTime() });

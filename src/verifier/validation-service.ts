@@ -17,7 +17,7 @@ import type { VerifierRecord } from "../store/types.js";
 import { parseCertificate } from "../validation/certificate.js";
 import { formatName } from "../validation/name.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
-import { validateJpki, type JpkiPurpose, type JpkiValidationResult } from "../validation/jpki.js";
+import { validateJpki, type JpkiPurpose } from "../validation/jpki.js";
 import { preverifyEndEntity } from "../validation/validate.js";
 import { verifySignedData, type SignedDataStatus } from "../validation/cms.js";
 import type { PathStatus } from "../validation/types.js";
@@ -25,7 +25,7 @@ import type { Workspace } from "../workspace/workspace.js";
 import { DisclosureLog } from "./disclosure-log.js";
 import { EngineThread, engineThreadAvailable, type EngineTrust } from "./engine-thread.js";
 import { legalBasisAllows, type LegalBasisCode } from "./legal-basis.js";
-import { governmentView, privateView, PRIVATE_STATUS_OF, type GovernmentView, type PrivateView, type PrivateStatus } from "./views.js";
+import { governmentView, privateView, type ViewedResult, PRIVATE_STATUS_OF, type GovernmentView, type PrivateView, type PrivateStatus } from "./views.js";
 
 export interface ValidationQuery {
   /** the end-entity certificate, DER */
@@ -132,7 +132,7 @@ export class VerifierValidationService {
   }
 
   /** validateJpki on the engine's thread, or here (the end entity's signature verified on libuv's pool meanwhile). */
-  async #validated(trust: Trust, q: ValidationQuery, at: Date): Promise<JpkiValidationResult> {
+  async #validated(trust: Trust, q: ValidationQuery, at: Date): Promise<ViewedResult> {
     const thread = await this.#engine();
     if (thread) {
       try {

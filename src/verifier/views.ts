@@ -20,8 +20,21 @@
  */
 import type { CrlReasonName } from "../crl/reason.js";
 import type { FourItems } from "../profile/types.js";
-import type { JpkiFailureReason, JpkiPurpose, JpkiValidationResult } from "../validation/jpki.js";
-import type { PathStatus } from "../validation/types.js";
+import type { ChainCertificate, JpkiFailureReason, JpkiPurpose, JpkiValidationResult } from "../validation/jpki.js";
+import type { PathStatus, Revocation } from "../validation/types.js";
+
+/** What the views (and the service around them) read of a validation result: the engine's thread sends only this. */
+export type ViewedResult = { readonly purpose: JpkiPurpose; readonly chain?: readonly ChainCertificate[] } & (
+  | { readonly status: "valid" }
+  | { readonly status: Exclude<PathStatus, "valid">; readonly reason: JpkiFailureReason; readonly index: number; readonly message: string; readonly revocation?: Revocation }
+);
+
+/** The part of a result the views read (engine-thread.ts: the four items, policies and issuer facts stay in the thread). */
+export function viewedPart(r: JpkiValidationResult): ViewedResult {
+  const base = { purpose: r.purpose, ...(r.chain ? { chain: r.chain } : {}) };
+  if (r.status === "valid") return { ...base, status: r.status };
+  return { ...base, status: r.status, reason: r.reason, index: r.index, message: r.message, ...(r.revocation ? { revocation: r.revocation } : {}) };
+}
 
 /** The three answers a private certification provider may receive. */
 export type PrivateStatus = "valid" | "revoked" | "unknown";
@@ -65,12 +78,12 @@ export interface GovernmentView {
 }
 
 /** The private provider's view: the one status, nothing else. */
-export function privateView(r: JpkiValidationResult, at: Date): PrivateView {
+export function privateView(r: ViewedResult, at: Date): PrivateView {
   return { view: "private", status: PRIVATE_STATUS_OF[r.status], validationTime: at.toISOString() };
 }
 
 /** The government body's view, without the items (the service adds them when the legal basis allows). */
-export function governmentView(r: JpkiValidationResult, o: { at: Date; serial: string; issuer: string; legalBasis?: string }): GovernmentView {
+export function governmentView(r: ViewedResult, o: { at: Date; serial: string; issuer: string; legalBasis?: string }): GovernmentView {
   const base = { view: "government" as const, status: r.status, purpose: r.purpose, validationTime: o.at.toISOString(), serial: o.serial, issuer: o.issuer, ...(o.legalBasis ? { legalBasis: o.legalBasis } : {}) };
   if (r.status === "valid") return base;
   const failed = r.chain?.[r.index];
