@@ -85,6 +85,7 @@ import type {
 import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope } from "./types.js";
 import { DumpStreamCheck } from "./dump.js";
 import { WalCheckpointer } from "./checkpointer.js";
+import { Coalescer } from "./coalesce.js";
 import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, registryAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { osActor, sealAudit, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
@@ -1165,11 +1166,27 @@ export class SqliteStore implements Store {
   }
 
   getResidentForIssuance(residentCode: string): Promise<ResidentForIssuance | undefined> {
-    return this.#run("reading a resident", () => {
-      const r = this.#stmts.residentForIssuance.get(residentCode) as ResidentForIssuanceRow | undefined;
-      return r ? { record: residentOfIssuanceRow(r), registrySequence: r[7], caSequence: r[8] } : undefined;
-    });
+    return this.#residentLookups.get(residentCode);
   }
+
+  /**
+   * Issuance reads a resident before signing, outside any transaction (the commit reads it again under its
+   * lock). Alone, each read is its own implicit read transaction — WAL read lock, shared-memory header check,
+   * unlock — which cost more than the lookup (measured ~7 of ~10 µs); the reads made in one turn of the event
+   * loop (an issuance batch's window refill) share one read transaction instead.
+   */
+  readonly #residentLookups = new Coalescer<ResidentForIssuance>((codes) =>
+    this.#run("reading a resident", () =>
+      this.#db.transaction(() => {
+        const found = new Map<string, ResidentForIssuance>();
+        for (const code of codes) {
+          const r = this.#stmts.residentForIssuance.get(code) as ResidentForIssuanceRow | undefined;
+          if (r) found.set(code, { record: residentOfIssuanceRow(r), registrySequence: r[7], caSequence: r[8] });
+        }
+        return found;
+      }).deferred(),
+    ),
+  );
 
   countResidents(): Promise<number> {
     return this.#run("counting residents", () => this.#stmts.countResidents.get() as number);
