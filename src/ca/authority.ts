@@ -33,11 +33,11 @@ import {
 } from "../profile/names.js";
 import { assertCaCertificate } from "../profile/ca-check.js";
 import { EXT_OID, POLICY_OID } from "../profile/oids.js";
-import { encodeFourItemsSan } from "../profile/san.js";
+import { encodeFourItems } from "../profile/four-items.js";
 import type { CertificateType, FourItems } from "../profile/types.js";
 import type { CaRecord } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
-import { assembleCertificate, encodeTbs } from "./certificate.js";
+import { assembleCertificate, encodeTbs, writeCertificate, writeEndEntityTbs } from "./certificate.js";
 import { freshestCrlFor } from "../crl/delta.js";
 import { caId, caUrls, type CaUrls } from "./ids.js";
 import { prefecture, type Prefecture } from "./prefectures.js";
@@ -148,6 +148,12 @@ export interface Certified {
   readonly notAfter: Date;
 }
 
+/** What every certificate a CA issues in one municipality shares (CertificationAuthority#municipalityParts). */
+interface MunicipalityParts {
+  readonly subjectHead: Buffer;
+  readonly extensionsAfter: Buffer;
+}
+
 let sequenceCounter = Math.floor(Math.random() * 100000);
 
 export class CertificationAuthority {
@@ -160,9 +166,10 @@ export class CertificationAuthority {
   readonly urls: CaUrls;
   readonly #config: WorkspaceConfig;
   readonly #publicKey: KeyObject;
-  readonly #cdp = new Map<string, Buffer>();
-  // Extensions that are the same in every certificate this CA issues, encoded once.
-  readonly #fixed: { keyUsage: Buffer; policies: Buffer; issuerAltName: Buffer; aia: Buffer; aki: Buffer; freshest: Buffer | undefined };
+  readonly #municipalities = new Map<string, MunicipalityParts>();
+  // Extensions that are the same in every certificate this CA issues, encoded once; `before`: those that come
+  // before subjectAltName, concatenated.
+  readonly #fixed: { before: Buffer; issuerAltName: Buffer; aia: Buffer; aki: Buffer; freshest: Buffer | undefined };
 
   private constructor(record: CaRecord, signer: Signer, config: WorkspaceConfig) {
     this.record = record;
@@ -177,12 +184,10 @@ export class CertificationAuthority {
     const policy =
       record.purpose === "authentication" ? POLICY_OID.authentication : config.policy === "test" ? POLICY_OID.signatureTest : POLICY_OID.signature;
     this.#fixed = {
-      keyUsage: extension(
-        EXT_OID.keyUsage,
-        true,
-        keyUsage(record.purpose === "signature" ? ["digitalSignature", "nonRepudiation"] : ["digitalSignature"]),
-      ),
-      policies: extension(EXT_OID.certificatePolicies, false, certificatePolicies(policy, config.cpsUri)),
+      before: Buffer.concat([
+        extension(EXT_OID.keyUsage, true, keyUsage(record.purpose === "signature" ? ["digitalSignature", "nonRepudiation"] : ["digitalSignature"])),
+        extension(EXT_OID.certificatePolicies, false, certificatePolicies(policy, config.cpsUri)),
+      ]),
       issuerAltName: extension(EXT_OID.issuerAltName, false, generalNamesDirName(encodeName(ISSUER_ALT_NAME))),
       aia: extension(EXT_OID.authorityInfoAccess, false, authorityInfoAccess({ ocsp: this.urls.ocsp, caIssuers: this.urls.caCertificate })),
       aki: extension(EXT_OID.authorityKeyIdentifier, false, authorityKeyIdentifier(record.keyId)),
@@ -224,56 +229,60 @@ export class CertificationAuthority {
     return this.record.purpose;
   }
 
-  /** The municipality partition's distribution point (one per municipality, so encoded once each). */
-  #distributionPoint(municipalityCode: string, municipalityRomaji: string): Buffer {
-    let ext = this.#cdp.get(municipalityCode);
-    if (!ext) {
-      ext = extension(
+  /**
+   * What every certificate of one municipality shares, encoded once: the subject's RDNs before its CN, and the
+   * extensions after subjectAltName — the municipality partition's distribution point among them (one per
+   * municipality, shared/spec/JPKI.md) — up to subjectKeyIdentifier.
+   */
+  #municipalityParts(municipalityCode: string, municipalityRomaji: string): MunicipalityParts {
+    let parts = this.#municipalities.get(municipalityCode);
+    if (!parts) {
+      const cdp = extension(
         EXT_OID.cRLDistributionPoints,
         false,
         crlDistributionPoints(encodeName(crlPartitionName(this.prefecture.romaji, municipalityRomaji, this.purpose)), [this.urls.partition(municipalityCode)]),
       );
-      this.#cdp.set(municipalityCode, ext);
+      const rdns = this.purpose === "signature" ? signatureSubject(this.prefecture.romaji, municipalityRomaji, "") : authenticationSubject("");
+      const head = encodeName(rdns.slice(0, -1)); // all but the CN, which differs per certificate
+      const f = this.#fixed;
+      parts = {
+        subjectHead: head.subarray(readHeader(head).headerLength),
+        extensionsAfter: Buffer.concat([f.issuerAltName, cdp, ...(f.freshest ? [f.freshest] : []), f.aia, f.aki]),
+      };
+      this.#municipalities.set(municipalityCode, parts);
     }
-    return ext;
+    return parts;
   }
 
-  /** Builds and signs one end-entity certificate. Nothing is stored here: the caller commits. */
+  /**
+   * Builds and signs one end-entity certificate. Nothing is stored here: the caller commits. Extensions in
+   * profile order: keyUsage, certificatePolicies, subjectAltName (signature only), issuerAltName,
+   * cRLDistributionPoints, freshestCRL (while delta CRLs are published), authorityInfoAccess,
+   * authorityKeyIdentifier, subjectKeyIdentifier.
+   */
   async certify(input: CertifyInput): Promise<Certified> {
     if (input.type !== this.purpose) {
       throw new JpkiError("ERR_USAGE", `CA ${this.id} issues ${this.purpose} certificates, not ${input.type}`);
     }
     const notBefore = new Date(Math.floor(input.requestedAt.getTime() / 1000) * 1000);
     sequenceCounter = (sequenceCounter + 1) % 100000;
-    const cn = opaqueId(input.requestedAt, sequenceCounter, input.counterId);
-    const muni = input.municipalityRomaji;
-    const subject = encodeName(
-      input.type === "signature" ? signatureSubject(this.prefecture.romaji, muni, cn) : authenticationSubject(cn),
-    );
-    const extensions = [this.#fixed.keyUsage, this.#fixed.policies];
-    if (input.type === "signature") {
-      extensions.push(extension(EXT_OID.subjectAltName, false, encodeFourItemsSan(input.fourItems)));
-    }
-    extensions.push(
-      this.#fixed.issuerAltName,
-      this.#distributionPoint(input.municipalityCode, muni),
-      ...(this.#fixed.freshest ? [this.#fixed.freshest] : []),
-      this.#fixed.aia,
-      this.#fixed.aki,
-      extension(EXT_OID.subjectKeyIdentifier, false, subjectKeyIdentifier(keyIdentifier(input.spki))),
-    );
+    const parts = this.#municipalityParts(input.municipalityCode, input.municipalityRomaji);
     const serial = randomSerial();
-    const tbs = encodeTbs({
+    const tbs = writeEndEntityTbs({
       serial,
       signatureAlgorithm: this.signer.algorithmIdentifier,
       issuer: this.subjectName,
       notBefore,
       notAfter: input.notAfter,
-      subject,
+      subjectHead: parts.subjectHead,
+      commonName: opaqueId(input.requestedAt, sequenceCounter, input.counterId),
       spki: input.spki,
-      extensions,
+      extensionsBefore: this.#fixed.before,
+      fourItems: input.type === "signature" ? encodeFourItems(input.fourItems) : undefined,
+      extensionsAfter: parts.extensionsAfter,
+      keyId: keyIdentifier(input.spki),
     });
-    const der = assembleCertificate(tbs, this.signer.algorithmIdentifier, await this.signer.sign(tbs));
+    const der = writeCertificate(tbs, this.signer.algorithmIdentifier, await this.signer.sign(tbs));
     return { serial, der, notBefore, notAfter: input.notAfter };
   }
 

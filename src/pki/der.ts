@@ -28,6 +28,17 @@ function writeLength(out: Buffer, off: number, n: number): number {
   return off + size;
 }
 
+/** Bytes of a whole TLV (tag, length, content) whose content is `contentLength` bytes: for measure-then-write encoders. */
+export function tlvSize(contentLength: number): number {
+  return 1 + lengthSize(contentLength) + contentLength;
+}
+
+/** Writes a tag and a definite length at `off`; returns the offset of the content. */
+export function writeHeader(out: Buffer, off: number, tag: number, contentLength: number): number {
+  out[off] = tag;
+  return writeLength(out, off + 1, contentLength);
+}
+
 /** Encodes a definite length (X.690 §8.1.3). */
 export function encodeLength(n: number): Buffer {
   const out = Buffer.allocUnsafe(lengthSize(n));
@@ -301,7 +312,32 @@ export function children(buf: Uint8Array, offset = 0): Buffer[] {
   return out;
 }
 
-/** Raw TBSCertificate fields of a certificate: the exact bytes, for reuse in templates (issuer name, SPKI). */
+/** Start and end offsets of up to `max` child TLVs (validated as children() does), into `out`; returns how many there are. */
+function childOffsets(b: Uint8Array, offset: number, max: number, out: Int32Array): number {
+  const outer = readHeader(b, offset);
+  const end = offset + outer.headerLength + outer.length;
+  if (end > b.length) throw new RangeError("truncated DER");
+  let n = 0;
+  let off = offset + outer.headerLength;
+  while (off < end) {
+    const h = readHeader(b, off);
+    const next = off + h.headerLength + h.length;
+    if (next > end) throw new RangeError("DER child overruns its parent");
+    if (n < max) (out[2 * n] = off), (out[2 * n + 1] = next);
+    n++;
+    off = next;
+  }
+  return n;
+}
+
+/** certificateParts' scratch offsets: it runs synchronously, so one array serves every call. */
+const partOffsets = new Int32Array(16);
+
+/**
+ * Raw TBSCertificate fields of a certificate: the exact bytes, for reuse in templates (issuer name, SPKI).
+ * Validated as children() of the certificate and of its TBS would be, but only the six fields returned are
+ * made into Buffers: issuance re-parses every certificate it signs.
+ */
 export function certificateParts(cert: Uint8Array): {
   tbs: Buffer;
   serial: Buffer;
@@ -310,14 +346,14 @@ export function certificateParts(cert: Uint8Array): {
   subject: Buffer;
   spki: Buffer;
 } {
-  const [tbs] = children(cert);
-  if (!tbs) throw new RangeError("empty certificate");
-  const f = children(tbs);
-  const i = f[0]![0] === 0xa0 ? 1 : 0; // version [0] is optional (v1)
-  const pick = (k: number) => {
-    const v = f[i + k];
-    if (!v) throw new RangeError("truncated TBSCertificate");
-    return v;
-  };
-  return { tbs, serial: pick(0), issuer: pick(2), validity: pick(3), subject: pick(4), spki: pick(5) };
+  const b = Buffer.isBuffer(cert) ? cert : Buffer.from(cert.buffer, cert.byteOffset, cert.byteLength);
+  const o = partOffsets;
+  if (childOffsets(b, 0, 1, o) === 0) throw new RangeError("empty certificate");
+  const tbsStart = o[0]!;
+  const tbsEnd = o[1]!;
+  const n = childOffsets(b, tbsStart, 7, o);
+  const i = n > 0 && b[o[0]!] === 0xa0 ? 1 : 0; // version [0] is optional (v1)
+  if (n < i + 6) throw new RangeError("truncated TBSCertificate");
+  const pick = (k: number) => b.subarray(o[2 * (i + k)]!, o[2 * (i + k) + 1]!);
+  return { tbs: b.subarray(tbsStart, tbsEnd), serial: pick(0), issuer: pick(2), validity: pick(3), subject: pick(4), spki: pick(5) };
 }

@@ -5,7 +5,7 @@
  * readers key by OID, never by position.
  */
 import { JpkiError } from "../errors.js";
-import { encodeTree, explicit, oid, readHeader, TAG, tlvOf, tree, utf8, type Tree } from "../pki/der.js";
+import { encodeTree, explicit, oid, readHeader, TAG, tlvOf, tlvSize, tree, utf8, writeHeader, type Tree } from "../pki/der.js";
 import {
   decodeBirthDate,
   decodeGender,
@@ -50,6 +50,44 @@ export function fourItemsGeneralNamesTree(encoded: EncodedFourItems): Tree {
     TAG.SEQUENCE,
     ...FOUR_ITEMS_WIRE_ORDER.map((f) => tree(0xa0, oid(FOUR_ITEMS_OID[f]), tree(0xa0, tree(TAG.UTF8_STRING, encoded[f])))),
   );
+}
+
+/** The six type-ids in wire order, as OID TLVs. */
+const WIRE_OIDS: readonly Buffer[] = FOUR_ITEMS_WIRE_ORDER.map((f) => oid(FOUR_ITEMS_OID[f]));
+
+/** UTF-8 lengths of the six values, measured once for sizing and writing (the issuing path runs on one thread). */
+const valueLengths = new Array<number>(FOUR_ITEMS_WIRE_ORDER.length).fill(0);
+
+/**
+ * Measure-then-write form of fourItemsGeneralNamesTree, for the issuing path: the content length of the
+ * GeneralNames SEQUENCE, remembering each value's length for the writeFourItemsGeneralNames call that must
+ * follow it (same items).
+ */
+export function measureFourItemsGeneralNames(encoded: EncodedFourItems): number {
+  let content = 0;
+  for (let i = 0; i < FOUR_ITEMS_WIRE_ORDER.length; i++) {
+    const v = Buffer.byteLength(encoded[FOUR_ITEMS_WIRE_ORDER[i]!], "utf8");
+    valueLengths[i] = v;
+    content += tlvSize(WIRE_OIDS[i]!.length + tlvSize(tlvSize(v)));
+  }
+  return content;
+}
+
+/** Writes the GeneralNames just measured (byte for byte fourItemsGeneralNamesTree's); returns the offset after it. */
+export function writeFourItemsGeneralNames(encoded: EncodedFourItems, out: Buffer, off: number, content: number): number {
+  const end = off + tlvSize(content);
+  off = writeHeader(out, off, TAG.SEQUENCE, content);
+  for (let i = 0; i < FOUR_ITEMS_WIRE_ORDER.length; i++) {
+    const v = valueLengths[i]!;
+    const o = WIRE_OIDS[i]!;
+    off = writeHeader(out, off, 0xa0, o.length + tlvSize(tlvSize(v)));
+    out.set(o, off);
+    off = writeHeader(out, off + o.length, 0xa0, tlvSize(v));
+    off = writeHeader(out, off, TAG.UTF8_STRING, v);
+    off += out.write(encoded[FOUR_ITEMS_WIRE_ORDER[i]!], off, v, "utf8");
+  }
+  if (off !== end) throw new RangeError("four items: written length differs from the measured one");
+  return off;
 }
 
 /** The GeneralNames (extnValue of subjectAltName) for already-encoded items. */

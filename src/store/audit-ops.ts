@@ -59,13 +59,14 @@ export function checkpointAudit(cp: AuditCheckpoint): AuditEntry {
 
 /** One record per committing call: what was issued and what each issuance superseded (revoked, reason 4). */
 export function issuanceAudit(records: readonly IssuanceRecord[], results: readonly IssuanceCommitResult[]): AuditEntry | undefined {
-  const issued: Array<{ serial: string; ca: string; type: string }> = [];
-  const revoked: Array<{ serial: string; reason: number; source: string }> = [];
+  // keys in sorted order, as canonicalJson writes them
+  const issued: Array<{ ca: string; serial: string; type: string }> = [];
+  const revoked: Array<{ reason: number; serial: string; source: string }> = [];
   records.forEach((r, i) => {
     const res = results[i]!;
     if (res.status !== "committed") return;
-    issued.push({ serial: r.serial, ca: r.caId, type: r.type });
-    for (const s of res.superseded) revoked.push({ serial: s, reason: 4, source: `superseded:${r.serial}` });
+    issued.push({ ca: r.caId, serial: r.serial, type: r.type });
+    for (const s of res.superseded) revoked.push({ reason: 4, serial: s, source: `superseded:${r.serial}` });
   });
   if (!issued.length) return undefined; // nothing changed: stale or duplicate applications write nothing
   return { action: "cert.issue", subject: issued.length === 1 ? issued[0]!.serial : "", detail: { certificates: issued, revoked, refused: records.length - issued.length } };
