@@ -22,6 +22,9 @@ import type { ViewedResult } from "./views.js";
 
 const THREAD = new URL("./engine-thread-main.js", import.meta.url);
 
+/** Messages of questions the thread may have queued before more wait to go as one (see validate). */
+const BATCHES_OUT = 2;
+
 /** One validation asked of the thread. */
 export interface EngineQuestion {
   readonly id: number;
@@ -66,6 +69,8 @@ export class EngineThread {
     this.#worker = worker;
     worker.on("message", (m: EngineThreadMessage) => {
       if (!("answers" in m)) return;
+      this.#batchesOut--;
+      if (this.#outbox.length) this.#flush();
       for (const a of m.answers) {
         const p = this.#pending.get(a.id);
         if (!p) continue;
@@ -113,20 +118,26 @@ export class EngineThread {
       this.#pending.set(id, { resolve, reject });
       // Own copies: a small Buffer is a view of node's shared 8 KiB pool, and a message carries a view's whole ArrayBuffer.
       this.#outbox.push({ id, certificate: new Uint8Array(q.certificate), ...(q.chain?.length ? { chain: q.chain.map((c) => new Uint8Array(c)) } : {}), purpose: q.purpose, at: q.at.getTime() });
-      // The requests read in one turn of the event loop go together: a message each way and one wake-up of
-      // the thread per turn, not per request (each cost the serving thread about as much as a validation's
-      // signature check).
-      if (this.#outbox.length === 1) setImmediate(this.#flush);
+      // Sent at once while the thread has fewer than BATCHES_OUT messages of questions to work through; beyond
+      // that they wait and go together when one is answered. So an idle thread starts at once, and a busy one
+      // always has the next batch queued (never waiting for this thread) while the questions of a busy spell
+      // go a message each way and one wake-up per batch, not per request: each cost the serving thread about
+      // as much as a validation's signature check. (Batches per event-loop turn alone left the two threads
+      // taking turns, each idle half the time.)
+      if (this.#batchesOut < BATCHES_OUT) this.#flush();
     });
   }
 
   #outbox: EngineQuestion[] = [];
+  #batchesOut = 0;
 
-  readonly #flush = (): void => {
+  #flush(): void {
     const questions = this.#outbox;
+    if (!questions.length) return;
     this.#outbox = [];
-    if (questions.length) this.#worker.postMessage({ type: "validate", questions } satisfies EngineRequest);
-  };
+    this.#batchesOut++;
+    this.#worker.postMessage({ type: "validate", questions } satisfies EngineRequest);
+  }
 
   #sendTrust(trust: EngineTrust): void {
     this.#flush(); // questions asked before the new trust are answered with the trust they were asked under
