@@ -4,17 +4,15 @@
  * (test/vectors/pkits/README.md): GoodCACert issued ValidCertificatePathTest1EE; InvalidEESignatureTest3EE's
  * signature is broken.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, test } from "vitest";
+import { PKITS_AT, pkitsCert, pkitsCrl } from "../../test/pkits.js";
 import { parseCertificate } from "./certificate.js";
 import { withSignatureVerdicts } from "./signature.js";
 import { preverifyEndEntity, validatePath } from "./validate.js";
 
-const DIR = join(import.meta.dirname, "../../test/vectors/pkits");
-const cert = (f: string) => readFileSync(join(DIR, "certs", f));
-const crl = (f: string) => readFileSync(join(DIR, "crls", f));
-const AT = new Date("2026-01-01T00:00:00Z");
+const cert = pkitsCert;
+const crl = pkitsCrl;
+const AT = PKITS_AT;
 const TA = cert("TrustAnchorRootCertificate.crt");
 const GOOD_CA = cert("GoodCACert.crt");
 const VALID = cert("ValidCertificatePathTest1EE.crt");

@@ -1,16 +1,14 @@
 /**
  * validatePath's result value and revocation modes, on PKITS certificates (test/vectors/pkits/README.md).
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, test } from "vitest";
+import { PKITS_AT, pkitsCert, pkitsCrl } from "../../test/pkits.js";
 import { errorCodeOf } from "../../test/error-code.js";
 import { buildPath, validatePath } from "./validate.js";
 
-const DIR = join(import.meta.dirname, "../../test/vectors/pkits");
-const cert = (f: string) => readFileSync(join(DIR, "certs", f));
-const crl = (f: string) => readFileSync(join(DIR, "crls", f));
-const AT = new Date("2026-01-01T00:00:00Z");
+const cert = pkitsCert;
+const crl = pkitsCrl;
+const AT = PKITS_AT;
 const TA = [cert("TrustAnchorRootCertificate.crt")];
 
 describe("validatePath", () => {

@@ -5,19 +5,17 @@
  * thread runs the compiled module (the global setup builds dist/); PKITS certificates
  * (test/vectors/pkits/README.md): a valid path, a revoked end entity, a broken signature.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PKITS_AT, pkitsCert, pkitsCrl } from "../../test/pkits.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
 import { validateJpki } from "../validation/jpki.js";
 import { EngineThread, engineThreadAvailable, type EngineTrust } from "./engine-thread.js";
 import { viewedPart } from "./views.js";
 
 const MODULE = new URL("../../dist/src/verifier/engine-thread-main.js", import.meta.url);
-const DIR = join(import.meta.dirname, "../../test/vectors/pkits");
-const cert = (f: string) => readFileSync(join(DIR, "certs", f));
-const crl = (f: string) => readFileSync(join(DIR, "crls", f));
-const AT = new Date("2026-01-01T00:00:00Z");
+const cert = pkitsCert;
+const crl = pkitsCrl;
+const AT = PKITS_AT;
 const TA = cert("TrustAnchorRootCertificate.crt");
 const GOOD_CA = cert("GoodCACert.crt");
 const CASES = ["ValidCertificatePathTest1EE.crt", "InvalidRevokedEETest3EE.crt", "InvalidEESignatureTest3EE.crt"].map(cert);
