@@ -122,6 +122,8 @@ export function privateDistCopy(dir: string): Cli {
   const dist = join(REPO_ROOT, "dist");
   if (!existsSync(join(dist, "src/cli/main.js"))) throw new Error(`${dist} is not built: the vitest global setup (or npm run build) builds it`);
   cpSync(dist, dir, { recursive: true });
+  // src/version.ts reads the version through the package's own "./package.json" export: the copy is the package.
+  cpSync(join(REPO_ROOT, "package.json"), join(dir, "package.json"));
   return withModules(dir);
 }
 
