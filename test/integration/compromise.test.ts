@@ -10,7 +10,7 @@ import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { chiyodaResidents, cli, issueWithCardKey, sh, tempDir, writeJsonl } from "./helpers.js";
+import { chiyodaResidents, cli, issueWithCardKey, sh, tempDir, tokyoSignatureWorkspace } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -29,10 +29,7 @@ async function issue(name: string, person: number) {
 beforeAll(async () => {
   dir = tempDir("jpki-compromise-");
   ws = join(dir, "ws");
-  expect((await cli([...w(), "ca", "init", "--prefecture", "13", "--purpose", "signature"], { cwd: dir })).code).toBe(0);
-  writeJsonl(join(dir, "residents.jsonl"), people);
-  const imp = await cli([...w(), "registry", "import", join(dir, "residents.jsonl"), "--json"], { cwd: dir });
-  expect(imp.code, imp.stderr).toBe(0);
+  await tokyoSignatureWorkspace(dir, ws, people);
   await issue("A", 0);
   await issue("B", 1);
   await issue("C", 2);

@@ -16,7 +16,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import pg from "pg";
-import { inject } from "vitest";
+import { expect, inject } from "vitest";
 import { DEFAULT_WORKSPACE } from "../../src/cli/context.js";
 import { run } from "../../src/cli/program.js";
 import type { Io } from "../../src/cli/output.js";
@@ -292,4 +292,13 @@ export async function issueWithCardKey(ws: string, dir: string, name: string, re
   const r = await cli(["--workspace", ws, "issue", "--resident", residentCode, "--public-key", k.pub, "-o", path, "--json"], { cwd: dir });
   if (r.code !== 0) throw new Error(`jpki issue for ${name} exited ${r.code}: ${r.stderr}`);
   return { serial: r.json().serial, ca: r.json().ca, path };
+}
+
+/** A workspace at `ws` holding Tokyo's signature CA, with `people` imported into its registry (residents.jsonl in `dir`). */
+export async function tokyoSignatureWorkspace(dir: string, ws: string, people: unknown[]): Promise<void> {
+  const init = await cli(["--workspace", ws, "ca", "init", "--prefecture", "13", "--purpose", "signature"], { cwd: dir });
+  expect(init.code, init.stderr).toBe(0);
+  writeJsonl(join(dir, "residents.jsonl"), people);
+  const imp = await cli(["--workspace", ws, "registry", "import", join(dir, "residents.jsonl"), "--json"], { cwd: dir });
+  expect(imp.code, imp.stderr).toBe(0);
 }

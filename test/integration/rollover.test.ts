@@ -16,7 +16,7 @@ import { parsePemBlocks } from "../../src/pki/pem.js";
 import { certificateParts } from "../../src/pki/der.js";
 import { keyIdentifier } from "../../src/profile/extensions.js";
 import { describeCrl } from "../../src/profile/describe.js";
-import { chiyodaResidents, cli, issueWithCardKey, sh, tempDir, writeJsonl } from "./helpers.js";
+import { chiyodaResidents, cli, issueWithCardKey, sh, tempDir, tokyoSignatureWorkspace } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -75,10 +75,7 @@ const keyIdOf = (caId: string) => keyIdentifier(certificateParts(der(caPem(caId)
 beforeAll(async () => {
   dir = tempDir("jpki-rollover-");
   ws = join(dir, "ws");
-  expect((await cli([...w(), "ca", "init", "--prefecture", "13", "--purpose", "signature"], { cwd: dir })).code).toBe(0);
-  writeJsonl(join(dir, "residents.jsonl"), people);
-  const imp = await cli([...w(), "registry", "import", join(dir, "residents.jsonl"), "--json"], { cwd: dir });
-  expect(imp.code, imp.stderr).toBe(0);
+  await tokyoSignatureWorkspace(dir, ws, people);
   await issue("A", 0);
   await issue("B", 1);
   const r = await cli([...w(), "ca", "rollover", "--prefecture", "13", "--purpose", "sig", "--json"], { cwd: dir });
