@@ -12,8 +12,10 @@
  * Setup (not timed): one prefecture's signature CA, CERTS residents with a signature certificate each (one
  * shared RSA-2048 key: the bench measures the API, not key generation), a quarter of them revoked, the CRLs
  * generated, a government body registered as verifier (its bearer token on every request). The requests
- * rotate through the certificates, so the answers are both "valid" and "revoked". Load: autocannon in its own
- * process, 32 connections, `seconds` per run, the server with one worker (as the engine runs on one thread).
+ * rotate through the certificates, so the answers are both "valid" and "revoked". Load: bench/http-load.ts in its
+ * own process (a closed loop on raw keep-alive sockets; autocannon cost a fifth of the 2 cores' CPU per answer, and
+ * one autocannon run is printed beside it as a cross-check), 32 connections, `seconds` per run, the server with one
+ * worker (as the engine runs on one thread).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
@@ -38,6 +40,7 @@ import { VerifierValidationService } from "../src/verifier/validation-service.js
 import { registerVerifier } from "../src/verifier/registration.js";
 import type { Backend } from "./backends.js";
 import type { BenchResult } from "./issue.js";
+import type { LoadResult, LoadSpec } from "./http-load.js";
 import { profiled } from "./profile.js";
 import { freePort, start, stop } from "./serve.js";
 
@@ -80,27 +83,55 @@ function autocannonJson(url: string, bodiesFile: string, headers: Record<string,
   });
 }
 
-/** CPU seconds a process has used so far, all its threads and its main thread (Linux /proc; undefined elsewhere). */
-function cpuOf(pid: number | undefined): { all: number; main: number } | undefined {
-  const ticks = (path: string) => {
-    const st = readFileSync(path, "utf8");
-    const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / 100;
-  };
+/** bench/http-load.ts in a child process: the same closed loop as autocannon at a fifth of its CPU per request. */
+function rawLoad(url: string, bodies: readonly string[], headers: Record<string, string>, o: { seconds: number; connections: number }, specFile: string): Promise<Load> {
+  const u = new URL(url);
+  const spec: LoadSpec = { host: u.hostname, port: Number(u.port), path: u.pathname, headers: { "content-type": "application/json", ...headers }, bodies, ...o };
+  writeFileSync(specFile, JSON.stringify(spec));
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [fileURLToPath(new URL("./http-load.js", import.meta.url)), specFile], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.on("exit", (code) => {
+      if (code !== 0) return reject(new Error(`http-load exited ${code}`));
+      const r = JSON.parse(out) as LoadResult;
+      resolve({ rps: r.rps, total: r.total, loadCpu: r.cpu, errors: r.errors, statuses: r.statuses });
+    });
+  });
+}
+
+/** CPU seconds each thread of a process has used so far, by thread id (Linux /proc; undefined elsewhere). */
+function cpuOf(pid: number | undefined): Map<number, { cpu: number }> | undefined {
   try {
-    return pid === undefined ? undefined : { all: ticks(`/proc/${pid}/stat`), main: ticks(`/proc/${pid}/task/${pid}/stat`) };
+    if (pid === undefined) return undefined;
+    const out = new Map<number, { cpu: number }>();
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      const st = readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8");
+      const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+      out.set(Number(t), { cpu: (Number(f[11]) + Number(f[12])) / 100 });
+    }
+    return out;
   } catch {
     return undefined;
   }
 }
 
-/** A run under load with the server's CPU over it: µs per answer on its main thread and on all its threads. */
-async function measuredLoad(server: ChildProcess, run: () => Promise<Load>): Promise<Load & { serverMainUs?: number; serverAllUs?: number }> {
+/**
+ * A run under load with the server's CPU over it: µs per answer on all its threads, on its main thread, on the
+ * busiest other thread (the engine's) and on the rest (V8's GC and compiler helpers, libuv's pool, the
+ * checkpointer: node 20 leaves its threads unnamed, so they cannot be told apart).
+ */
+async function measuredLoad(server: ChildProcess, run: () => Promise<Load>): Promise<Load & { serverMainUs?: number; serverAllUs?: number; threads?: string }> {
   const a = cpuOf(server.pid);
   const r = await run();
   const b = cpuOf(server.pid);
   if (!a || !b || !r.total) return r;
-  return { ...r, serverMainUs: ((b.main - a.main) / r.total) * 1e6, serverAllUs: ((b.all - a.all) / r.total) * 1e6 };
+  const used = [...b].map(([tid, t]) => ({ tid, us: ((t.cpu - (a.get(tid)?.cpu ?? 0)) / r.total) * 1e6 }));
+  const main = used.find((t) => t.tid === server.pid)?.us ?? 0;
+  const others = used.filter((t) => t.tid !== server.pid).sort((x, y) => y.us - x.us);
+  const rest = others.slice(1).reduce((s, t) => s + t.us, 0);
+  const all = used.reduce((s, t) => s + t.us, 0);
+  return { ...r, serverMainUs: main, serverAllUs: all, threads: `main ${main.toFixed(0)}, busiest other ${(others[0]?.us ?? 0).toFixed(0)}, the rest ${rest.toFixed(0)}` };
 }
 
 /** One POST, to check what the load will get. */
@@ -228,8 +259,13 @@ export async function benchVerifierApi(backend: Backend, opts: { seconds?: numbe
       throw new Error(`verifier-api bench: POST /v1/status answered ${statusFirst.status}, not ${STATUS_BATCH} good or revoked items`);
     }
     const runs: Array<Awaited<ReturnType<typeof measuredLoad>>> = [];
-    for (let i = 0; i < 2; i++) runs.push(await measuredLoad(child, () => autocannonJson(url, bodiesFile, auth, { seconds, connections })));
-    const statusRun = await autocannonJson(statusUrl, statusFile, auth, { seconds, connections: 8 });
+    const specFile = join(dir, "load.json");
+    // Warm-up, not counted: the server's JIT and the engine thread's CRL index (the in-process baseline is warm too).
+    await rawLoad(url, bodies, auth, { seconds: Math.min(2, seconds), connections }, specFile);
+    for (let i = 0; i < 2; i++) runs.push(await measuredLoad(child, () => rawLoad(url, bodies, auth, { seconds, connections }, specFile)));
+    // The same load from autocannon, as a cross-check of the light load generator (and of what it costs).
+    const cannon = await measuredLoad(child, () => autocannonJson(url, bodiesFile, auth, { seconds, connections }));
+    const statusRun = await rawLoad(statusUrl, statusBatches.map((b) => JSON.stringify(b)), auth, { seconds, connections: 8 }, specFile);
     const statusBad = statusRun.errors + Object.entries(statusRun.statuses).filter(([k]) => k !== "200").reduce((t, [, v]) => t + v, 0);
     await stop(child);
     // The same with --workers 2 (a deployment runs a worker per core): on these 2 cores the load generator shares them.
@@ -243,13 +279,15 @@ export async function benchVerifierApi(backend: Backend, opts: { seconds?: numbe
         await new Promise((r) => setTimeout(r, 50));
       }
     }
-    const workers2 = await autocannonJson(url2, bodiesFile, auth, { seconds, connections });
+    const workers2 = await rawLoad(url2, bodies, auth, { seconds, connections }, specFile);
     const best = runs.reduce((a, b) => (b.rps > a.rps ? b : a));
     const bad = runs.reduce((s, r) => s + r.errors + Object.entries(r.statuses).filter(([k]) => k !== "200").reduce((t, [, v]) => t + v, 0), 0);
     const us = (x: number | undefined) => (x === undefined ? "?" : x.toFixed(0));
+    const cannonBad = cannon.errors + Object.entries(cannon.statuses).filter(([k]) => k !== "200").reduce((t, [, v]) => t + v, 0);
     const note = [
-      `cpu       per answer (best run): server ${us(best.serverAllUs)} µs, of it main thread ${us(best.serverMainUs)} µs; load generator ${us((best.loadCpu / best.total) * 1e6)} µs; engine ${(1e6 / engine).toFixed(0)} µs`,
-      `runs      ${runs.map((r) => r.rps.toFixed(0)).join(", ")} answers/s over HTTP (${seconds} s each, ${connections} connections, one worker, certificates in rotation, ${CERTS / 4} of ${CERTS} revoked)${bad ? ` — ${bad} answers were not 200 or failed: the rate is suspect` : ", every answer 200"}`,
+      `cpu       per answer (best run): server ${us(best.serverAllUs)} µs (${best.threads ?? "?"}); load generator ${us((best.loadCpu / best.total) * 1e6)} µs; engine ${(1e6 / engine).toFixed(0)} µs`,
+      `runs      ${runs.map((r) => r.rps.toFixed(0)).join(", ")} answers/s over HTTP (${seconds} s each, ${connections} connections, one worker, certificates in rotation, ${CERTS / 4} of ${CERTS} revoked; load: bench/http-load.ts)${bad ? ` — ${bad} answers were not 200 or failed: the rate is suspect` : ", every answer 200"}`,
+      `autocannon the same load from autocannon: ${cannon.rps.toFixed(0)} answers/s (${(cannon.rps / engine).toFixed(2)}×), server ${us(cannon.serverAllUs)} µs and autocannon ${us((cannon.loadCpu / cannon.total) * 1e6)} µs of CPU per answer${cannonBad ? `; ${cannonBad} answers not 200 or failed` : ""}`,
       `workers   --workers 2: ${workers2.rps.toFixed(0)} answers/s = ${(workers2.rps / engine).toFixed(2)}× the engine on one thread (2 cores shared with the load generator)`,
       `service   in-process (engine + store lookups + disclosure log, 64 in flight): ${service.toFixed(0)} /s = ${(best.rps / service).toFixed(2)}× of it over HTTP; ${written} disclosure records written in-process`,
       `status    POST /v1/status, batches of ${STATUS_BATCH} (link asked, government view): ${statusRun.rps.toFixed(1)} batches/s = ${(statusRun.rps * STATUS_BATCH).toFixed(0)} items/s over HTTP (8 connections${statusBad ? `; ${statusBad} answers not 200 or failed` : ""}) vs checkStatus in-process ${statusInProcess.toFixed(0)} items/s (8 in flight): ${((statusRun.rps * STATUS_BATCH) / statusInProcess).toFixed(2)}× (no target)`,
