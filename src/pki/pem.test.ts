@@ -41,6 +41,17 @@ describe("parsePemBlocks (RFC 7468)", () => {
     expect(() => parsePemBlocks("-----BEGIN CERTIFICATE-----\nQU!D\n-----END CERTIFICATE-----")).toThrow(/outside base64/);
   });
 
+  it("takes base64 with whitespace anywhere and at most two = at the end, nothing else", () => {
+    const block = (body: string) => `-----BEGIN CERTIFICATE-----${body}-----END CERTIFICATE-----`;
+    const der = (body: string) => parsePemBlocks(block(body))[0]!.der;
+    // CRLF lines, tabs and spaces (RFC 7468 §3) are skipped; "QUJDRA==" is "ABCD".
+    expect(der("\r\nQUJD\r\n\tRA =\r\n=\r\n")).toEqual(Buffer.from("ABCD"));
+    expect(der("\nQUJD\n")).toEqual(Buffer.from("ABC"));
+    for (const bad of ["QUJDRA===", "QU=JD", "QUJDRA==QQ", "QUJ\u00e9", "QUJ\u3042", "QUJD\v", "QUJD-"]) {
+      expect(() => parsePemBlocks(block(`\n${bad}\n`)), bad).toThrow(/outside base64/);
+    }
+  });
+
   it("takes linear time on BEGIN lines without their END (a hostile signed-file body)", () => {
     // Quadratic before: 400 kB of BEGIN lines took ~2 s, a 2 MiB body ~50 s on the server's one thread.
     // No clock here: at 150 000 such lines a quadratic scan would run for minutes, past the test's timeout.
