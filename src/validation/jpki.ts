@@ -243,10 +243,15 @@ export function validateJpki(params: ValidateJpkiParams): JpkiValidationResult {
   return withSignatureVerdicts(params.signatureVerdicts, () => validateJpkiNow(params));
 }
 
-function validateJpkiNow(params: ValidateJpkiParams): JpkiValidationResult {
-  if (!JPKI_PURPOSES.includes(params.purpose)) {
-    throw new JpkiError("ERR_USAGE", `validateJpki: purpose must be "signature" or "authentication", not ${JSON.stringify(params.purpose)}`);
+/** Throws ERR_USAGE unless `purpose` is one of JPKI_PURPOSES. */
+export function checkJpkiPurpose(purpose: unknown): asserts purpose is JpkiPurpose {
+  if (!JPKI_PURPOSES.includes(purpose as JpkiPurpose)) {
+    throw new JpkiError("ERR_USAGE", `validateJpki: purpose must be "signature" or "authentication", not ${JSON.stringify(purpose)}`);
   }
+}
+
+function validateJpkiNow(params: ValidateJpkiParams): JpkiValidationResult {
+  checkJpkiPurpose(params.purpose);
   const cert = parse(params.certificate, "certificate");
   const declared = certificatePurposeOf(cert);
   const issuer = jpkiAuthorityOf(cert.issuer);

@@ -8,7 +8,7 @@ import { toThreadError } from "../errors.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
 import { validateJpki } from "../validation/jpki.js";
 import { viewedPart } from "./views.js";
-import type { EngineAnswer, EngineRequest, EngineThreadMessage } from "./engine-thread.js";
+import { decodeQuestions, type EngineAnswer, type EngineRequest, type EngineThreadMessage } from "./engine-thread.js";
 
 function main(port: NonNullable<typeof parentPort>): void {
   const index = new CrlIndexCache({ maxCrls: 4096 });
@@ -35,14 +35,13 @@ function main(port: NonNullable<typeof parentPort>): void {
       return;
     }
     const answers: EngineAnswer[] = [];
-    for (const q of m.questions) {
+    for (const q of decodeQuestions(m.questions)) {
       try {
-        const c = q.certificate;
         const result = validateJpki({
-          certificate: Buffer.from(c.buffer, c.byteOffset, c.byteLength),
+          certificate: q.certificate,
           purpose: q.purpose,
           trustAnchors: anchors,
-          ...(q.chain?.length ? { intermediates: q.chain.map((x) => Buffer.from(x.buffer, x.byteOffset, x.byteLength)) } : {}),
+          ...(q.chain?.length ? { intermediates: q.chain } : {}),
           crls,
           crlIndex: index,
           at: new Date(q.at),

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PKITS_AT, pkitsCert, pkitsCrl } from "../../test/pkits.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
 import { validateJpki } from "../validation/jpki.js";
-import { EngineThread, engineThreadAvailable, type EngineTrust } from "./engine-thread.js";
+import { decodeQuestions, encodeQuestions, EngineThread, engineThreadAvailable, type EngineTrust } from "./engine-thread.js";
 import { viewedPart } from "./views.js";
 
 const MODULE = new URL("../../dist/src/verifier/engine-thread-main.js", import.meta.url);
@@ -31,6 +31,23 @@ afterAll(() => thread.close());
 
 const here = (trust: EngineTrust, certificate: Buffer) =>
   validateJpki({ certificate, purpose: "signature", trustAnchors: trust.anchors, intermediates: [GOOD_CA], crls: trust.crlFiles.map((f) => f.der), crlIndex: new CrlIndexCache(), at: AT });
+
+describe("encodeQuestions / decodeQuestions", () => {
+  it("carries each question whole: id, time, purpose, the certificate and its chain, in order", () => {
+    const questions = [
+      { id: 0xffffffff, certificate: CASES[0]!, chain: [GOOD_CA, TA], purpose: "signature" as const, at: AT.getTime() },
+      { id: 7, certificate: CASES[1]!.subarray(0, 3), purpose: "authentication" as const, at: -1.5 },
+      { id: 0, certificate: new Uint8Array(0), purpose: "signature" as const, at: 8.64e15 },
+    ];
+    const bytes = encodeQuestions(questions);
+    const back = decodeQuestions(bytes);
+    expect(back.map((q) => ({ ...q, certificate: Buffer.from(q.certificate), ...(q.chain ? { chain: q.chain.map((c) => Buffer.from(c)) } : {}) }))).toEqual(
+      questions.map((q) => ({ ...q, certificate: Buffer.from(q.certificate) })),
+    );
+    // one ArrayBuffer of its own, so it can be transferred (a pooled Buffer's would carry node's other small buffers)
+    expect(bytes.byteLength).toBe(3 * 14 + 4 * 5 + CASES[0]!.length + GOOD_CA.length + TA.length + 3);
+  });
+});
 
 describe("EngineThread", () => {
   it("answers as validateJpki does on the calling thread: a valid path, a revoked end entity, a broken signature", async () => {
