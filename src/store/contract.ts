@@ -123,6 +123,13 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(first?.revocation).toEqual({ revokedAt: new Date(2000), reason: 4, source: "superseded:01bb" });
       expect(await s.getCertificateOwner("01cc")).toEqual({ caId: "13-sig", residentCode: "r2", der: Buffer.from("01cc", "hex") });
       expect(await s.getCertificateOwner("01dd")).toBeUndefined();
+      // asked together (the validation API's answers of one turn share one read): each gets its own
+      expect(await Promise.all(["01cc", "01dd", "01aa", "01cc"].map((x) => s.getCertificateOwner(x)))).toEqual([
+        { caId: "13-sig", residentCode: "r2", der: Buffer.from("01cc", "hex") },
+        undefined,
+        { caId: "13-sig", residentCode: "r1", der: Buffer.from("01aa", "hex") },
+        { caId: "13-sig", residentCode: "r2", der: Buffer.from("01cc", "hex") },
+      ]);
       expect((await s.findCertificates({ residentCode: "r1", status: "valid" })).map((c) => c.serial)).toEqual(["01bb"]);
       // the supersession is a revocation: the CA is due for a CRL, marked in the same transaction
       expect(await s.dirtyCas()).toEqual(["13-sig"]);

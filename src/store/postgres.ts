@@ -970,6 +970,19 @@ export class PostgresStore implements Store {
     return new Map(rows.map((r) => [r.resident_code, { record: toResident(r), registrySequence: Number(r.notice_sequence), caSequence: Number(r.ca_sequence) }]));
   });
 
+  /**
+   * The validation API reads each answered certificate's owner (POST /v1/validate, bench api): the answers of
+   * one event-loop turn share one query, not a round trip each (≈ 280 µs of the serving thread per answer).
+   */
+  readonly #ownerLookups = new Coalescer<CertificateOwner & { serial: string }>(async (serials) => {
+    const rows = await this.#query<{ serial: string; ca_id: string; resident_code: string; der: Buffer }>(
+      "reading certificates' owners",
+      { name: "jpki_certificate_owners", text: "SELECT serial, ca_id, resident_code, der FROM certificates WHERE serial = ANY($1)" },
+      [serials],
+    );
+    return new Map(rows.map((r) => [r.serial, { serial: r.serial, caId: r.ca_id, residentCode: r.resident_code, der: r.der }]));
+  });
+
   private constructor(pool: Pool, maxLocks: number) {
     this.#pool = pool;
     this.#maxLocks = maxLocks;
@@ -1566,12 +1579,8 @@ export class PostgresStore implements Store {
   }
 
   async getCertificateOwner(serial: string): Promise<CertificateOwner | undefined> {
-    const [r] = await this.#query<{ ca_id: string; resident_code: string; der: Buffer }>(
-      "reading a certificate's owner",
-      { name: "jpki_certificate_owner", text: "SELECT ca_id, resident_code, der FROM certificates WHERE serial = $1" },
-      [serial],
-    );
-    return r ? { caId: r.ca_id, residentCode: r.resident_code, der: r.der } : undefined;
+    const r = await this.#ownerLookups.get(serial);
+    return r ? { caId: r.caId, residentCode: r.residentCode, der: r.der } : undefined;
   }
 
   async getCertificateByApplication(applicationId: string): Promise<CertificateRow | undefined> {
