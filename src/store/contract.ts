@@ -720,6 +720,11 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(seen).toEqual(["0b05"]);
       expect(await s.registeredIssuances("d")).toEqual([]);
       expect((await s.registeredIssuances("d2")).map((r) => r.serial)).toEqual(["0b05"]);
+      // the CA side, its notice of that change not applied yet, revokes it under the old code: gone under the new one too
+      await s.commitNoticeBatch({ noticeIds: [], residentCodes: ["d"] }, () => ({
+        commit: { at: new Date(5000), notices: [], sequences: [], relinks: [], dirtyCas: ["13-sig"], revocations: [{ serial: "0b05", reason: 3, source: "notice:n2", residentCode: "d" }] },
+      }));
+      expect(await s.registeredIssuances("d2")).toEqual([]);
       // the sweep removes only what expired before its cut-off
       await s.upsertResidents([resident("e")]);
       await s.commitIssuances([cert("0b08", "e", 1000, Date.UTC(2021, 0, 1))]);
