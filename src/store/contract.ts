@@ -735,6 +735,20 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("records a checkpoint of the audit head once when two processes checkpoint the same head", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      const head = (await s.auditHead())!;
+      const cp = { seq: head.seq, hash: head.hash, at: new Date(1000), caId: "13-sig", certificateDer: Buffer.from([1]), signature: Buffer.from([2]) };
+      await s.putAuditCheckpoint(cp);
+      await s.putAuditCheckpoint({ ...cp, at: new Date(2000), signature: Buffer.from([3]) });
+      expect((await s.auditCheckpoints()).map((c) => [c.seq, c.at.getTime()])).toEqual([[head.seq, 1000]]);
+      const records: string[] = [];
+      for await (const r of s.auditRecords({ action: "audit.checkpoint" })) records.push(r.subject);
+      expect(records.length).toBe(1);
+      await s.close();
+    });
+
     it("keeps the registry's outbox: notices enqueued with the record change, listed in order, removed when acknowledged", async () => {
       const s = await make();
       await s.upsertResidents(["a", "b"].map(resident));

@@ -968,8 +968,12 @@ export class SqliteStore implements Store {
   putAuditCheckpoint(cp: AuditCheckpoint): Promise<void> {
     return this.#run("recording an audit checkpoint", () =>
       this.#db.transaction(() => {
-        this.#db.prepare("INSERT INTO audit_checkpoints (seq, hash, at, ca_id, cert_der, signature) VALUES (?, ?, ?, ?, ?, ?)").run(cp.seq, cp.hash, cp.at.getTime(), cp.caId, cp.certificateDer, cp.signature);
-        this.#appendAudit(checkpointAudit(cp));
+        // Another process (two `crl generate` at once) may have checkpointed this very head first: the head is
+        // checkpointed, and a second record would only say so twice.
+        const put = this.#db
+          .prepare("INSERT INTO audit_checkpoints (seq, hash, at, ca_id, cert_der, signature) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING")
+          .run(cp.seq, cp.hash, cp.at.getTime(), cp.caId, cp.certificateDer, cp.signature);
+        if (put.changes) this.#appendAudit(checkpointAudit(cp));
       }).immediate(),
     );
   }
