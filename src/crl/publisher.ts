@@ -233,7 +233,9 @@ export class CrlPublisher {
         },
       });
       await flushing;
-      const file = der.finish();
+      // The signature, written after the flush, is synced on the thread pool too: with several CAs published
+      // at once (CrlUpdater.publishDue), this thread builds and signs another CRL meanwhile.
+      const file = await der.finishAsync();
       staged.push(file);
       if (!check) throw new JpkiError("ERR_INTERNAL", "the CRL builder never reported its layout: the staged CRL was not checked");
       check.finish();

@@ -720,6 +720,11 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(seen).toEqual(["0b05"]);
       expect(await s.registeredIssuances("d")).toEqual([]);
       expect((await s.registeredIssuances("d2")).map((r) => r.serial)).toEqual(["0b05"]);
+      // the CA side, its notice of that change not applied yet, revokes it under the old code: gone under the new one too
+      await s.commitNoticeBatch({ noticeIds: [], residentCodes: ["d"] }, () => ({
+        commit: { at: new Date(5000), notices: [], sequences: [], relinks: [], dirtyCas: ["13-sig"], revocations: [{ serial: "0b05", reason: 3, source: "notice:n2", residentCode: "d" }] },
+      }));
+      expect(await s.registeredIssuances("d2")).toEqual([]);
       // the sweep removes only what expired before its cut-off
       await s.upsertResidents([resident("e")]);
       await s.commitIssuances([cert("0b08", "e", 1000, Date.UTC(2021, 0, 1))]);
@@ -727,6 +732,20 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(await s.sweepRegisteredIssuances(new Date(Date.UTC(2022, 0, 1)))).toBe(1);
       expect(await s.registeredIssuances("e")).toEqual([]);
       expect((await s.registeredIssuances("a")).length).toBe(2);
+      await s.close();
+    });
+
+    it("records a checkpoint of the audit head once when two processes checkpoint the same head", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      const head = (await s.auditHead())!;
+      const cp = { seq: head.seq, hash: head.hash, at: new Date(1000), caId: "13-sig", certificateDer: Buffer.from([1]), signature: Buffer.from([2]) };
+      await s.putAuditCheckpoint(cp);
+      await s.putAuditCheckpoint({ ...cp, at: new Date(2000), signature: Buffer.from([3]) });
+      expect((await s.auditCheckpoints()).map((c) => [c.seq, c.at.getTime()])).toEqual([[head.seq, 1000]]);
+      const records: string[] = [];
+      for await (const r of s.auditRecords({ action: "audit.checkpoint" })) records.push(r.subject);
+      expect(records.length).toBe(1);
       await s.close();
     });
 

@@ -1186,8 +1186,11 @@ export class PostgresStore implements Store {
 
   putAuditCheckpoint(cp: AuditCheckpoint): Promise<void> {
     return this.#tx("recording an audit checkpoint", async (c) => {
-      await c.query("INSERT INTO audit_checkpoints (seq, hash, at, ca_id, cert_der, signature) VALUES ($1, $2, $3, $4, $5, $6)", [cp.seq, cp.hash, cp.at.getTime(), cp.caId, cp.certificateDer, cp.signature]);
-      await this.#appendAudits(c, [checkpointAudit(cp)]);
+      // As in SQLite: a head another process checkpointed first is checkpointed, once.
+      const put = await c.query("INSERT INTO audit_checkpoints (seq, hash, at, ca_id, cert_der, signature) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (seq) DO NOTHING", [
+        cp.seq, cp.hash, cp.at.getTime(), cp.caId, cp.certificateDer, cp.signature,
+      ]);
+      if (put.rowCount) await this.#appendAudits(c, [checkpointAudit(cp)]);
     });
   }
 

@@ -763,7 +763,19 @@ export class SqliteStore implements Store {
         "INSERT INTO registry_issuances (serial, resident_code, ca_id, type, name, address, birth_date, gender, not_before, not_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
       deleteRegistered: db.prepare("DELETE FROM registry_issuances WHERE serial = ?"),
-      registeredOf: db.prepare("SELECT * FROM registry_issuances WHERE resident_code = ? ORDER BY serial"),
+      // A notice batch leaves a revoked certificate's row in place (see commitNoticeBatch): what the registry holds
+      // is the rows whose certificate is not revoked. The CA side's code of a serial is certificates' (the
+      // registry's may differ until both sides have applied a resident-code change).
+      registeredOf: db.prepare(
+        `SELECT * FROM registry_issuances r WHERE r.resident_code = ?
+           AND NOT EXISTS (SELECT 1 FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial
+                           WHERE c.serial = r.serial AND k.revoked_at IS NOT NULL)
+         ORDER BY r.serial`,
+      ),
+      sweepRevokedRegistered: db.prepare(
+        `DELETE FROM registry_issuances WHERE EXISTS (SELECT 1 FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial
+           WHERE c.serial = registry_issuances.serial AND k.revoked_at IS NOT NULL)`,
+      ),
       relinkRegistered: db.prepare("UPDATE registry_issuances SET resident_code = ? WHERE resident_code = ?"),
       sweepRegistered: db.prepare("DELETE FROM registry_issuances WHERE not_after < ?"),
       enqueueOutbox: db.prepare("INSERT INTO registry_outbox (notice_id, resident_code, sequence, body, created_at) VALUES (?, ?, ?, ?, ?)"),
@@ -956,8 +968,12 @@ export class SqliteStore implements Store {
   putAuditCheckpoint(cp: AuditCheckpoint): Promise<void> {
     return this.#run("recording an audit checkpoint", () =>
       this.#db.transaction(() => {
-        this.#db.prepare("INSERT INTO audit_checkpoints (seq, hash, at, ca_id, cert_der, signature) VALUES (?, ?, ?, ?, ?, ?)").run(cp.seq, cp.hash, cp.at.getTime(), cp.caId, cp.certificateDer, cp.signature);
-        this.#appendAudit(checkpointAudit(cp));
+        // Another process (two `crl generate` at once) may have checkpointed this very head first: the head is
+        // checkpointed, and a second record would only say so twice.
+        const put = this.#db
+          .prepare("INSERT INTO audit_checkpoints (seq, hash, at, ca_id, cert_der, signature) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING")
+          .run(cp.seq, cp.hash, cp.at.getTime(), cp.caId, cp.certificateDer, cp.signature);
+        if (put.changes) this.#appendAudit(checkpointAudit(cp));
       }).immediate(),
     );
   }
@@ -1156,7 +1172,11 @@ export class SqliteStore implements Store {
 
   sweepRegisteredIssuances(expiredBefore: Date): Promise<number> {
     return this.#run("sweeping expired issuance information", () =>
-      this.#db.transaction(() => this.#stmts.sweepRegistered.run(expiredBefore.getTime()).changes).immediate(),
+      this.#db.transaction(() => {
+        // Rows of revoked certificates left by notice batches go too, uncounted: they were not visible.
+        this.#stmts.sweepRevokedRegistered.run();
+        return this.#stmts.sweepRegistered.run(expiredBefore.getTime()).changes;
+      }).immediate(),
     );
   }
 
@@ -1683,7 +1703,10 @@ export class SqliteStore implements Store {
           const u = code === undefined ? undefined : unrevoked.get(r.serial);
           if (u && st.revokeKnown.run(at, r.reason, r.source, code, r.serial).changes === 1) {
             log.add(u.caId, r.serial, at, r.reason, u.notAfter, u.municipality);
-            st.deleteRegistered.run(r.serial);
+            // Its registered issuance information (発行情報) is not deleted here: registeredOf no longer returns
+            // it, and sweepRegisteredIssuances removes it. Deleting it cost two random B-tree pages per
+            // revocation (the table by serial and its resident index), about a fifth of a notice's CPU
+            // across the committing and checkpointing threads, measured at 1M residents.
             revoked++;
           } else if (this.#revokeOne(log, r.serial, code, at, r.reason, r.source)) {
             // not where the context saw it, or named twice (then already revoked, and left alone)

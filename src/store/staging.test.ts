@@ -25,6 +25,22 @@ describe("openStagingFile", () => {
     expect(readdirSync(dir)).toEqual(["a.crl"]);
   });
 
+  it("finishAsync syncs on the thread pool, closes, and installs the whole file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-staging-"));
+    const target = join(dir, "a.crl");
+    const f = openStagingFile(target);
+    f.write(Buffer.from("head-"));
+    await f.flush();
+    f.write(Buffer.from("tail"));
+    const staged = await f.finishAsync();
+    expect(() => f.write(Buffer.from("late"))).toThrow(/closed/);
+    await expect(f.finishAsync()).rejects.toThrow(/closed/);
+    expect(existsSync(target)).toBe(false);
+    staged.install();
+    expect(readFileSync(target, "utf8")).toBe("head-tail");
+    expect(readdirSync(dir)).toEqual(["a.crl"]);
+  });
+
   it("discard removes the temporary file, open or finished, and leaves the target alone", () => {
     const dir = mkdtempSync(join(tmpdir(), "jpki-staging-"));
     const target = join(dir, "a.crl");
