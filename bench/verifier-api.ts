@@ -116,6 +116,23 @@ function cpuOf(pid: number | undefined): Map<number, { cpu: number }> | undefine
   }
 }
 
+/** CPU seconds used so far by every process named `postgres` (the database server's backends; Linux /proc). */
+function postgresCpu(): number {
+  let sum = 0;
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const st = readFileSync(`/proc/${pid}/stat`, "utf8");
+      if (st.slice(st.indexOf("(") + 1, st.lastIndexOf(")")) !== "postgres") continue;
+      const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+      sum += (Number(f[11]) + Number(f[12])) / 100;
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return sum;
+}
+
 /**
  * A run under load with the server's CPU over it: µs per answer on all its threads, on its main thread, on the
  * busiest other thread (the engine's) and on the rest (V8's GC and compiler helpers, libuv's pool, the
@@ -123,15 +140,17 @@ function cpuOf(pid: number | undefined): Map<number, { cpu: number }> | undefine
  */
 async function measuredLoad(server: ChildProcess, run: () => Promise<Load>): Promise<Load & { serverMainUs?: number; serverAllUs?: number; threads?: string }> {
   const a = cpuOf(server.pid);
+  const dbA = postgresCpu();
   const r = await run();
   const b = cpuOf(server.pid);
+  const dbUs = ((postgresCpu() - dbA) / Math.max(1, r.total)) * 1e6;
   if (!a || !b || !r.total) return r;
   const used = [...b].map(([tid, t]) => ({ tid, us: ((t.cpu - (a.get(tid)?.cpu ?? 0)) / r.total) * 1e6 }));
   const main = used.find((t) => t.tid === server.pid)?.us ?? 0;
   const others = used.filter((t) => t.tid !== server.pid).sort((x, y) => y.us - x.us);
   const rest = others.slice(1).reduce((s, t) => s + t.us, 0);
   const all = used.reduce((s, t) => s + t.us, 0);
-  return { ...r, serverMainUs: main, serverAllUs: all, threads: `main ${main.toFixed(0)}, busiest other ${(others[0]?.us ?? 0).toFixed(0)}, the rest ${rest.toFixed(0)}` };
+  return { ...r, serverMainUs: main, serverAllUs: all, threads: `main ${main.toFixed(0)}, busiest other ${(others[0]?.us ?? 0).toFixed(0)}, the rest ${rest.toFixed(0)}${dbUs > 0 ? `; PostgreSQL's processes ${dbUs.toFixed(0)} µs` : ""}` };
 }
 
 /** One POST, to check what the load will get. */

@@ -2243,10 +2243,12 @@ export class PostgresStore implements Store {
     const col = <T>(f: (d: DisclosureRecord) => T) => records.map(f);
     // One transaction: the disclosures and the verifiers' audit records are kept together or not at all.
     await this.#tx("recording disclosures", async (c) => {
-      await c.query(
-      `INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed)
+      // Named, so each connection parses and plans it once: the validation API writes a group per few answers.
+      await c.query({
+        name: "jpki_disclosures_append",
+        text: `INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::boolean[])`,
-      [
+        values: [
         col((d) => d.verifierId),
         col((d) => d.serial),
         col((d) => d.issuer),
@@ -2257,8 +2259,8 @@ export class PostgresStore implements Store {
         col((d) => d.validationTime.getTime()),
         col((d) => d.answer),
         col((d) => d.itemsDisclosed),
-      ],
-      );
+        ],
+      });
       await this.#appendAudits(c, queryAudits([], records));
     });
   }
