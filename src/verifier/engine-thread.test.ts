@@ -76,6 +76,10 @@ describe("EngineThread", () => {
   it("passes the engine's errors on with their codes", async () => {
     await expect(thread.validate({ anchors: [TA], crlFiles: [] }, { certificate: Buffer.from("3003020101", "hex"), purpose: "signature", at: AT })).rejects.toMatchObject({ code: "ERR_DER_MALFORMED" });
     await expect(thread.validate({ anchors: [TA], crlFiles: [] }, { certificate: CASES[0]!, purpose: "nonsense" as never, at: AT })).rejects.toMatchObject({ code: "ERR_USAGE" });
+    // a chain too long for the message is refused alone; a question sent beside it is answered
+    const beside = thread.validate({ anchors: [TA], crlFiles: [ROOT_CRL, GOOD_CRL] }, { certificate: CASES[1]!, chain: [GOOD_CA], purpose: "signature", at: AT });
+    await expect(thread.validate({ anchors: [TA], crlFiles: [] }, { certificate: CASES[0]!, chain: Array.from({ length: 255 }, () => GOOD_CA), purpose: "signature", at: AT })).rejects.toMatchObject({ code: "ERR_USAGE" });
+    expect((await beside).status).toBe("revoked");
   });
 
   it("once closed it refuses work with ERR_INTERNAL (the service then validates on its own thread)", async () => {

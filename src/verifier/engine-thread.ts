@@ -22,6 +22,9 @@ import type { ViewedResult } from "./views.js";
 
 const THREAD = new URL("./engine-thread-main.js", import.meta.url);
 
+/** The longest chain a question may carry: its certificate count goes as one byte (encodeQuestions). */
+const MAX_THREAD_CHAIN = 254;
+
 /** Messages of questions the thread may have queued before more wait to go as one (see validate). */
 const BATCHES_OUT = 2;
 
@@ -67,7 +70,6 @@ export function encodeQuestions(questions: readonly EngineQuestion[]): ArrayBuff
   };
   for (const q of questions) {
     const chain = q.chain ?? [];
-    if (chain.length > 254) throw new JpkiError("ERR_INTERNAL", "a chain of more than 254 certificates cannot be sent to the engine's thread");
     o = out.writeUInt32LE(q.id, o);
     o = out.writeDoubleLE(q.at, o);
     o = out.writeUInt8(JPKI_PURPOSES.indexOf(q.purpose), o);
@@ -173,6 +175,8 @@ export class EngineThread {
     if (this.#ended) return Promise.reject(this.#ended);
     try {
       checkJpkiPurpose(q.purpose); // the engine's own refusal, here: a purpose goes to the thread as its index
+      // Refused here, not when the message is encoded: a throw there would fail the other questions it carries.
+      if ((q.chain?.length ?? 0) > MAX_THREAD_CHAIN) throw new JpkiError("ERR_USAGE", `a chain of more than ${MAX_THREAD_CHAIN} certificates cannot be sent to the engine's thread`);
     } catch (e) {
       return Promise.reject(e);
     }
