@@ -47,7 +47,7 @@ describe("parsePemBlocks (RFC 7468)", () => {
     // CRLF lines, tabs and spaces (RFC 7468 §3) are skipped; "QUJDRA==" is "ABCD".
     expect(der("\r\nQUJD\r\n\tRA =\r\n=\r\n")).toEqual(Buffer.from("ABCD"));
     expect(der("\nQUJD\n")).toEqual(Buffer.from("ABC"));
-    for (const bad of ["QUJDRA===", "QU=JD", "QUJDRA==QQ", "QUJ\u00e9", "QUJ\u3042", "QUJD\v", "QUJD-"]) {
+    for (const bad of ["QUJDRA===", "QUJDRA= =\n=", "QU=JD", "QUJDRA=\n=Q", "QUJDRA==QQ", "QUJ\u00e9", "QUJ\u3042", "QUJD\v", "QUJD-"]) {
       expect(() => parsePemBlocks(block(`\n${bad}\n`)), bad).toThrow(/outside base64/);
     }
   });
