@@ -20,7 +20,7 @@ import { generateCrls } from "../crl/generate.js";
 import { FixedClock } from "../pki/clock.js";
 import { Workspace } from "../workspace/workspace.js";
 import { registerVerifier } from "../verifier/registration.js";
-import { buildServer } from "./app.js";
+import { buildServer, jsonNestsDeeper } from "./app.js";
 import { AccessLog, lineSink } from "./access-log.js";
 import { serveHttp } from "./serve.js";
 import { STAT_TTL_MS } from "./published.js";
@@ -561,5 +561,19 @@ describe("every error answer carries a typed code (issue 13 point 3: found by np
     expect(JSON.parse((await raw(withToken("route-not-found"))).body)).toEqual({ error: "not_found", code: "not-found", message: "no such route: the routes are listed at /openapi.json" });
     expect(JSON.parse((await raw(withToken("bad-header-line"))).body)).toMatchObject({ code: "bad-request", statusCode: 400 });
     expect(JSON.parse((await raw(withToken("json-too-deep"))).body)).toMatchObject({ code: "body-too-deep", statusCode: 400 });
+  });
+});
+
+describe("jsonNestsDeeper", () => {
+  it("says whether arrays and objects nest deeper than the bound, brackets in strings not counted", () => {
+    const nest = (n: number) => "[".repeat(n) + "]".repeat(n);
+    expect(jsonNestsDeeper(nest(3), 3)).toBe(false);
+    expect(jsonNestsDeeper(nest(4), 3)).toBe(true);
+    expect(jsonNestsDeeper(`{"a":${nest(3)}}`, 3)).toBe(true);
+    // more brackets than the bound, side by side: the walk, not the count, decides
+    expect(jsonNestsDeeper(`[${"[],".repeat(50)}{}]`, 3)).toBe(false);
+    expect(jsonNestsDeeper(`{"s":"${"[{".repeat(50)}","t":[1]}`, 3)).toBe(false);
+    expect(jsonNestsDeeper(`{"s":"\\"[[[[","t":${nest(3)}}`, 3)).toBe(true);
+    expect(jsonNestsDeeper(`{"certificate":"-----BEGIN CERTIFICATE-----\\nMIIB\\n","purpose":"signature"}`, 16)).toBe(false);
   });
 });

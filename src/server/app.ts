@@ -100,6 +100,9 @@ export const MAX_JSON_DEPTH = 16;
 
 /** Whether JSON text nests arrays and objects more than `max` deep (strings skipped). Linear, no parse. */
 export function jsonNestsDeeper(text: string, max: number): boolean {
+  // Text with at most `max` opening brackets cannot nest deeper, whatever its strings hold: counted by indexOf
+  // (≈ 0.05 µs for a certificate's body), the walk below reads every character (≈ 4 µs of each POST /v1/validate).
+  if (fewBrackets(text, max)) return false;
   let depth = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -115,6 +118,15 @@ export function jsonNestsDeeper(text: string, max: number): boolean {
     } else if (c === 0x5d || c === 0x7d) depth--;
   }
   return false;
+}
+
+/** Whether the text holds at most `max` of `[` and `{` together. */
+function fewBrackets(text: string, max: number): boolean {
+  let n = 0;
+  for (const open of ["{", "["]) {
+    for (let i = text.indexOf(open); i >= 0; i = text.indexOf(open, i + 1)) if (++n > max) return false;
+  }
+  return true;
 }
 
 /** The path of a base URL without its trailing slash: where the certificates' URLs put the files. */
