@@ -12,10 +12,11 @@
  * Setup (not timed): one prefecture's signature CA, CERTS residents with a signature certificate each (one
  * shared RSA-2048 key: the bench measures the API, not key generation), a quarter of them revoked, the CRLs
  * generated, a government body registered as verifier (its bearer token on every request). The requests
- * rotate through the certificates, so the answers are both "valid" and "revoked". Load: bench/http-load.ts in its
- * own process (a closed loop on raw keep-alive sockets; autocannon cost a fifth of the 2 cores' CPU per answer, and
- * one autocannon run is printed beside it as a cross-check), 32 connections, `seconds` per run, the server with one
- * worker (as the engine runs on one thread).
+ * rotate through the certificates, so the answers are both "valid" and "revoked". Load: wrk where it is installed
+ * (bench/wrk-load.ts), else bench/http-load.ts, in its own process — a closed loop on keep-alive connections; on
+ * these 2 cores the generator's CPU is taken from the server (autocannon cost a fifth of it per answer, http-load
+ * ≈ 35–45 µs, wrk ≈ 20), so the lightest one sets the rate, and one run of each other generator is printed beside it
+ * as a cross-check — 32 connections, `seconds` per run, the server with one worker (as the engine runs on one thread).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
@@ -42,6 +43,7 @@ import type { Backend } from "./backends.js";
 import type { BenchResult } from "./issue.js";
 import type { LoadResult, LoadSpec } from "./http-load.js";
 import { profiled } from "./profile.js";
+import { runWrk, wrkAvailable } from "./wrk-load.js";
 import { freePort, start, stop } from "./serve.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url)); // dist/bench/ → the package root
@@ -98,6 +100,17 @@ function rawLoad(url: string, bodies: readonly string[], headers: Record<string,
       resolve({ rps: r.rps, total: r.total, loadCpu: r.cpu, errors: r.errors, statuses: r.statuses });
     });
   });
+}
+
+/** wrk (bench/wrk-load.ts) with the same spec as rawLoad. */
+function wrkLoad(url: string, bodies: readonly string[], headers: Record<string, string>, o: { seconds: number; connections: number }, scriptFile: string): Promise<Load> {
+  const u = new URL(url);
+  return runWrk({ host: u.hostname, port: Number(u.port), path: u.pathname, headers: { "content-type": "application/json", ...headers }, bodies, ...o }, scriptFile).then((r) => ({ rps: r.rps, total: r.total, loadCpu: r.cpu, errors: r.errors, statuses: r.statuses }));
+}
+
+/** Answers of a run that were not a success (a 4xx/5xx is cheap and would flatter the rate), and socket errors. */
+function failures(r: Pick<Load, "errors" | "statuses">): number {
+  return r.errors + Object.entries(r.statuses).filter(([k]) => k !== "200" && k !== "2xx").reduce((t, [, v]) => t + v, 0);
 }
 
 /** CPU seconds each thread of a process has used so far, by thread id (Linux /proc; undefined elsewhere). */
@@ -279,14 +292,19 @@ export async function benchVerifierApi(backend: Backend, opts: { seconds?: numbe
     }
     const runs: Array<Awaited<ReturnType<typeof measuredLoad>>> = [];
     const specFile = join(dir, "load.json");
+    // The load: wrk where it is installed (≈ 20 µs of CPU per request), else bench/http-load.ts (≈ 35–45).
+    const useWrk = wrkAvailable();
+    const loadName = useWrk ? "wrk, one thread" : "bench/http-load.ts";
+    const primary = () => (useWrk ? wrkLoad(url, bodies, auth, { seconds, connections }, join(dir, "load.lua")) : rawLoad(url, bodies, auth, { seconds, connections }, specFile));
     // Warm-up, not counted, as long as a run: the server's JIT (its optimizing compiles run on other threads and
     // were still at work through a 2 s warm-up) and the engine thread's CRL index; the in-process baseline is warm too.
-    await rawLoad(url, bodies, auth, { seconds, connections }, specFile);
-    for (let i = 0; i < 2; i++) runs.push(await measuredLoad(child, () => rawLoad(url, bodies, auth, { seconds, connections }, specFile)));
-    // The same load from autocannon, as a cross-check of the light load generator (and of what it costs).
+    await primary();
+    for (let i = 0; i < 2; i++) runs.push(await measuredLoad(child, primary));
+    // The same load from the other generators, as a cross-check of the first (and of what each costs).
+    const light = useWrk ? await measuredLoad(child, () => rawLoad(url, bodies, auth, { seconds, connections }, specFile)) : undefined;
     const cannon = await measuredLoad(child, () => autocannonJson(url, bodiesFile, auth, { seconds, connections }));
     const statusRun = await rawLoad(statusUrl, statusBatches.map((b) => JSON.stringify(b)), auth, { seconds, connections: 8 }, specFile);
-    const statusBad = statusRun.errors + Object.entries(statusRun.statuses).filter(([k]) => k !== "200").reduce((t, [, v]) => t + v, 0);
+    const statusBad = failures(statusRun);
     await stop(child);
     // The same with --workers 2 (a deployment runs a worker per core): on these 2 cores the load generator shares them.
     const port2 = await freePort();
@@ -301,12 +319,13 @@ export async function benchVerifierApi(backend: Backend, opts: { seconds?: numbe
     }
     const workers2 = await rawLoad(url2, bodies, auth, { seconds, connections }, specFile);
     const best = runs.reduce((a, b) => (b.rps > a.rps ? b : a));
-    const bad = runs.reduce((s, r) => s + r.errors + Object.entries(r.statuses).filter(([k]) => k !== "200").reduce((t, [, v]) => t + v, 0), 0);
+    const bad = runs.reduce((s, r) => s + failures(r), 0);
     const us = (x: number | undefined) => (x === undefined ? "?" : x.toFixed(0));
-    const cannonBad = cannon.errors + Object.entries(cannon.statuses).filter(([k]) => k !== "200").reduce((t, [, v]) => t + v, 0);
+    const cannonBad = failures(cannon);
     const note = [
       `cpu       per answer (best run): server ${us(best.serverAllUs)} µs (${best.threads ?? "?"}); load generator ${us((best.loadCpu / best.total) * 1e6)} µs; engine ${(1e6 / engine).toFixed(0)} µs`,
-      `runs      ${runs.map((r) => r.rps.toFixed(0)).join(", ")} answers/s over HTTP (${seconds} s each, ${connections} connections, one worker, certificates in rotation, ${CERTS / 4} of ${CERTS} revoked; load: bench/http-load.ts)${bad ? ` — ${bad} answers were not 200 or failed: the rate is suspect` : ", every answer 200"}`,
+      `runs      ${runs.map((r) => r.rps.toFixed(0)).join(", ")} answers/s over HTTP (${seconds} s each, ${connections} connections, one worker, certificates in rotation, ${CERTS / 4} of ${CERTS} revoked; load: ${loadName})${bad ? ` — ${bad} answers were not 200 or failed: the rate is suspect` : ", every answer 200"}`,
+      ...(light ? [`http-load the same load from bench/http-load.ts: ${light.rps.toFixed(0)} answers/s (${(light.rps / engine).toFixed(2)}×), server ${us(light.serverAllUs)} µs and the generator ${us((light.loadCpu / light.total) * 1e6)} µs of CPU per answer${failures(light) ? `; ${failures(light)} answers not 200 or failed` : ""}`] : []),
       `autocannon the same load from autocannon: ${cannon.rps.toFixed(0)} answers/s (${(cannon.rps / engine).toFixed(2)}×), server ${us(cannon.serverAllUs)} µs and autocannon ${us((cannon.loadCpu / cannon.total) * 1e6)} µs of CPU per answer${cannonBad ? `; ${cannonBad} answers not 200 or failed` : ""}`,
       `workers   --workers 2: ${workers2.rps.toFixed(0)} answers/s = ${(workers2.rps / engine).toFixed(2)}× the engine on one thread (2 cores shared with the load generator)`,
       `service   in-process (engine + store lookups + disclosure log, 64 in flight): ${service.toFixed(0)} /s = ${(best.rps / service).toFixed(2)}× of it over HTTP; ${written} disclosure records written in-process`,
