@@ -451,6 +451,26 @@ describe("POST /v1/validate when the store fails", () => {
   });
 });
 
+describe("JSON bodies that would set a prototype", () => {
+  it("are refused as fastify's parser refuses them, escaped or not; a plain body is parsed", async () => {
+    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+    const post = (body: string) => fetch(`${base}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body });
+    const certificate = JSON.stringify(cert.der.toString("base64"));
+    for (const key of ['"__proto__":{"x":1}', '"\\u005f_proto__":{"x":1}', '"constructor":{"prototype":{"x":1}}', '"\\u0063onstructor":{"prototype":{}}']) {
+      const r = await post(`{${key},"certificate":${certificate},"purpose":"signature"}`);
+      expect(r.status, key).toBe(400);
+      expect(((await r.json()) as { code: string }).code, key).toBe("body-not-json");
+    }
+    // a constructor without a prototype is only a field the API does not know
+    expect(((await (await post(`{"constructor":{"x":1},"certificate":${certificate},"purpose":"signature"}`)).json()) as { code: string }).code).toBe("field-unknown");
+    // the words inside a value are no key: parsed, and refused for what they are
+    const r = await post(`{"certificate":"__proto__ constructor","purpose":"signature"}`);
+    expect(((await r.json()) as { code: string }).code).toBe("certificate-malformed");
+    expect((await post(`{"certificate":${certificate},"purpose":"signature"`)).status).toBe(400); // not JSON
+    expect(((await (await post(`{"certificate":${certificate},"purpose":"signature"}`)).json()) as { status: string }).status).toBe("valid");
+  });
+});
+
 describe("the status page and the CA overview (issue 11 point 3)", () => {
   it("answers / and its files to anyone, with a CSP that allows nothing from elsewhere; nosniff; 304 on its ETag", async () => {
     const saved = auth;
