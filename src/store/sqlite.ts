@@ -1321,11 +1321,30 @@ export class SqliteStore implements Store {
   }
 
   getCertificateOwner(serial: string): Promise<CertificateOwner | undefined> {
-    return this.#run("reading a certificate's owner", () => {
-      const r = this.#stmts.certificateOwner.get(serial) as [string, string, Buffer] | undefined;
-      return r ? { caId: r[0], residentCode: r[1], der: r[2] } : undefined;
-    });
+    return this.#ownerLookups.get(serial);
   }
+
+  /**
+   * The validation API reads each answered certificate's owner (POST /v1/validate): the reads asked in one
+   * event-loop turn (the answers of one message from the engine's thread) share one read transaction. Alone,
+   * each statement began and ended its own — the WAL read lock taken and let go — ≈ 6 of its 9 µs (bench api).
+   */
+  readonly #ownerLookups = new Coalescer<CertificateOwner>(async (serials) => {
+    try {
+      return (this.#ownersRead ??= this.#db.transaction((keys: readonly string[]) => {
+        const out = new Map<string, CertificateOwner>();
+        for (const serial of keys) {
+          const r = this.#stmts.certificateOwner.get(serial) as [string, string, Buffer] | undefined;
+          if (r) out.set(serial, { caId: r[0], residentCode: r[1], der: r[2] });
+        }
+        return out;
+      })).deferred(serials);
+    } catch (e) {
+      throw storeError(e, "reading certificates' owners");
+    }
+  });
+
+  #ownersRead: Database.Transaction<(keys: readonly string[]) => Map<string, CertificateOwner>> | undefined;
 
   getCertificateByApplication(applicationId: string): Promise<CertificateRow | undefined> {
     return this.#run("reading a certificate by application", () => {
