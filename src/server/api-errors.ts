@@ -14,10 +14,15 @@ export interface ApiError {
   readonly message: string;
 }
 
+/** The body of `code`'s answer. */
+export function apiErrorBody<C extends string>(table: Readonly<Record<C, ApiError>>, code: C): { readonly error: string; readonly code: C; readonly message: string } {
+  const e = table[code];
+  return { error: HTTP_WORD[e.status] ?? "error", code, message: e.message };
+}
+
 /** Answers `code` of `table`, uncacheable. */
 export function sendApiError<C extends string>(reply: FastifyReply, table: Readonly<Record<C, ApiError>>, code: C): FastifyReply {
-  const e = table[code];
-  return reply.code(e.status).header("Cache-Control", "no-store").send({ error: HTTP_WORD[e.status] ?? "error", code, message: e.message });
+  return reply.code(table[code].status).header("Cache-Control", "no-store").send(apiErrorBody(table, code));
 }
 
 /** The codes every body-taking route's table has for what fastify refuses before the handler runs. */

@@ -471,6 +471,40 @@ describe("JSON bodies that would set a prototype", () => {
   });
 });
 
+describe("POST /v1/validate on bare node:http (validateFastPath) and through fastify's route", () => {
+  it("gives the same answers, headers, counts and access-log lines", async () => {
+    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+    const certificate = cert.der.toString("base64");
+    const bodies = [
+      JSON.stringify({ certificate, purpose: "signature", at: "2026-04-01T00:00:00Z", legalBasis: "pension" }),
+      JSON.stringify({ certificate, purpose: "authentication", at: "2026-04-01T00:00:00Z" }),
+      JSON.stringify({ certificate: "AAAA", purpose: "signature" }),
+      JSON.stringify({ certificate, purpose: "signature", extra: 1 }),
+      JSON.stringify({ certificate, purpose: "signature", legalBasis: "no-such-basis" }),
+      JSON.stringify({ certificate, purpose: "signature", at: "yesterday" }),
+      `{"certificate":"${certificate}"`,
+      "",
+      `{"__proto__":{"x":1},"certificate":"${certificate}","purpose":"signature"}`,
+      `{"chain":${"[".repeat(20)}${"]".repeat(20)},"certificate":"${certificate}","purpose":"signature"}`,
+    ];
+    const metric = async () => Number(/jpki_http_requests_total\{route="validate",status="200"\} (\d+)/.exec(await (await fetch(`${base}/metrics`)).text())?.[1] ?? 0);
+    const before = { count: await metric(), lines: log.length };
+    for (const body of bodies) {
+      const answers = await Promise.all(
+        [`${base}/v1/validate`, `${base}/v1/validate?via=fastify`].map(async (url) => {
+          const r = await fetch(url, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body });
+          return { status: r.status, type: r.headers.get("content-type"), cache: r.headers.get("cache-control"), body: JSON.parse(await r.text()) as Record<string, unknown> };
+        }),
+      );
+      expect(answers[0], body.slice(0, 40)).toEqual(answers[1]);
+    }
+    // every answer logged and counted once, on both paths (two of them 200 each time)
+    expect(log.length - before.lines).toBe(2 * bodies.length);
+    expect(log.slice(-2).map((l) => JSON.parse(l).url)).toEqual(expect.arrayContaining(["/v1/validate", "/v1/validate?via=fastify"]));
+    expect((await metric()) - before.count).toBe(4);
+  });
+});
+
 describe("the status page and the CA overview (issue 11 point 3)", () => {
   it("answers / and its files to anyone, with a CSP that allows nothing from elsewhere; nosniff; 304 on its ETag", async () => {
     const saved = auth;

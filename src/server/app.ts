@@ -44,7 +44,7 @@ import { ocspGetRoute, registerOcsp } from "./ocsp.js";
 import { PublishedFiles } from "./published.js";
 import { publishedRoute } from "./published-route.js";
 import { validationApiDocument } from "./openapi.js";
-import { registerValidate } from "./validate-route.js";
+import { registerValidate, validateFastPath } from "./validate-route.js";
 import { registerStatus } from "./status-route.js";
 import { registerOverview } from "./overview-route.js";
 import { registerVerifySignature } from "./verify-signature-route.js";
@@ -355,11 +355,13 @@ export async function buildServer(
       accessLine?.(req, status, performance.now() - startedAt, req.socket.remoteAddress);
     },
   });
+  // POST /v1/validate's plain requests, on bare node:http too (validate-route.ts): set once the service exists.
+  let validateFast: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
   const app = Fastify({
     // Published files and OCSP GETs are answered on bare node:http before fastify routes anything (published-route.ts).
     serverFactory: (handler) => {
       const h = (req: IncomingMessage, res: ServerResponse) => {
-        if (access.admit(req, res) && !published(req, res) && !ocspGet(req, res)) handler(req, res);
+        if (access.admit(req, res) && !published(req, res) && !ocspGet(req, res) && !validateFast?.(req, res)) handler(req, res);
       };
       const t = { ...CONNECTION_TIMEOUTS, ...opts.timeouts };
       // node checks the header and request bounds every connectionsCheckingInterval (default 30 s, which would
@@ -389,20 +391,21 @@ export async function buildServer(
   // no body we take nests deeper than 3.
   const json = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
-    const text = body as string;
+  const parseJson = (req: IncomingMessage, text: string, done: (err: Error | null, value?: unknown) => void): void => {
     if (jsonNestsDeeper(text, MAX_JSON_DEPTH)) return done(Object.assign(new Error(`the body nests deeper than ${MAX_JSON_DEPTH} levels`), { statusCode: 400, code: "body-too-deep" }), undefined);
     if (text.length && !mayPoisonPrototype(text)) {
       let parsed: unknown;
       try {
         parsed = JSON.parse(text);
       } catch {
-        return json(req, text, done); // fastify's own refusal of text that is not JSON, as before
+        json(req as never, text, done as never); // fastify's own refusal of text that is not JSON, as before
+        return;
       }
       return done(null, parsed);
     }
-    json(req, text, done);
-  });
+    json(req as never, text, done as never);
+  };
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => parseJson(req.raw, body as string, done));
   // Routes without their own error handler (the CRL index, /metrics, the page): fastify's default would send the
   // error's message, and a store error's message carries the driver's (a database host, user, file path). The
   // code and a fixed message go out; the error goes to onError. A client's own error (4xx) keeps its status.
@@ -494,6 +497,19 @@ export async function buildServer(
   // The engine on a thread of its own (verifier/engine-thread.ts): the serving thread keeps the HTTP and the store.
   const validation = new VerifierValidationService(ws, { engineThread: true, ...opts.validation });
   await registerValidate(app, { prefix, service: validation, access, onResponse: onResponse("validate"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
+  const countValidate = counter("validate");
+  validateFast = validateFastPath({
+    prefix,
+    service: validation,
+    access,
+    parseJson,
+    onResponse: (req, status, startedAt) => {
+      countValidate(status);
+      access.record(req, status);
+      accessLine?.(req, status, performance.now() - startedAt, req.socket.remoteAddress);
+    },
+    ...(opts.access?.onError ? { onError: opts.access.onError } : {}),
+  });
   await registerStatus(app, { prefix, ws, access, onResponse: onResponse("status"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   await registerVerifySignature(app, { prefix, service: validation, access, onResponse: onResponse("verify-signature"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   const openapi = JSON.stringify(validationApiDocument(prefix));

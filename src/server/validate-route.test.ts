@@ -1,5 +1,9 @@
-import { describe, expect, it } from "vitest";
-import { BASE64, parseValidateBody, VALIDATE_ERRORS } from "./validate-route.js";
+import { createServer, request, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ValidationQuery, VerifierValidationService } from "../verifier/validation-service.js";
+import type { VerifierAccess } from "./access.js";
+import { BASE64, BODY_LIMIT, parseValidateBody, VALIDATE_ERRORS, validateFastPath } from "./validate-route.js";
 import { parseSignatureBody } from "./verify-signature-route.js";
 
 const codeOf = (body: unknown): string | undefined => {
@@ -38,5 +42,92 @@ describe("base64 fields (BASE64)", () => {
     expect(codeOf({ certificate: evil, purpose: "signature" })).toBe("certificate-malformed");
     expect(() => parseSignatureBody({ signedData: evil })).toThrow();
     expect(() => parseSignatureBody({ signedData: "QUJD", content: evil })).toThrow();
+  });
+});
+
+describe("validateFastPath: the plain requests it takes on bare node:http, the rest left to fastify", () => {
+  const der = Buffer.concat([Buffer.from([0x30, 0x82, 0x00, 0x20]), Buffer.alloc(0x20, 1)]); // one DER SEQUENCE
+  let answer: () => Promise<unknown> = async () => ({ view: "private", status: "valid", validationTime: "2026-04-01T00:00:00.000Z" });
+  const asked: ValidationQuery[] = [];
+  const responses: number[] = [];
+  const errors: string[] = [];
+  const fast = validateFastPath({
+    prefix: "/p",
+    service: { validate: async (_caller: unknown, q: ValidationQuery) => (asked.push(q), answer()) } as unknown as VerifierValidationService,
+    access: { callerOf: () => ({ id: "v-1", kind: "private" }) } as unknown as VerifierAccess,
+    parseJson: (_req, text, done) => {
+      let v: unknown;
+      try {
+        v = JSON.parse(text);
+      } catch (e) {
+        return done(e as Error);
+      }
+      done(null, v);
+    },
+    onResponse: (_req, status) => responses.push(status),
+    onError: (e) => errors.push((e as { code?: string }).code ?? "?"),
+  });
+  let server: Server;
+  let port: number;
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      if (!fast(req, res)) res.writeHead(599).end(); // what fastify would have been given
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  const send = (o: { method?: string; path?: string; headers?: Record<string, string>; body?: string | string[] }) =>
+    new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+      const req = request({ host: "127.0.0.1", port, method: o.method ?? "POST", path: o.path ?? "/p/v1/validate", headers: { "content-type": "application/json", ...o.headers } }, (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (body += c));
+        res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+      });
+      req.on("error", reject);
+      for (const part of Array.isArray(o.body) ? o.body : [o.body ?? ""]) req.write(part);
+      req.end();
+    });
+  const body = JSON.stringify({ certificate: der.toString("base64"), purpose: "signature" });
+
+  it("answers a plain POST itself, with the service's answer, uncacheable, counted once", async () => {
+    const n = responses.length;
+    const r = await send({ body, headers: { "content-length": String(Buffer.byteLength(body)) } });
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.body)).toEqual({ view: "private", status: "valid", validationTime: "2026-04-01T00:00:00.000Z" });
+    expect(r.headers).toMatchObject({ "content-type": "application/json; charset=utf-8", "cache-control": "no-store", "content-length": String(r.body.length) });
+    expect(asked.at(-1)).toMatchObject({ certificate: der, purpose: "signature" });
+    expect(responses.slice(n)).toEqual([200]);
+    const utf8 = await send({ body, headers: { "content-length": String(body.length), "content-type": "Application/JSON; charset=UTF-8" } });
+    expect(utf8.status).toBe(200);
+  });
+
+  it("leaves everything else to fastify: other methods and paths, a query, chunked or oversized bodies, other media types", async () => {
+    const length = { "content-length": String(body.length) };
+    expect((await send({ method: "PUT", body, headers: length })).status).toBe(599);
+    expect((await send({ path: "/p/v1/validate?x=1", body, headers: length })).status).toBe(599);
+    expect((await send({ path: "/v1/validate", body, headers: length })).status).toBe(599);
+    expect((await send({ body: [body.slice(0, 10), body.slice(10)] })).status).toBe(599); // no length: chunked
+    expect((await send({ body, headers: { ...length, "content-type": "text/plain" } })).status).toBe(599);
+    expect((await send({ body, headers: { ...length, "content-type": "application/json; charset=latin1" } })).status).toBe(599);
+    const big = JSON.stringify({ certificate: "A".repeat(BODY_LIMIT), purpose: "signature" });
+    expect((await send({ body: big, headers: { "content-length": String(big.length) } })).status).toBe(599);
+  });
+
+  it("answers the route's typed errors: a body that is not JSON, a bad field, a store that fails, an unexpected failure", async () => {
+    const post = async (b: string) => {
+      const r = await send({ body: b, headers: { "content-length": String(Buffer.byteLength(b)) } });
+      return { status: r.status, code: (JSON.parse(r.body) as { code?: string }).code };
+    };
+    expect(await post(body.slice(0, -1))).toEqual({ status: 400, code: "body-not-json" });
+    expect(await post("")).toEqual({ status: 400, code: "body-not-json" });
+    expect(await post(JSON.stringify({ certificate: der.toString("base64"), purpose: "other" }))).toEqual({ status: 400, code: "purpose-invalid" });
+    answer = () => Promise.reject(Object.assign(new Error("disk full"), { code: "ERR_STORE" }));
+    expect(await post(body)).toEqual({ status: 503, code: "store-unavailable" });
+    answer = () => Promise.reject(new Error("boom"));
+    expect(await post(body)).toEqual({ status: 500, code: "internal" });
+    expect(errors.slice(-2)).toEqual(["ERR_STORE", "?"]);
   });
 });
