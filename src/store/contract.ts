@@ -43,30 +43,30 @@ async function crlList(s: Store, caId: string, expiredBefore: Date): Promise<Crl
  * revoked ones — by a notice batch (SQLite leaves those rows in place), manually, and one both revoked and
  * expired. Returns the cut-off, the serials that must stay, and how many the sweep counts.
  */
-export async function seedSweepFixture(s: Store): Promise<{ cutoff: Date; live: string[]; expired: number; residents: string[] }> {
+export async function seedSweepFixture(s: Store, residents: readonly [string, string, string, string] = ["s1", "s2", "s3", "s4"]): Promise<{ cutoff: Date; live: string[]; expired: number; residents: string[] }> {
   const cutoff = new Date(Date.UTC(2026, 0, 1));
-  const residents = ["s1", "s2", "s3", "s4"];
+  const [s1, s2, s3, s4] = residents;
   await s.putCa(ca());
   await s.upsertResidents(residents.map(resident));
   const auth = (c: IssuanceRecord): IssuanceRecord => ({ ...c, type: "authentication" });
   await s.commitIssuances([
-    cert("0e01", "s1", 1000), // live
-    auth(cert("0e02", "s1", 1000, cutoff.getTime())), // expires at the cut-off itself: live
-    cert("0e03", "s2", 1000, Date.UTC(2025, 0, 1)), // expired
-    auth(cert("0e04", "s2", 1000, Date.UTC(2025, 11, 31, 23, 59, 59))), // expired, a second before
-    cert("0e05", "s3", 1000), // revoked by a notice batch
-    auth(cert("0e06", "s3", 1000)), // revoked manually
-    cert("0e07", "s4", 1000, Date.UTC(2025, 0, 1)), // revoked by a notice batch and expired
-    auth(cert("0e08", "s4", 1000)), // live
+    cert("0e01", s1, 1000), // live
+    auth(cert("0e02", s1, 1000, cutoff.getTime())), // expires at the cut-off itself: live
+    cert("0e03", s2, 1000, Date.UTC(2025, 0, 1)), // expired
+    auth(cert("0e04", s2, 1000, Date.UTC(2025, 11, 31, 23, 59, 59))), // expired, a second before
+    cert("0e05", s3, 1000), // revoked by a notice batch
+    auth(cert("0e06", s3, 1000)), // revoked manually
+    cert("0e07", s4, 1000, Date.UTC(2025, 0, 1)), // revoked by a notice batch and expired
+    auth(cert("0e08", s4, 1000)), // live
   ]);
-  await s.commitNoticeBatch({ noticeIds: [], residentCodes: ["s3", "s4"] }, () => ({
+  await s.commitNoticeBatch({ noticeIds: [], residentCodes: [s3, s4] }, () => ({
     commit: {
       at: new Date(3000), notices: [], sequences: [], relinks: [], dirtyCas: ["13-sig"],
-      revocations: [{ serial: "0e05", reason: 3, source: "notice:n1", residentCode: "s3" }, { serial: "0e07", reason: 5, source: "notice:n2", residentCode: "s4" }],
+      revocations: [{ serial: "0e05", reason: 3, source: "notice:n1", residentCode: s3 }, { serial: "0e07", reason: 5, source: "notice:n2", residentCode: s4 }],
     },
   }));
   await s.revoke({ serial: "0e06", revokedAt: new Date(4000), reason: 1, source: "manual" });
-  return { cutoff, live: ["0e01", "0e02", "0e08"], expired: 2, residents };
+  return { cutoff, live: ["0e01", "0e02", "0e08"], expired: 2, residents: [...residents] };
 }
 
 export function storeContract(name: string, make: () => Promise<Store>): void {
