@@ -43,21 +43,26 @@ async function crlList(s: Store, caId: string, expiredBefore: Date): Promise<Crl
  * revoked ones — by a notice batch (SQLite leaves those rows in place), manually, and one both revoked and
  * expired. Returns the cut-off, the serials that must stay, and how many the sweep counts.
  */
-export async function seedSweepFixture(s: Store, residents: readonly [string, string, string, string] = ["s1", "s2", "s3", "s4"]): Promise<{ cutoff: Date; live: string[]; expired: number; residents: string[] }> {
-  const cutoff = new Date(Date.UTC(2026, 0, 1));
+export async function seedSweepFixture(
+  s: Store,
+  residents: readonly [string, string, string, string] = ["s1", "s2", "s3", "s4"],
+  cutoff = new Date(Date.UTC(2026, 0, 1)),
+): Promise<{ cutoff: Date; live: string[]; expired: number; residents: string[] }> {
   const [s1, s2, s3, s4] = residents;
+  const c = cutoff.getTime();
+  const [live, yearBefore] = [c + 5 * 365 * 86_400_000, c - 365 * 86_400_000];
   await s.putCa(ca());
   await s.upsertResidents(residents.map(resident));
   const auth = (c: IssuanceRecord): IssuanceRecord => ({ ...c, type: "authentication" });
   await s.commitIssuances([
-    cert("0e01", s1, 1000), // live
-    auth(cert("0e02", s1, 1000, cutoff.getTime())), // expires at the cut-off itself: live
-    cert("0e03", s2, 1000, Date.UTC(2025, 0, 1)), // expired
-    auth(cert("0e04", s2, 1000, Date.UTC(2025, 11, 31, 23, 59, 59))), // expired, a second before
-    cert("0e05", s3, 1000), // revoked by a notice batch
-    auth(cert("0e06", s3, 1000)), // revoked manually
-    cert("0e07", s4, 1000, Date.UTC(2025, 0, 1)), // revoked by a notice batch and expired
-    auth(cert("0e08", s4, 1000)), // live
+    cert("0e01", s1, 1000, live),
+    auth(cert("0e02", s1, 1000, c)), // expires at the cut-off itself: live
+    cert("0e03", s2, 1000, yearBefore), // expired
+    auth(cert("0e04", s2, 1000, c - 1000)), // expired, a second before
+    cert("0e05", s3, 1000, live), // revoked by a notice batch
+    auth(cert("0e06", s3, 1000, live)), // revoked manually
+    cert("0e07", s4, 1000, yearBefore), // revoked by a notice batch and expired
+    auth(cert("0e08", s4, 1000, live)), // live
   ]);
   await s.commitNoticeBatch({ noticeIds: [], residentCodes: [s3, s4] }, () => ({
     commit: {
