@@ -42,7 +42,7 @@ export interface IssuanceSweepResult {
   readonly removed: number;
   /** the cut-off: issuance information of certificates whose notAfter is before it went */
   readonly expiredBefore: Date;
-  /** the signal stopped it between two batches: the next sweep takes the rest */
+  /** the signal aborted while it ran (it stopped after the batch in progress): the next sweep takes what is left */
   readonly stopped: boolean;
 }
 
