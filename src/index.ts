@@ -65,6 +65,10 @@ export {
   relocate, moveIn, moveOut, rename, recordDeath, correct, removeRecord, changeResidentCode, COUNTER_KINDS, COUNTER_KIND_NAMES,
   type CounterKind, type CounterProcedure, type ProcedureOutcome, type CounterRunResult, type RegistryComparison,
 } from "./registry/counter.js";
+export {
+  sweepIssuanceInformation, IssuanceSweepSchedule, ISSUANCE_SWEEP_GRACE_MS, ISSUANCE_SWEEP_INTERVAL_MS, ISSUANCE_SWEEP_FIRST_DELAY_MS,
+  type IssuanceSweepResult, type IssuanceSweepParams, type IssuanceSweepEvent, type IssuanceSweepScheduleOptions,
+} from "./registry/issuance-sweep.js";
 export { spoolNotices, ingestNotices, deliverOutbox, defaultSpoolDir, noticesJsonl, type DeliveryTarget, type OutboxDelivery } from "./registry/counter-link.js";
 
 // certification authorities
@@ -98,7 +102,7 @@ export { CRL_REASON, REVOCATION_CAUSES, parseReason, reasonName, type CrlReasonN
 
 // store and workspace
 export type { Store, CaRecord, IssuanceRecord, CertificateRow, ResidentRecord, CrlRecord, CrlStatus, RegisteredIssuance, OutboxNotice } from "./store/types.js";
-export { isRegistered } from "./store/types.js";
+export { isRegistered, SWEEP_BATCH, type SweepOptions } from "./store/types.js";
 export { SqliteStore } from "./store/sqlite.js";
 export { PostgresStore, type PostgresStoreOptions } from "./store/postgres.js";
 export type { CaLinkRecord } from "./store/types.js";

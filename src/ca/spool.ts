@@ -6,7 +6,8 @@
  *
  * Between files and while idle it runs the CRL schedule (crl/schedule.ts): CAs with revocations from any
  * source — notices, a manual `jpki revoke`, supersession at issuance — get their CRL within the interval,
- * and every CRL is republished before its nextUpdate even when nothing changed.
+ * and every CRL is republished before its nextUpdate even when nothing changed. Beside it, about daily, the
+ * sweep of the registry side's issuance information (registry/issuance-sweep.ts), which nothing waits for.
  *
  * A stop signal ends it after the batch in progress; a file interrupted that way (or by a kill) stays in
  * processing/ and is resumed first on the next start (ingestion is idempotent, so nothing is lost or
@@ -19,6 +20,7 @@ import type { DueReason } from "../crl/schedule.js";
 import type { PublishedCrl } from "../crl/publisher.js";
 import type { CrlUpdater } from "../crl/updater.js";
 import { JpkiError, isJpkiError } from "../errors.js";
+import { IssuanceSweepSchedule, type IssuanceSweepEvent } from "../registry/issuance-sweep.js";
 import { stageFile, sweepStaleTemps } from "../store/staging.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { runIngest, type IngestRunResult } from "./ingestion.js";
@@ -38,6 +40,8 @@ export interface WatchOptions {
   readonly onCrl?: (p: PublishedCrl & { why: DueReason }) => void;
   /** a CRL outside the store (the Bridge CA's ARL) could not be refreshed; the next tick tries again */
   readonly onScheduleError?: (e: unknown) => void;
+  /** each daily sweep of the registry side's issuance information, a failure included (none with `once`) */
+  readonly onSweep?: (e: IssuanceSweepEvent) => void;
   /** how the idle loop waits (tests inject one that moves their clock instead) */
   readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
@@ -51,6 +55,20 @@ function isDir(p: string): boolean {
 }
 
 export async function watchSpool(ws: Workspace, updater: CrlUpdater, o: WatchOptions): Promise<{ files: number; failed: number; crls: number }> {
+  // A one-shot run is a recovery step, over before a sweep would be due: none then.
+  if (o.once) return watchFiles(ws, updater, o, undefined);
+  // Stopped with the watch, however it ends, so the store is not closed under a sweep in progress.
+  const sweepStop = new AbortController();
+  const sweep = new IssuanceSweepSchedule({ store: ws.store, clock: ws.clock, signal: sweepStop.signal, ...(o.onSweep ? { onSweep: o.onSweep } : {}) });
+  try {
+    return await watchFiles(ws, updater, o, sweep);
+  } finally {
+    sweepStop.abort();
+    await sweep.settled();
+  }
+}
+
+async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, sweep: IssuanceSweepSchedule | undefined): Promise<{ files: number; failed: number; crls: number }> {
   if (!isDir(o.dir)) {
     throw new JpkiError("ERR_FILE_NOT_FOUND", `spool directory ${o.dir}: not found or not a directory (create it, or check the path)`);
   }
@@ -70,6 +88,8 @@ export async function watchSpool(ws: Workspace, updater: CrlUpdater, o: WatchOpt
       crls++;
       o.onCrl?.(p);
     }
+    // When due, after the tick's CRLs are out; it runs beside what follows, which never waits for it.
+    sweep?.poke();
   };
   const claim = (): string | undefined => {
     // Resume interrupted files first.

@@ -1,7 +1,8 @@
 /**
  * Issue 7, point 1: every revocation reaches a published CRL without an operator, and a quiet workspace never
  * has an expired CRL. The clock is injected: a month of a watch daemon runs in a few seconds, and its idle
- * loop's sleep moves that clock instead of waiting.
+ * loop's sleep moves that clock instead of waiting. Issue 8: the same schedules (watch's and serve's) sweep the
+ * registry side's issuance information daily, and nothing of the CRLs waits for it.
  */
 import { generateKeyPairSync } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
@@ -12,12 +13,18 @@ import { IssuanceService } from "../ca/issuance.js";
 import { initCas } from "../ca/manage.js";
 import { prefecture } from "../ca/prefectures.js";
 import { revokeCertificate } from "../ca/revocation.js";
-import { watchSpool } from "../ca/spool.js";
+import { watchSpool, type WatchOptions } from "../ca/spool.js";
+import Database from "better-sqlite3";
+import { relocate } from "../registry/counter.js";
+import { deliverOutbox } from "../registry/counter-link.js";
+import type { IssuanceSweepEvent } from "../registry/issuance-sweep.js";
 import { FixedClock } from "../pki/clock.js";
 import { describeCrl } from "../profile/describe.js";
 import { makeResidentCode } from "../registry/resident-code.js";
 import { Workspace } from "../workspace/workspace.js";
 import { dueCrls } from "./schedule.js";
+import { JpkiError } from "../errors.js";
+import { openCrlSchedule } from "../server/serve.js";
 import { CrlUpdater } from "./updater.js";
 
 const HOUR = 3600_000;
@@ -56,7 +63,7 @@ describe("watch keeps CRLs fresh with no operator (injected clock)", () => {
   });
 
   /** Runs the daemon loop; each idle sleep moves the clock by `stepMs` and `onIdle` may act; stops after `steps`. */
-  async function runDaemon(steps: number, stepMs: number, onIdle: (step: number) => Promise<void> = async () => undefined) {
+  async function runDaemon(steps: number, stepMs: number, onIdle: (step: number) => Promise<void> = async () => undefined, more: Partial<WatchOptions> = {}) {
     const updater = new CrlUpdater(ws, "pw");
     await updater.preflight();
     const controller = new AbortController();
@@ -76,6 +83,7 @@ describe("watch keeps CRLs fresh with no operator (injected clock)", () => {
         await onIdle(step);
         if (++step >= steps) controller.abort();
       },
+      ...more,
     });
     return r;
   }
@@ -106,6 +114,73 @@ describe("watch keeps CRLs fresh with no operator (injected clock)", () => {
     expect(seenAtStep).toBeGreaterThan(revokedAtStep);
     expect(seenAtStep - revokedAtStep).toBeLessThanOrEqual(4);
     expect(await ws.store.dirtyCas()).toEqual([]);
+  });
+
+  it("sweeps the registry side's issuance information ten minutes after start, then daily: the row a notice's revocation left goes", async () => {
+    const residentCode = makeResidentCode("0000000779");
+    await ws.store.upsertResidents([{ residentCode, municipalityCode: "131016", status: "active", fourItems: items }]);
+    const cert = await new IssuanceService({ store: ws.store, config: ws.config, clock, passphrase: "pw" }).issue({ residentCode, type: "signature", publicKey: spki() });
+    // a relocation at the counter; its notice reaches the watch through the spool and revokes the certificate
+    expect((await relocate(ws.store, residentCode, "東京都千代田区千代田２番２号", { now: clock.now() })).notice).toBeDefined();
+    await deliverOutbox(ws, { spool });
+    const rows = () => {
+      const db = new Database(ws.paths.db, { readonly: true });
+      try {
+        return db.prepare("SELECT serial FROM registry_issuances").pluck().all();
+      } finally {
+        db.close();
+      }
+    };
+    const start = clock.now().getTime();
+    const events: IssuanceSweepEvent[] = [];
+    const before: unknown[][] = [];
+    // wake-ups an hour apart for 50 hours: sweeps at the rounds of hours 1, 25 and 49
+    await runDaemon(50, HOUR, async (step) => void (step === 0 && before.push(rows())), { onSweep: (e) => events.push(e) });
+    expect((await ws.store.getCertificate(cert.serial))?.revocation?.source).toMatch(/^notice:/);
+    expect(before).toEqual([[cert.serial]]); // ingested and revoked, its row left by the notice batch (SQLite)
+    expect(rows()).toEqual([]);
+    expect(events.map((e) => [e.kind, e.kind === "swept" ? e.expiredBefore.getTime() - start : undefined])).toEqual(
+      [1, 25, 49].map((h) => ["swept", h * HOUR - 24 * HOUR]),
+    );
+  });
+
+  it("serve's schedule loop sweeps on the same cadence; a sweep that hangs, then fails, holds no CRL back and is tried again a day later", async () => {
+    const start = clock.now().getTime();
+    const real = ws.store.sweepRegisteredIssuances.bind(ws.store);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let calls = 0;
+    ws.store.sweepRegisteredIssuances = async (before, opts) => {
+      if (calls++ > 0) return real(before, opts);
+      await held;
+      throw new JpkiError("ERR_STORE", "sweeping expired issuance information: disk I/O error");
+    };
+    const events: IssuanceSweepEvent[] = [];
+    const crlHours: number[] = [];
+    const controller = new AbortController();
+    const loop = await openCrlSchedule(ws, {
+      passphrase: "pw",
+      signal: controller.signal,
+      onCrl: () => crlHours.push((clock.now().getTime() - start) / HOUR),
+      onSweep: (e) => events.push(e),
+      sleep: async () => {
+        clock.advance(HOUR);
+        const h = (clock.now().getTime() - start) / HOUR;
+        if (h === 26) {
+          release(); // the first sweep, running since hour 1, fails now
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        if (h === 30) controller.abort();
+      },
+    });
+    await loop();
+    // the daily refresh went out at hour 24 while the first sweep was still running
+    expect(crlHours).toContain(24);
+    expect(events).toEqual([
+      { kind: "failed", error: expect.objectContaining({ code: "ERR_STORE" }), nextAt: new Date(start + 25 * HOUR) },
+      // due since hour 25, started at the first round after the failure
+      { kind: "swept", removed: 0, expiredBefore: new Date(start + 26 * HOUR - 24 * HOUR), stopped: false, nextAt: new Date(start + 50 * HOUR) },
+    ]);
   });
 
   it("supersession at issuance marks the CA and the superseded certificate reaches the CRL", async () => {

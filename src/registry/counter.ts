@@ -18,8 +18,8 @@
  * authentication certificate's).
  *
  * Expiry (ours): registered issuance information is not deleted when its certificate expires; the comparison
- * ignores what expired before the change's moment (store/types.ts isRegistered), and
- * Store.sweepRegisteredIssuances deletes it when wanted.
+ * ignores what expired before the change's moment (store/types.ts isRegistered), and the sweep deletes it a
+ * day later (registry/issuance-sweep.ts: daily from the CRL schedule of serve and watch, or `jpki registry sweep`).
  *
  * Delivery (ours): the notices decided are written to the registry's outbox (store/types.ts OutboxNotice) in
  * the transaction that changes the records, and delivered after it commits (registry/counter-link.ts

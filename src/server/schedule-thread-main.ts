@@ -6,7 +6,7 @@
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import type { OcspResponderRecord } from "../store/types.js";
 import { Workspace } from "../workspace/workspace.js";
-import { threadError, type ScheduleThreadData, type ScheduleThreadMessage } from "./schedule-thread.js";
+import { threadError, threadSweepEvent, type ScheduleThreadData, type ScheduleThreadMessage } from "./schedule-thread.js";
 import { openCrlSchedule } from "./serve.js";
 
 async function main(port: NonNullable<typeof parentPort>, o: ScheduleThreadData): Promise<void> {
@@ -31,6 +31,7 @@ async function main(port: NonNullable<typeof parentPort>, o: ScheduleThreadData)
       signal: stop.signal,
       onCrl: (crl) => post({ type: "crl", crl }),
       onError: (e) => post({ type: "error", error: threadError(e) }),
+      onSweep: (e) => post({ type: "sweep", event: threadSweepEvent(e) }),
       ...(o.ocsp ? { ocsp: { ...o.ocsp, onIssued: (record: OcspResponderRecord) => post({ type: "issued", record }) } } : {}),
     });
     post({ type: "ready" });

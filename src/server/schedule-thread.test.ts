@@ -71,6 +71,18 @@ describe("superviseScheduleThread", () => {
     expect(w.terminated).toBe(true);
   });
 
+  it("passes the thread's issuance-information sweeps on, a failure as the JpkiError it was", async () => {
+    const w = new FakeWorker();
+    const seen: unknown[] = [];
+    const loop = superviseScheduleThread(w as unknown as ScheduleWorker, { signal: new AbortController().signal, onSweep: (e) => seen.push(e) });
+    w.say({ type: "ready" });
+    await loop;
+    const nextAt = new Date(86_400_000);
+    w.say({ type: "sweep", event: { kind: "swept", removed: 3, expiredBefore: new Date(0), stopped: false, nextAt } });
+    w.say({ type: "sweep", event: { kind: "failed", error: { code: "ERR_WORKSPACE_LOCKED", message: "locked" }, nextAt } });
+    expect(seen).toEqual([{ kind: "swept", removed: 3, expiredBefore: new Date(0), stopped: false, nextAt }, { kind: "failed", error: expect.objectContaining({ name: "JpkiError", code: "ERR_WORKSPACE_LOCKED" }), nextAt }]);
+  });
+
   it("rejects the start when the thread ends before it is ready", async () => {
     const w = new FakeWorker();
     const loop = superviseScheduleThread(w as unknown as ScheduleWorker, { signal: new AbortController().signal });

@@ -20,6 +20,7 @@ import { JpkiError, fromThreadError, toThreadError, type ThreadError as ThreadEr
 import type { PublishedCrl } from "../crl/publisher.js";
 import type { OcspSignerPolicy } from "../ca/ocsp-signer.js";
 import type { OcspResponderRecord } from "../store/types.js";
+import type { IssuanceSweepEvent } from "../registry/issuance-sweep.js";
 
 const THREAD = new URL("./schedule-thread-main.js", import.meta.url);
 
@@ -36,16 +37,29 @@ export interface ScheduleThreadData {
 /** An error as it crosses the thread boundary (errors.ts). */
 export type ThreadError = ThreadErrorShape;
 
+/** A sweep's outcome as it crosses the thread boundary: its error as a ThreadError. */
+export type ThreadSweepEvent = Exclude<IssuanceSweepEvent, { kind: "failed" }> | { readonly kind: "failed"; readonly error: ThreadError; readonly nextAt: Date };
+
 /** What the thread posts. */
 export type ScheduleThreadMessage =
   | { readonly type: "ready" }
   | { readonly type: "failed"; readonly error: ThreadError }
   | { readonly type: "crl"; readonly crl: PublishedCrl & { readonly why: string } }
   | { readonly type: "issued"; readonly record: OcspResponderRecord }
-  | { readonly type: "error"; readonly error: ThreadError };
+  | { readonly type: "error"; readonly error: ThreadError }
+  | { readonly type: "sweep"; readonly event: ThreadSweepEvent };
 
 export const threadError = toThreadError;
 const rebuild = fromThreadError;
+
+/** A sweep's outcome ready to post. */
+export function threadSweepEvent(e: IssuanceSweepEvent): ThreadSweepEvent {
+  return e.kind === "failed" ? { kind: "failed", error: threadError(e.error), nextAt: e.nextAt } : e;
+}
+
+function rebuildSweepEvent(e: ThreadSweepEvent): IssuanceSweepEvent {
+  return e.kind === "failed" ? { kind: "failed", error: rebuild(e.error), nextAt: e.nextAt } : e;
+}
 
 /** Whether the schedule can run on its own thread here (the compiled thread module exists). */
 export function scheduleThreadAvailable(): boolean {
@@ -58,6 +72,8 @@ export interface ScheduleThreadOptions extends ScheduleThreadData {
   /** a failed round (store unreachable, a full disk): the thread retries at its next poll */
   readonly onError?: (e: JpkiError) => void;
   readonly onIssued?: (r: OcspResponderRecord) => void;
+  /** each daily sweep of the registry side's issuance information, done on the thread (server/serve.ts) */
+  readonly onSweep?: (e: IssuanceSweepEvent) => void;
 }
 
 /**
@@ -66,9 +82,9 @@ export interface ScheduleThreadOptions extends ScheduleThreadData {
  * aborted and the thread has finished its round and closed its workspace.
  */
 export async function openCrlScheduleThread(o: ScheduleThreadOptions): Promise<() => Promise<void>> {
-  const { signal, onCrl, onError, onIssued, ...data } = o;
+  const { signal, onCrl, onError, onIssued, onSweep, ...data } = o;
   const worker = new Worker(THREAD, { workerData: { jpkiSchedule: data satisfies ScheduleThreadData } });
-  return superviseScheduleThread(worker, { signal, ...(onCrl ? { onCrl } : {}), ...(onError ? { onError } : {}), ...(onIssued ? { onIssued } : {}) });
+  return superviseScheduleThread(worker, { signal, ...(onCrl ? { onCrl } : {}), ...(onError ? { onError } : {}), ...(onIssued ? { onIssued } : {}), ...(onSweep ? { onSweep } : {}) });
 }
 
 /** What superviseScheduleThread needs of a Worker. */
@@ -82,9 +98,9 @@ export type ScheduleWorker = Pick<Worker, "on" | "once" | "postMessage" | "termi
  */
 export async function superviseScheduleThread(
   worker: ScheduleWorker,
-  o: Pick<ScheduleThreadOptions, "signal" | "onCrl" | "onError" | "onIssued">,
+  o: Pick<ScheduleThreadOptions, "signal" | "onCrl" | "onError" | "onIssued" | "onSweep">,
 ): Promise<() => Promise<void>> {
-  const { signal, onCrl, onError, onIssued } = o;
+  const { signal, onCrl, onError, onIssued, onSweep } = o;
   let failure: Error | undefined;
   let stopping = false;
   const exited = new Promise<void>((resolve) =>
@@ -101,6 +117,7 @@ export async function superviseScheduleThread(
       else if (m.type === "crl") onCrl?.(m.crl);
       else if (m.type === "issued") onIssued?.(m.record);
       else if (m.type === "error") onError?.(rebuild(m.error));
+      else if (m.type === "sweep") onSweep?.(rebuildSweepEvent(m.event));
     });
     worker.on("error", (e) => {
       // an exception nothing in the thread caught: its code when it has one, else ERR_INTERNAL

@@ -3,12 +3,14 @@
  * the CRL schedule (crl/schedule.ts) that keeps what it serves current — CAs with new revocations from any
  * source get a CRL within the interval, every CRL is republished before its nextUpdate — so one `jpki serve`
  * is a complete publication point. With several HTTP processes (the CLI's --workers), one process runs the
- * schedule and every process serves.
+ * schedule and every process serves. The schedule also sweeps the registry side's issuance information about
+ * daily (registry/issuance-sweep.ts): the one process that runs it does, beside the rounds, never holding them up.
  */
 import { setTimeout as sleepFor } from "node:timers/promises";
 import { OcspSignerRenewal, type OcspSignerPolicy } from "../ca/ocsp-signer.js";
 import type { OcspResponderRecord } from "../store/types.js";
 import { CrlUpdater } from "../crl/updater.js";
+import { IssuanceSweepSchedule, type IssuanceSweepEvent } from "../registry/issuance-sweep.js";
 import type { PublishedCrl } from "../crl/publisher.js";
 import { JpkiError } from "../errors.js";
 import type { Workspace } from "../workspace/workspace.js";
@@ -79,6 +81,10 @@ export interface ScheduleOptions {
    * `responderPassphrase`, which the serving processes need (and not the CA passphrase, when they differ).
    */
   readonly ocsp?: { readonly responderPassphrase: string; readonly policy?: OcspSignerPolicy; readonly onIssued?: (r: OcspResponderRecord) => void };
+  /** each daily sweep of the registry side's issuance information (registry/issuance-sweep.ts), a failure included */
+  readonly onSweep?: (e: IssuanceSweepEvent) => void;
+  /** how the loop waits between rounds (tests inject one that moves their clock instead) */
+  readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
 /** Runs the CRL schedule until `signal` aborts. A wrong passphrase fails before the first round. */
@@ -104,25 +110,36 @@ export async function openCrlSchedule(ws: Workspace, o: ScheduleOptions): Promis
 
 async function scheduleLoop(ws: Workspace, updater: CrlUpdater, o: ScheduleOptions, renewal: OcspSignerRenewal | undefined): Promise<void> {
   const schedule = updater.schedule(o.crlIntervalMs, o.onError ? { onOtherError: o.onError } : {});
-  while (!o.signal.aborted) {
-    try {
-      for (const p of await schedule.tick()) if (!p.superseded) o.onCrl?.(p);
-    } catch (e) {
-      if (o.onError) o.onError(e);
-      else throw e;
-    }
-    if (renewal) {
+  const sleep = o.sleep ?? ((ms: number, signal: AbortSignal) => sleepFor(ms, undefined, { signal }));
+  // Stopped with the loop, however it ends, so the store is not closed under a sweep in progress.
+  const sweepStop = new AbortController();
+  const sweep = new IssuanceSweepSchedule({ store: ws.store, clock: ws.clock, signal: sweepStop.signal, ...(o.onSweep ? { onSweep: o.onSweep } : {}) });
+  try {
+    while (!o.signal.aborted) {
       try {
-        for (const r of await renewal.tick()) o.ocsp?.onIssued?.(r);
+        for (const p of await schedule.tick()) if (!p.superseded) o.onCrl?.(p);
       } catch (e) {
         if (o.onError) o.onError(e);
         else throw e;
       }
+      if (renewal) {
+        try {
+          for (const r of await renewal.tick()) o.ocsp?.onIssued?.(r);
+        } catch (e) {
+          if (o.onError) o.onError(e);
+          else throw e;
+        }
+      }
+      // When due, after this round's CRLs are out; it runs beside the next rounds, which never wait for it.
+      sweep.poke();
+      try {
+        await sleep(o.pollMs ?? 1000, o.signal);
+      } catch {
+        break; // aborted while idle
+      }
     }
-    try {
-      await sleepFor(o.pollMs ?? 1000, undefined, { signal: o.signal });
-    } catch {
-      break; // aborted while idle
-    }
+  } finally {
+    sweepStop.abort();
+    await sweep.settled();
   }
 }

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { isJpkiError } from "../errors.js";
 import { decodeEntries, type CrlEntryInput } from "../profile/crl-entry.js";
 import { GroupCommitter } from "../ca/group-commit.js";
-import type { CaRecord, IssuanceRecord, Store } from "./types.js";
+import { isRegistered, type CaRecord, type IssuanceRecord, type Store } from "./types.js";
 
 const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
 
@@ -35,6 +35,43 @@ async function crlList(s: Store, caId: string, expiredBefore: Date): Promise<Crl
     out.push(...decoded);
   }
   return out;
+}
+
+/**
+ * Registered issuance information of every kind the sweep meets (store/types.ts sweepRegisteredIssuances), on
+ * a fresh store: live certificates (one expiring exactly at the cut-off, still valid then), expired ones, and
+ * revoked ones — by a notice batch (SQLite leaves those rows in place), manually, and one both revoked and
+ * expired. Returns the cut-off, the serials that must stay, and how many the sweep counts.
+ */
+export async function seedSweepFixture(
+  s: Store,
+  residents: readonly [string, string, string, string] = ["s1", "s2", "s3", "s4"],
+  cutoff = new Date(Date.UTC(2026, 0, 1)),
+): Promise<{ cutoff: Date; live: string[]; expired: number; residents: string[] }> {
+  const [s1, s2, s3, s4] = residents;
+  const c = cutoff.getTime();
+  const [live, yearBefore] = [c + 5 * 365 * 86_400_000, c - 365 * 86_400_000];
+  await s.putCa(ca());
+  await s.upsertResidents(residents.map(resident));
+  const auth = (c: IssuanceRecord): IssuanceRecord => ({ ...c, type: "authentication" });
+  await s.commitIssuances([
+    cert("0e01", s1, 1000, live),
+    auth(cert("0e02", s1, 1000, c)), // expires at the cut-off itself: live
+    cert("0e03", s2, 1000, yearBefore), // expired
+    auth(cert("0e04", s2, 1000, c - 1000)), // expired, a second before
+    cert("0e05", s3, 1000, live), // revoked by a notice batch
+    auth(cert("0e06", s3, 1000, live)), // revoked manually
+    cert("0e07", s4, 1000, yearBefore), // revoked by a notice batch and expired
+    auth(cert("0e08", s4, 1000, live)), // live
+  ]);
+  await s.commitNoticeBatch({ noticeIds: [], residentCodes: [s3, s4] }, () => ({
+    commit: {
+      at: new Date(3000), notices: [], sequences: [], relinks: [], dirtyCas: ["13-sig"],
+      revocations: [{ serial: "0e05", reason: 3, source: "notice:n1", residentCode: s3 }, { serial: "0e07", reason: 5, source: "notice:n2", residentCode: s4 }],
+    },
+  }));
+  await s.revoke({ serial: "0e06", revokedAt: new Date(4000), reason: 1, source: "manual" });
+  return { cutoff, live: ["0e01", "0e02", "0e08"], expired: 2, residents: [...residents] };
 }
 
 export function storeContract(name: string, make: () => Promise<Store>): void {
@@ -732,6 +769,39 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(await s.sweepRegisteredIssuances(new Date(Date.UTC(2022, 0, 1)))).toBe(1);
       expect(await s.registeredIssuances("e")).toEqual([]);
       expect((await s.registeredIssuances("a")).length).toBe(2);
+      await s.close();
+    });
+
+    it("sweeps issuance information in batches: revoked and expired rows go, the live ones and what registeredIssuances answers for them stay", async () => {
+      const s = await make();
+      const f = await seedSweepFixture(s);
+      const registered = async () => (await Promise.all(f.residents.map((r) => s.registeredIssuances(r)))).flat();
+      const before = await registered();
+      // revoked certificates are not registered, on either backend, before any sweep
+      expect(before.map((r) => r.serial)).toEqual(["0e01", "0e02", "0e03", "0e04", "0e08"]);
+      // batches of 2 keys: the batch boundaries fall between and on the rows of every kind
+      expect(await s.sweepRegisteredIssuances(f.cutoff, { batchSize: 2 })).toBe(f.expired);
+      const after = await registered();
+      expect(after.map((r) => r.serial)).toEqual(f.live);
+      // what was valid at the cut-off is answered exactly as before
+      expect(after).toEqual(before.filter((r) => isRegistered(r, f.cutoff)));
+      expect(await s.sweepRegisteredIssuances(f.cutoff)).toBe(0);
+      await expect(s.sweepRegisteredIssuances(f.cutoff, { batchSize: 0 })).rejects.toThrow(RangeError);
+      await s.close();
+    });
+
+    it("a sweep stops between batches once its signal aborts (the next sweep takes the rest), and two sweeps at once count each row once", async () => {
+      const s = await make();
+      const f = await seedSweepFixture(s);
+      const stop = new AbortController();
+      stop.abort();
+      // one batch of the first key only, "0e01", which is live
+      expect(await s.sweepRegisteredIssuances(f.cutoff, { batchSize: 1, signal: stop.signal })).toBe(0);
+      expect((await s.registeredIssuances("s2")).length).toBe(2);
+      // two sweeps interleaving batch by batch (two connections on PostgreSQL), as two processes' schedules would
+      const both = await Promise.all([s.sweepRegisteredIssuances(f.cutoff, { batchSize: 1 }), s.sweepRegisteredIssuances(f.cutoff, { batchSize: 1 })]);
+      expect(both[0] + both[1]).toBe(f.expired);
+      expect((await Promise.all(f.residents.map((r) => s.registeredIssuances(r)))).flat().map((r) => r.serial)).toEqual(f.live);
       await s.close();
     });
 

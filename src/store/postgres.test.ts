@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
 import { isJpkiError } from "../errors.js";
 import { decodeEntries, encodeEntry } from "../profile/crl-entry.js";
-import { storeContract } from "./contract.js";
+import { seedSweepFixture, storeContract } from "./contract.js";
 import { auditContract } from "./audit-contract.js";
 import { RevocationBlocks } from "./revocation-log.js";
 import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore, parseLogCopy, type PgMigration } from "./postgres.js";
@@ -49,6 +49,22 @@ async function waiting(c: pg.Client): Promise<number> {
 }
 
 describe("PostgresStore specifics", () => {
+  it("deletes a revoked certificate's issuance information when it revokes, so the sweep finds only expired rows and leaves exactly the live ones", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    const f = await seedSweepFixture(s);
+    const a = await admin(url);
+    try {
+      const rows = async () => (await a.query<{ serial: string }>("SELECT serial FROM registry_issuances ORDER BY serial")).rows.map((r) => r.serial);
+      expect(await rows()).toEqual(["0e01", "0e02", "0e03", "0e04", "0e08"]);
+      expect(await s.sweepRegisteredIssuances(f.cutoff, { batchSize: 3 })).toBe(f.expired);
+      expect(await rows()).toEqual(f.live);
+    } finally {
+      await a.end();
+      await s.close();
+    }
+  });
+
   it("streams a CRL from the revocation log, block by block in revocation order over several pages, and a consumer that stops early gives its connection back", async () => {
     const url = await server.createDatabase();
     const s = await PostgresStore.open(url, { create: true, poolSize: 2 });

@@ -101,7 +101,7 @@ import type {
   VerifierFetch,
   VerifierRecord,
 } from "./types.js";
-import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus } from "./types.js";
+import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
 import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, registryAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { GENESIS_HASH, osActor, sealAudit, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
@@ -1434,8 +1434,27 @@ export class PostgresStore implements Store {
     return rows.map(toRegistered);
   }
 
-  sweepRegisteredIssuances(expiredBefore: Date): Promise<number> {
-    return this.#tx("sweeping expired issuance information", async (c) => (await c.query("DELETE FROM registry_issuances WHERE not_after < $1", [expiredBefore.getTime()])).rowCount ?? 0);
+  async sweepRegisteredIssuances(expiredBefore: Date, opts?: SweepOptions): Promise<number> {
+    const batch = sweepBatchSize(opts);
+    const cutoff = expiredBefore.getTime();
+    let removed = 0;
+    // Only expired rows: every transaction that revokes deletes its certificates' rows (unregister), so there
+    // are no revoked ones to find, unlike SQLite's. A batch per transaction, in key order: one DELETE over the
+    // whole table held the row lock of every expired row until it had scanned the rest, and a revocation or
+    // a resident-code relink of one of them waited for it, then failed past lock_timeout.
+    for (let after = ""; ; ) {
+      const step = await this.#tx("sweeping expired issuance information", async (c) => {
+        const end = (await c.query<{ serial: string }>("SELECT serial FROM registry_issuances WHERE serial > $1 ORDER BY serial OFFSET $2 LIMIT 1", [after, batch - 1])).rows[0]?.serial;
+        const r =
+          end === undefined
+            ? await c.query("DELETE FROM registry_issuances WHERE serial > $1 AND not_after < $2", [after, cutoff])
+            : await c.query("DELETE FROM registry_issuances WHERE serial > $1 AND serial <= $3 AND not_after < $2", [after, cutoff, end]);
+        return { n: r.rowCount ?? 0, end };
+      });
+      removed += step.n;
+      if (step.end === undefined || opts?.signal?.aborted) return removed;
+      after = step.end;
+    }
   }
 
   async residentNoticeSequence(residentCode: string): Promise<number> {

@@ -3,7 +3,7 @@ import { mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { storeContract } from "./contract.js";
+import { seedSweepFixture, storeContract } from "./contract.js";
 import { auditContract } from "./audit-contract.js";
 import Database from "better-sqlite3";
 import { MIGRATIONS, SCHEMA_VERSION, SqliteStore } from "./sqlite.js";
@@ -14,6 +14,25 @@ storeContract("sqlite", fresh);
 auditContract("sqlite", fresh);
 
 describe("SqliteStore specifics", () => {
+  it("leaves a notice batch's revoked certificates' issuance information rows for the sweep, which leaves exactly the live ones", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const s = SqliteStore.open(path, { create: true });
+    const f = await seedSweepFixture(s);
+    const rows = () => {
+      const db = new Database(path, { readonly: true });
+      try {
+        return db.prepare("SELECT serial FROM registry_issuances ORDER BY serial").pluck().all();
+      } finally {
+        db.close();
+      }
+    };
+    // the manual revocation deleted its row (0e06); the notice batch left 0e05 and 0e07
+    expect(rows()).toEqual(["0e01", "0e02", "0e03", "0e04", "0e05", "0e07", "0e08"]);
+    expect(await s.sweepRegisteredIssuances(f.cutoff, { batchSize: 3 })).toBe(f.expired);
+    expect(rows()).toEqual(f.live);
+    await s.close();
+  });
+
   it("refuses files that are not jpki stores, without touching them", () => {
     const dir = mkdtempSync(join(tmpdir(), "jpki-store-"));
     writeFileSync(join(dir, "garbage.db"), "x".repeat(5000));

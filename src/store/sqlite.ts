@@ -3,6 +3,7 @@
  * better-sqlite3 is synchronous; the Store interface is async so PostgreSQL can implement it unchanged.
  */
 import { hash } from "node:crypto";
+import { setImmediate as yieldTurn } from "node:timers/promises";
 import Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
 import { decodeEntries, entryOffsets, type EncodedEntries } from "../profile/crl-entry.js";
@@ -82,7 +83,7 @@ import type {
   VerifierFetch,
   VerifierRecord,
 } from "./types.js";
-import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope } from "./types.js";
+import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope } from "./types.js";
 import { DumpStreamCheck } from "./dump.js";
 import { WalCheckpointer } from "./checkpointer.js";
 import { Coalescer } from "./coalesce.js";
@@ -459,6 +460,13 @@ function residentOfIssuanceRow(r: ResidentForIssuanceRow): ResidentRecord {
   return toResident({ resident_code: r[0], municipality_code: r[1], name: r[2], address: r[3], birth_date: r[4], gender: r[5], status: r[6] });
 }
 
+/**
+ * A registry_issuances row whose certificate is revoked (the CA side's code of a serial is certificates'; the
+ * registry's may differ until both sides have applied a resident-code change).
+ */
+const REVOKED_REGISTERED = `EXISTS (SELECT 1 FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial
+  WHERE c.serial = registry_issuances.serial AND k.revoked_at IS NOT NULL)`;
+
 /** WAL pages after which a bulk writer checkpoints on its own thread too (256 MiB of 4 KiB pages). */
 const BULK_AUTOCHECKPOINT = 65536;
 /** Bulk commits between two waits for the checkpointer thread (store/checkpointer.ts). */
@@ -772,12 +780,14 @@ export class SqliteStore implements Store {
                            WHERE c.serial = r.serial AND k.revoked_at IS NOT NULL)
          ORDER BY r.serial`,
       ),
-      sweepRevokedRegistered: db.prepare(
-        `DELETE FROM registry_issuances WHERE EXISTS (SELECT 1 FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial
-           WHERE c.serial = registry_issuances.serial AND k.revoked_at IS NOT NULL)`,
-      ),
+      // The sweep's batches (sweepRegisteredIssuances): the key that ends the next batch of rows after a key,
+      // then the batch's rows of revoked certificates and its expired ones; the last batch has no end key.
+      sweepBatchEnd: db.prepare("SELECT serial FROM registry_issuances WHERE serial > ? ORDER BY serial LIMIT 1 OFFSET ?").pluck(),
+      sweepRevokedRegistered: db.prepare(`DELETE FROM registry_issuances WHERE serial > ? AND serial <= ? AND ${REVOKED_REGISTERED}`),
+      sweepRevokedRegisteredTail: db.prepare(`DELETE FROM registry_issuances WHERE serial > ? AND ${REVOKED_REGISTERED}`),
+      sweepRegistered: db.prepare("DELETE FROM registry_issuances WHERE serial > ? AND serial <= ? AND not_after < ?"),
+      sweepRegisteredTail: db.prepare("DELETE FROM registry_issuances WHERE serial > ? AND not_after < ?"),
       relinkRegistered: db.prepare("UPDATE registry_issuances SET resident_code = ? WHERE resident_code = ?"),
-      sweepRegistered: db.prepare("DELETE FROM registry_issuances WHERE not_after < ?"),
       enqueueOutbox: db.prepare("INSERT INTO registry_outbox (notice_id, resident_code, sequence, body, created_at) VALUES (?, ?, ?, ?, ?)"),
       pendingOutbox: db.prepare("SELECT notice_id, resident_code, sequence, body, created_at FROM registry_outbox ORDER BY id LIMIT ?"),
       ackOutbox: db.prepare("DELETE FROM registry_outbox WHERE notice_id = ?"),
@@ -1170,14 +1180,34 @@ export class SqliteStore implements Store {
     return this.#run("reading registered issuance information", () => (this.#stmts.registeredOf.all(residentCode) as RegisteredRowDb[]).map(toRegistered));
   }
 
-  sweepRegisteredIssuances(expiredBefore: Date): Promise<number> {
-    return this.#run("sweeping expired issuance information", () =>
-      this.#db.transaction(() => {
-        // Rows of revoked certificates left by notice batches go too, uncounted: they were not visible.
-        this.#stmts.sweepRevokedRegistered.run();
-        return this.#stmts.sweepRegistered.run(expiredBefore.getTime()).changes;
-      }).immediate(),
-    );
+  async sweepRegisteredIssuances(expiredBefore: Date, opts?: SweepOptions): Promise<number> {
+    const batch = sweepBatchSize(opts);
+    const cutoff = expiredBefore.getTime();
+    const st = this.#stmts;
+    let removed = 0;
+    // In key order, a batch per IMMEDIATE transaction: one statement over the whole table held the one write
+    // lock for as long as the table takes to scan — every notice batch and CRL publication of every process
+    // waited, and past the busy timeout failed. Between batches the event loop gets a turn, so the schedule
+    // sharing this thread publishes meanwhile.
+    for (let after = ""; ; ) {
+      const step = await this.#run("sweeping expired issuance information", () =>
+        this.#db.transaction(() => {
+          const end = st.sweepBatchEnd.get(after, batch - 1) as string | undefined;
+          // Rows of revoked certificates left by notice batches go first, uncounted: registeredIssuances no
+          // longer returned them (and PostgreSQL, which deletes them when it revokes, would not count them).
+          if (end === undefined) {
+            st.sweepRevokedRegisteredTail.run(after);
+            return { n: st.sweepRegisteredTail.run(after, cutoff).changes, end };
+          }
+          st.sweepRevokedRegistered.run(after, end);
+          return { n: st.sweepRegistered.run(after, end, cutoff).changes, end };
+        }).immediate(),
+      );
+      removed += step.n;
+      if (step.end === undefined || opts?.signal?.aborted) return removed;
+      after = step.end;
+      await yieldTurn();
+    }
   }
 
   residentNoticeSequence(residentCode: string): Promise<number> {

@@ -88,10 +88,13 @@ export interface IssuanceRecord {
 /**
  * 発行情報 as the registry side (住基ネット) registered it (電子証明書発行者情報の登録), shared/spec/JPKI.md "The link
  * between the two networks" step 1: the registry network's own copy, apart from the CA's issuance records. The
- * store registers it in the transaction that commits the certificate (commitIssuances) and removes it in every
+ * store registers it in the transaction that commits the certificate (commitIssuances) and withdraws it in every
  * transaction that revokes the certificate, so nothing is issued without it and no revoked certificate keeps
- * it. Expired ones are not removed on expiry: whoever compares ignores those not valid at the time of the
- * change ({@link isRegistered}), and `sweepRegisteredIssuances` deletes them when an operator wants the space.
+ * it: `registeredIssuances` never returns a revoked certificate's. (PostgreSQL deletes the row there and then;
+ * SQLite's notice batches leave the row and filter it out, which costs less per revocation, and
+ * `sweepRegisteredIssuances` deletes it later.) Expired ones are not removed on expiry: whoever compares
+ * ignores those not valid at the time of the change ({@link isRegistered}), and `sweepRegisteredIssuances`
+ * deletes them (registry/issuance-sweep.ts runs it daily from the CRL schedule of `jpki serve` and `jpki watch`).
  */
 export interface RegisteredIssuance {
   readonly serial: string;
@@ -109,6 +112,24 @@ export interface RegisteredIssuance {
 /** Whether registered issuance information still stands at `at`: not yet expired (notAfter is inclusive, RFC 5280 §4.1.2.5). */
 export function isRegistered(r: Pick<RegisteredIssuance, "notAfter">, at: Date): boolean {
   return r.notAfter.getTime() >= at.getTime();
+}
+
+/** How Store.sweepRegisteredIssuances walks the table. */
+export interface SweepOptions {
+  /** rows looked at per transaction (default 4096) */
+  readonly batchSize?: number;
+  /** stops between two transactions */
+  readonly signal?: AbortSignal;
+}
+
+/** Rows Store.sweepRegisteredIssuances looks at per transaction unless told otherwise. */
+export const SWEEP_BATCH = 4096;
+
+/** The batch size a sweep uses (a programming error, not input, when it is no whole number ≥ 1). */
+export function sweepBatchSize(opts: SweepOptions | undefined): number {
+  const n = opts?.batchSize ?? SWEEP_BATCH;
+  if (!Number.isInteger(n) || n < 1) throw new RangeError("batchSize must be a whole number ≥ 1");
+  return n;
 }
 
 /**
@@ -539,8 +560,19 @@ export interface Store {
   ackOutbox(noticeIds: readonly string[]): Promise<number>;
   /** The issuance information registered with the registry side under a resident code, expired or not, by serial. */
   registeredIssuances(residentCode: string): Promise<RegisteredIssuance[]>;
-  /** Deletes registered issuance information of certificates expired before `expiredBefore`; returns how many. */
-  sweepRegisteredIssuances(expiredBefore: Date): Promise<number>;
+  /**
+   * Deletes the registered issuance information of certificates expired before `expiredBefore` (notAfter <
+   * expiredBefore: notAfter itself is still valid) and the rows of revoked certificates a backend left in place
+   * (SQLite's notice batches: see RegisteredIssuance). Returns how many expired ones went that
+   * `registeredIssuances` still returned — the same count on every backend for the same history: a revoked
+   * certificate's row is not counted, being no longer registered already (PostgreSQL has none left to delete).
+   *
+   * It walks the table in key order, `batchSize` rows (default 4096) per short transaction, so no writer waits
+   * long for it (SQLite's one write lock; PostgreSQL's row locks), and stops between two of them once `signal`
+   * aborts (returning what went so far: the next sweep takes the rest). Two sweeps at once are harmless: each
+   * row is deleted once, by whichever reaches it first, and the counts add up to what one sweep would return.
+   */
+  sweepRegisteredIssuances(expiredBefore: Date, opts?: SweepOptions): Promise<number>;
   /** The sequence of the last change notice applied to a resident record (0: none). */
   residentNoticeSequence(residentCode: string): Promise<number>;
   countResidents(): Promise<number>;

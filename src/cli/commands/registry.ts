@@ -1,9 +1,12 @@
-/** `jpki registry import|show`: resident records (住民票) as the registry network holds them. */
+/**
+ * `jpki registry import|show|apply|consent|sweep`: resident records (住民票) as the registry network holds them,
+ * and what the registry side keeps beside them (consents, issuance information).
+ */
 import { resolve } from "node:path";
 import { Command, Option } from "commander";
-import type { ResidentRecord } from "../../index.js";
+import type { IssuanceSweepEvent, ResidentRecord } from "../../index.js";
 import { JpkiError, checkInputFile, isJpkiError, library, type Library } from "../lib.js";
-import { Context, withWorkspace } from "../context.js";
+import { Context, withStopSignal, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 
 const BATCH = 2000;
@@ -100,7 +103,64 @@ Examples:
     });
   addRegistryApply(reg, io);
   addRegistryConsent(reg, io);
+  addRegistrySweep(reg, io);
   return reg;
+}
+
+/**
+ * `jpki registry sweep`: the registry side's issuance information no longer needed, deleted now
+ * (registry/issuance-sweep.ts; `jpki serve` and `jpki watch` do it daily on their own).
+ */
+export function addRegistrySweep(reg: Command, io: Io): void {
+  reg.command("sweep")
+    .description("delete the issuance information (発行情報) of expired and revoked certificates that the registry side still holds")
+    .addHelpText(
+      "after",
+      `
+Issuance information (発行情報) is the registry side's copy of what a certificate certified: its serial, the
+resident and the four items at issuance, registered when the certificate is issued (電子証明書発行者情報の
+登録). A counter procedure compares a change with it to decide whether the CA side must be told (異動等情報の
+通知). Rows pile up: an expired certificate's row stays (the comparison ignores it; nothing deletes it at
+expiry), and on SQLite a certificate revoked by a notice batch keeps its row as well (no longer registered,
+but deleting the row there and then would slow every notice). So the table grows by a row per expiry and,
+on SQLite, per revocation.
+
+This deletes the rows of certificates that expired more than a day ago (the day covers procedures in progress
+in other processes) and those of revoked certificates. What the registry answers does not change, nor does
+anything on the CA side: its own issuance records are kept (ten years after expiry). 'jpki serve' and
+'jpki watch' already sweep about once a day (10 minutes after they start, then daily); run this for a clean-up
+now, e.g. before a backup. It is safe while they run, in short transactions that keep no writer waiting long.
+SIGTERM or SIGINT stops it between two of them; run it again for the rest.
+
+The count is of expired certificates' rows. Revoked certificates' rows go uncounted: the registry had already
+withdrawn them (PostgreSQL deletes them when it revokes, so the count is the same on both stores).
+
+Examples:
+  jpki registry sweep
+  jpki --json registry sweep`,
+    )
+    .action(async (_o: unknown, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      const lib = await library();
+      await withStopSignal((signal) =>
+        withWorkspace(ctx, async (ws) => {
+          const r = await lib.sweepIssuanceInformation(ws.store, { now: ws.clock.now(), signal });
+          ctx.out.result({ removed: r.removed, expiredBefore: r.expiredBefore.toISOString(), stopped: r.stopped }, () =>
+            [
+              `removed the issuance information (発行情報) of ${r.removed} certificate${r.removed === 1 ? "" : "s"} expired before ${r.expiredBefore.toISOString()}, and any left of revoked ones`,
+              ...(r.stopped ? ["stopped by a signal before the end: run it again for the rest"] : []),
+            ].join("\n"),
+          );
+        }),
+      );
+    });
+}
+
+/** One line for a daily sweep's outcome, as `jpki serve` and `jpki watch` log it (no personal data in it). */
+export function sweepLine(e: IssuanceSweepEvent): string {
+  const next = `next sweep ${e.nextAt.toISOString()}`;
+  if (e.kind === "failed") return `registry sweep failed [${e.error.code}] ${e.error.message} (tried again: ${next})`;
+  return `registry sweep: issuance information (発行情報) of ${e.removed} certificate${e.removed === 1 ? "" : "s"} expired before ${e.expiredBefore.toISOString()} removed${e.stopped ? " (stopped: the next sweep takes the rest)" : ""}; ${next}`;
 }
 
 /**

@@ -9,6 +9,7 @@ import { Command } from "commander";
 import { JpkiError, checkInputFile, checkOutputFile, serverLibrary } from "../lib.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
+import { sweepLine } from "./registry.js";
 
 interface ServeOpts {
   listen: string;
@@ -83,7 +84,9 @@ recorded in the store (written in batches, at most 1 s behind); the access log n
 Files carry strong ETags and Last-Modified: pollers should send If-None-Match and get 304s. Byte ranges
 resume broken downloads. Unless --no-schedule, the CA passphrase is needed (JPKI_PASSPHRASE or
 --passphrase-file): CRLs with new revocations are published within --crl-interval and every CRL is
-republished before its nextUpdate. SIGTERM or SIGINT stops cleanly: responses in flight get 5 s to finish.
+republished before its nextUpdate. The schedule also sweeps the registry side's issuance information of
+expired and revoked certificates about once a day ('jpki registry sweep --help' says what and why).
+SIGTERM or SIGINT stops cleanly: responses in flight get 5 s to finish.
 OCSP answers are signed by a delegated certificate per CA (id-kp-OCSPSigning, ocsp-nocheck) that the
 schedule issues and renews; its key is stored encrypted under JPKI_OCSP_PASSPHRASE when set (so HTTP
 workers need not hold the CA passphrase), else under the CA passphrase. Answers without a nonce are
@@ -135,6 +138,7 @@ Example:
               const onError = (e: unknown) => ctx.out.info(`jpki serve: CRL schedule: ${(e as { code?: string }).code ?? "error"}: ${(e as Error).message} (retrying)`);
               const onIssued = (r: { caId: string; serial: string; notAfter: Date }) =>
                 ctx.out.info(`OCSP signing certificate for ${r.caId} issued: serial ${r.serial}, valid until ${r.notAfter.toISOString()}`);
+              const onSweep = (e: Parameters<typeof sweepLine>[0]) => ctx.out.info(`jpki serve: ${sweepLine(e)}`);
               const ocsp = ocspPassphrase ? { responderPassphrase: ocspPassphrase, policy: { validityMs: ocspCertDays * 86_400_000 } } : undefined;
               // Every CA key opens before the port does: a wrong passphrase never serves for a moment. Beside a
               // server, the schedule gets a thread of its own (server/schedule-thread.ts says why).
@@ -149,6 +153,7 @@ Example:
                       onCrl,
                       onError,
                       onIssued,
+                      onSweep,
                       ...(ocsp ? { ocsp } : {}),
                     })
                   : await lib.openCrlSchedule(ws, {
@@ -157,6 +162,7 @@ Example:
                       signal,
                       onCrl,
                       onError,
+                      onSweep,
                       ...(ocsp ? { ocsp: { ...ocsp, onIssued } } : {}),
                     });
               jobs.push(loop());

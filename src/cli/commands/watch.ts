@@ -8,6 +8,7 @@ import { JpkiError, checkInputDir, isJpkiError, library } from "../lib.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 import { formatIngest } from "./notices.js";
+import { sweepLine } from "./registry.js";
 
 export function makeWatchCommand(io: Io): Command {
   return new Command("watch")
@@ -24,8 +25,10 @@ Drop files atomically: write "notices.jsonl.part" or ".notices.jsonl", then rena
 SIGTERM or SIGINT stops after the batch in progress; nothing is lost and the next start resumes.
 While it runs, every CA with unpublished revocations gets a CRL within --crl-interval, and every CRL is
 republished before its nextUpdate even when nothing changed (config crlRefreshMarginHours, default 24:
-daily with 48-hour CRLs). With --once it processes the files present, publishes whatever is due or has
-unpublished revocations, and exits: the recovery step after a crash.
+daily with 48-hour CRLs). About once a day (first 10 minutes after start) it also sweeps the registry side's
+issuance information of expired and revoked certificates ('jpki registry sweep --help' says what and why).
+With --once it processes the files present, publishes whatever is due or has unpublished revocations, and
+exits: the recovery step after a crash (no sweep then).
 
 Example:
   JPKI_PASSPHRASE=… jpki --workspace /srv/jpki watch /srv/jpki/spool`,
@@ -56,6 +59,9 @@ Example:
             crlIntervalMs: interval * 1000,
             onCrl: (p) => {
               if (!ctx.out.json) ctx.out.info(`CRL ${p.caId}${p.scope ? `/${p.scope}` : ""} #${p.number} published (${p.why}): ${p.entries} entries, next update ${p.nextUpdate.toISOString()}`);
+            },
+            onSweep: (e) => {
+              if (e.kind === "failed" || !ctx.out.json) ctx.out.info(sweepLine(e));
             },
             onScheduleError: (e) => ctx.out.info(`warning: ${isJpkiError(e) ? `[${e.code}] ${e.message}` : String(e)} (the next CRL tick tries again)`),
             onFile: (name, res) => {
