@@ -301,8 +301,9 @@ export const MIGRATIONS: readonly Migration[] = [
   migration15,
   // 16: the issuance information the registry side registered (発行情報, 電子証明書発行者情報の登録; issue 12
   // point 1, store/types.ts RegisteredIssuance): the registry network's own copy, one row per unrevoked
-  // certificate, written by the transaction that commits the certificate and deleted by every transaction that
-  // revokes it. Keyed by serial (a revocation knows the serial, not always the registry's code for it) and
+  // certificate, written by the transaction that commits the certificate and, when this migration was written,
+  // deleted by every transaction that revokes it (since then a notice batch leaves a revoked certificate's row
+  // for the daily sweep, and registeredOf skips it: sweepRegisteredIssuances). Keyed by serial (a revocation knows the serial, not always the registry's code for it) and
   // indexed by resident (a counter procedure compares one resident's). Filled here from the certificates not
   // revoked, as if registered when they were issued.
   `
