@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PKITS_AT, pkitsCert, pkitsCrl } from "../../test/pkits.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
 import { validateJpki } from "../validation/jpki.js";
-import { decodeQuestions, encodeQuestions, EngineThread, engineThreadAvailable, type EngineTrust } from "./engine-thread.js";
+import { decodeQuestions, encodeQuestions, EngineThread, engineThreadAvailable, sharedBytes, type EngineTrust } from "./engine-thread.js";
 import { viewedPart } from "./views.js";
 
 const MODULE = new URL("../../dist/src/verifier/engine-thread-main.js", import.meta.url);
@@ -71,6 +71,14 @@ describe("EngineThread", () => {
     expect((await thread.validate({ anchors: [TA], crlFiles: [{ key: "root" } as never, GOOD_CRL] }, q)).status).toBe("revoked");
     // another anchor: nothing leads to it
     expect((await thread.validate({ anchors: [GOOD_CA.subarray(0, 0)], crlFiles: [] }, q)).status).toBe("untrusted");
+  });
+
+  it("takes CRLs in shared memory (sharedBytes, as the service reads them): the same answers", async () => {
+    const shared = sharedBytes(GOOD_CRL.der);
+    expect(shared.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(shared.equals(GOOD_CRL.der)).toBe(true);
+    const q = { certificate: CASES[1]!, chain: [GOOD_CA], purpose: "signature" as const, at: AT };
+    expect((await thread.validate({ anchors: [TA], crlFiles: [{ key: "root-shared", der: sharedBytes(ROOT_CRL.der) }, { key: "good-shared", der: shared }] }, q)).status).toBe("revoked");
   });
 
   it("passes the engine's errors on with their codes", async () => {

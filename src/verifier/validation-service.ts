@@ -23,7 +23,7 @@ import { verifySignedData, type SignedDataStatus } from "../validation/cms.js";
 import type { PathStatus } from "../validation/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { DisclosureLog } from "./disclosure-log.js";
-import { EngineThread, engineThreadAvailable, type EngineTrust } from "./engine-thread.js";
+import { EngineThread, engineThreadAvailable, sharedBytes, type EngineTrust } from "./engine-thread.js";
 import { legalBasisAllows, type LegalBasisCode } from "./legal-basis.js";
 import { governmentView, privateView, type ViewedResult, PRIVATE_STATUS_OF, type GovernmentView, type PrivateView, type PrivateStatus } from "./views.js";
 
@@ -186,7 +186,8 @@ export class VerifierValidationService {
       if (known && known.key === key) files.set(p, known);
       else {
         try {
-          files.set(p, { key, der: await readFile(p) });
+          // In shared memory: the engine's thread indexes these very bytes (sharedBytes), not a copy of them.
+          files.set(p, { key, der: sharedBytes(await readFile(p)) });
         } catch {
           continue;
         }
