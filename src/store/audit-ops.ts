@@ -101,6 +101,14 @@ export function registryAudit(d: { readonly put: readonly unknown[]; readonly re
 }
 
 /**
+ * A sweep's batch of the registry side's issuance information (発行情報; registry/issuance-sweep.ts): how many
+ * rows of certificates expired before the cut-off it deleted. Counts only — the rows are residents' four items.
+ */
+export function registrySweepAudit(expiredBefore: Date, removed: number): AuditEntry {
+  return { action: "registry.sweep", subject: "", detail: { expiredBefore, removed } };
+}
+
+/**
  * A verifier's queries (validation answers, liveness checks): one record per verifier and call, as that
  * verifier — which certificates it asked about and whether the four items went with an answer (not the items).
  */

@@ -785,7 +785,18 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(after.map((r) => r.serial)).toEqual(f.live);
       // what was valid at the cut-off is answered exactly as before
       expect(after).toEqual(before.filter((r) => isRegistered(r, f.cutoff)));
+      // each batch that deleted expired rows is in the audit log with its count (no serials, no items)
+      const sweeps = async () => {
+        const out = [];
+        for await (const r of s.auditRecords({ action: "registry.sweep" })) out.push(JSON.parse(r.detail) as { expiredBefore: string; removed: number });
+        return out;
+      };
+      const logged = await sweeps();
+      expect(logged.reduce((t, d) => t + d.removed, 0)).toBe(f.expired);
+      for (const d of logged) expect(Object.keys(d).sort()).toEqual(["expiredBefore", "removed"]);
+      expect(logged.every((d) => d.expiredBefore === f.cutoff.toISOString())).toBe(true);
       expect(await s.sweepRegisteredIssuances(f.cutoff)).toBe(0);
+      expect(await sweeps()).toHaveLength(logged.length); // a sweep that deleted nothing logs nothing
       await expect(s.sweepRegisteredIssuances(f.cutoff, { batchSize: 0 })).rejects.toThrow(RangeError);
       await s.close();
     });

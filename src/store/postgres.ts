@@ -103,7 +103,7 @@ import type {
 } from "./types.js";
 import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
-import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, registryAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
+import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, registryAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { GENESIS_HASH, osActor, sealAudit, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
 /**
@@ -1449,7 +1449,10 @@ export class PostgresStore implements Store {
           end === undefined
             ? await c.query("DELETE FROM registry_issuances WHERE serial > $1 AND not_after < $2", [after, cutoff])
             : await c.query("DELETE FROM registry_issuances WHERE serial > $1 AND serial <= $3 AND not_after < $2", [after, cutoff, end]);
-        return { n: r.rowCount ?? 0, end };
+        const n = r.rowCount ?? 0;
+        // In the audit log with the rows it deleted, in their transaction (a batch that found none: nothing).
+        if (n) await this.#appendAudits(c, [registrySweepAudit(expiredBefore, n)]);
+        return { n, end };
       });
       removed += step.n;
       if (step.end === undefined || opts?.signal?.aborted) return removed;

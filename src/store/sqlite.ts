@@ -87,7 +87,7 @@ import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions,
 import { DumpStreamCheck } from "./dump.js";
 import { WalCheckpointer } from "./checkpointer.js";
 import { Coalescer } from "./coalesce.js";
-import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, registryAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
+import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, registryAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { osActor, sealAudit, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
 type Int = number | bigint;
@@ -303,8 +303,8 @@ export const MIGRATIONS: readonly Migration[] = [
   // point 1, store/types.ts RegisteredIssuance): the registry network's own copy, one row per unrevoked
   // certificate, written by the transaction that commits the certificate and, when this migration was written,
   // deleted by every transaction that revokes it (since then a notice batch leaves a revoked certificate's row
-  // for the daily sweep, and registeredOf skips it: sweepRegisteredIssuances). Keyed by serial (a revocation knows the serial, not always the registry's code for it) and
-  // indexed by resident (a counter procedure compares one resident's). Filled here from the certificates not
+  // for the daily sweep, and registeredOf skips it: sweepRegisteredIssuances). Keyed by serial (a revocation
+  // knows the serial, not always the registry's code for it) and indexed by resident (a counter procedure compares one resident's). Filled here from the certificates not
   // revoked, as if registered when they were issued.
   `
   CREATE TABLE registry_issuances (
@@ -1196,12 +1196,17 @@ export class SqliteStore implements Store {
           const end = st.sweepBatchEnd.get(after, batch - 1) as string | undefined;
           // Rows of revoked certificates left by notice batches go first, uncounted: registeredIssuances no
           // longer returned them (and PostgreSQL, which deletes them when it revokes, would not count them).
+          let n: number;
           if (end === undefined) {
             st.sweepRevokedRegisteredTail.run(after);
-            return { n: st.sweepRegisteredTail.run(after, cutoff).changes, end };
+            n = st.sweepRegisteredTail.run(after, cutoff).changes;
+          } else {
+            st.sweepRevokedRegistered.run(after, end);
+            n = st.sweepRegistered.run(after, end, cutoff).changes;
           }
-          st.sweepRevokedRegistered.run(after, end);
-          return { n: st.sweepRegistered.run(after, end, cutoff).changes, end };
+          // In the audit log with the rows it deleted, in their transaction (a batch that found none: nothing).
+          if (n) this.#appendAudit(registrySweepAudit(expiredBefore, n));
+          return { n, end };
         }).immediate(),
       );
       removed += step.n;
