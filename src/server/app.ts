@@ -126,7 +126,7 @@ export function jsonNestsDeeper(text: string, max: number): boolean {
  * scans (≈ 0.15 µs for a certificate's body) rather than its two regular expressions tried at every quote
  * (≈ 4 µs of each POST /v1/validate); text that might goes to fastify's parser itself.
  */
-export function mayPoisonPrototype(text: string): boolean {
+function mayPoisonPrototype(text: string): boolean {
   return text.includes("__proto__") || text.includes("constructor") || text.includes("\\u");
 }
 
@@ -326,7 +326,16 @@ export async function buildServer(
     ...(tls && !verifierCa ? { onVerifierCa: (der: Buffer) => httpsServer?.setSecureContext(tlsOptions(der)) } : {}),
   });
   await access.start();
-  const countPublished = counter("published");
+  // The answers given on bare node:http (published files, OCSP GETs, plain POST /v1/validate): counted by route
+  // and status, recorded for the caller's rate, and logged, as fastify routes' onResponse does for theirs.
+  const rawOnResponse = (route: string) => {
+    const count = counter(route);
+    return (req: IncomingMessage, status: number, startedAt: number) => {
+      count(status);
+      access.record(req, status);
+      accessLine?.(req, status, performance.now() - startedAt, req.socket.remoteAddress);
+    };
+  };
   const published = publishedRoute({
     paths: ws.paths,
     files: new PublishedFiles(),
@@ -335,25 +344,16 @@ export async function buildServer(
     crlMaxAgeSeconds: crlMaxAge,
     certificateMaxAgeSeconds: certMaxAge,
     idleMs: { ...CONNECTION_TIMEOUTS, ...opts.timeouts }.idleMs,
-    onResponse: (req, status, startedAt) => {
-      countPublished(status);
-      access.record(req, status);
-      accessLine?.(req, status, performance.now() - startedAt, req.socket.remoteAddress);
-    },
+    onResponse: rawOnResponse("published"),
   });
   let ocsp: OcspResponder | undefined;
-  const countOcsp = counter("ocsp");
   const ocspGet = ocspGetRoute({
     prefix,
     responder: () => ocsp,
     clock,
     maxAgeSeconds: opts.ocsp?.maxAgeSeconds ?? 300,
     count: metrics.countOcspAnswer,
-    onResponse: (req, status, startedAt) => {
-      countOcsp(status);
-      access.record(req, status);
-      accessLine?.(req, status, performance.now() - startedAt, req.socket.remoteAddress);
-    },
+    onResponse: rawOnResponse("ocsp"),
   });
   // POST /v1/validate's plain requests, on bare node:http too (validate-route.ts): set once the service exists.
   let validateFast: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
@@ -497,17 +497,12 @@ export async function buildServer(
   // The engine on a thread of its own (verifier/engine-thread.ts): the serving thread keeps the HTTP and the store.
   const validation = new VerifierValidationService(ws, { engineThread: true, ...opts.validation });
   await registerValidate(app, { prefix, service: validation, access, onResponse: onResponse("validate"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
-  const countValidate = counter("validate");
   validateFast = validateFastPath({
     prefix,
     service: validation,
     access,
     parseJson,
-    onResponse: (req, status, startedAt) => {
-      countValidate(status);
-      access.record(req, status);
-      accessLine?.(req, status, performance.now() - startedAt, req.socket.remoteAddress);
-    },
+    onResponse: rawOnResponse("validate"),
     ...(opts.access?.onError ? { onError: opts.access.onError } : {}),
   });
   await registerStatus(app, { prefix, ws, access, onResponse: onResponse("status"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
