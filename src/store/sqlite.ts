@@ -304,8 +304,9 @@ export const MIGRATIONS: readonly Migration[] = [
   // certificate, written by the transaction that commits the certificate and, when this migration was written,
   // deleted by every transaction that revokes it (since then a notice batch leaves a revoked certificate's row
   // for the daily sweep, and registeredOf skips it: sweepRegisteredIssuances). Keyed by serial (a revocation
-  // knows the serial, not always the registry's code for it) and indexed by resident (a counter procedure compares one resident's). Filled here from the certificates not
-  // revoked, as if registered when they were issued.
+  // knows the serial, not always the registry's code for it) and indexed by resident (a counter procedure
+  // compares one resident's). Filled here from the certificates not revoked, as if registered when they were
+  // issued.
   `
   CREATE TABLE registry_issuances (
     serial TEXT PRIMARY KEY,
