@@ -13,6 +13,7 @@
  */
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { JpkiError } from "../errors.js";
 import type { VerifierRecord } from "../store/types.js";
 import { parseCertificate } from "../validation/certificate.js";
 import { formatName } from "../validation/name.js";
@@ -113,6 +114,7 @@ export class VerifierValidationService {
   #loading: Promise<Trust> | undefined;
   readonly #threadModule: URL | undefined;
   #thread: Promise<EngineThread | undefined> | undefined;
+  #closed = false;
 
   constructor(ws: Workspace, o: ValidationServiceOptions = {}) {
     this.#ws = ws;
@@ -125,6 +127,9 @@ export class VerifierValidationService {
 
   /** The engine's thread, started on first use; undefined when off, not available, or ended (then this thread validates). */
   async #engine(): Promise<EngineThread | undefined> {
+    // Once closed, never a new thread: `jpki serve` closes this service while keep-alive connections may still
+    // send requests (they get 5 s), and a thread started then was never stopped, so the process did not exit.
+    if (this.#closed) throw closedError();
     if (!this.#threadModule) return undefined;
     this.#thread ??= EngineThread.start(this.#threadModule).catch(() => undefined);
     const t = await this.#thread;
@@ -205,6 +210,7 @@ export class VerifierValidationService {
    * Throws what the store throws (the answer is then not given).
    */
   async validate(verifier: VerifierRecord, q: ValidationQuery): Promise<ValidationAnswer> {
+    if (this.#closed) throw closedError();
     const { certificate } = q;
     const at = q.at ?? this.#ws.clock.now();
     const trust = await this.#current();
@@ -280,12 +286,18 @@ export class VerifierValidationService {
     return { view: verifier.kind === "government" ? "government" : "private", signature, ...(certificate ? { certificate } : {}) };
   }
 
-  /** Writes every disclosure record still in flight; stops the engine's thread. */
+  /** Waits for the disclosure records in flight and stops the engine's thread; later validations are refused (ERR_STORE). */
   async close(): Promise<void> {
+    this.#closed = true;
     const thread = this.#thread;
     this.#thread = undefined;
     await Promise.all([this.#log.close(), thread?.then((t) => t?.close())]);
   }
+}
+
+/** A validation asked of a closed service: ERR_STORE, so the routes answer 503 "try again", as for a closed store. */
+function closedError(): JpkiError {
+  return new JpkiError("ERR_STORE", "the validation service is closed (jpki serve is stopping): no answer was given");
 }
 
 /** What the engine reports of a certificate, read here when a result carries no chain. */

@@ -1,0 +1,78 @@
+/**
+ * The validation service around the engine (validation-service.ts): once closed it starts nothing and answers
+ * nothing. `jpki serve` closes it while keep-alive connections may still send requests during the stop's grace;
+ * a request then used to start a new engine thread that nobody stopped, and the process never exited after
+ * SIGTERM (seen under load: its one live handle was that thread's port). Runs the compiled thread module (the
+ * global setup builds dist/).
+ */
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { IssuanceService } from "../ca/issuance.js";
+import { initCas } from "../ca/manage.js";
+import { prefecture } from "../ca/prefectures.js";
+import { generateCrls } from "../crl/generate.js";
+import { FixedClock } from "../pki/clock.js";
+import { makeResidentCode } from "../registry/resident-code.js";
+import type { VerifierRecord } from "../store/types.js";
+import { Workspace } from "../workspace/workspace.js";
+import { engineThreadAvailable } from "./engine-thread.js";
+import { registerVerifier } from "./registration.js";
+import { VerifierValidationService } from "./validation-service.js";
+
+const MODULE = new URL("../../dist/src/verifier/engine-thread-main.js", import.meta.url);
+const clock = new FixedClock(new Date());
+let ws: Workspace;
+let verifier: VerifierRecord;
+let certificate: Buffer;
+
+/** Live worker threads' ports and the like: a thread left running shows here and keeps the process alive. */
+const ports = () => process.getActiveResourcesInfo().filter((r) => r === "MessagePort").length;
+
+beforeAll(async () => {
+  expect(engineThreadAvailable(MODULE)).toBe(true);
+  ws = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-vs-")), { clock });
+  verifier = (await registerVerifier(ws, { name: "closing test", kind: "government" })).record;
+  await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+  const residentCode = makeResidentCode("0000000888");
+  await ws.store.upsertResidents([{ residentCode, municipalityCode: "131016", status: "active", fourItems: { name: "山田　花子", address: "東京都千代田区千代田１番１号", birthDate: "1985-01-02", gender: "female" } }]);
+  const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+  certificate = (await new IssuanceService({ store: ws.store, config: ws.config, clock, passphrase: "pw" }).issue({ residentCode, type: "signature", publicKey: spki })).der;
+  await generateCrls(ws, { prefecture: "13", passphrase: "pw" });
+});
+
+afterAll(async () => {
+  await ws?.close();
+});
+
+describe("VerifierValidationService.close", () => {
+  it("stops the engine's thread, and a validation asked afterwards is refused (ERR_STORE) without starting another", async () => {
+    const before = ports();
+    const service = new VerifierValidationService(ws, { engineThread: MODULE });
+    const answer = await service.validate(verifier, { certificate, purpose: "signature" });
+    expect(answer).toMatchObject({ view: "government", status: "valid" });
+    expect(ports()).toBeGreaterThan(before); // the thread runs
+    await service.close();
+    expect(ports()).toBe(before);
+    // The store is still open here: only the service's own state can refuse.
+    await expect(service.validate(verifier, { certificate, purpose: "signature" })).rejects.toMatchObject({ code: "ERR_STORE", message: expect.stringMatching(/closed/) });
+    expect(ports()).toBe(before);
+    expect(await ws.store.listDisclosures({ residentCode: makeResidentCode("0000000888") })).toHaveLength(1);
+  });
+
+  it("a validation that was waiting for the thread to start when the service closed gets no new thread either", async () => {
+    const before = ports();
+    const service = new VerifierValidationService(ws, { engineThread: MODULE });
+    const asked = service.validate(verifier, { certificate, purpose: "signature" }).then(
+      () => "answered",
+      (e: { code?: string }) => e.code,
+    );
+    await service.close();
+    // Either outcome is fine for the request in flight; what matters is that no thread outlives close().
+    expect(["answered", "ERR_STORE"]).toContain(await asked);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(ports()).toBe(before);
+  });
+});
