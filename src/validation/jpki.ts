@@ -27,7 +27,7 @@ import { JpkiError } from "../errors.js";
 import type { CrlIndexCache } from "./crl-index-cache.js";
 import type { OcspClient, OcspOutcome } from "./ocsp-source.js";
 import type { CrlCache } from "./revocation-sources.js";
-import { withSignatureVerdicts, type SignatureVerdict } from "./signature.js";
+import { withinOneValidation, withSignatureVerdicts, type SignatureVerdict } from "./signature.js";
 
 /** What a certificate is used for: 署名用 (signing documents) or 利用者証明用 (logging in). */
 export type JpkiPurpose = CertificateType;
@@ -240,7 +240,7 @@ const PURPOSE_WORDS: Readonly<Record<JpkiPurpose, string>> = { signature: "a sig
  * for wrong parameters (ERR_USAGE) and a certificate that does not decode at all (ERR_DER_MALFORMED).
  */
 export function validateJpki(params: ValidateJpkiParams): JpkiValidationResult {
-  return withSignatureVerdicts(params.signatureVerdicts, () => validateJpkiNow(params));
+  return withSignatureVerdicts(params.signatureVerdicts, () => withinOneValidation(() => validateJpkiNow(params)));
 }
 
 /** Throws ERR_USAGE unless `purpose` is one of JPKI_PURPOSES. */

@@ -183,7 +183,7 @@ export function verifySignature(data: Buffer, algorithm: Tlv, signature: Buffer,
  * octets verify under this issuer key is a fact that never changes, so it is checked once per (certificate, key):
  * the Certificate object stands for its DER (the parse cache finds it by comparing the DER octet for octet), the
  * key for its SubjectPublicKeyInfo DER and inherited parameters. Certificates parsed per call — the end entity
- * always — are not marked, and their signature is verified on every call.
+ * always — are not marked: their signature is verified on every call, once (withinOneValidation).
  */
 const SHARED_SIGNATURES = new WeakMap<Certificate, Map<string, boolean>>();
 /** keys remembered per certificate: more than a CA certificate is ever checked against (rollovers, cross-certificates) */
@@ -226,7 +226,12 @@ export function withSignatureVerdicts<T>(verdicts: readonly SignatureVerdict[] |
 
 function verdictFor(cert: Certificate, key: WorkingKey): boolean | undefined {
   if (!callVerdicts || key.parameters) return undefined;
-  for (const v of callVerdicts) {
+  return matchingVerdict(callVerdicts, cert, key);
+}
+
+/** The verdict among `verdicts` for exactly this check: the same signed octets, algorithm, signature and key. */
+function matchingVerdict(verdicts: readonly SignatureVerdict[], cert: Certificate, key: WorkingKey): boolean | undefined {
+  for (const v of verdicts) {
     if (v.signature.equals(cert.signature) && v.spki.equals(key.spki.der) && v.algorithm.equals(cert.signatureAlgorithm.der) && v.tbs.equals(cert.tbs)) return v.ok;
   }
   return undefined;
@@ -256,10 +261,39 @@ export function verifyCertificateAsync(cert: Certificate, issuer: SubjectPublicK
   });
 }
 
+/**
+ * The signatures of certificates parsed per call (the end entity) checked so far in the validation running now
+ * (withinOneValidation), or undefined outside one. validateJpki builds the path (build.ts, which verifies the end
+ * entity to find its issuer) and then validates it (path.ts §6.1.3, which verifies it again, parsed afresh): two
+ * RSA verifications of the same octets under the same key, each about a fifth of a validation. Kept for one
+ * call only: a later call verifies again.
+ */
+let callChecks: SignatureVerdict[] | undefined;
+
+/** Runs `f` (one synchronous validation) with each per-call certificate signature verified at most once. */
+export function withinOneValidation<T>(f: () => T): T {
+  if (callChecks) return f(); // nested (validateJpki → validatePath): the outer call's checks
+  callChecks = [];
+  try {
+    return f();
+  } finally {
+    callChecks = undefined;
+  }
+}
+
 /** `cert`'s signature verifies under `key` (RFC 5280 §6.1.3(a)(1)); remembered for shared certificates. */
 export function certificateVerifies(cert: Certificate, key: WorkingKey): boolean {
   const known = SHARED_SIGNATURES.get(cert);
-  if (!known) return verdictFor(cert, key) ?? verifySignature(cert.tbs, cert.signatureAlgorithm, cert.signature, key);
+  if (!known) {
+    const given = verdictFor(cert, key);
+    if (given !== undefined) return given;
+    if (!callChecks || key.parameters) return verifySignature(cert.tbs, cert.signatureAlgorithm, cert.signature, key);
+    const checked = matchingVerdict(callChecks, cert, key);
+    if (checked !== undefined) return checked;
+    const ok = verifySignature(cert.tbs, cert.signatureAlgorithm, cert.signature, key);
+    callChecks.push({ tbs: cert.tbs, algorithm: cert.signatureAlgorithm.der, signature: cert.signature, spki: key.spki.der, ok });
+    return ok;
+  }
   const id = key.parameters ? `${spkiId(key.spki)}/${key.parameters.der.toString("base64")}` : spkiId(key.spki);
   let ok = known.get(id);
   if (ok === undefined) {

@@ -18,7 +18,7 @@ import { parseCrl, type Crl } from "./crl.js";
 import { formatName, nameEquals } from "./name.js";
 import { processPath } from "./path.js";
 import { ByteTable, tlvAt } from "./asn1.js";
-import { certificateVerifies, shareCertificate, spkiId, verifyCertificateAsync, verifySignature, workingKeyOf, type SignatureVerdict, type WorkingKey } from "./signature.js";
+import { certificateVerifies, shareCertificate, spkiId, verifyCertificateAsync, verifySignature, withinOneValidation, workingKeyOf, type SignatureVerdict, type WorkingKey } from "./signature.js";
 import { ocspCertId, type OcspClient, type OcspOutcome } from "./ocsp-source.js";
 import {
   FAILURE_REASONS,
@@ -97,7 +97,7 @@ function tryParse<T>(parse: (d: Uint8Array) => T, der: Uint8Array): T | undefine
  * compared on every use, so a Buffer changed in place is parsed again), else by its bytes (a bounded table: a
  * hash of the length and the last octets — the signature — picks the bucket, the whole DER is compared). Shared
  * certificates hold a private copy of their DER, and their signature checks are remembered per issuer key
- * (signature.ts certificateVerifies). The end entity, chain[0], is parsed and verified on every call.
+ * (signature.ts certificateVerifies). The end entity, chain[0], is parsed and verified on every call (once).
  */
 const configuredCertificates = new WeakMap<Uint8Array, Certificate>();
 const sharedCertificates = new ByteTable<Certificate | null>(256, 32);
@@ -188,6 +188,10 @@ function checkParams(params: ValidatePathParams): void {
  * parameters throw (JpkiError ERR_USAGE).
  */
 export function validatePath(params: ValidatePathParams): PathValidationResult {
+  return withinOneValidation(() => validatePathNow(params));
+}
+
+function validatePathNow(params: ValidatePathParams): PathValidationResult {
   checkParams(params);
   const chain: Certificate[] = [];
   for (let k = 0; k < params.chain.length; k++) {

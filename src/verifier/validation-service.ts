@@ -147,8 +147,7 @@ export class VerifierValidationService {
       }
     }
     // The end entity's RSA signature is verified on libuv's thread pool while this thread serves other requests:
-    // about a fifth of a validation, and the engine takes the verdict instead of verifying it again (twice: path
-    // building and path processing each check it).
+    // about a quarter of a validation, and the engine takes the verdict instead of verifying it here.
     const signatureVerdicts = await preverifyEndEntity(q.certificate, q.chain?.length ? [...trust.anchors, ...q.chain] : trust.anchors);
     // Throws ERR_DER_MALFORMED for bytes that are no certificate (the route answers certificate-malformed).
     return validateJpki({
