@@ -5,7 +5,7 @@
  * or a port already in use. It answers registered verifiers (署名検証者) only, and a verifier revoked while it
  * runs is refused within its refresh interval.
  */
-import type { ChildProcess } from "node:child_process";
+import { execFileSync, type ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -92,8 +92,9 @@ describe("jpki serve", () => {
     expect(await s.exited).toBe(0);
   }, 60_000);
 
-  it("shares one port between --workers 2 and stops them all on SIGTERM", async () => {
-    const s = await serve(["--workers", "2", "--no-schedule"]);
+  it("shares one port between --workers 2 and stops them all on SIGTERM, sent as systemd sends it: to every process", async () => {
+    const logFile = join(dir, "workers-access.jsonl");
+    const s = await serve(["--workers", "2", "--no-schedule", "--access-log", logFile]);
     expect(s.stderr()).toMatch(/2 workers listening/);
     const codes = await Promise.all(Array.from({ length: 20 }, async () => {
       for (let i = 0; ; i++) {
@@ -106,8 +107,15 @@ describe("jpki serve", () => {
       }
     }));
     expect(codes.every((c) => c === 200)).toBe(true);
+    // Each worker gets SIGTERM twice, from systemd and from its primary: the second used to kill it mid-stop.
+    const workers = execFileSync("ps", ["-o", "pid=", "--ppid", String(s.child.pid)]).toString().trim().split(/\s+/).map(Number);
+    expect(workers).toHaveLength(2);
     s.child.kill("SIGTERM");
+    for (const pid of workers) process.kill(pid, "SIGTERM");
     expect(await s.exited).toBe(0);
+    expect(s.stderr()).not.toMatch(/while stopping/);
+    // every answer in the access log: a worker killed before its log's thread had written them lost them
+    expect(readFileSync(logFile, "utf8").trim().split("\n").filter((l) => l.includes("/ca/13-sig.crt"))).toHaveLength(codes.length);
   }, 60_000);
 
   it("answers registered verifiers only; refuses a verifier revoked while it runs; never logs a token", async () => {

@@ -3,7 +3,7 @@
  * runCrlSchedule, server/serve.ts). One process serves HTTP and runs the CRL schedule; with --workers N the
  * first process runs the schedule and N worker processes share the listening socket.
  */
-import cluster from "node:cluster";
+import cluster, { type Worker } from "node:cluster";
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { JpkiError, checkInputFile, checkOutputFile, serverLibrary } from "../lib.js";
@@ -239,13 +239,20 @@ async function responderPassphrase(ctx: Context, io: Io, o: { enabled: boolean; 
 async function runWorkers(ctx: Context, n: number, signal: AbortSignal, where: string): Promise<void> {
   // Each worker accepts on the shared socket itself, instead of the primary accepting and handing over.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
+  // Stopped before the first fork (SIGTERM while the CA keys opened): no worker is started only to be stopped.
+  if (signal.aborted) return;
   let stopping = false;
+  const killed = new Set<Worker>();
   const fork = () => {
     const w = cluster.fork();
     w.on("exit", (code, sig) => {
-      if (stopping) return;
-      ctx.out.info(`jpki serve: worker ${w.process.pid} exited (${sig ?? code}); starting another`);
-      fork();
+      if (!stopping) {
+        ctx.out.info(`jpki serve: worker ${w.process.pid} exited (${sig ?? code}); starting another`);
+        fork();
+      } else if ((sig || code) && !killed.has(w)) {
+        // A stop that did not end cleanly (killed by a signal, or failed): what it had not yet written is lost.
+        ctx.out.info(`jpki serve: worker ${w.process.pid} ended by ${sig ?? `exit code ${code}`} while stopping: its last access-log lines and fetch records may be lost`);
+      }
     });
   };
   for (let i = 0; i < n; i++) fork();
@@ -261,6 +268,7 @@ async function runWorkers(ctx: Context, n: number, signal: AbortSignal, where: s
           // worker stuck in shutdown (seen once on PostgreSQL under load) never keeps the service from stopping.
           const deadline = setTimeout(() => {
             ctx.out.info(`jpki serve: worker ${w!.process.pid} did not stop within ${STOP_GRACE_MS / 1000} s; killing it`);
+            killed.add(w!);
             w!.process.kill("SIGKILL");
           }, STOP_GRACE_MS);
           w!.once("exit", () => {
