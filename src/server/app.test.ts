@@ -10,7 +10,7 @@ import { connect, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { generateKeyPairSync } from "node:crypto";
 import { IssuanceService } from "../ca/issuance.js";
 import { initCas } from "../ca/manage.js";
@@ -22,6 +22,7 @@ import { Workspace } from "../workspace/workspace.js";
 import { registerVerifier } from "../verifier/registration.js";
 import { buildServer, jsonNestsDeeper } from "./app.js";
 import { AccessLog, lineSink } from "./access-log.js";
+import { VerifierAccess } from "./access.js";
 import { serveHttp } from "./serve.js";
 import { STAT_TTL_MS } from "./published.js";
 
@@ -399,6 +400,25 @@ describe("clients that would hold the server", () => {
     await served;
     await Promise.all([closed(silent), closed(stalled.socket)]);
     expect(stalled.received()).toBeLessThan(BIG);
+  });
+});
+
+describe("stopping (app.close(): what SIGTERM and serveHttp's signal start)", () => {
+  it("serveHttp returns when its signal fires as the port opens; it listened on, SIGTERM or not, before", async () => {
+    const stop = new AbortController();
+    // onListening is called between the port opening and the wait for the signal: the narrowest such moment
+    await serveHttp(ws, { host: "127.0.0.1", port: 0, signal: stop.signal, onListening: () => stop.abort() });
+  }, 20_000);
+
+  it("serveHttp closes what it built when the signal fired before it listened", async () => {
+    const close = vi.spyOn(VerifierAccess.prototype, "close");
+    try {
+      await serveHttp(ws, { host: "127.0.0.1", port: 0, signal: AbortSignal.abort() });
+      // the verifier refresh and flush stopped (they would go on reading a store the caller then closes)
+      expect(close).toHaveBeenCalledTimes(1);
+    } finally {
+      close.mockRestore();
+    }
   });
 });
 
