@@ -23,7 +23,11 @@ export interface HttpOptions extends ServerOptions {
   readonly host: string;
   /** 0 picks a free port */
   readonly port: number;
-  /** stops the server: new connections are refused, in-flight responses get stopGraceMs to finish */
+  /**
+   * stops the server: new connections are refused, a request arriving on an open one is answered 503
+   * "stopping" and its connection closed, answers in flight get stopGraceMs to finish (each the last on its
+   * connection); then what is left is cut
+   */
   readonly signal: AbortSignal;
   /** with the server's URL and the status page's (under the workspace baseUrl's path) */
   readonly onListening?: (url: string, pageUrl: string) => void;

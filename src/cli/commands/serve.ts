@@ -86,7 +86,9 @@ resume broken downloads. Unless --no-schedule, the CA passphrase is needed (JPKI
 --passphrase-file): CRLs with new revocations are published within --crl-interval and every CRL is
 republished before its nextUpdate. The schedule also sweeps the registry side's issuance information of
 expired and revoked certificates about once a day ('jpki registry sweep --help' says what and why).
-SIGTERM or SIGINT stops cleanly: responses in flight get 5 s to finish.
+SIGTERM or SIGINT stops cleanly (exit 0): answers in flight get 5 s to finish and close their connections;
+a request arriving meanwhile on an open connection gets 503 (code "stopping") and its connection closes;
+a repeated signal changes nothing.
 OCSP answers are signed by a delegated certificate per CA (id-kp-OCSPSigning, ocsp-nocheck) that the
 schedule issues and renews; its key is stored encrypted under JPKI_OCSP_PASSPHRASE when set (so HTTP
 workers need not hold the CA passphrase), else under the CA passphrase. Answers without a nonce are
