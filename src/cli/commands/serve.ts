@@ -247,11 +247,14 @@ async function runWorkers(ctx: Context, n: number, signal: AbortSignal, where: s
   const killed = new Set<Worker>();
   const fork = () => {
     const w = cluster.fork();
+    // One stopped before it listened served nothing (and its signal handlers may not have been set yet).
+    let listened = false;
+    w.once("listening", () => (listened = true));
     w.on("exit", (code, sig) => {
       if (!stopping) {
         ctx.out.info(`jpki serve: worker ${w.process.pid} exited (${sig ?? code}); starting another`);
         fork();
-      } else if ((sig || code) && !killed.has(w)) {
+      } else if ((sig || code) && listened && !killed.has(w)) {
         // A stop that did not end cleanly (killed by a signal, or failed): what it had not yet written is lost.
         ctx.out.info(`jpki serve: worker ${w.process.pid} ended by ${sig ?? `exit code ${code}`} while stopping: its last access-log lines and fetch records may be lost`);
       }
