@@ -158,17 +158,26 @@ export async function withWorkspace<T>(ctx: Context, f: (ws: Workspace) => Promi
 
 /**
  * Runs a long job with a stop signal wired to SIGTERM and SIGINT: the job finishes the batch in progress and
- * returns, so a daemon or a long ingestion ends cleanly and can be resumed.
+ * returns, so a daemon or a long ingestion ends cleanly and can be resumed. Once a signal came, the process is
+ * on its way out and a repeated one changes nothing: the handlers stay while the job stops and after it
+ * returns (the command's own clean-up, such as flushing the access log, comes after), so the process exits as
+ * it would have. Listened to once, the second SIGTERM met node's default and killed the process mid-stop (exit
+ * 143, its last access-log lines and fetch records lost) — and a second one is the rule, not a slip: systemd
+ * signals every process of the unit, so each `jpki serve --workers` worker got one from systemd and one from
+ * its primary. A stop that hangs is ended by SIGKILL (the --workers primary sends it after its deadline).
  */
 export async function withStopSignal<T>(f: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   const stop = () => controller.abort();
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
   try {
     return await f(controller.signal);
   } finally {
-    process.off("SIGTERM", stop);
-    process.off("SIGINT", stop);
+    // Unsignalled (a job that ended by itself, or a test running the CLI in-process): let go, as before.
+    if (!controller.signal.aborted) {
+      process.off("SIGTERM", stop);
+      process.off("SIGINT", stop);
+    }
   }
 }

@@ -8,6 +8,12 @@ import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 
 const HTTP_WORD: Readonly<Record<number, string>> = { 400: "bad_request", 401: "unauthorized", 413: "payload_too_large", 415: "unsupported_media_type", 500: "internal_error", 503: "unavailable" };
 
+/**
+ * Every route's answer to a request that arrives while the server stops (app.ts): 503, and its connection
+ * closes. The client may send it again at once, on a new connection (another instance, or this one once back).
+ */
+export const STOPPING_ERROR = Object.freeze({ code: "stopping", status: 503, message: "the server is stopping: send the request again, on a new connection" } as const);
+
 /** One entry of a route's error table. */
 export interface ApiError {
   readonly status: number;

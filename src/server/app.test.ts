@@ -10,7 +10,7 @@ import { connect, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { generateKeyPairSync } from "node:crypto";
 import { IssuanceService } from "../ca/issuance.js";
 import { initCas } from "../ca/manage.js";
@@ -22,6 +22,7 @@ import { Workspace } from "../workspace/workspace.js";
 import { registerVerifier } from "../verifier/registration.js";
 import { buildServer, jsonNestsDeeper } from "./app.js";
 import { AccessLog, lineSink } from "./access-log.js";
+import { VerifierAccess } from "./access.js";
 import { serveHttp } from "./serve.js";
 import { STAT_TTL_MS } from "./published.js";
 
@@ -399,6 +400,99 @@ describe("clients that would hold the server", () => {
     await served;
     await Promise.all([closed(silent), closed(stalled.socket)]);
     expect(stalled.received()).toBeLessThan(BIG);
+  });
+});
+
+/** A raw client connection: what the server sent until it ended the connection, and whether it did. */
+function rawClient(port: number): { socket: Socket; answer: Promise<string> } {
+  const socket = connect(port, "127.0.0.1");
+  socket.on("error", () => undefined);
+  const chunks: Buffer[] = [];
+  socket.on("data", (c: Buffer) => chunks.push(c));
+  const answer = new Promise<string>((resolve) => socket.once("close", () => resolve(Buffer.concat(chunks).toString("utf8"))));
+  return { socket, answer };
+}
+
+/** The status, headers (lower-case names) and body of the one answer in `text`. */
+function parseAnswer(text: string): { status: number; headers: Record<string, string>; body: string } {
+  const [head = "", body = ""] = text.split("\r\n\r\n");
+  const [line = "", ...fields] = head.split("\r\n");
+  const headers = Object.fromEntries(fields.map((f) => [f.slice(0, f.indexOf(":")).toLowerCase(), f.slice(f.indexOf(":") + 1).trim()]));
+  return { status: Number(line.split(" ")[1]), headers, body };
+}
+
+describe("stopping (app.close(): what SIGTERM and serveHttp's signal start)", () => {
+  it("answers a request in flight with Connection: close and records it; one arriving during the stop gets 503 stopping, whatever its route", async () => {
+    const lines: string[] = [];
+    const { app: s } = await buildServer(ws, { accessLog: lineSink((l) => lines.push(l)) });
+    await s.listen({ host: "127.0.0.1", port: 0 });
+    const port = (s.server.address() as AddressInfo).port;
+    // the server's side of each connection, by the client's port
+    const serverSide = new Map<number, Socket>();
+    s.server.on("connection", (c: Socket) => serverSide.set(c.remotePort!, c));
+    // a resident and certificate of its own: the other tests count the disclosures of theirs
+    const residentCode = makeResidentCode("0000000778");
+    await ws.store.upsertResidents([{ residentCode, municipalityCode: "131016", status: "active", fourItems: { name: "山田　次郎", address: "東京都千代田区千代田１番１号", birthDate: "1982-02-02", gender: "male" } }]);
+    const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+    const cert = await new IssuanceService({ store: ws.store, config: ws.config, clock, passphrase: "pw" }).issue({ residentCode, type: "signature", publicKey: spki });
+    const validate = JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" });
+    const status = JSON.stringify({ items: [{ caId: cert.caId, serial: cert.serial }] });
+    const headers = (type: string, body: string) => `Host: x\r\nAuthorization: ${auth.authorization}\r\n${body ? `Content-Type: ${type}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` : ""}\r\n`;
+    // In flight: its headers and the start of its body are in before the stop (the server has the request).
+    const inFlight = rawClient(port);
+    const arrived = new Promise((resolve) => s.server.once("request", resolve));
+    inFlight.socket.write(`POST /v1/validate HTTP/1.1\r\n${headers("application/json", validate)}${validate.slice(0, 10)}`);
+    await arrived;
+    // Arriving during the stop on a connection opened before: each began its request (the request line) before
+    // the stop, so the connection is not idle and stays; the rest comes after. The published files and
+    // POST /v1/validate are answered on bare node:http, POST /v1/status by a fastify route.
+    const late = [
+      { line: "GET /crl/13-sig.crl HTTP/1.1", body: "", route: "published" },
+      { line: "POST /v1/validate HTTP/1.1", body: validate, route: "validate" },
+      { line: "POST /v1/status HTTP/1.1", body: status, route: "status" },
+    ].map((r) => ({ ...r, client: rawClient(port) }));
+    await Promise.all(late.map((r) => new Promise((resolve) => r.client.socket.write(`${r.line}\r\n`, resolve))));
+    // …and the server has read them: its side of each connection counted the bytes
+    for (const r of late) {
+      while ((serverSide.get(r.client.socket.localPort!)?.bytesRead ?? 0) < r.line.length + 2) await new Promise((resolve) => setImmediate(resolve));
+    }
+    const closing = s.close();
+    for (const r of late) r.client.socket.write(headers("application/json", r.body) + r.body);
+    for (const r of late) {
+      const a = parseAnswer(await r.client.answer);
+      expect(a.status, r.line).toBe(503);
+      expect(a.headers.connection, r.line).toBe("close");
+      expect(a.headers["cache-control"], r.line).toBe("no-store");
+      expect(JSON.parse(a.body), r.line).toMatchObject({ code: "stopping" });
+    }
+    inFlight.socket.write(validate.slice(10));
+    const answered = parseAnswer(await inFlight.answer); // the server ended the connection after it
+    expect(answered.status).toBe(200);
+    expect(answered.headers.connection).toBe("close");
+    expect(JSON.parse(answered.body)).toMatchObject({ status: "valid" });
+    await closing;
+    // the answer given during the stop has its disclosure record (recorded before it was given)
+    expect(await ws.store.listDisclosures({ residentCode })).toHaveLength(1);
+    // each refusal in the access log, under its route's URL
+    const logged = lines.map((l) => JSON.parse(l) as { url: string; status: number });
+    for (const r of late) expect(logged).toContainEqual(expect.objectContaining({ url: r.line.split(" ")[1], status: 503 }));
+  });
+
+  it("serveHttp returns when its signal fires as the port opens; it listened on, SIGTERM or not, before", async () => {
+    const stop = new AbortController();
+    // onListening is called between the port opening and the wait for the signal: the narrowest such moment
+    await serveHttp(ws, { host: "127.0.0.1", port: 0, signal: stop.signal, onListening: () => stop.abort() });
+  }, 20_000);
+
+  it("serveHttp closes what it built when the signal fired before it listened", async () => {
+    const close = vi.spyOn(VerifierAccess.prototype, "close");
+    try {
+      await serveHttp(ws, { host: "127.0.0.1", port: 0, signal: AbortSignal.abort() });
+      // the verifier refresh and flush stopped (they would go on reading a store the caller then closes)
+      expect(close).toHaveBeenCalledTimes(1);
+    } finally {
+      close.mockRestore();
+    }
   });
 });
 

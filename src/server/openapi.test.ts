@@ -28,7 +28,7 @@ describe("GET /openapi.json", () => {
       for (const [url, ops] of Object.entries(doc.paths)) for (const m of Object.keys(ops)) expect(app.hasRoute({ method: m.toUpperCase() as "GET", url }), `${m} ${url}`).toBe(true);
       const bad = await app.inject({ method: "GET", url: "/v1/overview?days=9999" });
       // (no caller through inject: the route answers 401 before it reads days)
-      expect(doc.components.schemas.Error.properties.code.enum).toEqual(expect.arrayContaining([bad.json().code, "days-invalid"]));
+      expect(doc.components.schemas.Error.properties.code.enum).toEqual(expect.arrayContaining([bad.json().code, "days-invalid", "stopping"]));
     } finally {
       await app.close();
       await ws.close();

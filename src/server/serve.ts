@@ -23,7 +23,11 @@ export interface HttpOptions extends ServerOptions {
   readonly host: string;
   /** 0 picks a free port */
   readonly port: number;
-  /** stops the server: new connections are refused, in-flight responses get stopGraceMs to finish */
+  /**
+   * stops the server: new connections are refused, a request arriving on an open one is answered 503
+   * "stopping" and its connection closed, answers in flight get stopGraceMs to finish (each the last on its
+   * connection); then what is left is cut
+   */
   readonly signal: AbortSignal;
   /** with the server's URL and the status page's (under the workspace baseUrl's path) */
   readonly onListening?: (url: string, pageUrl: string) => void;
@@ -41,7 +45,12 @@ export const STOP_GRACE_MS = 5_000;
 /** Serves until `signal` aborts, then closes gracefully (in-flight responses get stopGraceMs, then are cut). */
 export async function serveHttp(ws: Workspace, o: HttpOptions): Promise<void> {
   const { app } = await buildServer(ws, o);
-  if (o.signal.aborted) return;
+  // Stopped while it was being built: closed unopened (its verifier refresh and OCSP polling would otherwise go
+  // on reading a store the caller is about to close).
+  if (o.signal.aborted) {
+    await app.close();
+    return;
+  }
   try {
     await app.listen({ host: o.host, port: o.port });
   } catch (e) {
@@ -56,7 +65,9 @@ export async function serveHttp(ws: Workspace, o: HttpOptions): Promise<void> {
   const port = typeof addr === "object" && addr ? addr.port : o.port;
   const url = `${o.tls ? "https" : "http"}://${o.host.includes(":") ? `[${o.host}]` : o.host}:${port}`;
   o.onListening?.(url, `${url}${o.prefix ?? pathPrefix(ws.config.baseUrl)}/`);
-  await new Promise<void>((resolve) => o.signal.addEventListener("abort", () => resolve(), { once: true }));
+  // A signal that fired while the port opened (or in onListening) fires no "abort" event again: waiting for one
+  // then served on forever, SIGTERM or not.
+  if (!o.signal.aborted) await new Promise<void>((resolve) => o.signal.addEventListener("abort", () => resolve(), { once: true }));
   const cut = setTimeout(() => app.server.closeAllConnections(), o.stopGraceMs ?? STOP_GRACE_MS);
   try {
     await app.close();

@@ -5,9 +5,10 @@
  * or a port already in use. It answers registered verifiers (署名検証者) only, and a verifier revoked while it
  * runs is refused within its refresh interval.
  */
-import type { ChildProcess } from "node:child_process";
+import { execFileSync, type ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { Agent, request } from "node:http";
+import { connect, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { describeCrl } from "../../src/profile/describe.js";
@@ -17,6 +18,9 @@ import { cardKey, cli, openWorkspace, startServe, tempDir, writeJsonl } from "./
 let dir: string;
 let ws: string;
 let serial: string;
+/** the issued certificate (PEM) and its holder's resident code */
+let pem: string;
+let residentCode: string;
 /** a registered verifier's token, and the header that carries it */
 let token: string;
 let auth: { authorization: string };
@@ -37,6 +41,35 @@ async function serve(args: string[], env: Record<string, string> = {}): Promise<
   return s;
 }
 
+/** A raw connection to the server: what the server sent until it ended the connection. */
+function rawClient(port: number): { socket: Socket; answer: Promise<string> } {
+  const socket = connect(port, "127.0.0.1");
+  socket.on("error", () => undefined);
+  const chunks: Buffer[] = [];
+  socket.on("data", (c: Buffer) => chunks.push(c));
+  return { socket, answer: new Promise((resolve) => socket.once("close", () => resolve(Buffer.concat(chunks).toString("utf8")))) };
+}
+
+/** The status, headers (lower-case names) and body of the one answer in `text`. */
+function parseAnswer(text: string): { status: number; headers: Record<string, string>; body: string } {
+  const [headText = "", body = ""] = text.split("\r\n\r\n");
+  const [line = "", ...fields] = headText.split("\r\n");
+  return { status: Number(line.split(" ")[1]), headers: Object.fromEntries(fields.map((f) => [f.slice(0, f.indexOf(":")).toLowerCase(), f.slice(f.indexOf(":") + 1).trim()])), body };
+}
+
+/** Resolves once a new connection to the port is refused: the server has begun to stop. */
+async function refused(port: number): Promise<void> {
+  for (;;) {
+    const code = await new Promise<string | undefined>((resolve) => {
+      const c = connect(port, "127.0.0.1");
+      c.once("connect", () => (c.destroy(), resolve(undefined)));
+      c.once("error", (e: NodeJS.ErrnoException) => resolve(e.code));
+    });
+    if (code === "ECONNREFUSED") return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
 });
@@ -52,6 +85,8 @@ beforeAll(async () => {
   const issued = await cli(["--workspace", ws, "--json", "issue", "--resident", String(residents[0]!.residentCode), "--public-key", pub], { cwd: dir });
   expect(issued.code).toBe(0);
   serial = issued.json().serial;
+  pem = issued.json().pem;
+  residentCode = String(residents[0]!.residentCode);
   const added = await cli(["--workspace", ws, "--json", "verifier", "add", "--name", "serve test", "--kind", "government"], { cwd: dir });
   expect(added.code, added.stderr).toBe(0);
   token = added.json().token;
@@ -92,8 +127,9 @@ describe("jpki serve", () => {
     expect(await s.exited).toBe(0);
   }, 60_000);
 
-  it("shares one port between --workers 2 and stops them all on SIGTERM", async () => {
-    const s = await serve(["--workers", "2", "--no-schedule"]);
+  it("shares one port between --workers 2 and stops them all on SIGTERM, sent as systemd sends it: to every process", async () => {
+    const logFile = join(dir, "workers-access.jsonl");
+    const s = await serve(["--workers", "2", "--no-schedule", "--access-log", logFile]);
     expect(s.stderr()).toMatch(/2 workers listening/);
     const codes = await Promise.all(Array.from({ length: 20 }, async () => {
       for (let i = 0; ; i++) {
@@ -106,8 +142,15 @@ describe("jpki serve", () => {
       }
     }));
     expect(codes.every((c) => c === 200)).toBe(true);
+    // Each worker gets SIGTERM twice, from systemd and from its primary: the second used to kill it mid-stop.
+    const workers = execFileSync("ps", ["-o", "pid=", "--ppid", String(s.child.pid)]).toString().trim().split(/\s+/).map(Number);
+    expect(workers).toHaveLength(2);
     s.child.kill("SIGTERM");
+    for (const pid of workers) process.kill(pid, "SIGTERM");
     expect(await s.exited).toBe(0);
+    expect(s.stderr()).not.toMatch(/while stopping/);
+    // every answer in the access log: a worker killed before its log's thread had written them lost them
+    expect(readFileSync(logFile, "utf8").trim().split("\n").filter((l) => l.includes("/ca/13-sig.crt"))).toHaveLength(codes.length);
   }, 60_000);
 
   it("answers registered verifiers only; refuses a verifier revoked while it runs; never logs a token", async () => {
@@ -158,6 +201,70 @@ describe("jpki serve", () => {
       expect(s.stderr()).not.toContain(secret);
       expect(revoked.stderr + revoked.stdout + again.stderr).not.toContain(secret);
     }
+  }, 60_000);
+
+  it("stops on SIGTERM under keep-alive load: the answer in flight is given and recorded, a request arriving then gets 503 stopping, a second SIGTERM changes nothing, exit 0", async () => {
+    const s = await serve(["--no-schedule"]);
+    const port = Number(new URL(s.url).port);
+    const disclosures = async () => {
+      const w = await openWorkspace(ws);
+      try {
+        return (await w.store.listDisclosures({ residentCode })).length;
+      } finally {
+        await w.close();
+      }
+    };
+    const rowsBefore = await disclosures();
+    const body = JSON.stringify({ certificate: pem, purpose: "signature" });
+    const head = (extra = "") => `Host: x\r\nAuthorization: ${auth.authorization}\r\n${extra}\r\n`;
+    // Keep-alive clients asking POST /v1/validate all through the stop: each 200 they get must be recorded.
+    const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+    let loading = true;
+    let ok = 0;
+    const ask = () =>
+      new Promise<void>((resolve) => {
+        const req = request(`${s.url}/v1/validate`, { method: "POST", agent, headers: { ...auth, "content-type": "application/json" } }, (res) => {
+          res.resume();
+          res.on("end", () => {
+            if (res.statusCode === 200) ok++;
+            resolve();
+          });
+        });
+        req.on("error", () => setTimeout(resolve, 20)); // refused or reset once the server stops
+        req.end(body);
+      });
+    const load = Promise.all(Array.from({ length: 8 }, async () => {
+      while (loading) await ask();
+    }));
+    // In flight at the stop: the headers and the start of the body. Arriving during the stop: a request whose
+    // first line came before the stop (so its connection is not idle and stays) and the rest after.
+    const inFlight = rawClient(port);
+    const late = rawClient(port);
+    await new Promise((resolve) => inFlight.socket.write(`POST /v1/validate HTTP/1.1\r\n${head(`Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`)}${body.slice(0, 10)}`, resolve));
+    await new Promise((resolve) => late.socket.write("GET /ca/13-sig.crt HTTP/1.1\r\n", resolve));
+    // an answer on a new connection: by then the server has read what the two sent before it
+    expect((await fetch(`${s.url}/ca/13-sig.crt`, { headers: auth })).status).toBe(200);
+    s.child.kill("SIGTERM");
+    await refused(port);
+    s.child.kill("SIGTERM"); // as systemd does to every process of the unit, beside the --workers primary's own
+    late.socket.write(head());
+    const refusal = parseAnswer(await late.answer);
+    expect(refusal.status).toBe(503);
+    expect(refusal.headers.connection).toBe("close");
+    expect(JSON.parse(refusal.body)).toMatchObject({ code: "stopping" });
+    inFlight.socket.write(body.slice(10));
+    const answer = parseAnswer(await inFlight.answer);
+    expect(answer.status).toBe(200);
+    expect(answer.headers.connection).toBe("close");
+    expect(await s.exited).toBe(0);
+    loading = false;
+    await load;
+    agent.destroy();
+    expect(ok).toBeGreaterThan(0);
+    expect(s.stderr()).not.toMatch(/^\s+at /m); // no stack trace
+    // every answer given has its disclosure record: the load's 200s and the one in flight (an answer cut by the
+    // stop may have one too: recorded before it was given, never the other way round)
+    expect((await disclosures()) - rowsBefore).toBeGreaterThanOrEqual(ok + 1);
   }, 60_000);
 
   it("fails fast with a typed error: a wrong passphrase, a port in use, a bad --listen", async () => {

@@ -3,7 +3,7 @@
  * runCrlSchedule, server/serve.ts). One process serves HTTP and runs the CRL schedule; with --workers N the
  * first process runs the schedule and N worker processes share the listening socket.
  */
-import cluster from "node:cluster";
+import cluster, { type Worker } from "node:cluster";
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { JpkiError, checkInputFile, checkOutputFile, serverLibrary } from "../lib.js";
@@ -86,7 +86,9 @@ resume broken downloads. Unless --no-schedule, the CA passphrase is needed (JPKI
 --passphrase-file): CRLs with new revocations are published within --crl-interval and every CRL is
 republished before its nextUpdate. The schedule also sweeps the registry side's issuance information of
 expired and revoked certificates about once a day ('jpki registry sweep --help' says what and why).
-SIGTERM or SIGINT stops cleanly: responses in flight get 5 s to finish.
+SIGTERM or SIGINT stops cleanly (exit 0): answers in flight get 5 s to finish and close their connections;
+a request arriving meanwhile on an open connection gets 503 (code "stopping") and its connection closes;
+a repeated signal changes nothing.
 OCSP answers are signed by a delegated certificate per CA (id-kp-OCSPSigning, ocsp-nocheck) that the
 schedule issues and renews; its key is stored encrypted under JPKI_OCSP_PASSPHRASE when set (so HTTP
 workers need not hold the CA passphrase), else under the CA passphrase. Answers without a nonce are
@@ -239,13 +241,23 @@ async function responderPassphrase(ctx: Context, io: Io, o: { enabled: boolean; 
 async function runWorkers(ctx: Context, n: number, signal: AbortSignal, where: string): Promise<void> {
   // Each worker accepts on the shared socket itself, instead of the primary accepting and handing over.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
+  // Stopped before the first fork (SIGTERM while the CA keys opened): no worker is started only to be stopped.
+  if (signal.aborted) return;
   let stopping = false;
+  const killed = new Set<Worker>();
   const fork = () => {
     const w = cluster.fork();
+    // One stopped before it listened served nothing (and its signal handlers may not have been set yet).
+    let listened = false;
+    w.once("listening", () => (listened = true));
     w.on("exit", (code, sig) => {
-      if (stopping) return;
-      ctx.out.info(`jpki serve: worker ${w.process.pid} exited (${sig ?? code}); starting another`);
-      fork();
+      if (!stopping) {
+        ctx.out.info(`jpki serve: worker ${w.process.pid} exited (${sig ?? code}); starting another`);
+        fork();
+      } else if ((sig || code) && listened && !killed.has(w)) {
+        // A stop that did not end cleanly (killed by a signal, or failed): what it had not yet written is lost.
+        ctx.out.info(`jpki serve: worker ${w.process.pid} ended by ${sig ?? `exit code ${code}`} while stopping: its last access-log lines and fetch records may be lost`);
+      }
     });
   };
   for (let i = 0; i < n; i++) fork();
@@ -261,6 +273,7 @@ async function runWorkers(ctx: Context, n: number, signal: AbortSignal, where: s
           // worker stuck in shutdown (seen once on PostgreSQL under load) never keeps the service from stopping.
           const deadline = setTimeout(() => {
             ctx.out.info(`jpki serve: worker ${w!.process.pid} did not stop within ${STOP_GRACE_MS / 1000} s; killing it`);
+            killed.add(w!);
             w!.process.kill("SIGKILL");
           }, STOP_GRACE_MS);
           w!.once("exit", () => {
