@@ -147,11 +147,16 @@ export interface AccessOptions {
 export type Caller = VerifierRecord | undefined;
 
 const HEADER_CACHE = 10_000;
-// Each with the typed `code` every error answer of the server carries (the verifier API's codes, api-errors.ts).
-const UNAUTHORIZED = '{"error":"unauthorized","code":"unauthorized"}';
-const FORBIDDEN = '{"error":"forbidden","code":"forbidden"}';
-const RATE_LIMITED = '{"error":"rate limited","code":"rate-limited"}';
-const BAD_REQUEST = '{"error":"bad request","code":"bad-request"}';
+/**
+ * The refusals of access control, by typed `code` (the code every error answer of the server carries, as the
+ * verifier API's do: api-errors.ts) with the word of its `error`. The OpenAPI document lists the codes.
+ */
+export const ACCESS_REFUSALS = Object.freeze({ unauthorized: "unauthorized", forbidden: "forbidden", "rate-limited": "rate limited", "bad-request": "bad request" } as const);
+const refusal = (code: keyof typeof ACCESS_REFUSALS) => JSON.stringify({ error: ACCESS_REFUSALS[code], code });
+const UNAUTHORIZED = refusal("unauthorized");
+const FORBIDDEN = refusal("forbidden");
+const RATE_LIMITED = refusal("rate-limited");
+const BAD_REQUEST = refusal("bad-request");
 const MISSING = 'Bearer realm="jpki"';
 const BAD_REQUEST_CHALLENGE = 'Bearer realm="jpki", error="invalid_request"';
 

@@ -14,6 +14,13 @@ const HTTP_WORD: Readonly<Record<number, string>> = { 400: "bad_request", 401: "
  */
 export const STOPPING_ERROR = Object.freeze({ code: "stopping", status: 503, message: "the server is stopping: send the request again, on a new connection" } as const);
 
+/** What node's HTTP parser refuses before any route, by typed code (app.ts clientErrorHandler). */
+export const PARSER_REFUSALS = Object.freeze({
+  timeout: { status: 408, message: "the request was not complete in time" },
+  "headers-too-large": { status: 431, message: "the request's headers are too large" },
+  "bad-request": { status: 400, message: "the request is not valid HTTP/1.1" },
+} as const);
+
 /** One entry of a route's error table. */
 export interface ApiError {
   readonly status: number;

@@ -40,7 +40,7 @@ import { ARL_SCOPE, type CrlRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { toPem } from "../pki/pem.js";
 import type { AccessLogSink } from "./access-log.js";
-import { STOPPING_ERROR } from "./api-errors.js";
+import { PARSER_REFUSALS, STOPPING_ERROR } from "./api-errors.js";
 import { routedPath, scopeOf, VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
 import { ocspGetRoute, registerOcsp } from "./ocsp.js";
 import { PublishedFiles } from "./published.js";
@@ -279,10 +279,8 @@ const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
  */
 function clientErrorHandler(err: Error & { code?: string }, socket: import("node:net").Socket): void {
   if (err.code === "ECONNRESET" || socket.destroyed) return;
-  const [status, code, message] =
-    err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? [408, "timeout", "the request was not complete in time"]
-    : err.code === "HPE_HEADER_OVERFLOW" ? [431, "headers-too-large", "the request's headers are too large"]
-    : [400, "bad-request", "the request is not valid HTTP/1.1"];
+  const code: keyof typeof PARSER_REFUSALS = err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "timeout" : err.code === "HPE_HEADER_OVERFLOW" ? "headers-too-large" : "bad-request";
+  const { status, message } = PARSER_REFUSALS[code];
   const body = JSON.stringify({ error: STATUS_CODES[status], code, message, statusCode: status });
   if (socket.writable) socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
   socket.destroy(err);

@@ -29,6 +29,10 @@ describe("GET /openapi.json", () => {
       const bad = await app.inject({ method: "GET", url: "/v1/overview?days=9999" });
       // (no caller through inject: the route answers 401 before it reads days)
       expect(doc.components.schemas.Error.properties.code.enum).toEqual(expect.arrayContaining([bad.json().code, "days-invalid", "stopping"]));
+      // The refusals before any route: access control's (a token from no verifier) and node's parser's.
+      const forged = await app.inject({ method: "GET", url: "/v1/overview", headers: { authorization: "Bearer not-a-token" } });
+      expect(forged.statusCode).toBe(401);
+      expect(doc.components.schemas.Error.properties.code.enum).toEqual(expect.arrayContaining([forged.json().code, "forbidden", "rate-limited", "bad-request", "timeout", "headers-too-large"]));
     } finally {
       await app.close();
       await ws.close();
