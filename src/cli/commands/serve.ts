@@ -245,11 +245,17 @@ async function runWorkers(ctx: Context, n: number, signal: AbortSignal, where: s
   if (signal.aborted) return;
   let stopping = false;
   const killed = new Set<Worker>();
+  // Said once every first worker listens, not when they are forked: startServe-like scripts (and operators)
+  // take the line for "ready", and a request sent on it was refused while the workers still opened the store.
+  let waiting = n;
   const fork = () => {
     const w = cluster.fork();
     // One stopped before it listened served nothing (and its signal handlers may not have been set yet).
     let listened = false;
-    w.once("listening", () => (listened = true));
+    w.once("listening", () => {
+      listened = true;
+      if (--waiting === 0 && !stopping) ctx.out.info(`jpki serve: ${n} workers listening on ${where} (primary pid ${process.pid}); SIGTERM stops`);
+    });
     w.on("exit", (code, sig) => {
       if (!stopping) {
         ctx.out.info(`jpki serve: worker ${w.process.pid} exited (${sig ?? code}); starting another`);
@@ -261,7 +267,6 @@ async function runWorkers(ctx: Context, n: number, signal: AbortSignal, where: s
     });
   };
   for (let i = 0; i < n; i++) fork();
-  ctx.out.info(`jpki serve: ${n} workers listening on ${where} (primary pid ${process.pid}); SIGTERM stops`);
   await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true })));
   stopping = true;
   const live = Object.values(cluster.workers ?? {}).filter((w) => w && !w.isDead());
