@@ -324,6 +324,12 @@ export class VerifierAccess {
     return (req as Tagged)[SCOPE] ?? "other";
   }
 
+  /** The route scope the request's target names under this server's prefix (what admit tags it with). */
+  scopeOfTarget(req: IncomingMessage): RouteScope {
+    const path = routedPath(req.url ?? "");
+    return path !== undefined && path.startsWith(this.#prefix) ? scopeOf(path.slice(this.#prefix.length)) : "other";
+  }
+
   /** The verifier a request's credential named (undefined: anonymous, on an open route). */
   callerOf(req: IncomingMessage): VerifierRecord | undefined {
     return (req as Tagged)[CALLER];
@@ -335,8 +341,7 @@ export class VerifierAccess {
    * (then `onRefused` has counted and logged it).
    */
   admit(req: IncomingMessage, res: ServerResponse): boolean {
-    const path = routedPath(req.url ?? "");
-    const scope = path !== undefined && path.startsWith(this.#prefix) ? scopeOf(path.slice(this.#prefix.length)) : "other";
+    const scope = this.scopeOfTarget(req);
     const tagged = req as Tagged;
     tagged[SCOPE] = scope;
     const authorization = req.headers.authorization;

@@ -40,8 +40,8 @@ import { ARL_SCOPE, type CrlRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { toPem } from "../pki/pem.js";
 import type { AccessLogSink } from "./access-log.js";
-import { PARSER_REFUSALS, STOPPING_ERROR } from "./api-errors.js";
-import { routedPath, scopeOf, VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
+import { apiErrorBody, PARSER_REFUSALS, STOPPING_ERROR } from "./api-errors.js";
+import { VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
 import { ocspGetRoute, registerOcsp } from "./ocsp.js";
 import { PublishedFiles } from "./published.js";
 import { publishedRoute } from "./published-route.js";
@@ -291,7 +291,7 @@ function clientErrorHandler(err: Error & { code?: string }, socket: import("node
  * on a connection opened before: the connection closes after it, so the client goes elsewhere (another
  * instance, or this service once it is back) rather than keep a connection to a process that is going away.
  */
-const STOPPING_BODY = JSON.stringify({ error: "unavailable", code: STOPPING_ERROR.code, message: STOPPING_ERROR.message });
+const STOPPING_BODY = JSON.stringify(apiErrorBody({ [STOPPING_ERROR.code]: STOPPING_ERROR }, STOPPING_ERROR.code));
 
 export async function buildServer(
   ws: Workspace,
@@ -317,18 +317,20 @@ export async function buildServer(
   const tlsOptions = (ca: Buffer | undefined) => ({ cert: tls!.cert, key: tls!.key, requestCert: true, rejectUnauthorized: false, ...(ca ? { ca: toPem(ca, "CERTIFICATE") } : {}) });
   let httpsServer: ReturnType<typeof createHttpsServer> | undefined;
   const refusedCounters = new Map<string, (status: number) => void>();
+  // A request refused before any route (access control, or the stop): counted under its route and logged.
+  const countRefused = (req: IncomingMessage, scope: RouteScope, status: number, startedAt: number) => {
+    const route = ROUTE_OF_SCOPE[scope];
+    let count = refusedCounters.get(route);
+    if (!count) refusedCounters.set(route, (count = counter(route)));
+    count(status);
+    accessLine?.(req, status, performance.now() - startedAt, req.socket.remoteAddress);
+  };
   const access = new VerifierAccess(ws.store, {
     ...opts.access,
     prefix,
     openRoutes: ws.config.openRoutes,
     rateLimit: ws.config.verifierRateLimit,
-    onRefused: (req, status, startedAt) => {
-      const route = ROUTE_OF_SCOPE[access.scopeOfRequest(req)];
-      let count = refusedCounters.get(route);
-      if (!count) refusedCounters.set(route, (count = counter(route)));
-      count(status);
-      accessLine?.(req, status, performance.now() - startedAt, req.socket.remoteAddress);
-    },
+    onRefused: (req, status, startedAt) => countRefused(req, access.scopeOfRequest(req), status, startedAt),
     // A verifier CA made after the start: trusted for client certificates from the next handshake on.
     ...(tls && !verifierCa ? { onVerifierCa: (der: Buffer) => httpsServer?.setSecureContext(tlsOptions(der)) } : {}),
   });
@@ -373,12 +375,7 @@ export async function buildServer(
     const startedAt = performance.now();
     res.writeHead(STOPPING_ERROR.status, { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(STOPPING_BODY), Connection: "close" });
     res.end(req.method === "HEAD" ? undefined : STOPPING_BODY);
-    const path = routedPath(req.url ?? "");
-    const route = ROUTE_OF_SCOPE[path !== undefined && path.startsWith(prefix) ? scopeOf(path.slice(prefix.length)) : "other"];
-    let count = refusedCounters.get(route);
-    if (!count) refusedCounters.set(route, (count = counter(route)));
-    count(STOPPING_ERROR.status);
-    accessLine?.(req, STOPPING_ERROR.status, performance.now() - startedAt, req.socket.remoteAddress);
+    countRefused(req, access.scopeOfTarget(req), STOPPING_ERROR.status, startedAt);
   };
   // The connections open now: a stop ends each once its answer in flight is given (preClose, below).
   const connections = new Set<Socket>();
