@@ -31,9 +31,12 @@
  *   side in another store that already has a sequence refuses the repeat (ERR_NOTICE_STALE / ERR_NOTICE_CONFLICT)
  *   instead of applying a different notice under it. Guarded, not moved.
  * - registry outbox ids, verifier fetch / disclosure ids: internal row order, never shown outside. Not moved.
- * - liveness-check ids (`status_checks.id`): a verifier's paging cursor (`after`). Not moved yet: ids given out
- *   after the backup come again, and a verifier paging from a cursor past them misses those checks. Noted in
- *   the README as a limitation.
+ * - liveness-check ids (`status_checks.id`): a verifier's paging cursor (GET /v1/status/history). Ids given out
+ *   after the backup came again, and a verifier paging from a cursor past them would never see those checks. So
+ *   they move on as CRL numbers do (Store.skipStatusCheckIds), past the larger of what can be known and what can
+ *   be bounded: the next id of the store being replaced, when it can be read, and the backup's next id plus
+ *   MIN_STATUS_CHECK_GAP + elapsed seconds × MAX_STATUS_CHECKS_PER_SECOND (statusCheckIdGap). Ids are JSON
+ *   numbers, exact up to 2^53: a year-old backup costs 3 × 10^13 of them, 0.4 % of that room.
  */
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
@@ -48,6 +51,29 @@ import { workspacePaths } from "../workspace/workspace.js";
 import { BACKED_UP_TREES, STORE_FILES, copyHashed } from "./backup.js";
 import { crlNumberGap, listedRevocations, publishedCrlNumbers, type ListedRevocation } from "./crl-numbers.js";
 import { verifyBackup, type BackupManifest } from "./manifest.js";
+
+/** Liveness-check ids moved on by a restore, at least this many past the backup's next id. */
+export const MIN_STATUS_CHECK_GAP = 1_000_000;
+/**
+ * A rate of liveness checks no workspace reaches (the in-process rate measured on 2 cores is ≈ 20,000 items a
+ * second): the bound on the ids handed out between the backup and the restore.
+ */
+export const MAX_STATUS_CHECKS_PER_SECOND = 1_000_000;
+
+/** How far past the backup's next liveness-check id a restore moves, for a backup taken `elapsedMs` ago (a clock behind it counts as no time). */
+export function statusCheckIdGap(elapsedMs: number): number {
+  return MIN_STATUS_CHECK_GAP + Math.max(0, Math.ceil(elapsedMs / 1000)) * MAX_STATUS_CHECKS_PER_SECOND;
+}
+
+/** How a restore moved the liveness-check ids (a verifier's paging cursor). */
+export interface RestoredStatusCheckIds {
+  /** the next id in the backup's store */
+  readonly atBackup: number;
+  /** the next id of the store the restore replaced, when it had one that could be read */
+  readonly replaced: number | undefined;
+  /** the id the next liveness check gets */
+  readonly next: number;
+}
 
 export interface RestoreProgress {
   readonly phase: "verify" | "files" | "store" | "numbers" | "swap";
@@ -105,6 +131,7 @@ export interface RestoreReport {
   readonly revokedUnknown: ReadonlyArray<{ readonly caId: string; readonly serial: string }>;
   /** where the target's previous files went, when it had any */
   readonly previous: string | undefined;
+  readonly statusCheckIds: RestoredStatusCheckIds;
 }
 
 /** What the audit log records of a restore. */
@@ -117,6 +144,7 @@ export interface RestoreAuditEvent {
   readonly crlNumbers: readonly RestoredCrlNumbering[];
   readonly reRevoked: RestoreReport["reRevoked"];
   readonly revokedUnknown: RestoreReport["revokedUnknown"];
+  readonly statusCheckIds?: RestoredStatusCheckIds;
 }
 
 /**
@@ -136,8 +164,29 @@ export async function recordRestore(store: Store, event: RestoreAuditEvent): Pro
       crlNumbers: event.crlNumbers.map((c) => ({ ca: c.caId, highestKnown: c.highestKnown, next: c.next })),
       reRevoked: event.reRevoked.length,
       revokedUnknown: event.revokedUnknown.map((r) => ({ ca: r.caId, serial: r.serial })),
+      ...(event.statusCheckIds ? { statusCheckIds: { atBackup: event.statusCheckIds.atBackup, replaced: event.statusCheckIds.replaced ?? null, next: event.statusCheckIds.next } } : {}),
     },
   });
+}
+
+/**
+ * The next liveness-check id of the SQLite store a restore is about to replace, read only (it is moved aside, not
+ * migrated or written), or undefined when there is none or it cannot be read: the time gap covers it then.
+ */
+async function sqliteNextStatusCheckId(path: string): Promise<number | undefined> {
+  if (!existsSync(path)) return undefined;
+  const { default: Database } = await import("better-sqlite3");
+  let db: InstanceType<typeof Database> | undefined;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+    const max = (db.prepare("SELECT coalesce(max(id), 0) AS n FROM status_checks").get() as { n: number }).n;
+    const floor = db.prepare("SELECT value FROM meta WHERE key = 'status_checks.next_id'").get() as { value: string } | undefined;
+    return Math.max(Number(max) + 1, floor ? Number(floor.value) : 1);
+  } catch {
+    return undefined;
+  } finally {
+    db?.close();
+  }
 }
 
 function ownerDir(path: string): void {
@@ -179,6 +228,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   // Read before anything moves: what the target published last may be newer than anything in the backup.
   const targetNumbers = publishedCrlNumbers(paths.root);
   const targetRevocations = listedRevocations(paths.root);
+  const replacedStatusCheckNext = pg ? (liveDatabase ? await pg.postgresNextStatusCheckId(opts.storeUrl!) : undefined) : await sqliteNextStatusCheckId(paths.db);
   ownerDir(paths.root);
   const stage = join(paths.root, `.restore-${process.pid}-${randomBytes(4).toString("hex")}`);
   ownerDir(stage);
@@ -240,6 +290,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     const reRevoked: Array<{ caId: string; serial: string; reason: number }> = [];
     const revokedUnknown: Array<{ caId: string; serial: string }> = [];
     let known: Set<string>;
+    let statusCheckIds: RestoredStatusCheckIds;
     try {
       opts.onProgress?.({ phase: "numbers" });
       const cas = await store.listCas();
@@ -258,7 +309,10 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
           reRevoked.push({ caId: r.caId, serial: r.serial, reason: r.reason });
         }
       }
-      await recordRestore(store, { action: "restore", at: restoredAt, source, takenAt: manifest.takenAt, crlGap: gap.toString(), crlNumbers, reRevoked, revokedUnknown });
+      const idsAtBackup = await store.nextStatusCheckId();
+      const wanted = Math.max(idsAtBackup + statusCheckIdGap(restoredAt.getTime() - Date.parse(manifest.takenAt)), replacedStatusCheckNext ?? 0);
+      statusCheckIds = { atBackup: idsAtBackup, replaced: replacedStatusCheckNext, next: (await store.skipStatusCheckIds(wanted)).next };
+      await recordRestore(store, { action: "restore", at: restoredAt, source, takenAt: manifest.takenAt, crlGap: gap.toString(), crlNumbers, reRevoked, revokedUnknown, statusCheckIds });
     } finally {
       await store.close();
     }
@@ -293,6 +347,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       revokedUnknown,
       unreadableCrlFiles: [...targetNumbers.unreadable, ...stagedNumbers.unreadable.map((f) => `(backup) ${f}`)],
       previous,
+      statusCheckIds: statusCheckIds!,
     };
   } finally {
     rmSync(stage, { recursive: true, force: true });

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { isJpkiError } from "../errors.js";
 import { decodeEntries, type CrlEntryInput } from "../profile/crl-entry.js";
 import { GroupCommitter } from "../ca/group-commit.js";
-import { isRegistered, type CaRecord, type IssuanceRecord, type Store } from "./types.js";
+import { isRegistered, type CaRecord, type DumpBatch, type IssuanceRecord, type Store } from "./types.js";
 
 const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
 
@@ -721,6 +721,30 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect((await s.listStatusChecks({ verifierId: "v-01", since: new Date(3) })).map((r) => r.at.getTime())).toEqual([3, 4]);
       expect((await s.listStatusChecks({ verifierId: "v-02" })).map((r) => r.serial)).toEqual(["0b2"]);
       expect(await s.listDisclosures({ residentCode: "12345678901" })).toEqual([d]);
+      await s.close();
+    });
+
+    it("hands out liveness-check ids only upwards: skipStatusCheckIds moves the next one on (never back), and a dump carries the ids and the next one", async () => {
+      const s = await make();
+      const check = (at: number) => ({ verifierId: "v-01", at: new Date(at), caId: "13-sig", serial: `0b${at}`, certificateId: undefined, status: "good" as const, reason: undefined, revokedAt: undefined, replacedBy: undefined });
+      expect(await s.nextStatusCheckId()).toBe(1);
+      await s.recordStatusChecks([check(1), check(2)], []);
+      const first = await s.listStatusChecks({ verifierId: "v-01" });
+      expect(first.map((r) => r.id)).toEqual([1, 2]);
+      expect(await s.nextStatusCheckId()).toBe(3);
+      expect(await s.skipStatusCheckIds(1_000_000)).toEqual({ before: 3, next: 1_000_000 });
+      expect(await s.skipStatusCheckIds(5)).toEqual({ before: 1_000_000, next: 1_000_000 });
+      expect(await s.nextStatusCheckId()).toBe(1_000_000);
+      await s.recordStatusChecks([check(3), check(4)], []);
+      // a verifier paging from its last cursor sees the new checks
+      expect((await s.listStatusChecks({ verifierId: "v-01", after: 2 })).map((r) => r.id)).toEqual([1_000_000, 1_000_001]);
+      await s.skipStatusCheckIds(2_000_000);
+      const batches: DumpBatch[] = [];
+      for await (const b of s.dump()) batches.push(b);
+      expect(batches[0]).toMatchObject({ kind: "header", nextStatusCheckId: 2_000_000 });
+      expect(batches.flatMap((b) => (b.kind === "statusChecks" ? b.records.map((r) => r.id) : []))).toEqual([1, 2, 1_000_000, 1_000_001]);
+      await expect(s.skipStatusCheckIds(0)).rejects.toMatchObject({ code: "ERR_USAGE" });
+      await expect(s.skipStatusCheckIds(2 ** 53)).rejects.toMatchObject({ code: "ERR_USAGE" });
       await s.close();
     });
 

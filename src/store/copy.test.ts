@@ -141,6 +141,8 @@ async function populate(s: Store): Promise<void> {
   await s.grantConsent({ residentCode: "12345678906", verifierId: "v-bb", at: new Date(T + 46_000) });
   await s.withdrawConsent({ residentCode: "12345678906", verifierId: "v-bb", at: new Date(T + 46_500) });
   await s.grantConsent({ residentCode: "12345678906", verifierId: "v-bb", at: new Date(T + 47_000) });
+  // ids moved on, as a restore moves them: the checks are 5000 and 5001, and a copy must keep them (cursors)
+  await s.skipStatusCheckIds(5000);
   await s.recordStatusChecks(
     [
       { verifierId: "v-aa", at: new Date(T + 47_500), caId: "13-sig", serial: "0a03", certificateId: "cd".repeat(32), status: "revoked", reason: 1, revokedAt: new Date(T + 30_000), replacedBy: { caId: "13-sig", serial: "0a05" } },
@@ -152,6 +154,8 @@ async function populate(s: Store): Promise<void> {
   const pending = (residentCode: string, sequence: number) => ({ noticeId: `ctr:${residentCode}:${sequence}`, residentCode, sequence, body: `{"noticeId":"ctr:${residentCode}:${sequence}","address":"東京都"}`, createdAt: new Date(T + 48_000 + sequence) });
   await s.applyToRegistry(() => ({ put: [], remove: [], enqueue: [pending("r5", 1), pending("r2", 7), pending("r5", 2)], result: undefined }));
   await s.ackOutbox(["ctr:r5:1"]);
+  // and moved on again above the last check: the next id lies above every row, and must go along too
+  await s.skipStatusCheckIds(9000);
 }
 
 /** A CA's CRL entries as its next CRL lists them, in the store's order: serial, date (ms) and reason. */
@@ -206,7 +210,9 @@ async function observe(s: Store) {
     fetchesOf: await s.listVerifierFetches({ verifierId: "v-aa" }),
     disclosures: await s.listDisclosures({ residentCode: "12345678906" }),
     consents: await s.listConsents({ residentCode: "12345678906" }),
-    checks: [...(await s.listStatusChecks({ verifierId: "v-aa" })), ...(await s.listStatusChecks({ verifierId: "v-bb" }))].map(({ id: _id, ...r }) => r),
+    // with their ids: a verifier's paging cursor (GET /v1/status/history) must go on working against a copy
+    checks: [...(await s.listStatusChecks({ verifierId: "v-aa" })), ...(await s.listStatusChecks({ verifierId: "v-bb" }))],
+    nextStatusCheckId: await s.nextStatusCheckId(),
     outbox: await s.pendingOutbox(100),
     caLinks,
     lastExpiry,
@@ -226,6 +232,7 @@ describe("copyStore", () => {
     expect(before.revocationSummary.map((r) => `${r.serial}:${r.reason}:${r.source}`)).toEqual(["0a01:4:superseded:0a02", "0a03:1:manual", "0a04:0:notice:N-1"]);
     expect(before.dirty).toEqual(["13-sig"]);
     expect([before.consents.length, before.checks.length, before.certificateIds]).toEqual([2, 2, ["0a03"]]);
+    expect([before.checks.map((c) => c.id), before.nextStatusCheckId]).toEqual([[5000, 5001], 9000]);
     expect(before.outbox.map((n) => n.noticeId)).toEqual(["ctr:r2:7", "ctr:r5:2"]);
     expect(before.caLinks.map((l) => `${l.oldCaId}>${l.newCaId}:${l.oldWithNew ?? "none"}`)).toEqual(["13-auth>13-auth-g2:none", "13-sig>13-sig-g2:old-with-new"]);
     expect(before.lastExpiry.map((d) => d?.getUTCFullYear())).toEqual([2031, 2032, 2031, undefined]);
@@ -267,6 +274,9 @@ describe("copyStore", () => {
       expect((await s.reserveCrl("13-auth", new Date(T + 40_000), new Date(T + 50_000))).number).toBe(3n);
       const again = await s.commitIssuances([cert("0a99", "13-sig", "signature", "r1", T + 50_000, { applicationId: "APP-2" })]);
       expect(again[0]).toMatchObject({ status: "duplicate-application", existing: { serial: "0a02" } });
+      // the next liveness check gets the id the source's would
+      await s.recordStatusChecks([{ verifierId: "v-aa", at: new Date(T + 50_000), caId: "13-sig", serial: "0a05", certificateId: undefined, status: "good", reason: undefined, revokedAt: undefined, replacedBy: undefined }], []);
+      expect((await s.listStatusChecks({ verifierId: "v-aa", after: 5001 })).map((r) => r.id)).toEqual([9000]);
     }
     for (const s of [a, b, c]) await s.close();
   });

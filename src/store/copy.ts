@@ -61,6 +61,8 @@ export interface StoreFingerprint {
   readonly revocations: Readonly<Record<string, { readonly count: number; readonly sha256: string }>>;
   /** per CA: the highest CRL number handed out (the next one continues above it) and the latest published */
   readonly crls: Readonly<Record<string, { readonly highest: string; readonly latestPublished: string | undefined }>>;
+  /** the id the next liveness check gets (verifiers page their history by these ids) */
+  readonly nextStatusCheckId: number | undefined;
 }
 
 /**
@@ -133,7 +135,10 @@ export class FingerprintBuilder {
   readonly #revoked = new Map<string, { count: number; hash: Hash }>();
   readonly #crls = new Map<string, { highest: bigint; latestPublished: bigint | undefined }>();
 
+  #nextStatusCheckId: number | undefined;
+
   add(b: DumpBatch): void {
+    if (b.kind === "header") this.#nextStatusCheckId = b.nextStatusCheckId;
     if (b.kind === "header" || b.kind === "end") return;
     this.#counts[b.kind] += b.records.length;
     const h = this.#hash[b.kind];
@@ -164,6 +169,7 @@ export class FingerprintBuilder {
       crls: Object.fromEntries(
         [...this.#crls].sort(byKey).map(([ca, e]) => [ca, { highest: e.highest.toString(), latestPublished: e.latestPublished?.toString() }]),
       ),
+      nextStatusCheckId: this.#nextStatusCheckId,
     };
   }
 }
@@ -190,6 +196,7 @@ export function fingerprintDifferences(a: StoreFingerprint, b: StoreFingerprint,
   }
   if (canon(a.revocations) !== canon(b.revocations)) out.push("revoked serials per CA differ");
   if (canon(a.crls) !== canon(b.crls)) out.push("CRL numbers per CA differ");
+  if (a.nextStatusCheckId !== b.nextStatusCheckId) out.push(`the next liveness-check id: ${a.nextStatusCheckId} in the source, ${b.nextStatusCheckId} in the target`);
   return out;
 }
 

@@ -39,7 +39,6 @@ import {
   statusCheckValues,
   toStatusCheck,
   toConsent,
-  withoutId,
   type StatusCheckRowDb,
   type ConsentRowDb,
   itemsOf,
@@ -2323,6 +2322,22 @@ export class PostgresStore implements Store {
     });
   }
 
+  nextStatusCheckId(): Promise<number> {
+    return this.#tx("reading the next liveness-check id", (c) => nextStatusCheckIdIn(c));
+  }
+
+  skipStatusCheckIds(next: number): Promise<{ readonly before: number; readonly next: number }> {
+    if (!Number.isSafeInteger(next) || next < 1) return Promise.reject(new JpkiError("ERR_USAGE", `a liveness-check id is a whole number from 1 to ${Number.MAX_SAFE_INTEGER}`));
+    return this.#tx("moving liveness-check ids on", async (c) => {
+      // No check is recorded meanwhile (inserts wait for this transaction), so the sequence is moved from what it is.
+      await c.query("LOCK TABLE status_checks IN EXCLUSIVE MODE");
+      const before = await nextStatusCheckIdIn(c);
+      const to = Math.max(before, next);
+      await moveStatusCheckSequence(c, to);
+      return { before, next: to };
+    });
+  }
+
   async listStatusChecks(q: { readonly verifierId: string; readonly since?: Date; readonly after?: number; readonly limit?: number }): Promise<StoredStatusCheck[]> {
     const rows = await this.#query<StatusCheckRowDb>(
       "reading liveness checks",
@@ -2405,6 +2420,7 @@ export class PostgresStore implements Store {
         kind: "header",
         source: this.kind,
         counts: Object.fromEntries(DUMP_KINDS.map((k) => [k, Number(counts[0]![k])])) as Record<DumpKind, number>,
+        nextStatusCheckId: Number((await q<{ n: string }>(NEXT_STATUS_CHECK_ID))[0]!.n),
       };
       // A server-side cursor per kind, read in chunks: bounded memory whatever the size.
       const cursor = async function* <R extends QueryResultRow>(select: string): AsyncGenerator<R[]> {
@@ -2467,7 +2483,7 @@ export class PostgresStore implements Store {
       }
       for await (const rows of cursor<DisclosureRowDb>("SELECT * FROM disclosures ORDER BY id")) yield { kind: "disclosures", records: rows.map(toDisclosure) };
       for await (const rows of cursor<ConsentRowDb>("SELECT * FROM consents ORDER BY id")) yield { kind: "consents", records: rows.map(toConsent) };
-      for await (const rows of cursor<StatusCheckRowDb>("SELECT * FROM status_checks ORDER BY id")) yield { kind: "statusChecks", records: rows.map((r) => withoutId(toStatusCheck(r))) };
+      for await (const rows of cursor<StatusCheckRowDb>("SELECT * FROM status_checks ORDER BY id")) yield { kind: "statusChecks", records: rows.map(toStatusCheck) };
       for await (const rows of cursor<{ notice_id: string; resident_code: string; sequence: string; body: string; created_at: string }>("SELECT * FROM registry_outbox ORDER BY id")) {
         yield { kind: "registryOutbox", records: rows.map((r) => ({ noticeId: r.notice_id, residentCode: r.resident_code, sequence: Number(r.sequence), body: r.body, createdAt: new Date(Number(r.created_at)) })) };
       }
@@ -2517,7 +2533,9 @@ export class PostgresStore implements Store {
       }
       const check = new DumpStreamCheck();
       const log = new LogLoader();
+      let nextStatusCheckId: number | undefined;
       for await (const batch of batches) {
+        if (batch.kind === "header") nextStatusCheckId = batch.nextStatusCheckId;
         const b = check.accept(batch);
         if (!b || !b.records.length) continue;
         what = `loading ${b.kind}`;
@@ -2527,6 +2545,9 @@ export class PostgresStore implements Store {
       what = "finishing a load";
       const counts = check.finish();
       await log.finish(c);
+      // The checks came with their ids (the sequence did not hand them out): it continues above them, and above
+      // the source's next id where a restore moved that on.
+      await moveStatusCheckSequence(c, Math.max(await nextStatusCheckIdIn(c), nextStatusCheckId ?? 1));
       // The registry side's copy of the issuance information is not a kind of its own in a dump: in one store
       // it is exactly the unrevoked certificates' (every transaction that issues or revokes keeps it so).
       await c.query(REGISTER_UNREVOKED);
@@ -2818,9 +2839,17 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
       );
       return;
     }
-    case "statusChecks":
-      await insertStatusChecks(c, b.records);
+    case "statusChecks": {
+      // with their ids: a verifier's paging cursor goes on working against the copy
+      const cols = b.records.map(statusCheckValues);
+      const col = (i: number) => cols.map((r) => r[i]);
+      await c.query(
+        `INSERT INTO status_checks (id, verifier_id, at, ca_id, serial, certificate_id, status, reason, revoked_at, replaced_by_ca_id, replaced_by_serial)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::bigint[], $10::text[], $11::text[])`,
+        [b.records.map((r) => r.id), col(0), col(1), col(2), col(3), col(4), col(5), col(6), col(7), col(8), col(9)],
+      );
       return;
+    }
     case "registryOutbox": {
       // in dump order (WITH ORDINALITY): the ids keep the source's delivery order
       const r = b.records;
@@ -2853,6 +2882,22 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
       return;
     }
   }
+}
+
+/**
+ * The id the next liveness check gets: the sequence's next value, or above the highest row if checks were loaded
+ * with their ids (a copy). Read without taking a value (nextval would burn one).
+ */
+async function nextStatusCheckIdIn(c: ClientBase): Promise<number> {
+  return Number((await c.query<{ n: string }>(NEXT_STATUS_CHECK_ID)).rows[0]!.n);
+}
+
+const NEXT_STATUS_CHECK_ID =
+  "SELECT GREATEST(coalesce((SELECT max(id) FROM status_checks), 0) + 1, (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM status_checks_id_seq)) AS n";
+
+/** Makes the sequence hand out `next` next (is_called false: setval's value is then the next nextval's). */
+async function moveStatusCheckSequence(c: ClientBase, next: number): Promise<void> {
+  await c.query("SELECT setval('status_checks_id_seq', $1, false)", [next]);
 }
 
 /** Appends checks in the order given (one statement: their ids keep that order). */

@@ -307,8 +307,3 @@ export function toConsent(r: ConsentRowDb): ConsentRecord {
   return { residentCode: r.resident_code, verifierId: r.verifier_id, grantedAt: new Date(Number(r.granted_at)), withdrawnAt: r.withdrawn_at === null ? undefined : new Date(Number(r.withdrawn_at)) };
 }
 
-/** A stored check without its id (ids are the store's own: a load numbers them anew, in the same order). */
-export function withoutId(c: StoredStatusCheck): StatusCheckRecord {
-  const { id: _id, ...rest } = c;
-  return rest;
-}

@@ -15,7 +15,6 @@ import {
   statusCheckValues,
   toStatusCheck,
   toConsent,
-  withoutId,
   type StatusCheckRowDb,
   type ConsentRowDb,
   type DisclosureRowDb,
@@ -471,6 +470,9 @@ const REVOKED_REGISTERED = `EXISTS (SELECT 1 FROM certificates c JOIN certified 
 
 /** WAL pages after which a bulk writer checkpoints on its own thread too (256 MiB of 4 KiB pages). */
 const BULK_AUTOCHECKPOINT = 65536;
+/** meta's key for the floor of the next liveness-check id (Store.skipStatusCheckIds). */
+const STATUS_CHECK_NEXT_KEY = "status_checks.next_id";
+
 /** Bulk commits between two waits for the checkpointer thread (store/checkpointer.ts). */
 const SETTLE_EVERY = 4;
 
@@ -1951,17 +1953,52 @@ export class SqliteStore implements Store {
   async recordStatusChecks(checks: readonly StatusCheckRecord[], disclosures: readonly DisclosureRecord[]): Promise<void> {
     if (!checks.length && !disclosures.length) return;
     const ins = (this.#statusCheckInsert ??= this.#db.prepare(
-      "INSERT INTO status_checks (verifier_id, at, ca_id, serial, certificate_id, status, reason, revoked_at, replaced_by_ca_id, replaced_by_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO status_checks (id, verifier_id, at, ca_id, serial, certificate_id, status, reason, revoked_at, replaced_by_ca_id, replaced_by_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     ));
     const disc = (this.#disclosureInsert ??= this.#db.prepare(
       "INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     ));
     const write = this.#db.transaction(() => {
-      for (const c of checks) ins.run(...statusCheckValues(c));
+      // Ids given here, not by SQLite's max(rowid) + 1: a restore may have moved the next id above the rows.
+      let id = this.#nextStatusCheckId();
+      for (const c of checks) ins.run(id++, ...statusCheckValues(c));
       for (const d of disclosures) disc.run(...disclosureValues(d));
       for (const e of queryAudits(checks, disclosures)) this.#appendAudit(e);
     });
     await this.#withoutBlockingWait("recording liveness checks", () => write.immediate());
+  }
+
+  /** The next liveness-check id (Store.nextStatusCheckId), read in the caller's transaction. */
+  #nextStatusCheckId(): number {
+    const row = (this.#statusCheckNext ??= this.#db.prepare(
+      `SELECT max(coalesce((SELECT max(id) FROM status_checks), 0) + 1, coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '${STATUS_CHECK_NEXT_KEY}'), 1)) AS n`,
+    )).get() as { n: number };
+    return Number(row.n);
+  }
+
+  #statusCheckNext: Database.Statement | undefined;
+
+  nextStatusCheckId(): Promise<number> {
+    return this.#run("reading the next liveness-check id", () => this.#nextStatusCheckId());
+  }
+
+  skipStatusCheckIds(next: number): Promise<{ readonly before: number; readonly next: number }> {
+    if (!Number.isSafeInteger(next) || next < 1) return Promise.reject(new JpkiError("ERR_USAGE", `a liveness-check id is a whole number from 1 to ${Number.MAX_SAFE_INTEGER}`));
+    return this.#run("moving liveness-check ids on", () =>
+      this.#db
+        .transaction(() => {
+          const before = this.#nextStatusCheckId();
+          if (before >= next) return { before, next: before };
+          this.#setStatusCheckNext(next);
+          return { before, next };
+        })
+        .immediate(),
+    );
+  }
+
+  /** Records the floor of the next liveness-check id in meta (kept there, not as a row any listing would see). */
+  #setStatusCheckNext(next: number): void {
+    this.#db.prepare(`INSERT INTO meta (key, value) VALUES ('${STATUS_CHECK_NEXT_KEY}', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(String(next));
   }
 
   listStatusChecks(q: { readonly verifierId: string; readonly since?: Date; readonly after?: number; readonly limit?: number }): Promise<StoredStatusCheck[]> {
@@ -2123,7 +2160,7 @@ export class SqliteStore implements Store {
         ),
         consents: db.prepare("INSERT INTO consents (resident_code, verifier_id, granted_at, withdrawn_at) VALUES (?, ?, ?, ?)"),
         statusChecks: db.prepare(
-          "INSERT INTO status_checks (verifier_id, at, ca_id, serial, certificate_id, status, reason, revoked_at, replaced_by_ca_id, replaced_by_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+          "INSERT INTO status_checks (id, verifier_id, at, ca_id, serial, certificate_id, status, reason, revoked_at, replaced_by_ca_id, replaced_by_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ),
         registryOutbox: db.prepare("INSERT INTO registry_outbox (notice_id, resident_code, sequence, body, created_at) VALUES (?, ?, ?, ?, ?)"),
         auditLog: db.prepare("INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
@@ -2161,7 +2198,7 @@ export class SqliteStore implements Store {
         }
       };
       const st = read(() => this.#copy);
-      yield { kind: "header", source: this.kind, counts: read(() => this.#counts()) };
+      yield { kind: "header", source: this.kind, counts: read(() => this.#counts()), nextStatusCheckId: read(() => this.#nextStatusCheckId()) };
       const paged = function* <R, K>(p: { first: Database.Statement; after: Database.Statement }, key: (r: R) => K, map: (r: R) => unknown) {
         let rows = read(() => p.first.all(size) as R[]);
         while (rows.length) {
@@ -2245,8 +2282,8 @@ export class SqliteStore implements Store {
         yield { kind: "disclosures", records: records as DisclosureRecord[] };
       }
       for (const records of paged<ConsentRowDb & { id: number }, number>(st.consents, (r) => r.id, toConsent)) yield { kind: "consents", records: records as ConsentRecord[] };
-      for (const records of paged<StatusCheckRowDb, number>(st.statusChecks, (r) => Number(r.id), (r) => withoutId(toStatusCheck(r)))) {
-        yield { kind: "statusChecks", records: records as StatusCheckRecord[] };
+      for (const records of paged<StatusCheckRowDb, number>(st.statusChecks, (r) => Number(r.id), toStatusCheck)) {
+        yield { kind: "statusChecks", records: records as StoredStatusCheck[] };
       }
       type OutboxRow = { id: number; notice_id: string; resident_code: string; sequence: number; body: string; created_at: number };
       const toOutbox = (r: OutboxRow): OutboxNotice => ({ noticeId: r.notice_id, residentCode: r.resident_code, sequence: r.sequence, body: r.body, createdAt: new Date(r.created_at) });
@@ -2317,7 +2354,9 @@ export class SqliteStore implements Store {
       // The serials placed so far, on disk rather than in memory (a store may hold millions of revocations).
       db.exec("CREATE TEMP TABLE jpki_load_placed (serial TEXT PRIMARY KEY) WITHOUT ROWID");
       const place = db.prepare("INSERT OR IGNORE INTO jpki_load_placed (serial) VALUES (?)");
+      let nextStatusCheckId: number | undefined;
       for await (const batch of batches) {
+        if (batch.kind === "header") nextStatusCheckId = batch.nextStatusCheckId;
         const b = check.accept(batch);
         if (!b) continue;
         try {
@@ -2400,7 +2439,8 @@ export class SqliteStore implements Store {
               for (const r of b.records) ins.consents.run(r.residentCode, r.verifierId, r.grantedAt.getTime(), r.withdrawnAt?.getTime() ?? null);
               break;
             case "statusChecks":
-              for (const r of b.records) ins.statusChecks.run(...statusCheckValues(r));
+              // with their ids: a verifier's paging cursor goes on working against the copy
+              for (const r of b.records) ins.statusChecks.run(r.id, ...statusCheckValues(r));
               break;
             case "registryOutbox":
               // in dump order: the ids keep the source's delivery order
@@ -2425,6 +2465,8 @@ export class SqliteStore implements Store {
         throw new JpkiError("ERR_STORE_COPY_MISMATCH", `the dump revokes ${revoked} certificates but orders ${placed} CRL entries: nothing was loaded`);
       }
       db.exec("DROP TABLE temp.jpki_load_placed");
+      // The source's next id, where a restore moved it above its rows: the copy hands out none it could have.
+      if (nextStatusCheckId !== undefined && nextStatusCheckId > this.#nextStatusCheckId()) this.#setStatusCheckNext(nextStatusCheckId);
       // The registry side's copy of the issuance information is not a kind of its own in a dump: in one store
       // it is exactly the unrevoked certificates' (every transaction that issues or revokes keeps it so).
       db.exec(REGISTER_UNREVOKED);

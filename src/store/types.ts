@@ -734,6 +734,16 @@ export interface Store {
    * check `after` (a previous page's last id), at most `limit` (default 100).
    */
   listStatusChecks(q: { readonly verifierId: string; readonly since?: Date; readonly after?: number; readonly limit?: number }): Promise<StoredStatusCheck[]>;
+  /**
+   * The id the next liveness check gets: above every id this store holds, and at least what skipStatusCheckIds
+   * last set. Ids are a verifier's paging cursor (liveness.ts), so they only ever grow.
+   */
+  nextStatusCheckId(): Promise<number>;
+  /**
+   * Moves the next liveness-check id to at least `next` (never back): a restore (backup/restore.ts) moves it past
+   * every id the workspace may have handed out after its backup, so a verifier's cursor never skips a new check.
+   */
+  skipStatusCheckIds(next: number): Promise<{ readonly before: number; readonly next: number }>;
   /** Records a resident's consent for a verifier; a consent already live is returned as it is. */
   grantConsent(c: { readonly residentCode: string; readonly verifierId: string; readonly at: Date }): Promise<ConsentRecord>;
   /** Withdraws the live consent; ERR_CONSENT_UNKNOWN when there is none. */
@@ -860,7 +870,13 @@ export interface DumpCrl {
 }
 
 export type DumpBatch =
-  | { readonly kind: "header"; readonly source: Store["kind"]; readonly counts: DumpCounts }
+  | {
+      readonly kind: "header";
+      readonly source: Store["kind"];
+      readonly counts: DumpCounts;
+      /** the source's nextStatusCheckId (it may lie above its highest check: a restore moved it on); the target continues from it */
+      readonly nextStatusCheckId?: number;
+    }
   | { readonly kind: "cas"; readonly records: readonly CaRecord[] }
   | { readonly kind: "caLinks"; readonly records: readonly CaLinkRecord[] }
   | { readonly kind: "residents"; readonly records: readonly DumpResident[] }
@@ -882,8 +898,8 @@ export type DumpBatch =
   | { readonly kind: "disclosures"; readonly records: readonly DisclosureRecord[] }
   /** the registry's consents (新旧証明書の紐付け), live and withdrawn, in the order granted */
   | { readonly kind: "consents"; readonly records: readonly ConsentRecord[] }
-  /** every verifier's liveness-check history, in the order it was recorded */
-  | { readonly kind: "statusChecks"; readonly records: readonly StatusCheckRecord[] }
+  /** every verifier's liveness-check history, in the order it was recorded, with its ids (verifiers' paging cursors) */
+  | { readonly kind: "statusChecks"; readonly records: readonly StoredStatusCheck[] }
   /** the registry's outbox: notices decided and not delivered yet, in the order enqueued (a copy must not drop one) */
   | { readonly kind: "registryOutbox"; readonly records: readonly OutboxNotice[] }
   /**

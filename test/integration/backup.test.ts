@@ -7,7 +7,8 @@
  * - A backup with one byte of a CRL changed, a file deleted, or a file added is refused (exit 21,
  *   ERR_BACKUP_CORRUPT naming the file) and nothing is made.
  * - An old backup restored over the workspace after more CRLs were published: the next `crl generate`
- *   publishes a CRL number higher than any published before (`openssl crl -text`), and it verifies.
+ *   publishes a CRL number higher than any published before (`openssl crl -text`), and it verifies; the next
+ *   liveness check gets an id above those given out after the backup, so a verifier's cursor still sees it.
  */
 import { appendFileSync, cpSync, existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -193,8 +194,23 @@ describe("restoring an old backup never reuses a CRL number", () => {
       return r.json().serial as string;
     };
     const lostRevocation = await issueAuth("lost-revocation.pem");
+    // A verifier's liveness checks (現況確認): one before the backup, two after it, whose ids the restored store
+    // never saw. The verifier holds the id of its last one as its paging cursor.
+    const check = (at: number) => ({ verifierId: "v-backup", at: new Date(at), caId: "13-sig", serial: "0b01", certificateId: undefined, status: "good" as const, reason: undefined, revokedAt: undefined, replacedBy: undefined });
+    const recordCheck = async (at: number) => {
+      const w = await openWorkspace(ws);
+      try {
+        await w.store.recordStatusChecks([check(at)], []);
+        return (await w.store.listStatusChecks({ verifierId: "v-backup", limit: 1000 })).at(-1)!.id;
+      } finally {
+        await w.close();
+      }
+    };
+    await recordCheck(1);
     const old = join(dir, "old");
     expect((await cli(["-w", ws, "backup", old], { cwd: dir })).code).toBe(0);
+    await recordCheck(2);
+    const cursor = await recordCheck(3);
     expect((await cli(["-w", ws, "revoke", "--serial", lostRevocation, "--reason", "keyCompromise"], { cwd: dir })).code).toBe(0);
     const afterBackup = await issueAuth("after-backup.pem"); // supersedes lost-revocation (revoked already)
     expect((await cli(["-w", ws, "revoke", "--serial", afterBackup, "--reason", "loss"], { cwd: dir })).code).toBe(0);
@@ -231,6 +247,16 @@ describe("restoring an old backup never reuses a CRL number", () => {
     // a restore never un-revokes: the revocation made after the backup is made again, the unknown serial reported
     expect(report.reRevoked).toEqual([{ caId: "13-auth", serial: lostRevocation, reason: 1 }]);
     expect(report.revokedUnknown).toEqual([{ caId: "13-auth", serial: afterBackup }]);
+    // liveness-check ids moved past the two given out after the backup: the verifier's cursor sees the next check
+    expect(report.statusCheckIds).toMatchObject({ replaced: cursor + 1 });
+    expect(report.statusCheckIds.next).toBeGreaterThan(cursor + 1_000_000);
+    const next = await recordCheck(4);
+    expect(next).toBe(report.statusCheckIds.next);
+    {
+      const w = await openWorkspace(ws);
+      expect((await w.store.listStatusChecks({ verifierId: "v-backup", after: cursor })).map((c) => c.at.getTime())).toEqual([4]);
+      await w.close();
+    }
     await generate(ws, ["--ca", "13-auth"]);
     const auth = sh("openssl", ["verify", "-crl_check", "-CAfile", join(ws, "ca", "13-auth.pem"), "-CRLfile", join(ws, "crl", "13-auth.crl"), join(dir, "lost-revocation.pem")]);
     expect(auth.out).toMatch(/error 23 at 0 depth lookup: certificate revoked/);
@@ -241,6 +267,9 @@ describe("restoring an old backup never reuses a CRL number", () => {
     const fresh = join(dir, "fresh");
     const f = await cli(["-w", fresh, "restore", old, "--json"], { cwd: dir });
     expect(f.code, f.stderr).toBe(0);
+    // and the liveness-check ids by the time gap alone (no store was there to read)
+    expect(f.json().statusCheckIds.replaced).toBeUndefined();
+    expect(f.json().statusCheckIds.next).toBeGreaterThan(cursor + 1_000_000);
     await generate(fresh, ["--ca", "13-sig", "--partitions", "all"]);
     // every scope of 13-sig (full, partition, ARL) numbers from the moved sequence
     const current = ["crl/13-sig.crl", "crl/13-sig/131016.crl", "arl/13-sig.crl"].map((p) => opensslCrlNumber(join(fresh, p)));

@@ -35,6 +35,8 @@ function backupSummary(r: BackupReport): string {
 function restoreSummary(r: RestoreReport): string {
   const lines = [`restored ${r.workspace} from ${r.source}`, `  ${r.store} store, backup taken ${r.takenAt}, restored ${r.restoredAt}`];
   for (const c of r.crlNumbers) lines.push(`  ${c.caId}: highest CRL number known #${c.highestKnown} (backup: ${c.highestAtBackup ? `#${c.highestAtBackup}` : "none"}); the next CRL is #${c.next} (gap ${r.crlGap})`);
+  const ids = r.statusCheckIds;
+  lines.push(`  liveness-check ids: the next is ${ids.next} (backup: ${ids.atBackup}${ids.replaced !== undefined ? `, replaced store: ${ids.replaced}` : ""}), past any given out after the backup`);
   for (const x of r.reRevoked) lines.push(`  revoked again: ${x.caId} ${x.serial} (reason ${x.reason}), revoked after the backup on the previous CRLs`);
   for (const x of r.revokedUnknown) lines.push(`warning: ${x.caId} ${x.serial} is revoked on the previous CRLs but unknown to the restored store (issued after the backup): it will not be on the next CRLs`);
   if (r.previous) lines.push(`  the previous files are in ${r.previous}`);
@@ -115,9 +117,12 @@ target still holds, and the gap is 1000 + 100 per second since the backup was ta
 Revocations on the target's previous CRLs that the backup's CRLs lack (made after the backup) are made again
 in the restored store, with their date and reason: a restore never un-revokes a certificate. A revoked serial
 the restored store does not know (issued after the backup) is reported: it cannot be on the next CRLs.
+Liveness-check ids (a verifier's paging cursor for GET /v1/status/history) move on the same way: the next id
+is the larger of the replaced store's next id (when it can be read) and the backup's + 1,000,000 + 1,000,000
+per second since the backup, so a verifier paging from a cursor it got after the backup misses no new check.
 The target's previous config.json, store file, ca/, crl/, arl/ and bridge/ are kept in before-restore-<time>/.
 
---json prints the report (per CA: highest number known, the next number).
+--json prints the report (per CA: highest number known, the next number; statusCheckIds: the ids' move).
 
 Examples:
   jpki restore --verify-only /backup/jpki-2026-11-30
