@@ -116,6 +116,8 @@ type Control =
   | { readonly add: readonly [number, string] }
   // every id added before this message is forgotten once the records before index `after` are written
   | { readonly retire: true; readonly after: number }
+  // write to this file from now on (SIGHUP: logrotate moved the old one away), closing the one written so far
+  | { readonly reopen: number; readonly pipe: boolean }
   | { readonly close: true };
 
 /**
@@ -125,10 +127,12 @@ type Control =
 const THREAD_SOURCE = `
 "use strict";
 const { workerData, parentPort, receiveMessageOnPort } = require("node:worker_threads");
-const { writeSync } = require("node:fs");
+const { closeSync, writeSync } = require("node:fs");
 const formatLine = ${formatLine.toString()};
 const isoTime = ${isoTime.toString()};
-const { sab, fd, ring, pipe } = workerData;
+const { sab, ring } = workerData;
+let { fd, pipe } = workerData;
+let reopened = null;
 const mask = ring - 1;
 const header = new Int32Array(sab, 0, 4);
 const f64 = new Float64Array(sab, ${HEADER_BYTES}, ring * ${F64S});
@@ -192,6 +196,7 @@ function control() {
     const c = m.message;
     if (c.add) { strings.set(c.add[0], c.add[1]); if (c.add[0] > 0) generation.push(c.add[0]); }
     else if (c.retire) { retirements.push({ after: c.after, ids: generation }); generation = []; }
+    else if (c.reopen !== undefined) { if (reopened) { try { closeSync(reopened.fd); } catch {} } reopened = { fd: c.reopen, pipe: c.pipe }; }
     else if (c.close) closing = true;
   }
 }
@@ -212,6 +217,13 @@ function drain() {
   // The write index first: every string a record up to it uses was posted before it was stored.
   const w = Atomics.load(header, ${W});
   control();
+  // Nothing is pending here (written whole above): the old file ends with a whole line, the new one starts with one.
+  if (reopened) {
+    try { closeSync(fd); } catch {}
+    fd = reopened.fd;
+    pipe = reopened.pipe;
+    reopened = null;
+  }
   let r = Atomics.load(header, ${R});
   let out = "";
   let lines = 0;
@@ -245,7 +257,9 @@ const timer = setInterval(() => {
 
 /** The access log of `jpki serve`: a file (appended to, created owner-only) or "-" for standard output. */
 export class AccessLog implements AccessLogSink {
-  readonly #fd: number;
+  readonly #target: string;
+  /** the file the thread writes now (it closes the ones it wrote before) */
+  #fd: number;
   readonly #ownFd: boolean;
   readonly #header: Int32Array;
   readonly #f64: Float64Array;
@@ -274,6 +288,7 @@ export class AccessLog implements AccessLogSink {
    * Throws ERR_FILE_UNUSABLE for a FIFO no process reads.
    */
   constructor(target: string, opts: { readonly onError?: (e: Error) => void } = {}) {
+    this.#target = target;
     this.#ownFd = target !== "-";
     this.#fd = this.#ownFd ? openTarget(target) : stdoutFd();
     const st = fstatSync(this.#fd);
@@ -369,6 +384,20 @@ export class AccessLog implements AccessLogSink {
       this.#worker.postMessage({ add: [id, json(shown ?? loggedUrl(s))] } satisfies Control);
     }
     return id;
+  }
+
+  /**
+   * Opens the log file again by its name, for SIGHUP after a rotation (logrotate moves access.log away, then
+   * signals): the thread finishes what it was writing into the old file, closes it, and writes every later line
+   * to the new one — lines recorded shortly before the call may land in either, in order; none is lost or torn
+   * across the switch. Standard output is not reopened. Throws what opening the file throws (the log goes on into the old file then).
+   */
+  reopen(): void {
+    if (!this.#ownFd || this.#closed || this.#dead) return;
+    const fd = openTarget(this.#target);
+    const st = fstatSync(fd);
+    this.#fd = fd;
+    this.#worker.postMessage({ reopen: fd, pipe: st.isFIFO() || st.isSocket() } satisfies Control);
   }
 
   /**

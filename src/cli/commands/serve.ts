@@ -88,7 +88,8 @@ republished before its nextUpdate. The schedule also sweeps the registry side's 
 expired and revoked certificates about once a day ('jpki registry sweep --help' says what and why).
 SIGTERM or SIGINT stops cleanly (exit 0): answers in flight get 5 s to finish and close their connections;
 a request arriving meanwhile on an open connection gets 503 (code "stopping") and its connection closes;
-a repeated signal changes nothing.
+a repeated signal changes nothing. SIGHUP reopens the --access-log file by its name (after logrotate moved
+it; the primary of --workers N passes the signal on to its workers); it does not stop the server.
 OCSP answers are signed by a delegated certificate per CA (id-kp-OCSPSigning, ocsp-nocheck) that the
 schedule issues and renews; its key is stored encrypted under JPKI_OCSP_PASSPHRASE when set (so HTTP
 workers need not hold the CA passphrase), else under the CA passphrase. Answers without a nonce are
@@ -125,6 +126,20 @@ Example:
         logTarget === "off" || !serveHere
           ? undefined
           : new lib.AccessLog(logTarget, { onError: (e) => ctx.out.info(`jpki serve: the access log's thread failed and stopped (${e.message}); lines are counted as dropped`) });
+      // SIGHUP reopens the access log (logrotate's postrotate: move the file, then signal), in every serving
+      // process: the primary of --workers N passes it on to its workers. It no longer ends the process.
+      const onHangup = () => {
+        if (!serveHere) {
+          for (const w of Object.values(cluster.workers ?? {})) if (w && !w.isDead()) w.process.kill("SIGHUP");
+          return;
+        }
+        try {
+          accessLog?.reopen();
+        } catch (e) {
+          ctx.out.info(`jpki serve: the access log could not be reopened (${(e as Error).message}); lines go on into the file it had open`);
+        }
+      };
+      process.on("SIGHUP", onHangup);
       try {
         await withStopSignal((stopSignal) =>
           withWorkspace(ctx, async (ws) => {
@@ -208,6 +223,7 @@ Example:
           }),
         );
       } finally {
+        process.off("SIGHUP", onHangup);
         await accessLog?.close();
         // A worker's channel to the primary would keep it alive after serving stopped.
         if (cluster.isWorker) process.disconnect?.();
