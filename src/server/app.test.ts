@@ -728,6 +728,21 @@ describe("JSON routes and the body's media type", () => {
       }
     }
   });
+
+  it("answer a JSON body nested past the bound 400 body-too-deep, not body-not-json (it is JSON), on both paths of /v1/validate", async () => {
+    const deep = "[".repeat(20) + "]".repeat(20);
+    const bodies: Record<string, string> = {
+      "/v1/validate": `{"certificate":"AAAA","purpose":"signature","chain":${deep}}`,
+      "/v1/validate?via=fastify": `{"certificate":"AAAA","purpose":"signature","chain":${deep}}`,
+      "/v1/status": `{"items":${deep}}`,
+      "/v1/verify-signature": `{"signedData":${deep}}`,
+    };
+    for (const [path, body] of Object.entries(bodies)) {
+      const r = await fetch(`${base}${path}`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body });
+      expect(r.status, path).toBe(400);
+      expect(await r.json(), path).toMatchObject({ code: "body-too-deep" });
+    }
+  });
 });
 
 describe("jsonNestsDeeper", () => {
