@@ -38,14 +38,26 @@ export function sendApiError<C extends string>(reply: FastifyReply, table: Reado
   return reply.code(table[code].status).header("Cache-Control", "no-store").send(apiErrorBody(table, code));
 }
 
+/**
+ * A body nested deeper than app.ts's bound (MAX_JSON_DEPTH): refused before JSON.parse, with its own code — it
+ * is JSON, so "body-not-json" named the wrong thing. In every body-taking route's table.
+ */
+export const BODY_TOO_DEEP: ApiError = Object.freeze({ status: 400, message: "the body nests arrays and objects too deeply: no body of this API nests deeper than 3 levels" });
+
+/** Whether a body parser's error is the nesting bound's refusal (app.ts parseJson). */
+export function isBodyTooDeep(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === "body-too-deep";
+}
+
 /** The codes every body-taking route's table has for what fastify refuses before the handler runs. */
-export type BodyErrorCode = "body-too-large" | "unsupported-media-type" | "body-not-json" | "internal";
+export type BodyErrorCode = "body-too-large" | "unsupported-media-type" | "body-not-json" | "body-too-deep" | "internal";
 
 /** A scope error handler: fastify's refusals of the body as typed codes; anything else reported and answered as internal. */
 export function bodyErrorHandler(send: (reply: FastifyReply, code: BodyErrorCode) => FastifyReply, onError: ((e: unknown, what: string) => void) | undefined, what: string) {
   return (err: FastifyError, _req: FastifyRequest, reply: FastifyReply): FastifyReply => {
     if (err.statusCode === 413) return send(reply, "body-too-large");
     if (err.statusCode === 415) return send(reply, "unsupported-media-type");
+    if (isBodyTooDeep(err)) return send(reply, "body-too-deep");
     if (err.statusCode === 400) return send(reply, "body-not-json");
     onError?.(err, what);
     return send(reply, "internal");

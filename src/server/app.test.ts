@@ -712,6 +712,39 @@ describe("every error answer carries a typed code (issue 13 point 3: found by np
   });
 });
 
+describe("JSON routes and the body's media type", () => {
+  it("answer a JSON object sent as text/plain (fetch's default for a string body) 415 unsupported-media-type, not body-invalid", async () => {
+    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+    const bodies: Record<string, unknown> = {
+      "/v1/validate": { certificate: cert.der.toString("base64"), purpose: "signature" },
+      "/v1/status": { items: [{ caId: cert.caId, serial: cert.serial }] },
+      "/v1/verify-signature": { signedData: "MAA=" },
+    };
+    for (const [path, body] of Object.entries(bodies)) {
+      for (const type of ["text/plain", "text/plain;charset=UTF-8"]) {
+        const r = await fetch(`${base}${path}`, { method: "POST", headers: { ...auth, "content-type": type }, body: JSON.stringify(body) });
+        expect(r.status, `${path} ${type}`).toBe(415);
+        expect(await r.json(), `${path} ${type}`).toMatchObject({ code: "unsupported-media-type" });
+      }
+    }
+  });
+
+  it("answer a JSON body nested past the bound 400 body-too-deep, not body-not-json (it is JSON), on both paths of /v1/validate", async () => {
+    const deep = "[".repeat(20) + "]".repeat(20);
+    const bodies: Record<string, string> = {
+      "/v1/validate": `{"certificate":"AAAA","purpose":"signature","chain":${deep}}`,
+      "/v1/validate?via=fastify": `{"certificate":"AAAA","purpose":"signature","chain":${deep}}`,
+      "/v1/status": `{"items":${deep}}`,
+      "/v1/verify-signature": `{"signedData":${deep}}`,
+    };
+    for (const [path, body] of Object.entries(bodies)) {
+      const r = await fetch(`${base}${path}`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body });
+      expect(r.status, path).toBe(400);
+      expect(await r.json(), path).toMatchObject({ code: "body-too-deep" });
+    }
+  });
+});
+
 describe("jsonNestsDeeper", () => {
   it("says whether arrays and objects nest deeper than the bound, brackets in strings not counted", () => {
     const nest = (n: number) => "[".repeat(n) + "]".repeat(n);

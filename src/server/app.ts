@@ -434,6 +434,11 @@ export async function buildServer(
     json(req as never, text, done as never);
   };
   app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => parseJson(req.raw, body as string, done));
+  // No route takes text/plain, but fastify parses it by default: a JSON object sent as text/plain (what fetch
+  // sends for a string body without a Content-Type) reached the routes as a string and was answered
+  // body-invalid, "the body must be a JSON object". Without the parser fastify refuses it 415, which the
+  // routes answer unsupported-media-type, "send Content-Type: application/json": what is wrong.
+  app.removeContentTypeParser("text/plain");
   // Routes without their own error handler (the CRL index, /metrics, the page): fastify's default would send the
   // error's message, and a store error's message carries the driver's (a database host, user, file path). The
   // code and a fixed message go out; the error goes to onError. A client's own error (4xx) keeps its status.

@@ -12,7 +12,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { apiErrorBody, bodyErrorHandler, sendApiError } from "./api-errors.js";
+import { apiErrorBody, BODY_TOO_DEEP, bodyErrorHandler, isBodyTooDeep, sendApiError } from "./api-errors.js";
 import { readHeader } from "../pki/der.js";
 import { parsePemBlocks } from "../pki/pem.js";
 import { isLegalBasisCode, LEGAL_BASIS_CODES } from "../verifier/legal-basis.js";
@@ -29,6 +29,7 @@ export const MAX_CHAIN = 8;
 /** The typed error codes of the validation API, with their HTTP status. */
 export const VALIDATE_ERRORS = Object.freeze({
   "body-not-json": { status: 400, message: "the body is not JSON" },
+  "body-too-deep": BODY_TOO_DEEP,
   "body-too-large": { status: 413, message: `the body is larger than ${BODY_LIMIT} bytes` },
   "unsupported-media-type": { status: 415, message: "send Content-Type: application/json" },
   "body-invalid": { status: 400, message: "the body must be a JSON object" },
@@ -203,7 +204,7 @@ export interface ValidateFastPathOptions {
   readonly access: VerifierAccess;
   /**
    * The JSON body parser fastify's route uses (app.ts: the nesting bound, then JSON.parse or fastify's own
-   * parser), called the same way; an error means 400 body-not-json, as the route's error handler says.
+   * parser), called the same way; an error means 400 body-too-deep or body-not-json, as the route's error handler says.
    */
   readonly parseJson: (req: IncomingMessage, text: string, done: (err: Error | null, value?: unknown) => void) => void;
   /** counts and logs each answer, as the route's hook does */
@@ -249,7 +250,7 @@ export function validateFastPath(o: ValidateFastPathOptions): (req: IncomingMess
       };
       try {
         o.parseJson(req, text, (err, body) => {
-          if (err) return send(req, res, errorAnswer("body-not-json"), startedAt);
+          if (err) return send(req, res, errorAnswer(isBodyTooDeep(err) ? "body-too-deep" : "body-not-json"), startedAt);
           answerValidate(o, req, body).then((a) => send(req, res, a, startedAt), fail);
         });
       } catch (e) {

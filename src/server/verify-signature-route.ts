@@ -15,7 +15,7 @@
  * SIGNATURE_ERRORS; never a piece of the file, never personal data.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { bodyErrorHandler, sendApiError } from "./api-errors.js";
+import { BODY_TOO_DEEP, bodyErrorHandler, sendApiError } from "./api-errors.js";
 import { isLegalBasisCode, LEGAL_BASIS_CODES } from "../verifier/legal-basis.js";
 import { SignedDataRefused, type SignatureQuery, type VerifierValidationService } from "../verifier/validation-service.js";
 import type { VerifierAccess } from "./access.js";
@@ -26,6 +26,7 @@ export const SIGNATURE_BODY_LIMIT = 2 * 1024 * 1024;
 
 export const SIGNATURE_ERRORS = Object.freeze({
   "body-not-json": { status: 400, message: "the body is not JSON" },
+  "body-too-deep": BODY_TOO_DEEP,
   "body-too-large": { status: 413, message: `the body is larger than ${SIGNATURE_BODY_LIMIT} bytes` },
   "unsupported-media-type": { status: 415, message: "send Content-Type: application/json" },
   "body-invalid": { status: 400, message: "the body must be a JSON object" },

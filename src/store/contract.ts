@@ -689,6 +689,28 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("moves a resident's disclosure records with their certificates when a notice batch relinks a changed resident code (住民票コード変更)", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents([resident("12345678901"), resident("22345678901")]);
+      await s.commitIssuances([cert("0d01", "12345678901", 1000), cert("0d02", "22345678901", 1000)]);
+      const d = (residentCode: string, serial: string, at: number) => ({
+        verifierId: "v-01", serial, issuer: "13-sig", residentCode, purpose: "signature" as const, legalBasis: undefined,
+        at: new Date(at), validationTime: new Date(at), answer: "valid", itemsDisclosed: false,
+      });
+      await s.appendDisclosures([d("12345678901", "0d01", 1), d("22345678901", "0d02", 2)]);
+      await s.recordStatusChecks([], [{ ...d("12345678901", "0d01", 3), answer: "status:good" }]);
+      await s.commitNoticeBatch({ noticeIds: [], residentCodes: ["12345678901", "32345678901"] }, () => ({
+        commit: { at: new Date(4000), notices: [], sequences: [], relinks: [{ from: "12345678901", to: "32345678901" }], dirtyCas: [], revocations: [] },
+      }));
+      expect((await s.getCertificate("0d01"))?.residentCode).toBe("32345678901");
+      // The resident asks under the code they hold now and sees who checked the certificate before the change.
+      expect(await s.listDisclosures({ residentCode: "32345678901" })).toEqual([d("32345678901", "0d01", 1), { ...d("32345678901", "0d01", 3), answer: "status:good" }]);
+      expect(await s.listDisclosures({ residentCode: "12345678901" })).toEqual([]);
+      expect(await s.listDisclosures({ residentCode: "22345678901" })).toEqual([d("22345678901", "0d02", 2)]);
+      await s.close();
+    });
+
     it("finds a liveness check's certificates by serial and by certificate id (SHA-256 of the DER) in one read", async () => {
       const s = await make();
       await s.putCa(ca());

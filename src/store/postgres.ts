@@ -2104,6 +2104,8 @@ export class PostgresStore implements Store {
         );
         await c.query("UPDATE resident_sequences SET resident_code = $1 WHERE resident_code = $2", [r.to, r.from]);
         await c.query("UPDATE notices SET resident_code = $1 WHERE resident_code = $2 AND status = 'held'", [r.to, r.from]);
+        // The disclosure log follows the certificates it names: the resident asks under the code held now.
+        await c.query("UPDATE disclosures SET resident_code = $1 WHERE resident_code = $2", [r.to, r.from]);
       }
       let revoked = 0;
       let revokedIn: RevokedRow[] = [];

@@ -868,6 +868,8 @@ export class SqliteStore implements Store {
       relinkCertified: db.prepare("UPDATE certified SET resident_code = ? WHERE resident_code = ?"),
       relinkHeld: db.prepare("UPDATE notices SET resident_code = ? WHERE resident_code = ? AND status = 'held'"),
       relinkSeq: db.prepare("UPDATE OR REPLACE resident_sequences SET resident_code = ? WHERE resident_code = ?"),
+      // The disclosure log follows the certificates it names: the resident asks under the code held now.
+      relinkDisclosures: db.prepare("UPDATE disclosures SET resident_code = ? WHERE resident_code = ?"),
       bumpRevision: db.prepare(
         "INSERT INTO crl_state (ca_id, revision, published_revision) VALUES (?, 1, 0) ON CONFLICT (ca_id) DO UPDATE SET revision = revision + 1",
       ),
@@ -1752,6 +1754,7 @@ export class SqliteStore implements Store {
           st.relinkCertified.run(r.to, r.from);
           st.relinkSeq.run(r.to, r.from);
           st.relinkHeld.run(r.to, r.from);
+          st.relinkDisclosures.run(r.to, r.from);
         }
         const log = this.#revocationLog();
         for (const r of b.revocations) {

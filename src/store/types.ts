@@ -300,7 +300,7 @@ export interface NoticeCommit {
    * certificate without a lookup by serial.
    */
   readonly revocations: ReadonlyArray<{ readonly serial: string; readonly reason: number; readonly source: string; readonly residentCode?: string }>;
-  /** resident-code changes (住民票コード変更): issuance records and sequences move to the new code */
+  /** resident-code changes (住民票コード変更): issuance records, sequences and the disclosure log move to the new code */
   readonly relinks: ReadonlyArray<{ readonly from: string; readonly to: string }>;
   /** CAs that revoked something: their revision is bumped, so they stay due until a CRL covers it */
   readonly dirtyCas: readonly string[];

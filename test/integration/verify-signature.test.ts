@@ -123,11 +123,11 @@ describe("POST /v1/validate of a certificate re-encoded (BER lengths in its oute
 });
 
 describe("JSON bodies nested deep (app.ts jsonNestsDeeper)", () => {
-  it("are refused before JSON.parse spends a second on them: 400 body-not-json", async () => {
+  it("are refused before JSON.parse spends a second on them: 400 body-too-deep (JSON, nested past the bound)", async () => {
     const deep = `{"signedData":${"[".repeat(500_000)}${"]".repeat(500_000)}}`;
     const res = await fetch(`${base}/v1/verify-signature`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${w.priv}` }, body: deep });
     expect(res.status).toBe(400);
-    expect(((await res.json()) as any).code).toBe("body-not-json");
+    expect(((await res.json()) as any).code).toBe("body-too-deep");
     // brackets inside strings are not nesting
     expect((await post({ signedData: "[[[[".repeat(1000) }, w.priv)).json.code).toBe("signed-data-malformed");
     // and the route's own body limit (2 MiB, above fastify's 1 MiB default) still holds with this parser
