@@ -561,3 +561,56 @@ describe("PostgresStore specifics", () => {
     }
   });
 });
+
+/** The pid of the one session of this database waiting for a lock, once there is one. */
+async function waiter(c: pg.Client): Promise<number> {
+  let pid = 0;
+  await vi.waitFor(async () => {
+    const r = await c.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+    expect(r.rows).toHaveLength(1);
+    pid = r.rows[0]!.pid;
+  }, { timeout: 20_000, interval: 20 });
+  return pid;
+}
+
+/**
+ * Uncaught exceptions while `body` runs and a little after (the socket's close comes after the server's error):
+ * a CLI process would have died of them. vitest reports them too, but outside the test that caused them.
+ */
+async function uncaughtDuring(body: () => Promise<void>): Promise<unknown[]> {
+  const seen: unknown[] = [];
+  const listener = (e: unknown) => seen.push(e);
+  process.prependListener("uncaughtException", listener);
+  try {
+    await body();
+  } finally {
+    process.removeListener("uncaughtException", listener);
+  }
+  return seen;
+}
+
+describe("PostgresStore when a connection dies", () => {
+  it("a backend terminated inside a transaction (a CRL reservation waiting for its lock): ERR_STORE_UNREACHABLE, the process lives on, nothing half done, the next call works", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true, poolSize: 2 });
+    const gate = await admin(url);
+    try {
+      await s.putCa(ca);
+      await s.reserveCrl(ca.id, new Date(0), new Date(1000));
+      await gate.query("BEGIN");
+      await gate.query("SELECT 1 FROM crl_state WHERE ca_id = $1 FOR UPDATE", [ca.id]);
+      // Without a listener on the checked-out client, its 'error' (the socket closing) ended the process.
+      const uncaught = await uncaughtDuring(async () => {
+        const run = s.reserveCrl(ca.id, new Date(0), new Date(1000)).then(() => undefined, (e: unknown) => e);
+        await gate.query("SELECT pg_terminate_backend($1)", [await waiter(gate)]);
+        expect(await run).toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { reason: "network", code: "57P01" } });
+        await gate.query("ROLLBACK");
+        expect((await s.reserveCrl(ca.id, new Date(0), new Date(1000))).number).toBe(2n);
+      });
+      expect(uncaught).toEqual([]);
+    } finally {
+      await gate.end();
+      await s.close();
+    }
+  });
+});

@@ -1013,6 +1013,13 @@ export class PostgresStore implements Store {
     });
     // An idle connection the server drops emits 'error' on the pool; the next query fails and reports it.
     pool.on("error", () => undefined);
+    // A connection lost while checked out (its backend terminated, a failover) emits 'error' on the client
+    // itself, and pg-pool removes its own listener while the client is out: with none, Node throws it as an
+    // uncaught exception and the whole process dies with a stack trace, even between two statements of a
+    // transaction that would have failed cleanly. The statement in flight, or the next one, fails with the
+    // error and reports it (storeError: ERR_STORE_UNREACHABLE); the transaction's ROLLBACK then fails and the
+    // client is released as broken.
+    pool.on("connect", (client) => client.on("error", () => undefined));
     try {
       const c = await pool.connect();
       try {
