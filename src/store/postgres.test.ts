@@ -613,4 +613,43 @@ describe("PostgresStore when a connection dies", () => {
       await s.close();
     }
   });
+
+  it("a backend terminated while a CRL stream (full or delta) is held by its consumer: the stream ends in ERR_STORE_UNREACHABLE, not in an untyped error or a dead process", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true, poolSize: 1 });
+    const a = await admin(url);
+    try {
+      await s.putCa(ca);
+      await s.upsertResidents(["r1", "r2"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+      const issue = (serial: string, residentCode: string) =>
+        s.commitIssuances([{ serial, caId: ca.id, type: "signature", residentCode, municipalityCode: "131016", fourItems: items, notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]) }]);
+      await issue("0a01", "r1");
+      await issue("0a02", "r2");
+      await s.revoke({ serial: "0a01", revokedAt: new Date(1000), reason: 1, source: "manual" });
+      const base = await s.reserveCrl(ca.id, new Date(0), new Date(Date.UTC(2030, 0, 1)));
+      expect(await s.publishCrl({ caId: ca.id, number: base.number, entries: 1, path: "crl/13-sig.crl", sha256: "00" }, () => undefined)).toBe(true);
+      await s.revoke({ serial: "0a02", revokedAt: new Date(2000), reason: 1, source: "manual" });
+      const read = async (entries: AsyncIterable<{ count: number }>) => {
+        let killed = false;
+        for await (const chunk of entries) {
+          expect(chunk.count).toBeGreaterThan(0);
+          if (killed) continue;
+          killed = true;
+          // The consumer signs and writes while it holds the stream; its connection is idle, checked out.
+          const pid = (await a.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'jpki'")).rows[0]!.pid;
+          await a.query("SELECT pg_terminate_backend($1)", [pid]);
+          await vi.waitFor(async () => expect((await a.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", [pid])).rowCount).toBe(0), { timeout: 20_000, interval: 20 });
+        }
+      };
+      const uncaught = await uncaughtDuring(async () => {
+        await expect(read(s.crlEntries(ca.id, { expiredBefore: new Date(0) }))).rejects.toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { reason: "network" } });
+        await expect(read(s.deltaCrlEntries(ca.id, base.number, { expiredBefore: new Date(0) }))).rejects.toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { reason: "network" } });
+      });
+      expect(uncaught).toEqual([]);
+      expect(await s.latestCrl(ca.id)).toMatchObject({ number: base.number }); // the pool made a new connection
+    } finally {
+      await a.end();
+      await s.close();
+    }
+  });
 });

@@ -603,7 +603,8 @@ function connectionFailure(e: unknown): ConnectionFailure | undefined {
   if (NETWORK_ERRNOS.has(code) && SOCKET_SYSCALLS.has((e as NodeJS.ErrnoException).syscall ?? "")) return "network";
   const message = (e as Error)?.message ?? "";
   if (!code && /^SASL: |password must be a string|password authentication/i.test(message)) return "authentication";
-  if (!code && /^Connection terminated|connection timeout|^timeout expired/i.test(message)) return "network";
+  // (the last: a statement on a client whose connection was lost while it was idle in our hands)
+  if (!code && /^Connection terminated|connection timeout|^timeout expired|^Client has encountered a connection error/i.test(message)) return "network";
   return undefined;
 }
 
@@ -1705,7 +1706,8 @@ export class PostgresStore implements Store {
           if (kept) yield kept;
         }
       }
-      await c.query("COMMIT");
+      // The connection may have been lost while the consumer held the last page: still the store's error.
+      await c.query("COMMIT").catch((e: unknown) => Promise.reject(storeError(e, what)));
       done = true;
     } finally {
       // A page asked for and not taken (the consumer stopped early) is awaited before the rollback.
@@ -1769,7 +1771,8 @@ export class PostgresStore implements Store {
         yield { der, count: rows.length };
         if (rows.length < CRL_FETCH) break;
       }
-      await c.query("COMMIT");
+      // The connection may have been lost while the consumer held the last chunk: still the store's error.
+      await c.query("COMMIT").catch((e: unknown) => Promise.reject(storeError(e, what)));
       done = true;
     } finally {
       if (!done) await c.query("ROLLBACK").catch(() => (broken = true));
