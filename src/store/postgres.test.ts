@@ -225,8 +225,17 @@ describe("PostgresStore specifics", () => {
     const foreign = await server.createDatabase();
     const f = await admin(foreign);
     await f.query("CREATE TABLE orders (id int)");
-    await f.end();
     await expect(PostgresStore.open(foreign, { create: true })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_CORRUPT"));
+    // Another application's own `meta` table, of another shape: still "not a jpki store", not a failed statement.
+    await f.query("CREATE TABLE meta (id int PRIMARY KEY, data jsonb)");
+    try {
+      for (const create of [false, true]) {
+        await expect(PostgresStore.open(foreign, { create })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_CORRUPT") && /not a jpki store/.test((e as Error).message));
+      }
+      expect((await f.query("SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r'")).rows[0]).toEqual({ n: 2 });
+    } finally {
+      await f.end();
+    }
   });
 
   it("upgrades a schema-1 database: its facts stay, OCSP responders start empty and can be installed", async () => {

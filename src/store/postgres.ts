@@ -1030,6 +1030,14 @@ export class PostgresStore implements Store {
         const hasMeta = (await c.query<{ t: boolean }>("SELECT to_regclass('meta') IS NOT NULL AS t")).rows[0]!.t;
         let version = 0;
         if (hasMeta) {
+          // Another application's table named meta: ours has text columns key and value (reading it as ours
+          // would fail as a statement, ERR_STORE, instead of saying whose database this is).
+          const ours = (
+            await c.query<{ n: number }>(
+              "SELECT count(*)::int AS n FROM pg_attribute WHERE attrelid = 'meta'::regclass AND attname IN ('key', 'value') AND atttypid = 'text'::regtype AND NOT attisdropped",
+            )
+          ).rows[0]!.n;
+          if (ours !== 2) throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL database is not a jpki store: point the store elsewhere");
           const meta = new Map((await c.query<{ key: string; value: string }>("SELECT key, value FROM meta")).rows.map((r) => [r.key, r.value]));
           if (meta.get("application") !== "jpki") throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL database is not a jpki store: point the store elsewhere");
           version = Number(meta.get("schema_version") ?? 0);
