@@ -225,8 +225,17 @@ describe("PostgresStore specifics", () => {
     const foreign = await server.createDatabase();
     const f = await admin(foreign);
     await f.query("CREATE TABLE orders (id int)");
-    await f.end();
     await expect(PostgresStore.open(foreign, { create: true })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_CORRUPT"));
+    // Another application's own `meta` table, of another shape: still "not a jpki store", not a failed statement.
+    await f.query("CREATE TABLE meta (id int PRIMARY KEY, data jsonb)");
+    try {
+      for (const create of [false, true]) {
+        await expect(PostgresStore.open(foreign, { create })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_CORRUPT") && /not a jpki store/.test((e as Error).message));
+      }
+      expect((await f.query("SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r'")).rows[0]).toEqual({ n: 2 });
+    } finally {
+      await f.end();
+    }
   });
 
   it("upgrades a schema-1 database: its facts stay, OCSP responders start empty and can be installed", async () => {
@@ -557,6 +566,98 @@ describe("PostgresStore specifics", () => {
       expect(moved).toBe(4);
       for (const c of codes) expect((await s.getResidentForIssuance(c))?.registrySequence).toBe(1);
     } finally {
+      await s.close();
+    }
+  });
+});
+
+/** The pid of the one session of this database waiting for a lock, once there is one. */
+async function waiter(c: pg.Client): Promise<number> {
+  let pid = 0;
+  await vi.waitFor(async () => {
+    const r = await c.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+    expect(r.rows).toHaveLength(1);
+    pid = r.rows[0]!.pid;
+  }, { timeout: 20_000, interval: 20 });
+  return pid;
+}
+
+/**
+ * Uncaught exceptions while `body` runs and a little after (the socket's close comes after the server's error):
+ * a CLI process would have died of them. vitest reports them too, but outside the test that caused them.
+ */
+async function uncaughtDuring(body: () => Promise<void>): Promise<unknown[]> {
+  const seen: unknown[] = [];
+  const listener = (e: unknown) => seen.push(e);
+  process.prependListener("uncaughtException", listener);
+  try {
+    await body();
+  } finally {
+    process.removeListener("uncaughtException", listener);
+  }
+  return seen;
+}
+
+describe("PostgresStore when a connection dies", () => {
+  it("a backend terminated inside a transaction (a CRL reservation waiting for its lock): ERR_STORE_UNREACHABLE, the process lives on, nothing half done, the next call works", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true, poolSize: 2 });
+    const gate = await admin(url);
+    try {
+      await s.putCa(ca);
+      await s.reserveCrl(ca.id, new Date(0), new Date(1000));
+      await gate.query("BEGIN");
+      await gate.query("SELECT 1 FROM crl_state WHERE ca_id = $1 FOR UPDATE", [ca.id]);
+      // Without a listener on the checked-out client, its 'error' (the socket closing) ended the process.
+      const uncaught = await uncaughtDuring(async () => {
+        const run = s.reserveCrl(ca.id, new Date(0), new Date(1000)).then(() => undefined, (e: unknown) => e);
+        await gate.query("SELECT pg_terminate_backend($1)", [await waiter(gate)]);
+        expect(await run).toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { reason: "network", code: "57P01" } });
+        await gate.query("ROLLBACK");
+        expect((await s.reserveCrl(ca.id, new Date(0), new Date(1000))).number).toBe(2n);
+      });
+      expect(uncaught).toEqual([]);
+    } finally {
+      await gate.end();
+      await s.close();
+    }
+  });
+
+  it("a backend terminated while a CRL stream (full or delta) is held by its consumer: the stream ends in ERR_STORE_UNREACHABLE, not in an untyped error or a dead process", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true, poolSize: 1 });
+    const a = await admin(url);
+    try {
+      await s.putCa(ca);
+      await s.upsertResidents(["r1", "r2"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+      const issue = (serial: string, residentCode: string) =>
+        s.commitIssuances([{ serial, caId: ca.id, type: "signature", residentCode, municipalityCode: "131016", fourItems: items, notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]) }]);
+      await issue("0a01", "r1");
+      await issue("0a02", "r2");
+      await s.revoke({ serial: "0a01", revokedAt: new Date(1000), reason: 1, source: "manual" });
+      const base = await s.reserveCrl(ca.id, new Date(0), new Date(Date.UTC(2030, 0, 1)));
+      expect(await s.publishCrl({ caId: ca.id, number: base.number, entries: 1, path: "crl/13-sig.crl", sha256: "00" }, () => undefined)).toBe(true);
+      await s.revoke({ serial: "0a02", revokedAt: new Date(2000), reason: 1, source: "manual" });
+      const read = async (entries: AsyncIterable<{ count: number }>) => {
+        let killed = false;
+        for await (const chunk of entries) {
+          expect(chunk.count).toBeGreaterThan(0);
+          if (killed) continue;
+          killed = true;
+          // The consumer signs and writes while it holds the stream; its connection is idle, checked out.
+          const pid = (await a.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'jpki'")).rows[0]!.pid;
+          await a.query("SELECT pg_terminate_backend($1)", [pid]);
+          await vi.waitFor(async () => expect((await a.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", [pid])).rowCount).toBe(0), { timeout: 20_000, interval: 20 });
+        }
+      };
+      const uncaught = await uncaughtDuring(async () => {
+        await expect(read(s.crlEntries(ca.id, { expiredBefore: new Date(0) }))).rejects.toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { reason: "network" } });
+        await expect(read(s.deltaCrlEntries(ca.id, base.number, { expiredBefore: new Date(0) }))).rejects.toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { reason: "network" } });
+      });
+      expect(uncaught).toEqual([]);
+      expect(await s.latestCrl(ca.id)).toMatchObject({ number: base.number }); // the pool made a new connection
+    } finally {
+      await a.end();
       await s.close();
     }
   });

@@ -602,7 +602,8 @@ function connectionFailure(e: unknown): ConnectionFailure | undefined {
   if (NETWORK_ERRNOS.has(code) && SOCKET_SYSCALLS.has((e as NodeJS.ErrnoException).syscall ?? "")) return "network";
   const message = (e as Error)?.message ?? "";
   if (!code && /^SASL: |password must be a string|password authentication/i.test(message)) return "authentication";
-  if (!code && /^Connection terminated|connection timeout|^timeout expired/i.test(message)) return "network";
+  // (the last: a statement on a client whose connection was lost while it was idle in our hands)
+  if (!code && /^Connection terminated|connection timeout|^timeout expired|^Client has encountered a connection error/i.test(message)) return "network";
   return undefined;
 }
 
@@ -1012,6 +1013,13 @@ export class PostgresStore implements Store {
     });
     // An idle connection the server drops emits 'error' on the pool; the next query fails and reports it.
     pool.on("error", () => undefined);
+    // A connection lost while checked out (its backend terminated, a failover) emits 'error' on the client
+    // itself, and pg-pool removes its own listener while the client is out: with none, Node throws it as an
+    // uncaught exception and the whole process dies with a stack trace, even between two statements of a
+    // transaction that would have failed cleanly. The statement in flight, or the next one, fails with the
+    // error and reports it (storeError: ERR_STORE_UNREACHABLE); the transaction's ROLLBACK then fails and the
+    // client is released as broken.
+    pool.on("connect", (client) => client.on("error", () => undefined));
     try {
       const c = await pool.connect();
       try {
@@ -1021,6 +1029,14 @@ export class PostgresStore implements Store {
         const hasMeta = (await c.query<{ t: boolean }>("SELECT to_regclass('meta') IS NOT NULL AS t")).rows[0]!.t;
         let version = 0;
         if (hasMeta) {
+          // Another application's table named meta: ours has text columns key and value (reading it as ours
+          // would fail as a statement, ERR_STORE, instead of saying whose database this is).
+          const ours = (
+            await c.query<{ n: number }>(
+              "SELECT count(*)::int AS n FROM pg_attribute WHERE attrelid = 'meta'::regclass AND attname IN ('key', 'value') AND atttypid = 'text'::regtype AND NOT attisdropped",
+            )
+          ).rows[0]!.n;
+          if (ours !== 2) throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL database is not a jpki store: point the store elsewhere");
           const meta = new Map((await c.query<{ key: string; value: string }>("SELECT key, value FROM meta")).rows.map((r) => [r.key, r.value]));
           if (meta.get("application") !== "jpki") throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL database is not a jpki store: point the store elsewhere");
           version = Number(meta.get("schema_version") ?? 0);
@@ -1697,7 +1713,8 @@ export class PostgresStore implements Store {
           if (kept) yield kept;
         }
       }
-      await c.query("COMMIT");
+      // The connection may have been lost while the consumer held the last page: still the store's error.
+      await c.query("COMMIT").catch((e: unknown) => Promise.reject(storeError(e, what)));
       done = true;
     } finally {
       // A page asked for and not taken (the consumer stopped early) is awaited before the rollback.
@@ -1761,7 +1778,8 @@ export class PostgresStore implements Store {
         yield { der, count: rows.length };
         if (rows.length < CRL_FETCH) break;
       }
-      await c.query("COMMIT");
+      // The connection may have been lost while the consumer held the last chunk: still the store's error.
+      await c.query("COMMIT").catch((e: unknown) => Promise.reject(storeError(e, what)));
       done = true;
     } finally {
       if (!done) await c.query("ROLLBACK").catch(() => (broken = true));
