@@ -597,6 +597,19 @@ describe("POST /v1/validate on bare node:http (validateFastPath) and through fas
     expect(log.slice(-2).map((l) => JSON.parse(l).url)).toEqual(expect.arrayContaining(["/v1/validate", "/v1/validate?via=fastify"]));
     expect((await metric()) - before.count).toBe(4);
   });
+
+  it("answers a client that half-closes once its request is sent (shutdown(SHUT_WR), as nc -N does), on both paths", async () => {
+    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+    const body = JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" });
+    for (const path of ["/v1/validate", "/v1/validate?via=fastify"]) {
+      const c = rawClient(Number(new URL(base).port));
+      c.socket.end(`POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      // node ended such a connection at the client's FIN, before the answer (already in the disclosure log) was written
+      const a = parseAnswer(await c.answer);
+      expect(a.status, path).toBe(200);
+      expect(JSON.parse(a.body), path).toMatchObject({ status: "valid" });
+    }
+  });
 });
 
 describe("the status page and the CA overview (issue 11 point 3)", () => {

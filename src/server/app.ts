@@ -395,6 +395,11 @@ export async function buildServer(
       const server = tls
         ? (httpsServer = createHttpsServer({ ...tlsOptions(verifierCa?.certificateDer), ...limits, handshakeTimeout: t.headersMs }, h))
         : createHttpServer(limits, h);
+      // A client may half-close once its request is sent (shutdown(SHUT_WR), as `nc -N` and some proxies do).
+      // By default node then ends the connection at once, and an answer still being made — a validation, already
+      // in the disclosure log — was never written. With this (node's http server reads it at the client's FIN)
+      // the answer in progress is written and marked the last: the connection ends after it.
+      (server as { httpAllowHalfOpen?: boolean }).httpAllowHalfOpen = true;
       // Over TLS the HTTP parser reads the TLS socket, not the TCP one the "connection" event gives.
       server.on(tls ? "secureConnection" : "connection", (s: Socket) => {
         connections.add(s);
