@@ -130,7 +130,8 @@ describe("AccessLog.reopen (SIGHUP after a rotation)", () => {
     const log = new AccessLog(path);
     const rec = (i: number) => log.record(T0 + i, "GET", `/crl/13-sig.crl?i=${i}`, 304, 0.1, "10.0.0.1", "anonymous");
     for (let i = 0; i < 3000; i++) rec(i);
-    await new Promise((r) => setTimeout(r, 150)); // the thread has written some of them into the file
+    // until the thread has written some of them into the file (polled: a loaded machine runs it late)
+    while (!statSync(path).size) await new Promise((r) => setTimeout(r, 10));
     renameSync(path, `${path}.1`); // logrotate's move
     for (let i = 3000; i < 4000; i++) rec(i); // still going to the moved file, or to the new one: either is fine
     log.reopen();
