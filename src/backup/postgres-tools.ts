@@ -158,26 +158,6 @@ export async function postgresHasRecords(url: string): Promise<boolean> {
 }
 
 /**
- * The next liveness-check id of the store a restore is about to replace (backup/restore.ts), or undefined when it
- * holds none or cannot be read: read only, before pg_restore drops it.
- */
-export async function postgresNextStatusCheckId(url: string): Promise<number | undefined> {
-  const { default: pg } = await import("pg");
-  const client = new pg.Client({ connectionString: url, application_name: "jpki restore" });
-  try {
-    await client.connect();
-    const r = await client.query<{ n: string }>(
-      "SELECT GREATEST(coalesce((SELECT max(id) FROM status_checks), 0) + 1, (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM status_checks_id_seq))::text AS n",
-    );
-    return Number(r.rows[0]!.n);
-  } catch {
-    return undefined; // no such table (another application's, an older schema): the time gap covers it
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
-
-/**
  * Restores a custom-format dump into the database `url` names, in one transaction (a failure leaves the
  * database as it was). With `clean`, what the dump holds is dropped first (the --force of a restore over a
  * live store).

@@ -169,26 +169,6 @@ export async function recordRestore(store: Store, event: RestoreAuditEvent): Pro
   });
 }
 
-/**
- * The next liveness-check id of the SQLite store a restore is about to replace, read only (it is moved aside, not
- * migrated or written), or undefined when there is none or it cannot be read: the time gap covers it then.
- */
-async function sqliteNextStatusCheckId(path: string): Promise<number | undefined> {
-  if (!existsSync(path)) return undefined;
-  const { default: Database } = await import("better-sqlite3");
-  let db: InstanceType<typeof Database> | undefined;
-  try {
-    db = new Database(path, { readonly: true, fileMustExist: true });
-    const max = (db.prepare("SELECT coalesce(max(id), 0) AS n FROM status_checks").get() as { n: number }).n;
-    const floor = db.prepare("SELECT value FROM meta WHERE key = 'status_checks.next_id'").get() as { value: string } | undefined;
-    return Math.max(Number(max) + 1, floor ? Number(floor.value) : 1);
-  } catch {
-    return undefined;
-  } finally {
-    db?.close();
-  }
-}
-
 function ownerDir(path: string): void {
   mkdirSync(path, { recursive: true, mode: 0o700 });
   chmodSync(path, 0o700);
@@ -228,7 +208,13 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   // Read before anything moves: what the target published last may be newer than anything in the backup.
   const targetNumbers = publishedCrlNumbers(paths.root);
   const targetRevocations = listedRevocations(paths.root);
-  const replacedStatusCheckNext = pg ? (liveDatabase ? await pg.postgresNextStatusCheckId(opts.storeUrl!) : undefined) : await sqliteNextStatusCheckId(paths.db);
+  // The liveness-check ids of the store being replaced, read only, while it is still there (moved aside, or
+  // dropped by pg_restore, below): ids it handed out after the backup must not come again.
+  const replacedStatusCheckNext = pg
+    ? liveDatabase
+      ? await (await import("../store/postgres.js")).PostgresStore.nextStatusCheckIdAt(opts.storeUrl!)
+      : undefined
+    : (await import("../store/sqlite.js")).SqliteStore.nextStatusCheckIdOf(paths.db);
   ownerDir(paths.root);
   const stage = join(paths.root, `.restore-${process.pid}-${randomBytes(4).toString("hex")}`);
   ownerDir(stage);

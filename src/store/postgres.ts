@@ -2346,6 +2346,24 @@ export class PostgresStore implements Store {
     return this.#tx("reading the next liveness-check id", (c) => nextStatusCheckIdIn(c));
   }
 
+  /**
+   * The next liveness-check id of the jpki store in the database `url` names, read on a connection of its own
+   * and written nothing (a restore reads the store it is about to replace), or undefined when it holds none or
+   * cannot be read.
+   */
+  static async nextStatusCheckIdAt(url: string): Promise<number | undefined> {
+    const client = new (loadPg().Client)({ connectionString: url, application_name: "jpki restore" });
+    client.on("error", () => undefined);
+    try {
+      await client.connect();
+      return await nextStatusCheckIdIn(client);
+    } catch {
+      return undefined;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
   skipStatusCheckIds(next: number): Promise<{ readonly before: number; readonly next: number }> {
     if (!Number.isSafeInteger(next) || next < 1) return Promise.reject(new JpkiError("ERR_USAGE", `a liveness-check id is a whole number from 1 to ${Number.MAX_SAFE_INTEGER}`));
     return this.#tx("moving liveness-check ids on", async (c) => {

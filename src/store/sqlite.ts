@@ -472,6 +472,8 @@ const REVOKED_REGISTERED = `EXISTS (SELECT 1 FROM certificates c JOIN certified 
 const BULK_AUTOCHECKPOINT = 65536;
 /** meta's key for the floor of the next liveness-check id (Store.skipStatusCheckIds). */
 const STATUS_CHECK_NEXT_KEY = "status_checks.next_id";
+/** The next liveness-check id: above every row, and at least the floor skipStatusCheckIds set. */
+const NEXT_STATUS_CHECK_ID = `SELECT max(coalesce((SELECT max(id) FROM status_checks), 0) + 1, coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '${STATUS_CHECK_NEXT_KEY}'), 1)) AS n`;
 
 /** Bulk commits between two waits for the checkpointer thread (store/checkpointer.ts). */
 const SETTLE_EVERY = 4;
@@ -1973,10 +1975,23 @@ export class SqliteStore implements Store {
 
   /** The next liveness-check id (Store.nextStatusCheckId), read in the caller's transaction. */
   #nextStatusCheckId(): number {
-    const row = (this.#statusCheckNext ??= this.#db.prepare(
-      `SELECT max(coalesce((SELECT max(id) FROM status_checks), 0) + 1, coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '${STATUS_CHECK_NEXT_KEY}'), 1)) AS n`,
-    )).get() as { n: number };
-    return Number(row.n);
+    return Number(((this.#statusCheckNext ??= this.#db.prepare(NEXT_STATUS_CHECK_ID)).get() as { n: number }).n);
+  }
+
+  /**
+   * The next liveness-check id of the store file at `path`, read only — neither migrated nor written (a restore
+   * reads the store it is about to move aside) — or undefined when there is no such file or it cannot be read.
+   */
+  static nextStatusCheckIdOf(path: string): number | undefined {
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(path, { readonly: true, fileMustExist: true }); // a missing file throws: undefined
+      return Number((db.prepare(NEXT_STATUS_CHECK_ID).get() as { n: number }).n);
+    } catch {
+      return undefined;
+    } finally {
+      db?.close();
+    }
   }
 
   #statusCheckNext: Database.Statement | undefined;
