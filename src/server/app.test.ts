@@ -4,7 +4,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { connect, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -53,6 +53,19 @@ function get(path: string, headers: Record<string, string> = {}, method = "GET")
     req.on("error", reject);
     req.end();
   });
+}
+
+/**
+ * The Last-Modified of a path once the server sends one: a file installed within the current second has none
+ * yet (RFC 9110 §8.8.2.2: only then is it a strong validator), so this asks again until it has.
+ */
+async function lastModified(path: string): Promise<string> {
+  for (let i = 0; i < 40; i++) {
+    const lm = (await get(path, {}, "HEAD")).headers["last-modified"];
+    if (typeof lm === "string") return lm;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no Last-Modified for ${path} after 4 s`);
 }
 
 beforeAll(async () => {
@@ -120,9 +133,41 @@ describe("published CRLs and CA certificates", () => {
     expect(inm.headers["etag"]).toBe(etag);
     expect(inm.headers["cache-control"]).toBe("public, max-age=300");
     expect(inm.headers["date"]).toBeDefined();
-    const ims = await get("/crl/13-sig.crl", { "if-modified-since": first.headers["last-modified"] as string });
+    const ims = await get("/crl/13-sig.crl", { "if-modified-since": await lastModified("/crl/13-sig.crl") });
     expect(ims.status).toBe(304);
     expect((await get("/crl/13-sig.crl", { "if-none-match": '"something-else"' })).status).toBe(200);
+  });
+
+  it("never answers a date validator from an older version: If-Modified-Since and If-Range with a Last-Modified of the file it replaced", async () => {
+    // Two publications within one second (or a file written before the one it replaces, installed after) share
+    // a whole-second mtime: a Last-Modified taken from it named both versions, so a poller echoing it got a 304
+    // for the new CRL (missing its revocations) and a resumed download was spliced from two CRLs.
+    const path = join(ws.paths.root, "arl", "13-auth.crl");
+    const old = readFileSync(path);
+    const replace = (body: Buffer, mtime: Date) => {
+      writeFileSync(path + ".tmp", body);
+      utimesSync(path + ".tmp", mtime, mtime);
+      renameSync(path + ".tmp", path);
+    };
+    const t = new Date(Math.floor(Date.now() / 1000) * 1000 - 5000);
+    const a = Buffer.concat([old, Buffer.from("a")]);
+    const b = Buffer.concat([old, Buffer.from("b")]);
+    try {
+      replace(a, new Date(t.getTime() + 100));
+      const lm = await lastModified("/arl/13-auth.crl");
+      expect((await get("/arl/13-auth.crl")).body.equals(a)).toBe(true);
+      replace(b, new Date(t.getTime() + 900));
+      await new Promise((r) => setTimeout(r, STAT_TTL_MS + 50)); // past the lag 304s may have (published.ts)
+      const ims = await get("/arl/13-auth.crl", { "if-modified-since": lm });
+      expect(ims.status).toBe(200);
+      expect(ims.body.equals(b)).toBe(true);
+      const resumed = await get("/arl/13-auth.crl", { range: `bytes=${old.length}-`, "if-range": lm });
+      expect(resumed.status).toBe(200);
+      expect(resumed.body.equals(b)).toBe(true);
+    } finally {
+      writeFileSync(path + ".tmp", old);
+      renameSync(path + ".tmp", path);
+    }
   });
 
   it("serves byte ranges so a broken download resumes, and 416 past the end", async () => {

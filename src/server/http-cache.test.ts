@@ -2,7 +2,7 @@
  * Conditional and range requests, RFC 9110 §13 and §14 (examples from §14.1.2 for the ranges).
  */
 import { describe, expect, it } from "vitest";
-import { decide, entityTags, httpDate, parseRange, type Representation } from "./http-cache.js";
+import { decide, entityTags, httpDate, parseHttpDate, parseRange, type Representation } from "./http-cache.js";
 
 const rep: Representation = { etag: '"abc"', lastModified: new Date("2026-11-30T10:00:00.700Z"), size: 10_000 };
 const lm = httpDate(rep.lastModified);
@@ -21,6 +21,17 @@ describe("preconditions", () => {
     expect(decide("GET", { "if-modified-since": httpDate(new Date(rep.lastModified.getTime() - 1000)) }, rep)).toEqual({ status: 200 });
     expect(decide("GET", { "if-modified-since": "not a date" }, rep)).toEqual({ status: 200 });
     expect(decide("GET", { "if-modified-since": lm, "if-none-match": '"other"' }, rep)).toEqual({ status: 200 });
+  });
+
+  it("reads only HTTP-dates (IMF-fixdate, RFC 850, asctime, all UTC): a precondition with anything else is ignored", () => {
+    expect(parseHttpDate("Sun, 06 Nov 1994 08:49:37 GMT")).toBe(784111777);
+    expect(parseHttpDate("Sunday, 06-Nov-94 08:49:37 GMT")).toBe(784111777);
+    expect(parseHttpDate("Sun Nov  6 08:49:37 1994")).toBe(784111777);
+    for (const bad of ["2100", "1", "tomorrow 2030", "Sun, 31 Feb 2100 08:49:37 GMT", "Sun, 06 Nov 2100 08:49:37 +0900", "2100-01-01T00:00:00Z"]) {
+      expect(parseHttpDate(bad), bad).toBeUndefined();
+      expect(decide("GET", { "if-modified-since": bad }, rep), bad).toEqual({ status: 200 });
+    }
+    expect(decide("GET", { "if-unmodified-since": "1" }, rep)).toEqual({ status: 200 });
   });
 
   it("If-Match needs a strong match and If-Unmodified-Since an unmodified file, else 412", () => {

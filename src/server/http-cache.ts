@@ -49,11 +49,39 @@ export function httpDate(d: Date): string {
   return d.toUTCString();
 }
 
-/** Whole seconds since the epoch of an HTTP-date, or undefined when it is not one. */
-function parseHttpDate(s: string | undefined): number | undefined {
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTH = MONTHS.join("|");
+const TIME = String.raw`(\d{2}):(\d{2}):(\d{2})`;
+// RFC 9110 §5.6.7: IMF-fixdate, and the obsolete RFC 850 and asctime forms a recipient must still read.
+const IMF_FIXDATE = new RegExp(String.raw`^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) (${MONTH}) (\d{4}) ${TIME} GMT$`);
+const RFC850_DATE = new RegExp(String.raw`^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\d{2})-(${MONTH})-(\d{2}) ${TIME} GMT$`);
+const ASCTIME_DATE = new RegExp(String.raw`^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (${MONTH}) ([ \d]\d) ${TIME} (\d{4})$`);
+
+/**
+ * Whole seconds since the epoch of an HTTP-date, or undefined when it is not one (RFC 9110 §13.1.3: such a
+ * precondition is ignored). Not Date.parse: it reads "2100" or "1" as dates (a client sending
+ * "If-Modified-Since: 2100" was answered 304 for every CRL, whatever it held) and asctime in local time.
+ */
+export function parseHttpDate(s: string | undefined): number | undefined {
   if (!s) return undefined;
-  const t = Date.parse(s);
-  return Number.isFinite(t) ? Math.floor(t / 1000) : undefined;
+  const v = s.trim();
+  let day: string, month: string, year: number, hms: [string, string, string];
+  let m = IMF_FIXDATE.exec(v);
+  if (m) [day, month, year, hms] = [m[1]!, m[2]!, Number(m[3]), [m[4]!, m[5]!, m[6]!]];
+  else if ((m = RFC850_DATE.exec(v))) {
+    // a two-digit year more than 50 years ahead is in the past century (RFC 9110 §5.6.7)
+    const yy = Number(m[3]);
+    year = 2000 + yy > new Date().getUTCFullYear() + 50 ? 1900 + yy : 2000 + yy;
+    [day, month, hms] = [m[1]!, m[2]!, [m[4]!, m[5]!, m[6]!]];
+  } else if ((m = ASCTIME_DATE.exec(v))) [month, day, hms, year] = [m[1]!, m[2]!.trim(), [m[3]!, m[4]!, m[5]!], Number(m[6])];
+  else return undefined;
+  const [h, min, sec] = hms.map(Number) as [number, number, number];
+  const mo = MONTHS.indexOf(month);
+  const t = Date.UTC(year, mo, Number(day), h, min, sec);
+  const d = new Date(t);
+  // no 31 Feb or 25:00 rolled over into another date
+  if (d.getUTCDate() !== Number(day) || d.getUTCMonth() !== mo || d.getUTCHours() !== h || d.getUTCMinutes() !== min || d.getUTCSeconds() !== sec) return undefined;
+  return Math.floor(t / 1000);
 }
 
 const seconds = (d: Date) => Math.floor(d.getTime() / 1000);

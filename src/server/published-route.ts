@@ -11,7 +11,7 @@ import { pipeline } from "node:stream/promises";
 import type { Clock } from "../pki/clock.js";
 import type { WorkspacePaths } from "../workspace/workspace.js";
 import { decide, type Decision } from "./http-cache.js";
-import { CONTENT_TYPE, resolvePublished, type FileVersion, type PublishedFile, type PublishedFiles } from "./published.js";
+import { CONTENT_TYPE, lastModifiedIsStrong, resolvePublished, type FileVersion, type PublishedFile, type PublishedFiles } from "./published.js";
 
 export interface PublishedRouteOptions {
   readonly paths: WorkspacePaths;
@@ -73,7 +73,8 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
       o.onResponse(req, 304, startedAt);
       return;
     }
-    const headers: Record<string, string> = { ETag: v.etag, "Last-Modified": v.lastModifiedHttp, "Cache-Control": cacheControl(file, v), "Accept-Ranges": "bytes" };
+    const headers: Record<string, string> = { ETag: v.etag, "Cache-Control": cacheControl(file, v), "Accept-Ranges": "bytes" };
+    if (lastModifiedIsStrong(v)) headers["Last-Modified"] = v.lastModifiedHttp;
     if (d.status === 412 || d.status === 416 || req.method === "HEAD") {
       if (d.status === 416) headers["Content-Range"] = `bytes */${v.size}`;
       if (req.method === "HEAD" && d.status === 200) {
@@ -102,12 +103,12 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
     const [start, end] = d.status === 206 ? [d.start, d.end] : [0, v.size - 1];
     const headers: Record<string, string> = {
       ETag: v.etag,
-      "Last-Modified": v.lastModifiedHttp,
       "Cache-Control": cacheControl(file, v),
       "Accept-Ranges": "bytes",
       "Content-Type": CONTENT_TYPE[file.kind],
       "Content-Length": String(end - start + 1),
     };
+    if (lastModifiedIsStrong(v)) headers["Last-Modified"] = v.lastModifiedHttp;
     if (d.status === 206) headers["Content-Range"] = `bytes ${start}-${end}/${v.size}`;
     res.writeHead(d.status, headers);
     // The only answer that can stall on the client: bounded here, not on every connection (app.ts says why).

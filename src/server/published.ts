@@ -44,7 +44,14 @@ export interface PublishedFile {
 export interface FileVersion extends Representation {
   /** the CRL's nextUpdate; undefined for certificates */
   readonly nextUpdate?: Date;
-  /** Last-Modified as an HTTP-date, formatted once */
+  /**
+   * Last-Modified as an HTTP-date, formatted once; sent only once it is a strong validator (lastModifiedIsStrong).
+   * It is the file's ctime, not its mtime: a published file is written, checked and only then renamed into
+   * place, so its mtime can be older than the version it replaces or share that version's second (two
+   * publications in one second, or a publisher superseding another), and a client echoing that date in
+   * If-Modified-Since or If-Range was answered 304 for a new CRL or a range spliced from two. The rename sets
+   * the ctime: what the server reads is never earlier than the install.
+   */
   readonly lastModifiedHttp: string;
   /** the whole content, kept for small files (up to SMALL_FILE_BYTES): served without opening the file */
   readonly body?: Buffer;
@@ -156,6 +163,19 @@ export function crlNextUpdate(head: Uint8Array): Date | undefined {
   }
 }
 
+/** How far the file system's coarse clock may lag the wall clock when it stamps a ctime, ms (a kernel tick, with room). */
+const CTIME_LAG_MS = 50;
+
+/**
+ * Whether a version's Last-Modified may be sent now (RFC 9110 §8.8.2.2: a date is a strong validator only once
+ * a second has passed since the modification). Whole seconds name versions only that way: a client is given a
+ * date D only after second D has ended, and any version installed after that has a later ctime second, so
+ * If-Modified-Since: D or If-Range: D never matches it.
+ */
+export function lastModifiedIsStrong(v: Representation, nowMs = Date.now()): boolean {
+  return Math.floor((nowMs - CTIME_LAG_MS) / 1000) > Math.floor(v.lastModified.getTime() / 1000);
+}
+
 const HEAD_BYTES = 4096;
 const HASH_CHUNK = 1 << 20;
 
@@ -257,8 +277,8 @@ async function describe(handle: FileHandle, st: Stats): Promise<Known> {
   const nextUpdate = head ? crlNextUpdate(head) : undefined;
   return {
     etag: `"${hash.digest("base64url").slice(0, 32)}"`,
-    lastModified: st.mtime,
-    lastModifiedHttp: st.mtime.toUTCString(),
+    lastModified: st.ctime,
+    lastModifiedHttp: st.ctime.toUTCString(),
     size: st.size,
     ...(nextUpdate ? { nextUpdate } : {}),
     ...(small ? { body: buf } : {}),
