@@ -302,15 +302,23 @@ export function fileCardStorage(path: string, options: { chipKeyFile?: string; c
     where: path,
     exists: () => existsSync(path),
     load(): CardState {
-      let bytes: Buffer;
-      try {
-        bytes = readFileSync(path);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new JpkiError("ERR_CARD_MISSING", `no card file at ${path}`);
-        throw new JpkiError("ERR_FILE_UNUSABLE", `the card file ${path} cannot be read`, { cause: e });
-      }
-      const st = decryptCardState(bytes, chipKey, path);
-      if ((st.gen ?? 0) < readGeneration(generationFile(chipKeyFile, st.cardId))) {
+      const read = (): CardState => {
+        let bytes: Buffer;
+        try {
+          bytes = readFileSync(path);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new JpkiError("ERR_CARD_MISSING", `no card file at ${path}`);
+          throw new JpkiError("ERR_FILE_UNUSABLE", `the card file ${path} cannot be read`, { cause: e });
+        }
+        return decryptCardState(bytes, chipKey, path);
+      };
+      let st = read();
+      const recorded = readGeneration(generationFile(chipKeyFile, st.cardId));
+      // Loads take no lock, so another process may have saved between our read of the file and of the record. A
+      // save writes the file before the record, so a file read after the record is at least as new as it — unless
+      // an earlier copy really was put back.
+      if ((st.gen ?? 0) < recorded) st = read();
+      if ((st.gen ?? 0) < recorded) {
         throw new JpkiError("ERR_CARD_STATE_CORRUPT", `the card state ${path} is older than the last one written for card ${st.cardId}: an earlier copy was put back (rolled back)`);
       }
       return st;
