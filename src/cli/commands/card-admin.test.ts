@@ -96,6 +96,14 @@ describe("jpki card", () => {
     expect(ok.code, ok.stderr).toBe(0);
   });
 
+  it("unblock with the new PIN typed where the PIN's name goes does not repeat it", async () => {
+    // An operator's slip: --pin takes which PIN, not its value; the error must not copy the value into logs.
+    const r = await jpki(["card", "unblock", "--card", "card-0001.card", "--pin", "NEWSIG42"], { env: { JPKI_CARD_ADMIN_KEY: ADMIN.toString("hex"), JPKI_CARD_NEW_PIN: "NEWSIG99" } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("ERR_USAGE");
+    expect(r.stderr).not.toContain("NEWSIG42");
+  });
+
   it("unblock also reads the secrets from the environment", async () => {
     const r = await jpki(["card", "unblock", "--card", "card-0001.card", "--pin", "signature"], { env: { JPKI_CARD_ADMIN_KEY: ADMIN.toString("hex"), JPKI_CARD_NEW_PIN: "NEWSIG99" } });
     expect(r.code).toBe(0);

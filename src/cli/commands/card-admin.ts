@@ -59,7 +59,8 @@ Examples:
     .action(async (o: { card: string; pin: string; adminKeyFile?: string }, c: Command) => {
       const ctx = Context.of(io, c);
       if (!["signature", "authentication", "library"].includes(o.pin)) {
-        throw new JpkiError("ERR_USAGE", `--pin is signature, authentication or library, not ${JSON.stringify(o.pin)}`);
+        // Not quoted: someone who typed the PIN itself here would find it copied into the error (and the logs).
+        throw new JpkiError("ERR_USAGE", "--pin names which PIN to reset: signature, authentication or library (the new PIN itself comes from $JPKI_CARD_NEW_PIN or stdin)");
       }
       const target = await openCardFile(io, o.card);
       const keyFile = o.adminKeyFile ?? io.env.JPKI_CARD_ADMIN_KEY_FILE;
