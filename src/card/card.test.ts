@@ -231,6 +231,33 @@ describe("signing: 80 2A 00 80 <DigestInfo> 00", () => {
     expect((await tx(card, signApdu(sha256Di("a")))).sw).toBe("6982");
   });
 
+  it("a PIN blocked or reset since it was verified (by another process on the card file) no longer signs", async () => {
+    // Two card objects on one storage, as `jpki card serve` and a second process (or the counter) on one card file.
+    const storage = memoryCardStorage(personalised);
+    const held = EmulatedCard.open(storage);
+    await tx(held, SELECT_JPKI);
+    await tx(held, selectEf("001B"));
+    expect((await tx(held, verifyPin(SIG_PIN))).sw).toBe("9000");
+    await tx(held, selectEf("001A"));
+    expect((await tx(held, signApdu(sha256Di("a")))).sw).toBe("9000");
+    // someone else guesses five times: the PIN is blocked, and a blocked PIN signs nothing
+    const other = EmulatedCard.open(storage);
+    await tx(other, SELECT_JPKI);
+    await tx(other, selectEf("001B"));
+    for (let i = 0; i < 5; i++) await tx(other, verifyPin("GUESS0"));
+    expect(other.info().triesLeft.signature).toBe(0);
+    expect((await tx(held, signApdu(sha256Di("b")))).sw).toBe("6982");
+    // the counter sets a new PIN (the resident forgot it, or reported the card stolen): the old session is void
+    const shared = memoryCardStorage(personalised);
+    const session = EmulatedCard.open(shared);
+    await tx(session, SELECT_JPKI);
+    await tx(session, selectEf("001B"));
+    expect((await tx(session, verifyPin(SIG_PIN))).sw).toBe("9000");
+    EmulatedCard.open(shared).unblockPin(ADMIN, "signature", "NEWPIN77");
+    await tx(session, selectEf("001A"));
+    expect((await tx(session, signApdu(sha256Di("c")))).sw).toBe("6982");
+  });
+
   it("the sign instruction without a key EF selected is 6985; with a short Le 6700", async () => {
     const card = fresh();
     await tx(card, SELECT_JPKI);

@@ -94,7 +94,12 @@ class Core {
   /** the current DF (undefined: the MF) and EF */
   df: Df | undefined;
   ef: Ef | undefined;
-  readonly verified = new Set<PinId>();
+  /**
+   * The PINs verified in this session, each with the hash of the record it matched: another process on the same
+   * card file may block the PIN with wrong tries, or the counter set a new one, and then this session's
+   * verification no longer counts (isVerified).
+   */
+  readonly verified = new Map<PinId, string>();
   powered = false;
   /** set by a fault: every later command answers 6F 00 until the card is opened again */
   mute = false;
@@ -126,6 +131,17 @@ class Core {
     const keysChanged = JSON.stringify(disk.keys) !== JSON.stringify(this.state.keys);
     this.state = disk;
     if (keysChanged) this.loadKeys();
+  }
+
+  /** Verified in this session and still the card's PIN, not blocked since; call after refresh(). */
+  isVerified(id: PinId): boolean {
+    const rec = this.state.pins[id];
+    return rec !== undefined && rec.tries > 0 && this.verified.get(id) === rec.hash;
+  }
+
+  /** The PINs that open access conditions now. */
+  sessionPins(): { has(id: PinId): boolean } {
+    return { has: (id) => this.isVerified(id) };
   }
 
   resetSession(): void {
@@ -240,7 +256,8 @@ const readBinary: Handler = (core, apdu) => {
   if (apdu.nc !== 0 || apdu.ne === 0) return sw(SW.WRONG_LENGTH);
   const cur = currentBinary(core);
   if (typeof cur === "number") return sw(cur);
-  const ac = checkAccess(cur.ef.read, core.verified);
+  if (cur.ef.read.kind === "pin") core.refresh(); // the PIN may have been blocked or reset since it was verified
+  const ac = checkAccess(cur.ef.read, core.sessionPins());
   if (ac !== SW.OK) return sw(ac);
   return readSlice(core.file(cur.df, cur.ef.fid), (apdu.p1 << 8) | apdu.p2, apdu.ne);
 };
@@ -250,10 +267,10 @@ const updateBinary: Handler = (core, apdu) => {
   if (apdu.nc === 0 || apdu.ne !== 0) return sw(SW.WRONG_LENGTH);
   const cur = currentBinary(core);
   if (typeof cur === "number") return sw(cur);
-  const ac = checkAccess(cur.ef.update, core.verified);
-  if (ac !== SW.OK) return sw(ac);
   return core.exclusive(() => {
     core.refresh();
+    const ac = checkAccess(cur.ef.update, core.sessionPins());
+    if (ac !== SW.OK) return sw(ac);
     const w = writeSlice(core.file(cur.df, cur.ef.fid), (apdu.p1 << 8) | apdu.p2, apdu.dataView(), cur.ef.maxSize);
     if (!w.content) return sw(w.sw);
     core.commit(core.withFile(cur.df, cur.ef.fid, w.content));
@@ -284,7 +301,7 @@ const verify: Handler = (core, apdu) => {
     // Persisted before the answer; if the write fails the card goes mute (see #process), so no try is won back.
     core.verified.delete(id);
     if (attempt.record !== rec) core.commit(core.withPin(id, attempt.record));
-    if (attempt.verified) core.verified.add(id);
+    if (attempt.verified) core.verified.set(id, attempt.record.hash);
     return sw(attempt.sw);
   });
 };
@@ -295,14 +312,17 @@ const changeReferenceData: Handler = (core, apdu) => {
   if (apdu.nc === 0) return sw(SW.WRONG_LENGTH);
   const id = currentPin(core);
   if (typeof id === "number") return sw(id);
-  if (!core.verified.has(id)) return sw(SW.SECURITY_NOT_SATISFIED);
   const pin = Buffer.from(apdu.dataView()).toString("latin1");
-  if (!pinFormatOk(id, pin)) return sw(SW.WRONG_DATA);
-  core.exclusive(() => {
+  return core.exclusive(() => {
     core.refresh();
-    core.commit(core.withPin(id, newPinRecord(id, pin)));
+    // Checked under the lock: a PIN blocked elsewhere since this session verified it must not be reset from here.
+    if (!core.isVerified(id)) return sw(SW.SECURITY_NOT_SATISFIED);
+    if (!pinFormatOk(id, pin)) return sw(SW.WRONG_DATA);
+    const rec = newPinRecord(id, pin);
+    core.commit(core.withPin(id, rec));
+    core.verified.set(id, rec.hash);
+    return sw(SW.OK);
   });
-  return sw(SW.OK);
 };
 
 const sign: Handler = (core, apdu) => {
@@ -311,8 +331,8 @@ const sign: Handler = (core, apdu) => {
   if (apdu.nc === 0 || apdu.ne < SIGNATURE_BYTES) return sw(SW.WRONG_LENGTH);
   const ef = core.ef;
   if (!ef || ef.kind !== "key") return sw(SW.CONDITIONS_NOT_SATISFIED);
-  if (!core.verified.has(ef.pin)) return sw(SW.SECURITY_NOT_SATISFIED);
-  core.refresh(); // a key renewed by the counter since this card was loaded
+  core.refresh(); // a key renewed by the counter, or the PIN blocked or reset, since this card was loaded
+  if (!core.isVerified(ef.pin)) return sw(SW.SECURITY_NOT_SATISFIED);
   const key = core.keys.get(ef.key);
   if (!key) return sw(SW.CONDITIONS_NOT_SATISFIED);
   const di = apdu.dataView();

@@ -83,7 +83,7 @@ export function findEf(df: Df, fid: number): Ef | undefined {
 }
 
 /** Checks a condition against the PINs verified in this session: OK or 69 82. */
-export function checkAccess(ac: AccessCondition, verified: ReadonlySet<PinId>): StatusWord {
+export function checkAccess(ac: AccessCondition, verified: { has(pin: PinId): boolean }): StatusWord {
   if (ac.kind === "always") return SW.OK;
   if (ac.kind === "pin" && verified.has(ac.pin)) return SW.OK;
   return SW.SECURITY_NOT_SATISFIED;
