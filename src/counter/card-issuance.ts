@@ -11,7 +11,7 @@
  * SHA-256 of the key's SPKI, so running the same step again after a kill -9 (between the CA's commit and the card
  * write) returns the certificate already issued instead of a second one, and keys already on the card are reused.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { JpkiError } from "../errors.js";
 import type { IssuanceService, IssuedCertificate } from "../ca/issuance.js";
 import type { Store } from "../store/types.js";
@@ -38,7 +38,11 @@ export interface CounterCardContext {
 
 export interface IssueCardParams extends CounterCardContext {
   readonly storage: CardStorage;
-  readonly cardId: string;
+  /**
+   * The card's serial. Without one a new card gets a random one and a resumed card keeps its own: a rerun of the
+   * same command after a crash must not need the id the first run chose at random and never printed.
+   */
+  readonly cardId?: string;
   readonly residentCode: string;
   /** 署名用電子証明書のパスワード: 6–16 of A–Z, 0–9 */
   readonly signaturePin: string;
@@ -97,15 +101,16 @@ export async function issueCard(p: IssueCardParams): Promise<CardIssuance> {
   const resumed = p.storage.exists();
   const card = resumed
     ? EmulatedCard.open(p.storage)
-    : EmulatedCard.create({ storage: p.storage, cardId: p.cardId, adminKey: p.adminKey, signaturePin: p.signaturePin, authenticationPin: p.authenticationPin });
-  if (resumed && card.info().cardId !== p.cardId) {
-    throw new JpkiError("ERR_USAGE", `${p.storage.where} already holds card ${card.info().cardId}, not ${p.cardId}: choose another card file`);
+    : EmulatedCard.create({ storage: p.storage, cardId: p.cardId ?? randomBytes(6).toString("hex").toUpperCase(), adminKey: p.adminKey, signaturePin: p.signaturePin, authenticationPin: p.authenticationPin });
+  const cardId = card.info().cardId;
+  if (p.cardId !== undefined && cardId !== p.cardId) {
+    throw new JpkiError("ERR_USAGE", `${p.storage.where} already holds card ${cardId}, not ${p.cardId}: choose another card file`);
   }
   // Before any key is generated: a resident the registry does not hold, or an uninitialised CA, stops here with
   // nothing but an empty card made (which a rerun reuses).
-  const signature = await certifyCardKey(card, p.cardId, p.residentCode, "signature", p, false);
-  const authentication = await certifyCardKey(card, p.cardId, p.residentCode, "authentication", p, false);
-  return { card, cardId: p.cardId, signature, authentication, resumed };
+  const signature = await certifyCardKey(card, cardId, p.residentCode, "signature", p, false);
+  const authentication = await certifyCardKey(card, cardId, p.residentCode, "authentication", p, false);
+  return { card, cardId, signature, authentication, resumed };
 }
 
 export interface RenewCardParams extends CounterCardContext {

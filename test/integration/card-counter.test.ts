@@ -23,13 +23,14 @@ let ws: string;
 let env: Record<string, string>;
 let resident: { residentCode: string; municipalityCode: string };
 let other: { residentCode: string };
+let people: Array<{ residentCode: string; municipalityCode: string }>;
 let caPem: string;
 
 beforeAll(async () => {
   dir = tempDir("jpki-card-counter-");
   ws = join(dir, "ws");
   env = { JPKI_CARD_CHIP_KEY_FILE: join(dir, "chip.key"), JPKI_CARD_SIGNATURE_PIN: "SIGN2026", JPKI_CARD_AUTH_PIN: "4321" };
-  const people = [...generateResidents({ count: 4, seed: 12, prefectures: ["13"] })];
+  people = [...generateResidents({ count: 4, seed: 12, prefectures: ["13"] })];
   resident = people[0]!;
   other = people[1]!;
   writeJsonl(join(dir, "residents.jsonl"), people);
@@ -140,6 +141,20 @@ describe("jpki card issue / sign / renew", () => {
       await wsp.close();
     }
   });
+  it("finishes a 'card issue' rerun exactly as typed the first time (no --card-id): the card keeps its id", async () => {
+    // The operator's bad day: the first run fails after the card file and its signature key were made (here a wrong
+    // CA passphrase), and the help says to run the same command again. Without --card-id the id is random per run.
+    const card = join(dir, "carol.card");
+    const args = ["--workspace", ws, "--json", "card", "issue", "--resident", people[2]!.residentCode, "--card", card];
+    const first = await cli(args, { cwd: dir, env: { ...env, JPKI_PASSPHRASE: "wrong passphrase" } });
+    expect(first.code).not.toBe(0);
+    const made = EmulatedCard.open(fileCardStorage(card, { chipKeyFile: env.JPKI_CARD_CHIP_KEY_FILE! })).info();
+    const again = await cli(args, { cwd: dir, env });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.json().resumed).toBe(true);
+    expect(again.json().cardId).toBe(made.cardId);
+  });
+
   it("refuses to renew a card for a resident other than its holder, leaving the holder's key and certificate", async () => {
     // Bob's card from the test above: a clerk types Alice's resident code by mistake (or on purpose).
     const wsp = await openWorkspace(ws);

@@ -3,7 +3,6 @@
  * shell over counter/card-issuance.ts and card/client.ts: PINs come from standard input or the environment, never
  * from the command line (argv is visible to every user of the machine), and never appear in output or errors.
  */
-import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, Option } from "commander";
@@ -46,7 +45,7 @@ export function makeCardIssueCommand(io: Io): Command {
     .description("make a card for a resident at the counter: keys generated on the card, both certificates issued and written to it")
     .requiredOption("--card <file>", "the card's state file to create (the resident's 住基カード)")
     .requiredOption("-r, --resident <code>", "resident code (住民票コード, 11 digits)")
-    .option("--card-id <id>", "the card's serial (default: random)")
+    .option("--card-id <id>", "the card's serial (default: random for a new card; a resumed card keeps its own)")
     .option("--admin-key-file <file>", "the municipality's administrative key (default: JPKI_CARD_ADMIN_KEY_FILE, else counter-admin.key in the workspace, made on first use)")
     .option("--counter <id>", "municipal counter id, up to 9 letters/digits (default: municipality code + 000)")
     .option("--pins-stdin", "read the signature PIN (6–16 of A–Z, 0–9) and the authentication PIN (4 digits) from standard input, one per line")
@@ -77,7 +76,7 @@ ${CARD_ENV_HELP}`,
           store: ws.store,
           adminKey,
           storage: lib.fileCardStorage(cardPath, { chipKeyFile: lib.defaultChipKeyFile(io.env), createChipKey: true }),
-          cardId: o.cardId ?? randomBytes(6).toString("hex").toUpperCase(),
+          ...(o.cardId !== undefined ? { cardId: o.cardId } : {}),
           residentCode: o.resident!,
           ...pins,
           ...(o.counter ? { counterId: o.counter } : {}),
