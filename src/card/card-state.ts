@@ -36,6 +36,12 @@ export interface CardState {
   readonly files: Readonly<Record<string, string>>;
   /** the file storage's write counter (rollback detection); absent in memory */
   readonly gen?: number;
+  /**
+   * For whom the counter began this card (holderTag: a hash, so the state holds no resident code), set at creation:
+   * a card interrupted before its first certificate is resumed only for that resident. Absent on cards made
+   * before it was recorded.
+   */
+  readonly holder?: string;
 }
 
 /** Where a card's state lives. `save` must be durable before it returns: the card answers only after it. */
@@ -65,7 +71,8 @@ function checkState(s: unknown, where: string): CardState {
   const ok =
     typeof st === "object" && st !== null && st.v === 1 && typeof st.cardId === "string" &&
     typeof st.admin?.salt === "string" && typeof st.admin?.hash === "string" &&
-    typeof st.pins === "object" && typeof st.keys === "object" && typeof st.files === "object";
+    typeof st.pins === "object" && typeof st.keys === "object" && typeof st.files === "object" &&
+    (st.holder === undefined || typeof st.holder === "string");
   if (!ok) throw new JpkiError("ERR_CARD_STATE_CORRUPT", `the card state in ${where} is not a card's state`);
   return st;
 }

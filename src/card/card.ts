@@ -17,7 +17,7 @@
  * A card with no power turned on powers itself on at the first command, as a contactless card entering a
  * reader's field does.
  */
-import { createHmac, createPrivateKey, createPublicKey, generateKeyPair, privateEncrypt, constants, randomBytes, timingSafeEqual, X509Certificate, type KeyObject } from "node:crypto";
+import { createHash, createHmac, createPrivateKey, createPublicKey, generateKeyPair, privateEncrypt, constants, randomBytes, timingSafeEqual, X509Certificate, type KeyObject } from "node:crypto";
 import { JpkiError } from "../errors.js";
 import { encodeResponse, parseCommandApdu, type CommandApdu } from "./apdu.js";
 import { checkCardId, type CardState, type CardStorage } from "./card-state.js";
@@ -55,6 +55,13 @@ export interface CreateCardParams {
   readonly libraryPin?: string;
   /** EF 0006's label; JPKIAPICCTOKEN (a 住基カード) by default */
   readonly tokenLabel?: string;
+  /** the resident the counter makes the card for (kept as holderTag's hash only: see CardState.holder) */
+  readonly holderResidentCode?: string;
+}
+
+/** What a card keeps of its holder's resident code: a hash bound to the card id (CardState.holder). */
+function holderTag(cardId: string, residentCode: string): string {
+  return createHash("sha256").update(`jpki card holder\n${cardId}\n${residentCode}`).digest("hex");
 }
 
 /** What the counter (and `jpki card info`) may know about a card without any PIN. */
@@ -373,7 +380,15 @@ export class EmulatedCard implements CardTerminal {
       [fileKey(JPKI_DF, JPKI_EF.tokenInfo)]: Buffer.from(tokenInfo(p.tokenLabel ?? JPKI_TOKEN_LABEL)).toString("base64"),
       [fileKey(JPKI_DF, JPKI_EF.certificatesPresent)]: Buffer.from(certificatesPresent(new Set())).toString("base64"),
     };
-    const state: CardState = { v: 1, cardId: p.cardId, admin: adminRecord(p.adminKey), pins, keys: {}, files };
+    const state: CardState = {
+      v: 1,
+      cardId: p.cardId,
+      admin: adminRecord(p.adminKey),
+      pins,
+      keys: {},
+      files,
+      ...(p.holderResidentCode !== undefined ? { holder: holderTag(p.cardId, p.holderResidentCode) } : {}),
+    };
     // Checked again under the card file's lock: of two counters issuing onto one path at once, the second is
     // refused instead of replacing the first one's card.
     const create = () => {
@@ -456,6 +471,12 @@ export class EmulatedCard implements CardTerminal {
       keys: { authentication: s.keys.authentication !== undefined, signature: s.keys.signature !== undefined },
       triesLeft: Object.fromEntries(PIN_IDS.map((id) => [id, s.pins[id]?.tries])) as Record<PinId, number | undefined>,
     };
+  }
+
+  /** Whether the counter began this card for `residentCode`; undefined when the card does not say (made before it was recorded). */
+  begunFor(residentCode: string): boolean | undefined {
+    const h = this.#core.state.holder;
+    return h === undefined ? undefined : h === holderTag(this.#core.state.cardId, residentCode);
   }
 
   /** The DER SubjectPublicKeyInfo of a key on the card, or undefined before it was generated. */

@@ -101,10 +101,30 @@ export async function issueCard(p: IssueCardParams): Promise<CardIssuance> {
   const resumed = p.storage.exists();
   const card = resumed
     ? EmulatedCard.open(p.storage)
-    : EmulatedCard.create({ storage: p.storage, cardId: p.cardId ?? randomBytes(6).toString("hex").toUpperCase(), adminKey: p.adminKey, signaturePin: p.signaturePin, authenticationPin: p.authenticationPin });
+    : EmulatedCard.create({
+        storage: p.storage,
+        cardId: p.cardId ?? randomBytes(6).toString("hex").toUpperCase(),
+        adminKey: p.adminKey,
+        signaturePin: p.signaturePin,
+        authenticationPin: p.authenticationPin,
+        holderResidentCode: p.residentCode,
+      });
   const cardId = card.info().cardId;
   if (p.cardId !== undefined && cardId !== p.cardId) {
     throw new JpkiError("ERR_USAGE", `${p.storage.where} already holds card ${cardId}, not ${p.cardId}: choose another card file`);
+  }
+  // A resumed card is finished only for the resident it was begun for: its keys were made under the PINs that
+  // person chose, so certifying them for someone else would bind that someone's identity to another's secrets.
+  // (Once a certificate is on it, certifyCardKey refuses another resident as well.) A card begun by an older jpki
+  // records no one: resumed only when its id is typed, as then.
+  const begun = resumed ? card.begunFor(p.residentCode) : true;
+  if (begun === false || (begun === undefined && p.cardId === undefined)) {
+    throw new JpkiError(
+      "ERR_USAGE",
+      begun === false
+        ? `${p.storage.where} holds card ${cardId}, begun for another resident: finish it for that resident, or use another card file`
+        : `${p.storage.where} holds card ${cardId}, begun by an earlier jpki that did not record for whom: to finish it for this resident, pass --card-id ${cardId}`,
+    );
   }
   // Before any key is generated: a resident the registry does not hold, or an uninitialised CA, stops here with
   // nothing but an empty card made (which a rerun reuses).

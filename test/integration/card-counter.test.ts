@@ -149,6 +149,13 @@ describe("jpki card issue / sign / renew", () => {
     const first = await cli(args, { cwd: dir, env: { ...env, JPKI_PASSPHRASE: "wrong passphrase" } });
     expect(first.code).not.toBe(0);
     const made = EmulatedCard.open(fileCardStorage(card, { chipKeyFile: env.JPKI_CARD_CHIP_KEY_FILE! })).info();
+    // The same half-made card for someone else (a clerk's wrong resident code): refused, the card left as it was.
+    // Its keys were made under the first resident's PINs.
+    const wrong = await cli(["--workspace", ws, "--json", "card", "issue", "--resident", people[3]!.residentCode, "--card", card], { cwd: dir, env });
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/ERR_USAGE.*begun for another resident/s);
+    expect(wrong.stderr).not.toContain(people[2]!.residentCode);
+    expect(EmulatedCard.open(fileCardStorage(card, { chipKeyFile: env.JPKI_CARD_CHIP_KEY_FILE! })).info()).toEqual(made);
     const again = await cli(args, { cwd: dir, env });
     expect(again.code, again.stderr).toBe(0);
     expect(again.json().resumed).toBe(true);

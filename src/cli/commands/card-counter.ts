@@ -56,7 +56,8 @@ Without --pins-stdin the PINs come from JPKI_CARD_SIGNATURE_PIN and JPKI_CARD_AU
 The card's state file is encrypted under this installation's chip secret (JPKI_CARD_CHIP_KEY_FILE, default
 $XDG_CONFIG_HOME/jpki/card-chip.key): copying the card file alone copies no usable key. Run the same command again
 after an interruption and it finishes the card without issuing anything twice (the card keeps the PINs set by the
-first run; the counter changes them with 'jpki card unblock').
+first run; the counter changes them with 'jpki card unblock'). It finishes a card only for the resident it was
+begun for (its keys were made under that person's PINs); another resident code is refused (exit 2).
 
 Example:
   printf 'ABC123\\n1234\\n' | jpki card issue --resident 12345678906 --card alice.card --pins-stdin
