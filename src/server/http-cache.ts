@@ -44,6 +44,11 @@ export function entityTags(value: string): string[] {
 
 const opaque = (tag: string) => (tag.startsWith("W/") ? tag.slice(2) : tag);
 
+/** Whether an If-None-Match value names `etag` (RFC 9110 §13.1.2: weak comparison, and "*" names any). */
+export function noneMatchHolds(value: string, etag: string): boolean {
+  return entityTags(value).some((t) => t === "*" || opaque(t) === etag);
+}
+
 /** HTTP-date (IMF-fixdate), second precision. */
 export function httpDate(d: Date): string {
   return d.toUTCString();
@@ -103,8 +108,7 @@ export function decide(method: string, h: RequestHeaders, rep: Representation): 
   }
   const ifNoneMatch = header(h, "if-none-match");
   if (ifNoneMatch !== undefined) {
-    const tags = entityTags(ifNoneMatch);
-    if (tags.some((t) => t === "*" || opaque(t) === rep.etag)) return NOT_MODIFIED;
+    if (noneMatchHolds(ifNoneMatch, rep.etag)) return NOT_MODIFIED;
   } else {
     const ims = parseHttpDate(header(h, "if-modified-since"));
     if (ims !== undefined && seconds(rep.lastModified) <= ims) return NOT_MODIFIED;

@@ -15,6 +15,7 @@ import { errorResponse } from "../ocsp/response.js";
 import { MAX_REQUEST_BYTES } from "../ocsp/request.js";
 import type { OcspAnswer, OcspResponder } from "../ocsp/responder.js";
 import type { Clock } from "../pki/clock.js";
+import { noneMatchHolds } from "./http-cache.js";
 
 export const OCSP_RESPONSE_TYPE = "application/ocsp-response";
 
@@ -111,8 +112,9 @@ export function ocspGetRoute(o: OcspGetRouteOptions): (req: IncomingMessage, res
     }
     const untilNext = Math.floor((c.nextUpdate.getTime() - o.clock.now().getTime()) / 1000);
     const cacheControl = untilNext >= o.maxAgeSeconds ? fullCacheControl : `public, max-age=${Math.max(0, untilNext)}, no-transform, must-revalidate`;
+    // The same comparison as the published files' (http-cache.ts): weak tags and "*" match too.
     const inm = req.headers["if-none-match"];
-    if (typeof inm === "string" && inm.split(",").some((t) => t.trim() === c.etag)) {
+    if (typeof inm === "string" && noneMatchHolds(inm, c.etag)) {
       res.writeHead(304, ["Cache-Control", cacheControl, "ETag", c.etag, "Last-Modified", c.producedAtHttp, "Expires", c.nextUpdateHttp]);
       res.end();
       o.onResponse(req, 304, startedAt);
@@ -131,7 +133,8 @@ export function ocspGetRoute(o: OcspGetRouteOptions): (req: IncomingMessage, res
   }
 
   return (req, res) => {
-    if (req.method !== "GET" || !req.url?.startsWith(base)) return false;
+    // HEAD as GET (RFC 9110 §9.3.2): node sends the headers, Content-Length included, and no body.
+    if ((req.method !== "GET" && req.method !== "HEAD") || !req.url?.startsWith(base)) return false;
     const responder = o.responder();
     if (!responder) return false;
     const startedAt = performance.now();

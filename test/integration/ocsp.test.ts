@@ -41,9 +41,9 @@ function ask(certArgs: string[], extra: string[] = []): string {
   return execFileSync("sh", ["-c", `openssl ocsp ${[...certArgs, ...extra, ...auth].map((a) => `'${a}'`).join(" ")} 2>&1 || true`], { encoding: "utf8" });
 }
 
-function httpGet(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+function httpGet(url: string, headers: Record<string, string> = {}, method = "GET"): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { headers: { authorization: `Bearer ${token}`, ...headers } }, (res) => {
+    const req = request(url, { method, headers: { authorization: `Bearer ${token}`, ...headers } }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
@@ -175,6 +175,14 @@ describe("OCSP on jpki serve, asked by openssl", () => {
     expect(checked).toMatch(/: good/);
     const notModified = await httpGet(base + encodeURIComponent(b64), { "If-None-Match": String(encoded.headers.etag) });
     expect(notModified.status).toBe(304);
+    // compared as RFC 9110 §13.1.2 says: a weak tag, "*", or the tag in a list match as well
+    for (const inm of [`W/${String(encoded.headers.etag)}`, "*", `"other", ${String(encoded.headers.etag)}`]) {
+      expect((await httpGet(base + encodeURIComponent(b64), { "If-None-Match": inm })).status, inm).toBe(304);
+    }
+    expect((await httpGet(base + encodeURIComponent(b64), { "If-None-Match": '"other"' })).status).toBe(200);
+    // HEAD as GET: the same headers, no body
+    const head = await httpGet(base + encodeURIComponent(b64), {}, "HEAD");
+    expect([head.status, head.headers.etag, head.headers["content-length"], head.body.length]).toEqual([200, encoded.headers.etag, String(encoded.body.length), 0]);
     // malformed GETs: an OCSP malformedRequest, never a stack or JSON
     // a path that is not URL-encoding at all is malformed too (GETs never reach fastify's router)
     const badUrl = await httpGet(`${base}%%%`);
