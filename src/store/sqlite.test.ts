@@ -258,4 +258,29 @@ describe("SqliteStore bulk writes", () => {
       await store.close();
     }
   });
+
+  it("has the serving path's appends (disclosure records, liveness checks) copied back on the checkpointer's thread, not left to the writer's own checkpoint", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const s = SqliteStore.open(path, { create: true });
+    // In WAL mode only a checkpoint writes the database file: its size says what has been copied back.
+    const dbSize = () => statSync(path).size;
+    const rec = (i: number) => ({ verifierId: "v-1", serial: i.toString(16).padStart(32, "0"), issuer: "13-sig", residentCode: String(10_000_000_000 + (i % 997) * 7919), purpose: "signature" as const, legalBasis: undefined, at: new Date(i), validationTime: new Date(i), answer: "valid", itemsDisclosed: false });
+    try {
+      const before = dbSize();
+      // 192 group commits of 20 records: about a hundred pages, far below the 16384 WAL frames at which the
+      // writer's own automatic checkpoint would copy them.
+      let n = 0;
+      for (let k = 0; k < 160; k++) await s.appendDisclosures(Array.from({ length: 20 }, () => rec(n++)));
+      for (let k = 0; k < 32; k++) {
+        const at = new Date(n);
+        await s.recordStatusChecks([{ verifierId: "v-1", at, caId: "13-sig", serial: "0a", certificateId: undefined, status: "unknown", reason: undefined, revokedAt: undefined, replacedBy: undefined }], Array.from({ length: 20 }, () => rec(n++)));
+      }
+      const deadline = Date.now() + 10_000;
+      while (dbSize() <= before + 64 * 4096 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(dbSize()).toBeGreaterThan(before + 64 * 4096);
+      expect((await s.listDisclosures({ residentCode: rec(n - 1).residentCode, limit: 100_000 })).length).toBeGreaterThan(0);
+    } finally {
+      await s.close();
+    }
+  });
 });

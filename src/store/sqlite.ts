@@ -475,6 +475,8 @@ const STATUS_CHECK_NEXT_KEY = "status_checks.next_id";
 /** The next liveness-check id: above every row, and at least the floor skipStatusCheckIds set. */
 const NEXT_STATUS_CHECK_ID = `SELECT max(coalesce((SELECT max(id) FROM status_checks), 0) + 1, coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '${STATUS_CHECK_NEXT_KEY}'), 1)) AS n`;
 
+/** Serving-path commits (disclosures, liveness checks) between two checkpoints on the checkpointer's thread. */
+const APPENDS_PER_CHECKPOINT = 64;
 /** Bulk commits between two waits for the checkpointer thread (store/checkpointer.ts). */
 const SETTLE_EVERY = 4;
 
@@ -674,6 +676,7 @@ export class SqliteStore implements Store {
   /** Started by the first bulk write (a notice batch); most commands never need it. */
   #checkpointer: WalCheckpointer | undefined;
   #bulkCommits = 0;
+  #appendCommits = 0;
 
   private constructor(db: Database.Database, path: string) {
     this.#db = db;
@@ -1017,6 +1020,19 @@ export class SqliteStore implements Store {
    */
   async #beforeBulk(): Promise<void> {
     if (this.#checkpointer && this.#bulkCommits % SETTLE_EVERY === 0) await this.#checkpointer.settled();
+  }
+
+  /**
+   * After a commit of the serving path (disclosure records, liveness checks: `jpki serve` commits one per group of
+   * answers, hundreds a second): every APPENDS_PER_CHECKPOINT of them the checkpointer thread copies the WAL back,
+   * not this thread. Left to SQLite's automatic checkpoint, the serving thread copied every 16384 frames and
+   * waited on two fsyncs inside a commit — tens of milliseconds in which no answer went out and the engine's
+   * thread ran dry (bench api: ≈ 9 % more answers a second without it). No wait for the copy here, unlike the
+   * bulk writers: each append is small, and the connection's own automatic checkpoint (raised to
+   * BULK_AUTOCHECKPOINT) still bounds the WAL should the thread fall behind.
+   */
+  #afterAppend(): void {
+    if (++this.#appendCommits % APPENDS_PER_CHECKPOINT === 0) this.#afterBulk();
   }
 
   /** After a bulk commit: the checkpointer thread copies it back, not this thread (started on first use). */
@@ -1908,6 +1924,7 @@ export class SqliteStore implements Store {
       for (const e of queryAudits([], records)) this.#appendAudit(e);
     });
     await this.#withoutBlockingWait("recording disclosures", () => write.immediate());
+    this.#afterAppend();
   }
 
   /**
@@ -1971,6 +1988,7 @@ export class SqliteStore implements Store {
       for (const e of queryAudits(checks, disclosures)) this.#appendAudit(e);
     });
     await this.#withoutBlockingWait("recording liveness checks", () => write.immediate());
+    this.#afterAppend();
   }
 
   /** The next liveness-check id (Store.nextStatusCheckId), read in the caller's transaction. */
