@@ -151,6 +151,12 @@ describe("jpki provider", () => {
     const replay = await cli(["provider", "enrol", ...p(), "--request", bobReq, "--generate-key", "--key-out", join(dir, "again.key"), "--token-file", tokenFile], { cwd: dir });
     expect(replay.code).toBe(16);
     expect(replay.stderr).toContain("ERR_PROVIDER_REQUEST_REUSED");
+    // the same signed application re-encoded (PEM for DER) is the same request, not a new one: refused as well
+    const bobPem = join(dir, "bob.form.pem.p7s");
+    execFileSync("openssl", ["cms", "-cmsout", "-inform", "DER", "-in", bobReq, "-outform", "PEM", "-out", bobPem], { stdio: "ignore" });
+    const rewrapped = await cli(["provider", "enrol", ...p(), "--request", bobPem, "--generate-key", "--key-out", join(dir, "again.key"), "--token-file", tokenFile], { cwd: dir });
+    expect(rewrapped.stderr).toContain("ERR_PROVIDER_REQUEST_REUSED");
+    expect(rewrapped.code).toBe(16);
 
     const revoked = await cli(["--json", "provider", "enrol", ...p(), "--request", application("carol"), "--token-file", tokenFile], { cwd: dir });
     expect(revoked.code).toBe(16);
