@@ -261,6 +261,23 @@ describe("jpki provider", () => {
     expect(cliRun.stderr).toContain("ERR_PUBLIC_CRL_UNAVAILABLE");
   }, 120_000);
 
+  it("refuses a 304 to a request that was not conditional (the endpoint gave no ETag nor Last-Modified before)", async () => {
+    const passphrase = "correct horse";
+    const held = readFileSync(join(prov, "public-crl", "13-sig.crl"));
+    const asked: Array<string | null> = [];
+    // the CRL held, answered once without validators: nothing to make the next request conditional with
+    const bare: typeof fetch = async () => new Response(held, { status: 200 });
+    expect((await followPublicCrls({ dir: prov, passphrase, clock: systemClock, fetch: bare })).crls[0]).toMatchObject({ status: "downloaded" });
+    const notModified: typeof fetch = async (_u, init) => (asked.push(new Headers(init?.headers).get("if-none-match")), new Response(null, { status: 304 }));
+    const r = await followPublicCrls({ dir: prov, passphrase, clock: systemClock, fetch: notModified });
+    expect(asked).toEqual([null]);
+    expect(r.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE" } });
+    // the real endpoint again: a 200 with its ETag, then conditional requests as before
+    const token = readFileSync(tokenFile, "utf8").trim();
+    expect((await followPublicCrls({ dir: prov, passphrase, clock: systemClock, bearerToken: token })).crls[0]).toMatchObject({ status: "downloaded" });
+    expect((await followPublicCrls({ dir: prov, passphrase, clock: systemClock, bearerToken: token })).crls[0]).toMatchObject({ status: "not-modified" });
+  });
+
   it("revokes one of its certificates by hand, once", async () => {
     const dave = (await ok(["--json", "provider", "list", ...p()])).json().certificates.find((c: { status: string }) => c.status === "valid");
     writeFileSync(join(dir, "dave.bank.pem"), (await ok(["--json", "provider", "show", dave.serial, ...p()])).json().certificatePem);
