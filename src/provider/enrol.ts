@@ -9,8 +9,9 @@
  * - a PKCS#10 request (RFC 2986) for the customer's new key: the provider certifies that key (the customer keeps
  *   it); or
  * - any application document, with `generateKey`: the provider makes an RSA-2048 key and hands it back once (never
- *   stored here). A request is then honoured once only (its digest is recorded; ERR_PROVIDER_REQUEST_REUSED),
- *   since whoever replays it would get a key in the customer's name.
+ *   stored here). A request is then honoured once only (its signer and signature value are recorded, so a
+ *   re-encoded copy is the same request; ERR_PROVIDER_REQUEST_REUSED), since whoever replays it would get a key in
+ *   the customer's name.
  * A request must carry a signing-time attribute no older than maxRequestAgeMinutes (config): a signed request
  * copied later is not an application now. The same CSR request given again returns the certificate issued for it
  * (a retry after a lost answer issues nothing twice).
@@ -109,7 +110,8 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
     const trusted = readTrustedCas(paths);
     if (!trusted.length) throw new JpkiError("ERR_CA_UNKNOWN", `the provider at ${paths.root} trusts no public CA: trust/ is empty`);
     const now = o.clock.now();
-    const requestSha256 = createHash("sha256").update(o.request).digest("hex");
+    // The bytes of the file as given: what links recorded before requests were named by their signature (below).
+    const fileSha256 = createHash("sha256").update(o.request).digest("hex");
 
     // ② the signed application: signature and the signer's path now (revocation is checked below, on a CRL this
     // provider fetched and verified itself).
@@ -133,6 +135,11 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
 
     // ③④ the public certificate, validated against its CA's current CRL.
     const publicDer = signed.signer;
+    // Which application this is, for "honoured once": its signer and signature value, not the file's bytes. The same
+    // signed application re-wrapped — PEM for DER, a certificate added to the CMS, an unsigned attribute — is other
+    // bytes but the same signature, and with the file's digest it was honoured again (a second generated key in the
+    // customer's name from a copied request). Only the card's key makes another signature.
+    const requestSha256 = createHash("sha256").update(createHash("sha256").update(publicDer).digest()).update(signed.signatureValue!).digest("hex");
     const pub = parseCertificate(publicDer);
     const issuerDer = Buffer.from(certificateParts(publicDer).issuer);
     const ca = trusted.find((t) => t.subject.equals(issuerDer));
@@ -164,7 +171,7 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
       publicOcsp = { url, status: "good", producedAt: answer.producedAt };
     }
 
-    const before = state.links.find((l) => l.requestSha256 === requestSha256);
+    const before = state.links.find((l) => l.requestSha256 === requestSha256 || l.requestSha256 === fileSha256);
     if (before) {
       if (before.keyGenerated) throw new JpkiError("ERR_PROVIDER_REQUEST_REUSED", `this request was enrolled before (certificate ${before.serial}) with a key generated here: a request is honoured once; the customer signs a new one`);
       return result(before, { alreadyEnrolled: true, publicCrl, ...(publicOcsp ? { publicOcsp } : {}) });

@@ -145,6 +145,10 @@ export async function refreshPublicCrl(paths: ProviderPaths, endpoint: string, c
   if (o.bearerToken) headers.authorization = `Bearer ${o.bearerToken}`;
   if (held && seen?.etag) headers["if-none-match"] = seen.etag;
   if (held && seen?.lastModified) headers["if-modified-since"] = seen.lastModified;
+  // A 304 means "the one you hold is current" only in answer to a conditional request (RFC 9110 §15.4.5). Given to
+  // a plain GET (the endpoint sent no ETag nor Last-Modified before), it says nothing, and taking it for "not
+  // modified" left the provider on its old CRL, reporting all well, for as long as the endpoint kept answering so.
+  const conditional = headers["if-none-match"] !== undefined || headers["if-modified-since"] !== undefined;
   let res: Response;
   let body: Buffer | undefined;
   try {
@@ -155,12 +159,17 @@ export async function refreshPublicCrl(paths: ProviderPaths, endpoint: string, c
   } catch (e) {
     throw new JpkiError("ERR_PUBLIC_CRL_UNAVAILABLE", `the CRL of ${ca.caId} could not be fetched from ${url} (${(e as Error).message}): check the endpoint and the network`, { cause: e, details: { url } });
   }
-  if (res.status === 304 && held && seen) {
+  if (res.status === 304 && conditional && held && seen) {
     const crl = verifyPublicCrl(held, ca, now);
     return { caId: ca.caId, url, status: "not-modified", crl, seen: { ...seen, url, checkedAt: now.getTime() }, stale: (crl.nextUpdate?.getTime() ?? Infinity) < now.getTime() };
   }
   if (res.status !== 200 || !body) {
-    const hint = res.status === 401 || res.status === 403 ? ": the endpoint answers registered verifiers only; give the token 'jpki verifier add' printed (--token-file)" : "";
+    const hint =
+      res.status === 401 || res.status === 403
+        ? ": the endpoint answers registered verifiers only; give the token 'jpki verifier add' printed (--token-file)"
+        : res.status === 304
+          ? " to a request that was not conditional (no ETag or Last-Modified was had before, or the CRL they stand for is gone): a 304 says nothing then; check the endpoint"
+          : "";
     throw new JpkiError("ERR_PUBLIC_CRL_UNAVAILABLE", `the CRL of ${ca.caId} at ${url} answered HTTP ${res.status}${hint}`, { details: { url, status: res.status } });
   }
   const crl = verifyPublicCrl(body, ca, now);

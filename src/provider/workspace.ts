@@ -133,7 +133,10 @@ export interface ProviderLink {
   /** base64 DER of the provider certificate */
   readonly certificate: string;
   readonly public: PublicCertificateRef;
-  /** SHA-256 of the CMS request it was issued on: a request is honoured once */
+  /**
+   * The request it was issued on, honoured once: SHA-256 over SHA-256(signer certificate) ‖ the SignerInfo's signature
+   * value, so a re-encoded copy is the same request (links recorded before: SHA-256 of the request file's bytes)
+   */
   readonly requestSha256: string;
   /** the provider generated the key (and handed it back once): such a request is never replayed */
   readonly keyGenerated: boolean;

@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { describe, expect, it } from "vitest";
 import type { Store, VerifierFetch, VerifierRecord } from "../store/types.js";
-import { tokenSha256 } from "../verifier/credentials.js";
+import { certificateSha256, tokenSha256 } from "../verifier/credentials.js";
 import { VerifierAccess } from "./access.js";
 
 const TOKEN_A = "jpkiv_" + "A".repeat(43);
@@ -57,6 +57,22 @@ async function access(store: ReturnType<typeof fakeStore>, wall: { t: number }, 
 }
 
 describe("verifier credentials", () => {
+  it("refuses a client certificate past its notAfter on a connection kept alive since its handshake", async () => {
+    const raw = Buffer.from("the verifier's client certificate (DER)");
+    const wall = { t: Date.UTC(2030, 0, 1) };
+    const store = fakeStore();
+    store.verifiers = [{ ...verifier("v-c", TOKEN_A), tokenSha256: undefined, certSha256: certificateSha256(raw), certNotAfter: new Date(wall.t + 60_000) }];
+    const { a } = await access(store, wall);
+    // one TLS socket, authorized at its handshake (the certificate was valid then), carrying every request
+    const socket = { encrypted: true, authorized: true, getPeerCertificate: () => ({ raw }) };
+    const onSocket = () => ({ ...request("/crl/13-sig.crl"), socket }) as unknown as IncomingMessage;
+    expect(a.admit(onSocket(), response())).toBe(true);
+    wall.t += 61_000;
+    await a.refresh();
+    expect(a.admit(onSocket(), response())).toBe(false);
+    await a.close();
+  });
+
   it("refuses a revoked verifier's token from the next refresh on, though its header was seen before", async () => {
     const store = fakeStore();
     const { a } = await access(store, { t: 0 });

@@ -275,13 +275,17 @@ export class VerifierAccess {
   async refresh(): Promise<void> {
     const byToken = new Map<string, VerifierRecord>();
     const byCert = new Map<string, VerifierRecord>();
+    const now = this.#wallMs();
     for (const v of await this.#store.listVerifiers()) {
       if (v.revokedAt) {
         this.#buckets.delete(v.id);
         continue;
       }
       if (v.tokenSha256) byToken.set(v.tokenSha256, v);
-      if (v.certSha256) byCert.set(v.certSha256, v);
+      // A client certificate's dates are checked by TLS at the handshake only, and a keep-alive connection (its
+      // fingerprint cached per socket) outlived the certificate's notAfter: an expired one names no verifier, from
+      // the first refresh past it on, as a revocation does.
+      if (v.certSha256 && !(v.certNotAfter && v.certNotAfter.getTime() <= now)) byCert.set(v.certSha256, v);
     }
     if (!this.#caSeen && this.#onVerifierCa) {
       // The verifier CA is made by the first 'jpki verifier add' with a certificate, maybe while this runs.

@@ -98,6 +98,12 @@ export interface SignedDataResult {
   readonly validatedAt?: Date;
   /** the attached content, for an attached signature */
   readonly content?: Buffer;
+  /**
+   * The SignerInfo's signature value, once the signer is found. With the signer certificate it names this signed
+   * message whatever its wrapping: the same signature re-encoded (PEM for DER, another certificate set, unsigned
+   * attributes added) keeps it, while the bytes of the file change (provider/enrol.ts honours a request once by it).
+   */
+  readonly signatureValue?: Buffer;
 }
 
 class Malformed extends Error {}
@@ -295,7 +301,7 @@ export function verifySignedData(params: VerifySignedDataParams): SignedDataResu
     "ski" in sid ? c.subjectKeyId?.equals(sid.ski) : c.serialHex === sid.serialHex && safeNameEquals(c, sid.issuer),
   );
   if (!signer) return { ...base, status: "signer-not-found", reason: "signer-not-found", message: "no certificate in the signature or the intermediates matches the SignerInfo's sid" };
-  const withSigner = { ...base, signer: signer.der, signerSerial: signer.serialHex, signerSubject: formatName(signer.subject) };
+  const withSigner = { ...base, signer: signer.der, signerSerial: signer.serialHex, signerSubject: formatName(signer.subject), signatureValue: si.signature };
   if (signer.publicKey.algorithm !== ALG_OID.rsaEncryption) {
     return { ...withSigner, status: "unsupported-algorithm", reason: "signer-key", message: "the signer's key is not RSA" };
   }

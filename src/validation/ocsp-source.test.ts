@@ -15,7 +15,7 @@ import { SoftwareSigner } from "../pki/signer.js";
 import { basicConstraints, extKeyUsage, keyUsage } from "../profile/extensions.js";
 import { EXT_OID, KP_OID } from "../profile/oids.js";
 import { parseCertificate, type Certificate } from "./certificate.js";
-import { buildOcspRequest, checkOcspResponse, ocspCertId, type OcspCertId } from "./ocsp-source.js";
+import { OcspClient, buildOcspRequest, checkOcspResponse, ocspCertId, type OcspCertId } from "./ocsp-source.js";
 import { validatePath } from "./validate.js";
 
 const AT = new Date("2030-04-01T00:00:00Z");
@@ -164,5 +164,24 @@ describe("validatePath over OCSP answers", () => {
     for (const bad of [[], ["ldap"], ["crl", "crl"]]) {
       expect(() => validatePath({ trustAnchors: [ca.der], chain: [ee.der], at, revocationSources: bad as never })).toThrow(expect.objectContaining({ code: "ERR_USAGE" }));
     }
+  });
+});
+
+describe("OcspClient reading an answer", () => {
+  it("stops reading a body past the size bound instead of taking it all into memory first", async () => {
+    let pulled = 0;
+    const chunk = new Uint8Array(16 * 1024);
+    // 64 MiB offered lazily, chunk by chunk: how much of it the client pulls is what it would have held
+    const body = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (pulled >= 64 * 1024 * 1024) return c.close();
+        pulled += chunk.length;
+        c.enqueue(chunk);
+      },
+    });
+    const client = new OcspClient({ url: "http://ocsp.test/", fetch: async () => new Response(body, { status: 200 }) });
+    const r = await client.check({ certificate: ee.der, issuer: ca.der }, AT);
+    expect(r).toMatchObject({ status: "no-answer", problem: "malformed-response" });
+    expect(pulled).toBeLessThan(1024 * 1024);
   });
 });

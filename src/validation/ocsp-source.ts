@@ -434,13 +434,23 @@ export class OcspClient {
       await res.body?.cancel().catch(() => undefined);
       return failed("http-status", `POST ${url}: HTTP ${res.status}`);
     }
-    let der: Buffer;
+    // Read up to the bound and no further: the whole body first (arrayBuffer) let a responder gone wrong, or anyone
+    // on its path, pour gigabytes into memory for as long as the timeout ran before the size was even looked at.
+    const chunks: Buffer[] = [];
+    let n = 0;
     try {
-      der = Buffer.from(await res.arrayBuffer());
+      for await (const c of res.body ?? []) {
+        n += c.length;
+        if (n > MAX_RESPONSE_BYTES) {
+          await res.body?.cancel().catch(() => undefined);
+          return failed("malformed-response", `POST ${url}: the answer is larger than ${MAX_RESPONSE_BYTES} bytes`);
+        }
+        chunks.push(Buffer.from(c));
+      }
     } catch (e) {
       return failed("network", `POST ${url}: ${(e as Error).message}`);
     }
-    if (der.length > MAX_RESPONSE_BYTES) return failed("malformed-response", `POST ${url}: the answer is larger than ${MAX_RESPONSE_BYTES} bytes`);
+    const der = Buffer.concat(chunks, n);
     return checkOcspResponse({ response: der, issuer, certId, nonce, at, skewMs: this.#skewMs, url });
   }
 

@@ -151,6 +151,12 @@ describe("jpki provider", () => {
     const replay = await cli(["provider", "enrol", ...p(), "--request", bobReq, "--generate-key", "--key-out", join(dir, "again.key"), "--token-file", tokenFile], { cwd: dir });
     expect(replay.code).toBe(16);
     expect(replay.stderr).toContain("ERR_PROVIDER_REQUEST_REUSED");
+    // the same signed application re-encoded (PEM for DER) is the same request, not a new one: refused as well
+    const bobPem = join(dir, "bob.form.pem.p7s");
+    execFileSync("openssl", ["cms", "-cmsout", "-inform", "DER", "-in", bobReq, "-outform", "PEM", "-out", bobPem], { stdio: "ignore" });
+    const rewrapped = await cli(["provider", "enrol", ...p(), "--request", bobPem, "--generate-key", "--key-out", join(dir, "again.key"), "--token-file", tokenFile], { cwd: dir });
+    expect(rewrapped.stderr).toContain("ERR_PROVIDER_REQUEST_REUSED");
+    expect(rewrapped.code).toBe(16);
 
     const revoked = await cli(["--json", "provider", "enrol", ...p(), "--request", application("carol"), "--token-file", tokenFile], { cwd: dir });
     expect(revoked.code).toBe(16);
@@ -254,6 +260,23 @@ describe("jpki provider", () => {
     expect(cliRun.code).toBe(17);
     expect(cliRun.stderr).toContain("ERR_PUBLIC_CRL_UNAVAILABLE");
   }, 120_000);
+
+  it("refuses a 304 to a request that was not conditional (the endpoint gave no ETag nor Last-Modified before)", async () => {
+    const passphrase = "correct horse";
+    const held = readFileSync(join(prov, "public-crl", "13-sig.crl"));
+    const asked: Array<string | null> = [];
+    // the CRL held, answered once without validators: nothing to make the next request conditional with
+    const bare: typeof fetch = async () => new Response(held, { status: 200 });
+    expect((await followPublicCrls({ dir: prov, passphrase, clock: systemClock, fetch: bare })).crls[0]).toMatchObject({ status: "downloaded" });
+    const notModified: typeof fetch = async (_u, init) => (asked.push(new Headers(init?.headers).get("if-none-match")), new Response(null, { status: 304 }));
+    const r = await followPublicCrls({ dir: prov, passphrase, clock: systemClock, fetch: notModified });
+    expect(asked).toEqual([null]);
+    expect(r.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE" } });
+    // the real endpoint again: a 200 with its ETag, then conditional requests as before
+    const token = readFileSync(tokenFile, "utf8").trim();
+    expect((await followPublicCrls({ dir: prov, passphrase, clock: systemClock, bearerToken: token })).crls[0]).toMatchObject({ status: "downloaded" });
+    expect((await followPublicCrls({ dir: prov, passphrase, clock: systemClock, bearerToken: token })).crls[0]).toMatchObject({ status: "not-modified" });
+  });
 
   it("revokes one of its certificates by hand, once", async () => {
     const dave = (await ok(["--json", "provider", "list", ...p()])).json().certificates.find((c: { status: string }) => c.status === "valid");
