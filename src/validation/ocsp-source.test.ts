@@ -184,4 +184,24 @@ describe("OcspClient reading an answer", () => {
     expect(r).toMatchObject({ status: "no-answer", problem: "malformed-response" });
     expect(pulled).toBeLessThan(1024 * 1024);
   });
+
+  it("does not follow a redirect: the bearer token goes to the configured responder only", async () => {
+    const { createServer } = await import("node:http");
+    const seen: Array<{ url: string | undefined; auth: string | undefined }> = [];
+    const other = createServer((req, res) => (seen.push({ url: req.url, auth: req.headers.authorization }), res.end()));
+    const responder = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => res.writeHead(307, { location: `http://127.0.0.1:${(other.address() as { port: number }).port}/elsewhere` }).end());
+    });
+    await Promise.all([other, responder].map((s) => new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()))));
+    try {
+      const client = new OcspClient({ url: `http://127.0.0.1:${(responder.address() as { port: number }).port}/ocsp/13-sig`, bearerToken: "jpkiv_secret" });
+      const r = await client.check({ certificate: ee.der, issuer: ca.der }, AT);
+      expect(r).toMatchObject({ status: "no-answer", problem: "http-status" });
+      expect((r as { detail: string }).detail).toContain("307");
+      expect(seen).toEqual([]);
+    } finally {
+      for (const s of [other, responder]) s.close();
+    }
+  });
 });

@@ -423,7 +423,10 @@ export class OcspClient {
     const failed = (problem: OcspProblem, detail: string): OcspOutcome => ({ status: "no-answer", url, certId, problem, detail });
     let res: Response;
     try {
-      res = await this.#fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(this.#timeoutMs) });
+      // Redirects are not followed: the request carries the verifier's bearer token, which belongs to the responder
+      // it was configured for and no other host; and a POST body cannot be sent twice (a 307 failed with "detached
+      // ArrayBuffer"). A 3xx is an answer of the wrong kind, reported as such, as the CRL follow does.
+      res = await this.#fetch(url, { method: "POST", headers, body, redirect: "manual", signal: AbortSignal.timeout(this.#timeoutMs) });
     } catch (e) {
       const err = e as Error;
       if (err.name === "TimeoutError" || err.name === "AbortError") return failed("timeout", `POST ${url}: no answer within ${this.#timeoutMs} ms`);
