@@ -14,12 +14,14 @@ import { IssuanceService } from "../ca/issuance.js";
 import { initCas } from "../ca/manage.js";
 import { prefecture } from "../ca/prefectures.js";
 import { revokeCertificate } from "../ca/revocation.js";
+import { rolloverCas } from "../ca/rollover.js";
 import { FixedClock } from "../pki/clock.js";
 import { describeCrl } from "../profile/describe.js";
 import { makeResidentCode } from "../registry/resident-code.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
 import { Workspace } from "../workspace/workspace.js";
 import { generateCrls } from "./generate.js";
+import { CrlUpdater } from "./updater.js";
 
 const DAY = 86_400_000;
 const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
@@ -87,5 +89,22 @@ describe("an expired certificate's entry leaves a CRL only after one CRL issued 
     expect(lists("13-sig-delta.crl")).toBe(true);
     await generateCrls(ws, { ca: "13-sig", passphrase: "pw" }); // the next base lists it too
     expect(lists("13-sig.crl")).toBe(true);
+  });
+
+  it("a retired key generation goes on publishing its full CRL and partitions through the grace after its last certificate expired", async () => {
+    const { ws, clock, notAfter, lists } = await revokedOne({});
+    await rolloverCas(ws, { prefectureCode: "13", purposes: ["signature"], passphrase: "pw" }); // 13-sig retired
+    await generateCrls(ws, { ca: "13-sig", passphrase: "pw", partitions: "all" });
+    const scopes = async () => (await generateCrls(ws, { ca: "13-sig", passphrase: "pw", partitions: "all" })).map((c) => c.scope).sort();
+    // a day after the last certificate expired, within the 7-day grace: its revoked entry is still listed, on
+    // a CRL issued beyond its validity (the last one before would expire with no successor)
+    clock.set(notAfter.getTime() + DAY);
+    expect(await scopes()).toEqual(["", "131016", "arl"]);
+    expect(lists("13-sig.crl")).toBe(true);
+    expect(await new CrlUpdater(ws, "pw").publishDue([{ caId: "13-sig", why: "dirty" }])).toHaveLength(1);
+    // past the grace, and listed on a CRL issued after notAfter: the ARL alone
+    clock.set(notAfter.getTime() + 8 * DAY);
+    expect(await scopes()).toEqual(["arl"]);
+    expect(await new CrlUpdater(ws, "pw").publishDue([{ caId: "13-sig", why: "dirty" }])).toEqual([]);
   });
 });
