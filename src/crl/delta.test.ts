@@ -170,6 +170,11 @@ describe("the delta cadence", () => {
     expect(due(false, base, undefined, 1, { deltaReady: false })).toEqual([]);
   });
 
+  it("a clock stepped back behind the latest delta's thisUpdate: pending revocations go out in a delta at once", () => {
+    const late = crl("delta", 2n, 60, 70, { baseNumber: 1n }); // published at 01:00 by a clock an hour fast
+    expect(due(true, base, late, 1)).toEqual([{ caId: "13-sig", scope: "delta", why: "dirty" }]);
+  });
+
   it("jpki watch with ten-minute deltas and a daily base: a revocation reaches a delta within the interval, the base within the day, nothing expires", async () => {
     const { ws, clock, issue, revoke } = await workspace({ deltaCrlIntervalMinutes: 10, crlBaseIntervalHours: 24 });
     const cert = await issue();

@@ -81,14 +81,21 @@ export async function selectCas(ws: Workspace, sel: CrlSelection): Promise<strin
 }
 
 /**
- * Whether a CA is a retired key generation all of whose certificates have expired: it publishes no more full,
- * delta or partition CRLs (nothing left to list or to check), only its ARL while asked for (the link
- * certificate its key issued stays checkable until it ends).
+ * Whether a CA is a retired key generation all of whose certificates have expired and left its CRLs: it
+ * publishes no more full, delta or partition CRLs (nothing left to list or to check), only its ARL while asked
+ * for (the link certificate its key issued stays checkable until it ends). "Left" as the publisher drops
+ * entries (crl/publisher.ts): the expiredGraceDays grace (shared/spec/JPKI.md) has passed since the last
+ * certificate's notAfter, and a full CRL issued after that notAfter was published (RFC 5280 §3.3). Done at
+ * notAfter itself, the last CRL — issued before it — expired with no successor while its revoked entries
+ * were still within the grace, and none ever appeared on a CRL issued beyond their validity.
  */
 export async function retiredAndDone(ws: Workspace, all: readonly CaRecord[], id: string): Promise<boolean> {
   if (!isRetired(all, id)) return false;
   const last = await ws.store.lastCertificateExpiry(id);
-  return last === undefined || last.getTime() < ws.clock.now().getTime();
+  if (last === undefined) return true;
+  if (last.getTime() >= ws.clock.now().getTime() - ws.config.expiredGraceDays * 86_400_000) return false;
+  const latest = await ws.store.latestCrl(id);
+  return latest === undefined || latest.thisUpdate.getTime() > last.getTime();
 }
 
 /**

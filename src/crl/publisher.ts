@@ -106,12 +106,24 @@ export class CrlPublisher {
     this.#root = opts.workspaceRoot;
   }
 
-  #times(): { thisUpdate: Date; nextUpdate: Date; expiredBefore: Date } {
+  /**
+   * A CRL's times. `previous`: the thisUpdate of the scope's latest published CRL (of the CA's base, for a
+   * delta), or of the earliest of them when one store read serves several scopes (partitions).
+   */
+  #times(previous: readonly (Date | undefined)[] = []): { thisUpdate: Date; nextUpdate: Date; expiredBefore: Date } {
     const thisUpdate = new Date(Math.floor(this.#clock.now().getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + this.#config.crlLifetimeHours * 3600_000);
-    // Entries leave once their certificate is past notAfter by the grace (config expiredGraceDays), on every scope.
-    const expiredBefore = new Date(thisUpdate.getTime() - this.#config.expiredGraceDays * 86_400_000);
-    return { thisUpdate, nextUpdate, expiredBefore };
+    // Entries leave once their certificate is past notAfter by the grace (config expiredGraceDays), on every
+    // scope — but never before a CRL of the scope issued after notAfter has listed them (RFC 5280 §3.3: "An
+    // entry MUST NOT be removed from the CRL until it appears on one regularly scheduled CRL issued beyond the
+    // revoked certificate's validity period"). The grace alone does not give that: with a grace of 0, or a CRL
+    // coming more than the grace after notAfter (long lifetimes, `crl generate` by hand), the first CRL after
+    // notAfter dropped the entry. So the cutoff is also no later than the previous CRL's thisUpdate: an entry
+    // dropped now expired before that CRL was issued, and that CRL (or, by the same rule, one before it, also
+    // issued after notAfter) listed it. A scope never published has no previous CRL: the grace alone.
+    let cutoff = thisUpdate.getTime() - this.#config.expiredGraceDays * 86_400_000;
+    for (const p of previous) if (p && p.getTime() < cutoff) cutoff = p.getTime();
+    return { thisUpdate, nextUpdate, expiredBefore: new Date(cutoff) };
   }
 
   #path(caId: string, scope: CrlScope): string {
@@ -126,7 +138,7 @@ export class CrlPublisher {
    * was published while this one was built: then nothing of this one was installed.
    */
   async publish(ca: CrlIssuer): Promise<PublishedCrl> {
-    const t = this.#times();
+    const t = this.#times([(await this.#store.latestCrl(ca.id))?.thisUpdate]);
     const { number } = await this.#store.reserveCrl(ca.id, t.thisUpdate, t.nextUpdate);
     return this.#publishReserved(ca, FULL_SCOPE, number, t, this.#store.crlEntries(ca.id, { expiredBefore: t.expiredBefore }));
   }
@@ -139,7 +151,8 @@ export class CrlPublisher {
   async publishDelta(ca: CrlIssuer): Promise<PublishedCrl | undefined> {
     const cadence = deltaCadence(this.#config);
     if (!cadence) throw new JpkiError("ERR_USAGE", "this workspace publishes no delta CRLs: set deltaCrlIntervalMinutes in config.json (e.g. 5), then publish a full CRL");
-    const t = this.#times();
+    // A delta drops an expired entry as a complete CRL issued now would, by the rule of its base's scope.
+    const t = this.#times([(await this.#store.latestCrl(ca.id))?.thisUpdate]);
     const r = await this.#store.reserveDeltaCrl(ca.id, t.thisUpdate, deltaNextUpdate(t.thisUpdate, cadence));
     if (!r) return undefined;
     const times = { ...t, nextUpdate: r.nextUpdate };
@@ -162,7 +175,9 @@ export class CrlPublisher {
     const wanted = [...new Set(municipalities)].sort();
     for (const m of wanted) if (scopeKind(m) !== "partition") throw new JpkiError("ERR_INTERNAL", `${JSON.stringify(m)} is not a municipality partition`);
     if (!wanted.length) return [];
-    const t = this.#times();
+    // One cutoff for the one read of all of them: the earliest partition's (a partition lists an expired
+    // entry a little longer than it must, never less).
+    const t = this.#times(await Promise.all(wanted.map(async (m) => (await this.#store.latestCrl(ca.id, m))?.thisUpdate)));
     const numbers = new Map<string, bigint>();
     for (const m of wanted) numbers.set(m, (await this.#store.reserveCrl(ca.id, t.thisUpdate, t.nextUpdate, m)).number);
     const lists = await this.#store.crlPartitionEntries(ca.id, wanted, { expiredBefore: t.expiredBefore });

@@ -47,6 +47,14 @@ describe("dueCrls (pure)", () => {
     expect(dueCrls([{ caId: "13-sig", latest: latest(0, 48), dirty: true }], new Date(at(0).getTime() + 29_999), opts)).toEqual([]);
     expect(dueCrls([{ caId: "13-sig", latest: latest(0, 48), dirty: true }], new Date(at(0).getTime() + 30_000), opts)).toEqual([{ caId: "13-sig", why: "dirty" }]);
   });
+
+  it("a clock stepped back behind the latest CRL's thisUpdate holds no revocation back until it catches up", () => {
+    // published at 10:00 by a clock an hour fast; corrected, it reads 09:00 when a revocation comes
+    const dirty = [{ caId: "13-sig", latest: latest(10, 58), dirty: true }, { caId: "13-sig", scope: "131016", latest: { ...latest(10, 58), scope: "131016" }, dirty: true }];
+    expect(dueCrls(dirty, at(9), opts)).toEqual([{ caId: "13-sig", why: "dirty" }, { caId: "13-sig", scope: "131016", why: "dirty" }]);
+    // nothing pending: nothing to do until the refresh margin, as before
+    expect(dueCrls([{ caId: "13-sig", latest: latest(10, 58), dirty: false }], at(9), opts)).toEqual([]);
+  });
 });
 
 describe("watch keeps CRLs fresh with no operator (injected clock)", () => {

@@ -65,6 +65,17 @@ export function pendingGoesTo(s: DeltaCrlStatus | undefined, now: Date, cadence:
   return "delta";
 }
 
+/**
+ * Whether `intervalMs` has passed since `since` at `t`. A clock stepped back behind `since` (a CRL published
+ * while it ran fast, then corrected by NTP; a host behind another on a shared PostgreSQL store) counts as
+ * passed: else a revocation would wait until the clock caught up with that CRL — an hour stepped back, an
+ * hour unpublished. The CRL published then carries the corrected time, so the cadence resumes from it.
+ */
+function intervalPassed(t: number, since: Date, intervalMs: number): boolean {
+  const elapsed = t - since.getTime();
+  return elapsed < 0 || elapsed >= intervalMs;
+}
+
 /** What delta CRLs the schedule weighs: the cadence and every CA's delta status (store deltaCrlStatus). */
 export interface DeltaState {
   readonly cadence: DeltaCadence;
@@ -81,7 +92,7 @@ export function dueCrls(status: readonly ScopeState[], now: Date, opts: { interv
     const id = s.scope ? { caId: s.caId, scope: s.scope } : { caId: s.caId };
     if (!s.latest) due.push({ ...id, why: "missing" });
     else if (t >= s.latest.nextUpdate.getTime() - opts.marginMs) due.push({ ...id, why: "refresh" });
-    else if (s.dirty && t - s.latest.thisUpdate.getTime() >= opts.intervalMs) {
+    else if (s.dirty && intervalPassed(t, s.latest.thisUpdate, opts.intervalMs)) {
       // With deltas, a full CRL's pending revocations wait for their base unless a delta cannot carry them.
       if (!deltas || s.scope || pendingGoesTo(deltaOf.get(s.caId), now, deltas.cadence, opts.marginMs) === "base") due.push({ ...id, why: "dirty" });
     }
@@ -92,7 +103,7 @@ export function dueCrls(status: readonly ScopeState[], now: Date, opts: { interv
     const base = d.base;
     if (baseDue.has(d.caId) || !base || !d.deltaReady || base.nextUpdate.getTime() <= t) continue;
     if (!d.delta || d.delta.baseNumber !== base.number) due.push({ caId: d.caId, scope: DELTA_SCOPE, why: "missing" });
-    else if (t - d.delta.thisUpdate.getTime() >= deltas.cadence.intervalMs) due.push({ caId: d.caId, scope: DELTA_SCOPE, why: d.pending ? "dirty" : "refresh" });
+    else if (intervalPassed(t, d.delta.thisUpdate, deltas.cadence.intervalMs)) due.push({ caId: d.caId, scope: DELTA_SCOPE, why: d.pending ? "dirty" : "refresh" });
   }
   return due;
 }

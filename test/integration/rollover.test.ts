@@ -216,13 +216,21 @@ describe("jpki ca rollover: a new key generation with link certificates", () => 
   });
 
   it("once all its certificates have expired, a retired generation publishes its ARL alone (crl generate and the schedule's updater)", async () => {
-    const after = new Date(new X509Certificate(readFileSync(cert.E!)).validTo).getTime() + 86_400_000;
+    // past the 7-day grace after the last certificate's notAfter (crl/generate.ts retiredAndDone); CRLs were
+    // published after that notAfter (the schedule's daily refresh) before the retired generations stop them
+    const expiry = new Date(new X509Certificate(readFileSync(cert.E!)).validTo).getTime();
+    const after = expiry + 8 * 86_400_000;
     const { Workspace } = await import("../../src/workspace/workspace.js");
     const { FixedClock } = await import("../../src/pki/clock.js");
     const { generateCrls: generate } = await import("../../src/crl/generate.js");
     const { CrlUpdater } = await import("../../src/crl/updater.js");
-    const later = Workspace.open(ws, { clock: new FixedClock(new Date(after)) });
+    const clock = new FixedClock(new Date(expiry + 86_400_000));
+    const later = Workspace.open(ws, { clock });
     try {
+      // a day after: within the grace, the retired generations' full CRLs go on (issued beyond the validity)
+      const within = await generate(later, { prefecture: "13", purposes: ["signature"], passphrase: "correct horse" });
+      expect(within.filter((c) => c.scope === "").map((c) => c.caId).sort()).toEqual(["13-sig", "13-sig-g2", "13-sig-g3"]);
+      clock.set(new Date(after));
       const crls = await generate(later, { prefecture: "13", purposes: ["signature"], passphrase: "correct horse", partitions: "all" });
       const byCa = (id: string) => crls.filter((c) => c.caId === id).map((c) => c.scope).sort();
       expect(byCa("13-sig")).toEqual(["arl"]);
