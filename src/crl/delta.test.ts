@@ -119,6 +119,24 @@ describe("publishing delta CRLs", () => {
     expect(again.map((p) => [p.scope, p.number, p.entries, p.baseNumber])).toEqual([["", 4n, 3, undefined], ["delta", 5n, 0, 4n]]);
   });
 
+  it("--delta republishes the partitions holding what the delta lists: a verifier reads a certificate's partition, which a delta cannot complete", async () => {
+    const { ws, issue, revoke } = await workspace({ deltaCrlIntervalMinutes: 10 });
+    const [a, b] = [await issue(), await issue()];
+    await revoke(a.serial);
+    await generateCrls(ws, { ca: "13-sig", passphrase: "pw", partitions: "all" });
+    const partition = () => describeCrl(readFileSync(join(ws.paths.crlDir, "13-sig", "131016.crl")));
+    expect(serials(partition())).toEqual([a.serial]);
+    await revoke(b.serial);
+    const landed = await generateCrls(ws, { ca: "13-sig", passphrase: "pw", delta: true });
+    expect(landed.map((p) => p.scope)).toEqual(["delta", "131016"]);
+    expect(serials(read(ws, "13-sig-delta.crl"))).toEqual([b.serial]);
+    // the partition lists b too, with a number above the delta's (one sequence per CA)
+    expect(serials(partition())).toEqual([a.serial, b.serial].sort());
+    expect(BigInt(partition().crlNumber!)).toBeGreaterThan(landed[0]!.number);
+    // nothing left stale: another --delta publishes the delta alone
+    expect((await generateCrls(ws, { ca: "13-sig", passphrase: "pw", delta: true })).map((p) => p.scope)).toEqual(["delta"]);
+  });
+
   it("a delta's nextUpdate is never later than its base's", async () => {
     const { ws } = await workspace({ deltaCrlIntervalMinutes: 50, crlLifetimeHours: 1, crlRefreshMarginHours: 1 });
     const [base, delta] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });

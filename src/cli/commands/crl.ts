@@ -22,7 +22,7 @@ export function makeCrlCommand(io: Io): Command {
     )
     .option(
       "--delta",
-      "publish only the delta CRL of each CA's full CRL (crl/<ca>-delta.crl, RFC 5280 §5.2.4): the revocations since the latest full CRL, which it names as its base; needs deltaCrlIntervalMinutes in config.json",
+      "publish only the delta CRL of each CA's full CRL (crl/<ca>-delta.crl, RFC 5280 §5.2.4): the revocations since the latest full CRL, which it names as its base; needs deltaCrlIntervalMinutes in config.json. Published partitions holding revocations since their last CRL are republished with it: a delta cannot complete a partition",
     )
     .addHelpText(
       "after",
