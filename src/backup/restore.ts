@@ -284,6 +284,11 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       for (const ca of cas) {
         const highest = [atBackup.get(ca.id), stagedNumbers.highest.get(ca.id), targetNumbers.highest.get(ca.id)].reduce<bigint>((m, v) => (v !== undefined && v > m ? v : m), 0n);
         const moved = await store.skipCrlNumbers(ca.id, highest + gap + 1n, restoredAt);
+        // The restored crl/ and arl/ files carry the backup's numbers, below those verifiers have seen (a
+        // provider following them refuses a number that goes back: ERR_PUBLIC_CRL_ROLLBACK). Every scope is
+        // made due, so the schedule or 'crl generate' publishes each anew above the gap. Found by a helper:
+        // nothing was due after a restore, and partitions kept their old numbers until their nextUpdate neared.
+        await store.markCrlsDue(ca.id);
         crlNumbers.push({ caId: ca.id, highestAtBackup: atBackup.get(ca.id)?.toString(), highestKnown: highest.toString(), next: moved.next.toString() });
       }
       if (bridge) crlNumbers.push(bridge);

@@ -1832,6 +1832,18 @@ export class PostgresStore implements Store {
     });
   }
 
+  markCrlsDue(caId: string): Promise<void> {
+    return this.#tx("marking CRLs due", async (c) => {
+      if (!(await c.query("SELECT 1 FROM cas WHERE id = $1", [caId])).rowCount) {
+        throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${caId} in this store: its CRLs cannot be marked due`);
+      }
+      await c.query("INSERT INTO crl_state (ca_id, revision, published_revision) VALUES ($1, 1, 0) ON CONFLICT (ca_id) DO UPDATE SET revision = crl_state.revision + 1", [caId]);
+      await c.query("UPDATE crl_scopes SET revision = revision + 1 WHERE ca_id = $1", [caId]);
+      // The ARL has no row until published through one; its file may be in place all the same.
+      await c.query("INSERT INTO crl_scopes (ca_id, scope, revision) VALUES ($1, 'arl', 1) ON CONFLICT (ca_id, scope) DO NOTHING", [caId]);
+    });
+  }
+
   reserveDeltaCrl(caId: string, thisUpdate: Date, nextUpdate: Date): Promise<DeltaCrlReservation | undefined> {
     return this.#tx("reserving a delta CRL number", async (c) => {
       const revision = await this.#lockCrlState(c, caId);

@@ -677,6 +677,8 @@ export class SqliteStore implements Store {
   #checkpointer: WalCheckpointer | undefined;
   #bulkCommits = 0;
   #appendCommits = 0;
+  #markScopesDue: Database.Statement | undefined;
+  #markArlDue: Database.Statement | undefined;
 
   private constructor(db: Database.Database, path: string) {
     this.#db = db;
@@ -1586,6 +1588,19 @@ export class SqliteStore implements Store {
         if (before >= next) return { before, next: before };
         st.burnCrl.run(caId, next - 1n, at.getTime(), at.getTime());
         return { before, next };
+      }).immediate(),
+    );
+  }
+
+  markCrlsDue(caId: string): Promise<void> {
+    return this.#run("marking CRLs due", () =>
+      this.#db.transaction(() => {
+        const st = this.#stmts;
+        if (!st.getCa.get(caId)) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${caId} in this store: its CRLs cannot be marked due`);
+        st.bumpRevision.run(caId);
+        (this.#markScopesDue ??= this.#db.prepare("UPDATE crl_scopes SET revision = revision + 1 WHERE ca_id = ?")).run(caId);
+        // The ARL has no row until published through one; its file may be in place all the same.
+        (this.#markArlDue ??= this.#db.prepare("INSERT INTO crl_scopes (ca_id, scope, revision) VALUES (?, 'arl', 1) ON CONFLICT (ca_id, scope) DO NOTHING")).run(caId);
       }).immediate(),
     );
   }

@@ -639,6 +639,14 @@ export interface Store {
    */
   skipCrlNumbers(caId: string, next: bigint, at: Date): Promise<{ readonly before: bigint; readonly next: bigint }>;
   /**
+   * Makes every scope of a CA due (its full CRL and so its delta, each municipality partition it has, its ARL), as
+   * a revocation makes its scopes due, without revoking anything: after a restore the CRL files in place carry the
+   * backup's numbers, below those verifiers have already seen, and every one must be published anew (above the
+   * skipped numbers) before a verifier comparing numbers takes the restored files for a rollback.
+   * ERR_CA_UNKNOWN when the store has no such CA.
+   */
+  markCrlsDue(caId: string): Promise<void>;
+  /**
    * The entries of a delta CRL on the full CRL numbered `baseNumber`: every certificate of the CA whose
    * revocation was committed after that base was reserved (so possibly some the base lists too, never one
    * it misses), with crlEntries' expiry rule, in chunks. ERR_INTERNAL when that CRL is no base a delta can

@@ -235,6 +235,18 @@ describe("restoring an old backup never reuses a CRL number", () => {
     expect(BigInt(sig.next)).toBeGreaterThan(before + 1000n);
     expect(report.previous).toMatch(/before-restore-/);
     expect(existsSync(join(report.previous, "crl", "13-sig.crl"))).toBe(true);
+    // the restored CRL files carry the backup's numbers: every scope of every CA is due, to be published anew
+    {
+      const w = await openWorkspace(ws);
+      try {
+        expect((await w.store.dirtyCas()).sort()).toEqual((await w.store.listCas()).map((c) => c.id).sort());
+        const scopes = await w.store.crlScopeStatus();
+        expect(scopes.some((x) => x.scope !== "arl")).toBe(true);
+        expect(scopes.filter((x) => !x.dirty).map((x) => `${x.caId}/${x.scope}`)).toEqual([]);
+      } finally {
+        await w.close();
+      }
+    }
 
     await generate(ws, ["--ca", "13-sig"]);
     const after = opensslCrlNumber(join(ws, "crl", "13-sig.crl"));

@@ -42,7 +42,7 @@ function restoreSummary(r: RestoreReport): string {
   if (r.previous) lines.push(`  the previous files are in ${r.previous}`);
   for (const ca of r.unknownCas) lines.push(`warning: CRLs of ${ca} were published, but the backup has no CA ${ca}: never create a CA with that id again`);
   for (const f of r.unreadableCrlFiles) lines.push(`warning: ${f} looks like a CRL but could not be read (the time gap covers its number)`);
-  lines.push("next: restart jpki serve / jpki watch; publish fresh CRLs with: jpki crl generate");
+  lines.push("next: every CRL is due (the restored files carry the backup's numbers): restart jpki serve / jpki watch, which republish them, or now: jpki crl generate --prefecture all --partitions due");
   return lines.join("\n");
 }
 
