@@ -3,7 +3,7 @@
  * bad notices, CRLs regenerated and checked with openssl, registry apply, the watch daemon.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
@@ -254,11 +254,24 @@ describe("jpki registry apply and jpki watch", () => {
     writeFileSync(join(spool, "002.csv"), "noticeId,noticeId\nX-1,X-1\n");
     writeFileSync(join(spool, "004.csv"), "noticeId,residentCode\nX-1,12345678901\n"); // readable, every notice bad
     writeJsonl(join(spool, ".003.jsonl"), [notice(3, residents[1]!, "death", 1)]); // still being written: ignored
+    // Entries that are not regular files go to failed/ unread: a FIFO no producer ever opens (reading it blocked
+    // the watcher for good, SIGTERM included), a symbolic link to a file outside the spool (it was followed and
+    // its notice applied), a directory.
+    execFileSync("mkfifo", [join(spool, "005.jsonl")]);
+    symlinkSync(writeJsonl(join(dir, "elsewhere.jsonl"), [notice(6, residents[2]!, "death", 1)]), join(spool, "006.jsonl"));
+    mkdirSync(join(spool, "007.jsonl"));
     const res = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
     expect(res.code, res.stderr).toBe(0);
-    expect(res.json()).toMatchObject({ files: 3, failed: 1 });
+    expect(res.json()).toMatchObject({ files: 6, failed: 4 });
     expect(listFiles(join(spool, "done"))).toEqual(["001.jsonl", "004.csv", "004.csv.rejects.jsonl"]);
-    expect(listFiles(join(spool, "failed"))).toEqual(["002.csv", "002.csv.error.json"]);
+    expect(listFiles(join(spool, "failed"))).toEqual(
+      ["002.csv", "005.jsonl", "006.jsonl", "007.jsonl"].flatMap((f) => [f, `${f}.error.json`]),
+    );
+    const why = (f: string) => JSON.parse(readFileSync(join(spool, "failed", `${f}.error.json`), "utf8")) as { code: string; message: string };
+    expect(why("005.jsonl")).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining("is a FIFO (named pipe), not a regular file") });
+    expect(why("006.jsonl")).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining("is a symbolic link") });
+    expect(why("007.jsonl")).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining("is a directory") });
+    expect((await state()).filter((x) => x.source === "notice:T-6")).toEqual([]);
     expect(listFiles(join(spool, "processing"))).toEqual([]);
     expect(existsSync(join(spool, ".003.jsonl"))).toBe(true);
     expect((await state()).filter((x) => x.source === "notice:T-1")).toHaveLength(2);
