@@ -3,10 +3,11 @@
  * bad notices, CRLs regenerated and checked with openssl, registry apply, the watch daemon.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
+import { RejectFile } from "../../src/ca/ingestion.js";
 import { NOTICE_RULES } from "../../src/registry/notice-rules.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { cardKey, cli, expectedStore, listFiles, openWorkspace, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
@@ -228,6 +229,44 @@ describe("jpki notices ingest", () => {
     expect(rejects.map((x) => x.line)).toEqual([2, 3, 4, 5, 6]);
     expect(rejects.map((x) => x.code)).toEqual(["ERR_IMPORT_FORMAT", "ERR_NOTICE_KIND_UNKNOWN", "ERR_RESIDENT_CODE_INVALID", "ERR_NOTICE_MALFORMED", "ERR_RESIDENT_UNKNOWN"]);
     expect((await state()).filter((x) => x.source === "notice:T-1")).toHaveLength(2);
+  });
+});
+
+describe("jpki notices ingest: where the rejects go", () => {
+  it("a rejects directory that cannot be made fails the run before anything is applied, with a typed error", async () => {
+    // The workspace's rejects/ is a file (an operator's mistake, a full disk would do the same half-way).
+    rmSync(join(ws, "rejects"), { recursive: true, force: true });
+    writeFileSync(join(ws, "rejects"), "");
+    const file = writeJsonl(join(dir, "feed.jsonl"), [notice(1, residents[0]!, "death", 1), "{ not json"]);
+    // Before: the first batch was committed, then writing the second's reject crashed (ERR_INTERNAL, exit 70,
+    // a stack trace), and so did every rerun.
+    const res = await cli([...w(), "notices", "ingest", file, "--batch-size", "1", "--json"], { cwd: dir });
+    expect(res.code, res.stderr).toBe(2);
+    expect(JSON.parse(res.stderr).error).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining("reject file directory") });
+    expect(res.stderr).not.toMatch(/\n\s+at /);
+    expect(await state()).toEqual([]);
+    // Once it is a directory again, the same command takes the file.
+    rmSync(join(ws, "rejects"));
+    const again = await cli([...w(), "notices", "ingest", file, "--batch-size", "1", "--json"], { cwd: dir });
+    expect(again.code).toBe(13);
+    expect(again.json()).toMatchObject({ read: 2, applied: 1, rejected: 1 });
+  });
+
+  it("a reject file that cannot be written half-way is ERR_FILE_UNUSABLE naming it, not a crash", () => {
+    // Its name taken by a directory once the run is under way: the final rename fails (as a full disk fails a write).
+    const target = join(dir, "taken.rejects.jsonl");
+    const f = new RejectFile(target);
+    f.write({ line: 1, code: "ERR_IMPORT_FORMAT", message: "line 1: malformed JSON" });
+    mkdirSync(join(target, "inside"), { recursive: true });
+    let thrown: unknown;
+    try {
+      f.close();
+    } catch (e) {
+      thrown = e;
+    }
+    f.abandon();
+    expect(thrown).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining(`reject file ${target}: cannot be written`) });
+    expect(listFiles(dir).filter((x) => x.endsWith(".tmp"))).toEqual([]);
   });
 });
 
