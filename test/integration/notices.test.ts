@@ -141,10 +141,26 @@ describe("jpki notices ingest", () => {
     const r2 = residents[1]!;
     await cli([...w(), "notices", "ingest", writeJsonl(join(dir, "c.jsonl"), [notice(3, r2, "death", 5)])], { cwd: dir });
     expect((await state()).some((x) => x.source === "notice:T-3")).toBe(false);
+    // A wrong passphrase releases nothing. Before: the release committed (two revocations on no CRL, the CAs
+    // left due), the command failed with ERR_PASSPHRASE_WRONG, and the retry was refused as "not held: T-3".
+    const wrong = await cli([...w(), "notices", "pending", "--release", "T-3"], { cwd: dir, env: { JPKI_PASSPHRASE: "wrong horse" } });
+    expect(wrong.stderr).toContain("ERR_PASSPHRASE_WRONG");
+    expect((await state()).some((x) => x.source === "notice:T-3")).toBe(false);
+    expect((await cli([...w(), "notices", "pending", "--json"], { cwd: dir })).json().held).toEqual([expect.objectContaining({ noticeId: "T-3" })]);
     const rel = await cli([...w(), "notices", "pending", "--release", "T-3", "--json"], { cwd: dir });
     expect(rel.code, rel.stderr).toBe(0);
     expect(rel.json()).toMatchObject({ released: 1, revocations: 2 });
     expect((await state()).filter((x) => x.source === "notice:T-3")).toHaveLength(2);
+    const s = await openWorkspace(ws);
+    try {
+      expect(await s.store.dirtyCas()).toEqual([]);
+    } finally {
+      await s.close();
+    }
+    // Releasing it again says it was applied, not that it is unknown.
+    const again = await cli([...w(), "notices", "pending", "--release", "T-3", "T-404"], { cwd: dir });
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain("not held: T-404; already applied: T-3");
   });
 
   it("a notice held under the old resident code is applied under the new one after a resident-code change", async () => {

@@ -101,6 +101,10 @@ Examples:
         const passphrase = await ctx.passphrase();
         await withWorkspace(ctx, async (ws) => {
           const updater = new CrlUpdater(ws, passphrase);
+          // The CA keys are unlocked before anything is released, as for ingest: a wrong passphrase found only
+          // when publishing left the release committed, its revocations off every CRL, and the retry refused
+          // with "not held".
+          await updater.preflight();
           const r = await new NoticeIngestor({ store: ws.store, clock: ws.clock }).release(o.releaseAll ? undefined : o.release);
           const crls = (await updater.regenerateDirty()).filter((c) => !c.superseded);
           const out = { ...r, crls: crls.map((c) => ({ ca: c.caId, number: c.number.toString(), entries: c.entries })) };
