@@ -133,6 +133,10 @@ describe("jpki notices ingest", () => {
     expect(a.json()).toMatchObject({ applied: 0, held: 1, revocations: 0 });
     const pending = await cli([...w(), "notices", "pending", "--json"], { cwd: dir });
     expect(pending.json().held).toEqual([expect.objectContaining({ noticeId: "T-2", sequence: 2, waitingFor: 1 })]);
+    for (const bad of ["abc", "-1", "0", "1.5"]) {
+      const r = await cli([...w(), "notices", "pending", "--limit", bad], { cwd: dir });
+      expect([r.code, r.stderr]).toEqual([2, expect.stringContaining("ERR_USAGE")]);
+    }
     const b = await cli([...w(), "notices", "ingest", writeJsonl(join(dir, "b.jsonl"), [first]), "--json"], { cwd: dir });
     expect(b.json()).toMatchObject({ applied: 2, released: 1, revocations: 1 });
     expect((await cli([...w(), "notices", "pending", "--json"], { cwd: dir })).json().held).toEqual([]);

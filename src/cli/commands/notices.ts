@@ -96,6 +96,9 @@ Examples:
     .option("--limit <n>", "how many to list", "100")
     .action(async (o: { release?: string[]; releaseAll?: boolean; limit: string }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
+      const limit = Number(o.limit);
+      // Checked like --batch-size: "abc" listed 100 and -1 listed every held notice, however many.
+      if (!/^\d+$/.test(o.limit.trim()) || limit < 1 || limit > 100_000) throw new JpkiError("ERR_USAGE", "--limit must be a whole number from 1 to 100000");
       const { CrlUpdater, NoticeIngestor } = await library();
       if (o.release || o.releaseAll) {
         const passphrase = await ctx.passphrase();
@@ -113,7 +116,7 @@ Examples:
         return;
       }
       await withWorkspace(ctx, async (ws) => {
-        const held = await ws.store.listHeldNotices(Number(o.limit) || 100);
+        const held = await ws.store.listHeldNotices(limit);
         const rows = await Promise.all(
           held.map(async (h) => {
             const last = (await ws.store.loadNoticeContext({ noticeIds: [], residentCodes: [h.residentCode] })).lastSequence.get(h.residentCode) ?? 0;
