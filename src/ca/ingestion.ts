@@ -9,13 +9,18 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import type { CrlUpdater } from "../crl/updater.js";
+import { JpkiError } from "../errors.js";
 import { readRecords } from "../registry/import.js";
 import { sweepStaleTemps, tempPathFor } from "../store/staging.js";
+import { checkOutputDir } from "../workspace/paths.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { readBatchesOnThread, readerThreadFits } from "./notice-reader.js";
 import { NoticeIngestor, readBatches, type IngestProgress, type IngestSummary, type RejectedNotice } from "./notices.js";
 
-/** Rejected notices go to a file written beside and renamed into place at the end (never half a file). */
+/**
+ * Rejected notices go to a file written beside and renamed into place at the end (never half a file). A file
+ * system failure (no space, the name taken by a directory) is ERR_FILE_UNUSABLE naming the reject file.
+ */
 export class RejectFile {
   readonly path: string;
   #fd: number | undefined;
@@ -26,25 +31,40 @@ export class RejectFile {
     this.#tmp = tempPathFor(path);
   }
   write(r: RejectedNotice): void {
-    if (this.#fd === undefined) {
-      mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-      this.#fd = openSync(this.#tmp, "wx", 0o600);
+    try {
+      if (this.#fd === undefined) {
+        mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+        this.#fd = openSync(this.#tmp, "wx", 0o600);
+      }
+      writeSync(this.#fd, JSON.stringify({ line: r.line, code: r.code, reason: r.message, ...(r.record ? { record: r.record } : {}) }) + "\n");
+    } catch (e) {
+      throw this.#unusable(e);
     }
-    writeSync(this.#fd, JSON.stringify({ line: r.line, code: r.code, reason: r.message, ...(r.record ? { record: r.record } : {}) }) + "\n");
     this.count++;
   }
   close(): string | undefined {
     if (this.#fd === undefined) return undefined;
-    fsyncSync(this.#fd);
-    closeSync(this.#fd);
-    this.#fd = undefined;
-    renameSync(this.#tmp, this.path);
+    try {
+      fsyncSync(this.#fd);
+      closeSync(this.#fd);
+      this.#fd = undefined;
+      renameSync(this.#tmp, this.path);
+    } catch (e) {
+      throw this.#unusable(e);
+    }
     return this.path;
   }
   abandon(): void {
     if (this.#fd !== undefined) closeSync(this.#fd);
     this.#fd = undefined;
     rmSync(this.#tmp, { force: true });
+  }
+  #unusable(e: unknown): JpkiError {
+    const code = (e as NodeJS.ErrnoException)?.code;
+    return new JpkiError("ERR_FILE_UNUSABLE", `reject file ${this.path}: cannot be written${code ? ` (${code})` : ""}: free space or choose another --reject-file; the notices taken so far stay taken, and running the same input again writes their rejects anew`, {
+      cause: e,
+      details: { path: this.path },
+    });
   }
 }
 
@@ -77,6 +97,9 @@ export interface IngestRunResult extends IngestSummary {
 
 export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<IngestRunResult> {
   const started = Date.now();
+  // Where the rejects go is settled before anything is applied: a run that committed batches and then found
+  // the rejects directory to be a file (or unwritable) crashed half-way, and every rerun crashed the same way.
+  checkOutputDir(dirname(o.rejectPath), "reject file directory", { create: true });
   sweepStaleTemps(dirname(o.rejectPath));
   const rejects = new RejectFile(o.rejectPath);
   const ingestor = new NoticeIngestor({ store: ws.store, clock: ws.clock });

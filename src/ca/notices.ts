@@ -174,11 +174,16 @@ export class NoticeIngestor {
    * never arrived, in sequence order per resident. With no ids, every held notice.
    */
   async release(noticeIds?: readonly string[]): Promise<IngestSummary> {
-    const held = noticeIds ? (await Promise.all(noticeIds.map((id) => this.#store.getNotice(id)))).filter((n): n is StoredNotice => n?.status === "held") : await this.#store.listHeldNotices(1_000_000);
+    const stored = noticeIds ? await Promise.all(noticeIds.map((id) => this.#store.getNotice(id))) : undefined;
+    const held = stored ? stored.filter((n): n is StoredNotice => n?.status === "held") : await this.#store.listHeldNotices(1_000_000);
     if (noticeIds && held.length !== noticeIds.length) {
       const found = new Set(held.map((h) => h.noticeId));
-      const missing = noticeIds.filter((id) => !found.has(id));
-      throw new JpkiError("ERR_USAGE", `not held: ${missing.join(", ")} ('jpki notices pending' lists the held notices)`);
+      const applied = new Set(stored!.filter((n) => n?.status === "applied").map((n) => n!.noticeId));
+      const missing = noticeIds.filter((id) => !found.has(id) && !applied.has(id));
+      const done = noticeIds.filter((id) => applied.has(id));
+      // Said apart: an id already applied (by its gap filling, or an earlier release) needs nothing more.
+      const parts = [...(missing.length ? [`not held: ${missing.join(", ")}`] : []), ...(done.length ? [`already applied: ${done.join(", ")}`] : [])];
+      throw new JpkiError("ERR_USAGE", `${parts.join("; ")} ('jpki notices pending' lists the held notices)`);
     }
     const t = new Tally();
     const codes = held.flatMap((h) => codesOf(JSON.parse(h.body) as ChangeNotice, h.residentCode));

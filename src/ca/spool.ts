@@ -12,8 +12,13 @@
  * A stop signal ends it after the batch in progress; a file interrupted that way (or by a kill) stays in
  * processing/ and is resumed first on the next start (ingestion is idempotent, so nothing is lost or
  * applied twice). Several watchers on one spool are safe: a claim is a rename, which only one wins.
+ *
+ * Only a regular file is read. Anything else claimed under a notice file's name goes to failed/ unread, with
+ * ERR_FILE_UNUSABLE: a FIFO would block the watcher for ever (even SIGTERM could not end it: the stop signal
+ * is looked at between batches), and a symbolic link would be followed to a file outside the spool, read with
+ * the watcher's rights, its records copied into a reject file beside it.
  */
-import { existsSync, mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleepFor } from "node:timers/promises";
 import type { DueReason } from "../crl/schedule.js";
@@ -66,6 +71,26 @@ export async function watchSpool(ws: Workspace, updater: CrlUpdater, o: WatchOpt
     sweepStop.abort();
     await sweep.settled();
   }
+}
+
+/** Why a claimed entry cannot be read as a notice file (see the header), or undefined for a regular file. */
+function unusableEntry(path: string, name: string): JpkiError | undefined {
+  const st = lstatSync(path);
+  if (st.isFile()) return undefined;
+  const kind = st.isSymbolicLink()
+    ? "a symbolic link"
+    : st.isDirectory()
+      ? "a directory"
+      : st.isFIFO()
+        ? "a FIFO (named pipe)"
+        : st.isSocket()
+          ? "a socket"
+          : "a device";
+  return new JpkiError(
+    "ERR_FILE_UNUSABLE",
+    `spool entry ${name} is ${kind}, not a regular file: it was not read (drop the notice file itself: write it under a dot-name, then rename it into the spool)`,
+    { details: { path, kind } },
+  );
 }
 
 async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, sweep: IssuanceSweepSchedule | undefined): Promise<{ files: number; failed: number; crls: number }> {
@@ -127,6 +152,8 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
     const stamp = ws.clock.now().toISOString().replace(/[:.]/g, "-");
     const dest = (d: string) => (existsSync(join(d, name)) ? join(d, `${stamp}-${name}`) : join(d, name));
     try {
+      const unusable = unusableEntry(path, name);
+      if (unusable) throw unusable;
       const r = await runIngest(ws, {
         source: path,
         format: "auto",

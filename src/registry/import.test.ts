@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { generateResidents } from "./fixtures.js";
-import { describeJsonError, formatFromPath, readRecords, type ReadRecordsOptions, type RecordResult } from "./import.js";
+import { MAX_JSON_DEPTH, describeJsonError, formatFromPath, readRecords, type ReadRecordsOptions, type RecordResult } from "./import.js";
 
 type Simple = { line: number; value?: Record<string, unknown>; error?: string; message?: string; problem?: unknown };
 
@@ -274,6 +274,18 @@ describe("partial input: a bad line is rejected with its number, the rest goes o
     // A column name that may be personal data (a file without a header row) is not quoted: its position is.
     const headless = await collect(bytes(`1,架空　太郎\n2,${long}\n`), { format: "csv", maxFieldChars: 40 });
     expect(headless[0]!.message).toBe("line 2: column 2 is longer than the limit (maxFieldChars, 40 characters)");
+  });
+
+  it("a record nesting deeper than MAX_JSON_DEPTH is a bad line", async () => {
+    const nest = (n: number) => `${'{"a":'.repeat(n)}1${"}".repeat(n)}`;
+    // 150,000 levels on one line: JSON.parse takes it, JSON.stringify of it (a reject file) overflows the stack.
+    const huge = `{"noticeId":"X","after":${nest(150_000)}}`;
+    const arrays = `{"list":${"[".repeat(MAX_JSON_DEPTH)}${"]".repeat(MAX_JSON_DEPTH)}}`; // one level too many
+    const ok = `{"a":${nest(MAX_JSON_DEPTH - 1)}}`; // exactly MAX_JSON_DEPTH levels with the record itself
+    const r = await collect(bytes([huge, '{"i":2}', arrays, ok, `{"a":${nest(MAX_JSON_DEPTH)}}`].join("\n")), { format: "jsonl" });
+    expect(outline(r)).toEqual([[1, "ERR_IMPORT_FORMAT/too-deep"], [2, "ok"], [3, "ERR_IMPORT_FORMAT/too-deep"], [4, "ok"], [5, "ERR_IMPORT_FORMAT/too-deep"]]);
+    expect(r[0]!.message).toBe(`line 1: field "after" nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep`);
+    expect(r[2]!.message).toBe(`line 3: field "list" nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep`);
   });
 
   it("the default field limit is 4096 characters", async () => {

@@ -19,6 +19,9 @@
  * - `lone-surrogate`: a JSON string or key with an unpaired `\ud800`–`\udfff` escape (not Unicode text);
  * - `field-too-long`: a value longer than `maxFieldChars`, named by its field;
  * - `too-long`: a record longer than `maxRecordChars`;
+ * - `too-deep`: a JSON record nesting objects and arrays more than {@link MAX_JSON_DEPTH} levels (none of our
+ *   formats nests more than two levels; a deeper record would overflow the stack of whoever later serialises it, e.g.
+ *   into a reject file or across a thread);
  * - `malformed-json`, `not-an-object`, `csv-syntax`, `csv-unclosed-quote`, `csv-field-count`.
  *
  * Messages say which line and what is wrong, never the line's content: the content is personal data.
@@ -335,6 +338,20 @@ function fieldProblem(line: number, problem: "field-too-long" | "lone-surrogate"
  */
 const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
 
+/**
+ * Deepest nesting of objects and arrays a JSON Lines record may have. JSON.parse takes any depth, but
+ * JSON.stringify and the structured clone of postMessage recurse, and run out of stack at a few thousand
+ * levels (fewer deep in a call chain or on a thread's stack): a record of 100,000 nested `{"a":` on one line
+ * crashed notice ingestion with a RangeError when its reject was written. Our records nest two levels.
+ */
+export const MAX_JSON_DEPTH = 512;
+
+/**
+ * Shorter lines are not walked for depth: each level costs at least two characters (`[` and `]`), so they
+ * cannot nest deeper than the limit, and walking every line would cost the hot path of large feeds.
+ */
+const DEPTH_WALK_CHARS = 2 * MAX_JSON_DEPTH;
+
 async function* jsonLines(lines: AsyncIterable<PhysicalLine>, limits: Limits): AsyncGenerator<RecordResult> {
   for await (const l of lines) {
     if (l.bad) {
@@ -361,7 +378,7 @@ async function* jsonLines(lines: AsyncIterable<PhysicalLine>, limits: Limits): A
     }
     // No string can be longer than the line it came from, nor hold a lone surrogate without an escape for
     // one: most lines need no walk.
-    if ((l.escape && SURROGATE_ESCAPE.test(l.text)) || l.text.length > limits.field) {
+    if ((l.escape && SURROGATE_ESCAPE.test(l.text)) || l.text.length > Math.min(limits.field, DEPTH_WALK_CHARS)) {
       const problem = checkStrings(l.line, value as Record<string, unknown>, limits.field);
       if (problem) {
         yield problem;
@@ -374,7 +391,10 @@ async function* jsonLines(lines: AsyncIterable<PhysicalLine>, limits: Limits): A
 
 const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
-/** Every string and key of a parsed record, without recursion (a line may nest deeply): the first problem. */
+/**
+ * Every string and key of a parsed record, and how deep it nests, without recursion (a line may nest deeply):
+ * the first problem.
+ */
 function checkStrings(line: number, record: Record<string, unknown>, maxField: number): RecordResult | undefined {
   const keys = Object.keys(record);
   // Keys of the record itself first: a bad key has no name to report.
@@ -382,21 +402,30 @@ function checkStrings(line: number, record: Record<string, unknown>, maxField: n
     if (!isWellFormed(key)) return fieldProblem(line, "lone-surrogate", "key", maxField);
     if (key.length > maxField) return fieldProblem(line, "field-too-long", "key", maxField);
   }
-  // Popped last-in first-out: pushed in reverse so the first field is checked first.
-  const stack: Array<{ v: unknown; at: FieldAt }> = [];
-  for (let k = keys.length - 1; k >= 0; k--) stack.push({ v: record[keys[k]!], at: { name: keys[k]!, position: k + 1, unit: "field" } });
+  // Popped last-in first-out: pushed in reverse so the first field is checked first. `depth`: the containers
+  // around v, the record itself being 1.
+  const stack: Array<{ v: unknown; at: FieldAt; depth: number }> = [];
+  for (let k = keys.length - 1; k >= 0; k--) stack.push({ v: record[keys[k]!], at: { name: keys[k]!, position: k + 1, unit: "field" }, depth: 1 });
   while (stack.length) {
-    const { v, at } = stack.pop()!;
+    const { v, at, depth } = stack.pop()!;
     if (typeof v === "string") {
       if (!isWellFormed(v)) return fieldProblem(line, "lone-surrogate", at, maxField);
       if (v.length > maxField) return fieldProblem(line, "field-too-long", at, maxField);
-    } else if (Array.isArray(v)) {
-      for (const x of v) stack.push({ v: x, at });
-    } else if (typeof v === "object" && v !== null) {
+      continue;
+    }
+    if (typeof v !== "object" || v === null) continue;
+    if (depth >= MAX_JSON_DEPTH) {
+      const safe = SAFE_NAME.test(at.name);
+      const what = safe ? `field ${JSON.stringify(at.name)}` : `${at.unit} ${at.position}`;
+      return recordError(line, "too-deep", `${what} nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep`, safe ? { field: at.name } : { [at.unit]: at.position });
+    }
+    if (Array.isArray(v)) {
+      for (const x of v) stack.push({ v: x, at, depth: depth + 1 });
+    } else {
       for (const [key, x] of Object.entries(v)) {
         if (!isWellFormed(key)) return fieldProblem(line, "lone-surrogate", at, maxField);
         if (key.length > maxField) return fieldProblem(line, "field-too-long", at, maxField);
-        stack.push({ v: x, at });
+        stack.push({ v: x, at, depth: depth + 1 });
       }
     }
   }

@@ -82,6 +82,8 @@ beforeAll(async () => {
       JSON.stringify({ noticeId: "X-held", residentCode: later.residentCode, kind: "death", effectiveDate: "2026-05-01", sequence: 3, municipalityCode: later.municipalityCode }),
       JSON.stringify({ noticeId: "X-unknown", residentCode: "00000000019", kind: "death", effectiveDate: "2026-05-01", sequence: 1, municipalityCode: later.municipalityCode }),
       JSON.stringify({ ...first, noticeId: "X-extra", surprise: 1 }),
+      // Nested 100,000 levels: once a RangeError writing its reject (here) or posting it (on the thread).
+      `{"noticeId":"X-deep","after":${'{"a":'.repeat(100_000)}1${"}".repeat(100_000)}}`,
     ];
     const lines = [...good.slice(0, 150), ...odd, ...good.slice(150), ...odd.slice(0, 4)];
     feed = join(dir, "feed.jsonl");
@@ -109,8 +111,9 @@ describe("notice ingestion with a reader thread", () => {
   it("gives the same summary, rejects and revocations as reading in the ingesting thread", async () => {
     const here = await ingest(false);
     const thread = await ingest(true);
-    expect(here.summary.read).toBe(412);
-    expect(here.summary.rejected).toBe(9);
+    expect(here.summary.read).toBe(413);
+    expect(here.summary.rejected).toBe(10);
+    expect(here.rejects).toContain('"code":"ERR_IMPORT_FORMAT","reason":"line 159: field \\"after\\" nests objects and arrays more than 512 levels deep"');
     expect(here.summary.held).toBe(1);
     expect(here.revoked.length).toBeGreaterThan(100);
     expect(thread.summary).toEqual(here.summary);

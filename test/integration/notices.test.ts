@@ -3,10 +3,11 @@
  * bad notices, CRLs regenerated and checked with openssl, registry apply, the watch daemon.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
+import { RejectFile } from "../../src/ca/ingestion.js";
 import { NOTICE_RULES } from "../../src/registry/notice-rules.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { cardKey, cli, expectedStore, listFiles, openWorkspace, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
@@ -132,6 +133,10 @@ describe("jpki notices ingest", () => {
     expect(a.json()).toMatchObject({ applied: 0, held: 1, revocations: 0 });
     const pending = await cli([...w(), "notices", "pending", "--json"], { cwd: dir });
     expect(pending.json().held).toEqual([expect.objectContaining({ noticeId: "T-2", sequence: 2, waitingFor: 1 })]);
+    for (const bad of ["abc", "-1", "0", "1.5"]) {
+      const r = await cli([...w(), "notices", "pending", "--limit", bad], { cwd: dir });
+      expect([r.code, r.stderr]).toEqual([2, expect.stringContaining("ERR_USAGE")]);
+    }
     const b = await cli([...w(), "notices", "ingest", writeJsonl(join(dir, "b.jsonl"), [first]), "--json"], { cwd: dir });
     expect(b.json()).toMatchObject({ applied: 2, released: 1, revocations: 1 });
     expect((await cli([...w(), "notices", "pending", "--json"], { cwd: dir })).json().held).toEqual([]);
@@ -140,10 +145,26 @@ describe("jpki notices ingest", () => {
     const r2 = residents[1]!;
     await cli([...w(), "notices", "ingest", writeJsonl(join(dir, "c.jsonl"), [notice(3, r2, "death", 5)])], { cwd: dir });
     expect((await state()).some((x) => x.source === "notice:T-3")).toBe(false);
+    // A wrong passphrase releases nothing. Before: the release committed (two revocations on no CRL, the CAs
+    // left due), the command failed with ERR_PASSPHRASE_WRONG, and the retry was refused as "not held: T-3".
+    const wrong = await cli([...w(), "notices", "pending", "--release", "T-3"], { cwd: dir, env: { JPKI_PASSPHRASE: "wrong horse" } });
+    expect(wrong.stderr).toContain("ERR_PASSPHRASE_WRONG");
+    expect((await state()).some((x) => x.source === "notice:T-3")).toBe(false);
+    expect((await cli([...w(), "notices", "pending", "--json"], { cwd: dir })).json().held).toEqual([expect.objectContaining({ noticeId: "T-3" })]);
     const rel = await cli([...w(), "notices", "pending", "--release", "T-3", "--json"], { cwd: dir });
     expect(rel.code, rel.stderr).toBe(0);
     expect(rel.json()).toMatchObject({ released: 1, revocations: 2 });
     expect((await state()).filter((x) => x.source === "notice:T-3")).toHaveLength(2);
+    const s = await openWorkspace(ws);
+    try {
+      expect(await s.store.dirtyCas()).toEqual([]);
+    } finally {
+      await s.close();
+    }
+    // Releasing it again says it was applied, not that it is unknown.
+    const again = await cli([...w(), "notices", "pending", "--release", "T-3", "T-404"], { cwd: dir });
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain("not held: T-404; already applied: T-3");
   });
 
   it("a notice held under the old resident code is applied under the new one after a resident-code change", async () => {
@@ -231,6 +252,44 @@ describe("jpki notices ingest", () => {
   });
 });
 
+describe("jpki notices ingest: where the rejects go", () => {
+  it("a rejects directory that cannot be made fails the run before anything is applied, with a typed error", async () => {
+    // The workspace's rejects/ is a file (an operator's mistake, a full disk would do the same half-way).
+    rmSync(join(ws, "rejects"), { recursive: true, force: true });
+    writeFileSync(join(ws, "rejects"), "");
+    const file = writeJsonl(join(dir, "feed.jsonl"), [notice(1, residents[0]!, "death", 1), "{ not json"]);
+    // Before: the first batch was committed, then writing the second's reject crashed (ERR_INTERNAL, exit 70,
+    // a stack trace), and so did every rerun.
+    const res = await cli([...w(), "notices", "ingest", file, "--batch-size", "1", "--json"], { cwd: dir });
+    expect(res.code, res.stderr).toBe(2);
+    expect(JSON.parse(res.stderr).error).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining("reject file directory") });
+    expect(res.stderr).not.toMatch(/\n\s+at /);
+    expect(await state()).toEqual([]);
+    // Once it is a directory again, the same command takes the file.
+    rmSync(join(ws, "rejects"));
+    const again = await cli([...w(), "notices", "ingest", file, "--batch-size", "1", "--json"], { cwd: dir });
+    expect(again.code).toBe(13);
+    expect(again.json()).toMatchObject({ read: 2, applied: 1, rejected: 1 });
+  });
+
+  it("a reject file that cannot be written half-way is ERR_FILE_UNUSABLE naming it, not a crash", () => {
+    // Its name taken by a directory once the run is under way: the final rename fails (as a full disk fails a write).
+    const target = join(dir, "taken.rejects.jsonl");
+    const f = new RejectFile(target);
+    f.write({ line: 1, code: "ERR_IMPORT_FORMAT", message: "line 1: malformed JSON" });
+    mkdirSync(join(target, "inside"), { recursive: true });
+    let thrown: unknown;
+    try {
+      f.close();
+    } catch (e) {
+      thrown = e;
+    }
+    f.abandon();
+    expect(thrown).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining(`reject file ${target}: cannot be written`) });
+    expect(listFiles(dir).filter((x) => x.endsWith(".tmp"))).toEqual([]);
+  });
+});
+
 describe("jpki registry apply and jpki watch", () => {
   it("registry apply updates the records so the next issuance certifies the new items", async () => {
     const r = residents[0]!;
@@ -254,11 +313,24 @@ describe("jpki registry apply and jpki watch", () => {
     writeFileSync(join(spool, "002.csv"), "noticeId,noticeId\nX-1,X-1\n");
     writeFileSync(join(spool, "004.csv"), "noticeId,residentCode\nX-1,12345678901\n"); // readable, every notice bad
     writeJsonl(join(spool, ".003.jsonl"), [notice(3, residents[1]!, "death", 1)]); // still being written: ignored
+    // Entries that are not regular files go to failed/ unread: a FIFO no producer ever opens (reading it blocked
+    // the watcher for good, SIGTERM included), a symbolic link to a file outside the spool (it was followed and
+    // its notice applied), a directory.
+    execFileSync("mkfifo", [join(spool, "005.jsonl")]);
+    symlinkSync(writeJsonl(join(dir, "elsewhere.jsonl"), [notice(6, residents[2]!, "death", 1)]), join(spool, "006.jsonl"));
+    mkdirSync(join(spool, "007.jsonl"));
     const res = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
     expect(res.code, res.stderr).toBe(0);
-    expect(res.json()).toMatchObject({ files: 3, failed: 1 });
+    expect(res.json()).toMatchObject({ files: 6, failed: 4 });
     expect(listFiles(join(spool, "done"))).toEqual(["001.jsonl", "004.csv", "004.csv.rejects.jsonl"]);
-    expect(listFiles(join(spool, "failed"))).toEqual(["002.csv", "002.csv.error.json"]);
+    expect(listFiles(join(spool, "failed"))).toEqual(
+      ["002.csv", "005.jsonl", "006.jsonl", "007.jsonl"].flatMap((f) => [f, `${f}.error.json`]),
+    );
+    const why = (f: string) => JSON.parse(readFileSync(join(spool, "failed", `${f}.error.json`), "utf8")) as { code: string; message: string };
+    expect(why("005.jsonl")).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining("is a FIFO (named pipe), not a regular file") });
+    expect(why("006.jsonl")).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining("is a symbolic link") });
+    expect(why("007.jsonl")).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining("is a directory") });
+    expect((await state()).filter((x) => x.source === "notice:T-6")).toEqual([]);
     expect(listFiles(join(spool, "processing"))).toEqual([]);
     expect(existsSync(join(spool, ".003.jsonl"))).toBe(true);
     expect((await state()).filter((x) => x.source === "notice:T-1")).toHaveLength(2);

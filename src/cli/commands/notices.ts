@@ -96,11 +96,18 @@ Examples:
     .option("--limit <n>", "how many to list", "100")
     .action(async (o: { release?: string[]; releaseAll?: boolean; limit: string }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
+      const limit = Number(o.limit);
+      // Checked like --batch-size: "abc" listed 100 and -1 listed every held notice, however many.
+      if (!/^\d+$/.test(o.limit.trim()) || limit < 1 || limit > 100_000) throw new JpkiError("ERR_USAGE", "--limit must be a whole number from 1 to 100000");
       const { CrlUpdater, NoticeIngestor } = await library();
       if (o.release || o.releaseAll) {
         const passphrase = await ctx.passphrase();
         await withWorkspace(ctx, async (ws) => {
           const updater = new CrlUpdater(ws, passphrase);
+          // The CA keys are unlocked before anything is released, as for ingest: a wrong passphrase found only
+          // when publishing left the release committed, its revocations off every CRL, and the retry refused
+          // with "not held".
+          await updater.preflight();
           const r = await new NoticeIngestor({ store: ws.store, clock: ws.clock }).release(o.releaseAll ? undefined : o.release);
           const crls = (await updater.regenerateDirty()).filter((c) => !c.superseded);
           const out = { ...r, crls: crls.map((c) => ({ ca: c.caId, number: c.number.toString(), entries: c.entries })) };
@@ -109,7 +116,7 @@ Examples:
         return;
       }
       await withWorkspace(ctx, async (ws) => {
-        const held = await ws.store.listHeldNotices(Number(o.limit) || 100);
+        const held = await ws.store.listHeldNotices(limit);
         const rows = await Promise.all(
           held.map(async (h) => {
             const last = (await ws.store.loadNoticeContext({ noticeIds: [], residentCodes: [h.residentCode] })).lastSequence.get(h.residentCode) ?? 0;
