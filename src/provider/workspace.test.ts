@@ -1,5 +1,5 @@
 /** The provider workspace's files are checked when read: damage and bad settings are typed errors, not surprises. */
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -11,7 +11,9 @@ import { SoftwareSigner } from "../pki/signer.js";
 import { basicConstraints, keyUsage } from "../profile/extensions.js";
 import { encodeName } from "../profile/names.js";
 import { EXT_OID } from "../profile/oids.js";
-import { providerPaths, readProviderConfig, readProviderState, trustedCaOf } from "./workspace.js";
+import { FixedClock } from "../pki/clock.js";
+import { parseCrl } from "../validation/crl.js";
+import { initProvider, openProviderCa, providerPaths, publishProviderCrl, readProviderConfig, readProviderState, trustedCaOf, writeProviderState } from "./workspace.js";
 
 const dir = () => mkdtempSync(join(tmpdir(), "jpki-provider-unit-"));
 const link = (over: Record<string, unknown> = {}) => ({ serial: "0a", certificate: "", customerId: "c", public: { caId: "13-sig", serial: "0b" }, ...over });
@@ -63,5 +65,38 @@ describe("provider workspace files", () => {
     const foreign = await make([["countryName", "JP"], ["organizationName", "Some CA"]]);
     expect(() => trustedCaOf(foreign)).toThrow(expect.objectContaining({ code: "ERR_CA_INVALID" }));
     expect(() => trustedCaOf(Buffer.from("not a certificate"))).toThrow(expect.objectContaining({ code: "ERR_DER_MALFORMED" }));
+  });
+});
+
+describe("the provider's CRL", () => {
+  it("keeps an expired certificate's entry until a CRL issued after its notAfter has listed it, however late that CRL comes (RFC 5280 §3.3)", async () => {
+    const signer = new SoftwareSigner(await generateRsaKey(2048));
+    const name = encodeName([["countryName", "JP"], ["organizationName", "JPKI"], ["organizationalUnitName", "JPKI for digital signature"], ["organizationalUnitName", "Tokyo-to"]]);
+    const tbs = encodeTbs({
+      serial: randomSerial(), signatureAlgorithm: signer.algorithmIdentifier, issuer: name, subject: name, spki: signer.spki,
+      notBefore: new Date("2026-01-01T00:00:00Z"), notAfter: new Date("2036-01-01T00:00:00Z"),
+      extensions: [extension(EXT_OID.keyUsage, true, keyUsage(["keyCertSign", "cRLSign"])), extension(EXT_OID.basicConstraints, true, basicConstraints(true))],
+    });
+    const anchor = assembleCertificate(tbs, signer.algorithmIdentifier, await signer.sign(tbs));
+    const d = join(dir(), "prov");
+    const DAY = 86_400_000;
+    const expiry = Date.parse("2027-06-01T00:00:00Z");
+    await initProvider({ dir: d, name: "Example Bank", endpoint: "http://127.0.0.1:1/", trustAnchors: [anchor], passphrase: "pw", clock: new FixedClock(new Date(expiry - 30 * DAY)), crlLifetimeHours: 24 * 30 });
+    const paths = providerPaths(d);
+    const state = readProviderState(paths);
+    // a certificate revoked before it expired (the CRL holds serial, revocation time and reason, the link its notAfter)
+    writeProviderState(paths, { ...state, links: [link({ serial: "0c", issuedAt: expiry - 400 * DAY, notAfter: expiry, requestSha256: "x", keyGenerated: false, sameKey: true, revoked: { at: expiry - 2 * DAY, reason: 1 } })] as never });
+    const ca = openProviderCa(paths, "pw");
+    const config = readProviderConfig(paths);
+    const listed = () => parseCrl(readFileSync(paths.crl)).entries.size;
+    const publish = (at: number) => publishProviderCrl(paths, config, ca, new FixedClock(new Date(at)));
+    await publish(expiry - DAY);
+    expect(listed()).toBe(1);
+    // the next CRL comes 20 days after notAfter (no pass for weeks): no CRL issued after notAfter has listed it yet
+    await publish(expiry + 20 * DAY);
+    expect(listed()).toBe(1);
+    // now one has, and the grace has passed: the entry goes
+    await publish(expiry + 21 * DAY);
+    expect(listed()).toBe(0);
   });
 });

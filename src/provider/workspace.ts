@@ -482,6 +482,15 @@ export function publishedCrlNumber(paths: ProviderPaths): bigint {
   }
 }
 
+/** The thisUpdate of the provider's published CRL, ms; undefined when there is none it can read. */
+function publishedCrlThisUpdate(paths: ProviderPaths): number | undefined {
+  try {
+    return parseCrl(readFileSync(paths.crl)).thisUpdate.getTime();
+  } catch {
+    return undefined;
+  }
+}
+
 /** Days an expired certificate stays on the provider's CRL, as the public CAs keep theirs (JPKI.md: 7 days). */
 const EXPIRED_GRACE_MS = 7 * 86_400_000;
 
@@ -516,7 +525,11 @@ export async function publishProviderCrl(paths: ProviderPaths, config: ProviderC
   const thisUpdate = new Date(Math.floor(clock.now().getTime() / 1000) * 1000);
   const nextUpdate = new Date(Math.min(thisUpdate.getTime() + config.crlLifetimeHours * 3600_000, ca.notAfter.getTime()));
   if (nextUpdate.getTime() <= thisUpdate.getTime()) throw new JpkiError("ERR_CA_INVALID", "the provider CA's certificate has expired: it signs no CRL");
-  const keepAfter = thisUpdate.getTime() - EXPIRED_GRACE_MS;
+  // RFC 5280 §3.3: an entry stays until a CRL issued after the certificate's notAfter has listed it; the grace only
+  // adds time. So the cut-off is also no later than the previous CRL's thisUpdate (none yet: nothing is dropped).
+  // With the grace alone, a CRL coming more than the grace after a notAfter (no follow pass for a quiet week)
+  // dropped an entry no CRL issued after that notAfter had listed (as the public CAs' CRLs did: crl/publisher.ts).
+  const keepAfter = Math.min(thisUpdate.getTime() - EXPIRED_GRACE_MS, publishedCrlThisUpdate(paths) ?? -Infinity);
   const entries = state.links
     .filter((l) => l.revoked && l.notAfter > keepAfter)
     .map((l) => ({ serial: l.serial, revokedAt: new Date(l.revoked!.at), reason: l.revoked!.reason }))
