@@ -538,7 +538,11 @@ export interface BridgeArl {
 export async function refreshBridgeArl(ws: Workspace, passphrase: string, opts: { readonly marginMs: number; readonly force?: boolean }): Promise<BridgeArl | undefined> {
   const paths = bridgePaths(ws.paths.root);
   if (!existsSync(paths.key)) return undefined;
-  const due = () => opts.force || !existsSync(paths.arl) || arlNextUpdate(paths.arl) - ws.clock.now().getTime() <= opts.marginMs;
+  // Also due when the ARL in place is numbered below the number state.json last reserved: a publication that died
+  // after reserving, or a restore, which moves the numbering past the gap while the file put back keeps the
+  // backup's number (below what verifiers have seen) until its nextUpdate nears.
+  const due = () =>
+    opts.force || !existsSync(paths.arl) || arlNumberOf(paths.arl) < BigInt(readState(paths).arlNumber) || arlNextUpdate(paths.arl) - ws.clock.now().getTime() <= opts.marginMs;
   if (!due()) return undefined;
   return withBridgeLock(paths, async () => {
     if (!due()) return undefined; // another process refreshed it meanwhile
@@ -568,6 +572,15 @@ export function bridgeArlPublished(arl: BridgeArl): PublishedCrl {
 }
 
 /** The nextUpdate of the ARL at `path` (ms), or 0 when it does not parse (then it is refreshed). */
+/** The CRL number of the ARL file, 0 when it cannot be read. */
+function arlNumberOf(path: string): bigint {
+  try {
+    return parseCrl(readFileSync(path)).crlNumber ?? 0n;
+  } catch {
+    return 0n;
+  }
+}
+
 function arlNextUpdate(path: string): number {
   try {
     return parseCrl(readFileSync(path)).nextUpdate?.getTime() ?? 0;
