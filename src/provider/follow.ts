@@ -143,8 +143,11 @@ export async function refreshPublicCrl(paths: ProviderPaths, endpoint: string, c
   const held = heldPublicCrl(paths, ca.caId, seen);
   const headers: Record<string, string> = {};
   if (o.bearerToken) headers.authorization = `Bearer ${o.bearerToken}`;
-  if (held && seen?.etag) headers["if-none-match"] = seen.etag;
-  if (held && seen?.lastModified) headers["if-modified-since"] = seen.lastModified;
+  // Validators belong to the resource that gave them (RFC 9110 §8.8): after the endpoint moved (config.json), the
+  // old one's ETag or date said nothing of the new URL, and a 304 to it kept the provider on the old CRL.
+  const validators = held && seen?.url === url;
+  if (validators && seen?.etag) headers["if-none-match"] = seen.etag;
+  if (validators && seen?.lastModified) headers["if-modified-since"] = seen.lastModified;
   // A 304 means "the one you hold is current" only in answer to a conditional request (RFC 9110 §15.4.5). Given to
   // a plain GET (the endpoint sent no ETag nor Last-Modified before), it says nothing, and taking it for "not
   // modified" left the provider on its old CRL, reporting all well, for as long as the endpoint kept answering so.

@@ -278,6 +278,23 @@ describe("jpki provider", () => {
     expect((await followPublicCrls({ dir: prov, passphrase, clock: systemClock, bearerToken: token })).crls[0]).toMatchObject({ status: "not-modified" });
   });
 
+  it("sends no validators of another URL: after the endpoint moved, the first request is unconditional", async () => {
+    const passphrase = "correct horse";
+    const token = readFileSync(tokenFile, "utf8").trim();
+    expect((await followPublicCrls({ dir: prov, passphrase, clock: systemClock, bearerToken: token })).crls[0]!.status).toMatch(/downloaded|not-modified/);
+    // what was seen was recorded against another endpoint (the operator changed config.json's endpoint since)
+    const stateFile = join(prov, "state.json");
+    const state = JSON.parse(readFileSync(stateFile, "utf8"));
+    expect(state.publicCrls["13-sig"].etag).toBeDefined();
+    state.publicCrls["13-sig"].url = "http://old-endpoint.example/crl/13-sig.crl";
+    writeFileSync(stateFile, JSON.stringify(state));
+    const asked: Array<string | null> = [];
+    const held = readFileSync(join(prov, "public-crl", "13-sig.crl"));
+    const record: typeof fetch = async (_u, init) => (asked.push(new Headers(init?.headers).get("if-none-match")), new Response(held, { status: 200 }));
+    await followPublicCrls({ dir: prov, passphrase, clock: systemClock, fetch: record });
+    expect(asked).toEqual([null]);
+  });
+
   it("revokes one of its certificates by hand, once", async () => {
     const dave = (await ok(["--json", "provider", "list", ...p()])).json().certificates.find((c: { status: string }) => c.status === "valid");
     writeFileSync(join(dir, "dave.bank.pem"), (await ok(["--json", "provider", "show", dave.serial, ...p()])).json().certificatePem);
