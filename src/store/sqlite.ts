@@ -1029,7 +1029,7 @@ export class SqliteStore implements Store {
    * answers, hundreds a second): every APPENDS_PER_CHECKPOINT of them the checkpointer thread copies the WAL back,
    * not this thread. Left to SQLite's automatic checkpoint, the serving thread copied every 16384 frames and
    * waited on two fsyncs inside a commit — tens of milliseconds in which no answer went out and the engine's
-   * thread ran dry (bench api: ≈ 9 % more answers a second without it). No wait for the copy here, unlike the
+   * thread ran dry (bench api: ≈ 8 % more answers a second without it). No wait for the copy here, unlike the
    * bulk writers: each append is small, and the connection's own automatic checkpoint (raised to
    * BULK_AUTOCHECKPOINT) still bounds the WAL should the thread fall behind.
    */
