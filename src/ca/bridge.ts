@@ -53,7 +53,7 @@ import type { WorkspaceConfig } from "../workspace/config.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { buildCrl } from "../crl/builder.js";
 import { arlIssuingDistributionPoint, certificateExtension } from "../crl/scope.js";
-import { parseCrl } from "../validation/crl.js";
+import { readCrlFile } from "../validation/crl.js";
 import { assembleCertificate, encodeTbs } from "./certificate.js";
 import { caUrls } from "./ids.js";
 import { endOfJstDay } from "./validity.js";
@@ -384,14 +384,9 @@ function currentCross(state: BridgeState, rec: CaRecord, bridge: Issuer): Stored
 
 /** The next ARL number: past the state's and past the published ARL's (a state file lost or restored from an old backup). */
 function nextArlNumber(paths: BridgePaths, state: BridgeState): bigint {
-  let n = BigInt(state.arlNumber);
-  try {
-    const published = parseCrl(readFileSync(paths.arl)).crlNumber;
-    if (published !== undefined && published > n) n = published;
-  } catch {
-    // none published, or unreadable: the state's number
-  }
-  return n + 1n;
+  // none published, or unreadable: the state's number
+  const published = readCrlFile(paths.arl)?.crlNumber;
+  return (published !== undefined && published > BigInt(state.arlNumber) ? published : BigInt(state.arlNumber)) + 1n;
 }
 
 /**
@@ -541,8 +536,13 @@ export async function refreshBridgeArl(ws: Workspace, passphrase: string, opts: 
   // Also due when the ARL in place is numbered below the number state.json last reserved: a publication that died
   // after reserving, or a restore, which moves the numbering past the gap while the file put back keeps the
   // backup's number (below what verifiers have seen) until its nextUpdate nears.
-  const due = () =>
-    opts.force || !existsSync(paths.arl) || arlNumberOf(paths.arl) < BigInt(readState(paths).arlNumber) || arlNextUpdate(paths.arl) - ws.clock.now().getTime() <= opts.marginMs;
+  const due = () => {
+    if (opts.force) return true;
+    // An ARL that does not parse counts as none: it is published anew.
+    const arl = existsSync(paths.arl) ? readCrlFile(paths.arl) : undefined;
+    if (!arl) return true;
+    return (arl.crlNumber ?? 0n) < BigInt(readState(paths).arlNumber) || (arl.nextUpdate?.getTime() ?? 0) - ws.clock.now().getTime() <= opts.marginMs;
+  };
   if (!due()) return undefined;
   return withBridgeLock(paths, async () => {
     if (!due()) return undefined; // another process refreshed it meanwhile
@@ -571,23 +571,6 @@ export function bridgeArlPublished(arl: BridgeArl): PublishedCrl {
   };
 }
 
-/** The nextUpdate of the ARL at `path` (ms), or 0 when it does not parse (then it is refreshed). */
-/** The CRL number of the ARL file, 0 when it cannot be read. */
-function arlNumberOf(path: string): bigint {
-  try {
-    return parseCrl(readFileSync(path)).crlNumber ?? 0n;
-  } catch {
-    return 0n;
-  }
-}
-
-function arlNextUpdate(path: string): number {
-  try {
-    return parseCrl(readFileSync(path)).nextUpdate?.getTime() ?? 0;
-  } catch {
-    return 0;
-  }
-}
 
 /**
  * The Bridge's ARL: the cross-certificates it revoked (until their notAfter has passed by the workspace's

@@ -35,7 +35,7 @@ import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
 import { writeFileAtomic } from "../store/files.js";
 import { parseCertificate } from "../validation/certificate.js";
-import { parseCrl, type Crl } from "../validation/crl.js";
+import { parseCrl, readCrlFile, type Crl } from "../validation/crl.js";
 import { nameEquals } from "../validation/name.js";
 import { verifySignature, workingKeyOf } from "../validation/signature.js";
 import { privateReasonFor } from "./reasons.js";
@@ -312,13 +312,9 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     if (revoked.length) state = reserveCrlNumber(paths, state);
     writeProviderState(paths, state);
 
-    let due = false;
-    try {
-      const next = parseCrl(readFileSync(paths.crl)).nextUpdate?.getTime() ?? 0;
-      due = next - now.getTime() <= (config.crlLifetimeHours * 3600_000) / 2;
-    } catch {
-      due = true;
-    }
+    // none published, or one that does not parse: due
+    const published = readCrlFile(paths.crl);
+    const due = !published || (published.nextUpdate?.getTime() ?? 0) - now.getTime() <= (config.crlLifetimeHours * 3600_000) / 2;
     const crlCause = revoked.length ? "revocations" : unfinished ? "unfinished" : due ? "due" : undefined;
     if (!crlCause) return { crls, revoked };
     const crl = await publishProviderCrl(paths, config, openProviderCa(paths, o.passphrase), o.clock, state, { reserved: revoked.length > 0 });

@@ -47,7 +47,7 @@ import { writeFileAtomic } from "../store/files.js";
 import { sweepStaleTemps } from "../store/staging.js";
 import { caId } from "../ca/ids.js";
 import { describeJpkiAnchor } from "../validation/jpki.js";
-import { parseCrl } from "../validation/crl.js";
+import { readCrlFile } from "../validation/crl.js";
 
 export interface ProviderPaths {
   readonly root: string;
@@ -475,20 +475,7 @@ export interface ProviderCrl {
 
 /** The number of the provider CRL on disk, or 0 when there is none or it does not parse (then it is republished). */
 export function publishedCrlNumber(paths: ProviderPaths): bigint {
-  try {
-    return parseCrl(readFileSync(paths.crl)).crlNumber ?? 0n;
-  } catch {
-    return 0n;
-  }
-}
-
-/** The thisUpdate of the provider's published CRL, ms; undefined when there is none it can read. */
-function publishedCrlThisUpdate(paths: ProviderPaths): number | undefined {
-  try {
-    return parseCrl(readFileSync(paths.crl)).thisUpdate.getTime();
-  } catch {
-    return undefined;
-  }
+  return readCrlFile(paths.crl)?.crlNumber ?? 0n;
 }
 
 /** Days an expired certificate stays on the provider's CRL, as the public CAs keep theirs (JPKI.md: 7 days). */
@@ -529,7 +516,7 @@ export async function publishProviderCrl(paths: ProviderPaths, config: ProviderC
   // adds time. So the cut-off is also no later than the previous CRL's thisUpdate (none yet: nothing is dropped).
   // With the grace alone, a CRL coming more than the grace after a notAfter (no follow pass for a quiet week)
   // dropped an entry no CRL issued after that notAfter had listed (as the public CAs' CRLs did: crl/publisher.ts).
-  const keepAfter = Math.min(thisUpdate.getTime() - EXPIRED_GRACE_MS, publishedCrlThisUpdate(paths) ?? -Infinity);
+  const keepAfter = Math.min(thisUpdate.getTime() - EXPIRED_GRACE_MS, readCrlFile(paths.crl)?.thisUpdate.getTime() ?? -Infinity);
   const entries = state.links
     .filter((l) => l.revoked && l.notAfter > keepAfter)
     .map((l) => ({ serial: l.serial, revokedAt: new Date(l.revoked!.at), reason: l.revoked!.reason }))

@@ -3,6 +3,7 @@
  * CRL's scope (issuingDistributionPoint §5.2.5, deltaCRLIndicator §5.2.4, cRLNumber §5.2.3) and the entries
  * with the issuer each one speaks for (certificateIssuer §5.3.3 in indirect CRLs).
  */
+import { readFileSync } from "node:fs";
 import { EXT_OID } from "../profile/oids.js";
 import {
   bitStringBytes,
@@ -108,6 +109,18 @@ function parseIdp(value: Buffer): IssuingDistributionPoint {
     }
   }
   return { fullName, relativeName, onlySomeReasons, ...flags, der: Buffer.from(value) };
+}
+
+/**
+ * The CRL in a published file (ours: a Bridge ARL, a provider's CRL), or undefined when there is none or it does not
+ * parse — the callers then treat it as absent (publish anew, number from their own state).
+ */
+export function readCrlFile(path: string): Crl | undefined {
+  try {
+    return parseCrl(readFileSync(path));
+  } catch {
+    return undefined;
+  }
 }
 
 export function parseCrl(der: Uint8Array): Crl {
