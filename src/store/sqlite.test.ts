@@ -7,6 +7,7 @@ import { seedSweepFixture, storeContract } from "./contract.js";
 import { auditContract } from "./audit-contract.js";
 import Database from "better-sqlite3";
 import { MIGRATIONS, SCHEMA_VERSION, SqliteStore } from "./sqlite.js";
+import { copyStore } from "./copy.js";
 
 const fresh = () => Promise.resolve(SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db"), { create: true }));
 
@@ -185,6 +186,91 @@ describe("SqliteStore upgrade to the registry's outbox (version 17)", () => {
     const g3 = { id: "13-sig-g3", prefectureCode: "13", purpose: "signature" as const, certificateDer: Buffer.from("g3"), encryptedKeyPem: "k", keyId: Buffer.from("g3"), createdAt: new Date(6) };
     await s.putCaRollover(g3, { oldCaId: "13-sig-g2", newCaId: "13-sig-g3", createdAt: new Date(6) });
     expect((await s.listCaLinks()).map((l) => [l.newCaId, l.oldWithNew === undefined])).toEqual([["13-sig-g2", false], ["13-sig-g3", true]]);
+    await s.close();
+  });
+});
+
+describe("SqliteStore disclosure log index (version 22)", () => {
+  const rec = (residentCode: string | undefined, i: number) => ({
+    verifierId: "v-1", serial: i.toString(16), issuer: "13-sig", residentCode, purpose: "signature" as const, legalBasis: undefined,
+    at: new Date(i), validationTime: new Date(i), answer: "valid", itemsDisclosed: false,
+  });
+  const indexState = (path: string) => {
+    const db = new Database(path, { readonly: true });
+    try {
+      return {
+        indexed: db.prepare("SELECT count(*) FROM disclosures_by_resident").pluck().get(),
+        through: db.prepare("SELECT indexed_through FROM disclosure_index_state").pluck().get(),
+        newest: db.prepare("SELECT max(id) FROM disclosures").pluck().get(),
+      };
+    } finally {
+      db.close();
+    }
+  };
+
+  it("appends without touching the per-resident index, indexes in batches, and lists every record by resident across both", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const s = SqliteStore.open(path, { create: true });
+    const residents = ["12345678901", "22345678901", "32345678901", undefined];
+    const of = (r: string | undefined) => (i: number) => residents[i % 4] === r;
+    let n = 0;
+    try {
+      // A serving-path commit writes the table (and the audit log) only: the index waits for a batch.
+      await s.appendDisclosures(Array.from({ length: 11 }, () => rec(residents[n % 4], n++)));
+      await s.recordStatusChecks([], Array.from({ length: 5 }, () => rec(residents[n % 4], n++)));
+      expect(indexState(path)).toEqual({ indexed: 0, through: 0, newest: 16 });
+      expect((await s.listDisclosures({ residentCode: "12345678901" })).map((d) => d.at.getTime())).toEqual([0, 4, 8, 12]);
+      // Past a batch's worth, the commit that crosses it indexes everything before it.
+      while (n < 4200) await s.appendDisclosures(Array.from({ length: 100 }, () => rec(residents[n % 4], n++)));
+      const after = indexState(path);
+      expect(after.through).toBeGreaterThanOrEqual(4096);
+      expect(after.through).toBeLessThan(4200);
+      expect(after.indexed).toBe((after.through as number) - Math.floor((after.through as number) / 4)); // no row without a resident
+      // Indexed and tail together, in order, the limit counting both.
+      const all = Array.from({ length: n }, (_, i) => i).filter(of("22345678901"));
+      expect((await s.listDisclosures({ residentCode: "22345678901", limit: 100_000 })).map((d) => d.at.getTime())).toEqual(all);
+      expect((await s.listDisclosures({ residentCode: "22345678901", limit: 1050 })).map((d) => d.at.getTime())).toEqual(all.slice(0, 1050));
+      // A changed resident code (住民票コード変更) moves indexed and unindexed records alike.
+      await s.commitNoticeBatch({ noticeIds: [], residentCodes: ["22345678901", "42345678901"] }, () => ({
+        commit: { at: new Date(9e6), notices: [], sequences: [], relinks: [{ from: "22345678901", to: "42345678901" }], dirtyCas: [], revocations: [] },
+      }));
+      expect(await s.listDisclosures({ residentCode: "22345678901" })).toEqual([]);
+      const moved = await s.listDisclosures({ residentCode: "42345678901", limit: 100_000 });
+      expect(moved.map((d) => d.at.getTime())).toEqual(all);
+      expect(new Set(moved.map((d) => d.residentCode))).toEqual(new Set(["42345678901"]));
+    } finally {
+      await s.close();
+    }
+    // What this connection left unindexed goes under the index when it closes.
+    const closed = indexState(path);
+    expect(closed.through).toBe(n);
+    expect(closed.indexed).toBe(n - n / 4);
+    const again = SqliteStore.open(path);
+    expect((await again.listDisclosures({ residentCode: "42345678901", limit: 100_000 })).length).toBe(n / 4);
+    // A copy (jpki store copy, a restore) arrives indexed: no reader of the copy scans a tail of every record.
+    const copyPath = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const copy = SqliteStore.open(copyPath, { create: true });
+    await copyStore(again, copy);
+    await again.close();
+    expect(indexState(copyPath)).toEqual({ indexed: n - n / 4, through: n, newest: n });
+    expect((await copy.listDisclosures({ residentCode: "42345678901", limit: 100_000 })).map((d) => d.at.getTime())).toEqual(
+      Array.from({ length: n }, (_, i) => i).filter((i) => i % 4 === 1),
+    );
+    await copy.close();
+  });
+
+  it("opens a version-21 store: its disclosure records are indexed by resident and listed as before", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const db = new Database(path);
+    for (const m of MIGRATIONS.slice(0, 21)) typeof m === "string" ? db.exec(m) : m(db);
+    const ins = db.prepare("INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed) VALUES ('v-1', ?, '13-sig', ?, 'signature', NULL, ?, ?, 'valid', 0)");
+    for (let i = 0; i < 30; i++) ins.run(i.toString(16), i % 3 ? "12345678901" : null, i, i);
+    db.pragma("user_version = 21");
+    db.pragma(`application_id = ${0x4a504b49}`);
+    db.close();
+    const s = SqliteStore.open(path);
+    expect(indexState(path)).toEqual({ indexed: 20, through: 30, newest: 30 });
+    expect((await s.listDisclosures({ residentCode: "12345678901" })).map((d) => d.serial)).toEqual(Array.from({ length: 30 }, (_, i) => i).filter((i) => i % 3).map((i) => i.toString(16)));
     await s.close();
   });
 });

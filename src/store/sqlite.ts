@@ -395,6 +395,25 @@ export const MIGRATIONS: readonly Migration[] = [
   DROP TABLE ca_links;
   ALTER TABLE ca_links_v21 RENAME TO ca_links;
   `,
+  // 22: the disclosure log's per-resident index is kept apart and brought up to date in batches (#indexDisclosures),
+  // not by every commit of jpki serve. An index on disclosures put each record on a leaf page of its resident's
+  // own: a group of 11 answers wrote ≈ 17 WAL frames, ≈ 11 µs per record more than the table alone, on the
+  // thread that answers. Sorted by resident in a batch of thousands, records of one resident share their pages.
+  // What the index does not cover yet (ids above indexed_through) a reader scans: a bounded tail.
+  `
+  CREATE TABLE disclosures_by_resident (
+    resident_code TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    PRIMARY KEY (resident_code, id)
+  ) WITHOUT ROWID;
+  INSERT INTO disclosures_by_resident (resident_code, id) SELECT resident_code, id FROM disclosures WHERE resident_code IS NOT NULL ORDER BY resident_code, id;
+  DROP INDEX disclosures_resident;
+  CREATE TABLE disclosure_index_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    indexed_through INTEGER NOT NULL
+  );
+  INSERT INTO disclosure_index_state (id, indexed_through) SELECT 1, coalesce(max(id), 0) FROM disclosures;
+  `,
 ];
 
 /**
@@ -475,8 +494,16 @@ const STATUS_CHECK_NEXT_KEY = "status_checks.next_id";
 /** The next liveness-check id: above every row, and at least the floor skipStatusCheckIds set. */
 const NEXT_STATUS_CHECK_ID = `SELECT max(coalesce((SELECT max(id) FROM status_checks), 0) + 1, coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '${STATUS_CHECK_NEXT_KEY}'), 1)) AS n`;
 
+/** The newest disclosure record the per-resident index covers (migration 22). */
+const DISCLOSURES_INDEXED_THROUGH = "SELECT indexed_through FROM disclosure_index_state WHERE id = 1";
 /** Serving-path commits (disclosures, liveness checks) between two checkpoints on the checkpointer's thread. */
 const APPENDS_PER_CHECKPOINT = 64;
+/**
+ * Disclosure records a connection appends before its next append also brings the per-resident index up to date
+ * (migration 22). Batches this size let the records of one resident share index pages; what a reader scans
+ * beyond the index stays this short (per connection appending).
+ */
+const DISCLOSURES_PER_INDEX = 4096;
 /** Bulk commits between two waits for the checkpointer thread (store/checkpointer.ts). */
 const SETTLE_EVERY = 4;
 
@@ -876,7 +903,10 @@ export class SqliteStore implements Store {
       relinkHeld: db.prepare("UPDATE notices SET resident_code = ? WHERE resident_code = ? AND status = 'held'"),
       relinkSeq: db.prepare("UPDATE OR REPLACE resident_sequences SET resident_code = ? WHERE resident_code = ?"),
       // The disclosure log follows the certificates it names: the resident asks under the code held now.
-      relinkDisclosures: db.prepare("UPDATE disclosures SET resident_code = ? WHERE resident_code = ?"),
+      // By the per-resident index and the tail it does not cover yet (migration 22), then the index itself.
+      relinkDisclosuresIndexed: db.prepare("UPDATE disclosures SET resident_code = @to WHERE id IN (SELECT id FROM disclosures_by_resident WHERE resident_code = @from)"),
+      relinkDisclosuresTail: db.prepare(`UPDATE disclosures SET resident_code = @to WHERE id > (${DISCLOSURES_INDEXED_THROUGH}) AND resident_code = @from`),
+      relinkDisclosureIndex: db.prepare("UPDATE disclosures_by_resident SET resident_code = @to WHERE resident_code = @from"),
       bumpRevision: db.prepare(
         "INSERT INTO crl_state (ca_id, revision, published_revision) VALUES (?, 1, 0) ON CONFLICT (ca_id) DO UPDATE SET revision = revision + 1",
       ),
@@ -1008,6 +1038,17 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    if (this.#unindexedDisclosures && this.#db.open) {
+      // What this connection appended goes under the per-resident index before it closes. Should that fail (another
+      // writer holds the lock), nothing is lost: readers scan what the index does not cover, and the next append
+      // batch indexes it.
+      try {
+        this.#db.transaction(() => this.#indexDisclosures()).immediate();
+        this.#unindexedDisclosures = 0;
+      } catch {
+        /* the records stay readable through the unindexed tail */
+      }
+    }
     const cp = this.#checkpointer;
     this.#checkpointer = undefined;
     await cp?.close();
@@ -1787,7 +1828,9 @@ export class SqliteStore implements Store {
           st.relinkCertified.run(r.to, r.from);
           st.relinkSeq.run(r.to, r.from);
           st.relinkHeld.run(r.to, r.from);
-          st.relinkDisclosures.run(r.to, r.from);
+          st.relinkDisclosuresIndexed.run(r);
+          st.relinkDisclosuresTail.run(r);
+          st.relinkDisclosureIndex.run(r);
         }
         const log = this.#revocationLog();
         for (const r of b.revocations) {
@@ -1937,10 +1980,48 @@ export class SqliteStore implements Store {
     const write = this.#db.transaction(() => {
       for (const d of records) ins.run(...disclosureValues(d));
       for (const e of queryAudits([], records)) this.#appendAudit(e);
+      return this.#indexDisclosuresEvery(records.length);
     });
-    await this.#withoutBlockingWait("recording disclosures", () => write.immediate());
+    this.#unindexedDisclosures = await this.#withoutBlockingWait("recording disclosures", () => write.immediate());
     this.#afterAppend();
   }
+
+  /** Records this connection appended to the disclosure log since it last indexed them (DISCLOSURES_PER_INDEX). */
+  #unindexedDisclosures = 0;
+
+  /**
+   * In an append's transaction: once this connection has appended DISCLOSURES_PER_INDEX records, brings the
+   * per-resident index up to date in the same commit (so no append is ever answered as failed for the index's
+   * sake). Returns the records appended and not yet indexed by this connection after the commit.
+   */
+  #indexDisclosuresEvery(appended: number): number {
+    const unindexed = this.#unindexedDisclosures + appended;
+    if (unindexed < DISCLOSURES_PER_INDEX) return unindexed;
+    this.#indexDisclosures();
+    return 0;
+  }
+
+  /**
+   * Brings disclosures_by_resident up to the newest disclosure record, in the caller's transaction: the records
+   * above the mark, sorted by resident, so one resident's go onto the same index pages.
+   */
+  #indexDisclosures(): void {
+    const st = (this.#disclosureIndexStmts ??= {
+      through: this.#db.prepare(DISCLOSURES_INDEXED_THROUGH).pluck(),
+      newest: this.#db.prepare("SELECT coalesce(max(id), 0) FROM disclosures").pluck(),
+      index: this.#db.prepare(
+        "INSERT INTO disclosures_by_resident (resident_code, id) SELECT resident_code, id FROM disclosures WHERE id > ? AND id <= ? AND resident_code IS NOT NULL ORDER BY resident_code, id",
+      ),
+      mark: this.#db.prepare("UPDATE disclosure_index_state SET indexed_through = ? WHERE id = 1"),
+    });
+    const from = st.through.get() as number;
+    const to = st.newest.get() as number;
+    if (to <= from) return;
+    st.index.run(from, to);
+    st.mark.run(to);
+  }
+
+  #disclosureIndexStmts: { through: Database.Statement; newest: Database.Statement; index: Database.Statement; mark: Database.Statement } | undefined;
 
   /**
    * Runs a short write transaction that another process may be holding the write lock against — `jpki serve
@@ -1950,17 +2031,16 @@ export class SqliteStore implements Store {
    * after an asynchronous pause (requests go on; their records gather for the next write), until the
    * connection's usual busy timeout has passed, then ERR_WORKSPACE_LOCKED as before.
    */
-  async #withoutBlockingWait(what: string, f: () => void): Promise<void> {
+  async #withoutBlockingWait<T>(what: string, f: () => T): Promise<T> {
     const deadline = performance.now() + BUSY_TIMEOUT_MS;
     for (let pause = 1; ; pause = Math.min(pause * 2, 20)) {
       try {
         this.#db.pragma("busy_timeout = 0");
         try {
-          f();
+          return f();
         } finally {
           this.#db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
         }
-        return;
       } catch (e) {
         if ((e as { code?: string }).code !== "SQLITE_BUSY" || performance.now() >= deadline) throw storeError(e, what);
       }
@@ -1970,7 +2050,14 @@ export class SqliteStore implements Store {
 
   listDisclosures(q: { residentCode: string; limit?: number }): Promise<DisclosureRecord[]> {
     return this.#run("reading disclosures", () => {
-      const rows = this.#db.prepare("SELECT * FROM disclosures WHERE resident_code = ? ORDER BY id LIMIT ?").all(q.residentCode, q.limit ?? 1000) as DisclosureRowDb[];
+      // The per-resident index, and the newest records it does not cover yet (#indexDisclosures), one snapshot.
+      const rows = this.#db
+        .prepare(
+          `SELECT d.* FROM disclosures_by_resident r JOIN disclosures d ON d.id = r.id WHERE r.resident_code = @resident
+           UNION ALL SELECT * FROM disclosures WHERE id > (${DISCLOSURES_INDEXED_THROUGH}) AND resident_code = @resident
+           ORDER BY id LIMIT @limit`,
+        )
+        .all({ resident: q.residentCode, limit: q.limit ?? 1000 }) as DisclosureRowDb[];
       return rows.map(toDisclosure);
     });
   }
@@ -2001,8 +2088,9 @@ export class SqliteStore implements Store {
       for (const c of checks) ins.run(id++, ...statusCheckValues(c));
       for (const d of disclosures) disc.run(...disclosureValues(d));
       for (const e of queryAudits(checks, disclosures)) this.#appendAudit(e);
+      return this.#indexDisclosuresEvery(disclosures.length);
     });
-    await this.#withoutBlockingWait("recording liveness checks", () => write.immediate());
+    this.#unindexedDisclosures = await this.#withoutBlockingWait("recording liveness checks", () => write.immediate());
     this.#afterAppend();
   }
 
@@ -2521,6 +2609,7 @@ export class SqliteStore implements Store {
       // The registry side's copy of the issuance information is not a kind of its own in a dump: in one store
       // it is exactly the unrevoked certificates' (every transaction that issues or revokes keeps it so).
       db.exec(REGISTER_UNREVOKED);
+      this.#indexDisclosures();
       db.exec("COMMIT");
       committed = true;
       return counts;
