@@ -64,7 +64,7 @@ if (wanted("notices")) {
   }
 }
 if (wanted("serve")) storeBenches.push({ bench: "serve", size: undefined, run: async (b) => (await import("./serve.js")).benchServe(b, { seconds: env("JPKI_BENCH_SERVE_SECONDS", 5) }) });
-if (wanted("api")) storeBenches.push({ bench: "api", size: undefined, run: async (b) => (await import("./verifier-api.js")).benchVerifierApi(b, { seconds: env("JPKI_BENCH_API_SECONDS", 5) }) });
+if (wanted("api")) storeBenches.push({ bench: "api", size: undefined, run: async (b) => (await import("./verifier-api.js")).benchVerifierApi(b, { seconds: env("JPKI_BENCH_API_SECONDS", 5), connections: env("JPKI_BENCH_API_CONNECTIONS", 32) }) });
 if (wanted("crl")) {
   for (const entries of scale ? scaleSizes : [env("JPKI_BENCH_CRL_ENTRIES", 1_000_000)]) {
     storeBenches.push({

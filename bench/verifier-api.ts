@@ -269,7 +269,7 @@ export async function benchVerifierApi(backend: Backend, opts: { seconds?: numbe
     const port = await freePort();
     // JPKI_BENCH_PROFILE: the server's profile too (node writes it when the process exits on SIGTERM).
     const prof = process.env.JPKI_BENCH_PROFILE;
-    child = await start([...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", "verifier-api-serve.cpuprofile"] : []), BIN, "--workspace", join(dir, "ws"), "serve", "--listen", `127.0.0.1:${port}`, "--workers", "1", "--access-log", join(dir, "access.log")], {
+    child = await start([...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof] : []), BIN, "--workspace", join(dir, "ws"), "serve", "--listen", `127.0.0.1:${port}`, "--workers", "1", "--access-log", join(dir, "access.log")], {
       ...process.env,
       ...storeEnv,
       JPKI_PASSPHRASE: "bench",
@@ -302,6 +302,13 @@ export async function benchVerifierApi(backend: Backend, opts: { seconds?: numbe
     // Warm-up, not counted, as long as a run: the server's JIT (its optimizing compiles run on other threads and
     // were still at work through a 2 s warm-up) and the engine thread's CRL index; the in-process baseline is warm too.
     await primary();
+    // JPKI_BENCH_API_HOLD=SECONDS: the warm server stays up that long before the runs, for a profiler or a tracer
+    // (`node dist/bench/http-load.js SPEC` drives it by hand).
+    const hold = Number(process.env.JPKI_BENCH_API_HOLD ?? 0);
+    if (hold > 0) {
+      log(`hold: jpki serve pid ${child.pid}, load spec ${specFile}, for ${hold} s`);
+      await new Promise((r) => setTimeout(r, hold * 1000));
+    }
     // The baseline is sampled again after each run and the best kept, as the best run is: this host's speed drifts
     // by ±20 % over minutes, and a baseline measured only before the runs made the ratio swing with it.
     const engineSamples = [engine];

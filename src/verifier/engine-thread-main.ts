@@ -8,7 +8,7 @@ import { toThreadError } from "../errors.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
 import { validateJpki } from "../validation/jpki.js";
 import { viewedPart } from "./views.js";
-import { decodeQuestions, type EngineAnswer, type EngineRequest, type EngineThreadMessage } from "./engine-thread.js";
+import { ANSWERS_PER_MESSAGE, decodeQuestions, type EngineAnswer, type EngineRequest, type EngineThreadMessage } from "./engine-thread.js";
 
 function main(port: NonNullable<typeof parentPort>): void {
   const index = new CrlIndexCache({ maxCrls: 4096 });
@@ -35,7 +35,8 @@ function main(port: NonNullable<typeof parentPort>): void {
       return;
     }
     const answers: EngineAnswer[] = [];
-    for (const q of decodeQuestions(m.questions)) {
+    const questions = decodeQuestions(m.questions);
+    for (const [i, q] of questions.entries()) {
       try {
         const result = validateJpki({
           certificate: q.certificate,
@@ -50,6 +51,8 @@ function main(port: NonNullable<typeof parentPort>): void {
       } catch (e) {
         answers.push({ id: q.id, error: toThreadError(e) });
       }
+      // Answered as they are ready (ANSWERS_PER_MESSAGE), the serving thread writes them while this one goes on.
+      if (answers.length >= ANSWERS_PER_MESSAGE && i < questions.length - 1) post({ answers: answers.splice(0), partial: true });
     }
     post({ answers });
   });

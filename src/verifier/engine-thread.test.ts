@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PKITS_AT, pkitsCert, pkitsCrl } from "../../test/pkits.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
 import { validateJpki } from "../validation/jpki.js";
-import { decodeQuestions, encodeQuestions, EngineThread, engineThreadAvailable, sharedBytes, type EngineTrust } from "./engine-thread.js";
+import { ANSWERS_PER_MESSAGE, decodeQuestions, encodeQuestions, EngineThread, engineThreadAvailable, sharedBytes, type EngineTrust } from "./engine-thread.js";
 import { viewedPart } from "./views.js";
 
 const MODULE = new URL("../../dist/src/verifier/engine-thread-main.js", import.meta.url);
@@ -79,6 +79,19 @@ describe("EngineThread", () => {
     expect(shared.equals(GOOD_CRL.der)).toBe(true);
     const q = { certificate: CASES[1]!, chain: [GOOD_CA], purpose: "signature" as const, at: AT };
     expect((await thread.validate({ anchors: [TA], crlFiles: [{ key: "root-shared", der: sharedBytes(ROOT_CRL.der) }, { key: "good-shared", der: shared }] }, q)).status).toBe("revoked");
+  });
+
+  it("answers a message of many questions in messages of ANSWERS_PER_MESSAGE as they are ready, not all at the end", async () => {
+    const trust: EngineTrust = { anchors: [TA], crlFiles: [ROOT_CRL, GOOD_CRL] };
+    const n = ANSWERS_PER_MESSAGE * 3 + 1;
+    // The first goes at once (an idle thread starts at once), the second too (BATCHES_OUT); the rest wait and go as one message.
+    const settled: boolean[] = [];
+    const asked = Array.from({ length: n }, (_, i) => thread.validate(trust, { certificate: CASES[i % 3]!, chain: [GOOD_CA], purpose: "signature", at: AT }).then((r) => ((settled[i] = true), r)));
+    // When the first answer of the big message arrives, its last is still being validated.
+    await asked[2];
+    expect(settled[n - 1]).toBeUndefined();
+    const all = await Promise.all(asked);
+    expect(all.map((r) => r.status)).toEqual(Array.from({ length: n }, (_, i) => here(trust, CASES[i % 3]!).status));
   });
 
   it("passes the engine's errors on with their codes", async () => {

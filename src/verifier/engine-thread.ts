@@ -28,6 +28,15 @@ const MAX_THREAD_CHAIN = 254;
 /** Messages of questions the thread may have queued before more wait to go as one (see validate). */
 const BATCHES_OUT = 2;
 
+/**
+ * Answers the thread posts together at most: a message of many questions is answered in messages of this many as
+ * they are ready, not in one at the end. Answered all at once, the serving thread waited idle while the thread
+ * worked through a message, then had the whole lot to write while the thread waited for the next: the two took
+ * turns and the machine stood ≈ 22 % idle under the bench's load. In messages of 8 it stood ≈ 14 % idle, and
+ * answered 7–23 % more a second (bench api, 8 interleaved 5 s pairs, one better each).
+ */
+export const ANSWERS_PER_MESSAGE = 8;
+
 /** One validation asked of the thread. */
 export interface EngineQuestion {
   readonly id: number;
@@ -104,8 +113,11 @@ export function decodeQuestions(bytes: ArrayBuffer): EngineQuestion[] {
   return out;
 }
 
-/** What the thread posts: the answers to one message of questions together. */
-export type EngineThreadMessage = { readonly ready: true } | { readonly answers: readonly EngineAnswer[] };
+/**
+ * What the thread posts: answers to a message of questions, ANSWERS_PER_MESSAGE at a time; `partial` on all but the
+ * last of them (the last says the thread is done with that message).
+ */
+export type EngineThreadMessage = { readonly ready: true } | { readonly answers: readonly EngineAnswer[]; readonly partial?: true };
 
 /** The trust the service validates against: anchors, and CRL files by a key that changes when the file does. */
 export interface EngineTrust {
@@ -141,8 +153,10 @@ export class EngineThread {
     this.#worker = worker;
     worker.on("message", (m: EngineThreadMessage) => {
       if (!("answers" in m)) return;
-      this.#batchesOut--;
-      if (this.#outbox.length) this.#flush();
+      if (!m.partial) {
+        this.#batchesOut--;
+        if (this.#outbox.length) this.#flush();
+      }
       for (const a of m.answers) {
         const p = this.#pending.get(a.id);
         if (!p) continue;
