@@ -236,7 +236,14 @@ describe("jpki ca bridge: the operator's side", () => {
       writeFileSync(join(ws, "bridge", ".lock"), String(holder.pid));
       await expect(tick(due)).rejects.toMatchObject({ code: "ERR_WORKSPACE_LOCKED" });
     } finally {
-      holder.kill("SIGKILL"); // now a zombie until reaped: dead all the same for the lock
+      holder.kill("SIGKILL"); // a zombie until reaped: dead all the same for the lock
+    }
+    // SIGKILL takes effect when the process next runs: right after kill() its state is still "sleeping" (199 of 200
+    // times here), and on a loaded machine it could still be so when the lock is checked. Dead means a zombie or gone.
+    for (let t = Date.now(); ; await new Promise((r) => setTimeout(r, 5))) {
+      const state = existsSync(`/proc/${holder.pid}/stat`) ? readFileSync(`/proc/${holder.pid}/stat`, "utf8").replace(/^.*\) /s, "")[0] : undefined;
+      if (state === undefined || state === "Z" || state === "X") break;
+      if (Date.now() - t > 10_000) throw new Error(`the lock holder ${holder.pid} did not die (state ${state})`);
     }
     expect(await tick(due)).toEqual([{ caId: "bridge", number: before + 2n }]);
     expect(existsSync(join(ws, "bridge", ".lock"))).toBe(false);
