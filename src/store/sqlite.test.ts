@@ -259,6 +259,26 @@ describe("SqliteStore disclosure log index (version 22)", () => {
     await copy.close();
   });
 
+  it("indexes the records of a writer killed before it closed once the next writer's appends take the tail past the mark", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const killed = SqliteStore.open(path, { create: true });
+    let n = 0;
+    for (let k = 0; k < 30; k++) await killed.appendDisclosures(Array.from({ length: 100 }, () => rec("12345678901", n++)));
+    // never closed (as a `jpki serve` killed with SIGKILL): its 3,000 records stay above the mark
+    expect(indexState(path)).toEqual({ indexed: 0, through: 0, newest: 3000 });
+    const next = SqliteStore.open(path);
+    try {
+      for (let k = 0; k < 10; k++) await next.appendDisclosures(Array.from({ length: 100 }, () => rec("22345678901", n++)));
+      expect(indexState(path).through).toBe(0); // 4,000 above the mark: not yet
+      await next.recordStatusChecks([], Array.from({ length: 100 }, () => rec("22345678901", n++)));
+      expect(indexState(path)).toEqual({ indexed: 4100, through: 4100, newest: 4100 });
+      expect((await next.listDisclosures({ residentCode: "12345678901", limit: 100_000 })).length).toBe(3000);
+    } finally {
+      await next.close();
+      await killed.close();
+    }
+  });
+
   it("opens a version-21 store: its disclosure records are indexed by resident and listed as before", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
     const db = new Database(path);

@@ -499,9 +499,9 @@ const DISCLOSURES_INDEXED_THROUGH = "SELECT indexed_through FROM disclosure_inde
 /** Serving-path commits (disclosures, liveness checks) between two checkpoints on the checkpointer's thread. */
 const APPENDS_PER_CHECKPOINT = 64;
 /**
- * Disclosure records a connection appends before its next append also brings the per-resident index up to date
- * (migration 22). Batches this size let the records of one resident share index pages; what a reader scans
- * beyond the index stays this short (per connection appending).
+ * Disclosure records above the per-resident index's mark (migration 22) from which an append also brings the index
+ * up to date. Batches this size let the records of one resident share index pages, and what a reader scans beyond
+ * the index stays about this short — whoever appended them, a process killed before it closed included.
  */
 const DISCLOSURES_PER_INDEX = 4096;
 /** Bulk commits between two waits for the checkpointer thread (store/checkpointer.ts). */
@@ -1038,13 +1038,13 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    if (this.#unindexedDisclosures && this.#db.open) {
+    if (this.#appendedDisclosures && this.#db.open) {
       // What this connection appended goes under the per-resident index before it closes. Should that fail (another
       // writer holds the lock), nothing is lost: readers scan what the index does not cover, and the next append
       // batch indexes it.
       try {
         this.#db.transaction(() => this.#indexDisclosures()).immediate();
-        this.#unindexedDisclosures = 0;
+        this.#appendedDisclosures = false;
       } catch {
         /* the records stay readable through the unindexed tail */
       }
@@ -1980,32 +1980,23 @@ export class SqliteStore implements Store {
     const write = this.#db.transaction(() => {
       for (const d of records) ins.run(...disclosureValues(d));
       for (const e of queryAudits([], records)) this.#appendAudit(e);
-      return this.#indexDisclosuresEvery(records.length);
+      this.#indexDisclosures(DISCLOSURES_PER_INDEX);
     });
-    this.#unindexedDisclosures = await this.#withoutBlockingWait("recording disclosures", () => write.immediate());
+    await this.#withoutBlockingWait("recording disclosures", () => write.immediate());
+    this.#appendedDisclosures = true;
     this.#afterAppend();
   }
 
-  /** Records this connection appended to the disclosure log since it last indexed them (DISCLOSURES_PER_INDEX). */
-  #unindexedDisclosures = 0;
+  /** Whether this connection appended disclosure records: it indexes what is left when it closes. */
+  #appendedDisclosures = false;
 
   /**
-   * In an append's transaction: once this connection has appended DISCLOSURES_PER_INDEX records, brings the
-   * per-resident index up to date in the same commit (so no append is ever answered as failed for the index's
-   * sake). Returns the records appended and not yet indexed by this connection after the commit.
+   * Brings disclosures_by_resident up to the newest disclosure record, in the caller's transaction, when at least
+   * `atLeast` records are above the mark: those records, sorted by resident, so one resident's go onto the same
+   * index pages. The appends call it in their own transaction (DISCLOSURES_PER_INDEX), so no append is ever
+   * answered as failed for the index's sake.
    */
-  #indexDisclosuresEvery(appended: number): number {
-    const unindexed = this.#unindexedDisclosures + appended;
-    if (unindexed < DISCLOSURES_PER_INDEX) return unindexed;
-    this.#indexDisclosures();
-    return 0;
-  }
-
-  /**
-   * Brings disclosures_by_resident up to the newest disclosure record, in the caller's transaction: the records
-   * above the mark, sorted by resident, so one resident's go onto the same index pages.
-   */
-  #indexDisclosures(): void {
+  #indexDisclosures(atLeast = 1): void {
     const st = (this.#disclosureIndexStmts ??= {
       through: this.#db.prepare(DISCLOSURES_INDEXED_THROUGH).pluck(),
       newest: this.#db.prepare("SELECT coalesce(max(id), 0) FROM disclosures").pluck(),
@@ -2016,7 +2007,7 @@ export class SqliteStore implements Store {
     });
     const from = st.through.get() as number;
     const to = st.newest.get() as number;
-    if (to <= from) return;
+    if (to - from < atLeast) return;
     st.index.run(from, to);
     st.mark.run(to);
   }
@@ -2088,9 +2079,10 @@ export class SqliteStore implements Store {
       for (const c of checks) ins.run(id++, ...statusCheckValues(c));
       for (const d of disclosures) disc.run(...disclosureValues(d));
       for (const e of queryAudits(checks, disclosures)) this.#appendAudit(e);
-      return this.#indexDisclosuresEvery(disclosures.length);
+      if (disclosures.length) this.#indexDisclosures(DISCLOSURES_PER_INDEX);
     });
-    this.#unindexedDisclosures = await this.#withoutBlockingWait("recording liveness checks", () => write.immediate());
+    await this.#withoutBlockingWait("recording liveness checks", () => write.immediate());
+    if (disclosures.length) this.#appendedDisclosures = true;
     this.#afterAppend();
   }
 
