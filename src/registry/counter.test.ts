@@ -120,6 +120,15 @@ describe("counter procedures (library)", () => {
     await s.close();
   });
 
+  it("refuses items with U+FFFD (a broken byte in a counter command's argv, which Node decodes lossily), changing nothing", async () => {
+    const s = await store();
+    await expect(rename(s, A, "佐\ufffd\ufffd　太郎", { now: NOW })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_RESIDENT_INVALID") && !(e as Error).message.includes("佐"));
+    await expect(relocate(s, A, "東京都千代田区\ufffd２番２号", { now: NOW })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_RESIDENT_INVALID") && !(e as Error).message.includes("千代田"));
+    expect((await s.getResident(A))?.fourItems).toEqual(items);
+    expect(await s.pendingOutbox(10)).toEqual([]);
+    await s.close();
+  });
+
   it("a resident-code change re-links the registered certificates; the next notice continues the sequence under the new code", async () => {
     const s = await store();
     const D = makeResidentCode("1000000004");

@@ -73,6 +73,19 @@ const GENDER_BY_INPUT: ReadonlyMap<string, Gender> = new Map<string, Gender>([
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/u;
 // Any whitespace other than the single U+3000 separator (ASCII space, NBSP, other Unicode spaces).
 const OTHER_SPACE = /\s/u;
+// U+FFFD is what a broken byte becomes where no fatal decoder stands guard (a counter command's argv, which
+// Node decodes lossily, or a JSON "\ufffd"): never a character of a real name or address, so never certified.
+const REPLACEMENT = "\ufffd";
+
+/** A lone surrogate (a library caller's string; no reader lets one through) or U+FFFD: not the resident's text. */
+function checkText(value: string, field: string, w: Where): void {
+  if (!(value as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+    fail("ERR_RESIDENT_INVALID", field, "lone-surrogate", "is not well-formed Unicode (a lone surrogate)", w);
+  }
+  if (value.includes(REPLACEMENT)) {
+    fail("ERR_RESIDENT_INVALID", field, "replacement-character", "contains U+FFFD, the mark of a byte that was not UTF-8 (check the input's encoding)", w);
+  }
+}
 
 interface Where {
   readonly where?: string | undefined;
@@ -105,6 +118,7 @@ function codePointLength(s: string): number {
 
 function checkNamePart(part: string, field: string, w: Where): void {
   if (CONTROL.test(part)) fail("ERR_RESIDENT_INVALID", field, "control-character", "contains a control character", w);
+  checkText(part, field, w);
   if (OTHER_SPACE.test(part)) {
     fail("ERR_RESIDENT_INVALID", field, "whitespace", "contains a space: family and given name are separated by exactly one full-width space (U+3000) and contain no other", w);
   }
@@ -132,6 +146,7 @@ function prefectureOfAddress(address: string): Prefecture | undefined {
 function checkAddress(address: string, w: Where): Prefecture {
   if (address.trim() === "") fail("ERR_RESIDENT_INVALID", "address", "missing", "is empty", w);
   if (CONTROL.test(address)) fail("ERR_RESIDENT_INVALID", "address", "control-character", "contains a control character (a line break?)", w);
+  checkText(address, "address", w);
   const len = codePointLength(address);
   if (len > ADDRESS_MAX_CHARS) {
     fail("ERR_RESIDENT_INVALID", "address", "too-long", `has ${len} characters; the certificate allows at most ${ADDRESS_MAX_CHARS}`, w);
