@@ -16,12 +16,19 @@ export interface ConsentParams {
 }
 
 /**
- * Records a consent: the resident must be in the registry and the verifier registered and live
- * (ERR_RESIDENT_UNKNOWN, ERR_VERIFIER_UNKNOWN, ERR_VERIFIER_REVOKED). A consent already live is kept as it is.
+ * Records a consent: the resident must be in the registry with an active record and the verifier registered and
+ * live (ERR_RESIDENT_UNKNOWN, ERR_RESIDENT_NOT_ELIGIBLE, ERR_VERIFIER_UNKNOWN, ERR_VERIFIER_REVOKED). A consent already live is kept as it is.
  */
 export async function grantConsent(ws: Workspace, p: ConsentParams): Promise<ConsentRecord> {
   assertResidentCode(p.residentCode);
-  if (!(await ws.store.getResident(p.residentCode))) throw new JpkiError("ERR_RESIDENT_UNKNOWN", `no resident with code ${p.residentCode}: import it with 'jpki registry import'`);
+  const r = await ws.store.getResident(p.residentCode);
+  if (!r) throw new JpkiError("ERR_RESIDENT_UNKNOWN", `no resident with code ${p.residentCode}: import it with 'jpki registry import'`);
+  // A closed record (deceased, removed, or the old code of a resident-code change) has no certificate a consent
+  // could ever apply to: the link follows the resident's current code. Recorded anyway, it would say "granted"
+  // and never be used.
+  if (r.status !== "active") {
+    throw new JpkiError("ERR_RESIDENT_NOT_ELIGIBLE", `the record of resident ${p.residentCode} is ${r.status}: a consent is recorded under the resident's current code (after a resident-code change, the new one)`, { details: { status: r.status } });
+  }
   const v = await ws.store.getVerifier(p.verifierId);
   if (!v) throw new JpkiError("ERR_VERIFIER_UNKNOWN", `no registered verifier ${p.verifierId}: see 'jpki verifier list'`);
   if (v.revokedAt) throw new JpkiError("ERR_VERIFIER_REVOKED", `verifier ${p.verifierId} was revoked on ${v.revokedAt.toISOString()}: a consent for it would never be used`);
