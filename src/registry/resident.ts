@@ -79,6 +79,9 @@ const REPLACEMENT = "\ufffd";
 
 /** A lone surrogate (a library caller's string; no reader lets one through) or U+FFFD: not the resident's text. */
 function checkText(value: string, field: string, w: Where): void {
+  // What an earlier version certified stays what it certified: refusing it in a notice's `before` would leave
+  // that resident's certificates unrevocable by any notice.
+  if (w.certified) return;
   if (!(value as unknown as { isWellFormed(): boolean }).isWellFormed()) {
     fail("ERR_RESIDENT_INVALID", field, "lone-surrogate", "is not well-formed Unicode (a lone surrogate)", w);
   }
@@ -89,6 +92,8 @@ function checkText(value: string, field: string, w: Where): void {
 
 interface Where {
   readonly where?: string | undefined;
+  /** items as a certificate already certified them (a notice's `before`): a fact to compare with, not new text */
+  readonly certified?: boolean;
 }
 
 function fail(code: ErrorCode, field: string, problem: string, msg: string, w: Where): never {
@@ -217,10 +222,12 @@ function parseName(obj: Record<string, unknown>, w: Where): string {
  * Checks four items as the registry holds them (true form): name with exactly one U+3000 between
  * non-empty parts, address from a prefecture and ≤ 200 characters, a real birth date not after `now`
  * (as a Japanese calendar day), gender in the enum. Throws ERR_RESIDENT_INVALID naming the field.
- * Returns the prefecture the address starts with.
+ * Returns the prefecture the address starts with. `certified`: the items as a certificate already certified
+ * them (a notice's `before`), which an earlier version may have let U+FFFD into: let through, or no notice
+ * could ever revoke that certificate.
  */
-export function assertRegistryFourItems(items: FourItems, opts: { now: Date; where?: string }): Prefecture {
-  const w: Where = { where: opts.where };
+export function assertRegistryFourItems(items: FourItems, opts: { now: Date; where?: string; certified?: boolean }): Prefecture {
+  const w: Where = { where: opts.where, ...(opts.certified ? { certified: true } : {}) };
   for (const f of ["name", "address", "birthDate", "gender"] as const) {
     if (typeof items[f] !== "string" || items[f] === "") fail("ERR_RESIDENT_INVALID", f, "missing", "is missing", w);
   }
