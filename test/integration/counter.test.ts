@@ -315,6 +315,11 @@ describe("jpki counter", () => {
     } finally {
       await s1.close();
     }
+    // delivering again to the same non-directory: told so (no stack trace), the notice still pending
+    const again = await cli([...w(), "counter", "deliver", "--spool", notADir], { cwd: dir });
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain("ERR_FILE_UNUSABLE");
+    expect(again.stderr).not.toMatch(/ERR_INTERNAL|\n\s+at /);
     const d = await cli([...w(), "counter", "deliver", "--ingest", "--no-crl", "--json"], { cwd: dir });
     expect(d.code, d.stderr).toBe(0);
     expect(d.json()).toMatchObject({ delivered: 1, ingest: { applied: 1, revocations: holder!.serials.length } });
