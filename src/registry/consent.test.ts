@@ -6,7 +6,7 @@ import { isJpkiError } from "../errors.js";
 import { SqliteStore } from "../store/sqlite.js";
 import type { Store } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
-import { grantConsent } from "./consent.js";
+import { grantConsent, withdrawConsent } from "./consent.js";
 import { changeResidentCode } from "./counter.js";
 import { makeResidentCode } from "./resident-code.js";
 
@@ -50,6 +50,18 @@ describe("grantConsent", () => {
     expect(await s.liveConsents("v-01", [A, D])).toEqual(new Set());
     // granted under the new code, it holds
     await grantConsent(ws(s), { residentCode: D, verifierId: "v-01" });
+    expect(await s.liveConsents("v-01", [A, D])).toEqual(new Set([D]));
+    await s.close();
+  });
+
+  it("withdrawing under the old code of a resident-code change says where the consent went, and withdraws nothing", async () => {
+    const s = await setup();
+    await grantConsent(ws(s), { residentCode: A, verifierId: "v-01" });
+    await changeResidentCode(s, A, D, { now: NOW });
+    const e = await withdrawConsent(ws(s), { residentCode: A, verifierId: "v-01" }).catch((x: unknown) => x);
+    expect(isJpkiError(e, "ERR_CONSENT_UNKNOWN")).toBe(true);
+    // "no live consent" alone reads as "nothing to withdraw": the resident's consent is still live, under D
+    expect((e as Error).message).toMatch(/removed.*new code/);
     expect(await s.liveConsents("v-01", [A, D])).toEqual(new Set([D]));
     await s.close();
   });

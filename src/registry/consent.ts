@@ -52,7 +52,18 @@ function closed(residentCode: string, status: string): JpkiError {
 /** Withdraws the live consent (ERR_CONSENT_UNKNOWN when there is none): from now on the verifier gets no link. */
 export async function withdrawConsent(ws: Workspace, p: ConsentParams): Promise<ConsentRecord> {
   assertResidentCode(p.residentCode);
-  return ws.store.withdrawConsent({ ...p, at: ws.clock.now() });
+  try {
+    return await ws.store.withdrawConsent({ ...p, at: ws.clock.now() });
+  } catch (e) {
+    if (!isJpkiError(e, "ERR_CONSENT_UNKNOWN")) throw e;
+    // After a resident-code change the consents live under the new code: "no live consent" alone would read as
+    // "nothing to withdraw" while the resident's consent stays live there.
+    const r = await ws.store.getResident(p.residentCode);
+    if (r && r.status !== "active") {
+      throw new JpkiError("ERR_CONSENT_UNKNOWN", `${e.message}; the record of resident ${p.residentCode} is ${r.status}: after a resident-code change (住民票コード変更) the resident's consents are under the new code`, { details: { status: r.status } });
+    }
+    throw e;
+  }
 }
 
 /** Consents of a resident and/or a verifier, live and withdrawn, in the order granted. */
