@@ -41,8 +41,7 @@ function decideOne(n: ChangeNotice, line: number, get: (code: string) => Stored 
   let next = applyNoticeToResident(r, n);
   // Across a gap (an earlier notice not yet here, and skipped when it comes) the items after are complete, but a
   // missed move (転出/転入) shows only as the municipality that recorded this notice: keep that, or the record
-  // would hold the new address under the old municipality (found: a move-out arriving after the rename that
-  // followed it left a Tokyo address filed under Osaka, reported as "skipped", exit 0).
+  // would hold the new address under the old municipality, one no counter procedure could change any more.
   if (n.sequence > r.noticeSequence + 1 && n.newMunicipalityCode === undefined && n.municipalityCode !== next.municipalityCode) {
     next = { ...next, municipalityCode: n.municipalityCode };
   }

@@ -17,7 +17,8 @@ export interface ConsentParams {
 
 /**
  * Records a consent: the resident must be in the registry with an active record and the verifier registered and
- * live (ERR_RESIDENT_UNKNOWN, ERR_RESIDENT_NOT_ELIGIBLE, ERR_VERIFIER_UNKNOWN, ERR_VERIFIER_REVOKED). A consent already live is kept as it is.
+ * live (ERR_RESIDENT_UNKNOWN, ERR_RESIDENT_NOT_ELIGIBLE, ERR_VERIFIER_UNKNOWN, ERR_VERIFIER_REVOKED). A consent
+ * already live is kept as it is.
  */
 export async function grantConsent(ws: Workspace, p: ConsentParams): Promise<ConsentRecord> {
   assertResidentCode(p.residentCode);
