@@ -5,7 +5,8 @@
  *
  * Batches are decided inside the store's write transaction that commits them (two appliers never decide
  * from the same state). Every notice carries the complete items after its change, so a record only ever
- * moves forward: a notice at or below the record's last applied sequence is skipped. A resident-code change
+ * moves forward: a notice at or below the record's last applied sequence is skipped, and one applied across a
+ * gap takes its municipality from the notice (the one a missed move went to). A resident-code change
  * (住民票コード変更) to a code another record holds is refused (ERR_RESIDENT_CODE_IN_USE), never merged.
  */
 import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
@@ -37,7 +38,13 @@ function decideOne(n: ChangeNotice, line: number, get: (code: string) => Stored 
   if (to && get(to)) {
     throw new JpkiError("ERR_RESIDENT_CODE_IN_USE", `line ${line}: notice ${n.noticeId} changes the resident code to one another record holds; two people are never merged (ask the registry to check the code)`);
   }
-  const next = applyNoticeToResident(r, n);
+  let next = applyNoticeToResident(r, n);
+  // Across a gap (an earlier notice not yet here, and skipped when it comes) the items after are complete, but a
+  // missed move (転出/転入) shows only as the municipality that recorded this notice: keep that, or the record
+  // would hold the new address under the old municipality, one no counter procedure could change any more.
+  if (n.sequence > r.noticeSequence + 1 && n.newMunicipalityCode === undefined && n.municipalityCode !== next.municipalityCode) {
+    next = { ...next, municipalityCode: n.municipalityCode };
+  }
   // The old code of a resident-code change stays as a closed record at this sequence: nobody can be issued a
   // certificate under it, a later notice under it is skipped, and the CA side still recognises the code.
   return { put: { ...next, noticeSequence: n.sequence }, ...(next.residentCode !== r.residentCode ? { retire: { ...r, status: "removed" as const, noticeSequence: n.sequence } } : {}) };

@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { mkdirSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import type { CrlUpdater } from "../crl/updater.js";
+import { JpkiError, isJpkiError } from "../errors.js";
 import { runIngest, type IngestRunResult } from "../ca/ingestion.js";
 import { stageFile } from "../store/staging.js";
 import type { Workspace } from "../workspace/workspace.js";
@@ -45,10 +46,21 @@ export function spoolNotices(dir: string, notices: readonly ChangeNotice[], now:
 }
 
 function spoolJsonl(dir: string, jsonl: string, now: Date): string {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const stamp = now.toISOString().replace(/[:.]/g, "-");
   const path = join(dir, `counter-${stamp}-${process.pid}-${randomBytes(4).toString("hex")}.jsonl`);
-  stageFile(path, jsonl).install();
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    stageFile(path, jsonl).install();
+  } catch (e) {
+    if (isJpkiError(e)) throw e;
+    // A spool that is a file or a FIFO, a full disk, no permission: the operator's to fix, not an internal
+    // failure with a stack trace. The notices stay pending either way.
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new JpkiError("ERR_FILE_UNUSABLE", `the spool directory ${dir} cannot take the notices${code ? ` (${code})` : ""}: it must be a directory this user can write, on a disk with space`, {
+      details: { path: dir },
+      cause: e,
+    });
+  }
   return path;
 }
 

@@ -120,6 +120,29 @@ describe("counter procedures (library)", () => {
     await s.close();
   });
 
+  it("refuses items with U+FFFD (a broken byte in a counter command's argv, which Node decodes lossily), changing nothing", async () => {
+    const s = await store();
+    await expect(rename(s, A, "佐\ufffd\ufffd　太郎", { now: NOW })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_RESIDENT_INVALID") && !(e as Error).message.includes("佐"));
+    await expect(relocate(s, A, "東京都千代田区\ufffd２番２号", { now: NOW })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_RESIDENT_INVALID") && !(e as Error).message.includes("千代田"));
+    expect((await s.getResident(A))?.fourItems).toEqual(items);
+    expect(await s.pendingOutbox(10)).toEqual([]);
+    await s.close();
+  });
+
+  it("a certificate that already certifies U+FFFD (an earlier version let it in) is still revoked: the record is corrected, the death recorded", async () => {
+    const s = await store();
+    const D = makeResidentCode("1000000004");
+    const broken = { ...items, name: "山\ufffd　太郎" };
+    await s.upsertResidents([{ residentCode: D, municipalityCode: "131016", fourItems: broken, status: "active" }]);
+    await s.commitIssuances([{ ...cert("0d01", D, "signature"), fourItems: broken }]);
+    // the record's broken name is refused as new text (a relocation re-checks it) and corrected at the counter
+    await expect(relocate(s, D, "東京都千代田区千代田２番２号", { now: NOW })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_RESIDENT_INVALID"));
+    const fixed = await correct(s, D, { name: "山田　太郎" }, { now: NOW });
+    expect(fixed.notice).toMatchObject({ sequence: 1, before: broken, after: items });
+    expect((await recordDeath(s, D, { now: NOW })).notice).toMatchObject({ sequence: 2, before: broken });
+    await s.close();
+  });
+
   it("a resident-code change re-links the registered certificates; the next notice continues the sequence under the new code", async () => {
     const s = await store();
     const D = makeResidentCode("1000000004");

@@ -276,6 +276,7 @@ export async function runProcedures(store: Store, procedures: Iterable<CounterPr
     if (!batch.length) return;
     const b = batch;
     batch = [];
+    const behind = await registryBehind(store, b.map((x) => x.p.residentCode));
     // Pure over what it reads: PostgreSQL may run it again once more records are loaded.
     const r = await store.applyToRegistry((read, registered) => {
       const local = new Map<string, Stored | undefined>();
@@ -288,6 +289,8 @@ export async function runProcedures(store: Store, procedures: Iterable<CounterPr
       const errs: Array<{ index: number; e: JpkiError }> = [];
       for (const { index, p } of b) {
         try {
+          // Only a record read from the store can be behind: one this batch changed was checked before.
+          if (behind.has(p.residentCode) && !local.has(p.residentCode)) throw behindError(p.residentCode, behind.get(p.residentCode)!);
           const d = decideProcedure(p, opts.now, get, reg);
           if (d.retire) {
             relink.push({ from: d.retire.residentCode, to: d.put.residentCode });
@@ -324,6 +327,32 @@ export async function runProcedures(store: Store, procedures: Iterable<CounterPr
   await flush();
   errors.sort((a, b) => a.index - b.index);
   return { done, notices, errors };
+}
+
+/**
+ * The residents whose record the CA side has moved past: it applied change notices (from another feed) the
+ * registry has not. A procedure decided on such a record would be numbered at or below what the CA already holds
+ * (its notice rejected as stale, the revocation it carries lost), or, sending none, be overwritten by the older
+ * notice when `registry apply` takes it (its sequence is still ahead of the record's): either way the counter's
+ * change is lost without a word. Read before the batch's transaction (the same check issuance makes,
+ * ERR_REGISTRY_BEHIND); the registry catching up in between only makes the refusal one too many.
+ */
+async function registryBehind(store: Store, codes: readonly string[]): Promise<Map<string, { ca: number; registry: number }>> {
+  const unique = [...new Set(codes)];
+  const rows = await Promise.all(unique.map((c) => store.getResidentForIssuance(c)));
+  const out = new Map<string, { ca: number; registry: number }>();
+  rows.forEach((r, i) => {
+    if (r && r.caSequence > r.registrySequence) out.set(unique[i]!, { ca: r.caSequence, registry: r.registrySequence });
+  });
+  return out;
+}
+
+function behindError(residentCode: string, s: { ca: number; registry: number }): JpkiError {
+  return new JpkiError(
+    "ERR_REGISTRY_BEHIND",
+    `resident ${residentCode}: the CA side has applied change notices the registry record does not reflect yet (CA side at notice sequence ${s.ca}, registry at ${s.registry}); nothing was changed: apply the same notices to the registry ('jpki registry apply'), then do the procedure again`,
+    { details: { caSequence: s.ca, registrySequence: s.registry } },
+  );
 }
 
 /** A decided notice as an outbox row: its canonical JSON (noticeToInput), what delivery sends as it is. */

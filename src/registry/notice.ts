@@ -344,7 +344,7 @@ function collectItems(rec: Record<string, unknown>, p: ItemPrefix, c: Ctx): RawI
 }
 
 /** Checks collected items with the registry's own four-items check; errors name the input's field. */
-function checkItems(raw: RawItems, c: Ctx, now: Date): { items: FourItems; prefecture: string } {
+function checkItems(raw: RawItems, c: Ctx, now: Date, certified = false): { items: FourItems; prefecture: string } {
   const { items, label } = raw;
   for (const f of NOTICE_ITEM_FIELDS) {
     if (isAbsent(items[f])) c.malformed(label[f], "missing", "is missing");
@@ -359,7 +359,7 @@ function checkItems(raw: RawItems, c: Ctx, now: Date): { items: FourItems; prefe
     gender: parseGender(items.gender, label.gender, c),
   });
   try {
-    const pref = assertRegistryFourItems(fourItems, { now });
+    const pref = assertRegistryFourItems(fourItems, { now, certified });
     return { items: fourItems, prefecture: pref.code };
   } catch (e) {
     if (!(e instanceof JpkiError)) throw e;
@@ -427,7 +427,7 @@ export function parseNotice(obj: unknown, opts: ParseNoticeOptions): ChangeNotic
     c.malformed("after", "missing", `is required for a ${kind} notice (the four items after the change)`);
   }
   const after = rawAfter ? checkItems(rawAfter, c, opts.now) : undefined;
-  const before = rawBefore ? checkItems(rawBefore, c, opts.now) : undefined;
+  const before = rawBefore ? checkItems(rawBefore, c, opts.now, true) : undefined;
   if (after) {
     // The address after the change lies in the prefecture of the municipality after the change.
     const muni = newMunicipalityCode ?? municipalityCode;

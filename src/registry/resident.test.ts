@@ -91,6 +91,14 @@ const BAD: ReadonlyArray<readonly [string, Record<string, unknown>, ErrorCode, s
   ["address without a prefecture", { ...BASE, address: "千代田区千代田１丁目１番１号" }, "ERR_RESIDENT_INVALID", "address", "no-prefecture"],
   ["address over 200 characters", { ...BASE, address: "東京都千代田区" + "一".repeat(194) }, "ERR_RESIDENT_INVALID", "address", "too-long"],
   ["address with a line break", { ...BASE, address: "東京都千代田区\n千代田" }, "ERR_RESIDENT_INVALID", "address", "control-character"],
+  // What a broken byte becomes where no fatal decoder stands guard (a counter command's argv, a JSON "\ufffd"):
+  // the registry would hold, and a certificate certify, a character that is not the resident's.
+  ["name with a replacement character (a broken byte)", { ...BASE, name: "架空\ufffd\ufffd　太郎" }, "ERR_RESIDENT_INVALID", "name", "replacement-character"],
+  ["givenName with a replacement character", { ...BASE, name: undefined, familyName: "架空", givenName: "太\ufffd" }, "ERR_RESIDENT_INVALID", "givenName", "replacement-character"],
+  ["address with a replacement character", { ...BASE, address: "東京都千代田区\ufffd千代田" }, "ERR_RESIDENT_INVALID", "address", "replacement-character"],
+  // A library caller's string is not checked by any reader: a lone surrogate is no text (stored, it turns into U+FFFD).
+  ["name with a lone surrogate", { ...BASE, name: "架空\ud800　太郎" }, "ERR_RESIDENT_INVALID", "name", "lone-surrogate"],
+  ["address with a lone surrogate", { ...BASE, address: "東京都千代田区\udc00千代田" }, "ERR_RESIDENT_INVALID", "address", "lone-surrogate"],
   ["address in another prefecture than the municipality", { ...BASE, address: "大阪府大阪市北区梅田１丁目１番１号" }, "ERR_RESIDENT_INVALID", "address", "prefecture-mismatch"],
   ["birth date 2023-02-30", { ...BASE, birthDate: "2023-02-30" }, "ERR_RESIDENT_INVALID", "birthDate", "not-a-date"],
   ["birth date month 13", { ...BASE, birthDate: "1980-13-01" }, "ERR_RESIDENT_INVALID", "birthDate", "not-a-date"],

@@ -73,9 +73,27 @@ const GENDER_BY_INPUT: ReadonlyMap<string, Gender> = new Map<string, Gender>([
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/u;
 // Any whitespace other than the single U+3000 separator (ASCII space, NBSP, other Unicode spaces).
 const OTHER_SPACE = /\s/u;
+// U+FFFD is what a broken byte becomes where no fatal decoder stands guard (a counter command's argv, which
+// Node decodes lossily, or a JSON "\ufffd"): never a character of a real name or address, so never certified.
+const REPLACEMENT = "\ufffd";
+
+/** A lone surrogate (a library caller's string; no reader lets one through) or U+FFFD: not the resident's text. */
+function checkText(value: string, field: string, w: Where): void {
+  // What an earlier version certified stays what it certified: refusing it in a notice's `before` would leave
+  // that resident's certificates unrevocable by any notice.
+  if (w.certified) return;
+  if (!(value as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+    fail("ERR_RESIDENT_INVALID", field, "lone-surrogate", "is not well-formed Unicode (a lone surrogate)", w);
+  }
+  if (value.includes(REPLACEMENT)) {
+    fail("ERR_RESIDENT_INVALID", field, "replacement-character", "contains U+FFFD, the mark of a byte that was not UTF-8 (check the input's encoding)", w);
+  }
+}
 
 interface Where {
   readonly where?: string | undefined;
+  /** items as a certificate already certified them (a notice's `before`): a fact to compare with, not new text */
+  readonly certified?: boolean;
 }
 
 function fail(code: ErrorCode, field: string, problem: string, msg: string, w: Where): never {
@@ -105,6 +123,7 @@ function codePointLength(s: string): number {
 
 function checkNamePart(part: string, field: string, w: Where): void {
   if (CONTROL.test(part)) fail("ERR_RESIDENT_INVALID", field, "control-character", "contains a control character", w);
+  checkText(part, field, w);
   if (OTHER_SPACE.test(part)) {
     fail("ERR_RESIDENT_INVALID", field, "whitespace", "contains a space: family and given name are separated by exactly one full-width space (U+3000) and contain no other", w);
   }
@@ -132,6 +151,7 @@ function prefectureOfAddress(address: string): Prefecture | undefined {
 function checkAddress(address: string, w: Where): Prefecture {
   if (address.trim() === "") fail("ERR_RESIDENT_INVALID", "address", "missing", "is empty", w);
   if (CONTROL.test(address)) fail("ERR_RESIDENT_INVALID", "address", "control-character", "contains a control character (a line break?)", w);
+  checkText(address, "address", w);
   const len = codePointLength(address);
   if (len > ADDRESS_MAX_CHARS) {
     fail("ERR_RESIDENT_INVALID", "address", "too-long", `has ${len} characters; the certificate allows at most ${ADDRESS_MAX_CHARS}`, w);
@@ -202,10 +222,12 @@ function parseName(obj: Record<string, unknown>, w: Where): string {
  * Checks four items as the registry holds them (true form): name with exactly one U+3000 between
  * non-empty parts, address from a prefecture and ≤ 200 characters, a real birth date not after `now`
  * (as a Japanese calendar day), gender in the enum. Throws ERR_RESIDENT_INVALID naming the field.
- * Returns the prefecture the address starts with.
+ * Returns the prefecture the address starts with. `certified`: the items as a certificate already certified
+ * them (a notice's `before`), which an earlier version may have let U+FFFD into: let through, or no notice
+ * could ever revoke that certificate.
  */
-export function assertRegistryFourItems(items: FourItems, opts: { now: Date; where?: string }): Prefecture {
-  const w: Where = { where: opts.where };
+export function assertRegistryFourItems(items: FourItems, opts: { now: Date; where?: string; certified?: boolean }): Prefecture {
+  const w: Where = { where: opts.where, ...(opts.certified ? { certified: true } : {}) };
   for (const f of ["name", "address", "birthDate", "gender"] as const) {
     if (typeof items[f] !== "string" || items[f] === "") fail("ERR_RESIDENT_INVALID", f, "missing", "is missing", w);
   }

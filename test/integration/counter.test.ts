@@ -315,6 +315,11 @@ describe("jpki counter", () => {
     } finally {
       await s1.close();
     }
+    // delivering again to the same non-directory: told so (no stack trace), the notice still pending
+    const again = await cli([...w(), "counter", "deliver", "--spool", notADir], { cwd: dir });
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain("ERR_FILE_UNUSABLE");
+    expect(again.stderr).not.toMatch(/ERR_INTERNAL|\n\s+at /);
     const d = await cli([...w(), "counter", "deliver", "--ingest", "--no-crl", "--json"], { cwd: dir });
     expect(d.code, d.stderr).toBe(0);
     expect(d.json()).toMatchObject({ delivered: 1, ingest: { applied: 1, revocations: holder!.serials.length } });
@@ -356,6 +361,35 @@ describe("jpki counter", () => {
     } finally {
       await s.close();
     }
+  });
+
+  it("refuses a procedure while the CA side has applied notices the registry has not (ERR_REGISTRY_BEHIND), changing nothing", async () => {
+    const s0 = await openWorkspace(ws);
+    let code = "";
+    for (const r of residents.slice(100).reverse()) if ((await s0.store.getResident(r.residentCode))?.status === "active") (code ||= r.residentCode);
+    const before = (await s0.store.getResident(code))!;
+    await s0.close();
+    // Another feed's notice reaches the CA side; the registry has not applied it yet.
+    const corrected = { ...before.fourItems, birthDate: "1950-01-02" === before.fourItems.birthDate ? "1950-01-03" : "1950-01-02" };
+    const ext = writeJsonl(join(dir, "behind.jsonl"), [{ noticeId: "BEHIND-1", residentCode: code, kind: "correction", effectiveDate: "2026-01-05", sequence: 1, municipalityCode: before.municipalityCode, after: corrected }]);
+    const ing = await cli([...w(), "notices", "ingest", ext, "--no-crl", "--json"], { cwd: dir });
+    expect(ing.json()).toMatchObject({ applied: 1, rejected: 0 });
+    // Done now, the relocation would be overwritten by that older notice when the registry applies it (its sequence
+    // is still ahead of the record's): the counter's change lost without a word.
+    const address = `${before.fourItems.address}別館`;
+    const r = await cli([...w(), "counter", "relocate", "--resident", code, "--address", address], { cwd: dir });
+    expect(r.code).toBe(7);
+    expect(r.stderr).toContain("ERR_REGISTRY_BEHIND");
+    const s = await openWorkspace(ws);
+    try {
+      expect(await s.store.getResident(code)).toEqual(before);
+    } finally {
+      await s.close();
+    }
+    // Once the registry has caught up, the procedure goes through and stays.
+    expect((await cli([...w(), "registry", "apply", ext], { cwd: dir })).code).toBe(0);
+    const again = await cli([...w(), "counter", "relocate", "--resident", code, "--address", address], { cwd: dir });
+    expect(again.code, again.stderr).toBe(0);
   });
 
   it("refuses a procedure that does not fit the record, changing nothing", async () => {

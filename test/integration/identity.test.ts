@@ -96,6 +96,13 @@ describe("no identity is ever merged or overwritten", () => {
     const list = async (code: string) => (await cli([...w(), "--json", "registry", "consent", "list", "--resident", code], { cwd: dir })).json().consents;
     expect(await list(a.residentCode!)).toEqual([]);
     expect(await list(fresh)).toEqual([expect.objectContaining({ resident: fresh, verifier: id, withdrawnAt: null })]);
+    // The old code is a closed record now: a consent granted under it would be recorded and never be used (the
+    // certificates follow the new code), so the registry refuses it rather than let the operator think it holds.
+    const v2 = (await cli([...w(), "--json", "verifier", "add", "--name", "Example Card K.K.", "--kind", "private"], { cwd: dir })).json().id as string;
+    const stale = await cli([...w(), "registry", "consent", "grant", "--resident", a.residentCode!, "--verifier", v2], { cwd: dir });
+    expect(stale.code).toBe(7);
+    expect(stale.stderr).toContain("ERR_RESIDENT_NOT_ELIGIBLE");
+    expect(await list(a.residentCode!)).toEqual([]);
   });
 
   it("notices under a new code that arrive before the resident-code change are held, then applied when it arrives", async () => {

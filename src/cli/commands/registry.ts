@@ -181,7 +181,7 @@ A private certification provider (民間認証事業者) receives the link — w
 superseded or affiliation-changed one, in POST /v1/status with link: true — only while the resident's consent
 for it is live; government bodies (行政機関) receive it without. Granting again while live keeps the first grant.
 
-Exit codes: 0 done; 7 unknown or invalid resident code; 14 unknown or revoked verifier, or (withdraw) no live
+Exit codes: 0 done; 7 unknown or invalid resident code, or (grant) a closed record (deceased, removed, or a code since changed); 14 unknown or revoked verifier, or (withdraw) no live
 consent (ERR_CONSENT_UNKNOWN); jpki --help lists every error code.
 
 Examples:

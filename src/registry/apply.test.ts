@@ -1,0 +1,35 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { SqliteStore } from "../store/sqlite.js";
+import { applyNoticesToRegistry } from "./apply.js";
+import type { RecordResult } from "./import.js";
+import { makeResidentCode } from "./resident-code.js";
+
+const NOW = new Date(Date.UTC(2026, 4, 1, 3));
+const A = makeResidentCode("2000000001");
+const OSAKA = "271004";
+const CHIYODA = "131016";
+const inOsaka = { name: "小野　隆", address: "大阪府大阪市北区梅田１丁目１番１号", birthDate: "1980-12-31", gender: "male" as const };
+const inTokyo = { ...inOsaka, address: "東京都千代田区千代田１番１号" };
+
+async function* lines(values: Array<Record<string, unknown>>): AsyncGenerator<RecordResult> {
+  let line = 0;
+  for (const value of values) yield { line: ++line, value };
+}
+
+describe("applyNoticesToRegistry", () => {
+  it("a notice applied across a gap takes the municipality it was recorded by: the missed move is not lost", async () => {
+    const s = SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-apply-")), "jpki.db"), { create: true });
+    await s.upsertResidents([{ residentCode: A, municipalityCode: OSAKA, fourItems: inOsaka, status: "active" }]);
+    // The move-out (1) is late: the rename (2), recorded by the municipality moved to, arrives first.
+    const rename = { noticeId: "G-2", residentCode: A, kind: "name-change", effectiveDate: "2026-04-20", sequence: 2, municipalityCode: CHIYODA, after: { ...inTokyo, name: "小野　実" } };
+    const moveOut = { noticeId: "G-1", residentCode: A, kind: "move-out", effectiveDate: "2026-04-10", sequence: 1, municipalityCode: OSAKA, newMunicipalityCode: CHIYODA, after: inTokyo };
+    const r = await applyNoticesToRegistry(s, lines([rename, moveOut]), NOW);
+    expect(r).toMatchObject({ read: 2, applied: 1, skipped: 1, errors: [] });
+    // Not a Tokyo address filed under Osaka, a record no procedure at the counter could change any more.
+    expect(await s.getResident(A)).toMatchObject({ municipalityCode: CHIYODA, fourItems: { ...inTokyo, name: "小野　実" } });
+    await s.close();
+  });
+});
