@@ -571,6 +571,7 @@ const PG = {
   deadlock: "40P01",
   serialization: "40001",
   noDatabase: "3D000",
+  insufficientPrivilege: "42501",
 } as const;
 
 const DEADLOCK_RETRIES = 5;
@@ -627,6 +628,16 @@ function storeError(e: unknown, what: string): JpkiError {
   if (code === "ERR_INVALID_URL") {
     // node-postgres parses the string with URL; neither message nor cause may show it (it may hold a password)
     return new JpkiError("ERR_USAGE", "the PostgreSQL connection string is not a valid URL (postgres://user@host:port/db)");
+  }
+  if (code === PG.insufficientPrivilege) {
+    // The role JPKI_STORE logs in as may not do what this command does: a grant is missing, or the store was
+    // made by another role (PostgreSQL 15 gives no CREATE on schema public to anyone but its owner). The
+    // server's message names the object ("permission denied for table crl_state") and holds no row values.
+    return new JpkiError(
+      "ERR_STORE_PERMISSION",
+      `the PostgreSQL role in JPKI_STORE lacks a privilege while ${what}: ${(e as Error).message}: grant it to that role, or run jpki as the role that owns the jpki tables`,
+      { cause: e, details: { code } },
+    );
   }
   const failure = connectionFailure(e);
   if (failure) {
