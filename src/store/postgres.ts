@@ -497,12 +497,24 @@ function packed(parts: readonly Buffer[]): [bytes: Buffer, offsets: number[], le
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;
 
+/**
+ * The meta key of a store that `load` filled and no `confirmLoad` has confirmed yet: the load commits before the
+ * copy is read back, so a copy stopped between the two (killed, its connection lost, a mismatch) leaves a store
+ * that looks complete. Refused for use; replaced by the next load.
+ */
+const UNVERIFIED_COPY = "unverified_copy";
+
 /** Audit records per page read (auditRecords). */
 const AUDIT_PAGE = 500;
 
 export interface PostgresStoreOptions {
   /** create the schema in an empty database (otherwise an empty database is refused) */
   readonly create?: boolean;
+  /**
+   * opened as a store copy's target (copy.ts): a store holding a copy that was loaded but never verified
+   * ({@link UNVERIFIED_COPY}) opens, for `load` to replace; otherwise it is refused
+   */
+  readonly loadTarget?: boolean;
   /** how long a transaction waits for a lock before ERR_WORKSPACE_LOCKED (default 20 s, as SQLite's busy timeout) */
   readonly lockTimeoutMs?: number;
   /** the most resident codes a transaction locks one by one; a larger one locks the whole resident side (default 64) */
@@ -1051,6 +1063,13 @@ export class PostgresStore implements Store {
           const meta = new Map((await c.query<{ key: string; value: string }>("SELECT key, value FROM meta")).rows.map((r) => [r.key, r.value]));
           if (meta.get("application") !== "jpki") throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL database is not a jpki store: point the store elsewhere");
           version = Number(meta.get("schema_version") ?? 0);
+          if (meta.has(UNVERIFIED_COPY) && !opts.loadTarget) {
+            throw new JpkiError(
+              "ERR_WORKSPACE_CORRUPT",
+              `the PostgreSQL database holds a store copy that was never verified (a 'jpki store copy' into it stopped on ${meta.get(UNVERIFIED_COPY)}): run the copy again, which replaces it, or drop the database`,
+              { details: { reason: "unverified-copy" } },
+            );
+          }
         } else {
           const n = (await c.query<{ n: bigint }>("SELECT count(*) AS n FROM pg_class WHERE relnamespace = current_schema()::regnamespace")).rows[0]!.n;
           if (n > 0n) throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL schema has tables but is not a jpki store: point the store elsewhere");
@@ -2574,6 +2593,10 @@ export class PostgresStore implements Store {
     }
   }
 
+  async confirmLoad(): Promise<void> {
+    await this.#query("confirming a verified copy", "DELETE FROM meta WHERE key = $1", [UNVERIFIED_COPY]);
+  }
+
   async load(batches: AsyncIterable<DumpBatch>): Promise<DumpCounts> {
     const c = await this.#connect("starting a load");
     let broken = false;
@@ -2583,7 +2606,12 @@ export class PostgresStore implements Store {
       // is rolled back by the server and leaves the database as empty as it found it. The tables are locked
       // exclusively first, so no jpki process (nor a second copy) sees or writes a half-loaded store.
       await c.query("BEGIN ISOLATION LEVEL READ COMMITTED");
-      await c.query(`LOCK TABLE ${COPY_TABLES.join(", ")} IN ACCESS EXCLUSIVE MODE`);
+      await c.query(`LOCK TABLE meta, ${COPY_TABLES.join(", ")} IN ACCESS EXCLUSIVE MODE`);
+      // An earlier copy that loaded and was never verified: nobody used it (open refuses it), so it goes.
+      if ((await c.query("SELECT 1 FROM meta WHERE key = $1", [UNVERIFIED_COPY])).rowCount) {
+        await c.query(`TRUNCATE ${COPY_TABLES.join(", ")} RESTART IDENTITY`);
+        await c.query(`INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '${GENESIS_HASH}')`);
+      }
       const held = (
         await c.query<{ kind: string; n: bigint }>(
           DUMP_KINDS.map((k) => `SELECT '${k}' AS kind, (${COPY_COUNT_OF[k]}) AS n`).join(" UNION ALL "),
@@ -2612,6 +2640,7 @@ export class PostgresStore implements Store {
       // The registry side's copy of the issuance information is not a kind of its own in a dump: in one store
       // it is exactly the unrevoked certificates' (every transaction that issues or revokes keeps it so).
       await c.query(REGISTER_UNREVOKED);
+      await c.query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [UNVERIFIED_COPY, new Date().toISOString()]);
       await c.query("COMMIT");
       return counts;
     } catch (e) {
