@@ -487,6 +487,24 @@ describe("copyStore", () => {
     await a.close();
   });
 
+  it("two copies into one PostgreSQL target: the one whose load was replaced before it was confirmed fails, and never confirms the other's", async () => {
+    const a = newSqlite();
+    await populate(a);
+    const url = await server.createDatabase();
+    const first = await PostgresStore.open(url, { create: true, loadTarget: true });
+    const second = await PostgresStore.open(url, { loadTarget: true });
+    await first.load(a.dump());
+    // The second copy finds an unverified copy and replaces it, while the first is still reading its back.
+    await second.load(a.dump());
+    await expect(first.confirmLoad()).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_STORE_COPY_MISMATCH") && /another copy/.test((e as Error).message));
+    await expect(PostgresStore.open(url)).rejects.toMatchObject({ code: "ERR_WORKSPACE_CORRUPT" });
+    await second.confirmLoad();
+    await (await PostgresStore.open(url)).close();
+    await first.close();
+    await second.close();
+    await a.close();
+  });
+
   it("keeps writers out of the source from the dump's start until it ends, so nothing is written behind the copy's back", async () => {
     // SQLite: the dump holds the write lock; another connection's write is busy
     const path = sqlitePath();

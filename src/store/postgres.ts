@@ -25,6 +25,7 @@
  * A lock wait longer than `lockTimeoutMs` (PostgreSQL's lock_timeout) fails with ERR_WORKSPACE_LOCKED; a
  * deadlock PostgreSQL detects anyway (40P01) retries the whole call a few times.
  */
+import { randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
 import type { CertificateType } from "../profile/types.js";
 import type { ClientBase, Connection, CustomTypesConfig, Pool, PoolClient, QueryResultRow, Submittable } from "pg";
@@ -1066,7 +1067,7 @@ export class PostgresStore implements Store {
           if (meta.has(UNVERIFIED_COPY) && !opts.loadTarget) {
             throw new JpkiError(
               "ERR_WORKSPACE_CORRUPT",
-              `the PostgreSQL database holds a store copy that was never verified (a 'jpki store copy' into it stopped on ${meta.get(UNVERIFIED_COPY)}): run the copy again, which replaces it, or drop the database`,
+              `the PostgreSQL database holds a store copy that was never verified (a 'jpki store copy' into it stopped on ${meta.get(UNVERIFIED_COPY)!.split(" ")[0]}): run the copy again, which replaces it, or drop the database`,
               { details: { reason: "unverified-copy" } },
             );
           }
@@ -2593,8 +2594,18 @@ export class PostgresStore implements Store {
     }
   }
 
+  /** The mark this store's last load left (UNVERIFIED_COPY's value): what confirmLoad may remove. */
+  #loadMark: string | undefined;
+
   async confirmLoad(): Promise<void> {
-    await this.#query("confirming a verified copy", "DELETE FROM meta WHERE key = $1", [UNVERIFIED_COPY]);
+    const mark = this.#loadMark;
+    const gone = mark === undefined ? [] : await this.#query("confirming a verified copy", "DELETE FROM meta WHERE key = $1 AND value = $2 RETURNING key", [UNVERIFIED_COPY, mark]);
+    if (!gone.length) {
+      // Another copy into this database replaced what this one loaded (or this one loaded nothing): what was
+      // read back may be either, and confirming would let the other, unverified, into use.
+      throw new JpkiError("ERR_STORE_COPY_MISMATCH", "another copy into the same PostgreSQL database replaced this one before it was confirmed: nothing was switched; run one copy at a time");
+    }
+    this.#loadMark = undefined;
   }
 
   async load(batches: AsyncIterable<DumpBatch>): Promise<DumpCounts> {
@@ -2640,8 +2651,11 @@ export class PostgresStore implements Store {
       // The registry side's copy of the issuance information is not a kind of its own in a dump: in one store
       // it is exactly the unrevoked certificates' (every transaction that issues or revokes keeps it so).
       await c.query(REGISTER_UNREVOKED);
-      await c.query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [UNVERIFIED_COPY, new Date().toISOString()]);
+      // When, and whose (a random token: only this store object's confirmLoad removes it)
+      const mark = `${new Date().toISOString()} ${randomBytes(12).toString("hex")}`;
+      await c.query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [UNVERIFIED_COPY, mark]);
       await c.query("COMMIT");
+      this.#loadMark = mark;
       return counts;
     } catch (e) {
       await c.query("ROLLBACK").catch(() => (broken = true));
