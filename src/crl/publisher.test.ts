@@ -2,6 +2,7 @@
  * CRL publication: the DER file always, the PEM copy only with config `crlPem`, never a stale PEM beside a
  * newer DER, and nothing half-written left behind when the key does not unlock.
  */
+import Database from "better-sqlite3";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -100,5 +101,24 @@ describe("CrlPublisher: the file on disk only moves to a higher CRL number", () 
     const [next] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
     expect(next).toMatchObject({ number: 3n, superseded: false });
     expect(onDisk()).toBe("3");
+  });
+});
+
+describe("CrlPublisher: a store numbering below the file on disk", () => {
+  it("a store that lost its latest numbers (a restore stopped before it moved them on): the run refused moves the numbering past the file, the next publishes", async () => {
+    const ws = await workspace({});
+    for (let i = 0; i < 3; i++) await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    const onDisk = () => describeCrl(readFileSync(join(ws.paths.crlDir, "13-sig.crl"))).crlNumber;
+    expect(onDisk()).toBe("3");
+    // The store as a backup taken after #1 had it
+    const db = new Database(ws.paths.db);
+    db.prepare("DELETE FROM crls WHERE ca_id = '13-sig' AND number > 1").run();
+    db.close();
+    const [refused] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    expect(refused).toMatchObject({ number: 2n, superseded: true });
+    expect(onDisk()).toBe("3");
+    const [next] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    expect(next).toMatchObject({ number: 4n, superseded: false });
+    expect(onDisk()).toBe("4");
   });
 });

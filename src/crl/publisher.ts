@@ -7,7 +7,8 @@
  * Guarantees, also with several publishers at once (two `crl generate`, `watch` beside `notices ingest`):
  * - a CRL file is only ever replaced by one with a higher number: a publisher that finds a higher number
  *   already published discards its files (that CRL covers at least as much, since numbers and revisions are
- *   reserved together);
+ *   reserved together) — published as the store recorded it, or installed as the file on disk says (a run that
+ *   installed and died before COMMIT, a store restored below its files: then the numbering moves past the file);
  * - a CA is marked clean only up to the revision its CRL was reserved at, so a revocation committed while
  *   the CRL was being built keeps the CA due for the next one;
  * - a crash burns a number but never publishes two different CRLs under one number; a crash between the
@@ -384,8 +385,11 @@ export class CrlPublisher {
         },
       );
     } catch (e) {
-      // Rolled back (the reservation stays open: the CA stays due, and its next CRL goes above the file)
       if (!(e instanceof InstalledIsNewer)) throw e;
+      // Rolled back: the reservation stays open and the CA due. Its next CRL must go above the file: a store far
+      // behind it (a restore stopped before it moved the numbering on) would otherwise burn one refused number
+      // per run until it got there.
+      await this.#store.skipCrlNumbers(ca.id, e.installed + 1n, this.#clock.now());
     } finally {
       if (!installed) for (const f of staged) f.discard();
     }
