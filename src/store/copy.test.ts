@@ -505,6 +505,23 @@ describe("copyStore", () => {
     await a.close();
   });
 
+  it("an unverified copy that a jpki process wrote to since (it opened the database before the copy): the rerun refuses it rather than wiping that write", async () => {
+    const a = newSqlite();
+    await populate(a);
+    const url = await server.createDatabase();
+    const target = await PostgresStore.open(url, { create: true, loadTarget: true });
+    const writer = await PostgresStore.open(url);
+    await target.load(a.dump());
+    // never confirmed (the copy stopped); meanwhile the process that opened it earlier writes
+    await writer.appendAudit({ action: "store.restore", subject: "" });
+    await target.close();
+    await writer.close();
+    const again = await PostgresStore.open(url, { loadTarget: true });
+    await expect(again.load(a.dump())).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_STORE_NOT_EMPTY") && /written to/.test((e as Error).message));
+    await again.close();
+    await a.close();
+  });
+
   it("keeps writers out of the source from the dump's start until it ends, so nothing is written behind the copy's back", async () => {
     // SQLite: the dump holds the write lock; another connection's write is busy
     const path = sqlitePath();

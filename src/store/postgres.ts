@@ -2618,16 +2618,22 @@ export class PostgresStore implements Store {
       // exclusively first, so no jpki process (nor a second copy) sees or writes a half-loaded store.
       await c.query("BEGIN ISOLATION LEVEL READ COMMITTED");
       await c.query(`LOCK TABLE meta, ${COPY_TABLES.join(", ")} IN ACCESS EXCLUSIVE MODE`);
-      // An earlier copy that loaded and was never verified: nobody used it (open refuses it), so it goes.
-      if ((await c.query("SELECT 1 FROM meta WHERE key = $1", [UNVERIFIED_COPY])).rowCount) {
+      const countsNow = async () =>
+        (await c.query<{ kind: string; n: bigint }>(DUMP_KINDS.map((k) => `SELECT '${k}' AS kind, (${COPY_COUNT_OF[k]}) AS n`).join(" UNION ALL "))).rows;
+      const countsText = (rows: ReadonlyArray<{ kind: string; n: bigint }>) => rows.map((r) => `${r.kind}=${r.n}`).sort().join(",");
+      let held = (await countsNow()).filter((r) => r.n > 0n);
+      // An earlier copy that loaded and was never verified goes — unless a jpki process that had opened the
+      // database before that load (open refuses it since) wrote to it: its records hold as they are. Every write
+      // appends to the audit log at least, so the counts the load recorded then differ.
+      const earlier = (await c.query<{ value: string }>("SELECT value FROM meta WHERE key = $1", [UNVERIFIED_COPY])).rows[0]?.value;
+      if (earlier !== undefined) {
+        if (earlier.split(" ")[2] !== countsText(held)) {
+          throw new JpkiError("ERR_STORE_NOT_EMPTY", "the target holds a store copy that was never verified and has been written to since: drop the database (or clear it) and copy again");
+        }
         await c.query(`TRUNCATE ${COPY_TABLES.join(", ")} RESTART IDENTITY`);
         await c.query(`INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '${GENESIS_HASH}')`);
+        held = [];
       }
-      const held = (
-        await c.query<{ kind: string; n: bigint }>(
-          DUMP_KINDS.map((k) => `SELECT '${k}' AS kind, (${COPY_COUNT_OF[k]}) AS n`).join(" UNION ALL "),
-        )
-      ).rows.filter((r) => r.n > 0n);
       if (held.length) {
         throw new JpkiError("ERR_STORE_NOT_EMPTY", `the target store already holds ${held.map((r) => `${r.n} ${r.kind}`).join(", ")}: a copy goes into an empty store only`);
       }
@@ -2651,8 +2657,8 @@ export class PostgresStore implements Store {
       // The registry side's copy of the issuance information is not a kind of its own in a dump: in one store
       // it is exactly the unrevoked certificates' (every transaction that issues or revokes keeps it so).
       await c.query(REGISTER_UNREVOKED);
-      // When, and whose (a random token: only this store object's confirmLoad removes it)
-      const mark = `${new Date().toISOString()} ${randomBytes(12).toString("hex")}`;
+      // When, whose (a random token: only this store object's confirmLoad removes it), and what it holds.
+      const mark = `${new Date().toISOString()} ${randomBytes(12).toString("hex")} ${countsText((await countsNow()).filter((r) => r.n > 0n))}`;
       await c.query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [UNVERIFIED_COPY, mark]);
       await c.query("COMMIT");
       this.#loadMark = mark;
