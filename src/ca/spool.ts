@@ -171,7 +171,7 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
       files++;
       o.onFile?.(name, r);
     } catch (e) {
-      if (!isJpkiError(e) || e.code === "ERR_STORE" || e.code === "ERR_STORE_UNREACHABLE" || e.code === "ERR_WORKSPACE_LOCKED" || e.code === "ERR_PASSPHRASE_WRONG") throw e;
+      if (!isJpkiError(e) || e.code === "ERR_STORE" || e.code === "ERR_STORE_UNREACHABLE" || e.code === "ERR_STORE_PERMISSION" || e.code === "ERR_WORKSPACE_LOCKED" || e.code === "ERR_PASSPHRASE_WRONG") throw e;
       const target = dest(dirs.failed);
       renameSync(path, target);
       stageFile(`${target}.error.json`, JSON.stringify(e.toJSON(), null, 2) + "\n").install();

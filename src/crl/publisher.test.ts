@@ -2,12 +2,14 @@
  * CRL publication: the DER file always, the PEM copy only with config `crlPem`, never a stale PEM beside a
  * newer DER, and nothing half-written left behind when the key does not unlock.
  */
+import Database from "better-sqlite3";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { initCas } from "../ca/manage.js";
 import { prefecture } from "../ca/prefectures.js";
+import { JpkiError } from "../errors.js";
 import { parsePemBlocks } from "../pki/pem.js";
 import { describeCrl } from "../profile/describe.js";
 import { Workspace } from "../workspace/workspace.js";
@@ -69,5 +71,54 @@ describe("CrlPublisher: DER, and PEM on request (config crlPem)", () => {
     await expect(generateCrls(ws, { ca: "13-sig", passphrase: "wrong" })).rejects.toMatchObject({ code: "ERR_PASSPHRASE_WRONG" });
     expect(files(ws)).toEqual(["13-sig.crl", "13-sig.crl.1", "13-sig.crl.pem"]);
     expect(files(ws).map((f) => readFileSync(join(ws.paths.crlDir, f)))).toEqual(before);
+  });
+});
+
+describe("CrlPublisher: the file on disk only moves to a higher CRL number", () => {
+  it("a run that installed #n+1 and then failed to record it (killed, its connection lost before COMMIT): a run holding #n leaves #n+1 in place", async () => {
+    const ws = await workspace({});
+    const t = { thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 86_400_000) };
+    // Another run reserved #1 and is still building it.
+    const held = await ws.store.reserveCrl("13-sig", t.thisUpdate, t.nextUpdate);
+    expect(held.number).toBe(1n);
+    // This run reserves #2, installs its files, and its transaction never commits.
+    const lost = new JpkiError("ERR_STORE_UNREACHABLE", "the PostgreSQL server cannot be reached (57P01) while recording a published CRL");
+    const publish = vi.spyOn(ws.store, "publishCrl").mockImplementationOnce(async (_rec, install) => {
+      install();
+      throw lost;
+    });
+    await expect(generateCrls(ws, { ca: "13-sig", passphrase: "pw" })).rejects.toBe(lost);
+    publish.mockRestore();
+    const onDisk = () => describeCrl(readFileSync(join(ws.paths.crlDir, "13-sig.crl"))).crlNumber;
+    expect(onDisk()).toBe("2");
+    // The run holding #1 publishes now: the store knows of no published #2, the disk does.
+    vi.spyOn(ws.store, "reserveCrl").mockResolvedValueOnce(held);
+    const [late] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    expect(late).toMatchObject({ number: 1n, superseded: true });
+    expect(onDisk()).toBe("2");
+    // Still due (nothing above #1 is recorded as published): the next run publishes above the file on disk.
+    expect(await ws.store.dirtyCas()).toContain("13-sig");
+    const [next] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    expect(next).toMatchObject({ number: 3n, superseded: false });
+    expect(onDisk()).toBe("3");
+  });
+});
+
+describe("CrlPublisher: a store numbering below the file on disk", () => {
+  it("a store that lost its latest numbers (a restore stopped before it moved them on): the run refused moves the numbering past the file, the next publishes", async () => {
+    const ws = await workspace({});
+    for (let i = 0; i < 3; i++) await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    const onDisk = () => describeCrl(readFileSync(join(ws.paths.crlDir, "13-sig.crl"))).crlNumber;
+    expect(onDisk()).toBe("3");
+    // The store as a backup taken after #1 had it
+    const db = new Database(ws.paths.db);
+    db.prepare("DELETE FROM crls WHERE ca_id = '13-sig' AND number > 1").run();
+    db.close();
+    const [refused] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    expect(refused).toMatchObject({ number: 2n, superseded: true });
+    expect(onDisk()).toBe("3");
+    const [next] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    expect(next).toMatchObject({ number: 4n, superseded: false });
+    expect(onDisk()).toBe("4");
   });
 });

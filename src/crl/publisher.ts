@@ -7,7 +7,8 @@
  * Guarantees, also with several publishers at once (two `crl generate`, `watch` beside `notices ingest`):
  * - a CRL file is only ever replaced by one with a higher number: a publisher that finds a higher number
  *   already published discards its files (that CRL covers at least as much, since numbers and revisions are
- *   reserved together);
+ *   reserved together) — published as the store recorded it, or installed as the file on disk says (a run that
+ *   installed and died before COMMIT, a store restored below its files: then the numbering moves past the file);
  * - a CA is marked clean only up to the revision its CRL was reserved at, so a revocation committed while
  *   the CRL was being built keeps the CA due for the next one;
  * - a crash burns a number but never publishes two different CRLs under one number; a crash between the
@@ -24,7 +25,7 @@
  * in one pass over the store), the ARL (`publishArl`) and the delta of the full CRL (`publishDelta`,
  * crl/delta.ts), each numbered from the CA's one sequence.
  */
-import { linkSync, readdirSync, rmSync } from "node:fs";
+import { closeSync, linkSync, openSync, readSync, readdirSync, rmSync } from "node:fs";
 import { basename, dirname, join, relative } from "node:path";
 import { JpkiError } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
@@ -75,6 +76,108 @@ export interface CrlIssuer {
   readonly spki?: Buffer;
   /** the stored CA: its certificate (ARL distribution point, the key CRLs are verified with), prefecture, purpose */
   readonly record: CaRecord;
+}
+
+/** The largest crlExtensions element read back from an installed CRL (ours hold a few hundred bytes). */
+const MAX_EXTENSIONS_READ = 64 * 1024;
+
+/**
+ * The CRL number of the CRL installed at `path`, when it is one of the CA with key identifier `keyId` (its
+ * authorityKeyIdentifier); undefined when there is no file, or it is another key's, or it does not parse.
+ * Positioned reads of the tag and length headers down to TBSCertList's crlExtensions, at its end: the revoked
+ * entries in between are skipped, not read, so a CRL of a million entries costs what an empty one does.
+ */
+export function installedCrlNumber(path: string, keyId: Buffer): bigint | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch {
+    return undefined;
+  }
+  try {
+    const read = (at: number, n: number): Buffer => {
+      const b = Buffer.alloc(n);
+      return b.subarray(0, readSync(fd, b, 0, n, at));
+    };
+    const headerAt = (at: number) => parseHeader(read(at, 6), 0);
+    const outer = headerAt(0);
+    if (!outer || outer.tag !== 0x30) return undefined;
+    const tbs = headerAt(outer.header);
+    if (!tbs || tbs.tag !== 0x30) return undefined;
+    const end = outer.header + tbs.header + tbs.length;
+    for (let at = outer.header + tbs.header; at < end; ) {
+      const h = headerAt(at);
+      if (!h) return undefined;
+      if (h.tag === 0xa0) {
+        if (h.length > MAX_EXTENSIONS_READ) return undefined;
+        return crlNumberIn(read(at + h.header, h.length), keyId);
+      }
+      at += h.header + h.length;
+    }
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A DER tag (single byte) and definite length at `at` of `b`: how many bytes the header takes, and the content's length. */
+function parseHeader(b: Buffer, at: number): { tag: number; header: number; length: number } | undefined {
+  if (at + 2 > b.length) return undefined;
+  const tag = b[at]!;
+  const first = b[at + 1]!;
+  if (first < 0x80) return { tag, header: 2, length: first };
+  const n = first & 0x7f;
+  if (n < 1 || n > 4 || at + 2 + n > b.length) return undefined;
+  let length = 0;
+  for (let i = 0; i < n; i++) length = length * 256 + b[at + 2 + i]!;
+  return { tag, header: 2 + n, length };
+}
+
+const OID_CRL_NUMBER = Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x14]);
+const OID_AUTHORITY_KEY_ID = Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x23]);
+
+/** The cRLNumber of a crlExtensions [0] element's content, when its authorityKeyIdentifier's keyIdentifier is `keyId`. */
+function crlNumberIn(ext: Buffer, keyId: Buffer): bigint | undefined {
+  const list = parseHeader(ext, 0);
+  if (!list || list.tag !== 0x30) return undefined;
+  let number: bigint | undefined;
+  let aki: Buffer | undefined;
+  for (let at = list.header; at < Math.min(ext.length, list.header + list.length); ) {
+    const e = parseHeader(ext, at);
+    if (!e || e.tag !== 0x30) return undefined;
+    const body = ext.subarray(at + e.header, at + e.header + e.length);
+    at += e.header + e.length;
+    // Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
+    const oid = parseHeader(body, 0);
+    if (!oid) return undefined;
+    const id = body.subarray(0, oid.header + oid.length);
+    let v = oid.header + oid.length;
+    let h = parseHeader(body, v);
+    if (h?.tag === 0x01) (v += h.header + h.length), (h = parseHeader(body, v));
+    if (!h || h.tag !== 0x04) return undefined;
+    const value = body.subarray(v + h.header, v + h.header + h.length);
+    const inner = parseHeader(value, 0);
+    if (!inner) return undefined;
+    if (id.equals(OID_CRL_NUMBER) && inner.tag === 0x02 && inner.length > 0) {
+      const digits = value.subarray(inner.header, inner.header + inner.length);
+      number = BigInt(`0x${digits.toString("hex")}`);
+    } else if (id.equals(OID_AUTHORITY_KEY_ID) && inner.tag === 0x30) {
+      // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING OPTIONAL, … }
+      const k = parseHeader(value, inner.header);
+      if (k?.tag === 0x80) aki = value.subarray(inner.header + k.header, inner.header + k.header + k.length);
+    }
+  }
+  return aki?.equals(keyId) ? number : undefined;
+}
+
+/**
+ * Thrown by a publication's install step when the file in place already carries this CRL's number or a higher
+ * one: the publication is then superseded, as when the store knows of a higher published number.
+ */
+class InstalledIsNewer extends JpkiError {
+  constructor(readonly installed: bigint) {
+    super("ERR_INTERNAL", `a CRL numbered ${installed} is installed already`);
+  }
 }
 
 /** Removes temporary CRL files killed publishers left: in crl/, each CA's partition directory, and arl/. */
@@ -268,12 +371,25 @@ export class CrlPublisher {
       installed = await this.#store.publishCrl(
         { caId: ca.id, number, entries: built.entries, path: relative(this.#root, derPath), sha256, ...(scope === FULL_SCOPE ? {} : { scope }) },
         () => {
+          // The store compares with the numbers it recorded as published; the disk may hold a higher one it never
+          // recorded: a run that installed its files and then died or lost its connection before COMMIT (its
+          // reservation stays open, so the CA stays due), or a store restored below what was published. Putting
+          // this CRL over that file would move verifiers back to an older CRL, which may lack revocations the
+          // newer one listed. Checked here, under the CA's lock that serializes installs.
+          const onDisk = installedCrlNumber(derPath, ca.keyId);
+          if (onDisk !== undefined && onDisk >= number) throw new InstalledIsNewer(onDisk);
           for (const f of staged) f.install();
           if (!pem) rmSync(pemPath, { force: true });
           keepHistory(derPath, number, this.#config.crlKeep);
           syncDir(dir);
         },
       );
+    } catch (e) {
+      if (!(e instanceof InstalledIsNewer)) throw e;
+      // Rolled back: the reservation stays open and the CA due. Its next CRL must go above the file: a store far
+      // behind it (a restore stopped before it moved the numbering on) would otherwise burn one refused number
+      // per run until it got there.
+      await this.#store.skipCrlNumbers(ca.id, e.installed + 1n, this.#clock.now());
     } finally {
       if (!installed) for (const f of staged) f.discard();
     }

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyAuditLog } from "../audit/verify.js";
 import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
-import { isJpkiError } from "../errors.js";
+import { isJpkiError, JpkiError } from "../errors.js";
 import { decodeEntries } from "../profile/crl-entry.js";
 import { copyStore, copyWorkspaceStore, fingerprintStore, parseStoreTarget, redactStoreUrl } from "./copy.js";
 import { Workspace } from "../workspace/workspace.js";
@@ -449,6 +449,77 @@ describe("copyStore", () => {
     expect(switched).toBe(false);
     await a.close();
     await real.close();
+  });
+
+  it("a PostgreSQL target whose copy stopped after loading, before it was verified: refused for use, and a rerun replaces it", async () => {
+    const a = newSqlite();
+    await populate(a);
+    const url = await server.createDatabase();
+    const target = await PostgresStore.open(url, { create: true, loadTarget: true });
+    // The copy stops once its load has committed (killed, or its connection lost, while reading the target back).
+    const lost = new JpkiError("ERR_STORE_UNREACHABLE", "the PostgreSQL server cannot be reached (57P01) while dumping the store");
+    const stopping = new Proxy(target, {
+      get(t, p) {
+        if (p === "dump") {
+          return async function* () {
+            yield* [];
+            throw lost;
+          };
+        }
+        const v = Reflect.get(t, p, t);
+        return typeof v === "function" ? v.bind(t) : v;
+      },
+    }) as Store;
+    await expect(copyStore(a, stopping)).rejects.toBe(lost);
+    await target.close();
+    // Complete-looking but never checked: a jpki process must not start writing to it
+    await expect(PostgresStore.open(url)).rejects.toMatchObject({ code: "ERR_WORKSPACE_CORRUPT", message: expect.stringMatching(/never verified/) });
+    // The copy run again goes into it as into an empty store
+    const again = await PostgresStore.open(url, { create: true, loadTarget: true });
+    const done = await copyStore(a, again);
+    expect(done.fingerprint.counts.certificates).toBeGreaterThan(0);
+    await again.close();
+    const used = await PostgresStore.open(url);
+    expect((await used.listCas()).length).toBeGreaterThan(0);
+    // … and a store in use is never replaced: a copy into it is refused
+    await expect(copyStore(a, used)).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_STORE_NOT_EMPTY"));
+    await used.close();
+    await a.close();
+  });
+
+  it("two copies into one PostgreSQL target: the one whose load was replaced before it was confirmed fails, and never confirms the other's", async () => {
+    const a = newSqlite();
+    await populate(a);
+    const url = await server.createDatabase();
+    const first = await PostgresStore.open(url, { create: true, loadTarget: true });
+    const second = await PostgresStore.open(url, { loadTarget: true });
+    await first.load(a.dump());
+    // The second copy finds an unverified copy and replaces it, while the first is still reading its back.
+    await second.load(a.dump());
+    await expect(first.confirmLoad()).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_STORE_COPY_MISMATCH") && /another copy/.test((e as Error).message));
+    await expect(PostgresStore.open(url)).rejects.toMatchObject({ code: "ERR_WORKSPACE_CORRUPT" });
+    await second.confirmLoad();
+    await (await PostgresStore.open(url)).close();
+    await first.close();
+    await second.close();
+    await a.close();
+  });
+
+  it("an unverified copy that a jpki process wrote to since (it opened the database before the copy): the rerun refuses it rather than wiping that write", async () => {
+    const a = newSqlite();
+    await populate(a);
+    const url = await server.createDatabase();
+    const target = await PostgresStore.open(url, { create: true, loadTarget: true });
+    const writer = await PostgresStore.open(url);
+    await target.load(a.dump());
+    // never confirmed (the copy stopped); meanwhile the process that opened it earlier writes
+    await writer.appendAudit({ action: "store.restore", subject: "" });
+    await target.close();
+    await writer.close();
+    const again = await PostgresStore.open(url, { loadTarget: true });
+    await expect(again.load(a.dump())).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_STORE_NOT_EMPTY") && /written to/.test((e as Error).message));
+    await again.close();
+    await a.close();
   });
 
   it("keeps writers out of the source from the dump's start until it ends, so nothing is written behind the copy's back", async () => {

@@ -15,7 +15,9 @@
  *   processes first all the same.
  * - The target is all or nothing: `load` runs in one transaction (PostgreSQL rolls back a killed copy; a new
  *   SQLite file is built under a temporary name, `.jpki.db.<pid>.<random>.tmp`, and linked into place only
- *   after verification). A killed copy leaves an empty target, never one that looks complete.
+ *   after verification). A killed copy leaves an empty target, never one that looks complete — except a PostgreSQL
+ *   target killed after its load committed, while it is read back: that one is marked unverified until
+ *   `confirmLoad`, refused for use by PostgresStore.open, and replaced by the next copy into it.
  * - Verification: the target is dumped again through its own read path and its fingerprint — counts and a
  *   SHA-256 per kind of record over a canonical encoding, the revoked serials per CA with reasons and sources,
  *   the CRL numbers per CA — must equal the one taken of the source stream. Otherwise ERR_STORE_COPY_MISMATCH,
@@ -307,6 +309,8 @@ export async function copyStore(source: Store, target: Store, opts: StoreCopyOpt
       });
     }
     const result: StoreCopyResult = { from: source.kind, to: target.kind, fingerprint: expected, durationMs: Date.now() - started };
+    // Until here a target that shows what it loaded (PostgreSQL) refuses to be used, and a rerun replaces it.
+    await target.confirmLoad();
     await opts.beforeRelease?.(result);
     // Past `end`: the source's dump finishes (retiring the source first when asked) and lets writers in again.
     retire = opts.retireSource;
@@ -481,7 +485,7 @@ export async function copyWorkspaceStore(root: string, opts: WorkspaceStoreCopyO
       toLoc = { kind: "sqlite", location: path };
     } else {
       const { PostgresStore } = await import("./postgres.js");
-      target = await PostgresStore.open(to.url, { ...opts.postgres, create: true });
+      target = await PostgresStore.open(to.url, { ...opts.postgres, create: true, loadTarget: true });
       toLoc = { kind: "postgres", location: redactStoreUrl(to.url) };
     }
     const t = target;

@@ -416,6 +416,43 @@ describe("PostgresStore specifics", () => {
     }
   });
 
+  it("a role without a privilege it needs is ERR_STORE_PERMISSION naming the object, both when the store is created and when a command writes", async () => {
+    const url = await server.createDatabase();
+    const db = decodeURIComponent(new URL(url).pathname.slice(1));
+    const role = `jpki_noperm_${process.pid}`;
+    const a = await admin(server.url("postgres"));
+    try {
+      await a.query(`CREATE ROLE ${role} LOGIN`);
+      const asRole = url.replace(/^postgresql:\/\/[^@]*@/, `postgresql://${role}@`);
+      // PostgreSQL 15 grants no CREATE on schema public to other roles: `ca init` as an application role.
+      await expect(PostgresStore.open(asRole, { create: true })).rejects.toMatchObject({
+        code: "ERR_STORE_PERMISSION",
+        message: expect.stringContaining("permission denied for schema public"),
+        details: { code: "42501" },
+      });
+      // A store the owner made, the role allowed to read only: reading works, the first write names the table.
+      await (await PostgresStore.open(url, { create: true })).close();
+      const owner = await admin(url);
+      try {
+        await owner.query(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`);
+      } finally {
+        await owner.end();
+      }
+      const s = await PostgresStore.open(asRole);
+      try {
+        expect(await s.listCas()).toEqual([]);
+        const err = await s.putCa(ca).then(() => undefined, (e: unknown) => e);
+        expect(err).toMatchObject({ code: "ERR_STORE_PERMISSION", message: expect.stringMatching(/permission denied for table cas/) });
+      } finally {
+        await s.close();
+      }
+    } finally {
+      await a.query(`DROP DATABASE IF EXISTS ${db}`).catch(() => undefined);
+      await a.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
+      await a.end();
+    }
+  });
+
   it("two stores on one database, released at the same moment, decide notice batches for one resident one after the other", async () => {
     const url = await server.createDatabase();
     const a = await PostgresStore.open(url, { create: true });

@@ -25,6 +25,7 @@
  * A lock wait longer than `lockTimeoutMs` (PostgreSQL's lock_timeout) fails with ERR_WORKSPACE_LOCKED; a
  * deadlock PostgreSQL detects anyway (40P01) retries the whole call a few times.
  */
+import { randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
 import type { CertificateType } from "../profile/types.js";
 import type { ClientBase, Connection, CustomTypesConfig, Pool, PoolClient, QueryResultRow, Submittable } from "pg";
@@ -497,12 +498,24 @@ function packed(parts: readonly Buffer[]): [bytes: Buffer, offsets: number[], le
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;
 
+/**
+ * The meta key of a store that `load` filled and no `confirmLoad` has confirmed yet: the load commits before the
+ * copy is read back, so a copy stopped between the two (killed, its connection lost, a mismatch) leaves a store
+ * that looks complete. Refused for use; replaced by the next load.
+ */
+const UNVERIFIED_COPY = "unverified_copy";
+
 /** Audit records per page read (auditRecords). */
 const AUDIT_PAGE = 500;
 
 export interface PostgresStoreOptions {
   /** create the schema in an empty database (otherwise an empty database is refused) */
   readonly create?: boolean;
+  /**
+   * opened as a store copy's target (copy.ts): a store holding a copy that was loaded but never verified
+   * ({@link UNVERIFIED_COPY}) opens, for `load` to replace; otherwise it is refused
+   */
+  readonly loadTarget?: boolean;
   /** how long a transaction waits for a lock before ERR_WORKSPACE_LOCKED (default 20 s, as SQLite's busy timeout) */
   readonly lockTimeoutMs?: number;
   /** the most resident codes a transaction locks one by one; a larger one locks the whole resident side (default 64) */
@@ -571,6 +584,7 @@ const PG = {
   deadlock: "40P01",
   serialization: "40001",
   noDatabase: "3D000",
+  insufficientPrivilege: "42501",
 } as const;
 
 const DEADLOCK_RETRIES = 5;
@@ -627,6 +641,16 @@ function storeError(e: unknown, what: string): JpkiError {
   if (code === "ERR_INVALID_URL") {
     // node-postgres parses the string with URL; neither message nor cause may show it (it may hold a password)
     return new JpkiError("ERR_USAGE", "the PostgreSQL connection string is not a valid URL (postgres://user@host:port/db)");
+  }
+  if (code === PG.insufficientPrivilege) {
+    // The role JPKI_STORE logs in as may not do what this command does: a grant is missing, or the store was
+    // made by another role (PostgreSQL 15 gives no CREATE on schema public to anyone but its owner). The
+    // server's message names the object ("permission denied for table crl_state") and holds no row values.
+    return new JpkiError(
+      "ERR_STORE_PERMISSION",
+      `the PostgreSQL role in JPKI_STORE lacks a privilege while ${what}: ${(e as Error).message}: grant it to that role, or run jpki as the role that owns the jpki tables`,
+      { cause: e, details: { code } },
+    );
   }
   const failure = connectionFailure(e);
   if (failure) {
@@ -1040,6 +1064,13 @@ export class PostgresStore implements Store {
           const meta = new Map((await c.query<{ key: string; value: string }>("SELECT key, value FROM meta")).rows.map((r) => [r.key, r.value]));
           if (meta.get("application") !== "jpki") throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL database is not a jpki store: point the store elsewhere");
           version = Number(meta.get("schema_version") ?? 0);
+          if (meta.has(UNVERIFIED_COPY) && !opts.loadTarget) {
+            throw new JpkiError(
+              "ERR_WORKSPACE_CORRUPT",
+              `the PostgreSQL database holds a store copy that was never verified (a 'jpki store copy' into it stopped on ${meta.get(UNVERIFIED_COPY)!.split(" ")[0]}): run the copy again, which replaces it, or drop the database`,
+              { details: { reason: "unverified-copy" } },
+            );
+          }
         } else {
           const n = (await c.query<{ n: bigint }>("SELECT count(*) AS n FROM pg_class WHERE relnamespace = current_schema()::regnamespace")).rows[0]!.n;
           if (n > 0n) throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL schema has tables but is not a jpki store: point the store elsewhere");
@@ -2563,6 +2594,20 @@ export class PostgresStore implements Store {
     }
   }
 
+  /** The mark this store's last load left (UNVERIFIED_COPY's value): what confirmLoad may remove. */
+  #loadMark: string | undefined;
+
+  async confirmLoad(): Promise<void> {
+    const mark = this.#loadMark;
+    const gone = mark === undefined ? [] : await this.#query("confirming a verified copy", "DELETE FROM meta WHERE key = $1 AND value = $2 RETURNING key", [UNVERIFIED_COPY, mark]);
+    if (!gone.length) {
+      // Another copy into this database replaced what this one loaded (or this one loaded nothing): what was
+      // read back may be either, and confirming would let the other, unverified, into use.
+      throw new JpkiError("ERR_STORE_COPY_MISMATCH", "another copy into the same PostgreSQL database replaced this one before it was confirmed: nothing was switched; run one copy at a time");
+    }
+    this.#loadMark = undefined;
+  }
+
   async load(batches: AsyncIterable<DumpBatch>): Promise<DumpCounts> {
     const c = await this.#connect("starting a load");
     let broken = false;
@@ -2572,12 +2617,23 @@ export class PostgresStore implements Store {
       // is rolled back by the server and leaves the database as empty as it found it. The tables are locked
       // exclusively first, so no jpki process (nor a second copy) sees or writes a half-loaded store.
       await c.query("BEGIN ISOLATION LEVEL READ COMMITTED");
-      await c.query(`LOCK TABLE ${COPY_TABLES.join(", ")} IN ACCESS EXCLUSIVE MODE`);
-      const held = (
-        await c.query<{ kind: string; n: bigint }>(
-          DUMP_KINDS.map((k) => `SELECT '${k}' AS kind, (${COPY_COUNT_OF[k]}) AS n`).join(" UNION ALL "),
-        )
-      ).rows.filter((r) => r.n > 0n);
+      await c.query(`LOCK TABLE meta, ${COPY_TABLES.join(", ")} IN ACCESS EXCLUSIVE MODE`);
+      const countsNow = async () =>
+        (await c.query<{ kind: string; n: bigint }>(DUMP_KINDS.map((k) => `SELECT '${k}' AS kind, (${COPY_COUNT_OF[k]}) AS n`).join(" UNION ALL "))).rows;
+      const countsText = (rows: ReadonlyArray<{ kind: string; n: bigint }>) => rows.map((r) => `${r.kind}=${r.n}`).sort().join(",");
+      let held = (await countsNow()).filter((r) => r.n > 0n);
+      // An earlier copy that loaded and was never verified goes — unless a jpki process that had opened the
+      // database before that load (open refuses it since) wrote to it: its records hold as they are. Every write
+      // appends to the audit log at least, so the counts the load recorded then differ.
+      const earlier = (await c.query<{ value: string }>("SELECT value FROM meta WHERE key = $1", [UNVERIFIED_COPY])).rows[0]?.value;
+      if (earlier !== undefined) {
+        if (earlier.split(" ")[2] !== countsText(held)) {
+          throw new JpkiError("ERR_STORE_NOT_EMPTY", "the target holds a store copy that was never verified and has been written to since: drop the database (or clear it) and copy again");
+        }
+        await c.query(`TRUNCATE ${COPY_TABLES.join(", ")} RESTART IDENTITY`);
+        await c.query(`INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '${GENESIS_HASH}')`);
+        held = [];
+      }
       if (held.length) {
         throw new JpkiError("ERR_STORE_NOT_EMPTY", `the target store already holds ${held.map((r) => `${r.n} ${r.kind}`).join(", ")}: a copy goes into an empty store only`);
       }
@@ -2601,7 +2657,11 @@ export class PostgresStore implements Store {
       // The registry side's copy of the issuance information is not a kind of its own in a dump: in one store
       // it is exactly the unrevoked certificates' (every transaction that issues or revokes keeps it so).
       await c.query(REGISTER_UNREVOKED);
+      // When, whose (a random token: only this store object's confirmLoad removes it), and what it holds.
+      const mark = `${new Date().toISOString()} ${randomBytes(12).toString("hex")} ${countsText((await countsNow()).filter((r) => r.n > 0n))}`;
+      await c.query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [UNVERIFIED_COPY, mark]);
       await c.query("COMMIT");
+      this.#loadMark = mark;
       return counts;
     } catch (e) {
       await c.query("ROLLBACK").catch(() => (broken = true));

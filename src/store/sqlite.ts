@@ -2455,6 +2455,9 @@ export class SqliteStore implements Store {
     }
   }
 
+  /** Nothing to confirm: a copy into SQLite is built under a temporary name and put in place only once verified (copy.ts). */
+  async confirmLoad(): Promise<void> {}
+
   async load(batches: AsyncIterable<DumpBatch>): Promise<DumpCounts> {
     const db = this.#db;
     // One write transaction from the emptiness check to the last row: a copy killed midway leaves the file as

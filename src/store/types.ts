@@ -803,8 +803,14 @@ export interface Store {
    * nothing: nothing is visible until the `end` record has arrived and the counts match the `header`; a dump
    * that stops early, arrives out of order or miscounts loads nothing (ERR_STORE_COPY_MISMATCH). Returns the
    * counts loaded.
+   *
+   * What it loaded counts as an unverified copy until {@link confirmLoad}: a store that is visible before its
+   * copy is read back (PostgreSQL's, committed by `load`) refuses to be opened for use meanwhile, and a later
+   * `load` replaces it — a copy stopped between the two (killed, its connection lost) is simply run again.
    */
   load(batches: AsyncIterable<DumpBatch>): Promise<DumpCounts>;
+  /** The copy `load` made was read back and found equal to its source: the store may be used from now on. */
+  confirmLoad(): Promise<void>;
 }
 
 export interface DumpOptions {
