@@ -1,16 +1,22 @@
 /**
- * A reader of a card file racing a writer in another process (`jpki card serve` selecting the application while
- * the counter renews a certificate, `jpki card info` during a VERIFY). Readers take no lock, so the load must not
- * mistake the writer's progress for a rollback. node:fs is wrapped so the writer's save lands at the worst moment:
- * after the reader has read the card file's bytes, before it reads the generation record.
+ * Races between processes on one card file, made deterministic by wrapping node:fs so the other process acts at
+ * the worst moment:
+ * - a reader racing a writer (`jpki card serve` selecting the application while the counter renews a
+ *   certificate, `jpki card info` during a VERIFY). Readers take no lock, so the load must not mistake the
+ *   writer's progress for a rollback; the writer's save lands after the reader has read the card file's bytes,
+ *   before it reads the generation record.
+ * - two processes taking over the lock a killed one left: the second must not remove the lock the first has
+ *   just made, or both hold it and each counts a PIN try from the same counter.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, it, vi } from "vitest";
 
 let betweenReads: ((path: string) => void) | undefined;
+/** called after every read of a card's lock file, with what was read */
+let onLockRead: ((path: string, content: string) => void) | undefined;
 vi.mock("node:fs", async (importOriginal) => {
   const real = await importOriginal<typeof fs>();
   const readFileSync = ((...args: Parameters<typeof real.readFileSync>) => {
@@ -20,6 +26,7 @@ vi.mock("node:fs", async (importOriginal) => {
       betweenReads = undefined;
       hook(args[0]);
     }
+    if (onLockRead && typeof args[0] === "string" && args[0].endsWith(".card.lock")) onLockRead(args[0], out.toString());
     return out;
   }) as typeof real.readFileSync;
   return { ...real, default: { ...real, readFileSync }, readFileSync };
@@ -42,4 +49,50 @@ it("a load racing another process's save sees the old state or the new one, neve
   expect(st.cardId).toBe("card-race");
   // and the card file is still the newest: a fresh open works
   expect(EmulatedCard.open(fileCardStorage(file, { chipKeyFile })).info().cardId).toBe("card-race");
+});
+
+it("of two processes taking over a killed holder's card lock, the second never removes the lock the first just made", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "jpki-card-takeover-"));
+  const chipKeyFile = join(dir, "chip.key");
+  const file = join(dir, "c.card");
+  const lock = `${file}.lock`;
+  EmulatedCard.create({ storage: fileCardStorage(file, { chipKeyFile, createChipKey: true }), cardId: "card-takeover", adminKey: newAdminKey(), signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+  const dead = "2147483646 1";
+  // Process B is vitest's parent (alive). It follows the lock's protocol: it may take over the dead holder's lock
+  // only where the code under test would let a second process do it — when no takeover is under way.
+  const ppidStat = fs.readFileSync(`/proc/${process.ppid}/stat`, "utf8");
+  const bLock = `${process.ppid} ${ppidStat.slice(ppidStat.lastIndexOf(")") + 2).split(" ")[19]}`;
+  let deadReads = 0;
+  let bHolds = false;
+  let aWroteWhileBHeld = false;
+  onLockRead = (path, content) => {
+    if (content === dead && ++deadReads === 2) {
+      // A has read the dead holder twice (it is about to remove the lock): B, finding the same dead holder, takes over.
+      try {
+        mkdirSync(`${path}.takeover`);
+      } catch {
+        return; // a takeover is under way (A's): B must wait
+      }
+      rmSync(path, { force: true });
+      writeFileSync(path, bLock, { mode: 0o600 });
+      rmdirSync(`${path}.takeover`);
+      bHolds = true;
+    } else if (content === bLock && bHolds) {
+      // A found B's lock and waits: B finishes and lets go.
+      rmSync(path, { force: true });
+      bHolds = false;
+    }
+  };
+  const real = fileCardStorage(file, { chipKeyFile });
+  const a = EmulatedCard.open({ ...real, where: real.where, exists: real.exists, load: real.load, save: (st) => ((aWroteWhileBHeld ||= bHolds), real.save(st)), ...(real.exclusive ? { exclusive: real.exclusive } : {}) });
+  const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ""), "hex"));
+  await a.transmit(hex("00 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01"));
+  await a.transmit(hex("00 A4 02 0C 02 00 18"));
+  writeFileSync(lock, dead, { mode: 0o600 });
+  const answer = await a.transmit(hex("00 20 00 80 04 30 30 30 30"));
+  onLockRead = undefined;
+  expect(deadReads).toBeGreaterThanOrEqual(2); // A did find the dead holder's lock
+  expect(aWroteWhileBHeld).toBe(false);
+  expect(bHolds).toBe(false); // B's lock was there until B let go
+  expect(Buffer.from(answer.subarray(-2)).toString("hex")).toBe("63c2");
 });

@@ -14,12 +14,13 @@
  * This is an emulator, not a secure element: whoever holds both the card file and the chip secret holds the keys.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
-import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { JpkiError } from "../errors.js";
 import { writeFileAtomic } from "../store/files.js";
-import { processAlive, sweepStaleTemps } from "../store/staging.js";
+import { withFileLockSync } from "../store/file-lock.js";
+import { sweepStaleTemps } from "../store/staging.js";
 import type { KeyId } from "./file-system.js";
 import type { PinId, PinRecord } from "./pin.js";
 
@@ -212,86 +213,19 @@ function readGeneration(file: string): number {
   }
 }
 
-/** Card lock files this process holds now: a lock naming our pid that is not here is a leftover, not ours. */
-const locksHeldHere = new Set<string>();
 /** How long a VERIFY waits for another process's read-modify-write of the same card (a few ms each). */
 const LOCK_WAIT_MS = 3000;
 
-/** Field 22 of /proc/<pid>/stat (start time), so a reused pid does not keep a dead holder's lock. */
-function startTimeOf(pid: number): string {
-  try {
-    const st = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return st.slice(st.lastIndexOf(")") + 2).split(" ")[19] ?? "";
-  } catch {
-    return "";
-  }
-}
-
 /**
- * Holds `<card file>.lock` (exclusive create) around fn, synchronously: the card answers inside one call. Two
- * processes that each loaded the same retry counter and each wrote it minus one would win a try back — with the
- * lock the second loads what the first wrote. A lock of a dead process (or a reused pid) is taken over; one
- * this process holds (a card re-entered from inside its own storage) or a live holder that does not let go in
- * LOCK_WAIT_MS is an error, which makes the card answer 6F 00 without having consumed or restored a try.
+ * Holds `<card file>.lock` around fn, synchronously: the card answers inside one call. Two processes that each
+ * loaded the same retry counter and each wrote it minus one would win a try back — with the lock the second
+ * loads what the first wrote. store/file-lock.ts makes the lock: a dead holder's lock (or a reused pid's) is
+ * taken over by one process only (of two that find it, the second must not remove the lock the first just made);
+ * one this process holds (a card re-entered from inside its own storage) or a live holder that does not let go
+ * in LOCK_WAIT_MS is an error, which makes the card answer 6F 00 without having consumed or restored a try.
  */
 function withCardLock<T>(cardPath: string, fn: () => T): T {
-  const lock = `${cardPath}.lock`;
-  const me = `${process.pid} ${startTimeOf(process.pid)}`;
-  const deadline = Date.now() + LOCK_WAIT_MS;
-  const nap = new Int32Array(new SharedArrayBuffer(4));
-  for (;;) {
-    if (locksHeldHere.has(lock)) throw new JpkiError("ERR_FILE_UNUSABLE", `the card file ${cardPath} is already being written by this process`);
-    let fd: number | undefined;
-    try {
-      fd = openSync(lock, "wx", 0o600);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    }
-    if (fd !== undefined) {
-      try {
-        writeSync(fd, me);
-      } finally {
-        closeSync(fd);
-      }
-      break;
-    }
-    let holder = "";
-    try {
-      holder = readFileSync(lock, "utf8");
-    } catch {
-      continue; // released meanwhile
-    }
-    const [pid, start] = holder.split(" ");
-    const n = Number(pid);
-    const dead = !Number.isInteger(n) || n <= 0 || n === process.pid || !processAlive(n) || (start !== undefined && start !== "" && startTimeOf(n) !== start);
-    // A holder killed between creating the lock and writing its pid leaves it empty: dead once it is older than a wait.
-    let emptyAndStale = false;
-    try {
-      emptyAndStale = holder === "" && Date.now() - statSync(lock).mtimeMs > LOCK_WAIT_MS;
-    } catch {
-      continue; // released meanwhile
-    }
-    if ((dead && holder !== "") || emptyAndStale) {
-      // Only if it still names the dead holder: another process may have taken it over and locked it meanwhile.
-      let still = "";
-      try {
-        still = readFileSync(lock, "utf8");
-      } catch {
-        continue;
-      }
-      if (still === holder) rmSync(lock, { force: true });
-      continue;
-    }
-    if (Date.now() > deadline) throw new JpkiError("ERR_WORKSPACE_LOCKED", `another process holds the card file ${cardPath} (lock ${lock})`);
-    Atomics.wait(nap, 0, 0, 5);
-  }
-  locksHeldHere.add(lock);
-  try {
-    return fn();
-  } finally {
-    locksHeldHere.delete(lock);
-    rmSync(lock, { force: true });
-  }
+  return withFileLockSync(`${cardPath}.lock`, `the card file ${cardPath}`, LOCK_WAIT_MS, fn);
 }
 
 /**
