@@ -2,7 +2,7 @@
  * The card's persistent state (issue 12 points 4 and 5): encrypted under the installation's chip secret, bound
  * to the card id, tamper-evident, atomic, shared by two card objects on one file as by two processes.
  */
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -222,6 +222,21 @@ describe("two VERIFYs at once on one card file", () => {
     expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
     expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().triesLeft.authentication).toBe(3);
     rmSync(`${p}.lock`);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
+  });
+
+  it("a directory where the lock file goes: VERIFY answers 6F 00 after the wait instead of spinning for ever", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-lockdir-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-lockdir", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    mkdirSync(`${p}.lock`);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
+    expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().triesLeft.authentication).toBe(3);
+    rmSync(`${p}.lock`, { recursive: true });
     expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
   });
 
