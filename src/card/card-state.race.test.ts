@@ -5,6 +5,8 @@
  *   certificate, `jpki card info` during a VERIFY). Readers take no lock, so the load must not mistake the
  *   writer's progress for a rollback; the writer's save lands after the reader has read the card file's bytes,
  *   before it reads the generation record.
+ * - two counters issuing the installation's first card at once: the second must find no chip secret or a whole
+ *   one, never the file the first has made but not yet written (a kill -9 there would leave it empty for good).
  * - two processes taking over the lock a killed one left: the second must not remove the lock the first has
  *   just made, or both hold it and each counts a PIN try from the same counter.
  */
@@ -15,6 +17,8 @@ import { join } from "node:path";
 import { expect, it, vi } from "vitest";
 
 let betweenReads: ((path: string) => void) | undefined;
+/** called once, before the next writeSync (the chip secret's bytes), then disarmed */
+let beforeWrite: (() => void) | undefined;
 /** called after every read of a card's lock file, with what was read */
 let onLockRead: ((path: string, content: string) => void) | undefined;
 vi.mock("node:fs", async (importOriginal) => {
@@ -29,10 +33,16 @@ vi.mock("node:fs", async (importOriginal) => {
     if (onLockRead && typeof args[0] === "string" && args[0].endsWith(".card.lock")) onLockRead(args[0], out.toString());
     return out;
   }) as typeof real.readFileSync;
-  return { ...real, default: { ...real, readFileSync }, readFileSync };
+  const writeSync = ((...args: Parameters<typeof real.writeSync>) => {
+    const hook = beforeWrite;
+    beforeWrite = undefined;
+    hook?.();
+    return (real.writeSync as (...a: unknown[]) => number)(...args);
+  }) as typeof real.writeSync;
+  return { ...real, default: { ...real, readFileSync, writeSync }, readFileSync, writeSync };
 });
 
-const { fileCardStorage } = await import("./card-state.js");
+const { ensureChipKey, fileCardStorage } = await import("./card-state.js");
 const { EmulatedCard, newAdminKey } = await import("./card.js");
 
 it("a load racing another process's save sees the old state or the new one, never a 'rollback'", () => {
@@ -95,4 +105,24 @@ it("of two processes taking over a killed holder's card lock, the second never r
   expect(aWroteWhileBHeld).toBe(false);
   expect(bHolds).toBe(false); // B's lock was there until B let go
   expect(Buffer.from(answer.subarray(-2)).toString("hex")).toBe("63c2");
+});
+
+it("a chip secret being made is never seen empty: a second process reads the whole secret or makes it itself", () => {
+  const dir = mkdtempSync(join(tmpdir(), "jpki-card-chip-"));
+  const path = join(dir, "jpki", "card-chip.key");
+  let seen: Buffer | string | undefined;
+  // The second counter runs between the first one's creating the chip secret and writing its bytes.
+  beforeWrite = () => {
+    try {
+      seen = ensureChipKey(path);
+    } catch (e) {
+      seen = (e as { code?: string }).code ?? "threw";
+    }
+  };
+  const made = ensureChipKey(path);
+  expect(beforeWrite).toBeUndefined(); // the second did run in the middle
+  expect(seen).toBeInstanceOf(Buffer);
+  expect((seen as Buffer).equals(made)).toBe(true);
+  expect(ensureChipKey(path).equals(made)).toBe(true);
+  expect(fs.readdirSync(join(dir, "jpki"))).toEqual(["card-chip.key"]);
 });

@@ -14,13 +14,13 @@
  * This is an emulator, not a secure element: whoever holds both the card file and the chip secret holds the keys.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
-import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { JpkiError } from "../errors.js";
 import { writeFileAtomic } from "../store/files.js";
 import { withFileLockSync } from "../store/file-lock.js";
-import { sweepStaleTemps } from "../store/staging.js";
+import { sweepStaleTemps, syncDir, tempPathFor } from "../store/staging.js";
 import type { KeyId } from "./file-system.js";
 import type { PinId, PinRecord } from "./pin.js";
 
@@ -126,23 +126,34 @@ function readChipKey(path: string): Buffer {
   }
 }
 
-/** Reads the chip secret, making a fresh one (owner-only, exclusive create) when there is none. */
+/**
+ * Reads the chip secret, making a fresh one (owner-only) when there is none. The secret is written whole to a
+ * temporary sibling and linked into place (link fails if another process made one first: then theirs is used), so
+ * the path never names a file not yet written — one a second counter would refuse as the wrong size, and one a
+ * kill -9 between create and write would leave empty for good, refusing every card of the installation.
+ */
 export function ensureChipKey(path: string): Buffer {
   if (!existsSync(path)) {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    let fd: number | undefined;
+    const dir = dirname(path);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    sweepStaleTemps(dir); // secrets a killed run made but never linked
+    const tmp = tempPathFor(path);
+    const fd = openSync(tmp, "wx", 0o600);
     try {
-      fd = openSync(path, "wx", 0o600);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e; // another process made it first: use theirs
-    }
-    if (fd !== undefined) {
       try {
         writeSync(fd, randomBytes(CHIP_KEY_BYTES));
         fsyncSync(fd);
       } finally {
         closeSync(fd);
       }
+      try {
+        linkSync(tmp, path);
+        syncDir(dir);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e; // another process made it first: use theirs
+      }
+    } finally {
+      rmSync(tmp, { force: true });
     }
   }
   return readChipKey(path);
