@@ -168,6 +168,24 @@ describe("two counters issuing onto one card file at once", () => {
   });
 });
 
+describe("a card id used twice on one installation", () => {
+  it("the second card is refused, and the first one keeps working (its rollback record is not overtaken)", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-dupid-"));
+    const key = join(own, "chip.key");
+    const first = join(own, "a.card");
+    EmulatedCard.create({ storage: fileCardStorage(first, { chipKeyFile: key, createChipKey: true }), cardId: "dup-01", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const a = EmulatedCard.open(fileCardStorage(first, { chipKeyFile: key }));
+    await sw(a, SELECT_JPKI);
+    await sw(a, SELECT_AUTH_PIN);
+    expect(await sw(a, "00 20 00 80 04 34 33 32 31")).toBe("9000");
+    // The clerk types the same --card-id for the next resident's card, in another file.
+    expect(errorCodeOf(() => EmulatedCard.create({ storage: fileCardStorage(join(own, "b.card"), { chipKeyFile: key }), cardId: "dup-01", adminKey: ADMIN, signaturePin: "OTHER2026", authenticationPin: "9999" }))).toBe("ERR_CARD_EXISTS");
+    expect(readdirSync(own)).not.toContain("b.card");
+    expect(EmulatedCard.open(fileCardStorage(first, { chipKeyFile: key })).info().cardId).toBe("dup-01");
+    expect(await sw(a, WRONG_AUTH_PIN)).toBe("63C2");
+  });
+});
+
 describe("two VERIFYs at once on one card file", () => {
   it("never both count from the same retry counter: every wrong answer costs a try", async () => {
     const own = mkdtempSync(join(tmpdir(), "jpki-card-race-"));

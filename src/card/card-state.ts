@@ -277,7 +277,14 @@ export function fileCardStorage(path: string, options: { chipKeyFile?: string; c
     },
     save(state: CardState): void {
       const genFile = generationFile(chipKeyFile, state.cardId);
-      const gen = Math.max(state.gen ?? 0, readGeneration(genFile)) + 1;
+      const recorded = readGeneration(genFile);
+      // A state never saved (a card being created) under an id this installation has written before: the two
+      // files would share one rollback record, and the first card — now "older than the last one written" —
+      // would never open again.
+      if (state.gen === undefined && recorded > 0) {
+        throw new JpkiError("ERR_CARD_EXISTS", `card id ${state.cardId} was already issued on this installation (another card file holds it): give the new card another id`);
+      }
+      const gen = Math.max(state.gen ?? 0, recorded) + 1;
       writeFileAtomic(path, encryptCardState({ ...state, gen }, chipKey), 0o600);
       writeFileAtomic(genFile, `${gen}\n`, 0o600);
     },
