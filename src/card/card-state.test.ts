@@ -311,4 +311,21 @@ describe("persist before answering", () => {
     expect(await sw(card, "00 20 00 80 04 34 33 32 31")).toBe("6F00");
     expect(EmulatedCard.open(base).info().triesLeft.authentication).toBe(2);
   });
+
+  it("a card that cannot record the attempt does not judge it: the right PIN answers 6F 00 as a wrong one does", async () => {
+    // Otherwise a full disk is an oracle: every wrong guess 6F 00 without costing a try, the right one 90 00 —
+    // and `jpki card sign` opens the card afresh (not mute) at every run.
+    const base = memoryCardStorage();
+    EmulatedCard.create({ storage: base, cardId: "c", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const flaky: CardStorage = { where: "flaky", exists: base.exists, load: base.load, save: () => { throw new Error("ENOSPC"); } };
+    const answers: string[] = [];
+    for (const pin of ["00 20 00 80 04 34 33 32 31", WRONG_AUTH_PIN]) {
+      const card = EmulatedCard.open(flaky);
+      await sw(card, SELECT_JPKI);
+      await sw(card, SELECT_AUTH_PIN);
+      answers.push(await sw(card, pin));
+    }
+    expect(answers).toEqual(["6F00", "6F00"]);
+    expect(EmulatedCard.open(base).info().triesLeft.authentication).toBe(3);
+  });
 });

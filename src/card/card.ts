@@ -304,11 +304,18 @@ const verify: Handler = (core, apdu) => {
     const rec = core.state.pins[id];
     if (!rec) return sw(SW.REFERENCE_DATA_NOT_USABLE);
     if (apdu.nc === 0) return sw(triesStatus(rec));
-    const attempt = attemptPin(id, rec, apdu.dataView());
-    // Persisted before the answer; if the write fails the card goes mute (see #process), so no try is won back.
     core.verified.delete(id);
-    if (attempt.record !== rec) core.commit(core.withPin(id, attempt.record));
-    if (attempt.verified) core.verified.set(id, attempt.record.hash);
+    // The try is spent — written — before the candidate is even compared, as a card's EEPROM counter is: a write
+    // that fails (a full disk) makes the card mute (see #process) before it has judged anything, so no answer,
+    // right or wrong, ever leaves without its try recorded. (Comparing first would answer the right PIN without a
+    // write, and 6F 00 only to wrong ones: an oracle at no cost on a full disk.)
+    if (rec.tries > 0) core.commit(core.withPin(id, Object.freeze({ ...rec, tries: rec.tries - 1 })));
+    const attempt = attemptPin(id, rec, apdu.dataView());
+    // Right: the counter full again (a crash before this write costs the resident one try, never gives one).
+    if (attempt.verified) {
+      core.commit(core.withPin(id, attempt.record));
+      core.verified.set(id, attempt.record.hash);
+    }
     return sw(attempt.sw);
   });
 };
