@@ -2,7 +2,7 @@
  * The card's persistent state (issue 12 points 4 and 5): encrypted under the installation's chip secret, bound
  * to the card id, tamper-evident, atomic, shared by two card objects on one file as by two processes.
  */
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -165,6 +165,30 @@ describe("two counters issuing onto one card file at once", () => {
     EmulatedCard.create({ storage: real, cardId: "first", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
     expect(errorCodeOf(() => EmulatedCard.create({ storage: late, cardId: "second", adminKey: ADMIN, signaturePin: "OTHER2026", authenticationPin: "9999" }))).toBe("ERR_CARD_EXISTS");
     expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().cardId).toBe("first");
+  });
+});
+
+describe("a card file reached through a symlink", () => {
+  it("is written where the link points: the link stays, and the card opens by either name with the same counter", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-link-"));
+    const key = join(own, "chip.key");
+    mkdirSync(join(own, "srv"));
+    const real = join(own, "srv", "alice.card");
+    const link = join(own, "alice.card");
+    EmulatedCard.create({ storage: fileCardStorage(real, { chipKeyFile: key, createChipKey: true }), cardId: "card-link", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    symlinkSync(real, link);
+    const viaLink = EmulatedCard.open(fileCardStorage(link, { chipKeyFile: key }));
+    await sw(viaLink, SELECT_JPKI);
+    await sw(viaLink, SELECT_AUTH_PIN);
+    expect(await sw(viaLink, WRONG_AUTH_PIN)).toBe("63C2");
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(EmulatedCard.open(fileCardStorage(real, { chipKeyFile: key })).info().triesLeft.authentication).toBe(2);
+    // and both names take one lock: a process holding the card by its real name keeps one using the link out
+    const ppid = readFileSync(`/proc/${process.ppid}/stat`, "utf8");
+    writeFileSync(`${real}.lock`, `${process.ppid} ${ppid.slice(ppid.lastIndexOf(")") + 2).split(" ")[19]}`, { mode: 0o600 });
+    expect(await sw(viaLink, WRONG_AUTH_PIN)).toBe("6F00");
+    rmSync(`${real}.lock`);
+    expect(await sw(viaLink, WRONG_AUTH_PIN)).toBe("63C1");
   });
 });
 

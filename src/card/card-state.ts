@@ -14,9 +14,9 @@
  * This is an emulator, not a secure element: whoever holds both the card file and the chip secret holds the keys.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
-import { closeSync, existsSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, writeSync } from "node:fs";
 import { homedir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { JpkiError } from "../errors.js";
 import { writeFileAtomic } from "../store/files.js";
 import { withFileLockSync } from "../store/file-lock.js";
@@ -240,18 +240,38 @@ function withCardLock<T>(cardPath: string, fn: () => T): T {
 }
 
 /**
+ * Where a card file really is: a symlink followed (and the directory of a card not made yet). Saves replace the
+ * file by a rename, which would replace a symlink itself — leaving the file it pointed to behind, soon refused as
+ * rolled back — and the lock is taken beside the file, so a process using the link and one using the real name
+ * must take the same one.
+ */
+function cardFilePath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    // not there yet (a card being created) or a dangling link: its directory, resolved
+  }
+  try {
+    return join(realpathSync(dirname(path)), basename(path));
+  } catch {
+    return path;
+  }
+}
+
+/**
  * The encrypted state file of one card. The chip secret is read once, when the storage is made. Each save
  * numbers the state (a generation inside the encryption) and records the number beside the chip secret after
  * the file is in place; a load of a file older than the record fails (ERR_CARD_STATE_CORRUPT, rolled back). A
  * crash between the two writes leaves the file one ahead of the record, which is accepted.
  */
-export function fileCardStorage(path: string, options: { chipKeyFile?: string; createChipKey?: boolean } = {}): CardStorage {
+export function fileCardStorage(where: string, options: { chipKeyFile?: string; createChipKey?: boolean } = {}): CardStorage {
   const chipKeyFile = options.chipKeyFile ?? defaultChipKeyFile();
   const chipKey = options.createChipKey ? ensureChipKey(chipKeyFile) : readChipKey(chipKeyFile);
+  const path = cardFilePath(where);
   // A kill -9 mid-write leaves a temporary sibling (encrypted, never read): remove those of dead processes.
   sweepStaleTemps(dirname(path));
   return {
-    where: path,
+    where,
     exists: () => existsSync(path),
     load(): CardState {
       const read = (): CardState => {
