@@ -336,6 +336,19 @@ describe("persist before answering", () => {
     expect(EmulatedCard.open(base).info().triesLeft.authentication).toBe(2);
   });
 
+  it("says once that it went mute, and why (an error code: nothing that passed through it)", async () => {
+    const base = memoryCardStorage();
+    EmulatedCard.create({ storage: base, cardId: "c", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const flaky: CardStorage = { where: "flaky", exists: base.exists, load: base.load, save: () => { throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" }); } };
+    const said: string[] = [];
+    const card = EmulatedCard.open(flaky, { onMute: (why) => said.push(why) });
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    expect(await sw(card, "00 20 00 80 04 34 33 32 31")).toBe("6F00");
+    expect(await sw(card, "00 20 00 80 04 34 33 32 31")).toBe("6F00");
+    expect(said).toEqual(["ENOSPC"]);
+  });
+
   it("a card that cannot record the attempt does not judge it: the right PIN answers 6F 00 as a wrong one does", async () => {
     // Otherwise a full disk is an oracle: every wrong guess 6F 00 without costing a try, the right one 90 00 —
     // and `jpki card sign` opens the card afresh (not mute) at every run.

@@ -114,6 +114,7 @@ class Core {
   constructor(
     readonly storage: CardStorage,
     state: CardState,
+    readonly onMute?: (why: string) => void,
   ) {
     this.state = state;
     this.loadKeys();
@@ -407,9 +408,13 @@ export class EmulatedCard implements CardTerminal {
     return new EmulatedCard(new Core(p.storage, state));
   }
 
-  /** Opens an issued card (ERR_CARD_MISSING, ERR_CARD_STATE_CORRUPT). */
-  static open(storage: CardStorage): EmulatedCard {
-    return new EmulatedCard(new Core(storage, storage.load()));
+  /**
+   * Opens an issued card (ERR_CARD_MISSING, ERR_CARD_STATE_CORRUPT). `onMute` hears once, with the error's code,
+   * that a fault made the card mute: a reader (`jpki card serve`) otherwise sees only 6F 00 to every command from
+   * then on, and nothing says that the card must be opened again once the cause (a full disk) is mended.
+   */
+  static open(storage: CardStorage, options: { readonly onMute?: (why: string) => void } = {}): EmulatedCard {
+    return new EmulatedCard(new Core(storage, storage.load(), options.onMute));
   }
 
   // ---- CardTerminal ----
@@ -459,6 +464,13 @@ export class EmulatedCard implements CardTerminal {
       // — and re-reading storage at the next VERIFY would then hand back a try the failed write lost.
       core.mute = true;
       core.resetSession();
+      try {
+        // The code only: a message may name paths, and nothing that passed through the card belongs in a log.
+        const code = (e as { code?: unknown } | null)?.code;
+        core.onMute?.(typeof code === "string" ? code : "ERR_INTERNAL");
+      } catch {
+        // a listener that throws must not change the answer
+      }
       return encodeResponse(new Uint8Array(0), SW.NO_DIAGNOSIS);
     }
   }
