@@ -9,6 +9,7 @@
  *   one, never the file the first has made but not yet written (a kill -9 there would leave it empty for good).
  * - two processes taking over the lock a killed one left: the second must not remove the lock the first has
  *   just made, or both hold it and each counts a PIN try from the same counter.
+ * - the wall clock stepped while a VERIFY waits for another process's lock.
  */
 import { mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import * as fs from "node:fs";
@@ -125,4 +126,38 @@ it("a chip secret being made is never seen empty: a second process reads the who
   expect((seen as Buffer).equals(made)).toBe(true);
   expect(ensureChipKey(path).equals(made)).toBe(true);
   expect(fs.readdirSync(join(dir, "jpki"))).toEqual(["card-chip.key"]);
+});
+
+it("a clock stepped forward while another process holds the card lock does not cut the wait short", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "jpki-card-clock-"));
+  const chipKeyFile = join(dir, "chip.key");
+  const file = join(dir, "c.card");
+  const lock = `${file}.lock`;
+  EmulatedCard.create({ storage: fileCardStorage(file, { chipKeyFile, createChipKey: true }), cardId: "card-clock", adminKey: newAdminKey(), signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+  const a = EmulatedCard.open(fileCardStorage(file, { chipKeyFile }));
+  const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ""), "hex"));
+  await a.transmit(hex("00 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01"));
+  await a.transmit(hex("00 A4 02 0C 02 00 18"));
+  // Process B (vitest's parent, alive) holds the lock and lets go the second time A looks at it; between A's
+  // first look and its second, NTP steps the wall clock an hour forward.
+  const ppidStat = fs.readFileSync(`/proc/${process.ppid}/stat`, "utf8");
+  const bLock = `${process.ppid} ${ppidStat.slice(ppidStat.lastIndexOf(")") + 2).split(" ")[19]}`;
+  writeFileSync(lock, bLock, { mode: 0o600 });
+  const realNow = Date.now;
+  let looks = 0;
+  onLockRead = (path, content) => {
+    if (content !== bLock) return;
+    looks++;
+    if (looks === 1) Date.now = () => realNow() + 3_600_000;
+    else rmSync(path, { force: true });
+  };
+  let answer: Uint8Array;
+  try {
+    answer = await a.transmit(hex("00 20 00 80 04 30 30 30 30"));
+  } finally {
+    Date.now = realNow;
+    onLockRead = undefined;
+  }
+  expect(looks).toBe(2);
+  expect(Buffer.from(answer.subarray(-2)).toString("hex")).toBe("63c2");
 });

@@ -139,7 +139,8 @@ export async function withFileLock<T>(path: string, what: string, fn: () => Prom
  */
 export function withFileLockSync<T>(path: string, what: string, waitMs: number, fn: () => T): T {
   if (heldHere.has(path)) throw new JpkiError("ERR_FILE_UNUSABLE", `${what} is already being worked on by this process`);
-  const deadline = Date.now() + waitMs;
+  // The monotonic clock: a wall clock stepped forward (NTP) must not end the wait at once, nor one stepped back prolong it.
+  const deadline = performance.now() + waitMs;
   const nap = new Int32Array(new SharedArrayBuffer(4));
   for (;;) {
     let holder: Holder | undefined;
@@ -151,7 +152,7 @@ export function withFileLockSync<T>(path: string, what: string, waitMs: number, 
       if (e instanceof JpkiError) throw e;
       throw new JpkiError("ERR_FILE_UNUSABLE", `the lock file ${path} cannot be made (${(e as NodeJS.ErrnoException).code ?? "error"}): check the directory's permissions`, { cause: e });
     }
-    if (Date.now() > deadline) {
+    if (performance.now() > deadline) {
       throw new JpkiError("ERR_WORKSPACE_LOCKED", `another jpki process${holder && Number.isInteger(holder.pid) ? ` (pid ${holder.pid})` : ""} is working on ${what}: retry when it finishes`);
     }
     Atomics.wait(nap, 0, 0, 5);
