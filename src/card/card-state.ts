@@ -302,7 +302,7 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
       // files would share one rollback record, and the first card — now "older than the last one written" —
       // would never open again.
       if (state.gen === undefined && recorded > 0) {
-        throw new JpkiError("ERR_CARD_EXISTS", `card id ${state.cardId} was already issued on this installation (another card file holds it): give the new card another id`);
+        throw new JpkiError("ERR_CARD_EXISTS", `card id ${state.cardId} was already used for a card on this installation (its file may have moved or been deleted since): give the new card another id`);
       }
       const gen = Math.max(state.gen ?? 0, recorded) + 1;
       writeFileAtomic(path, encryptCardState({ ...state, gen }, chipKey), 0o600);
