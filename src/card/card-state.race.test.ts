@@ -10,6 +10,8 @@
  * - two processes taking over the lock a killed one left: the second must not remove the lock the first has
  *   just made, or both hold it and each counts a PIN try from the same counter.
  * - the wall clock stepped while a VERIFY waits for another process's lock.
+ * - two counters creating cards under one card id in two files at once: one of them is refused, or the two
+ *   files share one rollback record and the first card written to is refused as rolled back ever after.
  */
 import { mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import * as fs from "node:fs";
@@ -20,12 +22,21 @@ import { expect, it, vi } from "vitest";
 let betweenReads: ((path: string) => void) | undefined;
 /** called once, before the next writeSync (the chip secret's bytes), then disarmed */
 let beforeWrite: (() => void) | undefined;
+/** called when a read finds nothing (a generation record not written yet), with the path */
+let onMissingRead: ((path: string) => void) | undefined;
 /** called after every read of a card's lock file, with what was read */
 let onLockRead: ((path: string, content: string) => void) | undefined;
 vi.mock("node:fs", async (importOriginal) => {
   const real = await importOriginal<typeof fs>();
   const readFileSync = ((...args: Parameters<typeof real.readFileSync>) => {
-    const out = real.readFileSync(...args);
+    let out: ReturnType<typeof real.readFileSync>;
+    try {
+      out = real.readFileSync(...args);
+    } catch (e) {
+      const hook = onMissingRead;
+      if (hook && typeof args[0] === "string") hook(args[0]);
+      throw e;
+    }
     const hook = betweenReads;
     if (hook && typeof args[0] === "string" && args[0].endsWith(".card")) {
       betweenReads = undefined;
@@ -160,4 +171,30 @@ it("a clock stepped forward while another process holds the card lock does not c
   }
   expect(looks).toBe(2);
   expect(Buffer.from(answer.subarray(-2)).toString("hex")).toBe("63c2");
+});
+
+it("of two cards created under one id at once (two files), one is refused", () => {
+  const dir = mkdtempSync(join(tmpdir(), "jpki-card-sameid-"));
+  const chipKeyFile = join(dir, "chip.key");
+  const admin = newAdminKey();
+  const make = (file: string) => () =>
+    EmulatedCard.create({ storage: fileCardStorage(join(dir, file), { chipKeyFile, createChipKey: true }), cardId: "same-01", adminKey: admin, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+  const outcomes: string[] = [];
+  const attempt = (f: () => unknown) => {
+    try {
+      f();
+      outcomes.push("made");
+    } catch (e) {
+      outcomes.push((e as { code?: string }).code ?? "threw");
+    }
+  };
+  // The second counter creates its card after the first has found no record of the id, before it writes one.
+  onMissingRead = (path) => {
+    if (!path.endsWith(join("card-generations", "same-01"))) return;
+    onMissingRead = undefined;
+    attempt(make("b.card"));
+  };
+  attempt(make("a.card"));
+  onMissingRead = undefined;
+  expect(outcomes.filter((o) => o === "made")).toHaveLength(1);
 });

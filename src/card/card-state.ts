@@ -297,16 +297,23 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
     },
     save(state: CardState): void {
       const genFile = generationFile(chipKeyFile, state.cardId);
-      const recorded = readGeneration(genFile);
-      // A state never saved (a card being created) under an id this installation has written before: the two
-      // files would share one rollback record, and the first card — now "older than the last one written" —
-      // would never open again.
-      if (state.gen === undefined && recorded > 0) {
-        throw new JpkiError("ERR_CARD_EXISTS", `card id ${state.cardId} was already used for a card on this installation (its file may have moved or been deleted since): give the new card another id`);
-      }
-      const gen = Math.max(state.gen ?? 0, recorded) + 1;
-      writeFileAtomic(path, encryptCardState({ ...state, gen }, chipKey), 0o600);
-      writeFileAtomic(genFile, `${gen}\n`, 0o600);
+      const write = (): void => {
+        const recorded = readGeneration(genFile);
+        // A state never saved (a card being created) under an id this installation has written before: the two
+        // files would share one rollback record, and the first card — now "older than the last one written" —
+        // would never open again.
+        if (state.gen === undefined && recorded > 0) {
+          throw new JpkiError("ERR_CARD_EXISTS", `card id ${state.cardId} was already used for a card on this installation (its file may have moved or been deleted since): give the new card another id`);
+        }
+        const gen = Math.max(state.gen ?? 0, recorded) + 1;
+        writeFileAtomic(path, encryptCardState({ ...state, gen }, chipKey), 0o600);
+        writeFileAtomic(genFile, `${gen}\n`, 0o600);
+      };
+      if (state.gen !== undefined) return write();
+      // A card being created: the card file's lock does not keep out a second counter creating the same id in
+      // another file, so the id's record is locked from the check to the write.
+      mkdirSync(dirname(genFile), { recursive: true, mode: 0o700 });
+      withFileLockSync(`${genFile}.lock`, `card id ${state.cardId}`, LOCK_WAIT_MS, write);
     },
     exclusive: <T>(fn: () => T): T => withCardLock(path, fn),
   };
