@@ -38,20 +38,28 @@ vi.mock("node:fs", async (importOriginal) => {
       throw e;
     }
     const hook = betweenReads;
-    if (hook && typeof args[0] === "string" && args[0].endsWith(".card")) {
+    const path = typeof args[0] === "number" ? openPaths.get(args[0]) : args[0];
+    if (hook && typeof path === "string" && path.endsWith(".card")) {
       betweenReads = undefined;
-      hook(args[0]);
+      hook(path);
     }
     if (onLockRead && typeof args[0] === "string" && args[0].endsWith(".card.lock")) onLockRead(args[0], out.toString());
     return out;
   }) as typeof real.readFileSync;
+  // the card file is read through a descriptor: remember which path each one was opened on
+  const openPaths = new Map<number, string>();
+  const openSync = ((...args: Parameters<typeof real.openSync>) => {
+    const fd = real.openSync(...args);
+    if (typeof args[0] === "string") openPaths.set(fd, args[0]);
+    return fd;
+  }) as typeof real.openSync;
   const writeSync = ((...args: Parameters<typeof real.writeSync>) => {
     const hook = beforeWrite;
     beforeWrite = undefined;
     hook?.();
     return (real.writeSync as (...a: unknown[]) => number)(...args);
   }) as typeof real.writeSync;
-  return { ...real, default: { ...real, readFileSync, writeSync }, readFileSync, writeSync };
+  return { ...real, default: { ...real, readFileSync, writeSync, openSync }, readFileSync, writeSync, openSync };
 });
 
 const { ensureChipKey, fileCardStorage } = await import("./card-state.js");

@@ -3,6 +3,7 @@
  * to the card id, tamper-evident, atomic, shared by two card objects on one file as by two processes.
  */
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -189,6 +190,22 @@ describe("a card file reached through a symlink", () => {
     expect(await sw(viaLink, WRONG_AUTH_PIN)).toBe("6F00");
     rmSync(`${real}.lock`);
     expect(await sw(viaLink, WRONG_AUTH_PIN)).toBe("63C1");
+  });
+});
+
+describe("something else where the card file should be", () => {
+  it("a FIFO put there while the card is in use: the card goes mute instead of hanging in the read", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-fifo-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-fifo", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const said: string[] = [];
+    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }), { onMute: (why) => said.push(why) });
+    rmSync(p);
+    execFileSync("mkfifo", ["-m", "600", p]);
+    expect(await sw(card, SELECT_JPKI)).toBe("6F00");
+    expect(said).toEqual(["ERR_FILE_UNUSABLE"]);
+    expect(errorCodeOf(() => EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })))).toBe("ERR_FILE_UNUSABLE");
   });
 });
 

@@ -14,7 +14,7 @@
  * This is an emulator, not a secure element: whoever holds both the card file and the chip secret holds the keys.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
-import { closeSync, existsSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, writeSync } from "node:fs";
+import { closeSync, constants as fsConstants, existsSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, writeSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { JpkiError } from "../errors.js";
@@ -160,6 +160,8 @@ export function ensureChipKey(path: string): Buffer {
 }
 
 const MAGIC = "JPKI-CARD 1 ";
+/** Far above any card's state (a few tens of kilobytes at most, base64 and JSON included). */
+const CARD_FILE_MAX = 1024 * 1024;
 
 function stateKey(chipKey: Buffer, cardId: string): Buffer {
   return Buffer.from(hkdfSync("sha256", chipKey, Buffer.from(cardId, "utf8"), "jpki card state v1", 32));
@@ -275,12 +277,28 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
     exists: () => existsSync(path),
     load(): CardState {
       const read = (): CardState => {
-        let bytes: Buffer;
+        let fd: number;
         try {
-          bytes = readFileSync(path);
+          // Non-blocking: a FIFO put where the card file was would otherwise hang the open (and `jpki card serve`
+          // with it) until someone writes to it.
+          fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new JpkiError("ERR_CARD_MISSING", `no card file at ${path}`);
           throw new JpkiError("ERR_FILE_UNUSABLE", `the card file ${path} cannot be read`, { cause: e });
+        }
+        let bytes: Buffer;
+        try {
+          const st = fstatSync(fd);
+          if (!st.isFile()) throw new JpkiError("ERR_FILE_UNUSABLE", `the card file ${path} is not a regular file`);
+          // A card's state is a few kilobytes (four certificates of at most 4 KiB, two keys): anything far larger
+          // is not one, and is not read into memory to find that out.
+          if (st.size > CARD_FILE_MAX) throw new JpkiError("ERR_CARD_STATE_CORRUPT", `the card state ${path} is ${st.size} bytes: not a jpki card file`);
+          bytes = readFileSync(fd);
+        } catch (e) {
+          if (e instanceof JpkiError) throw e;
+          throw new JpkiError("ERR_FILE_UNUSABLE", `the card file ${path} cannot be read`, { cause: e });
+        } finally {
+          closeSync(fd);
         }
         return decryptCardState(bytes, chipKey, path);
       };
