@@ -207,6 +207,13 @@ describe("something else where the card file should be", () => {
     expect(said).toEqual(["ERR_FILE_UNUSABLE"]);
     expect(errorCodeOf(() => EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })))).toBe("ERR_FILE_UNUSABLE");
   });
+
+  it("a FIFO where the chip secret should be is refused, not waited on", () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-chip-fifo-"));
+    const key = join(own, "chip.key");
+    execFileSync("mkfifo", ["-m", "600", key]);
+    expect(errorCodeOf(() => fileCardStorage(join(own, "c.card"), { chipKeyFile: key }))).toBe("ERR_CARD_CHIP_KEY_MISSING");
+  });
 });
 
 describe("a card id used twice on one installation", () => {

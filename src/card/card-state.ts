@@ -109,7 +109,7 @@ const CHIP_KEY_BYTES = 32;
 function readChipKey(path: string): Buffer {
   let fd: number;
   try {
-    fd = openSync(path, "r");
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK); // a FIFO is refused below, not waited on
   } catch (e) {
     throw new JpkiError("ERR_CARD_CHIP_KEY_MISSING", `the card chip secret ${path} cannot be read: set JPKI_CARD_CHIP_KEY_FILE to this installation's chip secret`, { cause: e });
   }
