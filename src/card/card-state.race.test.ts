@@ -43,7 +43,7 @@ vi.mock("node:fs", async (importOriginal) => {
       betweenReads = undefined;
       hook(path);
     }
-    if (onLockRead && typeof args[0] === "string" && args[0].endsWith(".card.lock")) onLockRead(args[0], out.toString());
+    if (onLockRead && typeof path === "string" && path.endsWith(".card.lock")) onLockRead(path, out.toString());
     return out;
   }) as typeof real.readFileSync;
   // the card file is read through a descriptor: remember which path each one was opened on

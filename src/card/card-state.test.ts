@@ -291,7 +291,7 @@ describe("two VERIFYs at once on one card file", () => {
     expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
   });
 
-  it("a directory where the lock file goes: VERIFY answers 6F 00 after the wait instead of spinning for ever", async () => {
+  it("a directory or a FIFO where the lock file goes: VERIFY answers 6F 00 after the wait instead of spinning or blocking for ever", async () => {
     const own = mkdtempSync(join(tmpdir(), "jpki-card-lockdir-"));
     const key = join(own, "chip.key");
     const p = join(own, "c.card");
@@ -304,6 +304,11 @@ describe("two VERIFYs at once on one card file", () => {
     expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().triesLeft.authentication).toBe(3);
     rmSync(`${p}.lock`, { recursive: true });
     expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
+    // a FIFO there: reading the holder from it must not wait for a writer that never comes
+    execFileSync("mkfifo", ["-m", "600", `${p}.lock`]);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
+    rmSync(`${p}.lock`);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C1");
   });
 
   it("takes over the lock a killed process left (a dead pid, or our own pid from an earlier run)", async () => {
