@@ -2,7 +2,8 @@
  * The card's persistent state (issue 12 points 4 and 5): encrypted under the installation's chip secret, bound
  * to the card id, tamper-evident, atomic, shared by two card objects on one file as by two processes.
  */
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -168,6 +169,71 @@ describe("two counters issuing onto one card file at once", () => {
   });
 });
 
+describe("a card file reached through a symlink", () => {
+  it("is written where the link points: the link stays, and the card opens by either name with the same counter", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-link-"));
+    const key = join(own, "chip.key");
+    mkdirSync(join(own, "srv"));
+    const real = join(own, "srv", "alice.card");
+    const link = join(own, "alice.card");
+    EmulatedCard.create({ storage: fileCardStorage(real, { chipKeyFile: key, createChipKey: true }), cardId: "card-link", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    symlinkSync(real, link);
+    const viaLink = EmulatedCard.open(fileCardStorage(link, { chipKeyFile: key }));
+    await sw(viaLink, SELECT_JPKI);
+    await sw(viaLink, SELECT_AUTH_PIN);
+    expect(await sw(viaLink, WRONG_AUTH_PIN)).toBe("63C2");
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(EmulatedCard.open(fileCardStorage(real, { chipKeyFile: key })).info().triesLeft.authentication).toBe(2);
+    // and both names take one lock: a process holding the card by its real name keeps one using the link out
+    const ppid = readFileSync(`/proc/${process.ppid}/stat`, "utf8");
+    writeFileSync(`${real}.lock`, `${process.ppid} ${ppid.slice(ppid.lastIndexOf(")") + 2).split(" ")[19]}`, { mode: 0o600 });
+    expect(await sw(viaLink, WRONG_AUTH_PIN)).toBe("6F00");
+    rmSync(`${real}.lock`);
+    expect(await sw(viaLink, WRONG_AUTH_PIN)).toBe("63C1");
+  });
+});
+
+describe("something else where the card file should be", () => {
+  it("a FIFO put there while the card is in use: the card goes mute instead of hanging in the read", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-fifo-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-fifo", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const said: string[] = [];
+    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }), { onMute: (why) => said.push(why) });
+    rmSync(p);
+    execFileSync("mkfifo", ["-m", "600", p]);
+    expect(await sw(card, SELECT_JPKI)).toBe("6F00");
+    expect(said).toEqual(["ERR_FILE_UNUSABLE"]);
+    expect(errorCodeOf(() => EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })))).toBe("ERR_FILE_UNUSABLE");
+  });
+
+  it("a FIFO where the chip secret should be is refused, not waited on", () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-chip-fifo-"));
+    const key = join(own, "chip.key");
+    execFileSync("mkfifo", ["-m", "600", key]);
+    expect(errorCodeOf(() => fileCardStorage(join(own, "c.card"), { chipKeyFile: key }))).toBe("ERR_CARD_CHIP_KEY_MISSING");
+  });
+});
+
+describe("a card id used twice on one installation", () => {
+  it("the second card is refused, and the first one keeps working (its rollback record is not overtaken)", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-dupid-"));
+    const key = join(own, "chip.key");
+    const first = join(own, "a.card");
+    EmulatedCard.create({ storage: fileCardStorage(first, { chipKeyFile: key, createChipKey: true }), cardId: "dup-01", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const a = EmulatedCard.open(fileCardStorage(first, { chipKeyFile: key }));
+    await sw(a, SELECT_JPKI);
+    await sw(a, SELECT_AUTH_PIN);
+    expect(await sw(a, "00 20 00 80 04 34 33 32 31")).toBe("9000");
+    // The clerk types the same --card-id for the next resident's card, in another file.
+    expect(errorCodeOf(() => EmulatedCard.create({ storage: fileCardStorage(join(own, "b.card"), { chipKeyFile: key }), cardId: "dup-01", adminKey: ADMIN, signaturePin: "OTHER2026", authenticationPin: "9999" }))).toBe("ERR_CARD_EXISTS");
+    expect(readdirSync(own)).not.toContain("b.card");
+    expect(EmulatedCard.open(fileCardStorage(first, { chipKeyFile: key })).info().cardId).toBe("dup-01");
+    expect(await sw(a, WRONG_AUTH_PIN)).toBe("63C2");
+  });
+});
+
 describe("two VERIFYs at once on one card file", () => {
   it("never both count from the same retry counter: every wrong answer costs a try", async () => {
     const own = mkdtempSync(join(tmpdir(), "jpki-card-race-"));
@@ -225,6 +291,26 @@ describe("two VERIFYs at once on one card file", () => {
     expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
   });
 
+  it("a directory or a FIFO where the lock file goes: VERIFY answers 6F 00 after the wait instead of spinning or blocking for ever", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-lockdir-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-lockdir", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    mkdirSync(`${p}.lock`);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
+    expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().triesLeft.authentication).toBe(3);
+    rmSync(`${p}.lock`, { recursive: true });
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
+    // a FIFO there: reading the holder from it must not wait for a writer that never comes
+    execFileSync("mkfifo", ["-m", "600", `${p}.lock`]);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
+    rmSync(`${p}.lock`);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C1");
+  });
+
   it("takes over the lock a killed process left (a dead pid, or our own pid from an earlier run)", async () => {
     const own = mkdtempSync(join(tmpdir(), "jpki-card-lock-"));
     const key = join(own, "chip.key");
@@ -277,5 +363,35 @@ describe("persist before answering", () => {
     expect(await sw(card, "00 20 00 80")).toBe("6F00");
     expect(await sw(card, "00 20 00 80 04 34 33 32 31")).toBe("6F00");
     expect(EmulatedCard.open(base).info().triesLeft.authentication).toBe(2);
+  });
+
+  it("says once that it went mute, and why (an error code: nothing that passed through it)", async () => {
+    const base = memoryCardStorage();
+    EmulatedCard.create({ storage: base, cardId: "c", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const flaky: CardStorage = { where: "flaky", exists: base.exists, load: base.load, save: () => { throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" }); } };
+    const said: string[] = [];
+    const card = EmulatedCard.open(flaky, { onMute: (why) => said.push(why) });
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    expect(await sw(card, "00 20 00 80 04 34 33 32 31")).toBe("6F00");
+    expect(await sw(card, "00 20 00 80 04 34 33 32 31")).toBe("6F00");
+    expect(said).toEqual(["ENOSPC"]);
+  });
+
+  it("a card that cannot record the attempt does not judge it: the right PIN answers 6F 00 as a wrong one does", async () => {
+    // Otherwise a full disk is an oracle: every wrong guess 6F 00 without costing a try, the right one 90 00 —
+    // and `jpki card sign` opens the card afresh (not mute) at every run.
+    const base = memoryCardStorage();
+    EmulatedCard.create({ storage: base, cardId: "c", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const flaky: CardStorage = { where: "flaky", exists: base.exists, load: base.load, save: () => { throw new Error("ENOSPC"); } };
+    const answers: string[] = [];
+    for (const pin of ["00 20 00 80 04 34 33 32 31", WRONG_AUTH_PIN]) {
+      const card = EmulatedCard.open(flaky);
+      await sw(card, SELECT_JPKI);
+      await sw(card, SELECT_AUTH_PIN);
+      answers.push(await sw(card, pin));
+    }
+    expect(answers).toEqual(["6F00", "6F00"]);
+    expect(EmulatedCard.open(base).info().triesLeft.authentication).toBe(3);
   });
 });

@@ -14,12 +14,13 @@
  * This is an emulator, not a secure element: whoever holds both the card file and the chip secret holds the keys.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
-import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, constants as fsConstants, existsSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, writeSync } from "node:fs";
 import { homedir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { JpkiError } from "../errors.js";
 import { writeFileAtomic } from "../store/files.js";
-import { processAlive, sweepStaleTemps } from "../store/staging.js";
+import { withFileLockSync } from "../store/file-lock.js";
+import { sweepStaleTemps, syncDir, tempPathFor } from "../store/staging.js";
 import type { KeyId } from "./file-system.js";
 import type { PinId, PinRecord } from "./pin.js";
 
@@ -108,7 +109,7 @@ const CHIP_KEY_BYTES = 32;
 function readChipKey(path: string): Buffer {
   let fd: number;
   try {
-    fd = openSync(path, "r");
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK); // a FIFO is refused below, not waited on
   } catch (e) {
     throw new JpkiError("ERR_CARD_CHIP_KEY_MISSING", `the card chip secret ${path} cannot be read: set JPKI_CARD_CHIP_KEY_FILE to this installation's chip secret`, { cause: e });
   }
@@ -125,29 +126,42 @@ function readChipKey(path: string): Buffer {
   }
 }
 
-/** Reads the chip secret, making a fresh one (owner-only, exclusive create) when there is none. */
+/**
+ * Reads the chip secret, making a fresh one (owner-only) when there is none. The secret is written whole to a
+ * temporary sibling and linked into place (link fails if another process made one first: then theirs is used), so
+ * the path never names a file not yet written — one a second counter would refuse as the wrong size, and one a
+ * kill -9 between create and write would leave empty for good, refusing every card of the installation.
+ */
 export function ensureChipKey(path: string): Buffer {
   if (!existsSync(path)) {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    let fd: number | undefined;
+    const dir = dirname(path);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    sweepStaleTemps(dir); // secrets a killed run made but never linked
+    const tmp = tempPathFor(path);
+    const fd = openSync(tmp, "wx", 0o600);
     try {
-      fd = openSync(path, "wx", 0o600);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e; // another process made it first: use theirs
-    }
-    if (fd !== undefined) {
       try {
         writeSync(fd, randomBytes(CHIP_KEY_BYTES));
         fsyncSync(fd);
       } finally {
         closeSync(fd);
       }
+      try {
+        linkSync(tmp, path);
+        syncDir(dir);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e; // another process made it first: use theirs
+      }
+    } finally {
+      rmSync(tmp, { force: true });
     }
   }
   return readChipKey(path);
 }
 
 const MAGIC = "JPKI-CARD 1 ";
+/** Far above any card's state (a few tens of kilobytes at most, base64 and JSON included). */
+const CARD_FILE_MAX = 1024 * 1024;
 
 function stateKey(chipKey: Buffer, cardId: string): Buffer {
   return Buffer.from(hkdfSync("sha256", chipKey, Buffer.from(cardId, "utf8"), "jpki card state v1", 32));
@@ -212,85 +226,37 @@ function readGeneration(file: string): number {
   }
 }
 
-/** Card lock files this process holds now: a lock naming our pid that is not here is a leftover, not ours. */
-const locksHeldHere = new Set<string>();
 /** How long a VERIFY waits for another process's read-modify-write of the same card (a few ms each). */
 const LOCK_WAIT_MS = 3000;
 
-/** Field 22 of /proc/<pid>/stat (start time), so a reused pid does not keep a dead holder's lock. */
-function startTimeOf(pid: number): string {
-  try {
-    const st = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return st.slice(st.lastIndexOf(")") + 2).split(" ")[19] ?? "";
-  } catch {
-    return "";
-  }
+/**
+ * Holds `<card file>.lock` around fn, synchronously: the card answers inside one call. Two processes that each
+ * loaded the same retry counter and each wrote it minus one would win a try back — with the lock the second
+ * loads what the first wrote. store/file-lock.ts makes the lock: a dead holder's lock (or a reused pid's) is
+ * taken over by one process only (of two that find it, the second must not remove the lock the first just made);
+ * one this process holds (a card re-entered from inside its own storage) or a live holder that does not let go
+ * in LOCK_WAIT_MS is an error, which makes the card answer 6F 00 without having consumed or restored a try.
+ */
+function withCardLock<T>(cardPath: string, fn: () => T): T {
+  return withFileLockSync(`${cardPath}.lock`, `the card file ${cardPath}`, LOCK_WAIT_MS, fn);
 }
 
 /**
- * Holds `<card file>.lock` (exclusive create) around fn, synchronously: the card answers inside one call. Two
- * processes that each loaded the same retry counter and each wrote it minus one would win a try back — with the
- * lock the second loads what the first wrote. A lock of a dead process (or a reused pid) is taken over; one
- * this process holds (a card re-entered from inside its own storage) or a live holder that does not let go in
- * LOCK_WAIT_MS is an error, which makes the card answer 6F 00 without having consumed or restored a try.
+ * Where a card file really is: a symlink followed (and the directory of a card not made yet). Saves replace the
+ * file by a rename, which would replace a symlink itself — leaving the file it pointed to behind, soon refused as
+ * rolled back — and the lock is taken beside the file, so a process using the link and one using the real name
+ * must take the same one.
  */
-function withCardLock<T>(cardPath: string, fn: () => T): T {
-  const lock = `${cardPath}.lock`;
-  const me = `${process.pid} ${startTimeOf(process.pid)}`;
-  const deadline = Date.now() + LOCK_WAIT_MS;
-  const nap = new Int32Array(new SharedArrayBuffer(4));
-  for (;;) {
-    if (locksHeldHere.has(lock)) throw new JpkiError("ERR_FILE_UNUSABLE", `the card file ${cardPath} is already being written by this process`);
-    let fd: number | undefined;
-    try {
-      fd = openSync(lock, "wx", 0o600);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    }
-    if (fd !== undefined) {
-      try {
-        writeSync(fd, me);
-      } finally {
-        closeSync(fd);
-      }
-      break;
-    }
-    let holder = "";
-    try {
-      holder = readFileSync(lock, "utf8");
-    } catch {
-      continue; // released meanwhile
-    }
-    const [pid, start] = holder.split(" ");
-    const n = Number(pid);
-    const dead = !Number.isInteger(n) || n <= 0 || n === process.pid || !processAlive(n) || (start !== undefined && start !== "" && startTimeOf(n) !== start);
-    // A holder killed between creating the lock and writing its pid leaves it empty: dead once it is older than a wait.
-    let emptyAndStale = false;
-    try {
-      emptyAndStale = holder === "" && Date.now() - statSync(lock).mtimeMs > LOCK_WAIT_MS;
-    } catch {
-      continue; // released meanwhile
-    }
-    if ((dead && holder !== "") || emptyAndStale) {
-      // Only if it still names the dead holder: another process may have taken it over and locked it meanwhile.
-      let still = "";
-      try {
-        still = readFileSync(lock, "utf8");
-      } catch {
-        continue;
-      }
-      if (still === holder) rmSync(lock, { force: true });
-      continue;
-    }
-    if (Date.now() > deadline) throw new JpkiError("ERR_WORKSPACE_LOCKED", `another process holds the card file ${cardPath} (lock ${lock})`);
-    Atomics.wait(nap, 0, 0, 5);
-  }
-  locksHeldHere.add(lock);
+function cardFilePath(path: string): string {
   try {
-    return fn();
-  } finally {
-    locksHeldHere.delete(lock);
-    rmSync(lock, { force: true });
+    return realpathSync(path);
+  } catch {
+    // not there yet (a card being created) or a dangling link: its directory, resolved
+  }
+  try {
+    return join(realpathSync(dirname(path)), basename(path));
+  } catch {
+    return path;
   }
 }
 
@@ -300,22 +266,39 @@ function withCardLock<T>(cardPath: string, fn: () => T): T {
  * the file is in place; a load of a file older than the record fails (ERR_CARD_STATE_CORRUPT, rolled back). A
  * crash between the two writes leaves the file one ahead of the record, which is accepted.
  */
-export function fileCardStorage(path: string, options: { chipKeyFile?: string; createChipKey?: boolean } = {}): CardStorage {
+export function fileCardStorage(where: string, options: { chipKeyFile?: string; createChipKey?: boolean } = {}): CardStorage {
   const chipKeyFile = options.chipKeyFile ?? defaultChipKeyFile();
   const chipKey = options.createChipKey ? ensureChipKey(chipKeyFile) : readChipKey(chipKeyFile);
+  const path = cardFilePath(where);
   // A kill -9 mid-write leaves a temporary sibling (encrypted, never read): remove those of dead processes.
   sweepStaleTemps(dirname(path));
   return {
-    where: path,
+    where,
     exists: () => existsSync(path),
     load(): CardState {
       const read = (): CardState => {
-        let bytes: Buffer;
+        let fd: number;
         try {
-          bytes = readFileSync(path);
+          // Non-blocking: a FIFO put where the card file was would otherwise hang the open (and `jpki card serve`
+          // with it) until someone writes to it.
+          fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new JpkiError("ERR_CARD_MISSING", `no card file at ${path}`);
           throw new JpkiError("ERR_FILE_UNUSABLE", `the card file ${path} cannot be read`, { cause: e });
+        }
+        let bytes: Buffer;
+        try {
+          const st = fstatSync(fd);
+          if (!st.isFile()) throw new JpkiError("ERR_FILE_UNUSABLE", `the card file ${path} is not a regular file`);
+          // A card's state is a few kilobytes (four certificates of at most 4 KiB, two keys): anything far larger
+          // is not one, and is not read into memory to find that out.
+          if (st.size > CARD_FILE_MAX) throw new JpkiError("ERR_CARD_STATE_CORRUPT", `the card state ${path} is ${st.size} bytes: not a jpki card file`);
+          bytes = readFileSync(fd);
+        } catch (e) {
+          if (e instanceof JpkiError) throw e;
+          throw new JpkiError("ERR_FILE_UNUSABLE", `the card file ${path} cannot be read`, { cause: e });
+        } finally {
+          closeSync(fd);
         }
         return decryptCardState(bytes, chipKey, path);
       };
@@ -332,9 +315,23 @@ export function fileCardStorage(path: string, options: { chipKeyFile?: string; c
     },
     save(state: CardState): void {
       const genFile = generationFile(chipKeyFile, state.cardId);
-      const gen = Math.max(state.gen ?? 0, readGeneration(genFile)) + 1;
-      writeFileAtomic(path, encryptCardState({ ...state, gen }, chipKey), 0o600);
-      writeFileAtomic(genFile, `${gen}\n`, 0o600);
+      const write = (): void => {
+        const recorded = readGeneration(genFile);
+        // A state never saved (a card being created) under an id this installation has written before: the two
+        // files would share one rollback record, and the first card — now "older than the last one written" —
+        // would never open again.
+        if (state.gen === undefined && recorded > 0) {
+          throw new JpkiError("ERR_CARD_EXISTS", `card id ${state.cardId} was already used for a card on this installation (its file may have moved or been deleted since): give the new card another id`);
+        }
+        const gen = Math.max(state.gen ?? 0, recorded) + 1;
+        writeFileAtomic(path, encryptCardState({ ...state, gen }, chipKey), 0o600);
+        writeFileAtomic(genFile, `${gen}\n`, 0o600);
+      };
+      if (state.gen !== undefined) return write();
+      // A card being created: the card file's lock does not keep out a second counter creating the same id in
+      // another file, so the id's record is locked from the check to the write.
+      mkdirSync(dirname(genFile), { recursive: true, mode: 0o700 });
+      withFileLockSync(`${genFile}.lock`, `card id ${state.cardId}`, LOCK_WAIT_MS, write);
     },
     exclusive: <T>(fn: () => T): T => withCardLock(path, fn),
   };

@@ -114,6 +114,7 @@ class Core {
   constructor(
     readonly storage: CardStorage,
     state: CardState,
+    readonly onMute?: (why: string) => void,
   ) {
     this.state = state;
     this.loadKeys();
@@ -304,11 +305,18 @@ const verify: Handler = (core, apdu) => {
     const rec = core.state.pins[id];
     if (!rec) return sw(SW.REFERENCE_DATA_NOT_USABLE);
     if (apdu.nc === 0) return sw(triesStatus(rec));
-    const attempt = attemptPin(id, rec, apdu.dataView());
-    // Persisted before the answer; if the write fails the card goes mute (see #process), so no try is won back.
     core.verified.delete(id);
-    if (attempt.record !== rec) core.commit(core.withPin(id, attempt.record));
-    if (attempt.verified) core.verified.set(id, attempt.record.hash);
+    // The try is spent — written — before the candidate is even compared, as a card's EEPROM counter is: a write
+    // that fails (a full disk) makes the card mute (see #process) before it has judged anything, so no answer,
+    // right or wrong, ever leaves without its try recorded. (Comparing first would answer the right PIN without a
+    // write, and 6F 00 only to wrong ones: an oracle at no cost on a full disk.)
+    if (rec.tries > 0) core.commit(core.withPin(id, Object.freeze({ ...rec, tries: rec.tries - 1 })));
+    const attempt = attemptPin(id, rec, apdu.dataView());
+    // Right: the counter full again (a crash before this write costs the resident one try, never gives one).
+    if (attempt.verified) {
+      core.commit(core.withPin(id, attempt.record));
+      core.verified.set(id, attempt.record.hash);
+    }
     return sw(attempt.sw);
   });
 };
@@ -400,9 +408,13 @@ export class EmulatedCard implements CardTerminal {
     return new EmulatedCard(new Core(p.storage, state));
   }
 
-  /** Opens an issued card (ERR_CARD_MISSING, ERR_CARD_STATE_CORRUPT). */
-  static open(storage: CardStorage): EmulatedCard {
-    return new EmulatedCard(new Core(storage, storage.load()));
+  /**
+   * Opens an issued card (ERR_CARD_MISSING, ERR_CARD_STATE_CORRUPT). `onMute` hears once, with the error's code,
+   * that a fault made the card mute: a reader (`jpki card serve`) otherwise sees only 6F 00 to every command from
+   * then on, and nothing says that the card must be opened again once the cause (a full disk) is mended.
+   */
+  static open(storage: CardStorage, options: { readonly onMute?: (why: string) => void } = {}): EmulatedCard {
+    return new EmulatedCard(new Core(storage, storage.load(), options.onMute));
   }
 
   // ---- CardTerminal ----
@@ -452,6 +464,13 @@ export class EmulatedCard implements CardTerminal {
       // — and re-reading storage at the next VERIFY would then hand back a try the failed write lost.
       core.mute = true;
       core.resetSession();
+      try {
+        // The code only: a message may name paths, and nothing that passed through the card belongs in a log.
+        const code = (e as { code?: unknown } | null)?.code;
+        core.onMute?.(typeof code === "string" ? code : "ERR_INTERNAL");
+      } catch {
+        // a listener that throws must not change the answer
+      }
       return encodeResponse(new Uint8Array(0), SW.NO_DIAGNOSIS);
     }
   }

@@ -3,7 +3,7 @@
  * (PINs, the municipality's administrative key) read from the environment, a file or standard input — never from
  * the command line, where `ps` shows them to every user of the machine — and never printed.
  */
-import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, linkSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { dirname } from "node:path";
 import { checkInputFile, JpkiError, library } from "./lib.js";
@@ -51,9 +51,20 @@ export function adminKeyFrom(raw: Buffer, where: string): Buffer {
 export async function readAdminKeyFile(path: string, create: boolean): Promise<Buffer> {
   if (!existsSync(path)) {
     if (!create) throw new JpkiError("ERR_FILE_NOT_FOUND", `no administrative key at ${path}: pass --admin-key-file (or set JPKI_CARD_ADMIN_KEY_FILE)`);
-    const { writeFileAtomic } = await library();
+    const { stageFile, syncDir } = await import("../store/staging.js");
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    writeFileAtomic(path, randomBytes(32).toString("hex") + "\n", 0o600);
+    // Written whole beside it and linked into place, never renamed over a file: of two counters issuing a
+    // workspace's first cards at once, the second would otherwise replace the key the first one's card was just
+    // personalised under — a card no one could unblock or renew again. Linking fails when the file is there: use it.
+    const staged = stageFile(path, randomBytes(32).toString("hex") + "\n", 0o600);
+    try {
+      linkSync(staged.tmp, path);
+      syncDir(dirname(path));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    } finally {
+      staged.discard();
+    }
   }
   const file = checkInputFile(path, "administrative key file");
   // Like the chip secret (and ssh's keys): a key others can read opens every card of the municipality for them.

@@ -11,8 +11,11 @@
  * - Taking over a dead holder's lock is itself exclusive (a `.takeover` directory, made with mkdir): of two
  *   processes that find the same dead holder, one removes the lock and links its own, the other finds it held.
  *   A takeover directory older than a minute is a taker that was killed, and is removed.
+ *
+ * withFileLock refuses at once when the lock is held; withFileLockSync (the IC card's read-modify-write, which
+ * answers inside one synchronous call) waits a few seconds for the holder to let go first.
  */
-import { linkSync, mkdirSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { JpkiError } from "../errors.js";
 import { processAlive, tempPathFor } from "./staging.js";
 
@@ -45,7 +48,15 @@ interface Holder {
 function readHolder(path: string): Holder | undefined {
   let raw: string;
   try {
-    raw = readFileSync(path, "utf8");
+    // Non-blocking, and only from a regular file: a FIFO at the lock's path would otherwise block the read for
+    // ever. Anything else there is no holder we can name (the caller waits, then reports the lock as held).
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      if (!fstatSync(fd).isFile()) return undefined;
+      raw = readFileSync(fd, "utf8");
+    } finally {
+      closeSync(fd);
+    }
   } catch {
     return undefined; // gone meanwhile
   }
@@ -124,6 +135,39 @@ export async function withFileLock<T>(path: string, what: string, fn: () => Prom
   heldHere.add(path);
   try {
     return await fn();
+  } finally {
+    heldHere.delete(path);
+    rmSync(path, { force: true });
+  }
+}
+
+/**
+ * As withFileLock, synchronously, waiting up to `waitMs` for a live holder to let go (polling every few ms) before
+ * ERR_WORKSPACE_LOCKED. A lock this process already holds is ERR_FILE_UNUSABLE: `fn` re-entered its own lock.
+ */
+export function withFileLockSync<T>(path: string, what: string, waitMs: number, fn: () => T): T {
+  if (heldHere.has(path)) throw new JpkiError("ERR_FILE_UNUSABLE", `${what} is already being worked on by this process`);
+  // The monotonic clock: a wall clock stepped forward (NTP) must not end the wait at once, nor one stepped back prolong it.
+  const deadline = performance.now() + waitMs;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    let holder: Holder | undefined;
+    try {
+      if (tryCreate(path)) break;
+      holder = readHolder(path);
+      if (holder && !holderAlive(path, holder) && takeOver(path, holder)) continue;
+    } catch (e) {
+      if (e instanceof JpkiError) throw e;
+      throw new JpkiError("ERR_FILE_UNUSABLE", `the lock file ${path} cannot be made (${(e as NodeJS.ErrnoException).code ?? "error"}): check the directory's permissions`, { cause: e });
+    }
+    if (performance.now() > deadline) {
+      throw new JpkiError("ERR_WORKSPACE_LOCKED", `another jpki process${holder && Number.isInteger(holder.pid) ? ` (pid ${holder.pid})` : ""} is working on ${what}: retry when it finishes`);
+    }
+    Atomics.wait(nap, 0, 0, 5);
+  }
+  heldHere.add(path);
+  try {
+    return fn();
   } finally {
     heldHere.delete(path);
     rmSync(path, { force: true });
