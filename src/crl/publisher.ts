@@ -25,7 +25,7 @@
  * in one pass over the store), the ARL (`publishArl`) and the delta of the full CRL (`publishDelta`,
  * crl/delta.ts), each numbered from the CA's one sequence.
  */
-import { closeSync, linkSync, openSync, readSync, readdirSync, rmSync } from "node:fs";
+import { linkSync, readdirSync, rmSync } from "node:fs";
 import { basename, dirname, join, relative } from "node:path";
 import { JpkiError } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
@@ -33,6 +33,8 @@ import { certificateParts } from "../pki/der.js";
 import type { Signer } from "../pki/signer.js";
 import { signatureShape } from "../pki/signer.js";
 import { pemChunks } from "../pki/pem.js";
+import { crlFileSource } from "../profile/crl-reader.js";
+import { openCrl, type CrlStream } from "../profile/describe.js";
 import { openStagingFile, stageFile, sweepStaleTemps, syncDir, type StagedFile } from "../store/staging.js";
 import { ARL_SCOPE, DELTA_SCOPE, FULL_SCOPE, type CaRecord, type CrlScope, type Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
@@ -78,96 +80,25 @@ export interface CrlIssuer {
   readonly record: CaRecord;
 }
 
-/** The largest crlExtensions element read back from an installed CRL (ours hold a few hundred bytes). */
-const MAX_EXTENSIONS_READ = 64 * 1024;
-
 /**
  * The CRL number of the CRL installed at `path`, when it is one of the CA with key identifier `keyId` (its
- * authorityKeyIdentifier); undefined when there is no file, or it is another key's, or it does not parse.
- * Positioned reads of the tag and length headers down to TBSCertList's crlExtensions, at its end: the revoked
- * entries in between are skipped, not read, so a CRL of a million entries costs what an empty one does.
+ * authorityKeyIdentifier); undefined when there is no file, or it is another key's, or it does not parse. Read
+ * as `jpki inspect` reads one (profile/describe.ts openCrl): the frame by positioned reads, the revoked entries
+ * skipped, so a CRL of a million entries costs what an empty one does.
  */
 export function installedCrlNumber(path: string, keyId: Buffer): bigint | undefined {
-  let fd: number;
+  let crl: CrlStream;
   try {
-    fd = openSync(path, "r");
+    crl = openCrl(crlFileSource(path, "the installed CRL"));
   } catch {
     return undefined;
   }
   try {
-    const read = (at: number, n: number): Buffer => {
-      const b = Buffer.alloc(n);
-      return b.subarray(0, readSync(fd, b, 0, n, at));
-    };
-    const headerAt = (at: number) => parseHeader(read(at, 6), 0);
-    const outer = headerAt(0);
-    if (!outer || outer.tag !== 0x30) return undefined;
-    const tbs = headerAt(outer.header);
-    if (!tbs || tbs.tag !== 0x30) return undefined;
-    const end = outer.header + tbs.header + tbs.length;
-    for (let at = outer.header + tbs.header; at < end; ) {
-      const h = headerAt(at);
-      if (!h) return undefined;
-      if (h.tag === 0xa0) {
-        if (h.length > MAX_EXTENSIONS_READ) return undefined;
-        return crlNumberIn(read(at + h.header, h.length), keyId);
-      }
-      at += h.header + h.length;
-    }
-    return undefined;
+    const { crlNumber, authorityKeyIdentifier } = crl.header;
+    return crlNumber !== undefined && authorityKeyIdentifier === keyId.toString("hex") ? BigInt(crlNumber) : undefined;
   } finally {
-    closeSync(fd);
+    crl.close();
   }
-}
-
-/** A DER tag (single byte) and definite length at `at` of `b`: how many bytes the header takes, and the content's length. */
-function parseHeader(b: Buffer, at: number): { tag: number; header: number; length: number } | undefined {
-  if (at + 2 > b.length) return undefined;
-  const tag = b[at]!;
-  const first = b[at + 1]!;
-  if (first < 0x80) return { tag, header: 2, length: first };
-  const n = first & 0x7f;
-  if (n < 1 || n > 4 || at + 2 + n > b.length) return undefined;
-  let length = 0;
-  for (let i = 0; i < n; i++) length = length * 256 + b[at + 2 + i]!;
-  return { tag, header: 2 + n, length };
-}
-
-const OID_CRL_NUMBER = Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x14]);
-const OID_AUTHORITY_KEY_ID = Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x23]);
-
-/** The cRLNumber of a crlExtensions [0] element's content, when its authorityKeyIdentifier's keyIdentifier is `keyId`. */
-function crlNumberIn(ext: Buffer, keyId: Buffer): bigint | undefined {
-  const list = parseHeader(ext, 0);
-  if (!list || list.tag !== 0x30) return undefined;
-  let number: bigint | undefined;
-  let aki: Buffer | undefined;
-  for (let at = list.header; at < Math.min(ext.length, list.header + list.length); ) {
-    const e = parseHeader(ext, at);
-    if (!e || e.tag !== 0x30) return undefined;
-    const body = ext.subarray(at + e.header, at + e.header + e.length);
-    at += e.header + e.length;
-    // Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
-    const oid = parseHeader(body, 0);
-    if (!oid) return undefined;
-    const id = body.subarray(0, oid.header + oid.length);
-    let v = oid.header + oid.length;
-    let h = parseHeader(body, v);
-    if (h?.tag === 0x01) (v += h.header + h.length), (h = parseHeader(body, v));
-    if (!h || h.tag !== 0x04) return undefined;
-    const value = body.subarray(v + h.header, v + h.header + h.length);
-    const inner = parseHeader(value, 0);
-    if (!inner) return undefined;
-    if (id.equals(OID_CRL_NUMBER) && inner.tag === 0x02 && inner.length > 0) {
-      const digits = value.subarray(inner.header, inner.header + inner.length);
-      number = BigInt(`0x${digits.toString("hex")}`);
-    } else if (id.equals(OID_AUTHORITY_KEY_ID) && inner.tag === 0x30) {
-      // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING OPTIONAL, … }
-      const k = parseHeader(value, inner.header);
-      if (k?.tag === 0x80) aki = value.subarray(inner.header + k.header, inner.header + k.header + k.length);
-    }
-  }
-  return aki?.equals(keyId) ? number : undefined;
 }
 
 /**
