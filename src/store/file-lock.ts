@@ -113,31 +113,45 @@ function takeOver(path: string, stale: Holder): boolean {
 }
 
 /**
- * Runs `fn` holding the lock file at `path`; ERR_WORKSPACE_LOCKED naming `what` when another live process holds
- * it. Filesystem failures (a read-only directory) are ERR_FILE_UNUSABLE.
+ * One try at the lock at `path`: made (true), or else the holder that has it (undefined when it let go just now).
+ * A dead holder's lock is taken over and made again at once. Filesystem failures (a read-only directory) are
+ * ERR_FILE_UNUSABLE.
  */
-export async function withFileLock<T>(path: string, what: string, fn: () => Promise<T>): Promise<T> {
+function tryAcquire(path: string): true | { readonly holder: Holder | undefined } {
   try {
-    let got = tryCreate(path);
-    if (!got) {
-      const h = readHolder(path);
-      if (h && !holderAlive(path, h) && takeOver(path, h)) got = tryCreate(path);
-      else if (!h) got = tryCreate(path); // released meanwhile
-      if (!got) {
-        const now = readHolder(path);
-        throw new JpkiError("ERR_WORKSPACE_LOCKED", `another jpki process${now && Number.isInteger(now.pid) ? ` (pid ${now.pid})` : ""} is working on ${what}: retry when it finishes`);
-      }
-    }
+    if (tryCreate(path)) return true;
+    const h = readHolder(path);
+    if (h && holderAlive(path, h)) return { holder: h };
+    // released meanwhile, or a dead holder's: ours if the takeover is (another taker may be first)
+    if ((!h || takeOver(path, h)) && tryCreate(path)) return true;
+    return { holder: readHolder(path) };
   } catch (e) {
     if (e instanceof JpkiError) throw e;
     throw new JpkiError("ERR_FILE_UNUSABLE", `the lock file ${path} cannot be made (${(e as NodeJS.ErrnoException).code ?? "error"}): check the directory's permissions`, { cause: e });
   }
+}
+
+function lockedBy(holder: Holder | undefined, what: string): JpkiError {
+  return new JpkiError("ERR_WORKSPACE_LOCKED", `another jpki process${holder && Number.isInteger(holder.pid) ? ` (pid ${holder.pid})` : ""} is working on ${what}: retry when it finishes`);
+}
+
+function release(path: string): void {
+  heldHere.delete(path);
+  rmSync(path, { force: true });
+}
+
+/**
+ * Runs `fn` holding the lock file at `path`; ERR_WORKSPACE_LOCKED naming `what` when another live process holds
+ * it. Filesystem failures (a read-only directory) are ERR_FILE_UNUSABLE.
+ */
+export async function withFileLock<T>(path: string, what: string, fn: () => Promise<T>): Promise<T> {
+  const got = tryAcquire(path);
+  if (got !== true) throw lockedBy(got.holder, what);
   heldHere.add(path);
   try {
     return await fn();
   } finally {
-    heldHere.delete(path);
-    rmSync(path, { force: true });
+    release(path);
   }
 }
 
@@ -151,25 +165,15 @@ export function withFileLockSync<T>(path: string, what: string, waitMs: number, 
   const deadline = performance.now() + waitMs;
   const nap = new Int32Array(new SharedArrayBuffer(4));
   for (;;) {
-    let holder: Holder | undefined;
-    try {
-      if (tryCreate(path)) break;
-      holder = readHolder(path);
-      if (holder && !holderAlive(path, holder) && takeOver(path, holder)) continue;
-    } catch (e) {
-      if (e instanceof JpkiError) throw e;
-      throw new JpkiError("ERR_FILE_UNUSABLE", `the lock file ${path} cannot be made (${(e as NodeJS.ErrnoException).code ?? "error"}): check the directory's permissions`, { cause: e });
-    }
-    if (performance.now() > deadline) {
-      throw new JpkiError("ERR_WORKSPACE_LOCKED", `another jpki process${holder && Number.isInteger(holder.pid) ? ` (pid ${holder.pid})` : ""} is working on ${what}: retry when it finishes`);
-    }
+    const got = tryAcquire(path);
+    if (got === true) break;
+    if (performance.now() > deadline) throw lockedBy(got.holder, what);
     Atomics.wait(nap, 0, 0, 5);
   }
   heldHere.add(path);
   try {
     return fn();
   } finally {
-    heldHere.delete(path);
-    rmSync(path, { force: true });
+    release(path);
   }
 }
