@@ -106,6 +106,20 @@ export function auditContract(name: string, make: () => Promise<Store>): void {
       await t.close();
     });
 
+    it("seals records whose text needs escaping or is not ASCII so that the chain verifies", async () => {
+      // PostgreSQL hashes in the database (auditHashTail): its bytes must be what auditHash hashes in JavaScript.
+      const s = await make();
+      const odd = 'é 住所 😀 "q" \\ / \u0001\n\t\u007f \u2028 \ufffd';
+      s.setAuditContext({ actor: `os:${odd}` });
+      await s.appendAudit({ action: "auth.failure", subject: odd, detail: { [odd]: odd, list: [odd, 1.5, -0, 1e21] } });
+      await s.appendAudit({ action: "x", subject: "" });
+      const recs = await all(s);
+      expect(recs.map((r) => r.subject)).toEqual([odd, ""]);
+      for (const r of recs) expect(r.hash).toBe(auditHash(r));
+      expect((await verifyAuditLog(s)).ok).toBe(true);
+      await s.close();
+    });
+
     it("appends a record of its own (failures, restores), filters and pages the log", async () => {
       const s = await make();
       s.setAuditContext({ actor: "os:alice" });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { canonicalJson } from "./audit-log.js";
+import { auditHash, auditHashTail, canonicalJson } from "./audit-log.js";
+import { hash } from "node:crypto";
 
 describe("canonicalJson", () => {
   it("sorts keys at every level, omits undefined members, writes undefined array items as null", () => {
@@ -13,5 +14,13 @@ describe("canonicalJson", () => {
     expect(canonicalJson({ a: undefined })).toBe("{}");
     expect(canonicalJson([])).toBe("[]");
     expect(canonicalJson({ "é": 1, e: 2, E: 3 })).toBe('{"E":3,"e":2,"é":1}');
+  });
+});
+
+describe("auditHashTail", () => {
+  it("is what follows a hex previous hash in auditHash's input", () => {
+    const r = { prevHash: "ab".repeat(32), at: 1_700_000_000_123, actor: "os:é", action: "a", subject: 'q"\\\n', detail: '{"x":"😀"}' };
+    expect(hash("sha256", `["${r.prevHash}",${auditHashTail(r)}`, "hex")).toBe(auditHash(r));
+    expect(auditHashTail({ ...r, at: new Date(r.at) })).toBe(auditHashTail(r));
   });
 });

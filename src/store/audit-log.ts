@@ -62,6 +62,17 @@ export function auditHash(r: { readonly prevHash: string; readonly at: Date | nu
 }
 
 /**
+ * What follows the previous hash in auditHash's input: for a hex prevHash (every hash auditHash makes) the input
+ * is `["` + prevHash + `",` + this. PostgreSQL seals its records in the database with it (jpki_audit_append,
+ * postgres.ts migration 16), where the head is locked and read in the statement that appends: one round trip,
+ * not two, for every appending transaction, and the validation API's disclosure groups one statement in all.
+ */
+export function auditHashTail(r: { readonly at: Date | number; readonly actor: string; readonly action: string; readonly subject: string; readonly detail: string }): string {
+  const at = typeof r.at === "number" ? r.at : r.at.getTime();
+  return JSON.stringify([at, r.actor, r.action, r.subject, r.detail]).slice(1);
+}
+
+/**
  * JSON with object keys sorted at every level: the same detail always encodes (and hashes) the same. Written
  * with string concatenation, and keys sorted only when they are not in order already: an issuance group's
  * record lists every certificate it committed, and the arrays of keys, the sorts and the joins per certificate
