@@ -90,6 +90,42 @@ describe("IssuanceSweepSchedule (injected clock)", () => {
     expect(events).toHaveLength(3);
   });
 
+  it("sweeps as of the time that has really passed since it started when the wall clock jumps ahead: a live certificate's information stays", async () => {
+    const { s, f } = await seeded();
+    const control = await seeded();
+    // The wall clock jumps two years ahead (a mis-set clock, a bad NTP step) while the monotonic clock stands still:
+    // the sweep due now must not take the live certificates' rows (they expire within those two years), or their
+    // holders' changes would send the CA side no notice and the certificates would stay valid.
+    const start = f.cutoff.getTime() + DAY;
+    const clock = new FixedClock(start);
+    let elapsed = 5_000;
+    const events: IssuanceSweepEvent[] = [];
+    const schedule = new IssuanceSweepSchedule({ store: s, clock, elapsedMs: () => elapsed, firstDelayMs: 0, onSweep: (e) => events.push(e) });
+    clock.advance(2 * 365 * DAY);
+    expect(schedule.poke()).toBe(true);
+    await schedule.settled();
+    expect(events).toEqual([{ kind: "swept", removed: f.expired, expiredBefore: f.cutoff, stopped: false, nextAt: new Date(start + DAY) }]);
+    expect((await Promise.all(CODES.map((c) => s.registeredIssuances(c)))).flat().map((x) => x.serial)).toEqual(f.live);
+    // and the counter sends the same notices as on a store never swept
+    const procedures: CounterProcedure[] = CODES.map((residentCode) => ({ kind: "death", residentCode }));
+    const now = new Date(start);
+    const notices = await runProcedures(s, procedures, { now });
+    expect(notices).toEqual(await runProcedures(control.s, procedures, { now }));
+    expect(notices.notices.length).toBeGreaterThan(0);
+    // The clock set right again is believed; the next sweep is due a day after the time the first was taken at
+    // (not two years on), and sweeps as of the wall clock again.
+    clock.set(start + DAY - 1);
+    elapsed += DAY - 1;
+    expect(schedule.poke()).toBe(false);
+    clock.advance(1);
+    elapsed += 1;
+    expect(schedule.poke()).toBe(true);
+    await schedule.settled();
+    expect(events[1]).toMatchObject({ kind: "swept", expiredBefore: new Date(f.cutoff.getTime() + DAY) });
+    await s.close();
+    await control.s.close();
+  });
+
   it("does not start once its signal has aborted", async () => {
     const { s } = await seeded();
     const stop = new AbortController();

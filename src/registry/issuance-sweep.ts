@@ -22,7 +22,7 @@
  * certified), which the 2004 cabinet order keeps for ten years after expiry, are not touched.
  */
 import { JpkiError, isJpkiError } from "../errors.js";
-import type { Clock } from "../pki/clock.js";
+import { systemClock, type Clock } from "../pki/clock.js";
 import type { Store } from "../store/types.js";
 
 const HOUR = 3600_000;
@@ -89,7 +89,19 @@ export interface IssuanceSweepScheduleOptions {
   readonly firstDelayMs?: number;
   /** each sweep's outcome, a failure included (its message names the operation, never a resident's data) */
   readonly onSweep?: (e: IssuanceSweepEvent) => void;
+  /**
+   * A monotonic clock in ms (see IssuanceSweepSchedule's trusted time). Default: performance.now with the system
+   * clock; with an injected clock, that clock (tests move time with it, and it does not jump unless told).
+   */
+  readonly elapsedMs?: () => number;
 }
+
+/**
+ * How far the wall clock may run ahead of the monotonic one before the sweep stops believing it: a minute, and a
+ * thousandth of the time measured (NTP slews the wall clock by up to 500 ppm; a step is larger).
+ */
+const CLOCK_AHEAD_TOLERANCE_MS = 60_000;
+const CLOCK_AHEAD_TOLERANCE_RATE = 1e-3;
 
 /**
  * The daily sweep as the CRL schedule of `jpki serve` and `jpki watch` runs it: poke() at every round of the
@@ -101,6 +113,9 @@ export interface IssuanceSweepScheduleOptions {
 export class IssuanceSweepSchedule {
   readonly #o: IssuanceSweepScheduleOptions;
   readonly #intervalMs: number;
+  readonly #elapsed: () => number;
+  /** the last wall-clock time believed, and the monotonic clock's reading then */
+  #anchor: { wall: number; mono: number };
   #nextAt: number;
   #running: Promise<void> | undefined;
 
@@ -111,7 +126,30 @@ export class IssuanceSweepSchedule {
     if (!Number.isFinite(firstDelayMs) || firstDelayMs < 0) throw new RangeError("firstDelayMs must be ≥ 0");
     this.#o = o;
     this.#intervalMs = intervalMs;
-    this.#nextAt = o.clock.now().getTime() + firstDelayMs;
+    this.#elapsed = o.elapsedMs ?? (o.clock === systemClock ? () => performance.now() : () => o.clock.now().getTime());
+    const wall = o.clock.now().getTime();
+    this.#anchor = { wall, mono: this.#elapsed() };
+    this.#nextAt = wall + firstDelayMs;
+  }
+
+  /**
+   * Now, as far as the sweep believes it: the wall clock, unless it has run ahead of the time the monotonic clock
+   * measured since the wall clock was last believed — then that time. A sweep deletes for good: a wall clock
+   * stepped two years ahead while `jpki serve` ran would have taken the issuance information of every certificate
+   * expiring within those two years, and their holders' moves would then send the CA side no notice (the
+   * certificates stay valid). Taken earlier, the cut-off only keeps rows a little longer. A clock set back is
+   * believed at once (an earlier cut-off is safe), and later jumps are measured from it.
+   */
+  #trustedNow(): Date {
+    const wall = this.#o.clock.now().getTime();
+    const mono = this.#elapsed();
+    const since = mono - this.#anchor.mono;
+    const bound = this.#anchor.wall + since;
+    if (wall <= bound + CLOCK_AHEAD_TOLERANCE_MS + since * CLOCK_AHEAD_TOLERANCE_RATE) {
+      this.#anchor = { wall, mono };
+      return new Date(wall);
+    }
+    return new Date(bound);
   }
 
   /** When the next sweep is due. */
@@ -121,7 +159,7 @@ export class IssuanceSweepSchedule {
 
   /** Starts a sweep if one is due and none is running; returns at once, never throws. Whether it started one. */
   poke(): boolean {
-    const now = this.#o.clock.now();
+    const now = this.#trustedNow();
     if (this.#running || this.#o.signal?.aborted || now.getTime() < this.#nextAt) return false;
     // Due again an interval after this one started, whatever comes of it: a failure waits for the next day too.
     this.#nextAt = now.getTime() + this.#intervalMs;
