@@ -308,6 +308,6 @@ export async function benchCrl(backend: Backend, opts: { entries?: number; runs?
       ].join("\n"),
     };
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    if (process.env.JPKI_BENCH_KEEP) console.error(`kept ${dir}`); else rmSync(dir, { recursive: true, force: true });
   }
 }

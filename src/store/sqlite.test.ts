@@ -2,11 +2,11 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { seedSweepFixture, storeContract } from "./contract.js";
 import { auditContract } from "./audit-contract.js";
 import Database from "better-sqlite3";
-import { MIGRATIONS, SCHEMA_VERSION, SqliteStore } from "./sqlite.js";
+import { MIGRATIONS, MMAP_SIZE, SCHEMA_VERSION, SqliteStore } from "./sqlite.js";
 import { copyStore } from "./copy.js";
 
 const fresh = () => Promise.resolve(SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db"), { create: true }));
@@ -386,6 +386,39 @@ describe("SqliteStore bulk writes", () => {
       expect(dbSize()).toBeGreaterThan(before + 64 * 4096);
       expect((await s.listDisclosures({ residentCode: rec(n - 1).residentCode, limit: 100_000 })).length).toBeGreaterThan(0);
     } finally {
+      await s.close();
+    }
+  });
+});
+
+describe("SqliteStore revocation-log reads", () => {
+  it("read the log's blocks with memory-mapped I/O off and map the file again after each page, also when the read fails", async () => {
+    // Through the map, a million-entry CRL left ≈ 244 MB of the file resident (bench crl); the map itself is
+    // for the scattered lookups of the hot paths, which must find it back.
+    const s = SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-mmap-")), "jpki.db"), { create: true });
+    const pragma = vi.spyOn(Database.prototype, "pragma");
+    const mmapCalls = () => pragma.mock.calls.map((c) => String(c[0])).filter((c) => c.startsWith("mmap_size"));
+    const read = async () => {
+      for await (const _ of s.crlEntries("13-sig", { expiredBefore: new Date(0) })) void _;
+    };
+    try {
+      await read();
+      expect(mmapCalls()).toEqual(["mmap_size = 0", `mmap_size = ${MMAP_SIZE}`]);
+      pragma.mockClear();
+      const memory = new Database(":memory:");
+      // the log's read fails (pragma runs statements too: those go on)
+      const proto = Object.getPrototypeOf(memory.prepare("SELECT 1")) as { all(...a: unknown[]): unknown };
+      const real = proto.all;
+      const all = vi.spyOn(proto, "all").mockImplementation(function (this: { source: string }, ...a: unknown[]) {
+        if (this.source.includes("revocation_log")) throw Object.assign(new Error("disk I/O error"), { code: "SQLITE_IOERR" });
+        return real.apply(this, a);
+      });
+      memory.close();
+      await expect(read()).rejects.toMatchObject({ code: expect.stringMatching(/^ERR_STORE/) });
+      all.mockRestore();
+      expect(mmapCalls()).toEqual(["mmap_size = 0", `mmap_size = ${MMAP_SIZE}`]);
+    } finally {
+      pragma.mockRestore();
       await s.close();
     }
   });
