@@ -43,6 +43,7 @@ export const ERROR_CODES = {
   ERR_NOTICE_MALFORMED: { exit: 8, summary: "a change notice (異動等情報の通知) is malformed" },
   ERR_NOTICE_KIND_UNKNOWN: { exit: 8, summary: "a change notice names a kind we do not know" },
   ERR_NOTICE_STALE: { exit: 8, summary: "a change notice repeats a sequence already applied or held for its resident" },
+  ERR_NOTICE_SEQUENCE_JUMP: { exit: 8, summary: "a change notice's sequence is implausibly far ahead of its resident's record (a broken feed): it is not applied" },
   ERR_NOTICE_CONFLICT: { exit: 8, summary: "a notice id already seen arrives with a different body" },
   ERR_NOTICE_NOT_YET_EFFECTIVE: { exit: 8, summary: "a change notice takes effect after today (JST): send it when it does" },
   ERR_RESIDENT_CODE_IN_USE: { exit: 7, summary: "a resident-code change names a code that already belongs to someone" },

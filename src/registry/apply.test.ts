@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SqliteStore } from "../store/sqlite.js";
-import { applyNoticesToRegistry } from "./apply.js";
+import { applyNoticesToRegistry, MAX_SEQUENCE_JUMP } from "./apply.js";
 import type { RecordResult } from "./import.js";
 import { makeResidentCode } from "./resident-code.js";
 
@@ -30,6 +30,21 @@ describe("applyNoticesToRegistry", () => {
     expect(r).toMatchObject({ read: 2, applied: 1, skipped: 1, errors: [] });
     // Not a Tokyo address filed under Osaka, a record no procedure at the counter could change any more.
     expect(await s.getResident(A)).toMatchObject({ municipalityCode: CHIYODA, fourItems: { ...inTokyo, name: "小野　実" } });
+    await s.close();
+  });
+
+  it("refuses a notice whose sequence is implausibly far ahead of the record's: it does not poison the resident's later notices", async () => {
+    const s = SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-apply-")), "jpki.db"), { create: true });
+    await s.upsertResidents([{ residentCode: A, municipalityCode: OSAKA, fourItems: inOsaka, status: "active" }]);
+    const rename = (noticeId: string, sequence: number, name: string) => ({ noticeId, residentCode: A, kind: "name-change", effectiveDate: "2026-04-20", sequence, municipalityCode: OSAKA, after: { ...inOsaka, name } });
+    // A broken feed's 2^53 − 1: applied, every later notice of this person was skipped as already applied.
+    const r = await applyNoticesToRegistry(s, lines([rename("P-1", Number.MAX_SAFE_INTEGER, "小野　偽"), rename("P-2", 1, "小野　実"), rename("P-3", 1 + MAX_SEQUENCE_JUMP + 1, "小野　遠")]), NOW);
+    expect(r).toMatchObject({ read: 3, applied: 1, skipped: 0 });
+    expect(r.errors.map((e) => [e.line, e.code])).toEqual([[1, "ERR_NOTICE_SEQUENCE_JUMP"], [3, "ERR_NOTICE_SEQUENCE_JUMP"]]);
+    expect(r.errors[0]!.message).not.toContain("小野");
+    expect(await s.getResident(A)).toMatchObject({ fourItems: { ...inOsaka, name: "小野　実" } });
+    // as far ahead as allowed is still applied across the gap
+    expect(await applyNoticesToRegistry(s, lines([rename("P-4", 1 + MAX_SEQUENCE_JUMP, "小野　近")]), NOW)).toMatchObject({ applied: 1, errors: [] });
     await s.close();
   });
 });

@@ -24,6 +24,13 @@ export interface RegistryApplySummary {
 
 type Stored = ResidentRecord & { readonly noticeSequence: number };
 
+/**
+ * How far past the record's last applied sequence a notice may be and still be applied across the gap. A person
+ * has a handful of notices a year; a notice further ahead is a broken feed, and applied it poisoned the record:
+ * every later notice (a move, a death) sat at or below its sequence and was skipped as already applied.
+ */
+export const MAX_SEQUENCE_JUMP = 10_000;
+
 /** Decides one notice against the records as they stand (including this batch's earlier changes). */
 function decideOne(n: ChangeNotice, line: number, get: (code: string) => Stored | undefined): { put: Stored; retire?: Stored } | "skip" {
   const r = get(n.residentCode);
@@ -35,6 +42,12 @@ function decideOne(n: ChangeNotice, line: number, get: (code: string) => Stored 
     throw new JpkiError("ERR_RESIDENT_UNKNOWN", `line ${line}: notice ${n.noticeId} names a resident the registry does not hold`);
   }
   if (r.status !== "active" || n.sequence <= r.noticeSequence) return "skip";
+  if (n.sequence - r.noticeSequence > MAX_SEQUENCE_JUMP) {
+    throw new JpkiError(
+      "ERR_NOTICE_SEQUENCE_JUMP",
+      `line ${line}: notice ${n.noticeId} has sequence ${n.sequence}, more than ${MAX_SEQUENCE_JUMP} after the resident's last applied ${r.noticeSequence}: not applied (a feed that skips that far is broken; ask the registry)`,
+    );
+  }
   if (to && get(to)) {
     throw new JpkiError("ERR_RESIDENT_CODE_IN_USE", `line ${line}: notice ${n.noticeId} changes the resident code to one another record holds; two people are never merged (ask the registry to check the code)`);
   }
