@@ -150,7 +150,9 @@ Examples:
         ...(ctx.storeUrl ? { storeUrl: ctx.storeUrl } : {}),
         force: Boolean(o.force),
         ...(crlGap !== undefined ? { crlGap } : {}),
-        onProgress: (p) => ctx.out.info(`restore: ${RESTORE_PHASES[p.phase]}`),
+        onProgress: (p) => {
+          if (!p.moved) ctx.out.info(`restore: ${RESTORE_PHASES[p.phase]}`); // the swap once, not per file moved
+        },
       });
       ctx.out.result(report, () => restoreSummary(report));
     });
