@@ -11,7 +11,7 @@
  *   liveness check gets an id above those given out after the backup, so a verifier's cursor still sees it.
  */
 import { spawnSync } from "node:child_process";
-import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
@@ -162,6 +162,16 @@ describe("jpki restore refuses a backup that fails its manifest", () => {
     ["a file deleted", (d) => rmSync(join(d, "workspace", "ca", "13-auth.pem")), /listed in the manifest .* but missing/, "workspace/ca/13-auth.pem"],
     ["a file added", (d) => writeFileSync(join(d, "workspace", "crl", "extra.crl"), "x"), /not in its manifest/, "workspace/crl/extra.crl"],
     ["a manifest changed", (d) => appendFileSync(join(d, "manifest.json"), "}"), /no readable manifest.json/, "manifest.json"],
+    // a FIFO blocked the read of the manifest for ever; a symbolic link points outside the backup
+    ["a manifest that is a FIFO", (d) => {
+      rmSync(join(d, "manifest.json"));
+      expect(sh("mkfifo", [join(d, "manifest.json")]).status).toBe(0);
+    }, /no readable manifest.json \(not a regular file\)/, "manifest.json"],
+    ["a manifest that is a symbolic link", (d) => {
+      cpSync(join(d, "manifest.json"), join(d, "..", `${d.split("/").pop()}.manifest`));
+      rmSync(join(d, "manifest.json"));
+      symlinkSync(join(d, "..", `${d.split("/").pop()}.manifest`), join(d, "manifest.json"));
+    }, /no readable manifest.json \(a symbolic link\)/, "manifest.json"],
   ];
   for (const [name, tamper, message, file] of cases) {
     it(`${name}: exit 21, ERR_BACKUP_CORRUPT naming ${file}, nothing made`, async () => {
