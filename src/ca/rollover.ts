@@ -174,10 +174,10 @@ async function linkCertificate(o: {
 
 /**
  * Rolls the active generation of each purpose's CA of a prefecture over to a new key: a new CA record (the
- * next generation) with both link certificates, committed in one store transaction per purpose, then the
+ * next generation) with both link certificates, committed in one store transaction for all purposes, then the
  * certificate files written. ERR_ROLLOVER_NO_CA when the prefecture has no such CA, ERR_ROLLOVER_EXPIRED when
  * the active certificate has expired (its key can certify nothing), ERR_ROLLOVER_CONFLICT when another run
- * rolled the same generation over first; ERR_PASSPHRASE_WRONG before any key is generated.
+ * rolled the same generation over first (then no purpose is rolled over); ERR_PASSPHRASE_WRONG before any key is generated.
  */
 export async function rolloverCas(ws: Workspace, opts: RolloverOptions): Promise<RolledOver[]> {
   const pref = prefecture(opts.prefectureCode);
@@ -199,7 +199,10 @@ export async function rolloverCas(ws: Workspace, opts: RolloverOptions): Promise
     return ca;
   });
   const keyWrap = await workspaceKeyWrap(ws, opts.passphrase);
-  const out: RolledOver[] = [];
+  // Every purpose's new generation is made first and all are committed in one transaction: a run killed
+  // half-way (found by a helper) left the signature CA rolled over and the authentication one not, and the
+  // same command run again rolled the signature CA over a second time.
+  const made: Array<{ old: CertificationAuthority; generation: number; rec: CaRecord; link: CaLinkRecord }> = [];
   for (const old of opened) {
     const generation = caGeneration(old.id) + 1;
     opts.onProgress?.(`generating the key of ${caId(pref.code, old.purpose, generation)}`);
@@ -222,7 +225,11 @@ export async function rolloverCas(ws: Workspace, opts: RolloverOptions): Promise
           newWithOld: await linkCertificate({ issuer: { der: rec.certificateDer, signer: fresh.signer }, subjectDer: old.record.certificateDer, now, notAfter: linkEnd, purpose: old.purpose, config: ws.config }),
           createdAt: rec.createdAt,
         };
-    await ws.store.putCaRollover(rec, link);
+    made.push({ old, generation, rec, link });
+  }
+  await ws.store.putCaRollovers(made.map(({ rec, link }) => ({ ca: rec, link })));
+  const out: RolledOver[] = [];
+  for (const { old, generation, rec, link } of made) {
     exportCaCertificate(ws, rec);
     exportCaLinks(ws, link);
     out.push({ purpose: old.purpose, previous: old.id, generation, current: summariseCa(ws, rec), links: describeLinks(ws, link), compromised: opts.compromised === true });

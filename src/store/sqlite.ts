@@ -1124,25 +1124,31 @@ export class SqliteStore implements Store {
   }
 
   putCaRollover(ca: CaRecord, link: CaLinkRecord): Promise<void> {
+    return this.putCaRollovers([{ ca, link }]);
+  }
+
+  putCaRollovers(rollovers: ReadonlyArray<{ readonly ca: CaRecord; readonly link: CaLinkRecord }>): Promise<void> {
     return this.#run("saving a CA key rollover", () => {
       const db = this.#db;
       db.transaction(() => {
-        if (!db.prepare("SELECT 1 FROM cas WHERE id = ?").get(link.oldCaId)) {
-          throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${link.oldCaId} in this workspace: nothing to roll over`);
+        for (const { ca, link } of rollovers) {
+          if (!db.prepare("SELECT 1 FROM cas WHERE id = ?").get(link.oldCaId)) {
+            throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${link.oldCaId} in this workspace: nothing to roll over`);
+          }
+          const taken = db.prepare("SELECT new_ca_id FROM ca_links WHERE old_ca_id = ?").pluck().get(link.oldCaId) as string | undefined;
+          if (taken !== undefined || db.prepare("SELECT 1 FROM cas WHERE id = ?").get(ca.id)) {
+            throw new JpkiError("ERR_ROLLOVER_CONFLICT", `CA ${link.oldCaId} was rolled over to ${taken ?? ca.id} by another run: nothing was saved; 'jpki ca list' shows the generations`);
+          }
+          this.#stmts.putCa.run(ca.id, ca.prefectureCode, ca.purpose, ca.certificateDer, ca.encryptedKeyPem, ca.keyId, ca.createdAt.getTime(), ca.keyRef ?? null);
+          db.prepare("INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at) VALUES (?, ?, ?, ?, ?)").run(
+            link.newCaId,
+            link.oldCaId,
+            link.oldWithNew ?? null,
+            link.newWithOld ?? null,
+            link.createdAt.getTime(),
+          );
+          this.#appendAudit(caRolloverAudit(ca, link));
         }
-        const taken = db.prepare("SELECT new_ca_id FROM ca_links WHERE old_ca_id = ?").pluck().get(link.oldCaId) as string | undefined;
-        if (taken !== undefined || db.prepare("SELECT 1 FROM cas WHERE id = ?").get(ca.id)) {
-          throw new JpkiError("ERR_ROLLOVER_CONFLICT", `CA ${link.oldCaId} was rolled over to ${taken ?? ca.id} by another run: nothing was saved; 'jpki ca list' shows the generations`);
-        }
-        this.#stmts.putCa.run(ca.id, ca.prefectureCode, ca.purpose, ca.certificateDer, ca.encryptedKeyPem, ca.keyId, ca.createdAt.getTime(), ca.keyRef ?? null);
-        db.prepare("INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at) VALUES (?, ?, ?, ?, ?)").run(
-          link.newCaId,
-          link.oldCaId,
-          link.oldWithNew ?? null,
-          link.newWithOld ?? null,
-          link.createdAt.getTime(),
-        );
-        this.#appendAudit(caRolloverAudit(ca, link));
       }).immediate();
     });
   }
