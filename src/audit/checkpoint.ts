@@ -45,6 +45,9 @@ export async function createAuditCheckpoint(
  * with the certificate stored beside it, so the certificate itself must be one the operator trusts.
  */
 export function checkpointProblem(cp: AuditCheckpoint, trusted: readonly Buffer[]): string | undefined {
+  // SQLite keeps whatever type an UPDATE gives a column: text where the certificate or signature was made
+  // verify crash with a stack trace (found by a helper) instead of naming the checkpoint.
+  if (!Buffer.isBuffer(cp.certificateDer) || !Buffer.isBuffer(cp.signature)) return `its certificate or signature is not binary data (it was written outside jpki)`;
   if (!trusted.some((t) => t.equals(cp.certificateDer))) return `its signer certificate is not the certificate of any CA of this store (${cp.caId})`;
   let ok = false;
   try {
