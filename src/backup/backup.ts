@@ -224,8 +224,21 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
     return { dest, manifest, bytes: files.reduce((s, f) => s + f.size, 0) };
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
-    throw e;
+    throw writeFailure(e, `the backup ${dest}`, parent) ?? e;
   }
+}
+
+/**
+ * A full disk, a quota or a read-only filesystem where a backup or restore writes, as a JpkiError naming where:
+ * they came out as ERR_INTERNAL with a stack trace (found by a helper: 'jpki backup' onto a full disk).
+ * Undefined for anything else.
+ */
+export function writeFailure(e: unknown, what: string, where: string): JpkiError | undefined {
+  if (e instanceof JpkiError) return undefined;
+  const code = (e as { code?: unknown })?.code;
+  const why = code === "ENOSPC" || code === "SQLITE_FULL" ? "no space left" : code === "EDQUOT" ? "disk quota exceeded" : code === "EROFS" ? "read-only filesystem" : undefined;
+  if (why === undefined) return undefined;
+  return new JpkiError("ERR_FILE_UNUSABLE", `${what} could not be written in ${where} (${why}): nothing was kept; free space there or choose another place`, { cause: e, details: { path: where } });
 }
 
 /** fsyncs every directory of a tree, so the renamed directory's entries survive a crash with it. */

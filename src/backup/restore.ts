@@ -49,7 +49,7 @@ import { writeFileAtomic } from "../store/files.js";
 import { processAlive, syncDir } from "../store/staging.js";
 import type { Store } from "../store/types.js";
 import { workspacePaths } from "../workspace/workspace.js";
-import { BACKED_UP_TREES, STORE_FILES, copyHashed } from "./backup.js";
+import { BACKED_UP_TREES, STORE_FILES, copyHashed, writeFailure } from "./backup.js";
 import { crlNumberGap, listedRevocations, publishedCrlNumbers, type ListedRevocation } from "./crl-numbers.js";
 import { verifyBackup, type BackupManifest } from "./manifest.js";
 
@@ -413,6 +413,9 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       previous,
       statusCheckIds: statusCheckIds!,
     };
+  } catch (e) {
+    // Staging fills the workspace's filesystem first: the target is left as it was.
+    throw writeFailure(e, `the restore of ${source}`, paths.root) ?? e;
   } finally {
     rmSync(stage, { recursive: true, force: true });
   }

@@ -383,3 +383,44 @@ describe("a restore interrupted while it swaps the files", () => {
     }
   });
 });
+
+/** A small tmpfs at `path`, where the test may mount one (root, CAP_SYS_ADMIN); undefined elsewhere. */
+function smallDisk(path: string, size: string): (() => void) | undefined {
+  mkdirSync(path, { recursive: true });
+  if (sh("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", path]).status !== 0) return undefined;
+  return () => void sh("umount", [path]);
+}
+
+describe("a full disk", () => {
+  const mountable = process.getuid?.() === 0 && (() => {
+    const probe = join(tempDir("jpki-mount-probe-"), "d");
+    const un = smallDisk(probe, "64k");
+    un?.();
+    return un !== undefined;
+  })();
+
+  it.skipIf(!mountable || onPostgres)("under a backup or a restore is ERR_FILE_UNUSABLE naming the place, with nothing left behind", async () => {
+    const disk = join(dir, "full");
+    const unmount = smallDisk(disk, "64k")!;
+    try {
+      const b = await cli(["-w", ws, "--json", "backup", join(disk, "b")], { cwd: dir });
+      expect(b.code, b.stderr).toBe(2);
+      const err = JSON.parse(b.stderr.slice(b.stderr.indexOf("{"))).error;
+      expect(err.code).toBe("ERR_FILE_UNUSABLE");
+      expect(err.message).toMatch(/no space left/);
+      expect(err.details.path).toBe(disk);
+      expect(readdirSync(disk)).toEqual([]);
+
+      const src = join(dir, "full-src");
+      expect((await cli(["-w", ws, "backup", src], { cwd: dir })).code).toBe(0);
+      const r = await cli(["-w", join(disk, "ws"), "--json", "restore", src], { cwd: dir });
+      expect(r.code, r.stderr).toBe(2);
+      const rerr = JSON.parse(r.stderr.slice(r.stderr.indexOf("{"))).error;
+      expect(rerr.code).toBe("ERR_FILE_UNUSABLE");
+      expect(rerr.message).toMatch(/no space left/);
+      expect(readdirSync(join(disk, "ws"))).toEqual([]);
+    } finally {
+      unmount();
+    }
+  });
+});
