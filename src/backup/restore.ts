@@ -245,6 +245,14 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     });
   }
 
+  // --force replaces a workspace, never one in use: a jpki serve still running on it went on with the store
+  // moved aside — issuing and revoking into before-restore-<time>/, publishing that store's lower CRL numbers
+  // into the restored crl/ (found by a helper). PostgreSQL: see the header (stop every process first).
+  if (!pg && liveFiles && (await import("../store/sqlite.js")).SqliteStore.openElsewhere(paths.db)) {
+    throw new JpkiError("ERR_WORKSPACE_LOCKED", `the store of ${paths.root} is open in another process (jpki serve, watch, or a command still running): stop every jpki process on it, then restore; nothing was changed`, {
+      details: { path: paths.db },
+    });
+  }
   // Read before anything moves: what the target published last may be newer than anything in the backup.
   // A restore that died while it swapped the files left part of the target in before-restore-<time>/ (marked
   // SWAP_MARKER): those files are the target's as much as the ones still in place. Found by a helper: run

@@ -2120,6 +2120,31 @@ export class SqliteStore implements Store {
    * The next liveness-check id of the store file at `path`, read only — neither migrated nor written (a restore
    * reads the store it is about to move aside) — or undefined when there is no such file or it cannot be read.
    */
+  /**
+   * Whether another connection (another process: jpki serve, watch, a running command) has the store at `path`
+   * open: an exclusive lock is asked for without waiting, and every open connection to a WAL database holds the
+   * lock that refuses it. False when no file is there. Reads nothing, writes nothing.
+   */
+  static openElsewhere(path: string): boolean {
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(path, { fileMustExist: true });
+    } catch {
+      return false;
+    }
+    try {
+      db.pragma("busy_timeout = 0");
+      db.pragma("locking_mode = EXCLUSIVE");
+      db.exec("BEGIN EXCLUSIVE");
+      db.exec("COMMIT");
+      return false;
+    } catch (e) {
+      return (e as { code?: string }).code === "SQLITE_BUSY" || (e as { code?: string }).code === "SQLITE_LOCKED";
+    } finally {
+      db.close();
+    }
+  }
+
   static nextStatusCheckIdOf(path: string): number | undefined {
     let db: Database.Database | undefined;
     try {

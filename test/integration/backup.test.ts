@@ -17,7 +17,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { restoreBackup } from "../../src/backup/restore.js";
 import { verifyAuditLog } from "../../src/audit/verify.js";
-import { cardKey, cli, copyWorkspace, jpkiProcess, onPostgres, openWorkspace, sh, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, copyWorkspace, jpkiProcess, onPostgres, openWorkspace, sh, startServe, tempDir, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -422,5 +422,29 @@ describe("a full disk", () => {
     } finally {
       unmount();
     }
+  });
+});
+
+describe("restore --force onto a workspace another process has open", () => {
+  it.skipIf(onPostgres)("is refused (ERR_WORKSPACE_LOCKED, exit 3) while jpki serve runs on it, and nothing is moved", async () => {
+    const target = join(dir, "served");
+    await copyWorkspace(ws, target);
+    const src = join(dir, "served-backup");
+    expect((await cli(["-w", ws, "backup", src], { cwd: dir })).code).toBe(0);
+    const serve = await startServe(target, []);
+    try {
+      expect(serve.stderr()).toMatch(/listening/);
+      const r = await cli(["-w", target, "--json", "restore", src, "--force"], { cwd: dir });
+      expect(r.code, r.stderr).toBe(3);
+      expect(JSON.parse(r.stderr.slice(r.stderr.indexOf("{"))).error.code).toBe("ERR_WORKSPACE_LOCKED");
+      expect(readdirSync(target).filter((n) => n.startsWith("before-restore-") || n.startsWith(".restore-"))).toEqual(readdirSync(ws).filter((n) => n.startsWith("before-restore-")));
+      expect(serve.child.exitCode).toBeNull(); // serve goes on
+    } finally {
+      serve.child.kill("SIGTERM");
+      await serve.exited;
+    }
+    // stopped, the same restore goes through
+    const again = await cli(["-w", target, "restore", src, "--force"], { cwd: dir });
+    expect(again.code, again.stderr).toBe(0);
   });
 });
