@@ -18,6 +18,7 @@
  * where verifiers fetch CA certificates (<baseUrl>/ca/…; server/published.ts).
  */
 import { X509Certificate } from "node:crypto";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { JpkiError } from "../errors.js";
 import { certificateParts, extension } from "../pki/der.js";
@@ -37,7 +38,7 @@ import { CertificationAuthority, createCaRecord } from "./authority.js";
 import { parsePkcs11Uri } from "../pki/pkcs11.js";
 import { assembleCertificate, encodeTbs } from "./certificate.js";
 import { activeGeneration, caGeneration, caId } from "./ids.js";
-import { exportCaCertificate, summariseCa, workspaceKeyWrap, type CaSummary } from "./manage.js";
+import { caFiles, exportCaCertificate, summariseCa, workspaceKeyWrap, type CaSummary } from "./manage.js";
 import { prefecture } from "./prefectures.js";
 
 /** Which link certificate: RFC 4210 §4.4's names. */
@@ -118,6 +119,30 @@ export function exportCaLinks(ws: Workspace, link: CaLinkRecord): void {
     writeFileAtomic(`${base}.crt`, l.der);
     writeFileAtomic(`${base}.pem`, toPem(l.der, "CERTIFICATE"));
   }
+}
+
+/**
+ * Writes the CA certificate and link certificate files that are missing from ca/ (where `jpki serve` serves
+ * them): a rollover killed after its commit and before its files were written left the new root and its links
+ * unserved for good (found by a helper). Files already there are left alone. Returns the paths written.
+ */
+export async function exportMissingCaFiles(ws: Workspace, cas?: readonly CaRecord[]): Promise<string[]> {
+  const written: string[] = [];
+  for (const rec of cas ?? (await ws.store.listCas())) {
+    const f = caFiles(ws, rec.id);
+    if (!existsSync(f.der) || !existsSync(f.pem)) {
+      exportCaCertificate(ws, rec);
+      written.push(f.der, f.pem);
+    }
+  }
+  for (const link of await ws.store.listCaLinks()) {
+    const ls = describeLinks(ws, link);
+    if (ls.some((l) => !existsSync(l.path) || !existsSync(l.path.replace(/\.pem$/, ".crt")))) {
+      exportCaLinks(ws, link);
+      written.push(...ls.map((l) => l.path));
+    }
+  }
+  return written;
 }
 
 function purposePolicy(purpose: CertificateType, config: WorkspaceConfig): string {

@@ -134,6 +134,11 @@ export async function generateCrls(
   let first: CrlIssuer | undefined;
   const all = await ws.store.listCas();
   const compromised = await compromisedCaIds(ws.store); // never the checkpoint's signer
+  // CA certificates are published with the CRLs: a rollover killed after its commit left its files unwritten.
+  // Loaded only when a file is missing or a rollover happened: `crl generate` stays light.
+  if (all.some((c) => !existsSync(join(ws.paths.caDir, `${c.id}.crt`))) || (await ws.store.listCaLinks()).length) {
+    await (await import("../ca/rollover.js")).exportMissingCaFiles(ws, all);
+  }
   for (const id of ids) {
     const record = all.find((c) => c.id === id);
     if (!record) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${id} in ${ws.paths.root}: 'jpki ca list' shows the CAs, 'jpki ca init' creates them`);

@@ -8,7 +8,7 @@
  * verifier trusting only the first still reaches through both links.
  */
 import { X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { validateJpki } from "../../src/index.js";
@@ -300,5 +300,32 @@ describe("jpki ca rollover killed half-way", () => {
     expect(again.code, again.stderr).toBe(0);
     const list = await cli(["-w", wsk, "ca", "list", "--json"], { cwd: d });
     expect((list.json().cas as Array<{ id: string }>).map((c) => c.id).sort()).toEqual(["13-auth", "13-auth-g2", "13-sig", "13-sig-g2"]);
+  });
+});
+
+/**
+ * Killed after the rollover committed and before its certificate files were written (a directory where the new
+ * certificate's file goes stands for that moment), the new root and both link certificates were missing from
+ * ca/ — where 'jpki serve' serves them (caIssuers, the link URLs) — for good: nothing wrote them again, and
+ * running 'ca rollover' again makes another generation.
+ */
+describe("jpki ca rollover killed after its commit", () => {
+  it("the next crl generate writes the missing certificate files", async () => {
+    const d = tempDir("jpki-rollover-files-");
+    const wsk = join(d, "ws");
+    expect((await cli(["-w", wsk, "ca", "init", "--prefecture", "13", "--purpose", "signature"], { cwd: d })).code).toBe(0);
+    const blocker = join(wsk, "ca", "13-sig-g2.crt");
+    mkdirSync(join(blocker, "x"), { recursive: true });
+    const r = await cli(["-w", wsk, "ca", "rollover", "-p", "13", "--purpose", "sig"], { cwd: d });
+    expect(r.code).not.toBe(0);
+    rmSync(blocker, { recursive: true });
+    const list = await cli(["-w", wsk, "ca", "list", "--json"], { cwd: d });
+    expect((list.json().cas as Array<{ id: string }>).map((c) => c.id)).toContain("13-sig-g2"); // committed
+    const g = await cli(["-w", wsk, "crl", "generate", "--prefecture", "13"], { cwd: d });
+    expect(g.code, g.stderr).toBe(0);
+    for (const f of ["13-sig-g2.crt", "13-sig-g2.pem", "13-sig-g2.by-13-sig.crt", "13-sig-g2.by-13-sig.pem", "13-sig.by-13-sig-g2.crt", "13-sig.by-13-sig-g2.pem"]) {
+      expect(existsSync(join(wsk, "ca", f)), f).toBe(true);
+    }
+    expect(new X509Certificate(readFileSync(join(wsk, "ca", "13-sig-g2.crt"))).ca).toBe(true);
   });
 });
