@@ -137,6 +137,13 @@ describe("jpki backup", () => {
     }
   });
 
+  it("refuses a destination inside a tree it copies (crl/), which every later backup would copy again", async () => {
+    const b = await cli(["-w", ws, "backup", join(ws, "crl", "bk")], { cwd: dir });
+    expect(b.code, b.stderr).toBe(2);
+    expect(b.stderr).toContain("ERR_USAGE");
+    expect(existsSync(join(ws, "crl", "bk"))).toBe(false);
+  });
+
   it("refuses a destination that exists", async () => {
     const b = await cli(["-w", ws, "backup", join(dir, "online")], { cwd: dir });
     expect(b.code).toBe(2);
