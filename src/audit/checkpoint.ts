@@ -45,6 +45,9 @@ export async function createAuditCheckpoint(
  * with the certificate stored beside it, so the certificate itself must be one the operator trusts.
  */
 export function checkpointProblem(cp: AuditCheckpoint, trusted: readonly Buffer[]): string | undefined {
+  // SQLite keeps whatever type an UPDATE gives a column: text where the certificate or signature was made
+  // verify crash with a stack trace (found by a helper) instead of naming the checkpoint.
+  if (!Buffer.isBuffer(cp.certificateDer) || !Buffer.isBuffer(cp.signature)) return `its certificate or signature is not binary data (it was written outside jpki)`;
   if (!trusted.some((t) => t.equals(cp.certificateDer))) return `its signer certificate is not the certificate of any CA of this store (${cp.caId})`;
   let ok = false;
   try {
@@ -53,4 +56,15 @@ export function checkpointProblem(cp: AuditCheckpoint, trusted: readonly Buffer[
     ok = false;
   }
   return ok ? undefined : `its signature does not verify with the certificate of CA ${cp.caId}`;
+}
+
+/**
+ * The CA generations rolled over because their key was suspected compromised (a ca_links row without link
+ * certificates, ca/rollover.ts): whoever stole such a key can sign a checkpoint over a log they rewrote, so
+ * their checkpoints anchor nothing (audit/verify.ts) and no new checkpoint is signed with them. Found by a
+ * helper: after 'ca rollover --compromised' the default signer could still be the stolen key, and verify
+ * trusted what it signed.
+ */
+export async function compromisedCaIds(store: Pick<Store, "listCaLinks">): Promise<Set<string>> {
+  return new Set((await store.listCaLinks()).filter((l) => !l.oldWithNew && !l.newWithOld).map((l) => l.oldCaId));
 }

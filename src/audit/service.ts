@@ -5,10 +5,10 @@ import type { AuditCheckpoint } from "../store/audit-log.js";
 import type { Signer } from "../pki/signer.js";
 import type { CaRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
-import { createAuditCheckpoint } from "./checkpoint.js";
+import { compromisedCaIds, createAuditCheckpoint } from "./checkpoint.js";
 
 /**
- * Signs the log's head with a CA's key (`caId`, default the workspace's first CA: its listing order is fixed)
+ * Signs the log's head with a CA's key (`caId`, default the workspace's first CA whose key is not compromised: its listing order is fixed)
  * and stores the checkpoint. Undefined when there is nothing to sign (see createAuditCheckpoint).
  */
 export async function checkpointAuditLog(ws: Workspace, opts: { readonly passphrase: string; readonly caId?: string; readonly force?: boolean }): Promise<AuditCheckpoint | undefined> {
@@ -17,8 +17,12 @@ export async function checkpointAuditLog(ws: Workspace, opts: { readonly passphr
     record = await ws.store.getCa(opts.caId);
     if (!record) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${opts.caId} in this workspace: see 'jpki ca list'`);
   } else {
-    record = (await ws.store.listCas())[0];
+    const compromised = await compromisedCaIds(ws.store);
+    record = (await ws.store.listCas()).find((c) => !compromised.has(c.id));
     if (!record) throw new JpkiError("ERR_CA_UNKNOWN", "the workspace has no CA to sign an audit checkpoint with: run 'jpki ca init' first");
+  }
+  if (opts.caId !== undefined && (await compromisedCaIds(ws.store)).has(record.id)) {
+    throw new JpkiError("ERR_USAGE", `CA ${record.id} was rolled over because its key was suspected compromised: a checkpoint it signs proves nothing; sign with another CA (--ca)`);
   }
   return checkpointWith(ws, record, await openCrlIssuer(record, opts.passphrase).signer, opts.force);
 }

@@ -16,7 +16,7 @@
 import { JpkiError } from "../errors.js";
 import { GENESIS_HASH, auditHash, type AuditCheckpoint, type AuditRecord } from "../store/audit-log.js";
 import type { Store } from "../store/types.js";
-import { checkpointProblem } from "./checkpoint.js";
+import { checkpointProblem, compromisedCaIds } from "./checkpoint.js";
 
 export type AuditBreak = "altered" | "removed" | "reordered" | "checkpoint-invalid" | "checkpoint-mismatch";
 
@@ -42,6 +42,10 @@ export async function verifyAuditLog(store: Store, opts: { readonly trusted?: re
   // close that door.
   const trusted = opts.trusted ?? (await store.listCas()).map((c) => c.certificateDer);
   const bySeq = new Map(checkpoints.map((c) => [c.seq, c]));
+  // A compromised generation's checkpoints are neither anchors nor failures: its key may sign anything now
+  // (compromisedCaIds). The records they covered count as unanchored until a later checkpoint covers them.
+  const compromised = await compromisedCaIds(store);
+  const anchors = new Map([...bySeq].filter(([, c]) => !compromised.has(c.caId)));
   let prev: { seq: number; hash: string } = { seq: 0, hash: GENESIS_HASH };
   let records = 0;
   let anchoredTo = 0;
@@ -71,7 +75,7 @@ export async function verifyAuditLog(store: Store, opts: { readonly trusted?: re
             : `an audit record before ${r.seq} was removed (or replaced): record ${r.seq} follows a record that is no longer there`,
       });
     }
-    const cp = bySeq.get(r.seq);
+    const cp = anchors.get(r.seq);
     if (cp) {
       const problem = checkpointProblem(cp, trusted);
       if (problem) return result({ seq: cp.seq, why: "checkpoint-invalid", message: `the audit checkpoint at record ${cp.seq} is not valid: ${problem}` });
@@ -93,7 +97,7 @@ export async function verifyAuditLog(store: Store, opts: { readonly trusted?: re
     prev = { seq: r.seq, hash: r.hash };
     records++;
   }
-  const beyond = checkpoints.find((c) => c.seq > prev.seq);
+  const beyond = [...anchors.values()].find((c) => c.seq > prev.seq);
   if (beyond) {
     return result({ seq: prev.seq + 1, why: "removed", message: `audit records from ${prev.seq + 1} were removed: a checkpoint signed record ${beyond.seq}, and the log ends at ${prev.seq}` });
   }

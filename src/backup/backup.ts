@@ -25,9 +25,9 @@
  * looks like a complete backup. (A leftover partial directory is the operator's to remove; its name says what it is.)
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, realpathSync, renameSync, rmSync, writeSync } from "node:fs";
 import { createHash } from "node:crypto";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve, sep } from "node:path";
 import { JpkiError } from "../errors.js";
 import { systemClock, type Clock } from "../pki/clock.js";
 import { syncDir } from "../store/staging.js";
@@ -167,6 +167,22 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
   const paths = ws.paths;
   const kind = ws.config.store;
   await ws.close();
+  // A backup inside a tree it copies (ca/, crl/, arl/, bridge/) would be copied by every later backup, each
+  // holding the ones before, and put back by a restore among the published files. Found by a helper.
+  const real = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return resolve(p);
+    }
+  };
+  const destReal = join(real(parent), basename(dest));
+  for (const t of BACKED_UP_TREES) {
+    const tree = real(join(paths.root, t));
+    if (destReal === tree || destReal.startsWith(tree + sep)) {
+      throw new JpkiError("ERR_USAGE", `${dest} is inside the workspace's ${t}/, which a backup copies: put backups outside ${t}/ (e.g. beside the workspace)`, { details: { path: dest } });
+    }
+  }
 
   const tmp = join(parent, `.${basename(dest)}.partial-${process.pid}-${randomBytes(4).toString("hex")}`);
   ownerDir(tmp);
@@ -224,8 +240,21 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
     return { dest, manifest, bytes: files.reduce((s, f) => s + f.size, 0) };
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
-    throw e;
+    throw writeFailure(e, `the backup ${dest}`, parent) ?? e;
   }
+}
+
+/**
+ * A full disk, a quota or a read-only filesystem where a backup or restore writes, as a JpkiError naming where:
+ * they came out as ERR_INTERNAL with a stack trace (found by a helper: 'jpki backup' onto a full disk).
+ * Undefined for anything else.
+ */
+export function writeFailure(e: unknown, what: string, where: string): JpkiError | undefined {
+  if (e instanceof JpkiError) return undefined;
+  const code = (e as { code?: unknown })?.code;
+  const why = code === "ENOSPC" || code === "SQLITE_FULL" ? "no space left" : code === "EDQUOT" ? "disk quota exceeded" : code === "EROFS" ? "read-only filesystem" : undefined;
+  if (why === undefined) return undefined;
+  return new JpkiError("ERR_FILE_UNUSABLE", `${what} could not be written in ${where} (${why}): nothing was kept; free space there or choose another place`, { cause: e, details: { path: where } });
 }
 
 /** fsyncs every directory of a tree, so the renamed directory's entries survive a crash with it. */

@@ -10,7 +10,7 @@
  * CA keys and personal data anyway: files 0600, directories 0700).
  */
 import { createHash } from "node:crypto";
-import { closeSync, lstatSync, openSync, readSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, readdirSync, readFileSync } from "node:fs";
 import { join, posix } from "node:path";
 import { JpkiError } from "../errors.js";
 
@@ -100,9 +100,18 @@ function safeRelative(p: unknown): p is string {
 export function readManifest(dir: string): BackupManifest {
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(join(dir, MANIFEST_NAME), "utf8"));
+    // Opened without blocking and read only when it is a regular file: a FIFO named manifest.json hung
+    // `restore` and `restore --verify-only` for ever (found by a helper); a symbolic link is no file of the backup.
+    const fd = openSync(join(dir, MANIFEST_NAME), constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    try {
+      if (!fstatSync(fd).isFile()) throw Object.assign(new Error("not a regular file"), { code: "not a regular file" });
+      raw = JSON.parse(readFileSync(fd, "utf8"));
+    } finally {
+      closeSync(fd);
+    }
   } catch (e) {
-    throw corrupt(`${dir} has no readable ${MANIFEST_NAME} (${(e as NodeJS.ErrnoException).code ?? "not JSON"})`, MANIFEST_NAME, e);
+    const code = (e as NodeJS.ErrnoException).code;
+    throw corrupt(`${dir} has no readable ${MANIFEST_NAME} (${code === "ELOOP" ? "a symbolic link" : (code ?? "not JSON")})`, MANIFEST_NAME, e);
   }
   const m = raw as Partial<BackupManifest>;
   const bad = (what: string) => corrupt(`${MANIFEST_NAME} in ${dir} is malformed: ${what}`, MANIFEST_NAME);

@@ -19,7 +19,8 @@
  * 6. The restore is recorded in the restored store's audit log ({@link recordRestore}, the one place).
  * 7. The target's previous config.json, store file, ca/, crl/, arl/ and bridge/ move to `before-restore-<UTC time>/` in
  *    the root (nothing is deleted: the newer CRLs there list revocations the restored store has lost), and the
- *    staged ones take their place.
+ *    staged ones take their place. A restore killed during that swap leaves its before-restore-<time>/ marked
+ *    (SWAP_MARKER); run again, the restore counts the files there as the target's (steps 3 and 5).
  *
  * What else is numbered, and why only CRL numbers move (issue 13 asks to check):
  * - certificate serials, OCSP signing certificate serials: 128 random bits (pki/serial.ts), never sequential;
@@ -39,16 +40,16 @@
  *   numbers, exact up to 2^53: a year-old backup costs 3 × 10^13 of them, 0.4 % of that room.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { JpkiError } from "../errors.js";
 import { systemClock, type Clock } from "../pki/clock.js";
 import { BRIDGE_ID } from "../ca/bridge-id.js";
 import { writeFileAtomic } from "../store/files.js";
-import { syncDir } from "../store/staging.js";
+import { processAlive, syncDir } from "../store/staging.js";
 import type { Store } from "../store/types.js";
 import { workspacePaths } from "../workspace/workspace.js";
-import { BACKED_UP_TREES, STORE_FILES, copyHashed } from "./backup.js";
+import { BACKED_UP_TREES, STORE_FILES, copyHashed, writeFailure } from "./backup.js";
 import { crlNumberGap, listedRevocations, publishedCrlNumbers, type ListedRevocation } from "./crl-numbers.js";
 import { verifyBackup, type BackupManifest } from "./manifest.js";
 
@@ -77,7 +78,15 @@ export interface RestoredStatusCheckIds {
 
 export interface RestoreProgress {
   readonly phase: "verify" | "files" | "store" | "numbers" | "swap";
+  /** phase "swap": how many files and trees were moved so far (reported before each move, from 0) */
+  readonly moved?: number;
 }
+
+/**
+ * The file in before-restore-<time>/ that says its restore did not finish swapping: the target's files are
+ * (partly) there and not in the workspace. Written before the first move, removed after the last.
+ */
+export const SWAP_MARKER = ".restore-incomplete";
 
 export interface RestoreOptions {
   /** the backup directory */
@@ -178,6 +187,37 @@ function stamp(d: Date): string {
   return d.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
 }
 
+/**
+ * A new before-restore-<time>/ directory. Two restores in one second (a restore run again at once after it
+ * failed) would otherwise share one: rename() silently replaced the first one's config.json and failed with
+ * ENOTEMPTY on its ca/, half-way through the swap. Found by a helper.
+ */
+function previousDir(root: string, at: Date): string {
+  for (let i = 1; ; i++) {
+    const p = join(root, `before-restore-${stamp(at)}${i > 1 ? `-${i}` : ""}`);
+    try {
+      mkdirSync(p, { mode: 0o700 });
+      return p;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+  }
+}
+
+/** The before-restore-<time>/ directories of restores killed while they swapped the files (SWAP_MARKER). */
+function interruptedSwaps(root: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((n) => n.startsWith("before-restore-") && existsSync(join(root, n, SWAP_MARKER)))
+    .sort()
+    .map((n) => join(root, n));
+}
+
 /** Restores the backup at `opts.source` into `opts.workspaceDir` (see the header). */
 export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport> {
   const clock = opts.clock ?? systemClock;
@@ -205,17 +245,48 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     });
   }
 
+  // --force replaces a workspace, never one in use: a jpki serve still running on it went on with the store
+  // moved aside — issuing and revoking into before-restore-<time>/, publishing that store's lower CRL numbers
+  // into the restored crl/ (found by a helper). PostgreSQL: see the header (stop every process first).
+  if (!pg && liveFiles && (await import("../store/sqlite.js")).SqliteStore.openElsewhere(paths.db)) {
+    throw new JpkiError("ERR_WORKSPACE_LOCKED", `the store of ${paths.root} is open in another process (jpki serve, watch, or a command still running): stop every jpki process on it, then restore; nothing was changed`, {
+      details: { path: paths.db },
+    });
+  }
   // Read before anything moves: what the target published last may be newer than anything in the backup.
+  // A restore that died while it swapped the files left part of the target in before-restore-<time>/ (marked
+  // SWAP_MARKER): those files are the target's as much as the ones still in place. Found by a helper: run
+  // again after a kill mid-swap, the restore no longer saw the target's CRLs, and un-revoked what they listed.
+  const interrupted = interruptedSwaps(paths.root);
   const targetNumbers = publishedCrlNumbers(paths.root);
   const targetRevocations = listedRevocations(paths.root);
+  for (const d of interrupted) {
+    const n = publishedCrlNumbers(d);
+    for (const [ca, v] of n.highest) if (v > (targetNumbers.highest.get(ca) ?? -1n)) targetNumbers.highest.set(ca, v);
+    targetNumbers.unreadable.push(...n.unreadable.map((f) => `${d.slice(paths.root.length + 1)}/${f}`));
+    for (const [k, v] of listedRevocations(d)) if (!targetRevocations.has(k)) targetRevocations.set(k, v);
+  }
   // The liveness-check ids of the store being replaced, read only, while it is still there (moved aside, or
   // dropped by pg_restore, below): ids it handed out after the backup must not come again.
-  const replacedStatusCheckNext = pg
+  let replacedStatusCheckNext = pg
     ? liveDatabase
       ? await (await import("../store/postgres.js")).PostgresStore.nextStatusCheckIdAt(opts.storeUrl!)
       : undefined
     : (await import("../store/sqlite.js")).SqliteStore.nextStatusCheckIdOf(paths.db);
+  if (!pg) {
+    const { SqliteStore } = await import("../store/sqlite.js");
+    for (const d of interrupted) {
+      const n = SqliteStore.nextStatusCheckIdOf(join(d, "jpki.db"));
+      if (n !== undefined && n > (replacedStatusCheckNext ?? 0)) replacedStatusCheckNext = n;
+    }
+  }
   ownerDir(paths.root);
+  // A staging directory of a restore that was killed holds a whole copy of the store (personal data, encrypted
+  // CA keys): removed once its process is gone.
+  for (const n of readdirSync(paths.root)) {
+    const m = /^\.restore-(\d+)-[0-9a-f]+$/.exec(n);
+    if (m && !processAlive(Number(m[1]))) rmSync(join(paths.root, n), { recursive: true, force: true });
+  }
   const stage = join(paths.root, `.restore-${process.pid}-${randomBytes(4).toString("hex")}`);
   ownerDir(stage);
   try {
@@ -308,21 +379,31 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       await store.close();
     }
 
-    opts.onProgress?.({ phase: "swap" });
+    let moved = 0;
+    const move = (from: string, to: string) => {
+      opts.onProgress?.({ phase: "swap", moved: moved++ });
+      renameSync(from, to);
+    };
     let previous: string | undefined;
     const replaced = ["config.json", ...BACKED_UP_TREES, "jpki.db", "jpki.db-wal", "jpki.db-shm"].filter((n) => existsSync(join(paths.root, n)));
-    if (replaced.length) {
-      previous = join(paths.root, `before-restore-${stamp(restoredAt)}`);
-      ownerDir(previous);
-      for (const n of replaced) renameSync(join(paths.root, n), join(previous, n));
+    // Marked before the first move and unmarked after the last: a restore killed in between leaves the target's
+    // files there, and the next restore reads them (interruptedSwaps).
+    const marker = replaced.length ? join((previous = previousDir(paths.root, restoredAt)), SWAP_MARKER) : undefined;
+    if (marker) {
+      writeFileAtomic(marker, `${JSON.stringify({ pid: process.pid, source, startedAt: restoredAt.toISOString() })}\n`);
+      syncDir(paths.root);
     }
-    for (const n of ["config.json", ...BACKED_UP_TREES]) if (existsSync(join(stage, "ws", n))) renameSync(join(stage, "ws", n), join(paths.root, n));
+    for (const n of replaced) move(join(paths.root, n), join(previous!, n));
+    for (const n of ["config.json", ...BACKED_UP_TREES]) if (existsSync(join(stage, "ws", n))) move(join(stage, "ws", n), join(paths.root, n));
     if (!pg) {
       // A clean close leaves no -wal; should one be there, it belongs with its database.
-      for (const n of ["jpki.db-wal", "jpki.db-shm"]) if (existsSync(join(stage, n))) renameSync(join(stage, n), join(paths.root, n));
-      renameSync(join(stage, "jpki.db"), paths.db);
+      for (const n of ["jpki.db-wal", "jpki.db-shm"]) if (existsSync(join(stage, n))) move(join(stage, n), join(paths.root, n));
+      move(join(stage, "jpki.db"), paths.db);
     }
     for (const d of ["ca", "crl", "arl", "certs", "rejects"]) ownerDir(join(paths.root, d));
+    syncDir(paths.root);
+    // The restored store moved past everything the interrupted swaps' files held, and re-revoked what they listed.
+    for (const f of [...(marker ? [marker] : []), ...interrupted.map((d) => join(d, SWAP_MARKER))]) rmSync(f, { force: true });
     syncDir(paths.root);
     const unknownCas = [...new Set([...targetNumbers.highest.keys(), ...stagedNumbers.highest.keys()])].filter((id) => !known.has(id) && !(id === BRIDGE_ID && bridge)).sort();
     return {
@@ -340,6 +421,9 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       previous,
       statusCheckIds: statusCheckIds!,
     };
+  } catch (e) {
+    // Staging fills the workspace's filesystem first: the target is left as it was.
+    throw writeFailure(e, `the restore of ${source}`, paths.root) ?? e;
   } finally {
     rmSync(stage, { recursive: true, force: true });
   }

@@ -18,6 +18,7 @@
  * where verifiers fetch CA certificates (<baseUrl>/ca/…; server/published.ts).
  */
 import { X509Certificate } from "node:crypto";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { JpkiError } from "../errors.js";
 import { certificateParts, extension } from "../pki/der.js";
@@ -37,7 +38,7 @@ import { CertificationAuthority, createCaRecord } from "./authority.js";
 import { parsePkcs11Uri } from "../pki/pkcs11.js";
 import { assembleCertificate, encodeTbs } from "./certificate.js";
 import { activeGeneration, caGeneration, caId } from "./ids.js";
-import { exportCaCertificate, summariseCa, workspaceKeyWrap, type CaSummary } from "./manage.js";
+import { caFiles, exportCaCertificate, summariseCa, workspaceKeyWrap, type CaSummary } from "./manage.js";
 import { prefecture } from "./prefectures.js";
 
 /** Which link certificate: RFC 4210 §4.4's names. */
@@ -120,6 +121,30 @@ export function exportCaLinks(ws: Workspace, link: CaLinkRecord): void {
   }
 }
 
+/**
+ * Writes the CA certificate and link certificate files that are missing from ca/ (where `jpki serve` serves
+ * them): a rollover killed after its commit and before its files were written left the new root and its links
+ * unserved for good (found by a helper). Files already there are left alone. Returns the paths written.
+ */
+export async function exportMissingCaFiles(ws: Workspace, cas?: readonly CaRecord[]): Promise<string[]> {
+  const written: string[] = [];
+  for (const rec of cas ?? (await ws.store.listCas())) {
+    const f = caFiles(ws, rec.id);
+    if (!existsSync(f.der) || !existsSync(f.pem)) {
+      exportCaCertificate(ws, rec);
+      written.push(f.der, f.pem);
+    }
+  }
+  for (const link of await ws.store.listCaLinks()) {
+    const ls = describeLinks(ws, link);
+    if (ls.some((l) => !existsSync(l.path) || !existsSync(l.path.replace(/\.pem$/, ".crt")))) {
+      exportCaLinks(ws, link);
+      written.push(...ls.map((l) => l.path));
+    }
+  }
+  return written;
+}
+
 function purposePolicy(purpose: CertificateType, config: WorkspaceConfig): string {
   if (purpose === "authentication") return POLICY_OID.authentication;
   return config.policy === "test" ? POLICY_OID.signatureTest : POLICY_OID.signature;
@@ -174,10 +199,10 @@ async function linkCertificate(o: {
 
 /**
  * Rolls the active generation of each purpose's CA of a prefecture over to a new key: a new CA record (the
- * next generation) with both link certificates, committed in one store transaction per purpose, then the
+ * next generation) with both link certificates, committed in one store transaction for all purposes, then the
  * certificate files written. ERR_ROLLOVER_NO_CA when the prefecture has no such CA, ERR_ROLLOVER_EXPIRED when
  * the active certificate has expired (its key can certify nothing), ERR_ROLLOVER_CONFLICT when another run
- * rolled the same generation over first; ERR_PASSPHRASE_WRONG before any key is generated.
+ * rolled the same generation over first (then no purpose is rolled over); ERR_PASSPHRASE_WRONG before any key is generated.
  */
 export async function rolloverCas(ws: Workspace, opts: RolloverOptions): Promise<RolledOver[]> {
   const pref = prefecture(opts.prefectureCode);
@@ -199,7 +224,10 @@ export async function rolloverCas(ws: Workspace, opts: RolloverOptions): Promise
     return ca;
   });
   const keyWrap = await workspaceKeyWrap(ws, opts.passphrase);
-  const out: RolledOver[] = [];
+  // Every purpose's new generation is made first and all are committed in one transaction: a run killed
+  // half-way (found by a helper) left the signature CA rolled over and the authentication one not, and the
+  // same command run again rolled the signature CA over a second time.
+  const made: Array<{ old: CertificationAuthority; generation: number; rec: CaRecord; link: CaLinkRecord }> = [];
   for (const old of opened) {
     const generation = caGeneration(old.id) + 1;
     opts.onProgress?.(`generating the key of ${caId(pref.code, old.purpose, generation)}`);
@@ -222,7 +250,11 @@ export async function rolloverCas(ws: Workspace, opts: RolloverOptions): Promise
           newWithOld: await linkCertificate({ issuer: { der: rec.certificateDer, signer: fresh.signer }, subjectDer: old.record.certificateDer, now, notAfter: linkEnd, purpose: old.purpose, config: ws.config }),
           createdAt: rec.createdAt,
         };
-    await ws.store.putCaRollover(rec, link);
+    made.push({ old, generation, rec, link });
+  }
+  await ws.store.putCaRollovers(made.map(({ rec, link }) => ({ ca: rec, link })));
+  const out: RolledOver[] = [];
+  for (const { old, generation, rec, link } of made) {
     exportCaCertificate(ws, rec);
     exportCaLinks(ws, link);
     out.push({ purpose: old.purpose, previous: old.id, generation, current: summariseCa(ws, rec), links: describeLinks(ws, link), compromised: opts.compromised === true });

@@ -9,7 +9,7 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { createAuditCheckpoint } from "../audit/checkpoint.js";
+import { compromisedCaIds, createAuditCheckpoint } from "../audit/checkpoint.js";
 import { caGeneration, caId, isRetired, parseCaId } from "../ca/ids.js";
 import { prefectureList } from "../ca/prefectures.js";
 import { JpkiError } from "../errors.js";
@@ -133,6 +133,12 @@ export async function generateCrls(
   const landed = (crl: PublishedCrl) => (out.push(crl), opts.onPublished?.(crl));
   let first: CrlIssuer | undefined;
   const all = await ws.store.listCas();
+  const compromised = await compromisedCaIds(ws.store); // never the checkpoint's signer
+  // CA certificates are published with the CRLs: a rollover killed after its commit left its files unwritten.
+  // Loaded only when a file is missing or a rollover happened: `crl generate` stays light.
+  if (all.some((c) => !existsSync(join(ws.paths.caDir, `${c.id}.crt`))) || (await ws.store.listCaLinks()).length) {
+    await (await import("../ca/rollover.js")).exportMissingCaFiles(ws, all);
+  }
   for (const id of ids) {
     const record = all.find((c) => c.id === id);
     if (!record) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${id} in ${ws.paths.root}: 'jpki ca list' shows the CAs, 'jpki ca init' creates them`);
@@ -142,7 +148,7 @@ export async function generateCrls(
       continue;
     }
     const issuer = openCrlIssuer(record, opts.passphrase);
-    first ??= issuer;
+    if (!compromised.has(id)) first ??= issuer;
     if (!opts.delta) landed(await publisher.publish(issuer));
     if (deltas) {
       const delta = await publisher.publishDelta(issuer);

@@ -10,7 +10,7 @@
  * crlBaseIntervalHours old or near its nextUpdate, the last delta at deltaCrlMaxEntries); then a base, and
  * right after it a delta on it, so the delta URL always names the newest base.
  */
-import { createAuditCheckpoint } from "../audit/checkpoint.js";
+import { compromisedCaIds, createAuditCheckpoint } from "../audit/checkpoint.js";
 import { CertificationAuthority } from "../ca/authority.js";
 import { bridgeArlPublished, refreshBridgeArl } from "../ca/bridge.js";
 import { JpkiError } from "../errors.js";
@@ -182,7 +182,8 @@ export class CrlUpdater {
    * Nothing is signed when the head is already a checkpoint.
    */
   async #checkpoint(published: readonly PublishedCrl[]): Promise<void> {
-    const first = published.find((p) => this.#cas.has(p.caId));
+    const compromised = await compromisedCaIds(this.#ws.store); // never the checkpoint's signer
+    const first = published.find((p) => this.#cas.has(p.caId) && !compromised.has(p.caId));
     if (!first) return;
     const ca = this.#cas.get(first.caId)!;
     await createAuditCheckpoint(this.#ws.store, { caId: ca.id, certificateDer: ca.record.certificateDer, signer: ca.signer, now: this.#ws.clock.now() });

@@ -1307,27 +1307,33 @@ export class PostgresStore implements Store {
   }
 
   putCaRollover(ca: CaRecord, link: CaLinkRecord): Promise<void> {
+    return this.putCaRollovers([{ ca, link }]);
+  }
+
+  putCaRollovers(rollovers: ReadonlyArray<{ readonly ca: CaRecord; readonly link: CaLinkRecord }>): Promise<void> {
     return this.#tx("saving a CA key rollover", async (c) => {
-      // The old generation's row locked first: two rollovers of one CA queue here, and the second finds the first's link.
-      const old = await c.query("SELECT 1 FROM cas WHERE id = $1 FOR UPDATE", [link.oldCaId]);
-      if (!old.rowCount) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${link.oldCaId} in this workspace: nothing to roll over`);
-      const taken = await c.query<{ new_ca_id: string }>("SELECT new_ca_id FROM ca_links WHERE old_ca_id = $1", [link.oldCaId]);
-      const exists = await c.query("SELECT 1 FROM cas WHERE id = $1", [ca.id]);
-      if (taken.rowCount || exists.rowCount) {
-        throw new JpkiError("ERR_ROLLOVER_CONFLICT", `CA ${link.oldCaId} was rolled over to ${taken.rows[0]?.new_ca_id ?? ca.id} by another run: nothing was saved; 'jpki ca list' shows the generations`);
+      for (const { ca, link } of rollovers) {
+        // The old generation's row locked first: two rollovers of one CA queue here, and the second finds the first's link.
+        const old = await c.query("SELECT 1 FROM cas WHERE id = $1 FOR UPDATE", [link.oldCaId]);
+        if (!old.rowCount) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${link.oldCaId} in this workspace: nothing to roll over`);
+        const taken = await c.query<{ new_ca_id: string }>("SELECT new_ca_id FROM ca_links WHERE old_ca_id = $1", [link.oldCaId]);
+        const exists = await c.query("SELECT 1 FROM cas WHERE id = $1", [ca.id]);
+        if (taken.rowCount || exists.rowCount) {
+          throw new JpkiError("ERR_ROLLOVER_CONFLICT", `CA ${link.oldCaId} was rolled over to ${taken.rows[0]?.new_ca_id ?? ca.id} by another run: nothing was saved; 'jpki ca list' shows the generations`);
+        }
+        try {
+          await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", [
+            ca.id, ca.prefectureCode, ca.purpose, ca.certificateDer, ca.encryptedKeyPem, ca.keyId, ca.createdAt.getTime(), ca.keyRef ?? null,
+          ]);
+          await c.query("INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at) VALUES ($1, $2, $3, $4, $5)", [
+            link.newCaId, link.oldCaId, link.oldWithNew ?? null, link.newWithOld ?? null, link.createdAt.getTime(),
+          ]);
+        } catch (e) {
+          if (pgCode(e) === PG.uniqueViolation) throw new JpkiError("ERR_ROLLOVER_CONFLICT", `CA ${link.oldCaId} was rolled over by another run: nothing was saved`, { cause: e });
+          throw e;
+        }
+        await this.#appendAudits(c, [caRolloverAudit(ca, link)]);
       }
-      try {
-        await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", [
-          ca.id, ca.prefectureCode, ca.purpose, ca.certificateDer, ca.encryptedKeyPem, ca.keyId, ca.createdAt.getTime(), ca.keyRef ?? null,
-        ]);
-        await c.query("INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at) VALUES ($1, $2, $3, $4, $5)", [
-          link.newCaId, link.oldCaId, link.oldWithNew ?? null, link.newWithOld ?? null, link.createdAt.getTime(),
-        ]);
-      } catch (e) {
-        if (pgCode(e) === PG.uniqueViolation) throw new JpkiError("ERR_ROLLOVER_CONFLICT", `CA ${link.oldCaId} was rolled over by another run: nothing was saved`, { cause: e });
-        throw e;
-      }
-      await this.#appendAudits(c, [caRolloverAudit(ca, link)]);
     });
   }
 

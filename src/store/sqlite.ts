@@ -1124,25 +1124,31 @@ export class SqliteStore implements Store {
   }
 
   putCaRollover(ca: CaRecord, link: CaLinkRecord): Promise<void> {
+    return this.putCaRollovers([{ ca, link }]);
+  }
+
+  putCaRollovers(rollovers: ReadonlyArray<{ readonly ca: CaRecord; readonly link: CaLinkRecord }>): Promise<void> {
     return this.#run("saving a CA key rollover", () => {
       const db = this.#db;
       db.transaction(() => {
-        if (!db.prepare("SELECT 1 FROM cas WHERE id = ?").get(link.oldCaId)) {
-          throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${link.oldCaId} in this workspace: nothing to roll over`);
+        for (const { ca, link } of rollovers) {
+          if (!db.prepare("SELECT 1 FROM cas WHERE id = ?").get(link.oldCaId)) {
+            throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${link.oldCaId} in this workspace: nothing to roll over`);
+          }
+          const taken = db.prepare("SELECT new_ca_id FROM ca_links WHERE old_ca_id = ?").pluck().get(link.oldCaId) as string | undefined;
+          if (taken !== undefined || db.prepare("SELECT 1 FROM cas WHERE id = ?").get(ca.id)) {
+            throw new JpkiError("ERR_ROLLOVER_CONFLICT", `CA ${link.oldCaId} was rolled over to ${taken ?? ca.id} by another run: nothing was saved; 'jpki ca list' shows the generations`);
+          }
+          this.#stmts.putCa.run(ca.id, ca.prefectureCode, ca.purpose, ca.certificateDer, ca.encryptedKeyPem, ca.keyId, ca.createdAt.getTime(), ca.keyRef ?? null);
+          db.prepare("INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at) VALUES (?, ?, ?, ?, ?)").run(
+            link.newCaId,
+            link.oldCaId,
+            link.oldWithNew ?? null,
+            link.newWithOld ?? null,
+            link.createdAt.getTime(),
+          );
+          this.#appendAudit(caRolloverAudit(ca, link));
         }
-        const taken = db.prepare("SELECT new_ca_id FROM ca_links WHERE old_ca_id = ?").pluck().get(link.oldCaId) as string | undefined;
-        if (taken !== undefined || db.prepare("SELECT 1 FROM cas WHERE id = ?").get(ca.id)) {
-          throw new JpkiError("ERR_ROLLOVER_CONFLICT", `CA ${link.oldCaId} was rolled over to ${taken ?? ca.id} by another run: nothing was saved; 'jpki ca list' shows the generations`);
-        }
-        this.#stmts.putCa.run(ca.id, ca.prefectureCode, ca.purpose, ca.certificateDer, ca.encryptedKeyPem, ca.keyId, ca.createdAt.getTime(), ca.keyRef ?? null);
-        db.prepare("INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at) VALUES (?, ?, ?, ?, ?)").run(
-          link.newCaId,
-          link.oldCaId,
-          link.oldWithNew ?? null,
-          link.newWithOld ?? null,
-          link.createdAt.getTime(),
-        );
-        this.#appendAudit(caRolloverAudit(ca, link));
       }).immediate();
     });
   }
@@ -2114,6 +2120,31 @@ export class SqliteStore implements Store {
    * The next liveness-check id of the store file at `path`, read only — neither migrated nor written (a restore
    * reads the store it is about to move aside) — or undefined when there is no such file or it cannot be read.
    */
+  /**
+   * Whether another connection (another process: jpki serve, watch, a running command) has the store at `path`
+   * open: an exclusive lock is asked for without waiting, and every open connection to a WAL database holds the
+   * lock that refuses it. False when no file is there. Reads nothing, writes nothing.
+   */
+  static openElsewhere(path: string): boolean {
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(path, { fileMustExist: true });
+    } catch {
+      return false;
+    }
+    try {
+      db.pragma("busy_timeout = 0");
+      db.pragma("locking_mode = EXCLUSIVE");
+      db.exec("BEGIN EXCLUSIVE");
+      db.exec("COMMIT");
+      return false;
+    } catch (e) {
+      return (e as { code?: string }).code === "SQLITE_BUSY" || (e as { code?: string }).code === "SQLITE_LOCKED";
+    } finally {
+      db.close();
+    }
+  }
+
   static nextStatusCheckIdOf(path: string): number | undefined {
     let db: Database.Database | undefined;
     try {

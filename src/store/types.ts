@@ -513,6 +513,12 @@ export interface Store {
    * rollovers of one CA at once: the first wins); ERR_CA_UNKNOWN when the old generation is not stored.
    */
   putCaRollover(ca: CaRecord, link: CaLinkRecord): Promise<void>;
+  /**
+   * Several rollovers (one per purpose of a prefecture: `jpki ca rollover` rolls both) in one transaction, each
+   * checked as putCaRollover does: all are committed or none, so a run killed half-way never leaves one purpose
+   * rolled over and the other not (run again, it would roll the first over a second time).
+   */
+  putCaRollovers(rollovers: ReadonlyArray<{ readonly ca: CaRecord; readonly link: CaLinkRecord }>): Promise<void>;
   /** Every key rollover's link certificates, by new CA id. */
   listCaLinks(): Promise<CaLinkRecord[]>;
   /**

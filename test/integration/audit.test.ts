@@ -135,6 +135,42 @@ describe("jpki audit", () => {
     expect(v.err.error.message).toContain(`audit record ${seq} was altered`);
   });
 
+  // SQLite keeps whatever type an UPDATE gives a column: a time that is text, a detail that is a BLOB, a
+  // checkpoint's certificate that is text. verify crashed (ERR_INTERNAL with a stack trace) on the last, and
+  // 'audit show' — what an operator reads to investigate — crashed on the first two.
+  it.skipIf(onPostgres)("names a record or checkpoint whose column was given another type by SQL, and 'audit show' still lists the log", async () => {
+    const ws = await copy();
+    const cp = (await records(ws, ["--action", "audit.checkpoint"]))[0]!.detail.seq as number;
+    await withDb(ws, async (q) => {
+      await q("UPDATE audit_log SET at = 'yesterday' WHERE seq = 2");
+      await q("UPDATE audit_log SET detail = x'00ff' WHERE seq = 3");
+      await q("UPDATE audit_checkpoints SET cert_der = 'not a certificate' WHERE seq = ?", [cp]);
+    });
+    const v = await verify(ws);
+    expect(v.code).toBe(20);
+    expect(v.err.error.details).toEqual({ seq: 2, why: "altered" });
+    // the certificate alone (the chain intact up to the checkpoint): the checkpoint is named, not a crash
+    const fixed = await copy();
+    await withDb(fixed, (q) => q("UPDATE audit_checkpoints SET cert_der = 'not a certificate' WHERE seq = ?", [cp]));
+    const c = await verify(fixed);
+    expect(c.code, JSON.stringify(c.err)).toBe(20);
+    expect(c.err.error.details).toEqual({ seq: cp, why: "checkpoint-invalid" });
+
+    const tampered = await copy();
+    await withDb(tampered, async (q) => {
+      await q("UPDATE audit_log SET at = 'yesterday' WHERE seq = 2");
+      await q("UPDATE audit_log SET detail = 'not json' WHERE seq = 3");
+    });
+    const text = await cli(["--workspace", tampered, "audit", "show"], { cwd: dir });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^ +2 {2}invalid-time {2}/m);
+    const json = await cli(["--workspace", tampered, "--json", "audit", "show"], { cwd: dir });
+    expect(json.code, json.stderr).toBe(0);
+    const rows = json.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(rows[1]).toMatchObject({ seq: 2, at: null });
+    expect(rows[2]).toMatchObject({ seq: 3, detail: "not json" });
+  });
+
   it("names a record deleted from the middle (removed)", async () => {
     const ws = await copy();
     await withDb(ws, (q) => q("DELETE FROM audit_log WHERE seq = 3"));

@@ -10,11 +10,14 @@
  *   publishes a CRL number higher than any published before (`openssl crl -text`), and it verifies; the next
  *   liveness check gets an id above those given out after the backup, so a verifier's cursor still sees it.
  */
-import { appendFileSync, cpSync, existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
-import { cardKey, cli, jpkiProcess, openWorkspace, sh, tempDir, writeJsonl } from "./helpers.js";
+import { restoreBackup } from "../../src/backup/restore.js";
+import { verifyAuditLog } from "../../src/audit/verify.js";
+import { cardKey, cli, copyWorkspace, jpkiProcess, onPostgres, openWorkspace, sh, startServe, tempDir, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -134,6 +137,13 @@ describe("jpki backup", () => {
     }
   });
 
+  it("refuses a destination inside a tree it copies (crl/), which every later backup would copy again", async () => {
+    const b = await cli(["-w", ws, "backup", join(ws, "crl", "bk")], { cwd: dir });
+    expect(b.code, b.stderr).toBe(2);
+    expect(b.stderr).toContain("ERR_USAGE");
+    expect(existsSync(join(ws, "crl", "bk"))).toBe(false);
+  });
+
   it("refuses a destination that exists", async () => {
     const b = await cli(["-w", ws, "backup", join(dir, "online")], { cwd: dir });
     expect(b.code).toBe(2);
@@ -159,6 +169,16 @@ describe("jpki restore refuses a backup that fails its manifest", () => {
     ["a file deleted", (d) => rmSync(join(d, "workspace", "ca", "13-auth.pem")), /listed in the manifest .* but missing/, "workspace/ca/13-auth.pem"],
     ["a file added", (d) => writeFileSync(join(d, "workspace", "crl", "extra.crl"), "x"), /not in its manifest/, "workspace/crl/extra.crl"],
     ["a manifest changed", (d) => appendFileSync(join(d, "manifest.json"), "}"), /no readable manifest.json/, "manifest.json"],
+    // a FIFO blocked the read of the manifest for ever; a symbolic link points outside the backup
+    ["a manifest that is a FIFO", (d) => {
+      rmSync(join(d, "manifest.json"));
+      expect(sh("mkfifo", [join(d, "manifest.json")]).status).toBe(0);
+    }, /no readable manifest.json \(not a regular file\)/, "manifest.json"],
+    ["a manifest that is a symbolic link", (d) => {
+      cpSync(join(d, "manifest.json"), join(d, "..", `${d.split("/").pop()}.manifest`));
+      rmSync(join(d, "manifest.json"));
+      symlinkSync(join(d, "..", `${d.split("/").pop()}.manifest`), join(d, "manifest.json"));
+    }, /no readable manifest.json \(a symbolic link\)/, "manifest.json"],
   ];
   for (const [name, tamper, message, file] of cases) {
     it(`${name}: exit 21, ERR_BACKUP_CORRUPT naming ${file}, nothing made`, async () => {
@@ -290,5 +310,148 @@ describe("restoring an old backup never reuses a CRL number", () => {
     const current = ["crl/13-sig.crl", "crl/13-sig/131016.crl", "arl/13-sig.crl"].map((p) => opensslCrlNumber(join(fresh, p)));
     for (const n of current) expect(n).toBeGreaterThan(before);
     expect(verifyWithCrl(fresh, cert).status).toBe(0);
+  });
+});
+
+/**
+ * A restore that dies while it swaps the workspace's files (kill -9, a power cut) leaves some of the target's
+ * files in before-restore-<time>/ and some of the backup's in their place. The operator runs the restore again;
+ * that second run must still know what the target had published — its revocations (a restore never un-revokes)
+ * and its CRL numbers — though those files are no longer where a workspace keeps them.
+ */
+describe("a restore interrupted while it swaps the files", () => {
+  it.skipIf(onPostgres)("a second restore in the same second keeps both previous workspaces' files", async () => {
+    const target = join(dir, "same-second");
+    await copyWorkspace(ws, target);
+    const src = join(dir, "same-second-backup");
+    expect((await cli(["-w", ws, "backup", src], { cwd: dir })).code).toBe(0);
+    const at = new Date();
+    const clock = { now: () => at };
+    const first = await restoreBackup({ source: src, workspaceDir: target, force: true, clock });
+    const second = await restoreBackup({ source: src, workspaceDir: target, force: true, clock });
+    expect(second.previous).not.toBe(first.previous);
+    for (const p of [first.previous!, second.previous!]) expect(existsSync(join(p, "crl", "13-sig.crl"))).toBe(true);
+    const w = await openWorkspace(target);
+    try {
+      expect((await w.store.listCas()).length).toBeGreaterThan(0);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it.skipIf(onPostgres)("killed after any step of the swap, the restore run again re-revokes what the target published and moves past its CRL numbers", async () => {
+    const base = join(dir, "swap-base");
+    await copyWorkspace(ws, base);
+    const r = await cli(["-w", base, "issue", "--resident", people[0]!.residentCode, "--type", "authentication", "--public-key", pub, "-o", join(dir, "swap.pem"), "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    const serial = r.json().serial as string;
+    const src = join(dir, "swap-backup");
+    expect((await cli(["-w", base, "backup", src], { cwd: dir })).code).toBe(0);
+    expect((await cli(["-w", base, "revoke", "--serial", serial, "--reason", "keyCompromise"], { cwd: dir })).code).toBe(0);
+    await generate(base, ["--ca", "13-auth"]);
+    const published = opensslCrlNumber(join(base, "crl", "13-auth.crl"));
+
+    let completed = false;
+    for (let step = 0; !completed; step++) {
+      expect(step).toBeLessThan(40);
+      const target = join(dir, `swap-${step}`);
+      await copyWorkspace(base, target);
+      let moves = 0;
+      const crash = new Error("killed");
+      try {
+        await restoreBackup({
+          source: src,
+          workspaceDir: target,
+          force: true,
+          onProgress: (p) => {
+            if (p.phase === "swap" && moves++ === step) throw crash;
+          },
+        });
+        completed = true; // every step of the swap was passed: nothing was interrupted
+      } catch (e) {
+        expect(e).toBe(crash);
+      }
+      if (completed) break;
+      // kill -9 runs no finally: the staging directory of the dead process stays, and the run again removes it
+      const stale = join(target, `.restore-${spawnSync("true").pid}-0badf00d`);
+      mkdirSync(stale);
+      const again = await restoreBackup({ source: src, workspaceDir: target, force: true });
+      const auth = again.crlNumbers.find((c) => c.caId === "13-auth")!;
+      expect(BigInt(auth.highestKnown), `step ${step}`).toBeGreaterThanOrEqual(published);
+      const w = await openWorkspace(target);
+      try {
+        expect((await w.store.getCertificate(serial))?.revocation?.reason, `step ${step}`).toBe(1);
+        expect((await verifyAuditLog(w.store)).ok).toBe(true);
+      } finally {
+        await w.close();
+      }
+      // the interrupted run's staging directory (with its copy of the store) does not stay behind
+      expect(readdirSync(target).filter((n) => n.startsWith(".restore-")), `step ${step}`).toEqual([]);
+    }
+  });
+});
+
+/** A small tmpfs at `path`, where the test may mount one (root, CAP_SYS_ADMIN); undefined elsewhere. */
+function smallDisk(path: string, size: string): (() => void) | undefined {
+  mkdirSync(path, { recursive: true });
+  if (sh("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", path]).status !== 0) return undefined;
+  return () => void sh("umount", [path]);
+}
+
+describe("a full disk", () => {
+  const mountable = process.getuid?.() === 0 && (() => {
+    const probe = join(tempDir("jpki-mount-probe-"), "d");
+    const un = smallDisk(probe, "64k");
+    un?.();
+    return un !== undefined;
+  })();
+
+  it.skipIf(!mountable || onPostgres)("under a backup or a restore is ERR_FILE_UNUSABLE naming the place, with nothing left behind", async () => {
+    const disk = join(dir, "full");
+    const unmount = smallDisk(disk, "64k")!;
+    try {
+      const b = await cli(["-w", ws, "--json", "backup", join(disk, "b")], { cwd: dir });
+      expect(b.code, b.stderr).toBe(2);
+      const err = JSON.parse(b.stderr.slice(b.stderr.indexOf("{"))).error;
+      expect(err.code).toBe("ERR_FILE_UNUSABLE");
+      expect(err.message).toMatch(/no space left/);
+      expect(err.details.path).toBe(disk);
+      expect(readdirSync(disk)).toEqual([]);
+
+      const src = join(dir, "full-src");
+      expect((await cli(["-w", ws, "backup", src], { cwd: dir })).code).toBe(0);
+      const r = await cli(["-w", join(disk, "ws"), "--json", "restore", src], { cwd: dir });
+      expect(r.code, r.stderr).toBe(2);
+      const rerr = JSON.parse(r.stderr.slice(r.stderr.indexOf("{"))).error;
+      expect(rerr.code).toBe("ERR_FILE_UNUSABLE");
+      expect(rerr.message).toMatch(/no space left/);
+      expect(readdirSync(join(disk, "ws"))).toEqual([]);
+    } finally {
+      unmount();
+    }
+  });
+});
+
+describe("restore --force onto a workspace another process has open", () => {
+  it.skipIf(onPostgres)("is refused (ERR_WORKSPACE_LOCKED, exit 3) while jpki serve runs on it, and nothing is moved", async () => {
+    const target = join(dir, "served");
+    await copyWorkspace(ws, target);
+    const src = join(dir, "served-backup");
+    expect((await cli(["-w", ws, "backup", src], { cwd: dir })).code).toBe(0);
+    const serve = await startServe(target, []);
+    try {
+      expect(serve.stderr()).toMatch(/listening/);
+      const r = await cli(["-w", target, "--json", "restore", src, "--force"], { cwd: dir });
+      expect(r.code, r.stderr).toBe(3);
+      expect(JSON.parse(r.stderr.slice(r.stderr.indexOf("{"))).error.code).toBe("ERR_WORKSPACE_LOCKED");
+      expect(readdirSync(target).filter((n) => n.startsWith("before-restore-") || n.startsWith(".restore-"))).toEqual(readdirSync(ws).filter((n) => n.startsWith("before-restore-")));
+      expect(serve.child.exitCode).toBeNull(); // serve goes on
+    } finally {
+      serve.child.kill("SIGTERM");
+      await serve.exited;
+    }
+    // stopped, the same restore goes through
+    const again = await cli(["-w", target, "restore", src, "--force"], { cwd: dir });
+    expect(again.code, again.stderr).toBe(0);
   });
 });

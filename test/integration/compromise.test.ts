@@ -10,7 +10,7 @@ import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { chiyodaResidents, cli, issueWithCardKey, sh, tempDir, tokyoSignatureWorkspace } from "./helpers.js";
+import { chiyodaResidents, cli, issueWithCardKey, openWorkspace, sh, tempDir, tokyoSignatureWorkspace } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -98,5 +98,38 @@ describe("jpki revoke --ca --all", () => {
     const again = await cli([...w(), "revoke", "--ca", "13-sig", "--all", "--reason", "ca-compromise", "--json"], { cwd: dir });
     expect(again.code, again.stderr).toBe(0);
     expect(again.json()).toMatchObject({ ca: "13-sig", revoked: 0 });
+  });
+});
+
+/**
+ * Whoever stole 13-sig's key can sign an audit checkpoint over a log they rewrote. After the compromise the
+ * default signer of 'audit checkpoint' (the first CA, 13-sig) still used that key, and 'audit verify' counted
+ * what it signed as an anchor.
+ */
+describe("the audit log after a compromise", () => {
+  it("is never checkpointed with the compromised key, and a checkpoint that key signs anchors nothing", async () => {
+    const cp = await cli([...w(), "--json", "audit", "checkpoint", "--force"], { cwd: dir });
+    expect(cp.code, cp.stderr).toBe(0);
+    expect(cp.json().ca).not.toBe("13-sig");
+    const refused = await cli([...w(), "audit", "checkpoint", "--ca", "13-sig", "--force"], { cwd: dir });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("suspected compromised");
+
+    // the thief's checkpoint, signed with the stolen key at the head
+    const { createAuditCheckpoint } = await import("../../src/audit/checkpoint.js");
+    const { openCrlIssuer } = await import("../../src/crl/generate.js");
+    const w1 = await openWorkspace(ws);
+    let forged: number;
+    try {
+      const rec = (await w1.store.getCa("13-sig"))!;
+      const signer = await openCrlIssuer(rec, "correct horse").signer;
+      forged = (await createAuditCheckpoint(w1.store, { caId: "13-sig", certificateDer: rec.certificateDer, signer, now: w1.clock.now(), force: true }))!.seq;
+    } finally {
+      await w1.close();
+    }
+    const v = await cli([...w(), "--json", "audit", "verify"], { cwd: dir });
+    expect(v.code, v.stderr).toBe(0);
+    expect(v.json().anchoredTo).toBe(cp.json().seq);
+    expect(v.json().anchoredTo).toBeLessThan(forged);
   });
 });

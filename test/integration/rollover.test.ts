@@ -8,7 +8,7 @@
  * verifier trusting only the first still reaches through both links.
  */
 import { X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { validateJpki } from "../../src/index.js";
@@ -16,7 +16,7 @@ import { parsePemBlocks } from "../../src/pki/pem.js";
 import { certificateParts } from "../../src/pki/der.js";
 import { keyIdentifier } from "../../src/profile/extensions.js";
 import { describeCrl } from "../../src/profile/describe.js";
-import { chiyodaResidents, cli, issueWithCardKey, sh, tempDir, tokyoSignatureWorkspace } from "./helpers.js";
+import { chiyodaResidents, cli, issueWithCardKey, openWorkspace, sh, tempDir, tokyoSignatureWorkspace } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -263,5 +263,69 @@ describe("jpki ca rollover: a new key generation with link certificates", () => 
     }
     const list = await cli([...w(), "ca", "list", "--json"], { cwd: dir });
     expect(list.json().cas).toHaveLength(3);
+  });
+});
+
+/**
+ * `jpki ca rollover -p 13` rolls the signature and the authentication CA over. Killed between the two (its
+ * onProgress throwing where the second key is generated stands for a kill -9 there), the workspace had the
+ * signature CA at generation 2 and the authentication CA at 1; the same command run again rolled the signature
+ * CA over a second time (13-sig-g3) to finish the authentication one. Now the purposes commit together or not at all.
+ */
+describe("jpki ca rollover killed half-way", () => {
+  it("leaves every purpose at the same generation, and the command run again makes generation 2 of each, not 3", async () => {
+    const d = tempDir("jpki-rollover-kill-");
+    const wsk = join(d, "ws");
+    expect((await cli(["-w", wsk, "ca", "init", "--prefecture", "13"], { cwd: d })).code).toBe(0);
+    const { rolloverCas } = await import("../../src/ca/rollover.js");
+    const killed = new Error("killed");
+    const open = await openWorkspace(wsk);
+    try {
+      let keys = 0;
+      const run = rolloverCas(open, {
+        prefectureCode: "13",
+        purposes: ["signature", "authentication"],
+        passphrase: "correct horse",
+        onProgress: (m) => {
+          if (/generating the key/.test(m) && ++keys === 2) throw killed;
+        },
+      });
+      await expect(run).rejects.toBe(killed);
+      expect(keys).toBe(2);
+      expect((await open.store.listCas()).map((c) => c.id).sort()).toEqual(["13-auth", "13-sig"]);
+    } finally {
+      await open.close();
+    }
+    const again = await cli(["-w", wsk, "ca", "rollover", "-p", "13", "--json"], { cwd: d });
+    expect(again.code, again.stderr).toBe(0);
+    const list = await cli(["-w", wsk, "ca", "list", "--json"], { cwd: d });
+    expect((list.json().cas as Array<{ id: string }>).map((c) => c.id).sort()).toEqual(["13-auth", "13-auth-g2", "13-sig", "13-sig-g2"]);
+  });
+});
+
+/**
+ * Killed after the rollover committed and before its certificate files were written (a directory where the new
+ * certificate's file goes stands for that moment), the new root and both link certificates were missing from
+ * ca/ — where 'jpki serve' serves them (caIssuers, the link URLs) — for good: nothing wrote them again, and
+ * running 'ca rollover' again makes another generation.
+ */
+describe("jpki ca rollover killed after its commit", () => {
+  it("the next crl generate writes the missing certificate files", async () => {
+    const d = tempDir("jpki-rollover-files-");
+    const wsk = join(d, "ws");
+    expect((await cli(["-w", wsk, "ca", "init", "--prefecture", "13", "--purpose", "signature"], { cwd: d })).code).toBe(0);
+    const blocker = join(wsk, "ca", "13-sig-g2.crt");
+    mkdirSync(join(blocker, "x"), { recursive: true });
+    const r = await cli(["-w", wsk, "ca", "rollover", "-p", "13", "--purpose", "sig"], { cwd: d });
+    expect(r.code).not.toBe(0);
+    rmSync(blocker, { recursive: true });
+    const list = await cli(["-w", wsk, "ca", "list", "--json"], { cwd: d });
+    expect((list.json().cas as Array<{ id: string }>).map((c) => c.id)).toContain("13-sig-g2"); // committed
+    const g = await cli(["-w", wsk, "crl", "generate", "--prefecture", "13"], { cwd: d });
+    expect(g.code, g.stderr).toBe(0);
+    for (const f of ["13-sig-g2.crt", "13-sig-g2.pem", "13-sig-g2.by-13-sig.crt", "13-sig-g2.by-13-sig.pem", "13-sig.by-13-sig-g2.crt", "13-sig.by-13-sig-g2.pem"]) {
+      expect(existsSync(join(wsk, "ca", f)), f).toBe(true);
+    }
+    expect(new X509Certificate(readFileSync(join(wsk, "ca", "13-sig-g2.crt"))).ca).toBe(true);
   });
 });

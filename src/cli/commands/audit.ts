@@ -73,8 +73,12 @@ Examples:
           const q = { ...(since ? { since } : {}), ...(o.action ? { action: o.action } : {}), ...(o.actor ? { actor: o.actor } : {}), ...(o.subject !== undefined ? { subject: o.subject } : {}), ...(limit !== undefined ? { limit } : {}), ...(afterSeq !== undefined ? { afterSeq } : {}) };
           for await (const r of ws.store.auditRecords(q)) {
             // JSON Lines: one compact record per line (toJson indents, for one document)
-            if (ctx.out.json) io.stdout.write(JSON.stringify({ seq: r.seq, at: r.at.toISOString(), actor: r.actor, action: r.action, subject: r.subject, detail: JSON.parse(r.detail) as unknown, prevHash: r.prevHash, hash: r.hash }) + "\n");
-            else io.stdout.write(`${String(r.seq).padStart(6)}  ${r.at.toISOString()}  ${r.actor}  ${r.action}${r.subject ? ` ${r.subject}` : ""}  ${r.detail}\n`);
+            // A record edited in the database (a time that is no time, a detail that is no JSON) is shown as it
+            // is: 'audit show' is what an operator reads to find out what happened (it crashed on them; found by
+            // a helper). 'audit verify' names the record.
+            const at = Number.isNaN(r.at.getTime()) ? undefined : r.at.toISOString();
+            if (ctx.out.json) io.stdout.write(JSON.stringify({ seq: r.seq, at: at ?? null, actor: r.actor, action: r.action, subject: r.subject, detail: parseDetail(r.detail), prevHash: r.prevHash, hash: r.hash }) + "\n");
+            else io.stdout.write(`${String(r.seq).padStart(6)}  ${at ?? "invalid-time"}  ${r.actor}  ${r.action}${r.subject ? ` ${r.subject}` : ""}  ${String(r.detail)}\n`);
           }
         });
       }),
@@ -97,4 +101,14 @@ Examples:
       }),
   );
   return audit;
+}
+
+/** A record's detail as JSON, or as the text it holds when that is not JSON (edited outside jpki). */
+function parseDetail(detail: unknown): unknown {
+  const text = Buffer.isBuffer(detail) ? detail.toString("latin1") : String(detail);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
 }

@@ -106,7 +106,8 @@ Checks first, changes nothing unless every check passes:
   - every file against manifest.json: one missing, added or changed is ERR_BACKUP_CORRUPT (exit 21) naming it;
   - the target (--workspace, and for a PostgreSQL backup the database in JPKI_STORE) holds no workspace or
     records, unless --force (ERR_BACKUP_TARGET_LIVE, exit 3). Stop jpki serve, watch and every other jpki
-    process on it first: a restore is not an online operation.
+    process on it first: a restore is not an online operation (a SQLite store another process still has open
+    is refused even with --force: ERR_WORKSPACE_LOCKED, exit 3).
 
 CRL numbers never go back (RFC 5280 §5.2.3): CRLs published after the backup was taken had higher numbers,
 and verifiers have seen them. Every CA's one numbering (full CRLs, partitions, ARL, deltas) moves to
@@ -150,7 +151,9 @@ Examples:
         ...(ctx.storeUrl ? { storeUrl: ctx.storeUrl } : {}),
         force: Boolean(o.force),
         ...(crlGap !== undefined ? { crlGap } : {}),
-        onProgress: (p) => ctx.out.info(`restore: ${RESTORE_PHASES[p.phase]}`),
+        onProgress: (p) => {
+          if (!p.moved) ctx.out.info(`restore: ${RESTORE_PHASES[p.phase]}`); // the swap once, not per file moved
+        },
       });
       ctx.out.result(report, () => restoreSummary(report));
     });
