@@ -4,7 +4,7 @@
  * their exit codes (0, 1, 15; 2 stays the usage error), typed errors for bad inputs, the --json shape, and the
  * four items kept out of the output unless --show-items. Where cheap, `openssl verify -crl_check` agrees.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ERROR_CODES } from "../../src/errors.js";
@@ -149,6 +149,19 @@ describe("jpki verify: bad inputs are typed errors", () => {
       expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(exit);
       expect(JSON.parse(r.stderr).error.code).toBe(code);
       expect(r.stdout).toBe("");
+    }
+    // A 3 GiB file (sparse: no disk used) in every place a file is read: refused by its size, typed, before
+    // readFileSync's RangeError past 2 GiB, or its 512 MiB string limit, reached the user as a stack trace.
+    const huge = join(dir, "huge.bin");
+    writeFileSync(huge, "");
+    truncateSync(huge, 3 * 2 ** 30);
+    const url = ["--url", "http://127.0.0.1:9"];
+    for (const args of [[huge, "--trust", ca("13-sig")], [c.path, "--trust", huge], [c.path, "--trust", ca("13-sig"), "--chain", huge], [c.path, "--trust", ca("13-sig"), "--crl", huge], [c.path, "--trust", ca("13-sig"), "--token-file", huge], ["--status-of", huge, ...url]]) {
+      const r = await verify([...args, "--json"]);
+      expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(2);
+      const e = JSON.parse(r.stderr).error;
+      expect(e.code).toBe("ERR_FILE_UNUSABLE");
+      expect(e.message).toMatch(/huge\.bin: is 3221225472 bytes, more than the \d+ accepted/);
     }
     const bare = await verify([c.path]);
     expect(bare.stderr).toContain("--trust FILE");

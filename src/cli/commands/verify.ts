@@ -10,7 +10,7 @@ import { Command, Option } from "commander";
 import type { CrlFetchOutcome, JpkiValidationResult, RevocationCheck, RevocationSourceName } from "../../index.js";
 import { Context, DEFAULT_WORKSPACE } from "../context.js";
 import { EXIT_INVALID, EXIT_UNDECIDED, VerdictExit } from "../exit-codes.js";
-import { JpkiError, checkInputFile, library } from "../lib.js";
+import { JpkiError, library, readInputFile } from "../lib.js";
 import type { Io } from "../output.js";
 
 interface VerifyOptions {
@@ -32,6 +32,15 @@ interface VerifyOptions {
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
+
+/**
+ * The largest input files read: far above anything real (a national CRL is tens of MiB, a PEM bundle of a
+ * thousand certificates a few MiB), far below what fails a read or a string (2 GiB, 512 Mi characters).
+ */
+const MAX_CERTIFICATE_FILE = 64 * 2 ** 20;
+const MAX_CRL_FILE = 1024 * 2 ** 20;
+const MAX_STATUS_LIST = 256 * 2 ** 20;
+const MAX_TOKEN_FILE = 64 * 1024;
 
 export function makeVerifyCommand(io: Io): Command {
   return new Command("verify")
@@ -160,7 +169,7 @@ async function statusOf(ctx: Context, o: VerifyOptions, file: string | undefined
   const batchSize = Number(o.batchSize);
   if (!/^\d+$/.test(o.batchSize) || batchSize < 1 || batchSize > 1000) throw new JpkiError("ERR_USAGE", `--batch-size ${JSON.stringify(o.batchSize)}: give 1 to 1000`);
   const lib = await library();
-  const text = readFileSync(checkInputFile(o.statusOf!, "certificate list --status-of", { cwd: ctx.io.cwd }), "utf8");
+  const text = readInputFile(o.statusOf!, "certificate list --status-of", { cwd: ctx.io.cwd, maxBytes: MAX_STATUS_LIST }).toString("utf8");
   const items = lib.parseStatusList(text, `--status-of ${o.statusOf}`);
   const bearerToken = readToken(ctx.io, o.tokenFile);
   const answer = await lib.fetchStatus(items, { url, batchSize, timeoutMs: parseTimeout(o.timeout), ...(bearerToken ? { bearerToken } : {}), ...(o.link ? { link: true } : {}) });
@@ -204,7 +213,7 @@ function parseTimeout(s: string): number {
  */
 function readToken(io: Io, file: string | undefined): string | undefined {
   let token: string | undefined;
-  if (file !== undefined) token = readFileSync(checkInputFile(file, "verifier token --token-file", { cwd: io.cwd }), "utf8").split(/\r?\n/)[0]!.trim();
+  if (file !== undefined) token = readInputFile(file, "verifier token --token-file", { cwd: io.cwd, maxBytes: MAX_TOKEN_FILE }).toString("utf8").split(/\r?\n/)[0]!.trim();
   else token = io.env.JPKI_VERIFIER_TOKEN?.trim() || undefined;
   if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) {
     throw new JpkiError("ERR_USAGE", `the verifier token ${file !== undefined ? `in ${file}` : "in $JPKI_VERIFIER_TOKEN"} is empty or not the token \`jpki verifier add\` printed`);
@@ -235,12 +244,12 @@ type Lib = Awaited<ReturnType<typeof library>>;
 
 /** Every certificate in a file: PEM (one or several CERTIFICATE blocks) or one DER certificate, each checked to decode. */
 function readCertificates(lib: Lib, cwd: string, file: string, what: string): Buffer[] {
-  const bytes = readFileSync(checkInputFile(file, what, { cwd }));
+  const bytes = readInputFile(file, what, { cwd, maxBytes: MAX_CERTIFICATE_FILE });
   return decodeAll(lib, bytes, ["CERTIFICATE"], (d) => lib.describeJpkiAnchor(d), `${what} ${file}`, "certificate");
 }
 
 function readCrls(lib: Lib, cwd: string, file: string): Buffer[] {
-  const bytes = readFileSync(checkInputFile(file, "CRL --crl", { cwd }));
+  const bytes = readInputFile(file, "CRL --crl", { cwd, maxBytes: MAX_CRL_FILE });
   return decodeAll(lib, bytes, ["X509 CRL"], (d) => lib.checkCrl(d), `CRL --crl ${file}`, "CRL");
 }
 
