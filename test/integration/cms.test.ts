@@ -5,7 +5,7 @@
  * that verifies over changed attributes.
  */
 import { createHash, createPrivateKey, sign } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CMS_OID, pemOrDer, verifySignedData } from "../../src/index.js";
@@ -268,5 +268,16 @@ describe("jpki verify-signature", () => {
     expect(noDoc.stderr).toMatch(/ERR_USAGE/);
     const noTrust = await cli(["verify-signature", "--attached", join(dir, "good-att.p7s")], { cwd: dir });
     expect(noTrust.code).toBe(2);
+    // A 3 GiB file (sparse) as the document, the signature, --trust, --chain or --crl: refused by its size,
+    // typed, where readFileSync's RangeError past 2 GiB reached the user as ERR_INTERNAL and a stack trace.
+    const huge = join(dir, "huge.bin");
+    writeFileSync(huge, "");
+    truncateSync(huge, 3 * 2 ** 30);
+    const sig = join(dir, "good-det.p7s");
+    for (const args of [[huge, sig, ...common()], ["--attached", huge, ...common()], [doc(), sig, ...common(), "--trust", huge], [doc(), sig, ...common(), "--chain", huge], [doc(), sig, ...common(), "--crl", huge]]) {
+      const r = await cli(["verify-signature", ...args], { cwd: dir });
+      expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(2);
+      expect(JSON.parse(r.stderr).error).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringMatching(/huge\.bin: is 3221225472 bytes, more than the \d+ accepted/) });
+    }
   });
 });

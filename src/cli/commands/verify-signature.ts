@@ -1,7 +1,6 @@
 /** `jpki verify-signature [DOC] SIG`: verify a signed document (CMS SignedData, RFC 5652) and its signer's path. */
-import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
-import { JpkiError, checkInputFile, library } from "../lib.js";
+import { JpkiError, library, readInputFile } from "../lib.js";
 import { Context } from "../context.js";
 import { EXIT_INVALID, EXIT_UNDECIDED, VerdictExit } from "../exit-codes.js";
 import type { Io } from "../output.js";
@@ -17,6 +16,13 @@ interface Opts {
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
+
+/**
+ * The largest files read, each held whole in memory: a document (or an attached signature carrying it) and a
+ * CRL up to 1 GiB, a certificate bundle up to 64 MiB; below the 2 GiB where a read fails outright.
+ */
+const MAX_DOCUMENT = 1024 * 2 ** 20;
+const MAX_CERTIFICATE_FILE = 64 * 2 ** 20;
 
 /** Every certificate in a file: all CERTIFICATE blocks of a PEM file, or one DER certificate. */
 function certificatesIn(bytes: Buffer, lib: Awaited<ReturnType<typeof library>>, what: string): Buffer[] {
@@ -81,12 +87,12 @@ Examples:
         at = new Date(o.at);
         if (!/^\d{4}-\d{2}-\d{2}/.test(o.at) || Number.isNaN(at.getTime())) throw new JpkiError("ERR_USAGE", "--at must be an ISO 8601 time, e.g. 2026-04-01T09:00:00+09:00");
       }
-      const read = (f: string, what: string) => readFileSync(checkInputFile(f, what, { cwd: io.cwd }));
+      const read = (f: string, what: string, maxBytes = MAX_DOCUMENT) => readInputFile(f, what, { cwd: io.cwd, maxBytes });
       const lib = await library();
       const signature = read(sigFile, "signature SIG");
       const content = docFile !== undefined ? read(docFile, "document DOC") : undefined;
-      const trustAnchors = o.trust.flatMap((f) => certificatesIn(read(f, `--trust ${f}`), lib, `--trust ${f}`));
-      const intermediates = o.chain.flatMap((f) => certificatesIn(read(f, `--chain ${f}`), lib, `--chain ${f}`));
+      const trustAnchors = o.trust.flatMap((f) => certificatesIn(read(f, `--trust ${f}`, MAX_CERTIFICATE_FILE), lib, `--trust ${f}`));
+      const intermediates = o.chain.flatMap((f) => certificatesIn(read(f, `--chain ${f}`, MAX_CERTIFICATE_FILE), lib, `--chain ${f}`));
       const crls = o.crl.map((f) => lib.pemOrDer(read(f, `--crl ${f}`), ["X509 CRL"], `CRL ${f}`));
       const r = lib.verifySignedData({
         signature,
