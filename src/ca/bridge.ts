@@ -203,7 +203,8 @@ async function fsErrors<T>(where: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-const CA_ID = /^\d{2}-(?:sig|auth)$/;
+/** A CA id as ca/ids.ts makes them, with the key generation of a rollover ("13-sig-g2"): the Bridge cross-certifies every generation. */
+const CA_ID = /^\d{2}-(?:sig|auth)(?:-g(?:[2-9]|[1-9]\d{1,3}))?$/;
 
 function readState(paths: BridgePaths): BridgeState {
   if (!existsSync(paths.state)) return { version: 1, arlNumber: "0", cross: [] };

@@ -362,6 +362,21 @@ describe("jpki ca bridge: the operator's side", () => {
     expect(existsSync(join(ws, "bridge", "cross", "27-sig.by-bridge.pem"))).toBe(false);
     expect((await bridge(["--revoke", "27-sig"])).code).toBe(4);
   }, 60_000);
+
+  it("after a CA key rollover the Bridge cross-certifies the new generation and goes on: its id (13-auth-g2) was 'malformed' in state.json, every later run ERR_WORKSPACE_CORRUPT", async () => {
+    const roll = await cli(["ca", "rollover", "-w", ws, "--prefecture", "13", "--purpose", "authentication", "--passphrase-file", pass], { cwd: dir });
+    expect(roll.code, roll.stderr).toBe(0);
+    const r = await bridge();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json().crossCertificates.map((c: { caId: string }) => c.caId)).toEqual(["13-auth-g2", "13-auth-g2"]);
+    const again = await bridge();
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.json().unchanged).toContain("13-auth-g2");
+    expect(again.json().unchanged).toContain("13-auth");
+    expect(existsSync(join(ws, "bridge", "cross", "13-auth-g2.by-bridge.pem"))).toBe(true);
+    const revoke = await bridge(["--revoke", "13-auth-g2", "--reason", "cessationOfOperation"]);
+    expect(revoke.code, revoke.stderr).toBe(0);
+  }, 60_000);
 });
 
 /** `der` with a new serial and notBefore, signed again by the Bridge's key (read with the workspace passphrase). */
