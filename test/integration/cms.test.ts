@@ -257,6 +257,14 @@ describe("jpki verify-signature", () => {
     expect(undecided.json()).toMatchObject({ status: "revocation-unknown" });
   });
 
+  it("a DER --chain certificate whose name holds '-----BEGIN ' is read as DER (was 'holds no PEM CERTIFICATE')", async () => {
+    const odd = join(dir, "begin-in-name.der");
+    expect(sh("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "begin-in-name.key"), "-subj", "/C=JP/O=-----BEGIN X/CN=odd", "-days", "10", "-outform", "DER", "-out", odd]).status).toBe(0);
+    const r = await cli(["verify-signature", doc(), join(dir, "good-det.p7s"), ...common(), "--chain", odd], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json().status).toBe("valid");
+  });
+
   it("garbage is ERR_CMS_MALFORMED (exit 10) without a stack trace; a detached signature without DOC is a usage error", async () => {
     writeFileSync(join(dir, "garbage.p7s"), "this is not a signature\n");
     const g = await cli(["verify-signature", "--attached", join(dir, "garbage.p7s"), ...common()], { cwd: dir });

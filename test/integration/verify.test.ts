@@ -131,6 +131,18 @@ describe("jpki verify: verdicts and exit codes", () => {
 });
 
 describe("jpki verify: bad inputs are typed errors", () => {
+  it("a DER certificate whose name holds '-----BEGIN ' is read as DER, as inspect reads it (was 'holds no PEM CERTIFICATE block')", async () => {
+    const odd = join(dir, "begin-in-name.der");
+    expect(sh("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "begin-in-name.key"), "-subj", "/C=JP/O=-----BEGIN X/CN=odd", "-days", "10", "-outform", "DER", "-out", odd]).status).toBe(0);
+    const c = pick("signature", "13-sig");
+    const r = await verify([c.path, "--trust", ca("13-sig"), "--crl", crl("13-sig"), "--chain", odd, "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const self = await verify([odd, "--trust", odd, "--soft-fail", "--json"]);
+    expect(self.stderr).toBe("");
+    expect(self.code).toBe(1);
+    expect(self.json().status).toBe("untrusted");
+  });
+
   it("a missing file, a file that is no certificate, a CRL that is no CRL, a bad --at, no trust at all", async () => {
     const c = pick("signature", "13-sig");
     const junk = join(dir, "junk.pem");

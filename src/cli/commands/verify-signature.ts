@@ -4,6 +4,7 @@ import { JpkiError, library, readInputFile } from "../lib.js";
 import { Context } from "../context.js";
 import { EXIT_INVALID, EXIT_UNDECIDED, VerdictExit } from "../exit-codes.js";
 import type { Io } from "../output.js";
+import { looksLikePem } from "../../pki/pem.js";
 
 interface Opts {
   trust: string[];
@@ -26,8 +27,8 @@ const MAX_CERTIFICATE_FILE = 64 * 2 ** 20;
 
 /** Every certificate in a file: all CERTIFICATE blocks of a PEM file, or one DER certificate. */
 function certificatesIn(bytes: Buffer, lib: Awaited<ReturnType<typeof library>>, what: string): Buffer[] {
-  const text = bytes.subarray(0, 4096).toString("latin1");
-  if (text.includes("-----BEGIN ")) {
+  // PEM by its start, unless the file is one whole DER SEQUENCE: a DER certificate may carry "-----BEGIN " in a name.
+  if (looksLikePem(bytes)) {
     const blocks = lib.parsePemBlocks(bytes.toString("utf8")).filter((b) => b.label === "CERTIFICATE");
     if (blocks.length === 0) throw new JpkiError("ERR_DER_MALFORMED", `${what} holds no PEM CERTIFICATE`);
     return blocks.map((b) => b.der);

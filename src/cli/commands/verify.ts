@@ -12,6 +12,7 @@ import { Context, DEFAULT_WORKSPACE } from "../context.js";
 import { EXIT_INVALID, EXIT_UNDECIDED, VerdictExit } from "../exit-codes.js";
 import { JpkiError, library, readInputFile } from "../lib.js";
 import type { Io } from "../output.js";
+import { looksLikePem } from "../../pki/pem.js";
 
 interface VerifyOptions {
   trust: string[];
@@ -255,7 +256,8 @@ function readCrls(lib: Lib, cwd: string, file: string): Buffer[] {
 
 function decodeAll(lib: Lib, bytes: Buffer, labels: string[], check: (d: Buffer) => unknown, where: string, kind: string): Buffer[] {
   let ders: Buffer[];
-  if (bytes.includes("-----BEGIN ")) {
+  // PEM by its start, unless the file is one whole DER SEQUENCE: a DER certificate may carry "-----BEGIN " in a name.
+  if (looksLikePem(bytes)) {
     ders = lib.parsePemBlocks(bytes.toString("utf8")).filter((b) => labels.includes(b.label)).map((b) => b.der);
     if (ders.length === 0) throw new JpkiError("ERR_DER_MALFORMED", `the ${where} holds no PEM ${labels.join(" or ")} block`);
   } else {
