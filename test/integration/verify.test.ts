@@ -4,7 +4,8 @@
  * their exit codes (0, 1, 15; 2 stays the usage error), typed errors for bad inputs, the --json shape, and the
  * four items kept out of the output unless --show-items. Where cheap, `openssl verify -crl_check` agrees.
  */
-import { readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ERROR_CODES } from "../../src/errors.js";
@@ -141,6 +142,30 @@ describe("jpki verify: bad inputs are typed errors", () => {
     expect(self.stderr).toBe("");
     expect(self.code).toBe(1);
     expect(self.json().status).toBe("untrusted");
+  });
+
+  it("the workspace's crl/ or ca/ holding a directory, a FIFO or a link to /dev/zero: ERR_FILE_UNUSABLE naming it (was ERR_INTERNAL with a stack trace, or a hang)", async () => {
+    // verify reads the workspace's files only (no store): a copy of its files is a workspace to it
+    const w = join(dir, "odd-workspace");
+    cpSync(demo.workspace, w, { recursive: true });
+    const c = pick("signature", "13-sig");
+    const odd: Array<[string, () => void]> = [
+      ["crl/stray.crl", () => mkdirSync(join(w, "crl", "stray.crl"))],
+      ["crl/pipe.crl", () => execFileSync("mkfifo", [join(w, "crl", "pipe.crl")])],
+      ["crl/zero.crl", () => symlinkSync("/dev/zero", join(w, "crl", "zero.crl"))],
+      ["arl/pipe.crl", () => execFileSync("mkfifo", [join(w, "arl", "pipe.crl")])],
+      ["ca/pipe.pem", () => execFileSync("mkfifo", [join(w, "ca", "pipe.pem")])],
+      ["ca/zero.pem", () => symlinkSync("/dev/zero", join(w, "ca", "zero.pem"))],
+    ];
+    for (const [name, make] of odd) {
+      make();
+      const r = await verify([c.path, "-w", w, "--json"]);
+      expect(r.code, `${name}: ${r.stderr}`).toBe(2);
+      expect(JSON.parse(r.stderr).error.code).toBe("ERR_FILE_UNUSABLE");
+      expect(JSON.parse(r.stderr).error.message).toContain(name);
+      rmSync(join(w, name), { recursive: true });
+    }
+    expect((await verify([c.path, "-w", w])).code).toBe(0);
   });
 
   it("a missing file, a file that is no certificate, a CRL that is no CRL, a bad --at, no trust at all", async () => {

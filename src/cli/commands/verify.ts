@@ -4,8 +4,8 @@
  * fetched (--crl, --crl-url through a CrlCache) or from OCSP (--ocsp, an OcspClient), the JPKI purpose. Prints the verdict in words a municipal clerk understands; exit 0 valid, 1 invalid, 15 could
  * not decide (soft-fail), errors as everywhere else (2 usage, 10 undecodable input …).
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync } from "node:fs";
+import { join, relative } from "node:path";
 import { Command, Option } from "commander";
 import type { CrlFetchOutcome, JpkiValidationResult, RevocationCheck, RevocationSourceName } from "../../index.js";
 import { Context, DEFAULT_WORKSPACE } from "../context.js";
@@ -285,9 +285,12 @@ function workspaceTrust(ctx: Context, lib: Lib): { dir: string; anchors: Buffer[
     const d = join(dir, sub);
     return existsSync(d) ? readdirSync(d).filter((f) => f.endsWith(ext)).sort().map((f) => join(d, f)) : [];
   };
-  const anchors = files("ca", ".pem").flatMap((f) => lib.parsePemBlocks(readFileSync(f, "utf8")).filter((b) => b.label === "CERTIFICATE").map((b) => b.der));
+  // Checked as any input file: a directory, a FIFO or a link into /dev where a file should be is refused by name,
+  // where readFileSync would fail with EISDIR (a stack trace) or block forever.
+  const read = (f: string, maxBytes: number) => readInputFile(relative(dir, f), "the workspace's file", { cwd: dir, maxBytes });
+  const anchors = files("ca", ".pem").flatMap((f) => lib.parsePemBlocks(read(f, MAX_CERTIFICATE_FILE).toString("utf8")).filter((b) => b.label === "CERTIFICATE").map((b) => b.der));
   if (anchors.length === 0) throw new JpkiError("ERR_CA_UNKNOWN", `the workspace ${dir} has no CA yet (jpki ca init): give the trusted CA certificates with --trust FILE`);
-  const crls = [...files("crl", ".crl"), ...files("arl", ".crl")].map((f) => readFileSync(f));
+  const crls = [...files("crl", ".crl"), ...files("arl", ".crl")].map((f) => read(f, MAX_CRL_FILE));
   return { dir, anchors, crls };
 }
 
