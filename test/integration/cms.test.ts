@@ -276,6 +276,11 @@ describe("jpki verify-signature", () => {
     expect(noDoc.stderr).toMatch(/ERR_USAGE/);
     const noTrust = await cli(["verify-signature", "--attached", join(dir, "good-att.p7s")], { cwd: dir });
     expect(noTrust.code).toBe(2);
+    for (const at of ["2026-04-01 junk", "2026-02-30T00:00:00Z", "2026-04-01T09:00"]) {
+      const r = await cli(["verify-signature", doc(), join(dir, "good-det.p7s"), "--trust", caPem(), "--at", at, "--json"], { cwd: dir });
+      expect(r.code, `--at ${at}: ${r.stdout}`).toBe(2);
+      expect(JSON.parse(r.stderr).error.code).toBe("ERR_USAGE");
+    }
     // A 3 GiB file (sparse) as the document, the signature, --trust, --chain or --crl: refused by its size,
     // typed, where readFileSync's RangeError past 2 GiB reached the user as ERR_INTERNAL and a stack trace.
     const huge = join(dir, "huge.bin");

@@ -178,6 +178,10 @@ describe("jpki verify: bad inputs are typed errors", () => {
       [[c.path, "--trust", crl("13-sig")], "ERR_DER_MALFORMED", 10],
       [[c.path, "--trust", ca("13-sig"), "--crl", ca("13-sig")], "ERR_DER_MALFORMED", 10],
       [[c.path, "--trust", ca("13-sig"), "--at", "yesterday"], "ERR_USAGE", 2],
+      // Date's lenient parser read these as 2026-06-04, 2026-03-02 and the machine's local time: a verdict at a time nobody asked for
+      [[c.path, "--trust", ca("13-sig"), "--at", "2026-04-01 junk"], "ERR_USAGE", 2],
+      [[c.path, "--trust", ca("13-sig"), "--at", "2026-02-30"], "ERR_USAGE", 2],
+      [[c.path, "--trust", ca("13-sig"), "--at", "2026-04-01T09:00"], "ERR_USAGE", 2],
       [[c.path], "ERR_USAGE", 2],
       [[c.path, "-w", join(dir, "no-workspace")], "ERR_WORKSPACE_MISSING", 3],
     ];

@@ -5,6 +5,7 @@ import { Context } from "../context.js";
 import { EXIT_INVALID, EXIT_UNDECIDED, VerdictExit } from "../exit-codes.js";
 import type { Io } from "../output.js";
 import { looksLikePem } from "../../pki/pem.js";
+import { parseTimeOption } from "../time-option.js";
 
 interface Opts {
   trust: string[];
@@ -83,11 +84,7 @@ Examples:
         sigFile = second;
       }
       if (o.trust.length === 0) throw new JpkiError("ERR_USAGE", "give at least one --trust certificate (the CA the signer's path ends at)");
-      let at: Date | undefined;
-      if (o.at !== undefined) {
-        at = new Date(o.at);
-        if (!/^\d{4}-\d{2}-\d{2}/.test(o.at) || Number.isNaN(at.getTime())) throw new JpkiError("ERR_USAGE", "--at must be an ISO 8601 time, e.g. 2026-04-01T09:00:00+09:00");
-      }
+      const at = o.at !== undefined ? parseTimeOption(o.at) : undefined;
       const read = (f: string, what: string, maxBytes = MAX_DOCUMENT) => readInputFile(f, what, { cwd: io.cwd, maxBytes });
       const lib = await library();
       const signature = read(sigFile, "signature SIG");

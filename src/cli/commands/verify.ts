@@ -13,6 +13,7 @@ import { EXIT_INVALID, EXIT_UNDECIDED, VerdictExit } from "../exit-codes.js";
 import { JpkiError, library, readInputFile } from "../lib.js";
 import type { Io } from "../output.js";
 import { looksLikePem } from "../../pki/pem.js";
+import { parseTimeOption } from "../time-option.js";
 
 interface VerifyOptions {
   trust: string[];
@@ -114,7 +115,7 @@ Examples:
       if (o.statusOf !== undefined) return statusOf(ctx, o, file);
       if (o.url !== undefined || o.link) throw new JpkiError("ERR_USAGE", "--url and --link go with --status-of FILE");
       if (file === undefined) throw new JpkiError("ERR_USAGE", "give the certificate to check, or --status-of FILE --url URL for a liveness check of a list");
-      const at = o.at === undefined ? new Date() : parseTime(o.at);
+      const at = o.at === undefined ? new Date() : parseTimeOption(o.at);
       const ocspUrl = typeof o.ocsp === "string" ? httpUrl(o.ocsp, "--ocsp", " (or write the certificate before --ocsp, which takes an optional URL)") : undefined;
       const crlUrls = o.crlUrl.filter((u) => u !== "auto").map((u) => httpUrl(u, "--crl-url", ", or auto"));
       const autoCrls = o.crlUrl.includes("auto");
@@ -231,14 +232,6 @@ export function exitCodeOf(r: JpkiValidationResult): number {
 function withoutItems(r: JpkiValidationResult): JpkiValidationResult {
   const { fourItems: _omitted, ...rest } = r;
   return rest as JpkiValidationResult;
-}
-
-function parseTime(s: string): Date {
-  const d = /^\d{4}-\d\d-\d\d$/.test(s) ? new Date(`${s}T00:00:00Z`) : new Date(s);
-  if (!/^\d{4}-\d\d-\d\d/.test(s) || Number.isNaN(d.getTime())) {
-    throw new JpkiError("ERR_USAGE", `--at ${JSON.stringify(s)} is not a time: use ISO 8601, e.g. 2026-04-01 or 2026-04-01T09:00:00+09:00`);
-  }
-  return d;
 }
 
 type Lib = Awaited<ReturnType<typeof library>>;
