@@ -484,6 +484,7 @@ export interface BridgeRevocation {
 export async function revokeBridgeCross(ws: Workspace, opts: { readonly passphrase: string; readonly caId: string; readonly reason?: CrlReasonName }): Promise<BridgeRevocation> {
   const paths = bridgePaths(ws.paths.root);
   const reason = opts.reason ?? "cACompromise";
+  if (reason === "removeFromCRL") throw new JpkiError("ERR_USAGE", "removeFromCRL un-revokes, in delta CRLs only: it is not a reason to revoke");
   if (!existsSync(paths.key)) throw new JpkiError("ERR_CA_UNKNOWN", `this workspace has no Bridge CA: 'jpki ca bridge' creates it`);
   return withBridgeLock(paths, async () => {
     const state = readState(paths);

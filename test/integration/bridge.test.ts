@@ -173,6 +173,11 @@ describe("jpki ca bridge: the operator's side", () => {
     expect(wrong.code).toBe(5);
     expect(wrong.stderr).toContain("ERR_PASSPHRASE_WRONG");
     expect(wrong.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    // removeFromCRL un-revokes (delta CRLs only): an ARL entry with it revokes nothing to OpenSSL, yet the CA
+    // would have left the bundle for good. It was accepted.
+    const unrevoke = await bridge(["--revoke", "27-sig", "--reason", "removeFromCRL"]);
+    expect(unrevoke.code, unrevoke.stderr).toBe(2);
+    expect(JSON.parse(unrevoke.stderr).error.code).toBe("ERR_USAGE");
     expect(readFileSync(join(ws, "bridge", "state.json"), "utf8")).toBe(state);
   });
 
