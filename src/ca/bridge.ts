@@ -628,8 +628,11 @@ function exportBridge(paths: BridgePaths, der: Buffer, state: BridgeState): void
     files.add(file);
     pems.push(pem);
   }
-  // A withdrawn CA's files go: the bundle and the directory list the current cross-certificates only.
-  for (const f of readdirSync(paths.crossDir)) if (f.endsWith(".pem") && !files.has(join(paths.crossDir, f))) rmSync(join(paths.crossDir, f), { force: true });
+  // A withdrawn CA's files go: the bundle and the directory list the current cross-certificates only. Files
+  // only: a directory someone made there is not ours to remove (rm would fail EISDIR after the ARL went out).
+  for (const e of readdirSync(paths.crossDir, { withFileTypes: true })) {
+    if (e.name.endsWith(".pem") && !e.isDirectory() && !files.has(join(paths.crossDir, e.name))) rmSync(join(paths.crossDir, e.name), { force: true });
+  }
   writeFileAtomic(paths.crossBundle, pems.join(""));
 }
 

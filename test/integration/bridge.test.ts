@@ -7,7 +7,7 @@
  * numbers never reused, two runs at once, a lock left by a killed run, `ca rewrap` re-encrypting the Bridge key.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { validateJpki, type JpkiPurpose } from "../../src/index.js";
@@ -381,6 +381,15 @@ describe("jpki ca bridge: the operator's side", () => {
     expect(existsSync(join(ws, "bridge", "cross", "13-auth-g2.by-bridge.pem"))).toBe(true);
     const revoke = await bridge(["--revoke", "13-auth-g2", "--reason", "cessationOfOperation"]);
     expect(revoke.code, revoke.stderr).toBe(0);
+  }, 60_000);
+
+  it("a directory named *.pem in bridge/cross/ is left alone: the export tried to rm it, ERR_INTERNAL (EISDIR) with a stack trace after the ARL was published", async () => {
+    const stray = join(ws, "bridge", "cross", "stray.pem");
+    mkdirSync(stray);
+    const r = await bridge();
+    expect(r.code, r.stderr).toBe(0);
+    expect(statSync(stray).isDirectory()).toBe(true);
+    rmSync(stray, { recursive: true });
   }, 60_000);
 });
 
