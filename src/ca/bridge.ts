@@ -203,7 +203,8 @@ async function fsErrors<T>(where: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-const CA_ID = /^\d{2}-(?:sig|auth)$/;
+/** A CA id as ca/ids.ts makes them, with the key generation of a rollover ("13-sig-g2"): the Bridge cross-certifies every generation. */
+const CA_ID = /^\d{2}-(?:sig|auth)(?:-g(?:[2-9]|[1-9]\d{1,3}))?$/;
 
 function readState(paths: BridgePaths): BridgeState {
   if (!existsSync(paths.state)) return { version: 1, arlNumber: "0", cross: [] };
@@ -483,6 +484,7 @@ export interface BridgeRevocation {
 export async function revokeBridgeCross(ws: Workspace, opts: { readonly passphrase: string; readonly caId: string; readonly reason?: CrlReasonName }): Promise<BridgeRevocation> {
   const paths = bridgePaths(ws.paths.root);
   const reason = opts.reason ?? "cACompromise";
+  if (reason === "removeFromCRL") throw new JpkiError("ERR_USAGE", "removeFromCRL un-revokes, in delta CRLs only: it is not a reason to revoke");
   if (!existsSync(paths.key)) throw new JpkiError("ERR_CA_UNKNOWN", `this workspace has no Bridge CA: 'jpki ca bridge' creates it`);
   return withBridgeLock(paths, async () => {
     const state = readState(paths);
@@ -626,8 +628,11 @@ function exportBridge(paths: BridgePaths, der: Buffer, state: BridgeState): void
     files.add(file);
     pems.push(pem);
   }
-  // A withdrawn CA's files go: the bundle and the directory list the current cross-certificates only.
-  for (const f of readdirSync(paths.crossDir)) if (f.endsWith(".pem") && !files.has(join(paths.crossDir, f))) rmSync(join(paths.crossDir, f), { force: true });
+  // A withdrawn CA's files go: the bundle and the directory list the current cross-certificates only. Files
+  // only: a directory someone made there is not ours to remove (rm would fail EISDIR after the ARL went out).
+  for (const e of readdirSync(paths.crossDir, { withFileTypes: true })) {
+    if (e.name.endsWith(".pem") && !e.isDirectory() && !files.has(join(paths.crossDir, e.name))) rmSync(join(paths.crossDir, e.name), { force: true });
+  }
   writeFileAtomic(paths.crossBundle, pems.join(""));
 }
 

@@ -47,8 +47,18 @@ export const REVOCATION_CAUSES = {
 
 export type RevocationCause = keyof typeof REVOCATION_CAUSES;
 
-/** Resolves a cause alias (loss, death, …) or an RFC 5280 reason name or number to a reason code. */
+/**
+ * Resolves a cause alias (loss, death, …) or an RFC 5280 reason name or number to the reason a revocation is
+ * made with. removeFromCRL is refused: it un-revokes, in delta CRLs only (§5.3.1), and an entry carrying it
+ * revokes nothing to a verifier such as OpenSSL.
+ */
 export function parseReason(input: string): { code: CrlReasonCode; name: CrlReasonName; cause?: RevocationCause } {
+  const r = resolveReason(input);
+  if (r.name === "removeFromCRL") throw new JpkiError("ERR_USAGE", "removeFromCRL un-revokes, in delta CRLs only: it is not a reason to revoke");
+  return r;
+}
+
+function resolveReason(input: string): { code: CrlReasonCode; name: CrlReasonName; cause?: RevocationCause } {
   const s = input.trim();
   if (s in REVOCATION_CAUSES) {
     const cause = s as RevocationCause;

@@ -18,6 +18,13 @@ describe("looksLikePem", () => {
     expect(pemOrDer(pem, ["CERTIFICATE"], "certificate")).toEqual(der);
   });
 
+  it("reads PEM after more than 4 KiB of text: `openssl x509 -text` output, a signature certificate's dump (was taken for DER)", () => {
+    const pem = Buffer.from(`Certificate:\n${"    Data: ...\n".repeat(400)}${toPem(der, "CERTIFICATE")}`);
+    expect(pem.indexOf("-----BEGIN ")).toBeGreaterThan(4096);
+    expect(looksLikePem(pem)).toBe(true);
+    expect(pemOrDer(pem, ["CERTIFICATE"], "certificate")).toEqual(der);
+  });
+
   it("does not take a truncated DER SEQUENCE for whole", () => {
     expect(looksLikePem(der.subarray(0, der.length - 1))).toBe(true);
   });

@@ -78,12 +78,13 @@ export function parsePemBlocks(text: string): Array<{ label: string; der: Buffer
 /**
  * True when the bytes look like PEM text rather than DER. A DER SEQUENCE whose definite length spans exactly the
  * input is DER, whatever it contains: a CMS SignedData carrying a PEM document as its attached content (a signed
- * PKCS#10 request, provider/enrol.ts) has "-----BEGIN " in its first bytes and is still DER.
+ * PKCS#10 request, provider/enrol.ts) has "-----BEGIN " in its first bytes and is still DER. Anything else holding
+ * "-----BEGIN " is PEM, with whatever text before it.
  */
 export function looksLikePem(bytes: Uint8Array): boolean {
   if (isWholeDerSequence(bytes)) return false;
-  const head = Buffer.from(bytes.subarray(0, Math.min(bytes.length, 4096))).toString("latin1");
-  return head.includes("-----BEGIN ");
+  // Anywhere, as openssl reads PEM: `openssl x509 -text` puts several KiB of text before the block.
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes("-----BEGIN ");
 }
 
 /**

@@ -1,4 +1,6 @@
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createHash, type webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -6,7 +8,7 @@ import { formatCertificate, formatCrl } from "../cli/inspect-format.js";
 import { isJpkiError } from "../errors.js";
 import { integer } from "../pki/der.js";
 import { toPem } from "../pki/pem.js";
-import { describeCertificate, describeCrl, detectAndDecode } from "./describe.js";
+import { describeCertificate, describeCrl, detectAndDecode, openForInspection } from "./describe.js";
 import {
   authorityKeyIdentifier,
   certificatePolicies,
@@ -198,6 +200,38 @@ describe("detectAndDecode", () => {
 
   it("rejects a truncated certificate", () => {
     expect(() => detectAndDecode(sigCert.subarray(0, 200))).toThrow(expect.objectContaining({ code: "ERR_DER_MALFORMED" }));
+  });
+});
+
+describe("openForInspection: large files that are no certificate or CRL", () => {
+  const codeOf = (f: () => unknown) => {
+    try {
+      f();
+    } catch (e) {
+      return isJpkiError(e) ? `${e.code}: ${e.message}` : `not a JpkiError: ${String(e)}`;
+    }
+    return "no error";
+  };
+  // Sparse files: gigabytes long, no disk used.
+  const sparse = (name: string, head: string | Buffer, size: number) => {
+    const f = join(mkdtempSync(join(tmpdir(), "jpki-inspect-")), name);
+    writeFileSync(f, head);
+    truncateSync(f, size);
+    return f;
+  };
+
+  it("3 GiB of zeros is told from its first bytes not to be DER: was read whole, and past 2 GiB failed as unreadable", () => {
+    expect(codeOf(() => openForInspection(sparse("zeros", "", 3 * 2 ** 30), "input file zeros"))).toBe("ERR_DER_MALFORMED: input: DER must start with a SEQUENCE");
+  });
+
+  it("a DER header that claims more or less than the file is refused before the file is read", () => {
+    const long = Buffer.from([0x30, 0x84, 0x40, 0x00, 0x00, 0x00, 0x30, 0x03, 0x02, 0x01, 0x01]);
+    expect(codeOf(() => openForInspection(sparse("long", long, 2 ** 31), "input file long"))).toMatch(/^ERR_DER_MALFORMED: input: the DER length \(1073741830 bytes\) does not match the input \(2147483648 bytes\)/);
+  });
+
+  it("a PEM file too long to be decoded as text is ERR_FILE_UNUSABLE, not a string-length Error with a stack trace", () => {
+    const f = sparse("big.pem", "-----BEGIN X509 CRL-----\n", 600 * 2 ** 20);
+    expect(codeOf(() => openForInspection(f, "input file big.pem"))).toMatch(/^ERR_FILE_UNUSABLE: input file big.pem: a PEM file of 629145600 bytes/);
   });
 });
 

@@ -449,6 +449,9 @@ export type Inspectable = { readonly kind: "certificate"; readonly der: Buffer }
 /** Bytes of a file's start that tell a DER certificate from a DER CRL (the first five TBS fields). */
 const SNIFF_BYTES = 64 * 1024;
 
+/** The largest file read whole: a PEM file (decoded as text), a DER certificate. */
+const MAX_WHOLE_BYTES = 256 * 2 ** 20;
+
 /**
  * Opens a certificate or CRL file (PEM or DER) for inspection. A DER CRL is read from the file in pieces as its
  * entries are iterated, so its size does not matter; PEM and certificates are read whole. `what` names the file
@@ -459,7 +462,19 @@ export function openForInspection(path: string, what: string): Inspectable {
   let bytes: Buffer;
   try {
     const head = source.read(0, Math.min(source.size, SNIFF_BYTES));
-    if (!looksLikePem(head) && structuralKind(head) === "crl") return { kind: "crl", crl: openCrl(source) };
+    if (looksLikePem(head)) {
+      // Decoded as one string: refused here rather than by a string-length Error (512 Mi characters) after
+      // reading it all. A CRL that large is read as a stream once it is DER.
+      if (source.size > MAX_WHOLE_BYTES) {
+        throw new JpkiError("ERR_FILE_UNUSABLE", `${what}: a PEM file of ${source.size} bytes is more than the ${MAX_WHOLE_BYTES} read as text; convert it to DER (openssl crl -outform DER), which is read in pieces`);
+      }
+    } else {
+      if (structuralKind(head) === "crl") return { kind: "crl", crl: openCrl(source) };
+      // Anything else but PEM is one DER certificate, read whole: its first bytes must say so and give the
+      // file's length, or gigabytes of zeros are read (and held) only to learn they do not start a SEQUENCE.
+      expectSingleSequence(head, "input", source.size);
+      if (source.size > MAX_WHOLE_BYTES) throw new JpkiError("ERR_DER_MALFORMED", `${what}: ${source.size} bytes is not a certificate`);
+    }
     bytes = head.length === source.size ? head : source.read(0, source.size);
   } catch (e) {
     source.close();

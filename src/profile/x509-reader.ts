@@ -8,8 +8,11 @@ import { JpkiError } from "../errors.js";
 import { children, readHeader, seq, TAG } from "../pki/der.js";
 import { ALG_OID, ATTR_OID, EXT_OID } from "./oids.js";
 
-/** Throws ERR_DER_MALFORMED unless the bytes are exactly one DER SEQUENCE (no trailing bytes). */
-export function expectSingleSequence(der: Uint8Array, what: string): void {
+/**
+ * Throws ERR_DER_MALFORMED unless the bytes are exactly one DER SEQUENCE (no trailing bytes). `total`: the
+ * length of the whole input when `der` is only its start (a file sniffed from its first bytes).
+ */
+export function expectSingleSequence(der: Uint8Array, what: string, total = der.length): void {
   let h: { tag: number; headerLength: number; length: number };
   try {
     h = readHeader(der, 0);
@@ -17,8 +20,8 @@ export function expectSingleSequence(der: Uint8Array, what: string): void {
     throw new JpkiError("ERR_DER_MALFORMED", `${what}: the DER header is truncated or uses an unsupported length form`, { cause: e });
   }
   if (h.tag !== TAG.SEQUENCE) throw new JpkiError("ERR_DER_MALFORMED", `${what}: DER must start with a SEQUENCE`);
-  if (h.headerLength + h.length !== der.length) {
-    throw new JpkiError("ERR_DER_MALFORMED", `${what}: the DER length (${h.headerLength + h.length} bytes) does not match the input (${der.length} bytes)`);
+  if (h.headerLength + h.length !== total) {
+    throw new JpkiError("ERR_DER_MALFORMED", `${what}: the DER length (${h.headerLength + h.length} bytes) does not match the input (${total} bytes)`);
   }
 }
 

@@ -1,9 +1,9 @@
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
-import { checkInputDir, checkInputFile, checkOutputDir, checkOutputFile, checkWorkspaceDir } from "./paths.js";
+import { checkInputDir, checkInputFile, checkOutputDir, checkOutputFile, checkWorkspaceDir, readInputFile } from "./paths.js";
 
 let dir: string;
 let file: string;
@@ -99,6 +99,20 @@ describe("checkInputFile", () => {
     expect(codeAsUnprivileged("checkInputFile", f)).toBeUndefined();
     chmodSync(f, 0o200);
     expect(codeAsUnprivileged("checkInputFile", f)).toBe("ERR_FILE_UNUSABLE");
+  });
+});
+
+describe("readInputFile", () => {
+  it("reads a file up to maxBytes, refusing a larger one by its size before reading it, and what checkInputFile refuses", () => {
+    const d = openDir();
+    writeFileSync(join(d, "small"), "twelve bytes");
+    expect(readInputFile("small", "token", { cwd: d, maxBytes: 12 }).toString()).toBe("twelve bytes");
+    expect(failure(() => readInputFile("small", "token", { cwd: d, maxBytes: 11 }))).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: "token small: is 12 bytes, more than the 11 accepted for it" });
+    const big = join(d, "big");
+    writeFileSync(big, "");
+    truncateSync(big, 3 * 2 ** 30); // sparse: past what readFileSync can read at all
+    expect(failure(() => readInputFile(big, "CRL", { maxBytes: 2 ** 30 })).code).toBe("ERR_FILE_UNUSABLE");
+    expect(failure(() => readInputFile(fifo, "CRL", { maxBytes: 2 ** 30 })).message).toContain("is a FIFO");
   });
 });
 

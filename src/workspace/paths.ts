@@ -14,7 +14,7 @@
  * like a regular file (/proc files have no size and some block forever). Each helper returns the absolute
  * path to use. They only stat and, for checkOutputDir with create, make a directory: they never write a file.
  */
-import { accessSync, constants, mkdirSync, realpathSync, statSync, type Stats } from "node:fs";
+import { accessSync, closeSync, constants, fstatSync, mkdirSync, openSync, readSync, realpathSync, statSync, type Stats } from "node:fs";
 import { basename, dirname, resolve, sep } from "node:path";
 import { JpkiError } from "../errors.js";
 
@@ -45,6 +45,44 @@ export function checkInputFile(path: string, what: string, opts: PathCheckOption
   if (!st.isFile()) throw unusable(path, what, `is ${kindOf(st)}, not a regular file`, abs);
   if (!canAccess(abs, constants.R_OK)) throw unusable(path, what, "is not readable (permission denied)", abs);
   return abs;
+}
+
+export interface InputFileOptions extends PathCheckOptions {
+  /** The largest file accepted, in bytes: what the file is for decides it (a certificate, a CRL, a token). */
+  readonly maxBytes: number;
+}
+
+/**
+ * Reads a whole input file checked as checkInputFile does, refusing one larger than `maxBytes` before
+ * reading a byte of it. readFileSync alone fails past 2 GiB with a RangeError (a stack trace for the user) and
+ * before that holds the whole file in memory, however little of it could be what the command wants.
+ */
+export function readInputFile(path: string, what: string, opts: InputFileOptions): Buffer {
+  const abs = checkInputFile(path, what, opts);
+  let fd: number;
+  try {
+    fd = openSync(abs, "r");
+  } catch (e) {
+    throw unusable(path, what, `cannot be opened (${errnoText(e)})`, abs, e);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size > opts.maxBytes) throw unusable(path, what, `is ${size} bytes, more than the ${opts.maxBytes} accepted for it`, abs);
+    const buf = Buffer.allocUnsafe(size);
+    let got = 0;
+    while (got < size) {
+      const n = readSync(fd, buf, got, size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    // A file that shrank while it was read (rewritten by another command): what was read, not stale bytes.
+    return got < size ? buf.subarray(0, got) : buf;
+  } catch (e) {
+    if (e instanceof JpkiError) throw e;
+    throw unusable(path, what, `cannot be read (${errnoText(e)})`, abs, e);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

@@ -7,7 +7,7 @@
  * numbers never reused, two runs at once, a lock left by a killed run, `ca rewrap` re-encrypting the Bridge key.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { validateJpki, type JpkiPurpose } from "../../src/index.js";
@@ -173,6 +173,11 @@ describe("jpki ca bridge: the operator's side", () => {
     expect(wrong.code).toBe(5);
     expect(wrong.stderr).toContain("ERR_PASSPHRASE_WRONG");
     expect(wrong.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    // removeFromCRL un-revokes (delta CRLs only): an ARL entry with it revokes nothing to OpenSSL, yet the CA
+    // would have left the bundle for good. It was accepted.
+    const unrevoke = await bridge(["--revoke", "27-sig", "--reason", "removeFromCRL"]);
+    expect(unrevoke.code, unrevoke.stderr).toBe(2);
+    expect(JSON.parse(unrevoke.stderr).error.code).toBe("ERR_USAGE");
     expect(readFileSync(join(ws, "bridge", "state.json"), "utf8")).toBe(state);
   });
 
@@ -361,6 +366,30 @@ describe("jpki ca bridge: the operator's side", () => {
     expect(again.json().withdrawn).toEqual(["27-sig"]);
     expect(existsSync(join(ws, "bridge", "cross", "27-sig.by-bridge.pem"))).toBe(false);
     expect((await bridge(["--revoke", "27-sig"])).code).toBe(4);
+  }, 60_000);
+
+  it("after a CA key rollover the Bridge cross-certifies the new generation and goes on: its id (13-auth-g2) was 'malformed' in state.json, every later run ERR_WORKSPACE_CORRUPT", async () => {
+    const roll = await cli(["ca", "rollover", "-w", ws, "--prefecture", "13", "--purpose", "authentication", "--passphrase-file", pass], { cwd: dir });
+    expect(roll.code, roll.stderr).toBe(0);
+    const r = await bridge();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json().crossCertificates.map((c: { caId: string }) => c.caId)).toEqual(["13-auth-g2", "13-auth-g2"]);
+    const again = await bridge();
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.json().unchanged).toContain("13-auth-g2");
+    expect(again.json().unchanged).toContain("13-auth");
+    expect(existsSync(join(ws, "bridge", "cross", "13-auth-g2.by-bridge.pem"))).toBe(true);
+    const revoke = await bridge(["--revoke", "13-auth-g2", "--reason", "cessationOfOperation"]);
+    expect(revoke.code, revoke.stderr).toBe(0);
+  }, 60_000);
+
+  it("a directory named *.pem in bridge/cross/ is left alone: the export tried to rm it, ERR_INTERNAL (EISDIR) with a stack trace after the ARL was published", async () => {
+    const stray = join(ws, "bridge", "cross", "stray.pem");
+    mkdirSync(stray);
+    const r = await bridge();
+    expect(r.code, r.stderr).toBe(0);
+    expect(statSync(stray).isDirectory()).toBe(true);
+    rmSync(stray, { recursive: true });
   }, 60_000);
 });
 

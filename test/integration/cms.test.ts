@@ -5,7 +5,7 @@
  * that verifies over changed attributes.
  */
 import { createHash, createPrivateKey, sign } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CMS_OID, pemOrDer, verifySignedData } from "../../src/index.js";
@@ -257,6 +257,14 @@ describe("jpki verify-signature", () => {
     expect(undecided.json()).toMatchObject({ status: "revocation-unknown" });
   });
 
+  it("a DER --chain certificate whose name holds '-----BEGIN ' is read as DER (was 'holds no PEM CERTIFICATE')", async () => {
+    const odd = join(dir, "begin-in-name.der");
+    expect(sh("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "begin-in-name.key"), "-subj", "/C=JP/O=-----BEGIN X/CN=odd", "-days", "10", "-outform", "DER", "-out", odd]).status).toBe(0);
+    const r = await cli(["verify-signature", doc(), join(dir, "good-det.p7s"), ...common(), "--chain", odd], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json().status).toBe("valid");
+  });
+
   it("garbage is ERR_CMS_MALFORMED (exit 10) without a stack trace; a detached signature without DOC is a usage error", async () => {
     writeFileSync(join(dir, "garbage.p7s"), "this is not a signature\n");
     const g = await cli(["verify-signature", "--attached", join(dir, "garbage.p7s"), ...common()], { cwd: dir });
@@ -268,5 +276,21 @@ describe("jpki verify-signature", () => {
     expect(noDoc.stderr).toMatch(/ERR_USAGE/);
     const noTrust = await cli(["verify-signature", "--attached", join(dir, "good-att.p7s")], { cwd: dir });
     expect(noTrust.code).toBe(2);
+    for (const at of ["2026-04-01 junk", "2026-02-30T00:00:00Z", "2026-04-01T09:00"]) {
+      const r = await cli(["verify-signature", doc(), join(dir, "good-det.p7s"), "--trust", caPem(), "--at", at, "--json"], { cwd: dir });
+      expect(r.code, `--at ${at}: ${r.stdout}`).toBe(2);
+      expect(JSON.parse(r.stderr).error.code).toBe("ERR_USAGE");
+    }
+    // A 3 GiB file (sparse) as the document, the signature, --trust, --chain or --crl: refused by its size,
+    // typed, where readFileSync's RangeError past 2 GiB reached the user as ERR_INTERNAL and a stack trace.
+    const huge = join(dir, "huge.bin");
+    writeFileSync(huge, "");
+    truncateSync(huge, 3 * 2 ** 30);
+    const sig = join(dir, "good-det.p7s");
+    for (const args of [[huge, sig, ...common()], ["--attached", huge, ...common()], [doc(), sig, ...common(), "--trust", huge], [doc(), sig, ...common(), "--chain", huge], [doc(), sig, ...common(), "--crl", huge]]) {
+      const r = await cli(["verify-signature", ...args], { cwd: dir });
+      expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(2);
+      expect(JSON.parse(r.stderr).error).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringMatching(/huge\.bin: is 3221225472 bytes, more than the \d+ accepted/) });
+    }
   });
 });

@@ -139,6 +139,12 @@ describe("jpki inspect CRL", () => {
       }
     }
     expect((await cli(["inspect", big, "--max-entries", "-1"], { cwd: dir })).stderr).toContain("ERR_USAGE");
+    // Number() read "" and " " as 0, "1e3" as 1000 and "0x10" as 16: a slip listed another number of entries
+    for (const n of ["", " ", "1e3", "0x10", "Infinity", "5.0"]) {
+      const r = await cli(["inspect", "small.crl", "--max-entries", n], { cwd: dir });
+      expect(r.code, `--max-entries ${JSON.stringify(n)}: ${r.stdout.slice(0, 200)}`).toBe(2);
+      expect(r.stderr).toContain("ERR_USAGE");
+    }
   });
 
   it("waits for a slow reader: never more than a chunk or two buffered in the stream", async () => {

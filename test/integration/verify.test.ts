@@ -4,7 +4,8 @@
  * their exit codes (0, 1, 15; 2 stays the usage error), typed errors for bad inputs, the --json shape, and the
  * four items kept out of the output unless --show-items. Where cheap, `openssl verify -crl_check` agrees.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ERROR_CODES } from "../../src/errors.js";
@@ -131,6 +132,42 @@ describe("jpki verify: verdicts and exit codes", () => {
 });
 
 describe("jpki verify: bad inputs are typed errors", () => {
+  it("a DER certificate whose name holds '-----BEGIN ' is read as DER, as inspect reads it (was 'holds no PEM CERTIFICATE block')", async () => {
+    const odd = join(dir, "begin-in-name.der");
+    expect(sh("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "begin-in-name.key"), "-subj", "/C=JP/O=-----BEGIN X/CN=odd", "-days", "10", "-outform", "DER", "-out", odd]).status).toBe(0);
+    const c = pick("signature", "13-sig");
+    const r = await verify([c.path, "--trust", ca("13-sig"), "--crl", crl("13-sig"), "--chain", odd, "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const self = await verify([odd, "--trust", odd, "--soft-fail", "--json"]);
+    expect(self.stderr).toBe("");
+    expect(self.code).toBe(1);
+    expect(self.json().status).toBe("untrusted");
+  });
+
+  it("the workspace's crl/ or ca/ holding a directory, a FIFO or a link to /dev/zero: ERR_FILE_UNUSABLE naming it (was ERR_INTERNAL with a stack trace, or a hang)", async () => {
+    // verify reads the workspace's files only (no store): a copy of its files is a workspace to it
+    const w = join(dir, "odd-workspace");
+    cpSync(demo.workspace, w, { recursive: true });
+    const c = pick("signature", "13-sig");
+    const odd: Array<[string, () => void]> = [
+      ["crl/stray.crl", () => mkdirSync(join(w, "crl", "stray.crl"))],
+      ["crl/pipe.crl", () => execFileSync("mkfifo", [join(w, "crl", "pipe.crl")])],
+      ["crl/zero.crl", () => symlinkSync("/dev/zero", join(w, "crl", "zero.crl"))],
+      ["arl/pipe.crl", () => execFileSync("mkfifo", [join(w, "arl", "pipe.crl")])],
+      ["ca/pipe.pem", () => execFileSync("mkfifo", [join(w, "ca", "pipe.pem")])],
+      ["ca/zero.pem", () => symlinkSync("/dev/zero", join(w, "ca", "zero.pem"))],
+    ];
+    for (const [name, make] of odd) {
+      make();
+      const r = await verify([c.path, "-w", w, "--json"]);
+      expect(r.code, `${name}: ${r.stderr}`).toBe(2);
+      expect(JSON.parse(r.stderr).error.code).toBe("ERR_FILE_UNUSABLE");
+      expect(JSON.parse(r.stderr).error.message).toContain(name);
+      rmSync(join(w, name), { recursive: true });
+    }
+    expect((await verify([c.path, "-w", w])).code).toBe(0);
+  });
+
   it("a missing file, a file that is no certificate, a CRL that is no CRL, a bad --at, no trust at all", async () => {
     const c = pick("signature", "13-sig");
     const junk = join(dir, "junk.pem");
@@ -141,6 +178,10 @@ describe("jpki verify: bad inputs are typed errors", () => {
       [[c.path, "--trust", crl("13-sig")], "ERR_DER_MALFORMED", 10],
       [[c.path, "--trust", ca("13-sig"), "--crl", ca("13-sig")], "ERR_DER_MALFORMED", 10],
       [[c.path, "--trust", ca("13-sig"), "--at", "yesterday"], "ERR_USAGE", 2],
+      // Date's lenient parser read these as 2026-06-04, 2026-03-02 and the machine's local time: a verdict at a time nobody asked for
+      [[c.path, "--trust", ca("13-sig"), "--at", "2026-04-01 junk"], "ERR_USAGE", 2],
+      [[c.path, "--trust", ca("13-sig"), "--at", "2026-02-30"], "ERR_USAGE", 2],
+      [[c.path, "--trust", ca("13-sig"), "--at", "2026-04-01T09:00"], "ERR_USAGE", 2],
       [[c.path], "ERR_USAGE", 2],
       [[c.path, "-w", join(dir, "no-workspace")], "ERR_WORKSPACE_MISSING", 3],
     ];
@@ -149,6 +190,19 @@ describe("jpki verify: bad inputs are typed errors", () => {
       expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(exit);
       expect(JSON.parse(r.stderr).error.code).toBe(code);
       expect(r.stdout).toBe("");
+    }
+    // A 3 GiB file (sparse: no disk used) in every place a file is read: refused by its size, typed, before
+    // readFileSync's RangeError past 2 GiB, or its 512 MiB string limit, reached the user as a stack trace.
+    const huge = join(dir, "huge.bin");
+    writeFileSync(huge, "");
+    truncateSync(huge, 3 * 2 ** 30);
+    const url = ["--url", "http://127.0.0.1:9"];
+    for (const args of [[huge, "--trust", ca("13-sig")], [c.path, "--trust", huge], [c.path, "--trust", ca("13-sig"), "--chain", huge], [c.path, "--trust", ca("13-sig"), "--crl", huge], [c.path, "--trust", ca("13-sig"), "--token-file", huge], ["--status-of", huge, ...url]]) {
+      const r = await verify([...args, "--json"]);
+      expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(2);
+      const e = JSON.parse(r.stderr).error;
+      expect(e.code).toBe("ERR_FILE_UNUSABLE");
+      expect(e.message).toMatch(/huge\.bin: is 3221225472 bytes, more than the \d+ accepted/);
     }
     const bare = await verify([c.path]);
     expect(bare.stderr).toContain("--trust FILE");

@@ -19,8 +19,9 @@ export function makeInspectCommand(io: Io): Command {
       const [{ describeCertificate, openForInspection }, { formatCertificate, writeCrl }] = await Promise.all([inspectLibrary(), import("../inspect-format.js")]);
       const path = checkInputFile(file, "input file", { cwd: io.cwd });
       if (o.summary && o.maxEntries !== undefined) throw new JpkiError("ERR_USAGE", "--summary lists no entries: drop --max-entries");
+      // Digits only: Number() would read "" as 0, "1e3" as 1000 and "0x10" as 16.
+      if (o.maxEntries !== undefined && o.maxEntries !== "all" && !/^\d{1,15}$/.test(o.maxEntries)) throw new JpkiError("ERR_USAGE", "--max-entries must be a whole number ≥ 0 or all");
       const maxEntries = o.maxEntries === undefined ? (ctx.out.json ? Infinity : 20) : o.maxEntries === "all" ? Infinity : Number(o.maxEntries);
-      if (!(maxEntries === Infinity || (Number.isInteger(maxEntries) && maxEntries >= 0))) throw new JpkiError("ERR_USAGE", "--max-entries must be a whole number ≥ 0 or all");
       const input = openForInspection(path, `input file ${file}`);
       if (input.kind === "certificate") {
         const d = describeCertificate(input.der);

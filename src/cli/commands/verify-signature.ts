@@ -1,10 +1,11 @@
 /** `jpki verify-signature [DOC] SIG`: verify a signed document (CMS SignedData, RFC 5652) and its signer's path. */
-import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
-import { JpkiError, checkInputFile, library } from "../lib.js";
+import { JpkiError, library, readInputFile } from "../lib.js";
 import { Context } from "../context.js";
 import { EXIT_INVALID, EXIT_UNDECIDED, VerdictExit } from "../exit-codes.js";
 import type { Io } from "../output.js";
+import { looksLikePem } from "../../pki/pem.js";
+import { parseTimeOption } from "../time-option.js";
 
 interface Opts {
   trust: string[];
@@ -18,10 +19,17 @@ interface Opts {
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
+/**
+ * The largest files read, each held whole in memory: a document (or an attached signature carrying it) and a
+ * CRL up to 1 GiB, a certificate bundle up to 64 MiB; below the 2 GiB where a read fails outright.
+ */
+const MAX_DOCUMENT = 1024 * 2 ** 20;
+const MAX_CERTIFICATE_FILE = 64 * 2 ** 20;
+
 /** Every certificate in a file: all CERTIFICATE blocks of a PEM file, or one DER certificate. */
 function certificatesIn(bytes: Buffer, lib: Awaited<ReturnType<typeof library>>, what: string): Buffer[] {
-  const text = bytes.subarray(0, 4096).toString("latin1");
-  if (text.includes("-----BEGIN ")) {
+  // PEM by its start, unless the file is one whole DER SEQUENCE: a DER certificate may carry "-----BEGIN " in a name.
+  if (looksLikePem(bytes)) {
     const blocks = lib.parsePemBlocks(bytes.toString("utf8")).filter((b) => b.label === "CERTIFICATE");
     if (blocks.length === 0) throw new JpkiError("ERR_DER_MALFORMED", `${what} holds no PEM CERTIFICATE`);
     return blocks.map((b) => b.der);
@@ -76,17 +84,13 @@ Examples:
         sigFile = second;
       }
       if (o.trust.length === 0) throw new JpkiError("ERR_USAGE", "give at least one --trust certificate (the CA the signer's path ends at)");
-      let at: Date | undefined;
-      if (o.at !== undefined) {
-        at = new Date(o.at);
-        if (!/^\d{4}-\d{2}-\d{2}/.test(o.at) || Number.isNaN(at.getTime())) throw new JpkiError("ERR_USAGE", "--at must be an ISO 8601 time, e.g. 2026-04-01T09:00:00+09:00");
-      }
-      const read = (f: string, what: string) => readFileSync(checkInputFile(f, what, { cwd: io.cwd }));
+      const at = o.at !== undefined ? parseTimeOption(o.at) : undefined;
+      const read = (f: string, what: string, maxBytes = MAX_DOCUMENT) => readInputFile(f, what, { cwd: io.cwd, maxBytes });
       const lib = await library();
       const signature = read(sigFile, "signature SIG");
       const content = docFile !== undefined ? read(docFile, "document DOC") : undefined;
-      const trustAnchors = o.trust.flatMap((f) => certificatesIn(read(f, `--trust ${f}`), lib, `--trust ${f}`));
-      const intermediates = o.chain.flatMap((f) => certificatesIn(read(f, `--chain ${f}`), lib, `--chain ${f}`));
+      const trustAnchors = o.trust.flatMap((f) => certificatesIn(read(f, `--trust ${f}`, MAX_CERTIFICATE_FILE), lib, `--trust ${f}`));
+      const intermediates = o.chain.flatMap((f) => certificatesIn(read(f, `--chain ${f}`, MAX_CERTIFICATE_FILE), lib, `--chain ${f}`));
       const crls = o.crl.map((f) => lib.pemOrDer(read(f, `--crl ${f}`), ["X509 CRL"], `CRL ${f}`));
       const r = lib.verifySignedData({
         signature,

@@ -4,14 +4,16 @@
  * fetched (--crl, --crl-url through a CrlCache) or from OCSP (--ocsp, an OcspClient), the JPKI purpose. Prints the verdict in words a municipal clerk understands; exit 0 valid, 1 invalid, 15 could
  * not decide (soft-fail), errors as everywhere else (2 usage, 10 undecodable input …).
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync } from "node:fs";
+import { join, relative } from "node:path";
 import { Command, Option } from "commander";
 import type { CrlFetchOutcome, JpkiValidationResult, RevocationCheck, RevocationSourceName } from "../../index.js";
 import { Context, DEFAULT_WORKSPACE } from "../context.js";
 import { EXIT_INVALID, EXIT_UNDECIDED, VerdictExit } from "../exit-codes.js";
-import { JpkiError, checkInputFile, library } from "../lib.js";
+import { JpkiError, library, readInputFile } from "../lib.js";
 import type { Io } from "../output.js";
+import { looksLikePem } from "../../pki/pem.js";
+import { parseTimeOption } from "../time-option.js";
 
 interface VerifyOptions {
   trust: string[];
@@ -32,6 +34,15 @@ interface VerifyOptions {
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
+
+/**
+ * The largest input files read: far above anything real (a national CRL is tens of MiB, a PEM bundle of a
+ * thousand certificates a few MiB), far below what fails a read or a string (2 GiB, 512 Mi characters).
+ */
+const MAX_CERTIFICATE_FILE = 64 * 2 ** 20;
+const MAX_CRL_FILE = 1024 * 2 ** 20;
+const MAX_STATUS_LIST = 256 * 2 ** 20;
+const MAX_TOKEN_FILE = 64 * 1024;
 
 export function makeVerifyCommand(io: Io): Command {
   return new Command("verify")
@@ -104,7 +115,7 @@ Examples:
       if (o.statusOf !== undefined) return statusOf(ctx, o, file);
       if (o.url !== undefined || o.link) throw new JpkiError("ERR_USAGE", "--url and --link go with --status-of FILE");
       if (file === undefined) throw new JpkiError("ERR_USAGE", "give the certificate to check, or --status-of FILE --url URL for a liveness check of a list");
-      const at = o.at === undefined ? new Date() : parseTime(o.at);
+      const at = o.at === undefined ? new Date() : parseTimeOption(o.at);
       const ocspUrl = typeof o.ocsp === "string" ? httpUrl(o.ocsp, "--ocsp", " (or write the certificate before --ocsp, which takes an optional URL)") : undefined;
       const crlUrls = o.crlUrl.filter((u) => u !== "auto").map((u) => httpUrl(u, "--crl-url", ", or auto"));
       const autoCrls = o.crlUrl.includes("auto");
@@ -160,7 +171,7 @@ async function statusOf(ctx: Context, o: VerifyOptions, file: string | undefined
   const batchSize = Number(o.batchSize);
   if (!/^\d+$/.test(o.batchSize) || batchSize < 1 || batchSize > 1000) throw new JpkiError("ERR_USAGE", `--batch-size ${JSON.stringify(o.batchSize)}: give 1 to 1000`);
   const lib = await library();
-  const text = readFileSync(checkInputFile(o.statusOf!, "certificate list --status-of", { cwd: ctx.io.cwd }), "utf8");
+  const text = readInputFile(o.statusOf!, "certificate list --status-of", { cwd: ctx.io.cwd, maxBytes: MAX_STATUS_LIST }).toString("utf8");
   const items = lib.parseStatusList(text, `--status-of ${o.statusOf}`);
   const bearerToken = readToken(ctx.io, o.tokenFile);
   const answer = await lib.fetchStatus(items, { url, batchSize, timeoutMs: parseTimeout(o.timeout), ...(bearerToken ? { bearerToken } : {}), ...(o.link ? { link: true } : {}) });
@@ -204,7 +215,7 @@ function parseTimeout(s: string): number {
  */
 function readToken(io: Io, file: string | undefined): string | undefined {
   let token: string | undefined;
-  if (file !== undefined) token = readFileSync(checkInputFile(file, "verifier token --token-file", { cwd: io.cwd }), "utf8").split(/\r?\n/)[0]!.trim();
+  if (file !== undefined) token = readInputFile(file, "verifier token --token-file", { cwd: io.cwd, maxBytes: MAX_TOKEN_FILE }).toString("utf8").split(/\r?\n/)[0]!.trim();
   else token = io.env.JPKI_VERIFIER_TOKEN?.trim() || undefined;
   if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) {
     throw new JpkiError("ERR_USAGE", `the verifier token ${file !== undefined ? `in ${file}` : "in $JPKI_VERIFIER_TOKEN"} is empty or not the token \`jpki verifier add\` printed`);
@@ -223,30 +234,23 @@ function withoutItems(r: JpkiValidationResult): JpkiValidationResult {
   return rest as JpkiValidationResult;
 }
 
-function parseTime(s: string): Date {
-  const d = /^\d{4}-\d\d-\d\d$/.test(s) ? new Date(`${s}T00:00:00Z`) : new Date(s);
-  if (!/^\d{4}-\d\d-\d\d/.test(s) || Number.isNaN(d.getTime())) {
-    throw new JpkiError("ERR_USAGE", `--at ${JSON.stringify(s)} is not a time: use ISO 8601, e.g. 2026-04-01 or 2026-04-01T09:00:00+09:00`);
-  }
-  return d;
-}
-
 type Lib = Awaited<ReturnType<typeof library>>;
 
 /** Every certificate in a file: PEM (one or several CERTIFICATE blocks) or one DER certificate, each checked to decode. */
 function readCertificates(lib: Lib, cwd: string, file: string, what: string): Buffer[] {
-  const bytes = readFileSync(checkInputFile(file, what, { cwd }));
+  const bytes = readInputFile(file, what, { cwd, maxBytes: MAX_CERTIFICATE_FILE });
   return decodeAll(lib, bytes, ["CERTIFICATE"], (d) => lib.describeJpkiAnchor(d), `${what} ${file}`, "certificate");
 }
 
 function readCrls(lib: Lib, cwd: string, file: string): Buffer[] {
-  const bytes = readFileSync(checkInputFile(file, "CRL --crl", { cwd }));
+  const bytes = readInputFile(file, "CRL --crl", { cwd, maxBytes: MAX_CRL_FILE });
   return decodeAll(lib, bytes, ["X509 CRL"], (d) => lib.checkCrl(d), `CRL --crl ${file}`, "CRL");
 }
 
 function decodeAll(lib: Lib, bytes: Buffer, labels: string[], check: (d: Buffer) => unknown, where: string, kind: string): Buffer[] {
   let ders: Buffer[];
-  if (bytes.includes("-----BEGIN ")) {
+  // PEM by its start, unless the file is one whole DER SEQUENCE: a DER certificate may carry "-----BEGIN " in a name.
+  if (looksLikePem(bytes)) {
     ders = lib.parsePemBlocks(bytes.toString("utf8")).filter((b) => labels.includes(b.label)).map((b) => b.der);
     if (ders.length === 0) throw new JpkiError("ERR_DER_MALFORMED", `the ${where} holds no PEM ${labels.join(" or ")} block`);
   } else {
@@ -274,9 +278,12 @@ function workspaceTrust(ctx: Context, lib: Lib): { dir: string; anchors: Buffer[
     const d = join(dir, sub);
     return existsSync(d) ? readdirSync(d).filter((f) => f.endsWith(ext)).sort().map((f) => join(d, f)) : [];
   };
-  const anchors = files("ca", ".pem").flatMap((f) => lib.parsePemBlocks(readFileSync(f, "utf8")).filter((b) => b.label === "CERTIFICATE").map((b) => b.der));
+  // Checked as any input file: a directory, a FIFO or a link into /dev where a file should be is refused by name,
+  // where readFileSync would fail with EISDIR (a stack trace) or block forever.
+  const read = (f: string, maxBytes: number) => readInputFile(relative(dir, f), "the workspace's file", { cwd: dir, maxBytes });
+  const anchors = files("ca", ".pem").flatMap((f) => lib.parsePemBlocks(read(f, MAX_CERTIFICATE_FILE).toString("utf8")).filter((b) => b.label === "CERTIFICATE").map((b) => b.der));
   if (anchors.length === 0) throw new JpkiError("ERR_CA_UNKNOWN", `the workspace ${dir} has no CA yet (jpki ca init): give the trusted CA certificates with --trust FILE`);
-  const crls = [...files("crl", ".crl"), ...files("arl", ".crl")].map((f) => readFileSync(f));
+  const crls = [...files("crl", ".crl"), ...files("arl", ".crl")].map((f) => read(f, MAX_CRL_FILE));
   return { dir, anchors, crls };
 }
 
