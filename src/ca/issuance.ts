@@ -92,13 +92,16 @@ function invalid(msg: string, line?: number): JpkiError {
 /** Validates one application as read from JSON (a batch line or an API call). */
 export function parseApplication(obj: Record<string, unknown>, line?: number): IssuanceApplication {
   for (const k of Object.keys(obj)) if (!FIELDS.has(k)) throw invalid(`unknown field ${JSON.stringify(k)}`, line);
-  if (typeof obj.residentCode !== "string") throw invalid("residentCode is missing", line);
-  const type = obj.type ?? "signature";
+  if (obj.residentCode === undefined) throw invalid("residentCode is missing", line);
+  // A number is not taken for a string: 01234567890 as a JSON number loses its leading zero.
+  if (typeof obj.residentCode !== "string") throw invalid("residentCode must be a string", line);
+  const type = obj.type === undefined ? "signature" : obj.type;
   if (type !== "signature" && type !== "authentication") throw invalid('type must be "signature" or "authentication"', line);
   if ((obj.publicKey === undefined) === (obj.csr === undefined)) throw invalid("give exactly one of publicKey and csr", line);
   if (obj.counterId !== undefined && (typeof obj.counterId !== "string" || !/^[0-9A-Za-z]{1,9}$/.test(obj.counterId))) {
     throw invalid("counterId must be 1–9 letters or digits", line);
   }
+  if (obj.prefecture !== undefined && typeof obj.prefecture !== "string") throw invalid('prefecture must be a string, e.g. "13"', line);
   if (obj.applicationId !== undefined && (typeof obj.applicationId !== "string" || !/^[A-Za-z0-9._:-]{1,64}$/.test(obj.applicationId))) {
     throw invalid("applicationId must be 1–64 letters, digits or . _ : -", line);
   }
@@ -109,7 +112,7 @@ export function parseApplication(obj: Record<string, unknown>, line?: number): I
     ...(obj.publicKey !== undefined ? { publicKey: keyMaterial(obj.publicKey, "publicKey", line) } : {}),
     ...(obj.csr !== undefined ? { csr: keyMaterial(obj.csr, "csr", line) } : {}),
     ...(obj.counterId !== undefined ? { counterId: obj.counterId as string } : {}),
-    ...(obj.prefecture !== undefined ? { prefecture: String(obj.prefecture) } : {}),
+    ...(obj.prefecture !== undefined ? { prefecture: obj.prefecture as string } : {}),
   };
 }
 

@@ -348,6 +348,47 @@ describe("jpki issue --batch", () => {
   });
 });
 
+describe("jpki issue --batch: ambiguous or mistyped lines are refused, never guessed at", () => {
+  it("a repeated key (ERR_IMPORT_FORMAT), a null type, a non-string prefecture or resident code (ERR_APPLICATION_INVALID): nothing issued for them", async () => {
+    const pub = readFileSync(cardKey(dir, "ambiguous").pub, "utf8");
+    const [a, b] = [residents[2]!.residentCode!, residents[3]!.residentCode!];
+    const before = async () => {
+      const r = await cli([...w(), "registry", "show", b, "--json"], { cwd: dir });
+      return r.json().certificates.length as number;
+    };
+    const bCerts = await before();
+    const file = join(dir, "ambiguous.jsonl");
+    writeFileSync(
+      file,
+      [
+        // JSON.parse keeps the last of repeated keys; the counter's own tools may keep the first: which resident?
+        `{"residentCode":"${a}","publicKey":${JSON.stringify(pub)},"residentCode":"${b}"}`,
+        // the same, spelt with an escape
+        `{"residentCode":"${a}","publicKey":${JSON.stringify(pub)},"resident\u0043ode":"${b}"}`,
+        JSON.stringify({ residentCode: b, type: null, publicKey: pub }),
+        JSON.stringify({ residentCode: b, publicKey: pub, prefecture: { code: "13" } }),
+        JSON.stringify({ residentCode: Number(b), publicKey: pub }),
+        // a good line among them: issued
+        JSON.stringify({ residentCode: b, publicKey: pub, applicationId: "amb-1" }),
+      ].join("\n") + "\n",
+    );
+    const r = await cli([...w(), "issue", "--batch", file, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(13);
+    const s = r.json();
+    expect(s.errors.map((e: { line: number; code: string }) => [e.line, e.code])).toEqual([
+      [1, "ERR_IMPORT_FORMAT"],
+      [2, "ERR_IMPORT_FORMAT"],
+      [3, "ERR_APPLICATION_INVALID"],
+      [4, "ERR_APPLICATION_INVALID"],
+      [5, "ERR_APPLICATION_INVALID"],
+    ]);
+    expect(s.errors[0].message).toContain('field "residentCode" is given more than once');
+    expect(s.errors[4].message).toContain("residentCode must be a string");
+    expect(s.issued).toBe(1);
+    expect(await before()).toBe(bCerts + 1);
+  });
+});
+
 describe("jpki issue --batch with application ids", () => {
   it("a re-run returns the certificates already issued instead of issuing them again", async () => {
     const k = cardKey(dir, "rerun");

@@ -129,7 +129,7 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
     const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
     const started = Date.now();
     const progress = fileProgress(source);
-    const res = await service.issueBatch(readRecords(source, { format: "jsonl", onBytes: progress.onBytes }), {
+    const res = await service.issueBatch(readRecords(source, { format: "jsonl", rejectDuplicateKeys: true, onBytes: progress.onBytes }), {
       ...(concurrency ? { concurrency } : {}),
       onProgress: (p) => {
         const rate = p.issued / Math.max(0.001, (Date.now() - started) / 1000);
