@@ -91,6 +91,9 @@ export class Context {
    * password.
    */
   checkStore(ws: Workspace): Workspace {
+    for (const p of ws.loosened ?? []) {
+      this.out.info(`jpki: warning: ${p} could be read or written by other users: made owner-only again; treat what it holds (the four items, the encrypted CA keys) as possibly read`);
+    }
     if (ws.config.store === "sqlite" && this.storeUrl) {
       this.out.info(`jpki: warning: JPKI_STORE is set, but the workspace ${ws.paths.root} keeps its records in its SQLite file jpki.db: JPKI_STORE is ignored`);
     }
