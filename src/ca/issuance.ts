@@ -6,6 +6,7 @@
  */
 import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
+import { certificateParts } from "../pki/der.js";
 import { requireRsa2048 } from "../pki/keys.js";
 import { serialHex } from "../pki/serial.js";
 import { checkCertificate } from "../profile/check.js";
@@ -228,9 +229,7 @@ export class IssuanceService {
     if (!app.applicationId) return undefined;
     const row = await this.#opts.store.getCertificateByApplication(app.applicationId);
     if (!row) return undefined;
-    if (row.residentCode !== app.residentCode || row.type !== app.type) {
-      throw invalid(`application id ${app.applicationId} was already used for another ${row.residentCode !== app.residentCode ? "resident" : "certificate type"}: give each application its own id`);
-    }
+    assertSameApplication(app, row);
     return { ...toIssued(row, []), alreadyIssued: true };
   }
 
@@ -255,9 +254,7 @@ export class IssuanceService {
   #outcome(app: IssuanceApplication, rec: IssuanceRecord, r: IssuanceCommitResult, attempt: number): IssuedCertificate | undefined {
     if (r.status === "committed") return toIssued(rec, r.superseded);
     if (r.status === "duplicate-application") {
-      if (r.existing.residentCode !== app.residentCode || r.existing.type !== app.type) {
-        throw invalid(`application id ${app.applicationId} was already used for another ${r.existing.residentCode !== app.residentCode ? "resident" : "certificate type"}: give each application its own id`);
-      }
+      assertSameApplication(app, r.existing);
       return { ...toIssued(r.existing, []), alreadyIssued: true };
     }
     if (r.why === "registry-behind") throw registryBehind(app.residentCode);
@@ -381,6 +378,19 @@ export class IssuanceService {
     errors.sort((a, b) => a.line - b.line);
     return { read, issued, alreadyIssued, failed: errors.length, errors, superseded, byCa };
   }
+}
+
+/**
+ * An application id answers with the certificate already issued for it only when it is the same application:
+ * the same resident, type and card key. Another key (a new card, a mix-up at the counter) would get a
+ * certificate that does not certify the key on the card.
+ */
+function assertSameApplication(app: IssuanceApplication, existing: Pick<IssuanceRecord, "residentCode" | "type" | "der">): void {
+  const clash = (what: string) => invalid(`application id ${app.applicationId} was already used for another ${what}: give each application its own id`);
+  if (existing.residentCode !== app.residentCode) throw clash("resident");
+  if (existing.type !== app.type) throw clash("certificate type");
+  const spkiDer = app.csr ? verifyCsr(app.csr) : app.publicKey ? readSpki(app.publicKey) : undefined;
+  if (!spkiDer || !Buffer.from(certificateParts(existing.der).spki).equals(spkiDer)) throw clash("public key");
 }
 
 function toIssued(rec: IssuanceRecord, superseded: readonly string[]): IssuedCertificate {

@@ -410,6 +410,30 @@ describe("jpki issue --batch with application ids", () => {
   });
 });
 
+describe("jpki issue: an application id already issued for another card key", () => {
+  it("is refused, not answered with a certificate that certifies the earlier key", async () => {
+    const first = cardKey(dir, "appid-key-1");
+    const second = cardKey(dir, "appid-key-2");
+    const resident = residents[4]!.residentCode!;
+    const a = await cli([...w(), "issue", "--resident", resident, "--public-key", first.pub, "--application-id", "appid-key-check", "--json"], { cwd: dir });
+    expect(a.code, a.stderr).toBe(0);
+    // the same application re-sent with the same key: the same certificate, as for a re-run
+    const same = await cli([...w(), "issue", "--resident", resident, "--public-key", first.pub, "--application-id", "appid-key-check", "--json"], { cwd: dir });
+    expect(same.code, same.stderr).toBe(0);
+    expect(same.json()).toMatchObject({ serial: a.json().serial, alreadyIssued: true });
+    // the id again with a different key (a new card, a mix-up at the counter): that certificate would not fit the card
+    const b = await cli([...w(), "issue", "--resident", resident, "--public-key", second.pub, "--application-id", "appid-key-check"], { cwd: dir });
+    expect(b.stderr).toContain("[ERR_APPLICATION_INVALID]");
+    expect(b.stderr).toContain("another public key");
+    expect(b.code).toBe(8);
+    const batch = writeJsonl(join(dir, "appid-key.jsonl"), [{ applicationId: "appid-key-check", residentCode: resident, publicKey: readFileSync(second.pub, "utf8") }]);
+    const c = await cli([...w(), "issue", "--batch", batch, "--json"], { cwd: dir });
+    expect(c.code).toBe(13);
+    expect(c.json()).toMatchObject({ issued: 0, alreadyIssued: 0, failed: 1 });
+    expect(c.json().errors[0].code).toBe("ERR_APPLICATION_INVALID");
+  });
+});
+
 describe("configurable base URL", () => {
   it("puts the CRL distribution point and AIA URLs under --base-url, and refuses a bad one", async () => {
     const other = join(dir, "ws-url");
