@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   ERR_CA_INVALID: { exit: 4, summary: "a CA certificate does not fit the CA profile" },
   ERR_ROLLOVER_NO_CA: { exit: 4, summary: "no CA of that prefecture and purpose to roll over to a new key" },
   ERR_ROLLOVER_EXPIRED: { exit: 4, summary: "the active CA certificate has expired: it cannot certify a new key (link certificate)" },
+  ERR_CLOCK_OUTSIDE_CA_VALIDITY: { exit: 4, summary: "the clock is before the CA's notBefore or past its notAfter (a stepped clock, or an expired CA): nothing is issued" },
   ERR_ROLLOVER_CONFLICT: { exit: 4, summary: "another key rollover of the same CA committed first" },
   ERR_PASSPHRASE_MISSING: { exit: 5, summary: "no passphrase for the CA keys" },
   ERR_PASSPHRASE_WRONG: { exit: 5, summary: "the passphrase does not decrypt the CA key" },

@@ -186,6 +186,14 @@ export class IssuanceService {
     const { spki } = requireRsa2048(spkiDer, "the card's public key");
     const ca = await this.authority(residentPref, app.type);
     const issuedAt = clock.now();
+    // A clock stepped back before the CA was made, or ahead past its end, would sign a certificate that starts
+    // before its CA (already expired, with the birthday rule) or ends before it starts: never committed.
+    if (issuedAt.getTime() < ca.notBefore.getTime() || issuedAt.getTime() >= ca.notAfter.getTime()) {
+      throw new JpkiError(
+        "ERR_CLOCK_OUTSIDE_CA_VALIDITY",
+        `the clock says ${issuedAt.toISOString()}, outside the validity of CA ${ca.id} (${ca.notBefore.toISOString()} to ${ca.notAfter.toISOString()}): nothing was issued; check the system clock (or roll the CA over if it has expired)`,
+      );
+    }
     const muni = municipality(resident.municipalityCode);
     const notAfter = notAfterFor({ rule: config.validityRule, issuedAt, birthDate: resident.fourItems.birthDate, caNotAfter: ca.notAfter });
     const certified = await ca.certify({
