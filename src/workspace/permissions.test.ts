@@ -1,5 +1,5 @@
 /** A workspace is owner-only (directories 0700, files 0600) whatever the umask. */
-import { chmodSync, existsSync, mkdtempSync, readdirSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -57,13 +57,25 @@ describe("a workspace loosened after it was made", () => {
     chmodSync(root, 0o755);
     chmodSync(join(root, "jpki.db"), 0o644);
     chmodSync(join(root, "config.json"), 0o664);
+    // a Bridge CA's encrypted key (only its mode matters here)
+    mkdirSync(join(root, "bridge"), { mode: 0o755 });
+    chmodSync(join(root, "bridge"), 0o755);
+    writeFileSync(join(root, "bridge", "bridge.key"), "x", { mode: 0o644 });
+    chmodSync(join(root, "bridge", "bridge.key"), 0o644);
     const ws = Workspace.open(root);
     try {
       expect(mode(root)).toBe(0o700);
       expect(mode(ws.paths.db)).toBe(0o600);
       expect(mode(ws.paths.config)).toBe(0o600);
       for (const f of [`${ws.paths.db}-wal`, `${ws.paths.db}-shm`]) if (existsSync(f)) expect(mode(f), f).toBe(0o600);
-      expect(ws.loosened).toEqual([`${root} (mode 755)`, `${join(root, "config.json")} (mode 664)`, `${join(root, "jpki.db")} (mode 644)`]);
+      expect(mode(join(root, "bridge", "bridge.key"))).toBe(0o600);
+      expect(ws.loosened).toEqual([
+        `${root} (mode 755)`,
+        `${join(root, "config.json")} (mode 664)`,
+        `${join(root, "bridge")} (mode 755)`,
+        `${join(root, "bridge", "bridge.key")} (mode 644)`,
+        `${join(root, "jpki.db")} (mode 644)`,
+      ]);
     } finally {
       await ws.close();
     }

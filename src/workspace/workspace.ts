@@ -78,6 +78,10 @@ function tightenLoosened(paths: WorkspacePaths, sqlite: boolean): string[] {
   };
   for (const d of [paths.root, paths.caDir, paths.crlDir, paths.certDir, paths.rejectsDir]) check(d, DIR_MODE);
   check(paths.config, FILE_MODE);
+  // the Bridge CA's directory and its encrypted key (ca/bridge.ts bridgePaths), when the workspace has one
+  const bridge = join(paths.root, "bridge");
+  check(bridge, DIR_MODE);
+  for (const f of ["bridge.key", "bridge.key.next"]) check(join(bridge, f), FILE_MODE);
   if (sqlite) for (const f of [paths.db, `${paths.db}-wal`, `${paths.db}-shm`]) check(f, FILE_MODE);
   return changed;
 }
