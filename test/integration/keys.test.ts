@@ -7,7 +7,7 @@ import { chmodSync, existsSync, readFileSync, symlinkSync, writeFileSync } from 
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { MAIN, cardKey, cli, csrFor, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
+import { MAIN, cardKey, cli, csrFor, jpkiProcess, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -155,4 +155,28 @@ describe("passphrase files", () => {
     const now = await cli([...w(), "issue", "--resident", resident, "--public-key", k.pub, "--json"], { cwd: dir, env: { JPKI_PASSPHRASE: PASS } });
     expect(now.code, now.stderr).toBe(0);
   });
+});
+
+describe("two ca init at once on a new workspace", () => {
+  it("never leave CA keys under two passphrases: the one that comes second waits its turn or is refused", async () => {
+    const fresh = join(tempDir("jpki-init-race-"), "ws");
+    // both start before either has a CA: each finds no passphrase to agree with
+    const [a, b] = await Promise.all([
+      jpkiProcess(fresh, ["ca", "init", "--prefecture", "13", "--json"], { JPKI_PASSPHRASE: "first passphrase" }),
+      jpkiProcess(fresh, ["ca", "init", "--prefecture", "27", "--json"], { JPKI_PASSPHRASE: "second passphrase" }),
+    ]);
+    expect(a.stderr + b.stderr).not.toContain("passphrase\n");
+    expect(a.stderr + b.stderr).not.toMatch(/\n\s+at /);
+    const wsp = await openWorkspace(fresh);
+    const { decryptPrivateKey } = await import("../../src/pki/keys.js");
+    try {
+      const cas = await wsp.store.listCas();
+      const opens = (p: string) => cas.filter((c) => { try { decryptPrivateKey(c.encryptedKeyPem, p); return true; } catch { return false; } }).length;
+      // every CA made opens with one passphrase, whichever won
+      expect(Math.max(opens("first passphrase"), opens("second passphrase")), JSON.stringify([a.code, b.code, a.stderr, b.stderr])).toBe(cas.length);
+      for (const r of [a, b]) if (r.code !== 0) expect(r.stderr).toMatch(/ERR_PASSPHRASE_WRONG|ERR_WORKSPACE_LOCKED/);
+    } finally {
+      await wsp.close();
+    }
+  }, 120_000);
 });
