@@ -274,6 +274,29 @@ describe("errors: typed, stable codes, nothing half-written", () => {
     expect(BigInt(again.json().crls[0].number)).toBeGreaterThan(BigInt(published.json().crls[0].number));
   });
 
+  it("a wrong passphrase on a batch is the batch's failure (exit 5, audited), not one 'partial' failure per line", async () => {
+    const pub = readFileSync(cardKey(dir, "batch-wrong-pass").pub, "utf8");
+    const file = writeJsonl(join(dir, "wrong-pass.jsonl"), residents.slice(0, 3).map((r) => ({ residentCode: r.residentCode, publicKey: pub })));
+    const before = await certCount();
+    const authFailures = async () => {
+      const wsp = await openWorkspace(ws);
+      try {
+        let n = 0;
+        for await (const rec of wsp.store.auditRecords({ action: "auth.failure" })) if ((JSON.parse(rec.detail) as { code?: string }).code === "ERR_PASSPHRASE_WRONG") n++;
+        return n;
+      } finally {
+        await wsp.close();
+      }
+    };
+    const failures = await authFailures();
+    const r = await cli([...w(), "issue", "--batch", file], { cwd: dir, env: { JPKI_PASSPHRASE: "wrong" } });
+    expect(r.stderr).toContain("[ERR_PASSPHRASE_WRONG]");
+    expect(r.stderr).not.toContain("ERR_PARTIAL");
+    expect(r.code).toBe(5);
+    expect(await certCount()).toBe(before);
+    expect(await authFailures()).toBe(failures + 1);
+  });
+
   it("a corrupt workspace is refused, not repaired or overwritten", async () => {
     const bad = join(dir, "corrupt");
     const init = await cli(["--workspace", bad, "ca", "init", "--prefecture", "47", "--purpose", "signature"], { cwd: dir });
