@@ -161,6 +161,7 @@ export class CertificationAuthority {
   readonly prefecture: Prefecture;
   readonly certificate: X509Certificate;
   readonly subjectName: Buffer;
+  readonly notBefore: Date;
   readonly notAfter: Date;
   readonly signer: Signer;
   readonly urls: CaUrls;
@@ -177,6 +178,7 @@ export class CertificationAuthority {
     this.certificate = new X509Certificate(record.certificateDer);
     this.subjectName = Buffer.from(certificateParts(record.certificateDer).subject);
     this.notAfter = new Date(this.certificate.validTo);
+    this.notBefore = new Date(this.certificate.validFrom);
     this.signer = signer;
     this.#config = config;
     this.#publicKey = createPublicKey({ key: signer.spki, format: "der", type: "spki" });

@@ -172,3 +172,20 @@ describe("check what you sign", () => {
     await expect(certify(faulty(true))).resolves.toBeUndefined();
   });
 });
+
+describe("a clock outside the CA's validity (stepped back before the CA was made, or ahead past its end)", () => {
+  it("is refused with a typed error: no certificate that starts before its CA or ends before it starts", async () => {
+    const jumpy = new FixedClock("2026-04-01T00:00:00Z");
+    const s = new IssuanceService({ store: ws.store, config: ws.config, clock: jumpy, passphrase: "pw" });
+    const before = (await ws.store.findCertificates({ status: "all" })).length;
+    for (const at of ["2020-01-01T00:00:00Z", "2099-01-01T00:00:00Z"]) {
+      jumpy.set(at);
+      const e = await s.issue({ residentCode: takahashi.residentCode, type: "signature", publicKey: spki() }).then(
+        (c) => ({ code: "issued", notBefore: c.notBefore.toISOString(), notAfter: c.notAfter.toISOString() }),
+        (err: JpkiError) => ({ code: err.code }),
+      );
+      expect(e, at).toEqual({ code: "ERR_CLOCK_OUTSIDE_CA_VALIDITY" });
+    }
+    expect((await ws.store.findCertificates({ status: "all" })).length).toBe(before);
+  });
+});

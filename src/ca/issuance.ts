@@ -6,6 +6,7 @@
  */
 import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
+import { certificateParts } from "../pki/der.js";
 import { requireRsa2048 } from "../pki/keys.js";
 import { serialHex } from "../pki/serial.js";
 import { checkCertificate } from "../profile/check.js";
@@ -92,13 +93,16 @@ function invalid(msg: string, line?: number): JpkiError {
 /** Validates one application as read from JSON (a batch line or an API call). */
 export function parseApplication(obj: Record<string, unknown>, line?: number): IssuanceApplication {
   for (const k of Object.keys(obj)) if (!FIELDS.has(k)) throw invalid(`unknown field ${JSON.stringify(k)}`, line);
-  if (typeof obj.residentCode !== "string") throw invalid("residentCode is missing", line);
-  const type = obj.type ?? "signature";
+  if (obj.residentCode === undefined) throw invalid("residentCode is missing", line);
+  // A number is not taken for a string: 01234567890 as a JSON number loses its leading zero.
+  if (typeof obj.residentCode !== "string") throw invalid("residentCode must be a string", line);
+  const type = obj.type === undefined ? "signature" : obj.type;
   if (type !== "signature" && type !== "authentication") throw invalid('type must be "signature" or "authentication"', line);
   if ((obj.publicKey === undefined) === (obj.csr === undefined)) throw invalid("give exactly one of publicKey and csr", line);
   if (obj.counterId !== undefined && (typeof obj.counterId !== "string" || !/^[0-9A-Za-z]{1,9}$/.test(obj.counterId))) {
     throw invalid("counterId must be 1–9 letters or digits", line);
   }
+  if (obj.prefecture !== undefined && typeof obj.prefecture !== "string") throw invalid('prefecture must be a string, e.g. "13"', line);
   if (obj.applicationId !== undefined && (typeof obj.applicationId !== "string" || !/^[A-Za-z0-9._:-]{1,64}$/.test(obj.applicationId))) {
     throw invalid("applicationId must be 1–64 letters, digits or . _ : -", line);
   }
@@ -109,7 +113,7 @@ export function parseApplication(obj: Record<string, unknown>, line?: number): I
     ...(obj.publicKey !== undefined ? { publicKey: keyMaterial(obj.publicKey, "publicKey", line) } : {}),
     ...(obj.csr !== undefined ? { csr: keyMaterial(obj.csr, "csr", line) } : {}),
     ...(obj.counterId !== undefined ? { counterId: obj.counterId as string } : {}),
-    ...(obj.prefecture !== undefined ? { prefecture: String(obj.prefecture) } : {}),
+    ...(obj.prefecture !== undefined ? { prefecture: obj.prefecture as string } : {}),
   };
 }
 
@@ -182,6 +186,14 @@ export class IssuanceService {
     const { spki } = requireRsa2048(spkiDer, "the card's public key");
     const ca = await this.authority(residentPref, app.type);
     const issuedAt = clock.now();
+    // A clock stepped back before the CA was made, or ahead past its end, would sign a certificate that starts
+    // before its CA (already expired, with the birthday rule) or ends before it starts: never committed.
+    if (issuedAt.getTime() < ca.notBefore.getTime() || issuedAt.getTime() >= ca.notAfter.getTime()) {
+      throw new JpkiError(
+        "ERR_CLOCK_OUTSIDE_CA_VALIDITY",
+        `the clock says ${issuedAt.toISOString()}, outside the validity of CA ${ca.id} (${ca.notBefore.toISOString()} to ${ca.notAfter.toISOString()}): nothing was issued; check the system clock (or roll the CA over if it has expired)`,
+      );
+    }
     const muni = municipality(resident.municipalityCode);
     const notAfter = notAfterFor({ rule: config.validityRule, issuedAt, birthDate: resident.fourItems.birthDate, caNotAfter: ca.notAfter });
     const certified = await ca.certify({
@@ -225,9 +237,7 @@ export class IssuanceService {
     if (!app.applicationId) return undefined;
     const row = await this.#opts.store.getCertificateByApplication(app.applicationId);
     if (!row) return undefined;
-    if (row.residentCode !== app.residentCode || row.type !== app.type) {
-      throw invalid(`application id ${app.applicationId} was already used for another ${row.residentCode !== app.residentCode ? "resident" : "certificate type"}: give each application its own id`);
-    }
+    assertSameApplication(app, row);
     return { ...toIssued(row, []), alreadyIssued: true };
   }
 
@@ -252,9 +262,7 @@ export class IssuanceService {
   #outcome(app: IssuanceApplication, rec: IssuanceRecord, r: IssuanceCommitResult, attempt: number): IssuedCertificate | undefined {
     if (r.status === "committed") return toIssued(rec, r.superseded);
     if (r.status === "duplicate-application") {
-      if (r.existing.residentCode !== app.residentCode || r.existing.type !== app.type) {
-        throw invalid(`application id ${app.applicationId} was already used for another ${r.existing.residentCode !== app.residentCode ? "resident" : "certificate type"}: give each application its own id`);
-      }
+      assertSameApplication(app, r.existing);
       return { ...toIssued(r.existing, []), alreadyIssued: true };
     }
     if (r.why === "registry-behind") throw registryBehind(app.residentCode);
@@ -378,6 +386,19 @@ export class IssuanceService {
     errors.sort((a, b) => a.line - b.line);
     return { read, issued, alreadyIssued, failed: errors.length, errors, superseded, byCa };
   }
+}
+
+/**
+ * An application id answers with the certificate already issued for it only when it is the same application:
+ * the same resident, type and card key. Another key (a new card, a mix-up at the counter) would get a
+ * certificate that does not certify the key on the card.
+ */
+function assertSameApplication(app: IssuanceApplication, existing: Pick<IssuanceRecord, "residentCode" | "type" | "der">): void {
+  const clash = (what: string) => invalid(`application id ${app.applicationId} was already used for another ${what}: give each application its own id`);
+  if (existing.residentCode !== app.residentCode) throw clash("resident");
+  if (existing.type !== app.type) throw clash("certificate type");
+  const spkiDer = app.csr ? verifyCsr(app.csr) : app.publicKey ? readSpki(app.publicKey) : undefined;
+  if (!spkiDer || !Buffer.from(certificateParts(existing.der).spki).equals(spkiDer)) throw clash("public key");
 }
 
 function toIssued(rec: IssuanceRecord, superseded: readonly string[]): IssuedCertificate {

@@ -12,6 +12,7 @@ import { newKeyWrapParams } from "../pki/key-wrap.js";
 import { decryptPrivateKey, encryptPrivateKey, strongKeyWrapParams, type KeyWrapParams } from "../pki/keys.js";
 import { toPem } from "../pki/pem.js";
 import type { CertificateType } from "../profile/types.js";
+import { withFileLock } from "../store/file-lock.js";
 import { writeFileAtomic } from "../store/files.js";
 import type { CaRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
@@ -96,6 +97,20 @@ export interface InitOptions {
  * keys share the existing keys' PBKDF2 salt, so one derivation opens every CA of the workspace.
  */
 export async function initCas(ws: Workspace, opts: InitOptions): Promise<{ created: CaSummary[]; skipped: string[] }> {
+  return withCaKeysLock(ws, () => initCasLocked(ws, opts));
+}
+
+/**
+ * Runs `fn` as the one process of this host changing the workspace's set of CA keys (ca init, rewrap,
+ * rollover). Two `ca init` on a new workspace each found no key to check their passphrase against and made
+ * keys under two passphrases; the second now fails with ERR_WORKSPACE_LOCKED, or, once the first is done,
+ * checks its passphrase against the first's keys (ERR_PASSPHRASE_WRONG).
+ */
+export function withCaKeysLock<T>(ws: Workspace, fn: () => Promise<T>): Promise<T> {
+  return withFileLock(join(ws.paths.root, ".ca-keys.lock"), `the CA keys of ${ws.paths.root}`, fn);
+}
+
+async function initCasLocked(ws: Workspace, opts: InitOptions): Promise<{ created: CaSummary[]; skipped: string[] }> {
   const wanted = opts.prefectures.flatMap((p) => opts.purposes.map((purpose) => ({ p, purpose, id: caId(p.code, purpose) })));
   const skipped: string[] = [];
   const missing: typeof wanted = [];
@@ -161,6 +176,10 @@ export interface RewrapOptions {
  * transaction replaces them all. Also makes the workspace owner-only (workspaces made before that rule).
  */
 export async function rewrapCaKeys(ws: Workspace, opts: RewrapOptions): Promise<{ rewrapped: string[] }> {
+  return withCaKeysLock(ws, () => rewrapLocked(ws, opts));
+}
+
+async function rewrapLocked(ws: Workspace, opts: RewrapOptions): Promise<{ rewrapped: string[] }> {
   const newPassphrase = opts.newPassphrase ?? opts.passphrase;
   // keys in a PKCS#11 token are not ours to re-encrypt: the token's PIN protects them
   const cas = (await ws.store.listCas()).filter((r) => !r.keyRef);

@@ -2,7 +2,7 @@
  * What every command shares: the workspace location (--workspace or JPKI_HOME), the passphrase source,
  * and the output mode.
  */
-import { readFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
@@ -91,6 +91,9 @@ export class Context {
    * password.
    */
   checkStore(ws: Workspace): Workspace {
+    for (const p of ws.loosened ?? []) {
+      this.out.info(`jpki: warning: ${p} could be read or written by other users: made owner-only again; treat what it holds (the four items, the encrypted CA keys) as possibly read`);
+    }
     if (ws.config.store === "sqlite" && this.storeUrl) {
       this.out.info(`jpki: warning: JPKI_STORE is set, but the workspace ${ws.paths.root} keeps its records in its SQLite file jpki.db: JPKI_STORE is ignored`);
     }
@@ -102,19 +105,7 @@ export class Context {
    * Never taken from a command-line argument, where other users could read it.
    */
   async passphrase(): Promise<string> {
-    if (this.opts.passphraseFile) {
-      // A missing file is ERR_FILE_NOT_FOUND; a directory, FIFO or device is refused instead of read (or waited on).
-      const path = checkInputFile(this.opts.passphraseFile, "passphrase file --passphrase-file", { cwd: this.io.cwd });
-      let text: string;
-      try {
-        text = readFileSync(path, "utf8");
-      } catch (e) {
-        throw new JpkiError("ERR_PASSPHRASE_MISSING", `cannot read the passphrase file ${this.opts.passphraseFile}: ${(e as NodeJS.ErrnoException).code ?? "error"}`, { cause: e });
-      }
-      const p = text.replace(/\r?\n$/, "");
-      if (!p) throw new JpkiError("ERR_PASSPHRASE_MISSING", `the passphrase file ${this.opts.passphraseFile} is empty`);
-      return p;
-    }
+    if (this.opts.passphraseFile) return readPassphraseFile(this.opts.passphraseFile, "passphrase file --passphrase-file", this.io.cwd);
     const env = this.io.env.JPKI_PASSPHRASE;
     if (env) return env;
     // A workspace whose CA keys are in a PKCS#11 token needs the PIN, not a passphrase: none is asked for (a
@@ -124,6 +115,41 @@ export class Context {
     if (stdin?.isTTY && this.io.stderr.isTTY) return promptHidden(stdin, this.io, "CA key passphrase: ");
     throw new JpkiError("ERR_PASSPHRASE_MISSING", "the CA keys need a passphrase: set JPKI_PASSPHRASE or pass --passphrase-file FILE (CA keys in a PKCS#11 token need the token's PIN instead: JPKI_PKCS11_PIN or --pkcs11-pin-file FILE)");
   }
+}
+
+/**
+ * A passphrase from a file: its content without one final line break. Refused rather than read: a missing
+ * file, a directory, FIFO or device (never waited on, also when swapped in after the path check: the file is
+ * opened non-blocking and checked by its descriptor), and a file group or others can read or write — as the
+ * token PIN file is (ERR_PASSPHRASE_FILE_UNSAFE). A symlink to an owner-only file is fine (mounted secrets).
+ */
+export function readPassphraseFile(file: string, what: string, cwd: string): string {
+  const path = checkInputFile(file, what, { cwd });
+  const cannot = (e: unknown) => new JpkiError("ERR_PASSPHRASE_MISSING", `cannot read the ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? "error"}`, { cause: e });
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (e) {
+    throw cannot(e);
+  }
+  let text: string;
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new JpkiError("ERR_FILE_UNUSABLE", `${what} ${file}: is not a regular file`);
+    if (st.mode & 0o077) {
+      throw new JpkiError("ERR_PASSPHRASE_FILE_UNSAFE", `the ${what} ${file} can be read or written by other users (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it, and consider the passphrase disclosed`);
+    }
+    try {
+      text = readFileSync(fd, "utf8");
+    } catch (e) {
+      throw cannot(e);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const p = text.replace(/\r?\n$/, "");
+  if (!p) throw new JpkiError("ERR_PASSPHRASE_MISSING", `the ${what} ${file} is empty`);
+  return p;
 }
 
 function promptHidden(stdin: NodeJS.ReadableStream, io: Io, prompt: string): Promise<string> {

@@ -21,8 +21,13 @@ import { createCipheriv, createDecipheriv, createHmac, pbkdf2, pbkdf2Sync, rando
 import { children, integer, nul, octetString, oid, readHeader, seq } from "./der.js";
 
 export const PBKDF2_ITERATIONS = 600_000;
-/** Above this an encrypted key is not ours (and deriving it would stall the process): OpenSSL decides. */
-const MAX_ITERATIONS = 10_000_000;
+/**
+ * The PBKDF2 iteration counts a stored key may ask for. Below: weaker than anything jpki or OpenSSL's default
+ * (2048, the older keys 'jpki ca rewrap' upgrades) ever wrote. Above: deriving would stall the process for
+ * minutes to hours (the count is a 32-bit field). Either way the stored key was altered: refused, not derived.
+ */
+export const MIN_ITERATIONS = 2048;
+export const MAX_ITERATIONS = 10_000_000;
 const SALT_BYTES = 16;
 
 const OID = {
@@ -86,6 +91,26 @@ export function readWrappedKey(der: Uint8Array): WrappedKey | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The PBKDF2 iteration count of an EncryptedPrivateKeyInfo in any PBES2/PBKDF2 form (any PRF, cipher or
+ * salt encoding), or undefined when it is not PBES2 with PBKDF2 (scrypt, PBES1, PKCS#12 PBE: nothing jpki
+ * ever wrote, and scrypt's cost parameters would stall OpenSSL as a huge count does). Throws RangeError on bad DER.
+ */
+export function pbkdf2Iterations(der: Uint8Array): number | undefined {
+  const [alg] = children(der);
+  const [algOid, pbes2] = children(alg!);
+  if (!algOid!.equals(oid(OID.pbes2)) || !pbes2) return undefined;
+  const [kdf] = children(pbes2);
+  const [kdfOid, kdfParams] = children(kdf!);
+  if (!kdfOid!.equals(oid(OID.pbkdf2)) || !kdfParams) return undefined;
+  const iter = children(kdfParams)[1];
+  if (!iter || iter[0] !== 0x02) return undefined;
+  const content = iter.subarray(readHeader(iter).headerLength);
+  // a negative or over-long INTEGER is no count: say so with a count outside the range
+  if (content.length === 0 || content[0]! & 0x80) return 0;
+  return content.length > 6 ? Number.MAX_SAFE_INTEGER : content.readUIntBE(0, content.length);
 }
 
 // The KEK cache. Keyed by an HMAC of the passphrase under a per-process random key, so the map holds no

@@ -6,7 +6,7 @@
 import { createPrivateKey, generateKeyPair, type KeyObject } from "node:crypto";
 import { JpkiError } from "../errors.js";
 import { bitString, children, integer, readHeader, seq } from "./der.js";
-import { newKeyWrapParams, PBKDF2_ITERATIONS, prepareKek, readWrappedKey, unwrapPrivateKey, wrapPrivateKey, type KeyWrapParams } from "./key-wrap.js";
+import { MAX_ITERATIONS, MIN_ITERATIONS, newKeyWrapParams, PBKDF2_ITERATIONS, pbkdf2Iterations, prepareKek, readWrappedKey, unwrapPrivateKey, wrapPrivateKey, type KeyWrapParams } from "./key-wrap.js";
 import { parsePemBlocks, toPem } from "./pem.js";
 
 export type { KeyWrapParams } from "./key-wrap.js";
@@ -48,12 +48,41 @@ function wrappedKeyOf(pem: string) {
 }
 
 /**
+ * Refuses a stored key whose form jpki never wrote, before any derivation: not encrypted at all (it would open
+ * with any passphrase), not PBES2 with PBKDF2, or a PBKDF2 iteration count outside MIN_ITERATIONS–MAX_ITERATIONS
+ * (too weak to have been ours, or so large that deriving it stalls the process). Such a key was altered in the
+ * store: ERR_WORKSPACE_CORRUPT, the parameters are never used.
+ */
+function assertStoredKeyForm(pem: string, what: string): void {
+  const refuse = (why: string) =>
+    new JpkiError("ERR_WORKSPACE_CORRUPT", `${what} is stored ${why}: jpki never writes that, so the stored key was altered; it was not used (restore the workspace from a backup)`);
+  let der: Buffer | undefined;
+  try {
+    der = parsePemBlocks(pem).find((b) => b.label === "ENCRYPTED PRIVATE KEY")?.der;
+  } catch {
+    der = undefined;
+  }
+  if (!der) throw refuse("without encryption, or not as PEM ENCRYPTED PRIVATE KEY");
+  let iterations: number | undefined;
+  try {
+    iterations = pbkdf2Iterations(der);
+  } catch {
+    throw refuse("as damaged DER");
+  }
+  if (iterations === undefined) throw refuse("with a key derivation other than PBES2/PBKDF2");
+  if (iterations < MIN_ITERATIONS || iterations > MAX_ITERATIONS) {
+    throw refuse(`with ${iterations > MAX_ITERATIONS ? "an absurd" : "a weak"} PBKDF2 iteration count (${iterations}, outside ${MIN_ITERATIONS}–${MAX_ITERATIONS})`);
+  }
+}
+
+/**
  * Decrypts a CA key. Keys in our form (key-wrap.ts) take the cached key-encryption key and one AES
  * decryption; any other encrypted PKCS#8 (older workspaces) goes to OpenSSL. Synchronous on purpose:
  * callers open CAs in constructors and factories, and only the first key of a workspace pays for PBKDF2.
  */
 export function decryptPrivateKey(pem: string, passphrase: string, what = "the CA key"): KeyObject {
   if (!passphrase) throw new JpkiError("ERR_PASSPHRASE_MISSING", `no passphrase for ${what}: set JPKI_PASSPHRASE or pass --passphrase-file`);
+  assertStoredKeyForm(pem, what);
   const wrong = (cause?: unknown) =>
     new JpkiError("ERR_PASSPHRASE_WRONG", `the passphrase does not decrypt ${what}: check JPKI_PASSPHRASE (or the key file is damaged)`, cause === undefined ? undefined : { cause });
   const wrapped = wrappedKeyOf(pem);
@@ -77,6 +106,7 @@ export function decryptPrivateKey(pem: string, passphrase: string, what = "the C
 
 /** decryptPrivateKey, with PBKDF2 run on the thread pool first (see prepareKek): the event loop stays free. */
 export async function unlockPrivateKey(pem: string, passphrase: string, what = "the CA key"): Promise<KeyObject> {
+  if (passphrase) assertStoredKeyForm(pem, what);
   const wrapped = passphrase ? wrappedKeyOf(pem) : undefined;
   if (wrapped) await prepareKek(passphrase, wrapped);
   return decryptPrivateKey(pem, passphrase, what);

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { generateResidents } from "./fixtures.js";
-import { MAX_JSON_DEPTH, describeJsonError, formatFromPath, readRecords, type ReadRecordsOptions, type RecordResult } from "./import.js";
+import { MAX_JSON_DEPTH, describeJsonError, formatFromPath, readRecords, repeatedKey, type ReadRecordsOptions, type RecordResult } from "./import.js";
 
 type Simple = { line: number; value?: Record<string, unknown>; error?: string; message?: string; problem?: unknown };
 
@@ -392,5 +392,21 @@ describe("streaming", () => {
     expect(lastLine).toBe(format === "csv" ? COUNT + 1 : COUNT);
     // Only a bounded window (stream buffers plus one batch) is ever in memory, not the 200k records.
     expect(maxLead).toBeLessThan(5_000);
+  });
+});
+
+describe("repeated field names (rejectDuplicateKeys)", () => {
+  it("finds a top-level name given twice, also spelt with escapes; not names nested deeper or text inside values", () => {
+    expect(repeatedKey('{"a":1,"b":2,"a":3}')).toBe("a");
+    expect(repeatedKey('{"ab":1,"\\u0061b":2}')).toBe("ab");
+    expect(repeatedKey('{"a":{"x":1,"x":2},"b":[{"a":1}]}')).toBeUndefined();
+    expect(repeatedKey('{"a":"\\",\\"a\\":","b":"{\\"a\\":1}"}')).toBeUndefined();
+    expect(repeatedKey('{"a":1,"b":{"c":[1,{"d":2}]},"c":3}')).toBeUndefined();
+  });
+
+  it("only when asked: the line is reported as duplicate-key and reading goes on", async () => {
+    const input = '{"a":1,"a":2}\n{"a":1}\n';
+    expect(outline(await collect(bytes(input), { format: "jsonl", rejectDuplicateKeys: true }))).toEqual([[1, "ERR_IMPORT_FORMAT/duplicate-key"], [2, "ok"]]);
+    expect(outline(await collect(bytes(input), { format: "jsonl" }))).toEqual([[1, "ok"], [2, "ok"]]);
   });
 });

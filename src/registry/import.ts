@@ -22,6 +22,8 @@
  * - `too-deep`: a JSON record nesting objects and arrays more than {@link MAX_JSON_DEPTH} levels (none of our
  *   formats nests more than two levels; a deeper record would overflow the stack of whoever later serialises it, e.g.
  *   into a reject file or across a thread);
+ * - `duplicate-key` (JSON Lines, with `rejectDuplicateKeys`): the record's object names a field twice. JSON.parse
+ *   keeps the last; another reader (the sender's own tools) may keep the first, so the record is ambiguous;
  * - `malformed-json`, `not-an-object`, `csv-syntax`, `csv-unclosed-quote`, `csv-field-count`.
  *
  * Messages say which line and what is wrong, never the line's content: the content is personal data.
@@ -41,6 +43,11 @@ export interface ReadRecordsOptions {
   readonly maxFieldChars?: number;
   /** Called with each chunk's size as it is read, for progress over a file of known size. */
   readonly onBytes?: (n: number) => void;
+  /**
+   * JSON Lines: refuse a record whose object names a field twice (`duplicate-key`) instead of keeping the last.
+   * Costs one scan of each line; callers whose records decide who gets what (issuance batches) turn it on.
+   */
+  readonly rejectDuplicateKeys?: boolean;
 }
 
 /** One record, or why the record at that line could not be read. `line` is 1-based, physical. */
@@ -74,6 +81,7 @@ export async function* readRecords(
   const limits: Limits = {
     record: positive(opts.maxRecordChars ?? DEFAULT_MAX_RECORD_CHARS, "maxRecordChars"),
     field: positive(opts.maxFieldChars ?? DEFAULT_MAX_FIELD_CHARS, "maxFieldChars"),
+    duplicateKeys: opts.rejectDuplicateKeys === true,
   };
   const requested = opts.format ?? "auto";
   if (requested !== "auto" && requested !== "jsonl" && requested !== "csv") {
@@ -95,6 +103,8 @@ export async function* readRecords(
 interface Limits {
   readonly record: number;
   readonly field: number;
+  /** JSON Lines: refuse a repeated field name (ReadRecordsOptions.rejectDuplicateKeys) */
+  readonly duplicateKeys?: boolean;
 }
 
 function positive(n: number, name: string): number {
@@ -385,8 +395,52 @@ async function* jsonLines(lines: AsyncIterable<PhysicalLine>, limits: Limits): A
         continue;
       }
     }
+    if (limits.duplicateKeys) {
+      const twice = repeatedKey(l.text);
+      if (twice !== undefined) {
+        const safe = SAFE_NAME.test(twice);
+        yield recordError(l.line, "duplicate-key", `${safe ? `field ${JSON.stringify(twice)}` : "a field"} is given more than once: which one is meant is ambiguous`, safe ? { field: twice } : {});
+        continue;
+      }
+    }
     yield { line: l.line, value: value as Record<string, unknown> };
   }
+}
+
+/**
+ * The first field name the top-level object of `text` repeats (compared decoded, so `"a"` and `"\u0061"` are
+ * the same), or undefined. `text` has parsed as a JSON object, so strings and brackets are well-formed here.
+ */
+export function repeatedKey(text: string): string | undefined {
+  const seen = new Set<string>();
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      let j = i + 1;
+      let escaped = false;
+      for (; j < text.length; j++) {
+        const d = text.charCodeAt(j);
+        if (d === 0x5c) {
+          escaped = true;
+          j++;
+        } else if (d === 0x22) break;
+      }
+      if (depth === 1 && expectKey) {
+        const key = escaped ? (JSON.parse(text.slice(i, j + 1)) as string) : text.slice(i + 1, j);
+        if (seen.has(key)) return key;
+        seen.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === 0x7b || c === 0x5b) {
+      depth++;
+      if (depth === 1) expectKey = true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x2c && depth === 1) expectKey = true;
+  }
+  return undefined;
 }
 
 const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();

@@ -23,8 +23,8 @@ const items = { name: "山田　太郎", address: "東京都千代田区千代�
 
 describe("caOverview", () => {
   it("counts each CA's revocations per JST day as its latest full CRL lists them, over the window ending today", async () => {
-    // 2026-03-10 10:00 JST
-    const clock = new FixedClock("2026-03-10T01:00:00Z");
+    // the CAs are made before the certificates they issue (a clock before a CA's notBefore is refused)
+    const clock = new FixedClock("2026-02-28T00:00:00Z");
     const ws = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-overview-")), { clock });
     try {
       await initCas(ws, { prefectures: [prefecture("13"), prefecture("27")], purposes: ["signature"], passphrase: "pw" });

@@ -1,5 +1,5 @@
 /** A workspace is owner-only (directories 0700, files 0600) whatever the umask. */
-import { existsSync, mkdtempSync, readdirSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -44,5 +44,46 @@ describe("workspace permissions under umask 0", () => {
     expect(mode(join(dir, "a", "b", "secret.txt"))).toBe(0o600);
     writeFileAtomic(join(dir, "public.txt"), "x", 0o644);
     expect(mode(join(dir, "public.txt"))).toBe(0o644);
+  });
+});
+
+describe("a workspace loosened after it was made", () => {
+  it("a store, its WAL or the root made readable by others is made owner-only again when opened, and reported", async () => {
+    const root = join(mkdtempSync(join(tmpdir(), "jpki-perm-")), "ws");
+    const made = Workspace.create(root);
+    await initCas(made, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+    await made.close();
+    // an operator's chmod -R a+rX, a restore that kept the modes of another machine, a umask 022 copy
+    chmodSync(root, 0o755);
+    chmodSync(join(root, "jpki.db"), 0o644);
+    chmodSync(join(root, "config.json"), 0o664);
+    // a Bridge CA's encrypted key (only its mode matters here)
+    mkdirSync(join(root, "bridge"), { mode: 0o755 });
+    chmodSync(join(root, "bridge"), 0o755);
+    writeFileSync(join(root, "bridge", "bridge.key"), "x", { mode: 0o644 });
+    chmodSync(join(root, "bridge", "bridge.key"), 0o644);
+    const ws = Workspace.open(root);
+    try {
+      expect(mode(root)).toBe(0o700);
+      expect(mode(ws.paths.db)).toBe(0o600);
+      expect(mode(ws.paths.config)).toBe(0o600);
+      for (const f of [`${ws.paths.db}-wal`, `${ws.paths.db}-shm`]) if (existsSync(f)) expect(mode(f), f).toBe(0o600);
+      expect(mode(join(root, "bridge", "bridge.key"))).toBe(0o600);
+      expect(ws.loosened).toEqual([
+        `${root} (mode 755)`,
+        `${join(root, "config.json")} (mode 664)`,
+        `${join(root, "bridge")} (mode 755)`,
+        `${join(root, "bridge", "bridge.key")} (mode 644)`,
+        `${join(root, "jpki.db")} (mode 644)`,
+      ]);
+    } finally {
+      await ws.close();
+    }
+    const again = Workspace.open(root);
+    try {
+      expect(again.loosened).toEqual([]);
+    } finally {
+      await again.close();
+    }
   });
 });

@@ -11,7 +11,7 @@
  * Everything is owner-only (directories 0700, files 0600) whatever the umask: the store holds the encrypted
  * CA keys and personal data.
  */
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { JpkiError, isJpkiError } from "../errors.js";
 import { systemClock, type Clock } from "../pki/clock.js";
@@ -56,6 +56,36 @@ function ownerOnlyStore(db: string): void {
   }
 }
 
+/**
+ * Makes what an existing workspace keeps secret owner-only again where someone loosened it since (chmod -R,
+ * a restore or copy under another umask): the root and its directories, config.json, the store and its
+ * -wal/-shm. Returns each path it changed with the mode it had, for a warning: its content (the four items,
+ * the encrypted CA keys) may have been read meanwhile. Symlinks are not followed (lstat; chmod of a link
+ * would change its target).
+ */
+function tightenLoosened(paths: WorkspacePaths, sqlite: boolean): string[] {
+  const changed: string[] = [];
+  const check = (p: string, want: number) => {
+    let st;
+    try {
+      st = lstatSync(p);
+    } catch {
+      return;
+    }
+    if (st.isSymbolicLink() || !(st.mode & 0o077)) return;
+    chmodSync(p, want);
+    changed.push(`${p} (mode ${(st.mode & 0o777).toString(8)})`);
+  };
+  for (const d of [paths.root, paths.caDir, paths.crlDir, paths.certDir, paths.rejectsDir]) check(d, DIR_MODE);
+  check(paths.config, FILE_MODE);
+  // the Bridge CA's directory and its encrypted key (ca/bridge.ts bridgePaths), when the workspace has one
+  const bridge = join(paths.root, "bridge");
+  check(bridge, DIR_MODE);
+  for (const f of ["bridge.key", "bridge.key.next"]) check(join(bridge, f), FILE_MODE);
+  if (sqlite) for (const f of [paths.db, `${paths.db}-wal`, `${paths.db}-shm`]) check(f, FILE_MODE);
+  return changed;
+}
+
 export interface WorkspaceOpenOptions {
   readonly clock?: Clock;
   /**
@@ -92,12 +122,18 @@ export class Workspace {
   readonly config: WorkspaceConfig;
   readonly store: Store;
   readonly clock: Clock;
+  /**
+   * What opening found readable or writable by others and made owner-only again ("path (mode 644)"): a caller
+   * with a user to tell (the CLI) warns, since the content may have been read meanwhile. Empty as a rule.
+   */
+  readonly loosened: readonly string[];
 
-  private constructor(paths: WorkspacePaths, config: WorkspaceConfig, store: Store, clock: Clock) {
+  private constructor(paths: WorkspacePaths, config: WorkspaceConfig, store: Store, clock: Clock, loosened: readonly string[]) {
     this.paths = paths;
     this.config = config;
     this.store = store;
     this.clock = clock;
+    this.loosened = loosened;
   }
 
   /**
@@ -219,6 +255,8 @@ export class Workspace {
     if (!create && !existsSync(paths.db)) {
       throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${paths.db} is missing although ${paths.config} exists: restore the store from a backup`);
     }
+    // before SQLite opens it: a -wal it creates takes the store's mode
+    const loosened = tightenLoosened(paths, true);
     if (create && !existsSync(paths.db)) {
       // Made here, 0600, before SQLite creates it under the umask; SQLite gives -wal/-shm the same mode.
       closeSync(openSync(paths.db, "a", FILE_MODE));
@@ -226,16 +264,16 @@ export class Workspace {
     }
     const store = SqliteStore.open(paths.db, { create });
     if (create) ownerOnlyStore(paths.db);
-    return Workspace.#finish(paths, config, store, clock);
+    return Workspace.#finish(paths, config, store, clock, loosened);
   }
 
-  static #finish(paths: WorkspacePaths, config: WorkspaceConfig, store: Store, clock: Clock = systemClock): Workspace {
+  static #finish(paths: WorkspacePaths, config: WorkspaceConfig, store: Store, clock: Clock = systemClock, loosened: readonly string[] = tightenLoosened(paths, false)): Workspace {
     // A run killed mid-write leaves its staged files behind; they go on the next start (files of a live
     // process, named with its pid, are left alone).
     for (const d of [paths.root, paths.caDir, paths.crlDir, paths.certDir, paths.rejectsDir]) sweepStaleTemps(d);
     // The audit log's records are stamped with the workspace's clock (the actor stays the OS user).
     store.setAuditContext({ now: () => clock.now() });
-    return new Workspace(paths, config, store, clock);
+    return new Workspace(paths, config, store, clock, loosened);
   }
 
   /**

@@ -168,7 +168,7 @@ describe("jpki ca bridge: the operator's side", () => {
     expect(none.code).toBe(4);
     expect(none.stderr).toContain("ERR_CA_UNKNOWN");
     const wrongPass = join(dir, "wrong.txt");
-    writeFileSync(wrongPass, "not the passphrase\n");
+    writeFileSync(wrongPass, "not the passphrase\n", { mode: 0o600 });
     const wrong = await cli(["ca", "bridge", "-w", ws, "--passphrase-file", wrongPass], { cwd: dir });
     expect(wrong.code).toBe(5);
     expect(wrong.stderr).toContain("ERR_PASSPHRASE_WRONG");
@@ -314,7 +314,7 @@ describe("jpki ca bridge: the operator's side", () => {
 
   it("ca rewrap stopped between the CA keys and the Bridge key is finished by the next command with the new passphrase", async () => {
     const fresh = join(dir, "rewrap-new.txt");
-    writeFileSync(fresh, "another passphrase\n");
+    writeFileSync(fresh, "another passphrase\n", { mode: 0o600 });
     const keyPath = join(ws, "bridge", "bridge.key");
     const old = readFileSync(keyPath);
     const r = await cli(["ca", "rewrap", "-w", ws, "--passphrase-file", pass, "--new-passphrase-file", fresh], { cwd: dir });
@@ -330,7 +330,7 @@ describe("jpki ca bridge: the operator's side", () => {
 
   it("ca rewrap re-encrypts the Bridge key with the CA keys", async () => {
     const fresh = join(dir, "new-pass.txt");
-    writeFileSync(fresh, "a new passphrase\n");
+    writeFileSync(fresh, "a new passphrase\n", { mode: 0o600 });
     const r = await cli(["ca", "rewrap", "-w", ws, "--passphrase-file", pass, "--new-passphrase-file", fresh, "--json"], { cwd: dir });
     expect(r.code, r.stderr).toBe(0);
     expect(r.json().rewrapped).toContain("bridge");

@@ -274,6 +274,29 @@ describe("errors: typed, stable codes, nothing half-written", () => {
     expect(BigInt(again.json().crls[0].number)).toBeGreaterThan(BigInt(published.json().crls[0].number));
   });
 
+  it("a wrong passphrase on a batch is the batch's failure (exit 5, audited), not one 'partial' failure per line", async () => {
+    const pub = readFileSync(cardKey(dir, "batch-wrong-pass").pub, "utf8");
+    const file = writeJsonl(join(dir, "wrong-pass.jsonl"), residents.slice(0, 3).map((r) => ({ residentCode: r.residentCode, publicKey: pub })));
+    const before = await certCount();
+    const authFailures = async () => {
+      const wsp = await openWorkspace(ws);
+      try {
+        let n = 0;
+        for await (const rec of wsp.store.auditRecords({ action: "auth.failure" })) if ((JSON.parse(rec.detail) as { code?: string }).code === "ERR_PASSPHRASE_WRONG") n++;
+        return n;
+      } finally {
+        await wsp.close();
+      }
+    };
+    const failures = await authFailures();
+    const r = await cli([...w(), "issue", "--batch", file], { cwd: dir, env: { JPKI_PASSPHRASE: "wrong" } });
+    expect(r.stderr).toContain("[ERR_PASSPHRASE_WRONG]");
+    expect(r.stderr).not.toContain("ERR_PARTIAL");
+    expect(r.code).toBe(5);
+    expect(await certCount()).toBe(before);
+    expect(await authFailures()).toBe(failures + 1);
+  });
+
   it("a corrupt workspace is refused, not repaired or overwritten", async () => {
     const bad = join(dir, "corrupt");
     const init = await cli(["--workspace", bad, "ca", "init", "--prefecture", "47", "--purpose", "signature"], { cwd: dir });
@@ -348,6 +371,47 @@ describe("jpki issue --batch", () => {
   });
 });
 
+describe("jpki issue --batch: ambiguous or mistyped lines are refused, never guessed at", () => {
+  it("a repeated key (ERR_IMPORT_FORMAT), a null type, a non-string prefecture or resident code (ERR_APPLICATION_INVALID): nothing issued for them", async () => {
+    const pub = readFileSync(cardKey(dir, "ambiguous").pub, "utf8");
+    const [a, b] = [residents[2]!.residentCode!, residents[3]!.residentCode!];
+    const before = async () => {
+      const r = await cli([...w(), "registry", "show", b, "--json"], { cwd: dir });
+      return r.json().certificates.length as number;
+    };
+    const bCerts = await before();
+    const file = join(dir, "ambiguous.jsonl");
+    writeFileSync(
+      file,
+      [
+        // JSON.parse keeps the last of repeated keys; the counter's own tools may keep the first: which resident?
+        `{"residentCode":"${a}","publicKey":${JSON.stringify(pub)},"residentCode":"${b}"}`,
+        // the same, spelt with an escape
+        `{"residentCode":"${a}","publicKey":${JSON.stringify(pub)},"resident\u0043ode":"${b}"}`,
+        JSON.stringify({ residentCode: b, type: null, publicKey: pub }),
+        JSON.stringify({ residentCode: b, publicKey: pub, prefecture: { code: "13" } }),
+        JSON.stringify({ residentCode: Number(b), publicKey: pub }),
+        // a good line among them: issued
+        JSON.stringify({ residentCode: b, publicKey: pub, applicationId: "amb-1" }),
+      ].join("\n") + "\n",
+    );
+    const r = await cli([...w(), "issue", "--batch", file, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(13);
+    const s = r.json();
+    expect(s.errors.map((e: { line: number; code: string }) => [e.line, e.code])).toEqual([
+      [1, "ERR_IMPORT_FORMAT"],
+      [2, "ERR_IMPORT_FORMAT"],
+      [3, "ERR_APPLICATION_INVALID"],
+      [4, "ERR_APPLICATION_INVALID"],
+      [5, "ERR_APPLICATION_INVALID"],
+    ]);
+    expect(s.errors[0].message).toContain('field "residentCode" is given more than once');
+    expect(s.errors[4].message).toContain("residentCode must be a string");
+    expect(s.issued).toBe(1);
+    expect(await before()).toBe(bCerts + 1);
+  });
+});
+
 describe("jpki issue --batch with application ids", () => {
   it("a re-run returns the certificates already issued instead of issuing them again", async () => {
     const k = cardKey(dir, "rerun");
@@ -366,6 +430,30 @@ describe("jpki issue --batch with application ids", () => {
     expect(c.code).toBe(13);
     expect(c.json().errors.map((e: { line: number; code: string }) => [e.line, e.code])).toEqual([[1, "ERR_APPLICATION_INVALID"], [3, "ERR_APPLICATION_INVALID"]]);
     expect(c.json().alreadyIssued).toBe(1);
+  });
+});
+
+describe("jpki issue: an application id already issued for another card key", () => {
+  it("is refused, not answered with a certificate that certifies the earlier key", async () => {
+    const first = cardKey(dir, "appid-key-1");
+    const second = cardKey(dir, "appid-key-2");
+    const resident = residents[4]!.residentCode!;
+    const a = await cli([...w(), "issue", "--resident", resident, "--public-key", first.pub, "--application-id", "appid-key-check", "--json"], { cwd: dir });
+    expect(a.code, a.stderr).toBe(0);
+    // the same application re-sent with the same key: the same certificate, as for a re-run
+    const same = await cli([...w(), "issue", "--resident", resident, "--public-key", first.pub, "--application-id", "appid-key-check", "--json"], { cwd: dir });
+    expect(same.code, same.stderr).toBe(0);
+    expect(same.json()).toMatchObject({ serial: a.json().serial, alreadyIssued: true });
+    // the id again with a different key (a new card, a mix-up at the counter): that certificate would not fit the card
+    const b = await cli([...w(), "issue", "--resident", resident, "--public-key", second.pub, "--application-id", "appid-key-check"], { cwd: dir });
+    expect(b.stderr).toContain("[ERR_APPLICATION_INVALID]");
+    expect(b.stderr).toContain("another public key");
+    expect(b.code).toBe(8);
+    const batch = writeJsonl(join(dir, "appid-key.jsonl"), [{ applicationId: "appid-key-check", residentCode: resident, publicKey: readFileSync(second.pub, "utf8") }]);
+    const c = await cli([...w(), "issue", "--batch", batch, "--json"], { cwd: dir });
+    expect(c.code).toBe(13);
+    expect(c.json()).toMatchObject({ issued: 0, alreadyIssued: 0, failed: 1 });
+    expect(c.json().errors[0].code).toBe("ERR_APPLICATION_INVALID");
   });
 });
 

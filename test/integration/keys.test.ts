@@ -2,12 +2,12 @@
  * Card keys and CA keys through the CLI: a key or request that is not the card's RSA-2048/e=65537 DER form
  * is refused with exit 6 and nothing is committed; `ca init` and `ca rewrap` guard the CA passphrase.
  */
-import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { cardKey, cli, csrFor, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
+import { MAIN, cardKey, cli, csrFor, jpkiProcess, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -102,4 +102,81 @@ describe("CA passphrase", () => {
     const now = await cli([...w(), "issue", "--resident", resident, "--public-key", k.pub, "--json"], { cwd: dir, env: { JPKI_PASSPHRASE: readFileSync(newPass, "utf8").trim() } });
     expect(now.code, now.stderr).toBe(0);
   });
+});
+
+describe("passphrase files", () => {
+  const noEnv = { JPKI_PASSPHRASE: undefined };
+  // what "ca rewrap moves every key to a new passphrase" above left the keys under
+  const PASS = "a new passphrase";
+
+  it("a passphrase file other users can read or write is refused (as the token PIN file is), and the passphrase is not shown", async () => {
+    for (const mode of [0o644, 0o604, 0o620]) {
+      const f = join(dir, `pass-${mode.toString(8)}.txt`);
+      writeFileSync(f, "a new passphrase\n");
+      chmodSync(f, mode);
+      const before = await certificates();
+      const r = await cli([...w(), "--passphrase-file", f, "issue", "--resident", resident, "--public-key", cardKey(dir, `pf-${mode}`).pub], { cwd: dir, env: noEnv });
+      expect(r.stderr).toContain("[ERR_PASSPHRASE_FILE_UNSAFE]");
+      expect(r.code).toBe(5);
+      expect(r.stderr).toContain(f);
+      expect(r.stdout + r.stderr).not.toContain("a new passphrase");
+      expect(await certificates()).toBe(before);
+    }
+    // owner-only, also through a symlink (as a mounted secret is): accepted
+    const ok = join(dir, "pass-600.txt");
+    writeFileSync(ok, "a new passphrase\n", { mode: 0o600 });
+    chmodSync(ok, 0o600);
+    const link = join(dir, "pass-link.txt");
+    symlinkSync(ok, link);
+    const r = await cli([...w(), "--passphrase-file", link, "issue", "--resident", resident, "--public-key", cardKey(dir, "pf-ok").pub, "--json"], { cwd: dir, env: noEnv });
+    expect(r.code, r.stderr).toBe(0);
+  });
+
+  it("ca rewrap --new-passphrase-file: a FIFO is refused, not waited on; a world-readable file is refused; nothing is re-encrypted", async () => {
+    const fifo = join(dir, "new-pass.fifo");
+    execFileSync("mkfifo", [fifo]);
+    // A separate process: a read that waits on the FIFO would otherwise block this test runner for good.
+    const r = spawnSync(process.execPath, [MAIN, "--workspace", ws, "ca", "rewrap", "--new-passphrase-file", fifo], {
+      env: { ...process.env, JPKI_PASSPHRASE: PASS },
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(r.signal, "waited on the FIFO").toBeNull();
+    expect(r.stderr).toContain("[ERR_FILE_UNUSABLE]");
+    expect(r.status).toBe(2);
+    const open = join(dir, "new-pass-644.txt");
+    writeFileSync(open, "a readable passphrase\n");
+    chmodSync(open, 0o644);
+    const r2 = await cli([...w(), "ca", "rewrap", "--new-passphrase-file", open], { cwd: dir, env: { JPKI_PASSPHRASE: PASS } });
+    expect(r2.stderr).toContain("[ERR_PASSPHRASE_FILE_UNSAFE]");
+    expect(r2.stdout + r2.stderr).not.toContain("a readable passphrase");
+    // the keys still open with the passphrase they had
+    const k = cardKey(dir, "after-refused-rewrap");
+    const now = await cli([...w(), "issue", "--resident", resident, "--public-key", k.pub, "--json"], { cwd: dir, env: { JPKI_PASSPHRASE: PASS } });
+    expect(now.code, now.stderr).toBe(0);
+  });
+});
+
+describe("two ca init at once on a new workspace", () => {
+  it("never leave CA keys under two passphrases: the one that comes second waits its turn or is refused", async () => {
+    const fresh = join(tempDir("jpki-init-race-"), "ws");
+    // both start before either has a CA: each finds no passphrase to agree with
+    const [a, b] = await Promise.all([
+      jpkiProcess(fresh, ["ca", "init", "--prefecture", "13", "--json"], { JPKI_PASSPHRASE: "first passphrase" }),
+      jpkiProcess(fresh, ["ca", "init", "--prefecture", "27", "--json"], { JPKI_PASSPHRASE: "second passphrase" }),
+    ]);
+    expect(a.stderr + b.stderr).not.toContain("passphrase\n");
+    expect(a.stderr + b.stderr).not.toMatch(/\n\s+at /);
+    const wsp = await openWorkspace(fresh);
+    const { decryptPrivateKey } = await import("../../src/pki/keys.js");
+    try {
+      const cas = await wsp.store.listCas();
+      const opens = (p: string) => cas.filter((c) => { try { decryptPrivateKey(c.encryptedKeyPem, p); return true; } catch { return false; } }).length;
+      // every CA made opens with one passphrase, whichever won
+      expect(Math.max(opens("first passphrase"), opens("second passphrase")), JSON.stringify([a.code, b.code, a.stderr, b.stderr])).toBe(cas.length);
+      for (const r of [a, b]) if (r.code !== 0) expect(r.stderr).toMatch(/ERR_PASSPHRASE_WRONG|ERR_WORKSPACE_LOCKED/);
+    } finally {
+      await wsp.close();
+    }
+  }, 120_000);
 });

@@ -4,7 +4,7 @@ import { resolve } from "node:path";
 import { Command, Option } from "commander";
 import type { CaSummary, CertificateType, WorkspaceConfig } from "../../index.js";
 import { JpkiError, library } from "../lib.js";
-import { Context, withWorkspace } from "../context.js";
+import { Context, readPassphraseFile, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 
 function purposes(p: string): CertificateType[] {
@@ -330,7 +330,7 @@ Examples:
       const ctx = Context.of(io, cmd);
       const { rewrapCaKeys } = await library();
       const passphrase = await ctx.passphrase();
-      const newPassphrase = o.newPassphraseFile ? readPassphraseFile(resolve(io.cwd, o.newPassphraseFile), o.newPassphraseFile) : undefined;
+      const newPassphrase = o.newPassphraseFile ? readPassphraseFile(o.newPassphraseFile, "new passphrase file --new-passphrase-file", io.cwd) : undefined;
       await withWorkspace(ctx, async (ws) => {
         const res = await rewrapCaKeys(ws, { passphrase, ...(newPassphrase !== undefined ? { newPassphrase } : {}) });
         ctx.out.result({ workspace: ws.paths.root, rewrapped: res.rewrapped, newPassphrase: newPassphrase !== undefined }, () =>
@@ -341,17 +341,4 @@ Examples:
       });
     });
   return ca;
-}
-
-/** A passphrase from a file (one line; a final newline is not part of it). */
-function readPassphraseFile(path: string, shown: string): string {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new JpkiError("ERR_PASSPHRASE_MISSING", `cannot read the passphrase file ${shown}: ${(e as NodeJS.ErrnoException).code ?? "error"}`, { cause: e });
-  }
-  const p = text.replace(/\r?\n$/, "");
-  if (!p) throw new JpkiError("ERR_PASSPHRASE_MISSING", `the passphrase file ${shown} is empty`);
-  return p;
 }

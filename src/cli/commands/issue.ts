@@ -113,6 +113,9 @@ Examples:
     });
 }
 
+/** Errors that mean the CA key could not be opened at all: no line for that CA can issue. */
+const UNLOCK_FAILURES: ReadonlySet<string> = new Set(["ERR_PASSPHRASE_WRONG", "ERR_PASSPHRASE_MISSING", "ERR_PKCS11_PIN_WRONG", "ERR_PKCS11_PIN_MISSING"]);
+
 async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
   const io = ctx.io;
   const concurrency = o.concurrency ? Number(o.concurrency) : undefined;
@@ -129,7 +132,7 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
     const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
     const started = Date.now();
     const progress = fileProgress(source);
-    const res = await service.issueBatch(readRecords(source, { format: "jsonl", onBytes: progress.onBytes }), {
+    const res = await service.issueBatch(readRecords(source, { format: "jsonl", rejectDuplicateKeys: true, onBytes: progress.onBytes }), {
       ...(concurrency ? { concurrency } : {}),
       onProgress: (p) => {
         const rate = p.issued / Math.max(0.001, (Date.now() - started) / 1000);
@@ -148,6 +151,12 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
         ...(outDir ? [`certificates written to ${outDir}`] : []),
       ].join("\n"),
     );
+    // A CA key that does not open is the batch's failure, not each line's: its own code and exit (5, 19),
+    // and the auth.failure audit record withWorkspace writes for it. Lines for other CAs may have issued.
+    const locked = res.errors.find((e) => UNLOCK_FAILURES.has(e.code));
+    if (locked) {
+      throw new JpkiError(locked.code, `${locked.message.replace(/^line \d+: /, "")}: ${res.failed} of ${res.read} applications were not issued${res.issued + res.alreadyIssued > 0 ? `, ${res.issued + res.alreadyIssued} were` : ""}`, { details: { reported: true } });
+    }
     if (res.failed > 0) {
       throw new JpkiError("ERR_PARTIAL", `${res.failed} of ${res.read} applications failed; the others were issued`, { details: { reported: true } });
     }
