@@ -72,7 +72,9 @@ function tightenLoosened(paths: WorkspacePaths, sqlite: boolean): string[] {
     } catch {
       return;
     }
-    if (st.isSymbolicLink() || !(st.mode & 0o077)) return;
+    // Only what is there as it should be: a file where a directory belongs (rejects/ made a file by mistake) is
+    // the command's to report when it needs the place (ERR_FILE_UNUSABLE), not a loosened directory.
+    if (st.isSymbolicLink() || (want === DIR_MODE ? !st.isDirectory() : !st.isFile()) || !(st.mode & 0o077)) return;
     chmodSync(p, want);
     changed.push(`${p} (mode ${(st.mode & 0o777).toString(8)})`);
   };

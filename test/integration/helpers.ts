@@ -57,7 +57,10 @@ export async function workspaceStore(ws: string): Promise<string | undefined> {
     try {
       await adminQuery(`CREATE DATABASE ${db}`);
     } catch (e) {
-      if ((e as { code?: string }).code !== "42P04") throw e; // duplicate_database: another process made it
+      // duplicate_database: another process made it; a unique violation on pg_database: it did so at this moment
+      // (two spawned processes of one workspace asking at once)
+      const code = (e as { code?: string }).code;
+      if (code !== "42P04" && code !== "23505") throw e;
     }
     created.add(db);
   }
