@@ -10,9 +10,10 @@
  * CA keys and personal data anyway: files 0600, directories 0700).
  */
 import { createHash } from "node:crypto";
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, lstatSync, openSync, readSync, readdirSync } from "node:fs";
 import { join, posix } from "node:path";
 import { JpkiError } from "../errors.js";
+import { NOT_REGULAR, readRegularFile } from "../pki/regular-file.js";
 
 export const MANIFEST_NAME = "manifest.json";
 export const BACKUP_FORMAT = "jpki-backup/1";
@@ -102,16 +103,10 @@ export function readManifest(dir: string): BackupManifest {
   try {
     // Opened without blocking and read only when it is a regular file: a FIFO named manifest.json hung
     // `restore` and `restore --verify-only` for ever (found by a helper); a symbolic link is no file of the backup.
-    const fd = openSync(join(dir, MANIFEST_NAME), constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
-    try {
-      if (!fstatSync(fd).isFile()) throw Object.assign(new Error("not a regular file"), { code: "not a regular file" });
-      raw = JSON.parse(readFileSync(fd, "utf8"));
-    } finally {
-      closeSync(fd);
-    }
+    raw = JSON.parse(readRegularFile(join(dir, MANIFEST_NAME), { noFollow: true }).bytes.toString("utf8"));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw corrupt(`${dir} has no readable ${MANIFEST_NAME} (${code === "ELOOP" ? "a symbolic link" : (code ?? "not JSON")})`, MANIFEST_NAME, e);
+    throw corrupt(`${dir} has no readable ${MANIFEST_NAME} (${code === "ELOOP" ? "a symbolic link" : code === NOT_REGULAR ? "not a regular file" : (code ?? "not JSON")})`, MANIFEST_NAME, e);
   }
   const m = raw as Partial<BackupManifest>;
   const bad = (what: string) => corrupt(`${MANIFEST_NAME} in ${dir} is malformed: ${what}`, MANIFEST_NAME);

@@ -49,7 +49,15 @@ vi.mock("node:fs", async (importOriginal) => {
   // the card file is read through a descriptor: remember which path each one was opened on
   const openPaths = new Map<number, string>();
   const openSync = ((...args: Parameters<typeof real.openSync>) => {
-    const fd = real.openSync(...args);
+    let fd: number;
+    try {
+      fd = real.openSync(...args);
+    } catch (e) {
+      // files are read through a descriptor (pki/regular-file.ts): a missing one fails here
+      const hook = onMissingRead;
+      if (hook && typeof args[0] === "string") hook(args[0]);
+      throw e;
+    }
     if (typeof args[0] === "string") openPaths.set(fd, args[0]);
     return fd;
   }) as typeof real.openSync;

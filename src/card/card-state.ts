@@ -14,10 +14,11 @@
  * This is an emulator, not a secure element: whoever holds both the card file and the chip secret holds the keys.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
-import { closeSync, constants as fsConstants, existsSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, realpathSync, rmSync, writeSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { JpkiError } from "../errors.js";
+import { NOT_REGULAR, readRegularFile } from "../pki/regular-file.js";
 import { writeFileAtomic } from "../store/files.js";
 import { withFileLockSync } from "../store/file-lock.js";
 import { sweepStaleTemps, syncDir, tempPathFor } from "../store/staging.js";
@@ -107,23 +108,22 @@ export function defaultChipKeyFile(env: Readonly<Record<string, string | undefin
 const CHIP_KEY_BYTES = 32;
 
 function readChipKey(path: string): Buffer {
-  let fd: number;
+  const ownerOnly = () => new JpkiError("ERR_CARD_CHIP_KEY_MISSING", `the card chip secret ${path} must be a regular file readable by its owner only (chmod 600)`);
+  let key: Buffer;
   try {
-    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK); // a FIFO is refused below, not waited on
+    // a FIFO is refused, not waited on
+    key = readRegularFile(path, {
+      accept: (st) => {
+        if ((st.mode & 0o077) !== 0) throw ownerOnly();
+      },
+    }).bytes;
   } catch (e) {
+    if (e instanceof JpkiError) throw e;
+    if ((e as NodeJS.ErrnoException).code === NOT_REGULAR) throw ownerOnly();
     throw new JpkiError("ERR_CARD_CHIP_KEY_MISSING", `the card chip secret ${path} cannot be read: set JPKI_CARD_CHIP_KEY_FILE to this installation's chip secret`, { cause: e });
   }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile() || (st.mode & 0o077) !== 0) {
-      throw new JpkiError("ERR_CARD_CHIP_KEY_MISSING", `the card chip secret ${path} must be a regular file readable by its owner only (chmod 600)`);
-    }
-    const key = readFileSync(fd);
-    if (key.length !== CHIP_KEY_BYTES) throw new JpkiError("ERR_CARD_CHIP_KEY_MISSING", `the card chip secret ${path} is not ${CHIP_KEY_BYTES} bytes`);
-    return key;
-  } finally {
-    closeSync(fd);
-  }
+  if (key.length !== CHIP_KEY_BYTES) throw new JpkiError("ERR_CARD_CHIP_KEY_MISSING", `the card chip secret ${path} is not ${CHIP_KEY_BYTES} bytes`);
+  return key;
 }
 
 /**
@@ -219,7 +219,8 @@ function generationFile(chipKeyFile: string, cardId: string): string {
 
 function readGeneration(file: string): number {
   try {
-    const n = Number(readFileSync(file, "utf8").trim());
+    // a FIFO planted there is not waited on (every load of the card would hang)
+    const n = Number(readRegularFile(file).bytes.toString("utf8").trim());
     return Number.isSafeInteger(n) && n >= 0 ? n : 0;
   } catch {
     return 0;
@@ -277,28 +278,21 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
     exists: () => existsSync(path),
     load(): CardState {
       const read = (): CardState => {
-        let fd: number;
-        try {
-          // Non-blocking: a FIFO put where the card file was would otherwise hang the open (and `jpki card serve`
-          // with it) until someone writes to it.
-          fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new JpkiError("ERR_CARD_MISSING", `no card file at ${path}`);
-          throw new JpkiError("ERR_FILE_UNUSABLE", `the card file ${path} cannot be read`, { cause: e });
-        }
         let bytes: Buffer;
         try {
-          const st = fstatSync(fd);
-          if (!st.isFile()) throw new JpkiError("ERR_FILE_UNUSABLE", `the card file ${path} is not a regular file`);
-          // A card's state is a few kilobytes (four certificates of at most 4 KiB, two keys): anything far larger
-          // is not one, and is not read into memory to find that out.
-          if (st.size > CARD_FILE_MAX) throw new JpkiError("ERR_CARD_STATE_CORRUPT", `the card state ${path} is ${st.size} bytes: not a jpki card file`);
-          bytes = readFileSync(fd);
+          // A FIFO put where the card file was is refused, not waited on (it hung `jpki card serve` until someone
+          // wrote to it). A card's state is a few kilobytes (four certificates of at most 4 KiB, two keys):
+          // anything far larger is not one, and is not read into memory to find that out.
+          bytes = readRegularFile(path, {
+            accept: (st) => {
+              if (st.size > CARD_FILE_MAX) throw new JpkiError("ERR_CARD_STATE_CORRUPT", `the card state ${path} is ${st.size} bytes: not a jpki card file`);
+            },
+          }).bytes;
         } catch (e) {
           if (e instanceof JpkiError) throw e;
-          throw new JpkiError("ERR_FILE_UNUSABLE", `the card file ${path} cannot be read`, { cause: e });
-        } finally {
-          closeSync(fd);
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === "ENOENT") throw new JpkiError("ERR_CARD_MISSING", `no card file at ${path}`);
+          throw new JpkiError("ERR_FILE_UNUSABLE", `the card file ${path} ${code === NOT_REGULAR ? "is not a regular file" : "cannot be read"}`, { cause: e });
         }
         return decryptCardState(bytes, chipKey, path);
       };

@@ -2,12 +2,11 @@
  * What every command shares: the workspace location (--workspace or JPKI_HOME), the passphrase source,
  * and the output mode.
  */
-import { closeSync, constants, fstatSync, openSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
 import type { Workspace } from "../index.js";
-import { JpkiError, checkInputFile, checkWorkspaceDir, isJpkiError, readPinFile, setPkcs11PinSource, workspaceLibrary } from "./lib.js";
+import { JpkiError, NOT_REGULAR, checkInputFile, checkWorkspaceDir, isJpkiError, readPinFile, readRegularFile, setPkcs11PinSource, workspaceLibrary } from "./lib.js";
 import { Output, type Io } from "./output.js";
 
 export interface GlobalOptions {
@@ -126,26 +125,19 @@ export class Context {
 export function readPassphraseFile(file: string, what: string, cwd: string): string {
   const path = checkInputFile(file, what, { cwd });
   const cannot = (e: unknown) => new JpkiError("ERR_PASSPHRASE_MISSING", `cannot read the ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? "error"}`, { cause: e });
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
-  } catch (e) {
-    throw cannot(e);
-  }
   let text: string;
   try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new JpkiError("ERR_FILE_UNUSABLE", `${what} ${file}: is not a regular file`);
-    if (st.mode & 0o077) {
-      throw new JpkiError("ERR_PASSPHRASE_FILE_UNSAFE", `the ${what} ${file} can be read or written by other users (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it, and consider the passphrase disclosed`);
-    }
-    try {
-      text = readFileSync(fd, "utf8");
-    } catch (e) {
-      throw cannot(e);
-    }
-  } finally {
-    closeSync(fd);
+    text = readRegularFile(path, {
+      accept: (st) => {
+        if (st.mode & 0o077) {
+          throw new JpkiError("ERR_PASSPHRASE_FILE_UNSAFE", `the ${what} ${file} can be read or written by other users (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it, and consider the passphrase disclosed`);
+        }
+      },
+    }).bytes.toString("utf8");
+  } catch (e) {
+    if (e instanceof JpkiError) throw e;
+    if ((e as NodeJS.ErrnoException).code === NOT_REGULAR) throw new JpkiError("ERR_FILE_UNUSABLE", `${what} ${file}: is not a regular file`);
+    throw cannot(e);
   }
   const p = text.replace(/\r?\n$/, "");
   if (!p) throw new JpkiError("ERR_PASSPHRASE_MISSING", `the ${what} ${file} is empty`);

@@ -20,6 +20,7 @@ export { checkInputFile, checkInputDir, readInputFile, checkOutputFile, checkOut
 export { REVOCATION_CAUSES } from "../crl/reason.js";
 // graphene-pk11 loads only when a token is opened (pki/pkcs11.ts), so the PIN source is light to set up.
 export { readPinFile, setPkcs11PinSource } from "../pki/pkcs11.js";
+export { NOT_REGULAR, readRegularFile } from "../pki/regular-file.js";
 
 export type Library = typeof Api;
 

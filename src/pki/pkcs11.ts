@@ -15,9 +15,9 @@
  * with software keys never loads them.
  */
 import { createHash, createPublicKey, publicDecrypt, constants, randomBytes, type KeyObject } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import type * as Graphene from "graphene-pk11";
+import { NOT_REGULAR, readRegularFile } from "./regular-file.js";
 import { JpkiError } from "../errors.js";
 import { SHA256_DIGEST_INFO_PREFIX, SHA256_WITH_RSA, type Signer } from "./signer.js";
 
@@ -106,15 +106,19 @@ function envPin(): string {
 export function readPinFile(path: string): string {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    // A PIN others can read is a PIN others hold (as the card's administrative key file is refused); the mode is
+    // that of the file read (its descriptor), and a FIFO at the path is refused, not waited on.
+    text = readRegularFile(path, {
+      accept: (st) => {
+        if (st.mode & 0o077) {
+          throw new JpkiError("ERR_PKCS11_PIN_FILE_UNSAFE", `the token PIN file ${path} can be read or written by other users (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it`);
+        }
+      },
+    }).bytes.toString("utf8");
   } catch (e) {
-    throw new JpkiError("ERR_PKCS11_PIN_MISSING", `cannot read the token PIN file ${path}: ${(e as NodeJS.ErrnoException).code ?? "error"}`, { cause: e });
-  }
-  // A PIN others can read is a PIN others hold (as the card's administrative key file is refused): stat after
-  // the read, so what was read is what was checked.
-  const mode = statSync(path).mode;
-  if (mode & 0o077) {
-    throw new JpkiError("ERR_PKCS11_PIN_FILE_UNSAFE", `the token PIN file ${path} can be read or written by other users (mode ${(mode & 0o777).toString(8)}): chmod 600 it`);
+    if (e instanceof JpkiError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new JpkiError("ERR_PKCS11_PIN_MISSING", `cannot read the token PIN file ${path}: ${code === NOT_REGULAR ? "not a regular file" : (code ?? "error")}`, { cause: e });
   }
   const pin = text.split(/\r?\n/, 1)[0] ?? "";
   if (!pin) throw new JpkiError("ERR_PKCS11_PIN_MISSING", `the token PIN file ${path} is empty`);

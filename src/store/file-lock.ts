@@ -15,7 +15,8 @@
  * withFileLock refuses at once when the lock is held; withFileLockSync (the IC card's read-modify-write, which
  * answers inside one synchronous call) waits a few seconds for the holder to let go first.
  */
-import { closeSync, constants, fstatSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import { linkSync, mkdirSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import { readRegularFile } from "../pki/regular-file.js";
 import { JpkiError } from "../errors.js";
 import { processAlive, tempPathFor } from "./staging.js";
 
@@ -48,17 +49,11 @@ interface Holder {
 function readHolder(path: string): Holder | undefined {
   let raw: string;
   try {
-    // Non-blocking, and only from a regular file: a FIFO at the lock's path would otherwise block the read for
-    // ever. Anything else there is no holder we can name (the caller waits, then reports the lock as held).
-    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    try {
-      if (!fstatSync(fd).isFile()) return undefined;
-      raw = readFileSync(fd, "utf8");
-    } finally {
-      closeSync(fd);
-    }
+    // Only from a regular file: a FIFO at the lock's path would otherwise block the read for ever. Anything else
+    // there is no holder we can name (the caller waits, then reports the lock as held).
+    raw = readRegularFile(path).bytes.toString("utf8");
   } catch {
-    return undefined; // gone meanwhile
+    return undefined; // gone meanwhile, or no regular file
   }
   const [pid, start] = raw.trim().split(" ");
   return { pid: Number.parseInt(pid ?? "", 10), ...(start ? { start } : {}), raw };

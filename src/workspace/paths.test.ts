@@ -29,8 +29,10 @@ function codeAsUnprivileged(fn: "checkInputFile" | "checkOutputFile", path: stri
   mkdirSync(join(lib, "workspace"));
   copyFileSync(DIST_PATHS, join(lib, "workspace", "paths.js"));
   copyFileSync(join(DIST_PATHS, "..", "..", "errors.js"), join(lib, "errors.js"));
+  mkdirSync(join(lib, "pki"));
+  copyFileSync(join(DIST_PATHS, "..", "..", "pki", "regular-file.js"), join(lib, "pki", "regular-file.js"));
   writeFileSync(join(lib, "package.json"), '{"type":"module"}');
-  for (const p of [lib, join(lib, "workspace")]) chmodSync(p, 0o755);
+  for (const p of [lib, join(lib, "workspace"), join(lib, "pki")]) chmodSync(p, 0o755);
   const script = `import(${JSON.stringify(join(lib, "workspace", "paths.js"))}).then((m) => { try { m[${JSON.stringify(fn)}](${JSON.stringify(path)}, "input"); console.log("ok"); } catch (e) { console.log(e.code); } })`;
   return execFileSync(process.execPath, ["-e", script], { uid: 65534, gid: 65534, encoding: "utf8" }).trim().replace(/^ok$/, "") || undefined;
 }

@@ -14,9 +14,10 @@
  * like a regular file (/proc files have no size and some block forever). Each helper returns the absolute
  * path to use. They only stat and, for checkOutputDir with create, make a directory: they never write a file.
  */
-import { accessSync, closeSync, constants, fstatSync, mkdirSync, openSync, readSync, realpathSync, statSync, type Stats } from "node:fs";
+import { accessSync, constants, mkdirSync, realpathSync, statSync, type Stats } from "node:fs";
 import { basename, dirname, resolve, sep } from "node:path";
 import { JpkiError } from "../errors.js";
+import { NOT_REGULAR, readRegularFile } from "../pki/regular-file.js";
 
 export interface PathCheckOptions {
   /** Relative paths are resolved against this directory (default: process.cwd()). */
@@ -59,29 +60,17 @@ export interface InputFileOptions extends PathCheckOptions {
  */
 export function readInputFile(path: string, what: string, opts: InputFileOptions): Buffer {
   const abs = checkInputFile(path, what, opts);
-  let fd: number;
   try {
-    fd = openSync(abs, "r");
-  } catch (e) {
-    throw unusable(path, what, `cannot be opened (${errnoText(e)})`, abs, e);
-  }
-  try {
-    const size = fstatSync(fd).size;
-    if (size > opts.maxBytes) throw unusable(path, what, `is ${size} bytes, more than the ${opts.maxBytes} accepted for it`, abs);
-    const buf = Buffer.allocUnsafe(size);
-    let got = 0;
-    while (got < size) {
-      const n = readSync(fd, buf, got, size - got, got);
-      if (n === 0) break;
-      got += n;
-    }
-    // A file that shrank while it was read (rewritten by another command): what was read, not stale bytes.
-    return got < size ? buf.subarray(0, got) : buf;
+    // Judged again by the descriptor: a FIFO swapped in after the check by path is not waited on.
+    return readRegularFile(abs, {
+      accept: (st) => {
+        if (st.size > opts.maxBytes) throw unusable(path, what, `is ${st.size} bytes, more than the ${opts.maxBytes} accepted for it`, abs);
+      },
+    }).bytes;
   } catch (e) {
     if (e instanceof JpkiError) throw e;
+    if ((e as NodeJS.ErrnoException).code === NOT_REGULAR) throw unusable(path, what, "is no longer a regular file", abs);
     throw unusable(path, what, `cannot be read (${errnoText(e)})`, abs, e);
-  } finally {
-    closeSync(fd);
   }
 }
 
