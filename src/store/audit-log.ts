@@ -110,8 +110,16 @@ export function canonicalJson(v: unknown): string {
 /** The next record after `head` (undefined: the log is empty). */
 export function sealAudit(entry: AuditEntry, head: { readonly seq: number; readonly hash: string } | undefined, at: Date, actor: string): AuditRecord {
   const prevHash = head?.hash ?? GENESIS_HASH;
-  const rec = { seq: (head?.seq ?? 0) + 1, at, actor: entry.actor ?? actor, action: entry.action, subject: entry.subject, detail: canonicalJson(entry.detail ?? {}), prevHash };
+  const rec = { seq: (head?.seq ?? 0) + 1, ...auditFields(entry, at, actor), prevHash };
   return { ...rec, hash: auditHash(rec) };
+}
+
+/**
+ * What an entry records when appended at `at` by `actor` (the entry's own actor when it names one), before it is
+ * chained and hashed: sealAudit's fields, and what PostgreSQL's jpki_audit_append is given.
+ */
+export function auditFields(entry: AuditEntry, at: Date, actor: string): { readonly at: Date; readonly actor: string; readonly action: string; readonly subject: string; readonly detail: string } {
+  return { at, actor: entry.actor ?? actor, action: entry.action, subject: entry.subject, detail: canonicalJson(entry.detail ?? {}) };
 }
 
 /** Who acts for a process: its OS user ("os:<name>"), or "os:unknown" where the platform will not say. */

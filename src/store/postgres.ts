@@ -104,7 +104,7 @@ import type {
 import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
 import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, registryAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
-import { auditHashTail, canonicalJson, GENESIS_HASH, osActor, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
+import { auditFields, auditHashTail, GENESIS_HASH, osActor, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
 /**
  * Advisory lock namespaces, the first key of the two-key form ("JPKI" and the next two codes): what an
@@ -1208,17 +1208,9 @@ export class PostgresStore implements Store {
   /** The six arrays jpki_audit_append takes (AUDIT_APPEND_ARGS, from $1): the records as sealAudit would make them, and their hash tails. */
   #auditColumns(list: readonly AuditEntry[]): unknown[] {
     const actor = (this.#audit.actor ??= osActor());
-    const at = this.#audit.now().getTime();
-    const actors = list.map((e) => e.actor ?? actor);
-    const details = list.map((e) => canonicalJson(e.detail ?? {}));
-    return [
-      list.map(() => at),
-      actors,
-      list.map((e) => e.action),
-      list.map((e) => e.subject),
-      details,
-      list.map((e, i) => auditHashTail({ at, actor: actors[i]!, action: e.action, subject: e.subject, detail: details[i]! })),
-    ];
+    const at = this.#audit.now();
+    const recs = list.map((e) => auditFields(e, at, actor));
+    return [recs.map((r) => r.at.getTime()), recs.map((r) => r.actor), recs.map((r) => r.action), recs.map((r) => r.subject), recs.map((r) => r.detail), recs.map(auditHashTail)];
   }
 
   async appendAudit(entry: AuditEntry): Promise<AuditRecord> {
