@@ -1943,6 +1943,7 @@ export class SqliteStore implements Store {
   #fetchInsert: Database.Statement | undefined;
   #disclosureInsert: Database.Statement | undefined;
   #statusCheckInsert: Database.Statement | undefined;
+  #statusCertificates: Database.Statement | undefined;
 
   revokeVerifier(id: string, at: Date): Promise<VerifierRecord> {
     return this.#run("revoking a verifier", () =>
@@ -2083,9 +2084,9 @@ export class SqliteStore implements Store {
   certificatesForStatus(q: { readonly serials: readonly string[]; readonly certificateIds: readonly string[] }): Promise<CertificateRow[]> {
     if (!q.serials.length && !q.certificateIds.length) return Promise.resolve([]);
     return this.#run("reading certificates for a liveness check", () => {
-      const rows = this.#db
-        .prepare(`${CERT_SELECT} WHERE c.serial IN (SELECT value FROM json_each(?)) OR c.der_sha256 IN (SELECT value FROM json_each(?))`)
-        .all(JSON.stringify(q.serials), JSON.stringify(q.certificateIds)) as CertRowDb[];
+      // Prepared once: POST /v1/status reads a batch per request (its prepare was ≈ 1 % of the serving thread, bench api).
+      const st = (this.#statusCertificates ??= this.#db.prepare(`${CERT_SELECT} WHERE c.serial IN (SELECT value FROM json_each(?)) OR c.der_sha256 IN (SELECT value FROM json_each(?))`));
+      const rows = st.all(JSON.stringify(q.serials), JSON.stringify(q.certificateIds)) as CertRowDb[];
       return rows.map(toCertRow);
     });
   }
