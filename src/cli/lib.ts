@@ -21,6 +21,7 @@ export { REVOCATION_CAUSES } from "../crl/reason.js";
 // graphene-pk11 loads only when a token is opened (pki/pkcs11.ts), so the PIN source is light to set up.
 export { readPinFile, setPkcs11PinSource } from "../pki/pkcs11.js";
 export { NOT_REGULAR, readRegularFile } from "../pki/regular-file.js";
+export { readIsoTime } from "../pki/iso-time.js";
 
 export type Library = typeof Api;
 

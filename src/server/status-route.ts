@@ -13,7 +13,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { BODY_TOO_DEEP, bodyErrorHandler, sendApiError } from "./api-errors.js";
-import { ISO_TIME } from "./validate-route.js";
+import { apiTime } from "./validate-route.js";
 import { isJpkiError } from "../errors.js";
 import { checkStatus, MAX_HISTORY_LIMIT, MAX_STATUS_ITEMS, parseCursor, statusHistory, type StatusAnswer } from "../verifier/liveness.js";
 import type { Workspace } from "../workspace/workspace.js";
@@ -71,8 +71,9 @@ export function parseHistoryQuery(q: unknown): { since?: Date; limit?: number; c
   if (Object.keys(o).some((k) => !["since", "limit", "cursor"].includes(k))) throw new RequestError("query-invalid");
   const out: { since?: Date; limit?: number; cursor?: string } = {};
   if (o.since !== undefined) {
-    if (typeof o.since !== "string" || !ISO_TIME.test(o.since) || Number.isNaN(new Date(o.since).getTime())) throw new RequestError("query-invalid");
-    out.since = new Date(o.since);
+    const since = apiTime(o.since);
+    if (!since) throw new RequestError("query-invalid");
+    out.since = since;
   }
   if (o.limit !== undefined) {
     const n = typeof o.limit === "string" && /^\d{1,4}$/.test(o.limit) ? Number(o.limit) : NaN;

@@ -15,6 +15,15 @@ const codeOf = (body: unknown): string | undefined => {
   }
 };
 
+const signatureCodeOf = (body: unknown): string | undefined => {
+  try {
+    parseSignatureBody(body);
+    return undefined;
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+};
+
 describe("POST /v1/validate body (parseValidateBody)", () => {
   it("refuses each malformed part with its typed code", () => {
     expect(codeOf(null)).toBe("body-invalid");
@@ -25,6 +34,16 @@ describe("POST /v1/validate body (parseValidateBody)", () => {
     expect(codeOf({ certificate: Buffer.alloc(64, 0x30).toString("base64"), purpose: "signature" })).toBe("certificate-malformed");
     expect(codeOf({ certificate: "x", purpose: "signature", __proto__: { y: 1 }, evil: 1 })).toBe("field-unknown");
     for (const code of ["body-invalid", "certificate-missing", "certificate-malformed", "field-unknown"]) expect(VALIDATE_ERRORS).toHaveProperty([code]);
+  });
+
+  it("reads `at` strictly: a day the month lacks or an hour 24 is time-invalid, not the next day's time", () => {
+    // Date's parser rolled 2026-02-30 over to 03-02: a verdict at a time nobody asked for (as --at did in the CLI).
+    const cert = Buffer.alloc(64, 0x30);
+    cert[1] = 62; // one whole SEQUENCE: the shape a certificate is checked for here
+    const body = (at: string) => ({ certificate: cert.toString("base64"), purpose: "signature", at });
+    for (const at of ["2026-02-30T00:00:00Z", "2026-04-31T09:00Z", "2026-04-01T24:00Z", "2026-04-01T09:00", "2026-04-01"]) expect(codeOf(body(at)), at).toBe("time-invalid");
+    expect(parseValidateBody(body("2026-04-01T09:00:00+09:00")).at?.toISOString()).toBe("2026-04-01T00:00:00.000Z");
+    for (const at of ["2026-02-30T00:00:00Z", "2026-04-01T09:00"]) expect(signatureCodeOf({ signedData: "MAA=", at }), at).toBe("time-invalid");
   });
 });
 

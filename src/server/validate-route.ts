@@ -14,6 +14,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { apiErrorBody, BODY_TOO_DEEP, bodyErrorHandler, isBodyTooDeep, sendApiError } from "./api-errors.js";
 import { readHeader } from "../pki/der.js";
+import { readIsoTime } from "../pki/iso-time.js";
 import { parsePemBlocks } from "../pki/pem.js";
 import { isLegalBasisCode, LEGAL_BASIS_CODES } from "../verifier/legal-basis.js";
 import type { ValidationQuery, VerifierValidationService } from "../verifier/validation-service.js";
@@ -59,8 +60,12 @@ function sendError(reply: FastifyReply, code: ValidateErrorCode): FastifyReply {
 }
 
 const FIELDS = new Set(["certificate", "chain", "purpose", "at", "legalBasis"]);
-/** An ISO 8601 time with its zone, as the API takes `at`. */
-export const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+/** A time the API takes (`at`, `since`): ISO 8601 with its zone, read strictly (readIsoTime); undefined otherwise. */
+export function apiTime(v: unknown): Date | undefined {
+  if (typeof v !== "string") return undefined;
+  const t = readIsoTime(v);
+  return t instanceof Date ? t : undefined;
+}
 /**
  * Base64 text, whitespace allowed anywhere, padding at the end. Linear on any input: the former
  * /^[A-Za-z0-9+/\s]+=*\s*$/ let trailing whitespace match two ways, so "A", a run of spaces and one other
@@ -123,9 +128,8 @@ export function parseValidateBody(body: unknown): ValidationQuery {
   if (typeof b.purpose !== "string" || !JPKI_PURPOSES.includes(b.purpose as JpkiPurpose)) throw new RequestError("purpose-invalid");
   let at: Date | undefined;
   if (b.at !== undefined) {
-    if (typeof b.at !== "string" || !ISO_TIME.test(b.at)) throw new RequestError("time-invalid");
-    at = new Date(b.at);
-    if (Number.isNaN(at.getTime())) throw new RequestError("time-invalid");
+    at = apiTime(b.at);
+    if (!at) throw new RequestError("time-invalid");
   }
   if (b.legalBasis !== undefined && !isLegalBasisCode(b.legalBasis)) throw new RequestError("legal-basis-unknown");
   return {

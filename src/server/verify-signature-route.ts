@@ -19,7 +19,7 @@ import { BODY_TOO_DEEP, bodyErrorHandler, sendApiError } from "./api-errors.js";
 import { isLegalBasisCode, LEGAL_BASIS_CODES } from "../verifier/legal-basis.js";
 import { SignedDataRefused, type SignatureQuery, type VerifierValidationService } from "../verifier/validation-service.js";
 import type { VerifierAccess } from "./access.js";
-import { BASE64, ISO_TIME } from "./validate-route.js";
+import { apiTime, BASE64 } from "./validate-route.js";
 
 /** Request body limit, bytes: a signed application form with its certificates, base64, fits with room. */
 export const SIGNATURE_BODY_LIMIT = 2 * 1024 * 1024;
@@ -75,9 +75,8 @@ export function parseSignatureBody(body: unknown): SignatureQuery {
   }
   let at: Date | undefined;
   if (b.at !== undefined) {
-    if (typeof b.at !== "string" || !ISO_TIME.test(b.at)) throw new RequestError("time-invalid");
-    at = new Date(b.at);
-    if (Number.isNaN(at.getTime())) throw new RequestError("time-invalid");
+    at = apiTime(b.at);
+    if (!at) throw new RequestError("time-invalid");
   }
   if (b.legalBasis !== undefined && !isLegalBasisCode(b.legalBasis)) throw new RequestError("legal-basis-unknown");
   return {
