@@ -10,7 +10,7 @@ import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { IssuanceService } from "../src/ca/issuance.js";
+import { DEFAULT_CONCURRENCY, IssuanceService } from "../src/ca/issuance.js";
 import { initCas } from "../src/ca/manage.js";
 import { prefecture } from "../src/ca/prefectures.js";
 import { generateResidents } from "../src/registry/fixtures.js";
@@ -69,8 +69,19 @@ function mainThreadCpu(): number | undefined {
   }
 }
 
+/** Idle and all jiffies of the machine (/proc/stat's cpu line), or undefined off Linux. */
+function machineJiffies(): { idle: number; all: number } | undefined {
+  try {
+    const f = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return { idle: f[3]! + f[4]!, all: f.reduce((a, b) => a + b, 0) };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Wall seconds and CPU seconds of this process (and its main thread) and of the database server (when it runs here) over `f`. */
-async function measured<T>(backend: Backend, f: () => Promise<T>): Promise<{ value: T; secs: number; nodeCpu: number; mainCpu: number | undefined; serverCpu: number | undefined }> {
+async function measured<T>(backend: Backend, f: () => Promise<T>): Promise<{ value: T; secs: number; nodeCpu: number; mainCpu: number | undefined; serverCpu: number | undefined; idle: number | undefined }> {
+  const j0 = machineJiffies();
   const s0 = backend.serverCpuSeconds?.();
   const m0 = mainThreadCpu();
   const c0 = process.cpuUsage();
@@ -80,7 +91,9 @@ async function measured<T>(backend: Backend, f: () => Promise<T>): Promise<{ val
   const c = process.cpuUsage(c0);
   const m1 = mainThreadCpu();
   const s1 = backend.serverCpuSeconds?.();
+  const j1 = machineJiffies();
   return {
+    idle: j0 && j1 && j1.all > j0.all ? (j1.idle - j0.idle) / (j1.all - j0.all) : undefined,
     value,
     secs,
     nodeCpu: (c.user + c.system) / 1e6,
@@ -104,7 +117,7 @@ async function rawSignsPerSecond(n: number, concurrency: number): Promise<number
 
 export async function benchIssue(backend: Backend, opts: { count?: number } = {}): Promise<BenchResult> {
   const count = opts.count ?? 4000;
-  const concurrency = Number(process.env.JPKI_BENCH_CONCURRENCY ?? 64);
+  const concurrency = Number(process.env.JPKI_BENCH_CONCURRENCY ?? DEFAULT_CONCURRENCY); // what `jpki issue --batch` uses
   const dir = mkdtempSync(join(tmpdir(), "jpki-bench-issue-"));
   const { ws } = await backend.workspace(dir);
   try {
@@ -147,7 +160,7 @@ export async function benchIssue(backend: Backend, opts: { count?: number } = {}
       const r = await measured(backend, () => rawSignsPerSecond(count, concurrency));
       const o = await measured(backend, () => profiled(`issue-${backend.name}-${i + 1}`, () => service.issueBatch(apps(everyone.slice(i * count, (i + 1) * count)), { concurrency })));
       if (o.value.failed) throw new Error(`bench issuance failed: ${JSON.stringify(o.value.errors.slice(0, 3))}`);
-      perRound.push(`${(o.value.issued / o.secs).toFixed(0)}/${r.value.toFixed(0)}`);
+      perRound.push(`${(o.value.issued / o.secs).toFixed(0)}/${r.value.toFixed(0)}${o.idle === undefined || r.idle === undefined ? "" : ` (idle ${(o.idle * 100).toFixed(0)} %/${(r.idle * 100).toFixed(0)} %)`}`);
       if (!raw || r.value > raw.value) raw = r;
       if (!run || o.value.issued / o.secs > run.value.issued / run.secs) run = o;
     }
@@ -166,7 +179,7 @@ export async function benchIssue(backend: Backend, opts: { count?: number } = {}
       `CPU per certificate: node ${us(run!.nodeCpu, res.issued)} µs, of it main thread ${us(run!.mainCpu, res.issued)} µs (raw sign ${us(raw!.nodeCpu, count)} µs, main thread ${us(raw!.mainCpu, count)} µs)` +
       (backend.serverCpuSeconds ? `, database server ${us(run!.serverCpu, res.issued)} µs` : "") +
       `; wall ${run!.secs.toFixed(2)} s\n` +
-      `rounds    certs/s issued / raw signs/s: ${perRound.join(", ")} (best of each counts)\n` +
+      `rounds    certs/s issued / raw signs/s (machine idle during each): ${perRound.join(", ")} (best of each counts)\n` +
       hsmLine;
     return {
       name: `issuance (${count} signature certificates) [${backend.name}]`,

@@ -8,7 +8,7 @@ import { JpkiError } from "../errors.js";
 import { certificateParts, children, extension, readHeader } from "../pki/der.js";
 import { decryptPrivateKey, encryptPrivateKey, generateRsaKey, type KeyWrapParams } from "../pki/keys.js";
 import { generatePkcs11Key, openPkcs11Signer } from "../pki/pkcs11.js";
-import { randomSerial } from "../pki/serial.js";
+import { randomSerial, timeOrderedSerial } from "../pki/serial.js";
 import { SoftwareSigner, type Signer } from "../pki/signer.js";
 import {
   authorityInfoAccess,
@@ -269,7 +269,7 @@ export class CertificationAuthority {
     const notBefore = new Date(Math.floor(input.requestedAt.getTime() / 1000) * 1000);
     sequenceCounter = (sequenceCounter + 1) % 100000;
     const parts = this.#municipalityParts(input.municipalityCode, input.municipalityRomaji);
-    const serial = randomSerial();
+    const serial = timeOrderedSerial(input.requestedAt);
     const tbs = writeEndEntityTbs({
       serial,
       signatureAlgorithm: this.signer.algorithmIdentifier,

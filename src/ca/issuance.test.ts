@@ -54,6 +54,8 @@ describe("IssuanceService", () => {
     // fifth-birthday rule: born 01-07, issued 2026-04-01 → 2031-01-07 23:59:59 JST
     expect(c.notAfter.toISOString()).toBe("2031-01-07T14:59:59.000Z");
     expect(Buffer.from(c.serial, "hex").length).toBe(16);
+    // the serial opens with the issuance time (pki/serial.ts: the store's serial-keyed indexes append)
+    expect(Buffer.from(c.serial, "hex").readUIntBE(0, 6)).toBe(clock.now().getTime());
   });
 
   it("issues authentication certificates without the four items, under the authentication CA", async () => {

@@ -21,6 +21,24 @@ export function randomSerial(): Buffer {
   return b;
 }
 
+/**
+ * An end-entity certificate's serial: 6 octets of the issuance time in milliseconds (big-endian), then 80 random
+ * bits — still ≥ 64 random bits, 16 octets. Why the time first: the store keys certificates, the registry side's
+ * issuance information (発行情報) and the revocation log's lookups by serial, and random keys put each new
+ * certificate on a random B-tree page of every such index: a group commit of 500 certificates wrote some 400
+ * pages per index. Serials that rise with time append at the right edge instead (measured on the issuance
+ * commit: 60 → 40 µs of the main thread per certificate). The time is no secret: notBefore carries it too.
+ * Outside 2004–6429 (the first octet would be 0x00, non-minimal in DER, or ≥ 0x80, negative) the serial is
+ * all random, as before.
+ */
+export function timeOrderedSerial(at: Date): Buffer {
+  const ms = at.getTime();
+  const b = randomSerial();
+  if (!(ms >= 2 ** 40 && ms < 2 ** 47)) return b;
+  b.writeUIntBE(ms, 0, 6);
+  return b;
+}
+
 /** Lower-case hex without separators, the form the store and CLI use. */
 export function serialHex(serial: Uint8Array): string {
   return Buffer.from(serial).toString("hex");

@@ -59,7 +59,7 @@ export function makeIssueCommand(io: Io): Command {
     .option("--der", "write DER instead of PEM")
     .option("--batch <file>", "JSON Lines of applications {residentCode, type, publicKey|csr, counterId, applicationId} ('-' for stdin)")
     .option("--out-dir <dir>", "with --batch: also write each certificate as <serial>.pem here")
-    .option("--concurrency <n>", "with --batch: signatures in flight (default 64)")
+    .option("--concurrency <n>", "with --batch: signatures in flight, 1–4096 (default 512)")
     .addHelpText(
       "after",
       `
@@ -119,8 +119,8 @@ const UNLOCK_FAILURES: ReadonlySet<string> = new Set(["ERR_PASSPHRASE_WRONG", "E
 async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
   const io = ctx.io;
   const concurrency = o.concurrency ? Number(o.concurrency) : undefined;
-  if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256)) {
-    throw new JpkiError("ERR_USAGE", "--concurrency must be a whole number from 1 to 256");
+  if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 4096)) {
+    throw new JpkiError("ERR_USAGE", "--concurrency must be a whole number from 1 to 4096");
   }
   // Paths first, then the passphrase: nothing is signed for a batch whose input or output cannot be used.
   const source = o.batch === "-" ? (io.stdin ?? process.stdin) : checkInputFile(o.batch!, "batch file --batch", { cwd: io.cwd });
