@@ -154,6 +154,40 @@ describe("SqliteStore upgrade to registered issuance information (version 16)", 
   });
 });
 
+describe("SqliteStore upgrade to certificate ids indexed by their first 8 octets (version 23)", () => {
+  it("opens a version-22 store: liveness checks find its certificates by id, and a row sharing only the prefix is not taken", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const db = new Database(path);
+    for (const m of MIGRATIONS.slice(0, 22)) typeof m === "string" ? db.exec(m) : m(db);
+    db.pragma("user_version = 22");
+    db.pragma(`application_id = ${0x4a504b49}`);
+    db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', x'3000', 'pem', x'01', 0)").run();
+    const der = (serial: string) => Buffer.from(`3003020101${serial}`, "hex");
+    const id = (serial: string) => createHash("sha256").update(der(serial)).digest("hex");
+    for (const serial of ["0a01", "0a02"]) {
+      db.prepare("INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256) VALUES (?, '13-sig', 'signature', '12345678906', '131016', 7, 9999999999999, 0, ?, NULL, ?)").run(serial, der(serial), id(serial));
+      db.prepare(
+        "INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after, revoked_at, reason, source) VALUES ('12345678906', ?, '13-sig', 'signature', '131016', 'n', 'a', '1980-01-01', 'male', 9999999999999, NULL, NULL, NULL)",
+      ).run(serial);
+    }
+    db.close();
+    let s = SqliteStore.open(path);
+    const found = async (ids: string[]) => (await s.certificatesForStatus({ serials: [], certificateIds: ids })).map((c) => c.serial).sort();
+    expect(await found([id("0a01"), id("0a02")])).toEqual(["0a01", "0a02"]);
+    expect(await found([id("0a01").toUpperCase(), id("0a01").slice(0, 16), "zz"])).toEqual([]);
+    await s.close();
+    // Two certificates whose digests share the first 8 octets (made here by hand): the index finds both, the
+    // whole digest tells which one was asked for.
+    const raw = new Database(path);
+    expect((raw.pragma("table_info(certificates)") as Array<{ name: string }>).map((c) => c.name)).not.toContain("der_sha256");
+    raw.prepare("UPDATE certificates SET der_sha256_prefix = (SELECT der_sha256_prefix FROM certificates WHERE serial = '0a01') WHERE serial = '0a02'").run();
+    raw.close();
+    s = SqliteStore.open(path);
+    expect(await found([id("0a01")])).toEqual(["0a01"]);
+    await s.close();
+  });
+});
+
 describe("SqliteStore upgrade to the registry's outbox (version 17)", () => {
   it("opens a version-16 store: the outbox arrives empty and takes notices", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
