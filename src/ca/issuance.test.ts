@@ -94,6 +94,45 @@ describe("IssuanceService", () => {
     const valid = await ws.store.findCertificates({ residentCode: takahashi.residentCode, type: "signature", status: "valid" });
     expect(valid.map((c) => c.serial)).toEqual([serials.at(-1)]);
   });
+
+  it("in a batch, signs again a certificate whose registry record changed before its commit, and gives up after three tries", async () => {
+    // A store whose commit answers "registry-changed" the first `refusals` times a resident's record comes.
+    const refusals = new Map<string, number>();
+    const store = new Proxy(ws.store, {
+      get(target, prop, recv) {
+        if (prop !== "commitIssuances") {
+          const v = Reflect.get(target, prop, recv);
+          return typeof v === "function" ? v.bind(target) : v; // the store's private fields need the store as this
+        }
+        return async (records: readonly IssuanceRecord[]) => {
+          const left = records.filter((r) => (refusals.get(r.residentCode) ?? 0) === 0);
+          const done = new Map((await target.commitIssuances(left)).map((res, i) => [left[i]!, res]));
+          return records.map((r) => {
+            const n = refusals.get(r.residentCode) ?? 0;
+            if (n === 0) return done.get(r)!;
+            refusals.set(r.residentCode, n - 1);
+            return { status: "stale" as const, why: "registry-changed" as const };
+          });
+        };
+      },
+    });
+    const svc = new IssuanceService({ store, config: ws.config, clock, passphrase: "pw" });
+    const codes = [makeResidentCode("0000000125"), makeResidentCode("0000000126"), makeResidentCode("0000000127")];
+    await ws.store.upsertResidents(codes.map((residentCode) => ({ ...takahashi, residentCode })));
+    refusals.set(codes[0]!, 1).set(codes[1]!, 2).set(codes[2]!, 3);
+    const key = spki().toString("base64");
+    async function* lines() {
+      let line = 0;
+      for (const residentCode of codes) yield { line: ++line, value: { residentCode, type: "authentication", publicKey: key } };
+    }
+    const issued: string[] = [];
+    const res = await svc.issueBatch(lines(), { onIssued: (c) => issued.push(c.residentCode) });
+    expect(issued.sort()).toEqual([codes[0], codes[1]]);
+    expect(res).toMatchObject({ issued: 2, failed: 1, errors: [{ line: 3, code: "ERR_REGISTRY_BEHIND" }] });
+    for (const [i, n] of [[0, 1], [1, 1], [2, 0]] as const) {
+      expect((await ws.store.findCertificates({ residentCode: codes[i]!, type: "authentication" })).length).toBe(n);
+    }
+  });
 });
 
 describe("group commit", () => {

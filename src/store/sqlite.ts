@@ -1393,12 +1393,14 @@ export class SqliteStore implements Store {
             return { status: "stale", why: "registry-changed" };
           }
           const superseded = st.activeSameType.all(rec.residentCode, rec.type) as string[];
-          const cas = new Set<string>();
-          for (const serial of superseded) {
-            const ca = this.#revokeOne(log, serial, rec.residentCode, rec.issuedAt.getTime(), 4, `superseded:${rec.serial}`);
-            if (ca) cas.add(ca);
+          if (superseded.length) {
+            const cas = new Set<string>();
+            for (const serial of superseded) {
+              const ca = this.#revokeOne(log, serial, rec.residentCode, rec.issuedAt.getTime(), 4, `superseded:${rec.serial}`);
+              if (ca) cas.add(ca);
+            }
+            for (const ca of cas) st.bumpRevision.run(ca);
           }
-          for (const ca of cas) st.bumpRevision.run(ca);
           const notAfter = rec.notAfter.getTime();
           st.insertCert.run(rec.serial, rec.caId, rec.type, rec.residentCode, rec.municipalityCode, rec.notBefore.getTime(), notAfter, rec.issuedAt.getTime(), rec.der, rec.applicationId ?? null, derIdKey(rec.der));
           st.insertCertified.run(rec.residentCode, rec.serial, rec.caId, rec.type, rec.municipalityCode, items.name, items.address, items.birthDate, items.gender, notAfter);
