@@ -383,7 +383,10 @@ export class IssuanceService {
         }
         idsInBatch.set(app.applicationId, item.line);
       }
-      const p = this.#alreadyIssued(app).then<IssuanceRecord | IssuedCertificate>((done) => done ?? this.prepare(app));
+      // Without an application id there is nothing issued before to look up (two promises less per certificate).
+      const p: Promise<IssuanceRecord | IssuedCertificate> = app.applicationId
+        ? this.#alreadyIssued(app).then<IssuanceRecord | IssuedCertificate>((done) => done ?? this.prepare(app))
+        : this.prepare(app);
       p.catch(() => undefined); // handled in order by drainOne
       window.push({ line: item.line, app, p });
       // Refilled in chunks, not one by one as each signature finishes: the chunk's registry reads then reach

@@ -312,16 +312,33 @@ export function children(buf: Uint8Array, offset = 0): Buffer[] {
   return out;
 }
 
+/** tlvEnd's header length of the TLV it read last (synchronous callers only). */
+let lastHeaderLength = 0;
+
+/**
+ * The end offset of the TLV at `offset`, read and checked as readHeader reads it, without allocating: issuance
+ * re-parses every certificate it signs, and readHeader's object per TLV was ≈ 600 bytes per certificate.
+ */
+function tlvEnd(buf: Uint8Array, offset: number): number {
+  if (offset + 2 > buf.length) throw new RangeError("truncated DER header");
+  const first = buf[offset + 1]!;
+  if (first < 0x80) return offset + (lastHeaderLength = 2) + first;
+  const n = first & 0x7f;
+  if (n === 0 || n > 4) throw new RangeError("unsupported DER length form");
+  if (offset + 2 + n > buf.length) throw new RangeError("truncated DER length");
+  let len = 0;
+  for (let i = 0; i < n; i++) len = len * 256 + buf[offset + 2 + i]!;
+  return offset + (lastHeaderLength = 2 + n) + len;
+}
+
 /** Start and end offsets of up to `max` child TLVs (validated as children() does), into `out`; returns how many there are. */
 function childOffsets(b: Uint8Array, offset: number, max: number, out: Int32Array): number {
-  const outer = readHeader(b, offset);
-  const end = offset + outer.headerLength + outer.length;
+  const end = tlvEnd(b, offset);
   if (end > b.length) throw new RangeError("truncated DER");
   let n = 0;
-  let off = offset + outer.headerLength;
+  let off = offset + lastHeaderLength;
   while (off < end) {
-    const h = readHeader(b, off);
-    const next = off + h.headerLength + h.length;
+    const next = tlvEnd(b, off);
     if (next > end) throw new RangeError("DER child overruns its parent");
     if (n < max) (out[2 * n] = off), (out[2 * n + 1] = next);
     n++;

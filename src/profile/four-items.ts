@@ -226,9 +226,12 @@ function checkIsoDate(iso: string): { y: number; m: number; d: number } | undefi
   const d = Number(m[3]);
   if (y < 1 || mo < 1 || mo > 12 || d < 1) return undefined;
   const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
-  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][mo - 1]!;
+  const days = mo === 2 && leap ? 29 : DAYS_IN_MONTH[mo - 1]!;
   return d <= days ? { y, m: mo, d } : undefined;
 }
+
+/** Days of each month in a common year (checkIsoDate runs for every certificate issued: no array per call). */
+const DAYS_IN_MONTH: readonly number[] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 /** The era a Gregorian ISO date falls in (0 before Meiji). ISO dates compare correctly as strings. */
 export function eraOf(iso: string): EraCode {

@@ -102,9 +102,23 @@ export function canonicalJson(v: unknown): string {
   for (const k of keys) {
     const x = o[k];
     if (x === undefined) continue;
-    s += (s.length > 1 ? "," : "") + JSON.stringify(k) + ":" + canonicalJson(x);
+    s += (s.length > 1 ? "," : "") + quotedKey(k) + canonicalJson(x);
   }
   return s + "}";
+}
+
+/**
+ * `"key":` for an object key: an issuance group's record lists 500 certificates with the same three keys, so
+ * each quoted key is made once, not per certificate (keys are a program's field names: a small set, bounded here).
+ */
+const quotedKeys = new Map<string, string>();
+function quotedKey(k: string): string {
+  let q = quotedKeys.get(k);
+  if (q === undefined) {
+    q = JSON.stringify(k) + ":";
+    if (quotedKeys.size < 1024) quotedKeys.set(k, q);
+  }
+  return q;
 }
 
 /** The next record after `head` (undefined: the log is empty). */
