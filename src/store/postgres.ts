@@ -450,6 +450,13 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   END
   $fn$;
   `,
+  // 17: the certificate id indexed by the digest's first 8 octets, as SQLite's version 23 (sqlite.ts says why):
+  // 32 instead of ~70 bytes a key in an index every issuance writes at a random place. A lookup compares the
+  // whole digest of what the prefix finds (certificatesForStatus).
+  `
+  DROP INDEX certificates_der_sha256;
+  CREATE INDEX certificates_der_sha256_prefix ON certificates ((substring(sha256(der) from 1 for 8)));
+  `,
 ];
 
 /** jpki_audit_append's arguments (migration 16) as $1–$6: the columns #auditColumns makes. */
@@ -2380,10 +2387,12 @@ export class PostgresStore implements Store {
 
   async certificatesForStatus(q: { readonly serials: readonly string[]; readonly certificateIds: readonly string[] }): Promise<CertificateRow[]> {
     if (!q.serials.length && !q.certificateIds.length) return [];
+    const ids = [...new Set(q.certificateIds.filter((id) => /^[0-9a-f]{64}$/.test(id)))]; // as SQLite: only well-formed ids
     const rows = await this.#query<CertRowDb>(
       "reading certificates for a liveness check",
-      "SELECT * FROM certificates WHERE serial = ANY($1::text[]) OR encode(sha256(der), 'hex') = ANY($2::text[])",
-      [q.serials, q.certificateIds],
+      `SELECT * FROM certificates WHERE serial = ANY($1::text[])
+         OR (substring(sha256(der) from 1 for 8) = ANY($2::bytea[]) AND encode(sha256(der), 'hex') = ANY($3::text[]))`,
+      [q.serials, ids.map((id) => Buffer.from(id.slice(0, 16), "hex")), ids],
     );
     return rows.map(toCertRow);
   }
