@@ -89,7 +89,9 @@ export function noticeBatchAudit(b: NoticeCommit, revoked: number): AuditEntry |
       held: b.notices.length - applied,
       noticeIdsSha256: auditDigest(b.notices.map((n) => n.noticeId)),
       revoked,
-      revocations: b.revocations.map((r) => ({ serial: r.serial, reason: r.reason, source: r.source })),
+      // keys in sorted order, as canonicalJson writes them: otherwise it sorts a copy of each entry's keys
+      // (≈ 0.9 KB of garbage per notice, a tenth of what a notice allocates)
+      revocations: b.revocations.map((r) => ({ reason: r.reason, serial: r.serial, source: r.source })),
       relinks: b.relinks.length,
     },
   };
