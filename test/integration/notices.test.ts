@@ -2,7 +2,7 @@
  * Registry change notices end to end: every kind × certificate type, no-change notices, duplicates, gaps,
  * bad notices, CRLs regenerated and checked with openssl, registry apply, the watch daemon.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
@@ -383,6 +383,34 @@ describe("jpki registry apply and jpki watch", () => {
     expect((await state()).filter((x) => x.source === "notice:T-1")).toHaveLength(2);
     const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", join(ws, "crl", "13-auth.crl"), "-noout", "-text"], { encoding: "utf8" });
     expect(text).toContain("Cessation Of Operation");
+  });
+});
+
+describe("jpki watch: several watchers on one spool", () => {
+  // A claim moved a file into processing/, but every watcher "resumed" whatever it found there first: a second
+  // watcher (or an operator's 'watch --once') ingested the file the first was still working on, and whichever
+  // finished second found it gone (a crash, or the file sent to failed/ after its notices were applied).
+  it("leaves a file another live watcher claimed alone, and resumes it once that watcher is gone", async () => {
+    const spool = join(dir, "spool-shared");
+    mkdirSync(join(spool, "processing"), { recursive: true });
+    const other = spawn(process.execPath, ["-e", "setTimeout(() => {}, 600000)"], { stdio: "ignore" });
+    const gone = new Promise((res) => other.on("exit", res));
+    try {
+      writeJsonl(join(spool, "processing", `${other.pid}~feed.jsonl`), [notice(1, residents[0]!, "death", 1)]);
+      const busy = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
+      expect(busy.code, busy.stderr).toBe(0);
+      expect(busy.json()).toMatchObject({ files: 0, failed: 0 });
+      expect(listFiles(join(spool, "processing"))).toEqual([`${other.pid}~feed.jsonl`]);
+      expect((await state()).filter((x) => x.source === "notice:T-1")).toEqual([]);
+    } finally {
+      other.kill("SIGKILL");
+      await gone;
+    }
+    const resumed = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
+    expect(resumed.json()).toMatchObject({ files: 1, failed: 0, results: [expect.objectContaining({ file: "feed.jsonl", applied: 1 })] });
+    expect(listFiles(join(spool, "processing"))).toEqual([]);
+    expect(listFiles(join(spool, "done"))).toEqual(["feed.jsonl"]);
+    expect((await state()).filter((x) => x.source === "notice:T-1")).toHaveLength(2);
   });
 });
 
