@@ -56,7 +56,7 @@ export { municipality, MUNICIPALITIES, assertMunicipalityCode, type Municipality
 export { parseResidentRecord, type Resident, type ResidentInput } from "./registry/resident.js";
 export { readRecords, type RecordResult } from "./registry/import.js";
 export { generateResidents, generateNotices, createRandom } from "./registry/fixtures.js";
-export { parseNotice, NOTICE_KINDS, type ChangeNotice, type ChangeNoticeInput, type NoticeKind } from "./registry/notice.js";
+export { parseNotice, MAX_SEQUENCE_JUMP, NOTICE_KINDS, type ChangeNotice, type ChangeNoticeInput, type NoticeKind } from "./registry/notice.js";
 export { NOTICE_RULES, decideRevocations, type RevocationDecision, type NoticeRule } from "./registry/notice-rules.js";
 export { applyNoticeToResident } from "./registry/notice-apply.js";
 export { applyNoticesToRegistry, type RegistryApplySummary } from "./registry/apply.js";
@@ -80,7 +80,7 @@ export { initCas, summariseCa, getCaRecord, exportCaCertificate, caFiles, rewrap
 export { certifyBridge, revokeBridgeCross, refreshBridgeArl, readBridge, bridgePaths, BRIDGE_ID, type BridgeRevocation, type BridgeArl, type BridgeResult, type BridgeOptions, type BridgePaths, type CrossCertificate, type CrossDirection } from "./ca/bridge.js";
 export { IssuanceService, parseApplication, type IssuanceApplication, type IssuedCertificate, type BatchSummary } from "./ca/issuance.js";
 export { revokeCertificate, revokeAllIssuedBy, type RevokeAllResult } from "./ca/revocation.js";
-export { NoticeIngestor, type IngestSummary, type IngestOptions, type IngestProgress, type RejectedNotice } from "./ca/notices.js";
+export { NoticeIngestor, type IngestSummary, type IngestOptions, type IngestProgress, type RejectedNotice, type RefusedRelease, type ReleaseSummary } from "./ca/notices.js";
 export { runIngest, RejectFile, type IngestRunOptions, type IngestRunResult } from "./ca/ingestion.js";
 export { watchSpool, type WatchOptions } from "./ca/spool.js";
 export { notAfterFor } from "./ca/validity.js";

@@ -12,7 +12,7 @@ import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
 import { reasonName } from "../crl/reason.js";
 import type { RecordResult } from "../registry/import.js";
-import { notYetEffective, parseNotice, type ChangeNotice } from "../registry/notice.js";
+import { MAX_SEQUENCE_JUMP, notYetEffective, parseNotice, type ChangeNotice } from "../registry/notice.js";
 import { decideRevocations } from "../registry/notice-rules.js";
 import type { CertifiedRow, NoticeCommit, NoticeContext, NoticeContextKeys, Store, StoredNotice } from "../store/types.js";
 
@@ -40,6 +40,18 @@ export interface IngestSummary extends IngestProgress {
   readonly revocationsByCa: Readonly<Record<string, number>>;
   /** true when a stop signal ended the run before the input did */
   readonly stopped: boolean;
+}
+
+/** A held notice an operator release left held: it is more than MAX_SEQUENCE_JUMP after its resident's last. */
+export interface RefusedRelease {
+  readonly noticeId: string;
+  readonly sequence: number;
+  readonly last: number;
+}
+
+export interface ReleaseSummary extends IngestSummary {
+  /** held notices not released because they are implausibly far ahead (ERR_NOTICE_SEQUENCE_JUMP); they stay held */
+  readonly refused: readonly RefusedRelease[];
 }
 
 export interface IngestOptions {
@@ -173,7 +185,7 @@ export class NoticeIngestor {
    * Operator release (`jpki notices pending --release`): applies held notices even though a predecessor
    * never arrived, in sequence order per resident. With no ids, every held notice.
    */
-  async release(noticeIds?: readonly string[]): Promise<IngestSummary> {
+  async release(noticeIds?: readonly string[]): Promise<ReleaseSummary> {
     const stored = noticeIds ? await Promise.all(noticeIds.map((id) => this.#store.getNotice(id))) : undefined;
     const held = stored ? stored.filter((n): n is StoredNotice => n?.status === "held") : await this.#store.listHeldNotices(1_000_000);
     if (noticeIds && held.length !== noticeIds.length) {
@@ -199,7 +211,7 @@ export class NoticeIngestor {
       return { commit: plan.commit(), plan };
     });
     done.plan.tallyCommitted(t, done.revoked);
-    return { ...t.progress(), released: t.released, revocationsByReason: t.byReason, revocationsByCa: t.byCa, stopped: false };
+    return { ...t.progress(), released: t.released, revocationsByReason: t.byReason, revocationsByCa: t.byCa, stopped: false, refused: done.plan.refused };
   }
 
   async #commit(batch: readonly ReadNotice[], t: Tally, reject: (r: RejectedNotice) => void, opts: IngestOptions): Promise<void> {
@@ -246,6 +258,8 @@ class Plan {
   #released = 0;
   #heldCount = 0;
   #duplicates = 0;
+  /** held notices force() left held: too far ahead of their resident's last applied sequence */
+  readonly refused: RefusedRelease[] = [];
 
   constructor(ctx: NoticeContext, at: Date) {
     this.#ctx = ctx;
@@ -281,6 +295,14 @@ class Plan {
     const last = this.#last.get(rc) ?? 0;
     if (n.sequence <= last) {
       return { code: "ERR_NOTICE_STALE", message: `notice ${n.noticeId}: sequence ${n.sequence} is not after ${last}, already applied for this resident (a different notice id with an old sequence)` };
+    }
+    // Held, it would wait for ever or be released by an operator, and applied it makes every later notice of the
+    // resident stale (a death after it revoked nothing). The registry side refuses it at the same bound.
+    if (n.sequence - last > MAX_SEQUENCE_JUMP) {
+      return {
+        code: "ERR_NOTICE_SEQUENCE_JUMP",
+        message: `notice ${n.noticeId}: sequence ${n.sequence} is more than ${MAX_SEQUENCE_JUMP} after the resident's last applied ${last}: not taken (a feed that skips that far is broken; ask the registry)`,
+      };
     }
     if ((this.#held.get(rc) ?? []).some((h) => h.sequence === n.sequence)) {
       return { code: "ERR_NOTICE_STALE", message: `notice ${n.noticeId}: another notice with sequence ${n.sequence} is already held for this resident` };
@@ -329,6 +351,12 @@ class Plan {
     const i = list.findIndex((h) => h.noticeId === n.noticeId);
     if (i < 0) return; // applied meanwhile by the drain of an earlier release
     if (this.#codeInUse(n)) return; // stays held: releasing it would merge two people
+    // Held by a version that did not refuse it at ingestion: applied, it would make every later notice stale.
+    const last = this.#last.get(n.residentCode) ?? 0;
+    if (n.sequence - last > MAX_SEQUENCE_JUMP) {
+      this.refused.push({ noticeId: n.noticeId, sequence: n.sequence, last });
+      return;
+    }
     list.splice(i, 1);
     this.#applyOne(n, true);
     this.#drain(n.newResidentCode ?? n.residentCode);

@@ -11,7 +11,10 @@
  *
  * A stop signal ends it after the batch in progress; a file interrupted that way (or by a kill) stays in
  * processing/ and is resumed first on the next start (ingestion is idempotent, so nothing is lost or
- * applied twice). Several watchers on one spool are safe: a claim is a rename, which only one wins.
+ * applied twice). Several watchers on one spool are safe: a claim is a rename, which only one wins, to
+ * processing/PID~NAME, PID the claiming watcher's. A file there is that watcher's while it runs; once it is gone
+ * (killed, stopped), the next watcher takes the file over by renaming it to its own PID, again a rename only one
+ * wins. (A file in processing/ under its bare name, left by an older version, is taken over the same way.)
  *
  * Only a regular file is read. Anything else claimed under a notice file's name goes to failed/ unread, with
  * ERR_FILE_UNUSABLE: a FIFO would block the watcher for ever (even SIGTERM could not end it: the stop signal
@@ -26,11 +29,15 @@ import type { PublishedCrl } from "../crl/publisher.js";
 import type { CrlUpdater } from "../crl/updater.js";
 import { JpkiError, isJpkiError } from "../errors.js";
 import { IssuanceSweepSchedule, type IssuanceSweepEvent } from "../registry/issuance-sweep.js";
-import { stageFile, sweepStaleTemps } from "../store/staging.js";
+import { processAlive, stageFile, sweepStaleTemps } from "../store/staging.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { runIngest, type IngestRunResult } from "./ingestion.js";
 
 const SPOOL_FILE = /^[^.].*\.(jsonl|ndjson|csv)$/i;
+/** A file claimed into processing/: the claiming watcher's process id, then the file's own name. */
+const CLAIMED = /^(\d+)~(.+)$/;
+/** Claimed files (paths in processing/) this process is working on: its pid alone does not say which. */
+const working = new Set<string>();
 
 export interface WatchOptions {
   readonly dir: string;
@@ -116,14 +123,34 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
     // When due, after the tick's CRLs are out; it runs beside what follows, which never waits for it.
     sweep?.poke();
   };
-  const claim = (): string | undefined => {
-    // Resume interrupted files first.
-    const resumed = readdirSync(dirs.processing).filter((f) => SPOOL_FILE.test(f)).sort()[0];
-    if (resumed) return resumed;
-    for (const f of readdirSync(o.dir).filter((f) => SPOOL_FILE.test(f)).sort()) {
+  const claim = (): { name: string; path: string } | undefined => {
+    const mine = (name: string) => join(dirs.processing, `${process.pid}~${name}`);
+    // Resume interrupted files first: those of a watcher no longer running (or of an older version's bare name).
+    // A file another live watcher claimed is its own: ingesting it here too, the second to finish found it gone.
+    for (const f of readdirSync(dirs.processing).sort()) {
+      const m = CLAIMED.exec(f);
+      const name = m ? m[2]! : f;
+      if (!SPOOL_FILE.test(name)) continue;
+      const from = join(dirs.processing, f);
+      const owner = m ? Number(m[1]) : undefined;
+      if (owner === process.pid) {
+        if (!working.has(from)) return { name, path: from }; // stopped earlier in this process
+        continue;
+      }
+      if (owner !== undefined && processAlive(owner)) continue;
+      if (existsSync(mine(name))) continue; // a file of the same name of ours comes first
       try {
-        renameSync(join(o.dir, f), join(dirs.processing, f));
-        return f;
+        renameSync(from, mine(name));
+        return { name, path: mine(name) };
+      } catch {
+        // another watcher took it over first
+      }
+    }
+    for (const f of readdirSync(o.dir).filter((f) => SPOOL_FILE.test(f)).sort()) {
+      if (existsSync(mine(f))) continue;
+      try {
+        renameSync(join(o.dir, f), mine(f));
+        return { name: f, path: mine(f) };
       } catch {
         // another watcher took it, or it vanished: try the next one
       }
@@ -132,8 +159,8 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
   };
   await tick();
   while (!o.signal.aborted) {
-    const name = claim();
-    if (!name) {
+    const claimed = claim();
+    if (!claimed) {
       await tick();
       if (o.once) {
         // A one-shot run (an operator's recovery after a crash) leaves no revocation unpublished,
@@ -148,7 +175,8 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
       }
       continue;
     }
-    const path = join(dirs.processing, name);
+    const { name, path } = claimed;
+    working.add(path);
     const stamp = ws.clock.now().toISOString().replace(/[:.]/g, "-");
     const dest = (d: string) => (existsSync(join(d, name)) ? join(d, `${stamp}-${name}`) : join(d, name));
     try {
@@ -178,6 +206,8 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
       files++;
       failed++;
       o.onFile?.(name, { error: e });
+    } finally {
+      working.delete(path);
     }
     await tick();
   }

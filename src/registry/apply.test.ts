@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SqliteStore } from "../store/sqlite.js";
-import { applyNoticesToRegistry, MAX_SEQUENCE_JUMP } from "./apply.js";
+import { applyNoticesToRegistry } from "./apply.js";
+import { MAX_SEQUENCE_JUMP } from "./notice.js";
 import type { RecordResult } from "./import.js";
 import { makeResidentCode } from "./resident-code.js";
 

@@ -12,7 +12,7 @@
 import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import type { ResidentRecord, Store } from "../store/types.js";
 import type { RecordResult } from "./import.js";
-import { notYetEffective, parseNotice, type ChangeNotice } from "./notice.js";
+import { MAX_SEQUENCE_JUMP, notYetEffective, parseNotice, type ChangeNotice } from "./notice.js";
 import { applyNoticeToResident } from "./notice-apply.js";
 
 export interface RegistryApplySummary {
@@ -23,13 +23,6 @@ export interface RegistryApplySummary {
 }
 
 type Stored = ResidentRecord & { readonly noticeSequence: number };
-
-/**
- * How far past the record's last applied sequence a notice may be and still be applied across the gap. A person
- * has a handful of notices a year; a notice further ahead is a broken feed, and applied it poisoned the record:
- * every later notice (a move, a death) sat at or below its sequence and was skipped as already applied.
- */
-export const MAX_SEQUENCE_JUMP = 10_000;
 
 /** Decides one notice against the records as they stand (including this batch's earlier changes). */
 function decideOne(n: ChangeNotice, line: number, get: (code: string) => Stored | undefined): { put: Stored; retire?: Stored } | "skip" {

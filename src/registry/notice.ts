@@ -76,6 +76,15 @@ const KIND_BY_INPUT: ReadonlyMap<string, NoticeKind> = new Map<string, NoticeKin
 // The model
 
 /** A change notice after validation. Immutable. */
+/**
+ * How far past a resident's last applied sequence a notice may be and still be taken: by the registry side
+ * (`registry apply`, applied across the gap) and by the CA side (ingestion holds it until the gap fills or an
+ * operator releases it). A person has a handful of notices a year; a notice further ahead is a broken feed, and
+ * applied it poisoned the record: every later notice (a move, a death) sat at or below its sequence and was
+ * skipped as already applied. Both sides refuse it with ERR_NOTICE_SEQUENCE_JUMP.
+ */
+export const MAX_SEQUENCE_JUMP = 10_000;
+
 export interface ChangeNotice {
   /** unique across the feed, 1–64 of [A-Za-z0-9._:-]; idempotency key */
   readonly noticeId: string;

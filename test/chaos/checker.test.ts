@@ -137,10 +137,10 @@ describe("the fault-injection checker (slow: spawns the CLI)", () => {
     mkdirSync(join(d.spool, "processing"), { recursive: true });
     writeFileSync(join(d.spool, "processing", ".1700000000.42.rejects.tmp"), "x");
     writeFileSync(join(d.out, "leftover.tmp"), "x");
-    renameSync(join(d.spool, "done", "spool2.jsonl"), join(d.spool, "processing", "spool2.jsonl"));
+    renameSync(join(d.spool, "done", "spool2.jsonl"), join(d.spool, "processing", "4242~spool2.jsonl"));
     const vs = checkWorkspace(input(root));
     expect(fresh(vs, "no-temp-files")).toHaveLength(3);
-    expect(fresh(vs, "spool-drained")).toEqual(["spool/processing/spool2.jsonl was left unfinished"]);
+    expect(fresh(vs, "spool-drained")).toEqual(["spool/processing/4242~spool2.jsonl was left unfinished"]);
   });
 
   it("lost notices, a lost rejection, a notice held although its predecessor is applied; re-ingesting then changes the store", async () => {

@@ -661,7 +661,9 @@ export function checkWorkspace(c: CheckInput): Violation[] {
   if (c.spool) {
     for (const name of c.manifest.spoolFiles) {
       if (existsSync(join(c.spool, name))) add("spool-drained", `spool/${name} was never claimed`);
-      if (existsSync(join(c.spool, "processing", name))) add("spool-drained", `spool/processing/${name} was left unfinished`);
+      // claimed as PID~NAME (ca/spool.ts); a bare name is an older version's claim
+      const left = existsSync(join(c.spool, "processing")) ? readdirSync(join(c.spool, "processing")).filter((f) => f === name || f.endsWith(`~${name}`)) : [];
+      for (const f of left) add("spool-drained", `spool/processing/${f} was left unfinished`);
     }
     for (const p of listRecursive(join(c.spool, "failed"))) add("spool-drained", `spool/failed holds ${p.slice(c.spool.length + 1)}`);
   }

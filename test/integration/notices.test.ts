@@ -2,13 +2,14 @@
  * Registry change notices end to end: every kind × certificate type, no-change notices, duplicates, gaps,
  * bad notices, CRLs regenerated and checked with openssl, registry apply, the watch daemon.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { RejectFile } from "../../src/ca/ingestion.js";
 import { NOTICE_RULES } from "../../src/registry/notice-rules.js";
+import { MAX_SEQUENCE_JUMP } from "../../src/registry/notice.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { cardKey, cli, expectedStore, listFiles, openWorkspace, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
 
@@ -252,6 +253,52 @@ describe("jpki notices ingest", () => {
   });
 });
 
+describe("jpki notices ingest: a sequence implausibly far ahead", () => {
+  // The registry side refuses such a notice (registry apply, ERR_NOTICE_SEQUENCE_JUMP). The CA side held it, and
+  // a release applied it: every later notice of the resident was then stale, and a death revoked nothing.
+  it("rejects a notice more than MAX_SEQUENCE_JUMP ahead (never held), and the in-order notices after it still revoke", async () => {
+    const r = residents[4]!;
+    const near = residents[5]!;
+    const file = writeJsonl(join(dir, "jump.jsonl"), [notice(1, r, "correction", 1 + MAX_SEQUENCE_JUMP, { after: itemsOf(r) }), notice(2, near, "correction", MAX_SEQUENCE_JUMP, { after: itemsOf(near) })]);
+    const res = await cli([...w(), "notices", "ingest", file, "--json"], { cwd: dir });
+    expect(res.code, res.stderr).toBe(13);
+    expect(res.json()).toMatchObject({ read: 2, applied: 0, held: 1, rejected: 1 });
+    const rejects = readFileSync(res.json().rejectFile, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(rejects).toEqual([expect.objectContaining({ line: 1, code: "ERR_NOTICE_SEQUENCE_JUMP", record: expect.objectContaining({ noticeId: "T-1" }) })]);
+    expect((await cli([...w(), "notices", "pending", "--json"], { cwd: dir })).json().held.map((h: { noticeId: string }) => h.noticeId)).toEqual(["T-2"]);
+    // nothing held for the resident, so a release-all cannot apply it; the next notice in order applies and revokes
+    expect((await cli([...w(), "notices", "pending", "--release-all"], { cwd: dir })).code).toBe(0);
+    const death = await cli([...w(), "notices", "ingest", writeJsonl(join(dir, "death.jsonl"), [notice(3, r, "death", 1)]), "--json"], { cwd: dir });
+    expect(death.json()).toMatchObject({ applied: 1, rejected: 0, revocations: 2 });
+  });
+
+  it("refuses to release a notice an older version held that far ahead; it stays held and revokes nothing", async () => {
+    const r = residents[6]!;
+    const other = residents[7]!;
+    const s = await openWorkspace(ws);
+    try {
+      const far = notice(9, r, "death", 1 + MAX_SEQUENCE_JUMP);
+      await s.store.commitNoticeBatch({ noticeIds: ["T-9"], residentCodes: [r.residentCode!] }, () => ({
+        commit: { at: new Date(), notices: [{ noticeId: "T-9", residentCode: r.residentCode!, sequence: far.sequence, kind: "death", body: JSON.stringify(far), status: "held" as const, revocations: 0 }], sequences: [], revocations: [], relinks: [], dirtyCas: [] },
+      }));
+    } finally {
+      await s.close();
+    }
+    await cli([...w(), "notices", "ingest", writeJsonl(join(dir, "gap.jsonl"), [notice(10, other, "death", 3)])], { cwd: dir });
+    for (const args of [["--release", "T-9"], ["--release-all"]]) {
+      const rel = await cli([...w(), "notices", "pending", ...args], { cwd: dir });
+      expect([rel.code, rel.stderr], args.join(" ")).toEqual([8, expect.stringContaining("ERR_NOTICE_SEQUENCE_JUMP")]);
+      expect(rel.stderr).toContain("T-9");
+      expect((await state()).some((x) => x.source === "notice:T-9")).toBe(false);
+    }
+    // --release-all still released the one within bounds
+    expect((await state()).filter((x) => x.source === "notice:T-10")).toHaveLength(2);
+    expect((await cli([...w(), "notices", "pending", "--json"], { cwd: dir })).json().held.map((h: { noticeId: string }) => h.noticeId)).toEqual(["T-9"]);
+    const death = await cli([...w(), "notices", "ingest", writeJsonl(join(dir, "death.jsonl"), [notice(11, r, "death", 1)]), "--json"], { cwd: dir });
+    expect(death.json()).toMatchObject({ applied: 1, revocations: 2 });
+  });
+});
+
 describe("jpki notices ingest: where the rejects go", () => {
   it("a rejects directory that cannot be made fails the run before anything is applied, with a typed error", async () => {
     // The workspace's rejects/ is a file (an operator's mistake, a full disk would do the same half-way).
@@ -336,6 +383,34 @@ describe("jpki registry apply and jpki watch", () => {
     expect((await state()).filter((x) => x.source === "notice:T-1")).toHaveLength(2);
     const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", join(ws, "crl", "13-auth.crl"), "-noout", "-text"], { encoding: "utf8" });
     expect(text).toContain("Cessation Of Operation");
+  });
+});
+
+describe("jpki watch: several watchers on one spool", () => {
+  // A claim moved a file into processing/, but every watcher "resumed" whatever it found there first: a second
+  // watcher (or an operator's 'watch --once') ingested the file the first was still working on, and whichever
+  // finished second found it gone (a crash, or the file sent to failed/ after its notices were applied).
+  it("leaves a file another live watcher claimed alone, and resumes it once that watcher is gone", async () => {
+    const spool = join(dir, "spool-shared");
+    mkdirSync(join(spool, "processing"), { recursive: true });
+    const other = spawn(process.execPath, ["-e", "setTimeout(() => {}, 600000)"], { stdio: "ignore" });
+    const gone = new Promise((res) => other.on("exit", res));
+    try {
+      writeJsonl(join(spool, "processing", `${other.pid}~feed.jsonl`), [notice(1, residents[0]!, "death", 1)]);
+      const busy = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
+      expect(busy.code, busy.stderr).toBe(0);
+      expect(busy.json()).toMatchObject({ files: 0, failed: 0 });
+      expect(listFiles(join(spool, "processing"))).toEqual([`${other.pid}~feed.jsonl`]);
+      expect((await state()).filter((x) => x.source === "notice:T-1")).toEqual([]);
+    } finally {
+      other.kill("SIGKILL");
+      await gone;
+    }
+    const resumed = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
+    expect(resumed.json()).toMatchObject({ files: 1, failed: 0, results: [expect.objectContaining({ file: "feed.jsonl", applied: 1 })] });
+    expect(listFiles(join(spool, "processing"))).toEqual([]);
+    expect(listFiles(join(spool, "done"))).toEqual(["feed.jsonl"]);
+    expect((await state()).filter((x) => x.source === "notice:T-1")).toHaveLength(2);
   });
 });
 

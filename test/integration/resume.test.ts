@@ -160,7 +160,7 @@ describe("crash safety of notice ingestion (slow: spawns the CLI)", () => {
     const stoppedAt = await countNotices(ws);
     expect(stoppedAt).toBeGreaterThanOrEqual(t.atKill);
     expect(stoppedAt).toBeLessThan(total);
-    expect(readdirSync(join(spool, "processing"))).toEqual(["feed.jsonl"]);
+    expect(readdirSync(join(spool, "processing"))).toEqual([expect.stringMatching(/^\d+~feed\.jsonl$/)]); // claimed by the stopped watcher's pid
     expect(existsSync(join(spool, "done", "feed.jsonl"))).toBe(false);
     const resumed = await cli(["--workspace", ws, "watch", spool, "--once", "--json"], { cwd: dir });
     expect(resumed.code, resumed.stderr).toBe(0);

@@ -37,7 +37,8 @@ export function makeNoticesCommand(io: Io): Command {
 Kinds: relocation (転居), move-out (転出), move-in (転入), death (死亡), name-change (氏名変更),
 correction (職権修正), removal (住民票消除), resident-code-change (住民票コード変更).
 A notice revokes only when a certified item really differs; death and removal revoke every certificate.
-Notices that arrive before their predecessor are held ('jpki notices pending'). Re-running a file changes
+Notices that arrive before their predecessor are held ('jpki notices pending'); one more than 10000 sequences
+ahead of its resident is rejected (ERR_NOTICE_SEQUENCE_JUMP), never held. Re-running a file changes
 nothing; a killed run resumes where it stopped. Exit code 13 when some notices were rejected.
 
 Examples:
@@ -99,7 +100,7 @@ Examples:
       const limit = Number(o.limit);
       // Checked like --batch-size: "abc" listed 100 and -1 listed every held notice, however many.
       if (!/^\d+$/.test(o.limit.trim()) || limit < 1 || limit > 100_000) throw new JpkiError("ERR_USAGE", "--limit must be a whole number from 1 to 100000");
-      const { CrlUpdater, NoticeIngestor } = await library();
+      const { CrlUpdater, MAX_SEQUENCE_JUMP, NoticeIngestor } = await library();
       if (o.release || o.releaseAll) {
         const passphrase = await ctx.passphrase();
         await withWorkspace(ctx, async (ws) => {
@@ -112,6 +113,14 @@ Examples:
           const crls = (await updater.regenerateDirty()).filter((c) => !c.superseded);
           const out = { ...r, crls: crls.map((c) => ({ ca: c.caId, number: c.number.toString(), entries: c.entries })) };
           ctx.out.result(out, `released ${r.released} held notices, ${r.revocations} revocations${crls.length ? `; CRLs regenerated: ${crls.map((c) => c.caId).join(", ")}` : ""}`);
+          // After the others are released and published: a notice that far ahead is a broken feed, never applied.
+          if (r.refused.length) {
+            throw new JpkiError(
+              "ERR_NOTICE_SEQUENCE_JUMP",
+              `not released, more than ${MAX_SEQUENCE_JUMP} after the resident's last applied sequence: ${r.refused.map((x) => `${x.noticeId} (sequence ${x.sequence}, last ${x.last})`).join(", ")}; they stay held (a feed that skips that far is broken; ask the registry)`,
+              { details: { refused: r.refused } },
+            );
+          }
         });
         return;
       }
