@@ -254,6 +254,8 @@ class Plan {
   readonly #notices: Array<NoticeCommit["notices"][number]> = [];
   readonly #revocations: Array<NoticeCommit["revocations"][number] & { caId: string }> = [];
   readonly #relinks: Array<{ from: string; to: string }> = [];
+  /** resident-code changes applied, old code → new (the store's and this batch's) */
+  readonly #movedTo = new Map<string, string>();
   #applied = 0;
   #released = 0;
   #heldCount = 0;
@@ -269,6 +271,18 @@ class Plan {
     // which may differ from the code in its body.
     for (const [k, v] of ctx.held) this.#held.set(k, v.map((h) => ({ ...(JSON.parse(h.body) as ChangeNotice), residentCode: k })));
     for (const [k, v] of ctx.certificates) this.#certs.set(k, [...v]);
+    for (const [k, v] of ctx.codeChanges) this.#movedTo.set(k, v);
+  }
+
+  /**
+   * The code a person named by `code` has now: followed through the resident-code changes applied (in the store
+   * or earlier in this batch). A death or a move sent under the old code after its change was applied is about
+   * the person now under the new one: applied to the old code it revoked nothing, for good.
+   */
+  #current(code: string): string {
+    const seen = new Set<string>();
+    for (let to = this.#movedTo.get(code); to !== undefined && !seen.has(code); to = this.#movedTo.get(code)) (seen.add(code), (code = to));
+    return code;
   }
 
   /** Takes one notice from the feed; returns a problem when it must be rejected. */
@@ -283,7 +297,8 @@ class Plan {
       this.#duplicates++;
       return undefined;
     }
-    const rc = n.residentCode;
+    const rc = this.#current(n.residentCode);
+    if (rc !== n.residentCode) n = { ...n, residentCode: rc }; // filed under the current code, its body as received
     // Notices merely held under a code do not make it known: the verdict must not depend on arrival order.
     const known = this.#ctx.residents.has(rc) || this.#ctx.everCertified.has(rc) || this.#certs.has(rc) || this.#last.has(rc);
     // A first notice (sequence 1) for a code nobody knows is a wrong code. A later one may follow a
@@ -388,6 +403,7 @@ class Plan {
     if (n.kind === "resident-code-change" && n.newResidentCode) {
       // 住民票コード変更: the issuance records follow the resident to the new code, sequence and all.
       this.#relinks.push({ from: rc, to: n.newResidentCode });
+      this.#movedTo.set(rc, n.newResidentCode);
       this.#certs.set(n.newResidentCode, [...(this.#certs.get(n.newResidentCode) ?? []), ...(this.#certs.get(rc) ?? [])]);
       this.#certs.delete(rc);
       this.#last.set(n.newResidentCode, Math.max(this.#last.get(n.newResidentCode) ?? 0, n.sequence));

@@ -457,6 +457,10 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   DROP INDEX certificates_der_sha256;
   CREATE INDEX certificates_der_sha256_prefix ON certificates ((substring(sha256(der) from 1 for 8)));
   `,
+  // 18: applied resident-code changes by their old code, as SQLite's version 24 (sqlite.ts says why).
+  `
+  CREATE INDEX notices_code_changes ON notices (resident_code) WHERE kind = 'resident-code-change' AND status = 'applied';
+  `,
 ];
 
 /** jpki_audit_append's arguments (migration 16) as $1–$6: the columns #auditColumns makes. */
@@ -2121,6 +2125,8 @@ export class PostgresStore implements Store {
     // each new code before reading under it.
     const codeSet = new Set(keys.residentCodes);
     const registryCodes = new Set(keys.registryCodes);
+    // Applied changes are followed too (as the SQLite store: NoticeContext.codeChanges).
+    const codeChanges = new Map<string, string>();
     for (let frontier = [...codeSet]; frontier.length; ) {
       const next: string[] = [];
       for (const r of (await heldOf(frontier)).rows) {
@@ -2129,6 +2135,16 @@ export class PostgresStore implements Store {
         registryCodes.add(r.resident_code);
         if (to) registryCodes.add(to);
         if (to && !codeSet.has(to)) (codeSet.add(to), next.push(to));
+      }
+      const changes = await c.query<{ resident_code: string; body: string }>(
+        "SELECT resident_code, body FROM notices WHERE kind = 'resident-code-change' AND status = 'applied' AND resident_code = ANY($1::text[])",
+        [frontier],
+      );
+      for (const r of changes.rows) {
+        const to = (JSON.parse(r.body) as { newResidentCode?: string }).newResidentCode;
+        if (!to) continue;
+        codeChanges.set(r.resident_code, to);
+        if (!codeSet.has(to)) (codeSet.add(to), next.push(to));
       }
       if (next.length && lock) await lock(next);
       frontier = next;
@@ -2171,7 +2187,7 @@ export class PostgresStore implements Store {
       ? await c.query<{ resident_code: string; notice_sequence: bigint }>("SELECT resident_code, notice_sequence FROM residents WHERE resident_code = ANY($1::text[])", [wanted])
       : { rows: [] };
     const residents = new Map(residentRows.rows.map((r) => [r.resident_code, Number(r.notice_sequence)]));
-    return { known, lastSequence, held, certificates, residents, everCertified };
+    return { known, lastSequence, held, certificates, residents, everCertified, codeChanges };
   }
 
   commitNoticeBatch<T extends { readonly commit: NoticeCommit }>(keys: NoticeContextKeys, decide: (ctx: NoticeContext) => T): Promise<T & { readonly revoked: number }> {

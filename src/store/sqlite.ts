@@ -415,6 +415,11 @@ export const MIGRATIONS: readonly Migration[] = [
   INSERT INTO disclosure_index_state (id, indexed_through) SELECT 1, coalesce(max(id), 0) FROM disclosures;
   `,
   migration23,
+  // 24: applied resident-code changes by their old code, for notices that still name it (#noticeContext's
+  // codeChanges). Partial: code changes are a sliver of the notices.
+  `
+  CREATE INDEX notices_code_changes ON notices (resident_code) WHERE kind = 'resident-code-change' AND status = 'applied';
+  `,
 ];
 
 /**
@@ -906,6 +911,10 @@ export class SqliteStore implements Store {
       ).safeIntegers(),
       publishCrl: db.prepare("UPDATE crls SET entries = ?, path = ?, sha256 = ?, state = 'published' WHERE ca_id = ? AND number = ?"),
       batchNoticeStatus: db.prepare("SELECT notice_id, status, body FROM notices WHERE notice_id IN (SELECT value FROM json_each(?))").raw(),
+      // The applied resident-code changes away from some codes (migration 24's partial index): rare rows.
+      batchCodeChanges: db.prepare(
+        "SELECT resident_code, body FROM notices WHERE kind = 'resident-code-change' AND status = 'applied' AND resident_code IN (SELECT value FROM json_each(?))",
+      ).raw(),
       batchLastSeq: db.prepare("SELECT resident_code, last_sequence FROM resident_sequences WHERE resident_code IN (SELECT value FROM json_each(?))").raw(),
       batchHeld: db.prepare("SELECT * FROM notices WHERE status = 'held' AND resident_code IN (SELECT value FROM json_each(?)) ORDER BY resident_code, sequence"),
       batchCertified: db.prepare(
@@ -1823,9 +1832,12 @@ export class SqliteStore implements Store {
     const codeSet = new Set(keys.residentCodes);
     const registryCodes = new Set(keys.registryCodes);
     const held = new Map<string, StoredNotice[]>();
+    // Applied changes are followed too: a notice still filed under an old code is the person's under the new one.
+    const codeChanges = new Map<string, string>();
     for (let frontier = [...codeSet]; frontier.length; ) {
       const next: string[] = [];
-      for (const r of st.batchHeld.all(JSON.stringify(frontier)) as NoticeRowDb[]) {
+      const list = JSON.stringify(frontier);
+      for (const r of st.batchHeld.all(list) as NoticeRowDb[]) {
         const list = held.get(r.resident_code) ?? [];
         list.push(toStoredNotice(r));
         held.set(r.resident_code, list);
@@ -1834,6 +1846,12 @@ export class SqliteStore implements Store {
         registryCodes.add(r.resident_code);
         if (to) registryCodes.add(to);
         if (to && !codeSet.has(to)) (codeSet.add(to), next.push(to));
+      }
+      for (const [from, body] of st.batchCodeChanges.all(list) as Array<[string, string]>) {
+        const to = (JSON.parse(body) as { newResidentCode?: string }).newResidentCode;
+        if (!to) continue;
+        codeChanges.set(from, to);
+        if (!codeSet.has(to)) (codeSet.add(to), next.push(to));
       }
       frontier = next;
     }
@@ -1863,7 +1881,7 @@ export class SqliteStore implements Store {
     const wanted = [...codeSet].filter((c) => registryCodes.has(c) || !(everCertified.has(c) || lastSequence.has(c)));
     const residents = new Map(wanted.length ? (st.batchResidents.all(JSON.stringify(wanted)) as Array<[string, number]>) : []);
 
-    return { known, lastSequence, held, certificates, residents, everCertified };
+    return { known, lastSequence, held, certificates, residents, everCertified, codeChanges };
   }
 
   async commitNoticeBatch<T extends { readonly commit: NoticeCommit }>(keys: NoticeContextKeys, decide: (ctx: NoticeContext) => T): Promise<T & { readonly revoked: number }> {

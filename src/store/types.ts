@@ -269,6 +269,12 @@ export interface NoticeContext {
   readonly residents: ReadonlyMap<string, number>;
   /** of the codes asked about, those under which the CA ever issued a certificate (revoked or not) */
   readonly everCertified: ReadonlySet<string>;
+  /**
+   * Applied resident-code changes (住民票コード変更) away from the codes asked about, old code → new code, and on
+   * from the codes they lead to (whose context the other fields then hold too): a notice that still names an old
+   * code is about the person now under the new one.
+   */
+  readonly codeChanges: ReadonlyMap<string, string>;
 }
 
 /** The keys a notice batch reads its context for. */

@@ -182,6 +182,26 @@ describe("jpki notices ingest", () => {
     expect((await cli([...w(), "notices", "pending", "--json"], { cwd: dir })).json().held).toEqual([]);
   });
 
+  it("a death still filed under the old code after its resident-code change was applied revokes under the new code, in one file and in the next run", async () => {
+    for (const [i, split] of [[4, false], [5, true]] as const) {
+      const r = residents[i]!;
+      const newCode = makeResidentCode(`000000088${i}`);
+      const change = notice(10 * i + 1, r, "resident-code-change", 1, { newResidentCode: newCode });
+      const death = notice(10 * i + 2, r, "death", 2); // the registry sent it under the code it had filed first
+      if (split) {
+        expect((await cli([...w(), "notices", "ingest", writeJsonl(join(dir, `c${i}.jsonl`), [change]), "--json"], { cwd: dir })).code).toBe(0);
+      }
+      const res = await cli([...w(), "notices", "ingest", writeJsonl(join(dir, `d${i}.jsonl`), split ? [death] : [change, death]), "--json"], { cwd: dir });
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.json()).toMatchObject({ applied: split ? 1 : 2, held: 0, rejected: 0, revocations: 2 });
+      const revoked = (await state()).filter((x) => x.source === `notice:T-${10 * i + 2}`);
+      expect(revoked.map((x) => x.serial).sort()).toEqual([certs.get(r.residentCode!)!.signature, certs.get(r.residentCode!)!.authentication].sort());
+      // the next notice of the person continues the sequence under the new code
+      const after = await cli([...w(), "notices", "ingest", writeJsonl(join(dir, `e${i}.jsonl`), [{ ...notice(10 * i + 3, r, "correction", 2, { after: itemsOf(r) }), residentCode: newCode }]), "--json"], { cwd: dir });
+      expect(after.json()).toMatchObject({ applied: 0, rejected: 1 });
+    }
+  });
+
   it("a resident-code change keeps both certificates and re-links their issuance records and sequence to the new code", async () => {
     // NOTICE_RULES says relink for both types; the ingestor and the store carry it out.
     expect(NOTICE_RULES["resident-code-change"]).toEqual({ signature: { effect: "relink" }, authentication: { effect: "relink" } });
