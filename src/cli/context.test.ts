@@ -4,8 +4,11 @@
  * (the process killed mid-stop, exit 143). The handlers are called here as the process would call them; no
  * signal is sent to the test process.
  */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { withStopSignal } from "./context.js";
+import { readPassphraseFile, withStopSignal } from "./context.js";
 
 /** The handlers withStopSignal added for `name` (raw: a once-handler shows as the wrapper that removes itself). */
 const added = (name: NodeJS.Signals, before: readonly unknown[]) => process.rawListeners(name).filter((l) => !before.includes(l));
@@ -37,5 +40,31 @@ describe("withStopSignal", () => {
     expect(await withStopSignal(async (signal) => (signal.aborted ? "stopped" : "done"))).toBe("done");
     expect(process.rawListeners("SIGTERM")).toEqual(before.SIGTERM);
     expect(process.rawListeners("SIGINT")).toEqual(before.SIGINT);
+  });
+});
+
+describe("readPassphraseFile", () => {
+  const dir = mkdtempSync(join(tmpdir(), "jpki-passfile-"));
+  const read = (bytes: Buffer) => {
+    const f = join(dir, `p-${bytes.toString("hex")}`);
+    writeFileSync(f, bytes, { mode: 0o600 });
+    return readPassphraseFile(f, "passphrase file --passphrase-file", dir);
+  };
+  const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+
+  // Windows editors (Notepad before 2019, PowerShell's Out-File) start a UTF-8 file with a byte order mark: kept,
+  // it made a CA whose passphrase nobody could type or put in JPKI_PASSPHRASE.
+  it("reads the passphrase a Windows editor saved as the one typed: one leading BOM and a final CRLF are not part of it", () => {
+    expect(read(Buffer.concat([BOM, Buffer.from("秘密 pass")]))).toBe("秘密 pass");
+    expect(read(Buffer.concat([BOM, Buffer.from("秘密 pass\r\n")]))).toBe("秘密 pass");
+    expect(read(Buffer.from("秘密 pass\r\n"))).toBe("秘密 pass");
+    expect(read(Buffer.from("秘密 pass\n"))).toBe("秘密 pass");
+    // only one of each: what is left is the passphrase as written
+    expect(read(Buffer.concat([BOM, BOM, Buffer.from("x")]))).toBe("\ufeffx");
+    expect(read(Buffer.from("x\r\n\r\n"))).toBe("x\r\n");
+  });
+
+  it("a file holding only a BOM (and a line break) is empty", () => {
+    for (const b of [BOM, Buffer.concat([BOM, Buffer.from("\r\n")])]) expect(() => read(b)).toThrow(expect.objectContaining({ code: "ERR_PASSPHRASE_MISSING" }));
   });
 });

@@ -117,7 +117,8 @@ export class Context {
 }
 
 /**
- * A passphrase from a file: its content without one final line break. Refused rather than read: a missing
+ * A passphrase from a file: its content without one leading UTF-8 byte order mark and one final line break
+ * (LF or CRLF). Refused rather than read: a missing
  * file, a directory, FIFO or device (never waited on, also when swapped in after the path check: the file is
  * opened non-blocking and checked by its descriptor), and a file group or others can read or write — as the
  * token PIN file is (ERR_PASSPHRASE_FILE_UNSAFE). A symlink to an owner-only file is fine (mounted secrets).
@@ -139,7 +140,10 @@ export function readPassphraseFile(file: string, what: string, cwd: string): str
     if ((e as NodeJS.ErrnoException).code === NOT_REGULAR) throw new JpkiError("ERR_FILE_UNUSABLE", `${what} ${file}: is not a regular file`);
     throw cannot(e);
   }
-  const p = text.replace(/\r?\n$/, "");
+  // One leading byte order mark is the editor's, not the passphrase's: Windows editors write UTF-8 files with one,
+  // and kept it made a CA that the same passphrase, typed or in JPKI_PASSPHRASE, did not open. (A final CRLF is
+  // a line break as LF is.)
+  const p = text.replace(/^\uFEFF/, "").replace(/\r?\n$/, "");
   if (!p) throw new JpkiError("ERR_PASSPHRASE_MISSING", `the ${what} ${file} is empty`);
   return p;
 }
