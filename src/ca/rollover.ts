@@ -38,7 +38,7 @@ import { CertificationAuthority, createCaRecord } from "./authority.js";
 import { parsePkcs11Uri } from "../pki/pkcs11.js";
 import { assembleCertificate, encodeTbs } from "./certificate.js";
 import { activeGeneration, caGeneration, caId } from "./ids.js";
-import { caFiles, exportCaCertificate, summariseCa, workspaceKeyWrap, type CaSummary } from "./manage.js";
+import { caFiles, exportCaCertificate, summariseCa, withCaKeysLock, workspaceKeyWrap, type CaSummary } from "./manage.js";
 import { prefecture } from "./prefectures.js";
 
 /** Which link certificate: RFC 4210 §4.4's names. */
@@ -203,8 +203,14 @@ async function linkCertificate(o: {
  * certificate files written. ERR_ROLLOVER_NO_CA when the prefecture has no such CA, ERR_ROLLOVER_EXPIRED when
  * the active certificate has expired (its key can certify nothing), ERR_ROLLOVER_CONFLICT when another run
  * rolled the same generation over first (then no purpose is rolled over); ERR_PASSPHRASE_WRONG before any key is generated.
+ * Runs under the CA-keys lock (ERR_WORKSPACE_LOCKED while another process holds it): beside a `ca rewrap` that
+ * moves the keys to a new passphrase, an unlocked rollover stored its new key under the old one.
  */
 export async function rolloverCas(ws: Workspace, opts: RolloverOptions): Promise<RolledOver[]> {
+  return withCaKeysLock(ws, () => rolloverLocked(ws, opts));
+}
+
+async function rolloverLocked(ws: Workspace, opts: RolloverOptions): Promise<RolledOver[]> {
   const pref = prefecture(opts.prefectureCode);
   const all = await ws.store.listCas();
   const actives = opts.purposes.map((purpose) => {

@@ -180,7 +180,9 @@ trust stores, and 'jpki revoke --ca <old id> --all --reason ca-compromise' revok
 The passphrase comes from --passphrase-file or JPKI_PASSPHRASE (or a prompt); the new key is encrypted under it.
 
 Exit codes: 0 done; 4 no such CA (ERR_ROLLOVER_NO_CA), its certificate expired (ERR_ROLLOVER_EXPIRED) or
-another run rolled it over first (ERR_ROLLOVER_CONFLICT); 5 passphrase missing or wrong.
+another run rolled it over first (ERR_ROLLOVER_CONFLICT); 5 passphrase missing or wrong; 3 another jpki
+process is changing the CA keys ('ca init', 'ca rewrap', another 'ca rollover': ERR_WORKSPACE_LOCKED, retry
+when it finishes).
 
 Examples:
   jpki ca rollover --prefecture 13
