@@ -2,13 +2,13 @@
  * rolloverCas (rollover.ts) as one of the commands changing a workspace's set of CA keys: it runs alone, under the
  * CA-keys lock `ca init` and `ca rewrap` take (manage.ts withCaKeysLock).
  */
-import { mkdtempSync, readdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { FixedClock } from "../pki/clock.js";
 import { Workspace } from "../workspace/workspace.js";
-import { initCas, withCaKeysLock } from "./manage.js";
+import { caFiles, initCas, withCaKeysLock } from "./manage.js";
 import { prefecture } from "./prefectures.js";
 import { rolloverCas } from "./rollover.js";
 
@@ -31,6 +31,21 @@ describe("rolloverCas beside another command changing the CA keys", () => {
       // and once the other is done, it runs
       const rolled = await rolloverCas(ws, { prefectureCode: "13", purposes: ["signature"], passphrase: "pw" });
       expect(rolled.map((r) => r.current.id)).toEqual(["13-sig-g2"]);
+    } finally {
+      await ws.close();
+    }
+  });
+});
+
+describe("rolloverCas and the certificate files in ca/", () => {
+  // as for `ca init` (manage.test.ts): the rename failed only after the new generation was committed, ERR_INTERNAL
+  it("refuses a directory where the new generation's certificate file goes, before any key is generated", async () => {
+    const ws = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-rollover-")), { clock });
+    try {
+      await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+      mkdirSync(caFiles(ws, "13-sig-g2").der);
+      expect(await code(rolloverCas(ws, { prefectureCode: "13", purposes: ["signature"], passphrase: "pw" }))).toBe("ERR_FILE_UNUSABLE");
+      expect((await ws.store.listCas()).map((r) => r.id)).toEqual(["13-sig"]);
     } finally {
       await ws.close();
     }

@@ -23,7 +23,7 @@ export function makeCaCommand(io: Io): Command {
     .description("create prefecture CAs: RSA-2048 key (encrypted at rest), self-signed certificate in the JPKI CA profile")
     .requiredOption("-p, --prefecture <codes>", "JIS X 0401 codes: 13, 13,27, 01-47 or all")
     .addOption(new Option("--purpose <purpose>", "which CAs per prefecture").choices(["signature", "authentication", "both"]).default("both"))
-    .option("--skip-existing", "leave CAs that already exist instead of failing")
+    .option("--skip-existing", "leave CAs that already exist instead of failing (writing their ca/ files if missing)")
     .option("--base-url <url>", "base of the CRL and AIA URLs put into certificates (new workspace only)")
     .addOption(new Option("--validity-rule <rule>", "end-entity validity (new workspace only)").choices(["3y", "fifth-birthday"]))
     .addOption(new Option("--policy <policy>", "signature policy OID set (new workspace only)").choices(["production", "test"]))
