@@ -246,7 +246,7 @@ reject that CA's certificates), drops both directions from the bundle, and later
 certificate out; a new certificate of the CA (a new key) can be cross-certified again.
 
 Exit codes:
-  0  done    3  no workspace, another process is working on the Bridge, or the Bridge's files are damaged
+  0  done    3  no workspace, another process is working on the Bridge or the CA keys, or the Bridge's files are damaged
   4  no such CA, or a certificate expired    5  passphrase    2  a Bridge file cannot be written (permissions, disk)
 
 Examples:
@@ -256,7 +256,7 @@ Examples:
     )
     .action(async (o: { prefecture?: string; revoke?: string; reason?: string }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
-      const { certifyBridge, revokeBridgeCross, parseReason, prefectureList, workspaceKeyWrap } = await library();
+      const { certifyBridge, revokeBridgeCross, parseReason, prefectureList, withCaKeysLock, workspaceKeyWrap } = await library();
       if (o.reason && !o.revoke) throw new JpkiError("ERR_USAGE", "--reason goes with --revoke");
       if (o.revoke && o.prefecture) throw new JpkiError("ERR_USAGE", "--revoke names one CA: leave out --prefecture");
       const passphrase = await ctx.passphrase();
@@ -281,8 +281,12 @@ Examples:
           caIds = (await ws.store.listCas()).filter((r) => codes.has(r.prefectureCode)).map((r) => r.id);
           if (caIds.length === 0) throw new JpkiError("ERR_CA_UNKNOWN", `no CA of prefecture(s) ${o.prefecture} in ${ws.paths.root}: 'jpki ca init --prefecture ${o.prefecture}' creates them`);
         }
-        const keyWrap = await workspaceKeyWrap(ws, passphrase);
-        const r = await certifyBridge(ws, { passphrase, keyWrap, ...(caIds ? { caIds } : {}), onProgress: (m) => ctx.out.progress(m) });
+        // Under the CA-keys lock: the Bridge key is wrapped under the CA keys' passphrase, and made beside a `ca rewrap`
+        // (which found no Bridge to re-encrypt) it stayed under the old one while the CA keys moved to the new.
+        const r = await withCaKeysLock(ws, async () => {
+          const keyWrap = await workspaceKeyWrap(ws, passphrase);
+          return certifyBridge(ws, { passphrase, keyWrap, ...(caIds ? { caIds } : {}), onProgress: (m) => ctx.out.progress(m) });
+        });
         ctx.out.progressDone();
         ctx.out.result(
           {
