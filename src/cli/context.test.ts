@@ -4,11 +4,13 @@
  * (the process killed mid-stop, exit 143). The handlers are called here as the process would call them; no
  * signal is sent to the test process.
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { PassThrough } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { readPassphraseFile, withStopSignal } from "./context.js";
+import { run } from "./program.js";
 
 /** The handlers withStopSignal added for `name` (raw: a once-handler shows as the wrapper that removes itself). */
 const added = (name: NodeJS.Signals, before: readonly unknown[]) => process.rawListeners(name).filter((l) => !before.includes(l));
@@ -66,5 +68,53 @@ describe("readPassphraseFile", () => {
 
   it("a file holding only a BOM (and a line break) is empty", () => {
     for (const b of [BOM, Buffer.concat([BOM, Buffer.from("\r\n")])]) expect(() => read(b)).toThrow(expect.objectContaining({ code: "ERR_PASSPHRASE_MISSING" }));
+  });
+});
+
+describe("the passphrase prompt", () => {
+  /** Runs `ca init` with `typed` answered at a terminal's prompt; its exit code and stderr. */
+  async function initAnswering(dir: string, typed: string): Promise<{ code: number; stderr: string }> {
+    const stdin = Object.assign(new PassThrough(), { isTTY: true });
+    let stderr = "";
+    const answered = run(["--workspace", join(dir, "ws"), "ca", "init", "--prefecture", "13", "--purpose", "signature"], {
+      stdout: { write: () => true },
+      stderr: { write: (s: string) => (stderr += s), isTTY: true },
+      env: {},
+      cwd: dir,
+      stdin,
+    });
+    await new Promise<void>((r) => {
+      const t = setInterval(() => stderr.includes("passphrase: ") && (clearInterval(t), r()), 5);
+    });
+    stdin.write(typed);
+    return { code: await answered, stderr };
+  }
+
+  // readline in terminal mode was given a bare { write } as its output: "output.on is not a function", ERR_INTERNAL
+  // with a stack trace at every prompt, so no passphrase could be typed.
+  it("takes the passphrase typed, not echoed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-prompt-"));
+    const r = await initAnswering(dir, "typed secret\r");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toContain("typed secret");
+    const { Workspace } = await import("../workspace/workspace.js");
+    const { decryptPrivateKey } = await import("../pki/keys.js");
+    const ws = Workspace.open(join(dir, "ws"));
+    try {
+      const rec = (await ws.store.getCa("13-sig"))!;
+      expect(() => decryptPrivateKey(rec.encryptedKeyPem, "typed secret")).not.toThrow();
+    } finally {
+      await ws.close();
+    }
+  });
+
+  // An empty line at the prompt (Enter pressed by mistake) made CA keys under the empty passphrase, where an empty
+  // passphrase file or JPKI_PASSPHRASE="" is refused as no passphrase at all.
+  it("an empty answer is no passphrase (ERR_PASSPHRASE_MISSING): no CA is made", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-prompt-"));
+    const { code, stderr } = await initAnswering(dir, "\r");
+    expect(stderr).toContain("[ERR_PASSPHRASE_MISSING]");
+    expect(code).toBe(5);
+    expect(existsSync(join(dir, "ws", "ca", "13-sig.pem"))).toBe(false);
   });
 });

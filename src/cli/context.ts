@@ -4,6 +4,7 @@
  */
 import { resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { Writable } from "node:stream";
 import type { Command } from "commander";
 import type { Workspace } from "../index.js";
 import { JpkiError, NOT_REGULAR, checkInputFile, checkWorkspaceDir, isJpkiError, readPinFile, readRegularFile, setPkcs11PinSource, workspaceLibrary } from "./lib.js";
@@ -148,14 +149,28 @@ export function readPassphraseFile(file: string, what: string, cwd: string): str
   return p;
 }
 
+/**
+ * Reads a passphrase typed at the terminal, not echoed. readline in terminal mode needs a real stream as its
+ * output (it listens for 'resize'): given a bare { write } it threw "output.on is not a function", so every
+ * prompt ended in ERR_INTERNAL with a stack trace. The output is a stream that drops what readline echoes. An
+ * empty answer is no passphrase (as an empty file or JPKI_PASSPHRASE="" is), and Ctrl-C — which the terminal's
+ * raw mode turns into a readline event, not a signal — ends the prompt instead of leaving it waiting.
+ */
 function promptHidden(stdin: NodeJS.ReadableStream, io: Io, prompt: string): Promise<string> {
-  return new Promise((resolveP) => {
+  return new Promise((resolveP, rejectP) => {
     io.stderr.write(prompt);
-    const rl = createInterface({ input: stdin, terminal: true, output: { write: () => true } as unknown as NodeJS.WritableStream });
+    const discard = new Writable({ write: (_chunk, _enc, done) => done() });
+    const rl = createInterface({ input: stdin, terminal: true, output: discard });
+    rl.on("SIGINT", () => {
+      rl.close();
+      io.stderr.write("\n");
+      rejectP(new JpkiError("ERR_PASSPHRASE_MISSING", "no passphrase given: the prompt was interrupted"));
+    });
     rl.question("", (answer) => {
       rl.close();
       io.stderr.write("\n");
-      resolveP(answer);
+      if (!answer) rejectP(new JpkiError("ERR_PASSPHRASE_MISSING", "no passphrase given: the answer to the prompt was empty"));
+      else resolveP(answer);
     });
   });
 }
