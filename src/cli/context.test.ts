@@ -4,7 +4,7 @@
  * (the process killed mid-stop, exit 143). The handlers are called here as the process would call them; no
  * signal is sent to the test process.
  */
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, truncateSync, writeFileSync } from "node:fs";
 import { PassThrough } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -64,6 +64,13 @@ describe("readPassphraseFile", () => {
     // only one of each: what is left is the passphrase as written
     expect(read(Buffer.concat([BOM, BOM, Buffer.from("x")]))).toBe("\ufeffx");
     expect(read(Buffer.from("x\r\n\r\n"))).toBe("x\r\n");
+  });
+
+  it("a file far larger than any passphrase (a wrong path, a disk image) is refused by its size, unread", () => {
+    const f = join(dir, "huge");
+    writeFileSync(f, "", { mode: 0o600 });
+    truncateSync(f, 3 * 2 ** 30); // sparse: read whole, node failed past 2 GiB; below, it was all held in memory
+    expect(() => readPassphraseFile(f, "passphrase file --passphrase-file", dir)).toThrow(expect.objectContaining({ code: "ERR_FILE_UNUSABLE", message: expect.stringMatching(/bytes, more than the \d+ accepted/) }));
   });
 
   it("a file holding only a BOM (and a line break) is empty", () => {

@@ -117,9 +117,12 @@ export class Context {
   }
 }
 
+/** The largest passphrase file read: a passphrase is a line; this leaves room for any sane one. */
+const MAX_PASSPHRASE_FILE = 64 * 1024;
+
 /**
  * A passphrase from a file: its content without one leading UTF-8 byte order mark and one final line break
- * (LF or CRLF). Refused rather than read: a missing
+ * (LF or CRLF). Refused rather than read: a file larger than 64 KiB (ERR_FILE_UNUSABLE), a missing
  * file, a directory, FIFO or device (never waited on, also when swapped in after the path check: the file is
  * opened non-blocking and checked by its descriptor), and a file group or others can read or write — as the
  * token PIN file is (ERR_PASSPHRASE_FILE_UNSAFE). A symlink to an owner-only file is fine (mounted secrets).
@@ -134,6 +137,8 @@ export function readPassphraseFile(file: string, what: string, cwd: string): str
         if (st.mode & 0o077) {
           throw new JpkiError("ERR_PASSPHRASE_FILE_UNSAFE", `the ${what} ${file} can be read or written by other users (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it, and consider the passphrase disclosed`);
         }
+        // a wrong path (a disk image, a log) is not read whole into memory, nor past 2 GiB fails as node's RangeError
+        if (st.size > MAX_PASSPHRASE_FILE) throw new JpkiError("ERR_FILE_UNUSABLE", `${what} ${file}: is ${st.size} bytes, more than the ${MAX_PASSPHRASE_FILE} accepted for it`);
       },
     }).bytes.toString("utf8");
   } catch (e) {
