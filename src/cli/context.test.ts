@@ -73,6 +73,33 @@ describe("readPassphraseFile", () => {
     expect(() => readPassphraseFile(f, "passphrase file --passphrase-file", dir)).toThrow(expect.objectContaining({ code: "ERR_FILE_UNUSABLE", message: expect.stringMatching(/bytes, more than the \d+ accepted/) }));
   });
 
+  // "パス" in Shift_JIS decoded as UTF-8 is four U+FFFD: a passphrase nobody types, and the same for every file of
+  // four such bytes. Refused where new keys would be wrapped under it; read as before where keys already are.
+  it("a file that is not UTF-8 (Shift_JIS) is refused for new keys, and read as before for keys already wrapped", () => {
+    const sjis = Buffer.from([0x83, 0x70, 0x83, 0x58, 0x0a]); // パス\n
+    const f = join(dir, "sjis");
+    writeFileSync(f, sjis, { mode: 0o600 });
+    expect(() => readPassphraseFile(f, "passphrase file --passphrase-file", dir, { forNewKeys: true })).toThrow(expect.objectContaining({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining("not UTF-8") }));
+    expect(readPassphraseFile(f, "passphrase file --passphrase-file", dir)).toBe(sjis.subarray(0, 4).toString("utf8"));
+    const utf8 = join(dir, "utf8");
+    writeFileSync(utf8, "パス\n", { mode: 0o600 });
+    expect(readPassphraseFile(utf8, "passphrase file --passphrase-file", dir, { forNewKeys: true })).toBe("パス");
+  });
+
+  it("ca init on a new workspace and ca rewrap --new-passphrase-file refuse a Shift_JIS file; nothing is made", async () => {
+    const f = join(dir, "sjis-cli");
+    writeFileSync(f, Buffer.from([0x83, 0x70, 0x83, 0x58]), { mode: 0o600 });
+    let stderr = "";
+    const io = { stdout: { write: () => true }, stderr: { write: (t: string) => (stderr += t) }, env: {}, cwd: dir };
+    const fresh = join(dir, "fresh-ws");
+    expect(await run(["--workspace", fresh, "--passphrase-file", f, "ca", "init", "--prefecture", "13", "--purpose", "signature"], io)).toBe(2);
+    expect(stderr).toContain("[ERR_FILE_UNUSABLE]");
+    expect(existsSync(fresh)).toBe(false);
+    stderr = "";
+    expect(await run(["--workspace", fresh, "ca", "rewrap", "--new-passphrase-file", f], { ...io, env: { JPKI_PASSPHRASE: "pw" } })).toBe(2);
+    expect(stderr).toContain("not UTF-8");
+  });
+
   it("a file holding only a BOM (and a line break) is empty", () => {
     for (const b of [BOM, Buffer.concat([BOM, Buffer.from("\r\n")])]) expect(() => read(b)).toThrow(expect.objectContaining({ code: "ERR_PASSPHRASE_MISSING" }));
   });

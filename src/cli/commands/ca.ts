@@ -64,7 +64,8 @@ Examples:
       const prefs = prefectureList(o.prefecture);
       const token = o.pkcs11Module && o.token ? { modulePath: o.pkcs11Module.includes("/") ? resolve(io.cwd, o.pkcs11Module) : o.pkcs11Module, token: o.token } : undefined;
       // token keys need no passphrase (the PIN is asked when the token is opened)
-      const passphrase = token ? "" : await ctx.passphrase();
+      // a workspace not made yet gets its first keys under this passphrase: it must be the one typed (UTF-8)
+      const passphrase = token ? "" : await ctx.passphrase({ forNewKeys: !existsSync(workspacePaths(ctx.workspaceDir).config) });
       const config: Partial<Record<keyof WorkspaceConfig, unknown>> = {};
       if (o.baseUrl) config.baseUrl = o.baseUrl;
       if (o.baseUrl) config.cpsUri = `${o.baseUrl.replace(/\/+$/, "")}/cps`;
@@ -336,7 +337,7 @@ Examples:
       const ctx = Context.of(io, cmd);
       const { rewrapCaKeys } = await library();
       const passphrase = await ctx.passphrase();
-      const newPassphrase = o.newPassphraseFile ? readPassphraseFile(o.newPassphraseFile, "new passphrase file --new-passphrase-file", io.cwd) : undefined;
+      const newPassphrase = o.newPassphraseFile ? readPassphraseFile(o.newPassphraseFile, "new passphrase file --new-passphrase-file", io.cwd, { forNewKeys: true }) : undefined;
       await withWorkspace(ctx, async (ws) => {
         const res = await rewrapCaKeys(ws, { passphrase, ...(newPassphrase !== undefined ? { newPassphrase } : {}) });
         ctx.out.result({ workspace: ws.paths.root, rewrapped: res.rewrapped, newPassphrase: newPassphrase !== undefined }, () =>
