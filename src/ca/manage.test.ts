@@ -3,7 +3,7 @@
  * open the existing CAs, and rewrapping older keys (OpenSSL's default 2048 iterations) all or nothing.
  */
 import { createPublicKey, generateKeyPairSync, verify } from "node:crypto";
-import { mkdtempSync, readdirSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -12,7 +12,7 @@ import { certificateParts } from "../pki/der.js";
 import { decryptPrivateKey, strongKeyWrapParams } from "../pki/keys.js";
 import { Workspace } from "../workspace/workspace.js";
 import { CertificationAuthority } from "./authority.js";
-import { initCas, rewrapCaKeys } from "./manage.js";
+import { caFiles, initCas, rewrapCaKeys } from "./manage.js";
 import { prefecture } from "./prefectures.js";
 
 const clock = new FixedClock("2026-04-01T00:00:00Z");
@@ -60,6 +60,45 @@ describe("initCas", () => {
       expect(await code(initCas(ws, { prefectures: [prefecture("27")], purposes: ["signature"], passphrase: "other" }))).toBe("ERR_PASSPHRASE_WRONG");
       expect((await ws.store.listCas()).map((r) => r.id)).toEqual(["13-sig"]);
       expect(readdirSync(ws.paths.caDir).sort()).toEqual(files);
+    } finally {
+      await ws.close();
+    }
+  });
+});
+
+describe("initCas and the certificate files in ca/", () => {
+  // A directory at ca/27-sig.pem made the rename of the new file fail after the CA was committed: ERR_INTERNAL with
+  // a stack trace, and a CA whose files were never written (a retry: ERR_CA_EXISTS).
+  it("refuses a directory where a new CA's certificate file goes, before any key is generated", async () => {
+    const ws = newWorkspace();
+    try {
+      mkdirSync(caFiles(ws, "27-sig").pem);
+      expect(await code(initCas(ws, { prefectures: [prefecture("27")], purposes: ["signature"], passphrase: "pw" }))).toBe("ERR_FILE_UNUSABLE");
+      expect(await ws.store.listCas()).toEqual([]);
+    } finally {
+      await ws.close();
+    }
+  });
+
+  // `ca init` killed between a CA's commit and its files left the CA unpublished: a retry said ERR_CA_EXISTS, and
+  // with --skip-existing skipped it, files still missing.
+  it("with skipExisting writes the files of existing CAs that are missing or not regular files (a symlink is replaced, not written through)", async () => {
+    const ws = newWorkspace();
+    try {
+      await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+      const f = caFiles(ws, "13-sig");
+      const want = { pem: readFileSync(f.pem), der: readFileSync(f.der) };
+      rmSync(f.der);
+      const elsewhere = join(ws.paths.root, "elsewhere.txt");
+      writeFileSync(elsewhere, "not a certificate");
+      rmSync(f.pem);
+      symlinkSync(elsewhere, f.pem);
+      const r = await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw", skipExisting: true });
+      expect(r.skipped).toEqual(["13-sig"]);
+      for (const p of [f.pem, f.der]) expect(lstatSync(p).isFile()).toBe(true);
+      expect(readFileSync(f.pem)).toEqual(want.pem);
+      expect(readFileSync(f.der)).toEqual(want.der);
+      expect(readFileSync(elsewhere, "utf8")).toBe("not a certificate");
     } finally {
       await ws.close();
     }

@@ -3,6 +3,7 @@
  * prefecture's CAs from one workspace: create, list, describe, publish their certificates, re-encrypt
  * their keys.
  */
+import { lstatSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { X509Certificate, createHash, createPublicKey } from "node:crypto";
@@ -72,11 +73,58 @@ export function summariseCa(ws: Workspace, rec: CaRecord, all?: readonly CaRecor
   };
 }
 
-/** Writes a CA's certificate as PEM and DER into the workspace (for openssl and for verifiers). */
+/**
+ * Writes a CA's certificate as PEM and DER into the workspace (for openssl and for verifiers). Each file is
+ * replaced whole (a symlink at the path is replaced, never written through); a failure is ERR_FILE_UNUSABLE
+ * naming the file, and saying how to write the files again once the cause is gone.
+ */
 export function exportCaCertificate(ws: Workspace, rec: CaRecord): void {
   const files = caFiles(ws, rec.id);
-  writeFileAtomic(files.der, rec.certificateDer);
-  writeFileAtomic(files.pem, toPem(rec.certificateDer, "CERTIFICATE"));
+  for (const [path, data] of [[files.der, rec.certificateDer], [files.pem, toPem(rec.certificateDer, "CERTIFICATE")]] as const) {
+    try {
+      writeFileAtomic(path, data);
+    } catch (e) {
+      throw new JpkiError("ERR_FILE_UNUSABLE", `the certificate file ${path} of CA ${rec.id} cannot be written (${(e as NodeJS.ErrnoException).code ?? "error"}): the CA is stored; once the cause is gone, 'jpki crl generate' writes the CA files that are missing`, { cause: e });
+    }
+  }
+}
+
+/** Whether `path` is a regular file itself (not missing, not a symlink, directory or anything else). */
+function isRegularFile(path: string): boolean {
+  try {
+    return lstatSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Writes a CA's certificate files when either is missing or not a regular file (a process killed between the
+ * CA's commit and its files, a symlink put there); true when it wrote them.
+ */
+export function exportCaCertificateIfMissing(ws: Workspace, rec: CaRecord): boolean {
+  const f = caFiles(ws, rec.id);
+  if (isRegularFile(f.der) && isRegularFile(f.pem)) return false;
+  exportCaCertificate(ws, rec);
+  return true;
+}
+
+/**
+ * Refuses, before a key is generated, a directory where a new CA's certificate file goes: the file's rename
+ * would fail only after the CA was committed (anything else there, a symlink included, is replaced).
+ */
+export function checkCaFileTargets(ws: Workspace, ids: readonly string[]): void {
+  for (const id of ids) {
+    for (const path of Object.values(caFiles(ws, id))) {
+      let dir = false;
+      try {
+        dir = lstatSync(path).isDirectory();
+      } catch {
+        // nothing there: written as new
+      }
+      if (dir) throw new JpkiError("ERR_FILE_UNUSABLE", `${path} is a directory where the certificate of the new CA ${id} goes: move it away; nothing was made`);
+    }
+  }
 }
 
 export interface InitOptions {
@@ -115,11 +163,15 @@ async function initCasLocked(ws: Workspace, opts: InitOptions): Promise<{ create
   const skipped: string[] = [];
   const missing: typeof wanted = [];
   for (const w of wanted) {
-    if (await ws.store.getCa(w.id)) {
+    const rec = await ws.store.getCa(w.id);
+    if (rec) {
       if (!opts.skipExisting) throw new JpkiError("ERR_CA_EXISTS", `CA ${w.id} already exists in ${ws.paths.root}: use --skip-existing to leave it as it is`);
+      // its certificate files, if an earlier run was killed between the CA's commit and its files
+      exportCaCertificateIfMissing(ws, rec);
       skipped.push(w.id);
     } else missing.push(w);
   }
+  checkCaFileTargets(ws, missing.map((w) => w.id));
   const keyWrap = opts.token ? undefined : await workspaceKeyWrap(ws, opts.passphrase);
   const created: CaSummary[] = [];
   // One CA in flight per core: node's asynchronous generateKeyPair (and the certificate's signature) run in

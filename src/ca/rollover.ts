@@ -38,7 +38,7 @@ import { CertificationAuthority, createCaRecord } from "./authority.js";
 import { parsePkcs11Uri } from "../pki/pkcs11.js";
 import { assembleCertificate, encodeTbs } from "./certificate.js";
 import { activeGeneration, caGeneration, caId } from "./ids.js";
-import { caFiles, exportCaCertificate, summariseCa, workspaceKeyWrap, type CaSummary } from "./manage.js";
+import { caFiles, checkCaFileTargets, exportCaCertificate, exportCaCertificateIfMissing, summariseCa, withCaKeysLock, workspaceKeyWrap, type CaSummary } from "./manage.js";
 import { prefecture } from "./prefectures.js";
 
 /** Which link certificate: RFC 4210 §4.4's names. */
@@ -130,10 +130,7 @@ export async function exportMissingCaFiles(ws: Workspace, cas?: readonly CaRecor
   const written: string[] = [];
   for (const rec of cas ?? (await ws.store.listCas())) {
     const f = caFiles(ws, rec.id);
-    if (!existsSync(f.der) || !existsSync(f.pem)) {
-      exportCaCertificate(ws, rec);
-      written.push(f.der, f.pem);
-    }
+    if (exportCaCertificateIfMissing(ws, rec)) written.push(f.der, f.pem);
   }
   for (const link of await ws.store.listCaLinks()) {
     const ls = describeLinks(ws, link);
@@ -203,8 +200,14 @@ async function linkCertificate(o: {
  * certificate files written. ERR_ROLLOVER_NO_CA when the prefecture has no such CA, ERR_ROLLOVER_EXPIRED when
  * the active certificate has expired (its key can certify nothing), ERR_ROLLOVER_CONFLICT when another run
  * rolled the same generation over first (then no purpose is rolled over); ERR_PASSPHRASE_WRONG before any key is generated.
+ * Runs under the CA-keys lock (ERR_WORKSPACE_LOCKED while another process holds it): beside a `ca rewrap` that
+ * moves the keys to a new passphrase, an unlocked rollover stored its new key under the old one.
  */
 export async function rolloverCas(ws: Workspace, opts: RolloverOptions): Promise<RolledOver[]> {
+  return withCaKeysLock(ws, () => rolloverLocked(ws, opts));
+}
+
+async function rolloverLocked(ws: Workspace, opts: RolloverOptions): Promise<RolledOver[]> {
   const pref = prefecture(opts.prefectureCode);
   const all = await ws.store.listCas();
   const actives = opts.purposes.map((purpose) => {
@@ -224,6 +227,7 @@ export async function rolloverCas(ws: Workspace, opts: RolloverOptions): Promise
     return ca;
   });
   const keyWrap = await workspaceKeyWrap(ws, opts.passphrase);
+  checkCaFileTargets(ws, opened.map((old) => caId(pref.code, old.purpose, caGeneration(old.id) + 1)));
   // Every purpose's new generation is made first and all are committed in one transaction: a run killed
   // half-way (found by a helper) left the signature CA rolled over and the authentication one not, and the
   // same command run again rolled the signature CA over a second time.

@@ -4,8 +4,13 @@
  * (the process killed mid-stop, exit 143). The handlers are called here as the process would call them; no
  * signal is sent to the test process.
  */
+import { existsSync, mkdtempSync, truncateSync, writeFileSync } from "node:fs";
+import { PassThrough } from "node:stream";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { withStopSignal } from "./context.js";
+import { readPassphraseFile, withStopSignal } from "./context.js";
+import { run } from "./program.js";
 
 /** The handlers withStopSignal added for `name` (raw: a once-handler shows as the wrapper that removes itself). */
 const added = (name: NodeJS.Signals, before: readonly unknown[]) => process.rawListeners(name).filter((l) => !before.includes(l));
@@ -37,5 +42,113 @@ describe("withStopSignal", () => {
     expect(await withStopSignal(async (signal) => (signal.aborted ? "stopped" : "done"))).toBe("done");
     expect(process.rawListeners("SIGTERM")).toEqual(before.SIGTERM);
     expect(process.rawListeners("SIGINT")).toEqual(before.SIGINT);
+  });
+});
+
+describe("readPassphraseFile", () => {
+  const dir = mkdtempSync(join(tmpdir(), "jpki-passfile-"));
+  const read = (bytes: Buffer) => {
+    const f = join(dir, `p-${bytes.toString("hex")}`);
+    writeFileSync(f, bytes, { mode: 0o600 });
+    return readPassphraseFile(f, "passphrase file --passphrase-file", dir);
+  };
+  const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+
+  // Windows editors (Notepad before 2019, PowerShell's Out-File) start a UTF-8 file with a byte order mark: kept,
+  // it made a CA whose passphrase nobody could type or put in JPKI_PASSPHRASE.
+  it("reads the passphrase a Windows editor saved as the one typed: one leading BOM and a final CRLF are not part of it", () => {
+    expect(read(Buffer.concat([BOM, Buffer.from("秘密 pass")]))).toBe("秘密 pass");
+    expect(read(Buffer.concat([BOM, Buffer.from("秘密 pass\r\n")]))).toBe("秘密 pass");
+    expect(read(Buffer.from("秘密 pass\r\n"))).toBe("秘密 pass");
+    expect(read(Buffer.from("秘密 pass\n"))).toBe("秘密 pass");
+    // only one of each: what is left is the passphrase as written
+    expect(read(Buffer.concat([BOM, BOM, Buffer.from("x")]))).toBe("\ufeffx");
+    expect(read(Buffer.from("x\r\n\r\n"))).toBe("x\r\n");
+  });
+
+  it("a file far larger than any passphrase (a wrong path, a disk image) is refused by its size, unread", () => {
+    const f = join(dir, "huge");
+    writeFileSync(f, "", { mode: 0o600 });
+    truncateSync(f, 3 * 2 ** 30); // sparse: read whole, node failed past 2 GiB; below, it was all held in memory
+    expect(() => readPassphraseFile(f, "passphrase file --passphrase-file", dir)).toThrow(expect.objectContaining({ code: "ERR_FILE_UNUSABLE", message: expect.stringMatching(/bytes, more than the \d+ accepted/) }));
+  });
+
+  // "パス" in Shift_JIS decoded as UTF-8 is four U+FFFD: a passphrase nobody types, and the same for every file of
+  // four such bytes. Refused where new keys would be wrapped under it; read as before where keys already are.
+  it("a file that is not UTF-8 (Shift_JIS) is refused for new keys, and read as before for keys already wrapped", () => {
+    const sjis = Buffer.from([0x83, 0x70, 0x83, 0x58, 0x0a]); // パス\n
+    const f = join(dir, "sjis");
+    writeFileSync(f, sjis, { mode: 0o600 });
+    expect(() => readPassphraseFile(f, "passphrase file --passphrase-file", dir, { forNewKeys: true })).toThrow(expect.objectContaining({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining("not UTF-8") }));
+    expect(readPassphraseFile(f, "passphrase file --passphrase-file", dir)).toBe(sjis.subarray(0, 4).toString("utf8"));
+    const utf8 = join(dir, "utf8");
+    writeFileSync(utf8, "パス\n", { mode: 0o600 });
+    expect(readPassphraseFile(utf8, "passphrase file --passphrase-file", dir, { forNewKeys: true })).toBe("パス");
+  });
+
+  it("ca init on a new workspace and ca rewrap --new-passphrase-file refuse a Shift_JIS file; nothing is made", async () => {
+    const f = join(dir, "sjis-cli");
+    writeFileSync(f, Buffer.from([0x83, 0x70, 0x83, 0x58]), { mode: 0o600 });
+    let stderr = "";
+    const io = { stdout: { write: () => true }, stderr: { write: (t: string) => (stderr += t) }, env: {}, cwd: dir };
+    const fresh = join(dir, "fresh-ws");
+    expect(await run(["--workspace", fresh, "--passphrase-file", f, "ca", "init", "--prefecture", "13", "--purpose", "signature"], io)).toBe(2);
+    expect(stderr).toContain("[ERR_FILE_UNUSABLE]");
+    expect(existsSync(fresh)).toBe(false);
+    stderr = "";
+    expect(await run(["--workspace", fresh, "ca", "rewrap", "--new-passphrase-file", f], { ...io, env: { JPKI_PASSPHRASE: "pw" } })).toBe(2);
+    expect(stderr).toContain("not UTF-8");
+  });
+
+  it("a file holding only a BOM (and a line break) is empty", () => {
+    for (const b of [BOM, Buffer.concat([BOM, Buffer.from("\r\n")])]) expect(() => read(b)).toThrow(expect.objectContaining({ code: "ERR_PASSPHRASE_MISSING" }));
+  });
+});
+
+describe("the passphrase prompt", () => {
+  /** Runs `ca init` with `typed` answered at a terminal's prompt; its exit code and stderr. */
+  async function initAnswering(dir: string, typed: string): Promise<{ code: number; stderr: string }> {
+    const stdin = Object.assign(new PassThrough(), { isTTY: true });
+    let stderr = "";
+    const answered = run(["--workspace", join(dir, "ws"), "ca", "init", "--prefecture", "13", "--purpose", "signature"], {
+      stdout: { write: () => true },
+      stderr: { write: (s: string) => (stderr += s), isTTY: true },
+      env: {},
+      cwd: dir,
+      stdin,
+    });
+    await new Promise<void>((r) => {
+      const t = setInterval(() => stderr.includes("passphrase: ") && (clearInterval(t), r()), 5);
+    });
+    stdin.write(typed);
+    return { code: await answered, stderr };
+  }
+
+  // readline in terminal mode was given a bare { write } as its output: "output.on is not a function", ERR_INTERNAL
+  // with a stack trace at every prompt, so no passphrase could be typed.
+  it("takes the passphrase typed, not echoed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-prompt-"));
+    const r = await initAnswering(dir, "typed secret\r");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toContain("typed secret");
+    const { Workspace } = await import("../workspace/workspace.js");
+    const { decryptPrivateKey } = await import("../pki/keys.js");
+    const ws = Workspace.open(join(dir, "ws"));
+    try {
+      const rec = (await ws.store.getCa("13-sig"))!;
+      expect(() => decryptPrivateKey(rec.encryptedKeyPem, "typed secret")).not.toThrow();
+    } finally {
+      await ws.close();
+    }
+  });
+
+  // An empty line at the prompt (Enter pressed by mistake) made CA keys under the empty passphrase, where an empty
+  // passphrase file or JPKI_PASSPHRASE="" is refused as no passphrase at all.
+  it("an empty answer is no passphrase (ERR_PASSPHRASE_MISSING): no CA is made", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-prompt-"));
+    const { code, stderr } = await initAnswering(dir, "\r");
+    expect(stderr).toContain("[ERR_PASSPHRASE_MISSING]");
+    expect(code).toBe(5);
+    expect(existsSync(join(dir, "ws", "ca", "13-sig.pem"))).toBe(false);
   });
 });

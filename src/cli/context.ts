@@ -2,8 +2,10 @@
  * What every command shares: the workspace location (--workspace or JPKI_HOME), the passphrase source,
  * and the output mode.
  */
+import { isUtf8 } from "node:buffer";
 import { resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { Writable } from "node:stream";
 import type { Command } from "commander";
 import type { Workspace } from "../index.js";
 import { JpkiError, NOT_REGULAR, checkInputFile, checkWorkspaceDir, isJpkiError, readPinFile, readRegularFile, setPkcs11PinSource, workspaceLibrary } from "./lib.js";
@@ -103,8 +105,8 @@ export class Context {
    * The CA key passphrase: --passphrase-file, else JPKI_PASSPHRASE, else a prompt on a terminal.
    * Never taken from a command-line argument, where other users could read it.
    */
-  async passphrase(): Promise<string> {
-    if (this.opts.passphraseFile) return readPassphraseFile(this.opts.passphraseFile, "passphrase file --passphrase-file", this.io.cwd);
+  async passphrase(opts: { readonly forNewKeys?: boolean } = {}): Promise<string> {
+    if (this.opts.passphraseFile) return readPassphraseFile(this.opts.passphraseFile, "passphrase file --passphrase-file", this.io.cwd, opts);
     const env = this.io.env.JPKI_PASSPHRASE;
     if (env) return env;
     // A workspace whose CA keys are in a PKCS#11 token needs the PIN, not a passphrase: none is asked for (a
@@ -116,42 +118,72 @@ export class Context {
   }
 }
 
+/** The largest passphrase file read: a passphrase is a line; this leaves room for any sane one. */
+const MAX_PASSPHRASE_FILE = 64 * 1024;
+
 /**
- * A passphrase from a file: its content without one final line break. Refused rather than read: a missing
+ * A passphrase from a file: its content without one leading UTF-8 byte order mark and one final line break
+ * (LF or CRLF). Refused rather than read: a file larger than 64 KiB (ERR_FILE_UNUSABLE), a missing
  * file, a directory, FIFO or device (never waited on, also when swapped in after the path check: the file is
  * opened non-blocking and checked by its descriptor), and a file group or others can read or write — as the
  * token PIN file is (ERR_PASSPHRASE_FILE_UNSAFE). A symlink to an owner-only file is fine (mounted secrets).
  */
-export function readPassphraseFile(file: string, what: string, cwd: string): string {
+export function readPassphraseFile(file: string, what: string, cwd: string, opts: { readonly forNewKeys?: boolean } = {}): string {
   const path = checkInputFile(file, what, { cwd });
   const cannot = (e: unknown) => new JpkiError("ERR_PASSPHRASE_MISSING", `cannot read the ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? "error"}`, { cause: e });
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readRegularFile(path, {
+    bytes = readRegularFile(path, {
       accept: (st) => {
         if (st.mode & 0o077) {
           throw new JpkiError("ERR_PASSPHRASE_FILE_UNSAFE", `the ${what} ${file} can be read or written by other users (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it, and consider the passphrase disclosed`);
         }
+        // a wrong path (a disk image, a log) is not read whole into memory, nor past 2 GiB fails as node's RangeError
+        if (st.size > MAX_PASSPHRASE_FILE) throw new JpkiError("ERR_FILE_UNUSABLE", `${what} ${file}: is ${st.size} bytes, more than the ${MAX_PASSPHRASE_FILE} accepted for it`);
       },
-    }).bytes.toString("utf8");
+    }).bytes;
   } catch (e) {
     if (e instanceof JpkiError) throw e;
     if ((e as NodeJS.ErrnoException).code === NOT_REGULAR) throw new JpkiError("ERR_FILE_UNUSABLE", `${what} ${file}: is not a regular file`);
     throw cannot(e);
   }
-  const p = text.replace(/\r?\n$/, "");
+  // A file that is not UTF-8 (Shift_JIS, as a Japanese Windows editor saves by default) decodes with U+FFFD for its
+  // bytes: a passphrase other than the one typed, and one many files decode to. Refused for keys about to be
+  // wrapped (a new workspace, a new passphrase); keys already wrapped that way still open with the file.
+  if (opts.forNewKeys && !isUtf8(bytes)) {
+    throw new JpkiError("ERR_FILE_UNUSABLE", `${what} ${file}: is not UTF-8 text (saved as Shift_JIS?): save it as UTF-8, as the passphrase typed or in JPKI_PASSPHRASE is`);
+  }
+  const text = bytes.toString("utf8");
+  // One leading byte order mark is the editor's, not the passphrase's: Windows editors write UTF-8 files with one,
+  // and kept it made a CA that the same passphrase, typed or in JPKI_PASSPHRASE, did not open. (A final CRLF is
+  // a line break as LF is.)
+  const p = text.replace(/^\uFEFF/, "").replace(/\r?\n$/, "");
   if (!p) throw new JpkiError("ERR_PASSPHRASE_MISSING", `the ${what} ${file} is empty`);
   return p;
 }
 
+/**
+ * Reads a passphrase typed at the terminal, not echoed. readline in terminal mode needs a real stream as its
+ * output (it listens for 'resize'): given a bare { write } it threw "output.on is not a function", so every
+ * prompt ended in ERR_INTERNAL with a stack trace. The output is a stream that drops what readline echoes. An
+ * empty answer is no passphrase (as an empty file or JPKI_PASSPHRASE="" is), and Ctrl-C — which the terminal's
+ * raw mode turns into a readline event, not a signal — ends the prompt instead of leaving it waiting.
+ */
 function promptHidden(stdin: NodeJS.ReadableStream, io: Io, prompt: string): Promise<string> {
-  return new Promise((resolveP) => {
+  return new Promise((resolveP, rejectP) => {
     io.stderr.write(prompt);
-    const rl = createInterface({ input: stdin, terminal: true, output: { write: () => true } as unknown as NodeJS.WritableStream });
+    const discard = new Writable({ write: (_chunk, _enc, done) => done() });
+    const rl = createInterface({ input: stdin, terminal: true, output: discard });
+    rl.on("SIGINT", () => {
+      rl.close();
+      io.stderr.write("\n");
+      rejectP(new JpkiError("ERR_PASSPHRASE_MISSING", "no passphrase given: the prompt was interrupted"));
+    });
     rl.question("", (answer) => {
       rl.close();
       io.stderr.write("\n");
-      resolveP(answer);
+      if (!answer) rejectP(new JpkiError("ERR_PASSPHRASE_MISSING", "no passphrase given: the answer to the prompt was empty"));
+      else resolveP(answer);
     });
   });
 }

@@ -77,7 +77,7 @@ function makeRoot(): Command {
     .version(VERSION)
     .option("-w, --workspace <dir>", `workspace directory (default: $JPKI_HOME or ./${DEFAULT_WORKSPACE})`)
     .option("--json", "write one JSON document to stdout (diagnostics stay on stderr)")
-    .option("--passphrase-file <file>", "file holding the CA key passphrase (else $JPKI_PASSPHRASE, else a prompt)")
+    .option("--passphrase-file <file>", "owner-only file holding the CA key passphrase, without one leading UTF-8 BOM and one final line break (else $JPKI_PASSPHRASE, else a prompt)")
     .option("--pkcs11-pin-file <file>", "file holding the user PIN of the PKCS#11 token with the CA keys (else $JPKI_PKCS11_PIN)")
     .showHelpAfterError("(run with --help for usage)")
     .addHelpText(

@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { bitString, integer, nul, oid, seq, tlv } from "./der.js";
-import { requireRsa2048 } from "./keys.js";
+import { decryptPrivateKey, encryptPrivateKey, requireRsa2048 } from "./keys.js";
+import { newKeyWrapParams } from "./key-wrap.js";
 import { errorCodeOf } from "../../test/error-code.js";
 
 const RSA = "1.2.840.113549.1.1.1";
@@ -101,6 +102,24 @@ describe("requireRsa2048", () => {
         if (stillValid) expect(requireRsa2048(k).spki.equals(k), `byte ${i} ^ ${flip}`).toBe(true);
         else expect(code(() => requireRsa2048(k)), `byte ${i} ^ ${flip}`).toMatch(/^ERR_KEY_(MALFORMED|UNSUPPORTED)$/);
       }
+    }
+  });
+});
+
+describe("decryptPrivateKey with a wrong passphrase", () => {
+  // The message sent every operator to JPKI_PASSPHRASE, also one who gave --passphrase-file or typed it.
+  it("is ERR_PASSPHRASE_WRONG naming every place the passphrase comes from, and not the passphrase", () => {
+    const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const pem = encryptPrivateKey(privateKey, "right one", newKeyWrapParams());
+    try {
+      decryptPrivateKey(pem, "wrong one", "the key of CA 13-sig");
+      expect.unreachable();
+    } catch (e) {
+      expect((e as { code?: string }).code).toBe("ERR_PASSPHRASE_WRONG");
+      const m = (e as Error).message;
+      for (const where of ["--passphrase-file", "JPKI_PASSPHRASE", "prompt"]) expect(m).toContain(where);
+      expect(m).not.toContain("wrong one");
+      expect(m).not.toContain("right one");
     }
   });
 });

@@ -84,7 +84,7 @@ export function decryptPrivateKey(pem: string, passphrase: string, what = "the C
   if (!passphrase) throw new JpkiError("ERR_PASSPHRASE_MISSING", `no passphrase for ${what}: set JPKI_PASSPHRASE or pass --passphrase-file`);
   assertStoredKeyForm(pem, what);
   const wrong = (cause?: unknown) =>
-    new JpkiError("ERR_PASSPHRASE_WRONG", `the passphrase does not decrypt ${what}: check JPKI_PASSPHRASE (or the key file is damaged)`, cause === undefined ? undefined : { cause });
+    new JpkiError("ERR_PASSPHRASE_WRONG", `the passphrase does not decrypt ${what}: check the one given (--passphrase-file, JPKI_PASSPHRASE or the prompt; or the key file is damaged)`, cause === undefined ? undefined : { cause });
   const wrapped = wrappedKeyOf(pem);
   if (wrapped) {
     const pkcs8 = unwrapPrivateKey(wrapped, passphrase);

@@ -162,4 +162,11 @@ describe("readPinFile", () => {
       expect(String((e as Error).message)).not.toContain("4321");
     }
   });
+
+  it("reads a PIN file a Windows editor saved (a leading byte order mark, CRLF) as the PIN typed", () => {
+    const f = join(hsm.dir, "pin-bom.txt");
+    writeFileSync(f, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from("4321\r\n")]), { mode: 0o600 });
+    chmodSync(f, 0o600);
+    expect(readPinFile(f)).toBe("4321");
+  });
 });

@@ -102,7 +102,7 @@ function envPin(): string {
   throw new JpkiError("ERR_PKCS11_PIN_MISSING", "the CA keys are in a PKCS#11 token: set JPKI_PKCS11_PIN or pass --pkcs11-pin-file FILE");
 }
 
-/** Reads a PIN file: its first line, without the newline. The PIN itself never appears in an error. */
+/** Reads a PIN file: its first line, without the newline (LF or CRLF) and without a leading UTF-8 byte order mark. The PIN itself never appears in an error. */
 export function readPinFile(path: string): string {
   let text: string;
   try {
@@ -120,7 +120,8 @@ export function readPinFile(path: string): string {
     const code = (e as NodeJS.ErrnoException).code;
     throw new JpkiError("ERR_PKCS11_PIN_MISSING", `cannot read the token PIN file ${path}: ${code === NOT_REGULAR ? "not a regular file" : (code ?? "error")}`, { cause: e });
   }
-  const pin = text.split(/\r?\n/, 1)[0] ?? "";
+  // without the byte order mark a Windows editor starts a UTF-8 file with: it is no part of the PIN typed
+  const pin = text.replace(/^\uFEFF/, "").split(/\r?\n/, 1)[0] ?? "";
   if (!pin) throw new JpkiError("ERR_PKCS11_PIN_MISSING", `the token PIN file ${path} is empty`);
   return pin;
 }

@@ -21,6 +21,7 @@ import { randomSerial } from "../../src/pki/serial.js";
 import { SoftwareSigner } from "../../src/pki/signer.js";
 import { CrlUpdater } from "../../src/crl/updater.js";
 import { Workspace } from "../../src/workspace/workspace.js";
+import { withCaKeysLock } from "../../src/ca/manage.js";
 import { MAIN, cli, runDemo, sh, storeEnv, tempDir, unrevoked, workspaceStore, type DemoRun } from "./helpers.js";
 
 let demo: DemoRun;
@@ -211,6 +212,22 @@ describe("jpki ca bridge: the operator's side", () => {
     expect(Number(r.json().arl.number)).toBeGreaterThan(Math.max(...numbers));
     expect(existsSync(join(ws, "bridge", ".lock"))).toBe(false);
   }, 60_000);
+
+  // The Bridge key shares the CA keys' passphrase: a `ca bridge` creating it beside a `ca rewrap
+  // --new-passphrase-file` (which found no Bridge to lock or re-encrypt) wrapped it under the old passphrase
+  // while every CA key moved to the new one. It now runs under the CA-keys lock, as ca init, rewrap and rollover.
+  it("is refused (ERR_WORKSPACE_LOCKED, exit 3) while another command changes the CA keys, changing nothing", async () => {
+    const state = readFileSync(join(ws, "bridge", "state.json"), "utf8");
+    const wsp = await Workspace.openAsync(ws, { storeUrl: await workspaceStore(ws) });
+    try {
+      const r = await withCaKeysLock(wsp, () => bridge());
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toContain("ERR_WORKSPACE_LOCKED");
+    } finally {
+      await wsp.close();
+    }
+    expect(readFileSync(join(ws, "bridge", "state.json"), "utf8")).toBe(state);
+  });
 
   it("the Bridge's ARL is kept fresh: the CRL schedule republishes it within the refresh margin, crl generate --partitions all with the others", async () => {
     const arlNumber = () => BigInt(sh("openssl", ["crl", "-inform", "DER", "-in", arl(), "-noout", "-crlnumber"]).out.trim().split("=")[1]!);

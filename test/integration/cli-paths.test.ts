@@ -95,6 +95,22 @@ describe("jpki issue checks its paths before the CA key signs", () => {
     expect(await certificatesOf(code)).toEqual([]);
   });
 
+  it("--public-key and --csr: a file far larger than a key or a request is refused by its size, unread", async () => {
+    const code = residents[0]!.residentCode!;
+    // sparse: 3 GiB that take no disk (read whole, it failed past 2 GiB with node's RangeError; below that it
+    // was held in memory and parsed)
+    const huge = join(dir, "huge.pub");
+    execFileSync("truncate", ["-s", "3G", huge]);
+    const big = join(dir, "big.csr");
+    execFileSync("truncate", ["-s", "1M", big]);
+    for (const [opt, f, what] of [["--public-key", huge, "public key file --public-key"], ["--csr", big, "request file --csr"]] as const) {
+      const r = await cli([...w(), "issue", "--resident", code, opt, f], { cwd: dir });
+      expectRefused(r, "ERR_FILE_UNUSABLE", f, what);
+      expect(r.stderr).toMatch(/bytes, more than the \d+ accepted/);
+    }
+    expect(await certificatesOf(code)).toEqual([]);
+  });
+
   it("--batch input and --out-dir output are checked before any application is signed", async () => {
     const code = residents[2]!.residentCode!;
     const batch = writeJsonl(join(dir, "batch.jsonl"), [{ residentCode: code, type: "signature", publicKey: execFileSync("openssl", ["pkey", "-pubin", "-in", pub]).toString() }]);

@@ -23,7 +23,7 @@ export function makeCaCommand(io: Io): Command {
     .description("create prefecture CAs: RSA-2048 key (encrypted at rest), self-signed certificate in the JPKI CA profile")
     .requiredOption("-p, --prefecture <codes>", "JIS X 0401 codes: 13, 13,27, 01-47 or all")
     .addOption(new Option("--purpose <purpose>", "which CAs per prefecture").choices(["signature", "authentication", "both"]).default("both"))
-    .option("--skip-existing", "leave CAs that already exist instead of failing")
+    .option("--skip-existing", "leave CAs that already exist instead of failing (writing their ca/ files if missing)")
     .option("--base-url <url>", "base of the CRL and AIA URLs put into certificates (new workspace only)")
     .addOption(new Option("--validity-rule <rule>", "end-entity validity (new workspace only)").choices(["3y", "fifth-birthday"]))
     .addOption(new Option("--policy <policy>", "signature policy OID set (new workspace only)").choices(["production", "test"]))
@@ -64,7 +64,8 @@ Examples:
       const prefs = prefectureList(o.prefecture);
       const token = o.pkcs11Module && o.token ? { modulePath: o.pkcs11Module.includes("/") ? resolve(io.cwd, o.pkcs11Module) : o.pkcs11Module, token: o.token } : undefined;
       // token keys need no passphrase (the PIN is asked when the token is opened)
-      const passphrase = token ? "" : await ctx.passphrase();
+      // a workspace not made yet gets its first keys under this passphrase: it must be the one typed (UTF-8)
+      const passphrase = token ? "" : await ctx.passphrase({ forNewKeys: !existsSync(workspacePaths(ctx.workspaceDir).config) });
       const config: Partial<Record<keyof WorkspaceConfig, unknown>> = {};
       if (o.baseUrl) config.baseUrl = o.baseUrl;
       if (o.baseUrl) config.cpsUri = `${o.baseUrl.replace(/\/+$/, "")}/cps`;
@@ -180,7 +181,9 @@ trust stores, and 'jpki revoke --ca <old id> --all --reason ca-compromise' revok
 The passphrase comes from --passphrase-file or JPKI_PASSPHRASE (or a prompt); the new key is encrypted under it.
 
 Exit codes: 0 done; 4 no such CA (ERR_ROLLOVER_NO_CA), its certificate expired (ERR_ROLLOVER_EXPIRED) or
-another run rolled it over first (ERR_ROLLOVER_CONFLICT); 5 passphrase missing or wrong.
+another run rolled it over first (ERR_ROLLOVER_CONFLICT); 5 passphrase missing or wrong; 3 another jpki
+process is changing the CA keys ('ca init', 'ca rewrap', another 'ca rollover': ERR_WORKSPACE_LOCKED, retry
+when it finishes).
 
 Examples:
   jpki ca rollover --prefecture 13
@@ -244,7 +247,7 @@ reject that CA's certificates), drops both directions from the bundle, and later
 certificate out; a new certificate of the CA (a new key) can be cross-certified again.
 
 Exit codes:
-  0  done    3  no workspace, another process is working on the Bridge, or the Bridge's files are damaged
+  0  done    3  no workspace, another process is working on the Bridge or the CA keys, or the Bridge's files are damaged
   4  no such CA, or a certificate expired    5  passphrase    2  a Bridge file cannot be written (permissions, disk)
 
 Examples:
@@ -254,7 +257,7 @@ Examples:
     )
     .action(async (o: { prefecture?: string; revoke?: string; reason?: string }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
-      const { certifyBridge, revokeBridgeCross, parseReason, prefectureList, workspaceKeyWrap } = await library();
+      const { certifyBridge, revokeBridgeCross, parseReason, prefectureList, withCaKeysLock, workspaceKeyWrap } = await library();
       if (o.reason && !o.revoke) throw new JpkiError("ERR_USAGE", "--reason goes with --revoke");
       if (o.revoke && o.prefecture) throw new JpkiError("ERR_USAGE", "--revoke names one CA: leave out --prefecture");
       const passphrase = await ctx.passphrase();
@@ -279,8 +282,12 @@ Examples:
           caIds = (await ws.store.listCas()).filter((r) => codes.has(r.prefectureCode)).map((r) => r.id);
           if (caIds.length === 0) throw new JpkiError("ERR_CA_UNKNOWN", `no CA of prefecture(s) ${o.prefecture} in ${ws.paths.root}: 'jpki ca init --prefecture ${o.prefecture}' creates them`);
         }
-        const keyWrap = await workspaceKeyWrap(ws, passphrase);
-        const r = await certifyBridge(ws, { passphrase, keyWrap, ...(caIds ? { caIds } : {}), onProgress: (m) => ctx.out.progress(m) });
+        // Under the CA-keys lock: the Bridge key is wrapped under the CA keys' passphrase, and made beside a `ca rewrap`
+        // (which found no Bridge to re-encrypt) it stayed under the old one while the CA keys moved to the new.
+        const r = await withCaKeysLock(ws, async () => {
+          const keyWrap = await workspaceKeyWrap(ws, passphrase);
+          return certifyBridge(ws, { passphrase, keyWrap, ...(caIds ? { caIds } : {}), onProgress: (m) => ctx.out.progress(m) });
+        });
         ctx.out.progressDone();
         ctx.out.result(
           {
@@ -330,7 +337,7 @@ Examples:
       const ctx = Context.of(io, cmd);
       const { rewrapCaKeys } = await library();
       const passphrase = await ctx.passphrase();
-      const newPassphrase = o.newPassphraseFile ? readPassphraseFile(o.newPassphraseFile, "new passphrase file --new-passphrase-file", io.cwd) : undefined;
+      const newPassphrase = o.newPassphraseFile ? readPassphraseFile(o.newPassphraseFile, "new passphrase file --new-passphrase-file", io.cwd, { forNewKeys: true }) : undefined;
       await withWorkspace(ctx, async (ws) => {
         const res = await rewrapCaKeys(ws, { passphrase, ...(newPassphrase !== undefined ? { newPassphrase } : {}) });
         ctx.out.result({ workspace: ws.paths.root, rewrapped: res.rewrapped, newPassphrase: newPassphrase !== undefined }, () =>

@@ -1,9 +1,8 @@
 /** `jpki issue`: one application, or a batch file of them, becomes certificates. */
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, Option } from "commander";
 import type { IssuanceApplication, IssuedCertificate } from "../../index.js";
-import { JpkiError, checkInputFile, checkOutputDir, checkOutputFile, library } from "../lib.js";
+import { JpkiError, checkInputFile, checkOutputDir, checkOutputFile, library, readInputFile } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import { fileProgress, type Io } from "../output.js";
 
@@ -21,14 +20,16 @@ interface IssueOptions {
   applicationId?: string;
 }
 
-/** Reads an input file after checking it is one (ERR_FILE_NOT_FOUND / ERR_FILE_UNUSABLE name the option). */
+/**
+ * The largest --public-key or --csr file read: the card's RSA-2048 key is 294 bytes of DER (≈ 450 as PEM), its
+ * request under 1 KB; 256 KiB leaves room for PEM with comments or a chain and refuses, unread, the multi-GB file
+ * or the wrong path that was read whole into memory before (and past 2 GiB failed with node's RangeError).
+ */
+const MAX_KEY_OR_REQUEST_FILE = 256 * 1024;
+
+/** Reads an input file after checking it is one (ERR_FILE_NOT_FOUND / ERR_FILE_UNUSABLE name the option), bounded. */
 function readInput(io: Io, path: string, what: string): Buffer {
-  const abs = checkInputFile(path, what, { cwd: io.cwd });
-  try {
-    return readFileSync(abs);
-  } catch (e) {
-    throw new JpkiError("ERR_FILE_UNUSABLE", `${what} ${path}: cannot be read (${(e as NodeJS.ErrnoException).code ?? "error"})`, { cause: e });
-  }
+  return readInputFile(path, what, { cwd: io.cwd, maxBytes: MAX_KEY_OR_REQUEST_FILE });
 }
 
 function summary(c: IssuedCertificate, pem: string, path?: string) {
