@@ -469,9 +469,13 @@ export class CrlEntryCheck {
     }
   }
 
-  /** One violation per rule broken, counting the entries that broke it. */
-  violations(): Violation[] {
+  /**
+   * One violation per rule broken, counting the entries that broke it. `present`: the CRL carries a
+   * revokedCertificates field, which with no entry in it breaks §5.1.2.6 (absent when none is revoked).
+   */
+  violations(present = false): Violation[] {
     const f = new Findings();
+    if (present && this.index === 0) f.error("crl.revokedCertificates.empty", "revokedCertificates is present but empty: with no revoked certificates it must be absent (RFC 5280 §5.1.2.6)");
     this.tally.flush(f);
     return f.list;
   }
@@ -549,7 +553,7 @@ export function checkCrl(der: Uint8Array): CrlProfileReport {
       extensions: (entry.crlEntryExtensions ?? []).map((e) => ({ extnID: e.extnID, critical: e.critical, value: extValue(e) })),
     });
   }
-  f.list.push(...entries.violations());
+  f.list.push(...entries.violations(tbs.revokedCertificates !== undefined));
 
   return Object.freeze({ kind: delta ? "delta-crl" : "crl", violations: Object.freeze(f.list) });
 }

@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { buildCrl, crlDer, type CrlEntryInput } from "../crl/builder.js";
 import { reasonName } from "../crl/reason.js";
 import { isJpkiError } from "../errors.js";
+import { children, seq } from "../pki/der.js";
 import { SoftwareSigner } from "../pki/signer.js";
 import { encodeName } from "./names.js";
 import { checkCrl } from "./check.js";
@@ -147,5 +148,30 @@ describe("openCrl: a CRL read in one pass", () => {
     const ber = Buffer.from(small);
     ber[1] = 0x80; // indefinite length
     expect(malformedMessage(() => openCrl(crlBytesSource(ber)))).toMatch(/indefinite/);
+  });
+});
+
+describe("an empty revokedCertificates (RFC 5280 §5.1.2.6: absent when no certificate is revoked)", () => {
+  /** `der` (a CRL without entries) with `30 00` put where revokedCertificates goes: after nextUpdate. */
+  function withEmptyRevoked(der: Buffer): Buffer {
+    const [tbs, alg, sig] = children(der);
+    const fields = children(tbs!);
+    const at = fields.findIndex((f) => f[0] === 0x17 || f[0] === 0x18) + 2; // thisUpdate, nextUpdate
+    return seq(seq(...fields.slice(0, at), seq(), ...fields.slice(at)), alg!, sig!);
+  }
+
+  it("is reported as a profile error by the stream reader (inspect) and by checkCrl (verify --crl), and still parses", async () => {
+    const absent = await crlOf([]);
+    const empty = withEmptyRevoked(absent);
+    expect(empty.length).toBe(absent.length + 2);
+    const { list, totals } = readAll(empty);
+    expect(list).toEqual([]);
+    expect(totals.entryCount).toBe(0);
+    expect(totals.profile.violations).toEqual([{ rule: "crl.revokedCertificates.empty", severity: "error", message: expect.stringMatching(/present but empty.*must be absent/) }]);
+    expect(checkCrl(empty).violations).toEqual(totals.profile.violations);
+    expect(describeCrl(empty).profile).toEqual(totals.profile);
+    // our builder leaves it out: no finding
+    expect(readAll(absent).totals.profile.violations).toEqual([]);
+    expect(checkCrl(absent).violations).toEqual([]);
   });
 });

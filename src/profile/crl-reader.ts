@@ -300,11 +300,14 @@ export class CrlReader {
   /** [entriesStart, entriesEnd): the content of revokedCertificates (empty when it is absent) */
   private readonly entriesStart: number;
   private readonly entriesEnd: number;
+  /** whether revokedCertificates is there at all: present with no entry is a finding (§5.1.2.6) */
+  private readonly revokedPresent: boolean;
   private state: "open" | "reading" | "read" | "closed" = "open";
   private totalsRead: CrlReadTotals | undefined;
 
-  private constructor(source: CrlSource, skeleton: Buffer, entriesStart: number, entriesEnd: number) {
+  private constructor(source: CrlSource, skeleton: Buffer, entriesStart: number, entriesEnd: number, revokedPresent: boolean) {
     this.source = source;
+    this.revokedPresent = revokedPresent;
     this.skeleton = skeleton;
     this.entriesStart = entriesStart;
     this.entriesEnd = entriesEnd;
@@ -371,9 +374,11 @@ export class CrlReader {
     }
     let entriesStart = p;
     let entriesEnd = p;
+    let revokedPresent = false;
     if (p < tbs.end) {
       f = headerAt(p, tbs.end, "revokedCertificates");
       if (f.tag === TAG.SEQUENCE) {
+        revokedPresent = true;
         entriesStart = f.start;
         entriesEnd = f.end;
         p = f.end;
@@ -397,7 +402,7 @@ export class CrlReader {
     } catch (e) {
       throw new JpkiError("ERR_DER_MALFORMED", `CRL: not DER (${(e as Error).message})`, { cause: e });
     }
-    return new CrlReader(src, skeleton, entriesStart, entriesEnd);
+    return new CrlReader(src, skeleton, entriesStart, entriesEnd, revokedPresent);
   }
 
   /**
@@ -451,7 +456,7 @@ export class CrlReader {
       entryCount: count,
       reasonCounts: Object.freeze(Object.fromEntries(reasons)),
       sha256: hash.digest("hex"),
-      entryViolations: Object.freeze(check.violations()),
+      entryViolations: Object.freeze(check.violations(this.revokedPresent)),
     });
     this.state = "read";
   }
