@@ -1,7 +1,9 @@
+import { spawnSync } from "node:child_process";
 import { createHash, generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildCrl, crlDer, type CrlEntryInput } from "../crl/builder.js";
 import { reasonName } from "../crl/reason.js";
@@ -175,3 +177,27 @@ describe("an empty revokedCertificates (RFC 5280 §5.1.2.6: absent when no certi
     expect(checkCrl(absent).violations).toEqual([]);
   });
 });
+
+describe("crlFileSource on something that is not a regular file", () => {
+  it("a FIFO (swapped in after inspect's check by path, or planted as an installed CRL) is ERR_FILE_UNUSABLE at once, not an open waiting for a writer", () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-crl-fifo-"));
+    const fifo = join(dir, "13-sig.crl");
+    expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
+    // In a child with a deadline: the blocking open would stop this worker, and its own timeout with it.
+    const script = `import("${pathToFileURL(join(import.meta.dirname, "..", "..", "dist", "src", "profile", "crl-reader.js")).href}").then((m) => { try { m.crlFileSource(process.argv[1], "input file x.crl"); console.log("opened"); } catch (e) { console.log(e.code + " " + e.message); } })`;
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script, fifo], { encoding: "utf8", timeout: 30_000 });
+    expect(r.signal, "still waiting on the FIFO").toBeNull();
+    expect(r.stdout.trim()).toBe("ERR_FILE_UNUSABLE input file x.crl: is not a regular file");
+    // a directory too
+    expect(malformedOrUnusable(() => crlFileSource(dir, "input file d"))).toBe("ERR_FILE_UNUSABLE");
+  });
+});
+
+function malformedOrUnusable(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+  return "accepted";
+}

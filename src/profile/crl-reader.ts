@@ -16,7 +16,7 @@
  * entry rules (CrlEntryCheck). Any structural fault is ERR_DER_MALFORMED naming the entry and its byte offset.
  */
 import { createHash } from "node:crypto";
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { JpkiError } from "../errors.js";
 import { readHeader, seq, TAG } from "../pki/der.js";
 import { assertDer } from "../pki/der-strict.js";
@@ -38,15 +38,19 @@ export function crlFileSource(path: string, what: string): CrlSource {
   let fd: number;
   let size: number;
   try {
-    fd = openSync(path, "r");
+    // Non-blocking, and judged by the descriptor (as pki/regular-file.ts reads): opening a FIFO put at the path
+    // after the caller's check by path (or at an installed CRL's) waited for a writer for ever.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (e) {
     throw unusable(e);
   }
   try {
-    size = fstatSync(fd).size;
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new JpkiError("ERR_FILE_UNUSABLE", `${what}: is not a regular file`);
+    size = st.size;
   } catch (e) {
     closeSync(fd);
-    throw unusable(e);
+    throw e instanceof JpkiError ? e : unusable(e);
   }
   return {
     size,
