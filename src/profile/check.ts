@@ -84,6 +84,8 @@ class Findings {
 /** Extensions by OID, reporting duplicates (RFC 5280 §4.2: an extension appears at most once). */
 function indexExtensions(exts: readonly Extension[] | undefined, f: Findings, rulePrefix: string): Map<string, Extension> {
   const map = new Map<string, Extension>();
+  // Extensions ::= SEQUENCE SIZE (1..MAX) OF Extension (§4.1, §5.1): present means one at least
+  if (exts?.length === 0) f.error(`${rulePrefix}.extensions.empty`, "the extensions field is present but empty: with no extension it must be absent (SEQUENCE SIZE (1..MAX))");
   for (const e of exts ?? []) {
     if (map.has(e.extnID)) f.error(`${rulePrefix}.extensions.duplicate`, `extension ${EXT_NAME[e.extnID] ?? e.extnID} appears more than once`);
     else map.set(e.extnID, e);
