@@ -436,6 +436,8 @@ export interface CrlEntryFacts {
   readonly revocationYear: number;
   readonly revocationEncoding: "UTCTime" | "GeneralizedTime";
   readonly extensions: ReadonlyArray<{ readonly extnID: string; readonly critical: boolean; readonly value: Uint8Array }>;
+  /** crlEntryExtensions is there at all (empty `extensions` then breaks SIZE (1..MAX)) */
+  readonly extensionsPresent?: boolean;
 }
 
 /**
@@ -459,6 +461,8 @@ export class CrlEntryCheck {
     if (s.length === 0 || s[0]! & 0x80 || s.every((b) => b === 0)) this.tally.add("crl.entry.serial", "error", "serial number is not positive", i);
     this.checkDuplicate(s, i);
     if ((e.revocationYear < 2050) !== (e.revocationEncoding === "UTCTime")) this.tally.add("crl.entry.time.encoding", "error", "revocationDate uses the wrong time type for its year", i);
+    // a warning: common in the wild (@peculiar/x509 writes it for an entry without reason) and harmless to readers
+    if (e.extensionsPresent && e.extensions.length === 0) this.tally.add("crl.entry.extensions.empty", "warning", "crlEntryExtensions is present but empty: with no extension it must be absent (SEQUENCE SIZE (1..MAX))", i);
     for (const x of e.extensions) {
       if (x.extnID !== EXT_OID.cRLReason) {
         if (x.critical && !EXT_NAME[x.extnID]) this.tally.add("crl.entry.extensions.unknownCritical", "error", "unknown critical entry extension", i);
@@ -553,6 +557,7 @@ export function checkCrl(der: Uint8Array): CrlProfileReport {
       revocationYear: rd.date.getUTCFullYear(),
       revocationEncoding: rd.encoding,
       extensions: (entry.crlEntryExtensions ?? []).map((e) => ({ extnID: e.extnID, critical: e.critical, value: extValue(e) })),
+      extensionsPresent: entry.crlEntryExtensions !== undefined,
     });
   }
   f.list.push(...entries.violations(tbs.revokedCertificates !== undefined));

@@ -201,3 +201,18 @@ function malformedOrUnusable(f: () => unknown): string | undefined {
   }
   return "accepted";
 }
+
+describe("an entry's empty crlEntryExtensions (SIZE (1..MAX), RFC 5280 §5.1: absent when the entry has none)", () => {
+  it("is read (as before) and reported, by the stream reader and checkCrl alike, counting the entries", async () => {
+    const der = await crlOf(entries(3).map((e) => ({ ...e, reason: 0 }))); // reason 0: no extension at all
+    const [tbs, alg, sig] = children(der);
+    const fields = children(tbs!);
+    const list = children(fields[5]!).map((e, k) => (k === 1 ? e : seq(...children(e), seq())));
+    const bad = seq(seq(...fields.slice(0, 5), seq(...list), ...fields.slice(6)), alg!, sig!);
+    const { list: read, totals } = readAll(bad);
+    expect(read).toHaveLength(3);
+    expect(totals.profile.violations).toEqual([{ rule: "crl.entry.extensions.empty", severity: "warning", message: expect.stringMatching(/^2 entries: .*present but empty/) }]);
+    expect(checkCrl(bad).violations).toEqual(totals.profile.violations);
+    expect(readAll(der).totals.profile.violations).toEqual([]);
+  });
+});

@@ -220,7 +220,7 @@ function decodeTime(b: Buffer, tag: number, start: number, end: number, fail: (w
 }
 
 /** What the entry rules read of the last entry decodeEntry decoded (reused; CrlEntryCheck copies what it keeps). */
-const FACTS: { -readonly [K in keyof CrlEntryFacts]: CrlEntryFacts[K] } = { serial: new Uint8Array(0), revocationYear: 0, revocationEncoding: "UTCTime", extensions: [] };
+const FACTS: { -readonly [K in keyof CrlEntryFacts]-?: CrlEntryFacts[K] } = { serial: new Uint8Array(0), revocationYear: 0, revocationEncoding: "UTCTime", extensions: [], extensionsPresent: false };
 
 /** The fields of one entry at `off` (whose TLV ends at `end`); the facts the entry rules read go to FACTS. */
 function decodeEntry(b: Buffer, off: number, end: number, fail: (why: string) => never): CrlEntryDescription {
@@ -247,9 +247,10 @@ function decodeEntry(b: Buffer, off: number, end: number, fail: (why: string) =>
   const extensions: Array<{ extnID: string; critical: boolean; value: Buffer }> = [];
   let reason: string | undefined;
   let invalidityDate: string | undefined;
+  const extensionsPresent = p < end;
   if (p < end) {
     if (tlv(b, p, fail) !== TAG.SEQUENCE || H.end !== end) fail("an entry has something other than crlEntryExtensions after its date");
-    let q = H.start; // an empty list breaks SIZE (1..MAX) but is common (@peculiar/x509 writes it): accepted, as before
+    let q = H.start; // an empty list breaks SIZE (1..MAX) but is common (@peculiar/x509 writes it): read, and reported by the entry rules
     while (q < end) {
       if (tlv(b, q, fail) !== TAG.SEQUENCE || H.end > end) fail("a crlEntryExtension is not a SEQUENCE");
       const xEnd = H.end;
@@ -291,6 +292,7 @@ function decodeEntry(b: Buffer, off: number, end: number, fail: (why: string) =>
   FACTS.revocationYear = TIME.year;
   FACTS.revocationEncoding = revocationEncoding;
   FACTS.extensions = extensions;
+  FACTS.extensionsPresent = extensionsPresent;
   // one literal per shape, so every entry of a shape shares a hidden class
   if (invalidityDate === undefined) return reason === undefined ? { serialNumber, revocationDate } : { serialNumber, revocationDate, reason };
   return reason === undefined ? { serialNumber, revocationDate, invalidityDate } : { serialNumber, revocationDate, reason, invalidityDate };
