@@ -12,7 +12,8 @@
  *     else `at`, else now; the certificate must have been within its validity period when it signed; and
  *  2. at the verification time R = `at`, else now, with revocation checked from the CRLs given: a certificate
  *     revoked (or expired) by R invalidates the signature, as the CRLs of R know it.
- * When T and R are the same instant one validation does both.
+ * When T and R are the same instant one validation does both. A T later than R is refused (not-yet-valid,
+ * signing-time-in-future) before either: a signature cannot have been made after it is verified.
  */
 import { createHash, verify as verifyWith } from "node:crypto";
 import { JpkiError } from "../errors.js";
