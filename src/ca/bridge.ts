@@ -22,13 +22,14 @@
  * number). Everything else (bridge.pem, bridge.crt, cross/*.pem, cross.pem, the ARL) is derived and rewritten.
  * A lock file keeps two `jpki ca bridge` runs on one workspace from interleaving.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { X509Certificate as X509, createHash, createPublicKey, verify as cryptoVerify } from "node:crypto";
 import { dirname, join } from "node:path";
 import { JpkiError } from "../errors.js";
 import { certificateParts, children, extension, readHeader } from "../pki/der.js";
 import { decryptPrivateKey, encryptPrivateKey, generateRsaKey, type KeyWrapParams } from "../pki/keys.js";
 import { parsePemBlocks, toPem } from "../pki/pem.js";
+import { NOT_REGULAR, readRegularFile } from "../pki/regular-file.js";
 import { CRL_REASON, type CrlReasonName } from "../crl/reason.js";
 import { randomSerial } from "../pki/serial.js";
 import { SoftwareSigner, type Signer } from "../pki/signer.js";
@@ -196,10 +197,52 @@ async function fsErrors<T>(where: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (e instanceof JpkiError || !code || !/^E[A-Z]+$/.test(code)) throw e;
-    const path = (e as NodeJS.ErrnoException).path ?? where;
-    throw new JpkiError("ERR_FILE_UNUSABLE", `the Bridge CA's files: ${path} cannot be written or read (${code}): check the directory's permissions and free space`, { cause: e, details: { path } });
+    // Only the filesystem's own failures are ours to name: a JpkiError keeps its code, and anything else (a bug)
+    // is not dressed up as a permissions problem.
+    if (e instanceof JpkiError || !isFsError(e)) throw e;
+    throw fileUnusable((e as NodeJS.ErrnoException).path ?? where, e);
+  }
+}
+
+/**
+ * A failure of a filesystem call: a system error (an errno code and the syscall that failed: "ENOSPC", "E2BIG",
+ * libuv's "UNKNOWN"), readRegularFile's NOT_REGULAR, or Node's refusal to read a file past 2 GiB. Matched on the
+ * code's spelling alone, "E2BIG" and "UNKNOWN" were left to reach the user as ERR_INTERNAL with a stack trace.
+ */
+function isFsError(e: unknown): boolean {
+  const x = e as NodeJS.ErrnoException | undefined;
+  if (!x || typeof x !== "object" || typeof x.code !== "string") return false;
+  return typeof x.errno === "number" || typeof x.syscall === "string" || x.code === NOT_REGULAR || x.code === "ERR_FS_FILE_TOO_LARGE" || /^E[A-Z0-9]+$/.test(x.code);
+}
+
+/** ERR_FILE_UNUSABLE naming the Bridge file `path` and why (not a regular file, or the errno). */
+function fileUnusable(path: string, e: unknown): JpkiError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const message =
+    code === NOT_REGULAR
+      ? `the Bridge CA's files: ${path} is not a regular file: move it aside, and restore the file from a backup if it was one of the Bridge's`
+      : `the Bridge CA's files: ${path} cannot be written or read (${code ?? "error"}): check the directory's permissions and free space`;
+  return new JpkiError("ERR_FILE_UNUSABLE", message, { cause: e, details: { path } });
+}
+
+/** The largest bridge/ file read: its state and key are kilobytes (47 prefectures' cross-certificates, a few generations). */
+const MAX_BRIDGE_FILE = 64 * 2 ** 20;
+
+/**
+ * A Bridge file's bytes, undefined when there is none. Read by its descriptor (regular-file.ts): a FIFO planted at
+ * bridge/state.json or bridge/bridge.key is refused (ERR_FILE_UNUSABLE) where readFileSync waited on it for ever.
+ */
+function readBridgeFile(path: string): Buffer | undefined {
+  try {
+    return readRegularFile(path, {
+      accept: (st) => {
+        if (st.size > MAX_BRIDGE_FILE) throw new JpkiError("ERR_FILE_UNUSABLE", `the Bridge CA's files: ${path} is ${st.size} bytes, more than the ${MAX_BRIDGE_FILE} a Bridge file can be: restore it from a backup`, { details: { path } });
+      },
+    }).bytes;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    if (e instanceof JpkiError) throw e;
+    throw fileUnusable(path, e);
   }
 }
 
@@ -207,9 +250,10 @@ async function fsErrors<T>(where: string, fn: () => Promise<T>): Promise<T> {
 const CA_ID = /^\d{2}-(?:sig|auth)(?:-g(?:[2-9]|[1-9]\d{1,3}))?$/;
 
 function readState(paths: BridgePaths): BridgeState {
-  if (!existsSync(paths.state)) return { version: 1, arlNumber: "0", cross: [] };
+  const bytes = readBridgeFile(paths.state);
+  if (!bytes) return { version: 1, arlNumber: "0", cross: [] };
   try {
-    const s = JSON.parse(readFileSync(paths.state, "utf8")) as BridgeState;
+    const s = JSON.parse(bytes.toString("utf8")) as BridgeState;
     if (s?.version !== 1 || typeof s.arlNumber !== "string" || !/^\d+$/.test(s.arlNumber) || !Array.isArray(s.cross)) throw new Error("unexpected shape");
     for (const c of s.cross) {
       // Each entry names a file (cross/<caId>…): a caId that is not one is damage, or an attempt at a path.
@@ -233,7 +277,9 @@ function readState(paths: BridgePaths): BridgeState {
 
 /** bridge/bridge.key's certificate and decrypted key (ERR_PASSPHRASE_WRONG, ERR_WORKSPACE_CORRUPT). */
 function readBridgeKey(path: string, passphrase: string): { cert: Buffer; key: ReturnType<typeof decryptPrivateKey> } {
-  const blocks = parsePemBlocks(readFileSync(path, "utf8"));
+  const bytes = readBridgeFile(path);
+  if (!bytes) throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${path} is gone: restore it from a backup`);
+  const blocks = parsePemBlocks(bytes.toString("utf8"));
   const cert = blocks.find((b) => b.label === "CERTIFICATE")?.der;
   const keyPem = blocks.find((b) => b.label === "ENCRYPTED PRIVATE KEY");
   if (!cert || !keyPem) throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${path} lacks the Bridge CA's certificate or key: restore it from a backup`);
@@ -639,8 +685,9 @@ function exportBridge(paths: BridgePaths, der: Buffer, state: BridgeState): void
 /** The workspace's Bridge, when it has one: its certificate and every current cross-certificate (DER). */
 export function readBridge(root: string): { certificate: Buffer; crossCertificates: Buffer[] } | undefined {
   const paths = bridgePaths(root);
-  if (!existsSync(paths.key)) return undefined;
-  const cert = parsePemBlocks(readFileSync(paths.key, "utf8")).find((b) => b.label === "CERTIFICATE")?.der;
+  const bytes = readBridgeFile(paths.key);
+  if (!bytes) return undefined;
+  const cert = parsePemBlocks(bytes.toString("utf8")).find((b) => b.label === "CERTIFICATE")?.der;
   if (!cert) throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${paths.key} lacks the Bridge CA's certificate`);
   return { certificate: cert, crossCertificates: readState(paths).cross.map((c) => Buffer.from(c.der, "base64")) };
 }

@@ -5,6 +5,7 @@ import { isJpkiError } from "../errors.js";
 import { pemOrDer } from "../pki/pem.js";
 import {
   bitString,
+  children,
   enumerated,
   explicit,
   extension,
@@ -210,6 +211,18 @@ describe("common rules", () => {
   it("extensions: no duplicates, no unknown critical ones", () => {
     expectRule(buildCert("signature", { extra: [extension(EXT_OID.subjectKeyIdentifier, false, subjectKeyIdentifier(KEY_ID))] }), "cert.extensions.duplicate");
     expectRule(buildCert("signature", { extra: [extension("1.2.3.4.5", true, nul())] }), "cert.extensions.unknownCritical");
+  });
+
+  it("extensions, when present, hold one at least (SIZE (1..MAX), §4.1.2.9): an empty [3] SEQUENCE is an error; a CRL's crlExtensions likewise (§5.1)", () => {
+    const [tbs, alg, sig] = children(buildCert("signature"));
+    const emptied = seq(seq(...children(tbs!).filter((f) => f[0] !== 0xa3), explicit(3, seq())), alg!, sig!);
+    expectRule(emptied, "cert.extensions.empty");
+    expect(rules(checkCertificate(buildCert("signature")).violations)).not.toContain("cert.extensions.empty");
+    const [ctbs, calg, csig] = children(buildCrl());
+    const emptiedCrl = seq(seq(...children(ctbs!).filter((f) => f[0] !== 0xa0), explicit(0, seq())), calg!, csig!);
+    expectCrlRule(emptiedCrl, "crl.extensions.empty");
+    // absent is no finding of this rule
+    expect(rules(checkCrl(buildCrl({ exts: [] })).violations)).not.toContain("crl.extensions.empty");
   });
 });
 

@@ -84,6 +84,8 @@ class Findings {
 /** Extensions by OID, reporting duplicates (RFC 5280 §4.2: an extension appears at most once). */
 function indexExtensions(exts: readonly Extension[] | undefined, f: Findings, rulePrefix: string): Map<string, Extension> {
   const map = new Map<string, Extension>();
+  // Extensions ::= SEQUENCE SIZE (1..MAX) OF Extension (§4.1, §5.1): present means one at least
+  if (exts?.length === 0) f.error(`${rulePrefix}.extensions.empty`, "the extensions field is present but empty: with no extension it must be absent (SEQUENCE SIZE (1..MAX))");
   for (const e of exts ?? []) {
     if (map.has(e.extnID)) f.error(`${rulePrefix}.extensions.duplicate`, `extension ${EXT_NAME[e.extnID] ?? e.extnID} appears more than once`);
     else map.set(e.extnID, e);
@@ -434,6 +436,8 @@ export interface CrlEntryFacts {
   readonly revocationYear: number;
   readonly revocationEncoding: "UTCTime" | "GeneralizedTime";
   readonly extensions: ReadonlyArray<{ readonly extnID: string; readonly critical: boolean; readonly value: Uint8Array }>;
+  /** crlEntryExtensions is there at all (empty `extensions` then breaks SIZE (1..MAX)) */
+  readonly extensionsPresent?: boolean;
 }
 
 /**
@@ -457,6 +461,8 @@ export class CrlEntryCheck {
     if (s.length === 0 || s[0]! & 0x80 || s.every((b) => b === 0)) this.tally.add("crl.entry.serial", "error", "serial number is not positive", i);
     this.checkDuplicate(s, i);
     if ((e.revocationYear < 2050) !== (e.revocationEncoding === "UTCTime")) this.tally.add("crl.entry.time.encoding", "error", "revocationDate uses the wrong time type for its year", i);
+    // a warning: common in the wild (@peculiar/x509 writes it for an entry without reason) and harmless to readers
+    if (e.extensionsPresent && e.extensions.length === 0) this.tally.add("crl.entry.extensions.empty", "warning", "crlEntryExtensions is present but empty: with no extension it must be absent (SEQUENCE SIZE (1..MAX))", i);
     for (const x of e.extensions) {
       if (x.extnID !== EXT_OID.cRLReason) {
         if (x.critical && !EXT_NAME[x.extnID]) this.tally.add("crl.entry.extensions.unknownCritical", "error", "unknown critical entry extension", i);
@@ -469,9 +475,13 @@ export class CrlEntryCheck {
     }
   }
 
-  /** One violation per rule broken, counting the entries that broke it. */
-  violations(): Violation[] {
+  /**
+   * One violation per rule broken, counting the entries that broke it. `present`: the CRL carries a
+   * revokedCertificates field, which with no entry in it breaks §5.1.2.6 (absent when none is revoked).
+   */
+  violations(present = false): Violation[] {
     const f = new Findings();
+    if (present && this.index === 0) f.error("crl.revokedCertificates.empty", "revokedCertificates is present but empty: with no revoked certificates it must be absent (RFC 5280 §5.1.2.6)");
     this.tally.flush(f);
     return f.list;
   }
@@ -547,9 +557,10 @@ export function checkCrl(der: Uint8Array): CrlProfileReport {
       revocationYear: rd.date.getUTCFullYear(),
       revocationEncoding: rd.encoding,
       extensions: (entry.crlEntryExtensions ?? []).map((e) => ({ extnID: e.extnID, critical: e.critical, value: extValue(e) })),
+      extensionsPresent: entry.crlEntryExtensions !== undefined,
     });
   }
-  f.list.push(...entries.violations());
+  f.list.push(...entries.violations(tbs.revokedCertificates !== undefined));
 
   return Object.freeze({ kind: delta ? "delta-crl" : "crl", violations: Object.freeze(f.list) });
 }

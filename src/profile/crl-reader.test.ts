@@ -1,11 +1,14 @@
+import { spawnSync } from "node:child_process";
 import { createHash, generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildCrl, crlDer, type CrlEntryInput } from "../crl/builder.js";
 import { reasonName } from "../crl/reason.js";
 import { isJpkiError } from "../errors.js";
+import { children, seq } from "../pki/der.js";
 import { SoftwareSigner } from "../pki/signer.js";
 import { encodeName } from "./names.js";
 import { checkCrl } from "./check.js";
@@ -147,5 +150,69 @@ describe("openCrl: a CRL read in one pass", () => {
     const ber = Buffer.from(small);
     ber[1] = 0x80; // indefinite length
     expect(malformedMessage(() => openCrl(crlBytesSource(ber)))).toMatch(/indefinite/);
+  });
+});
+
+describe("an empty revokedCertificates (RFC 5280 §5.1.2.6: absent when no certificate is revoked)", () => {
+  /** `der` (a CRL without entries) with `30 00` put where revokedCertificates goes: after nextUpdate. */
+  function withEmptyRevoked(der: Buffer): Buffer {
+    const [tbs, alg, sig] = children(der);
+    const fields = children(tbs!);
+    const at = fields.findIndex((f) => f[0] === 0x17 || f[0] === 0x18) + 2; // thisUpdate, nextUpdate
+    return seq(seq(...fields.slice(0, at), seq(), ...fields.slice(at)), alg!, sig!);
+  }
+
+  it("is reported as a profile error by the stream reader (inspect) and by checkCrl (verify --crl), and still parses", async () => {
+    const absent = await crlOf([]);
+    const empty = withEmptyRevoked(absent);
+    expect(empty.length).toBe(absent.length + 2);
+    const { list, totals } = readAll(empty);
+    expect(list).toEqual([]);
+    expect(totals.entryCount).toBe(0);
+    expect(totals.profile.violations).toEqual([{ rule: "crl.revokedCertificates.empty", severity: "error", message: expect.stringMatching(/present but empty.*must be absent/) }]);
+    expect(checkCrl(empty).violations).toEqual(totals.profile.violations);
+    expect(describeCrl(empty).profile).toEqual(totals.profile);
+    // our builder leaves it out: no finding
+    expect(readAll(absent).totals.profile.violations).toEqual([]);
+    expect(checkCrl(absent).violations).toEqual([]);
+  });
+});
+
+describe("crlFileSource on something that is not a regular file", () => {
+  it("a FIFO (swapped in after inspect's check by path, or planted as an installed CRL) is ERR_FILE_UNUSABLE at once, not an open waiting for a writer", () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-crl-fifo-"));
+    const fifo = join(dir, "13-sig.crl");
+    expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
+    // In a child with a deadline: the blocking open would stop this worker, and its own timeout with it.
+    const script = `import("${pathToFileURL(join(import.meta.dirname, "..", "..", "dist", "src", "profile", "crl-reader.js")).href}").then((m) => { try { m.crlFileSource(process.argv[1], "input file x.crl"); console.log("opened"); } catch (e) { console.log(e.code + " " + e.message); } })`;
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script, fifo], { encoding: "utf8", timeout: 30_000 });
+    expect(r.signal, "still waiting on the FIFO").toBeNull();
+    expect(r.stdout.trim()).toBe("ERR_FILE_UNUSABLE input file x.crl: is not a regular file");
+    // a directory too
+    expect(malformedOrUnusable(() => crlFileSource(dir, "input file d"))).toBe("ERR_FILE_UNUSABLE");
+  });
+});
+
+function malformedOrUnusable(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+  return "accepted";
+}
+
+describe("an entry's empty crlEntryExtensions (SIZE (1..MAX), RFC 5280 §5.1: absent when the entry has none)", () => {
+  it("is read (as before) and reported, by the stream reader and checkCrl alike, counting the entries", async () => {
+    const der = await crlOf(entries(3).map((e) => ({ ...e, reason: 0 }))); // reason 0: no extension at all
+    const [tbs, alg, sig] = children(der);
+    const fields = children(tbs!);
+    const list = children(fields[5]!).map((e, k) => (k === 1 ? e : seq(...children(e), seq())));
+    const bad = seq(seq(...fields.slice(0, 5), seq(...list), ...fields.slice(6)), alg!, sig!);
+    const { list: read, totals } = readAll(bad);
+    expect(read).toHaveLength(3);
+    expect(totals.profile.violations).toEqual([{ rule: "crl.entry.extensions.empty", severity: "warning", message: expect.stringMatching(/^2 entries: .*present but empty/) }]);
+    expect(checkCrl(bad).violations).toEqual(totals.profile.violations);
+    expect(readAll(der).totals.profile.violations).toEqual([]);
   });
 });

@@ -16,7 +16,7 @@
  * entry rules (CrlEntryCheck). Any structural fault is ERR_DER_MALFORMED naming the entry and its byte offset.
  */
 import { createHash } from "node:crypto";
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { JpkiError } from "../errors.js";
 import { readHeader, seq, TAG } from "../pki/der.js";
 import { assertDer } from "../pki/der-strict.js";
@@ -38,15 +38,19 @@ export function crlFileSource(path: string, what: string): CrlSource {
   let fd: number;
   let size: number;
   try {
-    fd = openSync(path, "r");
+    // Non-blocking, and judged by the descriptor (as pki/regular-file.ts reads): opening a FIFO put at the path
+    // after the caller's check by path (or at an installed CRL's) waited for a writer for ever.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (e) {
     throw unusable(e);
   }
   try {
-    size = fstatSync(fd).size;
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new JpkiError("ERR_FILE_UNUSABLE", `${what}: is not a regular file`);
+    size = st.size;
   } catch (e) {
     closeSync(fd);
-    throw unusable(e);
+    throw e instanceof JpkiError ? e : unusable(e);
   }
   return {
     size,
@@ -216,7 +220,7 @@ function decodeTime(b: Buffer, tag: number, start: number, end: number, fail: (w
 }
 
 /** What the entry rules read of the last entry decodeEntry decoded (reused; CrlEntryCheck copies what it keeps). */
-const FACTS: { -readonly [K in keyof CrlEntryFacts]: CrlEntryFacts[K] } = { serial: new Uint8Array(0), revocationYear: 0, revocationEncoding: "UTCTime", extensions: [] };
+const FACTS: { -readonly [K in keyof CrlEntryFacts]-?: CrlEntryFacts[K] } = { serial: new Uint8Array(0), revocationYear: 0, revocationEncoding: "UTCTime", extensions: [], extensionsPresent: false };
 
 /** The fields of one entry at `off` (whose TLV ends at `end`); the facts the entry rules read go to FACTS. */
 function decodeEntry(b: Buffer, off: number, end: number, fail: (why: string) => never): CrlEntryDescription {
@@ -243,9 +247,10 @@ function decodeEntry(b: Buffer, off: number, end: number, fail: (why: string) =>
   const extensions: Array<{ extnID: string; critical: boolean; value: Buffer }> = [];
   let reason: string | undefined;
   let invalidityDate: string | undefined;
+  const extensionsPresent = p < end;
   if (p < end) {
     if (tlv(b, p, fail) !== TAG.SEQUENCE || H.end !== end) fail("an entry has something other than crlEntryExtensions after its date");
-    let q = H.start; // an empty list breaks SIZE (1..MAX) but is common (@peculiar/x509 writes it): accepted, as before
+    let q = H.start; // an empty list breaks SIZE (1..MAX) but is common (@peculiar/x509 writes it): read, and reported by the entry rules
     while (q < end) {
       if (tlv(b, q, fail) !== TAG.SEQUENCE || H.end > end) fail("a crlEntryExtension is not a SEQUENCE");
       const xEnd = H.end;
@@ -287,6 +292,7 @@ function decodeEntry(b: Buffer, off: number, end: number, fail: (why: string) =>
   FACTS.revocationYear = TIME.year;
   FACTS.revocationEncoding = revocationEncoding;
   FACTS.extensions = extensions;
+  FACTS.extensionsPresent = extensionsPresent;
   // one literal per shape, so every entry of a shape shares a hidden class
   if (invalidityDate === undefined) return reason === undefined ? { serialNumber, revocationDate } : { serialNumber, revocationDate, reason };
   return reason === undefined ? { serialNumber, revocationDate, invalidityDate } : { serialNumber, revocationDate, reason, invalidityDate };
@@ -300,11 +306,14 @@ export class CrlReader {
   /** [entriesStart, entriesEnd): the content of revokedCertificates (empty when it is absent) */
   private readonly entriesStart: number;
   private readonly entriesEnd: number;
+  /** whether revokedCertificates is there at all: present with no entry is a finding (§5.1.2.6) */
+  private readonly revokedPresent: boolean;
   private state: "open" | "reading" | "read" | "closed" = "open";
   private totalsRead: CrlReadTotals | undefined;
 
-  private constructor(source: CrlSource, skeleton: Buffer, entriesStart: number, entriesEnd: number) {
+  private constructor(source: CrlSource, skeleton: Buffer, entriesStart: number, entriesEnd: number, revokedPresent: boolean) {
     this.source = source;
+    this.revokedPresent = revokedPresent;
     this.skeleton = skeleton;
     this.entriesStart = entriesStart;
     this.entriesEnd = entriesEnd;
@@ -371,9 +380,11 @@ export class CrlReader {
     }
     let entriesStart = p;
     let entriesEnd = p;
+    let revokedPresent = false;
     if (p < tbs.end) {
       f = headerAt(p, tbs.end, "revokedCertificates");
       if (f.tag === TAG.SEQUENCE) {
+        revokedPresent = true;
         entriesStart = f.start;
         entriesEnd = f.end;
         p = f.end;
@@ -397,7 +408,7 @@ export class CrlReader {
     } catch (e) {
       throw new JpkiError("ERR_DER_MALFORMED", `CRL: not DER (${(e as Error).message})`, { cause: e });
     }
-    return new CrlReader(src, skeleton, entriesStart, entriesEnd);
+    return new CrlReader(src, skeleton, entriesStart, entriesEnd, revokedPresent);
   }
 
   /**
@@ -451,7 +462,7 @@ export class CrlReader {
       entryCount: count,
       reasonCounts: Object.freeze(Object.fromEntries(reasons)),
       sha256: hash.digest("hex"),
-      entryViolations: Object.freeze(check.violations()),
+      entryViolations: Object.freeze(check.violations(this.revokedPresent)),
     });
     this.state = "read";
   }

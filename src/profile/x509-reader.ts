@@ -51,6 +51,11 @@ export function parseCrl(der: Uint8Array): CertificateList {
     const without = i >= 0 ? [...fields.slice(0, i), ...fields.slice(i + 1)] : fields;
     const list = AsnConvert.parse(seq(seq(...without), sigAlg, sig), CertificateList);
     if (i >= 0) list.tbsCertList.revokedCertificates = entries.map(decodeEntry);
+    // asn1-schema reads [0] { SEQUENCE {} } as no crlExtensions at all: kept as an empty list, which the
+    // profile check reports (SIZE (1..MAX))
+    const ext = fields.find((f) => f[0] === 0xa0);
+    const inner = ext && list.tbsCertList.crlExtensions === undefined ? children(ext) : [];
+    if (inner.length === 1 && inner[0]![0] === TAG.SEQUENCE && children(inner[0]!).length === 0) list.tbsCertList.crlExtensions = [];
     return list;
   } catch (e) {
     throw new JpkiError("ERR_DER_MALFORMED", `CRL: the DER does not decode as an X.509 CertificateList (${(e as Error).message})`, { cause: e });

@@ -115,9 +115,10 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
 
     // ② the signed application: signature and the signer's path now (revocation is checked below, on a CRL this
     // provider fetched and verified itself).
-    const signed = verifySignedData({ signature: o.request, trustAnchors: trusted.map((t) => t.der), at: now, revocation: "off", purpose: "signature" });
+    const signed = verifySignedData({ signature: o.request, trustAnchors: trusted.map((t) => t.der), at: now, revocation: "off", purpose: "signature", signingTimeSkewMs: SKEW_MS });
     if (signed.status !== "valid" || !signed.signer) {
-      const pathStatus = ["untrusted", "expired", "not-yet-valid", "profile-violation", "revoked", "wrong-purpose"].includes(signed.status);
+      // a signing time ahead of the skew is the request's fault, not the certificate's
+      const pathStatus = ["untrusted", "expired", "not-yet-valid", "profile-violation", "revoked", "wrong-purpose"].includes(signed.status) && signed.reason !== "signing-time-in-future";
       throw new JpkiError(
         pathStatus ? "ERR_PROVIDER_PUBLIC_CERT_INVALID" : "ERR_PROVIDER_REQUEST_INVALID",
         pathStatus

@@ -12,7 +12,8 @@
  *     else `at`, else now; the certificate must have been within its validity period when it signed; and
  *  2. at the verification time R = `at`, else now, with revocation checked from the CRLs given: a certificate
  *     revoked (or expired) by R invalidates the signature, as the CRLs of R know it.
- * When T and R are the same instant one validation does both.
+ * When T and R are the same instant one validation does both. A T later than R is refused (not-yet-valid,
+ * signing-time-in-future) before either: a signature cannot have been made after it is verified.
  */
 import { createHash, verify as verifyWith } from "node:crypto";
 import { JpkiError } from "../errors.js";
@@ -81,6 +82,11 @@ export interface VerifySignedDataParams {
   /** default "hard-fail" */
   readonly revocation?: RevocationMode;
   readonly purpose?: SignaturePurpose;
+  /**
+   * How far the signing time may lie after the verification time and still be accepted: the signer's clock
+   * running ahead (default 0). Past it the answer is not-yet-valid, reason signing-time-in-future.
+   */
+  readonly signingTimeSkewMs?: number;
 }
 
 export interface SignedDataResult {
@@ -208,6 +214,9 @@ function checkParams(p: VerifySignedDataParams): void {
   if (p.purpose !== undefined && p.purpose !== "signature" && typeof p.purpose !== "function") {
     throw new JpkiError("ERR_USAGE", `verifySignedData: purpose must be "signature" or a function, not ${JSON.stringify(p.purpose)}`);
   }
+  if (p.signingTimeSkewMs !== undefined && !(Number.isFinite(p.signingTimeSkewMs) && p.signingTimeSkewMs >= 0)) {
+    throw new JpkiError("ERR_USAGE", "verifySignedData: signingTimeSkewMs must be a finite number of milliseconds, 0 or more");
+  }
 }
 
 function signerView(c: Certificate): SignerCertificate {
@@ -319,6 +328,17 @@ export function verifySignedData(params: VerifySignedDataParams): SignedDataResu
     if (why !== undefined) return { ...withSigner, status: "wrong-purpose", reason: "wrong-purpose", message: why };
   }
   const now = params.at ?? new Date();
+  // A signature cannot have been made after it is checked: a signing time past R is a clock gone wrong or a claim
+  // forged ahead, and accepting it would validate the path at a time nobody has seen yet (a certificate not yet
+  // revoked then, whatever the CRLs of R say).
+  if (signingTime && signingTime.getTime() > now.getTime() + (params.signingTimeSkewMs ?? 0)) {
+    return {
+      ...withSigner,
+      status: "not-yet-valid",
+      reason: "signing-time-in-future",
+      message: `the signing time ${signingTime.toISOString()} is later than the verification time ${now.toISOString()}: a signature cannot have been made after it is verified (the signer's clock is wrong, or the time was set ahead)`,
+    };
+  }
   const t = signingTime ?? now;
   const anchors = params.trustAnchors;
   const intermediates = pool.filter((c) => c !== signer).map((c) => c.der);

@@ -3,7 +3,8 @@
  * CRL's scope (issuingDistributionPoint §5.2.5, deltaCRLIndicator §5.2.4, cRLNumber §5.2.3) and the entries
  * with the issuer each one speaks for (certificateIssuer §5.3.3 in indirect CRLs).
  */
-import { readFileSync } from "node:fs";
+import { JpkiError } from "../errors.js";
+import { NOT_REGULAR, readRegularFile } from "../pki/regular-file.js";
 import { EXT_OID } from "../profile/oids.js";
 import {
   bitStringBytes,
@@ -116,8 +117,24 @@ function parseIdp(value: Buffer): IssuingDistributionPoint {
  * parse — the callers then treat it as absent (publish anew, number from their own state).
  */
 export function readCrlFile(path: string): Crl | undefined {
+  let bytes: Buffer;
   try {
-    return parseCrl(readFileSync(path));
+    // by its descriptor (regular-file.ts): a FIFO planted at the path is refused, where readFileSync waited for ever
+    bytes = readRegularFile(path).bytes;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    // none, or too large to be one (Node refuses past 2 GiB before reading): absent
+    if (code === "ENOENT" || code === "ERR_FS_FILE_TOO_LARGE") return undefined;
+    // Not "absent": something is at the path that is not a file we wrote, or cannot be read — publishing over it
+    // would hide that, and numbering past it is not possible without reading it.
+    throw new JpkiError(
+      "ERR_FILE_UNUSABLE",
+      code === NOT_REGULAR ? `the published CRL ${path} is not a regular file: move it aside` : `the published CRL ${path} cannot be read (${code ?? (e as Error).message}): check its permissions`,
+      { cause: e, details: { path } },
+    );
+  }
+  try {
+    return parseCrl(bytes);
   } catch {
     return undefined;
   }

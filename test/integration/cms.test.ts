@@ -117,7 +117,9 @@ beforeAll(async () => {
   expect((await cli([...w(), "revoke", "--serial", lost, "--reason", "loss"], { cwd: dir })).code).toBe(0);
   const g = await cli([...w(), "crl", "generate", "--ca", "13-sig", "--json"], { cwd: dir });
   expect(g.code, g.stderr).toBe(0);
-  at = new Date(parseCrl(readFileSync(crlPath())).thisUpdate.getTime() + 1000);
+  // The verification time: the CRL's last second, after every signature the tests make now (a signing time past
+  // the verification time is not-yet-valid) and while the CRL is current.
+  at = new Date(parseCrl(readFileSync(crlPath())).nextUpdate!.getTime() - 1000);
 }, 120_000);
 
 describe("verifySignedData on openssl cms -sign output", () => {
@@ -191,9 +193,24 @@ describe("verifySignedData on openssl cms -sign output", () => {
     const before = withSigningTime(cms, "good", new Date(notBefore.getTime() - 86_400_000));
     expect(verify(before), verify(before).message).toMatchObject({ status: "not-yet-valid" });
     const after = withSigningTime(cms, "good", new Date(notAfter.getTime() + 86_400_000));
-    expect(verify(after)).toMatchObject({ status: "expired" });
+    expect(verify(after, { at: new Date(notAfter.getTime() + 2 * 86_400_000), revocation: "off" })).toMatchObject({ status: "expired" });
     // the same re-signing with a time inside the validity is valid: the patch itself is sound
     expect(verify(withSigningTime(cms, "good", new Date(notBefore.getTime() + 60_000))).status).toBe("valid");
+  });
+
+  it("a signing time later than the verification time is not-yet-valid (signing-time-in-future), never valid; at it or before, valid", () => {
+    const cms = cmsSign("good", true);
+    const future = withSigningTime(cms, "good", new Date(at.getTime() + 60_000));
+    for (const revocation of ["hard-fail", "off"] as const) {
+      const r = verify(future, { revocation });
+      expect(r, r.message).toMatchObject({ status: "not-yet-valid", reason: "signing-time-in-future", signingTime: new Date(at.getTime() + 60_000) });
+      expect(r.message).toContain(at.toISOString());
+    }
+    // within a caller's allowance for the signer's clock running ahead (provider enrol's skew), accepted
+    expect(verify(future, { signingTimeSkewMs: 60_000 }).status).toBe("valid");
+    expect(verify(future, { signingTimeSkewMs: 59_000 }).reason).toBe("signing-time-in-future");
+    // the verification time itself (second precision) is not the future
+    expect(verify(withSigningTime(cms, "good", new Date(Math.floor(at.getTime() / 1000) * 1000)), { at: new Date(Math.floor(at.getTime() / 1000) * 1000) }).status).toBe("valid");
   });
 
   it("the signer by subjectKeyIdentifier (-keyid), PEM input, and a CMS without certificates (-nocerts) given the signer as an intermediate", () => {
@@ -255,6 +272,18 @@ describe("jpki verify-signature", () => {
     const undecided = await cli(["verify-signature", doc(), join(dir, "good-det.p7s"), "--trust", caPem(), "--at", at.toISOString(), "--json"], { cwd: dir });
     expect(undecided.code).toBe(15);
     expect(undecided.json()).toMatchObject({ status: "revocation-unknown" });
+  });
+
+  it("a signing time after --at is exit 1, not-yet-valid (signing-time-in-future) in --json and in text, where it was valid", async () => {
+    const future = join(dir, "future-att.p7s");
+    writeFileSync(future, withSigningTime(cmsSign("good", true), "good", new Date(at.getTime() + 3_600_000)));
+    const r = await cli(["verify-signature", "--attached", future, ...common()], { cwd: dir });
+    expect(r.code, r.stdout).toBe(1);
+    expect(r.json()).toMatchObject({ status: "not-yet-valid", reason: "signing-time-in-future", message: expect.stringMatching(/later than the verification time/), validatedAt: null });
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    const text = await cli(["verify-signature", "--attached", future, "--trust", caPem(), "--crl", crlPath(), "--at", at.toISOString()], { cwd: dir });
+    expect(text.code).toBe(1);
+    expect(text.stdout).toMatch(/^not-yet-valid \(signing-time-in-future\): the signing time /);
   });
 
   it("a DER --chain certificate whose name holds '-----BEGIN ' is read as DER (was 'holds no PEM CERTIFICATE')", async () => {

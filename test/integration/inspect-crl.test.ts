@@ -13,6 +13,7 @@ import type { Io } from "../../src/cli/output.js";
 import { run } from "../../src/cli/program.js";
 import { buildCrl, crlDer, type CrlEntryInput } from "../../src/crl/builder.js";
 import { reasonName } from "../../src/crl/reason.js";
+import { children, seq } from "../../src/pki/der.js";
 import { toPem } from "../../src/pki/pem.js";
 import { SoftwareSigner } from "../../src/pki/signer.js";
 import { describeCrl } from "../../src/profile/describe.js";
@@ -145,6 +146,23 @@ describe("jpki inspect CRL", () => {
       expect(r.code, `--max-entries ${JSON.stringify(n)}: ${r.stdout.slice(0, 200)}`).toBe(2);
       expect(r.stderr).toContain("ERR_USAGE");
     }
+  });
+
+  it("an empty revokedCertificates (present, no entry: RFC 5280 §5.1.2.6 says absent) is a profile error, in text and --json; the CRL still reads", async () => {
+    const signer = new SoftwareSigner(generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey);
+    const absent = await crlOf([], signer);
+    const [tbs, alg, sig] = children(absent);
+    const fields = children(tbs!);
+    const empty = seq(seq(...fields.slice(0, 5), seq(), ...fields.slice(5)), alg!, sig!); // after version, signature, issuer, thisUpdate, nextUpdate
+    writeFileSync(join(dir, "empty-revoked.crl"), empty);
+    const json = await cli(["inspect", "empty-revoked.crl", "--json"], { cwd: dir });
+    expect(json.code, json.stderr).toBe(0);
+    expect(json.json()).toMatchObject({ entryCount: 0, profile: { violations: [{ rule: "crl.revokedCertificates.empty", severity: "error" }] } });
+    const text = await cli(["inspect", "empty-revoked.crl"], { cwd: dir });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/\[error\] crl\.revokedCertificates\.empty/);
+    writeFileSync(join(dir, "no-revoked.crl"), absent);
+    expect((await cli(["inspect", "no-revoked.crl", "--json"], { cwd: dir })).json().profile.violations).toEqual([]);
   });
 
   it("waits for a slow reader: never more than a chunk or two buffered in the stream", async () => {

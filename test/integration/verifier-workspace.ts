@@ -78,5 +78,8 @@ export async function makeVerifierWorkspace(prefix: string): Promise<VerifierWor
   };
   const signedByValid = sign(validPem, join(dir, "key0.pem"), join(dir, "application-valid.p7s"));
   const signedByRevoked = sign(join(dir, "revoked.pem"), join(dir, "key1.pem"), join(dir, "application-revoked.p7s"));
+  // openssl stamps its own (wall-clock) signing time: the verification time moves to after it, as a verifier's
+  // clock is after the signatures it checks (a signing time past the verification time is not-yet-valid).
+  clock.set(Math.max(clock.now().getTime(), Date.now()));
   return { dir, ws, clock, items, gov, priv, validPem, revokedDer, signedByValid, signedByRevoked, document, fullCrlNumber };
 }

@@ -54,7 +54,9 @@ export function makeVerifySignatureCommand(io: Io): Command {
       `
 Time rule: the signer's certificate path must be valid at the signing time (the signing-time attribute, the
 signer's own claim; without it --at or now) and, with revocation, still at --at or now, with the CRLs given:
-a certificate revoked by then invalidates the signature, as 'openssl cms -verify -crl_check' decides.
+a certificate revoked by then invalidates the signature, as 'openssl cms -verify -crl_check' decides. A
+signing time later than --at (or now) is not-yet-valid (reason signing-time-in-future): a signature cannot
+have been made after it is verified.
 
 Output: the status (valid, bad-signature, digest-mismatch, unsupported-algorithm, signer-not-found,
 wrong-purpose, revoked, expired, not-yet-valid, untrusted, profile-violation, revocation-unknown), its reason,

@@ -1,0 +1,98 @@
+/**
+ * `jpki ca bridge` against what an operator's bad day leaves in bridge/ and arl/ (ca/bridge.ts): a FIFO planted
+ * where the Bridge's state, key or ARL should be is refused with ERR_FILE_UNUSABLE naming it, where a plain
+ * read waited on it for ever; a file too large or a directory there is a typed error, never ERR_INTERNAL with a stack.
+ * The CLI is spawned with a deadline so a hang fails the test instead of stopping the run.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, renameSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { MAIN, cli, storeEnv, tempDir } from "./helpers.js";
+
+let dir: string;
+let ws: string;
+
+/** The spawned CLI's answer, or `hung` once `deadlineMs` passed (the child is then killed). */
+async function spawnBridge(args: string[] = [], deadlineMs = 30_000): Promise<{ code: number | null; out: string; err: string; hung: boolean }> {
+  const env = { ...process.env, ...(await storeEnv(ws)), JPKI_PASSPHRASE: "correct horse" };
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [MAIN, "ca", "bridge", "-w", ws, "--json", ...args], { env: env as NodeJS.ProcessEnv });
+    let out = "", err = "", hung = false;
+    const timer = setTimeout(() => ((hung = true), p.kill("SIGKILL")), deadlineMs);
+    p.stdout.on("data", (d) => (out += d));
+    p.stderr.on("data", (d) => (err += d));
+    p.on("close", (code) => (clearTimeout(timer), resolve({ code, out, err, hung })));
+  });
+}
+
+const mkfifo = (path: string) => expect(spawnSync("mkfifo", [path]).status).toBe(0);
+
+beforeAll(async () => {
+  dir = tempDir("jpki-bridge-files-");
+  ws = join(dir, "ws");
+  const init = await cli(["ca", "init", "-w", ws, "--prefecture", "13", "--purpose", "signature"], { cwd: dir });
+  expect(init.code, init.stderr).toBe(0);
+  const first = await spawnBridge();
+  expect(first.code, first.err).toBe(0);
+}, 120_000);
+
+describe("jpki ca bridge: a FIFO, a huge file or a directory where a Bridge file should be", () => {
+  for (const [what, rel] of [
+    ["bridge/state.json", ["bridge", "state.json"]],
+    ["arl/bridge.crl", ["arl", "bridge.crl"]],
+    ["bridge/bridge.key", ["bridge", "bridge.key"]],
+  ] as const) {
+    it(`a FIFO as ${what}: ERR_FILE_UNUSABLE naming it, not a hang; the run after it is removed goes on`, async () => {
+      const path = join(ws, ...rel);
+      renameSync(path, `${path}.kept`);
+      mkfifo(path);
+      try {
+        const r = await spawnBridge();
+        expect(r.hung, `${what}: still waiting on the FIFO`).toBe(false);
+        expect(r.code, r.err).toBe(2);
+        expect(JSON.parse(r.err).error).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining(`${what}`) });
+        expect(r.err).toMatch(/not a regular file/);
+        expect(r.err).not.toMatch(/\n\s+at /);
+      } finally {
+        rmSync(path);
+        renameSync(`${path}.kept`, path);
+      }
+      const again = await spawnBridge();
+      expect(again.code, again.err).toBe(0);
+    }, 120_000);
+  }
+
+  it("a 3 GiB bridge/bridge.key or state.json: ERR_FILE_UNUSABLE naming it, where the key's read failed past 2 GiB as ERR_INTERNAL with a stack trace", async () => {
+    for (const name of ["bridge.key", "state.json"]) {
+      const path = join(ws, "bridge", name);
+      renameSync(path, `${path}.kept`);
+      writeFileSync(path, "", { mode: 0o600 });
+      truncateSync(path, 3 * 2 ** 30);
+      try {
+        const r = await spawnBridge();
+        expect(r.code, r.err).toBe(2);
+        expect(JSON.parse(r.err).error).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining(`bridge/${name} is 3221225472 bytes`) });
+        expect(r.err).not.toMatch(/\n\s+at /);
+      } finally {
+        rmSync(path);
+        renameSync(`${path}.kept`, path);
+      }
+    }
+  }, 120_000);
+
+  it("a directory as arl/bridge.crl: ERR_FILE_UNUSABLE, not a stack trace", async () => {
+    const path = join(ws, "arl", "bridge.crl");
+    renameSync(path, `${path}.kept`);
+    mkdirSync(path);
+    try {
+      const r = await spawnBridge();
+      expect(r.code, r.err).toBe(2);
+      expect(JSON.parse(r.err).error.code).toBe("ERR_FILE_UNUSABLE");
+      expect(r.err).not.toMatch(/\n\s+at /);
+    } finally {
+      rmSync(path, { recursive: true });
+      renameSync(`${path}.kept`, path);
+    }
+  }, 120_000);
+});
