@@ -7,7 +7,7 @@
  * passphrase is found after the CRL number was reserved, which burns that number (numbers only ever increase;
  * RFC 5280 §5.2.3 asks no more) and leaves the CA due, as any interrupted publication does.
  */
-import { existsSync } from "node:fs";
+import { existsSync, lstatSync } from "node:fs";
 import { join } from "node:path";
 import { compromisedCaIds, createAuditCheckpoint } from "../audit/checkpoint.js";
 import { caGeneration, caId, isRetired, parseCaId } from "../ca/ids.js";
@@ -60,6 +60,15 @@ export interface CrlSelection {
  * every key generation of its CAs (ca/rollover.ts): the active one and the retired ones, whose CRLs go on while
  * they have certificates that have not expired ({@link retiredAndDone}).
  */
+/** Whether a CA file is there as a regular file (a `ca init` killed between its DER and its PEM left only one). */
+function isRegularFile(path: string): boolean {
+  try {
+    return lstatSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
 export async function selectCas(ws: Workspace, sel: CrlSelection): Promise<string[]> {
   if (!sel.prefecture === !sel.ca) throw new JpkiError("ERR_USAGE", "say which CRLs: --prefecture CODES or --ca ID");
   if (sel.ca) {
@@ -136,7 +145,7 @@ export async function generateCrls(
   const compromised = await compromisedCaIds(ws.store); // never the checkpoint's signer
   // CA certificates are published with the CRLs: a rollover killed after its commit left its files unwritten.
   // Loaded only when a file is missing or a rollover happened: `crl generate` stays light.
-  if (all.some((c) => !existsSync(join(ws.paths.caDir, `${c.id}.crt`))) || (await ws.store.listCaLinks()).length) {
+  if (all.some((c) => !isRegularFile(join(ws.paths.caDir, `${c.id}.crt`)) || !isRegularFile(join(ws.paths.caDir, `${c.id}.pem`))) || (await ws.store.listCaLinks()).length) {
     await (await import("../ca/rollover.js")).exportMissingCaFiles(ws, all);
   }
   for (const id of ids) {

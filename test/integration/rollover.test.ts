@@ -328,4 +328,14 @@ describe("jpki ca rollover killed after its commit", () => {
     }
     expect(new X509Certificate(readFileSync(join(wsk, "ca", "13-sig-g2.crt"))).ca).toBe(true);
   });
+
+  it("a ca init killed between a CA's DER and PEM files: the next crl generate writes the PEM (no rollover in the workspace)", async () => {
+    const d = tempDir("jpki-init-files-");
+    const wsk = join(d, "ws");
+    expect((await cli(["-w", wsk, "ca", "init", "--prefecture", "13", "--purpose", "signature"], { cwd: d })).code).toBe(0);
+    rmSync(join(wsk, "ca", "13-sig.pem"));
+    const g = await cli(["-w", wsk, "crl", "generate", "--prefecture", "13"], { cwd: d });
+    expect(g.code, g.stderr).toBe(0);
+    expect(readFileSync(join(wsk, "ca", "13-sig.pem"), "utf8")).toContain("-----BEGIN CERTIFICATE-----");
+  });
 });
