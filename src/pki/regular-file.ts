@@ -25,14 +25,28 @@ export const NOT_REGULAR = "ENOTREG";
  * into their own typed errors.
  */
 export function readRegularFile(path: string, opts: RegularFileOptions = {}): { readonly bytes: Buffer; readonly stat: Stats } {
+  const { fd, stat } = openRegularFile(path, opts);
+  try {
+    return { bytes: readFileSync(fd), stat };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The regular file at `path` opened for reading, as readRegularFile opens it (same errors), for a caller that
+ * reads it in pieces (a CRL streamed entry by entry): the descriptor is the caller's to close.
+ */
+export function openRegularFile(path: string, opts: RegularFileOptions = {}): { readonly fd: number; readonly stat: Stats } {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY | (opts.noFollow ? constants.O_NOFOLLOW : 0));
   try {
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw Object.assign(new Error(`${path} is not a regular file`), { code: NOT_REGULAR });
     opts.accept?.(stat);
-    return { bytes: readFileSync(fd), stat };
-  } finally {
+    return { fd, stat };
+  } catch (e) {
     closeSync(fd);
+    throw e;
   }
 }
 

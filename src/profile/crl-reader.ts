@@ -16,8 +16,9 @@
  * entry rules (CrlEntryCheck). Any structural fault is ERR_DER_MALFORMED naming the entry and its byte offset.
  */
 import { createHash } from "node:crypto";
-import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, readSync } from "node:fs";
 import { JpkiError } from "../errors.js";
+import { NOT_REGULAR, openRegularFile } from "../pki/regular-file.js";
 import { readHeader, seq, TAG } from "../pki/der.js";
 import { assertDer } from "../pki/der-strict.js";
 import { CrlEntryCheck, type CrlEntryFacts, type Violation } from "./check.js";
@@ -38,19 +39,12 @@ export function crlFileSource(path: string, what: string): CrlSource {
   let fd: number;
   let size: number;
   try {
-    // Non-blocking, and judged by the descriptor (as pki/regular-file.ts reads): opening a FIFO put at the path
-    // after the caller's check by path (or at an installed CRL's) waited for a writer for ever.
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    // Non-blocking, and judged by the descriptor (pki/regular-file.ts): opening a FIFO put at the path after the
+    // caller's check by path (or at an installed CRL's) waited for a writer for ever.
+    ({ fd, stat: { size } } = openRegularFile(path));
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === NOT_REGULAR) throw new JpkiError("ERR_FILE_UNUSABLE", `${what}: is not a regular file`, { cause: e });
     throw unusable(e);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new JpkiError("ERR_FILE_UNUSABLE", `${what}: is not a regular file`);
-    size = st.size;
-  } catch (e) {
-    closeSync(fd);
-    throw e instanceof JpkiError ? e : unusable(e);
   }
   return {
     size,
