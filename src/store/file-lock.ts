@@ -15,7 +15,7 @@
  * withFileLock refuses at once when the lock is held; withFileLockSync (the IC card's read-modify-write, which
  * answers inside one synchronous call) waits a few seconds for the holder to let go first.
  */
-import { linkSync, mkdirSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import { linkSync, lstatSync, mkdirSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync, type Stats } from "node:fs";
 import { readRegularFile } from "../pki/regular-file.js";
 import { JpkiError } from "../errors.js";
 import { processAlive, tempPathFor } from "./staging.js";
@@ -115,6 +115,13 @@ function takeOver(path: string, stale: Holder): boolean {
 function tryAcquire(path: string): true | { readonly holder: Holder | undefined } {
   try {
     if (tryCreate(path)) return true;
+    // A lock is only ever a regular file (linked into place): a directory, FIFO or link there is no holder that
+    // will ever let go. Said at once and as what it is — it was "another jpki process is working on …" after the
+    // whole wait, every time. Still ERR_WORKSPACE_LOCKED: nothing was read or written (a card stays usable).
+    const st = lstatOrUndefined(path);
+    if (st && !st.isFile()) {
+      throw new JpkiError("ERR_WORKSPACE_LOCKED", `${path} is not a lock file (${st.isDirectory() ? "a directory" : st.isSymbolicLink() ? "a symbolic link" : "not a regular file"}): nothing was done; remove it, then retry`);
+    }
     const h = readHolder(path);
     if (h && holderAlive(path, h)) return { holder: h };
     // released meanwhile, or a dead holder's: ours if the takeover is (another taker may be first)
@@ -123,6 +130,14 @@ function tryAcquire(path: string): true | { readonly holder: Holder | undefined 
   } catch (e) {
     if (e instanceof JpkiError) throw e;
     throw new JpkiError("ERR_FILE_UNUSABLE", `the lock file ${path} cannot be made (${(e as NodeJS.ErrnoException).code ?? "error"}): check the directory's permissions`, { cause: e });
+  }
+}
+
+function lstatOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined; // released meanwhile
   }
 }
 
