@@ -56,6 +56,7 @@ import {
   toVerifierCa,
   toVerifierFetch,
   verifierValues,
+  wellFormedCertificateIds,
   type CertRowDb,
   type CrlRowDb,
   type NoticeRowDb,
@@ -2403,7 +2404,7 @@ export class PostgresStore implements Store {
 
   async certificatesForStatus(q: { readonly serials: readonly string[]; readonly certificateIds: readonly string[] }): Promise<CertificateRow[]> {
     if (!q.serials.length && !q.certificateIds.length) return [];
-    const ids = [...new Set(q.certificateIds.filter((id) => /^[0-9a-f]{64}$/.test(id)))]; // as SQLite: only well-formed ids
+    const ids = wellFormedCertificateIds(q.certificateIds);
     const rows = await this.#query<CertRowDb>(
       "reading certificates for a liveness check",
       `SELECT * FROM certificates WHERE serial = ANY($1::text[])

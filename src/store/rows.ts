@@ -65,6 +65,14 @@ export interface CrlRowDb {
 }
 
 /** The four items as the residents and certificates tables store them (same column names in both). */
+/**
+ * The certificate ids a store looks up for a liveness check (certificatesForStatus): a well-formed id is the
+ * lower-case hex SHA-256 of the DER; anything else names no certificate, on either backend.
+ */
+export function wellFormedCertificateIds(ids: readonly string[]): string[] {
+  return [...new Set(ids.filter((id) => /^[0-9a-f]{64}$/.test(id)))];
+}
+
 export function itemsOf(r: { name: string; address: string; birth_date: string; gender: string }): FourItems {
   return { name: r.name, address: r.address, birthDate: r.birth_date, gender: r.gender as Gender };
 }

@@ -33,6 +33,7 @@ import {
   toVerifierFetch,
   verifierFetchValues,
   verifierValues,
+  wellFormedCertificateIds,
   type CertRowDb,
   type CrlRowDb,
   type NoticeRowDb,
@@ -2136,7 +2137,7 @@ export class SqliteStore implements Store {
       const st = (this.#statusCertificates ??= this.#db.prepare(`${CERT_SELECT} WHERE c.serial IN (SELECT value FROM json_each(?)) OR c.der_sha256_prefix IN (SELECT unhex(value) FROM json_each(?))`));
       // Only well-formed ids are looked up, by their first 8 octets (migration 23); a row found by its prefix is
       // one of them only if its whole digest is.
-      const ids = new Set(q.certificateIds.filter((id) => /^[0-9a-f]{64}$/.test(id)));
+      const ids = new Set(wellFormedCertificateIds(q.certificateIds));
       const serials = new Set(q.serials);
       const rows = st.all(JSON.stringify(q.serials), JSON.stringify([...ids].map((id) => id.slice(0, 16)))) as CertRowDb[];
       return rows.filter((r) => serials.has(r.serial) || ids.has(hash("sha256", r.der, "hex"))).map(toCertRow);
