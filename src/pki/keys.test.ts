@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { bitString, integer, nul, oid, seq, tlv } from "./der.js";
 import { decryptPrivateKey, encryptPrivateKey, requireRsa2048 } from "./keys.js";
-import { newKeyWrapParams } from "./key-wrap.js";
+import { newKeyWrapParams, wrapPrivateKey } from "./key-wrap.js";
+import { toPem } from "./pem.js";
 import { errorCodeOf } from "../../test/error-code.js";
 
 const RSA = "1.2.840.113549.1.1.1";
@@ -121,5 +122,35 @@ describe("decryptPrivateKey with a wrong passphrase", () => {
       expect(m).not.toContain("wrong one");
       expect(m).not.toContain("right one");
     }
+  });
+});
+
+describe("a passphrase typed decomposed or precomposed", () => {
+  // が as one code point (NFC, most input methods) and as か + the combining voiced mark (NFD, macOS file names):
+  // the same passphrase on screen, different bytes to PBKDF2.
+  const nfc = "パスフレーズが長い";
+  const nfd = nfc.normalize("NFD");
+  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const modulus = privateKey.export({ format: "jwk" }).n;
+
+  it("differs in its code points (the premise)", () => expect(nfd).not.toBe(nfc));
+
+  it("wraps a new key under the NFC form: openssl opens it with the NFC bytes, and either typing opens it here", () => {
+    const pem = encryptPrivateKey(privateKey, nfd, newKeyWrapParams());
+    const dir = mkdtempSync(join(tmpdir(), "jpki-nfc-"));
+    const out = execFileSync("openssl", ["pkey", "-passin", `pass:${nfc}`, "-noout", "-text"], { input: pem, cwd: dir }).toString();
+    expect(out).toContain("Private-Key: (2048 bit");
+    for (const typed of [nfc, nfd]) expect(decryptPrivateKey(pem, typed).export({ format: "jwk" }).n).toBe(modulus);
+  });
+
+  it("opens a key an earlier release wrapped under the decomposed bytes, typed either way", () => {
+    const params = newKeyWrapParams();
+    const pem = toPem(wrapPrivateKey(privateKey, nfd, params), "ENCRYPTED PRIVATE KEY");
+    for (const typed of [nfc, nfd]) expect(decryptPrivateKey(pem, typed).export({ format: "jwk" }).n).toBe(modulus);
+  });
+
+  it("still refuses another passphrase, as ERR_PASSPHRASE_WRONG", () => {
+    const pem = encryptPrivateKey(privateKey, nfc, newKeyWrapParams());
+    expect(code(() => decryptPrivateKey(pem, "パスフレーズか長い"))).toBe("ERR_PASSPHRASE_WRONG");
   });
 });

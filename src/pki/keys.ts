@@ -26,7 +26,21 @@ export async function generateRsaKey(bits = 2048): Promise<KeyObject> {
  */
 export function encryptPrivateKey(key: KeyObject, passphrase: string, params: KeyWrapParams = newKeyWrapParams()): string {
   if (!passphrase) throw new JpkiError("ERR_PASSPHRASE_MISSING", "an empty passphrase cannot protect a CA key: set JPKI_PASSPHRASE");
-  return toPem(wrapPrivateKey(key, passphrase, params), "ENCRYPTED PRIVATE KEY");
+  return toPem(wrapPrivateKey(key, passphrase.normalize("NFC"), params), "ENCRYPTED PRIVATE KEY");
+}
+
+/**
+ * The forms of a passphrase a stored key is tried with, in order: as given, then its Unicode NFC and NFD forms
+ * where they differ. The same Japanese passphrase arrives in different code points by the way it was typed: macOS
+ * file names and some input methods give decomposed kana (か + U+3099 for が), most others the precomposed one,
+ * and both look alike on the screen. New keys are wrapped under the NFC form (RFC 8265's OpaqueString rule for
+ * passwords), so either typing opens them; keys wrapped before that under a decomposed passphrase still open as
+ * they were typed, or typed the other way. A passphrase NFC leaves alone (any ASCII one) is tried once.
+ */
+function passphraseForms(passphrase: string): string[] {
+  const forms = [passphrase];
+  for (const f of [passphrase.normalize("NFC"), passphrase.normalize("NFD")]) if (!forms.includes(f)) forms.push(f);
+  return forms;
 }
 
 /**
@@ -86,22 +100,28 @@ export function decryptPrivateKey(pem: string, passphrase: string, what = "the C
   const wrong = (cause?: unknown) =>
     new JpkiError("ERR_PASSPHRASE_WRONG", `the passphrase does not decrypt ${what}: check the one given (--passphrase-file, JPKI_PASSPHRASE or the prompt; or the key file is damaged)`, cause === undefined ? undefined : { cause });
   const wrapped = wrappedKeyOf(pem);
-  if (wrapped) {
-    const pkcs8 = unwrapPrivateKey(wrapped, passphrase);
-    if (!pkcs8) throw wrong();
+  let failure: unknown;
+  for (const form of passphraseForms(passphrase)) {
+    if (wrapped) {
+      const pkcs8 = unwrapPrivateKey(wrapped, form);
+      if (!pkcs8) continue;
+      try {
+        return createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" });
+      } catch (e) {
+        // the padding check passes for a wrong key-encryption key about once in 256 tries
+        failure = e;
+      } finally {
+        pkcs8.fill(0);
+      }
+      continue;
+    }
     try {
-      return createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" });
+      return createPrivateKey({ key: pem, format: "pem", passphrase: form });
     } catch (e) {
-      throw wrong(e);
-    } finally {
-      pkcs8.fill(0);
+      failure = e;
     }
   }
-  try {
-    return createPrivateKey({ key: pem, format: "pem", passphrase });
-  } catch (e) {
-    throw wrong(e);
-  }
+  throw wrong(failure);
 }
 
 /** decryptPrivateKey, with PBKDF2 run on the thread pool first (see prepareKek): the event loop stays free. */
