@@ -5,7 +5,7 @@
  * The CLI is spawned with a deadline so a hang fails the test instead of stopping the run.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, renameSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MAIN, cli, storeEnv, tempDir } from "./helpers.js";
@@ -95,4 +95,29 @@ describe("jpki ca bridge: a FIFO, a huge file or a directory where a Bridge file
       renameSync(`${path}.kept`, path);
     }
   }, 120_000);
+
+  // A hand-edited ARL number went into BigInt whole (a million digits took seconds) and then into the next ARL,
+  // past the 64-bit ceiling of every CA's CRL numbers and past RFC 5280's 20 octets.
+  for (const [what, arlNumber] of [
+    ["a million digits", "9".repeat(1_000_000)],
+    ["the 64-bit ceiling itself (the next would pass it)", (2n ** 63n - 1n).toString()],
+  ] as const) {
+    it(`an ARL number of ${what} in bridge/state.json: ERR_WORKSPACE_CORRUPT naming the file, no ARL written`, async () => {
+      const path = join(ws, "bridge", "state.json");
+      const arl = join(ws, "arl", "bridge.crl");
+      copyFileSync(path, `${path}.kept`);
+      const arlBefore = readFileSync(arl);
+      const state = JSON.parse(readFileSync(path, "utf8")) as { arlNumber: string };
+      writeFileSync(path, JSON.stringify({ ...state, arlNumber }), { mode: 0o600 });
+      try {
+        const r = await spawnBridge();
+        expect(r.hung).toBe(false);
+        expect(JSON.parse(r.err).error).toMatchObject({ code: "ERR_WORKSPACE_CORRUPT", message: expect.stringContaining("state.json") });
+        expect(r.err).not.toMatch(/\n\s+at /);
+        expect(readFileSync(arl).equals(arlBefore), "the ARL was rewritten").toBe(true);
+      } finally {
+        renameSync(`${path}.kept`, path);
+      }
+    }, 120_000);
+  }
 });
