@@ -97,6 +97,11 @@ export function noticeBatchAudit(b: NoticeCommit, revoked: number): AuditEntry |
   };
 }
 
+/** Residents loaded in bulk (`jpki registry import`, Store.upsertResidents): counts only. */
+export function registryLoadAudit(inserted: number, updated: number): AuditEntry {
+  return { action: "registry.load", subject: "", detail: { inserted, updated } };
+}
+
 /** A registry change (counter procedure, applied notices): counts only — its records are residents'. */
 export function registryAudit(d: { readonly put: readonly unknown[]; readonly remove: readonly unknown[]; readonly relink?: readonly unknown[]; readonly enqueue?: ReadonlyArray<{ noticeId: string }> }): AuditEntry {
   return { action: "registry.change", subject: "", detail: { put: d.put.length, removed: d.remove.length, relinked: d.relink?.length ?? 0, notices: (d.enqueue ?? []).map((n) => n.noticeId) } };

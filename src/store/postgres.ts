@@ -104,7 +104,7 @@ import type {
 } from "./types.js";
 import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
-import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, registryAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
+import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { auditFields, auditHashTail, GENESIS_HASH, osActor, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
 /**
@@ -1383,7 +1383,7 @@ export class PostgresStore implements Store {
         ],
       );
       const inserted = r.rows.filter((x) => x.inserted).length;
-      if (residents.length) await this.#appendAudits(c, [{ action: "registry.load", subject: "", detail: { inserted, updated: residents.length - inserted } }]);
+      if (residents.length) await this.#appendAudits(c, [registryLoadAudit(inserted, residents.length - inserted)]);
       return { inserted, updated: residents.length - inserted };
     });
   }
@@ -1406,6 +1406,8 @@ export class PostgresStore implements Store {
       readonly remove: readonly string[];
       readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
       readonly enqueue?: readonly OutboxNotice[];
+      /** the audit record, when not the generic "registry.change" (a bulk import is "registry.load") */
+      readonly audit?: AuditEntry;
       readonly result: T;
     },
   ): Promise<T> {
@@ -1486,7 +1488,7 @@ export class PostgresStore implements Store {
             [q.map((x) => x.noticeId), q.map((x) => x.residentCode), q.map((x) => x.sequence), q.map((x) => x.body), q.map((x) => x.createdAt.getTime())],
           );
         }
-        if (d.put.length || d.remove.length || q.length) await this.#appendAudits(c, [registryAudit(d)]);
+        if (d.put.length || d.remove.length || q.length) await this.#appendAudits(c, [d.audit ?? registryAudit(d)]);
         return d.result;
       }
     });

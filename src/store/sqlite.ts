@@ -87,7 +87,7 @@ import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions,
 import { DumpStreamCheck } from "./dump.js";
 import { WalCheckpointer } from "./checkpointer.js";
 import { Coalescer } from "./coalesce.js";
-import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, registryAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
+import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { osActor, sealAudit, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
 type Int = number | bigint;
@@ -1226,7 +1226,7 @@ export class SqliteStore implements Store {
           else inserted++;
           this.#stmts.upsertResident.run({ residentCode: r.residentCode, municipalityCode: r.municipalityCode, status: r.status, ...r.fourItems });
         }
-        if (residents.length) this.#appendAudit({ action: "registry.load", subject: "", detail: { inserted, updated } });
+        if (residents.length) this.#appendAudit(registryLoadAudit(inserted, updated));
         return { inserted, updated };
       }).immediate(),
     );
@@ -1241,6 +1241,8 @@ export class SqliteStore implements Store {
       readonly remove: readonly string[];
       readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
       readonly enqueue?: readonly OutboxNotice[];
+      /** the audit record, when not the generic "registry.change" (a bulk import is "registry.load") */
+      readonly audit?: AuditEntry;
       readonly result: T;
     },
   ): Promise<T> {
@@ -1265,7 +1267,7 @@ export class SqliteStore implements Store {
         }
         // The notices go into the outbox in this transaction: a crash after COMMIT leaves them to deliver.
         for (const n of d.enqueue ?? []) this.#stmts.enqueueOutbox.run(n.noticeId, n.residentCode, n.sequence, n.body, n.createdAt.getTime());
-        if (d.put.length || d.remove.length || d.enqueue?.length) this.#appendAudit(registryAudit(d));
+        if (d.put.length || d.remove.length || d.enqueue?.length) this.#appendAudit(d.audit ?? registryAudit(d));
         return d.result;
       }).immediate(),
     );

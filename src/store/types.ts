@@ -558,6 +558,8 @@ export interface Store {
     readonly remove: readonly string[];
     readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
     readonly enqueue?: readonly OutboxNotice[];
+    /** the audit record, when not the generic "registry.change" (a bulk import is "registry.load") */
+    readonly audit?: AuditEntry;
     readonly result: T;
   }): Promise<T>;
   /**

@@ -24,8 +24,10 @@ export function makeRegistryCommand(io: Io): Command {
 Fields: residentCode (11 digits with check digit), municipalityCode (6-digit local government code),
 name ("family　given", U+3000 between) or familyName + givenName, address (from the prefecture, no postcode),
 birthDate (YYYY-MM-DD), gender (male/female/unknown or 1/2/3), status (active/deceased/removed, default active).
-Existing residents with the same code are replaced. Good lines are imported even when others are bad
-(exit code 13 then).
+A new code is added. An existing record is replaced only while the CA side does not rely on it (no
+certificate, no change notice applied); a change to any other is refused (ERR_RESIDENT_CHANGE_NEEDS_NOTICE)
+and must come as a change notice ('jpki registry apply'), which the CA side follows. A line the same as the
+record held is counted as unchanged. Good lines are imported even when others are bad (exit code 13 then).
 
 Examples:
   jpki registry import residents.jsonl
@@ -33,20 +35,24 @@ Examples:
     )
     .action(async (file: string, o: { format: "auto" | "jsonl" | "csv" }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
-      const { parseResidentRecord, readRecords } = await library();
+      const { importResidents, parseResidentRecord, readRecords } = await library();
       const now = new Date();
       const source = file === "-" ? (io.stdin ?? process.stdin) : checkInputFile(file, "input file", { cwd: io.cwd });
       await withWorkspace(ctx, async (ws) => {
         const errors: Array<{ line: number; code: string; message: string }> = [];
-        let read = 0, inserted = 0, updated = 0;
+        let read = 0, inserted = 0, updated = 0, unchanged = 0;
         let batch: ResidentRecord[] = [];
+        let lines: number[] = [];
         const flush = async () => {
           if (!batch.length) return;
-          const r = await ws.store.upsertResidents(batch);
+          const r = await importResidents(ws.store, batch);
           inserted += r.inserted;
           updated += r.updated;
+          unchanged += r.unchanged;
+          for (const e of r.errors) errors.push({ line: lines[e.index]!, code: e.code, message: `line ${lines[e.index]}: ${e.message}` });
           batch = [];
-          ctx.out.progress(`imported ${inserted + updated}, rejected ${errors.length}`);
+          lines = [];
+          ctx.out.progress(`imported ${inserted + updated}, unchanged ${unchanged}, rejected ${errors.length}`);
         };
         for await (const item of readRecords(source, { format: file === "-" && o.format === "auto" ? "jsonl" : o.format })) {
           read++;
@@ -56,6 +62,7 @@ Examples:
           }
           try {
             batch.push(parseResidentRecord(item.value, { now }));
+            lines.push(item.line);
           } catch (e) {
             if (!isJpkiError(e)) throw e;
             errors.push({ line: item.line, code: e.code, message: e.message.includes(`line ${item.line}`) ? e.message : `line ${item.line}: ${e.message}` });
@@ -64,15 +71,16 @@ Examples:
         }
         await flush();
         ctx.out.progressDone();
-        ctx.out.result({ read, imported: inserted + updated, inserted, updated, rejected: errors.length, errors }, () =>
+        errors.sort((a, b) => a.line - b.line);
+        ctx.out.result({ read, imported: inserted + updated, inserted, updated, unchanged, rejected: errors.length, errors }, () =>
           [
-            `read ${read}, imported ${inserted + updated} (${inserted} new, ${updated} replaced), rejected ${errors.length}`,
+            `read ${read}, imported ${inserted + updated} (${inserted} new, ${updated} replaced), unchanged ${unchanged}, rejected ${errors.length}`,
             ...errors.slice(0, 50).map((e) => `  error [${e.code}] ${e.message}`),
             ...(errors.length > 50 ? [`  … and ${errors.length - 50} more (use --json for all)`] : []),
           ].join("\n"),
         );
         if (errors.length) {
-          throw new JpkiError("ERR_PARTIAL", `${errors.length} of ${read} records were rejected; ${inserted + updated ? `the other ${inserted + updated} were imported` : "nothing was imported"}`);
+          throw new JpkiError("ERR_PARTIAL", `${errors.length} of ${read} records were rejected; ${inserted + updated ? `${inserted + updated} were imported` : "nothing was imported"}${unchanged ? `, ${unchanged} unchanged` : ""}`);
         }
       });
     });

@@ -1,0 +1,65 @@
+/**
+ * `jpki registry import` and the link to the CA side (shared/spec/JPKI.md "The link between the two networks"):
+ * a bulk import may add residents and correct records nobody relies on, but never replace the record of a
+ * certificate holder — that change must reach the CA side as a change notice, or the certificate certifying the
+ * old items stays valid for good. Runs on both stores (JPKI_STORE under the postgres project).
+ */
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { chiyodaResidents, cli, issueWithCardKey, tempDir, tokyoSignatureWorkspace, writeJsonl } from "./helpers.js";
+
+let dir: string;
+let ws: string;
+const people = chiyodaResidents(3, "71000000", { name: "登録　太郎", birthDate: "1970-01-01", gender: "male" });
+const [holder, other, third] = people as [(typeof people)[0], (typeof people)[0], (typeof people)[0]];
+let serial: string;
+
+beforeAll(async () => {
+  dir = tempDir("jpki-registry-import-");
+  ws = join(dir, "ws");
+  await tokyoSignatureWorkspace(dir, ws, people);
+  serial = (await issueWithCardKey(ws, dir, "holder", holder.residentCode)).serial;
+}, 120_000);
+
+const show = async (code: string) => {
+  const r = await cli(["--workspace", ws, "registry", "show", code, "--json"], { cwd: dir });
+  expect(r.code, r.stderr).toBe(0);
+  return r.json();
+};
+
+describe("jpki registry import over residents already held", () => {
+  it("refuses to replace a certificate holder's record (a move written straight into the registry), imports the other lines, and counts the same record as unchanged", async () => {
+    const moved = { ...holder, address: "東京都千代田区丸の内１丁目１番１号" };
+    const corrected = { ...other, name: "登録　次郎" };
+    const file = writeJsonl(join(dir, "second.jsonl"), [moved, corrected, third]);
+    const r = await cli(["--workspace", ws, "registry", "import", file, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(13); // ERR_PARTIAL: good lines imported, the bad one reported
+    const out = r.json();
+    expect(out).toMatchObject({ read: 3, inserted: 0, updated: 1, unchanged: 1, rejected: 1 });
+    expect(out.errors).toEqual([expect.objectContaining({ line: 1, code: "ERR_RESIDENT_CHANGE_NEEDS_NOTICE" })]);
+    expect(out.errors[0].message).toContain("jpki registry apply");
+    // never the items in the message: the code says whose record
+    expect(r.stdout + r.stderr).not.toContain("丸の内");
+    // The holder's record is as it was, and so the certificate still certifies what the registry holds.
+    expect((await show(holder.residentCode)).fourItems.address).toBe(holder.address);
+    // A record nobody relies on was corrected.
+    expect((await show(other.residentCode)).fourItems.name).toBe("登録　次郎");
+  });
+
+  it("refuses a death written as status 'deceased' for a holder: it must come as a death notice, which revokes", async () => {
+    const file = writeJsonl(join(dir, "dead.jsonl"), [{ ...holder, status: "deceased" }]);
+    const r = await cli(["--workspace", ws, "registry", "import", file, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(13);
+    expect(r.json().errors[0].code).toBe("ERR_RESIDENT_CHANGE_NEEDS_NOTICE");
+    const held = await show(holder.residentCode);
+    expect(held.status).toBe("active");
+    expect(held.certificates).toEqual([expect.objectContaining({ serial, revoked: null })]);
+  });
+
+  it("imports the same file again as all unchanged, exit 0", async () => {
+    const file = writeJsonl(join(dir, "again.jsonl"), [holder, { ...other, name: "登録　次郎" }, third]);
+    const r = await cli(["--workspace", ws, "registry", "import", file, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json()).toMatchObject({ read: 3, inserted: 0, updated: 0, unchanged: 3, rejected: 0 });
+  });
+});
