@@ -141,7 +141,7 @@ export async function dumpPostgres(url: string, file: string): Promise<{ schemaV
 }
 
 /** Whether the database holds any relation in its current schema (where the store keeps its tables). */
-export async function postgresHasRecords(url: string): Promise<boolean> {
+export async function postgresRestoreTarget(url: string): Promise<{ hasRecords: boolean; otherSessions: string[] }> {
   const { default: pg } = await import("pg");
   const client = new pg.Client({ connectionString: url, application_name: "jpki restore" });
   try {
@@ -151,7 +151,12 @@ export async function postgresHasRecords(url: string): Promise<boolean> {
   }
   try {
     const n = (await client.query<{ n: string }>("SELECT count(*)::text AS n FROM pg_class WHERE relnamespace = current_schema()::regnamespace")).rows[0]!.n;
-    return n !== "0";
+    // Every other client connected to this database, jpki or not: a jpki serve or watch among them would go on
+    // with its own idea of the CRL numbering and publish numbers the restore moved past (see restore.ts).
+    const others = await client.query<{ app: string }>(
+      "SELECT coalesce(nullif(application_name, ''), 'pid ' || pid) AS app FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' ORDER BY pid",
+    );
+    return { hasRecords: n !== "0", otherSessions: others.rows.map((r) => r.app) };
   } finally {
     await client.end().catch(() => undefined);
   }

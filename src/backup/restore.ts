@@ -6,7 +6,9 @@
  *    is ERR_BACKUP_CORRUPT (exit 21) naming it. A backup of a newer schema is ERR_BACKUP_UNSUPPORTED.
  * 2. A target that holds a workspace (config.json or jpki.db), or a PostgreSQL database with tables, is refused
  *    (ERR_BACKUP_TARGET_LIVE) unless `force`. Every jpki process on it must be stopped first: a restore is no
- *    online operation (there is no workspace lock to take, types.ts "Concurrency contract").
+ *    online operation (there is no workspace lock to take, types.ts "Concurrency contract"). A store another
+ *    process has open (SQLite), or a database with tables another client is connected to (PostgreSQL), is
+ *    refused even with `force` (ERR_WORKSPACE_LOCKED).
  * 3. The CRL numbers in the files the target still publishes are read before they are moved away.
  * 4. The backup's files are staged inside the workspace root (`.restore-<pid>-<random>`); a SQLite store is
  *    staged there too and its CRL numbering moved on (crl-numbers.ts) before it is put in place, so no process
@@ -237,7 +239,8 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     throw new JpkiError("ERR_USAGE", "the backup is of a PostgreSQL store: set JPKI_STORE to the database to restore it into (an empty one, or pass --force to replace what it holds)");
   }
   const liveFiles = existsSync(paths.config) || existsSync(paths.db);
-  const liveDatabase = pg ? await pg.postgresHasRecords(opts.storeUrl!) : false;
+  const target = pg ? await pg.postgresRestoreTarget(opts.storeUrl!) : undefined;
+  const liveDatabase = target?.hasRecords ?? false;
   if ((liveFiles || liveDatabase) && !opts.force) {
     const what = liveFiles ? `${paths.root} holds a workspace` : "the PostgreSQL database JPKI_STORE names holds tables";
     throw new JpkiError("ERR_BACKUP_TARGET_LIVE", `${what}: stop every jpki process on it and pass --force to replace it with the backup (its files are kept in before-restore-<time>/)`, {
@@ -251,6 +254,15 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   if (!pg && liveFiles && (await import("../store/sqlite.js")).SqliteStore.openElsewhere(paths.db)) {
     throw new JpkiError("ERR_WORKSPACE_LOCKED", `the store of ${paths.root} is open in another process (jpki serve, watch, or a command still running): stop every jpki process on it, then restore; nothing was changed`, {
       details: { path: paths.db },
+    });
+  }
+  // The same on PostgreSQL: a store in use is one another client is connected to. (Checked here, once: a process
+  // that connects after this point is not kept out; pg_restore's locks make it wait, and it then sees the restored
+  // tables with the numbering it had read before.)
+  if (liveDatabase && target!.otherSessions.length) {
+    const n = target!.otherSessions.length;
+    throw new JpkiError("ERR_WORKSPACE_LOCKED", `the PostgreSQL database JPKI_STORE names has ${n} other client${n === 1 ? "" : "s"} connected (${[...new Set(target!.otherSessions)].slice(0, 5).join(", ")}): stop every jpki process on it (on every host), then restore; nothing was changed`, {
+      details: { sessions: n },
     });
   }
   // Read before anything moves: what the target published last may be newer than anything in the backup.
