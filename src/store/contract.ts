@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { isJpkiError } from "../errors.js";
 import { decodeEntries, type CrlEntryInput } from "../profile/crl-entry.js";
 import { GroupCommitter } from "../ca/group-commit.js";
+import { makeResidentCode } from "../registry/resident-code.js";
 import { isRegistered, type CaRecord, type DumpBatch, type IssuanceRecord, type Store } from "./types.js";
 
 const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
@@ -24,6 +25,43 @@ function cert(serial: string, residentCode: string, issuedAt: number, notAfter =
     serial, caId: "13-sig", type: "signature", residentCode, municipalityCode: "131016", fourItems: items,
     notBefore: new Date(issuedAt), notAfter: new Date(notAfter), issuedAt: new Date(issuedAt), der: Buffer.from(serial, "hex"),
   };
+}
+
+/**
+ * Closed records as a store before successors were kept left them (SQLite version 24, PostgreSQL 18), as plain SQL
+ * both backends' upgrade tests run: which of them the upgrade gives a successor, {@link expectSuccessorsFilled} checks.
+ */
+export const CLOSED_BEFORE_SUCCESSORS = (() => {
+  const [a, b] = [makeResidentCode("2000000041"), makeResidentCode("2000000042")];
+  const row = (code: string, status: string, seq: number) => `('${code}', '131016', '${items.name}', '${items.address}', '${items.birthDate}', 'male', '${status}', ${seq})`;
+  const notice = (id: string, code: string, seq: number, kind: string, status: string, body: string) => `('${id}', '${code}', ${seq}, '${kind}', '${status}', '${body}', 1, 1, 0)`;
+  return {
+    a,
+    b,
+    sql: [
+      `INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status, notice_sequence) VALUES
+        ${row(a, "removed", 1)}, ${row(b, "active", 1)}, ${row("d", "removed", 1)}, ${row("e", "removed", 1)}, ${row("g", "removed", 1)}, ${row("h", "removed", 2)}, ${row("k", "removed", 1)}`,
+      `INSERT INTO notices (notice_id, resident_code, sequence, kind, status, body, received_at, applied_at, revocations) VALUES
+        ${notice("M-a", a, 1, "resident-code-change", "applied", `{"newResidentCode":"${b}","noticeId":"M-a"}`)},
+        ${notice("M-d", "d", 1, "removal", "applied", '{"noticeId":"M-d"}')},
+        ${notice("M-e", "e", 1, "resident-code-change", "applied", '{"newResidentCode":"nobody","noticeId":"M-e"}')},
+        ${notice("M-g", "g", 1, "resident-code-change", "applied", "not json")},
+        ${notice("M-h", "h", 1, "resident-code-change", "applied", `{"newResidentCode":"${b}","noticeId":"M-h"}`)},
+        ${notice("M-k", "k", 1, "resident-code-change", "held", `{"newResidentCode":"${b}","noticeId":"M-k"}`)}`,
+    ],
+  };
+})();
+
+/**
+ * After the upgrade: only the record closed by the applied resident-code change at its own sequence, to a code the
+ * registry holds, names a successor.
+ */
+export async function expectSuccessorsFilled(s: Store): Promise<void> {
+  const { a, b } = CLOSED_BEFORE_SUCCESSORS;
+  expect(await s.getResident(a)).toMatchObject({ status: "removed", successorCode: b });
+  // a removal; a change to a code the registry does not hold; a body that is not JSON; a change at another
+  // sequence than the one the record was closed at; a change the CA side only holds
+  for (const code of ["d", "e", "g", "h", "k"]) expect((await s.getResident(code))?.successorCode).toBeUndefined();
 }
 
 /** The CRL entries a store lists for a CA, decoded. */
