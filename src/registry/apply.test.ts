@@ -1,8 +1,14 @@
+import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { IssuanceService } from "../ca/issuance.js";
+import { initCas } from "../ca/manage.js";
+import { prefecture } from "../ca/prefectures.js";
+import { FixedClock } from "../pki/clock.js";
 import { SqliteStore } from "../store/sqlite.js";
+import { Workspace } from "../workspace/workspace.js";
 import { applyNoticesToRegistry } from "./apply.js";
 import { MAX_SEQUENCE_JUMP } from "./notice.js";
 import type { RecordResult } from "./import.js";
@@ -47,5 +53,25 @@ describe("applyNoticesToRegistry", () => {
     // as far ahead as allowed is still applied across the gap
     expect(await applyNoticesToRegistry(s, lines([rename("P-4", 1 + MAX_SEQUENCE_JUMP, "小野　近")]), NOW)).toMatchObject({ applied: 1, errors: [] });
     await s.close();
+  });
+
+  it("a death filed under the old code after a resident-code change ends issuance under the new code", async () => {
+    // The CA side here has not ingested the feed (no 'registry-behind' to stop it): only the registry record does.
+    const clock = new FixedClock(NOW);
+    const ws = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-apply-")), { clock });
+    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+    const B = makeResidentCode("2000000002");
+    await ws.store.upsertResidents([{ residentCode: A, municipalityCode: CHIYODA, fourItems: inTokyo, status: "active" }]);
+    const service = new IssuanceService({ store: ws.store, config: ws.config, clock, passphrase: "pw", checkProfile: "full" });
+    const key = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+    const publicKey = () => key;
+    const change = { noticeId: "K-1", residentCode: A, kind: "resident-code-change", effectiveDate: "2026-04-10", sequence: 1, municipalityCode: CHIYODA, newResidentCode: B };
+    expect(await applyNoticesToRegistry(ws.store, lines([change]), NOW)).toMatchObject({ applied: 1, errors: [] });
+    expect((await service.issue({ residentCode: B, type: "signature", publicKey: publicKey() })).residentCode).toBe(B);
+    const death = { noticeId: "K-2", residentCode: A, kind: "death", effectiveDate: "2026-04-20", sequence: 2, municipalityCode: CHIYODA };
+    expect(await applyNoticesToRegistry(ws.store, lines([death]), NOW)).toMatchObject({ applied: 1, skipped: 0, errors: [] });
+    await expect(service.issue({ residentCode: B, type: "signature", publicKey: publicKey() })).rejects.toMatchObject({ code: "ERR_RESIDENT_NOT_ELIGIBLE" });
+    await expect(service.issue({ residentCode: A, type: "signature", publicKey: publicKey() })).rejects.toMatchObject({ code: "ERR_RESIDENT_NOT_ELIGIBLE" });
+    await ws.close();
   });
 });

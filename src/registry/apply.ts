@@ -8,6 +8,8 @@
  * moves forward: a notice at or below the record's last applied sequence is skipped, and one applied across a
  * gap takes its municipality from the notice (the one a missed move went to). A resident-code change
  * (住民票コード変更) to a code another record holds is refused (ERR_RESIDENT_CODE_IN_USE), never merged.
+ * A notice still filed under the old code of an applied resident-code change, later than the change, is the
+ * person's under the code they have now: it is applied there (as the CA side files it, ca/notices.ts).
  */
 import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import type { ResidentRecord, Store } from "../store/types.js";
@@ -24,9 +26,27 @@ export interface RegistryApplySummary {
 
 type Stored = ResidentRecord & { readonly noticeSequence: number };
 
+/**
+ * The record a notice is about: the one under its code, or, when a resident-code change closed that one before
+ * the notice (at a lower sequence), the record under the code the person has had since — followed along a chain
+ * of changes (A → B → C) as far as the notice is later than each. A death the registry filed under the old code
+ * after the change went through, skipped at the closed record, left the person active under the new code.
+ */
+function recordOf(n: ChangeNotice, get: (code: string) => Stored | undefined): Stored | undefined {
+  let r = get(n.residentCode);
+  const seen = new Set<string>();
+  while (r?.successorCode !== undefined && n.sequence > r.noticeSequence && !seen.has(r.residentCode)) {
+    seen.add(r.residentCode);
+    const next = get(r.successorCode);
+    if (!next) break; // not read yet (PostgreSQL decides again once it is), or gone: the closed record's verdict
+    r = next;
+  }
+  return r;
+}
+
 /** Decides one notice against the records as they stand (including this batch's earlier changes). */
 function decideOne(n: ChangeNotice, line: number, get: (code: string) => Stored | undefined): { put: Stored; retire?: Stored } | "skip" {
-  const r = get(n.residentCode);
+  const r = recordOf(n, get);
   const to = n.newResidentCode;
   if (!r) {
     // Applied before old codes were kept as closed records: the record lives under the new code.
@@ -35,11 +55,17 @@ function decideOne(n: ChangeNotice, line: number, get: (code: string) => Stored 
     throw new JpkiError("ERR_RESIDENT_UNKNOWN", `line ${line}: notice ${n.noticeId} names a resident the registry does not hold`);
   }
   if (r.status !== "active" || n.sequence <= r.noticeSequence) return "skip";
+  // Filed under an old code: decided and applied exactly as if the registry had filed it under the current one.
+  if (r.residentCode !== n.residentCode) n = { ...n, residentCode: r.residentCode };
   if (n.sequence - r.noticeSequence > MAX_SEQUENCE_JUMP) {
     throw new JpkiError(
       "ERR_NOTICE_SEQUENCE_JUMP",
       `line ${line}: notice ${n.noticeId} has sequence ${n.sequence}, more than ${MAX_SEQUENCE_JUMP} after the resident's last applied ${r.noticeSequence}: not applied (a feed that skips that far is broken; ask the registry)`,
     );
+  }
+  if (to === r.residentCode) {
+    // "A → B" again under A after A → B was applied (the CA side refuses it with the same code): nothing to change.
+    throw new JpkiError("ERR_RESIDENT_CODE_IN_USE", `line ${line}: notice ${n.noticeId} changes the resident code to the one the resident already has since an earlier resident-code change: not applied (ask the registry to check the code)`);
   }
   if (to && get(to)) {
     throw new JpkiError("ERR_RESIDENT_CODE_IN_USE", `line ${line}: notice ${n.noticeId} changes the resident code to one another record holds; two people are never merged (ask the registry to check the code)`);
@@ -51,9 +77,11 @@ function decideOne(n: ChangeNotice, line: number, get: (code: string) => Stored 
   if (n.sequence > r.noticeSequence + 1 && n.newMunicipalityCode === undefined && n.municipalityCode !== next.municipalityCode) {
     next = { ...next, municipalityCode: n.municipalityCode };
   }
-  // The old code of a resident-code change stays as a closed record at this sequence: nobody can be issued a
-  // certificate under it, a later notice under it is skipped, and the CA side still recognises the code.
-  return { put: { ...next, noticeSequence: n.sequence }, ...(next.residentCode !== r.residentCode ? { retire: { ...r, status: "removed" as const, noticeSequence: n.sequence } } : {}) };
+  // The old code of a resident-code change stays as a closed record at this sequence, naming the new code: nobody
+  // can be issued a certificate under it, a later notice under it is applied under the new code (recordOf), and
+  // the CA side still recognises the code.
+  const retire = next.residentCode !== r.residentCode ? { ...r, status: "removed" as const, noticeSequence: n.sequence, successorCode: next.residentCode } : undefined;
+  return { put: { ...next, noticeSequence: n.sequence }, ...(retire ? { retire } : {}) };
 }
 
 export async function applyNoticesToRegistry(store: Store, records: AsyncIterable<RecordResult>, now: Date, opts: { batchSize?: number } = {}): Promise<RegistryApplySummary> {

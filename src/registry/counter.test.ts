@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { isJpkiError } from "../errors.js";
 import { SqliteStore } from "../store/sqlite.js";
 import type { CaRecord, IssuanceRecord, RegisteredIssuance, Store } from "../store/types.js";
+import { applyNoticesToRegistry } from "./apply.js";
 import { changeResidentCode, compareWithRegistered, correct, moveOut, noticeDue, parseProcedure, recordDeath, relocate, rename, runProcedures } from "./counter.js";
 import { parseNotice, type ChangeNoticeInput } from "./notice.js";
 import { makeResidentCode } from "./resident-code.js";
@@ -151,9 +152,24 @@ describe("counter procedures (library)", () => {
     expect(c.notice).toMatchObject({ kind: "resident-code-change", newResidentCode: D, sequence: 1 });
     expect(await s.registeredIssuances(A)).toEqual([]);
     expect((await s.registeredIssuances(D)).map((r) => r.serial)).toEqual(["0a01", "0a02"]);
-    expect((await s.getResident(A))?.status).toBe("removed");
+    // closed, naming the new code: a notice the registry's feed still files under A goes to D (registry/apply.ts)
+    expect(await s.getResident(A)).toMatchObject({ status: "removed", successorCode: D });
     const next = await recordDeath(s, D, { now: NOW });
     expect(next.notice).toMatchObject({ residentCode: D, sequence: 2, noticeId: `ctr:${D}:2` });
+    await s.close();
+  });
+
+  it("a notice of the registry's feed still filed under the old code after a counter's resident-code change is applied under the new code", async () => {
+    const s = await store();
+    const D = makeResidentCode("1000000004");
+    await changeResidentCode(s, A, D, { now: NOW });
+    const death = { noticeId: "F-2", residentCode: A, kind: "death", effectiveDate: "2026-04-30", sequence: 2, municipalityCode: "131016" };
+    async function* feed() {
+      yield { line: 1, value: death };
+    }
+    expect(await applyNoticesToRegistry(s, feed(), NOW)).toMatchObject({ applied: 1, skipped: 0, errors: [] });
+    expect(await s.getResident(D)).toMatchObject({ status: "deceased" });
+    await expect(relocate(s, D, "東京都千代田区千代田２番２号", { now: NOW })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_RESIDENT_NOT_ELIGIBLE"));
     await s.close();
   });
 

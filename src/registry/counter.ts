@@ -243,8 +243,8 @@ function decideProcedure(
   const next = applyNoticeToResident(r, draft);
   const seq = due ? sequence : r.noticeSequence;
   const put: Stored = { ...next, noticeSequence: seq };
-  // The old code of a resident-code change stays as a closed record (as registry apply keeps it).
-  const retire = next.residentCode !== r.residentCode ? { ...r, status: "removed" as const, noticeSequence: seq } : undefined;
+  // The old code of a resident-code change stays as a closed record naming the new code (as registry apply keeps it).
+  const retire = next.residentCode !== r.residentCode ? { ...r, status: "removed" as const, noticeSequence: seq, successorCode: next.residentCode } : undefined;
   return { put, ...(retire ? { retire } : {}), outcome: { kind: p.kind, residentCode: p.residentCode, notice, affected: due ? cmp.affected : [] } };
 }
 

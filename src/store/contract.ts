@@ -7,6 +7,10 @@ import { describe, expect, it } from "vitest";
 import { isJpkiError } from "../errors.js";
 import { decodeEntries, type CrlEntryInput } from "../profile/crl-entry.js";
 import { GroupCommitter } from "../ca/group-commit.js";
+import { applyNoticesToRegistry } from "../registry/apply.js";
+import type { RecordResult } from "../registry/import.js";
+import { MAX_SEQUENCE_JUMP } from "../registry/notice.js";
+import { makeResidentCode } from "../registry/resident-code.js";
 import { isRegistered, type CaRecord, type DumpBatch, type IssuanceRecord, type Store } from "./types.js";
 
 const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
@@ -24,6 +28,58 @@ function cert(serial: string, residentCode: string, issuedAt: number, notAfter =
     serial, caId: "13-sig", type: "signature", residentCode, municipalityCode: "131016", fourItems: items,
     notBefore: new Date(issuedAt), notAfter: new Date(notAfter), issuedAt: new Date(issuedAt), der: Buffer.from(serial, "hex"),
   };
+}
+
+/** Change notices as `registry apply` reads them from a file, one a line. */
+async function* lines(values: ReadonlyArray<Record<string, unknown>>): AsyncGenerator<RecordResult> {
+  let line = 0;
+  for (const value of values) yield { line: ++line, value };
+}
+
+const APPLY_NOW = new Date(Date.UTC(2026, 4, 1, 3));
+const moved = { ...items, address: "東京都港区芝公園４丁目２番８号" };
+
+function notice(noticeId: string, residentCode: string, kind: string, sequence: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { noticeId, residentCode, kind, effectiveDate: "2026-04-20", sequence, municipalityCode: "131016", ...extra };
+}
+
+/**
+ * Closed records as a store before successors were kept left them (SQLite version 24, PostgreSQL 18), as plain SQL
+ * both backends' upgrade tests run: which of them the upgrade gives a successor, {@link expectSuccessorsFilled} checks.
+ */
+export const CLOSED_BEFORE_SUCCESSORS = (() => {
+  const [a, b] = [makeResidentCode("2000000041"), makeResidentCode("2000000042")];
+  const row = (code: string, status: string, seq: number) => `('${code}', '131016', '${items.name}', '${items.address}', '${items.birthDate}', 'male', '${status}', ${seq})`;
+  const notice = (id: string, code: string, seq: number, kind: string, status: string, body: string) => `('${id}', '${code}', ${seq}, '${kind}', '${status}', '${body}', 1, 1, 0)`;
+  return {
+    a,
+    b,
+    sql: [
+      `INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status, notice_sequence) VALUES
+        ${row(a, "removed", 1)}, ${row(b, "active", 1)}, ${row("d", "removed", 1)}, ${row("e", "removed", 1)}, ${row("g", "removed", 1)}, ${row("h", "removed", 2)}, ${row("k", "removed", 1)}`,
+      `INSERT INTO notices (notice_id, resident_code, sequence, kind, status, body, received_at, applied_at, revocations) VALUES
+        ${notice("M-a", a, 1, "resident-code-change", "applied", `{"newResidentCode":"${b}","noticeId":"M-a"}`)},
+        ${notice("M-d", "d", 1, "removal", "applied", '{"noticeId":"M-d"}')},
+        ${notice("M-e", "e", 1, "resident-code-change", "applied", '{"newResidentCode":"nobody","noticeId":"M-e"}')},
+        ${notice("M-g", "g", 1, "resident-code-change", "applied", "not json")},
+        ${notice("M-h", "h", 1, "resident-code-change", "applied", `{"newResidentCode":"${b}","noticeId":"M-h"}`)},
+        ${notice("M-k", "k", 1, "resident-code-change", "held", `{"newResidentCode":"${b}","noticeId":"M-k"}`)}`,
+    ],
+  };
+})();
+
+/**
+ * After the upgrade: only the record closed by the applied resident-code change at its own sequence, to a code the
+ * registry holds, names a successor — and a death still filed under its old code then reaches the new one.
+ */
+export async function expectSuccessorsFilled(s: Store): Promise<void> {
+  const { a, b } = CLOSED_BEFORE_SUCCESSORS;
+  expect(await s.getResident(a)).toMatchObject({ status: "removed", successorCode: b });
+  // a removal; a change to a code the registry does not hold; a body that is not JSON; a change at another
+  // sequence than the one the record was closed at; a change the CA side only holds
+  for (const code of ["d", "e", "g", "h", "k"]) expect((await s.getResident(code))?.successorCode).toBeUndefined();
+  expect(await applyNoticesToRegistry(s, lines([notice("M-2", a, "death", 2)]), APPLY_NOW)).toMatchObject({ applied: 1, errors: [] });
+  expect(await s.getResidentForIssuance(b)).toMatchObject({ record: { status: "deceased" }, registrySequence: 2 });
 }
 
 /** The CRL entries a store lists for a CA, decoded. */
@@ -903,6 +959,72 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       const records: string[] = [];
       for await (const r of s.auditRecords({ action: "audit.checkpoint" })) records.push(r.subject);
       expect(records.length).toBe(1);
+      await s.close();
+    });
+
+    it("registry apply: a death still filed under the old code after a resident-code change kills the record under the new code, in one file and in two runs, for good", async () => {
+      const [a, b] = [makeResidentCode("2000000011"), makeResidentCode("2000000012")];
+      for (const split of [false, true]) {
+        const s = await make();
+        await s.upsertResidents([resident(a)]);
+        const change = notice("C-1", a, "resident-code-change", 1, { newResidentCode: b });
+        const death = notice("C-2", a, "death", 2); // filed under the code the registry had when it recorded it
+        if (split) expect(await applyNoticesToRegistry(s, lines([change]), APPLY_NOW)).toMatchObject({ applied: 1, errors: [] });
+        expect(await applyNoticesToRegistry(s, lines(split ? [death] : [change, death]), APPLY_NOW)).toMatchObject({ applied: split ? 1 : 2, skipped: 0, errors: [] });
+        // the closed record names its successor, and every read of the records says so
+        expect(await s.getResident(a)).toEqual({ ...resident(a), status: "removed", successorCode: b });
+        expect(await s.getResidentForIssuance(a)).toEqual({ record: { ...resident(a), status: "removed", successorCode: b }, registrySequence: 1, caSequence: 0 });
+        expect(await s.getResidentForIssuance(b)).toEqual({ record: { ...resident(b), status: "deceased" }, registrySequence: 2, caSequence: 0 });
+        // never active again: later notices under either code are skipped
+        const later = [notice("C-3", a, "relocation", 3, { after: moved }), notice("C-4", b, "correction", 4, { after: moved })];
+        expect(await applyNoticesToRegistry(s, lines(later), APPLY_NOW)).toMatchObject({ applied: 0, skipped: 2, errors: [] });
+        expect(await s.getResident(b)).toEqual({ ...resident(b), status: "deceased" });
+        await s.close();
+      }
+    });
+
+    it("registry apply: a later notice under the old code is decided against the new code's record (sequence, jump bound); one at or below the change is skipped", async () => {
+      const [a, b] = [makeResidentCode("2000000021"), makeResidentCode("2000000022")];
+      const s = await make();
+      await s.upsertResidents([resident(a)]);
+      await applyNoticesToRegistry(s, lines([notice("D-1", a, "resident-code-change", 1, { newResidentCode: b })]), APPLY_NOW);
+      const feed = [
+        notice("D-0", a, "name-change", 1, { after: { ...items, name: "山田　次郎" } }), // stale: at the change's sequence
+        notice("D-2", a, "relocation", 2, { after: moved }),
+        notice("D-J", a, "name-change", 2 + MAX_SEQUENCE_JUMP + 1, { after: { ...moved, name: "山田　偽" } }), // measured from the new code's 2
+      ];
+      const r = await applyNoticesToRegistry(s, lines(feed), APPLY_NOW);
+      expect(r).toMatchObject({ read: 3, applied: 1, skipped: 1 });
+      expect(r.errors.map((e) => [e.line, e.code])).toEqual([[3, "ERR_NOTICE_SEQUENCE_JUMP"]]);
+      expect(await s.getResidentForIssuance(b)).toEqual({ record: { ...resident(b), fourItems: moved }, registrySequence: 2, caSequence: 0 });
+      expect(await s.getResidentForIssuance(a)).toMatchObject({ record: { status: "removed", successorCode: b, fourItems: items }, registrySequence: 1 });
+      await s.close();
+    });
+
+    it("registry apply: a second resident-code change filed under the first old code moves the person on (A → B, then B → C sent as A → C); the same change again is refused", async () => {
+      const [a, b, c] = [makeResidentCode("2000000031"), makeResidentCode("2000000032"), makeResidentCode("2000000033")];
+      const s = await make();
+      await s.upsertResidents([resident(a)]);
+      await s.grantConsent({ residentCode: a, verifierId: "v-01", at: new Date(1) });
+      await applyNoticesToRegistry(s, lines([notice("E-1", a, "resident-code-change", 1, { newResidentCode: b })]), APPLY_NOW);
+      const r = await applyNoticesToRegistry(
+        s,
+        lines([
+          notice("E-2", a, "resident-code-change", 2, { newResidentCode: b }), // A → B again: B is the person's already
+          notice("E-3", a, "resident-code-change", 2, { newResidentCode: c }),
+          notice("E-4", a, "death", 3), // followed A → B → C
+        ]),
+        APPLY_NOW,
+      );
+      expect(r).toMatchObject({ applied: 2, skipped: 0 });
+      expect(r.errors.map((e) => [e.line, e.code])).toEqual([[1, "ERR_RESIDENT_CODE_IN_USE"]]);
+      expect(await s.getResident(a)).toMatchObject({ status: "removed", successorCode: b });
+      expect(await s.getResidentForIssuance(b)).toMatchObject({ record: { status: "removed", successorCode: c }, registrySequence: 2 });
+      expect(await s.getResidentForIssuance(c)).toEqual({ record: { ...resident(c), status: "deceased" }, registrySequence: 3, caSequence: 0 });
+      // the registry's consents followed the person both times
+      expect(await s.liveConsents("v-01", [a, b, c])).toEqual(new Set([c]));
+      // a notice under A between the two changes is at or below B's closing one: skipped, C stays as it is
+      expect(await applyNoticesToRegistry(s, lines([notice("E-5", a, "relocation", 2, { after: moved })]), APPLY_NOW)).toMatchObject({ applied: 0, skipped: 1 });
       await s.close();
     });
 

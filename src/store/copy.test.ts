@@ -108,8 +108,13 @@ async function populate(s: Store): Promise<void> {
   await s.applyToRegistry((read) => {
     const r5 = read("r5")!;
     return {
-      put: [{ ...read("r3")!, status: "deceased" as const, noticeSequence: 1 }, { ...r5, residentCode: "r6", fourItems: moved, noticeSequence: 1 }],
-      remove: ["r5"],
+      // r5 stays as the closed record of the change, naming r6 (registry/apply.ts follows a late notice under it)
+      put: [
+        { ...read("r3")!, status: "deceased" as const, noticeSequence: 1 },
+        { ...r5, residentCode: "r6", fourItems: moved, noticeSequence: 1 },
+        { ...r5, status: "removed" as const, noticeSequence: 1, successorCode: "r6" },
+      ],
+      remove: [],
       result: undefined,
     };
   });
@@ -195,6 +200,7 @@ async function observe(s: Store) {
     revocationSummary: await s.revocationSummary(),
     residents,
     countResidents: await s.countResidents(),
+    closed: await s.getResident("r5"),
     notices: [await s.getNotice("N-1"), await s.getNotice("N-2"), await s.getNotice("N-3")],
     held: await s.listHeldNotices(),
     context: await s.loadNoticeContext({ noticeIds: ["N-2"], residentCodes: ["r4", "r6"] }),
@@ -228,6 +234,8 @@ describe("copyStore", () => {
     // the scenario holds what it claims to
     expect(before.held.map((n) => n.noticeId)).toEqual(["N-2"]);
     expect(before.residents.r6).toMatchObject({ registrySequence: 1, caSequence: 1 });
+    expect(before.residents.r5).toMatchObject({ record: { status: "removed", successorCode: "r6" }, registrySequence: 1 });
+    expect(before.closed).toMatchObject({ status: "removed", successorCode: "r6" });
     expect(before.certificates.find((c) => c.serial === "0b03")?.residentCode).toBe("r6");
     expect(before.revocationSummary.map((r) => `${r.serial}:${r.reason}:${r.source}`)).toEqual(["0a01:4:superseded:0a02", "0a03:1:manual", "0a04:0:notice:N-1"]);
     expect(before.dirty).toEqual(["13-sig"]);
@@ -241,7 +249,7 @@ describe("copyStore", () => {
     const progress: string[] = [];
     const ab = await copyStore(a, b, { chunkSize: 3, onProgress: (p) => progress.push(`${p.phase}:${p.kind}:${p.done}/${p.total}`) });
     expect(ab).toMatchObject({ from: "sqlite", to: "postgres" });
-    expect(ab.fingerprint.counts).toEqual({ cas: 4, caLinks: 2, residents: 5, certificates: 9, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 3, crls: 5, ocspResponders: 1, verifierCa: 1, verifiers: 2, verifierFetches: 3, disclosures: 4, consents: 2, statusChecks: 2, registryOutbox: 2, auditLog: 25, auditCheckpoints: 0 }); // each rollover is one record
+    expect(ab.fingerprint.counts).toEqual({ cas: 4, caLinks: 2, residents: 6, certificates: 9, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 3, crls: 5, ocspResponders: 1, verifierCa: 1, verifiers: 2, verifierFetches: 3, disclosures: 4, consents: 2, statusChecks: 2, registryOutbox: 2, auditLog: 25, auditCheckpoints: 0 }); // each rollover is one record
     expect(progress).toContain("copy:certificates:9/9");
     expect(progress).toContain("verify:crls:5/5");
     expect(await observe(b)).toEqual(before);
@@ -597,7 +605,7 @@ describe("copyStore", () => {
     await expect(pending).rejects.toSatisfy(retired);
     expect((await waiter.getCertificate("0a05"))?.revocation).toBeUndefined();
     await expect(waiter.reserveCrl("13-sig", new Date(T), new Date(T + 1))).rejects.toSatisfy(retired);
-    expect(await waiter.countResidents()).toBe(5);
+    expect(await waiter.countResidents()).toBe(6);
     for (const s of [p, waiter, t3]) await s.close();
   });
 });
@@ -642,7 +650,7 @@ describe("copyWorkspaceStore", () => {
     expect(storeOf(root)).toBe("postgres");
     // the source is still whole and writable (the dump's locks went with it)
     const onPg = await Workspace.openAsync(root, { storeUrl: url2 });
-    expect(await onPg.store.countResidents()).toBe(5);
+    expect(await onPg.store.countResidents()).toBe(6);
     await onPg.store.revoke({ serial: "0a05", revokedAt: new Date(T + 60_000), reason: 1, source: "manual" });
     await onPg.close();
 

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
 import { isJpkiError } from "../errors.js";
 import { decodeEntries, encodeEntry } from "../profile/crl-entry.js";
-import { seedSweepFixture, storeContract } from "./contract.js";
+import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, seedSweepFixture, storeContract } from "./contract.js";
 import { auditContract } from "./audit-contract.js";
 import { RevocationBlocks } from "./revocation-log.js";
 import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore, parseLogCopy, type PgMigration } from "./postgres.js";
@@ -284,6 +284,22 @@ describe("PostgresStore specifics", () => {
         { serial: "0a01", caId: "13-sig", type: "signature", residentCode: "r1", fourItems: { name: "n", address: "a", birthDate: "1980-01-01", gender: "male" }, notBefore: new Date(7), notAfter: new Date(9999999999999) },
       ]);
       await s.close();
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("upgrades a schema-18 store: a record closed by an applied resident-code change names the new code, others none", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      for (const m of PG_MIGRATIONS.slice(0, 18)) await migrate(c, m);
+      await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '18')");
+      for (const sql of CLOSED_BEFORE_SUCCESSORS.sql) await c.query(sql);
+      const s = await PostgresStore.open(url);
+      await expectSuccessorsFilled(s);
+      await s.close();
+      expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe("19");
     } finally {
       await c.end();
     }

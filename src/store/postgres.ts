@@ -43,6 +43,7 @@ import {
   type StatusCheckRowDb,
   type ConsentRowDb,
   itemsOf,
+  newResidentCodeOf,
   sameItems,
   toCa,
   toCaLink,
@@ -462,7 +463,33 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   `
   CREATE INDEX notices_code_changes ON notices (resident_code) WHERE kind = 'resident-code-change' AND status = 'applied';
   `,
+  migration19,
 ];
+
+/**
+ * Version 19: a record closed by a resident-code change names the code the person moved to, as SQLite's version
+ * 25 (sqlite.ts says why and which closed records get one). The bodies are read here, not cast to json in SQL:
+ * one that is not JSON must leave its record without a successor, not fail the upgrade.
+ */
+async function migration19(c: ClientBase): Promise<void> {
+  await c.query(`ALTER TABLE residents ADD COLUMN successor_code text COLLATE "C"`);
+  const rows = await c.query<{ resident_code: string; body: string }>(
+    `SELECT r.resident_code, n.body FROM residents r
+       JOIN notices n ON n.resident_code = r.resident_code AND n.kind = 'resident-code-change' AND n.status = 'applied' AND n.sequence = r.notice_sequence
+     WHERE r.status = 'removed' AND r.notice_sequence > 0`,
+  );
+  const found = new Map<string, string>();
+  for (const r of rows.rows) {
+    const to = newResidentCodeOf(r.body);
+    if (to !== undefined && !found.has(r.resident_code)) found.set(r.resident_code, to);
+  }
+  if (!found.size) return;
+  await c.query(
+    `UPDATE residents r SET successor_code = u.t FROM unnest($1::text[], $2::text[]) AS u(f, t)
+     WHERE r.resident_code = u.f AND EXISTS (SELECT 1 FROM residents s WHERE s.resident_code = u.t)`,
+    [[...found.keys()], [...found.values()]],
+  );
+}
 
 /** jpki_audit_append's arguments (migration 16) as $1–$6: the columns #auditColumns makes. */
 const AUDIT_APPEND_ARGS = "$1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]";
@@ -787,10 +814,10 @@ const SQL = {
   // Run as a named (prepared) statement: its columns are listed, so a column added later by a newer jpki's
   // migration cannot change the result type of a plan this process has cached.
   residentForIssuance: `SELECT r.resident_code, r.municipality_code, r.name, r.address, r.birth_date, r.gender, r.status, r.notice_sequence,
-      coalesce(s.last_sequence, 0) AS ca_sequence
+      r.successor_code, coalesce(s.last_sequence, 0) AS ca_sequence
     FROM residents r LEFT JOIN resident_sequences s ON s.resident_code = r.resident_code WHERE r.resident_code = ANY($1::text[])`,
-  upsertResidents: `INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status, notice_sequence)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[])`,
+  upsertResidents: `INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status, notice_sequence, successor_code)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[])`,
   // Partitions (ca, municipality) a transaction revoked in: their revision goes up with it, in key order.
   bumpScopes: `INSERT INTO crl_scopes (ca_id, scope, revision) SELECT DISTINCT u.ca, u.m, 1 FROM unnest($1::text[], $2::text[]) AS u(ca, m) ORDER BY 1, 2
     ON CONFLICT (ca_id, scope) DO UPDATE SET revision = crl_scopes.revision + 1`,
@@ -1369,7 +1396,8 @@ export class PostgresStore implements Store {
       const r = await c.query<{ inserted: boolean }>(
         `${SQL.upsertResidents}
          ON CONFLICT (resident_code) DO UPDATE SET municipality_code = excluded.municipality_code, name = excluded.name,
-           address = excluded.address, birth_date = excluded.birth_date, gender = excluded.gender, status = excluded.status
+           address = excluded.address, birth_date = excluded.birth_date, gender = excluded.gender, status = excluded.status,
+           successor_code = excluded.successor_code
          RETURNING (xmax = 0) AS inserted`,
         [
           rows.map((x) => x.residentCode),
@@ -1380,6 +1408,7 @@ export class PostgresStore implements Store {
           rows.map((x) => x.fourItems.gender),
           rows.map((x) => x.status),
           rows.map(() => 0),
+          rows.map((x) => x.successorCode ?? null),
         ],
       );
       const inserted = r.rows.filter((x) => x.inserted).length;
@@ -1465,7 +1494,7 @@ export class PostgresStore implements Store {
             `${SQL.upsertResidents}
              ON CONFLICT (resident_code) DO UPDATE SET municipality_code = excluded.municipality_code, name = excluded.name,
                address = excluded.address, birth_date = excluded.birth_date, gender = excluded.gender, status = excluded.status,
-               notice_sequence = excluded.notice_sequence`,
+               notice_sequence = excluded.notice_sequence, successor_code = excluded.successor_code`,
             [
               put.map((x) => x.residentCode),
               put.map((x) => x.municipalityCode),
@@ -1475,6 +1504,7 @@ export class PostgresStore implements Store {
               put.map((x) => x.fourItems.gender),
               put.map((x) => x.status),
               put.map((x) => x.noticeSequence),
+              put.map((x) => x.successorCode ?? null),
             ],
           );
         }
@@ -2834,6 +2864,7 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
         col(r, (x) => x.fourItems.gender),
         col(r, (x) => x.status),
         col(r, (x) => x.noticeSequence),
+        col(r, (x) => x.successorCode ?? null),
       ]);
       return;
     }

@@ -36,6 +36,8 @@ export interface ResidentRow {
   birth_date: string;
   gender: string;
   status: string;
+  /** SQLite store version 25 / PostgreSQL 19 (null: none, or closed before then) */
+  successor_code?: string | null;
 }
 
 export interface NoticeRowDb {
@@ -100,7 +102,22 @@ export function toCertRow(r: CertRowDb): CertificateRow {
 }
 
 export function toResident(r: ResidentRow): ResidentRecord {
-  return { residentCode: r.resident_code, municipalityCode: r.municipality_code, status: r.status as ResidentStatus, fourItems: itemsOf(r) };
+  const rec = { residentCode: r.resident_code, municipalityCode: r.municipality_code, status: r.status as ResidentStatus, fourItems: itemsOf(r) };
+  // Absent, not undefined, when there is none: a dump's fingerprint and a deep comparison see the same record.
+  return r.successor_code ? { ...rec, successorCode: r.successor_code } : rec;
+}
+
+/**
+ * The new code a stored resident-code-change notice's body names, or undefined when it names none readable (a
+ * migration filling in closed records' successors must not fail on one odd row).
+ */
+export function newResidentCodeOf(body: string): string | undefined {
+  try {
+    const to = (JSON.parse(body) as { newResidentCode?: unknown } | null)?.newResidentCode;
+    return typeof to === "string" && to !== "" ? to : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function toStoredNotice(r: NoticeRowDb): StoredNotice {

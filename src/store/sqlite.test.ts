@@ -3,7 +3,7 @@ import { mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
-import { seedSweepFixture, storeContract } from "./contract.js";
+import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, seedSweepFixture, storeContract } from "./contract.js";
 import { auditContract } from "./audit-contract.js";
 import Database from "better-sqlite3";
 import { MIGRATIONS, MMAP_SIZE, SCHEMA_VERSION, SqliteStore } from "./sqlite.js";
@@ -184,6 +184,21 @@ describe("SqliteStore upgrade to certificate ids indexed by their first 8 octets
     raw.close();
     s = SqliteStore.open(path);
     expect(await found([id("0a01")])).toEqual(["0a01"]);
+    await s.close();
+  });
+});
+
+describe("SqliteStore upgrade to closed records naming their successor (version 25)", () => {
+  it("opens a version-24 store: a record closed by an applied resident-code change names the new code, others none", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const db = new Database(path);
+    for (const m of MIGRATIONS.slice(0, 24)) typeof m === "string" ? db.exec(m) : m(db);
+    db.pragma("user_version = 24");
+    db.pragma(`application_id = ${0x4a504b49}`);
+    for (const sql of CLOSED_BEFORE_SUCCESSORS.sql) db.exec(sql);
+    db.close();
+    const s = SqliteStore.open(path);
+    await expectSuccessorsFilled(s);
     await s.close();
   });
 });

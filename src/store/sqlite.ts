@@ -19,6 +19,7 @@ import {
   type ConsentRowDb,
   type DisclosureRowDb,
   itemsOf,
+  newResidentCodeOf,
   sameItems,
   toCa,
   toCaLink,
@@ -421,7 +422,29 @@ export const MIGRATIONS: readonly Migration[] = [
   `
   CREATE INDEX notices_code_changes ON notices (resident_code) WHERE kind = 'resident-code-change' AND status = 'applied';
   `,
+  migration25,
 ];
+
+/**
+ * Version 25: a record closed by a resident-code change (住民票コード変更) names the code the person moved to
+ * (`successor_code`), so 'registry apply' can follow a later notice still filed under the old code
+ * (registry/apply.ts) instead of skipping it — a death left the record under the new code active. A record
+ * closed before is given its successor where the CA side applied the same change: the applied resident-code-change
+ * notice under the closed code at the record's sequence (the index of version 24), naming a code the registry
+ * holds. Others (no such notice: the CA side never took it, or a counter change that sent none) stay without one,
+ * and a notice under their old code is skipped as before.
+ */
+function migration25(db: Database.Database): void {
+  db.function("jpki_new_resident_code", { deterministic: true }, (body: unknown) => newResidentCodeOf(String(body)) ?? null);
+  db.exec(`
+  ALTER TABLE residents ADD COLUMN successor_code TEXT;
+  UPDATE residents AS r SET successor_code = (
+    SELECT s.resident_code FROM notices n JOIN residents s ON s.resident_code = jpki_new_resident_code(n.body)
+    WHERE n.resident_code = r.resident_code AND n.kind = 'resident-code-change' AND n.status = 'applied' AND n.sequence = r.notice_sequence
+    LIMIT 1
+  ) WHERE r.status = 'removed' AND r.notice_sequence > 0;
+  `);
+}
 
 /**
  * The key a certificate id (hex SHA-256 of the DER, what a verifier names in a liveness check) is looked up by:
@@ -508,10 +531,10 @@ function toRegistered(r: RegisteredRowDb): RegisteredIssuance {
 }
 
 /** residentForIssuance's row: the registry record's columns, its notice sequence, then the CA side's. */
-type ResidentForIssuanceRow = [code: string, municipality: string, name: string, address: string, birthDate: string, gender: string, status: string, registrySequence: number, caSequence: number];
+type ResidentForIssuanceRow = [code: string, municipality: string, name: string, address: string, birthDate: string, gender: string, status: string, registrySequence: number, caSequence: number, successor: string | null];
 
 function residentOfIssuanceRow(r: ResidentForIssuanceRow): ResidentRecord {
-  return toResident({ resident_code: r[0], municipality_code: r[1], name: r[2], address: r[3], birth_date: r[4], gender: r[5], status: r[6] });
+  return toResident({ resident_code: r[0], municipality_code: r[1], name: r[2], address: r[3], birth_date: r[4], gender: r[5], status: r[6], successor_code: r[9] });
 }
 
 /**
@@ -818,10 +841,11 @@ export class SqliteStore implements Store {
       listCas: db.prepare("SELECT * FROM cas ORDER BY prefecture, purpose DESC, id"),
       residentExists: db.prepare("SELECT 1 FROM residents WHERE resident_code = ?").pluck(),
       upsertResident: db.prepare(
-        `INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status)
-         VALUES (@residentCode, @municipalityCode, @name, @address, @birthDate, @gender, @status)
+        `INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status, successor_code)
+         VALUES (@residentCode, @municipalityCode, @name, @address, @birthDate, @gender, @status, @successorCode)
          ON CONFLICT (resident_code) DO UPDATE SET municipality_code = excluded.municipality_code, name = excluded.name,
-           address = excluded.address, birth_date = excluded.birth_date, gender = excluded.gender, status = excluded.status`,
+           address = excluded.address, birth_date = excluded.birth_date, gender = excluded.gender, status = excluded.status,
+           successor_code = excluded.successor_code`,
       ),
       getResident: db.prepare("SELECT * FROM residents WHERE resident_code = ?"),
       setResidentSequence: db.prepare("UPDATE residents SET notice_sequence = ? WHERE resident_code = ?"),
@@ -925,7 +949,7 @@ export class SqliteStore implements Store {
       // Read twice per issuance (to sign, then to commit): rows as arrays, not objects keyed by column name.
       residentForIssuance: db.prepare(
         `SELECT r.resident_code, r.municipality_code, r.name, r.address, r.birth_date, r.gender, r.status, r.notice_sequence,
-           coalesce(s.last_sequence, 0) FROM residents r LEFT JOIN resident_sequences s ON s.resident_code = r.resident_code WHERE r.resident_code = ?`,
+           coalesce(s.last_sequence, 0), r.successor_code FROM residents r LEFT JOIN resident_sequences s ON s.resident_code = r.resident_code WHERE r.resident_code = ?`,
       ).raw(),
       // Positional parameters: binding by name cost an object per notice and a lookup per parameter.
       insertNotice: db.prepare(
@@ -1224,7 +1248,7 @@ export class SqliteStore implements Store {
         for (const r of residents) {
           if (this.#stmts.residentExists.get(r.residentCode)) updated++;
           else inserted++;
-          this.#stmts.upsertResident.run({ residentCode: r.residentCode, municipalityCode: r.municipalityCode, status: r.status, ...r.fourItems });
+          this.#stmts.upsertResident.run({ residentCode: r.residentCode, municipalityCode: r.municipalityCode, status: r.status, successorCode: r.successorCode ?? null, ...r.fourItems });
         }
         if (residents.length) this.#appendAudit(registryLoadAudit(inserted, updated));
         return { inserted, updated };
@@ -1256,7 +1280,7 @@ export class SqliteStore implements Store {
         const d = decide(read, registered);
         for (const code of d.remove) this.#stmts.deleteResident.run(code);
         for (const r of d.put) {
-          this.#stmts.upsertResident.run({ residentCode: r.residentCode, municipalityCode: r.municipalityCode, status: r.status, ...r.fourItems });
+          this.#stmts.upsertResident.run({ residentCode: r.residentCode, municipalityCode: r.municipalityCode, status: r.status, successorCode: r.successorCode ?? null, ...r.fourItems });
           this.#stmts.setResidentSequence.run(r.noticeSequence, r.residentCode);
         }
         // The new code is one nobody held (the registry refuses a change to a code in use): no consent is under it.
@@ -2365,8 +2389,8 @@ export class SqliteStore implements Store {
         cas: db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
         caLinks: db.prepare("INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at) VALUES (?, ?, ?, ?, ?)"),
         residents: db.prepare(
-          `INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status, notice_sequence)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status, notice_sequence, successor_code)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         ),
         certificates: db.prepare(
           `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256_prefix)
@@ -2610,7 +2634,7 @@ export class SqliteStore implements Store {
             case "residents":
               for (const r of b.records) {
                 const f = r.fourItems;
-                ins.residents.run(r.residentCode, r.municipalityCode, f.name, f.address, f.birthDate, f.gender, r.status, r.noticeSequence);
+                ins.residents.run(r.residentCode, r.municipalityCode, f.name, f.address, f.birthDate, f.gender, r.status, r.noticeSequence, r.successorCode ?? null);
               }
               break;
             case "certificates":

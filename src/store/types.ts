@@ -22,6 +22,13 @@ export interface ResidentRecord {
   readonly municipalityCode: string;
   readonly fourItems: FourItems;
   readonly status: ResidentStatus;
+  /**
+   * On a record closed by a resident-code change (住民票コード変更; status "removed"), the code the person has
+   * had since: a later notice still filed under this code is applied there (registry/apply.ts). Absent on every
+   * other record, and on one closed before stores kept it (SQLite version 25, PostgreSQL 19) where the
+   * migration could not tell.
+   */
+  readonly successorCode?: string;
 }
 
 export interface CaRecord {

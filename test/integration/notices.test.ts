@@ -451,6 +451,30 @@ describe("the sample feed (fixtures/notices)", () => {
   });
 });
 
+describe("jpki registry apply after a resident-code change", () => {
+  it("a death still filed under the old code, in one file and in the next run: both sides follow the person to the new code, and issuance there is refused", async () => {
+    for (const [i, split] of [[6, false], [7, true]] as const) {
+      const r = residents[i]!;
+      const newCode = makeResidentCode(`000000077${i}`);
+      const change = notice(10 * i + 1, r, "resident-code-change", 1, { newResidentCode: newCode });
+      const death = notice(10 * i + 2, r, "death", 2); // the registry filed it under the code it had recorded first
+      for (const [k, feed] of (split ? [[change], [death]] : [[change, death]]).entries()) {
+        const file = writeJsonl(join(dir, `moved-${i}-${k}.jsonl`), feed);
+        const applied = await cli([...w(), "registry", "apply", file, "--json"], { cwd: dir });
+        expect(applied.json()).toMatchObject({ applied: feed.length, skipped: 0, errors: [] });
+        expect((await cli([...w(), "notices", "ingest", file, "--json"], { cwd: dir })).json()).toMatchObject({ applied: feed.length, rejected: 0 });
+      }
+      const shown = async (code: string) => (await cli([...w(), "registry", "show", code, "--json"], { cwd: dir })).json();
+      expect(await shown(newCode)).toMatchObject({ residentCode: newCode, status: "deceased" });
+      expect(await shown(r.residentCode!)).toMatchObject({ status: "removed", successorCode: newCode });
+      // not 'registry behind' (the CA side's death is reflected): the record is closed, for good
+      const issued = await cli([...w(), "issue", "--resident", newCode, "--public-key", join(dir, "card.pub.pem"), "--json"], { cwd: dir });
+      expect(issued.code).toBe(7);
+      expect(issued.stderr).toContain("ERR_RESIDENT_NOT_ELIGIBLE");
+    }
+  });
+});
+
 describe("jpki registry apply ordering", () => {
   it("keeps the newest state when an older notice arrives after a newer one, and re-applying changes nothing", async () => {
     const r = residents[0]!;

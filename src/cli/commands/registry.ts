@@ -100,6 +100,7 @@ Examples:
         ctx.out.result({ ...r, certificates: certList }, () =>
           [
             `resident ${r.residentCode}  municipality ${r.municipalityCode}  ${r.status}`,
+            ...(r.successorCode ? [`  住民票コード変更 resident code changed to ${r.successorCode}`] : []),
             `  氏名 name        ${r.fourItems.name}`,
             `  住所 address     ${r.fourItems.address}`,
             `  生年月日 born    ${r.fourItems.birthDate}`,
