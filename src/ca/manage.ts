@@ -131,7 +131,10 @@ export interface InitOptions {
   readonly prefectures: readonly Prefecture[];
   readonly purposes: readonly CertificateType[];
   readonly passphrase: string;
-  /** generate the keys in this PKCS#11 token (the passphrase is then not used) */
+  /**
+   * generate the keys in this PKCS#11 token (the passphrase is then not used); its module is added to the
+   * workspace's config.json pkcs11Modules, the modules this host loads for its CAs' keys
+   */
   readonly token?: CaKeyToken;
   /** leave CAs that already exist as they are instead of failing */
   readonly skipExisting?: boolean;
@@ -182,6 +185,9 @@ async function initCasLocked(ws: Workspace, opts: InitOptions): Promise<{ create
   const worker = async () => {
     for (let w = queue.shift(); w; w = queue.shift()) {
       const rec = await createCaRecord({ prefectureCode: w.p.code, purpose: w.purpose, passphrase: opts.passphrase, config: ws.config, now: ws.clock.now(), keyWrap, ...(opts.token ? { token: opts.token } : {}) });
+      // The module the operator named here (it just loaded and made a key) is one this host may load again for
+      // the key's reference: recorded in config.json before the CA is stored (pki/pkcs11.ts: never from the store).
+      if (opts.token) ws.allowPkcs11Module(opts.token.modulePath);
       await ws.store.putCa(rec);
       exportCaCertificate(ws, rec);
       const s = summariseCa(ws, rec);

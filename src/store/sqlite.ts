@@ -1161,6 +1161,19 @@ export class SqliteStore implements Store {
     );
   }
 
+  /**
+   * The key references (RFC 7512 URIs) of the CAs whose keys are in a PKCS#11 token, read synchronously: a workspace
+   * made before config.json listed its PKCS#11 modules adopts the ones its own SQLite file names, once, when it is
+   * opened (workspace/workspace.ts). A SQLite-only question: a PostgreSQL store is shared, never adopted from.
+   */
+  caKeyRefsSync(): string[] {
+    try {
+      return (this.#stmts.listCas.all() as Record<string, unknown>[]).flatMap((r) => (typeof r.key_ref === "string" && r.key_ref ? [r.key_ref] : []));
+    } catch (e) {
+      throw storeError(e, "listing CAs");
+    }
+  }
+
   putCaRollover(ca: CaRecord, link: CaLinkRecord): Promise<void> {
     return this.putCaRollovers([{ ca, link }]);
   }
