@@ -152,13 +152,15 @@ export async function initCas(ws: Workspace, opts: InitOptions): Promise<{ creat
 }
 
 /**
- * Runs `fn` as the one process of this host changing the workspace's set of CA keys (ca init, rewrap,
- * rollover). Two `ca init` on a new workspace each found no key to check their passphrase against and made
- * keys under two passphrases; the second now fails with ERR_WORKSPACE_LOCKED, or, once the first is done,
- * checks its passphrase against the first's keys (ERR_PASSPHRASE_WRONG).
+ * Runs `fn` as the one process changing the workspace's set of CA keys (ca init, rewrap, rollover, bridge). Two
+ * `ca init` on a new workspace each found no key to check their passphrase against and made keys under two
+ * passphrases; the second now fails with ERR_WORKSPACE_LOCKED, or, once the first is done, checks its passphrase
+ * against the first's keys (ERR_PASSPHRASE_WRONG). The lock file keeps this host's processes apart; the store's
+ * lock (Store.withCaKeysLock: on PostgreSQL an advisory lock in the database) those of every host sharing it,
+ * each of which has a workspace directory of its own.
  */
 export function withCaKeysLock<T>(ws: Workspace, fn: () => Promise<T>): Promise<T> {
-  return withFileLock(join(ws.paths.root, ".ca-keys.lock"), `the CA keys of ${ws.paths.root}`, fn);
+  return withFileLock(join(ws.paths.root, ".ca-keys.lock"), `the CA keys of ${ws.paths.root}`, () => ws.store.withCaKeysLock(fn));
 }
 
 async function initCasLocked(ws: Workspace, opts: InitOptions): Promise<{ created: CaSummary[]; skipped: string[] }> {

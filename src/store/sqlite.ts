@@ -1217,6 +1217,11 @@ export class SqliteStore implements Store {
     });
   }
 
+  /** See Store.withCaKeysLock: this file lies in one workspace directory, whose lock file keeps its users apart. */
+  withCaKeysLock<T>(fn: () => Promise<T>): Promise<T> {
+    return fn();
+  }
+
   replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>): Promise<void> {
     return this.#run("re-encrypting CA keys", () => {
       const update = this.#db.prepare("UPDATE cas SET key_pem = ? WHERE id = ?");
