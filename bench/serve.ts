@@ -209,7 +209,7 @@ async function rawSignsPerSecond(seconds: number, concurrency: number): Promise<
 /** A real, signed CRL of about `mb` MB for CA 13-auth, installed where `jpki serve` publishes it. */
 async function bigCrl(ws: Workspace, mb: number): Promise<number> {
   const rec = (await ws.store.getCa("13-auth"))!;
-  const issuer = openCrlIssuer(rec, "bench");
+  const issuer = openCrlIssuer(rec, "bench", ws.config.pkcs11Modules);
   const now = ws.clock.now();
   const perEntry = encodeEntry({ serial: "11".repeat(16), revokedAt: now, reason: 1 }).length;
   const count = Math.ceil((mb * 1_000_000) / perEntry);

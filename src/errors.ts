@@ -95,6 +95,7 @@ export const ERROR_CODES = {
   ERR_CARD_PIN_BLOCKED: { exit: 18, summary: "the PIN is blocked: the municipal counter unblocks it with the administrative key" },
   ERR_CARD_STATUS: { exit: 18, summary: "the card answered a status word the operation does not expect (the word is in the message)" },
   ERR_PKCS11_MODULE: { exit: 19, summary: "the PKCS#11 module (--pkcs11-module, or the one a CA's key reference names) cannot be loaded or initialised" },
+  ERR_PKCS11_MODULE_NOT_ALLOWED: { exit: 19, summary: "a CA's key reference names a PKCS#11 module this host's config.json (pkcs11Modules) does not list: it was not loaded" },
   ERR_PKCS11_TOKEN_NOT_FOUND: { exit: 19, summary: "no PKCS#11 token with that label in the module, or the token refused the login for a reason other than the PIN" },
   ERR_PKCS11_PIN_FILE_UNSAFE: { exit: 19, summary: "the token PIN file can be read or written by other users: it must be owner-only (chmod 600)" },
   ERR_PKCS11_PIN_MISSING: { exit: 19, summary: "a CA key is in a PKCS#11 token and no user PIN was given (JPKI_PKCS11_PIN or --pkcs11-pin-file)" },

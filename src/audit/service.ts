@@ -24,7 +24,7 @@ export async function checkpointAuditLog(ws: Workspace, opts: { readonly passphr
   if (opts.caId !== undefined && (await compromisedCaIds(ws.store)).has(record.id)) {
     throw new JpkiError("ERR_USAGE", `CA ${record.id} was rolled over because its key was suspected compromised: a checkpoint it signs proves nothing; sign with another CA (--ca)`);
   }
-  return checkpointWith(ws, record, await openCrlIssuer(record, opts.passphrase).signer, opts.force);
+  return checkpointWith(ws, record, await openCrlIssuer(record, opts.passphrase, ws.config.pkcs11Modules).signer, opts.force);
 }
 
 /** A checkpoint with a key already unlocked (crl generate's). */

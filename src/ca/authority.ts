@@ -122,10 +122,11 @@ export async function createCaRecord(opts: {
 
 /**
  * The signer of a stored CA: its token key (keyRef), or its software key decrypted with the passphrase. The
- * token key's public half is checked against the CA certificate's.
+ * token key's public half is checked against the CA certificate's, and its module must be one of
+ * `pkcs11Modules` (the workspace's config: the store does not choose what this host loads).
  */
-export function openCaSigner(record: CaRecord, passphrase: string): Signer {
-  if (record.keyRef) return openPkcs11Signer(record.keyRef, Buffer.from(certificateParts(record.certificateDer).spki));
+export function openCaSigner(record: CaRecord, passphrase: string, pkcs11Modules: readonly string[]): Signer {
+  if (record.keyRef) return openPkcs11Signer(record.keyRef, Buffer.from(certificateParts(record.certificateDer).spki), pkcs11Modules, `the key of CA ${record.id}`);
   return new SoftwareSigner(decryptPrivateKey(record.encryptedKeyPem, passphrase, `the key of CA ${record.id}`));
 }
 
@@ -207,7 +208,7 @@ export class CertificationAuthority {
    */
   static open(record: CaRecord, passphrase: string, config: WorkspaceConfig): CertificationAuthority {
     assertCaCertificate(record);
-    return CertificationAuthority.withSigner(record, openCaSigner(record, passphrase), config);
+    return CertificationAuthority.withSigner(record, openCaSigner(record, passphrase, config.pkcs11Modules), config);
   }
 
   /** A stored CA whose key signs through `signer` (a software key, a token): the signer must hold the CA's key. */

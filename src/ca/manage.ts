@@ -131,7 +131,10 @@ export interface InitOptions {
   readonly prefectures: readonly Prefecture[];
   readonly purposes: readonly CertificateType[];
   readonly passphrase: string;
-  /** generate the keys in this PKCS#11 token (the passphrase is then not used) */
+  /**
+   * generate the keys in this PKCS#11 token (the passphrase is then not used); its module is added to the
+   * workspace's config.json pkcs11Modules, the modules this host loads for its CAs' keys
+   */
   readonly token?: CaKeyToken;
   /** leave CAs that already exist as they are instead of failing */
   readonly skipExisting?: boolean;
@@ -149,13 +152,15 @@ export async function initCas(ws: Workspace, opts: InitOptions): Promise<{ creat
 }
 
 /**
- * Runs `fn` as the one process of this host changing the workspace's set of CA keys (ca init, rewrap,
- * rollover). Two `ca init` on a new workspace each found no key to check their passphrase against and made
- * keys under two passphrases; the second now fails with ERR_WORKSPACE_LOCKED, or, once the first is done,
- * checks its passphrase against the first's keys (ERR_PASSPHRASE_WRONG).
+ * Runs `fn` as the one process changing the workspace's set of CA keys (ca init, rewrap, rollover, bridge). Two
+ * `ca init` on a new workspace each found no key to check their passphrase against and made keys under two
+ * passphrases; the second now fails with ERR_WORKSPACE_LOCKED, or, once the first is done, checks its passphrase
+ * against the first's keys (ERR_PASSPHRASE_WRONG). The lock file keeps this host's processes apart; the store's
+ * lock (Store.withCaKeysLock: on PostgreSQL an advisory lock in the database) those of every host sharing it,
+ * each of which has a workspace directory of its own.
  */
 export function withCaKeysLock<T>(ws: Workspace, fn: () => Promise<T>): Promise<T> {
-  return withFileLock(join(ws.paths.root, ".ca-keys.lock"), `the CA keys of ${ws.paths.root}`, fn);
+  return withFileLock(join(ws.paths.root, ".ca-keys.lock"), `the CA keys of ${ws.paths.root}`, () => ws.store.withCaKeysLock(fn));
 }
 
 async function initCasLocked(ws: Workspace, opts: InitOptions): Promise<{ created: CaSummary[]; skipped: string[] }> {
@@ -182,6 +187,9 @@ async function initCasLocked(ws: Workspace, opts: InitOptions): Promise<{ create
   const worker = async () => {
     for (let w = queue.shift(); w; w = queue.shift()) {
       const rec = await createCaRecord({ prefectureCode: w.p.code, purpose: w.purpose, passphrase: opts.passphrase, config: ws.config, now: ws.clock.now(), keyWrap, ...(opts.token ? { token: opts.token } : {}) });
+      // The module the operator named here (it just loaded and made a key) is one this host may load again for
+      // the key's reference: recorded in config.json before the CA is stored (pki/pkcs11.ts: never from the store).
+      if (opts.token) ws.allowPkcs11Module(opts.token.modulePath);
       await ws.store.putCa(rec);
       exportCaCertificate(ws, rec);
       const s = summariseCa(ws, rec);

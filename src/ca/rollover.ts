@@ -35,7 +35,7 @@ import type { CaLinkRecord, CaRecord } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { CertificationAuthority, createCaRecord } from "./authority.js";
-import { parsePkcs11Uri } from "../pki/pkcs11.js";
+import { assertPkcs11ModuleAllowed, parsePkcs11Uri } from "../pki/pkcs11.js";
 import { assembleCertificate, encodeTbs } from "./certificate.js";
 import { activeGeneration, caGeneration, caId } from "./ids.js";
 import { caFiles, checkCaFileTargets, exportCaCertificate, exportCaCertificateIfMissing, summariseCa, withCaKeysLock, workspaceKeyWrap, type CaSummary } from "./manage.js";
@@ -238,6 +238,8 @@ async function rolloverLocked(ws: Workspace, opts: RolloverOptions): Promise<Rol
     // The new key goes where the old one is: a token CA's next key is generated in the same token (its URI names
     // module and token), a software CA's is encrypted as the others are.
     const ref = old.record.keyRef ? parsePkcs11Uri(old.record.keyRef) : undefined;
+    // The module comes from the store here too: only one this host lists (opening the old CA checked it already).
+    if (ref) assertPkcs11ModuleAllowed(ref.modulePath, ws.config.pkcs11Modules, `the key of CA ${old.id}`);
     const token = ref ? { modulePath: ref.modulePath, token: ref.token } : undefined;
     const rec: CaRecord = await createCaRecord({ prefectureCode: pref.code, purpose: old.purpose, passphrase: opts.passphrase, config: ws.config, now, keyWrap, generation, token });
     assertCaCertificate(rec);

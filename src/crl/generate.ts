@@ -25,14 +25,17 @@ import { deltaCadence } from "./delta.js";
 import { CrlPublisher, sweepCrlTemps, type CrlIssuer, type PublishedCrl } from "./publisher.js";
 import { dueCrls, refreshMarginMs } from "./schedule.js";
 
-/** A stored CA ready to sign CRLs: checked against the CA profile now, its key unlocking in the background. */
-export function openCrlIssuer(record: CaRecord, passphrase: string): CrlIssuer {
+/**
+ * A stored CA ready to sign CRLs: checked against the CA profile now, its key unlocking in the background. A token
+ * key's module must be one of `pkcs11Modules` (the workspace's config.json).
+ */
+export function openCrlIssuer(record: CaRecord, passphrase: string, pkcs11Modules: readonly string[]): CrlIssuer {
   assertCaCertificate(record);
   if (record.keyRef) {
     // A token key: the login and key lookup are quick and synchronous; a wrong PIN fails here, before any
     // CRL number is reserved.
     const { subject, spki } = certificateParts(record.certificateDer);
-    const s = openPkcs11Signer(record.keyRef, Buffer.from(spki));
+    const s = openPkcs11Signer(record.keyRef, Buffer.from(spki), pkcs11Modules, `the key of CA ${record.id}`);
     return { id: record.id, subjectName: Buffer.from(subject), keyId: record.keyId, signer: Promise.resolve(s), spki: Buffer.from(spki), record };
   }
   if (!passphrase) throw new JpkiError("ERR_PASSPHRASE_MISSING", `no passphrase for the key of CA ${record.id}: set JPKI_PASSPHRASE or pass --passphrase-file`);
@@ -153,10 +156,10 @@ export async function generateCrls(
     if (!record) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${id} in ${ws.paths.root}: 'jpki ca list' shows the CAs, 'jpki ca init' creates them`);
     if (await retiredAndDone(ws, all, id)) {
       // A retired generation whose certificates have all expired: its ARL alone, when ARLs are asked for.
-      if (!opts.delta && (which === "all" || due.some((d) => d.caId === id && d.scope === ARL_SCOPE))) landed(await publisher.publishArl(openCrlIssuer(record, opts.passphrase)));
+      if (!opts.delta && (which === "all" || due.some((d) => d.caId === id && d.scope === ARL_SCOPE))) landed(await publisher.publishArl(openCrlIssuer(record, opts.passphrase, ws.config.pkcs11Modules)));
       continue;
     }
-    const issuer = openCrlIssuer(record, opts.passphrase);
+    const issuer = openCrlIssuer(record, opts.passphrase, ws.config.pkcs11Modules);
     if (!compromised.has(id)) first ??= issuer;
     if (!opts.delta) landed(await publisher.publish(issuer));
     if (deltas) {

@@ -82,14 +82,43 @@ describe("Pkcs11Signer (SoftHSM2)", () => {
   it("reopens a key from its RFC 7512 URI, and refuses a reference to a key the token does not hold", async () => {
     const uri = signer.uri;
     expect(uri).toMatch(/^pkcs11:token=jpki%20unit;object=ca-13-sig;id=(%[0-9A-F]{2}){16}\?module-path=\/usr\/lib\/softhsm\/libsofthsm2\.so$/);
-    const again = openPkcs11Signer(uri, signer.spki);
+    const again = openPkcs11Signer(uri, signer.spki, [hsm.modulePath]);
     const data = Buffer.from("again");
     expect(verify("sha256", data, createPublicKey({ key: signer.spki, format: "der", type: "spki" }), await again.sign(data))).toBe(true);
     const otherId = formatPkcs11Uri({ ...signer.ref, id: Buffer.alloc(16, 7) });
-    expect(await codeOf(() => openPkcs11Signer(otherId, signer.spki))).toBe("ERR_PKCS11_KEY_NOT_FOUND");
+    expect(await codeOf(() => openPkcs11Signer(otherId, signer.spki, [hsm.modulePath]))).toBe("ERR_PKCS11_KEY_NOT_FOUND");
     // the token's public half is checked against the certificate's key
     const foreign = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
-    expect(await codeOf(() => openPkcs11Signer(uri, foreign))).toBe("ERR_WORKSPACE_CORRUPT");
+    expect(await codeOf(() => openPkcs11Signer(uri, foreign, [hsm.modulePath]))).toBe("ERR_WORKSPACE_CORRUPT");
+  });
+
+  it("loads no module a key reference names unless this host allows it: a rewritten reference is refused before anything is loaded", async () => {
+    const elsewhere = (modulePath: string) => formatPkcs11Uri({ ...signer.ref, modulePath });
+    // A file that fails as soon as it is loaded (not a shared library): refused as not allowed, so never dlopen'ed.
+    const bogus = join(hsm.dir, "bogus-module.so");
+    writeFileSync(bogus, "not a shared library\n");
+    for (const path of [bogus, "/usr/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/softhsm/../softhsm/libsofthsm2.so"]) {
+      let err: unknown;
+      try {
+        openPkcs11Signer(elsewhere(path), signer.spki, [hsm.modulePath]);
+      } catch (e) {
+        err = e;
+      }
+      expect(isJpkiError(err) && err.code, String(err)).toBe("ERR_PKCS11_MODULE_NOT_ALLOWED");
+      const message = (err as Error).message;
+      expect(message).toContain(`names the PKCS#11 module ${JSON.stringify(path)}`);
+      expect(message).toContain("nothing was loaded");
+      expect(message).toContain(`add ${JSON.stringify(path)} there`);
+      expect(message).toContain('"pkcs11Modules"');
+    }
+    // none allowed at all (a host that never chose a module): the stored module itself is refused too
+    expect(await codeOf(() => openPkcs11Signer(signer.uri, signer.spki, []))).toBe("ERR_PKCS11_MODULE_NOT_ALLOWED");
+    // the control: allowed, the bogus file is loaded, and fails as a load does
+    expect(await codeOf(() => openPkcs11Signer(elsewhere(bogus), signer.spki, [hsm.modulePath, bogus]))).toBe("ERR_PKCS11_MODULE");
+    // and the module this host allows still signs
+    const data = Buffer.from("allowed");
+    const s = openPkcs11Signer(signer.uri, signer.spki, [hsm.modulePath]);
+    expect(verify("sha256", data, createPublicKey({ key: signer.spki, format: "der", type: "spki" }), await s.sign(data))).toBe(true);
   });
 
   it("never returns a signature that does not verify (a token answering with another key's signature)", async () => {

@@ -403,11 +403,32 @@ export class Pkcs11Signer implements Signer {
 }
 
 /**
- * Opens the signer of a stored key reference whose public key is `spki` (the CA certificate's): the module,
- * token, login and key lookup happen now, so a missing token or wrong PIN fails before any work.
+ * Refuses a module the local operator did not choose, before anything is loaded. A key reference comes from the
+ * store, and loading a module runs its code (dlopen runs its constructors, C_Initialize the rest) in a process
+ * holding CA keys: whoever can write the store — on PostgreSQL any writer of a database several CA hosts share —
+ * would otherwise choose code every jpki process on those hosts runs. So the module a reference names must be
+ * one this host lists (config.json pkcs11Modules), compared as written: no path is resolved or opened to decide.
+ * `whose` says what the reference belongs to ("the key of CA 13-sig").
  */
-export function openPkcs11Signer(uri: string, spki: Buffer): Pkcs11Signer {
+export function assertPkcs11ModuleAllowed(modulePath: string, allowedModules: readonly string[], whose: string): void {
+  if (allowedModules.includes(modulePath)) return;
+  const listed = allowedModules.length ? allowedModules.map((m) => JSON.stringify(m)).join(", ") : "none";
+  throw new JpkiError(
+    "ERR_PKCS11_MODULE_NOT_ALLOWED",
+    `${whose} names the PKCS#11 module ${JSON.stringify(modulePath)}, which this host does not allow: nothing was loaded. Only modules listed in "pkcs11Modules" of the workspace's config.json are loaded (now: ${listed}), never one the store names; if you, this host's operator, chose that module, add ${JSON.stringify(modulePath)} there`,
+    { details: { modulePath } },
+  );
+}
+
+/**
+ * Opens the signer of a stored key reference whose public key is `spki` (the CA certificate's): the module,
+ * token, login and key lookup happen now, so a missing token or wrong PIN fails before any work. The module the
+ * reference names must be one of `allowedModules` (the workspace's pkcs11Modules), or nothing is loaded
+ * (ERR_PKCS11_MODULE_NOT_ALLOWED; see assertPkcs11ModuleAllowed).
+ */
+export function openPkcs11Signer(uri: string, spki: Buffer, allowedModules: readonly string[], whose = "a CA's key reference"): Pkcs11Signer {
   const ref = parsePkcs11Uri(uri);
+  assertPkcs11ModuleAllowed(ref.modulePath, allowedModules, whose);
   const token = Pkcs11Token.open(ref.modulePath, ref.token);
   token.assertKey(ref, spki);
   return new Pkcs11Signer(token, ref, spki);

@@ -22,13 +22,17 @@
  *   NOTHING`, then `SELECT … FOR UPDATE`); publishCrl's `install()` runs while that row is locked, before
  *   COMMIT. Every revocation bumps the same row, so a reservation reads a revision no revoking transaction
  *   is still writing to.
+ * - Changes to the set of CA keys (ca init, rewrap, rollover, bridge) are serialized across every host sharing the
+ *   database by a session-level advisory lock held on a connection of its own (withCaKeysLock): a try-lock,
+ *   ERR_WORKSPACE_LOCKED at once when held, as each host's lock file refuses.
  * A lock wait longer than `lockTimeoutMs` (PostgreSQL's lock_timeout) fails with ERR_WORKSPACE_LOCKED; a
  * deadlock PostgreSQL detects anyway (40P01) retries the whole call a few times.
  */
 import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { createRequire } from "node:module";
 import type { CertificateType } from "../profile/types.js";
-import type { ClientBase, Connection, CustomTypesConfig, Pool, PoolClient, QueryResultRow, Submittable } from "pg";
+import type { Client, ClientBase, Connection, CustomTypesConfig, Pool, PoolClient, QueryResultRow, Submittable } from "pg";
 import { JpkiError } from "../errors.js";
 import { Coalescer } from "./coalesce.js";
 import { decodeEntries, encodeEntry, type EncodedEntries } from "../profile/crl-entry.js";
@@ -109,13 +113,16 @@ import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit
 import { auditFields, auditHashTail, GENESIS_HASH, osActor, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
 /**
- * Advisory lock namespaces, the first key of the two-key form ("JPKI" and the next two codes): what an
+ * Advisory lock namespaces, the first key of the two-key form ("JPKI" and the next three codes): what an
  * operator finds in pg_locks (classid) when a jpki transaction waits. Per resident: (residents, hashtext(code)).
+ * The CA keys: (caKeys, 0), a session-level lock held by `ca init`, `rewrap`, `rollover` and `bridge` for their
+ * whole run (withCaKeysLock) — in pg_locks locktype advisory, classid 1246776140, objid 0, objsubid 2.
  */
-export const ADVISORY_LOCKS = { residents: 0x4a504b49, allResidents: 0x4a504b4a, migration: 0x4a504b4b } as const;
+export const ADVISORY_LOCKS = { residents: 0x4a504b49, allResidents: 0x4a504b4a, migration: 0x4a504b4b, caKeys: 0x4a504b4c } as const;
 const RESIDENT_LOCKS = ADVISORY_LOCKS.residents;
 const ALL_RESIDENTS_LOCK = ADVISORY_LOCKS.allResidents;
 const MIGRATION_LOCK = ADVISORY_LOCKS.migration;
+const CA_KEYS_LOCK = ADVISORY_LOCKS.caKeys;
 
 /** A migration: SQL, or a function run with the migrating transaction's connection (for what SQL cannot encode). */
 export type PgMigration = string | ((c: ClientBase) => Promise<void>);
@@ -1075,9 +1082,13 @@ export class PostgresStore implements Store {
     return new Map(rows.map((r) => [r.serial, { serial: r.serial, caId: r.ca_id, residentCode: r.resident_code, der: r.der }]));
   });
 
-  private constructor(pool: Pool, maxLocks: number) {
+  /** A connection outside the pool, for a session-level lock (withCaKeysLock), named `applicationName` in pg_stat_activity. */
+  readonly #sessionClient: (applicationName: string) => Client;
+
+  private constructor(pool: Pool, maxLocks: number, sessionClient: (applicationName: string) => Client) {
     this.#pool = pool;
     this.#maxLocks = maxLocks;
+    this.#sessionClient = sessionClient;
   }
 
   /**
@@ -1165,7 +1176,9 @@ export class PostgresStore implements Store {
       } finally {
         c.release();
       }
-      return new PostgresStore(pool, opts.maxResidentLocks ?? 64);
+      // keepAlive: a lock connection idles while its holder works on pooled ones; TCP keepalive finds a server gone meanwhile
+      const sessionClient = (applicationName: string) => new TimedClient({ connectionString, application_name: applicationName, types: int8AsBigint(types), keepAlive: true });
+      return new PostgresStore(pool, opts.maxResidentLocks ?? 64, sessionClient);
     } catch (e) {
       await pool.end().catch(() => undefined);
       throw storeError(e, "opening the store");
@@ -1376,6 +1389,62 @@ export class PostgresStore implements Store {
     // No index by (ca_id, not_after): it would cost every issuance, while this runs once per CRL run and only for retired generations.
     const [r] = await this.#query<{ m: string | null }>("reading a CA's last certificate expiry", "SELECT max(not_after) AS m FROM certificates WHERE ca_id = $1", [caId]);
     return r?.m === null || r?.m === undefined ? undefined : new Date(Number(r.m));
+  }
+
+  /**
+   * See Store.withCaKeysLock. Session-level (pg_try_advisory_lock), not transaction-level: `fn`'s writes are
+   * transactions of their own on pooled connections, so no one transaction spans the operation; the lock lives on
+   * a dedicated connection that does nothing else and is closed at the end. PostgreSQL drops a session's advisory
+   * locks with its connection, so a holder that is killed (or whose connection is terminated) frees it at once; a
+   * holder host that vanishes without closing its socket holds it until the server's TCP keepalive ends the
+   * connection (or an operator runs pg_terminate_backend on the pid pg_locks shows).
+   */
+  async withCaKeysLock<T>(fn: () => Promise<T>): Promise<T> {
+    const what = "taking the CA-keys lock";
+    // Named after this process in pg_stat_activity, so the process kept out can say which one holds it.
+    const c = this.#sessionClient(`jpki ca-keys ${hostname()} pid ${process.pid}`.slice(0, 63));
+    // A connection lost while `fn` runs emits 'error' on the idle client: without a listener Node would end the
+    // process with it. The lock is gone with the connection; `fn`'s own transactions go on and report their errors.
+    c.on("error", () => undefined);
+    try {
+      try {
+        await c.connect();
+        // idle_session_timeout (PostgreSQL 14+), if an operator set one, would end this idle connection, and the
+        // lock with it, while `fn` works on other connections.
+        await c.query("SELECT set_config('idle_session_timeout', '0', false) WHERE current_setting('server_version_num')::int >= 140000");
+      } catch (e) {
+        throw storeError(e, what);
+      }
+      let got: boolean;
+      try {
+        got = (await c.query<{ got: boolean }>("SELECT pg_try_advisory_lock($1, 0) AS got", [CA_KEYS_LOCK])).rows[0]!.got;
+      } catch (e) {
+        throw storeError(e, what);
+      }
+      if (!got) {
+        const holder = await c
+          .query<{ pid: number; name: string | null }>(
+            `SELECT l.pid, a.application_name AS name FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.classid = $1::bigint::oid AND l.objid = 0 AND l.objsubid = 2 AND l.granted`,
+            [CA_KEYS_LOCK],
+          )
+          .then((r) => r.rows[0])
+          .catch(() => undefined);
+        const who = holder?.name ? ` (${holder.name})` : holder ? ` (PostgreSQL backend pid ${holder.pid})` : "";
+        throw new JpkiError(
+          "ERR_WORKSPACE_LOCKED",
+          `another jpki process${who} is working on the CA keys of this PostgreSQL store (ca init, rewrap, rollover or bridge, on this host or another sharing the database): nothing was done; retry when it finishes`,
+        );
+      }
+      try {
+        return await fn();
+      } finally {
+        // Released on this session before it closes, so the next holder never finds it still held by a closing backend.
+        await c.query("SELECT pg_advisory_unlock($1, 0)", [CA_KEYS_LOCK]).catch(() => undefined);
+      }
+    } finally {
+      await c.end().catch(() => undefined);
+    }
   }
 
   replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>): Promise<void> {

@@ -1185,6 +1185,19 @@ export class SqliteStore implements Store {
     );
   }
 
+  /**
+   * The key references (RFC 7512 URIs) of the CAs whose keys are in a PKCS#11 token, read synchronously: a workspace
+   * made before config.json listed its PKCS#11 modules adopts the ones its own SQLite file names, once, when it is
+   * opened (workspace/workspace.ts). A SQLite-only question: a PostgreSQL store is shared, never adopted from.
+   */
+  caKeyRefsSync(): string[] {
+    try {
+      return (this.#stmts.listCas.all() as Record<string, unknown>[]).flatMap((r) => (typeof r.key_ref === "string" && r.key_ref ? [r.key_ref] : []));
+    } catch (e) {
+      throw storeError(e, "listing CAs");
+    }
+  }
+
   putCaRollover(ca: CaRecord, link: CaLinkRecord): Promise<void> {
     return this.putCaRollovers([{ ca, link }]);
   }
@@ -1226,6 +1239,11 @@ export class SqliteStore implements Store {
       const v = this.#db.prepare("SELECT max(not_after) FROM certificates WHERE ca_id = ?").pluck().get(caId) as number | null;
       return v === null ? undefined : new Date(Number(v));
     });
+  }
+
+  /** See Store.withCaKeysLock: this file lies in one workspace directory, whose lock file keeps its users apart. */
+  withCaKeysLock<T>(fn: () => Promise<T>): Promise<T> {
+    return fn();
   }
 
   replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>): Promise<void> {

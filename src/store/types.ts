@@ -541,6 +541,16 @@ export interface Store {
   lastCertificateExpiry(caId: string): Promise<Date | undefined>;
   /** Replaces the encrypted keys of existing CAs (a rewrap), all in one transaction; ERR_CA_UNKNOWN for an unknown id. */
   replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>): Promise<void>;
+  /**
+   * Runs `fn` as the one process changing the store's set of CA keys (`ca init`, `rewrap`, `rollover`, `bridge`:
+   * ca/manage.ts withCaKeysLock, which holds the workspace's lock file around this). ERR_WORKSPACE_LOCKED at once,
+   * nothing done, while another process holds it, as the lock file refuses. SQLite: the database is a file in one
+   * workspace directory, whose lock file already keeps apart every process that uses it, so `fn` simply runs.
+   * PostgreSQL: workspaces on several hosts share the database, so a session-level advisory lock is held on a
+   * connection of its own for the whole of `fn` (postgres.ts ADVISORY_LOCKS.caKeys); a process killed while
+   * holding it loses the connection, and PostgreSQL drops the lock with it.
+   */
+  withCaKeysLock<T>(fn: () => Promise<T>): Promise<T>;
 
   /** Inserts or replaces residents; returns how many were new and how many replaced. */
   upsertResidents(residents: readonly ResidentRecord[]): Promise<{ inserted: number; updated: number }>;

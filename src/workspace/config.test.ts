@@ -62,3 +62,13 @@ describe("config openRoutes and verifierRateLimit (jpki serve, registered verifi
     }
   });
 });
+
+describe("config pkcs11Modules (the PKCS#11 modules this host loads for CA keys)", () => {
+  it("defaults to none, takes absolute paths and bare library names, refuses anything else", () => {
+    expect(parseConfig({}).pkcs11Modules).toEqual([]);
+    expect(parseConfig({ pkcs11Modules: ["/usr/lib/softhsm/libsofthsm2.so", "libsofthsm2.so", "/usr/lib/softhsm/libsofthsm2.so"] }).pkcs11Modules).toEqual(["/usr/lib/softhsm/libsofthsm2.so", "libsofthsm2.so"]);
+    for (const bad of ["/usr/lib/softhsm/libsofthsm2.so", ["lib/p11.so"], ["./p11.so"], [""], [1], ["/a\0b"], null]) {
+      expect(() => parseConfig({ pkcs11Modules: bad })).toThrowError(expect.objectContaining({ code: "ERR_CONFIG_INVALID", message: expect.stringContaining("pkcs11Modules") }));
+    }
+  });
+});

@@ -98,6 +98,14 @@ export interface WorkspaceConfig {
   readonly openRoutes: readonly ServerRoute[];
   /** per-verifier request rate of `jpki serve`, per process */
   readonly verifierRateLimit: VerifierRateLimit;
+  /**
+   * The PKCS#11 modules (shared libraries) this host may load for CA keys in a token: absolute paths, or bare
+   * library names the dynamic loader finds. A CA's key reference in the store names its module, but whoever can
+   * write the store (on PostgreSQL, every host sharing the database) must not choose what a CA host loads, so a
+   * reference naming any other module is refused (ERR_PKCS11_MODULE_NOT_ALLOWED) before anything is loaded.
+   * `jpki ca init --pkcs11-module` adds its module here; a second host on the same database lists it itself.
+   */
+  readonly pkcs11Modules: readonly string[];
 }
 
 export const DEFAULT_CONFIG: WorkspaceConfig = Object.freeze({
@@ -117,6 +125,7 @@ export const DEFAULT_CONFIG: WorkspaceConfig = Object.freeze({
   store: "sqlite",
   openRoutes: Object.freeze(["/healthz"]) as readonly ServerRoute[],
   verifierRateLimit: Object.freeze({ perSecond: 100, burst: 1000 }),
+  pkcs11Modules: Object.freeze([]) as readonly string[],
 });
 
 function fail(field: string, why: string): never {
@@ -154,6 +163,22 @@ function rateLimit(v: unknown): VerifierRateLimit {
   return Object.freeze({ perSecond: intIn("verifierRateLimit.perSecond", o.perSecond, 0, 1_000_000), burst: intIn("verifierRateLimit.burst", o.burst, 1, 10_000_000) });
 }
 
+/**
+ * A PKCS#11 module as config.json may name it: an absolute path, or a bare file name (the dynamic loader's search,
+ * as `--pkcs11-module libsofthsm2.so` gives it). A relative path with a directory would depend on the working
+ * directory of each command, so it is refused.
+ */
+export function pkcs11ModulePath(field: string, v: unknown): string {
+  if (typeof v !== "string" || v === "" || v.includes("\0")) fail(field, "must be the path of a PKCS#11 module (a shared library)");
+  if (!v.startsWith("/") && v.includes("/")) fail(field, `${JSON.stringify(v)} must be an absolute path (or a bare library name)`);
+  return v;
+}
+
+function pkcs11Modules(v: unknown): readonly string[] {
+  if (!Array.isArray(v)) fail("pkcs11Modules", 'must be a list of module paths, e.g. ["/usr/lib/softhsm/libsofthsm2.so"]');
+  return Object.freeze([...new Set(v.map((m, i) => pkcs11ModulePath(`pkcs11Modules[${i}]`, m)))]);
+}
+
 /** Merges `input` over the defaults and validates every field; unknown fields are refused. */
 export function parseConfig(input: unknown): WorkspaceConfig {
   if (typeof input !== "object" || input === null || Array.isArray(input)) fail("(root)", "must be a JSON object");
@@ -184,5 +209,6 @@ export function parseConfig(input: unknown): WorkspaceConfig {
     store: o.store as StoreKind,
     openRoutes: openRoutes(o.openRoutes),
     verifierRateLimit: rateLimit(o.verifierRateLimit),
+    pkcs11Modules: pkcs11Modules(o.pkcs11Modules),
   });
 }

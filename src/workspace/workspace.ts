@@ -20,6 +20,7 @@ import { sweepStaleTemps } from "../store/staging.js";
 import { writeFileAtomic } from "../store/files.js";
 import type { Store } from "../store/types.js";
 import type { PostgresStoreOptions } from "../store/postgres.js";
+import { parsePkcs11Uri } from "../pki/pkcs11.js";
 import { parseConfig, type WorkspaceConfig } from "./config.js";
 
 export interface WorkspacePaths {
@@ -121,7 +122,7 @@ async function openPostgres(paths: WorkspacePaths, opts: WorkspaceOpenOptions, c
 
 export class Workspace {
   readonly paths: WorkspacePaths;
-  readonly config: WorkspaceConfig;
+  #config: WorkspaceConfig;
   readonly store: Store;
   readonly clock: Clock;
   /**
@@ -132,10 +133,25 @@ export class Workspace {
 
   private constructor(paths: WorkspacePaths, config: WorkspaceConfig, store: Store, clock: Clock, loosened: readonly string[]) {
     this.paths = paths;
-    this.config = config;
+    this.#config = config;
     this.store = store;
     this.clock = clock;
     this.loosened = loosened;
+  }
+
+  /** The workspace's configuration (config.json), validated. */
+  get config(): WorkspaceConfig {
+    return this.#config;
+  }
+
+  /**
+   * Lets this host load the PKCS#11 module at `modulePath` for CA keys (config.json pkcs11Modules): what `jpki ca
+   * init --pkcs11-module` records, the operator having named the module on this host's command line. A key
+   * reference in the store naming any other module is refused (pki/pkcs11.ts assertPkcs11ModuleAllowed).
+   */
+  allowPkcs11Module(modulePath: string): void {
+    if (this.#config.pkcs11Modules.includes(modulePath)) return;
+    this.#config = Workspace.#updateConfig(this.paths, { pkcs11Modules: [...this.#config.pkcs11Modules, modulePath] });
   }
 
   /**
@@ -242,14 +258,54 @@ export class Workspace {
     writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + "\n");
   }
 
-  static #readConfig(paths: WorkspacePaths): WorkspaceConfig {
-    let raw: unknown;
+  static #readRawConfig(paths: WorkspacePaths): unknown {
     try {
-      raw = JSON.parse(readFileSync(paths.config, "utf8"));
+      return JSON.parse(readFileSync(paths.config, "utf8"));
     } catch (e) {
       throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${paths.config} is missing or not valid JSON: restore it or recreate the workspace`, { cause: e });
     }
-    return parseConfig(raw);
+  }
+
+  static #readConfig(paths: WorkspacePaths): WorkspaceConfig {
+    return parseConfig(Workspace.#readRawConfig(paths));
+  }
+
+  /** Rewrites config.json with `changes` over what the file says (the operator's other settings kept as written). */
+  static #updateConfig(paths: WorkspacePaths, changes: Partial<WorkspaceConfig>): WorkspaceConfig {
+    const raw = Workspace.#readRawConfig(paths);
+    const next = { ...(raw as Record<string, unknown>), ...changes };
+    const config = parseConfig(next);
+    writeFileAtomic(paths.config, JSON.stringify(next, null, 2) + "\n");
+    return config;
+  }
+
+  /**
+   * A SQLite workspace made before config.json listed PKCS#11 modules (no "pkcs11Modules" in the file) adopts, once,
+   * the modules its own token CAs' key references name: its jpki.db lies in this owner-only directory beside
+   * config.json and was written by this host's own `ca init --pkcs11-module`, so whoever could change it could
+   * change config.json as well. From then on config.json decides, and a reference rewritten in the store is
+   * refused. Never done on PostgreSQL: that database is written by every host that shares it.
+   */
+  static #adoptPkcs11Modules(paths: WorkspacePaths, config: WorkspaceConfig, store: SqliteStore): WorkspaceConfig {
+    const raw = Workspace.#readRawConfig(paths);
+    if (typeof raw !== "object" || raw === null || "pkcs11Modules" in raw) return config;
+    const modules = new Set<string>();
+    for (const uri of store.caKeyRefsSync()) {
+      try {
+        modules.add(parsePkcs11Uri(uri).modulePath);
+      } catch {
+        // a damaged reference fails where its CA is opened, with its own message
+      }
+    }
+    if (modules.size === 0) return config;
+    const next = { ...raw, pkcs11Modules: [...modules] };
+    const adopted = parseConfig(next);
+    try {
+      writeFileAtomic(paths.config, JSON.stringify(next, null, 2) + "\n");
+    } catch {
+      // a read-only workspace (a mounted backup): adopted for this process, and again by the next
+    }
+    return adopted;
   }
 
   static #openSqlite(paths: WorkspacePaths, config: WorkspaceConfig, create: boolean, clock?: Clock): Workspace {
@@ -266,6 +322,12 @@ export class Workspace {
     }
     const store = SqliteStore.open(paths.db, { create });
     if (create) ownerOnlyStore(paths.db);
+    try {
+      config = Workspace.#adoptPkcs11Modules(paths, config, store);
+    } catch (e) {
+      store.close().catch(() => undefined);
+      throw e;
+    }
     return Workspace.#finish(paths, config, store, clock, loosened);
   }
 

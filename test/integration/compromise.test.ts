@@ -122,7 +122,7 @@ describe("the audit log after a compromise", () => {
     let forged: number;
     try {
       const rec = (await w1.store.getCa("13-sig"))!;
-      const signer = await openCrlIssuer(rec, "correct horse").signer;
+      const signer = await openCrlIssuer(rec, "correct horse", w1.config.pkcs11Modules).signer;
       forged = (await createAuditCheckpoint(w1.store, { caId: "13-sig", certificateDer: rec.certificateDer, signer, now: w1.clock.now(), force: true }))!.seq;
     } finally {
       await w1.close();

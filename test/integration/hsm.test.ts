@@ -11,7 +11,8 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Pkcs11Token, parsePkcs11Uri } from "../../src/pki/pkcs11.js";
+import Database from "better-sqlite3";
+import { Pkcs11Token, formatPkcs11Uri, parsePkcs11Uri } from "../../src/pki/pkcs11.js";
 import { toPem } from "../../src/pki/pem.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { initToken, makeSoftHsm, type SoftHsm, type TestToken } from "../softhsm.js";
@@ -135,6 +136,56 @@ describe("CA keys in a SoftHSM2 token, through the CLI", () => {
     // there is no option that takes the PIN itself
     const flag = await cli(["--workspace", other, "--pkcs11-pin", token.pin, "ca", "list"], { cwd: dir, env: tokenEnv() });
     expect(flag.code).toBe(2);
+  });
+
+  it("loads only the modules config.json lists: a key reference rewritten in the store to another module is refused before anything is loaded", async () => {
+    // ca init recorded the module it was given as this host's choice
+    const configPath = join(ws, "config.json");
+    expect(JSON.parse(readFileSync(configPath, "utf8")).pkcs11Modules).toEqual([hsm.modulePath]);
+    // Whoever can write the store rewrites 13-sig's reference: to a file that fails as soon as it is loaded (so a
+    // load would be ERR_PKCS11_MODULE), and to a library that exists. Both are refused unloaded, in a fresh process.
+    const bogus = join(dir, "planted-module.so");
+    writeFileSync(bogus, "not a shared library\n");
+    const db = new Database(join(ws, "jpki.db"));
+    const stored = (db.prepare("SELECT key_ref FROM cas WHERE id = '13-sig'").get() as { key_ref: string }).key_ref;
+    try {
+      for (const planted of [bogus, "/usr/lib/x86_64-linux-gnu/libc.so.6"]) {
+        db.prepare("UPDATE cas SET key_ref = ? WHERE id = '13-sig'").run(formatPkcs11Uri({ ...parsePkcs11Uri(stored), modulePath: planted }));
+        const r = await jpkiProcess(ws, ["crl", "generate", "--ca", "13-sig"], { SOFTHSM2_CONF: hsm.conf, JPKI_PKCS11_PIN: token.pin });
+        expect(r.code, r.stderr).toBe(19);
+        expect(r.stderr).toContain("ERR_PKCS11_MODULE_NOT_ALLOWED");
+        expect(r.stderr).toContain(`the key of CA 13-sig names the PKCS#11 module ${JSON.stringify(planted)}`);
+        expect(r.stderr).toContain("nothing was loaded");
+        expect(r.stderr).toContain(`add ${JSON.stringify(planted)} there`);
+      }
+    } finally {
+      db.prepare("UPDATE cas SET key_ref = ? WHERE id = '13-sig'").run(stored);
+      db.close();
+    }
+    // the module config.json lists still signs
+    const g = await jpkiProcess(ws, ["crl", "generate", "--ca", "13-sig"], { SOFTHSM2_CONF: hsm.conf, JPKI_PKCS11_PIN: token.pin });
+    expect(g.code, g.stderr).toBe(0);
+  });
+
+  it("a workspace made before config.json listed modules keeps working: on SQLite it adopts its own store's module once, and config.json decides from then on", async () => {
+    const configPath = join(ws, "config.json");
+    const { pkcs11Modules, ...before } = JSON.parse(readFileSync(configPath, "utf8"));
+    expect(pkcs11Modules).toEqual([hsm.modulePath]);
+    writeFileSync(configPath, JSON.stringify(before, null, 2) + "\n", { mode: 0o600 });
+    const g = await jpkiProcess(ws, ["crl", "generate", "--ca", "13-sig"], { SOFTHSM2_CONF: hsm.conf, JPKI_PKCS11_PIN: token.pin });
+    expect(g.code, g.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(configPath, "utf8"))).toEqual({ ...before, pkcs11Modules: [hsm.modulePath] });
+    // adopted once: a reference rewritten afterwards is refused as above
+    const db = new Database(join(ws, "jpki.db"));
+    const stored = (db.prepare("SELECT key_ref FROM cas WHERE id = '13-sig'").get() as { key_ref: string }).key_ref;
+    try {
+      db.prepare("UPDATE cas SET key_ref = ? WHERE id = '13-sig'").run(formatPkcs11Uri({ ...parsePkcs11Uri(stored), modulePath: join(dir, "planted-module.so") }));
+      const r = await jpkiProcess(ws, ["crl", "generate", "--ca", "13-sig"], { SOFTHSM2_CONF: hsm.conf, JPKI_PKCS11_PIN: token.pin });
+      expect([r.code, r.stderr]).toEqual([19, expect.stringContaining("ERR_PKCS11_MODULE_NOT_ALLOWED")]);
+    } finally {
+      db.prepare("UPDATE cas SET key_ref = ? WHERE id = '13-sig'").run(stored);
+      db.close();
+    }
   });
 
   it("rolls a token CA over with the new key generated in the same token; a verifier trusting the old root accepts the new key's certificate through OldWithNew", async () => {

@@ -2,12 +2,13 @@
  * Card keys and CA keys through the CLI: a key or request that is not the card's RSA-2048/e=65537 DER form
  * is refused with exit 6 and nothing is committed; `ca init` and `ca rewrap` guard the CA passphrase.
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { chmodSync, cpSync, existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import pg from "pg";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { MAIN, cardKey, cli, csrFor, jpkiProcess, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
+import { MAIN, cardKey, cli, csrFor, jpkiProcess, onPostgres, openWorkspace, tempDir, workspaceStore, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -179,4 +180,88 @@ describe("two ca init at once on a new workspace", () => {
       await wsp.close();
     }
   }, 120_000);
+});
+
+describe("the CA-keys lock across hosts sharing one PostgreSQL database", () => {
+  // Each host has its own workspace directory (its own lock file) on the one database: only a lock in the
+  // database keeps a rewrap on one host from storing keys under the passphrase another host is replacing.
+  it.skipIf(!onPostgres)("a rewrap or init on one host is refused while another holds the lock, proceeds once it is released, and a killed holder frees it", async () => {
+    const base = tempDir("jpki-two-hosts-");
+    const hostA = join(base, "host-a");
+    const init = await cli(["--workspace", hostA, "ca", "init", "--prefecture", "13", "--json"], { cwd: base });
+    expect(init.code, init.stderr).toBe(0);
+    const url = (await workspaceStore(hostA))!;
+    // host B: another directory (its own config.json, ca/, crl/ and lock file), the same database
+    const hostB = join(base, "host-b");
+    cpSync(hostA, hostB, { recursive: true });
+    const onB = (args: string[]) => cli(["--workspace", hostB, ...args], { cwd: base, env: { JPKI_STORE: url } });
+    const caIds = async () => (await onB(["ca", "list", "--json"])).json().cas.map((c: { id: string }) => c.id);
+
+    // host A holds the lock (in this process), as a long ca init or rewrap would
+    const { withCaKeysLock } = await import("../../src/ca/manage.js");
+    const a = await openWorkspace(hostA);
+    let release!: () => void;
+    let held!: Promise<void>;
+    await new Promise<void>((entered) => {
+      held = withCaKeysLock(a, () => {
+        entered();
+        return new Promise<void>((r) => (release = r));
+      });
+    });
+    try {
+      const rewrap = await onB(["ca", "rewrap"]);
+      expect([rewrap.code, rewrap.stderr]).toEqual([3, expect.stringContaining("ERR_WORKSPACE_LOCKED")]);
+      expect(rewrap.stderr).toContain("the CA keys of this PostgreSQL store");
+      expect(rewrap.stderr).toContain(`pid ${process.pid}`); // the holder, as pg_stat_activity names it
+      const initB = await onB(["ca", "init", "--prefecture", "27"]);
+      expect([initB.code, initB.stderr]).toEqual([3, expect.stringContaining("ERR_WORKSPACE_LOCKED")]);
+      expect(await caIds()).toEqual(["13-sig", "13-auth"]);
+    } finally {
+      release();
+      await held;
+      await a.close();
+    }
+    const after = await onB(["ca", "rewrap", "--json"]);
+    expect(after.code, after.stderr).toBe(0);
+    expect(after.json().rewrapped).toEqual(["13-sig", "13-auth"]);
+
+    // A holder killed while holding: its connection closes, and PostgreSQL drops the lock with it.
+    const dist = join(import.meta.dirname, "../../dist/src");
+    const holder = spawn(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `const { Workspace } = await import(${JSON.stringify(join(dist, "workspace/workspace.js"))});
+         const { withCaKeysLock } = await import(${JSON.stringify(join(dist, "ca/manage.js"))});
+         const ws = await Workspace.openAsync(process.env.WS, { storeUrl: process.env.JPKI_STORE });
+         await withCaKeysLock(ws, () => { process.stdout.write("held\\n"); return new Promise(() => {}); });`,
+      ],
+      { env: { ...process.env, WS: hostA, JPKI_STORE: url }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let err = "";
+    holder.stderr.on("data", (d) => (err += d));
+    const exited = new Promise((r) => holder.on("exit", r));
+    await new Promise<void>((r, j) => {
+      holder.stdout.on("data", (d) => String(d).includes("held") && r());
+      holder.on("exit", () => j(new Error(`the holder exited: ${err}`)));
+    });
+    const locked = await onB(["ca", "rewrap"]);
+    expect([locked.code, locked.stderr]).toEqual([3, expect.stringContaining(`pid ${holder.pid}`)]);
+    holder.kill("SIGKILL");
+    await exited;
+    // the server ends the dead holder's backend as soon as it reads the closed socket; its lock goes with it
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      const { ADVISORY_LOCKS } = await import("../../src/store/postgres.js");
+      while ((await admin.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::bigint::oid AND objid = 0 AND objsubid = 2", [ADVISORY_LOCKS.caKeys])).rowCount) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      await admin.end();
+    }
+    const freed = await onB(["ca", "rewrap", "--json"]);
+    expect(freed.code, freed.stderr).toBe(0);
+  });
 });

@@ -4,12 +4,13 @@
  * revocations reach the CRLs as openssl reads them.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import pg from "pg";
 import { connectionString, PASSWORD_ROLE, startPostgres, type PostgresTestServer } from "../postgres-server.js";
+import { initToken, makeSoftHsm } from "../softhsm.js";
 import { cardKey, cli, sh, tempDir, writeJsonl } from "./helpers.js";
 
 let server: PostgresTestServer;
@@ -91,6 +92,31 @@ describe("a workspace on PostgreSQL", () => {
 
     // the connection string never lands in config.json, even after every command ran
     expect(readFileSync(join(ws, "config.json"), "utf8")).toBe(configText);
+  });
+
+  it("a token CA's module is loaded only by a host whose own config.json lists it: a second host on the database is refused until its operator adds it, and nothing is adopted from the shared store", async () => {
+    const hsm = makeSoftHsm();
+    const token = initToken(hsm, "jpki-pg-ca");
+    const url = await server.createDatabase();
+    const dir = tempDir("jpki-pg-hsm-");
+    const env = { JPKI_STORE: url, JPKI_PASSPHRASE: undefined, JPKI_PKCS11_PIN: token.pin };
+    const hostA = join(dir, "host-a");
+    const init = await cli(["--workspace", hostA, "ca", "init", "-p", "13", "--purpose", "signature", "--store", "postgres", "--pkcs11-module", hsm.modulePath, "--token", token.label], { cwd: dir, env });
+    expect(init.code, init.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(hostA, "config.json"), "utf8")).pkcs11Modules).toEqual([hsm.modulePath]);
+    // host B: its own directory on the same database, its operator not (yet) having chosen a module
+    const hostB = join(dir, "host-b");
+    cpSync(hostA, hostB, { recursive: true });
+    const configB = join(hostB, "config.json");
+    const { pkcs11Modules: _, ...withoutModules } = JSON.parse(readFileSync(configB, "utf8"));
+    writeFileSync(configB, JSON.stringify(withoutModules, null, 2) + "\n");
+    const refused = await cli(["--workspace", hostB, "crl", "generate", "--ca", "13-sig"], { cwd: dir, env });
+    expect([refused.code, refused.stderr]).toEqual([19, expect.stringContaining("ERR_PKCS11_MODULE_NOT_ALLOWED")]);
+    expect(refused.stderr).toContain(`add ${JSON.stringify(hsm.modulePath)} there`);
+    expect(JSON.parse(readFileSync(configB, "utf8"))).not.toHaveProperty("pkcs11Modules"); // never adopted from PostgreSQL
+    writeFileSync(configB, JSON.stringify({ ...withoutModules, pkcs11Modules: [hsm.modulePath] }, null, 2) + "\n");
+    const signed = await cli(["--workspace", hostB, "crl", "generate", "--ca", "13-sig"], { cwd: dir, env });
+    expect(signed.code, signed.stderr).toBe(0);
   });
 
   it("takes JPKI_STORE on ca init without --store as postgres; --store sqlite wins over it", async () => {

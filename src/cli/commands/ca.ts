@@ -40,9 +40,12 @@ workspace store; in a workspace that already has CAs the passphrase must open th
 CA keys in a PKCS#11 token (HSM): with --pkcs11-module and --token the key pairs are generated inside the
 token (RSA-2048, CKA_SENSITIVE, not extractable) and the store keeps only each key's RFC 7512 URI (module
 path, token, key label and id) beside the certificate. Every later signature (certificates, CRLs, OCSP
-signing certificates) is made by the token, found again from that URI without flags. The user PIN comes
-from --pkcs11-pin-file FILE, JPKI_PKCS11_PIN or JPKI_PKCS11_PIN_FILE, never from an argument; a refused PIN
-is not tried again (exit 19, ERR_PKCS11_PIN_WRONG). No passphrase is needed for token keys.
+signing certificates) is made by the token, found again from that URI without flags. The module is also
+added to config.json's "pkcs11Modules": jpki loads only modules listed there, never one a key reference in
+the store names otherwise (exit 19, ERR_PKCS11_MODULE_NOT_ALLOWED, nothing loaded); another host sharing a
+PostgreSQL store lists the module in its own config.json. The user PIN comes from --pkcs11-pin-file FILE,
+JPKI_PKCS11_PIN or JPKI_PKCS11_PIN_FILE, never from an argument; a refused PIN is not tried again (exit 19,
+ERR_PKCS11_PIN_WRONG). No passphrase is needed for token keys.
 
 The store: SQLite (jpki.db in the workspace) by default, or PostgreSQL. The PostgreSQL connection string
 comes only from JPKI_STORE (postgres://user@host/db, postgres:///db?host=/run/postgresql; the password from
