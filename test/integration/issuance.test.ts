@@ -476,3 +476,26 @@ describe("configurable base URL", () => {
     expect(existsSync(join(dir, "ws-bad-url"))).toBe(false);
   });
 });
+
+describe("jpki issue --batch from CSV", () => {
+  it("issues from a CSV file with a header row (publicKey as base64 DER), and refuses a header naming a column twice", async () => {
+    const k = cardKey(dir, "csv-batch");
+    const der = execFileSync("openssl", ["pkey", "-pubin", "-in", k.pub, "-outform", "DER"]).toString("base64");
+    const [a, b] = [residents[2]!.residentCode!, residents[3]!.residentCode!];
+    const file = join(dir, "apps.csv");
+    writeFileSync(file, `residentCode,type,publicKey,applicationId\r\n${a},authentication,${der},csv-1\r\n${b},authentication,${der},csv-2\r\n`);
+    const r = await cli([...w(), "issue", "--batch", file, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json()).toMatchObject({ read: 2, issued: 2, failed: 0 });
+    // the same rows again, by application id: the certificates already issued, none new
+    const again = await cli([...w(), "issue", "--batch", file, "--format", "csv", "--json"], { cwd: dir });
+    expect(again.json()).toMatchObject({ read: 2, issued: 0, alreadyIssued: 2 });
+    // which resident does the row name? Never a guess: the whole file is refused before anything is issued.
+    const twice = join(dir, "twice.csv");
+    writeFileSync(twice, `residentCode,publicKey,residentCode\n${a},${der},${b}\n`);
+    const bad = await cli([...w(), "issue", "--batch", twice, "--json"], { cwd: dir });
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/ERR_IMPORT_FORMAT/);
+    expect(bad.stderr).toMatch(/repeats the name of column 1/);
+  });
+});

@@ -18,6 +18,7 @@ interface IssueOptions {
   outDir?: string;
   concurrency?: string;
   applicationId?: string;
+  format: "auto" | "jsonl" | "csv";
 }
 
 /**
@@ -58,7 +59,8 @@ export function makeIssueCommand(io: Io): Command {
     .option("--application-id <id>", "the counter's id for this application: issuing it again returns the same certificate")
     .option("-o, --out <file>", "write the certificate here (PEM, or DER with --der)")
     .option("--der", "write DER instead of PEM")
-    .option("--batch <file>", "JSON Lines of applications {residentCode, type, publicKey|csr, counterId, applicationId} ('-' for stdin)")
+    .option("--batch <file>", "applications {residentCode, type, publicKey|csr, counterId, applicationId}, as JSON Lines or CSV with a header row ('-' reads JSON Lines from stdin)")
+    .addOption(new Option("--format <format>", "with --batch: the file's format (auto: by its extension, else by its first character)").choices(["auto", "jsonl", "csv"]).default("auto"))
     .option("--out-dir <dir>", "with --batch: also write each certificate as <serial>.pem here")
     .option("--concurrency <n>", "with --batch: signatures in flight, 1–4096 (default 512)")
     .addHelpText(
@@ -72,7 +74,8 @@ issuing them again.
 Examples:
   jpki issue --resident 12345678906 --public-key card.pub.pem -o cert.pem
   jpki issue --resident 12345678906 --type authentication --csr card.csr --json
-  jpki issue --batch applications.jsonl --out-dir certs/`,
+  jpki issue --batch applications.jsonl --out-dir certs/
+  jpki issue --batch applications.csv      # header: residentCode,type,publicKey,applicationId (publicKey in base64 DER)`,
     )
     .action(async (o: IssueOptions, cmd: Command) => {
       const ctx = Context.of(io, cmd);
@@ -133,7 +136,10 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
     const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
     const started = Date.now();
     const progress = fileProgress(source);
-    const res = await service.issueBatch(readRecords(source, { format: "jsonl", rejectDuplicateKeys: true, onBytes: progress.onBytes }), {
+    // CSV refuses a header naming a column twice, as JSON Lines here refuses a record naming a field twice:
+    // which value decides who gets a certificate must never be a guess.
+    const format = o.batch === "-" && o.format === "auto" ? "jsonl" : o.format;
+    const res = await service.issueBatch(readRecords(source, { format, rejectDuplicateKeys: true, onBytes: progress.onBytes }), {
       ...(concurrency ? { concurrency } : {}),
       onProgress: (p) => {
         const rate = p.issued / Math.max(0.001, (Date.now() - started) / 1000);
