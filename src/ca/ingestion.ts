@@ -72,6 +72,11 @@ export interface IngestRunOptions {
   readonly source: string | NodeJS.ReadableStream;
   readonly format: "auto" | "jsonl" | "csv";
   readonly rejectPath: string;
+  /**
+   * Sweep the reject file's directory of temporary files left by processes no longer running (default true).
+   * False for a spool's processing/, shared with watchers in other PID namespaces, where a pid cannot tell.
+   */
+  readonly sweepRejectDir?: boolean;
   readonly batchSize: number;
   /** at most one CRL per CA per this many ms during a long run (always one at the end) */
   readonly crlIntervalMs: number;
@@ -100,7 +105,7 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
   // Where the rejects go is settled before anything is applied: a run that committed batches and then found
   // the rejects directory to be a file (or unwritable) crashed half-way, and every rerun crashed the same way.
   checkOutputDir(dirname(o.rejectPath), "reject file directory", { create: true });
-  sweepStaleTemps(dirname(o.rejectPath));
+  if (o.sweepRejectDir !== false) sweepStaleTemps(dirname(o.rejectPath));
   const rejects = new RejectFile(o.rejectPath);
   const ingestor = new NoticeIngestor({ store: ws.store, clock: ws.clock });
   const crlsBefore = o.updater?.published.length ?? 0;

@@ -14,7 +14,10 @@ import { reasonName } from "../crl/reason.js";
 import type { RecordResult } from "../registry/import.js";
 import { MAX_SEQUENCE_JUMP, notYetEffective, parseNotice, type ChangeNotice } from "../registry/notice.js";
 import { decideRevocations } from "../registry/notice-rules.js";
-import type { CertifiedRow, NoticeCommit, NoticeContext, NoticeContextKeys, Store, StoredNotice } from "../store/types.js";
+import type { CertifiedRow, HeldNoticeKey, NoticeCommit, NoticeContext, NoticeContextKeys, Store, StoredNotice } from "../store/types.js";
+
+/** Held notices per transaction of an operator's release of all of them. */
+export const RELEASE_PAGE = 1000;
 
 export interface RejectedNotice {
   readonly line: number;
@@ -183,21 +186,52 @@ export class NoticeIngestor {
 
   /**
    * Operator release (`jpki notices pending --release`): applies held notices even though a predecessor
-   * never arrived, in sequence order per resident. With no ids, every held notice.
+   * never arrived, in sequence order per resident. With no ids, every held notice (`--release-all`): walked a
+   * page of `pageSize` at a time in (resident code, sequence) order, one transaction per page, so memory stays
+   * bounded however many are held (a run stopped half-way leaves the rest held; running it again releases them).
    */
-  async release(noticeIds?: readonly string[]): Promise<ReleaseSummary> {
-    const stored = noticeIds ? await Promise.all(noticeIds.map((id) => this.#store.getNotice(id))) : undefined;
-    const held = stored ? stored.filter((n): n is StoredNotice => n?.status === "held") : await this.#store.listHeldNotices(1_000_000);
-    if (noticeIds && held.length !== noticeIds.length) {
-      const found = new Set(held.map((h) => h.noticeId));
-      const applied = new Set(stored!.filter((n) => n?.status === "applied").map((n) => n!.noticeId));
-      const missing = noticeIds.filter((id) => !found.has(id) && !applied.has(id));
-      const done = noticeIds.filter((id) => applied.has(id));
-      // Said apart: an id already applied (by its gap filling, or an earlier release) needs nothing more.
-      const parts = [...(missing.length ? [`not held: ${missing.join(", ")}`] : []), ...(done.length ? [`already applied: ${done.join(", ")}`] : [])];
-      throw new JpkiError("ERR_USAGE", `${parts.join("; ")} ('jpki notices pending' lists the held notices)`);
-    }
+  async release(noticeIds?: readonly string[], opts: { readonly pageSize?: number } = {}): Promise<ReleaseSummary> {
     const t = new Tally();
+    const refused = new Map<string, RefusedRelease>();
+    if (noticeIds) {
+      const stored = await Promise.all(noticeIds.map((id) => this.#store.getNotice(id)));
+      const held = stored.filter((n): n is StoredNotice => n?.status === "held");
+      if (held.length !== noticeIds.length) {
+        const found = new Set(held.map((h) => h.noticeId));
+        const applied = new Set(stored.filter((n) => n?.status === "applied").map((n) => n!.noticeId));
+        const missing = noticeIds.filter((id) => !found.has(id) && !applied.has(id));
+        const done = noticeIds.filter((id) => applied.has(id));
+        // Said apart: an id already applied (by its gap filling, or an earlier release) needs nothing more.
+        const parts = [...(missing.length ? [`not held: ${missing.join(", ")}`] : []), ...(done.length ? [`already applied: ${done.join(", ")}`] : [])];
+        throw new JpkiError("ERR_USAGE", `${parts.join("; ")} ('jpki notices pending' lists the held notices)`);
+      }
+      for (const r of (await this.#releaseHeld(held, t)).refused) refused.set(r.noticeId, r);
+    } else {
+      const pageSize = opts.pageSize ?? RELEASE_PAGE;
+      if (!Number.isInteger(pageSize) || pageSize < 1) throw new JpkiError("ERR_USAGE", "the release page size must be a whole number ≥ 1");
+      // A resident-code change released on one page re-files the resident's other held notices (those of later
+      // pages) under the new code, which the walk may have passed: another pass then finds them. Each pass that
+      // asks for another applied a code change, so the passes end.
+      for (let again = true; again; ) {
+        again = false;
+        let after: HeldNoticeKey | undefined;
+        for (;;) {
+          const page = await this.#store.listHeldNotices(pageSize, after);
+          if (!page.length) break;
+          const done = await this.#releaseHeld(page, t);
+          for (const r of done.refused) refused.set(r.noticeId, r);
+          again ||= done.refiled;
+          const last = page[page.length - 1]!;
+          after = { residentCode: last.residentCode, sequence: last.sequence };
+          if (page.length < pageSize) break;
+        }
+      }
+    }
+    return { ...t.progress(), released: t.released, revocationsByReason: t.byReason, revocationsByCa: t.byCa, stopped: false, refused: [...refused.values()] };
+  }
+
+  /** Releases these held notices in one transaction; says which stay held as too far ahead, and whether held notices were re-filed. */
+  async #releaseHeld(held: readonly StoredNotice[], t: Tally): Promise<{ refused: readonly RefusedRelease[]; refiled: boolean }> {
     const codes = held.flatMap((h) => codesOf(JSON.parse(h.body) as ChangeNotice, h.residentCode));
     const keys: NoticeContextKeys = { noticeIds: held.map((h) => h.noticeId), residentCodes: codes, registryCodes: codes };
     // Decided from the state read in the committing transaction: a notice applied meanwhile by another
@@ -211,7 +245,7 @@ export class NoticeIngestor {
       return { commit: plan.commit(), plan };
     });
     done.plan.tallyCommitted(t, done.revoked);
-    return { ...t.progress(), released: t.released, revocationsByReason: t.byReason, revocationsByCa: t.byCa, stopped: false, refused: done.plan.refused };
+    return { refused: done.plan.refused, refiled: done.plan.refiled };
   }
 
   async #commit(batch: readonly ReadNotice[], t: Tally, reject: (r: RejectedNotice) => void, opts: IngestOptions): Promise<void> {
@@ -262,6 +296,8 @@ class Plan {
   #duplicates = 0;
   /** held notices force() left held: too far ahead of their resident's last applied sequence */
   readonly refused: RefusedRelease[] = [];
+  /** a resident-code change applied here re-filed held notices under the new code */
+  refiled = false;
 
   constructor(ctx: NoticeContext, at: Date) {
     this.#ctx = ctx;
@@ -360,9 +396,15 @@ class Plan {
     return undefined;
   }
 
-  /** Applies a held notice regardless of the gap before it (operator release). */
+  /**
+   * Applies a held notice regardless of the gap before it (operator release). It is looked for under its
+   * resident's current code: a resident-code change released before it in this plan re-filed it there (looked
+   * for under the old code it was skipped as "applied meanwhile", and a release-all left a death held).
+   */
   force(n: ChangeNotice): void {
-    const list = this.#held.get(n.residentCode) ?? [];
+    const rc = this.#current(n.residentCode);
+    if (rc !== n.residentCode) n = { ...n, residentCode: rc };
+    const list = this.#held.get(rc) ?? [];
     const i = list.findIndex((h) => h.noticeId === n.noticeId);
     if (i < 0) return; // applied meanwhile by the drain of an earlier release
     if (this.#codeInUse(n)) return; // stays held: releasing it would merge two people
@@ -412,6 +454,7 @@ class Plan {
         const moved = held.map((h) => ({ ...h, residentCode: n.newResidentCode! }));
         this.#held.set(n.newResidentCode, [...(this.#held.get(n.newResidentCode) ?? []), ...moved].sort((a, b) => a.sequence - b.sequence));
         this.#held.delete(rc);
+        this.refiled = true;
       }
     }
     this.#notices.push({ noticeId: n.noticeId, residentCode: rc, sequence: n.sequence, kind: n.kind, body, status: "applied", revocations: decisions.length });

@@ -11,17 +11,23 @@
  *
  * A stop signal ends it after the batch in progress; a file interrupted that way (or by a kill) stays in
  * processing/ and is resumed first on the next start (ingestion is idempotent, so nothing is lost or
- * applied twice). Several watchers on one spool are safe: a claim is a rename, which only one wins, to
- * processing/PID~NAME, PID the claiming watcher's. A file there is that watcher's while it runs; once it is gone
- * (killed, stopped), the next watcher takes the file over by renaming it to its own PID, again a rename only one
- * wins. (A file in processing/ under its bare name, left by an older version, is taken over the same way.)
+ * applied twice). Several watchers on one spool are safe, in one PID namespace or several (containers, hosts
+ * sharing a volume): a claim is a rename, which only one wins, to processing/PID~@NS~NAME, with a heartbeat
+ * beside it; a watcher takes over another's file only when that one is provably gone from its own namespace, or
+ * its heartbeat has been stale for CLAIM_STALE_MS (ca/spool-claim.ts says the rules; an earlier version's
+ * PID~NAME and bare NAME claims are taken over as those versions did).
+ *
+ * A finished file goes to done/ (failed/) with its sidecars, .rejects.jsonl (.error.json), under its own name,
+ * or STAMP-NAME (STAMP-N-NAME) when an earlier file's name or reject file is there: nothing there is ever
+ * replaced. The reject file is written in processing/ beside the claim and moved with it (settleClaim: a kill
+ * between the steps leaves the file to be resumed, and it is settled once).
  *
  * Only a regular file is read. Anything else claimed under a notice file's name goes to failed/ unread, with
  * ERR_FILE_UNUSABLE: a FIFO would block the watcher for ever (even SIGTERM could not end it: the stop signal
  * is looked at between batches), and a symbolic link would be followed to a file outside the spool, read with
  * the watcher's rights, its records copied into a reject file beside it.
  */
-import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleepFor } from "node:timers/promises";
 import type { DueReason } from "../crl/schedule.js";
@@ -29,14 +35,13 @@ import type { PublishedCrl } from "../crl/publisher.js";
 import type { CrlUpdater } from "../crl/updater.js";
 import { JpkiError, isJpkiError } from "../errors.js";
 import { IssuanceSweepSchedule, type IssuanceSweepEvent } from "../registry/issuance-sweep.js";
-import { processAlive, stageFile, sweepStaleTemps } from "../store/staging.js";
+import { stageFile, sweepStaleTemps } from "../store/staging.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { runIngest, type IngestRunResult } from "./ingestion.js";
+import { CLAIM_HEARTBEAT_MS, CLAIM_STALE_MS, beat, stale, claimEntry, claimState, parseClaim, settleClaim, sidecarOf, sweepClaimLeftovers, takeClaim } from "./spool-claim.js";
 
 const SPOOL_FILE = /^[^.].*\.(jsonl|ndjson|csv)$/i;
-/** A file claimed into processing/: the claiming watcher's process id, then the file's own name. */
-const CLAIMED = /^(\d+)~(.+)$/;
-/** Claimed files (paths in processing/) this process is working on: its pid alone does not say which. */
+/** Claimed files (paths in processing/) this process is working on: its claim entry alone does not say which. */
 const working = new Set<string>();
 
 export interface WatchOptions {
@@ -56,6 +61,8 @@ export interface WatchOptions {
   readonly onSweep?: (e: IssuanceSweepEvent) => void;
   /** how the idle loop waits (tests inject one that moves their clock instead) */
   readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** a claim whose heartbeat is older than this (ms) is taken over, whoever made it (default CLAIM_STALE_MS, 10 min) */
+  readonly claimStaleMs?: number;
 }
 
 function isDir(p: string): boolean {
@@ -105,10 +112,12 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
     throw new JpkiError("ERR_FILE_NOT_FOUND", `spool directory ${o.dir}: not found or not a directory (create it, or check the path)`);
   }
   const dirs = { processing: join(o.dir, "processing"), done: join(o.dir, "done"), failed: join(o.dir, "failed") };
-  for (const d of Object.values(dirs)) {
-    mkdirSync(d, { recursive: true, mode: 0o700 });
-    sweepStaleTemps(d);
-  }
+  for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true, mode: 0o700 });
+  // Temporary files an earlier version staged in done/ and failed/ (judged by pid, as it did); processing/'s by
+  // the claims there, since a pid from another namespace says nothing.
+  sweepStaleTemps(dirs.done);
+  sweepStaleTemps(dirs.failed);
+  sweepClaimLeftovers(dirs.processing, Date.now(), o.claimStaleMs ?? CLAIM_STALE_MS);
   const schedule = updater.schedule(o.crlIntervalMs, o.onScheduleError ? { onOtherError: o.onScheduleError } : {});
   const sleep = o.sleep ?? ((ms: number, signal: AbortSignal) => sleepFor(ms, undefined, { signal }));
   let files = 0;
@@ -123,39 +132,91 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
     // When due, after the tick's CRLs are out; it runs beside what follows, which never waits for it.
     sweep?.poke();
   };
+  const staleMs = o.claimStaleMs ?? CLAIM_STALE_MS;
   const claim = (): { name: string; path: string } | undefined => {
-    const mine = (name: string) => join(dirs.processing, `${process.pid}~${name}`);
-    // Resume interrupted files first: those of a watcher no longer running (or of an older version's bare name).
+    const mine = (name: string) => join(dirs.processing, claimEntry(name));
+    // Resume interrupted files first: those of a watcher gone (or stale), or of an earlier version's claim.
     // A file another live watcher claimed is its own: ingesting it here too, the second to finish found it gone.
     for (const f of readdirSync(dirs.processing).sort()) {
-      const m = CLAIMED.exec(f);
-      const name = m ? m[2]! : f;
+      const { name } = parseClaim(f);
       if (!SPOOL_FILE.test(name)) continue;
       const from = join(dirs.processing, f);
-      const owner = m ? Number(m[1]) : undefined;
-      if (owner === process.pid) {
+      const state = claimState(from, Date.now(), staleMs);
+      if (state === "ours") {
         if (!working.has(from)) return { name, path: from }; // stopped earlier in this process
         continue;
       }
-      if (owner !== undefined && processAlive(owner)) continue;
+      if (state === "held") continue;
       if (existsSync(mine(name))) continue; // a file of the same name of ours comes first
-      try {
-        renameSync(from, mine(name));
-        return { name, path: mine(name) };
-      } catch {
-        // another watcher took it over first
-      }
+      if (takeClaim(from, mine(name), Date.now())) return { name, path: mine(name) };
+      // else another watcher took it over first
     }
     for (const f of readdirSync(o.dir).filter((f) => SPOOL_FILE.test(f)).sort()) {
       if (existsSync(mine(f))) continue;
-      try {
-        renameSync(join(o.dir, f), mine(f));
-        return { name: f, path: mine(f) };
-      } catch {
-        // another watcher took it, or it vanished: try the next one
-      }
+      if (takeClaim(join(o.dir, f), mine(f), Date.now())) return { name: f, path: mine(f) };
+      // else another watcher took it, or it vanished: try the next one
     }
     return undefined;
+  };
+  /** Ingests one claimed file and settles it in done/ or failed/ (or leaves it, stopped, in processing/). */
+  const work = async (name: string, path: string): Promise<"stopped" | "settled" | "lost"> => {
+    const stamp = ws.clock.now().toISOString().replace(/[:.]/g, "-");
+    const settle = (dir: string, otherDir: string) => settleClaim({ claim: path, name, dir, otherDir, stamp });
+    const dropSidecars = () => {
+      for (const s of ["rejects", "error"] as const) rmSync(sidecarOf(path, s), { force: true });
+    };
+    const lost = (e: JpkiError) => {
+      dropSidecars(); // the watcher that took the file over writes its own
+      o.onFile?.(name, { error: e });
+      return "lost" as const;
+    };
+    dropSidecars(); // an earlier, stopped run of this claim left them: this run writes them anew
+    working.add(path);
+    beat(path, Date.now());
+    const heartbeat = setInterval(() => beat(path, Date.now()), CLAIM_HEARTBEAT_MS);
+    heartbeat.unref();
+    try {
+      const unusable = unusableEntry(path, name);
+      if (unusable) throw unusable;
+      const r = await runIngest(ws, {
+        source: path,
+        format: "auto",
+        rejectPath: sidecarOf(path, "rejects"),
+        sweepRejectDir: false, // processing/ is shared: sweepClaimLeftovers judges its leftovers, not a pid
+        batchSize: o.batchSize,
+        crlIntervalMs: schedule.intervalMs,
+        updater,
+        signal: o.signal,
+        onProgress: () => beat(path, Date.now()),
+      });
+      if (r.stopped) {
+        // Stopped for good: the claim is released at once, to watchers of any namespace (the heartbeat at the epoch).
+        stale(path);
+        o.onFile?.(name, r);
+        return "stopped";
+      }
+      const placed = settle(dirs.done, dirs.failed);
+      files++;
+      o.onFile?.(name, { ...r, rejectFile: placed.sidecars.rejects ?? null });
+      return "settled";
+    } catch (e) {
+      if (!isJpkiError(e) || e.code === "ERR_STORE" || e.code === "ERR_STORE_UNREACHABLE" || e.code === "ERR_STORE_PERMISSION" || e.code === "ERR_WORKSPACE_LOCKED" || e.code === "ERR_PASSPHRASE_WRONG") throw e;
+      if (e.code === "ERR_SPOOL_CLAIM_LOST") return lost(e);
+      try {
+        stageFile(sidecarOf(path, "error"), JSON.stringify(e.toJSON(), null, 2) + "\n").install();
+        settle(dirs.failed, dirs.done);
+      } catch (e2) {
+        if (isJpkiError(e2, "ERR_SPOOL_CLAIM_LOST")) return lost(e2);
+        throw e2;
+      }
+      files++;
+      failed++;
+      o.onFile?.(name, { error: e });
+      return "settled";
+    } finally {
+      clearInterval(heartbeat);
+      working.delete(path);
+    }
   };
   await tick();
   while (!o.signal.aborted) {
@@ -175,40 +236,7 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
       }
       continue;
     }
-    const { name, path } = claimed;
-    working.add(path);
-    const stamp = ws.clock.now().toISOString().replace(/[:.]/g, "-");
-    const dest = (d: string) => (existsSync(join(d, name)) ? join(d, `${stamp}-${name}`) : join(d, name));
-    try {
-      const unusable = unusableEntry(path, name);
-      if (unusable) throw unusable;
-      const r = await runIngest(ws, {
-        source: path,
-        format: "auto",
-        rejectPath: `${dest(dirs.done)}.rejects.jsonl`,
-        batchSize: o.batchSize,
-        crlIntervalMs: schedule.intervalMs,
-        updater,
-        signal: o.signal,
-      });
-      if (r.stopped) {
-        o.onFile?.(name, r);
-        break; // leave it in processing/: the next start resumes it
-      }
-      renameSync(path, dest(dirs.done));
-      files++;
-      o.onFile?.(name, r);
-    } catch (e) {
-      if (!isJpkiError(e) || e.code === "ERR_STORE" || e.code === "ERR_STORE_UNREACHABLE" || e.code === "ERR_STORE_PERMISSION" || e.code === "ERR_WORKSPACE_LOCKED" || e.code === "ERR_PASSPHRASE_WRONG") throw e;
-      const target = dest(dirs.failed);
-      renameSync(path, target);
-      stageFile(`${target}.error.json`, JSON.stringify(e.toJSON(), null, 2) + "\n").install();
-      files++;
-      failed++;
-      o.onFile?.(name, { error: e });
-    } finally {
-      working.delete(path);
-    }
+    if ((await work(claimed.name, claimed.path)) === "stopped") break; // left in processing/: the next start resumes it
     await tick();
   }
   return { files, failed, crls };

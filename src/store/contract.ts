@@ -703,6 +703,21 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("lists held notices in (resident code, sequence) order, a page after a given key at a time", async () => {
+      const s = await make();
+      const held = (id: string, residentCode: string, sequence: number) => ({ noticeId: id, residentCode, sequence, kind: "death", body: "{}", status: "held" as const, revocations: 0 });
+      await s.commitNoticeBatch({ noticeIds: [], residentCodes: [] }, () => ({
+        commit: { at: new Date(1000), notices: [held("c", "r2", 3), held("a", "r1", 4), held("b", "r1", 9), held("d", "r3", 2)], sequences: [], revocations: [], relinks: [], dirtyCas: [] },
+      }));
+      const ids = (l: { noticeId: string }[]) => l.map((n) => n.noticeId);
+      expect(ids(await s.listHeldNotices())).toEqual(["a", "b", "c", "d"]);
+      expect(ids(await s.listHeldNotices(2))).toEqual(["a", "b"]);
+      expect(ids(await s.listHeldNotices(2, { residentCode: "r1", sequence: 9 }))).toEqual(["c", "d"]);
+      expect(ids(await s.listHeldNotices(2, { residentCode: "r1", sequence: 4 }))).toEqual(["b", "c"]);
+      expect(ids(await s.listHeldNotices(2, { residentCode: "r3", sequence: 2 }))).toEqual([]);
+      await s.close();
+    });
+
     it("answers OCSP's questions: a certificate's CA and revocation, every CA's revision (bumped by each revoking commit), the current responder", async () => {
       const s = await make();
       await s.putCa(ca());

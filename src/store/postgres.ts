@@ -98,6 +98,7 @@ import type {
   RevokeInput,
   Store,
   StoredNotice,
+  HeldNoticeKey,
   DumpBatch,
   DumpCounts,
   DumpKind,
@@ -2368,9 +2369,15 @@ export class PostgresStore implements Store {
     });
   }
 
-  async listHeldNotices(limit = 1000): Promise<StoredNotice[]> {
+  async listHeldNotices(limit = 1000, after?: HeldNoticeKey): Promise<StoredNotice[]> {
     return (
-      await this.#query<NoticeRowDb>("listing held notices", "SELECT * FROM notices WHERE status = 'held' ORDER BY resident_code, sequence LIMIT $1", [limit])
+      after
+        ? await this.#query<NoticeRowDb>(
+            "listing held notices",
+            "SELECT * FROM notices WHERE status = 'held' AND (resident_code, sequence) > ($2, $3) ORDER BY resident_code, sequence LIMIT $1",
+            [limit, after.residentCode, after.sequence],
+          )
+        : await this.#query<NoticeRowDb>("listing held notices", "SELECT * FROM notices WHERE status = 'held' ORDER BY resident_code, sequence LIMIT $1", [limit])
     ).map(toStoredNotice);
   }
 

@@ -57,6 +57,7 @@ import type {
   NoticeContext,
   NoticeStatus,
   StoredNotice,
+  HeldNoticeKey,
   CertificateQuery,
   CertificateRow,
   CrlRecord,
@@ -1003,6 +1004,7 @@ export class SqliteStore implements Store {
       burnCrl: db.prepare("INSERT INTO crls (ca_id, number, this_update, next_update, revision, state, scope) VALUES (?, ?, ?, ?, 0, 'superseded', '')"),
       getNotice: db.prepare("SELECT * FROM notices WHERE notice_id = ?"),
       listHeld: db.prepare("SELECT * FROM notices WHERE status = 'held' ORDER BY resident_code, sequence LIMIT ?"),
+      listHeldAfter: db.prepare("SELECT * FROM notices WHERE status = 'held' AND (resident_code, sequence) > (?, ?) ORDER BY resident_code, sequence LIMIT ?"),
       revocationSummary: db.prepare("SELECT serial, ca_id, reason, source FROM certified WHERE revoked_at IS NOT NULL ORDER BY serial").raw(),
       latestCrl: db.prepare(
         "SELECT * FROM crls WHERE ca_id = ? AND scope = ? AND state = 'published' ORDER BY number DESC LIMIT 1",
@@ -1981,8 +1983,10 @@ export class SqliteStore implements Store {
     return done;
   }
 
-  listHeldNotices(limit = 1000): Promise<StoredNotice[]> {
-    return this.#run("listing held notices", () => (this.#stmts.listHeld.all(limit) as NoticeRowDb[]).map(toStoredNotice));
+  listHeldNotices(limit = 1000, after?: HeldNoticeKey): Promise<StoredNotice[]> {
+    return this.#run("listing held notices", () =>
+      ((after ? this.#stmts.listHeldAfter.all(after.residentCode, after.sequence, limit) : this.#stmts.listHeld.all(limit)) as NoticeRowDb[]).map(toStoredNotice),
+    );
   }
 
   getNotice(noticeId: string): Promise<StoredNotice | undefined> {

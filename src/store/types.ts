@@ -258,6 +258,12 @@ export interface StoredNotice {
   readonly revocations: number;
 }
 
+/** Where a page of held notices ends: the next page starts after this resident code and sequence. */
+export interface HeldNoticeKey {
+  readonly residentCode: string;
+  readonly sequence: number;
+}
+
 /** What ingestion reads before deciding a batch, in the transaction that commits it. */
 export interface NoticeContext {
   /** notice ids of the batch already in the store, with their status and canonical body */
@@ -722,7 +728,11 @@ export interface Store {
    * Returns the commit and how many certificates it actually revoked.
    */
   commitNoticeBatch<T extends { readonly commit: NoticeCommit }>(keys: NoticeContextKeys, decide: (ctx: NoticeContext) => T): Promise<T & { readonly revoked: number }>;
-  listHeldNotices(limit?: number): Promise<StoredNotice[]>;
+  /**
+   * Held notices in (resident code, sequence) order, at most `limit` (default 1000); with `after`, only those
+   * past that key: the next page of a walk through all of them in bounded memory (operator release-all).
+   */
+  listHeldNotices(limit?: number, after?: HeldNoticeKey): Promise<StoredNotice[]>;
   getNotice(noticeId: string): Promise<StoredNotice | undefined>;
   /** CAs with revocations (or an unfinished publication) not yet on a published CRL. */
   dirtyCas(): Promise<string[]>;

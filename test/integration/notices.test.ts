@@ -3,11 +3,12 @@
  * bad notices, CRLs regenerated and checked with openssl, registry apply, the watch daemon.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { RejectFile } from "../../src/ca/ingestion.js";
+import { CLAIM_STALE_MS, thisNamespace } from "../../src/ca/spool-claim.js";
 import { NOTICE_RULES } from "../../src/registry/notice-rules.js";
 import { MAX_SEQUENCE_JUMP } from "../../src/registry/notice.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
@@ -431,6 +432,63 @@ describe("jpki watch: several watchers on one spool", () => {
     expect(listFiles(join(spool, "processing"))).toEqual([]);
     expect(listFiles(join(spool, "done"))).toEqual(["feed.jsonl"]);
     expect((await state()).filter((x) => x.source === "notice:T-1")).toHaveLength(2);
+  });
+});
+
+describe("jpki watch: watchers in separate PID namespaces on one spool (containers, hosts sharing a volume)", () => {
+  // A claim named its watcher by pid alone. A watcher in another container sees that pid as not running (or as
+  // some other process): it took over the file the other was still ingesting — both ingested it, and whichever
+  // finished second found it gone.
+  it("leaves a claim of another namespace's watcher alone while its heartbeat is fresh, whatever its pid is here; takes it over once stale", async () => {
+    const spool = join(dir, "spool-ns");
+    const processing = join(spool, "processing");
+    mkdirSync(processing, { recursive: true });
+    const exited = spawn(process.execPath, ["-e", ""], { stdio: "ignore" });
+    await new Promise((res) => exited.on("exit", res));
+    const ns = thisNamespace() === "0123456789abcdef" ? "fedcba9876543210" : "0123456789abcdef";
+    const entry = `${exited.pid}~@${ns}~feed.jsonl`; // a pid that runs nothing here
+    writeJsonl(join(processing, entry), [notice(1, residents[0]!, "death", 1)]);
+    writeFileSync(join(processing, `.${entry}.alive`), "");
+    const busy = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
+    expect(busy.code, busy.stderr).toBe(0);
+    expect(busy.json()).toMatchObject({ files: 0, failed: 0 });
+    expect(listFiles(processing)).toEqual([`.${entry}.alive`, entry]);
+    expect((await state()).filter((x) => x.source === "notice:T-1")).toEqual([]);
+    // its watcher stopped beating (killed, its container gone): past the timeout, the file is taken over
+    const past = new Date(Date.now() - CLAIM_STALE_MS - 60_000);
+    utimesSync(join(processing, `.${entry}.alive`), past, past);
+    const resumed = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
+    expect(resumed.json()).toMatchObject({ files: 1, failed: 0, results: [expect.objectContaining({ file: "feed.jsonl", applied: 1 })] });
+    expect(listFiles(processing)).toEqual([]);
+    expect(listFiles(join(spool, "done"))).toEqual(["feed.jsonl"]);
+    expect((await state()).filter((x) => x.source === "notice:T-1")).toHaveLength(2);
+  });
+});
+
+describe("jpki watch: files of the same name", () => {
+  // The reject file went to done/NAME.rejects.jsonl whenever done/NAME was free, replacing the reject file an
+  // earlier NAME left there once an operator had moved that notice file away: its rejected notices were lost.
+  it("keeps every reject file: a later file of the same name goes beside the earlier one's, under a stamped name", async () => {
+    const spool = join(dir, "spool-names");
+    mkdirSync(spool);
+    const done = join(spool, "done");
+    const unknown = makeResidentCode("0000009999");
+    const drop = (i: number) => writeJsonl(join(spool, "feed.jsonl"), [notice(i, residents[i]!, "death", 1), { ...notice(10 + i, residents[0]!, "death", 1), residentCode: unknown }]);
+    const rejectedIds = (f: string) => readFileSync(join(done, f), "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { record: { noticeId: string } }).record.noticeId);
+    drop(1);
+    const first = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
+    expect(first.json()).toMatchObject({ files: 1, results: [expect.objectContaining({ rejected: 1, rejectFile: join(done, "feed.jsonl.rejects.jsonl") })] });
+    rmSync(join(done, "feed.jsonl")); // the operator archives the notice file, and looks at its rejects later
+    drop(2);
+    const second = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
+    expect(second.json()).toMatchObject({ files: 1, results: [expect.objectContaining({ rejected: 1 })] });
+    const files = listFiles(done);
+    expect(files).toEqual([expect.stringMatching(/^[0-9T-]+Z-feed\.jsonl$/), expect.stringMatching(/^[0-9T-]+Z-feed\.jsonl\.rejects\.jsonl$/), "feed.jsonl.rejects.jsonl"]);
+    expect(files[1]).toBe(`${files[0]}.rejects.jsonl`);
+    expect(second.json().results[0].rejectFile).toBe(join(done, files[1]!));
+    expect(rejectedIds("feed.jsonl.rejects.jsonl")).toEqual(["T-11"]);
+    expect(rejectedIds(files[1]!)).toEqual(["T-12"]);
+    expect(listFiles(join(spool, "processing"))).toEqual([]);
   });
 });
 

@@ -23,6 +23,9 @@ export function makeWatchCommand(io: Io): Command {
       `
 Drop files atomically: write "notices.jsonl.part" or ".notices.jsonl", then rename to "notices.jsonl".
 SIGTERM or SIGINT stops after the batch in progress; nothing is lost and the next start resumes.
+Several watchers may share DIR, also from other containers or hosts: a watcher's file is taken over when it
+is gone from its own PID namespace, or its heartbeat is 10 minutes old. A finished file goes to done/ with
+its NAME.rejects.jsonl; one whose name (or reject file name) is taken there is kept as STAMP-NAME.
 While it runs, every CA with unpublished revocations gets a CRL within --crl-interval, and every CRL is
 republished before its nextUpdate even when nothing changed (config crlRefreshMarginHours, default 24:
 daily with 48-hour CRLs). About once a day (first 10 minutes after start) it also sweeps the registry side's

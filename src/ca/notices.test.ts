@@ -1,0 +1,120 @@
+/**
+ * Operator release of held notices (`jpki notices pending --release-all`): every held notice, read a page at a
+ * time, and a held notice re-filed by a resident-code change released before it is still found.
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { FixedClock } from "../pki/clock.js";
+import { makeResidentCode } from "../registry/resident-code.js";
+import { SqliteStore } from "../store/sqlite.js";
+import type { IssuanceRecord, Store } from "../store/types.js";
+import { NoticeIngestor } from "./notices.js";
+
+const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
+const clock = new FixedClock("2026-05-01T00:00:00Z");
+
+function notice(id: string, residentCode: string, sequence: number, kind = "correction", extra: Record<string, unknown> = {}) {
+  return { noticeId: id, residentCode, kind, effectiveDate: "2026-04-01", sequence, municipalityCode: "131016", ...(kind === "correction" ? { after: items } : {}), ...extra };
+}
+
+async function* records(rows: readonly Record<string, unknown>[]) {
+  let line = 0;
+  for (const value of rows) yield { line: ++line, value };
+}
+
+function cert(serial: string, residentCode: string): IssuanceRecord {
+  return {
+    serial, caId: "13-sig", type: "signature", residentCode, municipalityCode: "131016", fourItems: items,
+    notBefore: new Date(1000), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(1000), der: Buffer.from(serial, "hex"),
+  };
+}
+
+async function storeWith(codes: readonly string[]): Promise<Store> {
+  const s = SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-release-")), "jpki.db"), { create: true });
+  await s.putCa({ id: "13-sig", prefectureCode: "13", purpose: "signature", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "pem", keyId: Buffer.alloc(20, 1), createdAt: new Date(0) });
+  await s.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+  return s;
+}
+
+/** The store, with every listHeldNotices call's limit written down. */
+function spied(s: Store, limits: number[]): Store {
+  return new Proxy(s, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (prop === "listHeldNotices") return (limit?: number, after?: never) => (limits.push(limit ?? 1000), target.listHeldNotices(limit, after));
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+describe("NoticeIngestor.release: every held notice", () => {
+  it("reads the held notices a page at a time (never more than the page size) and releases them all", async () => {
+    const codes = ["0000000001", "0000000002", "0000000003"].map(makeResidentCode);
+    const s = await storeWith(codes);
+    try {
+      // seven held notices (each resident's sequence 1 never came), pages of 2 split residents between pages
+      const feed = [2, 3, 4].flatMap((seq) => codes.map((c, i) => notice(`H-${i}-${seq}`, c, seq))).slice(0, 7);
+      const ingested = await new NoticeIngestor({ store: s, clock }).ingest(records(feed));
+      expect(ingested).toMatchObject({ read: 7, held: 7, applied: 0 });
+      // Before: one read of up to 1,000,000 held notices, all in memory, and any beyond them never released.
+      const limits: number[] = [];
+      const r = await new NoticeIngestor({ store: spied(s, limits), clock }).release(undefined, { pageSize: 2 });
+      expect(r).toMatchObject({ released: 7, applied: 7, refused: [] });
+      expect(Math.max(...limits)).toBe(2);
+      expect(limits.length).toBeGreaterThanOrEqual(4);
+      expect(await s.listHeldNotices()).toEqual([]);
+      for (const c of codes) expect((await s.loadNoticeContext({ noticeIds: [], residentCodes: [c] })).lastSequence.get(c)).toBe(c === codes[0] ? 4 : 3);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a page size that is not a whole number ≥ 1 is ERR_USAGE", async () => {
+    const s = await storeWith([]);
+    try {
+      await expect(new NoticeIngestor({ store: s, clock }).release(undefined, { pageSize: 0 })).rejects.toMatchObject({ code: "ERR_USAGE" });
+    } finally {
+      await s.close();
+    }
+  });
+
+  // A resident's held resident-code change, released, re-files the resident's later held notices under the new
+  // code. Before, the release looked for them under the old code, took them as applied meanwhile, and left them
+  // held: a held death after the change never revoked. Paged, the new code may also sort before the page
+  // already walked: a second pass finds them.
+  for (const pageSize of [1, 1000]) {
+    it(`releases a held notice re-filed by a resident-code change released before it (page size ${pageSize})`, async () => {
+      const from = makeResidentCode("0000000009");
+      const to = makeResidentCode("0000000004"); // sorts before the old code
+      const s = await storeWith([from]);
+      try {
+        await s.commitIssuances([cert("0a01", from)]);
+        const feed = [notice("C-3", from, 3, "resident-code-change", { newResidentCode: to }), notice("D-5", from, 5, "death")];
+        expect(await new NoticeIngestor({ store: s, clock }).ingest(records(feed))).toMatchObject({ held: 2 });
+        const r = await new NoticeIngestor({ store: s, clock }).release(undefined, { pageSize });
+        expect(r).toMatchObject({ released: 2, revocations: 1, refused: [] });
+        expect(await s.listHeldNotices()).toEqual([]);
+        expect(await s.revocationSummary()).toEqual([expect.objectContaining({ serial: "0a01", source: "notice:D-5", reason: 5 })]);
+      } finally {
+        await s.close();
+      }
+    });
+  }
+
+  it("by id, the same: a held notice re-filed by a code change released with it is released too", async () => {
+    const from = makeResidentCode("0000000009");
+    const to = makeResidentCode("0000000004");
+    const s = await storeWith([from]);
+    try {
+      await s.commitIssuances([cert("0a01", from)]);
+      const feed = [notice("C-3", from, 3, "resident-code-change", { newResidentCode: to }), notice("D-5", from, 5, "death")];
+      await new NoticeIngestor({ store: s, clock }).ingest(records(feed));
+      expect(await new NoticeIngestor({ store: s, clock }).release(["C-3", "D-5"])).toMatchObject({ released: 2, revocations: 1 });
+      expect(await s.listHeldNotices()).toEqual([]);
+    } finally {
+      await s.close();
+    }
+  });
+});
