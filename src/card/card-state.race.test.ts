@@ -70,7 +70,7 @@ vi.mock("node:fs", async (importOriginal) => {
   return { ...real, default: { ...real, readFileSync, writeSync, openSync }, readFileSync, writeSync, openSync };
 });
 
-const { ensureChipKey, fileCardStorage } = await import("./card-state.js");
+const { cardStorageOf, ensureChipKey, fileCardStorage, stateStoreOf } = await import("./card-state.js");
 const { EmulatedCard, newAdminKey } = await import("./card.js");
 
 it("a load racing another process's save sees the old state or the new one, never a 'rollback'", () => {
@@ -79,8 +79,8 @@ it("a load racing another process's save sees the old state or the new one, neve
   const file = join(dir, "c.card");
   const admin = newAdminKey();
   EmulatedCard.create({ storage: fileCardStorage(file, { chipKeyFile, createChipKey: true }), cardId: "card-race", adminKey: admin, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
-  const reader = fileCardStorage(file, { chipKeyFile });
-  const writer = fileCardStorage(file, { chipKeyFile });
+  const reader = stateStoreOf(fileCardStorage(file, { chipKeyFile }));
+  const writer = stateStoreOf(fileCardStorage(file, { chipKeyFile }));
   betweenReads = () => writer.save(writer.load());
   const st = reader.load();
   expect(betweenReads).toBeUndefined(); // the writer did run in the middle of the load
@@ -121,8 +121,8 @@ it("of two processes taking over a killed holder's card lock, the second never r
       bHolds = false;
     }
   };
-  const real = fileCardStorage(file, { chipKeyFile });
-  const a = EmulatedCard.open({ ...real, where: real.where, exists: real.exists, load: real.load, save: (st) => ((aWroteWhileBHeld ||= bHolds), real.save(st)), ...(real.exclusive ? { exclusive: real.exclusive } : {}) });
+  const real = stateStoreOf(fileCardStorage(file, { chipKeyFile }));
+  const a = EmulatedCard.open(cardStorageOf({ ...real, where: real.where, exists: real.exists, load: real.load, save: (st) => ((aWroteWhileBHeld ||= bHolds), real.save(st)), ...(real.exclusive ? { exclusive: real.exclusive } : {}) }));
   const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ""), "hex"));
   await a.transmit(hex("00 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01"));
   await a.transmit(hex("00 A4 02 0C 02 00 18"));

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { errorCodeOf } from "../../test/error-code.js";
 import { parseResponse } from "./apdu.js";
-import { defaultChipKeyFile, ensureChipKey, fileCardStorage, memoryCardStorage, type CardStorage } from "./card-state.js";
+import { cardStorageOf, defaultChipKeyFile, ensureChipKey, fileCardStorage, memoryCardStorage, stateStoreOf } from "./card-state.js";
 import { EmulatedCard, newAdminKey } from "./card.js";
 
 const ADMIN = newAdminKey();
@@ -159,11 +159,12 @@ describe("two counters issuing onto one card file at once", () => {
     const own = mkdtempSync(join(tmpdir(), "jpki-card-create-"));
     const key = join(own, "chip.key");
     const p = join(own, "c.card");
-    const real = fileCardStorage(p, { chipKeyFile: key, createChipKey: true });
+    const realStorage = fileCardStorage(p, { chipKeyFile: key, createChipKey: true });
+    const real = stateStoreOf(realStorage);
     // The second counter looked before the first one wrote: its unlocked check saw no card.
     let looked = false;
-    const late: CardStorage = { ...real, where: real.where, exists: () => (looked ? real.exists() : ((looked = true), false)), load: () => real.load(), save: (st) => real.save(st), ...(real.exclusive ? { exclusive: real.exclusive } : {}) };
-    EmulatedCard.create({ storage: real, cardId: "first", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const late = cardStorageOf({ ...real, where: real.where, exists: () => (looked ? real.exists() : ((looked = true), false)), load: () => real.load(), save: (st) => real.save(st), ...(real.exclusive ? { exclusive: real.exclusive } : {}) });
+    EmulatedCard.create({ storage: realStorage, cardId: "first", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
     expect(errorCodeOf(() => EmulatedCard.create({ storage: late, cardId: "second", adminKey: ADMIN, signaturePin: "OTHER2026", authenticationPin: "9999" }))).toBe("ERR_CARD_EXISTS");
     expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().cardId).toBe("first");
   });
@@ -244,10 +245,10 @@ describe("two VERIFYs at once on one card file", () => {
     const b = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
     await sw(b, SELECT_JPKI);
     await sw(b, SELECT_AUTH_PIN);
-    const fileA = fileCardStorage(p, { chipKeyFile: key });
+    const fileA = stateStoreOf(fileCardStorage(p, { chipKeyFile: key }));
     let inB: Promise<Uint8Array> | undefined;
     let armed = false;
-    const racing: CardStorage = {
+    const racing = cardStorageOf({
       where: fileA.where,
       exists: fileA.exists,
       save: (s) => fileA.save(s),
@@ -260,7 +261,7 @@ describe("two VERIFYs at once on one card file", () => {
         return st;
       },
       ...(fileA.exclusive ? { exclusive: fileA.exclusive } : {}),
-    };
+    });
     const a = EmulatedCard.open(racing);
     await sw(a, SELECT_JPKI);
     await sw(a, SELECT_AUTH_PIN);
@@ -348,10 +349,11 @@ describe("rollback", () => {
 
 describe("persist before answering", () => {
   it("a VERIFY whose counter cannot be written answers 6F 00 and the card goes mute: no try is won back", async () => {
-    const base = memoryCardStorage();
-    EmulatedCard.create({ storage: base, cardId: "c", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const baseStorage = memoryCardStorage();
+    const base = stateStoreOf(baseStorage);
+    EmulatedCard.create({ storage: baseStorage, cardId: "c", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
     let failing = false;
-    const flaky: CardStorage = { where: "flaky", exists: base.exists, load: base.load, save: (s) => (failing ? (() => { throw new Error("disk full"); })() : base.save(s)) };
+    const flaky = cardStorageOf({ where: "flaky", exists: base.exists, load: base.load, save: (s) => (failing ? (() => { throw new Error("disk full"); })() : base.save(s)) });
     const card = EmulatedCard.open(flaky);
     await sw(card, SELECT_JPKI);
     await sw(card, SELECT_AUTH_PIN);
@@ -362,13 +364,14 @@ describe("persist before answering", () => {
     // the stored counter never went up, and the mute card answers nothing until reopened
     expect(await sw(card, "00 20 00 80")).toBe("6F00");
     expect(await sw(card, "00 20 00 80 04 34 33 32 31")).toBe("6F00");
-    expect(EmulatedCard.open(base).info().triesLeft.authentication).toBe(2);
+    expect(EmulatedCard.open(baseStorage).info().triesLeft.authentication).toBe(2);
   });
 
   it("says once that it went mute, and why (an error code: nothing that passed through it)", async () => {
-    const base = memoryCardStorage();
-    EmulatedCard.create({ storage: base, cardId: "c", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
-    const flaky: CardStorage = { where: "flaky", exists: base.exists, load: base.load, save: () => { throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" }); } };
+    const baseStorage = memoryCardStorage();
+    const base = stateStoreOf(baseStorage);
+    EmulatedCard.create({ storage: baseStorage, cardId: "c", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const flaky = cardStorageOf({ where: "flaky", exists: base.exists, load: base.load, save: () => { throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" }); } });
     const said: string[] = [];
     const card = EmulatedCard.open(flaky, { onMute: (why) => said.push(why) });
     await sw(card, SELECT_JPKI);
@@ -381,9 +384,10 @@ describe("persist before answering", () => {
   it("a card that cannot record the attempt does not judge it: the right PIN answers 6F 00 as a wrong one does", async () => {
     // Otherwise a full disk is an oracle: every wrong guess 6F 00 without costing a try, the right one 90 00 —
     // and `jpki card sign` opens the card afresh (not mute) at every run.
-    const base = memoryCardStorage();
-    EmulatedCard.create({ storage: base, cardId: "c", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
-    const flaky: CardStorage = { where: "flaky", exists: base.exists, load: base.load, save: () => { throw new Error("ENOSPC"); } };
+    const baseStorage = memoryCardStorage();
+    const base = stateStoreOf(baseStorage);
+    EmulatedCard.create({ storage: baseStorage, cardId: "c", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const flaky = cardStorageOf({ where: "flaky", exists: base.exists, load: base.load, save: () => { throw new Error("ENOSPC"); } });
     const answers: string[] = [];
     for (const pin of ["00 20 00 80 04 34 33 32 31", WRONG_AUTH_PIN]) {
       const card = EmulatedCard.open(flaky);
@@ -392,6 +396,6 @@ describe("persist before answering", () => {
       answers.push(await sw(card, pin));
     }
     expect(answers).toEqual(["6F00", "6F00"]);
-    expect(EmulatedCard.open(base).info().triesLeft.authentication).toBe(3);
+    expect(EmulatedCard.open(baseStorage).info().triesLeft.authentication).toBe(3);
   });
 });

@@ -46,11 +46,23 @@ export interface CardState {
   readonly holder?: string;
 }
 
-/** Where a card's state lives. `save` must be durable before it returns: the card answers only after it. */
+/**
+ * Where a card's state lives, as the library's users hold it: a name for messages and whether a card is there —
+ * nothing of the state. The state holds the card's private keys, which never leave the card: only card.ts reaches
+ * it (stateStoreOf), so no caller of the public API, no CLI output and no log can be handed them. Made by
+ * fileCardStorage or memoryCardStorage only (a storage of the caller's own would be given the keys at every save).
+ */
 export interface CardStorage {
   /** for messages: the file path, or "memory" */
   readonly where: string;
   exists(): boolean;
+}
+
+/**
+ * What the card itself reads and writes: the whole state, keys included. Internal to src/card (and its tests):
+ * never exported from src/index.ts. `save` must be durable before it returns: the card answers only after it.
+ */
+export interface CardStateStore extends CardStorage {
   load(): CardState;
   save(state: CardState): void;
   /**
@@ -58,6 +70,23 @@ export interface CardStorage {
    * the save. Absent where one process is the only writer (memory).
    */
   exclusive?<T>(fn: () => T): T;
+}
+
+/** The store behind each handle given out: a WeakMap, so the handle carries no reference to it anyone could follow. */
+const stores = new WeakMap<CardStorage, CardStateStore>();
+
+/** A storage handle for `store` (internal: the public constructors and tests that wrap a store). */
+export function cardStorageOf(store: CardStateStore): CardStorage {
+  const handle: CardStorage = Object.freeze({ where: store.where, exists: () => store.exists() });
+  stores.set(handle, store);
+  return handle;
+}
+
+/** The state store behind a handle from fileCardStorage or memoryCardStorage (internal: the card's own modules). */
+export function stateStoreOf(storage: CardStorage): CardStateStore {
+  const store = stores.get(storage);
+  if (!store) throw new JpkiError("ERR_USAGE", "a card's storage is made by fileCardStorage(path) or memoryCardStorage(), not by the caller");
+  return store;
 }
 
 const CARD_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -85,7 +114,7 @@ function checkState(s: unknown, where: string): CardState {
  */
 export function memoryCardStorage(initial?: CardState): CardStorage {
   let json: string | undefined = initial ? JSON.stringify(initial) : undefined;
-  return {
+  return cardStorageOf({
     where: "memory",
     exists: () => json !== undefined,
     load(): CardState {
@@ -95,7 +124,7 @@ export function memoryCardStorage(initial?: CardState): CardStorage {
     save(state: CardState): void {
       json = JSON.stringify(state);
     },
-  };
+  });
 }
 
 /** The chip secret's default path: $JPKI_CARD_CHIP_KEY_FILE, else $XDG_CONFIG_HOME/jpki/card-chip.key. */
@@ -199,8 +228,9 @@ export function decryptCardState(file: Buffer, chipKey: Buffer, where: string): 
   let parsed: unknown;
   try {
     parsed = JSON.parse(json);
-  } catch (e) {
-    throw corrupt("holds no card state", e);
+  } catch {
+    // No cause: a JSON syntax error quotes the text around the fault, and this text holds the card's keys.
+    throw corrupt("holds no card state");
   }
   const st = checkState(parsed, where);
   if (st.cardId !== cardId) throw corrupt("names another card inside");
@@ -273,7 +303,7 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
   const path = cardFilePath(where);
   // A kill -9 mid-write leaves a temporary sibling (encrypted, never read): remove those of dead processes.
   sweepStaleTemps(dirname(path));
-  return {
+  return cardStorageOf({
     where,
     exists: () => existsSync(path),
     load(): CardState {
@@ -328,5 +358,5 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
       withFileLockSync(`${genFile}.lock`, `card id ${state.cardId}`, LOCK_WAIT_MS, write);
     },
     exclusive: <T>(fn: () => T): T => withCardLock(path, fn),
-  };
+  });
 }
