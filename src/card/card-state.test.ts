@@ -2,7 +2,7 @@
  * The card's persistent state (issue 12 points 4 and 5): encrypted under the installation's chip secret, bound
  * to the card id, tamper-evident, atomic, shared by two card objects on one file as by two processes.
  */
-import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -214,6 +214,46 @@ describe("something else where the card file should be", () => {
     const key = join(own, "chip.key");
     execFileSync("mkfifo", ["-m", "600", key]);
     expect(errorCodeOf(() => fileCardStorage(join(own, "c.card"), { chipKeyFile: key }))).toBe("ERR_CARD_CHIP_KEY_MISSING");
+  });
+});
+
+describe("a card file with a second name (a hard link)", () => {
+  it("is neither opened nor written: ERR_CARD_FILE_LINKED names the file, and the other name's bytes stay as they were", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-hardlink-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-hl", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const said: string[] = [];
+    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }), { onMute: (why) => said.push(why) });
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    // someone with write access to a directory on the same filesystem gives the card file a name of theirs
+    const other = join(own, "theirs");
+    linkSync(p, other);
+    const theirs = readFileSync(other);
+    let e: unknown;
+    try {
+      EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    } catch (x) {
+      e = x;
+    }
+    expect((e as { code?: string }).code).toBe("ERR_CARD_FILE_LINKED");
+    expect((e as Error).message).toContain(`the card file ${p} has 2 names`);
+    // the card already open: its next VERIFY re-reads the file, finds the second name, and goes mute
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
+    expect(said).toEqual(["ERR_CARD_FILE_LINKED"]);
+    expect(readFileSync(other).equals(theirs)).toBe(true);
+    expect(readFileSync(p).equals(theirs)).toBe(true);
+    // a save on its own (the card's store, as at issuance) is refused too
+    const store = stateStoreOf(fileCardStorage(p, { chipKeyFile: key }));
+    rmSync(other);
+    const state = store.load();
+    linkSync(p, other);
+    expect(errorCodeOf(() => store.save(state))).toBe("ERR_CARD_FILE_LINKED");
+    expect(readFileSync(p).equals(theirs)).toBe(true);
+    // once the other name is gone the card works, and no try went
+    rmSync(other);
+    expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().triesLeft.authentication).toBe(3);
   });
 });
 

@@ -9,12 +9,13 @@
  * changed (a retry counter edited back up), fails authentication and the card refuses to open
  * (ERR_CARD_STATE_CORRUPT). An earlier copy put back is refused too (a generation counter recorded beside the
  * chip secret, see fileCardStorage). Every write is atomic (temporary sibling, fsync, rename, fsync the directory), so a
- * kill -9 leaves the old state or the new one.
+ * kill -9 leaves the old state or the new one, and never goes through the old file (a hard link to it keeps the
+ * old bytes; a card file with a second name is refused anyway, ERR_CARD_FILE_LINKED).
  *
  * This is an emulator, not a secure element: whoever holds both the card file and the chip secret holds the keys.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, realpathSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, realpathSync, rmSync, writeSync, type Stats } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { JpkiError } from "../errors.js";
@@ -292,6 +293,28 @@ function cardFilePath(path: string): string {
 }
 
 /**
+ * Refuses a card file with a second name (a hard link). Whoever made that name — anyone who can write to a
+ * directory on the same filesystem, where the card file's mode allowed the link — keeps the file's contents
+ * under a name of their choosing, and a card whose path was made a link to someone else's file would be taken
+ * as that file. Our writes never land in the linked file (each is a new file renamed over the name), but a card
+ * in that state is not the one the operator thinks it is: said, not used. A link count of 0 is no link: the
+ * file was replaced by another process's save after we opened it (we read the state it replaced).
+ */
+function refuseLinked(path: string, st: Stats): void {
+  if (st.nlink > 1) {
+    throw new JpkiError("ERR_CARD_FILE_LINKED", `the card file ${path} has ${st.nlink} names (a hard link to it was made): nothing was read or written; find the other names (find <its filesystem> -xdev -samefile ${path} lists them), remove them, and keep the card file where only its owner can reach it`);
+  }
+}
+
+function lstatOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined; // not made yet
+  }
+}
+
+/**
  * The encrypted state file of one card. The chip secret is read once, when the storage is made. Each save
  * numbers the state (a generation inside the encryption) and records the number beside the chip secret after
  * the file is in place; a load of a file older than the record fails (ERR_CARD_STATE_CORRUPT, rolled back). A
@@ -315,6 +338,7 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
           // anything far larger is not one, and is not read into memory to find that out.
           bytes = readRegularFile(path, {
             accept: (st) => {
+              refuseLinked(path, st);
               if (st.size > CARD_FILE_MAX) throw new JpkiError("ERR_CARD_STATE_CORRUPT", `the card state ${path} is ${st.size} bytes: not a jpki card file`);
             },
           }).bytes;
@@ -348,6 +372,8 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
           throw new JpkiError("ERR_CARD_EXISTS", `card id ${state.cardId} was already used for a card on this installation (its file may have moved or been deleted since): give the new card another id`);
         }
         const gen = Math.max(state.gen ?? 0, recorded) + 1;
+        const now = lstatOrUndefined(path);
+        if (now) refuseLinked(path, now);
         writeFileAtomic(path, encryptCardState({ ...state, gen }, chipKey), 0o600);
         writeFileAtomic(genFile, `${gen}\n`, 0o600);
       };
