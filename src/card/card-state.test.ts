@@ -387,6 +387,58 @@ describe("rollback", () => {
   });
 });
 
+describe("a damaged rollback record", () => {
+  it("is an error, not generation 0: an earlier copy put back is still refused, and removing the record (the recovery the message gives) opens the card", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-rbdamaged-"));
+    const key = join(own, "chip.key");
+    const file = join(own, "c.card");
+    const record = join(own, "card-generations", "card-rbd");
+    EmulatedCard.create({ storage: fileCardStorage(file, { chipKeyFile: key, createChipKey: true }), cardId: "card-rbd", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const before = readFileSync(file);
+    const card = EmulatedCard.open(fileCardStorage(file, { chipKeyFile: key }));
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
+    expect(readFileSync(record, "latin1")).toMatch(/^[0-9]+\n$/);
+    const latest = readFileSync(file);
+    const openIt = () => EmulatedCard.open(fileCardStorage(file, { chipKeyFile: key }));
+    // the guesser puts yesterday's card back and spoils the record (or a disk error did)
+    writeFileSync(file, before);
+    for (const junk of ["", "x\n", "-1\n", "1.5\n", "Infinity\n", "\u0000\u0000\u0000", "9".repeat(40)]) {
+      writeFileSync(record, junk, { mode: 0o600 });
+      let e: unknown;
+      try {
+        openIt();
+      } catch (x) {
+        e = x;
+      }
+      expect((e as { code?: string }).code, JSON.stringify(junk)).toBe("ERR_CARD_ROLLBACK_RECORD_DAMAGED");
+      expect((e as Error).message).toContain(`the rollback record ${record} of card card-rbd`);
+      expect((e as Error).message).toContain(`remove ${record}`);
+    }
+    // something else where the record goes: a directory
+    rmSync(record);
+    mkdirSync(record);
+    expect(errorCodeOf(openIt)).toBe("ERR_CARD_ROLLBACK_RECORD_DAMAGED");
+    rmSync(record, { recursive: true });
+    // the card already open: its next VERIFY goes mute rather than count from an unchecked state
+    writeFileSync(file, latest);
+    writeFileSync(record, "garbage\n", { mode: 0o600 });
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
+    // recovery: the operator, the latest card file in place, removes the record; the card opens where it was and
+    // records its generation again at its next change
+    rmSync(record);
+    const again = openIt();
+    expect(again.info().triesLeft.authentication).toBe(2);
+    await sw(again, SELECT_JPKI);
+    await sw(again, SELECT_AUTH_PIN);
+    expect(await sw(again, WRONG_AUTH_PIN)).toBe("63C1");
+    expect(readFileSync(record, "latin1")).toMatch(/^[0-9]+\n$/);
+    writeFileSync(file, latest);
+    expect(errorCodeOf(openIt)).toBe("ERR_CARD_STATE_CORRUPT"); // rollback detection is back
+  });
+});
+
 describe("persist before answering", () => {
   it("a VERIFY whose counter cannot be written answers 6F 00 and the card goes mute: no try is won back", async () => {
     const baseStorage = memoryCardStorage();

@@ -248,14 +248,40 @@ function generationFile(chipKeyFile: string, cardId: string): string {
   return join(dirname(chipKeyFile), "card-generations", cardId);
 }
 
-function readGeneration(file: string): number {
+/** What a save writes to the record: the generation, in decimal, and a newline. */
+const GENERATION_RECORD = /^(0|[1-9][0-9]{0,14})\n$/;
+
+/**
+ * The generation recorded for `cardId`: 0 when there is no record (a card never saved on this installation). A
+ * record that is there but unreadable or not a number is an error, not 0: 0 would let any earlier copy of the card
+ * pass, which is what the record is for. Recovery is the operator's (see the message): the card cannot tell its
+ * latest state from a copy put back without it.
+ */
+function readGeneration(file: string, cardId: string): number {
+  const damaged = (why: string, cause?: unknown) =>
+    new JpkiError(
+      "ERR_CARD_ROLLBACK_RECORD_DAMAGED",
+      `the rollback record ${file} of card ${cardId} ${why}: the card is neither opened nor written, since without the record an earlier copy of its file put back could not be told from the latest. ` +
+        `If the card's file is its latest state (not a copy restored from a backup or elsewhere), remove ${file}: the card then opens, and the record is written again at its next change; otherwise put the latest card file back first`,
+      cause === undefined ? undefined : { cause },
+    );
+  let text: string;
   try {
     // a FIFO planted there is not waited on (every load of the card would hang)
-    const n = Number(readRegularFile(file).bytes.toString("utf8").trim());
-    return Number.isSafeInteger(n) && n >= 0 ? n : 0;
-  } catch {
-    return 0;
+    text = readRegularFile(file, {
+      accept: (st) => {
+        if (st.size > 32) throw damaged(`is ${st.size} bytes, not a generation number`);
+      },
+    }).bytes.toString("latin1");
+  } catch (e) {
+    if (e instanceof JpkiError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return 0;
+    throw damaged(code === NOT_REGULAR ? "is not a regular file" : `cannot be read (${code ?? "error"})`, e);
   }
+  const m = GENERATION_RECORD.exec(text);
+  if (!m) throw damaged("holds no generation number (damaged)");
+  return Number(m[1]);
 }
 
 /** How long a VERIFY waits for another process's read-modify-write of the same card (a few ms each). */
@@ -351,7 +377,7 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
         return decryptCardState(bytes, chipKey, path);
       };
       let st = read();
-      const recorded = readGeneration(generationFile(chipKeyFile, st.cardId));
+      const recorded = readGeneration(generationFile(chipKeyFile, st.cardId), st.cardId);
       // Loads take no lock, so another process may have saved between our read of the file and of the record. A
       // save writes the file before the record, so a file read after the record is at least as new as it — unless
       // an earlier copy really was put back.
@@ -364,7 +390,7 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
     save(state: CardState): void {
       const genFile = generationFile(chipKeyFile, state.cardId);
       const write = (): void => {
-        const recorded = readGeneration(genFile);
+        const recorded = readGeneration(genFile, state.cardId);
         // A state never saved (a card being created) under an id this installation has written before: the two
         // files would share one rollback record, and the first card — now "older than the last one written" —
         // would never open again.
