@@ -217,6 +217,74 @@ describe("something else where the card file should be", () => {
   });
 });
 
+describe("temporary files a killed write left", () => {
+  const tmpName = (base: string, pid: number, n: number) => `.${base}.${pid}.${n.toString(16).padStart(12, "0")}.tmp`;
+  const ppidLock = () => {
+    const stat = readFileSync(`/proc/${process.ppid}/stat`, "utf8");
+    return `${process.ppid} ${stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]}`;
+  };
+
+  it("are removed at the next open, whatever pid they name, and never taken as the card's state", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-leftover-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-lo", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const earlier = readFileSync(p);
+    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
+    // Writes killed before their rename: one by a pid that no longer runs, one whose pid now belongs to a live,
+    // unrelated process (vitest's parent stands in), one naming this very process (a container's pid 1 restarted).
+    // Each holds a whole, valid, earlier state of the card.
+    const leftovers = [tmpName("c.card", 2147483646, 1), tmpName("c.card", process.ppid, 2), tmpName("c.card", process.pid, 3)];
+    for (const n of leftovers) writeFileSync(join(own, n), earlier, { mode: 0o600 });
+    // not the card's: another file's temporary (its own writer sweeps it) and a look-alike name
+    const others = [tmpName("notes.txt", 2147483646, 4), ".c.card.backup"];
+    for (const n of others) writeFileSync(join(own, n), "not the card's", { mode: 0o600 });
+    const again = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    expect(again.info().triesLeft.authentication).toBe(2); // the card file's state, not a leftover's
+    const names = readdirSync(own);
+    for (const n of leftovers) expect(names, n).not.toContain(n);
+    for (const n of others) expect(names, n).toContain(n);
+    expect(names.filter((n) => n.endsWith(".lock"))).toEqual([]); // the lock taken for the sweep was let go
+  });
+
+  it("while another live process holds the card's lock, only those of processes that no longer run go", () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-leftover-busy-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-lob", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    writeFileSync(`${p}.lock`, ppidLock(), { mode: 0o600 });
+    const dead = tmpName("c.card", 2147483646, 1);
+    const live = tmpName("c.card", process.ppid, 2); // the holder may be writing it right now
+    const deadLock = tmpName("c.card.lock", 2147483646, 3);
+    for (const n of [dead, live, deadLock]) writeFileSync(join(own, n), "half a card", { mode: 0o600 });
+    expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().cardId).toBe("card-lob");
+    const names = readdirSync(own);
+    expect(names).not.toContain(dead);
+    expect(names).not.toContain(deadLock);
+    expect(names).toContain(live);
+    expect(readFileSync(`${p}.lock`, "utf8")).toBe(ppidLock()); // the holder's lock untouched
+  });
+
+  it("a killed write of the rollback record leaves a temporary file that the card's next save removes", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-leftover-rec-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-lor", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const recDir = join(own, "card-generations");
+    const dead = tmpName("card-lor", 2147483646, 1);
+    writeFileSync(join(recDir, dead), "7\n", { mode: 0o600 });
+    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
+    expect(readdirSync(recDir).filter((n) => n.endsWith(".tmp"))).toEqual([]);
+    expect(readFileSync(join(recDir, "card-lor"), "latin1")).toMatch(/^[0-9]+\n$/);
+  });
+});
+
 describe("a card file with a second name (a hard link)", () => {
   it("is neither opened nor written: ERR_CARD_FILE_LINKED names the file, and the other name's bytes stay as they were", async () => {
     const own = mkdtempSync(join(tmpdir(), "jpki-card-hardlink-"));

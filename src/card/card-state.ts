@@ -22,7 +22,7 @@ import { JpkiError } from "../errors.js";
 import { NOT_REGULAR, readRegularFile } from "../pki/regular-file.js";
 import { writeFileAtomic } from "../store/files.js";
 import { withFileLockSync } from "../store/file-lock.js";
-import { sweepStaleTemps, syncDir, tempPathFor } from "../store/staging.js";
+import { sweepStaleTemps, sweepTempsFor, syncDir, tempPathFor } from "../store/staging.js";
 import type { KeyId } from "./file-system.js";
 import type { PinId, PinRecord } from "./pin.js";
 
@@ -341,6 +341,25 @@ function lstatOrUndefined(path: string): Stats | undefined {
 }
 
 /**
+ * Removes what a write killed between creating its temporary file and renaming it left beside the card file
+ * (`.<card file>.<pid>.<random>.tmp`, tempPathFor's names for the card file and for its lock file; never
+ * another file's): a temporary file is never read as the card's state, but would stay for ever. Every save of the
+ * card is made holding its lock, so while this process holds the lock each of the card file's temporaries is a
+ * leftover, whatever its pid says (a killed writer's pid reused by a live process kept it for good). The lock is
+ * tried once, not waited for: when another process holds it (it may be writing right now), or it cannot be made
+ * (a read-only directory: `jpki card info` still works), only those of processes that no longer run go. The
+ * lock's own temporaries are made before it is held: those of dead processes only.
+ */
+function sweepCardTemps(path: string): void {
+  try {
+    withFileLockSync(`${path}.lock`, `the card file ${path}`, 0, () => sweepTempsFor(path, { writersExcluded: true }));
+  } catch {
+    sweepTempsFor(path);
+  }
+  sweepTempsFor(`${path}.lock`);
+}
+
+/**
  * The encrypted state file of one card. The chip secret is read once, when the storage is made. Each save
  * numbers the state (a generation inside the encryption) and records the number beside the chip secret after
  * the file is in place; a load of a file older than the record fails (ERR_CARD_STATE_CORRUPT, rolled back). A
@@ -350,8 +369,9 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
   const chipKeyFile = options.chipKeyFile ?? defaultChipKeyFile();
   const chipKey = options.createChipKey ? ensureChipKey(chipKeyFile) : readChipKey(chipKeyFile);
   const path = cardFilePath(where);
-  // A kill -9 mid-write leaves a temporary sibling (encrypted, never read): remove those of dead processes.
-  sweepStaleTemps(dirname(path));
+  sweepCardTemps(path);
+  /** whether this storage has swept its card id's rollback record's leftovers (once, at its first save) */
+  let recordTempsSwept = false;
   return cardStorageOf({
     where,
     exists: () => existsSync(path),
@@ -396,6 +416,12 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
         // would never open again.
         if (state.gen === undefined && recorded > 0) {
           throw new JpkiError("ERR_CARD_EXISTS", `card id ${state.cardId} was already used for a card on this installation (its file may have moved or been deleted since): give the new card another id`);
+        }
+        if (!recordTempsSwept) {
+          // A kill between a record's temporary file and its rename: ours to sweep only if its writer is gone — a
+          // copy of this card under another path (another lock) may be writing the same record.
+          sweepTempsFor(genFile);
+          recordTempsSwept = true;
         }
         const gen = Math.max(state.gen ?? 0, recorded) + 1;
         const now = lstatOrUndefined(path);
