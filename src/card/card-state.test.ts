@@ -2,7 +2,7 @@
  * The card's persistent state (issue 12 points 4 and 5): encrypted under the installation's chip secret, bound
  * to the card id, tamper-evident, atomic, shared by two card objects on one file as by two processes.
  */
-import { chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -433,6 +433,58 @@ describe("two VERIFYs at once on one card file", () => {
       expect(await sw(card, WRONG_AUTH_PIN)).toMatch(/^63C/);
       expect(readdirSync(own).filter((f) => f.endsWith(".lock"))).toEqual([]);
     }
+  });
+});
+
+describe("the card lock's takeover marker", () => {
+  const setUp = async (name: string) => {
+    const own = mkdtempSync(join(tmpdir(), `jpki-card-${name}-`));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: `card-${name}`, adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    // a holder killed while it held the card's lock
+    writeFileSync(`${p}.lock`, "2147483646 1", { mode: 0o600 });
+    return { own, p, card, marker: `${p}.lock.takeover` };
+  };
+
+  it("left by a taker killed in the middle of a takeover: cleared at once, the card answers at the next command", async () => {
+    const { own, p, card, marker } = await setUp("killedtaker");
+    // a dead taker, then a leftover naming this very process (an earlier run with our pid, as pid 1 in a container)
+    for (const [taker, want] of [["2147483645 1", "63C2"], [`${process.pid} 1`, "63C1"]] as const) {
+      writeFileSync(marker, taker, { mode: 0o600 });
+      expect(await sw(card, WRONG_AUTH_PIN)).toBe(want);
+      expect(readdirSync(own).filter((f) => f.includes(".lock"))).toEqual([]);
+      writeFileSync(`${p}.lock`, "2147483646 1", { mode: 0o600 }); // and its holder killed again
+    }
+  });
+
+  it("of a live taker is never removed, however old it is: the card waits for it, then answers 6F 00", async () => {
+    const { p, card, marker } = await setUp("slowtaker");
+    const stat = readFileSync(`/proc/${process.ppid}/stat`, "utf8");
+    const live = `${process.ppid} ${stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]}`;
+    writeFileSync(marker, live, { mode: 0o600 });
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(marker, hourAgo, hourAgo);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
+    expect(readFileSync(marker, "utf8")).toBe(live);
+    expect(readFileSync(`${p}.lock`, "utf8")).toBe("2147483646 1"); // the dead holder's lock: not taken past the taker
+    rmSync(marker); // the slow taker finishes
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
+  });
+
+  it("a directory there (what an earlier jpki made) is said at once and left alone, not removed for its age", async () => {
+    const { p, card, marker } = await setUp("markerdir");
+    mkdirSync(marker);
+    const twoMinutesAgo = new Date(Date.now() - 120_000);
+    utimesSync(marker, twoMinutesAgo, twoMinutesAgo);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
+    expect(statSync(marker).isDirectory()).toBe(true);
+    expect(readFileSync(`${p}.lock`, "utf8")).toBe("2147483646 1");
+    rmSync(marker, { recursive: true }); // as the message says
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
   });
 });
 

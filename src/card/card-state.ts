@@ -21,7 +21,7 @@ import { basename, dirname, join } from "node:path";
 import { JpkiError } from "../errors.js";
 import { NOT_REGULAR, readRegularFile } from "../pki/regular-file.js";
 import { writeFileAtomic } from "../store/files.js";
-import { withFileLockSync } from "../store/file-lock.js";
+import { sweepLockTemps, withFileLockSync } from "../store/file-lock.js";
 import { sweepStaleTemps, sweepTempsFor, syncDir, tempPathFor } from "../store/staging.js";
 import type { KeyId } from "./file-system.js";
 import type { PinId, PinRecord } from "./pin.js";
@@ -348,7 +348,7 @@ function lstatOrUndefined(path: string): Stats | undefined {
  * leftover, whatever its pid says (a killed writer's pid reused by a live process kept it for good). The lock is
  * tried once, not waited for: when another process holds it (it may be writing right now), or it cannot be made
  * (a read-only directory: `jpki card info` still works), only those of processes that no longer run go. The
- * lock's own temporaries are made before it is held: those of dead processes only.
+ * lock's own temporaries (and its takeover marker's) are made before it is held: those of dead processes only.
  */
 function sweepCardTemps(path: string): void {
   try {
@@ -356,7 +356,7 @@ function sweepCardTemps(path: string): void {
   } catch {
     sweepTempsFor(path);
   }
-  sweepTempsFor(`${path}.lock`);
+  sweepLockTemps(`${path}.lock`);
 }
 
 /**
