@@ -282,7 +282,8 @@ export { serveVpcd, answerVpcdFrame, encodeVpcdFrame, VpcdFrameReader, VPCD_CONT
 // APDU codec, and the host-side client and card-backed Signer (issue 12 points 2–5, 7–9).
 export type { CardTerminal } from "./card/terminal.js";
 export { EmulatedCard, JPKI_ATR, CARD_APPLICATIONS, newAdminKey, unblockPin, type CreateCardParams, type CardInfo } from "./card/card.js";
-export { fileCardStorage, memoryCardStorage, defaultChipKeyFile, ensureChipKey, type CardStorage, type CardState } from "./card/card-state.js";
+// Storage handles only: the card's state (its private keys) is reached by src/card alone, never through this API.
+export { fileCardStorage, memoryCardStorage, defaultChipKeyFile, ensureChipKey, type CardStorage } from "./card/card-state.js";
 export { JpkiCardClient, openCardSigner, type JpkiPin, type CardSignerParams } from "./card/client.js";
 export { CommandApdu, parseCommandApdu, encodeResponse, parseResponse, type CommandApduParams, type ParsedCommand, type ResponseApdu } from "./card/apdu.js";
 export { SW, triesLeftSw, triesLeftOf, isCardStatusWord, describeSw, type StatusWord, type StatusWordName } from "./card/status-words.js";

@@ -9,11 +9,13 @@
  *   one, never the file the first has made but not yet written (a kill -9 there would leave it empty for good).
  * - two processes taking over the lock a killed one left: the second must not remove the lock the first has
  *   just made, or both hold it and each counts a PIN try from the same counter.
+ * - two processes clearing the takeover marker a killed taker left: the second must not remove the marker the
+ *   first has just made (then both would take over the lock at once).
  * - the wall clock stepped while a VERIFY waits for another process's lock.
  * - two counters creating cards under one card id in two files at once: one of them is refused, or the two
  *   files share one rollback record and the first card written to is refused as rolled back ever after.
  */
-import { mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,6 +28,8 @@ let beforeWrite: (() => void) | undefined;
 let onMissingRead: ((path: string) => void) | undefined;
 /** called after every read of a card's lock file, with what was read */
 let onLockRead: ((path: string, content: string) => void) | undefined;
+/** called after every read of a card lock's takeover marker, with what was read */
+let onMarkerRead: ((path: string, content: string) => void) | undefined;
 vi.mock("node:fs", async (importOriginal) => {
   const real = await importOriginal<typeof fs>();
   const readFileSync = ((...args: Parameters<typeof real.readFileSync>) => {
@@ -44,6 +48,7 @@ vi.mock("node:fs", async (importOriginal) => {
       hook(path);
     }
     if (onLockRead && typeof path === "string" && path.endsWith(".card.lock")) onLockRead(path, out.toString());
+    if (onMarkerRead && typeof path === "string" && path.endsWith(".card.lock.takeover")) onMarkerRead(path, out.toString());
     return out;
   }) as typeof real.readFileSync;
   // the card file is read through a descriptor: remember which path each one was opened on
@@ -70,7 +75,7 @@ vi.mock("node:fs", async (importOriginal) => {
   return { ...real, default: { ...real, readFileSync, writeSync, openSync }, readFileSync, writeSync, openSync };
 });
 
-const { ensureChipKey, fileCardStorage } = await import("./card-state.js");
+const { cardStorageOf, ensureChipKey, fileCardStorage, stateStoreOf } = await import("./card-state.js");
 const { EmulatedCard, newAdminKey } = await import("./card.js");
 
 it("a load racing another process's save sees the old state or the new one, never a 'rollback'", () => {
@@ -79,8 +84,8 @@ it("a load racing another process's save sees the old state or the new one, neve
   const file = join(dir, "c.card");
   const admin = newAdminKey();
   EmulatedCard.create({ storage: fileCardStorage(file, { chipKeyFile, createChipKey: true }), cardId: "card-race", adminKey: admin, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
-  const reader = fileCardStorage(file, { chipKeyFile });
-  const writer = fileCardStorage(file, { chipKeyFile });
+  const reader = stateStoreOf(fileCardStorage(file, { chipKeyFile }));
+  const writer = stateStoreOf(fileCardStorage(file, { chipKeyFile }));
   betweenReads = () => writer.save(writer.load());
   const st = reader.load();
   expect(betweenReads).toBeUndefined(); // the writer did run in the middle of the load
@@ -107,13 +112,13 @@ it("of two processes taking over a killed holder's card lock, the second never r
     if (content === dead && ++deadReads === 2) {
       // A has read the dead holder twice (it is about to remove the lock): B, finding the same dead holder, takes over.
       try {
-        mkdirSync(`${path}.takeover`);
+        writeFileSync(`${path}.takeover`, bLock, { mode: 0o600, flag: "wx" });
       } catch {
         return; // a takeover is under way (A's): B must wait
       }
       rmSync(path, { force: true });
       writeFileSync(path, bLock, { mode: 0o600 });
-      rmdirSync(`${path}.takeover`);
+      rmSync(`${path}.takeover`);
       bHolds = true;
     } else if (content === bLock && bHolds) {
       // A found B's lock and waits: B finishes and lets go.
@@ -121,8 +126,8 @@ it("of two processes taking over a killed holder's card lock, the second never r
       bHolds = false;
     }
   };
-  const real = fileCardStorage(file, { chipKeyFile });
-  const a = EmulatedCard.open({ ...real, where: real.where, exists: real.exists, load: real.load, save: (st) => ((aWroteWhileBHeld ||= bHolds), real.save(st)), ...(real.exclusive ? { exclusive: real.exclusive } : {}) });
+  const real = stateStoreOf(fileCardStorage(file, { chipKeyFile }));
+  const a = EmulatedCard.open(cardStorageOf({ ...real, where: real.where, exists: real.exists, load: real.load, save: (st) => ((aWroteWhileBHeld ||= bHolds), real.save(st)), ...(real.exclusive ? { exclusive: real.exclusive } : {}) }));
   const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ""), "hex"));
   await a.transmit(hex("00 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01"));
   await a.transmit(hex("00 A4 02 0C 02 00 18"));
@@ -133,6 +138,50 @@ it("of two processes taking over a killed holder's card lock, the second never r
   expect(aWroteWhileBHeld).toBe(false);
   expect(bHolds).toBe(false); // B's lock was there until B let go
   expect(Buffer.from(answer.subarray(-2)).toString("hex")).toBe("63c2");
+});
+
+it("of two processes clearing a killed taker's takeover marker, the second puts back the marker the first just made", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "jpki-card-marker-"));
+  const chipKeyFile = join(dir, "chip.key");
+  const file = join(dir, "c.card");
+  const lock = `${file}.lock`;
+  const marker = `${lock}.takeover`;
+  EmulatedCard.create({ storage: fileCardStorage(file, { chipKeyFile, createChipKey: true }), cardId: "card-marker", adminKey: newAdminKey(), signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+  const a = EmulatedCard.open(fileCardStorage(file, { chipKeyFile }));
+  const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ""), "hex"));
+  await a.transmit(hex("00 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01"));
+  await a.transmit(hex("00 A4 02 0C 02 00 18"));
+  // A holder was killed, then a taker of its lock was killed in the middle: both name dead processes.
+  const deadTaker = "2147483645 1";
+  writeFileSync(lock, "2147483646 1", { mode: 0o600 });
+  writeFileSync(marker, deadTaker, { mode: 0o600 });
+  // Process B (vitest's parent, alive) clears the dead taker's marker and makes its own right after A has read
+  // the dead one — before A moves it aside. A must find B's marker in what it moved and put it back.
+  const ppidStat = fs.readFileSync(`/proc/${process.ppid}/stat`, "utf8");
+  const bMarker = `${process.ppid} ${ppidStat.slice(ppidStat.lastIndexOf(")") + 2).split(" ")[19]}`;
+  let bMade = false;
+  let bMarkerSeenAgain = false;
+  onMarkerRead = (path, content) => {
+    if (content === deadTaker && !bMade) {
+      rmSync(path);
+      writeFileSync(path, bMarker, { mode: 0o600, flag: "wx" });
+      bMade = true;
+    } else if (content === bMarker && bMade && path === marker) {
+      // A looks at the marker again and finds B's where it was: B finishes (the lock stays for A to take later).
+      bMarkerSeenAgain = true;
+      rmSync(path);
+    }
+  };
+  let answer: Uint8Array;
+  try {
+    answer = await a.transmit(hex("00 20 00 80 04 30 30 30 30"));
+  } finally {
+    onMarkerRead = undefined;
+  }
+  expect(bMade).toBe(true);
+  expect(bMarkerSeenAgain).toBe(true); // put back, not removed: A did not take over while B's marker stood
+  expect(Buffer.from(answer.subarray(-2)).toString("hex")).toBe("63c2");
+  expect(fs.readdirSync(dir).filter((n) => n.includes(".lock"))).toEqual([]);
 });
 
 it("a chip secret being made is never seen empty: a second process reads the whole secret or makes it itself", () => {

@@ -2,14 +2,14 @@
  * The card's persistent state (issue 12 points 4 and 5): encrypted under the installation's chip secret, bound
  * to the card id, tamper-evident, atomic, shared by two card objects on one file as by two processes.
  */
-import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { errorCodeOf } from "../../test/error-code.js";
 import { parseResponse } from "./apdu.js";
-import { defaultChipKeyFile, ensureChipKey, fileCardStorage, memoryCardStorage, type CardStorage } from "./card-state.js";
+import { cardStorageOf, defaultChipKeyFile, ensureChipKey, fileCardStorage, memoryCardStorage, stateStoreOf } from "./card-state.js";
 import { EmulatedCard, newAdminKey } from "./card.js";
 
 const ADMIN = newAdminKey();
@@ -159,11 +159,12 @@ describe("two counters issuing onto one card file at once", () => {
     const own = mkdtempSync(join(tmpdir(), "jpki-card-create-"));
     const key = join(own, "chip.key");
     const p = join(own, "c.card");
-    const real = fileCardStorage(p, { chipKeyFile: key, createChipKey: true });
+    const realStorage = fileCardStorage(p, { chipKeyFile: key, createChipKey: true });
+    const real = stateStoreOf(realStorage);
     // The second counter looked before the first one wrote: its unlocked check saw no card.
     let looked = false;
-    const late: CardStorage = { ...real, where: real.where, exists: () => (looked ? real.exists() : ((looked = true), false)), load: () => real.load(), save: (st) => real.save(st), ...(real.exclusive ? { exclusive: real.exclusive } : {}) };
-    EmulatedCard.create({ storage: real, cardId: "first", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const late = cardStorageOf({ ...real, where: real.where, exists: () => (looked ? real.exists() : ((looked = true), false)), load: () => real.load(), save: (st) => real.save(st), ...(real.exclusive ? { exclusive: real.exclusive } : {}) });
+    EmulatedCard.create({ storage: realStorage, cardId: "first", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
     expect(errorCodeOf(() => EmulatedCard.create({ storage: late, cardId: "second", adminKey: ADMIN, signaturePin: "OTHER2026", authenticationPin: "9999" }))).toBe("ERR_CARD_EXISTS");
     expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().cardId).toBe("first");
   });
@@ -216,6 +217,114 @@ describe("something else where the card file should be", () => {
   });
 });
 
+describe("temporary files a killed write left", () => {
+  const tmpName = (base: string, pid: number, n: number) => `.${base}.${pid}.${n.toString(16).padStart(12, "0")}.tmp`;
+  const ppidLock = () => {
+    const stat = readFileSync(`/proc/${process.ppid}/stat`, "utf8");
+    return `${process.ppid} ${stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]}`;
+  };
+
+  it("are removed at the next open, whatever pid they name, and never taken as the card's state", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-leftover-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-lo", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const earlier = readFileSync(p);
+    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
+    // Writes killed before their rename: one by a pid that no longer runs, one whose pid now belongs to a live,
+    // unrelated process (vitest's parent stands in), one naming this very process (a container's pid 1 restarted).
+    // Each holds a whole, valid, earlier state of the card.
+    const leftovers = [tmpName("c.card", 2147483646, 1), tmpName("c.card", process.ppid, 2), tmpName("c.card", process.pid, 3)];
+    for (const n of leftovers) writeFileSync(join(own, n), earlier, { mode: 0o600 });
+    // not the card's: another file's temporary (its own writer sweeps it) and a look-alike name
+    const others = [tmpName("notes.txt", 2147483646, 4), ".c.card.backup"];
+    for (const n of others) writeFileSync(join(own, n), "not the card's", { mode: 0o600 });
+    const again = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    expect(again.info().triesLeft.authentication).toBe(2); // the card file's state, not a leftover's
+    const names = readdirSync(own);
+    for (const n of leftovers) expect(names, n).not.toContain(n);
+    for (const n of others) expect(names, n).toContain(n);
+    expect(names.filter((n) => n.endsWith(".lock"))).toEqual([]); // the lock taken for the sweep was let go
+  });
+
+  it("while another live process holds the card's lock, only those of processes that no longer run go", () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-leftover-busy-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-lob", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    writeFileSync(`${p}.lock`, ppidLock(), { mode: 0o600 });
+    const dead = tmpName("c.card", 2147483646, 1);
+    const live = tmpName("c.card", process.ppid, 2); // the holder may be writing it right now
+    const deadLock = tmpName("c.card.lock", 2147483646, 3);
+    for (const n of [dead, live, deadLock]) writeFileSync(join(own, n), "half a card", { mode: 0o600 });
+    expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().cardId).toBe("card-lob");
+    const names = readdirSync(own);
+    expect(names).not.toContain(dead);
+    expect(names).not.toContain(deadLock);
+    expect(names).toContain(live);
+    expect(readFileSync(`${p}.lock`, "utf8")).toBe(ppidLock()); // the holder's lock untouched
+  });
+
+  it("a killed write of the rollback record leaves a temporary file that the card's next save removes", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-leftover-rec-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-lor", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const recDir = join(own, "card-generations");
+    const dead = tmpName("card-lor", 2147483646, 1);
+    writeFileSync(join(recDir, dead), "7\n", { mode: 0o600 });
+    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
+    expect(readdirSync(recDir).filter((n) => n.endsWith(".tmp"))).toEqual([]);
+    expect(readFileSync(join(recDir, "card-lor"), "latin1")).toMatch(/^[0-9]+\n$/);
+  });
+});
+
+describe("a card file with a second name (a hard link)", () => {
+  it("is neither opened nor written: ERR_CARD_FILE_LINKED names the file, and the other name's bytes stay as they were", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-hardlink-"));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-hl", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const said: string[] = [];
+    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }), { onMute: (why) => said.push(why) });
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    // someone with write access to a directory on the same filesystem gives the card file a name of theirs
+    const other = join(own, "theirs");
+    linkSync(p, other);
+    const theirs = readFileSync(other);
+    let e: unknown;
+    try {
+      EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    } catch (x) {
+      e = x;
+    }
+    expect((e as { code?: string }).code).toBe("ERR_CARD_FILE_LINKED");
+    expect((e as Error).message).toContain(`the card file ${p} has 2 names`);
+    // the card already open: its next VERIFY re-reads the file, finds the second name, and goes mute
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
+    expect(said).toEqual(["ERR_CARD_FILE_LINKED"]);
+    expect(readFileSync(other).equals(theirs)).toBe(true);
+    expect(readFileSync(p).equals(theirs)).toBe(true);
+    // a save on its own (the card's store, as at issuance) is refused too
+    const store = stateStoreOf(fileCardStorage(p, { chipKeyFile: key }));
+    rmSync(other);
+    const state = store.load();
+    linkSync(p, other);
+    expect(errorCodeOf(() => store.save(state))).toBe("ERR_CARD_FILE_LINKED");
+    expect(readFileSync(p).equals(theirs)).toBe(true);
+    // once the other name is gone the card works, and no try went
+    rmSync(other);
+    expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().triesLeft.authentication).toBe(3);
+  });
+});
+
 describe("a card id used twice on one installation", () => {
   it("the second card is refused, and the first one keeps working (its rollback record is not overtaken)", async () => {
     const own = mkdtempSync(join(tmpdir(), "jpki-card-dupid-"));
@@ -244,10 +353,10 @@ describe("two VERIFYs at once on one card file", () => {
     const b = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
     await sw(b, SELECT_JPKI);
     await sw(b, SELECT_AUTH_PIN);
-    const fileA = fileCardStorage(p, { chipKeyFile: key });
+    const fileA = stateStoreOf(fileCardStorage(p, { chipKeyFile: key }));
     let inB: Promise<Uint8Array> | undefined;
     let armed = false;
-    const racing: CardStorage = {
+    const racing = cardStorageOf({
       where: fileA.where,
       exists: fileA.exists,
       save: (s) => fileA.save(s),
@@ -260,7 +369,7 @@ describe("two VERIFYs at once on one card file", () => {
         return st;
       },
       ...(fileA.exclusive ? { exclusive: fileA.exclusive } : {}),
-    };
+    });
     const a = EmulatedCard.open(racing);
     await sw(a, SELECT_JPKI);
     await sw(a, SELECT_AUTH_PIN);
@@ -327,6 +436,58 @@ describe("two VERIFYs at once on one card file", () => {
   });
 });
 
+describe("the card lock's takeover marker", () => {
+  const setUp = async (name: string) => {
+    const own = mkdtempSync(join(tmpdir(), `jpki-card-${name}-`));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: `card-${name}`, adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    // a holder killed while it held the card's lock
+    writeFileSync(`${p}.lock`, "2147483646 1", { mode: 0o600 });
+    return { own, p, card, marker: `${p}.lock.takeover` };
+  };
+
+  it("left by a taker killed in the middle of a takeover: cleared at once, the card answers at the next command", async () => {
+    const { own, p, card, marker } = await setUp("killedtaker");
+    // a dead taker, then a leftover naming this very process (an earlier run with our pid, as pid 1 in a container)
+    for (const [taker, want] of [["2147483645 1", "63C2"], [`${process.pid} 1`, "63C1"]] as const) {
+      writeFileSync(marker, taker, { mode: 0o600 });
+      expect(await sw(card, WRONG_AUTH_PIN)).toBe(want);
+      expect(readdirSync(own).filter((f) => f.includes(".lock"))).toEqual([]);
+      writeFileSync(`${p}.lock`, "2147483646 1", { mode: 0o600 }); // and its holder killed again
+    }
+  });
+
+  it("of a live taker is never removed, however old it is: the card waits for it, then answers 6F 00", async () => {
+    const { p, card, marker } = await setUp("slowtaker");
+    const stat = readFileSync(`/proc/${process.ppid}/stat`, "utf8");
+    const live = `${process.ppid} ${stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]}`;
+    writeFileSync(marker, live, { mode: 0o600 });
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(marker, hourAgo, hourAgo);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
+    expect(readFileSync(marker, "utf8")).toBe(live);
+    expect(readFileSync(`${p}.lock`, "utf8")).toBe("2147483646 1"); // the dead holder's lock: not taken past the taker
+    rmSync(marker); // the slow taker finishes
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
+  });
+
+  it("a directory there (what an earlier jpki made) is said at once and left alone, not removed for its age", async () => {
+    const { p, card, marker } = await setUp("markerdir");
+    mkdirSync(marker);
+    const twoMinutesAgo = new Date(Date.now() - 120_000);
+    utimesSync(marker, twoMinutesAgo, twoMinutesAgo);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
+    expect(statSync(marker).isDirectory()).toBe(true);
+    expect(readFileSync(`${p}.lock`, "utf8")).toBe("2147483646 1");
+    rmSync(marker, { recursive: true }); // as the message says
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
+  });
+});
+
 describe("rollback", () => {
   it("putting an earlier copy of the card file back is refused: used-up tries do not come back", async () => {
     const own = mkdtempSync(join(tmpdir(), "jpki-card-rb-"));
@@ -346,12 +507,65 @@ describe("rollback", () => {
   });
 });
 
+describe("a damaged rollback record", () => {
+  it("is an error, not generation 0: an earlier copy put back is still refused, and removing the record (the recovery the message gives) opens the card", async () => {
+    const own = mkdtempSync(join(tmpdir(), "jpki-card-rbdamaged-"));
+    const key = join(own, "chip.key");
+    const file = join(own, "c.card");
+    const record = join(own, "card-generations", "card-rbd");
+    EmulatedCard.create({ storage: fileCardStorage(file, { chipKeyFile: key, createChipKey: true }), cardId: "card-rbd", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const before = readFileSync(file);
+    const card = EmulatedCard.open(fileCardStorage(file, { chipKeyFile: key }));
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
+    expect(readFileSync(record, "latin1")).toMatch(/^[0-9]+\n$/);
+    const latest = readFileSync(file);
+    const openIt = () => EmulatedCard.open(fileCardStorage(file, { chipKeyFile: key }));
+    // the guesser puts yesterday's card back and spoils the record (or a disk error did)
+    writeFileSync(file, before);
+    for (const junk of ["", "x\n", "-1\n", "1.5\n", "Infinity\n", "\u0000\u0000\u0000", "9".repeat(40)]) {
+      writeFileSync(record, junk, { mode: 0o600 });
+      let e: unknown;
+      try {
+        openIt();
+      } catch (x) {
+        e = x;
+      }
+      expect((e as { code?: string }).code, JSON.stringify(junk)).toBe("ERR_CARD_ROLLBACK_RECORD_DAMAGED");
+      expect((e as Error).message).toContain(`the rollback record ${record} of card card-rbd`);
+      expect((e as Error).message).toContain(`remove ${record}`);
+    }
+    // something else where the record goes: a directory
+    rmSync(record);
+    mkdirSync(record);
+    expect(errorCodeOf(openIt)).toBe("ERR_CARD_ROLLBACK_RECORD_DAMAGED");
+    rmSync(record, { recursive: true });
+    // the card already open: its next VERIFY goes mute rather than count from an unchecked state
+    writeFileSync(file, latest);
+    writeFileSync(record, "garbage\n", { mode: 0o600 });
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
+    // recovery: the operator, the latest card file in place, removes the record; the card opens where it was and
+    // records its generation again at its next change
+    rmSync(record);
+    const again = openIt();
+    expect(again.info().triesLeft.authentication).toBe(2);
+    await sw(again, SELECT_JPKI);
+    await sw(again, SELECT_AUTH_PIN);
+    expect(await sw(again, WRONG_AUTH_PIN)).toBe("63C1");
+    expect(readFileSync(record, "latin1")).toMatch(/^[0-9]+\n$/);
+    writeFileSync(file, latest);
+    expect(errorCodeOf(openIt)).toBe("ERR_CARD_STATE_CORRUPT"); // rollback detection is back
+  });
+});
+
 describe("persist before answering", () => {
   it("a VERIFY whose counter cannot be written answers 6F 00 and the card goes mute: no try is won back", async () => {
-    const base = memoryCardStorage();
-    EmulatedCard.create({ storage: base, cardId: "c", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const baseStorage = memoryCardStorage();
+    const base = stateStoreOf(baseStorage);
+    EmulatedCard.create({ storage: baseStorage, cardId: "c", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
     let failing = false;
-    const flaky: CardStorage = { where: "flaky", exists: base.exists, load: base.load, save: (s) => (failing ? (() => { throw new Error("disk full"); })() : base.save(s)) };
+    const flaky = cardStorageOf({ where: "flaky", exists: base.exists, load: base.load, save: (s) => (failing ? (() => { throw new Error("disk full"); })() : base.save(s)) });
     const card = EmulatedCard.open(flaky);
     await sw(card, SELECT_JPKI);
     await sw(card, SELECT_AUTH_PIN);
@@ -362,13 +576,14 @@ describe("persist before answering", () => {
     // the stored counter never went up, and the mute card answers nothing until reopened
     expect(await sw(card, "00 20 00 80")).toBe("6F00");
     expect(await sw(card, "00 20 00 80 04 34 33 32 31")).toBe("6F00");
-    expect(EmulatedCard.open(base).info().triesLeft.authentication).toBe(2);
+    expect(EmulatedCard.open(baseStorage).info().triesLeft.authentication).toBe(2);
   });
 
   it("says once that it went mute, and why (an error code: nothing that passed through it)", async () => {
-    const base = memoryCardStorage();
-    EmulatedCard.create({ storage: base, cardId: "c", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
-    const flaky: CardStorage = { where: "flaky", exists: base.exists, load: base.load, save: () => { throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" }); } };
+    const baseStorage = memoryCardStorage();
+    const base = stateStoreOf(baseStorage);
+    EmulatedCard.create({ storage: baseStorage, cardId: "c", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const flaky = cardStorageOf({ where: "flaky", exists: base.exists, load: base.load, save: () => { throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" }); } });
     const said: string[] = [];
     const card = EmulatedCard.open(flaky, { onMute: (why) => said.push(why) });
     await sw(card, SELECT_JPKI);
@@ -381,9 +596,10 @@ describe("persist before answering", () => {
   it("a card that cannot record the attempt does not judge it: the right PIN answers 6F 00 as a wrong one does", async () => {
     // Otherwise a full disk is an oracle: every wrong guess 6F 00 without costing a try, the right one 90 00 —
     // and `jpki card sign` opens the card afresh (not mute) at every run.
-    const base = memoryCardStorage();
-    EmulatedCard.create({ storage: base, cardId: "c", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
-    const flaky: CardStorage = { where: "flaky", exists: base.exists, load: base.load, save: () => { throw new Error("ENOSPC"); } };
+    const baseStorage = memoryCardStorage();
+    const base = stateStoreOf(baseStorage);
+    EmulatedCard.create({ storage: baseStorage, cardId: "c", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const flaky = cardStorageOf({ where: "flaky", exists: base.exists, load: base.load, save: () => { throw new Error("ENOSPC"); } });
     const answers: string[] = [];
     for (const pin of ["00 20 00 80 04 34 33 32 31", WRONG_AUTH_PIN]) {
       const card = EmulatedCard.open(flaky);
@@ -392,6 +608,6 @@ describe("persist before answering", () => {
       answers.push(await sw(card, pin));
     }
     expect(answers).toEqual(["6F00", "6F00"]);
-    expect(EmulatedCard.open(base).info().triesLeft.authentication).toBe(3);
+    expect(EmulatedCard.open(baseStorage).info().triesLeft.authentication).toBe(3);
   });
 });

@@ -9,19 +9,20 @@
  * changed (a retry counter edited back up), fails authentication and the card refuses to open
  * (ERR_CARD_STATE_CORRUPT). An earlier copy put back is refused too (a generation counter recorded beside the
  * chip secret, see fileCardStorage). Every write is atomic (temporary sibling, fsync, rename, fsync the directory), so a
- * kill -9 leaves the old state or the new one.
+ * kill -9 leaves the old state or the new one, and never goes through the old file (a hard link to it keeps the
+ * old bytes; a card file with a second name is refused anyway, ERR_CARD_FILE_LINKED).
  *
  * This is an emulator, not a secure element: whoever holds both the card file and the chip secret holds the keys.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, realpathSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, realpathSync, rmSync, writeSync, type Stats } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { JpkiError } from "../errors.js";
 import { NOT_REGULAR, readRegularFile } from "../pki/regular-file.js";
 import { writeFileAtomic } from "../store/files.js";
-import { withFileLockSync } from "../store/file-lock.js";
-import { sweepStaleTemps, syncDir, tempPathFor } from "../store/staging.js";
+import { sweepLockTemps, withFileLockSync } from "../store/file-lock.js";
+import { sweepStaleTemps, sweepTempsFor, syncDir, tempPathFor } from "../store/staging.js";
 import type { KeyId } from "./file-system.js";
 import type { PinId, PinRecord } from "./pin.js";
 
@@ -46,11 +47,23 @@ export interface CardState {
   readonly holder?: string;
 }
 
-/** Where a card's state lives. `save` must be durable before it returns: the card answers only after it. */
+/**
+ * Where a card's state lives, as the library's users hold it: a name for messages and whether a card is there —
+ * nothing of the state. The state holds the card's private keys, which never leave the card: only card.ts reaches
+ * it (stateStoreOf), so no caller of the public API, no CLI output and no log can be handed them. Made by
+ * fileCardStorage or memoryCardStorage only (a storage of the caller's own would be given the keys at every save).
+ */
 export interface CardStorage {
   /** for messages: the file path, or "memory" */
   readonly where: string;
   exists(): boolean;
+}
+
+/**
+ * What the card itself reads and writes: the whole state, keys included. Internal to src/card (and its tests):
+ * never exported from src/index.ts. `save` must be durable before it returns: the card answers only after it.
+ */
+export interface CardStateStore extends CardStorage {
   load(): CardState;
   save(state: CardState): void;
   /**
@@ -58,6 +71,23 @@ export interface CardStorage {
    * the save. Absent where one process is the only writer (memory).
    */
   exclusive?<T>(fn: () => T): T;
+}
+
+/** The store behind each handle given out: a WeakMap, so the handle carries no reference to it anyone could follow. */
+const stores = new WeakMap<CardStorage, CardStateStore>();
+
+/** A storage handle for `store` (internal: the public constructors and tests that wrap a store). */
+export function cardStorageOf(store: CardStateStore): CardStorage {
+  const handle: CardStorage = Object.freeze({ where: store.where, exists: () => store.exists() });
+  stores.set(handle, store);
+  return handle;
+}
+
+/** The state store behind a handle from fileCardStorage or memoryCardStorage (internal: the card's own modules). */
+export function stateStoreOf(storage: CardStorage): CardStateStore {
+  const store = stores.get(storage);
+  if (!store) throw new JpkiError("ERR_USAGE", "a card's storage is made by fileCardStorage(path) or memoryCardStorage(), not by the caller");
+  return store;
 }
 
 const CARD_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -85,7 +115,7 @@ function checkState(s: unknown, where: string): CardState {
  */
 export function memoryCardStorage(initial?: CardState): CardStorage {
   let json: string | undefined = initial ? JSON.stringify(initial) : undefined;
-  return {
+  return cardStorageOf({
     where: "memory",
     exists: () => json !== undefined,
     load(): CardState {
@@ -95,7 +125,7 @@ export function memoryCardStorage(initial?: CardState): CardStorage {
     save(state: CardState): void {
       json = JSON.stringify(state);
     },
-  };
+  });
 }
 
 /** The chip secret's default path: $JPKI_CARD_CHIP_KEY_FILE, else $XDG_CONFIG_HOME/jpki/card-chip.key. */
@@ -199,8 +229,9 @@ export function decryptCardState(file: Buffer, chipKey: Buffer, where: string): 
   let parsed: unknown;
   try {
     parsed = JSON.parse(json);
-  } catch (e) {
-    throw corrupt("holds no card state", e);
+  } catch {
+    // No cause: a JSON syntax error quotes the text around the fault, and this text holds the card's keys.
+    throw corrupt("holds no card state");
   }
   const st = checkState(parsed, where);
   if (st.cardId !== cardId) throw corrupt("names another card inside");
@@ -217,14 +248,40 @@ function generationFile(chipKeyFile: string, cardId: string): string {
   return join(dirname(chipKeyFile), "card-generations", cardId);
 }
 
-function readGeneration(file: string): number {
+/** What a save writes to the record: the generation, in decimal, and a newline. */
+const GENERATION_RECORD = /^(0|[1-9][0-9]{0,14})\n$/;
+
+/**
+ * The generation recorded for `cardId`: 0 when there is no record (a card never saved on this installation). A
+ * record that is there but unreadable or not a number is an error, not 0: 0 would let any earlier copy of the card
+ * pass, which is what the record is for. Recovery is the operator's (see the message): the card cannot tell its
+ * latest state from a copy put back without it.
+ */
+function readGeneration(file: string, cardId: string): number {
+  const damaged = (why: string, cause?: unknown) =>
+    new JpkiError(
+      "ERR_CARD_ROLLBACK_RECORD_DAMAGED",
+      `the rollback record ${file} of card ${cardId} ${why}: the card is neither opened nor written, since without the record an earlier copy of its file put back could not be told from the latest. ` +
+        `If the card's file is its latest state (not a copy restored from a backup or elsewhere), remove ${file}: the card then opens, and the record is written again at its next change; otherwise put the latest card file back first`,
+      cause === undefined ? undefined : { cause },
+    );
+  let text: string;
   try {
     // a FIFO planted there is not waited on (every load of the card would hang)
-    const n = Number(readRegularFile(file).bytes.toString("utf8").trim());
-    return Number.isSafeInteger(n) && n >= 0 ? n : 0;
-  } catch {
-    return 0;
+    text = readRegularFile(file, {
+      accept: (st) => {
+        if (st.size > 32) throw damaged(`is ${st.size} bytes, not a generation number`);
+      },
+    }).bytes.toString("latin1");
+  } catch (e) {
+    if (e instanceof JpkiError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return 0;
+    throw damaged(code === NOT_REGULAR ? "is not a regular file" : `cannot be read (${code ?? "error"})`, e);
   }
+  const m = GENERATION_RECORD.exec(text);
+  if (!m) throw damaged("holds no generation number (damaged)");
+  return Number(m[1]);
 }
 
 /** How long a VERIFY waits for another process's read-modify-write of the same card (a few ms each). */
@@ -262,6 +319,47 @@ function cardFilePath(path: string): string {
 }
 
 /**
+ * Refuses a card file with a second name (a hard link). Whoever made that name — anyone who can write to a
+ * directory on the same filesystem, where the card file's mode allowed the link — keeps the file's contents
+ * under a name of their choosing, and a card whose path was made a link to someone else's file would be taken
+ * as that file. Our writes never land in the linked file (each is a new file renamed over the name), but a card
+ * in that state is not the one the operator thinks it is: said, not used. A link count of 0 is no link: the
+ * file was replaced by another process's save after we opened it (we read the state it replaced).
+ */
+function refuseLinked(path: string, st: Stats): void {
+  if (st.nlink > 1) {
+    throw new JpkiError("ERR_CARD_FILE_LINKED", `the card file ${path} has ${st.nlink} names (a hard link to it was made): nothing was read or written; find the other names (find <its filesystem> -xdev -samefile ${path} lists them), remove them, and keep the card file where only its owner can reach it`);
+  }
+}
+
+function lstatOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined; // not made yet
+  }
+}
+
+/**
+ * Removes what a write killed between creating its temporary file and renaming it left beside the card file
+ * (`.<card file>.<pid>.<random>.tmp`, tempPathFor's names for the card file and for its lock file; never
+ * another file's): a temporary file is never read as the card's state, but would stay for ever. Every save of the
+ * card is made holding its lock, so while this process holds the lock each of the card file's temporaries is a
+ * leftover, whatever its pid says (a killed writer's pid reused by a live process kept it for good). The lock is
+ * tried once, not waited for: when another process holds it (it may be writing right now), or it cannot be made
+ * (a read-only directory: `jpki card info` still works), only those of processes that no longer run go. The
+ * lock's own temporaries (and its takeover marker's) are made before it is held: those of dead processes only.
+ */
+function sweepCardTemps(path: string): void {
+  try {
+    withFileLockSync(`${path}.lock`, `the card file ${path}`, 0, () => sweepTempsFor(path, { writersExcluded: true }));
+  } catch {
+    sweepTempsFor(path);
+  }
+  sweepLockTemps(`${path}.lock`);
+}
+
+/**
  * The encrypted state file of one card. The chip secret is read once, when the storage is made. Each save
  * numbers the state (a generation inside the encryption) and records the number beside the chip secret after
  * the file is in place; a load of a file older than the record fails (ERR_CARD_STATE_CORRUPT, rolled back). A
@@ -271,9 +369,10 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
   const chipKeyFile = options.chipKeyFile ?? defaultChipKeyFile();
   const chipKey = options.createChipKey ? ensureChipKey(chipKeyFile) : readChipKey(chipKeyFile);
   const path = cardFilePath(where);
-  // A kill -9 mid-write leaves a temporary sibling (encrypted, never read): remove those of dead processes.
-  sweepStaleTemps(dirname(path));
-  return {
+  sweepCardTemps(path);
+  /** whether this storage has swept its card id's rollback record's leftovers (once, at its first save) */
+  let recordTempsSwept = false;
+  return cardStorageOf({
     where,
     exists: () => existsSync(path),
     load(): CardState {
@@ -285,6 +384,7 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
           // anything far larger is not one, and is not read into memory to find that out.
           bytes = readRegularFile(path, {
             accept: (st) => {
+              refuseLinked(path, st);
               if (st.size > CARD_FILE_MAX) throw new JpkiError("ERR_CARD_STATE_CORRUPT", `the card state ${path} is ${st.size} bytes: not a jpki card file`);
             },
           }).bytes;
@@ -297,7 +397,7 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
         return decryptCardState(bytes, chipKey, path);
       };
       let st = read();
-      const recorded = readGeneration(generationFile(chipKeyFile, st.cardId));
+      const recorded = readGeneration(generationFile(chipKeyFile, st.cardId), st.cardId);
       // Loads take no lock, so another process may have saved between our read of the file and of the record. A
       // save writes the file before the record, so a file read after the record is at least as new as it — unless
       // an earlier copy really was put back.
@@ -310,14 +410,22 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
     save(state: CardState): void {
       const genFile = generationFile(chipKeyFile, state.cardId);
       const write = (): void => {
-        const recorded = readGeneration(genFile);
+        const recorded = readGeneration(genFile, state.cardId);
         // A state never saved (a card being created) under an id this installation has written before: the two
         // files would share one rollback record, and the first card — now "older than the last one written" —
         // would never open again.
         if (state.gen === undefined && recorded > 0) {
           throw new JpkiError("ERR_CARD_EXISTS", `card id ${state.cardId} was already used for a card on this installation (its file may have moved or been deleted since): give the new card another id`);
         }
+        if (!recordTempsSwept) {
+          // A kill between a record's temporary file and its rename: ours to sweep only if its writer is gone — a
+          // copy of this card under another path (another lock) may be writing the same record.
+          sweepTempsFor(genFile);
+          recordTempsSwept = true;
+        }
         const gen = Math.max(state.gen ?? 0, recorded) + 1;
+        const now = lstatOrUndefined(path);
+        if (now) refuseLinked(path, now);
         writeFileAtomic(path, encryptCardState({ ...state, gen }, chipKey), 0o600);
         writeFileAtomic(genFile, `${gen}\n`, 0o600);
       };
@@ -328,5 +436,5 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
       withFileLockSync(`${genFile}.lock`, `card id ${state.cardId}`, LOCK_WAIT_MS, write);
     },
     exclusive: <T>(fn: () => T): T => withCardLock(path, fn),
-  };
+  });
 }

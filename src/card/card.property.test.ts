@@ -8,7 +8,7 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CommandApdu, parseResponse } from "./apdu.js";
-import { memoryCardStorage, type CardState, type CardStorage } from "./card-state.js";
+import { memoryCardStorage, stateStoreOf, type CardState, type CardStorage } from "./card-state.js";
 import { EmulatedCard, newAdminKey } from "./card.js";
 import { digestInfo, JPKI_AID } from "./jpki-app.js";
 import { LIBRARY_AID } from "./library-app.js";
@@ -25,7 +25,7 @@ beforeAll(async () => {
   await card.generateKeyPair(ADMIN, "signature");
   await card.generateKeyPair(ADMIN, "authentication");
   card.writeApplicationFile(ADMIN, { application: "library", fid: 0x0001, data: Buffer.from("library") });
-  personalised = storage.load();
+  personalised = stateStoreOf(storage).load();
 });
 
 const byte = fc.integer({ min: 0, max: 255 });
@@ -116,7 +116,7 @@ describe("100,000 random APDUs", () => {
         }
         const end = card.info().triesLeft;
         for (const id of PIN_IDS) if (end[id]! > tries[id]!) throw new Error(`the ${id} counter went up`);
-        expect(snapshot(storage.load())).toEqual(before);
+        expect(snapshot(stateStoreOf(storage).load())).toEqual(before);
       }),
       { numRuns: RUNS, seed: Number(process.env.FC_SEED ?? 20261201) },
     );

@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { certificateFor, rsaKey } from "../../test/card-fixtures.js";
 import { errorCodeOf } from "../../test/error-code.js";
 import { parseResponse } from "./apdu.js";
-import { memoryCardStorage, type CardState } from "./card-state.js";
+import { memoryCardStorage, stateStoreOf, type CardState } from "./card-state.js";
 import { EmulatedCard, JPKI_ATR, newAdminKey, unblockPin } from "./card.js";
 import { digestInfo } from "./jpki-app.js";
 
@@ -52,7 +52,7 @@ beforeAll(async () => {
     authenticationCa: caCert,
   };
   for (const slot of ["signature", "signatureCa", "authentication", "authenticationCa"] as const) card.writeCertificate(ADMIN, slot, certs[slot]);
-  personalised = storage.load();
+  personalised = stateStoreOf(storage).load();
 });
 
 describe("the card as OpenSC meets it", () => {

@@ -20,7 +20,7 @@
 import { createHash, createHmac, createPrivateKey, createPublicKey, generateKeyPair, privateEncrypt, constants, randomBytes, timingSafeEqual, X509Certificate, type KeyObject } from "node:crypto";
 import { JpkiError } from "../errors.js";
 import { encodeResponse, parseCommandApdu, type CommandApdu } from "./apdu.js";
-import { checkCardId, type CardState, type CardStorage } from "./card-state.js";
+import { checkCardId, stateStoreOf, type CardState, type CardStateStore, type CardStorage } from "./card-state.js";
 import { checkAccess, fileKey, findDfByAid, findEf, readSlice, writeSlice, type Df, type Ef, type KeyId } from "./file-system.js";
 import { CERTIFICATE_SLOTS, certificatesPresent, digestInfoHash, JPKI_DF, JPKI_EF, JPKI_TOKEN_LABEL, tokenInfo, tokenLabelOf, type CertificateSlot } from "./jpki-app.js";
 import { LIBRARY_DF } from "./library-app.js";
@@ -112,7 +112,7 @@ class Core {
   mute = false;
 
   constructor(
-    readonly storage: CardStorage,
+    readonly storage: CardStateStore,
     state: CardState,
     readonly onMute?: (why: string) => void,
   ) {
@@ -378,7 +378,8 @@ export class EmulatedCard implements CardTerminal {
   /** Issues a new card into empty storage: PINs set, files initialised, no keys yet (ERR_CARD_EXISTS if any). */
   static create(p: CreateCardParams): EmulatedCard {
     checkCardId(p.cardId);
-    if (p.storage.exists()) throw new JpkiError("ERR_CARD_EXISTS", `a card already exists at ${p.storage.where}`);
+    const store = stateStoreOf(p.storage);
+    if (store.exists()) throw new JpkiError("ERR_CARD_EXISTS", `a card already exists at ${store.where}`);
     const pins: Partial<Record<PinId, PinRecord>> = {
       signature: newPinRecord("signature", p.signaturePin),
       authentication: newPinRecord("authentication", p.authenticationPin),
@@ -400,12 +401,12 @@ export class EmulatedCard implements CardTerminal {
     // Checked again under the card file's lock: of two counters issuing onto one path at once, the second is
     // refused instead of replacing the first one's card.
     const create = () => {
-      if (p.storage.exists()) throw new JpkiError("ERR_CARD_EXISTS", `a card already exists at ${p.storage.where}`);
-      p.storage.save(state);
+      if (store.exists()) throw new JpkiError("ERR_CARD_EXISTS", `a card already exists at ${store.where}`);
+      store.save(state);
     };
-    if (p.storage.exclusive) p.storage.exclusive(create);
+    if (store.exclusive) store.exclusive(create);
     else create();
-    return new EmulatedCard(new Core(p.storage, state));
+    return new EmulatedCard(new Core(store, state));
   }
 
   /**
@@ -414,7 +415,8 @@ export class EmulatedCard implements CardTerminal {
    * then on, and nothing says that the card must be opened again once the cause (a full disk) is mended.
    */
   static open(storage: CardStorage, options: { readonly onMute?: (why: string) => void } = {}): EmulatedCard {
-    return new EmulatedCard(new Core(storage, storage.load(), options.onMute));
+    const store = stateStoreOf(storage);
+    return new EmulatedCard(new Core(store, store.load(), options.onMute));
   }
 
   // ---- CardTerminal ----

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { certificateFor, rsaKey } from "../../test/card-fixtures.js";
-import { memoryCardStorage, type CardState } from "./card-state.js";
+import { memoryCardStorage, stateStoreOf, type CardState } from "./card-state.js";
 import { EmulatedCard, newAdminKey } from "./card.js";
 import { JpkiCardClient, openCardSigner } from "./client.js";
 import type { CardTerminal } from "./terminal.js";
@@ -29,7 +29,7 @@ beforeAll(async () => {
   card.writeCertificate(ADMIN, "authentication", auth);
   card.writeCertificate(ADMIN, "signatureCa", caCert);
   certs = { signature: sig, authentication: auth, signatureCa: caCert };
-  personalised = storage.load();
+  personalised = stateStoreOf(storage).load();
 });
 const fresh = () => EmulatedCard.open(memoryCardStorage(personalised));
 

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import { errorCodeOf } from "../../test/error-code.js";
 import { parseResponse } from "./apdu.js";
-import { memoryCardStorage, type CardState } from "./card-state.js";
+import { memoryCardStorage, stateStoreOf, type CardState } from "./card-state.js";
 import { EmulatedCard, newAdminKey } from "./card.js";
 import { digestInfo } from "./jpki-app.js";
 import { LIBRARY_EF } from "./library-app.js";
@@ -32,7 +32,7 @@ beforeAll(async () => {
   await card.generateKeyPair(ADMIN, "signature");
   card.writeApplicationFile(ADMIN, { application: "library", fid: LIBRARY_EF.libraryName, data: Buffer.from("千代田区立図書館") });
   card.writeApplicationFile(ADMIN, { application: "library", fid: LIBRARY_EF.memberNumber, data: Buffer.from("L-000123") });
-  personalised = storage.load();
+  personalised = stateStoreOf(storage).load();
 });
 const fresh = () => EmulatedCard.open(memoryCardStorage(personalised));
 

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, symlinkSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -10,6 +10,15 @@ describe("withFileLock", () => {
     const lock = join(mkdtempSync(join(tmpdir(), "jpki-lock-")), ".lock");
     expect(await withFileLock(lock, "the test", async () => 1)).toBe(1);
     expect(await withFileLock(lock, "the test", async () => 2)).toBe(2);
+  });
+
+  it("takes over at once a killed holder's lock whose taker was killed too (its takeover marker names a dead process)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-lock-"));
+    const lock = join(dir, ".lock");
+    writeFileSync(lock, "2147483646 1", { mode: 0o600 });
+    writeFileSync(`${lock}.takeover`, "2147483645 1", { mode: 0o600 });
+    expect(await withFileLock(lock, "the test", async () => readdirSync(dir))).toEqual([".lock"]);
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it("says what is wrong with a directory or a link planted at the lock's path, at once, instead of blaming another process", async () => {

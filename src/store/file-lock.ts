@@ -8,19 +8,22 @@
  *   pid reused by an unrelated process after a reboot or in a container does not keep the lock for ever. A lock
  *   naming this very process is held only if this process really holds it (not a leftover of a previous run
  *   that happened to have the same pid, as pid 1 in a container always does).
- * - Taking over a dead holder's lock is itself exclusive (a `.takeover` directory, made with mkdir): of two
- *   processes that find the same dead holder, one removes the lock and links its own, the other finds it held.
- *   A takeover directory older than a minute is a taker that was killed, and is removed.
+ * - Taking over a dead holder's lock is itself exclusive: of two processes that find the same dead holder, one
+ *   removes the lock and links its own, the other finds it held. The taker holds `<lock>.takeover` around its
+ *   check and removal, a marker made like the lock (linked whole, naming its maker's pid and start time). A
+ *   marker is judged as a lock is, by whether its maker runs, never by its age: a taker killed in the middle
+ *   (the marker names a dead process) is cleared at once — the lock is had at the next try, not a minute later
+ *   (the IC card answered 6F 00 all that while) — and a live one is waited for however slow it is (stopped,
+ *   swapped out, or the wall clock stepped): an age rule let a second taker remove a live taker's marker, and
+ *   then the lock the first had just made, and both held it.
  *
  * withFileLock refuses at once when the lock is held; withFileLockSync (the IC card's read-modify-write, which
  * answers inside one synchronous call) waits a few seconds for the holder to let go first.
  */
-import { linkSync, lstatSync, mkdirSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync, type Stats } from "node:fs";
+import { linkSync, lstatSync, readFileSync, renameSync, rmSync, writeFileSync, type Stats } from "node:fs";
 import { readRegularFile } from "../pki/regular-file.js";
 import { JpkiError } from "../errors.js";
-import { processAlive, tempPathFor } from "./staging.js";
-
-const TAKEOVER_STALE_MS = 60_000;
+import { processAlive, sweepTempsFor, tempPathFor } from "./staging.js";
 
 /** Locks this process holds (paths), so a lock naming our pid is known to be ours or a leftover. */
 const heldHere = new Set<string>();
@@ -84,27 +87,68 @@ function tryCreate(path: string): boolean {
   }
 }
 
-/** Removes the lock at `path` if it still holds `stale` (under the takeover directory); true when it did. */
+/** The takeover marker of the lock at `path`. */
+const takeoverMarker = (path: string): string => `${path}.takeover`;
+
+/**
+ * Removes the lock at `path` if it still holds `stale`, holding the lock's takeover marker meanwhile; true when it
+ * did. False when another taker's marker is there (a live one is waited for; a dead one's is cleared first and
+ * the marker tried once more).
+ */
 function takeOver(path: string, stale: Holder): boolean {
-  const dir = `${path}.takeover`;
-  try {
-    mkdirSync(dir, { mode: 0o700 });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    try {
-      if (Date.now() - statSync(dir).mtimeMs > TAKEOVER_STALE_MS) rmdirSync(dir);
-    } catch {
-      // gone meanwhile
-    }
-    return false;
+  const marker = takeoverMarker(path);
+  for (let attempt = 0; !tryCreate(marker); attempt++) {
+    refuseNonLock(marker);
+    const taker = readHolder(marker);
+    if (attempt > 0 || !taker || holderAlive(marker, taker)) return false; // under way (or just finished): wait
+    clearDeadTaker(marker, taker);
   }
+  heldHere.add(marker);
   try {
     if (readHolder(path)?.raw !== stale.raw) return false; // taken over by another meanwhile
     rmSync(path, { force: true });
     return true;
   } finally {
-    rmdirSync(dir);
+    release(marker);
   }
+}
+
+/**
+ * Removes the marker a killed taker left. It is moved aside first (a rename is atomic) and looked at there: if
+ * another process cleared the dead one and made its own between our look and our move, the one we moved is that
+ * live taker's, and it is put back.
+ */
+function clearDeadTaker(marker: string, dead: Holder): void {
+  const aside = tempPathFor(marker);
+  try {
+    renameSync(marker, aside);
+  } catch {
+    return; // cleared by another meanwhile
+  }
+  try {
+    if (readHolder(aside)?.raw !== dead.raw) linkSync(aside, marker);
+  } catch {
+    // a third process made a marker meanwhile: the live taker we moved finds its own gone when it lets go
+  } finally {
+    rmSync(aside, { force: true });
+  }
+}
+
+/**
+ * A lock or a takeover marker is only ever a regular file (linked into place): a directory, FIFO or link there is
+ * no holder that will ever let go. Said at once and as what it is — it was "another jpki process is working on …"
+ * after the whole wait, every time. ERR_WORKSPACE_LOCKED: nothing was read or written (a card stays usable).
+ */
+function refuseNonLock(path: string): void {
+  const st = lstatOrUndefined(path);
+  if (st && !st.isFile()) {
+    throw new JpkiError("ERR_WORKSPACE_LOCKED", `${path} is not a lock file (${st.isDirectory() ? "a directory" : st.isSymbolicLink() ? "a symbolic link" : "not a regular file"}): nothing was done; remove it, then retry`);
+  }
+}
+
+/** The temporary files of a lock and of its takeover marker that processes killed while making them left (dead pids only). */
+export function sweepLockTemps(path: string): void {
+  for (const p of [path, takeoverMarker(path)]) sweepTempsFor(p);
 }
 
 /**
@@ -115,13 +159,7 @@ function takeOver(path: string, stale: Holder): boolean {
 function tryAcquire(path: string): true | { readonly holder: Holder | undefined } {
   try {
     if (tryCreate(path)) return true;
-    // A lock is only ever a regular file (linked into place): a directory, FIFO or link there is no holder that
-    // will ever let go. Said at once and as what it is — it was "another jpki process is working on …" after the
-    // whole wait, every time. Still ERR_WORKSPACE_LOCKED: nothing was read or written (a card stays usable).
-    const st = lstatOrUndefined(path);
-    if (st && !st.isFile()) {
-      throw new JpkiError("ERR_WORKSPACE_LOCKED", `${path} is not a lock file (${st.isDirectory() ? "a directory" : st.isSymbolicLink() ? "a symbolic link" : "not a regular file"}): nothing was done; remove it, then retry`);
-    }
+    refuseNonLock(path);
     const h = readHolder(path);
     if (h && holderAlive(path, h)) return { holder: h };
     // released meanwhile, or a dead holder's: ours if the takeover is (another taker may be first)

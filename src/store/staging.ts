@@ -9,7 +9,12 @@ import { closeSync, fchmodSync, fdatasync, fsyncSync, mkdirSync, openSync, readd
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 
-const TEMP = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp$/;
+/** What tempPathFor puts after `.<name>.`: the writer's pid (captured), 6 random bytes in hex, `.tmp`. */
+const TEMP_TAIL = String.raw`(\d+)\.[0-9a-f]{12}\.tmp$`;
+/** Any file's temporary name. */
+const TEMP = new RegExp(String.raw`^\..+\.` + TEMP_TAIL);
+/** The tail alone: a temporary name of one file once its `.<name>.` is cut off. */
+const OWN_TEMP = new RegExp(`^${TEMP_TAIL}`);
 
 /** A temporary sibling of `path` owned by this process. */
 export function tempPathFor(path: string): string {
@@ -155,6 +160,36 @@ export function processAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/**
+ * Removes the temporary files staged for `path` — tempPathFor's names for it, no other file's. By default only those
+ * of processes that no longer run. `writersExcluded`: the caller holds the lock every writer of `path` takes
+ * while staging it, so no one is writing any of them now and each is a leftover whatever its pid says (a killed
+ * writer's pid since reused by a live process would otherwise keep its file for ever). Returns the names removed.
+ */
+export function sweepTempsFor(path: string, opts: { readonly writersExcluded?: boolean } = {}): string[] {
+  const dir = dirname(path);
+  const prefix = `.${basename(path)}.`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const m = OWN_TEMP.exec(name.slice(prefix.length));
+    if (!m || (!opts.writersExcluded && processAlive(Number(m[1])))) continue;
+    try {
+      rmSync(join(dir, name), { force: true });
+      removed.push(name);
+    } catch {
+      // not ours to remove: the next sweep tries again
+    }
+  }
+  return removed;
 }
 
 /**

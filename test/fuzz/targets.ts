@@ -10,7 +10,7 @@ import fc from "fast-check";
 import { verifyCsr, readSpki } from "../../src/ca/csr.js";
 import { readBatches } from "../../src/ca/notices.js";
 import { parseCommandApdu, parseResponse } from "../../src/card/apdu.js";
-import { memoryCardStorage, type CardState } from "../../src/card/card-state.js";
+import { memoryCardStorage, stateStoreOf, type CardState } from "../../src/card/card-state.js";
 import { EmulatedCard, newAdminKey } from "../../src/card/card.js";
 import { formatCertificate, writeCrl } from "../../src/cli/inspect-format.js";
 import { parseOcspRequest } from "../../src/ocsp/request.js";
@@ -89,7 +89,7 @@ async function personalisedCard(): Promise<CardState> {
   const card = EmulatedCard.create({ storage, cardId: "card-fuzz", adminKey: admin, signaturePin: "SIGPIN2026", authenticationPin: "4321", libraryPin: "2468" });
   await card.generateKeyPair(admin, "signature");
   await card.generateKeyPair(admin, "authentication");
-  return storage.load();
+  return stateStoreOf(storage).load();
 }
 
 const sink = { write: (_s: string) => true };
