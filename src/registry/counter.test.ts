@@ -154,6 +154,10 @@ describe("counter procedures (library)", () => {
     expect((await s.registeredIssuances(D)).map((r) => r.serial)).toEqual(["0a01", "0a02"]);
     // closed, naming the new code: a notice the registry's feed still files under A goes to D (registry/apply.ts)
     expect(await s.getResident(A)).toMatchObject({ status: "removed", successorCode: D });
+    // a clerk who still has the old code is told the code to use, not only that the record is closed
+    await expect(relocate(s, A, "東京都千代田区千代田２番２号", { now: NOW })).rejects.toSatisfy(
+      (e: unknown) => isJpkiError(e, "ERR_RESIDENT_NOT_ELIGIBLE") && (e as Error).message.includes(`changed to ${D}`) && !(e as Error).message.includes("千代田"),
+    );
     const next = await recordDeath(s, D, { now: NOW });
     expect(next.notice).toMatchObject({ residentCode: D, sequence: 2, noticeId: `ctr:${D}:2` });
     await s.close();

@@ -200,7 +200,9 @@ function decideProcedure(
   const r = get(p.residentCode);
   if (!r) throw new JpkiError("ERR_RESIDENT_UNKNOWN", `no resident ${p.residentCode} in the registry`);
   if (r.status !== "active") {
-    throw new JpkiError("ERR_RESIDENT_NOT_ELIGIBLE", `the record of resident ${p.residentCode} is ${r.status}: no procedure changes it any more`, { details: { status: r.status } });
+    // A code closed by a resident-code change names the person's code now: the clerk retries with that one.
+    const moved = r.successorCode ? `: the resident's code was changed to ${r.successorCode} (住民票コード変更); use that code` : ": no procedure changes it any more";
+    throw new JpkiError("ERR_RESIDENT_NOT_ELIGIBLE", `the record of resident ${p.residentCode} is ${r.status}${moved}`, { details: { status: r.status, ...(r.successorCode ? { successorCode: r.successorCode } : {}) } });
   }
   const date = p.effectiveDate ?? jstToday(now);
   if (date > jstToday(now)) throw invalid(`field "effectiveDate" is after today (JST): a counter records a change once it happened`, { field: "effectiveDate" });
