@@ -32,3 +32,41 @@ describe("withFileLock", () => {
     }
   });
 });
+
+describe("withFileLock across the threads of one process", () => {
+  // jpki serve runs its CRL schedule (and the Bridge ARL refresh) on a worker thread: every thread has the same pid,
+  // and each its own copy of this module. A lock naming our pid but not held by this thread was taken for a leftover
+  // of an earlier process, taken over, and two threads held it at once.
+  it("a lock held by a worker thread of this process is held: the main thread is refused, and gets it once the worker lets go", async () => {
+    const { Worker } = await import("node:worker_threads");
+    const { pathToFileURL } = await import("node:url");
+    const lock = join(mkdtempSync(join(tmpdir(), "jpki-lock-")), ".lock");
+    const module = pathToFileURL(join(import.meta.dirname, "..", "..", "dist", "src", "store", "file-lock.js")).href;
+    const worker = new Worker(
+      `const { parentPort, workerData } = require("node:worker_threads");
+       import(workerData.module).then(({ withFileLock }) =>
+         withFileLock(workerData.lock, "the worker's test", () => new Promise((done) => { parentPort.postMessage("held"); parentPort.once("message", done); })),
+       ).then(() => parentPort.postMessage("released"), (e) => parentPort.postMessage("failed: " + e.message));`,
+      { eval: true, workerData: { module, lock } },
+    );
+    const next = () => new Promise<string>((resolve) => worker.once("message", resolve));
+    try {
+      expect(await next()).toBe("held");
+      const e = await withFileLock(lock, "the test", async () => "main thread held it too").catch((x: unknown) => x);
+      expect(isJpkiError(e, "ERR_WORKSPACE_LOCKED"), String(e)).toBe(true);
+      const released = next();
+      worker.postMessage("let go");
+      expect(await released).toBe("released");
+      expect(await withFileLock(lock, "the test", async () => 1)).toBe(1);
+    } finally {
+      await worker.terminate();
+    }
+  });
+
+  it("a lock an earlier process with our pid left (another start time) is taken over", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-lock-"));
+    const lock = join(dir, ".lock");
+    writeFileSync(lock, `${process.pid} 1 t0`, { mode: 0o600 });
+    expect(await withFileLock(lock, "the test", async () => 1)).toBe(1);
+  });
+});

@@ -21,11 +21,16 @@
  * answers inside one synchronous call) waits a few seconds for the holder to let go first.
  */
 import { linkSync, lstatSync, readFileSync, renameSync, rmSync, writeFileSync, type Stats } from "node:fs";
+import { threadId } from "node:worker_threads";
 import { readRegularFile } from "../pki/regular-file.js";
 import { JpkiError } from "../errors.js";
 import { processAlive, sweepTempsFor, tempPathFor } from "./staging.js";
 
-/** Locks this process holds (paths), so a lock naming our pid is known to be ours or a leftover. */
+/**
+ * Locks this thread holds (paths), so a lock naming our pid and thread is known to be ours or a leftover. Each
+ * worker thread has its own copy of this module, so the set is per thread: a lock naming another thread of this
+ * process is that thread's (see holderAlive), never judged by this set.
+ */
 const heldHere = new Set<string>();
 
 /** /proc/<pid>/stat after the command name: field 3 (state) first, field 22 (start time) at index 19. */
@@ -46,6 +51,8 @@ function processStart(pid: number): string | undefined {
 interface Holder {
   readonly pid: number;
   readonly start?: string;
+  /** the holder's worker-thread id (0: the main thread); absent in locks of earlier releases */
+  readonly thread?: number;
   readonly raw: string;
 }
 
@@ -58,13 +65,25 @@ function readHolder(path: string): Holder | undefined {
   } catch {
     return undefined; // gone meanwhile, or no regular file
   }
-  const [pid, start] = raw.trim().split(" ");
-  return { pid: Number.parseInt(pid ?? "", 10), ...(start ? { start } : {}), raw };
+  // "<pid> <start> t<thread>"; earlier releases wrote the first two only (and read only those: the third is ignored).
+  const [pid, start, thread] = raw.trim().split(" ");
+  const t = thread && /^t\d+$/.test(thread) ? Number(thread.slice(1)) : undefined;
+  // "-": the writer could not read its start time (no /proc)
+  return { pid: Number.parseInt(pid ?? "", 10), ...(start && start !== "-" ? { start } : {}), ...(t !== undefined ? { thread: t } : {}), raw };
 }
 
 function holderAlive(path: string, h: Holder): boolean {
   if (!Number.isInteger(h.pid) || h.pid <= 0) return false; // not written by us: a damaged lock
-  if (h.pid === process.pid) return heldHere.has(path);
+  if (h.pid === process.pid) {
+    // A previous process that had our pid (pid 1 in a container, a pid reused after a reboot) left it.
+    const ours = processStart(process.pid);
+    if (h.start !== undefined && ours !== undefined && h.start !== ours) return false;
+    // Another thread of this process (jpki serve's schedule thread, say) holds it: alive while we run. Judged by
+    // our own set, it was a leftover, taken over, and both threads held the lock. (A worker that ended holding it
+    // leaves it to the next process, which finds our pid gone.)
+    if (h.thread !== undefined && h.thread !== threadId) return true;
+    return heldHere.has(path);
+  }
   if (!processAlive(h.pid)) return false;
   const stat = procStat(h.pid);
   if (stat?.[0] === "Z" || stat?.[0] === "X") return false; // killed, not yet reaped by its parent
@@ -75,7 +94,7 @@ function holderAlive(path: string, h: Holder): boolean {
 /** Links a lock file holding our pid and start time at `path`; false when one is there. */
 function tryCreate(path: string): boolean {
   const tmp = tempPathFor(path);
-  writeFileSync(tmp, `${process.pid} ${processStart(process.pid) ?? ""}`.trim(), { mode: 0o600 });
+  writeFileSync(tmp, `${process.pid} ${processStart(process.pid) ?? "-"} t${threadId}`, { mode: 0o600 });
   try {
     linkSync(tmp, path);
     return true;
