@@ -1,19 +1,31 @@
 /**
  * Staged files: written in full to a temporary sibling and fsynced, installed later by a rename (possibly
- * under a lock, together with other staged files), or discarded. Temporary names carry the writer's pid,
- * so the next start can tell the leftovers of a killed run from the work of a live one and sweep them.
+ * under a lock, together with other staged files), or discarded. Temporary names carry the writer's pid and
+ * PID namespace (pid-namespace.ts), so the next start can tell the leftovers of a killed run from the work of a
+ * live one and sweep them — also in a directory shared with other containers or hosts, whose pids mean nothing
+ * here:
  *
- *   .<name>.<pid>.<random>.tmp
+ *   .<name>.<pid>~@<namespace>.<random>.tmp
+ *   .<name>.<pid>.<random>.tmp               an earlier version's (pid only: whose namespace, nobody can tell)
+ *
+ * The ~@ also keeps an earlier version's sweep (which took the field before <random> for a pid) off this
+ * version's temporary files during a rolling upgrade.
  */
-import { closeSync, fchmodSync, fdatasync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, fchmodSync, fdatasync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { processAlive, thisNamespace } from "./pid-namespace.js";
 
-const TEMP = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp$/;
+export { processAlive };
+
+/** A temporary file this long untouched is nobody's write in progress, whoever made it (clocks may differ by hours). */
+export const TEMP_STALE_MS = 24 * 3600_000;
+
+const TEMP = /^\..+\.(\d+)(?:~@([0-9a-f]{16}))?\.[0-9a-f]{12}\.tmp(-[a-z]+)?$/;
 
 /** A temporary sibling of `path` owned by this process. */
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
+  return join(dirname(path), `.${basename(path)}.${process.pid}~@${thisNamespace()}.${randomBytes(6).toString("hex")}.tmp`);
 }
 
 export interface StagedFile {
@@ -146,34 +158,44 @@ export function syncDir(dir: string): void {
   }
 }
 
-/** Whether a process with this pid runs (ours always does; EPERM: it runs as another user). */
-export function processAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
+export interface SweepOptions {
+  /** wall-clock ms (default Date.now()) */
+  readonly now?: number;
+  /** a temporary file not of this namespace is removed once untouched this long (default TEMP_STALE_MS) */
+  readonly staleMs?: number;
+  /** what follows ".tmp" in the names swept, e.g. a staged SQLite file's "-wal" (default: nothing) */
+  readonly suffixes?: readonly string[];
 }
 
 /**
- * Removes temporary files in `dir` left by processes that no longer run (a kill -9 mid-write). Files of
- * live processes are left alone: another command may be staging right now. Returns the names removed.
+ * Removes the temporary files in `dir` that nobody is writing any more: those of this PID namespace whose
+ * process no longer runs (a kill -9 mid-write), and any other — another namespace's, an earlier version's
+ * pid-only name — once untouched for `staleMs`. A live process's files are left alone: another command may be
+ * staging right now, here or in another container sharing the directory. Returns the names removed.
  */
-export function sweepStaleTemps(dir: string): string[] {
+export function sweepStaleTemps(dir: string, opts: SweepOptions = {}): string[] {
   let names: string[];
   try {
     names = readdirSync(dir);
   } catch {
     return [];
   }
+  const now = opts.now ?? Date.now();
+  const staleMs = opts.staleMs ?? TEMP_STALE_MS;
+  const suffixes = opts.suffixes ?? [""];
   const removed: string[] = [];
   for (const name of names) {
     const m = TEMP.exec(name);
-    if (!m || processAlive(Number(m[1]))) continue;
+    if (!m || !suffixes.includes(m[3] ?? "")) continue;
+    const path = join(dir, name);
     try {
-      rmSync(join(dir, name), { force: true });
+      if (m[2] === thisNamespace()) {
+        // A pid of ours says whether its writer runs: a live one's file is its work in progress, however old.
+        if (processAlive(Number(m[1]))) continue;
+      } else if (now - lstatSync(path).mtimeMs <= staleMs) {
+        continue; // another namespace's pid (or an earlier version's, namespace unknown) says nothing here
+      }
+      rmSync(path, { force: true });
       removed.push(name);
     } catch {
       // gone already, or not ours to remove: the next sweep tries again
@@ -181,3 +203,6 @@ export function sweepStaleTemps(dir: string): string[] {
   }
   return removed;
 }
+
+/** Errors of link(2) that mean this file system (or this entry: a directory) takes no hard link. */
+export const NO_LINKS: ReadonlySet<string> = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "EXDEV", "EMLINK", "ENOSYS"]);
