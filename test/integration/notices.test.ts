@@ -5,6 +5,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { beforeEach, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { RejectFile } from "../../src/ca/ingestion.js";
@@ -462,6 +463,41 @@ describe("jpki watch: watchers in separate PID namespaces on one spool (containe
     expect(listFiles(processing)).toEqual([]);
     expect(listFiles(join(spool, "done"))).toEqual(["feed.jsonl"]);
     expect((await state()).filter((x) => x.source === "notice:T-1")).toHaveLength(2);
+  });
+});
+
+describe("jpki watch: a killed counter's temporary file in the spool", () => {
+  // `jpki counter` stages its notice file in the spool under a dot-name and renames it into place. Killed between
+  // the two, it left the dot-name for good: no sweep looked at the spool itself.
+  it("is never taken as a notice file, and is swept by the namespace-aware staging rule", async () => {
+    const spool = join(dir, "spool-counter");
+    mkdirSync(spool);
+    const ns = thisNamespace() === "0123456789abcdef" ? "fedcba9876543210" : "0123456789abcdef";
+    const body = JSON.stringify(notice(21, residents[2]!, "death", 1)) + "\n";
+    // A counter of this namespace, killed after staging (a child process that exits without the rename).
+    const staging = pathToFileURL(join(import.meta.dirname, "../../dist/src/store/staging.js")).href;
+    const script = `const { stageFile } = await import(${JSON.stringify(staging)}); stageFile(process.argv[1], process.argv[2]);`;
+    execFileSync(process.execPath, ["--input-type=module", "-e", script, join(spool, "counter-2026-05-01T09-00-00-000Z-1-00000000.jsonl"), body]);
+    const killed = listFiles(spool);
+    expect(killed).toEqual([expect.stringMatching(/^\.counter-.*\.jsonl\.\d+~@[0-9a-f]{16}\.[0-9a-f]{12}\.tmp$/)]);
+    // Being written right now by a counter in another container (its pid means nothing here), and an earlier
+    // version's pid-only name: fresh, they are left alone; the earlier version's a day untouched goes.
+    const exited = spawn(process.execPath, ["-e", ""], { stdio: "ignore" });
+    await new Promise((res) => exited.on("exit", res));
+    const writing = `.counter-b.jsonl.${exited.pid}~@${ns}.0123456789ab.tmp`;
+    const earlier = `.counter-c.jsonl.${exited.pid}.0123456789ab.tmp`;
+    const abandoned = `.counter-d.jsonl.${exited.pid}.0123456789ab.tmp`;
+    for (const f of [writing, earlier, abandoned]) writeFileSync(join(spool, f), body);
+    const dayAgo = new Date(Date.now() - 25 * 3600_000);
+    utimesSync(join(spool, abandoned), dayAgo, dayAgo);
+    writeJsonl(join(spool, "feed.jsonl"), [notice(22, residents[3]!, "death", 1)]);
+    const res = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.json()).toMatchObject({ files: 1, failed: 0, results: [expect.objectContaining({ file: "feed.jsonl", applied: 1 })] });
+    expect(listFiles(spool).sort()).toEqual([earlier, writing, "done", "failed", "processing"].sort());
+    expect(listFiles(join(spool, "done"))).toEqual(["feed.jsonl"]);
+    expect(listFiles(join(spool, "processing"))).toEqual([]);
+    expect((await state()).filter((x) => x.source === "notice:T-21")).toEqual([]);
   });
 });
 
