@@ -193,6 +193,7 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
         source: path,
         format: "auto",
         rejectPath: sidecarOf(path, "rejects"),
+        rejectFileExists: "replace", // the claim's own sidecar, cleared above: settleClaim moves it, never over another
         sweepRejectDir: false, // processing/ is shared: sweepClaimLeftovers judges its leftovers, not a pid
         batchSize: o.batchSize,
         crlIntervalMs: schedule.intervalMs,

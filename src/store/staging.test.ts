@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { thisNamespace } from "./pid-namespace.js";
-import { TEMP_STALE_MS, openStagingFile, stageFile, sweepStaleTemps, tempPathFor } from "./staging.js";
+import { TEMP_STALE_MS, installNew, openStagingFile, stageFile, sweepStaleTemps, tempPathFor } from "./staging.js";
 
 const OTHER_NS = thisNamespace() === "0123456789abcdef" ? "fedcba9876543210" : "0123456789abcdef";
 const RANDOM = "0123456789ab";
@@ -129,5 +129,20 @@ describe("sweepStaleTemps", () => {
     expect(sweepStaleTemps(dir, { now: NOW })).toEqual([]);
     expect(sweepStaleTemps(dir, { now: NOW, suffixes: ["-wal"] })).toEqual([wal]);
     expect(readdirSync(dir).sort()).toEqual([foreignWal, ...others].sort());
+  });
+});
+
+describe("installNew", () => {
+  it("links the staged file under the first free name, never over a file there, and removes the temporary name", () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-staging-"));
+    writeFileSync(join(dir, "a"), "earlier");
+    const staged = stageFile(join(dir, "a"), "later");
+    expect(installNew(staged.tmp, [join(dir, "a"), join(dir, "a-2")])).toBe(join(dir, "a-2"));
+    expect(readFileSync(join(dir, "a"), "utf8")).toBe("earlier");
+    expect(readFileSync(join(dir, "a-2"), "utf8")).toBe("later");
+    expect(readdirSync(dir).sort()).toEqual(["a", "a-2"]);
+    const again = stageFile(join(dir, "a"), "third");
+    expect(installNew(again.tmp, [join(dir, "a"), join(dir, "a-2")])).toBeUndefined();
+    expect(existsSync(again.tmp)).toBe(true);
   });
 });

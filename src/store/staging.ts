@@ -11,7 +11,7 @@
  * The ~@ also keeps an earlier version's sweep (which took the field before <random> for a pid) off this
  * version's temporary files during a rolling upgrade.
  */
-import { closeSync, fchmodSync, fdatasync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, fchmodSync, fdatasync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { processAlive, thisNamespace } from "./pid-namespace.js";
@@ -206,3 +206,32 @@ export function sweepStaleTemps(dir: string, opts: SweepOptions = {}): string[] 
 
 /** Errors of link(2) that mean this file system (or this entry: a directory) takes no hard link. */
 export const NO_LINKS: ReadonlySet<string> = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "EXDEV", "EMLINK", "ENOSYS"]);
+
+/**
+ * Installs the finished temporary file `tmp` under the first of `paths` that is free, never replacing anything:
+ * hard-linked in (link(2) fails when the name is taken, whoever took it a moment ago), then `tmp` removed. Where
+ * the file system takes no hard links, renamed into a name found free (only a file made there in the same instant
+ * could then be replaced). Returns the path used, or undefined when every one was taken (`tmp` stays).
+ */
+export function installNew(tmp: string, paths: Iterable<string>): string | undefined {
+  for (const path of paths) {
+    try {
+      linkSync(tmp, path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? "";
+      if (code === "EEXIST") continue;
+      if (!NO_LINKS.has(code)) throw e;
+      try {
+        lstatSync(path);
+        continue; // taken
+      } catch (e2) {
+        if ((e2 as NodeJS.ErrnoException).code !== "ENOENT") throw e2;
+      }
+      renameSync(tmp, path);
+      return path;
+    }
+    unlinkSync(tmp);
+    return path;
+  }
+  return undefined;
+}
