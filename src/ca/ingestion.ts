@@ -6,28 +6,68 @@
  * The result tells the truth about what was applied: CRLs are published for every batch that committed,
  * also when the run then fails (an unreadable file, a store error) — the error is raised afterwards.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import type { CrlUpdater } from "../crl/updater.js";
 import { JpkiError } from "../errors.js";
 import { readRecords } from "../registry/import.js";
-import { sweepStaleTemps, tempPathFor } from "../store/staging.js";
+import { installNew, sweepStaleTemps, tempPathFor } from "../store/staging.js";
 import { checkOutputDir } from "../workspace/paths.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { readBatchesOnThread, readerThreadFits } from "./notice-reader.js";
 import { NoticeIngestor, readBatches, type IngestProgress, type IngestSummary, type RejectedNotice } from "./notices.js";
 
+/** How many names a reject file tries (PATH, PATH-2, …) before it gives up: a directory full of them is a mistake. */
+const MAX_REJECT_NAMES = 10_000;
+
 /**
- * Rejected notices go to a file written beside and renamed into place at the end (never half a file). A file
- * system failure (no space, the name taken by a directory) is ERR_FILE_UNUSABLE naming the reject file.
+ * The names a reject file at `path` may take, in order: the path itself, then a number before its extension —
+ * feed.jsonl-STAMP.rejects.jsonl, feed.jsonl-STAMP-2.rejects.jsonl, …; out.jsonl, out-2.jsonl, …
+ */
+export function* rejectFileNames(path: string): Generator<string> {
+  yield path;
+  const name = basename(path);
+  const dot = name.endsWith(".rejects.jsonl") ? name.length - ".rejects.jsonl".length : name.lastIndexOf(".");
+  const [stem, ext] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ""];
+  for (let k = 2; k <= MAX_REJECT_NAMES; k++) yield join(dirname(path), `${stem}-${k}${ext}`);
+}
+
+/**
+ * Refuses a reject file path where something already is (ERR_REJECT_FILE_EXISTS): a reject file may be the only
+ * record of which notices an earlier run refused and why, so one is never replaced, nor added to (its line numbers
+ * would then point into two inputs, and a rerun of the same input would list its rejects twice).
+ */
+export function checkRejectFileFree(path: string): void {
+  try {
+    lstatSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return;
+    throw new JpkiError("ERR_FILE_UNUSABLE", `reject file ${path}: cannot be looked at${code ? ` (${code})` : ""}: choose another --reject-file`, { cause: e, details: { path } });
+  }
+  throw new JpkiError(
+    "ERR_REJECT_FILE_EXISTS",
+    `reject file ${path} already exists: it may be the only record of an earlier run's rejected notices, so it is never replaced or added to; move it away, or name a new file with --reject-file (without it, each run gets a new file in the workspace's rejects/)`,
+    { details: { path } },
+  );
+}
+
+/**
+ * Rejected notices go to a file written beside and installed at the end (never half a file). It never replaces a
+ * file: it is hard-linked in under the first free name of {@link rejectFileNames} — a reject file another run
+ * made meanwhile under the same name (two runs in one millisecond, two hosts on one workspace) keeps its name,
+ * and this one takes the next — unless `replace` says the name is the caller's own (a spool claim's sidecar).
+ * A file system failure (no space, the directory gone) is ERR_FILE_UNUSABLE naming the reject file.
  */
 export class RejectFile {
   readonly path: string;
+  readonly #replace: boolean;
   #fd: number | undefined;
   readonly #tmp: string;
   count = 0;
-  constructor(path: string) {
+  constructor(path: string, opts: { readonly replace?: boolean } = {}) {
     this.path = path;
+    this.#replace = opts.replace === true;
     this.#tmp = tempPathFor(path);
   }
   write(r: RejectedNotice): void {
@@ -42,27 +82,35 @@ export class RejectFile {
     }
     this.count++;
   }
+  /** Installs the reject file (none when nothing was rejected); returns where it went. */
   close(): string | undefined {
     if (this.#fd === undefined) return undefined;
+    let placed: string | undefined;
     try {
       fsyncSync(this.#fd);
       closeSync(this.#fd);
       this.#fd = undefined;
-      renameSync(this.#tmp, this.path);
+      if (this.#replace) {
+        renameSync(this.#tmp, this.path);
+        placed = this.path;
+      } else {
+        placed = installNew(this.#tmp, rejectFileNames(this.path));
+      }
     } catch (e) {
       throw this.#unusable(e);
     }
-    return this.path;
+    if (placed === undefined) throw this.#unusable(undefined, `it and the next ${MAX_REJECT_NAMES - 1} numbered names are all taken`);
+    return placed;
   }
   abandon(): void {
     if (this.#fd !== undefined) closeSync(this.#fd);
     this.#fd = undefined;
     rmSync(this.#tmp, { force: true });
   }
-  #unusable(e: unknown): JpkiError {
+  #unusable(e: unknown, why?: string): JpkiError {
     const code = (e as NodeJS.ErrnoException)?.code;
-    return new JpkiError("ERR_FILE_UNUSABLE", `reject file ${this.path}: cannot be written${code ? ` (${code})` : ""}: free space or choose another --reject-file; the notices taken so far stay taken, and running the same input again writes their rejects anew`, {
-      cause: e,
+    return new JpkiError("ERR_FILE_UNUSABLE", `reject file ${this.path}: cannot be written${code ? ` (${code})` : ""}${why ? ` (${why})` : ""}: free space or choose another --reject-file; the notices taken so far stay taken, and running the same input again writes their rejects anew`, {
+      ...(e === undefined ? {} : { cause: e }),
       details: { path: this.path },
     });
   }
@@ -73,8 +121,16 @@ export interface IngestRunOptions {
   readonly format: "auto" | "jsonl" | "csv";
   readonly rejectPath: string;
   /**
-   * Sweep the reject file's directory of temporary files left by processes no longer running (default true).
-   * False for a spool's processing/, shared with watchers in other PID namespaces, where a pid cannot tell.
+   * When something is at `rejectPath` already: "next" (default), the rejects go under the next free name
+   * ({@link rejectFileNames}); "refuse", ERR_REJECT_FILE_EXISTS before anything is applied (an operator's own
+   * --reject-file); "replace", the name is the caller's own and is replaced (a spool claim's sidecar, cleared
+   * before the run). With "next" and "refuse", a file someone puts there during the run is never replaced either:
+   * the rejects go under the next free name, and `rejectFile` in the result says which.
+   */
+  readonly rejectFileExists?: "next" | "refuse" | "replace";
+  /**
+   * Sweep the reject file's directory of temporary files nobody writes any more (default true; store/staging.ts).
+   * False for a spool's processing/, whose leftovers its claims account for (ca/spool-claim.ts).
    */
   readonly sweepRejectDir?: boolean;
   readonly batchSize: number;
@@ -94,6 +150,7 @@ export interface IngestRunOptions {
 }
 
 export interface IngestRunResult extends IngestSummary {
+  /** where the rejected notices went (see rejectFileExists: not always rejectPath), null when none was rejected */
   readonly rejectFile: string | null;
   /** the CRLs published: each CA's full CRL, and its partitions that changed (scope "partition", municipality) */
   readonly crls: Array<{ ca: string; scope: "full" | "partition" | "arl"; municipality?: string; number: string; entries: number; path: string }>;
@@ -105,8 +162,9 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
   // Where the rejects go is settled before anything is applied: a run that committed batches and then found
   // the rejects directory to be a file (or unwritable) crashed half-way, and every rerun crashed the same way.
   checkOutputDir(dirname(o.rejectPath), "reject file directory", { create: true });
+  if (o.rejectFileExists === "refuse") checkRejectFileFree(o.rejectPath);
   if (o.sweepRejectDir !== false) sweepStaleTemps(dirname(o.rejectPath));
-  const rejects = new RejectFile(o.rejectPath);
+  const rejects = new RejectFile(o.rejectPath, { replace: o.rejectFileExists === "replace" });
   const ingestor = new NoticeIngestor({ store: ws.store, clock: ws.clock });
   const crlsBefore = o.updater?.published.length ?? 0;
   let pendingCas = new Set<string>();

@@ -6,10 +6,9 @@
  * where a bare PID says nothing: the same number may be a live watcher in each, and another namespace's watcher is
  * "not running" to this one. So a claim names its owner's namespace too:
  *
- *   processing/PID~@NS~NAME          NAME claimed by process PID of namespace NS (16 hex digits: a hash of the
- *                                    kernel's boot id and /proc/self/ns/pid — containers on one host share the
- *                                    boot id, with --uts=host even the hostname, never a PID namespace; random
- *                                    per process where /proc cannot tell, and every other claim is then foreign)
+ *   processing/PID~@NS~NAME          NAME claimed by process PID of namespace NS (store/pid-namespace.ts: 16 hex
+ *                                    digits, a hash of the kernel's boot id and /proc/self/ns/pid; random per
+ *                                    process where /proc cannot tell, and every other claim is then foreign)
  *   processing/.PID~@NS~NAME.alive   its heartbeat, made before the claim; the owner sets its mtime every
  *                                    CLAIM_HEARTBEAT_MS and after every batch while it works
  *   processing/.PID~@NS~NAME.rejects.jsonl, .error.json   what the file's run produced, settled beside it
@@ -22,11 +21,14 @@
  * rule during a rolling upgrade. A watcher whose claim was taken over (it hung past the timeout) finds out when
  * it settles the file: ERR_SPOOL_CLAIM_LOST, nothing moved; ingestion being idempotent, nothing is applied twice.
  */
-import { createHash, randomBytes } from "node:crypto";
-import { existsSync, linkSync, lstatSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, linkSync, lstatSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { JpkiError } from "../errors.js";
-import { processAlive } from "../store/staging.js";
+import { processAlive, thisNamespace } from "../store/pid-namespace.js";
+import { NO_LINKS } from "../store/staging.js";
+
+/** This process's PID namespace, as claims name it (store/pid-namespace.ts: temporary files name it too). */
+export { thisNamespace };
 
 /** A claim whose heartbeat is older than this is taken over, whoever made it. */
 export const CLAIM_STALE_MS = 10 * 60_000;
@@ -54,22 +56,6 @@ export function parseClaim(entry: string): Claim {
   const e = EARLIER_CLAIM.exec(entry);
   if (e) return { name: e[2]!, owner: { pid: Number(e[1]) } };
   return { name: entry };
-}
-
-let ns: string | undefined;
-/** This process's PID namespace, as claims name it. */
-export function thisNamespace(): string {
-  if (ns === undefined) {
-    try {
-      const boot = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
-      const pidNs = readlinkSync("/proc/self/ns/pid");
-      if (!boot || !pidNs) throw new Error("no namespace");
-      ns = createHash("sha256").update(`${boot}\n${pidNs}`).digest("hex").slice(0, 16);
-    } catch {
-      ns = randomBytes(8).toString("hex"); // cannot tell: no other process's claim is provably dead
-    }
-  }
-  return ns;
 }
 
 /** The entry under which this process claims a file named `name`. */
@@ -205,9 +191,6 @@ export function sweepClaimLeftovers(processing: string, now: number, staleMs = C
   }
   return removed;
 }
-
-/** Errors of link(2) that mean this file system (or this entry: a directory) takes no hard link. */
-const NO_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "EXDEV", "EMLINK", "ENOSYS"]);
 
 export interface Settled {
   /** where the file went */

@@ -1,6 +1,9 @@
 /**
  * The spool watcher behind `jpki watch DIR`: producers drop complete notice files into DIR (write them under
  * a dot-name or elsewhere, then rename: only *.jsonl, *.ndjson and *.csv not starting with "." are taken).
+ * `jpki counter` (registry/counter-link.ts) stages its files in DIR as .NAME.PID~@NS.RANDOM.tmp (store/staging.ts):
+ * never taken, and the leftover of a killed counter is swept from DIR at start and about every TEMP_SWEEP_MS
+ * while idle, by the staging rule (this namespace's dead pid at once, any other once a day untouched).
  * Each file is claimed by renaming it into DIR/processing/, ingested, and moved to DIR/done/ (with its
  * .rejects.jsonl when some notices were rejected) or DIR/failed/ when it could not be read.
  *
@@ -41,6 +44,8 @@ import { runIngest, type IngestRunResult } from "./ingestion.js";
 import { CLAIM_HEARTBEAT_MS, CLAIM_STALE_MS, beat, stale, claimEntry, claimState, parseClaim, settleClaim, sidecarOf, sweepClaimLeftovers, takeClaim } from "./spool-claim.js";
 
 const SPOOL_FILE = /^[^.].*\.(jsonl|ndjson|csv)$/i;
+/** How often an idle watcher sweeps the spool of temporary files nobody writes any more (wall-clock ms). */
+const TEMP_SWEEP_MS = 10 * 60_000;
 /** Claimed files (paths in processing/) this process is working on: its claim entry alone does not say which. */
 const working = new Set<string>();
 
@@ -113,10 +118,16 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
   }
   const dirs = { processing: join(o.dir, "processing"), done: join(o.dir, "done"), failed: join(o.dir, "failed") };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true, mode: 0o700 });
-  // Temporary files an earlier version staged in done/ and failed/ (judged by pid, as it did); processing/'s by
-  // the claims there, since a pid from another namespace says nothing.
+  // Temporary files a killed producer left in DIR (a `jpki counter`'s) and an earlier version staged in done/ and
+  // failed/, by the staging rule (a pid is looked up only in its own namespace); processing/'s by the claims there.
   sweepStaleTemps(dirs.done);
   sweepStaleTemps(dirs.failed);
+  let swept = Date.now();
+  const sweepSpoolTemps = () => {
+    sweepStaleTemps(o.dir);
+    swept = Date.now();
+  };
+  sweepSpoolTemps();
   sweepClaimLeftovers(dirs.processing, Date.now(), o.claimStaleMs ?? CLAIM_STALE_MS);
   const schedule = updater.schedule(o.crlIntervalMs, o.onScheduleError ? { onOtherError: o.onScheduleError } : {});
   const sleep = o.sleep ?? ((ms: number, signal: AbortSignal) => sleepFor(ms, undefined, { signal }));
@@ -182,6 +193,7 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
         source: path,
         format: "auto",
         rejectPath: sidecarOf(path, "rejects"),
+        rejectFileExists: "replace", // the claim's own sidecar, cleared above: settleClaim moves it, never over another
         sweepRejectDir: false, // processing/ is shared: sweepClaimLeftovers judges its leftovers, not a pid
         batchSize: o.batchSize,
         crlIntervalMs: schedule.intervalMs,
@@ -223,6 +235,7 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
     const claimed = claim();
     if (!claimed) {
       await tick();
+      if (Date.now() - swept >= TEMP_SWEEP_MS) sweepSpoolTemps(); // a counter killed while this watcher runs
       if (o.once) {
         // A one-shot run (an operator's recovery after a crash) leaves no revocation unpublished,
         // whatever the interval says.

@@ -11,6 +11,7 @@ import { errorCodeOf } from "../../test/error-code.js";
 import { parseResponse } from "./apdu.js";
 import { cardStorageOf, defaultChipKeyFile, ensureChipKey, fileCardStorage, memoryCardStorage, stateStoreOf } from "./card-state.js";
 import { EmulatedCard, newAdminKey } from "./card.js";
+import { thisNamespace } from "../store/pid-namespace.js";
 
 const ADMIN = newAdminKey();
 let dir: string;
@@ -102,7 +103,7 @@ describe("the encrypted card file", () => {
   });
 
   it("sweeps the temporary file a kill -9 mid-write left, and keeps the card it was replacing", () => {
-    const stale = join(dir, `.card-0001.card.999999999.${"ab".repeat(6)}.tmp`);
+    const stale = join(dir, `.card-0001.card.999999999~@${thisNamespace()}.${"ab".repeat(6)}.tmp`); // a pid above any pid_max
     writeFileSync(stale, "half a card", { mode: 0o600 });
     expect(open().info().cardId).toBe("card-0001");
     expect(readdirSync(dir)).not.toContain(stale.slice(dir.length + 1));

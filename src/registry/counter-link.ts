@@ -1,8 +1,10 @@
 /**
  * The link server's send (連携サーバ, shared/spec/JPKI.md "The link between the two networks" step 3): the change
  * notices the counter's procedures produced (registry/counter.ts) go to the CA side, either
- * - as one JSON Lines file in the CA's spool directory (`jpki watch DIR` takes it): written under a dot-name,
- *   fsynced and renamed into place, so the watcher never sees half a file; or
+ * - as one JSON Lines file in the CA's spool directory (`jpki watch DIR` takes it): written under a dot-name
+ *   (store/staging.ts: .counter-….jsonl.PID~@NS.RANDOM.tmp), fsynced and renamed into place, so the watcher never
+ *   sees half a file; a counter killed before the rename leaves that dot-name, which the watcher never takes and
+ *   sweeps (ca/spool.ts); or
  * - straight to ingestion in this process (ca/ingestion.ts runIngest, the service `jpki notices ingest` runs),
  *   which revokes and regenerates the CRLs as today.
  *

@@ -39,7 +39,7 @@
  * line, where `ps` shows it, and takes it from JPKI_STORE, PGPASSWORD or ~/.pgpass instead.
  */
 import { createHash, type Hash } from "node:crypto";
-import { chmodSync, closeSync, existsSync, linkSync, openSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, linkSync, openSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { JpkiError } from "../errors.js";
 import { parseConfig } from "../workspace/config.js";
@@ -48,7 +48,7 @@ import { zeroCounts } from "./dump.js";
 import { writeFileAtomic } from "./files.js";
 import type { PostgresStoreOptions } from "./postgres.js";
 import { SqliteStore } from "./sqlite.js";
-import { processAlive, syncDir, tempPathFor } from "./staging.js";
+import { sweepStaleTemps, syncDir, tempPathFor } from "./staging.js";
 import { DUMP_KINDS, type DumpBatch, type DumpCounts, type DumpKind, type Store } from "./types.js";
 
 // ---------------------------------------------------------------------------------------------------------
@@ -422,20 +422,11 @@ function utcStamp(d = new Date()): string {
 }
 
 /**
- * The WAL companions of SQLite copies killed midway (`.jpki.db.<pid>.<random>.tmp-wal`, `-shm`): the staged file
- * itself is swept by sweepStaleTemps on the workspace's next open, its companions here.
+ * The WAL companions of SQLite copies killed midway (`.jpki.db.<pid>~@<ns>.<random>.tmp-wal`, `-shm`): the staged
+ * file itself is swept by sweepStaleTemps on the workspace's next open, its companions here, by the same rule.
  */
 function sweepStaleCopyCompanions(dir: string): void {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    const m = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp-(wal|shm|journal)$/.exec(name);
-    if (m && !processAlive(Number(m[1]))) rmSync(join(dir, name), { force: true });
-  }
+  sweepStaleTemps(dir, { suffixes: ["-wal", "-shm", "-journal"] });
 }
 
 function removeSqliteFiles(path: string): void {

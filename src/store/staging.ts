@@ -1,24 +1,31 @@
 /**
  * Staged files: written in full to a temporary sibling and fsynced, installed later by a rename (possibly
- * under a lock, together with other staged files), or discarded. Temporary names carry the writer's pid,
- * so the next start can tell the leftovers of a killed run from the work of a live one and sweep them.
+ * under a lock, together with other staged files), or discarded. Temporary names carry the writer's pid and
+ * PID namespace (pid-namespace.ts), so the next start can tell the leftovers of a killed run from the work of a
+ * live one and sweep them — also in a directory shared with other containers or hosts, whose pids mean nothing
+ * here:
  *
- *   .<name>.<pid>.<random>.tmp
+ *   .<name>.<pid>~@<namespace>.<random>.tmp
+ *   .<name>.<pid>.<random>.tmp               an earlier version's (pid only: whose namespace, nobody can tell)
+ *
+ * The ~@ also keeps an earlier version's sweep (which took the field before <random> for a pid) off this
+ * version's temporary files during a rolling upgrade.
  */
-import { closeSync, fchmodSync, fdatasync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, fchmodSync, fdatasync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { processAlive, thisNamespace } from "./pid-namespace.js";
 
-/** What tempPathFor puts after `.<name>.`: the writer's pid (captured), 6 random bytes in hex, `.tmp`. */
-const TEMP_TAIL = String.raw`(\d+)\.[0-9a-f]{12}\.tmp$`;
-/** Any file's temporary name. */
-const TEMP = new RegExp(String.raw`^\..+\.` + TEMP_TAIL);
-/** The tail alone: a temporary name of one file once its `.<name>.` is cut off. */
-const OWN_TEMP = new RegExp(`^${TEMP_TAIL}`);
+export { processAlive };
+
+/** A temporary file this long untouched is nobody's write in progress, whoever made it (clocks may differ by hours). */
+export const TEMP_STALE_MS = 24 * 3600_000;
+
+const TEMP = /^\..+\.(\d+)(?:~@([0-9a-f]{16}))?\.[0-9a-f]{12}\.tmp(-[a-z]+)?$/;
 
 /** A temporary sibling of `path` owned by this process. */
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
+  return join(dirname(path), `.${basename(path)}.${process.pid}~@${thisNamespace()}.${randomBytes(6).toString("hex")}.tmp`);
 }
 
 export interface StagedFile {
@@ -151,22 +158,65 @@ export function syncDir(dir: string): void {
   }
 }
 
-/** Whether a process with this pid runs (ours always does; EPERM: it runs as another user). */
-export function processAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
+export interface SweepOptions {
+  /** wall-clock ms (default Date.now()) */
+  readonly now?: number;
+  /** a temporary file not of this namespace is removed once untouched this long (default TEMP_STALE_MS) */
+  readonly staleMs?: number;
+  /** what follows ".tmp" in the names swept, e.g. a staged SQLite file's "-wal" (default: nothing) */
+  readonly suffixes?: readonly string[];
+}
+
+/**
+ * Removes the temporary files in `dir` that nobody is writing any more: those of this PID namespace whose
+ * process no longer runs (a kill -9 mid-write), and any other — another namespace's, an earlier version's
+ * pid-only name — once untouched for `staleMs`. A live process's files are left alone: another command may be
+ * staging right now, here or in another container sharing the directory. Returns the names removed.
+ */
+export function sweepStaleTemps(dir: string, opts: SweepOptions = {}): string[] {
+  let names: string[];
   try {
-    process.kill(pid, 0);
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const now = opts.now ?? Date.now();
+  const staleMs = opts.staleMs ?? TEMP_STALE_MS;
+  const suffixes = opts.suffixes ?? [""];
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = TEMP.exec(name);
+    if (!m || !suffixes.includes(m[3] ?? "")) continue;
+    if (removeIfStale(join(dir, name), m, now, staleMs)) removed.push(name);
+  }
+  return removed;
+}
+
+/**
+ * The one rule of both sweeps: removes the temporary file at `path` (its name matched by TEMP as `m`) when nobody
+ * is writing it any more; true when it did.
+ */
+function removeIfStale(path: string, m: RegExpExecArray, now: number, staleMs: number): boolean {
+  try {
+    if (m[2] === thisNamespace()) {
+      // A pid of ours says whether its writer runs: a live one's file is its work in progress, however old.
+      if (processAlive(Number(m[1]))) return false;
+    } else if (now - lstatSync(path).mtimeMs <= staleMs) {
+      return false; // another namespace's pid (or an earlier version's, namespace unknown) says nothing here
+    }
+    rmSync(path, { force: true });
     return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
+  } catch {
+    return false; // gone already, or not ours to remove: the next sweep tries again
   }
 }
 
 /**
- * Removes the temporary files staged for `path` — tempPathFor's names for it, no other file's. By default only those
- * of processes that no longer run. `writersExcluded`: the caller holds the lock every writer of `path` takes
- * while staging it, so no one is writing any of them now and each is a leftover whatever its pid says (a killed
- * writer's pid since reused by a live process would otherwise keep its file for ever). Returns the names removed.
+ * Removes the temporary files staged for `path` — tempPathFor's names for it, no other file's — that nobody is
+ * writing any more, by sweepStaleTemps's rule. `writersExcluded`: the caller holds the lock every writer of `path`
+ * takes while staging it, so no one is writing any of them now and each is a leftover whatever its pid or
+ * namespace says (a killed writer's pid since reused by a live process would otherwise keep its file for ever).
+ * Returns the names removed.
  */
 export function sweepTempsFor(path: string, opts: { readonly writersExcluded?: boolean } = {}): string[] {
   const dir = dirname(path);
@@ -177,42 +227,55 @@ export function sweepTempsFor(path: string, opts: { readonly writersExcluded?: b
   } catch {
     return [];
   }
+  const now = Date.now();
   const removed: string[] = [];
   for (const name of names) {
     if (!name.startsWith(prefix)) continue;
-    const m = OWN_TEMP.exec(name.slice(prefix.length));
-    if (!m || (!opts.writersExcluded && processAlive(Number(m[1])))) continue;
-    try {
-      rmSync(join(dir, name), { force: true });
+    // only this file's: the part after the prefix must be a whole temporary tail (another file's name may start with ours)
+    const m = TEMP.exec(name);
+    if (!m || m.index !== 0 || !/^\d+(?:~@[0-9a-f]{16})?\.[0-9a-f]{12}\.tmp$/.test(name.slice(prefix.length))) continue;
+    if (opts.writersExcluded) {
+      try {
+        rmSync(join(dir, name), { force: true });
+        removed.push(name);
+      } catch {
+        // not ours to remove: the next sweep tries again
+      }
+    } else if (removeIfStale(join(dir, name), m, now, TEMP_STALE_MS)) {
       removed.push(name);
-    } catch {
-      // not ours to remove: the next sweep tries again
     }
   }
   return removed;
 }
 
+/** Errors of link(2) that mean this file system (or this entry: a directory) takes no hard link. */
+export const NO_LINKS: ReadonlySet<string> = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "EXDEV", "EMLINK", "ENOSYS"]);
+
 /**
- * Removes temporary files in `dir` left by processes that no longer run (a kill -9 mid-write). Files of
- * live processes are left alone: another command may be staging right now. Returns the names removed.
+ * Installs the finished temporary file `tmp` under the first of `paths` that is free, never replacing anything:
+ * hard-linked in (link(2) fails when the name is taken, whoever took it a moment ago), then `tmp` removed. Where
+ * the file system takes no hard links, renamed into a name found free (only a file made there in the same instant
+ * could then be replaced). Returns the path used, or undefined when every one was taken (`tmp` stays).
  */
-export function sweepStaleTemps(dir: string): string[] {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return [];
-  }
-  const removed: string[] = [];
-  for (const name of names) {
-    const m = TEMP.exec(name);
-    if (!m || processAlive(Number(m[1]))) continue;
+export function installNew(tmp: string, paths: Iterable<string>): string | undefined {
+  for (const path of paths) {
     try {
-      rmSync(join(dir, name), { force: true });
-      removed.push(name);
-    } catch {
-      // gone already, or not ours to remove: the next sweep tries again
+      linkSync(tmp, path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? "";
+      if (code === "EEXIST") continue;
+      if (!NO_LINKS.has(code)) throw e;
+      try {
+        lstatSync(path);
+        continue; // taken
+      } catch (e2) {
+        if ((e2 as NodeJS.ErrnoException).code !== "ENOENT") throw e2;
+      }
+      renameSync(tmp, path);
+      return path;
     }
+    unlinkSync(tmp);
+    return path;
   }
-  return removed;
+  return undefined;
 }

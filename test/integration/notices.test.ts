@@ -5,7 +5,8 @@
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { beforeEach, describe, expect, it } from "vitest";
+import { pathToFileURL } from "node:url";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { RejectFile } from "../../src/ca/ingestion.js";
 import { CLAIM_STALE_MS, thisNamespace } from "../../src/ca/spool-claim.js";
@@ -341,9 +342,10 @@ describe("jpki notices ingest: where the rejects go", () => {
   });
 
   it("a reject file that cannot be written half-way is ERR_FILE_UNUSABLE naming it, not a crash", () => {
-    // Its name taken by a directory once the run is under way: the final rename fails (as a full disk fails a write).
+    // A spool claim's sidecar (replace: the name is the caller's own) taken by a directory once the run is under
+    // way: the final rename fails (as a full disk fails a write).
     const target = join(dir, "taken.rejects.jsonl");
-    const f = new RejectFile(target);
+    const f = new RejectFile(target, { replace: true });
     f.write({ line: 1, code: "ERR_IMPORT_FORMAT", message: "line 1: malformed JSON" });
     mkdirSync(join(target, "inside"), { recursive: true });
     let thrown: unknown;
@@ -354,6 +356,67 @@ describe("jpki notices ingest: where the rejects go", () => {
     }
     f.abandon();
     expect(thrown).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining(`reject file ${target}: cannot be written`) });
+    expect(listFiles(dir).filter((x) => x.endsWith(".tmp"))).toEqual([]);
+  });
+});
+
+describe("jpki notices ingest: a reject file never replaces another", () => {
+  const bad = (i: number) => JSON.stringify({ ...notice(i, residents[1]!, "death", 1), residentCode: "12345678901" });
+
+  // --reject-file named an existing file and the run renamed its rejects over it: the earlier run's record of
+  // which notices were refused, the only one, was gone.
+  it("refuses an existing --reject-file before anything is ingested, and leaves it as it was", async () => {
+    const earlier = join(dir, "monday.rejects.jsonl");
+    writeFileSync(earlier, '{"line":7,"code":"ERR_RESIDENT_UNKNOWN"}\n');
+    const file = join(dir, "tuesday.jsonl");
+    writeFileSync(file, [JSON.stringify(notice(1, residents[0]!, "death", 1)), bad(2)].join("\n") + "\n");
+    const res = await cli([...w(), "notices", "ingest", file, "--reject-file", earlier, "--json"], { cwd: dir });
+    expect(res.code, res.stderr).toBe(2);
+    expect(JSON.parse(res.stderr).error).toMatchObject({ code: "ERR_REJECT_FILE_EXISTS", message: expect.stringContaining(`reject file ${earlier} already exists`) });
+    expect(readFileSync(earlier, "utf8")).toBe('{"line":7,"code":"ERR_RESIDENT_UNKNOWN"}\n');
+    expect(await state()).toEqual([]);
+    const fresh = join(dir, "tuesday.rejects.jsonl");
+    const again = await cli([...w(), "notices", "ingest", file, "--reject-file", fresh, "--json"], { cwd: dir });
+    expect(again.code).toBe(13);
+    expect(again.json()).toMatchObject({ applied: 1, rejected: 1, rejectFile: fresh });
+    expect(readFileSync(earlier, "utf8")).toBe('{"line":7,"code":"ERR_RESIDENT_UNKNOWN"}\n');
+  });
+
+  // The default name carries a millisecond time stamp: two runs on same-named files in one millisecond (two
+  // hosts on one workspace directory, say) got the same name, and the second's rejects replaced the first's.
+  it("two runs on same-named files in one millisecond each keep their own default reject file", async () => {
+    const a = join(dir, "a", "feed.jsonl");
+    const b = join(dir, "b", "feed.jsonl");
+    mkdirSync(join(dir, "a"));
+    mkdirSync(join(dir, "b"));
+    writeFileSync(a, bad(1) + "\n");
+    writeFileSync(b, bad(2) + "\n");
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(new Date());
+    const runs: Array<Awaited<ReturnType<typeof cli>>> = [];
+    try {
+      for (const f of [a, b]) runs.push(await cli([...w(), "notices", "ingest", f, "--no-crl", "--json"], { cwd: dir }));
+    } finally {
+      vi.useRealTimers();
+    }
+    const [first, second] = runs as [Awaited<ReturnType<typeof cli>>, Awaited<ReturnType<typeof cli>>];
+    expect([first.code, second.code], first.stderr + second.stderr).toEqual([13, 13]);
+    const [fa, fb] = [first.json().rejectFile as string, second.json().rejectFile as string];
+    expect(fa).toMatch(/rejects\/feed\.jsonl-[0-9T-]+Z\.rejects\.jsonl$/);
+    expect(fb).toBe(fa.replace(/\.rejects\.jsonl$/, "-2.rejects.jsonl"));
+    const ids = (f: string) => readFileSync(f, "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { record: { noticeId: string } }).record.noticeId);
+    expect([ids(fa), ids(fb)]).toEqual([["T-1"], ["T-2"]]);
+  });
+
+  it("a name another process takes during the run sends the rejects to the next free name, never over it", () => {
+    const target = join(dir, "taken.rejects.jsonl");
+    const f = new RejectFile(target);
+    f.write({ line: 1, code: "ERR_IMPORT_FORMAT", message: "line 1: malformed JSON" });
+    writeFileSync(target, "another run's rejects\n");
+    mkdirSync(join(dir, "taken-2.rejects.jsonl")); // a directory takes a name too
+    expect(f.close()).toBe(join(dir, "taken-3.rejects.jsonl"));
+    expect(readFileSync(target, "utf8")).toBe("another run's rejects\n");
+    expect(JSON.parse(readFileSync(join(dir, "taken-3.rejects.jsonl"), "utf8"))).toMatchObject({ line: 1, code: "ERR_IMPORT_FORMAT" });
     expect(listFiles(dir).filter((x) => x.endsWith(".tmp"))).toEqual([]);
   });
 });
@@ -462,6 +525,41 @@ describe("jpki watch: watchers in separate PID namespaces on one spool (containe
     expect(listFiles(processing)).toEqual([]);
     expect(listFiles(join(spool, "done"))).toEqual(["feed.jsonl"]);
     expect((await state()).filter((x) => x.source === "notice:T-1")).toHaveLength(2);
+  });
+});
+
+describe("jpki watch: a killed counter's temporary file in the spool", () => {
+  // `jpki counter` stages its notice file in the spool under a dot-name and renames it into place. Killed between
+  // the two, it left the dot-name for good: no sweep looked at the spool itself.
+  it("is never taken as a notice file, and is swept by the namespace-aware staging rule", async () => {
+    const spool = join(dir, "spool-counter");
+    mkdirSync(spool);
+    const ns = thisNamespace() === "0123456789abcdef" ? "fedcba9876543210" : "0123456789abcdef";
+    const body = JSON.stringify(notice(21, residents[2]!, "death", 1)) + "\n";
+    // A counter of this namespace, killed after staging (a child process that exits without the rename).
+    const staging = pathToFileURL(join(import.meta.dirname, "../../dist/src/store/staging.js")).href;
+    const script = `const { stageFile } = await import(${JSON.stringify(staging)}); stageFile(process.argv[1], process.argv[2]);`;
+    execFileSync(process.execPath, ["--input-type=module", "-e", script, join(spool, "counter-2026-05-01T09-00-00-000Z-1-00000000.jsonl"), body]);
+    const killed = listFiles(spool);
+    expect(killed).toEqual([expect.stringMatching(/^\.counter-.*\.jsonl\.\d+~@[0-9a-f]{16}\.[0-9a-f]{12}\.tmp$/)]);
+    // Being written right now by a counter in another container (its pid means nothing here), and an earlier
+    // version's pid-only name: fresh, they are left alone; the earlier version's a day untouched goes.
+    const exited = spawn(process.execPath, ["-e", ""], { stdio: "ignore" });
+    await new Promise((res) => exited.on("exit", res));
+    const writing = `.counter-b.jsonl.${exited.pid}~@${ns}.0123456789ab.tmp`;
+    const earlier = `.counter-c.jsonl.${exited.pid}.0123456789ab.tmp`;
+    const abandoned = `.counter-d.jsonl.${exited.pid}.0123456789ab.tmp`;
+    for (const f of [writing, earlier, abandoned]) writeFileSync(join(spool, f), body);
+    const dayAgo = new Date(Date.now() - 25 * 3600_000);
+    utimesSync(join(spool, abandoned), dayAgo, dayAgo);
+    writeJsonl(join(spool, "feed.jsonl"), [notice(22, residents[3]!, "death", 1)]);
+    const res = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.json()).toMatchObject({ files: 1, failed: 0, results: [expect.objectContaining({ file: "feed.jsonl", applied: 1 })] });
+    expect(listFiles(spool).sort()).toEqual([earlier, writing, "done", "failed", "processing"].sort());
+    expect(listFiles(join(spool, "done"))).toEqual(["feed.jsonl"]);
+    expect(listFiles(join(spool, "processing"))).toEqual([]);
+    expect((await state()).filter((x) => x.source === "notice:T-21")).toEqual([]);
   });
 });
 

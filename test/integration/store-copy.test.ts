@@ -281,7 +281,7 @@ describe("jpki store copy", () => {
     // PostgreSQL, and the next copy sweeps the leftovers and succeeds
     const child = start(ws, ["store", "copy", "--to", "sqlite", "--chunk-size", "1"], { JPKI_STORE: url });
     const exited = new Promise((resolve) => child.on("exit", resolve));
-    const staged = () => readdirSync(ws).filter((n) => /^\.jpki\.db\.\d+\.[0-9a-f]{12}\.tmp(-wal)?$/.test(n));
+    const staged = () => readdirSync(ws).filter((n) => /^\.jpki\.db\.\d+~@[0-9a-f]{16}\.[0-9a-f]{12}\.tmp(-wal)?$/.test(n));
     let writing = false;
     for (let i = 0; i < 400 && !writing; i++) {
       writing = staged().some((n) => n.endsWith("-wal") && statSync(join(ws, n)).size > 64 * 1024);

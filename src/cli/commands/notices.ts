@@ -27,7 +27,7 @@ export function makeNoticesCommand(io: Io): Command {
     .description("ingest a notice file: idempotent by notice id, ordered per resident, batched, resumable")
     .argument("<file>", "JSON Lines (canonical, schema/change-notice.schema.json) or CSV; '-' reads JSON Lines from stdin")
     .addOption(new Option("--format <format>", "input format").choices(["auto", "jsonl", "csv"]).default("auto"))
-    .option("--reject-file <file>", "where rejected notices go (default: the workspace's rejects/<file>-<time>.rejects.jsonl)")
+    .option("--reject-file <file>", "where rejected notices go, a new file: one that exists is refused (default: a new rejects/<file>-<time>.rejects.jsonl in the workspace)")
     .option("--batch-size <n>", "notices per transaction", "1000")
     .option("--crl-interval <seconds>", "at most one CRL per CA per this many seconds during a long run (always one at the end)", "30")
     .option("--no-crl", "do not regenerate CRLs (the CAs stay marked; the next run or 'jpki crl generate' publishes)")
@@ -41,8 +41,16 @@ Notices that arrive before their predecessor are held ('jpki notices pending'); 
 ahead of its resident is rejected (ERR_NOTICE_SEQUENCE_JUMP), never held. Re-running a file changes
 nothing; a killed run resumes where it stopped. Exit code 13 when some notices were rejected.
 
+A reject file is never replaced or added to: it may be the only record of which notices were refused and
+why. Each run's default one is new: when another run (on this host or another sharing the workspace) took
+the same name in the same millisecond, this one's is <file>-<time>-2.rejects.jsonl, and so on. An existing
+--reject-file is refused before anything is ingested (ERR_REJECT_FILE_EXISTS, exit 2): move it away or
+name another. Should another process create it during the run, the rejects go to <name>-2<ext> instead;
+the result's rejectFile always says where they went.
+
 Examples:
   jpki notices ingest notices.jsonl
+  jpki notices ingest notices.jsonl --reject-file /srv/jpki/rejects/2026-05-01.rejects.jsonl
   zcat feed.jsonl.gz | jpki notices ingest - --json`,
     )
     .action(async (file: string, o: { format: "auto" | "jsonl" | "csv"; rejectFile?: string; batchSize: string; crlInterval: string; crl: boolean }, cmd: Command) => {
@@ -55,8 +63,9 @@ Examples:
       const stdin = file === "-";
       const input = stdin ? undefined : checkInputFile(file, "notice file", { cwd: io.cwd });
       const rejectTarget = o.rejectFile ? checkOutputFile(o.rejectFile, "--reject-file", { cwd: io.cwd }) : "";
+      const { CrlUpdater, checkRejectFileFree, runIngest } = await library();
+      if (o.rejectFile) checkRejectFileFree(rejectTarget); // before the passphrase prompt; runIngest checks again
       const passphrase = o.crl ? await ctx.passphrase() : undefined;
-      const { CrlUpdater, runIngest } = await library();
       // SIGINT/SIGTERM end the run after the batch in progress; running the command again resumes.
       await withStopSignal((signal) =>
         withWorkspace(ctx, async (ws) => {
@@ -72,6 +81,7 @@ Examples:
             source,
             format: stdin && o.format === "auto" ? "jsonl" : o.format,
             rejectPath,
+            rejectFileExists: o.rejectFile ? "refuse" : "next",
             batchSize,
             crlIntervalMs: interval * 1000,
             updater,
