@@ -219,7 +219,8 @@ describe("something else where the card file should be", () => {
 });
 
 describe("temporary files a killed write left", () => {
-  const tmpName = (base: string, pid: number, n: number) => `.${base}.${pid}.${n.toString(16).padStart(12, "0")}.tmp`;
+  // as this version names them (store/staging.ts tempPathFor): the pid in this PID namespace
+  const tmpName = (base: string, pid: number, n: number) => `.${base}.${pid}~@${thisNamespace()}.${n.toString(16).padStart(12, "0")}.tmp`;
   const ppidLock = () => {
     const stat = readFileSync(`/proc/${process.ppid}/stat`, "utf8");
     return `${process.ppid} ${stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]}`;
