@@ -1,9 +1,10 @@
-import { mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { isJpkiError } from "../errors.js";
-import { withFileLock } from "./file-lock.js";
+import { FOREIGN_LOCK_STALE_MS, withFileLock } from "./file-lock.js";
+import { thisNamespace } from "./pid-namespace.js";
 
 describe("withFileLock", () => {
   it("runs under the lock and lets go of it after", async () => {
@@ -68,5 +69,26 @@ describe("withFileLock across the threads of one process", () => {
     const lock = join(dir, ".lock");
     writeFileSync(lock, `${process.pid} 1 t0`, { mode: 0o600 });
     expect(await withFileLock(lock, "the test", async () => 1)).toBe(1);
+  });
+});
+
+describe("withFileLock across PID namespaces (containers or hosts sharing the directory)", () => {
+  // Another namespace's pid means nothing here: looked up as ours it was "not running", and a live holder's lock
+  // was taken over. Such a lock is judged by its heartbeat (the holder refreshes its mtime) instead.
+  const foreign = "0123456789abcdef";
+  it("a lock of another namespace, touched lately, is held whatever its pid looks like here; the message says where", async () => {
+    const lock = join(mkdtempSync(join(tmpdir(), "jpki-lock-")), ".lock");
+    writeFileSync(lock, `2147483646 1 t0 @${foreign}`, { mode: 0o600 });
+    const e = await withFileLock(lock, "the test", async () => 1).catch((x: unknown) => x);
+    expect(isJpkiError(e, "ERR_WORKSPACE_LOCKED"), String(e)).toBe(true);
+    expect((e as Error).message).toContain("in another container or host");
+  });
+
+  it("a lock of another namespace untouched past FOREIGN_LOCK_STALE_MS is taken over", async () => {
+    const lock = join(mkdtempSync(join(tmpdir(), "jpki-lock-")), ".lock");
+    writeFileSync(lock, `2147483646 1 t0 @${foreign}`, { mode: 0o600 });
+    const old = new Date(Date.now() - FOREIGN_LOCK_STALE_MS - 60_000);
+    utimesSync(lock, old, old);
+    expect(await withFileLock(lock, "the test", async () => readFileSync(lock, "utf8"))).toContain(`@${thisNamespace()}`);
   });
 });

@@ -20,11 +20,21 @@
  * withFileLock refuses at once when the lock is held; withFileLockSync (the IC card's read-modify-write, which
  * answers inside one synchronous call) waits a few seconds for the holder to let go first.
  */
-import { linkSync, lstatSync, readFileSync, renameSync, rmSync, writeFileSync, type Stats } from "node:fs";
+import { linkSync, lstatSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync, type Stats } from "node:fs";
 import { threadId } from "node:worker_threads";
 import { readRegularFile } from "../pki/regular-file.js";
 import { JpkiError } from "../errors.js";
 import { processAlive, sweepTempsFor, tempPathFor } from "./staging.js";
+import { thisNamespace } from "./pid-namespace.js";
+
+/**
+ * A lock naming another PID namespace (another container or host sharing the directory) cannot be judged by its
+ * pid: it is held while its holder touches it (withFileLock refreshes its mtime every LOCK_HEARTBEAT_MS) and taken
+ * over only once untouched this long. Its pid was looked up here as if it were ours, found "not running", and a
+ * live holder's lock taken over (found by helper G).
+ */
+export const FOREIGN_LOCK_STALE_MS = 10 * 60_000;
+const LOCK_HEARTBEAT_MS = 60_000;
 
 /**
  * Locks this thread holds (paths), so a lock naming our pid and thread is known to be ours or a leftover. Each
@@ -53,6 +63,8 @@ interface Holder {
   readonly start?: string;
   /** the holder's worker-thread id (0: the main thread); absent in locks of earlier releases */
   readonly thread?: number;
+  /** the holder's PID namespace (pid-namespace.ts); absent in locks of earlier releases */
+  readonly ns?: string;
   readonly raw: string;
 }
 
@@ -65,15 +77,20 @@ function readHolder(path: string): Holder | undefined {
   } catch {
     return undefined; // gone meanwhile, or no regular file
   }
-  // "<pid> <start> t<thread>"; earlier releases wrote the first two only (and read only those: the third is ignored).
-  const [pid, start, thread] = raw.trim().split(" ");
+  // "<pid> <start> t<thread> @<namespace>"; earlier releases wrote the first two only (and read only those).
+  const [pid, start, thread, space] = raw.trim().split(" ");
   const t = thread && /^t\d+$/.test(thread) ? Number(thread.slice(1)) : undefined;
+  const ns = space && /^@[0-9a-f]{16}$/.test(space) ? space.slice(1) : undefined;
   // "-": the writer could not read its start time (no /proc)
-  return { pid: Number.parseInt(pid ?? "", 10), ...(start && start !== "-" ? { start } : {}), ...(t !== undefined ? { thread: t } : {}), raw };
+  return { pid: Number.parseInt(pid ?? "", 10), ...(start && start !== "-" ? { start } : {}), ...(t !== undefined ? { thread: t } : {}), ...(ns ? { ns } : {}), raw };
 }
 
 function holderAlive(path: string, h: Holder): boolean {
   if (!Number.isInteger(h.pid) || h.pid <= 0) return false; // not written by us: a damaged lock
+  if (h.ns !== undefined && h.ns !== thisNamespace()) {
+    const st = lstatOrUndefined(path);
+    return st !== undefined && Date.now() - st.mtimeMs <= FOREIGN_LOCK_STALE_MS;
+  }
   if (h.pid === process.pid) {
     // A previous process that had our pid (pid 1 in a container, a pid reused after a reboot) left it.
     const ours = processStart(process.pid);
@@ -94,7 +111,7 @@ function holderAlive(path: string, h: Holder): boolean {
 /** Links a lock file holding our pid and start time at `path`; false when one is there. */
 function tryCreate(path: string): boolean {
   const tmp = tempPathFor(path);
-  writeFileSync(tmp, `${process.pid} ${processStart(process.pid) ?? "-"} t${threadId}`, { mode: 0o600 });
+  writeFileSync(tmp, `${process.pid} ${processStart(process.pid) ?? "-"} t${threadId} @${thisNamespace()}`, { mode: 0o600 });
   try {
     linkSync(tmp, path);
     return true;
@@ -199,7 +216,10 @@ function lstatOrUndefined(path: string): Stats | undefined {
 }
 
 function lockedBy(holder: Holder | undefined, what: string): JpkiError {
-  return new JpkiError("ERR_WORKSPACE_LOCKED", `another jpki process${holder && Number.isInteger(holder.pid) ? ` (pid ${holder.pid})` : ""} is working on ${what}: retry when it finishes`);
+  const who = !holder || !Number.isInteger(holder.pid) ? "" : holder.ns !== undefined && holder.ns !== thisNamespace()
+    ? ` (pid ${holder.pid} in another container or host sharing this directory; its lock is taken over once untouched for ${FOREIGN_LOCK_STALE_MS / 60_000} minutes)`
+    : ` (pid ${holder.pid})`;
+  return new JpkiError("ERR_WORKSPACE_LOCKED", `another jpki process${who} is working on ${what}: retry when it finishes`);
 }
 
 function release(path: string): void {
@@ -215,9 +235,20 @@ export async function withFileLock<T>(path: string, what: string, fn: () => Prom
   const got = tryAcquire(path);
   if (got !== true) throw lockedBy(got.holder, what);
   heldHere.add(path);
+  // The heartbeat a process in another PID namespace judges the lock by (FOREIGN_LOCK_STALE_MS).
+  const beat = setInterval(() => {
+    try {
+      const t = new Date();
+      utimesSync(path, t, t);
+    } catch {
+      // gone (a takeover after a stall longer than the stale age): nothing to refresh
+    }
+  }, LOCK_HEARTBEAT_MS);
+  beat.unref();
   try {
     return await fn();
   } finally {
+    clearInterval(beat);
     release(path);
   }
 }
