@@ -2807,6 +2807,10 @@ export class PostgresStore implements Store {
     }
   }
 
+  async retirement(): Promise<string | undefined> {
+    return (await this.#query<{ value: string }>("reading whether the store is retired", "SELECT value FROM meta WHERE key = 'retired'"))[0]?.value;
+  }
+
   /** The mark this store's last load left (UNVERIFIED_COPY's value): what confirmLoad may remove. */
   #loadMark: string | undefined;
 
