@@ -118,6 +118,7 @@ export {
   redactStoreUrl,
   type StoreCopyOptions,
   type StoreCopyProgress,
+  type StoreCopyStep,
   type StoreCopyResult,
   type StoreFingerprint,
   type StoreTarget,

@@ -71,7 +71,7 @@ export function libpqEnv(url: string): { env: Record<string, string>; database: 
  * newer than itself, so the newest of the installed ones that is at least that version (Debian keeps each
  * version's binaries under /usr/lib/postgresql/<major>/bin; JPKI_PG_BIN names another directory).
  */
-export function findPgTools(serverMajor: number, env: NodeJS.ProcessEnv = process.env): { pgDump: string; pgRestore: string; major: number } {
+export function findPgTools(serverMajor: number, env: NodeJS.ProcessEnv = process.env): { pgDump: string; pgRestore: string; psql: string; major: number } {
   const dirs: Array<{ dir: string; major: number }> = [];
   if (env.JPKI_PG_BIN) dirs.push({ dir: env.JPKI_PG_BIN, major: Number.POSITIVE_INFINITY });
   const base = "/usr/lib/postgresql";
@@ -79,15 +79,15 @@ export function findPgTools(serverMajor: number, env: NodeJS.ProcessEnv = proces
     for (const v of readdirSync(base)) if (/^\d+$/.test(v)) dirs.push({ dir: join(base, v, "bin"), major: Number(v) });
   }
   const fit = dirs
-    .filter((d) => d.major >= serverMajor && existsSync(join(d.dir, "pg_dump")) && existsSync(join(d.dir, "pg_restore")))
+    .filter((d) => d.major >= serverMajor && ["pg_dump", "pg_restore", "psql"].every((t) => existsSync(join(d.dir, t))))
     .sort((a, b) => a.major - b.major)[0];
   if (!fit) {
     throw new JpkiError(
       "ERR_BACKUP_TOOL",
-      `no pg_dump/pg_restore for a PostgreSQL ${serverMajor} server under /usr/lib/postgresql/<version>/bin: install the postgresql-client-${serverMajor} package (or newer), or set JPKI_PG_BIN to the directory holding them`,
+      `no pg_dump/pg_restore/psql for a PostgreSQL ${serverMajor} server under /usr/lib/postgresql/<version>/bin: install the postgresql-client-${serverMajor} package (or newer), or set JPKI_PG_BIN to the directory holding them`,
     );
   }
-  return { pgDump: join(fit.dir, "pg_dump"), pgRestore: join(fit.dir, "pg_restore"), major: Number.isFinite(fit.major) ? fit.major : serverMajor };
+  return { pgDump: join(fit.dir, "pg_dump"), pgRestore: join(fit.dir, "pg_restore"), psql: join(fit.dir, "psql"), major: Number.isFinite(fit.major) ? fit.major : serverMajor };
 }
 
 /** Runs a PostgreSQL client tool; ERR_BACKUP_TOOL with the tail of its stderr when it fails. */
@@ -163,11 +163,19 @@ export async function postgresRestoreTarget(url: string): Promise<{ hasRecords: 
 }
 
 /**
- * Restores a custom-format dump into the database `url` names, in one transaction (a failure leaves the
- * database as it was). With `clean`, what the dump holds is dropped first (the --force of a restore over a
- * live store).
+ * Restores a custom-format dump into the database `url` names, in one transaction that ends with `finalSql`
+ * (restore.ts: the mark that the restore has not finished with the store, PostgresStore.restorePendingStatement):
+ * a failure, or a kill at any moment, leaves the database as it was; once the tables are there, so is the mark.
+ * With `clean`, what the dump holds is dropped first (the --force of a restore over a live store).
+ *
+ * pg_restore cannot run a statement of ours in its own transaction (`--single-transaction` commits as soon as it is
+ * done), so it writes the SQL script of the restore (`--file=-`) and psql runs it on a session of ours: this
+ * process writes BEGIN, relays the script, and writes `finalSql` and COMMIT only once pg_restore has exited
+ * successfully. psql reaching the end of its input any other way (pg_restore failed, this process was killed)
+ * ends the session with the transaction open, and the server rolls it back. A dump made by `jpki backup` holds no
+ * large objects, the one thing whose script brings transaction statements of its own.
  */
-export async function restorePostgres(url: string, file: string, opts: { clean: boolean }): Promise<void> {
+export async function restorePostgres(url: string, file: string, opts: { clean: boolean; finalSql: string }): Promise<void> {
   const { default: pg } = await import("pg");
   const client = new pg.Client({ connectionString: url, application_name: "jpki restore" });
   let major: number;
@@ -181,6 +189,46 @@ export async function restorePostgres(url: string, file: string, opts: { clean: 
   }
   const tools = findPgTools(major);
   const { env, database } = libpqEnv(url);
-  const args = ["--single-transaction", "--exit-on-error", "--no-owner", "--no-privileges", "--no-password", ...(opts.clean ? ["--clean", "--if-exists"] : []), `--dbname=${database}`, file];
-  await runTool(tools.pgRestore, args, env);
+  const restoreArgs = ["--no-owner", "--no-privileges", ...(opts.clean ? ["--clean", "--if-exists"] : []), "--file=-", file];
+  // The script's own settings (search_path '' among them) are reset before the final statement, which names its
+  // table as the store does: in the connection's schema.
+  const tail = `\n;\nRESET ALL;\n${opts.finalSql};\nCOMMIT;\n`;
+  await new Promise<void>((resolve, reject) => {
+    const childEnv = { ...process.env, ...env };
+    const restore = spawn(tools.pgRestore, restoreArgs, { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
+    const psql = spawn(tools.psql, ["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", `--dbname=${database}`, "--file=-"], { env: childEnv, stdio: ["pipe", "ignore", "pipe"] });
+    const stderr = { pg_restore: "", psql: "" };
+    restore.stderr.on("data", (d: Buffer) => (stderr.pg_restore = (stderr.pg_restore + d.toString("utf8")).slice(-4000)));
+    psql.stderr.on("data", (d: Buffer) => (stderr.psql = (stderr.psql + d.toString("utf8")).slice(-4000)));
+    // psql gone (it stopped at an error): what was still being written to it goes nowhere
+    psql.stdin.on("error", () => undefined);
+    restore.stdout.on("error", () => undefined);
+    let failed: JpkiError | undefined;
+    const ended = { pg_restore: false, psql: false };
+    const end = (tool: "pg_restore" | "psql", how: string | undefined, cause?: Error) => {
+      if (ended[tool]) return;
+      ended[tool] = true;
+      if (how !== undefined) {
+        failed ??= new JpkiError("ERR_BACKUP_TOOL", `${tool} failed (${how}): ${stderr[tool].trim().split("\n").slice(-5).join(" | ")}`, cause ? { cause } : {});
+        // the other one stops too; psql ends its input without COMMIT, and the server rolls the transaction back
+        if (tool === "pg_restore") psql.stdin.end();
+        else restore.kill();
+      } else if (tool === "pg_restore") {
+        // pg_restore has exited and its whole script has gone into psql's input: the mark, then COMMIT
+        if (failed) psql.stdin.end();
+        else psql.stdin.end(tail);
+      }
+      if (ended.pg_restore && ended.psql) {
+        if (failed) reject(failed);
+        else resolve();
+      }
+    };
+    restore.on("error", (e) => end("pg_restore", (e as NodeJS.ErrnoException).code ?? e.message, e));
+    psql.on("error", (e) => end("psql", (e as NodeJS.ErrnoException).code ?? e.message, e));
+    // 'close': the process has exited and its output is all read
+    restore.on("close", (code, signal) => end("pg_restore", code === 0 ? undefined : (signal ?? `exit ${code}`)));
+    psql.on("close", (code, signal) => end("psql", code === 0 ? undefined : (signal ?? `exit ${code}`)));
+    psql.stdin.write("BEGIN;\n");
+    restore.stdout.pipe(psql.stdin, { end: false });
+  });
 }

@@ -13,8 +13,11 @@
  * 4. The backup's files are staged inside the workspace root (`.restore-<pid>-<random>`); a SQLite store is
  *    staged there too and its CRL numbering moved on (crl-numbers.ts) before it is put in place, so no process
  *    can ever see the restored store with its old numbering; the Bridge CA's ARL numbering, kept in
- *    bridge/state.json, moves the same way. A PostgreSQL dump is restored with pg_restore in
- *    one transaction, then its numbering moved on at once.
+ *    bridge/state.json, moves the same way. A PostgreSQL dump is restored (pg_restore's script, run by psql) in
+ *    one transaction that also marks the store as a restore not finished (PostgresStore.restorePendingStatement);
+ *    its numbering is then moved on, and the mark removed last (finishRestore). Until then every jpki process is
+ *    refused the store, and one that had opened the database before is refused any CRL number: a restore killed
+ *    in between leaves a store nobody numbers a CRL from, and run again it completes.
  * 5. Revocations the target's previous CRLs list and the backup's do not (made after the backup) are made
  *    again in the restored store when it has the certificate unrevoked — a restore never un-revokes a
  *    certificate — and reported when it does not know the certificate (issued after the backup).
@@ -257,8 +260,8 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     });
   }
   // The same on PostgreSQL: a store in use is one another client is connected to. (Checked here, once: a process
-  // that connects after this point is not kept out; pg_restore's locks make it wait, and it then sees the restored
-  // tables with the numbering it had read before.)
+  // that connects after this point is not kept out by this check, but the restored store refuses it until the
+  // restore has moved its numbering on: restorePendingStatement.)
   if (liveDatabase && target!.otherSessions.length) {
     const n = target!.otherSessions.length;
     throw new JpkiError("ERR_WORKSPACE_LOCKED", `the PostgreSQL database JPKI_STORE names has ${n} other client${n === 1 ? "" : "s"} connected (${[...new Set(target!.otherSessions)].slice(0, 5).join(", ")}): stop every jpki process on it (on every host), then restore; nothing was changed`, {
@@ -347,10 +350,16 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
 
     opts.onProgress?.({ phase: "store" });
     let store: Store;
+    let finish: (() => Promise<void>) | undefined;
     if (pg) {
-      await pg.restorePostgres(opts.storeUrl!, join(source, ...STORE_FILES.postgres.split("/")), { clean: liveDatabase });
       const { PostgresStore } = await import("../store/postgres.js");
-      store = await PostgresStore.open(opts.storeUrl!);
+      // The tables and the mark that this restore is not done with them commit together: whatever stops the
+      // restore from here on, no jpki process numbers a CRL from the backup's sequence (RFC 5280 §5.2.3).
+      const finalSql = PostgresStore.restorePendingStatement(JSON.stringify({ source, startedAt: restoredAt.toISOString() }));
+      await pg.restorePostgres(opts.storeUrl!, join(source, ...STORE_FILES.postgres.split("/")), { clean: liveDatabase, finalSql });
+      const restored = await PostgresStore.open(opts.storeUrl!, { restoring: true });
+      store = restored;
+      finish = () => restored.finishRestore();
     } else {
       const { SqliteStore } = await import("../store/sqlite.js");
       store = SqliteStore.open(join(stage, "jpki.db"), { create: false });
@@ -387,6 +396,8 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       const wanted = Math.max(idsAtBackup + statusCheckIdGap(restoredAt.getTime() - Date.parse(manifest.takenAt)), replacedStatusCheckNext ?? 0);
       statusCheckIds = { atBackup: idsAtBackup, replaced: replacedStatusCheckNext, next: (await store.skipStatusCheckIds(wanted)).next };
       await recordRestore(store, { action: "restore", at: restoredAt, source, takenAt: manifest.takenAt, crlGap: gap.toString(), crlNumbers, reRevoked, revokedUnknown, statusCheckIds });
+      // Last: the store's numbering is past every number known and bounded, the revocations made since are back.
+      await finish?.();
     } finally {
       await store.close();
     }

@@ -871,6 +871,20 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("retirement(): none while the store takes writes; a dump told to retire it records its note, refuses every write, and may retire it again", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      expect(await s.retirement()).toBeUndefined();
+      for await (const b of s.dump({ retire: () => "moved for the contract" })) void b;
+      expect(await s.retirement()).toBe("moved for the contract");
+      await expect(s.upsertResidents([resident("r1")])).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_STORE") && /retired, its writes refused/.test((e as Error).message));
+      // a copy stopped after the retirement and run again retires it again: still read-only, the note the latest
+      for await (const b of s.dump({ retire: () => "moved again" })) void b;
+      expect(await s.retirement()).toBe("moved again");
+      expect((await s.listCas()).map((c) => c.id)).toEqual(["13-sig"]);
+      await s.close();
+    });
+
     it("registers issuance information (発行情報) with the registry side at issuance and removes it on every revocation path", async () => {
       const s = await make();
       await s.putCa(ca());

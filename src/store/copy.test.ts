@@ -16,7 +16,7 @@ import { verifyAuditLog } from "../audit/verify.js";
 import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
 import { isJpkiError, JpkiError } from "../errors.js";
 import { decodeEntries } from "../profile/crl-entry.js";
-import { copyStore, copyWorkspaceStore, fingerprintStore, parseStoreTarget, redactStoreUrl } from "./copy.js";
+import { copyStore, copyWorkspaceStore, fingerprintStore, parseStoreTarget, redactStoreUrl, type StoreCopyStep } from "./copy.js";
 import { Workspace } from "../workspace/workspace.js";
 import { PostgresStore } from "./postgres.js";
 import { SqliteStore } from "./sqlite.js";
@@ -662,6 +662,112 @@ describe("copyWorkspaceStore", () => {
     expect((await onLite.store.getCertificate("0a05"))?.revocation).toMatchObject({ reason: 1, source: "manual" });
     await onLite.close();
     expect(leftovers(root)).toEqual([]);
+  });
+
+  /**
+   * A move stopped after each step that lasts (a throw from onStep stands for a kill there: what a throw's cleanup
+   * removes, a staged file, the next open sweeps after a kill). Found by a helper: config.json was switched before the
+   * source was retired, so a move stopped in between left the workspace on the new store and the old one taking
+   * writes, for good. Now: whenever config.json names the new store the old one is retired; the store config.json
+   * names takes writes unless it is retired itself (then none does, until the rerun); and the move run again
+   * finishes with every record, that write included.
+   */
+  describe("a move stopped at any step", () => {
+    const crash = new Error("killed (simulated)");
+    const revocation = { serial: "0a05", revokedAt: new Date(T + 60_000), reason: 1, source: "manual" };
+    const cases: Array<{ from: "sqlite" | "postgres"; steps: StoreCopyStep[] }> = [
+      { from: "sqlite", steps: ["verified", "retired", "confirmed", "switched"] },
+      { from: "postgres", steps: ["verified", "placed", "retired", "confirmed", "switched"] },
+    ];
+    for (const { from, steps } of cases) {
+      const to = from === "sqlite" ? "postgres" : "sqlite";
+      for (const step of steps) {
+        it(`${from} → ${to}, stopped once ${step}`, async () => {
+          const root = mkdtempSync(join(tmpdir(), "jpki-copy-step-"));
+          const url = await server.createDatabase();
+          const ws = from === "sqlite" ? Workspace.create(root) : await Workspace.createAsync(root, { storeUrl: url, config: { store: "postgres" } });
+          await populate(ws.store);
+          await ws.close();
+          const pgTarget = from === "sqlite" ? await server.createDatabase() : undefined;
+          const storeUrl = from === "postgres" ? url : pgTarget;
+          const target = () => (pgTarget ? ({ kind: "postgres", url: pgTarget } as const) : ({ kind: "sqlite" } as const));
+          const seen: StoreCopyStep[] = [];
+          await expect(
+            copyWorkspaceStore(root, {
+              to: target(),
+              ...(from === "postgres" ? { storeUrl: url } : {}),
+              onStep: (s) => {
+                seen.push(s);
+                if (s === step) throw crash;
+              },
+            }),
+          ).rejects.toBe(crash);
+          expect(seen).toEqual(steps.slice(0, steps.indexOf(step) + 1));
+          // the source, opened as a process that had it open before would see it
+          const retirementOfSource = async () => {
+            if (from === "postgres") {
+              const s = await PostgresStore.open(url);
+              try {
+                return await s.retirement();
+              } finally {
+                await s.close();
+              }
+            }
+            const db = existsSync(join(root, "jpki.db")) ? join(root, "jpki.db") : undefined;
+            if (!db) return "moved aside";
+            const s = SqliteStore.open(db);
+            try {
+              return await s.retirement();
+            } finally {
+              await s.close();
+            }
+          };
+          const named = storeOf(root);
+          if (named === to) expect(await retirementOfSource(), "config.json names the copy while the source still takes writes").toBeDefined();
+          // the store config.json names takes writes unless it is retired (then none does until the rerun)
+          const onNamed = await Workspace.openAsync(root, storeUrl ? { storeUrl } : {});
+          const namedRetired = (await onNamed.store.retirement()) !== undefined;
+          if (namedRetired) await expect(onNamed.store.revoke(revocation)).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_STORE") && /retired/.test((e as Error).message));
+          else await onNamed.store.revoke(revocation);
+          await onNamed.close();
+          expect(namedRetired, "a move stopped before it retired the source leaves it in use").toBe(seen.includes("retired") && named === from);
+
+          if (named === from) {
+            const again = await copyWorkspaceStore(root, { to: target(), ...(from === "postgres" ? { storeUrl: url } : {}) });
+            expect(again.switched).toBe(true);
+            // a copy already in place (linked in, or confirmed) is used when the source has not changed since (it
+            // is retired), a stale one set aside; an unconfirmed PostgreSQL target is loaded again
+            expect(again.reused).toBe(to === "sqlite" ? step === "retired" || step === "confirmed" : step === "confirmed");
+            if (step === "placed") expect(again.setAside).toMatch(/jpki\.db\.unused-/);
+            else expect(again.setAside).toBeUndefined();
+          }
+          expect(storeOf(root)).toBe(to);
+          expect(await retirementOfSource()).toBeDefined();
+          const done = await Workspace.openAsync(root, to === "postgres" ? { storeUrl: pgTarget } : {});
+          try {
+            const revoked = (await done.store.getCertificate("0a05"))?.revocation;
+            if (namedRetired) expect(revoked).toBeUndefined();
+            else expect(revoked).toMatchObject({ reason: 1, source: "manual" });
+            expect(await done.store.retirement()).toBeUndefined();
+            await done.store.appendAudit({ action: "store.restore", subject: "written after the move" });
+            expect((await verifyAuditLog(done.store)).ok).toBe(true);
+          } finally {
+            await done.close();
+          }
+          expect(leftovers(root)).toEqual([]);
+          if (from === "sqlite" && step === "switched") {
+            // the old jpki.db a move stopped there left in place (retired, not renamed): a later move back sets it
+            // aside rather than switching to a store that refuses every write
+            const back = await copyWorkspaceStore(root, { to: { kind: "sqlite" }, storeUrl: pgTarget });
+            expect(back).toMatchObject({ switched: true, reused: false });
+            expect(back.setAside).toMatch(/jpki\.db\.unused-/);
+            const w = Workspace.open(root);
+            expect(await w.store.retirement()).toBeUndefined();
+            await w.close();
+          }
+        });
+      }
+    }
   });
 
   it("parses --to and never shows a password", () => {

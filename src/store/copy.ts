@@ -7,12 +7,12 @@
  * - Bounded memory: records travel in chunks (a server-side cursor or keyset pages out, one multi-row insert or
  *   prepared statements per chunk in), whatever the store's size.
  * - The source's facts are never written. Its dump is one snapshot and keeps its writers out (they wait, then
- *   fail with ERR_WORKSPACE_LOCKED) until the copy is verified and the workspace switched, so no revocation can
- *   land in the old store after the snapshot and be lost. Readers go on. On a switch the old store is then
- *   retired in that same transaction (Store.dump's `retire`: a note in meta, triggers refusing every write), so
- *   a jpki process that opened it before the switch — waiting for its lock, or a `jpki watch` — fails on its
- *   next write (ERR_STORE, "this jpki store is retired…") rather than writing where nobody reads. Stop such
- *   processes first all the same.
+ *   fail with ERR_WORKSPACE_LOCKED) until the copy is verified and put in place, so no revocation can land in
+ *   the old store after the snapshot and be lost. Readers go on. On a switch the old store is then retired in
+ *   that same transaction (Store.dump's `retire`: a note in meta, triggers refusing every write), so a jpki
+ *   process that opened it before — waiting for its lock, or a `jpki watch` — fails on its next write
+ *   (ERR_STORE, "this jpki store is retired…") rather than writing where nobody reads; only then does
+ *   config.json name the new store. Stop such processes first all the same.
  * - The target is all or nothing: `load` runs in one transaction (PostgreSQL rolls back a killed copy; a new
  *   SQLite file is built under a temporary name, `.jpki.db.<pid>.<random>.tmp`, and linked into place only
  *   after verification). A killed copy leaves an empty target, never one that looks complete — except a PostgreSQL
@@ -28,8 +28,9 @@
  *
  * Switching (copyWorkspaceStore): a copy to the other kind of store at the workspace's own location (PostgreSQL
  * from SQLite; the workspace's jpki.db from PostgreSQL) switches the workspace unless `switch: false`:
- * config.json's `store` is rewritten, atomically, only after verification and while the source still keeps its
- * writers out. Moving to PostgreSQL, the old jpki.db is kept, retired and renamed
+ * config.json's `store` is rewritten, atomically, only after verification and once the source is retired, so
+ * that a move stopped at any point leaves one store taking writes, or none — never two — and run again finishes
+ * (copyWorkspaceStore says how). Moving to PostgreSQL, the old jpki.db is kept, retired and renamed
  * `jpki.db.before-postgres-<UTC time>` (a read-only backup the workspace no longer opens); moving back, the
  * PostgreSQL database keeps its facts, retired (read-only), to be dropped by the operator. Without a switch
  * (`switch: false`, `sqlite:PATH`, PostgreSQL to PostgreSQL) the source is not retired. A copy to `sqlite:PATH` (a standalone file) or to
@@ -41,7 +42,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { chmodSync, closeSync, existsSync, linkSync, openSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { JpkiError } from "../errors.js";
+import { isJpkiError, JpkiError } from "../errors.js";
 import { parseConfig } from "../workspace/config.js";
 import { Workspace, workspacePaths } from "../workspace/workspace.js";
 import { zeroCounts } from "./dump.js";
@@ -223,7 +224,9 @@ export interface StoreCopyOptions {
   readonly onProgress?: (p: StoreCopyProgress) => void;
   /**
    * Runs once the target is loaded and verified, before the source's dump ends: the source's writers are still
-   * kept out, so what is switched over is exactly what was copied. A throw fails the copy.
+   * kept out, so what is put in place is exactly what was copied. With `retireSource` it must not make the target
+   * the store in use (that is `afterRelease`'s): the source still takes writes if the copy stops here. A throw
+   * fails the copy.
    */
   readonly beforeRelease?: (result: StoreCopyResult) => Promise<void> | void;
   /**
@@ -232,7 +235,29 @@ export interface StoreCopyOptions {
    * fails on its next write instead of writing where nobody will read. For a move, not for a backup.
    */
   readonly retireSource?: string;
+  /**
+   * Runs once the source's dump has ended — retired, with `retireSource` — and the target is confirmed (a
+   * PostgreSQL target's confirmLoad comes after the retirement then): where a move makes the target the store in
+   * use. A move stopped before it leaves no store taking writes rather than two (copyWorkspaceStore finishes it
+   * when run again).
+   */
+  readonly afterRelease?: (result: StoreCopyResult) => Promise<void> | void;
+  /**
+   * The target already holds a copy of the source, which an earlier move put in place and stopped before it
+   * switched: it is compared with the source (the same fingerprints, from the source's snapshot with its writers
+   * kept out), not loaded, and not confirmed again. A difference is ERR_STORE_COPY_MISMATCH.
+   */
+  readonly existingTarget?: boolean;
+  /** Called after each step that lasts (test hooks: a throw there stands for the copy being killed there). */
+  readonly onStep?: (step: StoreCopyStep) => void;
 }
+
+/**
+ * The steps of a copy that leave something behind, in order: verified (the target read back), retired (the source
+ * closed to writers; a retiring copy only), confirmed (a loaded target cleared for use); copyWorkspaceStore adds
+ * placed (a SQLite copy linked in as the workspace's jpki.db, before the retirement) and switched (config.json).
+ */
+export type StoreCopyStep = "verified" | "placed" | "retired" | "confirmed" | "switched";
 
 export interface StoreCopyResult {
   readonly from: Store["kind"];
@@ -293,7 +318,8 @@ export async function copyStore(source: Store, target: Store, opts: StoreCopyOpt
         if (r.value.kind === "end") return;
       }
     }
-    await target.load(relay());
+    if (opts.existingTarget) for await (const b of relay()) void b;
+    else await target.load(relay());
     const expected = seen.result();
     const check = new FingerprintBuilder();
     const verifying = progressTracker("verify", opts.onProgress);
@@ -304,13 +330,20 @@ export async function copyStore(source: Store, target: Store, opts: StoreCopyOpt
     // Either target rebuilds its revocation log in the source's CRL order and must read it back so.
     const diff = fingerprintDifferences(expected, check.result());
     if (diff.length) {
-      throw new JpkiError("ERR_STORE_COPY_MISMATCH", `the ${target.kind} target does not read back as the ${source.kind} source wrote it (${diff.join("; ")})`, {
-        details: { differences: diff },
-      });
+      const what = opts.existingTarget ? `the copy the ${target.kind} target already holds differs from the ${source.kind} source` : `the ${target.kind} target does not read back as the ${source.kind} source wrote it`;
+      throw new JpkiError("ERR_STORE_COPY_MISMATCH", `${what} (${diff.join("; ")})`, { details: { differences: diff } });
     }
     const result: StoreCopyResult = { from: source.kind, to: target.kind, fingerprint: expected, durationMs: Date.now() - started };
-    // Until here a target that shows what it loaded (PostgreSQL) refuses to be used, and a rerun replaces it.
-    await target.confirmLoad();
+    opts.onStep?.("verified");
+    // Until confirmed, a target that shows what it loaded (PostgreSQL) refuses to be used, and a rerun replaces it.
+    // A move confirms it only once the source is retired: stopped in between, neither store takes writes, and the
+    // rerun copies from the retired source again (it can no longer change).
+    const confirm = async () => {
+      if (opts.existingTarget) return;
+      await target.confirmLoad();
+      opts.onStep?.("confirmed");
+    };
+    if (!opts.retireSource) await confirm();
     await opts.beforeRelease?.(result);
     // Past `end`: the source's dump finishes (retiring the source first when asked) and lets writers in again.
     retire = opts.retireSource;
@@ -318,8 +351,13 @@ export async function copyStore(source: Store, target: Store, opts: StoreCopyOpt
       await it.next();
     } catch (e) {
       if (!retire) throw e;
-      throw new JpkiError("ERR_STORE", `the copy is complete and in use, but the ${source.kind} source could not be closed to writers: stop every jpki process still using it (${(e as Error).message})`, { cause: e });
+      throw new JpkiError("ERR_STORE", `the copy is verified, but the ${source.kind} source could not be closed to writers, so nothing was switched to the copy: stop every jpki process still using it and run the copy again (${(e as Error).message})`, { cause: e });
     }
+    if (retire) {
+      opts.onStep?.("retired");
+      await confirm();
+    }
+    await opts.afterRelease?.(result);
     return { ...result, durationMs: Date.now() - started };
   } finally {
     await it.return?.();
@@ -394,6 +432,8 @@ export interface WorkspaceStoreCopyOptions {
   readonly onProgress?: (p: StoreCopyProgress) => void;
   /** passed to PostgresStore.open for either end */
   readonly postgres?: Omit<PostgresStoreOptions, "create">;
+  /** test hook: called after each step that lasts (StoreCopyStep); a throw there stands for a kill there */
+  readonly onStep?: (step: StoreCopyStep) => void;
 }
 
 export interface StoreLocation {
@@ -412,6 +452,17 @@ export interface WorkspaceStoreCopyReport {
   readonly switched: boolean;
   /** where the workspace's old jpki.db went when it moved to PostgreSQL */
   readonly previousStore: string | undefined;
+  /**
+   * The copy was already in place: a move stopped after it put the copy there and before it switched the
+   * workspace (killed, or its source could not be retired) left it, and it matched the source, so it was switched
+   * to as it is.
+   */
+  readonly reused: boolean;
+  /**
+   * Where a jpki.db found in the way of a move back to SQLite went (a copy left by a move stopped before it
+   * switched, older than the store now, or a store retired by an earlier move away): renamed, never deleted.
+   */
+  readonly setAside: string | undefined;
   readonly durationMs: number;
   /** what the operator does next */
   readonly next: readonly string[];
@@ -433,9 +484,39 @@ function removeSqliteFiles(path: string): void {
   for (const f of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) rmSync(f, { force: true });
 }
 
+/** A name beside `path` that is free: `<path>.<tag>-<UTC time>`, with -2, -3… after it when taken. */
+function freeName(path: string, tag: string): string {
+  const base = `${path}.${tag}-${utcStamp()}`;
+  for (let i = 1; ; i++) {
+    const p = i > 1 ? `${base}-${i}` : base;
+    if (![p, `${p}-wal`, `${p}-shm`].some((f) => existsSync(f))) return p;
+  }
+}
+
+/** Renames a SQLite store and its companions to `to`. */
+function renameSqliteFiles(from: string, to: string): void {
+  renameSync(from, to);
+  for (const ext of ["-wal", "-shm"]) if (existsSync(from + ext)) renameSync(from + ext, to + ext);
+  syncDir(dirname(to));
+}
+
 /**
  * Copies a workspace's store to `opts.to`, verifies the copy, and (see the header) switches the workspace to it.
  * The source is opened as the workspace's config.json says (PostgreSQL with `opts.storeUrl`).
+ *
+ * A move (a copy that switches) keeps one store taking writes at every moment, so that a kill anywhere leaves no
+ * two: it puts the verified copy where the workspace would open it but config.json does not name it yet (the
+ * SQLite file linked in as jpki.db; a PostgreSQL target still unconfirmed), retires the source, confirms the
+ * target, and only then rewrites config.json. Found by a helper: config.json was switched first and the source
+ * retired after, so a move killed in between left the workspace on the new store and the old one taking writes
+ * from every process that still used it (other hosts on the database), for good: the rerun refused ("already
+ * runs on jpki.db"). Stopped at any step, the move run again finishes it:
+ * - nothing in place yet, or an unconfirmed PostgreSQL target: copied again (from the retired source, if it was
+ *   retired; the unconfirmed target is replaced);
+ * - the copy in place, config.json not switched: compared with the source (existingTarget) and switched to when
+ *   equal; a jpki.db that differs (the workspace went on writing to PostgreSQL meanwhile) or is retired is set
+ *   aside (renamed, never deleted) and the copy made afresh. A PostgreSQL target holding records is used so only
+ *   when the source is retired (a move's own copy), else refused as ever (ERR_STORE_NOT_EMPTY).
  */
 export async function copyWorkspaceStore(root: string, opts: WorkspaceStoreCopyOptions): Promise<WorkspaceStoreCopyReport> {
   const paths = workspacePaths(root);
@@ -460,34 +541,38 @@ export async function copyWorkspaceStore(root: string, opts: WorkspaceStoreCopyO
     if (to.kind === "sqlite" && targetPath === paths.db && !doSwitch) {
       throw new JpkiError("ERR_USAGE", "a copy to the workspace's jpki.db that does not switch the workspace would leave a store nobody uses: give another file with --to sqlite:PATH");
     }
-    let toLoc: StoreLocation;
-    if (to.kind === "sqlite") {
-      // Built under a temporary name beside the target, linked into place only once verified.
-      const path = targetPath!;
-      if (existsSync(path)) {
-        throw new JpkiError("ERR_STORE_NOT_EMPTY", `${path} already exists: a copy goes into a new file only (move the old one aside first)`);
-      }
+    const toLoc: StoreLocation = to.kind === "sqlite" ? { kind: "sqlite", location: targetPath! } : { kind: "postgres", location: redactStoreUrl(to.url) };
+    const sourceRetired = (await ws.store.retirement()) !== undefined;
+    let setAside: string | undefined;
+    let reused = false;
+
+    /** A new SQLite file built under a temporary name beside the target, linked into place only once verified. */
+    const stageSqlite = (path: string): Store => {
       if (!existsSync(dirname(path))) throw new JpkiError("ERR_FILE_NOT_FOUND", `no directory ${dirname(path)} for --to sqlite:${path}`);
       sweepStaleCopyCompanions(dirname(path));
       staged = tempPathFor(path);
       closeSync(openSync(staged, "wx", 0o600));
       chmodSync(staged, 0o600);
-      target = SqliteStore.open(staged, { create: true });
-      toLoc = { kind: "sqlite", location: path };
-    } else {
-      const { PostgresStore } = await import("./postgres.js");
-      target = await PostgresStore.open(to.url, { ...opts.postgres, create: true, loadTarget: true });
-      toLoc = { kind: "postgres", location: redactStoreUrl(to.url) };
-    }
-    const t = target;
-    const result = await copyStore(ws.store, t, {
-      ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
-      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-      // A moved workspace's old store refuses writes from then on (jpki processes that opened it before the switch).
-      ...(doSwitch ? { retireSource: `the workspace ${paths.root} moved to ${toLoc.kind} ${toLoc.location} on ${new Date().toISOString()}; this copy is kept read-only` } : {}),
-      // Verified; the source still keeps its writers out: put the copy in place and switch the workspace.
-      beforeRelease: async () => {
-        if (staged) {
+      return SqliteStore.open(staged, { create: true });
+    };
+    /** A jpki.db in the way of a move back (nothing opens it: config.json names PostgreSQL), renamed aside. */
+    const setAsideDb = () => {
+      setAside = freeName(paths.db, "unused");
+      renameSqliteFiles(paths.db, setAside);
+    };
+    // A move's note on the store it leaves: what a process still writing to it is told.
+    const note = `the workspace ${paths.root} moved to ${toLoc.kind} ${toLoc.location} on ${new Date().toISOString()}; this copy is kept read-only (were config.json still to name this store, the move was stopped: run 'jpki store copy --to ${toLoc.kind}' again, which finishes it)`;
+    const copy = (t: Store, existingTarget: boolean) =>
+      copyStore(ws.store, t, {
+        ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
+        ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+        ...(opts.onStep ? { onStep: opts.onStep } : {}),
+        existingTarget,
+        // A moved workspace's old store refuses writes from then on (jpki processes that opened it before the switch).
+        ...(doSwitch ? { retireSource: note } : {}),
+        // Verified; the source still keeps its writers out: put the copy in place, where config.json does not name it yet.
+        beforeRelease: async () => {
+          if (!staged) return;
           await t.close();
           target = undefined;
           // link, not rename: fails rather than replace a file that appeared at the target meanwhile
@@ -501,23 +586,82 @@ export async function copyWorkspaceStore(root: string, opts: WorkspaceStoreCopyO
           removeSqliteFiles(staged);
           staged = undefined;
           syncDir(dirname(targetPath!));
-        }
-        if (doSwitch) {
+          opts.onStep?.("placed");
+        },
+        // The source retired (a move) and the target confirmed: only now does the workspace name the target.
+        afterRelease: () => {
+          if (!doSwitch) return;
           const config = parseConfig({ ...JSON.parse(readFileSync(paths.config, "utf8")), store: to.kind });
           writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + "\n");
+          opts.onStep?.("switched");
+        },
+      });
+
+    let result: StoreCopyResult;
+    if (to.kind === "sqlite") {
+      const path = targetPath!;
+      if (existsSync(path) && !doSwitch) {
+        throw new JpkiError("ERR_STORE_NOT_EMPTY", `${path} already exists: a copy goes into a new file only (move the old one aside first)`);
+      }
+      let done: StoreCopyResult | undefined;
+      if (existsSync(path)) {
+        // A move back to the workspace's jpki.db that finds one: left by a move stopped before it switched (the
+        // copy in place), or a store an earlier move away retired.
+        let existing: SqliteStore | undefined;
+        try {
+          existing = SqliteStore.open(path, { create: false });
+        } catch {
+          // not a store this jpki can open as it is (damaged, or an older schema retired): set aside below
         }
-      },
-    });
+        target = existing;
+        if (existing && (await existing.retirement()) === undefined) {
+          try {
+            done = await copy(existing, true);
+            reused = true;
+          } catch (e) {
+            if (!isJpkiError(e, "ERR_STORE_COPY_MISMATCH")) throw e;
+          }
+        }
+        if (!done) {
+          await existing?.close();
+          target = undefined;
+          setAsideDb();
+        }
+      }
+      if (!done) {
+        const t = stageSqlite(path);
+        target = t;
+        done = await copy(t, false);
+      }
+      result = done;
+    } else {
+      const { PostgresStore } = await import("./postgres.js");
+      const t = await PostgresStore.open(to.url, { ...opts.postgres, create: true, loadTarget: true });
+      target = t;
+      try {
+        result = await copy(t, false);
+      } catch (e) {
+        // A move's own copy, left confirmed by a move stopped before it switched: the source is retired then.
+        if (!(doSwitch && sourceRetired && isJpkiError(e, "ERR_STORE_NOT_EMPTY") && (await t.retirement()) === undefined)) throw e;
+        try {
+          result = await copy(t, true);
+          reused = true;
+        } catch (again) {
+          if (isJpkiError(again, "ERR_STORE_COPY_MISMATCH")) throw e;
+          throw again;
+        }
+      }
+    }
     await ws.close();
     // Moved off SQLite: the old file stays as a backup under a name the workspace never opens.
     let previousStore: string | undefined;
     if (doSwitch && ws.config.store === "sqlite") {
       previousStore = join(paths.root, `${basename(paths.db)}.before-postgres-${utcStamp()}`);
-      renameSync(paths.db, previousStore);
-      for (const ext of ["-wal", "-shm"]) if (existsSync(paths.db + ext)) renameSync(paths.db + ext, previousStore + ext);
-      syncDir(paths.root);
+      renameSqliteFiles(paths.db, previousStore);
     }
     const next: string[] = [];
+    if (reused) next.push(`the copy a stopped move had left in ${toLoc.location} matched the store: the move is finished with it`);
+    if (setAside) next.push(`${paths.db} was in the way (a copy left by a stopped move, or a retired store) and was renamed ${setAside}: delete it once you no longer need it`);
     if (doSwitch && to.kind === "postgres") {
       next.push(
         opts.storeUrl === to.url
@@ -543,6 +687,8 @@ export async function copyWorkspaceStore(root: string, opts: WorkspaceStoreCopyO
       fingerprint: result.fingerprint,
       switched: doSwitch,
       previousStore,
+      reused,
+      setAside,
       durationMs: result.durationMs,
       next,
     };

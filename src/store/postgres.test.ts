@@ -238,6 +238,33 @@ describe("PostgresStore specifics", () => {
     }
   });
 
+  it("a store a restore has not finished with: refused to every opener but the restore, and no CRL number is reserved from it, even by a store opened before", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    await s.putCa(ca);
+    const day = new Date(Date.UTC(2026, 0, 2));
+    const first = await s.reserveCrl("13-sig", new Date(0), day);
+    // a jpki process that opened the database before the restore (as `jpki serve` had), then the restore's commit
+    const c = await admin(url);
+    const note = JSON.stringify({ source: "/backup/it's here", startedAt: "2026-01-01T00:00:00.000Z" });
+    await c.query(PostgresStore.restorePendingStatement(note));
+    const refused = (e: unknown) => isJpkiError(e, "ERR_WORKSPACE_CORRUPT") && e.details?.reason === "restore-incomplete" && (e as Error).message.includes("jpki restore /backup/it's here --force");
+    await expect(s.reserveCrl("13-sig", new Date(0), day)).rejects.toSatisfy(refused);
+    await expect(s.reserveCrl("13-sig", new Date(0), day, "131016")).rejects.toSatisfy(refused);
+    await expect(s.reserveDeltaCrl("13-sig", new Date(0), day)).rejects.toSatisfy(refused);
+    await expect(s.publishCrl({ caId: "13-sig", number: first.number, entries: 0, path: "crl/13-sig.crl", sha256: "00" }, () => undefined)).rejects.toSatisfy(refused);
+    await expect(PostgresStore.open(url)).rejects.toSatisfy(refused);
+    // the restore itself opens it and moves the numbering on; then the store is everyone's again
+    const r = await PostgresStore.open(url, { restoring: true });
+    expect(await r.skipCrlNumbers("13-sig", 5000n, day)).toMatchObject({ next: 5000n });
+    await r.finishRestore();
+    await r.close();
+    expect((await s.reserveCrl("13-sig", new Date(0), day)).number).toBe(5000n);
+    expect((await c.query("SELECT count(*)::int AS n FROM meta WHERE key = 'restore_pending'")).rows[0]).toEqual({ n: 0 });
+    await c.end();
+    await s.close();
+  });
+
   it("upgrades a schema-1 database: its facts stay, OCSP responders start empty and can be installed", async () => {
     const url = await server.createDatabase();
     const c = await admin(url);

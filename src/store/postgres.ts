@@ -581,6 +581,34 @@ export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;
  */
 const UNVERIFIED_COPY = "unverified_copy";
 
+/**
+ * The meta key of a store a PostgreSQL restore (backup/restore.ts) put back and has not finished with: its value
+ * (JSON: the backup's directory and when the restore began) is written in the transaction that restores the
+ * tables, and removed by {@link PostgresStore.finishRestore} once the CRL numbering and the liveness-check ids
+ * have moved past the backup's and the revocations made since are made again. Until then the store holds the
+ * backup's numbering, below numbers verifiers have seen (RFC 5280 §5.2.3): it is refused for use, and no CRL
+ * number is reserved from it, even by a process that opened the database before the restore.
+ */
+const RESTORE_PENDING = "restore_pending";
+
+/** What a store marked {@link RESTORE_PENDING} answers, naming the backup so the operator can run the restore again. */
+function restoreIncomplete(note: string): JpkiError {
+  let source = "the backup";
+  let at = "";
+  try {
+    const v = JSON.parse(note) as { source?: unknown; startedAt?: unknown };
+    if (typeof v.source === "string") source = v.source;
+    if (typeof v.startedAt === "string") at = ` (started ${v.startedAt})`;
+  } catch {
+    // a note in another form: the general advice stands
+  }
+  return new JpkiError(
+    "ERR_WORKSPACE_CORRUPT",
+    `a restore of ${source} into this PostgreSQL database did not finish${at}: its CRL numbering and liveness-check ids are still the backup's, below those published since, so no jpki process may use it. Run 'jpki restore ${source} --force' again, which completes it`,
+    { details: { reason: "restore-incomplete" } },
+  );
+}
+
 /** Audit records per page read (auditRecords). */
 const AUDIT_PAGE = 500;
 
@@ -592,6 +620,11 @@ export interface PostgresStoreOptions {
    * ({@link UNVERIFIED_COPY}) opens, for `load` to replace; otherwise it is refused
    */
   readonly loadTarget?: boolean;
+  /**
+   * opened by the restore that put the store back (backup/restore.ts): a store marked {@link RESTORE_PENDING}
+   * opens, for the restore to move its numbering on and {@link PostgresStore.finishRestore}; otherwise it is refused
+   */
+  readonly restoring?: boolean;
   /** how long a transaction waits for a lock before ERR_WORKSPACE_LOCKED (default 20 s, as SQLite's busy timeout) */
   readonly lockTimeoutMs?: number;
   /** the most resident codes a transaction locks one by one; a larger one locks the whole resident side (default 64) */
@@ -1151,6 +1184,7 @@ export class PostgresStore implements Store {
               { details: { reason: "unverified-copy" } },
             );
           }
+          if (meta.has(RESTORE_PENDING) && !opts.restoring) throw restoreIncomplete(meta.get(RESTORE_PENDING)!);
         } else {
           const n = (await c.query<{ n: bigint }>("SELECT count(*) AS n FROM pg_class WHERE relnamespace = current_schema()::regnamespace")).rows[0]!.n;
           if (n > 0n) throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL schema has tables but is not a jpki store: point the store elsewhere");
@@ -1951,10 +1985,22 @@ export class PostgresStore implements Store {
     }
   }
 
-  /** Locks the CA's crl_state row (creating it first): CRL numbering and publication of one CA queue here. */
-  async #lockCrlState(c: PoolClient, caId: string): Promise<bigint> {
+  /**
+   * Locks the CA's crl_state row (creating it first): CRL numbering and publication of one CA queue here. A store
+   * a restore has not finished with ({@link RESTORE_PENDING}) refuses, read in the same statement: a process that
+   * opened the database before the restore must not number a CRL from the backup's sequence — only the restore,
+   * moving it on (`restoring`).
+   */
+  async #lockCrlState(c: PoolClient, caId: string, opts: { restoring?: boolean } = {}): Promise<bigint> {
     await c.query("INSERT INTO crl_state (ca_id) VALUES ($1) ON CONFLICT (ca_id) DO NOTHING", [caId]);
-    return (await c.query<{ revision: bigint }>("SELECT revision FROM crl_state WHERE ca_id = $1 FOR UPDATE", [caId])).rows[0]!.revision;
+    const row = (
+      await c.query<{ revision: bigint; restore: string | null }>(
+        `SELECT revision, (SELECT value FROM meta WHERE key = '${RESTORE_PENDING}') AS restore FROM crl_state WHERE ca_id = $1 FOR UPDATE`,
+        [caId],
+      )
+    ).rows[0]!;
+    if (row.restore !== null && !opts.restoring) throw restoreIncomplete(row.restore);
+    return row.revision;
   }
 
   reserveCrl(caId: string, thisUpdate: Date, nextUpdate: Date, scope: CrlScope = FULL_SCOPE): Promise<CrlReservation> {
@@ -1983,8 +2029,9 @@ export class PostgresStore implements Store {
       if (!(await c.query("SELECT 1 FROM cas WHERE id = $1", [caId])).rowCount) {
         throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${caId} in this store: its CRL numbers cannot be moved on`);
       }
-      // The CA's crl_state row, as every reservation takes it: no number is handed out meanwhile.
-      await this.#lockCrlState(c, caId);
+      // The CA's crl_state row, as every reservation takes it: no number is handed out meanwhile. Allowed while
+      // a restore is pending: moving the numbering on is what the restore does before it finishes.
+      await this.#lockCrlState(c, caId, { restoring: true });
       const max = (await c.query<{ n: bigint | null }>("SELECT max(number) AS n FROM crls WHERE ca_id = $1", [caId])).rows[0]!.n;
       const before = BigInt(max ?? 0n) + 1n;
       if (before >= next) return { before, next: before };
@@ -2546,6 +2593,23 @@ export class PostgresStore implements Store {
   }
 
   /**
+   * The SQL statement that marks the store a restore is putting back ({@link RESTORE_PENDING}), run by the restore
+   * in the transaction that restores the tables (backup/postgres-tools.ts), with the search path the
+   * connection's own. `note`: JSON naming the backup and the time.
+   */
+  static restorePendingStatement(note: string): string {
+    // A literal, not a parameter: it runs in a psql script. standard_conforming_strings is on (pg_restore's script
+    // sets it): only the quote is special.
+    const literal = `'${note.replace(/\u0000/g, "").replace(/'/g, "''")}'`;
+    return `INSERT INTO meta (key, value) VALUES ('${RESTORE_PENDING}', ${literal}) ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
+  }
+
+  /** The restore that opened this store (`restoring`) is done with it: the store may be used from now on. */
+  async finishRestore(): Promise<void> {
+    await this.#query("finishing a restore", "DELETE FROM meta WHERE key = $1", [RESTORE_PENDING]);
+  }
+
+  /**
    * The next liveness-check id of the jpki store in the database `url` names, read on a connection of its own
    * and written nothing (a restore reads the store it is about to replace), or undefined when it holds none or
    * cannot be read.
@@ -2748,6 +2812,10 @@ export class PostgresStore implements Store {
       await c.query("ROLLBACK").catch(() => (broken = true));
       c.release(broken);
     }
+  }
+
+  async retirement(): Promise<string | undefined> {
+    return (await this.#query<{ value: string }>("reading whether the store is retired", "SELECT value FROM meta WHERE key = 'retired'"))[0]?.value;
   }
 
   /** The mark this store's last load left (UNVERIFIED_COPY's value): what confirmLoad may remove. */

@@ -2607,6 +2607,10 @@ export class SqliteStore implements Store {
     }
   }
 
+  retirement(): Promise<string | undefined> {
+    return this.#run("reading whether the store is retired", () => (this.#db.prepare("SELECT value FROM meta WHERE key = 'retired'").pluck().get() as string | undefined) ?? undefined);
+  }
+
   /** Nothing to confirm: a copy into SQLite is built under a temporary name and put in place only once verified (copy.ts). */
   async confirmLoad(): Promise<void> {}
 

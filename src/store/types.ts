@@ -852,6 +852,12 @@ export interface Store {
   load(batches: AsyncIterable<DumpBatch>): Promise<DumpCounts>;
   /** The copy `load` made was read back and found equal to its source: the store may be used from now on. */
   confirmLoad(): Promise<void>;
+  /**
+   * The note a dump retired this store with (DumpOptions.retire: its facts moved to another store, and every
+   * write is refused), or undefined while it takes writes. A copy reads it to tell a retired store, whose facts
+   * can no longer change, from one in use (copy.ts).
+   */
+  retirement(): Promise<string | undefined>;
 }
 
 export interface DumpOptions {

@@ -17,7 +17,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { restoreBackup } from "../../src/backup/restore.js";
 import { verifyAuditLog } from "../../src/audit/verify.js";
-import { cardKey, cli, copyWorkspace, jpkiProcess, onPostgres, openWorkspace, sh, startServe, tempDir, writeJsonl } from "./helpers.js";
+import { PostgresStore } from "../../src/store/postgres.js";
+import { cardKey, cli, copyWorkspace, jpkiProcess, onPostgres, openWorkspace, setConfig, sh, startServe, tempDir, workspaceStore, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -457,5 +458,110 @@ describe("restore --force onto a workspace another process has open", () => {
     // stopped, the same restore goes through
     const again = await cli(["-w", target, "restore", src, "--force"], { cwd: dir });
     expect(again.code, again.stderr).toBe(0);
+  });
+});
+
+/**
+ * A PostgreSQL restore puts the tables back in one transaction and then moves the CRL numbering on. Found by a
+ * helper: the two were separate commits, so a restore stopped between them (killed, its connection lost) left the
+ * backup's numbering live — below numbers verifiers had seen — and the next `crl generate` numbered CRLs from it
+ * (a delta, whose file was not there to object, went out under a number used before; RFC 5280 §5.2.3). Now the
+ * restored tables carry a mark, from the same commit, that keeps every jpki process off the store until the
+ * restore has moved the numbering on.
+ */
+describe("a PostgreSQL restore stopped between restoring the tables and moving the numbering on", () => {
+  it.skipIf(!onPostgres)("leaves a store nothing numbers a CRL from; run again, the restore completes", async () => {
+    const target = join(dir, "pg-stopped");
+    await copyWorkspace(ws, target);
+    const url = (await workspaceStore(target))!;
+    setConfig(target, { deltaCrlIntervalMinutes: 5 });
+    await generate(target, ["--ca", "13-sig"]);
+    const src = join(dir, "pg-stopped-backup");
+    expect((await cli(["-w", target, "backup", src], { cwd: dir })).code).toBe(0);
+    // after the backup: full CRLs, partitions and deltas published, every scope numbering from the CA's sequence
+    await generate(target, ["--partitions", "all"]);
+    await generate(target, ["--ca", "13-sig", "--delta"]);
+    await generate(target, ["--partitions", "all"]);
+    const before = highestPublished(target);
+    // the delta file goes (a new disk, a scope the target never published): nothing on disk then stops a number
+    rmSync(join(target, "crl", "13-sig-delta.crl"));
+    const published = () => new Map(crlFiles(target).map((f) => [f, opensslCrlNumber(f)]));
+    const was = published();
+
+    const crash = new Error("killed between pg_restore and the renumbering");
+    await expect(
+      restoreBackup({
+        source: src,
+        workspaceDir: target,
+        storeUrl: url,
+        force: true,
+        onProgress: (p) => {
+          if (p.phase === "numbers") throw crash;
+        },
+      }),
+    ).rejects.toBe(crash);
+
+    // every CRL the workspace publishes now is one it published before, or numbered above all of those
+    const d = await cli(["-w", target, "--json", "crl", "generate", "--ca", "13-sig", "--delta"], { cwd: dir });
+    const g = await cli(["-w", target, "--json", "crl", "generate", "--ca", "13-sig", "--partitions", "all"], { cwd: dir });
+    for (const [f, n] of published()) if (was.get(f) !== n) expect(n, f).toBeGreaterThan(before);
+    // … because the store is refused, saying what to do
+    for (const r of [g, d]) {
+      expect(r.code, r.stderr).toBe(3);
+      const err = JSON.parse(r.stderr.slice(r.stderr.indexOf("{"))).error;
+      expect(err).toMatchObject({ code: "ERR_WORKSPACE_CORRUPT", details: { reason: "restore-incomplete" } });
+      expect(err.message).toContain(`jpki restore ${src} --force`);
+    }
+    // a process that had the database open before the restore: it reserves no CRL number either
+    const early = await PostgresStore.open(url, { restoring: true });
+    try {
+      await expect(early.reserveCrl("13-sig", new Date(), new Date(Date.now() + 86_400_000))).rejects.toMatchObject({ details: { reason: "restore-incomplete" } });
+      await expect(early.reserveDeltaCrl("13-sig", new Date(), new Date(Date.now() + 86_400_000))).rejects.toMatchObject({ details: { reason: "restore-incomplete" } });
+    } finally {
+      await early.close();
+    }
+
+    // run again, the restore completes: the numbering moves past everything published
+    const again = await restoreBackup({ source: src, workspaceDir: target, storeUrl: url, force: true });
+    expect(BigInt(again.crlNumbers.find((c) => c.caId === "13-sig")!.highestKnown)).toBeGreaterThanOrEqual(before);
+    await generate(target, ["--ca", "13-sig", "--partitions", "all"]);
+    await generate(target, ["--ca", "13-sig", "--delta"]);
+    for (const p of ["crl/13-sig.crl", "crl/13-sig/131016.crl", "crl/13-sig-delta.crl"]) expect(opensslCrlNumber(join(target, p)), p).toBeGreaterThan(before);
+    expect(verifyWithCrl(target, cert).status).toBe(0);
+    const w = await openWorkspace(target);
+    try {
+      expect((await verifyAuditLog(w.store)).ok).toBe(true);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it.skipIf(!onPostgres)("a restore whose pg_restore fails midway changes nothing in the database", async () => {
+    const target = join(dir, "pg-truncated");
+    await copyWorkspace(ws, target);
+    const url = (await workspaceStore(target))!;
+    const src = join(dir, "pg-truncated-backup");
+    expect((await cli(["-w", target, "backup", src], { cwd: dir })).code).toBe(0);
+    const { restorePostgres } = await import("../../src/backup/postgres-tools.js");
+    const dump = join(src, "store", "jpki.pgdump");
+    const cut = join(dir, "pg-truncated.dump");
+    writeFileSync(cut, readFileSync(dump).subarray(0, Math.floor(statSync(dump).size * 0.7)));
+    const w0 = await openWorkspace(target);
+    const residents = await w0.store.countResidents();
+    const cas = (await w0.store.listCas()).map((c) => c.id);
+    await w0.store.appendAudit({ action: "store.restore", subject: "after the backup" });
+    await w0.close();
+    await expect(restorePostgres(url, cut, { clean: true, finalSql: PostgresStore.restorePendingStatement("{}") })).rejects.toMatchObject({ code: "ERR_BACKUP_TOOL" });
+    // the database as it was: the tables not dropped, no mark, the record made after the backup still there
+    const w = await openWorkspace(target);
+    try {
+      expect(await w.store.countResidents()).toBe(residents);
+      expect((await w.store.listCas()).map((c) => c.id)).toEqual(cas);
+      const subjects: string[] = [];
+      for await (const r of w.store.auditRecords()) subjects.push(r.subject);
+      expect(subjects).toContain("after the backup");
+    } finally {
+      await w.close();
+    }
   });
 });

@@ -240,6 +240,73 @@ describe("jpki store copy", () => {
     expect(noEnv.stderr).toContain("JPKI_STORE");
   });
 
+  /**
+   * Found by a helper: a move from PostgreSQL switched config.json to the new jpki.db and retired the database
+   * after, in the transaction that held its writers off. Killed in between, the workspace ran on jpki.db while the
+   * database took writes from every process still on it (other hosts), for good: the rerun refused, the workspace
+   * "already runs on jpki.db". Here the retirement is made to wait (another session holds the meta table against
+   * writes) and the copy is killed while it waits.
+   */
+  it("a move to SQLite killed while it retires the database leaves one store taking writes, never two; run again, it finishes", async () => {
+    const ws = join(dir, "ws-retiring");
+    const url = await server.createDatabase();
+    const env = { JPKI_STORE: url };
+    await ok(ws, ["ca", "init", "-p", "13", "--purpose", "signature", "--store", "postgres"], env);
+    const people = [...generateResidents({ count: 20, seed: "store-copy-retiring", prefectures: ["13"] })];
+    await ok(ws, ["registry", "import", writeJsonl(join(dir, "retiring.jsonl"), people.slice(0, 10))], env);
+    const retiredNote = async () => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        return (await c.query<{ value: string }>("SELECT value FROM meta WHERE key = 'retired'")).rows[0]?.value;
+      } finally {
+        await c.end();
+      }
+    };
+    const lock = new pg.Client({ connectionString: url });
+    const watch = new pg.Client({ connectionString: url });
+    await lock.connect();
+    await watch.connect();
+    try {
+      await lock.query("BEGIN");
+      await lock.query("LOCK TABLE meta IN EXCLUSIVE MODE"); // reads go on; the retirement's write to meta waits
+      const child = start(ws, ["store", "copy", "--to", "sqlite"], env);
+      const exited = new Promise((resolve) => child.on("exit", resolve));
+      let retiring = false;
+      for (let i = 0; i < 800 && !retiring; i++) {
+        const r = await watch.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO meta%retired%'",
+        );
+        retiring = r.rows[0]!.n > 0;
+        if (!retiring) await new Promise((res) => setTimeout(res, 25));
+      }
+      expect(retiring, "the copy reached the retirement").toBe(true);
+      child.kill("SIGKILL");
+      await exited;
+    } finally {
+      await lock.query("ROLLBACK").catch(() => undefined);
+      await lock.end();
+      await watch.end();
+    }
+    // never two stores taking writes: the workspace names jpki.db only once the database refuses writes
+    const named = config(ws).store;
+    const retired = await retiredNote();
+    if (named === "sqlite") expect(retired, "config.json names jpki.db while the database still takes writes").toBeDefined();
+    // the workspace goes on where config.json says, and writes there
+    await ok(ws, ["registry", "import", writeJsonl(join(dir, "retiring-2.jsonl"), people.slice(10, 12))], named === "postgres" ? env : {});
+    // run again, the move finishes: the workspace on jpki.db with every record, the database retired
+    const again = await ok(ws, ["store", "copy", "--to", "sqlite", "--json"], env);
+    expect(again.json()).toMatchObject({ switched: true, to: { kind: "sqlite", location: join(ws, "jpki.db") } });
+    expect(config(ws).store).toBe("sqlite");
+    expect(await retiredNote()).toMatch(/moved to sqlite/);
+    const shown = await ok(ws, ["registry", "show", people[11]!.residentCode!, "--json"]);
+    expect(shown.json()).toMatchObject({ residentCode: people[11]!.residentCode });
+    // the copy the killed move had linked in, older than the store now, is set aside, not deleted
+    expect(again.json().setAside).toMatch(/jpki\.db\.unused-\d{8}T\d{6}Z$/);
+    expect(existsSync(again.json().setAside)).toBe(true);
+    expect(readdirSync(ws).filter((n) => n.includes(".tmp"))).toEqual([]);
+  });
+
   it("a copy killed midway, either way, leaves an empty target and an untouched, usable workspace; the copy then runs again", async () => {
     const ws = join(dir, "ws-kill");
     await ok(ws, ["ca", "init", "-p", "13", "--purpose", "signature"]);

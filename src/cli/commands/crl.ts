@@ -71,7 +71,7 @@ Examples:
             results
               .map((r) =>
                 r.superseded
-                  ? `CRL ${r.caId}${r.scope ? `/${r.scope}` : ""} #${r.number}: not installed, a higher number was published meanwhile (by another jpki process)`
+                  ? `CRL ${r.caId}${r.scope ? `/${r.scope}` : ""} #${r.number}: not installed, one with this number or a higher one is already published (by another jpki process meanwhile, or in crl/ without the store's record of it); the next is numbered above it`
                   : `CRL ${r.caId}${r.scope ? `/${r.scope}` : ""} #${r.number}${r.baseNumber !== undefined ? ` (delta on #${r.baseNumber})` : ""}: ${r.entries} entries, next update ${r.nextUpdate.toISOString()}\n  ${r.derPath} (DER)${r.pemPath ? `\n  ${r.pemPath} (PEM)` : ""}`,
               )
               .join("\n"),

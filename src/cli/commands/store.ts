@@ -85,6 +85,10 @@ Safety:
   - On a switch the old store is retired in that same locked transaction: any later write to it, by a jpki
     process that opened it before (a 'jpki watch', a command waiting for its lock), fails with ERR_STORE
     ("this jpki store is retired…") instead of being lost. Stop such processes first all the same.
+  - config.json names the new store only once the old one is retired: a move killed at any point leaves one
+    store taking writes, or none, never two. Run the same command again to finish it: a copy already in place
+    that matches the store is switched to as it is; a jpki.db in the way (left by a stopped move and older than
+    the store now, or retired) is renamed jpki.db.unused-<UTC time>, never deleted, and the copy made afresh.
   - The target is read back and compared: counts and a SHA-256 per kind of record, the revoked serials per
     CA with reasons and sources, the CRL numbers per CA. Any difference: ERR_STORE_COPY_MISMATCH, no switch.
   - CRL order: the target lists each CA's entries in the source's order (its revocation log is rebuilt
