@@ -209,6 +209,12 @@ export const ARL_SCOPE: CrlScope = "arl";
  */
 export const DELTA_SCOPE: CrlScope = "delta";
 
+/**
+ * The largest CRL number a store keeps (a signed 64-bit integer column; RFC 5280 allows 20 octets, far more): the
+ * ceiling of every CA's sequence and of the Bridge's ARL numbers. Only an altered file or row comes near it.
+ */
+export const MAX_CRL_NUMBER = 2n ** 63n - 1n;
+
 export interface CrlRecord {
   readonly caId: string;
   readonly scope: CrlScope;
