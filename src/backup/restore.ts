@@ -284,9 +284,12 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   // tables with the numbering it had read before.)
   if (liveDatabase && target!.otherSessions.length) {
     const n = target!.otherSessions.length;
-    throw new JpkiError("ERR_WORKSPACE_LOCKED", `the PostgreSQL database JPKI_STORE names has ${n} other client${n === 1 ? "" : "s"} connected (${[...new Set(target!.otherSessions)].slice(0, 5).join(", ")}): stop every jpki process on it (on every host), then restore; nothing was changed`, {
-      details: { sessions: n },
-    });
+    const shown = target!.otherSessions.slice(0, 5).join(", ") + (n > 5 ? `, and ${n - 5} more` : "");
+    throw new JpkiError(
+      "ERR_WORKSPACE_LOCKED",
+      `the PostgreSQL database JPKI_STORE names has ${n} other client${n === 1 ? "" : "s"} connected (${shown}): stop every jpki process on it (on every host; "jpki serve HOST pid PID" names its host), close other sessions (psql), then restore; nothing was changed. Where they come from: SELECT pid, usename, application_name, client_addr FROM pg_stat_activity WHERE datname = current_database(), as a superuser (another role's address shows only to those)`,
+      { details: { sessions: n } },
+    );
   }
   // Read before anything moves: what the target published last may be newer than anything in the backup.
   // A restore that died while it swapped the files left part of the target in before-restore-<time>/ (marked

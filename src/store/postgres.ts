@@ -1309,9 +1309,29 @@ export class PostgresStore implements Store {
     return (await this.#query<AuditCheckpointRowDb>("reading audit checkpoints", "SELECT * FROM audit_checkpoints ORDER BY seq")).map(toAuditCheckpoint);
   }
 
+  /** See Store.holdPresence: the connection that shows this process in pg_stat_activity while it is open. */
+  #presence: Client | undefined;
+
+  async holdPresence(what: string): Promise<void> {
+    if (this.#presence || this.#closed) return;
+    const c = this.#sessionClient(`jpki ${what} ${hostname()} pid ${process.pid}`.slice(0, 63));
+    // lost with the server: 'error' on an idle client would otherwise end the process
+    c.on("error", () => undefined);
+    try {
+      await c.connect();
+      // idle_session_timeout (PostgreSQL 14+), if an operator set one, would end it while the process idles.
+      await c.query("SELECT set_config('idle_session_timeout', '0', false) WHERE current_setting('server_version_num')::int >= 140000");
+    } catch (e) {
+      await c.end().catch(() => undefined);
+      throw storeError(e, "connecting to the store");
+    }
+    this.#presence = c;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#presence?.end().catch(() => undefined);
     try {
       await this.#pool.end();
     } catch (e) {

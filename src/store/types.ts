@@ -557,6 +557,14 @@ export interface Store {
    * holding it loses the connection, and PostgreSQL drops the lock with it.
    */
   withCaKeysLock<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Makes this process visible as a user of the store for as long as it stays open (`jpki serve`, `jpki watch`:
+   * processes that run for days and may sit idle), so `jpki restore --force` refuses to replace the store under it.
+   * `what` names the command. SQLite: nothing to do, the store file held open is what restore sees. PostgreSQL: the
+   * pool closes idle connections after seconds, leaving an idle process with none in pg_stat_activity, so one
+   * connection of its own is kept open, named "jpki WHAT HOST pid PID" (one lost with the server is not reopened).
+   */
+  holdPresence(what: string): Promise<void>;
 
   /** Inserts or replaces residents; returns how many were new and how many replaced. */
   upsertResidents(residents: readonly ResidentRecord[]): Promise<{ inserted: number; updated: number }>;
