@@ -152,11 +152,20 @@ export async function postgresRestoreTarget(url: string): Promise<{ hasRecords: 
   try {
     const n = (await client.query<{ n: string }>("SELECT count(*)::text AS n FROM pg_class WHERE relnamespace = current_schema()::regnamespace")).rows[0]!.n;
     // Every other client connected to this database, jpki or not: a jpki serve or watch among them would go on
-    // with its own idea of the CRL numbering and publish numbers the restore moved past (see restore.ts).
-    const others = await client.query<{ app: string }>(
-      "SELECT coalesce(nullif(application_name, ''), 'pid ' || pid) AS app FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' ORDER BY pid",
+    // with its own idea of the CRL numbering and publish numbers the restore moved past (see restore.ts). A session
+    // of another role shows its backend_type (and address) only to superusers and pg_read_all_stats: without
+    // that, a jpki serve on another host under its own role, or an operator's psql as postgres, showed as NULL and
+    // was not counted. Its user id is visible to all, and a client's is never NULL (background processes' are).
+    const others = await client.query<{ app: string; pid: number; role: string | null }>(
+      `SELECT application_name AS app, pid, usename AS role FROM pg_stat_activity
+       WHERE datname = current_database() AND pid <> pg_backend_pid()
+         AND (backend_type = 'client backend' OR (backend_type IS NULL AND usesysid IS NOT NULL))
+       ORDER BY pid`,
     );
-    return { hasRecords: n !== "0", otherSessions: others.rows.map((r) => r.app) };
+    return {
+      hasRecords: n !== "0",
+      otherSessions: others.rows.map((r) => `${r.app || "(no application name)"} (pid ${r.pid}${r.role ? `, role ${r.role}` : ""})`),
+    };
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -49,10 +49,10 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync
 import { join, resolve } from "node:path";
 import { JpkiError } from "../errors.js";
 import { systemClock, type Clock } from "../pki/clock.js";
-import { BRIDGE_ID } from "../ca/bridge-id.js";
+import { BRIDGE_ID, parseStateArlNumber } from "../ca/bridge-id.js";
 import { writeFileAtomic } from "../store/files.js";
 import { processAlive, syncDir } from "../store/staging.js";
-import type { Store } from "../store/types.js";
+import { MAX_CRL_NUMBER, type Store } from "../store/types.js";
 import { workspacePaths } from "../workspace/workspace.js";
 import { BACKED_UP_TREES, STORE_FILES, copyHashed, writeFailure } from "./backup.js";
 import { crlNumberGap, listedRevocations, publishedCrlNumbers, type ListedRevocation } from "./crl-numbers.js";
@@ -183,6 +183,29 @@ export async function recordRestore(store: Store, event: RestoreAuditEvent): Pro
   });
 }
 
+function max(a: bigint | undefined, b: bigint | undefined): bigint | undefined {
+  return a === undefined ? b : b === undefined || a >= b ? a : b;
+}
+
+/**
+ * Refuses a CA's (or the Bridge's) numbering that the gap would move past MAX_CRL_NUMBER: its next number is the
+ * highest known + gap + 1. `backup` is the highest the backup holds (its store and files), `target` the highest
+ * in the files of the workspace being replaced; the error names whichever is too high.
+ */
+function assertWithinCeiling(id: string, known: { backup?: bigint; target?: bigint }, gap: bigint, source: string, root: string): void {
+  const ceiling = MAX_CRL_NUMBER - gap - 1n;
+  const tooHigh = (v: bigint | undefined) => v !== undefined && v > ceiling;
+  if (!tooHigh(known.backup) && !tooHigh(known.target)) return;
+  const inBackup = tooHigh(known.backup);
+  const where = inBackup ? `the backup ${source}` : `the CRL files of ${root}`;
+  const file = id === BRIDGE_ID ? (inBackup ? "workspace/bridge/state.json or workspace/arl/bridge.crl" : "arl/bridge.crl") : `the CRLs of ${id}`;
+  throw new JpkiError(
+    inBackup ? "ERR_BACKUP_CORRUPT" : "ERR_WORKSPACE_CORRUPT",
+    `${where} numbers ${id === BRIDGE_ID ? "the Bridge's ARLs" : `the CRLs of CA ${id}`} up to ${max(known.backup, known.target)} (${file}): moved on by the safety gap (${gap}) that would pass ${MAX_CRL_NUMBER}, the most a store keeps. Only an altered file holds a number that high; nothing was restored`,
+    { details: { caId: id } },
+  );
+}
+
 function ownerDir(path: string): void {
   mkdirSync(path, { recursive: true, mode: 0o700 });
   chmodSync(path, 0o700);
@@ -264,9 +287,12 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   // restore has moved its numbering on: restorePendingStatement.)
   if (liveDatabase && target!.otherSessions.length) {
     const n = target!.otherSessions.length;
-    throw new JpkiError("ERR_WORKSPACE_LOCKED", `the PostgreSQL database JPKI_STORE names has ${n} other client${n === 1 ? "" : "s"} connected (${[...new Set(target!.otherSessions)].slice(0, 5).join(", ")}): stop every jpki process on it (on every host), then restore; nothing was changed`, {
-      details: { sessions: n },
-    });
+    const shown = target!.otherSessions.slice(0, 5).join(", ") + (n > 5 ? `, and ${n - 5} more` : "");
+    throw new JpkiError(
+      "ERR_WORKSPACE_LOCKED",
+      `the PostgreSQL database JPKI_STORE names has ${n} other client${n === 1 ? "" : "s"} connected (${shown}): stop every jpki process on it (on every host; "jpki serve HOST pid PID" names its host), close other sessions (psql), then restore; nothing was changed. Where they come from: SELECT pid, usename, application_name, client_addr FROM pg_stat_activity WHERE datname = current_database(), as a superuser (another role's address shows only to those)`,
+      { details: { sessions: n } },
+    );
   }
   // Read before anything moves: what the target published last may be newer than anything in the backup.
   // A restore that died while it swapped the files left part of the target in before-restore-<time>/ (marked
@@ -333,15 +359,27 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       if (v > (atBackup.get(c.caId) ?? -1n)) atBackup.set(c.caId, v);
     }
 
+    // Every sequence the restore moves on must stay within the stores' ceiling past the gap. Checked before anything
+    // changes (on PostgreSQL the database is replaced before the numbers are moved): only an altered file or
+    // backup holds a number that high, and moving past it wrote a Bridge state every later 'ca bridge' refused, or
+    // failed a CA's move as a store error after the database was replaced. The target's files of a CA the backup
+    // does not know count too (which CAs the store knows is read only once it is restored): move such a file aside.
+    for (const id of new Set([...atBackup.keys(), ...stagedNumbers.highest.keys(), ...targetNumbers.highest.keys()])) {
+      assertWithinCeiling(id, { backup: max(atBackup.get(id), stagedNumbers.highest.get(id)), target: targetNumbers.highest.get(id) }, gap, source, paths.root);
+    }
+
     // The Bridge CA numbers its ARL in its own state file, not the store (ca/bridge.ts): moved the same way.
     let bridge: RestoredCrlNumbering | undefined;
     const bridgeState = join(stage, "ws", "bridge", "state.json");
     if (existsSync(bridgeState)) {
       const state = JSON.parse(readFileSync(bridgeState, "utf8")) as { arlNumber?: unknown };
-      if (typeof state.arlNumber !== "string" || !/^\d+$/.test(state.arlNumber)) {
-        throw new JpkiError("ERR_BACKUP_CORRUPT", `workspace/bridge/state.json in the backup ${source} has no ARL number: nothing was restored`, { details: { file: "workspace/bridge/state.json" } });
+      const atBackupArl = parseStateArlNumber(state.arlNumber);
+      if (atBackupArl === undefined) {
+        throw new JpkiError("ERR_BACKUP_CORRUPT", `workspace/bridge/state.json in the backup ${source} has no ARL number (decimal digits, at most ${MAX_CRL_NUMBER}): nothing was restored`, {
+          details: { file: "workspace/bridge/state.json" },
+        });
       }
-      const atBackupArl = BigInt(state.arlNumber);
+      assertWithinCeiling(BRIDGE_ID, { backup: max(atBackupArl, stagedNumbers.highest.get(BRIDGE_ID)), target: targetNumbers.highest.get(BRIDGE_ID) }, gap, source, paths.root);
       const highest = [atBackupArl, stagedNumbers.highest.get(BRIDGE_ID), targetNumbers.highest.get(BRIDGE_ID)].reduce<bigint>((m, v) => (v !== undefined && v > m ? v : m), 0n);
       // arlNumber is the last number reserved: the next ARL takes arlNumber + 1
       writeFileAtomic(bridgeState, `${JSON.stringify({ ...state, arlNumber: (highest + gap).toString() }, null, 1)}\n`);

@@ -59,7 +59,7 @@ import { assembleCertificate, encodeTbs } from "./certificate.js";
 import { caUrls } from "./ids.js";
 import { endOfJstDay } from "./validity.js";
 
-import { BRIDGE_ID } from "./bridge-id.js";
+import { BRIDGE_ID, MAX_ARL_NUMBER, parseStateArlNumber } from "./bridge-id.js";
 
 export { BRIDGE_ID };
 
@@ -246,8 +246,6 @@ function readBridgeFile(path: string): Buffer | undefined {
   }
 }
 
-/** The largest ARL number the Bridge issues: the ceiling of a CA's CRL numbers in the stores (a signed 64-bit integer). */
-const MAX_ARL_NUMBER = 2n ** 63n - 1n;
 
 /** A CA id as ca/ids.ts makes them, with the key generation of a rollover ("13-sig-g2"): the Bridge cross-certifies every generation. */
 const CA_ID = /^\d{2}-(?:sig|auth)(?:-g(?:[2-9]|[1-9]\d{1,3}))?$/;
@@ -258,9 +256,7 @@ function readState(paths: BridgePaths): BridgeState {
   try {
     const s = JSON.parse(bytes.toString("utf8")) as BridgeState;
     if (s?.version !== 1 || typeof s.arlNumber !== "string" || !/^\d+$/.test(s.arlNumber) || !Array.isArray(s.cross)) throw new Error("unexpected shape");
-    // Bounded before BigInt reads it: a hand-edited number of a million digits took seconds to parse, and one past
-    // MAX_ARL_NUMBER would go into an ARL whose number no store, and past 20 octets no verifier, accepts.
-    if (s.arlNumber.length > 19 || BigInt(s.arlNumber) > MAX_ARL_NUMBER) throw new Error(`the ARL number is above ${MAX_ARL_NUMBER}`);
+    if (parseStateArlNumber(s.arlNumber) === undefined) throw new Error(`the ARL number is above ${MAX_ARL_NUMBER}`);
     for (const c of s.cross) {
       // Each entry names a file (cross/<caId>…): a caId that is not one is damage, or an attempt at a path.
       if (!c || typeof c !== "object" || typeof c.caId !== "string" || !CA_ID.test(c.caId) || (c.direction !== "bridge-to-ca" && c.direction !== "ca-to-bridge")) throw new Error("a cross-certificate entry is malformed");

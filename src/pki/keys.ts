@@ -6,7 +6,7 @@
 import { createPrivateKey, generateKeyPair, type KeyObject } from "node:crypto";
 import { JpkiError } from "../errors.js";
 import { bitString, children, integer, readHeader, seq } from "./der.js";
-import { MAX_ITERATIONS, MIN_ITERATIONS, newKeyWrapParams, PBKDF2_ITERATIONS, pbkdf2Iterations, prepareKek, readWrappedKey, unwrapPrivateKey, wrapPrivateKey, type KeyWrapParams } from "./key-wrap.js";
+import { MAX_ITERATIONS, MIN_ITERATIONS, newKeyWrapParams, PBKDF2_ITERATIONS, pbkdf2Iterations, prepareKek, readWrappedKey, unwrapPrivateKey, wrapPrivateKey, type KeyWrapParams, type WrappedKey } from "./key-wrap.js";
 import { parsePemBlocks, toPem } from "./pem.js";
 
 export type { KeyWrapParams } from "./key-wrap.js";
@@ -97,39 +97,64 @@ function assertStoredKeyForm(pem: string, what: string): void {
 export function decryptPrivateKey(pem: string, passphrase: string, what = "the CA key"): KeyObject {
   if (!passphrase) throw new JpkiError("ERR_PASSPHRASE_MISSING", `no passphrase for ${what}: set JPKI_PASSPHRASE or pass --passphrase-file`);
   assertStoredKeyForm(pem, what);
-  const wrong = (cause?: unknown) =>
-    new JpkiError("ERR_PASSPHRASE_WRONG", `the passphrase does not decrypt ${what}: check the one given (--passphrase-file, JPKI_PASSPHRASE or the prompt; or the key file is damaged)`, cause === undefined ? undefined : { cause });
   const wrapped = wrappedKeyOf(pem);
   let failure: unknown;
   for (const form of passphraseForms(passphrase)) {
-    if (wrapped) {
-      const pkcs8 = unwrapPrivateKey(wrapped, form);
-      if (!pkcs8) continue;
-      try {
-        return createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" });
-      } catch (e) {
-        // the padding check passes for a wrong key-encryption key about once in 256 tries
-        failure = e;
-      } finally {
-        pkcs8.fill(0);
-      }
-      continue;
-    }
-    try {
-      return createPrivateKey({ key: pem, format: "pem", passphrase: form });
-    } catch (e) {
-      failure = e;
-    }
+    const r = wrapped ? openWrapped(wrapped, form) : openOther(pem, form);
+    if (r.key) return r.key;
+    failure = r.failure ?? failure;
   }
-  throw wrong(failure);
+  throw wrongPassphrase(what, failure);
 }
 
-/** decryptPrivateKey, with PBKDF2 run on the thread pool first (see prepareKek): the event loop stays free. */
+/**
+ * decryptPrivateKey with every PBKDF2 on the thread pool (see prepareKek), form after form as far as needed: the
+ * event loop stays free, also for a passphrase typed in the other normalisation or a wrong one (up to three
+ * derivations, where the synchronous fallback ran all but the first on the loop).
+ */
 export async function unlockPrivateKey(pem: string, passphrase: string, what = "the CA key"): Promise<KeyObject> {
   if (passphrase) assertStoredKeyForm(pem, what);
   const wrapped = passphrase ? wrappedKeyOf(pem) : undefined;
-  if (wrapped) await prepareKek(passphrase, wrapped);
-  return decryptPrivateKey(pem, passphrase, what);
+  if (!wrapped) return decryptPrivateKey(pem, passphrase, what);
+  let failure: unknown;
+  for (const form of passphraseForms(passphrase)) {
+    await prepareKek(form, wrapped);
+    const r = openWrapped(wrapped, form);
+    if (r.key) return r.key;
+    failure = r.failure ?? failure;
+  }
+  throw wrongPassphrase(what, failure);
+}
+
+function wrongPassphrase(what: string, cause?: unknown): JpkiError {
+  return new JpkiError(
+    "ERR_PASSPHRASE_WRONG",
+    `the passphrase does not decrypt ${what}: check the one given (--passphrase-file, JPKI_PASSPHRASE or the prompt; or the key file is damaged)`,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+/** A key in our form under one form of the passphrase (the KEK from the cache when prepared). */
+function openWrapped(wrapped: WrappedKey, form: string): { key?: KeyObject; failure?: unknown } {
+  const pkcs8 = unwrapPrivateKey(wrapped, form);
+  if (!pkcs8) return {};
+  try {
+    return { key: createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" }) };
+  } catch (e) {
+    // the padding check passes for a wrong key-encryption key about once in 256 tries
+    return { failure: e };
+  } finally {
+    pkcs8.fill(0);
+  }
+}
+
+/** Any other encrypted PKCS#8 (older workspaces), through OpenSSL. */
+function openOther(pem: string, form: string): { key?: KeyObject; failure?: unknown } {
+  try {
+    return { key: createPrivateKey({ key: pem, format: "pem", passphrase: form }) };
+  } catch (e) {
+    return { failure: e };
+  }
 }
 
 export interface RsaPublicKeyInfo {

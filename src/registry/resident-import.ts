@@ -8,7 +8,8 @@
  * networks", step 3) — `jpki registry apply` and the CA's ingestion. A bare replacement (a new address, a death
  * written as status "deceased") changed the registry and left the certificate certifying the old items valid for
  * good: no notice, no revocation. Such a line is refused (ERR_RESIDENT_CHANGE_NEEDS_NOTICE) and the others go on.
- * A record the same as the one held is left alone, and counted as unchanged.
+ * A record closed by a resident-code change (it names the code the person moved to) is never reopened or replaced
+ * either. A record the same as the one held is left alone, and counted as unchanged.
  *
  * Each batch is decided inside the store's write transaction that commits it (Store.applyToRegistry), so an
  * issuance or a notice committed between the read and the write cannot slip past the rule.
@@ -56,6 +57,16 @@ export async function importResidents(store: Store, records: readonly ResidentRe
         if (sameRecord(held, r)) {
           out.unchanged++;
           continue;
+        }
+        if (held.successorCode !== undefined) {
+          // Closed by a resident-code change: the person lives under the successor. A change at the counter of a
+          // resident with no certificate leaves it at sequence 0 with nothing registered, and replacing it (the
+          // municipality's original file again, the old code active) made one person two records, the link a
+          // later notice under the old code follows (registry/apply.ts recordOf) dropped.
+          throw new JpkiError(
+            "ERR_RESIDENT_CHANGE_NEEDS_NOTICE",
+            `resident ${r.residentCode} was closed by a resident-code change (the person's code is now ${held.successorCode}): import does not reopen or replace it; a change to the person must come as a change notice (jpki registry apply FILE) or a counter procedure under the new code`,
+          );
         }
         if (held.noticeSequence > 0 || registered(r.residentCode).length > 0) {
           // Never the items in the message: the code says whose record, the operator has the file.

@@ -1344,9 +1344,29 @@ export class PostgresStore implements Store {
     return (await this.#query<AuditCheckpointRowDb>("reading audit checkpoints", "SELECT * FROM audit_checkpoints ORDER BY seq")).map(toAuditCheckpoint);
   }
 
+  /** See Store.holdPresence: the connection that shows this process in pg_stat_activity while it is open. */
+  #presence: Client | undefined;
+
+  async holdPresence(what: string): Promise<void> {
+    if (this.#presence || this.#closed) return;
+    const c = this.#sessionClient(`jpki ${what} ${hostname()} pid ${process.pid}`.slice(0, 63));
+    // lost with the server: 'error' on an idle client would otherwise end the process
+    c.on("error", () => undefined);
+    try {
+      await c.connect();
+      // idle_session_timeout (PostgreSQL 14+), if an operator set one, would end it while the process idles.
+      await c.query("SELECT set_config('idle_session_timeout', '0', false) WHERE current_setting('server_version_num')::int >= 140000");
+    } catch (e) {
+      await c.end().catch(() => undefined);
+      throw storeError(e, "connecting to the store");
+    }
+    this.#presence = c;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#presence?.end().catch(() => undefined);
     try {
       await this.#pool.end();
     } catch (e) {
@@ -1357,6 +1377,7 @@ export class PostgresStore implements Store {
   async putCa(ca: CaRecord): Promise<void> {
     try {
       await this.#tx("saving a CA", async (c) => {
+        await this.#assertCaKeysLockHeld(c);
         await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", [
           ca.id,
           ca.prefectureCode,
@@ -1391,6 +1412,7 @@ export class PostgresStore implements Store {
 
   putCaRollovers(rollovers: ReadonlyArray<{ readonly ca: CaRecord; readonly link: CaLinkRecord }>): Promise<void> {
     return this.#tx("saving a CA key rollover", async (c) => {
+      await this.#assertCaKeysLockHeld(c);
       for (const { ca, link } of rollovers) {
         // The old generation's row locked first: two rollovers of one CA queue here, and the second finds the first's link.
         const old = await c.query("SELECT 1 FROM cas WHERE id = $1 FOR UPDATE", [link.oldCaId]);
@@ -1426,6 +1448,29 @@ export class PostgresStore implements Store {
     return r?.m === null || r?.m === undefined ? undefined : new Date(Number(r.m));
   }
 
+  /** The backend pid of the connection holding the CA-keys lock while this process's withCaKeysLock runs. */
+  #caKeysHolder: number | undefined;
+
+  /**
+   * Inside a transaction that writes CA keys: refuses (ERR_WORKSPACE_LOCKED, rolled back) when this process took the
+   * CA-keys lock and has lost it since. The lock lives on a connection of its own; when that connection ends (a
+   * network break, an operator's pg_terminate_backend on what looked like a vanished host's lock, a failover) the
+   * lock goes with it and another host may take it, while `fn` goes on with its writes on pooled connections.
+   * Checked in the transaction that writes, on the server's own lock table, so no such write commits once the
+   * lock is gone. Outside withCaKeysLock nothing is checked.
+   */
+  async #assertCaKeysLockHeld(c: ClientBase): Promise<void> {
+    const pid = this.#caKeysHolder;
+    if (pid === undefined) return;
+    const held = await c.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::bigint::oid AND objid = 0 AND objsubid = 2 AND granted AND pid = $2", [CA_KEYS_LOCK, pid]);
+    if (!held.rowCount) {
+      throw new JpkiError(
+        "ERR_WORKSPACE_LOCKED",
+        "the CA-keys lock of this PostgreSQL store was lost while this command worked (its connection to the database ended): nothing more was written; check 'jpki ca list', then run the command again",
+      );
+    }
+  }
+
   /**
    * See Store.withCaKeysLock. Session-level (pg_try_advisory_lock), not transaction-level: `fn`'s writes are
    * transactions of their own on pooled connections, so no one transaction spans the operation; the lock lives on
@@ -1451,8 +1496,9 @@ export class PostgresStore implements Store {
         throw storeError(e, what);
       }
       let got: boolean;
+      let pid: number;
       try {
-        got = (await c.query<{ got: boolean }>("SELECT pg_try_advisory_lock($1, 0) AS got", [CA_KEYS_LOCK])).rows[0]!.got;
+        ({ got, pid } = (await c.query<{ got: boolean; pid: number }>("SELECT pg_try_advisory_lock($1, 0) AS got, pg_backend_pid() AS pid", [CA_KEYS_LOCK])).rows[0]!);
       } catch (e) {
         throw storeError(e, what);
       }
@@ -1471,9 +1517,11 @@ export class PostgresStore implements Store {
           `another jpki process${who} is working on the CA keys of this PostgreSQL store (ca init, rewrap, rollover or bridge, on this host or another sharing the database): nothing was done; retry when it finishes`,
         );
       }
+      this.#caKeysHolder = pid;
       try {
         return await fn();
       } finally {
+        this.#caKeysHolder = undefined;
         // Released on this session before it closes, so the next holder never finds it still held by a closing backend.
         await c.query("SELECT pg_advisory_unlock($1, 0)", [CA_KEYS_LOCK]).catch(() => undefined);
       }
@@ -1484,6 +1532,7 @@ export class PostgresStore implements Store {
 
   replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>): Promise<void> {
     return this.#tx("re-encrypting CA keys", async (c) => {
+      await this.#assertCaKeysLockHeld(c);
       for (const k of keys) {
         const r = await c.query("UPDATE cas SET key_pem = $1 WHERE id = $2", [k.encryptedKeyPem, k.id]);
         if (r.rowCount !== 1) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${k.id} in this workspace: no key was replaced`);

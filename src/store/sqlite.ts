@@ -1243,6 +1243,9 @@ export class SqliteStore implements Store {
     });
   }
 
+  /** See Store.holdPresence: the file this store holds open is what restore sees (SqliteStore.openElsewhere). */
+  async holdPresence(_what: string): Promise<void> {}
+
   /** See Store.withCaKeysLock: this file lies in one workspace directory, whose lock file keeps its users apart. */
   withCaKeysLock<T>(fn: () => Promise<T>): Promise<T> {
     return fn();

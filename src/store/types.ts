@@ -209,6 +209,12 @@ export const ARL_SCOPE: CrlScope = "arl";
  */
 export const DELTA_SCOPE: CrlScope = "delta";
 
+/**
+ * The largest CRL number a store keeps (a signed 64-bit integer column; RFC 5280 allows 20 octets, far more): the
+ * ceiling of every CA's sequence and of the Bridge's ARL numbers. Only an altered file or row comes near it.
+ */
+export const MAX_CRL_NUMBER = 2n ** 63n - 1n;
+
 export interface CrlRecord {
   readonly caId: string;
   readonly scope: CrlScope;
@@ -557,6 +563,14 @@ export interface Store {
    * holding it loses the connection, and PostgreSQL drops the lock with it.
    */
   withCaKeysLock<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Makes this process visible as a user of the store for as long as it stays open (`jpki serve`, `jpki watch`:
+   * processes that run for days and may sit idle), so `jpki restore --force` refuses to replace the store under it.
+   * `what` names the command. SQLite: nothing to do, the store file held open is what restore sees. PostgreSQL: the
+   * pool closes idle connections after seconds, leaving an idle process with none in pg_stat_activity, so one
+   * connection of its own is kept open, named "jpki WHAT HOST pid PID" (one lost with the server is not reopened).
+   */
+  holdPresence(what: string): Promise<void>;
 
   /** Inserts or replaces residents; returns how many were new and how many replaced. */
   upsertResidents(residents: readonly ResidentRecord[]): Promise<{ inserted: number; updated: number }>;

@@ -12,7 +12,9 @@
  */
 import { spawnSync } from "node:child_process";
 import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { beforeAll, describe, expect, it } from "vitest";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { restoreBackup } from "../../src/backup/restore.js";
@@ -458,6 +460,61 @@ describe("restore --force onto a workspace another process has open", () => {
     // stopped, the same restore goes through
     const again = await cli(["-w", target, "restore", src, "--force"], { cwd: dir });
     expect(again.code, again.stderr).toBe(0);
+  });
+
+  // node-postgres's pool closes a connection idle for 10 s: a jpki serve with nothing to do had none left, and the
+  // restore replaced the database under it. Its pool's connections ended here stand for that.
+  it.runIf(onPostgres)("is refused while an idle jpki serve has no pooled connection left: the serve's own connection shows it", async () => {
+    const target = join(dir, "served-idle");
+    await copyWorkspace(ws, target);
+    const src = join(dir, "served-idle-backup");
+    expect((await cli(["-w", ws, "backup", src], { cwd: dir })).code).toBe(0);
+    const serve = await startServe(target, []);
+    const url = (await workspaceStore(target))!;
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'jpki' AND pid <> pg_backend_pid()");
+      await admin.end();
+      const r = await cli(["-w", target, "--json", "restore", src, "--force"], { cwd: dir });
+      expect(r.code, r.stderr).toBe(3);
+      const refused = JSON.parse(r.stderr.slice(r.stderr.indexOf("{"))).error;
+      expect(refused.code).toBe("ERR_WORKSPACE_LOCKED");
+      expect(refused.message).toContain(`jpki serve ${hostname()} pid ${serve.child.pid}`);
+      expect(serve.child.exitCode).toBeNull();
+    } finally {
+      await admin.end().catch(() => undefined);
+      serve.child.kill("SIGTERM");
+      await serve.exited;
+    }
+  });
+
+  // Another role's sessions show their backend_type only to superusers and pg_read_all_stats: a restore run under its
+  // own role counted none of them - a jpki serve on another host under its role, an operator's psql as a superuser.
+  it.runIf(onPostgres)("is refused while an operator's psql under another role is connected, and says how to find it", async () => {
+    const target = join(dir, "psql-open");
+    await copyWorkspace(ws, target);
+    const src = join(dir, "psql-open-backup");
+    expect((await cli(["-w", ws, "backup", src], { cwd: dir })).code).toBe(0);
+    const url = new URL((await workspaceStore(target))!);
+    const admin = new pg.Client({ connectionString: url.toString(), application_name: "psql" });
+    await admin.connect();
+    const role = `restorer_${process.pid}`;
+    await admin.query(`DROP ROLE IF EXISTS ${role}`);
+    await admin.query(`CREATE ROLE ${role} LOGIN`);
+    try {
+      url.username = role;
+      const r = await cli(["-w", target, "--json", "restore", src, "--force"], { cwd: dir, env: { JPKI_STORE: url.toString() } });
+      expect(r.code, r.stderr).toBe(3);
+      const refused = JSON.parse(r.stderr.slice(r.stderr.indexOf("{"))).error;
+      expect(refused.code).toBe("ERR_WORKSPACE_LOCKED");
+      expect(refused.message).toMatch(/1 other client connected \(psql \(pid \d+, role jpki\)\)/);
+      expect(refused.message).toContain("pg_stat_activity");
+      expect(readdirSync(target).filter((n) => n.startsWith("before-restore-") || n.startsWith(".restore-"))).toEqual(readdirSync(ws).filter((n) => n.startsWith("before-restore-")));
+    } finally {
+      await admin.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
+      await admin.end();
+    }
   });
 });
 

@@ -5,7 +5,7 @@
  * The CLI is spawned with a deadline so a hang fails the test instead of stopping the run.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MAIN, cli, storeEnv, tempDir } from "./helpers.js";
@@ -120,4 +120,59 @@ describe("jpki ca bridge: a FIFO, a huge file or a directory where a Bridge file
       }
     }, 120_000);
   }
+});
+
+// `jpki restore` moves the Bridge's ARL numbering past a safety gap (backup/restore.ts, from bridge/state.json): a
+// number near the ceiling went past it into the restored state.json, which every later `ca bridge` then refused as
+// altered ("restore it from a backup"), while the restore reported success.
+describe("jpki restore of a Bridge whose ARL number is near the 64-bit ceiling", () => {
+  for (const [what, arlNumber] of [
+    ["the ceiling less ten (the gap would pass it)", (2n ** 63n - 11n).toString()],
+    ["a million digits", "9".repeat(1_000_000)],
+  ] as const) {
+    it(`${what}: refused before anything moves, the target as it was`, async () => {
+      const copy = join(dir, `near-ceiling-${arlNumber.length}`);
+      const backup = join(dir, `near-ceiling-${arlNumber.length}-backup`);
+      expect((await cli(["-w", ws, "backup", copy], { cwd: dir })).code).toBe(0);
+      const restored = await cli(["-w", join(dir, `near-ceiling-${arlNumber.length}-ws`), "restore", copy], { cwd: dir });
+      expect(restored.code, restored.stderr).toBe(0);
+      const target = join(dir, `near-ceiling-${arlNumber.length}-ws`);
+      const path = join(target, "bridge", "state.json");
+      const state = JSON.parse(readFileSync(path, "utf8")) as { arlNumber: string };
+      writeFileSync(path, JSON.stringify({ ...state, arlNumber }), { mode: 0o600 });
+      expect((await cli(["-w", target, "backup", backup], { cwd: dir })).code).toBe(0);
+      const stateBefore = readFileSync(path);
+      const r = await cli(["-w", target, "--json", "restore", backup, "--force"], { cwd: dir });
+      expect(r.code, r.stderr).toBe(21);
+      const err = JSON.parse(r.stderr.slice(r.stderr.indexOf("{"))).error;
+      expect(err).toMatchObject({ code: "ERR_BACKUP_CORRUPT", message: expect.stringContaining("bridge/state.json") });
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect(readFileSync(path).equals(stateBefore)).toBe(true);
+      expect(readdirSync(target).filter((n) => n.startsWith("before-restore-") || n.startsWith(".restore-"))).toEqual([]);
+    }, 120_000);
+  }
+});
+
+describe("jpki restore over a workspace whose CRL file carries a number near the ceiling", () => {
+  it("a CA's CRL numbered 2^63 - 16 in the target: ERR_WORKSPACE_CORRUPT naming the CA, before anything moves", async () => {
+    const target = join(dir, "crl-near-ceiling-ws");
+    const backup = join(dir, "crl-near-ceiling-backup");
+    expect((await cli(["-w", ws, "backup", backup], { cwd: dir })).code).toBe(0);
+    expect((await cli(["-w", target, "restore", backup], { cwd: dir })).code).toBe(0);
+    // A CRL file with that number (any issuer: restore reads the numbers, it does not verify the files)
+    const o = join(dir, "openssl-ca");
+    mkdirSync(o, { recursive: true });
+    writeFileSync(join(o, "index.txt"), "");
+    writeFileSync(join(o, "crlnumber"), `${(2n ** 63n - 16n).toString(16).toUpperCase()}\n`);
+    writeFileSync(join(o, "ca.cnf"), `[ca]\ndefault_ca=d\n[d]\ndatabase=${o}/index.txt\ncrlnumber=${o}/crlnumber\ndefault_md=sha256\ndefault_crl_days=1\n`);
+    const sh = (args: string[]) => expect(spawnSync("openssl", args, { cwd: o }).status).toBe(0);
+    sh(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "k.pem", "-out", "c.pem", "-subj", "/CN=x", "-days", "1"]);
+    sh(["ca", "-config", "ca.cnf", "-gencrl", "-keyfile", "k.pem", "-cert", "c.pem", "-out", "x.crl"]);
+    sh(["crl", "-in", "x.crl", "-outform", "DER", "-out", join(target, "crl", "13-sig.crl.999")]);
+    const r = await cli(["-w", target, "--json", "restore", backup, "--force"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(3);
+    const err = JSON.parse(r.stderr.slice(r.stderr.indexOf("{"))).error;
+    expect(err).toMatchObject({ code: "ERR_WORKSPACE_CORRUPT", message: expect.stringContaining("CA 13-sig") });
+    expect(readdirSync(target).filter((n) => n.startsWith("before-restore-") || n.startsWith(".restore-"))).toEqual([]);
+  }, 120_000);
 });

@@ -264,4 +264,43 @@ describe("the CA-keys lock across hosts sharing one PostgreSQL database", () => 
     const freed = await onB(["ca", "rewrap", "--json"]);
     expect(freed.code, freed.stderr).toBe(0);
   });
+
+  // The lock lives on a connection of its own: when that connection ends while the holder works (a network break, or
+  // an operator ending what looked like a vanished host's lock, as the README says to), another host takes the lock.
+  it.skipIf(!onPostgres)("a holder whose lock connection ended writes no CA keys after it: ERR_WORKSPACE_LOCKED, while the host that took the lock over goes on", async () => {
+    const base = tempDir("jpki-lost-lock-");
+    const hostA = join(base, "host-a");
+    const init = await cli(["--workspace", hostA, "ca", "init", "--prefecture", "13", "--json"], { cwd: base });
+    expect(init.code, init.stderr).toBe(0);
+    const url = (await workspaceStore(hostA))!;
+    const hostB = join(base, "host-b");
+    cpSync(hostA, hostB, { recursive: true });
+    const { withCaKeysLock } = await import("../../src/ca/manage.js");
+    const a = await openWorkspace(hostA);
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      const before = await a.store.listCas();
+      const outcome = await withCaKeysLock(a, async () => {
+        // host A's lock connection is ended from outside; host B then rewraps under the lock it can now take
+        const ended = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'jpki ca-keys %' AND datname = current_database()");
+        expect(ended.rowCount).toBe(1);
+        const b = await cli(["--workspace", hostB, "ca", "rewrap", "--json"], { cwd: base, env: { JPKI_STORE: url } });
+        expect(b.code, b.stderr).toBe(0);
+        // host A, still inside its locked operation, writes the keys it prepared before: refused, nothing written
+        return a.store.replaceCaKeys(before.map((r) => ({ id: r.id, encryptedKeyPem: r.encryptedKeyPem }))).then(
+          () => "written",
+          (e: { code?: string; message?: string }) => `${e.code}: ${e.message}`,
+        );
+      });
+      expect(outcome).toMatch(/^ERR_WORKSPACE_LOCKED: the CA-keys lock of this PostgreSQL store was lost/);
+      // host B's keys stand: not replaced by those A read before B's rewrap
+      const now = await a.store.listCas();
+      expect(now.map((r) => r.encryptedKeyPem)).not.toEqual(before.map((r) => r.encryptedKeyPem));
+    } finally {
+      await admin.end();
+      await a.close();
+    }
+  });
 });
+

@@ -6,6 +6,7 @@
  */
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { chiyodaResidents, cli, issueWithCardKey, tempDir, tokyoSignatureWorkspace, writeJsonl } from "./helpers.js";
 
 let dir: string;
@@ -62,4 +63,27 @@ describe("jpki registry import over residents already held", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.json()).toMatchObject({ read: 3, inserted: 0, updated: 0, unchanged: 3, rejected: 0 });
   });
+
+  it("never reopens or replaces a record closed by a resident-code change: the person lives under the new code", async () => {
+    // A resident with no certificate changes code at the counter: no notice is due, so the closed record keeps its
+    // sequence (0) and holds no issuance information, only the code the person moved to. The municipality's
+    // original file, imported again, still lists the old code as active.
+    const newCode = makeResidentCode("7100000099");
+    const moved = await cli(["--workspace", ws, "counter", "change-code", "--resident", third.residentCode, "--new-code", newCode, "--json"], { cwd: dir });
+    expect(moved.code, moved.stderr).toBe(0);
+    const file = writeJsonl(join(dir, "original.jsonl"), [third, { ...third, status: "removed", name: "登録　四郎" }]);
+    const r = await cli(["--workspace", ws, "registry", "import", file, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(13);
+    const out = r.json();
+    expect(out).toMatchObject({ read: 2, inserted: 0, updated: 0, rejected: 2 });
+    expect(out.errors.map((e: { code: string }) => e.code)).toEqual(["ERR_RESIDENT_CHANGE_NEEDS_NOTICE", "ERR_RESIDENT_CHANGE_NEEDS_NOTICE"]);
+    expect(out.errors[0].message).toContain(newCode);
+    expect(r.stdout + r.stderr).not.toContain("登録　");
+    // Still closed, still naming the new code (a notice filed under the old one follows the person there), and the
+    // person is one record, under the new code.
+    const closed = await show(third.residentCode);
+    expect(closed).toMatchObject({ status: "removed", successorCode: newCode, fourItems: { name: third.name } });
+    expect((await show(newCode)).status).toBe("active");
+  });
 });
+

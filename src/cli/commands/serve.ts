@@ -148,6 +148,8 @@ Example:
       try {
         await withStopSignal((stopSignal) =>
           withWorkspace(ctx, async (ws) => {
+            // Seen by 'jpki restore --force' however long it idles (Store.holdPresence): the primary, for its workers too.
+            if (!cluster.isWorker) await ws.store.holdPresence("serve");
             // Stopped by SIGTERM/SIGINT, or by the first job that fails (a wrong passphrase, a port in use).
             const stop = new AbortController();
             const signal = stop.signal;

@@ -49,6 +49,8 @@ Example:
       const { CrlUpdater, watchSpool } = await library();
       await withStopSignal((signal) =>
         withWorkspace(ctx, async (ws) => {
+          // Seen by 'jpki restore --force' however long it idles (Store.holdPresence).
+          await ws.store.holdPresence("watch");
           const updater = new CrlUpdater(ws, passphrase);
           await updater.preflight();
           if (!ctx.out.json) ctx.out.info(`watching ${spool} (pid ${process.pid}); SIGTERM stops cleanly`);
