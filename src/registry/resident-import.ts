@@ -68,6 +68,15 @@ export async function importResidents(store: Store, records: readonly ResidentRe
             `resident ${r.residentCode} was closed by a resident-code change (the person's code is now ${held.successorCode}): import does not reopen or replace it; a change to the person must come as a change notice (jpki registry apply FILE) or a counter procedure under the new code`,
           );
         }
+        if (held.status !== "active") {
+          // Death and removal are final in the registry, as at the counter (registry/counter.ts) and in registry
+          // apply: an import that made such a record active again (no certificate, no notice, so no rule above
+          // stopped it) brought back a person whom issuance then certified.
+          throw new JpkiError(
+            "ERR_RESIDENT_CHANGE_NEEDS_NOTICE",
+            `resident ${r.residentCode} is ${held.status} in the registry, which is final: import does not reopen or change the record`,
+          );
+        }
         if (held.noticeSequence > 0 || registered(r.residentCode).length > 0) {
           // Never the items in the message: the code says whose record, the operator has the file.
           throw new JpkiError(

@@ -87,3 +87,17 @@ describe("jpki registry import over residents already held", () => {
   });
 });
 
+
+describe("jpki registry import over a record that is final", () => {
+  it("does not make a deceased resident (no certificate, no notice) active again, and issuance stays refused", async () => {
+    const [dead] = chiyodaResidents(1, "71000100", { name: "故人　花子", birthDate: "1930-05-05", gender: "female" });
+    const first = writeJsonl(join(dir, "dead-first.jsonl"), [{ ...dead, status: "deceased" }]);
+    expect((await cli(["--workspace", ws, "registry", "import", first, "--json"], { cwd: dir })).code).toBe(0);
+    const revived = writeJsonl(join(dir, "revived.jsonl"), [{ ...dead, status: "active" }]);
+    const r = await cli(["--workspace", ws, "registry", "import", revived, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(13);
+    expect(r.json().errors).toEqual([expect.objectContaining({ line: 1, code: "ERR_RESIDENT_CHANGE_NEEDS_NOTICE" })]);
+    expect((await show(dead!.residentCode)).status).toBe("deceased");
+    await expect(issueWithCardKey(ws, dir, "revived", dead!.residentCode)).rejects.toThrow(/exited 7/);
+  });
+});

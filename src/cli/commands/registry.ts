@@ -25,7 +25,7 @@ Fields: residentCode (11 digits with check digit), municipalityCode (6-digit loc
 name ("family　given", U+3000 between) or familyName + givenName, address (from the prefecture, no postcode),
 birthDate (YYYY-MM-DD), gender (male/female/unknown or 1/2/3), status (active/deceased/removed, default active).
 A new code is added. An existing record is replaced only while the CA side does not rely on it (no
-certificate, no change notice applied) and no resident-code change closed it; a change to any other is refused
+certificate, no change notice applied), is active, and no resident-code change closed it; a change to any other is refused
 (ERR_RESIDENT_CHANGE_NEEDS_NOTICE) and must come as a change notice ('jpki registry apply'), which the CA side
 follows. A line the same as the record held is counted as unchanged. Good lines are imported even when others are bad (exit code 13 then).
 
