@@ -9,13 +9,11 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { createPrivateKey } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
 import { inspect } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { certificateFor, rsaKey } from "../../test/card-fixtures.js";
 import * as api from "../index.js";
-import type { Io } from "../cli/output.js";
-import { run } from "../cli/program.js";
+import { runInProcess } from "../../test/cli-in-process.js";
 import { stateStoreOf } from "./card-state.js";
 
 const ADMIN = api.newAdminKey();
@@ -43,17 +41,8 @@ function leaks(out: string): string[] {
 const show = (v: unknown) => inspect(v, { showHidden: true, depth: Infinity, getters: true, maxArrayLength: Infinity, maxStringLength: Infinity });
 
 async function jpki(args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}) {
-  let stdout = "";
-  let stderr = "";
-  const io: Io = {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-    env: { ...env, ...opts.env },
-    cwd: dir,
-    ...(opts.stdin !== undefined ? { stdin: Readable.from([Buffer.from(opts.stdin)]) as NodeJS.ReadableStream } : {}),
-  };
-  const code = await run(args, io);
-  return { code, out: stdout + stderr };
+  const r = await runInProcess(args, { env: { ...env, ...opts.env }, cwd: dir, ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}) });
+  return { code: r.code, out: r.stdout + r.stderr };
 }
 
 beforeAll(async () => {

@@ -182,18 +182,26 @@ describe("two ca init at once on a new workspace", () => {
   }, 120_000);
 });
 
+/**
+ * Two hosts on one PostgreSQL database: host A's workspace with Tokyo's CAs, and host B, another directory (its own
+ * config.json, ca/, crl/ and lock file) on the same database.
+ */
+async function twoHosts(prefix: string): Promise<{ base: string; hostA: string; hostB: string; url: string }> {
+  const base = tempDir(prefix);
+  const hostA = join(base, "host-a");
+  const init = await cli(["--workspace", hostA, "ca", "init", "--prefecture", "13", "--json"], { cwd: base });
+  expect(init.code, init.stderr).toBe(0);
+  const url = (await workspaceStore(hostA))!;
+  const hostB = join(base, "host-b");
+  cpSync(hostA, hostB, { recursive: true });
+  return { base, hostA, hostB, url };
+}
+
 describe("the CA-keys lock across hosts sharing one PostgreSQL database", () => {
   // Each host has its own workspace directory (its own lock file) on the one database: only a lock in the
   // database keeps a rewrap on one host from storing keys under the passphrase another host is replacing.
   it.skipIf(!onPostgres)("a rewrap or init on one host is refused while another holds the lock, proceeds once it is released, and a killed holder frees it", async () => {
-    const base = tempDir("jpki-two-hosts-");
-    const hostA = join(base, "host-a");
-    const init = await cli(["--workspace", hostA, "ca", "init", "--prefecture", "13", "--json"], { cwd: base });
-    expect(init.code, init.stderr).toBe(0);
-    const url = (await workspaceStore(hostA))!;
-    // host B: another directory (its own config.json, ca/, crl/ and lock file), the same database
-    const hostB = join(base, "host-b");
-    cpSync(hostA, hostB, { recursive: true });
+    const { base, hostA, hostB, url } = await twoHosts("jpki-two-hosts-");
     const onB = (args: string[]) => cli(["--workspace", hostB, ...args], { cwd: base, env: { JPKI_STORE: url } });
     const caIds = async () => (await onB(["ca", "list", "--json"])).json().cas.map((c: { id: string }) => c.id);
 
@@ -268,13 +276,7 @@ describe("the CA-keys lock across hosts sharing one PostgreSQL database", () => 
   // The lock lives on a connection of its own: when that connection ends while the holder works (a network break, or
   // an operator ending what looked like a vanished host's lock, as the README says to), another host takes the lock.
   it.skipIf(!onPostgres)("a holder whose lock connection ended writes no CA keys after it: ERR_WORKSPACE_LOCKED, while the host that took the lock over goes on", async () => {
-    const base = tempDir("jpki-lost-lock-");
-    const hostA = join(base, "host-a");
-    const init = await cli(["--workspace", hostA, "ca", "init", "--prefecture", "13", "--json"], { cwd: base });
-    expect(init.code, init.stderr).toBe(0);
-    const url = (await workspaceStore(hostA))!;
-    const hostB = join(base, "host-b");
-    cpSync(hostA, hostB, { recursive: true });
+    const { base, hostA, hostB, url } = await twoHosts("jpki-lost-lock-");
     const { withCaKeysLock } = await import("../../src/ca/manage.js");
     const a = await openWorkspace(hostA);
     const admin = new pg.Client({ connectionString: url });

@@ -2,31 +2,19 @@
 import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
 import { beforeAll, describe, expect, it } from "vitest";
 import { fileCardStorage } from "../../card/card-state.js";
 import { EmulatedCard, newAdminKey } from "../../card/card.js";
 import { parseResponse } from "../../card/apdu.js";
-import type { Io } from "../output.js";
-import { run } from "../program.js";
+import { runInProcess } from "../../../test/cli-in-process.js";
 
 const ADMIN = newAdminKey();
 let dir: string;
 let env: Record<string, string>;
 const cardFile = () => join(dir, "card-0001.card");
 
-async function jpki(args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}) {
-  let stdout = "";
-  let stderr = "";
-  const io: Io = {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-    env: { ...env, ...opts.env },
-    cwd: dir,
-    ...(opts.stdin !== undefined ? { stdin: Readable.from([Buffer.from(opts.stdin)]) as NodeJS.ReadableStream } : {}),
-  };
-  const code = await run(args, io);
-  return { code, stdout, stderr };
+function jpki(args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}) {
+  return runInProcess(args, { env: { ...env, ...opts.env }, cwd: dir, ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}) });
 }
 
 beforeAll(async () => {
