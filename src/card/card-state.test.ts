@@ -327,6 +327,71 @@ describe("a card file with a second name (a hard link)", () => {
   });
 });
 
+describe("a chip secret or a rollback record with a second name (a hard link)", () => {
+  const setUp = async (name: string) => {
+    const own = mkdtempSync(join(tmpdir(), `jpki-card-${name}-`));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: `card-${name}`, adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    return { own, key, p, card, record: join(own, "card-generations", `card-${name}`) };
+  };
+  const failure = (f: () => unknown): Error & { code?: string } => {
+    try {
+      f();
+    } catch (e) {
+      return e as Error & { code?: string };
+    }
+    throw new Error("accepted");
+  };
+
+  it("the chip secret: no card is opened under it (ERR_CARD_FILE_LINKED, naming it, never its bytes)", async () => {
+    const { own, key, p } = await setUp("chiplink");
+    const other = join(own, "theirs.key");
+    linkSync(key, other);
+    const e = failure(() => fileCardStorage(p, { chipKeyFile: key }));
+    expect(e.code).toBe("ERR_CARD_FILE_LINKED");
+    expect(e.message).toContain(`the card chip secret ${key} has 2 names`);
+    const secret = readFileSync(key);
+    for (const enc of ["hex", "base64", "latin1"] as const) expect(e.message.includes(secret.toString(enc))).toBe(false);
+    rmSync(other);
+    expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().cardId).toBe("card-chiplink");
+  });
+
+  it("the chip secret's own creator's temporary name is no second name: a live one's is counted out, a killed one's removed", async () => {
+    const { own, key, p } = await setUp("chiptmp");
+    const tmpName = (pid: number) => join(own, `.chip.key.${pid}~@${thisNamespace()}.${"cd".repeat(6)}.tmp`);
+    // ensureChipKey links its temporary file into place, then removes it: a reader in between sees both names
+    const live = tmpName(process.pid);
+    linkSync(key, live);
+    expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().cardId).toBe("card-chiptmp");
+    rmSync(live);
+    const killed = tmpName(2147483646); // a creator killed between the link and the removal
+    linkSync(key, killed);
+    expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().cardId).toBe("card-chiptmp");
+    expect(readdirSync(own)).not.toContain(killed.slice(own.length + 1));
+  });
+
+  it("the rollback record: the card is neither opened nor written, and the other name's bytes stay as they were", async () => {
+    const { own, key, p, card, record } = await setUp("reclink");
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
+    const other = join(own, "their-record");
+    linkSync(record, other);
+    const theirs = readFileSync(other);
+    const e = failure(() => EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })));
+    expect(e.code).toBe("ERR_CARD_FILE_LINKED");
+    expect(e.message).toContain(`the rollback record ${record} has 2 names`);
+    // the card already open: its next VERIFY re-reads the record, and goes mute rather than count past it
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
+    expect(readFileSync(other).equals(theirs)).toBe(true);
+    expect(readFileSync(record).equals(theirs)).toBe(true);
+    rmSync(other);
+    expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().triesLeft.authentication).toBe(2);
+  });
+});
+
 describe("a card id used twice on one installation", () => {
   it("the second card is refused, and the first one keeps working (its rollback record is not overtaken)", async () => {
     const own = mkdtempSync(join(tmpdir(), "jpki-card-dupid-"));

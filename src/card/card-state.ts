@@ -10,7 +10,7 @@
  * (ERR_CARD_STATE_CORRUPT). An earlier copy put back is refused too (a generation counter recorded beside the
  * chip secret, see fileCardStorage). Every write is atomic (temporary sibling, fsync, rename, fsync the directory), so a
  * kill -9 leaves the old state or the new one, and never goes through the old file (a hard link to it keeps the
- * old bytes; a card file with a second name is refused anyway, ERR_CARD_FILE_LINKED).
+ * old bytes; a card file, chip secret or rollback record with a second name is refused anyway, ERR_CARD_FILE_LINKED).
  *
  * This is an emulator, not a secure element: whoever holds both the card file and the chip secret holds the keys.
  */
@@ -22,7 +22,7 @@ import { JpkiError } from "../errors.js";
 import { NOT_REGULAR, readRegularFile } from "../pki/regular-file.js";
 import { writeFileAtomic } from "../store/files.js";
 import { sweepLockTemps, withFileLockSync } from "../store/file-lock.js";
-import { sweepStaleTemps, sweepTempsFor, syncDir, tempPathFor } from "../store/staging.js";
+import { sweepStaleTemps, sweepTempsFor, syncDir, tempPathFor, tempsFor } from "../store/staging.js";
 import type { KeyId } from "./file-system.js";
 import type { PinId, PinRecord } from "./pin.js";
 
@@ -137,6 +137,23 @@ export function defaultChipKeyFile(env: Readonly<Record<string, string | undefin
 
 const CHIP_KEY_BYTES = 32;
 
+/**
+ * How many of the chip secret's names are ensureChipKey's own temporary ones: it links its finished temporary file
+ * into place, then removes it, so for an instant (and for good after a kill -9 between the two) the secret has a
+ * second name beside it that is no one else's — in the chip secret's own directory (0700), where whoever could
+ * plant a name could replace the secret itself. Those of creators that no longer run are removed on the way.
+ */
+function creatorsLinks(path: string, st: Stats): number {
+  if (st.nlink <= 1) return 0;
+  let n = 0;
+  for (const name of tempsFor(path)) {
+    const t = lstatOrUndefined(join(dirname(path), name));
+    if (t && t.ino === st.ino && t.dev === st.dev) n++;
+  }
+  sweepTempsFor(path);
+  return n;
+}
+
 function readChipKey(path: string): Buffer {
   const ownerOnly = () => new JpkiError("ERR_CARD_CHIP_KEY_MISSING", `the card chip secret ${path} must be a regular file readable by its owner only (chmod 600)`);
   let key: Buffer;
@@ -145,6 +162,7 @@ function readChipKey(path: string): Buffer {
     key = readRegularFile(path, {
       accept: (st) => {
         if ((st.mode & 0o077) !== 0) throw ownerOnly();
+        refuseLinked("chipSecret", path, st.nlink - creatorsLinks(path, st));
       },
     }).bytes;
   } catch (e) {
@@ -270,6 +288,7 @@ function readGeneration(file: string, cardId: string): number {
     // a FIFO planted there is not waited on (every load of the card would hang)
     text = readRegularFile(file, {
       accept: (st) => {
+        refuseLinked("rollbackRecord", file, st.nlink);
         if (st.size > 32) throw damaged(`is ${st.size} bytes, not a generation number`);
       },
     }).bytes.toString("latin1");
@@ -319,16 +338,28 @@ function cardFilePath(path: string): string {
 }
 
 /**
- * Refuses a card file with a second name (a hard link). Whoever made that name — anyone who can write to a
+ * The files of a card that must have one name each (ERR_CARD_FILE_LINKED), as messages call them: the card file,
+ * and what its rollback detection rests on — the chip secret the record is authenticated under, and the record.
+ */
+const ONE_NAME_FILES = {
+  card: "the card file",
+  chipSecret: "the card chip secret",
+  rollbackRecord: "the rollback record",
+} as const;
+type OneNameFile = keyof typeof ONE_NAME_FILES;
+
+/**
+ * Refuses a card file (or its chip secret or rollback record: ONE_NAME_FILES) with a second name (a hard link). Whoever made that name — anyone who can write to a
  * directory on the same filesystem, where the card file's mode allowed the link — keeps the file's contents
  * under a name of their choosing, and a card whose path was made a link to someone else's file would be taken
  * as that file. Our writes never land in the linked file (each is a new file renamed over the name), but a card
  * in that state is not the one the operator thinks it is: said, not used. A link count of 0 is no link: the
  * file was replaced by another process's save after we opened it (we read the state it replaced).
  */
-function refuseLinked(path: string, st: Stats): void {
-  if (st.nlink > 1) {
-    throw new JpkiError("ERR_CARD_FILE_LINKED", `the card file ${path} has ${st.nlink} names (a hard link to it was made): nothing was read or written; find the other names (find <its filesystem> -xdev -samefile ${path} lists them), remove them, and keep the card file where only its owner can reach it`);
+function refuseLinked(what: OneNameFile, path: string, nlink: number): void {
+  if (nlink > 1) {
+    const name = ONE_NAME_FILES[what];
+    throw new JpkiError("ERR_CARD_FILE_LINKED", `${name} ${path} has ${nlink} names (a hard link to it was made): nothing was read or written; find the other names (find <its filesystem> -xdev -samefile ${path} lists them), remove them, and keep ${name} where only its owner can reach it`);
   }
 }
 
@@ -384,7 +415,7 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
           // anything far larger is not one, and is not read into memory to find that out.
           bytes = readRegularFile(path, {
             accept: (st) => {
-              refuseLinked(path, st);
+              refuseLinked("card", path, st.nlink);
               if (st.size > CARD_FILE_MAX) throw new JpkiError("ERR_CARD_STATE_CORRUPT", `the card state ${path} is ${st.size} bytes: not a jpki card file`);
             },
           }).bytes;
@@ -425,7 +456,7 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
         }
         const gen = Math.max(state.gen ?? 0, recorded) + 1;
         const now = lstatOrUndefined(path);
-        if (now) refuseLinked(path, now);
+        if (now) refuseLinked("card", path, now.nlink);
         writeFileAtomic(path, encryptCardState({ ...state, gen }, chipKey), 0o600);
         writeFileAtomic(genFile, `${gen}\n`, 0o600);
       };
