@@ -85,7 +85,7 @@ export const ERROR_CODES = {
   ERR_CARD_MISSING: { exit: 18, summary: "no card file (住基カード state) at that path" },
   ERR_CARD_STATE_CORRUPT: { exit: 18, summary: "the card's state file does not decrypt and authenticate: altered, truncated, or made under another chip secret" },
   ERR_CARD_FILE_LINKED: { exit: 18, summary: "the card's state file, the chip secret or the card's rollback record has another name too (a hard link, link count > 1): the card is neither read nor written until that other name is removed" },
-  ERR_CARD_ROLLBACK_RECORD_DAMAGED: { exit: 18, summary: "the card's rollback record (card-generations/<card id> beside the chip secret) is unreadable or holds no generation number: the card is not used until it is mended (the message says how)" },
+  ERR_CARD_ROLLBACK_RECORD_DAMAGED: { exit: 18, summary: "the card's rollback record (card-rollback/<card id> beside the chip secret; card-generations/<card id> before) is unreadable, holds no generation number, or does not authenticate (edited, another card's): the card is not used until it is mended (the message says how)" },
   ERR_CARD_CHIP_KEY_MISSING: { exit: 18, summary: "the installation's card chip secret (JPKI_CARD_CHIP_KEY_FILE) is missing, not owner-only, or not 32 bytes" },
   ERR_CARD_PIN_FORMAT: { exit: 18, summary: "a PIN breaks its rule: signature 6–16 of A–Z and 0–9, authentication and library 4 digits" },
   ERR_CARD_ADMIN_KEY_WRONG: { exit: 18, summary: "the municipality's administrative key does not open this card" },
