@@ -255,7 +255,7 @@ it("of two cards created under one id at once (two files), one is refused", () =
   };
   // The second counter creates its card after the first has found no record of the id, before it writes one.
   onMissingRead = (path) => {
-    if (!path.endsWith(join("card-generations", "same-01"))) return;
+    if (!path.endsWith(join("card-rollback", "same-01"))) return;
     onMissingRead = undefined;
     attempt(make("b.card"));
   };

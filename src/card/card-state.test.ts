@@ -5,7 +5,7 @@
 import { chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { errorCodeOf } from "../../test/error-code.js";
 import { parseResponse } from "./apdu.js";
@@ -275,7 +275,7 @@ describe("temporary files a killed write left", () => {
     const key = join(own, "chip.key");
     const p = join(own, "c.card");
     EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-lor", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
-    const recDir = join(own, "card-generations");
+    const recDir = join(own, "card-rollback");
     const dead = tmpName("card-lor", 2147483646, 1);
     writeFileSync(join(recDir, dead), "7\n", { mode: 0o600 });
     const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
@@ -283,7 +283,7 @@ describe("temporary files a killed write left", () => {
     await sw(card, SELECT_AUTH_PIN);
     expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
     expect(readdirSync(recDir).filter((n) => n.endsWith(".tmp"))).toEqual([]);
-    expect(readFileSync(join(recDir, "card-lor"), "latin1")).toMatch(/^[0-9]+\n$/);
+    expect(readFileSync(join(recDir, "card-lor"), "latin1")).toMatch(/^[0-9]+ [0-9a-f]{64}\n$/);
   });
 });
 
@@ -324,6 +324,71 @@ describe("a card file with a second name (a hard link)", () => {
     // once the other name is gone the card works, and no try went
     rmSync(other);
     expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().triesLeft.authentication).toBe(3);
+  });
+});
+
+describe("a chip secret or a rollback record with a second name (a hard link)", () => {
+  const setUp = async (name: string) => {
+    const own = mkdtempSync(join(tmpdir(), `jpki-card-${name}-`));
+    const key = join(own, "chip.key");
+    const p = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: `card-${name}`, adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    return { own, key, p, card, record: join(own, "card-rollback", `card-${name}`) };
+  };
+  const failure = (f: () => unknown): Error & { code?: string } => {
+    try {
+      f();
+    } catch (e) {
+      return e as Error & { code?: string };
+    }
+    throw new Error("accepted");
+  };
+
+  it("the chip secret: no card is opened under it (ERR_CARD_FILE_LINKED, naming it, never its bytes)", async () => {
+    const { own, key, p } = await setUp("chiplink");
+    const other = join(own, "theirs.key");
+    linkSync(key, other);
+    const e = failure(() => fileCardStorage(p, { chipKeyFile: key }));
+    expect(e.code).toBe("ERR_CARD_FILE_LINKED");
+    expect(e.message).toContain(`the card chip secret ${key} has 2 names`);
+    const secret = readFileSync(key);
+    for (const enc of ["hex", "base64", "latin1"] as const) expect(e.message.includes(secret.toString(enc))).toBe(false);
+    rmSync(other);
+    expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().cardId).toBe("card-chiplink");
+  });
+
+  it("the chip secret's own creator's temporary name is no second name: a live one's is counted out, a killed one's removed", async () => {
+    const { own, key, p } = await setUp("chiptmp");
+    const tmpName = (pid: number) => join(own, `.chip.key.${pid}~@${thisNamespace()}.${"cd".repeat(6)}.tmp`);
+    // ensureChipKey links its temporary file into place, then removes it: a reader in between sees both names
+    const live = tmpName(process.pid);
+    linkSync(key, live);
+    expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().cardId).toBe("card-chiptmp");
+    rmSync(live);
+    const killed = tmpName(2147483646); // a creator killed between the link and the removal
+    linkSync(key, killed);
+    expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().cardId).toBe("card-chiptmp");
+    expect(readdirSync(own)).not.toContain(killed.slice(own.length + 1));
+  });
+
+  it("the rollback record: the card is neither opened nor written, and the other name's bytes stay as they were", async () => {
+    const { own, key, p, card, record } = await setUp("reclink");
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
+    const other = join(own, "their-record");
+    linkSync(record, other);
+    const theirs = readFileSync(other);
+    const e = failure(() => EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })));
+    expect(e.code).toBe("ERR_CARD_FILE_LINKED");
+    expect(e.message).toContain(`the rollback record ${record} has 2 names`);
+    // the card already open: its next VERIFY re-reads the record, and goes mute rather than count past it
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
+    expect(readFileSync(other).equals(theirs)).toBe(true);
+    expect(readFileSync(record).equals(theirs)).toBe(true);
+    rmSync(other);
+    expect(EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key })).info().triesLeft.authentication).toBe(2);
   });
 });
 
@@ -505,7 +570,103 @@ describe("rollback", () => {
     expect(errorCodeOf(() => EmulatedCard.open(fileCardStorage(file, { chipKeyFile: key })))).toBe("ERR_CARD_STATE_CORRUPT");
     // the card already open notices too, at its next VERIFY: it goes mute rather than hand the try back
     expect(await sw(card, WRONG_AUTH_PIN)).toBe("6F00");
-    expect(statSync(join(own, "card-generations", "card-rb")).mode & 0o777).toBe(0o600);
+    expect(statSync(join(own, "card-rollback", "card-rb")).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe("an authenticated rollback record", () => {
+  const setUp = async (name: string, key?: string) => {
+    const own = mkdtempSync(join(tmpdir(), `jpki-card-${name}-`));
+    const chip = key ?? join(own, "chip.key");
+    const file = join(own, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(file, { chipKeyFile: chip, createChipKey: true }), cardId: `card-${name}`, adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const before = readFileSync(file);
+    const card = EmulatedCard.open(fileCardStorage(file, { chipKeyFile: chip }));
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
+    const openIt = () => EmulatedCard.open(fileCardStorage(file, { chipKeyFile: chip }));
+    return { own, chip, file, before, card, openIt, record: join(dirname(chip), "card-rollback", `card-${name}`), legacy: join(dirname(chip), "card-generations", `card-${name}`) };
+  };
+  const failure = (f: () => unknown): Error & { code?: string } => {
+    try {
+      f();
+    } catch (e) {
+      return e as Error & { code?: string };
+    }
+    throw new Error("accepted");
+  };
+
+  it("an edited generation does not authenticate: an earlier copy put back stays refused, and the message holds no secret", async () => {
+    const { chip, file, before, openIt, record } = await setUp("rbmac");
+    const text = readFileSync(record, "latin1");
+    const [gen, mac] = text.trim().split(" ");
+    expect(Number(gen)).toBeGreaterThan(1);
+    // the guesser puts yesterday's card back and sets the record's generation down to it, keeping the MAC
+    writeFileSync(file, before);
+    for (const forged of [`1 ${mac}\n`, `0 ${mac}\n`, `${gen} ${"0".repeat(64)}\n`, `${gen}\n`, "0\n"]) {
+      writeFileSync(record, forged, { mode: 0o600 });
+      const e = failure(openIt);
+      expect(e.code, JSON.stringify(forged)).toBe("ERR_CARD_ROLLBACK_RECORD_DAMAGED");
+      expect(e.message).toContain(`the rollback record ${record} of card card-rbmac`);
+      const secret = readFileSync(chip);
+      for (const enc of ["hex", "base64", "latin1"] as const) expect(e.message.includes(secret.toString(enc))).toBe(false);
+    }
+  });
+
+  it("another card's record, or another installation's for the same card id, does not authenticate", async () => {
+    const a = await setUp("rbcopy");
+    // a second card of the same installation, written more often than the first
+    const bFile = join(a.own, "b.card");
+    EmulatedCard.create({ storage: fileCardStorage(bFile, { chipKeyFile: a.chip }), cardId: "card-rbcopy-b", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    const b = EmulatedCard.open(fileCardStorage(bFile, { chipKeyFile: a.chip }));
+    await sw(b, SELECT_JPKI);
+    await sw(b, SELECT_AUTH_PIN);
+    expect(await sw(b, WRONG_AUTH_PIN)).toBe("63C2");
+    expect(await sw(b, WRONG_AUTH_PIN)).toBe("63C1");
+    const latest = readFileSync(a.file);
+    writeFileSync(a.record, readFileSync(join(a.own, "card-rollback", "card-rbcopy-b")), { mode: 0o600 });
+    expect(errorCodeOf(a.openIt)).toBe("ERR_CARD_ROLLBACK_RECORD_DAMAGED");
+    // the same card id on another installation: its record, made under another chip secret, is no record here
+    const other = mkdtempSync(join(tmpdir(), "jpki-card-rbother-"));
+    const otherKey = join(other, "chip.key");
+    const twin = join(other, "c.card");
+    EmulatedCard.create({ storage: fileCardStorage(twin, { chipKeyFile: otherKey, createChipKey: true }), cardId: "card-rbcopy", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+    writeFileSync(a.record, readFileSync(join(other, "card-rollback", "card-rbcopy")), { mode: 0o600 });
+    expect(errorCodeOf(a.openIt)).toBe("ERR_CARD_ROLLBACK_RECORD_DAMAGED");
+    // recovery as the message says: the latest card file in place, the record removed
+    writeFileSync(a.file, latest);
+    rmSync(a.record);
+    expect(a.openIt().info().triesLeft.authentication).toBe(2);
+  });
+
+  it("the previous release's bare record opens the card once, holds it to that generation, and is replaced at its next change; a bare one put back then counts for nothing", async () => {
+    const { own, file, before, openIt, record, legacy } = await setUp("rblegacy");
+    // the card as the previous release left it: `card-generations/<card id>` holding the generation, no MAC
+    const [gen] = readFileSync(record, "latin1").trim().split(" ");
+    rmSync(join(own, "card-rollback"), { recursive: true });
+    mkdirSync(join(own, "card-generations"), { mode: 0o700 });
+    writeFileSync(legacy, `${gen}\n`, { mode: 0o600 });
+    const latest = readFileSync(file);
+    // still a rollback record: an earlier copy is refused by it
+    writeFileSync(file, before);
+    expect(errorCodeOf(openIt)).toBe("ERR_CARD_STATE_CORRUPT");
+    writeFileSync(file, latest);
+    const card = openIt();
+    expect(card.info().triesLeft.authentication).toBe(2);
+    await sw(card, SELECT_JPKI);
+    await sw(card, SELECT_AUTH_PIN);
+    expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C1");
+    // rewritten authenticated, one generation on; the bare record gone
+    const [now] = readFileSync(record, "latin1").trim().split(" ");
+    expect(readFileSync(record, "latin1")).toMatch(/^[0-9]+ [0-9a-f]{64}\n$/);
+    expect(Number(now)).toBe(Number(gen) + 1);
+    expect(readdirSync(join(own, "card-generations"))).toEqual([]);
+    // the way down: a bare 0 put back where the previous release read it, beside the authenticated record, with an
+    // earlier copy of the card. The bare record is not read any more, so the copy is still refused as rolled back.
+    writeFileSync(legacy, "0\n", { mode: 0o600 });
+    writeFileSync(file, latest);
+    expect(errorCodeOf(openIt)).toBe("ERR_CARD_STATE_CORRUPT");
   });
 });
 
@@ -514,14 +675,14 @@ describe("a damaged rollback record", () => {
     const own = mkdtempSync(join(tmpdir(), "jpki-card-rbdamaged-"));
     const key = join(own, "chip.key");
     const file = join(own, "c.card");
-    const record = join(own, "card-generations", "card-rbd");
+    const record = join(own, "card-rollback", "card-rbd");
     EmulatedCard.create({ storage: fileCardStorage(file, { chipKeyFile: key, createChipKey: true }), cardId: "card-rbd", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
     const before = readFileSync(file);
     const card = EmulatedCard.open(fileCardStorage(file, { chipKeyFile: key }));
     await sw(card, SELECT_JPKI);
     await sw(card, SELECT_AUTH_PIN);
     expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
-    expect(readFileSync(record, "latin1")).toMatch(/^[0-9]+\n$/);
+    expect(readFileSync(record, "latin1")).toMatch(/^[0-9]+ [0-9a-f]{64}\n$/);
     const latest = readFileSync(file);
     const openIt = () => EmulatedCard.open(fileCardStorage(file, { chipKeyFile: key }));
     // the guesser puts yesterday's card back and spoils the record (or a disk error did)
@@ -555,7 +716,7 @@ describe("a damaged rollback record", () => {
     await sw(again, SELECT_JPKI);
     await sw(again, SELECT_AUTH_PIN);
     expect(await sw(again, WRONG_AUTH_PIN)).toBe("63C1");
-    expect(readFileSync(record, "latin1")).toMatch(/^[0-9]+\n$/);
+    expect(readFileSync(record, "latin1")).toMatch(/^[0-9]+ [0-9a-f]{64}\n$/);
     writeFileSync(file, latest);
     expect(errorCodeOf(openIt)).toBe("ERR_CARD_STATE_CORRUPT"); // rollback detection is back
   });

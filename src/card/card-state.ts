@@ -10,11 +10,11 @@
  * (ERR_CARD_STATE_CORRUPT). An earlier copy put back is refused too (a generation counter recorded beside the
  * chip secret, see fileCardStorage). Every write is atomic (temporary sibling, fsync, rename, fsync the directory), so a
  * kill -9 leaves the old state or the new one, and never goes through the old file (a hard link to it keeps the
- * old bytes; a card file with a second name is refused anyway, ERR_CARD_FILE_LINKED).
+ * old bytes; a card file, chip secret or rollback record with a second name is refused anyway, ERR_CARD_FILE_LINKED).
  *
  * This is an emulator, not a secure element: whoever holds both the card file and the chip secret holds the keys.
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
 import { closeSync, existsSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, realpathSync, rmSync, writeSync, type Stats } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
@@ -22,7 +22,7 @@ import { JpkiError } from "../errors.js";
 import { NOT_REGULAR, readRegularFile } from "../pki/regular-file.js";
 import { writeFileAtomic } from "../store/files.js";
 import { sweepLockTemps, withFileLockSync } from "../store/file-lock.js";
-import { sweepStaleTemps, sweepTempsFor, syncDir, tempPathFor } from "../store/staging.js";
+import { sweepStaleTemps, sweepTempsFor, syncDir, tempPathFor, tempsFor } from "../store/staging.js";
 import type { KeyId } from "./file-system.js";
 import type { PinId, PinRecord } from "./pin.js";
 
@@ -137,6 +137,23 @@ export function defaultChipKeyFile(env: Readonly<Record<string, string | undefin
 
 const CHIP_KEY_BYTES = 32;
 
+/**
+ * How many of the chip secret's names are ensureChipKey's own temporary ones: it links its finished temporary file
+ * into place, then removes it, so for an instant (and for good after a kill -9 between the two) the secret has a
+ * second name beside it that is no one else's — in the chip secret's own directory (0700), where whoever could
+ * plant a name could replace the secret itself. Those of creators that no longer run are removed on the way.
+ */
+function creatorsLinks(path: string, st: Stats): number {
+  if (st.nlink <= 1) return 0;
+  let n = 0;
+  for (const name of tempsFor(path)) {
+    const t = lstatOrUndefined(join(dirname(path), name));
+    if (t && t.ino === st.ino && t.dev === st.dev) n++;
+  }
+  sweepTempsFor(path);
+  return n;
+}
+
 function readChipKey(path: string): Buffer {
   const ownerOnly = () => new JpkiError("ERR_CARD_CHIP_KEY_MISSING", `the card chip secret ${path} must be a regular file readable by its owner only (chmod 600)`);
   let key: Buffer;
@@ -145,6 +162,7 @@ function readChipKey(path: string): Buffer {
     key = readRegularFile(path, {
       accept: (st) => {
         if ((st.mode & 0o077) !== 0) throw ownerOnly();
+        refuseLinked("chipSecret", path, st.nlink - creatorsLinks(path, st));
       },
     }).bytes;
   } catch (e) {
@@ -240,47 +258,102 @@ export function decryptCardState(file: Buffer, chipKey: Buffer, where: string): 
 
 /**
  * The highest generation of each card's state written on this installation, kept beside the chip secret
- * (owner-only): `<chip secret's directory>/card-generations/<card id>`. GCM proves a state file is one we wrote,
+ * (owner-only): `<chip secret's directory>/card-rollback/<card id>`. GCM proves a state file is one we wrote,
  * not that it is the latest one; without this, copying yesterday's file back would restore the tries a guesser
  * used up today. A file older than the record is refused as rolled back.
+ *
+ * The record is authenticated: `<generation> <HMAC-SHA-256, hex>\n`, the MAC under a key derived from the chip
+ * secret (HKDF, its own info label: never the state key) over the card id and the generation. A generation edited
+ * down (to let an earlier copy of the card pass), another card's record copied over this one's, or another
+ * installation's, does not authenticate and is refused (ERR_CARD_ROLLBACK_RECORD_DAMAGED).
+ *
+ * The previous release kept the bare number in `card-generations/<card id>`. That record is read only when the card
+ * has no authenticated one (a card not written since the upgrade), and is removed once the authenticated one is
+ * written. Its own directory is what keeps the upgrade from being a way down: an authenticated record is never
+ * replaced by a bare number (a bare number written over it is not read at all), so one who can write the record
+ * but not make or remove names in its directory cannot get round the MAC. One who can remove the record can
+ * anyway: a card with no record at all is one never saved here (generation 0), and removing it is the documented
+ * recovery for a damaged one.
  */
-function generationFile(chipKeyFile: string, cardId: string): string {
-  return join(dirname(chipKeyFile), "card-generations", cardId);
+interface RollbackRecordFiles {
+  /** this release's, authenticated */
+  readonly file: string;
+  /** the previous release's bare number: read only when there is no `file` */
+  readonly legacy: string;
 }
 
-/** What a save writes to the record: the generation, in decimal, and a newline. */
-const GENERATION_RECORD = /^(0|[1-9][0-9]{0,14})\n$/;
+function rollbackRecordFiles(chipKeyFile: string, cardId: string): RollbackRecordFiles {
+  return { file: join(dirname(chipKeyFile), "card-rollback", cardId), legacy: join(dirname(chipKeyFile), "card-generations", cardId) };
+}
 
-/**
- * The generation recorded for `cardId`: 0 when there is no record (a card never saved on this installation). A
- * record that is there but unreadable or not a number is an error, not 0: 0 would let any earlier copy of the card
- * pass, which is what the record is for. Recovery is the operator's (see the message): the card cannot tell its
- * latest state from a copy put back without it.
- */
-function readGeneration(file: string, cardId: string): number {
-  const damaged = (why: string, cause?: unknown) =>
-    new JpkiError(
-      "ERR_CARD_ROLLBACK_RECORD_DAMAGED",
-      `the rollback record ${file} of card ${cardId} ${why}: the card is neither opened nor written, since without the record an earlier copy of its file put back could not be told from the latest. ` +
-        `If the card's file is its latest state (not a copy restored from a backup or elsewhere), remove ${file}: the card then opens, and the record is written again at its next change; otherwise put the latest card file back first`,
-      cause === undefined ? undefined : { cause },
-    );
-  let text: string;
+/** What a save writes to the record: the generation in decimal, a space, its MAC in hex, and a newline. */
+const ROLLBACK_RECORD = /^(0|[1-9][0-9]{0,14}) ([0-9a-f]{64})\n$/;
+/** The previous release's record: the generation in decimal and a newline. */
+const LEGACY_GENERATION_RECORD = /^(0|[1-9][0-9]{0,14})\n$/;
+/** Far above either form (16 digits, a space, 64 hex digits, a newline). */
+const ROLLBACK_RECORD_MAX = 128;
+
+/** The key the rollback records are authenticated under: the chip secret's, for this use only. */
+function rollbackRecordKey(chipKey: Buffer): Buffer {
+  return Buffer.from(hkdfSync("sha256", chipKey, Buffer.alloc(0), "jpki card rollback record v1", 32));
+}
+
+function rollbackRecordMac(key: Buffer, cardId: string, gen: number): Buffer {
+  return createHmac("sha256", key).update(`jpki card rollback record 1\n${cardId}\n${gen}\n`, "utf8").digest();
+}
+
+function rollbackRecord(key: Buffer, cardId: string, gen: number): string {
+  return `${gen} ${rollbackRecordMac(key, cardId, gen).toString("hex")}\n`;
+}
+
+function recordDamaged(file: string, cardId: string, why: string, cause?: unknown): JpkiError {
+  return new JpkiError(
+    "ERR_CARD_ROLLBACK_RECORD_DAMAGED",
+    `the rollback record ${file} of card ${cardId} ${why}: the card is neither opened nor written, since without the record an earlier copy of its file put back could not be told from the latest. ` +
+      `If the card's file is its latest state (not a copy restored from a backup or elsewhere), remove ${file}: the card then opens, and the record is written again at its next change; otherwise put the latest card file back first`,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+/** The text of a record file, or undefined when there is none. */
+function readRecordText(file: string, cardId: string): string | undefined {
   try {
     // a FIFO planted there is not waited on (every load of the card would hang)
-    text = readRegularFile(file, {
+    return readRegularFile(file, {
       accept: (st) => {
-        if (st.size > 32) throw damaged(`is ${st.size} bytes, not a generation number`);
+        refuseLinked("rollbackRecord", file, st.nlink);
+        if (st.size > ROLLBACK_RECORD_MAX) throw recordDamaged(file, cardId, `is ${st.size} bytes, not a generation number`);
       },
     }).bytes.toString("latin1");
   } catch (e) {
     if (e instanceof JpkiError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return 0;
-    throw damaged(code === NOT_REGULAR ? "is not a regular file" : `cannot be read (${code ?? "error"})`, e);
+    if (code === "ENOENT") return undefined;
+    throw recordDamaged(file, cardId, code === NOT_REGULAR ? "is not a regular file" : `cannot be read (${code ?? "error"})`, e);
   }
-  const m = GENERATION_RECORD.exec(text);
-  if (!m) throw damaged("holds no generation number (damaged)");
+}
+
+/**
+ * The generation recorded for `cardId`: 0 when there is no record (a card never saved on this installation). A
+ * record that is there but unreadable, not a number or not authentic is an error, not 0: 0 would let any earlier
+ * copy of the card pass, which is what the record is for. Recovery is the operator's (see the message): the card
+ * cannot tell its latest state from a copy put back without it.
+ */
+function readGeneration(files: RollbackRecordFiles, cardId: string, key: Buffer): number {
+  const text = readRecordText(files.file, cardId);
+  if (text !== undefined) {
+    const m = ROLLBACK_RECORD.exec(text);
+    if (!m) throw recordDamaged(files.file, cardId, "holds no generation number (damaged)");
+    const gen = Number(m[1]);
+    if (!timingSafeEqual(Buffer.from(m[2]!, "hex"), rollbackRecordMac(key, cardId, gen))) {
+      throw recordDamaged(files.file, cardId, "does not authenticate: it was edited, or is another card's or another installation's");
+    }
+    return gen;
+  }
+  const legacy = readRecordText(files.legacy, cardId);
+  if (legacy === undefined) return 0;
+  const m = LEGACY_GENERATION_RECORD.exec(legacy);
+  if (!m) throw recordDamaged(files.legacy, cardId, "holds no generation number (damaged)");
   return Number(m[1]);
 }
 
@@ -319,16 +392,28 @@ function cardFilePath(path: string): string {
 }
 
 /**
- * Refuses a card file with a second name (a hard link). Whoever made that name — anyone who can write to a
+ * The files of a card that must have one name each (ERR_CARD_FILE_LINKED), as messages call them: the card file,
+ * and what its rollback detection rests on — the chip secret the record is authenticated under, and the record.
+ */
+const ONE_NAME_FILES = {
+  card: "the card file",
+  chipSecret: "the card chip secret",
+  rollbackRecord: "the rollback record",
+} as const;
+type OneNameFile = keyof typeof ONE_NAME_FILES;
+
+/**
+ * Refuses a card file (or its chip secret or rollback record: ONE_NAME_FILES) with a second name (a hard link). Whoever made that name — anyone who can write to a
  * directory on the same filesystem, where the card file's mode allowed the link — keeps the file's contents
  * under a name of their choosing, and a card whose path was made a link to someone else's file would be taken
  * as that file. Our writes never land in the linked file (each is a new file renamed over the name), but a card
  * in that state is not the one the operator thinks it is: said, not used. A link count of 0 is no link: the
  * file was replaced by another process's save after we opened it (we read the state it replaced).
  */
-function refuseLinked(path: string, st: Stats): void {
-  if (st.nlink > 1) {
-    throw new JpkiError("ERR_CARD_FILE_LINKED", `the card file ${path} has ${st.nlink} names (a hard link to it was made): nothing was read or written; find the other names (find <its filesystem> -xdev -samefile ${path} lists them), remove them, and keep the card file where only its owner can reach it`);
+function refuseLinked(what: OneNameFile, path: string, nlink: number): void {
+  if (nlink > 1) {
+    const name = ONE_NAME_FILES[what];
+    throw new JpkiError("ERR_CARD_FILE_LINKED", `${name} ${path} has ${nlink} names (a hard link to it was made): nothing was read or written; find the other names (find <its filesystem> -xdev -samefile ${path} lists them), remove them, and keep ${name} where only its owner can reach it`);
   }
 }
 
@@ -361,8 +446,8 @@ function sweepCardTemps(path: string): void {
 
 /**
  * The encrypted state file of one card. The chip secret is read once, when the storage is made. Each save
- * numbers the state (a generation inside the encryption) and records the number beside the chip secret after
- * the file is in place; a load of a file older than the record fails (ERR_CARD_STATE_CORRUPT, rolled back). A
+ * numbers the state (a generation inside the encryption) and records the number, authenticated, beside the chip
+ * secret after the file is in place; a load of a file older than the record fails (ERR_CARD_STATE_CORRUPT, rolled back). A
  * crash between the two writes leaves the file one ahead of the record, which is accepted.
  */
 export function fileCardStorage(where: string, options: { chipKeyFile?: string; createChipKey?: boolean } = {}): CardStorage {
@@ -372,6 +457,9 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
   sweepCardTemps(path);
   /** whether this storage has swept its card id's rollback record's leftovers (once, at its first save) */
   let recordTempsSwept = false;
+  /** whether this storage has removed its card id's record of the previous release (once, after its first save) */
+  let legacyRemoved = false;
+  const recordKey = rollbackRecordKey(chipKey);
   return cardStorageOf({
     where,
     exists: () => existsSync(path),
@@ -384,7 +472,7 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
           // anything far larger is not one, and is not read into memory to find that out.
           bytes = readRegularFile(path, {
             accept: (st) => {
-              refuseLinked(path, st);
+              refuseLinked("card", path, st.nlink);
               if (st.size > CARD_FILE_MAX) throw new JpkiError("ERR_CARD_STATE_CORRUPT", `the card state ${path} is ${st.size} bytes: not a jpki card file`);
             },
           }).bytes;
@@ -397,7 +485,7 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
         return decryptCardState(bytes, chipKey, path);
       };
       let st = read();
-      const recorded = readGeneration(generationFile(chipKeyFile, st.cardId), st.cardId);
+      const recorded = readGeneration(rollbackRecordFiles(chipKeyFile, st.cardId), st.cardId, recordKey);
       // Loads take no lock, so another process may have saved between our read of the file and of the record. A
       // save writes the file before the record, so a file read after the record is at least as new as it — unless
       // an earlier copy really was put back.
@@ -408,9 +496,10 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
       return st;
     },
     save(state: CardState): void {
-      const genFile = generationFile(chipKeyFile, state.cardId);
+      const records = rollbackRecordFiles(chipKeyFile, state.cardId);
+      const genFile = records.file;
       const write = (): void => {
-        const recorded = readGeneration(genFile, state.cardId);
+        const recorded = readGeneration(records, state.cardId, recordKey);
         // A state never saved (a card being created) under an id this installation has written before: the two
         // files would share one rollback record, and the first card — now "older than the last one written" —
         // would never open again.
@@ -425,9 +514,19 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
         }
         const gen = Math.max(state.gen ?? 0, recorded) + 1;
         const now = lstatOrUndefined(path);
-        if (now) refuseLinked(path, now);
+        if (now) refuseLinked("card", path, now.nlink);
         writeFileAtomic(path, encryptCardState({ ...state, gen }, chipKey), 0o600);
-        writeFileAtomic(genFile, `${gen}\n`, 0o600);
+        writeFileAtomic(genFile, rollbackRecord(recordKey, state.cardId, gen), 0o600);
+        if (!legacyRemoved) {
+          // the previous release's record, read until now: never read again beside this one, so one that cannot be
+          // removed (a directory put there) is left, not a reason to fail a save that is already durable
+          try {
+            rmSync(records.legacy, { force: true });
+          } catch {
+            // left in place, unread
+          }
+          legacyRemoved = true;
+        }
       };
       if (state.gen !== undefined) return write();
       // A card being created: the card file's lock does not keep out a second counter creating the same id in

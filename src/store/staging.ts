@@ -211,6 +211,30 @@ function removeIfStale(path: string, m: RegExpExecArray, now: number, staleMs: n
   }
 }
 
+/** The temporary files staged for `path` now (tempPathFor's names for it, no other file's), by name in its directory. */
+export function tempsFor(path: string): string[] {
+  return tempsOf(path).map((t) => t.name);
+}
+
+function tempsOf(path: string): Array<{ readonly name: string; readonly m: RegExpExecArray }> {
+  const prefix = `.${basename(path)}.`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    return [];
+  }
+  const found: Array<{ name: string; m: RegExpExecArray }> = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    // only this file's: the part after the prefix must be a whole temporary tail (another file's name may start with ours)
+    const m = TEMP.exec(name);
+    if (!m || m.index !== 0 || !/^\d+(?:~@[0-9a-f]{16})?\.[0-9a-f]{12}\.tmp$/.test(name.slice(prefix.length))) continue;
+    found.push({ name, m });
+  }
+  return found;
+}
+
 /**
  * Removes the temporary files staged for `path` — tempPathFor's names for it, no other file's — that nobody is
  * writing any more, by sweepStaleTemps's rule. `writersExcluded`: the caller holds the lock every writer of `path`
@@ -220,20 +244,9 @@ function removeIfStale(path: string, m: RegExpExecArray, now: number, staleMs: n
  */
 export function sweepTempsFor(path: string, opts: { readonly writersExcluded?: boolean } = {}): string[] {
   const dir = dirname(path);
-  const prefix = `.${basename(path)}.`;
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return [];
-  }
   const now = Date.now();
   const removed: string[] = [];
-  for (const name of names) {
-    if (!name.startsWith(prefix)) continue;
-    // only this file's: the part after the prefix must be a whole temporary tail (another file's name may start with ours)
-    const m = TEMP.exec(name);
-    if (!m || m.index !== 0 || !/^\d+(?:~@[0-9a-f]{16})?\.[0-9a-f]{12}\.tmp$/.test(name.slice(prefix.length))) continue;
+  for (const { name, m } of tempsOf(path)) {
     if (opts.writersExcluded) {
       try {
         rmSync(join(dir, name), { force: true });
