@@ -36,7 +36,7 @@ export interface ResidentImportSummary {
   unchanged: number;
   /**
    * records refused, by their index in the batch given; `first`, for a repeated code (ERR_RESIDENT_DUPLICATE), is
-   * the position of the record that named it first (its line, when `lines` was given)
+   * the position of the record that named it first: its line when `lines` was given, else its index in the batch
    */
   errors: Array<{ index: number; code: ErrorCode; message: string; first?: number }>;
 }
@@ -44,7 +44,7 @@ export interface ResidentImportSummary {
 /**
  * The resident codes one input has named so far, over all its batches, each with the position (line) where it
  * first appeared. Keyed by the code's value as a number: an 11-digit code is exact in a double, and a number key
- * costs far less memory than a string one over a municipality's few million lines.
+ * costs less memory than a string one over a municipality's few million lines (not measured here).
  */
 export class ImportedCodes {
   readonly #first = new Map<number | string, number>();
