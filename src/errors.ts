@@ -50,6 +50,7 @@ export const ERROR_CODES = {
   ERR_NOTICE_NOT_YET_EFFECTIVE: { exit: 8, summary: "a change notice takes effect after today (JST): send it when it does" },
   ERR_RESIDENT_CODE_IN_USE: { exit: 7, summary: "a resident-code change names a code that already belongs to someone" },
   ERR_RESIDENT_CHANGE_NEEDS_NOTICE: { exit: 7, summary: "a bulk import would change a record the CA side relies on: send it as a change notice" },
+  ERR_RESIDENT_DUPLICATE: { exit: 7, summary: "an import file lists a resident code again: only its first record is taken" },
   ERR_COUNTER_PROCEDURE_INVALID: { exit: 7, summary: "a counter procedure (市町村窓口) does not fit the resident's record, e.g. a move-in to the municipality they live in" },
   ERR_REGISTRY_BEHIND: { exit: 7, summary: "the CA has applied change notices the registry has not: apply them to the registry first" },
   ERR_CERT_UNKNOWN: { exit: 9, summary: "no certificate with that serial" },

@@ -9,7 +9,15 @@
  * written as status "deceased") changed the registry and left the certificate certifying the old items valid for
  * good: no notice, no revocation. Such a line is refused (ERR_RESIDENT_CHANGE_NEEDS_NOTICE) and the others go on.
  * A record closed by a resident-code change (it names the code the person moved to) is never reopened or replaced
- * either. A record the same as the one held is left alone, and counted as unchanged.
+ * either. A record the same as the one held is left alone, and counted as unchanged: the same in the registry's
+ * normal form (normaliseRegistryText: trimmed, NFC), which is also the form stored, so the same residents exported
+ * in NFD or with padded fields neither replace records nor are refused as changes.
+ *
+ * A file holds one record per resident code (住民票コード). A code listed again is refused (ERR_RESIDENT_DUPLICATE,
+ * naming the line of the first), as the CA side refuses a notice id that comes again with another body
+ * (ERR_NOTICE_CONFLICT): only the first is decided, so the outcome never depends on which line came last or where a
+ * batch ended. Repeated identically it is refused as well: it says the exporting system is broken, and the
+ * operator hears of it.
  *
  * Each batch is decided inside the store's write transaction that commits it (Store.applyToRegistry), so an
  * issuance or a notice committed between the read and the write cannot slip past the rule.
@@ -17,6 +25,7 @@
 import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import { registryLoadAudit } from "../store/audit-ops.js";
 import type { ResidentRecord, Store } from "../store/types.js";
+import { normaliseRegistryText } from "./resident.js";
 
 export interface ResidentImportSummary {
   /** new resident codes */
@@ -25,36 +34,95 @@ export interface ResidentImportSummary {
   updated: number;
   /** records the same as the one held */
   unchanged: number;
-  /** records refused, by their index in the batches given */
-  errors: Array<{ index: number; code: ErrorCode; message: string }>;
+  /**
+   * records refused, by their index in the batch given; `first`, for a repeated code (ERR_RESIDENT_DUPLICATE), is
+   * the position of the record that named it first: its line when `lines` was given, else its index in the batch
+   */
+  errors: Array<{ index: number; code: ErrorCode; message: string; first?: number }>;
+}
+
+/**
+ * The resident codes one input has named so far, over all its batches, each with the position (line) where it
+ * first appeared. Keyed by the code's value as a number: an 11-digit code is exact in a double, and a number key
+ * costs less memory than a string one over a municipality's few million lines (not measured here).
+ */
+export class ImportedCodes {
+  readonly #first = new Map<number | string, number>();
+
+  /** The position `code` was first named at, or undefined; remembers `position` for it when new. */
+  firstOrAdd(code: string, position: number): number | undefined {
+    // a library caller's unchecked code keeps its string key: NaN would make all such codes one
+    const key = /^\d{11}$/.test(code) ? Number(code) : code;
+    const first = this.#first.get(key);
+    if (first === undefined) this.#first.set(key, position);
+    return first;
+  }
+}
+
+export interface ResidentImportOptions {
+  /** The codes earlier batches of the same input named: give one to every batch of a file. Default: this batch only. */
+  readonly seen?: ImportedCodes;
+  /** The line of each record of the batch in the input (same length as the records), for `seen` and the messages. */
+  readonly lines?: readonly number[];
 }
 
 type Stored = ResidentRecord & { readonly noticeSequence: number };
 
+/** The record in the registry's normal form: what import stores, and compares with the record held. */
+function normalRecord<R extends ResidentRecord>(r: R): R {
+  const { name, address } = r.fourItems;
+  const n = normaliseRegistryText(name);
+  const a = normaliseRegistryText(address);
+  return n === name && a === address ? r : { ...r, fourItems: { ...r.fourItems, name: n, address: a } };
+}
+
+/** Whether two records are the same in the normal form (`a` is in it already; `b` may be one stored before it was kept). */
 function sameRecord(a: ResidentRecord, b: ResidentRecord): boolean {
   const x = a.fourItems;
-  const y = b.fourItems;
+  const y = normalRecord(b).fourItems;
   return a.municipalityCode === b.municipalityCode && a.status === b.status && x.name === y.name && x.address === y.address && x.birthDate === y.birthDate && x.gender === y.gender;
 }
 
 /**
- * Imports one batch of parsed resident records. `index` in the errors is the record's position in `records`;
- * a record that names a code already named earlier in the same batch is decided against the earlier one.
+ * Imports one batch of parsed resident records. `index` in the errors is the record's position in `records`. A
+ * code already named earlier in the batch, or in an earlier batch recorded in `opts.seen`, is refused
+ * (ERR_RESIDENT_DUPLICATE) and the earlier record alone is decided.
  */
-export async function importResidents(store: Store, records: readonly ResidentRecord[]): Promise<ResidentImportSummary> {
+export async function importResidents(store: Store, records: readonly ResidentRecord[], opts: ResidentImportOptions = {}): Promise<ResidentImportSummary> {
   if (!records.length) return { inserted: 0, updated: 0, unchanged: 0, errors: [] };
+  const { lines } = opts;
+  if (lines && lines.length !== records.length) throw new JpkiError("ERR_INTERNAL", "importResidents: opts.lines must give one line per record");
+  // Repeats are found here, not in `decide`: the store may run that again (PostgreSQL retries it), and `seen` must
+  // take each record once.
+  const seen = opts.seen ?? new ImportedCodes();
+  const at = (position: number) => (lines ? `line ${position}` : `record ${position + 1} of the batch`);
+  const repeats: ResidentImportSummary["errors"] = [];
+  const taken: Array<{ index: number; record: ResidentRecord }> = [];
+  for (const [index, r] of records.entries()) {
+    const first = seen.firstOrAdd(r.residentCode, lines ? lines[index]! : index);
+    if (first === undefined) taken.push({ index, record: normalRecord(r) });
+    else {
+      repeats.push({
+        index,
+        first,
+        code: "ERR_RESIDENT_DUPLICATE",
+        message: `resident ${r.residentCode} is listed again (first at ${at(first)}): a file holds one record per resident code, so only the first is imported or refused, and this one is left out; correct the file (the exporting system) and import it again`,
+      });
+    }
+  }
+  if (!taken.length) return { inserted: 0, updated: 0, unchanged: 0, errors: repeats };
   return store.applyToRegistry((read, registered) => {
     const local = new Map<string, Stored>();
-    const out: ResidentImportSummary = { inserted: 0, updated: 0, unchanged: 0, errors: [] };
-    for (const [index, r] of records.entries()) {
-      const held = local.get(r.residentCode) ?? read(r.residentCode);
+    const out: ResidentImportSummary = { inserted: 0, updated: 0, unchanged: 0, errors: [...repeats] };
+    for (const { index, record: r } of taken) {
+      const held = read(r.residentCode); // each code once: repeats were taken out above
       try {
         if (!held) {
           local.set(r.residentCode, { ...r, noticeSequence: 0 });
           out.inserted++;
           continue;
         }
-        if (sameRecord(held, r)) {
+        if (sameRecord(r, held)) {
           out.unchanged++;
           continue;
         }
@@ -91,6 +159,7 @@ export async function importResidents(store: Store, records: readonly ResidentRe
         out.errors.push({ index, code: e.code, message: e.message });
       }
     }
+    out.errors.sort((a, b) => a.index - b.index);
     return { put: [...local.values()], remove: [], audit: registryLoadAudit(out.inserted, out.updated), result: out };
   });
 }

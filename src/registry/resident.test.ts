@@ -81,7 +81,9 @@ const BAD: ReadonlyArray<readonly [string, Record<string, unknown>, ErrorCode, s
   ["name without U+3000", { ...BASE, name: "架空太郎" }, "ERR_RESIDENT_INVALID", "name", "separator"],
   ["name with two U+3000", { ...BASE, name: "架空　太郎　次" }, "ERR_RESIDENT_INVALID", "name", "separator"],
   ["name with an ASCII space", { ...BASE, name: "架空 一　太郎" }, "ERR_RESIDENT_INVALID", "name", "whitespace"],
-  ["name with an empty given name", { ...BASE, name: "架空　" }, "ERR_RESIDENT_INVALID", "name", "empty-part"],
+  // the U+3000 at the end is padding, trimmed: no separator is left
+  ["name with an empty given name", { ...BASE, name: "架空　" }, "ERR_RESIDENT_INVALID", "name", "separator"],
+  ["name of spaces only", { ...BASE, name: "\u3000 " }, "ERR_RESIDENT_INVALID", "name", "missing"],
   ["name and familyName both given", { ...BASE, familyName: "架空", givenName: "太郎" }, "ERR_RESIDENT_INVALID", "name", "ambiguous"],
   ["familyName without givenName", { ...BASE, name: undefined, familyName: "架空" }, "ERR_RESIDENT_INVALID", "givenName", "missing"],
   ["givenName with a space", { ...BASE, name: undefined, familyName: "架空", givenName: "太 郎" }, "ERR_RESIDENT_INVALID", "givenName", "whitespace"],

@@ -103,6 +103,26 @@ function fail(code: ErrorCode, field: string, problem: string, msg: string, w: W
   });
 }
 
+// The CJK compatibility ideographs (U+F900–FAFF, U+2F800–2FA1F): NFC maps each to its unified form (U+FA10 →
+// 塚 U+585A), a different character the registry must not silently substitute (four-items.ts SUBSTITUTES).
+const COMPATIBILITY_IDEOGRAPHS = /([\uF900-\uFAFF\u{2F800}-\u{2FA1F}]+)/u;
+
+/**
+ * The registry's normal form of a text field as a file gives it (Unicode NFC, no whitespace at either end), which
+ * `parseResidentRecord` applies and `jpki registry import` compares and stores. The same resident exported by
+ * another system is the same text: a name in NFD (が as か + U+3099, as macOS and some exporters write it) is
+ * composed, since JIS X 0208 holds が and not the combining mark, which a certificate could only print as 〓; and
+ * padding around a field (fixed-width exports, a spreadsheet cell's trailing space, a U+3000 after the name) is not
+ * part of a name or an address. The compatibility ideographs stay as they are: the registry keeps the true form.
+ */
+export function normaliseRegistryText(s: string): string {
+  const t = s.trim();
+  const n = t.normalize("NFC");
+  if (n === t || !COMPATIBILITY_IDEOGRAPHS.test(t)) return n;
+  // split with a capturing group: odd pieces are runs of compatibility ideographs, kept; the rest composed
+  return t.split(COMPATIBILITY_IDEOGRAPHS).map((piece, k) => (k % 2 ? piece : piece.normalize("NFC"))).join("");
+}
+
 /** Values that count as "not given": CSV has no way to say absent other than an empty cell. */
 function isAbsent(v: unknown): v is undefined | null | "" {
   return v === undefined || v === null || v === "";
@@ -241,7 +261,8 @@ export function assertRegistryFourItems(items: FourItems, opts: { now: Date; whe
 }
 
 /**
- * Validates one import record and returns an immutable `Resident`.
+ * Validates one import record and returns an immutable `Resident`, its text in the normal form
+ * (`normaliseRegistryText`: trimmed, NFC but for the compatibility ideographs).
  *
  * Throws JpkiError: ERR_RESIDENT_CODE_INVALID (residentCode), ERR_MUNICIPALITY_INVALID (municipalityCode),
  * ERR_RESIDENT_INVALID (anything else, including unknown fields and an address in another prefecture than
@@ -255,7 +276,11 @@ export function parseResidentRecord(obj: unknown, opts: { now: Date; where?: str
       details: { problem: "not-an-object", ...(w.where ? { where: w.where } : {}) },
     });
   }
-  const rec = obj as Record<string, unknown>;
+  // Every string field in its normal form before it is checked, so padding or NFD is neither refused as invalid nor
+  // taken for a change of the record (codes, dates and words are only trimmed: NFC leaves ASCII alone).
+  const rec = Object.fromEntries(
+    Object.entries(obj as Record<string, unknown>).map(([k, v]) => [k, typeof v === "string" ? normaliseRegistryText(v) : v]),
+  );
 
   const unknown = Object.keys(rec).filter((k) => !KNOWN.has(k));
   if (unknown.length > 0) {

@@ -71,14 +71,17 @@ describe("jpki registry import over residents already held", () => {
     const newCode = makeResidentCode("7100000099");
     const moved = await cli(["--workspace", ws, "counter", "change-code", "--resident", third.residentCode, "--new-code", newCode, "--json"], { cwd: dir });
     expect(moved.code, moved.stderr).toBe(0);
-    const file = writeJsonl(join(dir, "original.jsonl"), [third, { ...third, status: "removed", name: "登録　四郎" }]);
-    const r = await cli(["--workspace", ws, "registry", "import", file, "--json"], { cwd: dir });
-    expect(r.code, r.stderr).toBe(13);
-    const out = r.json();
-    expect(out).toMatchObject({ read: 2, inserted: 0, updated: 0, rejected: 2 });
-    expect(out.errors.map((e: { code: string }) => e.code)).toEqual(["ERR_RESIDENT_CHANGE_NEEDS_NOTICE", "ERR_RESIDENT_CHANGE_NEEDS_NOTICE"]);
-    expect(out.errors[0].message).toContain(newCode);
-    expect(r.stdout + r.stderr).not.toContain("登録　");
+    // Two files: one lists a code once (a second line with it would be refused as a repeat, ERR_RESIDENT_DUPLICATE).
+    for (const [k, line] of [third, { ...third, status: "removed", name: "登録　四郎" }].entries()) {
+      const file = writeJsonl(join(dir, `original-${k}.jsonl`), [line]);
+      const r = await cli(["--workspace", ws, "registry", "import", file, "--json"], { cwd: dir });
+      expect(r.code, r.stderr).toBe(13);
+      const out = r.json();
+      expect(out).toMatchObject({ read: 1, inserted: 0, updated: 0, rejected: 1 });
+      expect(out.errors.map((e: { code: string }) => e.code)).toEqual(["ERR_RESIDENT_CHANGE_NEEDS_NOTICE"]);
+      expect(out.errors[0].message).toContain(newCode);
+      expect(r.stdout + r.stderr).not.toContain("登録　");
+    }
     // Still closed, still naming the new code (a notice filed under the old one follows the person there), and the
     // person is one record, under the new code.
     const closed = await show(third.residentCode);
@@ -99,5 +102,82 @@ describe("jpki registry import over a record that is final", () => {
     expect(r.json().errors).toEqual([expect.objectContaining({ line: 1, code: "ERR_RESIDENT_CHANGE_NEEDS_NOTICE" })]);
     expect((await show(dead!.residentCode)).status).toBe("deceased");
     await expect(issueWithCardKey(ws, dir, "revived", dead!.residentCode)).rejects.toThrow(/exited 7/);
+  });
+});
+
+describe("jpki registry import compares and stores one normal form of the text", () => {
+  // が and ぶ decompose under NFD (か + U+3099): what macOS and some exporters write for the same name.
+  const trio = chiyodaResidents(3, "71000200", { name: "長谷川　がくぶ", birthDate: "1981-02-03", gender: "female" });
+  const [holder2, other2, third2] = trio as [(typeof trio)[0], (typeof trio)[0], (typeof trio)[0]];
+
+  beforeAll(async () => {
+    const r = await cli(["--workspace", ws, "registry", "import", writeJsonl(join(dir, "trio.jsonl"), trio), "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    await issueWithCardKey(ws, dir, "holder2", holder2.residentCode);
+  }, 120_000);
+
+  it("counts the same residents exported in NFD or with padded fields as unchanged: no holder refused, no record replaced", async () => {
+    const { name: _, ...thirdNoName } = third2;
+    const file = writeJsonl(join(dir, "nfd.jsonl"), [
+      { ...holder2, name: holder2.name.normalize("NFD"), address: `${holder2.address} ` },
+      { ...other2, name: `${other2.name.normalize("NFD")}\u3000`, address: `\u3000${other2.address}  ` },
+      { ...thirdNoName, familyName: " 長谷川", givenName: `${third2.name.split("\u3000")[1]!.normalize("NFD")} `, residentCode: ` ${third2.residentCode}` },
+    ]);
+    const r = await cli(["--workspace", ws, "registry", "import", file, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json()).toMatchObject({ read: 3, inserted: 0, updated: 0, unchanged: 3, rejected: 0 });
+    for (const p of trio) expect((await show(p.residentCode)).fourItems).toMatchObject({ name: p.name, address: p.address });
+  });
+
+  it("stores a new resident's text composed and trimmed, keeping compatibility ideographs (the true form) as they are", async () => {
+    const [fresh] = chiyodaResidents(1, "71000300", { name: "\uFA10本　ばんり", birthDate: "1990-09-09", gender: "male" });
+    // U+FA10 kept, the rest decomposed: NFC (or NFD) of the whole would merge U+FA10 into 塚 (U+585A)
+    const nfd = `\uFA10${fresh!.name.slice(1).normalize("NFD")} `;
+    expect(nfd.normalize("NFC")).toContain("\u585A");
+    const file = writeJsonl(join(dir, "fresh-nfd.jsonl"), [{ ...fresh, name: nfd, address: ` ${fresh!.address}` }]);
+    const r = await cli(["--workspace", ws, "registry", "import", file, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json()).toMatchObject({ inserted: 1 });
+    const held = await show(fresh!.residentCode);
+    expect(held.fourItems).toMatchObject({ name: "\uFA10本\u3000ばんり一", address: fresh!.address });
+  });
+});
+
+describe("jpki registry import lists each resident code once", () => {
+  it("refuses a code listed again (ERR_RESIDENT_DUPLICATE, naming the first line): the first line alone is decided", async () => {
+    const [a, b] = chiyodaResidents(2, "71000400", { name: "重複　一郎", birthDate: "1975-07-07", gender: "male" }) as [(typeof people)[0], (typeof people)[0]];
+    const seed = await cli(["--workspace", ws, "registry", "import", writeJsonl(join(dir, "dup-seed.jsonl"), [b]), "--json"], { cwd: dir });
+    expect(seed.code, seed.stderr).toBe(0);
+    const bMoved = { ...b, address: "東京都千代田区丸の内２丁目２番２号" };
+    const file = writeJsonl(join(dir, "dup.jsonl"), [a, bMoved, { ...a, name: "重複　二郎" }, bMoved]);
+    const r = await cli(["--workspace", ws, "registry", "import", file, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(13); // ERR_PARTIAL, as for any refused line
+    const out = r.json();
+    expect(out).toMatchObject({ read: 4, imported: 2, inserted: 1, updated: 1, unchanged: 0, rejected: 2 });
+    expect(out.errors).toEqual([
+      expect.objectContaining({ line: 3, code: "ERR_RESIDENT_DUPLICATE", firstLine: 1 }),
+      expect.objectContaining({ line: 4, code: "ERR_RESIDENT_DUPLICATE", firstLine: 2 }),
+    ]);
+    expect(out.errors[0].message).toContain("first at line 1");
+    expect(r.stdout + r.stderr).not.toContain("重複　");
+    expect((await show(a.residentCode)).fourItems.name).toBe(a.name);
+    expect((await show(b.residentCode)).fourItems.address).toBe(bMoved.address);
+  });
+
+  it("finds the repeat across the import's batches of 2000 lines", async () => {
+    const rows = Array.from({ length: 2001 }, (_, i) => ({
+      residentCode: makeResidentCode(`72${String(i).padStart(8, "0")}`),
+      municipalityCode: "131016",
+      name: "一括　花子",
+      address: "東京都千代田区千代田１番１号",
+      birthDate: "1985-05-05",
+      gender: "female",
+    }));
+    rows.push({ ...rows[0]!, name: "一括　桃子" }); // line 2002, in the second batch
+    const r = await cli(["--workspace", ws, "registry", "import", writeJsonl(join(dir, "dup-batches.jsonl"), rows), "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(13);
+    expect(r.json()).toMatchObject({ read: 2002, inserted: 2001, updated: 0, rejected: 1 });
+    expect(r.json().errors).toEqual([expect.objectContaining({ line: 2002, code: "ERR_RESIDENT_DUPLICATE", firstLine: 1 })]);
+    expect((await show(rows[0]!.residentCode)).fourItems.name).toBe("一括　花子");
   });
 });

@@ -27,7 +27,12 @@ birthDate (YYYY-MM-DD), gender (male/female/unknown or 1/2/3), status (active/de
 A new code is added. An existing record is replaced only while the CA side does not rely on it (no
 certificate, no change notice applied), is active, and no resident-code change closed it; a change to any other is refused
 (ERR_RESIDENT_CHANGE_NEEDS_NOTICE) and must come as a change notice ('jpki registry apply'), which the CA side
-follows. A line the same as the record held is counted as unchanged. Good lines are imported even when others are bad (exit code 13 then).
+follows. A line the same as the record held is counted as unchanged. Text is compared and stored in one normal
+form: spaces around a field are dropped and names and addresses composed (Unicode NFC; compatibility ideographs
+such as U+FA10 kept as they are), so the same residents exported in NFD or with padded fields are unchanged.
+A resident code is listed once per file: a later line with the same code is refused (ERR_RESIDENT_DUPLICATE;
+"firstLine" in --json names the line that stands) and only the first is imported or refused.
+Good lines are imported even when others are bad (exit code 13 then).
 
 Examples:
   jpki registry import residents.jsonl
@@ -35,21 +40,25 @@ Examples:
     )
     .action(async (file: string, o: { format: "auto" | "jsonl" | "csv" }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
-      const { importResidents, parseResidentRecord, readRecords } = await library();
+      const { ImportedCodes, importResidents, parseResidentRecord, readRecords } = await library();
       const now = new Date();
       const source = file === "-" ? (io.stdin ?? process.stdin) : checkInputFile(file, "input file", { cwd: io.cwd });
       await withWorkspace(ctx, async (ws) => {
-        const errors: Array<{ line: number; code: string; message: string }> = [];
+        const errors: Array<{ line: number; code: string; message: string; firstLine?: number }> = [];
+        // one for the whole file: a code repeated across a batch boundary is as much a repeat
+        const seen = new ImportedCodes();
         let read = 0, inserted = 0, updated = 0, unchanged = 0;
         let batch: ResidentRecord[] = [];
         let lines: number[] = [];
         const flush = async () => {
           if (!batch.length) return;
-          const r = await importResidents(ws.store, batch);
+          const r = await importResidents(ws.store, batch, { seen, lines });
           inserted += r.inserted;
           updated += r.updated;
           unchanged += r.unchanged;
-          for (const e of r.errors) errors.push({ line: lines[e.index]!, code: e.code, message: `line ${lines[e.index]}: ${e.message}` });
+          for (const e of r.errors) {
+            errors.push({ line: lines[e.index]!, code: e.code, message: `line ${lines[e.index]}: ${e.message}`, ...(e.first !== undefined ? { firstLine: e.first } : {}) });
+          }
           batch = [];
           lines = [];
           ctx.out.progress(`imported ${inserted + updated}, unchanged ${unchanged}, rejected ${errors.length}`);
