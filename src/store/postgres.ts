@@ -606,10 +606,13 @@ const UNVERIFIED_COPY = "unverified_copy";
  * backup's numbering, below numbers verifiers have seen (RFC 5280 §5.2.3): it is refused for use, and no CRL
  * number is reserved from it, even by a process that opened the database before the restore.
  */
-const RESTORE_PENDING = "restore_pending";
+export const RESTORE_PENDING = "restore_pending";
 
-/** What a store marked {@link RESTORE_PENDING} answers, naming the backup so the operator can run the restore again. */
-function restoreIncomplete(note: string): JpkiError {
+/**
+ * What a store marked {@link RESTORE_PENDING} answers, naming the backup so the operator can run the restore again;
+ * also a backup's dump that finds the mark in its snapshot (backup/postgres-tools.ts).
+ */
+export function restoreIncomplete(note: string): JpkiError {
   let source = "the backup";
   let at = "";
   try {
