@@ -607,6 +607,36 @@ describe("PostgresStore specifics", () => {
     }
   });
 
+  // Every store on a server takes the same advisory key, each in its own database; pg_locks lists them all. CI's
+  // test files run side by side on one server, each `ca init` holding the key in its own database.
+  it("the CA-keys lock held in this database: refused, naming the session that holds it here, not another store's on the same server", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    const holders: pg.Client[] = [];
+    const hold = async (at: string, name: string) => {
+      const c = new pg.Client({ connectionString: at, application_name: name });
+      await c.connect();
+      holders.push(c);
+      expect((await c.query("SELECT pg_try_advisory_lock($1, 0) AS got", [ADVISORY_LOCKS.caKeys])).rows[0]).toEqual({ got: true });
+    };
+    try {
+      for (let i = 0; i < 4; i++) await hold(await server.createDatabase(), `jpki ca-keys elsewhere ${i}`);
+      await hold(url, "jpki ca-keys here");
+      for (let i = 4; i < 8; i++) await hold(await server.createDatabase(), `jpki ca-keys elsewhere ${i}`);
+      for (let i = 0; i < 3; i++) {
+        const refused = await s.withCaKeysLock(async () => "ran").catch((e: unknown) => e);
+        expect(refused).toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_LOCKED"));
+        expect((refused as Error).message).toMatch(/^another jpki process \(jpki ca-keys here\) is working on the CA keys/);
+      }
+      // its holder gone, the next one takes it, whatever other databases hold
+      await holders.splice(4, 1)[0]!.end();
+      expect(await s.withCaKeysLock(async () => "ran")).toBe("ran");
+    } finally {
+      for (const c of holders) await c.end();
+      await s.close();
+    }
+  });
+
   it("a lock held longer than lockTimeoutMs fails with ERR_WORKSPACE_LOCKED", async () => {
     const url = await server.createDatabase();
     const s = await PostgresStore.open(url, { create: true, lockTimeoutMs: 200 });

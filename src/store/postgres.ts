@@ -117,13 +117,30 @@ import { auditFields, auditHashTail, GENESIS_HASH, osActor, type AuditCheckpoint
  * Advisory lock namespaces, the first key of the two-key form ("JPKI" and the next three codes): what an
  * operator finds in pg_locks (classid) when a jpki transaction waits. Per resident: (residents, hashtext(code)).
  * The CA keys: (caKeys, 0), a session-level lock held by `ca init`, `rewrap`, `rollover` and `bridge` for their
- * whole run (withCaKeysLock) — in pg_locks locktype advisory, classid 1246776140, objid 0, objsubid 2.
+ * whole run (withCaKeysLock) — in pg_locks locktype advisory, classid 1246776140, objid 0, objsubid 2, and the
+ * store's database (every store on a server uses the same keys, each in its own database).
  */
 export const ADVISORY_LOCKS = { residents: 0x4a504b49, allResidents: 0x4a504b4a, migration: 0x4a504b4b, caKeys: 0x4a504b4c } as const;
 const RESIDENT_LOCKS = ADVISORY_LOCKS.residents;
 const ALL_RESIDENTS_LOCK = ADVISORY_LOCKS.allResidents;
 const MIGRATION_LOCK = ADVISORY_LOCKS.migration;
 const CA_KEYS_LOCK = ADVISORY_LOCKS.caKeys;
+
+/**
+ * withCaKeysLock's try-lock, and when it fails the session that holds the lock, in one statement: read after the
+ * try (the lateral join waits for its row) and on the server's live lock table, so what it names held the lock
+ * after ours was refused, not a session that released it before or a reading of a moment past. pg_locks lists
+ * the advisory locks of every database on the server, and other jpki stores on it hold the same key: only this
+ * database's holder counts. Never this session itself.
+ */
+const CA_KEYS_TRY = `WITH try AS MATERIALIZED (SELECT pg_try_advisory_lock($1::int, 0) AS got)
+  SELECT try.got, pg_backend_pid() AS pid, h.pid AS holder, h.name FROM try LEFT JOIN LATERAL (
+    SELECT l.pid, a.application_name AS name FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE NOT try.got AND l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND l.classid = $2::bigint::oid AND l.objid = 0 AND l.objsubid = 2 AND l.granted AND l.pid <> pg_backend_pid()
+    LIMIT 1) h ON true`;
+/** How many times withCaKeysLock tries when the lock is held but its holder let go before it could be named. */
+const CA_KEYS_TRIES = 5;
 
 /** A migration: SQL, or a function run with the migrating transaction's connection (for what SQL cannot encode). */
 export type PgMigration = string | ((c: ClientBase) => Promise<void>);
@@ -589,10 +606,13 @@ const UNVERIFIED_COPY = "unverified_copy";
  * backup's numbering, below numbers verifiers have seen (RFC 5280 §5.2.3): it is refused for use, and no CRL
  * number is reserved from it, even by a process that opened the database before the restore.
  */
-const RESTORE_PENDING = "restore_pending";
+export const RESTORE_PENDING = "restore_pending";
 
-/** What a store marked {@link RESTORE_PENDING} answers, naming the backup so the operator can run the restore again. */
-function restoreIncomplete(note: string): JpkiError {
+/**
+ * What a store marked {@link RESTORE_PENDING} answers, naming the backup so the operator can run the restore again;
+ * also a backup's dump that finds the mark in its snapshot (backup/postgres-tools.ts).
+ */
+export function restoreIncomplete(note: string): JpkiError {
   let source = "the backup";
   let at = "";
   try {
@@ -1495,23 +1515,20 @@ export class PostgresStore implements Store {
       } catch (e) {
         throw storeError(e, what);
       }
-      let got: boolean;
-      let pid: number;
-      try {
-        ({ got, pid } = (await c.query<{ got: boolean; pid: number }>("SELECT pg_try_advisory_lock($1, 0) AS got, pg_backend_pid() AS pid", [CA_KEYS_LOCK])).rows[0]!);
-      } catch (e) {
-        throw storeError(e, what);
+      // Refused only with a holder seen after our try-lock failed: one that let go in between (the try and the read
+      // are one statement, but not one instant) is not named, the lock is tried again.
+      let taken: { got: boolean; pid: number; holder: number | null; name: string | null };
+      for (let attempt = 1; ; attempt++) {
+        try {
+          taken = (await c.query<typeof taken>(CA_KEYS_TRY, [CA_KEYS_LOCK, CA_KEYS_LOCK])).rows[0]!;
+        } catch (e) {
+          throw storeError(e, what);
+        }
+        if (taken.got || taken.holder !== null || attempt === CA_KEYS_TRIES) break;
       }
+      const { got, pid, holder, name } = taken;
       if (!got) {
-        const holder = await c
-          .query<{ pid: number; name: string | null }>(
-            `SELECT l.pid, a.application_name AS name FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-             WHERE l.locktype = 'advisory' AND l.classid = $1::bigint::oid AND l.objid = 0 AND l.objsubid = 2 AND l.granted`,
-            [CA_KEYS_LOCK],
-          )
-          .then((r) => r.rows[0])
-          .catch(() => undefined);
-        const who = holder?.name ? ` (${holder.name})` : holder ? ` (PostgreSQL backend pid ${holder.pid})` : "";
+        const who = name ? ` (${name})` : holder != null ? ` (PostgreSQL backend pid ${holder})` : "";
         throw new JpkiError(
           "ERR_WORKSPACE_LOCKED",
           `another jpki process${who} is working on the CA keys of this PostgreSQL store (ca init, rewrap, rollover or bridge, on this host or another sharing the database): nothing was done; retry when it finishes`,

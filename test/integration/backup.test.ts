@@ -10,7 +10,7 @@
  *   publishes a CRL number higher than any published before (`openssl crl -text`), and it verifies; the next
  *   liveness check gets an id above those given out after the backup, so a verifier's cursor still sees it.
  */
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -620,5 +620,41 @@ describe("a PostgreSQL restore stopped between restoring the tables and moving t
     } finally {
       await w.close();
     }
+  });
+});
+
+/**
+ * A backup of a store a restore has not finished with would hold the backup's CRL numbering under the mark, and a
+ * restore of it would number from there. Opening the workspace refuses a marked store, but the restore's commit
+ * can land after that and before the dump's snapshot: the dump itself must refuse what its snapshot holds.
+ */
+describe("jpki backup of a PostgreSQL store a restore has not finished with", () => {
+  it.skipIf(!onPostgres)("is refused, saying which restore to run again, also when the restore's mark lands after the workspace was opened; no backup is left", async () => {
+    const target = join(dir, "pg-pending");
+    await copyWorkspace(ws, target);
+    const url = (await workspaceStore(target))!;
+    const { findPgTools, libpqEnv } = await import("../../src/backup/postgres-tools.js");
+    const { takeBackup } = await import("../../src/backup/backup.js");
+    const mark = PostgresStore.restorePendingStatement(JSON.stringify({ source: "/backups/monday", startedAt: "2026-01-05T00:00:00.000Z" }));
+    // psql, synchronously: the mark is committed before takeBackup goes on from its progress report
+    const commitMark = () => execFileSync(findPgTools(0).psql, ["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "-c", mark], { env: { ...process.env, ...libpqEnv(url).env } });
+    const refused = (e: unknown) => {
+      expect(e).toMatchObject({ code: "ERR_WORKSPACE_CORRUPT", details: { reason: "restore-incomplete" } });
+      expect((e as Error).message).toMatch(/^a restore of \/backups\/monday into this PostgreSQL database did not finish \(started 2026-01-05T00:00:00\.000Z\).* Run 'jpki restore \/backups\/monday --force' again, which completes it$/);
+      return true;
+    };
+
+    const raced = join(dir, "pg-pending-raced");
+    await expect(
+      takeBackup({ workspaceDir: target, dest: raced, storeUrl: url, onProgress: (p) => void (p.phase === "store" && commitMark()) }),
+    ).rejects.toSatisfy(refused);
+    expect(existsSync(raced)).toBe(false);
+    expect(readdirSync(dir).filter((n) => n.startsWith(".pg-pending-raced."))).toEqual([]);
+
+    // the mark there when the command starts: the same answer, exit 3
+    const cmd = await cli(["-w", target, "--json", "backup", join(dir, "pg-pending-cli")], { cwd: dir });
+    expect(cmd.code, cmd.stderr).toBe(3);
+    expect(JSON.parse(cmd.stderr.slice(cmd.stderr.indexOf("{"))).error).toSatisfy(refused);
+    expect(existsSync(join(dir, "pg-pending-cli"))).toBe(false);
   });
 });

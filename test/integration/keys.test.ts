@@ -197,6 +197,22 @@ async function twoHosts(prefix: string): Promise<{ base: string; hostA: string; 
   return { base, hostA, hostB, url };
 }
 
+/**
+ * The application name of the session holding the CA-keys lock in the database `admin` is connected to, as
+ * pg_locks shows it now; undefined when none does. Other test files' stores on the same server hold the same
+ * key in their own databases at the same time.
+ */
+async function caKeysHolder(admin: pg.Client): Promise<string | undefined> {
+  const { ADVISORY_LOCKS } = await import("../../src/store/postgres.js");
+  const r = await admin.query<{ name: string }>(
+    `SELECT coalesce(a.application_name, '') AS name FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+     WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+       AND l.classid = $1::bigint::oid AND l.objid = 0 AND l.objsubid = 2 AND l.granted`,
+    [ADVISORY_LOCKS.caKeys],
+  );
+  return r.rows[0]?.name;
+}
+
 describe("the CA-keys lock across hosts sharing one PostgreSQL database", () => {
   // Each host has its own workspace directory (its own lock file) on the one database: only a lock in the
   // database keeps a rewrap on one host from storing keys under the passphrase another host is replacing.
@@ -250,23 +266,23 @@ describe("the CA-keys lock across hosts sharing one PostgreSQL database", () => 
     let err = "";
     holder.stderr.on("data", (d) => (err += d));
     const exited = new Promise((r) => holder.on("exit", r));
-    await new Promise<void>((r, j) => {
-      holder.stdout.on("data", (d) => String(d).includes("held") && r());
-      holder.on("exit", () => j(new Error(`the holder exited: ${err}`)));
-    });
-    const locked = await onB(["ca", "rewrap"]);
-    expect([locked.code, locked.stderr]).toEqual([3, expect.stringContaining(`pid ${holder.pid}`)]);
-    holder.kill("SIGKILL");
-    await exited;
-    // the server ends the dead holder's backend as soon as it reads the closed socket; its lock goes with it
     const admin = new pg.Client({ connectionString: url });
     await admin.connect();
     try {
-      const { ADVISORY_LOCKS } = await import("../../src/store/postgres.js");
-      while ((await admin.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::bigint::oid AND objid = 0 AND objsubid = 2", [ADVISORY_LOCKS.caKeys])).rowCount) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await new Promise<void>((r, j) => {
+        holder.stdout.on("data", (d) => String(d).includes("held") && r());
+        holder.on("exit", () => j(new Error(`the holder exited: ${err}`)));
+      });
+      // what the server shows as holding it, in this store's database, before host B is asserted to name it
+      while (!(await caKeysHolder(admin))?.includes(`pid ${holder.pid}`)) await new Promise((r) => setTimeout(r, 20));
+      const locked = await onB(["ca", "rewrap"]);
+      expect([locked.code, locked.stderr]).toEqual([3, expect.stringContaining(`pid ${holder.pid}`)]);
+      holder.kill("SIGKILL");
+      await exited;
+      // the server ends the dead holder's backend as soon as it reads the closed socket; its lock goes with it
+      while ((await caKeysHolder(admin)) !== undefined) await new Promise((r) => setTimeout(r, 20));
     } finally {
+      holder.kill("SIGKILL");
       await admin.end();
     }
     const freed = await onB(["ca", "rewrap", "--json"]);
