@@ -19,7 +19,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { restoreBackup } from "../../src/backup/restore.js";
 import { verifyAuditLog } from "../../src/audit/verify.js";
-import { PostgresStore } from "../../src/store/postgres.js";
+import { PostgresStore, UNVERIFIED_COPY } from "../../src/store/postgres.js";
 import { cardKey, cli, copyWorkspace, jpkiProcess, onPostgres, openWorkspace, setConfig, sh, startServe, tempDir, workspaceStore, writeJsonl } from "./helpers.js";
 
 let dir: string;
@@ -656,5 +656,40 @@ describe("jpki backup of a PostgreSQL store a restore has not finished with", ()
     expect(cmd.code, cmd.stderr).toBe(3);
     expect(JSON.parse(cmd.stderr.slice(cmd.stderr.indexOf("{"))).error).toSatisfy(refused);
     expect(existsSync(join(dir, "pg-pending-cli"))).toBe(false);
+  });
+});
+
+/**
+ * The same window for a 'jpki store copy' into the database that loaded it and was stopped before it verified it:
+ * a dump would carry the mark, and a restore of it would replace its target's tables with a store it cannot open.
+ */
+describe("jpki backup of a PostgreSQL store a copy loaded and never verified", () => {
+  it.skipIf(!onPostgres)("is refused as opening it is, also when the copy's mark lands after the workspace was opened; no backup is left", async () => {
+    const target = join(dir, "pg-unverified");
+    await copyWorkspace(ws, target);
+    const url = (await workspaceStore(target))!;
+    const { findPgTools, libpqEnv } = await import("../../src/backup/postgres-tools.js");
+    const { takeBackup } = await import("../../src/backup/backup.js");
+    // the mark as PostgresStore.load leaves it: when, whose, what it holds
+    const mark = `INSERT INTO meta (key, value) VALUES ('${UNVERIFIED_COPY}', '2026-01-05T00:00:00.000Z 0badf00d cas=1') ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
+    const commitMark = () => execFileSync(findPgTools(0).psql, ["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "-c", mark], { env: { ...process.env, ...libpqEnv(url).env } });
+    const refused = (e: unknown) => {
+      expect(e).toMatchObject({ code: "ERR_WORKSPACE_CORRUPT", details: { reason: "unverified-copy" } });
+      expect((e as Error).message).toMatch(/^the PostgreSQL database holds a store copy that was never verified \(a 'jpki store copy' into it stopped on 2026-01-05T00:00:00\.000Z\): run the copy again/);
+      return true;
+    };
+
+    const raced = join(dir, "pg-unverified-raced");
+    await expect(
+      takeBackup({ workspaceDir: target, dest: raced, storeUrl: url, onProgress: (p) => void (p.phase === "store" && commitMark()) }),
+    ).rejects.toSatisfy(refused);
+    expect(existsSync(raced)).toBe(false);
+    expect(readdirSync(dir).filter((n) => n.startsWith(".pg-unverified-raced."))).toEqual([]);
+
+    // the mark there when the command starts: the same answer, exit 3
+    const cmd = await cli(["-w", target, "--json", "backup", join(dir, "pg-unverified-cli")], { cwd: dir });
+    expect(cmd.code, cmd.stderr).toBe(3);
+    expect(JSON.parse(cmd.stderr.slice(cmd.stderr.indexOf("{"))).error).toSatisfy(refused);
+    expect(existsSync(join(dir, "pg-unverified-cli"))).toBe(false);
   });
 });
