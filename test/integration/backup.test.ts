@@ -19,6 +19,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { restoreBackup } from "../../src/backup/restore.js";
 import { verifyAuditLog } from "../../src/audit/verify.js";
+import { thisNamespace } from "../../src/store/pid-namespace.js";
 import { PostgresStore, UNVERIFIED_COPY } from "../../src/store/postgres.js";
 import { cardKey, cli, copyWorkspace, jpkiProcess, onPostgres, openWorkspace, setConfig, sh, startServe, tempDir, workspaceStore, writeJsonl } from "./helpers.js";
 
@@ -376,7 +377,7 @@ describe("a restore interrupted while it swaps the files", () => {
       }
       if (completed) break;
       // kill -9 runs no finally: the staging directory of the dead process stays, and the run again removes it
-      const stale = join(target, `.restore-${spawnSync("true").pid}-0badf00d`);
+      const stale = join(target, `.restore-${spawnSync("true").pid}~@${thisNamespace()}-0badf00d`);
       mkdirSync(stale);
       const again = await restoreBackup({ source: src, workspaceDir: target, force: true });
       const auth = again.crlNumbers.find((c) => c.caId === "13-auth")!;
@@ -391,6 +392,36 @@ describe("a restore interrupted while it swaps the files", () => {
       // the interrupted run's staging directory (with its copy of the store) does not stay behind
       expect(readdirSync(target).filter((n) => n.startsWith(".restore-")), `step ${step}`).toEqual([]);
     }
+  });
+});
+
+/**
+ * A workspace on a volume containers share: a restore running in another PID namespace stages there under a pid
+ * that means nothing here. Swept by that pid, its staged copy of the store was deleted under it.
+ */
+describe("a restore's staging directory in a workspace other PID namespaces share", () => {
+  it.skipIf(onPostgres)("is named with its PID namespace; another namespace's in use is kept whatever its pid, this namespace's dead one is removed", async () => {
+    const target = join(dir, "shared-volume");
+    await copyWorkspace(ws, target);
+    const src = join(dir, "shared-volume-backup");
+    expect((await cli(["-w", ws, "backup", src], { cwd: dir })).code).toBe(0);
+    const other = thisNamespace() === "0123456789abcdef" ? "fedcba9876543210" : "0123456789abcdef";
+    const foreign = `.restore-${spawnSync("true").pid}~@${other}-0badf00d`;
+    mkdirSync(join(target, foreign, "ws"), { recursive: true });
+    writeFileSync(join(target, foreign, "jpki.db"), "being copied");
+    const dead = `.restore-${spawnSync("true").pid}~@${thisNamespace()}-0badf00d`;
+    mkdirSync(join(target, dead));
+    let staged: string[] = [];
+    await restoreBackup({
+      source: src,
+      workspaceDir: target,
+      force: true,
+      onProgress: (p) => void (p.phase === "files" && (staged = readdirSync(target).filter((n) => n.startsWith(".restore-") && n !== foreign))),
+    });
+    expect(staged).toHaveLength(1);
+    expect(staged[0]).toMatch(new RegExp(`^\\.restore-${process.pid}~@${thisNamespace()}-[0-9a-f]{8}$`));
+    expect(readdirSync(target).filter((n) => n.startsWith(".restore-"))).toEqual([foreign]);
+    expect(readFileSync(join(target, foreign, "jpki.db"), "utf8")).toBe("being copied");
   });
 });
 
