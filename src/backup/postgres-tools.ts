@@ -17,7 +17,7 @@ import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { JpkiError } from "../errors.js";
-import { RESTORE_PENDING, restoreIncomplete } from "../store/postgres.js";
+import { RESTORE_PENDING, UNVERIFIED_COPY, restoreIncomplete, unverifiedCopy } from "../store/postgres.js";
 import type { ManifestCrlNumber } from "./manifest.js";
 
 /** libpq environment variables for the parts of a postgres:// URL that have one. */
@@ -125,10 +125,16 @@ export async function dumpPostgres(url: string, file: string): Promise<{ schemaV
     // The snapshot pg_dump will use (--snapshot), exported by this transaction, which stays open until it is done.
     await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     const snapshot = (await client.query<{ s: string }>("SELECT pg_export_snapshot() AS s")).rows[0]!.s;
-    const meta = await client.query<{ key: string; value: string }>("SELECT key, value FROM meta WHERE key IN ('schema_version', $1)", [RESTORE_PENDING]).catch((e: unknown) => {
+    const meta = await client.query<{ key: string; value: string }>("SELECT key, value FROM meta WHERE key IN ('schema_version', $1, $2)", [UNVERIFIED_COPY, RESTORE_PENDING]).catch((e: unknown) => {
       throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL database holds no jpki store (no meta table)", { cause: e });
     });
     const value = (key: string) => meta.rows.find((r) => r.key === key)?.value;
+    // A 'jpki store copy' into this database that loaded it and never verified it (killed, or its read-back found
+    // a mismatch; committed, even after backup.ts opened the workspace and found no mark): the dump would carry
+    // the mark, so a restore of it would replace the target's tables with a store nobody checked against its
+    // source, which the restore then cannot open. Refused here, in the snapshot pg_dump copies, as open refuses it.
+    const unverified = value(UNVERIFIED_COPY);
+    if (unverified !== undefined) throw unverifiedCopy(unverified);
     // A restore that has not finished with the store (its mark committed, even after backup.ts opened the workspace
     // and found none): the snapshot holds the backup's CRL numbering, below numbers published since, and a restore
     // of this dump would number from it. Read in the snapshot pg_dump copies, so no dump ever holds the mark.

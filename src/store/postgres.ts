@@ -596,7 +596,19 @@ export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;
  * copy is read back, so a copy stopped between the two (killed, its connection lost, a mismatch) leaves a store
  * that looks complete. Refused for use; replaced by the next load.
  */
-const UNVERIFIED_COPY = "unverified_copy";
+export const UNVERIFIED_COPY = "unverified_copy";
+
+/**
+ * What a store marked {@link UNVERIFIED_COPY} answers (`mark`: the mark's value, the load's time first); also a
+ * backup's dump that finds the mark in its snapshot (backup/postgres-tools.ts).
+ */
+export function unverifiedCopy(mark: string): JpkiError {
+  return new JpkiError(
+    "ERR_WORKSPACE_CORRUPT",
+    `the PostgreSQL database holds a store copy that was never verified (a 'jpki store copy' into it stopped on ${mark.split(" ")[0]}): run the copy again, which replaces it, or drop the database`,
+    { details: { reason: "unverified-copy" } },
+  );
+}
 
 /**
  * The meta key of a store a PostgreSQL restore (backup/restore.ts) put back and has not finished with: its value
@@ -1197,13 +1209,7 @@ export class PostgresStore implements Store {
           const meta = new Map((await c.query<{ key: string; value: string }>("SELECT key, value FROM meta")).rows.map((r) => [r.key, r.value]));
           if (meta.get("application") !== "jpki") throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL database is not a jpki store: point the store elsewhere");
           version = Number(meta.get("schema_version") ?? 0);
-          if (meta.has(UNVERIFIED_COPY) && !opts.loadTarget) {
-            throw new JpkiError(
-              "ERR_WORKSPACE_CORRUPT",
-              `the PostgreSQL database holds a store copy that was never verified (a 'jpki store copy' into it stopped on ${meta.get(UNVERIFIED_COPY)!.split(" ")[0]}): run the copy again, which replaces it, or drop the database`,
-              { details: { reason: "unverified-copy" } },
-            );
-          }
+          if (meta.has(UNVERIFIED_COPY) && !opts.loadTarget) throw unverifiedCopy(meta.get(UNVERIFIED_COPY)!);
           if (meta.has(RESTORE_PENDING) && !opts.restoring) throw restoreIncomplete(meta.get(RESTORE_PENDING)!);
         } else {
           const n = (await c.query<{ n: bigint }>("SELECT count(*) AS n FROM pg_class WHERE relnamespace = current_schema()::regnamespace")).rows[0]!.n;

@@ -23,9 +23,14 @@ export const TEMP_STALE_MS = 24 * 3600_000;
 
 const TEMP = /^\..+\.(\d+)(?:~@([0-9a-f]{16}))?\.[0-9a-f]{12}\.tmp(-[a-z]+)?$/;
 
+/** This process as the names of what it leaves behind for others to judge carry it: `<pid>~@<namespace>`. */
+export function ownerTag(): string {
+  return `${process.pid}~@${thisNamespace()}`;
+}
+
 /** A temporary sibling of `path` owned by this process. */
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${process.pid}~@${thisNamespace()}.${randomBytes(6).toString("hex")}.tmp`);
+  return join(dirname(path), `.${basename(path)}.${ownerTag()}.${randomBytes(6).toString("hex")}.tmp`);
 }
 
 export interface StagedFile {
@@ -193,17 +198,24 @@ export function sweepStaleTemps(dir: string, opts: SweepOptions = {}): string[] 
 }
 
 /**
- * The one rule of both sweeps: removes the temporary file at `path` (its name matched by TEMP as `m`) when nobody
- * is writing it any more; true when it did.
+ * The one rule of every sweep (these temporary files; a restore's staging directories, backup/restore.ts): whether
+ * what the process `pid` of PID namespace `namespace` (undefined: an earlier version's pid-only name) left is
+ * nobody's work in progress any more. `touchedMs` says when it was last written (read only when the pid cannot tell).
+ */
+export function abandoned(pid: number, namespace: string | undefined, touchedMs: () => number, now: number, staleMs: number): boolean {
+  // A pid of ours says whether its writer runs: a live one's file is its work in progress, however old.
+  if (namespace === thisNamespace()) return !processAlive(pid);
+  // another namespace's pid (or an earlier version's, namespace unknown) says nothing here
+  return now - touchedMs() > staleMs;
+}
+
+/**
+ * Removes the temporary file at `path` (its name matched by TEMP as `m`) when nobody is writing it any more
+ * ({@link abandoned}); true when it did.
  */
 function removeIfStale(path: string, m: RegExpExecArray, now: number, staleMs: number): boolean {
   try {
-    if (m[2] === thisNamespace()) {
-      // A pid of ours says whether its writer runs: a live one's file is its work in progress, however old.
-      if (processAlive(Number(m[1]))) return false;
-    } else if (now - lstatSync(path).mtimeMs <= staleMs) {
-      return false; // another namespace's pid (or an earlier version's, namespace unknown) says nothing here
-    }
+    if (!abandoned(Number(m[1]), m[2], () => lstatSync(path).mtimeMs, now, staleMs)) return false;
     rmSync(path, { force: true });
     return true;
   } catch {

@@ -19,7 +19,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { restoreBackup } from "../../src/backup/restore.js";
 import { verifyAuditLog } from "../../src/audit/verify.js";
-import { PostgresStore } from "../../src/store/postgres.js";
+import { thisNamespace } from "../../src/store/pid-namespace.js";
+import { PostgresStore, UNVERIFIED_COPY } from "../../src/store/postgres.js";
 import { cardKey, cli, copyWorkspace, jpkiProcess, onPostgres, openWorkspace, setConfig, sh, startServe, tempDir, workspaceStore, writeJsonl } from "./helpers.js";
 
 let dir: string;
@@ -376,7 +377,7 @@ describe("a restore interrupted while it swaps the files", () => {
       }
       if (completed) break;
       // kill -9 runs no finally: the staging directory of the dead process stays, and the run again removes it
-      const stale = join(target, `.restore-${spawnSync("true").pid}-0badf00d`);
+      const stale = join(target, `.restore-${spawnSync("true").pid}~@${thisNamespace()}-0badf00d`);
       mkdirSync(stale);
       const again = await restoreBackup({ source: src, workspaceDir: target, force: true });
       const auth = again.crlNumbers.find((c) => c.caId === "13-auth")!;
@@ -391,6 +392,36 @@ describe("a restore interrupted while it swaps the files", () => {
       // the interrupted run's staging directory (with its copy of the store) does not stay behind
       expect(readdirSync(target).filter((n) => n.startsWith(".restore-")), `step ${step}`).toEqual([]);
     }
+  });
+});
+
+/**
+ * A workspace on a volume containers share: a restore running in another PID namespace stages there under a pid
+ * that means nothing here. Swept by that pid, its staged copy of the store was deleted under it.
+ */
+describe("a restore's staging directory in a workspace other PID namespaces share", () => {
+  it.skipIf(onPostgres)("is named with its PID namespace; another namespace's in use is kept whatever its pid, this namespace's dead one is removed", async () => {
+    const target = join(dir, "shared-volume");
+    await copyWorkspace(ws, target);
+    const src = join(dir, "shared-volume-backup");
+    expect((await cli(["-w", ws, "backup", src], { cwd: dir })).code).toBe(0);
+    const other = thisNamespace() === "0123456789abcdef" ? "fedcba9876543210" : "0123456789abcdef";
+    const foreign = `.restore-${spawnSync("true").pid}~@${other}-0badf00d`;
+    mkdirSync(join(target, foreign, "ws"), { recursive: true });
+    writeFileSync(join(target, foreign, "jpki.db"), "being copied");
+    const dead = `.restore-${spawnSync("true").pid}~@${thisNamespace()}-0badf00d`;
+    mkdirSync(join(target, dead));
+    let staged: string[] = [];
+    await restoreBackup({
+      source: src,
+      workspaceDir: target,
+      force: true,
+      onProgress: (p) => void (p.phase === "files" && (staged = readdirSync(target).filter((n) => n.startsWith(".restore-") && n !== foreign))),
+    });
+    expect(staged).toHaveLength(1);
+    expect(staged[0]).toMatch(new RegExp(`^\\.restore-${process.pid}~@${thisNamespace()}-[0-9a-f]{8}$`));
+    expect(readdirSync(target).filter((n) => n.startsWith(".restore-"))).toEqual([foreign]);
+    expect(readFileSync(join(target, foreign, "jpki.db"), "utf8")).toBe("being copied");
   });
 });
 
@@ -656,5 +687,40 @@ describe("jpki backup of a PostgreSQL store a restore has not finished with", ()
     expect(cmd.code, cmd.stderr).toBe(3);
     expect(JSON.parse(cmd.stderr.slice(cmd.stderr.indexOf("{"))).error).toSatisfy(refused);
     expect(existsSync(join(dir, "pg-pending-cli"))).toBe(false);
+  });
+});
+
+/**
+ * The same window for a 'jpki store copy' into the database that loaded it and was stopped before it verified it:
+ * a dump would carry the mark, and a restore of it would replace its target's tables with a store it cannot open.
+ */
+describe("jpki backup of a PostgreSQL store a copy loaded and never verified", () => {
+  it.skipIf(!onPostgres)("is refused as opening it is, also when the copy's mark lands after the workspace was opened; no backup is left", async () => {
+    const target = join(dir, "pg-unverified");
+    await copyWorkspace(ws, target);
+    const url = (await workspaceStore(target))!;
+    const { findPgTools, libpqEnv } = await import("../../src/backup/postgres-tools.js");
+    const { takeBackup } = await import("../../src/backup/backup.js");
+    // the mark as PostgresStore.load leaves it: when, whose, what it holds
+    const mark = `INSERT INTO meta (key, value) VALUES ('${UNVERIFIED_COPY}', '2026-01-05T00:00:00.000Z 0badf00d cas=1') ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
+    const commitMark = () => execFileSync(findPgTools(0).psql, ["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "-c", mark], { env: { ...process.env, ...libpqEnv(url).env } });
+    const refused = (e: unknown) => {
+      expect(e).toMatchObject({ code: "ERR_WORKSPACE_CORRUPT", details: { reason: "unverified-copy" } });
+      expect((e as Error).message).toMatch(/^the PostgreSQL database holds a store copy that was never verified \(a 'jpki store copy' into it stopped on 2026-01-05T00:00:00\.000Z\): run the copy again/);
+      return true;
+    };
+
+    const raced = join(dir, "pg-unverified-raced");
+    await expect(
+      takeBackup({ workspaceDir: target, dest: raced, storeUrl: url, onProgress: (p) => void (p.phase === "store" && commitMark()) }),
+    ).rejects.toSatisfy(refused);
+    expect(existsSync(raced)).toBe(false);
+    expect(readdirSync(dir).filter((n) => n.startsWith(".pg-unverified-raced."))).toEqual([]);
+
+    // the mark there when the command starts: the same answer, exit 3
+    const cmd = await cli(["-w", target, "--json", "backup", join(dir, "pg-unverified-cli")], { cwd: dir });
+    expect(cmd.code, cmd.stderr).toBe(3);
+    expect(JSON.parse(cmd.stderr.slice(cmd.stderr.indexOf("{"))).error).toSatisfy(refused);
+    expect(existsSync(join(dir, "pg-unverified-cli"))).toBe(false);
   });
 });
