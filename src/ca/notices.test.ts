@@ -163,6 +163,31 @@ describe("NoticeIngestor: a notice's items in the registry's normal form", () =>
     }
   });
 
+  it("notices an earlier version stored with their items as given: a held one released revokes nothing, one sent again is a duplicate", async () => {
+    const s = await storeWith([code], certified);
+    try {
+      await s.commitIssuances([cert("0b03", code, certified)]);
+      // as an earlier version parsed them: the NFD after kept as given; R-2 applied, R-4 held (R-3 not yet come)
+      const asGiven = (id: string, sequence: number) => ({
+        noticeId: id, residentCode: code, kind: "relocation", effectiveDate: "2026-04-01", sequence, municipalityCode: "131016",
+        after: { ...certified, name: nfd(certified.name) }, newMunicipalityCode: "131016",
+      });
+      const row = (n: ReturnType<typeof asGiven>, status: "applied" | "held") =>
+        ({ noticeId: n.noticeId, residentCode: code, sequence: n.sequence, kind: n.kind, body: JSON.stringify(n), status, revocations: 0 });
+      await s.commitNoticeBatch({ noticeIds: ["R-2", "R-4"], residentCodes: [code] }, () => ({
+        commit: {
+          at: clock.now(), notices: [row(asGiven("R-2", 2), "applied"), row(asGiven("R-4", 4), "held")],
+          sequences: [{ residentCode: code, last: 2 }], revocations: [], relinks: [], dirtyCas: [],
+        },
+      }));
+      const r = await ingest(s, [asGiven("R-2", 2), notice("R-3", code, 3, "relocation", { after: certified })]);
+      expect(await s.revocationSummary()).toEqual([]);
+      expect(r).toMatchObject({ duplicates: 1, applied: 2, released: 1, revocations: 0, rejects: [] }); // released
+    } finally {
+      await s.close();
+    }
+  });
+
   it("a real change given in NFD still revokes, and is stored composed", async () => {
     const s = await storeWith([code], certified);
     try {

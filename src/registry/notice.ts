@@ -474,6 +474,19 @@ export function parseNotice(obj: unknown, opts: ParseNoticeOptions): ChangeNotic
   });
 }
 
+/**
+ * The notice with its four items in the registry's normal form, as `parseNotice` now gives them. For a notice read
+ * back from the store that an earlier version kept with its items as given: a held relocation in NFD, released,
+ * would revoke needlessly, and the same notice sent again would look like another one under its id.
+ */
+export function noticeInNormalForm(n: ChangeNotice): ChangeNotice {
+  const items = (i: FourItems): FourItems => Object.freeze({
+    name: normaliseRegistryText(i.name), address: normaliseRegistryText(i.address), birthDate: normaliseRegistryText(i.birthDate), gender: i.gender,
+  });
+  // spread over the notice: the keys keep their places, so its canonical JSON is what parseNotice's would be
+  return Object.freeze({ ...n, ...(n.after ? { after: items(n.after) } : {}), ...(n.before ? { before: items(n.before) } : {}) });
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Writing
 
