@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { FixedClock } from "../pki/clock.js";
 import { makeResidentCode } from "../registry/resident-code.js";
 import { SqliteStore } from "../store/sqlite.js";
+import type { FourItems } from "../profile/types.js";
 import type { IssuanceRecord, Store } from "../store/types.js";
 import { NoticeIngestor } from "./notices.js";
 
@@ -24,17 +25,17 @@ async function* records(rows: readonly Record<string, unknown>[]) {
   for (const value of rows) yield { line: ++line, value };
 }
 
-function cert(serial: string, residentCode: string): IssuanceRecord {
+function cert(serial: string, residentCode: string, fourItems: FourItems = items): IssuanceRecord {
   return {
-    serial, caId: "13-sig", type: "signature", residentCode, municipalityCode: "131016", fourItems: items,
+    serial, caId: "13-sig", type: "signature", residentCode, municipalityCode: "131016", fourItems,
     notBefore: new Date(1000), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(1000), der: Buffer.from(serial, "hex"),
   };
 }
 
-async function storeWith(codes: readonly string[]): Promise<Store> {
+async function storeWith(codes: readonly string[], fourItems: FourItems = items): Promise<Store> {
   const s = SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-release-")), "jpki.db"), { create: true });
   await s.putCa({ id: "13-sig", prefectureCode: "13", purpose: "signature", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "pem", keyId: Buffer.alloc(20, 1), createdAt: new Date(0) });
-  await s.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+  await s.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems, status: "active" as const })));
   return s;
 }
 
@@ -113,6 +114,89 @@ describe("NoticeIngestor.release: every held notice", () => {
       await new NoticeIngestor({ store: s, clock }).ingest(records(feed));
       expect(await new NoticeIngestor({ store: s, clock }).release(["C-3", "D-5"])).toMatchObject({ released: 2, revocations: 1 });
       expect(await s.listHeldNotices()).toEqual([]);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+// The issue: revoke exactly the certificates whose certified items no longer hold. The items were certified in the
+// registry's normal form (registry import: trimmed, NFC); a notice's `after` as an exporter wrote it (NFD, padded)
+// was compared and stored as given, so the same name took for a name change and revoked the signature certificate.
+describe("NoticeIngestor: a notice's items in the registry's normal form", () => {
+  const certified: FourItems = { name: "山田\u3000ゆずる", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" };
+  const nfd = (s: string) => s.normalize("NFD");
+  const code = makeResidentCode("0000000007");
+
+  async function ingest(s: Store, rows: readonly Record<string, unknown>[]) {
+    const rejects: unknown[] = [];
+    const r = await new NoticeIngestor({ store: s, clock }).ingest(records(rows), { onReject: (x) => rejects.push(x) });
+    return { ...r, rejects };
+  }
+
+  async function storedAfter(s: Store, id: string): Promise<unknown> {
+    const body = (await s.loadNoticeContext({ noticeIds: [id], residentCodes: [] })).known.get(id)?.body;
+    return (JSON.parse(body!) as { after?: unknown }).after;
+  }
+
+  it("a relocation whose after-items are the certified ones in NFD or padded revokes nothing, and is stored composed", async () => {
+    expect(nfd(certified.name)).not.toBe(certified.name);
+    const s = await storeWith([code], certified);
+    try {
+      await s.commitIssuances([cert("0b01", code, certified)]);
+      const r = await ingest(s, [
+        // JSON Lines: the name in NFD, the address padded (before: both taken, and the signature certificate revoked)
+        notice("R-1", code, 1, "relocation", { after: { ...certified, name: nfd(certified.name), address: `${certified.address} ` } }),
+        // a trailing U+3000 after the name (before: refused, the name then had two separators)
+        notice("R-2", code, 2, "relocation", { after: { ...certified, name: `${certified.name}\u3000` } }),
+        // CSV: the name split, each cell as a macOS exporter and a fixed-width export write it
+        notice("R-3", code, 3, "転居", {
+          sequence: "3", afterFamilyName: "山田 ", afterGivenName: nfd("ゆずる"), afterAddress: `${certified.address}\u3000`,
+          afterBirthDate: certified.birthDate, afterGender: "1",
+        }),
+      ]);
+      expect(await s.revocationSummary()).toEqual([]);
+      expect(r).toMatchObject({ applied: 3, revocations: 0, rejects: [] });
+      for (const id of ["R-1", "R-2", "R-3"]) expect(await storedAfter(s, id)).toEqual(certified);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("notices an earlier version stored with their items as given: a held one released revokes nothing, one sent again is a duplicate", async () => {
+    const s = await storeWith([code], certified);
+    try {
+      await s.commitIssuances([cert("0b03", code, certified)]);
+      // as an earlier version parsed them: the NFD after kept as given; R-2 applied, R-4 held (R-3 not yet come)
+      const asGiven = (id: string, sequence: number) => ({
+        noticeId: id, residentCode: code, kind: "relocation", effectiveDate: "2026-04-01", sequence, municipalityCode: "131016",
+        after: { ...certified, name: nfd(certified.name) }, newMunicipalityCode: "131016",
+      });
+      const row = (n: ReturnType<typeof asGiven>, status: "applied" | "held") =>
+        ({ noticeId: n.noticeId, residentCode: code, sequence: n.sequence, kind: n.kind, body: JSON.stringify(n), status, revocations: 0 });
+      await s.commitNoticeBatch({ noticeIds: ["R-2", "R-4"], residentCodes: [code] }, () => ({
+        commit: {
+          at: clock.now(), notices: [row(asGiven("R-2", 2), "applied"), row(asGiven("R-4", 4), "held")],
+          sequences: [{ residentCode: code, last: 2 }], revocations: [], relinks: [], dirtyCas: [],
+        },
+      }));
+      const r = await ingest(s, [asGiven("R-2", 2), notice("R-3", code, 3, "relocation", { after: certified })]);
+      expect(await s.revocationSummary()).toEqual([]);
+      expect(r).toMatchObject({ duplicates: 1, applied: 2, released: 1, revocations: 0, rejects: [] }); // R-3, and R-4 released
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a real change given in NFD still revokes, and is stored composed", async () => {
+    const s = await storeWith([code], certified);
+    try {
+      await s.commitIssuances([cert("0b02", code, certified)]);
+      const renamed = { ...certified, name: "鈴木\u3000ゆずる" };
+      const r = await ingest(s, [notice("N-1", code, 1, "name-change", { after: { ...renamed, name: nfd(renamed.name) } })]);
+      expect(r).toMatchObject({ applied: 1, revocations: 1, rejects: [] });
+      expect(await s.revocationSummary()).toEqual([expect.objectContaining({ serial: "0b02", source: "notice:N-1", reason: 3 })]);
+      expect(await storedAfter(s, "N-1")).toEqual(renamed);
     } finally {
       await s.close();
     }

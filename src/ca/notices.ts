@@ -12,7 +12,7 @@ import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
 import { reasonName } from "../crl/reason.js";
 import type { RecordResult } from "../registry/import.js";
-import { MAX_SEQUENCE_JUMP, notYetEffective, parseNotice, type ChangeNotice } from "../registry/notice.js";
+import { MAX_SEQUENCE_JUMP, noticeInNormalForm, notYetEffective, parseNotice, type ChangeNotice } from "../registry/notice.js";
 import { decideRevocations } from "../registry/notice-rules.js";
 import type { CertifiedRow, HeldNoticeKey, NoticeCommit, NoticeContext, NoticeContextKeys, Store, StoredNotice } from "../store/types.js";
 
@@ -89,6 +89,14 @@ export interface ReadBatch {
 /** Canonical JSON of a notice: what the store keeps and what a held notice is re-read from. */
 export function canonical(n: ChangeNotice): string {
   return JSON.stringify(n);
+}
+
+/**
+ * A notice read back from its canonical JSON, its items in the registry's normal form: earlier versions stored
+ * them as given (NFD, padded), which compared with the certified items revoked needlessly.
+ */
+function stored(body: string): ChangeNotice {
+  return noticeInNormalForm(JSON.parse(body) as ChangeNotice);
 }
 
 /**
@@ -241,7 +249,7 @@ export class NoticeIngestor {
       const wanted = new Set(keys.noticeIds);
       const heldNow = [...ctx.held.values()].flat().filter((h) => wanted.has(h.noticeId));
       heldNow.sort((a, b) => (a.residentCode < b.residentCode ? -1 : a.residentCode > b.residentCode ? 1 : a.sequence - b.sequence));
-      for (const h of heldNow) plan.force({ ...(JSON.parse(h.body) as ChangeNotice), residentCode: h.residentCode });
+      for (const h of heldNow) plan.force({ ...stored(h.body), residentCode: h.residentCode });
       return { commit: plan.commit(), plan };
     });
     done.plan.tallyCommitted(t, done.revoked);
@@ -305,7 +313,7 @@ class Plan {
     for (const [k, v] of ctx.lastSequence) this.#last.set(k, v);
     // A held notice is filed under the resident's current code (re-filed after a resident-code change),
     // which may differ from the code in its body.
-    for (const [k, v] of ctx.held) this.#held.set(k, v.map((h) => ({ ...(JSON.parse(h.body) as ChangeNotice), residentCode: k })));
+    for (const [k, v] of ctx.held) this.#held.set(k, v.map((h) => ({ ...stored(h.body), residentCode: k })));
     for (const [k, v] of ctx.certificates) this.#certs.set(k, [...v]);
     for (const [k, v] of ctx.codeChanges) this.#movedTo.set(k, v);
   }
@@ -327,7 +335,8 @@ class Plan {
     if (seenBody !== undefined) {
       // The same id must mean the same notice: a different body is another change under a reused id, and
       // counting it as a duplicate would silently drop it.
-      if (seenBody !== body) {
+      // A body an earlier version stored with its items as given is the same notice once they are in normal form.
+      if (seenBody !== body && canonical(stored(seenBody)) !== body) {
         return { code: "ERR_NOTICE_CONFLICT", message: `notice ${n.noticeId} was received before with a different content: a notice id names one notice only (ask the registry which is right)` };
       }
       this.#duplicates++;

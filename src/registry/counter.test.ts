@@ -130,6 +130,22 @@ describe("counter procedures (library)", () => {
     await s.close();
   });
 
+  it("takes the items in the registry's normal form: the certified ones padded are no change, a change in NFD is stored composed", async () => {
+    const s = await store();
+    // a trailing U+3000 pasted after the name, a padded address: before, refused (two separators; no prefecture first)
+    const same = await correct(s, A, { name: `${items.name}\u3000`, address: ` ${items.address} ` }, { now: NOW });
+    expect(same.notice).toBeUndefined();
+    expect((await s.getResident(A))?.fourItems).toEqual(items);
+    // び typed as ひ + U+3099: the notice, the record and the outbox carry the composed name the registry compares
+    const composed = "山田\u3000ひびき";
+    const r = await rename(s, A, composed.normalize("NFD"), { now: NOW });
+    expect(r.notice?.after?.name).toBe(composed);
+    expect(r.affected.map((a) => a.serial)).toEqual(["0a01"]);
+    expect((await s.getResident(A))?.fourItems.name).toBe(composed);
+    expect((await s.pendingOutbox(10)).map((o) => (JSON.parse(o.body) as { after: { name: string } }).after.name)).toEqual([composed]);
+    await s.close();
+  });
+
   it("a certificate that already certifies U+FFFD (an earlier version let it in) is still revoked: the record is corrected, the death recorded", async () => {
     const s = await store();
     const D = makeResidentCode("1000000004");

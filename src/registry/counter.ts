@@ -36,7 +36,7 @@ import { isIsoDate, jstToday, noticeToInput, parseNotice, type ChangeNotice, typ
 import { applyNoticeToResident } from "./notice-apply.js";
 import { decideRevocations, type RevocationDecision } from "./notice-rules.js";
 import { assertResidentCode } from "./resident-code.js";
-import { assertRegistryFourItems } from "./resident.js";
+import { assertRegistryFourItems, normaliseRegistryText } from "./resident.js";
 
 // ---------------------------------------------------------------------------------------------------------
 // Procedures
@@ -173,12 +173,17 @@ interface Decided {
   readonly outcome: ProcedureOutcome;
 }
 
-/** The four items after the procedure, checked as the registry checks them. */
+/**
+ * The four items after the procedure, what the clerk gave in the registry's normal form (normaliseRegistryText, as
+ * `registry import` and a notice's items), checked as the registry checks them: a name pasted with a trailing U+3000
+ * or typed in NFD is the name on record, neither refused nor taken for a change that revokes.
+ */
 function itemsAfter(p: CounterProcedure, r: ResidentRecord, municipality: string, now: Date): FourItems {
+  const given = (v: string | undefined) => (v === undefined ? undefined : normaliseRegistryText(v));
   const items: FourItems = Object.freeze({
-    name: p.name ?? r.fourItems.name,
-    address: p.address ?? r.fourItems.address,
-    birthDate: p.birthDate ?? r.fourItems.birthDate,
+    name: given(p.name) ?? r.fourItems.name,
+    address: given(p.address) ?? r.fourItems.address,
+    birthDate: given(p.birthDate) ?? r.fourItems.birthDate,
     gender: p.gender ?? r.fourItems.gender,
   });
   const pref = assertRegistryFourItems(items, { now });

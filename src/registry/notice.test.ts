@@ -136,6 +136,43 @@ describe("parseNotice: CSV columns", () => {
   });
 });
 
+describe("parseNotice: the four items in the registry's normal form (normaliseRegistryText)", () => {
+  // ひばり: び composes (ひ + U+3099 in NFD, as macOS exporters write it); 塚 U+FA10 is a compatibility ideograph
+  const KANA_NAME = "小野\u3000ひばり";
+  const NFD_NAME = KANA_NAME.normalize("NFD");
+  const COMPAT_ADDRESS = "大阪府大阪市\uFA10本町１丁目２番３号";
+
+  it("composes NFD and trims padding in `after` and `before`, JSON Lines", () => {
+    expect(NFD_NAME).not.toBe(KANA_NAME);
+    const n = parseNotice(base({
+      after: { name: `${NFD_NAME}\u3000`, address: ` ${ADDRESS}\u3000`, birthDate: ` ${BIRTH} `, gender: "male " },
+      before: { name: NFD_NAME, address: `${OLD_ADDRESS} `, birthDate: BIRTH, gender: "male" },
+    }), { now });
+    expect(n.after).toEqual({ name: KANA_NAME, address: ADDRESS, birthDate: BIRTH, gender: "male" });
+    expect(n.before).toEqual({ name: KANA_NAME, address: OLD_ADDRESS, birthDate: BIRTH, gender: "male" });
+  });
+
+  it("the same from CSV cells, each name part on its own", () => {
+    const n = parseNotice(flat({
+      afterFamilyName: "小野 ", afterGivenName: `${"ひばり".normalize("NFD")}\u3000`, afterAddress: `${ADDRESS} `,
+      beforeName: `\u3000${NFD_NAME}`,
+    }), { now });
+    expect(n.after?.name).toBe(KANA_NAME);
+    expect(n.after?.address).toBe(ADDRESS);
+    expect(n.before?.name).toBe(KANA_NAME);
+  });
+
+  it("keeps a compatibility ideograph as it is (NFC would turn U+FA10 into U+585A)", () => {
+    const n = parseNotice(base({ after: { name: NFD_NAME, address: COMPAT_ADDRESS, birthDate: BIRTH, gender: "male" } }), { now });
+    expect(n.after?.address).toBe(COMPAT_ADDRESS);
+    expect(n.after?.name).toBe(KANA_NAME);
+  });
+
+  it("a space inside a name part is still refused: only the ends are trimmed", () => {
+    expectFailure(flat({ afterFamilyName: " 小 野" }), "ERR_NOTICE_MALFORMED", "afterFamilyName", "whitespace");
+  });
+});
+
 describe("parseNotice: defects name code, field and line, never a value", () => {
   const wrongCheck = CODE.slice(0, 10) + String((Number(CODE[10]) + 1) % 10);
   const cases: Array<[string, unknown, ErrorCode, string | undefined, string]> = [

@@ -24,7 +24,7 @@ import { GENDER_LABEL_JA } from "../profile/four-items.js";
 import type { FourItems, Gender } from "../profile/types.js";
 import { assertMunicipalityCode, prefectureOfMunicipality } from "./municipality.js";
 import { residentCodeCheckDigit } from "./resident-code.js";
-import { assertRegistryFourItems } from "./resident.js";
+import { assertRegistryFourItems, normaliseRegistryText } from "./resident.js";
 
 // ---------------------------------------------------------------------------------------------------------
 // Kinds
@@ -97,9 +97,12 @@ export interface ChangeNotice {
   readonly sequence: number;
   /** the issuing municipality (6-digit local government code) */
   readonly municipalityCode: string;
-  /** the four items after the change (true form); required for relocation, move-out, move-in, name-change, correction */
+  /**
+   * the four items after the change (true form, in the registry's normal form: trimmed, NFC but the compatibility
+   * ideographs); required for relocation, move-out, move-in, name-change, correction
+   */
   readonly after?: FourItems;
-  /** the four items before the change, or as certified, when the registry sends them */
+  /** the four items before the change, or as certified, when the registry sends them (in the same normal form) */
   readonly before?: FourItems;
   /** municipality after the change: required for move-out and move-in; relocation defaults to municipalityCode */
   readonly newMunicipalityCode?: string;
@@ -316,7 +319,20 @@ interface RawItems {
   readonly label: Record<keyof FourItems, string>;
 }
 
-/** Collects `after`/`before` from the nested object or the flat columns; undefined when neither is there. */
+/**
+ * An item's value in the registry's normal form (`normaliseRegistryText`: trimmed, NFC but the compatibility
+ * ideographs), the form `jpki registry import` stores and the issuance records certify. Applied before the items
+ * are checked, compared (notice-rules.ts) or stored: an `after` name in NFD (が as か + U+3099, as macOS exporters
+ * write it) or with a trailing U+3000 is the certified name, not a name change that revokes the certificate.
+ */
+function normalForm(v: unknown): unknown {
+  return typeof v === "string" ? normaliseRegistryText(v) : v;
+}
+
+/**
+ * Collects `after`/`before` from the nested object or the flat columns, each value in its normal form
+ * (`normalForm`); undefined when neither is there.
+ */
 function collectItems(rec: Record<string, unknown>, p: ItemPrefix, c: Ctx): RawItems | undefined {
   const nested = rec[p];
   const flatKeys = FLAT_SUFFIXES.map((s) => `${p}${s}`).filter((k) => !isAbsent(rec[k]));
@@ -332,22 +348,23 @@ function collectItems(rec: Record<string, unknown>, p: ItemPrefix, c: Ctx): RawI
         `has unknown field ${shownName(unknown[0]!)}: accepted fields are ${NOTICE_ITEM_FIELDS.join(", ")}`);
     }
     return {
-      items: { name: o["name"], address: o["address"], birthDate: o["birthDate"], gender: o["gender"] },
+      items: { name: normalForm(o["name"]), address: normalForm(o["address"]), birthDate: normalForm(o["birthDate"]), gender: normalForm(o["gender"]) },
       label: { name: `${p}.name`, address: `${p}.address`, birthDate: `${p}.birthDate`, gender: `${p}.gender` },
     };
   }
   if (flatKeys.length === 0) return undefined;
   const nameKey = `${p}Name`, famKey = `${p}FamilyName`, givKey = `${p}GivenName`;
   const hasParts = !isAbsent(rec[famKey]) || !isAbsent(rec[givKey]);
-  let name: unknown = rec[nameKey];
+  let name: unknown = normalForm(rec[nameKey]);
   let nameLabel = nameKey;
   if (hasParts) {
     if (!isAbsent(rec[nameKey])) c.malformed(nameKey, "ambiguous", `is given together with "${famKey}"/"${givKey}": give one form only`);
-    name = `${namePart(rec[famKey], famKey, c)}${FULLWIDTH_SPACE}${namePart(rec[givKey], givKey, c)}`;
+    // each cell on its own, as the registry's import does: a padded cell is not a space inside the name
+    name = `${namePart(normalForm(rec[famKey]), famKey, c)}${FULLWIDTH_SPACE}${namePart(normalForm(rec[givKey]), givKey, c)}`;
     nameLabel = famKey;
   }
   return {
-    items: { name, address: rec[`${p}Address`], birthDate: rec[`${p}BirthDate`], gender: rec[`${p}Gender`] },
+    items: { name, address: normalForm(rec[`${p}Address`]), birthDate: normalForm(rec[`${p}BirthDate`]), gender: normalForm(rec[`${p}Gender`]) },
     label: { name: nameLabel, address: `${p}Address`, birthDate: `${p}BirthDate`, gender: `${p}Gender` },
   };
 }
@@ -385,7 +402,8 @@ function presence(kind: NoticeKind, field: string, want: Presence, given: boolea
 
 /**
  * Validates one change notice, from a JSON Lines object or a CSV row, and returns an immutable
- * `ChangeNotice`. Unknown fields are refused so typos do not pass silently.
+ * `ChangeNotice`. Unknown fields are refused so typos do not pass silently. The four items of `after` and
+ * `before` come out in the registry's normal form (`normaliseRegistryText`), whatever form the file gave them in.
  *
  * Throws JpkiError with `details.field`, `details.problem` and `details.line` (when `opts.line` is given):
  * ERR_NOTICE_KIND_UNKNOWN (kind), ERR_RESIDENT_CODE_INVALID (residentCode, newResidentCode),
@@ -454,6 +472,19 @@ export function parseNotice(obj: unknown, opts: ParseNoticeOptions): ChangeNotic
     ...(newMunicipalityCode !== undefined ? { newMunicipalityCode } : {}),
     ...(newResidentCode !== undefined ? { newResidentCode } : {}),
   });
+}
+
+/**
+ * The notice with its four items in the registry's normal form, as `parseNotice` now gives them. For a notice read
+ * back from the store that an earlier version kept with its items as given: a held relocation in NFD, released,
+ * would revoke needlessly, and the same notice sent again would look like another one under its id.
+ */
+export function noticeInNormalForm(n: ChangeNotice): ChangeNotice {
+  const items = (i: FourItems): FourItems => Object.freeze({
+    name: normaliseRegistryText(i.name), address: normaliseRegistryText(i.address), birthDate: normaliseRegistryText(i.birthDate), gender: i.gender,
+  });
+  // spread over the notice: the keys keep their places, so its canonical JSON is what parseNotice's would be
+  return Object.freeze({ ...n, ...(n.after ? { after: items(n.after) } : {}), ...(n.before ? { before: items(n.before) } : {}) });
 }
 
 // ---------------------------------------------------------------------------------------------------------
