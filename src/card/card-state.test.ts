@@ -49,6 +49,16 @@ function copyOf(name: string, mutate?: (b: Buffer) => Buffer): string {
   return p;
 }
 
+/** The error `f` throws; a test fails when it accepts instead. */
+function failure(f: () => unknown): Error & { code?: string } {
+  try {
+    f();
+  } catch (e) {
+    return e as Error & { code?: string };
+  }
+  throw new Error("accepted");
+}
+
 describe("the encrypted card file", () => {
   it("is owner-only, and so is the chip secret and its directory", () => {
     expect(statSync(cardFile).mode & 0o777).toBe(0o600);
@@ -338,14 +348,6 @@ describe("a chip secret or a rollback record with a second name (a hard link)", 
     await sw(card, SELECT_AUTH_PIN);
     return { own, key, p, card, record: join(own, "card-rollback", `card-${name}`) };
   };
-  const failure = (f: () => unknown): Error & { code?: string } => {
-    try {
-      f();
-    } catch (e) {
-      return e as Error & { code?: string };
-    }
-    throw new Error("accepted");
-  };
 
   it("the chip secret: no card is opened under it (ERR_CARD_FILE_LINKED, naming it, never its bytes)", async () => {
     const { own, key, p } = await setUp("chiplink");
@@ -587,14 +589,6 @@ describe("an authenticated rollback record", () => {
     expect(await sw(card, WRONG_AUTH_PIN)).toBe("63C2");
     const openIt = () => EmulatedCard.open(fileCardStorage(file, { chipKeyFile: chip }));
     return { own, chip, file, before, card, openIt, record: join(dirname(chip), "card-rollback", `card-${name}`), legacy: join(dirname(chip), "card-generations", `card-${name}`) };
-  };
-  const failure = (f: () => unknown): Error & { code?: string } => {
-    try {
-      f();
-    } catch (e) {
-      return e as Error & { code?: string };
-    }
-    throw new Error("accepted");
   };
 
   it("an edited generation does not authenticate: an earlier copy put back stays refused, and the message holds no secret", async () => {

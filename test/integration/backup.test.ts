@@ -655,38 +655,50 @@ describe("a PostgreSQL restore stopped between restoring the tables and moving t
 });
 
 /**
+ * A mark a store holds while it must not be copied (a restore not finished, a store copy never verified), committed
+ * once the workspace is open and before the dump's snapshot, and then there from the start: the backup is refused
+ * both times with `refused`'s error, and nothing is left behind.
+ */
+async function backupRefusedOverMark(name: string, markSql: (url: string) => string | Promise<string>, refused: (e: unknown) => boolean): Promise<void> {
+  const target = join(dir, name);
+  await copyWorkspace(ws, target);
+  const url = (await workspaceStore(target))!;
+  const { findPgTools, libpqEnv } = await import("../../src/backup/postgres-tools.js");
+  const { takeBackup } = await import("../../src/backup/backup.js");
+  const mark = await markSql(url);
+  // psql, synchronously: the mark is committed before takeBackup goes on from its progress report
+  const commitMark = () => execFileSync(findPgTools(0).psql, ["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "-c", mark], { env: { ...process.env, ...libpqEnv(url).env } });
+
+  const raced = join(dir, `${name}-raced`);
+  await expect(
+    takeBackup({ workspaceDir: target, dest: raced, storeUrl: url, onProgress: (p) => void (p.phase === "store" && commitMark()) }),
+  ).rejects.toSatisfy(refused);
+  expect(existsSync(raced)).toBe(false);
+  expect(readdirSync(dir).filter((n) => n.startsWith(`.${name}-raced.`))).toEqual([]);
+
+  // the mark there when the command starts: the same answer, exit 3
+  const cmd = await cli(["-w", target, "--json", "backup", join(dir, `${name}-cli`)], { cwd: dir });
+  expect(cmd.code, cmd.stderr).toBe(3);
+  expect(JSON.parse(cmd.stderr.slice(cmd.stderr.indexOf("{"))).error).toSatisfy(refused);
+  expect(existsSync(join(dir, `${name}-cli`))).toBe(false);
+}
+
+/**
  * A backup of a store a restore has not finished with would hold the backup's CRL numbering under the mark, and a
  * restore of it would number from there. Opening the workspace refuses a marked store, but the restore's commit
  * can land after that and before the dump's snapshot: the dump itself must refuse what its snapshot holds.
  */
 describe("jpki backup of a PostgreSQL store a restore has not finished with", () => {
   it.skipIf(!onPostgres)("is refused, saying which restore to run again, also when the restore's mark lands after the workspace was opened; no backup is left", async () => {
-    const target = join(dir, "pg-pending");
-    await copyWorkspace(ws, target);
-    const url = (await workspaceStore(target))!;
-    const { findPgTools, libpqEnv } = await import("../../src/backup/postgres-tools.js");
-    const { takeBackup } = await import("../../src/backup/backup.js");
-    const mark = PostgresStore.restorePendingStatement(JSON.stringify({ source: "/backups/monday", startedAt: "2026-01-05T00:00:00.000Z" }));
-    // psql, synchronously: the mark is committed before takeBackup goes on from its progress report
-    const commitMark = () => execFileSync(findPgTools(0).psql, ["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "-c", mark], { env: { ...process.env, ...libpqEnv(url).env } });
-    const refused = (e: unknown) => {
-      expect(e).toMatchObject({ code: "ERR_WORKSPACE_CORRUPT", details: { reason: "restore-incomplete" } });
-      expect((e as Error).message).toMatch(/^a restore of \/backups\/monday into this PostgreSQL database did not finish \(started 2026-01-05T00:00:00\.000Z\).* Run 'jpki restore \/backups\/monday --force' again, which completes it$/);
-      return true;
-    };
-
-    const raced = join(dir, "pg-pending-raced");
-    await expect(
-      takeBackup({ workspaceDir: target, dest: raced, storeUrl: url, onProgress: (p) => void (p.phase === "store" && commitMark()) }),
-    ).rejects.toSatisfy(refused);
-    expect(existsSync(raced)).toBe(false);
-    expect(readdirSync(dir).filter((n) => n.startsWith(".pg-pending-raced."))).toEqual([]);
-
-    // the mark there when the command starts: the same answer, exit 3
-    const cmd = await cli(["-w", target, "--json", "backup", join(dir, "pg-pending-cli")], { cwd: dir });
-    expect(cmd.code, cmd.stderr).toBe(3);
-    expect(JSON.parse(cmd.stderr.slice(cmd.stderr.indexOf("{"))).error).toSatisfy(refused);
-    expect(existsSync(join(dir, "pg-pending-cli"))).toBe(false);
+    await backupRefusedOverMark(
+      "pg-pending",
+      () => PostgresStore.restorePendingStatement(JSON.stringify({ source: "/backups/monday", startedAt: "2026-01-05T00:00:00.000Z" })),
+      (e) => {
+        expect(e).toMatchObject({ code: "ERR_WORKSPACE_CORRUPT", details: { reason: "restore-incomplete" } });
+        expect((e as Error).message).toMatch(/^a restore of \/backups\/monday into this PostgreSQL database did not finish \(started 2026-01-05T00:00:00\.000Z\).* Run 'jpki restore \/backups\/monday --force' again, which completes it$/);
+        return true;
+      },
+    );
   });
 });
 
@@ -696,31 +708,15 @@ describe("jpki backup of a PostgreSQL store a restore has not finished with", ()
  */
 describe("jpki backup of a PostgreSQL store a copy loaded and never verified", () => {
   it.skipIf(!onPostgres)("is refused as opening it is, also when the copy's mark lands after the workspace was opened; no backup is left", async () => {
-    const target = join(dir, "pg-unverified");
-    await copyWorkspace(ws, target);
-    const url = (await workspaceStore(target))!;
-    const { findPgTools, libpqEnv } = await import("../../src/backup/postgres-tools.js");
-    const { takeBackup } = await import("../../src/backup/backup.js");
-    // the mark as PostgresStore.load leaves it: when, whose, what it holds
-    const mark = `INSERT INTO meta (key, value) VALUES ('${UNVERIFIED_COPY}', '2026-01-05T00:00:00.000Z 0badf00d cas=1') ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
-    const commitMark = () => execFileSync(findPgTools(0).psql, ["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "-c", mark], { env: { ...process.env, ...libpqEnv(url).env } });
-    const refused = (e: unknown) => {
-      expect(e).toMatchObject({ code: "ERR_WORKSPACE_CORRUPT", details: { reason: "unverified-copy" } });
-      expect((e as Error).message).toMatch(/^the PostgreSQL database holds a store copy that was never verified \(a 'jpki store copy' into it stopped on 2026-01-05T00:00:00\.000Z\): run the copy again/);
-      return true;
-    };
-
-    const raced = join(dir, "pg-unverified-raced");
-    await expect(
-      takeBackup({ workspaceDir: target, dest: raced, storeUrl: url, onProgress: (p) => void (p.phase === "store" && commitMark()) }),
-    ).rejects.toSatisfy(refused);
-    expect(existsSync(raced)).toBe(false);
-    expect(readdirSync(dir).filter((n) => n.startsWith(".pg-unverified-raced."))).toEqual([]);
-
-    // the mark there when the command starts: the same answer, exit 3
-    const cmd = await cli(["-w", target, "--json", "backup", join(dir, "pg-unverified-cli")], { cwd: dir });
-    expect(cmd.code, cmd.stderr).toBe(3);
-    expect(JSON.parse(cmd.stderr.slice(cmd.stderr.indexOf("{"))).error).toSatisfy(refused);
-    expect(existsSync(join(dir, "pg-unverified-cli"))).toBe(false);
+    await backupRefusedOverMark(
+      "pg-unverified",
+      // the mark as PostgresStore.load leaves it: when, whose, what it holds
+      () => `INSERT INTO meta (key, value) VALUES ('${UNVERIFIED_COPY}', '2026-01-05T00:00:00.000Z 0badf00d cas=1') ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+      (e) => {
+        expect(e).toMatchObject({ code: "ERR_WORKSPACE_CORRUPT", details: { reason: "unverified-copy" } });
+        expect((e as Error).message).toMatch(/^the PostgreSQL database holds a store copy that was never verified \(a 'jpki store copy' into it stopped on 2026-01-05T00:00:00\.000Z\): run the copy again/);
+        return true;
+      },
+    );
   });
 });
