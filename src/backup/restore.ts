@@ -46,13 +46,14 @@
  *   numbers, exact up to 2^53: a year-old backup costs 3 × 10^13 of them, 0.4 % of that room.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { JpkiError } from "../errors.js";
 import { systemClock, type Clock } from "../pki/clock.js";
 import { BRIDGE_ID, parseStateArlNumber } from "../ca/bridge-id.js";
 import { writeFileAtomic } from "../store/files.js";
 import { thisNamespace } from "../store/pid-namespace.js";
+import { touchEvery } from "../store/file-lock.js";
 import { TEMP_STALE_MS, abandoned, ownerTag, processAlive, syncDir } from "../store/staging.js";
 import { MAX_CRL_NUMBER, type Store } from "../store/types.js";
 import { workspacePaths } from "../workspace/workspace.js";
@@ -401,15 +402,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   stagingHere.add(stage);
   // Touched while this restore runs, also while it only waits (pg_restore): a sweep in another PID namespace
   // judges the directory by when it was last written.
-  const heartbeat = setInterval(() => {
-    try {
-      const t = new Date();
-      utimesSync(stage, t, t);
-    } catch {
-      // gone: the restore fails on its own
-    }
-  }, STAGE_HEARTBEAT_MS);
-  heartbeat.unref();
+  const heartbeat = touchEvery(stage, STAGE_HEARTBEAT_MS);
   try {
     opts.onProgress?.({ phase: "files" });
     // Copied and hashed again: a backup changed since it was verified is refused all the same.

@@ -231,20 +231,31 @@ function release(path: string): void {
  * Runs `fn` holding the lock file at `path`; ERR_WORKSPACE_LOCKED naming `what` when another live process holds
  * it. Filesystem failures (a read-only directory) are ERR_FILE_UNUSABLE.
  */
-export async function withFileLock<T>(path: string, what: string, fn: () => Promise<T>): Promise<T> {
-  const got = tryAcquire(path);
-  if (got !== true) throw lockedBy(got.holder, what);
-  heldHere.add(path);
-  // The heartbeat a process in another PID namespace judges the lock by (FOREIGN_LOCK_STALE_MS).
+/**
+ * Sets `path`'s mtime to now every `ms` until the returned timer is cleared (clearInterval): the heartbeat by which
+ * a process in another PID namespace, which cannot see whether ours runs, judges a lock or a staging directory
+ * (file-lock.ts, backup/restore.ts). A path gone meanwhile is left gone; the timer never keeps the process alive.
+ */
+export function touchEvery(path: string, ms: number): NodeJS.Timeout {
   const beat = setInterval(() => {
     try {
       const t = new Date();
       utimesSync(path, t, t);
     } catch {
-      // gone (a takeover after a stall longer than the stale age): nothing to refresh
+      // gone: its owner finds out on its own
     }
-  }, LOCK_HEARTBEAT_MS);
+  }, ms);
   beat.unref();
+  return beat;
+}
+
+export async function withFileLock<T>(path: string, what: string, fn: () => Promise<T>): Promise<T> {
+  const got = tryAcquire(path);
+  if (got !== true) throw lockedBy(got.holder, what);
+  heldHere.add(path);
+  // The heartbeat a process in another PID namespace judges the lock by (FOREIGN_LOCK_STALE_MS); gone after a
+  // takeover that followed a stall longer than the stale age: nothing to refresh then.
+  const beat = touchEvery(path, LOCK_HEARTBEAT_MS);
   try {
     return await fn();
   } finally {
