@@ -59,6 +59,18 @@ function failure(f: () => unknown): Error & { code?: string } {
   throw new Error("accepted");
 }
 
+/** A new card in a directory of its own (its chip secret beside it), opened, the JPKI application and its authentication PIN selected. */
+async function cardAtAuthPin(name: string) {
+  const own = mkdtempSync(join(tmpdir(), `jpki-card-${name}-`));
+  const key = join(own, "chip.key");
+  const p = join(own, "c.card");
+  EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: `card-${name}`, adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
+  const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+  await sw(card, SELECT_JPKI);
+  await sw(card, SELECT_AUTH_PIN);
+  return { own, key, p, card };
+}
+
 describe("the encrypted card file", () => {
   it("is owner-only, and so is the chip secret and its directory", () => {
     expect(statSync(cardFile).mode & 0o777).toBe(0o600);
@@ -339,13 +351,7 @@ describe("a card file with a second name (a hard link)", () => {
 
 describe("a chip secret or a rollback record with a second name (a hard link)", () => {
   const setUp = async (name: string) => {
-    const own = mkdtempSync(join(tmpdir(), `jpki-card-${name}-`));
-    const key = join(own, "chip.key");
-    const p = join(own, "c.card");
-    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: `card-${name}`, adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
-    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
-    await sw(card, SELECT_JPKI);
-    await sw(card, SELECT_AUTH_PIN);
+    const { own, key, p, card } = await cardAtAuthPin(name);
     return { own, key, p, card, record: join(own, "card-rollback", `card-${name}`) };
   };
 
@@ -507,13 +513,7 @@ describe("two VERIFYs at once on one card file", () => {
 
 describe("the card lock's takeover marker", () => {
   const setUp = async (name: string) => {
-    const own = mkdtempSync(join(tmpdir(), `jpki-card-${name}-`));
-    const key = join(own, "chip.key");
-    const p = join(own, "c.card");
-    EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: `card-${name}`, adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
-    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
-    await sw(card, SELECT_JPKI);
-    await sw(card, SELECT_AUTH_PIN);
+    const { own, p, card } = await cardAtAuthPin(name);
     // a holder killed while it held the card's lock
     writeFileSync(`${p}.lock`, "2147483646 1", { mode: 0o600 });
     return { own, p, card, marker: `${p}.lock.takeover` };
