@@ -33,8 +33,7 @@ import { certificateParts } from "../pki/der.js";
 import type { Signer } from "../pki/signer.js";
 import { signatureShape } from "../pki/signer.js";
 import { pemChunks } from "../pki/pem.js";
-import { crlFileSource } from "../profile/crl-reader.js";
-import { openCrl, type CrlStream } from "../profile/describe.js";
+import { crlFileSource, crlFrameIdentity, CrlReader } from "../profile/crl-reader.js";
 import { openStagingFile, stageFile, sweepStaleTemps, syncDir, type StagedFile } from "../store/staging.js";
 import { ARL_SCOPE, DELTA_SCOPE, FULL_SCOPE, type CaRecord, type CrlScope, type Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
@@ -83,19 +82,21 @@ export interface CrlIssuer {
 /**
  * The CRL number of the CRL installed at `path`, when it is one of the CA with key identifier `keyId` (its
  * authorityKeyIdentifier); undefined when there is no file, or it is another key's, or it does not parse. Read
- * as `jpki inspect` reads one (profile/describe.ts openCrl): the frame by positioned reads, the revoked entries
- * skipped, so a CRL of a million entries costs what an empty one does.
+ * as `jpki inspect` reads one (profile/crl-reader.ts): the frame by positioned reads, the revoked entries
+ * skipped, so a CRL of a million entries costs what an empty one does; its two fields by walking the DER.
  */
 export function installedCrlNumber(path: string, keyId: Buffer): bigint | undefined {
-  let crl: CrlStream;
+  let crl: CrlReader;
   try {
-    crl = openCrl(crlFileSource(path, "the installed CRL"));
+    crl = CrlReader.open(crlFileSource(path, "the installed CRL"));
   } catch {
     return undefined;
   }
   try {
-    const { crlNumber, authorityKeyIdentifier } = crl.header;
-    return crlNumber !== undefined && authorityKeyIdentifier === keyId.toString("hex") ? BigInt(crlNumber) : undefined;
+    const { crlNumber, keyId: installedKeyId } = crlFrameIdentity(crl.skeleton);
+    return crlNumber !== undefined && installedKeyId === keyId.toString("hex") ? crlNumber : undefined;
+  } catch {
+    return undefined;
   } finally {
     crl.close();
   }

@@ -9,7 +9,7 @@
  * (ERR_DER_MALFORMED otherwise); an extension that does not decode is reported as a violation so the rest
  * of the report still helps.
  */
-import { BasicConstraints, CertificatePolicies, CRLDistributionPoints, GeneralNames, type Extension } from "./asn1.js";
+import { asn1x509, type GeneralNames, type Extension } from "./asn1.js";
 import { JpkiError } from "../errors.js";
 import { readHeader, TAG } from "../pki/der.js";
 import { decodeFourItemsSan, isFourItemsOid } from "./san.js";
@@ -137,7 +137,7 @@ function checkKeyUsage(exts: Map<string, Extension>, kind: Exclude<ProfileKind, 
 }
 
 function generalNames(ext: Extension | undefined): GeneralNames | undefined {
-  return ext ? parseExt(ext, GeneralNames) : undefined;
+  return ext ? parseExt(ext, asn1x509().GeneralNames) : undefined;
 }
 
 function dirNames(gns: GeneralNames | undefined): RdnValue[][] {
@@ -147,7 +147,7 @@ function dirNames(gns: GeneralNames | undefined): RdnValue[][] {
 function policyOids(exts: Map<string, Extension>, f: Findings, p: string): { oids: string[]; hasCps: boolean } {
   const ext = exts.get(EXT_OID.certificatePolicies);
   if (!ext) return { oids: [], hasCps: false };
-  const pol = parseExt(ext, CertificatePolicies);
+  const pol = parseExt(ext, asn1x509().CertificatePolicies);
   if (!pol) {
     f.error(`${p}.certificatePolicies.malformed`, "certificatePolicies does not decode");
     return { oids: [], hasCps: false };
@@ -174,7 +174,7 @@ function checkKeyIdentifiers(exts: Map<string, Extension>, f: Findings, p: strin
 
 /** CDP dirNames (fullName directoryName entries), or undefined when the extension does not decode. */
 function cdpDirNames(ext: Extension): RdnValue[][] | undefined {
-  const cdp = parseExt(ext, CRLDistributionPoints);
+  const cdp = parseExt(ext, asn1x509().CRLDistributionPoints);
   if (!cdp) return undefined;
   return cdp.flatMap((dp) => (dp.distributionPoint?.fullName ?? []).filter((g) => g.directoryName).map((g) => readName(g.directoryName!)));
 }
@@ -212,7 +212,7 @@ export function checkCertificate(der: Uint8Array, opts: CheckOptions = {}): Prof
 
   const exts = indexExtensions(tbs.extensions, f, "cert");
   const bc = exts.get(EXT_OID.basicConstraints);
-  const bcValue = bc ? parseExt(bc, BasicConstraints) : undefined;
+  const bcValue = bc ? parseExt(bc, asn1x509().BasicConstraints) : undefined;
   if (bc && !bcValue) f.error("cert.basicConstraints.malformed", "basicConstraints does not decode");
   const policies = policyOids(exts, f, "cert");
 
@@ -378,7 +378,7 @@ export function checkCertificate(der: Uint8Array, opts: CheckOptions = {}): Prof
 }
 
 function hasFourItems(san: Extension | undefined): boolean {
-  const gns = san ? parseExt(san, GeneralNames) : undefined;
+  const gns = san ? parseExt(san, asn1x509().GeneralNames) : undefined;
   return (gns ?? []).some((g) => g.otherName && isFourItemsOid(g.otherName.typeId));
 }
 

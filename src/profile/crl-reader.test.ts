@@ -8,11 +8,13 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { buildCrl, crlDer, type CrlEntryInput } from "../crl/builder.js";
 import { reasonName } from "../crl/reason.js";
 import { isJpkiError } from "../errors.js";
-import { children, seq } from "../pki/der.js";
+import { children, extension, integer, seq } from "../pki/der.js";
 import { SoftwareSigner } from "../pki/signer.js";
 import { encodeName } from "./names.js";
 import { checkCrl } from "./check.js";
-import { crlBytesSource, crlFileSource } from "./crl-reader.js";
+import { crlBytesSource, crlFileSource, crlFrameIdentity, CrlReader } from "./crl-reader.js";
+import { installedCrlNumber } from "../crl/publisher.js";
+import { EXT_OID } from "./oids.js";
 import { describeCrl, openCrl } from "./describe.js";
 
 const signer = new SoftwareSigner(generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey);
@@ -214,5 +216,75 @@ describe("an entry's empty crlEntryExtensions (SIZE (1..MAX), RFC 5280 §5.1: ab
     expect(totals.profile.violations).toEqual([{ rule: "crl.entry.extensions.empty", severity: "warning", message: expect.stringMatching(/^2 entries: .*present but empty/) }]);
     expect(checkCrl(bad).violations).toEqual(totals.profile.violations);
     expect(readAll(der).totals.profile.violations).toEqual([]);
+  });
+});
+
+describe("crlFrameIdentity: the cRLNumber and authority key id of a CRL frame, by walking the DER (the publisher's installed-CRL check)", () => {
+  const identityOf = (der: Buffer) => {
+    const r = CrlReader.open(crlBytesSource(der));
+    try {
+      return crlFrameIdentity(r.skeleton);
+    } finally {
+      r.close();
+    }
+  };
+  const build = async (o: { number: bigint; keyId: Buffer; entries?: number; extensions?: Buffer[] }) =>
+    crlDer(
+      await buildCrl({
+        issuerName,
+        authorityKeyId: o.keyId,
+        number: o.number,
+        thisUpdate: new Date("2026-01-03T00:00:00Z"),
+        nextUpdate: new Date("2026-01-05T00:00:00Z"),
+        entries: [entries(o.entries ?? 0)],
+        signer,
+        ...(o.extensions ? { extraExtensions: o.extensions } : {}),
+      }),
+    );
+
+  it("reads what the asn1-schema reader (describeCrl) reads: empty and full CRLs, a 20-octet number, a delta CRL", async () => {
+    const cases = [
+      await build({ number: 0n, keyId: Buffer.alloc(20, 1) }),
+      await build({ number: 12n, keyId: Buffer.alloc(20, 7), entries: 50 }),
+      await build({ number: (1n << 159n) - 3n, keyId: Buffer.from("00ff10", "hex"), entries: 3 }),
+      await build({ number: 9n, keyId: Buffer.alloc(20, 9), extensions: [extension(EXT_OID.deltaCRLIndicator, true, integer(8))] }),
+    ];
+    for (const der of cases) {
+      const d = describeCrl(der, { maxEntries: 0 });
+      expect(identityOf(der)).toEqual({ crlNumber: BigInt(d.crlNumber!), keyId: d.authorityKeyIdentifier });
+    }
+    expect(identityOf(cases[2]!).crlNumber).toBe((1n << 159n) - 3n);
+    expect(describeCrl(cases[3]!, { maxEntries: 0 }).deltaCrlIndicator).toBe("8");
+  });
+
+  it("refuses a frame that is not a CertificateList's, a negative number, and an INTEGER that does not fill its extension", async () => {
+    const der = await build({ number: 12n, keyId: Buffer.alloc(20, 7) });
+    const number = Buffer.from("0603551d140403020 10c".replace(/ /g, ""), "hex"); // cRLNumber, OCTET STRING { INTEGER 12 }
+    const at = der.indexOf(number);
+    expect(at).toBeGreaterThan(0);
+    const negative = Buffer.from(der);
+    negative[at + number.length - 1] = 0x8c;
+    const short = Buffer.from(der);
+    short[at + number.length - 2] = 0x00; // INTEGER of length 0, and a byte after it inside the OCTET STRING
+    for (const bad of [negative, short]) expect(() => identityOf(bad)).toThrow(RangeError);
+    expect(() => crlFrameIdentity(seq(seq(), seq()))).toThrow(RangeError);
+    expect(() => crlFrameIdentity(Buffer.from("3000", "hex"))).toThrow(RangeError);
+  });
+
+  it("installedCrlNumber: the number only for the same key; nothing for another key's CRL, a damaged one, or no file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-installed-"));
+    const key = Buffer.alloc(20, 7);
+    const der = await build({ number: 41n, keyId: key, entries: 10 });
+    const path = join(dir, "ca.crl");
+    writeFileSync(path, der);
+    expect(installedCrlNumber(path, key)).toBe(41n);
+    expect(installedCrlNumber(path, Buffer.alloc(20, 8))).toBeUndefined();
+    const negative = Buffer.from(der);
+    negative[der.indexOf(Buffer.from("0603551d14040302012 9".replace(/ /g, ""), "hex")) + 9] = 0xa9;
+    writeFileSync(path, negative);
+    expect(installedCrlNumber(path, key)).toBeUndefined();
+    writeFileSync(path, der.subarray(0, der.length - 5));
+    expect(installedCrlNumber(path, key)).toBeUndefined();
+    expect(installedCrlNumber(join(dir, "none.crl"), key)).toBeUndefined();
   });
 });

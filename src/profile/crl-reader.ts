@@ -19,7 +19,7 @@ import { createHash } from "node:crypto";
 import { closeSync, readSync } from "node:fs";
 import { JpkiError } from "../errors.js";
 import { NOT_REGULAR, openRegularFile } from "../pki/regular-file.js";
-import { readHeader, seq, TAG } from "../pki/der.js";
+import { children, oid, readHeader, seq, TAG } from "../pki/der.js";
 import { assertDer } from "../pki/der-strict.js";
 import { CrlEntryCheck, type CrlEntryFacts, type Violation } from "./check.js";
 import { EXT_OID } from "./oids.js";
@@ -502,4 +502,55 @@ export class CrlReader {
     this.state = "closed";
     this.source.close();
   }
+}
+
+const CRL_NUMBER_OID = oid(EXT_OID.cRLNumber);
+const AKI_OID = oid(EXT_OID.authorityKeyIdentifier);
+const isTime = (b: Buffer | undefined) => b?.[0] === TAG.UTC_TIME || b?.[0] === TAG.GENERALIZED_TIME;
+
+/** The content of the single TLV `b` (RangeError when `b` is not exactly one TLV of tag `tag`). */
+function contentOf1(b: Buffer, tag: number): Buffer {
+  const h = readHeader(b);
+  if (h.tag !== tag || h.headerLength + h.length !== b.length) throw new RangeError("unexpected DER element");
+  return b.subarray(h.headerLength);
+}
+
+/**
+ * The cRLNumber and the authorityKeyIdentifier's keyIdentifier (hex) of a CRL frame (CrlReader.skeleton), read
+ * by walking the DER: the publisher reads the installed CRL's on every publication, and describing the frame
+ * (profile/describe.ts) loaded asn1-x509 and asn1-schema, ≈ 45 ms of every `jpki crl generate`. The frame must
+ * have a CertificateList's shape (RFC 5280 §5.1); a RangeError says it has not.
+ */
+export function crlFrameIdentity(skeleton: Buffer): { crlNumber?: bigint; keyId?: string } {
+  const top = children(skeleton);
+  if (top.length !== 3 || top[0]![0] !== TAG.SEQUENCE || top[1]![0] !== TAG.SEQUENCE || top[2]![0] !== TAG.BIT_STRING) throw new RangeError("not a CertificateList");
+  const fields = children(top[0]!);
+  let i = fields[0]?.[0] === TAG.INTEGER ? 1 : 0; // version
+  if (fields[i++]?.[0] !== TAG.SEQUENCE || fields[i++]?.[0] !== TAG.SEQUENCE || !isTime(fields[i++])) throw new RangeError("not a TBSCertList");
+  if (isTime(fields[i])) i++; // nextUpdate
+  if (fields[i]?.[0] === TAG.SEQUENCE) i++; // revokedCertificates (absent from a skeleton)
+  const wrapped = fields[i]?.[0] === 0xa0 ? fields[i++] : undefined;
+  if (i !== fields.length) throw new RangeError("not a TBSCertList");
+  const out: { crlNumber?: bigint; keyId?: string } = {};
+  if (!wrapped) return out;
+  const list = contentOf1(wrapped, 0xa0);
+  contentOf1(list, TAG.SEQUENCE); // exactly one SEQUENCE OF Extension
+  for (const ext of children(list)) {
+    if (ext[0] !== TAG.SEQUENCE) throw new RangeError("not an Extension");
+    const parts = children(ext);
+    const id = parts[0];
+    const value = parts[parts.length - 1];
+    if (parts.length < 2 || parts.length > 3 || id?.[0] !== TAG.OID || !value) throw new RangeError("not an Extension");
+    const inner = contentOf1(value, TAG.OCTET_STRING);
+    if (id.equals(CRL_NUMBER_OID)) {
+      const n = contentOf1(inner, TAG.INTEGER);
+      if (!n.length || n[0]! & 0x80) throw new RangeError("cRLNumber is not a non-negative INTEGER");
+      out.crlNumber = BigInt(`0x${n.toString("hex")}`);
+    } else if (id.equals(AKI_OID)) {
+      contentOf1(inner, TAG.SEQUENCE);
+      const key = children(inner).find((f) => f[0] === 0x80); // keyIdentifier [0] IMPLICIT OCTET STRING
+      if (key) out.keyId = contentOf1(key, 0x80).toString("hex");
+    }
+  }
+  return out;
 }

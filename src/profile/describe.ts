@@ -6,21 +6,12 @@
  */
 import { createHash } from "node:crypto";
 import {
-  AuthorityInfoAccessSyntax,
-  AuthorityKeyIdentifier,
-  BasicConstraints,
-  CertificatePolicies,
-  CRLDistributionPoints,
-  DisplayText,
-  ExtendedKeyUsage,
-  GeneralNames,
-  IssuingDistributionPoint,
-  SubjectKeyIdentifier,
-  UserNotice,
+  asn1x509,
+  asnConvert,
+  type DisplayText,
   type DistributionPointName,
   type Extension,
   type GeneralName,
-  AsnConvert,
 } from "./asn1.js";
 import { JpkiError } from "../errors.js";
 import { readHeader, TAG } from "../pki/der.js";
@@ -173,7 +164,7 @@ function describeGeneralName(g: GeneralName): GeneralNameDescription {
   if (g.rfc822Name !== undefined) return { type: "email", value: g.rfc822Name };
   if (g.iPAddress !== undefined) return { type: "ip", value: g.iPAddress };
   if (g.registeredID !== undefined) return { type: "registeredID", value: g.registeredID };
-  return { type: "other", value: hex(AsnConvert.serialize(g)) };
+  return { type: "other", value: hex(asnConvert().serialize(g)) };
 }
 
 function utf8Of(tlv: Uint8Array): string | undefined {
@@ -209,15 +200,15 @@ function decodeExtension(ext: Extension): unknown {
       return bits.map((b) => (Object.keys(KEY_USAGE_BIT) as (keyof typeof KEY_USAGE_BIT)[]).find((n) => KEY_USAGE_BIT[n] === b) ?? (b === 7 ? "encipherOnly" : b === 8 ? "decipherOnly" : `bit${b}`));
     }
     case EXT_OID.basicConstraints: {
-      const bc = need(parseExt(ext, BasicConstraints));
+      const bc = need(parseExt(ext, asn1x509().BasicConstraints));
       return { ca: bc.cA, ...(bc.pathLenConstraint !== undefined ? { pathLength: bc.pathLenConstraint } : {}) };
     }
     case EXT_OID.subjectAltName:
     case EXT_OID.issuerAltName:
     case EXT_OID.certificateIssuer:
-      return need(parseExt(ext, GeneralNames)).map(describeGeneralName);
+      return need(parseExt(ext, asn1x509().GeneralNames)).map(describeGeneralName);
     case EXT_OID.certificatePolicies:
-      return need(parseExt(ext, CertificatePolicies)).map((pi) => {
+      return need(parseExt(ext, asn1x509().CertificatePolicies)).map((pi) => {
         const cps: string[] = [];
         const notices: string[] = [];
         for (const q of pi.policyQualifiers ?? []) {
@@ -226,7 +217,7 @@ function decodeExtension(ext: Extension): unknown {
             const h = readHeader(t, 0);
             cps.push(Buffer.from(t.subarray(h.headerLength, h.headerLength + h.length)).toString("latin1"));
           } else {
-            const un = AsnConvert.parse(q.qualifier, UserNotice);
+            const un = asnConvert().parse(q.qualifier, asn1x509().UserNotice);
             const text = displayText(un.explicitText);
             if (text) notices.push(text);
           }
@@ -239,20 +230,20 @@ function decodeExtension(ext: Extension): unknown {
         };
       });
     case EXT_OID.cRLDistributionPoints:
-      return need(parseExt(ext, CRLDistributionPoints)).map((dp) => ({
+      return need(parseExt(ext, asn1x509().CRLDistributionPoints)).map((dp) => ({
         ...(dp.distributionPoint ? { distributionPoint: describeDpName(dp.distributionPoint) } : {}),
         ...(dp.reasons ? { reasons: dp.reasons.toJSON() } : {}),
         ...(dp.cRLIssuer ? { crlIssuer: dp.cRLIssuer.map(describeGeneralName) } : {}),
       }));
     case EXT_OID.authorityInfoAccess:
-      return need(parseExt(ext, AuthorityInfoAccessSyntax)).map((ad) => ({
+      return need(parseExt(ext, asn1x509().AuthorityInfoAccessSyntax)).map((ad) => ({
         method: ad.accessMethod === AIA_OID.ocsp ? "ocsp" : ad.accessMethod === AIA_OID.caIssuers ? "caIssuers" : ad.accessMethod,
         location: describeGeneralName(ad.accessLocation),
       }));
     case EXT_OID.subjectKeyIdentifier:
-      return hex(need(parseExt(ext, SubjectKeyIdentifier)).buffer);
+      return hex(need(parseExt(ext, asn1x509().SubjectKeyIdentifier)).buffer);
     case EXT_OID.authorityKeyIdentifier: {
-      const aki = need(parseExt(ext, AuthorityKeyIdentifier));
+      const aki = need(parseExt(ext, asn1x509().AuthorityKeyIdentifier));
       return {
         ...(aki.keyIdentifier ? { keyIdentifier: hex(aki.keyIdentifier.buffer) } : {}),
         ...(aki.authorityCertIssuer ? { authorityCertIssuer: aki.authorityCertIssuer.map(describeGeneralName) } : {}),
@@ -260,12 +251,12 @@ function decodeExtension(ext: Extension): unknown {
       };
     }
     case EXT_OID.extKeyUsage:
-      return [...need(parseExt(ext, ExtendedKeyUsage))];
+      return [...need(parseExt(ext, asn1x509().ExtendedKeyUsage))];
     case EXT_OID.cRLNumber:
     case EXT_OID.deltaCRLIndicator:
       return need(integerTlv(extValue(ext))).value.toString();
     case EXT_OID.issuingDistributionPoint: {
-      const idp = need(parseExt(ext, IssuingDistributionPoint));
+      const idp = need(parseExt(ext, asn1x509().IssuingDistributionPoint));
       return {
         ...(idp.distributionPoint ? { distributionPoint: describeDpName(idp.distributionPoint) } : {}),
         onlyContainsUserCerts: idp.onlyContainsUserCerts,

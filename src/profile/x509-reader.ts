@@ -3,7 +3,7 @@
  * profile checker and `jpki inspect`. It turns library errors into ERR_DER_MALFORMED naming what failed,
  * and the library's mutable objects into plain values, so neither leaks into our API (STYLE.md §3).
  */
-import { AsnConvert, Certificate, CertificateList, type Extension, type Name, type RevokedCertificate, type Time } from "./asn1.js";
+import { asn1x509, asnConvert, type Certificate, type CertificateList, type Extension, type Name, type RevokedCertificate, type Time } from "./asn1.js";
 import { JpkiError } from "../errors.js";
 import { children, readHeader, seq, TAG } from "../pki/der.js";
 import { ALG_OID, ATTR_OID, EXT_OID } from "./oids.js";
@@ -28,7 +28,7 @@ export function expectSingleSequence(der: Uint8Array, what: string, total = der.
 export function parseCertificate(der: Uint8Array): Certificate {
   expectSingleSequence(der, "certificate");
   try {
-    return AsnConvert.parse(der, Certificate);
+    return asnConvert().parse(der, asn1x509().Certificate);
   } catch (e) {
     throw new JpkiError("ERR_DER_MALFORMED", `certificate: the DER does not decode as an X.509 Certificate (${(e as Error).message})`, { cause: e });
   }
@@ -49,7 +49,7 @@ export function parseCrl(der: Uint8Array): CertificateList {
     const i = fields.findIndex((f, k) => k >= 3 && f[0] === TAG.SEQUENCE);
     const entries = i >= 0 ? children(fields[i]!) : [];
     const without = i >= 0 ? [...fields.slice(0, i), ...fields.slice(i + 1)] : fields;
-    const list = AsnConvert.parse(seq(seq(...without), sigAlg, sig), CertificateList);
+    const list = asnConvert().parse(seq(seq(...without), sigAlg, sig), asn1x509().CertificateList);
     if (i >= 0) list.tbsCertList.revokedCertificates = entries.map(decodeEntry);
     // asn1-schema reads [0] { SEQUENCE {} } as no crlExtensions at all: kept as an empty list, which the
     // profile check reports (SIZE (1..MAX))
@@ -124,7 +124,7 @@ function decodeEntry(entry: Uint8Array): RevokedCertificate {
 /** Parses one extension's value with the given schema; undefined (not a throw) when it does not decode. */
 export function parseExt<T>(ext: Extension, type: new () => T): T | undefined {
   try {
-    return AsnConvert.parse(ext.extnValue.buffer, type);
+    return asnConvert().parse(ext.extnValue.buffer, type);
   } catch {
     return undefined;
   }
@@ -212,7 +212,7 @@ export function sameNameShape(rdns: readonly RdnValue[], expected: ReadonlyArray
  */
 export function nameDer(name: Name): Buffer {
   try {
-    return Buffer.from(AsnConvert.serialize(name));
+    return Buffer.from(asnConvert().serialize(name));
   } catch (e) {
     throw new JpkiError("ERR_DER_MALFORMED", `a distinguished name holds an attribute value of a type it cannot have (${(e as Error).message})`, { cause: e });
   }
