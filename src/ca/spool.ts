@@ -68,6 +68,8 @@ export interface WatchOptions {
   readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** a claim whose heartbeat is older than this (ms) is taken over, whoever made it (default CLAIM_STALE_MS, 10 min) */
   readonly claimStaleMs?: number;
+  /** how often (wall-clock ms) an idle watcher sweeps DIR of abandoned temporary files (default TEMP_SWEEP_MS, 10 min) */
+  readonly tempSweepMs?: number;
 }
 
 function isDir(p: string): boolean {
@@ -235,7 +237,7 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
     const claimed = claim();
     if (!claimed) {
       await tick();
-      if (Date.now() - swept >= TEMP_SWEEP_MS) sweepSpoolTemps(); // a counter killed while this watcher runs
+      if (Date.now() - swept >= (o.tempSweepMs ?? TEMP_SWEEP_MS)) sweepSpoolTemps(); // a counter killed while this watcher runs
       if (o.once) {
         // A one-shot run (an operator's recovery after a crash) leaves no revocation unpublished,
         // whatever the interval says.
