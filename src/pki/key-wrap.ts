@@ -134,17 +134,31 @@ function kek(passphrase: string, p: KeyWrapParams): Buffer {
   return kekCache.get(id) ?? remember(id, pbkdf2Sync(Buffer.from(passphrase, "utf8"), p.salt, p.iterations, 32, "sha256"));
 }
 
+/** Derivations running on the thread pool, by cache id: a second caller waits for the first's. */
+const deriving = new Map<string, Promise<void>>();
+
 /**
  * Derives the key-encryption key on libuv's thread pool and caches it, so the unwrap that follows is one AES
- * decryption: a caller with other work (reading a CRL's entries) does it while PBKDF2 runs.
+ * decryption: a caller with other work (reading a CRL's entries) does it while PBKDF2 runs. Callers that ask for
+ * the same key while it is being derived share that one derivation (`jpki crl generate` opens its CAs' keys in
+ * parallel, all under one salt: each ran its own 600,000-iteration PBKDF2 before).
  */
-export async function prepareKek(passphrase: string, p: KeyWrapParams): Promise<void> {
+export function prepareKek(passphrase: string, p: KeyWrapParams): Promise<void> {
   const id = cacheId(passphrase, p);
-  if (kekCache.has(id)) return;
-  const k = await new Promise<Buffer>((resolve, reject) =>
-    pbkdf2(Buffer.from(passphrase, "utf8"), p.salt, p.iterations, 32, "sha256", (err, key) => (err ? reject(err) : resolve(key))),
-  );
-  if (!kekCache.has(id)) remember(id, k);
+  if (kekCache.has(id)) return Promise.resolve();
+  let running = deriving.get(id);
+  if (!running) {
+    running = new Promise<void>((resolve, reject) =>
+      pbkdf2(Buffer.from(passphrase, "utf8"), p.salt, p.iterations, 32, "sha256", (err, key) => {
+        deriving.delete(id);
+        if (err) return reject(err);
+        if (!kekCache.has(id)) remember(id, key);
+        resolve();
+      }),
+    );
+    deriving.set(id, running);
+  }
+  return running;
 }
 
 /** Wraps a private key (as PKCS#8) under the passphrase; returns the DER EncryptedPrivateKeyInfo. */

@@ -4,16 +4,17 @@
  * 600,000-iteration PBKDF2 on the loop stalls every answer for ~0.2 s. pbkdf2Sync is watched here (passed through).
  */
 import { execFileSync } from "node:child_process";
-import { generateKeyPairSync, pbkdf2Sync } from "node:crypto";
+import { generateKeyPairSync, pbkdf2, pbkdf2Sync, randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
-import { unlockPrivateKey } from "./keys.js";
+import { newKeyWrapParams, prepareKek } from "./key-wrap.js";
+import { encryptPrivateKey, unlockPrivateKey } from "./keys.js";
 
 vi.mock("node:crypto", async (importOriginal) => {
   const m = await importOriginal<typeof import("node:crypto")>();
-  return { ...m, pbkdf2Sync: vi.fn(m.pbkdf2Sync) };
+  return { ...m, pbkdf2Sync: vi.fn(m.pbkdf2Sync), pbkdf2: vi.fn(m.pbkdf2) };
 });
 
 // が precomposed (NFC) and as か + U+3099 (NFD): the same passphrase typed on two machines
@@ -53,5 +54,21 @@ describe("unlockPrivateKey with a passphrase typed in the other normalisation", 
     vi.mocked(pbkdf2Sync).mockClear();
     await expect(unlockPrivateKey(pem, "パスフレーズか長い")).rejects.toMatchObject({ code: "ERR_PASSPHRASE_WRONG" });
     expect(vi.mocked(pbkdf2Sync)).not.toHaveBeenCalled();
+  });
+});
+
+describe("unlocks in parallel", () => {
+  it("of keys under one salt (a workspace's CA keys) derive the key-encryption key once, not once each", async () => {
+    const params = newKeyWrapParams();
+    const pems = Array.from({ length: 4 }, () => encryptPrivateKey(generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey, "parallel", params));
+    // Wrapping cached the KEK: push it out of the process's cache (8 entries) with cheap derivations of other keys.
+    for (let i = 0; i < 8; i++) await prepareKek(`other ${i}`, { salt: randomBytes(16), iterations: 1 });
+    vi.mocked(pbkdf2).mockClear();
+    const keys = await Promise.all(pems.map((pem) => unlockPrivateKey(pem, "parallel")));
+    expect(keys).toHaveLength(4);
+    expect(vi.mocked(pbkdf2)).toHaveBeenCalledTimes(1);
+    // and once derived, none more
+    await unlockPrivateKey(pems[0]!, "parallel");
+    expect(vi.mocked(pbkdf2)).toHaveBeenCalledTimes(1);
   });
 });
