@@ -202,3 +202,26 @@ describe("NoticeIngestor: a notice's items in the registry's normal form", () =>
     }
   });
 });
+
+describe("NoticeIngestor: what an earlier run stored, said apart from a feed's own repeats", () => {
+  it("counts a notice stored by another run as alreadyApplied / alreadyHeld, one this run stored (a feed repeating it a batch later) as a plain duplicate", async () => {
+    const codes = ["0000000011", "0000000012", "0000000013"].map(makeResidentCode);
+    const s = await storeWith(codes);
+    try {
+      const run = new Date("2026-05-01T00:00:00Z");
+      const c = new FixedClock(run);
+      const first = [notice("A-1", codes[0]!, 1), notice("A-2", codes[1]!, 2)]; // A-2 held: its sequence 1 never came
+      await new NoticeIngestor({ store: s, clock: c }).ingest(records(first), { batchSize: 1 });
+      c.advance(60_000);
+      // The rerun repeats A-1 in its own batch, and B-1 (its own) three batches later.
+      const feed = [notice("A-1", codes[0]!, 1), notice("A-1", codes[0]!, 1), notice("A-2", codes[1]!, 2), notice("B-1", codes[2]!, 1), notice("B-1", codes[2]!, 1)];
+      const r = await new NoticeIngestor({ store: s, clock: c }).ingest(records(feed), { batchSize: 1 });
+      expect(r).toMatchObject({ read: 5, applied: 1, duplicates: 4, alreadyApplied: 2, alreadyHeld: 1 });
+      // A clock that stands still across both runs cannot tell them apart: never said to be resumed then.
+      const still = await new NoticeIngestor({ store: s, clock: c }).ingest(records([notice("B-1", codes[2]!, 1)]));
+      expect(still).toMatchObject({ duplicates: 1, alreadyApplied: 0, alreadyHeld: 0 });
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -30,7 +30,16 @@ export interface RejectedNotice {
 export interface IngestProgress {
   readonly read: number;
   readonly applied: number;
+  /** notices not taken again because the store or this run already has them with the same content: all of them */
   readonly duplicates: number;
+  /**
+   * Of `duplicates`, those an earlier run (or another process) had already applied: a run that resumes after a
+   * killed one finds that run's committed batches here. The rest of `duplicates` are this run's own: a notice
+   * repeated in the feed, or one an earlier run held and still holds ({@link IngestProgress.alreadyHeld}).
+   */
+  readonly alreadyApplied: number;
+  /** of `duplicates`, those an earlier run (or another process) received and still holds */
+  readonly alreadyHeld: number;
   readonly held: number;
   readonly rejected: number;
   readonly revocations: number;
@@ -143,15 +152,23 @@ class Tally {
   read = 0;
   applied = 0;
   duplicates = 0;
+  alreadyApplied = 0;
+  alreadyHeld = 0;
   held = 0;
   released = 0;
   rejected = 0;
   revocations = 0;
   byReason: Record<string, number> = {};
   byCa: Record<string, number> = {};
+  /**
+   * The `at` (ms) of every batch this run decided: the store keeps it as a notice's receivedAt, so a stored notice
+   * received at another time was stored by another run. One number per batch, not one per notice: memory stays
+   * bounded by the batch count however long the feed.
+   */
+  readonly batchTimes = new Set<number>();
   progress(): IngestProgress {
-    const { read, applied, duplicates, held, rejected, revocations } = this;
-    return { read, applied, duplicates, held, rejected, revocations };
+    const { read, applied, duplicates, alreadyApplied, alreadyHeld, held, rejected, revocations } = this;
+    return { read, applied, duplicates, alreadyApplied, alreadyHeld, held, rejected, revocations };
   }
 }
 
@@ -265,7 +282,9 @@ export class NoticeIngestor {
     // The context is read and the decision committed in one write transaction, so a concurrent ingestion
     // (or issuance) cannot change what this batch decides from. decide() is pure: a retry starts afresh.
     const done = await this.#store.commitNoticeBatch(keys, (ctx) => {
-      const plan = new Plan(ctx, this.#clock.now());
+      const at = this.#clock.now();
+      t.batchTimes.add(at.getTime());
+      const plan = new Plan(ctx, at, t.batchTimes);
       const problems: RejectedNotice[] = [];
       for (const p of batch) {
         const problem = plan.offer(p.notice, p.body);
@@ -289,6 +308,8 @@ function codesOf(n: ChangeNotice, filedUnder = n.residentCode): string[] {
 class Plan {
   readonly #ctx: NoticeContext;
   readonly #at: Date;
+  /** the batch times of this run (Tally.batchTimes): a stored notice received at none of them is another run's */
+  readonly #runTimes: ReadonlySet<number>;
   readonly #seen = new Map<string, string>();
   readonly #last = new Map<string, number>();
   readonly #held = new Map<string, ChangeNotice[]>();
@@ -302,14 +323,17 @@ class Plan {
   #released = 0;
   #heldCount = 0;
   #duplicates = 0;
+  #alreadyApplied = 0;
+  #alreadyHeld = 0;
   /** held notices force() left held: too far ahead of their resident's last applied sequence */
   readonly refused: RefusedRelease[] = [];
   /** a resident-code change applied here re-filed held notices under the new code */
   refiled = false;
 
-  constructor(ctx: NoticeContext, at: Date) {
+  constructor(ctx: NoticeContext, at: Date, runTimes: ReadonlySet<number> = new Set([at.getTime()])) {
     this.#ctx = ctx;
     this.#at = at;
+    this.#runTimes = runTimes;
     for (const [k, v] of ctx.lastSequence) this.#last.set(k, v);
     // A held notice is filed under the resident's current code (re-filed after a resident-code change),
     // which may differ from the code in its body.
@@ -331,7 +355,9 @@ class Plan {
 
   /** Takes one notice from the feed; returns a problem when it must be rejected. */
   offer(n: ChangeNotice, body = canonical(n)): { code: ErrorCode; message: string } | undefined {
-    const seenBody = this.#ctx.known.get(n.noticeId)?.body ?? this.#seen.get(n.noticeId);
+    // Seen in this batch first: a notice the store has and the batch repeats is counted as another run's once.
+    const inStore = this.#seen.has(n.noticeId) ? undefined : this.#ctx.known.get(n.noticeId);
+    const seenBody = this.#seen.get(n.noticeId) ?? inStore?.body;
     if (seenBody !== undefined) {
       // The same id must mean the same notice: a different body is another change under a reused id, and
       // counting it as a duplicate would silently drop it.
@@ -340,6 +366,15 @@ class Plan {
         return { code: "ERR_NOTICE_CONFLICT", message: `notice ${n.noticeId} was received before with a different content: a notice id names one notice only (ask the registry which is right)` };
       }
       this.#duplicates++;
+      // Stored by another run (received at none of this run's batch times): a resumed run's skipped prefix, said
+      // apart from a notice this feed repeats. The clock is the same injected one for both runs, so two runs
+      // meeting in the same millisecond (or a frozen test clock) count as this run's: said as a duplicate, never
+      // falsely as resumed.
+      if (inStore && !this.#runTimes.has(inStore.receivedAt.getTime())) {
+        if (inStore.status === "applied") this.#alreadyApplied++;
+        else this.#alreadyHeld++;
+      }
+      this.#seen.set(n.noticeId, seenBody);
       return undefined;
     }
     const rc = this.#current(n.residentCode);
@@ -487,6 +522,8 @@ class Plan {
   tallyCommitted(t: Tally, revoked: number): void {
     t.revocations += revoked;
     t.duplicates += this.#duplicates;
+    t.alreadyApplied += this.#alreadyApplied;
+    t.alreadyHeld += this.#alreadyHeld;
     t.applied += this.#applied;
     t.released += this.#released;
     t.held += this.#heldCount;

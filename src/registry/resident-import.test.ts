@@ -47,4 +47,15 @@ describe("importResidents", () => {
     expect(two).toMatchObject({ inserted: 0, updated: 0, unchanged: 0, errors: [expect.objectContaining({ index: 0, first: 8 })] });
     expect((await s.getResident(A))?.fourItems.name).toBe("山田　がく");
   });
+
+  it("remembers the code of a line refused as malformed only when it is a valid code, and says the first was malformed", async () => {
+    const s = store();
+    const seen = new ImportedCodes();
+    seen.noteMalformed({ residentCode: ` ${A} `, birthDate: "nonsense" }, 2);
+    for (const bad of [null, [A], "text", { residentCode: 12345678901 }, { residentCode: `${A.slice(0, 10)}${(Number(A[10]) + 1) % 10}` }]) seen.noteMalformed(bad, 3);
+    const r = await importResidents(s, [record(A), record(B)], { seen, lines: [5, 6] });
+    expect(r).toMatchObject({ inserted: 1, errors: [expect.objectContaining({ index: 0, code: "ERR_RESIDENT_DUPLICATE", first: 2 })] });
+    expect(r.errors[0]!.message).toContain("first at line 2, refused as malformed");
+    expect(seen.firstWasMalformed(B)).toBe(false);
+  });
 });

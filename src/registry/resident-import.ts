@@ -17,7 +17,11 @@
  * naming the line of the first), as the CA side refuses a notice id that comes again with another body
  * (ERR_NOTICE_CONFLICT): only the first is decided, so the outcome never depends on which line came last or where a
  * batch ended. Repeated identically it is refused as well: it says the exporting system is broken, and the
- * operator hears of it.
+ * operator hears of it. The same holds when the first line was refused as malformed but its resident code can
+ * still be read (ImportedCodes.noteMalformed): that line was the first about the resident and was decided (refused),
+ * so a later well-formed one is a repeat like any other. Taking the later one instead would let the file's order
+ * pick which of two disagreeing records stands, and import a record whose own file is inconsistent about it; the
+ * operator corrects the malformed line (the exporting system) and imports the file again.
  *
  * Each batch is decided inside the store's write transaction that commits it (Store.applyToRegistry), so an
  * issuance or a notice committed between the read and the write cannot slip past the rule.
@@ -26,6 +30,7 @@ import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import { registryLoadAudit } from "../store/audit-ops.js";
 import type { ResidentRecord, Store } from "../store/types.js";
 import { normaliseRegistryText } from "./resident.js";
+import { isValidResidentCode } from "./resident-code.js";
 
 export interface ResidentImportSummary {
   /** new resident codes */
@@ -48,15 +53,41 @@ export interface ResidentImportSummary {
  */
 export class ImportedCodes {
   readonly #first = new Map<number | string, number>();
+  /** codes whose first line was refused as malformed (few: a set of its own, not a flag on every code) */
+  readonly #malformed = new Set<number | string>();
 
   /** The position `code` was first named at, or undefined; remembers `position` for it when new. */
   firstOrAdd(code: string, position: number): number | undefined {
-    // a library caller's unchecked code keeps its string key: NaN would make all such codes one
-    const key = /^\d{11}$/.test(code) ? Number(code) : code;
+    const key = keyOf(code);
     const first = this.#first.get(key);
     if (first === undefined) this.#first.set(key, position);
     return first;
   }
+
+  /**
+   * A record refused before import (it did not parse: a field missing or invalid) at `position`: when its resident
+   * code can still be read (a valid code, check digit and all), the code is remembered as first named there, so a
+   * later line with the same code is a repeat (ERR_RESIDENT_DUPLICATE) as after any refused first line. A code that
+   * cannot be read names nobody for certain, and is not remembered.
+   */
+  noteMalformed(record: unknown, position: number): void {
+    if (typeof record !== "object" || record === null || Array.isArray(record)) return;
+    const raw = (record as Record<string, unknown>)["residentCode"];
+    // read as parseResidentRecord reads it: in the normal form (trimmed), then checked
+    const code = typeof raw === "string" ? normaliseRegistryText(raw) : undefined;
+    if (!isValidResidentCode(code)) return;
+    if (this.firstOrAdd(code, position) === undefined) this.#malformed.add(keyOf(code));
+  }
+
+  /** Whether `code` was first named by a line refused as malformed ({@link noteMalformed}). */
+  firstWasMalformed(code: string): boolean {
+    return this.#malformed.size > 0 && this.#malformed.has(keyOf(code));
+  }
+}
+
+/** A code's key in ImportedCodes: a library caller's unchecked code keeps its string key (NaN would make all such codes one). */
+function keyOf(code: string): number | string {
+  return /^\d{11}$/.test(code) ? Number(code) : code;
 }
 
 export interface ResidentImportOptions {
@@ -106,7 +137,7 @@ export async function importResidents(store: Store, records: readonly ResidentRe
         index,
         first,
         code: "ERR_RESIDENT_DUPLICATE",
-        message: `resident ${r.residentCode} is listed again (first at ${at(first)}): a file holds one record per resident code, so only the first is imported or refused, and this one is left out; correct the file (the exporting system) and import it again`,
+        message: `resident ${r.residentCode} is listed again (first at ${at(first)}${seen.firstWasMalformed(r.residentCode) ? ", refused as malformed: the file disagrees with itself about this resident" : ""}): a file holds one record per resident code, so only the first is imported or refused, and this one is left out; correct the file (the exporting system) and import it again`,
       });
     }
   }

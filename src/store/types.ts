@@ -272,8 +272,11 @@ export interface HeldNoticeKey {
 
 /** What ingestion reads before deciding a batch, in the transaction that commits it. */
 export interface NoticeContext {
-  /** notice ids of the batch already in the store, with their status and canonical body */
-  readonly known: ReadonlyMap<string, { readonly status: NoticeStatus; readonly body: string }>;
+  /**
+   * notice ids of the batch already in the store, with their status, canonical body and when they were received
+   * (the `at` of the batch that stored them: a run tells its own from an earlier run's by it)
+   */
+  readonly known: ReadonlyMap<string, { readonly status: NoticeStatus; readonly body: string; readonly receivedAt: Date }>;
   /** last applied sequence per resident (absent: none yet) */
   readonly lastSequence: ReadonlyMap<string, number>;
   /** held notices per resident, by sequence */

@@ -9,6 +9,7 @@ import { pathToFileURL } from "node:url";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { RejectFile } from "../../src/ca/ingestion.js";
+import { formatIngest } from "../../src/cli/commands/notices.js";
 import { CLAIM_STALE_MS, thisNamespace } from "../../src/ca/spool-claim.js";
 import { NOTICE_RULES } from "../../src/registry/notice-rules.js";
 import { MAX_SEQUENCE_JUMP } from "../../src/registry/notice.js";
@@ -126,6 +127,30 @@ describe("jpki notices ingest", () => {
     expect(again.code).toBe(0);
     expect(again.stdout).toContain("nothing changed: all 2 notices were already ingested");
     expect(await state()).toEqual(before);
+  });
+
+  it("a rerun after a run killed half-way says it resumed: the batches that run committed are counted as already applied, nothing is applied twice", async () => {
+    // Ten deaths (two revocations each), a relocation held for its missing sequence 1, then notice T-8 repeated.
+    const deaths = residents.slice(0, 10).map((r, i) => notice(i + 1, r, "death", 1));
+    const early = notice(11, residents[10]!, "relocation", 2, { after: { ...itemsOf(residents[10]!), address: "東京都港区芝公園４丁目２番８号" } });
+    const feed = [...deaths.slice(0, 5), early, ...deaths.slice(5), deaths[7]!];
+    // What a run killed by kill -9 leaves: its committed batches, a prefix of the file (batches of 2 here).
+    const prefix = writeJsonl(join(dir, "prefix.jsonl"), feed.slice(0, 6));
+    expect((await cli([...w(), "notices", "ingest", prefix, "--batch-size", "2"], { cwd: dir })).code).toBe(0);
+    const file = writeJsonl(join(dir, "feed.jsonl"), feed);
+    const again = await cli([...w(), "notices", "ingest", file, "--batch-size", "2", "--json"], { cwd: dir });
+    expect(again.code, again.stderr).toBe(0);
+    const r = again.json();
+    // duplicates keeps its meaning (all notices not taken again); the new fields say which an earlier run stored.
+    expect(r).toMatchObject({ read: 12, applied: 5, duplicates: 7, alreadyApplied: 5, alreadyHeld: 1, held: 0, revocations: 10 });
+    expect(formatIngest(r)).toContain("resumed: 5 of these notices were applied and 1 held by an earlier run and were skipped");
+    const revoked = await state();
+    expect(revoked).toHaveLength(20); // each death revoked both certificates, once
+    expect(new Set(revoked.map((x) => x.serial)).size).toBe(20);
+    // A plain rerun of a finished file is no resume: it says nothing changed, as before.
+    const third = await cli([...w(), "notices", "ingest", file], { cwd: dir });
+    expect(third.stdout).toContain("nothing changed: all 12 notices were already ingested");
+    expect(third.stdout).not.toContain("resumed");
   });
 
   it("holds a notice that arrives before its predecessor, applies both when the gap fills, releases on request", async () => {

@@ -164,6 +164,29 @@ describe("jpki registry import lists each resident code once", () => {
     expect((await show(b.residentCode)).fourItems.address).toBe(bMoved.address);
   });
 
+  it("refuses a well-formed line whose code a malformed earlier line named, naming that line; a malformed line whose code cannot be read names nobody", async () => {
+    const [a, b] = chiyodaResidents(2, "71000500", { name: "不整　一郎", birthDate: "1976-06-06", gender: "male" }) as [(typeof people)[0], (typeof people)[0]];
+    const file = writeJsonl(join(dir, "dup-malformed.jsonl"), [
+      { ...a, birthDate: "1976-02-30" }, // line 1: malformed, its code readable (padded, as the parser trims it)
+      { ...b, residentCode: `${b.residentCode.slice(0, 10)}${(Number(b.residentCode[10]) + 1) % 10}` }, // line 2: a wrong check digit, no one's code
+      a,
+      b,
+    ].map((x, i) => (i === 0 ? { ...x, residentCode: ` ${x.residentCode}` } : x)));
+    const r = await cli(["--workspace", ws, "registry", "import", file, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(13);
+    const out = r.json();
+    expect(out).toMatchObject({ read: 4, imported: 1, inserted: 1, rejected: 3 });
+    expect(out.errors).toEqual([
+      expect.objectContaining({ line: 1, code: "ERR_RESIDENT_INVALID" }),
+      expect.objectContaining({ line: 2, code: "ERR_RESIDENT_CODE_INVALID" }),
+      expect.objectContaining({ line: 3, code: "ERR_RESIDENT_DUPLICATE", firstLine: 1 }),
+    ]);
+    expect(out.errors[2].message).toContain("first at line 1, refused as malformed");
+    expect(r.stdout + r.stderr).not.toContain("不整　");
+    expect((await cli(["--workspace", ws, "registry", "show", a.residentCode], { cwd: dir })).code).not.toBe(0);
+    expect((await show(b.residentCode)).fourItems.name).toBe(b.name);
+  });
+
   it("finds the repeat across the import's batches of 2000 lines", async () => {
     const rows = Array.from({ length: 2001 }, (_, i) => ({
       residentCode: makeResidentCode(`72${String(i).padStart(8, "0")}`),

@@ -8,6 +8,7 @@ import { cpSync, existsSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generateNotices, generateResidents } from "../../src/registry/fixtures.js";
+import { formatIngest } from "../../src/cli/commands/notices.js";
 import type { Workspace } from "../../src/workspace/workspace.js";
 import { cardKey, cli, copyWorkspace as copyStore, expectedStore, openWorkspace, storeEnv, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
 
@@ -140,6 +141,11 @@ describe("crash safety of notice ingestion (slow: spawns the CLI)", () => {
     const again = await cli(["--workspace", killed, "notices", "ingest", feed, "--json"], { cwd: dir });
     expect(again.code, again.stderr).toBe(0);
     expect(again.json().duplicates).toBe(afterKill);
+    // and it says it resumed: every one of them stored by the killed run, none taken for a repeat in the feed
+    expect(again.json().alreadyApplied + again.json().alreadyHeld).toBe(afterKill);
+    expect(again.json().alreadyApplied).toBeGreaterThan(0);
+    expect(formatIngest(again.json())).toContain(`resumed: ${again.json().alreadyApplied} of these notices were applied`);
+    expect(r.json()).toMatchObject({ alreadyApplied: 0, alreadyHeld: 0 });
 
     expect(await snapshot(killed)).toEqual(await snapshot(clean));
     for (const ca of ["13-sig", "13-auth", "27-sig", "27-auth"]) expect(crlSerials(killed, ca), ca).toEqual(crlSerials(clean, ca));

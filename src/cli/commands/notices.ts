@@ -12,6 +12,13 @@ export function formatIngest(r: IngestRunResult): string {
     nothing
       ? `nothing changed: all ${r.read} notices were already ingested`
       : `read ${r.read}: applied ${r.applied}, duplicates ${r.duplicates}, held ${r.held}, released ${r.released}, rejected ${r.rejected} in ${r.seconds.toFixed(1)} s`,
+    // A rerun after a killed one: its committed batches come back as duplicates, which alone read as a feed full of
+    // repeats; said as what they are (this run resumed), and that nothing of theirs was applied or revoked again.
+    ...(!nothing && r.alreadyApplied + r.alreadyHeld > 0
+      ? [
+          `resumed: ${r.alreadyApplied} of these notices were applied${r.alreadyHeld ? ` and ${r.alreadyHeld} held` : ""} by an earlier run and were skipped (among the duplicates; nothing applied or revoked twice)`,
+        ]
+      : []),
     `revocations ${r.revocations}${Object.keys(r.revocationsByReason).length ? ": " + Object.entries(r.revocationsByReason).map(([k, v]) => `${k} ${v}`).join(", ") : ""}`,
     ...(r.crls.length ? [`CRLs regenerated: ${r.crls.map((c) => `${c.ca} #${c.number} (${c.entries})`).join(", ")}`] : []),
     ...(r.rejectFile ? [`rejected notices written to ${r.rejectFile}`] : []),
@@ -39,7 +46,9 @@ correction (職権修正), removal (住民票消除), resident-code-change (住�
 A notice revokes only when a certified item really differs; death and removal revoke every certificate.
 Notices that arrive before their predecessor are held ('jpki notices pending'); one more than 10000 sequences
 ahead of its resident is rejected (ERR_NOTICE_SEQUENCE_JUMP), never held. Re-running a file changes
-nothing; a killed run resumes where it stopped. Exit code 13 when some notices were rejected.
+nothing; a killed run resumes where it stopped: the rerun skips what the earlier run stored and says so
+("resumed: …"; alreadyApplied and alreadyHeld in --json, both counted in duplicates too).
+Exit code 13 when some notices were rejected.
 
 A reject file is never replaced or added to: it may be the only record of which notices were refused and
 why. Each run's default one is new: when another run (on this host or another sharing the workspace) took

@@ -31,7 +31,8 @@ follows. A line the same as the record held is counted as unchanged. Text is com
 form: spaces around a field are dropped and names and addresses composed (Unicode NFC; compatibility ideographs
 such as U+FA10 kept as they are), so the same residents exported in NFD or with padded fields are unchanged.
 A resident code is listed once per file: a later line with the same code is refused (ERR_RESIDENT_DUPLICATE;
-"firstLine" in --json names the line that stands) and only the first is imported or refused.
+"firstLine" in --json names the first) and only the first is imported or refused, also when the
+first was refused as malformed (its code still readable): fix that line and import the file again.
 Good lines are imported even when others are bad (exit code 13 then).
 
 Examples:
@@ -75,6 +76,8 @@ Examples:
           } catch (e) {
             if (!isJpkiError(e)) throw e;
             errors.push({ line: item.line, code: e.code, message: e.message.includes(`line ${item.line}`) ? e.message : `line ${item.line}: ${e.message}` });
+            // Still the first line about its resident, if its code can be read: a later line with that code is a repeat.
+            seen.noteMalformed(item.value, item.line);
           }
           if (batch.length >= BATCH) await flush();
         }
