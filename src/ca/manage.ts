@@ -227,13 +227,20 @@ export interface RewrapOptions {
   readonly passphrase: string;
   /** encrypt under this passphrase instead (default: the same one) */
   readonly newPassphrase?: string;
+  /**
+   * the passphrase of the OCSP signing keys when they have their own (JPKI_OCSP_PASSPHRASE at `jpki serve`): they
+   * are re-encrypted under it again. Without it they are under the CA keys' passphrase, as `jpki serve` then wraps
+   * them, and move with the CA keys to `newPassphrase`.
+   */
+  readonly ocspPassphrase?: string;
 }
 
 /**
- * Re-encrypts every CA key of the workspace with the strong KDF (pki/key-wrap.ts: PBKDF2-HMAC-SHA256,
- * 600,000 iterations, AES-256-CBC) under one fresh salt, optionally under a new passphrase. All or nothing:
- * every key is decrypted, checked against its certificate, re-encrypted and read back before one store
- * transaction replaces them all. Also makes the workspace owner-only (workspaces made before that rule).
+ * Re-encrypts every CA key of the workspace, and every CA's OCSP signing key (listed as "ocsp:<CA id>"), with the
+ * strong KDF (pki/key-wrap.ts: PBKDF2-HMAC-SHA256, 600,000 iterations, AES-256-CBC) under one fresh salt,
+ * optionally under a new passphrase. All or nothing: every key is decrypted, checked against its certificate,
+ * re-encrypted and read back before one store transaction replaces them all. Also makes the workspace
+ * owner-only (workspaces made before that rule).
  */
 export async function rewrapCaKeys(ws: Workspace, opts: RewrapOptions): Promise<{ rewrapped: string[] }> {
   return withCaKeysLock(ws, () => rewrapLocked(ws, opts));
@@ -242,26 +249,42 @@ export async function rewrapCaKeys(ws: Workspace, opts: RewrapOptions): Promise<
 async function rewrapLocked(ws: Workspace, opts: RewrapOptions): Promise<{ rewrapped: string[] }> {
   const newPassphrase = opts.newPassphrase ?? opts.passphrase;
   // keys in a PKCS#11 token are not ours to re-encrypt: the token's PIN protects them
-  const cas = (await ws.store.listCas()).filter((r) => !r.keyRef);
+  const all = await ws.store.listCas();
+  const cas = all.filter((r) => !r.keyRef);
   const params = newKeyWrapParams();
-  const keys = cas.map((rec) => {
-    const key = decryptPrivateKey(rec.encryptedKeyPem, opts.passphrase, `the key of CA ${rec.id}`);
-    const spki = createPublicKey(key).export({ type: "spki", format: "der" });
-    if (!spki.equals(certificateParts(rec.certificateDer).spki)) {
-      throw new JpkiError("ERR_WORKSPACE_CORRUPT", `the key of CA ${rec.id} does not match its certificate: the workspace is damaged; nothing was re-encrypted`);
-    }
-    const encryptedKeyPem = encryptPrivateKey(key, newPassphrase, params);
-    const back = createPublicKey(decryptPrivateKey(encryptedKeyPem, newPassphrase, `the re-encrypted key of CA ${rec.id}`)).export({ type: "spki", format: "der" });
-    if (!back.equals(spki)) throw new JpkiError("ERR_INTERNAL", `re-encrypting the key of CA ${rec.id} did not round-trip; nothing was changed`);
-    return { id: rec.id, encryptedKeyPem };
-  });
+  const keys = cas.map((rec) => ({
+    id: rec.id,
+    encryptedKeyPem: rewrapKey({ pem: rec.encryptedKeyPem, certificateDer: rec.certificateDer, what: `the key of CA ${rec.id}`, from: opts.passphrase, to: newPassphrase, params }),
+  }));
+  // The OCSP signing keys (ca/ocsp-signer.ts) are under the responders' passphrase, which `jpki serve` takes to be
+  // the CA one unless JPKI_OCSP_PASSPHRASE is set: left behind, a server started with the new passphrase could not
+  // open them and OCSP answered tryLater until each certificate's renewal. The schedule always makes them in
+  // software, so a CA whose own key is in a PKCS#11 token still has one to re-encrypt.
+  const ocspFrom = opts.ocspPassphrase ?? opts.passphrase;
+  const ocspTo = opts.ocspPassphrase ?? newPassphrase;
+  const caOrder = new Map(all.map((r, i) => [r.id, i]));
+  const ocspSigners = (await ws.store.ocspResponders())
+    .sort((a, b) => (caOrder.get(a.caId) ?? Infinity) - (caOrder.get(b.caId) ?? Infinity))
+    .map((rec) => ({
+      caId: rec.caId,
+      serial: rec.serial,
+      encryptedKeyPem: rewrapKey({
+        pem: rec.encryptedKeyPem,
+        certificateDer: rec.certificateDer,
+        what: `the OCSP signing key of CA ${rec.caId}`,
+        ...(opts.ocspPassphrase === undefined ? { hint: " (if 'jpki serve' had JPKI_OCSP_PASSPHRASE, set it for the rewrap too)" } : {}),
+        from: ocspFrom,
+        to: ocspTo,
+        params,
+      }),
+    }));
   // The Bridge CA's key (ca/bridge.ts) shares the passphrase: re-encrypted first (under the Bridge's lock) to a
   // durable bridge.key.next, installed once the CA keys are replaced, so a wrong passphrase or a damaged Bridge
   // changes nothing, and a crash in between is finished by the next command that opens the Bridge.
   const bridged = await withBridgeLockIfAny(ws.paths.root, async () => {
     const bridge = stageBridgeRewrap(ws.paths.root, opts.passphrase, newPassphrase, params);
     try {
-      if (keys.length) await ws.store.replaceCaKeys(keys);
+      if (keys.length || ocspSigners.length) await ws.store.replaceCaKeys(keys, { ocspSigners });
     } catch (e) {
       bridge?.discard();
       throw e;
@@ -270,5 +293,21 @@ async function rewrapLocked(ws: Workspace, opts: RewrapOptions): Promise<{ rewra
     return bridge !== undefined;
   });
   ws.restrictPermissions();
-  return { rewrapped: [...keys.map((k) => k.id), ...(bridged ? ["bridge"] : [])] };
+  return { rewrapped: [...keys.map((k) => k.id), ...ocspSigners.map((k) => `ocsp:${k.caId}`), ...(bridged ? ["bridge"] : [])] };
+}
+
+/**
+ * One key of a rewrap: decrypted under `from`, checked against its certificate's public key, encrypted under `to`
+ * and read back. Throws before anything is stored (ERR_PASSPHRASE_WRONG, ERR_WORKSPACE_CORRUPT).
+ */
+function rewrapKey(o: { pem: string; certificateDer: Buffer; what: string; hint?: string; from: string; to: string; params: KeyWrapParams }): string {
+  const key = decryptPrivateKey(o.pem, o.from, `${o.what}${o.hint ?? ""}`);
+  const spki = createPublicKey(key).export({ type: "spki", format: "der" });
+  if (!spki.equals(certificateParts(o.certificateDer).spki)) {
+    throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${o.what} does not match its certificate: the workspace is damaged; nothing was re-encrypted`);
+  }
+  const encryptedKeyPem = encryptPrivateKey(key, o.to, o.params);
+  const back = createPublicKey(decryptPrivateKey(encryptedKeyPem, o.to, `${o.what}, re-encrypted`)).export({ type: "spki", format: "der" });
+  if (!back.equals(spki)) throw new JpkiError("ERR_INTERNAL", `re-encrypting ${o.what} did not round-trip; nothing was changed`);
+  return encryptedKeyPem;
 }

@@ -9,7 +9,7 @@
  */
 import { hash } from "node:crypto";
 import type { AuditCheckpoint, AuditEntry, AuditRecord } from "./audit-log.js";
-import type { CaLinkRecord, CaRecord, CrlScope, DisclosureRecord, IssuanceCommitResult, IssuanceRecord, NoticeCommit, OcspResponderRecord, RevokeInput, StatusCheckRecord, VerifierRecord } from "./types.js";
+import type { CaLinkRecord, CaRecord, CrlScope, DisclosureRecord, IssuanceCommitResult, IssuanceRecord, NoticeCommit, OcspResponderRecord, OcspSignerKey, RevokeInput, StatusCheckRecord, VerifierRecord } from "./types.js";
 
 /** Who the store's records name, and the clock they are stamped with (Store.setAuditContext). */
 export interface AuditContext {
@@ -46,6 +46,15 @@ export function crlAudit(rec: { caId: string; number: bigint; entries: number; s
 
 export function ocspAudit(rec: OcspResponderRecord): AuditEntry {
   return { action: "ocsp-signer.publish", subject: rec.caId, detail: { serial: rec.serial, notAfter: rec.notAfter, certificateSha256: auditDigest(rec.certificateDer) } };
+}
+
+/** One record for a rewrap: the CAs whose keys, and the OCSP signing certificates whose keys, were re-encrypted. */
+export function rewrapAudit(keys: ReadonlyArray<{ id: string }>, ocspSigners: readonly OcspSignerKey[]): AuditEntry {
+  return {
+    action: "ca.rewrap",
+    subject: keys.length === 1 ? keys[0]!.id : "",
+    detail: { cas: keys.map((k) => k.id), ...(ocspSigners.length ? { ocspSigners: ocspSigners.map((k) => ({ ca: k.caId, serial: k.serial })) } : {}) },
+  };
 }
 
 export function verifierAudit(v: VerifierRecord): AuditEntry {

@@ -737,6 +737,33 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("a rewrap replaces CA keys and OCSP signing keys in one transaction with one audit record; a renewed signer or an unknown CA replaces none", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.putCa(ca("13-auth"));
+      const r = { caId: "13-sig", serial: "0c01", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "pem1", notBefore: new Date(1000), notAfter: new Date(2000) };
+      await s.putOcspResponder(r);
+      await s.putOcspResponder({ ...r, caId: "13-auth", serial: "0d01" });
+      const keys = async () => ({ cas: (await s.listCas()).map((c) => c.encryptedKeyPem), ocsp: (await s.ocspResponders()).map((o) => o.encryptedKeyPem) });
+      const before = await keys();
+      // 13-auth's signer was renewed (another serial) since the rewrap read it: its new key is not the one re-encrypted
+      const renewed = { ocspSigners: [{ caId: "13-sig", serial: "0c01", encryptedKeyPem: "x" }, { caId: "13-auth", serial: "0c01", encryptedKeyPem: "x" }] };
+      await expect(s.replaceCaKeys([{ id: "13-sig", encryptedKeyPem: "x" }], renewed)).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_LOCKED"));
+      expect(await keys()).toEqual(before);
+      await expect(s.replaceCaKeys([{ id: "99-sig", encryptedKeyPem: "x" }], { ocspSigners: [{ caId: "13-sig", serial: "0c01", encryptedKeyPem: "x" }] })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_CA_UNKNOWN"));
+      expect(await keys()).toEqual(before);
+      const head = await s.auditHead();
+
+      await s.replaceCaKeys([{ id: "13-sig", encryptedKeyPem: "k2" }], { ocspSigners: [{ caId: "13-sig", serial: "0c01", encryptedKeyPem: "o2" }, { caId: "13-auth", serial: "0d01", encryptedKeyPem: "o3" }] });
+      expect((await s.getCa("13-sig"))!.encryptedKeyPem).toBe("k2");
+      expect(await s.ocspResponders()).toEqual([{ ...r, caId: "13-auth", serial: "0d01", encryptedKeyPem: "o3" }, { ...r, encryptedKeyPem: "o2" }]);
+      const rewrap = (await s.auditHead())!;
+      expect(rewrap.seq).toBe(head!.seq + 1);
+      expect(rewrap).toMatchObject({ action: "ca.rewrap", subject: "13-sig" });
+      expect(JSON.parse(rewrap.detail)).toEqual({ cas: ["13-sig"], ocspSigners: [{ ca: "13-sig", serial: "0c01" }, { ca: "13-auth", serial: "0d01" }] });
+      await s.close();
+    });
+
     it("registers verifiers (署名検証者) with hashed credentials, refuses a reused credential, revokes once", async () => {
       const s = await make();
       const v = { id: "v-01", name: "総務省", kind: "government" as const, tokenSha256: "ab".repeat(32), certSha256: undefined, certNotAfter: undefined, createdAt: new Date(1000), revokedAt: undefined };

@@ -52,6 +52,7 @@ import {
   toCa,
   toCaLink,
   toOcspResponder,
+  ocspSignerRenewed,
   toCertRow,
   toCrlRecord,
   toDumpCrl,
@@ -79,6 +80,7 @@ import type {
   CaRecord,
   CertificateStatusRow,
   OcspResponderRecord,
+  OcspSignerKey,
   CertificateQuery,
   CertificateRow,
   CertifiedRow,
@@ -110,7 +112,7 @@ import type {
 } from "./types.js";
 import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
-import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
+import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { auditFields, auditHashTail, GENESIS_HASH, osActor, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
 /**
@@ -1553,14 +1555,19 @@ export class PostgresStore implements Store {
     }
   }
 
-  replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>): Promise<void> {
+  replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>, o: { readonly ocspSigners?: readonly OcspSignerKey[] } = {}): Promise<void> {
+    const ocspSigners = o.ocspSigners ?? [];
     return this.#tx("re-encrypting CA keys", async (c) => {
       await this.#assertCaKeysLockHeld(c);
       for (const k of keys) {
         const r = await c.query("UPDATE cas SET key_pem = $1 WHERE id = $2", [k.encryptedKeyPem, k.id]);
         if (r.rowCount !== 1) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${k.id} in this workspace: no key was replaced`);
       }
-      if (keys.length) await this.#appendAudits(c, [{ action: "ca.rewrap", subject: keys.length === 1 ? keys[0]!.id : "", detail: { cas: keys.map((k) => k.id) } }]);
+      for (const k of ocspSigners) {
+        const r = await c.query("UPDATE ocsp_responders SET key_pem = $1 WHERE ca_id = $2 AND serial = $3", [k.encryptedKeyPem, k.caId, k.serial]);
+        if (r.rowCount !== 1) throw ocspSignerRenewed(k.caId);
+      }
+      if (keys.length || ocspSigners.length) await this.#appendAudits(c, [rewrapAudit(keys, ocspSigners)]);
     });
   }
 

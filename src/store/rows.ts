@@ -3,6 +3,7 @@
  * keep the same tables and column names (dates as integer milliseconds); they differ only in whether an
  * integer column arrives as a number or a bigint, so every mapping goes through Number().
  */
+import { JpkiError } from "../errors.js";
 import type { CertificateType, FourItems, Gender } from "../profile/types.js";
 import type { CaLinkRecord, CaRecord, CertificateRow, ConsentRecord, LivenessStatus, StatusCheckRecord, StoredStatusCheck, CrlRecord, DisclosureRecord, DumpCrl, NoticeStatus, OcspResponderRecord, ResidentRecord, ResidentStatus, StoredNotice, VerifierCaRecord, VerifierFetch, VerifierKind, VerifierRecord } from "./types.js";
 
@@ -198,6 +199,14 @@ export function toOcspResponder(r: Record<string, unknown>): OcspResponderRecord
     notBefore: new Date(Number(r.not_before)),
     notAfter: new Date(Number(r.not_after)),
   };
+}
+
+/** Store.replaceCaKeys: the OCSP signing certificate re-encrypted is no longer the CA's current one. */
+export function ocspSignerRenewed(caId: string): JpkiError {
+  return new JpkiError(
+    "ERR_WORKSPACE_LOCKED",
+    `the OCSP signing certificate of CA ${caId} was renewed while its key was re-encrypted (a running 'jpki serve' schedule): no key was replaced; stop the schedule and retry`,
+  );
 }
 
 export interface VerifierRowDb {

@@ -24,6 +24,7 @@ import {
   toCa,
   toCaLink,
   toOcspResponder,
+  ocspSignerRenewed,
   toCertRow,
   toCrlRecord,
   toDumpCrl,
@@ -52,6 +53,7 @@ import type {
   CaRecord,
   CertificateStatusRow,
   OcspResponderRecord,
+  OcspSignerKey,
   CertifiedRow,
   NoticeCommit,
   NoticeContext,
@@ -89,7 +91,7 @@ import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions,
 import { DumpStreamCheck } from "./dump.js";
 import { WalCheckpointer } from "./checkpointer.js";
 import { Coalescer } from "./coalesce.js";
-import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
+import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { osActor, sealAudit, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
 type Int = number | bigint;
@@ -1251,14 +1253,19 @@ export class SqliteStore implements Store {
     return fn();
   }
 
-  replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>): Promise<void> {
+  replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>, o: { readonly ocspSigners?: readonly OcspSignerKey[] } = {}): Promise<void> {
+    const ocspSigners = o.ocspSigners ?? [];
     return this.#run("re-encrypting CA keys", () => {
       const update = this.#db.prepare("UPDATE cas SET key_pem = ? WHERE id = ?");
+      const updateOcsp = this.#db.prepare("UPDATE ocsp_responders SET key_pem = ? WHERE ca_id = ? AND serial = ?");
       this.#db.transaction(() => {
         for (const k of keys) {
           if (update.run(k.encryptedKeyPem, k.id).changes !== 1) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${k.id} in this workspace: no key was replaced`);
         }
-        if (keys.length) this.#appendAudit({ action: "ca.rewrap", subject: keys.length === 1 ? keys[0]!.id : "", detail: { cas: keys.map((k) => k.id) } });
+        for (const k of ocspSigners) {
+          if (updateOcsp.run(k.encryptedKeyPem, k.caId, k.serial).changes !== 1) throw ocspSignerRenewed(k.caId);
+        }
+        if (keys.length || ocspSigners.length) this.#appendAudit(rewrapAudit(keys, ocspSigners));
       })();
     });
   }

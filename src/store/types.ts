@@ -398,6 +398,13 @@ export interface OcspResponderRecord {
   readonly notAfter: Date;
 }
 
+/** A re-encrypted key for the OCSP signing certificate `serial` of CA `caId` (Store.replaceCaKeys). */
+export interface OcspSignerKey {
+  readonly caId: string;
+  readonly serial: string;
+  readonly encryptedKeyPem: string;
+}
+
 /** What an OCSP answer needs of a certificate: who issued it and whether (when, why) it is revoked. */
 export interface CertificateStatusRow {
   readonly caId: string;
@@ -554,8 +561,14 @@ export interface Store {
    * keeps publishing CRLs (crl/generate.ts).
    */
   lastCertificateExpiry(caId: string): Promise<Date | undefined>;
-  /** Replaces the encrypted keys of existing CAs (a rewrap), all in one transaction; ERR_CA_UNKNOWN for an unknown id. */
-  replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>): Promise<void>;
+  /**
+   * Replaces the encrypted keys of existing CAs and, with `ocspSigners`, those of their current OCSP signing
+   * certificates (a rewrap: both are wrapped under the workspace passphrase), all in one transaction with one
+   * audit record. Nothing is replaced when any fails: ERR_CA_UNKNOWN for an unknown CA id; ERR_WORKSPACE_LOCKED
+   * when a CA's OCSP signing certificate is no longer the one `serial` names (a running schedule renewed it since
+   * it was read, under the old passphrase).
+   */
+  replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>, o?: { readonly ocspSigners?: readonly OcspSignerKey[] }): Promise<void>;
   /**
    * Runs `fn` as the one process changing the store's set of CA keys (`ca init`, `rewrap`, `rollover`, `bridge`:
    * ca/manage.ts withCaKeysLock, which holds the workspace's lock file around this). ERR_WORKSPACE_LOCKED at once,

@@ -7,6 +7,9 @@ import { chmodSync, cpSync, existsSync, readFileSync, symlinkSync, writeFileSync
 import { join } from "node:path";
 import pg from "pg";
 import { beforeAll, describe, expect, it } from "vitest";
+import { CertificationAuthority } from "../../src/ca/authority.js";
+import { renewOcspSigners } from "../../src/ca/ocsp-signer.js";
+import { decryptPrivateKey } from "../../src/pki/keys.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { MAIN, cardKey, cli, csrFor, jpkiProcess, onPostgres, openWorkspace, tempDir, workspaceStore, writeJsonl } from "./helpers.js";
 
@@ -102,6 +105,61 @@ describe("CA passphrase", () => {
     expect(old.code).toBe(5);
     const now = await cli([...w(), "issue", "--resident", resident, "--public-key", k.pub, "--json"], { cwd: dir, env: { JPKI_PASSPHRASE: readFileSync(newPass, "utf8").trim() } });
     expect(now.code, now.stderr).toBe(0);
+  });
+});
+
+describe("ca rewrap and the OCSP signing keys", () => {
+  it("moves them to the new passphrase with the CA keys, in one transaction, and says so; a damaged one changes nothing", async () => {
+    const ows = join(tempDir(), "ws");
+    const init = await cli(["--workspace", ows, "ca", "init", "--prefecture", "13"], { cwd: dir });
+    expect(init.code, init.stderr).toBe(0);
+    // each CA's OCSP signing certificate, as `jpki serve`'s schedule issues it (key under the CA passphrase)
+    let wsp = await openWorkspace(ows);
+    try {
+      const cas = (await wsp.store.listCas()).map((r) => CertificationAuthority.open(r, "correct horse", wsp.config));
+      await renewOcspSigners(wsp.store, cas, { now: wsp.clock.now(), passphrase: "correct horse" });
+    } finally {
+      await wsp.close();
+    }
+    const newPass = join(dir, "ocsp-new-pass.txt");
+    writeFileSync(newPass, "the next passphrase\n", { mode: 0o600 });
+    const keys = async () => {
+      const x = await openWorkspace(ows);
+      try {
+        return { cas: await x.store.listCas(), ocsp: await x.store.ocspResponders() };
+      } finally {
+        await x.close();
+      }
+    };
+
+    // a damaged OCSP signing key (another key, under the right passphrase): refused before anything is replaced
+    const before = await keys();
+    const sig = before.ocsp.find((r) => r.caId === "13-sig")!;
+    const auth = before.ocsp.find((r) => r.caId === "13-auth")!;
+    wsp = await openWorkspace(ows);
+    await wsp.store.putOcspResponder({ ...sig, encryptedKeyPem: auth.encryptedKeyPem });
+    await wsp.close();
+    const damaged = await keys();
+    const refused = await cli(["--workspace", ows, "ca", "rewrap", "--new-passphrase-file", newPass], { cwd: dir });
+    expect([refused.code, refused.stderr]).toEqual([3, expect.stringContaining("ERR_WORKSPACE_CORRUPT")]);
+    expect(refused.stderr).toContain("the OCSP signing key of CA 13-sig does not match its certificate");
+    expect(await keys()).toEqual(damaged);
+    wsp = await openWorkspace(ows);
+    await wsp.store.putOcspResponder(sig);
+    await wsp.close();
+
+    const text = await cli(["--workspace", ows, "ca", "rewrap"], { cwd: dir });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain("re-encrypted 2 CA key(s) and 2 OCSP signing key(s): 13-sig, 13-auth, ocsp:13-sig, ocsp:13-auth");
+    const r = await cli(["--workspace", ows, "ca", "rewrap", "--new-passphrase-file", newPass, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json()).toMatchObject({ rewrapped: ["13-sig", "13-auth", "ocsp:13-sig", "ocsp:13-auth"], newPassphrase: true });
+    const after = await keys();
+    for (const rec of after.ocsp) {
+      expect(() => decryptPrivateKey(rec.encryptedKeyPem, "correct horse")).toThrow(expect.objectContaining({ code: "ERR_PASSPHRASE_WRONG" }));
+      expect(decryptPrivateKey(rec.encryptedKeyPem, "the next passphrase").asymmetricKeyType).toBe("rsa");
+      expect(rec.serial).toBe(before.ocsp.find((b) => b.caId === rec.caId)!.serial);
+    }
   });
 });
 

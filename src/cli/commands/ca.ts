@@ -320,17 +320,23 @@ Examples:
     });
 
   ca.command("rewrap")
-    .description("re-encrypt every CA key with the strong KDF (PBKDF2-HMAC-SHA256, 600,000 iterations), optionally under a new passphrase")
+    .description("re-encrypt every CA key and OCSP signing key with the strong KDF (PBKDF2-HMAC-SHA256, 600,000 iterations), optionally under a new passphrase")
     .option("--new-passphrase-file <file>", "encrypt under the passphrase in this file instead (never on the command line)")
     .addHelpText(
       "after",
       `
 The current passphrase comes from --passphrase-file or JPKI_PASSPHRASE (or a prompt). Every key is
 decrypted, checked against its certificate and re-encrypted; all keys are replaced in one transaction, or
-none is. Also makes the workspace owner-only (directories 0700, store 0600).
+none is. Also makes the workspace owner-only (directories 0700, store 0600). Keys in a PKCS#11 token are
+left alone.
+
+The keys of the CAs' OCSP signing certificates (listed as ocsp:<CA>) are re-encrypted too. They follow the
+CA keys to the new passphrase, as 'jpki serve' wraps them under the CA passphrase; when it had their own
+(JPKI_OCSP_PASSPHRASE), set that here as well: they stay under it. Stop 'jpki serve' first: a signing
+certificate renewed meanwhile is refused (exit 3), nothing changed.
 
 Exit codes:
-  0  every key re-encrypted    5  passphrase missing or wrong    3  no or damaged workspace
+  0  every key re-encrypted    5  passphrase missing or wrong    3  no or damaged workspace, or busy
 
 Examples:
   jpki ca rewrap --passphrase-file ./pass.txt
@@ -342,10 +348,13 @@ Examples:
       const passphrase = await ctx.passphrase();
       const newPassphrase = o.newPassphraseFile ? readPassphraseFile(o.newPassphraseFile, "new passphrase file --new-passphrase-file", io.cwd, { forNewKeys: true }) : undefined;
       await withWorkspace(ctx, async (ws) => {
-        const res = await rewrapCaKeys(ws, { passphrase, ...(newPassphrase !== undefined ? { newPassphrase } : {}) });
+        const ocspPassphrase = io.env.JPKI_OCSP_PASSPHRASE || undefined;
+        const res = await rewrapCaKeys(ws, { passphrase, ...(newPassphrase !== undefined ? { newPassphrase } : {}), ...(ocspPassphrase ? { ocspPassphrase } : {}) });
+        const ocsp = res.rewrapped.filter((k) => k.startsWith("ocsp:")).length;
+        const under = newPassphrase === undefined ? "" : ocspPassphrase && ocsp ? " (CA keys under the new passphrase, OCSP signing keys under JPKI_OCSP_PASSPHRASE)" : " under the new passphrase";
         ctx.out.result({ workspace: ws.paths.root, rewrapped: res.rewrapped, newPassphrase: newPassphrase !== undefined }, () =>
           res.rewrapped.length
-            ? `re-encrypted ${res.rewrapped.length} CA key(s)${newPassphrase !== undefined ? " under the new passphrase" : ""}: ${res.rewrapped.join(", ")}`
+            ? `re-encrypted ${res.rewrapped.length - ocsp} CA key(s)${ocsp ? ` and ${ocsp} OCSP signing key(s)` : ""}${under}: ${res.rewrapped.join(", ")}`
             : "no software CA keys in this workspace (none, or all in a PKCS#11 token): nothing to re-encrypt",
         );
       });
