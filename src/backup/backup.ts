@@ -20,9 +20,11 @@
  * store; never the reverse (a store that names a file the backup lacks). A restore then counts the files' CRL
  * numbers too (backup/crl-numbers.ts). The manifest records the highest CRL numbers the store's snapshot holds.
  *
- * Atomic: everything is written into a temporary sibling of DEST (`.DEST.partial-<pid>-<random>`), fsynced, and
- * renamed to DEST only when the manifest is written; a crash leaves no directory named DEST, so nothing that
- * looks like a complete backup. (A leftover partial directory is the operator's to remove; its name says what it is.)
+ * Atomic: everything is written into a temporary sibling of DEST (`.DEST.partial-<pid>~@<namespace>-<random>`,
+ * staging.ts's ownerTag), fsynced, and renamed to DEST only when the manifest is written; a crash leaves no
+ * directory named DEST, so nothing that looks like a complete backup. What a killed backup left (a whole copy of
+ * the store) is removed by the next backup into the same parent directory, by the rule of every staging directory
+ * (store/staging-dir.ts): never a live backup's, here or in another container sharing the directory.
  */
 import { randomBytes } from "node:crypto";
 import { chmodSync, closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, realpathSync, renameSync, rmSync, writeSync } from "node:fs";
@@ -30,7 +32,8 @@ import { createHash } from "node:crypto";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { JpkiError } from "../errors.js";
 import { systemClock, type Clock } from "../pki/clock.js";
-import { syncDir } from "../store/staging.js";
+import { holdStagingDir, sweepStagingDirs } from "../store/staging-dir.js";
+import { ownerTag, syncDir } from "../store/staging.js";
 import { VERSION } from "../version.js";
 import { Workspace, workspacePaths } from "../workspace/workspace.js";
 import { BACKUP_FORMAT, MANIFEST_NAME, hashFile, type BackupManifest, type ManifestCrlNumber, type ManifestFile } from "./manifest.js";
@@ -59,6 +62,29 @@ export interface BackupReport {
   readonly dest: string;
   readonly manifest: BackupManifest;
   readonly bytes: number;
+  /** partial directories of killed backups removed from DEST's parent before this one began (names) */
+  readonly swept: readonly string[];
+}
+
+/**
+ * A backup's partial directory: `.<DEST>.partial-<pid>~@<namespace>-<random>` (ownerTag), or an earlier version's
+ * `.<DEST>.partial-<pid>-<random>`, whose namespace nobody can tell. The latter is removed only when its pid runs
+ * nowhere here AND nothing in it was written for a day (staging-dir.ts): a pid-only name may be a live backup in
+ * another container sharing the directory (its pid means nothing here), or a live one of an earlier version here
+ * that touches nothing while pg_dump runs. Any DEST's: backups are named by date, so a killed one's name never recurs.
+ */
+const PARTIAL = /^\..+\.partial-(\d+)(?:~@([0-9a-f]{16}))?-[0-9a-f]{8}$/;
+
+/** Removes the partial directories in `parent` that no backup is writing any more; returns their names. */
+export function sweepStalePartials(parent: string, opts: { readonly now?: number; readonly staleMs?: number } = {}): string[] {
+  return sweepStagingDirs(
+    parent,
+    (n) => {
+      const m = PARTIAL.exec(n);
+      return m ? { pid: Number(m[1]), namespace: m[2] } : undefined;
+    },
+    opts,
+  );
 }
 
 function ownerDir(path: string): void {
@@ -184,8 +210,11 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
     }
   }
 
-  const tmp = join(parent, `.${basename(dest)}.partial-${process.pid}-${randomBytes(4).toString("hex")}`);
+  // A killed backup's partial directory holds a whole copy of the store: removed once no backup writes it.
+  const swept = sweepStalePartials(parent);
+  const tmp = join(parent, `.${basename(dest)}.partial-${ownerTag()}-${randomBytes(4).toString("hex")}`);
   ownerDir(tmp);
+  const release = holdStagingDir(tmp);
   try {
     const files: ManifestFile[] = [];
     opts.onProgress?.({ phase: "store", done: 0 });
@@ -237,10 +266,12 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
     syncTree(tmp);
     renameSync(tmp, dest);
     syncDir(parent);
-    return { dest, manifest, bytes: files.reduce((s, f) => s + f.size, 0) };
+    return { dest, manifest, bytes: files.reduce((s, f) => s + f.size, 0), swept };
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw writeFailure(e, `the backup ${dest}`, parent) ?? e;
+  } finally {
+    release();
   }
 }
 
