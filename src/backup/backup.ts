@@ -32,6 +32,7 @@ import { createHash } from "node:crypto";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { JpkiError } from "../errors.js";
 import { systemClock, type Clock } from "../pki/clock.js";
+import { storeRetired } from "../store/retirement.js";
 import { holdStagingDir, sweepStagingDirs } from "../store/staging-dir.js";
 import { ownerTag, syncDir } from "../store/staging.js";
 import { VERSION } from "../version.js";
@@ -169,6 +170,9 @@ async function backupSqlite(db: string, file: string): Promise<{ schemaVersion: 
     copy.pragma("journal_mode = DELETE");
     const check = copy.pragma("quick_check", { simple: true });
     if (check !== "ok") throw new JpkiError("ERR_WORKSPACE_CORRUPT", `the store's backup copy fails SQLite's quick_check (${String(check)}): the store itself may be damaged`);
+    // The copy is the snapshot: a move that retired the store after the workspace was opened shows here.
+    const retired = copy.prepare("SELECT value FROM meta WHERE key = 'retired'").pluck().get() as string | undefined;
+    if (retired !== undefined) throw storeRetired(retired);
     const schemaVersion = copy.pragma("user_version", { simple: true }) as number;
     const rows = copy.prepare("SELECT ca_id, scope, max(number) AS highest FROM crls GROUP BY ca_id, scope ORDER BY ca_id, scope").safeIntegers().all() as Array<{ ca_id: string; scope: string; highest: bigint }>;
     return { schemaVersion, crlNumbers: rows.map((r) => ({ caId: r.ca_id, scope: r.scope, highest: r.highest.toString() })) };
@@ -179,7 +183,8 @@ async function backupSqlite(db: string, file: string): Promise<{ schemaVersion: 
 
 /**
  * Takes a backup of the workspace at `workspaceDir` into the new directory `dest` (see the header). ERR_BACKUP_EXISTS
- * when `dest` exists; the workspace's own errors when it cannot be opened.
+ * when `dest` exists; ERR_STORE_RETIRED when its store is one a move left (store/retirement.ts); the workspace's own
+ * errors when it cannot be opened.
  */
 export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
   const clock = opts.clock ?? systemClock;
@@ -192,7 +197,17 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
   const ws = await Workspace.openAsync(opts.workspaceDir, { clock, ...(opts.storeUrl !== undefined ? { storeUrl: opts.storeUrl } : {}) });
   const paths = ws.paths;
   const kind = ws.config.store;
-  await ws.close();
+  let retired: string | undefined;
+  try {
+    retired = await ws.store.retirement();
+  } finally {
+    await ws.close();
+  }
+  // A store 'jpki store copy' moved the workspace away from (a move stopped before config.json named the new one,
+  // or a JPKI_STORE still naming the old database): no longer the workspace's truth, and a backup of it would be a
+  // stale one that looks current. Refused here, before anything is copied, and again in the snapshot the backup
+  // copies (backupSqlite, dumpPostgres), where a move's retirement may have landed meanwhile.
+  if (retired !== undefined) throw storeRetired(retired);
   // A backup inside a tree it copies (ca/, crl/, arl/, bridge/) would be copied by every later backup, each
   // holding the ones before, and put back by a restore among the published files. Found by a helper.
   const real = (p: string) => {

@@ -21,6 +21,7 @@ import { restoreBackup } from "../../src/backup/restore.js";
 import { verifyAuditLog } from "../../src/audit/verify.js";
 import { thisNamespace } from "../../src/store/pid-namespace.js";
 import { PostgresStore, UNVERIFIED_COPY } from "../../src/store/postgres.js";
+import { retirementNote } from "../../src/store/retirement.js";
 import { MAIN, cardKey, cli, copyWorkspace, jpkiProcess, onPostgres, openWorkspace, setConfig, sh, startServe, storeEnv, tempDir, workspaceStore, writeJsonl } from "./helpers.js";
 
 let dir: string;
@@ -775,5 +776,58 @@ describe("jpki backup of a PostgreSQL store a copy loaded and never verified", (
         return true;
       },
     );
+  });
+});
+
+/**
+ * A store 'jpki store copy' moved the workspace away from is retired: read-only, no longer the workspace's truth (a
+ * move stopped before config.json named the new store, or a JPKI_STORE still naming the old database). A backup
+ * of it was taken all the same, a stale one that looks current. Now it is refused, naming where the live store is,
+ * also when the retirement lands after the workspace was opened and before the backup's snapshot.
+ */
+describe("jpki backup of a retired store", () => {
+  it("is refused (ERR_STORE_RETIRED, exit 3) naming the live store, also when the retirement lands after the workspace was opened; no backup is left", async () => {
+    const target = join(dir, "retired");
+    await copyWorkspace(ws, target);
+    const url = await workspaceStore(target);
+    const live = onPostgres ? { kind: "sqlite" as const, location: join(target, "jpki.db") } : { kind: "postgres" as const, location: "postgres://jpki@db.example/jpki" };
+    const note = retirementNote(target, live, new Date("2026-01-05T00:00:00.000Z"));
+    const refused = (e: unknown) => {
+      expect(e).toMatchObject({ code: "ERR_STORE_RETIRED", details: { reason: "retired", liveStore: live, movedAt: "2026-01-05T00:00:00.000Z" } });
+      expect((e as Error).message).toContain(`its workspace moved to the ${live.kind} store ${live.location} on 2026-01-05T00:00:00.000Z`);
+      expect((e as Error).message).toContain(`run 'jpki store copy --to ${live.kind}' again`);
+      return true;
+    };
+
+    // the retirement's mark committed once the workspace is open, before the store's snapshot (synchronously, from
+    // the progress report): the snapshot the backup copies holds it
+    const markRetired = () => {
+      const sql = `INSERT INTO meta (key, value) VALUES ('retired', '${note.replace(/'/g, "''")}')`;
+      if (url) execFileSync(findPgTools(0).psql, ["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "-c", sql], { env: { ...process.env, ...libpqEnv(url).env } });
+      else {
+        const db = new Database(join(target, "jpki.db"));
+        db.exec(sql);
+        db.close();
+      }
+    };
+    const { findPgTools, libpqEnv } = await import("../../src/backup/postgres-tools.js");
+    const { default: Database } = await import("better-sqlite3");
+    const { takeBackup } = await import("../../src/backup/backup.js");
+    const raced = join(dir, "retired-raced");
+    await expect(takeBackup({ workspaceDir: target, dest: raced, ...(url ? { storeUrl: url } : {}), onProgress: (p) => void (p.phase === "store" && markRetired()) })).rejects.toSatisfy(refused);
+    expect(existsSync(raced)).toBe(false);
+    expect(readdirSync(dir).filter((n) => n.startsWith(".retired-raced."))).toEqual([]);
+
+    // retired as a move retires it (every write refused from then on), there when the command starts
+    const w = await openWorkspace(target);
+    try {
+      for await (const _ of w.store.dump({ retire: () => note })) void _;
+    } finally {
+      await w.close();
+    }
+    const cmd = await cli(["-w", target, "--json", "backup", join(dir, "retired-cli")], { cwd: dir });
+    expect(cmd.code, cmd.stderr).toBe(3);
+    expect(JSON.parse(cmd.stderr.slice(cmd.stderr.indexOf("{"))).error).toSatisfy(refused);
+    expect(existsSync(join(dir, "retired-cli"))).toBe(false);
   });
 });

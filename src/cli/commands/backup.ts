@@ -71,6 +71,9 @@ complete: an interrupted backup never looks like one. What a killed backup left 
 removed by the next backup into the same directory once its process is gone (never a running backup's, nor
 one another container may still be writing: that one after a day untouched); --json lists them in "swept".
 
+A retired store (one 'jpki store copy' moved the workspace away from) is no longer the workspace's truth: it
+is refused (ERR_STORE_RETIRED, exit 3), naming where the workspace's store went.
+
 Progress goes to stderr; --json prints the manifest and the backup's path.
 
 Examples:
