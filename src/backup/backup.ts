@@ -20,9 +20,11 @@
  * store; never the reverse (a store that names a file the backup lacks). A restore then counts the files' CRL
  * numbers too (backup/crl-numbers.ts). The manifest records the highest CRL numbers the store's snapshot holds.
  *
- * Atomic: everything is written into a temporary sibling of DEST (`.DEST.partial-<pid>-<random>`), fsynced, and
- * renamed to DEST only when the manifest is written; a crash leaves no directory named DEST, so nothing that
- * looks like a complete backup. (A leftover partial directory is the operator's to remove; its name says what it is.)
+ * Atomic: everything is written into a temporary sibling of DEST (`.DEST.partial-<pid>~@<namespace>-<random>`,
+ * staging.ts's ownerTag), fsynced, and renamed to DEST only when the manifest is written; a crash leaves no
+ * directory named DEST, so nothing that looks like a complete backup. What a killed backup left (a whole copy of
+ * the store) is removed by the next backup into the same parent directory, by the rule of every staging directory
+ * (store/staging-dir.ts): never a live backup's, here or in another container sharing the directory.
  */
 import { randomBytes } from "node:crypto";
 import { chmodSync, closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, realpathSync, renameSync, rmSync, writeSync } from "node:fs";
@@ -30,7 +32,9 @@ import { createHash } from "node:crypto";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { JpkiError } from "../errors.js";
 import { systemClock, type Clock } from "../pki/clock.js";
-import { syncDir } from "../store/staging.js";
+import { storeRetired } from "../store/retirement.js";
+import { holdStagingDir, sweepStagingDirs } from "../store/staging-dir.js";
+import { ownerTag, syncDir } from "../store/staging.js";
 import { VERSION } from "../version.js";
 import { Workspace, workspacePaths } from "../workspace/workspace.js";
 import { BACKUP_FORMAT, MANIFEST_NAME, hashFile, type BackupManifest, type ManifestCrlNumber, type ManifestFile } from "./manifest.js";
@@ -59,6 +63,29 @@ export interface BackupReport {
   readonly dest: string;
   readonly manifest: BackupManifest;
   readonly bytes: number;
+  /** partial directories of killed backups removed from DEST's parent before this one began (names) */
+  readonly swept: readonly string[];
+}
+
+/**
+ * A backup's partial directory: `.<DEST>.partial-<pid>~@<namespace>-<random>` (ownerTag), or an earlier version's
+ * `.<DEST>.partial-<pid>-<random>`, whose namespace nobody can tell. The latter is removed only when its pid runs
+ * nowhere here AND nothing in it was written for a day (staging-dir.ts): a pid-only name may be a live backup in
+ * another container sharing the directory (its pid means nothing here), or a live one of an earlier version here
+ * that touches nothing while pg_dump runs. Any DEST's: backups are named by date, so a killed one's name never recurs.
+ */
+const PARTIAL = /^\..+\.partial-(\d+)(?:~@([0-9a-f]{16}))?-[0-9a-f]{8}$/;
+
+/** Removes the partial directories in `parent` that no backup is writing any more; returns their names. */
+export function sweepStalePartials(parent: string, opts: { readonly now?: number; readonly staleMs?: number } = {}): string[] {
+  return sweepStagingDirs(
+    parent,
+    (n) => {
+      const m = PARTIAL.exec(n);
+      return m ? { pid: Number(m[1]), namespace: m[2] } : undefined;
+    },
+    opts,
+  );
 }
 
 function ownerDir(path: string): void {
@@ -143,6 +170,9 @@ async function backupSqlite(db: string, file: string): Promise<{ schemaVersion: 
     copy.pragma("journal_mode = DELETE");
     const check = copy.pragma("quick_check", { simple: true });
     if (check !== "ok") throw new JpkiError("ERR_WORKSPACE_CORRUPT", `the store's backup copy fails SQLite's quick_check (${String(check)}): the store itself may be damaged`);
+    // The copy is the snapshot: a move that retired the store after the workspace was opened shows here.
+    const retired = copy.prepare("SELECT value FROM meta WHERE key = 'retired'").pluck().get() as string | undefined;
+    if (retired !== undefined) throw storeRetired(retired);
     const schemaVersion = copy.pragma("user_version", { simple: true }) as number;
     const rows = copy.prepare("SELECT ca_id, scope, max(number) AS highest FROM crls GROUP BY ca_id, scope ORDER BY ca_id, scope").safeIntegers().all() as Array<{ ca_id: string; scope: string; highest: bigint }>;
     return { schemaVersion, crlNumbers: rows.map((r) => ({ caId: r.ca_id, scope: r.scope, highest: r.highest.toString() })) };
@@ -153,7 +183,8 @@ async function backupSqlite(db: string, file: string): Promise<{ schemaVersion: 
 
 /**
  * Takes a backup of the workspace at `workspaceDir` into the new directory `dest` (see the header). ERR_BACKUP_EXISTS
- * when `dest` exists; the workspace's own errors when it cannot be opened.
+ * when `dest` exists; ERR_STORE_RETIRED when its store is one a move left (store/retirement.ts); the workspace's own
+ * errors when it cannot be opened.
  */
 export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
   const clock = opts.clock ?? systemClock;
@@ -166,7 +197,17 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
   const ws = await Workspace.openAsync(opts.workspaceDir, { clock, ...(opts.storeUrl !== undefined ? { storeUrl: opts.storeUrl } : {}) });
   const paths = ws.paths;
   const kind = ws.config.store;
-  await ws.close();
+  let retired: string | undefined;
+  try {
+    retired = await ws.store.retirement();
+  } finally {
+    await ws.close();
+  }
+  // A store 'jpki store copy' moved the workspace away from (a move stopped before config.json named the new one,
+  // or a JPKI_STORE still naming the old database): no longer the workspace's truth, and a backup of it would be a
+  // stale one that looks current. Refused here, before anything is copied, and again in the snapshot the backup
+  // copies (backupSqlite, dumpPostgres), where a move's retirement may have landed meanwhile.
+  if (retired !== undefined) throw storeRetired(retired);
   // A backup inside a tree it copies (ca/, crl/, arl/, bridge/) would be copied by every later backup, each
   // holding the ones before, and put back by a restore among the published files. Found by a helper.
   const real = (p: string) => {
@@ -184,8 +225,11 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
     }
   }
 
-  const tmp = join(parent, `.${basename(dest)}.partial-${process.pid}-${randomBytes(4).toString("hex")}`);
+  // A killed backup's partial directory holds a whole copy of the store: removed once no backup writes it.
+  const swept = sweepStalePartials(parent);
+  const tmp = join(parent, `.${basename(dest)}.partial-${ownerTag()}-${randomBytes(4).toString("hex")}`);
   ownerDir(tmp);
+  const release = holdStagingDir(tmp);
   try {
     const files: ManifestFile[] = [];
     opts.onProgress?.({ phase: "store", done: 0 });
@@ -237,10 +281,12 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
     syncTree(tmp);
     renameSync(tmp, dest);
     syncDir(parent);
-    return { dest, manifest, bytes: files.reduce((s, f) => s + f.size, 0) };
+    return { dest, manifest, bytes: files.reduce((s, f) => s + f.size, 0), swept };
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw writeFailure(e, `the backup ${dest}`, parent) ?? e;
+  } finally {
+    release();
   }
 }
 

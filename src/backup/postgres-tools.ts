@@ -18,6 +18,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { JpkiError } from "../errors.js";
 import { RESTORE_PENDING, UNVERIFIED_COPY, restoreIncomplete, unverifiedCopy } from "../store/postgres.js";
+import { storeRetired } from "../store/retirement.js";
 import type { ManifestCrlNumber } from "./manifest.js";
 
 /** libpq environment variables for the parts of a postgres:// URL that have one. */
@@ -125,7 +126,7 @@ export async function dumpPostgres(url: string, file: string): Promise<{ schemaV
     // The snapshot pg_dump will use (--snapshot), exported by this transaction, which stays open until it is done.
     await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     const snapshot = (await client.query<{ s: string }>("SELECT pg_export_snapshot() AS s")).rows[0]!.s;
-    const meta = await client.query<{ key: string; value: string }>("SELECT key, value FROM meta WHERE key IN ('schema_version', $1, $2)", [UNVERIFIED_COPY, RESTORE_PENDING]).catch((e: unknown) => {
+    const meta = await client.query<{ key: string; value: string }>("SELECT key, value FROM meta WHERE key IN ('schema_version', $1, $2, 'retired')", [UNVERIFIED_COPY, RESTORE_PENDING]).catch((e: unknown) => {
       throw new JpkiError("ERR_WORKSPACE_CORRUPT", "the PostgreSQL database holds no jpki store (no meta table)", { cause: e });
     });
     const value = (key: string) => meta.rows.find((r) => r.key === key)?.value;
@@ -140,6 +141,10 @@ export async function dumpPostgres(url: string, file: string): Promise<{ schemaV
     // of this dump would number from it. Read in the snapshot pg_dump copies, so no dump ever holds the mark.
     const pending = value(RESTORE_PENDING);
     if (pending !== undefined) throw restoreIncomplete(pending);
+    // A store a 'jpki store copy' moved the workspace away from (its retirement committed, even after backup.ts
+    // opened the workspace and found none): no longer the workspace's truth, so a dump of it would be a stale backup.
+    const retired = value("retired");
+    if (retired !== undefined) throw storeRetired(retired);
     const schemaVersion = Number(value("schema_version") ?? 0);
     const crlNumbers = (await client.query<{ ca_id: string; scope: string; highest: string }>(`SELECT ca_id, scope, max(number)::text AS highest FROM crls GROUP BY ca_id, scope ORDER BY ca_id, scope`)).rows.map(
       (r) => ({ caId: r.ca_id, scope: r.scope, highest: r.highest }),

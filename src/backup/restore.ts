@@ -46,15 +46,14 @@
  *   numbers, exact up to 2^53: a year-old backup costs 3 × 10^13 of them, 0.4 % of that room.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { JpkiError } from "../errors.js";
 import { systemClock, type Clock } from "../pki/clock.js";
 import { BRIDGE_ID, parseStateArlNumber } from "../ca/bridge-id.js";
 import { writeFileAtomic } from "../store/files.js";
-import { thisNamespace } from "../store/pid-namespace.js";
-import { touchEvery } from "../store/file-lock.js";
-import { TEMP_STALE_MS, abandoned, ownerTag, processAlive, syncDir } from "../store/staging.js";
+import { holdStagingDir, sweepStagingDirs } from "../store/staging-dir.js";
+import { ownerTag, syncDir } from "../store/staging.js";
 import { MAX_CRL_NUMBER, type Store } from "../store/types.js";
 import { workspacePaths } from "../workspace/workspace.js";
 import { BACKED_UP_TREES, STORE_FILES, copyHashed, writeFailure } from "./backup.js";
@@ -242,67 +241,19 @@ function previousDir(root: string, at: Date): string {
  */
 const STAGE = /^\.restore-(\d+)(?:~@([0-9a-f]{16}))?-[0-9a-f]+$/;
 
-/** How often a restore touches its staging directory while it runs: what a sweep in another PID namespace judges it by. */
-const STAGE_HEARTBEAT_MS = 60_000;
-
-/** The staging directories of this process's restores running now: our own pid cannot tell them from an earlier process's with the same pid. */
-const stagingHere = new Set<string>();
-
-/** When anything in the tree at `path` was last written (its newest mtime; symbolic links not followed). */
-function lastTouched(path: string): number {
-  const st = lstatSync(path);
-  let newest = st.mtimeMs;
-  if (!st.isDirectory()) return newest;
-  for (const n of readdirSync(path)) {
-    try {
-      newest = Math.max(newest, lastTouched(join(path, n)));
-    } catch {
-      // moved or removed meanwhile: its writer is at work
-      newest = Math.max(newest, Date.now());
-    }
-  }
-  return newest;
-}
-
 /**
- * Removes the staging directories in the workspace `root` that no restore is using any more: each holds a whole
- * copy of the store (personal data, encrypted CA keys). The rule of staging.ts's temporary files ({@link abandoned}):
- * one of this PID namespace goes once its pid no longer runs; another namespace's (a container or host sharing the
- * workspace volume, whose pids mean nothing here) once nothing in it was written for `staleMs` (a running restore
- * touches its directory every minute). An earlier version's name, whose namespace nobody can tell, goes only when
- * both hold — its pid runs nowhere here and nothing in it was written for `staleMs`: its pid alone removed another
- * container's live restore, and its age alone would remove a quiet live one of ours (an earlier version touches
- * nothing while pg_restore runs); kept meanwhile, it is swept once its pid is free again. Returns the names removed.
+ * Removes the staging directories in the workspace `root` that no restore is using any more (store/staging-dir.ts's
+ * sweep, by staging.ts's one rule): each holds a whole copy of the store. Returns the names removed.
  */
 export function sweepStaleStages(root: string, opts: { readonly now?: number; readonly staleMs?: number } = {}): string[] {
-  let names: string[];
-  try {
-    names = readdirSync(root);
-  } catch {
-    return [];
-  }
-  const now = opts.now ?? Date.now();
-  const staleMs = opts.staleMs ?? TEMP_STALE_MS;
-  const removed: string[] = [];
-  for (const n of names) {
-    const m = STAGE.exec(n);
-    if (!m) continue;
-    const path = join(root, n);
-    const pid = Number(m[1]);
-    const ns = m[2];
-    try {
-      const gone =
-        ns === thisNamespace() && pid === process.pid
-          ? !stagingHere.has(path) // an earlier process's with our pid (pid 1 in a container, a pid reused)
-          : abandoned(pid, ns, () => lastTouched(path), now, staleMs) && (ns !== undefined || !processAlive(pid));
-      if (!gone) continue;
-      rmSync(path, { recursive: true, force: true });
-      removed.push(n);
-    } catch {
-      // gone already, or not ours to remove: the next restore tries again
-    }
-  }
-  return removed;
+  return sweepStagingDirs(
+    root,
+    (n) => {
+      const m = STAGE.exec(n);
+      return m ? { pid: Number(m[1]), namespace: m[2] } : undefined;
+    },
+    opts,
+  );
 }
 
 /** The before-restore-<time>/ directories of restores killed while they swapped the files (SWAP_MARKER). */
@@ -399,10 +350,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   sweepStaleStages(paths.root);
   const stage = join(paths.root, `.restore-${ownerTag()}-${randomBytes(4).toString("hex")}`);
   ownerDir(stage);
-  stagingHere.add(stage);
-  // Touched while this restore runs, also while it only waits (pg_restore): a sweep in another PID namespace
-  // judges the directory by when it was last written.
-  const heartbeat = touchEvery(stage, STAGE_HEARTBEAT_MS);
+  const release = holdStagingDir(stage);
   try {
     opts.onProgress?.({ phase: "files" });
     // Copied and hashed again: a backup changed since it was verified is refused all the same.
@@ -559,8 +507,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     // Staging fills the workspace's filesystem first: the target is left as it was.
     throw writeFailure(e, `the restore of ${source}`, paths.root) ?? e;
   } finally {
-    clearInterval(heartbeat);
     rmSync(stage, { recursive: true, force: true });
-    stagingHere.delete(stage);
+    release();
   }
 }

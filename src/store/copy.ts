@@ -47,6 +47,7 @@ import { parseConfig } from "../workspace/config.js";
 import { Workspace, workspacePaths } from "../workspace/workspace.js";
 import { zeroCounts } from "./dump.js";
 import { writeFileAtomic } from "./files.js";
+import { retirementNote } from "./retirement.js";
 import type { PostgresStoreOptions } from "./postgres.js";
 import { SqliteStore } from "./sqlite.js";
 import { sweepStaleTemps, syncDir, tempPathFor } from "./staging.js";
@@ -561,7 +562,7 @@ export async function copyWorkspaceStore(root: string, opts: WorkspaceStoreCopyO
       renameSqliteFiles(paths.db, setAside);
     };
     // A move's note on the store it leaves: what a process still writing to it is told.
-    const note = `the workspace ${paths.root} moved to ${toLoc.kind} ${toLoc.location} on ${new Date().toISOString()}; this copy is kept read-only (were config.json still to name this store, the move was stopped: run 'jpki store copy --to ${toLoc.kind}' again, which finishes it)`;
+    const note = retirementNote(paths.root, toLoc, new Date());
     const copy = (t: Store, existingTarget: boolean) =>
       copyStore(ws.store, t, {
         ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),

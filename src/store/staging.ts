@@ -198,7 +198,7 @@ export function sweepStaleTemps(dir: string, opts: SweepOptions = {}): string[] 
 }
 
 /**
- * The one rule of every sweep (these temporary files; a restore's staging directories, backup/restore.ts): whether
+ * The one rule of every sweep (these temporary files; restores' and backups' staging directories, staging-dir.ts): whether
  * what the process `pid` of PID namespace `namespace` (undefined: an earlier version's pid-only name) left is
  * nobody's work in progress any more. `touchedMs` says when it was last written (read only when the pid cannot tell).
  */

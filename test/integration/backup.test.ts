@@ -10,8 +10,8 @@
  *   publishes a CRL number higher than any published before (`openssl crl -text`), and it verifies; the next
  *   liveness check gets an id above those given out after the backup, so a verifier's cursor still sees it.
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -21,7 +21,8 @@ import { restoreBackup } from "../../src/backup/restore.js";
 import { verifyAuditLog } from "../../src/audit/verify.js";
 import { thisNamespace } from "../../src/store/pid-namespace.js";
 import { PostgresStore, UNVERIFIED_COPY } from "../../src/store/postgres.js";
-import { cardKey, cli, copyWorkspace, jpkiProcess, onPostgres, openWorkspace, setConfig, sh, startServe, tempDir, workspaceStore, writeJsonl } from "./helpers.js";
+import { retirementNote } from "../../src/store/retirement.js";
+import { MAIN, cardKey, cli, copyWorkspace, jpkiProcess, onPostgres, openWorkspace, setConfig, sh, startServe, storeEnv, tempDir, workspaceStore, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -152,6 +153,63 @@ describe("jpki backup", () => {
     const b = await cli(["-w", ws, "backup", join(dir, "online")], { cwd: dir });
     expect(b.code).toBe(2);
     expect(b.stderr).toContain("ERR_BACKUP_EXISTS");
+  });
+});
+
+/**
+ * A backup killed mid-way (kill -9) left its partial directory, a whole copy of the store, beside DEST for ever:
+ * named with a bare pid, and removed by nothing. Now it carries its PID namespace, and the next backup into the same
+ * directory removes it — never the partial of a backup still running there.
+ */
+describe("a backup killed mid-way", () => {
+  /** `jpki backup DEST` as its own process, and its partial directory once it is copying the published files. */
+  async function backupUnderWay(target: string, dest: string) {
+    const child = spawn(process.execPath, [MAIN, "--workspace", target, "backup", dest], { env: { ...process.env, ...(await storeEnv(target)) }, stdio: "ignore" });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code, signal) => resolve(code ?? (signal ? -1 : null))));
+    const parent = join(dest, "..");
+    const prefix = `.${dest.split("/").pop()}.partial-`;
+    for (;;) {
+      const p = existsSync(parent) ? readdirSync(parent).find((n) => n.startsWith(prefix) && existsSync(join(parent, n, "workspace", "crl"))) : undefined;
+      if (p) {
+        child.kill("SIGSTOP"); // held mid-copy: alive, its partial in place, for as long as the test needs
+        expect(existsSync(dest)).toBe(false);
+        return { child, partial: p, exited };
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
+  it("leaves a partial directory named with its pid and namespace, which the next backup there removes, keeping a running backup's", async () => {
+    const target = join(dir, "killed-ws");
+    await copyWorkspace(ws, target);
+    // a large published file (sparse: no disk until copied) keeps each backup copying long enough to catch it at it
+    const big = join(target, "crl", "big.bin");
+    writeFileSync(big, "");
+    truncateSync(big, 64 << 20);
+    const parent = join(dir, "killed");
+    mkdirSync(parent);
+
+    // a backup running (stopped mid-copy) while the next one starts: its partial is its work in progress
+    const b = await backupUnderWay(target, join(parent, "b"));
+    try {
+      const a = await backupUnderWay(target, join(parent, "a"));
+      expect(a.partial).toBe(`.a.partial-${a.child.pid}~@${thisNamespace()}-${a.partial.slice(-8)}`);
+      a.child.kill("SIGKILL");
+      expect(await a.exited).toBe(-1);
+      expect(existsSync(join(parent, a.partial, "workspace"))).toBe(true);
+
+      const c = await cli(["-w", target, "--json", "backup", join(parent, "c")], { cwd: dir });
+      expect(c.code, c.stderr).toBe(0);
+      expect(c.json().swept).toEqual([a.partial]);
+      expect(existsSync(join(parent, a.partial))).toBe(false);
+      expect(existsSync(join(parent, b.partial))).toBe(true);
+    } finally {
+      b.child.kill("SIGCONT");
+    }
+    expect(await b.exited).toBe(0);
+    expect(readdirSync(parent).sort()).toEqual(["b", "c"]);
+    const v = await cli(["-w", target, "restore", "--verify-only", join(parent, "b")], { cwd: dir });
+    expect(v.code, v.stderr).toBe(0);
   });
 });
 
@@ -718,5 +776,58 @@ describe("jpki backup of a PostgreSQL store a copy loaded and never verified", (
         return true;
       },
     );
+  });
+});
+
+/**
+ * A store 'jpki store copy' moved the workspace away from is retired: read-only, no longer the workspace's truth (a
+ * move stopped before config.json named the new store, or a JPKI_STORE still naming the old database). A backup
+ * of it was taken all the same, a stale one that looks current. Now it is refused, naming where the live store is,
+ * also when the retirement lands after the workspace was opened and before the backup's snapshot.
+ */
+describe("jpki backup of a retired store", () => {
+  it("is refused (ERR_STORE_RETIRED, exit 3) naming the live store, also when the retirement lands after the workspace was opened; no backup is left", async () => {
+    const target = join(dir, "retired");
+    await copyWorkspace(ws, target);
+    const url = await workspaceStore(target);
+    const live = onPostgres ? { kind: "sqlite" as const, location: join(target, "jpki.db") } : { kind: "postgres" as const, location: "postgres://jpki@db.example/jpki" };
+    const note = retirementNote(target, live, new Date("2026-01-05T00:00:00.000Z"));
+    const refused = (e: unknown) => {
+      expect(e).toMatchObject({ code: "ERR_STORE_RETIRED", details: { reason: "retired", liveStore: live, movedAt: "2026-01-05T00:00:00.000Z" } });
+      expect((e as Error).message).toContain(`its workspace moved to the ${live.kind} store ${live.location} on 2026-01-05T00:00:00.000Z`);
+      expect((e as Error).message).toContain(`run 'jpki store copy --to ${live.kind}' again`);
+      return true;
+    };
+
+    // the retirement's mark committed once the workspace is open, before the store's snapshot (synchronously, from
+    // the progress report): the snapshot the backup copies holds it
+    const markRetired = () => {
+      const sql = `INSERT INTO meta (key, value) VALUES ('retired', '${note.replace(/'/g, "''")}')`;
+      if (url) execFileSync(findPgTools(0).psql, ["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "-c", sql], { env: { ...process.env, ...libpqEnv(url).env } });
+      else {
+        const db = new Database(join(target, "jpki.db"));
+        db.exec(sql);
+        db.close();
+      }
+    };
+    const { findPgTools, libpqEnv } = await import("../../src/backup/postgres-tools.js");
+    const { default: Database } = await import("better-sqlite3");
+    const { takeBackup } = await import("../../src/backup/backup.js");
+    const raced = join(dir, "retired-raced");
+    await expect(takeBackup({ workspaceDir: target, dest: raced, ...(url ? { storeUrl: url } : {}), onProgress: (p) => void (p.phase === "store" && markRetired()) })).rejects.toSatisfy(refused);
+    expect(existsSync(raced)).toBe(false);
+    expect(readdirSync(dir).filter((n) => n.startsWith(".retired-raced."))).toEqual([]);
+
+    // retired as a move retires it (every write refused from then on), there when the command starts
+    const w = await openWorkspace(target);
+    try {
+      for await (const _ of w.store.dump({ retire: () => note })) void _;
+    } finally {
+      await w.close();
+    }
+    const cmd = await cli(["-w", target, "--json", "backup", join(dir, "retired-cli")], { cwd: dir });
+    expect(cmd.code, cmd.stderr).toBe(3);
+    expect(JSON.parse(cmd.stderr.slice(cmd.stderr.indexOf("{"))).error).toSatisfy(refused);
+    expect(existsSync(join(dir, "retired-cli"))).toBe(false);
   });
 });

@@ -28,6 +28,7 @@ function backupSummary(r: BackupReport): string {
   const byCa = new Map<string, string[]>();
   for (const c of m.crlNumbers) byCa.set(c.caId, [...(byCa.get(c.caId) ?? []), `${c.scope === "" ? "full" : c.scope} #${c.highest}`]);
   for (const [ca, s] of byCa) lines.push(`  ${ca}: CRL numbers up to ${s.join(", ")}`);
+  if (r.swept.length) lines.push(`  removed ${r.swept.length} partial director${r.swept.length === 1 ? "y" : "ies"} left by killed backups: ${r.swept.join(", ")}`);
   lines.push(`check it any time with: jpki restore --verify-only ${r.dest}`);
   return lines.join("\n");
 }
@@ -66,7 +67,12 @@ What it holds (directories 0700, files 0600 — it has the encrypted CA keys and
 
 Online: other jpki processes (serve, watch, notices ingest, issue) go on while it runs; the store is copied
 from one snapshot, then the files. The backup is written under a temporary name and renamed to DEST when
-complete: an interrupted backup never looks like one.
+complete: an interrupted backup never looks like one. What a killed backup left there (.DEST.partial-…) is
+removed by the next backup into the same directory once its process is gone (never a running backup's, nor
+one another container may still be writing: that one after a day untouched); --json lists them in "swept".
+
+A retired store (one 'jpki store copy' moved the workspace away from) is no longer the workspace's truth: it
+is refused (ERR_STORE_RETIRED, exit 3), naming where the workspace's store went.
 
 Progress goes to stderr; --json prints the manifest and the backup's path.
 
@@ -85,7 +91,7 @@ Examples:
         ...(ctx.storeUrl ? { storeUrl: ctx.storeUrl } : {}),
         onProgress: (p) => ctx.out.info(`backup: ${BACKUP_PHASES[p.phase]}${p.phase === "files" && p.done ? ` (${p.done})` : ""}`),
       });
-      ctx.out.result({ dest: report.dest, bytes: report.bytes, manifest: report.manifest }, () => backupSummary(report));
+      ctx.out.result({ dest: report.dest, bytes: report.bytes, manifest: report.manifest, swept: report.swept }, () => backupSummary(report));
     });
 }
 
