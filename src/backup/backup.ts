@@ -78,14 +78,7 @@ const PARTIAL = /^\..+\.partial-(\d+)(?:~@([0-9a-f]{16}))?-[0-9a-f]{8}$/;
 
 /** Removes the partial directories in `parent` that no backup is writing any more; returns their names. */
 export function sweepStalePartials(parent: string, opts: { readonly now?: number; readonly staleMs?: number } = {}): string[] {
-  return sweepStagingDirs(
-    parent,
-    (n) => {
-      const m = PARTIAL.exec(n);
-      return m ? { pid: Number(m[1]), namespace: m[2] } : undefined;
-    },
-    opts,
-  );
+  return sweepStagingDirs(parent, PARTIAL, opts);
 }
 
 function ownerDir(path: string): void {

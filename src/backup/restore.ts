@@ -246,14 +246,7 @@ const STAGE = /^\.restore-(\d+)(?:~@([0-9a-f]{16}))?-[0-9a-f]+$/;
  * sweep, by staging.ts's one rule): each holds a whole copy of the store. Returns the names removed.
  */
 export function sweepStaleStages(root: string, opts: { readonly now?: number; readonly staleMs?: number } = {}): string[] {
-  return sweepStagingDirs(
-    root,
-    (n) => {
-      const m = STAGE.exec(n);
-      return m ? { pid: Number(m[1]), namespace: m[2] } : undefined;
-    },
-    opts,
-  );
+  return sweepStagingDirs(root, STAGE, opts);
 }
 
 /** The before-restore-<time>/ directories of restores killed while they swapped the files (SWAP_MARKER). */

@@ -47,14 +47,9 @@ function lastTouched(path: string): number {
   return newest;
 }
 
-/** Who made a staging directory, read from its name: its pid, and its PID namespace (undefined: an earlier version's pid-only name). */
-export interface StagingDirOwner {
-  readonly pid: number;
-  readonly namespace: string | undefined;
-}
-
 /**
- * Removes the staging directories in `parent` (those `owner` reads a name from) that no run is using any more. The
+ * Removes the staging directories in `parent` whose names `pattern` matches — its first group the maker's pid, its
+ * second the maker's PID namespace (absent: an earlier version's pid-only name) — that no run is using any more. The
  * rule of staging.ts's temporary files ({@link abandoned}): one of this PID namespace goes once its pid no longer
  * runs; another namespace's (a container or host sharing the volume, whose pids mean nothing here) once nothing in
  * it was written for `staleMs` (a running one is touched every minute, {@link holdStagingDir}). An earlier
@@ -63,7 +58,7 @@ export interface StagingDirOwner {
  * age alone a quiet live one of ours (an earlier version touches nothing while pg_dump or pg_restore runs); kept
  * meanwhile, it is swept once its pid is free again. Only directories are removed. Returns the names removed.
  */
-export function sweepStagingDirs(parent: string, owner: (name: string) => StagingDirOwner | undefined, opts: { readonly now?: number; readonly staleMs?: number } = {}): string[] {
+export function sweepStagingDirs(parent: string, pattern: RegExp, opts: { readonly now?: number; readonly staleMs?: number } = {}): string[] {
   let names: string[];
   try {
     names = readdirSync(parent);
@@ -74,10 +69,11 @@ export function sweepStagingDirs(parent: string, owner: (name: string) => Stagin
   const staleMs = opts.staleMs ?? TEMP_STALE_MS;
   const removed: string[] = [];
   for (const n of names) {
-    const o = owner(n);
-    if (!o) continue;
+    const m = pattern.exec(n);
+    if (!m) continue;
     const path = join(parent, n);
-    const { pid, namespace: ns } = o;
+    const pid = Number(m[1]);
+    const ns = m[2];
     try {
       if (!lstatSync(path).isDirectory()) continue;
       const gone =
