@@ -134,14 +134,15 @@ export interface CliResult {
  * Runs the CLI in-process. On PostgreSQL, JPKI_STORE names the database of the workspace the command line
  * names, unless `env` says JPKI_STORE itself (even as undefined).
  */
-export async function cli(args: string[], opts: { cwd: string; env?: Record<string, string | undefined> }): Promise<CliResult> {
+export async function cli(args: string[], opts: { cwd: string; env?: Record<string, string | undefined>; tty?: boolean }): Promise<CliResult> {
   let stdout = "";
   let stderr = "";
   const env: Record<string, string | undefined> = { JPKI_PASSPHRASE: "correct horse", ...opts.env };
   if (onPostgres && !(opts.env && "JPKI_STORE" in opts.env)) env.JPKI_STORE = await workspaceStore(workspaceOfCommand(args, opts.cwd, env));
   const io: Io = {
     stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
+    // tty: stderr as a terminal's, where the progress lines go (output.ts)
+    stderr: { write: (s: string) => (stderr += s), ...(opts.tty ? { isTTY: true } : {}) },
     env,
     cwd: opts.cwd,
   };

@@ -147,6 +147,10 @@ describe("jpki notices ingest", () => {
     const revoked = await state();
     expect(revoked).toHaveLength(20); // each death revoked both certificates, once
     expect(new Set(revoked.map((x) => x.serial)).size).toBe(20);
+    // On a terminal, the progress line says it as it goes.
+    const tty = writeJsonl(join(dir, "feed-tty.jsonl"), feed.slice(0, 4));
+    const shown = await cli([...w(), "notices", "ingest", tty, "--batch-size", "2"], { cwd: dir, tty: true });
+    expect(shown.stderr).toContain("duplicates 4 (4 from an earlier run)");
     // A plain rerun of a finished file is no resume: it says nothing changed, as before.
     const third = await cli([...w(), "notices", "ingest", file], { cwd: dir });
     expect(third.stdout).toContain("nothing changed: all 12 notices were already ingested");

@@ -98,7 +98,7 @@ Examples:
             onBytes: progress.onBytes,
             onProgress: (p) =>
               ctx.out.progress(
-                `${progress.bar()}read ${p.read}  applied ${p.applied}  duplicates ${p.duplicates}  held ${p.held}  rejected ${p.rejected}  revoked ${p.revocations}  (${(p.read / Math.max(0.001, (Date.now() - started) / 1000)).toFixed(0)}/s)`,
+                `${progress.bar()}read ${p.read}  applied ${p.applied}  duplicates ${p.duplicates}${p.alreadyApplied + p.alreadyHeld ? ` (${p.alreadyApplied + p.alreadyHeld} from an earlier run)` : ""}  held ${p.held}  rejected ${p.rejected}  revoked ${p.revocations}  (${(p.read / Math.max(0.001, (Date.now() - started) / 1000)).toFixed(0)}/s)`,
               ),
           });
           ctx.out.progressDone();
