@@ -336,6 +336,10 @@ describe("jpki ca bridge: the operator's side", () => {
     const old = readFileSync(keyPath);
     const r = await cli(["ca", "rewrap", "-w", ws, "--passphrase-file", pass, "--new-passphrase-file", fresh], { cwd: dir });
     expect(r.code, r.stderr).toBe(0);
+    // the Bridge's key said apart from the CA keys it counts
+    const said = /^re-encrypted (\d+) CA key\(s\), the Bridge CA's key(?: and \d+ OCSP signing key\(s\))? under the new passphrase: (.*)$/m.exec(r.stdout);
+    expect(said, r.stdout).not.toBeNull();
+    expect(Number(said![1])).toBe(said![2]!.split(", ").filter((k) => k !== "bridge" && !k.startsWith("ocsp:")).length);
     // the crash: the re-encrypted key left as bridge.key.next, the old one still in place
     writeFileSync(join(ws, "bridge", "bridge.key.next"), readFileSync(keyPath), { mode: 0o600 });
     writeFileSync(keyPath, old, { mode: 0o600 });

@@ -351,10 +351,11 @@ Examples:
         const ocspPassphrase = io.env.JPKI_OCSP_PASSPHRASE || undefined;
         const res = await rewrapCaKeys(ws, { passphrase, ...(newPassphrase !== undefined ? { newPassphrase } : {}), ...(ocspPassphrase ? { ocspPassphrase } : {}) });
         const ocsp = res.rewrapped.filter((k) => k.startsWith("ocsp:")).length;
+        const bridge = res.rewrapped.includes("bridge") ? 1 : 0; // the Bridge CA's key: no CA key of the workspace
         const under = newPassphrase === undefined ? "" : ocspPassphrase && ocsp ? " (CA keys under the new passphrase, OCSP signing keys under JPKI_OCSP_PASSPHRASE)" : " under the new passphrase";
         ctx.out.result({ workspace: ws.paths.root, rewrapped: res.rewrapped, newPassphrase: newPassphrase !== undefined }, () =>
           res.rewrapped.length
-            ? `re-encrypted ${res.rewrapped.length - ocsp} CA key(s)${ocsp ? ` and ${ocsp} OCSP signing key(s)` : ""}${under}: ${res.rewrapped.join(", ")}`
+            ? `re-encrypted ${res.rewrapped.length - ocsp - bridge} CA key(s)${bridge ? ", the Bridge CA's key" : ""}${ocsp ? ` and ${ocsp} OCSP signing key(s)` : ""}${under}: ${res.rewrapped.join(", ")}`
             : "no software CA keys in this workspace (none, or all in a PKCS#11 token): nothing to re-encrypt",
         );
       });
