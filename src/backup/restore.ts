@@ -47,7 +47,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { JpkiError } from "../errors.js";
 import { systemClock, type Clock } from "../pki/clock.js";
 import { BRIDGE_ID, parseStateArlNumber } from "../ca/bridge-id.js";
@@ -286,7 +286,11 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   const liveDatabase = target?.hasRecords ?? false;
   if ((liveFiles || liveDatabase) && !opts.force) {
     const what = liveFiles ? `${paths.root} holds a workspace` : "the PostgreSQL database JPKI_STORE names holds tables";
-    throw new JpkiError("ERR_BACKUP_TARGET_LIVE", `${what}: stop every jpki process on it and pass --force to replace it with the backup (its files are kept in before-restore-<time>/)`, {
+    // A restore killed while it swapped the files left a workspace half of each: said so, since the operator who
+    // reruns it is finishing that restore, not replacing a workspace in use.
+    const killed = interruptedSwaps(paths.root).map((d) => basename(d));
+    const why = killed.length ? ` (a restore into it was interrupted while it moved the files: ${killed.join(", ")} holds what it moved aside; running the restore again with --force finishes it)` : "";
+    throw new JpkiError("ERR_BACKUP_TARGET_LIVE", `${what}${why}: stop every jpki process on it and pass --force to replace it with the backup (its files are kept in before-restore-<time>/)`, {
       details: { path: paths.root },
     });
   }

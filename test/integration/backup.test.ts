@@ -437,7 +437,18 @@ describe("a restore interrupted while it swaps the files", () => {
       // kill -9 runs no finally: the staging directory of the dead process stays, and the run again removes it
       const stale = join(target, `.restore-${spawnSync("true").pid}~@${thisNamespace()}-0badf00d`);
       mkdirSync(stale);
-      const again = await restoreBackup({ source: src, workspaceDir: target, force: true });
+      // Run again without --force: where the killed run left a config or store in place it is refused as any
+      // workspace would be, saying that --force finishes the interrupted restore; where it left neither, it finishes.
+      const leftInPlace = existsSync(join(target, "config.json")) || existsSync(join(target, "jpki.db"));
+      const unforced = await restoreBackup({ source: src, workspaceDir: target }).then(
+        (r) => ({ r }),
+        (e: unknown) => ({ e }),
+      );
+      expect("e" in unforced, `step ${step}`).toBe(leftInPlace);
+      if ("e" in unforced) {
+        expect(unforced.e, `step ${step}`).toMatchObject({ code: "ERR_BACKUP_TARGET_LIVE", message: expect.stringMatching(/interrupted while it moved the files: before-restore-[^ ]+ holds what it moved aside; running the restore again with --force finishes it/) });
+      }
+      const again = "r" in unforced ? unforced.r : await restoreBackup({ source: src, workspaceDir: target, force: true });
       const auth = again.crlNumbers.find((c) => c.caId === "13-auth")!;
       expect(BigInt(auth.highestKnown), `step ${step}`).toBeGreaterThanOrEqual(published);
       const w = await openWorkspace(target);
