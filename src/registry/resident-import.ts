@@ -206,7 +206,7 @@ export const RESIDENT_FILE_BATCH = 2000;
 export interface ResidentFileImportError {
   readonly line: number;
   readonly code: ErrorCode;
-  /** begins with "line N: " where the line is not otherwise named; never quotes the line's content */
+  /** names the line ("line N: …"); never quotes its content, which is personal data */
   readonly message: string;
   /** for ERR_RESIDENT_DUPLICATE, the line that named the code first */
   readonly firstLine?: number;
