@@ -60,7 +60,18 @@ export { parseNotice, MAX_SEQUENCE_JUMP, NOTICE_KINDS, type ChangeNotice, type C
 export { NOTICE_RULES, decideRevocations, type RevocationDecision, type NoticeRule } from "./registry/notice-rules.js";
 export { applyNoticeToResident } from "./registry/notice-apply.js";
 export { applyNoticesToRegistry, type RegistryApplySummary } from "./registry/apply.js";
-export { ImportedCodes, importResidents, type ResidentImportOptions, type ResidentImportSummary } from "./registry/resident-import.js";
+export {
+  ImportedCodes,
+  importResidents,
+  importResidentFile,
+  RESIDENT_FILE_BATCH,
+  type ResidentImportOptions,
+  type ResidentImportSummary,
+  type ResidentFileImportError,
+  type ResidentFileImportOptions,
+  type ResidentFileImportProgress,
+  type ResidentFileImportSummary,
+} from "./registry/resident-import.js";
 export {
   runProcedures, counterProcedure, parseProcedure, compareWithRegistered, noticeDue, counterNoticeId,
   relocate, moveIn, moveOut, rename, recordDeath, correct, removeRecord, changeResidentCode, COUNTER_KINDS, COUNTER_KIND_NAMES,

@@ -25,11 +25,15 @@
  *
  * Each batch is decided inside the store's write transaction that commits it (Store.applyToRegistry), so an
  * issuance or a notice committed between the read and the write cannot slip past the rule.
+ *
+ * importResidentFile is the whole of an import: a file read, parsed and committed batch by batch, every refused line
+ * reported by its number. importResidents is one batch of it, for a caller that has the records in hand.
  */
 import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import { registryLoadAudit } from "../store/audit-ops.js";
 import type { ResidentRecord, Store } from "../store/types.js";
-import { normaliseRegistryText } from "./resident.js";
+import { readRecords, type ImportFormat } from "./import.js";
+import { normaliseRegistryText, parseResidentRecord } from "./resident.js";
 import { isValidResidentCode } from "./resident-code.js";
 
 export interface ResidentImportSummary {
@@ -193,4 +197,117 @@ export async function importResidents(store: Store, records: readonly ResidentRe
     out.errors.sort((a, b) => a.index - b.index);
     return { put: [...local.values()], remove: [], audit: registryLoadAudit(out.inserted, out.updated), result: out };
   });
+}
+
+/** Resident records per batch of {@link importResidentFile}: one store transaction each. */
+export const RESIDENT_FILE_BATCH = 2000;
+
+/** A line of the input that was not imported: why, and for a repeated code the line that named it first. */
+export interface ResidentFileImportError {
+  readonly line: number;
+  readonly code: ErrorCode;
+  /** names the line ("line N: …"); never quotes its content, which is personal data */
+  readonly message: string;
+  /** for ERR_RESIDENT_DUPLICATE, the line that named the code first */
+  readonly firstLine?: number;
+}
+
+/** The counts so far, reported after each committed batch. */
+export interface ResidentFileImportProgress {
+  /** records read from the input, good and bad */
+  readonly read: number;
+  readonly inserted: number;
+  readonly updated: number;
+  readonly unchanged: number;
+  readonly rejected: number;
+}
+
+export interface ResidentFileImportSummary {
+  /** records read from the input and decided (imported, unchanged or refused), good and bad */
+  readonly read: number;
+  /** new resident codes */
+  readonly inserted: number;
+  /** records replaced (residents with no certificate and no applied notice) */
+  readonly updated: number;
+  /** records the same as the one held */
+  readonly unchanged: number;
+  /** the lines refused, in line order */
+  readonly errors: readonly ResidentFileImportError[];
+  /**
+   * The signal aborted before the input ended: what was read was decided and committed, the rest not read. The same
+   * file imported again takes the rest (the lines committed now are then unchanged).
+   */
+  readonly stopped: boolean;
+}
+
+export interface ResidentFileImportOptions {
+  /** "today" for the birth-date check: the workspace's clock (Workspace.clock.now()), not the wall clock */
+  readonly now: Date;
+  /** "auto" (default): by the file's extension, else by its first character (readRecords) */
+  readonly format?: ImportFormat | "auto";
+  /** records per transaction, default {@link RESIDENT_FILE_BATCH} */
+  readonly batchSize?: number;
+  /** called after each committed batch */
+  readonly onProgress?: (p: ResidentFileImportProgress) => void;
+  /** stop after the records already read are committed (SIGTERM, SIGINT) */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Imports a file (or stream) of resident records, JSON Lines or CSV (readRecords): each record parsed
+ * (parseResidentRecord), committed in batches (importResidents) that share one {@link ImportedCodes}, so a code
+ * repeated across a batch boundary, or after a line refused as malformed, is a repeat (ERR_RESIDENT_DUPLICATE).
+ * A bad line is reported by its number and the others go on; only a problem with the input as a whole (unreadable,
+ * a bad CSV header) or with the store is thrown.
+ */
+export async function importResidentFile(store: Store, source: NodeJS.ReadableStream | string, opts: ResidentFileImportOptions): Promise<ResidentFileImportSummary> {
+  const size = opts.batchSize ?? RESIDENT_FILE_BATCH;
+  if (!Number.isInteger(size) || size < 1) throw new JpkiError("ERR_CONFIG_INVALID", "importResidentFile: batchSize must be a positive integer");
+  const { now, signal } = opts;
+  const errors: ResidentFileImportError[] = [];
+  const seen = new ImportedCodes();
+  let read = 0, inserted = 0, updated = 0, unchanged = 0;
+  let stopped = false;
+  let batch: ResidentRecord[] = [];
+  let lines: number[] = [];
+  const flush = async () => {
+    if (!batch.length) return;
+    const r = await importResidents(store, batch, { seen, lines });
+    inserted += r.inserted;
+    updated += r.updated;
+    unchanged += r.unchanged;
+    for (const e of r.errors) {
+      errors.push({ line: lines[e.index]!, code: e.code, message: `line ${lines[e.index]}: ${e.message}`, ...(e.first !== undefined ? { firstLine: e.first } : {}) });
+    }
+    batch = [];
+    lines = [];
+    opts.onProgress?.({ read, inserted, updated, unchanged, rejected: errors.length });
+  };
+  for await (const item of readRecords(source, { format: opts.format ?? "auto" })) {
+    // Checked before each record rather than when a batch is full: a file of bad lines fills no batch, and a stop
+    // must not wait for its end. The record in hand is left undecided and uncounted, as the rest of the input.
+    if (signal?.aborted) {
+      stopped = true;
+      break;
+    }
+    read++;
+    if ("error" in item) {
+      errors.push({ line: item.line, code: item.error.code, message: item.error.message });
+      continue;
+    }
+    try {
+      batch.push(parseResidentRecord(item.value, { now }));
+      lines.push(item.line);
+    } catch (e) {
+      if (!isJpkiError(e)) throw e;
+      errors.push({ line: item.line, code: e.code, message: e.message.includes(`line ${item.line}`) ? e.message : `line ${item.line}: ${e.message}` });
+      // Still the first line about its resident, if its code can be read: a later line with that code is a repeat.
+      seen.noteMalformed(item.value, item.line);
+    }
+    if (batch.length >= size) await flush();
+  }
+  // The batch in progress is committed, stopped or not: every record counted in `read` is decided.
+  await flush();
+  errors.sort((a, b) => a.line - b.line);
+  return { read, inserted, updated, unchanged, errors, stopped };
 }

@@ -4,12 +4,10 @@
  */
 import { resolve } from "node:path";
 import { Command, Option } from "commander";
-import type { IssuanceSweepEvent, ResidentRecord } from "../../index.js";
-import { JpkiError, checkInputFile, isJpkiError, library, type Library } from "../lib.js";
+import type { IssuanceSweepEvent } from "../../index.js";
+import { JpkiError, checkInputFile, library, type Library } from "../lib.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
-
-const BATCH = 2000;
 
 export function makeRegistryCommand(io: Io): Command {
   const reg = new Command("registry").description("resident records (住民基本台帳): resident code, municipality and the four basic items");
@@ -33,7 +31,8 @@ such as U+FA10 kept as they are), so the same residents exported in NFD or with 
 A resident code is listed once per file: a later line with the same code is refused (ERR_RESIDENT_DUPLICATE;
 "firstLine" in --json names the first) and only the first is imported or refused, also when the
 first was refused as malformed (its code still readable): fix that line and import the file again.
-Good lines are imported even when others are bad (exit code 13 then).
+Good lines are imported even when others are bad (exit code 13 then). SIGTERM or SIGINT stops the import once
+the lines read so far are committed ("stopped" in --json); import the same file again for the rest.
 
 Examples:
   jpki registry import residents.jsonl
@@ -41,60 +40,33 @@ Examples:
     )
     .action(async (file: string, o: { format: "auto" | "jsonl" | "csv" }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
-      const { ImportedCodes, importResidents, parseResidentRecord, readRecords } = await library();
-      const now = new Date();
+      const { importResidentFile } = await library();
       const source = file === "-" ? (io.stdin ?? process.stdin) : checkInputFile(file, "input file", { cwd: io.cwd });
-      await withWorkspace(ctx, async (ws) => {
-        const errors: Array<{ line: number; code: string; message: string; firstLine?: number }> = [];
-        // one for the whole file: a code repeated across a batch boundary is as much a repeat
-        const seen = new ImportedCodes();
-        let read = 0, inserted = 0, updated = 0, unchanged = 0;
-        let batch: ResidentRecord[] = [];
-        let lines: number[] = [];
-        const flush = async () => {
-          if (!batch.length) return;
-          const r = await importResidents(ws.store, batch, { seen, lines });
-          inserted += r.inserted;
-          updated += r.updated;
-          unchanged += r.unchanged;
-          for (const e of r.errors) {
-            errors.push({ line: lines[e.index]!, code: e.code, message: `line ${lines[e.index]}: ${e.message}`, ...(e.first !== undefined ? { firstLine: e.first } : {}) });
+      // SIGINT/SIGTERM end the import once the lines read so far are committed; running it again takes the rest.
+      await withStopSignal((signal) =>
+        withWorkspace(ctx, async (ws) => {
+          const r = await importResidentFile(ws.store, source, {
+            now: ws.clock.now(),
+            format: file === "-" && o.format === "auto" ? "jsonl" : o.format,
+            signal,
+            onProgress: (p) => ctx.out.progress(`imported ${p.inserted + p.updated}, unchanged ${p.unchanged}, rejected ${p.rejected}`),
+          });
+          ctx.out.progressDone();
+          const { read, inserted, updated, unchanged, errors } = r;
+          // "stopped" only when it did: the document of a run to the end stays as it was.
+          ctx.out.result({ read, imported: inserted + updated, inserted, updated, unchanged, rejected: errors.length, errors, ...(r.stopped ? { stopped: true } : {}) }, () =>
+            [
+              `read ${read}, imported ${inserted + updated} (${inserted} new, ${updated} replaced), unchanged ${unchanged}, rejected ${errors.length}`,
+              ...errors.slice(0, 50).map((e) => `  error [${e.code}] ${e.message}`),
+              ...(errors.length > 50 ? [`  … and ${errors.length - 50} more (use --json for all)`] : []),
+              ...(r.stopped ? ["stopped by a signal before the end of the input: import the same file again for the rest (what was imported now then counts as unchanged)"] : []),
+            ].join("\n"),
+          );
+          if (errors.length) {
+            throw new JpkiError("ERR_PARTIAL", `${errors.length} of ${read} records were rejected; ${inserted + updated ? `${inserted + updated} were imported` : "nothing was imported"}${unchanged ? `, ${unchanged} unchanged` : ""}`);
           }
-          batch = [];
-          lines = [];
-          ctx.out.progress(`imported ${inserted + updated}, unchanged ${unchanged}, rejected ${errors.length}`);
-        };
-        for await (const item of readRecords(source, { format: file === "-" && o.format === "auto" ? "jsonl" : o.format })) {
-          read++;
-          if ("error" in item) {
-            errors.push({ line: item.line, code: item.error.code, message: item.error.message });
-            continue;
-          }
-          try {
-            batch.push(parseResidentRecord(item.value, { now }));
-            lines.push(item.line);
-          } catch (e) {
-            if (!isJpkiError(e)) throw e;
-            errors.push({ line: item.line, code: e.code, message: e.message.includes(`line ${item.line}`) ? e.message : `line ${item.line}: ${e.message}` });
-            // Still the first line about its resident, if its code can be read: a later line with that code is a repeat.
-            seen.noteMalformed(item.value, item.line);
-          }
-          if (batch.length >= BATCH) await flush();
-        }
-        await flush();
-        ctx.out.progressDone();
-        errors.sort((a, b) => a.line - b.line);
-        ctx.out.result({ read, imported: inserted + updated, inserted, updated, unchanged, rejected: errors.length, errors }, () =>
-          [
-            `read ${read}, imported ${inserted + updated} (${inserted} new, ${updated} replaced), unchanged ${unchanged}, rejected ${errors.length}`,
-            ...errors.slice(0, 50).map((e) => `  error [${e.code}] ${e.message}`),
-            ...(errors.length > 50 ? [`  … and ${errors.length - 50} more (use --json for all)`] : []),
-          ].join("\n"),
-        );
-        if (errors.length) {
-          throw new JpkiError("ERR_PARTIAL", `${errors.length} of ${read} records were rejected; ${inserted + updated ? `${inserted + updated} were imported` : "nothing was imported"}${unchanged ? `, ${unchanged} unchanged` : ""}`);
-        }
-      });
+        }),
+      );
     });
 
   reg.command("show")
