@@ -766,7 +766,9 @@ describe("every error answer carries a typed code (issue 13 point 3: found by np
   it("names the codes: not-found for no route, bad-request for what node's parser refuses", async () => {
     expect(JSON.parse((await raw(withToken("route-not-found"))).body)).toEqual({ error: "not_found", code: "not-found", message: "no such route: the routes are listed at /openapi.json" });
     expect(JSON.parse((await raw(withToken("bad-header-line"))).body)).toMatchObject({ code: "bad-request", statusCode: 400 });
-    expect(JSON.parse((await raw(withToken("json-too-deep"))).body)).toMatchObject({ code: "body-too-deep", statusCode: 400 });
+    // PUT / (the page takes GET and HEAD): refused for its method before its body is read; a deep body sent to a
+    // route that takes it is still body-too-deep ("JSON routes and the body's media type" below)
+    expect(JSON.parse((await raw(withToken("json-too-deep"))).body)).toEqual({ error: "method not allowed", code: "method-not-allowed" });
   });
 });
 
@@ -814,5 +816,72 @@ describe("jsonNestsDeeper", () => {
     expect(jsonNestsDeeper(`{"s":"${"[{".repeat(50)}","t":[1]}`, 3)).toBe(false);
     expect(jsonNestsDeeper(`{"s":"\\"[[[[","t":${nest(3)}}`, 3)).toBe(true);
     expect(jsonNestsDeeper(`{"certificate":"-----BEGIN CERTIFICATE-----\\nMIIB\\n","purpose":"signature"}`, 16)).toBe(false);
+  });
+});
+
+describe("methods the routes do not take (a hostile client's requests)", () => {
+  /** One request as raw bytes on its own connection: the answer until the server ends it. */
+  async function rawAnswer(text: string) {
+    const c = rawClient(Number(new URL(base).port));
+    c.socket.write(text);
+    return parseAnswer(await c.answer);
+  }
+
+  it("answers HEAD on every GET route as GET, without the body: HEAD was a 404 'no such route' on the fastify routes", async () => {
+    for (const p of ["/openapi.json", "/healthz", "/metrics", "/v1/overview", "/v1/status/history", "/crl/index.json", "/"]) {
+      const g = await get(p);
+      const h = await get(p, {}, "HEAD");
+      expect(h.status, p).toBe(g.status);
+      expect(h.headers["content-type"], p).toBe(g.headers["content-type"]);
+      expect(h.body.length, p).toBe(0);
+    }
+  });
+
+  it("answers a method a route does not take 405 with Allow and a typed code, where it said 404 'no such route'; an unknown path stays 404", async () => {
+    const cases: Array<[string, string, string]> = [
+      ["GET", "/v1/validate", "POST"],
+      ["PUT", "/v1/validate", "POST"],
+      ["OPTIONS", "/v1/validate", "POST"],
+      ["DELETE", "/v1/status", "POST"],
+      ["POST", "/v1/status/history", "GET, HEAD"],
+      ["GET", "/v1/verify-signature", "POST"],
+      ["POST", "/openapi.json", "GET, HEAD"],
+      ["PATCH", "/v1/overview", "GET, HEAD"],
+      ["DELETE", "/healthz", "GET, HEAD"],
+      ["POST", "/", "GET, HEAD"],
+      ["POST", "/ui/app.js", "GET, HEAD"],
+    ];
+    for (const [method, p, allow] of cases) {
+      const r = await get(p, { "content-type": "application/json" }, method);
+      expect(r.status, `${method} ${p}`).toBe(405);
+      expect(r.headers.allow, `${method} ${p}`).toBe(allow);
+      expect(r.headers["cache-control"], `${method} ${p}`).toBe("no-store");
+      expect(JSON.parse(r.body.toString()), `${method} ${p}`).toMatchObject({ code: "method-not-allowed" });
+    }
+    // HEAD of a POST route: the status and Allow, no body
+    const head = await get("/v1/validate", {}, "HEAD");
+    expect([head.status, head.headers.allow, head.body.length]).toEqual([405, "POST", 0]);
+    for (const [method, p] of [["GET", "/v1/nothing"], ["POST", "/v1/validate/"], ["DELETE", "/nope"]] as const) {
+      const r = await get(p, {}, method);
+      expect(r.status, `${method} ${p}`).toBe(404);
+      expect(JSON.parse(r.body.toString()).code).toBe("not-found");
+    }
+  });
+
+  it("answers CONNECT (no proxy here) 405 with a typed code, where node closed the connection without a word", async () => {
+    const a = await rawAnswer(`CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
+    expect(a.status).toBe(405);
+    expect(a.headers["content-type"]).toMatch(/^application\/json/);
+    expect(JSON.parse(a.body)).toMatchObject({ code: "method-not-allowed" });
+  });
+
+  it("answers an Expect it cannot meet 417 with a typed code, where node sent an empty body", async () => {
+    const a = await rawAnswer(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nExpect: 200-ok\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
+    expect(a.status).toBe(417);
+    expect(a.headers["content-type"]).toMatch(/^application\/json/);
+    expect(JSON.parse(a.body)).toMatchObject({ code: "expectation-failed" });
+    // 100-continue is met as before
+    const ok = await rawAnswer(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
+    expect(ok.status).toBe(100);
   });
 });
