@@ -885,3 +885,82 @@ describe("methods the routes do not take (a hostile client's requests)", () => {
     expect(ok.status).toBe(100);
   });
 });
+
+describe("requests refused for their body or credential (a hostile client's requests)", () => {
+  it("leave nothing in the disclosure log nor in the caller's check history, however they are malformed", async () => {
+    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+    const certificate = cert.der.toString("base64");
+    const disclosed = async () => (await ws.store.listDisclosures({ residentCode: cert.residentCode, limit: 10_000 })).length;
+    const checked = async () => (await ws.store.listStatusChecks({ verifierId, limit: 10_000 })).length;
+    const before = [await disclosed(), await checked()];
+    const post = (path: string, body: string, headers: Record<string, string> = auth, type = "application/json") => fetch(`${base}${path}`, { method: "POST", headers: { ...headers, "content-type": type }, body });
+    const refused: Array<[string, string, Record<string, string>?, string?]> = [
+      // the resident's own certificate, asked about in every wrong way
+      ["/v1/validate", JSON.stringify({ certificate, purpose: "signature", legalBasis: "no-such-basis" })],
+      ["/v1/validate", JSON.stringify({ certificate, purpose: "signature", at: "2026-02-30T00:00:00Z" })],
+      ["/v1/validate", JSON.stringify({ certificate, purpose: "signature", extra: true })],
+      ["/v1/validate", JSON.stringify({ certificate, purpose: "nothing" })],
+      ["/v1/validate", JSON.stringify({ certificate, purpose: "signature", chain: ["-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----"] })],
+      ["/v1/validate", `{"__proto__":{"admin":true},"certificate":"${certificate}","purpose":"signature"}`],
+      ["/v1/validate", `{"certificate":"${certificate}","purpose":"signature"`],
+      ["/v1/validate", JSON.stringify({ certificate, purpose: "signature" }), {}],
+      ["/v1/validate", JSON.stringify({ certificate, purpose: "signature" }), { authorization: "Bearer forged" }],
+      ["/v1/validate", JSON.stringify({ certificate, purpose: "signature" }), auth, "text/plain"],
+      ["/v1/validate?via=fastify", JSON.stringify({ certificate, purpose: "signature", legalBasis: "no-such-basis" })],
+      ["/v1/status", JSON.stringify({ items: [{ caId: cert.caId, serial: cert.serial }], link: "yes" })],
+      ["/v1/status", JSON.stringify({ items: [{ caId: cert.caId, serial: cert.serial }], extra: 1 })],
+      ["/v1/status", JSON.stringify({ items: Array(1001).fill({ caId: cert.caId, serial: cert.serial }) })],
+      ["/v1/status", JSON.stringify({ items: [{ caId: cert.caId, serial: cert.serial }] }), { authorization: "Bearer forged" }],
+      ["/v1/verify-signature", JSON.stringify({ signedData: "MAA=", legalBasis: "pension" })],
+      ["/v1/verify-signature", JSON.stringify({ signedData: certificate, at: "yesterday" })],
+    ];
+    for (const [path, body, headers, type] of refused) {
+      const r = await post(path, body, headers, type);
+      expect(r.status, `${path} ${body.slice(0, 60)}`).toBeGreaterThanOrEqual(400);
+      expect(r.status, `${path} ${body.slice(0, 60)}`).toBeLessThan(500);
+      const text = await r.text();
+      expect(JSON.parse(text).code, text).toMatch(/^[a-z-]+$/);
+      expect(text).not.toMatch(/at .*\.(ts|js):\d+|\/src\/|\/node_modules\/|山田/);
+    }
+    await new Promise((r) => setTimeout(r, 50)); // a disclosure written after the answer would show by now
+    expect([await disclosed(), await checked()]).toEqual(before);
+  });
+});
+
+describe("bodies that never end (slowloris)", () => {
+  it("are cut with a typed 408 once the request bound passes, whatever the route and framing; other clients are answered meanwhile", async () => {
+    const { app: short } = await buildServer(ws, { timeouts: { idleMs: 300, headersMs: 300, requestMs: 600 } });
+    await short.listen({ host: "127.0.0.1", port: 0 });
+    const port = (short.server.address() as AddressInfo).port;
+    const timers: NodeJS.Timeout[] = [];
+    const trickle = (head: string, first: string, next: string) => {
+      const c = rawClient(port);
+      c.socket.write(head + first);
+      // a byte of body every 50 ms: never idle, never done
+      timers.push(setInterval(() => c.socket.writable && c.socket.write(next), 50));
+      return c.answer;
+    };
+    const a = `Authorization: ${auth.authorization}\r\nHost: x\r\n`;
+    try {
+      const started = performance.now();
+      const answers = [
+        trickle(`POST /v1/status HTTP/1.1\r\n${a}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`, "1\r\n{\r\n", "1\r\n \r\n"),
+        trickle(`POST /v1/verify-signature HTTP/1.1\r\n${a}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`, "1\r\n{\r\n", "1\r\n \r\n"),
+        // the plain request POST /v1/validate takes on bare node:http, its Content-Length never reached
+        trickle(`POST /v1/validate HTTP/1.1\r\n${a}Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n`, "{", " "),
+      ];
+      const other = await fetch(`http://127.0.0.1:${port}/crl/index.json`, { headers: auth });
+      expect(other.status).toBe(200);
+      for (const text of await Promise.all(answers)) {
+        const r = parseAnswer(text);
+        expect(r.status, text.slice(0, 80)).toBe(408);
+        expect(JSON.parse(r.body)).toMatchObject({ code: "timeout" });
+      }
+      // requestMs plus node's once-a-second check of the bound, with room
+      expect(performance.now() - started).toBeLessThan(3000);
+    } finally {
+      for (const t of timers) clearInterval(t);
+      await short.close();
+    }
+  });
+});
