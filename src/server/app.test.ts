@@ -884,6 +884,15 @@ describe("methods the routes do not take (a hostile client's requests)", () => {
     const ok = await rawAnswer(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
     expect(ok.status).toBe(100);
   });
+
+  it("refuses a caller without a credential before inviting its body: no 100 Continue ahead of the 401", async () => {
+    const c = rawClient(Number(new URL(base).port));
+    c.socket.write(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n`);
+    const text = await c.answer; // the server ends the connection: the body it did not ask for is not awaited
+    expect(text).toMatch(/^HTTP\/1\.1 401 /);
+    expect(parseAnswer(text).headers.connection).toBe("close");
+    expect(JSON.parse(parseAnswer(text).body)).toMatchObject({ code: "unauthorized" });
+  });
 });
 
 describe("requests refused for their body or credential (a hostile client's requests)", () => {

@@ -431,9 +431,21 @@ export async function buildServer(
   const app = Fastify({
     // Published files and OCSP GETs are answered on bare node:http before fastify routes anything (published-route.ts).
     serverFactory: (handler) => {
+      const route = (req: IncomingMessage, res: ServerResponse) => {
+        if (!published(req, res) && !ocspGet(req, res) && !validateFast?.(req, res) && !refuseMethod(req, res)) handler(req, res);
+      };
       const h = (req: IncomingMessage, res: ServerResponse) => {
         if (stopping) return refuseStopping(req, res);
-        if (access.admit(req, res) && !published(req, res) && !ocspGet(req, res) && !validateFast?.(req, res) && !refuseMethod(req, res)) handler(req, res);
+        if (access.admit(req, res)) route(req, res);
+      };
+      // Expect: 100-continue. node sent 100 Continue before any check, inviting the body of a caller about to be
+      // refused 401. Now only an admitted request is invited; a refused one gets its answer instead, and node ends
+      // the connection after it (the body it did not ask for is not awaited).
+      const checkContinue = (req: IncomingMessage, res: ServerResponse) => {
+        if (stopping) return refuseStopping(req, res);
+        if (!access.admit(req, res)) return;
+        res.writeContinue();
+        route(req, res);
       };
       const t = { ...CONNECTION_TIMEOUTS, ...opts.timeouts };
       // node checks the header and request bounds every connectionsCheckingInterval (default 30 s, which would
@@ -451,6 +463,7 @@ export async function buildServer(
       (server as { httpAllowHalfOpen?: boolean }).httpAllowHalfOpen = true;
       server.on("connect", refuseConnect);
       server.on("checkExpectation", refuseExpectation);
+      server.on("checkContinue", checkContinue);
       // Over TLS the HTTP parser reads the TLS socket, not the TCP one the "connection" event gives.
       server.on(tls ? "secureConnection" : "connection", (s: Socket) => {
         connections.add(s);
