@@ -256,6 +256,8 @@ describe("published CRLs and CA certificates", () => {
       const r = await get(p);
       expect(r.status, p).toBe(404);
       expect(r.body.toString()).not.toContain("BEGIN");
+      // a 404 is cacheable by default (RFC 9111 §4.2.2): a verifier's cache kept "not published" past the publication
+      expect(r.headers["cache-control"], p).toBe("no-store");
     }
   });
 });

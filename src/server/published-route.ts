@@ -60,7 +60,7 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
   };
 
   const notFound = (req: IncomingMessage, res: ServerResponse, startedAt: number) =>
-    answer(req, res, 404, { "Content-Type": "application/json; charset=utf-8" }, startedAt, JSON.stringify({ error: "not published", code: "not-published", path: req.url }));
+    answer(req, res, 404, { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store" }, startedAt, JSON.stringify({ error: "not published", code: "not-published", path: req.url }));
 
   /** Answers from what is known of a version without reading the file: a 304 (or 412/416, HEAD) or a small file's body. */
   function sendKnown(req: IncomingMessage, res: ServerResponse, file: PublishedFile, v: FileVersion, d: Decision, startedAt: number): void {
@@ -163,7 +163,7 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
       }
     }
     openAndSend(req, res, file, startedAt).catch(() => {
-      if (!res.headersSent) answer(req, res, 500, { "Content-Type": "application/json; charset=utf-8" }, startedAt, JSON.stringify({ error: "the file could not be read", code: "internal" }));
+      if (!res.headersSent) answer(req, res, 500, { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store" }, startedAt, JSON.stringify({ error: "the file could not be read", code: "internal" }));
       else res.destroy();
     });
     return true;
