@@ -14,12 +14,19 @@ const HTTP_WORD: Readonly<Record<number, string>> = { 400: "bad_request", 401: "
  */
 export const STOPPING_ERROR = Object.freeze({ code: "stopping", status: 503, message: "the server is stopping: send the request again, on a new connection" } as const);
 
-/** What node's HTTP parser refuses before any route, by typed code (app.ts clientErrorHandler). */
+/** What node's HTTP server refuses before any route, by typed code (app.ts clientErrorHandler, refuseExpectation). */
 export const PARSER_REFUSALS = Object.freeze({
   timeout: { status: 408, message: "the request was not complete in time" },
   "headers-too-large": { status: 431, message: "the request's headers are too large" },
   "bad-request": { status: 400, message: "the request is not valid HTTP/1.1" },
+  "expectation-failed": { status: 417, message: "the only Expect this server meets is 100-continue" },
 } as const);
+
+/**
+ * A method the target does not take: 405 with Allow (RFC 9110 §15.5.6), on the published files, the fastify
+ * routes and CONNECT (this server is no proxy) alike. One body for the one code, wherever it is sent.
+ */
+export const METHOD_NOT_ALLOWED = Object.freeze({ code: "method-not-allowed", status: 405, body: '{"error":"method not allowed","code":"method-not-allowed"}' } as const);
 
 /** One entry of a route's error table. */
 export interface ApiError {

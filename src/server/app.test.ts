@@ -256,6 +256,8 @@ describe("published CRLs and CA certificates", () => {
       const r = await get(p);
       expect(r.status, p).toBe(404);
       expect(r.body.toString()).not.toContain("BEGIN");
+      // a 404 is cacheable by default (RFC 9111 §4.2.2): a verifier's cache kept "not published" past the publication
+      expect(r.headers["cache-control"], p).toBe("no-store");
     }
   });
 });
@@ -766,7 +768,9 @@ describe("every error answer carries a typed code (issue 13 point 3: found by np
   it("names the codes: not-found for no route, bad-request for what node's parser refuses", async () => {
     expect(JSON.parse((await raw(withToken("route-not-found"))).body)).toEqual({ error: "not_found", code: "not-found", message: "no such route: the routes are listed at /openapi.json" });
     expect(JSON.parse((await raw(withToken("bad-header-line"))).body)).toMatchObject({ code: "bad-request", statusCode: 400 });
-    expect(JSON.parse((await raw(withToken("json-too-deep"))).body)).toMatchObject({ code: "body-too-deep", statusCode: 400 });
+    // PUT / (the page takes GET and HEAD): refused for its method before its body is read; a deep body sent to a
+    // route that takes it is still body-too-deep ("JSON routes and the body's media type" below)
+    expect(JSON.parse((await raw(withToken("json-too-deep"))).body)).toEqual({ error: "method not allowed", code: "method-not-allowed" });
   });
 });
 
@@ -814,5 +818,160 @@ describe("jsonNestsDeeper", () => {
     expect(jsonNestsDeeper(`{"s":"${"[{".repeat(50)}","t":[1]}`, 3)).toBe(false);
     expect(jsonNestsDeeper(`{"s":"\\"[[[[","t":${nest(3)}}`, 3)).toBe(true);
     expect(jsonNestsDeeper(`{"certificate":"-----BEGIN CERTIFICATE-----\\nMIIB\\n","purpose":"signature"}`, 16)).toBe(false);
+  });
+});
+
+describe("methods the routes do not take (a hostile client's requests)", () => {
+  /** One request as raw bytes on its own connection: the answer until the server ends it. */
+  async function rawAnswer(text: string) {
+    const c = rawClient(Number(new URL(base).port));
+    c.socket.write(text);
+    return parseAnswer(await c.answer);
+  }
+
+  it("answers HEAD on every GET route as GET, without the body: HEAD was a 404 'no such route' on the fastify routes", async () => {
+    for (const p of ["/openapi.json", "/healthz", "/metrics", "/v1/overview", "/v1/status/history", "/crl/index.json", "/"]) {
+      const g = await get(p);
+      const h = await get(p, {}, "HEAD");
+      expect(h.status, p).toBe(g.status);
+      expect(h.headers["content-type"], p).toBe(g.headers["content-type"]);
+      expect(h.body.length, p).toBe(0);
+    }
+  });
+
+  it("answers a method a route does not take 405 with Allow and a typed code, where it said 404 'no such route'; an unknown path stays 404", async () => {
+    const cases: Array<[string, string, string]> = [
+      ["GET", "/v1/validate", "POST"],
+      ["PUT", "/v1/validate", "POST"],
+      ["OPTIONS", "/v1/validate", "POST"],
+      ["DELETE", "/v1/status", "POST"],
+      ["POST", "/v1/status/history", "GET, HEAD"],
+      ["GET", "/v1/verify-signature", "POST"],
+      ["POST", "/openapi.json", "GET, HEAD"],
+      ["PATCH", "/v1/overview", "GET, HEAD"],
+      ["DELETE", "/healthz", "GET, HEAD"],
+      ["POST", "/", "GET, HEAD"],
+      ["POST", "/ui/app.js", "GET, HEAD"],
+    ];
+    for (const [method, p, allow] of cases) {
+      const r = await get(p, { "content-type": "application/json" }, method);
+      expect(r.status, `${method} ${p}`).toBe(405);
+      expect(r.headers.allow, `${method} ${p}`).toBe(allow);
+      expect(r.headers["cache-control"], `${method} ${p}`).toBe("no-store");
+      expect(JSON.parse(r.body.toString()), `${method} ${p}`).toMatchObject({ code: "method-not-allowed" });
+    }
+    // HEAD of a POST route: the status and Allow, no body
+    const head = await get("/v1/validate", {}, "HEAD");
+    expect([head.status, head.headers.allow, head.body.length]).toEqual([405, "POST", 0]);
+    for (const [method, p] of [["GET", "/v1/nothing"], ["POST", "/v1/validate/"], ["DELETE", "/nope"]] as const) {
+      const r = await get(p, {}, method);
+      expect(r.status, `${method} ${p}`).toBe(404);
+      expect(JSON.parse(r.body.toString()).code).toBe("not-found");
+    }
+  });
+
+  it("answers CONNECT (no proxy here) 405 with a typed code, where node closed the connection without a word", async () => {
+    const a = await rawAnswer(`CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
+    expect(a.status).toBe(405);
+    expect(a.headers["content-type"]).toMatch(/^application\/json/);
+    expect(JSON.parse(a.body)).toMatchObject({ code: "method-not-allowed" });
+  });
+
+  it("answers an Expect it cannot meet 417 with a typed code, where node sent an empty body", async () => {
+    const a = await rawAnswer(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nExpect: 200-ok\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
+    expect(a.status).toBe(417);
+    expect(a.headers["content-type"]).toMatch(/^application\/json/);
+    expect(JSON.parse(a.body)).toMatchObject({ code: "expectation-failed" });
+    // 100-continue is met as before
+    const ok = await rawAnswer(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
+    expect(ok.status).toBe(100);
+  });
+
+  it("refuses a caller without a credential before inviting its body: no 100 Continue ahead of the 401", async () => {
+    const c = rawClient(Number(new URL(base).port));
+    c.socket.write(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n`);
+    const text = await c.answer; // the server ends the connection: the body it did not ask for is not awaited
+    expect(text).toMatch(/^HTTP\/1\.1 401 /);
+    expect(parseAnswer(text).headers.connection).toBe("close");
+    expect(JSON.parse(parseAnswer(text).body)).toMatchObject({ code: "unauthorized" });
+  });
+});
+
+describe("requests refused for their body or credential (a hostile client's requests)", () => {
+  it("leave nothing in the disclosure log nor in the caller's check history, however they are malformed", async () => {
+    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+    const certificate = cert.der.toString("base64");
+    const disclosed = async () => (await ws.store.listDisclosures({ residentCode: cert.residentCode, limit: 10_000 })).length;
+    const checked = async () => (await ws.store.listStatusChecks({ verifierId, limit: 10_000 })).length;
+    const before = [await disclosed(), await checked()];
+    const post = (path: string, body: string, headers: Record<string, string> = auth, type = "application/json") => fetch(`${base}${path}`, { method: "POST", headers: { ...headers, "content-type": type }, body });
+    const refused: Array<[string, string, Record<string, string>?, string?]> = [
+      // the resident's own certificate, asked about in every wrong way
+      ["/v1/validate", JSON.stringify({ certificate, purpose: "signature", legalBasis: "no-such-basis" })],
+      ["/v1/validate", JSON.stringify({ certificate, purpose: "signature", at: "2026-02-30T00:00:00Z" })],
+      ["/v1/validate", JSON.stringify({ certificate, purpose: "signature", extra: true })],
+      ["/v1/validate", JSON.stringify({ certificate, purpose: "nothing" })],
+      ["/v1/validate", JSON.stringify({ certificate, purpose: "signature", chain: ["-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----"] })],
+      ["/v1/validate", `{"__proto__":{"admin":true},"certificate":"${certificate}","purpose":"signature"}`],
+      ["/v1/validate", `{"certificate":"${certificate}","purpose":"signature"`],
+      ["/v1/validate", JSON.stringify({ certificate, purpose: "signature" }), {}],
+      ["/v1/validate", JSON.stringify({ certificate, purpose: "signature" }), { authorization: "Bearer forged" }],
+      ["/v1/validate", JSON.stringify({ certificate, purpose: "signature" }), auth, "text/plain"],
+      ["/v1/validate?via=fastify", JSON.stringify({ certificate, purpose: "signature", legalBasis: "no-such-basis" })],
+      ["/v1/status", JSON.stringify({ items: [{ caId: cert.caId, serial: cert.serial }], link: "yes" })],
+      ["/v1/status", JSON.stringify({ items: [{ caId: cert.caId, serial: cert.serial }], extra: 1 })],
+      ["/v1/status", JSON.stringify({ items: Array(1001).fill({ caId: cert.caId, serial: cert.serial }) })],
+      ["/v1/status", JSON.stringify({ items: [{ caId: cert.caId, serial: cert.serial }] }), { authorization: "Bearer forged" }],
+      ["/v1/verify-signature", JSON.stringify({ signedData: "MAA=", legalBasis: "pension" })],
+      ["/v1/verify-signature", JSON.stringify({ signedData: certificate, at: "yesterday" })],
+    ];
+    for (const [path, body, headers, type] of refused) {
+      const r = await post(path, body, headers, type);
+      expect(r.status, `${path} ${body.slice(0, 60)}`).toBeGreaterThanOrEqual(400);
+      expect(r.status, `${path} ${body.slice(0, 60)}`).toBeLessThan(500);
+      const text = await r.text();
+      expect(JSON.parse(text).code, text).toMatch(/^[a-z-]+$/);
+      expect(text).not.toMatch(/at .*\.(ts|js):\d+|\/src\/|\/node_modules\/|山田/);
+    }
+    await new Promise((r) => setTimeout(r, 50)); // a disclosure written after the answer would show by now
+    expect([await disclosed(), await checked()]).toEqual(before);
+  });
+});
+
+describe("bodies that never end (slowloris)", () => {
+  it("are cut with a typed 408 once the request bound passes, whatever the route and framing; other clients are answered meanwhile", async () => {
+    const { app: short } = await buildServer(ws, { timeouts: { idleMs: 300, headersMs: 300, requestMs: 600 } });
+    await short.listen({ host: "127.0.0.1", port: 0 });
+    const port = (short.server.address() as AddressInfo).port;
+    const timers: NodeJS.Timeout[] = [];
+    const trickle = (head: string, first: string, next: string) => {
+      const c = rawClient(port);
+      c.socket.write(head + first);
+      // a byte of body every 50 ms: never idle, never done
+      timers.push(setInterval(() => c.socket.writable && c.socket.write(next), 50));
+      return c.answer;
+    };
+    const a = `Authorization: ${auth.authorization}\r\nHost: x\r\n`;
+    try {
+      const started = performance.now();
+      const answers = [
+        trickle(`POST /v1/status HTTP/1.1\r\n${a}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`, "1\r\n{\r\n", "1\r\n \r\n"),
+        trickle(`POST /v1/verify-signature HTTP/1.1\r\n${a}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`, "1\r\n{\r\n", "1\r\n \r\n"),
+        // the plain request POST /v1/validate takes on bare node:http, its Content-Length never reached
+        trickle(`POST /v1/validate HTTP/1.1\r\n${a}Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n`, "{", " "),
+      ];
+      const other = await fetch(`http://127.0.0.1:${port}/crl/index.json`, { headers: auth });
+      expect(other.status).toBe(200);
+      for (const text of await Promise.all(answers)) {
+        const r = parseAnswer(text);
+        expect(r.status, text.slice(0, 80)).toBe(408);
+        expect(JSON.parse(r.body)).toMatchObject({ code: "timeout" });
+      }
+      // requestMs plus node's once-a-second check of the bound, with room
+      expect(performance.now() - started).toBeLessThan(3000);
+    } finally {
+      for (const t of timers) clearInterval(t);
+      await short.close();
+    }
   });
 });

@@ -31,6 +31,7 @@ import { stat } from "node:fs/promises";
 import { createServer as createHttpServer, ServerResponse, STATUS_CODES, type IncomingMessage } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { join } from "node:path";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { Counter, Gauge, Registry } from "prom-client";
@@ -40,8 +41,8 @@ import { ARL_SCOPE, type CrlRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { toPem } from "../pki/pem.js";
 import type { AccessLogSink } from "./access-log.js";
-import { apiErrorBody, PARSER_REFUSALS, STOPPING_ERROR } from "./api-errors.js";
-import { VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
+import { apiErrorBody, METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR } from "./api-errors.js";
+import { routedPath, VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
 import { ocspGetRoute, registerOcsp } from "./ocsp.js";
 import { PublishedFiles } from "./published.js";
 import { publishedRoute } from "./published-route.js";
@@ -280,11 +281,40 @@ const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
 function clientErrorHandler(err: Error & { code?: string }, socket: import("node:net").Socket): void {
   if (err.code === "ECONNRESET" || socket.destroyed) return;
   const code: keyof typeof PARSER_REFUSALS = err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "timeout" : err.code === "HPE_HEADER_OVERFLOW" ? "headers-too-large" : "bad-request";
-  const { status, message } = PARSER_REFUSALS[code];
-  const body = JSON.stringify({ error: STATUS_CODES[status], code, message, statusCode: status });
+  const { status } = PARSER_REFUSALS[code];
+  const body = parserRefusalBody(code);
   if (socket.writable) socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
   socket.destroy(err);
 }
+
+function parserRefusalBody(code: keyof typeof PARSER_REFUSALS): string {
+  const { status, message } = PARSER_REFUSALS[code];
+  return JSON.stringify({ error: STATUS_CODES[status], code, message, statusCode: status });
+}
+
+/**
+ * An Expect other than 100-continue (RFC 9110 §10.1.1): node answered 417 with an empty body, the one error of
+ * the server without a code. The body is not read, so the connection ends after the answer.
+ */
+function refuseExpectation(_req: IncomingMessage, res: ServerResponse): void {
+  const body = parserRefusalBody("expectation-failed");
+  res.writeHead(PARSER_REFUSALS["expectation-failed"].status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body), "Cache-Control": "no-store", Connection: "close" });
+  res.end(body);
+}
+
+/**
+ * CONNECT asks for a tunnel, which this server never opens. node hands it to the server's "connect" listeners
+ * and, with none, destroyed the socket without a word. 405 with the typed code and an empty Allow (the authority
+ * it names is no resource here), then the connection ends once the answer is out.
+ */
+function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
+  const body = METHOD_NOT_ALLOWED.body;
+  if (!socket.writable) return void socket.destroy();
+  socket.end(`HTTP/1.1 405 ${STATUS_CODES[405]}\r\nAllow: \r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`, () => socket.destroy());
+}
+
+/** The order methods are listed in an Allow header. */
+const METHOD_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /**
  * The answer to a request that arrives while the server stops (app.close(): SIGTERM or the signal of serveHttp),
@@ -379,12 +409,43 @@ export async function buildServer(
   };
   // The connections open now: a stop ends each once its answer in flight is given (preClose, below).
   const connections = new Set<Socket>();
+  // The methods each fastify route takes, by path (filled by the onRoute hook below): a request for a path
+  // fastify serves, with a method it does not take there, is answered 405 before fastify reads its body (a PUT
+  // with a JSON body that is not JSON got 400 body-not-json, not what was wrong) — fastify's router answered it
+  // 404 "no such route", as if the path were not there.
+  const allowByPath = new Map<string, string>();
+  const allowByPattern: Array<{ readonly re: RegExp; readonly allow: string }> = [];
+  const refuseMethod = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const path = routedPath(req.url ?? "");
+    if (path === undefined) return false;
+    let allow = allowByPath.get(path);
+    if (allow === undefined) for (const p of allowByPattern) if (p.re.test(path)) allow = p.allow;
+    if (allow === undefined || allow.split(", ").includes(req.method ?? "")) return false;
+    const startedAt = performance.now();
+    res.writeHead(METHOD_NOT_ALLOWED.status, { Allow: allow, "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(METHOD_NOT_ALLOWED.body) });
+    res.end(METHOD_NOT_ALLOWED.body);
+    access.record(req, METHOD_NOT_ALLOWED.status);
+    countRefused(req, access.scopeOfRequest(req), METHOD_NOT_ALLOWED.status, startedAt);
+    return true;
+  };
   const app = Fastify({
     // Published files and OCSP GETs are answered on bare node:http before fastify routes anything (published-route.ts).
     serverFactory: (handler) => {
+      const route = (req: IncomingMessage, res: ServerResponse) => {
+        if (!published(req, res) && !ocspGet(req, res) && !validateFast?.(req, res) && !refuseMethod(req, res)) handler(req, res);
+      };
       const h = (req: IncomingMessage, res: ServerResponse) => {
         if (stopping) return refuseStopping(req, res);
-        if (access.admit(req, res) && !published(req, res) && !ocspGet(req, res) && !validateFast?.(req, res)) handler(req, res);
+        if (access.admit(req, res)) route(req, res);
+      };
+      // Expect: 100-continue. node sent 100 Continue before any check, inviting the body of a caller about to be
+      // refused 401. Now only an admitted request is invited; a refused one gets its answer instead, and node ends
+      // the connection after it (the body it did not ask for is not awaited).
+      const checkContinue = (req: IncomingMessage, res: ServerResponse) => {
+        if (stopping) return refuseStopping(req, res);
+        if (!access.admit(req, res)) return;
+        res.writeContinue();
+        route(req, res);
       };
       const t = { ...CONNECTION_TIMEOUTS, ...opts.timeouts };
       // node checks the header and request bounds every connectionsCheckingInterval (default 30 s, which would
@@ -400,6 +461,9 @@ export async function buildServer(
       // in the disclosure log — was never written. With this (node's http server reads it at the client's FIN)
       // the answer in progress is written and marked the last: the connection ends after it.
       (server as { httpAllowHalfOpen?: boolean }).httpAllowHalfOpen = true;
+      server.on("connect", refuseConnect);
+      server.on("checkExpectation", refuseExpectation);
+      server.on("checkContinue", checkContinue);
       // Over TLS the HTTP parser reads the TLS socket, not the TCP one the "connection" event gives.
       server.on(tls ? "secureConnection" : "connection", (s: Socket) => {
         connections.add(s);
@@ -415,9 +479,27 @@ export async function buildServer(
     logger: false,
     // Paths are matched against fixed shapes below; anything longer is not ours.
     routerOptions: { maxParamLength: 200 },
-    exposeHeadRoutes: false,
+    // HEAD of every GET route (RFC 9110 §9.3.2): without, HEAD /healthz or /openapi.json was a 404 "no such route".
+    exposeHeadRoutes: true,
     return503OnClosing: true,
     clientErrorHandler,
+  });
+  app.addHook("onRoute", (r) => {
+    const methods = new Set(Array.isArray(r.method) ? r.method : [r.method]);
+    if (methods.has("GET")) methods.add("HEAD"); // exposeHeadRoutes
+    // The OCSP GETs under /ocsp/<ca>/ are answered on bare node:http (ocsp.ts), beside this POST route.
+    if (r.url === `${prefix}/ocsp/:ca`) methods.add("GET").add("HEAD");
+    if (r.url.includes(":") || r.url.includes("*")) {
+      const re = new RegExp(`^${r.url.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/:[^/]+/g, "[^/]+").replace(/\*/g, ".*")}$`);
+      const known = allowByPattern.findIndex((p) => p.re.source === re.source);
+      const all = new Set([...(known >= 0 ? allowByPattern[known]!.allow.split(", ") : []), ...methods]);
+      const entry = { re, allow: METHOD_ORDER.filter((m) => all.has(m)).join(", ") };
+      if (known >= 0) allowByPattern[known] = entry;
+      else allowByPattern.push(entry);
+      return;
+    }
+    const all = new Set([...(allowByPath.get(r.url)?.split(", ") ?? []), ...methods]);
+    allowByPath.set(r.url, METHOD_ORDER.filter((m) => all.has(m)).join(", "));
   });
   // JSON bodies (the validation, liveness and signed-file routes): fastify's parser, after a linear check of the
   // nesting. JSON.parse spends ~1 µs a level, so a 2 MiB body of brackets held the one thread ~1 s per request;

@@ -13,7 +13,7 @@ import { JPKI_PURPOSES } from "../validation/jpki.js";
 import { LEGAL_BASES, LEGAL_BASIS_CODES } from "../verifier/legal-basis.js";
 import { PRIVATE_STATUS_OF } from "../verifier/views.js";
 import { ACCESS_REFUSALS } from "./access.js";
-import { PARSER_REFUSALS, STOPPING_ERROR } from "./api-errors.js";
+import { METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR } from "./api-errors.js";
 import { BODY_LIMIT, MAX_CHAIN, VALIDATE_ERRORS } from "./validate-route.js";
 import { MAX_HISTORY_LIMIT, MAX_STATUS_ITEMS, STATUS_ITEM_ERRORS } from "../verifier/liveness.js";
 import { STATUS_BODY_LIMIT, STATUS_ERRORS } from "./status-route.js";
@@ -23,7 +23,7 @@ import { MAX_OVERVIEW_DAYS } from "../verifier/overview.js";
 import { DEFAULT_OVERVIEW_DAYS, OVERVIEW_ERROR_CODES } from "./overview-route.js";
 
 export function validationApiDocument(prefix: string): Record<string, unknown> {
-  const errorCodes = [...new Set([...Object.keys(VALIDATE_ERRORS), ...Object.keys(STATUS_ERRORS), ...Object.keys(SIGNATURE_ERRORS), ...OVERVIEW_ERROR_CODES, STOPPING_ERROR.code, ...Object.keys(ACCESS_REFUSALS), ...Object.keys(PARSER_REFUSALS)])];
+  const errorCodes = [...new Set([...Object.keys(VALIDATE_ERRORS), ...Object.keys(STATUS_ERRORS), ...Object.keys(SIGNATURE_ERRORS), ...OVERVIEW_ERROR_CODES, STOPPING_ERROR.code, METHOD_NOT_ALLOWED.code, ...Object.keys(ACCESS_REFUSALS), ...Object.keys(PARSER_REFUSALS)])];
   const json = (schema: unknown) => ({ "application/json": { schema } });
   const errorResponse = (description: string) => ({ description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } });
   return {

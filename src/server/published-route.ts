@@ -10,6 +10,7 @@ import type { FileHandle } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import type { Clock } from "../pki/clock.js";
 import type { WorkspacePaths } from "../workspace/workspace.js";
+import { METHOD_NOT_ALLOWED } from "./api-errors.js";
 import { decide, type Decision } from "./http-cache.js";
 import { CONTENT_TYPE, lastModifiedIsStrong, resolvePublished, type FileVersion, type PublishedFile, type PublishedFiles } from "./published.js";
 
@@ -27,7 +28,6 @@ export interface PublishedRouteOptions {
   readonly onResponse: (req: IncomingMessage, status: number, startedAt: number) => void;
 }
 
-const METHOD_NOT_ALLOWED = '{"error":"method not allowed","code":"method-not-allowed"}';
 
 /** Returns a handler that answers published-file requests and returns false for every other request. */
 export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
@@ -60,7 +60,7 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
   };
 
   const notFound = (req: IncomingMessage, res: ServerResponse, startedAt: number) =>
-    answer(req, res, 404, { "Content-Type": "application/json; charset=utf-8" }, startedAt, JSON.stringify({ error: "not published", code: "not-published", path: req.url }));
+    answer(req, res, 404, { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store" }, startedAt, JSON.stringify({ error: "not published", code: "not-published", path: req.url }));
 
   /** Answers from what is known of a version without reading the file: a 304 (or 412/416, HEAD) or a small file's body. */
   function sendKnown(req: IncomingMessage, res: ServerResponse, file: PublishedFile, v: FileVersion, d: Decision, startedAt: number): void {
@@ -139,7 +139,7 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
       // A published file (or the index) exists whatever the method: 405 with Allow (RFC 9110 §15.5.6), where
       // fastify's 404 said there was no such resource.
       if (!dirs.some((d) => path.startsWith(d)) || (path !== indexPath && !resolve(path))) return false;
-      answer(req, res, 405, { Allow: "GET, HEAD", "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store" }, performance.now(), METHOD_NOT_ALLOWED);
+      answer(req, res, 405, { Allow: "GET, HEAD", "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store" }, performance.now(), METHOD_NOT_ALLOWED.body);
       return true;
     }
     if (!dirs.some((d) => path.startsWith(d)) || path === indexPath) return false;
@@ -163,7 +163,7 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
       }
     }
     openAndSend(req, res, file, startedAt).catch(() => {
-      if (!res.headersSent) answer(req, res, 500, { "Content-Type": "application/json; charset=utf-8" }, startedAt, JSON.stringify({ error: "the file could not be read", code: "internal" }));
+      if (!res.headersSent) answer(req, res, 500, { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store" }, startedAt, JSON.stringify({ error: "the file could not be read", code: "internal" }));
       else res.destroy();
     });
     return true;

@@ -36,6 +36,15 @@ describe("POST /v1/validate body (parseValidateBody)", () => {
     for (const code of ["body-invalid", "certificate-missing", "certificate-malformed", "field-unknown"]) expect(VALIDATE_ERRORS).toHaveProperty([code]);
   });
 
+  it("refuses a PEM block whose body is not base64 as malformed, the certificate's or a chain entry's, not as an internal failure", () => {
+    // parsePemBlocks throws ERR_DER_MALFORMED for such a block: it went out of the route as a 500 "internal".
+    const junk = "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n";
+    const cert = Buffer.alloc(64, 0x30);
+    cert[1] = 62;
+    expect(codeOf({ certificate: junk, purpose: "signature" })).toBe("certificate-malformed");
+    expect(codeOf({ certificate: cert.toString("base64"), chain: [junk], purpose: "signature" })).toBe("chain-malformed");
+  });
+
   it("reads `at` strictly: a day the month lacks or an hour 24 is time-invalid, not the next day's time", () => {
     // Date's parser rolled 2026-02-30 over to 03-02: a verdict at a time nobody asked for (as --at did in the CLI).
     const cert = Buffer.alloc(64, 0x30);

@@ -82,7 +82,12 @@ function certificateOf(s: unknown, parse = true): Buffer | undefined {
   if (typeof s !== "string" || !s.length) return undefined;
   let der: Buffer | undefined;
   if (s.includes("-----BEGIN")) {
-    const blocks = parsePemBlocks(s).filter((b) => b.label === "CERTIFICATE");
+    let blocks;
+    try {
+      blocks = parsePemBlocks(s).filter((b) => b.label === "CERTIFICATE");
+    } catch {
+      return undefined; // a block whose body is not base64: the caller's error, not an internal failure
+    }
     if (blocks.length !== 1) return undefined;
     der = blocks[0]!.der;
   } else if (BASE64.test(s)) der = Buffer.from(s, "base64");
