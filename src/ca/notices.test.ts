@@ -224,4 +224,19 @@ describe("NoticeIngestor: what an earlier run stored, said apart from a feed's o
       await s.close();
     }
   });
+
+  it("counts a notice an earlier run held and this run applied (its predecessor came now) as this run's when the feed repeats it", async () => {
+    const [code] = ["0000000021"].map(makeResidentCode);
+    const s = await storeWith([code!]);
+    try {
+      const c = new FixedClock(new Date("2026-05-01T00:00:00Z"));
+      await new NoticeIngestor({ store: s, clock: c }).ingest(records([notice("H-2", code!, 2)])); // held: sequence 1 not yet come
+      c.advance(60_000);
+      const feed = [notice("H-1", code!, 1), notice("H-2", code!, 2)]; // H-1 releases H-2; the feed then repeats H-2
+      const r = await new NoticeIngestor({ store: s, clock: c }).ingest(records(feed), { batchSize: 1 });
+      expect(r).toMatchObject({ read: 2, applied: 2, released: 1, duplicates: 1, alreadyApplied: 0, alreadyHeld: 0 });
+    } finally {
+      await s.close();
+    }
+  });
 });

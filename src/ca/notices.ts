@@ -370,7 +370,10 @@ class Plan {
       // apart from a notice this feed repeats. The clock is the same injected one for both runs, so two runs
       // meeting in the same millisecond (or a frozen test clock) count as this run's: said as a duplicate, never
       // falsely as resumed.
-      if (inStore && !this.#runTimes.has(inStore.receivedAt.getTime())) {
+      // An applied notice is another run's when that run applied it: one an earlier run held and this run applied
+      // (its predecessor came in this feed) is this run's, though received before.
+      const storedAt = inStore?.status === "applied" ? (inStore.appliedAt ?? inStore.receivedAt) : inStore?.receivedAt;
+      if (inStore && !this.#runTimes.has(storedAt!.getTime())) {
         if (inStore.status === "applied") this.#alreadyApplied++;
         else this.#alreadyHeld++;
       }

@@ -2379,12 +2379,14 @@ export class PostgresStore implements Store {
       frontier = next;
     }
     const codes = [...codeSet];
-    const known = new Map<string, { status: NoticeStatus; body: string; receivedAt: Date }>();
-    const ids = await c.query<{ notice_id: string; status: NoticeStatus; body: string; received_at: string | number | bigint }>(
-      "SELECT notice_id, status, body, received_at FROM notices WHERE notice_id = ANY($1::text[])",
+    const known = new Map<string, { status: NoticeStatus; body: string; receivedAt: Date; appliedAt?: Date }>();
+    const ids = await c.query<{ notice_id: string; status: NoticeStatus; body: string; received_at: string | number | bigint; applied_at: string | number | bigint | null }>(
+      "SELECT notice_id, status, body, received_at, applied_at FROM notices WHERE notice_id = ANY($1::text[])",
       [[...keys.noticeIds]],
     );
-    for (const r of ids.rows) known.set(r.notice_id, { status: r.status, body: r.body, receivedAt: new Date(Number(r.received_at)) });
+    for (const r of ids.rows) {
+      known.set(r.notice_id, { status: r.status, body: r.body, receivedAt: new Date(Number(r.received_at)), ...(r.applied_at === null ? {} : { appliedAt: new Date(Number(r.applied_at)) }) });
+    }
     const lastSequence = new Map<string, number>();
     const seqs = await c.query<{ resident_code: string; last_sequence: bigint }>(
       "SELECT resident_code, last_sequence FROM resident_sequences WHERE resident_code = ANY($1::text[])",

@@ -938,7 +938,7 @@ export class SqliteStore implements Store {
            JOIN (SELECT ca_id, max(number) AS n FROM crls WHERE state = 'published' AND scope = ? GROUP BY ca_id) m ON m.ca_id = c.ca_id AND m.n = c.number`,
       ).safeIntegers(),
       publishCrl: db.prepare("UPDATE crls SET entries = ?, path = ?, sha256 = ?, state = 'published' WHERE ca_id = ? AND number = ?"),
-      batchNoticeStatus: db.prepare("SELECT notice_id, status, body, received_at FROM notices WHERE notice_id IN (SELECT value FROM json_each(?))").raw(),
+      batchNoticeStatus: db.prepare("SELECT notice_id, status, body, received_at, applied_at FROM notices WHERE notice_id IN (SELECT value FROM json_each(?))").raw(),
       // The applied resident-code changes away from some codes (migration 24's partial index): rare rows.
       batchCodeChanges: db.prepare(
         "SELECT resident_code, body FROM notices WHERE kind = 'resident-code-change' AND status = 'applied' AND resident_code IN (SELECT value FROM json_each(?))",
@@ -1913,8 +1913,10 @@ export class SqliteStore implements Store {
       frontier = next;
     }
     const codes = JSON.stringify([...codeSet]);
-    const known = new Map<string, { status: NoticeStatus; body: string; receivedAt: Date }>();
-    for (const [id, status, body, receivedAt] of st.batchNoticeStatus.all(ids) as Array<[string, NoticeStatus, string, number | bigint]>) known.set(id, { status, body, receivedAt: new Date(Number(receivedAt)) });
+    const known = new Map<string, { status: NoticeStatus; body: string; receivedAt: Date; appliedAt?: Date }>();
+    for (const [id, status, body, receivedAt, appliedAt] of st.batchNoticeStatus.all(ids) as Array<[string, NoticeStatus, string, number | bigint, number | bigint | null]>) {
+      known.set(id, { status, body, receivedAt: new Date(Number(receivedAt)), ...(appliedAt === null ? {} : { appliedAt: new Date(Number(appliedAt)) }) });
+    }
     const lastSequence = new Map<string, number>();
     for (const [code, last] of st.batchLastSeq.all(codes) as Array<[string, number]>) lastSequence.set(code, last);
     const certificates = new Map<string, CertifiedRow[]>();

@@ -273,10 +273,11 @@ export interface HeldNoticeKey {
 /** What ingestion reads before deciding a batch, in the transaction that commits it. */
 export interface NoticeContext {
   /**
-   * notice ids of the batch already in the store, with their status, canonical body and when they were received
-   * (the `at` of the batch that stored them: a run tells its own from an earlier run's by it)
+   * notice ids of the batch already in the store, with their status, canonical body, when they were received and,
+   * once applied, when (the `at` of the batch that stored or applied them: a run tells its own from an earlier run's
+   * by it — a notice an earlier run held and this run applied is this run's doing)
    */
-  readonly known: ReadonlyMap<string, { readonly status: NoticeStatus; readonly body: string; readonly receivedAt: Date }>;
+  readonly known: ReadonlyMap<string, { readonly status: NoticeStatus; readonly body: string; readonly receivedAt: Date; readonly appliedAt?: Date }>;
   /** last applied sequence per resident (absent: none yet) */
   readonly lastSequence: ReadonlyMap<string, number>;
   /** held notices per resident, by sequence */
