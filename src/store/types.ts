@@ -578,7 +578,7 @@ export interface Store {
    * certificates (a rewrap: both are wrapped under the workspace passphrase), all in one transaction with one
    * audit record. Nothing is replaced when any fails: ERR_CA_UNKNOWN for an unknown CA id; ERR_WORKSPACE_LOCKED
    * when a CA's OCSP signing certificate is no longer the one `serial` names (a running schedule renewed it since
-   * it was read, under the old passphrase).
+   * it was read, under the old passphrase), or a CA has one `ocspSigners` does not list (issued since, likewise).
    */
   replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>, o?: { readonly ocspSigners?: readonly OcspSignerKey[] }): Promise<void>;
   /**
