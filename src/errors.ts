@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   ERR_ROLLOVER_CONFLICT: { exit: 4, summary: "another key rollover of the same CA committed first" },
   ERR_PASSPHRASE_MISSING: { exit: 5, summary: "no passphrase for the CA keys" },
   ERR_PASSPHRASE_WRONG: { exit: 5, summary: "the passphrase does not decrypt the CA key" },
+  ERR_KEYS_REWRAPPED: { exit: 5, summary: "the CA keys were re-encrypted ('jpki ca rewrap') since this process opened them: what it would wrap under its passphrase was not stored; restart it with the new passphrase" },
   ERR_PASSPHRASE_FILE_UNSAFE: { exit: 5, summary: "the passphrase file can be read or written by other users: it must be owner-only (chmod 600)" },
   ERR_KEY_UNSUPPORTED: { exit: 6, summary: "the subject key is not RSA-2048" },
   ERR_KEY_MALFORMED: { exit: 6, summary: "the public key could not be decoded" },

@@ -9,15 +9,16 @@
  * extendedKeyUsage {id-kp-OCSPSigning}; id-pkix-ocsp-nocheck (NULL); AKI; SKI; no CDP, no AIA.
  */
 import { X509Certificate, verify as nodeVerify } from "node:crypto";
-import { JpkiError } from "../errors.js";
+import { JpkiError, isJpkiError } from "../errors.js";
 import { certificateParts, children, extension, nul, readHeader } from "../pki/der.js";
-import { encryptPrivateKey, generateRsaKey, strongKeyWrapParams } from "../pki/keys.js";
+import { encryptPrivateKey, generateRsaKey, strongKeyWrapParams, unlockPrivateKey } from "../pki/keys.js";
 import { randomSerial, serialHex } from "../pki/serial.js";
 import { SoftwareSigner } from "../pki/signer.js";
 import { authorityKeyIdentifier, extKeyUsage, keyIdentifier, keyUsage, subjectKeyIdentifier } from "../profile/extensions.js";
 import { encodeName, ocspResponderSubject } from "../profile/names.js";
 import { EXT_OID, KP_OID } from "../profile/oids.js";
-import type { OcspResponderRecord, Store } from "../store/types.js";
+import { keysRewrapped, rewrappedKeys } from "../store/rows.js";
+import type { CaRecord, OcspResponderRecord, OcspSignerKey, Store, WrappedKeysSeen } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { CertificationAuthority } from "./authority.js";
 import { assembleCertificate, encodeTbs } from "./certificate.js";
@@ -106,29 +107,58 @@ function assertOcspSigner(ca: CertificationAuthority, der: Buffer, spki: Buffer)
 /**
  * Issues a signing certificate for every CA that has none, or whose certificate expires within the renewal
  * margin, and stores it. Returns what it issued. Run by the process holding the CA keys (the CRL schedule).
+ *
+ * Each is stored on the condition that no key in `keysSeen` was re-encrypted since (Store.putOcspResponder,
+ * ERR_KEYS_REWRAPPED, nothing stored): a `jpki ca rewrap --new-passphrase-file` while this process runs moves the
+ * OCSP signing keys to the new passphrase, and a key wrapped here under the old one would not open once the
+ * server is restarted with the new one. `keysSeen` defaults to the CAs' records in `cas` (as they were opened)
+ * and the signers as this call reads them. `ownPassphrase`: `passphrase` is the OCSP keys' own
+ * (JPKI_OCSP_PASSPHRASE), which a rewrap keeps them under: then nothing is conditional.
  */
 export async function renewOcspSigners(
   store: Store,
   cas: readonly CertificationAuthority[],
-  o: { now: Date; passphrase: string; policy?: OcspSignerPolicy },
+  o: { now: Date; passphrase: string; policy?: OcspSignerPolicy; ownPassphrase?: boolean; keysSeen?: WrappedKeysSeen },
 ): Promise<OcspResponderRecord[]> {
   const { renewBeforeMs } = ocspSignerPolicy(o.policy);
-  const current = new Map((await store.ocspResponders()).map((r) => [r.caId, r]));
+  const signers = await store.ocspResponders();
+  const current = new Map(signers.map((r) => [r.caId, r]));
+  const seen = o.ownPassphrase ? undefined : { cas: o.keysSeen?.cas ?? caKeysOf(cas), ocspSigners: [...(o.keysSeen?.ocspSigners ?? signers.map(signerKey))] };
   const issued: OcspResponderRecord[] = [];
   for (const ca of cas) {
     const have = current.get(ca.id);
     if (have && have.notAfter.getTime() - o.now.getTime() > renewBeforeMs && have.notBefore.getTime() <= o.now.getTime() + BACKDATE_MS) continue;
     const rec = await issueOcspSigner(ca, o);
-    await store.putOcspResponder(rec);
+    await store.putOcspResponder(rec, seen ? { unlessRewrapped: seen } : {});
+    // this process's own key from now on: a later rewrap of it is as telling as one of those read
+    seen?.ocspSigners.push(signerKey(rec));
     issued.push(rec);
   }
   return issued;
 }
 
+/** The passphrase-wrapped CA keys as the CAs were opened (a token key's record holds none). */
+function caKeysOf(cas: readonly CertificationAuthority[]): WrappedKeysSeen["cas"] {
+  return cas.filter((c) => !c.record.keyRef).map((c) => ({ id: c.id, encryptedKeyPem: c.record.encryptedKeyPem }));
+}
+
+const signerKey = (r: OcspSignerKey): OcspSignerKey => ({ caId: r.caId, serial: r.serial, encryptedKeyPem: r.encryptedKeyPem });
+
+/** How often a renewal stopped by a rewrap says so again (it does nothing else until restarted). */
+const REWRAPPED_REMINDER_MS = 3600_000;
+
 /**
  * Keeps every CA's OCSP signing certificate current: the job of the process that holds the CA keys (the one
  * running the CRL schedule). Opens the CAs once; each tick reads the current certificates (one query) and issues
  * for the CAs that need one.
+ *
+ * Each tick also looks for a rewrap since the CAs were opened (a CA key, or an OCSP signing key it knew, stored
+ * otherwise), and the store refuses a renewal's key if one commits in between. When its responder passphrase is
+ * the CA one, a re-encrypted key is tried with it: one that opens (a rewrap that kept the passphrase, a KDF upgrade)
+ * becomes what it goes by; one that does not stops it: ERR_KEYS_REWRAPPED from that tick, before any renewal falls
+ * due, so the operator hears of it in time, then once an hour, never storing a key, until a restart with the new
+ * passphrase. Under a passphrase of its own (JPKI_OCSP_PASSPHRASE) it goes on: a rewrap leaves the OCSP keys under
+ * that one, and the CA keys it signs with are the same keys, only wrapped anew.
  */
 export class OcspSignerRenewal {
   readonly #ws: Workspace;
@@ -136,6 +166,9 @@ export class OcspSignerRenewal {
   readonly #responderPassphrase: string;
   readonly #policy: Required<OcspSignerPolicy>;
   #cas: CertificationAuthority[] = [];
+  /** the wrapped keys as read when the CAs were opened, as issued here since, or as last found to open */
+  #seen: { cas: Map<string, string>; ocspSigners: Map<string, OcspSignerKey> } = { cas: new Map(), ocspSigners: new Map() };
+  #rewrapped: JpkiError | undefined;
   #nextCheck = -Infinity;
 
   constructor(ws: Workspace, o: { caPassphrase: string; responderPassphrase: string; policy?: OcspSignerPolicy }) {
@@ -145,9 +178,24 @@ export class OcspSignerRenewal {
     this.#policy = ocspSignerPolicy(o.policy);
   }
 
+  /**
+   * Whether the OCSP keys have a passphrase of their own. By value: a JPKI_OCSP_PASSPHRASE equal to the CA one
+   * cannot be told from none, and is taken as none (a rewrap may have moved them).
+   */
+  get #ownPassphrase(): boolean {
+    return this.#responderPassphrase !== this.#caPassphrase;
+  }
+
+  get #keysSeen(): WrappedKeysSeen {
+    return { cas: [...this.#seen.cas].map(([id, encryptedKeyPem]) => ({ id, encryptedKeyPem })), ocspSigners: [...this.#seen.ocspSigners.values()] };
+  }
+
   /** Opens every CA (a wrong passphrase fails here) and issues what is due. */
   async preflight(): Promise<OcspResponderRecord[]> {
+    // read before the CAs: a rewrap between the two shows as a CA key opened that it changed
+    const signers = await this.#ws.store.ocspResponders();
     this.#cas = (await this.#ws.store.listCas()).map((rec) => CertificationAuthority.open(rec, this.#caPassphrase, this.#ws.config));
+    this.#seen = { cas: new Map(caKeysOf(this.#cas).map((k) => [k.id, k.encryptedKeyPem])), ocspSigners: new Map(signers.map((r) => [r.caId, signerKey(r)])) };
     return this.tick();
   }
 
@@ -155,11 +203,71 @@ export class OcspSignerRenewal {
   async tick(): Promise<OcspResponderRecord[]> {
     const now = this.#ws.clock.now().getTime();
     if (now < this.#nextCheck) return [];
+    if (this.#rewrapped) {
+      this.#nextCheck = now + REWRAPPED_REMINDER_MS;
+      throw this.#rewrapped;
+    }
     this.#nextCheck = now + 60_000;
-    const known = new Set(this.#cas.map((c) => c.id));
-    const recs = await this.#ws.store.listCas();
-    // a CA added since (jpki ca init by another process)
-    for (const rec of recs) if (!known.has(rec.id)) this.#cas.push(CertificationAuthority.open(rec, this.#caPassphrase, this.#ws.config));
-    return renewOcspSigners(this.#ws.store, this.#cas, { now: this.#ws.clock.now(), passphrase: this.#responderPassphrase, policy: this.#policy });
+    try {
+      const recs = await this.#ws.store.listCas();
+      if (!this.#ownPassphrase) await this.#followRewrap(recs);
+      const known = new Set(this.#cas.map((c) => c.id));
+      // a CA added since (jpki ca init by another process)
+      for (const rec of recs) {
+        if (known.has(rec.id)) continue;
+        const ca = CertificationAuthority.open(rec, this.#caPassphrase, this.#ws.config);
+        this.#cas.push(ca);
+        if (!rec.keyRef) this.#seen.cas.set(rec.id, rec.encryptedKeyPem);
+      }
+      let issued: OcspResponderRecord[];
+      try {
+        issued = await renewOcspSigners(this.#ws.store, this.#cas, {
+          now: this.#ws.clock.now(),
+          passphrase: this.#responderPassphrase,
+          policy: this.#policy,
+          ownPassphrase: this.#ownPassphrase,
+          keysSeen: this.#keysSeen,
+        });
+      } catch (e) {
+        if (!isJpkiError(e, "ERR_KEYS_REWRAPPED")) throw e;
+        // A rewrap committed during this round: stopped here unless it kept the passphrase; then the next poll
+        // renews what is still due.
+        await this.#followRewrap(await this.#ws.store.listCas());
+        this.#nextCheck = now;
+        return [];
+      }
+      for (const r of issued) this.#seen.ocspSigners.set(r.caId, signerKey(r));
+      return issued;
+    } catch (e) {
+      if (isJpkiError(e, "ERR_KEYS_REWRAPPED")) {
+        this.#rewrapped = e;
+        this.#nextCheck = now + REWRAPPED_REMINDER_MS;
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Finds what a rewrap changed since the keys were seen: if a re-encrypted key opens with this process's
+   * passphrase (an OCSP signing key's first: it is their passphrase that matters), the keys as stored now are what
+   * it goes by; else ERR_KEYS_REWRAPPED. One rewrap puts every OCSP key under one passphrase, so one try tells.
+   */
+  async #followRewrap(recs: readonly CaRecord[]): Promise<void> {
+    const signers = (await this.#ws.store.ocspResponders()).map(signerKey);
+    const changed = rewrappedKeys(this.#keysSeen, recs, signers);
+    if (!changed.length) return;
+    const probe = changed.find((k) => k.kind === "ocsp") ?? changed[0]!;
+    const opens =
+      probe.encryptedKeyPem !== undefined &&
+      (await unlockPrivateKey(probe.encryptedKeyPem, this.#responderPassphrase, probe.what).then(
+        () => true,
+        (e: unknown) => {
+          if (isJpkiError(e, "ERR_PASSPHRASE_WRONG")) return false;
+          throw e;
+        },
+      ));
+    if (!opens) throw keysRewrapped(probe.what, "no OCSP signing certificate was renewed");
+    for (const r of recs) if (this.#seen.cas.has(r.id)) this.#seen.cas.set(r.id, r.encryptedKeyPem);
+    for (const k of signers) if (this.#seen.ocspSigners.get(k.caId)?.serial === k.serial) this.#seen.ocspSigners.set(k.caId, k);
   }
 }

@@ -764,6 +764,64 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("a rewrap finding an OCSP signer it did not read (issued meanwhile, its key under the old passphrase) replaces no key", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.putCa(ca("13-auth"));
+      const r = { caId: "13-sig", serial: "0c01", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "pem1", notBefore: new Date(1000), notAfter: new Date(2000) };
+      await s.putOcspResponder(r);
+      // what the rewrap read: 13-sig's signer only; 13-auth's first one is stored before the rewrap commits
+      await s.putOcspResponder({ ...r, caId: "13-auth", serial: "0d01" });
+      const keys = async () => ({ cas: (await s.listCas()).map((c) => c.encryptedKeyPem), ocsp: await s.ocspResponders() });
+      const before = await keys();
+      const head = await s.auditHead();
+      const err = await s.replaceCaKeys([{ id: "13-sig", encryptedKeyPem: "k2" }], { ocspSigners: [{ caId: "13-sig", serial: "0c01", encryptedKeyPem: "o2" }] }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: "ERR_WORKSPACE_LOCKED", message: expect.stringContaining("CA 13-auth got an OCSP signing certificate") });
+      expect(await keys()).toEqual(before);
+      expect(await s.auditHead()).toEqual(head);
+      await s.close();
+    });
+
+    it("an OCSP signer stored unless rewrapped: refused (ERR_KEYS_REWRAPPED), nothing stored, once a rewrap re-encrypted a key it was read with", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.putCa(ca("13-auth"));
+      const r = { caId: "13-sig", serial: "0c01", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "o1", notBefore: new Date(1000), notAfter: new Date(2000) };
+      await s.putOcspResponder(r);
+      // what a renewal opened: both CA keys as stored now, and 13-sig's signer
+      const seen = { cas: [{ id: "13-sig", encryptedKeyPem: "pem" }, { id: "13-auth", encryptedKeyPem: "pem" }], ocspSigners: [{ caId: "13-sig", serial: "0c01", encryptedKeyPem: "o1" }] };
+      const auth = { ...r, caId: "13-auth", serial: "0d01", encryptedKeyPem: "a1" };
+      await s.putOcspResponder(auth, { unlessRewrapped: seen });
+      expect(await s.ocspResponders()).toEqual([auth, r]);
+      // 13-sig's signer renewed by another process (another serial): no rewrap, stored
+      const sig2 = { ...r, serial: "0c02", encryptedKeyPem: "o2" };
+      await s.putOcspResponder(sig2);
+      const auth2 = { ...auth, serial: "0d02", encryptedKeyPem: "a2" };
+      await s.putOcspResponder(auth2, { unlessRewrapped: seen });
+      expect(await s.ocspResponders()).toEqual([auth2, sig2]);
+
+      await s.replaceCaKeys([{ id: "13-sig", encryptedKeyPem: "k2" }, { id: "13-auth", encryptedKeyPem: "k2" }], {
+        ocspSigners: [{ caId: "13-sig", serial: "0c02", encryptedKeyPem: "x2" }, { caId: "13-auth", serial: "0d02", encryptedKeyPem: "y2" }],
+      });
+      const rewrapped = await s.ocspResponders();
+      const head = await s.auditHead();
+      const late = { ...r, serial: "0c03", encryptedKeyPem: "under the old passphrase" };
+      const err = await s.putOcspResponder(late, { unlessRewrapped: seen }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: "ERR_KEYS_REWRAPPED", details: { changed: "the key of CA 13-sig", caId: "13-sig" } });
+      expect((err as Error).message).toContain("restart 'jpki serve' with the new passphrase");
+      // no CA key to go by (every CA key in a token): a signer it knew, re-encrypted, tells the same
+      const tokenOnly = { cas: [], ocspSigners: [{ caId: "13-auth", serial: "0d02", encryptedKeyPem: "a2" }] };
+      await expect(s.putOcspResponder(late, { unlessRewrapped: tokenOnly })).rejects.toMatchObject({ code: "ERR_KEYS_REWRAPPED", details: { changed: "the OCSP signing key of CA 13-auth" } });
+      expect(await s.ocspResponders()).toEqual(rewrapped);
+      expect(await s.auditHead()).toEqual(head);
+
+      // read after the rewrap: stored
+      const now = { cas: [{ id: "13-sig", encryptedKeyPem: "k2" }], ocspSigners: rewrapped.map((o) => ({ caId: o.caId, serial: o.serial, encryptedKeyPem: o.encryptedKeyPem })) };
+      await s.putOcspResponder(late, { unlessRewrapped: now });
+      expect((await s.ocspResponders()).find((o) => o.caId === "13-sig")).toEqual(late);
+      await s.close();
+    });
+
     it("registers verifiers (署名検証者) with hashed credentials, refuses a reused credential, revokes once", async () => {
       const s = await make();
       const v = { id: "v-01", name: "総務省", kind: "government" as const, tokenSha256: "ab".repeat(32), certSha256: undefined, certNotAfter: undefined, createdAt: new Date(1000), revokedAt: undefined };

@@ -578,6 +578,37 @@ describe("PostgresStore specifics", () => {
     }
   });
 
+  it("an OCSP signer stored unless rewrapped waits for a rewrap in progress and is refused once it commits", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    const gate = await admin(url);
+    const watch = await admin(url);
+    try {
+      await s.putCa(ca);
+      const r = { caId: "13-sig", serial: "0c01", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "o1", notBefore: new Date(1000), notAfter: new Date(2000) };
+      await s.putOcspResponder(r);
+      const late = { ...r, serial: "0c02", encryptedKeyPem: "under the old passphrase" };
+      // the rewrap's transaction (as replaceCaKeys runs it) has re-encrypted a key, not yet committed, when the
+      // renewal's write starts: first a CA key, then (a workspace whose CA keys are all in a token) a signer's
+      for (const [update, seen, changed] of [
+        ["UPDATE cas SET key_pem = 'k2' WHERE id = '13-sig'", { cas: [{ id: "13-sig", encryptedKeyPem: "pem" }], ocspSigners: [] }, "the key of CA 13-sig"],
+        ["UPDATE ocsp_responders SET key_pem = 'o2' WHERE ca_id = '13-sig'", { cas: [], ocspSigners: [{ caId: "13-sig", serial: "0c01", encryptedKeyPem: "o1" }] }, "the OCSP signing key of CA 13-sig"],
+      ] as const) {
+        await gate.query("BEGIN");
+        await gate.query(update);
+        const put = s.putOcspResponder(late, { unlessRewrapped: seen }).catch((e: unknown) => e);
+        await vi.waitFor(async () => expect(await waiting(watch)).toBe(1), { timeout: 20_000, interval: 20 });
+        await gate.query("COMMIT");
+        expect(await put).toMatchObject({ code: "ERR_KEYS_REWRAPPED", details: { changed } });
+        expect((await s.ocspResponders()).map((o) => o.serial)).toEqual(["0c01"]);
+      }
+    } finally {
+      await watch.end();
+      await gate.end();
+      await s.close();
+    }
+  });
+
   it("a code found while reading (a held resident-code change) that another transaction holds: the batch starts again with it locked and waits", async () => {
     const url = await server.createDatabase();
     const s = await PostgresStore.open(url, { create: true });

@@ -52,7 +52,10 @@ import {
   toCa,
   toCaLink,
   toOcspResponder,
+  ocspSignerAdded,
   ocspSignerRenewed,
+  keysRewrapped,
+  rewrappedKeys,
   toCertRow,
   toCrlRecord,
   toDumpCrl,
@@ -81,6 +84,7 @@ import type {
   CertificateStatusRow,
   OcspResponderRecord,
   OcspSignerKey,
+  WrappedKeysSeen,
   CertificateQuery,
   CertificateRow,
   CertifiedRow,
@@ -1567,6 +1571,11 @@ export class PostgresStore implements Store {
         const r = await c.query("UPDATE ocsp_responders SET key_pem = $1 WHERE ca_id = $2 AND serial = $3", [k.encryptedKeyPem, k.caId, k.serial]);
         if (r.rowCount !== 1) throw ocspSignerRenewed(k.caId);
       }
+      if (o.ocspSigners) {
+        const listed = new Set(ocspSigners.map((k) => k.caId));
+        const added = (await c.query<{ ca_id: string }>("SELECT ca_id FROM ocsp_responders ORDER BY ca_id")).rows.find((r) => !listed.has(r.ca_id));
+        if (added) throw ocspSignerAdded(added.ca_id);
+      }
       if (keys.length || ocspSigners.length) await this.#appendAudits(c, [rewrapAudit(keys, ocspSigners)]);
     });
   }
@@ -2244,16 +2253,36 @@ export class PostgresStore implements Store {
     return { caId: r.ca_id, revocation: r.revoked_at === null ? undefined : { revokedAt: new Date(Number(r.revoked_at)), reason: Number(r.reason ?? 0) } };
   }
 
-  async putOcspResponder(rec: OcspResponderRecord): Promise<void> {
-    await this.#tx("saving an OCSP signing certificate", async (c) => {
-      await c.query(
-      `INSERT INTO ocsp_responders (ca_id, serial, cert_der, key_pem, not_before, not_after) VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (ca_id) DO UPDATE SET serial = excluded.serial, cert_der = excluded.cert_der, key_pem = excluded.key_pem,
-         not_before = excluded.not_before, not_after = excluded.not_after`,
-      [rec.caId, rec.serial, rec.certificateDer, rec.encryptedKeyPem, rec.notBefore.getTime(), rec.notAfter.getTime()],
-      );
-      await this.#appendAudits(c, [ocspAudit(rec)]);
-    });
+  async putOcspResponder(rec: OcspResponderRecord, o: { readonly unlessRewrapped?: WrappedKeysSeen } = {}): Promise<void> {
+    const seen = o.unlessRewrapped;
+    await this.#tx(
+      "saving an OCSP signing certificate",
+      async (c) => {
+        if (seen) {
+          // Read FOR SHARE, in the order a rewrap (replaceCaKeys) updates them: the CA keys in listCas order, then
+          // their signers. A rewrap committing meanwhile is waited for and its keys are what this reads; one
+          // starting later waits for this commit, then finds this CA's signer renewed and replaces nothing.
+          const cas = await c.query<{ id: string; key_pem: string }>(`${SQL.listCas} FOR SHARE`);
+          const signers = await c.query<{ ca_id: string; serial: string; key_pem: string }>(
+            "SELECT o.ca_id, o.serial, o.key_pem FROM ocsp_responders o JOIN cas c ON c.id = o.ca_id ORDER BY c.prefecture, c.purpose DESC, c.id FOR SHARE OF o",
+          );
+          const [changed] = rewrappedKeys(
+            seen,
+            cas.rows.map((r) => ({ id: r.id, encryptedKeyPem: r.key_pem })),
+            signers.rows.map((r) => ({ caId: r.ca_id, serial: r.serial, encryptedKeyPem: r.key_pem })),
+          );
+          if (changed) throw keysRewrapped(changed.what, `the new OCSP signing certificate of CA ${rec.caId} was not stored`, { caId: rec.caId });
+        }
+        await c.query(
+          `INSERT INTO ocsp_responders (ca_id, serial, cert_der, key_pem, not_before, not_after) VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (ca_id) DO UPDATE SET serial = excluded.serial, cert_der = excluded.cert_der, key_pem = excluded.key_pem,
+             not_before = excluded.not_before, not_after = excluded.not_after`,
+          [rec.caId, rec.serial, rec.certificateDer, rec.encryptedKeyPem, rec.notBefore.getTime(), rec.notAfter.getTime()],
+        );
+        await this.#appendAudits(c, [ocspAudit(rec)]);
+      },
+      { retries: DEADLOCK_RETRIES },
+    );
   }
 
   async ocspResponders(): Promise<OcspResponderRecord[]> {

@@ -5,7 +5,7 @@
  */
 import { JpkiError } from "../errors.js";
 import type { CertificateType, FourItems, Gender } from "../profile/types.js";
-import type { CaLinkRecord, CaRecord, CertificateRow, ConsentRecord, LivenessStatus, StatusCheckRecord, StoredStatusCheck, CrlRecord, DisclosureRecord, DumpCrl, NoticeStatus, OcspResponderRecord, ResidentRecord, ResidentStatus, StoredNotice, VerifierCaRecord, VerifierFetch, VerifierKind, VerifierRecord } from "./types.js";
+import type { CaLinkRecord, CaRecord, CertificateRow, ConsentRecord, LivenessStatus, StatusCheckRecord, StoredStatusCheck, CrlRecord, DisclosureRecord, DumpCrl, NoticeStatus, OcspResponderRecord, OcspSignerKey, ResidentRecord, ResidentStatus, StoredNotice, VerifierCaRecord, VerifierFetch, VerifierKind, VerifierRecord, WrappedKeysSeen } from "./types.js";
 
 type Int = number | bigint;
 
@@ -206,6 +206,54 @@ export function ocspSignerRenewed(caId: string): JpkiError {
   return new JpkiError(
     "ERR_WORKSPACE_LOCKED",
     `the OCSP signing certificate of CA ${caId} was renewed while its key was re-encrypted (a running 'jpki serve' schedule): no key was replaced; stop the schedule and retry`,
+  );
+}
+
+/** A key of a WrappedKeysSeen that a rewrap has re-encrypted: named for a message, and as stored now. */
+export interface RewrappedKey {
+  readonly what: string;
+  readonly kind: "ca" | "ocsp";
+  /** undefined: its CA is gone */
+  readonly encryptedKeyPem: string | undefined;
+}
+
+/**
+ * The keys of `seen` that a rewrap has re-encrypted since they were read, judged by the keys stored now
+ * (Store.putOcspResponder's condition); none when none was.
+ */
+export function rewrappedKeys(
+  seen: WrappedKeysSeen,
+  cas: ReadonlyArray<{ readonly id: string; readonly encryptedKeyPem: string }>,
+  signers: readonly OcspSignerKey[],
+): RewrappedKey[] {
+  const out: RewrappedKey[] = [];
+  const caKeys = new Map(cas.map((c) => [c.id, c.encryptedKeyPem]));
+  for (const k of seen.cas) {
+    const now = caKeys.get(k.id);
+    if (now !== k.encryptedKeyPem) out.push({ what: `the key of CA ${k.id}`, kind: "ca", encryptedKeyPem: now });
+  }
+  const current = new Map(signers.map((k) => [k.caId, k]));
+  for (const k of seen.ocspSigners) {
+    const now = current.get(k.caId);
+    if (now && now.serial === k.serial && now.encryptedKeyPem !== k.encryptedKeyPem) out.push({ what: `the OCSP signing key of CA ${k.caId}`, kind: "ocsp", encryptedKeyPem: now.encryptedKeyPem });
+  }
+  return out;
+}
+
+/** ERR_KEYS_REWRAPPED: `changed` (rewrappedKey) is no longer as this process opened it, so `refused` was not done. */
+export function keysRewrapped(changed: string, refused: string, details: Record<string, unknown> = {}): JpkiError {
+  return new JpkiError(
+    "ERR_KEYS_REWRAPPED",
+    `the CA keys were re-encrypted ('jpki ca rewrap') since this process opened them (${changed} changed): ${refused}, as its key would be under the passphrase this process holds, which may no longer be the workspace's; restart 'jpki serve' with the new passphrase (until then no OCSP signing certificate is renewed)`,
+    { details: { changed, ...details } },
+  );
+}
+
+/** Store.replaceCaKeys: a CA got an OCSP signing certificate after the rewrap read them, whose key it would leave behind. */
+export function ocspSignerAdded(caId: string): JpkiError {
+  return new JpkiError(
+    "ERR_WORKSPACE_LOCKED",
+    `CA ${caId} got an OCSP signing certificate while the keys were re-encrypted (a running 'jpki serve' schedule): no key was replaced; stop the schedule and retry`,
   );
 }
 

@@ -24,7 +24,10 @@ import {
   toCa,
   toCaLink,
   toOcspResponder,
+  ocspSignerAdded,
   ocspSignerRenewed,
+  keysRewrapped,
+  rewrappedKeys,
   toCertRow,
   toCrlRecord,
   toDumpCrl,
@@ -54,6 +57,7 @@ import type {
   CertificateStatusRow,
   OcspResponderRecord,
   OcspSignerKey,
+  WrappedKeysSeen,
   CertifiedRow,
   NoticeCommit,
   NoticeContext,
@@ -1265,6 +1269,11 @@ export class SqliteStore implements Store {
         for (const k of ocspSigners) {
           if (updateOcsp.run(k.encryptedKeyPem, k.caId, k.serial).changes !== 1) throw ocspSignerRenewed(k.caId);
         }
+        if (o.ocspSigners) {
+          const listed = new Set(ocspSigners.map((k) => k.caId));
+          const added = (this.#stmts.ocspResponders.all() as Array<{ ca_id: string }>).find((r) => !listed.has(r.ca_id));
+          if (added) throw ocspSignerAdded(added.ca_id);
+        }
         if (keys.length || ocspSigners.length) this.#appendAudit(rewrapAudit(keys, ocspSigners));
       })();
     });
@@ -1838,13 +1847,22 @@ export class SqliteStore implements Store {
     });
   }
 
-  putOcspResponder(rec: OcspResponderRecord): Promise<void> {
+  putOcspResponder(rec: OcspResponderRecord, o: { readonly unlessRewrapped?: WrappedKeysSeen } = {}): Promise<void> {
     return this.#run("saving an OCSP signing certificate", () => {
       this.#db.transaction(() => {
+        // Read under the write lock (immediate): a rewrap commits before this reads, or after this commits.
+        if (o.unlessRewrapped) this.#assertNotRewrapped(o.unlessRewrapped, `the new OCSP signing certificate of CA ${rec.caId} was not stored`, rec.caId);
         this.#stmts.putOcspResponder.run(rec.caId, rec.serial, rec.certificateDer, rec.encryptedKeyPem, rec.notBefore.getTime(), rec.notAfter.getTime());
         this.#appendAudit(ocspAudit(rec));
       }).immediate();
     });
+  }
+
+  #assertNotRewrapped(seen: WrappedKeysSeen, refused: string, caId: string): void {
+    const cas = (this.#stmts.listCas.all() as Array<Record<string, unknown>>).map((r) => ({ id: r.id as string, encryptedKeyPem: r.key_pem as string }));
+    const signers = (this.#stmts.ocspResponders.all() as Array<Record<string, unknown>>).map((r) => ({ caId: r.ca_id as string, serial: r.serial as string, encryptedKeyPem: r.key_pem as string }));
+    const [changed] = rewrappedKeys(seen, cas, signers);
+    if (changed) throw keysRewrapped(changed.what, refused, { caId });
   }
 
   ocspResponders(): Promise<OcspResponderRecord[]> {

@@ -406,6 +406,18 @@ export interface OcspSignerKey {
   readonly encryptedKeyPem: string;
 }
 
+/**
+ * The passphrase-wrapped keys a process opened (or wrote itself), as it read them: the condition of
+ * Store.putOcspResponder. A rewrap (Store.replaceCaKeys) gives each a new encryption, so finding one stored
+ * otherwise tells the process that its passphrase may no longer be the workspace's.
+ */
+export interface WrappedKeysSeen {
+  /** CA keys (software ones: a token key's record holds none) */
+  readonly cas: ReadonlyArray<{ readonly id: string; readonly encryptedKeyPem: string }>;
+  /** OCSP signing keys by CA and serial: one renewed since (another serial) is no sign of a rewrap */
+  readonly ocspSigners: readonly OcspSignerKey[];
+}
+
 /** What an OCSP answer needs of a certificate: who issued it and whether (when, why) it is revoked. */
 export interface CertificateStatusRow {
   readonly caId: string;
@@ -567,7 +579,7 @@ export interface Store {
    * certificates (a rewrap: both are wrapped under the workspace passphrase), all in one transaction with one
    * audit record. Nothing is replaced when any fails: ERR_CA_UNKNOWN for an unknown CA id; ERR_WORKSPACE_LOCKED
    * when a CA's OCSP signing certificate is no longer the one `serial` names (a running schedule renewed it since
-   * it was read, under the old passphrase).
+   * it was read, under the old passphrase), or a CA has one `ocspSigners` does not list (issued since, likewise).
    */
   replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>, o?: { readonly ocspSigners?: readonly OcspSignerKey[] }): Promise<void>;
   /**
@@ -747,8 +759,14 @@ export interface Store {
   caRevisions(): Promise<Map<string, number>>;
   /** The issuing CA and revocation of one certificate (undefined: no such serial). */
   certificateStatus(serial: string): Promise<CertificateStatusRow | undefined>;
-  /** Installs a CA's OCSP signing certificate and key, replacing the CA's current one. */
-  putOcspResponder(rec: OcspResponderRecord): Promise<void>;
+  /**
+   * Installs a CA's OCSP signing certificate and key, replacing the CA's current one. With `unlessRewrapped`,
+   * in the same transaction as the write: refused with ERR_KEYS_REWRAPPED, nothing stored, when a CA key listed
+   * there is stored otherwise (or its CA is gone), or an OCSP signer listed there is still the CA's current one
+   * (same serial) with another key. Either means a rewrap committed since the keys were read, and the new key,
+   * wrapped under the passphrase that opened them, would no longer open with the workspace's.
+   */
+  putOcspResponder(rec: OcspResponderRecord, o?: { readonly unlessRewrapped?: WrappedKeysSeen }): Promise<void>;
   /** Every CA's current OCSP signing certificate. */
   ocspResponders(): Promise<OcspResponderRecord[]>;
 

@@ -163,6 +163,37 @@ describe("ca rewrap and the OCSP signing keys", () => {
   });
 });
 
+describe("an OCSP signer renewal and ca rewrap", () => {
+  it("a renewal whose CAs were opened before a rewrap to a new passphrase stores nothing after it (ERR_KEYS_REWRAPPED); opened after, it renews under the new one", async () => {
+    const ows = join(tempDir(), "ws");
+    const init = await cli(["--workspace", ows, "ca", "init", "--prefecture", "13"], { cwd: dir });
+    expect(init.code, init.stderr).toBe(0);
+    const wsp = await openWorkspace(ows);
+    try {
+      // as `jpki serve`'s schedule: the CAs opened with the passphrase it was started with, the signers issued
+      const opened = (await wsp.store.listCas()).map((r) => CertificationAuthority.open(r, "correct horse", wsp.config));
+      await renewOcspSigners(wsp.store, opened, { now: wsp.clock.now(), passphrase: "correct horse" });
+      const newPass = join(dir, "renewal-new-pass.txt");
+      writeFileSync(newPass, "the renewal's next passphrase\n", { mode: 0o600 });
+      const r = await cli(["--workspace", ows, "ca", "rewrap", "--new-passphrase-file", newPass], { cwd: dir });
+      expect(r.code, r.stderr).toBe(0);
+      const rewrapped = await wsp.store.ocspResponders();
+      const later = new Date(wsp.clock.now().getTime() + 3 * 86_400_000); // both certificates due
+      await expect(renewOcspSigners(wsp.store, opened, { now: later, passphrase: "correct horse" })).rejects.toMatchObject({
+        code: "ERR_KEYS_REWRAPPED",
+        message: expect.stringContaining("restart 'jpki serve' with the new passphrase"),
+      });
+      expect(await wsp.store.ocspResponders()).toEqual(rewrapped);
+      // restarted with the new passphrase
+      const reopened = (await wsp.store.listCas()).map((c) => CertificationAuthority.open(c, "the renewal's next passphrase", wsp.config));
+      expect((await renewOcspSigners(wsp.store, reopened, { now: later, passphrase: "the renewal's next passphrase" })).map((x) => x.caId)).toEqual(["13-sig", "13-auth"]);
+      for (const rec of await wsp.store.ocspResponders()) expect(decryptPrivateKey(rec.encryptedKeyPem, "the renewal's next passphrase").asymmetricKeyType).toBe("rsa");
+    } finally {
+      await wsp.close();
+    }
+  });
+});
+
 describe("passphrase files", () => {
   const noEnv = { JPKI_PASSPHRASE: undefined };
   // what "ca rewrap moves every key to a new passphrase" above left the keys under

@@ -159,7 +159,11 @@ Example:
             if (scheduleHere) {
               const onCrl = (p: { caId: string; scope: string; number: bigint; why: string; entries: number; nextUpdate: Date }) =>
                 ctx.out.info(`CRL ${p.caId}${p.scope ? `/${p.scope}` : ""} #${p.number} published (${p.why}): ${p.entries} entries, next update ${p.nextUpdate.toISOString()}`);
-              const onError = (e: unknown) => ctx.out.info(`jpki serve: CRL schedule: ${(e as { code?: string }).code ?? "error"}: ${(e as Error).message} (retrying)`);
+              // A rewrap stops the OCSP signer renewal until a restart (its message says so, and it is said hourly): no retry.
+              const onError = (e: unknown) => {
+                const code = (e as { code?: string }).code;
+                ctx.out.info(`jpki serve: CRL schedule: ${code ?? "error"}: ${(e as Error).message}${code === "ERR_KEYS_REWRAPPED" ? "" : " (retrying)"}`);
+              };
               const onIssued = (r: { caId: string; serial: string; notAfter: Date }) =>
                 ctx.out.info(`OCSP signing certificate for ${r.caId} issued: serial ${r.serial}, valid until ${r.notAfter.toISOString()}`);
               const onSweep = (e: Parameters<typeof sweepLine>[0]) => ctx.out.info(`jpki serve: ${sweepLine(e)}`);
