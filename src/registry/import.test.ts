@@ -274,6 +274,10 @@ describe("partial input: a bad line is rejected with its number, the rest goes o
     // A column name that may be personal data (a file without a header row) is not quoted: its position is.
     const headless = await collect(bytes(`1,架空　太郎\n2,${long}\n`), { format: "csv", maxFieldChars: 40 });
     expect(headless[0]!.message).toBe("line 2: column 2 is longer than the limit (maxFieldChars, 40 characters)");
+    // Nor one that looks like a column name when its neighbours show the row is a resident's values: a name in
+    // Latin letters, the gender word.
+    const values = await collect(bytes(`12345678906,SMITH,JOHN,female\n2,${"x".repeat(50)},y,${"m".repeat(50)}\n`), { format: "csv", maxFieldChars: 40 });
+    expect(values[0]!.message).toBe("line 2: column 2 is longer than the limit (maxFieldChars, 40 characters)");
   });
 
   it("a record nesting deeper than MAX_JSON_DEPTH is a bad line", async () => {

@@ -323,15 +323,15 @@ function badLine(line: number, problem: keyof typeof PROBLEMS): RecordResult {
  */
 const SAFE_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 
-/** Where a bad field sits: its name (shown only when it looks like a column name) and 1-based position. */
+/** Where a bad field sits: its name (shown only when it looks like a column name; absent when it may be a value) and 1-based position. */
 interface FieldAt {
-  readonly name: string;
+  readonly name?: string;
   readonly position: number;
   readonly unit: "column" | "field";
 }
 
 function fieldProblem(line: number, problem: "field-too-long" | "lone-surrogate", at: FieldAt | "key", maxField: number): RecordResult {
-  const safe = at !== "key" && SAFE_NAME.test(at.name);
+  const safe = at !== "key" && at.name !== undefined && SAFE_NAME.test(at.name);
   const what = at === "key" ? "a field name" : safe ? `field ${JSON.stringify(at.name)}` : `${at.unit} ${at.position}`;
   const message = problem === "field-too-long"
     ? `${what} is longer than the limit (maxFieldChars, ${maxField} characters)`
@@ -469,7 +469,7 @@ function checkStrings(line: number, record: Record<string, unknown>, maxField: n
     }
     if (typeof v !== "object" || v === null) continue;
     if (depth >= MAX_JSON_DEPTH) {
-      const safe = SAFE_NAME.test(at.name);
+      const safe = at.name !== undefined && SAFE_NAME.test(at.name);
       const what = safe ? `field ${JSON.stringify(at.name)}` : `${at.unit} ${at.position}`;
       return recordError(line, "too-deep", `${what} nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep`, safe ? { field: at.name } : { [at.unit]: at.position });
     }
@@ -650,10 +650,15 @@ async function* csvRows(lines: AsyncIterable<PhysicalLine>, maxChars: number): A
 
 async function* csvRecords(lines: AsyncIterable<PhysicalLine>, limits: Limits): AsyncGenerator<RecordResult> {
   let header: string[] | undefined;
+  // A column is named only when every name of the header row looks like one: a row of values (a file without its
+  // header row) always holds one that does not (a resident code, a date), while its neighbours may look like
+  // names and are a resident's data all the same (a name in Latin letters, "female").
+  let namesQuotable = false;
   for await (const rec of csvRows(lines, limits.record)) {
     if (!header) {
       if (rec.error) throw new JpkiError("ERR_IMPORT_FORMAT", `the CSV header row cannot be read: ${errorOf(rec.error).message}`, { cause: errorOf(rec.error) });
       header = checkHeader(rec.fields!, rec.line, limits.field);
+      namesQuotable = header.every((h) => SAFE_NAME.test(h));
       continue;
     }
     if (rec.error) {
@@ -667,7 +672,7 @@ async function* csvRecords(lines: AsyncIterable<PhysicalLine>, limits: Limits): 
     }
     const long = fields.findIndex((f) => f.length > limits.field);
     if (long >= 0) {
-      yield fieldProblem(rec.line, "field-too-long", { name: header[long]!, position: long + 1, unit: "column" }, limits.field);
+      yield fieldProblem(rec.line, "field-too-long", { ...(namesQuotable ? { name: header[long]! } : {}), position: long + 1, unit: "column" }, limits.field);
       continue;
     }
     // fromEntries defines own properties, so a "__proto__" column cannot reach the prototype.

@@ -246,3 +246,14 @@ describe("noticeCsvRow", () => {
     expect(noticeCsvRow(withComma)).toContain('"大阪府大阪市本町1,2"');
   });
 });
+
+describe("parseNotice: a CSV without its header row", () => {
+  it("quotes no name at all when none is a field we know: the first notice's values became the header", () => {
+    // Columns in an order a municipal export might use: a Latin-letter name and the gender word early on.
+    const row = { SMITH: "a", JOHN: "b", female: "c", [CODE]: "d", relocation: "e", "2024-05-01": "f", [ADDRESS]: "g" };
+    const e = failure(row, 2);
+    expect({ code: e.code, problem: e.details?.["problem"], field: e.details?.["field"] }).toEqual({ code: "ERR_NOTICE_MALFORMED", problem: "unknown-field", field: undefined });
+    for (const v of ["SMITH", "JOHN", "female", ...PERSONAL]) expect(JSON.stringify(e.toJSON())).not.toContain(v);
+    expect(e.message).toMatch(/header row/);
+  });
+});

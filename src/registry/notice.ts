@@ -418,9 +418,15 @@ export function parseNotice(obj: unknown, opts: ParseNoticeOptions): ChangeNotic
   }
   const rec = obj as Record<string, unknown>;
 
-  const unknown = Object.keys(rec).filter((k) => !KNOWN.has(k));
+  const keys = Object.keys(rec);
+  const unknown = keys.filter((k) => !KNOWN.has(k));
   if (unknown.length > 0) {
-    // Field names are the file's structure, not personal data, unless a CSV lacks its header row.
+    // Field names are the file's structure, not personal data, unless a CSV lacks its header row. Then no name is
+    // one we know, and none is quoted back: identifier-shaped values are personal data too (a name in Latin
+    // letters, "female").
+    if (unknown.length === keys.length) {
+      c.malformed(undefined, "unknown-field", `none of the notice's field names is one we know (is the CSV header row missing?): accepted fields are ${NOTICE_FIELDS.join(", ")} (CSV: after…/before… columns)`);
+    }
     const shown = unknown.slice(0, 5).map(shownName);
     const more = unknown.length > 5 ? ` and ${unknown.length - 5} more` : "";
     c.malformed(IDENTIFIER.test(unknown[0]!) ? unknown[0] : undefined, "unknown-field",

@@ -153,4 +153,16 @@ describe("parseResidentRecord: a CSV without its header row", () => {
     expect(e.message).not.toMatch(/架空|千代田/);
     expect(e.message).toMatch(/not an identifier/);
   });
+
+  it("quotes no name at all when none is a field we know: a Latin-letter name or a gender word is a value too", () => {
+    // The first resident of a headerless CSV, as it becomes the header: a foreign resident's name in Latin letters
+    // and the gender word look like identifiers, but they are that resident's name and gender.
+    const row = { [BASE.residentCode]: "a", "131016": "b", SMITH: "c", JOHN: "d", "東京都千代田区千代田１番": "e", female: "f" };
+    const e = errorOf(row, { now, where: "line 2" });
+    expect(e.code).toBe("ERR_RESIDENT_INVALID");
+    expect(e.details).toMatchObject({ problem: "unknown-field", where: "line 2" });
+    expect(e.details?.["field"]).toBeUndefined();
+    for (const v of ["SMITH", "JOHN", "female", BASE.residentCode]) expect(JSON.stringify({ message: e.message, details: e.details })).not.toContain(v);
+    expect(e.message).toMatch(/header row/);
+  });
 });

@@ -282,13 +282,20 @@ export function parseResidentRecord(obj: unknown, opts: { now: Date; where?: str
     Object.entries(obj as Record<string, unknown>).map(([k, v]) => [k, typeof v === "string" ? normaliseRegistryText(v) : v]),
   );
 
-  const unknown = Object.keys(rec).filter((k) => !KNOWN.has(k));
+  const keys = Object.keys(rec);
+  const unknown = keys.filter((k) => !KNOWN.has(k));
   if (unknown.length > 0) {
+    const at = w.where ? `${w.where}: ` : "";
     // Field names are the file's structure, not personal data, unless a CSV lacks its header row and the
-    // first resident became the header: only names that look like identifiers are quoted back.
+    // first resident became the header. Then no name is one we know, and none is quoted back: identifier-shaped
+    // values are personal data too (a name in Latin letters, "female").
+    if (unknown.length === keys.length) {
+      throw new JpkiError("ERR_RESIDENT_INVALID", `${at}none of the record's field names is one we know (is the CSV header row missing?): accepted fields are ${RESIDENT_INPUT_FIELDS.join(", ")}`, {
+        details: { problem: "unknown-field", ...(w.where ? { where: w.where } : {}) },
+      });
+    }
     const shown = unknown.slice(0, 5).map((k) => (IDENTIFIER.test(k) ? JSON.stringify(k) : "(a name that is not an identifier)"));
     const more = unknown.length > 5 ? ` and ${unknown.length - 5} more` : "";
-    const at = w.where ? `${w.where}: ` : "";
     throw new JpkiError("ERR_RESIDENT_INVALID", `${at}unknown field${unknown.length > 1 ? "s" : ""} ${shown.join(", ")}${more}: accepted fields are ${RESIDENT_INPUT_FIELDS.join(", ")}`, {
       details: { field: IDENTIFIER.test(unknown[0]!) ? unknown[0] : undefined, problem: "unknown-field", ...(w.where ? { where: w.where } : {}) },
     });
