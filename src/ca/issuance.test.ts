@@ -10,7 +10,7 @@ import { decodeFourItemsSan } from "../profile/san.js";
 import type { JpkiError } from "../errors.js";
 import type { IssuanceRecord } from "../store/types.js";
 import { Workspace } from "../workspace/workspace.js";
-import { IssuanceService } from "./issuance.js";
+import { IssuanceService, parseApplication } from "./issuance.js";
 import { initCas } from "./manage.js";
 import { prefecture } from "./prefectures.js";
 import { makeResidentCode } from "../registry/resident-code.js";
@@ -228,5 +228,24 @@ describe("a clock outside the CA's validity (stepped back before the CA was made
       expect(e, at).toEqual({ code: "ERR_CLOCK_OUTSIDE_CA_VALIDITY" });
     }
     expect((await ws.store.findCertificates({ status: "all" })).length).toBe(before);
+  });
+});
+
+describe("parseApplication: personal data in a headerless CSV is not quoted back", () => {
+  it("a record none of whose field names is known asks for the header row and quotes none; an identifier-shaped unknown name is quoted", () => {
+    // The first application of a CSV without its header row: its values became the field names.
+    const code = makeResidentCode("0000000031");
+    const headerless = { [code]: code, signature: "signature", "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA": "x" };
+    let e: JpkiError | undefined;
+    try {
+      parseApplication(headerless, 2);
+    } catch (x) {
+      e = x as JpkiError;
+    }
+    expect(e?.code).toBe("ERR_APPLICATION_INVALID");
+    expect(e?.message).toMatch(/^line 2: none of the application's field names is one we know \(is the CSV header row missing\?\)/);
+    expect(e?.message).not.toContain(code);
+    expect(() => parseApplication({ residentCode: code, publicKey: "x", colour: "red" })).toThrow(/unknown field "colour"/);
+    expect(() => parseApplication({ residentCode: code, publicKey: "x", [code]: "1" })).toThrow(/unknown field \(a name that is not an identifier\)/);
   });
 });

@@ -12,6 +12,7 @@ import { serialHex } from "../pki/serial.js";
 import { checkCertificate } from "../profile/check.js";
 import type { CertificateType } from "../profile/types.js";
 import { municipality } from "../registry/municipality.js";
+import { IDENTIFIER } from "../registry/resident.js";
 import type { IssuanceCommitResult, IssuanceRecord, ResidentRecord, Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
 import { CertificationAuthority, caId } from "./authority.js";
@@ -92,7 +93,14 @@ function invalid(msg: string, line?: number): JpkiError {
 
 /** Validates one application as read from JSON (a batch line or an API call). */
 export function parseApplication(obj: Record<string, unknown>, line?: number): IssuanceApplication {
-  for (const k of Object.keys(obj)) if (!FIELDS.has(k)) throw invalid(`unknown field ${JSON.stringify(k)}`, line);
+  const keys = Object.keys(obj);
+  const unknown = keys.find((k) => !FIELDS.has(k));
+  if (unknown !== undefined) {
+    // A CSV without its header row makes its first application's values the field names: a resident code is
+    // personal data, so a name is quoted back only when it is shaped like one and the record has names we know.
+    if (!keys.some((k) => FIELDS.has(k))) throw invalid(`none of the application's field names is one we know (is the CSV header row missing?): accepted fields are ${[...FIELDS].join(", ")}`, line);
+    throw invalid(`unknown field ${IDENTIFIER.test(unknown) ? JSON.stringify(unknown) : "(a name that is not an identifier)"}`, line);
+  }
   if (obj.residentCode === undefined) throw invalid("residentCode is missing", line);
   // A number is not taken for a string: 01234567890 as a JSON number loses its leading zero.
   if (typeof obj.residentCode !== "string") throw invalid("residentCode must be a string", line);

@@ -53,7 +53,8 @@ export const RESIDENT_INPUT_FIELDS: readonly string[] = Object.freeze([
 ]);
 const KNOWN = new Set(RESIDENT_INPUT_FIELDS);
 /** What a field name looks like; anything else is not echoed back (see the unknown-field check). */
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_-]{0,39}$/;
+/** A field name that may be quoted back in an error: shaped like a column name, not like a value. */
+export const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_-]{0,39}$/;
 
 const FULLWIDTH_SPACE = "\u3000";
 /** Address limit of the certificate profile (…5.5.5: ≤ 200 characters), counted in code points. */
