@@ -13,6 +13,7 @@
  * delta published a minute after its base (an injected clock). `openssl crl -text` shows the Delta CRL Indicator (the base's number) and the base's Freshest CRL;
  * `jpki serve` serves the delta and lists it in /crl/index.json with its base number.
  */
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -184,8 +185,8 @@ describe("jpki serve publishes the delta", () => {
   });
 });
 
-describe("OpenSSL 3.0 without -extended_crl takes a delta newer than its base for a complete CRL (documented quirk)", () => {
-  it("certificates revoked in the base verify OK with -use_deltas alone, revoked with -extended_crl too", async () => {
+describe("OpenSSL 3.0 without -extended_crl took a delta newer than its base for a complete CRL (documented quirk, fixed by 3.0.22)", () => {
+  it("certificates revoked in the base are revoked with -use_deltas -extended_crl; with -use_deltas alone, OK on an OpenSSL with the quirk and revoked on one without", async () => {
     // a base (and its delta) issued two minutes ago, by an injected clock, then a delta now: newer, and valid
     const earlier = await Workspace.openAsync(ws, { clock: new FixedClock(Date.now() - 120_000), ...(await storeOptions()) });
     try {
@@ -196,9 +197,12 @@ describe("OpenSSL 3.0 without -extended_crl takes a delta newer than its base fo
     }
     const [now] = await generate(["--delta"]);
     expect([now!.number, now!.baseNumber, now!.entries]).toEqual(["6", "4", 0]);
+    // Which OpenSSL this is: Debian's 3.0.22 (2026-08) no longer takes the delta for a complete CRL (seen
+    // 2026-12-03; 3.0.x before it did). Asserted per version so that a regression, either way, shows up here.
+    const [major, minor, patch] = execFileSync("openssl", ["version"], { encoding: "utf8" }).match(/OpenSSL (\d+)\.(\d+)\.(\d+)/)!.slice(1).map(Number) as [number, number, number];
+    const quirk = major === 3 && minor === 0 && patch < 22;
     for (const name of ["inBase", "inDelta"]) {
-      // Asserted so that an OpenSSL that fixes its CRL selection shows up here.
-      expect(verify(certs[name]!, [base(), delta()], ["-use_deltas"]).out).toMatch(new RegExp(`${name}\\.pem: OK$`, "m"));
+      expect(verify(certs[name]!, [base(), delta()], ["-use_deltas"]).out).toMatch(quirk ? new RegExp(`${name}\\.pem: OK$`, "m") : /error 23 at 0 depth lookup: certificate revoked/);
       expect(verify(certs[name]!, [base(), delta()], ["-use_deltas", "-extended_crl"]).out).toMatch(/error 23 at 0 depth lookup: certificate revoked/);
     }
   });
