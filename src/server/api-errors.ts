@@ -28,6 +28,17 @@ export const PARSER_REFUSALS = Object.freeze({
  */
 export const METHOD_NOT_ALLOWED = Object.freeze({ code: "method-not-allowed", status: 405, body: '{"error":"method not allowed","code":"method-not-allowed"}' } as const);
 
+/**
+ * A request body in a content coding (RFC 9110 §8.4: gzip, deflate, br, …): no route decodes one, and each read
+ * it as if it were plain — a gzipped JSON body was answered body-not-json, a plain one labelled gzip was taken.
+ * Refused before any route reads the body (app.ts), with Accept-Encoding: identity (RFC 9110 §15.5.16).
+ */
+export const UNSUPPORTED_CONTENT_ENCODING = Object.freeze({
+  code: "unsupported-content-encoding",
+  status: 415,
+  message: "send the body without a Content-Encoding (or identity): the server decodes no content coding",
+} as const);
+
 /** One entry of a route's error table. */
 export interface ApiError {
   readonly status: number;
@@ -44,6 +55,12 @@ export function apiErrorBody<C extends string>(table: Readonly<Record<C, ApiErro
 export function sendApiError<C extends string>(reply: FastifyReply, table: Readonly<Record<C, ApiError>>, code: C): FastifyReply {
   return reply.code(table[code].status).header("Cache-Control", "no-store").send(apiErrorBody(table, code));
 }
+
+/**
+ * A body that is not application/json, or is in a charset other than UTF-8 (RFC 8259 §8.1: JSON exchanged between
+ * systems is UTF-8; a latin1 body was read as UTF-8 all the same). In every body-taking route's table.
+ */
+export const UNSUPPORTED_MEDIA_TYPE: ApiError = Object.freeze({ status: 415, message: "send Content-Type: application/json, in UTF-8 (no charset, or charset=utf-8)" });
 
 /**
  * A body nested deeper than app.ts's bound (MAX_JSON_DEPTH): refused before JSON.parse, with its own code — it

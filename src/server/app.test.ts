@@ -5,6 +5,7 @@
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 import { request } from "node:http";
 import { connect, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -972,6 +973,76 @@ describe("bodies that never end (slowloris)", () => {
     } finally {
       for (const t of timers) clearInterval(t);
       await short.close();
+    }
+  });
+});
+
+describe("request bodies in a coding or charset the JSON routes do not read (attack round 2)", () => {
+  const bodies = async () => {
+    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+    return {
+      "/v1/validate": JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }),
+      "/v1/validate?via=fastify": JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }),
+      "/v1/status": JSON.stringify({ items: [{ caId: cert.caId, serial: cert.serial }] }),
+      "/v1/verify-signature": JSON.stringify({ signedData: "MAA=" }),
+    };
+  };
+
+  it("answers a body sent with a Content-Encoding other than identity 415 unsupported-content-encoding, never reading it as JSON", async () => {
+    for (const [path, body] of Object.entries(await bodies())) {
+      // gzip of the JSON (read as if plain, it was body-not-json), the plain JSON labelled gzip (answered as if
+      // plain), and codings the server knows nothing of
+      const sent: Array<[string, Buffer | string]> = [
+        ["gzip", gzipSync(body)],
+        ["gzip", body],
+        ["GZIP", body],
+        ["deflate", body],
+        ["br", body],
+        ["identity, gzip", body],
+        ["x-unknown", body],
+      ];
+      for (const [coding, payload] of sent) {
+        const r = await fetch(`${base}${path}`, { method: "POST", headers: { ...auth, "content-type": "application/json", "content-encoding": coding }, body: payload });
+        expect(r.status, `${path} ${coding}`).toBe(415);
+        expect(r.headers.get("cache-control"), `${path} ${coding}`).toBe("no-store");
+        // RFC 9110 §15.5.16: Accept-Encoding says which coding would have been taken
+        expect(r.headers.get("accept-encoding"), `${path} ${coding}`).toBe("identity");
+        expect(await r.json(), `${path} ${coding}`).toMatchObject({ code: "unsupported-content-encoding", message: expect.any(String) });
+      }
+      // identity is no coding at all: answered as before
+      const plain = await fetch(`${base}${path}`, { method: "POST", headers: { ...auth, "content-type": "application/json", "content-encoding": "identity" }, body });
+      expect(plain.status, `${path} identity`).not.toBe(415);
+    }
+  });
+
+  it("refuses application/json in a charset other than UTF-8 (RFC 8259 §8.1) 415 unsupported-media-type; utf-8 in any case is taken", async () => {
+    for (const [path, body] of Object.entries(await bodies())) {
+      for (const type of ["application/json; charset=latin1", "application/json;charset=ISO-8859-1", "application/json; charset=UTF-16", 'application/json; charset="shift_jis"', "APPLICATION/JSON; CHARSET=LATIN1"]) {
+        const r = await fetch(`${base}${path}`, { method: "POST", headers: { ...auth, "content-type": type }, body });
+        expect(r.status, `${path} ${type}`).toBe(415);
+        expect(r.headers.get("cache-control"), `${path} ${type}`).toBe("no-store");
+        expect(await r.json(), `${path} ${type}`).toMatchObject({ code: "unsupported-media-type" });
+      }
+      for (const type of ["application/json; charset=utf-8", "application/json; charset=UTF-8", 'application/json; charset="utf-8"', "application/json;charset=utf8", "application/json"]) {
+        const r = await fetch(`${base}${path}`, { method: "POST", headers: { ...auth, "content-type": type }, body });
+        expect(r.status, `${path} ${type}`).not.toBe(415);
+      }
+    }
+  });
+});
+
+describe("the 'not published' 404 (attack round 2)", () => {
+  it("says what is wrong in a message and echoes nothing of the request's path", async () => {
+    for (const p of [`/crl/${"x".repeat(8000)}.crl`, "/crl/<script>alert(1)</script>.crl", "/ca/99-sig.crt"]) {
+      const r = await get(p);
+      expect(r.status, p.slice(0, 40)).toBe(404);
+      expect(r.headers["cache-control"]).toBe("no-store");
+      const body = JSON.parse(r.body.toString()) as Record<string, unknown>;
+      expect(body).toMatchObject({ code: "not-published", message: expect.stringMatching(/\/crl\/index\.json/) });
+      expect(r.body.length, p.slice(0, 40)).toBeLessThan(300);
+      expect(r.body.toString()).not.toContain("script");
+      expect(r.body.toString()).not.toContain("xxxx");
+      expect(r.body.toString()).not.toContain("99-sig");
     }
   });
 });

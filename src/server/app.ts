@@ -41,7 +41,7 @@ import { ARL_SCOPE, type CrlRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { toPem } from "../pki/pem.js";
 import type { AccessLogSink } from "./access-log.js";
-import { apiErrorBody, METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR } from "./api-errors.js";
+import { apiErrorBody, METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR, UNSUPPORTED_CONTENT_ENCODING } from "./api-errors.js";
 import { routedPath, VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
 import { ocspGetRoute, registerOcsp } from "./ocsp.js";
 import { PublishedFiles } from "./published.js";
@@ -131,6 +131,34 @@ export function jsonNestsDeeper(text: string, max: number): boolean {
  */
 function mayPoisonPrototype(text: string): boolean {
   return text.includes("__proto__") || text.includes("constructor") || text.includes("\\u");
+}
+
+/**
+ * Whether a Content-Type's charset parameter, if any, names UTF-8 (RFC 8259 §8.1), case-insensitive, quoted or
+ * not; "utf8", which clients send and the WHATWG Encoding Standard reads as UTF-8, too.
+ */
+export function charsetIsUtf8(contentType: string): boolean {
+  const params = contentType.split(";");
+  for (let i = 1; i < params.length; i++) {
+    const p = params[i]!;
+    const eq = p.indexOf("=");
+    if (eq < 0 || p.slice(0, eq).trim().toLowerCase() !== "charset") continue;
+    const v = p.slice(eq + 1).trim().replace(/^"(.*)"$/, "$1").toLowerCase();
+    if (v !== "utf-8" && v !== "utf8") return false;
+  }
+  return true;
+}
+
+/** Whether a Content-Encoding names no coding: identity, or nothing (RFC 9110 §8.4.1). */
+function noContentCoding(coding: string): boolean {
+  const c = coding.trim().toLowerCase();
+  return c === "" || c === "identity";
+}
+
+/** Whether a request carries a body (RFC 9112 §6.3): framed by Transfer-Encoding, or a Content-Length above 0. */
+function hasBody(req: IncomingMessage): boolean {
+  const h = req.headers;
+  return h["transfer-encoding"] !== undefined || (h["content-length"] !== undefined && h["content-length"] !== "0");
 }
 
 /** Whether the text holds at most `max` of `[` and `{` together. */
@@ -428,11 +456,31 @@ export async function buildServer(
     countRefused(req, access.scopeOfRequest(req), METHOD_NOT_ALLOWED.status, startedAt);
     return true;
   };
+  // A body in a content coding (gzip, deflate, br…) goes to no route: each read it as plain. Refused 415 before
+  // fastify reads it, after the routes on bare node:http (which take no coded body: published files and OCSP GETs
+  // read none, validateFast leaves a Content-Encoding to fastify), so their requests pay nothing for it. OCSP POSTs
+  // are refused in their own scope, with an OCSP answer (ocsp.ts).
+  const codingBody = JSON.stringify({ error: "unsupported_media_type", code: UNSUPPORTED_CONTENT_ENCODING.code, message: UNSUPPORTED_CONTENT_ENCODING.message });
+  const refuseCoding = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const coding = req.headers["content-encoding"];
+    if (coding === undefined || noContentCoding(coding) || !hasBody(req) || access.scopeOfRequest(req) === "ocsp") return false;
+    const startedAt = performance.now();
+    res.writeHead(UNSUPPORTED_CONTENT_ENCODING.status, {
+      "Accept-Encoding": "identity",
+      "Content-Type": "application/json; charset=utf-8",
+      "Cache-Control": "no-store",
+      "Content-Length": Buffer.byteLength(codingBody),
+    });
+    res.end(codingBody);
+    access.record(req, UNSUPPORTED_CONTENT_ENCODING.status);
+    countRefused(req, access.scopeOfRequest(req), UNSUPPORTED_CONTENT_ENCODING.status, startedAt);
+    return true;
+  };
   const app = Fastify({
     // Published files and OCSP GETs are answered on bare node:http before fastify routes anything (published-route.ts).
     serverFactory: (handler) => {
       const route = (req: IncomingMessage, res: ServerResponse) => {
-        if (!published(req, res) && !ocspGet(req, res) && !validateFast?.(req, res) && !refuseMethod(req, res)) handler(req, res);
+        if (!published(req, res) && !ocspGet(req, res) && !validateFast?.(req, res) && !refuseMethod(req, res) && !refuseCoding(req, res)) handler(req, res);
       };
       const h = (req: IncomingMessage, res: ServerResponse) => {
         if (stopping) return refuseStopping(req, res);
@@ -520,7 +568,11 @@ export async function buildServer(
     }
     json(req as never, text, done as never);
   };
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => parseJson(req.raw, body as string, done));
+  // fastify takes application/json whatever its parameters, and read a body sent as latin1 (or UTF-16) as UTF-8.
+  const notUtf8 = () => Object.assign(new Error("the body's charset is not UTF-8"), { statusCode: 415, code: "charset-not-utf-8" });
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) =>
+    charsetIsUtf8(req.headers["content-type"] ?? "") ? parseJson(req.raw, body as string, done) : done(notUtf8(), undefined),
+  );
   // No route takes text/plain, but fastify parses it by default: a JSON object sent as text/plain (what fetch
   // sends for a string body without a Content-Type) reached the routes as a string and was answered
   // body-invalid, "the body must be a JSON object". Without the parser fastify refuses it 415, which the

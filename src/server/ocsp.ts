@@ -56,13 +56,19 @@ export function registerOcsp(app: FastifyInstance, o: OcspRouteOptions): void {
   void app.register(async (scope) => {
     // Any content type: the body is the request, whatever a client calls it; bounded before it is read whole.
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: MAX_REQUEST_BYTES }, (_req, body, done) => done(null, body));
+    // A body in a content coding (gzip…) is not the DER request: 415 (with the OCSP answer below), not read as DER.
+    scope.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: MAX_REQUEST_BYTES }, (req, body, done) => {
+      const coding = req.headers["content-encoding"]?.trim().toLowerCase();
+      if (coding && coding !== "identity") return done(Object.assign(new Error("a content coding"), { statusCode: 415 }), undefined);
+      done(null, body);
+    });
     scope.setErrorHandler((err, _req, reply) => {
       // A body too large or cut off, a bad header: an OCSP client reads an OCSP answer, never a stack.
       const a: OcspAnswer = { der: errorResponse("malformedRequest"), responseStatus: "malformedRequest", statuses: [], preProduced: false };
       count(a);
       const code = (err as { statusCode?: unknown }).statusCode;
       const status = typeof code === "number" && code >= 400 && code < 500 ? code : 500;
+      if (status === 415) reply.header("Accept-Encoding", "identity");
       return reply.code(status).type(OCSP_RESPONSE_TYPE).header("Cache-Control", "no-store").send(a.der);
     });
 
