@@ -536,7 +536,7 @@ export async function buildServer(
     const methods = new Set(Array.isArray(r.method) ? r.method : [r.method]);
     if (methods.has("GET")) methods.add("HEAD"); // exposeHeadRoutes
     // The OCSP GETs under /ocsp/<ca>/ are answered on bare node:http (ocsp.ts), beside this POST route.
-    if (r.url === `${prefix}/ocsp/:ca`) methods.add("GET").add("HEAD");
+    if (r.url === `${prefix}/ocsp/:ca` || r.url === `${prefix}/ocsp/:ca/`) methods.add("GET").add("HEAD");
     if (r.url.includes(":") || r.url.includes("*")) {
       const re = new RegExp(`^${r.url.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/:[^/]+/g, "[^/]+").replace(/\*/g, ".*")}$`);
       const known = allowByPattern.findIndex((p) => p.re.source === re.source);
