@@ -14,6 +14,17 @@ const HTTP_WORD: Readonly<Record<number, string>> = { 400: "bad_request", 401: "
  */
 export const STOPPING_ERROR = Object.freeze({ code: "stopping", status: 503, message: "the server is stopping: send the request again, on a new connection" } as const);
 
+/**
+ * A connection past the server's cap on concurrent connections (app.ts): answered at once, before any request is
+ * read, and closed. Retry-After: the cap frees as other clients' connections end.
+ */
+export const TOO_MANY_CONNECTIONS = Object.freeze({
+  code: "too-many-connections",
+  status: 503,
+  message: "the server holds as many connections as it takes: try again in a moment",
+  retryAfterSeconds: 1,
+} as const);
+
 /** What node's HTTP server refuses before any route, by typed code (app.ts clientErrorHandler, refuseExpectation). */
 export const PARSER_REFUSALS = Object.freeze({
   timeout: { status: 408, message: "the request was not complete in time" },

@@ -1046,3 +1046,50 @@ describe("the 'not published' 404 (attack round 2)", () => {
     }
   });
 });
+
+describe("a cap on concurrent connections (attack round 2)", () => {
+  it("answers a connection over the cap a typed 503 and closes it at once, counts it in /metrics, and takes connections again below the cap", async () => {
+    const { app: capped } = await buildServer(ws, { maxConnections: 2 });
+    await capped.listen({ host: "127.0.0.1", port: 0 });
+    const port = (capped.server.address() as AddressInfo).port;
+    const held: Socket[] = [];
+    /** the server's count of its open connections, once it reaches n (accepting is asynchronous to the client's connect) */
+    const serverHas = async (n: number) => {
+      for (let i = 0; i < 100; i++) {
+        if ((await new Promise<number>((resolve) => capped.server.getConnections((_e, c) => resolve(c)))) === n) return;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      throw new Error(`the server never had ${n} connections`);
+    };
+    /** what a connection got until the server closed it, or "still open" after 2 s */
+    const within2s = (answer: Promise<string>) => Promise.race([answer, new Promise<string>((r) => setTimeout(() => r("still open"), 2000).unref())]);
+    try {
+      for (let i = 0; i < 2; i++) {
+        const s = connect(port, "127.0.0.1");
+        s.on("error", () => undefined);
+        held.push(s);
+      }
+      await serverHas(2);
+      const started = performance.now();
+      const over = rawClient(port);
+      over.socket.write(`GET /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
+      const text = await within2s(over.answer);
+      expect(performance.now() - started).toBeLessThan(1500);
+      const a = parseAnswer(text);
+      expect(a.status, text).toBe(503);
+      expect(a.headers["cache-control"]).toBe("no-store");
+      expect(a.headers.connection).toBe("close");
+      expect(a.headers["retry-after"]).toMatch(/^\d+$/);
+      expect(JSON.parse(a.body)).toMatchObject({ code: "too-many-connections", message: expect.any(String) });
+      // below the cap again: served, and the refusal is in the metrics
+      held.pop()!.destroy();
+      await serverHas(1);
+      const m = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+      expect(m).toMatch(/jpki_http_connections_refused_total 1\b/);
+      expect(m).toMatch(/jpki_http_connections_open [12]\b/);
+    } finally {
+      for (const s of held) s.destroy();
+      await capped.close();
+    }
+  });
+});

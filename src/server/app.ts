@@ -28,7 +28,7 @@
  * lines per request and halved the 304 rate measured against bare node:http.
  */
 import { stat } from "node:fs/promises";
-import { createServer as createHttpServer, ServerResponse, STATUS_CODES, type IncomingMessage } from "node:http";
+import { createServer as createHttpServer, ServerResponse, STATUS_CODES, type IncomingMessage, type Server as HttpServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -36,12 +36,13 @@ import { join } from "node:path";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { Counter, Gauge, Registry } from "prom-client";
 import { OcspResponder, type OcspAnswer, type OcspResponderOptions } from "../ocsp/responder.js";
+import { JpkiError } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
 import { ARL_SCOPE, type CrlRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { toPem } from "../pki/pem.js";
 import type { AccessLogSink } from "./access-log.js";
-import { apiErrorBody, METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR, UNSUPPORTED_CONTENT_ENCODING } from "./api-errors.js";
+import { apiErrorBody, METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR, TOO_MANY_CONNECTIONS, UNSUPPORTED_CONTENT_ENCODING } from "./api-errors.js";
 import { routedPath, VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
 import { ocspGetRoute, registerOcsp } from "./ocsp.js";
 import { PublishedFiles } from "./published.js";
@@ -74,6 +75,8 @@ export interface ServerOptions {
   readonly access?: Omit<AccessOptions, "prefix" | "openRoutes" | "rateLimit" | "onVerifierCa" | "onRefused">;
   /** connection timeouts, ms (CONNECTION_TIMEOUTS says why each is what it is) */
   readonly timeouts?: Partial<ConnectionTimeouts>;
+  /** the most connections open at once (MAX_CONNECTIONS by default); one more is answered 503 and closed */
+  readonly maxConnections?: number;
   /** the validation API (POST /v1/validate): how often it looks again at the CA certificates and CRL files */
   readonly validation?: ValidationServiceOptions;
   /** GET /v1/overview: how long an answer is reused, ms (default 15 000) */
@@ -97,6 +100,54 @@ export interface ConnectionTimeouts {
  * bound a download the client stopped reading; one that is slow but moving is never cut.
  */
 export const CONNECTION_TIMEOUTS: ConnectionTimeouts = Object.freeze({ idleMs: 30_000, headersMs: 10_000, requestMs: 30_000 });
+
+/**
+ * The most connections one process holds open at once, by default. Each holds a descriptor and some memory until
+ * the client or a timeout ends it, and nothing bounded how many a client could open: past the process's open-file
+ * limit the server could open no CRL, no store connection. Verifiers poll on a connection or a few each.
+ */
+export const MAX_CONNECTIONS = 10_000;
+
+/**
+ * Caps the connections `server` holds. Its own "connection" listeners (node's HTTP parser, or the TLS handshake)
+ * run only for a connection under the cap: one over it never reaches the parser. Over plain HTTP it is answered
+ * TOO_MANY_CONNECTIONS at once, before its request (a server may answer before the request is complete, RFC 9112
+ * §9.5's 408 likewise), what the client sends is read and dropped so that the close does not reset the answer
+ * away, and it is destroyed `lingerMs` later if the client has not closed it. Over TLS no answer can be given
+ * without the handshake this saves, so it is closed at once. Costs one comparison per connection, none per request.
+ * Call it once every "connection" listener is on the server.
+ */
+function capConnections(server: HttpServer, o: { readonly max: number; readonly tls: boolean; readonly lingerMs: number; readonly stats: ConnectionStats }): void {
+  const accept = server.listeners("connection") as Array<(this: HttpServer, s: Socket) => void>;
+  server.removeAllListeners("connection");
+  const stats = o.stats;
+  server.on("connection", (s: Socket) => {
+    if (stats.open >= o.max) {
+      stats.refused++;
+      s.on("error", () => undefined);
+      if (o.tls) return void s.destroy();
+      s.resume();
+      s.end(TOO_MANY_CONNECTIONS_ANSWER);
+      const linger = setTimeout(() => s.destroy(), o.lingerMs).unref();
+      s.once("close", () => clearTimeout(linger));
+      return;
+    }
+    stats.open++;
+    s.once("close", () => stats.open--);
+    for (const l of accept) l.call(server, s);
+  });
+}
+
+const TOO_MANY_CONNECTIONS_BODY = JSON.stringify(apiErrorBody({ [TOO_MANY_CONNECTIONS.code]: TOO_MANY_CONNECTIONS }, TOO_MANY_CONNECTIONS.code));
+const TOO_MANY_CONNECTIONS_ANSWER =
+  `HTTP/1.1 ${TOO_MANY_CONNECTIONS.status} ${STATUS_CODES[TOO_MANY_CONNECTIONS.status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+  `Content-Length: ${Buffer.byteLength(TOO_MANY_CONNECTIONS_BODY)}\r\nCache-Control: no-store\r\nRetry-After: ${TOO_MANY_CONNECTIONS.retryAfterSeconds}\r\nConnection: close\r\n\r\n${TOO_MANY_CONNECTIONS_BODY}`;
+
+/** Connections open now and refused for the cap since the start (capConnections), for the metrics. */
+interface ConnectionStats {
+  open: number;
+  refused: number;
+}
 
 /** The deepest nesting of a JSON body any route takes (they need 3: a body, its list, an item). */
 export const MAX_JSON_DEPTH = 16;
@@ -185,8 +236,26 @@ export interface ServerMetrics {
   countOcspAnswer(a: OcspAnswer): void;
 }
 
-function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | undefined): ServerMetrics {
+function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | undefined, connections: ConnectionStats): ServerMetrics {
   const registry = new Registry();
+  new Gauge({
+    name: "jpki_http_connections_open",
+    help: "connections open now (TCP, a TLS handshake in progress included)",
+    registers: [registry],
+    collect() {
+      this.set(connections.open);
+    },
+  });
+  // A client (or many) holding the cap shows here before verifiers complain.
+  new Counter({
+    name: "jpki_http_connections_refused_total",
+    help: "connections closed at once because the server held its cap of open connections (--max-connections)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(connections.refused);
+    },
+  });
   // Lines the access log could not write (it falls behind, a full disk, a closed pipe): an operator who relies
   // on the log must be able to see that it has gaps.
   if (accessLog && "dropped" in accessLog) {
@@ -359,7 +428,10 @@ export async function buildServer(
   const prefix = opts.prefix ?? pathPrefix(ws.config.baseUrl);
   const crlMaxAge = opts.crlMaxAgeSeconds ?? 300;
   const certMaxAge = opts.certificateMaxAgeSeconds ?? 86_400;
-  const metrics = makeMetrics(ws, clock, opts.accessLog);
+  const maxConnections = opts.maxConnections ?? MAX_CONNECTIONS;
+  if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new JpkiError("ERR_USAGE", `maxConnections must be a whole number of at least 1, not ${maxConnections}`);
+  const connectionStats: ConnectionStats = { open: 0, refused: 0 };
+  const metrics = makeMetrics(ws, clock, opts.accessLog, connectionStats);
   const log = opts.accessLog;
   // Who asked: a verifier id or "anonymous", never any part of a credential. Called as accessLine?.(…): with
   // no log, not even its arguments are computed.
@@ -522,6 +594,7 @@ export async function buildServer(
       // connection, about 2 % of a 304 measured here. Every other wait is bounded by node: headersMs from the
       // connection (or the end of the previous answer) to a request's last header, requestMs to its last byte,
       // the keep-alive timeout after each answer.
+      capConnections(server, { max: maxConnections, tls: Boolean(tls), lingerMs: Math.min(1000, t.headersMs), stats: connectionStats });
       return server;
     },
     logger: false,

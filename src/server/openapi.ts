@@ -13,7 +13,7 @@ import { JPKI_PURPOSES } from "../validation/jpki.js";
 import { LEGAL_BASES, LEGAL_BASIS_CODES } from "../verifier/legal-basis.js";
 import { PRIVATE_STATUS_OF } from "../verifier/views.js";
 import { ACCESS_REFUSALS } from "./access.js";
-import { METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR, UNSUPPORTED_CONTENT_ENCODING } from "./api-errors.js";
+import { METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR, TOO_MANY_CONNECTIONS, UNSUPPORTED_CONTENT_ENCODING } from "./api-errors.js";
 import { BODY_LIMIT, MAX_CHAIN, VALIDATE_ERRORS } from "./validate-route.js";
 import { MAX_HISTORY_LIMIT, MAX_STATUS_ITEMS, STATUS_ITEM_ERRORS } from "../verifier/liveness.js";
 import { STATUS_BODY_LIMIT, STATUS_ERRORS } from "./status-route.js";
@@ -23,7 +23,7 @@ import { MAX_OVERVIEW_DAYS } from "../verifier/overview.js";
 import { DEFAULT_OVERVIEW_DAYS, OVERVIEW_ERROR_CODES } from "./overview-route.js";
 
 export function validationApiDocument(prefix: string): Record<string, unknown> {
-  const errorCodes = [...new Set([...Object.keys(VALIDATE_ERRORS), ...Object.keys(STATUS_ERRORS), ...Object.keys(SIGNATURE_ERRORS), ...OVERVIEW_ERROR_CODES, STOPPING_ERROR.code, METHOD_NOT_ALLOWED.code, UNSUPPORTED_CONTENT_ENCODING.code, ...Object.keys(ACCESS_REFUSALS), ...Object.keys(PARSER_REFUSALS)])];
+  const errorCodes = [...new Set([...Object.keys(VALIDATE_ERRORS), ...Object.keys(STATUS_ERRORS), ...Object.keys(SIGNATURE_ERRORS), ...OVERVIEW_ERROR_CODES, STOPPING_ERROR.code, METHOD_NOT_ALLOWED.code, UNSUPPORTED_CONTENT_ENCODING.code, TOO_MANY_CONNECTIONS.code, ...Object.keys(ACCESS_REFUSALS), ...Object.keys(PARSER_REFUSALS)])];
   const json = (schema: unknown) => ({ "application/json": { schema } });
   const errorResponse = (description: string) => ({ description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } });
   const unsupportedBody = errorResponse(
@@ -331,7 +331,9 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
         Error: {
           type: "object",
           required: ["error"],
-          description: `Every error answer. Any route may also answer ${STOPPING_ERROR.status} with code "${STOPPING_ERROR.code}" while the server stops: the connection then closes; send the request again on a new one.`,
+          description:
+            `Every error answer. Any route may also answer ${STOPPING_ERROR.status} with code "${STOPPING_ERROR.code}" while the server stops: the connection then closes; send the request again on a new one. ` +
+            `A connection past the server's cap on open connections is answered ${TOO_MANY_CONNECTIONS.status} with code "${TOO_MANY_CONNECTIONS.code}" and Retry-After before its request is read, and closed.`,
           properties: { error: { type: "string" }, code: { enum: errorCodes }, message: { type: "string" } },
         },
       },
