@@ -1093,3 +1093,28 @@ describe("a cap on concurrent connections (attack round 2)", () => {
     }
   });
 });
+
+describe("refused requests per client address, as the workspace configures them (attack round 2)", () => {
+  it("answers 429 too-many-refusals with Retry-After past refusedRateLimit; the verifier admitted before is still answered", async () => {
+    const small = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-serve-refused-")), { clock, config: { refusedRateLimit: { perSecond: 1, burst: 2 } } });
+    const reg = await registerVerifier(small, { name: "refused test", kind: "private" });
+    // the bucket's time stands still: no refill, whatever the machine's speed
+    const { app: limited } = await buildServer(small, { access: { now: () => 0 } });
+    await limited.listen({ host: "127.0.0.1", port: 0 });
+    const url = `http://127.0.0.1:${(limited.server.address() as AddressInfo).port}/openapi.json`;
+    const ask = (authorization?: string) => fetch(url, { headers: authorization ? { authorization } : {} });
+    try {
+      expect((await ask(`Bearer ${reg.token!}`)).status).toBe(200);
+      expect([(await ask("Bearer jpkiv_guess1")).status, (await ask()).status]).toEqual([401, 401]);
+      const r = await ask("Bearer jpkiv_guess2");
+      expect(r.status).toBe(429);
+      expect(r.headers.get("retry-after")).toBe("1");
+      expect(r.headers.get("cache-control")).toBe("no-store");
+      expect(await r.json()).toMatchObject({ code: "too-many-refusals" });
+      expect((await ask(`Bearer ${reg.token!}`)).status).toBe(200);
+    } finally {
+      await limited.close();
+      await small.close();
+    }
+  });
+});

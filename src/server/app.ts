@@ -22,8 +22,8 @@
  * - `/` and `/ui/*`: the status page for people, open to anyone; its script asks for the verifier's token and
  *   reads the two routes above with it (page.ts, public/).
  * Every request, before any route sees it, must carry a registered verifier's (署名検証者) credential unless
- * the workspace's `openRoutes` lists its route; then a per-verifier rate limit, and a record of what each
- * verifier fetched (access.ts).
+ * the workspace's `openRoutes` lists its route; then a per-verifier rate limit, a per-address limit of the
+ * requests refused for their credential, and a record of what each verifier fetched (access.ts).
  * The access log is one JSON line per request (access-log.ts): fastify's own request logging writes two pino
  * lines per request and halved the 304 rate measured against bare node:http.
  */
@@ -72,7 +72,7 @@ export interface ServerOptions {
     readonly maxAgeSeconds?: number;
   };
   /** registered-verifier access (access.ts): refresh and flush intervals, clocks, error reporting */
-  readonly access?: Omit<AccessOptions, "prefix" | "openRoutes" | "rateLimit" | "onVerifierCa" | "onRefused">;
+  readonly access?: Omit<AccessOptions, "prefix" | "openRoutes" | "rateLimit" | "refusedRateLimit" | "onVerifierCa" | "onRefused">;
   /** connection timeouts, ms (CONNECTION_TIMEOUTS says why each is what it is) */
   readonly timeouts?: Partial<ConnectionTimeouts>;
   /** the most connections open at once (MAX_CONNECTIONS by default); one more is answered 503 and closed */
@@ -460,6 +460,7 @@ export async function buildServer(
     prefix,
     openRoutes: ws.config.openRoutes,
     rateLimit: ws.config.verifierRateLimit,
+    refusedRateLimit: ws.config.refusedRateLimit,
     onRefused: (req, status, startedAt) => countRefused(req, access.scopeOfRequest(req), status, startedAt),
     // A verifier CA made after the start: trusted for client certificates from the next handshake on.
     ...(tls && !verifierCa ? { onVerifierCa: (der: Buffer) => httpsServer?.setSecureContext(tlsOptions(der)) } : {}),

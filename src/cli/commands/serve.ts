@@ -80,9 +80,13 @@ Registered verifiers only: every route but those config.json's openRoutes lists 
 'Authorization: Bearer <token>' or, over HTTPS, a client certificate from the verifier CA ('jpki verifier
 add'); else 401. A verifier revoked with 'jpki verifier revoke' is refused within 1 s. Each verifier gets
 verifierRateLimit (config.json; default 100/s, bursts of 1000) per process — with --workers N, up to N
-times that over several connections — and 429 with Retry-After past it. What each verifier fetched is
-recorded in the store (written in batches, at most 1 s behind); the access log names the verifier id or
-"anonymous", never a token.
+times that over several connections — and 429 with Retry-After past it. Requests refused for their
+credential (400, 401, 403) count against their client address (an IPv6 /64 as one): past refusedRateLimit
+(config.json; default 10/s, bursts of 100, per process) the address gets 429 "too-many-refusals" with
+Retry-After, and a token this process has not admitted yet is not checked from it meanwhile, so guessing
+tokens is slowed to that rate; verifiers already admitted from the address are answered as before.
+What each verifier fetched is recorded in the store (written in batches, at most 1 s behind); the access
+log names the verifier id or "anonymous", never a token.
 Each HTTP process holds at most --max-connections connections at once (default 10000; keep it under the
 process's open-file limit, ulimit -n, with room for files and the store); one more is answered 503
 (code "too-many-connections", Retry-After: 1) and closed at once (over HTTPS closed, before the
