@@ -1013,6 +1013,10 @@ describe("request bodies in a coding or charset the JSON routes do not read (att
       const plain = await fetch(`${base}${path}`, { method: "POST", headers: { ...auth, "content-type": "application/json", "content-encoding": "identity" }, body });
       expect(plain.status, `${path} identity`).not.toBe(415);
     }
+    // refused before its body is invited (Expect: 100-continue): no 100 Continue ahead of the 415
+    const c = rawClient(Number(new URL(base).port));
+    c.socket.write(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 20\r\nConnection: close\r\n\r\n`);
+    expect(await c.answer).toMatch(/^HTTP\/1\.1 415 /);
   });
 
   it("refuses application/json in a charset other than UTF-8 (RFC 8259 §8.1) 415 unsupported-media-type; utf-8 in any case is taken", async () => {

@@ -565,6 +565,8 @@ export async function buildServer(
       const checkContinue = (req: IncomingMessage, res: ServerResponse) => {
         if (stopping) return refuseStopping(req, res);
         if (!access.admit(req, res)) return;
+        // A coded body is refused before it is invited too (no fast path takes one: refuseCoding says why).
+        if (refuseCoding(req, res)) return;
         res.writeContinue();
         route(req, res);
       };
