@@ -209,3 +209,77 @@ describe("the scope of a request target", () => {
     }
   });
 });
+
+describe("refused requests per client address (a client guessing tokens)", () => {
+  /** A request from `address`, and what admit() answered it. */
+  function asker(a: VerifierAccess) {
+    return (address: string, url: string, token?: string) => {
+      const got = { status: 200, headers: {} as Record<string, string>, body: "" };
+      const res = { writeHead: (s: number, h: Record<string, string>) => ((got.status = s), (got.headers = h)), end: (b?: string) => (got.body = b ?? "") } as unknown as ServerResponse;
+      const req = { ...request(url, token), socket: { encrypted: false, remoteAddress: address } } as unknown as IncomingMessage;
+      a.admit(req, res);
+      return got;
+    };
+  }
+  const GUESS = "jpkiv_" + "G".repeat(43);
+
+  it("answers 429 too-many-refusals with Retry-After once an address's refusals pass the limit; admitted verifiers and other addresses are unaffected", async () => {
+    const clock = { ms: 0 };
+    const store = fakeStore();
+    const a = new VerifierAccess(store as unknown as Store, { prefix: "", openRoutes: ["/healthz"], rateLimit: { perSecond: 0, burst: 1 }, refusedRateLimit: { perSecond: 1, burst: 3 }, now: () => clock.ms, flushMs: 3_600_000 });
+    await a.start();
+    try {
+      const ask = asker(a);
+      // a verifier at the address, admitted before the guessing starts
+      expect(ask("192.0.2.7", "/crl/13-sig.crl", TOKEN_A).status).toBe(200);
+      // wrong tokens, no credential, a verifier's refused route (403): each a refusal of the address
+      expect([ask("192.0.2.7", "/crl/13-sig.crl", GUESS).status, ask("192.0.2.7", "/crl/13-sig.crl").status, ask("192.0.2.7", "/metrics", TOKEN_A).status]).toEqual([401, 401, 403]);
+      const limited = ask("192.0.2.7", "/crl/13-sig.crl", GUESS);
+      expect(limited.status).toBe(429);
+      expect(limited.headers["Retry-After"]).toBe("1");
+      expect(limited.headers["Cache-Control"]).toBe("no-store");
+      expect(JSON.parse(limited.body)).toEqual({ error: "too many refusals", code: "too-many-refusals" });
+      expect(ask("192.0.2.7", "/crl/13-sig.crl").status).toBe(429);
+      // the verifier admitted before is not slowed, nor after the registrations are read again
+      expect(ask("192.0.2.7", "/crl/13-sig.crl", TOKEN_A).status).toBe(200);
+      await a.refresh();
+      expect(ask("192.0.2.7", "/crl/13-sig.crl", TOKEN_A).status).toBe(200);
+      // a credential this server has not admitted yet is not even checked from the address meanwhile: a right
+      // guess would otherwise be told apart from a wrong one at full speed
+      expect(ask("192.0.2.7", "/crl/13-sig.crl", TOKEN_B).status).toBe(429);
+      // an open route without a credential guesses nothing: answered
+      expect(ask("192.0.2.7", "/healthz").status).toBe(200);
+      // another address is not limited
+      expect(ask("198.51.100.1", "/crl/13-sig.crl", GUESS).status).toBe(401);
+      // a second later the address has one refusal's worth again
+      clock.ms += 1000;
+      expect([ask("192.0.2.7", "/crl/13-sig.crl", GUESS).status, ask("192.0.2.7", "/crl/13-sig.crl", GUESS).status]).toEqual([401, 429]);
+      // once refilled, a new verifier at the address is admitted
+      clock.ms += 10_000;
+      expect(ask("192.0.2.7", "/crl/13-sig.crl", TOKEN_B).status).toBe(200);
+    } finally {
+      await a.close();
+    }
+  });
+
+  it("counts an IPv6 /64 as one client (an attacker holds all of it); an IPv4-mapped address as its IPv4 one; 0 per second turns the limit off", async () => {
+    const a = new VerifierAccess(fakeStore() as unknown as Store, { prefix: "", openRoutes: [], rateLimit: { perSecond: 0, burst: 1 }, refusedRateLimit: { perSecond: 1, burst: 1 }, now: () => 0, flushMs: 3_600_000 });
+    await a.start();
+    try {
+      const ask = asker(a);
+      expect([ask("2001:db8:1:2::1", "/x", GUESS).status, ask("2001:db8:1:2:ffff::9", "/x", GUESS).status, ask("2001:0db8:0001:0002::abcd", "/x").status]).toEqual([401, 429, 429]);
+      expect(ask("2001:db8:1:3::1", "/x", GUESS).status).toBe(401);
+      expect([ask("203.0.113.5", "/x", GUESS).status, ask("::ffff:203.0.113.5", "/x", GUESS).status]).toEqual([401, 429]);
+    } finally {
+      await a.close();
+    }
+    const off = new VerifierAccess(fakeStore() as unknown as Store, { prefix: "", openRoutes: [], rateLimit: { perSecond: 0, burst: 1 }, refusedRateLimit: { perSecond: 0, burst: 1 }, now: () => 0, flushMs: 3_600_000 });
+    await off.start();
+    try {
+      const ask = asker(off);
+      for (let i = 0; i < 5; i++) expect(ask("192.0.2.7", "/x", GUESS).status).toBe(401);
+    } finally {
+      await off.close();
+    }
+  });
+});

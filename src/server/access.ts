@@ -12,6 +12,16 @@
  * with openRoutes); 429 with Retry-After past the verifier's rate. Bodies say only that
  * (`{"error":"unauthorized","code":"unauthorized"}`): never which part failed, never the token.
  *
+ * Refused requests per client address: a request refused for its credential (400, 401, 403) takes one from a
+ * token bucket of its client address (an IPv6 /64 counts as one address: whoever holds one address of it holds
+ * them all). Past `refusedRateLimit` the address gets 429 `too-many-refusals` with Retry-After, and a credential
+ * this process has not admitted before is not checked from it meanwhile: checking it would tell a right guess
+ * from a wrong one as fast as the client sends. Admitted requests never count, and an Authorization header that
+ * has named a live registration, a live client certificate and an open route without a credential pass as
+ * before. The cost: a verifier whose first request here comes from an address that is guessing meanwhile (behind
+ * the same NAT or proxy) waits for the address's rate too. Checked only where a credential is not already known,
+ * so a verifier's poll pays nothing for it.
+ *
  * Revocation: the registrations are read from the store at start and again every `refreshMs` (default 1 s),
  * so a verifier revoked by `jpki verifier revoke` in another process is refused by a running server within
  * refreshMs plus one store read. A failed read keeps the last registrations and is reported (onError).
@@ -126,6 +136,8 @@ export interface AccessOptions {
   readonly prefix: string;
   readonly openRoutes: readonly ServerRoute[];
   readonly rateLimit: VerifierRateLimit;
+  /** requests refused for their credential, per client address (none: no limit) */
+  readonly refusedRateLimit?: VerifierRateLimit;
   /** how often registrations are re-read, ms (default 1000): the bound on noticing a revocation */
   readonly refreshMs?: number;
   /** fetch records: the interval counted into one record and the longest it waits in memory, ms (default 1000) */
@@ -151,12 +163,15 @@ const HEADER_CACHE = 10_000;
  * The refusals of access control, by typed `code` (the code every error answer of the server carries, as the
  * verifier API's do: api-errors.ts) with the word of its `error`. The OpenAPI document lists the codes.
  */
-export const ACCESS_REFUSALS = Object.freeze({ unauthorized: "unauthorized", forbidden: "forbidden", "rate-limited": "rate limited", "bad-request": "bad request" } as const);
+export const ACCESS_REFUSALS = Object.freeze({ unauthorized: "unauthorized", forbidden: "forbidden", "rate-limited": "rate limited", "bad-request": "bad request", "too-many-refusals": "too many refusals" } as const);
 const refusal = (code: keyof typeof ACCESS_REFUSALS) => JSON.stringify({ error: ACCESS_REFUSALS[code], code });
 const UNAUTHORIZED = refusal("unauthorized");
 const FORBIDDEN = refusal("forbidden");
 const RATE_LIMITED = refusal("rate-limited");
 const BAD_REQUEST = refusal("bad-request");
+const TOO_MANY_REFUSALS = refusal("too-many-refusals");
+/** The most client addresses whose refusals are counted at once: past it the longest-counted is forgotten. */
+const REFUSED_CLIENTS = 10_000;
 const MISSING = 'Bearer realm="jpki"';
 const BAD_REQUEST_CHALLENGE = 'Bearer realm="jpki", error="invalid_request"';
 
@@ -199,10 +214,35 @@ interface Bucket {
   last: number;
 }
 
+/**
+ * The client a refusal is counted against: the IPv4 address (an IPv4-mapped IPv6 one as its IPv4 address), or
+ * the /64 of an IPv6 address — the smallest block a host is given, all of whose 2^64 addresses its holder may use.
+ */
+export function clientOf(address: string): string {
+  if (!address.includes(":")) return address;
+  const lower = address.toLowerCase();
+  if (lower.startsWith("::ffff:") && lower.includes(".")) return lower.slice(7);
+  const zone = lower.indexOf("%");
+  const a = zone < 0 ? lower : lower.slice(0, zone);
+  const gap = a.indexOf("::");
+  let groups: string[];
+  if (gap < 0) groups = a.split(":");
+  else {
+    const head = a.slice(0, gap) ? a.slice(0, gap).split(":") : [];
+    const tail = a.slice(gap + 2) ? a.slice(gap + 2).split(":") : [];
+    groups = [...head, ...Array<string>(Math.max(0, 8 - head.length - tail.length)).fill("0"), ...tail];
+  }
+  return groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ""))
+    .join(":") + "::/64";
+}
+
 export class VerifierAccess {
   readonly #store: Store;
   readonly #open: ReadonlySet<RouteScope>;
   readonly #rate: VerifierRateLimit;
+  readonly #refusedRate: VerifierRateLimit;
   readonly #refreshMs: number;
   readonly #flushMs: number;
   readonly #batchSize: number;
@@ -216,12 +256,15 @@ export class VerifierAccess {
   #caSeen = false;
   #byToken = new Map<string, VerifierRecord>();
   /**
-   * Authorization headers that named a live registration since the last refresh, and whom: a poll then costs
-   * one map lookup instead of parsing the header and hashing the token (together ~1 µs of a ~15 µs 304).
-   * Emptied by every refresh, so a revoked verifier is refused exactly as soon as without it; only headers
-   * that named a registration enter, and at most HEADER_CACHE of them, so junk tokens cannot grow it.
+   * Authorization headers that named a live registration, and whom: a poll then costs one map lookup instead of
+   * parsing the header and hashing the token (together ~1 µs of a ~15 µs 304). Every refresh keeps only those whose
+   * token still names a live registration, with its new record, so a revoked verifier is refused exactly as soon as
+   * without it; only headers that named a registration enter, and at most HEADER_CACHE of them, so junk tokens
+   * cannot grow it. They are also the credentials a client past its refusals may still use (refusedRateLimit).
    */
   #byHeader = new Map<string, VerifierRecord>();
+  /** refused requests' buckets by client (clientOf), oldest counted first */
+  readonly #refusedBuckets = new Map<string, Bucket>();
   #byCert = new Map<string, VerifierRecord>();
   readonly #buckets = new Map<string, Bucket>();
   /** the certificate fingerprint of each TLS connection, computed once per connection */
@@ -244,6 +287,7 @@ export class VerifierAccess {
     this.#store = store;
     this.#open = new Set([...ALWAYS_OPEN, ...o.openRoutes.map((r) => SERVER_ROUTES[r])]);
     this.#rate = o.rateLimit;
+    this.#refusedRate = o.refusedRateLimit ?? { perSecond: 0, burst: 1 };
     this.#refreshMs = o.refreshMs ?? 1000;
     this.#flushMs = o.flushMs ?? 1000;
     this.#batchSize = o.batchSize ?? 1000;
@@ -295,9 +339,18 @@ export class VerifierAccess {
         this.#onVerifierCa(ca.certificateDer);
       }
     }
+    const byHeader = new Map<string, VerifierRecord>();
+    for (const [header, v] of this.#byHeader) {
+      const live = v.tokenSha256 ? byToken.get(v.tokenSha256) : undefined;
+      if (live) byHeader.set(header, live);
+    }
     this.#byToken = byToken;
     this.#byCert = byCert;
-    this.#byHeader = new Map();
+    this.#byHeader = byHeader;
+    // Clients whose refusals have refilled are forgotten: the map holds those refused lately.
+    const rate = this.#refusedRate;
+    const nowMs = this.#now();
+    for (const [client, b] of this.#refusedBuckets) if (b.tokens + ((nowMs - b.last) / 1000) * rate.perSecond >= rate.burst) this.#refusedBuckets.delete(client);
   }
 
   /**
@@ -352,10 +405,13 @@ export class VerifierAccess {
     const byCert = this.#certificateCaller(req);
     let caller: VerifierRecord | undefined | null;
     if (authorization === undefined) caller = byCert;
-    else if (repeatsAuthorization(req.rawHeaders)) return this.#refuse(req, res, 400, BAD_REQUEST_CHALLENGE, BAD_REQUEST);
+    else if (repeatsAuthorization(req.rawHeaders)) return this.#deny(req, res, 400, BAD_REQUEST_CHALLENGE, BAD_REQUEST);
     else {
       caller = this.#byHeader.get(authorization);
       if (!caller) {
+        // A credential not admitted before, from a client past its refusals: not checked (the class comment says why).
+        const wait = this.#refusedBuckets.size ? this.#refusalWait(req, false) : 0;
+        if (wait > 0) return this.#refuse(req, res, 429, undefined, TOO_MANY_REFUSALS, String(wait));
         const token = bearerToken(authorization);
         caller = token ? (this.#byToken.get(tokenSha256(token)) ?? null) : null;
         if (caller && this.#byHeader.size < HEADER_CACHE) this.#byHeader.set(authorization, caller);
@@ -363,13 +419,44 @@ export class VerifierAccess {
       // Two credentials must name the same verifier.
       if (caller && byCert !== undefined && byCert !== caller) caller = null;
     }
-    if (caller === null) return this.#refuse(req, res, 401, INVALID, UNAUTHORIZED);
-    if (caller === undefined) return this.#open.has(scope) || this.#refuse(req, res, 401, MISSING, UNAUTHORIZED);
+    if (caller === null) return this.#deny(req, res, 401, INVALID, UNAUTHORIZED);
+    if (caller === undefined) return this.#open.has(scope) || this.#deny(req, res, 401, MISSING, UNAUTHORIZED);
     tagged[CALLER] = caller;
-    if (!this.#open.has(scope) && !SCOPE_ACCESS[scope].includes(caller.kind)) return this.#refuse(req, res, 403, undefined, FORBIDDEN);
+    if (!this.#open.has(scope) && !SCOPE_ACCESS[scope].includes(caller.kind)) return this.#deny(req, res, 403, undefined, FORBIDDEN);
     const wait = this.#take(caller.id);
     if (wait > 0) return this.#refuse(req, res, 429, undefined, RATE_LIMITED, String(wait));
     return true;
+  }
+
+  /** Refuses a request for its credential: counted against its client, and 429 once the client is past its refusals. */
+  #deny(req: IncomingMessage, res: ServerResponse, status: number, challenge: string | undefined, body: string): false {
+    const wait = this.#refusalWait(req, true);
+    if (wait > 0) return this.#refuse(req, res, 429, undefined, TOO_MANY_REFUSALS, String(wait));
+    return this.#refuse(req, res, status, challenge, body);
+  }
+
+  /**
+   * The seconds until the request's client may be refused again (0: now), taking one refusal from its bucket when
+   * `take` and it may. Without a limit, 0.
+   */
+  #refusalWait(req: IncomingMessage, take: boolean): number {
+    const rate = this.#refusedRate;
+    if (rate.perSecond === 0) return 0;
+    const client = clientOf(req.socket.remoteAddress ?? "");
+    const now = this.#now();
+    let b = this.#refusedBuckets.get(client);
+    if (!b) {
+      if (!take) return 0;
+      if (this.#refusedBuckets.size >= REFUSED_CLIENTS) this.#refusedBuckets.delete(this.#refusedBuckets.keys().next().value!);
+      this.#refusedBuckets.set(client, (b = { tokens: rate.burst, last: now }));
+    }
+    b.tokens = Math.min(rate.burst, b.tokens + ((now - b.last) / 1000) * rate.perSecond);
+    b.last = now;
+    if (b.tokens >= 1) {
+      if (take) b.tokens -= 1;
+      return 0;
+    }
+    return Math.max(1, Math.ceil((1 - b.tokens) / rate.perSecond));
   }
 
   #refuse(req: IncomingMessage, res: ServerResponse, status: number, challenge: string | undefined, body: string, retryAfter?: string): false {

@@ -14,6 +14,17 @@ const HTTP_WORD: Readonly<Record<number, string>> = { 400: "bad_request", 401: "
  */
 export const STOPPING_ERROR = Object.freeze({ code: "stopping", status: 503, message: "the server is stopping: send the request again, on a new connection" } as const);
 
+/**
+ * A connection past the server's cap on concurrent connections (app.ts): answered at once, before any request is
+ * read, and closed. Retry-After: the cap frees as other clients' connections end.
+ */
+export const TOO_MANY_CONNECTIONS = Object.freeze({
+  code: "too-many-connections",
+  status: 503,
+  message: "the server holds as many connections as it takes: try again in a moment",
+  retryAfterSeconds: 1,
+} as const);
+
 /** What node's HTTP server refuses before any route, by typed code (app.ts clientErrorHandler, refuseExpectation). */
 export const PARSER_REFUSALS = Object.freeze({
   timeout: { status: 408, message: "the request was not complete in time" },
@@ -27,6 +38,17 @@ export const PARSER_REFUSALS = Object.freeze({
  * routes and CONNECT (this server is no proxy) alike. One body for the one code, wherever it is sent.
  */
 export const METHOD_NOT_ALLOWED = Object.freeze({ code: "method-not-allowed", status: 405, body: '{"error":"method not allowed","code":"method-not-allowed"}' } as const);
+
+/**
+ * A request body in a content coding (RFC 9110 §8.4: gzip, deflate, br, …): no route decodes one, and each read
+ * it as if it were plain — a gzipped JSON body was answered body-not-json, a plain one labelled gzip was taken.
+ * Refused before any route reads the body (app.ts), with Accept-Encoding: identity (RFC 9110 §15.5.16).
+ */
+export const UNSUPPORTED_CONTENT_ENCODING = Object.freeze({
+  code: "unsupported-content-encoding",
+  status: 415,
+  message: "send the body without a Content-Encoding (or identity): the server decodes no content coding",
+} as const);
 
 /** One entry of a route's error table. */
 export interface ApiError {
@@ -44,6 +66,12 @@ export function apiErrorBody<C extends string>(table: Readonly<Record<C, ApiErro
 export function sendApiError<C extends string>(reply: FastifyReply, table: Readonly<Record<C, ApiError>>, code: C): FastifyReply {
   return reply.code(table[code].status).header("Cache-Control", "no-store").send(apiErrorBody(table, code));
 }
+
+/**
+ * A body that is not application/json, or is in a charset other than UTF-8 (RFC 8259 §8.1: JSON exchanged between
+ * systems is UTF-8; a latin1 body was read as UTF-8 all the same). In every body-taking route's table.
+ */
+export const UNSUPPORTED_MEDIA_TYPE: ApiError = Object.freeze({ status: 415, message: "send Content-Type: application/json, in UTF-8 (no charset, or charset=utf-8)" });
 
 /**
  * A body nested deeper than app.ts's bound (MAX_JSON_DEPTH): refused before JSON.parse, with its own code — it

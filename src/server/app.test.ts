@@ -5,6 +5,7 @@
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 import { request } from "node:http";
 import { connect, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -972,6 +973,152 @@ describe("bodies that never end (slowloris)", () => {
     } finally {
       for (const t of timers) clearInterval(t);
       await short.close();
+    }
+  });
+});
+
+describe("request bodies in a coding or charset the JSON routes do not read (attack round 2)", () => {
+  const bodies = async () => {
+    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+    return {
+      "/v1/validate": JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }),
+      "/v1/validate?via=fastify": JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }),
+      "/v1/status": JSON.stringify({ items: [{ caId: cert.caId, serial: cert.serial }] }),
+      "/v1/verify-signature": JSON.stringify({ signedData: "MAA=" }),
+    };
+  };
+
+  it("answers a body sent with a Content-Encoding other than identity 415 unsupported-content-encoding, never reading it as JSON", async () => {
+    for (const [path, body] of Object.entries(await bodies())) {
+      // gzip of the JSON (read as if plain, it was body-not-json), the plain JSON labelled gzip (answered as if
+      // plain), and codings the server knows nothing of
+      const sent: Array<[string, Buffer | string]> = [
+        ["gzip", gzipSync(body)],
+        ["gzip", body],
+        ["GZIP", body],
+        ["deflate", body],
+        ["br", body],
+        ["identity, gzip", body],
+        ["x-unknown", body],
+      ];
+      for (const [coding, payload] of sent) {
+        const r = await fetch(`${base}${path}`, { method: "POST", headers: { ...auth, "content-type": "application/json", "content-encoding": coding }, body: payload });
+        expect(r.status, `${path} ${coding}`).toBe(415);
+        expect(r.headers.get("cache-control"), `${path} ${coding}`).toBe("no-store");
+        // RFC 9110 §15.5.16: Accept-Encoding says which coding would have been taken
+        expect(r.headers.get("accept-encoding"), `${path} ${coding}`).toBe("identity");
+        expect(await r.json(), `${path} ${coding}`).toMatchObject({ code: "unsupported-content-encoding", message: expect.any(String) });
+      }
+      // identity is no coding at all: answered as before
+      const plain = await fetch(`${base}${path}`, { method: "POST", headers: { ...auth, "content-type": "application/json", "content-encoding": "identity" }, body });
+      expect(plain.status, `${path} identity`).not.toBe(415);
+    }
+    // refused before its body is invited (Expect: 100-continue): no 100 Continue ahead of the 415
+    const c = rawClient(Number(new URL(base).port));
+    c.socket.write(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 20\r\nConnection: close\r\n\r\n`);
+    expect(await c.answer).toMatch(/^HTTP\/1\.1 415 /);
+  });
+
+  it("refuses application/json in a charset other than UTF-8 (RFC 8259 §8.1) 415 unsupported-media-type; utf-8 in any case is taken", async () => {
+    for (const [path, body] of Object.entries(await bodies())) {
+      for (const type of ["application/json; charset=latin1", "application/json;charset=ISO-8859-1", "application/json; charset=UTF-16", 'application/json; charset="shift_jis"', "APPLICATION/JSON; CHARSET=LATIN1"]) {
+        const r = await fetch(`${base}${path}`, { method: "POST", headers: { ...auth, "content-type": type }, body });
+        expect(r.status, `${path} ${type}`).toBe(415);
+        expect(r.headers.get("cache-control"), `${path} ${type}`).toBe("no-store");
+        expect(await r.json(), `${path} ${type}`).toMatchObject({ code: "unsupported-media-type" });
+      }
+      for (const type of ["application/json; charset=utf-8", "application/json; charset=UTF-8", 'application/json; charset="utf-8"', "application/json;charset=utf8", "application/json"]) {
+        const r = await fetch(`${base}${path}`, { method: "POST", headers: { ...auth, "content-type": type }, body });
+        expect(r.status, `${path} ${type}`).not.toBe(415);
+      }
+    }
+  });
+});
+
+describe("the 'not published' 404 (attack round 2)", () => {
+  it("says what is wrong in a message and echoes nothing of the request's path", async () => {
+    for (const p of [`/crl/${"x".repeat(8000)}.crl`, "/crl/<script>alert(1)</script>.crl", "/ca/99-sig.crt"]) {
+      const r = await get(p);
+      expect(r.status, p.slice(0, 40)).toBe(404);
+      expect(r.headers["cache-control"]).toBe("no-store");
+      const body = JSON.parse(r.body.toString()) as Record<string, unknown>;
+      expect(body).toMatchObject({ code: "not-published", message: expect.stringMatching(/\/crl\/index\.json/) });
+      expect(r.body.length, p.slice(0, 40)).toBeLessThan(300);
+      expect(r.body.toString()).not.toContain("script");
+      expect(r.body.toString()).not.toContain("xxxx");
+      expect(r.body.toString()).not.toContain("99-sig");
+    }
+  });
+});
+
+describe("a cap on concurrent connections (attack round 2)", () => {
+  it("answers a connection over the cap a typed 503 and closes it at once, counts it in /metrics, and takes connections again below the cap", async () => {
+    const { app: capped } = await buildServer(ws, { maxConnections: 2 });
+    await capped.listen({ host: "127.0.0.1", port: 0 });
+    const port = (capped.server.address() as AddressInfo).port;
+    const held: Socket[] = [];
+    /** the server's count of its open connections, once it reaches n (accepting is asynchronous to the client's connect) */
+    const serverHas = async (n: number) => {
+      for (let i = 0; i < 100; i++) {
+        if ((await new Promise<number>((resolve) => capped.server.getConnections((_e, c) => resolve(c)))) === n) return;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      throw new Error(`the server never had ${n} connections`);
+    };
+    /** what a connection got until the server closed it, or "still open" after 2 s */
+    const within2s = (answer: Promise<string>) => Promise.race([answer, new Promise<string>((r) => setTimeout(() => r("still open"), 2000).unref())]);
+    try {
+      for (let i = 0; i < 2; i++) {
+        const s = connect(port, "127.0.0.1");
+        s.on("error", () => undefined);
+        held.push(s);
+      }
+      await serverHas(2);
+      const started = performance.now();
+      const over = rawClient(port);
+      over.socket.write(`GET /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
+      const text = await within2s(over.answer);
+      expect(performance.now() - started).toBeLessThan(1500);
+      const a = parseAnswer(text);
+      expect(a.status, text).toBe(503);
+      expect(a.headers["cache-control"]).toBe("no-store");
+      expect(a.headers.connection).toBe("close");
+      expect(a.headers["retry-after"]).toMatch(/^\d+$/);
+      expect(JSON.parse(a.body)).toMatchObject({ code: "too-many-connections", message: expect.any(String) });
+      // below the cap again: served, and the refusal is in the metrics
+      held.pop()!.destroy();
+      await serverHas(1);
+      const m = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+      expect(m).toMatch(/jpki_http_connections_refused_total 1\b/);
+      expect(m).toMatch(/jpki_http_connections_open [12]\b/);
+    } finally {
+      for (const s of held) s.destroy();
+      await capped.close();
+    }
+  });
+});
+
+describe("refused requests per client address, as the workspace configures them (attack round 2)", () => {
+  it("answers 429 too-many-refusals with Retry-After past refusedRateLimit; the verifier admitted before is still answered", async () => {
+    const small = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-serve-refused-")), { clock, config: { refusedRateLimit: { perSecond: 1, burst: 2 } } });
+    const reg = await registerVerifier(small, { name: "refused test", kind: "private" });
+    // the bucket's time stands still: no refill, whatever the machine's speed
+    const { app: limited } = await buildServer(small, { access: { now: () => 0 } });
+    await limited.listen({ host: "127.0.0.1", port: 0 });
+    const url = `http://127.0.0.1:${(limited.server.address() as AddressInfo).port}/openapi.json`;
+    const ask = (authorization?: string) => fetch(url, { headers: authorization ? { authorization } : {} });
+    try {
+      expect((await ask(`Bearer ${reg.token!}`)).status).toBe(200);
+      expect([(await ask("Bearer jpkiv_guess1")).status, (await ask()).status]).toEqual([401, 401]);
+      const r = await ask("Bearer jpkiv_guess2");
+      expect(r.status).toBe(429);
+      expect(r.headers.get("retry-after")).toBe("1");
+      expect(r.headers.get("cache-control")).toBe("no-store");
+      expect(await r.json()).toMatchObject({ code: "too-many-refusals" });
+      expect((await ask(`Bearer ${reg.token!}`)).status).toBe(200);
+    } finally {
+      await limited.close();
+      await small.close();
     }
   });
 });

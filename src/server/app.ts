@@ -22,13 +22,13 @@
  * - `/` and `/ui/*`: the status page for people, open to anyone; its script asks for the verifier's token and
  *   reads the two routes above with it (page.ts, public/).
  * Every request, before any route sees it, must carry a registered verifier's (署名検証者) credential unless
- * the workspace's `openRoutes` lists its route; then a per-verifier rate limit, and a record of what each
- * verifier fetched (access.ts).
+ * the workspace's `openRoutes` lists its route; then a per-verifier rate limit, a per-address limit of the
+ * requests refused for their credential, and a record of what each verifier fetched (access.ts).
  * The access log is one JSON line per request (access-log.ts): fastify's own request logging writes two pino
  * lines per request and halved the 304 rate measured against bare node:http.
  */
 import { stat } from "node:fs/promises";
-import { createServer as createHttpServer, ServerResponse, STATUS_CODES, type IncomingMessage } from "node:http";
+import { createServer as createHttpServer, ServerResponse, STATUS_CODES, type IncomingMessage, type Server as HttpServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -36,12 +36,13 @@ import { join } from "node:path";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { Counter, Gauge, Registry } from "prom-client";
 import { OcspResponder, type OcspAnswer, type OcspResponderOptions } from "../ocsp/responder.js";
+import { JpkiError } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
 import { ARL_SCOPE, type CrlRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { toPem } from "../pki/pem.js";
 import type { AccessLogSink } from "./access-log.js";
-import { apiErrorBody, METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR } from "./api-errors.js";
+import { apiErrorBody, METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR, TOO_MANY_CONNECTIONS, UNSUPPORTED_CONTENT_ENCODING } from "./api-errors.js";
 import { routedPath, VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
 import { ocspGetRoute, registerOcsp } from "./ocsp.js";
 import { PublishedFiles } from "./published.js";
@@ -71,9 +72,11 @@ export interface ServerOptions {
     readonly maxAgeSeconds?: number;
   };
   /** registered-verifier access (access.ts): refresh and flush intervals, clocks, error reporting */
-  readonly access?: Omit<AccessOptions, "prefix" | "openRoutes" | "rateLimit" | "onVerifierCa" | "onRefused">;
+  readonly access?: Omit<AccessOptions, "prefix" | "openRoutes" | "rateLimit" | "refusedRateLimit" | "onVerifierCa" | "onRefused">;
   /** connection timeouts, ms (CONNECTION_TIMEOUTS says why each is what it is) */
   readonly timeouts?: Partial<ConnectionTimeouts>;
+  /** the most connections open at once (MAX_CONNECTIONS by default); one more is answered 503 and closed */
+  readonly maxConnections?: number;
   /** the validation API (POST /v1/validate): how often it looks again at the CA certificates and CRL files */
   readonly validation?: ValidationServiceOptions;
   /** GET /v1/overview: how long an answer is reused, ms (default 15 000) */
@@ -97,6 +100,54 @@ export interface ConnectionTimeouts {
  * bound a download the client stopped reading; one that is slow but moving is never cut.
  */
 export const CONNECTION_TIMEOUTS: ConnectionTimeouts = Object.freeze({ idleMs: 30_000, headersMs: 10_000, requestMs: 30_000 });
+
+/**
+ * The most connections one process holds open at once, by default. Each holds a descriptor and some memory until
+ * the client or a timeout ends it, and nothing bounded how many a client could open: past the process's open-file
+ * limit the server could open no CRL, no store connection. Verifiers poll on a connection or a few each.
+ */
+export const MAX_CONNECTIONS = 10_000;
+
+/**
+ * Caps the connections `server` holds. Its own "connection" listeners (node's HTTP parser, or the TLS handshake)
+ * run only for a connection under the cap: one over it never reaches the parser. Over plain HTTP it is answered
+ * TOO_MANY_CONNECTIONS at once, before its request (a server may answer before the request is complete, RFC 9112
+ * §9.5's 408 likewise), what the client sends is read and dropped so that the close does not reset the answer
+ * away, and it is destroyed `lingerMs` later if the client has not closed it. Over TLS no answer can be given
+ * without the handshake this saves, so it is closed at once. Costs one comparison per connection, none per request.
+ * Call it once every "connection" listener is on the server.
+ */
+function capConnections(server: HttpServer, o: { readonly max: number; readonly tls: boolean; readonly lingerMs: number; readonly stats: ConnectionStats }): void {
+  const accept = server.listeners("connection") as Array<(this: HttpServer, s: Socket) => void>;
+  server.removeAllListeners("connection");
+  const stats = o.stats;
+  server.on("connection", (s: Socket) => {
+    if (stats.open >= o.max) {
+      stats.refused++;
+      s.on("error", () => undefined);
+      if (o.tls) return void s.destroy();
+      s.resume();
+      s.end(TOO_MANY_CONNECTIONS_ANSWER);
+      const linger = setTimeout(() => s.destroy(), o.lingerMs).unref();
+      s.once("close", () => clearTimeout(linger));
+      return;
+    }
+    stats.open++;
+    s.once("close", () => stats.open--);
+    for (const l of accept) l.call(server, s);
+  });
+}
+
+const TOO_MANY_CONNECTIONS_BODY = JSON.stringify(apiErrorBody({ [TOO_MANY_CONNECTIONS.code]: TOO_MANY_CONNECTIONS }, TOO_MANY_CONNECTIONS.code));
+const TOO_MANY_CONNECTIONS_ANSWER =
+  `HTTP/1.1 ${TOO_MANY_CONNECTIONS.status} ${STATUS_CODES[TOO_MANY_CONNECTIONS.status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+  `Content-Length: ${Buffer.byteLength(TOO_MANY_CONNECTIONS_BODY)}\r\nCache-Control: no-store\r\nRetry-After: ${TOO_MANY_CONNECTIONS.retryAfterSeconds}\r\nConnection: close\r\n\r\n${TOO_MANY_CONNECTIONS_BODY}`;
+
+/** Connections open now and refused for the cap since the start (capConnections), for the metrics. */
+interface ConnectionStats {
+  open: number;
+  refused: number;
+}
 
 /** The deepest nesting of a JSON body any route takes (they need 3: a body, its list, an item). */
 export const MAX_JSON_DEPTH = 16;
@@ -133,6 +184,34 @@ function mayPoisonPrototype(text: string): boolean {
   return text.includes("__proto__") || text.includes("constructor") || text.includes("\\u");
 }
 
+/**
+ * Whether a Content-Type's charset parameter, if any, names UTF-8 (RFC 8259 §8.1), case-insensitive, quoted or
+ * not; "utf8", which clients send and the WHATWG Encoding Standard reads as UTF-8, too.
+ */
+export function charsetIsUtf8(contentType: string): boolean {
+  const params = contentType.split(";");
+  for (let i = 1; i < params.length; i++) {
+    const p = params[i]!;
+    const eq = p.indexOf("=");
+    if (eq < 0 || p.slice(0, eq).trim().toLowerCase() !== "charset") continue;
+    const v = p.slice(eq + 1).trim().replace(/^"(.*)"$/, "$1").toLowerCase();
+    if (v !== "utf-8" && v !== "utf8") return false;
+  }
+  return true;
+}
+
+/** Whether a Content-Encoding names no coding: identity, or nothing (RFC 9110 §8.4.1). */
+function noContentCoding(coding: string): boolean {
+  const c = coding.trim().toLowerCase();
+  return c === "" || c === "identity";
+}
+
+/** Whether a request carries a body (RFC 9112 §6.3): framed by Transfer-Encoding, or a Content-Length above 0. */
+function hasBody(req: IncomingMessage): boolean {
+  const h = req.headers;
+  return h["transfer-encoding"] !== undefined || (h["content-length"] !== undefined && h["content-length"] !== "0");
+}
+
 /** Whether the text holds at most `max` of `[` and `{` together. */
 function fewBrackets(text: string, max: number): boolean {
   let n = 0;
@@ -157,8 +236,26 @@ export interface ServerMetrics {
   countOcspAnswer(a: OcspAnswer): void;
 }
 
-function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | undefined): ServerMetrics {
+function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | undefined, connections: ConnectionStats): ServerMetrics {
   const registry = new Registry();
+  new Gauge({
+    name: "jpki_http_connections_open",
+    help: "connections open now (TCP, a TLS handshake in progress included)",
+    registers: [registry],
+    collect() {
+      this.set(connections.open);
+    },
+  });
+  // A client (or many) holding the cap shows here before verifiers complain.
+  new Counter({
+    name: "jpki_http_connections_refused_total",
+    help: "connections closed at once because the server held its cap of open connections (--max-connections)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(connections.refused);
+    },
+  });
   // Lines the access log could not write (it falls behind, a full disk, a closed pipe): an operator who relies
   // on the log must be able to see that it has gaps.
   if (accessLog && "dropped" in accessLog) {
@@ -331,7 +428,10 @@ export async function buildServer(
   const prefix = opts.prefix ?? pathPrefix(ws.config.baseUrl);
   const crlMaxAge = opts.crlMaxAgeSeconds ?? 300;
   const certMaxAge = opts.certificateMaxAgeSeconds ?? 86_400;
-  const metrics = makeMetrics(ws, clock, opts.accessLog);
+  const maxConnections = opts.maxConnections ?? MAX_CONNECTIONS;
+  if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new JpkiError("ERR_USAGE", `maxConnections must be a whole number of at least 1, not ${maxConnections}`);
+  const connectionStats: ConnectionStats = { open: 0, refused: 0 };
+  const metrics = makeMetrics(ws, clock, opts.accessLog, connectionStats);
   const log = opts.accessLog;
   // Who asked: a verifier id or "anonymous", never any part of a credential. Called as accessLine?.(…): with
   // no log, not even its arguments are computed.
@@ -360,6 +460,7 @@ export async function buildServer(
     prefix,
     openRoutes: ws.config.openRoutes,
     rateLimit: ws.config.verifierRateLimit,
+    refusedRateLimit: ws.config.refusedRateLimit,
     onRefused: (req, status, startedAt) => countRefused(req, access.scopeOfRequest(req), status, startedAt),
     // A verifier CA made after the start: trusted for client certificates from the next handshake on.
     ...(tls && !verifierCa ? { onVerifierCa: (der: Buffer) => httpsServer?.setSecureContext(tlsOptions(der)) } : {}),
@@ -428,11 +529,31 @@ export async function buildServer(
     countRefused(req, access.scopeOfRequest(req), METHOD_NOT_ALLOWED.status, startedAt);
     return true;
   };
+  // A body in a content coding (gzip, deflate, br…) goes to no route: each read it as plain. Refused 415 before
+  // fastify reads it, after the routes on bare node:http (which take no coded body: published files and OCSP GETs
+  // read none, validateFast leaves a Content-Encoding to fastify), so their requests pay nothing for it. OCSP POSTs
+  // are refused in their own scope, with an OCSP answer (ocsp.ts).
+  const codingBody = JSON.stringify({ error: "unsupported_media_type", code: UNSUPPORTED_CONTENT_ENCODING.code, message: UNSUPPORTED_CONTENT_ENCODING.message });
+  const refuseCoding = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const coding = req.headers["content-encoding"];
+    if (coding === undefined || noContentCoding(coding) || !hasBody(req) || access.scopeOfRequest(req) === "ocsp") return false;
+    const startedAt = performance.now();
+    res.writeHead(UNSUPPORTED_CONTENT_ENCODING.status, {
+      "Accept-Encoding": "identity",
+      "Content-Type": "application/json; charset=utf-8",
+      "Cache-Control": "no-store",
+      "Content-Length": Buffer.byteLength(codingBody),
+    });
+    res.end(codingBody);
+    access.record(req, UNSUPPORTED_CONTENT_ENCODING.status);
+    countRefused(req, access.scopeOfRequest(req), UNSUPPORTED_CONTENT_ENCODING.status, startedAt);
+    return true;
+  };
   const app = Fastify({
     // Published files and OCSP GETs are answered on bare node:http before fastify routes anything (published-route.ts).
     serverFactory: (handler) => {
       const route = (req: IncomingMessage, res: ServerResponse) => {
-        if (!published(req, res) && !ocspGet(req, res) && !validateFast?.(req, res) && !refuseMethod(req, res)) handler(req, res);
+        if (!published(req, res) && !ocspGet(req, res) && !validateFast?.(req, res) && !refuseMethod(req, res) && !refuseCoding(req, res)) handler(req, res);
       };
       const h = (req: IncomingMessage, res: ServerResponse) => {
         if (stopping) return refuseStopping(req, res);
@@ -444,6 +565,8 @@ export async function buildServer(
       const checkContinue = (req: IncomingMessage, res: ServerResponse) => {
         if (stopping) return refuseStopping(req, res);
         if (!access.admit(req, res)) return;
+        // A coded body is refused before it is invited too (no fast path takes one: refuseCoding says why).
+        if (refuseCoding(req, res)) return;
         res.writeContinue();
         route(req, res);
       };
@@ -474,6 +597,7 @@ export async function buildServer(
       // connection, about 2 % of a 304 measured here. Every other wait is bounded by node: headersMs from the
       // connection (or the end of the previous answer) to a request's last header, requestMs to its last byte,
       // the keep-alive timeout after each answer.
+      capConnections(server, { max: maxConnections, tls: Boolean(tls), lingerMs: Math.min(1000, t.headersMs), stats: connectionStats });
       return server;
     },
     logger: false,
@@ -488,7 +612,7 @@ export async function buildServer(
     const methods = new Set(Array.isArray(r.method) ? r.method : [r.method]);
     if (methods.has("GET")) methods.add("HEAD"); // exposeHeadRoutes
     // The OCSP GETs under /ocsp/<ca>/ are answered on bare node:http (ocsp.ts), beside this POST route.
-    if (r.url === `${prefix}/ocsp/:ca`) methods.add("GET").add("HEAD");
+    if (r.url === `${prefix}/ocsp/:ca` || r.url === `${prefix}/ocsp/:ca/`) methods.add("GET").add("HEAD");
     if (r.url.includes(":") || r.url.includes("*")) {
       const re = new RegExp(`^${r.url.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/:[^/]+/g, "[^/]+").replace(/\*/g, ".*")}$`);
       const known = allowByPattern.findIndex((p) => p.re.source === re.source);
@@ -520,7 +644,11 @@ export async function buildServer(
     }
     json(req as never, text, done as never);
   };
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => parseJson(req.raw, body as string, done));
+  // fastify takes application/json whatever its parameters, and read a body sent as latin1 (or UTF-16) as UTF-8.
+  const notUtf8 = () => Object.assign(new Error("the body's charset is not UTF-8"), { statusCode: 415, code: "charset-not-utf-8" });
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) =>
+    charsetIsUtf8(req.headers["content-type"] ?? "") ? parseJson(req.raw, body as string, done) : done(notUtf8(), undefined),
+  );
   // No route takes text/plain, but fastify parses it by default: a JSON object sent as text/plain (what fetch
   // sends for a string body without a Content-Type) reached the routes as a string and was answered
   // body-invalid, "the body must be a JSON object". Without the parser fastify refuses it 415, which the

@@ -1,6 +1,6 @@
 /**
  * OCSP over HTTP, RFC 6960 Appendix A and RFC 5019 §5, at `<prefix>/ocsp/<ca>`:
- *   POST <prefix>/ocsp/<ca>            body: DER OCSPRequest (application/ocsp-request)
+ *   POST <prefix>/ocsp/<ca>            body: DER OCSPRequest (application/ocsp-request); <ca>/ alike
  *   GET  <prefix>/ocsp/<ca>/<request>  <request> = base64 of the DER, URL-encoded ('/' as %2F, '+' as %2B,
  *                                      '=' as %3D, or left as they are); base64url is accepted too
  * Answers are application/ocsp-response with HTTP 200, error statuses (malformedRequest, unauthorized,
@@ -56,21 +56,32 @@ export function registerOcsp(app: FastifyInstance, o: OcspRouteOptions): void {
   void app.register(async (scope) => {
     // Any content type: the body is the request, whatever a client calls it; bounded before it is read whole.
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: MAX_REQUEST_BYTES }, (_req, body, done) => done(null, body));
+    // A body in a content coding (gzip…) is not the DER request: 415 (with the OCSP answer below), not read as DER.
+    scope.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: MAX_REQUEST_BYTES }, (req, body, done) => {
+      const coding = req.headers["content-encoding"]?.trim().toLowerCase();
+      if (coding && coding !== "identity") return done(Object.assign(new Error("a content coding"), { statusCode: 415 }), undefined);
+      done(null, body);
+    });
     scope.setErrorHandler((err, _req, reply) => {
       // A body too large or cut off, a bad header: an OCSP client reads an OCSP answer, never a stack.
       const a: OcspAnswer = { der: errorResponse("malformedRequest"), responseStatus: "malformedRequest", statuses: [], preProduced: false };
       count(a);
       const code = (err as { statusCode?: unknown }).statusCode;
       const status = typeof code === "number" && code >= 400 && code < 500 ? code : 500;
+      if (status === 415) reply.header("Accept-Encoding", "identity");
       return reply.code(status).type(OCSP_RESPONSE_TYPE).header("Cache-Control", "no-store").send(a.der);
     });
 
-    scope.post(`${o.prefix}/ocsp/:ca`, { onResponse: o.onResponse }, async (req, reply) => {
+    const post = async (req: FastifyRequest, reply: FastifyReply) => {
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const a = await o.responder.answer((req.params as { ca: string }).ca, body);
       return send(reply.header("Cache-Control", "no-store"), a);
-    });
+    };
+    scope.post(`${o.prefix}/ocsp/:ca`, { onResponse: o.onResponse }, post);
+    // With a trailing slash too, as a client that builds its URLs by appending '/' sends it: the GET route
+    // (ocspGetRoute) reads the CA up to the first '/' after /ocsp/, so /ocsp/<ca>/ was that CA's for a GET and
+    // a JSON 404 for a POST.
+    scope.post(`${o.prefix}/ocsp/:ca/`, { onResponse: o.onResponse }, post);
 
   });
 }

@@ -33,6 +33,8 @@ describe("GET /openapi.json", () => {
       const forged = await app.inject({ method: "GET", url: "/v1/overview", headers: { authorization: "Bearer not-a-token" } });
       expect(forged.statusCode).toBe(401);
       expect(doc.components.schemas.Error.properties.code.enum).toEqual(expect.arrayContaining([forged.json().code, "forbidden", "rate-limited", "bad-request", "timeout", "headers-too-large"]));
+      // the refusals of a body's coding before any route reads it
+      expect(doc.components.schemas.Error.properties.code.enum).toEqual(expect.arrayContaining(["unsupported-content-encoding", "too-many-connections", "too-many-refusals"]));
     } finally {
       await app.close();
       await ws.close();

@@ -13,7 +13,7 @@ import { JPKI_PURPOSES } from "../validation/jpki.js";
 import { LEGAL_BASES, LEGAL_BASIS_CODES } from "../verifier/legal-basis.js";
 import { PRIVATE_STATUS_OF } from "../verifier/views.js";
 import { ACCESS_REFUSALS } from "./access.js";
-import { METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR } from "./api-errors.js";
+import { METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR, TOO_MANY_CONNECTIONS, UNSUPPORTED_CONTENT_ENCODING } from "./api-errors.js";
 import { BODY_LIMIT, MAX_CHAIN, VALIDATE_ERRORS } from "./validate-route.js";
 import { MAX_HISTORY_LIMIT, MAX_STATUS_ITEMS, STATUS_ITEM_ERRORS } from "../verifier/liveness.js";
 import { STATUS_BODY_LIMIT, STATUS_ERRORS } from "./status-route.js";
@@ -23,9 +23,12 @@ import { MAX_OVERVIEW_DAYS } from "../verifier/overview.js";
 import { DEFAULT_OVERVIEW_DAYS, OVERVIEW_ERROR_CODES } from "./overview-route.js";
 
 export function validationApiDocument(prefix: string): Record<string, unknown> {
-  const errorCodes = [...new Set([...Object.keys(VALIDATE_ERRORS), ...Object.keys(STATUS_ERRORS), ...Object.keys(SIGNATURE_ERRORS), ...OVERVIEW_ERROR_CODES, STOPPING_ERROR.code, METHOD_NOT_ALLOWED.code, ...Object.keys(ACCESS_REFUSALS), ...Object.keys(PARSER_REFUSALS)])];
+  const errorCodes = [...new Set([...Object.keys(VALIDATE_ERRORS), ...Object.keys(STATUS_ERRORS), ...Object.keys(SIGNATURE_ERRORS), ...OVERVIEW_ERROR_CODES, STOPPING_ERROR.code, METHOD_NOT_ALLOWED.code, UNSUPPORTED_CONTENT_ENCODING.code, TOO_MANY_CONNECTIONS.code, ...Object.keys(ACCESS_REFUSALS), ...Object.keys(PARSER_REFUSALS)])];
   const json = (schema: unknown) => ({ "application/json": { schema } });
   const errorResponse = (description: string) => ({ description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } });
+  const unsupportedBody = errorResponse(
+    `The body is not application/json in UTF-8 (code unsupported-media-type), or comes in a Content-Encoding other than identity (code ${UNSUPPORTED_CONTENT_ENCODING.code}, with Accept-Encoding: identity)`,
+  );
   return {
     openapi: "3.1.0",
     info: {
@@ -51,8 +54,8 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
             "401": errorResponse("No credential, or one that names no live registration (unknown or revoked verifier)"),
             "403": errorResponse("The credential's kind may not use this route"),
             "413": errorResponse(`The body is larger than ${BODY_LIMIT} bytes`),
-            "415": errorResponse("The body is not application/json"),
-            "429": errorResponse("Past the verifier's rate limit (Retry-After says when to come back)"),
+            "415": unsupportedBody,
+            "429": errorResponse("Past the verifier's rate limit (code rate-limited), or a client address past its refused requests (code too-many-refusals): Retry-After says when to come back"),
             "503": errorResponse("The store did not answer (or the disclosure log could not be written): no answer was given"),
           },
         },
@@ -73,8 +76,8 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
             "400": errorResponse(`The body is malformed as a whole, or has more than ${MAX_STATUS_ITEMS} items (batch-too-large)`),
             "401": errorResponse("No credential, or one that names no live registration"),
             "413": errorResponse(`The body is larger than ${STATUS_BODY_LIMIT} bytes`),
-            "415": errorResponse("The body is not application/json"),
-            "429": errorResponse("Past the verifier's rate limit (Retry-After says when to come back): a batch counts one request per item"),
+            "415": unsupportedBody,
+            "429": errorResponse("Past the verifier's rate limit (code rate-limited), or a client address past its refused requests (code too-many-refusals): Retry-After says when to come back; a batch counts one request per item"),
             "503": errorResponse("The store did not answer (or the checks could not be recorded): no answer was given"),
           },
         },
@@ -92,7 +95,7 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
             "200": { description: "A page of the caller's checks, as it was told them", content: json({ $ref: "#/components/schemas/StatusHistoryPage" }) },
             "400": errorResponse("since, limit or cursor is malformed (query-invalid)"),
             "401": errorResponse("No credential, or one that names no live registration"),
-            "429": errorResponse("Past the verifier's rate limit"),
+            "429": errorResponse("Past the verifier's rate limit (code rate-limited), or a client address past its refused requests (code too-many-refusals)"),
             "503": errorResponse("The store did not answer"),
           },
         },
@@ -107,8 +110,8 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
             "400": errorResponse(`The body is malformed, the file is not a CMS SignedData, or a detached signature came without its document: codes ${Object.keys(SIGNATURE_ERRORS).join(", ")}`),
             "401": errorResponse("No credential, or one that names no live registration"),
             "413": errorResponse(`The body is larger than ${SIGNATURE_BODY_LIMIT} bytes`),
-            "415": errorResponse("The body is not application/json"),
-            "429": errorResponse("Past the verifier's rate limit"),
+            "415": unsupportedBody,
+            "429": errorResponse("Past the verifier's rate limit (code rate-limited), or a client address past its refused requests (code too-many-refusals)"),
             "503": errorResponse("The store did not answer: no answer was given"),
           },
         },
@@ -165,7 +168,7 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
             },
             "400": errorResponse(`days is not a whole number from 1 to ${MAX_OVERVIEW_DAYS} (days-invalid)`),
             "401": errorResponse("No credential, or one that names no live registration"),
-            "429": errorResponse("Past the verifier's rate limit"),
+            "429": errorResponse("Past the verifier's rate limit (code rate-limited), or a client address past its refused requests (code too-many-refusals)"),
             "503": errorResponse("The store did not answer"),
           },
         },
@@ -328,7 +331,9 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
         Error: {
           type: "object",
           required: ["error"],
-          description: `Every error answer. Any route may also answer ${STOPPING_ERROR.status} with code "${STOPPING_ERROR.code}" while the server stops: the connection then closes; send the request again on a new one.`,
+          description:
+            `Every error answer. Any route may also answer ${STOPPING_ERROR.status} with code "${STOPPING_ERROR.code}" while the server stops: the connection then closes; send the request again on a new one. ` +
+            `A connection past the server's cap on open connections is answered ${TOO_MANY_CONNECTIONS.status} with code "${TOO_MANY_CONNECTIONS.code}" and Retry-After before its request is read, and closed.`,
           properties: { error: { type: "string" }, code: { enum: errorCodes }, message: { type: "string" } },
         },
       },

@@ -59,8 +59,11 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
     o.onResponse(req, status, startedAt);
   };
 
+  // The same body for every path: it echoed the request target (up to node's 16 KB of headers), which a client
+  // knows already and a scan of hostile paths only had reflected back; the message says where the files are listed.
+  const notPublishedBody = JSON.stringify({ error: "not published", code: "not-published", message: `nothing is published at this path: ${indexPath} lists every CRL served` });
   const notFound = (req: IncomingMessage, res: ServerResponse, startedAt: number) =>
-    answer(req, res, 404, { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store" }, startedAt, JSON.stringify({ error: "not published", code: "not-published", path: req.url }));
+    answer(req, res, 404, { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store" }, startedAt, notPublishedBody);
 
   /** Answers from what is known of a version without reading the file: a 304 (or 412/416, HEAD) or a small file's body. */
   function sendKnown(req: IncomingMessage, res: ServerResponse, file: PublishedFile, v: FileVersion, d: Decision, startedAt: number): void {

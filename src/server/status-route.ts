@@ -12,7 +12,7 @@
  * Errors: `{ "error": <HTTP word>, "code": <typed code>, "message": <what to fix> }`, as validate-route.ts.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { BODY_TOO_DEEP, bodyErrorHandler, sendApiError } from "./api-errors.js";
+import { BODY_TOO_DEEP, UNSUPPORTED_MEDIA_TYPE, bodyErrorHandler, sendApiError } from "./api-errors.js";
 import { apiTime } from "./validate-route.js";
 import { isJpkiError } from "../errors.js";
 import { checkStatus, MAX_HISTORY_LIMIT, MAX_STATUS_ITEMS, parseCursor, statusHistory, type StatusAnswer } from "../verifier/liveness.js";
@@ -27,7 +27,7 @@ export const STATUS_ERRORS = Object.freeze({
   "body-not-json": { status: 400, message: "the body is not JSON" },
   "body-too-deep": BODY_TOO_DEEP,
   "body-too-large": { status: 413, message: `the body is larger than ${STATUS_BODY_LIMIT} bytes` },
-  "unsupported-media-type": { status: 415, message: "send Content-Type: application/json" },
+  "unsupported-media-type": UNSUPPORTED_MEDIA_TYPE,
   "body-invalid": { status: 400, message: "the body must be a JSON object: { items: [...], link?: boolean }" },
   "field-unknown": { status: 400, message: "the body has a field the API does not know: items, link" },
   "items-missing": { status: 400, message: "items must be a non-empty list of certificates: { caId, serial } or { certificateId }" },

@@ -15,7 +15,7 @@
  * SIGNATURE_ERRORS; never a piece of the file, never personal data.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { BODY_TOO_DEEP, bodyErrorHandler, sendApiError } from "./api-errors.js";
+import { BODY_TOO_DEEP, UNSUPPORTED_MEDIA_TYPE, bodyErrorHandler, sendApiError } from "./api-errors.js";
 import { isLegalBasisCode, LEGAL_BASIS_CODES } from "../verifier/legal-basis.js";
 import { SignedDataRefused, type SignatureQuery, type VerifierValidationService } from "../verifier/validation-service.js";
 import type { VerifierAccess } from "./access.js";
@@ -28,7 +28,7 @@ export const SIGNATURE_ERRORS = Object.freeze({
   "body-not-json": { status: 400, message: "the body is not JSON" },
   "body-too-deep": BODY_TOO_DEEP,
   "body-too-large": { status: 413, message: `the body is larger than ${SIGNATURE_BODY_LIMIT} bytes` },
-  "unsupported-media-type": { status: 415, message: "send Content-Type: application/json" },
+  "unsupported-media-type": UNSUPPORTED_MEDIA_TYPE,
   "body-invalid": { status: 400, message: "the body must be a JSON object" },
   "field-unknown": { status: 400, message: "the body has a field the API does not know: signedData, content, at, legalBasis" },
   "signed-data-missing": { status: 400, message: "give the signed file (signedData): CMS SignedData as PEM or base64 DER" },

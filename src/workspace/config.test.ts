@@ -63,6 +63,16 @@ describe("config openRoutes and verifierRateLimit (jpki serve, registered verifi
   });
 });
 
+describe("config refusedRateLimit (requests refused for their credential, per client address)", () => {
+  it("defaults to 10 a second in bursts of 100, merged over the defaults; 0 turns it off; refuses anything else", () => {
+    expect(parseConfig({}).refusedRateLimit).toEqual({ perSecond: 10, burst: 100 });
+    expect(parseConfig({ refusedRateLimit: { perSecond: 0 } }).refusedRateLimit).toEqual({ perSecond: 0, burst: 100 });
+    for (const bad of [{ perSecond: -1 }, { burst: 0 }, { rate: 5 }, 5]) {
+      expect(() => parseConfig({ refusedRateLimit: bad })).toThrowError(expect.objectContaining({ code: "ERR_CONFIG_INVALID", message: expect.stringContaining("refusedRateLimit") }));
+    }
+  });
+});
+
 describe("config pkcs11Modules (the PKCS#11 modules this host loads for CA keys)", () => {
   it("defaults to none, takes absolute paths and bare library names, refuses anything else", () => {
     expect(parseConfig({}).pkcs11Modules).toEqual([]);

@@ -31,7 +31,7 @@ export const SERVER_ROUTES = Object.freeze({
 } as const);
 export type ServerRoute = keyof typeof SERVER_ROUTES;
 
-/** Per registered verifier and `jpki serve` process: a token bucket (see server/access.ts). */
+/** A token bucket of `jpki serve`, per process: per registered verifier, or per client address (see server/access.ts). */
 export interface VerifierRateLimit {
   /** sustained requests per second; 0 turns the limit off */
   readonly perSecond: number;
@@ -99,6 +99,13 @@ export interface WorkspaceConfig {
   /** per-verifier request rate of `jpki serve`, per process */
   readonly verifierRateLimit: VerifierRateLimit;
   /**
+   * Requests `jpki serve` refuses for their credential (400, 401, 403), per client address (an IPv6 /64 as one)
+   * and process: past it the address gets 429, and a credential the server has not yet admitted is not checked
+   * from it meanwhile, so guessing tokens is slowed to this rate (server/access.ts). Admitted verifiers' requests
+   * never count.
+   */
+  readonly refusedRateLimit: VerifierRateLimit;
+  /**
    * The PKCS#11 modules (shared libraries) this host may load for CA keys in a token: absolute paths, or bare
    * library names the dynamic loader finds. A CA's key reference in the store names its module, but whoever can
    * write the store (on PostgreSQL, every host sharing the database) must not choose what a CA host loads, so a
@@ -125,6 +132,7 @@ export const DEFAULT_CONFIG: WorkspaceConfig = Object.freeze({
   store: "sqlite",
   openRoutes: Object.freeze(["/healthz"]) as readonly ServerRoute[],
   verifierRateLimit: Object.freeze({ perSecond: 100, burst: 1000 }),
+  refusedRateLimit: Object.freeze({ perSecond: 10, burst: 100 }),
   pkcs11Modules: Object.freeze([]) as readonly string[],
 });
 
@@ -156,11 +164,12 @@ function openRoutes(v: unknown): readonly ServerRoute[] {
   return Object.freeze([...new Set(v as ServerRoute[])]);
 }
 
-function rateLimit(v: unknown): VerifierRateLimit {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) fail("verifierRateLimit", 'must be an object like {"perSecond": 100, "burst": 1000}');
-  const o = { ...DEFAULT_CONFIG.verifierRateLimit, ...(v as Record<string, unknown>) } as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (k !== "perSecond" && k !== "burst") fail(`verifierRateLimit.${k}`, "unknown setting");
-  return Object.freeze({ perSecond: intIn("verifierRateLimit.perSecond", o.perSecond, 0, 1_000_000), burst: intIn("verifierRateLimit.burst", o.burst, 1, 10_000_000) });
+function rateLimit(field: "verifierRateLimit" | "refusedRateLimit", v: unknown): VerifierRateLimit {
+  const d = DEFAULT_CONFIG[field];
+  if (typeof v !== "object" || v === null || Array.isArray(v)) fail(field, `must be an object like {"perSecond": ${d.perSecond}, "burst": ${d.burst}}`);
+  const o = { ...d, ...(v as Record<string, unknown>) } as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (k !== "perSecond" && k !== "burst") fail(`${field}.${k}`, "unknown setting");
+  return Object.freeze({ perSecond: intIn(`${field}.perSecond`, o.perSecond, 0, 1_000_000), burst: intIn(`${field}.burst`, o.burst, 1, 10_000_000) });
 }
 
 /**
@@ -208,7 +217,8 @@ export function parseConfig(input: unknown): WorkspaceConfig {
     caValidityYears: intIn("caValidityYears", o.caValidityYears, 1, 30),
     store: o.store as StoreKind,
     openRoutes: openRoutes(o.openRoutes),
-    verifierRateLimit: rateLimit(o.verifierRateLimit),
+    verifierRateLimit: rateLimit("verifierRateLimit", o.verifierRateLimit),
+    refusedRateLimit: rateLimit("refusedRateLimit", o.refusedRateLimit),
     pkcs11Modules: pkcs11Modules(o.pkcs11Modules),
   });
 }

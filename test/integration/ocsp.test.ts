@@ -148,6 +148,29 @@ describe("OCSP on jpki serve, asked by openssl", () => {
     expect(m).toMatch(/Responder Error: unauthorized \(6\)/);
   });
 
+  it("answers a POST to the responder URL with a trailing slash as without one (the GET route takes /ocsp/<ca>/ too), and refuses a coded body 415", async () => {
+    // openssl with the URL as a client that appends '/' builds it
+    const slashed = ask(["-issuer", caPem, "-cert", ee[0]!.path, "-url", `${server!.url}/ocsp/13-sig/`, "-CAfile", caPem]);
+    expect(slashed).toContain("Response verify OK");
+    expect(slashed).toMatch(/: good/);
+    const reqFile = join(dir, "post.req");
+    ocsp(["-issuer", caPem, "-cert", ee[0]!.path, "-no_nonce", "-reqout", reqFile]);
+    const der = readFileSync(reqFile);
+    const post = (path: string, headers: Record<string, string> = {}) =>
+      fetch(`${server!.url}${path}`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/ocsp-request", ...headers }, body: der });
+    const plain = await post("/ocsp/13-sig");
+    const slash = await post("/ocsp/13-sig/");
+    expect(slash.status).toBe(200);
+    expect(slash.headers.get("content-type")).toBe("application/ocsp-response");
+    expect(Buffer.from(await slash.arrayBuffer()).equals(Buffer.from(await plain.arrayBuffer()))).toBe(true);
+    // a body in a content coding is not the DER request: 415, with the OCSP answer an OCSP client reads
+    const gzipped = await post("/ocsp/13-sig", { "content-encoding": "gzip" });
+    expect(gzipped.status).toBe(415);
+    expect(gzipped.headers.get("content-type")).toBe("application/ocsp-response");
+    expect(gzipped.headers.get("accept-encoding")).toBe("identity");
+    expect(Buffer.from(await gzipped.arrayBuffer()).toString("hex")).toBe("30030a0101"); // malformedRequest
+  });
+
   it("answers RFC 5019 GETs (base64 URL-encoded, or raw, or base64url) from pre-produced answers, with caching headers and 304", async () => {
     const reqFile = join(dir, "get.req");
     ocsp(["-issuer", caPem, "-cert", ee[0]!.path, "-no_nonce", "-reqout", reqFile]);

@@ -283,6 +283,34 @@ describe("jpki serve", () => {
     expect((await disclosures()) - rowsBefore).toBeGreaterThanOrEqual(ok + 1);
   }, 60_000);
 
+  it("holds at most --max-connections connections: one more gets 503 too-many-connections at once; 0 is refused", async () => {
+    const s = await serve(["--no-schedule", "--max-connections", "1"]);
+    const port = Number(new URL(s.url).port);
+    const held = rawClient(port);
+    // the held connection is the server's once it has answered on it (it is kept alive)
+    held.socket.write(`GET /ca/13-sig.crt HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
+    await new Promise((resolve) => held.socket.once("data", resolve));
+    const over = rawClient(port);
+    over.socket.write(`GET /ca/13-sig.crt HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
+    const a = parseAnswer(await over.answer);
+    expect(a.status).toBe(503);
+    expect(JSON.parse(a.body)).toMatchObject({ code: "too-many-connections" });
+    held.socket.destroy();
+    await held.answer;
+    // below the cap again (the server sees the close a moment after the client): served
+    let status = 503;
+    for (let i = 0; status === 503 && i < 50; i++) {
+      status = (await fetch(`${s.url}/ca/13-sig.crt`, { headers: { ...auth, connection: "close" } })).status;
+      if (status === 503) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(status).toBe(200);
+    s.child.kill("SIGTERM");
+    expect(await s.exited).toBe(0);
+    const zero = await cli(["--workspace", ws, "serve", "--no-schedule", "--max-connections", "0"], { cwd: dir });
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toMatch(/ERR_USAGE.*--max-connections/);
+  }, 60_000);
+
   it("fails fast with a typed error: a wrong passphrase, a port in use, a bad --listen", async () => {
     const wrong = await serve([], { JPKI_PASSPHRASE: "wrong" });
     expect(await wrong.exited).not.toBe(0);

@@ -24,6 +24,7 @@ interface ServeOpts {
   ocspCertDays: string;
   ocspValidity: string;
   ocspMaxAge: string;
+  maxConnections: string;
 }
 
 /** host:port, [v6]:port or a bare port (loopback then). */
@@ -55,6 +56,7 @@ export function makeServeCommand(io: Io): Command {
     .option("--ocsp-cert-days <days>", "validity of each CA's OCSP signing certificate, renewed at half-life", "4")
     .option("--ocsp-validity <seconds>", "nextUpdate − thisUpdate of OCSP answers (pre-produced ones are re-signed at half of it)", "3600")
     .option("--ocsp-max-age <seconds>", "longest a cache may keep an OCSP GET answer (never past its nextUpdate)", "300")
+    .option("--max-connections <n>", "the most connections each HTTP process holds open at once (see below)", "10000")
     .addHelpText(
       "after",
       `
@@ -78,9 +80,17 @@ Registered verifiers only: every route but those config.json's openRoutes lists 
 'Authorization: Bearer <token>' or, over HTTPS, a client certificate from the verifier CA ('jpki verifier
 add'); else 401. A verifier revoked with 'jpki verifier revoke' is refused within 1 s. Each verifier gets
 verifierRateLimit (config.json; default 100/s, bursts of 1000) per process — with --workers N, up to N
-times that over several connections — and 429 with Retry-After past it. What each verifier fetched is
-recorded in the store (written in batches, at most 1 s behind); the access log names the verifier id or
-"anonymous", never a token.
+times that over several connections — and 429 with Retry-After past it. Requests refused for their
+credential (400, 401, 403) count against their client address (an IPv6 /64 as one): past refusedRateLimit
+(config.json; default 10/s, bursts of 100, per process) the address gets 429 "too-many-refusals" with
+Retry-After, and a token this process has not admitted yet is not checked from it meanwhile, so guessing
+tokens is slowed to that rate; verifiers already admitted from the address are answered as before.
+What each verifier fetched is recorded in the store (written in batches, at most 1 s behind); the access
+log names the verifier id or "anonymous", never a token.
+Each HTTP process holds at most --max-connections connections at once (default 10000; keep it under the
+process's open-file limit, ulimit -n, with room for files and the store); one more is answered 503
+(code "too-many-connections", Retry-After: 1) and closed at once (over HTTPS closed, before the
+handshake), and counted in /metrics (jpki_http_connections_refused_total; jpki_http_connections_open).
 Files carry strong ETags and Last-Modified: pollers should send If-None-Match and get 304s. Byte ranges
 resume broken downloads. Unless --no-schedule, the CA passphrase is needed (JPKI_PASSPHRASE or
 --passphrase-file): CRLs with new revocations are published within --crl-interval and every CRL is
@@ -112,6 +122,7 @@ Example:
       const ocspCertDays = wholeNumber(o.ocspCertDays, "--ocsp-cert-days", 1, 90);
       const ocspValidity = wholeNumber(o.ocspValidity, "--ocsp-validity", 60, 7 * 86_400);
       const ocspMaxAge = wholeNumber(o.ocspMaxAge, "--ocsp-max-age", 0, 7 * 86_400);
+      const maxConnections = wholeNumber(o.maxConnections, "--max-connections", 1, 1_000_000);
       if (o.ocsp && ocspValidity * 1000 >= (ocspCertDays * 86_400_000) / 2) {
         throw new JpkiError("ERR_USAGE", "--ocsp-validity must be shorter than half of --ocsp-cert-days: answers must expire before their signer is renewed");
       }
@@ -202,6 +213,7 @@ Example:
                   port,
                   signal,
                   crlMaxAgeSeconds: crlMaxAge,
+                  maxConnections,
                   ...(ocspPassphrase
                     ? {
                         ocsp: {
