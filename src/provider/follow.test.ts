@@ -363,3 +363,24 @@ describe("provider follow: crash safety", () => {
     expect(r.crl!.number).toBeGreaterThan(numberBefore + 1n); // the number the failed pass reserved is burned, not reused
   });
 });
+
+describe("provider CRL: never un-revoked by a state that lost a revocation", () => {
+  it("refuses to publish a CRL without an entry the published one lists, when state.json is gone or restored from before the revocation", async () => {
+    const d = provider();
+    const paths = providerPaths(d);
+    const beforeRevocation = readFileSync(paths.state);
+    expect((await follow(d, endpoint(ok(await crl(5, [BOB_REVOKED]))).fetch)).revoked).toHaveLength(1);
+    const published = readFileSync(paths.crl);
+    const { rmSync, writeFileSync } = await import("node:fs");
+    // an old backup of state.json put back: bob's link is there, not revoked
+    writeFileSync(paths.state, beforeRevocation);
+    // a day on, the provider's CRL is due: the pass would publish one from this state
+    const r = follow(d, endpoint(ok(await crl(6, [], { at: T0 + 24 * HOUR }))).fetch, T0 + 25 * HOUR);
+    await expect(r).rejects.toMatchObject({ code: "ERR_WORKSPACE_CORRUPT", message: expect.stringContaining("1b") });
+    expect(readFileSync(paths.crl)).toEqual(published);
+    // state.json gone altogether
+    rmSync(paths.state);
+    await expect(follow(d, endpoint(ok(await crl(6, []))).fetch, T0 + 25 * HOUR)).rejects.toMatchObject({ code: "ERR_WORKSPACE_CORRUPT" });
+    expect(readFileSync(paths.crl)).toEqual(published);
+  });
+});
