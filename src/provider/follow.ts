@@ -18,7 +18,12 @@
  *   not in the future. Its number must not go backwards, and the same number must not come with other contents
  *   (ERR_PUBLIC_CRL_ROLLBACK): a replayed old CRL would hide a revocation.
  * - A stale CRL (past nextUpdate) still counts for revocations — a revocation is never undone — but the pass
- *   reports it, and enrolment refuses to validate against it (provider/enrol.ts: hard-fail).
+ *   reports it with its code (ERR_PUBLIC_CRL_STALE: `follow` exits 17), and enrolment refuses to validate against
+ *   it (provider/enrol.ts: hard-fail).
+ * - The transport: no redirects (the bearer token stays with the endpoint); each attempt bounded in time and size;
+ *   a 429, 500/502/503/504 or a refused or reset connection asked again with a growing wait (a 429's Retry-After,
+ *   up to 30 s), a timeout not (a hanging endpoint would hold the workspace for retries × timeout). Nothing is
+ *   recorded before a CRL has come and been verified.
  *
  * Crash safety: a pass writes the verified public CRL file, then one state.json with the revocations, what it saw
  * and the number reserved for the provider CRL that owes them, then that CRL. Killed before the state write:
@@ -67,22 +72,101 @@ export interface PublicEndpointOptions {
   readonly timeoutMs?: number;
   /** the largest CRL accepted, bytes (default 1 GiB: a CA's CRL with ~20 million entries) */
   readonly maxCrlBytes?: number;
+  /** how many times a request is made again after a 429, a 500/502/503/504 or a failed connection (default 2) */
+  readonly retries?: number;
+  /** how the wait between attempts is spent (default a timer); injected for tests */
+  readonly sleep?: (ms: number) => Promise<void>;
 }
 
 const DEFAULT_MAX_CRL_BYTES = 1024 ** 3;
+const DEFAULT_RETRIES = 2;
+/** The first wait before asking again; each further one doubles it. */
+const RETRY_BASE_MS = 500;
+/** The longest Retry-After waited out: a longer one fails the CA for this pass (the next pass asks again). */
+const MAX_RETRY_AFTER_MS = 30_000;
+/**
+ * Answers worth asking again: the endpoint is restarting (jpki serve answers 503 while it stops), overloaded, or
+ * rate-limiting this verifier (429 with Retry-After, server/access.ts). Any other status is the answer.
+ */
+const RETRY_STATUSES: ReadonlySet<number> = new Set([429, 500, 502, 503, 504]);
+
+/** A failure of one attempt, and whether another attempt may fare better. */
+class AttemptFailed extends Error {
+  constructor(
+    message: string,
+    readonly retry: boolean,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
 
 /** The body, read chunk by chunk and given up past `max` bytes (an endpoint gone wrong must not exhaust memory). */
 async function boundedBody(res: Response, max: number): Promise<Buffer> {
   const declared = Number(res.headers.get("content-length") ?? NaN);
-  if (declared > max) throw new Error(`the CRL is ${declared} bytes, more than the ${max} accepted`);
+  if (declared > max) throw new AttemptFailed(`the CRL is ${declared} bytes, more than the ${max} bytes accepted`, false);
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of res.body ?? []) {
     n += c.length;
-    if (n > max) throw new Error(`the CRL is more than the ${max} bytes accepted`);
+    if (n > max) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new AttemptFailed(`the CRL is more than the ${max} bytes accepted`, false);
+    }
     chunks.push(Buffer.from(c));
   }
   return Buffer.concat(chunks, n);
+}
+
+/**
+ * Why a fetch failed, in words that name it: undici says only "fetch failed" and keeps the reason (a redirect
+ * refused, ECONNREFUSED, a reset) in `cause`. A timeout is not asked again (a hanging endpoint would hold the pass,
+ * and an enrolment with it, for retries × the timeout); a refused or reset connection is (a restart).
+ */
+function transportFailure(e: unknown, timeoutMs: number): AttemptFailed {
+  const err = e as Error & { cause?: { code?: string; message?: string } };
+  if (err?.name === "TimeoutError" || err?.name === "AbortError") return new AttemptFailed(`no complete answer within ${timeoutMs} ms`, false);
+  const why = err?.cause?.code ?? err?.cause?.message ?? err?.message ?? String(e);
+  // redirect: "error" makes a 3xx a failure: that is the endpoint's answer, not a passing fault
+  if (/redirect/i.test(why)) return new AttemptFailed(`the endpoint answered with a redirect, which is not followed (the bearer token goes to the configured endpoint only): ${why}`, false);
+  return new AttemptFailed(why, true);
+}
+
+/** A Retry-After in delta-seconds (RFC 9110 §10.2.3), as milliseconds; undefined when absent or a date. */
+function retryAfterMs(res: Response): number | undefined {
+  const v = res.headers.get("retry-after")?.trim();
+  return v && /^\d+$/.test(v) ? Number(v) * 1000 : undefined;
+}
+
+/**
+ * One GET with its retries: a 200's body read to the bound, any other final status with its body discarded. Every
+ * attempt has its own timeout. Throws AttemptFailed when no attempt gave an answer.
+ */
+async function getWithRetries(url: string, headers: Record<string, string>, o: PublicEndpointOptions): Promise<{ res: Response; body?: Buffer; attempts: number }> {
+  const retries = o.retries ?? DEFAULT_RETRIES;
+  const timeoutMs = o.timeoutMs ?? 10_000;
+  const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  for (let attempt = 1; ; attempt++) {
+    let failure: AttemptFailed;
+    let wait = RETRY_BASE_MS * 2 ** (attempt - 1);
+    try {
+      // No redirects: the bearer token goes to the endpoint configured, nowhere else.
+      const res = await (o.fetch ?? globalThis.fetch)(url, { headers, redirect: "error", signal: AbortSignal.timeout(timeoutMs) });
+      if (res.status === 200) return { res, body: await boundedBody(res, o.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES), attempts: attempt };
+      await res.body?.cancel().catch(() => undefined);
+      if (!RETRY_STATUSES.has(res.status)) return { res, attempts: attempt };
+      failure = new AttemptFailed(`HTTP ${res.status}`, true, res.status);
+      const after = retryAfterMs(res);
+      if (after !== undefined) {
+        if (after > MAX_RETRY_AFTER_MS) failure = new AttemptFailed(`HTTP ${res.status}, to be asked again after ${after / 1000} s, longer than the ${MAX_RETRY_AFTER_MS / 1000} s waited`, false, res.status);
+        wait = Math.max(wait, after);
+      }
+    } catch (e) {
+      failure = e instanceof AttemptFailed ? e : transportFailure(e, timeoutMs);
+    }
+    if (!failure.retry || attempt > retries) throw Object.assign(failure, { attempts: attempt });
+    await sleep(wait);
+  }
 }
 
 export interface PublicCrlFetch {
@@ -100,6 +184,12 @@ export interface PublicCrlFetch {
 const SKEW_MS = 5 * 60_000;
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+/** An entity tag without its weakness mark: If-None-Match compares weakly (RFC 9110 §13.1.2). */
+const opaqueTag = (t: string) => t.trim().replace(/^W\//, "");
+
+/** The request's headers without its validators. */
+const bearerOnly = (h: Record<string, string>): Record<string, string> => (h.authorization ? { authorization: h.authorization } : {});
 
 function publicCrlFile(paths: ProviderPaths, caId: string): string {
   return join(paths.publicCrlDir, `${caId}.crl`);
@@ -122,6 +212,9 @@ export function verifyPublicCrl(der: Buffer, ca: TrustedCa, now: Date): Crl {
   } catch (e) {
     throw bad("is not a DER CRL", e);
   }
+  // Bytes after the CRL are outside its signature: kept, they made its digest another, and the genuine CRL of that
+  // number was then refused as "the same number with other contents" until the CA issued the next one.
+  if (crl.der.length !== der.length) throw bad(`has ${der.length - crl.der.length} bytes after the CRL`);
   const caCert = parseCertificate(ca.der);
   if (!nameEquals(crl.issuer, caCert.subject)) throw bad("is issued by another name than the trusted CA");
   if (!verifySignature(crl.tbs, crl.signatureAlgorithm, crl.signature, workingKeyOf(caCert.publicKey))) throw bad("does not verify with the trusted CA's key");
@@ -151,16 +244,30 @@ export async function refreshPublicCrl(paths: ProviderPaths, endpoint: string, c
   // A 304 means "the one you hold is current" only in answer to a conditional request (RFC 9110 §15.4.5). Given to
   // a plain GET (the endpoint sent no ETag nor Last-Modified before), it says nothing, and taking it for "not
   // modified" left the provider on its old CRL, reporting all well, for as long as the endpoint kept answering so.
-  const conditional = headers["if-none-match"] !== undefined || headers["if-modified-since"] !== undefined;
-  let res: Response;
-  let body: Buffer | undefined;
-  try {
-    // No redirects: the bearer token goes to the endpoint configured, nowhere else.
-    res = await (o.fetch ?? globalThis.fetch)(url, { headers, redirect: "error", signal: AbortSignal.timeout(o.timeoutMs ?? 10_000) });
-    if (res.status === 200) body = await boundedBody(res, o.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES);
-    else await res.body?.cancel().catch(() => undefined);
-  } catch (e) {
-    throw new JpkiError("ERR_PUBLIC_CRL_UNAVAILABLE", `the CRL of ${ca.caId} could not be fetched from ${url} (${(e as Error).message}): check the endpoint and the network`, { cause: e, details: { url } });
+  let conditional = headers["if-none-match"] !== undefined || headers["if-modified-since"] !== undefined;
+  const get = async (h: Record<string, string>) => {
+    try {
+      return await getWithRetries(url, h, o);
+    } catch (e) {
+      const f = e as AttemptFailed & { attempts?: number };
+      const tries = f.attempts && f.attempts > 1 ? ` after ${f.attempts} attempts` : "";
+      throw new JpkiError("ERR_PUBLIC_CRL_UNAVAILABLE", `the CRL of ${ca.caId} could not be fetched from ${url}${tries} (${f.message}): check the endpoint and the network; nothing was recorded`, {
+        cause: e,
+        details: { url, ...(f.status ? { status: f.status } : {}), ...(f.attempts ? { attempts: f.attempts } : {}) },
+      });
+    }
+  };
+  let { res, body } = await get(headers);
+  // A 304 names the representation the server holds (RFC 9110 §15.4.5: it carries the ETag a 200 would). One whose
+  // ETag is not the one asked about contradicts itself: it cannot say the CRL held is current, and taking it so kept
+  // the provider on its old CRL for as long as the endpoint (or a cache before it) kept answering it. Asked again
+  // without validators, the endpoint must give the CRL itself.
+  if (res.status === 304 && conditional && headers["if-none-match"] !== undefined) {
+    const named = res.headers.get("etag");
+    if (named && opaqueTag(named) !== opaqueTag(headers["if-none-match"])) {
+      ({ res, body } = await get(bearerOnly(headers)));
+      conditional = false;
+    }
   }
   if (res.status === 304 && conditional && held && seen) {
     const crl = verifyPublicCrl(held, ca, now);
@@ -171,7 +278,7 @@ export async function refreshPublicCrl(paths: ProviderPaths, endpoint: string, c
       res.status === 401 || res.status === 403
         ? ": the endpoint answers registered verifiers only; give the token 'jpki verifier add' printed (--token-file)"
         : res.status === 304
-          ? " to a request that was not conditional (no ETag or Last-Modified was had before, or the CRL they stand for is gone): a 304 says nothing then; check the endpoint"
+          ? " to a request that was not conditional (no ETag or Last-Modified was had before, or the CRL they stand for is gone, or it named another ETag and was asked again without): a 304 says nothing then; check the endpoint"
           : "";
     throw new JpkiError("ERR_PUBLIC_CRL_UNAVAILABLE", `the CRL of ${ca.caId} at ${url} answered HTTP ${res.status}${hint}`, { details: { url, status: res.status } });
   }
@@ -226,6 +333,7 @@ export interface FollowedCrl {
   readonly status: "downloaded" | "not-modified" | "failed";
   readonly number?: string;
   readonly stale?: boolean;
+  /** why it failed; or, with a CRL used (downloaded, not-modified), ERR_PUBLIC_CRL_STALE when it is past its nextUpdate */
   readonly error?: { readonly code: ErrorCode; readonly message: string };
 }
 
@@ -284,7 +392,13 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
         continue;
       }
       seen[caId] = f.seen;
-      crls.push({ caId, url, status: f.status, number: f.seen.number, stale: f.stale });
+      // A stale CRL still counts (a revocation is never undone), but it is the endpoint's newest: whatever the CA
+      // revoked since is not in it. Said with a code, not only a flag, so a pass run by cron or watched by an operator
+      // ends as a failure (exit 17) rather than "all well" while the provider falls behind the public side.
+      const stale = f.stale
+        ? { error: { code: "ERR_PUBLIC_CRL_STALE" as const, message: `the newest CRL of ${caId} the endpoint gives (#${f.seen.number}) was due to be replaced at ${new Date(f.crl.nextUpdate!).toISOString()}: its revocations were applied, but later ones are not known; check the public side's CRL publication` } }
+        : {};
+      crls.push({ caId, url, status: f.status, number: f.seen.number, stale: f.stale, ...stale });
       for (let i = 0; i < links.length; i++) {
         const l = links[i]!;
         if (l.public.caId !== caId || !isLive(l, now)) continue;

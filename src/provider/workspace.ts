@@ -478,6 +478,35 @@ export function publishedCrlNumber(paths: ProviderPaths): bigint {
   return readCrlFile(paths.crl)?.crlNumber ?? 0n;
 }
 
+/**
+ * A link is never deleted and a revocation never undone, so every certificate the published CRL lists is a revoked
+ * link of the state. When not, the state is not the one that made that CRL: state.json lost (read as empty) or put
+ * back from a backup older than a revocation. A CRL from it would drop those entries, un-revoking certificates the
+ * provider's relying parties were told are revoked; nothing is published (ERR_WORKSPACE_CORRUPT).
+ */
+function assertKeepsRevocations(paths: ProviderPaths, previous: NonNullable<ReturnType<typeof readCrlFile>>, state: ProviderState): void {
+  // the CRL's index keys serials by the INTEGER's contents: a leading 00 where the first octet's high bit is set
+  const listed = (serial: string) => previous.entries.get(serial) ?? previous.entries.get(`00${serial}`);
+  let found = 0;
+  const unrevoked: string[] = [];
+  for (const l of state.links) {
+    if (!listed(l.serial)) continue;
+    found++;
+    if (!l.revoked) unrevoked.push(l.serial);
+  }
+  const missing = previous.entries.size - found;
+  if (!unrevoked.length && missing <= 0) return;
+  const what = [
+    ...(unrevoked.length ? [`shows ${unrevoked.slice(0, 5).join(", ")}${unrevoked.length > 5 ? ` and ${unrevoked.length - 5} more` : ""} not revoked`] : []),
+    ...(missing > 0 ? [`holds no link for ${missing} certificate(s)`] : []),
+  ].join(" and ");
+  throw new JpkiError(
+    "ERR_WORKSPACE_CORRUPT",
+    `${paths.state} ${what} that the published CRL #${previous.crlNumber ?? "?"} lists as revoked: it is lost or older than that CRL (a backup put back?); no CRL was published, which would have un-revoked them: restore the newest state.json`,
+    { details: { unrevoked: unrevoked.slice(0, 100), missing: Math.max(0, missing) } },
+  );
+}
+
 /** Days an expired certificate stays on the provider's CRL, as the public CAs keep theirs (JPKI.md: 7 days). */
 const EXPIRED_GRACE_MS = 7 * 86_400_000;
 
@@ -509,6 +538,8 @@ export async function publishProviderCrl(paths: ProviderPaths, config: ProviderC
     writeProviderState(paths, next);
     number = BigInt(next.crlNumber);
   }
+  const previous = readCrlFile(paths.crl);
+  if (previous) assertKeepsRevocations(paths, previous, state);
   const thisUpdate = new Date(Math.floor(clock.now().getTime() / 1000) * 1000);
   const nextUpdate = new Date(Math.min(thisUpdate.getTime() + config.crlLifetimeHours * 3600_000, ca.notAfter.getTime()));
   if (nextUpdate.getTime() <= thisUpdate.getTime()) throw new JpkiError("ERR_CA_INVALID", "the provider CA's certificate has expired: it signs no CRL");

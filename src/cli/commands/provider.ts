@@ -160,7 +160,9 @@ verifies it with the trusted CA certificate, refuses one whose CRL number goes b
 saw. A revocation maps to the provider's reason: affiliationChanged, cessationOfOperation, superseded and
 certificateHold carry over; keyCompromise only for a certificate of the card's own key (else
 cessationOfOperation). Safe to kill and run again: the next pass completes what a killed one left.
-Exit 17 when a public CRL could not be had or was refused (the others are still followed). With --watch and
+A 429, 5xx or refused connection is asked again twice, with a growing wait; a redirect is not followed.
+Exit 17 when a public CRL could not be had or was refused (the others are still followed), or is past its
+nextUpdate (ERR_PUBLIC_CRL_STALE: its revocations are applied all the same). With --watch and
 --json, each pass writes one JSON document on a line of its own.`,
     )
     .action(async (o: { dir?: string; tokenFile?: string; watch?: boolean; interval: string }, c: Command) => {

@@ -1,0 +1,388 @@
+/**
+ * `provider follow` against a hostile public side: an endpoint that answers with CRLs of the wrong key, old or
+ * repeated numbers, deltas, stale or future CRLs, garbage, endless bodies, hangs, redirects, server errors and
+ * contradictory 304s. Each answer is a typed error naming what was wrong, or a CRL used; nothing is ever un-revoked
+ * and nothing is half-written. The public CA here is a key and a name made in the test, its CRLs built with
+ * crl/builder.ts; the endpoint is an injected fetch or, where the transport itself is the attack, a loopback server.
+ */
+import { cpSync, mkdtempSync, readFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { assembleCertificate, encodeTbs } from "../ca/certificate.js";
+import { buildCrl, crlDer, type CrlEntryInput } from "../crl/builder.js";
+import { deltaCrlIndicator } from "../crl/delta.js";
+import { extension } from "../pki/der.js";
+import { FixedClock } from "../pki/clock.js";
+import { generateRsaKey } from "../pki/keys.js";
+import { randomSerial } from "../pki/serial.js";
+import { SoftwareSigner } from "../pki/signer.js";
+import { basicConstraints, keyIdentifier, keyUsage, subjectKeyIdentifier } from "../profile/extensions.js";
+import { encodeName } from "../profile/names.js";
+import { EXT_OID } from "../profile/oids.js";
+import { parseCrl } from "../validation/crl.js";
+import { followPublicCrls } from "./follow.js";
+import { initProvider, providerPaths, readProviderState, writeProviderState, type ProviderLink } from "./workspace.js";
+
+const HOUR = 3600_000;
+const T0 = Date.parse("2027-03-01T00:00:00Z");
+const ENDPOINT = "http://jpki.example";
+const PASS = "pw";
+const TOKYO_SIG = encodeName([["countryName", "JP"], ["organizationName", "JPKI"], ["organizationalUnitName", "JPKI for digital signature"], ["organizationalUnitName", "Tokyo-to"]]);
+
+interface PublicCa {
+  readonly signer: SoftwareSigner;
+  readonly der: Buffer;
+}
+
+let tokyo: PublicCa;
+/** a CA of the same name with another key: what an attacker who copied the name can sign with */
+let impostor: PublicCa;
+let template: string;
+
+async function makeCa(): Promise<PublicCa> {
+  const signer = new SoftwareSigner(await generateRsaKey(2048));
+  const tbs = encodeTbs({
+    serial: randomSerial(),
+    signatureAlgorithm: signer.algorithmIdentifier,
+    issuer: TOKYO_SIG,
+    subject: TOKYO_SIG,
+    spki: signer.spki,
+    notBefore: new Date(T0 - 365 * 24 * HOUR),
+    notAfter: new Date(T0 + 10 * 365 * 24 * HOUR),
+    extensions: [
+      extension(EXT_OID.keyUsage, true, keyUsage(["keyCertSign", "cRLSign"])),
+      extension(EXT_OID.basicConstraints, true, basicConstraints(true)),
+      extension(EXT_OID.subjectKeyIdentifier, false, subjectKeyIdentifier(keyIdentifier(signer.spki))),
+    ],
+  });
+  return { signer, der: assembleCertificate(tbs, signer.algorithmIdentifier, await signer.sign(tbs)) };
+}
+
+/** A CRL of Tokyo's signature CA (or of `by`), numbered `number`, issued at `at` for 24 hours. */
+async function crl(number: number, entries: readonly CrlEntryInput[], o: { at?: number; nextUpdate?: number; by?: PublicCa; extra?: Buffer[] } = {}): Promise<Buffer> {
+  const by = o.by ?? tokyo;
+  const at = o.at ?? T0;
+  return crlDer(
+    await buildCrl({
+      issuerName: TOKYO_SIG,
+      authorityKeyId: keyIdentifier(by.signer.spki),
+      number: BigInt(number),
+      thisUpdate: new Date(at),
+      nextUpdate: new Date(o.nextUpdate ?? at + 24 * HOUR),
+      entries: [entries],
+      signer: by.signer,
+      ...(o.extra ? { extraExtensions: o.extra } : {}),
+    }),
+  );
+}
+
+/** A public certificate's revocation: serial 0b (bob's), a move (affiliationChanged). */
+const BOB_REVOKED: CrlEntryInput = { serial: "0b", revokedAt: new Date(T0 - HOUR), reason: 3 };
+
+const link = (serial: string, publicSerial: string): ProviderLink => ({
+  serial,
+  customerId: `c-${serial}`,
+  issuedAt: T0 - 30 * 24 * HOUR,
+  notAfter: T0 + 300 * 24 * HOUR,
+  certificate: "",
+  public: { caId: "13-sig", issuer: "C=JP, O=JPKI", serial: publicSerial, notAfter: T0 + 400 * 24 * HOUR, sha256: "00" },
+  requestSha256: `r-${serial}`,
+  keyGenerated: false,
+  sameKey: false,
+});
+
+/** A provider workspace with two live links, alice (1a, on public 0a) and bob (1b, on public 0b), that has seen nothing yet. */
+function provider(): string {
+  const d = join(mkdtempSync(join(tmpdir(), "jpki-follow-")), "bank");
+  cpSync(template, d, { recursive: true });
+  return d;
+}
+
+type Answer = () => Response;
+/**
+ * An endpoint that answers each request with the next answer in turn (the last one from then on), recording what it
+ * was asked. Answers are made afresh each time (a Response's body is read once).
+ */
+function endpoint(...answers: Answer[]) {
+  const asked: Array<{ url: string; headers: Headers }> = [];
+  const fetch: typeof globalThis.fetch = async (u, init) => {
+    asked.push({ url: String(u), headers: new Headers(init?.headers) });
+    const a = answers[Math.min(asked.length - 1, answers.length - 1)]!;
+    return a();
+  };
+  return { fetch, asked };
+}
+const ok = (body: Buffer, etag = `"${body.length}-${body.subarray(-8).toString("hex")}"`): Answer => () => new Response(body, { status: 200, headers: { etag } });
+const status = (n: number, headers: Record<string, string> = {}, body: string | null = null): Answer => () => new Response(body, { status: n, headers });
+
+/** Which of the provider's certificates its published CRL lists. */
+const listed = (d: string) => ["1a", "1b"].filter((s) => parseCrl(readFileSync(providerPaths(d).crl)).entries.get(s));
+const stateOf = (d: string) => readFileSync(providerPaths(d).state, "utf8");
+/** No real waiting between attempts: the waits asked for are recorded. */
+function sleeper() {
+  const waits: number[] = [];
+  return { waits, sleep: async (ms: number) => void waits.push(ms) };
+}
+
+beforeAll(async () => {
+  [tokyo, impostor] = await Promise.all([makeCa(), makeCa()]);
+  template = join(mkdtempSync(join(tmpdir(), "jpki-follow-template-")), "bank");
+  await initProvider({ dir: template, name: "Example Bank", endpoint: ENDPOINT, trustAnchors: [tokyo.der], passphrase: PASS, clock: new FixedClock(new Date(T0 - 60 * 24 * HOUR)) });
+  const paths = providerPaths(template);
+  writeProviderState(paths, { ...readProviderState(paths), links: [link("1a", "0a"), link("1b", "0b")] });
+}, 60_000);
+
+const follow = (d: string, fetch: typeof globalThis.fetch, at = T0 + HOUR, extra: Record<string, unknown> = {}) =>
+  followPublicCrls({ dir: d, passphrase: PASS, clock: new FixedClock(new Date(at)), fetch, bearerToken: "tok", ...extra });
+
+describe("provider follow against a hostile endpoint", () => {
+  it("revokes on the CA's CRL; refuses one by another key under the CA's name, and changes nothing", async () => {
+    const d = provider();
+    const forged = await crl(9, [], { by: impostor });
+    const before = stateOf(d);
+    const r = await follow(d, endpoint(ok(forged)).fetch);
+    expect(r.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_INVALID", message: expect.stringContaining("does not verify with the trusted CA's key") } });
+    expect(JSON.parse(stateOf(d)).publicCrls).toEqual(JSON.parse(before).publicCrls);
+    const real = await follow(d, endpoint(ok(await crl(5, [BOB_REVOKED]))).fetch);
+    expect(real.revoked).toEqual([expect.objectContaining({ serial: "1b", reason: "affiliationChanged" })]);
+    expect(listed(d)).toEqual(["1b"]);
+  });
+});
+
+describe("provider follow: what a CRL says", () => {
+  it("never un-revokes: an older number is refused, the same number with other contents too, and a newer CRL that no longer lists a certificate leaves it revoked", async () => {
+    const d = provider();
+    const five = await crl(5, [BOB_REVOKED]);
+    expect((await follow(d, endpoint(ok(five)).fetch)).revoked).toHaveLength(1);
+    const published = readFileSync(providerPaths(d).crl);
+    for (const [body, last] of [[await crl(4, []), "number 4, but number 5 was seen before:"], [await crl(5, [], { at: T0 + 60_000 }), "number 5 was seen before with other contents"]] as const) {
+      const r = await follow(d, endpoint(ok(body)).fetch, T0 + 2 * HOUR);
+      expect(r.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_ROLLBACK", message: expect.stringContaining(last) } });
+      expect(r.crl).toBeUndefined();
+      expect(readFileSync(providerPaths(d).crl)).toEqual(published);
+    }
+    const six = await follow(d, endpoint(ok(await crl(6, [], { at: T0 + 2 * HOUR }))).fetch, T0 + 3 * HOUR);
+    expect(six.crls[0]).toMatchObject({ status: "downloaded", number: "6" });
+    expect(JSON.parse(stateOf(d)).links.find((l: ProviderLink) => l.serial === "1b").revoked).toMatchObject({ publicCrlNumber: "5" });
+    expect(listed(d)).toEqual(["1b"]);
+  });
+
+  it("refuses a delta CRL, whatever its base, and a CRL from the future", async () => {
+    const d = provider();
+    await follow(d, endpoint(ok(await crl(5, []))).fetch);
+    for (const base of [99n, 1n, 5n]) {
+      const r = await follow(d, endpoint(ok(await crl(7, [BOB_REVOKED], { extra: [deltaCrlIndicator(base)] }))).fetch);
+      expect(r.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_INVALID", message: expect.stringContaining("deltaCRLIndicator") } });
+    }
+    const future = await follow(d, endpoint(ok(await crl(8, [], { at: T0 + 3 * HOUR }))).fetch);
+    expect(future.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_INVALID", message: expect.stringContaining("thisUpdate in the future") } });
+    expect(JSON.parse(stateOf(d)).publicCrls["13-sig"]).toMatchObject({ number: "5" });
+  });
+
+  it("refuses garbage, truncated DER and an empty body, and records nothing", async () => {
+    const d = provider();
+    const good = await crl(5, [BOB_REVOKED]);
+    const before = stateOf(d);
+    for (const body of [Buffer.from("<html>502 Bad Gateway</html>"), good.subarray(0, good.length - 40), Buffer.alloc(0), Buffer.concat([good, Buffer.from([0])])]) {
+      const r = await follow(d, endpoint(ok(body)).fetch);
+      expect(r.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_INVALID" } });
+      expect(r.revoked).toEqual([]);
+    }
+    expect(JSON.parse(stateOf(d)).publicCrls).toEqual(JSON.parse(before).publicCrls);
+    expect(JSON.parse(stateOf(d)).links.every((l: ProviderLink) => !l.revoked)).toBe(true);
+  });
+
+  it("uses a stale CRL's revocations, and says it is stale with a code of its own", async () => {
+    const d = provider();
+    // issued two days ago for a day: past its nextUpdate, yet what it lists is revoked
+    const r = await follow(d, endpoint(ok(await crl(5, [BOB_REVOKED], { at: T0 - 48 * HOUR }))).fetch);
+    expect(r.revoked).toEqual([expect.objectContaining({ serial: "1b" })]);
+    expect(listed(d)).toEqual(["1b"]);
+    expect(r.crls[0]).toMatchObject({ status: "downloaded", stale: true, error: { code: "ERR_PUBLIC_CRL_STALE", message: expect.stringContaining(new Date(T0 - 24 * HOUR).toISOString()) } });
+    // still stale on the 304 that follows
+    const again = await follow(d, endpoint(status(304)).fetch);
+    expect(again.crls[0]).toMatchObject({ status: "not-modified", stale: true, error: { code: "ERR_PUBLIC_CRL_STALE" } });
+  });
+});
+
+describe("provider follow: what HTTP says", () => {
+  it("a 304 that names another ETag than the one asked about is no answer about the CRL held: it asks again without validators", async () => {
+    const d = provider();
+    await follow(d, endpoint(ok(await crl(5, []), '"v5"')).fetch);
+    const six = await crl(6, [BOB_REVOKED]);
+    const e = endpoint(status(304, { etag: '"v6"' }), ok(six, '"v6"'));
+    const r = await follow(d, e.fetch, T0 + 2 * HOUR);
+    expect(e.asked.map((a) => a.headers.get("if-none-match"))).toEqual(['"v5"', null]);
+    expect(r.crls[0]).toMatchObject({ status: "downloaded", number: "6" });
+    expect(r.revoked).toHaveLength(1);
+    // the same ETag on the 304 (or a weak one of it): the CRL held stands
+    const same = await follow(d, endpoint(status(304, { etag: 'W/"v6"' })).fetch, T0 + 3 * HOUR);
+    expect(same.crls[0]).toMatchObject({ status: "not-modified", number: "6" });
+  });
+
+  it("refuses a 304 to a first, unconditional request", async () => {
+    const d = provider();
+    const e = endpoint(status(304, { etag: '"x"' }));
+    const r = await follow(d, e.fetch);
+    expect(e.asked[0]!.headers.get("if-none-match")).toBeNull();
+    expect(r.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining("not conditional") } });
+  });
+
+  it("asks again after a 503, a 500 or a refused connection, waiting longer each time, and uses the answer", async () => {
+    const d = provider();
+    const s = sleeper();
+    let n = 0;
+    const refused = () => {
+      n++;
+      throw Object.assign(new TypeError("fetch failed"), { cause: { code: "ECONNREFUSED" } });
+    };
+    const e = endpoint(status(503, {}, "busy"), refused, status(500, {}, "oops"), ok(await crl(5, [BOB_REVOKED])));
+    const r = await follow(d, e.fetch, T0 + HOUR, { sleep: s.sleep, retries: 3 });
+    expect(n).toBe(1);
+    expect(e.asked).toHaveLength(4);
+    expect(r.crls[0]).toMatchObject({ status: "downloaded", number: "5" });
+    expect(r.revoked).toHaveLength(1);
+    expect(s.waits).toHaveLength(3);
+    expect(s.waits[1]!).toBeGreaterThan(s.waits[0]!);
+    expect(s.waits[2]!).toBeGreaterThan(s.waits[1]!);
+  });
+
+  it("gives up after its retries with the last status in a typed error, and records nothing", async () => {
+    const d = provider();
+    const s = sleeper();
+    const before = stateOf(d);
+    const e = endpoint(status(503, {}, "unavailable"));
+    const r = await follow(d, e.fetch, T0 + HOUR, { sleep: s.sleep });
+    expect(e.asked.length).toBeGreaterThan(1);
+    expect(s.waits).toHaveLength(e.asked.length - 1);
+    expect(r.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining("HTTP 503") } });
+    const { links, publicCrls } = JSON.parse(stateOf(d));
+    expect({ links, publicCrls }).toEqual((({ links, publicCrls }) => ({ links, publicCrls }))(JSON.parse(before)));
+  });
+
+  it("waits out a 429's Retry-After, but not one longer than it will wait", async () => {
+    const d = provider();
+    const s = sleeper();
+    const e = endpoint(status(429, { "retry-after": "3" }), ok(await crl(5, [])));
+    expect((await follow(d, e.fetch, T0 + HOUR, { sleep: s.sleep })).crls[0]).toMatchObject({ status: "downloaded" });
+    expect(s.waits).toEqual([3000]);
+    const s2 = sleeper();
+    const long = endpoint(status(429, { "retry-after": "86400" }), ok(await crl(6, [])));
+    const r = await follow(d, long.fetch, T0 + HOUR, { sleep: s2.sleep });
+    expect(s2.waits).toEqual([]);
+    expect(r.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining("HTTP 429") } });
+  });
+
+  it("does not follow a redirect, nor ask again after one", async () => {
+    const d = provider();
+    const s = sleeper();
+    const e = endpoint(status(302, { location: "http://evil.example/13-sig.crl" }));
+    const r = await follow(d, e.fetch, T0 + HOUR, { sleep: s.sleep });
+    expect(e.asked).toHaveLength(1);
+    expect(r.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining("HTTP 302") } });
+  });
+});
+
+describe("provider follow over a real socket", () => {
+  const servers: Server[] = [];
+  afterEach(async () => {
+    for (const s of servers.splice(0)) await new Promise((r) => (s.closeAllConnections(), s.close(r)));
+  });
+  async function serve(handler: Parameters<typeof createServer>[1]): Promise<{ url: string; hits: string[] }> {
+    const hits: string[] = [];
+    const s = createServer((req, res) => (hits.push(`${req.url} ${req.headers.authorization ?? ""}`), handler!(req, res)));
+    servers.push(s);
+    await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+    return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, hits };
+  }
+  const followAt = async (d: string, url: string, extra: Record<string, unknown> = {}) => {
+    const paths = providerPaths(d);
+    const config = JSON.parse(readFileSync(paths.config, "utf8"));
+    const { writeFileSync } = await import("node:fs");
+    writeFileSync(paths.config, JSON.stringify({ ...config, endpoint: url }));
+    return followPublicCrls({ dir: d, passphrase: PASS, clock: new FixedClock(new Date(T0 + HOUR)), bearerToken: "tok", timeoutMs: 500, sleep: async () => undefined, ...extra });
+  };
+
+  it("gives up on an endpoint that never answers, and on a body that never ends, within the timeout", async () => {
+    const d = provider();
+    const hang = await serve(() => undefined);
+    const t = Date.now();
+    expect((await followAt(d, hang.url)).crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE" } });
+    const trickle = await serve((_q, res) => {
+      res.writeHead(200, { "content-type": "application/pkix-crl" });
+      res.write(Buffer.from([0x30, 0x84]));
+      const i = setInterval(() => res.write(Buffer.from([0])), 50);
+      res.on("close", () => clearInterval(i));
+    });
+    expect((await followAt(d, trickle.url)).crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining("within 500 ms") } });
+    expect(Date.now() - t).toBeLessThan(10_000);
+    // a timeout is not asked again: a hanging endpoint would hold the workspace for retries × the timeout
+    expect([hang.hits.length, trickle.hits.length]).toEqual([1, 1]);
+  });
+
+  it("stops reading a body past the size it accepts, however fast it comes", async () => {
+    const d = provider();
+    const flood = await serve((_q, res) => {
+      res.writeHead(200);
+      const chunk = Buffer.alloc(64 * 1024);
+      const pump = () => {
+        while (res.write(chunk));
+      };
+      res.on("drain", pump);
+      pump();
+    });
+    const r = await followAt(d, flood.url, { maxCrlBytes: 1024 * 1024, timeoutMs: 5000 });
+    expect(r.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining("bytes accepted") } });
+  });
+
+  it("does not carry the token to another host on a redirect, nor go round a loop", async () => {
+    const d = provider();
+    const other = await serve((_q, res) => res.end("x"));
+    const away = await serve((_q, res) => (res.writeHead(302, { location: `${other.url}/steal` }), res.end()));
+    expect((await followAt(d, away.url)).crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining("redirect") } });
+    expect(other.hits).toEqual([]);
+    const loop = await serve((q, res) => (res.writeHead(301, { location: q.url! }), res.end()));
+    expect((await followAt(d, loop.url)).crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE" } });
+    expect(loop.hits).toHaveLength(1);
+  });
+});
+
+describe("provider follow: crash safety", () => {
+  it("a pass that fails after noting a revocation (the CA's key would not open) is finished by the next; no CRL number is used twice", async () => {
+    const d = provider();
+    const five = ok(await crl(5, [BOB_REVOKED]), '"v5"');
+    const numberBefore = parseCrl(readFileSync(providerPaths(d).crl)).crlNumber!;
+    await expect(followPublicCrls({ dir: d, passphrase: "wrong", clock: new FixedClock(new Date(T0 + HOUR)), fetch: endpoint(five).fetch })).rejects.toMatchObject({ code: "ERR_PASSPHRASE_WRONG" });
+    expect(listed(d)).toEqual([]);
+    const r = await follow(d, endpoint(status(304, { etag: '"v5"' })).fetch, T0 + 2 * HOUR);
+    expect(r).toMatchObject({ revoked: [], crlCause: "unfinished" });
+    expect(listed(d)).toEqual(["1b"]);
+    const reserved = BigInt(JSON.parse(stateOf(d)).crlNumber);
+    expect(r.crl!.number).toBe(reserved);
+    expect(r.crl!.number).toBeGreaterThan(numberBefore + 1n); // the number the failed pass reserved is burned, not reused
+  });
+});
+
+describe("provider CRL: never un-revoked by a state that lost a revocation", () => {
+  it("refuses to publish a CRL without an entry the published one lists, when state.json is gone or restored from before the revocation", async () => {
+    const d = provider();
+    const paths = providerPaths(d);
+    const beforeRevocation = readFileSync(paths.state);
+    expect((await follow(d, endpoint(ok(await crl(5, [BOB_REVOKED]))).fetch)).revoked).toHaveLength(1);
+    const published = readFileSync(paths.crl);
+    const { rmSync, writeFileSync } = await import("node:fs");
+    // an old backup of state.json put back: bob's link is there, not revoked
+    writeFileSync(paths.state, beforeRevocation);
+    // a day on, the provider's CRL is due: the pass would publish one from this state
+    const r = follow(d, endpoint(ok(await crl(6, [], { at: T0 + 24 * HOUR }))).fetch, T0 + 25 * HOUR);
+    await expect(r).rejects.toMatchObject({ code: "ERR_WORKSPACE_CORRUPT", message: expect.stringContaining("1b") });
+    expect(readFileSync(paths.crl)).toEqual(published);
+    // state.json gone altogether
+    rmSync(paths.state);
+    await expect(follow(d, endpoint(ok(await crl(6, []))).fetch, T0 + 25 * HOUR)).rejects.toMatchObject({ code: "ERR_WORKSPACE_CORRUPT" });
+    expect(readFileSync(paths.crl)).toEqual(published);
+  });
+});
