@@ -191,6 +191,37 @@ describe("watch keeps CRLs fresh with no operator (injected clock)", () => {
     ]);
   });
 
+  it("serve's schedule loop says a lasting failure once, again every five minutes with how often it came, and when it stops", async () => {
+    const real = ws.store.crlStatus.bind(ws.store);
+    let failing = true;
+    ws.store.crlStatus = async () => {
+      if (failing) throw new JpkiError("ERR_STORE", "reading CRL status: disk I/O error");
+      return real();
+    };
+    const said: string[] = [];
+    const recovered: Array<{ code: string; times: number }> = [];
+    const controller = new AbortController();
+    let rounds = 0;
+    const loop = await openCrlSchedule(ws, {
+      passphrase: "pw",
+      signal: controller.signal,
+      onError: (e) => said.push(`${(e as JpkiError).code}: ${(e as Error).message}`),
+      onRecovered: (r) => recovered.push({ code: r.code, times: r.times }),
+      sleep: async () => {
+        clock.advance(60_000); // a round a minute: twelve failing rounds, then two good ones
+        if (++rounds === 12) failing = false;
+        if (rounds === 14) controller.abort();
+      },
+    });
+    await loop();
+    expect(said).toEqual([
+      "ERR_STORE: reading CRL status: disk I/O error",
+      expect.stringMatching(/^ERR_STORE: reading CRL status: disk I\/O error \(failing since .+: 5 more times since it was last said\)$/),
+      expect.stringMatching(/^ERR_STORE: reading CRL status: disk I\/O error \(failing since .+: 5 more times since it was last said\)$/),
+    ]);
+    expect(recovered).toEqual([{ code: "ERR_STORE", times: 12 }]);
+  });
+
   it("supersession at issuance marks the CA and the superseded certificate reaches the CRL", async () => {
     const residentCode = makeResidentCode("0000000778");
     await ws.store.upsertResidents([{ residentCode, municipalityCode: "131016", status: "active", fourItems: items }]);

@@ -31,6 +31,7 @@ async function main(port: NonNullable<typeof parentPort>, o: ScheduleThreadData)
       signal: stop.signal,
       onCrl: (crl) => post({ type: "crl", crl }),
       onError: (e) => post({ type: "error", error: threadError(e) }),
+      onRecovered: (r) => post({ type: "recovered", recovered: r }),
       onSweep: (e) => post({ type: "sweep", event: threadSweepEvent(e) }),
       ...(o.ocsp ? { ocsp: { ...o.ocsp, onIssued: (record: OcspResponderRecord) => post({ type: "issued", record }) } } : {}),
     });

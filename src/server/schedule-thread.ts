@@ -21,6 +21,7 @@ import type { PublishedCrl } from "../crl/publisher.js";
 import type { OcspSignerPolicy } from "../ca/ocsp-signer.js";
 import type { OcspResponderRecord } from "../store/types.js";
 import type { IssuanceSweepEvent } from "../registry/issuance-sweep.js";
+import type { RecoveredError } from "./repeated-errors.js";
 
 const THREAD = new URL("./schedule-thread-main.js", import.meta.url);
 
@@ -47,6 +48,7 @@ export type ScheduleThreadMessage =
   | { readonly type: "crl"; readonly crl: PublishedCrl & { readonly why: string } }
   | { readonly type: "issued"; readonly record: OcspResponderRecord }
   | { readonly type: "error"; readonly error: ThreadError }
+  | { readonly type: "recovered"; readonly recovered: RecoveredError }
   | { readonly type: "sweep"; readonly event: ThreadSweepEvent };
 
 export const threadError = toThreadError;
@@ -71,6 +73,8 @@ export interface ScheduleThreadOptions extends ScheduleThreadData {
   readonly onCrl?: (crl: PublishedCrl & { readonly why: string }) => void;
   /** a failed round (store unreachable, a full disk): the thread retries at its next poll */
   readonly onError?: (e: JpkiError) => void;
+  /** a failure onError was told of stopped (server/repeated-errors.ts) */
+  readonly onRecovered?: (r: RecoveredError) => void;
   readonly onIssued?: (r: OcspResponderRecord) => void;
   /** each daily sweep of the registry side's issuance information, done on the thread (server/serve.ts) */
   readonly onSweep?: (e: IssuanceSweepEvent) => void;
@@ -82,9 +86,16 @@ export interface ScheduleThreadOptions extends ScheduleThreadData {
  * aborted and the thread has finished its round and closed its workspace.
  */
 export async function openCrlScheduleThread(o: ScheduleThreadOptions): Promise<() => Promise<void>> {
-  const { signal, onCrl, onError, onIssued, onSweep, ...data } = o;
+  const { signal, onCrl, onError, onRecovered, onIssued, onSweep, ...data } = o;
   const worker = new Worker(THREAD, { workerData: { jpkiSchedule: data satisfies ScheduleThreadData } });
-  return superviseScheduleThread(worker, { signal, ...(onCrl ? { onCrl } : {}), ...(onError ? { onError } : {}), ...(onIssued ? { onIssued } : {}), ...(onSweep ? { onSweep } : {}) });
+  return superviseScheduleThread(worker, {
+    signal,
+    ...(onCrl ? { onCrl } : {}),
+    ...(onError ? { onError } : {}),
+    ...(onRecovered ? { onRecovered } : {}),
+    ...(onIssued ? { onIssued } : {}),
+    ...(onSweep ? { onSweep } : {}),
+  });
 }
 
 /** What superviseScheduleThread needs of a Worker. */
@@ -98,9 +109,9 @@ export type ScheduleWorker = Pick<Worker, "on" | "once" | "postMessage" | "termi
  */
 export async function superviseScheduleThread(
   worker: ScheduleWorker,
-  o: Pick<ScheduleThreadOptions, "signal" | "onCrl" | "onError" | "onIssued" | "onSweep">,
+  o: Pick<ScheduleThreadOptions, "signal" | "onCrl" | "onError" | "onRecovered" | "onIssued" | "onSweep">,
 ): Promise<() => Promise<void>> {
-  const { signal, onCrl, onError, onIssued, onSweep } = o;
+  const { signal, onCrl, onError, onRecovered, onIssued, onSweep } = o;
   let failure: Error | undefined;
   let stopping = false;
   const exited = new Promise<void>((resolve) =>
@@ -117,6 +128,7 @@ export async function superviseScheduleThread(
       else if (m.type === "crl") onCrl?.(m.crl);
       else if (m.type === "issued") onIssued?.(m.record);
       else if (m.type === "error") onError?.(rebuild(m.error));
+      else if (m.type === "recovered") onRecovered?.(m.recovered);
       else if (m.type === "sweep") onSweep?.(rebuildSweepEvent(m.event));
     });
     worker.on("error", (e) => {

@@ -13,6 +13,7 @@ import { CrlUpdater } from "../crl/updater.js";
 import { IssuanceSweepSchedule, type IssuanceSweepEvent } from "../registry/issuance-sweep.js";
 import type { PublishedCrl } from "../crl/publisher.js";
 import { JpkiError } from "../errors.js";
+import { RepeatedErrors, type RecoveredError } from "./repeated-errors.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { buildServer, type ServerOptions, pathPrefix } from "./app.js";
 
@@ -85,8 +86,13 @@ export interface ScheduleOptions {
   readonly pollMs?: number;
   readonly signal: AbortSignal;
   readonly onCrl?: (crl: PublishedCrl & { readonly why: string }) => void;
-  /** a failed round (store unreachable, a full disk): logged, retried at the next poll */
+  /**
+   * a failed round (store unreachable, a full disk): logged, retried at the next poll. The same failure again is
+   * passed on at most once per five minutes, with how often it came (server/repeated-errors.ts).
+   */
   readonly onError?: (e: unknown) => void;
+  /** a failure onError was told of stopped: a round passed without it */
+  readonly onRecovered?: (r: RecoveredError) => void;
   /**
    * Keep every CA's delegated OCSP signing certificate current (ca/ocsp-signer.ts): its key is wrapped under
    * `responderPassphrase`, which the serving processes need (and not the CA passphrase, when they differ).
@@ -120,7 +126,9 @@ export async function openCrlSchedule(ws: Workspace, o: ScheduleOptions): Promis
 }
 
 async function scheduleLoop(ws: Workspace, updater: CrlUpdater, o: ScheduleOptions, renewal: OcspSignerRenewal | undefined): Promise<void> {
-  const schedule = updater.schedule(o.crlIntervalMs, o.onError ? { onOtherError: o.onError } : {});
+  const errors = o.onError ? new RepeatedErrors(o.onError, { now: () => ws.clock.now().getTime(), ...(o.onRecovered ? { onRecovered: o.onRecovered } : {}) }) : undefined;
+  const onError = errors ? (e: unknown) => errors.error(e) : undefined;
+  const schedule = updater.schedule(o.crlIntervalMs, onError ? { onOtherError: onError } : {});
   const sleep = o.sleep ?? ((ms: number, signal: AbortSignal) => sleepFor(ms, undefined, { signal }));
   // Stopped with the loop, however it ends, so the store is not closed under a sweep in progress.
   const sweepStop = new AbortController();
@@ -130,9 +138,11 @@ async function scheduleLoop(ws: Workspace, updater: CrlUpdater, o: ScheduleOptio
       try {
         for (const p of await schedule.tick()) if (!p.superseded) o.onCrl?.(p);
       } catch (e) {
-        if (o.onError) o.onError(e);
+        if (onError) onError(e);
         else throw e;
       }
+      errors?.roundEnd();
+      // The renewal says its lasting failure (a rewrap) once an hour itself: passed on as it comes.
       if (renewal) {
         try {
           for (const r of await renewal.tick()) o.ocsp?.onIssued?.(r);

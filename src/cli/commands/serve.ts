@@ -175,6 +175,8 @@ Example:
                 const code = (e as { code?: string }).code;
                 ctx.out.info(`jpki serve: CRL schedule: ${code ?? "error"}: ${(e as Error).message}${code === "ERR_KEYS_REWRAPPED" ? "" : " (retrying)"}`);
               };
+              const onRecovered = (r: { code: string; times: number; since: Date }) =>
+                ctx.out.info(`jpki serve: CRL schedule: ${r.code} no longer happens (${r.times} time${r.times === 1 ? "" : "s"} since ${r.since.toISOString()})`);
               const onIssued = (r: { caId: string; serial: string; notAfter: Date }) =>
                 ctx.out.info(`OCSP signing certificate for ${r.caId} issued: serial ${r.serial}, valid until ${r.notAfter.toISOString()}`);
               const onSweep = (e: Parameters<typeof sweepLine>[0]) => ctx.out.info(`jpki serve: ${sweepLine(e)}`);
@@ -191,6 +193,7 @@ Example:
                       signal,
                       onCrl,
                       onError,
+                      onRecovered,
                       onIssued,
                       onSweep,
                       ...(ocsp ? { ocsp } : {}),
@@ -201,6 +204,7 @@ Example:
                       signal,
                       onCrl,
                       onError,
+                      onRecovered,
                       onSweep,
                       ...(ocsp ? { ocsp: { ...ocsp, onIssued } } : {}),
                     });
