@@ -90,3 +90,19 @@ describe("superviseScheduleThread", () => {
     await expect(loop).rejects.toMatchObject({ code: "ERR_INTERNAL" });
   });
 });
+
+describe("superviseScheduleThread's events", () => {
+  it("passes on that a failure stopped (the thread's RepeatedErrors), with its count and start", async () => {
+    const w = new FakeWorker();
+    const recovered: unknown[] = [];
+    const stop = new AbortController();
+    const loop = superviseScheduleThread(w as unknown as ScheduleWorker, { signal: stop.signal, onRecovered: (r) => recovered.push(r) });
+    w.say({ type: "ready" });
+    const done = (await loop)();
+    const r = { code: "ERR_STORE", message: "disk I/O error", times: 12, since: new Date(0) };
+    w.say({ type: "recovered", recovered: r });
+    stop.abort();
+    await done;
+    expect(recovered).toEqual([r]);
+  });
+});
