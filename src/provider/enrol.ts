@@ -106,6 +106,8 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
   if (o.customerId !== undefined && !CUSTOMER_ID.test(o.customerId)) throw new JpkiError("ERR_USAGE", "the customer id must be 1–64 letters, digits or . _ @ -");
   const paths = providerPaths(o.dir);
   const config = readProviderConfig(paths);
+  // Opened first: a wrong passphrase must fail before the public CRL is fetched and recorded, not after.
+  const providerCa = openProviderCa(paths, o.passphrase);
   return withProviderLock(paths, async () => {
     const trusted = readTrustedCas(paths);
     if (!trusted.length) throw new JpkiError("ERR_CA_UNKNOWN", `the provider at ${paths.root} trusts no public CA: trust/ is empty`);
@@ -194,7 +196,6 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
     }
     const sameKey = spki.equals(Buffer.from(certificateParts(publicDer).spki));
 
-    const providerCa = openProviderCa(paths, o.passphrase);
     const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000);
     const notAfter = new Date(Math.min(notBefore.getTime() + config.certificateDays * 86_400_000, pub.notAfter.getTime(), providerCa.notAfter.getTime()));
     const customerId = o.customerId ?? `c-${randomBytes(8).toString("hex")}`;

@@ -320,7 +320,7 @@ export async function refreshPublicCrl(paths: ProviderPaths, endpoint: string, c
 export interface FollowOptions extends PublicEndpointOptions {
   /** the provider workspace directory */
   readonly dir: string;
-  /** the provider CA's passphrase (its CRL is signed when something changed) */
+  /** the provider CA's passphrase: its key is opened before anything is fetched (its CRL is signed when something changed) */
   readonly passphrase: string;
   readonly clock: Clock;
   /** how long to wait for the workspace when another provider command holds it (default PROVIDER_LOCK_WAIT_MS) */
@@ -367,6 +367,9 @@ function isLive(l: ProviderLink, now: Date): boolean {
 export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> {
   const paths = providerPaths(o.dir);
   const config = readProviderConfig(paths);
+  // The key is opened first: a wrong passphrase found only when a revocation had to be published failed the pass (and
+  // ended a --watch) after the revocation was recorded, at the first public revocation rather than at the start.
+  const providerCa = openProviderCa(paths, o.passphrase);
   return withProviderLock(paths, async () => {
     const trusted = new Map(readTrustedCas(paths).map((t) => [t.caId, t]));
     let state = readProviderState(paths);
@@ -431,7 +434,7 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     const due = !published || (published.nextUpdate?.getTime() ?? 0) - now.getTime() <= (config.crlLifetimeHours * 3600_000) / 2;
     const crlCause = revoked.length ? "revocations" : unfinished ? "unfinished" : due ? "due" : undefined;
     if (!crlCause) return { crls, revoked };
-    const crl = await publishProviderCrl(paths, config, openProviderCa(paths, o.passphrase), o.clock, state, { reserved: revoked.length > 0 });
+    const crl = await publishProviderCrl(paths, config, providerCa, o.clock, state, { reserved: revoked.length > 0 });
     return { crls, revoked, crl, crlCause };
   }, o.lockWaitMs === undefined ? {} : { waitMs: o.lockWaitMs });
 }

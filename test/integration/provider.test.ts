@@ -389,6 +389,16 @@ describe("jpki provider", () => {
     expect(v.out).toContain("certificate revoked");
   }, 120_000);
 
+  it("enrol with a wrong passphrase fails before the public CRL is fetched or anything recorded", async () => {
+    const request = readFileSync(application("dave", "form"));
+    const asked: string[] = [];
+    const fetch: typeof globalThis.fetch = async (u) => (asked.push(String(u)), new Response(null, { status: 503 }));
+    const state = readFileSync(join(prov, "state.json"), "utf8");
+    await expect(enrolCustomer({ dir: prov, passphrase: "wrong horse", clock: systemClock, request, generateKey: true, fetch, retries: 0, ocsp: true })).rejects.toMatchObject({ code: "ERR_PASSPHRASE_WRONG" });
+    expect(asked).toEqual([]);
+    expect(readFileSync(join(prov, "state.json"), "utf8")).toBe(state);
+  });
+
   it("records nothing when the generated key cannot be handed over, so the same request still works", async () => {
     const request = readFileSync(application("dave", "form"));
     const base = { dir: prov, passphrase: "correct horse", clock: systemClock, request, generateKey: true, bearerToken: readFileSync(tokenFile, "utf8").trim() };
