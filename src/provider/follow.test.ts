@@ -182,6 +182,19 @@ describe("provider follow: what a CRL says", () => {
     expect(JSON.parse(stateOf(d)).publicCrls["13-sig"]).toMatchObject({ number: "5" });
   });
 
+  it("refuses a complete CRL with a removeFromCRL entry (RFC 5280 §5.3.1: delta CRLs only), and un-revokes nothing", async () => {
+    const d = provider();
+    expect((await follow(d, endpoint(ok(await crl(5, [BOB_REVOKED]))).fetch)).revoked).toHaveLength(1);
+    const alice = { serial: "0a", revokedAt: new Date(T0 - HOUR), reason: 3 };
+    const r = await follow(d, endpoint(ok(await crl(6, [{ ...BOB_REVOKED, reason: 8 }, alice], { at: T0 + HOUR }))).fetch, T0 + 2 * HOUR);
+    expect(r.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_INVALID", message: expect.stringContaining("removeFromCRL") } });
+    expect(r.crls[0]!.error!.message).toContain("0b");
+    expect(r.revoked).toEqual([]); // alice's revocation on the refused CRL does not count either: the CRL is not used
+    expect(JSON.parse(stateOf(d)).publicCrls["13-sig"]).toMatchObject({ number: "5" });
+    expect(JSON.parse(stateOf(d)).links.find((l: ProviderLink) => l.serial === "1b").revoked).toMatchObject({ publicCrlNumber: "5" });
+    expect(listed(d)).toEqual(["1b"]);
+  });
+
   it("refuses garbage, truncated DER and an empty body, and records nothing", async () => {
     const d = provider();
     const good = await crl(5, [BOB_REVOKED]);

@@ -222,6 +222,11 @@ export function verifyPublicCrl(der: Buffer, ca: TrustedCa, now: Date): Crl {
   if (crl.unknownCriticalExtension) throw bad(`carries an unknown critical extension ${crl.unknownCriticalExtension}`);
   if (crl.crlNumber === undefined) throw bad("carries no CRL number");
   if (crl.thisUpdate.getTime() > now.getTime() + SKEW_MS) throw bad(`has a thisUpdate in the future (${crl.thisUpdate.toISOString()})`);
+  // removeFromCRL un-lists a certificate from a delta's base (RFC 5280 §5.3.1: "only found in delta CRLs"). In a
+  // complete CRL it means nothing valid, and a CA that sends it is confused about what it revoked: the whole CRL is
+  // refused rather than read past, and no revocation recorded here is ever undone.
+  const removed = crl.entries.serialWithReason(CRL_REASON.removeFromCRL);
+  if (removed !== undefined) throw bad(`lists serial ${removed} with reason removeFromCRL, which RFC 5280 §5.3.1 allows in delta CRLs only (a malformed complete CRL)`);
   return crl;
 }
 
