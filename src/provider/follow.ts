@@ -139,34 +139,67 @@ function retryAfterMs(res: Response): number | undefined {
 }
 
 /**
- * One GET with its retries: a 200's body read to the bound, any other final status with its body discarded. Every
- * attempt has its own timeout. Throws AttemptFailed when no attempt gave an answer.
+ * A request to the endpoint with the retry policy above: a 429 or 500/502/503/504 and a refused or reset connection
+ * asked again with a growing wait (a 429's Retry-After up to MAX_RETRY_AFTER_MS), a timeout or a redirect not. Each
+ * attempt has its own timeout. Returns the last response, whatever its status (its body unread); throws the last
+ * attempt's own error when no response came. `attempts` counts what was tried. The CRL fetch and enrolment's OCSP
+ * request (provider/enrol.ts) share it, so the endpoint is treated alike whichever of its services is down.
  */
-async function getWithRetries(url: string, headers: Record<string, string>, o: PublicEndpointOptions): Promise<{ res: Response; body?: Buffer; attempts: number }> {
+async function requestWithRetries(url: string, init: RequestInit, o: PublicEndpointOptions, tried: { attempts: number }): Promise<Response> {
   const retries = o.retries ?? DEFAULT_RETRIES;
   const timeoutMs = o.timeoutMs ?? 10_000;
   const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   for (let attempt = 1; ; attempt++) {
-    let failure: AttemptFailed;
+    tried.attempts = attempt;
     let wait = RETRY_BASE_MS * 2 ** (attempt - 1);
+    let res: Response;
     try {
-      // No redirects: the bearer token goes to the endpoint configured, nowhere else.
-      const res = await (o.fetch ?? globalThis.fetch)(url, { headers, redirect: "error", signal: AbortSignal.timeout(timeoutMs) });
-      if (res.status === 200) return { res, body: await boundedBody(res, o.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES), attempts: attempt };
-      await res.body?.cancel().catch(() => undefined);
-      if (!RETRY_STATUSES.has(res.status)) return { res, attempts: attempt };
-      failure = new AttemptFailed(`HTTP ${res.status}`, true, res.status);
-      const after = retryAfterMs(res);
-      if (after !== undefined) {
-        if (after > MAX_RETRY_AFTER_MS) failure = new AttemptFailed(`HTTP ${res.status}, to be asked again after ${after / 1000} s, longer than the ${MAX_RETRY_AFTER_MS / 1000} s waited`, false, res.status);
-        wait = Math.max(wait, after);
-      }
+      // a body given as bytes is copied for each attempt: one sent is not sent again
+      const body = init.body instanceof Uint8Array ? Buffer.from(init.body) : init.body;
+      res = await (o.fetch ?? globalThis.fetch)(url, { ...init, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(timeoutMs) });
     } catch (e) {
-      failure = e instanceof AttemptFailed ? e : transportFailure(e, timeoutMs);
+      if (!transportFailure(e, timeoutMs).retry || attempt > retries) throw e;
+      await sleep(wait);
+      continue;
     }
-    if (!failure.retry || attempt > retries) throw Object.assign(failure, { attempts: attempt });
+    if (!RETRY_STATUSES.has(res.status) || attempt > retries) return res;
+    const after = retryAfterMs(res);
+    if (after !== undefined && after > MAX_RETRY_AFTER_MS) return res;
+    await res.body?.cancel().catch(() => undefined);
+    if (after !== undefined) wait = Math.max(wait, after);
     await sleep(wait);
   }
+}
+
+/** `fetch` with the endpoint's retry policy (requestWithRetries), for a client that makes its own requests. */
+export function endpointFetch(o: PublicEndpointOptions): typeof globalThis.fetch {
+  return (input, init) => requestWithRetries(String(input instanceof Request ? input.url : input), init ?? {}, o, { attempts: 0 });
+}
+
+/**
+ * One GET with its retries: a 200's body read to the bound, any other final status with its body discarded. Throws
+ * AttemptFailed when no attempt gave an answer.
+ */
+async function getWithRetries(url: string, headers: Record<string, string>, o: PublicEndpointOptions): Promise<{ res: Response; body?: Buffer; attempts: number }> {
+  const timeoutMs = o.timeoutMs ?? 10_000;
+  const tried = { attempts: 0 };
+  const failed = (f: AttemptFailed) => Object.assign(f, { attempts: tried.attempts });
+  let res: Response;
+  try {
+    // No redirects: the bearer token goes to the endpoint configured, nowhere else.
+    res = await requestWithRetries(url, { headers, redirect: "error" }, o, tried);
+    if (res.status === 200) return { res, body: await boundedBody(res, o.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES), attempts: tried.attempts };
+  } catch (e) {
+    throw failed(e instanceof AttemptFailed ? e : transportFailure(e, timeoutMs));
+  }
+  await res.body?.cancel().catch(() => undefined);
+  if (!RETRY_STATUSES.has(res.status)) return { res, attempts: tried.attempts };
+  const after = retryAfterMs(res);
+  throw failed(
+    after !== undefined && after > MAX_RETRY_AFTER_MS
+      ? new AttemptFailed(`HTTP ${res.status}, to be asked again after ${after / 1000} s, longer than the ${MAX_RETRY_AFTER_MS / 1000} s waited`, false, res.status)
+      : new AttemptFailed(`HTTP ${res.status}`, true, res.status),
+  );
 }
 
 export interface PublicCrlFetch {
