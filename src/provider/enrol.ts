@@ -37,9 +37,9 @@ import { writeFileAtomic } from "../store/files.js";
 import { parseCertificate } from "../validation/certificate.js";
 import { verifySignedData } from "../validation/cms.js";
 import { validateJpki } from "../validation/jpki.js";
-import { OcspClient } from "../validation/ocsp-source.js";
+import { OcspClient, type OcspProblem } from "../validation/ocsp-source.js";
 import { formatName } from "../validation/name.js";
-import { refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
+import { endpointFetch, refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
 import {
   certifyCustomer,
   openProviderCa,
@@ -74,7 +74,8 @@ export interface EnrolOptions extends PublicEndpointOptions {
   /**
    * Ask the endpoint's OCSP responder too (`<endpoint>/ocsp/<ca>`), and issue only on "good": the CRL may be hours
    * old, OCSP answers from the CA's store now (JPKI.md: OCSP where same-day certainty matters, as at the
-   * identity check ③). Revoked, unknown or no answer refuses.
+   * identity check ③). Revoked, unknown or no answer refuses; a responder down or unreachable (asked again as the
+ * CRL is) is ERR_PUBLIC_OCSP_UNAVAILABLE.
    */
   readonly ocsp?: boolean;
 }
@@ -97,6 +98,9 @@ const CUSTOMER_ID = /^[A-Za-z0-9._@-]{1,64}$/;
 /** A signing time this far ahead of our clock is still accepted (clock skew). */
 const SKEW_MS = 5 * 60_000;
 
+/** OCSP no-answers that are the responder's unavailability (down, unreachable, overloaded), not a verdict. */
+const OCSP_UNAVAILABLE: ReadonlySet<OcspProblem> = new Set(["network", "timeout", "http-status", "response-status"]);
+
 function invalid(message: string, details?: Record<string, unknown>): JpkiError {
   return new JpkiError("ERR_PROVIDER_REQUEST_INVALID", message, details ? { details } : undefined);
 }
@@ -106,6 +110,8 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
   if (o.customerId !== undefined && !CUSTOMER_ID.test(o.customerId)) throw new JpkiError("ERR_USAGE", "the customer id must be 1–64 letters, digits or . _ @ -");
   const paths = providerPaths(o.dir);
   const config = readProviderConfig(paths);
+  // Opened first: a wrong passphrase must fail before the public CRL is fetched and recorded, not after.
+  const providerCa = openProviderCa(paths, o.passphrase);
   return withProviderLock(paths, async () => {
     const trusted = readTrustedCas(paths);
     if (!trusted.length) throw new JpkiError("ERR_CA_UNKNOWN", `the provider at ${paths.root} trusts no public CA: trust/ is empty`);
@@ -161,8 +167,15 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
     let publicOcsp: EnrolResult["publicOcsp"];
     if (o.ocsp) {
       const url = `${config.endpoint}/ocsp/${ca.caId}`;
-      const client = new OcspClient({ url, ...(o.bearerToken ? { bearerToken: o.bearerToken } : {}), ...(o.fetch ? { fetch: o.fetch } : {}), ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}) });
+      const client = new OcspClient({ url, ...(o.bearerToken ? { bearerToken: o.bearerToken } : {}), fetch: endpointFetch(o), ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}) });
       const answer = await client.check({ certificate: publicDer, issuer: ca.der }, now);
+      // A responder that is down says nothing of the certificate: the endpoint's error (exit 17, as a CRL that cannot
+      // be had), not ERR_PROVIDER_PUBLIC_CERT_INVALID, which sent the operator to the customer.
+      if (answer.status === "no-answer" && OCSP_UNAVAILABLE.has(answer.problem)) {
+        throw new JpkiError("ERR_PUBLIC_OCSP_UNAVAILABLE", `the OCSP responder ${url} gave no answer (${answer.problem}: ${answer.detail}): check the endpoint and the network, then enrol again; nothing was issued`, {
+          details: { url, problem: answer.problem, caId: ca.caId },
+        });
+      }
       if (answer.status !== "good") {
         const said = answer.status === "no-answer" ? `no answer (${answer.problem}: ${answer.detail})` : answer.status === "revoked" ? `revoked (${answer.revocation.reason})` : "unknown";
         throw new JpkiError("ERR_PROVIDER_PUBLIC_CERT_INVALID", `the OCSP responder ${url} says the customer's public signature certificate is ${said}: nothing was issued`, {
@@ -194,7 +207,6 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
     }
     const sameKey = spki.equals(Buffer.from(certificateParts(publicDer).spki));
 
-    const providerCa = openProviderCa(paths, o.passphrase);
     const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000);
     const notAfter = new Date(Math.min(notBefore.getTime() + config.certificateDays * 86_400_000, pub.notAfter.getTime(), providerCa.notAfter.getTime()));
     const customerId = o.customerId ?? `c-${randomBytes(8).toString("hex")}`;

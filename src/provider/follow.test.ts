@@ -5,7 +5,7 @@
  * and nothing is half-written. The public CA here is a key and a name made in the test, its CRLs built with
  * crl/builder.ts; the endpoint is an injected fetch or, where the transport itself is the attack, a loopback server.
  */
-import { cpSync, mkdtempSync, readFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -23,7 +23,7 @@ import { basicConstraints, keyIdentifier, keyUsage, subjectKeyIdentifier } from 
 import { encodeName } from "../profile/names.js";
 import { EXT_OID } from "../profile/oids.js";
 import { parseCrl } from "../validation/crl.js";
-import { followPublicCrls } from "./follow.js";
+import { followPublicCrls, watchPublicCrls } from "./follow.js";
 import { initProvider, providerPaths, readProviderState, writeProviderState, type ProviderLink } from "./workspace.js";
 
 const HOUR = 3600_000;
@@ -180,6 +180,19 @@ describe("provider follow: what a CRL says", () => {
     const future = await follow(d, endpoint(ok(await crl(8, [], { at: T0 + 3 * HOUR }))).fetch);
     expect(future.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_INVALID", message: expect.stringContaining("thisUpdate in the future") } });
     expect(JSON.parse(stateOf(d)).publicCrls["13-sig"]).toMatchObject({ number: "5" });
+  });
+
+  it("refuses a complete CRL with a removeFromCRL entry (RFC 5280 §5.3.1: delta CRLs only), and un-revokes nothing", async () => {
+    const d = provider();
+    expect((await follow(d, endpoint(ok(await crl(5, [BOB_REVOKED]))).fetch)).revoked).toHaveLength(1);
+    const alice = { serial: "0a", revokedAt: new Date(T0 - HOUR), reason: 3 };
+    const r = await follow(d, endpoint(ok(await crl(6, [{ ...BOB_REVOKED, reason: 8 }, alice], { at: T0 + HOUR }))).fetch, T0 + 2 * HOUR);
+    expect(r.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_INVALID", message: expect.stringContaining("removeFromCRL") } });
+    expect(r.crls[0]!.error!.message).toContain("0b");
+    expect(r.revoked).toEqual([]); // alice's revocation on the refused CRL does not count either: the CRL is not used
+    expect(JSON.parse(stateOf(d)).publicCrls["13-sig"]).toMatchObject({ number: "5" });
+    expect(JSON.parse(stateOf(d)).links.find((l: ProviderLink) => l.serial === "1b").revoked).toMatchObject({ publicCrlNumber: "5" });
+    expect(listed(d)).toEqual(["1b"]);
   });
 
   it("refuses garbage, truncated DER and an empty body, and records nothing", async () => {
@@ -351,18 +364,49 @@ describe("provider follow over a real socket", () => {
 });
 
 describe("provider follow: crash safety", () => {
-  it("a pass that fails after noting a revocation (the CA's key would not open) is finished by the next; no CRL number is used twice", async () => {
+  it("a pass killed after noting a revocation, before its CRL landed, is finished by the next; no CRL number is used twice", async () => {
     const d = provider();
     const five = ok(await crl(5, [BOB_REVOKED]), '"v5"');
-    const numberBefore = parseCrl(readFileSync(providerPaths(d).crl)).crlNumber!;
-    await expect(followPublicCrls({ dir: d, passphrase: "wrong", clock: new FixedClock(new Date(T0 + HOUR)), fetch: endpoint(five).fetch })).rejects.toMatchObject({ code: "ERR_PASSPHRASE_WRONG" });
+    const paths = providerPaths(d);
+    const oldCrl = readFileSync(paths.crl);
+    const numberBefore = parseCrl(oldCrl).crlNumber!;
+    const first = await follow(d, endpoint(five).fetch);
+    expect(first.crl!.number).toBe(numberBefore + 1n);
+    // what a kill between the state write and the CRL leaves: the revocation recorded, the old CRL in place
+    writeFileSync(paths.crl, oldCrl);
     expect(listed(d)).toEqual([]);
     const r = await follow(d, endpoint(status(304, { etag: '"v5"' })).fetch, T0 + 2 * HOUR);
     expect(r).toMatchObject({ revoked: [], crlCause: "unfinished" });
     expect(listed(d)).toEqual(["1b"]);
     const reserved = BigInt(JSON.parse(stateOf(d)).crlNumber);
     expect(r.crl!.number).toBe(reserved);
-    expect(r.crl!.number).toBeGreaterThan(numberBefore + 1n); // the number the failed pass reserved is burned, not reused
+    expect(r.crl!.number).toBeGreaterThan(numberBefore + 1n); // the number the killed pass reserved is burned, not reused
+  });
+});
+
+describe("provider follow: the passphrase is checked first", () => {
+  it("a wrong passphrase fails a pass before anything is fetched or recorded", async () => {
+    const d = provider();
+    const before = stateOf(d);
+    const e = endpoint(ok(await crl(5, [BOB_REVOKED])));
+    await expect(follow(d, e.fetch, T0 + HOUR, { passphrase: "wrong" })).rejects.toMatchObject({ code: "ERR_PASSPHRASE_WRONG" });
+    expect(e.asked).toEqual([]);
+    expect(stateOf(d)).toBe(before);
+    expect(listed(d)).toEqual([]);
+  });
+
+  it("follow --watch with a wrong passphrase ends before its first pass fetches anything", async () => {
+    const d = provider();
+    const before = stateOf(d);
+    const e = endpoint(ok(await crl(5, [BOB_REVOKED])));
+    const passes: unknown[] = [];
+    const stop = new AbortController();
+    await expect(
+      watchPublicCrls({ dir: d, passphrase: "wrong", clock: new FixedClock(new Date(T0 + HOUR)), fetch: e.fetch, intervalMs: 1000, signal: stop.signal, onPass: (r) => (passes.push(r), stop.abort()) }),
+    ).rejects.toMatchObject({ code: "ERR_PASSPHRASE_WRONG" });
+    expect(passes).toEqual([]);
+    expect(e.asked).toEqual([]);
+    expect(stateOf(d)).toBe(before);
   });
 });
 

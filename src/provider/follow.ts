@@ -139,34 +139,67 @@ function retryAfterMs(res: Response): number | undefined {
 }
 
 /**
- * One GET with its retries: a 200's body read to the bound, any other final status with its body discarded. Every
- * attempt has its own timeout. Throws AttemptFailed when no attempt gave an answer.
+ * A request to the endpoint with the retry policy above: a 429 or 500/502/503/504 and a refused or reset connection
+ * asked again with a growing wait (a 429's Retry-After up to MAX_RETRY_AFTER_MS), a timeout or a redirect not. Each
+ * attempt has its own timeout. Returns the last response, whatever its status (its body unread); throws the last
+ * attempt's own error when no response came. `attempts` counts what was tried. The CRL fetch and enrolment's OCSP
+ * request (provider/enrol.ts) share it, so the endpoint is treated alike whichever of its services is down.
  */
-async function getWithRetries(url: string, headers: Record<string, string>, o: PublicEndpointOptions): Promise<{ res: Response; body?: Buffer; attempts: number }> {
+async function requestWithRetries(url: string, init: RequestInit, o: PublicEndpointOptions, tried: { attempts: number }): Promise<Response> {
   const retries = o.retries ?? DEFAULT_RETRIES;
   const timeoutMs = o.timeoutMs ?? 10_000;
   const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   for (let attempt = 1; ; attempt++) {
-    let failure: AttemptFailed;
+    tried.attempts = attempt;
     let wait = RETRY_BASE_MS * 2 ** (attempt - 1);
+    let res: Response;
     try {
-      // No redirects: the bearer token goes to the endpoint configured, nowhere else.
-      const res = await (o.fetch ?? globalThis.fetch)(url, { headers, redirect: "error", signal: AbortSignal.timeout(timeoutMs) });
-      if (res.status === 200) return { res, body: await boundedBody(res, o.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES), attempts: attempt };
-      await res.body?.cancel().catch(() => undefined);
-      if (!RETRY_STATUSES.has(res.status)) return { res, attempts: attempt };
-      failure = new AttemptFailed(`HTTP ${res.status}`, true, res.status);
-      const after = retryAfterMs(res);
-      if (after !== undefined) {
-        if (after > MAX_RETRY_AFTER_MS) failure = new AttemptFailed(`HTTP ${res.status}, to be asked again after ${after / 1000} s, longer than the ${MAX_RETRY_AFTER_MS / 1000} s waited`, false, res.status);
-        wait = Math.max(wait, after);
-      }
+      // a body given as bytes is copied for each attempt: one sent is not sent again
+      const body = init.body instanceof Uint8Array ? Buffer.from(init.body) : init.body;
+      res = await (o.fetch ?? globalThis.fetch)(url, { ...init, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(timeoutMs) });
     } catch (e) {
-      failure = e instanceof AttemptFailed ? e : transportFailure(e, timeoutMs);
+      if (!transportFailure(e, timeoutMs).retry || attempt > retries) throw e;
+      await sleep(wait);
+      continue;
     }
-    if (!failure.retry || attempt > retries) throw Object.assign(failure, { attempts: attempt });
+    if (!RETRY_STATUSES.has(res.status) || attempt > retries) return res;
+    const after = retryAfterMs(res);
+    if (after !== undefined && after > MAX_RETRY_AFTER_MS) return res;
+    await res.body?.cancel().catch(() => undefined);
+    if (after !== undefined) wait = Math.max(wait, after);
     await sleep(wait);
   }
+}
+
+/** `fetch` with the endpoint's retry policy (requestWithRetries), for a client that makes its own requests. */
+export function endpointFetch(o: PublicEndpointOptions): typeof globalThis.fetch {
+  return (input, init) => requestWithRetries(String(input instanceof Request ? input.url : input), init ?? {}, o, { attempts: 0 });
+}
+
+/**
+ * One GET with its retries: a 200's body read to the bound, any other final status with its body discarded. Throws
+ * AttemptFailed when no attempt gave an answer.
+ */
+async function getWithRetries(url: string, headers: Record<string, string>, o: PublicEndpointOptions): Promise<{ res: Response; body?: Buffer; attempts: number }> {
+  const timeoutMs = o.timeoutMs ?? 10_000;
+  const tried = { attempts: 0 };
+  const failed = (f: AttemptFailed) => Object.assign(f, { attempts: tried.attempts });
+  let res: Response;
+  try {
+    // No redirects: the bearer token goes to the endpoint configured, nowhere else.
+    res = await requestWithRetries(url, { headers, redirect: "error" }, o, tried);
+    if (res.status === 200) return { res, body: await boundedBody(res, o.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES), attempts: tried.attempts };
+  } catch (e) {
+    throw failed(e instanceof AttemptFailed ? e : transportFailure(e, timeoutMs));
+  }
+  await res.body?.cancel().catch(() => undefined);
+  if (!RETRY_STATUSES.has(res.status)) return { res, attempts: tried.attempts };
+  const after = retryAfterMs(res);
+  throw failed(
+    after !== undefined && after > MAX_RETRY_AFTER_MS
+      ? new AttemptFailed(`HTTP ${res.status}, to be asked again after ${after / 1000} s, longer than the ${MAX_RETRY_AFTER_MS / 1000} s waited`, false, res.status)
+      : new AttemptFailed(`HTTP ${res.status}`, true, res.status),
+  );
 }
 
 export interface PublicCrlFetch {
@@ -222,6 +255,11 @@ export function verifyPublicCrl(der: Buffer, ca: TrustedCa, now: Date): Crl {
   if (crl.unknownCriticalExtension) throw bad(`carries an unknown critical extension ${crl.unknownCriticalExtension}`);
   if (crl.crlNumber === undefined) throw bad("carries no CRL number");
   if (crl.thisUpdate.getTime() > now.getTime() + SKEW_MS) throw bad(`has a thisUpdate in the future (${crl.thisUpdate.toISOString()})`);
+  // removeFromCRL un-lists a certificate from a delta's base (RFC 5280 §5.3.1: "only found in delta CRLs"). In a
+  // complete CRL it means nothing valid, and a CA that sends it is confused about what it revoked: the whole CRL is
+  // refused rather than read past, and no revocation recorded here is ever undone.
+  const removed = crl.entries.serialWithReason(CRL_REASON.removeFromCRL);
+  if (removed !== undefined) throw bad(`lists serial ${removed} with reason removeFromCRL, which RFC 5280 §5.3.1 allows in delta CRLs only (a malformed complete CRL)`);
   return crl;
 }
 
@@ -320,7 +358,7 @@ export async function refreshPublicCrl(paths: ProviderPaths, endpoint: string, c
 export interface FollowOptions extends PublicEndpointOptions {
   /** the provider workspace directory */
   readonly dir: string;
-  /** the provider CA's passphrase (its CRL is signed when something changed) */
+  /** the provider CA's passphrase: its key is opened before anything is fetched (its CRL is signed when something changed) */
   readonly passphrase: string;
   readonly clock: Clock;
   /** how long to wait for the workspace when another provider command holds it (default PROVIDER_LOCK_WAIT_MS) */
@@ -367,6 +405,9 @@ function isLive(l: ProviderLink, now: Date): boolean {
 export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> {
   const paths = providerPaths(o.dir);
   const config = readProviderConfig(paths);
+  // The key is opened first: a wrong passphrase found only when a revocation had to be published failed the pass (and
+  // ended a --watch) after the revocation was recorded, at the first public revocation rather than at the start.
+  const providerCa = openProviderCa(paths, o.passphrase);
   return withProviderLock(paths, async () => {
     const trusted = new Map(readTrustedCas(paths).map((t) => [t.caId, t]));
     let state = readProviderState(paths);
@@ -431,7 +472,7 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     const due = !published || (published.nextUpdate?.getTime() ?? 0) - now.getTime() <= (config.crlLifetimeHours * 3600_000) / 2;
     const crlCause = revoked.length ? "revocations" : unfinished ? "unfinished" : due ? "due" : undefined;
     if (!crlCause) return { crls, revoked };
-    const crl = await publishProviderCrl(paths, config, openProviderCa(paths, o.passphrase), o.clock, state, { reserved: revoked.length > 0 });
+    const crl = await publishProviderCrl(paths, config, providerCa, o.clock, state, { reserved: revoked.length > 0 });
     return { crls, revoked, crl, crlCause };
   }, o.lockWaitMs === undefined ? {} : { waitMs: o.lockWaitMs });
 }

@@ -32,6 +32,8 @@ const MAX_SERIAL_OCTETS = 32;
 export interface CrlEntries {
   /** the entries for this serial (hex of the INTEGER contents); several only in an indirect CRL */
   get(serialHex: string): readonly CrlEntry[] | undefined;
+  /** the serial (hex) of the first entry, in serial order, whose reasonCode is `reason`; undefined when none is */
+  serialWithReason(reason: number): string | undefined;
   readonly size: number;
 }
 
@@ -150,6 +152,13 @@ export class CompactCrlEntries implements CrlEntries {
     let found: CrlEntry[] | undefined;
     for (let i = lo; i < this.size && this.#compare(i, key) === 0; i++) (found ??= []).push(this.#entry(i, serialHex));
     return found;
+  }
+
+  serialWithReason(reason: number): string | undefined {
+    const i = this.#reasons.indexOf(reason);
+    if (i < 0) return undefined;
+    const o = i * this.#stride;
+    return this.#keys.subarray(o + 1, o + 1 + this.#keys[o]!).toString("hex");
   }
 
   #entry(i: number, serialHex: string): CrlEntry {

@@ -24,7 +24,7 @@ import { indexEntries, type CrlEntries, type IndexedEntries } from "./crl-index.
 import { parseGeneralNames, parseName, type GeneralName, type Name } from "./name.js";
 
 /** A CRL without revokedCertificates. */
-const EMPTY: CrlEntries = Object.freeze({ get: () => undefined, size: 0 });
+const EMPTY: CrlEntries = Object.freeze({ get: () => undefined, serialWithReason: () => undefined, size: 0 });
 
 const RECOGNISED_CRL_EXTENSIONS: ReadonlySet<string> = new Set([
   EXT_OID.authorityKeyIdentifier,

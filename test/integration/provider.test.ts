@@ -389,6 +389,49 @@ describe("jpki provider", () => {
     expect(v.out).toContain("certificate revoked");
   }, 120_000);
 
+  it("enrol with a wrong passphrase fails before the public CRL is fetched or anything recorded", async () => {
+    const request = readFileSync(application("dave", "form"));
+    const asked: string[] = [];
+    const fetch: typeof globalThis.fetch = async (u) => (asked.push(String(u)), new Response(null, { status: 503 }));
+    const state = readFileSync(join(prov, "state.json"), "utf8");
+    await expect(enrolCustomer({ dir: prov, passphrase: "wrong horse", clock: systemClock, request, generateKey: true, fetch, retries: 0, ocsp: true })).rejects.toMatchObject({ code: "ERR_PASSPHRASE_WRONG" });
+    expect(asked).toEqual([]);
+    expect(readFileSync(join(prov, "state.json"), "utf8")).toBe(state);
+  });
+
+  it("with --ocsp, a responder that is down is the endpoint's error (asked again as the CRL is), not the certificate's", async () => {
+    const request = readFileSync(application("dave"));
+    const token = readFileSync(tokenFile, "utf8").trim();
+    const count = async () => (await ok(["--json", "provider", "list", ...p()])).json().certificates.length;
+    const before = await count();
+    const ocspAnswers = (...answers: Array<() => Response | never>) => {
+      const asked: string[] = [];
+      const waits: number[] = [];
+      const fetch: typeof globalThis.fetch = async (u, init) => {
+        if (!String(u).includes("/ocsp/")) return globalThis.fetch(u, init);
+        asked.push(String(u));
+        return answers[Math.min(asked.length - 1, answers.length - 1)]!();
+      };
+      return { asked, waits, o: { dir: prov, passphrase: "correct horse", clock: systemClock, request, bearerToken: token, ocsp: true, fetch, sleep: async (ms: number) => void waits.push(ms) } };
+    };
+    const down = ocspAnswers(() => new Response(null, { status: 503 }));
+    await expect(enrolCustomer(down.o)).rejects.toMatchObject({ code: "ERR_PUBLIC_OCSP_UNAVAILABLE", message: expect.stringContaining("HTTP 503"), details: { problem: "http-status" } });
+    expect(down.asked).toHaveLength(3);
+    expect(down.waits).toEqual([500, 1000]);
+    const refused = ocspAnswers(() => {
+      throw Object.assign(new TypeError("fetch failed"), { cause: { code: "ECONNREFUSED" } });
+    });
+    await expect(enrolCustomer(refused.o)).rejects.toMatchObject({ code: "ERR_PUBLIC_OCSP_UNAVAILABLE", message: expect.stringContaining("ECONNREFUSED"), details: { problem: "network" } });
+    expect(refused.asked).toHaveLength(3);
+    expect(await count()).toBe(before);
+    // back after one 503: the answer of the second attempt counts
+    const real = ocspAnswers(() => new Response(null, { status: 503 }));
+    const flaky: typeof globalThis.fetch = async (u, init) => (String(u).includes("/ocsp/") && real.asked.push(String(u)) === 1 ? new Response(null, { status: 503 }) : globalThis.fetch(u, init));
+    const r = await enrolCustomer({ ...real.o, fetch: flaky });
+    expect(r.publicOcsp).toMatchObject({ status: "good" });
+    expect(real.asked).toHaveLength(2);
+  });
+
   it("records nothing when the generated key cannot be handed over, so the same request still works", async () => {
     const request = readFileSync(application("dave", "form"));
     const base = { dir: prov, passphrase: "correct horse", clock: systemClock, request, generateKey: true, bearerToken: readFileSync(tokenFile, "utf8").trim() };
