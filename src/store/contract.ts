@@ -11,12 +11,25 @@ import { applyNoticesToRegistry } from "../registry/apply.js";
 import type { RecordResult } from "../registry/import.js";
 import { MAX_SEQUENCE_JUMP } from "../registry/notice.js";
 import { makeResidentCode } from "../registry/resident-code.js";
-import { isRegistered, type CaRecord, type DumpBatch, type IssuanceRecord, type Store } from "./types.js";
+import { isRegistered, type CaRecord, type DumpBatch, type IssuanceRecord, type OcspResponderRecord, type Store } from "./types.js";
 
 const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
 
 function ca(id = "13-sig"): CaRecord {
   return { id, prefectureCode: id.slice(0, 2), purpose: "signature", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "pem", keyId: Buffer.alloc(20, 1), createdAt: new Date(0) };
+}
+
+/** 13-sig's OCSP signing certificate and its key (as stored: wrapped), serial 0c01. */
+function ocspSigner(encryptedKeyPem: string): OcspResponderRecord {
+  return { caId: "13-sig", serial: "0c01", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem, notBefore: new Date(1000), notAfter: new Date(2000) };
+}
+
+/** A store with the CAs 13-sig and 13-auth. */
+async function twoCas(make: () => Promise<Store>): Promise<Store> {
+  const s = await make();
+  await s.putCa(ca());
+  await s.putCa(ca("13-auth"));
+  return s;
 }
 
 function resident(residentCode: string) {
@@ -730,7 +743,7 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(await s.certificateStatus("07aa")).toEqual({ caId: "13-sig", revocation: { revokedAt: new Date(5000), reason: 1 } });
       expect((await s.caRevisions()).get("13-sig")).toBeGreaterThan(before);
       expect(await s.ocspResponders()).toEqual([]);
-      const r = { caId: "13-sig", serial: "0c01", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "pem1", notBefore: new Date(1000), notAfter: new Date(2000) };
+      const r = ocspSigner("pem1");
       await s.putOcspResponder(r);
       await s.putOcspResponder({ ...r, serial: "0c02", encryptedKeyPem: "pem2", notAfter: new Date(3000) });
       expect(await s.ocspResponders()).toEqual([{ ...r, serial: "0c02", encryptedKeyPem: "pem2", notAfter: new Date(3000) }]);
@@ -738,10 +751,8 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
     });
 
     it("a rewrap replaces CA keys and OCSP signing keys in one transaction with one audit record; a renewed signer or an unknown CA replaces none", async () => {
-      const s = await make();
-      await s.putCa(ca());
-      await s.putCa(ca("13-auth"));
-      const r = { caId: "13-sig", serial: "0c01", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "pem1", notBefore: new Date(1000), notAfter: new Date(2000) };
+      const s = await twoCas(make);
+      const r = ocspSigner("pem1");
       await s.putOcspResponder(r);
       await s.putOcspResponder({ ...r, caId: "13-auth", serial: "0d01" });
       const keys = async () => ({ cas: (await s.listCas()).map((c) => c.encryptedKeyPem), ocsp: (await s.ocspResponders()).map((o) => o.encryptedKeyPem) });
@@ -765,10 +776,8 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
     });
 
     it("a rewrap finding an OCSP signer it did not read (issued meanwhile, its key under the old passphrase) replaces no key", async () => {
-      const s = await make();
-      await s.putCa(ca());
-      await s.putCa(ca("13-auth"));
-      const r = { caId: "13-sig", serial: "0c01", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "pem1", notBefore: new Date(1000), notAfter: new Date(2000) };
+      const s = await twoCas(make);
+      const r = ocspSigner("pem1");
       await s.putOcspResponder(r);
       // what the rewrap read: 13-sig's signer only; 13-auth's first one is stored before the rewrap commits
       await s.putOcspResponder({ ...r, caId: "13-auth", serial: "0d01" });
@@ -783,10 +792,8 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
     });
 
     it("an OCSP signer stored unless rewrapped: refused (ERR_KEYS_REWRAPPED), nothing stored, once a rewrap re-encrypted a key it was read with", async () => {
-      const s = await make();
-      await s.putCa(ca());
-      await s.putCa(ca("13-auth"));
-      const r = { caId: "13-sig", serial: "0c01", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "o1", notBefore: new Date(1000), notAfter: new Date(2000) };
+      const s = await twoCas(make);
+      const r = ocspSigner("o1");
       await s.putOcspResponder(r);
       // what a renewal opened: both CA keys as stored now, and 13-sig's signer
       const seen = { cas: [{ id: "13-sig", encryptedKeyPem: "pem" }, { id: "13-auth", encryptedKeyPem: "pem" }], ocspSigners: [{ caId: "13-sig", serial: "0c01", encryptedKeyPem: "o1" }] };
