@@ -99,6 +99,16 @@ ${exitCodesHelp()}`,
     );
 }
 
+/**
+ * What the CLI says of a failure that is none of ours (a bug): ERR_INTERNAL with the error's name and message. The
+ * stack trace only with JPKI_DEBUG=1: an operator's terminal and logs get one line, as for every other error, and
+ * whoever reports the bug can ask for where it happened.
+ */
+export function unexpectedFailure(e: unknown, debug: boolean): JpkiError {
+  const what = e instanceof Error ? (debug && e.stack ? e.stack : `${e.name}: ${e.message}`) : String(e);
+  return new JpkiError("ERR_INTERNAL", `unexpected failure (a bug in jpki: please report it${debug ? "" : "; JPKI_DEBUG=1 shows where it happened"}): ${what}`, { cause: e });
+}
+
 /** Runs the CLI with user arguments (no node/script prefix); resolves to the exit code. */
 export async function run(args: readonly string[], io: Io): Promise<number> {
   const program = await makeProgram(io, namedCommand(makeRoot(), args));
@@ -114,7 +124,7 @@ export async function run(args: readonly string[], io: Io): Promise<number> {
       if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return 0;
       return e.exitCode === 0 ? 0 : EXIT_USAGE;
     }
-    const err = isJpkiError(e) ? e : new JpkiError("ERR_INTERNAL", `unexpected failure: ${(e as Error)?.stack ?? String(e)}`, { cause: e });
+    const err = isJpkiError(e) ? e : unexpectedFailure(e, io.env.JPKI_DEBUG === "1");
     if (json) io.stderr.write(toJson({ error: err.toJSON() }) + "\n");
     else io.stderr.write(`jpki: error [${err.code}] ${err.message}\n`);
     return ERROR_CODES[err.code].exit;
