@@ -8,7 +8,8 @@
  * 304's whole cost; recording the fields costs it a tenth of that.
  *
  * What a line holds: the time, the method, the URL as requested with anything shaped like a token blotted out
- * (loggedUrl), the status, the milliseconds to answer, the peer address and the verifier id or "anonymous".
+ * (loggedUrl), the status, the milliseconds to answer, the client address (the peer's, or behind a trusted proxy the one
+ * X-Forwarded-For names: client-address.ts) and the verifier id or "anonymous".
  * Never a credential, a PIN or the four items (a URL carries none of ours).
  *
  * On a crash the lines of the last LOG_INTERVAL_MS may be lost, never torn ones: every write is whole lines,
@@ -27,7 +28,7 @@ import { TOKEN_PREFIX } from "../verifier/credentials.js";
 export interface AccessLogSink {
   /**
    * `time`: epoch milliseconds; `url`: as requested (the sink redacts it); `ms`: time to answer;
-   * `remote`: the peer address ("" unknown); `verifier`: a verifier id or "anonymous".
+   * `remote`: the client address ("" unknown); `verifier`: a verifier id or "anonymous".
    */
   record(time: number, method: string, url: string, status: number, ms: number, remote: string, verifier: string): void;
 }

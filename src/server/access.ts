@@ -44,6 +44,7 @@ import type { TLSSocket } from "node:tls";
 import type { Store, VerifierFetch, VerifierKind, VerifierRecord } from "../store/types.js";
 import { SERVER_ROUTES, type ServerRoute, type VerifierRateLimit } from "../workspace/config.js";
 import { bearerToken, certificateSha256, tokenSha256 } from "../verifier/credentials.js";
+import type { ClientAddress } from "./client-address.js";
 
 /** A scope: what a route serves, as the access log and fetch records name it. */
 export type RouteScope = (typeof SERVER_ROUTES)[ServerRoute] | "validate" | "status" | "overview" | "page" | "other";
@@ -138,6 +139,8 @@ export interface AccessOptions {
   readonly rateLimit: VerifierRateLimit;
   /** requests refused for their credential, per client address (none: no limit) */
   readonly refusedRateLimit?: VerifierRateLimit;
+  /** the address a refusal is counted against (default the TCP peer's; behind proxies, client-address.ts) */
+  readonly clientAddress?: ClientAddress;
   /** how often registrations are re-read, ms (default 1000): the bound on noticing a revocation */
   readonly refreshMs?: number;
   /** fetch records: the interval counted into one record and the longest it waits in memory, ms (default 1000) */
@@ -243,6 +246,7 @@ export class VerifierAccess {
   readonly #open: ReadonlySet<RouteScope>;
   readonly #rate: VerifierRateLimit;
   readonly #refusedRate: VerifierRateLimit;
+  readonly #clientAddress: ClientAddress | undefined;
   readonly #refreshMs: number;
   readonly #flushMs: number;
   readonly #batchSize: number;
@@ -288,6 +292,7 @@ export class VerifierAccess {
     this.#open = new Set([...ALWAYS_OPEN, ...o.openRoutes.map((r) => SERVER_ROUTES[r])]);
     this.#rate = o.rateLimit;
     this.#refusedRate = o.refusedRateLimit ?? { perSecond: 0, burst: 1 };
+    this.#clientAddress = o.clientAddress;
     this.#refreshMs = o.refreshMs ?? 1000;
     this.#flushMs = o.flushMs ?? 1000;
     this.#batchSize = o.batchSize ?? 1000;
@@ -442,7 +447,7 @@ export class VerifierAccess {
   #refusalWait(req: IncomingMessage, take: boolean): number {
     const rate = this.#refusedRate;
     if (rate.perSecond === 0) return 0;
-    const client = clientOf(req.socket.remoteAddress ?? "");
+    const client = clientOf(this.#clientAddress ? this.#clientAddress(req) : (req.socket.remoteAddress ?? ""));
     const now = this.#now();
     let b = this.#refusedBuckets.get(client);
     if (!b) {

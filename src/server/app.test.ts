@@ -1122,3 +1122,55 @@ describe("refused requests per client address, as the workspace configures them 
     }
   });
 });
+
+describe("refused requests behind a trusted reverse proxy (trustedProxies, X-Forwarded-For)", () => {
+  /** A server of a workspace with `config`, its refusal buckets' time standing still, and its access-log lines. */
+  async function proxied(config: Record<string, unknown>) {
+    const w = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-serve-proxy-")), { clock, config: { refusedRateLimit: { perSecond: 1, burst: 2 }, ...config } });
+    const first = await registerVerifier(w, { name: "proxy test 1", kind: "private" });
+    const second = await registerVerifier(w, { name: "proxy test 2", kind: "private" });
+    const lines: string[] = [];
+    const { app: s } = await buildServer(w, { access: { now: () => 0 }, accessLog: lineSink((l) => lines.push(l)) });
+    await s.listen({ host: "127.0.0.1", port: 0 });
+    const url = `http://127.0.0.1:${(s.server.address() as AddressInfo).port}/openapi.json`;
+    const ask = async (forwardedFor: string, authorization?: string) => {
+      const r = await fetch(url, { headers: { "x-forwarded-for": forwardedFor, ...(authorization ? { authorization } : {}) } });
+      await r.arrayBuffer();
+      return r.status;
+    };
+    const close = async () => {
+      await s.close();
+      await w.close();
+    };
+    return { ask, lines, tokens: [first.token!, second.token!], close };
+  }
+
+  it("from a trusted loopback peer, counts each X-Forwarded-For client apart: one guessing gets 429, another's first request is answered", async () => {
+    const { ask, lines, tokens, close } = await proxied({ trustedProxies: ["127.0.0.1", "::1"] });
+    try {
+      expect([await ask("198.51.100.1", "Bearer jpkiv_guess1"), await ask("198.51.100.1, 127.0.0.1"), await ask("203.0.113.66, 198.51.100.1", "Bearer jpkiv_guess2")]).toEqual([401, 401, 429]);
+      // a verifier at the guessing address, not admitted before: not even checked
+      expect(await ask("198.51.100.1", `Bearer ${tokens[0]}`)).toBe(429);
+      // another client behind the same proxy: its first request (a credential not admitted before) is answered
+      expect(await ask("198.51.100.2", `Bearer ${tokens[1]}`)).toBe(200);
+      expect(await ask("198.51.100.2", "Bearer jpkiv_guess3")).toBe(401);
+      await vi.waitFor(() => expect(lines).toHaveLength(6));
+      const remotes = lines.map((l) => (JSON.parse(l) as { remote: string }).remote);
+      expect(remotes).toEqual(["198.51.100.1", "198.51.100.1", "198.51.100.1", "198.51.100.1", "198.51.100.2", "198.51.100.2"]);
+    } finally {
+      await close();
+    }
+  });
+
+  it("ignores X-Forwarded-For from a peer that is not listed: every guess counts against the peer", async () => {
+    const { ask, lines, tokens, close } = await proxied({ trustedProxies: ["10.0.0.0/8"] });
+    try {
+      expect([await ask("198.51.100.1", "Bearer jpkiv_guess1"), await ask("198.51.100.2", "Bearer jpkiv_guess2"), await ask("198.51.100.3", "Bearer jpkiv_guess3")]).toEqual([401, 401, 429]);
+      expect(await ask("198.51.100.4", `Bearer ${tokens[1]}`)).toBe(429);
+      await vi.waitFor(() => expect(lines).toHaveLength(4));
+      expect(new Set(lines.map((l) => (JSON.parse(l) as { remote: string }).remote))).toEqual(new Set(["127.0.0.1"]));
+    } finally {
+      await close();
+    }
+  });
+});

@@ -43,6 +43,7 @@ import type { Workspace } from "../workspace/workspace.js";
 import { toPem } from "../pki/pem.js";
 import type { AccessLogSink } from "./access-log.js";
 import { apiErrorBody, METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR, TOO_MANY_CONNECTIONS, UNSUPPORTED_CONTENT_ENCODING } from "./api-errors.js";
+import { clientAddressOf } from "./client-address.js";
 import { routedPath, VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
 import { ocspGetRoute, registerOcsp } from "./ocsp.js";
 import { PublishedFiles } from "./published.js";
@@ -435,9 +436,11 @@ export async function buildServer(
   const log = opts.accessLog;
   // Who asked: a verifier id or "anonymous", never any part of a credential. Called as accessLine?.(…): with
   // no log, not even its arguments are computed.
+  // The client address (behind trusted proxies, X-Forwarded-For's: client-address.ts) is worked out here and where a
+  // refusal is counted, never on the way to an answer.
+  const clientAddress = clientAddressOf(ws.config.trustedProxies);
   const accessLine = log
-    ? (req: IncomingMessage, status: number, ms: number, remote: string | undefined) =>
-        log.record(Date.now(), req.method ?? "", req.url ?? "", status, ms, remote ?? "", access.callerOf(req)?.id ?? "anonymous")
+    ? (req: IncomingMessage, status: number, ms: number) => log.record(Date.now(), req.method ?? "", req.url ?? "", status, ms, clientAddress(req), access.callerOf(req)?.id ?? "anonymous")
     : undefined;
   const counter = metrics.requestCounter;
   const tls = opts.tls;
@@ -453,7 +456,7 @@ export async function buildServer(
     let count = refusedCounters.get(route);
     if (!count) refusedCounters.set(route, (count = counter(route)));
     count(status);
-    accessLine?.(req, status, performance.now() - startedAt, req.socket.remoteAddress);
+    accessLine?.(req, status, performance.now() - startedAt);
   };
   const access = new VerifierAccess(ws.store, {
     ...opts.access,
@@ -461,6 +464,7 @@ export async function buildServer(
     openRoutes: ws.config.openRoutes,
     rateLimit: ws.config.verifierRateLimit,
     refusedRateLimit: ws.config.refusedRateLimit,
+    clientAddress,
     onRefused: (req, status, startedAt) => countRefused(req, access.scopeOfRequest(req), status, startedAt),
     // A verifier CA made after the start: trusted for client certificates from the next handshake on.
     ...(tls && !verifierCa ? { onVerifierCa: (der: Buffer) => httpsServer?.setSecureContext(tlsOptions(der)) } : {}),
@@ -473,7 +477,7 @@ export async function buildServer(
     return (req: IncomingMessage, status: number, startedAt: number) => {
       count(status);
       access.record(req, status);
-      accessLine?.(req, status, performance.now() - startedAt, req.socket.remoteAddress);
+      accessLine?.(req, status, performance.now() - startedAt);
     };
   };
   const published = publishedRoute({
@@ -679,7 +683,7 @@ export async function buildServer(
     return (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
       count(reply.statusCode);
       access.record(req.raw, reply.statusCode);
-      accessLine?.(req.raw, reply.statusCode, reply.elapsedTime, req.ip);
+      accessLine?.(req.raw, reply.statusCode, reply.elapsedTime);
       done();
     };
   };

@@ -82,3 +82,33 @@ describe("config pkcs11Modules (the PKCS#11 modules this host loads for CA keys)
     }
   });
 });
+
+describe("config trustedProxies (reverse proxies whose X-Forwarded-For names the client)", () => {
+  it("defaults to none; takes IPv4 and IPv6 addresses and CIDR ranges", () => {
+    expect(parseConfig({}).trustedProxies).toEqual([]);
+    const good = ["127.0.0.1", "10.0.0.0/8", "192.0.2.0/24", "0.0.0.0/0", "203.0.113.9/32", "::1", "2001:db8::/32", "fd00::/8", "::ffff:10.0.0.1", "::/0", "2001:db8::1/128"];
+    expect(parseConfig({ trustedProxies: [...good, "127.0.0.1"] }).trustedProxies).toEqual(good);
+  });
+  it("refuses anything else with ERR_CONFIG_INVALID naming the bad entry", () => {
+    for (const [list, named] of [
+      [["127.0.0.1", "localhost"], "trustedProxies[1]"],
+      [["10.0.0.0/33"], "trustedProxies[0]"],
+      [["fd00::/129"], "trustedProxies[0]"],
+      [["10.0.0.0/"], "trustedProxies[0]"],
+      [["10.0.0.0/08"], "trustedProxies[0]"],
+      [["10.0.0.0/-1"], "trustedProxies[0]"],
+      [["10.0.0.0/8/8"], "trustedProxies[0]"],
+      [["256.0.0.1"], "trustedProxies[0]"],
+      [[" 10.0.0.1"], "trustedProxies[0]"],
+      [["fe80::1%eth0"], "trustedProxies[0]"],
+      [["::1", 7], "trustedProxies[1]"],
+      [[null], "trustedProxies[0]"],
+    ] as const) {
+      expect(() => parseConfig({ trustedProxies: list }), JSON.stringify(list)).toThrowError(expect.objectContaining({ code: "ERR_CONFIG_INVALID", message: expect.stringContaining(named) }));
+    }
+    expect(() => parseConfig({ trustedProxies: [" 10.0.0.1"] })).toThrowError(expect.objectContaining({ message: expect.stringContaining('" 10.0.0.1"') }));
+    for (const bad of ["127.0.0.1", null, { a: 1 }]) {
+      expect(() => parseConfig({ trustedProxies: bad })).toThrowError(expect.objectContaining({ code: "ERR_CONFIG_INVALID", message: expect.stringContaining("trustedProxies") }));
+    }
+  });
+});

@@ -2,6 +2,7 @@
  * Workspace configuration, validated eagerly (STYLE.md §6): a bad value fails when the workspace
  * opens, not when the first certificate is issued.
  */
+import { isIP } from "node:net";
 import { JpkiError } from "../errors.js";
 
 export type ValidityRule = "3y" | "fifth-birthday";
@@ -106,6 +107,13 @@ export interface WorkspaceConfig {
    */
   readonly refusedRateLimit: VerifierRateLimit;
   /**
+   * The reverse proxies in front of `jpki serve`: IP addresses or CIDR ranges ("10.0.0.0/8", "fd00::/8"). A request
+   * whose TCP peer is one of them is counted for `refusedRateLimit`, and logged, under the client address its
+   * X-Forwarded-For names (the rightmost entry that is not itself a listed proxy); from any other peer that header
+   * is ignored, as anyone can send it (server/client-address.ts). Empty (the default): the peer address always.
+   */
+  readonly trustedProxies: readonly string[];
+  /**
    * The PKCS#11 modules (shared libraries) this host may load for CA keys in a token: absolute paths, or bare
    * library names the dynamic loader finds. A CA's key reference in the store names its module, but whoever can
    * write the store (on PostgreSQL, every host sharing the database) must not choose what a CA host loads, so a
@@ -133,6 +141,7 @@ export const DEFAULT_CONFIG: WorkspaceConfig = Object.freeze({
   openRoutes: Object.freeze(["/healthz"]) as readonly ServerRoute[],
   verifierRateLimit: Object.freeze({ perSecond: 100, burst: 1000 }),
   refusedRateLimit: Object.freeze({ perSecond: 10, burst: 100 }),
+  trustedProxies: Object.freeze([]) as readonly string[],
   pkcs11Modules: Object.freeze([]) as readonly string[],
 });
 
@@ -170,6 +179,29 @@ function rateLimit(field: "verifierRateLimit" | "refusedRateLimit", v: unknown):
   const o = { ...d, ...(v as Record<string, unknown>) } as Record<string, unknown>;
   for (const k of Object.keys(o)) if (k !== "perSecond" && k !== "burst") fail(`${field}.${k}`, "unknown setting");
   return Object.freeze({ perSecond: intIn(`${field}.perSecond`, o.perSecond, 0, 1_000_000), burst: intIn(`${field}.burst`, o.burst, 1, 10_000_000) });
+}
+
+/**
+ * An IP address or CIDR range as `trustedProxies` lists it: "192.0.2.7", "10.0.0.0/8", "2001:db8::1", "fd00::/8".
+ * A zone ("fe80::1%eth0") is refused: a zone names an interface of one host, not an address a peer has.
+ */
+export function ipRange(field: string, v: unknown): string {
+  const why = `${JSON.stringify(v)} is not an IP address or CIDR range (e.g. "10.0.0.1", "10.0.0.0/8", "fd00::/8")`;
+  if (typeof v !== "string") fail(field, why);
+  const slash = v.indexOf("/");
+  const address = slash < 0 ? v : v.slice(0, slash);
+  const family = address.includes("%") ? 0 : isIP(address);
+  if (family === 0) fail(field, why);
+  if (slash >= 0) {
+    const bits = v.slice(slash + 1);
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(bits) || Number(bits) > (family === 4 ? 32 : 128)) fail(field, `${JSON.stringify(v)}: the prefix length must be a whole number from 0 to ${family === 4 ? 32 : 128}`);
+  }
+  return v;
+}
+
+function trustedProxies(v: unknown): readonly string[] {
+  if (!Array.isArray(v)) fail("trustedProxies", 'must be a list of IP addresses or CIDR ranges, e.g. ["127.0.0.1", "10.0.0.0/8"]');
+  return Object.freeze([...new Set(v.map((r, i) => ipRange(`trustedProxies[${i}]`, r)))]);
 }
 
 /**
@@ -219,6 +251,7 @@ export function parseConfig(input: unknown): WorkspaceConfig {
     openRoutes: openRoutes(o.openRoutes),
     verifierRateLimit: rateLimit("verifierRateLimit", o.verifierRateLimit),
     refusedRateLimit: rateLimit("refusedRateLimit", o.refusedRateLimit),
+    trustedProxies: trustedProxies(o.trustedProxies),
     pkcs11Modules: pkcs11Modules(o.pkcs11Modules),
   });
 }

@@ -85,6 +85,9 @@ credential (400, 401, 403) count against their client address (an IPv6 /64 as on
 (config.json; default 10/s, bursts of 100, per process) the address gets 429 "too-many-refusals" with
 Retry-After, and a token this process has not admitted yet is not checked from it meanwhile, so guessing
 tokens is slowed to that rate; verifiers already admitted from the address are answered as before.
+Behind a reverse proxy, list it in trustedProxies (config.json: IP addresses or CIDR ranges): from a listed
+peer the client address, for that limit and the access log, is the rightmost X-Forwarded-For entry that is
+not a listed proxy; from any other peer X-Forwarded-For is ignored.
 What each verifier fetched is recorded in the store (written in batches, at most 1 s behind); the access
 log names the verifier id or "anonymous", never a token.
 Each HTTP process holds at most --max-connections connections at once (default 10000; keep it under the
