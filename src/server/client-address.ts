@@ -1,6 +1,6 @@
 /**
- * The client address of a request behind reverse proxies: X-Forwarded-For (the de facto header RFC 7239 §1
- * describes; §5.2 notes the same for its own "for=") believed only from the proxies the workspace lists in
+ * The client address of a request behind reverse proxies: X-Forwarded-For (the de facto header; RFC 7239's
+ * Forwarded "for=" standardises the same idea) believed only from the proxies the workspace lists in
  * `trustedProxies`.
  *
  * Each proxy appends the address it was connected from, so the list is read from the right: the last entry was
