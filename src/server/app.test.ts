@@ -1037,7 +1037,7 @@ describe("request bodies in a coding or charset the JSON routes do not read (att
 
 describe("the 'not published' 404 (attack round 2)", () => {
   it("says what is wrong in a message and echoes nothing of the request's path", async () => {
-    for (const p of [`/crl/${"x".repeat(8000)}.crl`, "/crl/<script>alert(1)</script>.crl", "/ca/99-sig.crt"]) {
+    for (const p of [`/crl/${"q".repeat(8000)}.crl`, "/crl/<script>alert(1)</script>.crl", "/ca/99-sig.crt"]) {
       const r = await get(p);
       expect(r.status, p.slice(0, 40)).toBe(404);
       expect(r.headers["cache-control"]).toBe("no-store");
@@ -1045,7 +1045,7 @@ describe("the 'not published' 404 (attack round 2)", () => {
       expect(body).toMatchObject({ code: "not-published", message: expect.stringMatching(/\/crl\/index\.json/) });
       expect(r.body.length, p.slice(0, 40)).toBeLessThan(300);
       expect(r.body.toString()).not.toContain("script");
-      expect(r.body.toString()).not.toContain("xxxx");
+      expect(r.body.toString()).not.toContain("qqqq");
       expect(r.body.toString()).not.toContain("99-sig");
     }
   });
