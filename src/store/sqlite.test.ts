@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdtempSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
@@ -435,6 +435,48 @@ describe("SqliteStore bulk writes", () => {
       expect(dbSize()).toBeGreaterThan(before + 64 * 4096);
       expect((await s.listDisclosures({ residentCode: rec(n - 1).residentCode, limit: 100_000 })).length).toBeGreaterThan(0);
     } finally {
+      await s.close();
+    }
+  });
+  it("maps the file as it grows, so pages another connection copied back are not read with pread (Linux: /proc/self/maps)", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const s = SqliteStore.open(path, { create: true });
+    // The extent of this process's map of the file (0 without one), as the kernel lists it.
+    const mapped = () =>
+      readFileSync("/proc/self/maps", "utf8")
+        .split("\n")
+        .filter((l) => l.endsWith(` ${path}`))
+        .reduce((n, l) => {
+          const [from, to] = l.split(" ")[0]!.split("-").map((h) => parseInt(h, 16));
+          return n + (to! - from!);
+        }, 0);
+    const now = vi.spyOn(Date, "now");
+    try {
+      await s.countResidents(); // the first read maps the new file: a few pages
+      const small = mapped();
+      // Notice batches: the checkpointer thread's connection copies them back, growing the file.
+      for (let k = 0; k < 60; k++) {
+        await s.commitNoticeBatch({ noticeIds: [], residentCodes: [] }, () => ({
+          commit: {
+            at: new Date(0),
+            notices: Array.from({ length: 200 }, (_, i) => ({ noticeId: `G-${k}-${i}`, residentCode: `g${k}-${i}`, sequence: 1, kind: "death", body: "q".repeat(600), status: "applied" as const, revocations: 0 })),
+            sequences: [],
+            revocations: [],
+            relinks: [],
+            dirtyCas: [],
+          },
+        }));
+      }
+      const deadline = Date.now() + 10_000;
+      while (statSync(path).size < small + (4 << 20) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(statSync(path).size).toBeGreaterThan(small + (4 << 20));
+      // A second later (the check runs at most once a second) a read finds the map following the file.
+      const later = Date.now() + 2000;
+      now.mockImplementation(() => later);
+      expect((await s.getNotice("G-0-0"))?.status).toBe("applied");
+      expect(mapped()).toBeGreaterThanOrEqual(statSync(path).size - (1 << 20));
+    } finally {
+      now.mockRestore();
       await s.close();
     }
   });
