@@ -42,6 +42,7 @@ import { freshestCrlFor } from "../crl/delta.js";
 import { caId, caUrls, type CaUrls } from "./ids.js";
 import { prefecture, type Prefecture } from "./prefectures.js";
 import { endOfJstDay } from "./validity.js";
+import { asJst } from "../pki/jst.js";
 
 export { PURPOSE_SUFFIX, caId, caUrls, parseCaId, type CaUrls } from "./ids.js";
 export { assertCaCertificate } from "../profile/ca-check.js";
@@ -98,7 +99,7 @@ export async function createCaRecord(opts: {
   const keyId = keyIdentifier(signer.spki);
   const name = encodeName(caSubject(pref.romaji, opts.purpose));
   const nb = new Date(Math.floor(opts.now.getTime() / 1000) * 1000);
-  const jst = new Date(nb.getTime() + 9 * 3600_000);
+  const jst = asJst(nb);
   const notAfter = endOfJstDay(jst.getUTCFullYear() + opts.config.caValidityYears, jst.getUTCMonth(), jst.getUTCDate());
   const tbs = encodeTbs({
     serial: randomSerial(),

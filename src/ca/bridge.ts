@@ -60,6 +60,7 @@ import { caUrls } from "./ids.js";
 import { endOfJstDay } from "./validity.js";
 
 import { BRIDGE_ID, MAX_ARL_NUMBER, parseStateArlNumber } from "./bridge-id.js";
+import { asJst } from "../pki/jst.js";
 
 export { BRIDGE_ID };
 
@@ -337,7 +338,7 @@ async function openOrCreateBridge(
   const signer = new SoftwareSigner(key);
   const name = encodeName(BRIDGE_SUBJECT);
   const nb = new Date(Math.floor(ws.clock.now().getTime() / 1000) * 1000);
-  const jst = new Date(nb.getTime() + 9 * 3600_000);
+  const jst = asJst(nb);
   const tbs = encodeTbs({
     serial: randomSerial(),
     signatureAlgorithm: signer.algorithmIdentifier,

@@ -4,12 +4,11 @@
  * like J-LIS's certificates, and never outlive the issuing CA.
  */
 import type { ValidityRule } from "../workspace/config.js";
-
-const JST_MS = 9 * 3600_000;
+import { asJst } from "../pki/jst.js";
 
 /** The JST calendar date of an instant. */
 function jstDate(d: Date): { y: number; m: number; day: number } {
-  const j = new Date(d.getTime() + JST_MS);
+  const j = asJst(d);
   return { y: j.getUTCFullYear(), m: j.getUTCMonth(), day: j.getUTCDate() };
 }
 

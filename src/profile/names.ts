@@ -5,6 +5,7 @@
 import { encodeTree, explicit, oid, printable, TAG, tree } from "../pki/der.js";
 import { ATTR_OID } from "./oids.js";
 import type { CertificateType } from "./types.js";
+import { asJst } from "../pki/jst.js";
 
 export type Rdn = readonly [type: keyof typeof ATTR_OID, value: string];
 
@@ -91,7 +92,7 @@ export function crlPartitionName(prefectureRomaji: string, municipalityRomaji: s
  * counter id. It identifies the issuance, never the person.
  */
 export function opaqueId(requestedAt: Date, sequence: number, counterId: string): string {
-  const jst = new Date(requestedAt.getTime() + 9 * 3600_000);
+  const jst = asJst(requestedAt);
   const p = (n: number, w = 2) => String(n).padStart(w, "0");
   const ts = `${jst.getUTCFullYear()}${p(jst.getUTCMonth() + 1)}${p(jst.getUTCDate())}${p(jst.getUTCHours())}${p(jst.getUTCMinutes())}${p(jst.getUTCSeconds())}`;
   return `${ts}${p(sequence % 100000, 5)}${counterId.padEnd(9, "0").slice(0, 9)}`;

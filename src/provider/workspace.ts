@@ -48,6 +48,7 @@ import { sweepStaleTemps } from "../store/staging.js";
 import { caId } from "../ca/ids.js";
 import { describeJpkiAnchor } from "../validation/jpki.js";
 import { readCrlFile } from "../validation/crl.js";
+import { asJst } from "../pki/jst.js";
 
 export interface ProviderPaths {
   readonly root: string;
@@ -376,7 +377,7 @@ export async function initProvider(o: InitProviderOptions): Promise<ProviderInit
     const signer = new SoftwareSigner(key);
     const name = encodeName(providerCaName(config.name));
     const nb = new Date(Math.floor(o.clock.now().getTime() / 1000) * 1000);
-    const jst = new Date(nb.getTime() + 9 * 3600_000);
+    const jst = asJst(nb);
     const tbs = encodeTbs({
       serial: randomSerial(),
       signatureAlgorithm: signer.algorithmIdentifier,

@@ -25,6 +25,7 @@ import type { FourItems, Gender } from "../profile/types.js";
 import { assertMunicipalityCode, prefectureOfMunicipality } from "./municipality.js";
 import { residentCodeCheckDigit } from "./resident-code.js";
 import { assertRegistryFourItems, normaliseRegistryText } from "./resident.js";
+import { jstDay } from "../pki/jst.js";
 
 // ---------------------------------------------------------------------------------------------------------
 // Kinds
@@ -533,7 +534,7 @@ export function noticeCsvRow(n: ChangeNoticeInput, opts: { japaneseKinds?: boole
 
 /** Today's date in Japan (YYYY-MM-DD): the registry dates changes by the JST calendar. */
 export function jstToday(now: Date): string {
-  return new Date(now.getTime() + 9 * 3600_000).toISOString().slice(0, 10);
+  return jstDay(now);
 }
 
 /**

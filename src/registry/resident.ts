@@ -13,6 +13,7 @@ import { PREFECTURES, type Prefecture } from "../ca/prefectures.js";
 import type { FourItems, Gender } from "../profile/types.js";
 import { assertResidentCode } from "./resident-code.js";
 import { assertMunicipalityCode, prefectureOfMunicipality } from "./municipality.js";
+import { jstDay } from "../pki/jst.js";
 
 /** State of the record: 住民 (active), 死亡 (deceased), 消除 (removed, e.g. emigration). */
 export type ResidentStatus = "active" | "deceased" | "removed";
@@ -61,8 +62,6 @@ const FULLWIDTH_SPACE = "\u3000";
 export const ADDRESS_MAX_CHARS = 200;
 /** The earliest year the birth-date era digit can express (1 = 明治). */
 const EARLIEST_BIRTH_YEAR = 1868;
-/** JST is UTC+9 all year: "today" for a birth date is the Japanese calendar day. */
-const JST_OFFSET_MS = 9 * 60 * 60 * 1000;
 
 const GENDER_BY_INPUT: ReadonlyMap<string, Gender> = new Map<string, Gender>([
   ["male", "male"], ["female", "female"], ["unknown", "unknown"],
@@ -163,9 +162,20 @@ function checkName(name: string, field: string, w: Where): void {
   checkNamePart(parts[1]!, field, w);
 }
 
-/** The prefecture an address starts with, if any (prefecture names are prefix-free, so at most one). */
+/** Prefectures by kanji name, and the lengths those names have (3 or 4 UTF-16 units: 東京都, 神奈川県). */
+const PREFECTURE_BY_KANJI: ReadonlyMap<string, Prefecture> = new Map(PREFECTURES.map((p) => [p.kanji, p]));
+const PREFECTURE_NAME_LENGTHS = [...new Set(PREFECTURES.map((p) => p.kanji.length))];
+
+/**
+ * The prefecture an address starts with, if any (prefecture names are prefix-free, so at most one). Looked up
+ * by the address's first few characters rather than by trying 47 names: every notice checks one or two addresses.
+ */
 function prefectureOfAddress(address: string): Prefecture | undefined {
-  return PREFECTURES.find((p) => address.startsWith(p.kanji));
+  for (const n of PREFECTURE_NAME_LENGTHS) {
+    const p = PREFECTURE_BY_KANJI.get(address.slice(0, n));
+    if (p) return p;
+  }
+  return undefined;
 }
 
 /** 住所: non-empty, ≤ 200 characters, no controls, from the prefecture onward. Returns that prefecture. */
@@ -198,7 +208,8 @@ function checkBirthDate(s: string, now: Date, w: Where): void {
     fail("ERR_RESIDENT_INVALID", "birthDate", "too-early", `is before ${EARLIEST_BIRTH_YEAR}, which the certificate's era digit cannot express`, w);
   }
   if (Number.isNaN(now.getTime())) throw new JpkiError("ERR_INTERNAL", "parseResidentRecord: opts.now is an invalid Date");
-  const todayJst = new Date(now.getTime() + JST_OFFSET_MS).toISOString().slice(0, 10);
+  // "Today" for a birth date is the Japanese calendar day.
+  const todayJst = jstDay(now);
   // ISO dates of equal width compare correctly as strings.
   if (s > todayJst) fail("ERR_RESIDENT_INVALID", "birthDate", "future", "is in the future", w);
 }

@@ -25,9 +25,10 @@ import type { Clock } from "../pki/clock.js";
 import { ARL_SCOPE, type CrlRecord, type Store } from "../store/types.js";
 import { parseCrl } from "../validation/crl.js";
 import { CompactCrlEntries } from "../validation/crl-index.js";
+import { JST_OFFSET_MS } from "../pki/jst.js";
 
-/** JST: UTC+9 all year. */
-export const JST_OFFSET_MINUTES = 540;
+/** JST: UTC+9 all year (pki/jst.ts), in minutes. */
+export const JST_OFFSET_MINUTES = JST_OFFSET_MS / 60_000;
 /** The longest window a caller may ask for, days. */
 export const MAX_OVERVIEW_DAYS = 366;
 const DAY_MS = 86_400_000;
