@@ -735,6 +735,26 @@ describe("the status page and the CA overview (issue 11 point 3)", () => {
     expect((await get("/v1/overview?days=0")).status).toBe(400);
     expect((await get("/v1/overview?days=7")).status).toBe(200);
   });
+
+  it("GET /v1/overview refuses a query parameter it does not take 400 query-invalid, as GET /v1/status/history does; days alone is taken", async () => {
+    const history = await get("/v1/status/history?x=1");
+    expect(history.status).toBe(400);
+    const shape = JSON.parse(history.body.toString()) as Record<string, unknown>;
+    expect(shape).toMatchObject({ error: "bad_request", code: "query-invalid" });
+    for (const q of ["?x=1", "?days=7&x=1", "?Days=7", "?days=7&access_token=abc", "?callback"]) {
+      const r = await get(`/v1/overview${q}`);
+      expect(r.status, q).toBe(400);
+      expect(r.headers["cache-control"], q).toBe("no-store");
+      const body = JSON.parse(r.body.toString()) as Record<string, unknown>;
+      expect(Object.keys(body).sort(), q).toEqual(Object.keys(shape).sort());
+      expect(body, q).toMatchObject({ error: "bad_request", code: "query-invalid", message: expect.stringContaining("days") });
+      const head = await get(`/v1/overview${q}`, {}, "HEAD");
+      expect([head.status, head.body.length], q).toEqual([400, 0]);
+    }
+    // what it takes is answered as before
+    for (const q of ["", "?", "?days=7"]) expect((await get(`/v1/overview${q}`)).status, q).toBe(200);
+    expect(JSON.parse((await get("/v1/overview?days=0")).body.toString())).toMatchObject({ code: "days-invalid" });
+  });
 });
 
 describe("every error answer carries a typed code (issue 13 point 3: found by npm run fuzz)", () => {
