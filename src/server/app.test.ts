@@ -908,6 +908,26 @@ describe("methods the routes do not take (a hostile client's requests)", () => {
     expect(ok.status).toBe(100);
   });
 
+  /** The count of jpki_http_requests_total for a route and status, as /metrics shows it now. */
+  async function requestCount(route: string, status: number): Promise<number> {
+    const m = (await get("/metrics")).body.toString();
+    return Number(new RegExp(`jpki_http_requests_total\\{route="${route}",status="${status}"\\} (\\d+)`).exec(m)?.[1] ?? 0);
+  }
+
+  it("counts in /metrics and writes to the access log the CONNECT 405 and the unmet-Expect 417, without the credential", async () => {
+    const token = auth.authorization!.slice("Bearer ".length);
+    const [connects, expects] = [await requestCount("other", 405), await requestCount("validate", 417)];
+    const before = log.length;
+    expect((await rawAnswer(`CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\nAuthorization: ${auth.authorization}\r\n\r\n`)).status).toBe(405);
+    expect((await rawAnswer(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nExpect: 200-ok\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`)).status).toBe(417);
+    const lines = log.slice(before).map((l) => JSON.parse(l) as { method: string; url: string; status: number; verifier: string });
+    expect(lines).toContainEqual(expect.objectContaining({ method: "CONNECT", url: "127.0.0.1:22", status: 405, verifier: "anonymous" }));
+    expect(lines).toContainEqual(expect.objectContaining({ method: "POST", url: "/v1/validate", status: 417, verifier: "anonymous" }));
+    expect(log.slice(before).join("\n")).not.toContain(token);
+    expect(await requestCount("other", 405)).toBe(connects + 1);
+    expect(await requestCount("validate", 417)).toBe(expects + 1);
+  });
+
   it("refuses a caller without a credential before inviting its body: no 100 Continue ahead of the 401", async () => {
     const c = rawClient(Number(new URL(base).port));
     c.socket.write(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n`);

@@ -392,7 +392,9 @@ function parserRefusalBody(code: keyof typeof PARSER_REFUSALS): string {
 
 /**
  * An Expect other than 100-continue (RFC 9110 §10.1.1): node answered 417 with an empty body, the one error of
- * the server without a code. The body is not read, so the connection ends after the answer.
+ * the server without a code. The body is not read, so the connection ends after the answer. Node asks before
+ * the request reaches the server's handler, so neither access control nor a route sees it: the caller counts and
+ * logs it (buildServer).
  */
 function refuseExpectation(_req: IncomingMessage, res: ServerResponse): void {
   const body = parserRefusalBody("expectation-failed");
@@ -403,12 +405,17 @@ function refuseExpectation(_req: IncomingMessage, res: ServerResponse): void {
 /**
  * CONNECT asks for a tunnel, which this server never opens. node hands it to the server's "connect" listeners
  * and, with none, destroyed the socket without a word. 405 with the typed code and an empty Allow (the authority
- * it names is no resource here), then the connection ends once the answer is out.
+ * it names is no resource here), then the connection ends once the answer is out. Whether it answered (not on a
+ * connection already closed): like refuseExpectation's, its answer is counted and logged by the caller.
  */
-function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
+function refuseConnect(_req: IncomingMessage, socket: Duplex): boolean {
   const body = METHOD_NOT_ALLOWED.body;
-  if (!socket.writable) return void socket.destroy();
+  if (!socket.writable) {
+    socket.destroy();
+    return false;
+  }
   socket.end(`HTTP/1.1 405 ${STATUS_CODES[405]}\r\nAllow: \r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`, () => socket.destroy());
+  return true;
 }
 
 /** The order methods are listed in an Allow header. */
@@ -588,8 +595,18 @@ export async function buildServer(
       // in the disclosure log — was never written. With this (node's http server reads it at the client's FIN)
       // the answer in progress is written and marked the last: the connection ends after it.
       (server as { httpAllowHalfOpen?: boolean }).httpAllowHalfOpen = true;
-      server.on("connect", refuseConnect);
-      server.on("checkExpectation", refuseExpectation);
+      // Answered outside the request path (node's "connect" and "checkExpectation" events), so counted and logged
+      // here as the refusals before any route are: under the scope their target names, with no verifier (access
+      // control never ran: a credential they carry is neither checked nor written).
+      server.on("connect", (req: IncomingMessage, socket: Duplex) => {
+        const startedAt = performance.now();
+        if (refuseConnect(req, socket)) countRefused(req, access.scopeOfTarget(req), METHOD_NOT_ALLOWED.status, startedAt);
+      });
+      server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
+        const startedAt = performance.now();
+        refuseExpectation(req, res);
+        countRefused(req, access.scopeOfTarget(req), PARSER_REFUSALS["expectation-failed"].status, startedAt);
+      });
       server.on("checkContinue", checkContinue);
       // Over TLS the HTTP parser reads the TLS socket, not the TCP one the "connection" event gives.
       server.on(tls ? "secureConnection" : "connection", (s: Socket) => {
