@@ -928,6 +928,34 @@ describe("methods the routes do not take (a hostile client's requests)", () => {
     expect(await requestCount("validate", 417)).toBe(expects + 1);
   });
 
+  it("answers the asterisk-form (RFC 9112 §3.2.4) 400 bad-request for any method but OPTIONS, where GET * got the status page; OPTIONS * 204 with Allow", async () => {
+    const before = [await requestCount("other", 400), await requestCount("other", 204)];
+    const lines = log.length;
+    for (const method of ["GET", "POST", "PUT", "DELETE"]) {
+      const a = await rawAnswer(`${method} * HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nConnection: close\r\n\r\n`);
+      expect(a.status, method).toBe(400);
+      expect(a.headers["content-type"], method).toMatch(/^application\/json/);
+      expect(a.headers["cache-control"], method).toBe("no-store");
+      expect(JSON.parse(a.body), method).toMatchObject({ code: "bad-request" });
+    }
+    const head = await rawAnswer(`HEAD * HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nConnection: close\r\n\r\n`);
+    expect([head.status, head.body]).toEqual([400, ""]);
+    const options = await rawAnswer(`OPTIONS * HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nConnection: close\r\n\r\n`);
+    expect(options.status).toBe(204);
+    expect(options.headers.allow).toBe("GET, HEAD, POST, OPTIONS");
+    expect(options.body).toBe("");
+    // the credential is checked first, as on every target not open
+    expect((await rawAnswer(`GET * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)).status).toBe(401);
+    // a path is answered as before on the same keep-alive connection after a refused asterisk-form
+    const c = rawClient(Number(new URL(base).port));
+    c.socket.write(`GET * HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\n\r\nGET /openapi.json HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nConnection: close\r\n\r\n`);
+    // (the first answer's body ends without a newline: the second status line follows it on the same line)
+    expect((await c.answer).match(/HTTP\/1\.1 \d{3} /g)).toEqual(["HTTP/1.1 400 ", "HTTP/1.1 200 "]);
+    expect(await requestCount("other", 400)).toBe(before[0]! + 6);
+    expect(await requestCount("other", 204)).toBe(before[1]! + 1);
+    expect(log.slice(lines).map((l) => JSON.parse(l) as { url: string; status: number })).toContainEqual(expect.objectContaining({ method: "OPTIONS", url: "*", status: 204, verifier: verifierId }));
+  });
+
   it("refuses a caller without a credential before inviting its body: no 100 Continue ahead of the 401", async () => {
     const c = rawClient(Number(new URL(base).port));
     c.socket.write(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n`);

@@ -529,7 +529,7 @@ export async function buildServer(
   const allowByPattern: Array<{ readonly re: RegExp; readonly allow: string }> = [];
   const refuseMethod = (req: IncomingMessage, res: ServerResponse): boolean => {
     const path = routedPath(req.url ?? "");
-    if (path === undefined) return false;
+    if (path === undefined) return req.url === "*" && answerAsterisk(req, res);
     let allow = allowByPath.get(path);
     if (allow === undefined) for (const p of allowByPattern) if (p.re.test(path)) allow = p.allow;
     if (allow === undefined || allow.split(", ").includes(req.method ?? "")) return false;
@@ -538,6 +538,36 @@ export async function buildServer(
     res.end(METHOD_NOT_ALLOWED.body);
     access.record(req, METHOD_NOT_ALLOWED.status);
     countRefused(req, access.scopeOfRequest(req), METHOD_NOT_ALLOWED.status, startedAt);
+    return true;
+  };
+  // The asterisk-form target (RFC 9112 §3.2.4) names the server as a whole, and only OPTIONS may use it; fastify's
+  // router took "*" for a path, and GET * with a credential was answered the status page. Any other method with it
+  // makes an invalid request-line, which RFC 9112 §3 answers 400: the code and body node's parser gives a request
+  // line it cannot read (PARSER_REFUSALS "bad-request"), though the connection stays open (its framing is sound).
+  // OPTIONS * is the server-wide "ping" RFC 9110 §9.3.7 describes: 204 with Allow, the methods some route of this
+  // server takes and OPTIONS (for * alone: every route answers it 405). The credential is checked before, as on
+  // every target no openRoutes entry names. Reached only by targets that are not a path (refuseMethod), so the
+  // routes' requests pay nothing for it.
+  const asteriskBody = parserRefusalBody("bad-request");
+  let serverAllow: string | undefined;
+  const answerAsterisk = (req: IncomingMessage, res: ServerResponse): true => {
+    const startedAt = performance.now();
+    let status: number;
+    if (req.method === "OPTIONS") {
+      if (serverAllow === undefined) {
+        // Every route is registered once the server listens, so this is computed at the first OPTIONS * and kept.
+        const all = new Set(["OPTIONS", ...[...allowByPath.values(), ...allowByPattern.map((p) => p.allow)].flatMap((a) => a.split(", "))]);
+        serverAllow = METHOD_ORDER.filter((m) => all.has(m)).join(", ");
+      }
+      res.writeHead((status = 204), { Allow: serverAllow });
+      res.end();
+    } else {
+      status = PARSER_REFUSALS["bad-request"].status;
+      res.writeHead(status, { "Content-Type": "application/json", "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(asteriskBody) });
+      res.end(req.method === "HEAD" ? undefined : asteriskBody);
+    }
+    access.record(req, status);
+    countRefused(req, access.scopeOfRequest(req), status, startedAt);
     return true;
   };
   // A body in a content coding (gzip, deflate, br…) goes to no route: each read it as plain. Refused 415 before
