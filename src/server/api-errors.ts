@@ -50,6 +50,17 @@ export const UNSUPPORTED_CONTENT_ENCODING = Object.freeze({
   message: "send the body without a Content-Encoding (or identity): the server decodes no content coding",
 } as const);
 
+/**
+ * Whether a parsed query names a parameter outside `known` (case counts: `?Days=7` is not `days`). The API's GET
+ * routes refuse such a query 400 `query-invalid` rather than ignore the parameter: a misspelt one (`?day=7`,
+ * `?limits=5`) answered with the default reads as the answer to what was asked.
+ */
+export function hasUnknownParameter(query: unknown, known: ReadonlySet<string>): boolean {
+  if (query === undefined || query === null) return false;
+  for (const k of Object.keys(query)) if (!known.has(k)) return true;
+  return false;
+}
+
 /** One entry of a route's error table. */
 export interface ApiError {
   readonly status: number;

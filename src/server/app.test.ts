@@ -735,6 +735,26 @@ describe("the status page and the CA overview (issue 11 point 3)", () => {
     expect((await get("/v1/overview?days=0")).status).toBe(400);
     expect((await get("/v1/overview?days=7")).status).toBe(200);
   });
+
+  it("GET /v1/overview refuses a query parameter it does not take 400 query-invalid, as GET /v1/status/history does; days alone is taken", async () => {
+    const history = await get("/v1/status/history?x=1");
+    expect(history.status).toBe(400);
+    const shape = JSON.parse(history.body.toString()) as Record<string, unknown>;
+    expect(shape).toMatchObject({ error: "bad_request", code: "query-invalid" });
+    for (const q of ["?x=1", "?days=7&x=1", "?Days=7", "?days=7&access_token=abc", "?callback"]) {
+      const r = await get(`/v1/overview${q}`);
+      expect(r.status, q).toBe(400);
+      expect(r.headers["cache-control"], q).toBe("no-store");
+      const body = JSON.parse(r.body.toString()) as Record<string, unknown>;
+      expect(Object.keys(body).sort(), q).toEqual(Object.keys(shape).sort());
+      expect(body, q).toMatchObject({ error: "bad_request", code: "query-invalid", message: expect.stringContaining("days") });
+      const head = await get(`/v1/overview${q}`, {}, "HEAD");
+      expect([head.status, head.body.length], q).toEqual([400, 0]);
+    }
+    // what it takes is answered as before
+    for (const q of ["", "?", "?days=7"]) expect((await get(`/v1/overview${q}`)).status, q).toBe(200);
+    expect(JSON.parse((await get("/v1/overview?days=0")).body.toString())).toMatchObject({ code: "days-invalid" });
+  });
 });
 
 describe("every error answer carries a typed code (issue 13 point 3: found by npm run fuzz)", () => {
@@ -886,6 +906,54 @@ describe("methods the routes do not take (a hostile client's requests)", () => {
     // 100-continue is met as before
     const ok = await rawAnswer(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
     expect(ok.status).toBe(100);
+  });
+
+  /** The count of jpki_http_requests_total for a route and status, as /metrics shows it now. */
+  async function requestCount(route: string, status: number): Promise<number> {
+    const m = (await get("/metrics")).body.toString();
+    return Number(new RegExp(`jpki_http_requests_total\\{route="${route}",status="${status}"\\} (\\d+)`).exec(m)?.[1] ?? 0);
+  }
+
+  it("counts in /metrics and writes to the access log the CONNECT 405 and the unmet-Expect 417, without the credential", async () => {
+    const token = auth.authorization!.slice("Bearer ".length);
+    const [connects, expects] = [await requestCount("other", 405), await requestCount("validate", 417)];
+    const before = log.length;
+    expect((await rawAnswer(`CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\nAuthorization: ${auth.authorization}\r\n\r\n`)).status).toBe(405);
+    expect((await rawAnswer(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nExpect: 200-ok\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`)).status).toBe(417);
+    const lines = log.slice(before).map((l) => JSON.parse(l) as { method: string; url: string; status: number; verifier: string });
+    expect(lines).toContainEqual(expect.objectContaining({ method: "CONNECT", url: "127.0.0.1:22", status: 405, verifier: "anonymous" }));
+    expect(lines).toContainEqual(expect.objectContaining({ method: "POST", url: "/v1/validate", status: 417, verifier: "anonymous" }));
+    expect(log.slice(before).join("\n")).not.toContain(token);
+    expect(await requestCount("other", 405)).toBe(connects + 1);
+    expect(await requestCount("validate", 417)).toBe(expects + 1);
+  });
+
+  it("answers the asterisk-form (RFC 9112 §3.2.4) 400 bad-request for any method but OPTIONS, where GET * got the status page; OPTIONS * 204 with Allow", async () => {
+    const before = [await requestCount("other", 400), await requestCount("other", 204)];
+    const lines = log.length;
+    for (const method of ["GET", "POST", "PUT", "DELETE"]) {
+      const a = await rawAnswer(`${method} * HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nConnection: close\r\n\r\n`);
+      expect(a.status, method).toBe(400);
+      expect(a.headers["content-type"], method).toMatch(/^application\/json/);
+      expect(a.headers["cache-control"], method).toBe("no-store");
+      expect(JSON.parse(a.body), method).toMatchObject({ code: "bad-request" });
+    }
+    const head = await rawAnswer(`HEAD * HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nConnection: close\r\n\r\n`);
+    expect([head.status, head.body]).toEqual([400, ""]);
+    const options = await rawAnswer(`OPTIONS * HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nConnection: close\r\n\r\n`);
+    expect(options.status).toBe(204);
+    expect(options.headers.allow).toBe("GET, HEAD, POST, OPTIONS");
+    expect(options.body).toBe("");
+    // the credential is checked first, as on every target not open
+    expect((await rawAnswer(`GET * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)).status).toBe(401);
+    // a path is answered as before on the same keep-alive connection after a refused asterisk-form
+    const c = rawClient(Number(new URL(base).port));
+    c.socket.write(`GET * HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\n\r\nGET /openapi.json HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nConnection: close\r\n\r\n`);
+    // (the first answer's body ends without a newline: the second status line follows it on the same line)
+    expect((await c.answer).match(/HTTP\/1\.1 \d{3} /g)).toEqual(["HTTP/1.1 400 ", "HTTP/1.1 200 "]);
+    expect(await requestCount("other", 400)).toBe(before[0]! + 6);
+    expect(await requestCount("other", 204)).toBe(before[1]! + 1);
+    expect(log.slice(lines).map((l) => JSON.parse(l) as { url: string; status: number })).toContainEqual(expect.objectContaining({ method: "OPTIONS", url: "*", status: 204, verifier: verifierId }));
   });
 
   it("refuses a caller without a credential before inviting its body: no 100 Continue ahead of the 401", async () => {

@@ -392,7 +392,9 @@ function parserRefusalBody(code: keyof typeof PARSER_REFUSALS): string {
 
 /**
  * An Expect other than 100-continue (RFC 9110 §10.1.1): node answered 417 with an empty body, the one error of
- * the server without a code. The body is not read, so the connection ends after the answer.
+ * the server without a code. The body is not read, so the connection ends after the answer. Node asks before
+ * the request reaches the server's handler, so neither access control nor a route sees it: the caller counts and
+ * logs it (buildServer).
  */
 function refuseExpectation(_req: IncomingMessage, res: ServerResponse): void {
   const body = parserRefusalBody("expectation-failed");
@@ -403,12 +405,17 @@ function refuseExpectation(_req: IncomingMessage, res: ServerResponse): void {
 /**
  * CONNECT asks for a tunnel, which this server never opens. node hands it to the server's "connect" listeners
  * and, with none, destroyed the socket without a word. 405 with the typed code and an empty Allow (the authority
- * it names is no resource here), then the connection ends once the answer is out.
+ * it names is no resource here), then the connection ends once the answer is out. Whether it answered (not on a
+ * connection already closed): like refuseExpectation's, its answer is counted and logged by the caller.
  */
-function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
+function refuseConnect(_req: IncomingMessage, socket: Duplex): boolean {
   const body = METHOD_NOT_ALLOWED.body;
-  if (!socket.writable) return void socket.destroy();
+  if (!socket.writable) {
+    socket.destroy();
+    return false;
+  }
   socket.end(`HTTP/1.1 405 ${STATUS_CODES[405]}\r\nAllow: \r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`, () => socket.destroy());
+  return true;
 }
 
 /** The order methods are listed in an Allow header. */
@@ -522,7 +529,7 @@ export async function buildServer(
   const allowByPattern: Array<{ readonly re: RegExp; readonly allow: string }> = [];
   const refuseMethod = (req: IncomingMessage, res: ServerResponse): boolean => {
     const path = routedPath(req.url ?? "");
-    if (path === undefined) return false;
+    if (path === undefined) return req.url === "*" && answerAsterisk(req, res);
     let allow = allowByPath.get(path);
     if (allow === undefined) for (const p of allowByPattern) if (p.re.test(path)) allow = p.allow;
     if (allow === undefined || allow.split(", ").includes(req.method ?? "")) return false;
@@ -531,6 +538,36 @@ export async function buildServer(
     res.end(METHOD_NOT_ALLOWED.body);
     access.record(req, METHOD_NOT_ALLOWED.status);
     countRefused(req, access.scopeOfRequest(req), METHOD_NOT_ALLOWED.status, startedAt);
+    return true;
+  };
+  // The asterisk-form target (RFC 9112 §3.2.4) names the server as a whole, and only OPTIONS may use it; fastify's
+  // router took "*" for a path, and GET * with a credential was answered the status page. Any other method with it
+  // makes an invalid request-line, which RFC 9112 §3 answers 400: the code and body node's parser gives a request
+  // line it cannot read (PARSER_REFUSALS "bad-request"), though the connection stays open (its framing is sound).
+  // OPTIONS * is the server-wide "ping" RFC 9110 §9.3.7 describes: 204 with Allow, the methods some route of this
+  // server takes and OPTIONS (for * alone: every route answers it 405). The credential is checked before, as on
+  // every target no openRoutes entry names. Reached only by targets that are not a path (refuseMethod), so the
+  // routes' requests pay nothing for it.
+  const asteriskBody = parserRefusalBody("bad-request");
+  let serverAllow: string | undefined;
+  const answerAsterisk = (req: IncomingMessage, res: ServerResponse): true => {
+    const startedAt = performance.now();
+    let status: number;
+    if (req.method === "OPTIONS") {
+      if (serverAllow === undefined) {
+        // Every route is registered once the server listens, so this is computed at the first OPTIONS * and kept.
+        const all = new Set(["OPTIONS", ...[...allowByPath.values(), ...allowByPattern.map((p) => p.allow)].flatMap((a) => a.split(", "))]);
+        serverAllow = METHOD_ORDER.filter((m) => all.has(m)).join(", ");
+      }
+      res.writeHead((status = 204), { Allow: serverAllow });
+      res.end();
+    } else {
+      status = PARSER_REFUSALS["bad-request"].status;
+      res.writeHead(status, { "Content-Type": "application/json", "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(asteriskBody) });
+      res.end(req.method === "HEAD" ? undefined : asteriskBody);
+    }
+    access.record(req, status);
+    countRefused(req, access.scopeOfRequest(req), status, startedAt);
     return true;
   };
   // A body in a content coding (gzip, deflate, br…) goes to no route: each read it as plain. Refused 415 before
@@ -588,8 +625,18 @@ export async function buildServer(
       // in the disclosure log — was never written. With this (node's http server reads it at the client's FIN)
       // the answer in progress is written and marked the last: the connection ends after it.
       (server as { httpAllowHalfOpen?: boolean }).httpAllowHalfOpen = true;
-      server.on("connect", refuseConnect);
-      server.on("checkExpectation", refuseExpectation);
+      // Answered outside the request path (node's "connect" and "checkExpectation" events), so counted and logged
+      // here as the refusals before any route are: under the scope their target names, with no verifier (access
+      // control never ran: a credential they carry is neither checked nor written).
+      server.on("connect", (req: IncomingMessage, socket: Duplex) => {
+        const startedAt = performance.now();
+        if (refuseConnect(req, socket)) countRefused(req, access.scopeOfTarget(req), METHOD_NOT_ALLOWED.status, startedAt);
+      });
+      server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
+        const startedAt = performance.now();
+        refuseExpectation(req, res);
+        countRefused(req, access.scopeOfTarget(req), PARSER_REFUSALS["expectation-failed"].status, startedAt);
+      });
       server.on("checkContinue", checkContinue);
       // Over TLS the HTTP parser reads the TLS socket, not the TCP one the "connection" event gives.
       server.on(tls ? "secureConnection" : "connection", (s: Socket) => {

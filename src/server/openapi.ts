@@ -166,7 +166,7 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
                 },
               }),
             },
-            "400": errorResponse(`days is not a whole number from 1 to ${MAX_OVERVIEW_DAYS} (days-invalid)`),
+            "400": errorResponse(`days is not a whole number from 1 to ${MAX_OVERVIEW_DAYS} (days-invalid), or the query has a parameter other than days (query-invalid)`),
             "401": errorResponse("No credential, or one that names no live registration"),
             "429": errorResponse("Past the verifier's rate limit (code rate-limited), or a client address past its refused requests (code too-many-refusals)"),
             "503": errorResponse("The store did not answer"),

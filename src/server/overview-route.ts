@@ -1,7 +1,8 @@
 /**
  * `GET /v1/overview[?days=N]`: the CAs at a glance (verifier/overview.ts) for the status page — each CA with its
  * latest CRLs (number, thisUpdate, age, nextUpdate, entries) and its revocations on each of the last N JST days
- * (default 28: four weeks; 1 to 366) as its latest full CRL lists them.
+ * (default 28: four weeks; 1 to 366) as its latest full CRL lists them. Any other query parameter is refused
+ * 400 query-invalid, as GET /v1/status/history refuses one.
  *
  * Who may read it: registered verifiers (both kinds), never opened by openRoutes. It is revocation information,
  * which goes to registered verifiers only (shared/spec/JPKI.md "Distribution"); per-day counts per CA and
@@ -13,13 +14,21 @@
  * costs four reads per 15 s, not per visit.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { hasUnknownParameter, sendApiError, type ApiError } from "./api-errors.js";
 import { caOverview, CrlRevocationDays, MAX_OVERVIEW_DAYS, type CaOverview } from "../verifier/overview.js";
 import type { Workspace } from "../workspace/workspace.js";
 import type { VerifierAccess } from "./access.js";
 
 export const DEFAULT_OVERVIEW_DAYS = 28;
 /** The typed error codes this route answers (openapi.ts lists them). */
-export const OVERVIEW_ERROR_CODES = Object.freeze(["unauthorized", "days-invalid", "store-unavailable", "internal"] as const);
+export const OVERVIEW_ERROR_CODES = Object.freeze(["unauthorized", "days-invalid", "query-invalid", "store-unavailable", "internal"] as const);
+
+/** The route's refusals of its query, answered as GET /v1/status/history answers its own (api-errors.ts). */
+const QUERY_ERRORS: Readonly<Record<"days-invalid" | "query-invalid", ApiError>> = Object.freeze({
+  "days-invalid": { status: 400, message: `days must be a whole number from 1 to ${MAX_OVERVIEW_DAYS}` },
+  "query-invalid": { status: 400, message: `the query takes days only (a whole number from 1 to ${MAX_OVERVIEW_DAYS})` },
+});
+const PARAMETERS: ReadonlySet<string> = new Set(["days"]);
 
 export interface OverviewRouteOptions {
   readonly prefix: string;
@@ -53,12 +62,11 @@ export function registerOverview(app: FastifyInstance, o: OverviewRouteOptions):
   app.get(`${o.prefix}/v1/overview`, { onResponse: o.onResponse }, async (req, reply) => {
     if (!o.access.callerOf(req.raw)) return reply.code(401).header("Cache-Control", "no-store").send({ error: "unauthorized", code: "unauthorized" });
     const q = (req.query ?? {}) as Record<string, unknown>;
+    if (hasUnknownParameter(q, PARAMETERS)) return sendApiError(reply, QUERY_ERRORS, "query-invalid");
     let days = DEFAULT_OVERVIEW_DAYS;
     if (q.days !== undefined) {
       days = typeof q.days === "string" && /^\d{1,3}$/.test(q.days) ? Number(q.days) : NaN;
-      if (!(days >= 1 && days <= MAX_OVERVIEW_DAYS)) {
-        return reply.code(400).header("Cache-Control", "no-store").send({ error: "bad_request", code: "days-invalid", message: `days must be a whole number from 1 to ${MAX_OVERVIEW_DAYS}` });
-      }
+      if (!(days >= 1 && days <= MAX_OVERVIEW_DAYS)) return sendApiError(reply, QUERY_ERRORS, "days-invalid");
     }
     try {
       return reply.header("Cache-Control", "no-store").send(await overview(days));

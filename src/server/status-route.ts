@@ -12,7 +12,7 @@
  * Errors: `{ "error": <HTTP word>, "code": <typed code>, "message": <what to fix> }`, as validate-route.ts.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { BODY_TOO_DEEP, UNSUPPORTED_MEDIA_TYPE, bodyErrorHandler, sendApiError } from "./api-errors.js";
+import { BODY_TOO_DEEP, UNSUPPORTED_MEDIA_TYPE, bodyErrorHandler, hasUnknownParameter, sendApiError } from "./api-errors.js";
 import { apiTime } from "./validate-route.js";
 import { isJpkiError } from "../errors.js";
 import { checkStatus, MAX_HISTORY_LIMIT, MAX_STATUS_ITEMS, parseCursor, statusHistory, type StatusAnswer } from "../verifier/liveness.js";
@@ -65,10 +65,12 @@ export function parseStatusBody(body: unknown): { items: unknown[]; link: boolea
   return { items: b.items, link: b.link === true };
 }
 
+const HISTORY_PARAMETERS: ReadonlySet<string> = new Set(["since", "limit", "cursor"]);
+
 /** The history query, or the RequestError. */
 export function parseHistoryQuery(q: unknown): { since?: Date; limit?: number; cursor?: string } {
   const o = (q ?? {}) as Record<string, unknown>;
-  if (Object.keys(o).some((k) => !["since", "limit", "cursor"].includes(k))) throw new RequestError("query-invalid");
+  if (hasUnknownParameter(o, HISTORY_PARAMETERS)) throw new RequestError("query-invalid");
   const out: { since?: Date; limit?: number; cursor?: string } = {};
   if (o.since !== undefined) {
     const since = apiTime(o.since);
