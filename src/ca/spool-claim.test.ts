@@ -3,10 +3,10 @@
  * and settling a finished file into done/ or failed/ without replacing another file's, or twice after a kill.
  */
 import { spawn } from "node:child_process";
-import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CLAIM_STALE_MS, beat, claimEntry, claimState, parseClaim, settleClaim, sidecarOf, stale, sweepClaimLeftovers, takeClaim, thisNamespace } from "./spool-claim.js";
 
 const OTHER_NS = thisNamespace() === "0123456789abcdef" ? "fedcba9876543210" : "0123456789abcdef";
@@ -187,5 +187,50 @@ describe("settling a finished file", () => {
     renameSync(c, join(processing, `1~@${OTHER_NS}~feed.jsonl`));
     expect(() => settleClaim({ claim: c, name: "feed.jsonl", dir: done, otherDir: failed, stamp })).toThrow(expect.objectContaining({ code: "ERR_SPOOL_CLAIM_LOST" }));
     expect(readdirSync(done)).toEqual([]);
+  });
+});
+
+describe("a notice file is owner-only once claimed, whatever mode its producer gave it (umask 0)", () => {
+  const mode = (p: string) => statSync(p).mode & 0o777;
+  const stamp = "2026-05-01T00-00-00-000Z";
+  let saved: number;
+  beforeEach(() => {
+    saved = process.umask(0);
+  });
+  afterEach(() => {
+    process.umask(saved);
+  });
+  /** A file as a producer under umask 0 drops it: readable and writable by everyone. */
+  function dropped(path: string): string {
+    writeFileSync(path, "{}\n");
+    chmodSync(path, 0o666);
+    return path;
+  }
+
+  it("the claim is 0600 from the moment it is taken, its heartbeat too", () => {
+    const to = join(processing, claimEntry("feed.jsonl"));
+    expect(takeClaim(dropped(join(spool, "feed.jsonl")), to, Date.now())).toBe(true);
+    expect(mode(to)).toBe(0o600);
+    expect(mode(sidecarOf(to, "alive"))).toBe(0o600);
+  });
+
+  it("settled in done/ or failed/ 0600: a claim left with the producer's mode (a kill right after the claim) too", () => {
+    for (const [dir, other] of [
+      [done, failed],
+      [failed, done],
+    ] as const) {
+      const c = dropped(join(processing, `${Math.floor(Math.random() * 1e6)}~@${OTHER_NS}~feed.jsonl`));
+      const s = settleClaim({ claim: c, name: "feed.jsonl", dir, otherDir: other, stamp });
+      expect(s.path).toBe(join(dir, "feed.jsonl"));
+      expect(mode(s.path)).toBe(0o600);
+    }
+  });
+
+  it("a claim that is a symbolic link is settled as it is: the file it points to keeps its mode", () => {
+    const outside = dropped(join(spool, "outside.jsonl"));
+    const c = join(processing, `${Math.floor(Math.random() * 1e6)}~@${OTHER_NS}~link.jsonl`);
+    symlinkSync(outside, c);
+    settleClaim({ claim: c, name: "link.jsonl", dir: failed, otherDir: done, stamp });
+    expect(mode(outside)).toBe(0o666);
   });
 });

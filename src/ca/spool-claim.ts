@@ -20,10 +20,14 @@
  * did; a bare name always. Starting with PID~, a claim reads to an earlier version as that PID's, which keeps its
  * rule during a rolling upgrade. A watcher whose claim was taken over (it hung past the timeout) finds out when
  * it settles the file: ERR_SPOOL_CLAIM_LOST, nothing moved; ingestion being idempotent, nothing is applied twice.
+ *
+ * A notice file holds residents' data, and a rename or a link keeps the producer's mode: the watcher makes it
+ * owner-only (0600) once it is claimed, and again before it is settled (ownerOnly).
  */
-import { existsSync, linkSync, lstatSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, fchmodSync, linkSync, lstatSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { JpkiError } from "../errors.js";
+import { NOT_REGULAR, openRegularFile } from "../pki/regular-file.js";
 import { processAlive, thisNamespace } from "../store/pid-namespace.js";
 import { NO_LINKS } from "../store/staging.js";
 
@@ -137,6 +141,48 @@ function writeAlive(alive: string, t: Date): void {
 }
 
 /**
+ * Makes the regular file at `path` (a claim in processing/) owner-only, 0600, whatever mode its producer gave it.
+ * Opened without following a symbolic link and judged by the descriptor: a link planted in the spool is never
+ * followed to chmod a file outside it, and a FIFO or device (settled unread in failed/) is left as it is. Nothing
+ * is done for a file of another user's (EPERM: only its owner, the producer, may change its mode) or one gone
+ * meanwhile (the caller finds out).
+ */
+function ownerOnly(path: string): void {
+  let fd: number;
+  try {
+    if (!lstatSync(path).isFile()) return; // not opened at all: a device's open may act on it
+    fd = openRegularFile(path, { noFollow: true }).fd;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EACCES") return ownerOnlyUnreadable(path);
+    if (code === "ENOENT" || code === "ELOOP" || code === NOT_REGULAR) return;
+    throw e;
+  }
+  try {
+    fchmodSync(fd, 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EPERM") throw e;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * A file its owner cannot read (mode 0044, say: others can) has no descriptor to chmod: it is done by path, once
+ * lstat says a regular file of this user's is there (processing/ is the watchers' own directory: the window
+ * between the two is theirs alone).
+ */
+function ownerOnlyUnreadable(path: string): void {
+  try {
+    const st = lstatSync(path);
+    if (st.isFile() && st.uid === process.getuid?.()) chmodSync(path, 0o600);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT" && code !== "EPERM") throw e;
+  }
+}
+
+/**
  * Claims `from` (a spool file, or a claim to take over) as `to`, this process's entry: the heartbeat is made
  * first, so the new claim is never seen without one, then the rename only one watcher wins. False when another
  * won. A claim taken over leaves its old owner's sidecars behind: they are removed.
@@ -149,6 +195,14 @@ export function takeClaim(from: string, to: string, now: number): boolean {
   } catch {
     rmSync(alive, { force: true });
     return false;
+  }
+  // After the rename, not before: until it, the file is in the producer's directory and may yet be another
+  // watcher's. A kill between the two leaves the claim as the producer made it, to be taken over (and made
+  // owner-only) here or settled by settleClaim, which makes it owner-only first. Best effort: the claim is won.
+  try {
+    ownerOnly(to);
+  } catch {
+    // settleClaim tries again, and fails there
   }
   if (dirname(from) === dirname(to)) dropLeftovers(from);
   return true;
@@ -225,6 +279,11 @@ export function settleClaim(o: { claim: string; name: string; dir: string; other
     throw lost(o.claim);
   }
   const sidecars = (Object.keys(SIDECARS) as Sidecar[]).filter((s) => existsSync(sidecarOf(o.claim, s)));
+  // Before the link (or rename), not after: the mode is the inode's, so the name in done/ or failed/ is owner-only
+  // from the instant it appears. Made after, a kill between the two would leave it there with the producer's mode,
+  // and where there are no hard links (the rename path) nothing would come back to it: the claim is gone from
+  // processing/. Made before, a kill leaves an owner-only claim in processing/, resumed and settled later.
+  ownerOnly(o.claim);
   let base = st.nlink > 1 ? ownLink(o, st) : undefined;
   for (let k = 0; base === undefined; k++) {
     const candidate = k === 0 ? o.name : k === 1 ? `${o.stamp}-${o.name}` : `${o.stamp}-${k}-${o.name}`;

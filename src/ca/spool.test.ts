@@ -4,10 +4,10 @@
  * sweep has already run, so only the idle loop's sweep every tempSweepMs can remove it.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CrlUpdater } from "../crl/updater.js";
 import { thisNamespace } from "../store/pid-namespace.js";
 import { Workspace } from "../workspace/workspace.js";
@@ -54,5 +54,45 @@ describe("jpki watch, idle: the spool's abandoned temporary files are swept whil
     }
     expect(seen).toEqual([false, false]);
     expect(existsSync(live)).toBe(true);
+  });
+});
+
+describe("jpki watch under umask 0: what it makes and moves is owner-only", () => {
+  const mode = (p: string) => statSync(p).mode & 0o777;
+  let saved: number;
+  beforeEach(() => {
+    saved = process.umask(0);
+  });
+  afterEach(() => {
+    process.umask(saved);
+  });
+
+  it("processing/, done/ and failed/ 0700; a file settled in done/ or failed/, and its reject or error file, 0600", async () => {
+    const root = mkdtempSync(join(tmpdir(), "jpki-spool-modes-"));
+    const ws = Workspace.create(join(root, "ws"));
+    const spool = join(root, "spool");
+    mkdirSync(spool);
+    // as a producer under umask 0 drops them: readable by everyone
+    const drop = (name: string, body: string) => {
+      writeFileSync(join(spool, name), body);
+      chmodSync(join(spool, name), 0o666);
+    };
+    drop("001.csv", "noticeId,residentCode\nX-1,12345678901\n"); // readable, every notice rejected: done/
+    drop("002.csv", "noticeId,noticeId\nX-1,X-1\n"); // no record can be read: failed/
+    try {
+      await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+      const updater = new CrlUpdater(ws, "pw");
+      await updater.preflight();
+      const r = await watchSpool(ws, updater, { dir: spool, pollMs: 1, once: true, batchSize: 100, signal: new AbortController().signal });
+      expect(r).toMatchObject({ files: 2, failed: 1 });
+    } finally {
+      await ws.close();
+    }
+    for (const d of ["processing", "done", "failed"]) expect(mode(join(spool, d)), d).toBe(0o700);
+    const settled = { done: ["001.csv", "001.csv.rejects.jsonl"], failed: ["002.csv", "002.csv.error.json"] };
+    for (const [d, names] of Object.entries(settled)) {
+      expect(readdirSync(join(spool, d)).sort()).toEqual(names);
+      for (const f of names) expect(mode(join(spool, d, f)), `${d}/${f}`).toBe(0o600);
+    }
   });
 });

@@ -1,0 +1,51 @@
+/** `jpki fixtures generate` writes owner-only files (0600) and directories (0700) whatever the umask. */
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { Io } from "../output.js";
+import { run } from "../program.js";
+
+const mode = (p: string) => statSync(p).mode & 0o777;
+let saved: number;
+
+beforeEach(() => {
+  saved = process.umask(0);
+});
+afterEach(() => {
+  process.umask(saved);
+});
+
+function io(cwd: string): Io & { out: () => string } {
+  let stdout = "";
+  return { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: () => true }, env: {}, cwd, out: () => stdout };
+}
+
+describe("jpki fixtures generate under umask 0", () => {
+  it("makes the output directory (and its parents) 0700 and residents.jsonl and notices.jsonl 0600", async () => {
+    const root = mkdtempSync(join(tmpdir(), "jpki-fixtures-"));
+    const out = join(root, "a", "data");
+    const o = io(root);
+    expect(await run(["fixtures", "generate", "--residents", "5", "--notices", "3", "--seed", "7", "-o", "a/data", "--json"], o)).toBe(0);
+    expect(mode(join(root, "a"))).toBe(0o700);
+    expect(mode(out)).toBe(0o700);
+    expect(readdirSync(out).sort()).toEqual(["notices.jsonl", "residents.jsonl"]); // no temporary file left
+    for (const f of ["residents.jsonl", "notices.jsonl"]) expect(mode(join(out, f)), f).toBe(0o600);
+    expect(readFileSync(join(out, "residents.jsonl"), "utf8").trim().split("\n")).toHaveLength(5);
+    expect(readFileSync(join(out, "notices.jsonl"), "utf8").trim().split("\n")).toHaveLength(3);
+    expect(JSON.parse(o.out())).toMatchObject({ residents: { count: 5 }, notices: { count: 3 } });
+  });
+
+  it("replaces an earlier run's files readable by others with owner-only ones", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-fixtures-"));
+    for (const f of ["residents.jsonl", "notices.jsonl"]) {
+      writeFileSync(join(dir, f), "old\n");
+      chmodSync(join(dir, f), 0o644);
+    }
+    expect(await run(["fixtures", "generate", "--residents", "4", "--notices", "2", "-o", ".", "--json"], io(dir))).toBe(0);
+    for (const f of ["residents.jsonl", "notices.jsonl"]) {
+      expect(mode(join(dir, f)), f).toBe(0o600);
+      expect(readFileSync(join(dir, f), "utf8")).not.toContain("old");
+    }
+  });
+});
