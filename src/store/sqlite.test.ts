@@ -34,6 +34,22 @@ describe("SqliteStore specifics", () => {
     await s.close();
   });
 
+  it("creates a new store file, its WAL and its shared memory owner-only whatever the umask", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-store-"));
+    const old = process.umask(0);
+    try {
+      const s = SqliteStore.open(join(dir, "jpki.db"), { create: true });
+      try {
+        await s.upsertResidents([]);
+        for (const f of ["jpki.db", "jpki.db-wal", "jpki.db-shm"]) expect([f, statSync(join(dir, f)).mode & 0o777]).toEqual([f, 0o600]);
+      } finally {
+        await s.close();
+      }
+    } finally {
+      process.umask(old);
+    }
+  });
+
   it("refuses files that are not jpki stores, without touching them", () => {
     const dir = mkdtempSync(join(tmpdir(), "jpki-store-"));
     writeFileSync(join(dir, "garbage.db"), "x".repeat(5000));

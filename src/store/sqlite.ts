@@ -3,7 +3,7 @@
  * better-sqlite3 is synchronous; the Store interface is async so PostgreSQL can implement it unchanged.
  */
 import { hash } from "node:crypto";
-import { statSync } from "node:fs";
+import { closeSync, fchmodSync, openSync, statSync } from "node:fs";
 import { setImmediate as yieldTurn } from "node:timers/promises";
 import Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
@@ -743,6 +743,24 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 const BUSY_TIMEOUT_MS = 20_000;
 /** PRAGMA mmap_size of every connection: the whole file (SQLite caps it at 2 GiB); see SqliteStore.open. */
 export const MMAP_SIZE = 2147418112;
+/** Creates `path` empty with mode 0600 whatever the umask, unless something is there already. */
+function createOwnerOnly(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, "wx", 0o600);
+  } catch (e) {
+    // There already; or no directory to make it in, which SQLite's own open then reports as a missing store.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EEXIST" || code === "ENOENT" || code === "ENOTDIR") return;
+    throw e;
+  }
+  try {
+    fchmodSync(fd, 0o600);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** How often (ms) a connection looks whether the file outgrew its memory map (SqliteStore.#followGrowth). */
 const MAP_CHECK_MS = 1000;
 
@@ -822,6 +840,10 @@ export class SqliteStore implements Store {
   static open(path: string, opts: { create?: boolean } = {}): SqliteStore {
     let db: Database.Database | undefined;
     try {
+      // A new file is made owner-only first: SQLite would create it 0644 (less the umask), and it gives the WAL
+      // and shared-memory files the database file's mode. The workspace makes its file so already; a library
+      // caller creating a store directly gets the same. An empty file is a new database to SQLite.
+      if (opts.create && path !== ":memory:" && path !== "") createOwnerOnly(path);
       db = new Database(path, { fileMustExist: !opts.create });
       // Writers queue on SQLite's write lock; a transaction waits this long for another process's write
       // transaction (all are short: the longest is one batch) before ERR_WORKSPACE_LOCKED.
