@@ -31,8 +31,9 @@
  * What else is numbered, and why only CRL numbers move (issue 13 asks to check):
  * - certificate serials, OCSP signing certificate serials: 128 random bits (pki/serial.ts), never sequential;
  *   the store's primary key refuses a repeat all the same. Nothing to move.
- * - verifier ids, notice ids from outside: random or the registry's; counter notice ids are
- *   `ctr:<resident>:<sequence>` (registry/counter.ts) and per-resident notice sequences must stay consecutive —
+ * - verifier ids, notice ids from outside: random or the registry's; counter notice ids are a keyed function of
+ *   (resident, sequence) (registry/counter.ts counterNoticeId; the key is in the store's meta, which the backup
+ *   holds) and per-resident notice sequences must stay consecutive —
  *   the CA side holds a notice until the one before it arrives, so jumping a sequence would hold every later
  *   notice forever. They go back with the store: the registry and CA sides of one store regress together; a CA
  *   side in another store that already has a sequence refuses the repeat (ERR_NOTICE_STALE / ERR_NOTICE_CONFLICT)

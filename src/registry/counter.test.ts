@@ -6,7 +6,7 @@ import { isJpkiError } from "../errors.js";
 import { SqliteStore } from "../store/sqlite.js";
 import type { CaRecord, IssuanceRecord, RegisteredIssuance, Store } from "../store/types.js";
 import { applyNoticesToRegistry } from "./apply.js";
-import { changeResidentCode, compareWithRegistered, correct, moveOut, noticeDue, parseProcedure, recordDeath, relocate, rename, runProcedures } from "./counter.js";
+import { changeResidentCode, compareWithRegistered, correct, counterNoticeId, moveOut, noticeDue, parseProcedure, recordDeath, relocate, rename, runProcedures } from "./counter.js";
 import { parseNotice, type ChangeNoticeInput } from "./notice.js";
 import { makeResidentCode } from "./resident-code.js";
 
@@ -106,7 +106,7 @@ describe("counter procedures (library)", () => {
     const same = await correct(s, A, { birthDate: items.birthDate }, opts);
     expect(same.notice).toBeUndefined();
     const r1 = await relocate(s, A, "東京都千代田区千代田２番２号", opts);
-    expect(r1.notice).toMatchObject({ noticeId: `ctr:${A}:1`, sequence: 1, kind: "relocation", before: items });
+    expect(r1.notice).toMatchObject({ noticeId: counterNoticeId(await s.counterNoticeIdKey(), A, 1), sequence: 1, kind: "relocation", before: items });
     // the CA side has not ingested notice 1 yet: the signature certificate is still registered, so a rename
     // (its certified items differ from the items after) is due too
     const r2 = await rename(s, A, "佐藤　太郎", opts);
@@ -175,7 +175,7 @@ describe("counter procedures (library)", () => {
       (e: unknown) => isJpkiError(e, "ERR_RESIDENT_NOT_ELIGIBLE") && (e as Error).message.includes(`changed to ${D}`) && !(e as Error).message.includes("千代田"),
     );
     const next = await recordDeath(s, D, { now: NOW });
-    expect(next.notice).toMatchObject({ residentCode: D, sequence: 2, noticeId: `ctr:${D}:2` });
+    expect(next.notice).toMatchObject({ residentCode: D, sequence: 2, noticeId: counterNoticeId(await s.counterNoticeIdKey(), D, 2) });
     await s.close();
   });
 
@@ -208,7 +208,7 @@ describe("counter procedures (library)", () => {
     // exactly the notices decided are in the outbox, in order, as the canonical JSON the CA side parses back to
     // the same notice; the failed procedures enqueued nothing
     const pending = await s.pendingOutbox(10);
-    expect(pending.map((p) => [p.noticeId, p.residentCode, p.sequence, p.createdAt])).toEqual([[`ctr:${A}:1`, A, 1, NOW], [`ctr:${A}:2`, A, 2, NOW]]);
+    expect(pending.map((p) => [p.noticeId, p.residentCode, p.sequence, p.createdAt])).toEqual([[counterNoticeId(await s.counterNoticeIdKey(), A, 1), A, 1, NOW], [counterNoticeId(await s.counterNoticeIdKey(), A, 2), A, 2, NOW]]);
     expect(pending.map((p) => parseNotice(JSON.parse(p.body), { now: NOW }))).toEqual(r.notices);
     await s.close();
   });

@@ -27,6 +27,7 @@
  *
  * Messages name fields and procedures, never the items' values: they are personal data.
  */
+import { createHmac } from "node:crypto";
 import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import type { FourItems, Gender } from "../profile/types.js";
 import type { OutboxNotice, RegisteredIssuance, ResidentRecord, Store } from "../store/types.js";
@@ -148,9 +149,32 @@ export function noticeDue(c: RegistryComparison): boolean {
   return c.affected.length > 0 || c.relink;
 }
 
-/** A notice id of the counter: unique, since a resident's (code, sequence) is never reused. */
-export function counterNoticeId(residentCode: string, sequence: number): string {
-  return `ctr:${residentCode}:${sequence}`;
+/**
+ * A notice id of the counter (ours): `ctr:v2:` and the first 128 bits, hex, of HMAC-SHA256 under the workspace's
+ * key (Store.counterNoticeIdKey) over the resident code and the notice's sequence.
+ *
+ * Why not the code itself: the id travels where resident codes must not — the audit log (store/audit-ops.ts:
+ * registry.change lists the ids it enqueued; a revocation's source, `notice:<id>`, is in cert.revoke's and
+ * notice.batch's details) and the certificates' revocation records. Nor a plain hash of it: there are 10^10
+ * codes, hashed through in minutes. Under a 256-bit key nobody without the store can tell whose notice it is,
+ * and whoever has the store reads the notice's code beside it anyway.
+ *
+ * Why a keyed function and not a random id: the id stays what it was, a function of (code, sequence), unique
+ * since a resident's (code, sequence) is never reused (128 bits: no collision in any number of notices a
+ * workspace will see). So a notice decided again is the same notice under the same id — applyToRegistry's
+ * `decide` stays pure (PostgreSQL runs it again once it has loaded more records), and a registry side put back
+ * by a restore that decides the same notice again finds the CA side holding it as a duplicate, or refusing a
+ * different one under its id (ERR_NOTICE_CONFLICT), as before. The key moves with the store (store copy's dump
+ * header; backup copies meta), so the ids do too.
+ *
+ * The old ids, `ctr:<resident code>:<sequence>`, stay valid wherever they were issued: a notice id is an opaque
+ * string to the CA side, which matches what it holds by equality, so an outbox row enqueued before this scheme
+ * is delivered under its old id and is a duplicate the second time as before. The audit log's older entries
+ * keep them: the log is hash-chained and is not rewritten.
+ */
+export function counterNoticeId(key: Uint8Array, residentCode: string, sequence: number): string {
+  const mac = createHmac("sha256", key).update(`jpki counter notice id\n${residentCode}\n${sequence}`, "utf8").digest("hex");
+  return `ctr:v2:${mac.slice(0, 32)}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -199,6 +223,7 @@ function itemsAfter(p: CounterProcedure, r: ResidentRecord, municipality: string
 function decideProcedure(
   p: CounterProcedure,
   now: Date,
+  idKey: Uint8Array,
   get: (code: string) => Stored | undefined,
   registered: (code: string) => readonly RegisteredIssuance[],
 ): Decided {
@@ -232,7 +257,7 @@ function decideProcedure(
   const after = carriesItems ? itemsAfter(p, r, newMunicipalityCode ?? r.municipalityCode, now) : undefined;
   const sequence = r.noticeSequence + 1;
   const input: ChangeNoticeInput = {
-    noticeId: counterNoticeId(p.residentCode, sequence),
+    noticeId: counterNoticeId(idKey, p.residentCode, sequence),
     residentCode: p.residentCode,
     kind,
     effectiveDate: date,
@@ -279,10 +304,12 @@ export async function runProcedures(store: Store, procedures: Iterable<CounterPr
   const notices: ChangeNotice[] = [];
   const errors: Array<{ index: number; code: ErrorCode; message: string }> = [];
   let batch: Array<{ index: number; p: CounterProcedure }> = [];
+  let idKey: Buffer | undefined;
   const flush = async () => {
     if (!batch.length) return;
     const b = batch;
     batch = [];
+    const key = (idKey ??= await store.counterNoticeIdKey());
     const behind = await registryBehind(store, b.map((x) => x.p.residentCode));
     // Pure over what it reads: PostgreSQL may run it again once more records are loaded.
     const r = await store.applyToRegistry((read, registered) => {
@@ -298,7 +325,7 @@ export async function runProcedures(store: Store, procedures: Iterable<CounterPr
         try {
           // Only a record read from the store can be behind: one this batch changed was checked before.
           if (behind.has(p.residentCode) && !local.has(p.residentCode)) throw behindError(p.residentCode, behind.get(p.residentCode)!);
-          const d = decideProcedure(p, opts.now, get, reg);
+          const d = decideProcedure(p, opts.now, key, get, reg);
           if (d.retire) {
             relink.push({ from: d.retire.residentCode, to: d.put.residentCode });
             localReg.set(d.put.residentCode, reg(d.retire.residentCode));

@@ -963,6 +963,26 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("counterNoticeIdKey(): 32 random bytes made on first use, the same ever after (asked at once too), and carried by a dump's header", async () => {
+      const s = await make();
+      let batches: DumpBatch[] = [];
+      for await (const b of s.dump()) batches.push(b);
+      expect(batches[0]).not.toHaveProperty("counterNoticeIdKey");
+      const [k1, k2] = await Promise.all([s.counterNoticeIdKey(), s.counterNoticeIdKey()]);
+      expect(k1.length).toBe(32);
+      expect(k2.equals(k1)).toBe(true);
+      expect((await s.counterNoticeIdKey()).equals(k1)).toBe(true);
+      const other = await make();
+      expect((await other.counterNoticeIdKey()).equals(k1)).toBe(false);
+      await other.close();
+      batches = [];
+      for await (const b of s.dump()) batches.push(b);
+      expect(batches[0]).toMatchObject({ kind: "header", counterNoticeIdKey: k1.toString("hex") });
+      // never in the audit log
+      for await (const r of s.auditRecords()) expect(r.detail).not.toContain(k1.toString("hex"));
+      await s.close();
+    });
+
     it("retirement(): none while the store takes writes; a dump told to retire it records its note, refuses every write, and may retire it again", async () => {
       const s = await make();
       await s.putCa(ca());

@@ -161,6 +161,8 @@ async function populate(s: Store): Promise<void> {
   await s.ackOutbox(["ctr:r5:1"]);
   // and moved on again above the last check: the next id lies above every row, and must go along too
   await s.skipStatusCheckIds(9000);
+  // the key the counter's notice ids are made under (registry/counter.ts): a copy must go on making the same ids
+  await s.counterNoticeIdKey();
 }
 
 /** A CA's CRL entries as its next CRL lists them, in the store's order: serial, date (ms) and reason. */
@@ -220,6 +222,8 @@ async function observe(s: Store) {
     checks: [...(await s.listStatusChecks({ verifierId: "v-aa" })), ...(await s.listStatusChecks({ verifierId: "v-bb" }))],
     nextStatusCheckId: await s.nextStatusCheckId(),
     outbox: await s.pendingOutbox(100),
+    // read last: on a store that lacked it, this makes a new one, unlike the source's
+    counterNoticeIdKey: (await s.counterNoticeIdKey()).toString("hex"),
     caLinks,
     lastExpiry,
     certificateIds: (await s.certificatesForStatus({ serials: [], certificateIds: [createHash("sha256").update(Buffer.from("der-0a03")).digest("hex")] })).map((c) => c.serial),

@@ -67,6 +67,8 @@ export interface StoreFingerprint {
   readonly crls: Readonly<Record<string, { readonly highest: string; readonly latestPublished: string | undefined }>>;
   /** the id the next liveness check gets (verifiers page their history by these ids) */
   readonly nextStatusCheckId: number | undefined;
+  /** SHA-256 (hex) of the counter notice id key (registry/counter.ts), when the store has one: a digest, as a fingerprint is printed */
+  readonly counterNoticeIdKeySha256: string | undefined;
 }
 
 /**
@@ -140,9 +142,13 @@ export class FingerprintBuilder {
   readonly #crls = new Map<string, { highest: bigint; latestPublished: bigint | undefined }>();
 
   #nextStatusCheckId: number | undefined;
+  #counterKeySha256: string | undefined;
 
   add(b: DumpBatch): void {
-    if (b.kind === "header") this.#nextStatusCheckId = b.nextStatusCheckId;
+    if (b.kind === "header") {
+      this.#nextStatusCheckId = b.nextStatusCheckId;
+      this.#counterKeySha256 = b.counterNoticeIdKey === undefined ? undefined : createHash("sha256").update(b.counterNoticeIdKey).digest("hex");
+    }
     if (b.kind === "header" || b.kind === "end") return;
     this.#counts[b.kind] += b.records.length;
     const h = this.#hash[b.kind];
@@ -174,6 +180,7 @@ export class FingerprintBuilder {
         [...this.#crls].sort(byKey).map(([ca, e]) => [ca, { highest: e.highest.toString(), latestPublished: e.latestPublished?.toString() }]),
       ),
       nextStatusCheckId: this.#nextStatusCheckId,
+      counterNoticeIdKeySha256: this.#counterKeySha256,
     };
   }
 }
@@ -201,6 +208,8 @@ export function fingerprintDifferences(a: StoreFingerprint, b: StoreFingerprint,
   if (canon(a.revocations) !== canon(b.revocations)) out.push("revoked serials per CA differ");
   if (canon(a.crls) !== canon(b.crls)) out.push("CRL numbers per CA differ");
   if (a.nextStatusCheckId !== b.nextStatusCheckId) out.push(`the next liveness-check id: ${a.nextStatusCheckId} in the source, ${b.nextStatusCheckId} in the target`);
+  // Another key would give a resident's next notice another id than the source would: a re-decided notice no longer a duplicate.
+  if (a.counterNoticeIdKeySha256 !== b.counterNoticeIdKeySha256) out.push("the counter notice id key differs");
   return out;
 }
 

@@ -114,7 +114,7 @@ import type {
   VerifierFetch,
   VerifierRecord,
 } from "./types.js";
-import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus } from "./types.js";
+import { COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
 import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { auditFields, auditHashTail, GENESIS_HASH, osActor, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
@@ -2702,6 +2702,18 @@ export class PostgresStore implements Store {
     return this.#tx("reading the next liveness-check id", (c) => nextStatusCheckIdIn(c));
   }
 
+  async counterNoticeIdKey(): Promise<Buffer> {
+    const read = async () => (await this.#query<{ value: string }>("reading the counter notice id key", "SELECT value FROM meta WHERE key = $1", [COUNTER_NOTICE_ID_KEY]))[0]?.value;
+    let hex = await read();
+    if (hex === undefined) {
+      // Whoever inserts first sets it for good; read again in a statement of its own, which sees the winner's
+      // row (a concurrent insert's ON CONFLICT waits for it to commit).
+      await this.#query("making the counter notice id key", "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", [COUNTER_NOTICE_ID_KEY, randomBytes(32).toString("hex")]);
+      hex = (await read())!;
+    }
+    return Buffer.from(hex, "hex");
+  }
+
   /**
    * The SQL statement that marks the store a restore is putting back ({@link RESTORE_PENDING}), run by the restore
    * in the transaction that restores the tables (backup/postgres-tools.ts), with the search path the
@@ -2832,6 +2844,7 @@ export class PostgresStore implements Store {
         source: this.kind,
         counts: Object.fromEntries(DUMP_KINDS.map((k) => [k, Number(counts[0]![k])])) as Record<DumpKind, number>,
         nextStatusCheckId: Number((await q<{ n: string }>(NEXT_STATUS_CHECK_ID))[0]!.n),
+        ...(await q<{ value: string }>("SELECT value FROM meta WHERE key = $1", [COUNTER_NOTICE_ID_KEY])).map((r) => ({ counterNoticeIdKey: r.value }))[0],
       };
       // A server-side cursor per kind, read in chunks: bounded memory whatever the size.
       const cursor = async function* <R extends QueryResultRow>(select: string): AsyncGenerator<R[]> {
@@ -2974,8 +2987,9 @@ export class PostgresStore implements Store {
       const check = new DumpStreamCheck();
       const log = new LogLoader();
       let nextStatusCheckId: number | undefined;
+      let counterKey: string | undefined;
       for await (const batch of batches) {
-        if (batch.kind === "header") nextStatusCheckId = batch.nextStatusCheckId;
+        if (batch.kind === "header") ({ nextStatusCheckId, counterNoticeIdKey: counterKey } = batch);
         const b = check.accept(batch);
         if (!b || !b.records.length) continue;
         what = `loading ${b.kind}`;
@@ -2988,6 +3002,13 @@ export class PostgresStore implements Store {
       // The checks came with their ids (the sequence did not hand them out): it continues above them, and above
       // the source's next id where a restore moved that on.
       await moveStatusCheckSequence(c, Math.max(await nextStatusCheckIdIn(c), nextStatusCheckId ?? 1));
+      // The source's counter notice id key, or none: the target (holding no facts, so no ids) had none of its own
+      // to keep, and an unverified copy this load replaces leaves none behind.
+      await c.query("DELETE FROM meta WHERE key = $1", [COUNTER_NOTICE_ID_KEY]);
+      if (counterKey !== undefined) {
+        if (!/^[0-9a-f]{64}$/.test(counterKey)) throw new JpkiError("ERR_STORE_COPY_MISMATCH", "the dump's counter notice id key is not 32 bytes of hex: nothing was loaded");
+        await c.query("INSERT INTO meta (key, value) VALUES ($1, $2)", [COUNTER_NOTICE_ID_KEY, counterKey]);
+      }
       // The registry side's copy of the issuance information is not a kind of its own in a dump: in one store
       // it is exactly the unrevoked certificates' (every transaction that issues or revokes keeps it so).
       await c.query(REGISTER_UNREVOKED);

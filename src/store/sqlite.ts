@@ -2,7 +2,7 @@
  * The embedded default store: SQLite through better-sqlite3, WAL journal, versioned migrations.
  * better-sqlite3 is synchronous; the Store interface is async so PostgreSQL can implement it unchanged.
  */
-import { hash } from "node:crypto";
+import { hash, randomBytes } from "node:crypto";
 import { closeSync, fchmodSync, openSync, statSync } from "node:fs";
 import { setImmediate as yieldTurn } from "node:timers/promises";
 import Database from "better-sqlite3";
@@ -92,7 +92,7 @@ import type {
   VerifierFetch,
   VerifierRecord,
 } from "./types.js";
-import { DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope } from "./types.js";
+import { COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope } from "./types.js";
 import { DumpStreamCheck } from "./dump.js";
 import { WalCheckpointer } from "./checkpointer.js";
 import { Coalescer } from "./coalesce.js";
@@ -2376,6 +2376,23 @@ export class SqliteStore implements Store {
     );
   }
 
+  counterNoticeIdKey(): Promise<Buffer> {
+    return this.#run("reading the counter notice id key", () => {
+      let hex = this.#counterNoticeIdKeyHex();
+      if (hex === undefined) {
+        // Whoever inserts first sets it for good: a second process reads the first one's.
+        this.#db.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING").run(COUNTER_NOTICE_ID_KEY, randomBytes(32).toString("hex"));
+        hex = this.#counterNoticeIdKeyHex()!;
+      }
+      return Buffer.from(hex, "hex");
+    });
+  }
+
+  /** The counter notice id key as it is in meta (hex), or undefined when none was made yet. */
+  #counterNoticeIdKeyHex(): string | undefined {
+    return this.#db.prepare("SELECT value FROM meta WHERE key = ?").pluck().get(COUNTER_NOTICE_ID_KEY) as string | undefined;
+  }
+
   /** Records the floor of the next liveness-check id in meta (kept there, not as a row any listing would see). */
   #setStatusCheckNext(next: number): void {
     this.#db.prepare(`INSERT INTO meta (key, value) VALUES ('${STATUS_CHECK_NEXT_KEY}', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(String(next));
@@ -2578,7 +2595,8 @@ export class SqliteStore implements Store {
         }
       };
       const st = read(() => this.#copy);
-      yield { kind: "header", source: this.kind, counts: read(() => this.#counts()), nextStatusCheckId: read(() => this.#nextStatusCheckId()) };
+      const counterKey = read(() => this.#counterNoticeIdKeyHex());
+      yield { kind: "header", source: this.kind, counts: read(() => this.#counts()), nextStatusCheckId: read(() => this.#nextStatusCheckId()), ...(counterKey !== undefined ? { counterNoticeIdKey: counterKey } : {}) };
       const paged = function* <R, K>(p: { first: Database.Statement; after: Database.Statement }, key: (r: R) => K, map: (r: R) => unknown) {
         let rows = read(() => p.first.all(size) as R[]);
         while (rows.length) {
@@ -2742,8 +2760,9 @@ export class SqliteStore implements Store {
       db.exec("CREATE TEMP TABLE jpki_load_placed (serial TEXT PRIMARY KEY) WITHOUT ROWID");
       const place = db.prepare("INSERT OR IGNORE INTO jpki_load_placed (serial) VALUES (?)");
       let nextStatusCheckId: number | undefined;
+      let counterKey: string | undefined;
       for await (const batch of batches) {
-        if (batch.kind === "header") nextStatusCheckId = batch.nextStatusCheckId;
+        if (batch.kind === "header") ({ nextStatusCheckId, counterNoticeIdKey: counterKey } = batch);
         const b = check.accept(batch);
         if (!b) continue;
         try {
@@ -2854,6 +2873,12 @@ export class SqliteStore implements Store {
       db.exec("DROP TABLE temp.jpki_load_placed");
       // The source's next id, where a restore moved it above its rows: the copy hands out none it could have.
       if (nextStatusCheckId !== undefined && nextStatusCheckId > this.#nextStatusCheckId()) this.#setStatusCheckNext(nextStatusCheckId);
+      // The source's counter notice id key, or none: the target (holding no facts, so no ids) had none of its own to keep.
+      db.prepare("DELETE FROM meta WHERE key = ?").run(COUNTER_NOTICE_ID_KEY);
+      if (counterKey !== undefined) {
+        if (!/^[0-9a-f]{64}$/.test(counterKey)) throw new JpkiError("ERR_STORE_COPY_MISMATCH", "the dump's counter notice id key is not 32 bytes of hex: nothing was loaded");
+        db.prepare("INSERT INTO meta (key, value) VALUES (?, ?)").run(COUNTER_NOTICE_ID_KEY, counterKey);
+      }
       // The registry side's copy of the issuance information is not a kind of its own in a dump: in one store
       // it is exactly the unrevoked certificates' (every transaction that issues or revokes keeps it so).
       db.exec(REGISTER_UNREVOKED);

@@ -157,6 +157,13 @@ export interface OutboxNotice {
   readonly createdAt: Date;
 }
 
+/**
+ * meta's key for the workspace's counter notice id key (Store.counterNoticeIdKey): 32 random bytes, hex. Secret
+ * (with it, a notice id names its resident again), and kept with the store's facts so that it moves with them:
+ * a store copy carries it in the dump's header, a backup copies meta with every table.
+ */
+export const COUNTER_NOTICE_ID_KEY = "counter.notice_id_key";
+
 /** What issuance reads about a resident: the registry record and how far each side of the link has got. */
 export interface ResidentForIssuance {
   readonly record: ResidentRecord;
@@ -638,6 +645,12 @@ export interface Store {
    * another deliverer acknowledged some first; unknown ids are no error).
    */
   ackOutbox(noticeIds: readonly string[]): Promise<number>;
+  /**
+   * The key the counter's notice ids are an HMAC under (registry/counter.ts counterNoticeId): made (32 random
+   * bytes) on first use and never changed after, so the id of a resident's notice N is the same whenever it is
+   * decided again; two processes asking at once get the same key. Never written to the audit log.
+   */
+  counterNoticeIdKey(): Promise<Buffer>;
   /** The issuance information registered with the registry side under a resident code, expired or not, by serial. */
   registeredIssuances(residentCode: string): Promise<RegisteredIssuance[]>;
   /**
@@ -986,6 +999,8 @@ export type DumpBatch =
       readonly counts: DumpCounts;
       /** the source's nextStatusCheckId (it may lie above its highest check: a restore moved it on); the target continues from it */
       readonly nextStatusCheckId?: number;
+      /** the source's counter notice id key (hex), when it has one: the target takes it, so its ids go on as the source's would */
+      readonly counterNoticeIdKey?: string;
     }
   | { readonly kind: "cas"; readonly records: readonly CaRecord[] }
   | { readonly kind: "caLinks"; readonly records: readonly CaLinkRecord[] }
