@@ -39,7 +39,7 @@ import { verifySignedData } from "../validation/cms.js";
 import { validateJpki } from "../validation/jpki.js";
 import { OcspClient, type OcspProblem, type OcspTimeFault } from "../validation/ocsp-source.js";
 import { formatName } from "../validation/name.js";
-import { endpointFetch, refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
+import { endpointFetch, endpointTimeouts, refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
 import {
   certifyCustomer,
   openProviderCa,
@@ -128,6 +128,7 @@ function invalid(message: string, details?: Record<string, unknown>): JpkiError 
 /** `jpki provider enrol`: validates the customer's public certificate and request, then issues and links. */
 export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
   if (o.customerId !== undefined && !CUSTOMER_ID.test(o.customerId)) throw new JpkiError("ERR_USAGE", "the customer id must be 1–64 letters, digits or . _ @ -");
+  const timeouts = endpointTimeouts(o);
   const paths = providerPaths(o.dir);
   const config = readProviderConfig(paths);
   // Opened first: a wrong passphrase must fail before the public CRL is fetched and recorded, not after.
@@ -187,7 +188,11 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
     let publicOcsp: EnrolResult["publicOcsp"];
     if (o.ocsp) {
       const url = `${config.endpoint}/ocsp/${ca.caId}`;
-      const client = new OcspClient({ url, ...(o.bearerToken ? { bearerToken: o.bearerToken } : {}), fetch: endpointFetch(o), ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}), skewMs: SKEW_MS });
+      // An answer is a few KB (64 KiB at most): its whole exchange is held to the inactivity timeout. The total a CRL
+      // download is given would let a trickling responder hold the enrolment for minutes.
+      const whole = Math.min(timeouts.inactivityMs, timeouts.totalMs);
+      const fetch = endpointFetch({ ...o, totalTimeoutMs: whole });
+      const client = new OcspClient({ url, ...(o.bearerToken ? { bearerToken: o.bearerToken } : {}), fetch, timeoutMs: whole, skewMs: SKEW_MS });
       // The clock read now, not at the start: the CRL download before this may have taken minutes, and an answer made
       // since would look as if from the future.
       const answer = await client.check({ certificate: publicDer, issuer: ca.der }, o.clock.now());

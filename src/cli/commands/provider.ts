@@ -164,6 +164,8 @@ saw. A revocation maps to the provider's reason: affiliationChanged, cessationOf
 certificateHold carry over; keyCompromise only for a certificate of the card's own key (else
 cessationOfOperation). Safe to kill and run again: the next pass completes what a killed one left.
 A 429, 5xx or refused connection is asked again twice, with a growing wait; a redirect is not followed.
+A download fails after 10 s without a byte, or after 10 min however steadily it comes; a CRL over 256 MiB
+is refused.
 Exit 17 when a public CRL could not be had or was refused (the others are still followed), or is past its
 nextUpdate (ERR_PUBLIC_CRL_STALE: its revocations are applied all the same). With --watch and
 --json, each pass writes one JSON document on a line of its own.`,
