@@ -21,3 +21,26 @@ export class FixedClock implements Clock {
     this.#t += ms;
   }
 }
+
+const UNITS = [
+  ["d", 86_400_000],
+  ["h", 3_600_000],
+  ["min", 60_000],
+  ["s", 1000],
+] as const;
+
+/**
+ * A duration for a message, its sign dropped: the largest unit it reaches and the next one down when not zero
+ * ("2 h 5 min", "5 min", "12 s"), or milliseconds under a second. Truncated, never rounded up: "more than the 5 min
+ * allowed" must not be said of 4 min 59.6 s.
+ */
+export function formatDuration(ms: number): string {
+  const a = Math.abs(ms);
+  const i = UNITS.findIndex(([, n]) => a >= n);
+  if (i < 0) return `${Math.floor(a)} ms`;
+  const [unit, n] = UNITS[i]!;
+  const q = Math.floor(a / n);
+  const next = UNITS[i + 1];
+  const r = next ? Math.floor((a - q * n) / next[1]) : 0;
+  return r && next ? `${q} ${unit} ${r} ${next[0]}` : `${q} ${unit}`;
+}

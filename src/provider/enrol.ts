@@ -29,7 +29,7 @@ import { createHash, createPublicKey, randomBytes, type KeyObject } from "node:c
 import { join } from "node:path";
 import { verifyCsr } from "../ca/csr.js";
 import { JpkiError, isJpkiError } from "../errors.js";
-import type { Clock } from "../pki/clock.js";
+import { formatDuration, type Clock } from "../pki/clock.js";
 import { certificateParts } from "../pki/der.js";
 import { generateRsaKey } from "../pki/keys.js";
 import { toPem } from "../pki/pem.js";
@@ -37,9 +37,9 @@ import { writeFileAtomic } from "../store/files.js";
 import { parseCertificate } from "../validation/certificate.js";
 import { verifySignedData } from "../validation/cms.js";
 import { validateJpki } from "../validation/jpki.js";
-import { OcspClient, type OcspProblem } from "../validation/ocsp-source.js";
+import { OcspClient, type OcspProblem, type OcspTimeFault } from "../validation/ocsp-source.js";
 import { formatName } from "../validation/name.js";
-import { endpointFetch, refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
+import { endpointFetch, endpointTimeouts, refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
 import {
   certifyCustomer,
   openProviderCa,
@@ -75,7 +75,8 @@ export interface EnrolOptions extends PublicEndpointOptions {
    * Ask the endpoint's OCSP responder too (`<endpoint>/ocsp/<ca>`), and issue only on "good": the CRL may be hours
    * old, OCSP answers from the CA's store now (JPKI.md: OCSP where same-day certainty matters, as at the
    * identity check ③). Revoked, unknown or no answer refuses; a responder down or unreachable (asked again as the
- * CRL is) is ERR_PUBLIC_OCSP_UNAVAILABLE.
+   * CRL is) is ERR_PUBLIC_OCSP_UNAVAILABLE; an answer not current by `clock` (thisUpdate or producedAt ahead of it
+   * beyond the skew, nextUpdate past) is ERR_PUBLIC_OCSP_NOT_CURRENT.
    */
   readonly ocsp?: boolean;
 }
@@ -95,11 +96,30 @@ export interface EnrolResult extends ProviderLinkView {
 }
 
 const CUSTOMER_ID = /^[A-Za-z0-9._@-]{1,64}$/;
-/** A signing time this far ahead of our clock is still accepted (clock skew). */
+/** Clock skew with the customer and the public side: a signing time, an OCSP answer's thisUpdate or producedAt this far ahead of our clock is still accepted. */
 const SKEW_MS = 5 * 60_000;
 
 /** OCSP no-answers that are the responder's unavailability (down, unreachable, overloaded), not a verdict. */
 const OCSP_UNAVAILABLE: ReadonlySet<OcspProblem> = new Set(["network", "timeout", "http-status", "response-status"]);
+
+/**
+ * An OCSP answer outside its time (RFC 6960 §3.2(5)(6), §4.2.2.1): not relied on. The endpoint's error, not the
+ * customer's (exit 17 with the other endpoint failures): a clock wrong on one side, or an old answer replayed.
+ */
+function notCurrent(url: string, caId: string, problem: OcspProblem, t: OcspTimeFault): JpkiError {
+  const by = formatDuration(t.offsetMs);
+  const clock = `this provider's clock (${t.at.toISOString()})`;
+  const skew = `more than the ${formatDuration(t.skewMs)} of clock skew allowed`;
+  const what =
+    t.field === "nextUpdate"
+      ? `a nextUpdate of ${t.value.toISOString()}, ${by} before ${clock}: an answer past its time (replayed, or a responder behind)`
+      : problem === "stale"
+        ? `no nextUpdate and a thisUpdate of ${t.value.toISOString()}, ${by} before ${clock}, ${skew} (without nextUpdate an answer is current only at its thisUpdate)`
+        : `a ${t.field} of ${t.value.toISOString()}, ${by} ahead of ${clock}, ${skew}`;
+  return new JpkiError("ERR_PUBLIC_OCSP_NOT_CURRENT", `the OCSP responder ${url} answered with ${what}: the answer is not relied on; check both sides' clocks (NTP), then enrol again; nothing was issued`, {
+    details: { url, caId, problem, field: t.field, offsetMs: t.offsetMs, skewMs: t.skewMs },
+  });
+}
 
 function invalid(message: string, details?: Record<string, unknown>): JpkiError {
   return new JpkiError("ERR_PROVIDER_REQUEST_INVALID", message, details ? { details } : undefined);
@@ -108,6 +128,7 @@ function invalid(message: string, details?: Record<string, unknown>): JpkiError 
 /** `jpki provider enrol`: validates the customer's public certificate and request, then issues and links. */
 export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
   if (o.customerId !== undefined && !CUSTOMER_ID.test(o.customerId)) throw new JpkiError("ERR_USAGE", "the customer id must be 1–64 letters, digits or . _ @ -");
+  const timeouts = endpointTimeouts(o);
   const paths = providerPaths(o.dir);
   const config = readProviderConfig(paths);
   // Opened first: a wrong passphrase must fail before the public CRL is fetched and recorded, not after.
@@ -167,8 +188,15 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
     let publicOcsp: EnrolResult["publicOcsp"];
     if (o.ocsp) {
       const url = `${config.endpoint}/ocsp/${ca.caId}`;
-      const client = new OcspClient({ url, ...(o.bearerToken ? { bearerToken: o.bearerToken } : {}), fetch: endpointFetch(o), ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}) });
-      const answer = await client.check({ certificate: publicDer, issuer: ca.der }, now);
+      // An answer is a few KB (64 KiB at most): its whole exchange is held to the inactivity timeout. The total a CRL
+      // download is given would let a trickling responder hold the enrolment for minutes.
+      const whole = Math.min(timeouts.inactivityMs, timeouts.totalMs);
+      const fetch = endpointFetch({ ...o, totalTimeoutMs: whole });
+      const client = new OcspClient({ url, ...(o.bearerToken ? { bearerToken: o.bearerToken } : {}), fetch, timeoutMs: whole, skewMs: SKEW_MS });
+      // The clock read now, not at the start: the CRL download before this may have taken minutes, and an answer made
+      // since would look as if from the future.
+      const answer = await client.check({ certificate: publicDer, issuer: ca.der }, o.clock.now());
+      if (answer.status === "no-answer" && answer.time) throw notCurrent(url, ca.caId, answer.problem, answer.time);
       // A responder that is down says nothing of the certificate: the endpoint's error (exit 17, as a CRL that cannot
       // be had), not ERR_PROVIDER_PUBLIC_CERT_INVALID, which sent the operator to the customer.
       if (answer.status === "no-answer" && OCSP_UNAVAILABLE.has(answer.problem)) {

@@ -319,21 +319,87 @@ describe("provider follow over a real socket", () => {
     return followPublicCrls({ dir: d, passphrase: PASS, clock: new FixedClock(new Date(T0 + HOUR)), bearerToken: "tok", timeoutMs: 500, sleep: async () => undefined, ...extra });
   };
 
-  it("gives up on an endpoint that never answers, and on a body that never ends, within the timeout", async () => {
+  /** Sends `body` in `pieces` pieces, one every `everyMs`; with `stallAfter`, sends no more after that many and keeps the connection open. */
+  const slowly =
+    (body: Buffer, o: { pieces: number; everyMs: number; stallAfter?: number }): Parameters<typeof createServer>[1] =>
+    (_q, res) => {
+      res.writeHead(200, { "content-type": "application/pkix-crl", "content-length": String(body.length) });
+      const size = Math.ceil(body.length / o.pieces);
+      let sent = 0;
+      const i = setInterval(() => {
+        if (o.stallAfter !== undefined && sent >= o.stallAfter) return;
+        res.write(body.subarray(sent * size, ++sent * size));
+        if (sent * size >= body.length) (clearInterval(i), res.end());
+      }, o.everyMs);
+      res.on("close", () => clearInterval(i));
+    };
+
+  it("gives up on an endpoint that never answers within the inactivity timeout, and on a body that never ends within the total", async () => {
     const d = provider();
     const hang = await serve(() => undefined);
     const t = Date.now();
-    expect((await followAt(d, hang.url)).crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE" } });
+    expect((await followAt(d, hang.url)).crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining("no byte from the endpoint for 500 ms") } });
+    // a byte every 50 ms keeps the inactivity timeout away for ever: the total ends it
     const trickle = await serve((_q, res) => {
       res.writeHead(200, { "content-type": "application/pkix-crl" });
       res.write(Buffer.from([0x30, 0x84]));
       const i = setInterval(() => res.write(Buffer.from([0])), 50);
       res.on("close", () => clearInterval(i));
     });
-    expect((await followAt(d, trickle.url)).crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining("within 500 ms") } });
+    expect((await followAt(d, trickle.url, { totalTimeoutMs: 1500 })).crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining("not complete within 1500 ms") } });
     expect(Date.now() - t).toBeLessThan(10_000);
     // a timeout is not asked again: a hanging endpoint would hold the workspace for retries × the timeout
     expect([hang.hits.length, trickle.hits.length]).toEqual([1, 1]);
+  });
+
+  it("takes a CRL that comes slowly but steadily, for longer than the timeout: the timeout is of inactivity", async () => {
+    const d = provider();
+    const body = await crl(5, [BOB_REVOKED]);
+    // ~1 s of download, a piece every 50 ms; the timeout, 400 ms, once bounded the whole of it
+    const steady = await serve(slowly(body, { pieces: 20, everyMs: 50 }));
+    const t = Date.now();
+    const r = await followAt(d, steady.url, { timeoutMs: 400, totalTimeoutMs: 10_000 });
+    expect(Date.now() - t).toBeGreaterThan(800);
+    expect(r.crls[0]).toMatchObject({ status: "downloaded", number: "5" });
+    expect(r.revoked).toEqual([expect.objectContaining({ serial: "1b" })]);
+  });
+
+  it("gives up on a download that stalls midway once no byte has come for the inactivity timeout, and does not ask again", async () => {
+    const d = provider();
+    const before = stateOf(d);
+    const body = await crl(5, [BOB_REVOKED]);
+    // steady for ~500 ms (longer than the timeout), then nothing, the connection left open
+    const stall = await serve(slowly(body, { pieces: 20, everyMs: 50, stallAfter: 10 }));
+    const t = Date.now();
+    const r = await followAt(d, stall.url, { timeoutMs: 400, totalTimeoutMs: 60_000 });
+    const took = Date.now() - t;
+    expect(r.crls[0]).toMatchObject({
+      status: "failed",
+      error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining("no byte from the endpoint for 400 ms") },
+    });
+    expect(took).toBeGreaterThanOrEqual(800); // the stall begins after ~500 ms and lasts 400 ms before it counts
+    expect(took).toBeLessThan(10_000); // well before the total
+    expect(stall.hits).toHaveLength(1); // a failure once the answer has begun is not asked again
+    expect(JSON.parse(stateOf(d)).publicCrls).toEqual(JSON.parse(before).publicCrls);
+  });
+
+  it("refuses by default a CRL declared larger than 256 MiB, before reading it", async () => {
+    const d = provider();
+    const huge = await serve((_q, res) => {
+      res.writeHead(200, { "content-length": String(300 * 1024 ** 2) });
+      res.write(Buffer.from([0x30, 0x84])); // and nothing more
+    });
+    const r = await followAt(d, huge.url, { timeoutMs: 2000 });
+    expect(r.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining(`more than the ${256 * 1024 ** 2} bytes accepted`) } });
+  });
+
+  it("refuses a timeout that is no number of milliseconds > 0 before fetching anything", async () => {
+    const d = provider();
+    const never = await serve(() => undefined);
+    for (const bad of [{ timeoutMs: 0 }, { totalTimeoutMs: -1 }, { timeoutMs: Number.NaN }]) {
+      await expect(followAt(d, never.url, bad)).rejects.toMatchObject({ code: "ERR_USAGE" });
+    }
+    expect(never.hits).toEqual([]);
   });
 
   it("stops reading a body past the size it accepts, however fast it comes", async () => {

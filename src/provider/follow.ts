@@ -20,10 +20,14 @@
  * - A stale CRL (past nextUpdate) still counts for revocations — a revocation is never undone — but the pass
  *   reports it with its code (ERR_PUBLIC_CRL_STALE: `follow` exits 17), and enrolment refuses to validate against
  *   it (provider/enrol.ts: hard-fail).
- * - The transport: no redirects (the bearer token stays with the endpoint); each attempt bounded in time and size;
- *   a 429, 500/502/503/504 or a refused or reset connection asked again with a growing wait (a 429's Retry-After,
- *   up to 30 s), a timeout not (a hanging endpoint would hold the workspace for retries × timeout). Nothing is
- *   recorded before a CRL has come and been verified.
+ * - The transport: no redirects (the bearer token stays with the endpoint); each attempt bounded in size and in
+ *   time twice over: an inactivity timeout (no byte for `timeoutMs`, whether connecting, awaiting the answer or
+ *   between two pieces of the body) catches a stalled connection however long the download has run, and a generous
+ *   total (`totalTimeoutMs`) ends a trickle that never stops. A national CRL is tens of MB: one total short enough to
+ *   catch a stall soon failed it over a slow but live link. A 429, 500/502/503/504 or a refused or reset connection
+ *   is asked again with a growing wait (a 429's Retry-After, up to 30 s), a timeout not (a hanging endpoint would
+ *   hold the workspace for retries × timeout), nor a failure once the answer has begun. Nothing is recorded before
+ *   a CRL has come and been verified.
  *
  * Crash safety: a pass writes the verified public CRL file, then one state.json with the revocations, what it saw
  * and the number reserved for the provider CRL that owes them, then that CRL. Killed before the state write:
@@ -68,9 +72,14 @@ export interface PublicEndpointOptions {
   readonly bearerToken?: string;
   /** injected for tests; default globalThis.fetch */
   readonly fetch?: typeof globalThis.fetch;
-  /** default 10 s */
+  /**
+   * The inactivity timeout: an attempt fails after this long without a byte from the endpoint, while connecting,
+   * awaiting the answer, or between two pieces of its body (default 10 s). A steady download runs on past it.
+   */
   readonly timeoutMs?: number;
-  /** the largest CRL accepted, bytes (default 1 GiB: a CA's CRL with ~20 million entries) */
+  /** An attempt fails after this long however steadily its bytes come: a trickle that never ends (default 10 min). */
+  readonly totalTimeoutMs?: number;
+  /** the largest CRL accepted, bytes (default 256 MiB: DEFAULT_MAX_CRL_BYTES) */
   readonly maxCrlBytes?: number;
   /** how many times a request is made again after a 429, a 500/502/503/504 or a failed connection (default 2) */
   readonly retries?: number;
@@ -78,7 +87,20 @@ export interface PublicEndpointOptions {
   readonly sleep?: (ms: number) => Promise<void>;
 }
 
-const DEFAULT_MAX_CRL_BYTES = 1024 ** 3;
+/**
+ * A CRL of our builder takes ~49 bytes an entry (a 16-octet serial, the date, a reason): 1,000,000 entries, the
+ * national scale the bench runs, are ~49 MB. 256 MiB holds ~5.4 million, five times that. No more: the body is held
+ * in memory whole to be verified (twice over while its pieces are joined), so the bound is the memory an endpoint
+ * gone wrong can make the provider take.
+ */
+const DEFAULT_MAX_CRL_BYTES = 256 * 1024 ** 2;
+/** No byte for this long: the connection is taken for stalled. */
+const DEFAULT_TIMEOUT_MS = 10_000;
+/**
+ * However steadily it comes, an attempt ends after this long: a 49 MB CRL needs ~0.7 Mbit/s to arrive within it,
+ * a full 256 MiB ~3.6 Mbit/s. The workspace is held meanwhile (an enrolment waits), so not unbounded.
+ */
+const DEFAULT_TOTAL_TIMEOUT_MS = 10 * 60_000;
 const DEFAULT_RETRIES = 2;
 /** The first wait before asking again; each further one doubles it. */
 const RETRY_BASE_MS = 500;
@@ -96,15 +118,106 @@ class AttemptFailed extends Error {
     message: string,
     readonly retry: boolean,
     readonly status?: number,
+    readonly timeout?: EndpointTimeout["kind"],
   ) {
     super(message);
   }
 }
 
+/**
+ * An attempt given up for time: the abort reason of its signal, so fetch and the body's reads fail with it. Named
+ * TimeoutError as AbortSignal.timeout's reason is, so a client that takes the transport from endpointFetch
+ * (OcspClient) reads it as a timeout.
+ */
+class EndpointTimeout extends Error {
+  override readonly name = "TimeoutError";
+  constructor(
+    readonly kind: "inactivity" | "total",
+    ms: number,
+  ) {
+    super(kind === "inactivity" ? `no byte from the endpoint for ${ms} ms` : `not complete within ${ms} ms, though bytes kept coming`);
+  }
+}
+
+/** The two timeouts, checked (ERR_USAGE): by followPublicCrls and enrolCustomer before anything is fetched. */
+export function endpointTimeouts(o: PublicEndpointOptions): { inactivityMs: number; totalMs: number } {
+  const inactivityMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const totalMs = o.totalTimeoutMs ?? DEFAULT_TOTAL_TIMEOUT_MS;
+  for (const [name, v] of [["timeoutMs", inactivityMs], ["totalTimeoutMs", totalMs]] as const) {
+    if (!Number.isFinite(v) || v <= 0) throw new JpkiError("ERR_USAGE", `${name} must be a number of milliseconds > 0`);
+  }
+  return { inactivityMs, totalMs };
+}
+
+/**
+ * One attempt's clocks: the inactivity one, re-armed by every byte that comes (`touch`), and the total. Either
+ * aborts `signal` with an EndpointTimeout; `stop` disarms both once the answer is read, cancelled or failed.
+ */
+function attemptClock(t: { inactivityMs: number; totalMs: number }) {
+  const ctl = new AbortController();
+  let stopped = false;
+  const stop = () => {
+    stopped = true;
+    clearTimeout(idle);
+    clearTimeout(total);
+  };
+  const fire = (kind: EndpointTimeout["kind"], ms: number) => () => {
+    stop();
+    ctl.abort(new EndpointTimeout(kind, ms));
+  };
+  // unref: a clock must not keep a process alive that has nothing else to wait for
+  const idle = setTimeout(fire("inactivity", t.inactivityMs), t.inactivityMs).unref();
+  const total = setTimeout(fire("total", t.totalMs), t.totalMs).unref();
+  return { signal: ctl.signal, touch: () => void (stopped || idle.refresh()), stop };
+}
+
+/**
+ * The response with its body read through `clock`: each piece re-arms the inactivity timeout, the end, an error or a
+ * cancel stops both. A body fetch cut off by the clock fails with the clock's EndpointTimeout.
+ */
+function clocked(res: Response, clock: ReturnType<typeof attemptClock>): Response {
+  clock.touch(); // the status and headers are bytes
+  if (!res.body) {
+    clock.stop();
+    return res;
+  }
+  const reader = res.body.getReader();
+  const body = new ReadableStream<Uint8Array>(
+    {
+      async pull(c) {
+        let r: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          r = await reader.read();
+        } catch (e) {
+          clock.stop();
+          throw clock.signal.aborted ? clock.signal.reason : e;
+        }
+        if (r.done) {
+          clock.stop();
+          c.close();
+          return;
+        }
+        clock.touch();
+        c.enqueue(r.value);
+      },
+      cancel(reason) {
+        clock.stop();
+        return reader.cancel(reason);
+      },
+    },
+    // read only when the reader asks: the clock measures the endpoint, not a buffer filling ahead of the reader
+    { highWaterMark: 0 },
+  );
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+}
+
 /** The body, read chunk by chunk and given up past `max` bytes (an endpoint gone wrong must not exhaust memory). */
 async function boundedBody(res: Response, max: number): Promise<Buffer> {
   const declared = Number(res.headers.get("content-length") ?? NaN);
-  if (declared > max) throw new AttemptFailed(`the CRL is ${declared} bytes, more than the ${max} bytes accepted`, false);
+  if (declared > max) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new AttemptFailed(`the CRL is ${declared} bytes, more than the ${max} bytes accepted`, false);
+  }
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of res.body ?? []) {
@@ -123,9 +236,10 @@ async function boundedBody(res: Response, max: number): Promise<Buffer> {
  * refused, ECONNREFUSED, a reset) in `cause`. A timeout is not asked again (a hanging endpoint would hold the pass,
  * and an enrolment with it, for retries × the timeout); a refused or reset connection is (a restart).
  */
-function transportFailure(e: unknown, timeoutMs: number): AttemptFailed {
+function transportFailure(e: unknown): AttemptFailed {
   const err = e as Error & { cause?: { code?: string; message?: string } };
-  if (err?.name === "TimeoutError" || err?.name === "AbortError") return new AttemptFailed(`no complete answer within ${timeoutMs} ms`, false);
+  if (e instanceof EndpointTimeout) return new AttemptFailed(e.message, false, undefined, e.kind);
+  if (err?.name === "TimeoutError" || err?.name === "AbortError") return new AttemptFailed(`the request was cut off (${err.message})`, false);
   const why = err?.cause?.code ?? err?.cause?.message ?? err?.message ?? String(e);
   // redirect: "error" makes a 3xx a failure: that is the endpoint's answer, not a passing fault
   if (/redirect/i.test(why)) return new AttemptFailed(`the endpoint answered with a redirect, which is not followed (the bearer token goes to the configured endpoint only): ${why}`, false);
@@ -141,24 +255,27 @@ function retryAfterMs(res: Response): number | undefined {
 /**
  * A request to the endpoint with the retry policy above: a 429 or 500/502/503/504 and a refused or reset connection
  * asked again with a growing wait (a 429's Retry-After up to MAX_RETRY_AFTER_MS), a timeout or a redirect not. Each
- * attempt has its own timeout. Returns the last response, whatever its status (its body unread); throws the last
- * attempt's own error when no response came. `attempts` counts what was tried. The CRL fetch and enrolment's OCSP
- * request (provider/enrol.ts) share it, so the endpoint is treated alike whichever of its services is down.
+ * attempt has its own clocks (attemptClock), which run on through the body. Returns the last response, whatever its
+ * status (its body unread); throws the last attempt's own error when no response came. `attempts` counts what was
+ * tried. The CRL fetch and enrolment's OCSP request (provider/enrol.ts) share it, so the endpoint is treated alike
+ * whichever of its services is down.
  */
 async function requestWithRetries(url: string, init: RequestInit, o: PublicEndpointOptions, tried: { attempts: number }): Promise<Response> {
   const retries = o.retries ?? DEFAULT_RETRIES;
-  const timeoutMs = o.timeoutMs ?? 10_000;
+  const timeouts = endpointTimeouts(o);
   const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   for (let attempt = 1; ; attempt++) {
     tried.attempts = attempt;
     let wait = RETRY_BASE_MS * 2 ** (attempt - 1);
     let res: Response;
+    const clock = attemptClock(timeouts);
     try {
       // a body given as bytes is copied for each attempt: one sent is not sent again
       const body = init.body instanceof Uint8Array ? Buffer.from(init.body) : init.body;
-      res = await (o.fetch ?? globalThis.fetch)(url, { ...init, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(timeoutMs) });
+      res = clocked(await (o.fetch ?? globalThis.fetch)(url, { ...init, ...(body !== undefined ? { body } : {}), signal: clock.signal }), clock);
     } catch (e) {
-      if (!transportFailure(e, timeoutMs).retry || attempt > retries) throw e;
+      clock.stop();
+      if (!transportFailure(e).retry || attempt > retries) throw e;
       await sleep(wait);
       continue;
     }
@@ -171,7 +288,10 @@ async function requestWithRetries(url: string, init: RequestInit, o: PublicEndpo
   }
 }
 
-/** `fetch` with the endpoint's retry policy (requestWithRetries), for a client that makes its own requests. */
+/**
+ * `fetch` with the endpoint's retry policy and clocks (requestWithRetries), for a client that makes its own
+ * requests. The signal the client passes is not used: each attempt runs on its own clocks.
+ */
 export function endpointFetch(o: PublicEndpointOptions): typeof globalThis.fetch {
   return (input, init) => requestWithRetries(String(input instanceof Request ? input.url : input), init ?? {}, o, { attempts: 0 });
 }
@@ -181,7 +301,6 @@ export function endpointFetch(o: PublicEndpointOptions): typeof globalThis.fetch
  * AttemptFailed when no attempt gave an answer.
  */
 async function getWithRetries(url: string, headers: Record<string, string>, o: PublicEndpointOptions): Promise<{ res: Response; body?: Buffer; attempts: number }> {
-  const timeoutMs = o.timeoutMs ?? 10_000;
   const tried = { attempts: 0 };
   const failed = (f: AttemptFailed) => Object.assign(f, { attempts: tried.attempts });
   let res: Response;
@@ -190,7 +309,7 @@ async function getWithRetries(url: string, headers: Record<string, string>, o: P
     res = await requestWithRetries(url, { headers, redirect: "error" }, o, tried);
     if (res.status === 200) return { res, body: await boundedBody(res, o.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES), attempts: tried.attempts };
   } catch (e) {
-    throw failed(e instanceof AttemptFailed ? e : transportFailure(e, timeoutMs));
+    throw failed(e instanceof AttemptFailed ? e : transportFailure(e));
   }
   await res.body?.cancel().catch(() => undefined);
   if (!RETRY_STATUSES.has(res.status)) return { res, attempts: tried.attempts };
@@ -291,7 +410,7 @@ export async function refreshPublicCrl(paths: ProviderPaths, endpoint: string, c
       const tries = f.attempts && f.attempts > 1 ? ` after ${f.attempts} attempts` : "";
       throw new JpkiError("ERR_PUBLIC_CRL_UNAVAILABLE", `the CRL of ${ca.caId} could not be fetched from ${url}${tries} (${f.message}): check the endpoint and the network; nothing was recorded`, {
         cause: e,
-        details: { url, ...(f.status ? { status: f.status } : {}), ...(f.attempts ? { attempts: f.attempts } : {}) },
+        details: { url, ...(f.status ? { status: f.status } : {}), ...(f.attempts ? { attempts: f.attempts } : {}), ...(f.timeout ? { timeout: f.timeout } : {}) },
       });
     }
   };
@@ -403,6 +522,7 @@ function isLive(l: ProviderLink, now: Date): boolean {
  * whose CRL cannot be had or is refused is reported in `crls` (status "failed") and the others still go on.
  */
 export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> {
+  endpointTimeouts(o);
   const paths = providerPaths(o.dir);
   const config = readProviderConfig(paths);
   // The key is opened first: a wrong passphrase found only when a revocation had to be published failed the pass (and

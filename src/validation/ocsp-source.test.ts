@@ -58,14 +58,14 @@ const expired = issue({ subject: dn("Test CA OCSP old"), key: rsa(), issuer: dn(
 const certId: OcspCertId = ocspCertId(ee.cert, ca.cert);
 const NONCE = Buffer.alloc(32, 7);
 
-async function respond(p: { by?: { der: Buffer; signer: SoftwareSigner }; status?: CertStatus; nonce?: Buffer | null; id?: OcspCertId; thisUpdate?: Date; nextUpdate?: Date }): Promise<Buffer> {
+async function respond(p: { by?: { der: Buffer; signer: SoftwareSigner }; status?: CertStatus; nonce?: Buffer | null; id?: OcspCertId; thisUpdate?: Date; nextUpdate?: Date; producedAt?: Date }): Promise<Buffer> {
   const by = p.by ?? delegated;
   // the responder echoes the request's CertID and nonce: build the request and take them from it
   const req = buildOcspRequest({ certId: p.id ?? certId, nonce: p.nonce === null ? undefined : (p.nonce ?? NONCE) });
   const parsed = parseOcspRequest(req);
   return signedResponse({
     responder: { certificateDer: by.der, signer: by.signer },
-    producedAt: AT,
+    producedAt: p.producedAt ?? AT,
     answers: [{ certIdDer: parsed.certIds[0]!.der, status: p.status ?? { kind: "good" }, thisUpdate: p.thisUpdate ?? AT, nextUpdate: p.nextUpdate ?? new Date(AT.getTime() + H) }],
     nonce: parsed.nonce,
   });
@@ -110,6 +110,28 @@ describe("checkOcspResponse: the answer itself", () => {
     expect(check(r, new Date(AT.getTime() + 2 * H))).toMatchObject({ status: "no-answer", problem: "stale" });
     expect(check(r, new Date(AT.getTime() - 10 * 60_000))).toMatchObject({ status: "no-answer", problem: "not-yet-valid" });
     expect(check(r, new Date(AT.getTime() - 60_000))).toMatchObject({ status: "good" }); // within the skew
+  });
+
+  it("times: each refusal names the field, its value and how far it lies beyond the validation time", async () => {
+    const at = new Date(AT.getTime() - 2 * H);
+    expect(check(await respond({}), at)).toMatchObject({
+      problem: "not-yet-valid",
+      detail: expect.stringMatching(/thisUpdate 2030-04-01T00:00:00.000Z is 2 h after the validation time .*5 min of clock skew/),
+      time: { field: "thisUpdate", value: AT, at, offsetMs: 2 * H, skewMs: 5 * 60_000 },
+    });
+    const later = new Date(AT.getTime() + 3 * H);
+    expect(check(await respond({}), later)).toMatchObject({ problem: "stale", detail: expect.stringContaining("nextUpdate 2030-04-01T01:00:00.000Z is 2 h before the validation time"), time: { field: "nextUpdate", offsetMs: 2 * H } });
+  });
+
+  it("producedAt after the validation time beyond the skew: produced-in-future, though thisUpdate and nextUpdate hold", async () => {
+    const r = await respond({ producedAt: new Date(AT.getTime() + H + 30 * 60_000) });
+    expect(check(r)).toMatchObject({
+      status: "no-answer",
+      problem: "produced-in-future",
+      detail: expect.stringContaining("producedAt 2030-04-01T01:30:00.000Z is 1 h 30 min after the validation time"),
+      time: { field: "producedAt", offsetMs: H + 30 * 60_000 },
+    });
+    expect(check(await respond({ producedAt: new Date(AT.getTime() + 4 * 60_000) }))).toMatchObject({ status: "good" }); // within the skew
   });
 
   it("refusals and bytes that are no response: typed no-answers, never exceptions", async () => {

@@ -8,7 +8,10 @@
  *      (§4.2.2.2) issued by that issuer, carrying id-kp-OCSPSigning, valid at the validation time;
  *   3. a SingleResponse whose CertID is the one asked about (hash algorithm, issuer name and key hashes, serial);
  *   4. the request's nonce echoed (RFC 8954) — a responder that leaves it out may be replaying an old answer;
- *   5. thisUpdate not after the validation time (a small skew allowed), nextUpdate not before it.
+ *   5. thisUpdate not after the validation time (a small skew allowed), nextUpdate not before it; and producedAt
+ *      not after it either (§4.2.2.1: the time the responder signed): RFC 6960 asks nothing of producedAt, but a
+ *      signature dated in the future comes from a responder whose clock, and so whose thisUpdate, is not to be
+ *      trusted, or from someone who made the answer to outlast its time.
  *
  * The answer is a value: good, revoked (time and reason), unknown (the responder does not know the certificate),
  * or no-answer with a stable problem code. Network failures, HTTP errors and bad bytes are no-answers, never
@@ -21,6 +24,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { reasonName, type CrlReasonName } from "../crl/reason.js";
 import { JpkiError } from "../errors.js";
+import { formatDuration } from "../pki/clock.js";
 import { explicit, nul, octetString, oid, seq, tlv } from "../pki/der.js";
 import { assertDer } from "../pki/der-strict.js";
 import { EXT_OID, KP_OID } from "../profile/oids.js";
@@ -56,8 +60,27 @@ export const OCSP_PROBLEMS = {
   "nonce-mismatch": "the response does not echo the request's nonce (RFC 8954)",
   "not-yet-valid": "the response's thisUpdate is after the validation time (§3.2(5))",
   stale: "the response's nextUpdate is before the validation time (§3.2(6))",
+  "produced-in-future": "the response's producedAt is after the validation time (§4.2.2.1: a responder clock ahead, or a time made up)",
 } as const;
 export type OcspProblem = keyof typeof OCSP_PROBLEMS;
+
+/**
+ * Which of a response's times put it outside the validation time, and by how much: for the time problems
+ * (not-yet-valid, stale, produced-in-future), so a caller can say which clock to look at.
+ */
+export interface OcspTimeFault {
+  readonly field: "thisUpdate" | "nextUpdate" | "producedAt";
+  /** the time the response carries */
+  readonly value: Date;
+  /** the validation time it was judged at */
+  readonly at: Date;
+  /**
+   * how far `value` lies from `at`, ms: ahead of it (thisUpdate, producedAt), or behind it (nextUpdate; thisUpdate
+   * when there is no nextUpdate). Ahead, beyond `skewMs`.
+   */
+  readonly offsetMs: number;
+  readonly skewMs: number;
+}
 
 /** The CertID fields an answer is about (RFC 6960 §4.1.1), hex: what the engine matches path certificates with. */
 export interface OcspCertId {
@@ -84,7 +107,7 @@ export type OcspOutcome =
   | (Answered & { readonly status: "revoked"; readonly revocation: { readonly time: Date; readonly reason: CrlReasonName } })
   /** the responder does not know the certificate (§2.2 "unknown") */
   | (Answered & { readonly status: "unknown" })
-  | { readonly status: "no-answer"; readonly url?: string; readonly certId?: OcspCertId; readonly problem: OcspProblem; readonly detail: string };
+  | { readonly status: "no-answer"; readonly url?: string; readonly certId?: OcspCertId; readonly problem: OcspProblem; readonly detail: string; readonly time?: OcspTimeFault };
 
 /** One certificate to ask about, with its issuer's certificate (the key the CertID and the signature check use). */
 export interface OcspQuery {
@@ -167,6 +190,7 @@ class NoAnswer extends Error {
   constructor(
     readonly problem: OcspProblem,
     readonly detail: string,
+    readonly time?: OcspTimeFault,
   ) {
     super(detail);
   }
@@ -174,6 +198,9 @@ class NoAnswer extends Error {
 
 const no = (problem: OcspProblem, detail: string = OCSP_PROBLEMS[problem]): never => {
   throw new NoAnswer(problem, detail);
+};
+const timeNo = (problem: OcspProblem, detail: string, time: OcspTimeFault): never => {
+  throw new NoAnswer(problem, detail, time);
 };
 
 export interface CheckOcspResponseParams {
@@ -199,7 +226,7 @@ export function checkOcspResponse(p: CheckOcspResponseParams): OcspOutcome {
   try {
     return check(p);
   } catch (e) {
-    if (e instanceof NoAnswer) return { status: "no-answer", url: p.url, certId: p.certId, problem: e.problem, detail: e.detail };
+    if (e instanceof NoAnswer) return { status: "no-answer", url: p.url, certId: p.certId, problem: e.problem, detail: e.detail, ...(e.time ? { time: e.time } : {}) };
     return { status: "no-answer", url: p.url, certId: p.certId, problem: "malformed-response", detail: `${OCSP_PROBLEMS["malformed-response"]}: ${(e as Error).message}` };
   }
 }
@@ -250,13 +277,27 @@ function check(p: CheckOcspResponseParams): OcspOutcome {
     if (e.critical && id !== OID_NONCE) no("malformed-response", `the response carries an unknown critical extension ${id}`);
   }
 
-  // §3.2(5)–(6), at the validation time (as CRLs are: crl-check.ts `current`)
-  if (single.thisUpdate.getTime() > p.at.getTime() + p.skewMs) {
-    no("not-yet-valid", `the response's thisUpdate ${single.thisUpdate.toISOString()} is after the validation time ${p.at.toISOString()}`);
+  // §3.2(5)–(6), at the validation time (as CRLs are: crl-check.ts `current`); producedAt as the module comment says
+  const fault = (field: OcspTimeFault["field"], value: Date, offsetMs: number): OcspTimeFault => ({ field, value, at: p.at, offsetMs, skewMs: p.skewMs });
+  const skew = `more than the ${formatDuration(p.skewMs)} of clock skew allowed`;
+  const ahead = single.thisUpdate.getTime() - p.at.getTime();
+  if (ahead > p.skewMs) {
+    timeNo("not-yet-valid", `the response's thisUpdate ${single.thisUpdate.toISOString()} is ${formatDuration(ahead)} after the validation time ${p.at.toISOString()}, ${skew}`, fault("thisUpdate", single.thisUpdate, ahead));
   }
-  // without nextUpdate "newer information is always available" (§4.2.2.1): current only at thisUpdate (± skew)
-  const until = single.nextUpdate ?? new Date(single.thisUpdate.getTime() + p.skewMs);
-  if (until.getTime() < p.at.getTime()) no("stale", `the response was current until ${until.toISOString()}, before the validation time ${p.at.toISOString()}`);
+  if (single.nextUpdate) {
+    const behind = p.at.getTime() - single.nextUpdate.getTime();
+    if (behind > 0) timeNo("stale", `the response's nextUpdate ${single.nextUpdate.toISOString()} is ${formatDuration(behind)} before the validation time ${p.at.toISOString()}`, fault("nextUpdate", single.nextUpdate, behind));
+  } else {
+    // without nextUpdate "newer information is always available" (§4.2.2.1): current only at thisUpdate (± skew)
+    const behind = p.at.getTime() - single.thisUpdate.getTime();
+    if (behind > p.skewMs) {
+      timeNo("stale", `the response carries no nextUpdate, so it is current only at its thisUpdate ${single.thisUpdate.toISOString()}, which is ${formatDuration(behind)} before the validation time ${p.at.toISOString()}, ${skew}`, fault("thisUpdate", single.thisUpdate, behind));
+    }
+  }
+  const early = producedAt.getTime() - p.at.getTime();
+  if (early > p.skewMs) {
+    timeNo("produced-in-future", `the response's producedAt ${producedAt.toISOString()} is ${formatDuration(early)} after the validation time ${p.at.toISOString()}, ${skew}`, fault("producedAt", producedAt, early));
+  }
   // the delegated responder's certificate at the validation time (§4.2.2.2)
   if (signer.delegated && (signer.key.notBefore.getTime() > p.at.getTime() + p.skewMs || signer.key.notAfter < p.at)) {
     no("responder-not-authorised", "the delegated responder's certificate is not valid at the validation time");

@@ -9,12 +9,13 @@
  */
 import { execFileSync } from "node:child_process";
 import { copyFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPrivateKey } from "node:crypto";
-import { CertificationAuthority, FixedClock, OcspClient, SoftwareSigner, enrolCustomer, followPublicCrls, providerPaths, signApplication, watchPublicCrls, withProviderLock, parseResidentRecord, pemOrDer, renewOcspSigners, systemClock, type Workspace } from "../../src/index.js";
+import { CertificationAuthority, FixedClock, OcspClient, SoftwareSigner, enrolCustomer, followPublicCrls, parseOcspRequest, providerPaths, readProviderState, signApplication, signOcspResponse, watchPublicCrls, withProviderLock, parseResidentRecord, pemOrDer, renewOcspSigners, systemClock, type Workspace } from "../../src/index.js";
 import { buildServer } from "../../src/server/app.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { spawn } from "node:child_process";
@@ -27,6 +28,8 @@ let base: string;
 let app: FastifyInstance;
 let server: Workspace;
 let tokenFile: string;
+/** Tokyo's signature CA, whose key signs the OCSP answers a test makes by hand */
+let tokyo: CertificationAuthority;
 let residents: ReturnType<typeof generateResidents> extends Iterable<infer R> ? R[] : never;
 const certs: Record<string, { serial: string; pem: string; key: string }> = {};
 const w = () => ["--workspace", ws];
@@ -100,7 +103,7 @@ beforeAll(async () => {
   // `jpki serve`'s routes, in-process on an ephemeral loopback port
   server = await openWorkspace(ws);
   // OCSP too: the signing certificate the CRL schedule would issue, and a responder that reads the store every 50 ms
-  const ca = CertificationAuthority.open((await server.store.getCa("13-sig"))!, "correct horse", server.config);
+  const ca = (tokyo = CertificationAuthority.open((await server.store.getCa("13-sig"))!, "correct horse", server.config));
   await renewOcspSigners(server.store, [ca], { now: new Date(), passphrase: "correct horse" });
   ({ app } = await buildServer(server, { ocsp: { passphrase: "correct horse", pollMs: 50 } }));
   await app.listen({ host: "127.0.0.1", port: 0 });
@@ -430,6 +433,62 @@ describe("jpki provider", () => {
     const r = await enrolCustomer({ ...real.o, fetch: flaky });
     expect(r.publicOcsp).toMatchObject({ status: "good" });
     expect(real.asked).toHaveLength(2);
+  });
+
+  it("with --ocsp, refuses an answer whose thisUpdate or producedAt is ahead of the provider's clock, or whose nextUpdate has passed (RFC 6960 §3.2(5)(6), §4.2.2.1)", async () => {
+    // An endpoint of its own on loopback: Tokyo's current CRL, and OCSP answers "good", signed by the CA, with the
+    // times this test sets, relative to the provider's clock T.
+    const T = Math.floor(Date.now() / 1000) * 1000;
+    const clock = new FixedClock(new Date(T));
+    let times = { thisUpdate: T, nextUpdate: T + 24 * 3600_000, producedAt: T };
+    const endpoint: Server = createServer((q, res) => {
+      const chunks: Buffer[] = [];
+      q.on("data", (c: Buffer) => chunks.push(c));
+      q.on("end", async () => {
+        if (q.url === "/crl/13-sig.crl") return res.writeHead(200, { etag: '"c"' }).end(readFileSync(join(ws, "crl", "13-sig.crl")));
+        const asked = parseOcspRequest(Buffer.concat(chunks));
+        const answer = await signOcspResponse({
+          responder: { certificateDer: tokyo.record.certificateDer, signer: tokyo.signer },
+          producedAt: new Date(times.producedAt),
+          answers: [{ certIdDer: asked.certIds[0]!.der, status: { kind: "good" }, thisUpdate: new Date(times.thisUpdate), nextUpdate: new Date(times.nextUpdate) }],
+          nonce: asked.nonce,
+        });
+        res.writeHead(200, { "content-type": "application/ocsp-response" }).end(answer);
+      });
+    });
+    await new Promise<void>((r) => endpoint.listen(0, "127.0.0.1", r));
+    try {
+      const url = `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}`;
+      const bank = join(dir, "clock-bank");
+      await ok(["--json", "provider", "init", "--dir", bank, "--name", "Clock Bank", "--endpoint", url, "--trust", join(ws, "ca", "13-sig.pem")]);
+      const request = readFileSync(application("dave"));
+      const enrol = () => enrolCustomer({ dir: bank, passphrase: "correct horse", clock, request, ocsp: true, bearerToken: "t" });
+      const H = 3600_000;
+      const cases = [
+        { set: { thisUpdate: T + 2 * H, nextUpdate: T + 26 * H, producedAt: T + 2 * H }, field: "thisUpdate", problem: "not-yet-valid", said: `thisUpdate of ${new Date(T + 2 * H).toISOString()}, 2 h ahead of this provider's clock (${new Date(T).toISOString()}), more than the 5 min of clock skew allowed` },
+        { set: { thisUpdate: T - 26 * H, nextUpdate: T - 2 * H, producedAt: T - 26 * H }, field: "nextUpdate", problem: "stale", said: `nextUpdate of ${new Date(T - 2 * H).toISOString()}, 2 h before this provider's clock` },
+        // thisUpdate and nextUpdate hold: only the time the answer says it was signed is wrong
+        { set: { thisUpdate: T, nextUpdate: T + 24 * H, producedAt: T + 2 * H }, field: "producedAt", problem: "produced-in-future", said: `producedAt of ${new Date(T + 2 * H).toISOString()}, 2 h ahead of this provider's clock` },
+      ];
+      for (const c of cases) {
+        times = c.set;
+        await expect(enrol(), c.field).rejects.toMatchObject({
+          code: "ERR_PUBLIC_OCSP_NOT_CURRENT",
+          message: expect.stringContaining(c.said),
+          details: { field: c.field, problem: c.problem, offsetMs: 2 * H, skewMs: 5 * 60_000, caId: "13-sig" },
+        });
+        expect(readProviderState(providerPaths(bank)).links).toEqual([]);
+      }
+      // the CLI: exit 17, the endpoint's failure (not 16, the customer's certificate)
+      const cli17 = await cli(["--json", "provider", "enrol", "--dir", bank, "--request", application("dave"), "--ocsp", "--token-file", tokenFile], { cwd: dir });
+      expect(cli17.code).toBe(17);
+      expect(JSON.parse(cli17.stderr).error).toMatchObject({ code: "ERR_PUBLIC_OCSP_NOT_CURRENT", details: { field: "producedAt" } });
+      // the same endpoint with times that hold: issued
+      times = { thisUpdate: T, nextUpdate: T + 24 * H, producedAt: T };
+      expect((await enrol()).publicOcsp).toMatchObject({ status: "good", producedAt: new Date(T) });
+    } finally {
+      await new Promise((r) => (endpoint.closeAllConnections(), endpoint.close(r)));
+    }
   });
 
   it("records nothing when the generated key cannot be handed over, so the same request still works", async () => {

@@ -109,7 +109,9 @@ Refused, with nothing issued: a public certificate revoked, expired, of the test
 or from a CA not trusted (ERR_PROVIDER_PUBLIC_CERT_INVALID), a request without signing time or older than the
 configured age (ERR_PROVIDER_REQUEST_INVALID), a request with a generated key given twice (ERR_PROVIDER_REQUEST_REUSED),
 a public CRL that cannot be had (ERR_PUBLIC_CRL_UNAVAILABLE) or is wrong (ERR_PUBLIC_CRL_INVALID, _ROLLBACK),
-with --ocsp a responder down or unreachable after the same retries (ERR_PUBLIC_OCSP_UNAVAILABLE, exit 17).
+with --ocsp a responder down or unreachable after the same retries (ERR_PUBLIC_OCSP_UNAVAILABLE, exit 17), or an
+answer dated ahead of this host's clock (thisUpdate, producedAt; 5 min of skew allowed) or past its nextUpdate
+(ERR_PUBLIC_OCSP_NOT_CURRENT, exit 17).
 
 Example (the customer's side with openssl; the card's key signs):
   openssl req -new -key new.key -subj /CN=me -out new.csr
@@ -162,6 +164,8 @@ saw. A revocation maps to the provider's reason: affiliationChanged, cessationOf
 certificateHold carry over; keyCompromise only for a certificate of the card's own key (else
 cessationOfOperation). Safe to kill and run again: the next pass completes what a killed one left.
 A 429, 5xx or refused connection is asked again twice, with a growing wait; a redirect is not followed.
+A download fails after 10 s without a byte, or after 10 min however steadily it comes; a CRL over 256 MiB
+is refused.
 Exit 17 when a public CRL could not be had or was refused (the others are still followed), or is past its
 nextUpdate (ERR_PUBLIC_CRL_STALE: its revocations are applied all the same). With --watch and
 --json, each pass writes one JSON document on a line of its own.`,
