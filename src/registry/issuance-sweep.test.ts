@@ -19,6 +19,14 @@ import { makeResidentCode } from "./resident-code.js";
 const DAY = 24 * 3600_000;
 const CODES = [1, 2, 3, 4].map((i) => makeResidentCode(`200000000${i}`)) as [string, string, string, string];
 
+/**
+ * A counter run's outcome with its notice ids masked: two stores key their counter notice ids each with its own
+ * random key (registry/counter.ts counterNoticeId), so the same procedures get different ids there.
+ */
+function unkeyed<T>(outcome: T): unknown {
+  return JSON.parse(JSON.stringify(outcome).replace(/ctr:v2:[0-9a-f]{32}/g, "ctr:v2:(id)"));
+}
+
 async function seeded(): Promise<{ s: Store; f: Awaited<ReturnType<typeof seedSweepFixture>> }> {
   const s = SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-sweep-")), "jpki.db"), { create: true });
   return { s, f: await seedSweepFixture(s, CODES) };
@@ -41,7 +49,7 @@ describe("sweepIssuanceInformation", () => {
     ]);
     const a = await runProcedures(swept.s, procedures, { now });
     const b = await runProcedures(control.s, procedures, { now });
-    expect(a).toEqual(b);
+    expect(unkeyed(a)).toEqual(unkeyed(b));
     expect(a.errors).toEqual([]);
     // not vacuous: the live certificates' holders got notices (s1: rename + death, s4: death of its live authentication one)
     expect(a.notices.map((n) => [n.residentCode, n.kind])).toEqual([[CODES[0], "name-change"], [CODES[0], "death"], [CODES[3], "death"]]);
@@ -110,7 +118,7 @@ describe("IssuanceSweepSchedule (injected clock)", () => {
     const procedures: CounterProcedure[] = CODES.map((residentCode) => ({ kind: "death", residentCode }));
     const now = new Date(start);
     const notices = await runProcedures(s, procedures, { now });
-    expect(notices).toEqual(await runProcedures(control.s, procedures, { now }));
+    expect(unkeyed(notices)).toEqual(unkeyed(await runProcedures(control.s, procedures, { now })));
     expect(notices.notices.length).toBeGreaterThan(0);
     // The clock set right again is believed; the next sweep is due a day after the time the first was taken at
     // (not two years on), and sweeps as of the wall clock again.
