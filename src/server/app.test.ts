@@ -302,6 +302,8 @@ describe("index, health and metrics", () => {
   it("exports Prometheus metrics: requests by route and status, CRL ages; one access-log line per request", async () => {
     const before = log.length;
     await get("/crl/13-sig.crl");
+    // its own 404 too: the test is run alone (-t) as well as after the others
+    expect((await get("/crl/99-sig.crl")).status).toBe(404);
     const m = (await get("/metrics")).body.toString();
     expect(m).toMatch(/jpki_http_requests_total\{route="published",status="200"\} \d+/);
     expect(m).toMatch(/jpki_http_requests_total\{route="published",status="404"\} \d+/);
