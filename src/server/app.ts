@@ -474,9 +474,10 @@ export async function buildServer(
     count(status);
     accessLine?.(req, status, performance.now() - startedAt);
   };
-  // What node's parser refused (clientErrorHandler) never became a request: it is counted and logged as one with no
-  // method and no target ("": either may be what did not parse, and what was read of them is not repeated), from the
-  // peer address (no header was read, so no X-Forwarded-For to honour), by no verifier, under the route "other".
+  // node reports a refusal of its parser (clientErrorHandler) with the socket alone, no request (even the 408 of a body
+  // that never ended): it is counted and logged as a request with no method and no target ("": either may be what
+  // did not parse, and what was read of them is not repeated), from the peer address (no header at hand, so no
+  // X-Forwarded-For to honour), by no verifier, under the route "other".
   const countParserRefusal = (socket: Socket, status: number, startedAt: number) =>
     countRefused({ method: "", url: "", headers: {}, socket } as unknown as IncomingMessage, "other", status, startedAt);
   const access = new VerifierAccess(ws.store, {
