@@ -27,7 +27,8 @@ import { TOKEN_PREFIX } from "../verifier/credentials.js";
 /** Where a server sends what it answered; positional so that recording a request allocates nothing. */
 export interface AccessLogSink {
   /**
-   * `time`: epoch milliseconds; `url`: as requested (the sink redacts it); `ms`: time to answer;
+   * `time`: epoch milliseconds; `url`: as requested (the sink redacts it); `method` and `url` are "" for a request
+   * node's HTTP parser refused (app.ts clientErrorHandler); `ms`: time to answer;
    * `remote`: the client address ("" unknown); `verifier`: a verifier id or "anonymous".
    */
   record(time: number, method: string, url: string, status: number, ms: number, remote: string, verifier: string): void;

@@ -302,6 +302,8 @@ describe("index, health and metrics", () => {
   it("exports Prometheus metrics: requests by route and status, CRL ages; one access-log line per request", async () => {
     const before = log.length;
     await get("/crl/13-sig.crl");
+    // its own 404 too: the test is run alone (-t) as well as after the others
+    expect((await get("/crl/99-sig.crl")).status).toBe(404);
     const m = (await get("/metrics")).body.toString();
     expect(m).toMatch(/jpki_http_requests_total\{route="published",status="200"\} \d+/);
     expect(m).toMatch(/jpki_http_requests_total\{route="published",status="404"\} \d+/);
@@ -842,6 +844,12 @@ describe("jsonNestsDeeper", () => {
   });
 });
 
+/** The count of jpki_http_requests_total for a route and status, as the /metrics of the server at `server` shows it now. */
+async function requestCount(route: string, status: number, server = base): Promise<number> {
+  const m = await (await fetch(`${server}/metrics`)).text();
+  return Number(new RegExp(`jpki_http_requests_total\\{route="${route}",status="${status}"\\} (\\d+)`).exec(m)?.[1] ?? 0);
+}
+
 describe("methods the routes do not take (a hostile client's requests)", () => {
   /** One request as raw bytes on its own connection: the answer until the server ends it. */
   async function rawAnswer(text: string) {
@@ -907,12 +915,6 @@ describe("methods the routes do not take (a hostile client's requests)", () => {
     const ok = await rawAnswer(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
     expect(ok.status).toBe(100);
   });
-
-  /** The count of jpki_http_requests_total for a route and status, as /metrics shows it now. */
-  async function requestCount(route: string, status: number): Promise<number> {
-    const m = (await get("/metrics")).body.toString();
-    return Number(new RegExp(`jpki_http_requests_total\\{route="${route}",status="${status}"\\} (\\d+)`).exec(m)?.[1] ?? 0);
-  }
 
   it("counts in /metrics and writes to the access log the CONNECT 405 and the unmet-Expect 417, without the credential", async () => {
     const token = auth.authorization!.slice("Bearer ".length);
@@ -1041,6 +1043,81 @@ describe("bodies that never end (slowloris)", () => {
     } finally {
       for (const t of timers) clearInterval(t);
       await short.close();
+    }
+  });
+});
+
+describe("requests node's parser refuses before any request exists (clientErrorHandler)", () => {
+  interface Line {
+    method: string;
+    url: string;
+    status: number;
+    remote: string;
+    verifier: string;
+  }
+  /** One request as raw bytes on its own connection: the answer until the server ends it. */
+  async function rawAnswer(text: string, port = Number(new URL(base).port)) {
+    const c = rawClient(port);
+    c.socket.write(text);
+    return parseAnswer(await c.answer);
+  }
+
+  it("counts in /metrics (route other) and writes to the access log the 400 and 431, with the peer address and never a header's value", async () => {
+    const token = auth.authorization!.slice("Bearer ".length);
+    const before = [await requestCount("other", 400), await requestCount("other", 431)];
+    const lines = log.length;
+    // a header line without a colon, a request line that is not one, a header block past node's 16 KiB: each with
+    // the credential, which must reach neither the log nor a count under a verifier
+    const bad = [`GET /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nBad Header\r\n\r\n`, `NOT/A REQUEST ${token}\r\nAuthorization: ${auth.authorization}\r\n\r\n`];
+    for (const text of bad) expect((await rawAnswer(text)).status, text.slice(0, 20)).toBe(400);
+    const big = await rawAnswer(`GET /crl/13-sig.crl?t=${token} HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
+    expect(big.status).toBe(431);
+    expect(JSON.parse(big.body)).toMatchObject({ code: "headers-too-large" });
+    expect([await requestCount("other", 400), await requestCount("other", 431)]).toEqual([before[0]! + 2, before[1]! + 1]);
+    const logged = log.slice(lines).map((l) => JSON.parse(l) as Line);
+    const refusal = { method: "", url: "", remote: "127.0.0.1", verifier: "anonymous" };
+    expect(logged.filter((l) => l.status === 400)).toEqual([expect.objectContaining(refusal), expect.objectContaining(refusal)]);
+    expect(logged.filter((l) => l.status === 431)).toEqual([expect.objectContaining(refusal)]);
+    expect(log.slice(lines).join("\n")).not.toContain(token);
+  });
+
+  it("counts and logs the 408 of a request whose headers never end, from the peer address though the peer is a trusted proxy", async () => {
+    const lines: string[] = [];
+    const trusting = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-serve-parser-")), { clock, config: { trustedProxies: ["127.0.0.1", "::1"], openRoutes: ["/metrics"] } });
+    const { app: short } = await buildServer(trusting, { accessLog: lineSink((l) => lines.push(l)), timeouts: { idleMs: 300, headersMs: 300, requestMs: 600 } });
+    await short.listen({ host: "127.0.0.1", port: 0 });
+    const port = (short.server.address() as AddressInfo).port;
+    try {
+      const a = await rawAnswer(`GET /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.7\r\n`, port);
+      expect(a.status).toBe(408);
+      expect(await requestCount("other", 408, `http://127.0.0.1:${port}`)).toBe(1);
+      expect(lines.map((l) => JSON.parse(l) as Line).filter((l) => l.status === 408)).toEqual([expect.objectContaining({ method: "", url: "", remote: "127.0.0.1", verifier: "anonymous" })]);
+    } finally {
+      await short.close();
+      await trusting.close();
+    }
+  });
+
+  it("counts a refusal once though node reports it again, and neither answers nor counts one on a socket already destroyed", async () => {
+    const { app: s } = await buildServer(ws);
+    await s.listen({ host: "127.0.0.1", port: 0 });
+    const port = (s.server.address() as AddressInfo).port;
+    const serverSide = new Promise<Socket>((resolve) => s.server.once("connection", resolve));
+    try {
+      const c = rawClient(port);
+      const socket = await serverSide;
+      const err = Object.assign(new Error("Parse Error: Invalid header value char"), { code: "HPE_INVALID_HEADER_TOKEN" });
+      s.server.emit("clientError", err, socket);
+      s.server.emit("clientError", err, socket);
+      expect(parseAnswer(await c.answer).status).toBe(400);
+      const gone = rawClient(port);
+      const goneSide = await new Promise<Socket>((resolve) => s.server.once("connection", resolve));
+      goneSide.destroy();
+      await gone.answer;
+      expect(() => s.server.emit("clientError", err, goneSide)).not.toThrow();
+      expect(await requestCount("other", 400, `http://127.0.0.1:${port}`)).toBe(1);
+    } finally {
+      await s.close();
     }
   });
 });

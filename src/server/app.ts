@@ -374,15 +374,24 @@ const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
 
 /**
  * A request node's HTTP parser refuses (bad request line, header overflow, a timeout) is answered here, before any
- * route: fastify's own answer, with the typed `code` every error body of the server carries.
+ * route: fastify's own answer, with the typed `code` every error body of the server carries. No request object
+ * exists, so neither access control nor a route sees it: `onAnswered` counts and logs each answer written (buildServer),
+ * once — a socket already destroyed (reset by the client, or answered before) is neither answered nor counted.
  */
-function clientErrorHandler(err: Error & { code?: string }, socket: import("node:net").Socket): void {
-  if (err.code === "ECONNRESET" || socket.destroyed) return;
-  const code: keyof typeof PARSER_REFUSALS = err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "timeout" : err.code === "HPE_HEADER_OVERFLOW" ? "headers-too-large" : "bad-request";
-  const { status } = PARSER_REFUSALS[code];
-  const body = parserRefusalBody(code);
-  if (socket.writable) socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
-  socket.destroy(err);
+function clientErrorHandler(onAnswered: (socket: Socket, status: number, startedAt: number) => void) {
+  return (err: Error & { code?: string }, socket: Socket): void => {
+    if (err.code === "ECONNRESET" || socket.destroyed) return;
+    const startedAt = performance.now();
+    const code: keyof typeof PARSER_REFUSALS = err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "timeout" : err.code === "HPE_HEADER_OVERFLOW" ? "headers-too-large" : "bad-request";
+    const { status } = PARSER_REFUSALS[code];
+    const body = parserRefusalBody(code);
+    if (socket.writable) {
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+      // before the destroy: a socket destroyed before its peer address was read no longer knows it
+      onAnswered(socket, status, startedAt);
+    }
+    socket.destroy(err);
+  };
 }
 
 function parserRefusalBody(code: keyof typeof PARSER_REFUSALS): string {
@@ -465,6 +474,12 @@ export async function buildServer(
     count(status);
     accessLine?.(req, status, performance.now() - startedAt);
   };
+  // node reports a refusal of its parser (clientErrorHandler) with the socket alone, no request (even the 408 of a body
+  // that never ended): it is counted and logged as a request with no method and no target ("": either may be what
+  // did not parse, and what was read of them is not repeated), from the peer address (no header at hand, so no
+  // X-Forwarded-For to honour), by no verifier, under the route "other".
+  const countParserRefusal = (socket: Socket, status: number, startedAt: number) =>
+    countRefused({ method: "", url: "", headers: {}, socket } as unknown as IncomingMessage, "other", status, startedAt);
   const access = new VerifierAccess(ws.store, {
     ...opts.access,
     prefix,
@@ -657,7 +672,7 @@ export async function buildServer(
     // HEAD of every GET route (RFC 9110 §9.3.2): without, HEAD /healthz or /openapi.json was a 404 "no such route".
     exposeHeadRoutes: true,
     return503OnClosing: true,
-    clientErrorHandler,
+    clientErrorHandler: clientErrorHandler(countParserRefusal),
   });
   app.addHook("onRoute", (r) => {
     const methods = new Set(Array.isArray(r.method) ? r.method : [r.method]);

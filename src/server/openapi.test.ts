@@ -1,9 +1,11 @@
 /** /openapi.json against the server it describes: every /v1 route is in the document, and every path it lists is served. */
 import { mkdtempSync } from "node:fs";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Workspace } from "../workspace/workspace.js";
+import { registerVerifier } from "../verifier/registration.js";
 import { buildServer } from "./app.js";
 
 /** The verifier routes of `jpki serve` (app.ts registers them). */
@@ -35,6 +37,33 @@ describe("GET /openapi.json", () => {
       expect(doc.components.schemas.Error.properties.code.enum).toEqual(expect.arrayContaining([forged.json().code, "forbidden", "rate-limited", "bad-request", "timeout", "headers-too-large"]));
       // the refusals of a body's coding before any route reads it
       expect(doc.components.schemas.Error.properties.code.enum).toEqual(expect.arrayContaining(["unsupported-content-encoding", "too-many-connections", "too-many-refusals"]));
+    } finally {
+      await app.close();
+      await ws.close();
+    }
+  });
+
+  it("says of each GET /v1 route with a query that a parameter it does not list is answered 400 query-invalid, as the route answers it", async () => {
+    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-openapi-")), "ws"));
+    const { token } = await registerVerifier(ws, { name: "openapi test", kind: "government" });
+    const { app } = await buildServer(ws);
+    await app.listen({ host: "127.0.0.1", port: 0 });
+    const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    try {
+      const doc = (await app.inject({ method: "GET", url: "/openapi.json" })).json() as {
+        paths: Record<string, { get?: { parameters?: Array<{ name: string; in: string }>; responses: Record<string, { description: string }> } }>;
+      };
+      const withQuery = Object.entries(doc.paths).filter(([url, ops]) => url.startsWith("/v1/") && ops.get?.parameters?.some((p) => p.in === "query"));
+      expect(withQuery.map(([url]) => url).sort()).toEqual(["/v1/overview", "/v1/status/history"]);
+      for (const [url, ops] of withQuery) {
+        // the credential the routes need: through inject, access control never runs and they answer 401
+        const r = await fetch(`${base}${url}?not-a-parameter=1`, { headers: { authorization: `Bearer ${token!}` } });
+        expect(r.status, url).toBe(400);
+        expect(((await r.json()) as { code: string }).code, url).toBe("query-invalid");
+        const said = ops.get!.responses["400"]!.description;
+        expect(said, url).toMatch(/a parameter other than .*\(query-invalid\)/);
+        for (const p of ops.get!.parameters!) expect(said, `${url} ${p.name}`).toContain(p.name);
+      }
     } finally {
       await app.close();
       await ws.close();

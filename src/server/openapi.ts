@@ -26,6 +26,17 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
   const errorCodes = [...new Set([...Object.keys(VALIDATE_ERRORS), ...Object.keys(STATUS_ERRORS), ...Object.keys(SIGNATURE_ERRORS), ...OVERVIEW_ERROR_CODES, STOPPING_ERROR.code, METHOD_NOT_ALLOWED.code, UNSUPPORTED_CONTENT_ENCODING.code, TOO_MANY_CONNECTIONS.code, ...Object.keys(ACCESS_REFUSALS), ...Object.keys(PARSER_REFUSALS)])];
   const json = (schema: unknown) => ({ "application/json": { schema } });
   const errorResponse = (description: string) => ({ description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } });
+  // The GET routes refuse a query parameter they do not take (api-errors.ts hasUnknownParameter): said in their 400.
+  const unknownParameter = (parameters: ReadonlyArray<{ readonly name: string }>) => {
+    const names = parameters.map((p) => p.name);
+    return `the query has a parameter other than ${names.length > 1 ? `${names.slice(0, -1).join(", ")} and ${names.at(-1)}` : names[0]} (query-invalid)`;
+  };
+  const historyParameters = [
+    { name: "since", in: "query", required: false, schema: { type: "string", format: "date-time" }, description: "only checks answered at or after this time" },
+    { name: "limit", in: "query", required: false, schema: { type: "integer", minimum: 1, maximum: MAX_HISTORY_LIMIT, default: 100 } },
+    { name: "cursor", in: "query", required: false, schema: { type: "string" }, description: "the nextCursor of the previous page (opaque)" },
+  ];
+  const overviewParameters = [{ name: "days", in: "query", required: false, schema: { type: "integer", minimum: 1, maximum: MAX_OVERVIEW_DAYS, default: DEFAULT_OVERVIEW_DAYS }, description: "the window, in days ending today (JST)" }];
   const unsupportedBody = errorResponse(
     `The body is not application/json in UTF-8 (code unsupported-media-type), or comes in a Content-Encoding other than identity (code ${UNSUPPORTED_CONTENT_ENCODING.code}, with Accept-Encoding: identity)`,
   );
@@ -86,14 +97,10 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
         get: {
           operationId: "statusHistory",
           summary: "The caller's own liveness-check history, oldest first, paged",
-          parameters: [
-            { name: "since", in: "query", required: false, schema: { type: "string", format: "date-time" }, description: "only checks answered at or after this time" },
-            { name: "limit", in: "query", required: false, schema: { type: "integer", minimum: 1, maximum: MAX_HISTORY_LIMIT, default: 100 } },
-            { name: "cursor", in: "query", required: false, schema: { type: "string" }, description: "the nextCursor of the previous page (opaque)" },
-          ],
+          parameters: historyParameters,
           responses: {
             "200": { description: "A page of the caller's checks, as it was told them", content: json({ $ref: "#/components/schemas/StatusHistoryPage" }) },
-            "400": errorResponse("since, limit or cursor is malformed (query-invalid)"),
+            "400": errorResponse(`since, limit or cursor is malformed (query-invalid), or ${unknownParameter(historyParameters)}`),
             "401": errorResponse("No credential, or one that names no live registration"),
             "429": errorResponse("Past the verifier's rate limit (code rate-limited), or a client address past its refused requests (code too-many-refusals)"),
             "503": errorResponse("The store did not answer"),
@@ -120,7 +127,7 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
         get: {
           operationId: "overview",
           summary: "Each CA with its latest CRLs and its revocations per JST day, as its latest full CRL lists them (the status page reads it)",
-          parameters: [{ name: "days", in: "query", required: false, schema: { type: "integer", minimum: 1, maximum: MAX_OVERVIEW_DAYS, default: DEFAULT_OVERVIEW_DAYS }, description: "the window, in days ending today (JST)" }],
+          parameters: overviewParameters,
           responses: {
             "200": {
               description: "The CAs at a glance",
@@ -166,7 +173,7 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
                 },
               }),
             },
-            "400": errorResponse(`days is not a whole number from 1 to ${MAX_OVERVIEW_DAYS} (days-invalid), or the query has a parameter other than days (query-invalid)`),
+            "400": errorResponse(`days is not a whole number from 1 to ${MAX_OVERVIEW_DAYS} (days-invalid), or ${unknownParameter(overviewParameters)}`),
             "401": errorResponse("No credential, or one that names no live registration"),
             "429": errorResponse("Past the verifier's rate limit (code rate-limited), or a client address past its refused requests (code too-many-refusals)"),
             "503": errorResponse("The store did not answer"),
