@@ -4,6 +4,7 @@
  * and registry/counter-link.ts (delivering the notices to the CA side through the registry's outbox).
  */
 import { existsSync, writeFileSync } from "node:fs";
+import { createInterface } from "node:readline";
 import { Command } from "commander";
 import type { CounterProcedure, CounterRunResult, DeliveryTarget, IngestRunResult, OutboxDelivery } from "../../index.js";
 import { JpkiError, checkInputFile, library } from "../lib.js";
@@ -35,6 +36,107 @@ function addSendOptions(c: Command): Command {
     .option("--spool <dir>", "the CA side's spool directory (default: <workspace>/spool)")
     .option("--ingest", "ingest the notice in this process instead of spooling it")
     .option("--no-crl", "with --ingest: do not regenerate CRLs (the CAs stay due)");
+}
+
+/**
+ * The options that carry one of the four items (基本4情報), and what a terminal prompt asks for. Each also takes
+ * '-': read the value from standard input. A command line is no place for them: every user of the machine reads
+ * it while the command runs (`ps`, /proc/PID/cmdline) and the shell keeps it in its history.
+ */
+const ITEM_OPTIONS = [
+  { key: "name", flag: "--name", prompt: "name (氏名, family　given)" },
+  { key: "address", flag: "--address", prompt: "address (住所)" },
+  { key: "birthDate", flag: "--birth-date", prompt: "birth date (生年月日, YYYY-MM-DD)" },
+  { key: "gender", flag: "--gender", prompt: "gender (性別: male, female or unknown)" },
+] as const;
+type ItemOption = (typeof ITEM_OPTIONS)[number];
+
+const ITEMS_HELP = (flags: readonly string[]) => `
+Keep the four items (基本4情報) off the command line: every user of this machine can read it while the command
+runs (ps, /proc/PID/cmdline), and the shell keeps it in its history. Give ${flags.length > 1 ? "an item's option" : flags[0]} as '-' and its
+value comes from standard input: one line of UTF-8 (its line end and a byte order mark are not part of it); at
+a terminal jpki asks for it on stderr.${flags.length > 1 ? ` One option per command reads standard input: for several items at
+once pipe one JSON line to 'jpki counter batch -'.` : ""}`;
+
+/** An address is a few hundred bytes at most: more on standard input is the wrong file, not a value. */
+const MAX_STDIN_VALUE = 4096;
+
+/**
+ * The value of the one item option given as '-', from standard input, before anything else happens (the CA key
+ * passphrase prompt included). It then goes through the same parse path as a value on the command line. Neither
+ * the value nor any part of the input appears in an error.
+ */
+async function itemFromStdin(io: Io, o: Record<string, unknown>): Promise<Record<string, string>> {
+  const dashed = ITEM_OPTIONS.filter((x) => o[x.key] === "-");
+  if (!dashed.length) return {};
+  if (dashed.length > 1) {
+    const names = dashed.map((x) => x.flag);
+    throw new JpkiError(
+      "ERR_USAGE",
+      `${names.slice(0, -1).join(", ")} and ${names.at(-1)} are ${dashed.length === 2 ? "both" : "all"} '-', but standard input carries one value: for several items at once pipe one JSON line to 'jpki counter batch -' (see its help)`,
+    );
+  }
+  const item = dashed[0]!;
+  return { [item.key]: await readItemValue(io, item) };
+}
+
+async function readItemValue(io: Io, item: ItemOption): Promise<string> {
+  const pipe = `pipe it in: jpki counter … ${item.flag} - < FILE`;
+  const stdin = io.stdin;
+  if (!stdin) throw new JpkiError("ERR_USAGE", `${item.flag} -: there is no standard input to read the value from; ${pipe}`);
+  if (stdin.isTTY) {
+    // Typed at a prompt the value stays out of argv and out of the shell's history, which a pipe from printf does
+    // not. Without a terminal on stderr nobody would see the prompt: refused rather than left waiting silently.
+    if (!io.stderr.isTTY) throw new JpkiError("ERR_USAGE", `${item.flag} -: standard input is a terminal and stderr is not, so there is nowhere to ask for the value; ${pipe}`);
+    return oneLine(await promptLine(stdin, io, `${item.prompt}: `), item);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of stdin as AsyncIterable<Buffer | string>) {
+    const b = Buffer.isBuffer(c) ? c : Buffer.from(c);
+    size += b.length;
+    if (size > MAX_STDIN_VALUE) throw new JpkiError("ERR_USAGE", `${item.flag} -: standard input is longer than ${MAX_STDIN_VALUE} bytes, but it carries one value on one line (the wrong file?)`);
+    chunks.push(b);
+  }
+  // Bytes that are not UTF-8 decode to U+FFFD, which the registry's checks refuse as it does from a file.
+  return oneLine(Buffer.concat(chunks).toString("utf8"), item);
+}
+
+/** The value without one line end and one leading byte order mark (a file saved by a Windows editor). */
+function oneLine(text: string, item: ItemOption): string {
+  const v = text.replace(/^\uFEFF/, "").replace(/\r?\n$/, "");
+  // A second line is refused, not dropped: it means the input is not the one value it was meant to be.
+  if (/[\r\n]/.test(v)) throw new JpkiError("ERR_USAGE", `${item.flag} -: standard input holds more than one line, but it carries one value`);
+  return v;
+}
+
+/**
+ * Standard input for `counter batch -`. A terminal is read as a pipe is, to its end, but not in silence: the
+ * clerk is told what is awaited and how to end it; with stderr elsewhere nobody would be, so it is refused.
+ */
+function batchStdin(io: Io): NodeJS.ReadableStream {
+  const stdin = io.stdin ?? process.stdin;
+  if (stdin.isTTY) {
+    if (!io.stderr.isTTY) throw new JpkiError("ERR_USAGE", "counter batch -: standard input is a terminal and stderr is not, so nobody would be told it waits for procedures; pipe them in: jpki counter batch - < FILE");
+    io.stderr.write("reading procedures from the terminal, one JSON object a line; end with Ctrl-D\n");
+  }
+  return stdin;
+}
+
+/** One line typed at the terminal; the terminal echoes it (the clerk checks what was typed), jpki does not. */
+function promptLine(stdin: NodeJS.ReadableStream, io: Io, prompt: string): Promise<string> {
+  return new Promise((resolveP) => {
+    io.stderr.write(prompt);
+    // Not in terminal mode: the terminal's own line editing is enough, and readline would need a real output stream.
+    const rl = createInterface({ input: stdin, terminal: false });
+    let answer = "";
+    rl.once("line", (line) => {
+      answer = line;
+      rl.close();
+    });
+    // End of input (Ctrl-D) gives an empty value, which the checks then refuse as missing.
+    rl.once("close", () => resolveP(answer));
+  });
 }
 
 /** What the ingestion runs of one command did, added up. */
@@ -151,17 +253,22 @@ async function run(io: Io, cmd: Command, o: SendOptions, procedures: () => Promi
 export function makeCounterCommand(io: Io): Command {
   const counter = new Command("counter").description("the municipal counter (市町村窓口): change resident records; certificate holders' changes go to the CA side as notices");
 
-  const single = (name: string, description: string, fields: Array<[flags: string, what: string, required: boolean]>, build: (code: string, o: Record<string, string | undefined>) => Record<string, unknown>, example: string) => {
+  const single = (name: string, description: string, fields: Array<[flags: string, what: string, required: boolean]>, build: (code: string, o: Record<string, string | undefined>) => Record<string, unknown>, examples: string[]) => {
     const c = counter.command(name).description(description).requiredOption("--resident <code>", "the resident code (住民票コード)");
+    const items: string[] = [];
     for (const [flags, what, required] of fields) {
-      if (required) c.requiredOption(flags, what);
-      else c.option(flags, what);
+      const item = ITEM_OPTIONS.some((x) => flags.startsWith(`${x.flag} `));
+      if (item) items.push(flags.split(" ")[0]!);
+      const help = item ? `${what} ('-': read it from standard input)` : what;
+      if (required) c.requiredOption(flags, help);
+      else c.option(flags, help);
     }
-    addSendOptions(c).addHelpText("after", `${SEND_HELP}\n\nExample:\n  ${example}`);
+    addSendOptions(c).addHelpText("after", `${items.length ? `${ITEMS_HELP(items)}\n` : ""}${SEND_HELP}\n\nExample${examples.length > 1 ? "s" : ""}:\n${examples.map((e) => `  ${e}`).join("\n")}`);
     c.action(async (o: Record<string, string | undefined> & SendOptions, cmd: Command) => {
+      const fromStdin = await itemFromStdin(io, o);
       await run(io, cmd, o, async () => {
         const { parseProcedure } = await library();
-        const raw = { ...build(o["resident"]!, o), ...(o.date ? { effectiveDate: o.date } : {}) };
+        const raw = { ...build(o["resident"]!, { ...o, ...fromStdin }), ...(o.date ? { effectiveDate: o.date } : {}) };
         return [parseProcedure(raw)];
       });
     });
@@ -170,28 +277,43 @@ export function makeCounterCommand(io: Io): Command {
   single("move-in", "転入: the resident arrives in MUNICIPALITY from another one (revokes the signature certificate)", [
     ["--municipality <code>", "the municipality arrived in (6-digit code)", true],
     ["--address <address>", "the new address, from the prefecture", true],
-  ], (r, o) => ({ kind: "move-in", residentCode: r, municipality: o["municipality"], address: o["address"] }), "jpki counter move-in --resident 12345678906 --municipality 271004 --address 大阪府大阪市北区梅田１丁目１番１号");
+  ], (r, o) => ({ kind: "move-in", residentCode: r, municipality: o["municipality"], address: o["address"] }), [
+    "jpki counter move-in --resident 12345678906 --municipality 271004 --address - < new-address.txt",
+    "jpki counter move-in --resident 12345678906 --municipality 271004 --address -     (asks for it at a terminal)",
+  ]);
   single("move-out", "転出: the resident leaves for MUNICIPALITY (revokes the signature certificate)", [
     ["--municipality <code>", "the municipality left for (6-digit code)", true],
     ["--address <address>", "the address there, from the prefecture", true],
-  ], (r, o) => ({ kind: "move-out", residentCode: r, municipality: o["municipality"], address: o["address"] }), "jpki counter move-out --resident 12345678906 --municipality 271004 --address 大阪府大阪市北区梅田１丁目１番１号");
+  ], (r, o) => ({ kind: "move-out", residentCode: r, municipality: o["municipality"], address: o["address"] }), [
+    "jpki counter move-out --resident 12345678906 --municipality 271004 --address - < new-address.txt",
+    "jpki counter move-out --resident 12345678906 --municipality 271004 --address -     (asks for it at a terminal)",
+  ]);
   single("relocate", "転居: a new address within the municipality (revokes the signature certificate)", [
     ["--address <address>", "the new address, from the prefecture", true],
-  ], (r, o) => ({ kind: "relocate", residentCode: r, address: o["address"] }), "jpki counter relocate --resident 12345678906 --address 東京都千代田区千代田２番２号 --json");
+  ], (r, o) => ({ kind: "relocate", residentCode: r, address: o["address"] }), [
+    "jpki counter relocate --resident 12345678906 --address - --json < new-address.txt",
+    "jpki counter relocate --resident 12345678906 --address -     (asks for it at a terminal)",
+  ]);
   single("rename", "氏名変更: a new name, family and given name with one U+3000 between (revokes the signature certificate)", [
     ["--name <name>", "the new name", true],
-  ], (r, o) => ({ kind: "rename", residentCode: r, name: o["name"] }), "jpki counter rename --resident 12345678906 --name '佐藤　花子'");
-  single("death", "死亡届: the record is closed (revokes both certificates)", [], (r) => ({ kind: "death", residentCode: r }), "jpki counter death --resident 12345678906 --ingest");
-  single("remove", "住民票消除, e.g. emigration: the record is closed (revokes both certificates)", [], (r) => ({ kind: "remove", residentCode: r }), "jpki counter remove --resident 12345678906");
+  ], (r, o) => ({ kind: "rename", residentCode: r, name: o["name"] }), [
+    "jpki counter rename --resident 12345678906 --name - < new-name.txt",
+    "jpki counter rename --resident 12345678906 --name -     (asks for it at a terminal)",
+  ]);
+  single("death", "死亡届: the record is closed (revokes both certificates)", [], (r) => ({ kind: "death", residentCode: r }), ["jpki counter death --resident 12345678906 --ingest"]);
+  single("remove", "住民票消除, e.g. emigration: the record is closed (revokes both certificates)", [], (r) => ({ kind: "remove", residentCode: r }), ["jpki counter remove --resident 12345678906"]);
   single("correct", "職権修正: the registry corrects any of the four items (revokes the signature certificate unless the certified text stays)", [
     ["--name <name>", "corrected name", false],
     ["--address <address>", "corrected address", false],
     ["--birth-date <YYYY-MM-DD>", "corrected birth date", false],
     ["--gender <gender>", "corrected gender: male, female or unknown", false],
-  ], (r, o) => ({ kind: "correct", residentCode: r, name: o["name"], address: o["address"], birthDate: o["birthDate"], gender: o["gender"] }), "jpki counter correct --resident 12345678906 --birth-date 1980-12-30");
+  ], (r, o) => ({ kind: "correct", residentCode: r, name: o["name"], address: o["address"], birthDate: o["birthDate"], gender: o["gender"] }), [
+    "jpki counter correct --resident 12345678906 --birth-date - < birth-date.txt",
+    "jpki counter batch - < correction.jsonl     (several items: {\"kind\":\"correct\",\"residentCode\":\"…\",\"name\":\"…\",\"address\":\"…\"})",
+  ]);
   single("change-code", "住民票コード変更: a new resident code; the certificates are kept and re-linked", [
     ["--new-code <code>", "the new resident code (11 digits with check digit)", true],
-  ], (r, o) => ({ kind: "change-code", residentCode: r, newCode: o["newCode"] }), "jpki counter change-code --resident 12345678906 --new-code 22345678902");
+  ], (r, o) => ({ kind: "change-code", residentCode: r, newCode: o["newCode"] }), ["jpki counter change-code --resident 12345678906 --new-code 22345678902"]);
 
   const batch = counter
     .command("batch")
@@ -205,13 +327,17 @@ move-in/move-out: municipality, address; relocate: address; rename: name; correc
 birthDate, gender; change-code: newCode; death, remove: none; any: effectiveDate. A line that does not
 parse stops the run before anything changes. A procedure that does not fit its record is reported by its
 number and changes nothing; the others are done (exit code 13 then).
+FILE '-' reads the lines from standard input. A file or a pipe keeps the four items off the command line, which
+every user of this machine can read while the command runs (ps) and the shell keeps in its history: it is also
+the way to give several of one resident's items at once (one line, e.g. a correct procedure).
 ${SEND_HELP}
 
-Example:
-  jpki counter batch today.jsonl --ingest --json`,
+Examples:
+  jpki counter batch today.jsonl --ingest --json
+  jpki counter batch - --json < correction.jsonl`,
     );
   addSendOptions(batch).action(async (file: string, o: SendOptions, cmd: Command) => {
-    const source = file === "-" ? (io.stdin ?? process.stdin) : checkInputFile(file, "procedure file", { cwd: io.cwd });
+    const source = file === "-" ? batchStdin(io) : checkInputFile(file, "procedure file", { cwd: io.cwd });
     await run(io, cmd, o, async () => {
       const { parseProcedure, readRecords } = await library();
       const out: CounterProcedure[] = [];
