@@ -288,7 +288,8 @@ export interface CounterRunResult {
   readonly done: readonly (ProcedureOutcome & { readonly index: number })[];
   /** the notices for the CA side, in the order decided (per resident in sequence order) */
   readonly notices: readonly ChangeNotice[];
-  readonly errors: ReadonlyArray<{ readonly index: number; readonly code: ErrorCode; readonly message: string }>;
+  /** what went wrong with each procedure that failed; `details` as the error had them (field, problem: never a value) */
+  readonly errors: ReadonlyArray<{ readonly index: number; readonly code: ErrorCode; readonly message: string; readonly details?: Readonly<Record<string, unknown>> }>;
 }
 
 /**
@@ -302,7 +303,7 @@ export async function runProcedures(store: Store, procedures: Iterable<CounterPr
   const size = opts.batchSize ?? 500;
   const done: Array<ProcedureOutcome & { index: number }> = [];
   const notices: ChangeNotice[] = [];
-  const errors: Array<{ index: number; code: ErrorCode; message: string }> = [];
+  const errors: Array<{ index: number; code: ErrorCode; message: string; details?: Readonly<Record<string, unknown>> }> = [];
   let batch: Array<{ index: number; p: CounterProcedure }> = [];
   let idKey: Buffer | undefined;
   const flush = async () => {
@@ -351,7 +352,7 @@ export async function runProcedures(store: Store, procedures: Iterable<CounterPr
       done.push(o);
       if (o.notice) notices.push(o.notice);
     }
-    for (const { index, e } of r.errs) errors.push({ index, code: e.code, message: `procedure ${index + 1}: ${e.message}` });
+    for (const { index, e } of r.errs) errors.push({ index, code: e.code, message: `procedure ${index + 1}: ${e.message}`, ...(e.details ? { details: e.details } : {}) });
   };
   let index = 0;
   for await (const p of procedures) {

@@ -105,7 +105,8 @@ describe("jpki counter: the four items from standard input", () => {
     const byArgv = await jpki(["--json", "counter", "correct", "--resident", code(6), "--birth-date", future]);
     const byStdin = await jpki(["--json", "counter", "correct", "--resident", code(6), "--birth-date", "-"], `${future}\n`);
     expect(byArgv.code).toBe(7);
-    expect(JSON.parse(byArgv.stderr).error).toEqual({ code: "ERR_RESIDENT_INVALID", message: 'field "birthDate" is in the future' });
+    // details name the field and the problem, as the registry's check gave them (never the value)
+    expect(JSON.parse(byArgv.stderr).error).toEqual({ code: "ERR_RESIDENT_INVALID", message: 'field "birthDate" is in the future', details: { field: "birthDate", problem: "future" } });
     expect(byStdin.code).toBe(byArgv.code);
     expect(byStdin.stderr).toBe(byArgv.stderr);
     expect(byStdin.stdout).toBe(byArgv.stdout);

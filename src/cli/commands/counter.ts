@@ -244,7 +244,7 @@ async function run(io: Io, cmd: Command, o: SendOptions, procedures: () => Promi
     checkRejected([...earlier.ingested, ...sent.ingested]);
     if (r.errors.length === 1 && r.done.length === 0) {
       const e = r.errors[0]!;
-      throw new JpkiError(e.code, e.message.replace(/^procedure 1: /, ""));
+      throw new JpkiError(e.code, e.message.replace(/^procedure 1: /, ""), e.details ? { details: { ...e.details } } : undefined);
     }
     if (r.errors.length) throw new JpkiError("ERR_PARTIAL", `${r.errors.length} of ${r.errors.length + r.done.length} procedures failed; the others were done`);
   });
