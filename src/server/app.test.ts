@@ -5,6 +5,8 @@
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
+import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { request } from "node:http";
 import { connect, type AddressInfo, type Socket } from "node:net";
@@ -21,7 +23,7 @@ import { generateCrls } from "../crl/generate.js";
 import { FixedClock } from "../pki/clock.js";
 import { Workspace } from "../workspace/workspace.js";
 import { registerVerifier } from "../verifier/registration.js";
-import { buildServer, jsonNestsDeeper } from "./app.js";
+import { buildServer, jsonNestsDeeper, type ConnectionTimeouts } from "./app.js";
 import { AccessLog, lineSink } from "./access-log.js";
 import { VerifierAccess } from "./access.js";
 import { serveHttp } from "./serve.js";
@@ -1119,6 +1121,127 @@ describe("requests node's parser refuses before any request exists (clientErrorH
     } finally {
       await s.close();
     }
+  });
+
+  describe("on a keep-alive connection whose answer is under way (a pipelined request behind a large download)", () => {
+    // A published file streamed from disk (over SMALL_FILE_BYTES), the caIssuers path of a CA this workspace lacks.
+    const SIZE = 3 << 20;
+    const bigPath = () => join(ws.paths.caDir, "46-sig.crt");
+    beforeAll(() => writeFileSync(bigPath(), randomBytes(SIZE)));
+    afterAll(() => rmSync(bigPath(), { force: true }));
+
+    /**
+     * Holds the next file the server streams from disk after its first chunk, until `release`: its answer has
+     * begun (status line, headers and that chunk sent) and, once the client has read the chunk, nothing of it
+     * waits in the socket. A refusal written then goes straight onto the wire, inside the body.
+     */
+    async function holdNextDownload(): Promise<{ held: Promise<number>; release: () => void }> {
+      const probe = await open(bigPath());
+      const proto = Object.getPrototypeOf(probe) as FileHandle;
+      await probe.close();
+      const original = proto.createReadStream;
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let stalled!: (sent: number) => void;
+      const held = new Promise<number>((resolve) => (stalled = resolve));
+      const spy = vi.spyOn(proto, "createReadStream").mockImplementationOnce(function (this: FileHandle, options) {
+        const real = original.call(this, options);
+        async function* gated() {
+          let sent = 0;
+          for await (const chunk of real as AsyncIterable<Buffer>) {
+            yield chunk;
+            if (sent === 0) {
+              sent = chunk.length;
+              stalled(sent);
+              await released;
+            }
+          }
+        }
+        return Readable.from(gated()) as unknown as ReturnType<FileHandle["createReadStream"]>;
+      });
+      return {
+        held,
+        release: () => {
+          release();
+          spy.mockRestore();
+        },
+      };
+    }
+
+    /**
+     * GET of the large file on a fresh server; once its first chunk is read, `next` is sent on the same connection.
+     * What the server sent until it closed the connection: the download's head and body (as bytes), and the
+     * refusals the server counted (route other) and logged.
+     */
+    async function downloadThenPipeline(next: string, timeouts: Partial<ConnectionTimeouts> = {}) {
+      const lines: string[] = [];
+      const { app: s } = await buildServer(ws, { accessLog: lineSink((l) => lines.push(l)), timeouts });
+      await s.listen({ host: "127.0.0.1", port: 0 });
+      const server = `http://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
+      const hold = await holdNextDownload();
+      try {
+        const c = rawClient(Number(new URL(server).port));
+        const got: Buffer[] = [];
+        c.socket.on("data", (chunk: Buffer) => got.push(chunk));
+        c.socket.write(`GET /ca/46-sig.crt HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
+        const held = await hold.held;
+        const bodyOf = (b: Buffer) => b.subarray(b.indexOf("\r\n\r\n") + 4);
+        while (bodyOf(Buffer.concat(got)).length < held || Buffer.concat(got).indexOf("\r\n\r\n") < 0) await new Promise((resolve) => setImmediate(resolve));
+        c.socket.write(next);
+        await c.answer;
+        const all = Buffer.concat(got);
+        const head = all.subarray(0, all.indexOf("\r\n\r\n")).toString("latin1");
+        const counted = { 400: await requestCount("other", 400, server), 408: await requestCount("other", 408, server) };
+        return { head: parseAnswer(head + "\r\n\r\n"), body: bodyOf(all), held, counted, lines: lines.map((l) => JSON.parse(l) as Line) };
+      } finally {
+        hold.release();
+        await s.close();
+      }
+    }
+
+    it("never writes the 400 of a malformed request into the body of the download under way; the refusal is counted and logged once", async () => {
+      const file = readFileSync(bigPath());
+      const r = await downloadThenPipeline("NOT A REQUEST\r\n\r\n");
+      expect(r.head.status).toBe(200);
+      expect(Number(r.head.headers["content-length"])).toBe(SIZE);
+      // the body as far as it went, byte for byte, and nothing after it: the connection ends short of
+      // Content-Length, which the client sees as a cut download, never as a whole one with a 400 inside
+      expect(r.body.subarray(r.held).toString("latin1")).toBe("");
+      expect(r.body.equals(file.subarray(0, r.held))).toBe(true);
+      expect(r.counted).toEqual({ 400: 1, 408: 0 });
+      expect(r.lines.filter((l) => l.status === 400)).toEqual([expect.objectContaining({ method: "", url: "", remote: "127.0.0.1", verifier: "anonymous" })]);
+    });
+
+    it("never writes the 408 of a pipelined request whose headers never end into the body of the download under way", async () => {
+      const file = readFileSync(bigPath());
+      const r = await downloadThenPipeline(`GET /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\n`, { idleMs: 30_000, headersMs: 300, requestMs: 600 });
+      expect(r.head.status).toBe(200);
+      expect(r.body.subarray(r.held).toString("latin1")).toBe("");
+      expect(r.body.equals(file.subarray(0, r.held))).toBe(true);
+      expect(r.counted).toEqual({ 400: 0, 408: 1 });
+      expect(r.lines.filter((l) => l.status === 408)).toEqual([expect.objectContaining({ method: "", url: "", remote: "127.0.0.1", verifier: "anonymous" })]);
+    });
+
+    it("still answers the 400 once the answer before it on the connection is complete", async () => {
+      const crl = readFileSync(join(ws.paths.crlDir, "13-sig.crl"));
+      const c = rawClient(Number(new URL(base).port));
+      const got: Buffer[] = [];
+      c.socket.on("data", (chunk: Buffer) => got.push(chunk));
+      c.socket.write(`GET /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
+      const firstEnd = () => {
+        const all = Buffer.concat(got);
+        const at = all.indexOf("\r\n\r\n");
+        return at < 0 ? -1 : at + 4 + crl.length;
+      };
+      while (firstEnd() < 0 || Buffer.concat(got).length < firstEnd()) await new Promise((resolve) => setImmediate(resolve));
+      c.socket.write("NOT A REQUEST\r\n\r\n");
+      await c.answer;
+      const all = Buffer.concat(got);
+      expect(all.subarray(firstEnd() - crl.length, firstEnd()).equals(crl)).toBe(true);
+      const second = parseAnswer(all.subarray(firstEnd()).toString("utf8"));
+      expect(second.status).toBe(400);
+      expect(JSON.parse(second.body)).toMatchObject({ code: "bad-request" });
+    });
   });
 });
 

@@ -375,23 +375,45 @@ const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
 /**
  * A request node's HTTP parser refuses (bad request line, header overflow, a timeout) is answered here, before any
  * route: fastify's own answer, with the typed `code` every error body of the server carries. No request object
- * exists, so neither access control nor a route sees it: `onAnswered` counts and logs each answer written (buildServer),
- * once — a socket already destroyed (reset by the client, or answered before) is neither answered nor counted.
+ * exists, so neither access control nor a route sees it: `onRefused` counts and logs each refusal (buildServer),
+ * once — a socket already destroyed (reset by the client, or refused before) is neither answered nor counted.
+ *
+ * On a keep-alive connection the refused request may follow one whose answer is still being written (a pipelined
+ * request behind a large CRL download, or one whose headers never end meanwhile: the 408). The refusal written
+ * then went onto the wire inside that answer's body. As node's own default does, it is then not written: the
+ * connection is destroyed at once, and the refusal still counted and logged (its status, though not sent). The
+ * client sees its download cut short of Content-Length, which every HTTP client detects, never a body with an
+ * answer inside. Not deferred until that answer ends: node asks a clientError listener to close or destroy the
+ * socket before it returns, and a parser that failed keeps reporting each further chunk the client sends.
  */
-function clientErrorHandler(onAnswered: (socket: Socket, status: number, startedAt: number) => void) {
+function clientErrorHandler(onRefused: (socket: Socket, status: number, startedAt: number) => void) {
   return (err: Error & { code?: string }, socket: Socket): void => {
     if (err.code === "ECONNRESET" || socket.destroyed) return;
     const startedAt = performance.now();
     const code: keyof typeof PARSER_REFUSALS = err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "timeout" : err.code === "HPE_HEADER_OVERFLOW" ? "headers-too-large" : "bad-request";
     const { status } = PARSER_REFUSALS[code];
-    const body = parserRefusalBody(code);
     if (socket.writable) {
-      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+      if (!answerUnderWay(socket)) {
+        const body = parserRefusalBody(code);
+        socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+      }
       // before the destroy: a socket destroyed before its peer address was read no longer knows it
-      onAnswered(socket, status, startedAt);
+      onRefused(socket, status, startedAt);
     }
     socket.destroy(err);
   };
+}
+
+/**
+ * Whether node has begun an answer on this connection: the response it attached to the socket (the "current
+ * attached http.ServerResponse" of node's clientError documentation; `_httpMessage` is not itself documented, but
+ * it is what node's own default reads, set since node 0.x and cleared when that answer finishes) has its headers
+ * out (`headersSent`, documented). headersSent turns true when the head is made, a little before node writes it:
+ * in between, the refusal is withheld where node would still write it, the safe side.
+ * app.test.ts fails should node stop attaching it.
+ */
+function answerUnderWay(socket: Socket): boolean {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage?.headersSent === true;
 }
 
 function parserRefusalBody(code: keyof typeof PARSER_REFUSALS): string {
