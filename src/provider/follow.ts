@@ -45,7 +45,7 @@ import type { Clock } from "../pki/clock.js";
 import { writeFileAtomic } from "../store/files.js";
 import { parseCertificate } from "../validation/certificate.js";
 import { parseCrl, readCrlFile, type Crl } from "../validation/crl.js";
-import { DownloadTimeout, checkDownloadTimeouts, clockedFetch, type DownloadTimeouts } from "../validation/download-clock.js";
+import { BodyTooLarge, DownloadTimeout, boundedBody, checkDownloadTimeouts, clockedFetch, type DownloadTimeouts } from "../validation/download-clock.js";
 import { nameEquals } from "../validation/name.js";
 import { verifySignature, workingKeyOf } from "../validation/signature.js";
 import { privateReasonFor } from "./reasons.js";
@@ -130,26 +130,6 @@ export function endpointTimeouts(o: PublicEndpointOptions): DownloadTimeouts {
   return checkDownloadTimeouts({ inactivityMs: o.timeoutMs ?? DEFAULT_TIMEOUT_MS, totalMs: o.totalTimeoutMs ?? DEFAULT_TOTAL_TIMEOUT_MS }, { inactivity: "timeoutMs", total: "totalTimeoutMs" });
 }
 
-/** The body, read chunk by chunk and given up past `max` bytes (an endpoint gone wrong must not exhaust memory). */
-async function boundedBody(res: Response, max: number): Promise<Buffer> {
-  const declared = Number(res.headers.get("content-length") ?? NaN);
-  if (declared > max) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new AttemptFailed(`the CRL is ${declared} bytes, more than the ${max} bytes accepted`, false);
-  }
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of res.body ?? []) {
-    n += c.length;
-    if (n > max) {
-      await res.body?.cancel().catch(() => undefined);
-      throw new AttemptFailed(`the CRL is more than the ${max} bytes accepted`, false);
-    }
-    chunks.push(Buffer.from(c));
-  }
-  return Buffer.concat(chunks, n);
-}
-
 /**
  * Why a fetch failed, in words that name it: undici says only "fetch failed" and keeps the reason (a redirect
  * refused, ECONNREFUSED, a reset) in `cause`. A timeout is not asked again (a hanging endpoint would hold the pass,
@@ -224,8 +204,9 @@ async function getWithRetries(url: string, headers: Record<string, string>, o: P
   try {
     // No redirects: the bearer token goes to the endpoint configured, nowhere else.
     res = await requestWithRetries(url, { headers, redirect: "error" }, o, tried);
-    if (res.status === 200) return { res, body: await boundedBody(res, o.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES), attempts: tried.attempts };
+    if (res.status === 200) return { res, body: await boundedBody(res, o.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES, "the CRL"), attempts: tried.attempts };
   } catch (e) {
+    if (e instanceof BodyTooLarge) throw failed(new AttemptFailed(e.message, false));
     throw failed(e instanceof AttemptFailed ? e : transportFailure(e));
   }
   await res.body?.cancel().catch(() => undefined);

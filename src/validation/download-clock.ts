@@ -5,7 +5,8 @@
  * however long the download has run, and the generous total ends a trickle that never stops.
  *
  * Shared by the revocation sources (revocation-sources.ts: `jpki verify`, the validation engine) and the private
- * provider's transport (provider/follow.ts), so both give up on an endpoint alike. Here, below both.
+ * provider's transport (provider/follow.ts), so both give up on an endpoint alike. Here, below both. So is the bound
+ * on a body's size (boundedBody): the longer a download may run, the more an endpoint gone wrong can send.
  */
 import { JpkiError } from "../errors.js";
 
@@ -119,4 +120,38 @@ export async function clockedFetch(fetch: typeof globalThis.fetch, url: string, 
     clock.stop();
     throw clock.signal.aborted ? clock.signal.reason : e;
   }
+}
+
+/** A body given up past the bytes accepted: the message says how many. */
+export class BodyTooLarge extends Error {
+  constructor(
+    what: string,
+    readonly max: number,
+    declared?: number,
+  ) {
+    super(declared !== undefined ? `${what} is ${declared} bytes, more than the ${max} bytes accepted` : `${what} is more than the ${max} bytes accepted`);
+  }
+}
+
+/**
+ * The body, read piece by piece and given up past `max` bytes (BodyTooLarge; one whose Content-Length says so
+ * before a byte is read): an endpoint gone wrong must not exhaust memory. `what` names it in the message.
+ */
+export async function boundedBody(res: Response, max: number, what: string): Promise<Buffer> {
+  const declared = Number(res.headers.get("content-length") ?? NaN);
+  if (declared > max) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new BodyTooLarge(what, max, declared);
+  }
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of res.body ?? []) {
+    n += c.length;
+    if (n > max) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new BodyTooLarge(what, max);
+    }
+    chunks.push(Buffer.from(c));
+  }
+  return Buffer.concat(chunks, n);
 }

@@ -202,4 +202,20 @@ describe("CrlCache: an inactivity timeout plus a total", () => {
       expect(() => new CrlCache(bad)).toThrow(expect.objectContaining({ code: "ERR_USAGE" }));
     }
   });
+
+  test("a CRL over maxCrlBytes is given up: by default one declared larger than 256 MiB, before it is read; a stream past the bound as it comes", async () => {
+    const huge = await serve((_q, res) => {
+      res.writeHead(200, { "content-length": String(300 * 1024 ** 2) });
+      res.write(Buffer.from([0x30, 0x84])); // and nothing more
+    });
+    const clock = new FixedClock(T0 + 1000);
+    expect(await new CrlCache({ clock, timeoutMs: 5000 }).get(huge)).toMatchObject({ status: "failed", error: `GET ${huge}: the CRL is ${300 * 1024 ** 2} bytes, more than the ${256 * 1024 ** 2} bytes accepted` });
+    const undeclared = await serve((_q, res) => {
+      res.writeHead(200, { "content-type": "application/pkix-crl" }); // chunked: no length said
+      res.end(der);
+    });
+    expect(await new CrlCache({ clock, maxCrlBytes: der.length - 1 }).get(undeclared)).toMatchObject({ status: "failed", error: `GET ${undeclared}: the CRL is more than the ${der.length - 1} bytes accepted` });
+    expect((await new CrlCache({ clock, maxCrlBytes: der.length }).get(undeclared)).status).toBe("downloaded");
+    expect(() => new CrlCache({ maxCrlBytes: 0 })).toThrow(expect.objectContaining({ code: "ERR_USAGE" }));
+  });
 });
