@@ -76,7 +76,8 @@ export interface EnrolOptions extends PublicEndpointOptions {
    * old, OCSP answers from the CA's store now (JPKI.md: OCSP where same-day certainty matters, as at the
    * identity check ③). Revoked, unknown or no answer refuses; a responder down or unreachable (asked again as the
    * CRL is) is ERR_PUBLIC_OCSP_UNAVAILABLE; an answer not current by `clock` (thisUpdate or producedAt ahead of it
-   * beyond the skew, nextUpdate past) is ERR_PUBLIC_OCSP_NOT_CURRENT.
+   * beyond the skew, nextUpdate past) is ERR_PUBLIC_OCSP_NOT_CURRENT; one malformed, badly signed, about another
+   * certificate or without the request's nonce is ERR_PUBLIC_OCSP_INVALID.
    */
   readonly ocsp?: boolean;
 }
@@ -101,6 +102,14 @@ const SKEW_MS = 5 * 60_000;
 
 /** OCSP no-answers that are the responder's unavailability (down, unreachable, overloaded), not a verdict. */
 const OCSP_UNAVAILABLE: ReadonlySet<OcspProblem> = new Set(["network", "timeout", "http-status", "response-status"]);
+/**
+ * OCSP no-answers whose answer came but cannot be relied on (RFC 6960 §3.2(1)(2), §4.2.2.2; RFC 8954): not DER, a
+ * signature that does not verify or a signer the CA did not authorise, about another certificate than asked, or
+ * without our nonce. The endpoint's fault (or one between it and us), as a public CRL that does not verify is
+ * (ERR_PUBLIC_CRL_INVALID): they say nothing of the customer's certificate, and ERR_PROVIDER_PUBLIC_CERT_INVALID
+ * sent the operator to the customer.
+ */
+const OCSP_ANSWER_INVALID: ReadonlySet<OcspProblem> = new Set(["malformed-response", "signature-invalid", "responder-not-authorised", "cert-id-mismatch", "nonce-mismatch"]);
 
 /**
  * An OCSP answer outside its time (RFC 6960 §3.2(5)(6), §4.2.2.1): not relied on. The endpoint's error, not the
@@ -201,6 +210,11 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
       // be had), not ERR_PROVIDER_PUBLIC_CERT_INVALID, which sent the operator to the customer.
       if (answer.status === "no-answer" && OCSP_UNAVAILABLE.has(answer.problem)) {
         throw new JpkiError("ERR_PUBLIC_OCSP_UNAVAILABLE", `the OCSP responder ${url} gave no answer (${answer.problem}: ${answer.detail}): check the endpoint and the network, then enrol again; nothing was issued`, {
+          details: { url, problem: answer.problem, caId: ca.caId },
+        });
+      }
+      if (answer.status === "no-answer" && OCSP_ANSWER_INVALID.has(answer.problem)) {
+        throw new JpkiError("ERR_PUBLIC_OCSP_INVALID", `the OCSP responder ${url} answered with an answer that is not relied on (${answer.problem}: ${answer.detail}): check the endpoint (its responder's key and certificate) and what lies between it and this provider, then enrol again; nothing was issued`, {
           details: { url, problem: answer.problem, caId: ca.caId },
         });
       }

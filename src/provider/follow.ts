@@ -45,6 +45,7 @@ import type { Clock } from "../pki/clock.js";
 import { writeFileAtomic } from "../store/files.js";
 import { parseCertificate } from "../validation/certificate.js";
 import { parseCrl, readCrlFile, type Crl } from "../validation/crl.js";
+import { BodyTooLarge, DownloadTimeout, boundedBody, checkDownloadTimeouts, clockedFetch, type DownloadTimeouts } from "../validation/download-clock.js";
 import { nameEquals } from "../validation/name.js";
 import { verifySignature, workingKeyOf } from "../validation/signature.js";
 import { privateReasonFor } from "./reasons.js";
@@ -118,117 +119,15 @@ class AttemptFailed extends Error {
     message: string,
     readonly retry: boolean,
     readonly status?: number,
-    readonly timeout?: EndpointTimeout["kind"],
+    readonly timeout?: DownloadTimeout["kind"],
   ) {
     super(message);
   }
 }
 
-/**
- * An attempt given up for time: the abort reason of its signal, so fetch and the body's reads fail with it. Named
- * TimeoutError as AbortSignal.timeout's reason is, so a client that takes the transport from endpointFetch
- * (OcspClient) reads it as a timeout.
- */
-class EndpointTimeout extends Error {
-  override readonly name = "TimeoutError";
-  constructor(
-    readonly kind: "inactivity" | "total",
-    ms: number,
-  ) {
-    super(kind === "inactivity" ? `no byte from the endpoint for ${ms} ms` : `not complete within ${ms} ms, though bytes kept coming`);
-  }
-}
-
 /** The two timeouts, checked (ERR_USAGE): by followPublicCrls and enrolCustomer before anything is fetched. */
-export function endpointTimeouts(o: PublicEndpointOptions): { inactivityMs: number; totalMs: number } {
-  const inactivityMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const totalMs = o.totalTimeoutMs ?? DEFAULT_TOTAL_TIMEOUT_MS;
-  for (const [name, v] of [["timeoutMs", inactivityMs], ["totalTimeoutMs", totalMs]] as const) {
-    if (!Number.isFinite(v) || v <= 0) throw new JpkiError("ERR_USAGE", `${name} must be a number of milliseconds > 0`);
-  }
-  return { inactivityMs, totalMs };
-}
-
-/**
- * One attempt's clocks: the inactivity one, re-armed by every byte that comes (`touch`), and the total. Either
- * aborts `signal` with an EndpointTimeout; `stop` disarms both once the answer is read, cancelled or failed.
- */
-function attemptClock(t: { inactivityMs: number; totalMs: number }) {
-  const ctl = new AbortController();
-  let stopped = false;
-  const stop = () => {
-    stopped = true;
-    clearTimeout(idle);
-    clearTimeout(total);
-  };
-  const fire = (kind: EndpointTimeout["kind"], ms: number) => () => {
-    stop();
-    ctl.abort(new EndpointTimeout(kind, ms));
-  };
-  // unref: a clock must not keep a process alive that has nothing else to wait for
-  const idle = setTimeout(fire("inactivity", t.inactivityMs), t.inactivityMs).unref();
-  const total = setTimeout(fire("total", t.totalMs), t.totalMs).unref();
-  return { signal: ctl.signal, touch: () => void (stopped || idle.refresh()), stop };
-}
-
-/**
- * The response with its body read through `clock`: each piece re-arms the inactivity timeout, the end, an error or a
- * cancel stops both. A body fetch cut off by the clock fails with the clock's EndpointTimeout.
- */
-function clocked(res: Response, clock: ReturnType<typeof attemptClock>): Response {
-  clock.touch(); // the status and headers are bytes
-  if (!res.body) {
-    clock.stop();
-    return res;
-  }
-  const reader = res.body.getReader();
-  const body = new ReadableStream<Uint8Array>(
-    {
-      async pull(c) {
-        let r: Awaited<ReturnType<typeof reader.read>>;
-        try {
-          r = await reader.read();
-        } catch (e) {
-          clock.stop();
-          throw clock.signal.aborted ? clock.signal.reason : e;
-        }
-        if (r.done) {
-          clock.stop();
-          c.close();
-          return;
-        }
-        clock.touch();
-        c.enqueue(r.value);
-      },
-      cancel(reason) {
-        clock.stop();
-        return reader.cancel(reason);
-      },
-    },
-    // read only when the reader asks: the clock measures the endpoint, not a buffer filling ahead of the reader
-    { highWaterMark: 0 },
-  );
-  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
-}
-
-/** The body, read chunk by chunk and given up past `max` bytes (an endpoint gone wrong must not exhaust memory). */
-async function boundedBody(res: Response, max: number): Promise<Buffer> {
-  const declared = Number(res.headers.get("content-length") ?? NaN);
-  if (declared > max) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new AttemptFailed(`the CRL is ${declared} bytes, more than the ${max} bytes accepted`, false);
-  }
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of res.body ?? []) {
-    n += c.length;
-    if (n > max) {
-      await res.body?.cancel().catch(() => undefined);
-      throw new AttemptFailed(`the CRL is more than the ${max} bytes accepted`, false);
-    }
-    chunks.push(Buffer.from(c));
-  }
-  return Buffer.concat(chunks, n);
+export function endpointTimeouts(o: PublicEndpointOptions): DownloadTimeouts {
+  return checkDownloadTimeouts({ inactivityMs: o.timeoutMs ?? DEFAULT_TIMEOUT_MS, totalMs: o.totalTimeoutMs ?? DEFAULT_TOTAL_TIMEOUT_MS }, { inactivity: "timeoutMs", total: "totalTimeoutMs" });
 }
 
 /**
@@ -238,7 +137,7 @@ async function boundedBody(res: Response, max: number): Promise<Buffer> {
  */
 function transportFailure(e: unknown): AttemptFailed {
   const err = e as Error & { cause?: { code?: string; message?: string } };
-  if (e instanceof EndpointTimeout) return new AttemptFailed(e.message, false, undefined, e.kind);
+  if (e instanceof DownloadTimeout) return new AttemptFailed(e.message, false, undefined, e.kind);
   if (err?.name === "TimeoutError" || err?.name === "AbortError") return new AttemptFailed(`the request was cut off (${err.message})`, false);
   const why = err?.cause?.code ?? err?.cause?.message ?? err?.message ?? String(e);
   // redirect: "error" makes a 3xx a failure: that is the endpoint's answer, not a passing fault
@@ -255,7 +154,7 @@ function retryAfterMs(res: Response): number | undefined {
 /**
  * A request to the endpoint with the retry policy above: a 429 or 500/502/503/504 and a refused or reset connection
  * asked again with a growing wait (a 429's Retry-After up to MAX_RETRY_AFTER_MS), a timeout or a redirect not. Each
- * attempt has its own clocks (attemptClock), which run on through the body. Returns the last response, whatever its
+ * attempt has its own clocks (validation/download-clock.ts), which run on through the body. Returns the last response, whatever its
  * status (its body unread); throws the last attempt's own error when no response came. `attempts` counts what was
  * tried. The CRL fetch and enrolment's OCSP request (provider/enrol.ts) share it, so the endpoint is treated alike
  * whichever of its services is down.
@@ -268,13 +167,11 @@ async function requestWithRetries(url: string, init: RequestInit, o: PublicEndpo
     tried.attempts = attempt;
     let wait = RETRY_BASE_MS * 2 ** (attempt - 1);
     let res: Response;
-    const clock = attemptClock(timeouts);
     try {
       // a body given as bytes is copied for each attempt: one sent is not sent again
       const body = init.body instanceof Uint8Array ? Buffer.from(init.body) : init.body;
-      res = clocked(await (o.fetch ?? globalThis.fetch)(url, { ...init, ...(body !== undefined ? { body } : {}), signal: clock.signal }), clock);
+      res = await clockedFetch(o.fetch ?? globalThis.fetch, url, { ...init, ...(body !== undefined ? { body } : {}) }, timeouts);
     } catch (e) {
-      clock.stop();
       if (!transportFailure(e).retry || attempt > retries) throw e;
       await sleep(wait);
       continue;
@@ -307,8 +204,9 @@ async function getWithRetries(url: string, headers: Record<string, string>, o: P
   try {
     // No redirects: the bearer token goes to the endpoint configured, nowhere else.
     res = await requestWithRetries(url, { headers, redirect: "error" }, o, tried);
-    if (res.status === 200) return { res, body: await boundedBody(res, o.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES), attempts: tried.attempts };
+    if (res.status === 200) return { res, body: await boundedBody(res, o.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES, "the CRL"), attempts: tried.attempts };
   } catch (e) {
+    if (e instanceof BodyTooLarge) throw failed(new AttemptFailed(e.message, false));
     throw failed(e instanceof AttemptFailed ? e : transportFailure(e));
   }
   await res.body?.cancel().catch(() => undefined);

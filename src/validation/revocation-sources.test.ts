@@ -1,7 +1,8 @@
 /**
  * CrlCache against a small node:http server on loopback: a fresh cache downloads, a warm one costs a 304, a CRL
  * past its nextUpdate is fetched again unconditionally, a failure falls back to the cached copy (stale) or gives
- * none (failed); the bearer token is sent. The clock is injected; nothing sleeps.
+ * none (failed); the bearer token is sent. The clock is injected; nothing sleeps, but for the download timeouts
+ * at the end, which are of real time.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -118,5 +119,103 @@ describe("CrlCache", () => {
     const [a, b] = await Promise.all([cache.get(`${base}/a.crl`), cache.get(`${base}/a.crl`)]);
     expect(a).toBe(b);
     expect(seen).toHaveLength(1);
+  });
+});
+
+/**
+ * The download's clocks (download-clock.ts) over a server of each test's own, which sends the CRL in pieces: the
+ * timeout is of inactivity, so a steady download runs past it, a stall fails after it, and a trickle that never
+ * ends meets the total. Real time, kept short by the options.
+ */
+describe("CrlCache: an inactivity timeout plus a total", () => {
+  const servers: Server[] = [];
+  afterAll(() => Promise.all(servers.map((s) => new Promise<void>((r) => (s.closeAllConnections(), s.close(() => r()))))));
+  const serve = async (handler: Parameters<typeof createServer>[1]) => {
+    const s = createServer(handler);
+    servers.push(s);
+    await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+    return `http://127.0.0.1:${(s.address() as AddressInfo).port}/slow.crl`;
+  };
+  /** Sends `der` in `pieces` pieces, one every `everyMs`; with `stallAfter`, no more after that many, the connection left open. */
+  const slowly =
+    (der: Buffer, o: { pieces: number; everyMs: number; stallAfter?: number }): Parameters<typeof createServer>[1] =>
+    (_q, res) => {
+      res.writeHead(200, { "content-type": "application/pkix-crl", "content-length": String(der.length) });
+      const size = Math.ceil(der.length / o.pieces);
+      let sent = 0;
+      const i = setInterval(() => {
+        if (o.stallAfter !== undefined && sent >= o.stallAfter) return;
+        res.write(der.subarray(sent * size, ++sent * size));
+        if (sent * size >= der.length) (clearInterval(i), res.end());
+      }, o.everyMs);
+      res.on("close", () => clearInterval(i));
+    };
+  const der = crlDer(T0, T0 + DAY);
+
+  test("a CRL that comes slowly but steadily, for longer than the timeout, is downloaded", async () => {
+    // ~1 s of download, a piece every 50 ms; the timeout, 400 ms, once bounded the whole of it
+    const url = await serve(slowly(der, { pieces: 20, everyMs: 50 }));
+    const t = Date.now();
+    const r = await new CrlCache({ clock: new FixedClock(T0 + 1000), timeoutMs: 400, totalTimeoutMs: 10_000 }).get(url);
+    expect(Date.now() - t).toBeGreaterThan(800);
+    expect(r.status).toBe("downloaded");
+    expect(r.der!.equals(der)).toBe(true);
+  });
+
+  test("a download that stalls midway fails once no byte has come for the timeout, well before the total; a cached copy is given instead", async () => {
+    const clock = new FixedClock(T0 + 1000);
+    let stall = false;
+    const steady = slowly(der, { pieces: 20, everyMs: 20 });
+    // steady for ~500 ms (longer than the timeout), then nothing, the connection left open
+    const stalling = slowly(der, { pieces: 20, everyMs: 50, stallAfter: 10 });
+    const url = await serve((q, res) => (stall ? stalling : steady)!(q, res));
+    const cache = new CrlCache({ clock, timeoutMs: 400, totalTimeoutMs: 60_000 });
+    const t = Date.now();
+    stall = true;
+    const failed = await cache.get(url);
+    const took = Date.now() - t;
+    expect(failed).toMatchObject({ status: "failed", error: `GET ${url}: no byte from the endpoint for 400 ms` });
+    expect(took).toBeGreaterThanOrEqual(800); // the stall begins after ~500 ms and lasts 400 ms before it counts
+    expect(took).toBeLessThan(10_000);
+    stall = false;
+    expect((await cache.get(url)).status).toBe("downloaded");
+    clock.set(T0 + DAY + 1); // past nextUpdate: asked again unconditionally
+    stall = true;
+    const stale = await cache.get(url);
+    expect(stale).toMatchObject({ status: "stale", error: expect.stringContaining("no byte from the endpoint for 400 ms") });
+    expect(stale.der!.equals(der)).toBe(true);
+    expect(cache.stats.failures).toBe(2);
+  });
+
+  test("a trickle that never ends meets the total; timeouts that are no number of milliseconds > 0 are refused", async () => {
+    const url = await serve((_q, res) => {
+      res.writeHead(200, { "content-type": "application/pkix-crl" });
+      res.write(Buffer.from([0x30, 0x84]));
+      const i = setInterval(() => res.write(Buffer.from([0])), 50);
+      res.on("close", () => clearInterval(i));
+    });
+    const t = Date.now();
+    const r = await new CrlCache({ clock: new FixedClock(T0), timeoutMs: 400, totalTimeoutMs: 1000 }).get(url);
+    expect(r).toMatchObject({ status: "failed", error: expect.stringContaining("not complete within 1000 ms") });
+    expect(Date.now() - t).toBeLessThan(5000);
+    for (const bad of [{ timeoutMs: 0 }, { totalTimeoutMs: -1 }, { totalTimeoutMs: Number.NaN }]) {
+      expect(() => new CrlCache(bad)).toThrow(expect.objectContaining({ code: "ERR_USAGE" }));
+    }
+  });
+
+  test("a CRL over maxCrlBytes is given up: by default one declared larger than 256 MiB, before it is read; a stream past the bound as it comes", async () => {
+    const huge = await serve((_q, res) => {
+      res.writeHead(200, { "content-length": String(300 * 1024 ** 2) });
+      res.write(Buffer.from([0x30, 0x84])); // and nothing more
+    });
+    const clock = new FixedClock(T0 + 1000);
+    expect(await new CrlCache({ clock, timeoutMs: 5000 }).get(huge)).toMatchObject({ status: "failed", error: `GET ${huge}: the CRL is ${300 * 1024 ** 2} bytes, more than the ${256 * 1024 ** 2} bytes accepted` });
+    const undeclared = await serve((_q, res) => {
+      res.writeHead(200, { "content-type": "application/pkix-crl" }); // chunked: no length said
+      res.end(der);
+    });
+    expect(await new CrlCache({ clock, maxCrlBytes: der.length - 1 }).get(undeclared)).toMatchObject({ status: "failed", error: `GET ${undeclared}: the CRL is more than the ${der.length - 1} bytes accepted` });
+    expect((await new CrlCache({ clock, maxCrlBytes: der.length }).get(undeclared)).status).toBe("downloaded");
+    expect(() => new CrlCache({ maxCrlBytes: 0 })).toThrow(expect.objectContaining({ code: "ERR_USAGE" }));
   });
 });

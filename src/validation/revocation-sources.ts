@@ -8,6 +8,10 @@
  *   no request;
  * - else, before nextUpdate: a conditional GET — a warm cache costs a 304, not a download;
  * - past nextUpdate: an unconditional GET (the cached copy is of no use to the engine any more).
+ * A fetch fails after `timeoutMs` without a byte (a stalled connection) or `totalTimeoutMs` in all, as the private
+ * provider's (download-clock.ts): a national CRL of tens of MB comes over a slow but live link. A CRL over
+ * `maxCrlBytes` is given up, as the provider's is: the longer a download may run, the more an endpoint gone wrong
+ * could make this process hold.
  * A failed fetch (network error, timeout, a status other than 200/304, a body that is not a CRL) falls back
  * to the cached copy when there is one and gives none otherwise; the engine then decides per its revocation
  * mode (hard-fail: revocation-unknown; soft-fail: a warning). `jpki serve` answers registered verifiers only:
@@ -21,6 +25,7 @@ import { JpkiError } from "../errors.js";
 import { systemClock, type Clock } from "../pki/clock.js";
 import { parseCertificate, parseDistributionPoints, type DistributionPoint } from "./certificate.js";
 import { CrlIndexCache } from "./crl-index-cache.js";
+import { boundedBody, checkDownloadTimeouts, clockedFetch, type DownloadTimeouts } from "./download-clock.js";
 import { EXT_OID } from "../profile/oids.js";
 
 /** What one fetch of a URL came to. */
@@ -53,8 +58,15 @@ export interface CrlCacheParams {
   readonly clock?: Clock;
   /** no request for this long after the last answer, while the CRL is current (default 0: always revalidate) */
   readonly revalidateAfterMs?: number;
-  /** give up on a request after this long (default 10 s) */
+  /**
+   * The inactivity timeout: a request fails after this long without a byte, while connecting, awaiting the answer
+   * or between two pieces of the body (default 10 s). A steady download runs on past it.
+   */
   readonly timeoutMs?: number;
+  /** a request fails after this long however steadily its bytes come: a trickle that never ends (default 10 min) */
+  readonly totalTimeoutMs?: number;
+  /** the largest CRL accepted, bytes (default 256 MiB: the provider's, ~5 million entries at ~49 bytes each) */
+  readonly maxCrlBytes?: number;
   /** where parsed CRLs are kept (default: a new CrlIndexCache with its default bounds) */
   readonly index?: CrlIndexCache;
 }
@@ -76,6 +88,15 @@ export interface CrlCacheStats {
 }
 
 const URL_SCHEMES = /^https?:\/\//i;
+/** No byte for this long: the connection is taken for stalled. */
+const DEFAULT_TIMEOUT_MS = 10_000;
+/**
+ * However steadily it comes, a download ends after this long: the provider's total (provider/follow.ts), the same
+ * CRLs over the same links. A 49 MB CRL (1M entries) needs ~0.7 Mbit/s to arrive within it.
+ */
+const DEFAULT_TOTAL_TIMEOUT_MS = 10 * 60_000;
+/** The provider's bound (provider/follow.ts); the index cache holds at most 512 MiB of DER plus index anyway. */
+const DEFAULT_MAX_CRL_BYTES = 256 * 1024 ** 2;
 
 export class CrlCache {
   readonly index: CrlIndexCache;
@@ -83,7 +104,8 @@ export class CrlCache {
   readonly #clock: Clock;
   readonly #token?: string;
   readonly #revalidateAfterMs: number;
-  readonly #timeoutMs: number;
+  readonly #timeouts: DownloadTimeouts;
+  readonly #maxCrlBytes: number;
   readonly #byUrl = new Map<string, Cached>();
   /** one request per URL at a time: concurrent validations share it */
   readonly #inFlight = new Map<string, Promise<CrlFetchOutcome>>();
@@ -91,9 +113,13 @@ export class CrlCache {
 
   constructor(params: CrlCacheParams = {}) {
     const revalidate = params.revalidateAfterMs ?? 0;
-    const timeout = params.timeoutMs ?? 10_000;
     if (!Number.isFinite(revalidate) || revalidate < 0) throw new JpkiError("ERR_USAGE", "CrlCache: revalidateAfterMs must be a number of milliseconds ≥ 0");
-    if (!Number.isFinite(timeout) || timeout <= 0) throw new JpkiError("ERR_USAGE", "CrlCache: timeoutMs must be a number of milliseconds > 0");
+    const timeouts = checkDownloadTimeouts(
+      { inactivityMs: params.timeoutMs ?? DEFAULT_TIMEOUT_MS, totalMs: params.totalTimeoutMs ?? DEFAULT_TOTAL_TIMEOUT_MS },
+      { inactivity: "CrlCache: timeoutMs", total: "CrlCache: totalTimeoutMs" },
+    );
+    const maxCrlBytes = params.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES;
+    if (!Number.isSafeInteger(maxCrlBytes) || maxCrlBytes < 1) throw new JpkiError("ERR_USAGE", "CrlCache: maxCrlBytes must be a positive integer");
     if (params.bearerToken !== undefined && !/^[\x21-\x7e]+$/.test(params.bearerToken)) {
       throw new JpkiError("ERR_USAGE", "CrlCache: bearerToken must be the token `jpki verifier add` printed (visible ASCII)");
     }
@@ -102,7 +128,8 @@ export class CrlCache {
     this.#clock = params.clock ?? systemClock;
     this.#token = params.bearerToken;
     this.#revalidateAfterMs = revalidate;
-    this.#timeoutMs = timeout;
+    this.#timeouts = timeouts;
+    this.#maxCrlBytes = maxCrlBytes;
   }
 
   get stats(): CrlCacheStats {
@@ -136,7 +163,7 @@ export class CrlCache {
     let res: Response;
     try {
       this.#stats.requests++;
-      res = await this.#fetch(url, { headers, signal: AbortSignal.timeout(this.#timeoutMs) });
+      res = await clockedFetch(this.#fetch, url, { headers }, this.#timeouts);
     } catch (e) {
       return failed(`GET ${url}: ${(e as Error).message}`);
     }
@@ -151,7 +178,7 @@ export class CrlCache {
     }
     let der: Buffer;
     try {
-      der = Buffer.from(await res.arrayBuffer());
+      der = await boundedBody(res, this.#maxCrlBytes, "the CRL");
     } catch (e) {
       return failed(`GET ${url}: ${(e as Error).message}`);
     }

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPrivateKey } from "node:crypto";
-import { CertificationAuthority, FixedClock, OcspClient, SoftwareSigner, enrolCustomer, followPublicCrls, parseOcspRequest, providerPaths, readProviderState, signApplication, signOcspResponse, watchPublicCrls, withProviderLock, parseResidentRecord, pemOrDer, renewOcspSigners, systemClock, type Workspace } from "../../src/index.js";
+import { CertificationAuthority, FixedClock, OcspClient, SoftwareSigner, enrolCustomer, followPublicCrls, parseOcspRequest, providerPaths, readProviderState, signApplication, signOcspResponse, watchPublicCrls, withProviderLock, parseResidentRecord, pemOrDer, renewOcspSigners, systemClock, type Signer, type Workspace } from "../../src/index.js";
 import { buildServer } from "../../src/server/app.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { spawn } from "node:child_process";
@@ -486,6 +486,76 @@ describe("jpki provider", () => {
       // the same endpoint with times that hold: issued
       times = { thisUpdate: T, nextUpdate: T + 24 * H, producedAt: T };
       expect((await enrol()).publicOcsp).toMatchObject({ status: "good", producedAt: new Date(T) });
+    } finally {
+      await new Promise((r) => (endpoint.closeAllConnections(), endpoint.close(r)));
+    }
+  });
+
+  it("with --ocsp, an answer that cannot be relied on (bad signature, wrong nonce, another certificate, not DER) is the endpoint's error, not the certificate's; revoked and unknown stay the certificate's", async () => {
+    // An endpoint of its own on loopback: Tokyo's current CRL, and OCSP answers signed by the CA, spoilt as `mode` says.
+    type Mode = "good" | "bad-signature" | "wrong-nonce" | "other-certificate" | "not-der" | "revoked" | "unknown";
+    let mode: Mode = "good";
+    const flipped: Signer = {
+      algorithmIdentifier: tokyo.signer.algorithmIdentifier,
+      spki: tokyo.signer.spki,
+      selfVerifying: false,
+      sign: async (data) => {
+        const sig = Buffer.from(await tokyo.signer.sign(data));
+        sig[sig.length - 1]! ^= 1;
+        return sig;
+      },
+      signDigest: (d) => tokyo.signer.signDigest(d),
+    };
+    const endpoint: Server = createServer((q, res) => {
+      const chunks: Buffer[] = [];
+      q.on("data", (c: Buffer) => chunks.push(c));
+      q.on("end", async () => {
+        if (q.url === "/crl/13-sig.crl") return res.writeHead(200, { etag: '"c"' }).end(readFileSync(join(ws, "crl", "13-sig.crl")));
+        if (mode === "not-der") return res.writeHead(200, { "content-type": "application/ocsp-response" }).end("<html>a proxy's error page</html>");
+        const asked = parseOcspRequest(Buffer.concat(chunks));
+        const certId = Buffer.from(asked.certIds[0]!.der);
+        if (mode === "other-certificate") certId[certId.length - 1]! ^= 1; // the serial's last octet: another certificate
+        const now = new Date();
+        const status = mode === "revoked" ? { kind: "revoked" as const, revokedAt: new Date(now.getTime() - 60_000), reason: 1 } : mode === "unknown" ? { kind: "unknown" as const } : { kind: "good" as const };
+        const answer = await signOcspResponse({
+          responder: { certificateDer: tokyo.record.certificateDer, signer: mode === "bad-signature" ? flipped : tokyo.signer },
+          producedAt: now,
+          answers: [{ certIdDer: certId, status, thisUpdate: now, nextUpdate: new Date(now.getTime() + 3600_000) }],
+          nonce: mode === "wrong-nonce" ? Buffer.alloc(32, 7) : asked.nonce,
+        });
+        res.writeHead(200, { "content-type": "application/ocsp-response" }).end(answer);
+      });
+    });
+    await new Promise<void>((r) => endpoint.listen(0, "127.0.0.1", r));
+    try {
+      const url = `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}`;
+      const bank = join(dir, "spoilt-bank");
+      await ok(["--json", "provider", "init", "--dir", bank, "--name", "Spoilt Bank", "--endpoint", url, "--trust", join(ws, "ca", "13-sig.pem")]);
+      const request = readFileSync(application("dave"));
+      const enrol = () => enrolCustomer({ dir: bank, passphrase: "correct horse", clock: systemClock, request, ocsp: true, bearerToken: "t" });
+      const cases: Array<[Mode, string]> = [
+        ["bad-signature", "signature-invalid"],
+        ["wrong-nonce", "nonce-mismatch"],
+        ["other-certificate", "cert-id-mismatch"],
+        ["not-der", "malformed-response"],
+      ];
+      for (const [m, problem] of cases) {
+        mode = m;
+        await expect(enrol(), m).rejects.toMatchObject({ code: "ERR_PUBLIC_OCSP_INVALID", message: expect.stringContaining(`${url}/ocsp/13-sig`), details: { problem, caId: "13-sig" } });
+        expect(readProviderState(providerPaths(bank)).links).toEqual([]);
+      }
+      // the CLI: exit 17, the endpoint's failure (not 16, the customer's certificate)
+      mode = "bad-signature";
+      const cli17 = await cli(["--json", "provider", "enrol", "--dir", bank, "--request", application("dave"), "--ocsp", "--token-file", tokenFile], { cwd: dir });
+      expect(cli17.code).toBe(17);
+      expect(JSON.parse(cli17.stderr).error).toMatchObject({ code: "ERR_PUBLIC_OCSP_INVALID", details: { problem: "signature-invalid" } });
+      // what the responder says of the certificate, well signed, is the certificate's
+      mode = "revoked";
+      await expect(enrol()).rejects.toMatchObject({ code: "ERR_PROVIDER_PUBLIC_CERT_INVALID", details: { status: "revoked", source: "ocsp" } });
+      mode = "unknown";
+      await expect(enrol()).rejects.toMatchObject({ code: "ERR_PROVIDER_PUBLIC_CERT_INVALID", details: { status: "revocation-unknown", source: "ocsp" } });
+      mode = "good";
+      expect((await enrol()).publicOcsp).toMatchObject({ status: "good" });
     } finally {
       await new Promise((r) => (endpoint.closeAllConnections(), endpoint.close(r)));
     }

@@ -58,7 +58,7 @@ export function makeVerifyCommand(io: Io): Command {
     .option("--crl-url <url>", "fetch a CRL over HTTP(S); repeatable. `auto`: the CRLs the certificates name (distribution points, delta CRLs)", collect, [])
     .option("--ocsp [url]", "ask OCSP (RFC 6960): the responder each certificate names (AIA), or the URL given")
     .option("--token-file <file>", "a file holding the bearer token of a registered verifier (jpki verifier add), sent to --crl-url and --ocsp; default $JPKI_VERIFIER_TOKEN")
-    .option("--timeout <seconds>", "give up on a CRL or OCSP request after this long", "10")
+    .option("--timeout <seconds>", "give up on an OCSP request after this long, on a CRL download after this long without a byte (a steady one runs on, up to 10 min)", "10")
     .option("--at <time>", "the time to check at, ISO 8601 (e.g. 2026-04-01 or 2026-04-01T09:00:00+09:00); default now")
     .addOption(new Option("--purpose <purpose>", "what the certificate must be good for").choices(["signature", "authentication"]).default("signature"))
     .option("--soft-fail", "accept a certificate whose revocation status cannot be established, with exit code 15 instead of 1")

@@ -1,0 +1,157 @@
+/**
+ * The clocks of one HTTP download: an inactivity timeout, re-armed by every byte that comes (connecting, awaiting
+ * the answer, between two pieces of the body), and a total. One total short enough to catch a stalled connection
+ * soon fails a national CRL of tens of MB over a slow but live link; the inactivity timeout catches the stall
+ * however long the download has run, and the generous total ends a trickle that never stops.
+ *
+ * Shared by the revocation sources (revocation-sources.ts: `jpki verify`, the validation engine) and the private
+ * provider's transport (provider/follow.ts), so both give up on an endpoint alike. Here, below both. So is the bound
+ * on a body's size (boundedBody): the longer a download may run, the more an endpoint gone wrong can send.
+ */
+import { JpkiError } from "../errors.js";
+
+export interface DownloadTimeouts {
+  /** no byte for this long: the connection is taken for stalled */
+  readonly inactivityMs: number;
+  /** however steadily the bytes come, the download ends after this long */
+  readonly totalMs: number;
+}
+
+/**
+ * A download given up for time: the abort reason of its signal, so fetch and the body's reads fail with it. Named
+ * TimeoutError as AbortSignal.timeout's reason is, so a client handed a clocked fetch (OcspClient) reads it as a
+ * timeout.
+ */
+export class DownloadTimeout extends Error {
+  override readonly name = "TimeoutError";
+  constructor(
+    readonly kind: "inactivity" | "total",
+    readonly ms: number,
+  ) {
+    super(kind === "inactivity" ? `no byte from the endpoint for ${ms} ms` : `not complete within ${ms} ms, though bytes kept coming`);
+  }
+}
+
+/** The two timeouts, checked (ERR_USAGE, the option names given): a number of milliseconds > 0 each. */
+export function checkDownloadTimeouts(t: DownloadTimeouts, names: { inactivity: string; total: string }): DownloadTimeouts {
+  for (const [name, v] of [[names.inactivity, t.inactivityMs], [names.total, t.totalMs]] as const) {
+    if (!Number.isFinite(v) || v <= 0) throw new JpkiError("ERR_USAGE", `${name} must be a number of milliseconds > 0`);
+  }
+  return { inactivityMs: t.inactivityMs, totalMs: t.totalMs };
+}
+
+export interface DownloadClock {
+  /** aborted with a DownloadTimeout when either clock runs out */
+  readonly signal: AbortSignal;
+  /** a byte came: re-arms the inactivity clock */
+  touch(): void;
+  /** the answer is read, cancelled or failed: disarms both */
+  stop(): void;
+}
+
+/** One download's clocks, armed now. */
+export function downloadClock(t: DownloadTimeouts): DownloadClock {
+  const ctl = new AbortController();
+  let stopped = false;
+  const stop = () => {
+    stopped = true;
+    clearTimeout(idle);
+    clearTimeout(total);
+  };
+  const fire = (kind: DownloadTimeout["kind"], ms: number) => () => {
+    stop();
+    ctl.abort(new DownloadTimeout(kind, ms));
+  };
+  // unref: a clock must not keep a process alive that has nothing else to wait for
+  const idle = setTimeout(fire("inactivity", t.inactivityMs), t.inactivityMs).unref();
+  const total = setTimeout(fire("total", t.totalMs), t.totalMs).unref();
+  return { signal: ctl.signal, touch: () => void (stopped || idle.refresh()), stop };
+}
+
+/**
+ * The response with its body read through `clock`: each piece re-arms the inactivity timeout, the end, an error or a
+ * cancel stops both. A body read cut off by the clock fails with the clock's DownloadTimeout.
+ */
+export function clocked(res: Response, clock: DownloadClock): Response {
+  clock.touch(); // the status and headers are bytes
+  if (!res.body) {
+    clock.stop();
+    return res;
+  }
+  const reader = res.body.getReader();
+  const body = new ReadableStream<Uint8Array>(
+    {
+      async pull(c) {
+        let r: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          r = await reader.read();
+        } catch (e) {
+          clock.stop();
+          throw clock.signal.aborted ? clock.signal.reason : e;
+        }
+        if (r.done) {
+          clock.stop();
+          c.close();
+          return;
+        }
+        clock.touch();
+        c.enqueue(r.value);
+      },
+      cancel(reason) {
+        clock.stop();
+        return reader.cancel(reason);
+      },
+    },
+    // read only when the reader asks: the clock measures the endpoint, not a buffer filling ahead of the reader
+    { highWaterMark: 0 },
+  );
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+}
+
+/**
+ * One request on its own clocks: the answer, its body still to be read through them; or the failure, a
+ * DownloadTimeout when the clocks ended it. Any signal in `init` is replaced by the clocks'.
+ */
+export async function clockedFetch(fetch: typeof globalThis.fetch, url: string, init: RequestInit, t: DownloadTimeouts): Promise<Response> {
+  const clock = downloadClock(t);
+  try {
+    return clocked(await fetch(url, { ...init, signal: clock.signal }), clock);
+  } catch (e) {
+    clock.stop();
+    throw clock.signal.aborted ? clock.signal.reason : e;
+  }
+}
+
+/** A body given up past the bytes accepted: the message says how many. */
+export class BodyTooLarge extends Error {
+  constructor(
+    what: string,
+    readonly max: number,
+    declared?: number,
+  ) {
+    super(declared !== undefined ? `${what} is ${declared} bytes, more than the ${max} bytes accepted` : `${what} is more than the ${max} bytes accepted`);
+  }
+}
+
+/**
+ * The body, read piece by piece and given up past `max` bytes (BodyTooLarge; one whose Content-Length says so
+ * before a byte is read): an endpoint gone wrong must not exhaust memory. `what` names it in the message.
+ */
+export async function boundedBody(res: Response, max: number, what: string): Promise<Buffer> {
+  const declared = Number(res.headers.get("content-length") ?? NaN);
+  if (declared > max) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new BodyTooLarge(what, max, declared);
+  }
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of res.body ?? []) {
+    n += c.length;
+    if (n > max) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new BodyTooLarge(what, max);
+    }
+    chunks.push(Buffer.from(c));
+  }
+  return Buffer.concat(chunks, n);
+}
