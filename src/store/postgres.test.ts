@@ -1,7 +1,8 @@
+import { inspect } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
-import { isJpkiError } from "../errors.js";
+import { isJpkiError, type JpkiError } from "../errors.js";
 import { decodeEntries, encodeEntry } from "../profile/crl-entry.js";
 import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, seedSweepFixture, storeContract } from "./contract.js";
 import { auditContract } from "./audit-contract.js";
@@ -493,6 +494,59 @@ describe("PostgresStore specifics", () => {
       await a.query(`DROP DATABASE IF EXISTS ${db}`).catch(() => undefined);
       await a.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
       await a.end();
+    }
+  });
+
+  it("a constraint a row breaks is ERR_STORE naming the SQLSTATE and constraint, and neither message, details nor cause quotes the row's resident code or four items", async () => {
+    // The server's reports of these quote the row: `Key (name, …)=(山田　太郎, …)`, `Failing row contains
+    // (12345678906, …)`, and for 22003 the message itself (`value "12345678906" is out of range`).
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    const a = await admin(url);
+    const code = "12345678906";
+    const person = (residentCode: string) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const });
+    const secrets = [code, "12345678914", items.name, items.address, items.birthDate, items.gender];
+    const failure = async (records: ReturnType<typeof person>[]) => {
+      const e = await s.upsertResidents(records).then(() => undefined, (x: unknown) => x);
+      expect(e).toSatisfy((x: unknown) => isJpkiError(x, "ERR_STORE"));
+      const err = e as JpkiError;
+      for (const said of [err.message, JSON.stringify(err.details ?? {}), JSON.stringify(err.toJSON()), inspect(err, { depth: 10 }), String(err)]) {
+        for (const v of secrets) expect(said, v).not.toContain(v);
+      }
+      return err;
+    };
+    try {
+      await a.query("CREATE UNIQUE INDEX residents_one_person ON residents (name, address, birth_date, gender)");
+      const unique = await failure([person(code), person("12345678914")]);
+      expect(unique.message).toMatch(/^store failure while saving residents: PostgreSQL error 23505 unique_violation on constraint residents_one_person of table residents/);
+      expect(unique.details).toEqual({ code: "23505", constraint: "residents_one_person", table: "residents" });
+      expect(unique.cause).toMatchObject({ code: "23505", constraint: "residents_one_person", table: "residents" });
+      await a.query("DROP INDEX residents_one_person");
+
+      await a.query("ALTER TABLE residents ADD CONSTRAINT residents_not_chiyoda CHECK (address NOT LIKE '%千代田%')");
+      const check = await failure([person(code)]);
+      expect(check.message).toContain("PostgreSQL error 23514 check_violation on constraint residents_not_chiyoda of table residents");
+      expect(check.details).toEqual({ code: "23514", constraint: "residents_not_chiyoda", table: "residents" });
+      await a.query("ALTER TABLE residents DROP CONSTRAINT residents_not_chiyoda");
+
+      await a.query("ALTER TABLE residents ALTER COLUMN successor_code SET NOT NULL");
+      const notNull = await failure([person(code)]);
+      expect(notNull.message).toContain("PostgreSQL error 23502 not_null_violation on column successor_code of table residents");
+      expect(notNull.details).toMatchObject({ code: "23502", column: "successor_code", table: "residents" });
+      await a.query("ALTER TABLE residents ALTER COLUMN successor_code DROP NOT NULL");
+
+      await a.query("ALTER TABLE residents ADD CONSTRAINT residents_code_int CHECK (resident_code::int > 0)");
+      const outOfRange = await failure([person(code)]);
+      expect(outOfRange.message).toContain("PostgreSQL error 22003 numeric_value_out_of_range");
+      expect(outOfRange.details).toEqual({ code: "22003" });
+      await a.query("ALTER TABLE residents DROP CONSTRAINT residents_code_int");
+
+      // nothing was saved, and the store works on
+      expect(await s.getResident(code)).toBeUndefined();
+      expect(await s.upsertResidents([person(code)])).toEqual({ inserted: 1, updated: 0 });
+    } finally {
+      await a.end();
+      await s.close();
     }
   });
 

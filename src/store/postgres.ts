@@ -779,11 +779,100 @@ const FAILURE_HINT: Record<ConnectionFailure, string> = {
   database: "create it (createdb) or fix the database name in JPKI_STORE",
 };
 
+/**
+ * The condition names (PostgreSQL's Appendix A) of the SQLSTATEs a store failure is likeliest to carry: the
+ * code alone says little to an operator. Others are given by their code.
+ */
+const CONDITION_NAMES: Readonly<Record<string, string>> = {
+  "22001": "string_data_right_truncation",
+  "22003": "numeric_value_out_of_range",
+  "22007": "invalid_datetime_format",
+  "22008": "datetime_field_overflow",
+  "22021": "character_not_in_repertoire",
+  "22P02": "invalid_text_representation",
+  "23502": "not_null_violation",
+  "23503": "foreign_key_violation",
+  "23505": "unique_violation",
+  "23514": "check_violation",
+  "23P01": "exclusion_violation",
+  "25006": "read_only_sql_transaction",
+  "40001": "serialization_failure",
+  "40P01": "deadlock_detected",
+  "42P01": "undefined_table",
+  "42703": "undefined_column",
+  "42883": "undefined_function",
+  "53100": "disk_full",
+  "53200": "out_of_memory",
+  "54000": "program_limit_exceeded",
+  "57014": "query_canceled",
+  P0001: "raise_exception",
+  XX000: "internal_error",
+  XX001: "data_corrupted",
+};
+
+/**
+ * SQLSTATEs whose server message is kept: 25006 is our retirement trigger's (it names where the workspace moved,
+ * any password redacted) or the server's "cannot execute … in a read-only transaction"; 42501's name the object
+ * ("permission denied for table crl_state"). Neither quotes a row value.
+ */
+const MESSAGE_KEPT = new Set(["25006", PG.insufficientPrivilege]);
+
+/** An error report from the server (node-postgres's DatabaseError): a SQLSTATE and, for some, the objects involved. */
+interface ServerError extends Error {
+  readonly code: string;
+  readonly severity: string;
+  readonly constraint?: string;
+  readonly table?: string;
+  readonly column?: string;
+}
+
+function isServerError(e: unknown): e is ServerError {
+  return e instanceof Error && typeof (e as { severity?: unknown }).severity === "string" && /^[0-9A-Z]{5}$/.test(pgCode(e));
+}
+
+/**
+ * What may be told of a server error: its SQLSTATE and the names of the constraint, table and column (schema, not
+ * data). Never its `detail` (`Key (resident_code)=(…) already exists`, `Failing row contains (…)` with the four
+ * items), `where` (a COPY's line quotes the row) or, but for MESSAGE_KEPT, its message, which quotes values for
+ * some SQLSTATEs (`value "…" is out of range for type integer`, `invalid input syntax for type date: "…"`).
+ */
+function serverErrorFields(e: ServerError): { code: string; constraint?: string; table?: string; column?: string } {
+  const named = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
+  const [constraint, table, column] = [named(e.constraint), named(e.table), named(e.column)];
+  return { code: e.code, ...(constraint ? { constraint } : {}), ...(table ? { table } : {}), ...(column ? { column } : {}) };
+}
+
+function describeServerError(e: ServerError): string {
+  if (MESSAGE_KEPT.has(e.code)) return `${e.message} (SQLSTATE ${e.code})`;
+  const f = serverErrorFields(e);
+  const name = CONDITION_NAMES[f.code];
+  const on = [f.constraint && `constraint ${f.constraint}`, f.column && `column ${f.column}`, f.table && `table ${f.table}`].filter(Boolean);
+  return `PostgreSQL error ${f.code}${name ? ` ${name}` : ""}${on.length ? ` on ${on.join(" of ")}` : ""} (the server's log has its full report)`;
+}
+
+/**
+ * The cause a JpkiError keeps of a server error: its SQLSTATE, the objects it names and its stack frames, none of
+ * its text. jpki prints no cause (the CLI writes the message, and --json the code, message and details, with
+ * JPKI_DEBUG=1 too; `jpki serve` logs the message), but a library caller that logs a JpkiError with console.error
+ * or util.inspect prints its cause with every field node-postgres gave it, `detail` and `where` among them.
+ * Other errors (Node's, node-postgres's own) are kept as they are: they quote no row.
+ */
+function safeCause(e: unknown): unknown {
+  if (!isServerError(e)) return e;
+  const text = describeServerError(e);
+  const c = Object.assign(new Error(text), serverErrorFields(e), { severity: e.severity });
+  c.name = "PostgresServerError";
+  const frames = (e.stack ?? "").split("\n").filter((l) => /^\s+at /.test(l));
+  c.stack = [`${c.name}: ${text}`, ...frames].join("\n");
+  return c;
+}
+
 function storeError(e: unknown, what: string): JpkiError {
   if (e instanceof JpkiError) return e;
   const code = pgCode(e);
+  const cause = safeCause(e);
   if (code === PG.lockNotAvailable) {
-    return new JpkiError("ERR_WORKSPACE_LOCKED", `the store is busy (another jpki process holds a lock) while ${what}: retry when it finishes`, { cause: e });
+    return new JpkiError("ERR_WORKSPACE_LOCKED", `the store is busy (another jpki process holds a lock) while ${what}: retry when it finishes`, { cause });
   }
   if (code === "ERR_INVALID_URL") {
     // node-postgres parses the string with URL; neither message nor cause may show it (it may hold a password)
@@ -796,7 +885,7 @@ function storeError(e: unknown, what: string): JpkiError {
     return new JpkiError(
       "ERR_STORE_PERMISSION",
       `the PostgreSQL role in JPKI_STORE lacks a privilege while ${what}: ${(e as Error).message}: grant it to that role, or run jpki as the role that owns the jpki tables`,
-      { cause: e, details: { code } },
+      { cause, details: { code } },
     );
   }
   const failure = connectionFailure(e);
@@ -804,12 +893,16 @@ function storeError(e: unknown, what: string): JpkiError {
     // Our words only, and the SQLSTATE or socket error: the server's and Node's messages name hosts, users and
     // databases, which may be fine, but a message of ours never has to be checked for a password.
     return new JpkiError("ERR_STORE_UNREACHABLE", `${FAILURE_TEXT[failure]} (${code || "connection closed"}) while ${what}: ${FAILURE_HINT[failure]}`, {
-      cause: e,
+      cause,
       details: { reason: failure, ...(code ? { code } : {}) },
     });
   }
-  // The message only: a server's `detail` may quote row values, and the connection string may hold a password.
-  return new JpkiError("ERR_STORE", `store failure while ${what}: ${(e as Error).message}`, { cause: e });
+  if (isServerError(e)) {
+    // Our words, the SQLSTATE and the names of what failed: see serverErrorFields for what the rest may quote.
+    return new JpkiError("ERR_STORE", `store failure while ${what}: ${describeServerError(e)}`, { cause, details: serverErrorFields(e) });
+  }
+  // Node's or node-postgres's own (a file error inside a transaction, a pool already ended): they quote no row.
+  return new JpkiError("ERR_STORE", `store failure while ${what}: ${(e as Error).message}`, { cause });
 }
 
 /** Thrown inside a resident transaction when more codes must be locked than could be without risking a deadlock. */
@@ -1462,7 +1555,7 @@ export class PostgresStore implements Store {
             link.newCaId, link.oldCaId, link.oldWithNew ?? null, link.newWithOld ?? null, link.createdAt.getTime(),
           ]);
         } catch (e) {
-          if (pgCode(e) === PG.uniqueViolation) throw new JpkiError("ERR_ROLLOVER_CONFLICT", `CA ${link.oldCaId} was rolled over by another run: nothing was saved`, { cause: e });
+          if (pgCode(e) === PG.uniqueViolation) throw new JpkiError("ERR_ROLLOVER_CONFLICT", `CA ${link.oldCaId} was rolled over by another run: nothing was saved`, { cause: safeCause(e) });
           throw e;
         }
         await this.#appendAudits(c, [caRolloverAudit(ca, link)]);
