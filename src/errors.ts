@@ -115,7 +115,7 @@ export const ERROR_CODES = {
   ERR_BACKUP_TARGET_LIVE: { exit: 3, summary: "the restore target already holds a workspace (or its database holds records): stop every jpki process on it and pass --force" },
   ERR_BACKUP_UNSUPPORTED: { exit: 21, summary: "the backup was made by a newer jpki, of a newer store schema, or of another store kind than the target's" },
   ERR_STORE_RETIRED: { exit: 3, summary: "the workspace's store is retired ('jpki store copy' moved the workspace to another store; the message names it): it is no longer the workspace's truth, so no backup was made" },
-  ERR_BACKUP_TOOL: { exit: 12, summary: "pg_dump, pg_restore or psql is missing, older than the server, or failed (its message is included)" },
+  ERR_BACKUP_TOOL: { exit: 12, summary: "pg_dump, pg_restore or psql is missing, older than the server, or failed (its error lines are included, without the names and values they quote)" },
   ERR_AUDIT_CHAIN_BROKEN: { exit: 20, summary: "the audit log's hash chain or a signed checkpoint does not hold: a record was altered, removed or reordered (the message names the first)" },
   ERR_REJECT_FILE_EXISTS: { exit: 2, summary: "the reject file named (--reject-file) already exists: a reject file is never replaced or added to, so nothing was ingested" },
   ERR_SPOOL_CLAIM_LOST: { exit: 3, summary: "another watcher took over a spool file this one was ingesting (its heartbeat had stopped past the claim timeout): that one finishes it" },

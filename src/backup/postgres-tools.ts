@@ -16,6 +16,7 @@
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { StringDecoder } from "node:string_decoder";
 import { JpkiError } from "../errors.js";
 import { RESTORE_PENDING, UNVERIFIED_COPY, restoreIncomplete, unverifiedCopy } from "../store/postgres.js";
 import { storeRetired } from "../store/retirement.js";
@@ -92,18 +93,95 @@ export function findPgTools(serverMajor: number, env: NodeJS.ProcessEnv = proces
   return { pgDump: join(fit.dir, "pg_dump"), pgRestore: join(fit.dir, "pg_restore"), psql: join(fit.dir, "psql"), major: Number.isFinite(fit.major) ? fit.major : serverMajor };
 }
 
-/** Runs a PostgreSQL client tool; ERR_BACKUP_TOOL with the tail of its stderr when it fails. */
+/**
+ * A line of a failed tool's stderr as it may go into an error message, or undefined: a restore's psql quotes the
+ * rows the server refused (`DETAIL:  Key (resident_code)=(…) already exists`, `Failing row contains (…)`,
+ * `CONTEXT:  COPY residents, line 17: "<the whole row>"`), a resident's code and four items among them.
+ *
+ * The rule is a whitelist, the simplest to make airtight: only lines whose severity is ERROR, FATAL or PANIC
+ * (the server's) or `error:` (the tools' own) are kept, and every other line is dropped unread — DETAIL, CONTEXT,
+ * HINT, LINE, STATEMENT, a tool's `detail:`, a continuation, a message in another language, whatever a new version
+ * adds. A blacklist of the lines known to quote rows would pass the one nobody foresaw. In a kept line,
+ * PostgreSQL's message style quotes every inserted value that may hold words and leaves only numbers bare, so
+ * each double-quoted span (to the next quote, or to the end of the line), each parenthesised span, each number
+ * (hex bytes of an encoding error among them) and each run of non-ASCII characters (the four items are
+ * Japanese text) becomes "…": what remains is PostgreSQL's own wording, and names like a table's are lost with
+ * the values. A value holding a double quote of its own would split its span, leaving what stands between its
+ * quotes outside: even then no digit and no Japanese text survives, and no text column (name, address) ever gets
+ * into an ERROR line, as only a value its type's input refuses does and text refuses none.
+ * The server's log keeps the whole report, readable by those who may read the data itself; nothing of it is
+ * written to a file here, since a failed backup or restore keeps nothing it wrote (the partial directory, the
+ * staging directory and the open transaction all go), and this module knows no workspace to put it in.
+ */
+function toolErrorLine(line: string): string | undefined {
+  // `psql:<stdin>:45: ERROR:  …`, `pg_restore: error: …`, `pg_dump: error: query failed: ERROR:  …`
+  const m = /^(?:psql:[^\s:]*:\d+: |(?:pg_dump|pg_restore|psql): )?((?:ERROR|FATAL|PANIC):\s|error:\s)(.*)$/.exec(line);
+  if (!m) return undefined;
+  const text = m[2]!
+    .replace(/"[^"]*(?:"|$)/g, '"…"')
+    .replace(/\([^)]*(?:\)|$)/g, "(…)")
+    .replace(/0x[0-9a-f]+|\d+/gi, "…")
+    .replace(/[^\x00-\x7f]+/g, "…");
+  return `${m[1]!.trimEnd()} ${text.trim()}`;
+}
+
+/**
+ * The last error lines (toolErrorLine) of a tool's stderr, taken line by line as it comes: a tail of the raw output
+ * lost the ERROR line behind a DETAIL quoting a long row (a certificate's DER), and held the row in memory.
+ */
+class ToolErrors {
+  #decoder = new StringDecoder("utf8");
+  #partial = "";
+  #lines: string[] = [];
+
+  write(chunk: Buffer): void {
+    const parts = (this.#partial + this.#decoder.write(chunk)).split(/\r?\n/);
+    // the severity is at a line's start: the rest of a very long line is not needed to judge it
+    this.#partial = parts.pop()!.slice(0, 2000);
+    for (const p of parts) this.#take(p);
+  }
+
+  /** The last `max` error lines, the unterminated last line included. */
+  lines(max = 3): string[] {
+    if (this.#partial) this.#take(this.#partial + this.#decoder.end());
+    this.#partial = "";
+    return this.#lines.slice(-max);
+  }
+
+  #take(line: string): void {
+    const kept = toolErrorLine(line);
+    if (kept !== undefined) this.#lines = [...this.#lines.slice(-9), kept];
+  }
+}
+
+/** The error lines of a tool's whole stderr (ToolErrors). */
+export function toolErrorLines(stderr: string, max = 3): string[] {
+  const t = new ToolErrors();
+  t.write(Buffer.from(stderr, "utf8"));
+  return t.lines(max);
+}
+
+/** A failed tool's ERR_BACKUP_TOOL: the tool, how it ended, and its error lines as toolErrorLine keeps them. */
+function toolFailed(tool: string, how: string, errors: ToolErrors, cause?: Error): JpkiError {
+  const lines = errors.lines();
+  return new JpkiError(
+    "ERR_BACKUP_TOOL",
+    `${tool} failed (${how})${lines.length ? `: ${lines.join(" | ")}` : ""} (names, values and details left out, as they may quote stored data; a server error's full report is in the PostgreSQL server's log)`,
+    cause ? { cause } : {},
+  );
+}
+
+/** Runs a PostgreSQL client tool; ERR_BACKUP_TOOL with its error lines when it fails. */
 function runTool(cmd: string, args: readonly string[], env: Record<string, string>): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => {
-      stderr = (stderr + d.toString("utf8")).slice(-4000);
-    });
+    const errors = new ToolErrors();
+    child.stderr.on("data", (d: Buffer) => errors.write(d));
     child.on("error", (e) => reject(new JpkiError("ERR_BACKUP_TOOL", `cannot run ${cmd}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { cause: e })));
-    child.on("exit", (code, signal) => {
+    // 'close', not 'exit': its stderr is all read by then
+    child.on("close", (code, signal) => {
       if (code === 0) resolve();
-      else reject(new JpkiError("ERR_BACKUP_TOOL", `${cmd.split("/").pop()} failed (${signal ?? `exit ${code}`}): ${stderr.trim().split("\n").slice(-5).join(" | ")}`));
+      else reject(toolFailed(cmd.split("/").pop()!, signal ?? `exit ${code}`, errors));
     });
   });
 }
@@ -224,9 +302,9 @@ export async function restorePostgres(url: string, file: string, opts: { clean: 
     const childEnv = { ...process.env, ...env };
     const restore = spawn(tools.pgRestore, restoreArgs, { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
     const psql = spawn(tools.psql, ["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", `--dbname=${database}`, "--file=-"], { env: childEnv, stdio: ["pipe", "ignore", "pipe"] });
-    const stderr = { pg_restore: "", psql: "" };
-    restore.stderr.on("data", (d: Buffer) => (stderr.pg_restore = (stderr.pg_restore + d.toString("utf8")).slice(-4000)));
-    psql.stderr.on("data", (d: Buffer) => (stderr.psql = (stderr.psql + d.toString("utf8")).slice(-4000)));
+    const stderr = { pg_restore: new ToolErrors(), psql: new ToolErrors() };
+    restore.stderr.on("data", (d: Buffer) => stderr.pg_restore.write(d));
+    psql.stderr.on("data", (d: Buffer) => stderr.psql.write(d));
     // psql gone (it stopped at an error): what was still being written to it goes nowhere
     psql.stdin.on("error", () => undefined);
     restore.stdout.on("error", () => undefined);
@@ -236,7 +314,7 @@ export async function restorePostgres(url: string, file: string, opts: { clean: 
       if (ended[tool]) return;
       ended[tool] = true;
       if (how !== undefined) {
-        failed ??= new JpkiError("ERR_BACKUP_TOOL", `${tool} failed (${how}): ${stderr[tool].trim().split("\n").slice(-5).join(" | ")}`, cause ? { cause } : {});
+        failed ??= toolFailed(tool, how, stderr[tool], cause);
         // the other one stops too; psql ends its input without COMMIT, and the server rolls the transaction back
         if (tool === "pg_restore") psql.stdin.end();
         else restore.kill();
