@@ -4,10 +4,11 @@
  * sweep has already run, so only the idle loop's sweep every tempSweepMs can remove it.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { fileMode, underUmaskZero } from "../../test/umask.js";
 import { CrlUpdater } from "../crl/updater.js";
 import { thisNamespace } from "../store/pid-namespace.js";
 import { Workspace } from "../workspace/workspace.js";
@@ -58,14 +59,8 @@ describe("jpki watch, idle: the spool's abandoned temporary files are swept whil
 });
 
 describe("jpki watch under umask 0: what it makes and moves is owner-only", () => {
-  const mode = (p: string) => statSync(p).mode & 0o777;
-  let saved: number;
-  beforeEach(() => {
-    saved = process.umask(0);
-  });
-  afterEach(() => {
-    process.umask(saved);
-  });
+  const mode = fileMode;
+  underUmaskZero();
 
   it("processing/, done/ and failed/ 0700; a file settled in done/ or failed/, and its reject or error file, 0600", async () => {
     const root = mkdtempSync(join(tmpdir(), "jpki-spool-modes-"));

@@ -1,22 +1,16 @@
 /** A workspace is owner-only (directories 0700, files 0600) whatever the umask. */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { fileMode, underUmaskZero } from "../../test/umask.js";
 import { initCas } from "../ca/manage.js";
 import { prefecture } from "../ca/prefectures.js";
 import { writeFileAtomic } from "../store/files.js";
 import { Workspace } from "./workspace.js";
 
-const mode = (p: string) => statSync(p).mode & 0o777;
-let saved: number;
-
-beforeEach(() => {
-  saved = process.umask(0);
-});
-afterEach(() => {
-  process.umask(saved);
-});
+const mode = fileMode;
+underUmaskZero();
 
 describe("workspace permissions under umask 0", () => {
   it("creates the root, its directories 0700 and the store, its WAL files and config 0600", async () => {

@@ -1,20 +1,14 @@
 /** `jpki fixtures generate` writes owner-only files (0600) and directories (0700) whatever the umask. */
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { fileMode, underUmaskZero } from "../../../test/umask.js";
 import type { Io } from "../output.js";
 import { run } from "../program.js";
 
-const mode = (p: string) => statSync(p).mode & 0o777;
-let saved: number;
-
-beforeEach(() => {
-  saved = process.umask(0);
-});
-afterEach(() => {
-  process.umask(saved);
-});
+const mode = fileMode;
+underUmaskZero();
 
 function io(cwd: string): Io & { out: () => string } {
   let stdout = "";
