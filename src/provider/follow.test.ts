@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { slowly } from "../../test/slow-body.js";
 import { assembleCertificate, encodeTbs } from "../ca/certificate.js";
 import { buildCrl, crlDer, type CrlEntryInput } from "../crl/builder.js";
 import { deltaCrlIndicator } from "../crl/delta.js";
@@ -319,20 +320,6 @@ describe("provider follow over a real socket", () => {
     return followPublicCrls({ dir: d, passphrase: PASS, clock: new FixedClock(new Date(T0 + HOUR)), bearerToken: "tok", timeoutMs: 500, sleep: async () => undefined, ...extra });
   };
 
-  /** Sends `body` in `pieces` pieces, one every `everyMs`; with `stallAfter`, sends no more after that many and keeps the connection open. */
-  const slowly =
-    (body: Buffer, o: { pieces: number; everyMs: number; stallAfter?: number }): Parameters<typeof createServer>[1] =>
-    (_q, res) => {
-      res.writeHead(200, { "content-type": "application/pkix-crl", "content-length": String(body.length) });
-      const size = Math.ceil(body.length / o.pieces);
-      let sent = 0;
-      const i = setInterval(() => {
-        if (o.stallAfter !== undefined && sent >= o.stallAfter) return;
-        res.write(body.subarray(sent * size, ++sent * size));
-        if (sent * size >= body.length) (clearInterval(i), res.end());
-      }, o.everyMs);
-      res.on("close", () => clearInterval(i));
-    };
 
   it("gives up on an endpoint that never answers within the inactivity timeout, and on a body that never ends within the total", async () => {
     const d = provider();

@@ -7,6 +7,7 @@
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
+import { slowly } from "../../test/slow-body.js";
 import { FixedClock } from "../pki/clock.js";
 import { bitString, integer, nul, oid, printable, seq, set, time } from "../pki/der.js";
 import { CrlCache } from "./revocation-sources.js";
@@ -136,20 +137,6 @@ describe("CrlCache: an inactivity timeout plus a total", () => {
     await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
     return `http://127.0.0.1:${(s.address() as AddressInfo).port}/slow.crl`;
   };
-  /** Sends `der` in `pieces` pieces, one every `everyMs`; with `stallAfter`, no more after that many, the connection left open. */
-  const slowly =
-    (der: Buffer, o: { pieces: number; everyMs: number; stallAfter?: number }): Parameters<typeof createServer>[1] =>
-    (_q, res) => {
-      res.writeHead(200, { "content-type": "application/pkix-crl", "content-length": String(der.length) });
-      const size = Math.ceil(der.length / o.pieces);
-      let sent = 0;
-      const i = setInterval(() => {
-        if (o.stallAfter !== undefined && sent >= o.stallAfter) return;
-        res.write(der.subarray(sent * size, ++sent * size));
-        if (sent * size >= der.length) (clearInterval(i), res.end());
-      }, o.everyMs);
-      res.on("close", () => clearInterval(i));
-    };
   const der = crlDer(T0, T0 + DAY);
 
   test("a CRL that comes slowly but steadily, for longer than the timeout, is downloaded", async () => {
