@@ -21,8 +21,6 @@ import { createPrivateKey, verify } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { buildCrl, type CrlEntryInput } from "../src/crl/builder.js";
 import { pemOrDer } from "../src/pki/pem.js";
 import { SoftwareSigner } from "../src/pki/signer.js";
@@ -30,6 +28,7 @@ import { parseCertificate } from "../src/validation/certificate.js";
 import { verifySignedData } from "../src/validation/cms.js";
 import { CrlIndexCache } from "../src/validation/crl-index-cache.js";
 import { validatePath } from "../src/validation/validate.js";
+import { gc } from "./gc.js";
 import type { BenchResult } from "./issue.js";
 import { profiled } from "./profile.js";
 
@@ -72,9 +71,6 @@ function rate(seconds: number, f: () => void): number {
 const rss = () => process.memoryUsage().rss;
 /** RSS growth in MB with its sign (a collection can leave the process smaller than before) */
 const growth = (bytes: number) => `${bytes < 0 ? "-" : "+"}${(Math.abs(bytes) / 1048576).toFixed(0)} MB`;
-/** A full collection before each RSS reading, so the growth is what is kept, not garbage waiting (V8's gc, exposed here only). */
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
 
 export async function benchValidate(opts: { entries?: number; seconds?: number } = {}): Promise<BenchResult> {
   const n = opts.entries ?? 1_000_000;
