@@ -298,6 +298,20 @@ describe("provider follow: what HTTP says", () => {
     expect(e.asked).toHaveLength(1);
     expect(r.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining("HTTP 302") } });
   });
+
+  it("refuses a 200 whose body is not the length its Content-Length says, cut short or going on past it, and records nothing", async () => {
+    const d = provider();
+    const before = stateOf(d);
+    const five = await crl(5, [BOB_REVOKED]);
+    const framed = (body: Buffer, length: number): Answer => () => new Response(body, { status: 200, headers: { "content-length": String(length) } });
+    const short = await follow(d, endpoint(framed(five.subarray(0, -10), five.length)).fetch);
+    expect(short.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining(`ended after ${five.length - 10} of the ${five.length} bytes its Content-Length says`) } });
+    const long = await follow(d, endpoint(framed(Buffer.concat([five, Buffer.alloc(10)]), five.length)).fetch);
+    expect(long.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining(`goes on past the ${five.length} bytes its Content-Length says`) } });
+    expect(short.revoked.concat(long.revoked)).toEqual([]);
+    const { links, publicCrls } = JSON.parse(stateOf(d));
+    expect({ links, publicCrls }).toEqual((({ links, publicCrls }) => ({ links, publicCrls }))(JSON.parse(before)));
+  });
 });
 
 describe("provider follow over a real socket", () => {

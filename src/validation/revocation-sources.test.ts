@@ -205,4 +205,20 @@ describe("CrlCache: an inactivity timeout plus a total", () => {
     expect((await new CrlCache({ clock, maxCrlBytes: der.length }).get(undeclared)).status).toBe("downloaded");
     expect(() => new CrlCache({ maxCrlBytes: 0 })).toThrow(expect.objectContaining({ code: "ERR_USAGE" }));
   });
+
+  test("a body not the length its Content-Length says, cut short or going on past it, is no CRL: a cached copy is given instead", async () => {
+    const clock = new FixedClock(T0 + 1000);
+    const url = "http://crl.example/13-sig.crl";
+    let answer = (): Response => new Response(der, { status: 200, headers: { "content-length": String(der.length) } });
+    const cache = new CrlCache({ clock, fetch: async () => answer() });
+    const framed = (body: Buffer) => () => new Response(body, { status: 200, headers: { "content-length": String(der.length) } });
+    answer = framed(der.subarray(0, -3));
+    expect(await cache.get(url)).toMatchObject({ status: "failed", error: `GET ${url}: the CRL ended after ${der.length - 3} of the ${der.length} bytes its Content-Length says` });
+    answer = framed(Buffer.concat([der, Buffer.alloc(3)]));
+    expect(await cache.get(url)).toMatchObject({ status: "failed", error: `GET ${url}: the CRL goes on past the ${der.length} bytes its Content-Length says` });
+    answer = framed(der);
+    expect((await cache.get(url)).status).toBe("downloaded");
+    answer = framed(der.subarray(0, -3));
+    expect(await cache.get(url)).toMatchObject({ status: "stale", error: expect.stringContaining("ended after"), der });
+  });
 });
