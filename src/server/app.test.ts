@@ -1083,6 +1083,17 @@ describe("requests node's parser refuses before any request exists (clientErrorH
     expect(log.slice(lines).join("\n")).not.toContain(token);
   });
 
+  it("answers chunk extensions past node's bound 413 chunk-extensions-too-large (node's own status), where it said 400; counted and logged", async () => {
+    const before = await requestCount("other", 413);
+    const lines = log.length;
+    // a registered verifier's chunked body, admitted, whose first chunk carries 20 KiB of extensions (node: 16 KiB)
+    const a = await rawAnswer(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2;ext=${"a".repeat(20_000)}\r\n{}\r\n0\r\n\r\n`);
+    expect(a.status).toBe(413);
+    expect(JSON.parse(a.body)).toMatchObject({ code: "chunk-extensions-too-large", message: expect.any(String), statusCode: 413 });
+    expect(await requestCount("other", 413)).toBe(before + 1);
+    expect(log.slice(lines).map((l) => JSON.parse(l) as Line).filter((l) => l.status === 413)).toEqual([expect.objectContaining({ method: "", url: "", remote: "127.0.0.1", verifier: "anonymous" })]);
+  });
+
   it("counts and logs the 408 of a request whose headers never end, from the peer address though the peer is a trusted proxy", async () => {
     const lines: string[] = [];
     const trusting = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-serve-parser-")), { clock, config: { trustedProxies: ["127.0.0.1", "::1"], openRoutes: ["/metrics"] } });

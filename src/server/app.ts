@@ -373,10 +373,11 @@ const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
 };
 
 /**
- * A request node's HTTP parser refuses (bad request line, header overflow, a timeout) is answered here, before any
- * route: fastify's own answer, with the typed `code` every error body of the server carries. No request object
- * exists, so neither access control nor a route sees it: `onRefused` counts and logs each refusal (buildServer),
- * once — a socket already destroyed (reset by the client, or refused before) is neither answered nor counted.
+ * A request node's HTTP parser refuses (bad request line, header overflow, chunk extensions past node's bound, a
+ * timeout) is answered here, before any route: the status node's own answer gives, with the typed `code` every
+ * error body of the server carries. No request object exists, so neither access control nor a route sees it:
+ * `onRefused` counts and logs each refusal (buildServer), once — a socket already destroyed (reset by the client,
+ * or refused before) is neither answered nor counted.
  *
  * On a keep-alive connection the refused request may follow one whose answer is still being written (a pipelined
  * request behind a large CRL download, or one whose headers never end meanwhile: the 408). The refusal written
@@ -390,7 +391,7 @@ function clientErrorHandler(onRefused: (socket: Socket, status: number, startedA
   return (err: Error & { code?: string }, socket: Socket): void => {
     if (err.code === "ECONNRESET" || socket.destroyed) return;
     const startedAt = performance.now();
-    const code: keyof typeof PARSER_REFUSALS = err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "timeout" : err.code === "HPE_HEADER_OVERFLOW" ? "headers-too-large" : "bad-request";
+    const code = PARSER_ERROR_CODES.get(err.code ?? "") ?? "bad-request";
     const { status } = PARSER_REFUSALS[code];
     if (socket.writable) {
       if (!answerUnderWay(socket)) {
@@ -403,6 +404,16 @@ function clientErrorHandler(onRefused: (socket: Socket, status: number, startedA
     socket.destroy(err);
   };
 }
+
+/**
+ * node's parser errors that have a refusal of their own, as node's default clientError answer maps them (its
+ * _http_server.js): any other is a request that is not HTTP/1.1, 400.
+ */
+const PARSER_ERROR_CODES: ReadonlyMap<string, keyof typeof PARSER_REFUSALS> = new Map([
+  ["ERR_HTTP_REQUEST_TIMEOUT", "timeout"],
+  ["HPE_HEADER_OVERFLOW", "headers-too-large"],
+  ["HPE_CHUNK_EXTENSIONS_OVERFLOW", "chunk-extensions-too-large"],
+]);
 
 /**
  * Whether node has begun an answer on this connection: the response it attached to the socket (the "current
