@@ -14,13 +14,15 @@
  *
  * Refused requests per client address: a request refused for its credential (400, 401, 403) takes one from a
  * token bucket of its client address (an IPv6 /64 counts as one address: whoever holds one address of it holds
- * them all). Past `refusedRateLimit` the address gets 429 `too-many-refusals` with Retry-After, and a credential
- * this process has not admitted before is not checked from it meanwhile: checking it would tell a right guess
- * from a wrong one as fast as the client sends. Admitted requests never count, and an Authorization header that
- * has named a live registration, a live client certificate and an open route without a credential pass as
- * before. The cost: a verifier whose first request here comes from an address that is guessing meanwhile (behind
- * the same NAT or proxy) waits for the address's rate too. Checked only where a credential is not already known,
- * so a verifier's poll pays nothing for it.
+ * them all), and so does one node's HTTP parser refuses before any request exists (400, 408, 413, 431: app.ts
+ * clientErrorHandler), from the connection's peer address — or a peer could send malformed requests without end
+ * and never be told to slow down. Past `refusedRateLimit` the address gets 429 `too-many-refusals` with
+ * Retry-After, and a credential this process has not admitted before is not checked from it meanwhile: checking
+ * it would tell a right guess from a wrong one as fast as the client sends. Admitted requests never count, and an
+ * Authorization header that has named a live registration, a live client certificate and an open route without a
+ * credential pass as before. The cost: a verifier whose first request here comes from an address that is guessing
+ * meanwhile (behind the same NAT or proxy) waits for the address's rate too. Checked only where a credential is
+ * not already known, so a verifier's poll pays nothing for it.
  *
  * Revocation: the registrations are read from the store at start and again every `refreshMs` (default 1 s),
  * so a verifier revoked by `jpki verifier revoke` in another process is refused by a running server within
@@ -137,7 +139,7 @@ export interface AccessOptions {
   readonly prefix: string;
   readonly openRoutes: readonly ServerRoute[];
   readonly rateLimit: VerifierRateLimit;
-  /** requests refused for their credential, per client address (none: no limit) */
+  /** requests refused for their credential or by node's parser, per client address (none: no limit) */
   readonly refusedRateLimit?: VerifierRateLimit;
   /** the address a refusal is counted against (default the TCP peer's; behind proxies, client-address.ts) */
   readonly clientAddress?: ClientAddress;
@@ -172,7 +174,7 @@ const UNAUTHORIZED = refusal("unauthorized");
 const FORBIDDEN = refusal("forbidden");
 const RATE_LIMITED = refusal("rate-limited");
 const BAD_REQUEST = refusal("bad-request");
-const TOO_MANY_REFUSALS = refusal("too-many-refusals");
+export const TOO_MANY_REFUSALS = refusal("too-many-refusals");
 /** The most client addresses whose refusals are counted at once: past it the longest-counted is forgotten. */
 const REFUSED_CLIENTS = 10_000;
 const MISSING = 'Bearer realm="jpki"';
@@ -441,13 +443,26 @@ export class VerifierAccess {
   }
 
   /**
+   * Counts a refusal of node's HTTP parser (app.ts clientErrorHandler: no request exists, so no header — no
+   * X-Forwarded-For — was read) against the connection's peer address, in the bucket a credential's refusal takes
+   * from: the seconds until the address may be refused again, 0 when this refusal may be answered as it is.
+   */
+  refuseUnparsed(peer: string): number {
+    return this.#refusedRate.perSecond === 0 ? 0 : this.#clientWait(clientOf(peer), true);
+  }
+
+  /**
    * The seconds until the request's client may be refused again (0: now), taking one refusal from its bucket when
    * `take` and it may. Without a limit, 0.
    */
   #refusalWait(req: IncomingMessage, take: boolean): number {
+    if (this.#refusedRate.perSecond === 0) return 0;
+    return this.#clientWait(clientOf(this.#clientAddress ? this.#clientAddress(req) : (req.socket.remoteAddress ?? "")), take);
+  }
+
+  /** #refusalWait for a client (clientOf) already worked out. */
+  #clientWait(client: string, take: boolean): number {
     const rate = this.#refusedRate;
-    if (rate.perSecond === 0) return 0;
-    const client = clientOf(this.#clientAddress ? this.#clientAddress(req) : (req.socket.remoteAddress ?? ""));
     const now = this.#now();
     let b = this.#refusedBuckets.get(client);
     if (!b) {

@@ -29,6 +29,9 @@ export const TOO_MANY_CONNECTIONS = Object.freeze({
 export const PARSER_REFUSALS = Object.freeze({
   timeout: { status: 408, message: "the request was not complete in time" },
   "headers-too-large": { status: 431, message: "the request's headers are too large" },
+  // node's own answer (and RFC 9110 §15.5.14's word for a request larger than the server takes): a body's chunk
+  // extensions past node's bound (16 KiB) are part of the content it refuses, not a malformed request.
+  "chunk-extensions-too-large": { status: 413, message: "the request's chunk extensions are too large" },
   "bad-request": { status: 400, message: "the request is not valid HTTP/1.1" },
   "expectation-failed": { status: 417, message: "the only Expect this server meets is 100-continue" },
 } as const);

@@ -455,9 +455,12 @@ describe("clients that would hold the server", () => {
   });
 });
 
-/** A raw client connection: what the server sent until it ended the connection, and whether it did. */
-function rawClient(port: number): { socket: Socket; answer: Promise<string> } {
-  const socket = connect(port, "127.0.0.1");
+/**
+ * A raw client connection (from `localAddress`, another loopback address, as another client's): what the server
+ * sent until it ended the connection, and whether it did.
+ */
+function rawClient(port: number, localAddress?: string): { socket: Socket; answer: Promise<string> } {
+  const socket = connect({ port, host: "127.0.0.1", ...(localAddress ? { localAddress } : {}) });
   socket.on("error", () => undefined);
   const chunks: Buffer[] = [];
   socket.on("data", (c: Buffer) => chunks.push(c));
@@ -1083,6 +1086,86 @@ describe("requests node's parser refuses before any request exists (clientErrorH
     expect(log.slice(lines).join("\n")).not.toContain(token);
   });
 
+  it("answers chunk extensions past node's bound 413 chunk-extensions-too-large (node's own status), where it said 400; counted and logged", async () => {
+    const before = await requestCount("other", 413);
+    const lines = log.length;
+    // a registered verifier's chunked body, admitted, whose first chunk carries 20 KiB of extensions (node: 16 KiB)
+    const a = await rawAnswer(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2;ext=${"a".repeat(20_000)}\r\n{}\r\n0\r\n\r\n`);
+    expect(a.status).toBe(413);
+    expect(JSON.parse(a.body)).toMatchObject({ code: "chunk-extensions-too-large", message: expect.any(String), statusCode: 413 });
+    expect(await requestCount("other", 413)).toBe(before + 1);
+    expect(log.slice(lines).map((l) => JSON.parse(l) as Line).filter((l) => l.status === 413)).toEqual([expect.objectContaining({ method: "", url: "", remote: "127.0.0.1", verifier: "anonymous" })]);
+  });
+
+  describe("count against the peer address's refusedRateLimit, in the bucket of its refused credentials", () => {
+    /** A server of a workspace with refusedRateLimit 1/s, bursts of `burst`, its buckets' time standing still. */
+    async function limitedServer(burst: number, timeouts: Partial<ConnectionTimeouts> = {}) {
+      const w = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-serve-parser-limit-")), { clock, config: { refusedRateLimit: { perSecond: 1, burst }, openRoutes: ["/metrics"] } });
+      const reg = await registerVerifier(w, { name: "parser limit test", kind: "private" });
+      const lines: string[] = [];
+      const { app: s } = await buildServer(w, { access: { now: () => 0 }, accessLog: lineSink((l) => lines.push(l)), timeouts });
+      await s.listen({ host: "127.0.0.1", port: 0 });
+      const port = (s.server.address() as AddressInfo).port;
+      /** one request as raw bytes on its own connection, from `from` (a loopback address) */
+      const raw = async (text: string, from = "127.0.0.1") => {
+        const c = rawClient(port, from);
+        c.socket.write(text);
+        return parseAnswer(await c.answer);
+      };
+      const close = async () => {
+        await s.close();
+        await w.close();
+      };
+      return { w, port, raw, lines, token: reg.token!, close };
+    }
+    const MALFORMED = "NOT A REQUEST\r\n\r\n";
+    const openapi = (authorization?: string) => `GET /openapi.json HTTP/1.1\r\nHost: x\r\n${authorization ? `Authorization: ${authorization}\r\n` : ""}Connection: close\r\n\r\n`;
+
+    it("answers 429 too-many-refusals with Retry-After once the address's malformed requests pass the limit; its credentials meet the same bucket; another address is answered", async () => {
+      const { port, raw, lines, token, close } = await limitedServer(2);
+      try {
+        expect([(await raw(MALFORMED)).status, (await raw(MALFORMED)).status]).toEqual([400, 400]);
+        for (const text of [MALFORMED, `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`]) {
+          const limited = await raw(text);
+          expect(limited.status, text.slice(0, 20)).toBe(429);
+          expect(limited.headers["retry-after"]).toBe("1");
+          expect(limited.headers["cache-control"]).toBe("no-store");
+          expect(limited.headers.connection).toBe("close");
+          expect(limited.headers["content-type"]).toBe("application/json; charset=utf-8");
+          expect(JSON.parse(limited.body)).toEqual({ error: "too many refusals", code: "too-many-refusals" });
+        }
+        // the same bucket as refused credentials: a guess is not checked, nor a verifier's first credential
+        expect((await raw(openapi("Bearer jpkiv_guess1"))).status).toBe(429);
+        expect((await raw(openapi(`Bearer ${token}`))).status).toBe(429);
+        // another address: its malformed request is answered as such, a registered verifier's first request served
+        expect((await raw(openapi(`Bearer ${token}`), "127.0.0.2")).status).toBe(200);
+        expect((await raw(MALFORMED, "127.0.0.2")).status).toBe(400);
+        const server = `http://127.0.0.1:${port}`;
+        expect([await requestCount("other", 400, server), await requestCount("other", 429, server), await requestCount("openapi", 429, server)]).toEqual([3, 2, 2]);
+        const logged = lines.map((l) => JSON.parse(l) as Line).filter((l) => l.url === "");
+        expect(logged.map((l) => [l.status, l.remote])).toEqual([[400, "127.0.0.1"], [400, "127.0.0.1"], [429, "127.0.0.1"], [429, "127.0.0.1"], [400, "127.0.0.2"]]);
+      } finally {
+        await close();
+      }
+    });
+
+    it("answers 429 to a malformed request, and to one whose headers never end, from an address past its limit by refused credentials", async () => {
+      const { raw, close } = await limitedServer(3, { idleMs: 300, headersMs: 300, requestMs: 600 });
+      try {
+        expect([(await raw(openapi("Bearer jpkiv_guess1"))).status, (await raw(openapi())).status]).toEqual([401, 401]);
+        expect((await raw("GET /openapi.json HTTP/1.1\r\nHost: x\r\n")).status).toBe(408);
+        for (const text of [MALFORMED, "GET /openapi.json HTTP/1.1\r\nHost: x\r\n"]) {
+          const limited = await raw(text);
+          expect(limited.status, text.slice(0, 20)).toBe(429);
+          expect(limited.headers["retry-after"]).toBe("1");
+          expect(JSON.parse(limited.body)).toMatchObject({ code: "too-many-refusals" });
+        }
+      } finally {
+        await close();
+      }
+    });
+  });
+
   it("counts and logs the 408 of a request whose headers never end, from the peer address though the peer is a trusted proxy", async () => {
     const lines: string[] = [];
     const trusting = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-serve-parser-")), { clock, config: { trustedProxies: ["127.0.0.1", "::1"], openRoutes: ["/metrics"] } });
@@ -1171,19 +1254,35 @@ describe("requests node's parser refuses before any request exists (clientErrorH
     /**
      * GET of the large file on a fresh server; once its first chunk is read, `next` is sent on the same connection.
      * What the server sent until it closed the connection: the download's head and body (as bytes), and the
-     * refusals the server counted (route other) and logged.
+     * refusals the server counted (route other) and logged. `limited`: of a workspace whose refusedRateLimit
+     * (bursts of 1, its time standing still) a malformed request from the client's address has used up first, the
+     * verifier having been admitted before.
      */
-    async function downloadThenPipeline(next: string, timeouts: Partial<ConnectionTimeouts> = {}) {
+    async function downloadThenPipeline(next: string, timeouts: Partial<ConnectionTimeouts> = {}, limited = false) {
       const lines: string[] = [];
-      const { app: s } = await buildServer(ws, { accessLog: lineSink((l) => lines.push(l)), timeouts });
+      let w = ws;
+      let authorization = auth.authorization;
+      if (limited) {
+        w = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-serve-underway-")), { clock, config: { refusedRateLimit: { perSecond: 1, burst: 1 }, openRoutes: ["/metrics"] } });
+        authorization = `Bearer ${(await registerVerifier(w, { name: "under way test", kind: "private" })).token!}`;
+        writeFileSync(join(w.paths.caDir, "46-sig.crt"), readFileSync(bigPath()));
+      }
+      const { app: s } = await buildServer(w, { accessLog: lineSink((l) => lines.push(l)), timeouts, ...(limited ? { access: { now: () => 0 } } : {}) });
       await s.listen({ host: "127.0.0.1", port: 0 });
       const server = `http://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
       const hold = await holdNextDownload();
       try {
+        if (limited) {
+          // the verifier admitted first: past its refusals, the address's credentials not admitted before are not checked
+          expect((await fetch(`${server}/openapi.json`, { headers: { authorization: authorization! } })).status).toBe(200);
+          const used = rawClient(Number(new URL(server).port));
+          used.socket.write("NOT A REQUEST\r\n\r\n");
+          expect(parseAnswer(await used.answer).status).toBe(400);
+        }
         const c = rawClient(Number(new URL(server).port));
         const got: Buffer[] = [];
         c.socket.on("data", (chunk: Buffer) => got.push(chunk));
-        c.socket.write(`GET /ca/46-sig.crt HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
+        c.socket.write(`GET /ca/46-sig.crt HTTP/1.1\r\nHost: x\r\nAuthorization: ${authorization}\r\n\r\n`);
         const held = await hold.held;
         const bodyOf = (b: Buffer) => b.subarray(b.indexOf("\r\n\r\n") + 4);
         while (bodyOf(Buffer.concat(got)).length < held || Buffer.concat(got).indexOf("\r\n\r\n") < 0) await new Promise((resolve) => setImmediate(resolve));
@@ -1191,11 +1290,12 @@ describe("requests node's parser refuses before any request exists (clientErrorH
         await c.answer;
         const all = Buffer.concat(got);
         const head = all.subarray(0, all.indexOf("\r\n\r\n")).toString("latin1");
-        const counted = { 400: await requestCount("other", 400, server), 408: await requestCount("other", 408, server) };
+        const counted = { 400: await requestCount("other", 400, server), 408: await requestCount("other", 408, server), ...(limited ? { 429: await requestCount("other", 429, server) } : {}) };
         return { head: parseAnswer(head + "\r\n\r\n"), body: bodyOf(all), held, counted, lines: lines.map((l) => JSON.parse(l) as Line) };
       } finally {
         hold.release();
         await s.close();
+        if (w !== ws) await w.close();
       }
     }
 
@@ -1220,6 +1320,17 @@ describe("requests node's parser refuses before any request exists (clientErrorH
       expect(r.body.equals(file.subarray(0, r.held))).toBe(true);
       expect(r.counted).toEqual({ 400: 0, 408: 1 });
       expect(r.lines.filter((l) => l.status === 408)).toEqual([expect.objectContaining({ method: "", url: "", remote: "127.0.0.1", verifier: "anonymous" })]);
+    });
+
+    it("never writes the 429 of an address past its refusedRateLimit into the body of the download under way; counted and logged as 429", async () => {
+      const file = readFileSync(bigPath());
+      const r = await downloadThenPipeline("NOT A REQUEST\r\n\r\n", {}, true);
+      expect(r.head.status).toBe(200);
+      expect(r.body.subarray(r.held).toString("latin1")).toBe("");
+      expect(r.body.equals(file.subarray(0, r.held))).toBe(true);
+      // the 400 that used the address's one refusal up, then the withheld 429
+      expect(r.counted).toEqual({ 400: 1, 408: 0, 429: 1 });
+      expect(r.lines.filter((l) => l.url === "").map((l) => l.status)).toEqual([400, 429]);
     });
 
     it("still answers the 400 once the answer before it on the connection is complete", async () => {

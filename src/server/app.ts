@@ -44,7 +44,7 @@ import { toPem } from "../pki/pem.js";
 import type { AccessLogSink } from "./access-log.js";
 import { apiErrorBody, METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR, TOO_MANY_CONNECTIONS, UNSUPPORTED_CONTENT_ENCODING } from "./api-errors.js";
 import { clientAddressOf } from "./client-address.js";
-import { routedPath, VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
+import { routedPath, TOO_MANY_REFUSALS, VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
 import { ocspGetRoute, registerOcsp } from "./ocsp.js";
 import { PublishedFiles } from "./published.js";
 import { publishedRoute } from "./published-route.js";
@@ -373,10 +373,17 @@ const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
 };
 
 /**
- * A request node's HTTP parser refuses (bad request line, header overflow, a timeout) is answered here, before any
- * route: fastify's own answer, with the typed `code` every error body of the server carries. No request object
- * exists, so neither access control nor a route sees it: `onRefused` counts and logs each refusal (buildServer),
- * once — a socket already destroyed (reset by the client, or refused before) is neither answered nor counted.
+ * A request node's HTTP parser refuses (bad request line, header overflow, chunk extensions past node's bound, a
+ * timeout) is answered here, before any route: the status node's own answer gives, with the typed `code` every
+ * error body of the server carries. No request object exists, so neither access control nor a route sees it:
+ * `onRefused` counts and logs each refusal (buildServer), once — a socket already destroyed (reset by the client,
+ * or refused before) is neither answered nor counted.
+ *
+ * Each is a refusal of the connection's peer address as a credential's is (access.ts, refusedRateLimit):
+ * `refusalWait` takes it from the address's bucket and, once the address is past its refusals, gives the seconds
+ * to wait. The answer is then 429 too-many-refusals with Retry-After, as access control answers that address's
+ * other requests — else a peer sending only malformed requests would never be told to slow down — and the
+ * connection still ends after it.
  *
  * On a keep-alive connection the refused request may follow one whose answer is still being written (a pipelined
  * request behind a large CRL download, or one whose headers never end meanwhile: the 408). The refusal written
@@ -384,25 +391,47 @@ const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
  * connection is destroyed at once, and the refusal still counted and logged (its status, though not sent). The
  * client sees its download cut short of Content-Length, which every HTTP client detects, never a body with an
  * answer inside. Not deferred until that answer ends: node asks a clientError listener to close or destroy the
- * socket before it returns, and a parser that failed keeps reporting each further chunk the client sends.
+ * socket before it returns, and a parser that failed keeps reporting each further chunk the client sends. The 429
+ * of an address past its refusals is withheld there alike (the refusal still counted, and logged as 429).
  */
-function clientErrorHandler(onRefused: (socket: Socket, status: number, startedAt: number) => void) {
+function clientErrorHandler(o: {
+  readonly refusalWait: (socket: Socket) => number;
+  readonly onRefused: (socket: Socket, status: number, startedAt: number) => void;
+}) {
   return (err: Error & { code?: string }, socket: Socket): void => {
     if (err.code === "ECONNRESET" || socket.destroyed) return;
     const startedAt = performance.now();
-    const code: keyof typeof PARSER_REFUSALS = err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "timeout" : err.code === "HPE_HEADER_OVERFLOW" ? "headers-too-large" : "bad-request";
-    const { status } = PARSER_REFUSALS[code];
     if (socket.writable) {
-      if (!answerUnderWay(socket)) {
-        const body = parserRefusalBody(code);
-        socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
-      }
       // before the destroy: a socket destroyed before its peer address was read no longer knows it
-      onRefused(socket, status, startedAt);
+      const wait = o.refusalWait(socket);
+      const code = PARSER_ERROR_CODES.get(err.code ?? "") ?? "bad-request";
+      const status = wait > 0 ? 429 : PARSER_REFUSALS[code].status;
+      if (!answerUnderWay(socket)) {
+        if (wait > 0) {
+          socket.write(
+            `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(TOO_MANY_REFUSALS)}\r\n` +
+              `Cache-Control: no-store\r\nRetry-After: ${wait}\r\nConnection: close\r\n\r\n${TOO_MANY_REFUSALS}`,
+          );
+        } else {
+          const body = parserRefusalBody(code);
+          socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+        }
+      }
+      o.onRefused(socket, status, startedAt);
     }
     socket.destroy(err);
   };
 }
+
+/**
+ * node's parser errors that have a refusal of their own, as node's default clientError answer maps them (its
+ * _http_server.js): any other is a request that is not HTTP/1.1, 400.
+ */
+const PARSER_ERROR_CODES: ReadonlyMap<string, keyof typeof PARSER_REFUSALS> = new Map([
+  ["ERR_HTTP_REQUEST_TIMEOUT", "timeout"],
+  ["HPE_HEADER_OVERFLOW", "headers-too-large"],
+  ["HPE_CHUNK_EXTENSIONS_OVERFLOW", "chunk-extensions-too-large"],
+]);
 
 /**
  * Whether node has begun an answer on this connection: the response it attached to the socket (the "current
@@ -499,7 +528,8 @@ export async function buildServer(
   // node reports a refusal of its parser (clientErrorHandler) with the socket alone, no request (even the 408 of a body
   // that never ended): it is counted and logged as a request with no method and no target ("": either may be what
   // did not parse, and what was read of them is not repeated), from the peer address (no header at hand, so no
-  // X-Forwarded-For to honour), by no verifier, under the route "other".
+  // X-Forwarded-For to honour), by no verifier, under the route "other"; and it takes one refusal from the peer
+  // address's bucket (access.refuseUnparsed), 429 once that is empty.
   const countParserRefusal = (socket: Socket, status: number, startedAt: number) =>
     countRefused({ method: "", url: "", headers: {}, socket } as unknown as IncomingMessage, "other", status, startedAt);
   const access = new VerifierAccess(ws.store, {
@@ -694,7 +724,7 @@ export async function buildServer(
     // HEAD of every GET route (RFC 9110 §9.3.2): without, HEAD /healthz or /openapi.json was a 404 "no such route".
     exposeHeadRoutes: true,
     return503OnClosing: true,
-    clientErrorHandler: clientErrorHandler(countParserRefusal),
+    clientErrorHandler: clientErrorHandler({ refusalWait: (socket) => access.refuseUnparsed(socket.remoteAddress ?? ""), onRefused: countParserRefusal }),
   });
   app.addHook("onRoute", (r) => {
     const methods = new Set(Array.isArray(r.method) ? r.method : [r.method]);
