@@ -5,7 +5,8 @@
 "use strict";
 const { availableParallelism } = require("node:os");
 const { pathToFileURL } = require("node:url");
-const { join } = require("node:path");
+const { join, sep } = require("node:path");
+const { realpathSync } = require("node:fs");
 const args = process.argv.slice(2);
 // `jpki --version` and the top-level help need no ES module at all (issue 8 point 9): loading the program
 // would cost more than their whole start-up budget. A reader leaving the pipe early (`jpki --help | head`)
@@ -22,8 +23,30 @@ if (args.length <= 1 && require("./help-cache.cjs").printCachedHelp(args)) {
   return;
 }
 if (!process.env.UV_THREADPOOL_SIZE) process.env.UV_THREADPOOL_SIZE = String(availableParallelism());
-const target = process.argv[2] === "--run-module" ? process.argv.splice(2, 2)[1] : join(__dirname, "..", "dist", "src", "cli", "main.js");
+const target = process.argv[2] === "--run-module" ? moduleToRun(process.argv.splice(2, 2)[1]) : join(__dirname, "..", "dist", "src", "cli", "main.js");
+if (target === undefined) return;
 import(pathToFileURL(target).href).catch((e) => {
   process.stderr.write(`jpki: cannot start (${e && e.message}); run 'npm run build' first\n`);
   process.exitCode = 70;
 });
+
+/**
+ * `--run-module FILE` (the benches, the test harnesses) runs a module with this launcher's start-up. Only this
+ * package's own modules, unless JPKI_RUN_ANY_MODULE=1 (the test harnesses' private builds): an operator may let
+ * someone run `jpki` as the account that holds the CA keys (sudo -u), and that must not run any file as it.
+ * sudo drops such a variable unless told to keep it.
+ */
+function moduleToRun(file) {
+  if (process.env.JPKI_RUN_ANY_MODULE === "1") return file;
+  let real;
+  try {
+    real = realpathSync(file || "");
+  } catch {
+    return file; // the import fails and says so
+  }
+  const root = realpathSync(join(__dirname, ".."));
+  if (real.startsWith(root + sep) && !real.slice(root.length + 1).split(sep).includes("node_modules")) return file;
+  process.stderr.write(`jpki: --run-module runs only jpki's own modules (under ${root}), not ${file}\n`);
+  process.exitCode = 2;
+  return undefined;
+}

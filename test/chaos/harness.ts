@@ -83,7 +83,7 @@ export function startCli(cli: Cli, args: readonly string[], cwd: string): Runnin
   const started = Date.now();
   const child = spawn(process.execPath, [join(REPO_ROOT, "bin/jpki.cjs"), "--run-module", cli.main, ...args], {
     cwd,
-    env: { ...process.env, JPKI_PASSPHRASE: PASSPHRASE, JPKI_HOME: undefined, FORCE_COLOR: "0", JPKI_DEBUG: "1" /* a bug's stack trace, for the report */ },
+    env: { ...process.env, JPKI_PASSPHRASE: PASSPHRASE, JPKI_HOME: undefined, FORCE_COLOR: "0", JPKI_DEBUG: "1" /* a bug's stack trace, for the report */, JPKI_RUN_ANY_MODULE: "1" /* a private copy of dist/ */ },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";

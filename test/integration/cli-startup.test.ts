@@ -8,7 +8,7 @@
  * `npm run bench -- startup`, never asserted here.
  */
 import { spawnSync } from "node:child_process";
-import { cpSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -87,6 +87,27 @@ describe("start-up loads the library only when a command needs it", () => {
     const r = loadedBy(["--workspace", join(dir, "no-workspace"), "ca", "list"], "ca-list");
     expect(r.stderr).toContain("ERR_"); // no workspace there: the library was loaded to say so
     for (const p of STACK) expect(r.packages, p).toContain(p);
+  });
+
+  it("--run-module runs jpki's own modules only, unless JPKI_RUN_ANY_MODULE=1 (a jpki run as another account runs no file of the caller's)", () => {
+    const outside = join(dir, "outside.mjs");
+    writeFileSync(outside, 'process.stdout.write("ran outside\\n");\n');
+    const refused = spawnSync(process.execPath, [join(ROOT, "bin", "jpki.cjs"), "--run-module", outside], { cwd: dir, encoding: "utf8", env: { ...process.env, JPKI_RUN_ANY_MODULE: undefined } });
+    expect(refused.status).toBe(2);
+    expect(refused.stdout).toBe("");
+    expect(refused.stderr).toContain("--run-module runs only jpki's own modules");
+    // a link inside the package to a file outside it is the file outside
+    const link = join(ROOT, "dist", `run-module-link-${process.pid}.mjs`);
+    symlinkSync(outside, link);
+    try {
+      expect(spawnSync(process.execPath, [join(ROOT, "bin", "jpki.cjs"), "--run-module", link], { cwd: dir, encoding: "utf8", env: { ...process.env, JPKI_RUN_ANY_MODULE: undefined } }).status).toBe(2);
+    } finally {
+      rmSync(link);
+    }
+    const allowed = spawnSync(process.execPath, [join(ROOT, "bin", "jpki.cjs"), "--run-module", outside], { cwd: dir, encoding: "utf8", env: { ...process.env, JPKI_RUN_ANY_MODULE: "1" } });
+    expect(allowed.stdout).toBe("ran outside\n");
+    // the package's own program runs as before
+    expect(byProgram(["--version"], "run-module-own").stdout).toBe(`${VERSION}\n`);
   });
 
   it("jpki --version (and -V) prints package.json's version, the library's VERSION, without loading the program", () => {
