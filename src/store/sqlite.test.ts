@@ -1,12 +1,12 @@
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
 import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, seedSweepFixture, storeContract } from "./contract.js";
 import { auditContract } from "./audit-contract.js";
 import Database from "better-sqlite3";
-import { MIGRATIONS, MMAP_SIZE, SCHEMA_VERSION, SqliteStore } from "./sqlite.js";
+import { MIGRATIONS, MMAP_SIZE, pageCacheKiB, SCHEMA_VERSION, SqliteStore } from "./sqlite.js";
 import { copyStore } from "./copy.js";
 
 const fresh = () => Promise.resolve(SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db"), { create: true }));
@@ -493,6 +493,36 @@ describe("SqliteStore bulk writes", () => {
       expect(mapped()).toBeGreaterThanOrEqual(statSync(path).size - (1 << 20));
     } finally {
       now.mockRestore();
+      await s.close();
+    }
+  });
+});
+
+describe("SqliteStore page cache", () => {
+  it("is 64 MiB, and 2 % of what lies past the memory map once the file outgrows it, up to 1 GiB", () => {
+    expect(pageCacheKiB(0)).toBe(65536);
+    expect(pageCacheKiB(MMAP_SIZE + 50 * 64 * 1048576)).toBe(65536);
+    expect(pageCacheKiB(MMAP_SIZE + 15 * 1024 ** 3)).toBe(Math.ceil((15 * 1024 ** 3) / 50 / 1024));
+    expect(pageCacheKiB(200 * 1024 ** 3)).toBe(1 << 20);
+  });
+
+  it("grows with the file past the map, as the map follows it (a sparse file stands for a national-scale store)", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-cache-")), "jpki.db");
+    const s = SqliteStore.open(path, { create: true });
+    const pragma = vi.spyOn(Database.prototype, "pragma");
+    const now = vi.spyOn(Date, "now");
+    try {
+      await s.countResidents();
+      expect(pragma.mock.calls.map((c) => String(c[0])).filter((c) => c.startsWith("cache_size"))).toEqual([]);
+      // 12 GiB without writing them: SQLite reads the page count from the header, the size from stat
+      truncateSync(path, 12 * 1024 ** 3);
+      const later = Date.now() + 2000;
+      now.mockImplementation(() => later);
+      await s.countResidents();
+      expect(pragma.mock.calls.map((c) => String(c[0])).filter((c) => c.startsWith("cache_size"))).toEqual([`cache_size = -${pageCacheKiB(12 * 1024 ** 3)}`]);
+    } finally {
+      now.mockRestore();
+      pragma.mockRestore();
       await s.close();
     }
   });
