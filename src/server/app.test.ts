@@ -428,6 +428,41 @@ describe("clients that would hold the server", () => {
     }
   });
 
+  it("counts and logs a download the client closed mid-body as cut (jpki_http_requests_aborted_total, \"aborted\":true), not as a 200 given", async () => {
+    const lines: string[] = [];
+    const { app: s } = await buildServer(ws, { accessLog: lineSink((l) => lines.push(l)) });
+    await s.listen({ host: "127.0.0.1", port: 0 });
+    const server = `http://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
+    try {
+      // a whole answer first, from memory (a small CRL): counted and logged as before
+      const whole = await fetch(`${server}/crl/13-sig.crl`, { headers: auth });
+      expect(whole.status).toBe(200);
+      await whole.arrayBuffer();
+      const c = rawClient(Number(new URL(server).port));
+      let received = 0;
+      const partway = new Promise<void>((resolve) =>
+        c.socket.on("data", (chunk: Buffer) => {
+          received += chunk.length;
+          if (received >= 256 << 10) resolve();
+        }),
+      );
+      c.socket.write(`GET /ca/47-sig.crt HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
+      await partway;
+      c.socket.destroy();
+      await c.answer;
+      const logged = () => lines.map((l) => JSON.parse(l) as { url: string; status: number; aborted?: boolean; verifier: string });
+      for (let i = 0; i < 100 && !logged().some((l) => l.url === "/ca/47-sig.crt"); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(received).toBeLessThan(BIG);
+      expect(logged().filter((l) => l.url === "/ca/47-sig.crt")).toEqual([expect.objectContaining({ status: 200, aborted: true, verifier: verifierId })]);
+      expect(logged().filter((l) => l.url === "/crl/13-sig.crl")).toEqual([expect.not.objectContaining({ aborted: expect.anything() })]);
+      expect(lines.find((l) => l.includes("/ca/47-sig.crt"))).toMatch(/"status":200,"aborted":true,"ms":/);
+      // apart from the answers given: the 200 counted is the small CRL's alone
+      expect([await requestCount("published", 200, server), await abortedCount("published", 200, server)]).toEqual([1, 1]);
+    } finally {
+      await s.close();
+    }
+  });
+
   it("stops within its grace though one client holds a download and another never sent a byte", async () => {
     const stop = new AbortController();
     let port = 0;
@@ -853,6 +888,12 @@ describe("jsonNestsDeeper", () => {
 async function requestCount(route: string, status: number, server = base): Promise<number> {
   const m = await (await fetch(`${server}/metrics`)).text();
   return Number(new RegExp(`jpki_http_requests_total\\{route="${route}",status="${status}"\\} (\\d+)`).exec(m)?.[1] ?? 0);
+}
+
+/** Answers of `route` whose body was cut short, as /metrics counts them. */
+async function abortedCount(route: string, status: number, server = base): Promise<number> {
+  const m = await (await fetch(`${server}/metrics`)).text();
+  return Number(new RegExp(`jpki_http_requests_aborted_total\\{route="${route}",status="${status}"\\} (\\d+)`).exec(m)?.[1] ?? 0);
 }
 
 describe("methods the routes do not take (a hostile client's requests)", () => {

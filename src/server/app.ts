@@ -10,7 +10,8 @@
  *   partitions and ARL — with its scope ("full" | "delta" with its baseNumber | "partition" with its
  *   municipality | "arl"), url, number, thisUpdate, nextUpdate, entries, size, sha256;
  * - `/healthz`: the store answers and no CRL is past its nextUpdate (503 otherwise, saying which);
- * - `/metrics`: Prometheus text (prom-client): requests by route and status, CRL ages, OCSP answers by status;
+ * - `/metrics`: Prometheus text (prom-client): requests by route and status (those cut short mid-body apart), CRL
+ *   ages, OCSP answers by status;
  * - `/ocsp/<ca>`: OCSP (RFC 6960, RFC 5019), when given the responder passphrase (ocsp.ts, ocsp/responder.ts);
  * - `POST /v1/validate`: the validation API, each verifier kind in its view, every answer in the disclosure log
  *   (validate-route.ts, verifier/validation-service.ts); `/openapi.json` describes it (openapi.ts).
@@ -230,9 +231,11 @@ export function pathPrefix(baseUrl: string): string {
 export interface ServerMetrics {
   readonly registry: Registry;
   readonly requests: Counter<"route" | "status">;
+  /** answers whose status was sent but whose body was not written whole (the client went away, the idle bound) */
+  readonly abortedRequests: Counter<"route" | "status">;
   readonly ocspAnswers: Counter<"status" | "source">;
-  /** a counter of requests answered on `route`: call it with each answer's status */
-  requestCounter(route: string): (status: number) => void;
+  /** a counter of requests answered on `route`: call it with each answer's status, and whether it was cut short */
+  requestCounter(route: string): (status: number, aborted?: boolean) => void;
   /** counts an OCSP answer (ocspAnswers, by status and source) */
   countOcspAnswer(a: OcspAnswer): void;
 }
@@ -272,10 +275,11 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
   }
   // Requests are counted in plain numbers and handed to prom-client when scraped: its inc() hashes the
   // labels on every call, which showed as ~0.25 µs of every 304.
-  const tallies: Array<{ readonly route: string; readonly status: string; n: number }> = [];
+  type Tally = { readonly route: string; readonly status: string; n: number };
+  const tallies: Tally[] = [];
   const requests = new Counter({
     name: "jpki_http_requests_total",
-    help: "HTTP requests answered, by route and status",
+    help: "HTTP requests answered in full, by route and status (an answer cut short is counted in jpki_http_requests_aborted_total instead)",
     labelNames: ["route", "status"] as const,
     registers: [registry],
     collect() {
@@ -283,16 +287,31 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
       for (const t of tallies) this.inc({ route: t.route, status: t.status }, t.n);
     },
   });
+  // Apart, not among the answers given: a CRL download the client abandoned (or the idle bound cut) had counted as
+  // a 200 like a whole one, hiding verifiers that never get the file.
+  const abortedTallies: Tally[] = [];
+  const abortedRequests = new Counter({
+    name: "jpki_http_requests_aborted_total",
+    help: "HTTP answers begun (status sent) but not written whole, the client gone or the connection cut mid-body, by route and status",
+    labelNames: ["route", "status"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const t of abortedTallies) this.inc({ route: t.route, status: t.status }, t.n);
+    },
+  });
+  const tallyOf = (list: Tally[], byStatus: Map<number, Tally>, route: string, status: number): Tally => {
+    const tally = { route, status: String(status), n: 0 };
+    list.push(tally);
+    byStatus.set(status, tally);
+    return tally;
+  };
   const requestCounter = (route: string) => {
-    const byStatus = new Map<number, { n: number }>();
-    return (status: number) => {
-      let t = byStatus.get(status);
-      if (!t) {
-        const tally = { route, status: String(status), n: 0 };
-        tallies.push(tally);
-        byStatus.set(status, (t = tally));
-      }
-      t.n++;
+    const byStatus = new Map<number, Tally>();
+    const abortedByStatus = new Map<number, Tally>();
+    return (status: number, aborted = false) => {
+      if (aborted) (abortedByStatus.get(status) ?? tallyOf(abortedTallies, abortedByStatus, route, status)).n++;
+      else (byStatus.get(status) ?? tallyOf(tallies, byStatus, route, status)).n++;
     };
   };
   new Gauge({
@@ -339,7 +358,7 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
     if (a.responseStatus !== "successful") tally(source, a.responseStatus);
     for (const s of a.statuses) tally(source, s);
   };
-  return { registry, requests, ocspAnswers, requestCounter, countOcspAnswer };
+  return { registry, requests, abortedRequests, ocspAnswers, requestCounter, countOcspAnswer };
 }
 
 /**
@@ -507,7 +526,8 @@ export async function buildServer(
   // refusal is counted, never on the way to an answer.
   const clientAddress = clientAddressOf(ws.config.trustedProxies);
   const accessLine = log
-    ? (req: IncomingMessage, status: number, ms: number) => log.record(Date.now(), req.method ?? "", req.url ?? "", status, ms, clientAddress(req), access.callerOf(req)?.id ?? "anonymous")
+    ? (req: IncomingMessage, status: number, ms: number, aborted = false) =>
+        log.record(Date.now(), req.method ?? "", req.url ?? "", status, ms, clientAddress(req), access.callerOf(req)?.id ?? "anonymous", aborted)
     : undefined;
   const counter = metrics.requestCounter;
   const tls = opts.tls;
@@ -548,10 +568,10 @@ export async function buildServer(
   // and status, recorded for the caller's rate, and logged, as fastify routes' onResponse does for theirs.
   const rawOnResponse = (route: string) => {
     const count = counter(route);
-    return (req: IncomingMessage, status: number, startedAt: number) => {
-      count(status);
+    return (req: IncomingMessage, status: number, startedAt: number, aborted = false) => {
+      count(status, aborted);
       access.record(req, status);
-      accessLine?.(req, status, performance.now() - startedAt);
+      accessLine?.(req, status, performance.now() - startedAt, aborted);
     };
   };
   const published = publishedRoute({
