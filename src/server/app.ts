@@ -464,6 +464,18 @@ function answerUnderWay(socket: Socket): boolean {
   return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage?.headersSent === true;
 }
 
+/**
+ * The request node's parser was reading on this connection when it failed, if that request had reached the server's
+ * handler (access.admit ran on it) and no answer to it is under way: its body had not ended. node attaches the
+ * response of the request it hands to the handler to the socket (`_httpMessage`, answerUnderWay says why it is read)
+ * and the response names its request (`res.req`, documented); a request complete before (one pipelined ahead, its
+ * answer still to come) is not the one refused. undefined when the failure came before any request's headers ended.
+ */
+function requestBeingRead(socket: Socket): IncomingMessage | undefined {
+  const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  return res && !res.headersSent && !res.req.complete ? res.req : undefined;
+}
+
 function parserRefusalBody(code: keyof typeof PARSER_REFUSALS): string {
   const { status, message } = PARSER_REFUSALS[code];
   return JSON.stringify({ error: STATUS_CODES[status], code, message, statusCode: status });
@@ -545,13 +557,21 @@ export async function buildServer(
     count(status);
     accessLine?.(req, status, performance.now() - startedAt);
   };
-  // node reports a refusal of its parser (clientErrorHandler) with the socket alone, no request (even the 408 of a body
-  // that never ended): it is counted and logged as a request with no method and no target ("": either may be what
-  // did not parse, and what was read of them is not repeated), from the peer address (no header at hand, so no
-  // X-Forwarded-For to honour), by no verifier, under the route "other"; and it takes one refusal from the peer
-  // address's bucket (access.refuseUnparsed), 429 once that is empty.
-  const countParserRefusal = (socket: Socket, status: number, startedAt: number) =>
-    countRefused({ method: "", url: "", headers: {}, socket } as unknown as IncomingMessage, "other", status, startedAt);
+  // node reports a refusal of its parser (clientErrorHandler) with the socket alone. When the request it refuses is one
+  // whose headers were read, admitted and routed, and whose body had not ended (the 408 of a body that never ended,
+  // the 413 of its chunk extensions), it is that request's answer: counted under its route, logged with its method,
+  // target, client address and verifier, and recorded for the verifier, as any other answer of that route (it had
+  // been logged under "other" without its verifier, a stalled upload hidden among malformed requests). Otherwise no
+  // request is known: counted and logged as one with no method and no target ("": either may be what did not parse,
+  // and what was read of them is not repeated), from the peer address (no header at hand, so no X-Forwarded-For to
+  // honour), by no verifier, under the route "other". Either way it takes one refusal from the peer address's
+  // bucket (access.refuseUnparsed), 429 once that is empty.
+  const countParserRefusal = (socket: Socket, status: number, startedAt: number) => {
+    const req = requestBeingRead(socket);
+    if (!req) return countRefused({ method: "", url: "", headers: {}, socket } as unknown as IncomingMessage, "other", status, startedAt);
+    access.record(req, status);
+    countRefused(req, access.scopeOfRequest(req), status, startedAt);
+  };
   const access = new VerifierAccess(ws.store, {
     ...opts.access,
     prefix,
