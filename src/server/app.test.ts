@@ -1207,6 +1207,21 @@ describe("requests node's parser refuses before any request exists (clientErrorH
     });
   });
 
+  it("sends each refusal with the headers of the server's other JSON refusals: charset=utf-8, Cache-Control: no-store, Connection: close", async () => {
+    const token = auth.authorization!;
+    const refusals = [
+      "NOT A REQUEST\r\n\r\n",
+      `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`,
+      `POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: ${token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2;ext=${"a".repeat(20_000)}\r\n{}\r\n0\r\n\r\n`,
+    ];
+    const answers = await Promise.all(refusals.map((text) => rawAnswer(text)));
+    expect(answers.map((a) => a.status)).toEqual([400, 431, 413]);
+    for (const a of answers) {
+      expect(a.headers).toMatchObject({ "content-type": "application/json; charset=utf-8", "cache-control": "no-store", connection: "close" });
+      expect(Number(a.headers["content-length"])).toBe(Buffer.byteLength(a.body));
+    }
+  });
+
   it("counts and logs the 408 of a body that never ended under its route and verifier, as any answer of that route; 'other' when no request was read", async () => {
     const lines: string[] = [];
     const { app: short } = await buildServer(ws, { accessLog: lineSink((l) => lines.push(l)), timeouts: { idleMs: 300, headersMs: 300, requestMs: 600 } });
@@ -1233,6 +1248,7 @@ describe("requests node's parser refuses before any request exists (clientErrorH
       for (const text of answers) {
         const r = parseAnswer(text);
         expect(r.status, text.slice(0, 80)).toBe(408);
+        expect(r.headers).toMatchObject({ "content-type": "application/json; charset=utf-8", "cache-control": "no-store", connection: "close" });
       }
       // after the sockets closed: anything the routes might count for the cut requests is counted by now
       await new Promise((r) => setTimeout(r, 100));

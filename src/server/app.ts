@@ -433,7 +433,12 @@ function clientErrorHandler(o: {
           );
         } else {
           const body = parserRefusalBody(code);
-          socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+          // The headers of every other JSON refusal of the server (the 429 above, access.ts's): these alone went
+          // without the charset and Cache-Control: no-store, so a client or cache met two shapes of one refusal.
+          socket.write(
+            `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+              `Cache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+          );
         }
       }
       o.onRefused(socket, status, startedAt);
