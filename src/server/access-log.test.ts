@@ -194,6 +194,21 @@ describe("AccessLog on a pipe", () => {
     for (const k of [0, 1]) expect(lines.filter((l) => l.url.startsWith(`/w${k}/`)).map((l) => l.url)).toEqual(Array.from({ length: n }, (_, i) => `/w${k}/${i % 100}/${"y".repeat(200)}`));
   });
 
+  it("marks an answer not written whole \"aborted\":true after its status, on both threads alike; every other line is as before", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-log-")), "access.log");
+    const log = new AccessLog(path);
+    const whole: Parameters<AccessLog["record"]> = [T0, "GET", "/crl/13-sig.crl", 200, 12, "10.0.0.1", "v-1"];
+    const cut: Parameters<AccessLog["record"]> = [T0, "GET", "/crl/13-sig.crl", 200, 12, "10.0.0.1", "v-1", true];
+    for (const a of [whole, cut, whole]) log.record(...a);
+    await log.close();
+    const text = readFileSync(path, "utf8");
+    expect(text).toBe([whole, cut, whole].map((a) => accessLine(...a)).join(""));
+    const lines = text.trimEnd().split("\n");
+    expect(lines[1]).toBe(`{"time":"2026-11-30T12:00:00.000Z","method":"GET","url":"/crl/13-sig.crl","status":200,"aborted":true,"ms":12,"remote":"10.0.0.1","verifier":"v-1"}`);
+    expect(lines[0]).not.toContain("aborted");
+    expect(lines[2]).toBe(lines[0]);
+  });
+
   it("refuses a FIFO that no process reads rather than wait for one", () => {
     const dir = mkdtempSync(join(tmpdir(), "jpki-log-"));
     execFileSync("mkfifo", [join(dir, "fifo")]);

@@ -9,7 +9,9 @@
  *
  * What a line holds: the time, the method, the URL as requested with anything shaped like a token blotted out
  * (loggedUrl), the status, the milliseconds to answer, the client address (the peer's, or behind a trusted proxy the one
- * X-Forwarded-For names: client-address.ts) and the verifier id or "anonymous".
+ * X-Forwarded-For names: client-address.ts) and the verifier id or "anonymous"; and `"aborted":true` after the status
+ * of an answer that was not written whole (the client went away mid-body, or the connection was cut: a CRL download
+ * stopped short), which a line without it would pass for a complete one — absent from every other line.
  * Never a credential, a PIN or the four items (a URL carries none of ours).
  *
  * On a crash the lines of the last LOG_INTERVAL_MS may be lost, never torn ones: every write is whole lines,
@@ -29,9 +31,10 @@ export interface AccessLogSink {
   /**
    * `time`: epoch milliseconds; `url`: as requested (the sink redacts it); `method` and `url` are "" for a request
    * node's HTTP parser refused (app.ts clientErrorHandler); `ms`: time to answer;
-   * `remote`: the client address ("" unknown); `verifier`: a verifier id or "anonymous".
+   * `remote`: the client address ("" unknown); `verifier`: a verifier id or "anonymous"; `aborted`: the answer
+   * was not written whole (its status was sent, the body cut short).
    */
-  record(time: number, method: string, url: string, status: number, ms: number, remote: string, verifier: string): void;
+  record(time: number, method: string, url: string, status: number, ms: number, remote: string, verifier: string, aborted?: boolean): void;
 }
 
 /**
@@ -63,9 +66,9 @@ const json = (v: string): string => (PLAIN.test(v) ? `"${v}"` : JSON.stringify(v
  * One access-log line from its fields, the strings already JSON (quoted, escaped). The logging thread runs
  * this very function (its source is sent to the thread), so both threads write the same lines.
  */
-function formatLine(isoTime: string, method: string, url: string, status: number, ms: number, remote: string, verifier: string): string {
+function formatLine(isoTime: string, method: string, url: string, status: number, ms: number, remote: string, verifier: string, aborted: boolean): string {
   // a time or duration that is not a number (an embedder's bug) still makes a JSON line
-  return `{"time":${isoTime ? `"${isoTime}"` : null},"method":${method},"url":${url},"status":${status},"ms":${Number.isFinite(ms) ? Math.round(ms * 100) / 100 : null},"remote":${remote},"verifier":${verifier}}\n`;
+  return `{"time":${isoTime ? `"${isoTime}"` : null},"method":${method},"url":${url},"status":${status}${aborted ? ',"aborted":true' : ""},"ms":${Number.isFinite(ms) ? Math.round(ms * 100) / 100 : null},"remote":${remote},"verifier":${verifier}}\n`;
 }
 
 /** Epoch milliseconds as ISO 8601, or "" for a value no Date holds (toISOString would throw). */
@@ -75,8 +78,8 @@ function isoTime(t: number): string {
 }
 
 /** The access-log line of one request (what AccessLog writes for `record` with the same arguments). */
-export function accessLine(time: number, method: string, url: string, status: number, ms: number, remote: string, verifier: string): string {
-  return formatLine(isoTime(time), json(method), json(loggedUrl(url)), status, ms, json(remote), json(verifier));
+export function accessLine(time: number, method: string, url: string, status: number, ms: number, remote: string, verifier: string, aborted = false): string {
+  return formatLine(isoTime(time), json(method), json(loggedUrl(url)), status, ms, json(remote), json(verifier), aborted);
 }
 
 /** A sink that formats each line on the calling thread and hands it over (tests, embedding jpki serve). */
@@ -110,6 +113,8 @@ const PENDING = 3;
 const HEADER_BYTES = 16;
 // Per record: time and ms (Float64), then status and the ids of method, url, remote, verifier (Int32).
 const F64S = 2;
+/** set in a record's status word for an answer not written whole (statuses stay far below it) */
+const ABORTED = 1 << 16;
 const I32S = 5;
 
 /** What the serving thread posts to the logging thread (the ring carries the rest). */
@@ -238,7 +243,8 @@ function drain() {
     const t = f64[s * ${F64S}];
     if (t !== stampMs) { stampMs = t; stamp = isoTime(t); }
     const b = s * ${I32S};
-    out += formatLine(stamp, str(i32[b + 1]), str(i32[b + 2]), i32[b], f64[s * ${F64S} + 1], str(i32[b + 3]), str(i32[b + 4]));
+    const st = i32[b];
+    out += formatLine(stamp, str(i32[b + 1]), str(i32[b + 2]), st & ${ABORTED - 1}, f64[s * ${F64S} + 1], str(i32[b + 3]), str(i32[b + 4]), (st & ${ABORTED}) !== 0);
     lines++;
     r = (r + 1) | 0;
     if (out.length >= 1 << 16) {
@@ -320,7 +326,7 @@ export class AccessLog implements AccessLogSink {
     return this.#overflowed + Atomics.load(this.#header, FAILED) + this.#abandoned;
   }
 
-  record(time: number, method: string, url: string, status: number, ms: number, remote: string, verifier: string): void {
+  record(time: number, method: string, url: string, status: number, ms: number, remote: string, verifier: string, aborted = false): void {
     if (this.#closed || this.#dead) {
       if (this.#dead && !this.#closed) this.#overflowed++;
       return;
@@ -345,7 +351,7 @@ export class AccessLog implements AccessLogSink {
     this.#f64[s * F64S + 1] = ms;
     const b = s * I32S;
     const i32 = this.#i32;
-    i32[b] = status;
+    i32[b] = aborted ? status | ABORTED : status;
     // Consecutive requests mostly repeat each field: a comparison with the last one is cheaper than a lookup.
     const last = this.#last;
     const lastId = this.#lastId;

@@ -428,6 +428,41 @@ describe("clients that would hold the server", () => {
     }
   });
 
+  it("counts and logs a download the client closed mid-body as cut (jpki_http_requests_aborted_total, \"aborted\":true), not as a 200 given", async () => {
+    const lines: string[] = [];
+    const { app: s } = await buildServer(ws, { accessLog: lineSink((l) => lines.push(l)) });
+    await s.listen({ host: "127.0.0.1", port: 0 });
+    const server = `http://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
+    try {
+      // a whole answer first, from memory (a small CRL): counted and logged as before
+      const whole = await fetch(`${server}/crl/13-sig.crl`, { headers: auth });
+      expect(whole.status).toBe(200);
+      await whole.arrayBuffer();
+      const c = rawClient(Number(new URL(server).port));
+      let received = 0;
+      const partway = new Promise<void>((resolve) =>
+        c.socket.on("data", (chunk: Buffer) => {
+          received += chunk.length;
+          if (received >= 256 << 10) resolve();
+        }),
+      );
+      c.socket.write(`GET /ca/47-sig.crt HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
+      await partway;
+      c.socket.destroy();
+      await c.answer;
+      const logged = () => lines.map((l) => JSON.parse(l) as { url: string; status: number; aborted?: boolean; verifier: string });
+      for (let i = 0; i < 100 && !logged().some((l) => l.url === "/ca/47-sig.crt"); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(received).toBeLessThan(BIG);
+      expect(logged().filter((l) => l.url === "/ca/47-sig.crt")).toEqual([expect.objectContaining({ status: 200, aborted: true, verifier: verifierId })]);
+      expect(logged().filter((l) => l.url === "/crl/13-sig.crl")).toEqual([expect.not.objectContaining({ aborted: expect.anything() })]);
+      expect(lines.find((l) => l.includes("/ca/47-sig.crt"))).toMatch(/"status":200,"aborted":true,"ms":/);
+      // apart from the answers given: the 200 counted is the small CRL's alone
+      expect([await requestCount("published", 200, server), await abortedCount("published", 200, server)]).toEqual([1, 1]);
+    } finally {
+      await s.close();
+    }
+  });
+
   it("stops within its grace though one client holds a download and another never sent a byte", async () => {
     const stop = new AbortController();
     let port = 0;
@@ -855,6 +890,12 @@ async function requestCount(route: string, status: number, server = base): Promi
   return Number(new RegExp(`jpki_http_requests_total\\{route="${route}",status="${status}"\\} (\\d+)`).exec(m)?.[1] ?? 0);
 }
 
+/** Answers of `route` whose body was cut short, as /metrics counts them. */
+async function abortedCount(route: string, status: number, server = base): Promise<number> {
+  const m = await (await fetch(`${server}/metrics`)).text();
+  return Number(new RegExp(`jpki_http_requests_aborted_total\\{route="${route}",status="${status}"\\} (\\d+)`).exec(m)?.[1] ?? 0);
+}
+
 describe("methods the routes do not take (a hostile client's requests)", () => {
   /** One request as raw bytes on its own connection: the answer until the server ends it. */
   async function rawAnswer(text: string) {
@@ -1086,15 +1127,15 @@ describe("requests node's parser refuses before any request exists (clientErrorH
     expect(log.slice(lines).join("\n")).not.toContain(token);
   });
 
-  it("answers chunk extensions past node's bound 413 chunk-extensions-too-large (node's own status), where it said 400; counted and logged", async () => {
-    const before = await requestCount("other", 413);
+  it("answers chunk extensions past node's bound 413 chunk-extensions-too-large (node's own status), where it said 400; counted and logged as the admitted request's answer", async () => {
+    const before = await requestCount("validate", 413);
     const lines = log.length;
     // a registered verifier's chunked body, admitted, whose first chunk carries 20 KiB of extensions (node: 16 KiB)
     const a = await rawAnswer(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2;ext=${"a".repeat(20_000)}\r\n{}\r\n0\r\n\r\n`);
     expect(a.status).toBe(413);
     expect(JSON.parse(a.body)).toMatchObject({ code: "chunk-extensions-too-large", message: expect.any(String), statusCode: 413 });
-    expect(await requestCount("other", 413)).toBe(before + 1);
-    expect(log.slice(lines).map((l) => JSON.parse(l) as Line).filter((l) => l.status === 413)).toEqual([expect.objectContaining({ method: "", url: "", remote: "127.0.0.1", verifier: "anonymous" })]);
+    expect(await requestCount("validate", 413)).toBe(before + 1);
+    expect(log.slice(lines).map((l) => JSON.parse(l) as Line).filter((l) => l.status === 413)).toEqual([expect.objectContaining({ method: "POST", url: "/v1/validate", remote: "127.0.0.1", verifier: verifierId })]);
   });
 
   describe("count against the peer address's refusedRateLimit, in the bucket of its refused credentials", () => {
@@ -1164,6 +1205,69 @@ describe("requests node's parser refuses before any request exists (clientErrorH
         await close();
       }
     });
+  });
+
+  it("sends each refusal with the headers of the server's other JSON refusals: charset=utf-8, Cache-Control: no-store, Connection: close", async () => {
+    const token = auth.authorization!;
+    const refusals = [
+      "NOT A REQUEST\r\n\r\n",
+      `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`,
+      `POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: ${token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2;ext=${"a".repeat(20_000)}\r\n{}\r\n0\r\n\r\n`,
+    ];
+    const answers = await Promise.all(refusals.map((text) => rawAnswer(text)));
+    expect(answers.map((a) => a.status)).toEqual([400, 431, 413]);
+    for (const a of answers) {
+      expect(a.headers).toMatchObject({ "content-type": "application/json; charset=utf-8", "cache-control": "no-store", connection: "close" });
+      expect(Number(a.headers["content-length"])).toBe(Buffer.byteLength(a.body));
+    }
+  });
+
+  it("counts and logs the 408 of a body that never ended under its route and verifier, as any answer of that route; 'other' when no request was read", async () => {
+    const lines: string[] = [];
+    const { app: short } = await buildServer(ws, { accessLog: lineSink((l) => lines.push(l)), timeouts: { idleMs: 300, headersMs: 300, requestMs: 600 } });
+    await short.listen({ host: "127.0.0.1", port: 0 });
+    const port = (short.server.address() as AddressInfo).port;
+    const server = `http://127.0.0.1:${port}`;
+    const timers: NodeJS.Timeout[] = [];
+    const trickle = (head: string, first: string, next: string) => {
+      const c = rawClient(port);
+      c.socket.write(head + first);
+      // a byte of body every 50 ms: never idle, never done
+      timers.push(setInterval(() => c.socket.writable && c.socket.write(next), 50));
+      return c.answer;
+    };
+    const a = `Authorization: ${auth.authorization}\r\nHost: x\r\n`;
+    try {
+      const answers = await Promise.all([
+        // a fastify route, and the plain request POST /v1/validate takes on bare node:http
+        trickle(`POST /v1/status HTTP/1.1\r\n${a}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`, "1\r\n{\r\n", "1\r\n \r\n"),
+        trickle(`POST /v1/validate HTTP/1.1\r\n${a}Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n`, "{", " "),
+        // headers that never end: no request was read, nothing known of it
+        trickle(`GET /crl/13-sig.crl HTTP/1.1\r\n${a}`, "", ""),
+      ]);
+      for (const text of answers) {
+        const r = parseAnswer(text);
+        expect(r.status, text.slice(0, 80)).toBe(408);
+        expect(r.headers).toMatchObject({ "content-type": "application/json; charset=utf-8", "cache-control": "no-store", connection: "close" });
+      }
+      // after the sockets closed: anything the routes might count for the cut requests is counted by now
+      await new Promise((r) => setTimeout(r, 100));
+      const m = await (await fetch(`${server}/metrics`)).text();
+      const counted = [...m.matchAll(/jpki_http_requests_total\{route="([^"]+)",status="(\d+)"\} (\d+)/g)].map((x) => `${x[1]} ${x[2]} ${x[3]}`);
+      expect(counted.sort()).toEqual(["other 408 1", "status 408 1", "validate 408 1"]);
+      const logged = lines.map((l) => JSON.parse(l) as Line).filter((l) => l.url !== "/metrics");
+      expect(logged).toHaveLength(3);
+      expect(logged).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ method: "POST", url: "/v1/status", status: 408, remote: "127.0.0.1", verifier: verifierId }),
+          expect.objectContaining({ method: "POST", url: "/v1/validate", status: 408, remote: "127.0.0.1", verifier: verifierId }),
+          expect.objectContaining({ method: "", url: "", status: 408, remote: "127.0.0.1", verifier: "anonymous" }),
+        ]),
+      );
+    } finally {
+      for (const t of timers) clearInterval(t);
+      await short.close();
+    }
   });
 
   it("counts and logs the 408 of a request whose headers never end, from the peer address though the peer is a trusted proxy", async () => {

@@ -10,7 +10,8 @@
  *   partitions and ARL — with its scope ("full" | "delta" with its baseNumber | "partition" with its
  *   municipality | "arl"), url, number, thisUpdate, nextUpdate, entries, size, sha256;
  * - `/healthz`: the store answers and no CRL is past its nextUpdate (503 otherwise, saying which);
- * - `/metrics`: Prometheus text (prom-client): requests by route and status, CRL ages, OCSP answers by status;
+ * - `/metrics`: Prometheus text (prom-client): requests by route and status (those cut short mid-body apart), CRL
+ *   ages, OCSP answers by status;
  * - `/ocsp/<ca>`: OCSP (RFC 6960, RFC 5019), when given the responder passphrase (ocsp.ts, ocsp/responder.ts);
  * - `POST /v1/validate`: the validation API, each verifier kind in its view, every answer in the disclosure log
  *   (validate-route.ts, verifier/validation-service.ts); `/openapi.json` describes it (openapi.ts).
@@ -230,9 +231,11 @@ export function pathPrefix(baseUrl: string): string {
 export interface ServerMetrics {
   readonly registry: Registry;
   readonly requests: Counter<"route" | "status">;
+  /** answers whose status was sent but whose body was not written whole (the client went away, the idle bound) */
+  readonly abortedRequests: Counter<"route" | "status">;
   readonly ocspAnswers: Counter<"status" | "source">;
-  /** a counter of requests answered on `route`: call it with each answer's status */
-  requestCounter(route: string): (status: number) => void;
+  /** a counter of requests answered on `route`: call it with each answer's status, and whether it was cut short */
+  requestCounter(route: string): (status: number, aborted?: boolean) => void;
   /** counts an OCSP answer (ocspAnswers, by status and source) */
   countOcspAnswer(a: OcspAnswer): void;
 }
@@ -272,10 +275,11 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
   }
   // Requests are counted in plain numbers and handed to prom-client when scraped: its inc() hashes the
   // labels on every call, which showed as ~0.25 µs of every 304.
-  const tallies: Array<{ readonly route: string; readonly status: string; n: number }> = [];
+  type Tally = { readonly route: string; readonly status: string; n: number };
+  const tallies: Tally[] = [];
   const requests = new Counter({
     name: "jpki_http_requests_total",
-    help: "HTTP requests answered, by route and status",
+    help: "HTTP requests answered in full, by route and status (an answer cut short is counted in jpki_http_requests_aborted_total instead)",
     labelNames: ["route", "status"] as const,
     registers: [registry],
     collect() {
@@ -283,16 +287,31 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
       for (const t of tallies) this.inc({ route: t.route, status: t.status }, t.n);
     },
   });
+  // Apart, not among the answers given: a CRL download the client abandoned (or the idle bound cut) had counted as
+  // a 200 like a whole one, hiding verifiers that never get the file.
+  const abortedTallies: Tally[] = [];
+  const abortedRequests = new Counter({
+    name: "jpki_http_requests_aborted_total",
+    help: "HTTP answers begun (status sent) but not written whole, the client gone or the connection cut mid-body, by route and status",
+    labelNames: ["route", "status"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const t of abortedTallies) this.inc({ route: t.route, status: t.status }, t.n);
+    },
+  });
+  const tallyOf = (list: Tally[], byStatus: Map<number, Tally>, route: string, status: number): Tally => {
+    const tally = { route, status: String(status), n: 0 };
+    list.push(tally);
+    byStatus.set(status, tally);
+    return tally;
+  };
   const requestCounter = (route: string) => {
-    const byStatus = new Map<number, { n: number }>();
-    return (status: number) => {
-      let t = byStatus.get(status);
-      if (!t) {
-        const tally = { route, status: String(status), n: 0 };
-        tallies.push(tally);
-        byStatus.set(status, (t = tally));
-      }
-      t.n++;
+    const byStatus = new Map<number, Tally>();
+    const abortedByStatus = new Map<number, Tally>();
+    return (status: number, aborted = false) => {
+      if (aborted) (abortedByStatus.get(status) ?? tallyOf(abortedTallies, abortedByStatus, route, status)).n++;
+      else (byStatus.get(status) ?? tallyOf(tallies, byStatus, route, status)).n++;
     };
   };
   new Gauge({
@@ -339,7 +358,7 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
     if (a.responseStatus !== "successful") tally(source, a.responseStatus);
     for (const s of a.statuses) tally(source, s);
   };
-  return { registry, requests, ocspAnswers, requestCounter, countOcspAnswer };
+  return { registry, requests, abortedRequests, ocspAnswers, requestCounter, countOcspAnswer };
 }
 
 /**
@@ -414,7 +433,12 @@ function clientErrorHandler(o: {
           );
         } else {
           const body = parserRefusalBody(code);
-          socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+          // The headers of every other JSON refusal of the server (the 429 above, access.ts's): these alone went
+          // without the charset and Cache-Control: no-store, so a client or cache met two shapes of one refusal.
+          socket.write(
+            `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+              `Cache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+          );
         }
       }
       o.onRefused(socket, status, startedAt);
@@ -443,6 +467,18 @@ const PARSER_ERROR_CODES: ReadonlyMap<string, keyof typeof PARSER_REFUSALS> = ne
  */
 function answerUnderWay(socket: Socket): boolean {
   return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage?.headersSent === true;
+}
+
+/**
+ * The request node's parser was reading on this connection when it failed, if that request had reached the server's
+ * handler (access.admit ran on it) and no answer to it is under way: its body had not ended. node attaches the
+ * response of the request it hands to the handler to the socket (`_httpMessage`, answerUnderWay says why it is read)
+ * and the response names its request (`res.req`, documented); a request complete before (one pipelined ahead, its
+ * answer still to come) is not the one refused. undefined when the failure came before any request's headers ended.
+ */
+function requestBeingRead(socket: Socket): IncomingMessage | undefined {
+  const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  return res && !res.headersSent && !res.req.complete ? res.req : undefined;
 }
 
 function parserRefusalBody(code: keyof typeof PARSER_REFUSALS): string {
@@ -507,7 +543,8 @@ export async function buildServer(
   // refusal is counted, never on the way to an answer.
   const clientAddress = clientAddressOf(ws.config.trustedProxies);
   const accessLine = log
-    ? (req: IncomingMessage, status: number, ms: number) => log.record(Date.now(), req.method ?? "", req.url ?? "", status, ms, clientAddress(req), access.callerOf(req)?.id ?? "anonymous")
+    ? (req: IncomingMessage, status: number, ms: number, aborted = false) =>
+        log.record(Date.now(), req.method ?? "", req.url ?? "", status, ms, clientAddress(req), access.callerOf(req)?.id ?? "anonymous", aborted)
     : undefined;
   const counter = metrics.requestCounter;
   const tls = opts.tls;
@@ -525,13 +562,21 @@ export async function buildServer(
     count(status);
     accessLine?.(req, status, performance.now() - startedAt);
   };
-  // node reports a refusal of its parser (clientErrorHandler) with the socket alone, no request (even the 408 of a body
-  // that never ended): it is counted and logged as a request with no method and no target ("": either may be what
-  // did not parse, and what was read of them is not repeated), from the peer address (no header at hand, so no
-  // X-Forwarded-For to honour), by no verifier, under the route "other"; and it takes one refusal from the peer
-  // address's bucket (access.refuseUnparsed), 429 once that is empty.
-  const countParserRefusal = (socket: Socket, status: number, startedAt: number) =>
-    countRefused({ method: "", url: "", headers: {}, socket } as unknown as IncomingMessage, "other", status, startedAt);
+  // node reports a refusal of its parser (clientErrorHandler) with the socket alone. When the request it refuses is one
+  // whose headers were read, admitted and routed, and whose body had not ended (the 408 of a body that never ended,
+  // the 413 of its chunk extensions), it is that request's answer: counted under its route, logged with its method,
+  // target, client address and verifier, and recorded for the verifier, as any other answer of that route (it had
+  // been logged under "other" without its verifier, a stalled upload hidden among malformed requests). Otherwise no
+  // request is known: counted and logged as one with no method and no target ("": either may be what did not parse,
+  // and what was read of them is not repeated), from the peer address (no header at hand, so no X-Forwarded-For to
+  // honour), by no verifier, under the route "other". Either way it takes one refusal from the peer address's
+  // bucket (access.refuseUnparsed), 429 once that is empty.
+  const countParserRefusal = (socket: Socket, status: number, startedAt: number) => {
+    const req = requestBeingRead(socket);
+    if (!req) return countRefused({ method: "", url: "", headers: {}, socket } as unknown as IncomingMessage, "other", status, startedAt);
+    access.record(req, status);
+    countRefused(req, access.scopeOfRequest(req), status, startedAt);
+  };
   const access = new VerifierAccess(ws.store, {
     ...opts.access,
     prefix,
@@ -548,10 +593,10 @@ export async function buildServer(
   // and status, recorded for the caller's rate, and logged, as fastify routes' onResponse does for theirs.
   const rawOnResponse = (route: string) => {
     const count = counter(route);
-    return (req: IncomingMessage, status: number, startedAt: number) => {
-      count(status);
+    return (req: IncomingMessage, status: number, startedAt: number, aborted = false) => {
+      count(status, aborted);
       access.record(req, status);
-      accessLine?.(req, status, performance.now() - startedAt);
+      accessLine?.(req, status, performance.now() - startedAt, aborted);
     };
   };
   const published = publishedRoute({

@@ -24,8 +24,11 @@ export interface PublishedRouteOptions {
   readonly certificateMaxAgeSeconds: number;
   /** a body streamed from disk to a client that stops reading for this long is cut, ms (0: never) */
   readonly idleMs?: number;
-  /** called once per answered request (metrics, access log) */
-  readonly onResponse: (req: IncomingMessage, status: number, startedAt: number) => void;
+  /**
+   * called once per answered request (metrics, access log); `aborted`: the answer was not written whole (the
+   * client went away, or the idle bound cut it, mid-body)
+   */
+  readonly onResponse: (req: IncomingMessage, status: number, startedAt: number, aborted: boolean) => void;
 }
 
 
@@ -53,10 +56,26 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
     return f ?? undefined;
   };
 
+  /**
+   * Reports an answer once it is written, or cut. Every 304 and small body is whole in the socket's hands as end()
+   * returns (writableFinished): reported at once, nothing allocated. A body the socket still holds (a large one, a
+   * slow client) is reported when the response closes, cut unless it finished with its connection still up: node
+   * emits "finish" too when the connection is destroyed with the body unsent (a reset, the idle bound), so
+   * "finish" alone does not say the body went out.
+   */
+  const sent = (req: IncomingMessage, res: ServerResponse, status: number, startedAt: number): void => {
+    if (res.destroyed) return o.onResponse(req, status, startedAt, true);
+    if (res.writableFinished) return o.onResponse(req, status, startedAt, false);
+    const socket = res.socket;
+    let cut = true;
+    res.once("finish", () => (cut = !socket || socket.destroyed));
+    res.once("close", () => o.onResponse(req, status, startedAt, cut));
+  };
+
   const answer = (req: IncomingMessage, res: ServerResponse, status: number, headers: Record<string, string>, startedAt: number, body?: Buffer | string) => {
     res.writeHead(status, headers);
     res.end(body);
-    o.onResponse(req, status, startedAt);
+    sent(req, res, status, startedAt);
   };
 
   // The same body for every path: it echoed the request target (up to node's 16 KB of headers), which a client
@@ -73,7 +92,7 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
       // cache holds, and each header costs the hot path its validation.
       res.writeHead(304, ["ETag", v.etag, "Cache-Control", cacheControl(file, v)]);
       res.end();
-      o.onResponse(req, 304, startedAt);
+      sent(req, res, 304, startedAt);
       return;
     }
     const headers: Record<string, string> = { ETag: v.etag, "Cache-Control": cacheControl(file, v), "Accept-Ranges": "bytes" };
@@ -86,7 +105,7 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
       }
       res.writeHead(d.status, headers);
       res.end();
-      o.onResponse(req, d.status, startedAt);
+      sent(req, res, d.status, startedAt);
       return;
     }
     const [start, end] = d.status === 206 ? [d.start, d.end] : [0, v.size - 1];
@@ -114,14 +133,15 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
     if (lastModifiedIsStrong(v)) headers["Last-Modified"] = v.lastModifiedHttp;
     if (d.status === 206) headers["Content-Range"] = `bytes ${start}-${end}/${v.size}`;
     res.writeHead(d.status, headers);
+    sent(req, res, d.status, startedAt);
     // The only answer that can stall on the client: bounded here, not on every connection (app.ts says why).
     // When the response finishes, node replaces this with its keep-alive timeout.
     if (o.idleMs) req.socket.setTimeout(o.idleMs);
     // The descriptor holds this version even if the file is replaced meanwhile: never a torn body. A client
     // that goes away ends the pipeline, which closes the descriptor.
     // 1 MiB reads: a 50 MB CRL in 50 system calls rather than 800.
+    // What the client got is reported by sent() above, when the response closes.
     await pipeline(handle.createReadStream({ start, end, autoClose: true, highWaterMark: 1 << 20 }), res).catch(() => undefined);
-    o.onResponse(req, d.status, startedAt);
   }
 
   async function openAndSend(req: IncomingMessage, res: ServerResponse, file: PublishedFile, startedAt: number) {
