@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { runInProcess } from "../../test/cli-in-process.js";
 import { slowly } from "../../test/slow-body.js";
 import { assembleCertificate, encodeTbs } from "../ca/certificate.js";
 import { buildCrl, crlDer, type CrlEntryInput } from "../crl/builder.js";
@@ -401,6 +402,47 @@ describe("provider follow over a real socket", () => {
       await expect(followAt(d, never.url, bad)).rejects.toMatchObject({ code: "ERR_USAGE" });
     }
     expect(never.hits).toEqual([]);
+  });
+
+  // The CLI's options reach the download: `jpki provider follow` run in-process on this workspace.
+  const followCli = (d: string, ...args: string[]) => runInProcess(["--json", "provider", "follow", "--dir", d, ...args], { env: { JPKI_PASSPHRASE: PASS, JPKI_VERIFIER_TOKEN: "tok" }, cwd: tmpdir() });
+  const pointAt = (d: string, url: string) => {
+    const paths = providerPaths(d);
+    writeFileSync(paths.config, JSON.stringify({ ...JSON.parse(readFileSync(paths.config, "utf8")), endpoint: url }));
+  };
+
+  it("jpki provider follow --total-timeout ends a download that keeps coming, long before the default 10 min (exit 17)", async () => {
+    const d = provider();
+    // a piece every 50 ms for ~10 s: never idle for the 10 s --timeout, so only the total can end it
+    const steady = await serve(slowly(await crl(5, [BOB_REVOKED]), { pieces: 200, everyMs: 50 }));
+    pointAt(d, steady.url);
+    const t = Date.now();
+    const r = await followCli(d, "--total-timeout", "0.5");
+    expect(Date.now() - t).toBeLessThan(8000);
+    expect(r.code, r.stderr).toBe(17);
+    expect(JSON.parse(r.stdout).crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining("not complete within 500 ms") } });
+  });
+
+  it("jpki provider follow --timeout and --max-crl-mib reach the download; bad values are ERR_USAGE naming the option, before anything is fetched", async () => {
+    const d = provider();
+    const big = Buffer.alloc(2 ** 20 + 1, 0x30);
+    const server = await serve((_q, res) => res.writeHead(200, { "content-length": String(big.length) }).end(big));
+    pointAt(d, server.url);
+    const r = await followCli(d, "--max-crl-mib", "1");
+    expect(JSON.parse(r.stdout).crls[0]).toMatchObject({ status: "failed", error: { message: expect.stringContaining(`more than the ${2 ** 20} bytes accepted`) } });
+    const hang = await serve(() => undefined);
+    pointAt(d, hang.url);
+    const idle = await followCli(d, "--timeout", "0.3");
+    expect(JSON.parse(idle.stdout).crls[0]).toMatchObject({ status: "failed", error: { message: expect.stringContaining("no byte from the endpoint for 300 ms") } });
+    const hits = hang.hits.length;
+    for (const [option, value] of [["--total-timeout", "0"], ["--total-timeout", "-1"], ["--max-crl-mib", "2048"], ["--timeout", "x"]] as const) {
+      const bad = await followCli(d, option, value);
+      expect(bad.code, `${option} ${value}`).toBe(2);
+      expect(JSON.parse(bad.stderr).error).toMatchObject({ code: "ERR_USAGE", message: expect.stringContaining(`${option} "${value}"`) });
+      const enrol = await runInProcess(["--json", "provider", "enrol", "--dir", d, "--request", "nowhere.p7s", option, value], { env: { JPKI_PASSPHRASE: PASS }, cwd: tmpdir() });
+      expect(JSON.parse(enrol.stderr).error).toMatchObject({ code: "ERR_USAGE", message: expect.stringContaining(`${option} "${value}"`) });
+    }
+    expect(hang.hits.length).toBe(hits);
   });
 
   it("stops reading a body past the size it accepts, however fast it comes", async () => {

@@ -187,7 +187,8 @@ async function requestWithRetries(url: string, init: RequestInit, o: PublicEndpo
 
 /**
  * `fetch` with the endpoint's retry policy and clocks (requestWithRetries), for a client that makes its own
- * requests. The signal the client passes is not used: each attempt runs on its own clocks.
+ * requests. The signal the client passes is not used: each attempt runs on its own clocks. (OcspClient races its own
+ * timer besides, so enrolment is not held past its timeoutMs even while retries run on here.)
  */
 export function endpointFetch(o: PublicEndpointOptions): typeof globalThis.fetch {
   return (input, init) => requestWithRetries(String(input instanceof Request ? input.url : input), init ?? {}, o, { attempts: 0 });

@@ -122,7 +122,10 @@ export interface OcspClientParams {
   readonly bearerToken?: string;
   /** injected for tests; default globalThis.fetch */
   readonly fetch?: typeof globalThis.fetch;
-  /** give up on a request after this long (default 10 s) */
+  /**
+   * give up on a request after this long, its answer read in full (default 10 s). An injected `fetch` is held to it
+   * too: it is handed the timer's signal, and one that does not heed it (a hung transport) is not waited for.
+   */
   readonly timeoutMs?: number;
   /** CertID hash (default sha1, which RFC 5019 responders must answer) */
   readonly hash?: OcspCertIdHash;
@@ -462,39 +465,62 @@ export class OcspClient {
     const headers: Record<string, string> = { "content-type": "application/ocsp-request", accept: "application/ocsp-response" };
     if (this.#token) headers.authorization = `Bearer ${this.#token}`;
     const failed = (problem: OcspProblem, detail: string): OcspOutcome => ({ status: "no-answer", url, certId, problem, detail });
-    let res: Response;
-    try {
-      // Redirects are not followed: the request carries the verifier's bearer token, which belongs to the responder
-      // it was configured for and no other host; and a POST body cannot be sent twice (a 307 failed with "detached
-      // ArrayBuffer"). A 3xx is an answer of the wrong kind, reported as such, as the CRL follow does.
-      res = await this.#fetch(url, { method: "POST", headers, body, redirect: "manual", signal: AbortSignal.timeout(this.#timeoutMs) });
-    } catch (e) {
-      const err = e as Error;
-      if (err.name === "TimeoutError" || err.name === "AbortError") return failed("timeout", `POST ${url}: no answer within ${this.#timeoutMs} ms`);
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      return failed("network", `POST ${url}: ${cause?.code ?? cause?.message ?? err.message}`);
-    }
-    if (res.status !== 200) {
-      await res.body?.cancel().catch(() => undefined);
-      return failed("http-status", `POST ${url}: HTTP ${res.status}`);
-    }
-    // Read up to the bound and no further: the whole body first (arrayBuffer) let a responder gone wrong, or anyone
-    // on its path, pour gigabytes into memory for as long as the timeout ran before the size was even looked at.
-    const chunks: Buffer[] = [];
-    let n = 0;
-    try {
-      for await (const c of res.body ?? []) {
-        n += c.length;
-        if (n > MAX_RESPONSE_BYTES) {
-          await res.body?.cancel().catch(() => undefined);
-          return failed("malformed-response", `POST ${url}: the answer is larger than ${MAX_RESPONSE_BYTES} bytes`);
-        }
-        chunks.push(Buffer.from(c));
+    // One timer for the whole exchange, request and answer's body, raced as well as signalled: a fetch injected by the
+    // caller (the provider's endpointFetch runs each attempt on clocks of its own and ignores this signal; a test's)
+    // may not heed the signal, and `jpki provider enrol --ocsp` must not hang on it.
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(new DOMException(`no answer within ${this.#timeoutMs} ms`, "TimeoutError")), this.#timeoutMs);
+    const expired = new Promise<never>((_, reject) => ctl.signal.addEventListener("abort", () => reject(ctl.signal.reason as Error), { once: true }));
+    let res: Response | undefined;
+    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+    const exchange = async (): Promise<OcspOutcome | Buffer> => {
+      try {
+        // Redirects are not followed: the request carries the verifier's bearer token, which belongs to the responder
+        // it was configured for and no other host; and a POST body cannot be sent twice (a 307 failed with "detached
+        // ArrayBuffer"). A 3xx is an answer of the wrong kind, reported as such, as the CRL follow does.
+        res = await this.#fetch(url, { method: "POST", headers, body, redirect: "manual", signal: ctl.signal });
+      } catch (e) {
+        const err = e as Error;
+        if (ctl.signal.aborted || err.name === "TimeoutError" || err.name === "AbortError") return failed("timeout", `POST ${url}: no answer within ${this.#timeoutMs} ms`);
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        return failed("network", `POST ${url}: ${cause?.code ?? cause?.message ?? err.message}`);
       }
-    } catch (e) {
-      return failed("network", `POST ${url}: ${(e as Error).message}`);
+      if (res.status !== 200) {
+        await res.body?.cancel().catch(() => undefined);
+        return failed("http-status", `POST ${url}: HTTP ${res.status}`);
+      }
+      // Read up to the bound and no further: the whole body first (arrayBuffer) let a responder gone wrong, or anyone
+      // on its path, pour gigabytes into memory for as long as the timeout ran before the size was even looked at.
+      const chunks: Buffer[] = [];
+      let n = 0;
+      try {
+        reader = res.body?.getReader();
+        for (let r = await reader?.read(); r && !r.done; r = await reader!.read()) {
+          n += r.value.length;
+          if (n > MAX_RESPONSE_BYTES) {
+            await reader!.cancel().catch(() => undefined);
+            return failed("malformed-response", `POST ${url}: the answer is larger than ${MAX_RESPONSE_BYTES} bytes`);
+          }
+          chunks.push(Buffer.from(r.value));
+        }
+      } catch (e) {
+        if (ctl.signal.aborted) return failed("timeout", `POST ${url}: the answer did not come in full within ${this.#timeoutMs} ms`);
+        return failed("network", `POST ${url}: ${(e as Error).message}`);
+      }
+      return Buffer.concat(chunks, n);
+    };
+    let der: OcspOutcome | Buffer;
+    try {
+      der = await Promise.race([exchange(), expired]);
+    } catch {
+      // the timer won the race: the fetch or the body did not heed the signal; whatever it still holds is let go,
+      // without waiting on a cancel that may not heed us either
+      void (reader ?? res?.body)?.cancel().catch(() => undefined);
+      return failed("timeout", `POST ${url}: ${res ? "the answer did not come in full" : "no answer"} within ${this.#timeoutMs} ms`);
+    } finally {
+      clearTimeout(timer);
     }
-    const der = Buffer.concat(chunks, n);
+    if (!Buffer.isBuffer(der)) return der;
     return checkOcspResponse({ response: der, issuer, certId, nonce, at, skewMs: this.#skewMs, url });
   }
 

@@ -435,6 +435,24 @@ describe("jpki provider", () => {
     expect(real.asked).toHaveLength(2);
   });
 
+  // vitest's timeout well under the CRL's: on the old code a fetch deaf to its signal hung the enrolment for ever
+  it("with --ocsp, a responder whose transport hangs, deaf to the abort signal, is given up after the timeout (ERR_PUBLIC_OCSP_UNAVAILABLE), not waited for", { timeout: 15_000 }, async () => {
+    const request = readFileSync(application("dave"));
+    const asked: string[] = [];
+    const fetch: typeof globalThis.fetch = async (u, init) => {
+      if (!String(u).includes("/ocsp/")) return globalThis.fetch(u, init);
+      asked.push(String(u));
+      return new Promise<Response>(() => undefined);
+    };
+    const t = Date.now();
+    await expect(enrolCustomer({ dir: prov, passphrase: "correct horse", clock: systemClock, request, bearerToken: readFileSync(tokenFile, "utf8").trim(), ocsp: true, fetch, timeoutMs: 500 })).rejects.toMatchObject({
+      code: "ERR_PUBLIC_OCSP_UNAVAILABLE",
+      details: { problem: "timeout" },
+    });
+    expect(Date.now() - t).toBeLessThan(10_000);
+    expect(asked).toHaveLength(1);
+  });
+
   it("with --ocsp, refuses an answer whose thisUpdate or producedAt is ahead of the provider's clock, or whose nextUpdate has passed (RFC 6960 §3.2(5)(6), §4.2.2.1)", async () => {
     // An endpoint of its own on loopback: Tokyo's current CRL, and OCSP answers "good", signed by the CA, with the
     // times this test sets, relative to the provider's clock T.

@@ -8,6 +8,7 @@ import type { FollowResult, ProviderLinkView } from "../../index.js";
 import { JpkiError, checkInputFile, checkOutputFile, checkWorkspaceDir, library } from "../lib.js";
 import { Context, withStopSignal } from "../context.js";
 import type { Io } from "../output.js";
+import { downloadLimits, maxCrlOption, timeoutOption, totalTimeoutOption, type DownloadOptionValues } from "../download-options.js";
 
 const DEFAULT_DIR = "jpki-provider";
 
@@ -102,6 +103,9 @@ Example:
     .option("--customer <id>", "the provider's id for the customer (the certificate's CN; default a random opaque id)")
     .option("--ocsp", "ask the endpoint's OCSP responder too, and issue only on 'good' (same-day certainty: the CRL may be hours old)")
     .option(...tokenOption)
+    .option(...timeoutOption)
+    .option(...totalTimeoutOption)
+    .option(...maxCrlOption)
     .addHelpText(
       "after",
       `
@@ -115,12 +119,16 @@ answer dated ahead of this host's clock (thisUpdate, producedAt; 5 min of skew a
 without the request's nonce (ERR_PUBLIC_OCSP_INVALID, exit 17); "revoked" or "unknown" is
 ERR_PROVIDER_PUBLIC_CERT_INVALID (exit 16).
 
+The public CRL's download fails after --timeout without a byte or --total-timeout in all, and a CRL over
+--max-crl-mib is refused, as for follow; the --ocsp exchange (a few KB) is held to --timeout as a whole.
+
 Example (the customer's side with openssl; the card's key signs):
   openssl req -new -key new.key -subj /CN=me -out new.csr
   openssl cms -sign -nodetach -binary -in new.csr -signer card.crt -inkey card.key -outform DER -out application.p7s`,
     )
-    .action(async (o: { dir?: string; request: string; generateKey?: boolean; keyOut?: string; customer?: string; ocsp?: boolean; tokenFile?: string }, c: Command) => {
+    .action(async (o: { dir?: string; request: string; generateKey?: boolean; keyOut?: string; customer?: string; ocsp?: boolean; tokenFile?: string } & DownloadOptionValues, c: Command) => {
       const ctx = Context.of(io, c);
+      const limits = downloadLimits(o);
       if (o.generateKey && !o.keyOut) throw new JpkiError("ERR_USAGE", "--generate-key needs --key-out FILE: the key is handed back once");
       if (o.keyOut && !o.generateKey) throw new JpkiError("ERR_USAGE", "--key-out goes with --generate-key");
       const keyOut = o.keyOut ? checkOutputFile(o.keyOut, "key file --key-out", { cwd: io.cwd }) : undefined;
@@ -139,6 +147,7 @@ Example (the customer's side with openssl; the card's key signs):
         ocsp: Boolean(o.ocsp),
         ...(o.customer ? { customerId: o.customer } : {}),
         bearerToken: bearerToken(io, o.tokenFile),
+        ...limits,
       });
       const { certificate: _der, privateKeyPem: _key, ...shown } = r;
       ctx.out.result({ ...shown, ...(keyOut ? { keyPath: keyOut } : {}) }, () =>
@@ -157,6 +166,9 @@ Example (the customer's side with openssl; the card's key signs):
     .option(...tokenOption)
     .option("--watch", "keep following, a pass every --interval, until SIGTERM/SIGINT")
     .option("--interval <seconds>", "seconds between passes with --watch", "300")
+    .option(...timeoutOption)
+    .option(...totalTimeoutOption)
+    .option(...maxCrlOption)
     .addHelpText(
       "after",
       `
@@ -166,14 +178,15 @@ saw. A revocation maps to the provider's reason: affiliationChanged, cessationOf
 certificateHold carry over; keyCompromise only for a certificate of the card's own key (else
 cessationOfOperation). Safe to kill and run again: the next pass completes what a killed one left.
 A 429, 5xx or refused connection is asked again twice, with a growing wait; a redirect is not followed.
-A download fails after 10 s without a byte, or after 10 min however steadily it comes; a CRL over 256 MiB
-is refused.
+A download fails after 10 s without a byte (--timeout), or after 10 min however steadily it comes
+(--total-timeout); a CRL over 256 MiB (--max-crl-mib) is refused.
 Exit 17 when a public CRL could not be had or was refused (the others are still followed), or is past its
 nextUpdate (ERR_PUBLIC_CRL_STALE: its revocations are applied all the same). With --watch and
 --json, each pass writes one JSON document on a line of its own.`,
     )
-    .action(async (o: { dir?: string; tokenFile?: string; watch?: boolean; interval: string }, c: Command) => {
+    .action(async (o: { dir?: string; tokenFile?: string; watch?: boolean; interval: string } & DownloadOptionValues, c: Command) => {
       const ctx = Context.of(io, c);
+      const limits = downloadLimits(o);
       const dir = providerDir(io, o.dir);
       const token = bearerToken(io, o.tokenFile);
       const passphrase = await ctx.passphrase();
@@ -183,11 +196,11 @@ nextUpdate (ERR_PUBLIC_CRL_STALE: its revocations are applied all the same). Wit
         const seconds = Number(o.interval);
         if (!Number.isFinite(seconds) || seconds < 1) throw new JpkiError("ERR_USAGE", "--interval must be a number of seconds ≥ 1");
         await withStopSignal((signal) =>
-          watchPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token, intervalMs: seconds * 1000, signal, onPass: (r) => ctx.out.result(followJson(r), () => followText(r)), onBusy: (e) => ctx.out.info(`jpki: ${e.message}; this pass is skipped`) }),
+          watchPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token, ...limits, intervalMs: seconds * 1000, signal, onPass: (r) => ctx.out.result(followJson(r), () => followText(r)), onBusy: (e) => ctx.out.info(`jpki: ${e.message}; this pass is skipped`) }),
         );
         return;
       }
-      const r = await followPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token });
+      const r = await followPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token, ...limits });
       ctx.out.result(followJson(r), () => followText(r));
       const f = failed(r);
       if (f?.error) throw new JpkiError(f.error.code, `public CRL ${f.caId}: ${f.error.message}`);

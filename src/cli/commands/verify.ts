@@ -14,6 +14,7 @@ import { JpkiError, library, readInputFile } from "../lib.js";
 import type { Io } from "../output.js";
 import { looksLikePem } from "../../pki/pem.js";
 import { parseTimeOption } from "../time-option.js";
+import { downloadLimits, maxCrlOption, parseSeconds, totalTimeoutOption } from "../download-options.js";
 
 interface VerifyOptions {
   trust: string[];
@@ -23,6 +24,8 @@ interface VerifyOptions {
   ocsp?: string | true;
   tokenFile?: string;
   timeout: string;
+  totalTimeout: string;
+  maxCrlMib: string;
   at?: string;
   purpose: "signature" | "authentication";
   softFail?: boolean;
@@ -58,7 +61,9 @@ export function makeVerifyCommand(io: Io): Command {
     .option("--crl-url <url>", "fetch a CRL over HTTP(S); repeatable. `auto`: the CRLs the certificates name (distribution points, delta CRLs)", collect, [])
     .option("--ocsp [url]", "ask OCSP (RFC 6960): the responder each certificate names (AIA), or the URL given")
     .option("--token-file <file>", "a file holding the bearer token of a registered verifier (jpki verifier add), sent to --crl-url and --ocsp; default $JPKI_VERIFIER_TOKEN")
-    .option("--timeout <seconds>", "give up on an OCSP request after this long, on a CRL download after this long without a byte (a steady one runs on, up to 10 min)", "10")
+    .option("--timeout <seconds>", "give up on an OCSP request after this long, on a CRL download after this long without a byte (a steady one runs on, up to --total-timeout)", "10")
+    .option(...totalTimeoutOption)
+    .option(...maxCrlOption)
     .option("--at <time>", "the time to check at, ISO 8601 (e.g. 2026-04-01 or 2026-04-01T09:00:00+09:00); default now")
     .addOption(new Option("--purpose <purpose>", "what the certificate must be good for").choices(["signature", "authentication"]).default("signature"))
     .option("--soft-fail", "accept a certificate whose revocation status cannot be established, with exit code 15 instead of 1")
@@ -119,7 +124,8 @@ Examples:
       const ocspUrl = typeof o.ocsp === "string" ? httpUrl(o.ocsp, "--ocsp", " (or write the certificate before --ocsp, which takes an optional URL)") : undefined;
       const crlUrls = o.crlUrl.filter((u) => u !== "auto").map((u) => httpUrl(u, "--crl-url", ", or auto"));
       const autoCrls = o.crlUrl.includes("auto");
-      const timeoutMs = parseTimeout(o.timeout);
+      const limits = downloadLimits(o);
+      const { timeoutMs } = limits;
       const bearerToken = readToken(io, o.tokenFile);
       const lib = await library();
       const certs = (f: string, what: string) => readCertificates(lib, io.cwd, f, what);
@@ -133,7 +139,7 @@ Examples:
         if (o.crl.length === 0) crls = ws.crls;
         trustFrom = `the CA certificates of the workspace ${ws.dir}`;
       }
-      const crlCache = o.crlUrl.length > 0 ? new lib.CrlCache({ bearerToken, timeoutMs }) : undefined;
+      const crlCache = o.crlUrl.length > 0 ? new lib.CrlCache({ bearerToken, ...limits }) : undefined;
       const named = await Promise.all(crlUrls.map((u) => crlCache!.get(u)));
       crls = [...crls, ...named.flatMap((f) => (f.der ? [f.der] : []))];
       // OCSP first when asked for; the CRLs (given, the workspace's, fetched) then as the fallback
@@ -174,7 +180,7 @@ async function statusOf(ctx: Context, o: VerifyOptions, file: string | undefined
   const text = readInputFile(o.statusOf!, "certificate list --status-of", { cwd: ctx.io.cwd, maxBytes: MAX_STATUS_LIST }).toString("utf8");
   const items = lib.parseStatusList(text, `--status-of ${o.statusOf}`);
   const bearerToken = readToken(ctx.io, o.tokenFile);
-  const answer = await lib.fetchStatus(items, { url, batchSize, timeoutMs: parseTimeout(o.timeout), ...(bearerToken ? { bearerToken } : {}), ...(o.link ? { link: true } : {}) });
+  const answer = await lib.fetchStatus(items, { url, batchSize, timeoutMs: parseSeconds(o.timeout, "--timeout", 600), ...(bearerToken ? { bearerToken } : {}), ...(o.link ? { link: true } : {}) });
   ctx.out.result(answer, () => formatStatus(answer));
   const allGood = answer.items.every((i) => "status" in i && i.status === "good");
   if (!allGood) throw new VerdictExit(EXIT_INVALID);
@@ -201,12 +207,6 @@ function formatStatus(a: Awaited<ReturnType<Lib["fetchStatus"]>>): string {
 function httpUrl(s: string, option: string, hint: string): string {
   if (!/^https?:\/\/[^\s]+$/i.test(s)) throw new JpkiError("ERR_USAGE", `${option} ${JSON.stringify(s)} is not an http:// or https:// URL${hint}`);
   return s;
-}
-
-function parseTimeout(s: string): number {
-  const n = Number(s);
-  if (!/^\d+(\.\d+)?$/.test(s) || n <= 0 || n > 600) throw new JpkiError("ERR_USAGE", `--timeout ${JSON.stringify(s)}: give seconds, more than 0 and at most 600`);
-  return Math.round(n * 1000);
 }
 
 /**
