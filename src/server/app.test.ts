@@ -503,6 +503,23 @@ function rawClient(port: number, localAddress?: string): { socket: Socket; answe
   return { socket, answer };
 }
 
+/**
+ * Slow clients: `trickle` sends a request's head and `first`, then `next` every 50 ms (never idle, never done) and
+ * gives what the server answered when it ended the connection; `stop` ends the trickling.
+ */
+function tricklers(port: number): { trickle(head: string, first: string, next: string): Promise<string>; stop(): void } {
+  const timers: NodeJS.Timeout[] = [];
+  return {
+    trickle(head, first, next) {
+      const c = rawClient(port);
+      c.socket.write(head + first);
+      timers.push(setInterval(() => c.socket.writable && c.socket.write(next), 50));
+      return c.answer;
+    },
+    stop: () => timers.forEach(clearInterval),
+  };
+}
+
 /** The status, headers (lower-case names) and body of the one answer in `text`. */
 function parseAnswer(text: string): { status: number; headers: Record<string, string>; body: string } {
   const [head = "", body = ""] = text.split("\r\n\r\n");
@@ -1060,14 +1077,7 @@ describe("bodies that never end (slowloris)", () => {
     const { app: short } = await buildServer(ws, { timeouts: { idleMs: 300, headersMs: 300, requestMs: 600 } });
     await short.listen({ host: "127.0.0.1", port: 0 });
     const port = (short.server.address() as AddressInfo).port;
-    const timers: NodeJS.Timeout[] = [];
-    const trickle = (head: string, first: string, next: string) => {
-      const c = rawClient(port);
-      c.socket.write(head + first);
-      // a byte of body every 50 ms: never idle, never done
-      timers.push(setInterval(() => c.socket.writable && c.socket.write(next), 50));
-      return c.answer;
-    };
+    const { trickle, stop } = tricklers(port);
     const a = `Authorization: ${auth.authorization}\r\nHost: x\r\n`;
     try {
       const started = performance.now();
@@ -1087,7 +1097,7 @@ describe("bodies that never end (slowloris)", () => {
       // requestMs plus node's once-a-second check of the bound, with room
       expect(performance.now() - started).toBeLessThan(3000);
     } finally {
-      for (const t of timers) clearInterval(t);
+      stop();
       await short.close();
     }
   });
@@ -1228,14 +1238,7 @@ describe("requests node's parser refuses before any request exists (clientErrorH
     await short.listen({ host: "127.0.0.1", port: 0 });
     const port = (short.server.address() as AddressInfo).port;
     const server = `http://127.0.0.1:${port}`;
-    const timers: NodeJS.Timeout[] = [];
-    const trickle = (head: string, first: string, next: string) => {
-      const c = rawClient(port);
-      c.socket.write(head + first);
-      // a byte of body every 50 ms: never idle, never done
-      timers.push(setInterval(() => c.socket.writable && c.socket.write(next), 50));
-      return c.answer;
-    };
+    const { trickle, stop } = tricklers(port);
     const a = `Authorization: ${auth.authorization}\r\nHost: x\r\n`;
     try {
       const answers = await Promise.all([
@@ -1265,7 +1268,7 @@ describe("requests node's parser refuses before any request exists (clientErrorH
         ]),
       );
     } finally {
-      for (const t of timers) clearInterval(t);
+      stop();
       await short.close();
     }
   });
