@@ -25,7 +25,7 @@ import { basicConstraints, keyIdentifier, keyUsage, subjectKeyIdentifier } from 
 import { encodeName } from "../profile/names.js";
 import { EXT_OID } from "../profile/oids.js";
 import { parseCrl } from "../validation/crl.js";
-import { followPublicCrls, watchPublicCrls } from "./follow.js";
+import { endpointFetch, followPublicCrls, watchPublicCrls } from "./follow.js";
 import { initProvider, providerPaths, readProviderState, writeProviderState, type ProviderLink } from "./workspace.js";
 
 const HOUR = 3600_000;
@@ -516,6 +516,78 @@ describe("provider follow: the passphrase is checked first", () => {
     expect(passes).toEqual([]);
     expect(e.asked).toEqual([]);
     expect(stateOf(d)).toBe(before);
+  });
+});
+
+/** What a promise has come to once the microtasks and I/O callbacks now due have run: no timer is waited on. */
+async function settledNow<T>(p: Promise<T>): Promise<{ value: T } | { error: unknown } | "pending"> {
+  let out: { value: T } | { error: unknown } | "pending" = "pending";
+  p.then(
+    (value) => void (out = { value }),
+    (error) => void (out = { error }),
+  );
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  return out;
+}
+
+describe("endpointFetch: the caller's signal ends the retries", () => {
+  const URL = `${ENDPOINT}/ocsp/13-sig`;
+  const refusedFetch = () => {
+    const calls: AbortSignal[] = [];
+    const fetch: typeof globalThis.fetch = async (_u, init) => {
+      calls.push(init!.signal!);
+      throw Object.assign(new TypeError("fetch failed"), { cause: { code: "ECONNREFUSED" } });
+    };
+    return { fetch, calls };
+  };
+
+  it("makes no further attempt once the caller aborted during a wait, and fails with the caller's reason", async () => {
+    const f = refusedFetch();
+    // the first wait is held until the test lets it go, the later ones pass at once
+    let release = () => {};
+    const waits: number[] = [];
+    const sleep = (ms: number) => (waits.push(ms), waits.length === 1 ? new Promise<void>((r) => (release = r)) : Promise.resolve());
+    const ctl = new AbortController();
+    const p = endpointFetch({ fetch: f.fetch, sleep, retries: 2 })(URL, { method: "POST", body: Buffer.from("req"), signal: ctl.signal });
+    await settledNow(p);
+    expect(f.calls).toHaveLength(1);
+    const reason = new DOMException("no answer within 10 ms", "TimeoutError");
+    ctl.abort(reason);
+    release(); // a sleep that does not heed the signal comes back all the same
+    expect(await settledNow(p)).toEqual({ error: reason });
+    expect(f.calls).toHaveLength(1);
+    expect(waits).toHaveLength(1);
+  });
+
+  it("passes the caller's signal to the attempt's fetch, so a hanging attempt ends at the abort, not at its own timeout", async () => {
+    const calls: AbortSignal[] = [];
+    const hanging: typeof globalThis.fetch = (_u, init) =>
+      new Promise((_, reject) => {
+        calls.push(init!.signal!);
+        init!.signal!.addEventListener("abort", () => reject(init!.signal!.reason), { once: true });
+      });
+    const ctl = new AbortController();
+    const p = endpointFetch({ fetch: hanging, timeoutMs: 60_000, sleep: async () => undefined })(URL, { method: "POST", signal: ctl.signal });
+    expect(await settledNow(p)).toBe("pending");
+    const reason = new DOMException("gave up", "TimeoutError");
+    ctl.abort(reason);
+    expect(await settledNow(p)).toEqual({ error: reason });
+    expect(calls).toHaveLength(1);
+  });
+
+  it("cuts a Retry-After wait short on its own timer, and makes no attempt for a signal already aborted", async () => {
+    const e = endpoint(status(503, { "retry-after": "20" }), ok(Buffer.from("late")));
+    const ctl = new AbortController();
+    const p = endpointFetch({ fetch: e.fetch })(URL, { signal: ctl.signal });
+    await settledNow(p);
+    expect(e.asked).toHaveLength(1);
+    ctl.abort(new Error("done with it"));
+    expect(await settledNow(p)).toEqual({ error: new Error("done with it") });
+    expect(e.asked).toHaveLength(1);
+
+    const f = refusedFetch();
+    await expect(endpointFetch({ fetch: f.fetch, sleep: async () => undefined })(URL, { signal: AbortSignal.abort(new Error("already")) })).rejects.toThrow("already");
+    expect(f.calls).toHaveLength(0);
   });
 });
 

@@ -152,28 +152,59 @@ function retryAfterMs(res: Response): number | undefined {
 }
 
 /**
+ * The wait between two attempts, cut short when the caller gives up: a Retry-After of 30 s must not hold a client
+ * that has already moved on. An injected `sleep` that does not heed the signal is raced instead.
+ */
+async function waitBeforeRetry(ms: number, sleep: PublicEndpointOptions["sleep"], signal: AbortSignal | undefined): Promise<void> {
+  signal?.throwIfAborted();
+  if (!signal) return (sleep ?? ((t: number) => new Promise<void>((r) => setTimeout(r, t))))(ms);
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    await Promise.race([sleep ? sleep(ms) : new Promise<void>((r) => (timer = setTimeout(r, ms))), aborted]);
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/**
  * A request to the endpoint with the retry policy above: a 429 or 500/502/503/504 and a refused or reset connection
  * asked again with a growing wait (a 429's Retry-After up to MAX_RETRY_AFTER_MS), a timeout or a redirect not. Each
  * attempt has its own clocks (validation/download-clock.ts), which run on through the body. Returns the last response, whatever its
  * status (its body unread); throws the last attempt's own error when no response came. `attempts` counts what was
  * tried. The CRL fetch and enrolment's OCSP request (provider/enrol.ts) share it, so the endpoint is treated alike
  * whichever of its services is down.
+ *
+ * `init.signal`, the caller's, ends the whole exchange: it reaches each attempt's fetch beside the attempt's clocks,
+ * no attempt or wait starts once it has fired, and the request fails with its reason. A client that gave up (the
+ * OcspClient's timeoutMs) left the retries running on here, up to `retries + 1` requests and their waits after it.
  */
 async function requestWithRetries(url: string, init: RequestInit, o: PublicEndpointOptions, tried: { attempts: number }): Promise<Response> {
   const retries = o.retries ?? DEFAULT_RETRIES;
   const timeouts = endpointTimeouts(o);
-  const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const caller = init.signal ?? undefined;
+  const fetch = o.fetch ?? globalThis.fetch;
+  // clockedFetch gives each attempt its clocks' signal: the caller's is joined to it on the way to the fetch
+  const attemptFetch: typeof globalThis.fetch = caller ? (u, i) => fetch(u, { ...i, signal: i?.signal ? AbortSignal.any([i.signal, caller]) : caller }) : fetch;
   for (let attempt = 1; ; attempt++) {
+    caller?.throwIfAborted();
     tried.attempts = attempt;
     let wait = RETRY_BASE_MS * 2 ** (attempt - 1);
     let res: Response;
     try {
       // a body given as bytes is copied for each attempt: one sent is not sent again
       const body = init.body instanceof Uint8Array ? Buffer.from(init.body) : init.body;
-      res = await clockedFetch(o.fetch ?? globalThis.fetch, url, { ...init, ...(body !== undefined ? { body } : {}) }, timeouts);
+      res = await clockedFetch(attemptFetch, url, { ...init, ...(body !== undefined ? { body } : {}) }, timeouts);
     } catch (e) {
+      // the fetch may fail with an error of its own making when the caller aborts: the caller's reason is what it asked for
+      caller?.throwIfAborted();
       if (!transportFailure(e).retry || attempt > retries) throw e;
-      await sleep(wait);
+      await waitBeforeRetry(wait, o.sleep, caller);
       continue;
     }
     if (!RETRY_STATUSES.has(res.status) || attempt > retries) return res;
@@ -181,14 +212,14 @@ async function requestWithRetries(url: string, init: RequestInit, o: PublicEndpo
     if (after !== undefined && after > MAX_RETRY_AFTER_MS) return res;
     await res.body?.cancel().catch(() => undefined);
     if (after !== undefined) wait = Math.max(wait, after);
-    await sleep(wait);
+    await waitBeforeRetry(wait, o.sleep, caller);
   }
 }
 
 /**
  * `fetch` with the endpoint's retry policy and clocks (requestWithRetries), for a client that makes its own
- * requests. The signal the client passes is not used: each attempt runs on its own clocks. (OcspClient races its own
- * timer besides, so enrolment is not held past its timeoutMs even while retries run on here.)
+ * requests. The signal the client passes ends it, retries and waits included, with the signal's reason. (OcspClient
+ * races its own timer besides, for a fetch of a test's that does not heed it.)
  */
 export function endpointFetch(o: PublicEndpointOptions): typeof globalThis.fetch {
   return (input, init) => requestWithRetries(String(input instanceof Request ? input.url : input), init ?? {}, o, { attempts: 0 });

@@ -466,8 +466,8 @@ export class OcspClient {
     if (this.#token) headers.authorization = `Bearer ${this.#token}`;
     const failed = (problem: OcspProblem, detail: string): OcspOutcome => ({ status: "no-answer", url, certId, problem, detail });
     // One timer for the whole exchange, request and answer's body, raced as well as signalled: a fetch injected by the
-    // caller (the provider's endpointFetch runs each attempt on clocks of its own and ignores this signal; a test's)
-    // may not heed the signal, and `jpki provider enrol --ocsp` must not hang on it.
+    // caller (a test's, or any other) may not heed the signal, and `jpki provider enrol --ocsp` must not hang on it.
+    // The provider's endpointFetch heeds it: its retries end with the exchange.
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(new DOMException(`no answer within ${this.#timeoutMs} ms`, "TimeoutError")), this.#timeoutMs);
     const expired = new Promise<never>((_, reject) => ctl.signal.addEventListener("abort", () => reject(ctl.signal.reason as Error), { once: true }));
