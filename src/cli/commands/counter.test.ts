@@ -30,7 +30,7 @@ async function record(c: string) {
 beforeAll(async () => {
   root = join(mkdtempSync(join(tmpdir(), "jpki-counter-cli-")), "ws");
   await Workspace.create(root).close();
-  const lines = Array.from({ length: 10 }, (_, i) => JSON.stringify({ residentCode: code(i), ...BEFORE }) + "\n");
+  const lines = Array.from({ length: 14 }, (_, i) => JSON.stringify({ residentCode: code(i), ...BEFORE }) + "\n");
   writeFileSync(join(root, "residents.jsonl"), lines.join(""));
   const r = await jpki(["registry", "import", join(root, "residents.jsonl")]);
   expect(r.code, r.stderr).toBe(0);
@@ -117,6 +117,54 @@ describe("jpki counter: the four items from standard input", () => {
     expect(twoLines.stderr).toContain("ERR_USAGE");
     expect(twoLines.stderr).not.toContain("東京都");
     expect(await record(code(6))).toEqual(before);
+  });
+
+  it("piped in, a value followed by a second line is refused without either line shown; a line end alone is fine", async () => {
+    const [line1, line2] = ["東京都港区芝公園４丁目", "２番８号"];
+    const before = await record(code(10));
+    const r = await jpki(["counter", "relocate", "--resident", code(10), "--address", "-"], `${line1}\n${line2}\n`);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/ERR_USAGE\] --address -: standard input holds more than one line/);
+    for (const out of [r.stderr, r.stdout]) for (const l of [line1, line2]) expect(out).not.toContain(l);
+    expect(await record(code(10))).toEqual(before);
+
+    const ok = await jpki(["counter", "relocate", "--resident", code(10), "--address", "-"], `${line1}\n`);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect((await record(code(10))).fourItems.address).toBe(line1);
+  });
+
+  it("at a terminal, a value pasted with further lines is refused, not cut to its first line, and neither line is shown", async () => {
+    const [line1, line2] = ["東京都港区芝公園４丁目", "２番８号"];
+    const attempt = async (resident: string, feed: (stdin: PassThrough) => void) => {
+      let out = "";
+      let err = "";
+      const stdin = Object.assign(new PassThrough(), { isTTY: true });
+      const io: Io = { stdout: { write: (s: string) => (out += s) }, stderr: { isTTY: true, write: (s: string) => (err += s) }, env: {}, cwd: root, stdin };
+      const running = run(["--workspace", root, "counter", "relocate", "--resident", resident, "--address", "-"], io);
+      feed(stdin);
+      const exit = await running;
+      stdin.destroy();
+      return { exit, out, err };
+    };
+    const before = await record(code(11));
+    // in one read, as a pipe-fast paste or a terminal's buffer gives it
+    const together = await attempt(code(11), (s) => s.write(`${line1}\n${line2}\n`));
+    // one line per read, as a real terminal delivers a paste
+    const apart = await attempt(code(11), (s) => {
+      s.write(`${line1}\n`);
+      setTimeout(() => s.write(line2), 20);
+    });
+    for (const r of [together, apart]) {
+      expect(r.exit, r.err).toBe(2);
+      expect(r.err).toMatch(/ERR_USAGE\] --address -: more than one line was entered at the prompt/);
+      for (const out of [r.err, r.out]) for (const l of [line1, line2]) expect(out).not.toContain(l);
+    }
+    expect(await record(code(11))).toEqual(before);
+
+    // A pasted CRLF reaches jpki as two line ends: the empty line after the value is not a second value.
+    const crlf = await attempt(code(12), (s) => s.write(`${line1}\n\n`));
+    expect(crlf.exit, crlf.err).toBe(0);
+    expect((await record(code(12))).fourItems.address).toBe(line1);
   });
 
   it("a terminal on standard input: prompted on stderr when that is a terminal too, else refused with how to pipe", async () => {

@@ -4,7 +4,6 @@
  * and registry/counter-link.ts (delivering the notices to the CA side through the registry's outbox).
  */
 import { existsSync, writeFileSync } from "node:fs";
-import { createInterface } from "node:readline";
 import { Command } from "commander";
 import type { CounterProcedure, CounterRunResult, DeliveryTarget, IngestRunResult, OutboxDelivery } from "../../index.js";
 import { JpkiError, checkInputFile, library } from "../lib.js";
@@ -88,7 +87,7 @@ async function readItemValue(io: Io, item: ItemOption): Promise<string> {
     // Typed at a prompt the value stays out of argv and out of the shell's history, which a pipe from printf does
     // not. Without a terminal on stderr nobody would see the prompt: refused rather than left waiting silently.
     if (!io.stderr.isTTY) throw new JpkiError("ERR_USAGE", `${item.flag} -: standard input is a terminal and stderr is not, so there is nowhere to ask for the value; ${pipe}`);
-    return oneLine(await promptLine(stdin, io, `${item.prompt}: `), item);
+    return oneLine(await promptLine(stdin, io, `${item.prompt}: `, item), item);
   }
   const chunks: Buffer[] = [];
   let size = 0;
@@ -123,19 +122,60 @@ function batchStdin(io: Io): NodeJS.ReadableStream {
   return stdin;
 }
 
-/** One line typed at the terminal; the terminal echoes it (the clerk checks what was typed), jpki does not. */
-function promptLine(stdin: NodeJS.ReadableStream, io: Io, prompt: string): Promise<string> {
-  return new Promise((resolveP) => {
+/**
+ * How long after the line end typed at the prompt further input still counts as part of the same paste. A
+ * terminal delivers a pasted text one line per read, each right after the other, while a clerk cannot type again
+ * within it; so lines arriving in this window were pasted with the value, not typed after it.
+ */
+const PASTE_WINDOW_MS = 200;
+
+/**
+ * One line typed at the terminal; the terminal echoes it (the clerk checks what was typed), jpki does not. A
+ * paste of several lines (an address copied with its line break) is refused, not cut to its first line: the
+ * rest would be dropped or left for the next prompt, and a truncated value certified. Empty lines after it are
+ * let through, since a terminal turns a pasted CRLF into two line ends.
+ */
+function promptLine(stdin: NodeJS.ReadableStream, io: Io, prompt: string, item: ItemOption): Promise<string> {
+  return new Promise((resolveP, rejectP) => {
     io.stderr.write(prompt);
-    // Not in terminal mode: the terminal's own line editing is enough, and readline would need a real output stream.
-    const rl = createInterface({ input: stdin, terminal: false });
-    let answer = "";
-    rl.once("line", (line) => {
-      answer = line;
-      rl.close();
-    });
-    // End of input (Ctrl-D) gives an empty value, which the checks then refuse as missing.
-    rl.once("close", () => resolveP(answer));
+    const chunks: Buffer[] = [];
+    let lineEnd = -1;
+    let timer: NodeJS.Timeout | undefined;
+    const finish = () => {
+      clearTimeout(timer);
+      stdin.off("data", onData);
+      stdin.off("end", finish);
+      stdin.off("error", onError);
+      stdin.pause();
+      const all = Buffer.concat(chunks);
+      // End of input (Ctrl-D) before a line end gives what was typed, an empty value the checks refuse as missing.
+      if (lineEnd < 0) return resolveP(all.toString("utf8"));
+      if (/[^\r\n]/.test(all.subarray(lineEnd + 1).toString("utf8"))) {
+        return rejectP(new JpkiError("ERR_USAGE", `${item.flag} -: more than one line was entered at the prompt, but the value is one line; paste it without its line breaks, or pipe it in: jpki counter … ${item.flag} - < FILE`));
+      }
+      resolveP(all.subarray(0, lineEnd).toString("utf8"));
+    };
+    const onError = (e: unknown) => {
+      clearTimeout(timer);
+      stdin.off("data", onData);
+      stdin.off("end", finish);
+      rejectP(e);
+    };
+    const onData = (c: Buffer | string) => {
+      const b = Buffer.isBuffer(c) ? c : Buffer.from(c);
+      if (lineEnd < 0) {
+        // A terminal without CR-to-NL translation ends the line with a CR alone.
+        const i = b.findIndex((x) => x === 0x0a || x === 0x0d);
+        if (i >= 0) {
+          lineEnd = chunks.reduce((n, x) => n + x.length, 0) + i;
+          timer = setTimeout(finish, PASTE_WINDOW_MS);
+        }
+      }
+      chunks.push(b);
+    };
+    stdin.on("data", onData);
+    stdin.once("end", finish);
+    stdin.once("error", onError);
   });
 }
 
