@@ -495,7 +495,7 @@ function parserRefusalBody(code: keyof typeof PARSER_REFUSALS): string {
  */
 function refuseExpectation(_req: IncomingMessage, res: ServerResponse): void {
   const body = parserRefusalBody("expectation-failed");
-  res.writeHead(PARSER_REFUSALS["expectation-failed"].status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body), "Cache-Control": "no-store", Connection: "close" });
+  res.writeHead(PARSER_REFUSALS["expectation-failed"].status, { "Content-Type": "application/json; charset=utf-8", "Content-Length": Buffer.byteLength(body), "Cache-Control": "no-store", Connection: "close" });
   res.end(body);
 }
 
@@ -676,7 +676,7 @@ export async function buildServer(
       res.end();
     } else {
       status = PARSER_REFUSALS["bad-request"].status;
-      res.writeHead(status, { "Content-Type": "application/json", "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(asteriskBody) });
+      res.writeHead(status, { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(asteriskBody) });
       res.end(req.method === "HEAD" ? undefined : asteriskBody);
     }
     access.record(req, status);
