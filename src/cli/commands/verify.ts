@@ -14,7 +14,7 @@ import { JpkiError, library, readInputFile } from "../lib.js";
 import type { Io } from "../output.js";
 import { looksLikePem } from "../../pki/pem.js";
 import { parseTimeOption } from "../time-option.js";
-import { downloadLimits, maxCrlOption, parseSeconds, totalTimeoutOption } from "../download-options.js";
+import { downloadLimits, maxCrlOption, timeoutSeconds, totalTimeoutOption } from "../download-options.js";
 
 interface VerifyOptions {
   trust: string[];
@@ -180,7 +180,7 @@ async function statusOf(ctx: Context, o: VerifyOptions, file: string | undefined
   const text = readInputFile(o.statusOf!, "certificate list --status-of", { cwd: ctx.io.cwd, maxBytes: MAX_STATUS_LIST }).toString("utf8");
   const items = lib.parseStatusList(text, `--status-of ${o.statusOf}`);
   const bearerToken = readToken(ctx.io, o.tokenFile);
-  const answer = await lib.fetchStatus(items, { url, batchSize, timeoutMs: parseSeconds(o.timeout, "--timeout", 600), ...(bearerToken ? { bearerToken } : {}), ...(o.link ? { link: true } : {}) });
+  const answer = await lib.fetchStatus(items, { url, batchSize, timeoutMs: timeoutSeconds(o.timeout), ...(bearerToken ? { bearerToken } : {}), ...(o.link ? { link: true } : {}) });
   ctx.out.result(answer, () => formatStatus(answer));
   const allGood = answer.items.every((i) => "status" in i && i.status === "good");
   if (!allGood) throw new VerdictExit(EXIT_INVALID);
