@@ -327,7 +327,26 @@ describe("PostgresStore specifics", () => {
       const s = await PostgresStore.open(url);
       await expectSuccessorsFilled(s);
       await s.close();
-      expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe("19");
+      expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe(String(PG_SCHEMA_VERSION));
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("upgrades a schema-19 store: certificates lose the per-row foreign key on cas (a trigger query per issued certificate), and nothing else", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      for (const m of PG_MIGRATIONS.slice(0, 19)) await migrate(c, m);
+      await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '19')");
+      const constraints = async () =>
+        (await c.query<{ conname: string }>("SELECT conname FROM pg_constraint WHERE conrelid = 'certificates'::regclass ORDER BY conname")).rows.map((r) => r.conname);
+      const before = await constraints();
+      expect(before).toContain("certificates_ca_id_fkey");
+      const s = await PostgresStore.open(url);
+      await s.close();
+      expect(await constraints()).toEqual(before.filter((n) => n !== "certificates_ca_id_fkey"));
+      expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe("20");
     } finally {
       await c.end();
     }
