@@ -35,7 +35,7 @@ import type { CertificateType } from "../profile/types.js";
 import type { Client, ClientBase, Connection, CustomTypesConfig, Pool, PoolClient, QueryResultRow, Submittable } from "pg";
 import { JpkiError } from "../errors.js";
 import { Coalescer } from "./coalesce.js";
-import { BinaryRows, COPY_SIGNATURE, CopyIn, CopyOut } from "./pg-copy.js";
+import { BinaryRows, COPY_SIGNATURE, CopyIn, CopyOut, int8Array, textArray } from "./pg-binary.js";
 import { decodeEntries, encodeEntry, type EncodedEntries } from "../profile/crl-entry.js";
 import { RevocationBlocks, blockEntries, type RevocationBlock } from "./revocation-log.js";
 import {
@@ -1209,7 +1209,7 @@ export class PostgresStore implements Store {
    * lock): concurrent reads share one query.
    */
   readonly #residentLookups = new Coalescer<ResidentForIssuance>(async (codes) => {
-    const rows = await this.#query<ResidentRowDb & { ca_sequence: bigint }>("reading residents", { name: "jpki_resident_for_issuance", text: SQL.residentForIssuance }, [codes]);
+    const rows = await this.#query<ResidentRowDb & { ca_sequence: bigint }>("reading residents", { name: "jpki_resident_for_issuance", text: SQL.residentForIssuance }, [textArray(codes)]);
     return new Map(rows.map((r) => [r.resident_code, { record: toResident(r), registrySequence: Number(r.notice_sequence), caSequence: Number(r.ca_sequence) }]));
   });
 
@@ -1401,7 +1401,16 @@ export class PostgresStore implements Store {
     const actor = (this.#audit.actor ??= osActor());
     const at = this.#audit.now();
     const recs = list.map((e) => auditFields(e, at, actor));
-    return [recs.map((r) => r.at.getTime()), recs.map((r) => r.actor), recs.map((r) => r.action), recs.map((r) => r.subject), recs.map((r) => r.detail), recs.map(auditHashTail)];
+    // Binary arrays (pg-binary.ts): a group's detail is tens of kilobytes of JSON, every quote of which a text
+    // array would escape (twice: the detail and its hash tail).
+    return [
+      int8Array(recs.map((r) => r.at.getTime())),
+      textArray(recs.map((r) => r.actor)),
+      textArray(recs.map((r) => r.action)),
+      textArray(recs.map((r) => r.subject)),
+      textArray(recs.map((r) => r.detail)),
+      textArray(recs.map(auditHashTail)),
+    ];
   }
 
   async appendAudit(entry: AuditEntry): Promise<AuditRecord> {
@@ -1851,7 +1860,7 @@ export class PostgresStore implements Store {
       const codes = sortedUnique(records.map((r) => r.residentCode));
       const appIds = sortedUnique(records.flatMap((r) => (r.applicationId ? [r.applicationId] : [])));
       const residents = new Map(
-        (await c.query<ResidentRowDb & { ca_sequence: bigint }>({ name: "jpki_resident_for_issuance", text: SQL.residentForIssuance, values: [codes] })).rows.map((r) => [r.resident_code, r]),
+        (await c.query<ResidentRowDb & { ca_sequence: bigint }>({ name: "jpki_resident_for_issuance", text: SQL.residentForIssuance, values: [textArray(codes)] })).rows.map((r) => [r.resident_code, r]),
       );
       const rows = new Map<string, CertificateRow>();
       const byApplication = new Map<string, string>();
@@ -1866,7 +1875,7 @@ export class PostgresStore implements Store {
       const activeRows = await c.query<CertRowDb>(
         // locked: a manual revocation in between either came first (the row is not active) or waits for this commit
         "SELECT * FROM certificates WHERE resident_code = ANY($1::text[]) AND revoked_at IS NULL ORDER BY issued_at, serial FOR NO KEY UPDATE",
-        [codes],
+        [textArray(codes)],
       );
       for (const r of activeRows.rows) {
         if (!rows.has(r.serial)) rows.set(r.serial, toCertRow(r));
@@ -1906,7 +1915,7 @@ export class PostgresStore implements Store {
         return { status: "committed", superseded };
       });
       if (inserts.length) {
-        // Both as binary COPY rows (pg-copy.ts says why not INSERT … unnest of text arrays). 発行情報 is
+        // Both as binary COPY rows (pg-binary.ts says why not INSERT … unnest of text arrays). 発行情報 is
         // registered with the registry side in this same transaction: nothing is issued without it.
         await copyIn(c, COPY_CERTIFICATES, certificateRows(inserts));
         await copyIn(c, COPY_REGISTRY_ISSUANCES, registryIssuanceRows(inserts));
@@ -1926,7 +1935,7 @@ export class PostgresStore implements Store {
       // Lock order, as publishCrl takes them: the CA's crl_state row, then its crl_scopes rows.
       if (dirty.size) await c.query(SQL.bumpRevisions, [sortedUnique(dirty)]);
       await bumpScopes(c, revokedIn);
-      if (inserts.length) await c.query(SQL.registerScopes, [inserts.map((x) => x.caId), inserts.map((x) => x.municipalityCode)]);
+      if (inserts.length) await c.query(SQL.registerScopes, [textArray(inserts.map((x) => x.caId)), textArray(inserts.map((x) => x.municipalityCode))]);
       await this.#appendAudits(c, [issuanceAudit(records, results)]);
       return results;
     });

@@ -1,7 +1,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
-import { BinaryRows, CopyIn, CopyOut } from "./pg-copy.js";
+import { BinaryRows, CopyIn, CopyOut, int8Array, textArray } from "./pg-binary.js";
 
 let server: PostgresTestServer;
 let c: pg.Client;
@@ -66,5 +66,24 @@ describe("binary COPY FROM STDIN (BinaryRows, CopyIn)", () => {
     // Header (19 octets), then the row exactly as BinaryRows encodes it, then the trailer.
     expect(stream.subarray(19)).toEqual(new BinaryRows().row(4).text("z").int8(42).bytea(Buffer.from("DER")).text("q").end().subarray(19));
     await c.query("TRUNCATE t");
+  });
+});
+
+describe("binary array parameters (textArray, int8Array)", () => {
+  it("arrive as the arrays written: UTF-8 of any width, quotes and backslashes unescaped, nulls, and the empty array", async () => {
+    const texts = ["山田　太郎".repeat(50), '{"a":"b\\c"}', "", null, "𠮷", "NULL", ",", undefined];
+    const r = await c.query<{ t: Array<string | null>; n: number; e: string[]; nulls: number }>(
+      "SELECT $1::text[] AS t, cardinality($1::text[]) AS n, $2::text[] AS e, (SELECT count(*) FROM unnest($1::text[]) x WHERE x IS NULL)::int AS nulls",
+      [textArray(texts), textArray([])],
+    );
+    expect(r.rows[0]).toEqual({ t: texts.map((t) => t ?? null), n: texts.length, e: [], nulls: 2 });
+  });
+
+  it("carries int8 at both ends, and is refused where the statement wants another element type", async () => {
+    const nums = [0n, -(2n ** 63n), 2n ** 63n - 1n, 1_700_000_000_000n];
+    const r = await c.query<{ t: string[] }>("SELECT array(SELECT x::text FROM unnest($1::bigint[]) x) AS t", [int8Array(nums)]);
+    expect(r.rows[0]!.t).toEqual(nums.map(String));
+    expect((await c.query("SELECT cardinality($1::bigint[]) AS n", [int8Array([])])).rows[0].n).toBe(0);
+    await expect(c.query("SELECT $1::int[]", [int8Array([1])])).rejects.toThrow(/array element type 20 \(bigint\) instead of expected 23/);
   });
 });
