@@ -1,7 +1,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
-import { BinaryRows, CopyIn, CopyOut, int8Array, textArray } from "./pg-binary.js";
+import { BinaryRows, CopyIn, CopyOut, boolArray, int8Array, textArray } from "./pg-binary.js";
 
 let server: PostgresTestServer;
 let c: pg.Client;
@@ -85,5 +85,10 @@ describe("binary array parameters (textArray, int8Array)", () => {
     expect(r.rows[0]!.t).toEqual(nums.map(String));
     expect((await c.query("SELECT cardinality($1::bigint[]) AS n", [int8Array([])])).rows[0].n).toBe(0);
     await expect(c.query("SELECT $1::int[]", [int8Array([1])])).rejects.toThrow(/array element type 20 \(bigint\) instead of expected 23/);
+  });
+
+  it("carries booleans", async () => {
+    const r = await c.query<{ b: boolean[] }>("SELECT $1::boolean[] AS b", [boolArray([true, false, false, true])]);
+    expect(r.rows[0]!.b).toEqual([true, false, false, true]);
   });
 });

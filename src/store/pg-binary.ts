@@ -189,6 +189,7 @@ export class BinaryRows {
 /** Element type OIDs (pg_type) of the arrays written here: array_recv refuses an array of any other element type. */
 const TEXT_OID = 25;
 const INT8_OID = 20;
+const BOOL_OID = 16;
 
 /** The header of a one-dimensional array (array_send): dimensions, null flag, element type, length, lower bound 1. */
 function arrayHeader(buf: Buffer, n: number, hasNull: boolean, oid: number): number {
@@ -238,6 +239,18 @@ export function int8Array(values: ReadonlyArray<number | bigint>): Buffer {
     buf.writeInt32BE(8, at);
     buf.writeBigInt64BE(BigInt(v), at + 4);
     at += 12;
+  }
+  return buf.subarray(0, at);
+}
+
+/** A boolean[] parameter in binary format. */
+export function boolArray(values: readonly boolean[]): Buffer {
+  const buf = Buffer.allocUnsafe(20 + values.length * 5);
+  let at = arrayHeader(buf, values.length, false, BOOL_OID);
+  for (const v of values) {
+    buf.writeInt32BE(1, at);
+    buf[at + 4] = v ? 1 : 0;
+    at += 5;
   }
   return buf.subarray(0, at);
 }

@@ -35,7 +35,7 @@ import type { CertificateType } from "../profile/types.js";
 import type { Client, ClientBase, Connection, CustomTypesConfig, Pool, PoolClient, QueryResultRow, Submittable } from "pg";
 import { JpkiError } from "../errors.js";
 import { Coalescer } from "./coalesce.js";
-import { BinaryRows, COPY_SIGNATURE, CopyIn, CopyOut, int8Array, textArray } from "./pg-binary.js";
+import { BinaryRows, COPY_SIGNATURE, CopyIn, CopyOut, boolArray, int8Array, textArray } from "./pg-binary.js";
 import { decodeEntries, encodeEntry, type EncodedEntries } from "../profile/crl-entry.js";
 import { RevocationBlocks, blockEntries, type RevocationBlock } from "./revocation-log.js";
 import {
@@ -1220,8 +1220,8 @@ export class PostgresStore implements Store {
   readonly #ownerLookups = new Coalescer<CertificateOwner & { serial: string }>(async (serials) => {
     const rows = await this.#query<{ serial: string; ca_id: string; resident_code: string; der: Buffer }>(
       "reading certificates' owners",
-      { name: "jpki_certificate_owners", text: "SELECT serial, ca_id, resident_code, der FROM certificates WHERE serial = ANY($1)" },
-      [serials],
+      { name: "jpki_certificate_owners", text: "SELECT serial, ca_id, resident_code, der FROM certificates WHERE serial = ANY($1::text[])" },
+      [textArray(serials)],
     );
     return new Map(rows.map((r) => [r.serial, { serial: r.serial, caId: r.ca_id, residentCode: r.resident_code, der: r.der }]));
   });
@@ -2689,16 +2689,16 @@ export class PostgresStore implements Store {
              SELECT jpki_audit_append(${AUDIT_APPEND_ARGS}) FROM (SELECT count(*) FROM d) AS inserted`,
     }, [
       ...this.#auditColumns(queryAudits([], records)),
-      col((d) => d.verifierId),
-      col((d) => d.serial),
-      col((d) => d.issuer),
-      col((d) => d.residentCode ?? null),
-      col((d) => d.purpose),
-      col((d) => d.legalBasis ?? null),
-      col((d) => d.at.getTime()),
-      col((d) => d.validationTime.getTime()),
-      col((d) => d.answer),
-      col((d) => d.itemsDisclosed),
+      textArray(col((d) => d.verifierId)),
+      textArray(col((d) => d.serial)),
+      textArray(col((d) => d.issuer)),
+      textArray(col((d) => d.residentCode)),
+      textArray(col((d) => d.purpose)),
+      textArray(col((d) => d.legalBasis)),
+      int8Array(col((d) => d.at.getTime())),
+      int8Array(col((d) => d.validationTime.getTime())),
+      textArray(col((d) => d.answer)),
+      boolArray(col((d) => d.itemsDisclosed)),
     ]);
   }
 
