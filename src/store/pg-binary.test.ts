@@ -1,7 +1,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
-import { BinaryRows, CopyIn, CopyOut, boolArray, int8Array, textArray } from "./pg-binary.js";
+import { BinaryRows, CopyIn, CopyOut, boolArray, int4Array, int8Array, textArray } from "./pg-binary.js";
 
 let server: PostgresTestServer;
 let c: pg.Client;
@@ -85,6 +85,12 @@ describe("binary array parameters (textArray, int8Array)", () => {
     expect(r.rows[0]!.t).toEqual(nums.map(String));
     expect((await c.query("SELECT cardinality($1::bigint[]) AS n", [int8Array([])])).rows[0].n).toBe(0);
     await expect(c.query("SELECT $1::int[]", [int8Array([1])])).rejects.toThrow(/array element type 20 \(bigint\) instead of expected 23/);
+  });
+
+  it("carries int4 at both ends", async () => {
+    const nums = [0, -(2 ** 31), 2 ** 31 - 1, 4];
+    const r = await c.query<{ t: number[] }>("SELECT $1::int[] AS t", [int4Array(nums)]);
+    expect(r.rows[0]!.t).toEqual(nums);
   });
 
   it("carries booleans", async () => {

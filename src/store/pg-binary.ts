@@ -189,6 +189,7 @@ export class BinaryRows {
 /** Element type OIDs (pg_type) of the arrays written here: array_recv refuses an array of any other element type. */
 const TEXT_OID = 25;
 const INT8_OID = 20;
+const INT4_OID = 23;
 const BOOL_OID = 16;
 
 /** The header of a one-dimensional array (array_send): dimensions, null flag, element type, length, lower bound 1. */
@@ -239,6 +240,18 @@ export function int8Array(values: ReadonlyArray<number | bigint>): Buffer {
     buf.writeInt32BE(8, at);
     buf.writeBigInt64BE(BigInt(v), at + 4);
     at += 12;
+  }
+  return buf.subarray(0, at);
+}
+
+/** An int4[] (integer[]) parameter in binary format. */
+export function int4Array(values: readonly number[]): Buffer {
+  const buf = Buffer.allocUnsafe(20 + values.length * 8);
+  let at = arrayHeader(buf, values.length, false, INT4_OID);
+  for (const v of values) {
+    buf.writeInt32BE(4, at);
+    buf.writeInt32BE(v, at + 4);
+    at += 8;
   }
   return buf.subarray(0, at);
 }

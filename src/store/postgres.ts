@@ -35,7 +35,7 @@ import type { CertificateType } from "../profile/types.js";
 import type { Client, ClientBase, Connection, CustomTypesConfig, Pool, PoolClient, QueryResultRow, Submittable } from "pg";
 import { JpkiError } from "../errors.js";
 import { Coalescer } from "./coalesce.js";
-import { BinaryRows, COPY_SIGNATURE, CopyIn, CopyOut, boolArray, int8Array, textArray } from "./pg-binary.js";
+import { BinaryRows, COPY_SIGNATURE, CopyIn, CopyOut, boolArray, int4Array, int8Array, textArray } from "./pg-binary.js";
 import { decodeEntries, encodeEntry, type EncodedEntries } from "../profile/crl-entry.js";
 import { RevocationBlocks, blockEntries, type RevocationBlock } from "./revocation-log.js";
 import {
@@ -1081,7 +1081,7 @@ function toRegistered(r: RegisteredRowDb): RegisteredIssuance {
 
 /** The registry side no longer holds a revoked certificate's 発行情報: removed in the revoking transaction. */
 async function unregister(c: ClientBase, revoked: ReadonlyArray<{ readonly serial: string }>): Promise<void> {
-  if (revoked.length) await c.query("DELETE FROM registry_issuances WHERE serial = ANY($1::text[])", [revoked.map((r) => r.serial)]);
+  if (revoked.length) await c.query("DELETE FROM registry_issuances WHERE serial = ANY($1::text[])", [textArray(revoked.map((r) => r.serial))]);
 }
 
 const REVOKED_RETURNING = "u.n, c.serial, c.ca_id, c.municipality_code, c.not_after, c.revoked_at, c.reason";
@@ -1187,7 +1187,7 @@ export function parseLogCopy(chunks: readonly Buffer[]): LogBlock[] {
 
 /** Bumps the revision of each partition (CA, municipality) these revoked certificates belong to. */
 async function bumpScopes(c: PoolClient, rows: ReadonlyArray<{ ca_id: string; municipality_code: string }>): Promise<void> {
-  if (rows.length) await c.query(SQL.bumpScopes, [rows.map((r) => r.ca_id), rows.map((r) => r.municipality_code)]);
+  if (rows.length) await c.query(SQL.bumpScopes, [textArray(rows.map((r) => r.ca_id)), textArray(rows.map((r) => r.municipality_code))]);
 }
 
 /** Rows per FETCH of a CRL's cursor. */
@@ -2419,7 +2419,7 @@ export class PostgresStore implements Store {
    */
   async #noticeContext(c: PoolClient, keys: NoticeContextKeys, lock?: (codes: string[]) => Promise<void>): Promise<NoticeContext> {
     const heldOf = (codes: readonly string[]) =>
-      c.query<NoticeRowDb>("SELECT * FROM notices WHERE status = 'held' AND resident_code = ANY($1::text[]) ORDER BY resident_code, sequence", [codes]);
+      c.query<NoticeRowDb>("SELECT * FROM notices WHERE status = 'held' AND resident_code = ANY($1::text[]) ORDER BY resident_code, sequence", [textArray(codes)]);
     // A held resident-code change may be applied by this batch (its gap filled): the notices held under its
     // new code must then be in the context too, or they would wait for ever. Follow such changes, locking
     // each new code before reading under it.
@@ -2438,7 +2438,7 @@ export class PostgresStore implements Store {
       }
       const changes = await c.query<{ resident_code: string; body: string }>(
         "SELECT resident_code, body FROM notices WHERE kind = 'resident-code-change' AND status = 'applied' AND resident_code = ANY($1::text[])",
-        [frontier],
+        [textArray(frontier)],
       );
       for (const r of changes.rows) {
         const to = (JSON.parse(r.body) as { newResidentCode?: string }).newResidentCode;
@@ -2453,7 +2453,7 @@ export class PostgresStore implements Store {
     const known = new Map<string, { status: NoticeStatus; body: string; receivedAt: Date; appliedAt?: Date }>();
     const ids = await c.query<{ notice_id: string; status: NoticeStatus; body: string; received_at: string | number | bigint; applied_at: string | number | bigint | null }>(
       "SELECT notice_id, status, body, received_at, applied_at FROM notices WHERE notice_id = ANY($1::text[])",
-      [[...keys.noticeIds]],
+      [textArray([...keys.noticeIds])],
     );
     for (const r of ids.rows) {
       known.set(r.notice_id, { status: r.status, body: r.body, receivedAt: new Date(Number(r.received_at)), ...(r.applied_at === null ? {} : { appliedAt: new Date(Number(r.applied_at)) }) });
@@ -2461,7 +2461,7 @@ export class PostgresStore implements Store {
     const lastSequence = new Map<string, number>();
     const seqs = await c.query<{ resident_code: string; last_sequence: bigint }>(
       "SELECT resident_code, last_sequence FROM resident_sequences WHERE resident_code = ANY($1::text[])",
-      [codes],
+      [textArray(codes)],
     );
     for (const r of seqs.rows) lastSequence.set(r.resident_code, Number(r.last_sequence));
     const held = new Map<string, StoredNotice[]>();
@@ -2474,19 +2474,19 @@ export class PostgresStore implements Store {
     const certified = await c.query<CertRowDb>(
       `SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender FROM certificates
        WHERE revoked_at IS NULL AND resident_code = ANY($1::text[]) ORDER BY resident_code, issued_at, serial${lock ? " FOR NO KEY UPDATE" : ""}`,
-      [codes],
+      [textArray(codes)],
     );
     for (const r of certified.rows) {
       const list = certificates.get(r.resident_code) ?? [];
       list.push({ serial: r.serial, caId: r.ca_id, type: r.type, residentCode: r.resident_code, fourItems: itemsOf(r) });
       certificates.set(r.resident_code, list);
     }
-    const ever = await c.query<{ resident_code: string }>("SELECT DISTINCT resident_code FROM certificates WHERE resident_code = ANY($1::text[])", [codes]);
+    const ever = await c.query<{ resident_code: string }>("SELECT DISTINCT resident_code FROM certificates WHERE resident_code = ANY($1::text[])", [textArray(codes)]);
     const everCertified = new Set(ever.rows.map((r) => r.resident_code));
     // The registry's record only where the decision looks at it (as the SQLite store: NoticeContext.residents).
     const wanted = codes.filter((code) => registryCodes.has(code) || !(everCertified.has(code) || lastSequence.has(code)));
     const residentRows = wanted.length
-      ? await c.query<{ resident_code: string; notice_sequence: bigint }>("SELECT resident_code, notice_sequence FROM residents WHERE resident_code = ANY($1::text[])", [wanted])
+      ? await c.query<{ resident_code: string; notice_sequence: bigint }>("SELECT resident_code, notice_sequence FROM residents WHERE resident_code = ANY($1::text[])", [textArray(wanted)])
       : { rows: [] };
     const residents = new Map(residentRows.rows.map((r) => [r.resident_code, Number(r.notice_sequence)]));
     return { known, lastSequence, held, certificates, residents, everCertified, codeChanges };
@@ -2523,7 +2523,7 @@ export class PostgresStore implements Store {
           `UPDATE certificates c SET revoked_at = $1, reason = u.reason, revocation_source = u.source, revoked_xid = pg_current_xact_id()
            FROM unnest($2::text[], $3::int[], $4::text[]) WITH ORDINALITY AS u(serial, reason, source, n)
            WHERE c.serial = u.serial AND c.revoked_at IS NULL RETURNING ${REVOKED_RETURNING}`,
-          [at, firstRevocations.map((x) => x.serial), firstRevocations.map((x) => x.reason), firstRevocations.map((x) => x.source)],
+          [at, textArray(firstRevocations.map((x) => x.serial)), int4Array(firstRevocations.map((x) => x.reason)), textArray(firstRevocations.map((x) => x.source))],
         );
         revoked = r.rowCount ?? 0;
         revokedIn = r.rows;
@@ -2540,13 +2540,14 @@ export class PostgresStore implements Store {
            WHERE notices.status = 'held'`,
           [
             at,
-            notices.map((n) => n.noticeId),
-            notices.map((n) => n.residentCode),
-            notices.map((n) => n.sequence),
-            notices.map((n) => n.kind),
-            notices.map((n) => n.status),
-            notices.map((n) => n.body),
-            notices.map((n) => n.revocations),
+            textArray(notices.map((n) => n.noticeId)),
+            textArray(notices.map((n) => n.residentCode)),
+            int8Array(notices.map((n) => n.sequence)),
+            textArray(notices.map((n) => n.kind)),
+            textArray(notices.map((n) => n.status)),
+            // each body is a notice's JSON: a text array escaped every one of its quotes
+            textArray(notices.map((n) => n.body)),
+            int4Array(notices.map((n) => n.revocations)),
           ],
         );
       }
@@ -2556,7 +2557,7 @@ export class PostgresStore implements Store {
         await c.query(
           `INSERT INTO resident_sequences (resident_code, last_sequence) SELECT * FROM unnest($1::text[], $2::bigint[])
            ON CONFLICT (resident_code) DO UPDATE SET last_sequence = greatest(resident_sequences.last_sequence, excluded.last_sequence)`,
-          [[...sequences.keys()], [...sequences.values()]],
+          [textArray([...sequences.keys()]), int8Array([...sequences.values()])],
         );
       }
       // Lock order, as publishCrl takes them: the CA's crl_state row, then its crl_scopes rows (a partition's
