@@ -16,9 +16,14 @@
  * token bucket of its client address (an IPv6 /64 counts as one address: whoever holds one address of it holds
  * them all), and so does one node's HTTP parser refuses before any request exists (400, 408, 413, 431: app.ts
  * clientErrorHandler), from the connection's peer address — or a peer could send malformed requests without end
- * and never be told to slow down. Past `refusedRateLimit` the address gets 429 `too-many-refusals` with
- * Retry-After, and a credential this process has not admitted before is not checked from it meanwhile: checking
- * it would tell a right guess from a wrong one as fast as the client sends. Admitted requests never count, and an
+ * and never be told to slow down — unless that peer is a trusted proxy (`trustedProxies`). No header was read, so
+ * such a refusal is no known client's, and charged to the proxy it would get every client behind the proxy 429 for
+ * one client's malformed requests; a proxy re-frames what it forwards, so it is the one to refuse those. A parser
+ * refusal of a request admit() let through (the 408 of a body that never ended, the 413 of its chunk extensions)
+ * takes from the bucket of the client address it was admitted under, X-Forwarded-For's behind a trusted proxy.
+ * Past `refusedRateLimit` the address gets 429 `too-many-refusals` with Retry-After, and a credential this process
+ * has not admitted before is not checked from it meanwhile: checking it would tell a right guess from a wrong one
+ * as fast as the client sends. Admitted requests never count (but for such a parser refusal of their body), and an
  * Authorization header that has named a live registration, a live client certificate and an open route without a
  * credential pass as before. The cost: a verifier whose first request here comes from an address that is guessing
  * meanwhile (behind the same NAT or proxy) waits for the address's rate too. Checked only where a credential is
@@ -143,6 +148,8 @@ export interface AccessOptions {
   readonly refusedRateLimit?: VerifierRateLimit;
   /** the address a refusal is counted against (default the TCP peer's; behind proxies, client-address.ts) */
   readonly clientAddress?: ClientAddress;
+  /** the trusted proxies' addresses (client-address.ts trustedProxyOf): a parser refusal from one is not counted */
+  readonly trustedProxy?: (address: string) => boolean;
   /** how often registrations are re-read, ms (default 1000): the bound on noticing a revocation */
   readonly refreshMs?: number;
   /** fetch records: the interval counted into one record and the longest it waits in memory, ms (default 1000) */
@@ -249,6 +256,7 @@ export class VerifierAccess {
   readonly #rate: VerifierRateLimit;
   readonly #refusedRate: VerifierRateLimit;
   readonly #clientAddress: ClientAddress | undefined;
+  readonly #trustedProxy: (address: string) => boolean;
   readonly #refreshMs: number;
   readonly #flushMs: number;
   readonly #batchSize: number;
@@ -295,6 +303,7 @@ export class VerifierAccess {
     this.#rate = o.rateLimit;
     this.#refusedRate = o.refusedRateLimit ?? { perSecond: 0, burst: 1 };
     this.#clientAddress = o.clientAddress;
+    this.#trustedProxy = o.trustedProxy ?? (() => false);
     this.#refreshMs = o.refreshMs ?? 1000;
     this.#flushMs = o.flushMs ?? 1000;
     this.#batchSize = o.batchSize ?? 1000;
@@ -446,9 +455,19 @@ export class VerifierAccess {
    * Counts a refusal of node's HTTP parser (app.ts clientErrorHandler: no request exists, so no header — no
    * X-Forwarded-For — was read) against the connection's peer address, in the bucket a credential's refusal takes
    * from: the seconds until the address may be refused again, 0 when this refusal may be answered as it is.
+   * Never counted, 0, from a trusted proxy (the class comment says why).
    */
   refuseUnparsed(peer: string): number {
-    return this.#refusedRate.perSecond === 0 ? 0 : this.#clientWait(clientOf(peer), true);
+    return this.#refusedRate.perSecond === 0 || this.#trustedProxy(peer) ? 0 : this.#clientWait(clientOf(peer), true);
+  }
+
+  /**
+   * Counts a refusal of node's HTTP parser of a request admit() let through (its body failed: app.ts
+   * clientErrorHandler) against the client address it was admitted under, as refuseUnparsed counts one against
+   * the peer's: its headers were read, so behind a trusted proxy that is X-Forwarded-For's client, not the proxy.
+   */
+  refuseAdmitted(req: IncomingMessage): number {
+    return this.#refusalWait(req, true);
   }
 
   /**

@@ -1149,9 +1149,12 @@ describe("requests node's parser refuses before any request exists (clientErrorH
   });
 
   describe("count against the peer address's refusedRateLimit, in the bucket of its refused credentials", () => {
-    /** A server of a workspace with refusedRateLimit 1/s, bursts of `burst`, its buckets' time standing still. */
-    async function limitedServer(burst: number, timeouts: Partial<ConnectionTimeouts> = {}) {
-      const w = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-serve-parser-limit-")), { clock, config: { refusedRateLimit: { perSecond: 1, burst }, openRoutes: ["/metrics"] } });
+    /**
+     * A server of a workspace with refusedRateLimit 1/s, bursts of `burst`, and `config`, its buckets' time standing
+     * still.
+     */
+    async function limitedServer(burst: number, timeouts: Partial<ConnectionTimeouts> = {}, config: Record<string, unknown> = {}) {
+      const w = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-serve-parser-limit-")), { clock, config: { refusedRateLimit: { perSecond: 1, burst }, openRoutes: ["/metrics"], ...config } });
       const reg = await registerVerifier(w, { name: "parser limit test", kind: "private" });
       const lines: string[] = [];
       const { app: s } = await buildServer(w, { access: { now: () => 0 }, accessLog: lineSink((l) => lines.push(l)), timeouts });
@@ -1170,7 +1173,8 @@ describe("requests node's parser refuses before any request exists (clientErrorH
       return { w, port, raw, lines, token: reg.token!, close };
     }
     const MALFORMED = "NOT A REQUEST\r\n\r\n";
-    const openapi = (authorization?: string) => `GET /openapi.json HTTP/1.1\r\nHost: x\r\n${authorization ? `Authorization: ${authorization}\r\n` : ""}Connection: close\r\n\r\n`;
+    const openapi = (authorization?: string, forwardedFor?: string) =>
+      `GET /openapi.json HTTP/1.1\r\nHost: x\r\n${authorization ? `Authorization: ${authorization}\r\n` : ""}${forwardedFor ? `X-Forwarded-For: ${forwardedFor}\r\n` : ""}Connection: close\r\n\r\n`;
 
     it("answers 429 too-many-refusals with Retry-After once the address's malformed requests pass the limit; its credentials meet the same bucket; another address is answered", async () => {
       const { port, raw, lines, token, close } = await limitedServer(2);
@@ -1195,6 +1199,56 @@ describe("requests node's parser refuses before any request exists (clientErrorH
         expect([await requestCount("other", 400, server), await requestCount("other", 429, server), await requestCount("openapi", 429, server)]).toEqual([3, 2, 2]);
         const logged = lines.map((l) => JSON.parse(l) as Line).filter((l) => l.url === "");
         expect(logged.map((l) => [l.status, l.remote])).toEqual([[400, "127.0.0.1"], [400, "127.0.0.1"], [429, "127.0.0.1"], [429, "127.0.0.1"], [400, "127.0.0.2"]]);
+      } finally {
+        await close();
+      }
+    });
+
+    it("counts none against a trusted proxy (trustedProxies), whose malformed requests are no known client's: past the burst each gets the parser's status, the clients behind it are served; a peer not listed still gets 429", async () => {
+      const { port, raw, lines, token, close } = await limitedServer(2, {}, { trustedProxies: ["127.0.0.1"] });
+      try {
+        const big = `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`;
+        const fromProxy: number[] = [];
+        for (const text of [MALFORMED, MALFORMED, MALFORMED, MALFORMED, big]) fromProxy.push((await raw(text)).status);
+        expect(fromProxy).toEqual([400, 400, 400, 400, 431]);
+        // a client behind the proxy, named by X-Forwarded-For: a verifier's first credential is checked and served
+        expect((await raw(openapi(`Bearer ${token}`, "198.51.100.7"))).status).toBe(200);
+        // the proxy's own bucket was not taken from: a request that names no client (the proxy is its client) is checked
+        expect((await raw(openapi("Bearer jpkiv_guess1"))).status).toBe(401);
+        // a peer not listed: its malformed requests count against it, as before
+        const fromPeer: number[] = [];
+        for (let i = 0; i < 3; i++) fromPeer.push((await raw(MALFORMED, "127.0.0.2")).status);
+        expect(fromPeer).toEqual([400, 400, 429]);
+        const server = `http://127.0.0.1:${port}`;
+        expect([await requestCount("other", 400, server), await requestCount("other", 431, server), await requestCount("other", 429, server)]).toEqual([6, 1, 1]);
+        const logged = lines.map((l) => JSON.parse(l) as Line).filter((l) => l.url === "");
+        expect(logged.map((l) => [l.status, l.remote])).toEqual([
+          ...[400, 400, 400, 400, 431].map((s) => [s, "127.0.0.1"]),
+          ...[400, 400, 429].map((s) => [s, "127.0.0.2"]),
+        ]);
+      } finally {
+        await close();
+      }
+    });
+
+    it("counts the 408 of an admitted body that never ended against the client it was admitted under: X-Forwarded-For's behind a trusted proxy, never the proxy; the peer's from a peer not listed", async () => {
+      const { raw, lines, token, close } = await limitedServer(1, { idleMs: 300, headersMs: 300, requestMs: 600 }, { trustedProxies: ["127.0.0.1"] });
+      try {
+        const stalled = `POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nX-Forwarded-For: 198.51.100.9\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{`;
+        expect((await raw(stalled)).status).toBe(408);
+        // the client's one refusal is spent: its guess is not checked; another client behind the proxy's is
+        expect((await raw(openapi("Bearer jpkiv_guess1", "198.51.100.9"))).status).toBe(429);
+        expect((await raw(openapi("Bearer jpkiv_guess2", "198.51.100.10"))).status).toBe(401);
+        // nor the proxy's: its malformed request is answered as such
+        expect((await raw(MALFORMED)).status).toBe(400);
+        // from a peer not listed, X-Forwarded-For is no one's word: the 408 is the peer's
+        expect((await raw(stalled, "127.0.0.2")).status).toBe(408);
+        expect((await raw(MALFORMED, "127.0.0.2")).status).toBe(429);
+        const logged = lines.map((l) => JSON.parse(l) as Line).filter((l) => l.status === 408);
+        expect(logged.map((l) => [l.url, l.remote])).toEqual([
+          ["/v1/validate", "198.51.100.9"],
+          ["/v1/validate", "127.0.0.2"],
+        ]);
       } finally {
         await close();
       }

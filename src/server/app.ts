@@ -44,7 +44,7 @@ import type { Workspace } from "../workspace/workspace.js";
 import { toPem } from "../pki/pem.js";
 import type { AccessLogSink } from "./access-log.js";
 import { apiErrorBody, METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR, TOO_MANY_CONNECTIONS, UNSUPPORTED_CONTENT_ENCODING } from "./api-errors.js";
-import { clientAddressOf } from "./client-address.js";
+import { clientAddressOf, trustedProxyOf } from "./client-address.js";
 import { routedPath, TOO_MANY_REFUSALS, VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
 import { ocspGetRoute, registerOcsp } from "./ocsp.js";
 import { PublishedFiles } from "./published.js";
@@ -399,7 +399,8 @@ const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
  * `onRefused` counts and logs each refusal (buildServer), once — a socket already destroyed (reset by the client,
  * or refused before) is neither answered nor counted.
  *
- * Each is a refusal of the connection's peer address as a credential's is (access.ts, refusedRateLimit):
+ * Each is a refusal of the connection's peer address as a credential's is (access.ts, refusedRateLimit; of the
+ * client address an admitted request came from, and of no one from a trusted proxy: access.ts says why):
  * `refusalWait` takes it from the address's bucket and, once the address is past its refusals, gives the seconds
  * to wait. The answer is then 429 too-many-refusals with Retry-After, as access control answers that address's
  * other requests — else a peer sending only malformed requests would never be told to slow down — and the
@@ -570,13 +571,20 @@ export async function buildServer(
   // been logged under "other" without its verifier, a stalled upload hidden among malformed requests). Otherwise no
   // request is known: counted and logged as one with no method and no target ("": either may be what did not parse,
   // and what was read of them is not repeated), from the peer address (no header at hand, so no X-Forwarded-For to
-  // honour), by no verifier, under the route "other". Either way it takes one refusal from the peer address's
-  // bucket (access.refuseUnparsed), 429 once that is empty.
+  // honour), by no verifier, under the route "other". Which refused bucket it took from is parserRefusalWait's.
   const countParserRefusal = (socket: Socket, status: number, startedAt: number) => {
     const req = requestBeingRead(socket);
     if (!req) return countRefused({ method: "", url: "", headers: {}, socket } as unknown as IncomingMessage, "other", status, startedAt);
     access.record(req, status);
     countRefused(req, access.scopeOfRequest(req), status, startedAt);
+  };
+  // The refused bucket a parser refusal takes from (429 once it is empty): the admitted request's client address (its
+  // headers were read, so behind a trusted proxy X-Forwarded-For's), else the peer's, and none when the peer is a
+  // trusted proxy: that refusal is no known client's, and charged to the proxy it would get every client behind it
+  // 429 (access.ts says more).
+  const parserRefusalWait = (socket: Socket): number => {
+    const req = requestBeingRead(socket);
+    return req ? access.refuseAdmitted(req) : access.refuseUnparsed(socket.remoteAddress ?? "");
   };
   const access = new VerifierAccess(ws.store, {
     ...opts.access,
@@ -585,6 +593,7 @@ export async function buildServer(
     rateLimit: ws.config.verifierRateLimit,
     refusedRateLimit: ws.config.refusedRateLimit,
     clientAddress,
+    trustedProxy: trustedProxyOf(ws.config.trustedProxies),
     onRefused: (req, status, startedAt) => countRefused(req, access.scopeOfRequest(req), status, startedAt),
     // A verifier CA made after the start: trusted for client certificates from the next handshake on.
     ...(tls && !verifierCa ? { onVerifierCa: (der: Buffer) => httpsServer?.setSecureContext(tlsOptions(der)) } : {}),
@@ -770,7 +779,7 @@ export async function buildServer(
     // HEAD of every GET route (RFC 9110 §9.3.2): without, HEAD /healthz or /openapi.json was a 404 "no such route".
     exposeHeadRoutes: true,
     return503OnClosing: true,
-    clientErrorHandler: clientErrorHandler({ refusalWait: (socket) => access.refuseUnparsed(socket.remoteAddress ?? ""), onRefused: countParserRefusal }),
+    clientErrorHandler: clientErrorHandler({ refusalWait: parserRefusalWait, onRefused: countParserRefusal }),
   });
   app.addHook("onRoute", (r) => {
     const methods = new Set(Array.isArray(r.method) ? r.method : [r.method]);

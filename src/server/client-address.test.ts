@@ -1,6 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import { describe, expect, it } from "vitest";
-import { clientAddressOf, forwardedClient } from "./client-address.js";
+import { clientAddressOf, forwardedClient, trustedProxyOf } from "./client-address.js";
 
 const req = (remoteAddress: string | undefined, forwardedFor?: string | string[]) =>
   ({ socket: { remoteAddress }, headers: forwardedFor === undefined ? {} : { "x-forwarded-for": forwardedFor } }) as unknown as IncomingMessage;
@@ -43,6 +43,13 @@ describe("the client address behind trusted proxies (X-Forwarded-For)", () => {
     expect(of(req("10.1.2.3"))).toBe("10.1.2.3");
     // only the entries read up to the client need to parse: what the client wrote left of it is not looked at
     expect(of(req("10.1.2.3", "whatever, 198.51.100.1"))).toBe("198.51.100.1");
+  });
+
+  it("trustedProxyOf holds the listed addresses and ranges (a dual-stack socket's IPv4 peer as its IPv4 address), none with no list", () => {
+    const trusted = trustedProxyOf(["10.0.0.0/8", "127.0.0.1", "fd00::/8"]);
+    expect(["10.1.2.3", "127.0.0.1", "::ffff:127.0.0.1", "fd12::1"].map(trusted)).toEqual([true, true, true, true]);
+    expect(["11.0.0.1", "127.0.0.2", "fe00::1", "", "unknown"].map(trusted)).toEqual([false, false, false, false, false]);
+    expect(trustedProxyOf([])("127.0.0.1")).toBe(false);
   });
 
   it("forwardedClient walks the list from the right", () => {

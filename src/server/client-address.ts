@@ -28,6 +28,22 @@ const peerAddress: ClientAddress = (req) => req.socket.remoteAddress ?? "";
  */
 export function clientAddressOf(trustedProxies: readonly string[]): ClientAddress {
   if (trustedProxies.length === 0) return peerAddress;
+  const isTrusted = trustedProxyOf(trustedProxies);
+  return (req) => {
+    const peer = req.socket.remoteAddress ?? "";
+    if (!isTrusted(peer)) return peer;
+    // Node joins repeated X-Forwarded-For headers with ", ", which is how the list reads as one (RFC 9110 §5.3).
+    const forwarded = req.headers["x-forwarded-for"];
+    return typeof forwarded === "string" ? forwardedClient(forwarded, isTrusted) ?? peer : peer;
+  };
+}
+
+/**
+ * Whether an address is one of the trusted proxies (`trustedProxies`, already validated by parseConfig): the peers
+ * whose X-Forwarded-For is believed. With none listed, no address is.
+ */
+export function trustedProxyOf(trustedProxies: readonly string[]): (address: string) => boolean {
+  if (trustedProxies.length === 0) return () => false;
   const trusted = new BlockList();
   for (const range of trustedProxies) {
     const slash = range.indexOf("/");
@@ -37,16 +53,9 @@ export function clientAddressOf(trustedProxies: readonly string[]): ClientAddres
     else trusted.addSubnet(address, Number(range.slice(slash + 1)), family);
   }
   // BlockList compares an IPv4-mapped IPv6 address ("::ffff:127.0.0.1", a dual-stack socket's IPv4 peer) with IPv4 ranges as its IPv4 address.
-  const isTrusted = (address: string): boolean => {
+  return (address) => {
     const family = isIP(address);
     return family !== 0 && trusted.check(address, family === 6 ? "ipv6" : "ipv4");
-  };
-  return (req) => {
-    const peer = req.socket.remoteAddress ?? "";
-    if (!isTrusted(peer)) return peer;
-    // Node joins repeated X-Forwarded-For headers with ", ", which is how the list reads as one (RFC 9110 §5.3).
-    const forwarded = req.headers["x-forwarded-for"];
-    return typeof forwarded === "string" ? forwardedClient(forwarded, isTrusted) ?? peer : peer;
   };
 }
 

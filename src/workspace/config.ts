@@ -101,9 +101,9 @@ export interface WorkspaceConfig {
   readonly verifierRateLimit: VerifierRateLimit;
   /**
    * Requests `jpki serve` refuses for their credential (400, 401, 403) or that node's HTTP parser refuses (400,
-   * 408, 413, 431: per peer address), per client address (an IPv6 /64 as one) and process: past it the address
-   * gets 429, and a credential the server has not yet admitted is not checked from it meanwhile, so guessing
-   * tokens is slowed to this rate (server/access.ts). Admitted verifiers' requests never count.
+   * 408, 413, 431: per peer address, none from a trusted proxy), per client address (an IPv6 /64 as one) and
+   * process: past it the address gets 429, and a credential the server has not yet admitted is not checked from it
+   * meanwhile, so guessing tokens is slowed to this rate (server/access.ts). Admitted verifiers' requests never count.
    */
   readonly refusedRateLimit: VerifierRateLimit;
   /**
