@@ -10,6 +10,7 @@ import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { request } from "node:http";
 import { connect, type AddressInfo, type Socket } from "node:net";
+import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -1634,6 +1635,82 @@ describe("a cap on concurrent connections (attack round 2)", () => {
     } finally {
       for (const s of held) s.destroy();
       await capped.close();
+    }
+  });
+});
+
+describe("a cap on concurrent connections over TLS (attack round 2)", () => {
+  it("closes a connection over the cap before its handshake, with no answer (no 503 in clear text), counts it, and takes a handshake again once a client leaves", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-serve-tls-cap-"));
+    execFileSync(
+      "openssl",
+      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", join(dir, "srv.key"), "-out", join(dir, "srv.crt"), "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
+      { stdio: "pipe" },
+    );
+    const cert = readFileSync(join(dir, "srv.crt"));
+    const { app: capped } = await buildServer(ws, { maxConnections: 2, tls: { cert, key: readFileSync(join(dir, "srv.key")) } });
+    await capped.listen({ host: "127.0.0.1", port: 0 });
+    const port = (capped.server.address() as AddressInfo).port;
+    const held: TLSSocket[] = [];
+    const serverHas = async (n: number) => {
+      for (let i = 0; i < 100; i++) {
+        if ((await new Promise<number>((resolve) => capped.server.getConnections((_e, c) => resolve(c)))) === n) return;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      throw new Error(`the server never had ${n} connections`);
+    };
+    /** a TLS client: "secure" once its handshake is done, else how it ended ("closed: <error code>"), or "still open" after 2 s */
+    const handshake = (): { socket: TLSSocket; outcome: Promise<string> } => {
+      const socket = tlsConnect({ port, host: "127.0.0.1", ca: cert });
+      let error = "";
+      socket.on("error", (e: NodeJS.ErrnoException) => void (error ||= e.code ?? e.message));
+      const outcome = Promise.race([
+        new Promise<string>((r) => socket.once("secureConnect", () => r("secure"))),
+        new Promise<string>((r) => socket.once("close", () => r(`closed: ${error}`))),
+        new Promise<string>((r) => setTimeout(() => r("still open"), 2000).unref()),
+      ]);
+      return { socket, outcome };
+    };
+    /** one request on its own TLS connection, closed after the answer */
+    const overTls = async (path: string) => {
+      const c = handshake();
+      expect(await c.outcome).toBe("secure");
+      const chunks: Buffer[] = [];
+      c.socket.on("data", (d: Buffer) => chunks.push(d));
+      const closed = new Promise<void>((r) => c.socket.once("close", () => r()));
+      c.socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      await closed;
+      return parseAnswer(Buffer.concat(chunks).toString("utf8"));
+    };
+    try {
+      for (let i = 0; i < 2; i++) {
+        const c = handshake();
+        held.push(c.socket);
+        expect(await c.outcome).toBe("secure");
+      }
+      await serverHas(2);
+      // a TCP client that sends nothing: under the cap it would wait for the handshake timeout (10 s); over it, it
+      // is closed at once and gets not one byte (the plain-HTTP 503 would be clear text on a TLS port)
+      const started = performance.now();
+      const silent = rawClient(port);
+      const got = await Promise.race([silent.answer, new Promise<string>((r) => setTimeout(() => r("still open"), 2000).unref())]);
+      expect(performance.now() - started).toBeLessThan(1500);
+      expect(got).toBe("");
+      // a TLS client over the cap never completes its handshake: the connection is gone before the server's hello
+      const over = handshake();
+      expect(await over.outcome).toMatch(/^closed: (ECONNRESET|EPIPE)$/);
+      // a client leaves: its slot takes a handshake again, and the requests on it are answered
+      held.pop()!.destroy();
+      await serverHas(1);
+      expect((await overTls("/healthz")).status).toBe(200);
+      const m = await overTls("/metrics");
+      expect(m.status).toBe(200);
+      expect(m.body).toMatch(/jpki_http_connections_refused_total 2\b/);
+      expect(m.body).toMatch(/jpki_http_connections_open 2\b/);
+    } finally {
+      for (const s of held) s.destroy();
+      await capped.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

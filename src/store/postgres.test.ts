@@ -12,7 +12,8 @@ import type { CaRecord, NoticeContext, Store } from "./types.js";
 
 let server: PostgresTestServer;
 beforeAll(async () => {
-  server = await startPostgres();
+  // prepared transactions: a CA-keys lock held where pg_locks names no session (the tests of withCaKeysLock's retry)
+  server = await startPostgres({ settings: { max_prepared_transactions: 4 } });
 });
 afterAll(async () => {
   await server?.stop();
@@ -737,6 +738,157 @@ describe("PostgresStore specifics", () => {
       expect(await s.withCaKeysLock(async () => "ran")).toBe("ran");
     } finally {
       for (const c of holders) await c.end();
+      await s.close();
+    }
+  });
+
+  /**
+   * withCaKeysLock's try-lock statements (CA_KEYS_TRY) on its session connection, counted; `after(n)` runs once the
+   * n-th has answered, before withCaKeysLock sees the answer, and `before(n)` before it is sent.
+   */
+  function watchCaKeysTries(o: { after?: (n: number) => Promise<void>; before?: (n: number) => Promise<void> } = {}) {
+    const seen = { tries: 0 };
+    const query = pg.Client.prototype.query;
+    const spy = vi.spyOn(pg.Client.prototype, "query").mockImplementation(async function (this: pg.Client, ...args: unknown[]) {
+      const caKeysTry = typeof args[0] === "string" && args[0].startsWith("WITH try AS MATERIALIZED (SELECT pg_try_advisory_lock(");
+      if (!caKeysTry) return (query as (...a: unknown[]) => unknown).apply(this, args);
+      const n = ++seen.tries;
+      await o.before?.(n);
+      const r = await (query as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+      await o.after?.(n);
+      return r;
+    } as typeof query);
+    return Object.assign(seen, { restore: () => spy.mockRestore() });
+  }
+
+  /**
+   * The CA-keys lock held by a prepared transaction: granted in pg_locks with no pid, so the try-lock fails and no
+   * holder is seen, as when the holder let go between the try and the read; until `release`.
+   */
+  async function holdUnnamed(url: string, gid: string): Promise<{ release(): Promise<void> }> {
+    const c = await admin(url);
+    try {
+      await c.query("BEGIN");
+      await c.query("SELECT pg_advisory_xact_lock($1, 0)", [ADVISORY_LOCKS.caKeys]);
+      await c.query(`PREPARE TRANSACTION '${gid}'`);
+    } finally {
+      await c.end();
+    }
+    let released = false;
+    return {
+      async release() {
+        if (released) return;
+        released = true;
+        const a = await admin(url);
+        await a.query(`ROLLBACK PREPARED '${gid}'`).finally(() => a.end());
+      },
+    };
+  }
+
+  /** Whether the CA-keys lock is free now (taken and let go again on a connection of its own), and no session of withCaKeysLock is left open. */
+  async function caKeysLockFree(url: string): Promise<{ free: boolean; sessions: number }> {
+    const a = await admin(url);
+    try {
+      const free = (await a.query<{ got: boolean }>("SELECT pg_try_advisory_lock($1, 0) AS got", [ADVISORY_LOCKS.caKeys])).rows[0]!.got;
+      if (free) await a.query("SELECT pg_advisory_unlock($1, 0)", [ADVISORY_LOCKS.caKeys]);
+      const sessions = (await a.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'jpki ca-keys %'")).rows[0]!.n;
+      return { free, sessions };
+    } finally {
+      await a.end();
+    }
+  }
+
+  it("the CA-keys lock held by a holder pg_locks does not name, which lets go during the tries: taken on the next try, and fn runs once", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    const holder = await holdUnnamed(url, "jpki-ca-keys-let-go");
+    const watch = watchCaKeysTries({ after: async (n) => void (n === 2 && (await holder.release())) });
+    try {
+      let runs = 0;
+      expect(await s.withCaKeysLock(async () => `ran ${++runs}`)).toBe("ran 1");
+      expect(watch.tries).toBe(3);
+      // released on its session, which is closed
+      expect(await caKeysLockFree(url)).toEqual({ free: true, sessions: 0 });
+    } finally {
+      watch.restore();
+      await holder.release();
+      await s.close();
+    }
+  });
+
+  it("the CA-keys lock held by a holder pg_locks does not name, which keeps it: refused after 5 tries with no name, nothing run, at once", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    const holder = await holdUnnamed(url, "jpki-ca-keys-kept");
+    const watch = watchCaKeysTries();
+    try {
+      let runs = 0;
+      const started = performance.now();
+      const refused = await s.withCaKeysLock(async () => ++runs).catch((e: unknown) => e);
+      // the tries follow one another with no wait: bounded by five round trips, not by a timeout
+      expect(performance.now() - started).toBeLessThan(5000);
+      expect(refused).toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_LOCKED"));
+      expect((refused as Error).message).toMatch(/^another jpki process is working on the CA keys of this PostgreSQL store .*: nothing was done; retry when it finishes$/);
+      expect(runs).toBe(0);
+      expect(watch.tries).toBe(5);
+      // still the holder's: the refused call took nothing, and left no session behind
+      expect(await caKeysLockFree(url)).toEqual({ free: false, sessions: 0 });
+      await holder.release();
+      expect(await s.withCaKeysLock(async () => ++runs)).toBe(1);
+    } finally {
+      watch.restore();
+      await holder.release();
+      await s.close();
+    }
+  });
+
+  it("the CA-keys lock held by a session with no application name: refused at the first try, naming its backend pid, nothing run", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    const holder = await admin(url);
+    const watch = watchCaKeysTries();
+    try {
+      const { pid, got } = (await holder.query<{ pid: number; got: boolean }>("SELECT pg_backend_pid() AS pid, pg_try_advisory_lock($1, 0) AS got", [ADVISORY_LOCKS.caKeys])).rows[0]!;
+      expect(got).toBe(true);
+      let runs = 0;
+      const refused = await s.withCaKeysLock(async () => ++runs).catch((e: unknown) => e);
+      expect(refused).toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_LOCKED"));
+      expect((refused as Error).message).toMatch(new RegExp(`^another jpki process \\(PostgreSQL backend pid ${pid}\\) is working on the CA keys`));
+      expect(runs).toBe(0);
+      expect(watch.tries).toBe(1);
+      expect((await caKeysLockFree(url)).sessions).toBe(0);
+    } finally {
+      watch.restore();
+      await holder.end();
+      await s.close();
+    }
+  });
+
+  it("the CA-keys try-lock failing (its connection ended before it ran): a store error, not tried again, nothing run, the lock left free", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    const a = await admin(url);
+    const watch = watchCaKeysTries({
+      before: async () => {
+        const ended = await a.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'jpki ca-keys %'");
+        expect(ended.rowCount).toBe(1);
+        await vi.waitFor(async () => expect((await caKeysLockFree(url)).sessions).toBe(0), { timeout: 10_000, interval: 20 });
+      },
+    });
+    try {
+      let runs = 0;
+      const failed = await s.withCaKeysLock(async () => ++runs).catch((e: unknown) => e);
+      expect(failed).toSatisfy((e: unknown) => isJpkiError(e, "ERR_STORE_UNREACHABLE"));
+      expect((failed as Error).message).toMatch(/while taking the CA-keys lock/);
+      expect(runs).toBe(0);
+      expect(watch.tries).toBe(1);
+      expect(await caKeysLockFree(url)).toEqual({ free: true, sessions: 0 });
+      // the store's pool is untouched: the next call takes the lock
+      watch.restore();
+      expect(await s.withCaKeysLock(async () => ++runs)).toBe(1);
+    } finally {
+      watch.restore();
+      await a.end();
       await s.close();
     }
   });
