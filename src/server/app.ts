@@ -10,7 +10,7 @@
  *   partitions and ARL — with its scope ("full" | "delta" with its baseNumber | "partition" with its
  *   municipality | "arl"), url, number, thisUpdate, nextUpdate, entries, size, sha256;
  * - `/healthz`: the store answers and no CRL is past its nextUpdate (503 otherwise, saying which);
- * - `/metrics`: Prometheus text (prom-client): requests by route and status (those cut short mid-body apart), CRL
+ * - `/metrics`: Prometheus text (prom-client): requests by route and status (those cut short mid-body also apart), CRL
  *   ages, OCSP answers by status;
  * - `/ocsp/<ca>`: OCSP (RFC 6960, RFC 5019), when given the responder passphrase (ocsp.ts, ocsp/responder.ts);
  * - `POST /v1/validate`: the validation API, each verifier kind in its view, every answer in the disclosure log
@@ -231,10 +231,10 @@ export function pathPrefix(baseUrl: string): string {
 export interface ServerMetrics {
   readonly registry: Registry;
   readonly requests: Counter<"route" | "status">;
-  /** answers whose status was sent but whose body was not written whole (the client went away, the idle bound) */
+  /** answers whose status was sent but whose body was not written whole (the client went away, the idle bound): a subset of `requests` */
   readonly abortedRequests: Counter<"route" | "status">;
   readonly ocspAnswers: Counter<"status" | "source">;
-  /** a counter of requests answered on `route`: call it with each answer's status, and whether it was cut short */
+  /** a counter of requests answered on `route`: call it with each answer's status, and whether it was cut short (counted in both then) */
   requestCounter(route: string): (status: number, aborted?: boolean) => void;
   /** counts an OCSP answer (ocspAnswers, by status and source) */
   countOcspAnswer(a: OcspAnswer): void;
@@ -291,15 +291,17 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
     });
     return { tallies, counter };
   };
+  // Every answer counts in the total, a cut one too (Prometheus convention: the aborted counter is a subset of
+  // the total, so a dashboard's abort ratio is aborted / total).
   const { tallies, counter: requests } = tallyCounter(
     "jpki_http_requests_total",
-    "HTTP requests answered in full, by route and status (an answer cut short is counted in jpki_http_requests_aborted_total instead)",
+    "HTTP requests answered, by route and status, those cut short mid-body included (jpki_http_requests_aborted_total counts them alone)",
   );
-  // Apart, not among the answers given: a CRL download the client abandoned (or the idle bound cut) had counted as
-  // a 200 like a whole one, hiding verifiers that never get the file.
+  // A CRL download the client abandoned (or the idle bound cut) counted as a 200 like a whole one and nothing
+  // else, hiding verifiers that never get the file.
   const { tallies: abortedTallies, counter: abortedRequests } = tallyCounter(
     "jpki_http_requests_aborted_total",
-    "HTTP answers begun (status sent) but not written whole, the client gone or the connection cut mid-body, by route and status",
+    "HTTP answers begun (status sent) but not written whole, the client gone or the connection cut mid-body, by route and status (a subset of jpki_http_requests_total)",
   );
   const tallyOf = (list: Tally[], byStatus: Map<number, Tally>, route: string, status: number): Tally => {
     const tally = { route, status: String(status), n: 0 };
@@ -311,8 +313,8 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
     const byStatus = new Map<number, Tally>();
     const abortedByStatus = new Map<number, Tally>();
     return (status: number, aborted = false) => {
+      (byStatus.get(status) ?? tallyOf(tallies, byStatus, route, status)).n++;
       if (aborted) (abortedByStatus.get(status) ?? tallyOf(abortedTallies, abortedByStatus, route, status)).n++;
-      else (byStatus.get(status) ?? tallyOf(tallies, byStatus, route, status)).n++;
     };
   };
   new Gauge({
