@@ -843,9 +843,12 @@ export async function buildServer(
   const onResponse = (route: string) => {
     const count = counter(route);
     return (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
-      count(reply.statusCode);
+      // fastify calls this on the response's "finish", which node emits too when the connection is destroyed
+      // with the body unsent (the client gone, the idle bound): then it is an answer cut short, as published-route.ts's.
+      const aborted = req.raw.socket.destroyed;
+      count(reply.statusCode, aborted);
       access.record(req.raw, reply.statusCode);
-      accessLine?.(req.raw, reply.statusCode, reply.elapsedTime);
+      accessLine?.(req.raw, reply.statusCode, reply.elapsedTime, aborted);
       done();
     };
   };
