@@ -496,6 +496,32 @@ describe("clients that would hold the server", () => {
     }
   });
 
+  it("cuts an answer of a fastify route the client stopped reading at the idle bound, and counts and logs it as cut (GET /metrics)", async () => {
+    const lines: string[] = [];
+    const { app: short, metrics } = await buildServer(ws, { accessLog: lineSink((l) => lines.push(l)), timeouts: { idleMs: 300, headersMs: 300, requestMs: 600 } });
+    await short.listen({ host: "127.0.0.1", port: 0 });
+    const server = `http://127.0.0.1:${(short.server.address() as AddressInfo).port}`;
+    // far beyond what the socket buffers of a client that stops reading hold
+    new Gauge({ name: "test_padding", help: "x".repeat(BIG), registers: [metrics.registry] });
+    // the server's side of the connection: the server, not the client, must end it (it was held for good)
+    let ended!: Promise<boolean>;
+    short.server.once("connection", (sock: Socket) => (ended = new Promise((resolve) => sock.once("close", () => resolve(true)))));
+    try {
+      const stalled = await stalledDownload(Number(new URL(server).port), "/metrics");
+      const endedInTime = await Promise.race([ended, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000))]);
+      stalled.socket.destroy();
+      expect(endedInTime).toBe(true);
+      expect(stalled.received()).toBeLessThan(BIG);
+      const logged = () => lines.map((l) => JSON.parse(l) as { method: string; url: string; status: number; aborted?: boolean });
+      for (let i = 0; i < 100 && !logged().some((l) => l.method === "GET"); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(logged().filter((l) => l.method === "GET" && l.url === "/metrics")).toEqual([expect.objectContaining({ status: 200, aborted: true })]);
+      metrics.registry.removeSingleMetric("test_padding");
+      expect(await abortedCount("metrics", 200, server)).toBe(1);
+    } finally {
+      await short.close();
+    }
+  });
+
   it("stops within its grace though one client holds a download and another never sent a byte", async () => {
     const stop = new AbortController();
     let port = 0;

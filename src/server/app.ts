@@ -602,6 +602,7 @@ export async function buildServer(
       accessLine?.(req, status, performance.now() - startedAt, aborted);
     };
   };
+  const idleMs = { ...CONNECTION_TIMEOUTS, ...opts.timeouts }.idleMs;
   const published = publishedRoute({
     paths: ws.paths,
     files: new PublishedFiles(),
@@ -609,7 +610,7 @@ export async function buildServer(
     prefix,
     crlMaxAgeSeconds: crlMaxAge,
     certificateMaxAgeSeconds: certMaxAge,
-    idleMs: { ...CONNECTION_TIMEOUTS, ...opts.timeouts }.idleMs,
+    idleMs,
     onResponse: rawOnResponse("published"),
   });
   let ocsp: OcspResponder | undefined;
@@ -758,11 +759,11 @@ export async function buildServer(
         connections.add(s);
         s.once("close", () => connections.delete(s));
       });
-      // The idle bound is set on each body streamed from disk (published-route.ts), the one answer that can
-      // stall on the client, not as server.timeout: that re-arms a timer on every request of every keep-alive
-      // connection, about 2 % of a 304 measured here. Every other wait is bounded by node: headersMs from the
-      // connection (or the end of the previous answer) to a request's last header, requestMs to its last byte,
-      // the keep-alive timeout after each answer.
+      // The idle bound is set on each answer that can stall on the client, a body streamed from disk
+      // (published-route.ts) or any fastify route's (the onSend hook below), not as server.timeout: that re-arms a
+      // timer on every request of every keep-alive connection, about 2 % of a 304 measured here. Every other wait
+      // is bounded by node: headersMs from the connection (or the end of the previous answer) to a request's last
+      // header, requestMs to its last byte, the keep-alive timeout after each answer.
       capConnections(server, { max: maxConnections, tls: Boolean(tls), lingerMs: Math.min(1000, t.headersMs), stats: connectionStats });
       return server;
     },
@@ -838,6 +839,15 @@ export async function buildServer(
   // No such route: fastify's default body has no `code` (and echoes the method and path); every error answer of
   // the server carries one (issue 13 point 3).
   app.setNotFoundHandler((_req, reply) => reply.code(404).header("Cache-Control", "no-store").send({ error: "not_found", code: "not-found", message: "no such route: the routes are listed at /openapi.json" }));
+  // A fastify answer can stall on its client too (a large /metrics or CRL index the client stops reading): it held
+  // the connection and the unsent body for good. Bounded from when it is written, as published-route.ts bounds its
+  // bodies; node replaces this with its keep-alive timeout once the answer finishes.
+  if (idleMs) {
+    app.addHook("onSend", (req, _reply, payload, done) => {
+      req.raw.socket.setTimeout?.(idleMs); // app.inject's socket has none
+      done(null, payload);
+    });
+  }
   // Each fastify route counts and logs its own responses: a route-level hook knows its name, where reading
   // request.routeOptions in a global hook builds an object per request.
   const onResponse = (route: string) => {
