@@ -14,6 +14,7 @@ import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
+import { Gauge } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { generateKeyPairSync } from "node:crypto";
 import { IssuanceService } from "../ca/issuance.js";
@@ -429,7 +430,7 @@ describe("clients that would hold the server", () => {
     }
   });
 
-  it("counts and logs a download the client closed mid-body as cut (jpki_http_requests_aborted_total, \"aborted\":true), not as a 200 given", async () => {
+  it("counts and logs a download the client closed mid-body as cut (jpki_http_requests_aborted_total, \"aborted\":true), and among the answers given", async () => {
     const lines: string[] = [];
     const { app: s } = await buildServer(ws, { accessLog: lineSink((l) => lines.push(l)) });
     await s.listen({ host: "127.0.0.1", port: 0 });
@@ -457,10 +458,68 @@ describe("clients that would hold the server", () => {
       expect(logged().filter((l) => l.url === "/ca/47-sig.crt")).toEqual([expect.objectContaining({ status: 200, aborted: true, verifier: verifierId })]);
       expect(logged().filter((l) => l.url === "/crl/13-sig.crl")).toEqual([expect.not.objectContaining({ aborted: expect.anything() })]);
       expect(lines.find((l) => l.includes("/ca/47-sig.crt"))).toMatch(/"status":200,"aborted":true,"ms":/);
-      // apart from the answers given: the 200 counted is the small CRL's alone
-      expect([await requestCount("published", 200, server), await abortedCount("published", 200, server)]).toEqual([1, 1]);
+      // every answer in the total (the small CRL's and the cut one), the cut one in the aborted count too
+      expect([await requestCount("published", 200, server), await abortedCount("published", 200, server)]).toEqual([2, 1]);
     } finally {
       await s.close();
+    }
+  });
+
+  it("counts and logs an answer of a fastify route the client closed mid-body as cut, as the published files' (GET /metrics)", async () => {
+    const lines: string[] = [];
+    const { app: s, metrics } = await buildServer(ws, { accessLog: lineSink((l) => lines.push(l)) });
+    await s.listen({ host: "127.0.0.1", port: 0 });
+    const server = `http://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
+    // /metrics made as large as the big file: a body still being written when the client goes.
+    new Gauge({ name: "test_padding", help: "x".repeat(BIG), registers: [metrics.registry] });
+    try {
+      const c = rawClient(Number(new URL(server).port));
+      let received = 0;
+      const partway = new Promise<void>((resolve) =>
+        c.socket.on("data", (chunk: Buffer) => {
+          received += chunk.length;
+          if (received >= 256 << 10) resolve();
+        }),
+      );
+      c.socket.write(`GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n`);
+      await partway;
+      c.socket.destroy();
+      await c.answer;
+      const logged = () => lines.map((l) => JSON.parse(l) as { url: string; status: number; aborted?: boolean });
+      for (let i = 0; i < 100 && !logged().some((l) => l.url === "/metrics"); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(received).toBeLessThan(BIG);
+      expect(logged().filter((l) => l.url === "/metrics")).toEqual([expect.objectContaining({ status: 200, aborted: true })]);
+      metrics.registry.removeSingleMetric("test_padding");
+      // counted among the answers given and, apart, as cut (the scrape reading them is the second 200)
+      expect([await abortedCount("metrics", 200, server), await requestCount("metrics", 200, server)]).toEqual([1, 2]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("cuts an answer of a fastify route the client stopped reading at the idle bound, and counts and logs it as cut (GET /metrics)", async () => {
+    const lines: string[] = [];
+    const { app: short, metrics } = await buildServer(ws, { accessLog: lineSink((l) => lines.push(l)), timeouts: { idleMs: 300, headersMs: 300, requestMs: 600 } });
+    await short.listen({ host: "127.0.0.1", port: 0 });
+    const server = `http://127.0.0.1:${(short.server.address() as AddressInfo).port}`;
+    // far beyond what the socket buffers of a client that stops reading hold
+    new Gauge({ name: "test_padding", help: "x".repeat(BIG), registers: [metrics.registry] });
+    // the server's side of the connection: the server, not the client, must end it (it was held for good)
+    let ended!: Promise<boolean>;
+    short.server.once("connection", (sock: Socket) => (ended = new Promise((resolve) => sock.once("close", () => resolve(true)))));
+    try {
+      const stalled = await stalledDownload(Number(new URL(server).port), "/metrics");
+      const endedInTime = await Promise.race([ended, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000))]);
+      stalled.socket.destroy();
+      expect(endedInTime).toBe(true);
+      expect(stalled.received()).toBeLessThan(BIG);
+      const logged = () => lines.map((l) => JSON.parse(l) as { method: string; url: string; status: number; aborted?: boolean });
+      for (let i = 0; i < 100 && !logged().some((l) => l.method === "GET"); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(logged().filter((l) => l.method === "GET" && l.url === "/metrics")).toEqual([expect.objectContaining({ status: 200, aborted: true })]);
+      metrics.registry.removeSingleMetric("test_padding");
+      expect(await abortedCount("metrics", 200, server)).toBe(1);
+    } finally {
+      await short.close();
     }
   });
 

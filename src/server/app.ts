@@ -10,7 +10,7 @@
  *   partitions and ARL — with its scope ("full" | "delta" with its baseNumber | "partition" with its
  *   municipality | "arl"), url, number, thisUpdate, nextUpdate, entries, size, sha256;
  * - `/healthz`: the store answers and no CRL is past its nextUpdate (503 otherwise, saying which);
- * - `/metrics`: Prometheus text (prom-client): requests by route and status (those cut short mid-body apart), CRL
+ * - `/metrics`: Prometheus text (prom-client): requests by route and status (those cut short mid-body also apart), CRL
  *   ages, OCSP answers by status;
  * - `/ocsp/<ca>`: OCSP (RFC 6960, RFC 5019), when given the responder passphrase (ocsp.ts, ocsp/responder.ts);
  * - `POST /v1/validate`: the validation API, each verifier kind in its view, every answer in the disclosure log
@@ -231,10 +231,10 @@ export function pathPrefix(baseUrl: string): string {
 export interface ServerMetrics {
   readonly registry: Registry;
   readonly requests: Counter<"route" | "status">;
-  /** answers whose status was sent but whose body was not written whole (the client went away, the idle bound) */
+  /** answers whose status was sent but whose body was not written whole (the client went away, the idle bound): a subset of `requests` */
   readonly abortedRequests: Counter<"route" | "status">;
   readonly ocspAnswers: Counter<"status" | "source">;
-  /** a counter of requests answered on `route`: call it with each answer's status, and whether it was cut short */
+  /** a counter of requests answered on `route`: call it with each answer's status, and whether it was cut short (counted in both then) */
   requestCounter(route: string): (status: number, aborted?: boolean) => void;
   /** counts an OCSP answer (ocspAnswers, by status and source) */
   countOcspAnswer(a: OcspAnswer): void;
@@ -291,15 +291,17 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
     });
     return { tallies, counter };
   };
+  // Every answer counts in the total, a cut one too (Prometheus convention: the aborted counter is a subset of
+  // the total, so a dashboard's abort ratio is aborted / total).
   const { tallies, counter: requests } = tallyCounter(
     "jpki_http_requests_total",
-    "HTTP requests answered in full, by route and status (an answer cut short is counted in jpki_http_requests_aborted_total instead)",
+    "HTTP requests answered, by route and status, those cut short mid-body included (jpki_http_requests_aborted_total counts them alone)",
   );
-  // Apart, not among the answers given: a CRL download the client abandoned (or the idle bound cut) had counted as
-  // a 200 like a whole one, hiding verifiers that never get the file.
+  // A CRL download the client abandoned (or the idle bound cut) counted as a 200 like a whole one and nothing
+  // else, hiding verifiers that never get the file.
   const { tallies: abortedTallies, counter: abortedRequests } = tallyCounter(
     "jpki_http_requests_aborted_total",
-    "HTTP answers begun (status sent) but not written whole, the client gone or the connection cut mid-body, by route and status",
+    "HTTP answers begun (status sent) but not written whole, the client gone or the connection cut mid-body, by route and status (a subset of jpki_http_requests_total)",
   );
   const tallyOf = (list: Tally[], byStatus: Map<number, Tally>, route: string, status: number): Tally => {
     const tally = { route, status: String(status), n: 0 };
@@ -311,8 +313,8 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
     const byStatus = new Map<number, Tally>();
     const abortedByStatus = new Map<number, Tally>();
     return (status: number, aborted = false) => {
+      (byStatus.get(status) ?? tallyOf(tallies, byStatus, route, status)).n++;
       if (aborted) (abortedByStatus.get(status) ?? tallyOf(abortedTallies, abortedByStatus, route, status)).n++;
-      else (byStatus.get(status) ?? tallyOf(tallies, byStatus, route, status)).n++;
     };
   };
   new Gauge({
@@ -609,6 +611,7 @@ export async function buildServer(
       accessLine?.(req, status, performance.now() - startedAt, aborted);
     };
   };
+  const idleMs = { ...CONNECTION_TIMEOUTS, ...opts.timeouts }.idleMs;
   const published = publishedRoute({
     paths: ws.paths,
     files: new PublishedFiles(),
@@ -616,7 +619,7 @@ export async function buildServer(
     prefix,
     crlMaxAgeSeconds: crlMaxAge,
     certificateMaxAgeSeconds: certMaxAge,
-    idleMs: { ...CONNECTION_TIMEOUTS, ...opts.timeouts }.idleMs,
+    idleMs,
     onResponse: rawOnResponse("published"),
   });
   let ocsp: OcspResponder | undefined;
@@ -765,11 +768,11 @@ export async function buildServer(
         connections.add(s);
         s.once("close", () => connections.delete(s));
       });
-      // The idle bound is set on each body streamed from disk (published-route.ts), the one answer that can
-      // stall on the client, not as server.timeout: that re-arms a timer on every request of every keep-alive
-      // connection, about 2 % of a 304 measured here. Every other wait is bounded by node: headersMs from the
-      // connection (or the end of the previous answer) to a request's last header, requestMs to its last byte,
-      // the keep-alive timeout after each answer.
+      // The idle bound is set on each answer that can stall on the client, a body streamed from disk
+      // (published-route.ts) or any fastify route's (the onSend hook below), not as server.timeout: that re-arms a
+      // timer on every request of every keep-alive connection, about 2 % of a 304 measured here. Every other wait
+      // is bounded by node: headersMs from the connection (or the end of the previous answer) to a request's last
+      // header, requestMs to its last byte, the keep-alive timeout after each answer.
       capConnections(server, { max: maxConnections, tls: Boolean(tls), lingerMs: Math.min(1000, t.headersMs), stats: connectionStats });
       return server;
     },
@@ -845,14 +848,26 @@ export async function buildServer(
   // No such route: fastify's default body has no `code` (and echoes the method and path); every error answer of
   // the server carries one (issue 13 point 3).
   app.setNotFoundHandler((_req, reply) => reply.code(404).header("Cache-Control", "no-store").send({ error: "not_found", code: "not-found", message: "no such route: the routes are listed at /openapi.json" }));
+  // A fastify answer can stall on its client too (a large /metrics or CRL index the client stops reading): it held
+  // the connection and the unsent body for good. Bounded from when it is written, as published-route.ts bounds its
+  // bodies; node replaces this with its keep-alive timeout once the answer finishes.
+  if (idleMs) {
+    app.addHook("onSend", (req, _reply, payload, done) => {
+      req.raw.socket.setTimeout?.(idleMs); // app.inject's socket has none
+      done(null, payload);
+    });
+  }
   // Each fastify route counts and logs its own responses: a route-level hook knows its name, where reading
   // request.routeOptions in a global hook builds an object per request.
   const onResponse = (route: string) => {
     const count = counter(route);
     return (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
-      count(reply.statusCode);
+      // fastify calls this on the response's "finish", which node emits too when the connection is destroyed
+      // with the body unsent (the client gone, the idle bound): then it is an answer cut short, as published-route.ts's.
+      const aborted = req.raw.socket.destroyed;
+      count(reply.statusCode, aborted);
       access.record(req.raw, reply.statusCode);
-      accessLine?.(req.raw, reply.statusCode, reply.elapsedTime);
+      accessLine?.(req.raw, reply.statusCode, reply.elapsedTime, aborted);
       done();
     };
   };
