@@ -1651,20 +1651,22 @@ describe("the 'not published' 404 (attack round 2)", () => {
   });
 });
 
+/** Waits until a server counts n open connections (accepting is asynchronous to the client's connect). */
+async function connectionsReach(server: { getConnections(cb: (e: Error | null, n: number) => void): unknown }, n: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if ((await new Promise<number>((resolve) => server.getConnections((_e, c) => resolve(c)))) === n) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`the server never had ${n} connections`);
+}
+
 describe("a cap on concurrent connections (attack round 2)", () => {
   it("answers a connection over the cap a typed 503 and closes it at once, counts it in /metrics, and takes connections again below the cap", async () => {
     const { app: capped } = await buildServer(ws, { maxConnections: 2 });
     await capped.listen({ host: "127.0.0.1", port: 0 });
     const port = (capped.server.address() as AddressInfo).port;
     const held: Socket[] = [];
-    /** the server's count of its open connections, once it reaches n (accepting is asynchronous to the client's connect) */
-    const serverHas = async (n: number) => {
-      for (let i = 0; i < 100; i++) {
-        if ((await new Promise<number>((resolve) => capped.server.getConnections((_e, c) => resolve(c)))) === n) return;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      throw new Error(`the server never had ${n} connections`);
-    };
+    const serverHas = (n: number) => connectionsReach(capped.server, n);
     /** what a connection got until the server closed it, or "still open" after 2 s */
     const within2s = (answer: Promise<string>) => Promise.race([answer, new Promise<string>((r) => setTimeout(() => r("still open"), 2000).unref())]);
     try {
@@ -1711,13 +1713,7 @@ describe("a cap on concurrent connections over TLS (attack round 2)", () => {
     await capped.listen({ host: "127.0.0.1", port: 0 });
     const port = (capped.server.address() as AddressInfo).port;
     const held: TLSSocket[] = [];
-    const serverHas = async (n: number) => {
-      for (let i = 0; i < 100; i++) {
-        if ((await new Promise<number>((resolve) => capped.server.getConnections((_e, c) => resolve(c)))) === n) return;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      throw new Error(`the server never had ${n} connections`);
-    };
+    const serverHas = (n: number) => connectionsReach(capped.server, n);
     /** a TLS client: "secure" once its handshake is done, else how it ended ("closed: <error code>"), or "still open" after 2 s */
     const handshake = (): { socket: TLSSocket; outcome: Promise<string> } => {
       const socket = tlsConnect({ port, host: "127.0.0.1", ca: cert });

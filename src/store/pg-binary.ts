@@ -232,38 +232,29 @@ export function textArray(values: ReadonlyArray<string | null | undefined>): Buf
   return buf.subarray(0, at);
 }
 
-/** An int8[] (bigint[]) parameter in binary format. */
-export function int8Array(values: ReadonlyArray<number | bigint>): Buffer {
-  const buf = Buffer.allocUnsafe(20 + values.length * 12);
-  let at = arrayHeader(buf, values.length, false, INT8_OID);
+/** A one-dimensional array of a fixed-width element type, no nulls: each element its length, then `write`'s octets. */
+function fixedArray<T>(values: readonly T[], oid: number, width: number, write: (buf: Buffer, at: number, v: T) => void): Buffer {
+  const buf = Buffer.allocUnsafe(20 + values.length * (4 + width));
+  let at = arrayHeader(buf, values.length, false, oid);
   for (const v of values) {
-    buf.writeInt32BE(8, at);
-    buf.writeBigInt64BE(BigInt(v), at + 4);
-    at += 12;
+    buf.writeInt32BE(width, at);
+    write(buf, at + 4, v);
+    at += 4 + width;
   }
   return buf.subarray(0, at);
+}
+
+/** An int8[] (bigint[]) parameter in binary format. */
+export function int8Array(values: ReadonlyArray<number | bigint>): Buffer {
+  return fixedArray(values, INT8_OID, 8, (buf, at, v) => buf.writeBigInt64BE(BigInt(v), at));
 }
 
 /** An int4[] (integer[]) parameter in binary format. */
 export function int4Array(values: readonly number[]): Buffer {
-  const buf = Buffer.allocUnsafe(20 + values.length * 8);
-  let at = arrayHeader(buf, values.length, false, INT4_OID);
-  for (const v of values) {
-    buf.writeInt32BE(4, at);
-    buf.writeInt32BE(v, at + 4);
-    at += 8;
-  }
-  return buf.subarray(0, at);
+  return fixedArray(values, INT4_OID, 4, (buf, at, v) => buf.writeInt32BE(v, at));
 }
 
 /** A boolean[] parameter in binary format. */
 export function boolArray(values: readonly boolean[]): Buffer {
-  const buf = Buffer.allocUnsafe(20 + values.length * 5);
-  let at = arrayHeader(buf, values.length, false, BOOL_OID);
-  for (const v of values) {
-    buf.writeInt32BE(1, at);
-    buf[at + 4] = v ? 1 : 0;
-    at += 5;
-  }
-  return buf.subarray(0, at);
+  return fixedArray(values, BOOL_OID, 1, (buf, at, v) => (buf[at] = v ? 1 : 0));
 }
