@@ -440,18 +440,7 @@ describe("clients that would hold the server", () => {
       const whole = await fetch(`${server}/crl/13-sig.crl`, { headers: auth });
       expect(whole.status).toBe(200);
       await whole.arrayBuffer();
-      const c = rawClient(Number(new URL(server).port));
-      let received = 0;
-      const partway = new Promise<void>((resolve) =>
-        c.socket.on("data", (chunk: Buffer) => {
-          received += chunk.length;
-          if (received >= 256 << 10) resolve();
-        }),
-      );
-      c.socket.write(`GET /ca/47-sig.crt HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
-      await partway;
-      c.socket.destroy();
-      await c.answer;
+      const received = await cutAfter256KiB(Number(new URL(server).port), `GET /ca/47-sig.crt HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
       const logged = () => lines.map((l) => JSON.parse(l) as { url: string; status: number; aborted?: boolean; verifier: string });
       for (let i = 0; i < 100 && !logged().some((l) => l.url === "/ca/47-sig.crt"); i++) await new Promise((r) => setTimeout(r, 20));
       expect(received).toBeLessThan(BIG);
@@ -473,18 +462,7 @@ describe("clients that would hold the server", () => {
     // /metrics made as large as the big file: a body still being written when the client goes.
     new Gauge({ name: "test_padding", help: "x".repeat(BIG), registers: [metrics.registry] });
     try {
-      const c = rawClient(Number(new URL(server).port));
-      let received = 0;
-      const partway = new Promise<void>((resolve) =>
-        c.socket.on("data", (chunk: Buffer) => {
-          received += chunk.length;
-          if (received >= 256 << 10) resolve();
-        }),
-      );
-      c.socket.write(`GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n`);
-      await partway;
-      c.socket.destroy();
-      await c.answer;
+      const received = await cutAfter256KiB(Number(new URL(server).port), `GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n`);
       const logged = () => lines.map((l) => JSON.parse(l) as { url: string; status: number; aborted?: boolean });
       for (let i = 0; i < 100 && !logged().some((l) => l.url === "/metrics"); i++) await new Promise((r) => setTimeout(r, 20));
       expect(received).toBeLessThan(BIG);
@@ -1650,6 +1628,23 @@ describe("the 'not published' 404 (attack round 2)", () => {
     }
   });
 });
+
+/** Sends a raw request, reads 256 KiB of the answer, then closes the socket: the bytes it had received by then. */
+async function cutAfter256KiB(port: number, request: string): Promise<number> {
+  const c = rawClient(port);
+  let received = 0;
+  const partway = new Promise<void>((resolve) =>
+    c.socket.on("data", (chunk: Buffer) => {
+      received += chunk.length;
+      if (received >= 256 << 10) resolve();
+    }),
+  );
+  c.socket.write(request);
+  await partway;
+  c.socket.destroy();
+  await c.answer;
+  return received;
+}
 
 /** Waits until a server counts n open connections (accepting is asynchronous to the client's connect). */
 async function connectionsReach(server: { getConnections(cb: (e: Error | null, n: number) => void): unknown }, n: number): Promise<void> {
