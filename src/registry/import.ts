@@ -52,7 +52,12 @@ export interface ReadRecordsOptions {
 
 /** One record, or why the record at that line could not be read. `line` is 1-based, physical. */
 export type RecordResult =
-  | { readonly line: number; readonly value: Record<string, unknown> }
+  | {
+      readonly line: number;
+      readonly value: Record<string, unknown>;
+      /** JSON Lines: the line the value was parsed from (it parses to the same value), so a record need not be re-serialised to be passed on as text */
+      readonly text?: string;
+    }
   | { readonly line: number; readonly error: JpkiError };
 
 export const DEFAULT_MAX_RECORD_CHARS = 1 << 20;
@@ -403,7 +408,7 @@ async function* jsonLines(lines: AsyncIterable<PhysicalLine>, limits: Limits): A
         continue;
       }
     }
-    yield { line: l.line, value: value as Record<string, unknown> };
+    yield { line: l.line, value: value as Record<string, unknown>, text: l.text };
   }
 }
 
