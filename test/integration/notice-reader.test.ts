@@ -30,6 +30,8 @@ let Workspace: WsClass;
 let clocks: Clocks;
 let template: string;
 let feed: string;
+/** the conflicting duplicate's line: its reject carries the record as read */
+let conflict: string;
 
 beforeAll(async () => {
   lib = await load<Lib>("index.js");
@@ -75,7 +77,7 @@ beforeAll(async () => {
     const later = residents[260]!;
     const odd = [
       good[3]!, // a duplicate, same body
-      JSON.stringify({ ...first, effectiveDate: "2026-05-02" }), // same id, another body: a conflict
+      (conflict = JSON.stringify({ ...first, effectiveDate: "2026-05-02" })), // same id, another body: a conflict
       "{not json",
       "[1,2]",
       JSON.stringify({ ...first, noticeId: "X-future", effectiveDate: "2029-01-01" }), // not yet effective
@@ -115,6 +117,8 @@ describe("notice ingestion with a reader thread", () => {
     expect(here.summary.rejected).toBe(10);
     expect(here.rejects).toContain('"code":"ERR_IMPORT_FORMAT","reason":"line 159: field \\"after\\" nests objects and arrays more than 512 levels deep"');
     expect(here.summary.held).toBe(1);
+    // Rejected when committing, after the thread passed its record on as text.
+    expect(thread.rejects).toContain(`"record":${conflict}}`);
     expect(here.revoked.length).toBeGreaterThan(100);
     expect(thread.summary).toEqual(here.summary);
     expect(thread.rejects).toBe(here.rejects);
