@@ -97,9 +97,10 @@ export interface ConnectionTimeouts {
 /**
  * With a serverFactory fastify applies none of its own timeouts, and node's defaults let anyone who can
  * connect hold descriptors: one trickling headers is held a minute, a download the client stopped reading
- * forever. Every request we answer is a few hundred bytes (an OCSP POST at most 8 KB), so the bounds can be
- * short: headersMs also ends a connection that never sends a byte (node 20 answers it 408), and the idle
- * bound a download the client stopped reading; one that is slow but moving is never cut.
+ * forever. Every request we take is small (a POST body is bounded: an OCSP request at most 8 KB), so the
+ * bounds on reading one can be short: headersMs also ends a connection that never sends a byte (node 20 answers
+ * it 408). Answers can be large (a CRL, /metrics, /crl/index.json): the idle bound, not a total, limits them, so
+ * a download the client stopped reading ends and one that is slow but moving is never cut.
  */
 export const CONNECTION_TIMEOUTS: ConnectionTimeouts = Object.freeze({ idleMs: 30_000, headersMs: 10_000, requestMs: 30_000 });
 
