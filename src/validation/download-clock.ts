@@ -184,15 +184,13 @@ export async function boundedBody(res: Response, max: number, what: string, allo
     throw new BodyTooLarge(what, max, declared);
   }
   const length = framedLength(res.headers);
-  const giveUp = async (e: Error): Promise<never> => {
-    await res.body?.cancel().catch(() => undefined);
-    throw e;
-  };
+  // A throw inside the loops below cancels the body: leaving a for-await over a ReadableStream cancels it (the
+  // loop holds the stream's lock, so a res.body.cancel() there could only fail).
   if (length !== undefined) {
     const body = alloc(length);
     let n = 0;
     for await (const c of res.body ?? []) {
-      if (n + c.length > length) await giveUp(new BodyLengthMismatch(what, length, "long", n + c.length));
+      if (n + c.length > length) throw new BodyLengthMismatch(what, length, "long", n + c.length);
       body.set(c, n);
       n += c.length;
     }
@@ -203,7 +201,7 @@ export async function boundedBody(res: Response, max: number, what: string, allo
   let n = 0;
   for await (const c of res.body ?? []) {
     n += c.length;
-    if (n > max) await giveUp(new BodyTooLarge(what, max));
+    if (n > max) throw new BodyTooLarge(what, max);
     chunks.push(Buffer.from(c));
   }
   const body = alloc(n);
