@@ -120,6 +120,24 @@ export function auditContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("seals fields holding lone surrogates (JSON.parse makes them from \\ud800) as they are stored, so an honest log verifies", async () => {
+      // A JavaScript string may hold a surrogate that is not half of a pair; UTF-8 cannot, and both stores write
+      // U+FFFD in its place. Hashed as given, the record's hash would not be the hash of what was stored.
+      const s = await make();
+      const lone = JSON.parse('"a\\ud800b\\udc00 𠮷 \\udbff"') as string;
+      s.setAuditContext({ actor: `verifier:${lone}` });
+      await s.appendAudit({ action: `x.${lone}`, subject: lone, detail: { [lone]: lone } });
+      await s.appendAudit({ action: "x", subject: "𠮷野家" });
+      const recs = await all(s);
+      const stored = "a\ufffdb\ufffd 𠮷 \ufffd";
+      expect(recs.map((r) => [r.actor, r.action, r.subject])).toEqual([[`verifier:${stored}`, `x.${stored}`, stored], ["verifier:" + stored, "x", "𠮷野家"]]);
+      // The detail is JSON: its lone surrogates are escaped (\ud800), so it keeps them.
+      expect(JSON.parse(recs[0]!.detail)).toEqual({ [lone]: lone });
+      for (const r of recs) expect(r.hash).toBe(auditHash(r));
+      expect(await verifyAuditLog(s)).toMatchObject({ ok: true, records: 2 });
+      await s.close();
+    });
+
     it("appends a record of its own (failures, restores), filters and pages the log", async () => {
       const s = await make();
       s.setAuditContext({ actor: "os:alice" });

@@ -133,7 +133,19 @@ export function sealAudit(entry: AuditEntry, head: { readonly seq: number; reado
  * chained and hashed: sealAudit's fields, and what PostgreSQL's jpki_audit_append is given.
  */
 export function auditFields(entry: AuditEntry, at: Date, actor: string): { readonly at: Date; readonly actor: string; readonly action: string; readonly subject: string; readonly detail: string } {
-  return { at, actor: entry.actor ?? actor, action: entry.action, subject: entry.subject, detail: canonicalJson(entry.detail ?? {}) };
+  return { at, actor: storable(entry.actor ?? actor), action: storable(entry.action), subject: storable(entry.subject), detail: canonicalJson(entry.detail ?? {}) };
+}
+
+/**
+ * A field as the stores keep it: a lone surrogate (a string from JSON.parse of "\ud800" holds one) becomes U+FFFD,
+ * as UTF-8 must have it. Hashed as given, JSON.stringify would write it as the escape \ud800 while the store
+ * kept U+FFFD (PostgreSQL) or bytes read back as U+FFFD (SQLite): the record's hash would not be the hash of
+ * its stored fields, and `jpki audit verify` would call an honest log altered. The detail needs nothing:
+ * canonicalJson escapes them, and the escape is ASCII.
+ */
+function storable(s: string): string {
+  // String.prototype.toWellFormed (ES2024; Node 20 has it, the ES2022 lib does not declare it).
+  return (s as unknown as { toWellFormed(): string }).toWellFormed();
 }
 
 /** Who acts for a process: its OS user ("os:<name>"), or "os:unknown" where the platform will not say. */

@@ -1,6 +1,8 @@
 import pg from "pg";
+import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
+import { isJpkiError } from "../errors.js";
 import { BinaryRows, CopyIn, CopyOut, boolArray, int4Array, int8Array, textArray } from "./pg-binary.js";
 
 let server: PostgresTestServer;
@@ -96,5 +98,90 @@ describe("binary array parameters (textArray, int8Array)", () => {
   it("carries booleans", async () => {
     const r = await c.query<{ b: boolean[] }>("SELECT $1::boolean[] AS b", [boolArray([true, false, false, true])]);
     expect(r.rows[0]!.b).toEqual([true, false, false, true]);
+  });
+});
+
+/** What a binary writer throws for a value its type cannot hold: ours, naming no text value. */
+function unencodable(f: () => unknown): void {
+  let thrown: unknown;
+  try {
+    f();
+  } catch (e) {
+    thrown = e;
+  }
+  expect(isJpkiError(thrown, "ERR_INTERNAL"), String(thrown)).toBe(true);
+}
+
+describe("hostile values, round trip through the server", () => {
+  it("text[]: one element, only nulls, non-BMP, 1 MB elements and 100,000 elements arrive as written", async () => {
+    const big = "𠮷é山".repeat(120_000); // ≈ 1.1 MB of UTF-8, 4, 2 and 3 octets a character
+    const many = Array.from({ length: 100_000 }, (_, i) => (i % 7 === 0 ? null : `k${i}`));
+    const r = await c.query<{ one: string[]; nulls: null[]; kanji: number; big: string; n: number; nn: number; last: string }>(
+      `SELECT $1::text[] AS one, $2::text[] AS nulls, length(($3::text[])[1]) AS kanji, md5(($4::text[])[2]) AS big,
+         cardinality($5::text[]) AS n, (SELECT count(*) FROM unnest($5::text[]) x WHERE x IS NULL)::int AS nn, ($5::text[])[100000] AS last`,
+      [textArray(["x"]), textArray([null, undefined]), textArray(["𠮷"]), textArray([null, big, big]), textArray(many)],
+    );
+    expect(r.rows[0]).toEqual({ one: ["x"], nulls: [null, null], kanji: 1, big: createHash("md5").update(big).digest("hex"), n: 100_000, nn: many.filter((x) => x === null).length, last: "k99999" });
+  });
+
+  it("text UTF-8 cannot carry: NUL is refused by the server (as the text format was), a lone surrogate arrives as U+FFFD (as it did)", async () => {
+    await expect(c.query("SELECT $1::text[]", [textArray(["a\0b"])])).rejects.toMatchObject({ code: "22021" });
+    await expect(c.query("SELECT $1::text[]", [["a\0b"]])).rejects.toMatchObject({ code: "22021" });
+    const lone = "a\ud800b\udc00";
+    const r = await c.query<{ bin: string[]; txt: string[] }>("SELECT $1::text[] AS bin, $2::text[] AS txt", [textArray([lone]), [lone]]);
+    expect(r.rows[0]).toEqual({ bin: ["a\ufffdb\ufffd"], txt: ["a\ufffdb\ufffd"] });
+  });
+
+  it("a text element that is not a string is ours to refuse", () => {
+    for (const v of [5, {}, ["a"], true]) unencodable(() => textArray([v as unknown as string]));
+  });
+
+  it("int8[]: ±2^53, −0, 100,000 elements; no number that is not a safe integer and no bigint out of range", async () => {
+    const nums = [2 ** 53 - 1, -(2 ** 53 - 1), -0, -1, 0];
+    const r = await c.query<{ t: string[] }>("SELECT $1::bigint[]::text[] AS t", [int8Array(nums)]);
+    expect(r.rows[0]!.t).toEqual(["9007199254740991", "-9007199254740991", "0", "-1", "0"]);
+    const many = Array.from({ length: 100_000 }, (_, i) => BigInt(i) * 3n ** 25n - 7n);
+    const s = await c.query<{ n: number; sum: string }>("SELECT cardinality($1::bigint[]) AS n, (SELECT sum(x) FROM unnest($1::bigint[]) x)::text AS sum", [int8Array(many)]);
+    expect(s.rows[0]).toEqual({ n: 100_000, sum: many.reduce((a, b) => a + b, 0n).toString() });
+    for (const v of [1.5, NaN, Infinity, 2 ** 53, -(2 ** 53) - 2, undefined, null, "7", 2n ** 63n, -(2n ** 63n) - 1n]) unencodable(() => int8Array([0, v as number]));
+  });
+
+  it("int4[]: at both bounds; a fraction, NaN, null, undefined or a value out of range is refused, never cut to an integer", async () => {
+    expect((await c.query("SELECT $1::int[] AS t", [int4Array([-(2 ** 31), 2 ** 31 - 1, -0, 1])])).rows[0].t).toEqual([-(2 ** 31), 2 ** 31 - 1, 0, 1]);
+    expect((await c.query("SELECT $1::int[] AS t", [int4Array([])])).rows[0].t).toEqual([]);
+    // Buffer#writeInt32BE would write 1, 0, 0, 0, 0, 0: a revocation reason of 1.5 stored as 1, a missing one as 0
+    for (const v of [1.5, -0.5, NaN, undefined, null, "7", 2 ** 31, -(2 ** 31) - 1, Infinity]) unencodable(() => int4Array([1, v as number]));
+  });
+
+  it("boolean[]: only booleans (undefined, null, 1 or \"false\" was written as a boolean)", async () => {
+    expect((await c.query("SELECT $1::boolean[] AS t, $2::boolean[] AS e", [boolArray([false]), boolArray([])])).rows[0]).toEqual({ t: [false], e: [] });
+    for (const v of [undefined, null, 1, 0, "false"]) unencodable(() => boolArray([true, v as unknown as boolean]));
+  });
+
+  it("binary COPY: bytea of 0 octets is not NULL, 16 MB arrives whole, a 1 MB text too; NUL text is refused and copies nothing", async () => {
+    const mb16 = Buffer.alloc(16 * 1024 * 1024, 0xa5);
+    mb16[0] = 0;
+    mb16[mb16.length - 1] = 0xff;
+    const big = "住所𠮷".repeat(100_000);
+    const w = new BinaryRows(16);
+    w.row(4).text(big).int8(1).bytea(Buffer.alloc(0)).null();
+    w.row(4).null().int8(2).bytea(mb16).text("big");
+    w.row(4).text("").int8(3).null().text("");
+    expect(await copyIn("COPY t (s, n, b, u) FROM STDIN (FORMAT binary)", w.end())).toBe(3);
+    const r = await c.query("SELECT n::int, s = $1 AS s, b IS NULL AS bnull, length(b) AS blen, md5(b) AS md5, u FROM t ORDER BY n", [big]);
+    expect(r.rows).toEqual([
+      { n: 1, s: true, bnull: false, blen: 0, md5: createHash("md5").update(Buffer.alloc(0)).digest("hex"), u: null },
+      { n: 2, s: null, bnull: false, blen: mb16.length, md5: createHash("md5").update(mb16).digest("hex"), u: "big" },
+      { n: 3, s: false, bnull: true, blen: null, md5: null, u: "" },
+    ]);
+    await c.query("TRUNCATE t");
+    await expect(copyIn("COPY t (s, n, b, u) FROM STDIN (FORMAT binary)", new BinaryRows().row(4).text("ok").int8(1).null().null().row(4).text("a\0b").int8(2).null().null().end())).rejects.toMatchObject({ code: "22021" });
+    expect((await c.query("SELECT count(*)::int AS n FROM t")).rows[0].n).toBe(0);
+  });
+
+  it("binary COPY rows refuse what their type cannot hold: an int8 that is not a safe integer, text that is not a string, bytea that is not octets", () => {
+    for (const v of [1.5, NaN, 2 ** 53, undefined, null, 2n ** 63n]) unencodable(() => new BinaryRows().row(1).int8(v as number));
+    for (const v of [undefined, 5, {}]) unencodable(() => new BinaryRows().row(1).text(v as string));
+    for (const v of [["a"], "DER", undefined, { length: 3 }]) unencodable(() => new BinaryRows().row(1).bytea(v as Uint8Array));
   });
 });

@@ -10,6 +10,37 @@
  * leave no garbage beyond the one buffer.
  */
 import type { Connection, Submittable } from "pg";
+import { JpkiError } from "../errors.js";
+
+/**
+ * A value the binary writers cannot encode as its column's type: the store's code passed the wrong thing, which
+ * the text formats used to refuse in the server (or store as NULL) and Buffer's writers would not: writeInt32BE
+ * cuts 1.5 to 1 and NaN, undefined or null to 0, and a boolean byte is `v ? 1 : 0`. The message names the type
+ * and never a text value (it may be one of the four items).
+ */
+function unencodable(type: string, v: unknown): JpkiError {
+  const what = typeof v === "number" || typeof v === "bigint" ? `${typeof v} ${String(v)}` : v === null ? "null" : typeof v;
+  return new JpkiError("ERR_INTERNAL", `a value for a PostgreSQL ${type} is ${what}, which a ${type} cannot hold: the store was passed a wrong value`);
+}
+
+const INT8_MIN = -(2n ** 63n);
+const INT8_MAX = 2n ** 63n - 1n;
+
+/**
+ * An int8 as a bigint. A number must be a safe integer: past 2^53 it is no longer the integer it was computed as
+ * (no time or count of ours gets there), and BigInt would throw a RangeError, not ours, for 1.5 or NaN.
+ */
+function int8Of(v: number | bigint): bigint {
+  if (typeof v === "bigint") {
+    if (v >= INT8_MIN && v <= INT8_MAX) return v;
+  } else if (Number.isSafeInteger(v)) return BigInt(v);
+  throw unencodable("bigint", v);
+}
+
+function checkText(v: string): string {
+  if (typeof v !== "string") throw unencodable("text", v);
+  return v;
+}
 
 /** PostgreSQL's binary COPY signature; the flags field and the header extension length follow it. */
 export const COPY_SIGNATURE = Buffer.from("PGCOPY\n\xff\r\n\0", "latin1");
@@ -142,6 +173,7 @@ export class BinaryRows {
   }
 
   text(s: string): this {
+    checkText(s);
     // At most three octets of UTF-8 per UTF-16 code unit.
     this.#room(4 + s.length * 3);
     const n = this.#buf.write(s, this.#at + 4, "utf8");
@@ -153,12 +185,14 @@ export class BinaryRows {
   int8(v: number | bigint): this {
     this.#room(12);
     this.#buf.writeInt32BE(8, this.#at);
-    this.#buf.writeBigInt64BE(BigInt(v), this.#at + 4);
+    this.#buf.writeBigInt64BE(int8Of(v), this.#at + 4);
     this.#at += 12;
     return this;
   }
 
   bytea(b: Uint8Array): this {
+    // Buffer#set takes any array-like, each element cut to an octet (["a"] would be one zero octet).
+    if (!(b instanceof Uint8Array)) throw unencodable("bytea", b);
     this.#room(4 + b.length);
     this.#buf.writeInt32BE(b.length, this.#at);
     this.#buf.set(b, this.#at + 4);
@@ -215,6 +249,7 @@ export function textArray(values: ReadonlyArray<string | null | undefined>): Buf
   let hasNull = false;
   for (const v of values) {
     if (v == null) hasNull = true;
+    else checkText(v);
     size += 4 + (v == null ? 0 : v.length * 3);
   }
   const buf = Buffer.allocUnsafe(size);
@@ -232,7 +267,10 @@ export function textArray(values: ReadonlyArray<string | null | undefined>): Buf
   return buf.subarray(0, at);
 }
 
-/** A one-dimensional array of a fixed-width element type, no nulls: each element its length, then `write`'s octets. */
+/**
+ * A one-dimensional array of a fixed-width element type, no nulls: each element its length, then `write`'s
+ * octets. `write` throws {@link unencodable} for a value its type does not hold (null and undefined too).
+ */
 function fixedArray<T>(values: readonly T[], oid: number, width: number, write: (buf: Buffer, at: number, v: T) => void): Buffer {
   const buf = Buffer.allocUnsafe(20 + values.length * (4 + width));
   let at = arrayHeader(buf, values.length, false, oid);
@@ -246,15 +284,21 @@ function fixedArray<T>(values: readonly T[], oid: number, width: number, write: 
 
 /** An int8[] (bigint[]) parameter in binary format. */
 export function int8Array(values: ReadonlyArray<number | bigint>): Buffer {
-  return fixedArray(values, INT8_OID, 8, (buf, at, v) => buf.writeBigInt64BE(BigInt(v), at));
+  return fixedArray(values, INT8_OID, 8, (buf, at, v) => buf.writeBigInt64BE(int8Of(v), at));
 }
 
 /** An int4[] (integer[]) parameter in binary format. */
 export function int4Array(values: readonly number[]): Buffer {
-  return fixedArray(values, INT4_OID, 4, (buf, at, v) => buf.writeInt32BE(v, at));
+  return fixedArray(values, INT4_OID, 4, (buf, at, v) => {
+    if (!Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31) throw unencodable("integer", v);
+    buf.writeInt32BE(v, at);
+  });
 }
 
 /** A boolean[] parameter in binary format. */
 export function boolArray(values: readonly boolean[]): Buffer {
-  return fixedArray(values, BOOL_OID, 1, (buf, at, v) => (buf[at] = v ? 1 : 0));
+  return fixedArray(values, BOOL_OID, 1, (buf, at, v) => {
+    if (typeof v !== "boolean") throw unencodable("boolean", v);
+    buf[at] = v ? 1 : 0;
+  });
 }

@@ -911,6 +911,29 @@ describe("PostgresStore specifics", () => {
     }
   });
 
+  it("a notice batch whose numbers are not integers (a reason of 1.5, a count of NaN) is refused as ours (ERR_INTERNAL), not stored cut to 1 or 0", async () => {
+    // Its arrays travel in binary (pg-binary.ts), where Buffer's int4 writer would cut them silently.
+    const s = await PostgresStore.open(await server.createDatabase(), { create: true });
+    try {
+      await s.putCa(ca);
+      await s.upsertResidents([{ residentCode: "r1", municipalityCode: "131016", fourItems: items, status: "active" as const }]);
+      const cert = { serial: "0a", caId: ca.id, type: "signature" as const, residentCode: "r1", municipalityCode: "131016", fourItems: items, notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(1000), der: Buffer.from("0a", "hex") };
+      await s.commitIssuances([cert]);
+      const notice = { noticeId: "n1", residentCode: "r1", sequence: 1, kind: "death", body: "{}", status: "applied" as const, revocations: 1 };
+      const batch = (reason: number, revocations: number) => s.commitNoticeBatch({ noticeIds: ["n1"], residentCodes: ["r1"] }, () => ({
+        commit: { at: new Date(5000), notices: [{ ...notice, revocations }], sequences: [{ residentCode: "r1", last: 1 }], revocations: [{ serial: "0a", reason, source: "notice:n1", residentCode: "r1" }], relinks: [], dirtyCas: [ca.id] },
+      }));
+      await expect(batch(1.5, 1)).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_INTERNAL"));
+      await expect(batch(1, NaN)).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_INTERNAL"));
+      expect((await s.getCertificate("0a"))?.revocation).toBeUndefined();
+      expect(await s.residentNoticeSequence("r1")).toBe(0);
+      await batch(1, 1);
+      expect((await s.getCertificate("0a"))?.revocation).toMatchObject({ reason: 1, source: "notice:n1" });
+    } finally {
+      await s.close();
+    }
+  });
+
   it("a batch naming more residents than maxResidentLocks locks the resident side as a whole, with the same outcome", async () => {
     const url = await server.createDatabase();
     const s = await PostgresStore.open(url, { create: true, maxResidentLocks: 2 });
