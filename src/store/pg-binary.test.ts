@@ -48,6 +48,25 @@ describe("binary COPY FROM STDIN (BinaryRows, CopyIn)", () => {
     await c.query("TRUNCATE t");
   });
 
+  it("sends the rows in CopyData messages of at most the chunk size, rows spanning them, and the server takes them whole", async () => {
+    const w = new BinaryRows();
+    for (let i = 0; i < 50; i++) w.row(4).text("山".repeat(100 + i)).int8(i).bytea(Buffer.alloc(37, i)).null();
+    const data = w.end();
+    // What node-postgres's connection is asked to send: no message over the chunk size, nothing lost or reordered.
+    const sent: Buffer[] = [];
+    new CopyIn("COPY t FROM STDIN", data, 1000).handleCopyInResponse({ sendCopyFromChunk: (b: Buffer) => sent.push(Buffer.from(b)), endCopyFrom: () => undefined } as never);
+    expect(sent.length).toBe(Math.ceil(data.length / 1000));
+    expect(Math.max(...sent.map((b) => b.length))).toBe(1000);
+    expect(Buffer.concat(sent).equals(data)).toBe(true);
+    const q = new CopyIn("COPY t (s, n, b, u) FROM STDIN (FORMAT binary)", data, 1000);
+    c.query(q);
+    expect(await q.done).toBe(50);
+    const got = (await c.query<{ s: string; n: string; b: Buffer }>("SELECT s, n::text AS n, b FROM t ORDER BY n::int")).rows;
+    expect(got.map((r) => r.s.length)).toEqual(Array.from({ length: 50 }, (_, i) => 100 + i));
+    expect(got[49]!.b.equals(Buffer.alloc(37, 49))).toBe(true);
+    await c.query("TRUNCATE t");
+  });
+
   it("rejects a COPY the server refuses (a duplicate key) with the server's error, copies nothing, and the connection goes on", async () => {
     const w = new BinaryRows();
     w.row(4).text("x").int8(1).null().text("dup");

@@ -113,19 +113,29 @@ export class CopyOut extends CopySubmittable<Buffer[]> {
 }
 
 /** COPY … FROM STDIN (FORMAT binary) of rows encoded with {@link BinaryRows}; settles with the rows copied. */
+/**
+ * The most data one CopyData message of {@link CopyIn} carries. The server refuses a message of 1 GiB or more
+ * (PQ_LARGE_MESSAGE_LIMIT): the rows of one commitIssuances call of ≈ 650,000 certificates would be one such
+ * message. Rows may span messages (COPY's data is a stream).
+ */
+export const COPY_CHUNK_BYTES = 1 << 20;
+
 export class CopyIn extends CopySubmittable<number> {
   readonly #data: Buffer;
+  readonly #chunk: number;
   #rows = 0;
 
-  constructor(text: string, data: Buffer) {
+  /** `chunkBytes`: the most data one CopyData message carries (default {@link COPY_CHUNK_BYTES}). */
+  constructor(text: string, data: Buffer, chunkBytes = COPY_CHUNK_BYTES) {
     super(text);
     this.#data = data;
+    this.#chunk = chunkBytes;
   }
 
   override handleCopyInResponse(con: Connection): void {
     // node-postgres's Connection has these (pg-copy-streams uses them); @types/pg does not declare them.
     const copying = con as unknown as { sendCopyFromChunk(b: Buffer): void; endCopyFrom(): void };
-    copying.sendCopyFromChunk(this.#data);
+    for (let at = 0; at < this.#data.length; at += this.#chunk) copying.sendCopyFromChunk(this.#data.subarray(at, at + this.#chunk));
     copying.endCopyFrom();
   }
 
