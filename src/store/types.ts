@@ -97,9 +97,9 @@ export interface IssuanceRecord {
  * between the two networks" step 1: the registry network's own copy, apart from the CA's issuance records. The
  * store registers it in the transaction that commits the certificate (commitIssuances) and withdraws it in every
  * transaction that revokes the certificate, so nothing is issued without it and no revoked certificate keeps
- * it: `registeredIssuances` never returns a revoked certificate's. (PostgreSQL deletes the row there and then;
- * SQLite's notice batches leave the row and filter it out, which costs less per revocation, and
- * `sweepRegisteredIssuances` deletes it later.) Expired ones are not removed on expiry: whoever compares
+ * it: `registeredIssuances` never returns a revoked certificate's. (Notice batches, on both stores, leave the
+ * row and the reads filter it out, which costs less per revocation, and `sweepRegisteredIssuances` deletes it
+ * later; the other revoking transactions delete it there and then.) Expired ones are not removed on expiry: whoever compares
  * ignores those not valid at the time of the change ({@link isRegistered}), and `sweepRegisteredIssuances`
  * deletes them (registry/issuance-sweep.ts runs it daily from the CRL schedule of `jpki serve` and `jpki watch`).
  */
