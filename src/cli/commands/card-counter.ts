@@ -60,7 +60,7 @@ first run; the counter changes them with 'jpki card unblock'). It finishes a car
 begun for (its keys were made under that person's PINs); another resident code is refused (exit 2).
 
 Example:
-  printf 'ABC123\\n1234\\n' | jpki card issue --resident 12345678906 --card alice.card --pins-stdin
+  printf 'ABC123\\n1234\\n' | jpki card issue --resident 12345678903 --card alice.card --pins-stdin
 ${CARD_ENV_HELP}`,
     )
     .action(async (o: CardOptions, cmd: Command) => {
@@ -101,7 +101,7 @@ export function makeCardRenewCommand(io: Io): Command {
     .addOption(new Option("-t, --type <type>", "which certificate").choices(["signature", "authentication"]).default("signature"))
     .option("--admin-key-file <file>", "the municipality's administrative key (default: JPKI_CARD_ADMIN_KEY_FILE, else counter-admin.key in the workspace)")
     .option("--counter <id>", "municipal counter id, up to 9 letters/digits (default: municipality code + 000)")
-    .addHelpText("after", `\nThe four items certified are the registry's as they stand now. The old certificate of that type, if still good, is\nrevoked as superseded.\n\nExample:\n  jpki counter relocate --resident 12345678906 --address - < new-address.txt && jpki card renew --resident 12345678906 --card alice.card`)
+    .addHelpText("after", `\nThe four items certified are the registry's as they stand now. The old certificate of that type, if still good, is\nrevoked as superseded.\n\nExample:\n  jpki counter relocate --resident 12345678903 --address - < new-address.txt && jpki card renew --resident 12345678903 --card alice.card`)
     .action(async (o: CardOptions, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       const cardPath = checkInputFile(o.card, "card file --card", { cwd: io.cwd });

@@ -318,42 +318,42 @@ export function makeCounterCommand(io: Io): Command {
     ["--municipality <code>", "the municipality arrived in (6-digit code)", true],
     ["--address <address>", "the new address, from the prefecture", true],
   ], (r, o) => ({ kind: "move-in", residentCode: r, municipality: o["municipality"], address: o["address"] }), [
-    "jpki counter move-in --resident 12345678906 --municipality 271004 --address - < new-address.txt",
-    "jpki counter move-in --resident 12345678906 --municipality 271004 --address -     (asks for it at a terminal)",
+    "jpki counter move-in --resident 12345678903 --municipality 271004 --address - < new-address.txt",
+    "jpki counter move-in --resident 12345678903 --municipality 271004 --address -     (asks for it at a terminal)",
   ]);
   single("move-out", "転出: the resident leaves for MUNICIPALITY (revokes the signature certificate)", [
     ["--municipality <code>", "the municipality left for (6-digit code)", true],
     ["--address <address>", "the address there, from the prefecture", true],
   ], (r, o) => ({ kind: "move-out", residentCode: r, municipality: o["municipality"], address: o["address"] }), [
-    "jpki counter move-out --resident 12345678906 --municipality 271004 --address - < new-address.txt",
-    "jpki counter move-out --resident 12345678906 --municipality 271004 --address -     (asks for it at a terminal)",
+    "jpki counter move-out --resident 12345678903 --municipality 271004 --address - < new-address.txt",
+    "jpki counter move-out --resident 12345678903 --municipality 271004 --address -     (asks for it at a terminal)",
   ]);
   single("relocate", "転居: a new address within the municipality (revokes the signature certificate)", [
     ["--address <address>", "the new address, from the prefecture", true],
   ], (r, o) => ({ kind: "relocate", residentCode: r, address: o["address"] }), [
-    "jpki counter relocate --resident 12345678906 --address - --json < new-address.txt",
-    "jpki counter relocate --resident 12345678906 --address -     (asks for it at a terminal)",
+    "jpki counter relocate --resident 12345678903 --address - --json < new-address.txt",
+    "jpki counter relocate --resident 12345678903 --address -     (asks for it at a terminal)",
   ]);
   single("rename", "氏名変更: a new name, family and given name with one U+3000 between (revokes the signature certificate)", [
     ["--name <name>", "the new name", true],
   ], (r, o) => ({ kind: "rename", residentCode: r, name: o["name"] }), [
-    "jpki counter rename --resident 12345678906 --name - < new-name.txt",
-    "jpki counter rename --resident 12345678906 --name -     (asks for it at a terminal)",
+    "jpki counter rename --resident 12345678903 --name - < new-name.txt",
+    "jpki counter rename --resident 12345678903 --name -     (asks for it at a terminal)",
   ]);
-  single("death", "死亡届: the record is closed (revokes both certificates)", [], (r) => ({ kind: "death", residentCode: r }), ["jpki counter death --resident 12345678906 --ingest"]);
-  single("remove", "住民票消除, e.g. emigration: the record is closed (revokes both certificates)", [], (r) => ({ kind: "remove", residentCode: r }), ["jpki counter remove --resident 12345678906"]);
+  single("death", "死亡届: the record is closed (revokes both certificates)", [], (r) => ({ kind: "death", residentCode: r }), ["jpki counter death --resident 12345678903 --ingest"]);
+  single("remove", "住民票消除, e.g. emigration: the record is closed (revokes both certificates)", [], (r) => ({ kind: "remove", residentCode: r }), ["jpki counter remove --resident 12345678903"]);
   single("correct", "職権修正: the registry corrects any of the four items (revokes the signature certificate unless the certified text stays)", [
     ["--name <name>", "corrected name", false],
     ["--address <address>", "corrected address", false],
     ["--birth-date <YYYY-MM-DD>", "corrected birth date", false],
     ["--gender <gender>", "corrected gender: male, female or unknown", false],
   ], (r, o) => ({ kind: "correct", residentCode: r, name: o["name"], address: o["address"], birthDate: o["birthDate"], gender: o["gender"] }), [
-    "jpki counter correct --resident 12345678906 --birth-date - < birth-date.txt",
+    "jpki counter correct --resident 12345678903 --birth-date - < birth-date.txt",
     "jpki counter batch - < correction.jsonl     (several items: {\"kind\":\"correct\",\"residentCode\":\"…\",\"name\":\"…\",\"address\":\"…\"})",
   ]);
   single("change-code", "住民票コード変更: a new resident code; the certificates are kept and re-linked", [
     ["--new-code <code>", "the new resident code (11 digits with check digit)", true],
-  ], (r, o) => ({ kind: "change-code", residentCode: r, newCode: o["newCode"] }), ["jpki counter change-code --resident 12345678906 --new-code 22345678902"]);
+  ], (r, o) => ({ kind: "change-code", residentCode: r, newCode: o["newCode"] }), ["jpki counter change-code --resident 12345678903 --new-code 22345678909"]);
 
   const batch = counter
     .command("batch")

@@ -23,8 +23,8 @@ items were disclosed (government bodies with a legal basis of the Basic Resident
 Nobody having checked is a success (exit 0); an invalid resident code exits 7 (ERR_RESIDENT_CODE_INVALID).
 
 Examples:
-  jpki disclosure --resident 12345678906
-  jpki --json disclosure --resident 12345678906`,
+  jpki disclosure --resident 12345678903
+  jpki --json disclosure --resident 12345678903`,
     )
     .action(async (o: { resident: string; limit: string }, c: Command) => {
       const ctx = Context.of(io, c);

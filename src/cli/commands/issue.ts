@@ -72,8 +72,8 @@ applicationId and a batch re-run (after a crash, say) returns the certificates a
 issuing them again.
 
 Examples:
-  jpki issue --resident 12345678906 --public-key card.pub.pem -o cert.pem
-  jpki issue --resident 12345678906 --type authentication --csr card.csr --json
+  jpki issue --resident 12345678903 --public-key card.pub.pem -o cert.pem
+  jpki issue --resident 12345678903 --type authentication --csr card.csr --json
   jpki issue --batch applications.jsonl --out-dir certs/
   jpki issue --batch applications.csv      # header: residentCode,type,publicKey,applicationId (publicKey in base64 DER)`,
     )

@@ -178,9 +178,9 @@ Exit codes: 0 done; 7 unknown or invalid resident code, or (grant) a closed reco
 consent (ERR_CONSENT_UNKNOWN); jpki --help lists every error code.
 
 Examples:
-  jpki registry consent grant --resident 12345678906 --verifier v-3f9c0a1b2c4d
-  jpki registry consent withdraw --resident 12345678906 --verifier v-3f9c0a1b2c4d
-  jpki --json registry consent list --resident 12345678906`;
+  jpki registry consent grant --resident 12345678903 --verifier v-3f9c0a1b2c4d
+  jpki registry consent withdraw --resident 12345678903 --verifier v-3f9c0a1b2c4d
+  jpki --json registry consent list --resident 12345678903`;
   for (const verb of ["grant", "withdraw"] as const) {
     consent
       .command(verb)
