@@ -13,6 +13,7 @@ import { checkCertificate } from "../profile/check.js";
 import type { CertificateType } from "../profile/types.js";
 import { municipality } from "../registry/municipality.js";
 import { IDENTIFIER } from "../registry/resident.js";
+import { assertResidentCode } from "../registry/resident-code.js";
 import type { IssuanceCommitResult, IssuanceRecord, ResidentRecord, Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
 import { CertificationAuthority, caId } from "./authority.js";
@@ -179,6 +180,8 @@ export class IssuanceService {
   /** Checks the application against the registry, then builds and signs; nothing is stored. */
   async prepare(app: IssuanceApplication): Promise<IssuanceRecord> {
     const { store, clock, config } = this.#opts;
+    // A mistyped code is said to be one (its check digit), not "no such resident": nobody can hold it.
+    assertResidentCode(app.residentCode);
     const found = await store.getResidentForIssuance(app.residentCode);
     if (!found) {
       throw new JpkiError("ERR_RESIDENT_UNKNOWN", `no resident with code ${app.residentCode} in the registry: import the registry record first ('jpki registry import')`);

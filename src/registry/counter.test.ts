@@ -75,6 +75,10 @@ describe("parseProcedure", () => {
     fail({ kind: "marry", residentCode: A }, "kind");
     fail({ kind: "death", residentCode: A, effectiveDate: "2026-02-30" }, "effectiveDate");
     expect(() => parseProcedure({ kind: "death", residentCode: "12345678901" })).toThrow(expect.objectContaining({ code: "ERR_RESIDENT_CODE_INVALID" }));
+    // A change's new code that fails its check digit is named as itself, not as the resident's code.
+    expect(() => parseProcedure({ kind: "change-code", residentCode: A, newCode: "22345678902" })).toThrow(
+      expect.objectContaining({ code: "ERR_RESIDENT_CODE_INVALID", message: expect.stringContaining('field "newCode"'), details: expect.objectContaining({ field: "newCode" }) }),
+    );
   });
 });
 

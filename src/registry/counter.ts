@@ -111,7 +111,7 @@ export function parseProcedure(obj: unknown): CounterProcedure {
   for (const k of info.required) if (rec[k] === undefined || rec[k] === "") throw invalid(`field "${k}" is required for a ${kind} procedure`, { field: k });
   if (kind === "correct" && !ITEM_FIELDS.some((f) => rec[f] !== undefined)) throw invalid(`a correct procedure names at least one of ${ITEM_FIELDS.join(", ")}`, { field: "name" });
   assertResidentCode(rec["residentCode"]);
-  if (rec["newCode"] !== undefined) assertResidentCode(rec["newCode"]);
+  if (rec["newCode"] !== undefined) assertResidentCode(rec["newCode"], undefined, "newCode");
   if (rec["municipality"] !== undefined) assertMunicipalityCode(rec["municipality"]);
   if (rec["effectiveDate"] !== undefined && !isIsoDate(rec["effectiveDate"] as string)) throw invalid(`field "effectiveDate" is not a real date YYYY-MM-DD`, { field: "effectiveDate" });
   if (rec["gender"] !== undefined && !["male", "female", "unknown"].includes(rec["gender"] as string)) throw invalid(`field "gender" must be "male", "female" or "unknown"`, { field: "gender" });

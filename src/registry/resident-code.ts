@@ -43,19 +43,20 @@ export function isValidResidentCode(s: unknown): s is string {
 
 /**
  * Throws ERR_RESIDENT_CODE_INVALID unless `s` is a valid resident code. The message says whether the
- * format (11 digits) or the check digit is wrong; `where` (e.g. "line 12") locates the record.
+ * format (11 digits) or the check digit is wrong; `where` (e.g. "line 12") locates the record, `field` names
+ * the field that holds the code (a resident-code change has two).
  */
-export function assertResidentCode(s: unknown, where?: string): asserts s is string {
+export function assertResidentCode(s: unknown, where?: string, field = "residentCode"): asserts s is string {
   const at = where ? `${where}: ` : "";
   if (typeof s !== "string" || !ELEVEN_DIGITS.test(s)) {
     const kind = typeof s === "string" ? "is not 11 ASCII digits" : `is a ${s === null ? "null" : typeof s}, not a string of 11 digits`;
-    throw new JpkiError("ERR_RESIDENT_CODE_INVALID", `${at}field "residentCode" ${kind}: give the 11-digit resident code (住民票コード)`, {
-      details: { field: "residentCode", problem: "format", ...(where ? { where } : {}) },
+    throw new JpkiError("ERR_RESIDENT_CODE_INVALID", `${at}field "${field}" ${kind}: give the 11-digit resident code (住民票コード)`, {
+      details: { field, problem: "format", ...(where ? { where } : {}) },
     });
   }
   if (residentCodeCheckDigit(s.slice(0, 10)) !== s[10]) {
-    throw new JpkiError("ERR_RESIDENT_CODE_INVALID", `${at}field "residentCode" fails its check digit (modulus 11): look for a mistyped or swapped digit`, {
-      details: { field: "residentCode", problem: "check-digit", ...(where ? { where } : {}) },
+    throw new JpkiError("ERR_RESIDENT_CODE_INVALID", `${at}field "${field}" fails its check digit (modulus 11): look for a mistyped or swapped digit`, {
+      details: { field, problem: "check-digit", ...(where ? { where } : {}) },
     });
   }
 }

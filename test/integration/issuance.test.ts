@@ -213,11 +213,15 @@ describe("errors: typed, stable codes, nothing half-written", () => {
     return r.json().certificates.length as number;
   }
 
-  it("unknown resident", async () => {
+  it("unknown resident; a mistyped code (its check digit) is said to be one", async () => {
     const k = cardKey(dir, "card4");
-    const r = await cli([...w(), "issue", "--resident", "12345678906", "--public-key", k.pub], { cwd: dir });
-    expect(r.code).toBe(7);
-    expect(r.stderr).toMatch(/ERR_RESIDENT_(UNKNOWN|CODE_INVALID)/);
+    const unknown = await cli([...w(), "issue", "--resident", "12345678903", "--public-key", k.pub], { cwd: dir });
+    expect(unknown.code).toBe(7);
+    expect(unknown.stderr).toContain("ERR_RESIDENT_UNKNOWN");
+    const mistyped = await cli([...w(), "issue", "--resident", "12345678906", "--public-key", k.pub], { cwd: dir });
+    expect(mistyped.code).toBe(7);
+    expect(mistyped.stderr).toContain("ERR_RESIDENT_CODE_INVALID");
+    expect(mistyped.stderr).not.toContain("12345678906");
   });
 
   it("a key that is not RSA-2048 (RSA-1024, EC P-256)", async () => {
