@@ -11,7 +11,9 @@
  *   records up to it were rewritten with recomputed hashes (the first bad one is after the previous checkpoint
  *   that held).
  * Records after the last checkpoint are "unanchored": a rewrite of those alone cannot be told (a new checkpoint
- * anchors them).
+ * anchors them). The "audit.checkpoint" record that announces that checkpoint is not counted: what it says is
+ * the checkpoint itself, which is checked, and a checkpoint can never sign its own announcement — counted, a log
+ * checkpointed a moment ago read "1 record unanchored" for ever.
  */
 import { JpkiError } from "../errors.js";
 import { GENESIS_HASH, auditHash, type AuditCheckpoint, type AuditRecord } from "../store/audit-log.js";
@@ -28,7 +30,7 @@ export interface AuditVerification {
   readonly checkpoints: number;
   /** the seq of the last checkpoint that held (0: none) */
   readonly anchoredTo: number;
-  /** records after it */
+  /** records after it, besides the record announcing it */
   readonly unanchored: number;
   /** the first problem, when not ok */
   readonly failure?: { readonly seq: number; readonly why: AuditBreak; readonly message: string };
@@ -49,13 +51,15 @@ export async function verifyAuditLog(store: Store, opts: { readonly trusted?: re
   let prev: { seq: number; hash: string } = { seq: 0, hash: GENESIS_HASH };
   let records = 0;
   let anchoredTo = 0;
+  /** the anchor whose announcement (its "audit.checkpoint" record) came after it */
+  let announced = 0;
   const result = (failure?: AuditVerification["failure"]): AuditVerification => ({
     ok: failure === undefined,
     records,
     head: records ? prev : undefined,
     checkpoints: checkpoints.length,
     anchoredTo,
-    unanchored: records ? prev.seq - anchoredTo : 0,
+    unanchored: records ? prev.seq - anchoredTo - (anchoredTo > 0 && announced === anchoredTo ? 1 : 0) : 0,
     ...(failure ? { failure } : {}),
   });
   for await (const r of store.auditRecords()) {
@@ -93,6 +97,7 @@ export async function verifyAuditLog(store: Store, opts: { readonly trusted?: re
       if (at !== undefined && !bySeq.has(at)) {
         return result({ seq: at, why: "removed", message: `the audit checkpoint at record ${at}, which record ${r.seq} announces, was removed` });
       }
+      if (at !== undefined && at === anchoredTo && r.seq > anchoredTo) announced = at;
     }
     prev = { seq: r.seq, hash: r.hash };
     records++;

@@ -114,8 +114,8 @@ describe("jpki audit", () => {
     const v = await verify(base);
     expect(v.code).toBe(0);
     expect(v.out).toMatchObject({ ok: true, records: all.length, checkpoints: 4 });
-    // the last checkpoint signed the record before its own; after it: its record and the verifier's
-    expect(v.out.unanchored).toBe(2);
+    // the last checkpoint signed the record before its own; after it: its record (not counted) and the verifier's
+    expect(v.out.unanchored).toBe(1);
 
     // nothing personal and no secret anywhere in the audit tables, whatever the column
     const text = await withDb(base, async (q) => JSON.stringify([...(await q("SELECT * FROM audit_log")), ...(await q("SELECT seq, hash, ca_id FROM audit_checkpoints"))]));
@@ -261,8 +261,13 @@ describe("jpki audit", () => {
     const revokedAt = after.lastIndexOf("cert.revoke");
     expect(after.slice(revokedAt + 1)).toContain("crl.publish");
     expect(after.at(-1)).toBe("audit.checkpoint");
-    // the checkpoint's own record is all that comes after what it signed
-    expect((await verify(ws)).out.unanchored).toBe(1);
+    // the checkpoint's own record is all that comes after what it signed: nothing is unanchored
+    expect((await verify(ws)).out.unanchored).toBe(0);
+    // and another checkpoint now says why it signs nothing (it printed {} to a script)
+    const again = await cli(["--workspace", ws, "--json", "audit", "checkpoint"], { cwd: dir, env });
+    expect(again.code, again.stderr).toBe(0);
+    const head = (await records(ws)).at(-1)!.seq;
+    expect(JSON.parse(again.stdout)).toEqual({ checkpointed: false, why: "at-head", head });
   });
 
   it("keeps the log through a store's own reopening: a record appended later chains on", async () => {

@@ -95,8 +95,17 @@ Examples:
         const { checkpointAuditLog } = await library();
         await withWorkspace(ctx, async (ws) => {
           const cp = await checkpointAuditLog(ws, { passphrase, ...(o.ca ? { caId: o.ca } : {}), ...(o.force ? { force: true } : {}) });
-          const data = cp ? { seq: cp.seq, hash: cp.hash, at: cp.at.toISOString(), ca: cp.caId } : { seq: undefined };
-          ctx.out.result(data, cp ? `checkpoint: record ${cp.seq} (${cp.hash.slice(0, 16)}…) signed by CA ${cp.caId}` : "nothing to checkpoint: the log is empty or checkpointed at its head");
+          if (cp) {
+            ctx.out.result({ checkpointed: true, seq: cp.seq, hash: cp.hash, at: cp.at.toISOString(), ca: cp.caId }, `checkpoint: record ${cp.seq} (${cp.hash.slice(0, 16)}…) signed by CA ${cp.caId}`);
+            return;
+          }
+          // Said, not left as an empty object: a script must tell "nothing to do" from a failure to report.
+          const head = await ws.store.auditHead();
+          const why = head ? "at-head" : "empty";
+          ctx.out.result(
+            { checkpointed: false, why, ...(head ? { head: head.seq } : {}) },
+            head ? `nothing to checkpoint: the last checkpoint signed record ${head.seq - 1}, and only its own record (${head.seq}) came after it (--force signs anyway)` : "nothing to checkpoint: the audit log is empty",
+          );
         });
       }),
   );
