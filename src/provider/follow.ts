@@ -45,7 +45,7 @@ import type { Clock } from "../pki/clock.js";
 import { writeFileAtomic } from "../store/files.js";
 import { parseCertificate } from "../validation/certificate.js";
 import { parseCrl, readCrlFile, type Crl } from "../validation/crl.js";
-import { BodyTooLarge, DownloadTimeout, boundedBody, checkDownloadTimeouts, clockedFetch, type DownloadTimeouts } from "../validation/download-clock.js";
+import { BodyTooLarge, DownloadTimeout, boundedBody, checkDownloadTimeouts, clockedFetch, fetchFailureReason, type DownloadTimeouts } from "../validation/download-clock.js";
 import { nameEquals } from "../validation/name.js";
 import { verifySignature, workingKeyOf } from "../validation/signature.js";
 import { privateReasonFor } from "./reasons.js";
@@ -139,7 +139,7 @@ function transportFailure(e: unknown): AttemptFailed {
   const err = e as Error & { cause?: { code?: string; message?: string } };
   if (e instanceof DownloadTimeout) return new AttemptFailed(e.message, false, undefined, e.kind);
   if (err?.name === "TimeoutError" || err?.name === "AbortError") return new AttemptFailed(`the request was cut off (${err.message})`, false);
-  const why = err?.cause?.code ?? err?.cause?.message ?? err?.message ?? String(e);
+  const why = fetchFailureReason(e);
   // redirect: "error" makes a 3xx a failure: that is the endpoint's answer, not a passing fault
   if (/redirect/i.test(why)) return new AttemptFailed(`the endpoint answered with a redirect, which is not followed (the bearer token goes to the configured endpoint only): ${why}`, false);
   return new AttemptFailed(why, true);

@@ -22,6 +22,19 @@ export interface DownloadTimeouts {
  * TimeoutError as AbortSignal.timeout's reason is, so a client handed a clocked fetch (OcspClient) reads it as a
  * timeout.
  */
+/**
+ * Why a fetch failed, in words that name it: undici's error says only "fetch failed" (a TypeError) and keeps the
+ * reason — ECONNREFUSED, ENOTFOUND, a reset, a certificate the TLS check refused, a redirect refused — in `cause`.
+ */
+export function fetchFailureReason(e: unknown): string {
+  const err = e as (Error & { cause?: { code?: string; message?: string } }) | undefined;
+  if (err?.name === "TimeoutError" || err?.name === "AbortError") return `cut off: ${err.message}`;
+  const code = err?.cause?.code;
+  const message = err?.cause?.message;
+  if (code && message) return message.includes(code) ? message : `${code}: ${message}`;
+  return code ?? message ?? err?.message ?? String(e);
+}
+
 export class DownloadTimeout extends Error {
   override readonly name = "TimeoutError";
   constructor(

@@ -27,3 +27,20 @@ describe("fetchStatus and the server's rate limit", () => {
     expect(slept).toEqual([]);
   });
 });
+
+describe("fetchStatus when the server cannot be reached", () => {
+  it("says why (the connection refused), not the name of undici's error", async () => {
+    const { createServer } = await import("node:net");
+    // A port nothing listens on: bound, then closed.
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, "127.0.0.1", () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const e = await fetchStatus([{ caId: "13-sig", serial: "01" }], { url: `http://127.0.0.1:${port}` }).catch((x: Error) => x);
+    expect(e).toMatchObject({ code: "ERR_SERVICE_FAILED" });
+    expect((e as Error).message).toContain("ECONNREFUSED");
+    expect((e as Error).message).not.toContain("TypeError");
+  });
+});

@@ -9,6 +9,7 @@
  * A line that is neither fails the whole list (ERR_USAGE, naming the line): nothing is sent.
  */
 import { JpkiError } from "../errors.js";
+import { fetchFailureReason } from "../validation/download-clock.js";
 import { parsePemBlocks } from "../pki/pem.js";
 import { certificateId, MAX_STATUS_ITEMS, parseStatusItem, type StatusAnswer, type StatusItemAnswer, type StatusItemRef } from "./liveness.js";
 
@@ -82,7 +83,7 @@ export async function fetchStatus(items: readonly StatusItemRef[], o: StatusClie
           signal: AbortSignal.timeout(o.timeoutMs ?? 30_000),
         });
       } catch (e) {
-        throw new JpkiError("ERR_SERVICE_FAILED", `${url} could not be reached (${(e as Error).name}): check --url and that jpki serve runs`, { cause: e });
+        throw new JpkiError("ERR_SERVICE_FAILED", `${url} could not be reached (${fetchFailureReason(e)}): check --url and that jpki serve runs`, { cause: e });
       }
       if (res.status !== 429 || attempt >= (o.retries ?? 5)) break;
       const wait = Number(res.headers.get("retry-after") ?? "1");

@@ -46,6 +46,12 @@ describe("jpki verify: the CRL download's total time and size, from the command 
     expect(JSON.stringify(fetchOf(taken.stdout))).not.toContain("bytes accepted");
   });
 
+  it("the verdict in words names a --crl-url that failed and why (a 401 without the verifier's token)", async () => {
+    const url = await serve((_q, res) => res.writeHead(401, { "www-authenticate": "Bearer" }).end());
+    const r = await runInProcess(["verify", ROOT, "--trust", ROOT, "--crl-url", url], { env: {}, cwd: tmpdir() });
+    expect(r.stdout).toMatch(new RegExp(`fetch: ${url.replace(/[.]/g, "\\.")}: failed \\(.*401`));
+  });
+
   it("a bad value is ERR_USAGE naming the option, before anything is fetched", async () => {
     let hits = 0;
     const url = await serve((_q, res) => (hits++, res.end()));

@@ -162,7 +162,7 @@ Examples:
       const shown: JpkiValidationResult = o.showItems ? verdict : withoutItems(verdict);
       ctx.out.result(
         { ...shown, at, trust: { from: trustFrom, certificates: trust.length, crls: crls.length }, revocationSources: sources, crlFetches: fetches, ocsp: ocspResponses },
-        () => formatVerdict(verdict, { at, file, showItems: Boolean(o.showItems), trustFrom }),
+        () => formatVerdict(verdict, { at, file, showItems: Boolean(o.showItems), trustFrom, fetches }),
       );
       const code = exitCodeOf(verdict);
       if (code !== 0) throw new VerdictExit(code);
@@ -316,7 +316,10 @@ function day(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
-export function formatVerdict(r: JpkiValidationResult, o: { at: Date; file: string; showItems: boolean; trustFrom: string }): string {
+export function formatVerdict(
+  r: JpkiValidationResult,
+  o: { at: Date; file: string; showItems: boolean; trustFrom: string; fetches?: ReadonlyArray<Pick<CrlFetchOutcome, "url" | "status" | "error">> },
+): string {
   const lines: string[] = [];
   const describe = (i: number) => {
     const c = r.chain?.[i];
@@ -335,6 +338,11 @@ export function formatVerdict(r: JpkiValidationResult, o: { at: Date; file: stri
   }
   for (const c of r.revocationChecks ?? []) {
     if (c.source !== "none") lines.push(`  revocation: ${describe(c.index)}: ${c.status}, from ${SOURCE_WORDS[c.source]}${c.url ? ` ${c.url}` : ""}`);
+  }
+  // A CRL asked for by URL that could not be fetched is said, with why: "give a current CRL with --crl-url" alone,
+  // after a --crl-url answered 401, sent the reader to the option they had used (only --json said why).
+  for (const f of o.fetches ?? []) {
+    if (f.status === "failed" || f.status === "stale") lines.push(`  fetch: ${f.url}: ${f.status === "stale" ? "failed, the cached CRL used instead" : "failed"} (${f.error ?? "no reason given"})`);
   }
   lines.push(`  trust: ${o.trustFrom}`);
   if (o.showItems && r.fourItems) {
