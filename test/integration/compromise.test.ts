@@ -133,3 +133,18 @@ describe("the audit log after a compromise", () => {
     expect(v.json().anchoredTo).toBeLessThan(forged);
   });
 });
+
+describe("jpki crl generate for a key generation with nothing left to publish", () => {
+  it("says so, instead of printing a blank line", async () => {
+    const init = await cli([...w(), "ca", "init", "--prefecture", "27", "--purpose", "signature"], { cwd: dir });
+    expect(init.code, init.stderr).toBe(0);
+    // 27-sig issued nothing: rolled over, it has no certificate a CRL could list
+    const r = await cli([...w(), "ca", "rollover", "-p", "27", "--purpose", "sig", "--compromised", "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    const g = await cli([...w(), "crl", "generate", "--ca", "27-sig"], { cwd: dir });
+    expect(g.code, g.stderr).toBe(0);
+    expect(g.stdout).toMatch(/^no CRL published: /);
+    const json = await cli([...w(), "crl", "generate", "--ca", "27-sig", "--json"], { cwd: dir });
+    expect(json.json()).toEqual({ crls: [] });
+  });
+});

@@ -68,11 +68,13 @@ Examples:
             })),
           },
           () =>
-            results
+            results.length === 0
+              ? "no CRL published: the CAs named have nothing to publish (a key generation rolled over whose certificates have all expired publishes no more CRLs; 'jpki ca list' shows each generation)"
+              : results
               .map((r) =>
                 r.superseded
                   ? `CRL ${r.caId}${r.scope ? `/${r.scope}` : ""} #${r.number}: not installed, one with this number or a higher one is already published (by another jpki process meanwhile, or in crl/ without the store's record of it); the next is numbered above it`
-                  : `CRL ${r.caId}${r.scope ? `/${r.scope}` : ""} #${r.number}${r.baseNumber !== undefined ? ` (delta on #${r.baseNumber})` : ""}: ${r.entries} entries, next update ${r.nextUpdate.toISOString()}\n  ${r.derPath} (DER)${r.pemPath ? `\n  ${r.pemPath} (PEM)` : ""}`,
+                  : `CRL ${r.caId}${r.scope ? `/${r.scope}` : ""} #${r.number}${r.baseNumber !== undefined ? ` (delta on #${r.baseNumber})` : ""}: ${r.entries} ${r.entries === 1 ? "entry" : "entries"}, next update ${r.nextUpdate.toISOString()}\n  ${r.derPath} (DER)${r.pemPath ? `\n  ${r.pemPath} (PEM)` : ""}`,
               )
               .join("\n"),
         );
