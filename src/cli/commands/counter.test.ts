@@ -111,6 +111,11 @@ describe("jpki counter: the four items from standard input", () => {
     expect(byStdin.stderr).toBe(byArgv.stderr);
     expect(byStdin.stdout).toBe(byArgv.stdout);
     for (const out of [byStdin.stderr, byStdin.stdout]) expect(out).not.toContain(future);
+    // Without --json the one failed procedure is the command's error, said once (on stderr), not also on stdout.
+    const text = await jpki(["counter", "correct", "--resident", code(6), "--birth-date", future]);
+    expect(text.code).toBe(7);
+    expect(text.stderr).toContain("ERR_RESIDENT_INVALID");
+    expect(text.stdout).toBe("");
     // Framing is checked before the value: two lines are refused without either being shown.
     const twoLines = await jpki(["counter", "relocate", "--resident", code(6), "--address", "-"], `${NEW_ADDRESS}\n東京都千代田区\n`);
     expect(twoLines.code).toBe(2);

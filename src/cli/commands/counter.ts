@@ -273,16 +273,17 @@ async function run(io: Io, cmd: Command, o: SendOptions, procedures: () => Promi
       );
     }
     const out = summary(r, earlier, sent);
-    ctx.out.result(out, () =>
-      [
-        ...(earlier.delivered ? [`delivered ${earlier.delivered} notices left pending by an earlier command`, ...deliveryLines(earlier, "  they were")] : []),
-        ...r.done.map((d) => `${d.kind} ${d.residentCode}: done; ${d.notice ? `notice ${d.notice.noticeId} (${d.notice.kind})` : "no notice (no certificate affected)"}`),
-        ...deliveryLines(sent, "notices"),
-        ...r.errors.map((e) => `${e.code}: ${e.message}`),
-      ].join("\n"),
-    );
+    // One procedure that failed is the command's error, said once on stderr (it was also printed here).
+    const alone = r.errors.length === 1 && r.done.length === 0;
+    const lines = [
+      ...(earlier.delivered ? [`delivered ${earlier.delivered} notices left pending by an earlier command`, ...deliveryLines(earlier, "  they were")] : []),
+      ...r.done.map((d) => `${d.kind} ${d.residentCode}: done; ${d.notice ? `notice ${d.notice.noticeId} (${d.notice.kind})` : "no notice (no certificate affected)"}`),
+      ...deliveryLines(sent, "notices"),
+      ...(alone ? [] : r.errors.map((e) => `${e.code}: ${e.message}`)),
+    ];
+    if (ctx.out.json || lines.length) ctx.out.result(out, () => lines.join("\n"));
     checkRejected([...earlier.ingested, ...sent.ingested]);
-    if (r.errors.length === 1 && r.done.length === 0) {
+    if (alone) {
       const e = r.errors[0]!;
       throw new JpkiError(e.code, e.message.replace(/^procedure 1: /, ""), e.details ? { details: { ...e.details } } : undefined);
     }
