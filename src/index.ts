@@ -86,7 +86,7 @@ export { spoolNotices, ingestNotices, deliverOutbox, defaultSpoolDir, noticesJso
 // certification authorities
 export { PREFECTURES, prefecture, prefectureList, type Prefecture } from "./ca/prefectures.js";
 export { CertificationAuthority, createCaRecord, openCaSigner, tokenKeyLabel, caId, parseCaId, caUrls, type CaKeyToken } from "./ca/authority.js";
-export { activeGeneration, caGeneration, isRetired } from "./ca/ids.js";
+export { activeGeneration, caGeneration, caIdOfUrl, isRetired } from "./ca/ids.js";
 export { rolloverCas, describeLinks, exportCaLinks, linkFileBase, type LinkCertificate, type LinkDirection, type RolledOver, type RolloverOptions } from "./ca/rollover.js";
 export { initCas, summariseCa, getCaRecord, exportCaCertificate, caFiles, rewrapCaKeys, withCaKeysLock, workspaceKeyWrap, type CaSummary, type RewrapOptions } from "./ca/manage.js";
 export { certifyBridge, revokeBridgeCross, refreshBridgeArl, readBridge, bridgePaths, BRIDGE_ID, type BridgeRevocation, type BridgeArl, type BridgeResult, type BridgeOptions, type BridgePaths, type CrossCertificate, type CrossDirection } from "./ca/bridge.js";

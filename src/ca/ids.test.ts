@@ -1,7 +1,7 @@
 /** CA ids with key generations (ca/rollover.ts): "13-sig", "13-sig-g2"; which generation is active. */
 import { describe, expect, it } from "vitest";
 import { errorCodeOf } from "../../test/error-code.js";
-import { activeGeneration, caGeneration, caId, isRetired, parseCaId } from "./ids.js";
+import { activeGeneration, caGeneration, caId, caIdOfUrl, caUrls, isRetired, parseCaId } from "./ids.js";
 
 describe("CA ids and key generations", () => {
   it("generation 1 keeps the plain id; later ones carry -g<n>, and parse back", () => {
@@ -25,5 +25,19 @@ describe("CA ids and key generations", () => {
     expect(activeGeneration(all, "27", "signature")?.id).toBe("27-sig-g2");
     expect(activeGeneration(all, "01", "signature")).toBeUndefined();
     expect(["13-sig", "13-sig-g2", "13-sig-g3", "13-auth", "27-sig"].map((id) => isRetired(all, id))).toEqual([true, true, false, false, true]);
+  });
+
+  it("reads the CA id back from the URLs caUrls makes, under any base URL, and nothing else", () => {
+    for (const id of ["13-sig", "13-sig-g2", "27-auth-g10"]) {
+      for (const base of ["https://jpki.example.jp", "http://127.0.0.1:8080/pub"]) {
+        const u = caUrls(base, id);
+        expect([caIdOfUrl(u.arl, "arl"), caIdOfUrl(u.crl, "crl"), caIdOfUrl(u.caCertificate, "caCertificate"), caIdOfUrl(u.ocsp, "ocsp")], `${base} ${id}`).toEqual([id, id, id, id]);
+      }
+    }
+    const u = caUrls("https://jpki.example.jp", "13-sig-g2");
+    // another kind of URL, a partition, a delta, a spelling caId never makes, not a CA
+    for (const [url, which] of [[u.crl, "arl"], [u.partition("131016"), "crl"], [u.delta, "crl"], ["https://jpki.example.jp/arl/13.crl", "arl"], ["https://jpki.example.jp/arl/13-sig-g1.crl", "arl"], ["https://jpki.example.jp/arl/bridge.crl", "arl"], ["", "arl"]] as const) {
+      expect(caIdOfUrl(url, which), url).toBeUndefined();
+    }
   });
 });

@@ -80,3 +80,22 @@ export function caUrls(baseUrl: string, id: string): CaUrls {
     partition: (m) => `${baseUrl}/crl/${id}/${m}.crl`,
   };
 }
+
+/**
+ * The CA id a URL of {@link caUrls} names, whatever the base URL, or undefined: its inverse. A CA's generations
+ * share one subject name, so what says which generation a certificate belongs to is the URLs it names: a CA
+ * certificate its ARL (cRLDistributionPoints, ca/authority.ts createCaRecord). Only the id as caId spells it.
+ */
+export function caIdOfUrl(url: string, which: "caCertificate" | "crl" | "arl" | "ocsp"): string | undefined {
+  // Each of these URLs ends in the id, with or without an extension; caUrls then decides whether it is the one named.
+  const file = url.slice(url.lastIndexOf("/") + 1);
+  const stem = file.includes(".") ? file.slice(0, file.lastIndexOf(".")) : file;
+  let id: string;
+  try {
+    const p = parseCaId(stem);
+    id = caId(p.prefectureCode, p.purpose, p.generation);
+  } catch {
+    return undefined;
+  }
+  return id === stem && url.endsWith(caUrls("", id)[which]) ? id : undefined;
+}

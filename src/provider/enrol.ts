@@ -28,6 +28,7 @@
 import { createHash, createPublicKey, randomBytes, type KeyObject } from "node:crypto";
 import { join } from "node:path";
 import { verifyCsr } from "../ca/csr.js";
+import { caUrls } from "../ca/ids.js";
 import { JpkiError, isJpkiError } from "../errors.js";
 import { formatDuration, type Clock } from "../pki/clock.js";
 import { certificateParts } from "../pki/der.js";
@@ -37,6 +38,7 @@ import { writeFileAtomic } from "../store/files.js";
 import { parseCertificate } from "../validation/certificate.js";
 import { verifySignedData } from "../validation/cms.js";
 import { validateJpki } from "../validation/jpki.js";
+import { verifySignature, workingKeyOf } from "../validation/signature.js";
 import { OcspClient, type OcspProblem, type OcspTimeFault } from "../validation/ocsp-source.js";
 import { formatName } from "../validation/name.js";
 import { endpointFetch, endpointTimeouts, refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
@@ -179,8 +181,14 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
     const requestSha256 = createHash("sha256").update(createHash("sha256").update(publicDer).digest()).update(signed.signatureValue!).digest("hex");
     const pub = parseCertificate(publicDer);
     const issuerDer = Buffer.from(certificateParts(publicDer).issuer);
-    const ca = trusted.find((t) => t.subject.equals(issuerDer));
-    if (!ca) throw new JpkiError("ERR_PROVIDER_PUBLIC_CERT_INVALID", "the signer's certificate was not issued by a CA this provider trusts directly: nothing was issued", { details: { status: "untrusted" } });
+    // A CA's key generations share its name (ca/rollover.ts): the one that issued the certificate is the one whose key
+    // verifies it, and its CRL is the one to ask. By name alone, a certificate of 13-sig-g2 was checked on 13-sig's CRL.
+    const ca = trusted.find((t) => t.subject.equals(issuerDer) && verifySignature(pub.tbs, pub.signatureAlgorithm, pub.signature, workingKeyOf(parseCertificate(t.der).publicKey)));
+    if (!ca) {
+      throw new JpkiError("ERR_PROVIDER_PUBLIC_CERT_INVALID", "the signer's certificate was not issued by a CA key this provider trusts directly (after a key rollover, trust the new generation's certificate too): nothing was issued", {
+        details: { status: "untrusted" },
+      });
+    }
     let state = readProviderState(paths);
     const fetched = await refreshPublicCrl(paths, config.endpoint, ca, state.publicCrls[ca.caId], o.clock, o);
     state = { ...state, publicCrls: { ...state.publicCrls, [ca.caId]: fetched.seen } };
@@ -196,7 +204,7 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
     const publicCrl = { caId: ca.caId, number: fetched.seen.number, status: fetched.status };
     let publicOcsp: EnrolResult["publicOcsp"];
     if (o.ocsp) {
-      const url = `${config.endpoint}/ocsp/${ca.caId}`;
+      const url = caUrls(config.endpoint, ca.caId).ocsp;
       // An answer is a few KB (64 KiB at most): its whole exchange is held to the inactivity timeout. The total a CRL
       // download is given would let a trickling responder hold the enrolment for minutes.
       const whole = Math.min(timeouts.inactivityMs, timeouts.totalMs);

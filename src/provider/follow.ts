@@ -4,7 +4,8 @@
  * certificates' validity with the public service, and updates its own CRL.
  *
  * How, and why:
- * - Which CRL: each CA's full CRL at `<endpoint>/crl/<ca>.crl` (ca/ids.ts caUrls), not the municipality partitions
+ * - Which CRL: each CA's full CRL at `<endpoint>/crl/<ca>.crl` (ca/ids.ts caUrls), per key generation after a rollover
+ *   (13-sig and 13-sig-g2 each publish their own, for the certificates each issued), not the municipality partitions
  *   the certificates name. The full CRL is always published (`crl generate`, the serve schedule), covers every
  *   partition, and costs one request per CA per pass however many customers the provider has; a 304 costs nothing.
  *   (Partitions would save bytes when a CA's CRL changes and the provider's customers live in few municipalities:
@@ -39,6 +40,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { caUrls } from "../ca/ids.js";
 import { CRL_REASON, reasonName } from "../crl/reason.js";
 import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
@@ -318,7 +320,7 @@ export function verifyPublicCrl(der: Buffer, ca: TrustedCa, now: Date): Crl {
  * ERR_PUBLIC_CRL_UNAVAILABLE, ERR_PUBLIC_CRL_INVALID, ERR_PUBLIC_CRL_ROLLBACK.
  */
 export async function refreshPublicCrl(paths: ProviderPaths, endpoint: string, ca: TrustedCa, seen: PublicCrlSeen | undefined, clock: Clock, o: PublicEndpointOptions = {}): Promise<PublicCrlFetch> {
-  const url = `${endpoint}/crl/${ca.caId}.crl`;
+  const url = caUrls(endpoint, ca.caId).crl;
   const now = clock.now();
   const held = heldPublicCrl(paths, ca.caId, seen);
   const headers: Record<string, string> = {};
@@ -469,7 +471,7 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     const revoked: FollowRevocation[] = [];
     for (const caId of wanted) {
       const ca = trusted.get(caId);
-      const url = `${config.endpoint}/crl/${caId}.crl`;
+      const url = caUrls(config.endpoint, caId).crl;
       if (!ca) {
         crls.push({ caId, url, status: "failed", error: { code: "ERR_CA_UNKNOWN", message: `customers' certificates come from ${caId}, but trust/${caId}.pem is gone: restore it` } });
         continue;

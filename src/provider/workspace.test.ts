@@ -8,7 +8,7 @@ import { extension } from "../pki/der.js";
 import { generateRsaKey } from "../pki/keys.js";
 import { randomSerial } from "../pki/serial.js";
 import { SoftwareSigner } from "../pki/signer.js";
-import { basicConstraints, keyUsage } from "../profile/extensions.js";
+import { basicConstraints, crlDistributionPoints, keyUsage } from "../profile/extensions.js";
 import { encodeName } from "../profile/names.js";
 import { EXT_OID } from "../profile/oids.js";
 import { FixedClock } from "../pki/clock.js";
@@ -40,11 +40,18 @@ describe("provider workspace files", () => {
     expect(state({ ...good, links: [link({ serial: "../x" })] })).toThrow(expect.objectContaining({ code: "ERR_WORKSPACE_CORRUPT" }));
     expect(state({ ...good, links: [link({ public: { caId: "../../etc", serial: "0b" } })] })).toThrow(expect.objectContaining({ code: "ERR_WORKSPACE_CORRUPT" }));
     expect(state({ ...good, publicCrls: { "13-sig": { number: "x" } } })).toThrow(expect.objectContaining({ code: "ERR_WORKSPACE_CORRUPT" }));
+    // a key generation after a rollover (ca/ids.ts), beside the first one's plain id; only as caId spells a signature CA
+    const seen = { number: "4", sha256: "00" };
+    expect(state({ ...good, links: [link(), link({ serial: "0c", public: { caId: "13-sig-g2", serial: "0d" } })], publicCrls: { "13-sig": seen, "13-sig-g2": seen } })()).toMatchObject({ links: [{}, { public: { caId: "13-sig-g2" } }] });
+    for (const id of ["13-sig-g1", "13-auth", "13", "13-signature", "13-sig-g2/../x"]) {
+      expect(state({ ...good, links: [link({ public: { caId: id, serial: "0b" } })] }), id).toThrow(expect.objectContaining({ code: "ERR_WORKSPACE_CORRUPT" }));
+      expect(state({ ...good, publicCrls: { [id]: seen } }), id).toThrow(expect.objectContaining({ code: "ERR_WORKSPACE_CORRUPT" }));
+    }
   });
 
   it("trusts JPKI prefecture signature CAs only", async () => {
     const signer = new SoftwareSigner(await generateRsaKey(2048));
-    const make = (rdns: Parameters<typeof encodeName>[0]) => {
+    const make = (rdns: Parameters<typeof encodeName>[0], arl?: string) => {
       const name = encodeName(rdns);
       const tbs = encodeTbs({
         serial: randomSerial(),
@@ -54,12 +61,25 @@ describe("provider workspace files", () => {
         notAfter: new Date(Date.now() + 86_400_000),
         subject: name,
         spki: signer.spki,
-        extensions: [extension(EXT_OID.keyUsage, true, keyUsage(["keyCertSign", "cRLSign"])), extension(EXT_OID.basicConstraints, true, basicConstraints(true))],
+        extensions: [
+          extension(EXT_OID.keyUsage, true, keyUsage(["keyCertSign", "cRLSign"])),
+          extension(EXT_OID.basicConstraints, true, basicConstraints(true)),
+          ...(arl ? [extension(EXT_OID.cRLDistributionPoints, false, crlDistributionPoints(name, [arl]))] : []),
+        ],
       });
       return signer.sign(tbs).then((sig) => assembleCertificate(tbs, signer.algorithmIdentifier, sig));
     };
     const tokyoSig = await make([["countryName", "JP"], ["organizationName", "JPKI"], ["organizationalUnitName", "JPKI for digital signature"], ["organizationalUnitName", "Tokyo-to"]]);
     expect(trustedCaOf(tokyoSig).caId).toBe("13-sig");
+    // after a rollover the name stays; the generation is in the ARL URL the public side names (ca/authority.ts)
+    const tokyoRdns: Parameters<typeof encodeName>[0] = [["countryName", "JP"], ["organizationName", "JPKI"], ["organizationalUnitName", "JPKI for digital signature"], ["organizationalUnitName", "Tokyo-to"]];
+    expect(trustedCaOf(await make(tokyoRdns, "https://jpki.example.jp/arl/13-sig-g2.crl")).caId).toBe("13-sig-g2");
+    expect(trustedCaOf(await make(tokyoRdns, "https://jpki.example.jp/arl/13-sig.crl")).caId).toBe("13-sig");
+    // an ARL of another prefecture's or purpose's CA says nothing of this one
+    expect(trustedCaOf(await make(tokyoRdns, "https://jpki.example.jp/arl/27-sig-g2.crl")).caId).toBe("13-sig");
+    // two certificates of one generation: which one trust/13-sig.pem should hold is the operator's call, not ours
+    const twin = await make(tokyoRdns);
+    await expect(initProvider({ dir: join(dir(), "p"), name: "Bank", endpoint: "http://127.0.0.1:1", trustAnchors: [tokyoSig, twin], passphrase: "pw", clock: new FixedClock(new Date()) })).rejects.toMatchObject({ code: "ERR_USAGE", message: expect.stringContaining("13-sig") });
     const tokyoAuth = await make([["countryName", "JP"], ["organizationName", "JPKI"], ["organizationalUnitName", "JPKI for user authentication"], ["organizationalUnitName", "Tokyo-to"]]);
     expect(() => trustedCaOf(tokyoAuth)).toThrow(expect.objectContaining({ code: "ERR_CA_INVALID" }));
     const foreign = await make([["countryName", "JP"], ["organizationName", "Some CA"]]);

@@ -45,7 +45,7 @@ import { EXT_OID } from "../profile/oids.js";
 import { withFileLock } from "../store/file-lock.js";
 import { writeFileAtomic } from "../store/files.js";
 import { sweepStaleTemps } from "../store/staging.js";
-import { caId } from "../ca/ids.js";
+import { caId, parseCaId } from "../ca/ids.js";
 import { describeJpkiAnchor } from "../validation/jpki.js";
 import { readCrlFile } from "../validation/crl.js";
 import { asJst } from "../pki/jst.js";
@@ -105,7 +105,7 @@ const DEFAULTS = { certificateDays: 365, crlLifetimeHours: 48, maxRequestAgeMinu
 
 /** What a provider certificate records of the public certificate it rests on: the link (紐付け). */
 export interface PublicCertificateRef {
-  /** the public CA's id, e.g. "13-sig" */
+  /** the public CA's id with its key generation, e.g. "13-sig", "13-sig-g2" after a rollover (ca/ids.ts) */
   readonly caId: string;
   readonly issuer: string;
   /** the serial as the CRL index keys it: hex of the INTEGER's contents */
@@ -228,6 +228,20 @@ export function readProviderConfig(paths: ProviderPaths): ProviderConfig {
   return checkConfig(raw as Partial<ProviderConfig>, paths.config);
 }
 
+/**
+ * A public CA id as the state records it: a prefecture signature CA's, spelt as ca/ids.ts caId spells it, with the
+ * key generation after a rollover ("13-sig", "13-sig-g2"). It names files (public-crl/<ca>.crl), so nothing else.
+ */
+function isSignatureCaId(id: unknown): boolean {
+  if (typeof id !== "string") return false;
+  try {
+    const p = parseCaId(id);
+    return p.purpose === "signature" && caId(p.prefectureCode, p.purpose, p.generation) === id;
+  } catch {
+    return false;
+  }
+}
+
 export function readProviderState(paths: ProviderPaths): ProviderState {
   if (!existsSync(paths.state)) return { version: 1, crlNumber: "0", links: [], publicCrls: {} };
   try {
@@ -236,13 +250,13 @@ export function readProviderState(paths: ProviderPaths): ProviderState {
       throw new Error("unexpected shape");
     }
     for (const l of s.links) {
-      if (!l || typeof l.serial !== "string" || !/^[0-9a-f]+$/.test(l.serial) || typeof l.certificate !== "string" || !l.public || typeof l.public.serial !== "string" || !/^[0-9a-f]+$/.test(l.public.serial) || typeof l.public.caId !== "string" || !/^\d{2}-sig$/.test(l.public.caId)) {
+      if (!l || typeof l.serial !== "string" || !/^[0-9a-f]+$/.test(l.serial) || typeof l.certificate !== "string" || !l.public || typeof l.public.serial !== "string" || !/^[0-9a-f]+$/.test(l.public.serial) || !isSignatureCaId(l.public.caId)) {
         throw new Error("a link entry is malformed");
       }
       if (l.revoked && (!Number.isFinite(l.revoked.at) || !Number.isInteger(l.revoked.reason))) throw new Error(`the revocation of ${l.serial} is malformed`);
     }
     for (const [id, p] of Object.entries(s.publicCrls)) {
-      if (!/^\d{2}-sig$/.test(id) || !p || typeof p.number !== "string" || !/^\d+$/.test(p.number) || typeof p.sha256 !== "string") throw new Error(`the public CRL record of ${id} is malformed`);
+      if (!isSignatureCaId(id) || !p || typeof p.number !== "string" || !/^\d+$/.test(p.number) || typeof p.sha256 !== "string") throw new Error(`the public CRL record of ${id} is malformed`);
     }
     return s;
   } catch (e) {
@@ -254,8 +268,9 @@ export function writeProviderState(paths: ProviderPaths, s: ProviderState): void
   writeFileAtomic(paths.state, `${JSON.stringify(s, null, 1)}\n`);
 }
 
-/** A public CA the provider trusts: a prefecture's signature CA (都道府県単位認証局, 署名用). */
+/** A public CA the provider trusts: a prefecture's signature CA (都道府県単位認証局, 署名用), one key generation of it. */
 export interface TrustedCa {
+  /** with its key generation: "13-sig", "13-sig-g2" (both may be trusted: the same name, other keys) */
   readonly caId: string;
   readonly der: Buffer;
   readonly subject: Buffer;
@@ -264,7 +279,8 @@ export interface TrustedCa {
 
 /**
  * Checks a certificate offered as a trust anchor: a JPKI prefecture signature CA (the provider enrols on
- * signature certificates: they carry the four items and nonRepudiation). Its id is derived from its name.
+ * signature certificates: they carry the four items and nonRepudiation). Its id, key generation included, is the
+ * one the public side gave it (validation/jpki.ts describeJpkiAnchor): it names the CRL the provider fetches.
  */
 export function trustedCaOf(input: Uint8Array, what = "a trust anchor"): TrustedCa {
   const der = (() => {
@@ -275,11 +291,11 @@ export function trustedCaOf(input: Uint8Array, what = "a trust anchor"): Trusted
     }
   })();
   const info = describeJpkiAnchor(der);
-  if (!info || info.operator !== "prefecture" || info.purpose !== "signature" || !info.prefecture) {
+  if (!info || info.operator !== "prefecture" || info.purpose !== "signature" || !info.caId) {
     throw new JpkiError("ERR_CA_INVALID", `${what} is not a JPKI prefecture signature CA certificate (C=JP, O=JPKI, OU=JPKI for digital signature, OU=<prefecture>): the provider enrols on signature certificates only`);
   }
   const parts = certificateParts(der);
-  return { caId: caId(info.prefecture.code, "signature"), der, subject: Buffer.from(parts.subject), spki: Buffer.from(parts.spki) };
+  return { caId: info.caId, der, subject: Buffer.from(parts.subject), spki: Buffer.from(parts.spki) };
 }
 
 export function readTrustedCas(paths: ProviderPaths): TrustedCa[] {
@@ -368,7 +384,13 @@ export async function initProvider(o: InitProviderOptions): Promise<ProviderInit
     "provider settings",
   );
   if (!o.trustAnchors.length) throw new JpkiError("ERR_USAGE", "give the public CA certificates the provider trusts (--trust FILE, one or more): e.g. <public workspace>/ca/13-sig.pem");
-  const trusted = o.trustAnchors.map((t, i) => trustedCaOf(t, `trust anchor ${i + 1}`));
+  const trusted: TrustedCa[] = [];
+  for (const [i, t] of o.trustAnchors.map((a, i) => [i, trustedCaOf(a, `trust anchor ${i + 1}`)] as const)) {
+    const same = trusted.find((x) => x.caId === t.caId);
+    if (!same) trusted.push(t);
+    // trust/<ca>.pem holds one certificate per id: a second one would silently take the first's place
+    else if (!same.der.equals(t.der)) throw new JpkiError("ERR_USAGE", `trust anchor ${i + 1} is another certificate of ${t.caId} than one given before it: give one certificate per CA key generation`);
+  }
   if (!o.passphrase) throw new JpkiError("ERR_PASSPHRASE_MISSING", "the provider CA's key needs a passphrase: set JPKI_PASSPHRASE or pass --passphrase-file");
   mkdirSync(paths.root, { recursive: true, mode: 0o700 });
   return withFileLock(paths.lock, `the provider workspace ${paths.root}`, async () => {

@@ -14,6 +14,7 @@
  * The four items (基本4情報) are decoded from a signature certificate's subjectAltName into the result; they
  * never appear in a message.
  */
+import { caId, caIdOfUrl, parseCaId } from "../ca/ids.js";
 import { PREFECTURES, type Prefecture } from "../ca/prefectures.js";
 import { BRIDGE_OU, JLIS_OU, PURPOSE_OU } from "../profile/names.js";
 import { ATTR_OID, EXT_OID, POLICY_OID } from "../profile/oids.js";
@@ -62,6 +63,11 @@ export interface JpkiAnchorInfo extends JpkiAuthority {
   readonly generation: number;
   readonly notBefore: Date;
   readonly notAfter: Date;
+  /**
+   * A prefecture CA's id as the public side names it (ca/ids.ts), with its key generation after a rollover:
+   * "13-sig", "13-sig-g2". Undefined for J-LIS and the Bridge CA.
+   */
+  readonly caId?: string;
 }
 
 /** One certificate of the path, as a report names it (a JPKI end entity's subject is an opaque id, never the name). */
@@ -173,7 +179,26 @@ export function describeJpkiAnchor(der: Uint8Array): JpkiAnchorInfo | undefined 
     generation: cert.notBefore.getUTCFullYear(),
     notBefore: cert.notBefore,
     notAfter: cert.notAfter,
+    ...(auth.operator === "prefecture" && auth.prefecture && auth.purpose ? { caId: prefectureCaId(cert, auth.prefecture, auth.purpose) } : {}),
   });
+}
+
+/**
+ * The id the public side gave a prefecture CA's certificate. Its key generations share one name, so the id with
+ * the generation ("13-sig-g2") is in the certificate only as the ARL URL of its cRLDistributionPoints (ca/authority.ts
+ * createCaRecord names caUrls(baseUrl, id).arl), read back by caIdOfUrl. A certificate that names no ARL of a CA of
+ * its own prefecture and purpose (one made elsewhere) is taken as the first generation, the id `jpki ca init` gives.
+ */
+function prefectureCaId(cert: Certificate, prefecture: Prefecture, purpose: JpkiPurpose): string {
+  for (const dp of cert.crlDistributionPoints ?? []) {
+    for (const n of dp.fullName ?? []) {
+      const id = n.kind === "uri" ? caIdOfUrl(n.value, "arl") : undefined;
+      if (!id) continue;
+      const p = parseCaId(id);
+      if (p.prefectureCode === prefecture.code && p.purpose === purpose) return id;
+    }
+  }
+  return caId(prefecture.code, purpose);
 }
 
 function entryOf(c: Certificate): ChainCertificate {

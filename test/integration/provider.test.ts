@@ -607,3 +607,87 @@ describe("jpki provider", () => {
     }
   });
 });
+
+/**
+ * The public CA rolls its key over (ca/rollover.ts): 13-sig keeps publishing its CRL for what it issued, 13-sig-g2
+ * issues from then on under the same name, with a CRL of its own. A provider trusting both generations enrols
+ * customers of either, fetches the CRL of the generation that issued each, and follows both.
+ */
+describe("jpki provider across a key rollover of the public CA (13-sig → 13-sig-g2)", () => {
+  let rolled: string;
+  let rolledBase: string;
+  let rolledApp: FastifyInstance;
+  let rolledServer: Workspace;
+  let rolledToken: string;
+  const r = () => ["--workspace", rolled];
+  /** Regenerates the CRLs and waits until the server serves `caId`'s new one (it re-stats files every 250 ms). */
+  async function regenerate(caId: string) {
+    const etag = async () => (await fetch(`${rolledBase}/crl/${caId}.crl`, { headers: { authorization: `Bearer ${readFileSync(rolledToken, "utf8").trim()}` } })).headers.get("etag");
+    const before = await etag();
+    await ok([...r(), "crl", "generate", "--prefecture", "13"]);
+    for (let i = 0; i < 100 && (await etag()) === before; i++) await new Promise((res) => setTimeout(res, 50));
+  }
+
+  beforeAll(async () => {
+    rolled = join(dir, "rolled");
+    await ok([...r(), "ca", "init", "-p", "13", "--purpose", "signature"]);
+    await ok([...r(), "registry", "import", join(dir, "residents.jsonl")]);
+    await issue("before-rollover", 0, rolled); // generation 1, still valid after the rollover
+    await ok([...r(), "ca", "rollover", "-p", "13", "--purpose", "sig"]);
+    await issue("after-rollover", 1, rolled);
+    await issue("after-rollover-2", 2, rolled);
+    const v = await ok([...r(), "--json", "verifier", "add", "--name", "Rollover Bank", "--kind", "private"]);
+    rolledToken = join(dir, "rolled-token.txt");
+    writeFileSync(rolledToken, `${v.json().token}\n`, { mode: 0o600 });
+    await ok([...r(), "crl", "generate", "--prefecture", "13"]);
+    rolledServer = await openWorkspace(rolled);
+    ({ app: rolledApp } = await buildServer(rolledServer));
+    await rolledApp.listen({ host: "127.0.0.1", port: 0 });
+    rolledBase = `http://127.0.0.1:${(rolledApp.server.address() as AddressInfo).port}`;
+  }, 180_000);
+
+  afterAll(async () => {
+    await rolledApp?.close();
+    await rolledServer?.close();
+  });
+
+  it("trusts each generation under its own id, enrols customers of both, and follows both CRLs", async () => {
+    const bank = join(dir, "rollover-bank");
+    const init = await ok(["--json", "provider", "init", "--dir", bank, "--name", "Rollover Bank", "--endpoint", rolledBase, "--trust", join(rolled, "ca", "13-sig.pem"), join(rolled, "ca", "13-sig-g2.pem")]);
+    expect(init.json().trusted).toEqual(["13-sig", "13-sig-g2"]);
+    expect(readFileSync(join(bank, "trust", "13-sig-g2.pem"), "utf8")).toBe(readFileSync(join(rolled, "ca", "13-sig-g2.pem"), "utf8"));
+    expect(readFileSync(join(bank, "trust", "13-sig.pem"), "utf8")).toBe(readFileSync(join(rolled, "ca", "13-sig.pem"), "utf8"));
+
+    const enrol = (name: string) => ok(["--json", "provider", "enrol", "--dir", bank, "--request", application(name), "--token-file", rolledToken, "--customer", name]);
+    const neu = (await enrol("after-rollover")).json();
+    expect(neu).toMatchObject({ status: "valid", public: { caId: "13-sig-g2" }, publicCrl: { caId: "13-sig-g2", status: "downloaded" } });
+    const old = (await enrol("before-rollover")).json();
+    expect(old).toMatchObject({ status: "valid", public: { caId: "13-sig" }, publicCrl: { caId: "13-sig", status: "downloaded" } });
+
+    // the new key's customer moves away: g2's CRL lists her, and only her link is revoked
+    await ok([...r(), "revoke", "--serial", certs["after-rollover"]!.serial, "--reason", "affiliationChanged"]);
+    await regenerate("13-sig-g2");
+    const f = (await ok(["--json", "provider", "follow", "--dir", bank, "--token-file", rolledToken])).json();
+    expect(f.crls.map((c: { caId: string; status: string; error?: { code: string } }) => [c.caId, c.error?.code ?? c.status])).toEqual([
+      ["13-sig", expect.stringMatching(/downloaded|not-modified/)],
+      ["13-sig-g2", "downloaded"],
+    ]);
+    expect(f.revoked).toEqual([expect.objectContaining({ serial: neu.serial, public: expect.objectContaining({ caId: "13-sig-g2", serial: expect.any(String) }) })]);
+    const list = (await ok(["--json", "provider", "list", "--dir", bank])).json().certificates;
+    expect(Object.fromEntries(list.map((c: { customerId: string; status: string }) => [c.customerId, c.status]))).toEqual({ "after-rollover": "revoked", "before-rollover": "valid" });
+
+    // the old key still publishes for what it issued: its customer's revocation comes through generation 1's CRL
+    await ok([...r(), "revoke", "--serial", certs["before-rollover"]!.serial, "--reason", "loss"]);
+    await regenerate("13-sig");
+    const g = (await ok(["--json", "provider", "follow", "--dir", bank, "--token-file", rolledToken])).json();
+    expect(g.revoked).toEqual([expect.objectContaining({ serial: old.serial, public: expect.objectContaining({ caId: "13-sig" }) })]);
+  }, 120_000);
+
+  it("a provider trusting the new generation alone enrols its customers on its own CRL", async () => {
+    const bank = join(dir, "rollover-bank-g2");
+    const init = await ok(["--json", "provider", "init", "--dir", bank, "--name", "New Bank", "--endpoint", rolledBase, "--trust", join(rolled, "ca", "13-sig-g2.pem")]);
+    expect(init.json().trusted).toEqual(["13-sig-g2"]);
+    const e = (await ok(["--json", "provider", "enrol", "--dir", bank, "--request", application("after-rollover-2"), "--token-file", rolledToken])).json();
+    expect(e).toMatchObject({ status: "valid", public: { caId: "13-sig-g2" }, publicCrl: { caId: "13-sig-g2" } });
+  }, 60_000);
+});

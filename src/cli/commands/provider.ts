@@ -77,7 +77,7 @@ Example:
     .option(...dirOption)
     .requiredOption("--name <name>", "the provider's name: O= of its CA and certificates, e.g. 'Example Bank'")
     .requiredOption("--endpoint <url>", "base URL of the public JPKI endpoint ('jpki serve') whose CRLs it follows")
-    .requiredOption("--trust <files...>", "the public prefecture signature CA certificates it trusts (PEM or DER), e.g. <workspace>/ca/13-sig.pem")
+    .requiredOption("--trust <files...>", "the public prefecture signature CA certificates it trusts (PEM or DER), e.g. <workspace>/ca/13-sig.pem; after a key rollover each generation's (ca/13-sig-g2.pem)")
     .option("--crl-url <url>", "where the provider publishes its CRL: named in its certificates' cRLDistributionPoints")
     .option("--certificate-days <n>", "a customer certificate's lifetime at most, in days (default 365; never past the public certificate's)")
     .addHelpText("after", "\nThe trust anchors are given as files, never fetched from the endpoint: trust must not come from the channel it checks.")
