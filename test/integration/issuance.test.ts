@@ -89,11 +89,15 @@ describe("jpki issue → revoke → crl generate", () => {
     const k2 = cardKey(dir, "card2");
     goodCert = join(dir, "good.pem");
     revokedCert = join(dir, "revoked.pem");
-    const a = await cli([...w(), "issue", "--resident", residents[0]!.residentCode!, "--public-key", k1.pub, "-o", goodCert, "--json"], { cwd: dir });
+    const a = await cli([...w(), "issue", "--resident", residents[0]!.residentCode!, "--public-key", k1.pub, "-o", goodCert], { cwd: dir });
     expect(a.code, a.stderr).toBe(0);
+    // in words, -o names the file and does not print the certificate again
+    expect(a.stdout).not.toContain("BEGIN CERTIFICATE");
+    expect(a.stdout).toContain(`written to ${goodCert}`);
     const b = await cli([...w(), "issue", "--resident", residents[1]!.residentCode!, "--csr", csrFor(dir, k2.key, "card2"), "-o", revokedCert, "--json"], { cwd: dir });
     expect(b.code, b.stderr).toBe(0);
     revokedSerial = b.json().serial;
+
     const r = await cli([...w(), "revoke", "--serial", revokedSerial, "--reason", "loss", "--json"], { cwd: dir });
     expect(r.code, r.stderr).toBe(0);
     expect(r.json()).toMatchObject({ reason: "keyCompromise", reasonCode: 1 });

@@ -220,6 +220,10 @@ describe("jpki provider", () => {
     expect(idle.crls[0].status).toBe("not-modified");
     expect(idle.revoked).toEqual([]);
     expect(idle.crl).toBeUndefined();
+    // --interval without --watch changed nothing, silently: refused before anything is fetched
+    const interval = await cli(["provider", "follow", ...p(), "--token-file", tokenFile, "--interval", "5"], { cwd: dir });
+    expect(interval.code).toBe(2);
+    expect(interval.stderr).toContain("ERR_USAGE");
     const show = (await ok(["--json", "provider", "show", aliceBank.serial, ...p()])).json();
     expect(show).toMatchObject({ status: "revoked", reason: "affiliationChanged" });
   }, 120_000);

@@ -106,8 +106,8 @@ Examples:
         writeFileAtomic(path, o.der && out ? cert.der : pem);
         ctx.out.result(summary(cert, pem, path), () =>
           [
-            pem.trimEnd(),
-            "",
+            // With -o the certificate is in the file named: printed again, it buried the lines below.
+            ...(out ? [] : [pem.trimEnd(), ""]),
             `serial ${cert.serial}  CA ${cert.caId}  ${cert.type}  valid until ${cert.notAfter.toISOString()}${cert.alreadyIssued ? "  (already issued for this application id)" : ""}`,
             `written to ${path}`,
             ...(cert.superseded.length ? [`superseded (revoked, reason superseded): ${cert.superseded.join(", ")}`] : []),

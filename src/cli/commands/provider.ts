@@ -192,6 +192,8 @@ nextUpdate (ERR_PUBLIC_CRL_STALE: its revocations are applied all the same). Wit
       const passphrase = await ctx.passphrase();
       const { followPublicCrls, watchPublicCrls, systemClock } = await library();
       const failed = (r: FollowResult) => r.crls.find((x) => x.error);
+      // Given alone it changed nothing, silently: one pass ran and the command ended.
+      if (!o.watch && c.getOptionValueSource("interval") === "cli") throw new JpkiError("ERR_USAGE", "--interval sets the time between passes of --watch: add --watch, or drop --interval for one pass");
       if (o.watch) {
         const seconds = Number(o.interval);
         if (!Number.isFinite(seconds) || seconds < 1) throw new JpkiError("ERR_USAGE", "--interval must be a number of seconds ≥ 1");
