@@ -6,7 +6,7 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 
-const HTTP_WORD: Readonly<Record<number, string>> = { 400: "bad_request", 401: "unauthorized", 413: "payload_too_large", 415: "unsupported_media_type", 500: "internal_error", 503: "unavailable" };
+const HTTP_WORD: Readonly<Record<number, string>> = { 400: "bad_request", 401: "unauthorized", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type", 500: "internal_error", 503: "unavailable" };
 
 /**
  * Every route's answer to a request that arrives while the server stops (app.ts): 503, and its connection
@@ -40,7 +40,12 @@ export const PARSER_REFUSALS = Object.freeze({
  * A method the target does not take: 405 with Allow (RFC 9110 §15.5.6), on the published files, the fastify
  * routes and CONNECT (this server is no proxy) alike. One body for the one code, wherever it is sent.
  */
-export const METHOD_NOT_ALLOWED = Object.freeze({ code: "method-not-allowed", status: 405, body: '{"error":"method not allowed","code":"method-not-allowed"}' } as const);
+export const METHOD_NOT_ALLOWED = Object.freeze({
+  code: "method-not-allowed",
+  status: 405,
+  // The shape of every other error answer (it had no message, and its error word was spelt apart from the others).
+  body: '{"error":"method_not_allowed","code":"method-not-allowed","message":"this path does not take that method: the Allow header lists those it takes"}',
+} as const);
 
 /**
  * A request body in a content coding (RFC 9110 §8.4: gzip, deflate, br, …): no route decodes one, and each read
