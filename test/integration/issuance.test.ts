@@ -438,6 +438,9 @@ describe("jpki issue --batch with application ids", () => {
     expect(c.code).toBe(13);
     expect(c.json().errors.map((e: { line: number; code: string }) => [e.line, e.code])).toEqual([[1, "ERR_APPLICATION_INVALID"], [3, "ERR_APPLICATION_INVALID"]]);
     expect(c.json().alreadyIssued).toBe(1);
+    // the error says what became of the others: none was issued now, one had been before
+    const text = await cli([...w(), "issue", "--batch", clash], { cwd: dir });
+    expect(text.stderr).toContain("2 of 3 applications failed; 1 already issued before");
   });
 });
 

@@ -165,7 +165,9 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
       throw new JpkiError(locked.code, `${locked.message.replace(/^line \d+: /, "")}: ${res.failed} of ${res.read} applications were not issued${res.issued + res.alreadyIssued > 0 ? `, ${res.issued + res.alreadyIssued} were` : ""}`, { details: { reported: true } });
     }
     if (res.failed > 0) {
-      throw new JpkiError("ERR_PARTIAL", `${res.failed} of ${res.read} applications failed; the others were issued`, { details: { reported: true } });
+      // What became of the others, as counted: a re-run issues nothing new for applications done before.
+      const others = [res.issued ? `${res.issued} issued` : "", res.alreadyIssued ? `${res.alreadyIssued} already issued before` : ""].filter(Boolean).join(", ");
+      throw new JpkiError("ERR_PARTIAL", `${res.failed} of ${res.read} applications failed${others ? `; ${others}` : ""}`, { details: { reported: true } });
     }
   });
 }
