@@ -173,7 +173,7 @@ describe("other commands check their paths first", () => {
   });
 });
 
-describe("backup checks its destination first", () => {
+describe("backup and restore check their directories first", () => {
   it("backup DEST under /proc: refused at once (was: a recursive mkdir spinning for ever at 100 % CPU)", () => {
     // Its own process with a time limit: the old loop was synchronous and would have hung the suite.
     const r = spawnSync(process.execPath, [MAIN, ...w(), "backup", "/proc/jpki-test-backup"], { cwd: dir, encoding: "utf8", timeout: 20_000, env: { ...process.env, JPKI_PASSPHRASE: "correct horse" } });
@@ -192,6 +192,15 @@ describe("backup checks its destination first", () => {
     expectRefused(await cli([...w(), "backup", join(file, "b")], { cwd: dir }), "ERR_FILE_UNUSABLE", file, "the backup's parent directory");
     expectRefused(await cli([...w(), "backup", join(fifo, "b")], { cwd: dir }), "ERR_FILE_UNUSABLE", fifo, "the backup's parent directory");
     expectRefused(await cli([...w(), "backup", join(dir, "no", "such", "b")], { cwd: dir }), "ERR_FILE_NOT_FOUND", join(dir, "no", "such"), "the backup's parent directory");
+  });
+
+  it("restore SRC, and --verify-only: a path under /proc or /dev, a file or a FIFO is refused as unusable, a missing one as not found (was: not found, or a corrupt backup, exit 21)", async () => {
+    for (const verify of [[], ["--verify-only"]]) {
+      const restore = (src: string) => cli(["--workspace", join(dir, "restored"), "restore", ...verify, src], { cwd: dir });
+      for (const src of ["/proc/self", "/dev/null", file, fifo]) expectRefused(await restore(src), "ERR_FILE_UNUSABLE", src, "backup");
+      expectRefused(await restore(join(dir, "no-such-backup")), "ERR_FILE_NOT_FOUND", join(dir, "no-such-backup"), "backup");
+    }
+    expect(existsSync(join(dir, "restored"))).toBe(false);
   });
 });
 
