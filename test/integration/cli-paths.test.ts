@@ -173,7 +173,7 @@ describe("other commands check their paths first", () => {
   });
 });
 
-describe("backup and restore check their directories first", () => {
+describe("backup, restore and counter deliver check their directories first", () => {
   it("backup DEST under /proc: refused at once (was: a recursive mkdir spinning for ever at 100 % CPU)", () => {
     // Its own process with a time limit: the old loop was synchronous and would have hung the suite.
     const r = spawnSync(process.execPath, [MAIN, ...w(), "backup", "/proc/jpki-test-backup"], { cwd: dir, encoding: "utf8", timeout: 20_000, env: { ...process.env, JPKI_PASSPHRASE: "correct horse" } });
@@ -201,6 +201,16 @@ describe("backup and restore check their directories first", () => {
       expectRefused(await restore(join(dir, "no-such-backup")), "ERR_FILE_NOT_FOUND", join(dir, "no-such-backup"), "backup");
     }
     expect(existsSync(join(dir, "restored"))).toBe(false);
+  });
+
+  it("counter deliver --spool is checked with nothing pending: under /proc or /dev, a file, below a file (was: exit 0 unchecked)", async () => {
+    for (const spool of ["/proc/jpki-test-spool", "/dev/jpki-test-spool", file, join(file, "sub")]) {
+      expectRefused(await cli([...w(), "counter", "deliver", "--spool", spool], { cwd: dir }), "ERR_FILE_UNUSABLE", spool, "spool directory --spool");
+    }
+    const ok = await cli([...w(), "counter", "deliver", "--spool", "spool", "--json"], { cwd: dir });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.json()).toMatchObject({ delivered: 0 });
+    expect(existsSync(join(dir, "spool"))).toBe(true); // relative to the command's directory, made up front
   });
 });
 
