@@ -1,7 +1,8 @@
 /**
  * The sweep of backups' partial directories (`.DEST.partial-<pid>~@<namespace>-<random>` beside DEST, each a whole
  * copy of the store) that killed backups leave: by staging.ts's rule (store/staging-dir.ts), never by a bare pid.
- * A kill -9 mid-backup, end to end, is in test/integration/backup.test.ts.
+ * A kill -9 mid-backup, end to end, is in test/integration/backup.test.ts. Also: the destination is checked
+ * before anything is opened or made.
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
@@ -11,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { thisNamespace } from "../store/pid-namespace.js";
 import { holdStagingDir } from "../store/staging-dir.js";
 import { TEMP_STALE_MS } from "../store/staging.js";
-import { sweepStalePartials } from "./backup.js";
+import { sweepStalePartials, takeBackup } from "./backup.js";
 
 const OTHER_NS = thisNamespace() === "0123456789abcdef" ? "fedcba9876543210" : "0123456789abcdef";
 /** A pid that ran here and has ended. */
@@ -85,5 +86,14 @@ describe("the sweep of backups' partial directories", () => {
     writeFileSync(join(p, file), "not a backup");
     expect(sweepStalePartials(p)).toEqual([]);
     expect(readdirSync(p).sort()).toEqual([...others, file].sort());
+  });
+});
+
+describe("takeBackup's destination", () => {
+  it("under /proc, /sys or /dev is ERR_FILE_UNUSABLE before the workspace is even opened (was: a mkdir loop for ever, EPERM, a backup in /dev)", async () => {
+    const missing = join(parent(), "no-workspace");
+    for (const dest of ["/proc/jpki-test-backup", "/sys/jpki-test-backup", "/dev/jpki-test-backup"]) {
+      await expect(takeBackup({ workspaceDir: missing, dest }), dest).rejects.toMatchObject({ code: "ERR_FILE_UNUSABLE", message: `backup directory ${dest}: is under /${dest.split("/")[1]}: jpki reads and writes regular files only` });
+    }
   });
 });

@@ -36,6 +36,7 @@ import { storeRetired } from "../store/retirement.js";
 import { holdStagingDir, sweepStagingDirs } from "../store/staging-dir.js";
 import { ownerTag, syncDir } from "../store/staging.js";
 import { VERSION } from "../version.js";
+import { checkOutputDir, refuseSpecial } from "../workspace/paths.js";
 import { Workspace, workspacePaths } from "../workspace/workspace.js";
 import { BACKUP_FORMAT, MANIFEST_NAME, hashFile, type BackupManifest, type ManifestCrlNumber, type ManifestFile } from "./manifest.js";
 
@@ -176,16 +177,20 @@ async function backupSqlite(db: string, file: string): Promise<{ schemaVersion: 
 
 /**
  * Takes a backup of the workspace at `workspaceDir` into the new directory `dest` (see the header). ERR_BACKUP_EXISTS
- * when `dest` exists; ERR_STORE_RETIRED when its store is one a move left (store/retirement.ts); the workspace's own
- * errors when it cannot be opened.
+ * when `dest` exists; ERR_FILE_UNUSABLE when it is under /proc, /sys or /dev or its parent is no writable directory,
+ * ERR_FILE_NOT_FOUND when the parent is missing; ERR_STORE_RETIRED when its store is one a move left
+ * (store/retirement.ts); the workspace's own errors when it cannot be opened.
  */
 export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
   const clock = opts.clock ?? systemClock;
   const started = clock.now().getTime();
   const dest = opts.dest;
+  // Checked as every command's output directory is (workspace/paths.ts), before anything is opened or written:
+  // under /proc, mkdirSync's recursive mode spun for ever (mkdir gives ENOENT though the parent exists), /sys
+  // failed with EPERM as an internal error, and /dev took a whole backup.
+  refuseSpecial(resolve(dest), dest, "backup directory");
   if (existsSync(dest)) throw new JpkiError("ERR_BACKUP_EXISTS", `${dest} already exists: name a new directory for the backup (a backup never adds to or replaces another)`, { details: { path: dest } });
-  const parent = dirname(dest);
-  if (!existsSync(parent)) throw new JpkiError("ERR_FILE_NOT_FOUND", `the backup's parent directory ${parent} does not exist (create it with: mkdir -p ${parent})`, { details: { path: parent } });
+  const parent = checkOutputDir(dirname(dest), "the backup's parent directory");
   // Opening checks the workspace is one (config, store reachable, schema ours) before anything is written.
   const ws = await Workspace.openAsync(opts.workspaceDir, { clock, ...(opts.storeUrl !== undefined ? { storeUrl: opts.storeUrl } : {}) });
   const paths = ws.paths;
@@ -221,7 +226,9 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
   // A killed backup's partial directory holds a whole copy of the store: removed once no backup writes it.
   const swept = sweepStalePartials(parent);
   const tmp = join(parent, `.${basename(dest)}.partial-${ownerTag()}-${randomBytes(4).toString("hex")}`);
-  ownerDir(tmp);
+  // Not recursive: the parent exists (checked above), so one mkdir either makes it or fails; never the retry loop.
+  mkdirSync(tmp, { mode: 0o700 });
+  chmodSync(tmp, 0o700);
   const release = holdStagingDir(tmp);
   try {
     const files: ManifestFile[] = [];

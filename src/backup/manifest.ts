@@ -14,6 +14,7 @@ import { closeSync, lstatSync, openSync, readSync, readdirSync } from "node:fs";
 import { join, posix } from "node:path";
 import { JpkiError } from "../errors.js";
 import { NOT_REGULAR, readRegularFile } from "../pki/regular-file.js";
+import { checkInputDir } from "../workspace/paths.js";
 
 export const MANIFEST_NAME = "manifest.json";
 export const BACKUP_FORMAT = "jpki-backup/1";
@@ -132,9 +133,11 @@ export function readManifest(dir: string): BackupManifest {
 /**
  * Checks a backup directory against its manifest: the same files, no more, no fewer, each of its size and
  * SHA-256. Returns the manifest; ERR_BACKUP_CORRUPT (details.file: the first file that fails) otherwise.
- * Reads only.
+ * `dir` missing is ERR_FILE_NOT_FOUND, and a file or a path under /proc, /sys or /dev ERR_FILE_UNUSABLE: a
+ * wrong path, not a damaged backup (exit 21). Reads only.
  */
 export function verifyBackup(dir: string): BackupManifest {
+  checkInputDir(dir, "backup");
   const manifest = readManifest(dir);
   const listed = new Map(manifest.files.map((f) => [f.path, f]));
   const present = listTree(dir);

@@ -1,6 +1,7 @@
 /**
  * The sweep of restores' staging directories (`.restore-<pid>~@<namespace>-<random>` in the workspace root, each a
  * whole copy of the store) in a workspace other PID namespaces may share: by staging.ts's rule, never by a bare pid.
+ * Also: a backup path that is no directory is a wrong path, not a damaged backup.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
@@ -9,7 +10,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { thisNamespace } from "../store/pid-namespace.js";
 import { TEMP_STALE_MS } from "../store/staging.js";
-import { sweepStaleStages } from "./restore.js";
+import { verifyBackup } from "./manifest.js";
+import { restoreBackup, sweepStaleStages } from "./restore.js";
 
 const OTHER_NS = thisNamespace() === "0123456789abcdef" ? "fedcba9876543210" : "0123456789abcdef";
 /** A pid that ran here and has ended. */
@@ -76,5 +78,19 @@ describe("the sweep of restores' staging directories", () => {
     expect(sweepStaleStages(r)).toEqual([]);
     expect(readdirSync(r).sort()).toEqual(others.sort());
     expect(existsSync(join(r, others[0]!, "ws"))).toBe(true);
+  });
+});
+
+describe("the backup a restore reads", () => {
+  it("under /proc or /dev, a file: ERR_FILE_UNUSABLE; missing: ERR_FILE_NOT_FOUND; from verifyBackup and restoreBackup alike (was: ERR_BACKUP_CORRUPT, or not found for a file)", async () => {
+    const r = root();
+    const file = join(r, "a-file");
+    writeFileSync(file, "x");
+    const target = join(r, "ws");
+    for (const [src, code] of [["/proc/self", "ERR_FILE_UNUSABLE"], ["/dev/shm", "ERR_FILE_UNUSABLE"], [file, "ERR_FILE_UNUSABLE"], [join(r, "none"), "ERR_FILE_NOT_FOUND"]] as const) {
+      expect(() => verifyBackup(src), src).toThrow(expect.objectContaining({ code, message: expect.stringMatching(new RegExp(`^backup ${src}: `)) }));
+      await expect(restoreBackup({ source: src, workspaceDir: target }), src).rejects.toMatchObject({ code });
+    }
+    expect(existsSync(target)).toBe(false);
   });
 });

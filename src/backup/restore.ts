@@ -47,8 +47,8 @@
  *   numbers, exact up to 2^53: a year-old backup costs 3 × 10^13 of them, 0.4 % of that room.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { basename, join } from "node:path";
 import { JpkiError } from "../errors.js";
 import { systemClock, type Clock } from "../pki/clock.js";
 import { BRIDGE_ID, parseStateArlNumber } from "../ca/bridge-id.js";
@@ -56,6 +56,7 @@ import { writeFileAtomic } from "../store/files.js";
 import { holdStagingDir, sweepStagingDirs } from "../store/staging-dir.js";
 import { ownerTag, syncDir } from "../store/staging.js";
 import { MAX_CRL_NUMBER, type Store } from "../store/types.js";
+import { checkInputDir } from "../workspace/paths.js";
 import { workspacePaths } from "../workspace/workspace.js";
 import { BACKED_UP_TREES, STORE_FILES, copyHashed, writeFailure } from "./backup.js";
 import { crlNumberGap, listedRevocations, publishedCrlNumbers, type ListedRevocation } from "./crl-numbers.js";
@@ -267,10 +268,8 @@ function interruptedSwaps(root: string): string[] {
 /** Restores the backup at `opts.source` into `opts.workspaceDir` (see the header). */
 export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport> {
   const clock = opts.clock ?? systemClock;
-  const source = resolve(opts.source);
-  if (!existsSync(source) || !statSync(source).isDirectory()) {
-    throw new JpkiError("ERR_FILE_NOT_FOUND", `backup ${opts.source}: not found (a backup is the directory 'jpki backup' made)`, { details: { path: source } });
-  }
+  // As every command's input directory: a file or a FIFO was "not found", a path under /proc a corrupt backup.
+  const source = checkInputDir(opts.source, "backup");
   opts.onProgress?.({ phase: "verify" });
   const manifest = verifyBackup(source);
   const current = manifest.store === "sqlite" ? (await import("../store/sqlite.js")).SCHEMA_VERSION : (await import("../store/postgres.js")).PG_SCHEMA_VERSION;

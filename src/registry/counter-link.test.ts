@@ -4,7 +4,7 @@
  * stays idempotent under them, as under the ids issued before.
  */
 import { generateKeyPairSync } from "node:crypto";
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
@@ -98,5 +98,23 @@ describe("counter notice ids", () => {
     expect((await ws.store.getCertificate(h.serial))?.revocation).toMatchObject({ reason: 5, source: `notice:ctr:${h.code}:1` });
     const again = await ingestNotices(ws, [old], undefined);
     expect(again).toMatchObject({ applied: 0, duplicates: 1, revocations: 0 });
+  });
+});
+
+describe("deliverOutbox to a spool", () => {
+  it("that can take nothing is ERR_FILE_UNUSABLE whether or not a notice is pending, and the notice stays pending (was: nothing checked; a spool in /dev)", async () => {
+    for (const spool of ["/proc/jpki-test-spool", "/dev/jpki-test-spool"]) {
+      await expect(deliverOutbox(ws, { spool }), spool).rejects.toMatchObject({ code: "ERR_FILE_UNUSABLE" });
+    }
+    const h = await holder("0000000704");
+    await relocate(ws.store, h.code, "東京都千代田区千代田２番２号", { now: clock.now() });
+    const inDev = `/dev/jpki-test-spool-${process.pid}`;
+    try {
+      await expect(deliverOutbox(ws, { spool: inDev })).rejects.toMatchObject({ code: "ERR_FILE_UNUSABLE" });
+      expect(existsSync(inDev)).toBe(false);
+    } finally {
+      rmSync(inDev, { recursive: true, force: true }); // what the old code wrote there
+    }
+    expect(await ws.store.pendingOutbox(10)).toHaveLength(1);
   });
 });

@@ -19,12 +19,12 @@
  */
 import { Readable } from "node:stream";
 import { join } from "node:path";
-import { mkdirSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import type { CrlUpdater } from "../crl/updater.js";
 import { JpkiError, isJpkiError } from "../errors.js";
 import { runIngest, type IngestRunResult } from "../ca/ingestion.js";
 import { stageFile } from "../store/staging.js";
+import { checkOutputDir } from "../workspace/paths.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { noticeToInput, type ChangeNotice } from "./notice.js";
 
@@ -51,7 +51,7 @@ function spoolJsonl(dir: string, jsonl: string, now: Date): string {
   const stamp = now.toISOString().replace(/[:.]/g, "-");
   const path = join(dir, `counter-${stamp}-${process.pid}-${randomBytes(4).toString("hex")}.jsonl`);
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    checkSpoolDir(dir);
     stageFile(path, jsonl).install();
   } catch (e) {
     if (isJpkiError(e)) throw e;
@@ -64,6 +64,14 @@ function spoolJsonl(dir: string, jsonl: string, now: Date): string {
     });
   }
   return path;
+}
+
+/**
+ * The spool directory, made when missing, checked as every output directory is (workspace/paths.ts): a path under
+ * /proc made mkdirSync's recursive mode spin for ever, and one under /dev took the notices.
+ */
+function checkSpoolDir(dir: string): void {
+  checkOutputDir(dir, "spool directory", { create: true });
 }
 
 /** Ingests the notices in this process, as `jpki notices ingest` would a file of them. */
@@ -118,6 +126,9 @@ export async function deliverOutbox(ws: Workspace, to: DeliveryTarget, opts: { r
   const spooled: string[] = [];
   const ingested: IngestRunResult[] = [];
   let delivered = 0;
+  // Checked whether or not anything is pending: a spool that can take nothing is refused on the quiet day too,
+  // not first on the day a notice has to go there.
+  if ("spool" in to) checkSpoolDir(to.spool);
   for (;;) {
     const page = await ws.store.pendingOutbox(size);
     if (!page.length) break;

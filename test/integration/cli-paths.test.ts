@@ -4,12 +4,12 @@
  * (ERR_FILE_NOT_FOUND, ERR_FILE_UNUSABLE, exit 2), names the path, and leaves the store as it was.
  * Also: unknown commands are usage errors even with --help.
  */
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { cardKey, cli, listFiles, tempDir, writeJsonl, type CliResult } from "./helpers.js";
+import { MAIN, cardKey, cli, listFiles, tempDir, writeJsonl, type CliResult } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -170,6 +170,47 @@ describe("other commands check their paths first", () => {
     mkdirSync(join(out, "residents.jsonl"), { recursive: true });
     expectRefused(await cli(["fixtures", "generate", "--residents", "3", "--notices", "2", "-o", out], { cwd: dir }), "ERR_FILE_UNUSABLE", join(out, "residents.jsonl"));
     expect(listFiles(out)).toEqual(["residents.jsonl"]);
+  });
+});
+
+describe("backup, restore and counter deliver check their directories first", () => {
+  it("backup DEST under /proc: refused at once (was: a recursive mkdir spinning for ever at 100 % CPU)", () => {
+    // Its own process with a time limit: the old loop was synchronous and would have hung the suite.
+    const r = spawnSync(process.execPath, [MAIN, ...w(), "backup", "/proc/jpki-test-backup"], { cwd: dir, encoding: "utf8", timeout: 20_000, env: { ...process.env, JPKI_PASSPHRASE: "correct horse" } });
+    expect(r.signal, "still running after 20 s").toBeNull();
+    expectRefused({ code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, json: () => JSON.parse(r.stdout) }, "ERR_FILE_UNUSABLE", "/proc/jpki-test-backup", "backup directory");
+  });
+
+  it("backup DEST under /sys or /dev, or whose parent is a file or a FIFO: refused, nothing written (was: EPERM as ERR_INTERNAL; a backup in /dev)", async () => {
+    const inDev = `/dev/jpki-test-backup-${process.pid}`;
+    try {
+      for (const dest of ["/sys/jpki-test-backup", inDev]) expectRefused(await cli([...w(), "backup", dest], { cwd: dir }), "ERR_FILE_UNUSABLE", dest, "backup directory");
+      expect(existsSync(inDev)).toBe(false);
+    } finally {
+      rmSync(inDev, { recursive: true, force: true }); // what the old code left there
+    }
+    expectRefused(await cli([...w(), "backup", join(file, "b")], { cwd: dir }), "ERR_FILE_UNUSABLE", file, "the backup's parent directory");
+    expectRefused(await cli([...w(), "backup", join(fifo, "b")], { cwd: dir }), "ERR_FILE_UNUSABLE", fifo, "the backup's parent directory");
+    expectRefused(await cli([...w(), "backup", join(dir, "no", "such", "b")], { cwd: dir }), "ERR_FILE_NOT_FOUND", join(dir, "no", "such"), "the backup's parent directory");
+  });
+
+  it("restore SRC, and --verify-only: a path under /proc or /dev, a file or a FIFO is refused as unusable, a missing one as not found (was: not found, or a corrupt backup, exit 21)", async () => {
+    for (const verify of [[], ["--verify-only"]]) {
+      const restore = (src: string) => cli(["--workspace", join(dir, "restored"), "restore", ...verify, src], { cwd: dir });
+      for (const src of ["/proc/self", "/dev/null", file, fifo]) expectRefused(await restore(src), "ERR_FILE_UNUSABLE", src, "backup");
+      expectRefused(await restore(join(dir, "no-such-backup")), "ERR_FILE_NOT_FOUND", join(dir, "no-such-backup"), "backup");
+    }
+    expect(existsSync(join(dir, "restored"))).toBe(false);
+  });
+
+  it("counter deliver --spool is checked with nothing pending: under /proc or /dev, a file, below a file (was: exit 0 unchecked)", async () => {
+    for (const spool of ["/proc/jpki-test-spool", "/dev/jpki-test-spool", file, join(file, "sub")]) {
+      expectRefused(await cli([...w(), "counter", "deliver", "--spool", spool], { cwd: dir }), "ERR_FILE_UNUSABLE", spool, "spool directory --spool");
+    }
+    const ok = await cli([...w(), "counter", "deliver", "--spool", "spool", "--json"], { cwd: dir });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.json()).toMatchObject({ delivered: 0 });
+    expect(existsSync(join(dir, "spool"))).toBe(true); // relative to the command's directory, made up front
   });
 });
 

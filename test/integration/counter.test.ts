@@ -5,7 +5,7 @@
  * (shared/spec/JPKI.md "Registry event → effect"), checked against a model written here from the table.
  */
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { sameCertifiedItems } from "../../src/profile/four-items.js";
@@ -302,12 +302,27 @@ describe("jpki counter", () => {
       await s0.close();
     }
     expect(holder).toBeDefined();
-    // a spool "directory" that is a file: the record's transaction commits, the spooling then fails
-    const notADir = writeJsonl(join(dir, "not-a-dir"), []);
-    const r = await cli([...w(), "counter", "death", "--resident", holder!.code, "--spool", notADir], { cwd: dir });
-    expect(r.code).toBe(13);
-    expect(r.stderr).toContain("ERR_NOTICES_UNDELIVERED");
-    expect(r.stderr).toContain("jpki counter deliver");
+    // The spool is a directory when the command checks it; once the record's transaction has committed (the
+    // command halted there) it is swapped for a file, so the spooling then fails.
+    const notADir = join(dir, "not-a-dir");
+    mkdirSync(notADir);
+    const halt = join(dir, `halt-${Date.now()}`);
+    const child = spawn(process.execPath, [MAIN, "--workspace", ws, "counter", "death", "--resident", holder!.code, "--spool", notADir], {
+      env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)), JPKI_TEST_COUNTER_HALT: halt },
+    });
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    let done = false;
+    void exited.then(() => (done = true));
+    while (!existsSync(halt) && !done) await new Promise((r) => setTimeout(r, 20));
+    expect(done, `the counter exited before it committed: ${stderr}`).toBe(false);
+    rmSync(notADir, { recursive: true });
+    writeJsonl(notADir, []);
+    writeFileSync(`${halt}.release`, "");
+    expect(await exited, stderr).toBe(13);
+    expect(stderr).toContain("ERR_NOTICES_UNDELIVERED");
+    expect(stderr).toContain("jpki counter deliver");
     const s1 = await openWorkspace(ws);
     try {
       expect((await s1.store.getResident(holder!.code))?.status).toBe("deceased");
@@ -315,7 +330,7 @@ describe("jpki counter", () => {
     } finally {
       await s1.close();
     }
-    // delivering again to the same non-directory: told so (no stack trace), the notice still pending
+    // delivering again to the same non-directory: told so up front (no stack trace), the notice still pending
     const again = await cli([...w(), "counter", "deliver", "--spool", notADir], { cwd: dir });
     expect(again.code).toBe(2);
     expect(again.stderr).toContain("ERR_FILE_UNUSABLE");
@@ -323,6 +338,41 @@ describe("jpki counter", () => {
     const d = await cli([...w(), "counter", "deliver", "--ingest", "--no-crl", "--json"], { cwd: dir });
     expect(d.code, d.stderr).toBe(0);
     expect(d.json()).toMatchObject({ delivered: 1, ingest: { applied: 1, revocations: holder!.serials.length } });
+  });
+
+  it("a --spool that can take no notice is refused before the procedure runs (exit 2): the record and the outbox stay as they were", async () => {
+    const s0 = await openWorkspace(ws);
+    let holder: { code: string; address: string } | undefined;
+    try {
+      for (const r of residents) {
+        const rec = await s0.store.getResident(r.residentCode);
+        if (rec?.status !== "active" || rec.municipalityCode.slice(0, 2) !== "13") continue;
+        if ((await s0.store.registeredIssuances(r.residentCode)).some((x) => x.type === "signature")) {
+          holder = { code: r.residentCode, address: rec.fourItems.address };
+          break;
+        }
+      }
+      expect(await s0.store.pendingOutbox(10)).toEqual([]);
+    } finally {
+      await s0.close();
+    }
+    expect(holder).toBeDefined();
+    const file = writeJsonl(join(dir, "spool-is-a-file"), []);
+    // Was: the record changed, then the spooling failed (ERR_NOTICES_UNDELIVERED, exit 13) or, under /proc, hung.
+    for (const spool of [file, join(file, "sub"), "/sys/jpki-test-spool"]) {
+      const r = await cli([...w(), "counter", "relocate", "--resident", holder!.code, "--address", "東京都千代田区千代田９番９号", "--spool", spool], { cwd: dir });
+      expect(r.stderr, spool).toContain("[ERR_FILE_UNUSABLE]");
+      expect(r.stderr).toContain(`spool directory --spool ${spool}: `);
+      expect(r.code).toBe(2);
+      expect(r.stderr).not.toMatch(/ERR_INTERNAL|ERR_NOTICES_UNDELIVERED|\n\s+at /);
+    }
+    const s1 = await openWorkspace(ws);
+    try {
+      expect((await s1.store.getResident(holder!.code))?.fourItems.address).toBe(holder!.address);
+      expect(await s1.store.pendingOutbox(10)).toEqual([]);
+    } finally {
+      await s1.close();
+    }
   });
 
   it("two deliverers draining the outbox at once: each notice is applied once and nothing stays pending", async () => {

@@ -55,7 +55,9 @@ export function makeBackupCommand(io: Io): Command {
       "after",
       `
 Arguments:
-  DEST   the backup directory to create; an existing one is refused (ERR_BACKUP_EXISTS)
+  DEST   the backup directory to create; an existing one is refused (ERR_BACKUP_EXISTS), and so is one
+         under /proc, /sys or /dev or whose parent is no writable directory (ERR_FILE_UNUSABLE), checked
+         before anything is written
 
 What it holds (directories 0700, files 0600 — it has the encrypted CA keys and personal data):
   manifest.json          jpki version, store kind and schema version, when the snapshot was taken, the

@@ -6,7 +6,7 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { Command } from "commander";
 import type { CounterProcedure, CounterRunResult, DeliveryTarget, IngestRunResult, OutboxDelivery } from "../../index.js";
-import { JpkiError, checkInputFile, library } from "../lib.js";
+import { JpkiError, checkInputFile, checkOutputDir, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 import type { Workspace } from "../../workspace/workspace.js";
@@ -209,12 +209,17 @@ function checkRejected(runs: readonly IngestRunResult[]): void {
 }
 
 /** Where this command delivers, with the CRL updater ingestion needs (its passphrase asked for before anything). */
-async function deliveryTarget(ctx: Context, o: SendOptions): Promise<(ws: Workspace) => Promise<DeliveryTarget>> {
+async function deliveryTarget(io: Io, ctx: Context, o: SendOptions): Promise<(ws: Workspace) => Promise<DeliveryTarget>> {
   if (o.ingest && o.spool) throw new JpkiError("ERR_USAGE", "--ingest and --spool exclude each other: a notice goes to one place");
   const passphrase = o.ingest && o.crl ? await ctx.passphrase() : undefined;
   const lib = await library();
   return async (ws) => {
-    if (!o.ingest) return { spool: o.spool ?? lib.defaultSpoolDir(ws) };
+    // Checked (and made when missing) before any procedure runs or anything is delivered, whether or not a
+    // notice is pending: a --spool under /proc passed unseen while nothing was, and hung once something was.
+    if (!o.ingest) {
+      const spool = o.spool !== undefined ? checkOutputDir(o.spool, "spool directory --spool", { create: true, cwd: io.cwd }) : checkOutputDir(lib.defaultSpoolDir(ws), "spool directory", { create: true });
+      return { spool };
+    }
     const updater = passphrase ? new lib.CrlUpdater(ws, passphrase) : undefined;
     await updater?.preflight();
     return { ingest: true, updater };
@@ -252,7 +257,7 @@ function summary(r: CounterRunResult, earlier: OutboxDelivery, sent: OutboxDeliv
 /** Delivers what earlier commands left pending, runs the procedures, delivers their notices, reports. */
 async function run(io: Io, cmd: Command, o: SendOptions, procedures: () => Promise<Iterable<CounterProcedure> | AsyncIterable<CounterProcedure>>): Promise<void> {
   const ctx = Context.of(io, cmd);
-  const targetOf = await deliveryTarget(ctx, o);
+  const targetOf = await deliveryTarget(io, ctx, o);
   const lib = await library();
   await withWorkspace(ctx, async (ws) => {
     const to = await targetOf(ws);
@@ -416,7 +421,7 @@ Example:
     );
   deliver.action(async (o: SendOptions, cmd: Command) => {
     const ctx = Context.of(io, cmd);
-    const targetOf = await deliveryTarget(ctx, o);
+    const targetOf = await deliveryTarget(io, ctx, o);
     const lib = await library();
     await withWorkspace(ctx, async (ws) => {
       const d = await lib.deliverOutbox(ws, await targetOf(ws));
