@@ -3,6 +3,8 @@
  * revoked, and kept in the store's revocation log, so building a CRL of any size only concatenates what the
  * store already holds. The builder and both store backends use this one encoder.
  */
+import { reasonName } from "../crl/reason.js";
+import { JpkiError } from "../errors.js";
 import { enumerated, extension, integerFromUnsigned, seq, time } from "../pki/der.js";
 import { EXT_OID } from "./oids.js";
 
@@ -25,6 +27,9 @@ const reasonExtensions = new Map<number, Buffer>();
 function reasonExtension(code: number): Buffer {
   let ext = reasonExtensions.get(code);
   if (!ext) {
+    // Every revoking path encodes its entry here, inside its transaction: a reason that is no CRLReason code (1.5
+    // was stored as such by SQLite and written into the entry as 1; 7 is unassigned) fails it, and nothing is revoked.
+    if (reasonName(code) === undefined) throw new JpkiError("ERR_INTERNAL", `revocation reason ${String(code)} is no CRLReason code (RFC 5280 §5.3.1): nothing was revoked`);
     ext = seq(extension(EXT_OID.cRLReason, false, enumerated(code)));
     reasonExtensions.set(code, ext);
   }

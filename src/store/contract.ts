@@ -364,6 +364,26 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("refuses a revocation reason that is no CRLReason code, on every revoking path, and revokes nothing", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents([resident("a"), resident("b")]);
+      await s.commitIssuances([cert("0b01", "a", 1000), cert("0b02", "b", 1000)]);
+      // 1.5 was stored as 1.5 by SQLite and encoded as reason 1 in the CRL entry; 7 is unassigned (RFC 5280 §5.3.1)
+      for (const reason of [1.5, 7, -1]) {
+        await expect(s.revoke({ serial: "0b01", revokedAt: new Date(4000), reason, source: "manual" })).rejects.toSatisfy((e: unknown) => isJpkiError(e));
+        await expect(
+          s.commitNoticeBatch({ noticeIds: [], residentCodes: ["b"] }, () => ({
+            commit: { at: new Date(4000), notices: [], sequences: [], relinks: [], dirtyCas: ["13-sig"], revocations: [{ serial: "0b02", reason, source: "notice:x", residentCode: "b" }] },
+          })),
+        ).rejects.toSatisfy((e: unknown) => isJpkiError(e));
+      }
+      expect((await crlList(s, "13-sig", new Date(6000))).length).toBe(0);
+      expect((await s.getCertificate("0b01"))?.revocation).toBeUndefined();
+      expect((await s.getCertificate("0b02"))?.revocation).toBeUndefined();
+      await s.close();
+    });
+
     it("lists a CRL entry per revocation from every path (notice batch, supersession, manual), dropping only the expired ones of a batch", async () => {
       const s = await make();
       await s.putCa(ca());
