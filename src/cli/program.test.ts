@@ -1,6 +1,7 @@
+import type { Command } from "commander";
 import { describe, expect, it } from "vitest";
-import { ERROR_CODES } from "../errors.js";
-import { run, unexpectedFailure } from "./program.js";
+import { ERROR_CODES, type ErrorCode } from "../errors.js";
+import { makeProgram, run, unexpectedFailure } from "./program.js";
 import type { Io } from "./output.js";
 
 describe("unexpectedFailure: what the CLI says of a failure that is no error of ours", () => {
@@ -67,5 +68,82 @@ describe("usage errors commander finds are ERR_USAGE, as an unknown command is",
     const v = await jpki("--version");
     expect(v.code).toBe(0);
     expect(v.stdout).toMatch(/^\d+\.\d+\.\d+/);
+  });
+});
+
+/** Every command of the program with its help as printed, the group commands too. */
+async function everyHelp(): Promise<Array<{ path: string; leaf: boolean; help: string }>> {
+  let text = "";
+  const sink = { write: (s: string) => (text += s) };
+  const program = await makeProgram({ stdout: sink, stderr: sink, env: {}, cwd: "/nonexistent" });
+  const out: Array<{ path: string; leaf: boolean; help: string }> = [];
+  const walk = (c: Command, path: string) => {
+    text = "";
+    c.outputHelp();
+    out.push({ path, leaf: c.commands.length === 0, help: text });
+    for (const s of c.commands) walk(s, `${path} ${s.name()}`);
+  };
+  walk(program, "jpki");
+  return out;
+}
+
+/** The lines of a help's "Exit codes:" block: from that line to the next blank one. */
+function exitBlock(help: string): string[] {
+  const lines = help.split("\n");
+  const start = lines.findIndex((l) => l.startsWith("Exit codes:"));
+  if (start < 0) return [];
+  const end = lines.findIndex((l, i) => i > start && l.trim() === "");
+  return lines.slice(start + 1, end < 0 ? undefined : end);
+}
+
+describe("the help of every command", () => {
+  it("has one Exit codes block, whose values are the table's (errors.ts)", async () => {
+    const all = await everyHelp();
+    expect(all.length).toBeGreaterThan(60);
+    let checked = 0;
+    for (const { path, leaf, help } of all) {
+      const blocks = help.match(/^Exit codes/gm) ?? [];
+      expect(blocks.length, path).toBe(leaf || path === "jpki" ? 1 : 0);
+      // A line's value is the value of the codes it ends with; a line wrapped onto the next ends there.
+      const block = exitBlock(help).join("\n").replace(/\n {6}(?! *every other)/g, " ");
+      for (const line of block.split("\n")) {
+        const m = /^\s*(\d+)\s+.*\(((?:ERR_[A-Z0-9_]+(?:, )?)+)\)$/.exec(line);
+        if (!m) continue;
+        for (const code of m[2]!.split(", ")) {
+          expect(code in ERROR_CODES, `${path}: ${code}`).toBe(true);
+          expect(ERROR_CODES[code as ErrorCode].exit, `${path}: ${line}`).toBe(Number(m[1]));
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(50);
+  });
+
+  it("says 13 (partially applied) only where a command can end so", async () => {
+    const partial = (await everyHelp()).filter(({ path, help }) => path !== "jpki" && exitBlock(help).some((l) => /^\s*13\s/.test(l))).map(({ path }) => path);
+    expect(partial).toContain("jpki notices ingest");
+    expect(partial).toContain("jpki registry import");
+    expect(partial).not.toContain("jpki ca list");
+    expect(partial).not.toContain("jpki revoke");
+  });
+
+  it("of revoke states the exit value of ERR_CERT_UNKNOWN and ERR_CERT_ALREADY_REVOKED", async () => {
+    const revoke = (await everyHelp()).find((h) => h.path === "jpki revoke")!;
+    const block = exitBlock(revoke.help);
+    for (const code of ["ERR_CERT_UNKNOWN", "ERR_CERT_ALREADY_REVOKED"] as const) {
+      expect(block.find((l) => l.includes(code)), code).toMatch(new RegExp(`^\\s*${ERROR_CODES[code].exit}\\s`));
+    }
+  });
+
+  it("of every command that runs something has an example", async () => {
+    const missing = (await everyHelp()).filter(({ leaf, help }) => leaf && !/^Examples?\b/m.test(help)).map(({ path }) => path);
+    expect(missing).toEqual([]);
+  });
+
+  it("jpki --help lists every exit value: 1 and 15 (the verdicts), each error's, and 128+n (a signal)", async () => {
+    const top = exitBlock((await everyHelp())[0]!.help);
+    const values = top.map((l) => /^\s*(\S+)\s/.exec(l)?.[1]);
+    for (const n of ["0", "1", "15", "128+n", ...new Set(Object.values(ERROR_CODES).map((v) => String(v.exit)))]) expect(values, n).toContain(n);
+    expect(top.find((l) => l.trim().startsWith("128+n"))).toContain("signal");
   });
 });

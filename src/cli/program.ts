@@ -5,10 +5,11 @@
  * When the command line names a command, only that command's module is loaded (COMMANDS): loading all ~30
  * of them is most of a command's fixed start-up cost (issue 8 point 9).
  */
+import type { EventEmitter } from "node:events";
 import { Command, CommanderError } from "commander";
 import { ERROR_CODES, JpkiError, isJpkiError } from "./lib.js";
 import { DEFAULT_WORKSPACE } from "./context.js";
-import { EXIT_USAGE, VerdictExit, exitCodesHelp } from "./exit-codes.js";
+import { EXIT_USAGE, GENERIC_EXIT_CODES, VerdictExit, exitCodesHelp } from "./exit-codes.js";
 import { toJson, type Io } from "./output.js";
 import { VERSION } from "../version.js";
 
@@ -61,16 +62,25 @@ export async function makeProgram(io: Io, only?: string): Promise<Command> {
     c.exitOverride((e) => {
       throw usageError(e, c);
     });
-    // The verifying commands list their own exit codes (verdicts 1 and 15) in their help.
-    if (c !== program && c.commands.length === 0 && c.name() !== "verify" && c.name() !== "verify-signature") {
-      c.addHelpText("after", "\nExit codes: 0 success, 2 usage, 13 partially applied; every error prints its code (jpki --help lists them all).");
-    }
+    // A command whose help lists its own exit codes keeps that list alone; the others get the generic one.
+    if (c !== program && c.commands.length === 0 && !/^Exit codes:/m.test(helpAfter(c))) c.addHelpText("after", `\n${GENERIC_EXIT_CODES}`);
     // commander's error text is not printed: usageError carries it to run, which prints it as every error.
     c.configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s), outputError: () => undefined });
     c.commands.forEach(configure);
   };
   configure(program);
   return program;
+}
+
+/**
+ * The text a command's help prints after its options (what addHelpText("after") gave it), asked for as commander's
+ * outputHelp asks: a Command is an EventEmitter and each such text a listener of "afterHelp" (bin/help-cache.cjs
+ * reads the top-level help the same way). The typings leave the EventEmitter out.
+ */
+function helpAfter(c: Command): string {
+  let text = "";
+  (c as unknown as EventEmitter).emit("afterHelp", { error: false, command: c, write: (s: string) => (text += s) });
+  return text;
 }
 
 /** What commander reports when it showed help or the version: no error (run exits 0). */
