@@ -1,5 +1,6 @@
 /** Exit codes of the jpki CLI, documented in every command's help. Derived from errors.ts, never ad hoc. */
-import { ERROR_CODES } from "./lib.js";
+import { ERROR_CODES, JpkiError } from "./lib.js";
+import type { ErrorCode } from "../errors.js";
 
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 2;
@@ -19,12 +20,73 @@ export const EXIT_UNDECIDED = 15;
  */
 export const EXIT_AUDIT_BROKEN = 20;
 
-/** Help text listing exit codes (grouped by value). */
+/**
+ * What the process exits with when a signal ends it: the shell's 128 + the signal's number. Node's default for
+ * SIGINT and SIGTERM; the long-running commands (serve, watch, card serve, the ingestions and imports, provider
+ * follow --watch) catch both and stop cleanly instead (context.ts withStopSignal), except in the first moments of a
+ * start, before their handlers are set.
+ */
+const SIGNALLED =
+  "killed by signal n (130 SIGINT, 143 SIGTERM, 137 SIGKILL); serve, watch, card serve, provider follow --watch, notices ingest and registry import stop cleanly on SIGINT or SIGTERM instead, with their own exit code";
+
+/** The top-level help's exit codes: every value jpki exits with, each error code under its value. */
 export function exitCodesHelp(): string {
-  const byExit = new Map<number, string[]>();
+  const byExit = new Map<number, string[]>([
+    [EXIT_OK, ["success"]],
+    [EXIT_INVALID, ["verify, verify-signature: the verdict is invalid (no error: no code is printed)"]],
+    [EXIT_UNDECIDED, ["verify, verify-signature: could not decide, valid but revocation status unknown (--soft-fail)"]],
+  ]);
   for (const [code, v] of Object.entries(ERROR_CODES)) byExit.set(v.exit, [...(byExit.get(v.exit) ?? []), code]);
-  const lines = [...byExit.entries()].sort((a, b) => a[0] - b[0]).map(([n, codes]) => `  ${String(n).padStart(2)}  ${codes.join(", ")}`);
-  return ["Exit codes:", "   0  success", ...lines].join("\n");
+  const lines = [...byExit.entries()].sort((a, b) => a[0] - b[0]).map(([n, what]) => `${String(n).padStart(5)}  ${what.join(", ")}`);
+  return ["Exit codes:", ...lines, `128+n  ${SIGNALLED}`].join("\n");
+}
+
+/** Error codes a command names in its help, and what they mean for it. */
+export type ErrorExit = readonly [codes: ErrorCode | readonly ErrorCode[], meaning: string];
+
+export interface CommandExits {
+  /** What exit 0 means for the command. */
+  readonly ok: string;
+  /** Exits that are no error's (the verdicts of verify: 1 and 15), with what they mean. */
+  readonly verdicts?: ReadonlyArray<readonly [exit: number, meaning: string]>;
+  /** The errors worth naming for this command; their values come from ERROR_CODES. */
+  readonly errors: readonly ErrorExit[];
+}
+
+/**
+ * A command's "Exit codes:" block, its values read from ERROR_CODES: a value written by hand in a help text goes
+ * stale when a code's value changes ('jpki revoke --help' said 4 for an unknown serial, which exits 9). Sorted by
+ * value; the last line points at the top-level help for every other code.
+ */
+export function commandExitCodes(c: CommandExits): string {
+  const rows: Array<[number, string]> = [[EXIT_OK, c.ok], ...(c.verdicts ?? []).map(([n, m]): [number, string] => [n, m])];
+  for (const [codes, meaning] of c.errors) {
+    const list: readonly ErrorCode[] = typeof codes === "string" ? [codes] : codes;
+    const values = new Set(list.map((code) => ERROR_CODES[code].exit));
+    // One line is one value: codes with different values are named on lines of their own.
+    if (values.size !== 1) throw new JpkiError("ERR_INTERNAL", `exit codes help: ${list.join(", ")} do not share one exit value`);
+    rows.push([[...values][0]!, `${meaning} (${list.join(", ")})`]);
+  }
+  rows.sort((a, b) => a[0] - b[0]);
+  return ["Exit codes:", ...rows.map(([n, m]) => wrap(`${String(n).padStart(4)}  ${m}`, "      ")), `      ${OTHER_ERRORS}`].join("\n");
+}
+
+const OTHER_ERRORS = "every other error prints its code; 'jpki --help' lists the exit value of each";
+
+/** The exit codes of a command whose help names no errors of its own. */
+export const GENERIC_EXIT_CODES = commandExitCodes({ ok: "success", errors: [["ERR_USAGE", "usage error: an unknown option, a missing argument, a bad value"]] });
+
+/** Wraps a help line at 112 columns (the width of the commands' hand-written help), indenting what follows. */
+function wrap(line: string, indent: string, width = 112): string {
+  const out: string[] = [];
+  let rest = line;
+  while (rest.length > width) {
+    const cut = rest.lastIndexOf(" ", width);
+    if (cut <= indent.length) break;
+    out.push(rest.slice(0, cut));
+    rest = indent + rest.slice(cut + 1);
+  }
+  return [...out, rest].join("\n");
 }
 
 /**

@@ -5,10 +5,11 @@
  * When the command line names a command, only that command's module is loaded (COMMANDS): loading all ~30
  * of them is most of a command's fixed start-up cost (issue 8 point 9).
  */
+import type { EventEmitter } from "node:events";
 import { Command, CommanderError } from "commander";
 import { ERROR_CODES, JpkiError, isJpkiError } from "./lib.js";
 import { DEFAULT_WORKSPACE } from "./context.js";
-import { EXIT_USAGE, VerdictExit, exitCodesHelp } from "./exit-codes.js";
+import { EXIT_USAGE, GENERIC_EXIT_CODES, VerdictExit, exitCodesHelp } from "./exit-codes.js";
 import { toJson, type Io } from "./output.js";
 import { VERSION } from "../version.js";
 
@@ -58,16 +59,45 @@ export async function makeProgram(io: Io, only?: string): Promise<Command> {
   const wanted = only === undefined ? COMMANDS : COMMANDS.filter(([name]) => name === only);
   for (const make of await Promise.all(wanted.map(([, load]) => load()))) program.addCommand(make(io));
   const configure = (c: Command) => {
-    c.exitOverride();
-    // The verifying commands list their own exit codes (verdicts 1 and 15) in their help.
-    if (c !== program && c.commands.length === 0 && c.name() !== "verify" && c.name() !== "verify-signature") {
-      c.addHelpText("after", "\nExit codes: 0 success, 2 usage, 13 partially applied; every error prints its code (jpki --help lists them all).");
-    }
-    c.configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+    c.exitOverride((e) => {
+      throw usageError(e, c);
+    });
+    // A command whose help lists its own exit codes keeps that list alone; the others get the generic one.
+    if (c !== program && c.commands.length === 0 && !/^Exit codes:/m.test(helpAfter(c))) c.addHelpText("after", `\n${GENERIC_EXIT_CODES}`);
+    // commander's error text is not printed: usageError carries it to run, which prints it as every error.
+    c.configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s), outputError: () => undefined });
     c.commands.forEach(configure);
   };
   configure(program);
   return program;
+}
+
+/**
+ * The text a command's help prints after its options (what addHelpText("after") gave it), asked for as commander's
+ * outputHelp asks: a Command is an EventEmitter and each such text a listener of "afterHelp" (bin/help-cache.cjs
+ * reads the top-level help the same way). The typings leave the EventEmitter out.
+ */
+function helpAfter(c: Command): string {
+  let text = "";
+  (c as unknown as EventEmitter).emit("afterHelp", { error: false, command: c, write: (s: string) => (text += s) });
+  return text;
+}
+
+/** What commander reports when it showed help or the version: no error (run exits 0). */
+const NOT_ERRORS: ReadonlySet<string> = new Set(["commander.helpDisplayed", "commander.help", "commander.version"]);
+
+/**
+ * A usage error commander found (an unknown option, a required option or argument missing, too many arguments, a
+ * value not among the choices) as ERR_USAGE, the same error as an unknown command: one line with the code on
+ * stderr, the JSON document under --json, exit 2, so a script can tell it from any other failure. commander's
+ * text is kept (it names the option), on one line, with where to look. Help and version pass through as they are.
+ */
+function usageError(e: CommanderError, c: Command): Error {
+  if (NOT_ERRORS.has(e.code)) return e;
+  const path: string[] = [];
+  for (let p: Command | null = c; p; p = p.parent) path.unshift(p.name());
+  const text = e.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ");
+  return new JpkiError("ERR_USAGE", `${text} (see '${path.join(" ")} --help')`);
 }
 
 /** The root command: its options and help text, no subcommands yet. */
@@ -79,7 +109,6 @@ function makeRoot(): Command {
     .option("--json", "write one JSON document to stdout (diagnostics stay on stderr)")
     .option("--passphrase-file <file>", "owner-only file holding the CA key passphrase, without one leading UTF-8 BOM and one final line break (else $JPKI_PASSPHRASE, else a prompt)")
     .option("--pkcs11-pin-file <file>", "file holding the user PIN of the PKCS#11 token with the CA keys (else $JPKI_PKCS11_PIN)")
-    .showHelpAfterError("(run with --help for usage)")
     .addHelpText(
       "after",
       `
@@ -120,10 +149,8 @@ export async function run(args: readonly string[], io: Io): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof VerdictExit) return e.exit;
-    if (e instanceof CommanderError) {
-      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return 0;
-      return e.exitCode === 0 ? 0 : EXIT_USAGE;
-    }
+    // Help and version; commander's usage errors arrive as ERR_USAGE (usageError).
+    if (e instanceof CommanderError) return NOT_ERRORS.has(e.code) || e.exitCode === 0 ? 0 : EXIT_USAGE;
     const err = isJpkiError(e) ? e : unexpectedFailure(e, io.env.JPKI_DEBUG === "1");
     if (json) io.stderr.write(toJson({ error: err.toJSON() }) + "\n");
     else io.stderr.write(`jpki: error [${err.code}] ${err.message}\n`);

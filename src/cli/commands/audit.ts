@@ -2,6 +2,7 @@
 import { Command, Option } from "commander";
 import { JpkiError, checkInputFile, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
+import { commandExitCodes } from "../exit-codes.js";
 import type { Io } from "../output.js";
 
 export function makeAuditCommand(io: Io): Command {
@@ -17,11 +18,13 @@ made. Checkpoints ('jpki audit checkpoint', and 'jpki crl generate' after publis
 key, so a rewrite of everything up to a checkpoint, hashes recomputed, or a deleted tail is found as well.
 Records after the last checkpoint are reported as unanchored.
 
-Exit codes: 0 the log holds; 20 it does not (ERR_AUDIT_CHAIN_BROKEN: the message names the first bad record
-and why — altered, removed, reordered, checkpoint-invalid, checkpoint-mismatch); others as 'jpki --help' lists.
-
 Checkpoints count only when signed by a CA certificate: by default the store's own; --trust names copies kept
 elsewhere (the published CA certificates), so someone able to add a CA row to the database cannot sign for it.
+
+${commandExitCodes({
+  ok: "the log holds",
+  errors: [["ERR_AUDIT_CHAIN_BROKEN", "it does not: the message names the first bad record and why (altered, removed, reordered, checkpoint-invalid, checkpoint-mismatch)"]],
+})}
 
 Examples:
   jpki audit verify

@@ -5,6 +5,7 @@ import { Command, Option } from "commander";
 import type { CaSummary, CertificateType, WorkspaceConfig } from "../../index.js";
 import { JpkiError, library } from "../lib.js";
 import { Context, readPassphraseFile, withWorkspace } from "../context.js";
+import { commandExitCodes } from "../exit-codes.js";
 import type { Io } from "../output.js";
 
 function purposes(p: string): CertificateType[] {
@@ -106,6 +107,7 @@ Examples:
 
   ca.command("list")
     .description("list the CAs in the workspace")
+    .addHelpText("after", `\nExamples:\n  jpki ca list\n  jpki --json ca list | jq -r '.cas[] | select(.status == "active") | .id'`)
     .action(async (_o: unknown, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       const { summariseCa } = await library();
@@ -120,6 +122,7 @@ Examples:
     .description("show one CA: its certificate, fingerprint, CRL state")
     .argument("<ca>", "CA id such as 13-sig or 13-auth, or a prefecture code (its signature CA)")
     .option("--pem", "print the CA certificate as PEM")
+    .addHelpText("after", `\nExamples:\n  jpki ca show 13-sig\n  jpki ca show 13 --pem > tokyo-sign-ca.pem        # 13: Tokyo's signature CA`)
     .action(async (id: string, o: { pem?: boolean }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       const { caId, describeLinks, getCaRecord, parseCaId, summariseCa, toPem } = await library();
@@ -183,10 +186,16 @@ trust stores, and 'jpki revoke --ca <old id> --all --reason ca-compromise' revok
 
 The passphrase comes from --passphrase-file or JPKI_PASSPHRASE (or a prompt); the new key is encrypted under it.
 
-Exit codes: 0 done; 4 no such CA (ERR_ROLLOVER_NO_CA), its certificate expired (ERR_ROLLOVER_EXPIRED) or
-another run rolled it over first (ERR_ROLLOVER_CONFLICT); 5 passphrase missing or wrong; 3 another jpki
-process is changing the CA keys ('ca init', 'ca rewrap', another 'ca rollover': ERR_WORKSPACE_LOCKED, retry
-when it finishes).
+${commandExitCodes({
+  ok: "done",
+  errors: [
+    ["ERR_WORKSPACE_LOCKED", "another jpki process is changing the CA keys ('ca init', 'ca rewrap', another 'ca rollover'): retry when it finishes"],
+    ["ERR_ROLLOVER_NO_CA", "no CA of that prefecture and purpose"],
+    ["ERR_ROLLOVER_EXPIRED", "its certificate expired"],
+    ["ERR_ROLLOVER_CONFLICT", "another run rolled it over first"],
+    [["ERR_PASSPHRASE_MISSING", "ERR_PASSPHRASE_WRONG"], "passphrase missing or wrong"],
+  ],
+})}
 
 Examples:
   jpki ca rollover --prefecture 13
@@ -249,9 +258,19 @@ at /arl/bridge.crl). The passphrase comes from --passphrase-file or JPKI_PASSPHR
 reject that CA's certificates), drops both directions from the bundle, and later runs leave that CA
 certificate out; a new certificate of the CA (a new key) can be cross-certified again.
 
-Exit codes:
-  0  done    3  no workspace, another process is working on the Bridge or the CA keys, or the Bridge's files are damaged
-  4  no such CA, or a certificate expired    5  passphrase    2  a Bridge file cannot be written (permissions, disk)
+${commandExitCodes({
+  ok: "done",
+  errors: [
+    ["ERR_USAGE", "--reason without --revoke, --revoke with --prefecture, or removeFromCRL as the reason"],
+    ["ERR_FILE_UNUSABLE", "a Bridge file cannot be read or written (permissions, disk, a file too large to be one)"],
+    ["ERR_WORKSPACE_MISSING", "no workspace"],
+    ["ERR_WORKSPACE_LOCKED", "another process is working on the Bridge or the CA keys"],
+    ["ERR_WORKSPACE_CORRUPT", "the Bridge's files are damaged"],
+    ["ERR_CA_UNKNOWN", "no such CA, or none to cross-certify"],
+    ["ERR_CA_INVALID", "a certificate expired: the Bridge's own, or one to cross-certify"],
+    [["ERR_PASSPHRASE_MISSING", "ERR_PASSPHRASE_WRONG"], "passphrase missing or wrong"],
+  ],
+})}
 
 Examples:
   jpki ca bridge --passphrase-file ./pass.txt
@@ -337,8 +356,14 @@ certificate renewed meanwhile is refused (exit 3), nothing changed. A serve left
 passphrase goes on signing CRLs but renews no OCSP signing certificate (ERR_KEYS_REWRAPPED in its log,
 hourly) until it is restarted with the new one.
 
-Exit codes:
-  0  every key re-encrypted    5  passphrase missing or wrong    3  no or damaged workspace, or busy
+${commandExitCodes({
+  ok: "every key re-encrypted",
+  errors: [
+    [["ERR_WORKSPACE_MISSING", "ERR_WORKSPACE_CORRUPT"], "no workspace, or a damaged one: nothing re-encrypted"],
+    ["ERR_WORKSPACE_LOCKED", "busy: another process is changing the keys, or an OCSP signing certificate was renewed meanwhile"],
+    [["ERR_PASSPHRASE_MISSING", "ERR_PASSPHRASE_WRONG"], "passphrase missing or wrong"],
+  ],
+})}
 
 Examples:
   jpki ca rewrap --passphrase-file ./pass.txt

@@ -143,6 +143,9 @@ export function makeCardSignCommand(io: Io): Command {
 The card verifies the PIN and signs; the private key never leaves it. A wrong PIN uses up a try (5 for the signature
 PIN); a blocked PIN is unblocked at the counter ('jpki card unblock').
 
+Example (writes doc.txt.p7s):
+  printf 'ABC123\\n' | jpki card sign doc.txt --card alice.card --pin-stdin
+
 Check the signature with OpenSSL (the CA certificate is on the card, EF 0002, and in the workspace):
   openssl cms -verify -inform DER -in doc.txt.p7s -CAfile sig-ca.pem -purpose any -out /dev/null`,
     )

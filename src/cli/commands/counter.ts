@@ -8,6 +8,7 @@ import { Command } from "commander";
 import type { CounterProcedure, CounterRunResult, DeliveryTarget, IngestRunResult, OutboxDelivery } from "../../index.js";
 import { JpkiError, checkInputFile, checkOutputDir, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
+import { commandExitCodes } from "../exit-codes.js";
 import type { Io } from "../output.js";
 import type { Workspace } from "../../workspace/workspace.js";
 
@@ -28,6 +29,17 @@ or to --spool DIR, or with --ingest straight to ingestion in this process (revoc
 A notice is kept in the registry's outbox (送信待ち) with the record change and removed once delivered: a
 command killed in between leaves it there, and every counter command first delivers what an earlier one left
 ('jpki counter deliver' does only that). A notice may thus arrive twice; the CA side applies it once.`;
+
+/** What a counter command exits with; `batch` for the one that runs many procedures. */
+const counterExits = (batch: boolean) =>
+  commandExitCodes({
+    ok: "done, and the notices delivered",
+    errors: [
+      ...(batch ? [] : [[["ERR_RESIDENT_UNKNOWN", "ERR_COUNTER_PROCEDURE_INVALID"], "no such resident, or the procedure does not fit the record"] as const]),
+      ["ERR_PARTIAL", batch ? "some procedures failed (reported by number) and the others were done, or the CA side rejected notices (--ingest)" : "the CA side rejected notices (--ingest)"],
+      ["ERR_NOTICES_UNDELIVERED", "the records changed, but their notices wait in the outbox for 'jpki counter deliver': do not repeat the procedures"],
+    ],
+  });
 
 function addSendOptions(c: Command): Command {
   return c
@@ -309,7 +321,7 @@ export function makeCounterCommand(io: Io): Command {
       if (required) c.requiredOption(flags, help);
       else c.option(flags, help);
     }
-    addSendOptions(c).addHelpText("after", `${items.length ? `${ITEMS_HELP(items)}\n` : ""}${SEND_HELP}\n\nExample${examples.length > 1 ? "s" : ""}:\n${examples.map((e) => `  ${e}`).join("\n")}`);
+    addSendOptions(c).addHelpText("after", `${items.length ? `${ITEMS_HELP(items)}\n` : ""}${SEND_HELP}\n\n${counterExits(false)}\n\nExample${examples.length > 1 ? "s" : ""}:\n${examples.map((e) => `  ${e}`).join("\n")}`);
     c.action(async (o: Record<string, string | undefined> & SendOptions, cmd: Command) => {
       const fromStdin = await itemFromStdin(io, o);
       await run(io, cmd, o, async () => {
@@ -378,6 +390,8 @@ every user of this machine can read while the command runs (ps) and the shell ke
 the way to give several of one resident's items at once (one line, e.g. a correct procedure).
 ${SEND_HELP}
 
+${counterExits(true)}
+
 Examples:
   jpki counter batch today.jsonl --ingest --json
   jpki counter batch - --json < correction.jsonl`,
@@ -415,6 +429,8 @@ A counter command keeps each notice it decides in the registry's outbox, in the 
 record, and removes it once delivered. A command killed in between leaves the notice pending; any later
 counter command delivers it before its own, and this one only does that (e.g. from a timer). Prints how
 many it delivered (0: nothing pending). A notice delivered twice is applied once by the CA side.
+
+${commandExitCodes({ ok: "every pending notice delivered (or none pending)", errors: [["ERR_PARTIAL", "--ingest: the CA side rejected some notices"]] })}
 
 Example:
   jpki counter deliver --ingest --json`,

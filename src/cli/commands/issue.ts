@@ -4,6 +4,7 @@ import { Command, Option } from "commander";
 import type { IssuanceApplication, IssuedCertificate } from "../../index.js";
 import { JpkiError, checkInputFile, checkOutputDir, checkOutputFile, library, readInputFile } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
+import { commandExitCodes } from "../exit-codes.js";
 import { fileProgress, type Io } from "../output.js";
 
 interface IssueOptions {
@@ -70,6 +71,14 @@ The four items are always taken from the registry record, never from the request
 the same type for the same resident revokes the previous one as superseded. Give each application an
 applicationId and a batch re-run (after a crash, say) returns the certificates already issued instead of
 issuing them again.
+
+${commandExitCodes({
+  ok: "issued (or, for an applicationId seen before, the certificate issued then)",
+  errors: [
+    [["ERR_RESIDENT_UNKNOWN", "ERR_RESIDENT_CODE_INVALID", "ERR_RESIDENT_NOT_ELIGIBLE"], "no such resident, an invalid code, or a record that allows no issuance"],
+    ["ERR_PARTIAL", "--batch: some applications failed (each reported), the others were issued"],
+  ],
+})}
 
 Examples:
   jpki issue --resident 12345678903 --public-key card.pub.pem -o cert.pem

@@ -4,6 +4,7 @@ import { Command, Option } from "commander";
 import type { IngestRunResult } from "../../index.js";
 import { JpkiError, checkInputFile, checkOutputFile, library } from "../lib.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
+import { commandExitCodes } from "../exit-codes.js";
 import { fileProgress, type Io } from "../output.js";
 
 export function formatIngest(r: IngestRunResult): string {
@@ -48,7 +49,7 @@ Notices that arrive before their predecessor are held ('jpki notices pending'); 
 ahead of its resident is rejected (ERR_NOTICE_SEQUENCE_JUMP), never held. Re-running a file changes
 nothing; a killed run resumes where it stopped: the rerun skips what the earlier run stored and says so
 ("resumed: …"; alreadyApplied and alreadyHeld in --json, both counted in duplicates too).
-Exit code 13 when some notices were rejected.
+Some notices rejected and the others taken is ERR_PARTIAL (see the exit codes below).
 
 A reject file is never replaced or added to: it may be the only record of which notices were refused and
 why. Each run's default one is new: when another run (on this host or another sharing the workspace) took
@@ -56,6 +57,14 @@ the same name in the same millisecond, this one's is <file>-<time>-2.rejects.jso
 --reject-file is refused before anything is ingested (ERR_REJECT_FILE_EXISTS, exit 2): move it away or
 name another. Should another process create it during the run, the rejects go to <name>-2<ext> instead;
 the result's rejectFile always says where they went.
+
+${commandExitCodes({
+  ok: "every notice taken (applied, held, or already seen)",
+  errors: [
+    ["ERR_REJECT_FILE_EXISTS", "the --reject-file exists: nothing ingested"],
+    ["ERR_PARTIAL", "some notices were rejected (into the reject file), the others taken"],
+  ],
+})}
 
 Examples:
   jpki notices ingest notices.jsonl
@@ -114,6 +123,7 @@ Examples:
     .option("--release <ids...>", "apply these held notices despite the gap (operator decision)")
     .option("--release-all", "apply every held notice despite gaps")
     .option("--limit <n>", "how many to list", "100")
+    .addHelpText("after", `\nExamples:\n  jpki notices pending\n  jpki notices pending --release N0e74c9bc-0000002 --passphrase-file ./pass.txt\n  jpki notices pending --release-all --json`)
     .action(async (o: { release?: string[]; releaseAll?: boolean; limit: string }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       const limit = Number(o.limit);

@@ -7,6 +7,7 @@ import { Command } from "commander";
 import type { FollowResult, ProviderLinkView } from "../../index.js";
 import { JpkiError, checkInputFile, checkOutputFile, checkWorkspaceDir, library } from "../lib.js";
 import { Context, withStopSignal } from "../context.js";
+import { commandExitCodes } from "../exit-codes.js";
 import type { Io } from "../output.js";
 import { downloadLimits, maxCrlOption, timeoutOption, totalTimeoutOption, type DownloadOptionValues } from "../download-options.js";
 
@@ -80,7 +81,15 @@ Example:
     .requiredOption("--trust <files...>", "the public prefecture signature CA certificates it trusts (PEM or DER), e.g. <workspace>/ca/13-sig.pem; after a key rollover each generation's (ca/13-sig-g2.pem)")
     .option("--crl-url <url>", "where the provider publishes its CRL: named in its certificates' cRLDistributionPoints")
     .option("--certificate-days <n>", "a customer certificate's lifetime at most, in days (default 365; never past the public certificate's)")
-    .addHelpText("after", "\nThe trust anchors are given as files, never fetched from the endpoint: trust must not come from the channel it checks.")
+    .addHelpText(
+      "after",
+      `
+The trust anchors are given as files, never fetched from the endpoint: trust must not come from the channel it checks.
+
+Example:
+  jpki provider init --dir bank --name 'Example Bank' --endpoint https://jpki.example.jp --trust 13-sig.pem \\
+      --crl-url https://pki.bank.example.jp/provider.crl`,
+    )
     .action(async (o: { dir?: string; name: string; endpoint: string; trust: string[]; crlUrl?: string; certificateDays?: string }, c: Command) => {
       const ctx = Context.of(io, c);
       const anchors = o.trust.map((f) => readFileSync(checkInputFile(f, "trust anchor --trust", { cwd: io.cwd })));
@@ -179,10 +188,20 @@ certificateHold carry over; keyCompromise only for a certificate of the card's o
 cessationOfOperation). Safe to kill and run again: the next pass completes what a killed one left.
 A 429, 5xx or refused connection is asked again twice, with a growing wait; a redirect is not followed.
 A download fails after 10 s without a byte (--timeout), or after 10 min however steadily it comes
-(--total-timeout); a CRL over 256 MiB (--max-crl-mib) is refused.
-Exit 17 when a public CRL could not be had or was refused (the others are still followed), or is past its
-nextUpdate (ERR_PUBLIC_CRL_STALE: its revocations are applied all the same). With --watch and
---json, each pass writes one JSON document on a line of its own.`,
+(--total-timeout); a CRL over 256 MiB (--max-crl-mib) is refused. With --watch and --json, each pass writes
+one JSON document on a line of its own.
+
+${commandExitCodes({
+  ok: "every public CRL followed",
+  errors: [
+    [["ERR_PUBLIC_CRL_UNAVAILABLE", "ERR_PUBLIC_CRL_INVALID", "ERR_PUBLIC_CRL_ROLLBACK"], "a public CRL could not be had or was refused (the others are still followed)"],
+    ["ERR_PUBLIC_CRL_STALE", "a public CRL is past its nextUpdate (its revocations are applied all the same)"],
+  ],
+})}
+
+Examples:
+  jpki provider follow --dir bank --token-file token.txt
+  jpki provider follow --dir bank --token-file token.txt --watch --interval 300 --json`,
     )
     .action(async (o: { dir?: string; tokenFile?: string; watch?: boolean; interval: string } & DownloadOptionValues, c: Command) => {
       const ctx = Context.of(io, c);
@@ -212,6 +231,7 @@ nextUpdate (ERR_PUBLIC_CRL_STALE: its revocations are applied all the same). Wit
     .command("list")
     .description("every certificate the provider issued, with the public certificate it is linked to")
     .option(...dirOption)
+    .addHelpText("after", `\nExamples:\n  jpki provider list --dir bank\n  jpki provider list --dir bank --json`)
     .action(async (o: { dir?: string }, c: Command) => {
       const ctx = Context.of(io, c);
       const { listProviderLinks, systemClock } = await library();
@@ -224,6 +244,7 @@ nextUpdate (ERR_PUBLIC_CRL_STALE: its revocations are applied all the same). Wit
     .description("one certificate the provider issued: its link, status and PEM")
     .argument("<serial>", "the serial in hex, as enrol or list printed it")
     .option(...dirOption)
+    .addHelpText("after", `\nExamples:\n  jpki provider show --dir bank 5f3a…c1\n  jpki provider show --dir bank 5f3a…c1 --json`)
     .action(async (serial: string, o: { dir?: string }, c: Command) => {
       const ctx = Context.of(io, c);
       const { showProviderLink, systemClock } = await library();
@@ -237,6 +258,7 @@ nextUpdate (ERR_PUBLIC_CRL_STALE: its revocations are applied all the same). Wit
     .argument("<serial>", "the serial in hex, as enrol or list printed it")
     .option(...dirOption)
     .requiredOption("--reason <reason>", "an RFC 5280 reason name (keyCompromise, cessationOfOperation, affiliationChanged, superseded …) or a cause such as loss")
+    .addHelpText("after", `\nExamples:\n  jpki provider revoke --dir bank 5f3a…c1 --reason loss\n  jpki provider revoke --dir bank 5f3a…c1 --reason cessationOfOperation --passphrase-file ./pass.txt --json`)
     .action(async (serial: string, o: { dir?: string; reason: string }, c: Command) => {
       const ctx = Context.of(io, c);
       const dir = providerDir(io, o.dir);
@@ -250,6 +272,7 @@ nextUpdate (ERR_PUBLIC_CRL_STALE: its revocations are applied all the same). Wit
     .command("crl")
     .description("publish a new provider CRL now (follow does when something changed)")
     .option(...dirOption)
+    .addHelpText("after", `\nExamples:\n  jpki provider crl --dir bank --passphrase-file ./pass.txt`)
     .action(async (o: { dir?: string }, c: Command) => {
       const ctx = Context.of(io, c);
       const dir = providerDir(io, o.dir);

@@ -7,6 +7,7 @@ import { Command, Option } from "commander";
 import type { IssuanceSweepEvent } from "../../index.js";
 import { JpkiError, checkInputFile, library, type Library } from "../lib.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
+import { commandExitCodes } from "../exit-codes.js";
 import type { Io } from "../output.js";
 
 export function makeRegistryCommand(io: Io): Command {
@@ -31,8 +32,16 @@ such as U+FA10 kept as they are), so the same residents exported in NFD or with 
 A resident code is listed once per file: a later line with the same code is refused (ERR_RESIDENT_DUPLICATE;
 "firstLine" in --json names the first) and only the first is imported or refused, also when the
 first was refused as malformed (its code still readable): fix that line and import the file again.
-Good lines are imported even when others are bad (exit code 13 then). SIGTERM or SIGINT stops the import once
+Good lines are imported even when others are bad (then ERR_PARTIAL). SIGTERM or SIGINT stops the import once
 the lines read so far are committed ("stopped" in --json); import the same file again for the rest.
+
+${commandExitCodes({
+  ok: "every line imported or unchanged",
+  errors: [
+    ["ERR_IMPORT_FORMAT", "a CSV header row that cannot be read: nothing imported"],
+    ["ERR_PARTIAL", "some lines were refused (each reported by number, with its own code), the good ones imported"],
+  ],
+})}
 
 Examples:
   jpki registry import residents.jsonl
@@ -72,6 +81,7 @@ Examples:
   reg.command("show")
     .description("show one resident record (personal data: mind who is watching the terminal)")
     .argument("<residentCode>", "11-digit resident code")
+    .addHelpText("after", `\nExamples:\n  jpki registry show 12345678903\n  jpki --json registry show 12345678903`)
     .action(async (code: string, _o: unknown, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       const lib: Library = await library(); // an assertion function is called through an explicitly typed name
@@ -174,8 +184,15 @@ A private certification provider (民間認証事業者) receives the link — w
 superseded or affiliation-changed one, in POST /v1/status with link: true — only while the resident's consent
 for it is live; government bodies (行政機関) receive it without. Granting again while live keeps the first grant.
 
-Exit codes: 0 done; 7 unknown or invalid resident code, or (grant) a closed record (deceased, removed, or a code since changed); 14 unknown or revoked verifier, or (withdraw) no live
-consent (ERR_CONSENT_UNKNOWN); jpki --help lists every error code.
+${commandExitCodes({
+  ok: "done",
+  errors: [
+    [["ERR_RESIDENT_UNKNOWN", "ERR_RESIDENT_CODE_INVALID"], "unknown or invalid resident code"],
+    ["ERR_RESIDENT_NOT_ELIGIBLE", "(grant) a closed record: deceased, removed, or a code since changed"],
+    [["ERR_VERIFIER_UNKNOWN", "ERR_VERIFIER_REVOKED"], "unknown or revoked verifier"],
+    ["ERR_CONSENT_UNKNOWN", "(withdraw) no live consent"],
+  ],
+})}
 
 Examples:
   jpki registry consent grant --resident 12345678903 --verifier v-3f9c0a1b2c4d
@@ -219,6 +236,18 @@ export function addRegistryApply(reg: Command, io: Io): void {
     .description("update resident records from change notices (the registry's side of the same feed)")
     .argument("<file>", "notices, JSON Lines or CSV ('-' for stdin)")
     .addOption(new Option("--format <format>", "input format").choices(["auto", "jsonl", "csv"]).default("auto"))
+    .addHelpText(
+      "after",
+      `
+${commandExitCodes({
+  ok: "every notice applied or skipped (already applied, or its record closed)",
+  errors: [["ERR_PARTIAL", "some notices could not be applied (each reported), the others were"]],
+})}
+
+Examples:
+  jpki registry apply notices.jsonl
+  zcat feed.jsonl.gz | jpki registry apply - --json`,
+    )
     .action(async (file: string, o: { format: "auto" | "jsonl" | "csv" }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       const { applyNoticesToRegistry, readRecords } = await library();

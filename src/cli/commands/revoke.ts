@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { JpkiError } from "../../errors.js";
 import { REVOCATION_CAUSES, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
+import { commandExitCodes } from "../exit-codes.js";
 import type { Io } from "../output.js";
 
 export function makeRevokeCommand(io: Io): Command {
@@ -26,8 +27,16 @@ that is neither revoked nor expired, one by one (progress on stderr), and marks 
 revokes only what is left (0 once done). The reason is never assumed: give it (usually ca-compromise). Roll the
 CA over first ('jpki ca rollover --compromised') so residents can be issued new certificates.
 
-Exit codes: 0 done; 2 --serial together with --ca/--all, or --ca without --all (ERR_USAGE); 4 no such
-certificate or CA.
+${commandExitCodes({
+  ok: "done (--ca --all: also when nothing was left to revoke)",
+  errors: [
+    ["ERR_USAGE", "--serial together with --ca/--all, --ca without --all, or a serial that is not hex"],
+    ["ERR_REASON_UNKNOWN", "not a cause or reason listed above"],
+    ["ERR_CA_UNKNOWN", "--ca names no CA of the workspace"],
+    ["ERR_CERT_UNKNOWN", "no certificate with that serial"],
+    ["ERR_CERT_ALREADY_REVOKED", "the certificate is already revoked"],
+  ],
+})}
 
 Examples:
   jpki revoke --serial 5f3a…c1 --reason loss && jpki crl generate --prefecture 13

@@ -98,6 +98,7 @@ Examples:
   cmd
     .command("list")
     .description("list registered verifiers: id, kind, credentials, revoked or not (never a token)")
+    .addHelpText("after", `\nExamples:\n  jpki verifier list\n  jpki --json verifier list | jq -r '.verifiers[] | select(.revokedAt == null) | .id'`)
     .action(async (_o: unknown, c: Command) => {
       const ctx = Context.of(io, c);
       await withWorkspace(ctx, async (ws) => {
@@ -115,6 +116,7 @@ Examples:
     .description("what registered verifiers fetched from 'jpki serve', newest first: one record per verifier, path and status per flush interval (about a second), with its count")
     .argument("[id]", "only this verifier (as 'jpki verifier list' shows it)")
     .option("--limit <n>", "how many records (1–100000)", "100")
+    .addHelpText("after", `\nExamples:\n  jpki verifier fetches --limit 20\n  jpki verifier fetches v-3f9c0a1b2c4d --json`)
     .action(async (id: string | undefined, o: { limit: string }, c: Command) => {
       const ctx = Context.of(io, c);
       const limit = Number(o.limit);
@@ -142,6 +144,7 @@ Examples:
     .command("revoke")
     .description("revoke a verifier: every credential of it is refused, by a running 'jpki serve' within a second")
     .argument("<id>", "the verifier id, as 'jpki verifier list' shows it")
+    .addHelpText("after", `\nExamples:\n  jpki verifier revoke v-3f9c0a1b2c4d`)
     .action(async (id: string, _o: unknown, c: Command) => {
       const ctx = Context.of(io, c);
       const { revokeVerifier } = await library();

@@ -2,7 +2,7 @@
 import { Command, Option } from "commander";
 import { JpkiError, library, readInputFile } from "../lib.js";
 import { Context } from "../context.js";
-import { EXIT_INVALID, EXIT_UNDECIDED, VerdictExit } from "../exit-codes.js";
+import { EXIT_INVALID, EXIT_UNDECIDED, VerdictExit, commandExitCodes } from "../exit-codes.js";
 import type { Io } from "../output.js";
 import { looksLikePem } from "../../pki/pem.js";
 import { parseTimeOption } from "../time-option.js";
@@ -62,11 +62,17 @@ Output: the status (valid, bad-signature, digest-mismatch, unsupported-algorithm
 wrong-purpose, revoked, expired, not-yet-valid, untrusted, profile-violation, revocation-unknown), its reason,
 the signer and the signing time; with --json one JSON document.
 
-Exit codes of this command:
-   0  valid
-   1  invalid: any other status
-  15  could not decide: revocation-unknown (no current CRL covers a certificate of the path)
-   2  usage (e.g. a detached signature without its document); 10 the signature is not a CMS (ERR_CMS_MALFORMED)
+${commandExitCodes({
+  ok: "valid",
+  verdicts: [
+    [EXIT_INVALID, "invalid: any other status"],
+    [EXIT_UNDECIDED, "could not decide: revocation-unknown (no current CRL covers a certificate of the path)"],
+  ],
+  errors: [
+    ["ERR_USAGE", "usage error, e.g. a detached signature without its document"],
+    ["ERR_CMS_MALFORMED", "the signature is not a CMS SignedData"],
+  ],
+})}
 
 Examples:
   jpki verify-signature application.xml application.p7s --trust ca/13-sig.pem --crl crl/13-sig.crl

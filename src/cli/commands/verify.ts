@@ -9,7 +9,7 @@ import { join, relative } from "node:path";
 import { Command, Option } from "commander";
 import type { CrlFetchOutcome, JpkiValidationResult, RevocationCheck, RevocationSourceName } from "../../index.js";
 import { Context, DEFAULT_WORKSPACE } from "../context.js";
-import { EXIT_INVALID, EXIT_UNDECIDED, VerdictExit } from "../exit-codes.js";
+import { EXIT_INVALID, EXIT_UNDECIDED, VerdictExit, commandExitCodes } from "../exit-codes.js";
 import { JpkiError, library, readInputFile } from "../lib.js";
 import type { Io } from "../output.js";
 import { looksLikePem } from "../../pki/pem.js";
@@ -98,12 +98,19 @@ with --link the certificate that replaced it, where given. Exit 0 when every cer
 is revoked or unknown or was refused as malformed, 17 (ERR_SERVICE_FAILED) when the server could not be
 reached or refused the request (401 without a registered verifier's token).
 
-Exit codes:
-   0  valid (有効)
-   1  invalid: revoked, expired, not yet valid, untrusted, wrong purpose, revocation unknown without --soft-fail
-  15  could not decide: valid but its revocation status is unknown (--soft-fail)
-   2  usage error (ERR_USAGE) or an input file missing or unusable; 10 an input file is not a certificate/CRL
-      (ERR_DER_MALFORMED); jpki --help lists every error code
+${commandExitCodes({
+  ok: "valid (有効)",
+  verdicts: [
+    [EXIT_INVALID, "invalid: revoked, expired, not yet valid, untrusted, wrong purpose, revocation unknown without --soft-fail"],
+    [EXIT_UNDECIDED, "could not decide: valid but its revocation status is unknown (--soft-fail)"],
+  ],
+  errors: [
+    ["ERR_USAGE", "usage error"],
+    [["ERR_FILE_NOT_FOUND", "ERR_FILE_UNUSABLE"], "an input file missing or unusable"],
+    ["ERR_DER_MALFORMED", "an input file is not a certificate or CRL"],
+    ["ERR_SERVICE_FAILED", "--status-of: the server could not be reached or refused the request"],
+  ],
+})}
 
 Examples:
   jpki verify cert.pem                                   # inside a workspace: trust its CAs and CRLs
