@@ -177,6 +177,30 @@ describe("group commit", () => {
   });
 });
 
+describe("an application id after the resident's code changed (住民票コード変更)", () => {
+  it("is the same person's: a re-run under the old code answers the certificate issued, another resident is still refused", async () => {
+    const { changeResidentCode } = await import("../registry/counter.js");
+    const { NoticeIngestor } = await import("./notices.js");
+    const old = makeResidentCode("0000000321");
+    const renewed = makeResidentCode("0000000322");
+    await ws.store.upsertResidents([{ ...takahashi, residentCode: old }, { ...takahashi, residentCode: makeResidentCode("0000000323") }]);
+    const key = spki();
+    const app = { residentCode: old, type: "authentication" as const, publicKey: key, applicationId: "counter-9:code-change" };
+    const first = await service.issue(app);
+    // the registry side changes the code; the CA side applies its notice and re-links the certificate
+    const changed = await changeResidentCode(ws.store, old, renewed, { now: clock.now() });
+    async function* feed() {
+      yield { line: 1, value: { ...changed.notice! } as unknown as Record<string, unknown> };
+    }
+    const applied = await new NoticeIngestor({ store: ws.store, clock }).ingest(feed());
+    expect(applied.applied).toBe(1);
+    expect((await ws.store.getCertificate(first.serial))?.residentCode).toBe(renewed);
+    const again = await service.issue(app);
+    expect(again).toMatchObject({ alreadyIssued: true, serial: first.serial });
+    await expect(service.issue({ ...app, residentCode: makeResidentCode("0000000323") })).rejects.toMatchObject({ code: "ERR_APPLICATION_INVALID" });
+  });
+});
+
 describe("check what you sign", () => {
   // A signer that does not verify its own output (a token, say) returning a wrong signature: the certificate
   // must be refused before anything is stored. OpenSSL's software signer verifies inside the RSA operation.

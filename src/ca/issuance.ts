@@ -252,8 +252,22 @@ export class IssuanceService {
     if (!app.applicationId) return undefined;
     const row = await this.#opts.store.getCertificateByApplication(app.applicationId);
     if (!row) return undefined;
-    assertSameApplication(app, row);
+    // The same person under a code since changed (住民票コード変更): a day's batch run again after the change still
+    // names the old code, and its certificate was re-linked to the new one. Anyone else is another resident.
+    const same = row.residentCode === app.residentCode || (await this.#codeChangedTo(app.residentCode, row.residentCode));
+    assertSameApplication(same ? { ...app, residentCode: row.residentCode } : app, row);
     return { ...toIssued(row, []), alreadyIssued: true };
+  }
+
+  /** Whether the registry closed `from` for a resident-code change that leads to `to` (following a few changes). */
+  async #codeChangedTo(from: string, to: string): Promise<boolean> {
+    const seen = new Set<string>();
+    for (let code: string | undefined = from; code !== undefined && !seen.has(code) && seen.size < 8; ) {
+      seen.add(code);
+      code = (await this.#opts.store.getResident(code))?.successorCode;
+      if (code === to) return true;
+    }
+    return false;
   }
 
   /**
