@@ -924,6 +924,36 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("relinks several changed codes in one batch, and a code changed twice within it, as one by one would", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents(["a", "b", "c"].map(resident));
+      await s.commitIssuances([cert("0e11", "a", 1000), cert("0e12", "b", 1000), cert("0e13", "c", 1000)]);
+      const d = (residentCode: string, serial: string) => ({
+        verifierId: "v-01", serial, issuer: "13-sig", residentCode, purpose: "signature" as const, legalBasis: undefined,
+        at: new Date(1), validationTime: new Date(1), answer: "valid", itemsDisclosed: false,
+      });
+      await s.appendDisclosures([d("a", "0e11"), d("b", "0e12"), d("c", "0e13")]);
+      const held = (noticeId: string, residentCode: string, sequence: number) => ({ noticeId, residentCode, sequence, kind: "death" as const, body: "{}", status: "held" as const, revocations: 0 });
+      await s.commitNoticeBatch({ noticeIds: ["h1", "h2"], residentCodes: ["a", "b", "c"] }, () => ({
+        commit: { at: new Date(2000), notices: [held("h1", "a", 5), held("h2", "c", 5)], sequences: [{ residentCode: "a", last: 2 }, { residentCode: "b", last: 3 }, { residentCode: "c", last: 4 }], revocations: [], relinks: [], dirtyCas: [] },
+      }));
+      // two codes at once (set-wise on PostgreSQL), then c → c2 → c3 in one batch (one by one)
+      await s.commitNoticeBatch({ noticeIds: [], residentCodes: ["a", "a2", "b", "b2"] }, () => ({
+        commit: { at: new Date(3000), notices: [], sequences: [], revocations: [], relinks: [{ from: "a", to: "a2" }, { from: "b", to: "b2" }], dirtyCas: [] },
+      }));
+      await s.commitNoticeBatch({ noticeIds: [], residentCodes: ["c", "c2", "c3"] }, () => ({
+        commit: { at: new Date(4000), notices: [], sequences: [], revocations: [], relinks: [{ from: "c", to: "c2" }, { from: "c2", to: "c3" }], dirtyCas: [] },
+      }));
+      expect(await Promise.all(["0e11", "0e12", "0e13"].map(async (x) => (await s.getCertificate(x))?.residentCode))).toEqual(["a2", "b2", "c3"]);
+      const ctx = await s.loadNoticeContext({ noticeIds: [], residentCodes: ["a", "a2", "b", "b2", "c", "c2", "c3"], registryCodes: [] });
+      expect([...ctx.lastSequence].sort()).toEqual([["a2", 2], ["b2", 3], ["c3", 4]]);
+      expect([...ctx.held].map(([code, list]) => [code, list.map((n) => n.noticeId)]).sort()).toEqual([["a2", ["h1"]], ["c3", ["h2"]]]);
+      for (const [code, serial] of [["a2", "0e11"], ["b2", "0e12"], ["c3", "0e13"]] as const) expect((await s.listDisclosures({ residentCode: code })).map((x) => x.serial)).toEqual([serial]);
+      for (const code of ["a", "b", "c", "c2"]) expect(await s.listDisclosures({ residentCode: code })).toEqual([]);
+      await s.close();
+    });
+
     it("finds a liveness check's certificates by serial and by certificate id (SHA-256 of the DER) in one read", async () => {
       const s = await make();
       await s.putCa(ca());

@@ -158,6 +158,18 @@ export type PgMigration = string | ((c: ClientBase) => Promise<void>);
  */
 const REGISTERED_UNREVOKED = `NOT EXISTS (SELECT 1 FROM certificates c WHERE c.serial = registry_issuances.serial AND c.revoked_at IS NOT NULL)`;
 
+/**
+ * Whether a batch's relinks may be applied as one set (one statement per table) with the outcome of applying them
+ * in order: every code at most once as a source and once as a target, and no target also a source (a code moved on
+ * again within the batch: in order its rows travel twice, set-wise once).
+ */
+function relinksSetwise(relinks: ReadonlyArray<{ readonly from: string; readonly to: string }>): boolean {
+  if (relinks.length < 2) return relinks.length === 1 && relinks[0]!.from !== relinks[0]!.to;
+  const from = new Set(relinks.map((r) => r.from));
+  const to = new Set(relinks.map((r) => r.to));
+  return from.size === relinks.length && to.size === relinks.length && ![...to].some((c) => from.has(c));
+}
+
 /** Registers the issuance information of every unrevoked certificate (migration 10, and after a load). */
 const REGISTER_UNREVOKED = `
   INSERT INTO registry_issuances (serial, resident_code, ca_id, type, name, address, birth_date, gender, not_before, not_after)
@@ -2507,7 +2519,22 @@ export class PostgresStore implements Store {
       const b = decided.commit;
       await locks.extend([...b.notices.map((n) => n.residentCode), ...b.sequences.map((q) => q.residentCode), ...b.relinks.flatMap((r) => [r.from, r.to])]);
       const at = b.at.getTime();
-      for (const r of b.relinks) {
+      if (relinksSetwise(b.relinks)) {
+        // Five statements for the batch's relinks, not five per relink: a notice run at 1M residents had ≈ 5,000
+        // code changes per 100,000 notices, 25,000 round trips. Set-wise equals one by one only when no relink
+        // feeds another (a code moved on again in the same batch) and no two share a code: relinksSetwise.
+        const from = textArray(b.relinks.map((r) => r.from));
+        const to = textArray(b.relinks.map((r) => r.to));
+        await c.query("UPDATE certificates c SET resident_code = u.t FROM unnest($1::text[], $2::text[]) AS u(f, t) WHERE c.resident_code = u.f", [from, to]);
+        await c.query(
+          `DELETE FROM resident_sequences s USING unnest($1::text[], $2::text[]) AS u(f, t)
+           WHERE s.resident_code = u.t AND EXISTS (SELECT 1 FROM resident_sequences o WHERE o.resident_code = u.f)`,
+          [from, to],
+        );
+        await c.query("UPDATE resident_sequences s SET resident_code = u.t FROM unnest($1::text[], $2::text[]) AS u(f, t) WHERE s.resident_code = u.f", [from, to]);
+        await c.query("UPDATE notices n SET resident_code = u.t FROM unnest($1::text[], $2::text[]) AS u(f, t) WHERE n.resident_code = u.f AND n.status = 'held'", [from, to]);
+        await c.query("UPDATE disclosures d SET resident_code = u.t FROM unnest($1::text[], $2::text[]) AS u(f, t) WHERE d.resident_code = u.f", [from, to]);
+      } else for (const r of b.relinks) {
         await c.query("UPDATE certificates SET resident_code = $1 WHERE resident_code = $2", [r.to, r.from]);
         // like SQLite's UPDATE OR REPLACE: the moved sequence replaces one already under the new code
         await c.query(
