@@ -741,10 +741,9 @@ describe("POST /v1/validate on bare node:http (validateFastPath) and through fas
       expect(answers[0], body.slice(0, 40)).toEqual(answers[1]);
     }
     // a private provider's legal basis: refused alike on both paths
-    const priv = privateAuth;
     const refused = await Promise.all(
       [`${base}/v1/validate`, `${base}/v1/validate?via=fastify`].map(async (url) => {
-        const r = await fetch(url, { method: "POST", headers: { ...priv, "content-type": "application/json" }, body: bodies[0] });
+        const r = await fetch(url, { method: "POST", headers: { ...privateAuth, "content-type": "application/json" }, body: bodies[0] });
         return { status: r.status, type: r.headers.get("content-type"), cache: r.headers.get("cache-control"), body: JSON.parse(await r.text()) as Record<string, unknown> };
       }),
     );
