@@ -73,6 +73,8 @@ export const ERROR_CODES = {
   ERR_VERIFIER_REVOKED: { exit: 14, summary: "the verifier's registration is already revoked" },
   ERR_VERIFIER_INVALID: { exit: 14, summary: "a verifier's name, kind or certificate request is not acceptable" },
   ERR_SERVICE_FAILED: { exit: 17, summary: "a jpki serve asked over HTTP could not be reached or answered an error (its typed code is in the message)" },
+  ERR_TOKEN_FILE_UNSAFE: { exit: 14, summary: "the verifier token file (--token-file) can be read or written by other users: it must be owner-only (chmod 600)" },
+  ERR_LEGAL_BASIS_NOT_ALLOWED: { exit: 14, summary: "a verifier named a legal basis (住民基本台帳法 別表) its kind may not name: government bodies (行政機関) only, never a private certification provider (民間認証事業者); nothing was answered or recorded" },
   ERR_CONSENT_UNKNOWN: { exit: 14, summary: "no live consent of that resident for that verifier" },
   ERR_PROVIDER_MISSING: { exit: 16, summary: "no private certification provider (民間認証事業者) workspace at the given path: 'jpki provider init' makes one" },
   ERR_PROVIDER_EXISTS: { exit: 16, summary: "the directory already holds a provider workspace" },

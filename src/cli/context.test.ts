@@ -4,7 +4,8 @@
  * (the process killed mid-stop, exit 143). The handlers are called here as the process would call them; no
  * signal is sent to the test process.
  */
-import { existsSync, mkdtempSync, truncateSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { PassThrough } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -102,6 +103,73 @@ describe("readPassphraseFile", () => {
 
   it("a file holding only a BOM (and a line break) is empty", () => {
     for (const b of [BOM, Buffer.concat([BOM, Buffer.from("\r\n")])]) expect(() => read(b)).toThrow(expect.objectContaining({ code: "ERR_PASSPHRASE_MISSING" }));
+  });
+});
+
+describe("verifier token files (--token-file)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "jpki-tokenfile-"));
+  const TOKEN = "jpki-token-that-must-not-show";
+  writeFileSync(join(dir, "request.p7s"), "not read: the token is refused first");
+  /** Every command that takes --token-file, with what it needs to reach the token (none reaches a network or a store). */
+  const commands = (f: string): string[][] => [
+    ["verify", "cert.pem", "--trust", "ca.pem", "--ocsp", "--token-file", f],
+    ["verify", "cert.pem", "--trust", "ca.pem", "--crl-url", "http://127.0.0.1:9/13-sig.crl", "--token-file", f],
+    ["verify", "--status-of", "list.pem", "--url", "http://127.0.0.1:9", "--token-file", f],
+    ["provider", "enrol", "--dir", join(dir, "bank"), "--request", "request.p7s", "--token-file", f],
+    ["provider", "follow", "--dir", join(dir, "bank"), "--token-file", f],
+  ];
+  const runIt = async (args: string[]) => {
+    let stderr = "";
+    let stdout = "";
+    const io = { stdout: { write: (t: string) => (stdout += t) }, stderr: { write: (t: string) => (stderr += t) }, env: { JPKI_PASSPHRASE: "pw" }, cwd: dir };
+    return { code: await run(["--json", ...args], io), stdout, stderr };
+  };
+
+  // A bearer token is a credential to jpki serve: read from a file group or others could read, it was sent as if
+  // it were still the verifier's own, where a passphrase file of the same mode was refused.
+  it("is refused when group or others can read or write it, by every command that takes one (ERR_TOKEN_FILE_UNSAFE, exit 14), as a passphrase file is", async () => {
+    for (const mode of [0o644, 0o640, 0o604, 0o620]) {
+      const f = join(dir, `token-${mode.toString(8)}.txt`);
+      writeFileSync(f, `${TOKEN}\n`);
+      chmodSync(f, mode);
+      for (const args of commands(f)) {
+        const r = await runIt(args);
+        const what = `${mode.toString(8)} ${args.slice(0, 2).join(" ")}`;
+        expect(r.code, `${what}: ${r.stderr}`).toBe(14);
+        const e = JSON.parse(r.stderr).error as { code: string; message: string };
+        expect(e.code, what).toBe("ERR_TOKEN_FILE_UNSAFE");
+        expect(e.message, what).toContain(f);
+        expect(e.message, what).toContain(`mode ${mode.toString(8)}`);
+        expect(e.message, what).toContain("chmod 600");
+        expect(r.stdout + r.stderr, what).not.toContain(TOKEN);
+      }
+    }
+  });
+
+  it("is refused when it is not a regular file (a directory, a FIFO: never waited on); an owner-only file is read, also through a symlink", async () => {
+    const sub = join(dir, "a-directory");
+    mkdirSync(sub, { mode: 0o700 });
+    const fifo = join(dir, "token.fifo");
+    execFileSync("mkfifo", ["-m", "600", fifo]);
+    for (const f of [sub, fifo]) {
+      for (const args of commands(f)) {
+        const r = await runIt(args);
+        expect(JSON.parse(r.stderr).error.code, `${f} ${args.slice(0, 2).join(" ")}`).toBe("ERR_FILE_UNUSABLE");
+      }
+    }
+    const ok = join(dir, "token-600.txt");
+    writeFileSync(ok, `${TOKEN}\n`, { mode: 0o600 });
+    const link = join(dir, "token-link.txt");
+    symlinkSync(ok, link);
+    for (const f of [ok, link]) {
+      for (const args of commands(f)) {
+        const r = await runIt(args);
+        // past the token: each fails later, on what this test does not give it (a file, a server, a workspace)
+        const e = JSON.parse(r.stderr).error as { code: string; message: string };
+        expect(e.code, `${f} ${args.slice(0, 2).join(" ")}`).not.toBe("ERR_TOKEN_FILE_UNSAFE");
+        expect(e.message, `${f} ${args.slice(0, 2).join(" ")}`).not.toContain("--token-file");
+      }
+    }
   });
 });
 

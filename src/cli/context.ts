@@ -118,35 +118,81 @@ export class Context {
   }
 }
 
-/** The largest passphrase file read: a passphrase is a line; this leaves room for any sane one. */
-const MAX_PASSPHRASE_FILE = 64 * 1024;
+/**
+ * A file holding a secret — a CA key passphrase, a registered verifier's bearer token: what it is for its refusals.
+ * One rule for every such file (readSecretFile); each kind names its own code, so a script can tell which file to fix.
+ */
+export interface SecretFileKind {
+  /** the code of the refusal of a file group or others can read or write */
+  readonly unsafe: "ERR_PASSPHRASE_FILE_UNSAFE" | "ERR_TOKEN_FILE_UNSAFE";
+  /** what to do about a secret others could read, after the chmod: "consider the passphrase disclosed" */
+  readonly disclosed: string;
+  /** the code of a file that exists but cannot be opened (permission, an I/O error) */
+  readonly unreadable: "ERR_PASSPHRASE_MISSING" | "ERR_FILE_UNUSABLE";
+  /** the largest file read: a secret is a line; this leaves room for any sane one */
+  readonly maxBytes: number;
+}
+
+const PASSPHRASE_FILE: SecretFileKind = { unsafe: "ERR_PASSPHRASE_FILE_UNSAFE", disclosed: "consider the passphrase disclosed", unreadable: "ERR_PASSPHRASE_MISSING", maxBytes: 64 * 1024 };
 
 /**
- * A passphrase from a file: its content without one leading UTF-8 byte order mark and one final line break
- * (LF or CRLF). Refused rather than read: a file larger than 64 KiB (ERR_FILE_UNUSABLE), a missing
- * file, a directory, FIFO or device (never waited on, also when swapped in after the path check: the file is
- * opened non-blocking and checked by its descriptor), and a file group or others can read or write — as the
- * token PIN file is (ERR_PASSPHRASE_FILE_UNSAFE). A symlink to an owner-only file is fine (mounted secrets).
+ * A registered verifier's bearer token (`jpki verifier add` printed it): a credential to jpki serve as much as a
+ * passphrase is to the CA keys, so its file is held to the same rule.
  */
-export function readPassphraseFile(file: string, what: string, cwd: string, opts: { readonly forNewKeys?: boolean } = {}): string {
+export const TOKEN_FILE: SecretFileKind = {
+  unsafe: "ERR_TOKEN_FILE_UNSAFE",
+  disclosed: "consider the token disclosed (the operator of jpki serve revokes the verifier and registers it again: jpki verifier revoke, jpki verifier add)",
+  unreadable: "ERR_FILE_UNUSABLE",
+  maxBytes: 64 * 1024,
+};
+
+/**
+ * The bytes of a file holding a secret. Refused rather than read: a file larger than `kind.maxBytes`
+ * (ERR_FILE_UNUSABLE), a missing file, a directory, FIFO or device (never waited on, also when swapped in after
+ * the path check: the file is opened non-blocking and checked by its descriptor), and a file group or others can
+ * read or write — as the token PIN file is (`kind.unsafe`, naming the file, its mode and `chmod 600`). A symlink
+ * to an owner-only file is fine (mounted secrets).
+ */
+export function readSecretFile(file: string, what: string, cwd: string, kind: SecretFileKind): Buffer {
   const path = checkInputFile(file, what, { cwd });
-  const cannot = (e: unknown) => new JpkiError("ERR_PASSPHRASE_MISSING", `cannot read the ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? "error"}`, { cause: e });
-  let bytes: Buffer;
   try {
-    bytes = readRegularFile(path, {
+    return readRegularFile(path, {
       accept: (st) => {
         if (st.mode & 0o077) {
-          throw new JpkiError("ERR_PASSPHRASE_FILE_UNSAFE", `the ${what} ${file} can be read or written by other users (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it, and consider the passphrase disclosed`);
+          throw new JpkiError(kind.unsafe, `the ${what} ${file} can be read or written by other users (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it, and ${kind.disclosed}`);
         }
         // a wrong path (a disk image, a log) is not read whole into memory, nor past 2 GiB fails as node's RangeError
-        if (st.size > MAX_PASSPHRASE_FILE) throw new JpkiError("ERR_FILE_UNUSABLE", `${what} ${file}: is ${st.size} bytes, more than the ${MAX_PASSPHRASE_FILE} accepted for it`);
+        if (st.size > kind.maxBytes) throw new JpkiError("ERR_FILE_UNUSABLE", `${what} ${file}: is ${st.size} bytes, more than the ${kind.maxBytes} accepted for it`);
       },
     }).bytes;
   } catch (e) {
     if (e instanceof JpkiError) throw e;
     if ((e as NodeJS.ErrnoException).code === NOT_REGULAR) throw new JpkiError("ERR_FILE_UNUSABLE", `${what} ${file}: is not a regular file`);
-    throw cannot(e);
+    throw new JpkiError(kind.unreadable, `cannot read the ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? "error"}`, { cause: e });
   }
+}
+
+/**
+ * The registered verifier's bearer token: from --token-file (its first line, trimmed; readSecretFile's rule, so
+ * never from a file others can read), else $JPKI_VERIFIER_TOKEN; undefined when neither is given. Never an
+ * option's value: command lines are visible to every user of the machine (ps) and kept in shell history.
+ */
+export function readVerifierToken(io: Io, file: string | undefined): string | undefined {
+  let token: string | undefined;
+  if (file !== undefined) token = readSecretFile(file, "verifier token file --token-file", io.cwd, TOKEN_FILE).toString("utf8").split(/\r?\n/)[0]!.trim();
+  else token = io.env.JPKI_VERIFIER_TOKEN?.trim() || undefined;
+  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) {
+    throw new JpkiError("ERR_USAGE", `the verifier token ${file !== undefined ? `in ${file}` : "in $JPKI_VERIFIER_TOKEN"} is empty or not the token \`jpki verifier add\` printed`);
+  }
+  return token;
+}
+
+/**
+ * A passphrase from a file (readSecretFile's rule: owner-only, a regular file, at most 64 KiB): its content
+ * without one leading UTF-8 byte order mark and one final line break (LF or CRLF).
+ */
+export function readPassphraseFile(file: string, what: string, cwd: string, opts: { readonly forNewKeys?: boolean } = {}): string {
+  const bytes = readSecretFile(file, what, cwd, PASSPHRASE_FILE);
   // A file that is not UTF-8 (Shift_JIS, as a Japanese Windows editor saves by default) decodes with U+FFFD for its
   // bytes: a passphrase other than the one typed, and one many files decode to. Refused for keys about to be
   // wrapped (a new workspace, a new passphrase); keys already wrapped that way still open with the file.

@@ -46,6 +46,8 @@ interface Res {
 /** Requests carry a registered verifier's token (test/integration/verifiers.test.ts covers refusals). */
 let auth: Record<string, string> = {};
 let verifierId: string;
+/** a private certification provider's token, registered before the server starts (admitted from the first request) */
+let privateAuth: Record<string, string> = {};
 
 function get(path: string, headers: Record<string, string> = {}, method = "GET"): Promise<Res> {
   return new Promise((resolve, reject) => {
@@ -79,6 +81,7 @@ beforeAll(async () => {
   const reg = await registerVerifier(ws, { name: "app test", kind: "government" });
   auth = { authorization: `Bearer ${reg.token!}` };
   verifierId = reg.record.id;
+  privateAuth = { authorization: `Bearer ${(await registerVerifier(ws, { name: "app test private", kind: "private" })).token!}` };
   await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
   // one certificate in Chiyoda-ku, so that CA has a municipality partition
   const residentCode = makeResidentCode("0000000777");
@@ -737,8 +740,17 @@ describe("POST /v1/validate on bare node:http (validateFastPath) and through fas
       );
       expect(answers[0], body.slice(0, 40)).toEqual(answers[1]);
     }
+    // a private provider's legal basis: refused alike on both paths
+    const refused = await Promise.all(
+      [`${base}/v1/validate`, `${base}/v1/validate?via=fastify`].map(async (url) => {
+        const r = await fetch(url, { method: "POST", headers: { ...privateAuth, "content-type": "application/json" }, body: bodies[0] });
+        return { status: r.status, type: r.headers.get("content-type"), cache: r.headers.get("cache-control"), body: JSON.parse(await r.text()) as Record<string, unknown> };
+      }),
+    );
+    expect(refused[0]).toEqual(refused[1]);
+    expect(refused[0]).toMatchObject({ status: 400, body: { code: "legal-basis-not-allowed" } });
     // every answer logged and counted once, on both paths (two of them 200 each time)
-    expect(log.length - before.lines).toBe(2 * bodies.length);
+    expect(log.length - before.lines).toBe(2 * bodies.length + 2);
     expect(log.slice(-2).map((l) => JSON.parse(l).url)).toEqual(expect.arrayContaining(["/v1/validate", "/v1/validate?via=fastify"]));
     expect((await metric()) - before.count).toBe(4);
   });
@@ -1075,9 +1087,13 @@ describe("requests refused for their body or credential (a hostile client's requ
     const certificate = cert.der.toString("base64");
     const disclosed = async () => (await ws.store.listDisclosures({ residentCode: cert.residentCode, limit: 10_000 })).length;
     const checked = async () => (await ws.store.listStatusChecks({ verifierId, limit: 10_000 })).length;
+    const priv = privateAuth; // a private provider: the Act's legal bases are not its to name
     const before = [await disclosed(), await checked()];
     const post = (path: string, body: string, headers: Record<string, string> = auth, type = "application/json") => fetch(`${base}${path}`, { method: "POST", headers: { ...headers, "content-type": type }, body });
     const refused: Array<[string, string, Record<string, string>?, string?]> = [
+      ["/v1/validate", JSON.stringify({ certificate, purpose: "signature", legalBasis: "pension" }), priv],
+      ["/v1/validate?via=fastify", JSON.stringify({ certificate, purpose: "signature", legalBasis: "pension" }), priv],
+      ["/v1/verify-signature", JSON.stringify({ signedData: "MAA=", legalBasis: "pension" }), priv],
       // the resident's own certificate, asked about in every wrong way
       ["/v1/validate", JSON.stringify({ certificate, purpose: "signature", legalBasis: "no-such-basis" })],
       ["/v1/validate", JSON.stringify({ certificate, purpose: "signature", at: "2026-02-30T00:00:00Z" })],
@@ -1103,6 +1119,7 @@ describe("requests refused for their body or credential (a hostile client's requ
       expect(r.status, `${path} ${body.slice(0, 60)}`).toBeLessThan(500);
       const text = await r.text();
       expect(JSON.parse(text).code, text).toMatch(/^[a-z-]+$/);
+      if (headers === priv) expect(JSON.parse(text).code, `${path} ${text}`).toBe("legal-basis-not-allowed");
       expect(text).not.toMatch(/at .*\.(ts|js):\d+|\/src\/|\/node_modules\/|山田/);
     }
     await new Promise((r) => setTimeout(r, 50)); // a disclosure written after the answer would show by now

@@ -61,7 +61,7 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
               description: "The answer in the caller's view (by its registered kind)",
               content: { "application/json": { schema: { oneOf: [{ $ref: "#/components/schemas/GovernmentView" }, { $ref: "#/components/schemas/PrivateView" }], discriminator: { propertyName: "view" } } } },
             },
-            "400": errorResponse("The body is malformed: the code says which part"),
+            "400": errorResponse("The body is malformed: the code says which part; a private provider's legalBasis is refused too (legal-basis-not-allowed), with nothing answered or recorded"),
             "401": errorResponse("No credential, or one that names no live registration (unknown or revoked verifier)"),
             "403": errorResponse("The credential's kind may not use this route"),
             "413": errorResponse(`The body is larger than ${BODY_LIMIT} bytes`),
@@ -198,7 +198,7 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
             at: { type: "string", format: "date-time", description: "the validation time (default now)" },
             legalBasis: {
               enum: [...LEGAL_BASIS_CODES],
-              description: `the affair under the Basic Resident Registration Act's appended tables for which current identity information is asked (government bodies only): ${LEGAL_BASIS_CODES.map((c) => `${c} (${LEGAL_BASES[c].ja})`).join(", ")}`,
+              description: `the affair under the Basic Resident Registration Act's appended tables for which current identity information is asked (government bodies only: a private provider's request naming one is refused 400 legal-basis-not-allowed): ${LEGAL_BASIS_CODES.map((c) => `${c} (${LEGAL_BASES[c].ja})`).join(", ")}`,
             },
           },
         },
@@ -314,7 +314,7 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
             signedData: { type: "string", description: "the CMS ContentInfo (SignedData), PEM or base64 DER" },
             content: { type: "string", contentEncoding: "base64", description: "the signed document, for a detached signature" },
             at: { type: "string", format: "date-time", description: "the verification time (default now)" },
-            legalBasis: { enum: [...LEGAL_BASIS_CODES], description: "as for /v1/validate: the signer's current four items for a government body" },
+            legalBasis: { enum: [...LEGAL_BASIS_CODES], description: "as for /v1/validate: the signer's current four items for a government body; a private provider's request naming one is refused 400 legal-basis-not-allowed" },
           },
         },
         SignatureAnswer: {

@@ -6,7 +6,8 @@
  *
  * Request (application/json, at most BODY_LIMIT bytes): `{ certificate, chain?, purpose, at?, legalBasis? }` —
  * certificate and chain entries as PEM or base64 DER, purpose "signature" | "authentication", at an ISO 8601
- * time with its zone, legalBasis a code of verifier/legal-basis.ts. Unknown fields are refused.
+ * time with its zone, legalBasis a code of verifier/legal-basis.ts that the caller's kind may name (government
+ * bodies only: a private provider's is refused, legal-basis-not-allowed). Unknown fields are refused.
  * Errors: `{ "error": <HTTP word>, "code": <typed code>, "message": <what to fix> }` — codes in
  * VALIDATE_ERRORS; never a stack trace, never a piece of the certificate, never personal data.
  */
@@ -27,6 +28,15 @@ export const BODY_LIMIT = 64 * 1024;
 /** At most this many chain certificates. */
 export const MAX_CHAIN = 8;
 
+/**
+ * A legal basis from a verifier whose kind may not name one (legal-basis.ts checkLegalBasis; today every private
+ * provider): a field the request must not carry, refused as the other bad fields are, with nothing answered or recorded.
+ */
+export const LEGAL_BASIS_NOT_ALLOWED = Object.freeze({
+  status: 400,
+  message: "legalBasis is for government bodies (行政機関) only: a private certification provider (民間認証事業者) asks without it",
+} as const);
+
 /** The typed error codes of the validation API, with their HTTP status. */
 export const VALIDATE_ERRORS = Object.freeze({
   "body-not-json": { status: 400, message: "the body is not JSON" },
@@ -41,6 +51,7 @@ export const VALIDATE_ERRORS = Object.freeze({
   "purpose-invalid": { status: 400, message: `purpose must be one of ${JPKI_PURPOSES.join(", ")}` },
   "time-invalid": { status: 400, message: "at must be an ISO 8601 time with its zone, e.g. 2026-04-01T09:00:00Z" },
   "legal-basis-unknown": { status: 400, message: `legalBasis must be one of ${LEGAL_BASIS_CODES.join(", ")}` },
+  "legal-basis-not-allowed": LEGAL_BASIS_NOT_ALLOWED,
   unauthorized: { status: 401, message: "a registered verifier's credential is needed" },
   "store-unavailable": { status: 503, message: "the store did not answer (reading the certificate or resident, or writing the disclosure log), so no answer was given: try again" },
   internal: { status: 500, message: "the validation failed unexpectedly" },
@@ -185,6 +196,7 @@ async function answerValidate(o: Pick<ValidateRouteOptions, "service" | "access"
     // The message of a store error may name the store, never the certificate or the items: still, only the code goes out.
     const code = (e as { code?: string }).code ?? "";
     if (code === "ERR_DER_MALFORMED") return errorAnswer("certificate-malformed");
+    if (code === "ERR_LEGAL_BASIS_NOT_ALLOWED") return errorAnswer("legal-basis-not-allowed");
     o.onError?.(e, "answering POST /v1/validate (no answer given)");
     return errorAnswer(code.startsWith("ERR_STORE") || code === "ERR_WORKSPACE_LOCKED" ? "store-unavailable" : "internal");
   }

@@ -16,10 +16,11 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { BODY_TOO_DEEP, UNSUPPORTED_MEDIA_TYPE, bodyErrorHandler, sendApiError } from "./api-errors.js";
+import { isJpkiError } from "../errors.js";
 import { isLegalBasisCode, LEGAL_BASIS_CODES } from "../verifier/legal-basis.js";
 import { SignedDataRefused, type SignatureQuery, type VerifierValidationService } from "../verifier/validation-service.js";
 import type { VerifierAccess } from "./access.js";
-import { apiTime, BASE64 } from "./validate-route.js";
+import { apiTime, BASE64, LEGAL_BASIS_NOT_ALLOWED } from "./validate-route.js";
 
 /** Request body limit, bytes: a signed application form with its certificates, base64, fits with room. */
 export const SIGNATURE_BODY_LIMIT = 2 * 1024 * 1024;
@@ -37,6 +38,7 @@ export const SIGNATURE_ERRORS = Object.freeze({
   "content-missing": { status: 400, message: "the signature is detached: send the signed document as content (base64)" },
   "time-invalid": { status: 400, message: "at must be an ISO 8601 time with its zone, e.g. 2026-04-01T09:00:00Z" },
   "legal-basis-unknown": { status: 400, message: `legalBasis must be one of ${LEGAL_BASIS_CODES.join(", ")}` },
+  "legal-basis-not-allowed": LEGAL_BASIS_NOT_ALLOWED,
   unauthorized: { status: 401, message: "a registered verifier's credential is needed" },
   "store-unavailable": { status: 503, message: "the store did not answer (reading the certificate or resident, or writing the disclosure log), so no answer was given: try again" },
   internal: { status: 500, message: "the verification failed unexpectedly" },
@@ -117,6 +119,7 @@ export async function registerVerifySignature(app: FastifyInstance, o: VerifySig
           return reply.header("Cache-Control", "no-store").send(await o.service.verifySignature(caller, query));
         } catch (e) {
           if (e instanceof SignedDataRefused) return sendError(reply, e.code);
+          if (isJpkiError(e, "ERR_LEGAL_BASIS_NOT_ALLOWED")) return sendError(reply, "legal-basis-not-allowed");
           o.onError?.(e, "answering POST /v1/verify-signature (no answer given)");
           const code = (e as { code?: string }).code ?? "";
           return sendError(reply, code.startsWith("ERR_STORE") || code === "ERR_WORKSPACE_LOCKED" ? "store-unavailable" : "internal");

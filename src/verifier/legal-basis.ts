@@ -46,3 +46,13 @@ export function parseLegalBasis(s: string): LegalBasisCode {
 export function legalBasisAllows(code: LegalBasisCode, kind: VerifierKind): boolean {
   return LEGAL_BASES[code].kinds.includes(kind);
 }
+
+/**
+ * Refuses a legal basis named by a verifier whose kind the table does not list for it (ERR_LEGAL_BASIS_NOT_ALLOWED).
+ * Refused, not ignored: a private provider's request under "pension" was answered and went into the disclosure
+ * log under that legal basis, so the resident read a bank as having asked under the Act's tables.
+ */
+export function checkLegalBasis(code: LegalBasisCode | undefined, kind: VerifierKind): void {
+  if (code === undefined || legalBasisAllows(code, kind)) return;
+  throw new JpkiError("ERR_LEGAL_BASIS_NOT_ALLOWED", `legal basis ${code} (${LEGAL_BASES[code].ja}) is for ${LEGAL_BASES[code].kinds.join(", ")} verifiers only, and this verifier is ${kind}: ask without a legal basis`);
+}

@@ -76,3 +76,25 @@ describe("VerifierValidationService.close", () => {
     expect(ports()).toBe(before);
   });
 });
+
+describe("VerifierValidationService and legal bases", () => {
+  // The Act's tables are for government bodies: a private provider's "pension" was answered and logged under it.
+  it("refuses a legal basis from a private provider (ERR_LEGAL_BASIS_NOT_ALLOWED) before validating, and records nothing", async () => {
+    const residentCode = makeResidentCode("0000000888");
+    const priv = (await registerVerifier(ws, { name: "Example Bank", kind: "private" })).record;
+    const service = new VerifierValidationService(ws, { engineThread: MODULE });
+    try {
+      const before = (await ws.store.listDisclosures({ residentCode })).length;
+      await expect(service.validate(priv, { certificate, purpose: "signature", legalBasis: "pension" })).rejects.toMatchObject({ code: "ERR_LEGAL_BASIS_NOT_ALLOWED", message: expect.stringMatching(/government/) });
+      await expect(service.verifySignature(priv, { signedData: Buffer.from("MAA=", "base64"), legalBasis: "passport" })).rejects.toMatchObject({ code: "ERR_LEGAL_BASIS_NOT_ALLOWED" });
+      expect(await ws.store.listDisclosures({ residentCode })).toHaveLength(before);
+      // without one it is answered and recorded, with no legal basis
+      expect(await service.validate(priv, { certificate, purpose: "signature" })).toMatchObject({ view: "private", status: "valid" });
+      expect((await ws.store.listDisclosures({ residentCode })).slice(before)).toMatchObject([{ verifierId: priv.id, legalBasis: undefined }]);
+      // a government body's is answered as before
+      expect(await service.validate(verifier, { certificate, purpose: "signature", legalBasis: "pension" })).toMatchObject({ legalBasis: "pension", currentItems: { name: "山田　花子" } });
+    } finally {
+      await service.close();
+    }
+  });
+});

@@ -25,7 +25,7 @@ import type { PathStatus } from "../validation/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { DisclosureLog } from "./disclosure-log.js";
 import { EngineThread, engineThreadAvailable, sharedBytes, type EngineTrust } from "./engine-thread.js";
-import { legalBasisAllows, type LegalBasisCode } from "./legal-basis.js";
+import { checkLegalBasis, legalBasisAllows, type LegalBasisCode } from "./legal-basis.js";
 import { governmentView, privateView, type ViewedResult, PRIVATE_STATUS_OF, type GovernmentView, type PrivateView, type PrivateStatus } from "./views.js";
 
 export interface ValidationQuery {
@@ -206,9 +206,11 @@ export class VerifierValidationService {
 
   /**
    * Validates for `verifier` and answers in its view, after recording the answer in the disclosure log.
-   * Throws what the store throws (the answer is then not given).
+   * Throws ERR_LEGAL_BASIS_NOT_ALLOWED for a legal basis the verifier's kind may not name (nothing validated or
+   * recorded), otherwise what the store throws (the answer is then not given).
    */
   async validate(verifier: VerifierRecord, q: ValidationQuery): Promise<ValidationAnswer> {
+    checkLegalBasis(q.legalBasis, verifier.kind);
     if (this.#closed) throw closedError();
     const { certificate } = q;
     const at = q.at ?? this.#ws.clock.now();
@@ -256,10 +258,12 @@ export class VerifierValidationService {
    * Verifies a signed file (CMS SignedData: the document's digest, the signature, the signer's certificate path
    * at the signing time and now: validation/cms.ts) for `verifier`, then validates the signer's certificate as
    * validate() does — in the verifier's view, with the four items under an allowed legal basis, recorded in the
-   * disclosure log. Throws SignedDataRefused for a file that is not a CMS SignedData we can read, or a detached
-   * signature without its document; otherwise what the store throws.
+   * disclosure log. Throws ERR_LEGAL_BASIS_NOT_ALLOWED as validate() does, before anything is verified;
+   * SignedDataRefused for a file that is not a CMS SignedData we can read, or a detached signature without its
+   * document; otherwise what the store throws.
    */
   async verifySignature(verifier: VerifierRecord, q: SignatureQuery): Promise<SignatureAnswer> {
+    checkLegalBasis(q.legalBasis, verifier.kind);
     const at = q.at ?? this.#ws.clock.now();
     const trust = await this.#current();
     const r = verifySignedData({

@@ -266,7 +266,7 @@ describe("the disclosure log: every answer about a resident's certificates", () 
 describe("jpki verify --status-of", () => {
   it("asks the server about a list file in batches and prints each answer; exit 1 when any is not good, 0 when all are", async () => {
     const token = join(dir, "gov.token");
-    writeFileSync(token, gov.token + "\n");
+    writeFileSync(token, gov.token + "\n", { mode: 0o600 });
     const list = join(dir, "customers.txt");
     writeFileSync(list, `# customers at sign-up\n${moved.caId}:${moved.serial}\n\n${goodId}\n${current.caId}:${current.serial.toUpperCase()}\n`);
     const r = await cli(["--json", "verify", "--status-of", list, "--url", serve.url, "--token-file", token, "--link", "--batch-size", "2"], { cwd: dir });

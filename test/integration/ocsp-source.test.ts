@@ -309,7 +309,7 @@ describe("jpki verify --ocsp and --crl-url, end to end", () => {
     expect(badCrlUrl.code).toBe(2);
     expect(badCrlUrl.stderr).toMatch(/ERR_USAGE|not an http/);
     const empty = join(dir, "empty.token");
-    writeFileSync(empty, "\n");
+    writeFileSync(empty, "\n", { mode: 0o600 });
     const badToken = await verify([cert.good.path, "--trust", anchorPem, "--ocsp", "--token-file", empty]);
     expect(badToken.code).toBe(2);
     expect(badToken.stderr).toMatch(/token/);

@@ -27,8 +27,8 @@ let movedCurrentItems: FourItems;
 let revokedCert: string;
 let revokedResident: string;
 
-async function post(body: unknown, token: string | undefined, o: { raw?: string; contentType?: string } = {}) {
-  const res = await fetch(`${serve.url}/v1/validate`, {
+async function post(body: unknown, token: string | undefined, o: { raw?: string; contentType?: string; path?: string } = {}) {
+  const res = await fetch(`${serve.url}${o.path ?? "/v1/validate"}`, {
     method: "POST",
     headers: { "content-type": o.contentType ?? "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: o.raw ?? JSON.stringify(body),
@@ -121,7 +121,7 @@ describe("POST /v1/validate: each verifier kind in its view", () => {
     const g = await post({ certificate: movedCert, purpose: "signature", legalBasis: "pension" }, gov.token);
     expect(g.status, g.text).toBe(200);
     expect(g.json()).toMatchObject({ status: "revoked", legalBasis: "pension", currentItems: movedCurrentItems });
-    const p = await post({ certificate: movedCert, purpose: "signature", legalBasis: "pension" }, priv.token);
+    const p = await post({ certificate: movedCert, purpose: "signature" }, priv.token);
     expect(p.status, p.text).toBe(200);
     expect(p.json()).toEqual({ view: "private", status: "revoked", validationTime: expect.any(String) });
     expect(p.text).not.toContain(movedCurrentItems.address);
@@ -185,6 +185,34 @@ describe("POST /v1/validate: who may ask, and what it refuses", () => {
   });
 });
 
+describe("POST /v1/validate: a legal basis from a private provider", () => {
+  // Accepted before: answered, and recorded in the disclosure log under "pension", so `jpki disclosure --resident`
+  // showed a bank as having asked under the Basic Resident Registration Act's tables, which are for government bodies.
+  it("is refused 400 legal-basis-not-allowed on both paths (bare node:http and fastify), and nothing is recorded for the resident", async () => {
+    const before = await disclosures(validResident);
+    for (const path of ["/v1/validate", "/v1/validate?via=fastify"]) {
+      for (const legalBasis of ["pension", "passport"]) {
+        const r = await post({ certificate: validCert, purpose: "signature", legalBasis }, priv.token, { path });
+        expect([r.status, r.json().code], `${path} ${r.text}`).toEqual([400, "legal-basis-not-allowed"]);
+        expect(r.json().message, path).toMatch(/government bodies/);
+        expect(r.text).not.toMatch(/"status"|valid|revoked/);
+      }
+    }
+    // the same request without it is answered, as a private provider's always was
+    const ok = await post({ certificate: validCert, purpose: "signature" }, priv.token);
+    expect(ok.json()).toEqual({ view: "private", status: "valid", validationTime: expect.any(String) });
+    const after = await disclosures(validResident);
+    expect(after.length).toBe(before.length + 1);
+    expect(after.filter((d) => d.verifier.kind === "private").map((d) => d.legalBasis)).toEqual(after.filter((d) => d.verifier.kind === "private").map(() => null));
+    const text = await cli(["--workspace", demo.workspace, "disclosure", "--resident", validResident], { cwd: demo.workspace });
+    expect(text.stdout).not.toMatch(/\(private\).*legal basis/);
+    // the OpenAPI document lists the code, as every code the route sends
+    const doc = (await (await fetch(`${serve.url}/openapi.json`, { headers: { authorization: `Bearer ${priv.token}` } })).json()) as any;
+    expect(doc.components.schemas.Error.properties.code.enum).toContain("legal-basis-not-allowed");
+    expect(doc.components.schemas.ValidateRequest.properties.legalBasis.description).toContain("legal-basis-not-allowed");
+  });
+});
+
 describe("the disclosure log: jpki disclosure --resident", () => {
   it("lists every answer for the resident's certificates, with the verifier, purpose, legal basis and answer; nothing of other residents", async () => {
     // A fresh query for the manually revoked certificate's resident, by each kind
@@ -199,10 +227,11 @@ describe("the disclosure log: jpki disclosure --resident", () => {
     // every query about the moved certificate above (revoked, legal basis, base64, validation time)
     expect(movedLog.length).toBe(7);
     expect(movedLog.filter((d) => d.itemsDisclosed).map((d) => [d.verifier.kind, d.legalBasis])).toEqual([["government", "pension"]]);
-    expect(movedLog.some((d) => d.verifier.kind === "private" && d.legalBasis === "pension" && !d.itemsDisclosed)).toBe(true);
+    // a private provider's answers carry no legal basis (one naming it is refused, never recorded)
+    expect(movedLog.filter((d) => d.verifier.kind === "private").every((d) => d.legalBasis === null && !d.itemsDisclosed)).toBe(true);
     expect(new Set(movedLog.map((d) => d.certificate.serial))).toEqual(new Set([demo.notice.revokedByMove]));
     const validLog = await disclosures(validResident);
-    expect(validLog.length).toBe(4);
+    expect(validLog.length).toBe(5); // with the private provider's answer of the test above (its refused ones are not here)
     expect(validLog.every((d) => !d.itemsDisclosed)).toBe(true);
     // refused requests (401, 400) are not answers: nothing recorded for them
     expect(validLog.map((d) => d.verifier.id).filter((id) => id === gone.id)).toEqual([]);

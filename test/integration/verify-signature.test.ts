@@ -59,13 +59,30 @@ describe("POST /v1/verify-signature", () => {
   });
 
   it("a private provider: revoked, and nothing of why nor of whom", async () => {
-    const r = await post({ signedData: b64(w.signedByRevoked), legalBasis: "pension" }, w.priv);
+    const r = await post({ signedData: b64(w.signedByRevoked) }, w.priv);
     expect(r.status).toBe(200);
     expect(r.json.view).toBe("private");
     expect(Object.keys(r.json.signature).sort()).toEqual(["signingTime", "status"]);
     expect(r.json.signature.status).toBe("revoked");
     expect(r.json.certificate).toEqual({ view: "private", status: "revoked", validationTime: expect.any(String) });
     expect((await post({ signedData: b64(w.signedByValid) }, w.priv)).json).toMatchObject({ signature: { status: "valid" }, certificate: { status: "valid" } });
+  });
+
+  // Answered before, and recorded in the signer's disclosure log under that legal basis: the Act's tables are for
+  // government bodies only (as for POST /v1/validate).
+  it("a private provider naming a legal basis is refused 400 legal-basis-not-allowed, and nothing is recorded for the signer", async () => {
+    const signer = (await w.ws.store.findCertificates({ type: "signature", status: "all", limit: 10_000 })).map((c) => c.residentCode);
+    const logged = async () => (await Promise.all([...new Set(signer)].map((residentCode) => w.ws.store.listDisclosures({ residentCode, limit: 10_000 })))).flat().length;
+    const before = await logged();
+    for (const signedData of [b64(w.signedByRevoked), b64(w.signedByValid)]) {
+      const r = await post({ signedData, legalBasis: "pension" }, w.priv);
+      expect([r.status, r.json.code], JSON.stringify(r.json)).toEqual([400, "legal-basis-not-allowed"]);
+      expect(r.json.signature).toBeUndefined();
+    }
+    expect(await logged()).toBe(before);
+    // a government body's is answered as before
+    expect((await post({ signedData: b64(w.signedByValid), legalBasis: "pension" }, w.gov)).json.certificate).toMatchObject({ legalBasis: "pension" });
+    expect(await logged()).toBe(before + 1);
   });
 
   it("a document changed after signing is a digest mismatch, for either kind, with why (it is about the file)", async () => {

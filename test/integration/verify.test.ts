@@ -4,7 +4,7 @@
  * their exit codes (0, 1, 15; 2 stays the usage error), typed errors for bad inputs, the --json shape, and the
  * four items kept out of the output unless --show-items. Where cheap, `openssl verify -crl_check` agrees.
  */
-import { cpSync, mkdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, mkdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -196,6 +196,7 @@ describe("jpki verify: bad inputs are typed errors", () => {
     const huge = join(dir, "huge.bin");
     writeFileSync(huge, "");
     truncateSync(huge, 3 * 2 ** 30);
+    chmodSync(huge, 0o600); // owner-only, as a --token-file must be: refused for its size, not its mode
     const url = ["--url", "http://127.0.0.1:9"];
     for (const args of [[huge, "--trust", ca("13-sig")], [c.path, "--trust", huge], [c.path, "--trust", ca("13-sig"), "--chain", huge], [c.path, "--trust", ca("13-sig"), "--crl", huge], [c.path, "--trust", ca("13-sig"), "--token-file", huge], ["--status-of", huge, ...url]]) {
       const r = await verify([...args, "--json"]);

@@ -159,9 +159,21 @@ describe("the status page in Chromium", () => {
     expect(text).not.toContain(w.items.name);
     expect(text).not.toContain("affiliationChanged");
     // the revoked signer's signed file: revoked, and again nothing of why
-    expect(await check(page, w.signedByRevoked, "pension")).toBe("revoked");
+    expect(await check(page, w.signedByRevoked)).toBe("revoked");
     for (const f of ["signature-reason", "reason", "failed", "revocation", "item-name"]) expect(await page.locator(`[data-field="${f}"]`).count(), f).toBe(0);
     expect(await page.locator("#result").textContent()).not.toContain(w.items.name);
+    // a legal basis chosen anyway (the form says: government bodies only) is refused, and the page says why
+    await page.locator('#legal-basis option[value="pension"]').waitFor({ state: "attached" });
+    await page.getByLabel(/Legal basis/).selectOption("pension");
+    await page.locator("#result").evaluate((e) => e.replaceChildren());
+    const logged = errors.length;
+    await page.getByRole("button", { name: "Check" }).click();
+    await page.locator('[data-error="legal-basis-not-allowed"]').waitFor();
+    // the browser's own console line for the 400: the only one, and no error of the page's script
+    expect(errors.splice(logged)).toEqual([expect.stringMatching(/status of 400/)]);
+    expect(await page.locator("#result").textContent()).toMatch(/government bodies/);
+    expect(await page.locator("#result").textContent()).not.toContain(w.items.name);
+    await page.getByLabel(/Legal basis/).selectOption("");
     // signing out forgets the token: a reload asks for it again
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.reload();

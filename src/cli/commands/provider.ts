@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import type { FollowResult, ProviderLinkView } from "../../index.js";
 import { JpkiError, checkInputFile, checkOutputFile, checkWorkspaceDir, library } from "../lib.js";
-import { Context, withStopSignal } from "../context.js";
+import { Context, readVerifierToken, withStopSignal } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
 import type { Io } from "../output.js";
 import { downloadLimits, maxCrlOption, timeoutOption, totalTimeoutOption, type DownloadOptionValues } from "../download-options.js";
@@ -21,18 +21,8 @@ function providerDir(io: Io, dir: string | undefined): string {
   return checkWorkspaceDir(dir ?? io.env.JPKI_PROVIDER_HOME ?? DEFAULT_DIR, dir ? "provider directory --dir" : "provider directory", { cwd: io.cwd });
 }
 
-/** The registered verifier's token: --token-file, else $JPKI_VERIFIER_TOKEN; never an argument (ps shows those). */
-function bearerToken(io: Io, file: string | undefined): string | undefined {
-  if (file) {
-    const t = readFileSync(checkInputFile(file, "token file --token-file", { cwd: io.cwd }), "utf8").trim();
-    if (!t) throw new JpkiError("ERR_USAGE", `the token file ${file} is empty`);
-    return t;
-  }
-  return io.env.JPKI_VERIFIER_TOKEN || undefined;
-}
-
 const dirOption = ["--dir <dir>", `the provider's workspace (default: $JPKI_PROVIDER_HOME or ./${DEFAULT_DIR})`] as const;
-const tokenOption = ["--token-file <file>", "the registered verifier's bearer token ('jpki verifier add --kind private' printed it; else $JPKI_VERIFIER_TOKEN)"] as const;
+const tokenOption = ["--token-file <file>", "the registered verifier's bearer token ('jpki verifier add --kind private' printed it), in an owner-only file (chmod 600); else $JPKI_VERIFIER_TOKEN"] as const;
 
 function linkLine(l: ProviderLinkView): string {
   const why = l.status === "revoked" ? ` ${l.reason} at ${l.revokedAt!.toISOString()} (public ${l.public.caId} ${l.public.serial}${l.public.crlNumber ? ` on CRL #${l.public.crlNumber}` : ""})` : "";
@@ -143,6 +133,7 @@ Example (the customer's side with openssl; the card's key signs):
       const keyOut = o.keyOut ? checkOutputFile(o.keyOut, "key file --key-out", { cwd: io.cwd }) : undefined;
       const request = readFileSync(checkInputFile(o.request, "request --request", { cwd: io.cwd }));
       const dir = providerDir(io, o.dir);
+      const bearerToken = readVerifierToken(io, o.tokenFile);
       const passphrase = await ctx.passphrase();
       const { enrolCustomer, systemClock, writeFileAtomic } = await library();
       // The key file is written before the enrolment is recorded (deliverKey): a failure to write it records nothing.
@@ -155,7 +146,7 @@ Example (the customer's side with openssl; the card's key signs):
         ...(keyOut ? { deliverKey: (pem: string) => writeFileAtomic(keyOut, pem, 0o600) } : {}),
         ocsp: Boolean(o.ocsp),
         ...(o.customer ? { customerId: o.customer } : {}),
-        bearerToken: bearerToken(io, o.tokenFile),
+        bearerToken,
         ...limits,
       });
       const { certificate: _der, privateKeyPem: _key, ...shown } = r;
@@ -207,7 +198,7 @@ Examples:
       const ctx = Context.of(io, c);
       const limits = downloadLimits(o);
       const dir = providerDir(io, o.dir);
-      const token = bearerToken(io, o.tokenFile);
+      const token = readVerifierToken(io, o.tokenFile);
       const passphrase = await ctx.passphrase();
       const { followPublicCrls, watchPublicCrls, systemClock } = await library();
       const failed = (r: FollowResult) => r.crls.find((x) => x.error);

@@ -46,7 +46,8 @@ export function makeVerifierCommand(io: Io): Command {
       "after",
       `
 The token is printed once (stdout, or "token" with --json) and stored only as its SHA-256: keep it, or
-register the verifier again. Send it as 'Authorization: Bearer <token>'.
+register the verifier again. Send it as 'Authorization: Bearer <token>'. Saved to a file (for --token-file),
+it must be owner-only, as a passphrase file: (umask 077; jpki verifier add … --json | jq -r .token > token.txt).
 A client certificate comes from the workspace's verifier CA (made on first use, its key encrypted under the
 CA passphrase: JPKI_PASSPHRASE or --passphrase-file). Prefer --csr, so the private key never leaves the
 verifier; --client-cert writes <id>.key.pem (mode 0600) beside <id>.crt.pem. verifier-ca.pem is the CA

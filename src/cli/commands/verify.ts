@@ -8,7 +8,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import { Command, Option } from "commander";
 import type { CrlFetchOutcome, JpkiValidationResult, RevocationCheck, RevocationSourceName } from "../../index.js";
-import { Context, DEFAULT_WORKSPACE } from "../context.js";
+import { Context, DEFAULT_WORKSPACE, readVerifierToken } from "../context.js";
 import { EXIT_INVALID, EXIT_UNDECIDED, VerdictExit, commandExitCodes } from "../exit-codes.js";
 import { JpkiError, library, readInputFile } from "../lib.js";
 import type { Io } from "../output.js";
@@ -45,7 +45,6 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 const MAX_CERTIFICATE_FILE = 64 * 2 ** 20;
 const MAX_CRL_FILE = 1024 * 2 ** 20;
 const MAX_STATUS_LIST = 256 * 2 ** 20;
-const MAX_TOKEN_FILE = 64 * 1024;
 
 export function makeVerifyCommand(io: Io): Command {
   return new Command("verify")
@@ -82,9 +81,10 @@ certificate's status is asked of OCSP first (its AIA responder, or --ocsp URL), 
 decide only when OCSP gives no usable answer (down, refused, stale, unknown, a bad signature or nonce). A
 certificate whose status no source establishes is invalid (exit 1, revocation-unknown), unless --soft-fail
 (exit 15). jpki serve answers registered verifiers only: give the token \`jpki verifier add\` printed with
---token-file FILE or $JPKI_VERIFIER_TOKEN, never on the command line. --json says which source answered for
-each certificate (revocationChecks) and what each fetch came to (crlFetches, ocsp). --crl and --crl-url may
-be combined. --ocsp takes an optional URL: write CERT before it, or use --ocsp=URL.
+--token-file FILE (owner-only, chmod 600, as a passphrase file) or $JPKI_VERIFIER_TOKEN, never on the command
+line. --json says which source answered for each certificate (revocationChecks) and what each fetch came to
+(crlFetches, ocsp). --crl and --crl-url may be combined. --ocsp takes an optional URL: write CERT before it,
+or use --ocsp=URL.
 
 A wrong purpose (a signature certificate checked for authentication, or the reverse)
 is invalid with status profile-violation; a certificate of another prefecture's or a foreign CA is untrusted.
@@ -133,7 +133,7 @@ Examples:
       const autoCrls = o.crlUrl.includes("auto");
       const limits = downloadLimits(o);
       const { timeoutMs } = limits;
-      const bearerToken = readToken(io, o.tokenFile);
+      const bearerToken = readVerifierToken(io, o.tokenFile);
       const lib = await library();
       const certs = (f: string, what: string) => readCertificates(lib, io.cwd, f, what);
       const input = certs(file, "certificate");
@@ -183,10 +183,10 @@ async function statusOf(ctx: Context, o: VerifyOptions, file: string | undefined
   const url = httpUrl(o.url, "--url", "");
   const batchSize = Number(o.batchSize);
   if (!/^\d+$/.test(o.batchSize) || batchSize < 1 || batchSize > 1000) throw new JpkiError("ERR_USAGE", `--batch-size ${JSON.stringify(o.batchSize)}: give 1 to 1000`);
+  const bearerToken = readVerifierToken(ctx.io, o.tokenFile);
   const lib = await library();
   const text = readInputFile(o.statusOf!, "certificate list --status-of", { cwd: ctx.io.cwd, maxBytes: MAX_STATUS_LIST }).toString("utf8");
   const items = lib.parseStatusList(text, `--status-of ${o.statusOf}`);
-  const bearerToken = readToken(ctx.io, o.tokenFile);
   const answer = await lib.fetchStatus(items, { url, batchSize, timeoutMs: timeoutSeconds(o.timeout), ...(bearerToken ? { bearerToken } : {}), ...(o.link ? { link: true } : {}) });
   ctx.out.result(answer, () => formatStatus(answer));
   const allGood = answer.items.every((i) => "status" in i && i.status === "good");
@@ -214,20 +214,6 @@ function formatStatus(a: Awaited<ReturnType<Lib["fetchStatus"]>>): string {
 function httpUrl(s: string, option: string, hint: string): string {
   if (!/^https?:\/\/[^\s]+$/i.test(s)) throw new JpkiError("ERR_USAGE", `${option} ${JSON.stringify(s)} is not an http:// or https:// URL${hint}`);
   return s;
-}
-
-/**
- * The registered verifier's bearer token: from --token-file (first line, trimmed), else $JPKI_VERIFIER_TOKEN.
- * Never an option value: command lines are visible to every user of the machine (ps) and kept in shell history.
- */
-function readToken(io: Io, file: string | undefined): string | undefined {
-  let token: string | undefined;
-  if (file !== undefined) token = readInputFile(file, "verifier token --token-file", { cwd: io.cwd, maxBytes: MAX_TOKEN_FILE }).toString("utf8").split(/\r?\n/)[0]!.trim();
-  else token = io.env.JPKI_VERIFIER_TOKEN?.trim() || undefined;
-  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) {
-    throw new JpkiError("ERR_USAGE", `the verifier token ${file !== undefined ? `in ${file}` : "in $JPKI_VERIFIER_TOKEN"} is empty or not the token \`jpki verifier add\` printed`);
-  }
-  return token;
 }
 
 /** 0 valid, 15 valid with revocation warnings (soft-fail), 1 anything else. */
