@@ -52,10 +52,11 @@ import { basename, join } from "node:path";
 import { JpkiError } from "../errors.js";
 import { systemClock, type Clock } from "../pki/clock.js";
 import { BRIDGE_ID, parseStateArlNumber } from "../ca/bridge-id.js";
+import { activeGeneration, caGeneration, caId, nextFreeGeneration, parseCaId } from "../ca/ids.js";
 import { writeFileAtomic } from "../store/files.js";
 import { holdStagingDir, sweepStagingDirs } from "../store/staging-dir.js";
 import { ownerTag, syncDir } from "../store/staging.js";
-import { MAX_CRL_NUMBER, type Store } from "../store/types.js";
+import { MAX_CRL_NUMBER, type CaRecord, type Store } from "../store/types.js";
 import { checkInputDir } from "../workspace/paths.js";
 import { workspacePaths } from "../workspace/workspace.js";
 import { BACKED_UP_TREES, STORE_FILES, copyHashed, writeFailure } from "./backup.js";
@@ -134,6 +135,12 @@ export interface RestoreReport {
   readonly crlNumbers: readonly RestoredCrlNumbering[];
   /** CAs whose CRL files the target published but the backup does not know (made after the backup): their ids must not be made again */
   readonly unknownCas: readonly string[];
+  /**
+   * The unknownCas that are CA ids, retired in the restored store (Store.retireCaIds): no CA is made under them
+   * again. `next` is the id the next `jpki ca rollover` (or, with no CA of that prefecture and purpose left,
+   * `jpki ca init`) of that prefecture and purpose makes, passing over the retired ones (ca/free-ids.ts).
+   */
+  readonly retiredCaIds: ReadonlyArray<{ readonly id: string; readonly next: string; readonly by: "rollover" | "init" }>;
   /** CRL files whose numbers could not be read (the time gap covers them) */
   readonly unreadableCrlFiles: readonly string[];
   /**
@@ -163,6 +170,7 @@ export interface RestoreAuditEvent {
   readonly reRevoked: RestoreReport["reRevoked"];
   readonly revokedUnknown: RestoreReport["revokedUnknown"];
   readonly statusCheckIds?: RestoredStatusCheckIds;
+  readonly retiredCaIds?: readonly string[];
 }
 
 /**
@@ -182,6 +190,7 @@ export async function recordRestore(store: Store, event: RestoreAuditEvent): Pro
       crlNumbers: event.crlNumbers.map((c) => ({ ca: c.caId, highestKnown: c.highestKnown, next: c.next })),
       reRevoked: event.reRevoked.length,
       revokedUnknown: event.revokedUnknown.map((r) => ({ ca: r.caId, serial: r.serial })),
+      ...(event.retiredCaIds?.length ? { retiredCaIds: event.retiredCaIds } : {}),
       ...(event.statusCheckIds ? { statusCheckIds: { atBackup: event.statusCheckIds.atBackup, replaced: event.statusCheckIds.replaced ?? null, next: event.statusCheckIds.next } } : {}),
     },
   });
@@ -263,6 +272,27 @@ function interruptedSwaps(root: string): string[] {
     .filter((n) => n.startsWith("before-restore-") && existsSync(join(root, n, SWAP_MARKER)))
     .sort()
     .map((n) => join(root, n));
+}
+
+/** Whether `id` is a CA id as ca/ids.ts spells it (a stray file name under crl/ is none). */
+function canonicalCaId(id: string): boolean {
+  try {
+    const p = parseCaId(id);
+    return caId(p.prefectureCode, p.purpose, p.generation) === id;
+  } catch {
+    return false;
+  }
+}
+
+/** What the next rollover (or init) of each retired id's prefecture and purpose makes, passing over every taken id. */
+function nextAfterRetired(cas: readonly CaRecord[], takenIds: readonly string[], retired: readonly string[]): RestoreReport["retiredCaIds"] {
+  const taken = new Set(takenIds);
+  return retired.map((id) => {
+    const { prefectureCode, purpose } = parseCaId(id);
+    const active = activeGeneration(cas, prefectureCode, purpose);
+    const next = nextFreeGeneration(prefectureCode, purpose, active ? caGeneration(active.id) + 1 : 1, (x) => (taken.has(x) ? "taken" : undefined));
+    return { id, next: next.id, by: active ? ("rollover" as const) : ("init" as const) };
+  });
 }
 
 /** Restores the backup at `opts.source` into `opts.workspaceDir` (see the header). */
@@ -425,6 +455,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     const revokedUnknown: Array<{ caId: string; serial: string }> = [];
     let known: Set<string>;
     let statusCheckIds: RestoredStatusCheckIds;
+    let retiredCaIds: RestoreReport["retiredCaIds"] = [];
     try {
       opts.onProgress?.({ phase: "numbers" });
       const cas = await store.listCas();
@@ -451,7 +482,20 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       const idsAtBackup = await store.nextStatusCheckId();
       const wanted = Math.max(idsAtBackup + statusCheckIdGap(restoredAt.getTime() - Date.parse(manifest.takenAt)), replacedStatusCheckNext ?? 0);
       statusCheckIds = { atBackup: idsAtBackup, replaced: replacedStatusCheckNext, next: (await store.skipStatusCheckIds(wanted)).next };
-      await recordRestore(store, { action: "restore", at: restoredAt, source, takenAt: manifest.takenAt, crlGap: gap.toString(), crlNumbers, reRevoked, revokedUnknown, statusCheckIds });
+      // CRLs the target published under a CA the backup does not hold (made after it): that id is retired, so
+      // no later 'ca rollover' or 'ca init' makes a second CA under it that numbers CRLs from 1 again under the
+      // same issuer name and URL (RFC 5280 §5.2.3). Found by an audit: the report asked the operator to remember.
+      const retire = [...new Set([...targetNumbers.highest.keys(), ...stagedNumbers.highest.keys()])]
+        .filter((id) => !known.has(id) && canonicalCaId(id))
+        .sort()
+        .map((id) => ({
+          id,
+          retiredAt: restoredAt,
+          reason: `CRLs up to #${max(targetNumbers.highest.get(id), stagedNumbers.highest.get(id))} were published under it by a CA the backup ${source} (taken ${manifest.takenAt}) does not hold; restored ${restoredAt.toISOString()}`,
+        }));
+      await store.retireCaIds(retire);
+      retiredCaIds = nextAfterRetired(cas, [...known, ...(await store.listRetiredCaIds()).map((r) => r.id)], retire.map((r) => r.id));
+      await recordRestore(store, { action: "restore", at: restoredAt, source, takenAt: manifest.takenAt, crlGap: gap.toString(), crlNumbers, reRevoked, revokedUnknown, statusCheckIds, retiredCaIds: retire.map((r) => r.id) });
       // Last: the store's numbering is past every number known and bounded, the revocations made since are back.
       await finish?.();
     } finally {
@@ -494,6 +538,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       crlGap: gap.toString(),
       crlNumbers,
       unknownCas,
+      retiredCaIds,
       reRevoked,
       revokedUnknown,
       unreadableCrlFiles: [...targetNumbers.unreadable, ...stagedNumbers.unreadable.map((f) => `(backup) ${f}`)],

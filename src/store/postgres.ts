@@ -81,6 +81,7 @@ import type {
   StatusCheckRecord,
   StoredStatusCheck,
   CaLinkRecord,
+  RetiredCaIdRecord,
   CaRecord,
   CertificateStatusRow,
   OcspResponderRecord,
@@ -117,7 +118,7 @@ import type {
 } from "./types.js";
 import { COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
-import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
+import { auditDigest, caCreatedAudit, caIdRetiredAudit, caRolloverAudit, retiredMessage, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { auditFields, auditHashTail, GENESIS_HASH, osActor, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
 /**
@@ -522,6 +523,14 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   `
   ALTER TABLE certificates DROP CONSTRAINT IF EXISTS certificates_ca_id_fkey;
   `,
+  // 21: CA ids never to be created again, as SQLite's version 26 (sqlite.ts says why).
+  `
+  CREATE TABLE retired_ca_ids (
+    id text COLLATE "C" PRIMARY KEY,
+    retired_at bigint NOT NULL,
+    reason text NOT NULL
+  );
+  `,
 ];
 
 /**
@@ -655,6 +664,12 @@ async function copyIn(c: ClientBase, text: string, rows: Buffer): Promise<number
   const q = new CopyIn(text, rows);
   c.query(q);
   return q.done;
+}
+
+/** ERR_CA_RETIRED when `id` was retired (Store.retireCaIds), in the caller's transaction. */
+async function assertNotRetired(c: ClientBase, id: string): Promise<void> {
+  const r = await c.query<{ reason: string }>("SELECT reason FROM retired_ca_ids WHERE id = $1", [id]);
+  if (r.rowCount) throw new JpkiError("ERR_CA_RETIRED", retiredMessage(id, r.rows[0]!.reason), { details: { caId: id } });
 }
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;
@@ -1509,6 +1524,7 @@ export class PostgresStore implements Store {
     try {
       await this.#tx("saving a CA", async (c) => {
         await this.#assertCaKeysLockHeld(c);
+        await assertNotRetired(c, ca.id);
         await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", [
           ca.id,
           ca.prefectureCode,
@@ -1553,6 +1569,7 @@ export class PostgresStore implements Store {
         if (taken.rowCount || exists.rowCount) {
           throw new JpkiError("ERR_ROLLOVER_CONFLICT", `CA ${link.oldCaId} was rolled over to ${taken.rows[0]?.new_ca_id ?? ca.id} by another run: nothing was saved; 'jpki ca list' shows the generations`);
         }
+        await assertNotRetired(c, ca.id);
         try {
           await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", [
             ca.id, ca.prefectureCode, ca.purpose, ca.certificateDer, ca.encryptedKeyPem, ca.keyId, ca.createdAt.getTime(), ca.keyRef ?? null,
@@ -1567,6 +1584,27 @@ export class PostgresStore implements Store {
         await this.#appendAudits(c, [caRolloverAudit(ca, link)]);
       }
     });
+  }
+
+  retireCaIds(records: readonly RetiredCaIdRecord[]): Promise<void> {
+    return this.#tx("retiring CA ids", async (c) => {
+      for (const r of records) {
+        // The cas row locked (when there is one): a CA created meanwhile under this id is seen, not overlooked.
+        if ((await c.query("SELECT 1 FROM cas WHERE id = $1 FOR UPDATE", [r.id])).rowCount) {
+          throw new JpkiError("ERR_CA_EXISTS", `CA ${r.id} is in this store: its id cannot be retired`, { details: { caId: r.id } });
+        }
+        const put = await c.query("INSERT INTO retired_ca_ids (id, retired_at, reason) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING", [r.id, r.retiredAt.getTime(), r.reason]);
+        if (put.rowCount) await this.#appendAudits(c, [caIdRetiredAudit(r)]);
+      }
+    });
+  }
+
+  async listRetiredCaIds(): Promise<RetiredCaIdRecord[]> {
+    return (await this.#query("listing retired CA ids", "SELECT id, retired_at, reason FROM retired_ca_ids ORDER BY id")).map((r) => ({
+      id: r.id as string,
+      retiredAt: new Date(Number(r.retired_at)),
+      reason: r.reason as string,
+    }));
   }
 
   async listCaLinks(): Promise<CaLinkRecord[]> {

@@ -54,6 +54,7 @@ import type {
   StoredStatusCheck,
   DisclosureRecord,
   CaLinkRecord,
+  RetiredCaIdRecord,
   CaRecord,
   CertificateStatusRow,
   OcspResponderRecord,
@@ -96,7 +97,7 @@ import { COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchS
 import { DumpStreamCheck } from "./dump.js";
 import { WalCheckpointer } from "./checkpointer.js";
 import { Coalescer } from "./coalesce.js";
-import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
+import { auditDigest, caCreatedAudit, caIdRetiredAudit, caRolloverAudit, retiredMessage, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { osActor, sealAudit, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
 type Int = number | bigint;
@@ -431,6 +432,15 @@ export const MIGRATIONS: readonly Migration[] = [
   CREATE INDEX notices_code_changes ON notices (resident_code) WHERE kind = 'resident-code-change' AND status = 'applied';
   `,
   migration25,
+  // 26: CA ids never to be created again (Store.retireCaIds): a restore records those whose CRLs the workspace it
+  // replaced had published, under a CA the backup does not hold.
+  `
+  CREATE TABLE retired_ca_ids (
+    id TEXT PRIMARY KEY,
+    retired_at INTEGER NOT NULL,
+    reason TEXT NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /**
@@ -1254,6 +1264,7 @@ export class SqliteStore implements Store {
     return this.#run("saving a CA", () => {
       try {
         this.#db.transaction(() => {
+          this.#assertNotRetired(ca.id);
           this.#stmts.putCa.run(ca.id, ca.prefectureCode, ca.purpose, ca.certificateDer, ca.encryptedKeyPem, ca.keyId, ca.createdAt.getTime(), ca.keyRef ?? null);
           this.#appendAudit(caCreatedAudit(ca));
         }).immediate();
@@ -1305,6 +1316,7 @@ export class SqliteStore implements Store {
           if (taken !== undefined || db.prepare("SELECT 1 FROM cas WHERE id = ?").get(ca.id)) {
             throw new JpkiError("ERR_ROLLOVER_CONFLICT", `CA ${link.oldCaId} was rolled over to ${taken ?? ca.id} by another run: nothing was saved; 'jpki ca list' shows the generations`);
           }
+          this.#assertNotRetired(ca.id);
           this.#stmts.putCa.run(ca.id, ca.prefectureCode, ca.purpose, ca.certificateDer, ca.encryptedKeyPem, ca.keyId, ca.createdAt.getTime(), ca.keyRef ?? null);
           db.prepare("INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at) VALUES (?, ?, ?, ?, ?)").run(
             link.newCaId,
@@ -1317,6 +1329,34 @@ export class SqliteStore implements Store {
         }
       }).immediate();
     });
+  }
+
+  #assertNotRetired(id: string): void {
+    const reason = this.#db.prepare("SELECT reason FROM retired_ca_ids WHERE id = ?").pluck().get(id) as string | undefined;
+    if (reason !== undefined) throw new JpkiError("ERR_CA_RETIRED", retiredMessage(id, reason), { details: { caId: id } });
+  }
+
+  retireCaIds(records: readonly RetiredCaIdRecord[]): Promise<void> {
+    return this.#run("retiring CA ids", () => {
+      const db = this.#db;
+      db.transaction(() => {
+        for (const r of records) {
+          if (db.prepare("SELECT 1 FROM cas WHERE id = ?").get(r.id)) throw new JpkiError("ERR_CA_EXISTS", `CA ${r.id} is in this store: its id cannot be retired`, { details: { caId: r.id } });
+          const put = db.prepare("INSERT INTO retired_ca_ids (id, retired_at, reason) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING").run(r.id, r.retiredAt.getTime(), r.reason);
+          if (put.changes) this.#appendAudit(caIdRetiredAudit(r));
+        }
+      }).immediate();
+    });
+  }
+
+  listRetiredCaIds(): Promise<RetiredCaIdRecord[]> {
+    return this.#run("listing retired CA ids", () =>
+      (this.#db.prepare("SELECT id, retired_at, reason FROM retired_ca_ids ORDER BY id").all() as Array<{ id: string; retired_at: Int; reason: string }>).map((r) => ({
+        id: r.id,
+        retiredAt: new Date(Number(r.retired_at)),
+        reason: r.reason,
+      })),
+    );
   }
 
   listCaLinks(): Promise<CaLinkRecord[]> {

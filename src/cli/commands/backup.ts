@@ -41,7 +41,15 @@ function restoreSummary(r: RestoreReport): string {
   for (const x of r.reRevoked) lines.push(`  revoked again: ${x.caId} ${x.serial} (reason ${x.reason}), revoked after the backup on the previous CRLs`);
   for (const x of r.revokedUnknown) lines.push(`warning: ${x.caId} ${x.serial} is revoked on the previous CRLs but unknown to the restored store (issued after the backup): it will not be on the next CRLs`);
   if (r.previous) lines.push(`  the previous files are in ${r.previous}`);
-  for (const ca of r.unknownCas) lines.push(`warning: CRLs of ${ca} were published, but the backup has no CA ${ca}: never create a CA with that id again`);
+  const retired = new Map(r.retiredCaIds.map((x) => [x.id, x]));
+  for (const ca of r.unknownCas) {
+    const x = retired.get(ca);
+    lines.push(
+      x
+        ? `  retired ${ca}: its CRLs were published, but the backup has no CA ${ca}; no CA is made under that id again: the next 'jpki ca ${x.by}' of its prefecture and purpose makes ${x.next}`
+        : `warning: CRLs under ${ca} were published, but the backup has no CA ${ca} (and ${ca} is no CA id: a stray file, left as it is)`,
+    );
+  }
   for (const f of r.unreadableCrlFiles) lines.push(`warning: ${f} looks like a CRL but could not be read (the time gap covers its number)`);
   lines.push("next: every CRL is due (the restored files carry the backup's numbers): restart jpki serve / jpki watch, which republish them, or now: jpki crl generate --prefecture all --partitions due");
   return lines.join("\n");
