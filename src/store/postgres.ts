@@ -666,6 +666,10 @@ async function copyIn(c: ClientBase, text: string, rows: Buffer): Promise<number
   return q.done;
 }
 
+function toRetiredCaId(r: Record<string, unknown>): RetiredCaIdRecord {
+  return { id: r.id as string, retiredAt: new Date(Number(r.retired_at)), reason: r.reason as string };
+}
+
 /** ERR_CA_RETIRED when `id` was retired (Store.retireCaIds), in the caller's transaction. */
 async function assertNotRetired(c: ClientBase, id: string): Promise<void> {
   const r = await c.query<{ reason: string }>("SELECT reason FROM retired_ca_ids WHERE id = $1", [id]);
@@ -1600,11 +1604,7 @@ export class PostgresStore implements Store {
   }
 
   async listRetiredCaIds(): Promise<RetiredCaIdRecord[]> {
-    return (await this.#query("listing retired CA ids", "SELECT id, retired_at, reason FROM retired_ca_ids ORDER BY id")).map((r) => ({
-      id: r.id as string,
-      retiredAt: new Date(Number(r.retired_at)),
-      reason: r.reason as string,
-    }));
+    return (await this.#query("listing retired CA ids", "SELECT id, retired_at, reason FROM retired_ca_ids ORDER BY id")).map(toRetiredCaId);
   }
 
   async listCaLinks(): Promise<CaLinkRecord[]> {
@@ -2976,6 +2976,7 @@ export class PostgresStore implements Store {
       };
       for await (const rows of cursor("SELECT * FROM cas ORDER BY id")) yield { kind: "cas", records: rows.map(toCa) };
       for await (const rows of cursor("SELECT * FROM ca_links ORDER BY new_ca_id")) yield { kind: "caLinks", records: rows.map(toCaLink) };
+      for await (const rows of cursor("SELECT * FROM retired_ca_ids ORDER BY id")) yield { kind: "retiredCaIds", records: rows.map(toRetiredCaId) };
       for await (const rows of cursor<ResidentRowDb>("SELECT * FROM residents ORDER BY resident_code")) {
         yield { kind: "residents", records: rows.map((r) => ({ ...toResident(r), noticeSequence: Number(r.notice_sequence) })) };
       }
@@ -3149,6 +3150,7 @@ export class PostgresStore implements Store {
 const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
   cas: "SELECT count(*) FROM cas",
   caLinks: "SELECT count(*) FROM ca_links",
+  retiredCaIds: "SELECT count(*) FROM retired_ca_ids",
   residents: "SELECT count(*) FROM residents",
   certificates: "SELECT count(*) FROM certificates",
   revocationOrder: "SELECT coalesce(sum(entries), 0) FROM revocation_log",
@@ -3169,7 +3171,7 @@ const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
   auditCheckpoints: "SELECT count(*) FROM audit_checkpoints",
 };
 /** The tables a dump reads and a load writes. */
-const COPY_TABLES = ["cas", "ca_links", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_head", "audit_checkpoints"] as const;
+const COPY_TABLES = ["cas", "ca_links", "retired_ca_ids", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_head", "audit_checkpoints"] as const;
 
 /**
  * Rebuilds the revocation log of a load in the order the dump gives (the source's CRL order): consecutive
@@ -3244,6 +3246,15 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
          SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::bigint[])`,
         [col(r, (x) => x.newCaId), col(r, (x) => x.oldCaId), col(r, (x) => x.oldWithNew ?? null), col(r, (x) => x.newWithOld ?? null), col(r, (x) => x.createdAt.getTime())],
       );
+      return;
+    }
+    case "retiredCaIds": {
+      const r = b.records;
+      await c.query("INSERT INTO retired_ca_ids (id, retired_at, reason) SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])", [
+        col(r, (x) => x.id),
+        col(r, (x) => x.retiredAt.getTime()),
+        col(r, (x) => x.reason),
+      ]);
       return;
     }
     case "residents": {

@@ -747,6 +747,10 @@ class RevocationLog {
   }
 }
 
+function toRetiredCaId(r: { id: string; retired_at: Int; reason: string }): RetiredCaIdRecord {
+  return { id: r.id, retiredAt: new Date(Number(r.retired_at)), reason: r.reason };
+}
+
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
 /** How long a statement waits for another process's write lock before ERR_WORKSPACE_LOCKED, ms. */
@@ -1351,11 +1355,7 @@ export class SqliteStore implements Store {
 
   listRetiredCaIds(): Promise<RetiredCaIdRecord[]> {
     return this.#run("listing retired CA ids", () =>
-      (this.#db.prepare("SELECT id, retired_at, reason FROM retired_ca_ids ORDER BY id").all() as Array<{ id: string; retired_at: Int; reason: string }>).map((r) => ({
-        id: r.id,
-        retiredAt: new Date(Number(r.retired_at)),
-        reason: r.reason,
-      })),
+      (this.#db.prepare("SELECT id, retired_at, reason FROM retired_ca_ids ORDER BY id").all() as Array<{ id: string; retired_at: Int; reason: string }>).map(toRetiredCaId),
     );
   }
 
@@ -2531,6 +2531,7 @@ export class SqliteStore implements Store {
           [
             ["cas", "cas"],
             ["caLinks", "ca_links"],
+            ["retiredCaIds", "retired_ca_ids"],
             ["residents", "residents"],
             ["certificates", "certificates"],
             ["revocationOrder", "revocation_log"],
@@ -2554,6 +2555,7 @@ export class SqliteStore implements Store {
       ) as Record<DumpKind, Database.Statement>,
       cas: pages("cas", "id"),
       caLinks: pages("ca_links", "new_ca_id"),
+      retiredCaIds: pages("retired_ca_ids", "id"),
       residents: pages("residents", "resident_code"),
       // A certificate with its four items and revocation (certified), as the services read it.
       certificates: {
@@ -2588,6 +2590,7 @@ export class SqliteStore implements Store {
       insert: {
         cas: db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
         caLinks: db.prepare("INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at) VALUES (?, ?, ?, ?, ?)"),
+        retiredCaIds: db.prepare("INSERT INTO retired_ca_ids (id, retired_at, reason) VALUES (?, ?, ?)"),
         residents: db.prepare(
           `INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status, notice_sequence, successor_code)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -2672,6 +2675,7 @@ export class SqliteStore implements Store {
       };
       for (const records of paged<Record<string, unknown>, unknown>(st.cas, (r) => r.id, toCa)) yield { kind: "cas", records: records as CaRecord[] };
       for (const records of paged<Record<string, unknown>, unknown>(st.caLinks, (r) => r.new_ca_id, toCaLink)) yield { kind: "caLinks", records: records as CaLinkRecord[] };
+      for (const records of paged<{ id: string; retired_at: Int; reason: string }, string>(st.retiredCaIds, (r) => r.id, toRetiredCaId)) yield { kind: "retiredCaIds", records: records as RetiredCaIdRecord[] };
       for (const records of paged<ResidentRow & { notice_sequence: number }, string>(st.residents, (r) => r.resident_code, (r) => ({
         ...toResident(r),
         noticeSequence: Number(r.notice_sequence),
@@ -2837,6 +2841,9 @@ export class SqliteStore implements Store {
             case "caLinks":
               for (const r of b.records) ins.caLinks.run(r.newCaId, r.oldCaId, r.oldWithNew ?? null, r.newWithOld ?? null, r.createdAt.getTime());
               break;
+            case "retiredCaIds":
+              for (const r of b.records) ins.retiredCaIds.run(r.id, r.retiredAt.getTime(), r.reason);
+              break;
             case "residents":
               for (const r of b.records) {
                 const f = r.fourItems;
@@ -2959,7 +2966,7 @@ export class SqliteStore implements Store {
 }
 
 /** Every table a dump reads: what a retired store refuses to write. */
-const RETIRED_TABLES = ["cas", "ca_links", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_checkpoints"] as const;
+const RETIRED_TABLES = ["cas", "ca_links", "retired_ca_ids", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_checkpoints"] as const;
 
 /** Log blocks read per page when dumping the CRL order. */
 const LOG_PAGE = 16;

@@ -952,7 +952,7 @@ export interface DumpOptions {
 }
 
 /** The kinds of logical record in a dump, in the order they come (and are loaded: CAs before what names them). */
-export const DUMP_KINDS = ["cas", "caLinks", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches", "disclosures", "consents", "statusChecks", "registryOutbox", "auditLog", "auditCheckpoints"] as const;
+export const DUMP_KINDS = ["cas", "caLinks", "retiredCaIds", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches", "disclosures", "consents", "statusChecks", "registryOutbox", "auditLog", "auditCheckpoints"] as const;
 export type DumpKind = (typeof DUMP_KINDS)[number];
 export type DumpCounts = Readonly<Record<DumpKind, number>>;
 
@@ -1038,6 +1038,8 @@ export type DumpBatch =
   | { readonly kind: "crls"; readonly records: readonly DumpCrl[] }
   | { readonly kind: "ocspResponders"; readonly records: readonly OcspResponderRecord[] }
   | { readonly kind: "verifierCa"; readonly records: readonly VerifierCaRecord[] }
+  /** CA ids never to be created again (Store.retireCaIds), by id */
+  | { readonly kind: "retiredCaIds"; readonly records: readonly RetiredCaIdRecord[] }
   | { readonly kind: "verifiers"; readonly records: readonly VerifierRecord[] }
   /** in the order they were recorded */
   | { readonly kind: "verifierFetches"; readonly records: readonly VerifierFetch[] }
