@@ -523,9 +523,11 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   `
   ALTER TABLE certificates DROP CONSTRAINT IF EXISTS certificates_ca_id_fkey;
   `,
-  // 21: CA ids never to be created again, as SQLite's version 26 (sqlite.ts says why).
+  // 21: CA ids never to be created again, as SQLite's version 26 (sqlite.ts says why). IF NOT EXISTS: a restore
+  // of an older backup over a newer database (pg_restore --clean drops only what the dump holds) leaves the table,
+  // and its ids stay retired.
   `
-  CREATE TABLE retired_ca_ids (
+  CREATE TABLE IF NOT EXISTS retired_ca_ids (
     id text COLLATE "C" PRIMARY KEY,
     retired_at bigint NOT NULL,
     reason text NOT NULL
@@ -2854,6 +2856,23 @@ export class PostgresStore implements Store {
    * and written nothing (a restore reads the store it is about to replace), or undefined when it holds none or
    * cannot be read.
    */
+  /** The CA ids the database at `url` holds and has retired, read only, as SqliteStore.caIdsOf; undefined when unreadable. */
+  static async caIdsAt(url: string): Promise<{ readonly cas: readonly string[]; readonly retired: readonly RetiredCaIdRecord[] } | undefined> {
+    const client = new (loadPg().Client)({ connectionString: url, application_name: "jpki restore" });
+    client.on("error", () => undefined);
+    try {
+      await client.connect();
+      const cas = (await client.query<{ id: string }>("SELECT id FROM cas ORDER BY id")).rows.map((r) => r.id);
+      const has = (await client.query("SELECT to_regclass('retired_ca_ids') IS NOT NULL AS t")).rows[0]?.t === true;
+      const retired = has ? (await client.query("SELECT id, retired_at, reason FROM retired_ca_ids ORDER BY id")).rows.map(toRetiredCaId) : [];
+      return { cas, retired };
+    } catch {
+      return undefined;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
   static async nextStatusCheckIdAt(url: string): Promise<number | undefined> {
     const client = new (loadPg().Client)({ connectionString: url, application_name: "jpki restore" });
     client.on("error", () => undefined);

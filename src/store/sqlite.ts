@@ -2408,6 +2408,29 @@ export class SqliteStore implements Store {
     }
   }
 
+  /**
+   * The CA ids the SQLite store at `path` holds and has retired, read only (a restore reads the store it replaces:
+   * backup/restore.ts), or undefined when there is no store to read. A store from before retired ids has none.
+   */
+  static caIdsOf(path: string): { readonly cas: readonly string[]; readonly retired: readonly RetiredCaIdRecord[] } | undefined {
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(path, { readonly: true, fileMustExist: true });
+      const cas = db.prepare("SELECT id FROM cas ORDER BY id").pluck().all() as string[];
+      let retired: RetiredCaIdRecord[] = [];
+      try {
+        retired = (db.prepare("SELECT id, retired_at, reason FROM retired_ca_ids ORDER BY id").all() as Array<{ id: string; retired_at: Int; reason: string }>).map(toRetiredCaId);
+      } catch {
+        // no such table: a store from before SQLite schema 26
+      }
+      return { cas, retired };
+    } catch {
+      return undefined;
+    } finally {
+      db?.close();
+    }
+  }
+
   static nextStatusCheckIdOf(path: string): number | undefined {
     let db: Database.Database | undefined;
     try {

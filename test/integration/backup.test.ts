@@ -429,6 +429,18 @@ describe("a CA id whose CRLs were published after the backup", () => {
         await w.close();
       }
     }
+    // The same backup restored again: 13-sig-g2's CRL file is no longer in crl/ (the first restore moved it aside),
+    // but the store being replaced had retired it, and had 13-sig-g3: both stay retired, the next rollover makes g4.
+    const again = await cli(["-w", w2, "restore", b, "--force", "--json"], { cwd: dir });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.json().retiredCaIds).toEqual([
+      { id: "13-auth-g2", why: "retired", next: "13-auth-g3", by: "rollover" },
+      { id: "13-sig-g2", why: "retired", next: "13-sig-g4", by: "rollover" },
+      { id: "13-sig-g3", why: "crls", next: "13-sig-g4", by: "rollover" },
+    ]);
+    const r3 = await cli(["-w", w2, "ca", "rollover", "--prefecture", "13", "--json"], { cwd: dir });
+    expect(r3.code, r3.stderr).toBe(0);
+    expect(r3.json().rolled.map((r: { current: { id: string } }) => r.current.id)).toEqual(["13-sig-g4", "13-auth-g3"]);
   });
 });
 

@@ -41,15 +41,12 @@ function restoreSummary(r: RestoreReport): string {
   for (const x of r.reRevoked) lines.push(`  revoked again: ${x.caId} ${x.serial} (reason ${x.reason}), revoked after the backup on the previous CRLs`);
   for (const x of r.revokedUnknown) lines.push(`warning: ${x.caId} ${x.serial} is revoked on the previous CRLs but unknown to the restored store (issued after the backup): it will not be on the next CRLs`);
   if (r.previous) lines.push(`  the previous files are in ${r.previous}`);
-  const retired = new Map(r.retiredCaIds.map((x) => [x.id, x]));
-  for (const ca of r.unknownCas) {
-    const x = retired.get(ca);
-    lines.push(
-      x
-        ? `  retired ${ca}: its CRLs were published, but the backup has no CA ${ca}; no CA is made under that id again: the next 'jpki ca ${x.by}' of its prefecture and purpose makes ${x.next}`
-        : `warning: CRLs under ${ca} were published, but the backup has no CA ${ca} (and ${ca} is no CA id: a stray file, left as it is)`,
-    );
+  const why = { crls: "its CRLs were published", store: "the store this restore replaced had a CA of it", retired: "the store this restore replaced had retired it" } as const;
+  for (const x of r.retiredCaIds) {
+    lines.push(`  retired ${x.id}: ${why[x.why]}, but the backup has no CA ${x.id}; no CA is made under that id again: the next 'jpki ca ${x.by}' of its prefecture and purpose makes ${x.next}`);
   }
+  const retired = new Set(r.retiredCaIds.map((x) => x.id));
+  for (const ca of r.unknownCas.filter((id) => !retired.has(id))) lines.push(`warning: CRLs under ${ca} were published, but the backup has none of ${ca}, and ${ca} is no CA id a restore retires: check before anything publishes under that name again`);
   for (const f of r.unreadableCrlFiles) lines.push(`warning: ${f} looks like a CRL but could not be read (the time gap covers its number)`);
   lines.push("next: every CRL is due (the restored files carry the backup's numbers): restart jpki serve / jpki watch, which republish them, or now: jpki crl generate --prefecture all --partitions due");
   return lines.join("\n");
