@@ -44,11 +44,16 @@ export async function createAuditCheckpoint(
  * (the store's CA certificates, compared byte for byte): a signature by a key an attacker made would verify
  * with the certificate stored beside it, so the certificate itself must be one the operator trusts.
  */
-export function checkpointProblem(cp: AuditCheckpoint, trusted: readonly Buffer[]): string | undefined {
+export function checkpointProblem(cp: AuditCheckpoint, trusted: readonly Buffer[], trustedFrom: "store" | "given" = "store"): string | undefined {
   // SQLite keeps whatever type an UPDATE gives a column: text where the certificate or signature was made
   // verify crash with a stack trace (found by a helper) instead of naming the checkpoint.
   if (!Buffer.isBuffer(cp.certificateDer) || !Buffer.isBuffer(cp.signature)) return `its certificate or signature is not binary data (it was written outside jpki)`;
-  if (!trusted.some((t) => t.equals(cp.certificateDer))) return `its signer certificate is not the certificate of any CA of this store (${cp.caId})`;
+  if (!trusted.some((t) => t.equals(cp.certificateDer))) {
+    // With --trust, a CA of the store left out of the files given is the likelier cause than a forgery: say which.
+    return trustedFrom === "given"
+      ? `it is signed by ${cp.caId}, whose certificate is not among the trusted certificates given (--trust): give every CA's certificate, or this is a signature by a key nobody trusts`
+      : `its signer certificate is not the certificate of any CA of this store (${cp.caId})`;
+  }
   let ok = false;
   try {
     ok = rsaVerify("sha256", checkpointMessage(cp), publicKeyOf(certificateParts(cp.certificateDer).spki), cp.signature);

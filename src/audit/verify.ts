@@ -81,7 +81,7 @@ export async function verifyAuditLog(store: Store, opts: { readonly trusted?: re
     }
     const cp = anchors.get(r.seq);
     if (cp) {
-      const problem = checkpointProblem(cp, trusted);
+      const problem = checkpointProblem(cp, trusted, opts.trusted ? "given" : "store");
       if (problem) return result({ seq: cp.seq, why: "checkpoint-invalid", message: `the audit checkpoint at record ${cp.seq} is not valid: ${problem}` });
       if (cp.hash !== r.hash) {
         return result({

@@ -21,7 +21,8 @@
  *    in between leaves a store nobody numbers a CRL from, and run again it completes.
  * 5. Revocations the target's previous CRLs list and the backup's do not (made after the backup) are made
  *    again in the restored store when it has the certificate unrevoked — a restore never un-revokes a
- *    certificate — and reported when it does not know the certificate (issued after the backup).
+ *    certificate. When it does not know the certificate (issued after the backup), the CRL entry is carried
+ *    over into the CA's revocation log (Store.carryRevocations), so later full CRLs list it still, and reported.
  * 6. The restore is recorded in the restored store's audit log ({@link recordRestore}, the one place).
  * 7. The target's previous config.json, store file, ca/, crl/, arl/ and bridge/ move to `before-restore-<UTC time>/` in
  *    the root (nothing is deleted: the newer CRLs there list revocations the restored store has lost), and the
@@ -46,7 +47,7 @@
  *   MIN_STATUS_CHECK_GAP + elapsed seconds × MAX_STATUS_CHECKS_PER_SECOND (statusCheckIdGap). Ids are JSON
  *   numbers, exact up to 2^53: a year-old backup costs 3 × 10^13 of them, 0.4 % of that room.
  */
-import { randomBytes } from "node:crypto";
+import { X509Certificate, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import { JpkiError } from "../errors.js";
@@ -56,7 +57,7 @@ import { activeGeneration, caGeneration, caId, nextFreeGeneration, parseCaId } f
 import { writeFileAtomic } from "../store/files.js";
 import { holdStagingDir, sweepStagingDirs } from "../store/staging-dir.js";
 import { ownerTag, syncDir } from "../store/staging.js";
-import { MAX_CRL_NUMBER, type CaRecord, type RetiredCaIdRecord, type Store } from "../store/types.js";
+import { MAX_CRL_NUMBER, type CaRecord, type CarriedRevocation, type RetiredCaIdRecord, type Store } from "../store/types.js";
 import { checkInputDir } from "../workspace/paths.js";
 import { workspacePaths } from "../workspace/workspace.js";
 import { BACKED_UP_TREES, STORE_FILES, copyHashed, writeFailure } from "./backup.js";
@@ -154,9 +155,13 @@ export interface RestoreReport {
   readonly reRevoked: ReadonlyArray<{ readonly caId: string; readonly serial: string; readonly reason: number }>;
   /**
    * Serials the target's previous CRLs listed as revoked that the restored store does not know (issued after the
-   * backup): they cannot go on the next CRLs. Their certificates must be dealt with by hand.
+   * backup). Of a CA the store holds (`carriedOver`), the CRL entry — serial, date, reason — is carried over
+   * into its revocation log (Store.carryRevocations): every later full CRL of the CA lists it (and on SQLite a delta on
+   * a base from before the restore); its municipality partition does not (which one is not known), nor OCSP,
+   * which answers "unknown" for a certificate the store has no row of. Of a CA it does not hold, nothing can list it. Their
+   * certificates must be dealt with by hand (reissued to their residents, whose registry does not know them).
    */
-  readonly revokedUnknown: ReadonlyArray<{ readonly caId: string; readonly serial: string }>;
+  readonly revokedUnknown: ReadonlyArray<{ readonly caId: string; readonly serial: string; readonly carriedOver: boolean }>;
   /** where the target's previous files went, when it had any */
   readonly previous: string | undefined;
   readonly statusCheckIds: RestoredStatusCheckIds;
@@ -192,7 +197,7 @@ export async function recordRestore(store: Store, event: RestoreAuditEvent): Pro
       crlGap: event.crlGap,
       crlNumbers: event.crlNumbers.map((c) => ({ ca: c.caId, highestKnown: c.highestKnown, next: c.next })),
       reRevoked: event.reRevoked.length,
-      revokedUnknown: event.revokedUnknown.map((r) => ({ ca: r.caId, serial: r.serial })),
+      revokedUnknown: event.revokedUnknown.map((r) => ({ ca: r.caId, serial: r.serial, carriedOver: r.carriedOver })),
       ...(event.retiredCaIds?.length ? { retiredCaIds: event.retiredCaIds } : {}),
       ...(event.statusCheckIds ? { statusCheckIds: { atBackup: event.statusCheckIds.atBackup, replaced: event.statusCheckIds.replaced ?? null, next: event.statusCheckIds.next } } : {}),
     },
@@ -459,7 +464,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     }
     const crlNumbers: RestoredCrlNumbering[] = [];
     const reRevoked: Array<{ caId: string; serial: string; reason: number }> = [];
-    const revokedUnknown: Array<{ caId: string; serial: string }> = [];
+    const revokedUnknown: Array<{ caId: string; serial: string; carriedOver: boolean }> = [];
     let known: Set<string>;
     let statusCheckIds: RestoredStatusCheckIds;
     let retiredCaIds: RestoreReport["retiredCaIds"] = [];
@@ -467,6 +472,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       opts.onProgress?.({ phase: "numbers" });
       const cas = await store.listCas();
       known = new Set(cas.map((c) => c.id));
+      const caNotAfter = new Map(cas.map((c) => [c.id, new Date(new X509Certificate(c.certificateDer).validTo)]));
       for (const ca of cas) {
         const highest = [atBackup.get(ca.id), stagedNumbers.highest.get(ca.id), targetNumbers.highest.get(ca.id)].reduce<bigint>((m, v) => (v !== undefined && v > m ? v : m), 0n);
         const moved = await store.skipCrlNumbers(ca.id, highest + gap + 1n, restoredAt);
@@ -478,14 +484,22 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
         crlNumbers.push({ caId: ca.id, highestAtBackup: atBackup.get(ca.id)?.toString(), highestKnown: highest.toString(), next: moved.next.toString() });
       }
       if (bridge) crlNumbers.push(bridge);
+      const carried: CarriedRevocation[] = [];
       for (const r of newer) {
         const cert = known.has(r.caId) ? await store.getCertificate(r.serial) : undefined;
-        if (!cert || cert.caId !== r.caId) revokedUnknown.push({ caId: r.caId, serial: r.serial });
+        if (!cert && caNotAfter.has(r.caId)) {
+          // Issued after the backup: the store has no row to revoke, but a verifier has seen the entry. It goes
+          // on as the CRL listed it, until its CA's notAfter (no certificate of the CA outlives it:
+          // ca/validity.ts), since the certificate's own is not known.
+          carried.push({ caId: r.caId, serial: r.serial, revokedAt: r.revokedAt, reason: r.reason, notAfter: caNotAfter.get(r.caId)! });
+          revokedUnknown.push({ caId: r.caId, serial: r.serial, carriedOver: true });
+        } else if (!cert || cert.caId !== r.caId) revokedUnknown.push({ caId: r.caId, serial: r.serial, carriedOver: false });
         else if (!cert.revocation) {
           await store.revoke({ serial: r.serial, revokedAt: r.revokedAt, reason: r.reason, source: "restore" });
           reRevoked.push({ caId: r.caId, serial: r.serial, reason: r.reason });
         }
       }
+      if (carried.length) await store.carryRevocations(carried);
       const idsAtBackup = await store.nextStatusCheckId();
       const wanted = Math.max(idsAtBackup + statusCheckIdGap(restoredAt.getTime() - Date.parse(manifest.takenAt)), replacedStatusCheckNext ?? 0);
       statusCheckIds = { atBackup: idsAtBackup, replaced: replacedStatusCheckNext, next: (await store.skipStatusCheckIds(wanted)).next };

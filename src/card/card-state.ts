@@ -160,10 +160,8 @@ function readChipKey(path: string): Buffer {
   try {
     // a FIFO is refused, not waited on
     key = readRegularFile(path, {
-      accept: (st) => {
-        if ((st.mode & 0o077) !== 0) throw ownerOnly();
-        refuseLinked("chipSecret", path, st.nlink - creatorsLinks(path, st));
-      },
+      ownerOnly,
+      accept: (st) => refuseLinked("chipSecret", path, st.nlink - creatorsLinks(path, st)),
     }).bytes;
   } catch (e) {
     if (e instanceof JpkiError) throw e;

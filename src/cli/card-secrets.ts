@@ -3,7 +3,7 @@
  * (PINs, the municipality's administrative key) read from the environment, a file or standard input — never from
  * the command line, where `ps` shows them to every user of the machine — and never printed.
  */
-import { existsSync, linkSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, linkSync, mkdirSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { dirname } from "node:path";
 import { checkInputFile, JpkiError, library } from "./lib.js";
@@ -68,9 +68,13 @@ export async function readAdminKeyFile(path: string, create: boolean): Promise<B
   }
   const file = checkInputFile(path, "administrative key file");
   // Like the chip secret (and ssh's keys): a key others can read opens every card of the municipality for them.
-  const st = statSync(file);
-  if (!st.isFile() || (st.mode & 0o077) !== 0) {
-    throw new JpkiError("ERR_CARD_ADMIN_KEY_UNSAFE", `the administrative key ${path} must be a regular file readable by its owner only (chmod 600)`);
+  // Judged on the descriptor read (readRegularFile), not on a stat of the path before it.
+  const unsafe = () => new JpkiError("ERR_CARD_ADMIN_KEY_UNSAFE", `the administrative key ${path} must be a regular file readable by its owner only (chmod 600)`);
+  const { readRegularFile, NOT_REGULAR } = await import("../pki/regular-file.js");
+  try {
+    return adminKeyFrom(readRegularFile(file, { ownerOnly: unsafe }).bytes, path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === NOT_REGULAR) throw unsafe();
+    throw e;
   }
-  return adminKeyFrom(readFileSync(file), path);
 }

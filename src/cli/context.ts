@@ -157,10 +157,8 @@ export function readSecretFile(file: string, what: string, cwd: string, kind: Se
   const path = checkInputFile(file, what, { cwd });
   try {
     return readRegularFile(path, {
+      ownerOnly: (mode) => new JpkiError(kind.unsafe, `the ${what} ${file} can be read or written by other users (mode ${mode.toString(8)}): chmod 600 it, and ${kind.disclosed}`),
       accept: (st) => {
-        if (st.mode & 0o077) {
-          throw new JpkiError(kind.unsafe, `the ${what} ${file} can be read or written by other users (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it, and ${kind.disclosed}`);
-        }
         // a wrong path (a disk image, a log) is not read whole into memory, nor past 2 GiB fails as node's RangeError
         if (st.size > kind.maxBytes) throw new JpkiError("ERR_FILE_UNUSABLE", `${what} ${file}: is ${st.size} bytes, more than the ${kind.maxBytes} accepted for it`);
       },

@@ -109,11 +109,7 @@ export function readPinFile(path: string): string {
     // A PIN others can read is a PIN others hold (as the card's administrative key file is refused); the mode is
     // that of the file read (its descriptor), and a FIFO at the path is refused, not waited on.
     text = readRegularFile(path, {
-      accept: (st) => {
-        if (st.mode & 0o077) {
-          throw new JpkiError("ERR_PKCS11_PIN_FILE_UNSAFE", `the token PIN file ${path} can be read or written by other users (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it`);
-        }
-      },
+      ownerOnly: (mode) => new JpkiError("ERR_PKCS11_PIN_FILE_UNSAFE", `the token PIN file ${path} can be read or written by other users (mode ${mode.toString(8)}): chmod 600 it`),
     }).bytes.toString("utf8");
   } catch (e) {
     if (e instanceof JpkiError) throw e;

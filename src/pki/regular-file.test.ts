@@ -18,6 +18,18 @@ describe("readRegularFile", () => {
     expect(() => readRegularFile(join(dir, "missing"))).toThrow(expect.objectContaining({ code: "ENOENT" }));
   });
 
+  it("ownerOnly: a file group or others may read or write is refused with the caller's error, naming its mode", () => {
+    const secret = join(dir, "secret");
+    writeFileSync(secret, "s", { mode: 0o600 });
+    chmodSync(secret, 0o600);
+    expect(readRegularFile(secret, { ownerOnly: () => new Error("unsafe") }).bytes.toString()).toBe("s");
+    for (const mode of [0o640, 0o604, 0o620, 0o602]) {
+      chmodSync(secret, mode);
+      expect(() => readRegularFile(secret, { ownerOnly: (m) => new Error(`unsafe ${m.toString(8)}`) })).toThrow(`unsafe ${mode.toString(8)}`);
+    }
+    expect(() => readRegularFile(fifo, { ownerOnly: () => new Error("unsafe") })).toThrow(expect.objectContaining({ code: NOT_REGULAR }));
+  });
+
   it("follows a symbolic link unless told not to; shows the stat to accept before reading", () => {
     writeFileSync(join(dir, "target"), "x".repeat(100));
     symlinkSync(join(dir, "target"), join(dir, "link"));

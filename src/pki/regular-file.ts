@@ -11,7 +11,12 @@ import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats } f
 export interface RegularFileOptions {
   /** refuse a symbolic link at the path (ELOOP) instead of following it */
   readonly noFollow?: boolean;
-  /** sees the file's stat before a byte is read; throws to refuse it (a size bound, an owner-only mode) */
+  /**
+   * A secret's file (a passphrase, a token, a PIN, a key): refused with the error this makes when group or others
+   * may read or write it (any of mode 077). One rule for every secret file, judged on the descriptor read.
+   */
+  readonly ownerOnly?: (mode: number) => Error;
+  /** sees the file's stat before a byte is read; throws to refuse it (a size bound) */
   readonly accept?: (stat: Stats) => void;
 }
 
@@ -42,6 +47,7 @@ export function openRegularFile(path: string, opts: RegularFileOptions = {}): { 
   try {
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw Object.assign(new Error(`${path} is not a regular file`), { code: NOT_REGULAR });
+    if (opts.ownerOnly && stat.mode & 0o077) throw opts.ownerOnly(stat.mode & 0o777);
     opts.accept?.(stat);
     return { fd, stat };
   } catch (e) {

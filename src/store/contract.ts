@@ -589,6 +589,42 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("carryRevocations lists a CRL entry of a certificate the store has no row of on every later full CRL of its CA (until its notAfter), marks only the full CRL due, and refuses a held serial or an unknown CA", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.putCa(ca("13-auth"));
+      await s.upsertResidents([resident("a")]);
+      await s.commitIssuances([cert("0d01", "a", 1000)]);
+      const t = new Date(0), n = new Date(1000);
+      for (const scope of [undefined, "131016"]) {
+        const r = await s.reserveCrl("13-sig", t, n, scope);
+        await s.publishCrl({ caId: "13-sig", number: r.number, entries: 0, path: `p/${scope ?? ""}`, sha256: "a", ...(scope ? { scope } : {}) }, () => undefined);
+      }
+      expect(await s.dirtyCas()).toEqual([]);
+      await s.carryRevocations([
+        { caId: "13-sig", serial: "0e01", revokedAt: new Date(4000), reason: 1, notAfter: new Date(Date.UTC(2030, 0, 1)) },
+        { caId: "13-sig", serial: "0e02", revokedAt: new Date(5000), reason: 0, notAfter: new Date(7000) },
+      ]);
+      expect(await s.dirtyCas()).toEqual(["13-sig"]);
+      // no partition: which municipality the certificate was issued in is not known
+      expect((await s.crlScopeStatus()).filter((x) => x.dirty).map((x) => x.scope)).toEqual([]);
+      expect((await s.crlPartitionEntries("13-sig", ["131016"], { expiredBefore: new Date(6000) })).get("131016")).toEqual([]);
+      expect(await crlList(s, "13-sig", new Date(6000))).toEqual([
+        { serial: "0e01", revokedAt: new Date(4000), reason: 1 },
+        { serial: "0e02", revokedAt: new Date(5000), reason: 0 },
+      ]);
+      expect((await crlList(s, "13-sig", new Date(8000))).map((e) => e.serial)).toEqual(["0e01"]);
+      expect(await crlList(s, "13-auth", new Date(6000))).toEqual([]);
+      // still no certificate, and a later revocation goes after it in the log
+      expect(await s.getCertificate("0e01")).toBeUndefined();
+      await s.revoke({ serial: "0d01", revokedAt: new Date(6000), reason: 4, source: "manual" });
+      expect((await crlList(s, "13-sig", new Date(6000))).map((e) => e.serial)).toEqual(["0e01", "0e02", "0d01"]);
+      await expect(s.carryRevocations([{ caId: "13-sig", serial: "0d01", revokedAt: new Date(4000), reason: 1, notAfter: n }])).rejects.toMatchObject({ code: "ERR_INTERNAL" });
+      await expect(s.carryRevocations([{ caId: "99-sig", serial: "0e03", revokedAt: new Date(4000), reason: 1, notAfter: n }])).rejects.toMatchObject({ code: "ERR_CA_UNKNOWN" });
+      expect((await crlList(s, "13-sig", new Date(6000))).map((e) => e.serial)).toEqual(["0e01", "0e02", "0d01"]);
+      await s.close();
+    });
+
     it("an install that fails records nothing, and a reservation left open keeps the CA due", async () => {
       const s = await make();
       await s.putCa(ca());

@@ -104,6 +104,7 @@ import type {
   OutboxNotice,
   RegisteredIssuance,
   RevokeInput,
+  CarriedRevocation,
   Store,
   StoredNotice,
   HeldNoticeKey,
@@ -2049,6 +2050,22 @@ export class PostgresStore implements Store {
       await bumpScopes(c, [row]);
       await this.#appendAudits(c, [revokeAudit(input, row.ca_id)]);
       return toCertRow({ ...row, revoked_at: BigInt(input.revokedAt.getTime()), reason: input.reason, revocation_source: input.source });
+    });
+  }
+
+  carryRevocations(entries: readonly CarriedRevocation[]): Promise<void> {
+    return this.#tx("carrying revocations over", async (c) => {
+      const cas = [...new Set(entries.map((e) => e.caId))];
+      const knownCas = new Set((await c.query<{ id: string }>("SELECT id FROM cas WHERE id = ANY($1::text[])", [textArray(cas)])).rows.map((r) => r.id));
+      const unknown = cas.find((id) => !knownCas.has(id));
+      if (unknown !== undefined) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${unknown} in this store: its CRL entries cannot be carried over`);
+      const held = (await c.query<{ serial: string }>("SELECT serial FROM certificates WHERE serial = ANY($1::text[]) LIMIT 1", [textArray(entries.map((e) => e.serial))])).rows[0];
+      if (held) throw new JpkiError("ERR_INTERNAL", `certificate ${held.serial} is in this store: revoke it rather than carry its CRL entry over`);
+      const blocks = new RevocationBlocks();
+      // No municipality: the entries have no partition to list them or make due.
+      for (const e of entries) blocks.add(e.caId, e.serial, e.revokedAt.getTime(), e.reason, e.notAfter.getTime(), "");
+      await appendBlocks(c, blocks.take());
+      if (cas.length) await c.query(SQL.bumpRevisions, [cas.sort()]);
     });
   }
 

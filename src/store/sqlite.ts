@@ -79,6 +79,7 @@ import type {
   OutboxNotice,
   RegisteredIssuance,
   RevokeInput,
+  CarriedRevocation,
   Store,
   DumpBatch,
   DumpCounts,
@@ -1722,6 +1723,25 @@ export class SqliteStore implements Store {
         this.#stmts.bumpRevision.run(row.ca_id);
         this.#appendAudit(revokeAudit(input, row.ca_id));
         return toCertRow({ ...row, revoked_at: input.revokedAt.getTime(), reason: input.reason, revocation_source: input.source });
+      }).immediate(),
+    );
+  }
+
+  carryRevocations(entries: readonly CarriedRevocation[]): Promise<void> {
+    return this.#run("carrying revocations over", () =>
+      this.#db.transaction(() => {
+        const st = this.#stmts;
+        // Not this.#revocationLog(): the entries have no partition to index or make due.
+        const log = new RevocationLog(st.logInsert);
+        const cas = new Set<string>();
+        for (const e of entries) {
+          if (!cas.has(e.caId) && !st.getCa.get(e.caId)) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${e.caId} in this store: its CRL entries cannot be carried over`);
+          if (st.getCert.get(e.serial)) throw new JpkiError("ERR_INTERNAL", `certificate ${e.serial} is in this store: revoke it rather than carry its CRL entry over`);
+          cas.add(e.caId);
+          log.add(e.caId, e.serial, e.revokedAt.getTime(), e.reason, e.notAfter.getTime(), "");
+        }
+        log.flush();
+        for (const ca of cas) st.bumpRevision.run(ca);
       }).immediate(),
     );
   }

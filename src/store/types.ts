@@ -196,6 +196,18 @@ export interface CertificateRow extends IssuanceRecord {
   readonly revocation: RevocationInfo | undefined;
 }
 
+/** A CRL entry carried over for a certificate the store holds no row of (Store.carryRevocations). */
+export interface CarriedRevocation {
+  readonly caId: string;
+  /** hex, as CRLs list it */
+  readonly serial: string;
+  readonly revokedAt: Date;
+  /** CRLReason code (0 writes no extension) */
+  readonly reason: number;
+  /** until when CRLs list it: the certificate's notAfter, or a bound on it (its CA's notAfter) */
+  readonly notAfter: Date;
+}
+
 export interface RevokeInput extends RevocationInfo {
   readonly serial: string;
 }
@@ -713,6 +725,16 @@ export interface Store {
 
   /** Revokes one certificate and marks its CA for a new CRL; throws ERR_CERT_UNKNOWN / ERR_CERT_ALREADY_REVOKED. */
   revoke(input: RevokeInput): Promise<CertificateRow>;
+  /**
+   * Appends CRL entries for certificates this store holds no row of to their CAs' revocation logs, in one
+   * transaction, and marks those CAs' full CRLs due: what a restore (backup/restore.ts) does with a revocation a
+   * published CRL listed for a certificate issued after the backup, so that no later full CRL of the CA takes it
+   * back (RFC 5280 §3.3: a revocation is never undone). The entry is listed until `notAfter`, as a revoked
+   * certificate's is. It has no municipality partition (the certificate is unknown), and the certificate stays
+   * unknown to every other question (getCertificate, OCSP). ERR_CA_UNKNOWN for a CA the store does not hold;
+   * ERR_INTERNAL for a serial it holds (revoke that one).
+   */
+  carryRevocations(entries: readonly CarriedRevocation[]): Promise<void>;
 
   /**
    * The CRL entries of a CA still to be listed (revoked certificates not expired before `expiredBefore`), as

@@ -245,7 +245,10 @@ describe("jpki audit", () => {
     expect(trustSig.code, trustSig.stderr).toBe(0);
     const trustAuth = await cli(["--workspace", base, "--json", "audit", "verify", "--trust", join(base, "ca", "13-auth.pem")], { cwd: dir });
     expect(trustAuth.code).toBe(20);
-    expect(JSON.parse(trustAuth.stderr.slice(trustAuth.stderr.indexOf("{"))).error.details).toEqual({ seq: firstCheckpoint, why: "checkpoint-invalid" });
+    const refused = JSON.parse(trustAuth.stderr.slice(trustAuth.stderr.indexOf("{"))).error;
+    expect(refused.details).toEqual({ seq: firstCheckpoint, why: "checkpoint-invalid" });
+    // a CA of the store left out of --trust is named as such, not as "no CA of this store"
+    expect(refused.message).toContain("signed by 13-sig, whose certificate is not among the trusted certificates given (--trust)");
   });
 
   it("is checkpointed by the CRL schedule itself: 'jpki watch' publishing a revocation's CRL signs the head after it", async () => {

@@ -340,7 +340,7 @@ describe("restoring an old backup never reuses a CRL number", () => {
     expect(report.crlNumbers.find((c: { caId: string }) => c.caId === "bridge")).toMatchObject({ highestKnown: bridgeBefore.toString() });
     // a restore never un-revokes: the revocation made after the backup is made again, the unknown serial reported
     expect(report.reRevoked).toEqual([{ caId: "13-auth", serial: lostRevocation, reason: 1 }]);
-    expect(report.revokedUnknown).toEqual([{ caId: "13-auth", serial: afterBackup }]);
+    expect(report.revokedUnknown).toEqual([{ caId: "13-auth", serial: afterBackup, carriedOver: true }]);
     // liveness-check ids moved past the two given out after the backup: the verifier's cursor sees the next check
     expect(report.statusCheckIds).toMatchObject({ replaced: cursor + 1 });
     expect(report.statusCheckIds.next).toBeGreaterThan(cursor + 1_000_000);
@@ -441,6 +441,54 @@ describe("a CA id whose CRLs were published after the backup", () => {
     const r3 = await cli(["-w", w2, "ca", "rollover", "--prefecture", "13", "--json"], { cwd: dir });
     expect(r3.code, r3.stderr).toBe(0);
     expect(r3.json().rolled.map((r: { current: { id: string } }) => r.current.id)).toEqual(["13-sig-g4", "13-auth-g3"]);
+  });
+});
+
+describe("a revocation of a certificate issued after the backup", () => {
+  // Found by an audit: the restored store had no row of the certificate, the restore only reported it
+  // (revokedUnknown), and the next CRL no longer listed a key compromise verifiers had already seen.
+  it("is carried over: the next full CRL still lists it, with its date and reason (openssl crl -text), and the store still does not know the certificate", async () => {
+    const base = join(dir, "carry-base");
+    await copyWorkspace(ws, base);
+    const b = join(dir, "carry-backup");
+    expect((await cli(["-w", base, "backup", b], { cwd: dir })).code).toBe(0);
+    const issued = await cli(["-w", base, "issue", "--resident", people[0]!.residentCode, "--public-key", pub, "-o", join(dir, "carry-new.pem"), "--json"], { cwd: dir });
+    expect(issued.code, issued.stderr).toBe(0);
+    const serial = issued.json().serial as string;
+    const rv = await cli(["-w", base, "revoke", "--serial", serial, "--reason", "key-compromise"], { cwd: dir });
+    expect(rv.code, rv.stderr).toBe(0);
+    await generate(base, ["--ca", "13-sig"]);
+    const entryOf = (path: string) => {
+      const t = sh("openssl", ["crl", "-inform", "DER", "-in", path, "-noout", "-text"]);
+      expect(t.status, t.out).toBe(0);
+      const m = new RegExp(`Serial Number: ${serial}\\s*\\n\\s*Revocation Date: ([^\\n]+)\\n\\s*CRL entry extensions:\\s*\\n\\s*X509v3 CRL Reason Code:\\s*\\n\\s*([^\\n]+)`, "i").exec(t.out);
+      return m ? { date: m[1]!.trim(), reason: m[2]!.trim() } : undefined;
+    };
+    const published = entryOf(join(base, "crl", "13-sig.crl"));
+    expect(published).toEqual({ date: expect.any(String), reason: "Key Compromise" });
+
+    const r = await cli(["-w", base, "restore", b, "--force", "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json().revokedUnknown).toEqual([{ caId: "13-sig", serial, carriedOver: true }]);
+    await generate(base, ["--ca", "13-sig"]);
+    // a CRL numbered past the restore's gap, which lists the entry as the one verifiers saw
+    expect(opensslCrlNumber(join(base, "crl", "13-sig.crl"))).toBe(BigInt(r.json().crlNumbers.find((c: { caId: string }) => c.caId === "13-sig").next));
+    expect(entryOf(join(base, "crl", "13-sig.crl"))).toEqual(published);
+    const v = verifyWithCrl(base, join(dir, "carry-new.pem"));
+    expect(v.out).toMatch(/error 23 at 0 depth lookup: certificate revoked/);
+    // and again after the next revocation of the CA: the entry stays in its log
+    const later = await cli(["-w", base, "issue", "--resident", people[2]!.residentCode, "--public-key", pub, "-o", join(dir, "carry-later.pem"), "--json"], { cwd: dir });
+    expect(later.code, later.stderr).toBe(0);
+    const rv2 = await cli(["-w", base, "revoke", "--serial", later.json().serial, "--reason", "loss"], { cwd: dir });
+    expect(rv2.code, rv2.stderr).toBe(0);
+    await generate(base, ["--ca", "13-sig"]);
+    expect(entryOf(join(base, "crl", "13-sig.crl"))).toEqual(published);
+    const w = await openWorkspace(base);
+    try {
+      expect(await w.store.getCertificate(serial)).toBeUndefined();
+    } finally {
+      await w.close();
+    }
   });
 });
 

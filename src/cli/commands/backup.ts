@@ -39,7 +39,13 @@ function restoreSummary(r: RestoreReport): string {
   const ids = r.statusCheckIds;
   lines.push(`  liveness-check ids: the next is ${ids.next} (backup: ${ids.atBackup}${ids.replaced !== undefined ? `, replaced store: ${ids.replaced}` : ""}), past any given out after the backup`);
   for (const x of r.reRevoked) lines.push(`  revoked again: ${x.caId} ${x.serial} (reason ${x.reason}), revoked after the backup on the previous CRLs`);
-  for (const x of r.revokedUnknown) lines.push(`warning: ${x.caId} ${x.serial} is revoked on the previous CRLs but unknown to the restored store (issued after the backup): it will not be on the next CRLs`);
+  for (const x of r.revokedUnknown) {
+    lines.push(
+      x.carriedOver
+        ? `warning: ${x.caId} ${x.serial} is revoked on the previous CRLs but unknown to the restored store (issued after the backup): its CRL entry was carried over, and the next full CRLs list it (not its municipality partition's, nor OCSP); reissue to its resident by hand`
+        : `warning: ${x.caId} ${x.serial} is revoked on the previous CRLs but the restored store has no such certificate of ${x.caId} (nor the CA): it will not be on the next CRLs`,
+    );
+  }
   if (r.previous) lines.push(`  the previous files are in ${r.previous}`);
   const why = { crls: "its CRLs were published", store: "the store this restore replaced had a CA of it", retired: "the store this restore replaced had retired it" } as const;
   for (const x of r.retiredCaIds) {
