@@ -53,10 +53,11 @@ import { basename, join } from "node:path";
 import { JpkiError } from "../errors.js";
 import { systemClock, type Clock } from "../pki/clock.js";
 import { BRIDGE_ID, parseStateArlNumber } from "../ca/bridge-id.js";
+import { activeGeneration, caGeneration, caId, nextFreeGeneration, parseCaId } from "../ca/ids.js";
 import { writeFileAtomic } from "../store/files.js";
 import { holdStagingDir, sweepStagingDirs } from "../store/staging-dir.js";
 import { ownerTag, syncDir } from "../store/staging.js";
-import { MAX_CRL_NUMBER, type CarriedRevocation, type Store } from "../store/types.js";
+import { MAX_CRL_NUMBER, type CaRecord, type CarriedRevocation, type RetiredCaIdRecord, type Store } from "../store/types.js";
 import { checkInputDir } from "../workspace/paths.js";
 import { workspacePaths } from "../workspace/workspace.js";
 import { BACKED_UP_TREES, STORE_FILES, copyHashed, writeFailure } from "./backup.js";
@@ -135,6 +136,15 @@ export interface RestoreReport {
   readonly crlNumbers: readonly RestoredCrlNumbering[];
   /** CAs whose CRL files the target published but the backup does not know (made after the backup): their ids must not be made again */
   readonly unknownCas: readonly string[];
+  /**
+   * CA ids the backup has no CA of, retired in the restored store (Store.retireCaIds) so that no CA is made under
+   * them again (ca/free-ids.ts): the unknownCas that are CA ids ("crls"), the CAs of the store the restore
+   * replaced ("store"), and the ids that store had retired ("retired"; a second restore from the same backup
+   * finds no CRL file of them any more: the first moved them to before-restore-<time>/). `next` is the id the
+   * next `jpki ca rollover` (or, with no CA of that prefecture and purpose left, `jpki ca init`) of that prefecture
+   * and purpose makes, passing over the retired ones.
+   */
+  readonly retiredCaIds: ReadonlyArray<{ readonly id: string; readonly why: "crls" | "store" | "retired"; readonly next: string; readonly by: "rollover" | "init" }>;
   /** CRL files whose numbers could not be read (the time gap covers them) */
   readonly unreadableCrlFiles: readonly string[];
   /**
@@ -168,6 +178,7 @@ export interface RestoreAuditEvent {
   readonly reRevoked: RestoreReport["reRevoked"];
   readonly revokedUnknown: RestoreReport["revokedUnknown"];
   readonly statusCheckIds?: RestoredStatusCheckIds;
+  readonly retiredCaIds?: readonly string[];
 }
 
 /**
@@ -187,6 +198,7 @@ export async function recordRestore(store: Store, event: RestoreAuditEvent): Pro
       crlNumbers: event.crlNumbers.map((c) => ({ ca: c.caId, highestKnown: c.highestKnown, next: c.next })),
       reRevoked: event.reRevoked.length,
       revokedUnknown: event.revokedUnknown.map((r) => ({ ca: r.caId, serial: r.serial, carriedOver: r.carriedOver })),
+      ...(event.retiredCaIds?.length ? { retiredCaIds: event.retiredCaIds } : {}),
       ...(event.statusCheckIds ? { statusCheckIds: { atBackup: event.statusCheckIds.atBackup, replaced: event.statusCheckIds.replaced ?? null, next: event.statusCheckIds.next } } : {}),
     },
   });
@@ -270,6 +282,27 @@ function interruptedSwaps(root: string): string[] {
     .map((n) => join(root, n));
 }
 
+/** Whether `id` is a CA id as ca/ids.ts spells it (a stray file name under crl/ is none). */
+function canonicalCaId(id: string): boolean {
+  try {
+    const p = parseCaId(id);
+    return caId(p.prefectureCode, p.purpose, p.generation) === id;
+  } catch {
+    return false;
+  }
+}
+
+/** What the next rollover (or init) of each retired id's prefecture and purpose makes, passing over every taken id. */
+function nextAfterRetired(cas: readonly CaRecord[], takenIds: readonly string[], retired: ReadonlyArray<{ readonly id: string; readonly why: RestoreReport["retiredCaIds"][number]["why"] }>): RestoreReport["retiredCaIds"] {
+  const taken = new Set(takenIds);
+  return retired.map(({ id, why }) => {
+    const { prefectureCode, purpose } = parseCaId(id);
+    const active = activeGeneration(cas, prefectureCode, purpose);
+    const next = nextFreeGeneration(prefectureCode, purpose, active ? caGeneration(active.id) + 1 : 1, (x) => (taken.has(x) ? "taken" : undefined));
+    return { id, why, next: next.id, by: active ? ("rollover" as const) : ("init" as const) };
+  });
+}
+
 /** Restores the backup at `opts.source` into `opts.workspaceDir` (see the header). */
 export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport> {
   const clock = opts.clock ?? systemClock;
@@ -340,8 +373,12 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       ? await (await import("../store/postgres.js")).PostgresStore.nextStatusCheckIdAt(opts.storeUrl!)
       : undefined
     : (await import("../store/sqlite.js")).SqliteStore.nextStatusCheckIdOf(paths.db);
+  // And its CA ids, held and retired: none of them is made again (ca/free-ids.ts), and the restored store learns them.
+  const replacedCaIds: Array<{ readonly cas: readonly string[]; readonly retired: readonly RetiredCaIdRecord[] } | undefined> = [];
+  if (pg && liveDatabase) replacedCaIds.push(await (await import("../store/postgres.js")).PostgresStore.caIdsAt(opts.storeUrl!));
   if (!pg) {
     const { SqliteStore } = await import("../store/sqlite.js");
+    for (const p of [paths.db, ...interrupted.map((d) => join(d, "jpki.db"))]) replacedCaIds.push(SqliteStore.caIdsOf(p));
     for (const d of interrupted) {
       const n = SqliteStore.nextStatusCheckIdOf(join(d, "jpki.db"));
       if (n !== undefined && n > (replacedStatusCheckNext ?? 0)) replacedStatusCheckNext = n;
@@ -430,6 +467,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     const revokedUnknown: Array<{ caId: string; serial: string; carriedOver: boolean }> = [];
     let known: Set<string>;
     let statusCheckIds: RestoredStatusCheckIds;
+    let retiredCaIds: RestoreReport["retiredCaIds"] = [];
     try {
       opts.onProgress?.({ phase: "numbers" });
       const cas = await store.listCas();
@@ -465,7 +503,27 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       const idsAtBackup = await store.nextStatusCheckId();
       const wanted = Math.max(idsAtBackup + statusCheckIdGap(restoredAt.getTime() - Date.parse(manifest.takenAt)), replacedStatusCheckNext ?? 0);
       statusCheckIds = { atBackup: idsAtBackup, replaced: replacedStatusCheckNext, next: (await store.skipStatusCheckIds(wanted)).next };
-      await recordRestore(store, { action: "restore", at: restoredAt, source, takenAt: manifest.takenAt, crlGap: gap.toString(), crlNumbers, reRevoked, revokedUnknown, statusCheckIds });
+      // CRLs the target published under a CA the backup does not hold (made after it): that id is retired, so
+      // no later 'ca rollover' or 'ca init' makes a second CA under it that numbers CRLs from 1 again under the
+      // same issuer name and URL (RFC 5280 §5.2.3). Found by an audit: the report asked the operator to remember.
+      // The replaced store's CAs and retired ids are retired too: a CA made after the backup may have issued
+      // certificates naming its URLs with no CRL published yet, and a second restore from the same backup finds
+      // no CRL file of an id the first one retired (it moved them to before-restore-<time>/).
+      const already = new Set((await store.listRetiredCaIds()).map((r) => r.id));
+      const retire = new Map<string, { record: RetiredCaIdRecord; why: RestoreReport["retiredCaIds"][number]["why"] }>();
+      const add = (record: RetiredCaIdRecord, why: RestoreReport["retiredCaIds"][number]["why"]) => {
+        if (!known.has(record.id) && !already.has(record.id) && !retire.has(record.id) && canonicalCaId(record.id)) retire.set(record.id, { record, why });
+      };
+      const restoredNote = `not in the backup ${source} (taken ${manifest.takenAt}) restored ${restoredAt.toISOString()}`;
+      for (const id of [...new Set([...targetNumbers.highest.keys(), ...stagedNumbers.highest.keys()])].sort()) {
+        add({ id, retiredAt: restoredAt, reason: `CRLs up to #${max(targetNumbers.highest.get(id), stagedNumbers.highest.get(id))} were published under it by a CA ${restoredNote}` }, "crls");
+      }
+      for (const r of replacedCaIds) for (const id of r?.cas ?? []) add({ id, retiredAt: restoredAt, reason: `a CA of the store the restore replaced, ${restoredNote}` }, "store");
+      for (const r of replacedCaIds) for (const x of r?.retired ?? []) add(x, "retired");
+      const retired = [...retire.values()].sort((x, y) => (x.record.id < y.record.id ? -1 : 1));
+      await store.retireCaIds(retired.map((r) => r.record));
+      retiredCaIds = nextAfterRetired(cas, [...known, ...already, ...retire.keys()], retired.map((r) => ({ id: r.record.id, why: r.why })));
+      await recordRestore(store, { action: "restore", at: restoredAt, source, takenAt: manifest.takenAt, crlGap: gap.toString(), crlNumbers, reRevoked, revokedUnknown, statusCheckIds, retiredCaIds: retired.map((r) => r.record.id) });
       // Last: the store's numbering is past every number known and bounded, the revocations made since are back.
       await finish?.();
     } finally {
@@ -508,6 +566,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       crlGap: gap.toString(),
       crlNumbers,
       unknownCas,
+      retiredCaIds,
       reRevoked,
       revokedUnknown,
       unreadableCrlFiles: [...targetNumbers.unreadable, ...stagedNumbers.unreadable.map((f) => `(backup) ${f}`)],

@@ -58,6 +58,25 @@ export function isRetired(records: ReadonlyArray<{ readonly id: string; readonly
   return records.some((r) => r.prefectureCode === prefectureCode && r.purpose === purpose && caGeneration(r.id) > generation);
 }
 
+/**
+ * The first generation from `from` on whose id `taken` does not claim, with the ids passed over and why: the one
+ * rule by which a new CA id is chosen (ca/free-ids.ts says what claims an id).
+ */
+export function nextFreeGeneration(
+  prefectureCode: string,
+  purpose: CertificateType,
+  from: number,
+  taken: (id: string) => string | undefined,
+): { readonly generation: number; readonly id: string; readonly passedOver: ReadonlyArray<{ readonly id: string; readonly reason: string }> } {
+  const passedOver: Array<{ id: string; reason: string }> = [];
+  for (let generation = from; ; generation++) {
+    const id = caId(prefectureCode, purpose, generation);
+    const reason = taken(id);
+    if (reason === undefined) return { generation, id, passedOver };
+    passedOver.push({ id, reason });
+  }
+}
+
 /** The URLs a CA's certificates name (CA certificate, CRLs, ARL), under the workspace's baseUrl. */
 export interface CaUrls {
   readonly caCertificate: string;

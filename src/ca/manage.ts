@@ -19,7 +19,8 @@ import type { CaRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { caId, caUrls, createCaRecord, type CaKeyToken } from "./authority.js";
 import { stageBridgeRewrap, withBridgeLockIfAny } from "./bridge.js";
-import { caGeneration, isRetired } from "./ids.js";
+import { freeCaIds, type PassedOverCaId } from "./free-ids.js";
+import { activeGeneration, caGeneration, isRetired } from "./ids.js";
 import { prefecture, type Prefecture } from "./prefectures.js";
 
 export interface CaSummary {
@@ -141,13 +142,20 @@ export interface InitOptions {
   readonly onCreated?: (s: CaSummary) => void;
 }
 
+export interface InitResult {
+  readonly created: CaSummary[];
+  readonly skipped: string[];
+  /** first-generation ids that were not free (free-ids.ts), why, and the id the CA got instead */
+  readonly passedOver: ReadonlyArray<PassedOverCaId & { readonly instead: string }>;
+}
+
 /**
  * Creates the CAs asked for. Each CA is committed whole (certificate and encrypted key in one row);
  * existing ones are refused up front, before any key is generated, unless skipExisting. In a workspace
  * that already has CAs the passphrase must open them (ERR_PASSPHRASE_WRONG, nothing generated), and new
  * keys share the existing keys' PBKDF2 salt, so one derivation opens every CA of the workspace.
  */
-export async function initCas(ws: Workspace, opts: InitOptions): Promise<{ created: CaSummary[]; skipped: string[] }> {
+export async function initCas(ws: Workspace, opts: InitOptions): Promise<InitResult> {
   return withCaKeysLock(ws, () => initCasLocked(ws, opts));
 }
 
@@ -163,21 +171,28 @@ export function withCaKeysLock<T>(ws: Workspace, fn: () => Promise<T>): Promise<
   return withFileLock(join(ws.paths.root, ".ca-keys.lock"), `the CA keys of ${ws.paths.root}`, () => ws.store.withCaKeysLock(fn));
 }
 
-async function initCasLocked(ws: Workspace, opts: InitOptions): Promise<{ created: CaSummary[]; skipped: string[] }> {
+async function initCasLocked(ws: Workspace, opts: InitOptions): Promise<InitResult> {
   const wanted = opts.prefectures.flatMap((p) => opts.purposes.map((purpose) => ({ p, purpose, id: caId(p.code, purpose) })));
   const skipped: string[] = [];
   const missing: typeof wanted = [];
+  const all = await ws.store.listCas();
   for (const w of wanted) {
-    const rec = await ws.store.getCa(w.id);
+    // A prefecture's CA made at a later generation (its first id was retired: free-ids.ts) exists all the same.
+    const rec = (await ws.store.getCa(w.id)) ?? activeGeneration(all, w.p.code, w.purpose);
     if (rec) {
-      if (!opts.skipExisting) throw new JpkiError("ERR_CA_EXISTS", `CA ${w.id} already exists in ${ws.paths.root}: use --skip-existing to leave it as it is`);
+      if (!opts.skipExisting) throw new JpkiError("ERR_CA_EXISTS", `CA ${rec.id} already exists in ${ws.paths.root}: use --skip-existing to leave it as it is`);
       // its certificate files, if an earlier run was killed between the CA's commit and its files
       exportCaCertificateIfMissing(ws, rec);
-      skipped.push(w.id);
+      skipped.push(rec.id);
     } else missing.push(w);
   }
-  checkCaFileTargets(ws, missing.map((w) => w.id));
   const keyWrap = opts.token ? undefined : await workspaceKeyWrap(ws, opts.passphrase);
+  // The first free generation: an id retired by a restore, or whose CRLs are published with no CA behind it, is
+  // never made a second time (free-ids.ts); the CA starts at the next generation instead.
+  const free = await freeCaIds(ws, missing.map((w) => ({ prefectureCode: w.p.code, purpose: w.purpose, from: 1 })));
+  const passedOver = free.flatMap((f) => f.passedOver.map((p) => ({ ...p, instead: f.id })));
+  const generations = new Map(missing.map((w, i) => [w.id, free[i]!.generation]));
+  checkCaFileTargets(ws, free.map((f) => f.id));
   const created: CaSummary[] = [];
   // One CA in flight per core: node's asynchronous generateKeyPair (and the certificate's signature) run in
   // libuv's thread pool, which bin/jpki.cjs sizes to one thread per core, so every core generates keys while
@@ -186,7 +201,7 @@ async function initCasLocked(ws: Workspace, opts: InitOptions): Promise<{ create
   const queue = [...missing];
   const worker = async () => {
     for (let w = queue.shift(); w; w = queue.shift()) {
-      const rec = await createCaRecord({ prefectureCode: w.p.code, purpose: w.purpose, passphrase: opts.passphrase, config: ws.config, now: ws.clock.now(), keyWrap, ...(opts.token ? { token: opts.token } : {}) });
+      const rec = await createCaRecord({ prefectureCode: w.p.code, purpose: w.purpose, passphrase: opts.passphrase, config: ws.config, now: ws.clock.now(), keyWrap, generation: generations.get(w.id)!, ...(opts.token ? { token: opts.token } : {}) });
       // The module the operator named here (it just loaded and made a key) is one this host may load again for
       // the key's reference: recorded in config.json before the CA is stored (pki/pkcs11.ts: never from the store).
       if (opts.token) ws.allowPkcs11Module(opts.token.modulePath);
@@ -199,7 +214,7 @@ async function initCasLocked(ws: Workspace, opts: InitOptions): Promise<{ create
   };
   await Promise.all(Array.from({ length: opts.token ? 1 : Math.max(1, Math.min(availableParallelism(), queue.length)) }, worker));
   created.sort((a, b) => a.id.localeCompare(b.id));
-  return { created, skipped };
+  return { created, skipped, passedOver };
 }
 
 export async function getCaRecord(ws: Workspace, id: string): Promise<CaRecord> {

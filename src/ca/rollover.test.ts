@@ -2,7 +2,7 @@
  * rolloverCas (rollover.ts) as one of the commands changing a workspace's set of CA keys: it runs alone, under the
  * CA-keys lock `ca init` and `ca rewrap` take (manage.ts withCaKeysLock).
  */
-import { mkdirSync, mkdtempSync, readdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -46,6 +46,62 @@ describe("rolloverCas and the certificate files in ca/", () => {
       mkdirSync(caFiles(ws, "13-sig-g2").der);
       expect(await code(rolloverCas(ws, { prefectureCode: "13", purposes: ["signature"], passphrase: "pw" }))).toBe("ERR_FILE_UNUSABLE");
       expect((await ws.store.listCas()).map((r) => r.id)).toEqual(["13-sig"]);
+    } finally {
+      await ws.close();
+    }
+  });
+});
+
+describe("rolloverCas and CA ids that are not free (free-ids.ts)", () => {
+  // An id made a second time is a second key under the same issuer name and CRL URLs, numbering its CRLs from 1
+  // again (RFC 5280 §5.2.3 forbids the repeated number). Found by an audit after a restore.
+  it("passes over an id the store retired to the next free generation, saying so", async () => {
+    const ws = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-rollover-")), { clock });
+    try {
+      await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+      await ws.store.retireCaIds([{ id: "13-sig-g2", retiredAt: clock.now(), reason: "CRLs up to #1 were published under it" }]);
+      const progress: string[] = [];
+      const rolled = await rolloverCas(ws, { prefectureCode: "13", purposes: ["signature"], passphrase: "pw", onProgress: (m) => progress.push(m) });
+      expect(rolled.map((r) => [r.previous, r.current.id, r.generation])).toEqual([["13-sig", "13-sig-g3", 3]]);
+      expect(rolled[0]!.passedOver.map((p) => p.id)).toEqual(["13-sig-g2"]);
+      expect(progress.some((m) => m.includes("passing over 13-sig-g2") && m.includes("13-sig-g3"))).toBe(true);
+      expect((await ws.store.listCas()).map((r) => r.id)).toEqual(["13-sig", "13-sig-g3"]);
+      expect((await ws.store.listCaLinks()).map((l) => [l.oldCaId, l.newCaId])).toEqual([["13-sig", "13-sig-g3"]]);
+      // the next one goes on from the active generation
+      expect((await rolloverCas(ws, { prefectureCode: "13", purposes: ["signature"], passphrase: "pw" })).map((r) => r.current.id)).toEqual(["13-sig-g4"]);
+    } finally {
+      await ws.close();
+    }
+  });
+
+  it("passes over an id whose CRL is published in crl/ with no CA behind it in the store, and retires it there", async () => {
+    const ws = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-rollover-")), { clock });
+    try {
+      await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
+      // a CRL of 13-sig-g2 published (no restore recorded anything: a store put back by hand)
+      writeFileSync(join(ws.paths.crlDir, "13-sig-g2.crl"), Buffer.from([0x30, 0]));
+      const rolled = await rolloverCas(ws, { prefectureCode: "13", purposes: ["signature", "authentication"], passphrase: "pw" });
+      expect(rolled.map((r) => r.current.id)).toEqual(["13-sig-g3", "13-auth-g2"]);
+      expect(rolled[0]!.passedOver).toEqual([{ id: "13-sig-g2", reason: expect.stringContaining("crl/13-sig-g2.crl") }]);
+      // recorded: the id stays retired once the file is gone
+      expect((await ws.store.listRetiredCaIds()).map((r) => r.id)).toEqual(["13-sig-g2"]);
+      expect(await code(ws.store.putCa({ ...(await ws.store.getCa("13-sig"))!, id: "13-sig-g2" }))).toBe("ERR_CA_RETIRED");
+    } finally {
+      await ws.close();
+    }
+  });
+
+  it("ca init makes a prefecture's CA at the next generation when its first id is retired, and finds it existing after", async () => {
+    const ws = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-rollover-")), { clock });
+    try {
+      await ws.store.retireCaIds([{ id: "13-sig", retiredAt: clock.now(), reason: "CRLs up to #4 were published under it" }]);
+      const res = await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
+      expect(res.created.map((c) => c.id)).toEqual(["13-auth", "13-sig-g2"]);
+      expect(res.passedOver).toEqual([{ id: "13-sig", reason: expect.stringContaining("#4"), instead: "13-sig-g2" }]);
+      // run again: the CA of prefecture 13 exists (at generation 2), no third key
+      expect(await code(initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" }))).toBe("ERR_CA_EXISTS");
+      expect((await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw", skipExisting: true })).skipped).toEqual(["13-sig-g2"]);
+      expect((await ws.store.listCas()).map((r) => r.id).sort()).toEqual(["13-auth", "13-sig-g2"]);
     } finally {
       await ws.close();
     }

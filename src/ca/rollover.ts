@@ -37,6 +37,7 @@ import type { Workspace } from "../workspace/workspace.js";
 import { CertificationAuthority, createCaRecord } from "./authority.js";
 import { assertPkcs11ModuleAllowed, parsePkcs11Uri } from "../pki/pkcs11.js";
 import { assembleCertificate, encodeTbs } from "./certificate.js";
+import { freeCaIds, type PassedOverCaId } from "./free-ids.js";
 import { activeGeneration, caGeneration, caId } from "./ids.js";
 import { caFiles, checkCaFileTargets, exportCaCertificate, exportCaCertificateIfMissing, summariseCa, withCaKeysLock, workspaceKeyWrap, type CaSummary } from "./manage.js";
 import { prefecture } from "./prefectures.js";
@@ -70,6 +71,8 @@ export interface RolledOver {
   readonly links: readonly LinkCertificate[];
   /** the old key was suspected compromised: no link certificates, the new root goes out of band */
   readonly compromised: boolean;
+  /** ids between the previous generation and this one that were not free (free-ids.ts), and why */
+  readonly passedOver: readonly PassedOverCaId[];
 }
 
 export interface RolloverOptions {
@@ -227,13 +230,17 @@ async function rolloverLocked(ws: Workspace, opts: RolloverOptions): Promise<Rol
     return ca;
   });
   const keyWrap = await workspaceKeyWrap(ws, opts.passphrase);
-  checkCaFileTargets(ws, opened.map((old) => caId(pref.code, old.purpose, caGeneration(old.id) + 1)));
+  // The next generation is the first free one: an id retired by a restore, or whose CRLs are published with no CA
+  // behind it, is passed over (free-ids.ts), never made a second time.
+  const free = await freeCaIds(ws, opened.map((old) => ({ prefectureCode: pref.code, purpose: old.purpose, from: caGeneration(old.id) + 1 })));
+  for (const f of free) for (const p of f.passedOver) opts.onProgress?.(`passing over ${p.id} (${p.reason}): the new generation is ${f.id}`);
+  checkCaFileTargets(ws, free.map((f) => f.id));
   // Every purpose's new generation is made first and all are committed in one transaction: a run killed
   // half-way (found by a helper) left the signature CA rolled over and the authentication one not, and the
   // same command run again rolled the signature CA over a second time.
-  const made: Array<{ old: CertificationAuthority; generation: number; rec: CaRecord; link: CaLinkRecord }> = [];
-  for (const old of opened) {
-    const generation = caGeneration(old.id) + 1;
+  const made: Array<{ old: CertificationAuthority; generation: number; rec: CaRecord; link: CaLinkRecord; passedOver: readonly PassedOverCaId[] }> = [];
+  for (const [i, old] of opened.entries()) {
+    const { generation, passedOver } = free[i]!;
     opts.onProgress?.(`generating the key of ${caId(pref.code, old.purpose, generation)}`);
     // The new key goes where the old one is: a token CA's next key is generated in the same token (its URI names
     // module and token), a software CA's is encrypted as the others are.
@@ -256,14 +263,14 @@ async function rolloverLocked(ws: Workspace, opts: RolloverOptions): Promise<Rol
           newWithOld: await linkCertificate({ issuer: { der: rec.certificateDer, signer: fresh.signer }, subjectDer: old.record.certificateDer, now, notAfter: linkEnd, purpose: old.purpose, config: ws.config }),
           createdAt: rec.createdAt,
         };
-    made.push({ old, generation, rec, link });
+    made.push({ old, generation, rec, link, passedOver });
   }
   await ws.store.putCaRollovers(made.map(({ rec, link }) => ({ ca: rec, link })));
   const out: RolledOver[] = [];
-  for (const { old, generation, rec, link } of made) {
+  for (const { old, generation, rec, link, passedOver } of made) {
     exportCaCertificate(ws, rec);
     exportCaLinks(ws, link);
-    out.push({ purpose: old.purpose, previous: old.id, generation, current: summariseCa(ws, rec), links: describeLinks(ws, link), compromised: opts.compromised === true });
+    out.push({ purpose: old.purpose, previous: old.id, generation, current: summariseCa(ws, rec), links: describeLinks(ws, link), compromised: opts.compromised === true, passedOver });
   }
   return out;
 }

@@ -9,7 +9,7 @@
  */
 import { hash } from "node:crypto";
 import type { AuditCheckpoint, AuditEntry, AuditRecord } from "./audit-log.js";
-import type { CaLinkRecord, CaRecord, CrlScope, DisclosureRecord, IssuanceCommitResult, IssuanceRecord, NoticeCommit, OcspResponderRecord, OcspSignerKey, RevokeInput, StatusCheckRecord, VerifierRecord } from "./types.js";
+import type { CaLinkRecord, CaRecord, CrlScope, DisclosureRecord, IssuanceCommitResult, IssuanceRecord, NoticeCommit, OcspResponderRecord, OcspSignerKey, RetiredCaIdRecord, RevokeInput, StatusCheckRecord, VerifierRecord } from "./types.js";
 
 /** Who the store's records name, and the clock they are stamped with (Store.setAuditContext). */
 export interface AuditContext {
@@ -25,6 +25,16 @@ export function auditDigest(v: Uint8Array | readonly string[]): string {
 
 export function caCreatedAudit(ca: CaRecord): AuditEntry {
   return { action: "ca.create", subject: ca.id, detail: { purpose: ca.purpose, prefecture: ca.prefectureCode, certificateSha256: auditDigest(ca.certificateDer) } };
+}
+
+/** A CA id retired (Store.retireCaIds): never to be created again. */
+export function caIdRetiredAudit(r: RetiredCaIdRecord): AuditEntry {
+  return { action: "ca.retire-id", subject: r.id, detail: { reason: r.reason } };
+}
+
+/** The message of ERR_CA_RETIRED, one wording for both stores. */
+export function retiredMessage(id: string, reason: string): string {
+  return `the CA id ${id} is retired (${reason}): it is never created again; 'jpki ca rollover' and 'jpki ca init' pass over it to the next free generation`;
 }
 
 /** A key rollover (ca/rollover.ts): the new generation and the digests of its two link certificates. */

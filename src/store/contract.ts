@@ -188,6 +188,28 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("retires CA ids: putCa and putCaRollover refuse them (ERR_CA_RETIRED), an id in use cannot be retired (ERR_CA_EXISTS), each retirement audited once", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      const r = (id: string, at = 5000) => ({ id, retiredAt: new Date(at), reason: `CRLs of ${id} published` });
+      await s.retireCaIds([r("13-sig-g2"), r("13-auth")]);
+      // retired again: the first record stays
+      await s.retireCaIds([r("13-sig-g2", 9000)]);
+      expect(await s.listRetiredCaIds()).toEqual([r("13-auth"), r("13-sig-g2")]);
+      await expect(s.retireCaIds([r("27-sig"), r("13-sig")])).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_CA_EXISTS"));
+      expect((await s.listRetiredCaIds()).map((x) => x.id)).toEqual(["13-auth", "13-sig-g2"]); // nothing of the refused call
+      await expect(s.putCa({ ...ca("13-auth"), purpose: "authentication" })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_CA_RETIRED"));
+      const link = (newCaId: string) => ({ oldCaId: "13-sig", newCaId, oldWithNew: Buffer.from("o"), newWithOld: Buffer.from("n"), createdAt: new Date(1000) });
+      await expect(s.putCaRollover(ca("13-sig-g2"), link("13-sig-g2"))).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_CA_RETIRED"));
+      expect((await s.listCas()).map((c) => c.id)).toEqual(["13-sig"]);
+      expect(await s.listCaLinks()).toEqual([]);
+      await s.putCaRollover(ca("13-sig-g3"), link("13-sig-g3"));
+      const retired: string[] = [];
+      for await (const a of s.auditRecords()) if (a.action === "ca.retire-id") retired.push(a.subject);
+      expect(retired).toEqual(["13-sig-g2", "13-auth"]);
+      await s.close();
+    });
+
     it("records a rollover after a key compromise without link certificates: still the old generation's one successor, audited as compromised", async () => {
       const s = await make();
       await s.putCa(ca());

@@ -65,6 +65,9 @@ async function populate(s: Store): Promise<void> {
   await s.putCaRollover({ ...ca("13-auth-g2", "authentication"), encryptedKeyPem: "", keyRef: "pkcs11:token=jpki;object=13-auth-g2;id=%03?module-path=/usr/lib/softhsm/libsofthsm2.so" }, {
     oldCaId: "13-auth", newCaId: "13-auth-g2", createdAt: new Date(T - 500),
   });
+  // a CA id a restore retired (its CRLs were published, the backup had no CA of it): a copy that lost it let the
+  // next rollover make 13-sig-g3 a second time
+  await s.retireCaIds([{ id: "13-sig-g3", retiredAt: new Date(T - 100), reason: "CRLs up to #1 were published under it" }]);
   await s.upsertResidents(["r1", "r2", "r3", "r4", "r5"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
   const committed = await s.commitIssuances([
     cert("0a01", "13-sig", "signature", "r1", T, { applicationId: "APP-1" }),
@@ -187,6 +190,7 @@ async function crlLists(s: Store): Promise<Record<string, string[]>> {
 async function observe(s: Store) {
   const cas = await s.listCas();
   const caLinks = await s.listCaLinks();
+  const retiredCaIds = await s.listRetiredCaIds();
   const lastExpiry = await Promise.all(cas.map((c) => s.lastCertificateExpiry(c.id)));
   const certificates = await s.findCertificates({ status: "all", limit: 100 });
   // CRL entries as a set here (the order is compared where it matters: crlLists).
@@ -225,6 +229,7 @@ async function observe(s: Store) {
     // read last: on a store that lacked it, this makes a new one, unlike the source's
     counterNoticeIdKey: (await s.counterNoticeIdKey()).toString("hex"),
     caLinks,
+    retiredCaIds,
     lastExpiry,
     certificateIds: (await s.certificatesForStatus({ serials: [], certificateIds: [createHash("sha256").update(Buffer.from("der-0a03")).digest("hex")] })).map((c) => c.serial),
   };
@@ -247,13 +252,14 @@ describe("copyStore", () => {
     expect([before.checks.map((c) => c.id), before.nextStatusCheckId]).toEqual([[5000, 5001], 9000]);
     expect(before.outbox.map((n) => n.noticeId)).toEqual(["ctr:r2:7", "ctr:r5:2"]);
     expect(before.caLinks.map((l) => `${l.oldCaId}>${l.newCaId}:${l.oldWithNew ?? "none"}`)).toEqual(["13-auth>13-auth-g2:none", "13-sig>13-sig-g2:old-with-new"]);
+    expect(before.retiredCaIds.map((r) => r.id)).toEqual(["13-sig-g3"]);
     expect(before.lastExpiry.map((d) => d?.getUTCFullYear())).toEqual([2031, 2032, 2031, undefined]);
 
     const b = await newPostgres();
     const progress: string[] = [];
     const ab = await copyStore(a, b, { chunkSize: 3, onProgress: (p) => progress.push(`${p.phase}:${p.kind}:${p.done}/${p.total}`) });
     expect(ab).toMatchObject({ from: "sqlite", to: "postgres" });
-    expect(ab.fingerprint.counts).toEqual({ cas: 4, caLinks: 2, residents: 6, certificates: 9, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 3, crls: 5, ocspResponders: 1, verifierCa: 1, verifiers: 2, verifierFetches: 3, disclosures: 4, consents: 2, statusChecks: 2, registryOutbox: 2, auditLog: 25, auditCheckpoints: 0 }); // each rollover is one record
+    expect(ab.fingerprint.counts).toEqual({ cas: 4, caLinks: 2, retiredCaIds: 1, residents: 6, certificates: 9, revocationOrder: 3, notices: 3, residentSequences: 2, crlState: 2, crlScopes: 3, crls: 5, ocspResponders: 1, verifierCa: 1, verifiers: 2, verifierFetches: 3, disclosures: 4, consents: 2, statusChecks: 2, registryOutbox: 2, auditLog: 26, auditCheckpoints: 0 }); // each rollover is one record, the retired id one
     expect(progress).toContain("copy:certificates:9/9");
     expect(progress).toContain("verify:crls:5/5");
     expect(await observe(b)).toEqual(before);

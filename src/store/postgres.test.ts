@@ -348,7 +348,7 @@ describe("PostgresStore specifics", () => {
       const s = await PostgresStore.open(url);
       await s.close();
       expect(await constraints()).toEqual(before.filter((n) => n !== "certificates_ca_id_fkey"));
-      expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe("20");
+      expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe(String(PG_SCHEMA_VERSION));
     } finally {
       await c.end();
     }

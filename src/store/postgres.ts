@@ -81,6 +81,7 @@ import type {
   StatusCheckRecord,
   StoredStatusCheck,
   CaLinkRecord,
+  RetiredCaIdRecord,
   CaRecord,
   CertificateStatusRow,
   OcspResponderRecord,
@@ -118,7 +119,7 @@ import type {
 } from "./types.js";
 import { COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
-import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
+import { auditDigest, caCreatedAudit, caIdRetiredAudit, caRolloverAudit, retiredMessage, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { auditFields, auditHashTail, GENESIS_HASH, osActor, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
 /**
@@ -523,6 +524,16 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   `
   ALTER TABLE certificates DROP CONSTRAINT IF EXISTS certificates_ca_id_fkey;
   `,
+  // 21: CA ids never to be created again, as SQLite's version 26 (sqlite.ts says why). IF NOT EXISTS: a restore
+  // of an older backup over a newer database (pg_restore --clean drops only what the dump holds) leaves the table,
+  // and its ids stay retired.
+  `
+  CREATE TABLE IF NOT EXISTS retired_ca_ids (
+    id text COLLATE "C" PRIMARY KEY,
+    retired_at bigint NOT NULL,
+    reason text NOT NULL
+  );
+  `,
 ];
 
 /**
@@ -656,6 +667,16 @@ async function copyIn(c: ClientBase, text: string, rows: Buffer): Promise<number
   const q = new CopyIn(text, rows);
   c.query(q);
   return q.done;
+}
+
+function toRetiredCaId(r: Record<string, unknown>): RetiredCaIdRecord {
+  return { id: r.id as string, retiredAt: new Date(Number(r.retired_at)), reason: r.reason as string };
+}
+
+/** ERR_CA_RETIRED when `id` was retired (Store.retireCaIds), in the caller's transaction. */
+async function assertNotRetired(c: ClientBase, id: string): Promise<void> {
+  const r = await c.query<{ reason: string }>("SELECT reason FROM retired_ca_ids WHERE id = $1", [id]);
+  if (r.rowCount) throw new JpkiError("ERR_CA_RETIRED", retiredMessage(id, r.rows[0]!.reason), { details: { caId: id } });
 }
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;
@@ -1510,6 +1531,7 @@ export class PostgresStore implements Store {
     try {
       await this.#tx("saving a CA", async (c) => {
         await this.#assertCaKeysLockHeld(c);
+        await assertNotRetired(c, ca.id);
         await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", [
           ca.id,
           ca.prefectureCode,
@@ -1554,6 +1576,7 @@ export class PostgresStore implements Store {
         if (taken.rowCount || exists.rowCount) {
           throw new JpkiError("ERR_ROLLOVER_CONFLICT", `CA ${link.oldCaId} was rolled over to ${taken.rows[0]?.new_ca_id ?? ca.id} by another run: nothing was saved; 'jpki ca list' shows the generations`);
         }
+        await assertNotRetired(c, ca.id);
         try {
           await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", [
             ca.id, ca.prefectureCode, ca.purpose, ca.certificateDer, ca.encryptedKeyPem, ca.keyId, ca.createdAt.getTime(), ca.keyRef ?? null,
@@ -1568,6 +1591,23 @@ export class PostgresStore implements Store {
         await this.#appendAudits(c, [caRolloverAudit(ca, link)]);
       }
     });
+  }
+
+  retireCaIds(records: readonly RetiredCaIdRecord[]): Promise<void> {
+    return this.#tx("retiring CA ids", async (c) => {
+      for (const r of records) {
+        // The cas row locked (when there is one): a CA created meanwhile under this id is seen, not overlooked.
+        if ((await c.query("SELECT 1 FROM cas WHERE id = $1 FOR UPDATE", [r.id])).rowCount) {
+          throw new JpkiError("ERR_CA_EXISTS", `CA ${r.id} is in this store: its id cannot be retired`, { details: { caId: r.id } });
+        }
+        const put = await c.query("INSERT INTO retired_ca_ids (id, retired_at, reason) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING", [r.id, r.retiredAt.getTime(), r.reason]);
+        if (put.rowCount) await this.#appendAudits(c, [caIdRetiredAudit(r)]);
+      }
+    });
+  }
+
+  async listRetiredCaIds(): Promise<RetiredCaIdRecord[]> {
+    return (await this.#query("listing retired CA ids", "SELECT id, retired_at, reason FROM retired_ca_ids ORDER BY id")).map(toRetiredCaId);
   }
 
   async listCaLinks(): Promise<CaLinkRecord[]> {
@@ -2833,6 +2873,23 @@ export class PostgresStore implements Store {
    * and written nothing (a restore reads the store it is about to replace), or undefined when it holds none or
    * cannot be read.
    */
+  /** The CA ids the database at `url` holds and has retired, read only, as SqliteStore.caIdsOf; undefined when unreadable. */
+  static async caIdsAt(url: string): Promise<{ readonly cas: readonly string[]; readonly retired: readonly RetiredCaIdRecord[] } | undefined> {
+    const client = new (loadPg().Client)({ connectionString: url, application_name: "jpki restore" });
+    client.on("error", () => undefined);
+    try {
+      await client.connect();
+      const cas = (await client.query<{ id: string }>("SELECT id FROM cas ORDER BY id")).rows.map((r) => r.id);
+      const has = (await client.query("SELECT to_regclass('retired_ca_ids') IS NOT NULL AS t")).rows[0]?.t === true;
+      const retired = has ? (await client.query("SELECT id, retired_at, reason FROM retired_ca_ids ORDER BY id")).rows.map(toRetiredCaId) : [];
+      return { cas, retired };
+    } catch {
+      return undefined;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
   static async nextStatusCheckIdAt(url: string): Promise<number | undefined> {
     const client = new (loadPg().Client)({ connectionString: url, application_name: "jpki restore" });
     client.on("error", () => undefined);
@@ -2955,6 +3012,7 @@ export class PostgresStore implements Store {
       };
       for await (const rows of cursor("SELECT * FROM cas ORDER BY id")) yield { kind: "cas", records: rows.map(toCa) };
       for await (const rows of cursor("SELECT * FROM ca_links ORDER BY new_ca_id")) yield { kind: "caLinks", records: rows.map(toCaLink) };
+      for await (const rows of cursor("SELECT * FROM retired_ca_ids ORDER BY id")) yield { kind: "retiredCaIds", records: rows.map(toRetiredCaId) };
       for await (const rows of cursor<ResidentRowDb>("SELECT * FROM residents ORDER BY resident_code")) {
         yield { kind: "residents", records: rows.map((r) => ({ ...toResident(r), noticeSequence: Number(r.notice_sequence) })) };
       }
@@ -3128,6 +3186,7 @@ export class PostgresStore implements Store {
 const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
   cas: "SELECT count(*) FROM cas",
   caLinks: "SELECT count(*) FROM ca_links",
+  retiredCaIds: "SELECT count(*) FROM retired_ca_ids",
   residents: "SELECT count(*) FROM residents",
   certificates: "SELECT count(*) FROM certificates",
   revocationOrder: "SELECT coalesce(sum(entries), 0) FROM revocation_log",
@@ -3148,7 +3207,7 @@ const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
   auditCheckpoints: "SELECT count(*) FROM audit_checkpoints",
 };
 /** The tables a dump reads and a load writes. */
-const COPY_TABLES = ["cas", "ca_links", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_head", "audit_checkpoints"] as const;
+const COPY_TABLES = ["cas", "ca_links", "retired_ca_ids", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_head", "audit_checkpoints"] as const;
 
 /**
  * Rebuilds the revocation log of a load in the order the dump gives (the source's CRL order): consecutive
@@ -3223,6 +3282,15 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
          SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::bigint[])`,
         [col(r, (x) => x.newCaId), col(r, (x) => x.oldCaId), col(r, (x) => x.oldWithNew ?? null), col(r, (x) => x.newWithOld ?? null), col(r, (x) => x.createdAt.getTime())],
       );
+      return;
+    }
+    case "retiredCaIds": {
+      const r = b.records;
+      await c.query("INSERT INTO retired_ca_ids (id, retired_at, reason) SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])", [
+        col(r, (x) => x.id),
+        col(r, (x) => x.retiredAt.getTime()),
+        col(r, (x) => x.reason),
+      ]);
       return;
     }
     case "residents": {

@@ -54,6 +54,7 @@ import type {
   StoredStatusCheck,
   DisclosureRecord,
   CaLinkRecord,
+  RetiredCaIdRecord,
   CaRecord,
   CertificateStatusRow,
   OcspResponderRecord,
@@ -97,7 +98,7 @@ import { COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchS
 import { DumpStreamCheck } from "./dump.js";
 import { WalCheckpointer } from "./checkpointer.js";
 import { Coalescer } from "./coalesce.js";
-import { auditDigest, caCreatedAudit, caRolloverAudit, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
+import { auditDigest, caCreatedAudit, caIdRetiredAudit, caRolloverAudit, retiredMessage, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { osActor, sealAudit, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
 type Int = number | bigint;
@@ -432,6 +433,15 @@ export const MIGRATIONS: readonly Migration[] = [
   CREATE INDEX notices_code_changes ON notices (resident_code) WHERE kind = 'resident-code-change' AND status = 'applied';
   `,
   migration25,
+  // 26: CA ids never to be created again (Store.retireCaIds): a restore records those whose CRLs the workspace it
+  // replaced had published, under a CA the backup does not hold.
+  `
+  CREATE TABLE retired_ca_ids (
+    id TEXT PRIMARY KEY,
+    retired_at INTEGER NOT NULL,
+    reason TEXT NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /**
@@ -736,6 +746,10 @@ class RevocationLog {
       this.#onBlock?.(b.caId, Number(lastInsertRowid), b.municipalities);
     }
   }
+}
+
+function toRetiredCaId(r: { id: string; retired_at: Int; reason: string }): RetiredCaIdRecord {
+  return { id: r.id, retiredAt: new Date(Number(r.retired_at)), reason: r.reason };
 }
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -1255,6 +1269,7 @@ export class SqliteStore implements Store {
     return this.#run("saving a CA", () => {
       try {
         this.#db.transaction(() => {
+          this.#assertNotRetired(ca.id);
           this.#stmts.putCa.run(ca.id, ca.prefectureCode, ca.purpose, ca.certificateDer, ca.encryptedKeyPem, ca.keyId, ca.createdAt.getTime(), ca.keyRef ?? null);
           this.#appendAudit(caCreatedAudit(ca));
         }).immediate();
@@ -1306,6 +1321,7 @@ export class SqliteStore implements Store {
           if (taken !== undefined || db.prepare("SELECT 1 FROM cas WHERE id = ?").get(ca.id)) {
             throw new JpkiError("ERR_ROLLOVER_CONFLICT", `CA ${link.oldCaId} was rolled over to ${taken ?? ca.id} by another run: nothing was saved; 'jpki ca list' shows the generations`);
           }
+          this.#assertNotRetired(ca.id);
           this.#stmts.putCa.run(ca.id, ca.prefectureCode, ca.purpose, ca.certificateDer, ca.encryptedKeyPem, ca.keyId, ca.createdAt.getTime(), ca.keyRef ?? null);
           db.prepare("INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at) VALUES (?, ?, ?, ?, ?)").run(
             link.newCaId,
@@ -1318,6 +1334,30 @@ export class SqliteStore implements Store {
         }
       }).immediate();
     });
+  }
+
+  #assertNotRetired(id: string): void {
+    const reason = this.#db.prepare("SELECT reason FROM retired_ca_ids WHERE id = ?").pluck().get(id) as string | undefined;
+    if (reason !== undefined) throw new JpkiError("ERR_CA_RETIRED", retiredMessage(id, reason), { details: { caId: id } });
+  }
+
+  retireCaIds(records: readonly RetiredCaIdRecord[]): Promise<void> {
+    return this.#run("retiring CA ids", () => {
+      const db = this.#db;
+      db.transaction(() => {
+        for (const r of records) {
+          if (db.prepare("SELECT 1 FROM cas WHERE id = ?").get(r.id)) throw new JpkiError("ERR_CA_EXISTS", `CA ${r.id} is in this store: its id cannot be retired`, { details: { caId: r.id } });
+          const put = db.prepare("INSERT INTO retired_ca_ids (id, retired_at, reason) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING").run(r.id, r.retiredAt.getTime(), r.reason);
+          if (put.changes) this.#appendAudit(caIdRetiredAudit(r));
+        }
+      }).immediate();
+    });
+  }
+
+  listRetiredCaIds(): Promise<RetiredCaIdRecord[]> {
+    return this.#run("listing retired CA ids", () =>
+      (this.#db.prepare("SELECT id, retired_at, reason FROM retired_ca_ids ORDER BY id").all() as Array<{ id: string; retired_at: Int; reason: string }>).map(toRetiredCaId),
+    );
   }
 
   listCaLinks(): Promise<CaLinkRecord[]> {
@@ -2388,6 +2428,29 @@ export class SqliteStore implements Store {
     }
   }
 
+  /**
+   * The CA ids the SQLite store at `path` holds and has retired, read only (a restore reads the store it replaces:
+   * backup/restore.ts), or undefined when there is no store to read. A store from before retired ids has none.
+   */
+  static caIdsOf(path: string): { readonly cas: readonly string[]; readonly retired: readonly RetiredCaIdRecord[] } | undefined {
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(path, { readonly: true, fileMustExist: true });
+      const cas = db.prepare("SELECT id FROM cas ORDER BY id").pluck().all() as string[];
+      let retired: RetiredCaIdRecord[] = [];
+      try {
+        retired = (db.prepare("SELECT id, retired_at, reason FROM retired_ca_ids ORDER BY id").all() as Array<{ id: string; retired_at: Int; reason: string }>).map(toRetiredCaId);
+      } catch {
+        // no such table: a store from before SQLite schema 26
+      }
+      return { cas, retired };
+    } catch {
+      return undefined;
+    } finally {
+      db?.close();
+    }
+  }
+
   static nextStatusCheckIdOf(path: string): number | undefined {
     let db: Database.Database | undefined;
     try {
@@ -2511,6 +2574,7 @@ export class SqliteStore implements Store {
           [
             ["cas", "cas"],
             ["caLinks", "ca_links"],
+            ["retiredCaIds", "retired_ca_ids"],
             ["residents", "residents"],
             ["certificates", "certificates"],
             ["revocationOrder", "revocation_log"],
@@ -2534,6 +2598,7 @@ export class SqliteStore implements Store {
       ) as Record<DumpKind, Database.Statement>,
       cas: pages("cas", "id"),
       caLinks: pages("ca_links", "new_ca_id"),
+      retiredCaIds: pages("retired_ca_ids", "id"),
       residents: pages("residents", "resident_code"),
       // A certificate with its four items and revocation (certified), as the services read it.
       certificates: {
@@ -2568,6 +2633,7 @@ export class SqliteStore implements Store {
       insert: {
         cas: db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
         caLinks: db.prepare("INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at) VALUES (?, ?, ?, ?, ?)"),
+        retiredCaIds: db.prepare("INSERT INTO retired_ca_ids (id, retired_at, reason) VALUES (?, ?, ?)"),
         residents: db.prepare(
           `INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status, notice_sequence, successor_code)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -2652,6 +2718,7 @@ export class SqliteStore implements Store {
       };
       for (const records of paged<Record<string, unknown>, unknown>(st.cas, (r) => r.id, toCa)) yield { kind: "cas", records: records as CaRecord[] };
       for (const records of paged<Record<string, unknown>, unknown>(st.caLinks, (r) => r.new_ca_id, toCaLink)) yield { kind: "caLinks", records: records as CaLinkRecord[] };
+      for (const records of paged<{ id: string; retired_at: Int; reason: string }, string>(st.retiredCaIds, (r) => r.id, toRetiredCaId)) yield { kind: "retiredCaIds", records: records as RetiredCaIdRecord[] };
       for (const records of paged<ResidentRow & { notice_sequence: number }, string>(st.residents, (r) => r.resident_code, (r) => ({
         ...toResident(r),
         noticeSequence: Number(r.notice_sequence),
@@ -2817,6 +2884,9 @@ export class SqliteStore implements Store {
             case "caLinks":
               for (const r of b.records) ins.caLinks.run(r.newCaId, r.oldCaId, r.oldWithNew ?? null, r.newWithOld ?? null, r.createdAt.getTime());
               break;
+            case "retiredCaIds":
+              for (const r of b.records) ins.retiredCaIds.run(r.id, r.retiredAt.getTime(), r.reason);
+              break;
             case "residents":
               for (const r of b.records) {
                 const f = r.fourItems;
@@ -2939,7 +3009,7 @@ export class SqliteStore implements Store {
 }
 
 /** Every table a dump reads: what a retired store refuses to write. */
-const RETIRED_TABLES = ["cas", "ca_links", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_checkpoints"] as const;
+const RETIRED_TABLES = ["cas", "ca_links", "retired_ca_ids", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_checkpoints"] as const;
 
 /** Log blocks read per page when dumping the CRL order. */
 const LOG_PAGE = 16;

@@ -567,17 +567,31 @@ export interface ConsentRecord {
   readonly withdrawnAt: Date | undefined;
 }
 
+/**
+ * A CA id that is never to be created again (Store.retireCaIds): CRLs were published under it by a CA this store
+ * does not hold (made after the backup a restore put back). A new CA under that id would be a second key with the
+ * same CRL URLs and issuer name, numbering its CRLs from 1 again: RFC 5280 §5.2.3 forbids the repeated number.
+ */
+export interface RetiredCaIdRecord {
+  readonly id: string;
+  readonly retiredAt: Date;
+  /** why, for the operator: e.g. "CRLs published up to number 7; not in the backup restored on …" */
+  readonly reason: string;
+}
+
 export interface Store {
   readonly kind: "sqlite" | "postgres";
   close(): Promise<void>;
 
+  /** ERR_CA_EXISTS when the id is taken, ERR_CA_RETIRED when it was retired (retireCaIds). */
   putCa(ca: CaRecord): Promise<void>;
   getCa(id: string): Promise<CaRecord | undefined>;
   listCas(): Promise<CaRecord[]>;
   /**
    * A key rollover's commit: the new generation's CA record and its link certificates in one transaction.
    * ERR_ROLLOVER_CONFLICT when the new id exists already or the old generation already has a successor (two
-   * rollovers of one CA at once: the first wins); ERR_CA_UNKNOWN when the old generation is not stored.
+   * rollovers of one CA at once: the first wins); ERR_CA_UNKNOWN when the old generation is not stored;
+   * ERR_CA_RETIRED when the new id was retired (retireCaIds).
    */
   putCaRollover(ca: CaRecord, link: CaLinkRecord): Promise<void>;
   /**
@@ -586,6 +600,14 @@ export interface Store {
    * rolled over and the other not (run again, it would roll the first over a second time).
    */
   putCaRollovers(rollovers: ReadonlyArray<{ readonly ca: CaRecord; readonly link: CaLinkRecord }>): Promise<void>;
+  /**
+   * Records CA ids as retired (RetiredCaIdRecord), with one audit record each, in one transaction; an id already
+   * retired keeps its first record. ERR_CA_EXISTS for an id this store holds a CA of (nothing recorded). From then
+   * on putCa and putCaRollover(s) refuse the id (ERR_CA_RETIRED): ca/ids.ts nextFreeGeneration passes over it.
+   */
+  retireCaIds(records: readonly RetiredCaIdRecord[]): Promise<void>;
+  /** The retired CA ids, by id. */
+  listRetiredCaIds(): Promise<RetiredCaIdRecord[]>;
   /** Every key rollover's link certificates, by new CA id. */
   listCaLinks(): Promise<CaLinkRecord[]>;
   /**
@@ -952,7 +974,7 @@ export interface DumpOptions {
 }
 
 /** The kinds of logical record in a dump, in the order they come (and are loaded: CAs before what names them). */
-export const DUMP_KINDS = ["cas", "caLinks", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches", "disclosures", "consents", "statusChecks", "registryOutbox", "auditLog", "auditCheckpoints"] as const;
+export const DUMP_KINDS = ["cas", "caLinks", "retiredCaIds", "residents", "certificates", "revocationOrder", "notices", "residentSequences", "crlState", "crlScopes", "crls", "ocspResponders", "verifierCa", "verifiers", "verifierFetches", "disclosures", "consents", "statusChecks", "registryOutbox", "auditLog", "auditCheckpoints"] as const;
 export type DumpKind = (typeof DUMP_KINDS)[number];
 export type DumpCounts = Readonly<Record<DumpKind, number>>;
 
@@ -1038,6 +1060,8 @@ export type DumpBatch =
   | { readonly kind: "crls"; readonly records: readonly DumpCrl[] }
   | { readonly kind: "ocspResponders"; readonly records: readonly OcspResponderRecord[] }
   | { readonly kind: "verifierCa"; readonly records: readonly VerifierCaRecord[] }
+  /** CA ids never to be created again (Store.retireCaIds), by id */
+  | { readonly kind: "retiredCaIds"; readonly records: readonly RetiredCaIdRecord[] }
   | { readonly kind: "verifiers"; readonly records: readonly VerifierRecord[] }
   /** in the order they were recorded */
   | { readonly kind: "verifierFetches"; readonly records: readonly VerifierFetch[] }

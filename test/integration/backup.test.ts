@@ -375,6 +375,75 @@ describe("restoring an old backup never reuses a CRL number", () => {
   });
 });
 
+describe("a CA id whose CRLs were published after the backup", () => {
+  it("is retired by the restore, and the next rollover makes the generation after it: no second CRL #1 under the same issuer and URL", async () => {
+    // The audit's repro: backup, rollover, 13-sig-g2 publishes CRL #1, restore; the next rollover made 13-sig-g2
+    // again (a second key) and 'crl generate --ca 13-sig-g2' published another, different CRL #1.
+    const w2 = join(dir, "rid");
+    expect((await cli(["-w", w2, "ca", "init", "--prefecture", "13"], { cwd: dir })).code).toBe(0);
+    const b = join(dir, "rid-backup");
+    expect((await cli(["-w", w2, "backup", b], { cwd: dir })).code).toBe(0);
+    const r1 = await cli(["-w", w2, "ca", "rollover", "--prefecture", "13"], { cwd: dir });
+    expect(r1.code, r1.stderr).toBe(0);
+    await generate(w2);
+    const g2Crl = readFileSync(join(w2, "crl", "13-sig-g2.crl"));
+    expect(opensslCrlNumber(join(w2, "crl", "13-sig-g2.crl"))).toBe(1n);
+
+    const text = await cli(["-w", w2, "restore", b, "--force"], { cwd: dir });
+    expect(text.code, text.stderr).toBe(0);
+    // the operator is told what will happen, not asked to remember an id
+    expect(text.stdout).toContain("retired 13-sig-g2: its CRLs were published, but the backup has no CA 13-sig-g2; no CA is made under that id again: the next 'jpki ca rollover' of its prefecture and purpose makes 13-sig-g3");
+    expect(text.stdout).not.toContain("never create a CA with that id again");
+    {
+      const w = await openWorkspace(w2);
+      try {
+        expect((await w.store.listRetiredCaIds()).map((x) => x.id)).toEqual(["13-auth-g2", "13-sig-g2"]);
+        expect((await w.store.listCas()).map((c) => c.id).sort()).toEqual(["13-auth", "13-sig"]);
+      } finally {
+        await w.close();
+      }
+    }
+
+    const r2 = await cli(["-w", w2, "ca", "rollover", "--prefecture", "13", "--purpose", "sig", "--json"], { cwd: dir });
+    expect(r2.code, r2.stderr).toBe(0);
+    const rolled = r2.json().rolled[0];
+    expect(rolled.current.id).toBe("13-sig-g3");
+    expect(rolled.generation).toBe(3);
+    expect(rolled.passedOver.map((p: { id: string }) => p.id)).toEqual(["13-sig-g2"]);
+    // 13-sig-g2 is no CA of this store: nothing publishes under its name again
+    const g = await cli(["-w", w2, "crl", "generate", "--ca", "13-sig-g2"], { cwd: dir });
+    expect(g.code).not.toBe(0);
+    expect(g.stderr).toContain("ERR_CA_UNKNOWN");
+    // the CRL 13-sig-g2 published before the restore is the only #1 under its URL (kept in before-restore-<time>/)
+    expect(existsSync(join(w2, "crl", "13-sig-g2.crl"))).toBe(false);
+    await generate(w2, ["--ca", "13-sig-g3"]);
+    expect(opensslCrlNumber(join(w2, "crl", "13-sig-g3.crl"))).toBe(1n);
+    expect(readFileSync(join(w2, "crl", "13-sig-g3.crl")).equals(g2Crl)).toBe(false);
+    // the store itself refuses the id, whoever asks
+    {
+      const w = await openWorkspace(w2);
+      try {
+        const g1 = (await w.store.getCa("13-sig"))!;
+        await expect(w.store.putCa({ ...g1, id: "13-sig-g2" })).rejects.toMatchObject({ code: "ERR_CA_RETIRED" });
+      } finally {
+        await w.close();
+      }
+    }
+    // The same backup restored again: 13-sig-g2's CRL file is no longer in crl/ (the first restore moved it aside),
+    // but the store being replaced had retired it, and had 13-sig-g3: both stay retired, the next rollover makes g4.
+    const again = await cli(["-w", w2, "restore", b, "--force", "--json"], { cwd: dir });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.json().retiredCaIds).toEqual([
+      { id: "13-auth-g2", why: "retired", next: "13-auth-g3", by: "rollover" },
+      { id: "13-sig-g2", why: "retired", next: "13-sig-g4", by: "rollover" },
+      { id: "13-sig-g3", why: "crls", next: "13-sig-g4", by: "rollover" },
+    ]);
+    const r3 = await cli(["-w", w2, "ca", "rollover", "--prefecture", "13", "--json"], { cwd: dir });
+    expect(r3.code, r3.stderr).toBe(0);
+    expect(r3.json().rolled.map((r: { current: { id: string } }) => r.current.id)).toEqual(["13-sig-g4", "13-auth-g3"]);
+  });
+});
+
 describe("a revocation of a certificate issued after the backup", () => {
   // Found by an audit: the restored store had no row of the certificate, the restore only reported it
   // (revokedUnknown), and the next CRL no longer listed a key compromise verifiers had already seen.

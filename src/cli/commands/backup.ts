@@ -47,7 +47,12 @@ function restoreSummary(r: RestoreReport): string {
     );
   }
   if (r.previous) lines.push(`  the previous files are in ${r.previous}`);
-  for (const ca of r.unknownCas) lines.push(`warning: CRLs of ${ca} were published, but the backup has no CA ${ca}: never create a CA with that id again`);
+  const why = { crls: "its CRLs were published", store: "the store this restore replaced had a CA of it", retired: "the store this restore replaced had retired it" } as const;
+  for (const x of r.retiredCaIds) {
+    lines.push(`  retired ${x.id}: ${why[x.why]}, but the backup has no CA ${x.id}; no CA is made under that id again: the next 'jpki ca ${x.by}' of its prefecture and purpose makes ${x.next}`);
+  }
+  const retired = new Set(r.retiredCaIds.map((x) => x.id));
+  for (const ca of r.unknownCas.filter((id) => !retired.has(id))) lines.push(`warning: CRLs under ${ca} were published, but the backup has none of ${ca}, and ${ca} is no CA id a restore retires: check before anything publishes under that name again`);
   for (const f of r.unreadableCrlFiles) lines.push(`warning: ${f} looks like a CRL but could not be read (the time gap covers its number)`);
   lines.push("next: every CRL is due (the restored files carry the backup's numbers): restart jpki serve / jpki watch, which republish them, or now: jpki crl generate --prefecture all --partitions due");
   return lines.join("\n");

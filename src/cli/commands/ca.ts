@@ -93,11 +93,12 @@ Examples:
           onCreated: (s) => ctx.out.progress(`created ${s.id} (${++done}/${total})`),
         });
         ctx.out.progressDone();
-        ctx.out.result({ workspace: ws.paths.root, created: res.created, skipped: res.skipped }, () =>
+        ctx.out.result({ workspace: ws.paths.root, created: res.created, skipped: res.skipped, passedOver: res.passedOver }, () =>
           [
             `workspace ${ws.paths.root}`,
             ...res.created.map((s) => `created ${caLine(s)}\n         certificate: ${s.certificatePath}`),
             ...res.skipped.map((id) => `skipped ${id} (exists)`),
+            ...res.passedOver.map((p) => `passed over ${p.id} (${p.reason}): made ${p.instead} instead`),
           ].join("\n"),
         );
       } finally {
@@ -217,6 +218,7 @@ Examples:
             .map((r) =>
               [
                 `rolled ${r.previous} over to ${r.current.id} (generation ${r.generation})`,
+                ...r.passedOver.map((p) => `  passed over ${p.id}: ${p.reason}`),
                 `  certificate  ${r.current.certificatePath}`,
                 ...r.links.map((l) => `  ${l.direction.padEnd(12)} ${l.path}  (${l.url})`),
                 ...(r.compromised

@@ -8,6 +8,7 @@ import { progressBar, type Io } from "../output.js";
 const KIND_NAMES: Record<StoreCopyProgress["kind"], string> = {
   cas: "CAs",
   caLinks: "CA key rollover link certificates",
+  retiredCaIds: "retired CA ids (never created again)",
   residents: "residents",
   certificates: "certificates",
   revocationOrder: "CRL entries in order",
