@@ -30,6 +30,18 @@ describe("jpki fixtures generate under umask 0", () => {
     expect(JSON.parse(o.out())).toMatchObject({ residents: { count: 5 }, notices: { count: 3 } });
   });
 
+  it("says when the residents could not take as many notices as asked (deaths and removals close records)", async () => {
+    const root = mkdtempSync(join(tmpdir(), "jpki-fixtures-"));
+    const o = io(root);
+    expect(await run(["fixtures", "generate", "--residents", "3", "--notices", "500", "--seed", "7", "-o", "d"], o)).toBe(0);
+    const written = readFileSync(join(root, "d", "notices.jsonl"), "utf8").trim().split("\n").length;
+    expect(written).toBeLessThan(500);
+    expect(o.out()).toContain(`500 notices were asked for, but 3 residents take only ${written}`);
+    const j = io(root);
+    expect(await run(["fixtures", "generate", "--residents", "3", "--notices", "500", "--seed", "7", "-o", "e", "--json"], j)).toBe(0);
+    expect(JSON.parse(j.out())).toMatchObject({ notices: { count: written }, noticesRequested: 500 });
+  });
+
   it("replaces an earlier run's files readable by others with owner-only ones", async () => {
     const dir = mkdtempSync(join(tmpdir(), "jpki-fixtures-"));
     for (const f of ["residents.jsonl", "notices.jsonl"]) {

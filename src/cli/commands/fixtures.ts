@@ -47,7 +47,9 @@ export function makeFixturesCommand(io: Io): Command {
       if (nn > 0) writeFileAtomic(nPath, jsonLines(generateNotices({ residents, count: nn, seed: o.seed }), written), 0o600);
       const notices = written.n;
       const res = { residents: { count: nr, path: rPath }, notices: nn > 0 ? { count: notices, path: nPath } : null, seed: o.seed };
-      ctx.out.result(res, `wrote ${nr} residents to ${rPath}${nn > 0 ? ` and ${notices} notices to ${nPath}` : ""} (seed ${o.seed})`);
+      // Deaths and removals close records: a population runs out of notices it can take. Said, not left to be noticed.
+      const short = nn > 0 && notices < nn ? `; ${nn} notices were asked for, but ${nr} residents take only ${notices} (deaths and removals close their records): give more --residents for more` : "";
+      ctx.out.result({ ...res, ...(short ? { noticesRequested: nn } : {}) }, `wrote ${nr} residents to ${rPath}${nn > 0 ? ` and ${notices} notices to ${nPath}` : ""} (seed ${o.seed})${short}`);
     });
   return fx;
 }
