@@ -12,7 +12,7 @@
  * write) returns the certificate already issued instead of a second one, and keys already on the card are reused.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { JpkiError } from "../errors.js";
+import { JpkiError, isJpkiError } from "../errors.js";
 import type { IssuanceService, IssuedCertificate } from "../ca/issuance.js";
 import type { Store } from "../store/types.js";
 import type { CertificateType } from "../profile/types.js";
@@ -126,11 +126,19 @@ export async function issueCard(p: IssueCardParams): Promise<CardIssuance> {
         : `${p.storage.where} holds card ${cardId}, begun by an earlier jpki that did not record for whom: to finish it for this resident, pass --card-id ${cardId}`,
     );
   }
-  // Before any key is generated: a resident the registry does not hold, or an uninitialised CA, stops here with
-  // nothing but an empty card made (which a rerun reuses).
-  const signature = await certifyCardKey(card, cardId, p.residentCode, "signature", p, false);
-  const authentication = await certifyCardKey(card, cardId, p.residentCode, "authentication", p, false);
-  return { card, cardId, signature, authentication, resumed };
+  try {
+    const signature = await certifyCardKey(card, cardId, p.residentCode, "signature", p, false);
+    const authentication = await certifyCardKey(card, cardId, p.residentCode, "authentication", p, false);
+    return { card, cardId, signature, authentication, resumed };
+  } catch (e) {
+    // The card file stays, begun for this resident (a key may already be on it): say so, and how it is finished,
+    // rather than leave a file the operator did not know was made.
+    if (resumed || !isJpkiError(e)) throw e;
+    throw new JpkiError(e.code, `${e.message}; ${p.storage.where} now holds card ${cardId} begun for this resident, without its certificates: the same command run again finishes it (or delete the file)`, {
+      ...(e.details ? { details: { ...e.details } } : {}),
+      cause: e,
+    });
+  }
 }
 
 export interface RenewCardParams extends CounterCardContext {

@@ -148,6 +148,9 @@ describe("jpki card issue / sign / renew", () => {
     const args = ["--workspace", ws, "--json", "card", "issue", "--resident", people[2]!.residentCode, "--card", card];
     const first = await cli(args, { cwd: dir, env: { ...env, JPKI_PASSPHRASE: "wrong passphrase" } });
     expect(first.code).not.toBe(0);
+    // the error says the card file was made and how to finish it (nothing said it was there)
+    expect(first.stderr).toContain(`${card} now holds card`);
+    expect(first.stderr).toContain("the same command run again finishes it");
     const made = EmulatedCard.open(fileCardStorage(card, { chipKeyFile: env.JPKI_CARD_CHIP_KEY_FILE! })).info();
     // The same half-made card for someone else (a clerk's wrong resident code): refused, the card left as it was.
     // Its keys were made under the first resident's PINs.
