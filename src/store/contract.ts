@@ -960,6 +960,34 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("resolves an answered certificate's owner as it appends the record: the certificate held under the serial with that tbsCertificate", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents([resident("12345678901"), resident("22345678901")]);
+      // Certificates as SEQUENCE { tbsCertificate, algorithm, signature }: a 2-octet outer length, as every real one.
+      const tbsOf = (serial: string, fill = 1) => Buffer.concat([Buffer.from([0x30, 0x82, 0x01, 0x00, 0x02, 0x02]), Buffer.from(serial, "hex"), Buffer.alloc(252, fill)]);
+      const der = (tbs: Buffer) => Buffer.concat([Buffer.from([0x30, 0x82, (tbs.length + 5) >> 8, (tbs.length + 5) & 0xff]), tbs, Buffer.from([0x30, 0x00, 0x03, 0x01, 0x00])]);
+      await s.commitIssuances([{ ...cert("0f01", "12345678901", 1000), der: der(tbsOf("0f01")) }, { ...cert("0f02", "22345678901", 1000), der: der(tbsOf("0f02")) }]);
+      const d = (serial: string, at: number, more: object = {}) => ({
+        verifierId: "v-01", serial, issuer: "CN=as the certificate names it", residentCode: undefined as string | undefined, purpose: "signature" as const,
+        legalBasis: undefined, at: new Date(at), validationTime: new Date(at), answer: "valid", itemsDisclosed: false, ...more,
+      });
+      const owners = await s.appendDisclosures([
+        d("0f01", 1, { tbs: tbsOf("0f01") }), // ours
+        d("0f02", 2, { tbs: tbsOf("0f02", 2) }), // another certificate under our serial (not what our CA signed)
+        d("0f03", 3, { tbs: tbsOf("0f03") }), // a serial we never issued
+        d("0f02", 4, { tbs: tbsOf("0f02").subarray(0, 200) }), // a part of ours only
+        d("0f02", 5, { tbs: tbsOf("0f02") }), // ours again, after the others
+        d("0f01", 6, { residentCode: "22345678901" }), // nothing to resolve: kept as given
+      ]);
+      expect(owners).toEqual([{ caId: "13-sig", residentCode: "12345678901" }, undefined, undefined, undefined, { caId: "13-sig", residentCode: "22345678901" }, undefined]);
+      const listed = (code: string) => s.listDisclosures({ residentCode: code }).then((l) => l.map((x) => [x.serial, x.at.getTime(), x.issuer]));
+      expect(await listed("12345678901")).toEqual([["0f01", 1, "13-sig"]]);
+      expect(await listed("22345678901")).toEqual([["0f02", 5, "13-sig"], ["0f01", 6, "CN=as the certificate names it"]]);
+      expect(await s.appendDisclosures([])).toEqual([]);
+      await s.close();
+    });
+
     it("moves a resident's disclosure records with their certificates when a notice batch relinks a changed resident code (住民票コード変更)", async () => {
       const s = await make();
       await s.putCa(ca());

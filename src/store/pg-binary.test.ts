@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
 import { isJpkiError } from "../errors.js";
-import { BinaryRows, CopyIn, CopyOut, boolArray, int4Array, int8Array, textArray } from "./pg-binary.js";
+import { BinaryRows, CopyIn, CopyOut, boolArray, byteaArray, int4Array, int8Array, textArray } from "./pg-binary.js";
 
 let server: PostgresTestServer;
 let c: pg.Client;
@@ -112,6 +112,14 @@ describe("binary array parameters (textArray, int8Array)", () => {
     const nums = [0, -(2 ** 31), 2 ** 31 - 1, 4];
     const r = await c.query<{ t: number[] }>("SELECT $1::int[] AS t", [int4Array(nums)]);
     expect(r.rows[0]!.t).toEqual(nums);
+  });
+
+  it("carries bytea with nulls, empty elements and the empty array", async () => {
+    const values = [Buffer.from([0, 0xff, 0x30]), undefined, Buffer.alloc(0), new Uint8Array([1, 2]), Buffer.alloc(70_000, 7)];
+    const r = await c.query<{ b: Array<Buffer | null>; e: number | null }>("SELECT $1::bytea[] AS b, cardinality($2::bytea[]) AS e", [byteaArray(values), byteaArray([])]);
+    expect(r.rows[0]!.b).toEqual(values.map((v) => (v === undefined ? null : Buffer.from(v))));
+    expect(r.rows[0]!.e).toBe(0);
+    for (const v of [null, "0a", [1], 5]) unencodable(() => byteaArray([Buffer.alloc(1), v as unknown as Uint8Array]));
   });
 
   it("carries booleans", async () => {

@@ -235,6 +235,7 @@ const TEXT_OID = 25;
 const INT8_OID = 20;
 const INT4_OID = 23;
 const BOOL_OID = 16;
+const BYTEA_OID = 17;
 
 /** The header of a one-dimensional array (array_send): dimensions, null flag, element type, length, lower bound 1. */
 function arrayHeader(buf: Buffer, n: number, hasNull: boolean, oid: number): number {
@@ -273,6 +274,28 @@ export function textArray(values: ReadonlyArray<string | null | undefined>): Buf
     const n = buf.write(v, at + 4, "utf8");
     buf.writeInt32BE(n, at);
     at += 4 + n;
+  }
+  return buf.subarray(0, at);
+}
+
+/** A bytea[] parameter in binary format (undefined elements are SQL NULL). */
+export function byteaArray(values: ReadonlyArray<Uint8Array | undefined>): Buffer {
+  let size = 20;
+  let hasNull = false;
+  for (const v of values) {
+    if (v === undefined) hasNull = true;
+    else if (!(v instanceof Uint8Array)) throw unencodable("bytea", v);
+    size += 4 + (v?.length ?? 0);
+  }
+  const buf = Buffer.allocUnsafe(size);
+  let at = arrayHeader(buf, values.length, hasNull, BYTEA_OID);
+  for (const v of values) {
+    buf.writeInt32BE(v === undefined ? -1 : v.length, at);
+    at += 4;
+    if (v !== undefined) {
+      buf.set(v, at);
+      at += v.length;
+    }
   }
   return buf.subarray(0, at);
 }

@@ -52,6 +52,8 @@ import type {
   ConsentRecord,
   StatusCheckRecord,
   StoredStatusCheck,
+  DisclosureAppend,
+  DisclosureOwner,
   DisclosureRecord,
   CaLinkRecord,
   RetiredCaIdRecord,
@@ -96,6 +98,7 @@ import type {
 } from "./types.js";
 import { COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope } from "./types.js";
 import { DumpStreamCheck } from "./dump.js";
+import { tbsCertificateOf } from "../pki/tbs.js";
 import { WalCheckpointer } from "./checkpointer.js";
 import { Coalescer } from "./coalesce.js";
 import { auditDigest, caCreatedAudit, caIdRetiredAudit, caRolloverAudit, retiredMessage, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
@@ -2268,25 +2271,39 @@ export class SqliteStore implements Store {
     });
   }
 
-  async appendDisclosures(records: readonly DisclosureRecord[]): Promise<void> {
-    if (!records.length) return;
+  async appendDisclosures(records: readonly DisclosureAppend[]): Promise<ReadonlyArray<DisclosureOwner | undefined>> {
+    if (!records.length) return [];
     const ins = (this.#disclosureInsert ??= this.#db.prepare(
       "INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     ));
+    const owner = this.#stmts.certificateOwner;
     // Made once: better-sqlite3 builds a transaction function's wrapper and controllers on each call of
     // transaction(), ≈ 5 % of a disclosure group's cost (groups of ~7 under the bench's load).
-    const write = (this.#appendDisclosuresTx ??= this.#db.transaction((group: readonly DisclosureRecord[]) => {
+    const write = (this.#appendDisclosuresTx ??= this.#db.transaction((group: readonly DisclosureAppend[]) => {
       let newest = 0;
-      for (const d of group) newest = Number(ins.run(...disclosureValues(d)).lastInsertRowid);
+      const owners: Array<DisclosureOwner | undefined> = [];
+      for (const d of group) {
+        let o: DisclosureOwner | undefined;
+        if (d.tbs) {
+          const r = owner.get(d.serial) as [string, string, Buffer] | undefined;
+          if (r && tbsCertificateOf(r[2])?.equals(d.tbs)) o = { caId: r[0], residentCode: r[1] };
+        }
+        owners.push(o);
+        const values = disclosureValues(d);
+        if (o) [values[2], values[3]] = [o.caId, o.residentCode]; // issuer, resident_code
+        newest = Number(ins.run(...values).lastInsertRowid);
+      }
       for (const e of queryAudits([], group)) this.#appendAudit(e);
       this.#indexDisclosures(DISCLOSURES_PER_INDEX, newest);
+      return owners;
     }));
-    await this.#withoutBlockingWait("recording disclosures", () => write.immediate(records));
+    const owners = await this.#withoutBlockingWait("recording disclosures", () => write.immediate(records));
     this.#appendedDisclosures = true;
     this.#afterAppend();
+    return owners;
   }
 
-  #appendDisclosuresTx: Database.Transaction<(group: readonly DisclosureRecord[]) => void> | undefined;
+  #appendDisclosuresTx: Database.Transaction<(group: readonly DisclosureAppend[]) => Array<DisclosureOwner | undefined>> | undefined;
 
   /** Whether this connection appended disclosure records: it indexes what is left when it closes. */
   #appendedDisclosures = false;

@@ -526,6 +526,15 @@ export interface DisclosureRecord {
   readonly itemsDisclosed: boolean;
 }
 
+/** A disclosure record to append (Store.appendDisclosures); `tbs`: resolve its owner from the store as it is written. */
+export type DisclosureAppend = DisclosureRecord & { readonly tbs?: Uint8Array };
+
+/** Whose an answered certificate is, as appendDisclosures resolved it. */
+export interface DisclosureOwner {
+  readonly caId: string;
+  readonly residentCode: string;
+}
+
 /** The answer of one liveness check (現況確認): still good, revoked, or unknown (not ours, not found, expired). */
 export type LivenessStatus = "good" | "revoked" | "unknown";
 
@@ -867,8 +876,15 @@ export interface Store {
 
   // ---- The disclosure log (POST /v1/validate) ----
 
-  /** Appends disclosure records, all or nothing (one transaction or statement per call: callers batch). */
-  appendDisclosures(records: readonly DisclosureRecord[]): Promise<void>;
+  /**
+   * Appends disclosure records, all or nothing (one transaction or statement per call: callers batch). A record
+   * with `tbs` (an answer of the validation API) is resolved as it is written: when the store holds a
+   * certificate under its serial whose tbsCertificate is `tbs` — the very certificate its CA signed, however
+   * re-encoded around it — the record keeps that certificate's resident and its CA id as issuer, and that owner
+   * is returned at the record's index; otherwise the record is kept as given and undefined returned. One write
+   * instead of a read of the owners, then a write (POST /v1/validate).
+   */
+  appendDisclosures(records: readonly DisclosureAppend[]): Promise<ReadonlyArray<DisclosureOwner | undefined>>;
   /** The disclosure records of a resident, in the order they were recorded, at most `limit` (default 1000). */
   listDisclosures(q: { residentCode: string; limit?: number }): Promise<DisclosureRecord[]>;
 

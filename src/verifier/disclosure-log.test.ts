@@ -14,6 +14,7 @@ function fakeStore(fail: () => boolean) {
       await new Promise((r) => setTimeout(r, 5));
       if (fail()) throw Object.assign(new Error("store away"), { code: "ERR_STORE_UNREACHABLE" });
       calls.push([...records]);
+      return records.map(() => undefined);
     },
   } as unknown as Store;
   return { store, calls };
@@ -42,6 +43,16 @@ describe("the disclosure log's group commit", () => {
     failing = false;
     await log.record(rec(3));
     expect(calls).toEqual([[rec(3)]]);
+  });
+
+  it("gives each caller the owner the store resolved for its own record", async () => {
+    const store = {
+      async appendDisclosures(records: readonly DisclosureRecord[]) {
+        return records.map((r) => (Number.parseInt(r.serial, 16) % 2 ? { caId: "13-sig", residentCode: `r${r.serial}` } : undefined));
+      },
+    } as unknown as Store;
+    const log = new DisclosureLog(store);
+    expect(await Promise.all([1, 2, 3].map((n) => log.record({ ...rec(n), tbs: Buffer.from([n]) })))).toEqual([{ caId: "13-sig", residentCode: "r1" }, undefined, { caId: "13-sig", residentCode: "r3" }]);
   });
 
   it("close() waits for every record submitted", async () => {

@@ -11,11 +11,11 @@
  * share of one commit, not one commit each. A store that fails the write fails every caller of that group:
  * the route answers 503 and discloses nothing.
  */
-import type { DisclosureRecord, Store } from "../store/types.js";
+import type { DisclosureAppend, DisclosureOwner, Store } from "../store/types.js";
 
 interface Waiting {
-  readonly rec: DisclosureRecord;
-  resolve(): void;
+  readonly rec: DisclosureAppend;
+  resolve(owner: DisclosureOwner | undefined): void;
   reject(e: unknown): void;
 }
 
@@ -36,9 +36,12 @@ export class DisclosureLog {
     return this.#written;
   }
 
-  /** Resolves once the record is in the store (with whatever gathered beside it); rejects when the store failed it. */
-  record(rec: DisclosureRecord): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+  /**
+   * Resolves once the record is in the store (with whatever gathered beside it), with the certificate's owner
+   * when the record asked the store to resolve it (`tbs`: Store.appendDisclosures); rejects when the store failed it.
+   */
+  record(rec: DisclosureAppend): Promise<DisclosureOwner | undefined> {
+    return new Promise<DisclosureOwner | undefined>((resolve, reject) => {
       this.#queue.push({ rec, resolve, reject });
       if (!this.#running) this.#running = this.#drain();
     });
@@ -50,9 +53,9 @@ export class DisclosureLog {
     while (this.#queue.length) {
       const group = this.#queue.splice(0, this.#maxGroup);
       try {
-        await this.#store.appendDisclosures(group.map((w) => w.rec));
+        const owners = await this.#store.appendDisclosures(group.map((w) => w.rec));
         this.#written += group.length;
-        for (const w of group) w.resolve();
+        group.forEach((w, i) => w.resolve(owners[i]));
       } catch (e) {
         for (const w of group) w.reject(e);
       }

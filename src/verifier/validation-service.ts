@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { JpkiError } from "../errors.js";
 import type { VerifierRecord } from "../store/types.js";
 import { parseCertificate } from "../validation/certificate.js";
+import { tbsCertificateOf } from "../pki/tbs.js";
 import { formatName } from "../validation/name.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
 import { validateJpki, type JpkiPurpose } from "../validation/jpki.js";
@@ -225,33 +226,49 @@ export class VerifierValidationService {
     // in the unsigned outer SEQUENCE, so the same certificate re-encoded (30 83 00 … for 30 82 …) validated as
     // ours, revoked with its time and reason, while a byte comparison called it not ours: the answer went into
     // the disclosure log without the resident, who could never see it.
-    const row = await this.#ws.store.getCertificateOwner(serial);
-    const ours = row && (row.der.equals(certificate) || parseCertificate(row.der).tbs.equals(parseCertificate(certificate).tbs)) ? row : undefined;
-    const issuer = ours ? ours.caId : ee.issuer;
-    let answer: ValidationAnswer;
-    if (verifier.kind === "government") {
-      let view = governmentView(result, { at, serial, issuer, ...(q.legalBasis ? { legalBasis: q.legalBasis } : {}) });
-      if (q.legalBasis && legalBasisAllows(q.legalBasis, verifier.kind)) {
-        const resident = ours ? await this.#ws.store.getResident(ours.residentCode) : undefined;
-        view = resident ? { ...view, currentItems: resident.fourItems } : { ...view, itemsWithheld: ours ? "no-registry-record" : "certificate-not-ours" };
-      }
-      answer = view;
-    } else {
-      answer = privateView(result, at);
+    if (verifier.kind === "government" && q.legalBasis && legalBasisAllows(q.legalBasis, verifier.kind)) {
+      // The four items go with the answer: the owner and the resident are read first, then the record says so.
+      const row = await this.#ws.store.getCertificateOwner(serial);
+      const tbs = tbsCertificateOf(certificate);
+      const ours = row && tbs && tbsCertificateOf(row.der)?.equals(tbs) ? row : undefined;
+      const issuer = ours ? ours.caId : ee.issuer;
+      const view = governmentView(result, { at, serial, issuer, legalBasis: q.legalBasis });
+      const resident = ours ? await this.#ws.store.getResident(ours.residentCode) : undefined;
+      const answer: GovernmentView = resident ? { ...view, currentItems: resident.fourItems } : { ...view, itemsWithheld: ours ? "no-registry-record" : "certificate-not-ours" };
+      await this.#log.record({
+        verifierId: verifier.id,
+        serial,
+        issuer,
+        residentCode: ours?.residentCode,
+        purpose: q.purpose,
+        legalBasis: q.legalBasis,
+        at: this.#ws.clock.now(),
+        validationTime: at,
+        answer: answer.status,
+        itemsDisclosed: answer.currentItems !== undefined,
+      });
+      return answer;
     }
-    await this.#log.record({
+    // Otherwise the answer does not depend on whose the certificate is but for the issuer a government body is
+    // told (our CA id rather than the name): the store resolves the owner as it writes the record, one write
+    // per group of answers instead of a read of the owners and then the write (bench api on PostgreSQL). The
+    // government view's status is the engine's (views.ts). Plain literals, no spreads: an object spread after
+    // other properties takes V8's slow path, and these two were ≈ 3 µs of the serving thread per answer.
+    const privateAnswer = verifier.kind === "government" ? undefined : privateView(result, at);
+    const owner = await this.#log.record({
       verifierId: verifier.id,
       serial,
-      issuer,
-      residentCode: ours?.residentCode,
+      issuer: ee.issuer,
+      residentCode: undefined,
       purpose: q.purpose,
       legalBasis: q.legalBasis,
       at: this.#ws.clock.now(),
       validationTime: at,
-      answer: answer.status,
-      itemsDisclosed: "currentItems" in answer && answer.currentItems !== undefined,
+      answer: privateAnswer ? privateAnswer.status : result.status,
+      itemsDisclosed: false,
+      tbs: tbsCertificateOf(certificate),
     });
-    return answer;
+    return privateAnswer ?? governmentView(result, { at, serial, issuer: owner ? owner.caId : ee.issuer, legalBasis: q.legalBasis });
   }
 
   /**

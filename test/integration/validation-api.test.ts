@@ -131,6 +131,22 @@ describe("POST /v1/validate: each verifier kind in its view", () => {
     expect(none.text).not.toContain(movedCurrentItems.address);
   });
 
+  it("the government body is told our CA id as issuer; another certificate under the same serial is not ours", async () => {
+    const g = await post({ certificate: validCert, purpose: "signature" }, gov.token);
+    expect(g.status, g.text).toBe(200);
+    expect(g.json()).toMatchObject({ status: "valid", issuer: expect.stringMatching(/^\d{2}-sig/) });
+    const before = await disclosures(validResident);
+    // its tbsCertificate altered (so not what our CA signed), the serial kept
+    const altered = Buffer.from(validCert.replace(/-----[^-]+-----|\s/g, ""), "base64");
+    altered[altered.indexOf(Buffer.from([0x02, 0x82, 0x01, 0x01, 0x00])) + 10]! ^= 1; // a bit of the RSA modulus
+    const x = await post({ certificate: altered.toString("base64"), purpose: "signature" }, gov.token);
+    expect(x.status, x.text).toBe(200);
+    expect(x.json()).toMatchObject({ serial: g.json().serial });
+    expect(x.json().status).not.toBe("valid");
+    expect(x.json().issuer).not.toMatch(/^\d{2}-sig/);
+    expect((await disclosures(validResident)).length).toBe(before.length);
+  });
+
   it("a certificate that is not ours (here a CA certificate) brings no items, whatever the legal basis, and is listed for no resident", async () => {
     const caPem = readFileSync(join(demo.workspace, "ca", `${demo.revoked.ca}.pem`), "utf8");
     const r = await post({ certificate: caPem, purpose: "signature", legalBasis: "passport" }, gov.token);
@@ -231,7 +247,7 @@ describe("the disclosure log: jpki disclosure --resident", () => {
     expect(movedLog.filter((d) => d.verifier.kind === "private").every((d) => d.legalBasis === null && !d.itemsDisclosed)).toBe(true);
     expect(new Set(movedLog.map((d) => d.certificate.serial))).toEqual(new Set([demo.notice.revokedByMove]));
     const validLog = await disclosures(validResident);
-    expect(validLog.length).toBe(5); // with the private provider's answer of the test above (its refused ones are not here)
+    expect(validLog.length).toBe(6); // with the private provider's answer of the test below and the issuer's test (refused ones are not here)
     expect(validLog.every((d) => !d.itemsDisclosed)).toBe(true);
     // refused requests (401, 400) are not answers: nothing recorded for them
     expect(validLog.map((d) => d.verifier.id).filter((id) => id === gone.id)).toEqual([]);
