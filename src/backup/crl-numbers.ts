@@ -114,12 +114,15 @@ export interface ListedRevocation {
   readonly revokedAt: Date;
   /** CRLReason code (0 when the entry has none) */
   readonly reason: number;
+  /** the municipality whose partition CRL (`crl/<ca>/<municipality>.crl`) lists it, when one does */
+  readonly municipality?: string;
 }
 
 /**
- * The revocations a workspace's current full and delta CRL files list (`crl/<ca>.crl`, `crl/<ca>-delta.crl`:
- * the partitions list subsets of the full CRL), per CA and serial. Files that do not parse are skipped (their
- * numbers are reported by {@link publishedCrlNumbers}).
+ * The revocations a workspace's current full, delta and municipality partition CRL files list (`crl/<ca>.crl`,
+ * `crl/<ca>-delta.crl`, `crl/<ca>/<municipality>.crl`), per CA and serial, each with the municipality whose
+ * partition lists it (a partition lists a subset of the full CRL: the certificates issued in that municipality).
+ * Files that do not parse are skipped (their numbers are reported by {@link publishedCrlNumbers}).
  */
 export function listedRevocations(root: string): Map<string, ListedRevocation> {
   const out = new Map<string, ListedRevocation>();
@@ -129,18 +132,37 @@ export function listedRevocations(root: string): Map<string, ListedRevocation> {
   } catch {
     return out;
   }
-  for (const n of names.sort()) {
-    if (n.startsWith(".") || !n.endsWith(".crl")) continue;
-    const caId = crlFileCa(["crl", n]);
-    if (caId === undefined) continue;
+  const read = (rel: readonly string[], municipality?: string) => {
+    const caId = crlFileCa(rel);
+    if (caId === undefined) return;
     try {
-      for (const e of describeCrl(readFileSync(join(root, "crl", n))).entries) {
+      for (const e of describeCrl(readFileSync(join(root, ...rel))).entries) {
+        const key = `${caId}/${e.serialNumber}`;
+        const known = out.get(key);
+        if (known) {
+          if (municipality !== undefined && known.municipality === undefined) out.set(key, { ...known, municipality });
+          continue;
+        }
         const code = e.reason === undefined ? 0 : (CRL_REASON as Record<string, number>)[e.reason];
-        out.set(`${caId}/${e.serialNumber}`, { caId, serial: e.serialNumber, revokedAt: new Date(e.revocationDate), reason: code ?? 0 });
+        out.set(key, { caId, serial: e.serialNumber, revokedAt: new Date(e.revocationDate), reason: code ?? 0, ...(municipality !== undefined ? { municipality } : {}) });
       }
     } catch {
       // unreadable: publishedCrlNumbers reports it
     }
+  };
+  for (const n of names.sort()) {
+    if (n.startsWith(".")) continue;
+    if (n.endsWith(".crl")) read(["crl", n]);
+  }
+  // The partitions after the full CRLs, so an entry keeps the full CRL's date and reason and gains its municipality.
+  for (const n of names) {
+    let parts: string[];
+    try {
+      parts = readdirSync(join(root, "crl", n)).sort();
+    } catch {
+      continue; // a file, not a CA's partition directory
+    }
+    for (const f of parts) if (/^\d{6}\.crl$/.test(f)) read(["crl", n, f], f.slice(0, 6));
   }
   return out;
 }

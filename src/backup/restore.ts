@@ -22,7 +22,8 @@
  * 5. Revocations the target's previous CRLs list and the backup's do not (made after the backup) are made
  *    again in the restored store when it has the certificate unrevoked — a restore never un-revokes a
  *    certificate. When it does not know the certificate (issued after the backup), the CRL entry is carried
- *    over into the CA's revocation log (Store.carryRevocations), so later full CRLs list it still, and reported.
+ *    over into the CA's revocation log (Store.carryRevocations), so later full CRLs list it still (and its
+ *    municipality partition's, when a partition CRL listed it), and reported.
  * 6. The restore is recorded in the restored store's audit log ({@link recordRestore}, the one place).
  * 7. The target's previous config.json, store file, ca/, crl/, arl/ and bridge/ move to `before-restore-<UTC time>/` in
  *    the root (nothing is deleted: the newer CRLs there list revocations the restored store has lost), and the
@@ -156,8 +157,8 @@ export interface RestoreReport {
   /**
    * Serials the target's previous CRLs listed as revoked that the restored store does not know (issued after the
    * backup). Of a CA the store holds (`carriedOver`), the CRL entry — serial, date, reason — is carried over
-   * into its revocation log (Store.carryRevocations): every later full CRL of the CA lists it (and on SQLite a delta on
-   * a base from before the restore); its municipality partition does not (which one is not known), nor OCSP,
+   * into its revocation log (Store.carryRevocations): every later full CRL of the CA lists it, a delta on a base
+   * from before the restore, and the partition CRL of the municipality whose partition listed it; not OCSP,
    * which answers "unknown" for a certificate the store has no row of. Of a CA it does not hold, nothing can list it. Their
    * certificates must be dealt with by hand (reissued to their residents, whose registry does not know them).
    */
@@ -364,7 +365,11 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     const n = publishedCrlNumbers(d);
     for (const [ca, v] of n.highest) if (v > (targetNumbers.highest.get(ca) ?? -1n)) targetNumbers.highest.set(ca, v);
     targetNumbers.unreadable.push(...n.unreadable.map((f) => `${d.slice(paths.root.length + 1)}/${f}`));
-    for (const [k, v] of listedRevocations(d)) if (!targetRevocations.has(k)) targetRevocations.set(k, v);
+    for (const [k, v] of listedRevocations(d)) {
+      const known = targetRevocations.get(k);
+      if (!known) targetRevocations.set(k, v);
+      else if (known.municipality === undefined && v.municipality !== undefined) targetRevocations.set(k, { ...known, municipality: v.municipality });
+    }
   }
   // The liveness-check ids of the store being replaced, read only, while it is still there (moved aside, or
   // dropped by pg_restore, below): ids it handed out after the backup must not come again.
@@ -491,7 +496,9 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
           // Issued after the backup: the store has no row to revoke, but a verifier has seen the entry. It goes
           // on as the CRL listed it, until its CA's notAfter (no certificate of the CA outlives it:
           // ca/validity.ts), since the certificate's own is not known.
-          carried.push({ caId: r.caId, serial: r.serial, revokedAt: r.revokedAt, reason: r.reason, notAfter: caNotAfter.get(r.caId)! });
+          // Its partition too, when a partition CRL listed it (a verifier following the certificate's
+          // distribution point reads that one, not the full CRL).
+          carried.push({ caId: r.caId, serial: r.serial, revokedAt: r.revokedAt, reason: r.reason, notAfter: caNotAfter.get(r.caId)!, ...(r.municipality !== undefined ? { municipality: r.municipality } : {}) });
           revokedUnknown.push({ caId: r.caId, serial: r.serial, carriedOver: true });
         } else if (!cert || cert.caId !== r.caId) revokedUnknown.push({ caId: r.caId, serial: r.serial, carriedOver: false });
         else if (!cert.revocation) {

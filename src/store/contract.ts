@@ -625,6 +625,42 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("carryRevocations with the municipality whose partition listed the entry: that partition's CRL lists it too and is due, and a delta on an earlier base lists every carried entry", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents([resident("a")]);
+      await s.commitIssuances([cert("0d01", "a", 1000)]);
+      const t = new Date(Date.UTC(2025, 0, 1)), n = new Date(Date.UTC(2025, 0, 3)), far = new Date(Date.UTC(2030, 0, 1));
+      for (const scope of [undefined, "131016"]) {
+        const r = await s.reserveCrl("13-sig", t, n, scope);
+        await s.publishCrl({ caId: "13-sig", number: r.number, entries: 0, path: `p/${scope ?? ""}`, sha256: "a", ...(scope ? { scope } : {}) }, () => undefined);
+      }
+      const base = (await s.latestCrl("13-sig"))!.number;
+      // a code that is no municipality's: refused, nothing carried
+      await expect(s.carryRevocations([{ caId: "13-sig", serial: "0e09", revokedAt: new Date(4000), reason: 1, notAfter: far, municipality: "13101" }])).rejects.toMatchObject({ code: "ERR_INTERNAL" });
+      expect(await crlList(s, "13-sig", new Date(0))).toEqual([]);
+      await s.carryRevocations([
+        { caId: "13-sig", serial: "0e01", revokedAt: new Date(4000), reason: 1, notAfter: far, municipality: "131016" },
+        // a partition the store never had (the certificate was the first issued there, after the backup)
+        { caId: "13-sig", serial: "0e02", revokedAt: new Date(5000), reason: 0, notAfter: far, municipality: "132012" },
+        { caId: "13-sig", serial: "0e03", revokedAt: new Date(6000), reason: 1, notAfter: far },
+      ]);
+      expect((await s.crlScopeStatus()).filter((x) => x.dirty).map((x) => x.scope)).toEqual(["131016", "132012"]);
+      const parts = await s.crlPartitionEntries("13-sig", ["131016", "132012", "131024"], { expiredBefore: new Date(0) });
+      const serials = (p: string) => parts.get(p)!.flatMap((c) => decodeEntries(c.der)).map((e) => [e.serial, e.revokedAt.getTime(), e.reason]);
+      expect([serials("131016"), serials("132012"), serials("131024")]).toEqual([[["0e01", 4000, 1]], [["0e02", 5000, 0]], []]);
+      expect((await crlList(s, "13-sig", new Date(0))).map((e) => e.serial)).toEqual(["0e01", "0e02", "0e03"]);
+      // a delta on the full CRL published before the carry: a verifier holding that base learns of them from it
+      const delta = await s.reserveDeltaCrl("13-sig", t, n);
+      expect(delta?.baseNumber).toBe(base);
+      const listed: string[] = [];
+      for await (const chunk of s.deltaCrlEntries("13-sig", base, { expiredBefore: new Date(0) })) listed.push(...decodeEntries(chunk.der).map((e) => e.serial));
+      expect(listed.sort()).toEqual(["0e01", "0e02", "0e03"]);
+      // expired entries drop off the partition as off the full CRL
+      expect((await s.crlPartitionEntries("13-sig", ["131016"], { expiredBefore: new Date(Date.UTC(2031, 0, 1)) })).get("131016")).toEqual([]);
+      await s.close();
+    });
+
     it("an install that fails records nothing, and a reservation left open keeps the CA due", async () => {
       const s = await make();
       await s.putCa(ca());

@@ -68,6 +68,7 @@ import {
   toVerifierFetch,
   verifierValues,
   wellFormedCertificateIds,
+  carriedMunicipality,
   type CertRowDb,
   type CrlRowDb,
   type NoticeRowDb,
@@ -535,6 +536,25 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     id text COLLATE "C" PRIMARY KEY,
     retired_at bigint NOT NULL,
     reason text NOT NULL
+  );
+  `,
+  // 22: CRL entries a restore carried over for certificates the store has no row of (Store.carryRevocations).
+  // Their full CRL entries are in the revocation log like any; this backend builds partitions and deltas from
+  // certificate rows, so these rows stand in for them there: the partition CRL of the municipality that listed
+  // the entry (municipality_code '' when none did), and deltas on bases whose snapshot does not see carried_xid.
+  // No foreign key to cas: a restore's pg_restore --clean drops cas and could not while this table pointed at it.
+  // IF NOT EXISTS, as 21: an older backup restored over a newer database leaves the table and its entries
+  // (revocations verifiers saw stay listed).
+  `
+  CREATE TABLE IF NOT EXISTS carried_revocations (
+    ca_id text COLLATE "C" NOT NULL,
+    serial text COLLATE "C" NOT NULL,
+    municipality_code text COLLATE "C" NOT NULL,
+    revoked_at bigint NOT NULL,
+    reason integer NOT NULL,
+    not_after bigint NOT NULL,
+    carried_xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    PRIMARY KEY (ca_id, serial)
   );
   `,
 ];
@@ -2065,10 +2085,18 @@ export class PostgresStore implements Store {
       const held = (await c.query<{ serial: string }>("SELECT serial FROM certificates WHERE serial = ANY($1::text[]) LIMIT 1", [textArray(entries.map((e) => e.serial))])).rows[0];
       if (held) throw new JpkiError("ERR_INTERNAL", `certificate ${held.serial} is in this store: revoke it rather than carry its CRL entry over`);
       const blocks = new RevocationBlocks();
-      // No municipality: the entries have no partition to list them or make due.
-      for (const e of entries) blocks.add(e.caId, e.serial, e.revokedAt.getTime(), e.reason, e.notAfter.getTime(), "");
+      const municipalities = entries.map(carriedMunicipality);
+      entries.forEach((e, i) => blocks.add(e.caId, e.serial, e.revokedAt.getTime(), e.reason, e.notAfter.getTime(), municipalities[i]!));
       await appendBlocks(c, blocks.take());
+      // What partitions and deltas read here (the log is what full CRLs read). A serial carried before (an older
+      // backup restored over this database left the table) keeps its first entry, as the log's CRLs list it.
+      await c.query(
+        `INSERT INTO carried_revocations (ca_id, serial, municipality_code, revoked_at, reason, not_after)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::bigint[]) ON CONFLICT (ca_id, serial) DO NOTHING`,
+        [textArray(entries.map((e) => e.caId)), textArray(entries.map((e) => e.serial)), textArray(municipalities), int8Array(entries.map((e) => e.revokedAt.getTime())), int4Array(entries.map((e) => e.reason)), int8Array(entries.map((e) => e.notAfter.getTime()))],
+      );
       if (cas.length) await c.query(SQL.bumpRevisions, [cas.sort()]);
+      await bumpScopes(c, entries.map((e, i) => ({ ca_id: e.caId, municipality_code: municipalities[i]! })).filter((r) => r.municipality_code !== ""));
     });
   }
 
@@ -2143,7 +2171,11 @@ export class PostgresStore implements Store {
       "listing revocations after a delta CRL's base",
       `SELECT serial, revoked_at, reason FROM certificates
        WHERE ca_id = $1 AND revoked_xid >= pg_snapshot_xmin($3::pg_snapshot) AND NOT pg_visible_in_snapshot(revoked_xid, $3::pg_snapshot)
-         AND not_after >= $2 ORDER BY serial`,
+         AND not_after >= $2
+       UNION ALL
+       SELECT serial, revoked_at, reason FROM carried_revocations
+       WHERE ca_id = $1 AND NOT pg_visible_in_snapshot(carried_xid, $3::pg_snapshot) AND not_after >= $2
+       ORDER BY serial`,
       [caId, opts.expiredBefore.getTime(), base.snap],
     );
   }
@@ -2427,7 +2459,11 @@ export class PostgresStore implements Store {
     const rows = await this.#query<{ municipality_code: string; serial: string; revoked_at: bigint; reason: number }>(
       "listing revoked certificates of partitions",
       `SELECT municipality_code, serial, revoked_at, reason FROM certificates
-       WHERE ca_id = $1 AND municipality_code = ANY($2::text[]) AND revoked_at IS NOT NULL AND not_after >= $3 ORDER BY municipality_code, serial`,
+       WHERE ca_id = $1 AND municipality_code = ANY($2::text[]) AND revoked_at IS NOT NULL AND not_after >= $3
+       UNION ALL
+       SELECT municipality_code, serial, revoked_at, reason FROM carried_revocations
+       WHERE ca_id = $1 AND municipality_code = ANY($2::text[]) AND not_after >= $3
+       ORDER BY municipality_code, serial`,
       [caId, [...out.keys()], opts.expiredBefore.getTime()],
     );
     for (let i = 0; i < rows.length; ) {

@@ -389,3 +389,10 @@ export function toConsent(r: ConsentRowDb): ConsentRecord {
   return { residentCode: r.resident_code, verifierId: r.verifier_id, grantedAt: new Date(Number(r.granted_at)), withdrawnAt: r.withdrawn_at === null ? undefined : new Date(Number(r.withdrawn_at)) };
 }
 
+
+/** A carried CRL entry's partition (Store.carryRevocations): its municipality, "" for none; ERR_INTERNAL for one that is no municipality code. */
+export function carriedMunicipality(e: { readonly serial: string; readonly municipality?: string }): string {
+  if (e.municipality === undefined) return "";
+  if (!/^\d{6}$/.test(e.municipality)) throw new JpkiError("ERR_INTERNAL", `the CRL entry of ${e.serial} names ${JSON.stringify(e.municipality)} as its partition, which is no municipality code`);
+  return e.municipality;
+}

@@ -40,6 +40,7 @@ import {
   verifierFetchValues,
   verifierValues,
   wellFormedCertificateIds,
+  carriedMunicipality,
   type CertRowDb,
   type CrlRowDb,
   type NoticeRowDb,
@@ -1627,10 +1628,12 @@ export class SqliteStore implements Store {
    * A log for one revoking transaction: each block it appends is indexed by the partitions it holds, and each
    * of those partitions' revision is bumped in the same transaction (so it stays due until a CRL covers it).
    */
-  #revocationLog(): RevocationLog {
+  #revocationLog(opts: { readonly withoutPartition?: boolean } = {}): RevocationLog {
     const st = this.#stmts;
     return new RevocationLog(st.logInsert, (caId, blockId, municipalities) => {
       for (const m of [...municipalities].sort((a, b) => a - b)) {
+        // A carried entry whose partition is not known is logged with municipality "" (0): no partition of it.
+        if (m === 0 && opts.withoutPartition) continue;
         st.logIndex.run(caId, m, blockId);
         st.bumpScope.run(caId, municipalityText(m));
       }
@@ -1734,14 +1737,14 @@ export class SqliteStore implements Store {
     return this.#run("carrying revocations over", () =>
       this.#db.transaction(() => {
         const st = this.#stmts;
-        // Not this.#revocationLog(): the entries have no partition to index or make due.
-        const log = new RevocationLog(st.logInsert);
+        // The log that indexes an entry's partition and makes it due (an entry without one has neither).
+        const log = this.#revocationLog({ withoutPartition: true });
         const cas = new Set<string>();
         for (const e of entries) {
           if (!cas.has(e.caId) && !st.getCa.get(e.caId)) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${e.caId} in this store: its CRL entries cannot be carried over`);
           if (st.getCert.get(e.serial)) throw new JpkiError("ERR_INTERNAL", `certificate ${e.serial} is in this store: revoke it rather than carry its CRL entry over`);
           cas.add(e.caId);
-          log.add(e.caId, e.serial, e.revokedAt.getTime(), e.reason, e.notAfter.getTime(), "");
+          log.add(e.caId, e.serial, e.revokedAt.getTime(), e.reason, e.notAfter.getTime(), carriedMunicipality(e));
         }
         log.flush();
         for (const ca of cas) st.bumpRevision.run(ca);

@@ -206,6 +206,8 @@ export interface CarriedRevocation {
   readonly reason: number;
   /** until when CRLs list it: the certificate's notAfter, or a bound on it (its CA's notAfter) */
   readonly notAfter: Date;
+  /** the municipality partition that listed it (6 digits), when one did: its partition CRL lists it too */
+  readonly municipality?: string;
 }
 
 export interface RevokeInput extends RevocationInfo {
@@ -739,8 +741,9 @@ export interface Store {
    * transaction, and marks those CAs' full CRLs due: what a restore (backup/restore.ts) does with a revocation a
    * published CRL listed for a certificate issued after the backup, so that no later full CRL of the CA takes it
    * back (RFC 5280 §3.3: a revocation is never undone). The entry is listed until `notAfter`, as a revoked
-   * certificate's is. It has no municipality partition (the certificate is unknown), and the certificate stays
-   * unknown to every other question (getCertificate, OCSP). ERR_CA_UNKNOWN for a CA the store does not hold;
+   * certificate's is, and on the partition CRL of its `municipality` when one is given (that partition is made
+   * due), and on deltas built on a full CRL reserved before it. The certificate stays unknown to every other
+   * question (getCertificate, OCSP). ERR_CA_UNKNOWN for a CA the store does not hold;
    * ERR_INTERNAL for a serial it holds (revoke that one).
    */
   carryRevocations(entries: readonly CarriedRevocation[]): Promise<void>;

@@ -457,7 +457,7 @@ describe("a revocation of a certificate issued after the backup", () => {
     const serial = issued.json().serial as string;
     const rv = await cli(["-w", base, "revoke", "--serial", serial, "--reason", "key-compromise"], { cwd: dir });
     expect(rv.code, rv.stderr).toBe(0);
-    await generate(base, ["--ca", "13-sig"]);
+    await generate(base, ["--ca", "13-sig", "--partitions"]);
     const entryOf = (path: string) => {
       const t = sh("openssl", ["crl", "-inform", "DER", "-in", path, "-noout", "-text"]);
       expect(t.status, t.out).toBe(0);
@@ -466,14 +466,22 @@ describe("a revocation of a certificate issued after the backup", () => {
     };
     const published = entryOf(join(base, "crl", "13-sig.crl"));
     expect(published).toEqual({ date: expect.any(String), reason: "Key Compromise" });
+    // its municipality's partition CRL lists it too: the one the certificate's distribution point names
+    const partitions = () => readdirSync(join(base, "crl", "13-sig")).filter((f) => /^\d{6}\.crl$/.test(f));
+    const partition = partitions().find((f) => entryOf(join(base, "crl", "13-sig", f)) !== undefined);
+    expect(partition).toBeDefined();
 
     const r = await cli(["-w", base, "restore", b, "--force", "--json"], { cwd: dir });
     expect(r.code, r.stderr).toBe(0);
     expect(r.json().revokedUnknown).toEqual([{ caId: "13-sig", serial, carriedOver: true }]);
-    await generate(base, ["--ca", "13-sig"]);
+    await generate(base, ["--ca", "13-sig", "--partitions"]);
     // a CRL numbered past the restore's gap, which lists the entry as the one verifiers saw
     expect(opensslCrlNumber(join(base, "crl", "13-sig.crl"))).toBe(BigInt(r.json().crlNumbers.find((c: { caId: string }) => c.caId === "13-sig").next));
     expect(entryOf(join(base, "crl", "13-sig.crl"))).toEqual(published);
+    // and so does that partition's, republished above the gap too (it was, before: only the full CRL listed it)
+    expect(entryOf(join(base, "crl", "13-sig", partition!))).toEqual(published);
+    expect(opensslCrlNumber(join(base, "crl", "13-sig", partition!))).toBeGreaterThan(BigInt(r.json().crlNumbers.find((c: { caId: string }) => c.caId === "13-sig").highestKnown));
+    expect(partitions().filter((f) => f !== partition && entryOf(join(base, "crl", "13-sig", f)) !== undefined)).toEqual([]);
     const v = verifyWithCrl(base, join(dir, "carry-new.pem"));
     expect(v.out).toMatch(/error 23 at 0 depth lookup: certificate revoked/);
     // and again after the next revocation of the CA: the entry stays in its log
@@ -481,7 +489,7 @@ describe("a revocation of a certificate issued after the backup", () => {
     expect(later.code, later.stderr).toBe(0);
     const rv2 = await cli(["-w", base, "revoke", "--serial", later.json().serial, "--reason", "loss"], { cwd: dir });
     expect(rv2.code, rv2.stderr).toBe(0);
-    await generate(base, ["--ca", "13-sig"]);
+    await generate(base, ["--ca", "13-sig", "--partitions"]);
     expect(entryOf(join(base, "crl", "13-sig.crl"))).toEqual(published);
     const w = await openWorkspace(base);
     try {
