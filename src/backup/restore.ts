@@ -158,8 +158,8 @@ export interface RestoreReport {
    * Serials the target's previous CRLs listed as revoked that the restored store does not know (issued after the
    * backup). Of a CA the store holds (`carriedOver`), the CRL entry — serial, date, reason — is carried over
    * into its revocation log (Store.carryRevocations): every later full CRL of the CA lists it, a delta on a base
-   * from before the restore, and the partition CRL of the municipality whose partition listed it; not OCSP,
-   * which answers "unknown" for a certificate the store has no row of. Of a CA it does not hold, nothing can list it. Their
+   * from before the restore, and the partition CRL of the municipality whose partition listed it; OCSP answers
+   * it revoked. Of a CA it does not hold, nothing can list it. Their
    * certificates must be dealt with by hand (reissued to their residents, whose registry does not know them).
    */
   readonly revokedUnknown: ReadonlyArray<{ readonly caId: string; readonly serial: string; readonly carriedOver: boolean }>;

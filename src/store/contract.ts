@@ -658,6 +658,22 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(listed.sort()).toEqual(["0e01", "0e02", "0e03"]);
       // expired entries drop off the partition as off the full CRL
       expect((await s.crlPartitionEntries("13-sig", ["131016"], { expiredBefore: new Date(Date.UTC(2031, 0, 1)) })).get("131016")).toEqual([]);
+      // OCSP's read: revoked, with the carried date and reason (the certificate itself stays unknown)
+      expect(await s.certificateStatus("0e02")).toEqual({ caId: "13-sig", revocation: { revokedAt: new Date(5000), reason: 0 } });
+      expect(await s.certificateStatus("0e03")).toEqual({ caId: "13-sig", revocation: { revokedAt: new Date(6000), reason: 1 } });
+      expect(await s.certificateStatus("0e09")).toBeUndefined();
+      expect(await s.getCertificate("0e02")).toBeUndefined();
+      // carried again (a second restore): the first entry stands, on the CRLs and for OCSP
+      await s.carryRevocations([
+        { caId: "13-sig", serial: "0e02", revokedAt: new Date(9000), reason: 5, notAfter: far, municipality: "132012" },
+        { caId: "13-sig", serial: "0e04", revokedAt: new Date(9000), reason: 1, notAfter: far },
+        { caId: "13-sig", serial: "0e04", revokedAt: new Date(9500), reason: 1, notAfter: far },
+      ]);
+      expect(await s.certificateStatus("0e02")).toEqual({ caId: "13-sig", revocation: { revokedAt: new Date(5000), reason: 0 } });
+      // each serial once on every CRL
+      expect((await crlList(s, "13-sig", new Date(0))).map((e) => [e.serial, e.revokedAt.getTime()])).toEqual([["0e01", 4000], ["0e02", 5000], ["0e03", 6000], ["0e04", 9000]]);
+      const again = await s.crlPartitionEntries("13-sig", ["132012"], { expiredBefore: new Date(0) });
+      expect(again.get("132012")!.flatMap((c) => decodeEntries(c.der)).map((e) => e.serial)).toEqual(["0e02"]);
       await s.close();
     });
 

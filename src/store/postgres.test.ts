@@ -268,6 +268,33 @@ describe("PostgresStore specifics", () => {
     await s.close();
   });
 
+  it("a restore's final statement empties carried_revocations left by a dump from before it (schema < 22), so the restore carries those entries anew; a newer dump's stay", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    await s.putCa(ca);
+    const entry = { caId: "13-sig", serial: "0e01", revokedAt: new Date(4000), reason: 1, notAfter: new Date(Date.UTC(2030, 0, 1)), municipality: "131016" };
+    await s.carryRevocations([entry]);
+    const c = await admin(url);
+    const rows = async () => (await c.query("SELECT count(*)::int AS n FROM carried_revocations")).rows[0].n as number;
+    // a dump at this schema holds the table (pg_restore recreated it with its rows): they stay
+    await c.query(PostgresStore.restorePendingStatement("{}"));
+    expect(await rows()).toBe(1);
+    // a dump from schema 21 holds no such table, and its log no such entry: what was left would make the carry skip it
+    await c.query("DELETE FROM meta WHERE key = 'restore_pending'");
+    await c.query("UPDATE meta SET value = '21' WHERE key = 'schema_version'");
+    await c.query("TRUNCATE revocation_log");
+    await c.query(PostgresStore.restorePendingStatement("{}"));
+    expect(await rows()).toBe(0);
+    await c.query("DELETE FROM meta WHERE key = 'restore_pending'");
+    await c.query("UPDATE meta SET value = '22' WHERE key = 'schema_version'");
+    await s.carryRevocations([entry]);
+    const listed: string[] = [];
+    for await (const chunk of s.crlEntries("13-sig", { expiredBefore: new Date(0) })) listed.push(...decodeEntries(chunk.der).map((e) => e.serial));
+    expect(listed).toEqual(["0e01"]);
+    await c.end();
+    await s.close();
+  });
+
   it("upgrades a schema-1 database: its facts stay, OCSP responders start empty and can be installed", async () => {
     const url = await server.createDatabase();
     const c = await admin(url);

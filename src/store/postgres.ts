@@ -541,7 +541,8 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   // 22: CRL entries a restore carried over for certificates the store has no row of (Store.carryRevocations).
   // Their full CRL entries are in the revocation log like any; this backend builds partitions and deltas from
   // certificate rows, so these rows stand in for them there: the partition CRL of the municipality that listed
-  // the entry (municipality_code '' when none did), and deltas on bases whose snapshot does not see carried_xid.
+  // the entry (municipality_code '' when none did), and deltas on bases whose snapshot does not see carried_xid;
+  // and OCSP answers them revoked (certificateStatus), by serial, as SQLite's version 27.
   // No foreign key to cas: a restore's pg_restore --clean drops cas and could not while this table pointed at it.
   // IF NOT EXISTS, as 21: an older backup restored over a newer database leaves the table and its entries
   // (revocations verifiers saw stay listed).
@@ -554,7 +555,7 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     reason integer NOT NULL,
     not_after bigint NOT NULL,
     carried_xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
-    PRIMARY KEY (ca_id, serial)
+    PRIMARY KEY (serial)
   );
   `,
 ];
@@ -2084,19 +2085,23 @@ export class PostgresStore implements Store {
       if (unknown !== undefined) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${unknown} in this store: its CRL entries cannot be carried over`);
       const held = (await c.query<{ serial: string }>("SELECT serial FROM certificates WHERE serial = ANY($1::text[]) LIMIT 1", [textArray(entries.map((e) => e.serial))])).rows[0];
       if (held) throw new JpkiError("ERR_INTERNAL", `certificate ${held.serial} is in this store: revoke it rather than carry its CRL entry over`);
+      const municipalities = new Map(entries.map((e) => [e, carriedMunicipality(e)]));
+      // Carried before: its entry is in the log already (a second one would list the serial twice); the first
+      // stands. (A restore keeps the two together: restorePendingStatement empties a table the dump did not hold.)
+      const before = new Set((await c.query<{ serial: string }>("SELECT serial FROM carried_revocations WHERE serial = ANY($1::text[])", [textArray(entries.map((e) => e.serial))])).rows.map((r) => r.serial));
+      const fresh = [...new Map(entries.filter((e) => !before.has(e.serial)).map((e) => [e.serial, e])).values()];
       const blocks = new RevocationBlocks();
-      const municipalities = entries.map(carriedMunicipality);
-      entries.forEach((e, i) => blocks.add(e.caId, e.serial, e.revokedAt.getTime(), e.reason, e.notAfter.getTime(), municipalities[i]!));
+      for (const e of fresh) blocks.add(e.caId, e.serial, e.revokedAt.getTime(), e.reason, e.notAfter.getTime(), municipalities.get(e)!);
       await appendBlocks(c, blocks.take());
-      // What partitions and deltas read here (the log is what full CRLs read). A serial carried before (an older
-      // backup restored over this database left the table) keeps its first entry, as the log's CRLs list it.
+      // What partitions, deltas and OCSP read here (the log is what full CRLs read).
       await c.query(
         `INSERT INTO carried_revocations (ca_id, serial, municipality_code, revoked_at, reason, not_after)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::bigint[]) ON CONFLICT (ca_id, serial) DO NOTHING`,
-        [textArray(entries.map((e) => e.caId)), textArray(entries.map((e) => e.serial)), textArray(municipalities), int8Array(entries.map((e) => e.revokedAt.getTime())), int4Array(entries.map((e) => e.reason)), int8Array(entries.map((e) => e.notAfter.getTime()))],
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::bigint[])`,
+        [textArray(fresh.map((e) => e.caId)), textArray(fresh.map((e) => e.serial)), textArray(fresh.map((e) => municipalities.get(e)!)), int8Array(fresh.map((e) => e.revokedAt.getTime())), int4Array(fresh.map((e) => e.reason)), int8Array(fresh.map((e) => e.notAfter.getTime()))],
       );
-      if (cas.length) await c.query(SQL.bumpRevisions, [cas.sort()]);
-      await bumpScopes(c, entries.map((e, i) => ({ ca_id: e.caId, municipality_code: municipalities[i]! })).filter((r) => r.municipality_code !== ""));
+      const dirty = [...new Set(fresh.map((e) => e.caId))].sort();
+      if (dirty.length) await c.query(SQL.bumpRevisions, [dirty]);
+      await bumpScopes(c, fresh.map((e) => ({ ca_id: e.caId, municipality_code: municipalities.get(e)! })).filter((r) => r.municipality_code !== ""));
     });
   }
 
@@ -2399,7 +2404,8 @@ export class PostgresStore implements Store {
   async certificateStatus(serial: string): Promise<CertificateStatusRow | undefined> {
     const [r] = await this.#query<{ ca_id: string; revoked_at: bigint | null; reason: number | null }>(
       "reading a certificate's status",
-      "SELECT ca_id, revoked_at, reason FROM certificates WHERE serial = $1",
+      // A certificate the store has no row of may still be one whose CRL entry a restore carried over: revoked.
+      "SELECT ca_id, revoked_at, reason FROM certificates WHERE serial = $1 UNION ALL SELECT ca_id, revoked_at, reason FROM carried_revocations WHERE serial = $1 LIMIT 1",
       [serial],
     );
     if (!r) return undefined;
@@ -2918,7 +2924,15 @@ export class PostgresStore implements Store {
     // A literal, not a parameter: it runs in a psql script. standard_conforming_strings is on (pg_restore's script
     // sets it): only the quote is special.
     const literal = `'${note.replace(/\u0000/g, "").replace(/'/g, "''")}'`;
-    return `INSERT INTO meta (key, value) VALUES ('${RESTORE_PENDING}', ${literal}) ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
+    // A dump from before migration 22 holds no carried_revocations, and pg_restore --clean drops only what the
+    // dump holds: the table of the database replaced would stay, its rows naming CRL entries the restored log
+    // lacks (carryRevocations would then take them for carried and skip them). Emptied; the restore carries anew.
+    return `INSERT INTO meta (key, value) VALUES ('${RESTORE_PENDING}', ${literal}) ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+      DO $$ BEGIN
+        IF to_regclass('carried_revocations') IS NOT NULL AND (SELECT value::int FROM meta WHERE key = 'schema_version') < 22 THEN
+          TRUNCATE carried_revocations;
+        END IF;
+      END $$`;
   }
 
   /** The restore that opened this store (`restoring`) is done with it: the store may be used from now on. */

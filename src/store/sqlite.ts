@@ -446,6 +446,17 @@ export const MIGRATIONS: readonly Migration[] = [
     reason TEXT NOT NULL
   ) WITHOUT ROWID;
   `,
+  // 27: CRL entries a restore carried over for certificates the store has no row of (Store.carryRevocations), by
+  // serial: their CRL entries are in the revocation log, and OCSP answers them revoked from here (certificateStatus)
+  // rather than unknown. Entries carried before this version are not back-filled (OCSP says unknown for them, as it did).
+  `
+  CREATE TABLE carried_revocations (
+    serial TEXT PRIMARY KEY,
+    ca_id TEXT NOT NULL,
+    revoked_at INTEGER NOT NULL,
+    reason INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /**
@@ -1084,6 +1095,7 @@ export class SqliteStore implements Store {
       ),
       revisionOf: db.prepare("SELECT revision FROM crl_state WHERE ca_id = ?").pluck(),
       revisions: db.prepare("SELECT ca_id, revision FROM crl_state").raw(),
+      carriedStatus: db.prepare("SELECT ca_id, revoked_at, reason FROM carried_revocations WHERE serial = ?").raw(),
       certStatus: db.prepare(
         "SELECT k.ca_id, k.revoked_at, k.reason FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.serial = ?",
       ).raw(),
@@ -1739,12 +1751,17 @@ export class SqliteStore implements Store {
         const st = this.#stmts;
         // The log that indexes an entry's partition and makes it due (an entry without one has neither).
         const log = this.#revocationLog({ withoutPartition: true });
+        const carried = this.#db.prepare("INSERT INTO carried_revocations (serial, ca_id, revoked_at, reason) VALUES (?, ?, ?, ?)");
         const cas = new Set<string>();
         for (const e of entries) {
           if (!cas.has(e.caId) && !st.getCa.get(e.caId)) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${e.caId} in this store: its CRL entries cannot be carried over`);
           if (st.getCert.get(e.serial)) throw new JpkiError("ERR_INTERNAL", `certificate ${e.serial} is in this store: revoke it rather than carry its CRL entry over`);
+          const municipality = carriedMunicipality(e);
+          // Carried before: its entry is in the log already (a second one would list the serial twice); the first stands.
+          if (st.carriedStatus.get(e.serial)) continue;
           cas.add(e.caId);
-          log.add(e.caId, e.serial, e.revokedAt.getTime(), e.reason, e.notAfter.getTime(), carriedMunicipality(e));
+          log.add(e.caId, e.serial, e.revokedAt.getTime(), e.reason, e.notAfter.getTime(), municipality);
+          carried.run(e.serial, e.caId, e.revokedAt.getTime(), e.reason);
         }
         log.flush();
         for (const ca of cas) st.bumpRevision.run(ca);
@@ -1990,7 +2007,8 @@ export class SqliteStore implements Store {
 
   certificateStatus(serial: string): Promise<CertificateStatusRow | undefined> {
     return this.#run("reading a certificate's status", () => {
-      const r = this.#stmts.certStatus.get(serial) as [string, number | null, number | null] | undefined;
+      // A certificate the store has no row of may still be one whose CRL entry a restore carried over: revoked.
+      const r = (this.#stmts.certStatus.get(serial) ?? this.#stmts.carriedStatus.get(serial)) as [string, number | null, number | null] | undefined;
       if (!r) return undefined;
       return { caId: r[0], revocation: r[1] === null ? undefined : { revokedAt: new Date(Number(r[1])), reason: Number(r[2] ?? 0) } };
     });

@@ -742,8 +742,9 @@ export interface Store {
    * published CRL listed for a certificate issued after the backup, so that no later full CRL of the CA takes it
    * back (RFC 5280 §3.3: a revocation is never undone). The entry is listed until `notAfter`, as a revoked
    * certificate's is, and on the partition CRL of its `municipality` when one is given (that partition is made
-   * due), and on deltas built on a full CRL reserved before it. The certificate stays unknown to every other
-   * question (getCertificate, OCSP). ERR_CA_UNKNOWN for a CA the store does not hold;
+   * due), and on deltas built on a full CRL reserved before it; certificateStatus (OCSP) answers it revoked. A
+   * serial carried before is left as it is (the first entry stands: no CRL lists a serial twice). The certificate
+   * stays unknown to every other question (getCertificate, liveness checks). ERR_CA_UNKNOWN for a CA the store does not hold;
    * ERR_INTERNAL for a serial it holds (revoke that one).
    */
   carryRevocations(entries: readonly CarriedRevocation[]): Promise<void>;

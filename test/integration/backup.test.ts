@@ -497,6 +497,21 @@ describe("a revocation of a certificate issued after the backup", () => {
     } finally {
       await w.close();
     }
+    // OCSP answers it revoked, with the date the CRL gave (it said "unknown": the store has no row of it)
+    const added = await cli(["-w", base, "--json", "verifier", "add", "--name", "after the restore", "--kind", "government"], { cwd: dir });
+    expect(added.code, added.stderr).toBe(0);
+    const serve = await startServe(base, ["--access-log", "off"]);
+    try {
+      expect(serve.stderr()).toMatch(/listening/);
+      const caPem = join(base, "ca", "13-sig.pem");
+      const o = sh("openssl", ["ocsp", "-issuer", caPem, "-cert", join(dir, "carry-new.pem"), "-url", `${serve.url}/ocsp/13-sig`, "-header", `Authorization=Bearer ${added.json().token}`, "-CAfile", caPem, "-resp_text"]);
+      expect(o.status, o.out).toBe(0);
+      expect(o.out).toMatch(/carry-new\.pem: revoked/);
+      expect(o.out).toMatch(/Reason: keyCompromise/);
+    } finally {
+      serve.child.kill("SIGTERM");
+      await serve.exited;
+    }
   });
 });
 
