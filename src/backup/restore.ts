@@ -23,7 +23,8 @@
  *    again in the restored store when it has the certificate unrevoked — a restore never un-revokes a
  *    certificate. When it does not know the certificate (issued after the backup), the CRL entry is carried
  *    over into the CA's revocation log (Store.carryRevocations), so later full CRLs list it still (and its
- *    municipality partition's, when a partition CRL listed it), and reported.
+ *    municipality partition's, when a partition CRL listed it), and reported; once only (an earlier restore may
+ *    have carried it into the backup's store already).
  * 6. The restore is recorded in the restored store's audit log ({@link recordRestore}, the one place).
  * 7. The target's previous config.json, store file, ca/, crl/, arl/ and bridge/ move to `before-restore-<UTC time>/` in
  *    the root (nothing is deleted: the newer CRLs there list revocations the restored store has lost), and the
@@ -62,6 +63,7 @@ import { MAX_CRL_NUMBER, type CaRecord, type CarriedRevocation, type RetiredCaId
 import { checkInputDir } from "../workspace/paths.js";
 import { workspacePaths } from "../workspace/workspace.js";
 import { BACKED_UP_TREES, STORE_FILES, copyHashed, writeFailure } from "./backup.js";
+import { decodeEntries } from "../profile/crl-entry.js";
 import { crlNumberGap, listedRevocations, publishedCrlNumbers, type ListedRevocation } from "./crl-numbers.js";
 import { verifyBackup, type BackupManifest } from "./manifest.js";
 
@@ -267,6 +269,15 @@ const STAGE = /^\.restore-(\d+)(?:~@([0-9a-f]{16}))?-[0-9a-f]+$/;
  */
 export function sweepStaleStages(root: string, opts: { readonly now?: number; readonly staleMs?: number } = {}): string[] {
   return sweepStagingDirs(root, STAGE, opts);
+}
+
+/** `<ca>/<serial>` of every entry the CAs' revocation logs hold, expired or not (what their full CRLs list). */
+async function loggedSerials(store: Store, caIds: ReadonlySet<string>): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const caId of caIds) {
+    for await (const chunk of store.crlEntries(caId, { expiredBefore: new Date(0) })) for (const e of decodeEntries(chunk.der)) out.add(`${caId}/${e.serial}`);
+  }
+  return out;
 }
 
 /** The before-restore-<time>/ directories of restores killed while they swapped the files (SWAP_MARKER). */
@@ -506,7 +517,13 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
           reRevoked.push({ caId: r.caId, serial: r.serial, reason: r.reason });
         }
       }
-      if (carried.length) await store.carryRevocations(carried);
+      // Not twice: a backup taken after an earlier restore holds that restore's carried entries in its store while
+      // its crl/ (the files of the backup then restored) does not list them, so they come back as "newer". Carried
+      // again, every later CRL listed the serial twice (crlEntries lists each revocation once; RFC 5280 readers,
+      // crl-index.ts among them, refuse a CRL that does not).
+      const inLog = await loggedSerials(store, new Set(carried.map((c) => c.caId)));
+      const toCarry = carried.filter((c) => !inLog.has(`${c.caId}/${c.serial}`));
+      if (toCarry.length) await store.carryRevocations(toCarry);
       const idsAtBackup = await store.nextStatusCheckId();
       const wanted = Math.max(idsAtBackup + statusCheckIdGap(restoredAt.getTime() - Date.parse(manifest.takenAt)), replacedStatusCheckNext ?? 0);
       statusCheckIds = { atBackup: idsAtBackup, replaced: replacedStatusCheckNext, next: (await store.skipStatusCheckIds(wanted)).next };
