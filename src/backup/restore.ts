@@ -19,7 +19,8 @@
  *    its numbering is then moved on, and the mark removed last (finishRestore). Until then every jpki process is
  *    refused the store, and one that had opened the database before is refused any CRL number: a restore killed
  *    in between leaves a store nobody numbers a CRL from, and run again it completes.
- * 5. Revocations the target's previous CRLs list and the backup's do not (made after the backup) are made
+ * 5. Revocations the target's previous CRLs list (crl/, and the crl/ of every earlier restore's
+ *    before-restore-<time>/) and the backup's do not (made after the backup) are made
  *    again in the restored store when it has the certificate unrevoked — a restore never un-revokes a
  *    certificate. When it does not know the certificate (issued after the backup), the CRL entry is carried
  *    over into the CA's revocation log (Store.carryRevocations), so later full CRLs list it still (and its
@@ -282,6 +283,11 @@ async function loggedSerials(store: Store, caIds: ReadonlySet<string>): Promise<
 
 /** The before-restore-<time>/ directories of restores killed while they swapped the files (SWAP_MARKER). */
 function interruptedSwaps(root: string): string[] {
+  return previousRestores(root).filter((d) => existsSync(join(d, SWAP_MARKER)));
+}
+
+/** Every before-restore-<time>/ directory, oldest first. */
+function previousRestores(root: string): string[] {
   let names: string[];
   try {
     names = readdirSync(root);
@@ -289,7 +295,7 @@ function interruptedSwaps(root: string): string[] {
     return [];
   }
   return names
-    .filter((n) => n.startsWith("before-restore-") && existsSync(join(root, n, SWAP_MARKER)))
+    .filter((n) => n.startsWith("before-restore-"))
     .sort()
     .map((n) => join(root, n));
 }
@@ -376,6 +382,12 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     const n = publishedCrlNumbers(d);
     for (const [ca, v] of n.highest) if (v > (targetNumbers.highest.get(ca) ?? -1n)) targetNumbers.highest.set(ca, v);
     targetNumbers.unreadable.push(...n.unreadable.map((f) => `${d.slice(paths.root.length + 1)}/${f}`));
+  }
+  // The revocations of every earlier restore's directory too, finished or not: a restore run again before any
+  // CRL was generated (crl/ holds the backup's files then) replaced the store that carried what the moved CRLs
+  // listed, and nothing listed it any more. Found in review. (Their numbers the time gap covers: published
+  // before the earlier restore, which moved past them.) A revocation is never undone, so an old file is no risk.
+  for (const d of [...interrupted, ...previousRestores(paths.root).filter((d) => !interrupted.includes(d)).reverse()]) {
     for (const [k, v] of listedRevocations(d)) {
       const known = targetRevocations.get(k);
       if (!known) targetRevocations.set(k, v);

@@ -531,6 +531,27 @@ describe("a revocation of a certificate issued after the backup", () => {
     expect(partitions.map((f) => times(join(base, "crl", "13-sig", f))).reduce((a, n) => a + n, 0)).toBe(1);
     expect(verifyWithCrl(base, join(dir, "carry-twice.pem")).out).toMatch(/error 23 at 0 depth lookup: certificate revoked/);
   });
+  // Found in review: the first restore moved the CRLs that listed the entry to before-restore-<time>/ and put the
+  // backup's in crl/; run again before any CRL was generated, the restore read only crl/ (and the directories of
+  // interrupted restores), found the entry nowhere, and replaced the store that carried it: the revocation was gone.
+  it("stays carried when the restore is run again before a CRL was generated", async () => {
+    const base = join(dir, "carry-again");
+    await copyWorkspace(ws, base);
+    const b0 = join(dir, "carry-again-b0");
+    expect((await cli(["-w", base, "backup", b0], { cwd: dir })).code).toBe(0);
+    const issued = await cli(["-w", base, "issue", "--resident", people[1]!.residentCode, "--public-key", pub, "-o", join(dir, "carry-again.pem"), "--json"], { cwd: dir });
+    expect(issued.code, issued.stderr).toBe(0);
+    const serial = issued.json().serial as string;
+    expect((await cli(["-w", base, "revoke", "--serial", serial, "--reason", "key-compromise"], { cwd: dir })).code).toBe(0);
+    await generate(base, ["--ca", "13-sig", "--partitions"]);
+    for (const run of [1, 2]) {
+      const r = await cli(["-w", base, "restore", b0, "--force", "--json"], { cwd: dir });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.json().revokedUnknown, `run ${run}`).toEqual([{ caId: "13-sig", serial, carriedOver: true }]);
+    }
+    await generate(base, ["--ca", "13-sig", "--partitions"]);
+    expect(verifyWithCrl(base, join(dir, "carry-again.pem")).out).toMatch(/error 23 at 0 depth lookup: certificate revoked/);
+  });
 });
 
 /**
