@@ -19,11 +19,13 @@
  *    its numbering is then moved on, and the mark removed last (finishRestore). Until then every jpki process is
  *    refused the store, and one that had opened the database before is refused any CRL number: a restore killed
  *    in between leaves a store nobody numbers a CRL from, and run again it completes.
- * 5. Revocations the target's previous CRLs list and the backup's do not (made after the backup) are made
+ * 5. Revocations the target's previous CRLs list (crl/, and the crl/ of every earlier restore's
+ *    before-restore-<time>/) and the backup's do not (made after the backup) are made
  *    again in the restored store when it has the certificate unrevoked — a restore never un-revokes a
  *    certificate. When it does not know the certificate (issued after the backup), the CRL entry is carried
  *    over into the CA's revocation log (Store.carryRevocations), so later full CRLs list it still (and its
- *    municipality partition's, when a partition CRL listed it), and reported.
+ *    municipality partition's, when a partition CRL listed it), and reported; once only (an earlier restore may
+ *    have carried it into the backup's store already).
  * 6. The restore is recorded in the restored store's audit log ({@link recordRestore}, the one place).
  * 7. The target's previous config.json, store file, ca/, crl/, arl/ and bridge/ move to `before-restore-<UTC time>/` in
  *    the root (nothing is deleted: the newer CRLs there list revocations the restored store has lost), and the
@@ -62,6 +64,7 @@ import { MAX_CRL_NUMBER, type CaRecord, type CarriedRevocation, type RetiredCaId
 import { checkInputDir } from "../workspace/paths.js";
 import { workspacePaths } from "../workspace/workspace.js";
 import { BACKED_UP_TREES, STORE_FILES, copyHashed, writeFailure } from "./backup.js";
+import { decodeEntries } from "../profile/crl-entry.js";
 import { crlNumberGap, listedRevocations, publishedCrlNumbers, type ListedRevocation } from "./crl-numbers.js";
 import { verifyBackup, type BackupManifest } from "./manifest.js";
 
@@ -269,8 +272,22 @@ export function sweepStaleStages(root: string, opts: { readonly now?: number; re
   return sweepStagingDirs(root, STAGE, opts);
 }
 
+/** `<ca>/<serial>` of every entry the CAs' revocation logs hold, expired or not (what their full CRLs list). */
+async function loggedSerials(store: Store, caIds: ReadonlySet<string>): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const caId of caIds) {
+    for await (const chunk of store.crlEntries(caId, { expiredBefore: new Date(0) })) for (const e of decodeEntries(chunk.der)) out.add(`${caId}/${e.serial}`);
+  }
+  return out;
+}
+
 /** The before-restore-<time>/ directories of restores killed while they swapped the files (SWAP_MARKER). */
 function interruptedSwaps(root: string): string[] {
+  return previousRestores(root).filter((d) => existsSync(join(d, SWAP_MARKER)));
+}
+
+/** Every before-restore-<time>/ directory, oldest first. */
+function previousRestores(root: string): string[] {
   let names: string[];
   try {
     names = readdirSync(root);
@@ -278,7 +295,7 @@ function interruptedSwaps(root: string): string[] {
     return [];
   }
   return names
-    .filter((n) => n.startsWith("before-restore-") && existsSync(join(root, n, SWAP_MARKER)))
+    .filter((n) => n.startsWith("before-restore-"))
     .sort()
     .map((n) => join(root, n));
 }
@@ -365,6 +382,12 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     const n = publishedCrlNumbers(d);
     for (const [ca, v] of n.highest) if (v > (targetNumbers.highest.get(ca) ?? -1n)) targetNumbers.highest.set(ca, v);
     targetNumbers.unreadable.push(...n.unreadable.map((f) => `${d.slice(paths.root.length + 1)}/${f}`));
+  }
+  // The revocations of every earlier restore's directory too, finished or not: a restore run again before any
+  // CRL was generated (crl/ holds the backup's files then) replaced the store that carried what the moved CRLs
+  // listed, and nothing listed it any more. Found in review. (Their numbers the time gap covers: published
+  // before the earlier restore, which moved past them.) A revocation is never undone, so an old file is no risk.
+  for (const d of [...interrupted, ...previousRestores(paths.root).filter((d) => !interrupted.includes(d)).reverse()]) {
     for (const [k, v] of listedRevocations(d)) {
       const known = targetRevocations.get(k);
       if (!known) targetRevocations.set(k, v);
@@ -506,7 +529,13 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
           reRevoked.push({ caId: r.caId, serial: r.serial, reason: r.reason });
         }
       }
-      if (carried.length) await store.carryRevocations(carried);
+      // Not twice: a backup taken after an earlier restore holds that restore's carried entries in its store while
+      // its crl/ (the files of the backup then restored) does not list them, so they come back as "newer". Carried
+      // again, every later CRL listed the serial twice (crlEntries lists each revocation once; RFC 5280 readers,
+      // crl-index.ts among them, refuse a CRL that does not).
+      const inLog = await loggedSerials(store, new Set(carried.map((c) => c.caId)));
+      const toCarry = carried.filter((c) => !inLog.has(`${c.caId}/${c.serial}`));
+      if (toCarry.length) await store.carryRevocations(toCarry);
       const idsAtBackup = await store.nextStatusCheckId();
       const wanted = Math.max(idsAtBackup + statusCheckIdGap(restoredAt.getTime() - Date.parse(manifest.takenAt)), replacedStatusCheckNext ?? 0);
       statusCheckIds = { atBackup: idsAtBackup, replaced: replacedStatusCheckNext, next: (await store.skipStatusCheckIds(wanted)).next };

@@ -322,6 +322,42 @@ describe("PostgresStore specifics", () => {
     }
   });
 
+  // Found in review: pg_restore --clean of a backup from before migration 22 leaves carried_revocations as it was
+  // (IF NOT EXISTS), while the backup brings back the certificate of a serial an earlier restore had carried.
+  // Both rows were listed: the partition CRL and the delta named the serial twice, which crl-index.ts refuses.
+  it("lists a serial once on its partition and on a delta when a carried entry left by an older backup's restore is a certificate of the store again", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    const a = await admin(url);
+    try {
+      await s.putCa(ca);
+      await s.upsertResidents(["r1", "r2"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+      const far = new Date(Date.UTC(2030, 0, 1));
+      await s.commitIssuances(["0c01", "0c02"].map((serial, i) => ({
+        serial, caId: "13-sig", type: "signature" as const, residentCode: `r${i + 1}`, municipalityCode: "131016", fourItems: items,
+        notBefore: new Date(0), notAfter: far, issuedAt: new Date(0), der: Buffer.from([0x30, 0]),
+      })));
+      const t = new Date(Date.UTC(2025, 0, 1)), n = new Date(Date.UTC(2025, 0, 3));
+      const r = await s.reserveCrl("13-sig", t, n);
+      await s.publishCrl({ caId: "13-sig", number: r.number, entries: 0, path: "p", sha256: "a" }, () => undefined);
+      // what the older restore left: 0c01 carried (by the restore before it), now a certificate of the store again
+      await a.query("INSERT INTO carried_revocations (ca_id, serial, municipality_code, revoked_at, reason, not_after) VALUES ('13-sig', '0c01', '131016', 4000, 1, $1)", [far.getTime()]);
+      await s.revoke({ serial: "0c01", revokedAt: new Date(4000), reason: 1, source: "restore" });
+      // 0c02's certificate unrevoked in the store: its carried entry still stands (a revocation is never undone)
+      await a.query("INSERT INTO carried_revocations (ca_id, serial, municipality_code, revoked_at, reason, not_after) VALUES ('13-sig', '0c02', '131016', 5000, 1, $1)", [far.getTime()]);
+      const parts = await s.crlPartitionEntries("13-sig", ["131016"], { expiredBefore: new Date(0) });
+      expect(parts.get("131016")!.flatMap((c) => decodeEntries(c.der)).map((e) => e.serial)).toEqual(["0c01", "0c02"]);
+      const delta = await s.reserveDeltaCrl("13-sig", t, n);
+      expect(delta?.baseNumber).toBe(r.number);
+      const listed: string[] = [];
+      for await (const chunk of s.deltaCrlEntries("13-sig", r.number, { expiredBefore: new Date(0) })) listed.push(...decodeEntries(chunk.der).map((e) => e.serial));
+      expect(listed).toEqual(["0c01", "0c02"]);
+    } finally {
+      await a.end();
+      await s.close();
+    }
+  });
+
   it("upgrades a schema-9 store (before registered issuance information): each unrevoked certificate's is registered", async () => {
     const url = await server.createDatabase();
     const c = await admin(url);

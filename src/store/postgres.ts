@@ -561,6 +561,14 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
 ];
 
 /**
+ * A carried entry (carried_revocations, as `r`) whose serial is a revoked certificate of the store is listed by
+ * that certificate's row, not again: a backup from before migration 22 restored over this database leaves the
+ * table, and may bring back the certificate of a serial an earlier restore carried. Both listed, a CRL named the
+ * serial twice (RFC 5280 readers, crl-index.ts among them, refuse it). An unrevoked certificate keeps the entry.
+ */
+const CARRIED_NOT_REVOKED_HERE = "NOT EXISTS (SELECT 1 FROM certificates x WHERE x.serial = r.serial AND x.revoked_at IS NOT NULL)";
+
+/**
  * Version 19: a record closed by a resident-code change names the code the person moved to, as SQLite's version
  * 25 (sqlite.ts says why and which closed records get one). The bodies are read here, not cast to json in SQL:
  * one that is not JSON must leave its record without a successor, not fail the upgrade.
@@ -2178,8 +2186,8 @@ export class PostgresStore implements Store {
        WHERE ca_id = $1 AND revoked_xid >= pg_snapshot_xmin($3::pg_snapshot) AND NOT pg_visible_in_snapshot(revoked_xid, $3::pg_snapshot)
          AND not_after >= $2
        UNION ALL
-       SELECT serial, revoked_at, reason FROM carried_revocations
-       WHERE ca_id = $1 AND NOT pg_visible_in_snapshot(carried_xid, $3::pg_snapshot) AND not_after >= $2
+       SELECT serial, revoked_at, reason FROM carried_revocations r
+       WHERE ca_id = $1 AND NOT pg_visible_in_snapshot(carried_xid, $3::pg_snapshot) AND not_after >= $2 AND ${CARRIED_NOT_REVOKED_HERE}
        ORDER BY serial`,
       [caId, opts.expiredBefore.getTime(), base.snap],
     );
@@ -2467,8 +2475,8 @@ export class PostgresStore implements Store {
       `SELECT municipality_code, serial, revoked_at, reason FROM certificates
        WHERE ca_id = $1 AND municipality_code = ANY($2::text[]) AND revoked_at IS NOT NULL AND not_after >= $3
        UNION ALL
-       SELECT municipality_code, serial, revoked_at, reason FROM carried_revocations
-       WHERE ca_id = $1 AND municipality_code = ANY($2::text[]) AND not_after >= $3
+       SELECT municipality_code, serial, revoked_at, reason FROM carried_revocations r
+       WHERE ca_id = $1 AND municipality_code = ANY($2::text[]) AND not_after >= $3 AND ${CARRIED_NOT_REVOKED_HERE}
        ORDER BY municipality_code, serial`,
       [caId, [...out.keys()], opts.expiredBefore.getTime()],
     );
