@@ -2413,7 +2413,10 @@ export class PostgresStore implements Store {
     const [r] = await this.#query<{ ca_id: string; revoked_at: bigint | null; reason: number | null }>(
       "reading a certificate's status",
       // A certificate the store has no row of may still be one whose CRL entry a restore carried over: revoked.
-      "SELECT ca_id, revoked_at, reason FROM certificates WHERE serial = $1 UNION ALL SELECT ca_id, revoked_at, reason FROM carried_revocations WHERE serial = $1 LIMIT 1",
+      // Revoked first: a carried row beside an unrevoked row of the certificate (an older backup brought it back)
+      // still stands, as on the CRLs (a revocation is never undone).
+      `SELECT ca_id, revoked_at, reason FROM (SELECT ca_id, revoked_at, reason FROM certificates WHERE serial = $1
+         UNION ALL SELECT ca_id, revoked_at, reason FROM carried_revocations WHERE serial = $1) s ORDER BY revoked_at IS NULL LIMIT 1`,
       [serial],
     );
     if (!r) return undefined;
