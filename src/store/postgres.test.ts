@@ -247,6 +247,10 @@ describe("PostgresStore specifics", () => {
     await s.putCa(ca);
     const day = new Date(Date.UTC(2026, 0, 2));
     const first = await s.reserveCrl("13-sig", new Date(0), day);
+    // a full CRL published before the restore: a delta base until then
+    const base = await s.reserveCrl("13-sig", new Date(0), day);
+    expect(await s.publishCrl({ caId: "13-sig", number: base.number, entries: 0, path: "crl/13-sig.crl", sha256: "00" }, () => undefined)).toBe(true);
+    expect((await s.reserveDeltaCrl("13-sig", new Date(0), day))?.baseNumber).toBe(base.number);
     // a jpki process that opened the database before the restore (as `jpki serve` had), then the restore's commit
     const c = await admin(url);
     const note = JSON.stringify({ source: "/backup/it's here", startedAt: "2026-01-01T00:00:00.000Z" });
@@ -262,6 +266,8 @@ describe("PostgresStore specifics", () => {
     expect(await r.skipCrlNumbers("13-sig", 5000n, day)).toMatchObject({ next: 5000n });
     await r.finishRestore();
     await r.close();
+    // the backup's full CRL is no delta base (its snapshot is another server's transaction ids): deltas wait for a new one
+    expect(await s.reserveDeltaCrl("13-sig", new Date(0), day)).toBeUndefined();
     expect((await s.reserveCrl("13-sig", new Date(0), day)).number).toBe(5000n);
     expect((await c.query("SELECT count(*)::int AS n FROM meta WHERE key = 'restore_pending'")).rows[0]).toEqual({ n: 0 });
     await c.end();

@@ -2938,10 +2938,18 @@ export class PostgresStore implements Store {
     // A dump from before migration 22 holds no carried_revocations, and pg_restore --clean drops only what the
     // dump holds: the table of the database replaced would stay, its rows naming CRL entries the restored log
     // lacks (carryRevocations would then take them for carried and skip them). Emptied; the restore carries anew.
+    // No full CRL of the backup is a delta base any more: its snapshot names transaction ids of the server the
+    // backup was taken on, and a new cluster (a restore onto a new machine) numbers its transactions from the
+    // start again — a revocation after the restore would look older than the base and be left off every delta on
+    // it. The restore makes every full CRL due; deltas start again on the first one published after it. (A dump
+    // from before migration 7 has no such column: nothing to forget.)
     return `INSERT INTO meta (key, value) VALUES ('${RESTORE_PENDING}', ${literal}) ON CONFLICT (key) DO UPDATE SET value = excluded.value;
       DO $$ BEGIN
         IF to_regclass('carried_revocations') IS NOT NULL AND (SELECT value::int FROM meta WHERE key = 'schema_version') < 22 THEN
           TRUNCATE carried_revocations;
+        END IF;
+        IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('crls') AND attname = 'delta_snapshot' AND NOT attisdropped) THEN
+          UPDATE crls SET delta_snapshot = NULL WHERE delta_snapshot IS NOT NULL;
         END IF;
       END $$`;
   }
