@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isWholeTlv, tbsCertificateOf } from "./tbs.js";
+import { isWholeTlv, storedTbsIs, tbsCertificateOf } from "./tbs.js";
 
 describe("tbsCertificateOf", () => {
   const tbs = Buffer.from([0x30, 0x03, 0x02, 0x01, 0x07]);
@@ -32,5 +32,21 @@ describe("isWholeTlv", () => {
     expect(isWholeTlv(Buffer.from([0x30, 0x01, 0x02, 0x01]))).toBe(false);
     expect(isWholeTlv(Buffer.from([0x30, 0x80, 0x00, 0x00]))).toBe(false);
     expect(isWholeTlv(Buffer.from([0x30]))).toBe(false);
+  });
+});
+
+describe("storedTbsIs (the stores' owner rule, as their SQL computes it)", () => {
+  const tbs = Buffer.from([0x30, 0x03, 0x02, 0x01, 0x07]);
+  const cert = (header: number[]) => Buffer.concat([Buffer.from(header), tbs, Buffer.from([0x30, 0x00, 0x03, 0x01, 0x00])]);
+  it("finds the tbs after a short or long outer header", () => {
+    expect(storedTbsIs(cert([0x30, 0x0a]), tbs)).toBe(true);
+    expect(storedTbsIs(cert([0x30, 0x82, 0x00, 0x0a]), tbs)).toBe(true);
+    expect(storedTbsIs(cert([0x30, 0x84, 0x00, 0x00, 0x00, 0x0a]), tbs)).toBe(true);
+  });
+  it("is false for another tbs, a part of one, or stored bytes too short", () => {
+    expect(storedTbsIs(cert([0x30, 0x0a]), Buffer.from([0x30, 0x03, 0x02, 0x01, 0x08]))).toBe(false);
+    expect(storedTbsIs(cert([0x30, 0x0a]), tbs.subarray(0, 4))).toBe(false);
+    expect(storedTbsIs(Buffer.from([0x30, 0x82, 0x00]), tbs)).toBe(false);
+    expect(storedTbsIs(Buffer.from([0x30]), tbs)).toBe(false);
   });
 });

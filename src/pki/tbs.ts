@@ -36,3 +36,16 @@ export function isWholeTlv(b: Uint8Array): boolean {
   const l = b.length >= 2 ? lengthAt(b, 1) : undefined;
   return l !== undefined && l[1] + l[0] === b.length;
 }
+
+/**
+ * Whether the octets after `stored`'s outer header (its tag, and its length in the short or long form) begin with
+ * `tbs`, a whole TLV: the rule the stores resolve an answered certificate's owner by (Store.appendDisclosures),
+ * the same arithmetic in SQL and here, so both answer alike for any stored bytes. For a certificate (ours are
+ * DER) it is "its tbsCertificate is `tbs`": a whole TLV equal to the start of the stored one has its length too.
+ */
+export function storedTbsIs(stored: Uint8Array, tbs: Uint8Array): boolean {
+  if (stored.length < 2 || !isWholeTlv(tbs)) return false;
+  const start = 2 + (stored[1]! > 127 ? stored[1]! - 128 : 0);
+  if (start + tbs.length > stored.length) return false;
+  return Buffer.from(stored.buffer, stored.byteOffset + start, tbs.length).equals(tbs);
+}

@@ -1037,6 +1037,17 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(await listed("12345678901")).toEqual([["0f01", 1, "13-sig"]]);
       expect(await listed("22345678901")).toEqual([["0f02", 5, "13-sig"], ["0f01", 6, "CN=as the certificate names it"]]);
       expect(await s.appendDisclosures([])).toEqual([]);
+      // stored bytes of another shape (never ours: the CA writes DER) are judged alike by both stores, by the octets
+      // after the outer header: an indefinite outer length, a SET for a SEQUENCE
+      await s.upsertResidents([resident("32345678901")]);
+      await s.commitIssuances([
+        { ...cert("0f04", "32345678901", 1000), der: Buffer.concat([Buffer.from([0x30, 0x80]), tbsOf("0f04"), Buffer.from([0, 0])]) },
+        { ...cert("0f05", "32345678901", 1000), type: "authentication", der: Buffer.concat([Buffer.from([0x31, 0x82, 0x01, 0x04]), tbsOf("0f05")]) },
+      ]);
+      expect(await s.appendDisclosures([d("0f04", 7, { tbs: tbsOf("0f04") }), d("0f05", 8, { tbs: tbsOf("0f05") })])).toEqual([
+        { caId: "13-sig", residentCode: "32345678901" },
+        { caId: "13-sig", residentCode: "32345678901" },
+      ]);
       await s.close();
     });
 

@@ -2832,7 +2832,8 @@ export class PostgresStore implements Store {
     // count, so the rows are in before the audit head is locked (the last lock, as #appendAudits takes it).
     // The answered certificates' owners are resolved in it too (o): a read of them before, a statement of its
     // own per group, was ≈ 16 µs of PostgreSQL's CPU and ≈ 20 of the serving thread's per answer (bench api).
-    // A stored certificate's tbsCertificate starts after its outer header: 2 octets and the long form's count.
+    // A stored certificate's tbsCertificate starts after its outer header: 2 octets and the long form's count
+    // (pki/tbs.ts storedTbsIs, the same rule SQLite applies).
     // Named, so each connection parses and plans it once.
     const [r] = await this.#query<{ ns: number[]; cas: string[]; residents: string[] }>("recording disclosures", {
       name: "jpki_disclosures_append_resolved",

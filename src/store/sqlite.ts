@@ -99,7 +99,7 @@ import type {
 } from "./types.js";
 import { COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope } from "./types.js";
 import { DumpStreamCheck } from "./dump.js";
-import { tbsCertificateOf } from "../pki/tbs.js";
+import { storedTbsIs } from "../pki/tbs.js";
 import { WalCheckpointer } from "./checkpointer.js";
 import { Coalescer } from "./coalesce.js";
 import { auditDigest, caCreatedAudit, caIdRetiredAudit, caRolloverAudit, retiredMessage, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
@@ -2307,7 +2307,7 @@ export class SqliteStore implements Store {
         let o: DisclosureOwner | undefined;
         if (d.tbs) {
           const r = owner.get(d.serial) as [string, string, Buffer] | undefined;
-          if (r && tbsCertificateOf(r[2])?.equals(d.tbs)) o = { caId: r[0], residentCode: r[1] };
+          if (r && storedTbsIs(r[2], d.tbs)) o = { caId: r[0], residentCode: r[1] };
         }
         owners.push(o);
         const values = disclosureValues(d);
