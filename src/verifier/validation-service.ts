@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { JpkiError } from "../errors.js";
 import type { VerifierRecord } from "../store/types.js";
 import { parseCertificate } from "../validation/certificate.js";
-import { tbsCertificateOf } from "../pki/tbs.js";
+import { storedTbsIs, tbsCertificateOf } from "../pki/tbs.js";
 import { formatName } from "../validation/name.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
 import { validateJpki, type JpkiPurpose } from "../validation/jpki.js";
@@ -230,7 +230,7 @@ export class VerifierValidationService {
       // The four items go with the answer: the owner and the resident are read first, then the record says so.
       const row = await this.#ws.store.getCertificateOwner(serial);
       const tbs = tbsCertificateOf(certificate);
-      const ours = row && tbs && tbsCertificateOf(row.der)?.equals(tbs) ? row : undefined;
+      const ours = row && tbs && storedTbsIs(row.der, tbs) ? row : undefined; // the stores' rule (appendDisclosures)
       const issuer = ours ? ours.caId : ee.issuer;
       const view = governmentView(result, { at, serial, issuer, legalBasis: q.legalBasis });
       const resident = ours ? await this.#ws.store.getResident(ours.residentCode) : undefined;
