@@ -663,6 +663,12 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(await s.certificateStatus("0e03")).toEqual({ caId: "13-sig", revocation: { revokedAt: new Date(6000), reason: 1 } });
       expect(await s.certificateStatus("0e09")).toBeUndefined();
       expect(await s.getCertificate("0e02")).toBeUndefined();
+      // the liveness check's read, by serial: the carried ones only
+      expect(await s.carriedRevocations(["0e02", "0e09", "0d01", "0e01", "0e02"])).toEqual(new Map([
+        ["0e01", { caId: "13-sig", revokedAt: new Date(4000), reason: 1 }],
+        ["0e02", { caId: "13-sig", revokedAt: new Date(5000), reason: 0 }],
+      ]));
+      expect(await s.carriedRevocations([])).toEqual(new Map());
       // carried again (a second restore): the first entry stands, on the CRLs and for OCSP
       await s.carryRevocations([
         { caId: "13-sig", serial: "0e02", revokedAt: new Date(9000), reason: 5, notAfter: far, municipality: "132012" },

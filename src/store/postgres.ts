@@ -109,6 +109,7 @@ import type {
   RegisteredIssuance,
   RevokeInput,
   CarriedRevocation,
+  CarriedStatus,
   Store,
   StoredNotice,
   HeldNoticeKey,
@@ -2879,6 +2880,18 @@ export class PostgresStore implements Store {
   }
 
   // ---- Liveness checks (POST /v1/status) and the registry's consents ----
+
+  async carriedRevocations(serials: readonly string[]): Promise<Map<string, CarriedStatus>> {
+    const out = new Map<string, CarriedStatus>();
+    if (!serials.length) return out;
+    const rows = await this.#query<{ serial: string; ca_id: string; revoked_at: bigint; reason: number }>(
+      "reading carried-over revocations",
+      "SELECT serial, ca_id, revoked_at, reason FROM carried_revocations WHERE serial = ANY($1::text[])",
+      [textArray([...new Set(serials)])],
+    );
+    for (const r of rows) out.set(r.serial, { caId: r.ca_id, revokedAt: new Date(Number(r.revoked_at)), reason: Number(r.reason) });
+    return out;
+  }
 
   async certificatesForStatus(q: { readonly serials: readonly string[]; readonly certificateIds: readonly string[] }): Promise<CertificateRow[]> {
     if (!q.serials.length && !q.certificateIds.length) return [];

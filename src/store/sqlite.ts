@@ -83,6 +83,7 @@ import type {
   RegisteredIssuance,
   RevokeInput,
   CarriedRevocation,
+  CarriedStatus,
   Store,
   DumpBatch,
   DumpCounts,
@@ -2396,6 +2397,17 @@ export class SqliteStore implements Store {
   }
 
   // ---- Liveness checks (POST /v1/status) and the registry's consents ----
+
+  carriedRevocations(serials: readonly string[]): Promise<Map<string, CarriedStatus>> {
+    return this.#run("reading carried-over revocations", () => {
+      const out = new Map<string, CarriedStatus>();
+      for (const serial of new Set(serials)) {
+        const r = this.#stmts.carriedStatus.get(serial) as [string, number, number] | undefined;
+        if (r) out.set(serial, { caId: r[0], revokedAt: new Date(Number(r[1])), reason: Number(r[2]) });
+      }
+      return out;
+    });
+  }
 
   certificatesForStatus(q: { readonly serials: readonly string[]; readonly certificateIds: readonly string[] }): Promise<CertificateRow[]> {
     if (!q.serials.length && !q.certificateIds.length) return Promise.resolve([]);

@@ -196,6 +196,14 @@ export interface CertificateRow extends IssuanceRecord {
   readonly revocation: RevocationInfo | undefined;
 }
 
+/** What the store holds of a carried-over CRL entry (Store.carriedRevocations). */
+export interface CarriedStatus {
+  readonly caId: string;
+  readonly revokedAt: Date;
+  /** CRLReason code (0: none given) */
+  readonly reason: number;
+}
+
 /** A CRL entry carried over for a certificate the store holds no row of (Store.carryRevocations). */
 export interface CarriedRevocation {
   readonly caId: string;
@@ -899,6 +907,11 @@ export interface Store {
    * read; those not found are simply absent.
    */
   certificatesForStatus(q: { readonly serials: readonly string[]; readonly certificateIds: readonly string[] }): Promise<CertificateRow[]>;
+  /**
+   * The CRL entries a restore carried over (carryRevocations) for these serials, by serial: certificates the store
+   * has no row of that its CRLs list as revoked. Those not carried are absent.
+   */
+  carriedRevocations(serials: readonly string[]): Promise<Map<string, CarriedStatus>>;
   /**
    * Records the checked items of one liveness-check answer in the verifier's history and its disclosure
    * records, in one transaction: all or nothing, before the answer is given.

@@ -68,9 +68,14 @@ describe("the old/new link (successor)", () => {
 describe("checkStatus with a stubbed store", () => {
   const gov = { id: "v-g", name: "g", kind: "government" as const, tokenSha256: undefined, certSha256: undefined, certNotAfter: undefined, createdAt: now, revokedAt: undefined };
   const priv = { ...gov, id: "v-p", kind: "private" as const };
-  function ws(rows: CertificateRow[], o: { fail?: boolean; consents?: string[] } = {}) {
+  function ws(rows: CertificateRow[], o: { fail?: boolean; consents?: string[]; carried?: Record<string, { caId: string; revokedAt: Date; reason: number }> } = {}) {
     const recorded: Array<{ checks: StatusCheckRecord[]; disclosures: DisclosureRecord[] }> = [];
+    const asked: string[][] = [];
     const store = {
+      carriedRevocations: async (serials: string[]) => {
+        asked.push([...serials]);
+        return new Map(serials.filter((x) => o.carried?.[x]).map((x) => [x, o.carried![x]!]));
+      },
       certificatesForStatus: async (q: { serials: string[]; certificateIds: string[] }) =>
         rows.filter((r) => q.serials.includes(r.serial) || q.certificateIds.includes(certificateId(r.der))),
       liveConsents: async (_v: string, codes: string[]) => new Set(codes.filter((c) => o.consents?.includes(c))),
@@ -80,7 +85,7 @@ describe("checkStatus with a stubbed store", () => {
         recorded.push({ checks, disclosures });
       },
     };
-    return { w: { store, clock: { now: () => now } } as unknown as Workspace, recorded };
+    return { w: { store, clock: { now: () => now } } as unknown as Workspace, recorded, asked };
   }
 
   it("an expired, unrevoked certificate is unknown: a government body is told why, a private provider not", async () => {
@@ -101,6 +106,28 @@ describe("checkStatus with a stubbed store", () => {
     expect(recorded[0]!.disclosures[0]!.answer).toBe("status:unknown");
     // A government body is still told the CA's record.
     expect((await checkStatus(w, gov, asked)).items[0]).toMatchObject({ status: "revoked", revocation: { reason: "affiliationChanged" } });
+  });
+
+  it("a serial whose CRL entry a restore carried over (no certificate row) is revoked, not 'not ours'; another CA's serial stays unknown", async () => {
+    const a = row("0a", "2024-01-01T00:00:00Z");
+    const revokedAt = new Date("2025-06-01T00:00:00Z");
+    const { w, recorded, asked } = ws([a], { carried: { "0c": { caId: "13-sig", revokedAt, reason: 1 } } });
+    const items = [{ caId: "13-sig", serial: "0c" }, { caId: "14-sig", serial: "0c" }, { caId: "13-sig", serial: "0a" }, { caId: "13-sig", serial: "0d" }];
+    expect((await checkStatus(w, gov, { items, link: true })).items).toEqual([
+      { index: 0, item: items[0], status: "revoked", revocation: { time: revokedAt.toISOString(), reason: "keyCompromise" } },
+      { index: 1, item: items[1], status: "unknown", unknownReason: "not-ours" },
+      { index: 2, item: items[2], status: "good" },
+      { index: 3, item: items[3], status: "unknown", unknownReason: "not-ours" },
+    ]);
+    expect((await checkStatus(w, priv, { items: [items[0]!] })).items).toEqual([{ index: 0, item: items[0], status: "revoked" }]);
+    // the history holds what was said; no disclosure record (no resident is known for it)
+    expect(recorded[0]!.checks[0]).toMatchObject({ serial: "0c", status: "revoked", reason: 1, revokedAt });
+    expect(recorded[0]!.disclosures.map((d) => d.serial)).toEqual(["0a"]);
+    expect(recorded[1]!.checks[0]).toMatchObject({ status: "revoked", reason: undefined, revokedAt: undefined });
+    // only the serials not found are looked up, and not at all when every one is found
+    expect(asked[0]!.sort()).toEqual(["0c", "0c", "0d"]);
+    await checkStatus(w, gov, { items: [items[2]!] });
+    expect(asked.length).toBe(2);
   });
 
   it("records what the caller was told (a private provider's check holds no reason) and, when the store fails, gives no answer", async () => {
