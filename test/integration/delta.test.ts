@@ -207,3 +207,22 @@ describe("OpenSSL 3.0 without -extended_crl took a delta newer than its base for
     }
   });
 });
+
+describe("notices ingest reports the delta it publishes", () => {
+  it("as scope delta with its base number, as crl generate does (it was a partition named \"delta\")", async () => {
+    const notices = join(dir, "death.jsonl");
+    writeJsonl(notices, [{ noticeId: "delta-report-1", residentCode: makeResidentCode("0000000950"), kind: "death", effectiveDate: "2026-01-05", sequence: 1, municipalityCode: "131016" }]);
+    const r = await cli([...w(), "notices", "ingest", notices, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    const crls = r.json().crls as Array<{ ca: string; scope: string; municipality?: string; baseNumber?: string; path: string }>;
+    // the base is young: the death goes out in a delta on it (the base published last above, #4)
+    expect(crls.filter((c) => c.scope === "delta")).toEqual([expect.objectContaining({ ca: "13-sig", baseNumber: "4", path: delta() })]);
+    expect(crls.filter((c) => c.scope === "delta")[0]).not.toHaveProperty("municipality");
+    expect(crls.every((c) => c.scope !== "partition" || /^\d{6}$/.test(c.municipality ?? ""))).toBe(true);
+    // the human summary names the scope as crl generate does
+    writeJsonl(notices, [{ noticeId: "delta-report-2", residentCode: makeResidentCode("0000000951"), kind: "death", effectiveDate: "2026-01-05", sequence: 1, municipalityCode: "131016" }]);
+    const text = await cli([...w(), "notices", "ingest", notices], { cwd: dir });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/CRLs regenerated: .*13-sig\/delta #\d+ \(\d+\)/);
+  });
+});

@@ -21,10 +21,15 @@ export function formatIngest(r: IngestRunResult): string {
         ]
       : []),
     `revocations ${r.revocations}${Object.keys(r.revocationsByReason).length ? ": " + Object.entries(r.revocationsByReason).map(([k, v]) => `${k} ${v}`).join(", ") : ""}`,
-    ...(r.crls.length ? [`CRLs regenerated: ${r.crls.map((c) => `${c.ca} #${c.number} (${c.entries})`).join(", ")}`] : []),
+    ...(r.crls.length ? [`CRLs regenerated: ${r.crls.map((c) => `${crlLabel(c)} #${c.number} (${c.entries})`).join(", ")}`] : []),
     ...(r.rejectFile ? [`rejected notices written to ${r.rejectFile}`] : []),
     ...(r.stopped ? ["stopped before the end of the input: run the same command again to resume"] : []),
   ].join("\n");
+}
+
+/** A published CRL as `crl generate` names it: `13-sig`, `13-sig/delta`, `13-sig/131016`, `13-sig/arl`. */
+function crlLabel(c: { ca: string; scope: string; municipality?: string }): string {
+  return c.scope === "full" ? c.ca : `${c.ca}/${c.municipality ?? c.scope}`;
 }
 
 export function makeNoticesCommand(io: Io): Command {
