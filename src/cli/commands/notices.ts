@@ -54,7 +54,9 @@ Notices that arrive before their predecessor are held ('jpki notices pending'); 
 ahead of its resident is rejected (ERR_NOTICE_SEQUENCE_JUMP), never held. Re-running a file changes
 nothing; a killed run resumes where it stopped: the rerun skips what the earlier run stored and says so
 ("resumed: …"; alreadyApplied and alreadyHeld in --json, both counted in duplicates too).
-Some notices rejected and the others taken is ERR_PARTIAL (see the exit codes below).
+Some notices rejected and the others taken is ERR_PARTIAL (see the exit codes below). SIGINT (Ctrl-C) or
+SIGTERM stops the run after the batch in progress, and it exits 0 saying "stopped before the end of the input"
+("stopped": true in --json): a script must check that, not the exit code alone, before it moves the file away.
 
 A reject file is never replaced or added to: it may be the only record of which notices were refused and
 why. Each run's default one is new: when another run (on this host or another sharing the workspace) took
@@ -64,7 +66,7 @@ name another. Should another process create it during the run, the rejects go to
 the result's rejectFile always says where they went.
 
 ${commandExitCodes({
-  ok: "every notice taken (applied, held, or already seen)",
+  ok: "every notice taken (applied, held, or already seen); or stopped by SIGINT/SIGTERM before the end (says so)",
   errors: [
     ["ERR_REJECT_FILE_EXISTS", "the --reject-file exists: nothing ingested"],
     ["ERR_PARTIAL", "some notices were rejected (into the reject file), the others taken"],
