@@ -33,4 +33,10 @@ describe("pg_dump's connection", () => {
     });
     expect(() => libpqEnv("postgres://u@h/db?options=-c%20x")).toThrow(expect.objectContaining({ code: "ERR_BACKUP_TOOL" }));
   });
+
+  it("takes a role without a host, over a Unix socket, as every other command does (node-postgres reads it so)", () => {
+    expect(libpqEnv("postgres://jpki@/jpki_db?host=/run/postgresql")).toEqual({ env: { PGUSER: "jpki", PGDATABASE: "jpki_db", PGHOST: "/run/postgresql" }, database: "jpki_db" });
+    expect(libpqEnv("postgresql://jpki:s3cr%40t@/jpki_db")).toEqual({ env: { PGUSER: "jpki", PGPASSWORD: "s3cr@t", PGDATABASE: "jpki_db" }, database: "jpki_db" });
+    expect(() => libpqEnv("postgres://[not a url")).toThrow(expect.objectContaining({ code: "ERR_USAGE" }));
+  });
 });

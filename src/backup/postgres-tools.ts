@@ -18,7 +18,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { JpkiError } from "../errors.js";
-import { RESTORE_PENDING, UNVERIFIED_COPY, restoreIncomplete, unverifiedCopy } from "../store/postgres.js";
+import { RESTORE_PENDING, UNVERIFIED_COPY, parsePostgresUrl, restoreIncomplete, unverifiedCopy } from "../store/postgres.js";
 import { storeRetired } from "../store/retirement.js";
 import type { ManifestCrlNumber } from "./manifest.js";
 
@@ -46,14 +46,11 @@ const QUERY_ENV: Readonly<Record<string, string>> = {
  * variable for is refused (ERR_BACKUP_TOOL) rather than silently dropped.
  */
 export function libpqEnv(url: string): { env: Record<string, string>; database: string } {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch (e) {
-    throw new JpkiError("ERR_USAGE", "JPKI_STORE is not a valid postgres:// URL", { cause: e });
-  }
+  const parsed = parsePostgresUrl(url);
+  if (!parsed) throw new JpkiError("ERR_USAGE", "JPKI_STORE is not a valid postgres:// URL");
+  const u = parsed.url;
   const env: Record<string, string> = {};
-  if (u.hostname) env.PGHOST = decodeURIComponent(u.hostname);
+  if (u.hostname && !parsed.hostless) env.PGHOST = decodeURIComponent(u.hostname);
   if (u.port) env.PGPORT = u.port;
   if (u.username) env.PGUSER = decodeURIComponent(u.username);
   if (u.password) env.PGPASSWORD = decodeURIComponent(u.password);

@@ -8,6 +8,7 @@
  */
 import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { scopeKind, type ScopeKind } from "../crl/scope.js";
 import type { CrlUpdater } from "../crl/updater.js";
 import { JpkiError } from "../errors.js";
 import { readRecords } from "../registry/import.js";
@@ -152,8 +153,11 @@ export interface IngestRunOptions {
 export interface IngestRunResult extends IngestSummary {
   /** where the rejected notices went (see rejectFileExists: not always rejectPath), null when none was rejected */
   readonly rejectFile: string | null;
-  /** the CRLs published: each CA's full CRL, and its partitions that changed (scope "partition", municipality) */
-  readonly crls: Array<{ ca: string; scope: "full" | "partition" | "arl"; municipality?: string; number: string; entries: number; path: string }>;
+  /**
+   * the CRLs published: each CA's full CRL or, with delta CRLs on and the base young, a delta on it (scope "delta",
+   * baseNumber), and its partitions that changed (scope "partition", municipality); the scopes as `crl generate` names them
+   */
+  readonly crls: Array<{ ca: string; scope: ScopeKind; municipality?: string; baseNumber?: string; number: string; entries: number; path: string }>;
   readonly seconds: number;
 }
 
@@ -208,8 +212,9 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
     .filter((c) => !c.superseded)
     .map((c) => ({
       ca: c.caId,
-      scope: c.scope === "" ? ("full" as const) : c.scope === "arl" ? ("arl" as const) : ("partition" as const),
-      ...(c.scope !== "" && c.scope !== "arl" ? { municipality: c.scope } : {}),
+      scope: scopeKind(c.scope),
+      ...(scopeKind(c.scope) === "partition" ? { municipality: c.scope } : {}),
+      ...(c.baseNumber !== undefined ? { baseNumber: c.baseNumber.toString() } : {}),
       number: c.number.toString(),
       entries: c.entries,
       path: c.derPath,

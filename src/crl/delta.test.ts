@@ -236,6 +236,10 @@ describe("the delta cadence", () => {
     const young = await updater.regenerate(["13-sig"]);
     // and the partition, as always (partitions have no deltas)
     expect(young.map((p) => [p.scope, p.entries])).toEqual([["delta", 1], ["131016", 1]]);
+    // nothing revoked since: no delta repeating the last one (a notices ingest that changed nothing published two)
+    clock.advance(MIN);
+    expect(await updater.regenerate(["13-sig"])).toEqual([]);
+    expect(await updater.regenerateDirty()).toEqual([]);
     await revoke(b.serial);
     clock.advance(6 * HOUR);
     const old = await updater.regenerate(["13-sig"]);

@@ -75,9 +75,14 @@ export class CrlUpdater {
     const deltas = cadence ? new Map((await this.#ws.store.deltaCrlStatus()).map((d) => [d.caId, d])) : undefined;
     const now = this.#ws.clock.now();
     const margin = refreshMarginMs(this.#ws.config);
-    const due: DueCrl[] = [...ids].map((caId) =>
-      cadence && pendingGoesTo(deltas!.get(caId), now, cadence, margin) === "delta" ? { caId, scope: DELTA_SCOPE, why: "dirty" as const } : { caId, why: "dirty" as const },
-    );
+    const due: DueCrl[] = [];
+    for (const caId of ids) {
+      const d = deltas?.get(caId);
+      if (!cadence || pendingGoesTo(d, now, cadence, margin) === "base") due.push({ caId, why: "dirty" });
+      // A CA stays dirty until its next base, so a delta that already names the current base and lists every
+      // revocation is not made again: each `notices ingest` run, even one that changed nothing, published two.
+      else if (d!.pending || d!.delta?.baseNumber !== d!.base!.number) due.push({ caId, scope: DELTA_SCOPE, why: "dirty" });
+    }
     for (const s of await this.#ws.store.crlScopeStatus()) {
       if (ids.has(s.caId) && (s.dirty || !s.latest) && (s.scope !== ARL_SCOPE || !s.latest)) due.push({ caId: s.caId, scope: s.scope, why: s.latest ? "dirty" : "missing" });
     }

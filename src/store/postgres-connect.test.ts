@@ -39,5 +39,6 @@ describe("PostgreSQL connect timeout", () => {
     expect(connectTimeoutOf("postgres://h/db?connect_timeout=5", { PGCONNECT_TIMEOUT: "30" })).toBe(5000);
     for (const v of ["0", "-1", "x", ""]) expect(connectTimeoutOf(`postgres://h/db?connect_timeout=${v}`, {})).toBe(15_000);
     expect(connectTimeoutOf("not a url", {})).toBe(15_000);
+    expect(connectTimeoutOf("postgres://jpki@/db?host=/run/postgresql&connect_timeout=7", {})).toBe(7000); // a role, no host
   });
 });

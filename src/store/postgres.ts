@@ -795,14 +795,30 @@ export interface PostgresStoreOptions {
   readonly connectTimeoutMs?: number;
 }
 
+/**
+ * A postgres:// connection string as node-postgres reads it (pg-connection-string), or undefined when it is no URL.
+ * The WHATWG parser refuses credentials without a host (`postgres://jpki@/jpki?host=/run/postgresql`, the usual
+ * way to name a role over a Unix socket), which node-postgres accepts by putting a placeholder host in; so does
+ * this, and says the host was empty: a backup refusing the string every other command connected with was the result.
+ */
+export function parsePostgresUrl(connectionString: string): { readonly url: URL; readonly hostless: boolean } | undefined {
+  try {
+    return { url: new URL(connectionString), hostless: false };
+  } catch {
+    // below
+  }
+  if (!connectionString.includes("@/")) return undefined;
+  try {
+    return { url: new URL(connectionString.replace("@/", "@placeholder.invalid/")), hostless: true };
+  } catch {
+    return undefined;
+  }
+}
+
 /** The connect timeout of a connection string: libpq's connect_timeout (seconds), then PGCONNECT_TIMEOUT, else 15 s. */
 export function connectTimeoutOf(connectionString: string, env: NodeJS.ProcessEnv = process.env): number {
-  let fromUrl: string | null = null;
-  try {
-    fromUrl = new URL(connectionString).searchParams.get("connect_timeout");
-  } catch {
-    // node-postgres reports the malformed string
-  }
+  // node-postgres reports a malformed string
+  const fromUrl = parsePostgresUrl(connectionString)?.url.searchParams.get("connect_timeout") ?? null;
   for (const v of [fromUrl, env.PGCONNECT_TIMEOUT]) {
     const n = v === null || v === undefined || v.trim() === "" ? NaN : Number(v);
     // libpq: 0 or negative waits forever; we keep a bound and take it as the default instead

@@ -207,3 +207,30 @@ describe("OpenSSL 3.0 without -extended_crl took a delta newer than its base for
     }
   });
 });
+
+describe("notices ingest reports the delta it publishes", () => {
+  it("as scope delta with its base number, as crl generate does (it was a partition named \"delta\"); a run that changes nothing publishes none", async () => {
+    const death = (id: string, code: string) =>
+      writeJsonl(join(dir, `${id}.jsonl`), [{ noticeId: id, residentCode: makeResidentCode(code), kind: "death", effectiveDate: "2026-01-05", sequence: 1, municipalityCode: "131016" }]);
+    // the base is young (the one published last above, #4): a death goes out in a delta on it
+    const text = await cli([...w(), "notices", "ingest", death("delta-report-1", "0000000950")], { cwd: dir });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/CRLs regenerated: .*13-sig\/delta #\d+ \(\d+\)/);
+
+    const k = cardKey(dir, "late");
+    const issued = await cli([...w(), "issue", "--resident", makeResidentCode("0000000951"), "--public-key", k.pub, "-o", join(dir, "late.pem")], { cwd: dir });
+    expect(issued.code, issued.stderr).toBe(0);
+    const notices = death("delta-report-2", "0000000951");
+    const r = await cli([...w(), "notices", "ingest", notices, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    const crls = r.json().crls as Array<{ ca: string; scope: string; municipality?: string; baseNumber?: string; path: string }>;
+    expect(crls.filter((c) => c.scope === "delta")).toEqual([expect.objectContaining({ ca: "13-sig", baseNumber: "4", path: delta() })]);
+    expect(crls.filter((c) => c.scope === "delta")[0]).not.toHaveProperty("municipality");
+    expect(crls.every((c) => c.scope !== "partition" || /^\d{6}$/.test(c.municipality ?? ""))).toBe(true);
+
+    // the same file again changes nothing, and publishes nothing: the delta already lists every revocation
+    const again = await cli([...w(), "notices", "ingest", notices, "--json"], { cwd: dir });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.json().crls).toEqual([]);
+  });
+});

@@ -76,7 +76,7 @@ What it holds (directories 0700, files 0600 — it has the encrypted CA keys and
   store/jpki.db          SQLite: a copy by SQLite's online backup API (one consistent snapshot)
   store/jpki.pgdump      PostgreSQL: pg_dump -Fc from one snapshot (JPKI_STORE; pg_dump must be at least
                          the server's version, found under /usr/lib/postgresql/<version>/bin or JPKI_PG_BIN)
-  workspace/…            config.json, ca/, crl/ and arl/ as published (certs/ and rejects/ are not kept)
+  workspace/…            config.json, ca/, crl/, arl/ and bridge/ as published (certs/ and rejects/ are not kept)
 
 Online: other jpki processes (serve, watch, notices ingest, issue) go on while it runs; the store is copied
 from one snapshot, then the files. The backup is written under a temporary name and renamed to DEST when

@@ -21,10 +21,15 @@ export function formatIngest(r: IngestRunResult): string {
         ]
       : []),
     `revocations ${r.revocations}${Object.keys(r.revocationsByReason).length ? ": " + Object.entries(r.revocationsByReason).map(([k, v]) => `${k} ${v}`).join(", ") : ""}`,
-    ...(r.crls.length ? [`CRLs regenerated: ${r.crls.map((c) => `${c.ca} #${c.number} (${c.entries})`).join(", ")}`] : []),
+    ...(r.crls.length ? [`CRLs regenerated: ${r.crls.map((c) => `${crlLabel(c)} #${c.number} (${c.entries})`).join(", ")}`] : []),
     ...(r.rejectFile ? [`rejected notices written to ${r.rejectFile}`] : []),
     ...(r.stopped ? ["stopped before the end of the input: run the same command again to resume"] : []),
   ].join("\n");
+}
+
+/** A published CRL as `crl generate` names it: `13-sig`, `13-sig/delta`, `13-sig/131016`, `13-sig/arl`. */
+function crlLabel(c: { ca: string; scope: string; municipality?: string }): string {
+  return c.scope === "full" ? c.ca : `${c.ca}/${c.municipality ?? c.scope}`;
 }
 
 export function makeNoticesCommand(io: Io): Command {
@@ -49,7 +54,9 @@ Notices that arrive before their predecessor are held ('jpki notices pending'); 
 ahead of its resident is rejected (ERR_NOTICE_SEQUENCE_JUMP), never held. Re-running a file changes
 nothing; a killed run resumes where it stopped: the rerun skips what the earlier run stored and says so
 ("resumed: …"; alreadyApplied and alreadyHeld in --json, both counted in duplicates too).
-Some notices rejected and the others taken is ERR_PARTIAL (see the exit codes below).
+Some notices rejected and the others taken is ERR_PARTIAL (see the exit codes below). SIGINT (Ctrl-C) or
+SIGTERM stops the run after the batch in progress, and it exits 0 saying "stopped before the end of the input"
+("stopped": true in --json): a script must check that, not the exit code alone, before it moves the file away.
 
 A reject file is never replaced or added to: it may be the only record of which notices were refused and
 why. Each run's default one is new: when another run (on this host or another sharing the workspace) took
@@ -59,7 +66,7 @@ name another. Should another process create it during the run, the rejects go to
 the result's rejectFile always says where they went.
 
 ${commandExitCodes({
-  ok: "every notice taken (applied, held, or already seen)",
+  ok: "every notice taken (applied, held, or already seen); or stopped by SIGINT/SIGTERM before the end (says so)",
   errors: [
     ["ERR_REJECT_FILE_EXISTS", "the --reject-file exists: nothing ingested"],
     ["ERR_PARTIAL", "some notices were rejected (into the reject file), the others taken"],

@@ -36,7 +36,7 @@ Good lines are imported even when others are bad (then ERR_PARTIAL). SIGTERM or 
 the lines read so far are committed ("stopped" in --json); import the same file again for the rest.
 
 ${commandExitCodes({
-  ok: "every line imported or unchanged",
+  ok: "every line imported or unchanged; or stopped by SIGINT/SIGTERM before the end (says so, \"stopped\" in --json)",
   errors: [
     ["ERR_IMPORT_FORMAT", "a CSV header row that cannot be read: nothing imported"],
     ["ERR_PARTIAL", "some lines were refused (each reported by number, with its own code), the good ones imported"],
