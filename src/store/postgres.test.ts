@@ -301,6 +301,29 @@ describe("PostgresStore specifics", () => {
     await s.close();
   });
 
+  it("holdPresence's connection, ended by the server (a restart, a terminated backend), is opened again; closed, it stays gone", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true, presenceRetryMs: 50 });
+    await s.holdPresence("serve");
+    await s.holdPresence("serve"); // once
+    const c = await admin(url);
+    const named = async () => (await c.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'jpki serve %'")).rows.map((r) => r.pid);
+    const first = await named();
+    expect(first).toHaveLength(1);
+    await c.query("SELECT pg_terminate_backend($1)", [first[0]]);
+    let now: number[] = [];
+    for (let i = 0; i < 200 && !(now.length === 1 && now[0] !== first[0]); i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      now = await named();
+    }
+    expect(now).toHaveLength(1);
+    expect(now[0]).not.toBe(first[0]);
+    await s.close();
+    await new Promise((r) => setTimeout(r, 200)); // past a retry's delay: none opens it again
+    expect(await named()).toEqual([]);
+    await c.end();
+  });
+
   it("upgrades a schema-1 database: its facts stay, OCSP responders start empty and can be installed", async () => {
     const url = await server.createDatabase();
     const c = await admin(url);

@@ -793,6 +793,8 @@ export interface PostgresStoreOptions {
    * that holds it open) would hang every command.
    */
   readonly connectTimeoutMs?: number;
+  /** how long after losing it (the server restarted) holdPresence's connection is opened again, ms (default 5000) */
+  readonly presenceRetryMs?: number;
 }
 
 /**
@@ -1318,10 +1320,13 @@ export class PostgresStore implements Store {
   /** A connection outside the pool, for a session-level lock (withCaKeysLock), named `applicationName` in pg_stat_activity. */
   readonly #sessionClient: (applicationName: string) => Client;
 
-  private constructor(pool: Pool, maxLocks: number, sessionClient: (applicationName: string) => Client) {
+  readonly #presenceRetryMs: number;
+
+  private constructor(pool: Pool, maxLocks: number, sessionClient: (applicationName: string) => Client, presenceRetryMs: number) {
     this.#pool = pool;
     this.#maxLocks = maxLocks;
     this.#sessionClient = sessionClient;
+    this.#presenceRetryMs = presenceRetryMs;
   }
 
   /**
@@ -1406,7 +1411,7 @@ export class PostgresStore implements Store {
       }
       // keepAlive: a lock connection idles while its holder works on pooled ones; TCP keepalive finds a server gone meanwhile
       const sessionClient = (applicationName: string) => new TimedClient({ connectionString, application_name: applicationName, types: int8AsBigint(types), keepAlive: true });
-      return new PostgresStore(pool, opts.maxResidentLocks ?? 64, sessionClient);
+      return new PostgresStore(pool, opts.maxResidentLocks ?? 64, sessionClient, opts.presenceRetryMs ?? 5000);
     } catch (e) {
       await pool.end().catch(() => undefined);
       throw storeError(e, "opening the store");
@@ -1549,9 +1554,28 @@ export class PostgresStore implements Store {
   /** See Store.holdPresence: the connection that shows this process in pg_stat_activity while it is open. */
   #presence: Client | undefined;
 
+  /** The name holdPresence shows, once asked for. */
+  #presenceName: string | undefined;
+  #presenceRetry: NodeJS.Timeout | undefined;
+
   async holdPresence(what: string): Promise<void> {
-    if (this.#presence || this.#closed) return;
-    const c = this.#sessionClient(`jpki ${what} ${hostname()} pid ${process.pid}`.slice(0, 63));
+    if (this.#presenceName !== undefined || this.#closed) return;
+    this.#presenceName = `jpki ${what} ${hostname()} pid ${process.pid}`.slice(0, 63);
+    try {
+      await this.#openPresence();
+    } catch (e) {
+      this.#presenceName = undefined;
+      throw storeError(e, "connecting to the store");
+    }
+  }
+
+  /**
+   * Opens the presence connection; when the server ends it (a restart, a terminated backend), opens it again every
+   * presenceRetryMs until it is back: a `jpki serve` that outlived a PostgreSQL restart was otherwise invisible to
+   * `jpki restore --force` from then on (found by an operations walk-through).
+   */
+  async #openPresence(): Promise<void> {
+    const c = this.#sessionClient(this.#presenceName!);
     // lost with the server: 'error' on an idle client would otherwise end the process
     c.on("error", () => undefined);
     try {
@@ -1560,15 +1584,37 @@ export class PostgresStore implements Store {
       await c.query("SELECT set_config('idle_session_timeout', '0', false) WHERE current_setting('server_version_num')::int >= 140000");
     } catch (e) {
       await c.end().catch(() => undefined);
-      throw storeError(e, "connecting to the store");
+      throw e;
+    }
+    if (this.#closed) {
+      await c.end().catch(() => undefined);
+      return;
     }
     this.#presence = c;
+    c.on("end", () => {
+      if (this.#presence === c) this.#presence = undefined;
+      this.#retryPresence();
+    });
+  }
+
+  #retryPresence(): void {
+    if (this.#closed || this.#presenceRetry) return;
+    this.#presenceRetry = setTimeout(() => {
+      this.#presenceRetry = undefined;
+      if (this.#closed || this.#presence) return;
+      this.#openPresence().catch(() => this.#retryPresence());
+    }, this.#presenceRetryMs);
+    // Never what keeps a process alive: serve and watch have their own reasons to run.
+    this.#presenceRetry.unref();
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#presence?.end().catch(() => undefined);
+    clearTimeout(this.#presenceRetry);
+    const presence = this.#presence;
+    this.#presence = undefined;
+    await presence?.end().catch(() => undefined);
     try {
       await this.#pool.end();
     } catch (e) {

@@ -657,7 +657,8 @@ export interface Store {
    * processes that run for days and may sit idle), so `jpki restore --force` refuses to replace the store under it.
    * `what` names the command. SQLite: nothing to do, the store file held open is what restore sees. PostgreSQL: the
    * pool closes idle connections after seconds, leaving an idle process with none in pg_stat_activity, so one
-   * connection of its own is kept open, named "jpki WHAT HOST pid PID" (one lost with the server is not reopened).
+   * connection of its own is kept open, named "jpki WHAT HOST pid PID" (one lost with the server is opened again,
+   * every few seconds until it is back).
    */
   holdPresence(what: string): Promise<void>;
 
