@@ -99,3 +99,8 @@ export class Output {
     if (this.io.stderr.isTTY && !this.json) this.io.stderr.write("\r\x1b[2K");
   }
 }
+
+/** "1 entry", "2 entries": a count with its noun, for the CRL lines every command prints. */
+export function entriesText(n: number): string {
+  return `${n} ${n === 1 ? "entry" : "entries"}`;
+}

@@ -3,6 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { JpkiError } from "../errors.js";
 import { CertificationAuthority } from "../ca/authority.js";
 import { initCas } from "../ca/manage.js";
 import { renewOcspSigners } from "../ca/ocsp-signer.js";
@@ -150,6 +151,23 @@ describe("OcspResponder", () => {
     expect((await responder.answer("99-sig", request([certIdFor("0a01")]))).responseStatus).toBe("unauthorized");
     const bad = await responder.answer("13-sig", Buffer.from("garbage"));
     expect(bad).toMatchObject({ responseStatus: "malformedRequest", der: Buffer.from("30030a0101", "hex") });
+  });
+
+  it("tryLater while the store is out of reach (a restart: ask again); internalError for anything else", async () => {
+    const failing = (e: Error) =>
+      new Proxy(ws.store, {
+        get: (t, k) => {
+          if (k === "certificateStatus") return async () => Promise.reject(e);
+          const v: unknown = Reflect.get(t, k);
+          return typeof v === "function" ? v.bind(t) : v; // the store's own methods on the store (its private fields)
+        },
+      });
+    const down = new OcspResponder({ store: failing(new JpkiError("ERR_STORE_UNREACHABLE", "the server is gone")), clock, passphrase: "ocsp-pw" });
+    await down.refresh();
+    expect((await down.answer("13-sig", request([certIdFor("0a01")]))).responseStatus).toBe("tryLater");
+    const broken = new OcspResponder({ store: failing(new Error("a bug")), clock, passphrase: "ocsp-pw" });
+    await broken.refresh();
+    expect((await broken.answer("13-sig", request([certIdFor("0a01")]))).responseStatus).toBe("internalError");
   });
 
   it("tryLater when the CA has no current signing certificate", async () => {

@@ -285,8 +285,10 @@ export class OcspResponder {
         preProduced: false,
         ...(req.nonce ? {} : { cache: answerCache(now, nextUpdate, responseEtag(der)) }),
       };
-    } catch {
-      return unsigned("internalError");
+    } catch (e) {
+      // The store out of reach (a restart, the network) passes: RFC 6960 §2.3's tryLater tells the client to ask
+      // again, where internalError says the responder itself is broken.
+      return unsigned(isJpkiError(e, "ERR_STORE_UNREACHABLE") ? "tryLater" : "internalError");
     }
   }
 

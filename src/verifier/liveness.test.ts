@@ -110,11 +110,12 @@ describe("checkStatus with a stubbed store", () => {
 
   it("a serial whose CRL entry a restore carried over (no certificate row) is revoked, not 'not ours'; another CA's serial stays unknown", async () => {
     const a = row("0a", "2024-01-01T00:00:00Z");
-    const revokedAt = new Date("2025-06-01T00:00:00Z");
+    const revokedAt = new Date("2025-06-01T00:00:05.678Z");
     const { w, recorded, asked } = ws([a], { carried: { "0c": { caId: "13-sig", revokedAt, reason: 1 } } });
     const items = [{ caId: "13-sig", serial: "0c" }, { caId: "14-sig", serial: "0c" }, { caId: "13-sig", serial: "0a" }, { caId: "13-sig", serial: "0d" }];
     expect((await checkStatus(w, gov, { items, link: true })).items).toEqual([
-      { index: 0, item: items[0], status: "revoked", revocation: { time: revokedAt.toISOString(), reason: "keyCompromise" } },
+      // the time as the CRL says it: whole seconds
+      { index: 0, item: items[0], status: "revoked", revocation: { time: "2025-06-01T00:00:05.000Z", reason: "keyCompromise" } },
       { index: 1, item: items[1], status: "unknown", unknownReason: "not-ours" },
       { index: 2, item: items[2], status: "good" },
       { index: 3, item: items[3], status: "unknown", unknownReason: "not-ours" },

@@ -199,7 +199,7 @@ export async function checkStatus(ws: Workspace, verifier: VerifierRecord, req: 
       index,
       item: ref,
       status,
-      ...(government && rev ? { revocation: { time: rev.revokedAt.toISOString(), reason: reasonName(rev.reason) ?? "unknown" } } : {}),
+      ...(government && rev ? { revocation: { time: crlTime(rev.revokedAt), reason: reasonName(rev.reason) ?? "unknown" } } : {}),
       ...(government && unknownReason ? { unknownReason } : {}),
       ...(replacedBy ? { replacedBy } : {}),
     });
@@ -312,7 +312,7 @@ export async function statusHistory(ws: Workspace, verifier: VerifierRecord, q: 
       ...(r.serial !== undefined ? { serial: r.serial } : {}),
       ...(r.certificateId !== undefined ? { certificateId: r.certificateId } : {}),
       status: r.status,
-      ...(r.reason !== undefined && r.revokedAt ? { revocation: { time: r.revokedAt.toISOString(), reason: reasonName(r.reason) ?? "unknown" } } : {}),
+      ...(r.reason !== undefined && r.revokedAt ? { revocation: { time: crlTime(r.revokedAt), reason: reasonName(r.reason) ?? "unknown" } } : {}),
       ...(r.replacedBy ? { replacedBy: r.replacedBy } : {}),
     })),
     ...(rows.length > limit ? { nextCursor: cursorOf(page[page.length - 1]!.id) } : {}),
@@ -330,4 +330,12 @@ export function parseCursor(s: string): number {
   const id = m ? parseInt(m[1]!, 36) : NaN;
   if (!Number.isSafeInteger(id) || id < 0) throw new JpkiError("ERR_USAGE", "cursor is the nextCursor of a previous page");
   return id;
+}
+
+/**
+ * A revocation time as the CRLs and OCSP say it: whole seconds (X.509's times carry none finer; der.ts drops the
+ * milliseconds), so a liveness answer names the very time a verifier reads on the CRL, not one a fraction later.
+ */
+function crlTime(d: Date): string {
+  return new Date(Math.floor(d.getTime() / 1000) * 1000).toISOString();
 }

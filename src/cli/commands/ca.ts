@@ -7,6 +7,7 @@ import { JpkiError, library } from "../lib.js";
 import { Context, readPassphraseFile, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
 import type { Io } from "../output.js";
+import { entriesText } from "../output.js";
 
 function purposes(p: string): CertificateType[] {
   return p === "both" ? ["signature", "authentication"] : [p as CertificateType];
@@ -293,7 +294,7 @@ Examples:
           ctx.out.result({ workspace: ws.paths.root, ...r, arl: { ...r.arl, number: r.arl.number.toString() } }, () =>
             [
               ...r.revoked.map((x) => `revoked the Bridge's cross-certificate of ${r.caId}: serial ${x.serial} (${x.reason})`),
-              `  ARL #${r.arl.number}: ${r.arl.entries} entries, until ${r.arl.nextUpdate.toISOString()}, ${r.arl.path}`,
+              `  ARL #${r.arl.number}: ${entriesText(r.arl.entries)}, until ${r.arl.nextUpdate.toISOString()}, ${r.arl.path}`,
             ].join("\n"),
           );
         });

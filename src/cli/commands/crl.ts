@@ -4,6 +4,7 @@ import type { CertificateType } from "../../index.js";
 import { JpkiError, crlLibrary } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
+import { entriesText } from "../output.js";
 
 export function makeCrlCommand(io: Io): Command {
   const crl = new Command("crl").description("certificate revocation lists (失効リスト)");
@@ -74,7 +75,7 @@ Examples:
               .map((r) =>
                 r.superseded
                   ? `CRL ${r.caId}${r.scope ? `/${r.scope}` : ""} #${r.number}: not installed, one with this number or a higher one is already published (by another jpki process meanwhile, or in crl/ without the store's record of it); the next is numbered above it`
-                  : `CRL ${r.caId}${r.scope ? `/${r.scope}` : ""} #${r.number}${r.baseNumber !== undefined ? ` (delta on #${r.baseNumber})` : ""}: ${r.entries} ${r.entries === 1 ? "entry" : "entries"}, next update ${r.nextUpdate.toISOString()}\n  ${r.derPath} (DER)${r.pemPath ? `\n  ${r.pemPath} (PEM)` : ""}`,
+                  : `CRL ${r.caId}${r.scope ? `/${r.scope}` : ""} #${r.number}${r.baseNumber !== undefined ? ` (delta on #${r.baseNumber})` : ""}: ${entriesText(r.entries)}, next update ${r.nextUpdate.toISOString()}\n  ${r.derPath} (DER)${r.pemPath ? `\n  ${r.pemPath} (PEM)` : ""}`,
               )
               .join("\n"),
         );

@@ -9,6 +9,7 @@ import { JpkiError, checkInputFile, checkOutputFile, checkWorkspaceDir, library 
 import { Context, readVerifierToken, withStopSignal } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
 import type { Io } from "../output.js";
+import { entriesText } from "../output.js";
 import { downloadLimits, maxCrlOption, timeoutOption, totalTimeoutOption, type DownloadOptionValues } from "../download-options.js";
 
 const DEFAULT_DIR = "jpki-provider";
@@ -34,7 +35,7 @@ function followText(r: FollowResult): string {
     ...r.crls.map((c) => `public CRL ${c.caId}: ${c.status}${c.number ? ` #${c.number}` : ""}${c.stale ? " (stale: past its nextUpdate)" : ""}${c.error ? ` [${c.error.code}] ${c.error.message}` : ""}`),
     ...(r.crls.length ? [] : ["no live customer certificates: no public CRL to follow"]),
     ...r.revoked.map((v) => `revoked ${v.serial} (${v.customerId}) ${v.reason}: public ${v.public.caId} ${v.public.serial} ${v.public.reason} on CRL #${v.public.crlNumber}`),
-    r.crl ? `provider CRL #${r.crl.number} published (${r.crl.entries} entries, ${r.crlCause}): ${r.crl.path}` : "provider CRL unchanged",
+    r.crl ? `provider CRL #${r.crl.number} published (${entriesText(r.crl.entries)}, ${r.crlCause}): ${r.crl.path}` : "provider CRL unchanged",
   ].join("\n");
 }
 
@@ -272,7 +273,7 @@ Examples:
       const paths = providerPaths(dir);
       const config = readProviderConfig(paths);
       const crl = await withProviderLock(paths, () => publishProviderCrl(paths, config, openProviderCa(paths, passphrase), systemClock));
-      ctx.out.result({ ...crl, number: crl.number.toString() }, () => `provider CRL #${crl.number} published (${crl.entries} entries): ${crl.path}`);
+      ctx.out.result({ ...crl, number: crl.number.toString() }, () => `provider CRL #${crl.number} published (${entriesText(crl.entries)}): ${crl.path}`);
     });
 
   return cmd;

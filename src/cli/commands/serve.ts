@@ -9,6 +9,7 @@ import { Command } from "commander";
 import { JpkiError, checkInputFile, checkOutputFile, serverLibrary } from "../lib.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
+import { entriesText } from "../output.js";
 import { sweepLine } from "./registry.js";
 
 interface ServeOpts {
@@ -173,7 +174,7 @@ Example:
             const jobs: Array<Promise<void>> = [];
             if (scheduleHere) {
               const onCrl = (p: { caId: string; scope: string; number: bigint; why: string; entries: number; nextUpdate: Date }) =>
-                ctx.out.info(`CRL ${p.caId}${p.scope ? `/${p.scope}` : ""} #${p.number} published (${p.why}): ${p.entries} entries, next update ${p.nextUpdate.toISOString()}`);
+                ctx.out.info(`CRL ${p.caId}${p.scope ? `/${p.scope}` : ""} #${p.number} published (${p.why}): ${entriesText(p.entries)}, next update ${p.nextUpdate.toISOString()}`);
               // A rewrap stops the OCSP signer renewal until a restart (its message says so, and it is said hourly): no retry.
               const onError = (e: unknown) => {
                 const code = (e as { code?: string }).code;

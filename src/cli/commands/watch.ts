@@ -7,6 +7,7 @@ import { Command } from "commander";
 import { JpkiError, checkInputDir, isJpkiError, library } from "../lib.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
+import { entriesText } from "../output.js";
 import { formatIngest } from "./notices.js";
 import { sweepLine } from "./registry.js";
 
@@ -63,7 +64,7 @@ Example:
             signal,
             crlIntervalMs: interval * 1000,
             onCrl: (p) => {
-              if (!ctx.out.json) ctx.out.info(`CRL ${p.caId}${p.scope ? `/${p.scope}` : ""} #${p.number} published (${p.why}): ${p.entries} entries, next update ${p.nextUpdate.toISOString()}`);
+              if (!ctx.out.json) ctx.out.info(`CRL ${p.caId}${p.scope ? `/${p.scope}` : ""} #${p.number} published (${p.why}): ${entriesText(p.entries)}, next update ${p.nextUpdate.toISOString()}`);
             },
             onSweep: (e) => {
               if (e.kind === "failed" || !ctx.out.json) ctx.out.info(sweepLine(e));
