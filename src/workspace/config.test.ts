@@ -29,6 +29,10 @@ describe("config store", () => {
     writeFileSync(join(root, "config.json"), JSON.stringify({ store: "postgres" }));
     expect(() => Workspace.open(root)).toThrowError(expect.objectContaining({ code: "ERR_USAGE", message: expect.stringContaining("openAsync") }));
     await expect(Workspace.openAsync(root)).rejects.toMatchObject({ code: "ERR_USAGE", message: expect.stringContaining("JPKI_STORE") });
+    await expect(Workspace.openAsync(root)).rejects.toMatchObject({ message: expect.stringMatching(/uses a PostgreSQL store/) });
+    // one being made does not "use" anything yet
+    const fresh = join(mkdtempSync(join(tmpdir(), "jpki-config-")), "ws");
+    await expect(Workspace.createAsync(fresh, { config: { store: "postgres" } })).rejects.toMatchObject({ code: "ERR_USAGE", message: expect.stringMatching(/is to use a PostgreSQL store: set JPKI_STORE/) });
   });
 
   it("openAsync and createAsync open a SQLite workspace as open and create do", async () => {

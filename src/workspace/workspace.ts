@@ -111,7 +111,9 @@ function syncOnlySqlite(paths: WorkspacePaths): JpkiError {
 async function openPostgres(paths: WorkspacePaths, opts: WorkspaceOpenOptions, create: boolean): Promise<Store> {
   const url = opts.storeUrl;
   if (!url) {
-    throw new JpkiError("ERR_USAGE", `the workspace ${paths.root} uses a PostgreSQL store: set JPKI_STORE to its connection string (postgres://user@host/db or postgres:///db?host=/run/postgresql; the password in PGPASSWORD or ~/.pgpass)`);
+    // Creating one, the workspace is not there yet to "use" anything: say what is being made.
+    const what = create ? `the workspace ${paths.root} is to use a PostgreSQL store` : `the workspace ${paths.root} uses a PostgreSQL store`;
+    throw new JpkiError("ERR_USAGE", `${what}: set JPKI_STORE to its connection string (postgres://user@host/db or postgres:///db?host=/run/postgresql; the password in PGPASSWORD or ~/.pgpass)`);
   }
   if (!/^postgres(ql)?:\/\//i.test(url)) {
     throw new JpkiError("ERR_USAGE", "JPKI_STORE must be a PostgreSQL connection string starting with postgres:// or postgresql://");
