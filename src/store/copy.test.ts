@@ -798,5 +798,10 @@ describe("copyWorkspaceStore", () => {
     }
     expect(redactStoreUrl("postgres://u:hunter2@h:5432/db?sslmode=require")).toBe("postgres://u:***@h:5432/db?sslmode=require");
     expect(redactStoreUrl("not a url hunter2")).not.toContain("hunter2");
+    // a role over a Unix socket, no host: what every other command connects with
+    expect(parseStoreTarget("postgres://jpki@/jpki?host=/run/postgresql")).toEqual({ kind: "postgres", url: "postgres://jpki@/jpki?host=/run/postgresql" });
+    expect(redactStoreUrl("postgres://jpki@/jpki?host=/run/postgresql")).toBe("postgres://jpki@/jpki?host=/run/postgresql");
+    expect(redactStoreUrl("postgres://jpki:hunter2@/jpki?host=/run/postgresql")).toBe("postgres://jpki:***@/jpki?host=/run/postgresql");
+    expect(() => parseStoreTarget("postgres://jpki:hunter2@/jpki?host=/run/postgresql")).toThrowError(expect.objectContaining({ code: "ERR_USAGE", message: expect.not.stringContaining("hunter2") }));
   });
 });

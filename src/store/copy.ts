@@ -49,6 +49,7 @@ import { zeroCounts } from "./dump.js";
 import { writeFileAtomic } from "./files.js";
 import { retirementNote } from "./retirement.js";
 import type { PostgresStoreOptions } from "./postgres.js";
+import { parsePostgresUrl } from "./postgres-url.js";
 import { SqliteStore } from "./sqlite.js";
 import { sweepStaleTemps, syncDir, tempPathFor } from "./staging.js";
 import { DUMP_KINDS, type DumpBatch, type DumpCounts, type DumpKind, type Store } from "./types.js";
@@ -384,13 +385,12 @@ const PG_URL = /^postgres(ql)?:\/\//i;
 
 /** A connection string safe to print: any password replaced by ***. Not a URL at all: a placeholder. */
 export function redactStoreUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "(a connection string that is not a URL)";
-  }
+  // Read as the driver reads it: postgres://role@/db?host=/dir (no host) is a connection string like any.
+  const p = parsePostgresUrl(url);
+  if (!p) return "(a connection string that is not a URL)";
+  if (p.url.password) p.url.password = "***";
+  const text = p.url.toString();
+  return p.hostless ? text.replace("@placeholder.invalid/", "@/") : text;
 }
 
 /**
@@ -414,12 +414,9 @@ export function parseStoreTarget(spec: string, env: { storeUrl?: string | undefi
     return { kind: "postgres", url: env.storeUrl };
   }
   if (PG_URL.test(s)) {
-    let u: URL;
-    try {
-      u = new URL(s);
-    } catch {
-      throw new JpkiError("ERR_USAGE", "--to: not a valid postgres:// URL");
-    }
+    const parsed = parsePostgresUrl(s);
+    if (!parsed) throw new JpkiError("ERR_USAGE", "--to: not a valid postgres:// URL");
+    const u = parsed.url;
     if (u.password && !env.allowPassword) {
       throw new JpkiError(
         "ERR_USAGE",

@@ -35,6 +35,7 @@ import type { CertificateType } from "../profile/types.js";
 import type { Client, ClientBase, Connection, CustomTypesConfig, Pool, PoolClient, QueryResultRow, Submittable } from "pg";
 import { JpkiError } from "../errors.js";
 import { Coalescer } from "./coalesce.js";
+import { parsePostgresUrl } from "./postgres-url.js";
 import { isWholeTlv } from "../pki/tbs.js";
 import { BinaryRows, COPY_SIGNATURE, CopyIn, CopyOut, boolArray, byteaArray, int4Array, int8Array, textArray } from "./pg-binary.js";
 import { decodeEntries, encodeEntry, type EncodedEntries } from "../profile/crl-entry.js";
@@ -797,25 +798,7 @@ export interface PostgresStoreOptions {
   readonly presenceRetryMs?: number;
 }
 
-/**
- * A postgres:// connection string as node-postgres reads it (pg-connection-string), or undefined when it is no URL.
- * The WHATWG parser refuses credentials without a host (`postgres://jpki@/jpki?host=/run/postgresql`, the usual
- * way to name a role over a Unix socket), which node-postgres accepts by putting a placeholder host in; so does
- * this, and says the host was empty: a backup refusing the string every other command connected with was the result.
- */
-export function parsePostgresUrl(connectionString: string): { readonly url: URL; readonly hostless: boolean } | undefined {
-  try {
-    return { url: new URL(connectionString), hostless: false };
-  } catch {
-    // below
-  }
-  if (!connectionString.includes("@/")) return undefined;
-  try {
-    return { url: new URL(connectionString.replace("@/", "@placeholder.invalid/")), hostless: true };
-  } catch {
-    return undefined;
-  }
-}
+export { parsePostgresUrl } from "./postgres-url.js";
 
 /** The connect timeout of a connection string: libpq's connect_timeout (seconds), then PGCONNECT_TIMEOUT, else 15 s. */
 export function connectTimeoutOf(connectionString: string, env: NodeJS.ProcessEnv = process.env): number {
