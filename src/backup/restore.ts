@@ -501,7 +501,9 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       const { PostgresStore } = await import("../store/postgres.js");
       // The tables and the mark that this restore is not done with them commit together: whatever stops the
       // restore from here on, no jpki process numbers a CRL from the backup's sequence (RFC 5280 §5.2.3).
-      const finalSql = PostgresStore.restorePendingStatement(JSON.stringify({ source, startedAt: restoredAt.toISOString() }));
+      // The partitions read from the database replaced go in the mark too: a restore stopped after this commit and
+      // run again finds the backup's tables there, which lack the certificates (PostgresStore.certificateMunicipalitiesAt).
+      const finalSql = PostgresStore.restorePendingStatement(JSON.stringify({ source, startedAt: restoredAt.toISOString(), ...(placed.size ? { partitions: Object.fromEntries(placed) } : {}) }));
       await pg.restorePostgres(opts.storeUrl!, join(source, ...STORE_FILES.postgres.split("/")), { clean: liveDatabase, finalSql });
       const restored = await PostgresStore.open(opts.storeUrl!, { restoring: true });
       store = restored;

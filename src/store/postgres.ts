@@ -2967,8 +2967,9 @@ export class PostgresStore implements Store {
    */
   /**
    * As SqliteStore.certificateMunicipalitiesOf, of the database at `url`, read on a connection of its own: its
-   * certificates, and the entries an earlier restore carried over with their partition (a restore run again
-   * finds the certificate there no more: the first one's pg_restore replaced it). Empty when unreadable.
+   * certificates, the entries an earlier restore carried over with their partition, and those a restore that was
+   * stopped noted in its {@link RESTORE_PENDING} mark ("partitions") — a restore run again finds the certificate
+   * there no more: the first one's pg_restore replaced it. Empty when unreadable.
    */
   static async certificateMunicipalitiesAt(url: string, serials: readonly string[]): Promise<Map<string, string>> {
     const out = new Map<string, string>();
@@ -2984,6 +2985,17 @@ export class PostgresStore implements Store {
         [textArray(serials)],
       );
       for (const r of rows.rows) out.set(`${r.ca_id}/${r.serial}`, r.municipality_code);
+      const wanted = new Set(serials);
+      const note = (await client.query<{ value: string }>("SELECT value FROM meta WHERE key = $1", [RESTORE_PENDING])).rows[0]?.value;
+      let noted: unknown;
+      try {
+        noted = note === undefined ? undefined : (JSON.parse(note) as { partitions?: unknown }).partitions;
+      } catch {
+        // a mark in another form: it notes no partition
+      }
+      if (noted && typeof noted === "object") {
+        for (const [k, v] of Object.entries(noted)) if (typeof v === "string" && wanted.has(k.slice(k.indexOf("/") + 1)) && !out.has(k)) out.set(k, v);
+      }
     } catch {
       // no database there, or not one of ours: nothing known
     } finally {
