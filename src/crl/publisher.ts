@@ -249,7 +249,7 @@ export class CrlPublisher {
     // a worker) while hashing here was slower and took 50-120 MB more. It costs ~0.2 s there, 60 MB of text.
     const pem = this.#config.crlPem;
     // The reservation stays open on any failure here, so the CA (or partition) stays due and the next run publishes.
-    const unwritable = (e: unknown) => writeFailure(e, `the CRL ${relative(this.#root, derPath)}`, dir, "nothing was published and the CA stays due; free space there and publish again") ?? e;
+    const unwritable = (e: unknown) => writeFailure(e, `the CRL ${relative(this.#root, derPath)}`, dir, "nothing was published and the CA stays due; publish again once it can be written (space freed, quota raised, remounted read-write)") ?? e;
     let der: ReturnType<typeof openStagingFile>;
     try {
       der = openStagingFile(derPath);
