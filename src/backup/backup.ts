@@ -33,6 +33,7 @@ import { basename, dirname, join, resolve, sep } from "node:path";
 import { JpkiError } from "../errors.js";
 import { systemClock, type Clock } from "../pki/clock.js";
 import { storeRetired } from "../store/retirement.js";
+import { writeFailure } from "../store/files.js";
 import { holdStagingDir, sweepStagingDirs } from "../store/staging-dir.js";
 import { ownerTag, syncDir } from "../store/staging.js";
 import { VERSION } from "../version.js";
@@ -290,18 +291,7 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
   }
 }
 
-/**
- * A full disk, a quota or a read-only filesystem where a backup or restore writes, as a JpkiError naming where:
- * they came out as ERR_INTERNAL with a stack trace (found by a helper: 'jpki backup' onto a full disk).
- * Undefined for anything else.
- */
-export function writeFailure(e: unknown, what: string, where: string): JpkiError | undefined {
-  if (e instanceof JpkiError) return undefined;
-  const code = (e as { code?: unknown })?.code;
-  const why = code === "ENOSPC" || code === "SQLITE_FULL" ? "no space left" : code === "EDQUOT" ? "disk quota exceeded" : code === "EROFS" ? "read-only filesystem" : undefined;
-  if (why === undefined) return undefined;
-  return new JpkiError("ERR_FILE_UNUSABLE", `${what} could not be written in ${where} (${why}): nothing was kept; free space there or choose another place`, { cause: e, details: { path: where } });
-}
+export { writeFailure };
 
 /** fsyncs every directory of a tree, so the renamed directory's entries survive a crash with it. */
 function syncTree(dir: string): void {

@@ -24,7 +24,8 @@
  *    again in the restored store when it has the certificate unrevoked — a restore never un-revokes a
  *    certificate. When it does not know the certificate (issued after the backup), the CRL entry is carried
  *    over into the CA's revocation log (Store.carryRevocations), so later full CRLs list it still (and its
- *    municipality partition's, when a partition CRL listed it), and reported; once only (an earlier restore may
+ *    municipality partition's, when a partition CRL listed it or the store being replaced — SQLite: also those
+ *    earlier restores moved aside — holds the certificate), and reported; once only (an earlier restore may
  *    have carried it into the backup's store already).
  * 6. The restore is recorded in the restored store's audit log ({@link recordRestore}, the one place).
  * 7. The target's previous config.json, store file, ca/, crl/, arl/ and bridge/ move to `before-restore-<UTC time>/` in
@@ -161,7 +162,8 @@ export interface RestoreReport {
    * Serials the target's previous CRLs listed as revoked that the restored store does not know (issued after the
    * backup). Of a CA the store holds (`carriedOver`), the CRL entry — serial, date, reason — is carried over
    * into its revocation log (Store.carryRevocations): every later full CRL of the CA lists it, a delta on a base
-   * from before the restore, and the partition CRL of the municipality whose partition listed it; OCSP answers
+   * from before the restore, and the partition CRL of its municipality (known from the partition CRL that listed
+   * it, or the replaced store's certificate); OCSP answers
    * it revoked. Of a CA it does not hold, nothing can list it. Their
    * certificates must be dealt with by hand (reissued to their residents, whose registry does not know them).
    */
@@ -474,6 +476,24 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       bridge = { caId: BRIDGE_ID, highestAtBackup: atBackupArl.toString(), highestKnown: highest.toString(), next: (highest + gap + 1n).toString() };
     }
 
+    // A revocation the target published on its full CRL only (`crl generate` without --partitions, or a restore
+    // before the schedule reached its partition) names no partition, and carried over without one, no partition
+    // CRL ever listed it: a verifier following the certificate's distribution point found it good. Found by a
+    // helper (kill/restore drills). The store being replaced issued the certificate and knows its municipality:
+    // read it there while it is still in place (SQLite: also the stores earlier restores moved aside).
+    const unplaced = newer.filter((r) => r.municipality === undefined).map((r) => r.serial);
+    const placed = new Map<string, string>();
+    if (unplaced.length) {
+      const found: Array<Map<string, string>> = [];
+      if (pg) {
+        if (liveDatabase) found.push(await (await import("../store/postgres.js")).PostgresStore.certificateMunicipalitiesAt(opts.storeUrl!, unplaced));
+      } else {
+        const { SqliteStore } = await import("../store/sqlite.js");
+        for (const p of [paths.db, ...previousRestores(paths.root).reverse().map((d) => join(d, "jpki.db"))]) found.push(SqliteStore.certificateMunicipalitiesOf(p, unplaced));
+      }
+      for (const m of found) for (const [k, v] of m) if (!placed.has(k) && /^\d{6}$/.test(v)) placed.set(k, v);
+    }
+
     opts.onProgress?.({ phase: "store" });
     let store: Store;
     let finish: (() => Promise<void>) | undefined;
@@ -481,7 +501,9 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       const { PostgresStore } = await import("../store/postgres.js");
       // The tables and the mark that this restore is not done with them commit together: whatever stops the
       // restore from here on, no jpki process numbers a CRL from the backup's sequence (RFC 5280 §5.2.3).
-      const finalSql = PostgresStore.restorePendingStatement(JSON.stringify({ source, startedAt: restoredAt.toISOString() }));
+      // The partitions read from the database replaced go in the mark too: a restore stopped after this commit and
+      // run again finds the backup's tables there, which lack the certificates (PostgresStore.certificateMunicipalitiesAt).
+      const finalSql = PostgresStore.restorePendingStatement(JSON.stringify({ source, startedAt: restoredAt.toISOString(), ...(placed.size ? { partitions: Object.fromEntries(placed) } : {}) }));
       await pg.restorePostgres(opts.storeUrl!, join(source, ...STORE_FILES.postgres.split("/")), { clean: liveDatabase, finalSql });
       const restored = await PostgresStore.open(opts.storeUrl!, { restoring: true });
       store = restored;
@@ -521,7 +543,8 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
           // ca/validity.ts), since the certificate's own is not known.
           // Its partition too, when a partition CRL listed it (a verifier following the certificate's
           // distribution point reads that one, not the full CRL).
-          carried.push({ caId: r.caId, serial: r.serial, revokedAt: r.revokedAt, reason: r.reason, notAfter: caNotAfter.get(r.caId)!, ...(r.municipality !== undefined ? { municipality: r.municipality } : {}) });
+          const municipality = r.municipality ?? placed.get(`${r.caId}/${r.serial}`);
+          carried.push({ caId: r.caId, serial: r.serial, revokedAt: r.revokedAt, reason: r.reason, notAfter: caNotAfter.get(r.caId)!, ...(municipality !== undefined ? { municipality } : {}) });
           revokedUnknown.push({ caId: r.caId, serial: r.serial, carriedOver: true });
         } else if (!cert || cert.caId !== r.caId) revokedUnknown.push({ caId: r.caId, serial: r.serial, carriedOver: false });
         else if (!cert.revocation) {

@@ -34,6 +34,7 @@ import type { Signer } from "../pki/signer.js";
 import { signatureShape } from "../pki/signer.js";
 import { pemChunks } from "../pki/pem.js";
 import { crlFileSource, crlFrameIdentity, CrlReader } from "../profile/crl-reader.js";
+import { writeFailure } from "../store/files.js";
 import { openStagingFile, stageFile, sweepStaleTemps, syncDir, type StagedFile } from "../store/staging.js";
 import { ARL_SCOPE, DELTA_SCOPE, FULL_SCOPE, type CaRecord, type CrlScope, type Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
@@ -247,7 +248,14 @@ export class CrlPublisher {
     // if any, after, on this thread: measured on a 1,000,000-entry CRL, staging it on the thread pool (or on
     // a worker) while hashing here was slower and took 50-120 MB more. It costs ~0.2 s there, 60 MB of text.
     const pem = this.#config.crlPem;
-    const der = openStagingFile(derPath);
+    // The reservation stays open on any failure here, so the CA (or partition) stays due and the next run publishes.
+    const unwritable = (e: unknown) => writeFailure(e, `the CRL ${relative(this.#root, derPath)}`, dir, "nothing was published and the CA stays due; publish again once it can be written (space freed, quota raised, remounted read-write)") ?? e;
+    let der: ReturnType<typeof openStagingFile>;
+    try {
+      der = openStagingFile(derPath);
+    } catch (e) {
+      throw unwritable(e);
+    }
     const staged: StagedFile[] = [];
     // Everything before the signature (44 MB for 1M entries) starts flushing to disk as soon as it is written,
     // on the thread pool, while the key may still unlock: measured, signer to staged file went from 26-31 ms
@@ -295,7 +303,7 @@ export class CrlPublisher {
       await flushing?.catch(() => undefined); // the descriptor stays open until the pool is done with it
       der.discard();
       for (const f of staged) f.discard();
-      throw e;
+      throw unwritable(e);
     }
     const sha256 = built.sha256;
     let installed = false;

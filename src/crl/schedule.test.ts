@@ -22,7 +22,7 @@ import { FixedClock } from "../pki/clock.js";
 import { describeCrl } from "../profile/describe.js";
 import { makeResidentCode } from "../registry/resident-code.js";
 import { Workspace } from "../workspace/workspace.js";
-import { dueCrls } from "./schedule.js";
+import { FUTURE_CRL_TOLERANCE_MS, dueCrls } from "./schedule.js";
 import { JpkiError } from "../errors.js";
 import { openCrlSchedule } from "../server/serve.js";
 import { CrlUpdater } from "./updater.js";
@@ -51,9 +51,21 @@ describe("dueCrls (pure)", () => {
   it("a clock stepped back behind the latest CRL's thisUpdate holds no revocation back until it catches up", () => {
     // published at 10:00 by a clock an hour fast; corrected, it reads 09:00 when a revocation comes
     const dirty = [{ caId: "13-sig", latest: latest(10, 58), dirty: true }, { caId: "13-sig", scope: "131016", latest: { ...latest(10, 58), scope: "131016" }, dirty: true }];
-    expect(dueCrls(dirty, at(9), opts)).toEqual([{ caId: "13-sig", why: "dirty" }, { caId: "13-sig", scope: "131016", why: "dirty" }]);
-    // nothing pending: nothing to do until the refresh margin, as before
-    expect(dueCrls([{ caId: "13-sig", latest: latest(10, 58), dirty: false }], at(9), opts)).toEqual([]);
+    // (due as a refresh: a CRL an hour ahead of the clock is republished with or without revocations, below)
+    expect(dueCrls(dirty, at(9), opts)).toEqual([{ caId: "13-sig", why: "refresh" }, { caId: "13-sig", scope: "131016", why: "refresh" }]);
+    // within the tolerance, the revocation is what makes it due
+    const near = dirty.map((d) => ({ ...d, latest: { ...d.latest, thisUpdate: new Date(at(9).getTime() + 60_000) } }));
+    expect(dueCrls(near, at(9), opts)).toEqual([{ caId: "13-sig", why: "dirty" }, { caId: "13-sig", scope: "131016", why: "dirty" }]);
+    // nothing pending: republished all the same, since no verifier takes a CRL that is not yet valid (openssl:
+    // "CRL is not yet valid"); without this it stayed up until its refresh margin, 25 hours here
+    expect(dueCrls([{ caId: "13-sig", latest: latest(10, 58), dirty: false }, { caId: "13-sig", scope: "arl", latest: { ...latest(10, 58), scope: "arl" }, dirty: false }], at(9), opts)).toEqual([
+      { caId: "13-sig", why: "refresh" },
+      { caId: "13-sig", scope: "arl", why: "refresh" },
+    ]);
+    // a clock a little behind the host that published it (hosts sharing a store) does not republish every tick
+    const ahead = (ms: number) => ({ caId: "13-sig", latest: { ...latest(0, 48), thisUpdate: new Date(at(0).getTime() + ms) }, dirty: false });
+    expect(dueCrls([ahead(FUTURE_CRL_TOLERANCE_MS)], at(0), opts)).toEqual([]);
+    expect(dueCrls([ahead(FUTURE_CRL_TOLERANCE_MS + 1)], at(0), opts)).toEqual([{ caId: "13-sig", why: "refresh" }]);
   });
 });
 
@@ -95,6 +107,17 @@ describe("watch keeps CRLs fresh with no operator (injected clock)", () => {
     });
     return r;
   }
+
+  it("republishes, once the clock is corrected, the CRLs it published while the clock ran 9 hours fast", async () => {
+    clock.advance(9 * HOUR); // an RTC kept in JST, read as UTC
+    await runDaemon(1, 1000);
+    clock.advance(-9 * HOUR); // NTP steps it back
+    const thisUpdate = (file: string) => new Date(describeCrl(readFileSync(join(ws.paths.root, file))).thisUpdate).getTime();
+    const files = ["crl/13-sig.crl", "crl/13-auth.crl", "arl/13-sig.crl", "arl/13-auth.crl"];
+    for (const f of files) expect(thisUpdate(f), f).toBeGreaterThan(clock.now().getTime());
+    await runDaemon(1, 1000);
+    for (const f of files) expect(thisUpdate(f), f).toBeLessThanOrEqual(clock.now().getTime());
+  });
 
   it("republishes every CRL before its nextUpdate through a quiet month: never expired, about daily", async () => {
     const r = await runDaemon(30 * 24, HOUR); // a month in one-hour wake-ups, nothing happening

@@ -7,7 +7,9 @@
  * - it has no published CRL yet ("missing");
  * - it has revocations no CRL covers yet and its last CRL is at least `intervalMs` old ("dirty"): many
  *   revocations in a burst make one CRL, not one each, yet none waits longer than the interval;
- * - its latest CRL's nextUpdate is within the refresh margin ("refresh"), even when nothing changed.
+ * - its latest CRL's nextUpdate is within the refresh margin ("refresh"), even when nothing changed;
+ * - its latest CRL's thisUpdate is more than FUTURE_CRL_TOLERANCE_MS ahead of the clock ("refresh"): published
+ *   while the clock ran fast and corrected since, no verifier takes it (openssl: "CRL is not yet valid").
  *
  * With delta CRLs (config deltaCrlIntervalMinutes, crl/delta.ts) the full CRL is a base with a cadence of its
  * own, and revocations reach verifiers through deltas:
@@ -44,6 +46,14 @@ export interface ScopeState {
   readonly latest: CrlRecord | undefined;
   readonly dirty: boolean;
 }
+
+/**
+ * How far a published CRL's thisUpdate may be ahead of the clock before it is republished: the skew the toolkit's
+ * own verifiers allow (provider/follow.ts), and room for hosts sharing a store whose clocks differ a little, which
+ * would otherwise republish each other's CRLs every tick. Found by a helper: a CRL published by a clock 9 hours
+ * fast (an RTC kept in JST read as UTC) stayed up, "not yet valid" to every verifier, until its refresh margin.
+ */
+export const FUTURE_CRL_TOLERANCE_MS = 5 * 60_000;
 
 /** The refresh margin in ms: the configured one, but never more than half the lifetime. */
 export function refreshMarginMs(config: Pick<WorkspaceConfig, "crlLifetimeHours" | "crlRefreshMarginHours">): number {
@@ -91,7 +101,7 @@ export function dueCrls(status: readonly ScopeState[], now: Date, opts: { interv
   for (const s of status) {
     const id = s.scope ? { caId: s.caId, scope: s.scope } : { caId: s.caId };
     if (!s.latest) due.push({ ...id, why: "missing" });
-    else if (t >= s.latest.nextUpdate.getTime() - opts.marginMs) due.push({ ...id, why: "refresh" });
+    else if (t >= s.latest.nextUpdate.getTime() - opts.marginMs || s.latest.thisUpdate.getTime() - t > FUTURE_CRL_TOLERANCE_MS) due.push({ ...id, why: "refresh" });
     else if (s.dirty && intervalPassed(t, s.latest.thisUpdate, opts.intervalMs)) {
       // With deltas, a full CRL's pending revocations wait for their base unless a delta cannot carry them.
       if (!deltas || s.scope || pendingGoesTo(deltaOf.get(s.caId), now, deltas.cadence, opts.marginMs) === "base") due.push({ ...id, why: "dirty" });

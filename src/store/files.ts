@@ -8,6 +8,7 @@
  * server. Pass `mode` for a file others must read directly.
  */
 import { dirname } from "node:path";
+import { JpkiError } from "../errors.js";
 import { stageFile, syncDir } from "./staging.js";
 
 export function writeFileAtomic(path: string, data: string | Uint8Array | Iterable<Uint8Array>, mode = 0o600): void {
@@ -19,4 +20,18 @@ export function writeFileAtomic(path: string, data: string | Uint8Array | Iterab
     throw e;
   }
   syncDir(dirname(path));
+}
+
+/**
+ * A full disk, a quota or a read-only filesystem where jpki writes, as a JpkiError naming where: they came out as
+ * ERR_INTERNAL, "a bug in jpki: please report it" (found by helpers: 'jpki backup' onto a full disk, then 'jpki crl
+ * generate' with crl/ full). `then` says what it means for the operation (default: nothing was kept). Undefined
+ * for anything else.
+ */
+export function writeFailure(e: unknown, what: string, where: string, then = "nothing was kept; free space there or choose another place"): JpkiError | undefined {
+  if (e instanceof JpkiError) return undefined;
+  const code = (e as { code?: unknown })?.code;
+  const why = code === "ENOSPC" || code === "SQLITE_FULL" ? "no space left" : code === "EDQUOT" ? "disk quota exceeded" : code === "EROFS" ? "read-only filesystem" : undefined;
+  if (why === undefined) return undefined;
+  return new JpkiError("ERR_FILE_UNUSABLE", `${what} could not be written in ${where} (${why}): ${then}`, { cause: e, details: { path: where } });
 }

@@ -3023,6 +3023,45 @@ export class PostgresStore implements Store {
    * and written nothing (a restore reads the store it is about to replace), or undefined when it holds none or
    * cannot be read.
    */
+  /**
+   * As SqliteStore.certificateMunicipalitiesOf, of the database at `url`, read on a connection of its own: its
+   * certificates, the entries an earlier restore carried over with their partition, and those a restore that was
+   * stopped noted in its {@link RESTORE_PENDING} mark ("partitions") — a restore run again finds the certificate
+   * there no more: the first one's pg_restore replaced it. Empty when unreadable.
+   */
+  static async certificateMunicipalitiesAt(url: string, serials: readonly string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    if (!serials.length) return out;
+    const client = new (loadPg().Client)({ connectionString: url, application_name: "jpki restore" });
+    client.on("error", () => undefined);
+    try {
+      await client.connect();
+      const has = (await client.query("SELECT to_regclass('carried_revocations') IS NOT NULL AS t")).rows[0]?.t === true;
+      const carried = has ? " UNION ALL SELECT ca_id, serial, municipality_code FROM carried_revocations WHERE serial = ANY($1::text[]) AND municipality_code <> ''" : "";
+      const rows = await client.query<{ ca_id: string; serial: string; municipality_code: string }>(
+        `SELECT ca_id, serial, municipality_code FROM certificates WHERE serial = ANY($1::text[])${carried}`,
+        [textArray(serials)],
+      );
+      for (const r of rows.rows) out.set(`${r.ca_id}/${r.serial}`, r.municipality_code);
+      const wanted = new Set(serials);
+      const note = (await client.query<{ value: string }>("SELECT value FROM meta WHERE key = $1", [RESTORE_PENDING])).rows[0]?.value;
+      let noted: unknown;
+      try {
+        noted = note === undefined ? undefined : (JSON.parse(note) as { partitions?: unknown }).partitions;
+      } catch {
+        // a mark in another form: it notes no partition
+      }
+      if (noted && typeof noted === "object") {
+        for (const [k, v] of Object.entries(noted)) if (typeof v === "string" && wanted.has(k.slice(k.indexOf("/") + 1)) && !out.has(k)) out.set(k, v);
+      }
+    } catch {
+      // no database there, or not one of ours: nothing known
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+    return out;
+  }
+
   /** The CA ids the database at `url` holds and has retired, read only, as SqliteStore.caIdsOf; undefined when unreadable. */
   static async caIdsAt(url: string): Promise<{ readonly cas: readonly string[]; readonly retired: readonly RetiredCaIdRecord[] } | undefined> {
     const client = new (loadPg().Client)({ connectionString: url, application_name: "jpki restore" });

@@ -2479,6 +2479,29 @@ export class SqliteStore implements Store {
   }
 
   /**
+   * The municipality of each certificate among `serials` (hex, as CRLs list them) that the SQLite store at `path`
+   * issued, keyed `<ca>/<serial>`, read only; empty when there is no store to read. A restore looks there for the
+   * partition of a revocation the replaced workspace published on its full CRL only (backup/restore.ts).
+   */
+  static certificateMunicipalitiesOf(path: string, serials: readonly string[]): Map<string, string> {
+    const out = new Map<string, string>();
+    if (!serials.length) return out;
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(path, { readonly: true, fileMustExist: true });
+      const rows = db
+        .prepare("SELECT ca_id, serial, municipality_code FROM certificates WHERE serial IN (SELECT value FROM json_each(?))")
+        .all(JSON.stringify(serials)) as Array<{ ca_id: string; serial: string; municipality_code: string }>;
+      for (const r of rows) out.set(`${r.ca_id}/${r.serial}`, r.municipality_code);
+    } catch {
+      // no store there, or not one of ours: nothing known
+    } finally {
+      db?.close();
+    }
+    return out;
+  }
+
+  /**
    * The CA ids the SQLite store at `path` holds and has retired, read only (a restore reads the store it replaces:
    * backup/restore.ts), or undefined when there is no store to read. A store from before retired ids has none.
    */
