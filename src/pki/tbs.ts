@@ -5,36 +5,33 @@
  * certificate re-encoded with other outer lengths (30 83 00 … for 30 82 …) is still the one its CA signed.
  */
 
-/** The definite length at `at` (X.690 §8.1.3, any form up to 4 octets): [length, offset of the contents], or undefined. */
-function lengthAt(b: Uint8Array, at: number): [number, number] | undefined {
-  const first = b[at];
-  if (first === undefined) return undefined;
-  if (first < 0x80) return [first, at + 1];
-  const n = first & 0x7f;
-  if (n === 0 || n > 4 || at + 1 + n > b.length) return undefined; // indefinite, or longer than any certificate
-  let len = 0;
-  for (let i = 1; i <= n; i++) len = len * 256 + b[at + i]!;
-  return [len, at + 1 + n];
+import { readHeader } from "./der.js";
+
+/** The TLV header at `offset` (der.ts readHeader: definite lengths of up to 4 octets), or undefined where there is none. */
+function headerAt(b: Uint8Array, offset: number): ReturnType<typeof readHeader> | undefined {
+  try {
+    return readHeader(b, offset);
+  } catch {
+    return undefined; // truncated, indefinite, or longer than any certificate
+  }
 }
 
 /** The tbsCertificate TLV of `der`, a view of its bytes; undefined when `der` is no SEQUENCE beginning with a SEQUENCE of definite lengths within it. */
 export function tbsCertificateOf(der: Uint8Array): Buffer | undefined {
-  if (der[0] !== 0x30) return undefined;
-  const outer = lengthAt(der, 1);
-  if (!outer || outer[1] + outer[0] > der.length) return undefined;
-  const start = outer[1];
-  if (der[start] !== 0x30) return undefined;
-  const inner = lengthAt(der, start + 1);
-  if (!inner) return undefined;
-  const end = inner[1] + inner[0];
-  if (end > outer[1] + outer[0]) return undefined;
+  const outer = headerAt(der, 0);
+  if (!outer || outer.tag !== 0x30 || outer.headerLength + outer.length > der.length) return undefined;
+  const start = outer.headerLength;
+  const inner = headerAt(der, start);
+  if (!inner || inner.tag !== 0x30) return undefined;
+  const end = start + inner.headerLength + inner.length;
+  if (end > outer.headerLength + outer.length) return undefined;
   return Buffer.from(der.buffer, der.byteOffset + start, end - start);
 }
 
 /** Whether `b` is exactly one TLV with a definite length: no octet missing, none after it. */
 export function isWholeTlv(b: Uint8Array): boolean {
-  const l = b.length >= 2 ? lengthAt(b, 1) : undefined;
-  return l !== undefined && l[1] + l[0] === b.length;
+  const h = headerAt(b, 0);
+  return h !== undefined && h.headerLength + h.length === b.length;
 }
 
 /**
