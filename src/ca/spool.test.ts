@@ -58,6 +58,50 @@ describe("jpki watch, idle: the spool's abandoned temporary files are swept whil
   });
 });
 
+describe("jpki watch when a CRL cannot be published", () => {
+  it("reports it and goes on: the next tick publishes once the cause is gone (a one-shot run fails instead)", async () => {
+    const root = mkdtempSync(join(tmpdir(), "jpki-spool-publish-"));
+    const ws = Workspace.create(join(root, "ws"));
+    const spool = join(root, "spool");
+    mkdirSync(spool);
+    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+    const updater = new CrlUpdater(ws, "pw");
+    await updater.preflight();
+    // the disk is full for the first two ticks
+    const publish = updater.publishDue.bind(updater);
+    let full = 2;
+    updater.publishDue = async (due) => {
+      if (full > 0) {
+        full--;
+        throw Object.assign(new Error("no space left on device"), { code: "ERR_FILE_UNUSABLE" });
+      }
+      return publish(due);
+    };
+    const errors: string[] = [];
+    const controller = new AbortController();
+    let r;
+    try {
+      await expect(watchSpool(ws, updater, { dir: spool, pollMs: 1, once: true, batchSize: 100, signal: new AbortController().signal, onScheduleError: (e) => errors.push(String(e)) })).rejects.toThrow(/no space/);
+      let naps = 0;
+      r = await watchSpool(ws, updater, {
+        dir: spool,
+        pollMs: 1,
+        once: false,
+        batchSize: 100,
+        signal: controller.signal,
+        onScheduleError: (e) => errors.push((e as Error).message),
+        sleep: async () => {
+          if (++naps >= 3) controller.abort();
+        },
+      });
+    } finally {
+      await ws.close();
+    }
+    expect(errors).toEqual(["no space left on device"]);
+    expect(r.crls).toBeGreaterThan(0); // the CA's first CRL, once the disk had room again
+  });
+});
+
 describe("jpki watch under umask 0: what it makes and moves is owner-only", () => {
   const mode = fileMode;
   underUmaskZero();

@@ -60,7 +60,10 @@ export interface WatchOptions {
   readonly crlIntervalMs?: number;
   readonly onFile?: (name: string, r: IngestRunResult | { error: JpkiError }) => void;
   readonly onCrl?: (p: PublishedCrl & { why: DueReason }) => void;
-  /** a CRL outside the store (the Bridge CA's ARL) could not be refreshed; the next tick tries again */
+  /**
+   * A CRL could not be published (a full or read-only CRL directory, the store out of reach, the Bridge CA's ARL):
+   * the next tick tries again, as `jpki serve` does. Without it, or with `once`, the failure ends the watch.
+   */
   readonly onScheduleError?: (e: unknown) => void;
   /** each daily sweep of the registry side's issuance information, a failure included (none with `once`) */
   readonly onSweep?: (e: IssuanceSweepEvent) => void;
@@ -137,7 +140,18 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
   let failed = 0;
   let crls = 0;
   const tick = async () => {
-    for (const p of await schedule.tick()) {
+    let published: Awaited<ReturnType<typeof schedule.tick>>;
+    try {
+      published = await schedule.tick();
+    } catch (e) {
+      // A watch runs for days: a disk that filled up or a store that went away for a while must not end it, or
+      // nothing publishes once they are back until someone restarts it (found by a fault-injection helper). A
+      // one-shot run (the recovery step) says its failure by its exit code instead.
+      if (!o.onScheduleError || o.once) throw e;
+      o.onScheduleError(e);
+      return;
+    }
+    for (const p of published) {
       if (p.superseded) continue;
       crls++;
       o.onCrl?.(p);

@@ -8,6 +8,7 @@ import { JpkiError, checkInputDir, isJpkiError, library } from "../lib.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 import { entriesText } from "../output.js";
+import { RepeatedErrors } from "../../server/repeated-errors.js";
 import { formatIngest } from "./notices.js";
 import { sweepLine } from "./registry.js";
 
@@ -31,8 +32,10 @@ While it runs, every CA with unpublished revocations gets a CRL within --crl-int
 republished before its nextUpdate even when nothing changed (config crlRefreshMarginHours, default 24:
 daily with 48-hour CRLs). About once a day (first 10 minutes after start) it also sweeps the registry side's
 issuance information of expired and revoked certificates ('jpki registry sweep --help' says what and why).
+A CRL that cannot be published (a full or read-only disk, the store away) is reported once (then every few
+minutes while it lasts) and tried again on the next tick: the watch goes on.
 With --once it processes the files present, publishes whatever is due or has unpublished revocations, and
-exits: the recovery step after a crash (no sweep then).
+exits: the recovery step after a crash (no sweep then); a CRL it cannot publish fails the run.
 
 Example:
   JPKI_PASSPHRASE=… jpki --workspace /srv/jpki watch /srv/jpki/spool`,
@@ -56,6 +59,8 @@ Example:
           await updater.preflight();
           if (!ctx.out.json) ctx.out.info(`watching ${spool} (pid ${process.pid}); SIGTERM stops cleanly`);
           const results: unknown[] = [];
+          // A failure that lasts (a full disk) is said once, then at most every few minutes, as jpki serve says it.
+          const scheduleErrors = new RepeatedErrors((e) => ctx.out.info(`warning: ${isJpkiError(e) ? `[${e.code}] ${e.message}` : String(e)} (the next CRL tick tries again)`));
           const r = await watchSpool(ws, updater, {
             dir: spool,
             pollMs,
@@ -69,7 +74,7 @@ Example:
             onSweep: (e) => {
               if (e.kind === "failed" || !ctx.out.json) ctx.out.info(sweepLine(e));
             },
-            onScheduleError: (e) => ctx.out.info(`warning: ${isJpkiError(e) ? `[${e.code}] ${e.message}` : String(e)} (the next CRL tick tries again)`),
+            onScheduleError: (e) => scheduleErrors.error(e),
             onFile: (name, res) => {
               results.push({ file: name, ...("error" in res ? { error: res.error.toJSON() } : res) });
               if (!ctx.out.json) ctx.out.info("error" in res ? `${name}: failed [${res.error.code}] ${res.error.message}` : `${name}:\n  ${formatIngest(res).split("\n").join("\n  ")}`);
