@@ -19,15 +19,21 @@ import { watchSpool } from "./spool.js";
 /** A temporary file's name as tempPathFor gives it, for the process `pid` of this PID namespace. */
 const tempName = (target: string, pid: number) => `.${target}.${pid}~@${thisNamespace()}.0123456789ab.tmp`;
 
+/** A workspace with one CA, its spool directory and a CRL updater ready: what a watch runs on. */
+async function watchedWorkspace(prefix: string): Promise<{ ws: Workspace; spool: string; updater: CrlUpdater }> {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  const ws = Workspace.create(join(root, "ws"));
+  const spool = join(root, "spool");
+  mkdirSync(spool);
+  await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+  const updater = new CrlUpdater(ws, "pw");
+  await updater.preflight();
+  return { ws, spool, updater };
+}
+
 describe("jpki watch, idle: the spool's abandoned temporary files are swept while it runs", () => {
   it("removes a killed producer's temporary file left after start-up, and never a live producer's", async () => {
-    const root = mkdtempSync(join(tmpdir(), "jpki-spool-sweep-"));
-    const ws = Workspace.create(join(root, "ws"));
-    const spool = join(root, "spool");
-    mkdirSync(spool);
-    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
-    const updater = new CrlUpdater(ws, "pw");
-    await updater.preflight();
+    const { ws, spool, updater } = await watchedWorkspace("jpki-spool-sweep-");
     // a pid that has exited: its writer is provably gone
     const dead = spawnSync(process.execPath, ["-e", "0"]).pid!;
     const abandoned = join(spool, tempName("n1.jsonl", dead));
@@ -60,13 +66,7 @@ describe("jpki watch, idle: the spool's abandoned temporary files are swept whil
 
 describe("jpki watch when a CRL cannot be published", () => {
   it("reports it and goes on: the next tick publishes once the cause is gone (a one-shot run fails instead)", async () => {
-    const root = mkdtempSync(join(tmpdir(), "jpki-spool-publish-"));
-    const ws = Workspace.create(join(root, "ws"));
-    const spool = join(root, "spool");
-    mkdirSync(spool);
-    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
-    const updater = new CrlUpdater(ws, "pw");
-    await updater.preflight();
+    const { ws, spool, updater } = await watchedWorkspace("jpki-spool-publish-");
     // the disk is full for the first two ticks
     const publish = updater.publishDue.bind(updater);
     let full = 2;
@@ -79,7 +79,7 @@ describe("jpki watch when a CRL cannot be published", () => {
     };
     const errors: string[] = [];
     const controller = new AbortController();
-    let r;
+    let r: Awaited<ReturnType<typeof watchSpool>> | undefined;
     try {
       await expect(watchSpool(ws, updater, { dir: spool, pollMs: 1, once: true, batchSize: 100, signal: new AbortController().signal, onScheduleError: (e) => errors.push(String(e)) })).rejects.toThrow(/no space/);
       let naps = 0;
@@ -98,7 +98,7 @@ describe("jpki watch when a CRL cannot be published", () => {
       await ws.close();
     }
     expect(errors).toEqual(["no space left on device"]);
-    expect(r.crls).toBeGreaterThan(0); // the CA's first CRL, once the disk had room again
+    expect(r?.crls).toBeGreaterThan(0); // the CA's first CRL, once the disk had room again
   });
 });
 
