@@ -9,18 +9,27 @@
  * the WAL, so a crash at any point loses nothing (SQLite recovers from the WAL as after any crash).
  *
  * A WAL starts over from its beginning only when a write transaction begins while every frame is checkpointed;
- * a writer that begins its next transaction at once would never see that, and the WAL would grow. So every few
- * commits the writer waits for the checkpoint of what it has committed (`settled`) before it begins: the wait
- * is one batch's copy, the rest was copied while it worked. The writer's own automatic checkpoint stays as the
- * bound on the WAL, should this thread fall behind or fail.
+ * a writer that begins its next transaction at once would never see that, and the WAL would grow. So once the
+ * WAL holds more than `walFrames` reports, the writer waits for the checkpoint of what it has committed
+ * (`settled`) before it begins. Not after every few commits: a wait is the copy-back of everything committed since
+ * the last one (random pages and an fsync), and notice batches waiting every fourth commit spent ≈ 15 % of their
+ * run idle. The writer's own automatic checkpoint stays as the bound on the WAL, should this thread fall behind
+ * or fail.
  */
 import { createRequire } from "node:module";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
 
-/** The worker's code: plain JavaScript, so it runs from the TypeScript sources in tests as well as from dist/. */
+/**
+ * The worker's code: plain JavaScript, so it runs from the TypeScript sources in tests as well as from dist/.
+ * Its progress goes into shared memory ([checkpointed up to kick n, frames in the WAL]), not a message: a
+ * message waits for the writer's event loop, and a writer committing batch after batch from its microtasks
+ * (notice ingestion) saw none of them until its run ended — so it could not tell how far the WAL had grown.
+ */
 const WORKER = `
 const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.driver);
+const progress = new Int32Array(workerData.progress);
 const db = new Database(workerData.path, { fileMustExist: true });
 db.pragma("busy_timeout = 0");
 db.pragma("synchronous = NORMAL");
@@ -28,8 +37,9 @@ let asked = 0, scheduled = false;
 const run = () => {
   scheduled = false;
   const upTo = asked;
-  try { db.pragma("wal_checkpoint(PASSIVE)"); } catch { /* busy, or the writer is checkpointing: it goes on */ }
-  parentPort.postMessage(upTo);
+  // [{ busy, log: frames in the WAL, checkpointed }]
+  try { Atomics.store(progress, 1, db.pragma("wal_checkpoint(PASSIVE)")[0].log); } catch { /* busy, or the writer is checkpointing: it goes on */ }
+  Atomics.store(progress, 0, upTo);
 };
 parentPort.on("message", (m) => {
   if (m === "stop") { db.close(); parentPort.removeAllListeners("message"); parentPort.unref(); return; }
@@ -38,35 +48,34 @@ parentPort.on("message", (m) => {
 });
 `;
 
+/** How often a waiting writer looks at the checkpointer's progress. */
+const POLL_MS = 1;
+
 export class WalCheckpointer {
   readonly #worker: Worker;
+  /** [checkpointed up to kick n, frames in the WAL after that checkpoint] */
+  readonly #progress = new Int32Array(new SharedArrayBuffer(8));
   #asked = 0;
-  #done = 0;
   #failed = false;
-  readonly #waiting: Array<{ upTo: number; resolve: () => void }> = [];
+  /** The kick a wait ended on: the WAL started over after it, so the frames reported up to it are gone. */
+  #startedOver = 0;
+
+  /** The frames the WAL holds, as of this thread's latest checkpoint (0 before the first and after a wait). */
+  get walFrames(): number {
+    // The thread stores the frames before the kick number, so frames read after a newer kick are that checkpoint's or later.
+    return Atomics.load(this.#progress, 0) > this.#startedOver ? Atomics.load(this.#progress, 1) : 0;
+  }
 
   constructor(dbPath: string) {
     const driver = createRequire(import.meta.url).resolve("better-sqlite3");
-    this.#worker = new Worker(WORKER, { eval: true, workerData: { path: dbPath, driver } });
+    this.#worker = new Worker(WORKER, { eval: true, workerData: { path: dbPath, driver, progress: this.#progress.buffer } });
     // Never keeps the process alive; if it fails, the writer's own automatic checkpoints go on as before.
     this.#worker.unref();
-    this.#worker.on("message", (upTo: number) => {
-      this.#done = upTo;
-      this.#release();
-    });
     const gone = () => {
       this.#failed = true;
-      this.#release();
     };
     this.#worker.on("error", gone);
     this.#worker.on("exit", gone);
-  }
-
-  #release(): void {
-    for (let i = this.#waiting.length - 1; i >= 0; i--) {
-      const w = this.#waiting[i]!;
-      if (this.#failed || w.upTo <= this.#done) (this.#waiting.splice(i, 1), w.resolve());
-    }
   }
 
   /** Asks for a checkpoint of what is committed now; returns at once. */
@@ -74,21 +83,21 @@ export class WalCheckpointer {
     if (!this.#failed) this.#worker.postMessage(++this.#asked);
   }
 
-  /** Resolves once a checkpoint asked for after the latest commit has run (at once if the thread is gone). */
-  settled(): Promise<void> {
-    if (this.#failed || this.#done >= this.#asked) return Promise.resolve();
+  /**
+   * Resolves once a checkpoint asked for after the latest commit has run (at once if the thread is gone). The
+   * writer's next transaction starts the WAL over, so `walFrames` counts from 0 again until the next checkpoint.
+   */
+  async settled(): Promise<void> {
+    const upTo = this.#asked;
     // Referenced while waited for: an unreferenced thread does not keep the event loop alive, and a process
     // with nothing else to do would end in the middle of the wait.
     this.#worker.ref();
-    return new Promise((resolve) =>
-      this.#waiting.push({
-        upTo: this.#asked,
-        resolve: () => {
-          if (!this.#waiting.length) this.#worker.unref();
-          resolve();
-        },
-      }),
-    );
+    try {
+      while (!this.#failed && Atomics.load(this.#progress, 0) < upTo) await sleep(POLL_MS);
+    } finally {
+      this.#worker.unref();
+    }
+    this.#startedOver = upTo;
   }
 
   /** Stops the thread after the checkpoint in progress, and closes its connection. */

@@ -361,48 +361,6 @@ describe("SqliteStore disclosure log index (version 22)", () => {
 });
 
 describe("SqliteStore bulk writes", () => {
-  it("has the WAL of notice batches copied back on another thread and started over, so it stays bounded", async () => {
-    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
-    const s = SqliteStore.open(path, { create: true });
-    const batch = (k: number) =>
-      s.commitNoticeBatch({ noticeIds: [], residentCodes: [] }, () => ({
-        commit: {
-          at: new Date(0),
-          notices: Array.from({ length: 200 }, (_, i) => ({
-            noticeId: `N-${k}-${i}`,
-            residentCode: `r${k}-${i}`,
-            sequence: 1,
-            kind: "death",
-            body: JSON.stringify({ k, i, pad: "x".repeat(200) }),
-            status: "applied" as const,
-            revocations: 0,
-          })),
-          sequences: Array.from({ length: 200 }, (_, i) => ({ residentCode: `r${k}-${i}`, last: 1 })),
-          revocations: [],
-          relinks: [],
-          dirtyCas: [],
-        },
-      }));
-    const walSize = () => statSync(`${path}-wal`).size;
-    try {
-      for (let k = 0; k < 8; k++) await batch(k);
-      const early = walSize();
-      for (let k = 8; k < 48; k++) await batch(k);
-      // Without the checkpoints and the restarts the WAL would hold all 48 batches (six times the early size);
-      // started over every few batches, it never grows past the first few.
-      expect(walSize()).toBeLessThanOrEqual(early);
-    } finally {
-      await s.close();
-    }
-    const again = SqliteStore.open(path);
-    try {
-      expect((await again.getNotice("N-47-199"))?.status).toBe("applied");
-      expect((await again.getNotice("N-0-0"))?.status).toBe("applied");
-    } finally {
-      await again.close();
-    }
-  });
-
   it("a disclosure write waits for another process's write lock without stopping the event loop, then lands", async () => {
     const dir = mkdtempSync(join(tmpdir(), "jpki-store-"));
     const store = SqliteStore.open(join(dir, "jpki.db"), { create: true });
@@ -454,6 +412,44 @@ describe("SqliteStore bulk writes", () => {
       await s.close();
     }
   });
+  it("keeps the WAL of back-to-back notice batches bounded: past settleFrames the writer waits for the checkpointer, and the WAL starts over", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    // 256 frames (1 MiB) instead of 16384, so a few megabytes of batches show it.
+    const s = SqliteStore.open(path, { create: true, settleFrames: 256 });
+    const walSize = () => statSync(`${path}-wal`).size;
+    try {
+      // Batches of ≈ 40 pages, committed one after the other as ingestion does: from microtasks, with no turn of the
+      // event loop between them (the checkpointer's progress must reach the writer all the same).
+      const batch = (k: number) =>
+        s.commitNoticeBatch({ noticeIds: [], residentCodes: [] }, () => ({
+          commit: {
+            at: new Date(0),
+            notices: Array.from({ length: 200 }, (_, i) => ({ noticeId: `W-${k}-${i}`, residentCode: `w${k}-${i}`, sequence: 1, kind: "death", body: "q".repeat(600), status: "applied" as const, revocations: 0 })),
+            sequences: [],
+            revocations: [],
+            relinks: [],
+            dirtyCas: [],
+          },
+        }));
+      // The thread starts with the first bulk commit: the WAL grows until it runs.
+      for (let k = 0; k < 50; k++) await batch(k);
+      await new Promise((r) => setTimeout(r, 500));
+      const started = walSize();
+      // 250 batches more (≈ 40 MB of WAL without the waits): the WAL starts over each time it passes 256 frames,
+      // so its file never grows past where it was.
+      for (let k = 50; k < 300; k++) await batch(k);
+      expect(walSize()).toBeLessThanOrEqual(Math.max(started, 1024 * 4120));
+    } finally {
+      await s.close();
+    }
+    const again = SqliteStore.open(path);
+    try {
+      expect((await again.getNotice("W-299-199"))?.status).toBe("applied");
+      expect((await again.getNotice("W-0-0"))?.status).toBe("applied");
+    } finally {
+      await again.close();
+    }
+  });
   it("maps the file as it grows, so pages another connection copied back are not read with pread (Linux: /proc/self/maps)", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
     const s = SqliteStore.open(path, { create: true });
@@ -483,8 +479,21 @@ describe("SqliteStore bulk writes", () => {
           },
         }));
       }
-      const deadline = Date.now() + 10_000;
-      while (statSync(path).size < small + (4 << 20) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      // Every frame copied back (by the checkpointer thread or, should it lag, this other connection): a read then
+      // takes its pages from the database file, not from the WAL, which the writer starts over only past
+      // settleFrames.
+      const other = new Database(path);
+      try {
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          // busy: the checkpointer thread is copying now
+          const [c] = other.pragma("wal_checkpoint(PASSIVE)") as Array<{ busy: number; log: number; checkpointed: number }>;
+          if ((c!.busy === 0 && c!.log === c!.checkpointed) || Date.now() > deadline) break;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      } finally {
+        other.close();
+      }
       expect(statSync(path).size).toBeGreaterThan(small + (4 << 20));
       // A second later (the check runs at most once a second) a read finds the map following the file.
       const later = Date.now() + 2000;
