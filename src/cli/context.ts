@@ -102,6 +102,18 @@ export class Context {
   }
 
   /**
+   * The passphrase of the workspace's CA keys (passphrase()), asked for only once the workspace is known to exist:
+   * without one, ERR_WORKSPACE_MISSING, not a prompt whose answer is thrown away (or ERR_PASSPHRASE_MISSING, which
+   * sent a script's author after the wrong thing).
+   */
+  async caPassphrase(): Promise<string> {
+    const dir = this.workspaceDir;
+    const { Workspace } = await workspaceLibrary();
+    Workspace.assertExists(dir);
+    return this.passphrase();
+  }
+
+  /**
    * The CA key passphrase: --passphrase-file, else JPKI_PASSPHRASE, else a prompt on a terminal.
    * Never taken from a command-line argument, where other users could read it.
    */

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { tmpdir } from "node:os";
 import { describe, expect, it } from "vitest";
 import { ERROR_CODES, type ErrorCode } from "../errors.js";
 import { makeProgram, run, unexpectedFailure } from "./program.js";
@@ -145,5 +146,27 @@ describe("the help of every command", () => {
     const values = top.map((l) => /^\s*(\S+)\s/.exec(l)?.[1]);
     for (const n of ["0", "1", "15", "128+n", ...new Set(Object.values(ERROR_CODES).map((v) => String(v.exit)))]) expect(values, n).toContain(n);
     expect(top.find((l) => l.trim().startsWith("128+n"))).toContain("signal");
+  });
+});
+
+describe("a command that needs the CA keys says a missing workspace is missing before it asks for the passphrase", () => {
+  // Before, each asked first: a prompt whose answer was thrown away, or, with no terminal and no JPKI_PASSPHRASE,
+  // ERR_PASSPHRASE_MISSING — which sent a script's author after the wrong thing.
+  it("is ERR_WORKSPACE_MISSING naming the directory, with no passphrase given", async () => {
+    const missing = "/nonexistent/jpki-no-workspace";
+    const cases = [
+      ["crl", "generate", "--prefecture", "13"],
+      ["ca", "rollover", "--prefecture", "13"],
+      ["ca", "rewrap"],
+      ["ca", "bridge"],
+      ["audit", "checkpoint"],
+      ["watch", "--once", tmpdir()],
+      ["notices", "pending", "--release-all"],
+    ];
+    for (const args of cases) {
+      const r = await jpki("--workspace", missing, ...args);
+      expect(r.stderr, args.join(" ")).toContain(`[ERR_WORKSPACE_MISSING] no jpki workspace at ${missing}`);
+      expect(r.code, args.join(" ")).toBe(ERROR_CODES.ERR_WORKSPACE_MISSING.exit);
+    }
   });
 });

@@ -247,6 +247,11 @@ export class Workspace {
     }
   }
 
+  /** ERR_WORKSPACE_MISSING when there is no workspace at `root` (neither its store file nor its config.json). */
+  static assertExists(root: string): void {
+    Workspace.#checkExists(workspacePaths(root));
+  }
+
   static #checkExists(paths: WorkspacePaths): void {
     if (!existsSync(paths.db) && !existsSync(paths.config)) {
       throw new JpkiError("ERR_WORKSPACE_MISSING", `no jpki workspace at ${paths.root}: run 'jpki ca init' (or 'jpki demo'), or pass --workspace / set JPKI_HOME`);

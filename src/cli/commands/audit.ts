@@ -94,7 +94,7 @@ Examples:
       .addHelpText("after", "\nRun it on a schedule (cron, a systemd timer); 'jpki crl generate' also checkpoints after it publishes.\n\nExample:\n  JPKI_PASSPHRASE=… jpki audit checkpoint --ca 13-sig")
       .action(async (o: { ca?: string; force?: boolean }, cmd: Command) => {
         const ctx = Context.of(io, cmd);
-        const passphrase = await ctx.passphrase();
+        const passphrase = await ctx.caPassphrase();
         const { checkpointAuditLog } = await library();
         await withWorkspace(ctx, async (ws) => {
           const cp = await checkpointAuditLog(ws, { passphrase, ...(o.ca ? { caId: o.ca } : {}), ...(o.force ? { force: true } : {}) });

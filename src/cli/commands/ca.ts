@@ -207,7 +207,7 @@ Examples:
     .action(async (o: { prefecture: string; purpose: string; compromised?: boolean }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       const { rolloverCas } = await library();
-      const passphrase = await ctx.passphrase();
+      const passphrase = await ctx.caPassphrase();
       const which: CertificateType[] =
         o.purpose === "both" ? ["signature", "authentication"] : o.purpose === "sig" || o.purpose === "signature" ? ["signature"] : ["authentication"];
       await withWorkspace(ctx, async (ws) => {
@@ -285,7 +285,7 @@ Examples:
       const { certifyBridge, revokeBridgeCross, parseReason, prefectureList, withCaKeysLock, workspaceKeyWrap } = await library();
       if (o.reason && !o.revoke) throw new JpkiError("ERR_USAGE", "--reason goes with --revoke");
       if (o.revoke && o.prefecture) throw new JpkiError("ERR_USAGE", "--revoke names one CA: leave out --prefecture");
-      const passphrase = await ctx.passphrase();
+      const passphrase = await ctx.caPassphrase();
       if (o.revoke) {
         const caId = o.revoke;
         const reason = o.reason ? parseReason(o.reason).name : undefined;
@@ -375,8 +375,9 @@ Examples:
     .action(async (o: { newPassphraseFile?: string }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       const { rewrapCaKeys } = await library();
-      const passphrase = await ctx.passphrase();
+      // The new passphrase's file is checked first: a file it refuses is said before anything else.
       const newPassphrase = o.newPassphraseFile ? readPassphraseFile(o.newPassphraseFile, "new passphrase file --new-passphrase-file", io.cwd, { forNewKeys: true }) : undefined;
+      const passphrase = await ctx.caPassphrase();
       await withWorkspace(ctx, async (ws) => {
         const ocspPassphrase = io.env.JPKI_OCSP_PASSPHRASE || undefined;
         const res = await rewrapCaKeys(ws, { passphrase, ...(newPassphrase !== undefined ? { newPassphrase } : {}), ...(ocspPassphrase ? { ocspPassphrase } : {}) });

@@ -67,7 +67,7 @@ ${CARD_ENV_HELP}`,
       const ctx = Context.of(io, cmd);
       const cardPath = checkOutputFile(o.card, "card file --card", { cwd: io.cwd });
       const pins = await issuePins(ctx, o);
-      const passphrase = await ctx.passphrase();
+      const passphrase = await ctx.caPassphrase();
       const lib = await library();
       await withWorkspace(ctx, async (ws) => {
         const adminKey = await readAdminKeyFile(o.adminKeyFile ?? io.env.JPKI_CARD_ADMIN_KEY_FILE ?? join(ws.paths.root, "counter-admin.key"), o.adminKeyFile === undefined && io.env.JPKI_CARD_ADMIN_KEY_FILE === undefined);
@@ -105,7 +105,7 @@ export function makeCardRenewCommand(io: Io): Command {
     .action(async (o: CardOptions, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       const cardPath = checkInputFile(o.card, "card file --card", { cwd: io.cwd });
-      const passphrase = await ctx.passphrase();
+      const passphrase = await ctx.caPassphrase();
       const lib = await library();
       await withWorkspace(ctx, async (ws) => {
         const adminKey = await readAdminKeyFile(o.adminKeyFile ?? io.env.JPKI_CARD_ADMIN_KEY_FILE ?? join(ws.paths.root, "counter-admin.key"), false);

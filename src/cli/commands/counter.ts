@@ -223,7 +223,7 @@ function checkRejected(runs: readonly IngestRunResult[]): void {
 /** Where this command delivers, with the CRL updater ingestion needs (its passphrase asked for before anything). */
 async function deliveryTarget(io: Io, ctx: Context, o: SendOptions): Promise<(ws: Workspace) => Promise<DeliveryTarget>> {
   if (o.ingest && o.spool) throw new JpkiError("ERR_USAGE", "--ingest and --spool exclude each other: a notice goes to one place");
-  const passphrase = o.ingest && o.crl ? await ctx.passphrase() : undefined;
+  const passphrase = o.ingest && o.crl ? await ctx.caPassphrase() : undefined;
   const lib = await library();
   return async (ws) => {
     // Checked (and made when missing) before any procedure runs or anything is delivered, whether or not a

@@ -50,7 +50,7 @@ Examples:
       const ctx = Context.of(io, cmd);
       const { generateCrls } = await crlLibrary();
       if (!o.prefecture === !o.ca) throw new JpkiError("ERR_USAGE", "say which CRLs: --prefecture CODES or --ca ID");
-      const passphrase = await ctx.passphrase();
+      const passphrase = await ctx.caPassphrase();
       await withWorkspace(ctx, async (ws) => {
         const purposes: CertificateType[] = o.purpose === "both" ? ["signature", "authentication"] : [o.purpose as CertificateType];
         const partitions = o.partitions === undefined ? "none" : o.partitions === true ? "due" : o.partitions;

@@ -104,7 +104,7 @@ Examples:
         ...(o.counter ? { counterId: o.counter } : {}),
         ...(o.applicationId ? { applicationId: o.applicationId } : {}),
       };
-      const passphrase = await ctx.passphrase();
+      const passphrase = await ctx.caPassphrase();
       const { IssuanceService, toPem, writeFileAtomic } = await library();
       await withWorkspace(ctx, async (ws) => {
         const certDir = out ? undefined : checkOutputDir(ws.paths.certDir, "certificate directory", { create: true });
@@ -140,7 +140,7 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
   const outDir = o.outDir ? checkOutputDir(o.outDir, "output directory --out-dir", { create: true, cwd: io.cwd }) : undefined;
   const { IssuanceService, readRecords, sweepStaleTemps, toPem, writeFileAtomic } = await library();
   if (outDir) sweepStaleTemps(outDir); // files half-written by a killed earlier run
-  const passphrase = await ctx.passphrase();
+  const passphrase = await ctx.caPassphrase();
   await withWorkspace(ctx, async (ws) => {
     const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
     const started = Date.now();

@@ -90,7 +90,7 @@ Examples:
       const rejectTarget = o.rejectFile ? checkOutputFile(o.rejectFile, "--reject-file", { cwd: io.cwd }) : "";
       const { CrlUpdater, checkRejectFileFree, runIngest } = await library();
       if (o.rejectFile) checkRejectFileFree(rejectTarget); // before the passphrase prompt; runIngest checks again
-      const passphrase = o.crl ? await ctx.passphrase() : undefined;
+      const passphrase = o.crl ? await ctx.caPassphrase() : undefined;
       // SIGINT/SIGTERM end the run after the batch in progress; running the command again resumes.
       await withStopSignal((signal) =>
         withWorkspace(ctx, async (ws) => {
@@ -138,7 +138,7 @@ Examples:
       if (!/^\d+$/.test(o.limit.trim()) || limit < 1 || limit > 100_000) throw new JpkiError("ERR_USAGE", "--limit must be a whole number from 1 to 100000");
       const { CrlUpdater, MAX_SEQUENCE_JUMP, NoticeIngestor } = await library();
       if (o.release || o.releaseAll) {
-        const passphrase = await ctx.passphrase();
+        const passphrase = await ctx.caPassphrase();
         await withWorkspace(ctx, async (ws) => {
           const updater = new CrlUpdater(ws, passphrase);
           // The CA keys are unlocked before anything is released, as for ingest: a wrong passphrase found only

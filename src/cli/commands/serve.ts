@@ -138,7 +138,7 @@ Example:
       const lib = await serverLibrary();
       const serveHere = workers === 1 || cluster.isWorker;
       const scheduleHere = o.schedule && !cluster.isWorker;
-      const passphrase = scheduleHere ? await ctx.passphrase() : undefined;
+      const passphrase = scheduleHere ? await ctx.caPassphrase() : undefined;
       // The OCSP responder keys' passphrase: its own when given, so serving processes need not hold the CA one.
       const ocspPassphrase = await responderPassphrase(ctx, io, { enabled: o.ocsp, caPassphrase: passphrase, serveHere });
       const logTarget = o.accessLog === "off" || o.accessLog === "-" ? o.accessLog : checkOutputFile(o.accessLog, "access log --access-log", { cwd: io.cwd });
@@ -273,7 +273,7 @@ async function responderPassphrase(ctx: Context, io: Io, o: { enabled: boolean; 
   if (o.caPassphrase) return o.caPassphrase;
   if (!o.serveHere) return undefined;
   try {
-    return await ctx.passphrase();
+    return await ctx.caPassphrase();
   } catch (e) {
     if (!(e instanceof JpkiError) || e.code !== "ERR_PASSPHRASE_MISSING") throw e;
     if (!cluster.isWorker) ctx.out.info("jpki serve: no OCSP: set JPKI_OCSP_PASSPHRASE (or the CA passphrase) to answer OCSP requests");

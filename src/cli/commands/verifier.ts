@@ -66,7 +66,7 @@ Examples:
       const out = wantCert ? checkOutputDir(o.out, "output directory --out", { cwd: io.cwd, create: true }) : undefined;
       const days = o.days === undefined ? undefined : Number(o.days);
       if (days !== undefined && (!Number.isInteger(days) || days < 1 || days > 3650)) throw new JpkiError("ERR_USAGE", "--days must be a whole number from 1 to 3650");
-      const passphrase = wantCert ? await ctx.passphrase() : undefined;
+      const passphrase = wantCert ? await ctx.caPassphrase() : undefined;
       const { registerVerifier, writeFileAtomic } = await library();
       await withWorkspace(ctx, async (ws) => {
         const r = await registerVerifier(ws, {

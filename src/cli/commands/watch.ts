@@ -49,7 +49,7 @@ Example:
       const spool = checkInputDir(dir, "spool directory", { cwd: io.cwd });
       if (!Number.isInteger(pollMs) || pollMs < 10) throw new JpkiError("ERR_USAGE", "--poll must be a whole number of milliseconds ≥ 10");
       if (!Number.isInteger(batchSize) || batchSize < 1) throw new JpkiError("ERR_USAGE", "--batch-size must be a whole number ≥ 1");
-      const passphrase = await ctx.passphrase();
+      const passphrase = await ctx.caPassphrase();
       const { CrlUpdater, watchSpool } = await library();
       await withStopSignal((signal) =>
         withWorkspace(ctx, async (ws) => {
