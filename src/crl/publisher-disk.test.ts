@@ -4,13 +4,24 @@
  * half-done — the installed CRL stays, no temporary file remains, the CA stays due and the next run publishes.
  * The filesystem error is injected into the staged file's writes (a full tmpfs needs privileges a test run lacks).
  */
-import { mkdtempSync, readdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Workspace as WorkspaceType } from "../workspace/workspace.js";
 
-const fail = vi.hoisted(() => ({ code: undefined as string | undefined }));
+const fail = vi.hoisted(() => ({ code: undefined as string | undefined, link: undefined as string | undefined }));
+// The history link (<file>.<number>): a directory that cannot take one more entry fails it with ENOSPC.
+vi.mock("node:fs", async (importOriginal) => {
+  const real = await importOriginal<typeof import("node:fs")>();
+  return {
+    ...real,
+    linkSync: (...args: Parameters<typeof real.linkSync>) => {
+      if (fail.link) throw Object.assign(new Error(`${fail.link}: simulated, link`), { code: fail.link, syscall: "link" });
+      real.linkSync(...args);
+    },
+  };
+});
 vi.mock("../store/staging.js", async (importOriginal) => {
   const real = await importOriginal<typeof import("../store/staging.js")>();
   return {
@@ -36,6 +47,7 @@ const { generateCrls } = await import("./generate.js");
 const open: WorkspaceType[] = [];
 afterEach(async () => {
   fail.code = undefined;
+  fail.link = undefined;
   for (const ws of open.splice(0)) await ws.close();
 });
 
@@ -56,5 +68,27 @@ describe("CrlPublisher on a CRL directory that cannot be written", () => {
     const [next] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
     expect(next!.number).toBeGreaterThan(first!.number);
     expect(next!.superseded).toBe(false);
+  });
+
+  it("a history link the directory cannot take (ENOSPC): ERR_FILE_UNUSABLE, the CRL in place is still the last one recorded, nothing left behind", async () => {
+    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
+    open.push(ws);
+    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+    const [first] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    const installed = () => readFileSync(join(ws.paths.crlDir, "13-sig.crl"));
+    const before = installed();
+    await ws.store.markCrlsDue("13-sig");
+    fail.link = "ENOSPC";
+    const err = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" }).catch((e: unknown) => e);
+    // Was ERR_INTERNAL, after the new CRL had replaced the one the store recorded as published.
+    expect(err).toMatchObject({ code: "ERR_FILE_UNUSABLE", details: { path: ws.paths.crlDir } });
+    expect(installed().equals(before)).toBe(true);
+    expect((await ws.store.latestCrl("13-sig"))!.number).toBe(first!.number);
+    expect(readdirSync(ws.paths.crlDir).filter((n) => n.startsWith(".") || n === `13-sig.crl.${first!.number + 1n}`)).toEqual([]);
+    expect(await ws.store.dirtyCas()).toContain("13-sig");
+    fail.link = undefined;
+    const [next] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    expect(next!.number).toBe(first!.number + 2n); // the failed run's number is burnt, never reused
+    expect(readdirSync(ws.paths.crlDir)).toEqual(expect.arrayContaining(["13-sig.crl", `13-sig.crl.${first!.number}`, `13-sig.crl.${next!.number}`]));
   });
 });

@@ -318,9 +318,20 @@ export class CrlPublisher {
           // newer one listed. Checked here, under the CA's lock that serializes installs.
           const onDisk = installedCrlNumber(derPath, ca.keyId);
           if (onDisk !== undefined && onDisk >= number) throw new InstalledIsNewer(onDisk);
-          for (const f of staged) f.install();
+          // The history copy is linked before anything is installed: a directory that cannot take its entry (a
+          // full disk) fails the publication with nothing in place, rather than after the CRL replaced the last one
+          // (the store then rolled back: the CA stayed due, but the file on disk was one it never recorded).
+          // Raised as the caller's error (ERR_FILE_UNUSABLE for a full disk): the store reports what it is given.
+          let history: string | undefined;
+          try {
+            history = linkHistory(staged[0]!.tmp, derPath, number, this.#config.crlKeep);
+            for (const f of staged) f.install();
+          } catch (e) {
+            if (history) rmSync(history, { force: true });
+            throw unwritable(e);
+          }
           if (!pem) rmSync(pemPath, { force: true });
-          keepHistory(derPath, number, this.#config.crlKeep);
+          pruneHistory(derPath, this.#config.crlKeep);
           syncDir(dir);
         },
       );
@@ -351,20 +362,27 @@ export class CrlPublisher {
 }
 
 /**
- * Keeps the last `keep` CRLs of a scope: the one just installed at `path` is linked as `<path>.<number>` and
- * history links beyond the `keep` highest numbers are removed. Hard links: the current file and its history
- * entry are one inode, so keeping costs no copy, and installs replace the name, never the bytes.
+ * The history of a scope's CRLs (`keep` > 1: the last `keep` are kept): the staged file `from`, about to be
+ * installed at `path`, is linked as `<path>.<number>` (returned; undefined when kept no history or the link was
+ * there). Hard links: the current file and its history entry are one inode, so keeping costs no copy, and installs
+ * replace the name, never the bytes. pruneHistory then removes the links beyond the `keep` highest numbers.
  */
-export function keepHistory(path: string, number: bigint, keep: number): void {
+export function linkHistory(from: string, path: string, number: bigint, keep: number): string | undefined {
+  if (keep <= 1) return undefined;
+  const link = `${path}.${number}`;
+  try {
+    linkSync(from, link);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    return undefined;
+  }
+  return link;
+}
+
+/** Removes the numbered copies of `path` beyond the newest `keep` (all of them when keep ≤ 1). */
+export function pruneHistory(path: string, keep: number): void {
   const dir = dirname(path);
   const base = `${basename(path)}.`;
-  if (keep > 1) {
-    try {
-      linkSync(path, `${path}.${number}`);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    }
-  }
   const history = readdirSync(dir)
     .filter((n) => n.startsWith(base) && /^\d+$/.test(n.slice(base.length)))
     .map((n) => ({ n, number: BigInt(n.slice(base.length)) }))
