@@ -35,6 +35,8 @@ describe("usage errors commander finds are ERR_USAGE, as an unknown command is",
     [["inspect"], "missing required argument 'file'", "jpki inspect"],
     [["issue", "--type", "encryption"], "argument 'encryption' is invalid. Allowed choices are signature, authentication", "jpki issue"],
     [["--bogus"], "unknown option '--bogus'", "jpki"],
+    [["help", "--bogus"], "unknown option '--bogus' for 'help'", "jpki"], // printed the help and exited 0
+    [["help", "crl", "--bogus"], "unknown option '--bogus' for 'help'", "jpki"],
   ];
 
   it("under --json: the error document on stderr, nothing on stdout, exit 2", async () => {

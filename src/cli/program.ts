@@ -195,6 +195,10 @@ function unknownCommand(program: Command, args: readonly string[]): JpkiError | 
     if (cmd.commands.length === 0) return undefined;
     let word = a;
     if (a === "help" && !find(cmd, "help")) {
+      // Commander's help command ignores options it does not know: `jpki help --bogus` printed help and exited 0.
+      const known = scope.flatMap((c) => c.options);
+      const stray = args.slice(i + 1).find((x) => x.startsWith("-") && x !== "-" && !known.some((o) => o.short === x || o.long === x.split("=")[0]));
+      if (stray !== undefined) return new JpkiError("ERR_USAGE", `unknown option '${stray}' for 'help' (see '${scope.map((c) => c.name()).join(" ")} --help')`);
       const target = args.slice(i + 1).find((x) => !x.startsWith("-"));
       if (target === undefined || find(cmd, target)) return undefined;
       word = target;
