@@ -85,8 +85,12 @@ class StagedCrlReader {
   readonly #size: number;
   /** bytes of the file that may be read now (the signature may not be written yet) */
   #limit: number;
-  /** one reusable window of the file: bytes in memory and the file offset of their first byte */
-  readonly #window = Buffer.allocUnsafe(PIECE);
+  /**
+   * One reusable window of the file, no larger than the CRL: a partition CRL of a few kilobytes took a 4 MiB
+   * window, and 400 of them in one ingestion run (1.6 GB of Buffers V8 counts as external memory) forced a full
+   * collection every 64 MB: ≈ 25 of the run's 56 mark-compacts, ≈ 0.15 s of its CRL phase on this thread.
+   */
+  readonly #window: Buffer<ArrayBuffer>;
   #buf = Buffer.alloc(0);
   #base = 0;
   /** next byte of the file not yet read */
@@ -104,6 +108,7 @@ class StagedCrlReader {
     this.#path = path;
     this.#exp = exp;
     this.#size = exp.byteLength;
+    this.#window = Buffer.allocUnsafe(Math.max(1, Math.min(PIECE, exp.byteLength)));
     this.#limit = fstatSync(fd).size;
     if (this.#limit > this.#size) this.#fail(`${this.#limit} bytes on disk, ${exp.byteLength} built`);
   }
