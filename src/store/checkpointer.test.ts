@@ -3,7 +3,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { WalCheckpointer } from "./checkpointer.js";
+import { after, WalCheckpointer } from "./checkpointer.js";
+import { SqliteStore } from "./sqlite.js";
 
 /** A WAL-mode database with a table to write into, closed by the caller. */
 function walDatabase(): { path: string; db: Database.Database } {
@@ -80,6 +81,27 @@ describe("WalCheckpointer", () => {
       expect(db.pragma("integrity_check", { simple: true })).toBe("ok");
     } finally {
       db.close();
+    }
+  });
+
+  it("orders kick numbers modulo 2^32, as the shared 32-bit slot holds them: a long-running serve wraps", () => {
+    expect(after(5, 4)).toBe(true);
+    expect(after(4, 5)).toBe(false);
+    expect(after(4, 4)).toBe(false);
+    // across the wrap (2^31 - 1, then -2^31 as (n + 1) | 0 gives): compared as plain numbers, a writer would wait for ever
+    const last = 0x7fff_ffff;
+    const next = (last + 1) | 0;
+    expect(next).toBe(-0x8000_0000);
+    expect(after(next, last)).toBe(true);
+    expect(after(last, next)).toBe(false);
+  });
+});
+
+describe("SqliteStore.open settleFrames", () => {
+  it("takes a whole number of frames ≥ 0 and refuses anything else with ERR_USAGE (NaN never waited, a negative waited before every batch)", () => {
+    for (const bad of [Number.NaN, -1, 1.5, Infinity]) {
+      const path = join(mkdtempSync(join(tmpdir(), "jpki-ckpt-")), "jpki.db");
+      expect(() => SqliteStore.open(path, { create: true, settleFrames: bad }), String(bad)).toThrow(expect.objectContaining({ code: "ERR_USAGE" }));
     }
   });
 });

@@ -37,8 +37,11 @@ let asked = 0, scheduled = false;
 const run = () => {
   scheduled = false;
   const upTo = asked;
-  // [{ busy, log: frames in the WAL, checkpointed }]
-  try { Atomics.store(progress, 1, db.pragma("wal_checkpoint(PASSIVE)")[0].log); } catch { /* busy, or the writer is checkpointing: it goes on */ }
+  // [{ busy, log: frames in the WAL, checkpointed }]. A checkpoint that fails (an I/O error, a full disk) reports
+  // no frames: the writer then never waits for this thread, and its own automatic checkpoint bounds the WAL.
+  let frames = 0;
+  try { frames = db.pragma("wal_checkpoint(PASSIVE)")[0].log; } catch { /* busy, or the writer is checkpointing: it goes on */ }
+  Atomics.store(progress, 1, frames);
   Atomics.store(progress, 0, upTo);
 };
 parentPort.on("message", (m) => {
@@ -47,6 +50,11 @@ parentPort.on("message", (m) => {
   if (!scheduled) { scheduled = true; setImmediate(run); }
 });
 `;
+
+/** Whether kick `a` came after kick `b` (numbers modulo 2^32, never more than 2^31 apart). */
+export function after(a: number, b: number): boolean {
+  return ((a - b) | 0) > 0;
+}
 
 /** How often a waiting writer looks at the checkpointer's progress. */
 const POLL_MS = 1;
@@ -63,7 +71,7 @@ export class WalCheckpointer {
   /** The frames the WAL holds, as of this thread's latest checkpoint (0 before the first and after a wait). */
   get walFrames(): number {
     // The thread stores the frames before the kick number, so frames read after a newer kick are that checkpoint's or later.
-    return Atomics.load(this.#progress, 0) > this.#startedOver ? Atomics.load(this.#progress, 1) : 0;
+    return after(Atomics.load(this.#progress, 0), this.#startedOver) ? Atomics.load(this.#progress, 1) : 0;
   }
 
   constructor(dbPath: string) {
@@ -78,9 +86,12 @@ export class WalCheckpointer {
     this.#worker.on("exit", gone);
   }
 
-  /** Asks for a checkpoint of what is committed now; returns at once. */
+  /**
+   * Asks for a checkpoint of what is committed now; returns at once. Kicks are numbered modulo 2^32 (the shared
+   * slot is 32 bits: a `jpki serve` kicking 15 times a second wraps in about nine years), and compared as such.
+   */
   kick(): void {
-    if (!this.#failed) this.#worker.postMessage(++this.#asked);
+    if (!this.#failed) this.#worker.postMessage((this.#asked = (this.#asked + 1) | 0));
   }
 
   /**
@@ -89,14 +100,9 @@ export class WalCheckpointer {
    */
   async settled(): Promise<void> {
     const upTo = this.#asked;
-    // Referenced while waited for: an unreferenced thread does not keep the event loop alive, and a process
-    // with nothing else to do would end in the middle of the wait.
-    this.#worker.ref();
-    try {
-      while (!this.#failed && Atomics.load(this.#progress, 0) < upTo) await sleep(POLL_MS);
-    } finally {
-      this.#worker.unref();
-    }
+    // The poll's timer keeps the process alive while it waits (the thread itself is unreferenced); it also lets
+    // the event loop turn, so the thread's 'error'/'exit' end the wait should it die.
+    while (!this.#failed && after(upTo, Atomics.load(this.#progress, 0))) await sleep(POLL_MS);
     this.#startedOver = upTo;
   }
 
@@ -104,7 +110,9 @@ export class WalCheckpointer {
   async close(): Promise<void> {
     if (this.#failed) return;
     const exited = new Promise<void>((resolve) => this.#worker.once("exit", () => resolve()));
-    this.#worker.ref(); // as in settled()
+    // Referenced until it has exited: an unreferenced thread does not keep the event loop alive, and a process with
+    // nothing else to do would end in the middle of the close.
+    this.#worker.ref();
     this.#worker.postMessage("stop");
     await exited;
   }

@@ -948,7 +948,10 @@ export class SqliteStore implements Store {
         }).immediate();
       }
       const store = new SqliteStore(db, path);
-      if (opts.settleFrames !== undefined) store.#settleFrames = opts.settleFrames;
+      if (opts.settleFrames !== undefined) {
+        if (!Number.isSafeInteger(opts.settleFrames) || opts.settleFrames < 0) throw new JpkiError("ERR_USAGE", `settleFrames must be a whole number of WAL frames ≥ 0, not ${opts.settleFrames}`);
+        store.#settleFrames = opts.settleFrames;
+      }
       return store;
     } catch (e) {
       db?.close();
