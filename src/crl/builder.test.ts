@@ -138,7 +138,11 @@ describe("buildCrl (RFC 5280 §5.1)", () => {
       algorithmIdentifier: real.algorithmIdentifier,
       spki: real.spki,
       selfVerifying: false,
-      sign: (data) => real.sign(data),
+      sign: async (data) => {
+        const sig = await real.sign(data);
+        sig[100]! ^= 1;
+        return sig;
+      },
       signDigest: async (d) => {
         const sig = await real.signDigest(d);
         sig[100]! ^= 1;
@@ -147,7 +151,31 @@ describe("buildCrl (RFC 5280 §5.1)", () => {
     };
     const params = { issuerName: ca.subjectName, authorityKeyId: ca.record.keyId, number: 1n, thisUpdate: new Date(0), nextUpdate: new Date(1000), entries: [entries(10)] };
     await expect(buildCrl({ ...params, signer: faulty })).rejects.toMatchObject({ code: "ERR_PROFILE_VIOLATION" });
-    await expect(buildCrl({ ...params, signer: { ...faulty, signDigest: (d: Uint8Array) => real.signDigest(d) } })).resolves.toMatchObject({ entries: 10 });
+    await expect(buildCrl({ ...params, signer: { ...faulty, sign: (d) => real.sign(d), signDigest: (d: Uint8Array) => real.signDigest(d) } })).resolves.toMatchObject({ entries: 10 });
+  });
+
+  it("hands a small TBS to the signer whole (a software key signs it on the thread pool), a large one by its digest", async () => {
+    const calls: string[] = [];
+    const real = ca.signer;
+    const watched: Signer = {
+      algorithmIdentifier: real.algorithmIdentifier,
+      spki: real.spki,
+      selfVerifying: real.selfVerifying,
+      sign: (data) => (calls.push(`sign ${(data as Uint8Array).length}`), real.sign(data)),
+      signDigest: (d) => (calls.push("signDigest"), real.signDigest(d)),
+    };
+    const params = { issuerName: ca.subjectName, authorityKeyId: ca.record.keyId, number: 1n, thisUpdate: new Date(0), nextUpdate: new Date(1000), signer: watched };
+    const small = crlDer(await buildCrl({ ...params, entries: [entries(100)] }));
+    // the TBS is the first element inside the outer SEQUENCE: its length is what sign() was given
+    const tbsLength = (() => {
+      const at = small[1]! & 0x80 ? 2 + (small[1]! & 0x7f) : 2;
+      const len = small[at + 1]! & 0x80 ? [...small.subarray(at + 2, at + 2 + (small[at + 1]! & 0x7f))].reduce((n, b) => n * 256 + b, 0) : small[at + 1]!;
+      return len + (small[at + 1]! & 0x80 ? 2 + (small[at + 1]! & 0x7f) : 2);
+    })();
+    expect(calls).toEqual([`sign ${tbsLength}`]);
+    calls.length = 0;
+    await buildCrl({ ...params, entries: [entries(40_000)] }); // ≈ 1.3 MB of TBS
+    expect(calls).toEqual(["signDigest"]);
   });
 
   it("refuses nextUpdate not after thisUpdate", async () => {
