@@ -414,7 +414,7 @@ describe("SqliteStore bulk writes", () => {
   });
   it("keeps the WAL of back-to-back notice batches bounded: past settleFrames the writer waits for the checkpointer, and the WAL starts over", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
-    // 256 frames (1 MiB) instead of 16384, so a few megabytes of batches show it.
+    // 256 frames (1 MiB) instead of SETTLE_FRAMES (32768), so a few megabytes of batches show it.
     const s = SqliteStore.open(path, { create: true, settleFrames: 256 });
     const walSize = () => statSync(`${path}-wal`).size;
     try {

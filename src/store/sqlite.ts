@@ -598,13 +598,14 @@ const APPENDS_PER_CHECKPOINT = 64;
 const DISCLOSURES_PER_INDEX = 4096;
 /**
  * WAL frames past which a bulk writer waits for the checkpointer thread before its next transaction, so that
- * transaction starts the WAL over (store/checkpointer.ts): 64 MiB of 4 KiB pages. A larger WAL slows every page
- * read (SQLite looks a page up in one hash table per 4096 frames, newest first); each wait idles the writer for
- * one copy-back of the latest commit (≈ 40 ms after a notice batch of ≈ 1,500 frames, an fsync of scattered
- * pages). Measured at 1M residents, 100,000 notices: waiting after every fourth batch (as before) idled the
- * writer ≈ 0.9 s of a 6.5 s run; at 8192 frames 0.5 s, at 16384 0.3 s, at 32768 0.2 s with no faster run.
+ * transaction starts the WAL over (store/checkpointer.ts): 128 MiB of 4 KiB pages. A larger WAL slows every page
+ * read (SQLite looks a page up in one hash table per 4096 frames, newest first) and takes longer to recover after a
+ * crash; each wait idles the writer for one copy-back of the latest commit (≈ 40 ms after a notice batch of ≈ 1,500
+ * frames, an fsync of scattered pages). Measured at 1M residents, 100,000 notices: waiting after every fourth batch
+ * (as before) idled the writer ≈ 0.9 s of a 6.5 s run; at 8192 frames 0.5 s, at 16384 0.3 s (ingestion 4.40-4.56 s
+ * in three runs), at 32768 0.2 s (4.29-4.48 s). Half of BULK_AUTOCHECKPOINT, where the writer copies back itself.
  */
-const SETTLE_FRAMES = 16_384;
+const SETTLE_FRAMES = 32_768;
 
 /**
  * Certificates in one issuance commit from which it counts as a bulk write (checkpointed on the checkpointer's
