@@ -354,10 +354,11 @@ describe("PostgresStore specifics", () => {
   // Found in review: pg_restore --clean of a backup from before migration 22 leaves carried_revocations as it was
   // (IF NOT EXISTS), while the backup brings back the certificate of a serial an earlier restore had carried.
   // Both rows were listed: the partition CRL and the delta named the serial twice, which crl-index.ts refuses.
-  it("lists a serial once on its partition and on a delta when a carried entry left by an older backup's restore is a certificate of the store again", async () => {
+  it("lists on a partition and a delta what the revocation log holds, once each: a revocation in the store and an entry carried over", async () => {
+    // Partitions and deltas read the log since migration 23, as full CRLs do: a carried entry is there (carryRevocations
+    // appends it), and no row of carried_revocations adds it a second time.
     const url = await server.createDatabase();
     const s = await PostgresStore.open(url, { create: true });
-    const a = await admin(url);
     try {
       await s.putCa(ca);
       await s.upsertResidents(["r1", "r2"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
@@ -369,21 +370,59 @@ describe("PostgresStore specifics", () => {
       const t = new Date(Date.UTC(2025, 0, 1)), n = new Date(Date.UTC(2025, 0, 3));
       const r = await s.reserveCrl("13-sig", t, n);
       await s.publishCrl({ caId: "13-sig", number: r.number, entries: 0, path: "p", sha256: "a" }, () => undefined);
-      // what the older restore left: 0c01 carried (by the restore before it), now a certificate of the store again
-      await a.query("INSERT INTO carried_revocations (ca_id, serial, municipality_code, revoked_at, reason, not_after) VALUES ('13-sig', '0c01', '131016', 4000, 1, $1)", [far.getTime()]);
       await s.revoke({ serial: "0c01", revokedAt: new Date(4000), reason: 1, source: "restore" });
-      // 0c02's certificate unrevoked in the store: its carried entry still stands (a revocation is never undone)
-      await a.query("INSERT INTO carried_revocations (ca_id, serial, municipality_code, revoked_at, reason, not_after) VALUES ('13-sig', '0c02', '131016', 5000, 1, $1)", [far.getTime()]);
+      await s.carryRevocations([{ caId: "13-sig", serial: "0c03", revokedAt: new Date(5000), reason: 1, notAfter: far, municipality: "131016" }]);
       const parts = await s.crlPartitionEntries("13-sig", ["131016"], { expiredBefore: new Date(0) });
-      expect(parts.get("131016")!.flatMap((c) => decodeEntries(c.der)).map((e) => e.serial)).toEqual(["0c01", "0c02"]);
+      expect(parts.get("131016")!.flatMap((c) => decodeEntries(c.der)).map((e) => e.serial)).toEqual(["0c01", "0c03"]);
       const delta = await s.reserveDeltaCrl("13-sig", t, n);
       expect(delta?.baseNumber).toBe(r.number);
       const listed: string[] = [];
       for await (const chunk of s.deltaCrlEntries("13-sig", r.number, { expiredBefore: new Date(0) })) listed.push(...decodeEntries(chunk.der).map((e) => e.serial));
-      expect(listed).toEqual(["0c01", "0c02"]);
+      expect(listed).toEqual(["0c01", "0c03"]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("revokes a certificate as a HOT update: no index entry per revocation (migration 23)", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    const a = await admin(url);
+    try {
+      await s.putCa(ca);
+      const codes = Array.from({ length: 200 }, (_, i) => `h${i}`);
+      await s.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+      await s.commitIssuances(codes.map((residentCode, i) => ({
+        serial: (0x0d00 + i).toString(16), caId: "13-sig", type: "signature" as const, residentCode, municipalityCode: "131016", fourItems: items,
+        notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]),
+      })));
+      const stats = async () => (await a.query<{ upd: string; hot: string }>("SELECT pg_stat_get_tuples_updated(c.oid) + pg_stat_get_xact_tuples_updated(c.oid) AS upd, pg_stat_get_tuples_hot_updated(c.oid) + pg_stat_get_xact_tuples_hot_updated(c.oid) AS hot FROM pg_class c WHERE relname = 'certificates'")).rows[0]!;
+      const before = await stats();
+      // One resident in ten, as a batch spreads its revocations over the table: a page's free fifth holds the new
+      // versions of a few of its rows (all of them it could not).
+      const revoked = codes.filter((_, i) => i % 10 === 0);
+      await s.commitNoticeBatch({ noticeIds: [], residentCodes: revoked }, (ctx) => ({
+        commit: {
+          at: new Date(6000),
+          notices: [],
+          sequences: [],
+          revocations: revoked.flatMap((c) => (ctx.certificates.get(c) ?? []).map((x) => ({ serial: x.serial, reason: 1, source: "notice:h", residentCode: c }))),
+          relinks: [],
+          dirtyCas: ["13-sig"],
+        },
+      }));
+      // A backend reports its counts to the cumulative statistics when idle a while, or when it ends: end them.
+      await s.close();
+      let after = await stats();
+      for (let i = 0; i < 200 && Number(after.upd) - Number(before.upd) < 20; i++) (await new Promise((r) => setTimeout(r, 50)), (after = await stats()));
+      const updated = Number(after.upd) - Number(before.upd);
+      const hot = Number(after.hot) - Number(before.hot);
+      expect(updated).toBeGreaterThanOrEqual(20);
+      // With the partial indexes of revoked certificates (before migration 23) none of them was HOT.
+      expect(hot).toBeGreaterThanOrEqual(updated * 0.9);
     } finally {
       await a.end();
-      await s.close();
+      await s.close().catch(() => undefined);
     }
   });
 
@@ -406,6 +445,51 @@ describe("PostgresStore specifics", () => {
         { serial: "0a01", caId: "13-sig", type: "signature", residentCode: "r1", fourItems: { name: "n", address: "a", birthDate: "1980-01-01", gender: "male" }, notBefore: new Date(7), notAfter: new Date(9999999999999) },
       ]);
       await s.close();
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("upgrades a schema-22 store: delta bases recorded before are cleared, blocks logged before stay on full and partition CRLs and off later deltas", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      for (const m of PG_MIGRATIONS.slice(0, 22)) await migrate(c, m);
+      await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '22')");
+      await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', '\\x3000', 'pem', '\\x01', 0)");
+      for (const [serial, revokedAt] of [["0b01", 4000], ["0b02", null]] as const) {
+        await c.query(
+          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender, not_before, not_after, issued_at, der, revoked_at, reason, revocation_source)
+           VALUES ($1, '13-sig', 'signature', $3, '131016', 'n', 'a', '1980-01-01', 'male', 7, 1893456000000, 0, '\\x3000', $2, $4, $5)`,
+          [serial, revokedAt, `r${serial}`, revokedAt === null ? null : 1, revokedAt === null ? null : "manual"],
+        );
+      }
+      // 0b01's block, as version 22 logged it (no xid), and a full CRL whose snapshot sees it: a delta base.
+      const blocks = new RevocationBlocks();
+      blocks.add("13-sig", "0b01", 4000, 1, 1893456000000, "131016");
+      for (const b of blocks.take()) await c.query("INSERT INTO revocation_log (ca_id, entries, min_not_after, der, meta) VALUES ($1, $2, $3, $4, $5)", [b.caId, b.entries, b.minNotAfter, b.der, b.meta]);
+      await c.query("INSERT INTO crls (ca_id, number, this_update, next_update, revision, state, scope, entries, path, sha256, delta_snapshot) VALUES ('13-sig', 1, 0, 1893456000000, 0, 'published', '', 1, 'p', 'a', pg_current_snapshot())");
+      const s = await PostgresStore.open(url);
+      try {
+        const t = new Date(Date.UTC(2025, 0, 1)), n = new Date(Date.UTC(2025, 0, 3));
+        // The base's snapshot was compared with revoked_xid; the log's blocks of before have no xid: no delta on it.
+        expect(await s.reserveDeltaCrl("13-sig", t, n)).toBeUndefined();
+        const serials = async (entries: AsyncIterable<{ der: Buffer }> | Iterable<{ der: Buffer }>) => {
+          const out: string[] = [];
+          for await (const e of entries) out.push(...decodeEntries(e.der).map((x) => x.serial));
+          return out;
+        };
+        const base = await s.reserveCrl("13-sig", t, n);
+        await s.publishCrl({ caId: "13-sig", number: base.number, entries: 1, path: "p", sha256: "b" }, () => undefined);
+        await s.revoke({ serial: "0b02", revokedAt: new Date(5000), reason: 1, source: "manual" });
+        const delta = await s.reserveDeltaCrl("13-sig", t, n);
+        expect(delta?.baseNumber).toBe(base.number);
+        expect(await serials(s.deltaCrlEntries("13-sig", base.number, { expiredBefore: new Date(0) }))).toEqual(["0b02"]);
+        expect(await serials(s.crlEntries("13-sig", { expiredBefore: new Date(0) }))).toEqual(["0b01", "0b02"]);
+        expect(await serials((await s.crlPartitionEntries("13-sig", ["131016"], { expiredBefore: new Date(0) })).get("131016")!)).toEqual(["0b01", "0b02"]);
+      } finally {
+        await s.close();
+      }
     } finally {
       await c.end();
     }
@@ -1105,7 +1189,7 @@ describe("PostgresStore when a connection dies", () => {
     }
   });
 
-  it("a backend terminated while a CRL stream (full or delta) is held by its consumer: the stream ends in ERR_STORE_UNREACHABLE, not in an untyped error or a dead process", async () => {
+  it("a backend terminated while a full CRL stream is held by its consumer: the stream ends in ERR_STORE_UNREACHABLE, not in an untyped error or a dead process", async () => {
     const url = await server.createDatabase();
     const s = await PostgresStore.open(url, { create: true, poolSize: 1 });
     const a = await admin(url);
@@ -1134,7 +1218,10 @@ describe("PostgresStore when a connection dies", () => {
       };
       const uncaught = await uncaughtDuring(async () => {
         await expect(read(s.crlEntries(ca.id, { expiredBefore: new Date(0) }))).rejects.toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { reason: "network" } });
-        await expect(read(s.deltaCrlEntries(ca.id, base.number, { expiredBefore: new Date(0) }))).rejects.toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { reason: "network" } });
+        // A delta's blocks come in one read (migration 23: from the log, the blocks after its base): nothing is held.
+        let delta = 0;
+        for await (const chunk of s.deltaCrlEntries(ca.id, base.number, { expiredBefore: new Date(0) })) delta += chunk.count;
+        expect(delta).toBe(1);
       });
       expect(uncaught).toEqual([]);
       expect(await s.latestCrl(ca.id)).toMatchObject({ number: base.number }); // the pool made a new connection

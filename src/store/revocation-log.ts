@@ -68,6 +68,46 @@ export function blockEntries(der: Buffer, count: number, minNotAfter: number, me
 }
 
 /**
+ * Adds a block's entries to the lists of the partitions (municipality keys) in `out`, leaving out other
+ * partitions' entries and, where the block holds one, certificates expired before `cutoff` (ms). A partition's run of
+ * consecutive entries is referenced, not copied; a block of one wanted partition with nothing expired goes whole.
+ */
+export function splitBlockByPartition(der: Buffer, count: number, minNotAfter: number, meta: Buffer, cutoff: number, out: ReadonlyMap<number, EncodedEntries[]>): void {
+  const checkExpiry = minNotAfter < cutoff;
+  // A block of one partition with nothing expired goes whole (no per-entry offsets): the common shape of a large
+  // partition's blocks.
+  const first = out.get(meta.readUInt32BE(4));
+  if (first && !checkExpiry) {
+    let k = 1;
+    while (k < count && out.get(meta.readUInt32BE(k * META_BYTES + 4)) === first) k++;
+    if (k === count) {
+      first.push({ der, count });
+      return;
+    }
+  }
+  const offsets = entryOffsets(der);
+  let runStart = 0;
+  let runList: EncodedEntries[] | undefined;
+  let runCount = 0;
+  const close = (end: number) => {
+    if (runList && runCount) runList.push({ der: der.subarray(offsets[runStart]!, offsets[end]!), count: runCount });
+  };
+  for (let k = 0; k < count; k++) {
+    const list = out.get(meta.readUInt32BE(k * META_BYTES + 4));
+    const keep = list !== undefined && (!checkExpiry || meta.readUInt32BE(k * META_BYTES) * 1000 >= cutoff);
+    const target = keep ? list : undefined;
+    if (target !== runList || !keep) {
+      close(k);
+      runList = target;
+      runStart = k;
+      runCount = 0;
+    }
+    if (keep) runCount++;
+  }
+  close(count);
+}
+
+/**
  * Collects the CRL entries one transaction revokes, per CA in the order they are added, and hands them out
  * as one block per CA (`take`). The caller writes the blocks in the same transaction as the revocations.
  */

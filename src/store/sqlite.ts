@@ -7,8 +7,8 @@ import { closeSync, fchmodSync, openSync, statSync } from "node:fs";
 import { setImmediate as yieldTurn } from "node:timers/promises";
 import Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
-import { decodeEntries, entryOffsets, type EncodedEntries } from "../profile/crl-entry.js";
-import { META_BYTES, RevocationBlocks, blockEntries, municipalitiesOf, municipalityText } from "./revocation-log.js";
+import { decodeEntries, type EncodedEntries } from "../profile/crl-entry.js";
+import { RevocationBlocks, blockEntries, municipalitiesOf, municipalityText, splitBlockByPartition } from "./revocation-log.js";
 import type { CertificateType } from "../profile/types.js";
 import {
   disclosureValues,
@@ -1858,40 +1858,7 @@ export class SqliteStore implements Store {
       } catch (e) {
         throw storeError(e, what);
       }
-      for (const [, count, minNotAfter, der, meta] of rows) {
-        const checkExpiry = minNotAfter < cutoff;
-        // A block of one partition with nothing expired goes whole (no per-entry offsets): the common shape
-        // of a large partition's blocks.
-        const first = out.get(meta.readUInt32BE(4));
-        if (first && !checkExpiry) {
-          let k = 1;
-          while (k < count && out.get(meta.readUInt32BE(k * META_BYTES + 4)) === first) k++;
-          if (k === count) {
-            first.push({ der, count });
-            continue;
-          }
-        }
-        const offsets = entryOffsets(der);
-        let runStart = 0;
-        let runList: EncodedEntries[] | undefined;
-        let runCount = 0;
-        const close = (end: number) => {
-          if (runList && runCount) runList.push({ der: der.subarray(offsets[runStart]!, offsets[end]!), count: runCount });
-        };
-        for (let k = 0; k < count; k++) {
-          const list = out.get(meta.readUInt32BE(k * META_BYTES + 4));
-          const keep = list !== undefined && (!checkExpiry || meta.readUInt32BE(k * META_BYTES) * 1000 >= cutoff);
-          const target = keep ? list : undefined;
-          if (target !== runList || !keep) {
-            close(k);
-            runList = target;
-            runStart = k;
-            runCount = 0;
-          }
-          if (keep) runCount++;
-        }
-        close(count);
-      }
+      for (const [, count, minNotAfter, der, meta] of rows) splitBlockByPartition(der, count, minNotAfter, meta, cutoff, out);
     }
     return new Map([...out].map(([m, list]) => [municipalityText(m), list]));
   }
