@@ -41,6 +41,12 @@ async function migrate(c: pg.Client, m: PgMigration): Promise<void> {
   else await m(c);
 }
 
+/** A database as this schema version left it: its migrations run and the version recorded, nothing else. */
+async function atSchema(c: pg.Client, version: number): Promise<void> {
+  for (const m of PG_MIGRATIONS.slice(0, version)) await migrate(c, m);
+  await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', $1)", [String(version)]);
+}
+
 /**
  * How many sessions on this database are waiting for a lock right now. Asked on a connection outside any
  * transaction: inside one, pg_stat_activity is a snapshot taken at its first use.
@@ -430,8 +436,7 @@ describe("PostgresStore specifics", () => {
     const url = await server.createDatabase();
     const c = await admin(url);
     try {
-      for (const m of PG_MIGRATIONS.slice(0, 9)) await migrate(c, m);
-      await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '9')");
+      await atSchema(c, 9);
       await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', '\\x3000', 'pem', '\\x01', 0)");
       for (const [serial, revokedAt] of [["0a01", null], ["0a02", 5]] as const) {
         await c.query(
@@ -454,8 +459,7 @@ describe("PostgresStore specifics", () => {
     const url = await server.createDatabase();
     const c = await admin(url);
     try {
-      for (const m of PG_MIGRATIONS.slice(0, 22)) await migrate(c, m);
-      await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '22')");
+      await atSchema(c, 22);
       await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', '\\x3000', 'pem', '\\x01', 0)");
       for (const [serial, revokedAt] of [["0b01", 4000], ["0b02", null]] as const) {
         await c.query(
@@ -499,8 +503,7 @@ describe("PostgresStore specifics", () => {
     const url = await server.createDatabase();
     const c = await admin(url);
     try {
-      for (const m of PG_MIGRATIONS.slice(0, 18)) await migrate(c, m);
-      await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '18')");
+      await atSchema(c, 18);
       for (const sql of CLOSED_BEFORE_SUCCESSORS.sql) await c.query(sql);
       const s = await PostgresStore.open(url);
       await expectSuccessorsFilled(s);
@@ -515,8 +518,7 @@ describe("PostgresStore specifics", () => {
     const url = await server.createDatabase();
     const c = await admin(url);
     try {
-      for (const m of PG_MIGRATIONS.slice(0, 19)) await migrate(c, m);
-      await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '19')");
+      await atSchema(c, 19);
       const constraints = async () =>
         (await c.query<{ conname: string }>("SELECT conname FROM pg_constraint WHERE conrelid = 'certificates'::regclass ORDER BY conname")).rows.map((r) => r.conname);
       const before = await constraints();
@@ -534,8 +536,7 @@ describe("PostgresStore specifics", () => {
     const url = await server.createDatabase();
     const c = await admin(url);
     try {
-      for (const m of PG_MIGRATIONS.slice(0, 10)) await migrate(c, m);
-      await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '10')");
+      await atSchema(c, 10);
       await c.query("INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status, notice_sequence) VALUES ('r1', '131016', 'n', 'a', '1980-01-01', 'male', 'active', 0)");
       const s = await PostgresStore.open(url);
       expect(await s.pendingOutbox(10)).toEqual([]);
@@ -583,8 +584,7 @@ describe("PostgresStore specifics", () => {
         )
       ).rows.map((r) => encodeEntry({ serial: r.serial, revokedAt: new Date(Number(r.revoked_at)), reason: r.reason }));
     try {
-      for (const m of PG_MIGRATIONS.slice(0, 6)) await migrate(c, m);
-      await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '6')");
+      await atSchema(c, 6);
       for (const id of ["13-sig", "27-sig"]) {
         await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ($1, $2, 'signature', '\\x3000', 'pem', '\\x01', 0)", [id, id.slice(0, 2)]);
       }
