@@ -569,6 +569,7 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   // so those reads no longer add carried_revocations (OCSP still reads it). Blocks from before this version have no
   // xid, and the delta bases recorded before it are cleared: the next full CRL is the first base, and every block
   // after its snapshot has one. Existing pages keep their fill until rewritten (VACUUM FULL), new ones leave room.
+  // certificates.revoked_xid is no longer read, and revocations from this version on leave it NULL.
   `
   ALTER TABLE revocation_log ADD COLUMN logged_xid xid8;
   ALTER TABLE revocation_log ALTER COLUMN logged_xid SET DEFAULT pg_current_xact_id();
@@ -2071,7 +2072,7 @@ export class PostgresStore implements Store {
       let revokedIn: RevokedRow[] = [];
       if (revocations.length) {
         const done = await c.query<RevokedRow>(
-          `UPDATE certificates c SET revoked_at = u.at, reason = 4, revocation_source = u.source, revoked_xid = pg_current_xact_id()
+          `UPDATE certificates c SET revoked_at = u.at, reason = 4, revocation_source = u.source
            FROM unnest($1::text[], $2::bigint[], $3::text[]) WITH ORDINALITY AS u(serial, at, source, n)
            WHERE c.serial = u.serial AND c.revoked_at IS NULL RETURNING ${REVOKED_RETURNING}`,
           [revocations.map((x) => x.serial), revocations.map((x) => x.at), revocations.map((x) => x.source)],
@@ -2124,7 +2125,7 @@ export class PostgresStore implements Store {
       if (row.revoked_at !== null) {
         throw new JpkiError("ERR_CERT_ALREADY_REVOKED", `certificate ${input.serial} was already revoked on ${new Date(Number(row.revoked_at)).toISOString()}`);
       }
-      await c.query("UPDATE certificates SET revoked_at = $1, reason = $2, revocation_source = $3, revoked_xid = pg_current_xact_id() WHERE serial = $4", [
+      await c.query("UPDATE certificates SET revoked_at = $1, reason = $2, revocation_source = $3 WHERE serial = $4", [
         input.revokedAt.getTime(),
         input.reason,
         input.source,
@@ -2685,7 +2686,7 @@ export class PostgresStore implements Store {
       const firstRevocations = [...first.values()];
       if (firstRevocations.length) {
         const r = await c.query<RevokedRow>(
-          `UPDATE certificates c SET revoked_at = $1, reason = u.reason, revocation_source = u.source, revoked_xid = pg_current_xact_id()
+          `UPDATE certificates c SET revoked_at = $1, reason = u.reason, revocation_source = u.source
            FROM unnest($2::text[], $3::int[], $4::text[]) WITH ORDINALITY AS u(serial, reason, source, n)
            WHERE c.serial = u.serial AND c.revoked_at IS NULL RETURNING ${REVOKED_RETURNING}`,
           [at, textArray(firstRevocations.map((x) => x.serial)), int4Array(firstRevocations.map((x) => x.reason)), textArray(firstRevocations.map((x) => x.source))],
