@@ -49,6 +49,21 @@ describe("CrlPublisher: DER, and PEM on request (config crlPem)", () => {
     expect(describeCrl(der).crlNumber).toBe("1");
   });
 
+  it("makes the store's commits durable before the CRL is installed (what it lists must outlive a power cut)", async () => {
+    const ws = await workspace({});
+    const events: string[] = [];
+    const sync = vi.spyOn(ws.store, "syncCommitted").mockImplementation(async () => void events.push("sync"));
+    const publish = ws.store.publishCrl.bind(ws.store);
+    vi.spyOn(ws.store, "publishCrl").mockImplementation((rec, install) => publish(rec, () => (events.push("install"), install())));
+    await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    expect(events).toEqual(["sync", "install"]);
+    // a store that cannot sync publishes nothing: the CA stays due
+    sync.mockRejectedValueOnce(new JpkiError("ERR_STORE", "store failure while syncing the workspace database: EIO"));
+    await expect(generateCrls(ws, { ca: "13-sig", passphrase: "pw" })).rejects.toMatchObject({ code: "ERR_STORE" });
+    expect(events).toEqual(["sync", "install"]);
+    expect(describeCrl(readFileSync(join(ws.paths.crlDir, "13-sig.crl"))).crlNumber).toBe("1");
+  });
+
   it("with crlPem, writes the same CRL as PEM; turned off, the next publication removes the older PEM", async () => {
     const ws = await workspace({ crlPem: true });
     const [first] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });

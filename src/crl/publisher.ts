@@ -308,6 +308,8 @@ export class CrlPublisher {
     const sha256 = built.sha256;
     let installed = false;
     try {
+      // The revocations this CRL lists were committed before it was built: durable before it is installed.
+      await this.#store.syncCommitted();
       installed = await this.#store.publishCrl(
         { caId: ca.id, number, entries: built.entries, path: relative(this.#root, derPath), sha256, ...(scope === FULL_SCOPE ? {} : { scope }) },
         () => {

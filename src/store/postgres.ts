@@ -2475,6 +2475,11 @@ export class PostgresStore implements Store {
     });
   }
 
+  syncCommitted(): Promise<void> {
+    // Each commit was durable when it returned (synchronous_commit on, the server's default).
+    return Promise.resolve();
+  }
+
   async caRevisions(): Promise<Map<string, number>> {
     const rows = await this.#query<{ ca_id: string; revision: bigint }>("reading CA revisions", "SELECT ca_id, revision FROM crl_state");
     return new Map(rows.map((r) => [r.ca_id, Number(r.revision)]));

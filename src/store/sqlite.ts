@@ -4,6 +4,7 @@
  */
 import { hash, randomBytes } from "node:crypto";
 import { closeSync, fchmodSync, openSync, statSync } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
 import { setImmediate as yieldTurn } from "node:timers/promises";
 import Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
@@ -816,6 +817,28 @@ export function pageCacheKiB(fileBytes: number): number {
   return Math.min(MAX_CACHE_KIB, Math.max(MIN_CACHE_KIB, Math.ceil(fileBytes / 50 / 1024)));
 }
 
+/**
+ * Syncs the WAL file of the database at `file`: every commit in it survives a power cut (fsync is the file's,
+ * whichever descriptor asks). The store runs with synchronous=NORMAL, which syncs the WAL only at checkpoints: a
+ * process crash loses nothing, a power cut the last commits. Frames already checkpointed are in the database file,
+ * which the checkpoint synced; no WAL file, nothing to sync. SQLite's locks are on the database and -shm files,
+ * never the WAL, so opening and closing it here releases none of them.
+ */
+async function syncWalFile(file: string): Promise<void> {
+  let h: FileHandle;
+  try {
+    h = await open(`${file}-wal`, "r");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw e;
+  }
+  try {
+    await h.datasync();
+  } finally {
+    await h.close();
+  }
+}
+
 /** A certificate with its four items and revocation, in the column names the row mapping (rows.ts) reads. */
 const CERT_SELECT = `SELECT c.serial, c.ca_id, c.type, c.resident_code, c.municipality_code, k.name, k.address, k.birth_date, k.gender,
     c.not_before, c.not_after, c.issued_at, c.der, c.application_id, k.revoked_at, k.reason, k.source AS revocation_source
@@ -847,6 +870,9 @@ export class SqliteStore implements Store {
   #markArlDue: Database.Statement | undefined;
   /** The database file, for #sizeCache ("" in memory); unlike #path it stays set without a checkpointer. */
   readonly #file: string;
+  /** The WAL sync in flight (syncCommitted), and the one that follows it, shared by every caller meanwhile. */
+  #walSync: Promise<void> | undefined;
+  #walSyncNext: Promise<void> | undefined;
   /** The page cache (KiB) the connection was last given; see pageCacheKiB. */
   #cacheKiB = MIN_CACHE_KIB;
   #cacheCheckedAt = 0;
@@ -1728,8 +1754,8 @@ export class SqliteStore implements Store {
   }
 
   revoke(input: RevokeInput): Promise<CertificateRow> {
-    return this.#run("revoking", () =>
-      this.#db.transaction(() => {
+    return this.#run("revoking", () => {
+      const revoked = this.#db.transaction(() => {
         const row = this.#stmts.getCert.get(input.serial) as CertRowDb | undefined;
         if (!row) throw new JpkiError("ERR_CERT_UNKNOWN", `no certificate with serial ${input.serial} in this workspace: check the serial (hex)`);
         if (row.revoked_at !== null) {
@@ -1743,8 +1769,13 @@ export class SqliteStore implements Store {
         this.#stmts.bumpRevision.run(row.ca_id);
         this.#appendAudit(revokeAudit(input, row.ca_id));
         return toCertRow({ ...row, revoked_at: input.revokedAt.getTime(), reason: input.reason, revocation_source: input.source });
-      }).immediate(),
-    );
+      }).immediate();
+      return revoked;
+    }).then(async (revoked) => {
+      // Reported as done, so it must outlive a power cut: the operator would not know to revoke again.
+      await this.syncCommitted();
+      return revoked;
+    });
   }
 
   carryRevocations(entries: readonly CarriedRevocation[]): Promise<void> {
@@ -1943,6 +1974,28 @@ export class SqliteStore implements Store {
       }).immediate(),
     );
   }
+
+  syncCommitted(): Promise<void> {
+    if (this.#file === "") return Promise.resolve();
+    // A sync in flight may have begun before the caller's commits: the caller waits for the next one, which every
+    // caller arriving meanwhile shares (a notice run publishes hundreds of CRLs, several CAs at once).
+    if (this.#walSync) {
+      return (this.#walSyncNext ??= this.#walSync
+        .catch(() => undefined)
+        .then(() => {
+          this.#walSyncNext = undefined;
+          return this.syncCommitted();
+        }));
+    }
+    const sync = syncWalFile(this.#file)
+      .catch((e: unknown) => Promise.reject(storeError(e, "syncing the workspace database")))
+      .finally(() => {
+        this.#walSync = undefined;
+      });
+    this.#walSync = sync;
+    return sync;
+  }
+
 
   crlStatus(): Promise<CrlStatus[]> {
     return this.#run("reading CRL status", () => {

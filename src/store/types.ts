@@ -780,6 +780,13 @@ export interface Store {
    */
   publishCrl(rec: { caId: string; number: bigint; entries: number; path: string; sha256: string; scope?: CrlScope }, install: () => void): Promise<boolean>;
   /**
+   * Makes every commit so far survive a power cut, every writer's. Called before a CRL's file is installed: the
+   * revocations it lists must not be lost while the file stays, or the next CRL would drop them. SQLite syncs its
+   * WAL (it runs with synchronous=NORMAL, which syncs it only at checkpoints), on the thread pool; PostgreSQL's
+   * commits are durable when they return (synchronous_commit on, its default).
+   */
+  syncCommitted(): Promise<void>;
+  /**
    * Reserves a delta CRL number (the CA's one sequence) on the CA's latest published full CRL, the base, and the
    * CA's revision: every revocation up to it is on the base or this delta. Undefined when there is no base a
    * delta can be built on (none published, one published before the store recorded what it covers, or one
