@@ -83,4 +83,32 @@ describe("GroupCommitter", () => {
     const h = new GroupCommitter(t.commit);
     await expect(h.submit(rec("03"))).resolves.toEqual(ok);
   });
+
+  it("with durable, tells a caller only after the sync that follows its commit, and commits the next group meanwhile", async () => {
+    const s = fakeStore();
+    const syncs: Array<{ after: number; done: () => void }> = [];
+    const durable = () => new Promise<void>((done) => syncs.push({ after: s.calls.length, done }));
+    const g = new GroupCommitter(s.commit, { durable });
+    let told = 0;
+    const first = g.submit(rec("01")).then((r) => (told++, r));
+    await new Promise((r) => setImmediate(r));
+    expect(s.calls).toEqual([["01"]]);
+    expect(syncs.map((x) => x.after)).toEqual([1]); // the sync began after the commit
+    expect(told).toBe(0); // committed, not yet on disk: not told
+    const second = g.submit(rec("02"));
+    await new Promise((r) => setImmediate(r));
+    expect(s.calls).toEqual([["01"], ["02"]]); // not held back by the first group's sync
+    syncs[0]!.done();
+    expect(await first).toEqual(ok);
+    expect(told).toBe(1);
+    syncs[1]!.done();
+    expect(await second).toEqual(ok);
+  });
+
+  it("with durable, a failed sync fails the callers of what it should have made durable", async () => {
+    const s = fakeStore();
+    const eio = new JpkiError("ERR_STORE", "store failure while syncing the workspace database: EIO");
+    const g = new GroupCommitter(s.commit, { durable: () => Promise.reject(eio) });
+    await expect(g.submit(rec("01"))).rejects.toBe(eio);
+  });
 });

@@ -207,6 +207,9 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
     throw e;
   }
   if (o.updater) await o.updater.regenerateDirty();
+  // The run is reported done (and a spool file settles into done/): what it applied must outlive a power cut,
+  // notices that revoked nothing too — a CRL's install syncs only when there was something to publish.
+  await ws.store.syncCommitted();
   const rejectFile = rejects.close() ?? null;
   const crls = (o.updater?.published.slice(crlsBefore) ?? [])
     .filter((c) => !c.superseded)

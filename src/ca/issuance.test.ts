@@ -177,6 +177,45 @@ describe("group commit", () => {
   });
 });
 
+describe("durability: a certificate is handed out only once its commit is on disk", () => {
+  it("issue() and a batch's onIssued wait for a syncCommitted begun after the commit", async () => {
+    const events: string[] = [];
+    const store = new Proxy(ws.store, {
+      get(target, key) {
+        if (key === "commitIssuances") {
+          return async (records: IssuanceRecord[]) => {
+            const r = await target.commitIssuances(records);
+            events.push(`commit ${records.length}`);
+            return r;
+          };
+        }
+        if (key === "syncCommitted") {
+          return async () => {
+            events.push("sync begins");
+            await new Promise((r) => setTimeout(r, 5));
+            events.push("synced");
+          };
+        }
+        const v = Reflect.get(target, key) as unknown;
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const svc = new IssuanceService({ store, config: ws.config, clock, passphrase: "pw" });
+    await svc.issue({ residentCode: takahashi.residentCode, type: "authentication", publicKey: spki() });
+    events.push("issued");
+    expect(events).toEqual(["commit 1", "sync begins", "synced", "issued"]);
+
+    events.length = 0;
+    const key = spki().toString("base64");
+    async function* lines() {
+      for (let i = 1; i <= 3; i++) yield { line: i, value: { residentCode: takahashi.residentCode, type: "authentication", publicKey: key } };
+    }
+    const res = await svc.issueBatch(lines(), { commitEvery: 3, onIssued: () => events.push("issued") });
+    expect(res.issued).toBe(3);
+    expect(events).toEqual(["commit 3", "sync begins", "synced", "issued", "issued", "issued"]);
+  });
+});
+
 describe("an application id after the resident's code changed (住民票コード変更)", () => {
   it("is the same person's: a re-run under the old code answers the certificate issued, another resident is still refused", async () => {
     const { changeResidentCode } = await import("../registry/counter.js");

@@ -150,7 +150,7 @@ export class IssuanceService {
 
   constructor(opts: IssuanceServiceOptions) {
     this.#opts = opts;
-    this.#committer = new GroupCommitter((records) => opts.store.commitIssuances(records));
+    this.#committer = new GroupCommitter((records) => opts.store.commitIssuances(records), { durable: () => opts.store.syncCommitted() });
   }
 
   /**
@@ -317,7 +317,11 @@ export class IssuanceService {
     const concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
     const refill = Math.max(1, Math.floor(concurrency / 4));
     const commitEvery = opts.commitEvery ?? 500;
-    const committer = new GroupCommitter((records) => this.#opts.store.commitIssuances(records), { maxGroup: commitEvery, fullGroups: true });
+    const committer = new GroupCommitter((records) => this.#opts.store.commitIssuances(records), {
+      maxGroup: commitEvery,
+      fullGroups: true,
+      durable: () => this.#opts.store.syncCommitted(),
+    });
     const errors: BatchLineError[] = [];
     const byCa: Record<string, number> = {};
     let read = 0;
