@@ -25,6 +25,8 @@ if (args.length <= 1 && require("./help-cache.cjs").printCachedHelp(args)) {
 if (!process.env.UV_THREADPOOL_SIZE) process.env.UV_THREADPOOL_SIZE = String(availableParallelism());
 const target = process.argv[2] === "--run-module" ? moduleToRun(process.argv.splice(2, 2)[1]) : join(__dirname, "..", "dist", "src", "cli", "main.js");
 if (target === undefined) return;
+// The CA keys' PBKDF2 runs on the thread pool while the program loads (bin/early-kek.cjs).
+if (args[0] !== "--run-module") require("./early-kek.cjs").startEarlyKek(args, process.env);
 import(pathToFileURL(target).href).catch((e) => {
   process.stderr.write(`jpki: cannot start (${e && e.message}); run 'npm run build' first\n`);
   process.exitCode = 70;

@@ -17,7 +17,7 @@
  * share one salt, so the key-encryption key (KEK) is derived once per (salt, iterations, passphrase) and
  * process and kept in memory; each CA then costs one AES decryption. Every key still has its own random IV.
  */
-import { createCipheriv, createDecipheriv, createHmac, pbkdf2, pbkdf2Sync, randomBytes, type KeyObject } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual, type KeyObject } from "node:crypto";
 import { children, integer, nul, octetString, oid, readHeader, seq } from "./der.js";
 
 export const PBKDF2_ITERATIONS = 600_000;
@@ -119,6 +119,12 @@ const CACHE_LIMIT = 8;
 const cacheKeyKey = randomBytes(32);
 const kekCache = new Map<string, Buffer>();
 
+/** Zero-fills and drops every cached KEK: for a process done with its CA keys, and for tests. */
+export function forgetKeks(): void {
+  for (const k of kekCache.values()) k.fill(0);
+  kekCache.clear();
+}
+
 function cacheId(passphrase: string, p: KeyWrapParams): string {
   return createHmac("sha256", cacheKeyKey).update(Buffer.from(p.salt)).update(`\0${p.iterations}\0`).update(passphrase, "utf8").digest("hex");
 }
@@ -131,11 +137,51 @@ function remember(id: string, k: Buffer): Buffer {
 
 function kek(passphrase: string, p: KeyWrapParams): Buffer {
   const id = cacheId(passphrase, p);
-  return kekCache.get(id) ?? remember(id, pbkdf2Sync(Buffer.from(passphrase, "utf8"), p.salt, p.iterations, 32, "sha256"));
+  const cached = kekCache.get(id);
+  if (cached) return cached;
+  derivedParams = { salt: Buffer.from(p.salt), iterations: p.iterations };
+  return remember(id, pbkdf2Sync(Buffer.from(passphrase, "utf8"), p.salt, p.iterations, 32, "sha256"));
 }
 
 /** Derivations running on the thread pool, by cache id: a second caller waits for the first's. */
 const deriving = new Map<string, Promise<void>>();
+
+/**
+ * The file in a workspace naming its key-wrap parameters (salt and count, not secret), which the launcher reads to
+ * start the PBKDF2 before the program has loaded (bin/early-kek.cjs). Written by the workspace (rememberKeyWrap).
+ */
+export const KEY_WRAP_HINT_FILE = "key-wrap-params.json";
+
+/** What the launcher left: a KEK being derived for these parameters and the passphrase whose HMAC is `check`. */
+interface EarlyKek {
+  readonly salt: Buffer;
+  readonly iterations: number;
+  readonly nonce: Buffer;
+  readonly check: Buffer;
+  readonly kek: Promise<Buffer | undefined>;
+}
+const EARLY_KEK = Symbol.for("jpki.early-kek");
+
+/** The launcher's derivation when it is for exactly these parameters and this passphrase, else undefined. */
+function earlyKek(passphrase: string, p: KeyWrapParams): Promise<Buffer | undefined> | undefined {
+  const e = (globalThis as { [EARLY_KEK]?: EarlyKek })[EARLY_KEK];
+  if (!e || e.iterations !== p.iterations || !Buffer.from(p.salt).equals(e.salt)) return undefined;
+  const check = createHmac("sha256", e.nonce).update(passphrase, "utf8").digest();
+  return check.length === e.check.length && timingSafeEqual(check, e.check) ? e.kek : undefined;
+}
+
+/** The parameters of the last KEK this process derived itself (not found cached, not the launcher's). */
+let derivedParams: KeyWrapParams | undefined;
+
+/**
+ * The key-wrap parameters this process had to derive a KEK for, if any: what the workspace's hint should name so
+ * that the next run's launcher starts the right derivation. Cleared by the call.
+ */
+export function takeDerivedKeyWrap(): KeyWrapParams | undefined {
+  const p = derivedParams;
+  derivedParams = undefined;
+  return p;
+}
 
 /**
  * Derives the key-encryption key on libuv's thread pool and caches it, so the unwrap that follows is one AES
@@ -148,14 +194,24 @@ export function prepareKek(passphrase: string, p: KeyWrapParams): Promise<void> 
   if (kekCache.has(id)) return Promise.resolve();
   let running = deriving.get(id);
   if (!running) {
-    running = new Promise<void>((resolve, reject) =>
-      pbkdf2(Buffer.from(passphrase, "utf8"), p.salt, p.iterations, 32, "sha256", (err, key) => {
-        deriving.delete(id);
-        if (err) return reject(err);
-        if (!kekCache.has(id)) remember(id, key);
-        resolve();
-      }),
-    );
+    const derive = () =>
+      new Promise<void>((resolve, reject) =>
+        pbkdf2(Buffer.from(passphrase, "utf8"), p.salt, p.iterations, 32, "sha256", (err, key) => {
+          deriving.delete(id);
+          if (err) return reject(err);
+          if (!kekCache.has(id)) remember(id, key);
+          derivedParams = { salt: Buffer.from(p.salt), iterations: p.iterations };
+          resolve();
+        }),
+      );
+    const early = earlyKek(passphrase, p);
+    running = early
+      ? early.then((key) => {
+          if (!key) return derive();
+          deriving.delete(id);
+          if (!kekCache.has(id)) remember(id, key);
+        })
+      : derive();
     deriving.set(id, running);
   }
   return running;

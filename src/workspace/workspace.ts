@@ -21,6 +21,7 @@ import { writeFileAtomic } from "../store/files.js";
 import type { Store } from "../store/types.js";
 import type { PostgresStoreOptions } from "../store/postgres.js";
 import { parsePkcs11Uri } from "../pki/pkcs11.js";
+import { KEY_WRAP_HINT_FILE, takeDerivedKeyWrap } from "../pki/key-wrap.js";
 import { parseConfig, type WorkspaceConfig } from "./config.js";
 
 export interface WorkspacePaths {
@@ -358,7 +359,34 @@ export class Workspace {
     if (this.config.store === "sqlite") ownerOnlyStore(this.paths.db);
   }
 
-  close(): Promise<void> {
-    return this.store.close();
+  async close(): Promise<void> {
+    try {
+      await this.store.close();
+    } finally {
+      this.#rememberKeyWrap();
+    }
+  }
+
+  /**
+   * Names the key-wrap parameters this run had to derive a KEK for in the workspace's hint file, so that the next
+   * run's launcher derives it while the program loads (bin/early-kek.cjs). Only a hint: the salt and count are in
+   * every wrapped key anyway, and a wrong or missing hint costs one wasted derivation, so a failure to write it is
+   * no error.
+   */
+  #rememberKeyWrap(): void {
+    const p = takeDerivedKeyWrap();
+    if (!p) return;
+    const text = `${JSON.stringify({ salt: Buffer.from(p.salt).toString("base64"), iterations: p.iterations })}\n`;
+    const file = join(this.paths.root, KEY_WRAP_HINT_FILE);
+    try {
+      if (readFileSync(file, "utf8") === text) return;
+    } catch {
+      // none yet, or unreadable: written below
+    }
+    try {
+      if (existsSync(this.paths.root)) writeFileAtomic(file, text);
+    } catch {
+      // a read-only or vanished workspace: the next run derives its KEK after loading, as before
+    }
   }
 }
