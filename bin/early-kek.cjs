@@ -15,62 +15,56 @@
  * The result waits in a global under a registered symbol, where the key-wrap module takes it; the passphrase is
  * not kept there, only an HMAC of it under a random key, to match the passphrase the command ends up using.
  */
-const { closeSync, constants, fstatSync, openSync, readFileSync } = require("node:fs");
+const { closeSync, constants, fstatSync, openSync, readSync } = require("node:fs");
 const { resolve, join } = require("node:path");
 
 const HINT_FILE = "key-wrap-params.json";
 const KEY = Symbol.for("jpki.early-kek");
 // The commands that open CA keys with a passphrase. Others (inspect, verify, --help …) would only lose a core.
 const KEY_COMMANDS = new Set(["crl", "issue", "revoke", "notices", "watch", "serve", "counter", "provider"]);
-// As src/pki/key-wrap.ts: a count outside these was never written by jpki (and would hold a pool thread for long).
+// As src/pki/key-wrap.ts: the counts jpki writes (PBKDF2_ITERATIONS) and the weakest it still opens. A hint naming
+// more was not written by jpki: deriving for it would hold a pool thread, and the process, for seconds.
 const MIN_ITERATIONS = 2048;
-const MAX_ITERATIONS = 10_000_000;
+const PBKDF2_ITERATIONS = 600_000;
+/** A hint is a line of JSON; a passphrase file a line of text. */
+const HINT_MAX_BYTES = 512;
+const PASSPHRASE_MAX_BYTES = 4096;
 
-/** The workspace directory the command will use: --workspace / -w, else JPKI_HOME, else ./.jpki (src/cli/context.ts). */
-function workspaceOf(args, env, cwd) {
-  let dir;
+/**
+ * What the CLI will see in `args`, as src/cli/program.ts parses them: the top-level command, the workspace option
+ * (-w DIR, -wDIR, --workspace DIR, --workspace=DIR), the passphrase file option, and whether help is asked for.
+ * Nothing after "--" is an option.
+ */
+function parse(args) {
+  const out = { command: undefined, workspace: undefined, passphraseFile: undefined, help: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === "--") break;
-    if (a === "--workspace" || a === "-w") dir = args[++i];
-    else if (a.startsWith("--workspace=")) dir = a.slice("--workspace=".length);
+    if (a === "-w" || a === "--workspace") out.workspace = args[++i];
+    else if (a.startsWith("--workspace=")) out.workspace = a.slice("--workspace=".length);
+    else if (a.startsWith("-w") && !a.startsWith("--")) out.workspace = a.slice(2);
+    else if (a === "--passphrase-file") out.passphraseFile = args[++i];
+    else if (a.startsWith("--passphrase-file=")) out.passphraseFile = a.slice("--passphrase-file=".length);
+    else if (a === "--pkcs11-pin-file") i++;
+    else if (a === "--help" || a === "-h" || a === "help") out.help = true;
+    else if (!a.startsWith("-") && out.command === undefined) out.command = a;
   }
-  return resolve(cwd, dir ?? (env.JPKI_HOME || ".jpki"));
-}
-
-// The global options that take a value (src/cli/program.ts): their value is not the command.
-const VALUED = new Set(["-w", "--workspace", "--passphrase-file", "--pkcs11-pin-file"]);
-
-/** The top-level command: the first argument that is neither an option nor a global option's value. */
-function commandOf(args) {
-  for (let i = 0; i < args.length; i++) {
-    if (VALUED.has(args[i])) i++;
-    else if (!args[i].startsWith("-")) return args[i];
-  }
-  return undefined;
+  return out;
 }
 
 /**
- * The passphrase as src/cli/context.ts will read it: --passphrase-file FILE (without one leading BOM and one final
- * line break), else JPKI_PASSPHRASE. The file is read only if it is a regular file no one else may read, of a
- * passphrase's size; opened non-blocking, so a FIFO put there cannot hold the launcher. Anything else is left to
- * the command, which refuses it with its own error.
+ * A small regular file's bytes, or undefined: opened non-blocking, so a FIFO put in its place cannot hold the
+ * launcher, and never read past `max` bytes (a link to /dev/zero is no regular file; a huge one is refused).
  */
-function passphraseOf(args, env, cwd) {
-  let file;
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === "--passphrase-file") file = args[++i];
-    else if (args[i].startsWith("--passphrase-file=")) file = args[i].slice("--passphrase-file=".length);
-  }
-  if (file === undefined) return env.JPKI_PASSPHRASE || undefined;
-  if (!file) return undefined;
+function readSmallFile(path, max, ownerOnly) {
   let fd;
   try {
-    fd = openSync(resolve(cwd, file), constants.O_RDONLY | constants.O_NONBLOCK);
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
     const st = fstatSync(fd);
-    if (!st.isFile() || (st.mode & 0o077) !== 0 || st.size > 4096) return undefined;
-    const text = readFileSync(fd).toString("utf8");
-    return text.replace(/^\uFEFF/, "").replace(/\r?\n$/, "") || undefined;
+    if (!st.isFile() || st.size > max || (ownerOnly && (st.mode & 0o077) !== 0)) return undefined;
+    const buf = Buffer.alloc(max + 1);
+    const n = readSync(fd, buf, 0, max + 1, 0);
+    return n > max ? undefined : buf.subarray(0, n);
   } catch {
     return undefined;
   } finally {
@@ -78,31 +72,44 @@ function passphraseOf(args, env, cwd) {
   }
 }
 
+/**
+ * The passphrase as src/cli/context.ts will read it: --passphrase-file FILE (without one leading BOM and one final
+ * line break), else JPKI_PASSPHRASE (also when the option's value is empty). The file is read only if it is a
+ * regular file no one else may read, of a passphrase's size; anything else is left to the command, which refuses
+ * it with its own error.
+ */
+function passphraseOf(file, env, cwd) {
+  if (!file) return env.JPKI_PASSPHRASE || undefined;
+  const bytes = readSmallFile(resolve(cwd, file), PASSPHRASE_MAX_BYTES, true);
+  return bytes ? bytes.toString("utf8").replace(/^\uFEFF/, "").replace(/\r?\n$/, "") || undefined : undefined;
+}
+
 /** The hint's salt and count, or undefined when it is missing or not exactly what the workspace writes. */
 function readHint(dir) {
   let j;
   try {
-    j = JSON.parse(readFileSync(join(dir, HINT_FILE), "utf8"));
+    j = JSON.parse(readSmallFile(join(dir, HINT_FILE), HINT_MAX_BYTES, false).toString("utf8"));
   } catch {
     return undefined;
   }
   if (!j || typeof j.salt !== "string" || !Number.isSafeInteger(j.iterations)) return undefined;
-  if (j.iterations < MIN_ITERATIONS || j.iterations > MAX_ITERATIONS) return undefined;
+  if (j.iterations < MIN_ITERATIONS || j.iterations > PBKDF2_ITERATIONS) return undefined;
   const salt = Buffer.from(j.salt, "base64");
   if (salt.length < 8 || salt.length > 64) return undefined;
   return { salt, iterations: j.iterations };
 }
 
 /**
- * Starts the derivation when the command opens CA keys, the passphrase is in JPKI_PASSPHRASE and the workspace has
- * a hint; returns whether it did. Never throws: anything amiss leaves the work to the key-wrap module.
+ * Starts the derivation when the command opens CA keys, a passphrase is given (file or JPKI_PASSPHRASE) and the
+ * workspace has a hint; returns whether it did. Never throws: anything amiss leaves the work to the key-wrap module.
  */
 function startEarlyKek(args, env, cwd = process.cwd()) {
   try {
-    if (!KEY_COMMANDS.has(commandOf(args)) || args.includes("--help") || args.includes("-h")) return false;
-    const passphrase = passphraseOf(args, env, cwd);
+    const o = parse(args);
+    if (!KEY_COMMANDS.has(o.command) || o.help) return false;
+    const passphrase = passphraseOf(o.passphraseFile, env, cwd);
     if (!passphrase) return false;
-    const hint = readHint(workspaceOf(args, env, cwd));
+    const hint = readHint(resolve(cwd, o.workspace || env.JPKI_HOME || ".jpki"));
     if (!hint) return false;
     const { createHmac, pbkdf2, randomBytes } = require("node:crypto"); // only now: most commands never get here
     const nonce = randomBytes(32);
@@ -116,4 +123,4 @@ function startEarlyKek(args, env, cwd = process.cwd()) {
   }
 }
 
-module.exports = { startEarlyKek, HINT_FILE, MIN_ITERATIONS, MAX_ITERATIONS };
+module.exports = { startEarlyKek, HINT_FILE, HINT_MAX_BYTES, MIN_ITERATIONS, PBKDF2_ITERATIONS };

@@ -110,5 +110,12 @@ describe("GroupCommitter", () => {
     const eio = new JpkiError("ERR_STORE", "store failure while syncing the workspace database: EIO");
     const g = new GroupCommitter(s.commit, { durable: () => Promise.reject(eio) });
     await expect(g.submit(rec("01"))).rejects.toBe(eio);
+    // a durable step that throws instead of rejecting settles its callers all the same
+    const h = new GroupCommitter(s.commit, {
+      durable: () => {
+        throw eio;
+      },
+    });
+    await expect(h.submit(rec("02"))).rejects.toBe(eio);
   });
 });

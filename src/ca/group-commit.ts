@@ -127,15 +127,18 @@ export class GroupCommitter {
       for (const t of told) t();
       return;
     }
-    this.#durable().then(
-      () => {
-        for (const t of told) t();
-      },
-      // Committed but perhaps not on disk: the callers hear the sync's error (a retry with the same application
-      // id finds the certificate if it survived).
-      (e: unknown) => {
-        for (const w of group) w.reject(e);
-      },
-    );
+    // Called inside then(): a durable() that throws instead of rejecting still settles every caller.
+    Promise.resolve()
+      .then(this.#durable)
+      .then(
+        () => {
+          for (const t of told) t();
+        },
+        // Committed but perhaps not on disk: the callers hear the sync's error (a retry with the same application
+        // id finds the certificate if it survived).
+        (e: unknown) => {
+          for (const w of group) w.reject(e);
+        },
+      );
   }
 }

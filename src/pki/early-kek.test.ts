@@ -5,20 +5,21 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHmac, generateKeyPairSync } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { encryptPrivateKey, unlockPrivateKey } from "./keys.js";
-import { forgetKeks, KEY_WRAP_HINT_FILE, MAX_ITERATIONS, MIN_ITERATIONS, newKeyWrapParams, takeDerivedKeyWrap, type KeyWrapParams } from "./key-wrap.js";
+import { forgetKeks, KEY_WRAP_HINT_FILE, MIN_ITERATIONS, PBKDF2_ITERATIONS, newKeyWrapParams, takeDerivedKeyWrap, type KeyWrapParams } from "./key-wrap.js";
 import { Workspace } from "../workspace/workspace.js";
 
 const launcher = createRequire(import.meta.url)("../../bin/early-kek.cjs") as {
   startEarlyKek(args: string[], env: Record<string, string | undefined>, cwd?: string): boolean;
   HINT_FILE: string;
+  HINT_MAX_BYTES: number;
   MIN_ITERATIONS: number;
-  MAX_ITERATIONS: number;
+  PBKDF2_ITERATIONS: number;
 };
 const EARLY = Symbol.for("jpki.early-kek");
 type Early = { salt: Buffer; iterations: number; nonce: Buffer; check: Buffer; kek: Promise<Buffer | undefined> };
@@ -38,7 +39,7 @@ afterEach(() => {
 describe("the launcher's early KEK (bin/early-kek.cjs)", () => {
   it("names the same hint file and iteration bounds as the key-wrap module", () => {
     expect(launcher.HINT_FILE).toBe(KEY_WRAP_HINT_FILE);
-    expect([launcher.MIN_ITERATIONS, launcher.MAX_ITERATIONS]).toEqual([MIN_ITERATIONS, MAX_ITERATIONS]);
+    expect([launcher.MIN_ITERATIONS, launcher.PBKDF2_ITERATIONS]).toEqual([MIN_ITERATIONS, PBKDF2_ITERATIONS]);
   });
 
   it("starts for a key command with JPKI_PASSPHRASE and the workspace's hint, found as the CLI finds the workspace", async () => {
@@ -59,6 +60,9 @@ describe("the launcher's early KEK (bin/early-kek.cjs)", () => {
     expect(launcher.startEarlyKek(["-w", "ws", "--passphrase-file", "pp", "crl", "generate"], { JPKI_PASSPHRASE: "other" }, root)).toBe(true);
     expect(early()!.check.equals(createHmac("sha256", early()!.nonce).update("pw").digest())).toBe(true);
     expect(launcher.startEarlyKek(["-w", "ws", `--passphrase-file=${join(root, "pp")}`, "crl", "generate"], {}, root)).toBe(true);
+    expect(launcher.startEarlyKek(["-wws", "crl", "generate"], env, root)).toBe(true); // commander's attached value
+    // an empty --passphrase-file= is no file: the CLI takes JPKI_PASSPHRASE then, and so does the launcher
+    expect(launcher.startEarlyKek(["-w", "ws", "--passphrase-file=", "crl", "generate"], env, root)).toBe(true);
     // a global option's value is not the command
     expect(launcher.startEarlyKek(["-w", "crl", "inspect", "x.crl"], env, root)).toBe(false);
   });
@@ -74,6 +78,8 @@ describe("the launcher's early KEK (bin/early-kek.cjs)", () => {
     none(["-w", ws, "inspect", "cert.pem"]);
     none(["-w", ws, "verify", "cert.pem"]);
     none(["-w", ws, "crl", "generate", "--help"]);
+    none(["-w", ws, "crl", "help", "generate"]);
+    none(["-w", ws, "--", "crl", "generate"]); // nothing after -- is an option or the command
     none(["-w", ws, "--passphrase-file", "missing", "crl", "generate"]);
     writeFileSync(join(root, "shared"), "pw\n", { mode: 0o640 });
     none(["-w", ws, "--passphrase-file", "shared", "crl", "generate"]); // the command refuses it: nothing early either
@@ -82,10 +88,23 @@ describe("the launcher's early KEK (bin/early-kek.cjs)", () => {
     none(["-w", ws, "crl", "generate"], {});
     none(["-w", ws, "crl", "generate"], { JPKI_PASSPHRASE: "" });
     none(["-w", join(root, "none"), "crl", "generate"]);
-    for (const bad of ["not json", "{}", '{"salt":"AAAA","iterations":600000}', '{"salt":"AAAAAAAAAAAAAAAAAAAAAA==","iterations":99999999}', '{"salt":"AAAAAAAAAAAAAAAAAAAAAA==","iterations":1}']) {
+    // not what the workspace writes: a count jpki never writes (10,000,000 would hold the process for seconds), a short
+    // salt, a file too large to be a hint
+    const salt = Buffer.alloc(16, 1).toString("base64");
+    for (const bad of ["not json", "{}", '{"salt":"AAAA","iterations":600000}', `{"salt":"${salt}","iterations":10000000}`, `{"salt":"${salt}","iterations":600001}`, `{"salt":"${salt}","iterations":1}`, `{"salt":"${salt}","iterations":600000}${" ".repeat(launcher.HINT_MAX_BYTES)}`]) {
       writeFileSync(join(ws, KEY_WRAP_HINT_FILE), bad);
       none(["-w", ws, "crl", "generate"]);
     }
+    writeFileSync(join(ws, KEY_WRAP_HINT_FILE), `{"salt":"${salt}","iterations":600000}`);
+    expect(launcher.startEarlyKek(["-w", ws, "crl", "generate"], env, root)).toBe(true);
+    delete (globalThis as { [EARLY]?: Early })[EARLY];
+    // neither a FIFO (no hang) nor a link to an endless device (no reading it whole)
+    rmSync(join(ws, KEY_WRAP_HINT_FILE));
+    execFileSync("mkfifo", [join(ws, KEY_WRAP_HINT_FILE)]);
+    none(["-w", ws, "crl", "generate"]);
+    rmSync(join(ws, KEY_WRAP_HINT_FILE));
+    symlinkSync("/dev/zero", join(ws, KEY_WRAP_HINT_FILE));
+    none(["-w", ws, "crl", "generate"]);
   });
 });
 
@@ -111,6 +130,14 @@ describe("the key-wrap module takes the early KEK", () => {
     await expect(unlockPrivateKey(pem, "pw")).rejects.toMatchObject({ code: "ERR_PASSPHRASE_WRONG" });
   });
 
+  it("takes it once: after forgetKeks (which zero-fills the cache) the next unlock derives again", async () => {
+    start("pw", p.salt);
+    await expect(unlockPrivateKey(pem, "pw")).resolves.toBeDefined();
+    expect(early()).toBeUndefined();
+    forgetKeks();
+    await expect(unlockPrivateKey(pem, "pw")).resolves.toBeDefined();
+  });
+
   it("does not use one made for another passphrase or salt, and derives its own when the early one failed", async () => {
     start("another passphrase", p.salt, wrong);
     await expect(unlockPrivateKey(pem, "pw")).resolves.toBeDefined();
@@ -134,6 +161,16 @@ describe("the workspace's hint", () => {
     const file = join(dir, KEY_WRAP_HINT_FILE);
     expect(JSON.parse(readFileSync(file, "utf8"))).toEqual({ salt: Buffer.from(p.salt).toString("base64"), iterations: p.iterations });
     expect(statSync(file).mode & 0o777).toBe(0o600);
+    // a FIFO in its place neither hangs the close nor stays: the hint replaces it
+    takeDerivedKeyWrap();
+    rmSync(file);
+    execFileSync("mkfifo", [file]);
+    const w2 = await Workspace.openAsync(dir);
+    encryptPrivateKey(key, "pw", p); // cached: derives nothing, so close leaves the FIFO alone
+    forgetKeks();
+    encryptPrivateKey(key, "pw", p); // derives
+    await w2.close();
+    expect(statSync(file).isFile()).toBe(true);
     // a run that derived nothing leaves it as it is
     const again = await Workspace.openAsync(dir);
     await again.close();

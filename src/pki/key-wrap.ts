@@ -167,7 +167,11 @@ function earlyKek(passphrase: string, p: KeyWrapParams): Promise<Buffer | undefi
   const e = (globalThis as { [EARLY_KEK]?: EarlyKek })[EARLY_KEK];
   if (!e || e.iterations !== p.iterations || !Buffer.from(p.salt).equals(e.salt)) return undefined;
   const check = createHmac("sha256", e.nonce).update(passphrase, "utf8").digest();
-  return check.length === e.check.length && timingSafeEqual(check, e.check) ? e.kek : undefined;
+  if (check.length !== e.check.length || !timingSafeEqual(check, e.check)) return undefined;
+  // Taken once: from here the KEK cache holds it (and forgetKeks, which zero-fills the cache, must not leave a
+  // zeroed key behind for the next unlock to take).
+  delete (globalThis as { [EARLY_KEK]?: EarlyKek })[EARLY_KEK];
+  return e.kek;
 }
 
 /** The parameters of the last KEK this process derived itself (not found cached, not the launcher's). */
