@@ -11,7 +11,7 @@
  * Everything is owner-only (directories 0700, files 0600) whatever the umask: the store holds the encrypted
  * CA keys and personal data.
  */
-import { chmodSync, closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { JpkiError, isJpkiError } from "../errors.js";
 import { systemClock, type Clock } from "../pki/clock.js";
@@ -22,6 +22,7 @@ import type { Store } from "../store/types.js";
 import type { PostgresStoreOptions } from "../store/postgres.js";
 import { parsePkcs11Uri } from "../pki/pkcs11.js";
 import { KEY_WRAP_HINT_FILE, takeDerivedKeyWrap } from "../pki/key-wrap.js";
+import { readRegularFile } from "../pki/regular-file.js";
 import { parseConfig, type WorkspaceConfig } from "./config.js";
 
 export interface WorkspacePaths {
@@ -378,31 +379,20 @@ export class Workspace {
     if (!p) return;
     const text = `${JSON.stringify({ salt: Buffer.from(p.salt).toString("base64"), iterations: p.iterations })}\n`;
     const file = join(this.paths.root, KEY_WRAP_HINT_FILE);
-    if (readSmallRegularFile(file, text.length)?.equals(Buffer.from(text))) return;
+    // Read as any file that must be regular (pki/regular-file.ts): a FIFO or a link to a device at the hint's path
+    // neither hangs nor floods the close; anything but the same hint is replaced below.
+    try {
+      const sameSize = (st: { size: number }) => {
+        if (st.size !== text.length) throw new Error("another hint");
+      };
+      if (readRegularFile(file, { accept: sameSize }).bytes.equals(Buffer.from(text))) return;
+    } catch {
+      // none, another one, or not a regular file: written below
+    }
     try {
       if (existsSync(this.paths.root)) writeFileAtomic(file, text);
     } catch {
       // a read-only or vanished workspace: the next run derives its KEK after loading, as before
     }
-  }
-}
-
-/**
- * A regular file's bytes if it holds at most `max`, else undefined (missing, unreadable, larger, or not a regular
- * file): opened non-blocking, so a FIFO in its place cannot hang the caller, and never read past `max` + 1 bytes.
- */
-function readSmallRegularFile(path: string, max: number): Buffer | undefined {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.size > max) return undefined;
-    const buf = Buffer.alloc(max + 1);
-    const n = readSync(fd, buf, 0, max + 1, 0);
-    return n > max ? undefined : buf.subarray(0, n);
-  } catch {
-    return undefined;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
 }
