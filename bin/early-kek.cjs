@@ -8,9 +8,11 @@
  * What it needs is not secret and is known before any module loads: the workspace's key-wrap parameters (salt and
  * iteration count, shared by all its CA keys: src/pki/key-wrap.ts), which the workspace writes to
  * key-wrap-params.json whenever a run had to derive a KEK itself (src/workspace/workspace.ts). The passphrase is
- * the --passphrase-file's or JPKI_PASSPHRASE's (a prompt's comes too late: nothing starts early). A hint that is missing, unreadable or stale (the keys were rewrapped) costs nothing but
- * the wasted derivation: the key-wrap module uses an early KEK only for the exact salt, count and passphrase it was
- * derived from, and derives its own otherwise.
+ * the --passphrase-file's or JPKI_PASSPHRASE's (a prompt's comes too late: nothing starts early). A hint that is
+ * missing, unreadable or stale (the keys were rewrapped) costs nothing but the wasted derivation — and a command
+ * that fails before it needs the key waits for it to end before exiting, as a crypto job cannot be unref'd: the
+ * key-wrap module uses an early KEK only for the exact salt, count and passphrase it was derived from, and derives
+ * its own otherwise.
  *
  * The result waits in a global under a registered symbol, where the key-wrap module takes it; the passphrase is
  * not kept there, only an HMAC of it under a random key, to match the passphrase the command ends up using.
