@@ -35,8 +35,11 @@ export const PASSWORD_ROLE = "jpki_pw";
 export interface PostgresTestServer {
   /** the socket directory: `host` for node-postgres */
   readonly socketDir: string;
-  /** a connection string for a new, empty database */
-  createDatabase(): Promise<string>;
+  /**
+   * A connection string for a new database: empty, or a copy of `template` (CREATE DATABASE … TEMPLATE, a file
+   * copy; nobody may be connected to the template meanwhile).
+   */
+  createDatabase(template?: string): Promise<string>;
   /** a connection string for `database` as the superuser (the database need not exist) */
   url(database: string): string;
   /** the watchdog process (see the header) */
@@ -268,12 +271,12 @@ export async function startPostgres(opts: StartOptions = {}): Promise<PostgresTe
       const pm = postmasterPid(data);
       return pm === undefined ? 0 : serverCpuSeconds(pm);
     },
-    async createDatabase() {
+    async createDatabase(template?: string) {
       const name = `jpki_test_${process.pid}_${++n}`;
       const admin = new pg.Client({ connectionString: connectionString(root, "postgres") });
       await admin.connect();
       try {
-        await admin.query(`CREATE DATABASE ${name}`);
+        await admin.query(template === undefined ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE ${pg.escapeIdentifier(template)}`);
       } finally {
         await admin.end();
       }

@@ -118,7 +118,7 @@ beforeAll(async () => {
   writeJsonl(join(dir, "apps.jsonl"), residents.slice(0, 300).flatMap((r) => ["signature", "authentication"].map((type) => ({ residentCode: r.residentCode, type, publicKey: pem }))));
   const issued = await cli(["--workspace", base, "issue", "--batch", join(dir, "apps.jsonl"), "--json"], { cwd: dir });
   expect(issued.code, issued.stderr).toBe(0);
-  const notices = [...generateNotices({ residents, count: 40_000, seed: "resume" })];
+  const notices = [...generateNotices({ residents, count: 10_000, seed: "resume" })];
   total = notices.length;
   noticeIds = notices.map((n) => n.noticeId);
   codes = [...new Set(notices.flatMap((n) => [n.residentCode, ...("newResidentCode" in n && typeof n.newResidentCode === "string" ? [n.newResidentCode] : [])]))];
@@ -160,7 +160,7 @@ describe("crash safety of notice ingestion (slow: spawns the CLI)", () => {
     cpSync(feed, join(spool, "feed.jsonl"));
     const t = await interrupt(["watch", spool, "--batch-size", "100", "--poll", "50"], ws, "SIGTERM");
     expect(t.code).toBe(0); // a clean exit, not a crash
-    // the signal was pending from the first committed batch on, with most of 40,000 notices unread: the run
+    // the signal was pending from the first committed batch on, with most of 10,000 notices (100 batches) unread: the run
     // stops after the batch in progress, mid-file, and leaves the file in processing/ for the next start
     expect(t.atKill).toBeGreaterThan(0);
     const stoppedAt = await countNotices(ws);
