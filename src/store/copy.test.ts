@@ -8,9 +8,10 @@
  */
 import { createHash } from "node:crypto";
 import Database from "better-sqlite3";
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyAuditLog } from "../audit/verify.js";
 import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
@@ -689,15 +690,42 @@ describe("copyWorkspaceStore", () => {
       { from: "sqlite", steps: ["verified", "retired", "confirmed", "switched"] },
       { from: "postgres", steps: ["verified", "placed", "retired", "confirmed", "switched"] },
     ];
-    for (const { from, steps } of cases) {
-      const to = from === "sqlite" ? "postgres" : "sqlite";
-      for (const step of steps) {
-        it(`${from} → ${to}, stopped once ${step}`, async () => {
-          const root = mkdtempSync(join(tmpdir(), "jpki-copy-step-"));
+    // The populated workspace every case of a source backend starts from: made and populated once, then copied per
+    // case (its directory, and on PostgreSQL its database by CREATE DATABASE … TEMPLATE, which wants it closed).
+    // Populating it again for each of the nine cases was about a third of their time; populate still runs, with its
+    // own checks, on both backends here.
+    const templates = new Map<"sqlite" | "postgres", Promise<{ root: string; database?: string }>>();
+    let copies = 0;
+    const populatedWorkspace = async (from: "sqlite" | "postgres"): Promise<{ root: string; url: string }> => {
+      if (!templates.has(from)) {
+        templates.set(from, (async () => {
+          const root = mkdtempSync(join(tmpdir(), "jpki-copy-step-template-"));
           const url = await server.createDatabase();
           const ws = from === "sqlite" ? Workspace.create(root) : await Workspace.createAsync(root, { storeUrl: url, config: { store: "postgres" } });
           await populate(ws.store);
           await ws.close();
+          return { root, ...(from === "postgres" ? { database: new URL(url).pathname.slice(1) } : {}) };
+        })());
+      }
+      const t = await templates.get(from)!;
+      const root = mkdtempSync(join(tmpdir(), "jpki-copy-step-"));
+      cpSync(t.root, root, { recursive: true });
+      if (!t.database) return { root, url: await server.createDatabase() };
+      const name = `jpki_step_${process.pid}_${++copies}`;
+      const admin = new pg.Client({ connectionString: server.url("postgres") });
+      await admin.connect();
+      try {
+        await admin.query(`CREATE DATABASE ${name} TEMPLATE ${t.database}`);
+      } finally {
+        await admin.end();
+      }
+      return { root, url: server.url(name) };
+    };
+    for (const { from, steps } of cases) {
+      const to = from === "sqlite" ? "postgres" : "sqlite";
+      for (const step of steps) {
+        it(`${from} → ${to}, stopped once ${step}`, async () => {
+          const { root, url } = await populatedWorkspace(from);
           const pgTarget = from === "sqlite" ? await server.createDatabase() : undefined;
           const storeUrl = from === "postgres" ? url : pgTarget;
           const target = () => (pgTarget ? ({ kind: "postgres", url: pgTarget } as const) : ({ kind: "sqlite" } as const));

@@ -1,5 +1,6 @@
 /**
- * `jpki store copy` end to end, as real processes (the built CLI, bin/jpki.cjs): a SQLite workspace with
+ * `jpki store copy` end to end, as real processes (the built CLI, bin/jpki.cjs; the commands that set up and
+ * look at the workspaces around the copies run in-process, see {@link ok}): a SQLite workspace with
  * issued, superseded, revoked and notice-revoked certificates, a held notice, a resident-code change and a
  * published CRL is moved to a throwaway PostgreSQL server and back. Each side then publishes CRLs, and openssl
  * and our reader must find the same revoked serials with the same reasons and dates, numbered above the
@@ -17,7 +18,7 @@ import { generateResidents } from "../../src/registry/fixtures.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { PostgresStore } from "../../src/store/postgres.js";
 import { startPostgres, type PostgresTestServer } from "../postgres-server.js";
-import { cardKey, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, tempDir, writeJsonl } from "./helpers.js";
 
 const MAIN = join(import.meta.dirname, "..", "..", "bin", "jpki.cjs");
 let server: PostgresTestServer;
@@ -53,7 +54,20 @@ function jpki(ws: string, args: string[], env: Record<string, string> = {}): Pro
   });
 }
 
+/**
+ * A command that must succeed, run in-process (the CLI's own code, as the built one runs it): the commands that
+ * build the workspaces and read them back are not what this file tests, and each spawned process paid a Node
+ * start-up and a PBKDF2 of the CA keys (≈ 1 s, several under load: two dozen of them were about half of this
+ * file's time). The copies themselves run as processes: {@link okProcess}, {@link jpki}, {@link start}.
+ */
 async function ok(ws: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const r = await cli(["--workspace", ws, ...args], { cwd: dir, env: { JPKI_STORE: "", ...env } });
+  expect(r.code, `jpki ${args.join(" ")}: ${r.stderr}`).toBe(0);
+  return r;
+}
+
+/** `jpki store copy …` as its own process (the built CLI), which must succeed. */
+async function okProcess(ws: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
   const r = await jpki(ws, args, env);
   expect(r.code, `jpki ${args.join(" ")}: ${r.stderr}`).toBe(0);
   return r;
@@ -143,7 +157,7 @@ describe("jpki store copy", () => {
 
     const url = await server.createDatabase();
     const env = { JPKI_STORE: url };
-    const copy = await ok(ws, ["store", "copy", "--to", "postgres", "--json"], env);
+    const copy = await okProcess(ws, ["store", "copy", "--to", "postgres", "--json"], env);
     const report = copy.json();
     expect(report).toMatchObject({ from: { kind: "sqlite" }, to: { kind: "postgres" }, switched: true, counts: { cas: 2, residents: 6, certificates: 13, notices: 3, verifierCa: 1, verifiers: 2 } });
     expect(report.fingerprint.revocations["13-sig"].count + report.fingerprint.revocations["13-auth"].count).toBe(4);
@@ -189,7 +203,7 @@ describe("jpki store copy", () => {
     const onPgInOrder = Object.fromEntries(["13-sig", "13-auth"].map((id) => [id, ourCrl(join(ws, "crl", `${id}.crl`), true).entries]));
 
     // and back to SQLite: the PostgreSQL database keeps its records, read-only; the next CRLs continue
-    const back = await ok(ws, ["store", "copy", "--to", "sqlite", "--json"], env);
+    const back = await okProcess(ws, ["store", "copy", "--to", "sqlite", "--json"], env);
     expect(back.json()).toMatchObject({ from: { kind: "postgres" }, to: { kind: "sqlite", location: join(ws, "jpki.db") }, switched: true });
     // one more CRL row per CA than were copied over: those the PostgreSQL side published
     // (and the audit log's records of what was done on PostgreSQL, with the checkpoint each crl generate signed)
@@ -295,7 +309,7 @@ describe("jpki store copy", () => {
     // the workspace goes on where config.json says, and writes there
     await ok(ws, ["registry", "import", writeJsonl(join(dir, "retiring-2.jsonl"), people.slice(10, 12))], named === "postgres" ? env : {});
     // run again, the move finishes: the workspace on jpki.db with every record, the database retired
-    const again = await ok(ws, ["store", "copy", "--to", "sqlite", "--json"], env);
+    const again = await okProcess(ws, ["store", "copy", "--to", "sqlite", "--json"], env);
     expect(again.json()).toMatchObject({ switched: true, to: { kind: "sqlite", location: join(ws, "jpki.db") } });
     expect(config(ws).store).toBe("sqlite");
     expect(await retiredNote()).toMatch(/moved to sqlite/);
@@ -340,7 +354,7 @@ describe("jpki store copy", () => {
     }
     expect(config(ws).store).toBe("sqlite");
     expect((await ok(ws, ["ca", "list", "--json"])).json().cas.map((c: { id: string }) => c.id)).toEqual(["13-sig"]);
-    const again = await ok(ws, ["store", "copy", "--to", "postgres", "--json"], { JPKI_STORE: url });
+    const again = await okProcess(ws, ["store", "copy", "--to", "postgres", "--json"], { JPKI_STORE: url });
     expect(again.json().counts.residents).toBe(3000);
     expect(config(ws).store).toBe("postgres");
 
@@ -361,7 +375,7 @@ describe("jpki store copy", () => {
     expect(staged().length).toBeGreaterThan(0);
     expect(config(ws).store).toBe("postgres");
     expect((await ok(ws, ["ca", "list", "--json"], { JPKI_STORE: url })).json().cas.map((c: { id: string }) => c.id)).toEqual(["13-sig"]);
-    const back = await ok(ws, ["store", "copy", "--to", "sqlite", "--json"], { JPKI_STORE: url });
+    const back = await okProcess(ws, ["store", "copy", "--to", "sqlite", "--json"], { JPKI_STORE: url });
     expect(back.json().counts.residents).toBe(3000);
     expect(config(ws).store).toBe("sqlite");
     expect(readdirSync(ws).filter((n) => n.includes(".tmp"))).toEqual([]);
