@@ -3,9 +3,9 @@
  * notice already changed — through the CLI (in-process) and, for the signing window, the library.
  */
 import { generateKeyPairSync } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { cpSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { IssuanceService } from "../../src/ca/issuance.js";
 import { NoticeIngestor } from "../../src/ca/notices.js";
 import { applyNoticesToRegistry } from "../../src/registry/apply.js";
@@ -13,7 +13,7 @@ import { generateResidents } from "../../src/registry/fixtures.js";
 import { readRecords } from "../../src/registry/import.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import type { Store } from "../../src/store/types.js";
-import { cli, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
+import { cli, copyWorkspace, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
 
 type Row = Record<string, string>;
 let dir: string;
@@ -40,17 +40,31 @@ async function withStore<T>(f: (s: Store) => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * The setup every test starts from, made once per file (a CA init's RSA keys, the import and the issuances were
+ * most of each test's time): a directory holding the workspace (ws) and card.pub.pem beside it. Each test gets
+ * its own copy (copyWorkspace: the directory, and on PostgreSQL its database), as the tests change it.
+ */
+let template: string;
+
+beforeAll(async () => {
+  template = tempDir("jpki-identity-template-");
+  const tw = ["--workspace", join(template, "ws")];
+  expect((await cli([...tw, "ca", "init", "-p", "13"], { cwd: template })).code).toBe(0);
+  residents = [...generateResidents({ count: 4, seed: "identity", prefectures: ["13"] })] as unknown as Row[];
+  writeJsonl(join(template, "residents.jsonl"), residents);
+  expect((await cli([...tw, "registry", "import", join(template, "residents.jsonl")], { cwd: template })).code).toBe(0);
+  writeFileSync(join(template, "card.pub.pem"), pub);
+  writeJsonl(join(template, "apps.jsonl"), residents.map((r) => ({ residentCode: r.residentCode, type: "signature", publicKey: pub })));
+  const issued = await cli([...tw, "issue", "--batch", join(template, "apps.jsonl")], { cwd: template });
+  expect(issued.code, issued.stderr).toBe(0);
+});
+
 beforeEach(async () => {
   dir = tempDir("jpki-identity-");
   ws = join(dir, "ws");
-  expect((await cli([...w(), "ca", "init", "-p", "13"], { cwd: dir })).code).toBe(0);
-  residents = [...generateResidents({ count: 4, seed: "identity", prefectures: ["13"] })] as unknown as Row[];
-  writeJsonl(join(dir, "residents.jsonl"), residents);
-  expect((await cli([...w(), "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);
-  writeFileSync(join(dir, "card.pub.pem"), pub);
-  writeJsonl(join(dir, "apps.jsonl"), residents.map((r) => ({ residentCode: r.residentCode, type: "signature", publicKey: pub })));
-  const issued = await cli([...w(), "issue", "--batch", join(dir, "apps.jsonl")], { cwd: dir });
-  expect(issued.code, issued.stderr).toBe(0);
+  for (const f of readdirSync(template)) if (f !== "ws") cpSync(join(template, f), join(dir, f), { recursive: true });
+  await copyWorkspace(join(template, "ws"), ws);
 });
 
 describe("no identity is ever merged or overwritten", () => {

@@ -3,10 +3,10 @@
  * bad notices, CRLs regenerated and checked with openssl, registry apply, the watch daemon.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { beforeEach, describe, expect, it, vi } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { RejectFile } from "../../src/ca/ingestion.js";
 import { formatIngest } from "../../src/cli/commands/notices.js";
@@ -14,7 +14,7 @@ import { CLAIM_STALE_MS, thisNamespace } from "../../src/ca/spool-claim.js";
 import { NOTICE_RULES } from "../../src/registry/notice-rules.js";
 import { MAX_SEQUENCE_JUMP } from "../../src/registry/notice.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
-import { cardKey, cli, expectedStore, listFiles, openWorkspace, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, copyWorkspace, expectedStore, listFiles, openWorkspace, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
 
 type Row = Record<string, string>;
 let dir: string;
@@ -41,25 +41,40 @@ async function state() {
   }
 }
 
+/**
+ * The setup every test starts from, made once per file (a CA init's RSA keys, the import, 24 issuances and the
+ * serials looked up took most of each test's time, 2-4 s a test on PostgreSQL): a directory holding the
+ * workspace (ws) and the files the tests read beside it (card.pub.pem, certs/, residents.jsonl). Each test gets
+ * its own copy (copyWorkspace: the directory, and on PostgreSQL its database), as the tests change it.
+ */
+let template: string;
+
+beforeAll(async () => {
+  template = tempDir("jpki-notices-template-");
+  const tws = join(template, "ws");
+  const tw = ["--workspace", tws];
+  expect((await cli([...tw, "ca", "init", "-p", "13"], { cwd: template })).code).toBe(0);
+  expect(storeKindOf(tws)).toBe(expectedStore);
+  residents = [...generateResidents({ count: 12, seed: "notices", prefectures: ["13"] })] as unknown as Row[];
+  writeJsonl(join(template, "residents.jsonl"), residents);
+  expect((await cli([...tw, "registry", "import", join(template, "residents.jsonl")], { cwd: template })).code).toBe(0);
+  pub = readFileSync(cardKey(template, "card").pub, "utf8");
+  const apps = residents.flatMap((r) => ["signature", "authentication"].map((type) => ({ residentCode: r.residentCode, type, publicKey: pub })));
+  writeJsonl(join(template, "apps.jsonl"), apps);
+  const issued = await cli([...tw, "issue", "--batch", join(template, "apps.jsonl"), "--out-dir", join(template, "certs"), "--json"], { cwd: template });
+  expect(issued.code, issued.stderr).toBe(0);
+  for (const r of residents) {
+    const rows = (await cli([...tw, "registry", "show", r.residentCode!, "--json"], { cwd: template })).json().certificates as Array<{ serial: string; type: "signature" | "authentication" }>;
+    certs.set(r.residentCode!, { signature: rows.find((c) => c.type === "signature")!.serial, authentication: rows.find((c) => c.type === "authentication")!.serial });
+  }
+});
+
 beforeEach(async () => {
   dir = tempDir("jpki-notices-");
   ws = join(dir, "ws");
-  expect((await cli([...w(), "ca", "init", "-p", "13"], { cwd: dir })).code).toBe(0);
+  for (const f of readdirSync(template)) if (f !== "ws") cpSync(join(template, f), join(dir, f), { recursive: true });
+  await copyWorkspace(join(template, "ws"), ws);
   expect(storeKindOf(ws)).toBe(expectedStore);
-  residents = [...generateResidents({ count: 12, seed: "notices", prefectures: ["13"] })] as unknown as Row[];
-  writeJsonl(join(dir, "residents.jsonl"), residents);
-  expect((await cli([...w(), "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);
-  pub ??= readFileSync(cardKey(dir, "card").pub, "utf8");
-  writeFileSync(join(dir, "card.pub.pem"), pub);
-  const apps = residents.flatMap((r) => ["signature", "authentication"].map((type) => ({ residentCode: r.residentCode, type, publicKey: pub })));
-  writeJsonl(join(dir, "apps.jsonl"), apps);
-  const issued = await cli([...w(), "issue", "--batch", join(dir, "apps.jsonl"), "--out-dir", join(dir, "certs"), "--json"], { cwd: dir });
-  expect(issued.code, issued.stderr).toBe(0);
-  certs.clear();
-  for (const r of residents) {
-    const rows = (await cli([...w(), "registry", "show", r.residentCode!, "--json"], { cwd: dir })).json().certificates as Array<{ serial: string; type: "signature" | "authentication" }>;
-    certs.set(r.residentCode!, { signature: rows.find((c) => c.type === "signature")!.serial, authentication: rows.find((c) => c.type === "authentication")!.serial });
-  }
 });
 
 describe("jpki notices ingest", () => {

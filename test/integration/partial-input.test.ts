@@ -4,11 +4,11 @@
  * not stop half-way with earlier batches committed and no CRL published.
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { cpSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { cardKey, cli, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, copyWorkspace, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
 
 type Row = Record<string, string>;
 let dir: string;
@@ -33,22 +33,35 @@ function notice(id: string, r: Row, kind: string, seq: number, extra: Record<str
   return { noticeId: id, residentCode: r.residentCode, kind, effectiveDate: "2026-05-01", sequence: seq, municipalityCode: r.municipalityCode, ...extra };
 }
 
+/**
+ * The setup both tests start from, made once per file (a CA init's RSA keys, an openssl card key, the import,
+ * the issuances and the serials looked up): a directory holding the workspace (ws) and the files beside it. Each
+ * test gets its own copy (copyWorkspace: the directory, and on PostgreSQL its database), as the tests change it.
+ */
+let template: string;
+
+beforeAll(async () => {
+  template = tempDir("jpki-partial-template-");
+  const tw = ["--workspace", join(template, "ws")];
+  expect((await cli([...tw, "ca", "init", "-p", "13"], { cwd: template })).code).toBe(0);
+  residents = [...generateResidents({ count: 4, seed: "partial-input", prefectures: ["13"] })] as unknown as Row[];
+  writeJsonl(join(template, "residents.jsonl"), residents);
+  expect((await cli([...tw, "registry", "import", join(template, "residents.jsonl")], { cwd: template })).code).toBe(0);
+  pub = readFileSync(cardKey(template, "card").pub, "utf8");
+  writeJsonl(join(template, "apps.jsonl"), residents.map((r) => ({ residentCode: r.residentCode, type: "signature", publicKey: pub })));
+  const issued = await cli([...tw, "issue", "--batch", join(template, "apps.jsonl"), "--json"], { cwd: template });
+  expect(issued.code, issued.stderr).toBe(0);
+  for (const r of residents) {
+    const rows = (await cli([...tw, "registry", "show", r.residentCode!, "--json"], { cwd: template })).json().certificates as Array<{ serial: string }>;
+    sig.set(r.residentCode!, rows[0]!.serial);
+  }
+});
+
 beforeEach(async () => {
   dir = tempDir("jpki-partial-");
   ws = join(dir, "ws");
-  expect((await cli([...w(), "ca", "init", "-p", "13"], { cwd: dir })).code).toBe(0);
-  residents = [...generateResidents({ count: 4, seed: "partial-input", prefectures: ["13"] })] as unknown as Row[];
-  writeJsonl(join(dir, "residents.jsonl"), residents);
-  expect((await cli([...w(), "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);
-  pub ??= readFileSync(cardKey(dir, "card").pub, "utf8");
-  writeJsonl(join(dir, "apps.jsonl"), residents.map((r) => ({ residentCode: r.residentCode, type: "signature", publicKey: pub })));
-  const issued = await cli([...w(), "issue", "--batch", join(dir, "apps.jsonl"), "--json"], { cwd: dir });
-  expect(issued.code, issued.stderr).toBe(0);
-  sig.clear();
-  for (const r of residents) {
-    const rows = (await cli([...w(), "registry", "show", r.residentCode!, "--json"], { cwd: dir })).json().certificates as Array<{ serial: string }>;
-    sig.set(r.residentCode!, rows[0]!.serial);
-  }
+  for (const f of readdirSync(template)) if (f !== "ws") cpSync(join(template, f), join(dir, f), { recursive: true });
+  await copyWorkspace(join(template, "ws"), ws);
 });
 
 describe("a bad line in the input", () => {
