@@ -199,8 +199,11 @@ export async function prepareEnvironment(o: EnvironmentOptions): Promise<Environ
   const base = join(o.dir, "base");
   mkdirSync(inputs, { recursive: true });
   const run = (args: string[], what: string, ok?: number[]) => runCli(o.cli, args, o.dir).then((r) => must(r, what, ok));
-  await run(["fixtures", "generate", "--residents", String(o.residents ?? 3000), "--notices", String(o.notices ?? 8000), "--seed", o.fixtureSeed ?? "chaos", "-o", inputs], "fixtures generate");
-  await run(["--workspace", base, "ca", "init", "--prefecture", "13,27"], "ca init");
+  // The fixtures and the CAs do not depend on each other: two processes side by side, one start less to wait for.
+  await Promise.all([
+    run(["fixtures", "generate", "--residents", String(o.residents ?? 3000), "--notices", String(o.notices ?? 8000), "--seed", o.fixtureSeed ?? "chaos", "-o", inputs], "fixtures generate"),
+    run(["--workspace", base, "ca", "init", "--prefecture", "13,27"], "ca init"),
+  ]);
   // PEM copies too (config crlPem): two files per CRL, and the check that they always hold the same CRL.
   const configPath = join(base, "config.json");
   writeFileSync(configPath, JSON.stringify({ ...JSON.parse(readFileSync(configPath, "utf8")), crlPem: true }, null, 2) + "\n");
