@@ -6,13 +6,15 @@
  * as `inject("jpkiDemoSqlite")`.
  */
 import { execFileSync } from "node:child_process";
-import { rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { TestProject } from "vitest/node";
 import { makeDemoTemplate, type DemoTemplate } from "./demo-template.js";
 
 const BUILT = Symbol.for("jpki.test.distBuilt");
 const DEMO = Symbol.for("jpki.test.sqliteDemo");
+const RUN_TMP = Symbol.for("jpki.test.runTmp");
 const ROOT = join(import.meta.dirname, "..");
 
 /** Builds dist/ unless this run already has (test/postgres-global-setup.ts needs it too, whichever runs first). */
@@ -25,7 +27,28 @@ export function buildDist(): void {
   execFileSync(process.execPath, [join(ROOT, "bin", "help-cache.cjs")], { stdio: "inherit" });
 }
 
+/**
+ * One temporary directory for the whole run: TMPDIR for this process and, inherited, for every test worker, the
+ * CLIs they spawn and the servers they start, so the thousands of directories the suites make (workspaces,
+ * spools, copies) go with it. Removed when the run exits successfully; kept, and named on stderr, when it failed,
+ * for reading (the chaos rounds name theirs in their failure). Traversable by others (0711): the PostgreSQL
+ * server runs as the postgres user in a directory of its own inside.
+ */
+export function runTmpDir(): void {
+  const g = globalThis as { [RUN_TMP]?: string };
+  if (g[RUN_TMP]) return;
+  const dir = mkdtempSync(join(tmpdir(), "jpki-test-run-"));
+  chmodSync(dir, 0o711);
+  g[RUN_TMP] = process.env.TMPDIR = dir;
+  // At exit, after every global teardown (the PostgreSQL server's stop among them) has run.
+  process.once("exit", (code) => {
+    if (code === 0) rmSync(dir, { recursive: true, force: true });
+    else process.stderr.write(`jpki tests: the run's temporary files are kept in ${dir}\n`);
+  });
+}
+
 export default function setup(project: TestProject): (() => void) | undefined {
+  runTmpDir();
   buildDist();
   const g = globalThis as { [DEMO]?: DemoTemplate };
   const first = !g[DEMO];

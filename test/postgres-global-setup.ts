@@ -11,7 +11,7 @@ import { join } from "node:path";
 import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { makeDemoTemplate, workspaceDatabase } from "./demo-template.js";
-import { buildDist } from "./global-setup.js";
+import { buildDist, runTmpDir } from "./global-setup.js";
 import { connectionString, startPostgres } from "./postgres-server.js";
 
 declare module "vitest" {
@@ -22,6 +22,7 @@ declare module "vitest" {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  runTmpDir(); // first, whichever project's setup runs first: the server's directory goes inside it too
   const server = await startPostgres();
   project.provide("jpkiPostgres", server.socketDir);
   buildDist();
