@@ -4,13 +4,14 @@
  * that commits it, and CRL files are installed inside the transaction that records them (see README,
  * "Concurrency"). These are the reproductions from the issue, run as real processes at the same time.
  */
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { describeCrl } from "../../src/profile/describe.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import type { Store } from "../../src/store/types.js";
-import { cardKey, cli, copyWorkspace, expectedStore, jpkiProcess, listFiles, openWorkspace, setConfig, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
+import { MAIN, cardKey, cli, copyWorkspace, expectedStore, jpkiProcess, listFiles, openWorkspace, setConfig, storeEnv, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let pem: string;
@@ -70,6 +71,54 @@ function items(r: Row) {
   return { name: r.name ?? `${r.familyName}　${r.givenName}`, address: r.address!, birthDate: r.birthDate!, gender: r.gender! };
 }
 
+/** CPU ticks a live process has used so far, all its threads (utime + stime in /proc/PID/stat). */
+function cpuTicks(pid: number): number {
+  const st = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+  return Number(f[11]) + Number(f[12]);
+}
+
+/**
+ * `notices ingest -` of each file as processes of their own, the files handed over at one instant once every
+ * process sits idle waiting for its input: started, the workspace open, the CA keys unlocked (all before the
+ * input is read). Started with their files instead, one process often committed its whole file (0.2–2.5 s of
+ * work) before the other had started (seconds under load): on SQLite two rounds in three did not overlap.
+ * Idle is no CPU tick for 200 ms; a process starved that long by the machine only weakens the barrier.
+ */
+type Ran = { code: number | null; stdout: string; stderr: string };
+async function ingestTogether(ws: string, files: string[]): Promise<Ran[]> {
+  const env = { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)) };
+  const runs = files.map(() => spawn(process.execPath, [MAIN, "--workspace", ws, "notices", "ingest", "-", "--batch-size", "50", "--json"], { env }));
+  const results = runs.map(
+    (child) =>
+      new Promise<Ran>((resolve) => {
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d) => (stdout += d));
+        child.stderr.on("data", (d) => (stderr += d));
+        child.stdin.on("error", () => {}); // one that failed early: its exit code says why
+        child.on("exit", (code) => resolve({ code, stdout, stderr }));
+      }),
+  );
+  const ticks = (): number[] => runs.map((c) => (c.exitCode === null && c.signalCode === null ? safeTicks(c.pid!) : -1));
+  const safeTicks = (pid: number) => {
+    try {
+      return cpuTicks(pid);
+    } catch {
+      return -1; // just exited
+    }
+  };
+  let last = ticks();
+  for (let still = 0, deadline = Date.now() + 60_000; still < 4 && Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = ticks();
+    still = now.every((t, i) => t === last[i]) ? still + 1 : 0;
+    last = now;
+  }
+  runs.forEach((c, i) => c.stdin.end(readFileSync(files[i]!)));
+  return Promise.all(results);
+}
+
 beforeAll(async () => {
   dir = tempDir("jpki-concurrency-");
   pem = readFileSync(cardKey(dir, "card").pub, "utf8");
@@ -83,7 +132,9 @@ describe("concurrent commands on one workspace (slow: spawns the CLI)", () => {
       // a: sequence 1, a correction that changes nothing certified; b: sequence 2, death (revokes both certificates)
       const a = writeJsonl(join(dir, `a-${round}.jsonl`), residents.map((r, i) => ({ noticeId: `A-${i}`, residentCode: r.residentCode, kind: "correction", effectiveDate: "2026-05-01", sequence: 1, municipalityCode: r.municipalityCode, after: items(r) })));
       const b = writeJsonl(join(dir, `b-${round}.jsonl`), residents.map((r, i) => ({ noticeId: `B-${i}`, residentCode: r.residentCode, kind: "death", effectiveDate: "2026-05-02", sequence: 2, municipalityCode: r.municipalityCode })));
-      const [ra, rb] = await Promise.all([jpki(ws, ["notices", "ingest", a, "--batch-size", "50", "--json"]), jpki(ws, ["notices", "ingest", b, "--batch-size", "50", "--json"])]);
+      // handed over together: b, the quicker file, usually commits its first batches before a, holding them, and a
+      // then releases them from its own process (seen on both stores: b held 100–300 of 300 per round)
+      const [ra, rb] = (await ingestTogether(ws, [a, b])) as [Ran, Ran];
       expect(ra.code, ra.stderr).toBe(0);
       expect(rb.code, rb.stderr).toBe(0);
       const sa = JSON.parse(ra.stdout);
