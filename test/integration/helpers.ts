@@ -104,6 +104,17 @@ export async function copyWorkspace(from: string, to: string): Promise<void> {
 }
 
 /**
+ * Copies a suite's starting point, made once per file, into the directory `to`: the template directory holds a
+ * workspace `ws` and the files the tests read beside it; the files are copied as they are, the workspace with
+ * {@link copyWorkspace}. Returns the copy's workspace.
+ */
+export async function copyTemplate(template: string, to: string): Promise<string> {
+  for (const f of readdirSync(template)) if (f !== "ws") cpSync(join(template, f), join(to, f), { recursive: true });
+  await copyWorkspace(join(template, "ws"), join(to, "ws"));
+  return join(to, "ws");
+}
+
+/**
  * The workspace a command line names, resolved as the CLI does: --workspace/-w, else JPKI_HOME, else .jpki in
  * the working directory; `demo` uses --dir, else --workspace, else jpki-demo.
  */

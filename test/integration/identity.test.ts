@@ -3,7 +3,7 @@
  * notice already changed — through the CLI (in-process) and, for the signing window, the library.
  */
 import { generateKeyPairSync } from "node:crypto";
-import { cpSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { IssuanceService } from "../../src/ca/issuance.js";
@@ -13,7 +13,7 @@ import { generateResidents } from "../../src/registry/fixtures.js";
 import { readRecords } from "../../src/registry/import.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import type { Store } from "../../src/store/types.js";
-import { cli, copyWorkspace, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
+import { cli, copyTemplate, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
 
 type Row = Record<string, string>;
 let dir: string;
@@ -62,9 +62,7 @@ beforeAll(async () => {
 
 beforeEach(async () => {
   dir = tempDir("jpki-identity-");
-  ws = join(dir, "ws");
-  for (const f of readdirSync(template)) if (f !== "ws") cpSync(join(template, f), join(dir, f), { recursive: true });
-  await copyWorkspace(join(template, "ws"), ws);
+  ws = await copyTemplate(template, dir);
 });
 
 describe("no identity is ever merged or overwritten", () => {

@@ -3,7 +3,7 @@
  * bad notices, CRLs regenerated and checked with openssl, registry apply, the watch daemon.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
@@ -14,7 +14,7 @@ import { CLAIM_STALE_MS, thisNamespace } from "../../src/ca/spool-claim.js";
 import { NOTICE_RULES } from "../../src/registry/notice-rules.js";
 import { MAX_SEQUENCE_JUMP } from "../../src/registry/notice.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
-import { cardKey, cli, copyWorkspace, expectedStore, listFiles, openWorkspace, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, copyTemplate, expectedStore, listFiles, openWorkspace, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
 
 type Row = Record<string, string>;
 let dir: string;
@@ -71,9 +71,7 @@ beforeAll(async () => {
 
 beforeEach(async () => {
   dir = tempDir("jpki-notices-");
-  ws = join(dir, "ws");
-  for (const f of readdirSync(template)) if (f !== "ws") cpSync(join(template, f), join(dir, f), { recursive: true });
-  await copyWorkspace(join(template, "ws"), ws);
+  ws = await copyTemplate(template, dir);
   expect(storeKindOf(ws)).toBe(expectedStore);
 });
 

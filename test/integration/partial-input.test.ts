@@ -4,11 +4,11 @@
  * not stop half-way with earlier batches committed and no CRL published.
  */
 import { execFileSync } from "node:child_process";
-import { cpSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { cardKey, cli, copyWorkspace, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, copyTemplate, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
 
 type Row = Record<string, string>;
 let dir: string;
@@ -59,9 +59,7 @@ beforeAll(async () => {
 
 beforeEach(async () => {
   dir = tempDir("jpki-partial-");
-  ws = join(dir, "ws");
-  for (const f of readdirSync(template)) if (f !== "ws") cpSync(join(template, f), join(dir, f), { recursive: true });
-  await copyWorkspace(join(template, "ws"), ws);
+  ws = await copyTemplate(template, dir);
 });
 
 describe("a bad line in the input", () => {
