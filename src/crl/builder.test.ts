@@ -8,7 +8,9 @@ import { createCaRecord, CertificationAuthority } from "../ca/authority.js";
 import { pemChunks, toPem } from "../pki/pem.js";
 import { SoftwareSigner, type Signer } from "../pki/signer.js";
 import { parseConfig } from "../workspace/config.js";
-import { buildCrl, crlDer, type CrlEntryInput } from "./builder.js";
+import { buildCrl, crlDer, streamCrl, type CrlEntryInput, type EncodedEntries, type EntriesTotal } from "./builder.js";
+import { encodeEntry } from "../profile/crl-entry.js";
+import { isJpkiError } from "../errors.js";
 import { describeCrl } from "../profile/describe.js";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { CertificateList } from "@peculiar/asn1-x509";
@@ -176,6 +178,69 @@ describe("buildCrl (RFC 5280 §5.1)", () => {
     calls.length = 0;
     await buildCrl({ ...params, entries: [entries(40_000)] }); // ≈ 1.3 MB of TBS
     expect(calls).toEqual(["signDigest"]);
+  });
+
+  describe("streamCrl: entries announced with their total", () => {
+    const encoded = (list: readonly CrlEntryInput[]): EncodedEntries => ({ der: Buffer.concat(list.map(encodeEntry)), count: list.length });
+    const list = entries(9000);
+    // A big encoded block (≥ 64 KiB: goes on as it is), small ones (packed), entries to encode.
+    const chunks = [encoded(list.slice(0, 3000)), encoded(list.slice(3000, 3010)), list.slice(3010, 3500), encoded(list.slice(3500, 3501)), encoded(list.slice(3501))];
+    const bytes = (c: EncodedEntries | readonly CrlEntryInput[]) => ("der" in c ? c.der.length : c.reduce((n, e) => n + encodeEntry(e).length, 0));
+    const total: EntriesTotal = { totalBytes: chunks.reduce((n, c) => n + bytes(c), 0), totalCount: list.length };
+    const params = () => ({ issuerName: ca.subjectName, authorityKeyId: ca.record.keyId, number: 5n, thisUpdate: new Date("2026-01-03T00:00:00Z"), nextUpdate: new Date("2026-01-05T00:00:00Z"), signer: ca.signer });
+
+    it("writes each chunk to the sink before the next is read, none kept, the same DER as a CRL built from the held entries", async () => {
+      const held = crlDer(await buildCrl({ ...params(), entries: chunks }));
+      const sunk: Buffer[] = [];
+      const sunkAt: number[] = [];
+      let returned = false;
+      async function* source() {
+        try {
+          yield total;
+          for (const c of chunks) {
+            sunkAt.push(sunk.reduce((n, b) => n + b.length, 0));
+            yield c;
+          }
+        } finally {
+          returned = true;
+        }
+      }
+      const built = await streamCrl({ ...params(), issuerKey: ca.signer.spki, entries: source(), sink: (c) => sunk.push(c) });
+      expect("chunks" in built).toBe(false);
+      const der = Buffer.concat(sunk);
+      expect(der.equals(held)).toBe(true);
+      expect(built).toMatchObject({ byteLength: held.length, entries: list.length, sha256: createHash("sha256").update(held).digest("hex") });
+      // the header went out before the first entry was asked for, the big block before the second chunk was
+      expect(sunkAt[0]).toBeGreaterThan(0);
+      expect(sunkAt[1]! - sunkAt[0]!).toBeGreaterThanOrEqual((chunks[0] as EncodedEntries).der.length);
+      expect(returned).toBe(true);
+      // without a total it holds them and still gives the same DER
+      const again: Buffer[] = [];
+      await streamCrl({ ...params(), entries: chunks, sink: (c) => again.push(c) });
+      expect(Buffer.concat(again).equals(held)).toBe(true);
+    });
+
+    it("refuses entries that do not add up to the total announced (fewer, more, or announced twice), and closes the store's read", async () => {
+      const cases: Array<Array<EntriesTotal | EncodedEntries | readonly CrlEntryInput[]>> = [
+        [total, ...chunks.slice(0, -1)],
+        [{ ...total, totalCount: total.totalCount - 1 }, ...chunks],
+        [{ ...total, totalBytes: total.totalBytes - 10 }, ...chunks],
+        [total, ...chunks, encoded(entries(1))],
+        [total, total, ...chunks],
+      ];
+      for (const items of cases) {
+        let returned = false;
+        async function* source() {
+          try {
+            yield* items;
+          } finally {
+            returned = true;
+          }
+        }
+        await expect(streamCrl({ ...params(), entries: source(), sink: () => undefined })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_INTERNAL"));
+        expect(returned).toBe(true);
+      }
+    });
   });
 
   it("refuses nextUpdate not after thisUpdate", async () => {

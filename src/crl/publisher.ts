@@ -39,7 +39,7 @@ import { openStagingFile, stageFile, sweepStaleTemps, syncDir, type StagedFile }
 import { ARL_SCOPE, DELTA_SCOPE, FULL_SCOPE, type CaRecord, type CrlScope, type Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
 import { deltaCadence, deltaNextUpdate } from "./delta.js";
-import { buildCrl, crlExtensionsElement, type BuiltCrl, type CrlParams } from "./builder.js";
+import { buildCrl, crlExtensionsElement, streamCrl, type BuiltCrl, type CrlParams, type StreamedCrl } from "./builder.js";
 import { scopeExtensions, scopeKind, scopePath } from "./scope.js";
 import { beginStagedCrlCheck, type ExpectedCrl, type StagedCrlCheck } from "./verify.js";
 
@@ -176,7 +176,8 @@ export class CrlPublisher {
   async publish(ca: CrlIssuer): Promise<PublishedCrl> {
     const t = this.#times([(await this.#store.latestCrl(ca.id))?.thisUpdate]);
     const { number } = await this.#store.reserveCrl(ca.id, t.thisUpdate, t.nextUpdate);
-    return this.#publishReserved(ca, FULL_SCOPE, number, t, this.#store.crlEntries(ca.id, { expiredBefore: t.expiredBefore }));
+    // With their total first, the entries stream from the store to the staged file as they are read (streamCrl).
+    return this.#publishReserved(ca, FULL_SCOPE, number, t, this.#store.crlEntries(ca.id, { expiredBefore: t.expiredBefore, withTotal: true }));
   }
 
   /**
@@ -269,9 +270,10 @@ export class CrlPublisher {
       crlExtensions: crlExtensionsElement({ authorityKeyId: ca.keyId, number, extraExtensions }),
       ...layout,
     });
-    let built: BuiltCrl;
+    let built: BuiltCrl | StreamedCrl;
     try {
-      built = await buildCrl({
+      // Without a PEM copy no chunk needs keeping: the DER goes to the staged file alone.
+      built = await (pem ? buildCrl : streamCrl)({
         issuerName: ca.subjectName,
         authorityKeyId: ca.keyId,
         number,
@@ -297,7 +299,7 @@ export class CrlPublisher {
       staged.push(file);
       if (!check) throw new JpkiError("ERR_INTERNAL", "the CRL builder never reported its layout: the staged CRL was not checked");
       check.finish();
-      if (pem) staged.push(stageFile(pemPath, pemChunks(built.chunks, "X509 CRL")));
+      if (pem) staged.push(stageFile(pemPath, pemChunks((built as BuiltCrl).chunks, "X509 CRL")));
     } catch (e) {
       check?.close();
       await flushing?.catch(() => undefined); // the descriptor stays open until the pool is done with it

@@ -23,6 +23,20 @@ export interface EncodedEntries {
   readonly count: number;
 }
 
+/**
+ * What a store announces before the entries when asked (crlEntries' `withTotal`): exactly how many entries and
+ * DER bytes follow, so the builder lays the CRL out before the first entry and hands each chunk on as it comes
+ * (crl/builder.ts streamCrl) instead of holding them all until the last one tells it the length.
+ */
+export interface EntriesTotal {
+  readonly totalBytes: number;
+  readonly totalCount: number;
+}
+
+export function isEntriesTotal(x: unknown): x is EntriesTotal {
+  return typeof x === "object" && x !== null && typeof (x as EntriesTotal).totalBytes === "number" && !Array.isArray(x);
+}
+
 const reasonExtensions = new Map<number, Buffer>();
 function reasonExtension(code: number): Buffer {
   let ext = reasonExtensions.get(code);

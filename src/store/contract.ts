@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { isJpkiError } from "../errors.js";
-import { decodeEntries, type CrlEntryInput } from "../profile/crl-entry.js";
+import { decodeEntries, isEntriesTotal, type CrlEntryInput, type EntriesTotal } from "../profile/crl-entry.js";
 import { GroupCommitter } from "../ca/group-commit.js";
 import { applyNoticesToRegistry } from "../registry/apply.js";
 import type { RecordResult } from "../registry/import.js";
@@ -95,7 +95,10 @@ export async function expectSuccessorsFilled(s: Store): Promise<void> {
   expect(await s.getResidentForIssuance(b)).toMatchObject({ record: { status: "deceased" }, registrySequence: 2 });
 }
 
-/** The CRL entries a store lists for a CA, decoded. */
+/**
+ * The CRL entries a store lists for a CA, decoded. Read twice: as they are, and with their total first (what the
+ * CRL publisher streams by), which must announce exactly the entries and bytes that follow, the same entries.
+ */
 async function crlList(s: Store, caId: string, expiredBefore: Date): Promise<CrlEntryInput[]> {
   const out: CrlEntryInput[] = [];
   for await (const chunk of s.crlEntries(caId, { expiredBefore })) {
@@ -103,7 +106,33 @@ async function crlList(s: Store, caId: string, expiredBefore: Date): Promise<Crl
     expect(decoded.length).toBe(chunk.count);
     out.push(...decoded);
   }
+  const { total, entries, bytes } = await crlListWithTotal(s.crlEntries(caId, { expiredBefore, withTotal: true }));
+  expect(total).toEqual({ totalBytes: bytes, totalCount: entries.length });
+  expect(entries).toEqual(out);
   return out;
+}
+
+/** crlEntries read with `withTotal`: the total (which must come first, once), the entries and their DER bytes. */
+async function crlListWithTotal(items: AsyncIterable<unknown>, afterTotal?: () => Promise<void>): Promise<{ total: EntriesTotal | undefined; entries: CrlEntryInput[]; bytes: number }> {
+  let total: EntriesTotal | undefined;
+  const entries: CrlEntryInput[] = [];
+  let bytes = 0;
+  let first = true;
+  for await (const item of items) {
+    if (isEntriesTotal(item)) {
+      expect(first).toBe(true);
+      total = item;
+      await afterTotal?.();
+    } else {
+      const chunk = item as { der: Buffer; count: number };
+      const decoded = decodeEntries(chunk.der);
+      expect(decoded.length).toBe(chunk.count);
+      entries.push(...decoded);
+      bytes += chunk.der.length;
+    }
+    first = false;
+  }
+  return { total, entries, bytes };
 }
 
 /**
@@ -383,6 +412,32 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       const listed = await crlList(s, "13-sig", new Date(6000));
       expect(listed.map((e) => e.serial).sort()).toEqual(many.slice(1).map((c) => c.serial).sort()); // the first expired before the cut-off
       expect(listed.every((e) => e.revokedAt.getTime() === 4000 && e.reason === 1)).toBe(true);
+      await s.close();
+    });
+
+    it("crlEntries with its total: the total is of one moment, and revocations committed after it are left to the next CRL", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      const certs = Array.from({ length: 30 }, (_, i) => cert((0x300 + i).toString(16).padStart(4, "0"), `t${i}`, 1000, i < 3 ? 5000 : Date.UTC(2030, 0, 1)));
+      await s.upsertResidents(certs.map((c) => resident(c.residentCode)));
+      await s.commitIssuances(certs);
+      // Three blocks (one partly expired at the cut-off) before the total; the rest revoked once it was given.
+      for (const range of [[0, 5], [5, 12], [12, 20]] as const) {
+        await s.commitNoticeBatch({ noticeIds: [], residentCodes: [] }, () => ({
+          commit: { at: new Date(4000 + range[0]), notices: [], sequences: [], revocations: certs.slice(...range).map((c) => ({ serial: c.serial, reason: 1, source: "test", residentCode: c.residentCode })), relinks: [], dirtyCas: ["13-sig"] },
+        }));
+      }
+      const later = async () => {
+        await s.commitNoticeBatch({ noticeIds: [], residentCodes: [] }, () => ({
+          commit: { at: new Date(9000), notices: [], sequences: [], revocations: certs.slice(20).map((c) => ({ serial: c.serial, reason: 4, source: "test", residentCode: c.residentCode })), relinks: [], dirtyCas: ["13-sig"] },
+        }));
+        for (const c of certs.slice(25)) expect((await s.getCertificate(c.serial))?.revocation).toBeDefined();
+      };
+      const { total, entries, bytes } = await crlListWithTotal(s.crlEntries("13-sig", { expiredBefore: new Date(6000), withTotal: true }), later);
+      expect(entries.map((e) => e.serial).sort()).toEqual(certs.slice(3, 20).map((c) => c.serial).sort()); // 0–2 expired before the cut-off
+      expect(total).toEqual({ totalBytes: bytes, totalCount: 17 });
+      // The next read lists the later ones too.
+      expect((await crlList(s, "13-sig", new Date(6000))).length).toBe(27);
       await s.close();
     });
 

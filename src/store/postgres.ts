@@ -38,7 +38,7 @@ import { Coalescer } from "./coalesce.js";
 import { parsePostgresUrl } from "./postgres-url.js";
 import { isWholeTlv } from "../pki/tbs.js";
 import { BinaryRows, COPY_SIGNATURE, CopyIn, CopyOut, boolArray, byteaArray, int4Array, int8Array, textArray } from "./pg-binary.js";
-import { decodeEntries, type EncodedEntries } from "../profile/crl-entry.js";
+import { decodeEntries, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
 import { RevocationBlocks, blockEntries, municipalityKey, splitBlockByPartition, type RevocationBlock } from "./revocation-log.js";
 import {
   toDisclosure,
@@ -1279,6 +1279,29 @@ export interface LogBlock {
   readonly meta: Buffer | null;
 }
 
+/**
+ * The total of what crlEntries lists of a CA, in its transaction's snapshot (the same rows the pages read):
+ * octet_length of a stored bytea comes from its TOAST pointer, without reading the value; blocks holding a
+ * certificate expired before the cutoff are read and counted as they will be listed.
+ */
+async function logTotal(c: ClientBase, caId: string, cutoff: number): Promise<EntriesTotal> {
+  const whole = await c.query<{ bytes: string; count: string }>(
+    "SELECT coalesce(sum(octet_length(der)), 0)::text AS bytes, coalesce(sum(entries), 0)::text AS count FROM revocation_log WHERE ca_id = $1 AND min_not_after >= $2",
+    [caId, cutoff],
+  );
+  let totalBytes = Number(whole.rows[0]!.bytes);
+  let totalCount = Number(whole.rows[0]!.count);
+  for (let after = 0n; ; ) {
+    const rows = await readLogPage(c, caId, cutoff, after, 16, { partialOnly: true });
+    for (const r of rows) {
+      const kept = blockEntries(r.der, r.entries, r.minNotAfter, r.meta, cutoff);
+      if (kept) (totalBytes += kept.der.length), (totalCount += kept.count);
+    }
+    if (rows.length < 16) return { totalBytes, totalCount };
+    after = rows[rows.length - 1]!.id;
+  }
+}
+
 /** A SQL string literal (standard_conforming_strings, PostgreSQL's default since 9.1): COPY takes no parameters. */
 function sqlLiteral(v: string): string {
   return v.includes("\\") ? `E'${v.replace(/\\/g, "\\\\").replace(/'/g, "''")}'` : `'${v.replace(/'/g, "''")}'`;
@@ -1288,10 +1311,11 @@ function sqlLiteral(v: string): string {
  * One page of a CA's revocation log (blocks after id `after`, at most `limit`), read by a binary COPY: the rows
  * come as CopyData messages, whose bytes node-postgres hands over untouched (unlike binary DataRow fields).
  */
-async function readLogPage(c: ClientBase, caId: string, cutoff: number, after: bigint, limit: number, opts: { meta?: boolean } = {}): Promise<LogBlock[]> {
+async function readLogPage(c: ClientBase, caId: string, cutoff: number, after: bigint, limit: number, opts: { meta?: boolean; partialOnly?: boolean } = {}): Promise<LogBlock[]> {
   const meta = opts.meta ? "meta" : `CASE WHEN min_not_after < ${Math.trunc(cutoff)} THEN meta END`;
+  const partial = opts.partialOnly ? ` AND min_not_after < ${Math.trunc(cutoff)}` : "";
   const sql = `COPY (SELECT id, entries, min_not_after, der, ${meta} FROM revocation_log
-    WHERE ca_id = ${sqlLiteral(caId)} AND id > ${after} ORDER BY id LIMIT ${Math.trunc(limit)}) TO STDOUT (FORMAT binary)`;
+    WHERE ca_id = ${sqlLiteral(caId)} AND id > ${after}${partial} ORDER BY id LIMIT ${Math.trunc(limit)}) TO STDOUT (FORMAT binary)`;
   const out = new CopyOut(sql);
   c.query(out);
   return parseLogCopy(await out.done);
@@ -2260,7 +2284,9 @@ export class PostgresStore implements Store {
    * node-postgres's `binary: true` results decode every field as UTF-8 before the type parser sees it, which
    * corrupts binary values (brianc/node-postgres#3495).
    */
-  async *crlEntries(caId: string, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries> {
+  crlEntries(caId: string, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries>;
+  crlEntries(caId: string, opts: { expiredBefore: Date; withTotal: true }): AsyncIterable<EncodedEntries | EntriesTotal>;
+  async *crlEntries(caId: string, opts: { expiredBefore: Date; withTotal?: boolean }): AsyncIterable<EncodedEntries | EntriesTotal> {
     const what = "reading the revocation log";
     const cutoff = opts.expiredBefore.getTime();
     const c = await this.#connect(what);
@@ -2280,6 +2306,7 @@ export class PostgresStore implements Store {
       } catch (e) {
         throw storeError(e, what);
       }
+      if (opts.withTotal) yield await logTotal(c, caId, cutoff).catch((e: unknown) => Promise.reject(storeError(e, what)));
       let limit = 16;
       next = page(0n, limit);
       while (next) {

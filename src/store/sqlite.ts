@@ -8,7 +8,7 @@ import { open, type FileHandle } from "node:fs/promises";
 import { setImmediate as yieldTurn } from "node:timers/promises";
 import Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
-import { decodeEntries, type EncodedEntries } from "../profile/crl-entry.js";
+import { decodeEntries, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
 import { RevocationBlocks, blockEntries, municipalitiesOf, municipalityText, splitBlockByPartition } from "./revocation-log.js";
 import type { CertificateType } from "../profile/types.js";
 import {
@@ -1063,7 +1063,10 @@ export class SqliteStore implements Store {
          ORDER BY s.ca_id, s.scope`,
       ).safeIntegers(),      // meta (8 bytes per entry) only for blocks holding a certificate expired before the cutoff: the others go
       // out whole, and skipping it spares a 1M-entry CRL 8 MB of reads and copies.
-      logBlocks: db.prepare("SELECT id, entries, min_not_after, der, CASE WHEN min_not_after < ? THEN meta END FROM revocation_log WHERE ca_id = ? AND id > ? ORDER BY id LIMIT ?").raw(),
+      logBlocks: db.prepare("SELECT id, entries, min_not_after, der, CASE WHEN min_not_after < ? THEN meta END FROM revocation_log WHERE ca_id = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?").raw(),
+      // length() of a BLOB reads the row's header, not its overflow pages: the total costs one pass over the index.
+      logTotal: db.prepare("SELECT coalesce(sum(length(der)), 0), coalesce(sum(entries), 0) FROM revocation_log WHERE ca_id = ? AND id > ? AND id <= ? AND min_not_after >= ?").raw(),
+      logPartial: db.prepare("SELECT id, entries, min_not_after, der, meta FROM revocation_log WHERE ca_id = ? AND id > ? AND id <= ? AND min_not_after < ? ORDER BY id LIMIT ?").raw(),
       insertCert: db.prepare(
         "INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256_prefix) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
@@ -1802,8 +1805,10 @@ export class SqliteStore implements Store {
     );
   }
 
-  crlEntries(caId: string, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries> {
-    return this.#logEntries(caId, opts.expiredBefore.getTime(), 0);
+  crlEntries(caId: string, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries>;
+  crlEntries(caId: string, opts: { expiredBefore: Date; withTotal: true }): AsyncIterable<EncodedEntries | EntriesTotal>;
+  crlEntries(caId: string, opts: { expiredBefore: Date; withTotal?: boolean }): AsyncIterable<EncodedEntries | EntriesTotal> {
+    return this.#logEntries(caId, opts.expiredBefore.getTime(), 0, opts.withTotal === true);
   }
 
   async *deltaCrlEntries(caId: string, baseNumber: bigint, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries> {
@@ -1815,20 +1820,48 @@ export class SqliteStore implements Store {
     }
     if (mark === null || mark === undefined) throw new JpkiError("ERR_INTERNAL", `CRL ${caId} #${baseNumber} is no base a delta CRL can be built on`);
     // The blocks appended after the base's reservation: the revocations the base may miss.
-    yield* this.#logEntries(caId, opts.expiredBefore.getTime(), Number(mark));
+    for await (const c of this.#logEntries(caId, opts.expiredBefore.getTime(), Number(mark), false)) yield c as EncodedEntries;
   }
 
-  /** The CA's log entries in blocks after block id `after`, without certificates expired before `cutoff`. */
-  async *#logEntries(caId: string, cutoff: number, from: number): AsyncIterable<EncodedEntries> {
+  /**
+   * The CA's log entries in blocks after block id `after`, without certificates expired before `cutoff`. With
+   * `withTotal`, first their total, as of the CA's last block now: the log is append-only, so the blocks up to it
+   * stay as they are, and the ones appended meanwhile wait for the next CRL (they made the CA due again).
+   */
+  async *#logEntries(caId: string, cutoff: number, from: number, withTotal: boolean): AsyncIterable<EncodedEntries | EntriesTotal> {
     const pageSize = 16;
+    const what = "reading the revocation log";
+    let upTo = Number.MAX_SAFE_INTEGER;
+    if (withTotal) {
+      let totalBytes: number;
+      let totalCount: number;
+      try {
+        upTo = this.#stmts.logMark.get(caId) as number;
+        [totalBytes, totalCount] = this.#stmts.logTotal.get(caId, from, upTo, cutoff) as [number, number];
+        // Blocks holding a certificate expired before the cutoff keep only the others: counted as they will be
+        // listed (read twice, these; blocks of certificates still valid only once).
+        for (let after = from; ; ) {
+          const rows = this.#stmts.logPartial.all(caId, after, upTo, cutoff, pageSize) as Array<[number, number, number, Buffer, Buffer]>;
+          for (const [, count, minNotAfter, der, meta] of rows) {
+            const kept = blockEntries(der, count, minNotAfter, meta, cutoff);
+            if (kept) (totalBytes += kept.der.length), (totalCount += kept.count);
+          }
+          if (rows.length < pageSize) break;
+          after = rows[rows.length - 1]![0];
+        }
+      } catch (e) {
+        throw storeError(e, what);
+      }
+      yield { totalBytes, totalCount };
+    }
     // Keyset pagination over the log rather than an open cursor: better-sqlite3 forbids other statements on
     // the connection while an iterator is open, and the consumer awaits between chunks.
     for (let after = from; ; ) {
       let rows: Array<[number, number, number, Buffer, Buffer | null]>;
       try {
-        rows = this.#stmts.logBlocks.all(cutoff, caId, after, pageSize) as Array<[number, number, number, Buffer, Buffer | null]>;
+        rows = this.#stmts.logBlocks.all(cutoff, caId, after, upTo, pageSize) as Array<[number, number, number, Buffer, Buffer | null]>;
       } catch (e) {
-        throw storeError(e, "reading the revocation log");
+        throw storeError(e, what);
       }
       for (const [, count, minNotAfter, der, meta] of rows) {
         // A block holding certificates expired before the cutoff keeps the others (meta is read only for such blocks).

@@ -11,7 +11,7 @@
  * changes, the CA's crl_state row `FOR UPDATE` for CRL reservation and publication — or run SERIALIZABLE and
  * retry the whole call (the decide callbacks are pure for that reason).
  */
-import type { EncodedEntries } from "../profile/crl-entry.js";
+import type { EncodedEntries, EntriesTotal } from "../profile/crl-entry.js";
 import type { CertificateType, FourItems } from "../profile/types.js";
 import type { AuditCheckpoint, AuditEntry, AuditQuery, AuditRecord } from "./audit-log.js";
 
@@ -762,9 +762,13 @@ export interface Store {
    * The CRL entries of a CA still to be listed (revoked certificates not expired before `expiredBefore`), as
    * DER revokedCertificates elements in chunks, so a builder streams a CRL of any size with bounded memory and
    * no per-entry objects. Each revocation is listed once; the order is the store's (SQLite: revocation order,
-   * from its append-only log; RFC 5280 sets none).
+   * from its append-only log; RFC 5280 sets none). With `withTotal`, the first item says exactly how many
+   * entries and bytes follow (EntriesTotal), as of one moment of the store (revocations committed after it wait
+   * for the next CRL), so a builder writes the CRL out as it reads (crl/builder.ts streamCrl); a store that cannot
+   * tell leaves it out and the builder holds the entries until the last.
    */
   crlEntries(caId: string, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries>;
+  crlEntries(caId: string, opts: { expiredBefore: Date; withTotal: true }): AsyncIterable<EncodedEntries | EntriesTotal>;
 
   /**
    * Reserves the next CRL number for a CA (monotonic, never reused even if publishing fails) together with
