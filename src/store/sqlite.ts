@@ -9,6 +9,7 @@ import { setImmediate as yieldTurn } from "node:timers/promises";
 import Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
 import { decodeEntries, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
+import { collectYoungGeneration, STREAM_COLLECT_BYTES } from "./young-generation.js";
 import { RevocationBlocks, blockEntries, municipalitiesOf, municipalityText, splitBlockByPartition } from "./revocation-log.js";
 import type { CertificateType } from "../profile/types.js";
 import {
@@ -1856,7 +1857,11 @@ export class SqliteStore implements Store {
     }
     // Keyset pagination over the log rather than an open cursor: better-sqlite3 forbids other statements on
     // the connection while an iterator is open, and the consumer awaits between chunks.
+    let handedOut = 0;
     for (let after = from; ; ) {
+      // A consumer told the total writes each block out as it comes (crl/builder.ts streamCrl) and drops it: once a
+      // few megabytes went that way, the next page's Buffers reuse their memory (store/young-generation.ts).
+      if (withTotal && handedOut >= STREAM_COLLECT_BYTES) (collectYoungGeneration(), (handedOut = 0));
       let rows: Array<[number, number, number, Buffer, Buffer | null]>;
       try {
         rows = this.#stmts.logBlocks.all(cutoff, caId, after, upTo, pageSize) as Array<[number, number, number, Buffer, Buffer | null]>;
@@ -1866,6 +1871,7 @@ export class SqliteStore implements Store {
       for (const [, count, minNotAfter, der, meta] of rows) {
         // A block holding certificates expired before the cutoff keeps the others (meta is read only for such blocks).
         const kept = blockEntries(der, count, minNotAfter, meta, cutoff);
+        handedOut += der.length;
         if (kept) yield kept;
       }
       if (rows.length < pageSize) return;
