@@ -39,6 +39,7 @@ import { parsePostgresUrl } from "./postgres-url.js";
 import { isWholeTlv } from "../pki/tbs.js";
 import { BinaryRows, COPY_SIGNATURE, CopyIn, CopyOut, boolArray, byteaArray, int4Array, int8Array, textArray } from "./pg-binary.js";
 import { decodeEntries, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
+import { collectYoungGeneration, STREAM_COLLECT_BYTES } from "./young-generation.js";
 import { RevocationBlocks, blockEntries, municipalityKey, splitBlockByPartition, type RevocationBlock } from "./revocation-log.js";
 import {
   toDisclosure,
@@ -2308,6 +2309,7 @@ export class PostgresStore implements Store {
       }
       if (opts.withTotal) yield await logTotal(c, caId, cutoff).catch((e: unknown) => Promise.reject(storeError(e, what)));
       let limit = 16;
+      let handedOut = 0;
       next = page(0n, limit);
       while (next) {
         const rows: LogBlock[] = await next;
@@ -2319,8 +2321,12 @@ export class PostgresStore implements Store {
         }
         for (const r of rows) {
           const kept = blockEntries(r.der, r.entries, r.minNotAfter, r.meta, cutoff);
+          handedOut += r.der.length;
           if (kept) yield kept;
         }
+        // A consumer told the total wrote the page out as it came (crl/builder.ts streamCrl): once a few megabytes
+        // went that way, the pages still to come reuse their memory (store/young-generation.ts).
+        if (opts.withTotal && handedOut >= STREAM_COLLECT_BYTES) (collectYoungGeneration(), (handedOut = 0));
       }
       // The connection may have been lost while the consumer held the last page: still the store's error.
       await c.query("COMMIT").catch((e: unknown) => Promise.reject(storeError(e, what)));
