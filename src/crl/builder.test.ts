@@ -178,6 +178,15 @@ describe("buildCrl (RFC 5280 §5.1)", () => {
     calls.length = 0;
     await buildCrl({ ...params, entries: [entries(40_000)] }); // ≈ 1.3 MB of TBS
     expect(calls).toEqual(["signDigest"]);
+    // streamed (nothing kept for the caller) alike, with the entries held or announced with their total
+    calls.length = 0;
+    const list = entries(100);
+    const totalBytes = list.reduce((n, e) => n + encodeEntry(e).length, 0);
+    for (const source of [[list], [{ totalBytes, totalCount: 100 }, list]]) await streamCrl({ ...params, entries: source, sink: () => undefined });
+    expect(calls).toEqual([`sign ${tbsLength}`, `sign ${tbsLength}`]);
+    calls.length = 0;
+    await streamCrl({ ...params, entries: [entries(40_000)], sink: () => undefined });
+    expect(calls).toEqual(["signDigest"]);
   });
 
   describe("streamCrl: entries announced with their total", () => {

@@ -145,12 +145,16 @@ async function build(p: CrlParams, keep: boolean): Promise<BuiltCrl | StreamedCr
     const tbsHash = createHash("sha256");
     const fileHash = createHash("sha256");
     const chunks: Buffer[] = [];
-    const tbsPieces: Buffer[] = [];
+    // The TBS's pieces while it is no larger than SIGN_WHOLE_BYTES (then it is signed whole), none beyond.
+    let tbsPieces: Buffer[] | undefined = [];
+    let tbsBytes = 0;
     const put = (c: Buffer, tbs: boolean) => {
       if (!c.length) return;
       if (tbs) {
         tbsHash.update(c);
-        if (keep) tbsPieces.push(c);
+        tbsBytes += c.length;
+        if (tbsBytes > SIGN_WHOLE_BYTES) tbsPieces = undefined;
+        tbsPieces?.push(c);
       }
       fileHash.update(c);
       p.sink?.(c);
@@ -203,11 +207,11 @@ async function build(p: CrlParams, keep: boolean): Promise<BuiltCrl | StreamedCr
     if (p.issuerKey && !signer.spki.equals(p.issuerKey)) throw new JpkiError("ERR_INTERNAL", "the CRL signer holds another key than issuerKey: the CA's key and certificate do not belong together");
     if (!signer.algorithmIdentifier.equals(shape.algorithmIdentifier)) throw new JpkiError("ERR_INTERNAL", "the CRL signer uses another signature algorithm than its key implies");
     const digest = tbsHash.digest();
-    // A TBS up to SIGN_WHOLE_BYTES goes to the signer whole (when its pieces were kept): a software key signs it on
-    // libuv's thread pool, where signDigest's RSA operation runs on this thread (≈ 0.4 ms a CRL), so a run
-    // publishing hundreds of partition CRLs builds the next ones meanwhile (the CRL phase of 100,000 notices at 1M
-    // residents: 0.85 s → 0.77 s). A larger one is signed by its digest, never joined.
-    const signature = keep && laid.tbsLength <= SIGN_WHOLE_BYTES ? await signer.sign(Buffer.concat(tbsPieces, laid.tbsLength)) : await signer.signDigest(digest);
+    // A TBS up to SIGN_WHOLE_BYTES goes to the signer whole: a software key signs it on libuv's thread pool, where
+    // signDigest's RSA operation runs on this thread (≈ 0.4 ms a CRL), so a run publishing hundreds of partition
+    // CRLs builds the next ones meanwhile (the CRL phase of 100,000 notices at 1M residents: 0.85 s → 0.77 s). A
+    // larger one is signed by its digest, never joined.
+    const signature = tbsPieces ? await signer.sign(Buffer.concat(tbsPieces, laid.tbsLength)) : await signer.signDigest(digest);
     if (signature.length !== shape.length) throw new JpkiError("ERR_INTERNAL", `a ${shape.length}-byte signature was expected, the signer made ${signature.length} bytes`);
     // Check what you sign: a signer that does not verify its own output (a token) is checked here, against the
     // digest, before a byte of the signature reaches the sink (OpenSSL's RSA verifies inside the operation).
