@@ -72,9 +72,13 @@ function databases(where: string, adminUrl: string, stop: () => Promise<void> = 
       await c.end();
     }
   };
+  // JPKI_BENCH_KEEP keeps the databases, as it keeps the workspace directories, for measuring by hand afterwards.
   const drop = () =>
     admin(async (c) => {
-      for (const name of made.splice(0)) await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      for (const name of made.splice(0)) {
+        if (process.env.JPKI_BENCH_KEEP) console.error(`kept database ${name}`);
+        else await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      }
     });
   return {
     where,
