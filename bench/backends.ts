@@ -60,7 +60,10 @@ interface Databases {
  * Databases made with CREATE DATABASE through `adminUrl` and dropped by `drop()` (after each bench, so a scale
  * run never holds two benches' stores at once); `stop` ends a server of our own.
  */
-function databases(where: string, adminUrl: string, stop: () => Promise<void> = async () => {}, cpuSeconds?: () => number): Databases {
+function databases(where: string, adminUrl: string, stop?: () => Promise<void>, cpuSeconds?: () => number): Databases {
+  // JPKI_BENCH_KEEP keeps the databases on a server JPKI_BENCH_PG names, as it keeps the workspace directories,
+  // for measuring by hand afterwards (a server of our own goes with the run, its databases with it).
+  const keep = !!process.env.JPKI_BENCH_KEEP && !stop;
   const made: string[] = [];
   let n = 0;
   const admin = async <T>(f: (c: pg.Client) => Promise<T>): Promise<T> => {
@@ -72,11 +75,10 @@ function databases(where: string, adminUrl: string, stop: () => Promise<void> = 
       await c.end();
     }
   };
-  // JPKI_BENCH_KEEP keeps the databases, as it keeps the workspace directories, for measuring by hand afterwards.
   const drop = () =>
     admin(async (c) => {
       for (const name of made.splice(0)) {
-        if (process.env.JPKI_BENCH_KEEP) console.error(`kept database ${name}`);
+        if (keep) console.error(`kept database ${name}`);
         else await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       }
     });
@@ -96,7 +98,7 @@ function databases(where: string, adminUrl: string, stop: () => Promise<void> = 
       try {
         await drop();
       } finally {
-        await stop();
+        await stop?.();
       }
     },
   };
