@@ -37,7 +37,8 @@ import { CrlIndexCache } from "../src/validation/crl-index-cache.js";
 import { validateJpki } from "../src/validation/jpki.js";
 import { parseCertificate } from "../src/validation/certificate.js";
 import { certificateId, checkStatus } from "../src/verifier/liveness.js";
-import { VerifierValidationService } from "../src/verifier/validation-service.js";
+import { publishedCrlPaths, VerifierValidationService } from "../src/verifier/validation-service.js";
+import { ENGINE_MAX_CRLS } from "../src/verifier/engine-thread.js";
 import { registerVerifier } from "../src/verifier/registration.js";
 import type { Backend } from "./backends.js";
 import type { BenchResult } from "./issue.js";
@@ -216,6 +217,7 @@ export async function benchVerifierApi(backend: Backend, opts: { seconds?: numbe
     let engineAgain: () => number = () => 0;
     let service: number;
     let written: number;
+    let crlCount = 0;
     try {
       log("setup: a CA, certificates, CRLs, a verifier");
       await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "bench" });
@@ -228,7 +230,9 @@ export async function benchVerifierApi(backend: Backend, opts: { seconds?: numbe
         certs.push(c.der);
         if (i % 4 === 3) await revokeCertificate(ws.store, { serial: c.serial, reason: "keyCompromise", at: ws.clock.now() });
       }
-      await generateCrls(ws, { prefecture: "13", passphrase: "bench" });
+      // With the municipality partitions and the ARL, as a serving workspace has them (the schedule of 'jpki serve'
+      // would publish them): the server and the in-process engine below validate against the same set from the start.
+      await generateCrls(ws, { prefecture: "13", passphrase: "bench", partitions: "all" });
       // Batches of STATUS_BATCH items, half named by certificate id and half by CA and serial, the link asked for.
       statusBatches = Array.from({ length: 16 }, (_, b) => ({
         link: true,
@@ -240,12 +244,15 @@ export async function benchVerifierApi(backend: Backend, opts: { seconds?: numbe
       const verifier = await registerVerifier(ws, { name: "bench-api", kind: "government" });
       token = verifier.token!;
 
-      // The engine in-process: the same anchors and CRL files the server reads, the index warm.
-      const anchors = (await ws.store.listCas()).map((c) => c.certificateDer);
-      const crls = readdirSync(ws.paths.crlDir)
-        .filter((f) => f.endsWith(".crl"))
-        .map((f) => readFileSync(join(ws.paths.crlDir, f)));
-      const crlIndex = new CrlIndexCache();
+      // The engine in-process: the same anchors and CRL files the server reads (the full CRL, the municipality
+      // partitions, the ARL: publishedCrlPaths), frozen as the server's engine holds them, the index warm and as
+      // large as the engine's. (It once read only the full CRL: a quarter of the server's set, and a default index
+      // of 8 CRLs, which a set of 26 would have made parse on every call.)
+      const anchors = Object.freeze((await ws.store.listCas()).map((c) => c.certificateDer));
+      const crlPaths = await publishedCrlPaths(ws);
+      const crls = Object.freeze(crlPaths.map((p) => readFileSync(p)));
+      crlCount = crls.length;
+      const crlIndex = new CrlIndexCache({ maxCrls: ENGINE_MAX_CRLS });
       const at = ws.clock.now();
       const check = (i: number) => validateJpki({ certificate: certs[i % CERTS]!, purpose: "signature", trustAnchors: anchors, crls, crlIndex, at });
       if (check(0).status !== "valid" || check(3).status !== "revoked") throw new Error(`verifier-api bench: the engine says ${check(0).status} and ${check(3).status}, expected valid and revoked`);
@@ -347,7 +354,7 @@ export async function benchVerifierApi(backend: Backend, opts: { seconds?: numbe
       `workers   --workers 2: ${workers2.rps.toFixed(0)} answers/s = ${(workers2.rps / engine).toFixed(2)}× the engine on one thread (2 cores shared with the load generator)`,
       `service   in-process (engine + store lookups + disclosure log, 64 in flight): ${service.toFixed(0)} /s = ${(best.rps / service).toFixed(2)}× of it over HTTP; ${written} disclosure records written in-process`,
       `status    POST /v1/status, batches of ${STATUS_BATCH} (link asked, government view): ${statusRun.rps.toFixed(1)} batches/s = ${(statusRun.rps * STATUS_BATCH).toFixed(0)} items/s over HTTP (8 connections${statusBad ? `; ${statusBad} answers not 200 or failed` : ""}) vs checkStatus in-process ${statusInProcess.toFixed(0)} items/s (8 in flight): ${((statusRun.rps * STATUS_BATCH) / statusInProcess).toFixed(2)}× (no target)`,
-      `engine    validateJpki in-process on one thread, warm CRL index: ${engine.toFixed(0)} /s (best of ${engineSamples.map((e) => e.toFixed(0)).join(", ")}: before the server and after each run)`,
+      `engine    validateJpki in-process on one thread, warm CRL index, the server's ${crlCount} CRL files: ${engine.toFixed(0)} /s (best of ${engineSamples.map((e) => e.toFixed(0)).join(", ")}: before the server and after each run)`,
     ].join("\n");
     return {
       name: `verifier API: POST /v1/validate over loopback, disclosure log on [${backend.name}]`,

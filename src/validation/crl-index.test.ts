@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "vitest";
 import { bitString, enumerated, explicit, extension, generalizedTime, integer, nul, oid, printable, seq, set, time, tlv } from "../pki/der.js";
-import { CrlIndexCache } from "./crl-index-cache.js";
+import { CrlIndexCache, crlsIssuedBy } from "./crl-index-cache.js";
 import { indexEntries } from "./crl-index.js";
 import { parseCrl } from "./crl.js";
 
@@ -29,8 +29,8 @@ function entry(e: Spec): Buffer {
   return seq(tlv(0x02, e.serial), time(e.at ?? new Date(T0)), ...(exts.length ? [seq(...exts)] : []));
 }
 
-function crlDer(entries: Spec[]): Buffer {
-  const tbs = seq(integer(1), seq(oid("1.2.840.113549.1.1.11"), nul()), ISSUER, time(new Date(T0)), time(new Date(T0 + 86_400_000)), ...(entries.length ? [seq(...entries.map(entry))] : []));
+function crlDer(entries: Spec[], issuer: Buffer = ISSUER): Buffer {
+  const tbs = seq(integer(1), seq(oid("1.2.840.113549.1.1.11"), nul()), issuer, time(new Date(T0)), time(new Date(T0 + 86_400_000)), ...(entries.length ? [seq(...entries.map(entry))] : []));
   return seq(tbs, seq(oid("1.2.840.113549.1.1.11"), nul()), bitString(Buffer.from([1])));
 }
 
@@ -121,5 +121,47 @@ describe("CrlIndexCache", () => {
     cache.parse(ders[1]!);
     expect(cache.parses).toBe(before + 1);
     expect(() => new CrlIndexCache({ maxCrls: 0 })).toThrow(/maxCrls/);
+  });
+
+  test("parseAll: a frozen set is parsed once, kept until the cache lets one of it go, and grouped by issuer", () => {
+    const cache = new CrlIndexCache({ maxCrls: 4 });
+    const [a1, a2, o1, x, y] = [crlDer([{ serial: serialOf(1) }]), crlDer([{ serial: serialOf(2) }]), crlDer([{ serial: serialOf(3) }], OTHER), crlDer([{ serial: serialOf(4) }]), crlDer([{ serial: serialOf(5) }])];
+    const set = Object.freeze([a1!, Buffer.from("not a CRL"), o1!, a2!]);
+    const first = cache.parseAll(set);
+    expect(first).toHaveLength(3); // the bytes that are no CRL are left out
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(cache.parses).toBe(4);
+    expect(cache.parseAll(set)).toBe(first); // the same set: nothing looked up again
+    // An array that is not frozen may change between calls: looked at each time (its CRLs still cached).
+    const loose = cache.parseAll([...set]);
+    expect(loose).not.toBe(first);
+    expect(loose).toEqual(first);
+    expect(Object.isFrozen(loose)).toBe(false);
+    expect(cache.parses).toBe(4);
+    // By issuer, in the set's order; the same group object each time for a kept set; none for a stranger.
+    const mine = crlsIssuedBy(first, first[0]!.issuer.key);
+    expect(mine).toEqual([first[0], first[2]]);
+    expect(crlsIssuedBy(first, first[0]!.issuer.key)).toBe(mine);
+    expect(crlsIssuedBy(first, first[1]!.issuer.key)).toEqual([first[1]]);
+    expect(crlsIssuedBy(first, "no such issuer")).toEqual([]);
+    expect(crlsIssuedBy(loose, first[1]!.issuer.key)).toEqual([first[1]]);
+  });
+
+  test("parseAll: a kept set counts as used each time it is asked for, and is looked at again after an eviction", () => {
+    const cache = new CrlIndexCache({ maxCrls: 4 });
+    const [a1, o1, x, y] = [crlDer([{ serial: serialOf(1) }]), crlDer([{ serial: serialOf(3) }], OTHER), crlDer([{ serial: serialOf(4) }]), crlDer([{ serial: serialOf(5) }])];
+    const set = Object.freeze([a1!, Buffer.from("not a CRL"), o1!]);
+    const first = cache.parseAll(set);
+    cache.parse(x!); // four held
+    expect(cache.parseAll(set)).toBe(first); // the set is now more recent than x
+    cache.parse(y!); // a fifth: x, the least recently used, goes
+    expect(cache.stats.crls).toBe(4);
+    expect(cache.parses).toBe(5);
+    const second = cache.parseAll(set); // looked at again after the eviction: all of it still held
+    expect(second).not.toBe(first);
+    expect(second).toEqual(first);
+    expect(cache.parses).toBe(5);
+    cache.parse(x!); // x was the one let go
+    expect(cache.parses).toBe(6);
   });
 });

@@ -12,7 +12,7 @@ import { buildChain, chainCandidates } from "./build.js";
 import { KEY_USAGE, parseCertificate, type Certificate } from "./certificate.js";
 import { isoTime } from "./civil-time.js";
 import { checkCrls } from "./crl-check.js";
-import type { CrlIndexCache } from "./crl-index-cache.js";
+import { crlsIssuedBy, type CrlIndexCache } from "./crl-index-cache.js";
 import type { CrlCache, CrlFetchOutcome } from "./revocation-sources.js";
 import { parseCrl, type Crl } from "./crl.js";
 import { formatName, nameEquals } from "./name.js";
@@ -33,7 +33,11 @@ import {
 } from "./types.js";
 
 export interface ValidatePathParams {
-  /** trust anchors as DER certificates; only their subject and public key are used (§6.1.1(d)) */
+  /**
+   * trust anchors as DER certificates; only their subject and public key are used (§6.1.1(d)). A frozen array
+   * (Object.freeze) is read once and taken as it was thereafter: a server passing its anchors with every
+   * validation freezes them, and freezes a new array when they change (see configuredAll).
+   */
   readonly trustAnchors: readonly Uint8Array[];
   /** the path to validate, end entity FIRST, each certificate issued by the next; the trust anchor may end it or not */
   readonly chain: readonly Uint8Array[];
@@ -43,7 +47,9 @@ export interface ValidatePathParams {
   /**
    * CRLs parsed once and reused across calls (crl-index-cache.ts): with it, a CRL seen before costs a lookup,
    * not a parse, and its signature is checked once per key rather than once per validation. Give the same
-   * Buffers each time (or the same bytes: they are then recognised by digest), and do not change them.
+   * Buffers each time (or the same bytes: they are then recognised by digest), and do not change them. With a
+   * frozen `crls` array as well, the set itself is parsed once (CrlIndexCache.parseAll) and grouped by issuer, so
+   * a validation against thousands of CRLs (a partition per municipality) looks only at its issuer's.
    */
   readonly crlIndex?: CrlIndexCache;
   /** the validation time (§6.1.1(b)); injected, never read from the wall clock here */
@@ -68,6 +74,7 @@ export interface ValidatePathParams {
 
 interface Context {
   readonly anchors: readonly Certificate[];
+  /** frozen when it is a set the CrlIndexCache keeps (then crlsIssuedBy groups it once) */
   readonly pool: readonly Certificate[];
   readonly crls: readonly Crl[];
   readonly at: Date;
@@ -147,15 +154,29 @@ export async function preverifyEndEntity(certificate: Uint8Array, issuers: reado
 /** Issuer keys tried per end entity by preverifyEndEntity (a rollover has a few generations under one name). */
 const MAX_PREVERIFIED = 4;
 
-/** Those of `ders` that parse, each parsed once (a loop: flatMap costs more than the lookups it wraps). */
-function configuredAll(ders: readonly Uint8Array[]): Certificate[] {
+/**
+ * Those of `ders` that parse, each parsed once (a loop: flatMap costs more than the lookups it wraps). A frozen
+ * array is resolved once and its certificates kept with it: each configured() compares the Buffer with the
+ * bytes it parsed, ≈ 1.2 KB per certificate, and a national trust list (94 prefecture CAs, their generations,
+ * J-LIS) passed with every validation cost ≈ 12 µs of compares, twice (path building, then the path). The
+ * array cannot change; its Buffers must not either (the caller freezes a new array for new anchors).
+ */
+function configuredAll(ders: readonly Uint8Array[]): readonly Certificate[] {
+  const frozen = Object.isFrozen(ders);
+  if (frozen) {
+    const known = configuredSets.get(ders);
+    if (known) return known;
+  }
   const out: Certificate[] = [];
   for (const d of ders) {
     const c = configured(d);
     if (c) out.push(c);
   }
+  if (frozen) configuredSets.set(ders, Object.freeze(out));
   return out;
 }
+
+const configuredSets = new WeakMap<readonly Uint8Array[], readonly Certificate[]>();
 
 const MODES: ReadonlySet<string> = new Set<RevocationMode>(["hard-fail", "soft-fail", "off"]);
 const OID = /^[0-2](\.(0|[1-9]\d*))+$/;
@@ -204,10 +225,15 @@ function validatePathNow(params: ValidatePathParams): PathValidationResult {
   // A chain that ends with the trust anchor itself (as TLS servers often send it): the anchor is not part of the path.
   while (chain.length > 1 && anchors.some((a) => a.der.equals(chain[chain.length - 1]!.der))) chain.pop();
   const pool = params.certificates?.length ? [...chain, ...configuredAll(params.certificates)] : chain.slice();
-  const crls: Crl[] = [];
-  for (const d of params.crls ?? []) {
-    const crl = params.crlIndex ? params.crlIndex.parse(d) : tryParse(parseCrl, d);
-    if (crl) crls.push(crl);
+  let crls: readonly Crl[];
+  if (params.crlIndex) crls = params.crlIndex.parseAll(params.crls ?? []);
+  else {
+    const parsed: Crl[] = [];
+    for (const d of params.crls ?? []) {
+      const crl = tryParse(parseCrl, d);
+      if (crl) parsed.push(crl);
+    }
+    crls = parsed;
   }
   const ctx: Context = {
     anchors,
@@ -302,7 +328,7 @@ function validateChain(ctx: Context, chain: readonly Certificate[], depth: numbe
     const crlStatus = (): SourceStatus => {
       const s = checkCrls({
         cert,
-        crls: ctx.crls,
+        crls: crlsFor(ctx.crls, cert),
         at: ctx.at,
         useDeltas: ctx.useDeltas,
         crlVerified: (crl) => crlVerified(ctx, crl, ancestors, depth, pending, () => (onChain ??= new Set(chain.map(hex)))),
@@ -349,6 +375,16 @@ function validateChain(ctx: Context, chain: readonly Certificate[], depth: numbe
     }
   }
   return { status: "valid", policies: r.policies, revocationWarnings: warnings };
+}
+
+/**
+ * The CRLs §6.3.3(b)(1) can take for `cert`: those its issuer issued, unless a distribution point names a
+ * cRLIssuer (an indirect CRL, issued by another name): then all of them, for checkCrls to choose from.
+ */
+function crlsFor(crls: readonly Crl[], cert: Certificate): readonly Crl[] {
+  const points = cert.crlDistributionPoints;
+  if (points) for (const dp of points) if (dp.crlIssuer) return crls;
+  return crlsIssuedBy(crls, cert.issuer.key);
 }
 
 function hex(c: Certificate): string {

@@ -8,15 +8,15 @@ import { toThreadError } from "../errors.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
 import { validateJpki } from "../validation/jpki.js";
 import { viewedPart } from "./views.js";
-import { ANSWERS_PER_MESSAGE, decodeQuestions, type EngineAnswer, type EngineRequest, type EngineThreadMessage } from "./engine-thread.js";
+import { ANSWERS_PER_MESSAGE, ENGINE_MAX_CRLS, decodeQuestions, type EngineAnswer, type EngineRequest, type EngineThreadMessage } from "./engine-thread.js";
 
 function main(port: NonNullable<typeof parentPort>): void {
-  const index = new CrlIndexCache({ maxCrls: 4096 });
+  const index = new CrlIndexCache({ maxCrls: ENGINE_MAX_CRLS });
   // CRL files by the service's key (inode, size, mtime): a file is sent once, so its Buffer here stays the same
   // object from one trust update to the next and the index finds it parsed.
   let files = new Map<string, Buffer>();
-  let anchors: Buffer[] = [];
-  let crls: Buffer[] = [];
+  let anchors: readonly Buffer[] = [];
+  let crls: readonly Buffer[] = [];
   const post = (m: EngineThreadMessage) => port.postMessage(m);
   port.on("message", (m: EngineRequest) => {
     if (m.type === "trust") {
@@ -26,8 +26,10 @@ function main(port: NonNullable<typeof parentPort>): void {
         if (der) next.set(f.key, der);
       }
       files = next;
-      anchors = m.anchors.map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength));
-      crls = [...files.values()];
+      // Frozen, so validateJpki resolves them once per trust update, not per question (validate.ts configuredAll,
+      // CrlIndexCache.parseAll): against a national set of CRLs that was most of a validation.
+      anchors = Object.freeze(m.anchors.map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength)));
+      crls = Object.freeze([...files.values()]);
       return;
     }
     if (m.type === "stop") {

@@ -22,6 +22,14 @@ import type { ViewedResult } from "./views.js";
 
 const THREAD = new URL("./engine-thread-main.js", import.meta.url);
 
+/**
+ * CRLs the engine keeps parsed (its CrlIndexCache, on its thread and on the service's own): a national workspace
+ * publishes for each of its 94 CAs a full CRL and a partition per municipality (≈ 1,741 of them), ARLs and deltas
+ * besides, and every one is in the set each validation is given; a cache smaller than the set would parse CRLs
+ * again on every answer.
+ */
+export const ENGINE_MAX_CRLS = 8192;
+
 /** The longest chain a question may carry: its certificate count goes as one byte (encodeQuestions). */
 const MAX_THREAD_CHAIN = 254;
 

@@ -25,7 +25,7 @@ import { verifySignedData, type SignedDataStatus } from "../validation/cms.js";
 import type { PathStatus } from "../validation/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { DisclosureLog } from "./disclosure-log.js";
-import { EngineThread, engineThreadAvailable, sharedBytes, type EngineTrust } from "./engine-thread.js";
+import { ENGINE_MAX_CRLS, EngineThread, engineThreadAvailable, sharedBytes, type EngineTrust } from "./engine-thread.js";
 import { checkLegalBasis, legalBasisAllows, type LegalBasisCode } from "./legal-basis.js";
 import { governmentView, privateView, type ViewedResult, PRIVATE_STATUS_OF, type GovernmentView, type PrivateView, type PrivateStatus } from "./views.js";
 
@@ -105,7 +105,7 @@ const ENGINE_THREAD = new URL("./engine-thread-main.js", import.meta.url);
 
 export class VerifierValidationService {
   readonly #ws: Workspace;
-  readonly #index = new CrlIndexCache({ maxCrls: 4096 });
+  readonly #index = new CrlIndexCache({ maxCrls: ENGINE_MAX_CRLS });
   readonly #log: DisclosureLog;
   readonly #recheckMs: number;
   readonly #now: () => number;
@@ -177,7 +177,7 @@ export class VerifierValidationService {
   async #reload(): Promise<Trust> {
     const started = this.#now();
     const anchors = (await this.#ws.store.listCas()).map((c) => c.certificateDer);
-    const paths = [...(await crlFiles(this.#ws.paths.crlDir, true)), ...(await crlFiles(join(this.#ws.paths.root, "arl"), false))];
+    const paths = await publishedCrlPaths(this.#ws);
     const files = new Map<string, CrlFile>();
     for (const p of paths) {
       let s;
@@ -200,7 +200,8 @@ export class VerifierValidationService {
     }
     this.#files = files;
     const keyed = [...files].map(([path, f]) => ({ key: `${path}|${f.key}`, der: f.der }));
-    this.#trust = { anchors, crlFiles: keyed, crls: keyed.map((f) => f.der) };
+    // Frozen: validateJpki resolves a frozen set once (validate.ts configuredAll, CrlIndexCache.parseAll), not per answer.
+    this.#trust = { anchors: Object.freeze(anchors), crlFiles: keyed, crls: Object.freeze(keyed.map((f) => f.der)) };
     this.#checkedAt = started;
     return this.#trust;
   }
@@ -329,6 +330,14 @@ function chainEntryOf(der: Buffer): { readonly serial: string; readonly issuer: 
 /** The serial's contents octets in hex carry a leading 00 when the first octet's high bit is set; the store's serials are lower-case without. */
 function normalSerial(hex: string): string {
   return hex.toLowerCase().replace(/^(00)+(?=[0-9a-f]{2})/, "");
+}
+
+/**
+ * The CRL files the service validates against: every published CRL of the workspace — each CA's full CRL (and
+ * delta), its municipality partitions, and the ARLs — in a stable order.
+ */
+export async function publishedCrlPaths(ws: Workspace): Promise<string[]> {
+  return [...(await crlFiles(ws.paths.crlDir, true)), ...(await crlFiles(join(ws.paths.root, "arl"), false))];
 }
 
 /** The .crl files of a directory (and, for crl/, of its CA subdirectories: the municipality partitions). */

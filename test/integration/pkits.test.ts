@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { buildPath, validatePath, type PathValidationResult } from "../../src/index.js";
+import { CrlIndexCache } from "../../src/validation/crl-index-cache.js";
 
 const DIR = join(import.meta.dirname, "../vectors/pkits");
 
@@ -66,5 +67,29 @@ describe("NIST PKITS", () => {
   test("the path built for each valid case has the manifest's length", () => {
     const wrong = outcomes.filter(({ c, built }) => c.expect === "valid" && built !== c.pathLength).map(({ c, built }) => `${c.id}: built ${built}, manifest ${c.pathLength}`);
     expect(wrong).toEqual([]);
+  });
+
+  // A server validates against every CRL it publishes, passed as one frozen set through one CrlIndexCache, and
+  // the engine then looks only at the CRLs of each certificate's issuer (or all of them for an indirect CRL's
+  // cRLIssuer): the verdicts must be exactly those of the same CRLs looked through one by one.
+  test("every PKITS CRL as one frozen set through a shared CrlIndexCache: the same verdict for every case as the set looked through one by one", () => {
+    const everyCrl = [...new Set(manifest.cases.flatMap((c) => c.crls))].map(crl);
+    const set = Object.freeze(everyCrl);
+    const cache = new CrlIndexCache({ maxCrls: 4096 });
+    const verdict = (r: PathValidationResult) => (r.status === "valid" ? "valid" : `${r.status} ${r.reason} at ${r.index}: ${r.message}`);
+    const differ: string[] = [];
+    let revoked = 0;
+    for (const c of manifest.cases) {
+      const intermediates = c.intermediates.map(cert);
+      const chain = buildPath({ endEntity: cert(c.endEntity), intermediates, trustAnchors: [cert(c.trustAnchor)] }) ?? [cert(c.endEntity)];
+      const common = { chain, certificates: intermediates, at: AT, revocation: "hard-fail" as const };
+      const loose = validatePath({ ...common, trustAnchors: [cert(c.trustAnchor)], crls: everyCrl.map((d) => Buffer.from(d)) });
+      const kept = validatePath({ ...common, trustAnchors: Object.freeze([cert(c.trustAnchor)]), crls: set, crlIndex: cache });
+      if (verdict(kept) !== verdict(loose)) differ.push(`${c.id}: ${verdict(kept)} vs ${verdict(loose)}`);
+      if (kept.status === "revoked") revoked++;
+    }
+    expect(differ).toEqual([]);
+    expect(revoked).toBeGreaterThan(10); // the set did reach the engine: revocations were found in it
+    expect(cache.parses).toBe(new Set(everyCrl.map((d) => d.toString("base64"))).size); // each CRL parsed once for all 172 cases
   });
 });
