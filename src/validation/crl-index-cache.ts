@@ -103,13 +103,15 @@ export class CrlIndexCache {
 
   /** The parsed CRL for these bytes, or undefined when they do not decode as a CRL. Never throws on bad bytes. */
   parse(der: Uint8Array): Crl | undefined {
-    return this.#held(der).crl;
+    return this.#held(der, true).crl;
   }
 
   /**
    * The CRLs of `ders` that decode, in order (parse each). A frozen array is parsed once: asked again with the
    * same array, the same result comes back (the same array object, frozen) until the cache lets one of its CRLs
-   * go. Its Buffers must then keep their bytes, as parse() already assumes of a Buffer it has seen.
+   * go. Its Buffers must then keep their bytes, as parse() already assumes of a Buffer it has seen; and since
+   * they do, the parsed CRLs read them where they are instead of a private copy each (parse() copies): a server
+   * holding a national set of CRLs no longer holds their DER twice.
    */
   parseAll(ders: readonly Uint8Array[]): readonly Crl[] {
     const frozen = Object.isFrozen(ders);
@@ -124,7 +126,7 @@ export class CrlIndexCache {
     const crls: Crl[] = [];
     const held: Held[] = [];
     for (const der of ders) {
-      const h = this.#held(der);
+      const h = this.#held(der, !frozen);
       held.push(h);
       if (h.crl) crls.push(h.crl);
     }
@@ -135,7 +137,8 @@ export class CrlIndexCache {
     return crls;
   }
 
-  #held(der: Uint8Array): Held {
+  /** `own`: parse a private copy of the bytes (the caller may reuse its Buffer), not the caller's Buffer itself. */
+  #held(der: Uint8Array, own: boolean): Held {
     const t = ++this.#tick;
     const known = this.#byBuffer.get(der);
     if (known && this.#byDigest.get(known.digest) === known.held) {
@@ -149,8 +152,8 @@ export class CrlIndexCache {
       this.#parses++;
       let crl: Crl | undefined;
       try {
-        // a private copy: the caller's Buffer may be reused for other bytes, the parsed view must not change
-        crl = parseCrl(Buffer.from(der));
+        // a private copy unless the caller promised the bytes (parseAll of a frozen set): the parsed view must not change
+        crl = parseCrl(own ? Buffer.from(der) : Buffer.isBuffer(der) ? der : Buffer.from(der.buffer, der.byteOffset, der.byteLength));
       } catch {
         crl = undefined;
       }

@@ -145,6 +145,13 @@ describe("CrlIndexCache", () => {
     expect(crlsIssuedBy(first, first[1]!.issuer.key)).toEqual([first[1]]);
     expect(crlsIssuedBy(first, "no such issuer")).toEqual([]);
     expect(crlsIssuedBy(loose, first[1]!.issuer.key)).toEqual([first[1]]);
+    // A frozen set's bytes are promised not to change: its CRLs are read where they are, not copied; parse()
+    // (a Buffer that may be reused) parses a copy.
+    const sameMemory = (x: Buffer, y: Buffer) => x.buffer === y.buffer && x.byteOffset === y.byteOffset;
+    expect(sameMemory(first[0]!.der, a1!)).toBe(true);
+    const copied = new CrlIndexCache().parse(a1!)!;
+    expect(sameMemory(copied.der, a1!)).toBe(false);
+    expect(copied.der.equals(a1!)).toBe(true);
   });
 
   test("parseAll: a kept set counts as used each time it is asked for, and is looked at again after an eviction", () => {
