@@ -22,7 +22,7 @@ interface EntrySpec {
   certificateIssuer?: Buffer;
 }
 
-function crl(p: { issuer?: Buffer; thisUpdate?: Date; nextUpdate?: Date; entries?: EntrySpec[]; exts?: Buffer[] }) {
+function crl(p: { issuer?: Buffer; thisUpdate?: Date; nextUpdate?: Date; entries?: EntrySpec[]; exts?: Buffer[]; lazy?: boolean }) {
   const entries = (p.entries ?? []).map((e) => {
     const exts: Buffer[] = [];
     if (e.reason !== undefined) exts.push(extension("2.5.29.21", false, enumerated(e.reason)));
@@ -38,7 +38,7 @@ function crl(p: { issuer?: Buffer; thisUpdate?: Date; nextUpdate?: Date; entries
     ...(entries.length ? [seq(...entries)] : []),
     ...(p.exts?.length ? [explicit(0, seq(...p.exts))] : []),
   );
-  return parseCrl(seq(tbs, seq(oid("1.2.840.113549.1.1.11"), nul()), bitString(Buffer.from([1]))));
+  return parseCrl(seq(tbs, seq(oid("1.2.840.113549.1.1.11"), nul()), bitString(Buffer.from([1]))), p.lazy ? { lazyEntries: {} } : {});
 }
 const number = (n: number) => extension("2.5.29.20", false, integer(n));
 const deltaOf = (base: number) => extension("2.5.29.27", true, integer(base));
@@ -108,4 +108,13 @@ describe("CRL processing, RFC 5280 §6.3.3", () => {
     expect(check([crl({ issuer: OTHER_CA, exts: [number(1)] })]).status).toBe("unknown");
     expect(checkCrls({ cert: ee, crls: [crl({ exts: [number(1)] })], at: AT, crlVerified: () => false }).status).toBe("unknown");
   });
+
+  test("a CRL read lazily whose entries do not decode is not used, and the answer says why; one that decodes is read as usual", () => {
+    const twice = [{ serial: SERIAL }, { serial: SERIAL }]; // one serial listed twice: parseCrl would refuse it
+    expect(() => crl({ entries: twice, exts: [number(1)] })).toThrow(/listed twice/);
+    const r = check([crl({ entries: twice, exts: [number(1)], lazy: true })]);
+    expect(r).toMatchObject({ status: "unknown", detail: expect.stringMatching(/revokedCertificates do not decode/) });
+    expect(check([crl({ entries: [{ serial: SERIAL, reason: 1 }], exts: [number(1)], lazy: true })]).status).toBe("revoked");
+  });
 });
+

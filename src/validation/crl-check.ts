@@ -98,6 +98,7 @@ function deltaFor(base: Crl, crls: readonly Crl[], at: Date, crlVerified: (crl: 
       d.deltaBase <= base.crlNumber! &&
       d.crlNumber > base.crlNumber! &&
       !d.unknownCriticalExtension &&
+      !d.undecodableEntries &&
       current(d, at) &&
       crlVerified(d),
   );
@@ -147,6 +148,11 @@ export function checkCrls(params: CrlCheckParams): CrlStatus {
       // §5.2 / §5.3: a CRL with an unprocessed critical extension must not be used
       if (crl.unknownCriticalExtension) {
         notes.push(`a CRL has unprocessed critical extension ${crl.unknownCriticalExtension}`);
+        continue;
+      }
+      // entries indexed only now (a CRL parsed lazily, crl.ts) that do not decode: as if the CRL had not parsed
+      if (crl.undecodableEntries) {
+        notes.push("a CRL's revokedCertificates do not decode");
         continue;
       }
       // (f)–(g)

@@ -28,8 +28,10 @@ export interface CrlIndexCacheParams {
 }
 
 interface Held {
+  readonly digest: string;
   readonly crl: Crl | undefined;
-  readonly bytes: number;
+  /** DER plus index (a lazily indexed CRL's index counts once built) */
+  bytes: number;
   /** when it was last asked for (the cache's tick): the least recent goes first */
   used: number;
 }
@@ -151,14 +153,19 @@ export class CrlIndexCache {
     else {
       this.#parses++;
       let crl: Crl | undefined;
+      // A frozen set's CRLs index their entries when a validation first reads them (crl.ts lazyEntries): a
+      // server's set holds each CA's full CRL beside its partitions, and the engine reads a certificate's
+      // partition; the full CRL's index (a million entries: ≈ 1.5 s and 40 MB here) is then never built.
+      const lazyEntries = own ? undefined : { onIndexed: (bytes: number) => this.#indexed(created, bytes) };
       try {
         // a private copy unless the caller promised the bytes (parseAll of a frozen set): the parsed view must not change
-        crl = parseCrl(own ? Buffer.from(der) : Buffer.isBuffer(der) ? der : Buffer.from(der.buffer, der.byteOffset, der.byteLength));
+        crl = parseCrl(own ? Buffer.from(der) : Buffer.isBuffer(der) ? der : Buffer.from(der.buffer, der.byteOffset, der.byteLength), lazyEntries ? { lazyEntries } : {});
       } catch {
         crl = undefined;
       }
-      const index = crl?.entries as Partial<CompactCrlEntries> | undefined;
-      held = { crl, bytes: der.byteLength + (index?.byteLength ?? 0), used: t };
+      const index = lazyEntries ? undefined : (crl?.entries as Partial<CompactCrlEntries> | undefined);
+      const created: Held = { digest, crl, bytes: der.byteLength + (index?.byteLength ?? 0), used: t };
+      held = created;
       this.#byDigest.set(digest, held);
       this.#alive.add(held);
       this.#bytes += held.bytes;
@@ -166,6 +173,14 @@ export class CrlIndexCache {
     }
     this.#byBuffer.set(der, { digest, held });
     return held;
+  }
+
+  /** A lazily indexed CRL built its index: its bytes count from now, while the cache still holds it. */
+  #indexed(held: Held, bytes: number): void {
+    if (!this.#alive.has(held)) return;
+    held.bytes += bytes;
+    this.#bytes += bytes;
+    this.#evict(held.digest);
   }
 
   /** Drops the least recently used until within bounds (the one just added stays, even when alone it is over). */

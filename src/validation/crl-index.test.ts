@@ -171,4 +171,25 @@ describe("CrlIndexCache", () => {
     cache.parse(x!); // x was the one let go
     expect(cache.parses).toBe(6);
   });
+
+  test("parseAll: a frozen set's entries are indexed when first read, counted then; entries that do not decode make the CRL unusable", () => {
+    const cache = new CrlIndexCache({ maxCrls: 8 });
+    const big = crlDer(Array.from({ length: 500 }, (_, k) => ({ serial: serialOf(k) })));
+    const twice = crlDer([{ serial: serialOf(7) }, { serial: serialOf(7) }], OTHER); // a serial listed twice
+    expect(new CrlIndexCache().parse(twice)).toBeUndefined(); // parse() indexes at once: no CRL
+    const [crl, bad] = cache.parseAll(Object.freeze([big, twice]));
+    expect(bad).toBeDefined(); // its header reads: it is in the set, to be found unusable when read
+    const header = cache.stats.bytes;
+    expect(header).toBe(big.length + twice.length); // nothing indexed yet
+    expect(crl!.entries.size).toBe(500);
+    expect(crl!.entries.get(serialOf(3).toString("hex"))).toHaveLength(1);
+    expect(crl!.unknownCriticalExtension).toBeUndefined();
+    expect(crl!.undecodableEntries).toBeUndefined();
+    const indexed = cache.stats.bytes;
+    expect(indexed).toBeGreaterThan(header); // the index counts once built
+    expect(crl!.entries.size).toBe(500);
+    expect(cache.stats.bytes).toBe(indexed); // ... once
+    expect(bad!.undecodableEntries).toMatch(/listed twice/);
+    expect(bad!.entries.size).toBe(0);
+  });
 });

@@ -76,6 +76,11 @@ export interface Crl {
   readonly unknownCriticalExtension?: string;
   /** entries by serial (hex of the INTEGER contents); an indirect CRL may hold one serial for several issuers */
   readonly entries: CrlEntries;
+  /**
+   * Why revokedCertificates does not decode, for a CRL parsed with `lazyEntries` (parseCrl otherwise throws):
+   * such a CRL must not be used (its entries read as none).
+   */
+  readonly undecodableEntries?: string;
 }
 
 function parseIdp(value: Buffer): IssuingDistributionPoint {
@@ -140,7 +145,19 @@ export function readCrlFile(path: string): Crl | undefined {
   }
 }
 
-export function parseCrl(der: Uint8Array): Crl {
+/** How parseCrl reads the entries. */
+export interface ParseCrlOptions {
+  /**
+   * Index revokedCertificates when first asked for (`entries`, `unknownCriticalExtension`, `undecodableEntries`)
+   * rather than now, and tell `onIndexed` the index's size then. For a set of CRLs of which a validation reads a
+   * few: a server's set holds each CA's full CRL beside its municipality partitions, the engine reads a
+   * certificate's partition (its distribution point) and never needs the full CRL's million entries indexed.
+   * Entries that do not decode make the CRL unusable (`undecodableEntries`) instead of failing the parse.
+   */
+  readonly lazyEntries?: { readonly onIndexed?: (bytes: number) => void };
+}
+
+export function parseCrl(der: Uint8Array, opts: ParseCrlOptions = {}): Crl {
   const outer = tlvAt(der);
   const [tbsT, sigAlg, sig] = items(outer);
   if (!tbsT || !sigAlg || !sig) throw new RangeError("CertificateList: truncated");
@@ -152,13 +169,14 @@ export function parseCrl(der: Uint8Array): Crl {
   let nextUpdate: Date | undefined;
   if (f[i] && (f[i]!.tag === 0x17 || f[i]!.tag === 0x18)) nextUpdate = decodeTime(f[i++]!);
   // revokedCertificates: read into the compact index (crl-index.ts), never one object per entry
-  let indexed: IndexedEntries | undefined;
+  let span: { readonly start: number; readonly end: number } | undefined;
   if (f[i]?.tag === 0x30) {
     const list = f[i++]!;
     const start = list.der.byteOffset - outer.der.byteOffset + (list.der.length - list.content.length);
-    indexed = indexEntries(outer.der, start, start + list.content.length);
+    span = { start, end: start + list.content.length };
   }
-  const entries = indexed?.entries ?? EMPTY;
+  const lazy = opts.lazyEntries;
+  const indexed: IndexedEntries | undefined = span && !lazy ? indexEntries(outer.der, span.start, span.end) : undefined;
   let crlNumber: bigint | undefined;
   let deltaBase: bigint | undefined;
   let idp: IssuingDistributionPoint | undefined;
@@ -180,9 +198,7 @@ export function parseCrl(der: Uint8Array): Crl {
       else if (critical && !RECOGNISED_CRL_EXTENSIONS.has(oid)) unknownCriticalExtension = oid;
     }
   }
-  // §5.3: a CRL with a critical entry extension we do not process must not be used for any certificate.
-  unknownCriticalExtension ??= indexed?.unknownCriticalExtension;
-  return {
+  const crl = {
     der: outer.der,
     tbs: tbsT.der,
     signatureAlgorithm: sigAlg,
@@ -195,7 +211,27 @@ export function parseCrl(der: Uint8Array): Crl {
     idp,
     authorityKeyId,
     freshest,
-    unknownCriticalExtension,
-    entries,
   };
+  if (!lazy || !span) {
+    // §5.3: a CRL with a critical entry extension we do not process must not be used for any certificate.
+    return { ...crl, unknownCriticalExtension: unknownCriticalExtension ?? indexed?.unknownCriticalExtension, entries: indexed?.entries ?? EMPTY };
+  }
+  const list = span;
+  let done: { readonly indexed?: IndexedEntries; readonly error?: string } | undefined;
+  const index = () => {
+    if (done) return done;
+    try {
+      done = { indexed: indexEntries(outer.der, list.start, list.end) };
+      lazy.onIndexed?.(done.indexed!.entries.byteLength);
+    } catch (e) {
+      done = { error: e instanceof Error ? e.message : String(e) };
+    }
+    return done;
+  };
+  const headerUnknown = unknownCriticalExtension;
+  return Object.defineProperties(crl as Crl, {
+    entries: { enumerable: true, get: () => index().indexed?.entries ?? EMPTY },
+    unknownCriticalExtension: { enumerable: true, get: () => headerUnknown ?? index().indexed?.unknownCriticalExtension },
+    undecodableEntries: { enumerable: true, get: () => index().error },
+  });
 }

@@ -20,7 +20,12 @@ import type { VerifierRecord } from "../store/types.js";
 import { Workspace } from "../workspace/workspace.js";
 import { engineThreadAvailable } from "./engine-thread.js";
 import { registerVerifier } from "./registration.js";
-import { VerifierValidationService } from "./validation-service.js";
+import { publishedCrlPaths, VerifierValidationService } from "./validation-service.js";
+import { readFileSync } from "node:fs";
+import { revokeCertificate } from "../ca/revocation.js";
+import { CrlIndexCache } from "../validation/crl-index-cache.js";
+import { parseCrl } from "../validation/crl.js";
+import { validateJpki } from "../validation/jpki.js";
 
 const MODULE = new URL("../../dist/src/verifier/engine-thread-main.js", import.meta.url);
 const clock = new FixedClock(new Date());
@@ -98,3 +103,45 @@ describe("VerifierValidationService and legal bases", () => {
     }
   });
 });
+
+describe("the published set, as the engine holds it (frozen, one CrlIndexCache)", () => {
+  it("reads a certificate's municipality partition: the full CRL beside it is parsed but its entries never indexed", async () => {
+    const w = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-vs-set-")), { clock });
+    try {
+      await initCas(w, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+      const items = (name: string) => ({ name, address: "東京都千代田区千代田１番１号", birthDate: "1985-01-02", gender: "female" as const });
+      const [a, b] = [makeResidentCode("0000000101"), makeResidentCode("0000000202")];
+      await w.store.upsertResidents([
+        { residentCode: a, municipalityCode: "131016", status: "active", fourItems: items("山田　花子") },
+        { residentCode: b, municipalityCode: "131024", status: "active", fourItems: items("山田　太郎") },
+      ]);
+      const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+      const issuance = new IssuanceService({ store: w.store, config: w.config, clock, passphrase: "pw" });
+      const valid = await issuance.issue({ residentCode: a, type: "signature", publicKey: spki });
+      const revoked = await issuance.issue({ residentCode: b, type: "signature", publicKey: spki });
+      await revokeCertificate(w.store, { serial: revoked.serial, reason: "keyCompromise", at: clock.now() });
+      await generateCrls(w, { prefecture: "13", passphrase: "pw", partitions: "all" });
+      const paths = await publishedCrlPaths(w);
+      const full = paths.find((p) => p.endsWith("/13-sig.crl"))!;
+      const partition = paths.find((p) => p.endsWith("/131024.crl"))!;
+      expect(paths.length).toBeGreaterThanOrEqual(4); // the full CRL, two partitions, the ARL
+      const set = Object.freeze(paths.map((p) => readFileSync(p)));
+      const anchors = Object.freeze((await w.store.listCas()).map((c) => c.certificateDer));
+      const cache = new CrlIndexCache({ maxCrls: 64 });
+      const check = (der: Buffer) => validateJpki({ certificate: der, purpose: "signature", trustAnchors: anchors, crls: set, crlIndex: cache, at: clock.now() });
+      expect(check(valid.der).status).toBe("valid");
+      expect(check(revoked.der)).toMatchObject({ status: "revoked", revocation: { reason: "keyCompromise" } });
+      // What the cache counts past the files' bytes is the index of what was read: the revoked resident's
+      // partition alone (the other partition lists nothing). The full CRL lists the same entry: indexed, it would
+      // have counted as much again.
+      const der = set.reduce((n, d) => n + d.length, 0);
+      const partitionIndex = parseCrl(readFileSync(partition)).entries as unknown as { byteLength: number };
+      const fullIndex = parseCrl(readFileSync(full)).entries as unknown as { byteLength: number };
+      expect(fullIndex.byteLength).toBeGreaterThan(0);
+      expect(cache.stats.bytes - der).toBe(partitionIndex.byteLength);
+    } finally {
+      await w.close();
+    }
+  });
+});
+
