@@ -38,7 +38,7 @@ import { validateJpki } from "../src/validation/jpki.js";
 import { parseCertificate } from "../src/validation/certificate.js";
 import { certificateId, checkStatus } from "../src/verifier/liveness.js";
 import { publishedCrlPaths, VerifierValidationService } from "../src/verifier/validation-service.js";
-import { ENGINE_MAX_CRLS } from "../src/verifier/engine-thread.js";
+import { ENGINE_CRL_CACHE } from "../src/verifier/engine-thread.js";
 import { registerVerifier } from "../src/verifier/registration.js";
 import type { Backend } from "./backends.js";
 import type { BenchResult } from "./issue.js";
@@ -252,7 +252,7 @@ export async function benchVerifierApi(backend: Backend, opts: { seconds?: numbe
       const crlPaths = await publishedCrlPaths(ws);
       const crls = Object.freeze(crlPaths.map((p) => readFileSync(p)));
       crlCount = crls.length;
-      const crlIndex = new CrlIndexCache({ maxCrls: ENGINE_MAX_CRLS });
+      const crlIndex = new CrlIndexCache(ENGINE_CRL_CACHE);
       const at = ws.clock.now();
       const check = (i: number) => validateJpki({ certificate: certs[i % CERTS]!, purpose: "signature", trustAnchors: anchors, crls, crlIndex, at });
       if (check(0).status !== "valid" || check(3).status !== "revoked") throw new Error(`verifier-api bench: the engine says ${check(0).status} and ${check(3).status}, expected valid and revoked`);

@@ -164,7 +164,10 @@ export class CrlIndexCache {
         crl = undefined;
       }
       const index = lazyEntries ? undefined : (crl?.entries as Partial<CompactCrlEntries> | undefined);
-      const created: Held = { digest, crl, bytes: der.byteLength + (index?.byteLength ?? 0), used: t };
+      // The bytes the cache holds: a copy's DER and its index; for a frozen set's CRL, read in place, the index
+      // alone (the DER is the caller's, held by it: counted here, a national set's files, ≈ 2 GB, were over any
+      // bound and the set was parsed again on every validation). retainOnly lets go of what the caller dropped.
+      const created: Held = { digest, crl, bytes: (own ? der.byteLength : 0) + (index?.byteLength ?? 0), used: t };
       held = created;
       this.#byDigest.set(digest, held);
       this.#alive.add(held);
@@ -173,6 +176,26 @@ export class CrlIndexCache {
     }
     this.#byBuffer.set(der, { digest, held });
     return held;
+  }
+
+  /**
+   * Lets go of every CRL but those of `ders` (the set a server validates against now): a CRL replaced by a newer
+   * publication is not kept until it is the least recently used. For a frozen set read in place that matters
+   * most: its DER is not counted toward maxBytes, and a replaced one would otherwise be held only by the cache.
+   */
+  retainOnly(ders: readonly Uint8Array[]): void {
+    const keep = new Set<Held>();
+    for (const d of ders) {
+      const known = this.#byBuffer.get(d);
+      if (known) keep.add(known.held);
+    }
+    for (const [digest, held] of this.#byDigest) {
+      if (keep.has(held)) continue;
+      this.#byDigest.delete(digest);
+      this.#alive.delete(held);
+      this.#bytes -= held.bytes;
+      this.#evictions++;
+    }
   }
 
   /** A lazily indexed CRL built its index: its bytes count from now, while the cache still holds it. */

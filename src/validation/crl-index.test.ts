@@ -180,7 +180,7 @@ describe("CrlIndexCache", () => {
     const [crl, bad] = cache.parseAll(Object.freeze([big, twice]));
     expect(bad).toBeDefined(); // its header reads: it is in the set, to be found unusable when read
     const header = cache.stats.bytes;
-    expect(header).toBe(big.length + twice.length); // nothing indexed yet
+    expect(header).toBe(0); // nothing indexed yet, and a frozen set's DER is its caller's (read in place, not counted)
     expect(crl!.entries.size).toBe(500);
     expect(crl!.entries.get(serialOf(3).toString("hex"))).toHaveLength(1);
     expect(crl!.unknownCriticalExtension).toBeUndefined();
@@ -192,4 +192,23 @@ describe("CrlIndexCache", () => {
     expect(bad!.undecodableEntries).toMatch(/listed twice/);
     expect(bad!.entries.size).toBe(0);
   });
+
+  test("retainOnly: every CRL but the given set's is let go (a replaced publication), the set's stay parsed", () => {
+    const cache = new CrlIndexCache({ maxCrls: 16 });
+    const [v1, v2, other] = [crlDer([{ serial: serialOf(1) }]), crlDer([{ serial: serialOf(1) }, { serial: serialOf(2) }]), crlDer([{ serial: serialOf(3) }], OTHER)];
+    cache.parseAll(Object.freeze([v1!, other!]));
+    for (const c of cache.parseAll(Object.freeze([v1!, other!]))) void c.entries.size;
+    expect(cache.stats.crls).toBe(2);
+    const now = Object.freeze([v2!, other!]); // v1 republished as v2
+    cache.retainOnly(now);
+    expect(cache.stats.crls).toBe(1); // v1 gone; v2 not parsed yet
+    const parses = cache.parses;
+    const [p2, po] = cache.parseAll(now);
+    expect(cache.parses).toBe(parses + 1); // v2 only: the other CRL stayed
+    expect(p2!.entries.size).toBe(2);
+    expect(po!.entries.size).toBe(1);
+    cache.retainOnly([]);
+    expect(cache.stats).toEqual({ crls: 0, bytes: 0 });
+  });
 });
+

@@ -8,10 +8,10 @@ import { toThreadError } from "../errors.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
 import { validateJpki } from "../validation/jpki.js";
 import { viewedPart } from "./views.js";
-import { ANSWERS_PER_MESSAGE, ENGINE_MAX_CRLS, decodeQuestions, type EngineAnswer, type EngineRequest, type EngineThreadMessage } from "./engine-thread.js";
+import { ANSWERS_PER_MESSAGE, ENGINE_CRL_CACHE, decodeQuestions, type EngineAnswer, type EngineRequest, type EngineThreadMessage } from "./engine-thread.js";
 
 function main(port: NonNullable<typeof parentPort>): void {
-  const index = new CrlIndexCache({ maxCrls: ENGINE_MAX_CRLS });
+  const index = new CrlIndexCache(ENGINE_CRL_CACHE);
   // CRL files by the service's key (inode, size, mtime): a file is sent once, so its Buffer here stays the same
   // object from one trust update to the next and the index finds it parsed.
   let files = new Map<string, Buffer>();
@@ -30,6 +30,7 @@ function main(port: NonNullable<typeof parentPort>): void {
       // CrlIndexCache.parseAll): against a national set of CRLs that was most of a validation.
       anchors = Object.freeze(m.anchors.map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength)));
       crls = Object.freeze([...files.values()]);
+      index.retainOnly(crls); // CRLs replaced since: let go now, not when least recently used
       return;
     }
     if (m.type === "stop") {

@@ -17,18 +17,21 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { JpkiError, fromThreadError, type ThreadError } from "../errors.js";
+import type { CrlIndexCacheParams } from "../validation/crl-index-cache.js";
 import { checkJpkiPurpose, JPKI_PURPOSES, type JpkiPurpose } from "../validation/jpki.js";
 import type { ViewedResult } from "./views.js";
 
 const THREAD = new URL("./engine-thread-main.js", import.meta.url);
 
 /**
- * CRLs the engine keeps parsed (its CrlIndexCache, on its thread and on the service's own): a national workspace
- * publishes for each of its 94 CAs a full CRL and a partition per municipality (≈ 1,741 of them), ARLs and deltas
- * besides, and every one is in the set each validation is given; a cache smaller than the set would parse CRLs
- * again on every answer.
+ * The engine's CrlIndexCache (on its thread, and on the service's own without one): as large as the set it is
+ * given, whatever that is. A national workspace publishes for each of its 94 CAs a full CRL and a partition per
+ * municipality (≈ 1,741 of them), ARLs and deltas besides, and every one is in the set each validation is given:
+ * a cache smaller than the set parsed CRLs again on every answer. What bounds it instead is the set itself: the
+ * engine lets go of every CRL the set no longer holds at each trust update (retainOnly), the set's DER is the
+ * service's (read in place), and only the partitions a validation reads are indexed.
  */
-export const ENGINE_MAX_CRLS = 8192;
+export const ENGINE_CRL_CACHE: CrlIndexCacheParams = Object.freeze({ maxCrls: 1 << 20, maxBytes: Number.MAX_SAFE_INTEGER });
 
 /** The longest chain a question may carry: its certificate count goes as one byte (encodeQuestions). */
 const MAX_THREAD_CHAIN = 254;

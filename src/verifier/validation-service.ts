@@ -25,7 +25,7 @@ import { verifySignedData, type SignedDataStatus } from "../validation/cms.js";
 import type { PathStatus } from "../validation/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { DisclosureLog } from "./disclosure-log.js";
-import { ENGINE_MAX_CRLS, EngineThread, engineThreadAvailable, sharedBytes, type EngineTrust } from "./engine-thread.js";
+import { ENGINE_CRL_CACHE, EngineThread, engineThreadAvailable, sharedBytes, type EngineTrust } from "./engine-thread.js";
 import { checkLegalBasis, legalBasisAllows, type LegalBasisCode } from "./legal-basis.js";
 import { governmentView, privateView, type ViewedResult, PRIVATE_STATUS_OF, type GovernmentView, type PrivateView, type PrivateStatus } from "./views.js";
 
@@ -105,7 +105,7 @@ const ENGINE_THREAD = new URL("./engine-thread-main.js", import.meta.url);
 
 export class VerifierValidationService {
   readonly #ws: Workspace;
-  readonly #index = new CrlIndexCache({ maxCrls: ENGINE_MAX_CRLS });
+  readonly #index = new CrlIndexCache(ENGINE_CRL_CACHE);
   readonly #log: DisclosureLog;
   readonly #recheckMs: number;
   readonly #now: () => number;
@@ -202,6 +202,7 @@ export class VerifierValidationService {
     const keyed = [...files].map(([path, f]) => ({ key: `${path}|${f.key}`, der: f.der }));
     // Frozen: validateJpki resolves a frozen set once (validate.ts configuredAll, CrlIndexCache.parseAll), not per answer.
     this.#trust = { anchors: Object.freeze(anchors), crlFiles: keyed, crls: Object.freeze(keyed.map((f) => f.der)) };
+    this.#index.retainOnly(this.#trust.crls); // this thread's own cache (no engine thread): CRLs replaced since go
     this.#checkedAt = started;
     return this.#trust;
   }
