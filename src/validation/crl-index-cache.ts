@@ -8,7 +8,9 @@
  * CRL by validate.ts, so it too happens once per CRL and key.
  *
  * Bounded memory: at most `maxCrls` CRLs (default 8) and `maxBytes` (default 512 MiB) of DER plus index are
- * held; the least recently used go first. A 1M-entry CRL costs about 40 MB of DER and 30–40 MB of index.
+ * held; the least recently used go first. A 1M-entry CRL costs about 40 MB of DER and 30–40 MB of index. A frozen
+ * set's DER is read in place (parseAll), and counts all the same, since the cache keeps it alive — unless the
+ * cache is `boundedBySet`: its owner calls retainOnly with each new set, and only indexes count.
  *
  * `parseAll(ders)` parses a whole set: a frozen array (a server's or the engine thread's CRL files, passed again
  * with every validation) is looked at once and remembered until the cache lets one of its CRLs go, so a
@@ -25,6 +27,13 @@ export interface CrlIndexCacheParams {
   readonly maxCrls?: number;
   /** at most this many bytes of DER plus index (default 512 MiB) */
   readonly maxBytes?: number;
+  /**
+   * The owner gives the cache one set at a time (parseAll of a frozen array) and calls retainOnly with each new
+   * one, so what the cache holds is that set: a frozen set's DER, read in place and held by the owner anyway, is
+   * not counted toward maxBytes (its indexes are). Default false: a set the caller dropped would otherwise stay
+   * reachable from the cache, uncounted, until maxCrls pushed it out.
+   */
+  readonly boundedBySet?: boolean;
 }
 
 interface Held {
@@ -71,6 +80,7 @@ export function crlsIssuedBy(crls: readonly Crl[], issuerKey: string): readonly 
 export class CrlIndexCache {
   readonly #maxCrls: number;
   readonly #maxBytes: number;
+  readonly #boundedBySet: boolean;
   /** by SHA-256 of the DER (hex); a Held without a crl: the bytes are no CRL we can read */
   readonly #byDigest = new Map<string, Held>();
   readonly #byBuffer = new WeakMap<Uint8Array, { digest: string; held: Held }>();
@@ -91,6 +101,7 @@ export class CrlIndexCache {
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) throw new JpkiError("ERR_USAGE", "CrlIndexCache: maxBytes must be a positive integer");
     this.#maxCrls = maxCrls;
     this.#maxBytes = maxBytes;
+    this.#boundedBySet = params.boundedBySet ?? false;
   }
 
   /** How many CRLs were parsed (cache misses) since this cache was made. */
@@ -105,7 +116,10 @@ export class CrlIndexCache {
 
   /** The parsed CRL for these bytes, or undefined when they do not decode as a CRL. Never throws on bad bytes. */
   parse(der: Uint8Array): Crl | undefined {
-    return this.#held(der, true).crl;
+    const crl = this.#held(der, true).crl;
+    // Bytes a frozen set brought in first are parsed lazily: entries that do not decode make them no CRL here,
+    // as parseCrl says for a copy (reading the flag indexes them, as parsing a copy would have).
+    return crl?.undecodableEntries === undefined ? crl : undefined;
   }
 
   /**
@@ -124,6 +138,7 @@ export class CrlIndexCache {
         for (const h of set.held) h.used = t;
         return set.crls;
       }
+      if (set) this.#sets.delete(ders); // stale: it may hold CRLs let go since (the parse below may not keep it)
     }
     const crls: Crl[] = [];
     const held: Held[] = [];
@@ -164,10 +179,10 @@ export class CrlIndexCache {
         crl = undefined;
       }
       const index = lazyEntries ? undefined : (crl?.entries as Partial<CompactCrlEntries> | undefined);
-      // The bytes the cache holds: a copy's DER and its index; for a frozen set's CRL, read in place, the index
-      // alone (the DER is the caller's, held by it: counted here, a national set's files, ≈ 2 GB, were over any
-      // bound and the set was parsed again on every validation). retainOnly lets go of what the caller dropped.
-      const created: Held = { digest, crl, bytes: (own ? der.byteLength : 0) + (index?.byteLength ?? 0), used: t };
+      // The bytes the cache keeps alive: the DER (a copy, or the caller's read in place) and the index; in a cache
+      // boundedBySet, a frozen set's CRL counts its index alone (the DER is the owner's, which retainOnly follows:
+      // counted, a national set's files, ≈ 2 GB, were over any bound and the set was parsed on every validation).
+      const created: Held = { digest, crl, bytes: (own || !this.#boundedBySet ? der.byteLength : 0) + (index?.byteLength ?? 0), used: t };
       held = created;
       this.#byDigest.set(digest, held);
       this.#alive.add(held);

@@ -173,14 +173,14 @@ describe("CrlIndexCache", () => {
   });
 
   test("parseAll: a frozen set's entries are indexed when first read, counted then; entries that do not decode make the CRL unusable", () => {
-    const cache = new CrlIndexCache({ maxCrls: 8 });
+    const cache = new CrlIndexCache({ maxCrls: 8, boundedBySet: true });
     const big = crlDer(Array.from({ length: 500 }, (_, k) => ({ serial: serialOf(k) })));
     const twice = crlDer([{ serial: serialOf(7) }, { serial: serialOf(7) }], OTHER); // a serial listed twice
     expect(new CrlIndexCache().parse(twice)).toBeUndefined(); // parse() indexes at once: no CRL
     const [crl, bad] = cache.parseAll(Object.freeze([big, twice]));
     expect(bad).toBeDefined(); // its header reads: it is in the set, to be found unusable when read
     const header = cache.stats.bytes;
-    expect(header).toBe(0); // nothing indexed yet, and a frozen set's DER is its caller's (read in place, not counted)
+    expect(header).toBe(0); // nothing indexed yet, and in a cache boundedBySet a frozen set's DER is not counted
     expect(crl!.entries.size).toBe(500);
     expect(crl!.entries.get(serialOf(3).toString("hex"))).toHaveLength(1);
     expect(crl!.unknownCriticalExtension).toBeUndefined();
@@ -209,6 +209,35 @@ describe("CrlIndexCache", () => {
     expect(po!.entries.size).toBe(1);
     cache.retainOnly([]);
     expect(cache.stats).toEqual({ crls: 0, bytes: 0 });
+  });
+
+  // Found by a review: a bounded cache read frozen sets in place without counting their DER, so sets their callers
+  // had dropped stayed reachable (40 × 2 MB against maxBytes 4 MB); and parse() returned a lazily parsed CRL whose
+  // entries do not decode, which parseCrl (and so parse() on a copy) refuses.
+  test("a frozen set's DER counts toward maxBytes unless the cache is boundedBySet: dropped sets are not kept beyond the bound", () => {
+    const MB = 2 ** 20;
+    const cache = new CrlIndexCache({ maxBytes: 4 * MB, maxCrls: 64 });
+    let first: Buffer | undefined;
+    for (let i = 0; i < 40; i++) {
+      // a CRL of 2 MB (a long signature), a new publication each time; the caller drops the last one's set
+      const der = seq(seq(integer(1), seq(oid("1.2.840.113549.1.1.11"), nul()), ISSUER, time(new Date(T0)), time(new Date(T0 + 86_400_000)), seq(entry({ serial: serialOf(i) }))), seq(oid("1.2.840.113549.1.1.11"), nul()), bitString(Buffer.alloc(2 * MB + i + 1, 1)));
+      const [crl] = cache.parseAll(Object.freeze([der]));
+      expect(crl!.entries.size).toBe(1);
+      first ??= Buffer.from(der);
+    }
+    expect(cache.stats.bytes).toBeLessThanOrEqual(4 * MB + 1024); // the newest alone may be over, never more
+    expect(cache.stats.crls).toBeLessThanOrEqual(2);
+    const parses = cache.parses;
+    cache.parse(first!);
+    expect(cache.parses).toBe(parses + 1); // the first publication was let go
+  });
+
+  test("parse() gives no CRL for bytes whose entries do not decode, whichever way the cache met them first", () => {
+    const twice = crlDer([{ serial: serialOf(7) }, { serial: serialOf(7) }]);
+    expect(new CrlIndexCache().parse(twice)).toBeUndefined();
+    const cache = new CrlIndexCache();
+    expect(cache.parseAll(Object.freeze([Buffer.from(twice)]))).toHaveLength(1); // lazily: its header reads
+    expect(cache.parse(Buffer.from(twice))).toBeUndefined();
   });
 });
 

@@ -74,8 +74,8 @@ export interface ValidatePathParams {
 
 interface Context {
   readonly anchors: readonly Certificate[];
-  /** frozen when it is a set the CrlIndexCache keeps (then crlsIssuedBy groups it once) */
   readonly pool: readonly Certificate[];
+  /** frozen when it is a set the CrlIndexCache keeps (then crlsIssuedBy groups it once) */
   readonly crls: readonly Crl[];
   readonly at: Date;
   readonly policy?: PolicyOptions;

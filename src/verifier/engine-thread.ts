@@ -31,7 +31,7 @@ const THREAD = new URL("./engine-thread-main.js", import.meta.url);
  * engine lets go of every CRL the set no longer holds at each trust update (retainOnly), the set's DER is the
  * service's (read in place), and only the partitions a validation reads are indexed.
  */
-export const ENGINE_CRL_CACHE: CrlIndexCacheParams = Object.freeze({ maxCrls: 1 << 20, maxBytes: Number.MAX_SAFE_INTEGER });
+export const ENGINE_CRL_CACHE: CrlIndexCacheParams = Object.freeze({ maxCrls: 1 << 20, maxBytes: Number.MAX_SAFE_INTEGER, boundedBySet: true });
 
 /** The longest chain a question may carry: its certificate count goes as one byte (encodeQuestions). */
 const MAX_THREAD_CHAIN = 254;

@@ -18,7 +18,7 @@ import { FixedClock } from "../pki/clock.js";
 import { makeResidentCode } from "../registry/resident-code.js";
 import type { VerifierRecord } from "../store/types.js";
 import { Workspace } from "../workspace/workspace.js";
-import { engineThreadAvailable } from "./engine-thread.js";
+import { ENGINE_CRL_CACHE, engineThreadAvailable } from "./engine-thread.js";
 import { registerVerifier } from "./registration.js";
 import { publishedCrlPaths, VerifierValidationService } from "./validation-service.js";
 import { readFileSync } from "node:fs";
@@ -127,7 +127,7 @@ describe("the published set, as the engine holds it (frozen, one CrlIndexCache)"
       expect(paths.length).toBeGreaterThanOrEqual(4); // the full CRL, two partitions, the ARL
       const set = Object.freeze(paths.map((p) => readFileSync(p)));
       const anchors = Object.freeze((await w.store.listCas()).map((c) => c.certificateDer));
-      const cache = new CrlIndexCache({ maxCrls: 64 });
+      const cache = new CrlIndexCache(ENGINE_CRL_CACHE);
       const check = (der: Buffer) => validateJpki({ certificate: der, purpose: "signature", trustAnchors: anchors, crls: set, crlIndex: cache, at: clock.now() });
       expect(check(valid.der).status).toBe("valid");
       expect(check(revoked.der)).toMatchObject({ status: "revoked", revocation: { reason: "keyCompromise" } });
