@@ -8,8 +8,11 @@
  * one on it (each checked once for the right verdict first).
  *
  * The note adds: the cost of the first validation after a new 1M-entry CRL arrives (ms, and RSS growth: the
- * parse into the compact index and the one signature check over ~40 MB) and CMS verifications per second
- * (verifySignedData on a small attached document signed by the end entity, the same warm cache).
+ * parse into the compact index and the one signature check over ~40 MB), CMS verifications per second
+ * (verifySignedData on a small attached document signed by the end entity, the same warm cache), and the same
+ * validation against a server's whole set — the CRL among OTHER_CRLS small CRLs of other issuers, as `jpki serve`
+ * gives its engine every CRL it publishes — frozen (read once, grouped by issuer: README "A server's whole set")
+ * and as a plain array (every CRL looked up on each call).
  *
  * Setup (not timed): CA and end-entity certificates with openssl (RSA-2048, SHA-256), the CRL with our builder
  * (bench/inspect.ts's way: ascending 16-octet serials) and signed with the CA key. JPKI_BENCH_CRL_ENTRIES sizes
@@ -24,6 +27,7 @@ import { join } from "node:path";
 import { buildCrl, type CrlEntryInput } from "../src/crl/builder.js";
 import { pemOrDer } from "../src/pki/pem.js";
 import { SoftwareSigner } from "../src/pki/signer.js";
+import { oid, printable, seq, set } from "../src/pki/der.js";
 import { parseCertificate } from "../src/validation/certificate.js";
 import { verifySignedData } from "../src/validation/cms.js";
 import { CrlIndexCache } from "../src/validation/crl-index-cache.js";
@@ -33,6 +37,8 @@ import type { BenchResult } from "./issue.js";
 import { profiled } from "./profile.js";
 
 const REASONS = [0, 1, 3, 4, 5];
+/** Other issuers' CRLs beside ours in the "server's whole set" line: a national workspace publishes thousands. */
+const OTHER_CRLS = 300;
 const log = (s: string) => {
   if (process.env.JPKI_BENCH_QUIET !== "1") console.error(`  [validate] ${s}`);
 };
@@ -160,6 +166,43 @@ export async function benchValidate(opts: { entries?: number; seconds?: number }
     if (cmsFirst.status !== "valid") throw new Error(`validate bench: the CMS signature came out ${JSON.stringify(cmsFirst)}`);
     const cmsRate = rate(seconds, () => void cmsOnce());
 
+    // --- a server's whole set: our CRL among OTHER_CRLS others (their issuers' names differ; never read) ---------
+    const others: Buffer[] = [];
+    for (let k = 0; k < OTHER_CRLS; k++) {
+      const built = await buildCrl({
+        issuerName: seq(set(seq(oid("2.5.4.6"), printable("JP"))), set(seq(oid("2.5.4.3"), printable(`Other CA ${k}`)))),
+        authorityKeyId: Buffer.alloc(20, k & 0xff),
+        number: 1n,
+        thisUpdate: new Date(now - 60_000),
+        nextUpdate: new Date(now + 2 * 86_400_000),
+        entries: [[{ serial: (0x1000n + BigInt(k)).toString(16), revokedAt: new Date(now - 120_000), reason: 1 }]],
+        signer,
+      });
+      others.push(Buffer.concat(built.chunks as Buffer[], built.byteLength));
+    }
+    const wholeSet = [...others.slice(0, OTHER_CRLS / 2), crl, ...others.slice(OTHER_CRLS / 2)];
+    const frozenSet = Object.freeze([...wholeSet]);
+    const frozenAnchors = Object.freeze([caDer]);
+    const setCache = new CrlIndexCache({ maxCrls: OTHER_CRLS + 8 });
+    const inSet = (crls: readonly Buffer[], anchors: readonly Buffer[]) => {
+      let flip2 = false;
+      return () => {
+        flip2 = !flip2;
+        const r = validatePath({ trustAnchors: anchors, chain: [flip2 ? good : bad], crls, crlIndex: setCache, at });
+        if (r.status !== (flip2 ? "valid" : "revoked")) throw new Error(`validate bench: in the whole set the certificate came out ${r.status}`);
+      };
+    };
+    const frozenOnce = inSet(frozenSet, frozenAnchors);
+    const plainOnce = inSet(wholeSet, [caDer]);
+    frozenOnce();
+    frozenOnce();
+    plainOnce();
+    const setRounds = { frozen: [] as number[], plain: [] as number[] };
+    for (let r = 0; r < 3; r++) {
+      setRounds.frozen.push(rate(seconds / 2, frozenOnce));
+      setRounds.plain.push(rate(seconds / 2, plainOnce));
+    }
+
     // --- a new CRL arrives: the first validation against it ---------------------------------------------------
     const crl2 = await makeCrl(2n);
     gc();
@@ -184,6 +227,7 @@ export async function benchValidate(opts: { entries?: number; seconds?: number }
         `rounds: validatePath ${rounds.ours.map((x) => x.toFixed(0)).join(", ")}; raw verify ${rounds.raw.map((x) => x.toFixed(0)).join(", ")} (medians compared; ${seconds} s each, interleaved)`,
         `first validation after a new CRL arrives: ${newMs.toFixed(0)} ms, RSS ${growth(newRss)} (the very first, cold process: ${firstMs.toFixed(0)} ms, ${growth(firstRss)}); cache ${cache.stats.crls} CRLs, ${(cache.stats.bytes / 1048576).toFixed(0)} MB DER + index`,
         `CMS: verifySignedData ${cmsRate.toFixed(0)} verifications/s (small attached document, same warm cache; ${(cmsRate / b).toFixed(2)}× raw verify)`,
+        `whole set: the same validations with our CRL among ${OTHER_CRLS} other issuers' CRLs, as a server holds them: frozen ${median(setRounds.frozen).toFixed(0)}/s (${(median(setRounds.frozen) / o).toFixed(2)}× against ours alone), a plain array ${median(setRounds.plain).toFixed(0)}/s (${(median(setRounds.plain) / o).toFixed(2)}×)`,
       ].join("\n"),
     };
   } finally {
