@@ -21,7 +21,7 @@ import { Workspace } from "../workspace/workspace.js";
 import { ENGINE_CRL_CACHE, engineThreadAvailable } from "./engine-thread.js";
 import { registerVerifier } from "./registration.js";
 import { publishedCrlPaths, VerifierValidationService } from "./validation-service.js";
-import { readFileSync } from "node:fs";
+import { readFileSync, utimesSync } from "node:fs";
 import { revokeCertificate } from "../ca/revocation.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
 import { parseCrl } from "../validation/crl.js";
@@ -139,6 +139,58 @@ describe("the published set, as the engine holds it (frozen, one CrlIndexCache)"
       expect(fullIndex.byteLength).toBeGreaterThan(0);
       expect(cache.stats.bytes).toBe(partitionIndex.byteLength);
     } finally {
+      await w.close();
+    }
+  });
+});
+
+describe("the published set, looked at again", () => {
+  it("sees a publication at the next look, and a file rewritten under an unchanged directory within the full sweep (10 s)", async () => {
+    const w = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-vs-look-")), { clock });
+    let t = 0;
+    const service = new VerifierValidationService(w, { now: () => t, recheckMs: 1000 });
+    try {
+      const v = (await registerVerifier(w, { name: "look", kind: "government" })).record;
+      await initCas(w, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+      const items = (name: string) => ({ name, address: "東京都千代田区千代田１番１号", birthDate: "1985-01-02", gender: "female" as const });
+      const [a, b] = [makeResidentCode("0000000303"), makeResidentCode("0000000404")];
+      await w.store.upsertResidents([
+        { residentCode: a, municipalityCode: "131016", status: "active", fourItems: items("山田　花子") },
+        { residentCode: b, municipalityCode: "131024", status: "active", fourItems: items("山田　太郎") },
+      ]);
+      const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+      const issuance = new IssuanceService({ store: w.store, config: w.config, clock, passphrase: "pw" });
+      const ca = await issuance.issue({ residentCode: a, type: "signature", publicKey: spki });
+      const cb = await issuance.issue({ residentCode: b, type: "signature", publicKey: spki });
+      await generateCrls(w, { prefecture: "13", passphrase: "pw", partitions: "all" });
+      // Directories last changed an hour ago: settled, so a look that finds them unchanged stats none of their files.
+      const dirs = [w.paths.crlDir, join(w.paths.crlDir, "13-sig"), join(w.paths.root, "arl")];
+      const past = new Date(Math.floor(Date.now() / 1000) * 1000 - 3600_000);
+      const age = () => {
+        for (const d of dirs) utimesSync(d, past, past);
+      };
+      age();
+      const status = async (cert: Buffer) => ((await service.validate(v, { certificate: cert, purpose: "signature" })) as { status: string }).status;
+      expect(await status(cb.der)).toBe("valid");
+      // b revoked and republished, the directories then set back as they were: they look unchanged and settled.
+      await revokeCertificate(w.store, { serial: cb.serial, reason: "keyCompromise", at: clock.now() });
+      await generateCrls(w, { prefecture: "13", passphrase: "pw", partitions: "all" });
+      age();
+      t += 1_001; // the next look finds the directories as they were and reads none of their files
+      expect(await status(cb.der)).toBe("valid");
+      t += 9_000; // the full sweep reads every file whatever its directory says
+      expect(await status(cb.der)).toBe("revoked");
+      // a revoked and republished as usual: the directories changed, and the next look (1 s on) reads them.
+      await revokeCertificate(w.store, { serial: ca.serial, reason: "keyCompromise", at: clock.now() });
+      await generateCrls(w, { prefecture: "13", passphrase: "pw", partitions: "all" });
+      t += 1_001;
+      expect(await status(ca.der)).toBe("revoked");
+      // and with nothing published meanwhile, the next looks keep what they have
+      t += 1_001;
+      expect(await status(ca.der)).toBe("revoked");
+      expect(await status(cb.der)).toBe("revoked");
+    } finally {
+      await service.close();
       await w.close();
     }
   });

@@ -11,6 +11,7 @@
  * CrlIndexCache finds its parsed index by identity, no re-read and no re-hash — and a file republished by rename
  * (store/staging.ts) is read anew. A CRL republished is therefore used within recheckMs of its rename.
  */
+import { readdirSync, statSync } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { JpkiError } from "../errors.js";
@@ -103,6 +104,16 @@ export interface ValidationServiceOptions {
 
 const ENGINE_THREAD = new URL("./engine-thread-main.js", import.meta.url);
 
+/** Every CRL file is looked at this often (ms), whatever its directory says: one rewritten in place keeps its directory's mtime. */
+const FULL_SWEEP_MS = 10_000;
+/** A directory changed less than this long ago (ms, wall clock) is listed again at the next look: see #list. */
+const RACY_MS = 2_000;
+
+/** Whether two lists hold the same bytes in the same order. */
+function sameBuffers(a: readonly Buffer[], b: readonly Buffer[]): boolean {
+  return a.length === b.length && a.every((x, i) => x.equals(b[i]!));
+}
+
 export class VerifierValidationService {
   readonly #ws: Workspace;
   readonly #index = new CrlIndexCache(ENGINE_CRL_CACHE);
@@ -110,6 +121,9 @@ export class VerifierValidationService {
   readonly #recheckMs: number;
   readonly #now: () => number;
   #files = new Map<string, CrlFile>();
+  /** CRL directories as last listed (#list) */
+  readonly #dirs = new Map<string, { readonly id: string; readonly settled: boolean; readonly entries: ReadonlyArray<{ readonly name: string; readonly file: boolean; readonly dir: boolean }> }>();
+  #sweptAt = -Infinity;
   #trust: Trust | undefined;
   #checkedAt = -Infinity;
   #loading: Promise<Trust> | undefined;
@@ -177,9 +191,21 @@ export class VerifierValidationService {
   async #reload(): Promise<Trust> {
     const started = this.#now();
     const anchors = (await this.#ws.store.listCas()).map((c) => c.certificateDer);
-    const paths = await publishedCrlPaths(this.#ws);
+    // The files, from the directories that changed since they were last listed (a publication renames a file into
+    // its directory, which moves the directory's mtime); every file every FULL_SWEEP_MS (one rewritten in place
+    // leaves its directory as it was). Stat-ing each file every second was ≈ 100 µs of this thread a file: a
+    // national workspace publishes ≈ 3,700.
+    const full = started - this.#sweptAt >= FULL_SWEEP_MS;
+    const listed: Array<{ readonly path: string; readonly fresh: boolean }> = [];
+    this.#list(this.#ws.paths.crlDir, true, full, listed);
+    this.#list(join(this.#ws.paths.root, "arl"), false, full, listed);
     const files = new Map<string, CrlFile>();
-    for (const p of paths) {
+    for (const { path: p, fresh } of listed) {
+      const known = this.#files.get(p);
+      if (known && !fresh) {
+        files.set(p, known);
+        continue;
+      }
       let s;
       try {
         s = await stat(p);
@@ -187,7 +213,6 @@ export class VerifierValidationService {
         continue; // replaced or removed between the listing and now: the next look finds the new one
       }
       const key = `${s.ino}:${s.size}:${s.mtimeMs}`;
-      const known = this.#files.get(p);
       if (known && known.key === key) files.set(p, known);
       else {
         try {
@@ -198,13 +223,56 @@ export class VerifierValidationService {
         }
       }
     }
+    if (full) this.#sweptAt = started;
+    this.#checkedAt = started;
+    // Nothing changed: the same trust object, so the engine's thread is sent nothing and its sets stay resolved.
+    const before = this.#trust;
+    if (before && files.size === this.#files.size && [...files].every(([p, f]) => this.#files.get(p) === f) && sameBuffers(anchors, before.anchors)) return before;
     this.#files = files;
     const keyed = [...files].map(([path, f]) => ({ key: `${path}|${f.key}`, der: f.der }));
     // Frozen: validateJpki resolves a frozen set once (validate.ts configuredAll, CrlIndexCache.parseAll), not per answer.
     this.#trust = { anchors: Object.freeze(anchors), crlFiles: keyed, crls: Object.freeze(keyed.map((f) => f.der)) };
     this.#index.retainOnly(this.#trust.crls); // this thread's own cache (no engine thread): CRLs replaced since go
-    this.#checkedAt = started;
     return this.#trust;
+  }
+
+  /**
+   * The .crl files of `dir` (and with `nested`, of its subdirectories: the municipality partitions) in
+   * publishedCrlPaths's order, each marked `fresh` when its directory was listed anew (changed, unsettled, or a
+   * `full` look): only those are stat-ed again. A directory is listed with synchronous calls: one stat of it
+   * when it has not changed, which is all most are.
+   */
+  #list(dir: string, nested: boolean, full: boolean, out: Array<{ readonly path: string; readonly fresh: boolean }>): void {
+    let s;
+    try {
+      s = statSync(dir);
+    } catch {
+      this.#dirs.delete(dir);
+      return;
+    }
+    if (!s.isDirectory()) return;
+    const id = `${s.ino}:${s.mtimeMs}`;
+    const seen = this.#dirs.get(dir);
+    const unchanged = !full && seen !== undefined && seen.settled && seen.id === id;
+    let entries = seen?.entries;
+    if (!unchanged || !entries) {
+      try {
+        entries = readdirSync(dir, { withFileTypes: true })
+          .sort((a, b) => (a.name < b.name ? -1 : 1))
+          .map((e) => ({ name: e.name, file: e.isFile(), dir: e.isDirectory() }));
+      } catch {
+        this.#dirs.delete(dir);
+        return;
+      }
+      // Settled once its mtime is older than the clock's tick could hide: a change in the same tick as this listing
+      // would leave the mtime as it is, so a directory changed that recently is listed again next time.
+      this.#dirs.set(dir, { id, settled: Date.now() - s.mtimeMs > RACY_MS, entries });
+    }
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (e.file && e.name.endsWith(".crl")) out.push({ path: p, fresh: !unchanged });
+      else if (nested && e.dir) this.#list(p, false, full, out);
+    }
   }
 
   /**
