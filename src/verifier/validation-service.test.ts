@@ -104,21 +104,25 @@ describe("VerifierValidationService and legal bases", () => {
   });
 });
 
+/** Tokyo's signature CA, and a certificate each for two residents of two municipalities (131016, 131024). */
+async function twoInTwoMunicipalities(w: Workspace) {
+  await initCas(w, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+  const items = (name: string) => ({ name, address: "東京都千代田区千代田１番１号", birthDate: "1985-01-02", gender: "female" as const });
+  const [a, b] = [makeResidentCode("0000000101"), makeResidentCode("0000000202")];
+  await w.store.upsertResidents([
+    { residentCode: a, municipalityCode: "131016", status: "active", fourItems: items("山田　花子") },
+    { residentCode: b, municipalityCode: "131024", status: "active", fourItems: items("山田　太郎") },
+  ]);
+  const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+  const issuance = new IssuanceService({ store: w.store, config: w.config, clock, passphrase: "pw" });
+  return [await issuance.issue({ residentCode: a, type: "signature", publicKey: spki }), await issuance.issue({ residentCode: b, type: "signature", publicKey: spki })] as const;
+}
+
 describe("the published set, as the engine holds it (frozen, one CrlIndexCache)", () => {
   it("reads a certificate's municipality partition: the full CRL beside it is parsed but its entries never indexed", async () => {
     const w = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-vs-set-")), { clock });
     try {
-      await initCas(w, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
-      const items = (name: string) => ({ name, address: "東京都千代田区千代田１番１号", birthDate: "1985-01-02", gender: "female" as const });
-      const [a, b] = [makeResidentCode("0000000101"), makeResidentCode("0000000202")];
-      await w.store.upsertResidents([
-        { residentCode: a, municipalityCode: "131016", status: "active", fourItems: items("山田　花子") },
-        { residentCode: b, municipalityCode: "131024", status: "active", fourItems: items("山田　太郎") },
-      ]);
-      const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
-      const issuance = new IssuanceService({ store: w.store, config: w.config, clock, passphrase: "pw" });
-      const valid = await issuance.issue({ residentCode: a, type: "signature", publicKey: spki });
-      const revoked = await issuance.issue({ residentCode: b, type: "signature", publicKey: spki });
+      const [valid, revoked] = await twoInTwoMunicipalities(w);
       await revokeCertificate(w.store, { serial: revoked.serial, reason: "keyCompromise", at: clock.now() });
       await generateCrls(w, { prefecture: "13", passphrase: "pw", partitions: "all" });
       const paths = await publishedCrlPaths(w);
@@ -151,17 +155,7 @@ describe("the published set, looked at again", () => {
     const service = new VerifierValidationService(w, { now: () => t, recheckMs: 1000 });
     try {
       const v = (await registerVerifier(w, { name: "look", kind: "government" })).record;
-      await initCas(w, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
-      const items = (name: string) => ({ name, address: "東京都千代田区千代田１番１号", birthDate: "1985-01-02", gender: "female" as const });
-      const [a, b] = [makeResidentCode("0000000303"), makeResidentCode("0000000404")];
-      await w.store.upsertResidents([
-        { residentCode: a, municipalityCode: "131016", status: "active", fourItems: items("山田　花子") },
-        { residentCode: b, municipalityCode: "131024", status: "active", fourItems: items("山田　太郎") },
-      ]);
-      const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
-      const issuance = new IssuanceService({ store: w.store, config: w.config, clock, passphrase: "pw" });
-      const ca = await issuance.issue({ residentCode: a, type: "signature", publicKey: spki });
-      const cb = await issuance.issue({ residentCode: b, type: "signature", publicKey: spki });
+      const [ca, cb] = await twoInTwoMunicipalities(w);
       await generateCrls(w, { prefecture: "13", passphrase: "pw", partitions: "all" });
       // Directories last changed an hour ago: settled, so a look that finds them unchanged stats none of their files.
       const dirs = [w.paths.crlDir, join(w.paths.crlDir, "13-sig"), join(w.paths.root, "arl")];
