@@ -21,7 +21,7 @@ import { Workspace } from "../workspace/workspace.js";
 import { ENGINE_CRL_CACHE, engineThreadAvailable } from "./engine-thread.js";
 import { registerVerifier } from "./registration.js";
 import { publishedCrlPaths, VerifierValidationService } from "./validation-service.js";
-import { readFileSync, utimesSync } from "node:fs";
+import { readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { revokeCertificate } from "../ca/revocation.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
 import { parseCrl } from "../validation/crl.js";
@@ -149,34 +149,45 @@ describe("the published set, as the engine holds it (frozen, one CrlIndexCache)"
 });
 
 describe("the published set, looked at again", () => {
-  it("sees a publication at the next look, and a file rewritten under an unchanged directory within the full sweep (10 s)", async () => {
+  it("sees a publication at the next look, and a file rewritten in place (its directory unchanged) at the full sweep (10 s)", async () => {
     const w = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-vs-look-")), { clock });
     let t = 0;
     const service = new VerifierValidationService(w, { now: () => t, recheckMs: 1000 });
     try {
       const v = (await registerVerifier(w, { name: "look", kind: "government" })).record;
       const [ca, cb] = await twoInTwoMunicipalities(w);
+      // The published files as they are with nothing revoked (P1), and with b revoked (P2, published as usual).
       await generateCrls(w, { prefecture: "13", passphrase: "pw", partitions: "all" });
-      // Directories last changed an hour ago: settled, so a look that finds them unchanged stats none of their files.
-      const dirs = [w.paths.crlDir, join(w.paths.crlDir, "13-sig"), join(w.paths.root, "arl")];
-      const past = new Date(Math.floor(Date.now() / 1000) * 1000 - 3600_000);
-      const age = () => {
-        for (const d of dirs) utimesSync(d, past, past);
-      };
-      age();
-      const status = async (cert: Buffer) => ((await service.validate(v, { certificate: cert, purpose: "signature" })) as { status: string }).status;
-      expect(await status(cb.der)).toBe("valid");
-      // b revoked and republished, the directories then set back as they were: they look unchanged and settled.
+      const paths = await publishedCrlPaths(w);
+      const p1 = paths.map((p) => readFileSync(p));
       await revokeCertificate(w.store, { serial: cb.serial, reason: "keyCompromise", at: clock.now() });
       await generateCrls(w, { prefecture: "13", passphrase: "pw", partitions: "all" });
-      age();
-      t += 1_001; // the next look finds the directories as they were and reads none of their files
+      expect(await publishedCrlPaths(w)).toEqual(paths);
+      const p2 = paths.map((p) => readFileSync(p));
+      // P1's bytes written back into the same files (in place: their directories do not change), then the
+      // directories left to settle (their last change more than 2 s old), so a look that finds them unchanged
+      // stats none of their files.
+      paths.forEach((p, i) => writeFileSync(p, p1[i]!));
+      // (their mtimes set to a whole second an hour ago, which can be set again exactly further down)
+      const dirs = [w.paths.crlDir, join(w.paths.crlDir, "13-sig"), join(w.paths.root, "arl")];
+      const hourAgo = Math.floor(Date.now() / 1000) - 3600;
+      const setBack = () => dirs.forEach((d) => utimesSync(d, hourAgo, hourAgo));
+      setBack();
+      await new Promise((r) => setTimeout(r, 2_100));
+      const status = async (cert: Buffer) => ((await service.validate(v, { certificate: cert, purpose: "signature" })) as { status: string }).status;
+      expect(await status(cb.der)).toBe("valid");
+      // P2 written in place: the directories look as they were.
+      paths.forEach((p, i) => writeFileSync(p, p2[i]!));
+      t += 1_001; // the next look finds the directories unchanged and reads none of their files
       expect(await status(cb.der)).toBe("valid");
       t += 9_000; // the full sweep reads every file whatever its directory says
       expect(await status(cb.der)).toBe("revoked");
-      // a revoked and republished as usual: the directories changed, and the next look (1 s on) reads them.
+      // a revoked and republished as usual: the directories changed, and the next look (1 s on) reads them — even
+      // with their mtimes set back as they were (rsync -a, tar and cp -a restore them): their ctimes moved.
       await revokeCertificate(w.store, { serial: ca.serial, reason: "keyCompromise", at: clock.now() });
       await generateCrls(w, { prefecture: "13", passphrase: "pw", partitions: "all" });
+      setBack();
+      expect(dirs.map((d) => statSync(d).mtimeMs)).toEqual(dirs.map(() => hourAgo * 1000));
       t += 1_001;
       expect(await status(ca.der)).toBe("revoked");
       // and with nothing published meanwhile, the next looks keep what they have

@@ -11,7 +11,7 @@
  * CrlIndexCache finds its parsed index by identity, no re-read and no re-hash — and a file republished by rename
  * (store/staging.ts) is read anew. A CRL republished is therefore used within recheckMs of its rename.
  */
-import { readdirSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { JpkiError } from "../errors.js";
@@ -197,8 +197,11 @@ export class VerifierValidationService {
     // national workspace publishes ≈ 3,700.
     const full = started - this.#sweptAt >= FULL_SWEEP_MS;
     const listed: Array<{ readonly path: string; readonly fresh: boolean }> = [];
-    this.#list(this.#ws.paths.crlDir, true, full, listed);
-    this.#list(join(this.#ws.paths.root, "arl"), false, full, listed);
+    const visited = new Set<string>();
+    await this.#list(this.#ws.paths.crlDir, true, full, listed, visited);
+    await this.#list(join(this.#ws.paths.root, "arl"), false, full, listed, visited);
+    // a directory gone since (a CA's partitions removed) is forgotten at the sweep
+    if (full) for (const d of this.#dirs.keys()) if (!visited.has(d)) this.#dirs.delete(d);
     const files = new Map<string, CrlFile>();
     for (const { path: p, fresh } of listed) {
       const known = this.#files.get(p);
@@ -239,10 +242,10 @@ export class VerifierValidationService {
   /**
    * The .crl files of `dir` (and with `nested`, of its subdirectories: the municipality partitions) in
    * publishedCrlPaths's order, each marked `fresh` when its directory was listed anew (changed, unsettled, or a
-   * `full` look): only those are stat-ed again. A directory is listed with synchronous calls: one stat of it
-   * when it has not changed, which is all most are.
+   * `full` look): only those are stat-ed again. Each directory costs one synchronous stat when it has not changed,
+   * which is all most are; a listing (rare: a publication, or the sweep) is asynchronous, as the files' stats are.
    */
-  #list(dir: string, nested: boolean, full: boolean, out: Array<{ readonly path: string; readonly fresh: boolean }>): void {
+  async #list(dir: string, nested: boolean, full: boolean, out: Array<{ readonly path: string; readonly fresh: boolean }>, visited: Set<string>): Promise<void> {
     let s;
     try {
       s = statSync(dir);
@@ -251,27 +254,30 @@ export class VerifierValidationService {
       return;
     }
     if (!s.isDirectory()) return;
-    const id = `${s.ino}:${s.mtimeMs}`;
+    visited.add(dir);
+    // ctime too: a tool that restores a directory's mtime (rsync -a, tar, cp -a) cannot set its ctime back; dev, in
+    // case another file system is mounted there.
+    const id = `${s.dev}:${s.ino}:${s.mtimeMs}:${s.ctimeMs}`;
     const seen = this.#dirs.get(dir);
     const unchanged = !full && seen !== undefined && seen.settled && seen.id === id;
     let entries = seen?.entries;
     if (!unchanged || !entries) {
       try {
-        entries = readdirSync(dir, { withFileTypes: true })
+        entries = (await readdir(dir, { withFileTypes: true }))
           .sort((a, b) => (a.name < b.name ? -1 : 1))
           .map((e) => ({ name: e.name, file: e.isFile(), dir: e.isDirectory() }));
       } catch {
         this.#dirs.delete(dir);
         return;
       }
-      // Settled once its mtime is older than the clock's tick could hide: a change in the same tick as this listing
-      // would leave the mtime as it is, so a directory changed that recently is listed again next time.
-      this.#dirs.set(dir, { id, settled: Date.now() - s.mtimeMs > RACY_MS, entries });
+      // Settled once its last change is older than the clock's tick could hide: a change in the same tick as this
+      // listing would leave the times as they are, so a directory changed that recently is listed again next time.
+      this.#dirs.set(dir, { id, settled: Date.now() - Math.max(s.mtimeMs, s.ctimeMs) > RACY_MS, entries });
     }
     for (const e of entries) {
       const p = join(dir, e.name);
       if (e.file && e.name.endsWith(".crl")) out.push({ path: p, fresh: !unchanged });
-      else if (nested && e.dir) this.#list(p, false, full, out);
+      else if (nested && e.dir) await this.#list(p, false, full, out, visited);
     }
   }
 
