@@ -2406,17 +2406,19 @@ export class SqliteStore implements Store {
    * after an asynchronous pause (requests go on; their records gather for the next write), until the
    * connection's usual busy timeout has passed, then ERR_WORKSPACE_LOCKED as before.
    */
-  // (The two pragmas are prepared on each call on purpose: SQLite applies PRAGMA busy_timeout when the statement
-  // is prepared, not when it runs, so a prepared one run again changes nothing.)
+  // (The two pragmas are compiled on each call on purpose: SQLite applies PRAGMA busy_timeout when the statement
+  // is prepared, not when it runs, so a prepared one run again changes nothing. Through exec, which compiles, runs
+  // and finalizes in one native call: db.pragma() builds a Statement object and reads back rows for each, 5.8 µs a
+  // pair here against 1.2 — per disclosure group of the validation API.)
   async #withoutBlockingWait<T>(what: string, f: () => T): Promise<T> {
     const deadline = performance.now() + BUSY_TIMEOUT_MS;
     for (let pause = 1; ; pause = Math.min(pause * 2, 20)) {
       try {
-        this.#db.pragma("busy_timeout = 0");
+        this.#db.exec("PRAGMA busy_timeout = 0");
         try {
           return f();
         } finally {
-          this.#db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+          this.#db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
         }
       } catch (e) {
         if ((e as { code?: string }).code !== "SQLITE_BUSY" || performance.now() >= deadline) throw storeError(e, what);
