@@ -369,6 +369,8 @@ export async function benchVerifierApi(backend: Backend, opts: { seconds?: numbe
     };
   } finally {
     if (child) await stop(child).catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
+    // JPKI_BENCH_KEEP: the workspace (ws/), wrk's script (load.lua) and the bodies stay, for bench/api-ab.ts.
+    if (process.env.JPKI_BENCH_KEEP) console.error(`kept ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
   }
 }
