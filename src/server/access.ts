@@ -12,8 +12,8 @@
  * with openRoutes); 429 with Retry-After past the verifier's rate. Bodies say only that
  * (`{"error":"unauthorized","code":"unauthorized"}`): never which part failed, never the token.
  *
- * Refused requests per client address: a request refused for its credential (400, 401, 403) takes one from a
- * token bucket of its client address (an IPv6 /64 counts as one address: whoever holds one address of it holds
+ * Refused requests per client address: a request refused for the credential it carries (400, 401, 403; one
+ * without any credential guesses nothing and is not counted) takes one from a token bucket of its client address (an IPv6 /64 counts as one address: whoever holds one address of it holds
  * them all), and so does one node's HTTP parser refuses before any request exists (400, 408, 413, 431: app.ts
  * clientErrorHandler), from the connection's peer address — or a peer could send malformed requests without end
  * and never be told to slow down — unless that peer is a trusted proxy (`trustedProxies`). No header was read, so
@@ -436,7 +436,10 @@ export class VerifierAccess {
       if (caller && byCert !== undefined && byCert !== caller) caller = null;
     }
     if (caller === null) return this.#deny(req, res, 401, INVALID, UNAUTHORIZED);
-    if (caller === undefined) return this.#open.has(scope) || this.#deny(req, res, 401, MISSING, UNAUTHORIZED);
+    // No credential at all guesses nothing, so it is not counted: a page of any other web site can make a browser
+    // send such requests (an image's), and counted they emptied the address's refusals, so that a verifier signing
+    // in from that browser, or behind the same NAT, got 429 without its token being checked.
+    if (caller === undefined) return this.#open.has(scope) || this.#refuse(req, res, 401, MISSING, UNAUTHORIZED);
     tagged[CALLER] = caller;
     if (!this.#open.has(scope) && !SCOPE_ACCESS[scope].includes(caller.kind)) return this.#deny(req, res, 403, undefined, FORBIDDEN);
     const wait = this.#take(caller.id);

@@ -81,8 +81,8 @@ Registered verifiers only: every route but those config.json's openRoutes lists 
 'Authorization: Bearer <token>' or, over HTTPS, a client certificate from the verifier CA ('jpki verifier
 add'); else 401. A verifier revoked with 'jpki verifier revoke' is refused within 1 s. Each verifier gets
 verifierRateLimit (config.json; default 100/s, bursts of 1000) per process — with --workers N, up to N
-times that over several connections — and 429 with Retry-After past it. Requests refused for their
-credential (400, 401, 403) count against their client address (an IPv6 /64 as one), as do those node's HTTP
+times that over several connections — and 429 with Retry-After past it. Requests refused for the
+credential they carry (400, 401, 403; not those with none) count against their client address (an IPv6 /64 as one), as do those node's HTTP
 parser refuses (400, 408, 413, 431: against the peer address, never a trusted proxy's): past refusedRateLimit
 (config.json; default 10/s, bursts of 100, per process) the address gets 429 "too-many-refusals" with
 Retry-After, and a token this process has not admitted yet is not checked from it meanwhile, so guessing
