@@ -114,16 +114,23 @@ async function signIn(t) {
   if (t) sessionStorage.setItem(TOKEN_KEY, t);
   else sessionStorage.removeItem(TOKEN_KEY);
   $("signin-status").textContent = "Signing in…";
+  let failed;
   try {
     await loadOverview();
   } catch (e) {
-    sessionStorage.removeItem(TOKEN_KEY);
-    showSignedIn(false);
-    $("signin-status").textContent = `Not signed in: ${e.message}.`;
-    return;
+    // Only a 401 says the credential is wrong. Any other failure (the store, a rate limit, the network) says
+    // nothing of it: the verifier stays signed in, the check form usable, the overview's error shown where it goes.
+    if (e.status === 401) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      showSignedIn(false);
+      $("signin-status").textContent = `Not signed in: ${e.message}.`;
+      return;
+    }
+    failed = e;
   }
   $("signin-status").textContent = "";
   showSignedIn(true);
+  if (failed) $("overview-status").textContent = `Could not load: ${failed.message}.`;
   void loadLegalBases();
 }
 

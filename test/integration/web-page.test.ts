@@ -149,6 +149,18 @@ describe("the status page in Chromium", () => {
     await page.context().close();
   }, 60_000);
 
+  it("stays signed in when the overview fails for another reason than the credential: the token kept, the check form usable", async () => {
+    const { page } = await signedIn(w.gov);
+    // the store did not answer: a 503 of the overview says nothing of the token
+    await page.route("**/v1/overview", (r) => r.fulfill({ status: 503, contentType: "application/json", body: JSON.stringify({ error: "service unavailable", code: "store-unavailable", message: "the store did not answer" }) }));
+    await page.reload();
+    await expect.poll(() => page.locator("#overview-status").textContent()).toMatch(/Could not load: the store did not answer/);
+    expect(await page.locator("#verifier").isVisible()).toBe(true);
+    expect(await page.evaluate("sessionStorage.length")).toBe(1);
+    expect(await check(page, w.validPem)).toBe("valid");
+    await page.context().close();
+  }, 60_000);
+
   it("a private certification provider reads revoked and nothing else: no reason, no failing certificate, no items", async () => {
     const { page, errors } = await signedIn(w.priv);
     expect(await check(page, w.validPem)).toBe("valid");
