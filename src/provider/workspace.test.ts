@@ -34,6 +34,9 @@ describe("provider workspace files", () => {
     const d = dir();
     const state = (s: unknown) => (writeFileSync(join(d, "state.json"), typeof s === "string" ? s : JSON.stringify(s)), () => readProviderState(providerPaths(d)));
     expect(readProviderState(providerPaths(d))).toMatchObject({ crlNumber: "0", links: [] });
+    // configured (init writes the state first) but without a state: lost, not "no customers"
+    writeFileSync(join(d, "config.json"), JSON.stringify({ version: 1, name: "Bank", endpoint: "https://jpki.example.jp/" }));
+    expect(() => readProviderState(providerPaths(d))).toThrow(expect.objectContaining({ code: "ERR_WORKSPACE_CORRUPT", message: expect.stringMatching(/state\.json is missing/) }));
     expect(state("{")).toThrow(expect.objectContaining({ code: "ERR_WORKSPACE_CORRUPT" }));
     const good = { version: 1, crlNumber: "3", links: [link()], publicCrls: {} };
     expect(state(good)()).toMatchObject({ crlNumber: "3" });

@@ -243,7 +243,15 @@ function isSignatureCaId(id: unknown): boolean {
 }
 
 export function readProviderState(paths: ProviderPaths): ProviderState {
-  if (!existsSync(paths.state)) return { version: 1, crlNumber: "0", links: [], publicCrls: {} };
+  if (!existsSync(paths.state)) {
+    // `init` writes the state before config.json, so a configured workspace without one has lost it (a wrong rm, a
+    // partial restore). Read as empty, it said "no customers": no public CRL was followed, and a customer whose
+    // public certificate was revoked kept a private certificate that verified (a review helper's repro).
+    if (existsSync(paths.config)) {
+      throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${paths.state} is missing: without it no customer's certificate is followed; restore it from a backup (it holds every certificate issued and its link)`);
+    }
+    return { version: 1, crlNumber: "0", links: [], publicCrls: {} };
+  }
   try {
     const s = JSON.parse(readFileSync(paths.state, "utf8")) as ProviderState;
     if (s?.version !== 1 || typeof s.crlNumber !== "string" || !/^\d+$/.test(s.crlNumber) || !Array.isArray(s.links) || typeof s.publicCrls !== "object" || !s.publicCrls) {
@@ -421,8 +429,9 @@ export async function initProvider(o: InitProviderOptions): Promise<ProviderInit
     // config without a key.
     writeFileAtomic(paths.key, toPem(der, "CERTIFICATE") + encryptPrivateKey(key, o.passphrase));
     writeFileAtomic(paths.certificatePem, toPem(der, "CERTIFICATE"), 0o644);
-    writeFileAtomic(paths.config, `${JSON.stringify(config, null, 2)}\n`);
+    // The state before config.json: a configured workspace always has one (readProviderState refuses one without).
     writeProviderState(paths, { version: 1, crlNumber: "0", links: [], publicCrls: {} });
+    writeFileAtomic(paths.config, `${JSON.stringify(config, null, 2)}\n`);
     const ca = openProviderCa(paths, o.passphrase);
     await publishProviderCrl(paths, config, ca, o.clock);
     const x = new X509Certificate(der);
