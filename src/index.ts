@@ -158,7 +158,7 @@ export { PRIVATE_STATUS_OF, privateView, governmentView, type PrivateStatus, typ
 export { caOverview, CrlRevocationDays, JST_OFFSET_MINUTES, MAX_OVERVIEW_DAYS, type CaOverview, type OverviewCa, type OverviewCrl, type OverviewCrlKind } from "./verifier/overview.js";
 export { VerifierValidationService, SignedDataRefused, DOCUMENT_STATUSES, type ValidationQuery, type ValidationAnswer, type ValidationServiceOptions, type SignatureQuery, type SignatureAnswer } from "./verifier/validation-service.js";
 export { DisclosureLog } from "./verifier/disclosure-log.js";
-export { disclosuresOf, type DisclosureEntry } from "./verifier/disclosure.js";
+export { disclosuresOf, type DisclosureEntry, type DisclosureListing } from "./verifier/disclosure.js";
 // liveness checks (現況確認) and old/new certificate links (新旧証明書の紐付け): POST /v1/status, jpki verify --status-of
 export {
   checkStatus,

@@ -2980,8 +2980,8 @@ export class PostgresStore implements Store {
   }
 
   async listDisclosures(q: { residentCode: string; limit?: number }): Promise<DisclosureRecord[]> {
-    const rows = await this.#query<DisclosureRowDb>("reading disclosures", "SELECT * FROM disclosures WHERE resident_code = $1 ORDER BY id LIMIT $2", [q.residentCode, q.limit ?? 1000]);
-    return rows.map(toDisclosure);
+    const rows = await this.#query<DisclosureRowDb>("reading disclosures", "SELECT * FROM disclosures WHERE resident_code = $1 ORDER BY id DESC LIMIT $2", [q.residentCode, q.limit ?? 1000]);
+    return rows.reverse().map(toDisclosure);
   }
 
   // ---- Liveness checks (POST /v1/status) and the registry's consents ----

@@ -2434,10 +2434,10 @@ export class SqliteStore implements Store {
         .prepare(
           `SELECT d.* FROM disclosures_by_resident r JOIN disclosures d ON d.id = r.id WHERE r.resident_code = @resident
            UNION ALL SELECT * FROM disclosures WHERE id > (${DISCLOSURES_INDEXED_THROUGH}) AND resident_code = @resident
-           ORDER BY id LIMIT @limit`,
+           ORDER BY id DESC LIMIT @limit`,
         )
         .all({ resident: q.residentCode, limit: q.limit ?? 1000 }) as DisclosureRowDb[];
-      return rows.map(toDisclosure);
+      return rows.reverse().map(toDisclosure);
     });
   }
 

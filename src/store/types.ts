@@ -909,7 +909,10 @@ export interface Store {
    * instead of a read of the owners, then a write (POST /v1/validate).
    */
   appendDisclosures(records: readonly DisclosureAppend[]): Promise<ReadonlyArray<DisclosureOwner | undefined>>;
-  /** The disclosure records of a resident, in the order they were recorded, at most `limit` (default 1000). */
+  /**
+   * The newest `limit` (default 1000) disclosure records of a resident, in the order they were recorded: the newest,
+   * so that no number of older records (one verifier's flood of checks) can hide a later one from the resident.
+   */
   listDisclosures(q: { residentCode: string; limit?: number }): Promise<DisclosureRecord[]>;
 
   // ---- Liveness checks (POST /v1/status) and the registry's consents ----

@@ -27,12 +27,26 @@ export interface DisclosureEntry {
   readonly itemsDisclosed: boolean;
 }
 
-/** Who checked the resident's certificates and when, oldest first (at most `limit`, default 1000). */
-export async function disclosuresOf(ws: Workspace, residentCode: string, opts: { readonly limit?: number } = {}): Promise<DisclosureEntry[]> {
+/** A resident's disclosure records as listed: the newest, oldest of them first, and whether older ones were left out. */
+export interface DisclosureListing {
+  readonly entries: DisclosureEntry[];
+  /** older records exist beyond `limit` (not listed) */
+  readonly truncated: boolean;
+}
+
+/**
+ * Who checked the resident's certificates and when: the newest `limit` records (default 1000), oldest of them
+ * first. The newest, not the oldest: one verifier's flood of checks must not push a later check (a government
+ * body's, with the four items) out of the resident's view; `truncated` says older ones exist.
+ */
+export async function disclosuresOf(ws: Workspace, residentCode: string, opts: { readonly limit?: number } = {}): Promise<DisclosureListing> {
   assertResidentCode(residentCode);
-  const records = await ws.store.listDisclosures({ residentCode, ...(opts.limit !== undefined ? { limit: opts.limit } : {}) });
+  const limit = opts.limit ?? 1000;
+  const records = await ws.store.listDisclosures({ residentCode, limit: limit + 1 });
+  const truncated = records.length > limit;
+  if (truncated) records.shift();
   const verifiers = new Map((await ws.store.listVerifiers()).map((v) => [v.id, v]));
-  return records.map((r) => {
+  const entries = records.map((r) => {
     const v = verifiers.get(r.verifierId);
     return {
       at: r.at,
@@ -49,4 +63,5 @@ export async function disclosuresOf(ws: Workspace, residentCode: string, opts: {
       itemsDisclosed: r.itemsDisclosed,
     };
   });
+  return { entries, truncated };
 }

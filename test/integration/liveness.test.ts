@@ -260,6 +260,28 @@ describe("the disclosure log: every answer about a resident's certificates", () 
     expect(new Set(status.map((d) => d.certificate.serial))).toEqual(new Set([moved.serial, between.serial, current.serial]));
     const good = await cli(["--workspace", demo.workspace, "--json", "disclosure", "--resident", goodResident], { cwd: dir });
     expect((good.json().disclosures as Array<{ answer: string }>).map((d) => d.answer)).toEqual(["status:good", "status:good", "status:good"]);
+    expect(good.json().truncated).toBe(false);
+  });
+
+  it("a batch naming one certificate many times is one record, and the newest records are listed: no flood hides a later check", async () => {
+    const list = async (limit: number) => {
+      const r = await cli(["--workspace", demo.workspace, "--json", "disclosure", "--resident", goodResident, "--limit", String(limit)], { cwd: dir });
+      expect(r.code, r.stderr).toBe(0);
+      return r.json() as { disclosures: Array<{ verifier: { id: string }; answer: string }>; truncated: boolean };
+    };
+    const before = (await list(100_000)).disclosures.length;
+    // a private provider names the resident's certificate 500 times in one batch: every item answered, one record
+    const flood = await post({ items: Array.from({ length: 500 }, () => ({ certificateId: goodId })) }, priv.token);
+    expect(flood.status).toBe(200);
+    expect((flood.json().items as unknown[]).length).toBe(500);
+    expect((await list(100_000)).disclosures.length).toBe(before + 1);
+    // then a government body checks it: the newest record, listed even with a limit of 1, which says older ones exist
+    expect((await post({ items: [{ certificateId: goodId }] }, gov.token)).status).toBe(200);
+    const newest = await list(1);
+    expect(newest.disclosures.map((d) => d.verifier.id)).toEqual([gov.id]);
+    expect(newest.truncated).toBe(true);
+    const text = await cli(["--workspace", demo.workspace, "disclosure", "--resident", goodResident, "--limit", "1"], { cwd: dir });
+    expect(text.stdout.split("\n")[0]).toMatch(/older checks are not shown: these are the newest 1/);
   });
 });
 

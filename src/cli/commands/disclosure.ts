@@ -13,13 +13,15 @@ export function makeDisclosureCommand(io: Io): Command {
   return new Command("disclosure")
     .description("who checked a resident's certificates through 'jpki serve' POST /v1/validate or POST /v1/status, and when (the resident's right to know)")
     .requiredOption("--resident <code>", "the resident code (住民票コード), 11 digits")
-    .option("--limit <n>", "at most this many records, oldest first (1–100000)", "1000")
+    .option("--limit <n>", "at most this many records: the newest, listed oldest first (1–100000)", "1000")
     .addHelpText(
       "after",
       `
 Each line: when, the verifier (name, kind: government 行政機関 / private 民間認証事業者), the certificate
 (serial, CA), the purpose and legal basis named, the answer given, and whether the resident's current four
 items were disclosed (government bodies with a legal basis of the Basic Resident Registration Act's tables).
+The newest --limit records are listed (oldest of them first); when older ones exist a first line says so
+(--json: "truncated": true). A batch of liveness checks naming one certificate many times is one record.
 Nobody having checked is a success (exit 0); an invalid resident code exits 7 (ERR_RESIDENT_CODE_INVALID).
 
 Examples:
@@ -32,7 +34,8 @@ Examples:
       if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new JpkiError("ERR_USAGE", `--limit must be a whole number from 1 to 100000, not ${JSON.stringify(o.limit)}`);
       const { disclosuresOf } = await library();
       await withWorkspace(ctx, async (ws) => {
-        const entries = (await disclosuresOf(ws, o.resident, { limit })).map((e) => ({
+        const listing = await disclosuresOf(ws, o.resident, { limit });
+        const entries = listing.entries.map((e) => ({
           at: e.at.toISOString(),
           verifier: { id: e.verifierId, name: e.verifierName ?? null, kind: e.verifierKind ?? null },
           certificate: { serial: e.serial, issuer: e.issuer },
@@ -43,9 +46,10 @@ Examples:
           answer: e.answer,
           itemsDisclosed: e.itemsDisclosed,
         }));
-        ctx.out.result({ resident: o.resident, disclosures: entries }, () =>
+        const older = listing.truncated ? `older checks are not shown: these are the newest ${limit} (--limit shows more)\n` : "";
+        ctx.out.result({ resident: o.resident, disclosures: entries, truncated: listing.truncated }, () =>
           entries.length
-            ? entries
+            ? older + entries
                 .map(
                   (e) =>
                     `${e.at}  ${e.verifier.name ?? e.verifier.id} (${e.verifier.kind ?? "unregistered"})  ${e.purpose} ${e.certificate.issuer} ${e.certificate.serial}  ` +
