@@ -71,6 +71,39 @@ async function waiting(c: pg.Client): Promise<number> {
 }
 
 describe("PostgresStore specifics", () => {
+  it("commits liveness checks in id order under concurrent writers: a client paging by the last id it saw misses none", async () => {
+    const url = await server.createDatabase(await migratedTemplate());
+    const writers = await Promise.all(Array.from({ length: 4 }, () => PostgresStore.open(url)));
+    const reader = await PostgresStore.open(url);
+    const verifierId = "v-paging";
+    const batch = (n: number) => Array.from({ length: n }, (_, i) => ({ verifierId, at: new Date(), caId: "13-sig", serial: (0x1000 + i).toString(16), status: "good" as const }));
+    try {
+      let stop = false;
+      const loops = writers.map(async (w, k) => {
+        while (!stop) await w.recordStatusChecks(batch(5 + 7 * k), []);
+      });
+      // GET /v1/status/history's paging, while the writers go on
+      let after = 0;
+      let seen = 0;
+      const page = async () => {
+        const rows = await reader.listStatusChecks({ verifierId, after, limit: 1000 });
+        seen += rows.length;
+        if (rows.length) after = rows.at(-1)!.id;
+        return rows.length;
+      };
+      const until = Date.now() + 3000;
+      while (Date.now() < until) await page();
+      stop = true;
+      await Promise.all(loops);
+      while (await page()) {}
+      const all = (await reader.listStatusChecks({ verifierId, after: 0, limit: 10_000_000 })).length;
+      expect(all).toBeGreaterThan(500);
+      expect(seen).toBe(all);
+    } finally {
+      for (const s of [...writers, reader]) await s.close();
+    }
+  }, 30_000);
+
   it("leaves a notice batch's revoked certificates' issuance information rows for the sweep, which leaves exactly the live ones", async () => {
     const url = await server.createDatabase();
     const s = await PostgresStore.open(url, { create: true });

@@ -134,9 +134,10 @@ import { auditFields, auditHashTail, GENESIS_HASH, osActor, type AuditCheckpoint
  * operator finds in pg_locks (classid) when a jpki transaction waits. Per resident: (residents, hashtext(code)).
  * The CA keys: (caKeys, 0), a session-level lock held by `ca init`, `rewrap`, `rollover` and `bridge` for their
  * whole run (withCaKeysLock) — in pg_locks locktype advisory, classid 1246776140, objid 0, objsubid 2, and the
- * store's database (every store on a server uses the same keys, each in its own database).
+ * store's database (every store on a server uses the same keys, each in its own database). The liveness checks'
+ * history: (statusChecks, 0), transaction-scoped, taken by recordStatusChecks before it draws ids.
  */
-export const ADVISORY_LOCKS = { residents: 0x4a504b49, allResidents: 0x4a504b4a, migration: 0x4a504b4b, caKeys: 0x4a504b4c } as const;
+export const ADVISORY_LOCKS = { residents: 0x4a504b49, allResidents: 0x4a504b4a, migration: 0x4a504b4b, caKeys: 0x4a504b4c, statusChecks: 0x4a504b4d } as const;
 const RESIDENT_LOCKS = ADVISORY_LOCKS.residents;
 const ALL_RESIDENTS_LOCK = ADVISORY_LOCKS.allResidents;
 const MIGRATION_LOCK = ADVISORY_LOCKS.migration;
@@ -3016,6 +3017,12 @@ export class PostgresStore implements Store {
     const dcol = (i: number) => dcols.map((r) => r[i]);
     // One transaction, a statement per table: the checks and their disclosures are kept together or not at all.
     await this.#tx("recording liveness checks", async (c) => {
+      // Ids in commit order: a verifier pages its history by the last id it saw (GET /v1/status/history's
+      // cursor), so a check given a lower id than one already committed, and committed after it, was never seen.
+      // Drawn from the sequence as each insert ran, concurrent batches (a verifier's parallel requests, --workers,
+      // several servers) committed out of id order: a paging client missed 38 % of the checks six writers made
+      // (a review helper's repro). The lock is held to the commit, so ids are drawn and committed one batch at a time.
+      if (checks.length) await c.query("SELECT pg_advisory_xact_lock($1, 0)", [ADVISORY_LOCKS.statusChecks]);
       await insertStatusChecks(c, checks);
       if (disclosures.length) {
         await c.query(
