@@ -220,6 +220,13 @@ describe("loggedUrl and lineSink", () => {
   it("blots out tokens and access_token values, and formats on the calling thread", () => {
     expect(loggedUrl("/crl/a.crl?access_token=abc;x=1")).toBe("/crl/a.crl?access_token=[redacted];x=1");
     expect(loggedUrl("/jpkiv_abcDEF-_9/x")).toBe("/jpkiv_[redacted]/x");
+    // percent-encoded, double-encoded, upper case: the secret is not written either
+    expect(loggedUrl("/v1/status/history?x=jpkiv%5FcTDI_7oxS")).toBe("/v1/status/history?x=jpkiv_[redacted]");
+    expect(loggedUrl("/crl/a.crl?access%5Ftoken=abc&y=2")).toBe("/crl/a.crl?access_token=[redacted]&y=2");
+    expect(loggedUrl("/x?t=%256Apkiv_secret")).toBe("/x?t=jpkiv_[redacted]");
+    expect(loggedUrl("/x?t=JPKIV_secret")).toBe("/x?t=jpkiv_[redacted]");
+    // other escapes are logged as sent
+    expect(loggedUrl("/crl/a%20b.crl")).toBe("/crl/a%20b.crl");
     const got: string[] = [];
     lineSink((l) => got.push(l)).record(T0, "GET", "/ca/13-sig.crt", 200, 1.234, "127.0.0.1", "v-1");
     expect(got).toEqual([`{"time":"2026-11-30T12:00:00.000Z","method":"GET","url":"/ca/13-sig.crt","status":200,"ms":1.23,"remote":"127.0.0.1","verifier":"v-1"}\n`]);

@@ -44,8 +44,13 @@ export interface AccessLogSink {
  */
 export function loggedUrl(url: string): string {
   let u = url;
-  if (u.includes(TOKEN_PREFIX)) u = u.replace(TOKEN_ANYWHERE, `${TOKEN_PREFIX}[redacted]`);
-  if (u.includes("access_token")) u = u.replace(ACCESS_TOKEN_PARAMETER, "$1[redacted]");
+  // Percent-encoded (jpkiv%5F…, access%5Ftoken=…, %6Apkiv_…) a token is written all the same: where the decoded URL
+  // holds one, that is what is redacted and logged (a review helper found both forms written in clear).
+  if (u.includes("%")) {
+    const decoded = percentDecoded(u);
+    if (mayHoldToken(decoded)) u = decoded;
+  }
+  if (mayHoldToken(u)) u = u.replace(TOKEN_ANYWHERE, `${TOKEN_PREFIX}[redacted]`).replace(ACCESS_TOKEN_PARAMETER, "$1[redacted]");
   // Redacted first, then cut: a 16 KB URL (what node's header limit lets through) says no more in full.
   if (u.length > MAX_LOGGED_URL) u = `${u.slice(0, MAX_LOGGED_URL)}…[${u.length - MAX_LOGGED_URL} more]`;
   return u;
@@ -54,8 +59,25 @@ export function loggedUrl(url: string): string {
 /** characters of a URL the log keeps */
 const MAX_LOGGED_URL = 1024;
 
-const TOKEN_ANYWHERE = new RegExp(`${TOKEN_PREFIX}[A-Za-z0-9_-]*`, "g");
+// Case-insensitive: JPKIV_<secret> is no token the server takes, but its secret part is one.
+const TOKEN_ANYWHERE = new RegExp(`${TOKEN_PREFIX}[A-Za-z0-9_-]*`, "gi");
 const ACCESS_TOKEN_PARAMETER = /([?&;]access_token=)[^&;#]*/gi;
+
+/** Whether a URL may hold a token or an access_token parameter (any case). */
+function mayHoldToken(u: string): boolean {
+  const l = u.toLowerCase();
+  return l.includes(TOKEN_PREFIX) || l.includes("access_token");
+}
+
+/**
+ * Every %XX escape decoded (as Latin-1: enough to find ASCII tokens), again while any are left, at most three
+ * times (a client's double encoding of a token is still the token's secret).
+ */
+function percentDecoded(u: string): string {
+  let d = u;
+  for (let i = 0; i < 3 && /%[0-9A-Fa-f]{2}/.test(d); i++) d = d.replace(/%([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+  return d;
+}
 
 // printable ASCII but " and \: nothing to escape
 const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
