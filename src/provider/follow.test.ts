@@ -493,6 +493,23 @@ describe("provider follow: crash safety", () => {
   });
 });
 
+describe("provider follow: a clock that was ahead", () => {
+  it("publishes again, dated now, a provider CRL published while the clock was ahead (its thisUpdate still to come)", async () => {
+    const d = provider();
+    const five = ok(await crl(5, []), '"v5"');
+    // the clock 30 days ahead: the public CRL is stale then, and the provider CRL is due and dated that day
+    const ahead = await follow(d, endpoint(five).fetch, T0 + 30 * 24 * HOUR);
+    expect(ahead.crl).toBeDefined();
+    expect(parseCrl(readFileSync(providerPaths(d).crl)).thisUpdate.getTime()).toBe(T0 + 30 * 24 * HOUR);
+    // the clock put right: the CRL relying parties hold is not valid yet, so it goes again, dated now
+    const back = await follow(d, endpoint(status(304, { etag: '"v5"' })).fetch, T0 + 2 * HOUR);
+    expect(back.crlCause).toBe("clock");
+    expect(parseCrl(readFileSync(providerPaths(d).crl)).thisUpdate.getTime()).toBe(T0 + 2 * HOUR);
+    // and then not again: it is current
+    expect((await follow(d, endpoint(status(304, { etag: '"v5"' })).fetch, T0 + 3 * HOUR)).crl).toBeUndefined();
+  });
+});
+
 describe("provider follow: the passphrase is checked first", () => {
   it("a wrong passphrase fails a pass before anything is fetched or recorded", async () => {
     const d = provider();

@@ -439,8 +439,11 @@ export interface FollowResult {
   readonly revoked: readonly FollowRevocation[];
   /** the provider CRL published by this pass, if any */
   readonly crl?: ProviderCrl;
-  /** why the CRL was published: new revocations, a publication a killed pass left undone, or it was due */
-  readonly crlCause?: "revocations" | "unfinished" | "due";
+  /**
+   * why the CRL was published: new revocations, a publication a killed pass left undone, the one published dated
+   * after now (the clock was ahead then), or it was due
+   */
+  readonly crlCause?: "revocations" | "unfinished" | "clock" | "due";
 }
 
 function isLive(l: ProviderLink, now: Date): boolean {
@@ -522,7 +525,11 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     // none published, or one that does not parse: due
     const published = readCrlFile(paths.crl);
     const due = !published || (published.nextUpdate?.getTime() ?? 0) - now.getTime() <= (config.crlLifetimeHours * 3600_000) / 2;
-    const crlCause = revoked.length ? "revocations" : unfinished ? "unfinished" : due ? "due" : undefined;
+    // Published while the clock was ahead: its thisUpdate is still to come, so relying parties refuse it as not yet
+    // valid, and by its nextUpdate it would not be due for as long again (a review helper: 29 days after a 30-day
+    // jump). Published again now, dated by this clock.
+    const fromTheFuture = published !== undefined && published.thisUpdate.getTime() > now.getTime() + SKEW_MS;
+    const crlCause = revoked.length ? "revocations" : unfinished ? "unfinished" : fromTheFuture ? "clock" : due ? "due" : undefined;
     if (!crlCause) return { crls, revoked };
     const crl = await publishProviderCrl(paths, config, providerCa, o.clock, state, { reserved: revoked.length > 0 });
     return { crls, revoked, crl, crlCause };
