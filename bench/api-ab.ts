@@ -7,8 +7,8 @@
  *
  * A build is a directory holding bin/jpki.cjs and dist/ (a copy of a checkout after `npm run build`), with
  * environment variables for its server after `|`, comma-separated. Each round starts each build's `jpki serve`
- * on the kept workspace, warms it with one run, then measures one (AB_SECONDS, default 5; AB_ROUNDS, default 6)
- * and prints answers/s and the server's CPU per answer (all its threads, /proc): the CPU figure moves less with
+ * on the kept workspace (AB_WORKERS: its --workers, default 1), warms it with one run, then measures one
+ * (AB_SECONDS, default 5; AB_ROUNDS, default 6) and prints answers/s and the server's CPU per answer (all its threads, /proc): the CPU figure moves less with
  * the host than the rate. Needs wrk. Not part of `npm run bench`.
  */
 import { spawn } from "node:child_process";
@@ -16,16 +16,30 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { freePort, start, stop } from "./serve.js";
 
-/** CPU seconds of every thread of `pid` so far (utime + stime, 100 ticks a second). */
+/** The fields of a /proc stat line after the command name (state is [0], ppid [1], utime [11], stime [12]). */
+function statFields(path: string): string[] | undefined {
+  try {
+    const s = readFileSync(path, "utf8");
+    return s.slice(s.lastIndexOf(") ") + 2).split(" ");
+  } catch {
+    return undefined; // ended meanwhile
+  }
+}
+
+/** CPU seconds so far of every thread of `pid` and of its child processes (the workers of --workers N). */
 function processCpu(pid: number): number {
+  const pids = [pid, ...readdirSync("/proc").filter((d) => /^\d+$/.test(d) && statFields(`/proc/${d}/stat`)?.[1] === String(pid)).map(Number)];
   let ticks = 0;
-  for (const t of readdirSync(`/proc/${pid}/task`)) {
+  for (const p of pids) {
+    let tasks: string[] = [];
     try {
-      const s = readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8");
-      const f = s.slice(s.lastIndexOf(") ") + 2).split(" ");
-      ticks += Number(f[11]) + Number(f[12]);
+      tasks = readdirSync(`/proc/${p}/task`);
     } catch {
-      // a thread that ended meanwhile
+      continue; // a process that ended meanwhile
+    }
+    for (const t of tasks) {
+      const f = statFields(`/proc/${p}/task/${t}/stat`);
+      if (f) ticks += Number(f[11]) + Number(f[12]);
     }
   }
   return ticks / 100;
@@ -56,13 +70,14 @@ async function main(): Promise<void> {
   }
   const rounds = Number(process.env.AB_ROUNDS ?? 6);
   const seconds = Number(process.env.AB_SECONDS ?? 5);
+  const workers = process.env.AB_WORKERS ?? "1";
   const results = new Map<string, Array<{ rps: number; us: number }>>(builds.map((b) => [b, []]));
   for (let r = 0; r < rounds; r++) {
     for (const build of builds) {
       const [dir, vars = ""] = build.split("|");
       const env = { ...process.env, JPKI_PASSPHRASE: "bench", ...Object.fromEntries(vars.split(",").filter(Boolean).map((v) => [v.slice(0, v.indexOf("=")), v.slice(v.indexOf("=") + 1)])) };
       const port = await freePort();
-      const child = await start([join(dir!, "bin/jpki.cjs"), "--workspace", join(kept, "ws"), "serve", "--listen", `127.0.0.1:${port}`, "--workers", "1", "--access-log", join(kept, "ab-access.log")], env);
+      const child = await start([join(dir!, "bin/jpki.cjs"), "--workspace", join(kept, "ws"), "serve", "--listen", `127.0.0.1:${port}`, "--workers", workers, "--access-log", join(kept, "ab-access.log")], env);
       try {
         await wrk(join(kept, "load.lua"), port, seconds); // warm-up: the JIT, the engine's CRL index
         const cpu0 = processCpu(child.pid!);

@@ -111,8 +111,8 @@ workers need not hold the CA passphrase), else under the CA passphrase. Answers 
 pre-produced; a revocation committed by any process is reflected within about a second.
 One process already runs the CRL schedule, the validation engine and the access log on threads of their
 own; --workers N adds processes, for machines with more cores. On 2 cores it is slower for every route
-(304s ≈ 0.6× of one process), and on SQLite the validation API much more so: every answer commits its
-disclosure record before it is sent, and the processes take turns at the database's one write lock.
+(304s ≈ 0.6× of one process; the validation API ≈ 0.85× on SQLite, where every answer commits its disclosure
+record before it is sent and the processes take turns at the database's one write lock).
 
 Example:
   JPKI_PASSPHRASE=… jpki --workspace /srv/jpki serve --listen 0.0.0.0:8080
