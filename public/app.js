@@ -196,11 +196,17 @@ function renderOverview(o) {
     const purpose = ca.purpose === "signature" ? "signature (署名用)" : "user authentication (利用者証明用)";
     section.append(el("h3", `${ca.id} — ${ca.prefecture} — ${purpose}`));
     section.append(crlTable(ca, o));
+    if (ca.fullCrlProblem) {
+      // The full CRL's file is not what verifiers should get: said where an operator looks, in the colour of an overdue CRL.
+      section.append(el("p", `The full CRL's file ${FILE_PROBLEMS[ca.fullCrlProblem] ?? "has a problem"}: verifiers fetching it do not get this CRL. Publish it again (jpki crl generate).`, { class: "stale problem", "data-problem": ca.fullCrlProblem }));
+    }
     // Counted from the latest full CRL: none published (or unreadable) means nothing to count from, not zero.
     section.append(ca.revocationsPerDay?.length ? chart(ca, o) : el("p", "Revocations per day: no full CRL to count them from yet."));
     list.append(section);
   }
 }
+
+const FILE_PROBLEMS = { missing: "is missing", unreadable: "cannot be read as a CRL", "not-this-crl": "is not the CRL the store published (replaced or damaged)" };
 
 function crlTable(ca, o) {
   if (!ca.crls.length) return el("p", "No CRL published yet.");
@@ -213,7 +219,7 @@ function crlTable(ca, o) {
   table.append(thead);
   const body = el("tbody");
   for (const c of ca.crls) {
-    const tr = el("tr", undefined, c.stale ? { class: "stale" } : {});
+    const tr = el("tr", undefined, c.stale || (c.kind === "full" && ca.fullCrlProblem) ? { class: "stale" } : {});
     let what = KIND_WORDS[c.kind] ?? c.kind;
     if (c.kind === "partition") what = `${what} ${c.municipality}`;
     if (c.kind === "delta" && c.baseNumber) what = `${what} (on ${c.baseNumber})`;

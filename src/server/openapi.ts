@@ -167,6 +167,11 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
                         },
                         revocationsPerDay: { type: "array", items: { type: "object", properties: { day: { type: "string", format: "date" }, count: { type: "integer" } } } },
                         revocationsFrom: { type: "string", description: "the number of the full CRL the counts come from" },
+                        fullCrlProblem: {
+                          type: "string",
+                          enum: ["missing", "unreadable", "not-this-crl"],
+                          description: "what is wrong with the latest full CRL's file, where something is: gone, damaged, or another file than the CRL the store published (verifiers fetching it do not get that CRL)",
+                        },
                       },
                     },
                   },

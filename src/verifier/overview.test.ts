@@ -4,7 +4,7 @@
  * a CRL is parsed once per number; CAs come in id order with their prefecture's name; the window is bounded.
  */
 import { generateKeyPairSync } from "node:crypto";
-import { mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -57,6 +57,25 @@ describe("caOverview", () => {
       // the counts of a CRL number are kept: the same map again, no second read
       const full = (await ws.store.crlStatus()).find((s) => s.caId === "13-sig")!.latest!;
       expect(await days.of("13-sig", full)).toBe(await days.of("13-sig", full));
+      expect(o.cas.every((c) => c.fullCrlProblem === undefined)).toBe(true);
+      // a full CRL whose file is gone, another CRL at its path, a directory there: each said, none counted
+      const path = async (id: string) => join(ws.paths.root, (await ws.store.crlStatus()).find((s) => s.caId === id)!.latest!.path!);
+      const tokyoFile = await path("13-sig");
+      const osakaFile = await path("27-sig");
+      const tokyoDer = readFileSync(tokyoFile);
+      const osakaDer = readFileSync(osakaFile);
+      rmSync(osakaFile);
+      writeFileSync(tokyoFile, osakaDer); // Osaka's CRL where Tokyo's goes
+      const broken = await caOverview(ws.store, { clock, days: 7, revocationDays: days });
+      expect(broken.cas.map((c) => [c.id, c.fullCrlProblem, c.revocationsPerDay.length])).toEqual([["13-sig", "not-this-crl", 0], ["27-sig", "missing", 0]]);
+      mkdirSync(osakaFile);
+      writeFileSync(tokyoFile, tokyoDer.subarray(0, 100)); // cut short
+      const again = await caOverview(ws.store, { clock, days: 7, revocationDays: days });
+      expect(again.cas.map((c) => c.fullCrlProblem)).toEqual(["not-this-crl", "unreadable"]);
+      // put right: counted again
+      writeFileSync(tokyoFile, tokyoDer);
+      const right = (await caOverview(ws.store, { clock, days: 7, revocationDays: days })).cas[0]!;
+      expect([right.fullCrlProblem, right.revocationsFrom]).toEqual([undefined, tokyo.revocationsFrom]);
       for (const n of [0, MAX_OVERVIEW_DAYS + 1, 1.5]) await expect(caOverview(ws.store, { clock, days: n, revocationDays: days })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_USAGE"));
     } finally {
       await ws.close();

@@ -17,7 +17,8 @@
  * working days are Japanese days, so a move registered at 08:00 JST counts on that day, not on the UTC day
  * before. Every day of the window is listed, with 0 where nothing was revoked, so a chart needs no filling in.
  */
-import { readFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { readFile, stat } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import { prefecture } from "../ca/prefectures.js";
 import { JpkiError } from "../errors.js";
@@ -68,7 +69,21 @@ export interface OverviewCa {
    */
   readonly revocationsPerDay: ReadonlyArray<{ readonly day: string; readonly count: number }>;
   readonly revocationsFrom?: string;
+  /**
+   * what is wrong with the file of the latest full CRL, where something is: verifiers fetching it get a 404, a
+   * damaged file, or another CRL than the one the store published (CrlFileProblem)
+   */
+  readonly fullCrlProblem?: CrlFileProblem;
 }
+
+/**
+ * What can be wrong with a published CRL's file: gone, not readable or not a CRL, or another file than the one
+ * published (its SHA-256 or its number is not the store's record of it).
+ */
+export type CrlFileProblem = "missing" | "unreadable" | "not-this-crl";
+
+/** What CrlRevocationDays.of found: the counts by JST day number, or what is wrong with the file. */
+export type CrlDayCounts = { readonly days: ReadonlyMap<number, number> } | { readonly problem: CrlFileProblem };
 
 export interface CaOverview {
   readonly generatedAt: string;
@@ -99,10 +114,12 @@ function prefectureName(code: string): string {
 
 /**
  * Revocations per JST day of each CA's latest full CRL, kept per CA for the CRL number last counted: a CRL once
- * published never changes, so it is read and parsed once, when its number is first seen. Hold one per server.
+ * published never changes, so it is read and parsed once, when its number is first seen — as long as its file
+ * stays as it was (one stat per look), else it is looked at again and, gone, damaged or another CRL than the
+ * store's record (SHA-256, number), reported as a problem, not counted. Hold one per server.
  */
 export class CrlRevocationDays {
-  readonly #byCa = new Map<string, { readonly number: bigint; readonly days: ReadonlyMap<number, number> }>();
+  readonly #byCa = new Map<string, { readonly number: bigint; readonly file: string; readonly counts: CrlDayCounts }>();
   readonly #root: string;
   readonly #onError: ((e: unknown, what: string) => void) | undefined;
 
@@ -112,30 +129,52 @@ export class CrlRevocationDays {
     this.#onError = o.onError;
   }
 
-  /** The counts by JST day number of the CRL `record` (undefined: its file could not be read or parsed). */
-  async of(caId: string, record: CrlRecord): Promise<ReadonlyMap<number, number> | undefined> {
-    const known = this.#byCa.get(caId);
-    if (known && known.number === record.number) return known.days;
-    if (!record.path) return undefined;
-    let days: Map<number, number>;
+  /**
+   * The counts by JST day number of the CRL `record`, or what is wrong with its file. Counts are kept per CRL
+   * number (the same object again); a problem is looked for anew each time (the file may be put right).
+   */
+  async of(caId: string, record: CrlRecord): Promise<CrlDayCounts> {
+    if (!record.path) return { problem: "missing" };
+    const path = isAbsolute(record.path) ? record.path : join(this.#root, record.path);
+    // The file as it is now (one stat): counted before and unchanged since, the same counts; gone or replaced
+    // since it was counted, looked at again.
+    let file: string;
     try {
-      const der = await readFile(isAbsolute(record.path) ? record.path : join(this.#root, record.path));
-      const entries = parseCrl(der).entries;
-      days = new Map();
-      if (entries instanceof CompactCrlEntries) {
-        for (const t of entries.revocationTimes()) {
+      const s = await stat(path);
+      file = `${s.ino}:${s.size}:${s.mtimeMs}`;
+    } catch (e) {
+      return { problem: (e as NodeJS.ErrnoException).code === "ENOENT" ? "missing" : "unreadable" };
+    }
+    const known = this.#byCa.get(caId);
+    if (known && known.number === record.number && known.file === file) return known.counts;
+    let der: Buffer;
+    try {
+      der = await readFile(path);
+    } catch (e) {
+      this.#onError?.(e, `reading CRL ${record.number} of ${caId} to count its revocations`);
+      return { problem: (e as NodeJS.ErrnoException).code === "ENOENT" ? "missing" : "unreadable" };
+    }
+    // The file the store published, by its hash, before anything is parsed: another CRL at the path (replaced by
+    // hand, or by a newer one since the store was read) was counted as this number's.
+    if (record.sha256 && createHash("sha256").update(der).digest("hex") !== record.sha256) return { problem: "not-this-crl" };
+    const days = new Map<number, number>();
+    try {
+      const crl = parseCrl(der);
+      if (crl.crlNumber !== record.number) return { problem: "not-this-crl" };
+      if (crl.entries instanceof CompactCrlEntries) {
+        for (const t of crl.entries.revocationTimes()) {
           const d = jstDayNumber(t);
           days.set(d, (days.get(d) ?? 0) + 1);
         }
       }
     } catch (e) {
-      // Replaced meanwhile by a newer one (the next overview reads that), or damaged: no counts, no failure.
       this.#onError?.(e, `counting the revocations of CRL ${record.number} of ${caId}`);
-      return undefined;
+      return { problem: "unreadable" };
     }
+    const counts = { days };
     // Only ever forward: a slower read of an older number must not replace a newer one's counts.
-    if (!known || known.number < record.number) this.#byCa.set(caId, { number: record.number, days });
-    return days;
+    if (!known || known.number <= record.number) this.#byCa.set(caId, { number: record.number, file, counts });
+    return counts;
   }
 }
 
@@ -185,7 +224,8 @@ export async function caOverview(store: Store, o: { readonly clock: Clock; reado
   const out: OverviewCa[] = [];
   for (const c of [...cas].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
     const f = fullOf.get(c.id);
-    const days = f ? await o.revocationDays.of(c.id, f) : undefined;
+    const counted = f ? await o.revocationDays.of(c.id, f) : undefined;
+    const days = counted && "days" in counted ? counted.days : undefined;
     out.push({
       id: c.id,
       prefectureCode: c.prefectureCode,
@@ -194,6 +234,7 @@ export async function caOverview(store: Store, o: { readonly clock: Clock; reado
       crls: (crls.get(c.id) ?? []).sort((a, b) => KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || (a.municipality ?? "").localeCompare(b.municipality ?? "")),
       revocationsPerDay: days ? window.map((d) => ({ day: jstDay(d * DAY_MS), count: days.get(d) ?? 0 })) : [],
       ...(days && f ? { revocationsFrom: f.number.toString() } : {}),
+      ...(counted && "problem" in counted ? { fullCrlProblem: counted.problem } : {}),
     });
   }
   return { generatedAt: new Date(now).toISOString(), from: jstDay(window[0]! * DAY_MS), to: jstDay(today * DAY_MS), cas: out };

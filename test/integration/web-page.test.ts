@@ -161,6 +161,23 @@ describe("the status page in Chromium", () => {
     await page.context().close();
   }, 60_000);
 
+  it("says so where a CA's full CRL file is missing, and shows that CRL's row as one not to rely on", async () => {
+    const { page } = await signedIn(w.gov);
+    // the server's answer, with the problem it reports when the file is gone (verifier/overview.ts, tested there)
+    await page.route("**/v1/overview", async (r) => {
+      const real = await r.fetch();
+      const o = (await real.json()) as { cas: Array<{ id: string; fullCrlProblem?: string }> };
+      o.cas.find((c) => c.id === "13-sig")!.fullCrlProblem = "missing";
+      await r.fulfill({ response: real, json: o });
+    });
+    await page.reload();
+    const note = page.locator("section.ca", { hasText: "13-sig" }).locator('[data-problem="missing"]');
+    await note.waitFor();
+    expect(await note.textContent()).toMatch(/full CRL's file is missing: verifiers fetching it do not get this CRL/);
+    expect(await page.locator("section.ca", { hasText: "13-sig" }).locator("tbody tr", { hasText: "full CRL" }).getAttribute("class")).toBe("stale");
+    await page.context().close();
+  }, 60_000);
+
   it("a private certification provider reads revoked and nothing else: no reason, no failing certificate, no items", async () => {
     const { page, errors } = await signedIn(w.priv);
     expect(await check(page, w.validPem)).toBe("valid");
