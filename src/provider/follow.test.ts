@@ -496,8 +496,8 @@ describe("provider follow: crash safety", () => {
 describe("provider follow: a clock that was ahead", () => {
   it("publishes again, dated now, a provider CRL published while the clock was ahead (its thisUpdate still to come)", async () => {
     const d = provider();
-    const five = ok(await crl(5, []), '"v5"');
-    // the clock 30 days ahead: the public CRL is stale then, and the provider CRL is due and dated that day
+    const five = ok(await crl(5, [], { at: T0 + 30 * 24 * HOUR }), '"v5"');
+    // the clock 30 days ahead (and a public CRL current then): the provider CRL is due and dated that day
     const ahead = await follow(d, endpoint(five).fetch, T0 + 30 * 24 * HOUR);
     expect(ahead.crl).toBeDefined();
     expect(parseCrl(readFileSync(providerPaths(d).crl)).thisUpdate.getTime()).toBe(T0 + 30 * 24 * HOUR);
@@ -507,6 +507,29 @@ describe("provider follow: a clock that was ahead", () => {
     expect(parseCrl(readFileSync(providerPaths(d).crl)).thisUpdate.getTime()).toBe(T0 + 2 * HOUR);
     // and then not again: it is current
     expect((await follow(d, endpoint(status(304, { etag: '"v5"' })).fetch, T0 + 3 * HOUR)).crl).toBeUndefined();
+  });
+});
+
+describe("provider follow: a provider CRL is renewed only while the public side is known", () => {
+  it("lets its CRL go stale while a public CRL cannot be had or is past its nextUpdate, and renews it once one is current", async () => {
+    const d = provider();
+    const s = sleeper();
+    const first = await follow(d, endpoint(ok(await crl(5, []), '"v5"')).fetch, T0 + HOUR);
+    expect(first.crl).toBeDefined();
+    const number = first.crl!.number;
+    // 30 h later, past half its 48 h: due — but the endpoint answers 503 throughout
+    const down = await follow(d, endpoint(status(503)).fetch, T0 + 31 * HOUR, { sleep: s.sleep });
+    expect(down.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE" } });
+    expect(down.crl).toBeUndefined();
+    // the endpoint back, its newest CRL past its nextUpdate (stale): still not renewed
+    const stale = await follow(d, endpoint(status(304, { etag: '"v5"' })).fetch, T0 + 32 * HOUR);
+    expect(stale.crls[0]).toMatchObject({ stale: true, error: { code: "ERR_PUBLIC_CRL_STALE" } });
+    expect(stale.crl).toBeUndefined();
+    expect(parseCrl(readFileSync(providerPaths(d).crl)).crlNumber).toBe(number);
+    // a current public CRL: renewed
+    const back = await follow(d, endpoint(ok(await crl(6, [], { at: T0 + 31 * HOUR }), '"v6"')).fetch, T0 + 33 * HOUR);
+    expect(back).toMatchObject({ crlCause: "due" });
+    expect(back.crl!.number).toBeGreaterThan(number);
   });
 });
 

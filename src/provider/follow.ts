@@ -529,7 +529,12 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     // valid, and by its nextUpdate it would not be due for as long again (a review helper: 29 days after a 30-day
     // jump). Published again now, dated by this clock.
     const fromTheFuture = published !== undefined && published.thisUpdate.getTime() > now.getTime() + SKEW_MS;
-    const crlCause = revoked.length ? "revocations" : unfinished ? "unfinished" : fromTheFuture ? "clock" : due ? "due" : undefined;
+    // Refreshed only while every public CRL the live links rest on was had and is current: a provider CRL renewed
+    // for another lifetime while the public side could not be read (an endpoint down, a rollback refused, a CA's
+    // CRL past its nextUpdate) told relying parties, for days, that nothing was revoked that the provider could not
+    // know of (a review helper's repro). Not refreshed, it goes stale at its nextUpdate, as a relying party must see.
+    const blind = crls.some((c) => c.error !== undefined);
+    const crlCause = revoked.length ? "revocations" : unfinished ? "unfinished" : fromTheFuture ? "clock" : due && !blind ? "due" : undefined;
     if (!crlCause) return { crls, revoked };
     const crl = await publishProviderCrl(paths, config, providerCa, o.clock, state, { reserved: revoked.length > 0 });
     return { crls, revoked, crl, crlCause };
@@ -549,7 +554,8 @@ export interface WatchOptions extends FollowOptions {
  * is reported in its pass and tried again at the next; so is a pass that found the workspace held by another command
  * (an enrolment: ERR_WORKSPACE_LOCKED); a pass that throws otherwise (a wrong passphrase, a damaged workspace) ends
  * the watch. The provider's CRL is refreshed when half its lifetime
- * has passed, so an interval well under crlLifetimeHours / 2 keeps it current.
+ * has passed and every public CRL it rests on was had and is current, so an interval well under
+ * crlLifetimeHours / 2 keeps it current while the public side is.
  */
 export async function watchPublicCrls(o: WatchOptions): Promise<void> {
   if (!Number.isFinite(o.intervalMs) || o.intervalMs < 1000) throw new JpkiError("ERR_USAGE", "the follow interval must be at least 1 second");
