@@ -4,7 +4,8 @@
  * a CRL is parsed once per number; CAs come in id order with their prefecture's name; the window is bounded.
  */
 import { generateKeyPairSync } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -22,7 +23,8 @@ import { caOverview, CrlRevocationDays, MAX_OVERVIEW_DAYS } from "./overview.js"
 const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
 
 describe("caOverview", () => {
-  it("counts each CA's revocations per JST day as its latest full CRL lists them, over the window ending today", async () => {
+  // Here, and on the counting thread `jpki serve` uses (the compiled module: the global setup builds dist/).
+  for (const thread of [false, new URL("../../dist/src/verifier/crl-days-thread.js", import.meta.url)]) it(`counts each CA's revocations per JST day as its latest full CRL lists them, over the window ending today${thread ? " (on the counting thread)" : ""}`, async () => {
     // the CAs are made before the certificates they issue (a clock before a CA's notBefore is refused)
     const clock = new FixedClock("2026-02-28T00:00:00Z");
     const ws = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-overview-")), { clock });
@@ -45,7 +47,8 @@ describe("caOverview", () => {
       await generateCrls(ws, { prefecture: "all", passphrase: "pw" });
       // revoked after the CRL: not on it, so not counted until the next one
       await revokeCertificate(ws.store, { serial: serials[3]!, reason: "death", at: new Date("2026-03-10T00:30:00Z") });
-      const days = new CrlRevocationDays(ws.paths.root);
+      if (thread) expect(existsSync(fileURLToPath(thread)), "the compiled counting thread").toBe(true);
+      const days = new CrlRevocationDays(ws.paths.root, { thread });
       const o = await caOverview(ws.store, { clock, days: 7, revocationDays: days });
       expect(o).toMatchObject({ generatedAt: "2026-03-10T01:00:00.000Z", from: "2026-03-04", to: "2026-03-10" });
       expect(o.cas.map((c) => `${c.id} ${c.prefecture}`)).toEqual(["13-sig 東京都", "27-sig 大阪府"]);
