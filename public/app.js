@@ -65,9 +65,17 @@ const KIND_WORDS = { full: "full CRL", delta: "delta CRL", partition: "municipal
 const $ = (id) => document.getElementById(id);
 
 /** An element with text (never markup) and attributes. */
+/**
+ * Unicode's bidirectional controls (LRE…RLO, LRI…PDI, LRM, RLM, ALM), shown as their code points: in a name from a
+ * certificate (a subject CN is the certificate author's to choose) an RLO reorders what follows, so
+ * "abc<RLO>gpj.exe" read as "abcexe.jpg" on the page. Nothing of ours uses them.
+ */
+const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+export const visibleText = (s) => s.replace(BIDI_CONTROLS, (c) => `<U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}>`);
+
 function el(tag, text, attrs) {
   const e = document.createElement(tag);
-  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (text !== undefined && text !== null) e.textContent = visibleText(String(text));
   for (const [k, v] of Object.entries(attrs ?? {})) e.setAttribute(k, String(v));
   return e;
 }

@@ -38,7 +38,7 @@ export function quietOnClosedPipe(stream: NodeJS.WritableStream): void {
 }
 
 /** JSON.stringify that writes bigint as a decimal string and Buffers as hex. */
-export function toJson(value: unknown): string {
+export function toJson(value: unknown, indent = 2): string {
   return JSON.stringify(
     value,
     (_k, v: unknown) => {
@@ -48,7 +48,7 @@ export function toJson(value: unknown): string {
       }
       return v;
     },
-    2,
+    indent,
   );
 }
 
@@ -87,6 +87,14 @@ export class Output {
   result(data: unknown, text: string | (() => string)): void {
     if (this.json) this.io.stdout.write(toJson(data) + "\n");
     else this.io.stdout.write((typeof text === "function" ? text() : text).replace(/\n?$/, "\n"));
+  }
+  /**
+   * One result of many (a --watch pass): in --json mode a JSON document on one line (JSON Lines, what a script
+   * reading the stream line by line takes), else the text.
+   */
+  line(data: unknown, text: string | (() => string)): void {
+    if (this.json) this.io.stdout.write(toJson(data, 0) + "\n");
+    else this.result(data, text);
   }
   info(s: string): void {
     this.io.stderr.write(s.replace(/\n?$/, "\n"));

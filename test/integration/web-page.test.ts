@@ -161,6 +161,15 @@ describe("the status page in Chromium", () => {
     await page.context().close();
   }, 60_000);
 
+  it("shows bidirectional controls in names as their code points: a name cannot reorder what the page shows", async () => {
+    const { page } = await signedIn(w.gov);
+    // what el() puts every text through (the answer's issuer, the failing certificate's names, …): the page's module, as loaded
+    // (a string: vitest would rewrite an import() in a function)
+    const shown = await page.evaluate('import("./ui/app.js").then((m) => m.visibleText("CN=abc\\u202Egpj.exe\\u202C"))');
+    expect(shown).toBe("CN=abc<U+202E>gpj.exe<U+202C>");
+    await page.context().close();
+  }, 60_000);
+
   it("says so where a CA's full CRL file is missing, and shows that CRL's row as one not to rely on", async () => {
     const { page } = await signedIn(w.gov);
     // the server's answer, with the problem it reports when the file is gone (verifier/overview.ts, tested there)

@@ -76,6 +76,10 @@ Routes (under the path of the workspace's baseUrl):
                                        call: good / revoked / unknown, with link: true the replacing certificate
                                        (government bodies; private providers with the resident's consent)
   GET      /v1/status/history          the caller's own liveness checks (?since=&limit=&cursor=)
+  POST     /v1/verify-signature        a signed file (CMS SignedData): the signature and the signer's certificate,
+                                       in the caller's view (and in the disclosure log)
+  GET      /v1/overview                each CA with its latest CRLs and its revocations per day (?days=, 1–366)
+  GET      /                           the status page for verifiers and operators (sign in with a token)
   GET      /openapi.json               the validation API's OpenAPI 3.1 document
 Registered verifiers only: every route but those config.json's openRoutes lists (default: /healthz) needs
 'Authorization: Bearer <token>' or, over HTTPS, a client certificate from the verifier CA ('jpki verifier
