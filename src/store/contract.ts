@@ -1195,6 +1195,14 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(page.map((r) => r.serial)).toEqual(["0b1", undefined]);
       expect((await s.listStatusChecks({ verifierId: "v-01", after: page[1]!.id })).map((r) => r.serial)).toEqual(["0b4"]);
       expect((await s.listStatusChecks({ verifierId: "v-01", since: new Date(3) })).map((r) => r.at.getTime())).toEqual([3, 4]);
+      // a clock that went back: since takes every check at or after it, in id order, paged by the cursor as without
+      await s.recordStatusChecks([c("v-03", 50, "good"), c("v-03", 10, "good"), c("v-03", 90, "good"), c("v-03", 30, "good"), c("v-03", 70, "good")], []);
+      const since40 = await s.listStatusChecks({ verifierId: "v-03", since: new Date(40) });
+      expect(since40.map((r) => r.at.getTime())).toEqual([50, 90, 70]);
+      const first = await s.listStatusChecks({ verifierId: "v-03", since: new Date(40), limit: 2 });
+      expect(first.map((r) => r.at.getTime())).toEqual([50, 90]);
+      expect((await s.listStatusChecks({ verifierId: "v-03", since: new Date(40), after: first[1]!.id })).map((r) => r.at.getTime())).toEqual([70]);
+      expect(await s.listStatusChecks({ verifierId: "v-03", since: new Date(91) })).toEqual([]);
       expect((await s.listStatusChecks({ verifierId: "v-02" })).map((r) => r.serial)).toEqual(["0b2"]);
       expect(await s.listDisclosures({ residentCode: "12345678901" })).toEqual([d]);
       await s.close();

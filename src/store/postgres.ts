@@ -668,6 +668,12 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   END
   $fn$;
   `,
+  // 25: a verifier's history by the time of its checks (GET /v1/status/history?since=): with only (verifier_id, id),
+  // since filtered every check of the verifier after the cursor, a verifier with millions of them took ≈ 0.5 s a
+  // request (listStatusChecks).
+  `
+  CREATE INDEX status_checks_verifier_at ON status_checks (verifier_id, at, id);
+  `,
 ];
 
 /**
@@ -3172,11 +3178,15 @@ export class PostgresStore implements Store {
   }
 
   async listStatusChecks(q: { readonly verifierId: string; readonly since?: Date; readonly after?: number; readonly limit?: number }): Promise<StoredStatusCheck[]> {
-    const rows = await this.#query<StatusCheckRowDb>(
-      "reading liveness checks",
-      "SELECT * FROM status_checks WHERE verifier_id = $1 AND id > $2 AND at >= $3 ORDER BY id LIMIT $4",
-      [q.verifierId, q.after ?? 0, q.since?.getTime() ?? 0, q.limit ?? 100],
-    );
+    // With since: the checks from then on by (verifier_id, at, id) (25), however many came before; without: by id.
+    const rows = q.since
+      ? await this.#query<StatusCheckRowDb>("reading liveness checks", "SELECT * FROM status_checks WHERE verifier_id = $1 AND at >= $2 AND id > $3 ORDER BY id LIMIT $4", [
+          q.verifierId,
+          q.since.getTime(),
+          q.after ?? 0,
+          q.limit ?? 100,
+        ])
+      : await this.#query<StatusCheckRowDb>("reading liveness checks", "SELECT * FROM status_checks WHERE verifier_id = $1 AND id > $2 ORDER BY id LIMIT $3", [q.verifierId, q.after ?? 0, q.limit ?? 100]);
     return rows.map(toStatusCheck);
   }
 

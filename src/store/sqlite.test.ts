@@ -361,6 +361,24 @@ describe("SqliteStore disclosure log index (version 22)", () => {
 });
 
 describe("SqliteStore bulk writes", () => {
+  it("pages a long history by since either way (by id, or by time past the first 500 by id) with the same answers", async () => {
+    const s = SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db"), { create: true });
+    try {
+      // 5000 checks, their times in order but for a stretch the clock was ahead (1000–1099 at 10000–10099) and
+      // one it went back over (3000–3099 at 100–199)
+      const at = (i: number) => (i >= 1000 && i < 1100 ? i + 9000 : i >= 3000 && i < 3100 ? i - 2900 : i);
+      const checks = Array.from({ length: 5000 }, (_, i) => ({ verifierId: "v-long", at: new Date(at(i)), caId: "13-sig", serial: i.toString(16), certificateId: undefined, status: "good" as const, reason: undefined, revokedAt: undefined, replacedBy: undefined }));
+      await s.recordStatusChecks(checks, []);
+      const expected = (since: number, after: number, limit: number) => checks.map((c, i) => ({ i, at: c.at.getTime() })).filter((c) => c.at >= since && c.i + 1 > after).slice(0, limit).map((c) => c.at);
+      for (const [since, after, limit] of [[0, 0, 100], [4900, 0, 1000], [150, 0, 1000], [150, 2000, 50], [4999, 0, 10], [6000, 0, 10], [8000, 0, 1000], [8000, 1050, 20]] as const) {
+        const got = (await s.listStatusChecks({ verifierId: "v-long", since: new Date(since), after, limit })).map((r) => r.at.getTime());
+        expect(got, `since ${since} after ${after}`).toEqual(expected(since, after, limit));
+      }
+    } finally {
+      await s.close();
+    }
+  });
+
   it("a disclosure write waits for another process's write lock without stopping the event loop, then lands", async () => {
     const dir = mkdtempSync(join(tmpdir(), "jpki-store-"));
     const store = SqliteStore.open(join(dir, "jpki.db"), { create: true });

@@ -460,6 +460,12 @@ export const MIGRATIONS: readonly Migration[] = [
     reason INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  // 28: a verifier's history by the time of its checks (GET /v1/status/history?since=): with only (verifier_id, id),
+  // since filtered every check of the verifier after the cursor — 0.4–0.6 s a request at 3M checks, on the serving
+  // thread (a review helper's repro; listStatusChecks).
+  `
+  CREATE INDEX status_checks_verifier_at ON status_checks (verifier_id, at, id);
+  `,
 ];
 
 /**
@@ -782,6 +788,8 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 
 /** How long a statement waits for another process's write lock before ERR_WORKSPACE_LOCKED, ms. */
 const BUSY_TIMEOUT_MS = 20_000;
+/** Checks by id a history page with `since` reads before it looks by time instead (listStatusChecks). */
+const SINCE_SCAN = 500;
 /** Creates `path` empty with mode 0600 whatever the umask, unless something is there already. */
 function createOwnerOnly(path: string): void {
   let fd: number;
@@ -2625,9 +2633,25 @@ export class SqliteStore implements Store {
 
   listStatusChecks(q: { readonly verifierId: string; readonly since?: Date; readonly after?: number; readonly limit?: number }): Promise<StoredStatusCheck[]> {
     return this.#run("reading liveness checks", () => {
-      const rows = this.#db
-        .prepare("SELECT * FROM status_checks WHERE verifier_id = ? AND id > ? AND at >= ? ORDER BY id LIMIT ?")
-        .all(q.verifierId, q.after ?? 0, q.since?.getTime() ?? 0, q.limit ?? 100) as StatusCheckRowDb[];
+      const limit = q.limit ?? 100;
+      const after = q.after ?? 0;
+      if (!q.since) return (this.#db.prepare("SELECT * FROM status_checks WHERE verifier_id = ? AND id > ? ORDER BY id LIMIT ?").all(q.verifierId, after, limit) as StatusCheckRowDb[]).map(toStatusCheck);
+      // With since, the cheaper of two exact ways. First the next SINCE_SCAN checks by id from the cursor: the page
+      // when enough of them are that recent (a since long ago: nearly all are) or when they are all there are.
+      // Otherwise the checks from since on, through (verifier_id, at, id) (28): the index holds the id, so only the
+      // page's rows are read, however many came before — with only (verifier_id, id), a recent since read every
+      // check of the verifier after the cursor (0.4–0.6 s at 3M, on the serving thread: a review helper's repro).
+      const since = q.since.getTime();
+      const recent: StatusCheckRowDb[] = [];
+      let scanned = 0;
+      for (const r of this.#db.prepare("SELECT * FROM status_checks WHERE verifier_id = ? AND id > ? ORDER BY id LIMIT ?").iterate(q.verifierId, after, SINCE_SCAN) as IterableIterator<StatusCheckRowDb>) {
+        scanned++;
+        if (Number(r.at) >= since && recent.push(r) >= limit) break;
+      }
+      const rows =
+        recent.length >= limit || scanned < SINCE_SCAN
+          ? recent
+          : (this.#db.prepare("SELECT * FROM status_checks INDEXED BY status_checks_verifier_at WHERE verifier_id = ? AND at >= ? AND id > ? ORDER BY id LIMIT ?").all(q.verifierId, since, after, limit) as StatusCheckRowDb[]);
       return rows.map(toStatusCheck);
     });
   }
