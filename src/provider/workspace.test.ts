@@ -16,7 +16,7 @@ import { parseCrl } from "../validation/crl.js";
 import { initProvider, openProviderCa, providerPaths, publishProviderCrl, readProviderConfig, readProviderState, trustedCaOf, writeProviderState } from "./workspace.js";
 
 const dir = () => mkdtempSync(join(tmpdir(), "jpki-provider-unit-"));
-const link = (over: Record<string, unknown> = {}) => ({ serial: "0a", certificate: "", customerId: "c", public: { caId: "13-sig", serial: "0b" }, ...over });
+const link = (over: Record<string, unknown> = {}) => ({ serial: "0a", certificate: "", customerId: "c", notAfter: 2e12, public: { caId: "13-sig", serial: "0b", notAfter: 2e12 }, ...over });
 
 describe("provider workspace files", () => {
   it("reads no config as ERR_PROVIDER_MISSING and a bad one as ERR_CONFIG_INVALID", () => {
@@ -41,11 +41,13 @@ describe("provider workspace files", () => {
     const good = { version: 1, crlNumber: "3", links: [link()], publicCrls: {} };
     expect(state(good)()).toMatchObject({ crlNumber: "3" });
     expect(state({ ...good, links: [link({ serial: "../x" })] })).toThrow(expect.objectContaining({ code: "ERR_WORKSPACE_CORRUPT" }));
+    // a hand-edited notAfter that is no number: listed as valid and never followed, were it read
+    expect(state({ ...good, links: [link({ notAfter: "2030-01-01" })] })).toThrow(expect.objectContaining({ code: "ERR_WORKSPACE_CORRUPT" }));
     expect(state({ ...good, links: [link({ public: { caId: "../../etc", serial: "0b" } })] })).toThrow(expect.objectContaining({ code: "ERR_WORKSPACE_CORRUPT" }));
     expect(state({ ...good, publicCrls: { "13-sig": { number: "x" } } })).toThrow(expect.objectContaining({ code: "ERR_WORKSPACE_CORRUPT" }));
     // a key generation after a rollover (ca/ids.ts), beside the first one's plain id; only as caId spells a signature CA
     const seen = { number: "4", sha256: "00" };
-    expect(state({ ...good, links: [link(), link({ serial: "0c", public: { caId: "13-sig-g2", serial: "0d" } })], publicCrls: { "13-sig": seen, "13-sig-g2": seen } })()).toMatchObject({ links: [{}, { public: { caId: "13-sig-g2" } }] });
+    expect(state({ ...good, links: [link(), link({ serial: "0c", public: { caId: "13-sig-g2", serial: "0d", notAfter: 2e12 } })], publicCrls: { "13-sig": seen, "13-sig-g2": seen } })()).toMatchObject({ links: [{}, { public: { caId: "13-sig-g2" } }] });
     for (const id of ["13-sig-g1", "13-auth", "13", "13-signature", "13-sig-g2/../x"]) {
       expect(state({ ...good, links: [link({ public: { caId: id, serial: "0b" } })] }), id).toThrow(expect.objectContaining({ code: "ERR_WORKSPACE_CORRUPT" }));
       expect(state({ ...good, publicCrls: { [id]: seen } }), id).toThrow(expect.objectContaining({ code: "ERR_WORKSPACE_CORRUPT" }));

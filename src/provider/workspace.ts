@@ -258,7 +258,8 @@ export function readProviderState(paths: ProviderPaths): ProviderState {
       throw new Error("unexpected shape");
     }
     for (const l of s.links) {
-      if (!l || typeof l.serial !== "string" || !/^[0-9a-f]+$/.test(l.serial) || typeof l.certificate !== "string" || !l.public || typeof l.public.serial !== "string" || !/^[0-9a-f]+$/.test(l.public.serial) || !isSignatureCaId(l.public.caId)) {
+      // Every field a pass reads: a notAfter that is no number left a link listed as valid and never followed.
+      if (!l || typeof l.serial !== "string" || !/^[0-9a-f]+$/.test(l.serial) || typeof l.certificate !== "string" || !Number.isFinite(l.notAfter) || !l.public || typeof l.public.serial !== "string" || !/^[0-9a-f]+$/.test(l.public.serial) || !isSignatureCaId(l.public.caId) || !Number.isFinite(l.public.notAfter)) {
         throw new Error("a link entry is malformed");
       }
       if (l.revoked && (!Number.isFinite(l.revoked.at) || !Number.isInteger(l.revoked.reason))) throw new Error(`the revocation of ${l.serial} is malformed`);
