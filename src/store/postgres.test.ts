@@ -76,7 +76,8 @@ describe("PostgresStore specifics", () => {
     const writers = await Promise.all(Array.from({ length: 4 }, () => PostgresStore.open(url)));
     const reader = await PostgresStore.open(url);
     const verifierId = "v-paging";
-    const batch = (n: number) => Array.from({ length: n }, (_, i) => ({ verifierId, at: new Date(), caId: "13-sig", serial: (0x1000 + i).toString(16), status: "good" as const }));
+    const batch = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({ verifierId, at: new Date(), caId: "13-sig", serial: (0x1000 + i).toString(16), certificateId: undefined, status: "good" as const, reason: undefined, revokedAt: undefined, replacedBy: undefined }));
     try {
       let stop = false;
       const loops = writers.map(async (w, k) => {

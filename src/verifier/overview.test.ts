@@ -24,7 +24,7 @@ const items = { name: "山田　太郎", address: "東京都千代田区千代�
 
 describe("caOverview", () => {
   // Here, and on the counting thread `jpki serve` uses (the compiled module: the global setup builds dist/).
-  for (const thread of [false, new URL("../../dist/src/verifier/crl-days-thread.js", import.meta.url)]) it(`counts each CA's revocations per JST day as its latest full CRL lists them, over the window ending today${thread ? " (on the counting thread)" : ""}`, async () => {
+  for (const thread of [false, new URL("../../dist/src/verifier/crl-days-thread.js", import.meta.url)] as const) it(`counts each CA's revocations per JST day as its latest full CRL lists them, over the window ending today${thread ? " (on the counting thread)" : ""}`, async () => {
     // the CAs are made before the certificates they issue (a clock before a CA's notBefore is refused)
     const clock = new FixedClock("2026-02-28T00:00:00Z");
     const ws = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-overview-")), { clock });
