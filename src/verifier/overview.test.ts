@@ -5,7 +5,7 @@
  */
 import { generateKeyPairSync } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -79,6 +79,15 @@ describe("caOverview", () => {
       writeFileSync(tokyoFile, tokyoDer);
       const right = (await caOverview(ws.store, { clock, days: 7, revocationDays: days })).cas[0]!;
       expect([right.fullCrlProblem, right.revocationsFrom]).toEqual([undefined, tokyo.revocationsFrom]);
+      // a counting thread that ends at its first job: that count and every later one are made here instead
+      const dying = join(mkdtempSync(join(tmpdir(), "jpki-overview-thread-")), "dying.mjs");
+      writeFileSync(dying, 'import { parentPort } from "node:worker_threads";\nparentPort.on("message", () => process.exit(3));\n');
+      const orphan = new CrlRevocationDays(ws.paths.root, { thread: pathToFileURL(dying) });
+      for (let i = 0; i < 2; i++) {
+        const o2 = await caOverview(ws.store, { clock, days: 7, revocationDays: orphan });
+        expect(o2.cas[0]!.revocationsPerDay).toEqual(tokyo.revocationsPerDay);
+        await new Promise((r) => setTimeout(r, 50)); // the thread's exit is seen
+      }
       for (const n of [0, MAX_OVERVIEW_DAYS + 1, 1.5]) await expect(caOverview(ws.store, { clock, days: n, revocationDays: days })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_USAGE"));
     } finally {
       await ws.close();

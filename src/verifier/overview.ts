@@ -226,6 +226,8 @@ class CrlDaysThread {
   readonly #worker: Worker;
   readonly #pending = new Map<number, { resolve: (r: CrlDaysResult) => void; reject: (e: Error) => void }>();
   #next = 0;
+  /** set once the thread has ended: a job posted to it then would never be answered */
+  #ended: Error | undefined;
 
   constructor(module: URL) {
     this.#worker = new Worker(module);
@@ -235,6 +237,7 @@ class CrlDaysThread {
       this.#pending.delete(m.id);
     });
     const fail = (e: Error) => {
+      this.#ended ??= e;
       for (const p of this.#pending.values()) p.reject(e);
       this.#pending.clear();
     };
@@ -243,6 +246,7 @@ class CrlDaysThread {
   }
 
   count(job: CrlDaysJob): Promise<CrlDaysResult> {
+    if (this.#ended) return Promise.reject(this.#ended);
     const id = this.#next++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
