@@ -52,6 +52,7 @@ import type { Store, VerifierFetch, VerifierKind, VerifierRecord } from "../stor
 import { SERVER_ROUTES, type ServerRoute, type VerifierRateLimit } from "../workspace/config.js";
 import { bearerToken, certificateSha256, tokenSha256 } from "../verifier/credentials.js";
 import type { ClientAddress } from "./client-address.js";
+import { JSON_TYPE } from "./api-errors.js";
 
 /** A scope: what a route serves, as the access log and fetch records name it. */
 export type RouteScope = (typeof SERVER_ROUTES)[ServerRoute] | "validate" | "status" | "overview" | "page" | "other";
@@ -503,7 +504,7 @@ export class VerifierAccess {
 
   #refuse(req: IncomingMessage, res: ServerResponse, status: number, challenge: string | undefined, body: string, retryAfter?: string): false {
     const startedAt = performance.now();
-    const headers: Record<string, string> = { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store", "Content-Length": String(body.length) };
+    const headers: Record<string, string> = { ...JSON_TYPE, "Cache-Control": "no-store", "Content-Length": String(body.length) };
     if (challenge) headers["WWW-Authenticate"] = challenge;
     if (retryAfter) headers["Retry-After"] = retryAfter;
     res.writeHead(status, headers);

@@ -6,6 +6,14 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 
+/**
+ * The type of every JSON answer of the server, with nosniff: a body echoes names from certificates and requests,
+ * and no browser may take one for HTML or script whatever it holds. As header fields (writeHead) and as the lines
+ * of an answer written straight to the socket.
+ */
+export const JSON_TYPE = Object.freeze({ "Content-Type": "application/json; charset=utf-8", "X-Content-Type-Options": "nosniff" } as const);
+export const JSON_TYPE_LINES = "Content-Type: application/json; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n";
+
 const HTTP_WORD: Readonly<Record<number, string>> = { 400: "bad_request", 401: "unauthorized", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type", 500: "internal_error", 503: "unavailable" };
 
 /**

@@ -270,6 +270,37 @@ describe("published CRLs and CA certificates", () => {
   });
 });
 
+describe("JSON answers carry nosniff", () => {
+  it("on bare node:http (validate, refusals, 404 of a published path) and through fastify (routes, errors, 404)", async () => {
+    const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+      fetch(`${base}${path}`, { method: "POST", headers: { ...auth, "content-type": "application/json", ...headers }, body });
+    const answers: Array<[string, { status: number; headers: { get(n: string): string | null } }]> = [
+      ["validate (fast path)", await post("/v1/validate", "{}")],
+      ["validate through fastify", await post("/v1/validate?via=fastify", "{}")],
+      ["status route", await post("/v1/status", "{}")],
+      ["unknown route", await fetch(`${base}/no-such-route`, { headers: auth })],
+      ["published path not there", await fetch(`${base}/crl/99-sig.crl`, { headers: auth })],
+      ["no credential", await fetch(`${base}/v1/overview`)],
+      ["method not allowed", await fetch(`${base}/v1/validate`, { method: "PUT", headers: auth })],
+      ["openapi", await fetch(`${base}/openapi.json`, { headers: auth })],
+    ];
+    for (const [what, r] of answers) {
+      expect(r.headers.get("content-type"), what).toMatch(/^application\/json/);
+      expect(r.headers.get("x-content-type-options"), what).toBe("nosniff");
+    }
+    // the refusals written straight to the socket: a request line node's parser cannot read
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(new URL(base).port), "127.0.0.1", () => socket.write("GET /\u0001 HTTP/1.1\r\nHost: x\r\n\r\n"));
+      let got = "";
+      socket.on("data", (d) => (got += d.toString("latin1")));
+      socket.on("close", () => resolve(got));
+      socket.on("error", reject);
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 400 /);
+    expect(raw).toContain("\r\nX-Content-Type-Options: nosniff\r\n");
+  });
+});
+
 describe("index, health and metrics", () => {
   it("lists every CA's latest CRL of every scope (full, partition, ARL) in /crl/index.json with the hash of the file served", async () => {
     const r = await get("/crl/index.json");

@@ -43,7 +43,7 @@ import { ARL_SCOPE, type CrlRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { toPem } from "../pki/pem.js";
 import type { AccessLogSink } from "./access-log.js";
-import { apiErrorBody, METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR, TOO_MANY_CONNECTIONS, UNSUPPORTED_CONTENT_ENCODING } from "./api-errors.js";
+import { apiErrorBody, JSON_TYPE, JSON_TYPE_LINES, METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR, TOO_MANY_CONNECTIONS, UNSUPPORTED_CONTENT_ENCODING } from "./api-errors.js";
 import { clientAddressOf, trustedProxyOf } from "./client-address.js";
 import { routedPath, TOO_MANY_REFUSALS, VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
 import { ocspGetRoute, registerOcsp } from "./ocsp.js";
@@ -143,7 +143,7 @@ function capConnections(server: HttpServer, o: { readonly max: number; readonly 
 
 const TOO_MANY_CONNECTIONS_BODY = JSON.stringify(apiErrorBody({ [TOO_MANY_CONNECTIONS.code]: TOO_MANY_CONNECTIONS }, TOO_MANY_CONNECTIONS.code));
 const TOO_MANY_CONNECTIONS_ANSWER =
-  `HTTP/1.1 ${TOO_MANY_CONNECTIONS.status} ${STATUS_CODES[TOO_MANY_CONNECTIONS.status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+  `HTTP/1.1 ${TOO_MANY_CONNECTIONS.status} ${STATUS_CODES[TOO_MANY_CONNECTIONS.status]}\r\n${JSON_TYPE_LINES}` +
   `Content-Length: ${Buffer.byteLength(TOO_MANY_CONNECTIONS_BODY)}\r\nCache-Control: no-store\r\nRetry-After: ${TOO_MANY_CONNECTIONS.retryAfterSeconds}\r\nConnection: close\r\n\r\n${TOO_MANY_CONNECTIONS_BODY}`;
 
 /** Connections open now and refused for the cap since the start (capConnections), for the metrics. */
@@ -433,7 +433,7 @@ function clientErrorHandler(o: {
       if (!answerUnderWay(socket)) {
         if (wait > 0) {
           socket.write(
-            `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(TOO_MANY_REFUSALS)}\r\n` +
+            `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${JSON_TYPE_LINES}Content-Length: ${Buffer.byteLength(TOO_MANY_REFUSALS)}\r\n` +
               `Cache-Control: no-store\r\nRetry-After: ${wait}\r\nConnection: close\r\n\r\n${TOO_MANY_REFUSALS}`,
           );
         } else {
@@ -441,7 +441,7 @@ function clientErrorHandler(o: {
           // The headers of every other JSON refusal of the server (the 429 above, access.ts's): these alone went
           // without the charset and Cache-Control: no-store, so a client or cache met two shapes of one refusal.
           socket.write(
-            `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+            `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${JSON_TYPE_LINES}Content-Length: ${Buffer.byteLength(body)}\r\n` +
               `Cache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
           );
         }
@@ -499,7 +499,7 @@ function parserRefusalBody(code: keyof typeof PARSER_REFUSALS): string {
  */
 function refuseExpectation(_req: IncomingMessage, res: ServerResponse): void {
   const body = parserRefusalBody("expectation-failed");
-  res.writeHead(PARSER_REFUSALS["expectation-failed"].status, { "Content-Type": "application/json; charset=utf-8", "Content-Length": Buffer.byteLength(body), "Cache-Control": "no-store", Connection: "close" });
+  res.writeHead(PARSER_REFUSALS["expectation-failed"].status, { ...JSON_TYPE, "Content-Length": Buffer.byteLength(body), "Cache-Control": "no-store", Connection: "close" });
   res.end(body);
 }
 
@@ -515,7 +515,7 @@ function refuseConnect(_req: IncomingMessage, socket: Duplex): boolean {
     socket.destroy();
     return false;
   }
-  socket.end(`HTTP/1.1 405 ${STATUS_CODES[405]}\r\nAllow: \r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`, () => socket.destroy());
+  socket.end(`HTTP/1.1 405 ${STATUS_CODES[405]}\r\nAllow: \r\nContent-Length: ${Buffer.byteLength(body)}\r\n${JSON_TYPE_LINES}Cache-Control: no-store\r\nConnection: close\r\n\r\n${body}`, () => socket.destroy());
   return true;
 }
 
@@ -641,7 +641,7 @@ export async function buildServer(
   let stopping = false;
   const refuseStopping = (req: IncomingMessage, res: ServerResponse): void => {
     const startedAt = performance.now();
-    res.writeHead(STOPPING_ERROR.status, { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(STOPPING_BODY), Connection: "close" });
+    res.writeHead(STOPPING_ERROR.status, { ...JSON_TYPE, "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(STOPPING_BODY), Connection: "close" });
     res.end(req.method === "HEAD" ? undefined : STOPPING_BODY);
     countRefused(req, access.scopeOfTarget(req), STOPPING_ERROR.status, startedAt);
   };
@@ -660,7 +660,7 @@ export async function buildServer(
     if (allow === undefined) for (const p of allowByPattern) if (p.re.test(path)) allow = p.allow;
     if (allow === undefined || allow.split(", ").includes(req.method ?? "")) return false;
     const startedAt = performance.now();
-    res.writeHead(METHOD_NOT_ALLOWED.status, { Allow: allow, "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(METHOD_NOT_ALLOWED.body) });
+    res.writeHead(METHOD_NOT_ALLOWED.status, { Allow: allow, ...JSON_TYPE, "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(METHOD_NOT_ALLOWED.body) });
     res.end(METHOD_NOT_ALLOWED.body);
     access.record(req, METHOD_NOT_ALLOWED.status);
     countRefused(req, access.scopeOfRequest(req), METHOD_NOT_ALLOWED.status, startedAt);
@@ -689,7 +689,7 @@ export async function buildServer(
       res.end();
     } else {
       status = PARSER_REFUSALS["bad-request"].status;
-      res.writeHead(status, { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(asteriskBody) });
+      res.writeHead(status, { ...JSON_TYPE, "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(asteriskBody) });
       res.end(req.method === "HEAD" ? undefined : asteriskBody);
     }
     access.record(req, status);
@@ -707,7 +707,7 @@ export async function buildServer(
     const startedAt = performance.now();
     res.writeHead(UNSUPPORTED_CONTENT_ENCODING.status, {
       "Accept-Encoding": "identity",
-      "Content-Type": "application/json; charset=utf-8",
+      ...JSON_TYPE,
       "Cache-Control": "no-store",
       "Content-Length": Buffer.byteLength(codingBody),
     });
@@ -852,12 +852,12 @@ export async function buildServer(
   // A fastify answer can stall on its client too (a large /metrics or CRL index the client stops reading): it held
   // the connection and the unsent body for good. Bounded from when it is written, as published-route.ts bounds its
   // bodies; node replaces this with its keep-alive timeout once the answer finishes.
-  if (idleMs) {
-    app.addHook("onSend", (req, _reply, payload, done) => {
-      req.raw.socket.setTimeout?.(idleMs); // app.inject's socket has none
-      done(null, payload);
-    });
-  }
+  // And nosniff on each (api-errors.ts JSON_TYPE says why; the page sets its own).
+  app.addHook("onSend", (req, reply, payload, done) => {
+    reply.header("X-Content-Type-Options", "nosniff");
+    if (idleMs) req.raw.socket.setTimeout?.(idleMs); // app.inject's socket has none
+    done(null, payload);
+  });
   // Each fastify route counts and logs its own responses: a route-level hook knows its name, where reading
   // request.routeOptions in a global hook builds an object per request.
   const onResponse = (route: string) => {

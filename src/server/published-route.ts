@@ -10,7 +10,7 @@ import type { FileHandle } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import type { Clock } from "../pki/clock.js";
 import type { WorkspacePaths } from "../workspace/workspace.js";
-import { METHOD_NOT_ALLOWED } from "./api-errors.js";
+import { JSON_TYPE, METHOD_NOT_ALLOWED } from "./api-errors.js";
 import { decide, type Decision } from "./http-cache.js";
 import { CONTENT_TYPE, lastModifiedIsStrong, resolvePublished, type FileVersion, type PublishedFile, type PublishedFiles } from "./published.js";
 
@@ -82,7 +82,7 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
   // knows already and a scan of hostile paths only had reflected back; the message says where the files are listed.
   const notPublishedBody = JSON.stringify({ error: "not published", code: "not-published", message: `nothing is published at this path: ${indexPath} lists every CRL served` });
   const notFound = (req: IncomingMessage, res: ServerResponse, startedAt: number) =>
-    answer(req, res, 404, { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store" }, startedAt, notPublishedBody);
+    answer(req, res, 404, { ...JSON_TYPE, "Cache-Control": "no-store" }, startedAt, notPublishedBody);
 
   /** Answers from what is known of a version without reading the file: a 304 (or 412/416, HEAD) or a small file's body. */
   function sendKnown(req: IncomingMessage, res: ServerResponse, file: PublishedFile, v: FileVersion, d: Decision, startedAt: number): void {
@@ -162,7 +162,7 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
       // A published file (or the index) exists whatever the method: 405 with Allow (RFC 9110 §15.5.6), where
       // fastify's 404 said there was no such resource.
       if (!dirs.some((d) => path.startsWith(d)) || (path !== indexPath && !resolve(path))) return false;
-      answer(req, res, 405, { Allow: "GET, HEAD", "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store" }, performance.now(), METHOD_NOT_ALLOWED.body);
+      answer(req, res, 405, { Allow: "GET, HEAD", ...JSON_TYPE, "Cache-Control": "no-store" }, performance.now(), METHOD_NOT_ALLOWED.body);
       return true;
     }
     if (!dirs.some((d) => path.startsWith(d)) || path === indexPath) return false;
@@ -186,7 +186,7 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
       }
     }
     openAndSend(req, res, file, startedAt).catch(() => {
-      if (!res.headersSent) answer(req, res, 500, { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store" }, startedAt, JSON.stringify({ error: "the file could not be read", code: "internal" }));
+      if (!res.headersSent) answer(req, res, 500, { ...JSON_TYPE, "Cache-Control": "no-store" }, startedAt, JSON.stringify({ error: "the file could not be read", code: "internal" }));
       else res.destroy();
     });
     return true;

@@ -13,7 +13,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { apiErrorBody, BODY_TOO_DEEP, UNSUPPORTED_MEDIA_TYPE, bodyErrorHandler, isBodyTooDeep, sendApiError } from "./api-errors.js";
+import { apiErrorBody, BODY_TOO_DEEP, JSON_TYPE, UNSUPPORTED_MEDIA_TYPE, bodyErrorHandler, isBodyTooDeep, sendApiError } from "./api-errors.js";
 import { readHeader } from "../pki/der.js";
 import { readIsoTime } from "../pki/iso-time.js";
 import { parsePemBlocks } from "../pki/pem.js";
@@ -249,7 +249,7 @@ export function validateFastPath(o: ValidateFastPathOptions): (req: IncomingMess
   const path = `${o.prefix}/v1/validate`;
   const send = (req: IncomingMessage, res: ServerResponse, a: Answer, startedAt: number) => {
     const json = JSON.stringify(a.body);
-    res.writeHead(a.status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", "content-length": Buffer.byteLength(json) });
+    res.writeHead(a.status, { ...JSON_TYPE, "cache-control": "no-store", "content-length": Buffer.byteLength(json) });
     res.end(json);
     o.onResponse(req, a.status, startedAt);
   };
