@@ -337,6 +337,21 @@ describe("index, health and metrics", () => {
     }
   });
 
+  it("is unhealthy while a published CRL's file is gone, and says which", async () => {
+    const crl = (await ws.store.latestCrl("13-auth"))!;
+    const file = join(ws.paths.root, crl.path!);
+    const kept = `${file}.kept`;
+    renameSync(file, kept);
+    try {
+      const r = await get("/healthz");
+      expect(r.status).toBe(503);
+      expect(JSON.parse(r.body.toString())).toMatchObject({ status: "missing", store: "ok", stale: [], missing: ["13-auth"] });
+    } finally {
+      renameSync(kept, file);
+    }
+    expect(JSON.parse((await get("/healthz")).body.toString())).toMatchObject({ status: "ok", missing: [] });
+  });
+
   it("exports Prometheus metrics: requests by route and status, CRL ages; one access-log line per request", async () => {
     const before = log.length;
     await get("/crl/13-sig.crl");

@@ -9,7 +9,7 @@
  * - `/crl/index.json`: the latest CRL of every scope — each CA's full CRL, its delta CRL, municipality
  *   partitions and ARL — with its scope ("full" | "delta" with its baseNumber | "partition" with its
  *   municipality | "arl"), url, number, thisUpdate, nextUpdate, entries, size, sha256;
- * - `/healthz`: the store answers and no CRL is past its nextUpdate (503 otherwise, saying which);
+ * - `/healthz`: the store answers, no CRL is past its nextUpdate and every CRL's file is there (503 otherwise, saying which);
  * - `/metrics`: Prometheus text (prom-client): requests by route and status (those cut short mid-body also apart), CRL
  *   ages, OCSP answers by status;
  * - `/ocsp/<ca>`: OCSP (RFC 6960, RFC 5019), when given the responder passphrase (ocsp.ts, ocsp/responder.ts);
@@ -921,9 +921,26 @@ export async function buildServer(
     // Every CRL the certificates point to must be fresh: a full CRL is named by its CA ("13-sig"), a partition
     // or ARL by CA and scope ("13-sig/131016", "13-sig/arl"). None published yet counts as stale.
     const now = clock.now().getTime();
-    const stale = crls.filter((s) => !s.latest || s.latest.nextUpdate.getTime() <= now).map((s) => (s.scope === "full" ? s.caId : `${s.caId}/${s.scope}`));
+    const name = (s: (typeof crls)[number]) => (s.scope === "full" ? s.caId : `${s.caId}/${s.scope}`);
+    const stale = crls.filter((s) => !s.latest || s.latest.nextUpdate.getTime() <= now).map(name);
+    // A fresh record is not a CRL served: its file gone from the workspace (a restore, a hand, a full disk's
+    // cleanup) is answered 404 to every verifier. Only that a file is there is checked (a stat each); whether it
+    // is the recorded CRL is the overview's deeper check (fullCrlProblem), too costly for a probe.
+    const missing: string[] = [];
+    await Promise.all(
+      crls.map(async (s) => {
+        if (!s.latest?.path) return;
+        try {
+          if (!(await stat(join(ws.paths.root, s.latest.path))).isFile()) missing.push(name(s));
+        } catch {
+          missing.push(name(s));
+        }
+      }),
+    );
+    missing.sort();
     const cas = new Set(crls.map((s) => s.caId)).size;
-    return reply.code(stale.length ? 503 : 200).header("Cache-Control", "no-store").send({ status: stale.length ? "stale" : "ok", store: "ok", cas, crls: crls.length, stale });
+    const status = stale.length ? "stale" : missing.length ? "missing" : "ok";
+    return reply.code(status === "ok" ? 200 : 503).header("Cache-Control", "no-store").send({ status, store: "ok", cas, crls: crls.length, stale, missing });
   });
 
   app.get(`${prefix}/metrics`, { onResponse: onResponse("metrics") }, async (_req, reply) => {
