@@ -29,7 +29,7 @@
  * Certificate id (ours): the lower-case hex SHA-256 of the certificate's DER — what a verifier can compute from
  * the certificate it stored. A verifier that kept only the issuer and serial names `{caId, serial}` instead.
  */
-import { hash } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, createHmac, hash } from "node:crypto";
 import { JpkiError } from "../errors.js";
 import { CRL_REASON, reasonName, type CrlReasonName } from "../crl/reason.js";
 import { normaliseSerial } from "../pki/serial.js";
@@ -308,7 +308,7 @@ export interface StatusHistoryPage {
 export async function statusHistory(ws: Workspace, verifier: VerifierRecord, q: { readonly since?: Date; readonly cursor?: string; readonly limit?: number } = {}): Promise<StatusHistoryPage> {
   const limit = q.limit ?? DEFAULT_HISTORY_LIMIT;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_HISTORY_LIMIT) throw new JpkiError("ERR_USAGE", `limit is 1 to ${MAX_HISTORY_LIMIT}`);
-  const after = q.cursor === undefined ? 0 : parseCursor(q.cursor);
+  const after = q.cursor === undefined ? 0 : openCursor(q.cursor, verifier.id, await cursorKey(ws));
   // One more than asked, to know whether a next page exists.
   const rows: StoredStatusCheck[] = await ws.store.listStatusChecks({ verifierId: verifier.id, ...(q.since ? { since: q.since } : {}), after, limit: limit + 1 });
   const page = rows.slice(0, limit);
@@ -322,19 +322,61 @@ export async function statusHistory(ws: Workspace, verifier: VerifierRecord, q: 
       ...(r.reason !== undefined && r.revokedAt ? { revocation: { time: crlTime(r.revokedAt), reason: reasonName(r.reason) ?? "unknown" } } : {}),
       ...(r.replacedBy ? { replacedBy: r.replacedBy } : {}),
     })),
-    ...(rows.length > limit ? { nextCursor: cursorOf(page[page.length - 1]!.id) } : {}),
+    ...(rows.length > limit ? { nextCursor: sealCursor(page[page.length - 1]!.id, verifier.id, await cursorKey(ws)) } : {}),
   };
 }
 
-/** Cursors are opaque to callers: "h" and the last id in base 36 (so nobody mistakes them for a count or a time). */
-function cursorOf(id: number): string {
-  return `h${id.toString(36)}`;
+/*
+ * Cursors. Check ids are drawn from one sequence for all verifiers, so a cursor that showed its id ("h" and the id
+ * in base 36, as cursors were) told a verifier how many checks every other verifier made between two of its pages.
+ * A cursor is now the id sealed for its verifier: one AES-128 block (the id, and 8 octets of SHA-256 of the
+ * verifier's id) under a key derived from the workspace's secret key (Store.counterNoticeIdKey, carried by store
+ * copies and backups, so cursors survive both), in base64url: "c" and 22 characters. A block that does not open
+ * to this verifier's tag is refused (another verifier's cursor, or one made up). Cursors handed out before ("h…")
+ * are still taken: they tell the verifier nothing it was not told then.
+ */
+const CURSOR_SYNTAX = /^(?:h[0-9a-z]{1,11}|c[A-Za-z0-9_-]{22})$/;
+const cursorKeys = new WeakMap<object, Promise<Buffer>>();
+
+function cursorKey(ws: Workspace): Promise<Buffer> {
+  let key = cursorKeys.get(ws.store);
+  if (!key) {
+    key = ws.store.counterNoticeIdKey().then((secret) => createHmac("sha256", secret).update("jpki status-history cursor v1").digest().subarray(0, 16));
+    // A failed read is not kept: the next page asks again.
+    key.catch(() => cursorKeys.delete(ws.store));
+    cursorKeys.set(ws.store, key);
+  }
+  return key;
 }
 
-/** The id a cursor names; ERR_USAGE for one we did not hand out. */
+const verifierTag = (verifierId: string) => createHash("sha256").update(verifierId).digest().subarray(0, 8);
+
+function sealCursor(id: number, verifierId: string, key: Buffer): string {
+  const block = Buffer.alloc(16);
+  block.writeBigUInt64BE(BigInt(id));
+  verifierTag(verifierId).copy(block, 8);
+  const c = createCipheriv("aes-128-ecb", key, null).setAutoPadding(false);
+  return `c${Buffer.concat([c.update(block), c.final()]).toString("base64url")}`;
+}
+
+function openCursor(s: string, verifierId: string, key: Buffer): number {
+  if (s.startsWith("h")) return parseCursor(s);
+  parseCursor(s); // the syntax
+  const d = createDecipheriv("aes-128-ecb", key, null).setAutoPadding(false);
+  const block = Buffer.concat([d.update(Buffer.from(s.slice(1), "base64url")), d.final()]);
+  const id = block.readBigUInt64BE();
+  if (!block.subarray(8).equals(verifierTag(verifierId)) || id > BigInt(Number.MAX_SAFE_INTEGER)) throw new JpkiError("ERR_USAGE", "cursor is the nextCursor of a previous page");
+  return Number(id);
+}
+
+/**
+ * Checks a cursor's form (the route refuses a malformed one before it reads anything); for an old-form cursor
+ * ("h" and the id in base 36) the id it names, for a sealed one -1 (statusHistory opens it).
+ */
 export function parseCursor(s: string): number {
-  const m = /^h([0-9a-z]{1,11})$/.exec(s);
-  const id = m ? parseInt(m[1]!, 36) : NaN;
+  if (!CURSOR_SYNTAX.test(s)) throw new JpkiError("ERR_USAGE", "cursor is the nextCursor of a previous page");
+  if (s.startsWith("c")) return -1;
+  const id = parseInt(s.slice(1), 36);
   if (!Number.isSafeInteger(id) || id < 0) throw new JpkiError("ERR_USAGE", "cursor is the nextCursor of a previous page");
   return id;
 }

@@ -244,6 +244,33 @@ describe("GET /v1/status/history: each verifier's own checks", () => {
     expect((await history(gov.token, "?cursor=12")).json().code).toBe("query-invalid");
     expect((await history(gov.token, "?limit=5000")).json().code).toBe("query-invalid");
   });
+
+  it("hands out cursors that do not show the shared check id, and that only their own verifier can use", async () => {
+    const first = (await history(gov.token, "?limit=5")).json();
+    const cursor = first.nextCursor as string;
+    expect(cursor).toMatch(/^c[A-Za-z0-9_-]{22}$/);
+    // the fifth check's id is a small number here: no spelling of it is in the cursor
+    const w = await openWorkspace(demo.workspace);
+    let fifth: number;
+    try {
+      fifth = (await w.store.listStatusChecks({ verifierId: gov.id, after: 0, limit: 5 }))[4]!.id;
+    } finally {
+      await w.close();
+    }
+    for (const spelt of [fifth.toString(36), fifth.toString(10), fifth.toString(16)]) expect(cursor.slice(1)).not.toBe(spelt);
+    // the same page again yields the same cursor (it is the position, sealed), and it pages on
+    expect((await history(gov.token, "?limit=5")).json().nextCursor).toBe(cursor);
+    expect((await history(gov.token, `?limit=5&cursor=${cursor}`)).json().items).toHaveLength(4);
+    // another verifier's cursor, a changed one and an old-form one past everything
+    for (const [token, c] of [
+      [other.token, cursor],
+      [gov.token, `c${cursor.slice(1, 12)}${cursor[12] === "A" ? "B" : "A"}${cursor.slice(13)}`],
+    ] as const) {
+      expect((await history(token, `?cursor=${c}`)).json().code).toBe("query-invalid");
+    }
+    // an old-form cursor ("h" and the id in base 36) handed out before is still taken
+    expect((await history(gov.token, `?limit=5&cursor=h${fifth.toString(36)}`)).json().items).toHaveLength(4);
+  });
 });
 
 describe("the disclosure log: every answer about a resident's certificates", () => {
