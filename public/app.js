@@ -9,6 +9,11 @@
 // - the result of a check is said in words, in a live region, so a screen reader announces it.
 
 const TOKEN_KEY = "jpki.verifierToken";
+/**
+ * Set while signed in without a token: the browser's TLS client certificate is the credential (page.ts), so a
+ * reload signs in again by it, as a stored token does. It holds no secret: "1".
+ */
+const CERTIFICATE_KEY = "jpki.signedInByCertificate";
 
 /** Words for the statuses of POST /v1/validate (both views). */
 const STATUS_WORDS = {
@@ -130,12 +135,15 @@ async function signIn(t) {
     // nothing of it: the verifier stays signed in, the check form usable, the overview's error shown where it goes.
     if (e.status === 401) {
       sessionStorage.removeItem(TOKEN_KEY);
+      sessionStorage.removeItem(CERTIFICATE_KEY);
       showSignedIn(false);
       $("signin-status").textContent = `Not signed in: ${e.message}.`;
       return;
     }
     failed = e;
   }
+  if (t) sessionStorage.removeItem(CERTIFICATE_KEY);
+  else sessionStorage.setItem(CERTIFICATE_KEY, "1");
   $("signin-status").textContent = "";
   showSignedIn(true);
   if (failed) $("overview-status").textContent = `Could not load: ${failed.message}.`;
@@ -144,6 +152,7 @@ async function signIn(t) {
 
 function signOut() {
   sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(CERTIFICATE_KEY);
   $("ca-list").replaceChildren();
   $("result").replaceChildren();
   $("token").value = "";
@@ -425,7 +434,7 @@ function wire() {
     zone.classList.remove("over");
     if (ev.dataTransfer?.files?.length) $("file").files = ev.dataTransfer.files;
   });
-  if (sessionStorage.getItem(TOKEN_KEY)) void signIn(token());
+  if (sessionStorage.getItem(TOKEN_KEY) || sessionStorage.getItem(CERTIFICATE_KEY)) void signIn(token());
 }
 
 wire();

@@ -161,6 +161,26 @@ describe("the status page in Chromium", () => {
     await page.context().close();
   }, 60_000);
 
+  it("signs a client-certificate user in again after a reload, and not after signing out", async () => {
+    // The browser presents a client certificate: the server knows the verifier on every request, and the page
+    // sends no token. Stood in for by the credential added to each request on its way out (no TLS here).
+    const context = await browser.newContext();
+    await context.route(`${base}/**`, (r) => r.continue({ headers: { ...r.request().headers(), authorization: `Bearer ${w.gov}` } }));
+    const page = await context.newPage();
+    await page.goto(`${base}/`);
+    await page.getByRole("button", { name: "Sign in" }).click(); // the token left empty
+    await page.locator("#ca-list table").first().waitFor({ timeout: 15_000 });
+    expect(await page.evaluate("sessionStorage.getItem('jpki.verifierToken')")).toBeNull();
+    await page.reload();
+    await page.locator("#ca-list table").first().waitFor({ timeout: 15_000 });
+    expect(await page.locator("#verifier").isVisible()).toBe(true);
+    await page.locator("#signout").click();
+    await page.reload();
+    await page.getByRole("button", { name: "Sign in" }).waitFor();
+    expect(await page.locator("#verifier").isVisible()).toBe(false);
+    await context.close();
+  }, 60_000);
+
   it("shows bidirectional controls in names as their code points: a name cannot reorder what the page shows", async () => {
     const { page } = await signedIn(w.gov);
     // what el() puts every text through (the answer's issuer, the failing certificate's names, …): the page's module, as loaded
