@@ -294,27 +294,166 @@ function base64(bytes) {
 
 /** CMS SignedData's OID (1.2.840.113549.1.7.2) as DER: a signed file names it within its first bytes. */
 const SIGNED_DATA_OID = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
+/** CMS EnvelopedData's (1.2.840.113549.1.7.3): an encrypted S/MIME message, which holds no signature to check. */
+const ENVELOPED_DATA_OID = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03];
 
-/** Whether a file is a signed file (CMS SignedData, PEM or DER) rather than a certificate. */
-function isSignedFile(bytes) {
-  const head = new TextDecoder("latin1").decode(bytes.subarray(0, 200));
-  if (/-----BEGIN (CMS|PKCS7)-----/.test(head)) return true;
-  if (head.includes("-----BEGIN")) return false;
-  outer: for (let i = 0; i + SIGNED_DATA_OID.length <= Math.min(bytes.length, 32); i++) {
-    for (let j = 0; j < SIGNED_DATA_OID.length; j++) if (bytes[i + j] !== SIGNED_DATA_OID[j]) continue outer;
+/** Whether `oid` (tag and length included) occurs within the first 32 bytes: a ContentInfo names its type there. */
+function namesOid(bytes, oid) {
+  outer: for (let i = 0; i + oid.length <= Math.min(bytes.length, 32); i++) {
+    for (let j = 0; j < oid.length; j++) if (bytes[i + j] !== oid[j]) continue outer;
     return true;
   }
   return false;
 }
 
-/** The request body for a file: PEM blocks (the first is the certificate, the rest its chain) or one DER certificate. */
-function certificateBody(bytes) {
-  const text = new TextDecoder("utf-8", { fatal: false }).decode(bytes.subarray(0, Math.min(bytes.length, 200_000)));
-  if (text.includes("-----BEGIN CERTIFICATE-----")) {
-    const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
-    return { certificate: blocks[0], ...(blocks.length > 1 ? { chain: blocks.slice(1) } : {}) };
+// ---- reading just enough DER to tell what a file is ----
+// The server parses and checks everything; the page reads only the outline: which element is where, so it can
+// send a certificate bundle's end entity first, a certs-only .p7b as the certificates it carries, and say what a
+// detached signature needs. Definite lengths only (DER): a BER file (indefinite lengths) goes to the server as is.
+
+/** The element at `at`: its tag, where its contents start and where it ends. Throws on what DER cannot be. */
+function tlvAt(b, at) {
+  if (at + 2 > b.length) throw new Error("truncated");
+  let len = b[at + 1];
+  let start = at + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0 || n > 4 || start + n > b.length) throw new Error("not DER");
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + b[start + i];
+    start += n;
   }
-  return { certificate: base64(bytes) };
+  if (start + len > b.length) throw new Error("truncated");
+  return { tag: b[at], at, start, end: start + len };
+}
+
+function childrenOf(b, t) {
+  const out = [];
+  for (let i = t.start; i < t.end; ) {
+    const c = tlvAt(b, i);
+    out.push(c);
+    i = c.end;
+  }
+  return out;
+}
+
+const bytesOf = (b, t) => b.subarray(t.at, t.end);
+const sameBytes = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+const hexOf = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+
+/** A DER CMS SignedData's outline — its certificates, how many signers, whether the content is left out — or undefined. */
+function signedDataOutline(b) {
+  try {
+    const ci = tlvAt(b, 0);
+    if (ci.tag !== 0x30 || ci.end !== b.length) return undefined;
+    const [type, explicit] = childrenOf(b, ci);
+    if (!type || !sameBytes(bytesOf(b, type), SIGNED_DATA_OID) || explicit?.tag !== 0xa0) return undefined;
+    const sd = childrenOf(b, explicit)[0];
+    if (sd?.tag !== 0x30) return undefined;
+    // version, digestAlgorithms, encapContentInfo, [0] certificates, [1] crls, signerInfos
+    const parts = childrenOf(b, sd);
+    const encap = parts[2];
+    const signerInfos = parts[parts.length - 1];
+    if (encap?.tag !== 0x30 || signerInfos?.tag !== 0x31) return undefined;
+    const certs = parts.slice(3, -1).find((p) => p.tag === 0xa0);
+    return {
+      certificates: certs ? childrenOf(b, certs).filter((c) => c.tag === 0x30).map((c) => bytesOf(b, c)) : [],
+      signers: childrenOf(b, signerInfos).length,
+      detached: childrenOf(b, encap).length < 2,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A certificate's issuer and subject names, as hex of their DER, to match one certificate's issuer to another's subject. */
+function namesOf(der) {
+  let f = childrenOf(der, childrenOf(der, tlvAt(der, 0))[0]);
+  if (f[0].tag === 0xa0) f = f.slice(1); // version
+  // serialNumber, signature, issuer, validity, subject
+  return { issuer: hexOf(bytesOf(der, f[2])), subject: hexOf(bytesOf(der, f[4])) };
+}
+
+/**
+ * A bundle's certificates with the end entity first, then its issuers in order: the one no other certificate of the
+ * bundle names as its issuer. Bundles come CA-first too (and .p7b files in any order); the first was checked as
+ * "the certificate itself". Undecidable bundles (unreadable, or no single end) keep their order.
+ */
+function endEntityFirst(ders) {
+  try {
+    const names = ders.map(namesOf);
+    const ends = names.flatMap((n, k) => (names.some((m, j) => j !== k && m.issuer === n.subject) ? [] : [k]));
+    if (ends.length !== 1) return ders;
+    const order = [ends[0]];
+    for (;;) {
+      const cur = names[order[order.length - 1]];
+      if (cur.issuer === cur.subject) break;
+      const next = names.findIndex((n, k) => !order.includes(k) && n.subject === cur.issuer);
+      if (next < 0) break;
+      order.push(next);
+    }
+    for (let k = 0; k < ders.length; k++) if (!order.includes(k)) order.push(k);
+    return order.map((k) => ders[k]);
+  } catch {
+    return ders;
+  }
+}
+
+/** The DER of each PEM block with this label. */
+function pemBlocks(text, label) {
+  const re = new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`, "g");
+  return Array.from(text.matchAll(re), (m) => Uint8Array.from(atob(m[1].replace(/\s+/g, "")), (c) => c.charCodeAt(0)));
+}
+
+/** What the server is asked of a DER file: a signed file, certificates (one, or a .p7b's), or nothing, with why. */
+function ofDer(der, from) {
+  const sd = signedDataOutline(der);
+  if (sd) {
+    if (sd.signers) return { kind: "signed", der, detached: sd.detached };
+    if (sd.certificates.length) return { kind: "certificates", ders: endEntityFirst(sd.certificates), note: `${from} holds no signature, only certificates (a .p7b bundle): its end-entity certificate was checked` };
+    return { kind: "refused", why: `${from} is a CMS SignedData with neither a signature nor a certificate` };
+  }
+  if (namesOid(der, SIGNED_DATA_OID)) return { kind: "signed", der, detached: false }; // BER: the server reads it
+  if (namesOid(der, ENVELOPED_DATA_OID)) return { kind: "refused", why: `${from} is an encrypted (enveloped) message: this page checks signatures and certificates, and reads no encrypted content` };
+  return { kind: "certificates", ders: [der] };
+}
+
+/**
+ * What a file is, and so what to ask the server: `signed` (CMS SignedData, DER or PEM or S/MIME), `certificates`
+ * (a certificate, a PEM bundle or a certs-only .p7b, end entity first), or `refused` with why — a PEM file without
+ * a certificate (a private key above all) is not sent anywhere.
+ */
+function classify(bytes) {
+  const head = new TextDecoder("latin1").decode(bytes.subarray(0, 4096));
+  if (head.includes("-----BEGIN")) {
+    const text = new TextDecoder().decode(bytes);
+    const certs = pemBlocks(text, "CERTIFICATE");
+    if (certs.length) return { kind: "certificates", ders: endEntityFirst(certs) };
+    const cms = [...pemBlocks(text, "CMS"), ...pemBlocks(text, "PKCS7")];
+    if (cms.length) return ofDer(cms[0], "the file");
+    const label = /-----BEGIN ([A-Z0-9 ]{1,40})-----/.exec(text)?.[1] ?? "something else";
+    return { kind: "refused", why: `it is PEM without a certificate (it holds ${label})${/PRIVATE KEY/.test(label) ? ", and a private key never leaves its holder: nothing was sent" : ""}` };
+  }
+  // S/MIME (RFC 8551): MIME headers, then the CMS in base64. A clear-signed message is the document and a detached
+  // signature in two MIME parts, which this form does not take apart.
+  const mime = /^(?:mime-version|content-type|content-disposition)\s*:/i.test(head.trimStart()) ? head.toLowerCase() : "";
+  if (mime.includes("multipart/signed")) {
+    return { kind: "refused", why: "it is a clear-signed S/MIME message: save its signature part (smime.p7s) and the signed part, then check the signature with the document beside it" };
+  }
+  if (/content-type\s*:\s*application\/(?:x-)?pkcs7-(?:mime|signature)/.test(mime)) {
+    const text = new TextDecoder("latin1").decode(bytes);
+    const body = text.split(/\r?\n\r?\n/).slice(1).join("\n").replace(/\s+/g, "");
+    try {
+      return ofDer(Uint8Array.from(atob(body), (c) => c.charCodeAt(0)), "the S/MIME message");
+    } catch {
+      return { kind: "refused", why: "it is an S/MIME message whose body is not base64" };
+    }
+  }
+  return ofDer(bytes, "the file");
+}
+
+function pemOf(der) {
+  return `-----BEGIN CERTIFICATE-----\n${base64(der).replace(/.{64}/g, "$&\n")}\n-----END CERTIFICATE-----`;
 }
 
 function line(parent, label, value, attrs) {
@@ -392,19 +531,24 @@ async function check(ev) {
   out.className = "result";
   out.replaceChildren(el("p", `Checking ${file.name}…`));
   const bytes = new Uint8Array(await file.arrayBuffer());
-  const signed = isSignedFile(bytes);
+  const what = classify(bytes);
   const legalBasis = $("legal-basis").value ? { legalBasis: $("legal-basis").value } : {};
   try {
-    if (signed) {
-      const text = new TextDecoder("latin1").decode(bytes.subarray(0, 200));
-      const signedData = text.includes("-----BEGIN") ? new TextDecoder().decode(bytes) : base64(bytes);
-      const a = await api("v1/verify-signature", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ signedData, ...legalBasis }) });
+    if (what.kind === "refused") throw new Error(what.why);
+    if (what.kind === "signed") {
+      const doc = $("document").files?.[0];
+      if (what.detached && !doc) throw Object.assign(new Error("it is a detached signature, without the document it signs: choose the signed document too (Signed document), then check again"), { code: "content-missing" });
+      if (doc && doc.size > 1_000_000) throw new Error(`the signed document ${doc.name} is ${doc.size} bytes: this page takes documents up to 1 MB`);
+      const content = what.detached && doc ? { content: base64(new Uint8Array(await doc.arrayBuffer())) } : {};
+      const a = await api("v1/verify-signature", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ signedData: base64(what.der), ...content, ...legalBasis }) });
       renderSignature(a, file.name);
     } else {
-      if (file.size > 48 * 1024) throw new Error("a certificate is a few kilobytes: this file is neither a certificate nor a signed file");
-      const body = { ...certificateBody(bytes), purpose: $("purpose").value, ...legalBasis };
+      const [ee, ...chain] = what.ders;
+      if (ee.length > 48 * 1024) throw new Error("a certificate is a few kilobytes: this file is neither a certificate nor a signed file");
+      const body = { certificate: pemOf(ee), ...(chain.length ? { chain: chain.map(pemOf) } : {}), purpose: $("purpose").value, ...legalBasis };
       const a = await api("v1/validate", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
       renderAnswer(a, file.name);
+      if (what.note) $("result").append(el("p", `Note: ${what.note}.`, { "data-field": "note" }));
     }
   } catch (e) {
     out.className = "result bad";

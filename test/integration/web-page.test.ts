@@ -12,12 +12,15 @@
  * in words, then the signer's certificate. Signed in as the private provider, the same revoked certificate and
  * signed file read "revoked" and nothing more. Never skipped: without Chromium it fails, saying so.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { toPem } from "../../src/pki/pem.js";
 import { buildServer } from "../../src/server/app.js";
+import { sh } from "./helpers.js";
 import { makeVerifierWorkspace, type VerifierWorkspace } from "./verifier-workspace.js";
 
 /** Debian's chromium (CI installs it: .ci/run); CHROMIUM overrides the path. */
@@ -179,6 +182,56 @@ describe("the status page in Chromium", () => {
     await page.getByRole("button", { name: "Sign in" }).waitFor();
     expect(await page.locator("#verifier").isVisible()).toBe(false);
     await context.close();
+  }, 60_000);
+
+  it("reads certificates and signed files in the forms they come in: CA-first bundles, .p7b, S/MIME, detached signatures; sends no private key", async () => {
+    const { page, errors } = await signedIn(w.gov);
+    const file = (name: string, data: string | Buffer) => (writeFileSync(join(w.dir, name), data), join(w.dir, name));
+    const openssl = (args: string[]) => {
+      const r = sh("openssl", args);
+      if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.out}`);
+    };
+    /** A check the page refuses before asking the server: what it says. */
+    const refused = async (path: string) => {
+      await page.getByLabel(/Certificate file/).setInputFiles(path);
+      await page.locator("#result").evaluate((e) => e.replaceChildren());
+      await page.getByRole("button", { name: "Check" }).click();
+      return (await page.locator("#result [data-error]").textContent()) ?? "";
+    };
+    const field = (f: string) => page.locator(`[data-field="${f}"]`).textContent();
+    const caPem = toPem((await w.ws.store.getCa("13-sig"))!.certificateDer, "CERTIFICATE");
+    const eePem = readFileSync(w.validPem, "utf8");
+
+    // a PEM bundle with the CA certificate first: the end entity is checked, not the CA
+    expect(await check(page, file("ca-first.pem", `${caPem}${eePem}`))).toBe("valid");
+    expect(await page.locator("#result-status").textContent()).toMatch(/ca-first\.pem: valid/);
+    // a certs-only .p7b (no signature): its certificates, end entity first
+    const p7b = join(w.dir, "bundle.p7b");
+    openssl(["crl2pkcs7", "-nocrl", "-certfile", file("bundle.pem", `${caPem}${eePem}`), "-outform", "DER", "-out", p7b]);
+    expect(await check(page, p7b)).toBe("valid");
+    expect(await field("note")).toMatch(/holds no signature, only certificates/);
+    // S/MIME (opaque signed, base64 under MIME headers), and a detached .p7s with and without its document
+    const smime = join(w.dir, "application.p7m");
+    const detached = join(w.dir, "application-detached.p7s");
+    openssl(["cms", "-sign", "-binary", "-nodetach", "-md", "sha256", "-in", w.document, "-signer", w.validPem, "-inkey", join(w.dir, "key0.pem"), "-outform", "SMIME", "-out", smime]);
+    openssl(["cms", "-sign", "-binary", "-md", "sha256", "-in", w.document, "-signer", w.validPem, "-inkey", join(w.dir, "key0.pem"), "-outform", "DER", "-out", detached]);
+    w.clock.set(Date.now()); // after openssl's signing times
+    expect(await check(page, smime)).toBe("valid");
+    expect(await page.locator("#result-status").getAttribute("data-kind")).toBe("signed-file");
+    expect(await refused(detached)).toMatch(/detached signature, without the document it signs/);
+    await page.getByLabel(/Signed document/).setInputFiles(w.document);
+    expect(await check(page, detached)).toBe("valid");
+    expect(await field("signature")).toMatch(/^valid/);
+    await page.getByLabel(/Signed document/).setInputFiles(file("other.txt", "another document\n"));
+    expect(await check(page, detached)).toBe("digest-mismatch");
+    await page.getByLabel(/Signed document/).setInputFiles([]);
+    // a private key in PEM is never sent: no request leaves the page for it
+    const sent: string[] = [];
+    page.on("request", (r) => sent.push(r.url()));
+    expect(await refused(join(w.dir, "key0.pem"))).toMatch(/PEM without a certificate \(it holds PRIVATE KEY\).*nothing was sent/);
+    expect(sent).toEqual([]);
+    expect(errors).toEqual([]);
+    await page.context().close();
   }, 60_000);
 
   it("shows bidirectional controls in names as their code points: a name cannot reorder what the page shows", async () => {
