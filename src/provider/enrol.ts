@@ -193,6 +193,13 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
     const fetched = await refreshPublicCrl(paths, config.endpoint, ca, state.publicCrls[ca.caId], o.clock, o);
     state = { ...state, publicCrls: { ...state.publicCrls, [ca.caId]: fetched.seen } };
     writeProviderState(paths, state);
+    if (fetched.fromFuture) {
+      throw new JpkiError(
+        "ERR_PUBLIC_CRL_CLOCK",
+        `${ca.caId}'s CRL #${fetched.seen.number} is dated ${fetched.crl.thisUpdate.toISOString()}, after this host's clock (${now.toISOString()}): a CRL not yet in force says nothing of now; check this host's clock (NTP), then enrol again: nothing was issued`,
+        { details: { caId: ca.caId, crlNumber: fetched.seen.number } },
+      );
+    }
     const v = validateJpki({ certificate: publicDer, purpose: "signature", trustAnchors: [ca.der], crls: [fetched.crl.der], at: now, revocation: "hard-fail" });
     if (v.status !== "valid") {
       throw new JpkiError(

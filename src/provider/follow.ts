@@ -15,9 +15,12 @@
  * - Conditional GET (RFC 9110 §13): If-None-Match with the last ETag, If-Modified-Since with the last
  *   Last-Modified, only when the CRL they stand for is still on disk (public-crl/<ca>.crl, digest checked).
  * - Every CRL downloaded is verified before it counts: the trusted CA's name and key (signature), a complete CRL
- *   (no issuingDistributionPoint, no deltaCRLIndicator, no unknown critical extension), a CRL number, a thisUpdate
- *   not in the future. Its number must not go backwards, and the same number must not come with other contents
+ *   (no issuingDistributionPoint, no deltaCRLIndicator, no unknown critical extension), a CRL number. Its number must not go backwards, and the same number must not come with other contents
  *   (ERR_PUBLIC_CRL_ROLLBACK): a replayed old CRL would hide a revocation.
+ * - A CRL dated after this host's clock (thisUpdate more than 5 minutes ahead) is the CA's all the same (its
+ *   signature says so): this host's clock is behind, or the CA's ahead. Its revocations count — refusing them kept
+ *   every customer's certificate good for as long as the clocks disagreed — and the pass says ERR_PUBLIC_CRL_CLOCK
+ *   (exit 17); enrolment validates nothing against it (a CRL not yet in force at "now" proves nothing of "now").
  * - A stale CRL (past nextUpdate) still counts for revocations — a revocation is never undone — but the pass
  *   reports it with its code (ERR_PUBLIC_CRL_STALE: `follow` exits 17), and enrolment refuses to validate against
  *   it (provider/enrol.ts: hard-fail).
@@ -262,6 +265,8 @@ export interface PublicCrlFetch {
   readonly seen: PublicCrlSeen;
   /** past its nextUpdate at the time of the pass */
   readonly stale: boolean;
+  /** its thisUpdate is more than SKEW_MS after this host's clock */
+  readonly fromFuture: boolean;
 }
 
 /** Clock skew allowed for a CRL's thisUpdate (a CRL from the future is refused beyond it). */
@@ -287,8 +292,11 @@ export function heldPublicCrl(paths: ProviderPaths, caId: string, seen: PublicCr
   return sha256(der) === seen.sha256 ? der : undefined;
 }
 
-/** Verifies a public CRL as described above; ERR_PUBLIC_CRL_INVALID otherwise. */
-export function verifyPublicCrl(der: Buffer, ca: TrustedCa, now: Date): Crl {
+/**
+ * Verifies a public CRL as described above; ERR_PUBLIC_CRL_INVALID otherwise. Its dates are not judged here (a CRL
+ * from the future or past its nextUpdate is still the CA's): `now` stays in the signature for callers.
+ */
+export function verifyPublicCrl(der: Buffer, ca: TrustedCa, _now?: Date): Crl {
   const bad = (m: string, cause?: unknown) => new JpkiError("ERR_PUBLIC_CRL_INVALID", `the CRL of ${ca.caId} from the endpoint ${m}: it was not used`, cause ? { cause } : undefined);
   let crl: Crl;
   try {
@@ -305,7 +313,6 @@ export function verifyPublicCrl(der: Buffer, ca: TrustedCa, now: Date): Crl {
   if (crl.idp || crl.deltaBase !== undefined) throw bad("is not the CA's complete CRL (it carries an issuingDistributionPoint or deltaCRLIndicator)");
   if (crl.unknownCriticalExtension) throw bad(`carries an unknown critical extension ${crl.unknownCriticalExtension}`);
   if (crl.crlNumber === undefined) throw bad("carries no CRL number");
-  if (crl.thisUpdate.getTime() > now.getTime() + SKEW_MS) throw bad(`has a thisUpdate in the future (${crl.thisUpdate.toISOString()})`);
   // removeFromCRL un-lists a certificate from a delta's base (RFC 5280 §5.3.1: "only found in delta CRLs"). In a
   // complete CRL it means nothing valid, and a CA that sends it is confused about what it revoked: the whole CRL is
   // refused rather than read past, and no revocation recorded here is ever undone.
@@ -360,7 +367,7 @@ export async function refreshPublicCrl(paths: ProviderPaths, endpoint: string, c
   }
   if (res.status === 304 && conditional && held && seen) {
     const crl = verifyPublicCrl(held, ca, now);
-    return { caId: ca.caId, url, status: "not-modified", crl, seen: { ...seen, url, checkedAt: now.getTime() }, stale: (crl.nextUpdate?.getTime() ?? Infinity) < now.getTime() };
+    return { caId: ca.caId, url, status: "not-modified", crl, seen: { ...seen, url, checkedAt: now.getTime() }, stale: (crl.nextUpdate?.getTime() ?? Infinity) < now.getTime(), fromFuture: fromFuture(crl, now) };
   }
   if (res.status !== 200 || !body) {
     const hint =
@@ -403,8 +410,11 @@ export async function refreshPublicCrl(paths: ProviderPaths, endpoint: string, c
       checkedAt: now.getTime(),
     },
     stale: (crl.nextUpdate?.getTime() ?? Infinity) < now.getTime(),
+    fromFuture: fromFuture(crl, now),
   };
 }
+
+const fromFuture = (crl: Crl, now: Date) => crl.thisUpdate.getTime() > now.getTime() + SKEW_MS;
 
 export interface FollowOptions extends PublicEndpointOptions {
   /** the provider workspace directory */
@@ -422,7 +432,7 @@ export interface FollowedCrl {
   readonly status: "downloaded" | "not-modified" | "failed";
   readonly number?: string;
   readonly stale?: boolean;
-  /** why it failed; or, with a CRL used (downloaded, not-modified), ERR_PUBLIC_CRL_STALE when it is past its nextUpdate */
+  /** why it failed; or, with a CRL used (downloaded, not-modified), ERR_PUBLIC_CRL_CLOCK when it is dated after this host's clock, ERR_PUBLIC_CRL_STALE when it is past its nextUpdate */
   readonly error?: { readonly code: ErrorCode; readonly message: string };
 }
 
@@ -491,9 +501,11 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
       // A stale CRL still counts (a revocation is never undone), but it is the endpoint's newest: whatever the CA
       // revoked since is not in it. Said with a code, not only a flag, so a pass run by cron or watched by an operator
       // ends as a failure (exit 17) rather than "all well" while the provider falls behind the public side.
-      const stale = f.stale
-        ? { error: { code: "ERR_PUBLIC_CRL_STALE" as const, message: `the newest CRL of ${caId} the endpoint gives (#${f.seen.number}) was due to be replaced at ${new Date(f.crl.nextUpdate!).toISOString()}: its revocations were applied, but later ones are not known; check the public side's CRL publication` } }
-        : {};
+      const stale = f.fromFuture
+        ? { error: { code: "ERR_PUBLIC_CRL_CLOCK" as const, message: `the CRL of ${caId} (#${f.seen.number}) is dated ${f.crl.thisUpdate.toISOString()}, after this host's clock (${now.toISOString()}): its revocations were applied; check this host's clock (NTP) or tell the public side theirs is ahead` } }
+        : f.stale
+          ? { error: { code: "ERR_PUBLIC_CRL_STALE" as const, message: `the newest CRL of ${caId} the endpoint gives (#${f.seen.number}) was due to be replaced at ${new Date(f.crl.nextUpdate!).toISOString()}: its revocations were applied, but later ones are not known; check the public side's CRL publication` } }
+          : {};
       crls.push({ caId, url, status: f.status, number: f.seen.number, stale: f.stale, ...stale });
       for (let i = 0; i < links.length; i++) {
         const l = links[i]!;

@@ -187,6 +187,7 @@ ${commandExitCodes({
   ok: "every public CRL followed",
   errors: [
     [["ERR_PUBLIC_CRL_UNAVAILABLE", "ERR_PUBLIC_CRL_INVALID", "ERR_PUBLIC_CRL_ROLLBACK"], "a public CRL could not be had or was refused (the others are still followed)"],
+    ["ERR_PUBLIC_CRL_CLOCK", "a public CRL is dated after this host's clock (its revocations are applied all the same)"],
     ["ERR_PUBLIC_CRL_STALE", "a public CRL is past its nextUpdate (its revocations are applied all the same)"],
   ],
 })}
