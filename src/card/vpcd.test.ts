@@ -213,6 +213,28 @@ describe("the bridge over TCP", () => {
     expect(await vpcd.frames(s, 4)).toEqual(["6f00", "6f00", "6f00", hex(ATR)]);
   });
 
+  it("a peer that sends commands but reads no answers is not answered further until it reads: memory stays bounded", async () => {
+    const vpcd = await new FakeVpcd().listen();
+    vpcds.push(vpcd);
+    let answered = 0;
+    const big = new Uint8Array(60_000).fill(0x41);
+    const card: CardTerminal = { atr: () => ATR, powerOff() {}, powerOn() {}, reset() {}, transmit: async () => (answered++, big) };
+    bridge(card, vpcd.port);
+    const s = await vpcd.nextConnection();
+    s.pause(); // reads nothing
+    const n = 400;
+    s.write(Buffer.concat(Array.from({ length: n }, () => encodeVpcdFrame(bytes("00b0000000")))));
+    // Until the answers stop coming: the socket buffers take a few megabytes, then the bridge must wait.
+    for (let last = -1; answered !== last; ) {
+      last = answered;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(answered).toBeLessThan(n / 2); // it answered all 400 (24 MB held in this process) before
+    s.resume();
+    expect((await vpcd.frames(s, n)).length).toBe(n);
+    expect(answered).toBe(n);
+  });
+
   it("keeps serving when the event listener throws", async () => {
     const vpcd = await new FakeVpcd().listen();
     vpcds.push(vpcd);
