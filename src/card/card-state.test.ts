@@ -175,6 +175,24 @@ describe("two processes on one card file", () => {
     expect(open2().publicKey("authentication")!.equals(renewed)).toBe(true);
     expect(open2().info().triesLeft.authentication).toBe(2);
   });
+
+  it("a card file removed (or moved away) while one serves it: that one goes mute instead of writing its stale copy back", async () => {
+    const { own, key, p, card: serving } = await cardAtAuthPin("gone"); // e.g. jpki card serve, loaded before
+    const other = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    await sw(other, SELECT_JPKI);
+    await sw(other, SELECT_AUTH_PIN);
+    for (const left of ["63C2", "63C1", "63C0"]) expect(await sw(other, WRONG_AUTH_PIN)).toBe(left);
+    const mutes: string[] = [];
+    const watched = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }), { onMute: (why) => mutes.push(why) });
+    await sw(watched, SELECT_JPKI);
+    await sw(watched, SELECT_AUTH_PIN);
+    rmSync(p); // an operator's mv, or anyone who can write the card's directory
+    // It held 3 tries from before the other blocked the PIN: it must not answer from them, nor recreate the file with them.
+    expect(await sw(serving, "00 20 00 80 04 34 33 32 31")).toBe("6F00");
+    expect(await sw(watched, "00 20 00 80")).toBe("6F00");
+    expect(mutes).toEqual(["ERR_CARD_MISSING"]);
+    expect(readdirSync(own).filter((f) => f.endsWith(".card"))).toEqual([]);
+  });
 });
 
 describe("two counters issuing onto one card file at once", () => {

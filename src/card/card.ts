@@ -132,9 +132,13 @@ class Core {
    * holds the card) may have written since we loaded. Called before every change, so a commit never writes back
    * a stale copy over someone else's write, and on SELECT of an application and before signing, so reads and
    * signatures use the current files and keys.
+   *
+   * A card whose storage is gone (its file removed or moved away while this process serves it) is missing, not
+   * kept going from memory: the state held here may be older than what another process wrote last (a PIN it
+   * blocked), and the next commit would make a new card file of it — tries won back past the rollback record,
+   * and a second file for one card. The load's ERR_CARD_MISSING makes the card mute.
    */
   refresh(): void {
-    if (!this.storage.exists()) return;
     const disk = this.storage.load();
     const keysChanged = JSON.stringify(disk.keys) !== JSON.stringify(this.state.keys);
     this.state = disk;

@@ -1,4 +1,5 @@
 import net from "node:net";
+import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CardTerminal } from "./terminal.js";
 import { VPCD_CONTROL, VpcdFrameReader, answerVpcdFrame, encodeVpcdFrame, serveVpcd, type VpcdEvent } from "./vpcd.js";
@@ -211,6 +212,45 @@ describe("the bridge over TCP", () => {
     // Garbage that parses as frames of odd sizes (2, 3, 300 bytes), then a well-formed ATR request.
     s.write(Buffer.concat([encodeVpcdFrame(bytes("ffff")), encodeVpcdFrame(bytes("deadbe")), encodeVpcdFrame(new Uint8Array(300).fill(0xa5)), encodeVpcdFrame(bytes("04"))]));
     expect(await vpcd.frames(s, 4)).toEqual(["6f00", "6f00", "6f00", hex(ATR)]);
+  });
+
+  it("a peer that sends commands but reads no answers is not answered further until it reads: memory stays bounded", async () => {
+    // More answers than the kernel's socket buffers can take on both sides (the most they may grow to), twice over:
+    // what goes beyond that is held in this process unless the bridge waits.
+    const maxOf = (f: string) => Number(readFileSync(f, "utf8").trim().split(/\s+/).pop());
+    let kernel = 64 << 20;
+    try {
+      kernel = maxOf("/proc/sys/net/ipv4/tcp_wmem") + maxOf("/proc/sys/net/ipv4/tcp_rmem");
+    } catch {
+      // not Linux: 64 MiB is more than either side keeps by default
+    }
+    const big = new Uint8Array(60_000).fill(0x41);
+    const n = 2 * Math.ceil(kernel / big.length) + 100;
+    let answered = 0;
+    const card: CardTerminal = { atr: () => ATR, powerOff() {}, powerOn() {}, reset() {}, transmit: async () => (answered++, big) };
+    const server = net.createServer();
+    const peer = new Promise<net.Socket>((resolve) => server.once("connection", resolve));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    let s: net.Socket | undefined;
+    try {
+      bridge(card, (server.address() as net.AddressInfo).port);
+      s = await peer;
+      s.on("error", () => undefined);
+      s.pause(); // reads nothing
+      s.write(Buffer.concat(Array.from({ length: n }, () => encodeVpcdFrame(bytes("00b0000000")))));
+      // Until the answers stop coming: the socket buffers fill, then the bridge must wait.
+      for (let last = -1; answered !== last; ) {
+        last = answered;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(answered).toBeLessThan(n / 2); // it answered all n (n × 60 kB held in this process) before
+      s.on("data", () => undefined).resume(); // reads (and drops) from now on: every command is answered
+      while (answered < n) await new Promise((r) => setTimeout(r, 20));
+      expect(answered).toBe(n);
+    } finally {
+      s?.destroy();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it("keeps serving when the event listener throws", async () => {

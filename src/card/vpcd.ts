@@ -206,7 +206,22 @@ function connectOnce(
           const answer = await answerVpcdFrame(terminal, payload);
           frames++;
           if (socket.destroyed) return;
-          if (answer) socket.write(encodeVpcdFrame(answer.length > 0xffff ? SW_NO_PRECISE_DIAGNOSIS : answer));
+          if (answer && !socket.write(encodeVpcdFrame(answer.length > 0xffff ? SW_NO_PRECISE_DIAGNOSIS : answer))) {
+            // The peer does not read its answers (vpcd reads each before it sends the next command): neither read
+            // nor answer more until it does. Carrying on buffered every answer in memory — a peer sending 9-byte
+            // READ BINARYs it never reads grew this process by a kilobyte or more each, without bound.
+            socket.pause();
+            await new Promise<void>((resolve) => {
+              const done = () => {
+                socket.off("drain", done);
+                socket.off("close", done);
+                resolve();
+              };
+              socket.on("drain", done);
+              socket.on("close", done);
+            });
+            if (socket.destroyed) return;
+          }
           // vpcd waits for each answer, so a backlog means a misbehaving peer: stop reading until it is worked off.
           if (queue.length < 16 && socket.isPaused()) socket.resume();
         }

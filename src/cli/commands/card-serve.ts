@@ -70,7 +70,7 @@ Examples:
       ]);
       // The chip secret that decrypts card files: $JPKI_CARD_CHIP_KEY_FILE, else the installation's default.
       const card = EmulatedCard.open(fileCardStorage(cardFile, { chipKeyFile: defaultChipKeyFile(io.env) }), {
-        onMute: (why) => ctx.out.info(`the card stopped answering (${why}): every command now gets 6F 00; mend the cause (${cardFile} and its directory writable, the disk not full) and restart jpki card serve`),
+        onMute: (why) => ctx.out.info(`the card stopped answering (${why}): every command now gets 6F 00; mend the cause (${cardFile} in place — not removed or moved away — it and its directory writable, the disk not full) and restart jpki card serve`),
       });
       const { cardId } = card.info();
       ctx.out.result({ card: cardId, vpcd: { host, port } }, `card ${cardId} serving vpcd at ${host}:${port} (SIGINT or SIGTERM stops)`);
