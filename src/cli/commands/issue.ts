@@ -1,4 +1,5 @@
 /** `jpki issue`: one application, or a batch file of them, becomes certificates. */
+import { lstatSync } from "node:fs";
 import { join } from "node:path";
 import { Command, Option } from "commander";
 import type { IssuanceApplication, IssuedCertificate } from "../../index.js";
@@ -15,6 +16,7 @@ interface IssueOptions {
   counter?: string;
   out?: string;
   der?: boolean;
+  force?: boolean;
   batch?: string;
   outDir?: string;
   concurrency?: string;
@@ -60,6 +62,7 @@ export function makeIssueCommand(io: Io): Command {
     .option("--application-id <id>", "the counter's id for this application: issuing it again returns the same certificate")
     .option("-o, --out <file>", "write the certificate here (PEM, or DER with --der)")
     .option("--der", "write DER instead of PEM")
+    .option("--force", "with -o: replace the file if it exists (without it, an existing file is never replaced)")
     .option("--batch <file>", "applications {residentCode, type, publicKey|csr, counterId, applicationId}, as JSON Lines or CSV with a header row ('-' reads JSON Lines from stdin)")
     .addOption(new Option("--format <format>", "with --batch: the file's format (auto: by its extension, else by its first character)").choices(["auto", "jsonl", "csv"]).default("auto"))
     .option("--out-dir <dir>", "with --batch: also write each certificate as <serial>.pem here")
@@ -75,6 +78,7 @@ issuing them again.
 ${commandExitCodes({
   ok: "issued (or, for an applicationId seen before, the certificate issued then)",
   errors: [
+    ["ERR_OUTPUT_EXISTS", "the -o file exists (and no --force): nothing was issued"],
     [["ERR_RESIDENT_UNKNOWN", "ERR_RESIDENT_CODE_INVALID", "ERR_RESIDENT_NOT_ELIGIBLE"], "no such resident, an invalid code, or a record that allows no issuance"],
     ["ERR_PARTIAL", "--batch: some applications failed (each reported), the others were issued"],
   ],
@@ -89,13 +93,17 @@ Examples:
     .action(async (o: IssueOptions, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       if (o.batch) {
-        if (o.resident || o.publicKey || o.csr || o.out) throw new JpkiError("ERR_USAGE", "--batch takes its applications from the file: drop --resident/--public-key/--csr/--out");
+        if (o.resident || o.publicKey || o.csr || o.out || o.force) throw new JpkiError("ERR_USAGE", "--batch takes its applications from the file: drop --resident/--public-key/--csr/--out/--force");
         return runBatch(ctx, o);
       }
       if (!o.resident) throw new JpkiError("ERR_USAGE", "say whose certificate: --resident CODE (or --batch FILE)");
       if (Boolean(o.publicKey) === Boolean(o.csr)) throw new JpkiError("ERR_USAGE", "give the card's key as exactly one of --public-key FILE or --csr FILE");
       // Every path is checked before the CA key signs: a certificate that cannot be written is never issued.
+      if (o.force && !o.out) throw new JpkiError("ERR_USAGE", "--force goes with -o FILE: it allows replacing that file");
       const out = o.out ? checkOutputFile(o.out, "output file -o", { cwd: io.cwd }) : undefined;
+      // A certificate file already there (the one issued yesterday, say) is not replaced unless asked: it may be
+      // the only copy someone has, and its serial is what a revocation needs.
+      if (out && !o.force && pathTaken(out)) throw outputExists(o.out!, out);
       const app: IssuanceApplication = {
         residentCode: o.resident,
         type: o.type,
@@ -105,14 +113,25 @@ Examples:
         ...(o.applicationId ? { applicationId: o.applicationId } : {}),
       };
       const passphrase = await ctx.caPassphrase();
-      const { IssuanceService, toPem, writeFileAtomic } = await library();
+      const { IssuanceService, toPem, writeFileAtomic, writeFileNew } = await library();
       await withWorkspace(ctx, async (ws) => {
         const certDir = out ? undefined : checkOutputDir(ws.paths.certDir, "certificate directory", { create: true });
         const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
         const cert = await service.issue(app);
         const pem = toPem(cert.der, "CERTIFICATE");
         const path = out ?? join(certDir!, `${cert.serial}.pem`);
-        writeFileAtomic(path, o.der && out ? cert.der : pem);
+        if (out && !o.force) {
+          try {
+            writeFileNew(out, o.der ? cert.der : pem);
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException)?.code !== "EEXIST") throw e;
+            // Created by someone else since the check above, after the certificate was committed: kept where a
+            // certificate goes without -o, and said so.
+            const kept = join(checkOutputDir(ws.paths.certDir, "certificate directory", { create: true }), `${cert.serial}.pem`);
+            writeFileAtomic(kept, pem);
+            throw outputExists(o.out!, out, `certificate ${cert.serial} was issued and is written to ${kept} instead`);
+          }
+        } else writeFileAtomic(path, o.der && out ? cert.der : pem);
         ctx.out.result(summary(cert, pem, path), () =>
           [
             // With -o the certificate is in the file named: printed again, it buried the lines below.
@@ -124,6 +143,20 @@ Examples:
         );
       });
     });
+}
+
+/** Whether anything — a file, or a symbolic link even when dangling — has this name. */
+function pathTaken(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function outputExists(given: string, abs: string, then = "nothing was issued"): JpkiError {
+  return new JpkiError("ERR_OUTPUT_EXISTS", `output file -o ${given} already exists: ${then}; choose another name, or pass --force to replace it`, { details: { path: abs } });
 }
 
 /** Errors that mean the CA key could not be opened at all: no line for that CA can issue. */
