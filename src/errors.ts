@@ -80,7 +80,7 @@ export const ERROR_CODES = {
   ERR_PROVIDER_MISSING: { exit: 16, summary: "no private certification provider (民間認証事業者) workspace at the given path: 'jpki provider init' makes one" },
   ERR_PROVIDER_EXISTS: { exit: 16, summary: "the directory already holds a provider workspace" },
   ERR_PROVIDER_REQUEST_INVALID: { exit: 16, summary: "an enrolment request is not a fresh CMS SignedData by a JPKI signature certificate over a PKCS#10 request (or an application, with a key generated here)" },
-  ERR_PROVIDER_REQUEST_REUSED: { exit: 16, summary: "this enrolment request was used before for a key generated here: the customer signs a new one" },
+  ERR_PROVIDER_REQUEST_REUSED: { exit: 16, summary: "this enrolment request was used before and is not honoured again: for a key generated here, or its certificate has since been revoked or has expired: the customer signs a new one" },
   ERR_PROVIDER_PUBLIC_CERT_INVALID: { exit: 16, summary: "the customer's public signature certificate (署名用電子証明書) did not validate (revoked, expired, foreign, test, revocation unknown): nothing was issued" },
   ERR_PROVIDER_CERT_UNKNOWN: { exit: 16, summary: "the provider issued no certificate with that serial" },
   ERR_PUBLIC_CRL_UNAVAILABLE: { exit: 17, summary: "a public CRL could not be fetched from the JPKI endpoint (network, HTTP status, token)" },

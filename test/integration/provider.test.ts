@@ -315,6 +315,17 @@ describe("jpki provider", () => {
     const unknown = await cli(["provider", "revoke", "0badc0de", ...p(), "--reason", "loss"], { cwd: dir });
     expect(unknown.code).toBe(16);
     expect(unknown.stderr).toContain("ERR_PROVIDER_CERT_UNKNOWN");
+    // the request it was issued on, given again (still young enough): not its revoked certificate with exit 0 and
+    // "already enrolled", and no new certificate for a key just revoked as compromised
+    const count = (await ok(["--json", "provider", "list", ...p()])).json().certificates.length;
+    for (const json of [true, false]) {
+      const retry = await cli([...(json ? ["--json"] : []), "provider", "enrol", ...p(), "--request", join(dir, "dave.csr.p7s"), "--token-file", tokenFile], { cwd: dir });
+      expect(retry.code, retry.stdout).toBe(16);
+      expect(retry.stdout).toBe("");
+      if (json) expect(JSON.parse(retry.stderr).error).toMatchObject({ code: "ERR_PROVIDER_REQUEST_REUSED", details: { serial: dave.serial, status: "revoked", reason: "keyCompromise" } });
+      else expect(retry.stderr).toMatch(new RegExp(`^jpki: error \\[ERR_PROVIDER_REQUEST_REUSED\\] [^\\n]*${dave.serial}[^\\n]*revoked[^\\n]*\\n$`));
+    }
+    expect((await ok(["--json", "provider", "list", ...p()])).json().certificates).toHaveLength(count);
   });
 
   it("with --ocsp, refuses a certificate revoked since the last CRL, which the CRL alone lets through", async () => {

@@ -111,7 +111,8 @@ Example:
       `
 Refused, with nothing issued: a public certificate revoked, expired, of the test environment, of the other purpose
 or from a CA not trusted (ERR_PROVIDER_PUBLIC_CERT_INVALID), a request without signing time or older than the
-configured age (ERR_PROVIDER_REQUEST_INVALID), a request with a generated key given twice (ERR_PROVIDER_REQUEST_REUSED),
+configured age (ERR_PROVIDER_REQUEST_INVALID), a request with a generated key given twice, or one whose
+certificate has since been revoked or has expired (ERR_PROVIDER_REQUEST_REUSED),
 a public CRL that cannot be had (ERR_PUBLIC_CRL_UNAVAILABLE) or is wrong (ERR_PUBLIC_CRL_INVALID, _ROLLBACK),
 with --ocsp a responder down or unreachable after the same retries (ERR_PUBLIC_OCSP_UNAVAILABLE, exit 17), an
 answer dated ahead of this host's clock (thisUpdate, producedAt; 5 min of skew allowed) or past its nextUpdate
