@@ -57,6 +57,7 @@ export const ERROR_CODES = {
   ERR_REGISTRY_BEHIND: { exit: 7, summary: "the CA has applied change notices the registry has not: apply them to the registry first" },
   ERR_CERT_UNKNOWN: { exit: 9, summary: "no certificate with that serial" },
   ERR_CERT_ALREADY_REVOKED: { exit: 9, summary: "the certificate is already revoked" },
+  ERR_APPLICATION_CERT_REVOKED: { exit: 9, summary: "an application id was issued before and its certificate has since been revoked: that certificate is not handed out as issued, nor a new one made under the same id; apply under a new application id" },
   ERR_REASON_UNKNOWN: { exit: 2, summary: "not a revocation reason we know" },
   ERR_DER_MALFORMED: { exit: 10, summary: "the input is not valid DER/PEM of the expected kind" },
   ERR_CMS_MALFORMED: { exit: 10, summary: "a signature is not a DER/PEM CMS SignedData (RFC 5652) with one SignerInfo we can read" },

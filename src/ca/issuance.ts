@@ -4,6 +4,7 @@
  * The four items always come from the registry record, never from the request; the issuance record
  * (what was certified) is committed atomically with the certificate.
  */
+import { reasonName } from "../crl/reason.js";
 import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
 import { certificateParts } from "../pki/der.js";
@@ -14,7 +15,7 @@ import type { CertificateType } from "../profile/types.js";
 import { municipality } from "../registry/municipality.js";
 import { IDENTIFIER } from "../registry/resident.js";
 import { assertResidentCode } from "../registry/resident-code.js";
-import type { IssuanceCommitResult, IssuanceRecord, ResidentRecord, Store } from "../store/types.js";
+import type { CertificateRow, IssuanceCommitResult, IssuanceRecord, ResidentRecord, Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
 import { CertificationAuthority, caId } from "./authority.js";
 import { activeGeneration } from "./ids.js";
@@ -256,6 +257,7 @@ export class IssuanceService {
     // names the old code, and its certificate was re-linked to the new one. Anyone else is another resident.
     const same = row.residentCode === app.residentCode || (await this.#codeChangedTo(app.residentCode, row.residentCode));
     assertSameApplication(same ? { ...app, residentCode: row.residentCode } : app, row);
+    assertNotRevoked(app, row);
     return { ...toIssued(row, []), alreadyIssued: true };
   }
 
@@ -292,6 +294,7 @@ export class IssuanceService {
     if (r.status === "committed") return toIssued(rec, r.superseded);
     if (r.status === "duplicate-application") {
       assertSameApplication(app, r.existing);
+      assertNotRevoked(app, r.existing);
       return { ...toIssued(r.existing, []), alreadyIssued: true };
     }
     if (r.why === "registry-behind") throw registryBehind(app.residentCode);
@@ -442,6 +445,22 @@ function assertSameApplication(app: IssuanceApplication, existing: Pick<Issuance
   if (existing.type !== app.type) throw clash("certificate type");
   const spkiDer = app.csr ? verifyCsr(app.csr) : app.publicKey ? readSpki(app.publicKey) : undefined;
   if (!spkiDer || !Buffer.from(certificateParts(existing.der).spki).equals(spkiDer)) throw clash("public key");
+}
+
+/**
+ * The certificate issued before for an application id is the answer to a re-run only while it stands. Once revoked (a
+ * card reported lost, a move, a supersession) it came back as "already issued", exit 0, and went onto the card or to
+ * the counter as good; and a new one under the same id would make the id name two certificates.
+ */
+function assertNotRevoked(app: IssuanceApplication, existing: CertificateRow): void {
+  const r = existing.revocation;
+  if (!r) return;
+  const reason = reasonName(r.reason) ?? `reason ${r.reason}`;
+  throw new JpkiError(
+    "ERR_APPLICATION_CERT_REVOKED",
+    `application id ${app.applicationId} was issued before as certificate ${existing.serial}, revoked since ${r.revokedAt.toISOString()} (${reason}): it is not handed out again; apply under a new application id`,
+    { details: { serial: existing.serial, caId: existing.caId, reason, revokedAt: r.revokedAt.toISOString() } },
+  );
 }
 
 function toIssued(rec: IssuanceRecord, superseded: readonly string[]): IssuedCertificate {

@@ -73,13 +73,14 @@ export function makeIssueCommand(io: Io): Command {
 The four items are always taken from the registry record, never from the request. A new certificate of
 the same type for the same resident revokes the previous one as superseded. Give each application an
 applicationId and a batch re-run (after a crash, say) returns the certificates already issued instead of
-issuing them again.
+issuing them again — while they stand: an application id whose certificate has been revoked since is refused.
 
 ${commandExitCodes({
   ok: "issued (or, for an applicationId seen before, the certificate issued then)",
   errors: [
     ["ERR_OUTPUT_EXISTS", "the -o file exists (and no --force): nothing was issued"],
     [["ERR_RESIDENT_UNKNOWN", "ERR_RESIDENT_CODE_INVALID", "ERR_RESIDENT_NOT_ELIGIBLE"], "no such resident, an invalid code, or a record that allows no issuance"],
+    ["ERR_APPLICATION_CERT_REVOKED", "the application id's certificate has been revoked since it was issued: apply under a new id"],
     ["ERR_PARTIAL", "--batch: some applications failed (each reported), the others were issued"],
   ],
 })}
