@@ -37,6 +37,11 @@ describe("usage errors commander finds are ERR_USAGE, as an unknown command is",
     [["--bogus"], "unknown option '--bogus'", "jpki"],
     [["help", "--bogus"], "unknown option '--bogus' for 'help'", "jpki"], // printed the help and exited 0
     [["help", "crl", "--bogus"], "unknown option '--bogus' for 'help'", "jpki"],
+    // an option of one value given twice: commander kept the last, so the second resident got the certificate (or
+    // was recorded dead)
+    [["issue", "--resident", "12345678903", "--public-key", "k.pem", "--resident", "22345678909"], "option '-r, --resident <code>' is given more than once", "jpki issue"],
+    [["counter", "death", "--resident=12345678903", "--resident=22345678909"], "option '--resident <code>' is given more than once", "jpki counter death"],
+    [["--workspace", "a", "--workspace", "b", "ca", "list"], "option '-w, --workspace <dir>' is given more than once", "jpki"],
   ];
 
   it("under --json: the error document on stderr, nothing on stdout, exit 2", async () => {
@@ -48,6 +53,15 @@ describe("usage errors commander finds are ERR_USAGE, as an unknown command is",
       expect(doc.error.code).toBe("ERR_USAGE");
       expect(doc.error.message).toContain(text);
       expect(doc.error.message).toMatch(new RegExp(`\\(see '${help} --help'\\)$`));
+    }
+  });
+
+  it("a value given twice is not repeated in the message (it may be personal data); repeatable options and flags stay repeatable", async () => {
+    const r = await jpki("counter", "relocate", "--resident", "12345678903", "--address", "東京都千代田区千代田１番１号", "--address", "東京都千代田区千代田２番２号");
+    expect(r.code).toBe(2);
+    expect(r.stderr).not.toMatch(/千代田|12345678903/);
+    for (const args of [["--json", "--json", "verify", "--trust", "a.pem", "--trust", "b.pem", "/nonexistent/c.pem"], ["notices", "pending", "--release", "a", "b"]]) {
+      expect((await jpki(...args)).stderr).not.toContain("more than once");
     }
   });
 
