@@ -56,6 +56,22 @@ describe("usage errors commander finds are ERR_USAGE, as an unknown command is",
     }
   });
 
+  it("jpki issue: an option of the other mode (single or --batch) is refused, not ignored", async () => {
+    // --der wrote PEM, --out-dir left the certificate in certs/, a batch's --counter or --application-id reached
+    // none of its applications
+    for (const [args, text] of [
+      [["issue", "--resident", "12345678903", "--public-key", "k.pem", "--der"], "--der goes with -o FILE"],
+      [["issue", "--resident", "12345678903", "--public-key", "k.pem", "--out-dir", "d"], "--out-dir, --concurrency and --format go with --batch"],
+      [["issue", "--resident", "12345678903", "--public-key", "k.pem", "--format", "csv"], "--out-dir, --concurrency and --format go with --batch"],
+      [["issue", "--batch", "b.jsonl", "--counter", "131016001"], "--batch takes its applications from the file"],
+      [["issue", "--batch", "b.jsonl", "--application-id", "x"], "--batch takes its applications from the file"],
+    ] as const) {
+      const r = await jpki(...args);
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`^jpki: error \\[ERR_USAGE\\] ${text.replace(/[-/\\^$*+?.()|[\]{}]/g, "\\$&")}`));
+    }
+  });
+
   it("a value given twice is not repeated in the message (it may be personal data); repeatable options and flags stay repeatable", async () => {
     const r = await jpki("counter", "relocate", "--resident", "12345678903", "--address", "東京都千代田区千代田１番１号", "--address", "東京都千代田区千代田２番２号");
     expect(r.code).toBe(2);

@@ -94,9 +94,16 @@ Examples:
     .action(async (o: IssueOptions, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       if (o.batch) {
-        if (o.resident || o.publicKey || o.csr || o.out || o.force) throw new JpkiError("ERR_USAGE", "--batch takes its applications from the file: drop --resident/--public-key/--csr/--out/--force");
+        if (o.resident || o.publicKey || o.csr || o.out || o.force || o.der || o.counter || o.applicationId) {
+          throw new JpkiError("ERR_USAGE", "--batch takes its applications from the file (counterId and applicationId per line): drop --resident/--public-key/--csr/-o/--force/--der/--counter/--application-id");
+        }
         return runBatch(ctx, o);
       }
+      // Options of the other mode were ignored without a word: --der wrote PEM, --out-dir left the file in certs/.
+      if (o.outDir !== undefined || o.concurrency !== undefined || cmd.getOptionValueSource("format") === "cli") {
+        throw new JpkiError("ERR_USAGE", "--out-dir, --concurrency and --format go with --batch FILE");
+      }
+      if (o.der && !o.out) throw new JpkiError("ERR_USAGE", "--der goes with -o FILE: without -o the certificate is written as PEM into the workspace's certs/");
       if (!o.resident) throw new JpkiError("ERR_USAGE", "say whose certificate: --resident CODE (or --batch FILE)");
       if (Boolean(o.publicKey) === Boolean(o.csr)) throw new JpkiError("ERR_USAGE", "give the card's key as exactly one of --public-key FILE or --csr FILE");
       // Every path is checked before the CA key signs: a certificate that cannot be written is never issued.
