@@ -261,6 +261,19 @@ describe("an application id whose certificate has since been revoked", () => {
   });
 });
 
+describe("the counter id (the subject CN's last 9 characters)", () => {
+  it("is refused unless 1–9 letters or digits, before anything is signed (was: checked in batch lines only, so 'jpki issue --counter' and 'card issue --counter' put 'CN=evil,O' into the subject)", async () => {
+    const code = makeResidentCode("0000000341");
+    await ws.store.upsertResidents([{ ...takahashi, residentCode: code }]);
+    for (const counterId of ["CN=evil,O=x", "13101\u202e01", "", "1310160001"]) {
+      await expect(service.issue({ residentCode: code, type: "signature", publicKey: spki(), counterId })).rejects.toMatchObject({ code: "ERR_APPLICATION_INVALID", message: expect.stringContaining("counterId must be 1–9 letters or digits") });
+    }
+    expect(await ws.store.findCertificates({ residentCode: code })).toEqual([]);
+    const ok = await service.issue({ residentCode: code, type: "signature", publicKey: spki(), counterId: "C7" });
+    expect(describeCertificate(ok.der).subject.rdns.at(-1)!.value).toMatch(/^\d{19}C70000000$/);
+  });
+});
+
 describe("check what you sign", () => {
   // A signer that does not verify its own output (a token, say) returning a wrong signature: the certificate
   // must be refused before anything is stored. OpenSSL's software signer verifies inside the RSA operation.

@@ -81,6 +81,9 @@ export type BatchInput = AsyncIterable<{ line: number; value: Record<string, unk
 
 const FIELDS = new Set(["residentCode", "type", "publicKey", "csr", "counterId", "prefecture", "applicationId"]);
 
+/** 窓口 id: the subject CN's last 9 characters (profile/names.ts opaqueId pads it with 0s). */
+const COUNTER_ID = /^[0-9A-Za-z]{1,9}$/;
+
 /** Decodes a PEM string or base64 DER from a JSON field. */
 function keyMaterial(v: unknown, field: string, line?: number): Uint8Array {
   if (typeof v !== "string" || v.length === 0) throw invalid(`${field} must be a PEM string or base64 DER`, line);
@@ -109,7 +112,7 @@ export function parseApplication(obj: Record<string, unknown>, line?: number): I
   const type = obj.type === undefined ? "signature" : obj.type;
   if (type !== "signature" && type !== "authentication") throw invalid('type must be "signature" or "authentication"', line);
   if ((obj.publicKey === undefined) === (obj.csr === undefined)) throw invalid("give exactly one of publicKey and csr", line);
-  if (obj.counterId !== undefined && (typeof obj.counterId !== "string" || !/^[0-9A-Za-z]{1,9}$/.test(obj.counterId))) {
+  if (obj.counterId !== undefined && (typeof obj.counterId !== "string" || !COUNTER_ID.test(obj.counterId))) {
     throw invalid("counterId must be 1–9 letters or digits", line);
   }
   if (obj.prefecture !== undefined && typeof obj.prefecture !== "string") throw invalid('prefecture must be a string, e.g. "13"', line);
@@ -183,6 +186,9 @@ export class IssuanceService {
     const { store, clock, config } = this.#opts;
     // A mistyped code is said to be one (its check digit), not "no such resident": nobody can hold it.
     assertResidentCode(app.residentCode);
+    // Checked here, not only in batch lines: 'jpki issue --counter' and 'card issue --counter' put any text into the
+    // subject CN (cut to 9 characters: "CN=evil,O").
+    if (app.counterId !== undefined && !COUNTER_ID.test(app.counterId)) throw invalid("counterId must be 1–9 letters or digits");
     const found = await store.getResidentForIssuance(app.residentCode);
     if (!found) {
       throw new JpkiError("ERR_RESIDENT_UNKNOWN", `no resident with code ${app.residentCode} in the registry: import the registry record first ('jpki registry import')`);

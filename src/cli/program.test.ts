@@ -65,6 +65,8 @@ describe("usage errors commander finds are ERR_USAGE, as an unknown command is",
       [["issue", "--resident", "12345678903", "--public-key", "k.pem", "--format", "csv"], "--out-dir, --concurrency and --format go with --batch"],
       [["issue", "--batch", "b.jsonl", "--counter", "131016001"], "--batch takes its applications from the file"],
       [["issue", "--batch", "b.jsonl", "--application-id", "x"], "--batch takes its applications from the file"],
+      // checked in batch lines only: a single application took any text as its id
+      [["issue", "--resident", "12345678903", "--public-key", "k.pem", "--application-id", "a b/../c"], "--application-id must be 1–64 letters, digits or . _ : -"],
     ] as const) {
       const r = await jpki(...args);
       expect(r.code, args.join(" ")).toBe(2);

@@ -104,6 +104,8 @@ Examples:
         throw new JpkiError("ERR_USAGE", "--out-dir, --concurrency and --format go with --batch FILE");
       }
       if (o.der && !o.out) throw new JpkiError("ERR_USAGE", "--der goes with -o FILE: without -o the certificate is written as PEM into the workspace's certs/");
+      // The rule a batch line's applicationId follows (ca/issuance.ts parseApplication).
+      if (o.applicationId !== undefined && !/^[A-Za-z0-9._:-]{1,64}$/.test(o.applicationId)) throw new JpkiError("ERR_USAGE", "--application-id must be 1–64 letters, digits or . _ : -");
       if (!o.resident) throw new JpkiError("ERR_USAGE", "say whose certificate: --resident CODE (or --batch FILE)");
       if (Boolean(o.publicKey) === Boolean(o.csr)) throw new JpkiError("ERR_USAGE", "give the card's key as exactly one of --public-key FILE or --csr FILE");
       // Every path is checked before the CA key signs: a certificate that cannot be written is never issued.
