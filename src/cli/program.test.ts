@@ -1,5 +1,7 @@
 import type { Command } from "commander";
 import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { ERROR_CODES, type ErrorCode } from "../errors.js";
 import { makeProgram, run, unexpectedFailure } from "./program.js";
@@ -72,6 +74,22 @@ describe("usage errors commander finds are ERR_USAGE, as an unknown command is",
       expect(r.code, args.join(" ")).toBe(2);
       expect(r.stderr).toMatch(new RegExp(`^jpki: error \\[ERR_USAGE\\] ${text.replace(/[-/\\^$*+?.()|[\]{}]/g, "\\$&")}`));
     }
+  });
+
+  it("jpki issue --batch - at a terminal says what it waits for, and is refused when nobody would see that (was: waited in silence)", async () => {
+    const tty = () => Object.assign(new PassThrough(), { isTTY: true });
+    let err = "";
+    const seen = tty();
+    const io: Io = { stdout: { write: () => true }, stderr: { isTTY: true, write: (s: string) => (err += s) }, env: {}, cwd: tmpdir(), stdin: seen };
+    seen.end();
+    await run(["--workspace", join(tmpdir(), "jpki-no-such-ws"), "issue", "--batch", "-"], io);
+    expect(err).toContain("reading applications from the terminal, one JSON object a line; end with Ctrl-D");
+    let err2 = "";
+    const silent = tty();
+    const io2: Io = { stdout: { write: () => true }, stderr: { write: (s: string) => (err2 += s) }, env: {}, cwd: tmpdir(), stdin: silent };
+    expect(await run(["issue", "--batch", "-"], io2)).toBe(2);
+    expect(err2).toMatch(/ERR_USAGE\] issue --batch -: standard input is a terminal/);
+    silent.destroy();
   });
 
   it("a value given twice is not repeated in the message (it may be personal data); repeatable options and flags stay repeatable", async () => {
