@@ -121,7 +121,7 @@ export const ERROR_CODES = {
   ERR_STORE_RETIRED: { exit: 3, summary: "the workspace's store is retired ('jpki store copy' moved the workspace to another store; the message names it): it is no longer the workspace's truth, so no backup was made" },
   ERR_BACKUP_TOOL: { exit: 12, summary: "pg_dump, pg_restore or psql is missing, older than the server, or failed (its error lines are included, without the names and values they quote)" },
   ERR_AUDIT_CHAIN_BROKEN: { exit: 20, summary: "the audit log's hash chain or a signed checkpoint does not hold: a record was altered, removed or reordered (the message names the first)" },
-  ERR_OUTPUT_EXISTS: { exit: 2, summary: "an output file named on the command line (jpki issue -o) already exists: it is never replaced without --force" },
+  ERR_OUTPUT_EXISTS: { exit: 2, summary: "an output file named on the command line already exists and is not replaced: jpki issue -o (unless --force), provider enrol --key-out" },
   ERR_REJECT_FILE_EXISTS: { exit: 2, summary: "the reject file named (--reject-file) already exists: a reject file is never replaced or added to, so nothing was ingested" },
   ERR_SPOOL_CLAIM_LOST: { exit: 3, summary: "another watcher took over a spool file this one was ingesting (its heartbeat had stopped past the claim timeout): that one finishes it" },
   ERR_PARTIAL: { exit: 13, summary: "some records were applied and some rejected" },

@@ -608,6 +608,24 @@ describe("jpki provider", () => {
     expect(await count()).toBe(before + 1);
   });
 
+  it("enrol --key-out naming a file that exists is refused, the file kept and nothing recorded (was: another customer's key, not yet handed over, replaced)", async () => {
+    // a second after the test before signed the same form for dave: the same signing time would make the same request
+    await new Promise((r) => setTimeout(r, 1100));
+    const request = application("dave", "form");
+    const keyOut = join(dir, "waiting-for-handover.key");
+    writeFileSync(keyOut, "another customer's key\n", { mode: 0o600 });
+    const count = async () => (await ok(["--json", "provider", "list", ...p()])).json().certificates.length;
+    const before = await count();
+    const r = await cli(["--json", "provider", "enrol", ...p(), "--request", request, "--generate-key", "--key-out", keyOut, "--token-file", tokenFile], { cwd: dir });
+    expect(r.code, r.stderr).toBe(2);
+    expect(JSON.parse(r.stderr).error).toMatchObject({ code: "ERR_OUTPUT_EXISTS", details: { path: keyOut } });
+    expect(readFileSync(keyOut, "utf8")).toBe("another customer's key\n");
+    expect(await count()).toBe(before);
+    // the same request, to a new file, still works
+    await ok(["--json", "provider", "enrol", ...p(), "--request", request, "--generate-key", "--key-out", join(dir, "new-customer.key"), "--token-file", tokenFile]);
+    expect(await count()).toBe(before + 1);
+  });
+
   it("says so when there is no provider workspace", async () => {
     const r = await cli(["--json", "provider", "list", "--dir", join(dir, "no-such-provider")], { cwd: dir });
     expect(r.code).toBe(16);

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import type { FollowResult, ProviderLinkView } from "../../index.js";
-import { JpkiError, checkInputFile, checkOutputFile, checkWorkspaceDir, library } from "../lib.js";
+import { JpkiError, checkInputFile, checkNewOutputFile, checkWorkspaceDir, library, outputExists } from "../lib.js";
 import { Context, readVerifierToken, withStopSignal } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
 import type { Io } from "../output.js";
@@ -132,12 +132,13 @@ Example (the customer's side with openssl; the card's key signs):
       const limits = downloadLimits(o);
       if (o.generateKey && !o.keyOut) throw new JpkiError("ERR_USAGE", "--generate-key needs --key-out FILE: the key is handed back once");
       if (o.keyOut && !o.generateKey) throw new JpkiError("ERR_USAGE", "--key-out goes with --generate-key");
-      const keyOut = o.keyOut ? checkOutputFile(o.keyOut, "key file --key-out", { cwd: io.cwd }) : undefined;
+      // Never replaced: a key file there may be another customer's, not yet handed over, and the provider keeps no copy.
+      const keyOut = o.keyOut ? checkNewOutputFile(o.keyOut, "key file --key-out", { cwd: io.cwd }) : undefined;
       const request = readFileSync(checkInputFile(o.request, "request --request", { cwd: io.cwd }));
       const dir = providerDir(io, o.dir);
       const bearerToken = readVerifierToken(io, o.tokenFile);
       const passphrase = await ctx.passphrase();
-      const { enrolCustomer, systemClock, writeFileAtomic } = await library();
+      const { enrolCustomer, systemClock, writeFileNew } = await library();
       // The key file is written before the enrolment is recorded (deliverKey): a failure to write it records nothing.
       const r = await enrolCustomer({
         dir,
@@ -145,7 +146,19 @@ Example (the customer's side with openssl; the card's key signs):
         clock: systemClock,
         request,
         generateKey: Boolean(o.generateKey),
-        ...(keyOut ? { deliverKey: (pem: string) => writeFileAtomic(keyOut, pem, 0o600) } : {}),
+        ...(keyOut
+          ? {
+              deliverKey: (pem: string) => {
+                try {
+                  writeFileNew(keyOut, pem, 0o600);
+                } catch (e) {
+                  // created since the check above: nothing is recorded (enrol.ts deliverKey), the request stays usable
+                  if ((e as NodeJS.ErrnoException)?.code === "EEXIST") throw outputExists(o.keyOut!, "key file --key-out", keyOut, "nothing was issued or recorded; choose another name");
+                  throw e;
+                }
+              },
+            }
+          : {}),
         ocsp: Boolean(o.ocsp),
         ...(o.customer ? { customerId: o.customer } : {}),
         bearerToken,
