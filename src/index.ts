@@ -138,7 +138,7 @@ export {
   type WorkspaceStoreCopyOptions,
   type WorkspaceStoreCopyReport,
 } from "./store/copy.js";
-export { writeFileAtomic } from "./store/files.js";
+export { writeFileAtomic, writeFileNew } from "./store/files.js";
 export { sweepStaleTemps } from "./store/staging.js";
 export { Workspace, workspacePaths, type WorkspaceOpenOptions } from "./workspace/workspace.js";
 // backup and restore (issue 13)

@@ -240,6 +240,40 @@ describe("an application id after the resident's code changed (住民票コー�
   });
 });
 
+describe("an application id whose certificate has since been revoked", () => {
+  it("is refused (ERR_APPLICATION_CERT_REVOKED), alone and in a batch, and issues nothing new (was: the revoked certificate, as already issued)", async () => {
+    const code = makeResidentCode("0000000331");
+    await ws.store.upsertResidents([{ ...takahashi, residentCode: code }]);
+    const app = { residentCode: code, type: "signature" as const, publicKey: spki(), applicationId: "counter-3:lost-card" };
+    const first = await service.issue(app);
+    await ws.store.revoke({ serial: first.serial, revokedAt: clock.now(), reason: 1, source: "manual" });
+    const e = await service.issue(app).then(() => undefined, (x: JpkiError) => x);
+    expect(e).toMatchObject({ code: "ERR_APPLICATION_CERT_REVOKED", details: { serial: first.serial, reason: "keyCompromise" } });
+    expect(e!.message).toContain(first.serial);
+    expect(e!.message).not.toContain(code);
+    async function* lines() {
+      yield { line: 1, value: { residentCode: code, type: "signature", publicKey: app.publicKey.toString("base64"), applicationId: app.applicationId } };
+    }
+    const res = await service.issueBatch(lines());
+    expect(res).toMatchObject({ issued: 0, alreadyIssued: 0, failed: 1 });
+    expect(res.errors[0]).toMatchObject({ line: 1, code: "ERR_APPLICATION_CERT_REVOKED" });
+    expect((await ws.store.findCertificates({ residentCode: code })).map((c) => c.serial)).toEqual([first.serial]);
+  });
+});
+
+describe("the counter id (the subject CN's last 9 characters)", () => {
+  it("is refused unless 1–9 letters or digits, before anything is signed (was: checked in batch lines only, so 'jpki issue --counter' and 'card issue --counter' put 'CN=evil,O' into the subject)", async () => {
+    const code = makeResidentCode("0000000341");
+    await ws.store.upsertResidents([{ ...takahashi, residentCode: code }]);
+    for (const counterId of ["CN=evil,O=x", "13101\u202e01", "", "1310160001"]) {
+      await expect(service.issue({ residentCode: code, type: "signature", publicKey: spki(), counterId })).rejects.toMatchObject({ code: "ERR_APPLICATION_INVALID", message: expect.stringContaining("counterId must be 1–9 letters or digits") });
+    }
+    expect(await ws.store.findCertificates({ residentCode: code })).toEqual([]);
+    const ok = await service.issue({ residentCode: code, type: "signature", publicKey: spki(), counterId: "C7" });
+    expect(describeCertificate(ok.der).subject.rdns.at(-1)!.value).toMatch(/^\d{19}C70000000$/);
+  });
+});
+
 describe("check what you sign", () => {
   // A signer that does not verify its own output (a token, say) returning a wrong signature: the certificate
   // must be refused before anything is stored. OpenSSL's software signer verifies inside the RSA operation.

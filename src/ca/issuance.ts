@@ -4,6 +4,7 @@
  * The four items always come from the registry record, never from the request; the issuance record
  * (what was certified) is committed atomically with the certificate.
  */
+import { reasonName } from "../crl/reason.js";
 import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
 import { certificateParts } from "../pki/der.js";
@@ -14,7 +15,7 @@ import type { CertificateType } from "../profile/types.js";
 import { municipality } from "../registry/municipality.js";
 import { IDENTIFIER } from "../registry/resident.js";
 import { assertResidentCode } from "../registry/resident-code.js";
-import type { IssuanceCommitResult, IssuanceRecord, ResidentRecord, Store } from "../store/types.js";
+import type { CertificateRow, IssuanceCommitResult, IssuanceRecord, ResidentRecord, Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
 import { CertificationAuthority, caId } from "./authority.js";
 import { activeGeneration } from "./ids.js";
@@ -80,6 +81,9 @@ export type BatchInput = AsyncIterable<{ line: number; value: Record<string, unk
 
 const FIELDS = new Set(["residentCode", "type", "publicKey", "csr", "counterId", "prefecture", "applicationId"]);
 
+/** 窓口 id: the subject CN's last 9 characters (profile/names.ts opaqueId pads it with 0s). */
+const COUNTER_ID = /^[0-9A-Za-z]{1,9}$/;
+
 /** Decodes a PEM string or base64 DER from a JSON field. */
 function keyMaterial(v: unknown, field: string, line?: number): Uint8Array {
   if (typeof v !== "string" || v.length === 0) throw invalid(`${field} must be a PEM string or base64 DER`, line);
@@ -108,7 +112,7 @@ export function parseApplication(obj: Record<string, unknown>, line?: number): I
   const type = obj.type === undefined ? "signature" : obj.type;
   if (type !== "signature" && type !== "authentication") throw invalid('type must be "signature" or "authentication"', line);
   if ((obj.publicKey === undefined) === (obj.csr === undefined)) throw invalid("give exactly one of publicKey and csr", line);
-  if (obj.counterId !== undefined && (typeof obj.counterId !== "string" || !/^[0-9A-Za-z]{1,9}$/.test(obj.counterId))) {
+  if (obj.counterId !== undefined && (typeof obj.counterId !== "string" || !COUNTER_ID.test(obj.counterId))) {
     throw invalid("counterId must be 1–9 letters or digits", line);
   }
   if (obj.prefecture !== undefined && typeof obj.prefecture !== "string") throw invalid('prefecture must be a string, e.g. "13"', line);
@@ -182,6 +186,9 @@ export class IssuanceService {
     const { store, clock, config } = this.#opts;
     // A mistyped code is said to be one (its check digit), not "no such resident": nobody can hold it.
     assertResidentCode(app.residentCode);
+    // Checked here, not only in batch lines: 'jpki issue --counter' and 'card issue --counter' put any text into the
+    // subject CN (cut to 9 characters: "CN=evil,O").
+    if (app.counterId !== undefined && !COUNTER_ID.test(app.counterId)) throw invalid("counterId must be 1–9 letters or digits");
     const found = await store.getResidentForIssuance(app.residentCode);
     if (!found) {
       throw new JpkiError("ERR_RESIDENT_UNKNOWN", `no resident with code ${app.residentCode} in the registry: import the registry record first ('jpki registry import')`);
@@ -256,6 +263,7 @@ export class IssuanceService {
     // names the old code, and its certificate was re-linked to the new one. Anyone else is another resident.
     const same = row.residentCode === app.residentCode || (await this.#codeChangedTo(app.residentCode, row.residentCode));
     assertSameApplication(same ? { ...app, residentCode: row.residentCode } : app, row);
+    assertNotRevoked(app, row);
     return { ...toIssued(row, []), alreadyIssued: true };
   }
 
@@ -292,6 +300,7 @@ export class IssuanceService {
     if (r.status === "committed") return toIssued(rec, r.superseded);
     if (r.status === "duplicate-application") {
       assertSameApplication(app, r.existing);
+      assertNotRevoked(app, r.existing);
       return { ...toIssued(r.existing, []), alreadyIssued: true };
     }
     if (r.why === "registry-behind") throw registryBehind(app.residentCode);
@@ -442,6 +451,22 @@ function assertSameApplication(app: IssuanceApplication, existing: Pick<Issuance
   if (existing.type !== app.type) throw clash("certificate type");
   const spkiDer = app.csr ? verifyCsr(app.csr) : app.publicKey ? readSpki(app.publicKey) : undefined;
   if (!spkiDer || !Buffer.from(certificateParts(existing.der).spki).equals(spkiDer)) throw clash("public key");
+}
+
+/**
+ * The certificate issued before for an application id is the answer to a re-run only while it stands. Once revoked (a
+ * card reported lost, a move, a supersession) it came back as "already issued", exit 0, and went onto the card or to
+ * the counter as good; and a new one under the same id would make the id name two certificates.
+ */
+function assertNotRevoked(app: IssuanceApplication, existing: CertificateRow): void {
+  const r = existing.revocation;
+  if (!r) return;
+  const reason = reasonName(r.reason) ?? `reason ${r.reason}`;
+  throw new JpkiError(
+    "ERR_APPLICATION_CERT_REVOKED",
+    `application id ${app.applicationId} was issued before as certificate ${existing.serial}, revoked since ${r.revokedAt.toISOString()} (${reason}): it is not handed out again; apply under a new application id`,
+    { details: { serial: existing.serial, caId: existing.caId, reason, revokedAt: r.revokedAt.toISOString() } },
+  );
 }
 
 function toIssued(rec: IssuanceRecord, superseded: readonly string[]): IssuedCertificate {

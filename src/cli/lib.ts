@@ -16,7 +16,7 @@ import type * as ServeModule from "../server/serve.js";
 
 // Light: keep these modules free of heavy imports (the startup test fails otherwise).
 export { JpkiError, ERROR_CODES, isJpkiError } from "../errors.js";
-export { checkInputFile, checkInputDir, readInputFile, checkOutputFile, checkOutputDir, checkWorkspaceDir } from "../workspace/paths.js";
+export { checkInputFile, checkInputDir, readInputFile, checkOutputFile, checkNewOutputFile, checkOutputDir, checkWorkspaceDir, outputExists } from "../workspace/paths.js";
 export { REVOCATION_CAUSES } from "../crl/reason.js";
 // graphene-pk11 loads only when a token is opened (pki/pkcs11.ts), so the PIN source is light to set up.
 export { readPinFile, setPkcs11PinSource } from "../pki/pkcs11.js";

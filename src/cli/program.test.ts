@@ -1,5 +1,7 @@
 import type { Command } from "commander";
 import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { ERROR_CODES, type ErrorCode } from "../errors.js";
 import { makeProgram, run, unexpectedFailure } from "./program.js";
@@ -37,6 +39,11 @@ describe("usage errors commander finds are ERR_USAGE, as an unknown command is",
     [["--bogus"], "unknown option '--bogus'", "jpki"],
     [["help", "--bogus"], "unknown option '--bogus' for 'help'", "jpki"], // printed the help and exited 0
     [["help", "crl", "--bogus"], "unknown option '--bogus' for 'help'", "jpki"],
+    // an option of one value given twice: commander kept the last, so the second resident got the certificate (or
+    // was recorded dead)
+    [["issue", "--resident", "12345678903", "--public-key", "k.pem", "--resident", "22345678909"], "option '-r, --resident <code>' is given more than once", "jpki issue"],
+    [["counter", "death", "--resident=12345678903", "--resident=22345678909"], "option '--resident <code>' is given more than once", "jpki counter death"],
+    [["--workspace", "a", "--workspace", "b", "ca", "list"], "option '-w, --workspace <dir>' is given more than once", "jpki"],
   ];
 
   it("under --json: the error document on stderr, nothing on stdout, exit 2", async () => {
@@ -48,6 +55,49 @@ describe("usage errors commander finds are ERR_USAGE, as an unknown command is",
       expect(doc.error.code).toBe("ERR_USAGE");
       expect(doc.error.message).toContain(text);
       expect(doc.error.message).toMatch(new RegExp(`\\(see '${help} --help'\\)$`));
+    }
+  });
+
+  it("jpki issue: an option of the other mode (single or --batch) is refused, not ignored", async () => {
+    // --der wrote PEM, --out-dir left the certificate in certs/, a batch's --counter or --application-id reached
+    // none of its applications
+    for (const [args, text] of [
+      [["issue", "--resident", "12345678903", "--public-key", "k.pem", "--der"], "--der goes with -o FILE"],
+      [["issue", "--resident", "12345678903", "--public-key", "k.pem", "--out-dir", "d"], "--out-dir, --concurrency and --format go with --batch"],
+      [["issue", "--resident", "12345678903", "--public-key", "k.pem", "--format", "csv"], "--out-dir, --concurrency and --format go with --batch"],
+      [["issue", "--batch", "b.jsonl", "--counter", "131016001"], "--batch takes its applications from the file"],
+      [["issue", "--batch", "b.jsonl", "--application-id", "x"], "--batch takes its applications from the file"],
+      // checked in batch lines only: a single application took any text as its id
+      [["issue", "--resident", "12345678903", "--public-key", "k.pem", "--application-id", "a b/../c"], "--application-id must be 1–64 letters, digits or . _ : -"],
+    ] as const) {
+      const r = await jpki(...args);
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`^jpki: error \\[ERR_USAGE\\] ${text.replace(/[-/\\^$*+?.()|[\]{}]/g, "\\$&")}`));
+    }
+  });
+
+  it("jpki issue --batch - at a terminal says what it waits for, and is refused when nobody would see that (was: waited in silence)", async () => {
+    const tty = () => Object.assign(new PassThrough(), { isTTY: true });
+    let err = "";
+    const seen = tty();
+    const io: Io = { stdout: { write: () => true }, stderr: { isTTY: true, write: (s: string) => (err += s) }, env: {}, cwd: tmpdir(), stdin: seen };
+    seen.end();
+    await run(["--workspace", join(tmpdir(), "jpki-no-such-ws"), "issue", "--batch", "-"], io);
+    expect(err).toContain("reading applications from the terminal, one JSON object a line; end with Ctrl-D");
+    let err2 = "";
+    const silent = tty();
+    const io2: Io = { stdout: { write: () => true }, stderr: { write: (s: string) => (err2 += s) }, env: {}, cwd: tmpdir(), stdin: silent };
+    expect(await run(["issue", "--batch", "-"], io2)).toBe(2);
+    expect(err2).toMatch(/ERR_USAGE\] issue --batch -: standard input is a terminal/);
+    silent.destroy();
+  });
+
+  it("a value given twice is not repeated in the message (it may be personal data); repeatable options and flags stay repeatable", async () => {
+    const r = await jpki("counter", "relocate", "--resident", "12345678903", "--address", "東京都千代田区千代田１番１号", "--address", "東京都千代田区千代田２番２号");
+    expect(r.code).toBe(2);
+    expect(r.stderr).not.toMatch(/千代田|12345678903/);
+    for (const args of [["--json", "--json", "verify", "--trust", "a.pem", "--trust", "b.pem", "/nonexistent/c.pem"], ["notices", "pending", "--release", "a", "b"]]) {
+      expect((await jpki(...args)).stderr).not.toContain("more than once");
     }
   });
 

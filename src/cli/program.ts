@@ -6,7 +6,7 @@
  * of them is most of a command's fixed start-up cost (issue 8 point 9).
  */
 import type { EventEmitter } from "node:events";
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, type Option } from "commander";
 import { ERROR_CODES, JpkiError, isJpkiError } from "./lib.js";
 import { DEFAULT_WORKSPACE } from "./context.js";
 import { EXIT_USAGE, GENERIC_EXIT_CODES, VerdictExit, exitCodesHelp } from "./exit-codes.js";
@@ -66,6 +66,7 @@ export async function makeProgram(io: Io, only?: string): Promise<Command> {
     if (c !== program && c.commands.length === 0 && !/^Exit codes:/m.test(helpAfter(c))) c.addHelpText("after", `\n${GENERIC_EXIT_CODES}`);
     // commander's error text is not printed: usageError carries it to run, which prints it as every error.
     c.configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s), outputError: () => undefined });
+    c.options.forEach((o) => onceOnly(o, c));
     c.commands.forEach(configure);
   };
   configure(program);
@@ -81,6 +82,27 @@ function helpAfter(c: Command): string {
   let text = "";
   (c as unknown as EventEmitter).emit("afterHelp", { error: false, command: c, write: (s: string) => (text += s) });
   return text;
+}
+
+/**
+ * An option of one value is given once. commander keeps the last of `--resident A --resident B`, so the certificate
+ * went to B, and `counter death --resident A --resident B` recorded B's death: which value was meant is a guess, as a
+ * field named twice in a batch line is (refused there too). Options that collect (variadic, or a repeatable one whose
+ * default is a list) and flags stay repeatable. The values are not quoted back: they may be personal data.
+ */
+function onceOnly(o: Option, c: Command): void {
+  if (!(o.required || o.optional) || o.variadic || Array.isArray(o.defaultValue)) return;
+  const parse = o.parseArg;
+  let given = false;
+  o.parseArg = <T>(value: string, previous: T): T => {
+    if (given) {
+      const path: string[] = [];
+      for (let p: Command | null = c; p; p = p.parent) path.unshift(p.name());
+      throw new JpkiError("ERR_USAGE", `option '${o.flags}' is given more than once: which value is meant is ambiguous; give it once (see '${path.join(" ")} --help')`);
+    }
+    given = true;
+    return (parse ? parse.call(o, value, previous) : value) as T;
+  };
 }
 
 /** What commander reports when it showed help or the version: no error (run exits 0). */

@@ -78,13 +78,24 @@ async function certifyCardKey(card: EmulatedCard, cardId: string, residentCode: 
   const slot = SLOTS[type];
   let spki = fresh ? undefined : card.publicKey(slot.key);
   if (!spki) spki = await card.generateKeyPair(ctx.adminKey, slot.key);
-  const issued = await ctx.issuance.issue({
-    residentCode,
-    type,
-    publicKey: spki,
-    applicationId: applicationId(cardId, type, spki),
-    ...(ctx.counterId !== undefined ? { counterId: ctx.counterId } : {}),
-  });
+  const apply = (key: Buffer) =>
+    ctx.issuance.issue({
+      residentCode,
+      type,
+      publicKey: key,
+      applicationId: applicationId(cardId, type, key),
+      ...(ctx.counterId !== undefined ? { counterId: ctx.counterId } : {}),
+    });
+  let issued: IssuedCertificate;
+  try {
+    issued = await apply(spki);
+  } catch (e) {
+    // The key already on the card was certified by a run cut short, and that certificate has been revoked since (the
+    // card reported lost, a move): it is never written to the card, and the key it certified is not certified again.
+    // A new key pair replaces it, as a renewal does.
+    if (fresh || !isJpkiError(e, "ERR_APPLICATION_CERT_REVOKED")) throw e;
+    issued = await apply(await card.generateKeyPair(ctx.adminKey, slot.key));
+  }
   if (issued.residentCode !== residentCode) {
     throw new JpkiError("ERR_USAGE", `card ${cardId} holds a ${type} key certified for another resident: a card belongs to one resident`);
   }

@@ -14,7 +14,8 @@
  *   the customer's name.
  * A request must carry a signing-time attribute no older than maxRequestAgeMinutes (config): a signed request
  * copied later is not an application now. The same CSR request given again returns the certificate issued for it
- * (a retry after a lost answer issues nothing twice).
+ * (a retry after a lost answer issues nothing twice) while that certificate is valid; once it is revoked or expired
+ * the request is refused (ERR_PROVIDER_REQUEST_REUSED).
  *
  * The check (③④): the signature and the signer's path to a trusted public CA (validation/cms.ts), then
  * `validateJpki` with hard-fail revocation against that CA's current full CRL, fetched through the same conditional
@@ -245,6 +246,16 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
     const before = state.links.find((l) => l.requestSha256 === requestSha256 || l.requestSha256 === fileSha256);
     if (before) {
       if (before.keyGenerated) throw new JpkiError("ERR_PROVIDER_REQUEST_REUSED", `this request was enrolled before (certificate ${before.serial}) with a key generated here: a request is honoured once; the customer signs a new one`);
+      // A retry after a lost answer gets its certificate back only while that certificate holds: one revoked since
+      // (a key reported compromised, say) or expired came back with exit 0 and "already enrolled", and certifying
+      // the same key again would undo the revocation. The customer applies anew, with a new key if it was the key.
+      const view = viewLink(before, now);
+      if (view.status !== "valid") {
+        const why = view.status === "revoked" ? `has since been revoked (${view.reason})` : `expired at ${view.notAfter.toISOString()}`;
+        throw new JpkiError("ERR_PROVIDER_REQUEST_REUSED", `this request was enrolled before, and its certificate ${before.serial} ${why}: it is not handed out again, nor the key certified anew on the same request; the customer signs a new one${view.status === "revoked" ? " (with a new key, if the revocation was for the key)" : ""}`, {
+          details: { serial: before.serial, status: view.status, ...(view.reason ? { reason: view.reason } : {}) },
+        });
+      }
       return result(before, { alreadyEnrolled: true, publicCrl, ...(publicOcsp ? { publicOcsp } : {}) });
     }
 

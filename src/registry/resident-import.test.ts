@@ -85,6 +85,17 @@ describe("importResidentFile", () => {
     expect(again).toMatchObject({ read: 2, inserted: 0, unchanged: 2, errors: [] });
   });
 
+  it("refuses a line naming a field twice (was: JSON.parse kept the last: a status given as active, then deceased, imported a death)", async () => {
+    const s = store();
+    const twice = line(A).replace(/}$/, ',"status":"active","status":"deceased","name":"山田　次郎"}');
+    const r = await importResidentFile(s, jsonl(twice, line(B)), { now: clock.now(), format: "jsonl" });
+    expect(r).toMatchObject({ read: 2, inserted: 1 });
+    expect(r.errors).toEqual([expect.objectContaining({ line: 1, code: "ERR_IMPORT_FORMAT" })]);
+    expect(r.errors[0]!.message).toMatch(/^line 1: field "(status|name)" is given more than once/);
+    expect(JSON.stringify(r)).not.toMatch(/山田/);
+    expect(await s.getResident(A)).toBeUndefined();
+  });
+
   it("finds a repeat across a batch boundary: the first line alone is decided", async () => {
     const s = store();
     const r = await importResidentFile(s, jsonl(line(A), line(B), line(A, { name: "山田　次郎" })), { now: clock.now(), batchSize: 2 });

@@ -283,7 +283,9 @@ export async function importResidentFile(store: Store, source: NodeJS.ReadableSt
     lines = [];
     opts.onProgress?.({ read, inserted, updated, unchanged, rejected: errors.length });
   };
-  for await (const item of readRecords(source, { format: opts.format ?? "auto" })) {
+  // A field named twice is refused (JSON.parse keeps the last; the exporter's own tools may mean the first): the
+  // record decides the four items certificates certify, and its status whether the resident is alive.
+  for await (const item of readRecords(source, { format: opts.format ?? "auto", rejectDuplicateKeys: true })) {
     // Checked before each record rather than when a batch is full: a file of bad lines fills no batch, and a stop
     // must not wait for its end. The record in hand is left undecided and uncounted, as the rest of the input.
     if (signal?.aborted) {

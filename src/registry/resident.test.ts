@@ -98,6 +98,12 @@ const BAD: ReadonlyArray<readonly [string, Record<string, unknown>, ErrorCode, s
   ["name with a replacement character (a broken byte)", { ...BASE, name: "架空\ufffd\ufffd　太郎" }, "ERR_RESIDENT_INVALID", "name", "replacement-character"],
   ["givenName with a replacement character", { ...BASE, name: undefined, familyName: "架空", givenName: "太\ufffd" }, "ERR_RESIDENT_INVALID", "givenName", "replacement-character"],
   ["address with a replacement character", { ...BASE, address: "東京都千代田区\ufffd千代田" }, "ERR_RESIDENT_INVALID", "address", "replacement-character"],
+  // Invisible formatting: a right-to-left override shows 架空　太郎 reordered wherever the record is printed, and the
+  // certificate would carry 〓 flagged as a character outside JIS X 0208 for a character nobody has in their name.
+  ["name with a right-to-left override (U+202E)", { ...BASE, name: "架空\u202e　太郎" }, "ERR_RESIDENT_INVALID", "name", "format-character"],
+  ["givenName with a left-to-right mark (U+200E)", { ...BASE, name: undefined, familyName: "架空", givenName: "太\u200e郎" }, "ERR_RESIDENT_INVALID", "givenName", "format-character"],
+  ["name with a zero-width space (U+200B)", { ...BASE, name: "架空\u200b　太郎" }, "ERR_RESIDENT_INVALID", "name", "format-character"],
+  ["address with a bidi isolate (U+2067)", { ...BASE, address: "東京都千代田区\u2067千代田" }, "ERR_RESIDENT_INVALID", "address", "format-character"],
   // A library caller's string is not checked by any reader: a lone surrogate is no text (stored, it turns into U+FFFD).
   ["name with a lone surrogate", { ...BASE, name: "架空\ud800　太郎" }, "ERR_RESIDENT_INVALID", "name", "lone-surrogate"],
   ["address with a lone surrogate", { ...BASE, address: "東京都千代田区\udc00千代田" }, "ERR_RESIDENT_INVALID", "address", "lone-surrogate"],

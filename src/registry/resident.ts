@@ -76,6 +76,11 @@ const OTHER_SPACE = /\s/u;
 // U+FFFD is what a broken byte becomes where no fatal decoder stands guard (a counter command's argv, which
 // Node decodes lossily, or a JSON "\ufffd"): never a character of a real name or address, so never certified.
 const REPLACEMENT = "\ufffd";
+// Invisible formatting: the bidirectional controls (U+061C, U+200E–200F, U+202A–202E, U+2066–2069), which reorder
+// whatever is printed after them (a record shown by 'registry show', a disclosure, a log line), and the zero-width
+// space, joiners and word joiner (U+200B–200D, U+2060). No name or address holds one, and a certificate could only
+// carry each as 〓 flagged as a character outside JIS X 0208. The variation selectors stay: an IVS names a glyph.
+const FORMAT = /[\p{Bidi_Control}\u200b-\u200d\u2060]/u;
 
 /** A lone surrogate (a library caller's string; no reader lets one through) or U+FFFD: not the resident's text. */
 function checkText(value: string, field: string, w: Where): void {
@@ -84,6 +89,11 @@ function checkText(value: string, field: string, w: Where): void {
   if (w.certified) return;
   if (!(value as unknown as { isWellFormed(): boolean }).isWellFormed()) {
     fail("ERR_RESIDENT_INVALID", field, "lone-surrogate", "is not well-formed Unicode (a lone surrogate)", w);
+  }
+  const f = FORMAT.exec(value);
+  if (f) {
+    const cp = `U+${f[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+    fail("ERR_RESIDENT_INVALID", field, "format-character", `contains ${cp}, an invisible formatting character (a bidirectional control or a zero-width one): never part of a name or an address`, w);
   }
   if (value.includes(REPLACEMENT)) {
     fail("ERR_RESIDENT_INVALID", field, "replacement-character", "contains U+FFFD, the mark of a byte that was not UTF-8 (check the input's encoding)", w);

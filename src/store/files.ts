@@ -7,6 +7,7 @@
  * sits in the workspace beside the CA keys, and what is public (CA certificates, CRLs) is served by our own
  * server. Pass `mode` for a file others must read directly.
  */
+import { linkSync } from "node:fs";
 import { dirname } from "node:path";
 import { JpkiError } from "../errors.js";
 import { stageFile, syncDir } from "./staging.js";
@@ -18,6 +19,21 @@ export function writeFileAtomic(path: string, data: string | Uint8Array | Iterab
   } catch (e) {
     staged.discard();
     throw e;
+  }
+  syncDir(dirname(path));
+}
+
+/**
+ * As writeFileAtomic, but never replaces what is at `path`: the staged file is hard-linked into place, which fails
+ * with EEXIST when anything (a file, a directory, a symbolic link, dangling or not) already has that name, and the
+ * temporary name is removed either way. Whoever created `path` between a caller's check and this write keeps it.
+ */
+export function writeFileNew(path: string, data: string | Uint8Array | Iterable<Uint8Array>, mode = 0o600): void {
+  const staged = stageFile(path, data, mode);
+  try {
+    linkSync(staged.tmp, path);
+  } finally {
+    staged.discard();
   }
   syncDir(dirname(path));
 }

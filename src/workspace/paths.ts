@@ -14,7 +14,7 @@
  * like a regular file (/proc files have no size and some block forever). Each helper returns the absolute
  * path to use. They only stat and, for checkOutputDir with create, make a directory: they never write a file.
  */
-import { accessSync, constants, mkdirSync, realpathSync, statSync, type Stats } from "node:fs";
+import { accessSync, constants, lstatSync, mkdirSync, realpathSync, statSync, type Stats } from "node:fs";
 import { basename, dirname, resolve, sep } from "node:path";
 import { JpkiError } from "../errors.js";
 import { NOT_REGULAR, readRegularFile } from "../pki/regular-file.js";
@@ -95,6 +95,28 @@ export function checkOutputFile(path: string, what: string, opts: PathCheckOptio
   if (!dst.isDirectory()) throw unusable(path, what, `${dir} is ${dst.isFile() ? "a file" : kindOf(dst)}, not a directory`, abs);
   if (!canAccess(dir, constants.W_OK | constants.X_OK)) throw unusable(path, what, `directory ${dir} is not writable (permission denied)`, abs);
   return abs;
+}
+
+/**
+ * As checkOutputFile, for a file that must not be there yet (ERR_OUTPUT_EXISTS when anything — a file, a symbolic
+ * link even dangling — has the name): what it would replace may be the only copy of something (a customer's key
+ * waiting to be handed over). Write it with writeFileNew, which refuses a name taken meanwhile too.
+ */
+export function checkNewOutputFile(path: string, what: string, opts: PathCheckOptions = {}): string {
+  const abs = checkOutputFile(path, what, opts);
+  let taken = true;
+  try {
+    lstatSync(abs);
+  } catch {
+    taken = false;
+  }
+  if (taken) throw outputExists(path, what, abs);
+  return abs;
+}
+
+/** ERR_OUTPUT_EXISTS for an output path something already has. */
+export function outputExists(path: string, what: string, abs: string, then = "nothing was done; choose another name"): JpkiError {
+  return new JpkiError("ERR_OUTPUT_EXISTS", `${what} ${path} already exists: ${then}`, { details: { path: abs } });
 }
 
 /** A writable directory; with `create`, made (mode 0o700) when missing. */

@@ -30,7 +30,7 @@ beforeAll(async () => {
   dir = tempDir("jpki-card-counter-");
   ws = join(dir, "ws");
   env = { JPKI_CARD_CHIP_KEY_FILE: join(dir, "chip.key"), JPKI_CARD_SIGNATURE_PIN: "SIGN2026", JPKI_CARD_AUTH_PIN: "4321" };
-  people = [...generateResidents({ count: 4, seed: 12, prefectures: ["13"] })];
+  people = [...generateResidents({ count: 5, seed: 12, prefectures: ["13"] })];
   resident = people[0]!;
   other = people[1]!;
   writeJsonl(join(dir, "residents.jsonl"), people);
@@ -141,6 +141,37 @@ describe("jpki card issue / sign / renew", () => {
       await wsp.close();
     }
   });
+  it("finishes an issuance cut short whose signature certificate was revoked meanwhile with a new key, never writing the revoked one", async () => {
+    const wsp = await openWorkspace(ws);
+    try {
+      const real = new IssuanceService({ store: wsp.store, config: wsp.config, clock: wsp.clock, passphrase: "correct horse" });
+      // Killed after the CA committed the signature certificate, before the card held it; then the card is reported
+      // lost (or the resident moves) and that certificate is revoked before the counter runs the command again.
+      let first: string | undefined;
+      const dying = {
+        issue: async (app: Parameters<IssuanceService["issue"]>[0]) => {
+          first = (await real.issue(app)).serial;
+          throw new Error("killed");
+        },
+      } as unknown as IssuanceService;
+      const storage = fileCardStorage(join(dir, "erin.card"), { chipKeyFile: env.JPKI_CARD_CHIP_KEY_FILE!, createChipKey: true });
+      const params = { store: wsp.store, adminKey: Buffer.alloc(32, 9), storage, cardId: "ERIN01", residentCode: people[4]!.residentCode, signaturePin: "ERINPIN1", authenticationPin: "2222" };
+      await expect(issueCard({ ...params, issuance: dying })).rejects.toThrow("killed");
+      const keyBefore = EmulatedCard.open(storage).publicKey("signature")!;
+      await wsp.store.revoke({ serial: first!, revokedAt: new Date(), reason: 1, source: "manual" });
+      const done = await issueCard({ ...params, issuance: real });
+      expect(done.resumed).toBe(true);
+      expect(done.signature.serial).not.toBe(first);
+      expect(done.signature.alreadyIssued).toBe(false);
+      expect((await wsp.store.getCertificate(done.signature.serial))?.revocation).toBeUndefined();
+      expect(done.card.publicKey("signature")!.equals(keyBefore)).toBe(false);
+      // the card takes a certificate only for its own key in that slot (ERR_CARD_CERT_MISMATCH otherwise)
+      expect(done.card.info().certificates).toEqual({ signature: true, signatureCa: true, authentication: true, authenticationCa: true });
+    } finally {
+      await wsp.close();
+    }
+  });
+
   it("finishes a 'card issue' rerun exactly as typed the first time (no --card-id): the card keeps its id", async () => {
     // The operator's bad day: the first run fails after the card file and its signature key were made (here a wrong
     // CA passphrase), and the help says to run the same command again. Without --card-id the id is random per run.

@@ -5,7 +5,7 @@
  * Also: unknown commands are usage errors even with --help.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
@@ -40,7 +40,7 @@ beforeAll(async () => {
   ws = join(dir, "ws");
   const init = await cli([...w(), "ca", "init", "--prefecture", "13", "--json"], { cwd: dir });
   expect(init.code, init.stderr).toBe(0);
-  residents = [...generateResidents({ count: 4, seed: "cli-paths", prefectures: ["13"] })] as unknown as Array<Record<string, string>>;
+  residents = [...generateResidents({ count: 5, seed: "cli-paths", prefectures: ["13"] })] as unknown as Array<Record<string, string>>;
   writeJsonl(join(dir, "residents.jsonl"), residents);
   const imp = await cli([...w(), "registry", "import", join(dir, "residents.jsonl"), "--json"], { cwd: dir });
   expect(imp.code, imp.stderr).toBe(0);
@@ -82,6 +82,28 @@ describe("jpki issue checks its paths before the CA key signs", () => {
     expect(await certificatesOf(code)).toEqual(before);
     expect(before[0]!.revoked).toBeNull();
     expect(existsSync(join(dir, "no"))).toBe(false);
+  });
+
+  it("-o naming a file that exists is refused before the CA key signs, unless --force (was: silently replaced)", async () => {
+    const code = residents[4]!.residentCode!;
+    const { pub: own } = cardKey(dir, "card-o-exists");
+    const out = join(dir, "kept.pem");
+    writeFileSync(out, "an earlier certificate\n");
+    const link = join(dir, "dangling.pem");
+    symlinkSync(join(dir, "nowhere.pem"), link);
+    for (const [target, json] of [[out, false], [out, true], [link, false]] as const) {
+      const r = await cli([...w(), ...(json ? ["--json"] : []), "issue", "--resident", code, "--public-key", own, "-o", target], { cwd: dir });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stdout).toBe("");
+      if (json) expect(JSON.parse(r.stderr).error).toMatchObject({ code: "ERR_OUTPUT_EXISTS", details: { path: target } });
+      else expect(r.stderr).toMatch(/^jpki: error \[ERR_OUTPUT_EXISTS\] output file -o [^\n]+ already exists[^\n]*--force[^\n]*\n$/);
+    }
+    expect(readFileSync(out, "utf8")).toBe("an earlier certificate\n");
+    expect(existsSync(join(dir, "nowhere.pem"))).toBe(false);
+    expect(await certificatesOf(code)).toEqual([]);
+    const forced = await cli([...w(), "--json", "issue", "--resident", code, "--public-key", own, "-o", out, "--force"], { cwd: dir });
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(readFileSync(out, "utf8")).toBe(forced.json().pem);
   });
 
   it("--public-key and --csr: not found, a directory or a FIFO are refused up front", async () => {

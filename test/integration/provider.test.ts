@@ -315,6 +315,17 @@ describe("jpki provider", () => {
     const unknown = await cli(["provider", "revoke", "0badc0de", ...p(), "--reason", "loss"], { cwd: dir });
     expect(unknown.code).toBe(16);
     expect(unknown.stderr).toContain("ERR_PROVIDER_CERT_UNKNOWN");
+    // the request it was issued on, given again (still young enough): not its revoked certificate with exit 0 and
+    // "already enrolled", and no new certificate for a key just revoked as compromised
+    const count = (await ok(["--json", "provider", "list", ...p()])).json().certificates.length;
+    for (const json of [true, false]) {
+      const retry = await cli([...(json ? ["--json"] : []), "provider", "enrol", ...p(), "--request", join(dir, "dave.csr.p7s"), "--token-file", tokenFile], { cwd: dir });
+      expect(retry.code, retry.stdout).toBe(16);
+      expect(retry.stdout).toBe("");
+      if (json) expect(JSON.parse(retry.stderr).error).toMatchObject({ code: "ERR_PROVIDER_REQUEST_REUSED", details: { serial: dave.serial, status: "revoked", reason: "keyCompromise" } });
+      else expect(retry.stderr).toMatch(new RegExp(`^jpki: error \\[ERR_PROVIDER_REQUEST_REUSED\\] [^\\n]*${dave.serial}[^\\n]*revoked[^\\n]*\\n$`));
+    }
+    expect((await ok(["--json", "provider", "list", ...p()])).json().certificates).toHaveLength(count);
   });
 
   it("with --ocsp, refuses a certificate revoked since the last CRL, which the CRL alone lets through", async () => {
@@ -594,6 +605,24 @@ describe("jpki provider", () => {
     const r = await enrolCustomer({ ...base, deliverKey: (pem) => (delivered = pem) });
     expect(delivered).toContain("PRIVATE KEY");
     expect(r.privateKeyPem).toBe(delivered);
+    expect(await count()).toBe(before + 1);
+  });
+
+  it("enrol --key-out naming a file that exists is refused, the file kept and nothing recorded (was: another customer's key, not yet handed over, replaced)", async () => {
+    // a second after the test before signed the same form for dave: the same signing time would make the same request
+    await new Promise((r) => setTimeout(r, 1100));
+    const request = application("dave", "form");
+    const keyOut = join(dir, "waiting-for-handover.key");
+    writeFileSync(keyOut, "another customer's key\n", { mode: 0o600 });
+    const count = async () => (await ok(["--json", "provider", "list", ...p()])).json().certificates.length;
+    const before = await count();
+    const r = await cli(["--json", "provider", "enrol", ...p(), "--request", request, "--generate-key", "--key-out", keyOut, "--token-file", tokenFile], { cwd: dir });
+    expect(r.code, r.stderr).toBe(2);
+    expect(JSON.parse(r.stderr).error).toMatchObject({ code: "ERR_OUTPUT_EXISTS", details: { path: keyOut } });
+    expect(readFileSync(keyOut, "utf8")).toBe("another customer's key\n");
+    expect(await count()).toBe(before);
+    // the same request, to a new file, still works
+    await ok(["--json", "provider", "enrol", ...p(), "--request", request, "--generate-key", "--key-out", join(dir, "new-customer.key"), "--token-file", tokenFile]);
     expect(await count()).toBe(before + 1);
   });
 

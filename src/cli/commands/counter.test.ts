@@ -30,7 +30,7 @@ async function record(c: string) {
 beforeAll(async () => {
   root = join(mkdtempSync(join(tmpdir(), "jpki-counter-cli-")), "ws");
   await Workspace.create(root).close();
-  const lines = Array.from({ length: 14 }, (_, i) => JSON.stringify({ residentCode: code(i), ...BEFORE }) + "\n");
+  const lines = Array.from({ length: 15 }, (_, i) => JSON.stringify({ residentCode: code(i), ...BEFORE }) + "\n");
   writeFileSync(join(root, "residents.jsonl"), lines.join(""));
   const r = await jpki(["registry", "import", join(root, "residents.jsonl")]);
   expect(r.code, r.stderr).toBe(0);
@@ -191,5 +191,21 @@ describe("jpki counter: the four items from standard input", () => {
     expect(err2).toMatch(/ERR_USAGE\] --address -: standard input is a terminal/);
     expect(err2).toContain("--address - <");
     expect((await record(code(8))).fourItems.address).toBe(BEFORE.address);
+  });
+});
+
+describe("jpki counter batch: a line naming a field twice", () => {
+  it("is refused before anything changes (was: JSON.parse kept the last, and relocate-then-death recorded a death)", async () => {
+    const line = `{"kind":"relocate","kind":"death","residentCode":"${code(14)}"}\n`;
+    const before = await record(code(14));
+    for (const [args, stdin] of [[["batch", join(root, "twice.jsonl")], undefined], [["batch", "-"], line]] as const) {
+      writeFileSync(join(root, "twice.jsonl"), line);
+      const r = await jpki(["--json", "counter", ...args], stdin);
+      expect(r.code, r.stderr).toBe(8);
+      expect(r.stdout).toBe("");
+      expect(JSON.parse(r.stderr).error).toMatchObject({ code: "ERR_IMPORT_FORMAT", message: expect.stringMatching(/^line 1: field "kind" is given more than once/) });
+      expect(r.stderr).not.toContain(code(14));
+    }
+    expect(await record(code(14))).toEqual(before);
   });
 });

@@ -401,8 +401,9 @@ Examples:
     await run(io, cmd, o, async () => {
       const { parseProcedure, readRecords } = await library();
       const out: CounterProcedure[] = [];
-      // Lines that do not parse are refused before anything changes: a day's batch is read whole first.
-      for await (const item of readRecords(source, { format: "jsonl" })) {
+      // Lines that do not parse are refused before anything changes: a day's batch is read whole first. A field named
+      // twice is such a line: JSON.parse keeps the last, so {"kind":"relocate","kind":"death",…} recorded a death.
+      for await (const item of readRecords(source, { format: "jsonl", rejectDuplicateKeys: true })) {
         // readRecords' messages already name their line.
         if ("error" in item) throw new JpkiError(item.error.code, item.error.message.startsWith(`line ${item.line}`) ? item.error.message : `line ${item.line}: ${item.error.message}`);
         try {

@@ -1,4 +1,5 @@
 /** `jpki issue`: one application, or a batch file of them, becomes certificates. */
+import { lstatSync } from "node:fs";
 import { join } from "node:path";
 import { Command, Option } from "commander";
 import type { IssuanceApplication, IssuedCertificate } from "../../index.js";
@@ -15,6 +16,7 @@ interface IssueOptions {
   counter?: string;
   out?: string;
   der?: boolean;
+  force?: boolean;
   batch?: string;
   outDir?: string;
   concurrency?: string;
@@ -60,6 +62,7 @@ export function makeIssueCommand(io: Io): Command {
     .option("--application-id <id>", "the counter's id for this application: issuing it again returns the same certificate")
     .option("-o, --out <file>", "write the certificate here (PEM, or DER with --der)")
     .option("--der", "write DER instead of PEM")
+    .option("--force", "with -o: replace the file if it exists (without it, an existing file is never replaced)")
     .option("--batch <file>", "applications {residentCode, type, publicKey|csr, counterId, applicationId}, as JSON Lines or CSV with a header row ('-' reads JSON Lines from stdin)")
     .addOption(new Option("--format <format>", "with --batch: the file's format (auto: by its extension, else by its first character)").choices(["auto", "jsonl", "csv"]).default("auto"))
     .option("--out-dir <dir>", "with --batch: also write each certificate as <serial>.pem here")
@@ -70,12 +73,14 @@ export function makeIssueCommand(io: Io): Command {
 The four items are always taken from the registry record, never from the request. A new certificate of
 the same type for the same resident revokes the previous one as superseded. Give each application an
 applicationId and a batch re-run (after a crash, say) returns the certificates already issued instead of
-issuing them again.
+issuing them again — while they stand: an application id whose certificate has been revoked since is refused.
 
 ${commandExitCodes({
   ok: "issued (or, for an applicationId seen before, the certificate issued then)",
   errors: [
+    ["ERR_OUTPUT_EXISTS", "the -o file exists (and no --force): nothing was issued"],
     [["ERR_RESIDENT_UNKNOWN", "ERR_RESIDENT_CODE_INVALID", "ERR_RESIDENT_NOT_ELIGIBLE"], "no such resident, an invalid code, or a record that allows no issuance"],
+    ["ERR_APPLICATION_CERT_REVOKED", "the application id's certificate has been revoked since it was issued: apply under a new id"],
     ["ERR_PARTIAL", "--batch: some applications failed (each reported), the others were issued"],
   ],
 })}
@@ -89,13 +94,26 @@ Examples:
     .action(async (o: IssueOptions, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       if (o.batch) {
-        if (o.resident || o.publicKey || o.csr || o.out) throw new JpkiError("ERR_USAGE", "--batch takes its applications from the file: drop --resident/--public-key/--csr/--out");
+        if (o.resident || o.publicKey || o.csr || o.out || o.force || o.der || o.counter || o.applicationId) {
+          throw new JpkiError("ERR_USAGE", "--batch takes its applications from the file (counterId and applicationId per line): drop --resident/--public-key/--csr/-o/--force/--der/--counter/--application-id");
+        }
         return runBatch(ctx, o);
       }
+      // Options of the other mode were ignored without a word: --der wrote PEM, --out-dir left the file in certs/.
+      if (o.outDir !== undefined || o.concurrency !== undefined || cmd.getOptionValueSource("format") === "cli") {
+        throw new JpkiError("ERR_USAGE", "--out-dir, --concurrency and --format go with --batch FILE");
+      }
+      if (o.der && !o.out) throw new JpkiError("ERR_USAGE", "--der goes with -o FILE: without -o the certificate is written as PEM into the workspace's certs/");
+      // The rule a batch line's applicationId follows (ca/issuance.ts parseApplication).
+      if (o.applicationId !== undefined && !/^[A-Za-z0-9._:-]{1,64}$/.test(o.applicationId)) throw new JpkiError("ERR_USAGE", "--application-id must be 1–64 letters, digits or . _ : -");
       if (!o.resident) throw new JpkiError("ERR_USAGE", "say whose certificate: --resident CODE (or --batch FILE)");
       if (Boolean(o.publicKey) === Boolean(o.csr)) throw new JpkiError("ERR_USAGE", "give the card's key as exactly one of --public-key FILE or --csr FILE");
       // Every path is checked before the CA key signs: a certificate that cannot be written is never issued.
+      if (o.force && !o.out) throw new JpkiError("ERR_USAGE", "--force goes with -o FILE: it allows replacing that file");
       const out = o.out ? checkOutputFile(o.out, "output file -o", { cwd: io.cwd }) : undefined;
+      // A certificate file already there (the one issued yesterday, say) is not replaced unless asked: it may be
+      // the only copy someone has, and its serial is what a revocation needs.
+      if (out && !o.force && pathTaken(out)) throw outputExists(o.out!, out);
       const app: IssuanceApplication = {
         residentCode: o.resident,
         type: o.type,
@@ -105,14 +123,25 @@ Examples:
         ...(o.applicationId ? { applicationId: o.applicationId } : {}),
       };
       const passphrase = await ctx.caPassphrase();
-      const { IssuanceService, toPem, writeFileAtomic } = await library();
+      const { IssuanceService, toPem, writeFileAtomic, writeFileNew } = await library();
       await withWorkspace(ctx, async (ws) => {
         const certDir = out ? undefined : checkOutputDir(ws.paths.certDir, "certificate directory", { create: true });
         const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
         const cert = await service.issue(app);
         const pem = toPem(cert.der, "CERTIFICATE");
         const path = out ?? join(certDir!, `${cert.serial}.pem`);
-        writeFileAtomic(path, o.der && out ? cert.der : pem);
+        if (out && !o.force) {
+          try {
+            writeFileNew(out, o.der ? cert.der : pem);
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException)?.code !== "EEXIST") throw e;
+            // Created by someone else since the check above, after the certificate was committed: kept where a
+            // certificate goes without -o, and said so.
+            const kept = join(checkOutputDir(ws.paths.certDir, "certificate directory", { create: true }), `${cert.serial}.pem`);
+            writeFileAtomic(kept, pem);
+            throw outputExists(o.out!, out, `certificate ${cert.serial} was issued and is written to ${kept} instead`);
+          }
+        } else writeFileAtomic(path, o.der && out ? cert.der : pem);
         ctx.out.result(summary(cert, pem, path), () =>
           [
             // With -o the certificate is in the file named: printed again, it buried the lines below.
@@ -126,8 +155,32 @@ Examples:
     });
 }
 
+/** Whether anything — a file, or a symbolic link even when dangling — has this name. */
+function pathTaken(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function outputExists(given: string, abs: string, then = "nothing was issued"): JpkiError {
+  return new JpkiError("ERR_OUTPUT_EXISTS", `output file -o ${given} already exists: ${then}; choose another name, or pass --force to replace it`, { details: { path: abs } });
+}
+
 /** Errors that mean the CA key could not be opened at all: no line for that CA can issue. */
 const UNLOCK_FAILURES: ReadonlySet<string> = new Set(["ERR_PASSPHRASE_WRONG", "ERR_PASSPHRASE_MISSING", "ERR_PKCS11_PIN_WRONG", "ERR_PKCS11_PIN_MISSING"]);
+
+/** Standard input for --batch -: at a terminal it says what it waits for (as counter batch -), never waits in silence. */
+function batchStdin(io: Io): NodeJS.ReadableStream {
+  const stdin = io.stdin ?? process.stdin;
+  if (stdin.isTTY) {
+    if (!io.stderr.isTTY) throw new JpkiError("ERR_USAGE", "issue --batch -: standard input is a terminal and stderr is not, so nobody would be told it waits for applications; pipe them in: jpki issue --batch - < FILE");
+    io.stderr.write("reading applications from the terminal, one JSON object a line; end with Ctrl-D\n");
+  }
+  return stdin;
+}
 
 async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
   const io = ctx.io;
@@ -136,7 +189,7 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
     throw new JpkiError("ERR_USAGE", "--concurrency must be a whole number from 1 to 4096");
   }
   // Paths first, then the passphrase: nothing is signed for a batch whose input or output cannot be used.
-  const source = o.batch === "-" ? (io.stdin ?? process.stdin) : checkInputFile(o.batch!, "batch file --batch", { cwd: io.cwd });
+  const source = o.batch === "-" ? batchStdin(io) : checkInputFile(o.batch!, "batch file --batch", { cwd: io.cwd });
   const outDir = o.outDir ? checkOutputDir(o.outDir, "output directory --out-dir", { create: true, cwd: io.cwd }) : undefined;
   const { IssuanceService, readRecords, sweepStaleTemps, toPem, writeFileAtomic } = await library();
   if (outDir) sweepStaleTemps(outDir); // files half-written by a killed earlier run

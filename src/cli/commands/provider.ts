@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import type { FollowResult, ProviderLinkView } from "../../index.js";
-import { JpkiError, checkInputFile, checkOutputFile, checkWorkspaceDir, library } from "../lib.js";
+import { JpkiError, checkInputFile, checkNewOutputFile, checkWorkspaceDir, library, outputExists } from "../lib.js";
 import { Context, readVerifierToken, withStopSignal } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
 import type { Io } from "../output.js";
@@ -111,7 +111,8 @@ Example:
       `
 Refused, with nothing issued: a public certificate revoked, expired, of the test environment, of the other purpose
 or from a CA not trusted (ERR_PROVIDER_PUBLIC_CERT_INVALID), a request without signing time or older than the
-configured age (ERR_PROVIDER_REQUEST_INVALID), a request with a generated key given twice (ERR_PROVIDER_REQUEST_REUSED),
+configured age (ERR_PROVIDER_REQUEST_INVALID), a request with a generated key given twice, or one whose
+certificate has since been revoked or has expired (ERR_PROVIDER_REQUEST_REUSED),
 a public CRL that cannot be had (ERR_PUBLIC_CRL_UNAVAILABLE) or is wrong (ERR_PUBLIC_CRL_INVALID, _ROLLBACK),
 with --ocsp a responder down or unreachable after the same retries (ERR_PUBLIC_OCSP_UNAVAILABLE, exit 17), an
 answer dated ahead of this host's clock (thisUpdate, producedAt; 5 min of skew allowed) or past its nextUpdate
@@ -131,12 +132,13 @@ Example (the customer's side with openssl; the card's key signs):
       const limits = downloadLimits(o);
       if (o.generateKey && !o.keyOut) throw new JpkiError("ERR_USAGE", "--generate-key needs --key-out FILE: the key is handed back once");
       if (o.keyOut && !o.generateKey) throw new JpkiError("ERR_USAGE", "--key-out goes with --generate-key");
-      const keyOut = o.keyOut ? checkOutputFile(o.keyOut, "key file --key-out", { cwd: io.cwd }) : undefined;
+      // Never replaced: a key file there may be another customer's, not yet handed over, and the provider keeps no copy.
+      const keyOut = o.keyOut ? checkNewOutputFile(o.keyOut, "key file --key-out", { cwd: io.cwd }) : undefined;
       const request = readFileSync(checkInputFile(o.request, "request --request", { cwd: io.cwd }));
       const dir = providerDir(io, o.dir);
       const bearerToken = readVerifierToken(io, o.tokenFile);
       const passphrase = await ctx.passphrase();
-      const { enrolCustomer, systemClock, writeFileAtomic } = await library();
+      const { enrolCustomer, systemClock, writeFileNew } = await library();
       // The key file is written before the enrolment is recorded (deliverKey): a failure to write it records nothing.
       const r = await enrolCustomer({
         dir,
@@ -144,7 +146,19 @@ Example (the customer's side with openssl; the card's key signs):
         clock: systemClock,
         request,
         generateKey: Boolean(o.generateKey),
-        ...(keyOut ? { deliverKey: (pem: string) => writeFileAtomic(keyOut, pem, 0o600) } : {}),
+        ...(keyOut
+          ? {
+              deliverKey: (pem: string) => {
+                try {
+                  writeFileNew(keyOut, pem, 0o600);
+                } catch (e) {
+                  // created since the check above: nothing is recorded (enrol.ts deliverKey), the request stays usable
+                  if ((e as NodeJS.ErrnoException)?.code === "EEXIST") throw outputExists(o.keyOut!, "key file --key-out", keyOut, "nothing was issued or recorded; choose another name");
+                  throw e;
+                }
+              },
+            }
+          : {}),
         ocsp: Boolean(o.ocsp),
         ...(o.customer ? { customerId: o.customer } : {}),
         bearerToken,
