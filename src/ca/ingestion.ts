@@ -180,7 +180,7 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
     const threaded = o.readerThread !== false && readerThreadFits(o.source, o.readerThread === true ? 0 : undefined);
     const batches = threaded
       ? readBatchesOnThread({ path: o.source as string, format: o.format, batchSize: o.batchSize, clock: ws.clock, ...(o.onBytes ? { onBytes: o.onBytes } : {}) })
-      : readBatches(readRecords(o.source, { format: o.format, ...(o.onBytes ? { onBytes: o.onBytes } : {}) }), ws.clock, o.batchSize);
+      : readBatches(readRecords(o.source, { format: o.format, rejectDuplicateKeys: true, ...(o.onBytes ? { onBytes: o.onBytes } : {}) }), ws.clock, o.batchSize);
     summary = await ingestor.ingestBatches(batches, {
       batchSize: o.batchSize,
       ...(o.signal ? { signal: o.signal } : {}),

@@ -24,7 +24,7 @@ async function main(port: NonNullable<typeof parentPort>, o: ReaderOptions): Pro
   const post = (m: ReaderMessage) => port.postMessage(m);
   let bytes = 0;
   try {
-    const records = readRecords(o.path, { format: o.format as ImportFormat | "auto", onBytes: (n) => (bytes += n) });
+    const records = readRecords(o.path, { format: o.format as ImportFormat | "auto", rejectDuplicateKeys: true, onBytes: (n) => (bytes += n) });
     const batches = readBatches(records, { now: () => new Date(now) }, o.batchSize);
     for (;;) {
       if (credit === 0) await new Promise<void>((resolve) => wanted.push(resolve));

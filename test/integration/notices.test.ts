@@ -304,15 +304,19 @@ describe("jpki notices ingest", () => {
         JSON.stringify({ ...notice(3, residents[1]!, "death", 1), residentCode: "12345678901" }),
         JSON.stringify({ ...notice(4, residents[1]!, "death", 1), effectiveDate: "2023-02-30" }),
         JSON.stringify({ ...notice(5, residents[1]!, "death", 1), residentCode: "00000000019" }),
+        // a field named twice: JSON.parse keeps the last, and this line revoked as a death what it also calls a move
+        `{"kind":"relocation",${JSON.stringify(notice(6, residents[1]!, "death", 1)).slice(1)}`,
       ].join("\n") + "\n",
     );
     const res = await cli([...w(), "notices", "ingest", file, "--json"], { cwd: dir });
     expect(res.code).toBe(13);
     const s = res.json();
-    expect(s).toMatchObject({ read: 6, applied: 1, rejected: 5 });
-    const rejects = readFileSync(s.rejectFile, "utf8").trim().split("\n").map((l) => JSON.parse(l));
-    expect(rejects.map((x) => x.line)).toEqual([2, 3, 4, 5, 6]);
-    expect(rejects.map((x) => x.code)).toEqual(["ERR_IMPORT_FORMAT", "ERR_NOTICE_KIND_UNKNOWN", "ERR_RESIDENT_CODE_INVALID", "ERR_NOTICE_MALFORMED", "ERR_RESIDENT_UNKNOWN"]);
+    expect(s).toMatchObject({ read: 7, applied: 1, rejected: 6 });
+    // a line that does not parse is rejected as read, the others once their batch is decided: in line order here
+    const rejects = readFileSync(s.rejectFile, "utf8").trim().split("\n").map((l) => JSON.parse(l)).sort((a, b) => a.line - b.line);
+    expect(rejects.map((x) => x.line)).toEqual([2, 3, 4, 5, 6, 7]);
+    expect(rejects.map((x) => x.code)).toEqual(["ERR_IMPORT_FORMAT", "ERR_NOTICE_KIND_UNKNOWN", "ERR_RESIDENT_CODE_INVALID", "ERR_NOTICE_MALFORMED", "ERR_RESIDENT_UNKNOWN", "ERR_IMPORT_FORMAT"]);
+    expect(rejects[5].reason).toMatch(/field "kind" is given more than once/);
     expect((await state()).filter((x) => x.source === "notice:T-1")).toHaveLength(2);
   });
 });
