@@ -109,6 +109,22 @@ export function scopeOf(path: string): RouteScope {
 const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i;
 
 /**
+ * A request target in origin form (RFC 9112 §3.2.1), path and query as they came, not decoded: the target
+ * itself when it starts with "/", an absolute-form target ("http://host/crl/13-sig.crl", RFC 9112 §3.2.2:
+ * a server MUST accept it) without its scheme and authority, and undefined for anything else. The routes on
+ * bare node:http match their paths on this: they matched the raw target, so an absolute-form GET of a CRL, a
+ * CA certificate or an OCSP request, admitted under its route's scope, went on to fastify and got 404.
+ */
+export function originForm(target: string): string | undefined {
+  if (target.charCodeAt(0) === 0x2f) return target;
+  const authority = ABSOLUTE_FORM.exec(target);
+  if (!authority) return undefined;
+  const url = target.slice(authority[0].length);
+  if (url === "" || url.charCodeAt(0) === 0x3f) return "/" + url;
+  return url.charCodeAt(0) === 0x2f ? url : undefined;
+}
+
+/**
  * The path of a request target as fastify's router (find-my-way) matches it: up to the first "?" or "#", and
  * percent-decoded as decodeURI does. The scope must be decided on that path, not on the raw target: a verifier
  * of any kind was admitted to "/metrics#x" and "/%6detrics" as an unknown path ("other"), which the router then
@@ -117,14 +133,8 @@ const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i;
  * start with "/", and for one that does not decode (the router answers them 400 or 404; the scope is "other").
  */
 export function routedPath(target: string): string | undefined {
-  let url = target;
-  if (url.charCodeAt(0) !== 0x2f) {
-    const authority = ABSOLUTE_FORM.exec(url);
-    if (!authority) return undefined;
-    url = url.slice(authority[0].length);
-    if (url === "" || url.charCodeAt(0) === 0x3f) url = "/" + url;
-    else if (url.charCodeAt(0) !== 0x2f) return undefined;
-  }
+  const url = originForm(target);
+  if (url === undefined) return undefined;
   let end = url.length;
   const q = url.indexOf("?");
   if (q >= 0) end = q;

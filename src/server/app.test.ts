@@ -146,6 +146,20 @@ describe("published CRLs and CA certificates", () => {
     expect((await get("/crl/13-sig.crl", { "if-none-match": '"something-else"' })).status).toBe(200);
   });
 
+  it("serves a file asked for in the absolute form (RFC 9112 §3.2.2: a server MUST accept it), as fastify's routes do: it was 404 'no such route'", async () => {
+    const port = Number(new URL(base).port);
+    for (const [target, file] of [
+      [`http://127.0.0.1:${port}/crl/13-sig.crl`, join(ws.paths.crlDir, "13-sig.crl")],
+      [`HTTP://example.test/ca/13-sig.crt?x=1`, join(ws.paths.caDir, "13-sig.crt")],
+    ] as const) {
+      const c = rawClient(port);
+      c.socket.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${auth.authorization!}\r\nConnection: close\r\n\r\n`);
+      const a = parseAnswer(await c.answer);
+      expect(a.status, target).toBe(200);
+      expect(Number(a.headers["content-length"]), target).toBe(readFileSync(file).length);
+    }
+  });
+
   it("never answers a date validator from an older version: If-Modified-Since and If-Range with a Last-Modified of the file it replaced", async () => {
     // Two publications within one second (or a file written before the one it replaces, installed after) share
     // a whole-second mtime: a Last-Modified taken from it named both versions, so a poller echoing it got a 304

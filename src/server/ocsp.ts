@@ -15,6 +15,7 @@ import { errorResponse } from "../ocsp/response.js";
 import { MAX_REQUEST_BYTES } from "../ocsp/request.js";
 import type { OcspAnswer, OcspResponder } from "../ocsp/responder.js";
 import type { Clock } from "../pki/clock.js";
+import { originForm } from "./access.js";
 import { noneMatchHolds } from "./http-cache.js";
 
 export const OCSP_RESPONSE_TYPE = "application/ocsp-response";
@@ -145,13 +146,16 @@ export function ocspGetRoute(o: OcspGetRouteOptions): (req: IncomingMessage, res
 
   return (req, res) => {
     // HEAD as GET (RFC 9110 §9.3.2): node sends the headers, Content-Length included, and no body.
-    if ((req.method !== "GET" && req.method !== "HEAD") || !req.url?.startsWith(base)) return false;
+    if (req.method !== "GET" && req.method !== "HEAD") return false;
+    // The absolute form too (RFC 9112 §3.2.2), by its path, as access control and fastify's router read it.
+    const url = originForm(req.url ?? "");
+    if (!url?.startsWith(base)) return false;
     const responder = o.responder();
     if (!responder) return false;
     const startedAt = performance.now();
     // The raw path, never a decoded one: base64 holds '/' and '+', which must survive as sent.
-    const q = req.url.indexOf("?");
-    const path = q < 0 ? req.url : req.url.slice(0, q);
+    const q = url.indexOf("?");
+    const path = q < 0 ? url : url.slice(0, q);
     const slash = path.indexOf("/", base.length);
     const ca = slash < 0 ? "" : path.slice(base.length, slash);
     const encoded = slash < 0 ? "" : path.slice(slash + 1);

@@ -10,6 +10,7 @@ import type { FileHandle } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import type { Clock } from "../pki/clock.js";
 import type { WorkspacePaths } from "../workspace/workspace.js";
+import { originForm } from "./access.js";
 import { METHOD_NOT_ALLOWED } from "./api-errors.js";
 import { decide, type Decision } from "./http-cache.js";
 import { CONTENT_TYPE, lastModifiedIsStrong, resolvePublished, type FileVersion, type PublishedFile, type PublishedFiles } from "./published.js";
@@ -155,7 +156,8 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
   }
 
   return (req, res) => {
-    const url = req.url ?? "";
+    // The absolute form too (RFC 9112 §3.2.2), by its path, as access control and fastify's router read it.
+    const url = originForm(req.url ?? "") ?? "";
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
     if (req.method !== "GET" && req.method !== "HEAD") {
