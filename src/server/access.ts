@@ -402,6 +402,14 @@ export class VerifierAccess {
     return (fp && this.#byCert.get(fp)) || null; // presented, but not one of a live registration
   }
 
+  /**
+   * Whether a scope is answered without a credential (openRoutes, ALWAYS_OPEN). Only such answers may be kept by a
+   * shared cache for anyone (Cache-Control: public): every other one was given to a registered verifier alone.
+   */
+  isOpen(scope: RouteScope): boolean {
+    return this.#open.has(scope);
+  }
+
   /** The scope admit() found for a request. */
   scopeOfRequest(req: IncomingMessage): RouteScope {
     return (req as Tagged)[SCOPE] ?? "other";

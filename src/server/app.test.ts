@@ -118,15 +118,15 @@ describe("published CRLs and CA certificates", () => {
     expect(ca.body.equals(readFileSync(join(ws.paths.caDir, "13-sig.crt")))).toBe(true);
   });
 
-  it("keeps caches within nextUpdate: max-age at most the configured 300 s and never past nextUpdate", async () => {
+  it("keeps caches within nextUpdate: max-age at most the configured 300 s and never past nextUpdate; private, as a verifier's credential was asked", async () => {
     const r = await get("/crl/13-sig.crl");
-    expect(r.headers["cache-control"]).toBe("public, max-age=300");
+    expect(r.headers["cache-control"]).toBe("private, max-age=300");
     const crl = (await ws.store.latestCrl("13-sig"))!;
     clock.set(crl.nextUpdate.getTime() - 42_000);
     try {
-      expect((await get("/crl/13-sig.crl")).headers["cache-control"]).toBe("public, max-age=42");
+      expect((await get("/crl/13-sig.crl")).headers["cache-control"]).toBe("private, max-age=42");
       clock.set(crl.nextUpdate.getTime() + 1000);
-      expect((await get("/crl/13-sig.crl")).headers["cache-control"]).toBe("public, max-age=0");
+      expect((await get("/crl/13-sig.crl")).headers["cache-control"]).toBe("private, max-age=0");
     } finally {
       clock.set(Date.now());
     }
@@ -139,7 +139,7 @@ describe("published CRLs and CA certificates", () => {
     expect(inm.status).toBe(304);
     expect(inm.body.length).toBe(0);
     expect(inm.headers["etag"]).toBe(etag);
-    expect(inm.headers["cache-control"]).toBe("public, max-age=300");
+    expect(inm.headers["cache-control"]).toBe("private, max-age=300");
     expect(inm.headers["date"]).toBeDefined();
     const ims = await get("/crl/13-sig.crl", { "if-modified-since": await lastModified("/crl/13-sig.crl") });
     expect(ims.status).toBe(304);
