@@ -46,6 +46,14 @@ describe("preconditions", () => {
     expect(entityTags(' "a" , W/"b",* ')).toEqual(['"a"', 'W/"b"', "*"]);
     expect(entityTags("garbage")).toEqual([]);
   });
+
+  it("skips empty list elements (RFC 9110 §5.6.1.2), which ended the list: a matching tag after one was not seen", () => {
+    expect(entityTags('"a",,"b"')).toEqual(['"a"', '"b"']);
+    expect(entityTags(', "a" , ,W/"b",')).toEqual(['"a"', 'W/"b"']);
+    expect(decide("GET", { "if-none-match": '"x",, "abc"' }, rep)).toEqual({ status: 304 });
+    expect(decide("GET", { "if-match": ', "abc"' }, rep)).toEqual({ status: 200 });
+    expect(decide("GET", { "if-match": '"x", , "zzz"' }, rep)).toEqual({ status: 412 });
+  });
 });
 
 describe("ranges", () => {

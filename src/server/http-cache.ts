@@ -33,10 +33,14 @@ function header(h: RequestHeaders, name: string): string | undefined {
   return Array.isArray(v) ? v.join(", ") : v;
 }
 
-/** The entity tags of an If-Match / If-None-Match list ("*" stays "*"); weak tags keep their W/ prefix. */
+/**
+ * The entity tags of an If-Match / If-None-Match list ("*" stays "*"); weak tags keep their W/ prefix. Empty list
+ * elements (`"a", , "b"`, a leading comma) are skipped, as RFC 9110 §5.6.1.2 asks of a recipient: they ended the
+ * list, so If-None-Match: "x",,"<current>" got a 200 and If-Match: ,"<current>" a 412.
+ */
 export function entityTags(value: string): string[] {
   const tags: string[] = [];
-  const re = /\s*(\*|(?:W\/)?"[^"]*")\s*(?:,|$)/gy;
+  const re = /[\s,]*(\*|(?:W\/)?"[^"]*")\s*(?:,|$)/gy;
   let m: RegExpExecArray | null;
   while (re.lastIndex < value.length && (m = re.exec(value))) tags.push(m[1]!);
   return tags;
