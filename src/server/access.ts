@@ -53,6 +53,14 @@ import { SERVER_ROUTES, type ServerRoute, type VerifierRateLimit } from "../work
 import { bearerToken, certificateSha256, tokenSha256 } from "../verifier/credentials.js";
 import type { ClientAddress } from "./client-address.js";
 
+/**
+ * The longest path a fetch record keeps, characters; a longer one is cut there and marked "…". Every path a route
+ * serves is far shorter (an OCSP GET about one certificate ~120–320 with its prefix), but a verifier's target
+ * may be up to node's 16 KB of headers: an OCSP GET padded to 8 KB (a valid request, answered 200) wrote a ~10 KB
+ * row per distinct request into the store, ~1 GB an hour at the default rate.
+ */
+export const MAX_RECORDED_PATH = 512;
+
 /** A scope: what a route serves, as the access log and fetch records name it. */
 export type RouteScope = (typeof SERVER_ROUTES)[ServerRoute] | "validate" | "status" | "overview" | "page" | "other";
 
@@ -576,7 +584,8 @@ export class VerifierAccess {
       return;
     }
     const q = url.indexOf("?");
-    const path = q < 0 ? url : url.slice(0, q);
+    const full = q < 0 ? url : url.slice(0, q);
+    const path = full.length > MAX_RECORDED_PATH ? `${full.slice(0, MAX_RECORDED_PATH)}…` : full;
     let byPath = this.#tallies.get(v.id);
     if (!byPath) this.#tallies.set(v.id, (byPath = new Map()));
     let byStatus = byPath.get(path);
