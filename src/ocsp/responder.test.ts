@@ -12,7 +12,7 @@ import { certificateParts, children, explicit, nul, octetString, oid, readHeader
 import { FixedClock } from "../pki/clock.js";
 import { Workspace } from "../workspace/workspace.js";
 import { OCSP_OID } from "./request.js";
-import { OcspResponder } from "./responder.js";
+import { MAX_REMEMBERED_GET, OcspResponder } from "./responder.js";
 
 const clock = new FixedClock("2030-04-01T00:00:00Z");
 let ws: Workspace;
@@ -108,6 +108,19 @@ describe("OcspResponder", () => {
     clock.advance(1800_001);
     expect(responder.preProducedFor("13-sig", "ENC")).toBeUndefined();
     await responder.refresh();
+  });
+
+  it(`remembers no GET encoding longer than ${MAX_REMEMBERED_GET} characters (a padded request grew the process ~30 KB each), and answers it from the cache all the same`, async () => {
+    const long = "L".repeat(MAX_REMEMBERED_GET + 1);
+    const short = "S".repeat(MAX_REMEMBERED_GET);
+    const first = await responder.answer("13-sig", request([certIdFor("0a01")]), long);
+    expect(first.responseStatus).toBe("successful");
+    expect(responder.preProducedFor("13-sig", long)).toBeUndefined();
+    const again = await responder.answer("13-sig", request([certIdFor("0a01")]), long);
+    expect(again.preProduced).toBe(true);
+    expect(again.der.equals(first.der)).toBe(true);
+    await responder.answer("13-sig", request([certIdFor("0a01")]), short);
+    expect(responder.preProducedFor("13-sig", short)!.der.equals(first.der)).toBe(true);
   });
 
   it("answers a nonce fresh and echoes it; several CertIDs in one request fresh too", async () => {

@@ -110,6 +110,12 @@ interface Entry {
 
 const HASH_NAMES = Object.values(CERT_ID_HASHES);
 
+/**
+ * The longest GET encoding remembered for preProducedFor, characters: a request about one certificate is ~112
+ * (SHA-1 CertID, base64) to ~300 (SHA-512, every character percent-encoded); so at most ~10 MB at maxEntries.
+ */
+export const MAX_REMEMBERED_GET = 512;
+
 function caHashes(certificateDer: Buffer): CaHashes {
   const p = certificateParts(certificateDer);
   // issuerKeyHash: the hash of the subjectPublicKey BIT STRING's value, without tag, length and unused-bits octet.
@@ -311,6 +317,11 @@ export class OcspResponder {
   }
 
   #rememberGet(caId: string, encoded: string, key: string): void {
+    // A long encoding is not remembered (it is answered from the cache all the same, after decoding): the count
+    // alone bounded the memory at maxEntries times the longest URL, and a verifier padding a valid request
+    // (a requestorName, a non-critical extension: up to MAX_REQUEST_BYTES) grew a serving process by ~30 KB a
+    // request, 600 MB before the reset, without a single signature.
+    if (encoded.length > MAX_REMEMBERED_GET) return;
     // Bounded like the cache: a client inventing encodings (percent-encoding variants) cannot grow it.
     if (this.#byGetSize >= this.#maxEntries) {
       this.#byGet = new Map();

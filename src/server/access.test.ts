@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { describe, expect, it } from "vitest";
 import type { Store, VerifierFetch, VerifierRecord } from "../store/types.js";
 import { certificateSha256, tokenSha256 } from "../verifier/credentials.js";
-import { VerifierAccess } from "./access.js";
+import { MAX_RECORDED_PATH, VerifierAccess } from "./access.js";
 
 const TOKEN_A = "jpkiv_" + "A".repeat(43);
 const TOKEN_B = "jpkiv_" + "B".repeat(43);
@@ -137,6 +137,21 @@ describe("verifier fetch records", () => {
       [1, 2_000, 2_000],
     ]);
     expect(a.fetchRecords).toEqual({ recorded: 2, fetches: 3, dropped: 0, queued: 0 });
+  });
+
+  it(`keeps at most ${MAX_RECORDED_PATH} characters of a path: a padded OCSP GET wrote a ~10 KB record per request`, async () => {
+    const store = fakeStore();
+    const { a, fetch } = await access(store, { t: 0 });
+    const long = `/ocsp/13-sig/${"A".repeat(10_000)}`;
+    fetch(long, 200, TOKEN_A);
+    fetch(`${long}B`, 200, TOKEN_A); // the same first characters: the same record
+    fetch("/ocsp/13-sig/MFEw", 200, TOKEN_A);
+    await a.flush();
+    expect(store.written.flat().map((f) => [f.path, f.count])).toEqual([
+      [`${long.slice(0, MAX_RECORDED_PATH)}…`, 2],
+      ["/ocsp/13-sig/MFEw", 1],
+    ]);
+    await a.close();
   });
 
   it("drops the oldest records past maxQueued and counts them", async () => {

@@ -54,6 +54,14 @@ import { bearerToken, certificateSha256, tokenSha256 } from "../verifier/credent
 import type { ClientAddress } from "./client-address.js";
 import { JSON_TYPE } from "./api-errors.js";
 
+/**
+ * The longest path a fetch record keeps, characters; a longer one is cut there and marked "…". Every path a route
+ * serves is far shorter (an OCSP GET about one certificate ~120–320 with its prefix), but a verifier's target
+ * may be up to node's 16 KB of headers: an OCSP GET padded to 8 KB (a valid request, answered 200) wrote a ~10 KB
+ * row per distinct request into the store, ~1 GB an hour at the default rate.
+ */
+export const MAX_RECORDED_PATH = 512;
+
 /** A scope: what a route serves, as the access log and fetch records name it. */
 export type RouteScope = (typeof SERVER_ROUTES)[ServerRoute] | "validate" | "status" | "overview" | "page" | "other";
 
@@ -110,6 +118,22 @@ export function scopeOf(path: string): RouteScope {
 const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i;
 
 /**
+ * A request target in origin form (RFC 9112 §3.2.1), path and query as they came, not decoded: the target
+ * itself when it starts with "/", an absolute-form target ("http://host/crl/13-sig.crl", RFC 9112 §3.2.2:
+ * a server MUST accept it) without its scheme and authority, and undefined for anything else. The routes on
+ * bare node:http match their paths on this: they matched the raw target, so an absolute-form GET of a CRL, a
+ * CA certificate or an OCSP request, admitted under its route's scope, went on to fastify and got 404.
+ */
+export function originForm(target: string): string | undefined {
+  if (target.charCodeAt(0) === 0x2f) return target;
+  const authority = ABSOLUTE_FORM.exec(target);
+  if (!authority) return undefined;
+  const url = target.slice(authority[0].length);
+  if (url === "" || url.charCodeAt(0) === 0x3f) return "/" + url;
+  return url.charCodeAt(0) === 0x2f ? url : undefined;
+}
+
+/**
  * The path of a request target as fastify's router (find-my-way) matches it: up to the first "?" or "#", and
  * percent-decoded as decodeURI does. The scope must be decided on that path, not on the raw target: a verifier
  * of any kind was admitted to "/metrics#x" and "/%6detrics" as an unknown path ("other"), which the router then
@@ -118,14 +142,8 @@ const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i;
  * start with "/", and for one that does not decode (the router answers them 400 or 404; the scope is "other").
  */
 export function routedPath(target: string): string | undefined {
-  let url = target;
-  if (url.charCodeAt(0) !== 0x2f) {
-    const authority = ABSOLUTE_FORM.exec(url);
-    if (!authority) return undefined;
-    url = url.slice(authority[0].length);
-    if (url === "" || url.charCodeAt(0) === 0x3f) url = "/" + url;
-    else if (url.charCodeAt(0) !== 0x2f) return undefined;
-  }
+  const url = originForm(target);
+  if (url === undefined) return undefined;
   let end = url.length;
   const q = url.indexOf("?");
   if (q >= 0) end = q;
@@ -393,6 +411,14 @@ export class VerifierAccess {
     return (fp && this.#byCert.get(fp)) || null; // presented, but not one of a live registration
   }
 
+  /**
+   * Whether a scope is answered without a credential (openRoutes, ALWAYS_OPEN). Only such answers may be kept by a
+   * shared cache for anyone (Cache-Control: public): every other one was given to a registered verifier alone.
+   */
+  isOpen(scope: RouteScope): boolean {
+    return this.#open.has(scope);
+  }
+
   /** The scope admit() found for a request. */
   scopeOfRequest(req: IncomingMessage): RouteScope {
     return (req as Tagged)[SCOPE] ?? "other";
@@ -559,7 +585,8 @@ export class VerifierAccess {
       return;
     }
     const q = url.indexOf("?");
-    const path = q < 0 ? url : url.slice(0, q);
+    const full = q < 0 ? url : url.slice(0, q);
+    const path = full.length > MAX_RECORDED_PATH ? `${full.slice(0, MAX_RECORDED_PATH)}…` : full;
     let byPath = this.#tallies.get(v.id);
     if (!byPath) this.#tallies.set(v.id, (byPath = new Map()));
     let byStatus = byPath.get(path);

@@ -118,15 +118,15 @@ describe("published CRLs and CA certificates", () => {
     expect(ca.body.equals(readFileSync(join(ws.paths.caDir, "13-sig.crt")))).toBe(true);
   });
 
-  it("keeps caches within nextUpdate: max-age at most the configured 300 s and never past nextUpdate", async () => {
+  it("keeps caches within nextUpdate: max-age at most the configured 300 s and never past nextUpdate; private, as a verifier's credential was asked", async () => {
     const r = await get("/crl/13-sig.crl");
-    expect(r.headers["cache-control"]).toBe("public, max-age=300");
+    expect(r.headers["cache-control"]).toBe("private, max-age=300");
     const crl = (await ws.store.latestCrl("13-sig"))!;
     clock.set(crl.nextUpdate.getTime() - 42_000);
     try {
-      expect((await get("/crl/13-sig.crl")).headers["cache-control"]).toBe("public, max-age=42");
+      expect((await get("/crl/13-sig.crl")).headers["cache-control"]).toBe("private, max-age=42");
       clock.set(crl.nextUpdate.getTime() + 1000);
-      expect((await get("/crl/13-sig.crl")).headers["cache-control"]).toBe("public, max-age=0");
+      expect((await get("/crl/13-sig.crl")).headers["cache-control"]).toBe("private, max-age=0");
     } finally {
       clock.set(Date.now());
     }
@@ -139,11 +139,25 @@ describe("published CRLs and CA certificates", () => {
     expect(inm.status).toBe(304);
     expect(inm.body.length).toBe(0);
     expect(inm.headers["etag"]).toBe(etag);
-    expect(inm.headers["cache-control"]).toBe("public, max-age=300");
+    expect(inm.headers["cache-control"]).toBe("private, max-age=300");
     expect(inm.headers["date"]).toBeDefined();
     const ims = await get("/crl/13-sig.crl", { "if-modified-since": await lastModified("/crl/13-sig.crl") });
     expect(ims.status).toBe(304);
     expect((await get("/crl/13-sig.crl", { "if-none-match": '"something-else"' })).status).toBe(200);
+  });
+
+  it("serves a file asked for in the absolute form (RFC 9112 §3.2.2: a server MUST accept it), as fastify's routes do: it was 404 'no such route'", async () => {
+    const port = Number(new URL(base).port);
+    for (const [target, file] of [
+      [`http://127.0.0.1:${port}/crl/13-sig.crl`, join(ws.paths.crlDir, "13-sig.crl")],
+      [`HTTP://example.test/ca/13-sig.crt?x=1`, join(ws.paths.caDir, "13-sig.crt")],
+    ] as const) {
+      const c = rawClient(port);
+      c.socket.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${auth.authorization!}\r\nConnection: close\r\n\r\n`);
+      const a = parseAnswer(await c.answer);
+      expect(a.status, target).toBe(200);
+      expect(Number(a.headers["content-length"]), target).toBe(readFileSync(file).length);
+    }
   });
 
   it("never answers a date validator from an older version: If-Modified-Since and If-Range with a Last-Modified of the file it replaced", async () => {

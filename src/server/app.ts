@@ -620,6 +620,7 @@ export async function buildServer(
     prefix,
     crlMaxAgeSeconds: crlMaxAge,
     certificateMaxAgeSeconds: certMaxAge,
+    isOpen: (scope) => access.isOpen(scope),
     idleMs,
     onResponse: rawOnResponse("published"),
   });
@@ -629,6 +630,7 @@ export async function buildServer(
     responder: () => ocsp,
     clock,
     maxAgeSeconds: opts.ocsp?.maxAgeSeconds ?? 300,
+    open: access.isOpen("ocsp"),
     count: metrics.countOcspAnswer,
     onResponse: rawOnResponse("ocsp"),
   });

@@ -33,10 +33,14 @@ function header(h: RequestHeaders, name: string): string | undefined {
   return Array.isArray(v) ? v.join(", ") : v;
 }
 
-/** The entity tags of an If-Match / If-None-Match list ("*" stays "*"); weak tags keep their W/ prefix. */
+/**
+ * The entity tags of an If-Match / If-None-Match list ("*" stays "*"); weak tags keep their W/ prefix. Empty list
+ * elements (`"a", , "b"`, a leading comma) are skipped, as RFC 9110 §5.6.1.2 asks of a recipient: they ended the
+ * list, so If-None-Match: "x",,"<current>" got a 200 and If-Match: ,"<current>" a 412.
+ */
 export function entityTags(value: string): string[] {
   const tags: string[] = [];
-  const re = /\s*(\*|(?:W\/)?"[^"]*")\s*(?:,|$)/gy;
+  const re = /[\s,]*(\*|(?:W\/)?"[^"]*")\s*(?:,|$)/gy;
   let m: RegExpExecArray | null;
   while (re.lastIndex < value.length && (m = re.exec(value))) tags.push(m[1]!);
   return tags;
@@ -134,16 +138,18 @@ export function decide(method: string, h: RequestHeaders, rep: Representation): 
  * starts past the end is unsatisfiable. `end` is inclusive.
  */
 export function parseRange(value: string, size: number): { start: number; end: number } | "ignore" | "unsatisfiable" {
-  const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(value);
-  if (!m || (m[1] === "" && m[2] === "")) return "ignore";
-  if (m[1] === "") {
+  // No two whitespace runs side by side with only an optional number between: /\s*(\d*)\s*/ backtracked
+  // quadratically on a header of blanks (16 KB of them held the event loop 150 ms per request).
+  const m = /^\s*bytes\s*=\s*(?:(\d+)\s*)?-\s*(?:(\d+)\s*)?$/i.exec(value);
+  if (!m || (m[1] === undefined && m[2] === undefined)) return "ignore";
+  if (m[1] === undefined) {
     const n = Number(m[2]);
     if (!Number.isSafeInteger(n)) return "ignore";
     if (n === 0 || size === 0) return "unsatisfiable";
     return { start: Math.max(0, size - n), end: size - 1 };
   }
   const start = Number(m[1]);
-  const last = m[2] === "" ? Number.MAX_SAFE_INTEGER : Number(m[2]);
+  const last = m[2] === undefined ? Number.MAX_SAFE_INTEGER : Number(m[2]);
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(last) || last < start) return "ignore";
   if (start >= size) return "unsatisfiable";
   return { start, end: Math.min(last, size - 1) };

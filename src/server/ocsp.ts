@@ -5,7 +5,8 @@
  *                                      '=' as %3D, or left as they are); base64url is accepted too
  * Answers are application/ocsp-response with HTTP 200, error statuses (malformedRequest, unauthorized,
  * tryLater, internalError) included, as clients expect; nothing else (no stack, no JSON) ever goes back.
- * A GET answer without a nonce carries RFC 5019 §6.2's caching headers: Cache-Control max-age never past
+ * A GET answer without a nonce carries RFC 5019 §6.2's caching headers (`private` unless OCSP is open to anyone,
+ * OcspGetRouteOptions.open says why): Cache-Control max-age never past
  * nextUpdate (and at most `maxAgeSeconds`), ETag, Last-Modified (producedAt), Expires (nextUpdate); a matching
  * If-None-Match gets 304.
  */
@@ -15,6 +16,7 @@ import { errorResponse } from "../ocsp/response.js";
 import { MAX_REQUEST_BYTES } from "../ocsp/request.js";
 import type { OcspAnswer, OcspResponder } from "../ocsp/responder.js";
 import type { Clock } from "../pki/clock.js";
+import { originForm } from "./access.js";
 import { noneMatchHolds } from "./http-cache.js";
 
 export const OCSP_RESPONSE_TYPE = "application/ocsp-response";
@@ -92,6 +94,13 @@ export interface OcspGetRouteOptions {
   readonly responder: () => OcspResponder | undefined;
   readonly clock: Clock;
   readonly maxAgeSeconds: number;
+  /**
+   * OCSP is answered without a credential (openRoutes lists /ocsp/*): only then do answers say Cache-Control
+   * `public` (RFC 5019 §6.2). Otherwise `private`: each was answered to a registered verifier, and `public` on a
+   * response to a request with Authorization lets a shared cache hand it to anyone (RFC 9111 §3.5), where the
+   * spec gives revocation information to registered verifiers only. Default false.
+   */
+  readonly open?: boolean;
   /** counts an answer for the metrics (app.ts) */
   readonly count: (a: OcspAnswer) => void;
   /** called once per answered request (metrics, access log) */
@@ -109,7 +118,8 @@ export interface OcspGetRouteOptions {
 export function ocspGetRoute(o: OcspGetRouteOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   const base = `${o.prefix}/ocsp/`;
   const count = o.count;
-  const fullCacheControl = `public, max-age=${o.maxAgeSeconds}, no-transform, must-revalidate`;
+  const visibility = o.open ? "public" : "private";
+  const fullCacheControl = `${visibility}, max-age=${o.maxAgeSeconds}, no-transform, must-revalidate`;
   const malformed = (): OcspAnswer => ({ der: errorResponse("malformedRequest"), responseStatus: "malformedRequest", statuses: [], preProduced: false });
 
   function send(req: IncomingMessage, res: ServerResponse, a: OcspAnswer, startedAt: number): void {
@@ -122,7 +132,7 @@ export function ocspGetRoute(o: OcspGetRouteOptions): (req: IncomingMessage, res
       return;
     }
     const untilNext = Math.floor((c.nextUpdate.getTime() - o.clock.now().getTime()) / 1000);
-    const cacheControl = untilNext >= o.maxAgeSeconds ? fullCacheControl : `public, max-age=${Math.max(0, untilNext)}, no-transform, must-revalidate`;
+    const cacheControl = untilNext >= o.maxAgeSeconds ? fullCacheControl : `${visibility}, max-age=${Math.max(0, untilNext)}, no-transform, must-revalidate`;
     // The same comparison as the published files' (http-cache.ts): weak tags and "*" match too.
     const inm = req.headers["if-none-match"];
     if (typeof inm === "string" && noneMatchHolds(inm, c.etag)) {
@@ -145,13 +155,16 @@ export function ocspGetRoute(o: OcspGetRouteOptions): (req: IncomingMessage, res
 
   return (req, res) => {
     // HEAD as GET (RFC 9110 §9.3.2): node sends the headers, Content-Length included, and no body.
-    if ((req.method !== "GET" && req.method !== "HEAD") || !req.url?.startsWith(base)) return false;
+    if (req.method !== "GET" && req.method !== "HEAD") return false;
+    // The absolute form too (RFC 9112 §3.2.2), by its path, as access control and fastify's router read it.
+    const url = originForm(req.url ?? "");
+    if (!url?.startsWith(base)) return false;
     const responder = o.responder();
     if (!responder) return false;
     const startedAt = performance.now();
     // The raw path, never a decoded one: base64 holds '/' and '+', which must survive as sent.
-    const q = req.url.indexOf("?");
-    const path = q < 0 ? req.url : req.url.slice(0, q);
+    const q = url.indexOf("?");
+    const path = q < 0 ? url : url.slice(0, q);
     const slash = path.indexOf("/", base.length);
     const ca = slash < 0 ? "" : path.slice(base.length, slash);
     const encoded = slash < 0 ? "" : path.slice(slash + 1);

@@ -10,9 +10,10 @@ import type { FileHandle } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import type { Clock } from "../pki/clock.js";
 import type { WorkspacePaths } from "../workspace/workspace.js";
+import { originForm } from "./access.js";
 import { JSON_TYPE, METHOD_NOT_ALLOWED } from "./api-errors.js";
 import { decide, type Decision } from "./http-cache.js";
-import { CONTENT_TYPE, lastModifiedIsStrong, resolvePublished, type FileVersion, type PublishedFile, type PublishedFiles } from "./published.js";
+import { CONTENT_TYPE, lastModifiedIsStrong, resolvePublished, type FileVersion, type PublishedFile, type PublishedFiles, type PublishedKind } from "./published.js";
 
 export interface PublishedRouteOptions {
   readonly paths: WorkspacePaths;
@@ -22,6 +23,14 @@ export interface PublishedRouteOptions {
   readonly prefix: string;
   readonly crlMaxAgeSeconds: number;
   readonly certificateMaxAgeSeconds: number;
+  /**
+   * Whether a scope's files are answered without a credential (openRoutes: access.ts isOpen). Only those say
+   * Cache-Control `public`; the others `private`, as they were answered to a registered verifier alone: `public`
+   * on a response to a request with Authorization lets a shared cache (a proxy, a CDN, the operator's own
+   * caching front) keep it and hand it to anyone who asks without one (RFC 9111 §3.5), and the spec gives
+   * revocation information to registered verifiers only (shared/spec/JPKI.md "Distribution"). Default: none open.
+   */
+  readonly isOpen?: (scope: "crl" | "arl" | "ca-certificate") => boolean;
   /** a body streamed from disk to a client that stops reading for this long is cut, ms (0: never) */
   readonly idleMs?: number;
   /**
@@ -36,12 +45,16 @@ export interface PublishedRouteOptions {
 export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   const dirs = [`${o.prefix}/crl/`, `${o.prefix}/arl/`, `${o.prefix}/ca/`];
   const indexPath = `${o.prefix}/crl/index.json`;
-  const certificateCacheControl = `public, max-age=${o.certificateMaxAgeSeconds}`;
-  const crlCacheControl = `public, max-age=${o.crlMaxAgeSeconds}`;
+  const shared = (scope: "crl" | "arl" | "ca-certificate") => (o.isOpen?.(scope) ? "public" : "private");
+  const visibility: Readonly<Record<PublishedKind, string>> = { crl: shared("crl"), delta: shared("crl"), partition: shared("crl"), arl: shared("arl"), "ca-certificate": shared("ca-certificate") };
+  const certificateCacheControl = `${visibility["ca-certificate"]}, max-age=${o.certificateMaxAgeSeconds}`;
+  const crlCacheControl: Readonly<Record<PublishedKind, string>> = Object.fromEntries(
+    Object.entries(visibility).map(([kind, vis]) => [kind, `${vis}, max-age=${o.crlMaxAgeSeconds}`]),
+  ) as Record<PublishedKind, string>;
   const cacheControl = (file: PublishedFile, v: FileVersion) => {
     if (file.kind === "ca-certificate") return certificateCacheControl;
     const untilNext = v.nextUpdate ? Math.floor((v.nextUpdate.getTime() - o.clock.now().getTime()) / 1000) : 0;
-    return untilNext >= o.crlMaxAgeSeconds ? crlCacheControl : `public, max-age=${Math.max(0, untilNext)}`;
+    return untilNext >= o.crlMaxAgeSeconds ? crlCacheControl[file.kind] : `${visibility[file.kind]}, max-age=${Math.max(0, untilNext)}`;
   };
   // What a path names never changes: resolved once per distinct path (bounded, so a scan of random paths
   // cannot grow it without limit).
@@ -155,7 +168,8 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
   }
 
   return (req, res) => {
-    const url = req.url ?? "";
+    // The absolute form too (RFC 9112 §3.2.2), by its path, as access control and fastify's router read it.
+    const url = originForm(req.url ?? "") ?? "";
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
     if (req.method !== "GET" && req.method !== "HEAD") {

@@ -3,6 +3,7 @@
  * revocation counts on its JST day as the published full CRL lists it (one not yet published does not count);
  * a CRL is parsed once per number; CAs come in id order with their prefecture's name; the window is bounded.
  */
+import { execFile } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -92,5 +93,32 @@ describe("caOverview", () => {
     } finally {
       await ws.close();
     }
+  });
+});
+
+describe("CrlRevocationDays' counting thread", () => {
+  it("never keeps a process alive: once it had counted, `jpki serve` did not exit after SIGTERM (the compiled module: dist/)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-overview-exit-"));
+    writeFileSync(join(dir, "13-sig.crl"), "not a CRL: counted on the thread all the same");
+    const overview = new URL("../../dist/src/verifier/overview.js", import.meta.url).href;
+    // The interval stands for the server, which holds the process while a count is under way (an unref'd thread
+    // alone does not); it ends after the count, as the server does at SIGTERM.
+    const script = `import { CrlRevocationDays } from ${JSON.stringify(overview)};
+const server = setInterval(() => {}, 1000);
+const days = new CrlRevocationDays(${JSON.stringify(dir)}, { thread: true });
+const r = await days.of("13-sig", { path: "13-sig.crl", number: 1n });
+console.log(JSON.stringify(r));
+clearInterval(server);`;
+    // a file, not --eval: an --eval'd module's process ended here even with the thread held
+    const file = join(dir, "count.mjs");
+    writeFileSync(file, script);
+    const ended = await new Promise<{ code: number | null; signal: string | null; out: string }>((resolve) => {
+      const child = execFile(process.execPath, [file], { timeout: 20_000, killSignal: "SIGKILL" }, (e, out) =>
+        resolve({ code: child.exitCode, signal: (e as { signal?: string } | null)?.signal ?? null, out }),
+      );
+    });
+    expect(ended.out).toMatch(/problem/); // it did count, on the thread
+    expect(ended.signal, "the process had to be killed").toBeNull();
+    expect(ended.code).toBe(0);
   });
 });

@@ -231,7 +231,6 @@ class CrlDaysThread {
 
   constructor(module: URL) {
     this.#worker = new Worker(module);
-    this.#worker.unref(); // never what keeps a process alive
     this.#worker.on("message", (m: { id: number; result: CrlDaysResult }) => {
       this.#pending.get(m.id)?.resolve(m.result);
       this.#pending.delete(m.id);
@@ -243,6 +242,10 @@ class CrlDaysThread {
     };
     this.#worker.on("error", fail);
     this.#worker.on("exit", (code) => fail(new Error(`the counting thread ended (exit code ${code})`)));
+    // Never what keeps a process alive. After the listeners: node refs a worker's port again when a "message"
+    // listener is added, so unref'd first, the thread held `jpki serve` up after SIGTERM, for good, once anyone
+    // had asked GET /v1/overview.
+    this.#worker.unref();
   }
 
   count(job: CrlDaysJob): Promise<CrlDaysResult> {
