@@ -135,3 +135,27 @@ describe("jpki watch under umask 0: what it makes and moves is owner-only", () =
     }
   });
 });
+
+describe("jpki watch and OCSP: the signing certificates a serve --no-schedule beside it answers with", () => {
+  it("issues each CA's OCSP signing certificate when asked (none without), and not again while it is fresh", async () => {
+    const { ws, spool, updater } = await watchedWorkspace("jpki-spool-ocsp-");
+    try {
+      const once = (ocsp?: { caPassphrase: string; responderPassphrase: string; onIssued: (r: { caId: string }) => void }) =>
+        watchSpool(ws, updater, { dir: spool, pollMs: 1, once: true, batchSize: 100, signal: new AbortController().signal, ...(ocsp ? { ocsp } : {}) });
+      await once();
+      expect(await ws.store.ocspResponders()).toEqual([]);
+      const issued: string[] = [];
+      await once({ caPassphrase: "pw", responderPassphrase: "pw", onIssued: (r) => issued.push(r.caId) });
+      expect(issued).toEqual(["13-sig"]);
+      const [signer] = await ws.store.ocspResponders();
+      expect(signer).toMatchObject({ caId: "13-sig" });
+      await once({ caPassphrase: "pw", responderPassphrase: "pw", onIssued: (r) => issued.push(r.caId) });
+      expect(issued).toEqual(["13-sig"]);
+      expect((await ws.store.ocspResponders()).map((r) => r.serial)).toEqual([signer!.serial]);
+      // a wrong responder passphrase fails the start, before any file is taken
+      await expect(once({ caPassphrase: "wrong", responderPassphrase: "wrong", onIssued: () => undefined })).rejects.toMatchObject({ code: expect.stringMatching(/^ERR_/) });
+    } finally {
+      await ws.close();
+    }
+  });
+});

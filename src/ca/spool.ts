@@ -40,7 +40,9 @@ import { JpkiError, isJpkiError } from "../errors.js";
 import { IssuanceSweepSchedule, type IssuanceSweepEvent } from "../registry/issuance-sweep.js";
 import { stageFile, sweepStaleTemps } from "../store/staging.js";
 import type { Workspace } from "../workspace/workspace.js";
+import type { OcspResponderRecord } from "../store/types.js";
 import { runIngest, type IngestRunResult } from "./ingestion.js";
+import { OcspSignerRenewal, type OcspSignerPolicy } from "./ocsp-signer.js";
 import { CLAIM_HEARTBEAT_MS, CLAIM_STALE_MS, beat, stale, claimEntry, claimState, parseClaim, settleClaim, sidecarOf, sweepClaimLeftovers, takeClaim } from "./spool-claim.js";
 
 const SPOOL_FILE = /^[^.].*\.(jsonl|ndjson|csv)$/i;
@@ -73,6 +75,13 @@ export interface WatchOptions {
   readonly claimStaleMs?: number;
   /** how often (wall-clock ms) an idle watcher sweeps DIR of abandoned temporary files (default TEMP_SWEEP_MS, 10 min) */
   readonly tempSweepMs?: number;
+  /**
+   * Issue and renew each CA's OCSP signing certificate, as `jpki serve`'s schedule does: beside a `serve
+   * --no-schedule` (docs/operations.md), the watch is the only process with the CA keys, and without this a fresh
+   * workspace never had a responder (every OCSP request answered tryLater) and an old one lost OCSP once its
+   * signers expired. Failures go to onScheduleError, as a CRL's do.
+   */
+  readonly ocsp?: { readonly responderPassphrase: string; readonly caPassphrase: string; readonly policy?: OcspSignerPolicy; readonly onIssued?: (r: OcspResponderRecord) => void };
 }
 
 function isDir(p: string): boolean {
@@ -139,7 +148,23 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
   let files = 0;
   let failed = 0;
   let crls = 0;
+  // Opened before the first file: a wrong responder passphrase fails the start, as a wrong CA passphrase does.
+  let renewal: OcspSignerRenewal | undefined;
+  if (o.ocsp) {
+    renewal = new OcspSignerRenewal(ws, { caPassphrase: o.ocsp.caPassphrase, responderPassphrase: o.ocsp.responderPassphrase, ...(o.ocsp.policy ? { policy: o.ocsp.policy } : {}) });
+    for (const r of await renewal.preflight()) o.ocsp.onIssued?.(r);
+  }
+  const renew = async () => {
+    if (!renewal) return;
+    try {
+      for (const r of await renewal.tick()) o.ocsp?.onIssued?.(r);
+    } catch (e) {
+      if (!o.onScheduleError || o.once) throw e;
+      o.onScheduleError(e);
+    }
+  };
   const tick = async () => {
+    await renew();
     let published: Awaited<ReturnType<typeof schedule.tick>>;
     try {
       published = await schedule.tick();

@@ -20,6 +20,8 @@ export function makeWatchCommand(io: Io): Command {
     .option("--once", "process the files present now, then exit")
     .option("--batch-size <n>", "notices per transaction", "1000")
     .option("--crl-interval <seconds>", "longest a revocation (from a notice, 'jpki revoke' or supersession) waits for its CRL", "30")
+    .option("--ocsp-cert-days <days>", "validity of each CA's OCSP signing certificate, issued and renewed at half-life as 'jpki serve' does", "4")
+    .option("--no-ocsp", "leave the OCSP signing certificates to another process ('jpki serve' with its schedule)")
     .addHelpText(
       "after",
       `
@@ -30,7 +32,10 @@ is gone from its own PID namespace, or its heartbeat is 10 minutes old. A finish
 its NAME.rejects.jsonl; one whose name (or reject file name) is taken there is kept as STAMP-NAME.
 While it runs, every CA with unpublished revocations gets a CRL within --crl-interval, and every CRL is
 republished before its nextUpdate even when nothing changed (config crlRefreshMarginHours, default 24:
-daily with 48-hour CRLs). About once a day (first 10 minutes after start) it also sweeps the registry side's
+daily with 48-hour CRLs). It also issues each CA's OCSP signing certificate and renews it at half its
+--ocsp-cert-days, as 'jpki serve' does (its key under JPKI_OCSP_PASSPHRASE when set, else the CA
+passphrase), so a 'jpki serve --no-schedule' beside it answers OCSP; --no-ocsp leaves that to a serve
+that runs its schedule. About once a day (first 10 minutes after start) it also sweeps the registry side's
 issuance information of expired and revoked certificates ('jpki registry sweep --help' says what and why).
 A CRL that cannot be published (a full or read-only disk, the store away) is reported once (then every few
 minutes while it lasts) and tried again on the next tick: the watch goes on.
@@ -40,7 +45,7 @@ exits: the recovery step after a crash (no sweep then); a CRL it cannot publish 
 Example:
   JPKI_PASSPHRASE=… jpki --workspace /srv/jpki watch /srv/jpki/spool`,
     )
-    .action(async (dir: string, o: { poll: string; once?: boolean; batchSize: string; crlInterval: string }, cmd: Command) => {
+    .action(async (dir: string, o: { poll: string; once?: boolean; batchSize: string; crlInterval: string; ocspCertDays: string; ocsp: boolean }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       const pollMs = Number(o.poll);
       const batchSize = Number(o.batchSize);
@@ -49,6 +54,8 @@ Example:
       const spool = checkInputDir(dir, "spool directory", { cwd: io.cwd });
       if (!Number.isInteger(pollMs) || pollMs < 10) throw new JpkiError("ERR_USAGE", "--poll must be a whole number of milliseconds ≥ 10");
       if (!Number.isInteger(batchSize) || batchSize < 1) throw new JpkiError("ERR_USAGE", "--batch-size must be a whole number ≥ 1");
+      const ocspCertDays = Number(o.ocspCertDays);
+      if (!Number.isInteger(ocspCertDays) || ocspCertDays < 1 || ocspCertDays > 90) throw new JpkiError("ERR_USAGE", "--ocsp-cert-days must be a whole number of days from 1 to 90");
       const passphrase = await ctx.caPassphrase();
       const { CrlUpdater, watchSpool } = await library();
       await withStopSignal((signal) =>
@@ -75,6 +82,18 @@ Example:
               if (e.kind === "failed" || !ctx.out.json) ctx.out.info(sweepLine(e));
             },
             onScheduleError: (e) => scheduleErrors.error(e),
+            ...(o.ocsp
+              ? {
+                  ocsp: {
+                    caPassphrase: passphrase,
+                    responderPassphrase: io.env.JPKI_OCSP_PASSPHRASE || passphrase,
+                    policy: { validityMs: ocspCertDays * 86_400_000 },
+                    onIssued: (r) => {
+                      if (!ctx.out.json) ctx.out.info(`OCSP signing certificate of ${r.caId} issued, valid until ${r.notAfter.toISOString()}`);
+                    },
+                  },
+                }
+              : {}),
             onFile: (name, res) => {
               results.push({ file: name, ...("error" in res ? { error: res.error.toJSON() } : res) });
               if (!ctx.out.json) ctx.out.info("error" in res ? `${name}: failed [${res.error.code}] ${res.error.message}` : `${name}:\n  ${formatIngest(res).split("\n").join("\n  ")}`);
