@@ -241,8 +241,11 @@ export interface RunningServe {
  * or has exited (then `exited` has settled and stderr says why).
  */
 export async function startServe(ws: string, args: string[], env: Record<string, string> = {}): Promise<RunningServe> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [MAIN, "--workspace", ws, "serve", "--listen", `127.0.0.1:${port}`, ...args], {
+  // A --listen of the caller's is the one: given twice, an option is a usage error.
+  const given = args.indexOf("--listen");
+  const listen = given >= 0 ? args[given + 1]! : `127.0.0.1:${await freePort()}`;
+  const port = Number(listen.slice(listen.lastIndexOf(":") + 1));
+  const child = spawn(process.execPath, [MAIN, "--workspace", ws, "serve", ...(given >= 0 ? [] : ["--listen", listen]), ...args], {
     env: { ...process.env, JPKI_PASSPHRASE: PROCESS_PASSPHRASE, ...(await storeEnv(ws)), ...env },
   });
   let stderr = "";

@@ -73,8 +73,8 @@ beforeAll(async () => {
   expect((await cli(["--workspace", ws, "crl", "generate", "--ca", "13-sig", "--partitions", "all"], { cwd: dir })).code).toBe(0);
   serve = await startServe(ws, ["--access-log", "off", "--listen", `127.0.0.1:${port}`]);
   expect(serve.stderr()).toMatch(/OCSP signing certificate for 13-sig issued/);
-  // serve.url names the port startServe picked; the later --listen is the one serve uses
   base = `http://127.0.0.1:${port}`;
+  expect(serve.url).toBe(base);
   expect(serve.stderr()).toContain(`listening on ${base}`);
 }, 180_000);
 
