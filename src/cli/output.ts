@@ -3,6 +3,7 @@
  * Commands write through an Io so tests drive the program in-process and read what it printed.
  */
 import { statSync } from "node:fs";
+import { JpkiError } from "../errors.js";
 
 export interface Io {
   readonly stdout: { write(s: string): unknown; isTTY?: boolean };
@@ -111,4 +112,18 @@ export class Output {
 /** "1 entry", "2 entries": a count with its noun, for the CRL lines every command prints. */
 export function entriesText(n: number): string {
   return `${n} ${n === 1 ? "entry" : "entries"}`;
+}
+
+/**
+ * Standard input for a batch read from `-` (`issue --batch -`, `counter batch -`). A terminal is read as a pipe is,
+ * to its end, but not in silence: the clerk is told what is awaited and how to end it; with stderr elsewhere nobody
+ * would be, so it is refused.
+ */
+export function batchStdin(io: Io, o: { readonly command: string; readonly items: string }): NodeJS.ReadableStream {
+  const stdin = io.stdin ?? process.stdin;
+  if (stdin.isTTY) {
+    if (!io.stderr.isTTY) throw new JpkiError("ERR_USAGE", `${o.command}: standard input is a terminal and stderr is not, so nobody would be told it waits for ${o.items}; pipe them in: jpki ${o.command} < FILE`);
+    io.stderr.write(`reading ${o.items} from the terminal, one JSON object a line; end with Ctrl-D\n`);
+  }
+  return stdin;
 }

@@ -9,7 +9,7 @@ import type { CounterProcedure, CounterRunResult, DeliveryTarget, IngestRunResul
 import { JpkiError, checkInputFile, checkOutputDir, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
-import type { Io } from "../output.js";
+import { batchStdin, type Io } from "../output.js";
 import type { Workspace } from "../../workspace/workspace.js";
 
 interface SendOptions {
@@ -119,19 +119,6 @@ function oneLine(text: string, item: ItemOption): string {
   // A second line is refused, not dropped: it means the input is not the one value it was meant to be.
   if (/[\r\n]/.test(v)) throw new JpkiError("ERR_USAGE", `${item.flag} -: standard input holds more than one line, but it carries one value`);
   return v;
-}
-
-/**
- * Standard input for `counter batch -`. A terminal is read as a pipe is, to its end, but not in silence: the
- * clerk is told what is awaited and how to end it; with stderr elsewhere nobody would be, so it is refused.
- */
-function batchStdin(io: Io): NodeJS.ReadableStream {
-  const stdin = io.stdin ?? process.stdin;
-  if (stdin.isTTY) {
-    if (!io.stderr.isTTY) throw new JpkiError("ERR_USAGE", "counter batch -: standard input is a terminal and stderr is not, so nobody would be told it waits for procedures; pipe them in: jpki counter batch - < FILE");
-    io.stderr.write("reading procedures from the terminal, one JSON object a line; end with Ctrl-D\n");
-  }
-  return stdin;
 }
 
 /**
@@ -397,7 +384,7 @@ Examples:
   jpki counter batch - --json < correction.jsonl`,
     );
   addSendOptions(batch).action(async (file: string, o: SendOptions, cmd: Command) => {
-    const source = file === "-" ? batchStdin(io) : checkInputFile(file, "procedure file", { cwd: io.cwd });
+    const source = file === "-" ? batchStdin(io, { command: "counter batch -", items: "procedures" }) : checkInputFile(file, "procedure file", { cwd: io.cwd });
     await run(io, cmd, o, async () => {
       const { parseProcedure, readRecords } = await library();
       const out: CounterProcedure[] = [];

@@ -6,7 +6,7 @@ import type { IssuanceApplication, IssuedCertificate } from "../../index.js";
 import { JpkiError, checkInputFile, checkOutputDir, checkOutputFile, library, readInputFile } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
-import { fileProgress, type Io } from "../output.js";
+import { batchStdin, fileProgress, type Io } from "../output.js";
 
 interface IssueOptions {
   resident?: string;
@@ -172,16 +172,6 @@ function outputExists(given: string, abs: string, then = "nothing was issued"): 
 /** Errors that mean the CA key could not be opened at all: no line for that CA can issue. */
 const UNLOCK_FAILURES: ReadonlySet<string> = new Set(["ERR_PASSPHRASE_WRONG", "ERR_PASSPHRASE_MISSING", "ERR_PKCS11_PIN_WRONG", "ERR_PKCS11_PIN_MISSING"]);
 
-/** Standard input for --batch -: at a terminal it says what it waits for (as counter batch -), never waits in silence. */
-function batchStdin(io: Io): NodeJS.ReadableStream {
-  const stdin = io.stdin ?? process.stdin;
-  if (stdin.isTTY) {
-    if (!io.stderr.isTTY) throw new JpkiError("ERR_USAGE", "issue --batch -: standard input is a terminal and stderr is not, so nobody would be told it waits for applications; pipe them in: jpki issue --batch - < FILE");
-    io.stderr.write("reading applications from the terminal, one JSON object a line; end with Ctrl-D\n");
-  }
-  return stdin;
-}
-
 async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
   const io = ctx.io;
   const concurrency = o.concurrency ? Number(o.concurrency) : undefined;
@@ -189,7 +179,7 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
     throw new JpkiError("ERR_USAGE", "--concurrency must be a whole number from 1 to 4096");
   }
   // Paths first, then the passphrase: nothing is signed for a batch whose input or output cannot be used.
-  const source = o.batch === "-" ? batchStdin(io) : checkInputFile(o.batch!, "batch file --batch", { cwd: io.cwd });
+  const source = o.batch === "-" ? batchStdin(io, { command: "issue --batch -", items: "applications" }) : checkInputFile(o.batch!, "batch file --batch", { cwd: io.cwd });
   const outDir = o.outDir ? checkOutputDir(o.outDir, "output directory --out-dir", { create: true, cwd: io.cwd }) : undefined;
   const { IssuanceService, readRecords, sweepStaleTemps, toPem, writeFileAtomic } = await library();
   if (outDir) sweepStaleTemps(outDir); // files half-written by a killed earlier run
