@@ -7,6 +7,7 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
+import { cardPublicKeys } from "./card-keys.js";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -139,14 +140,14 @@ export async function benchIssue(backend: Backend, opts: { count?: number } = {}
       await initCas(ws, { prefectures: [prefecture("27")], purposes: ["signature"], passphrase, token: { modulePath: SOFTHSM_MODULE, token: hsm.token } });
       await ws.store.upsertResidents(osakans);
     }
-    // Card keys are made on cards, not by the CA: a few stand in for all of them.
-    const keys = Array.from({ length: 16 }, () =>
-      generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" }),
-    );
+    // Card keys are made on cards, not by the CA: one each (a key is certified to one resident).
+    const keyOf = new Map<string, Buffer>();
+    const allKeys = cardPublicKeys(everyone.length + osakans.length);
+    for (const [i, r] of [...everyone, ...osakans].entries()) keyOf.set(r.residentCode, allKeys[i]!);
     const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
     async function* apps(who: typeof everyone) {
       let line = 0;
-      for (const r of who) yield { line: ++line, value: { residentCode: r.residentCode, type: "signature", publicKey: keys[line % keys.length]!.toString("base64") } };
+      for (const r of who) yield { line: ++line, value: { residentCode: r.residentCode, type: "signature", publicKey: keyOf.get(r.residentCode)!.toString("base64") } };
     }
     // Warm-up, as a CA that has been issuing is: the CA key opened, the JIT's optimised code, the statement
     // caches, one full group commit. A single certificate left the measured run a fifth slower for its first

@@ -19,7 +19,7 @@
  * as a cross-check — 32 connections, `seconds` per run, the server with one worker (as the engine runs on one thread).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { generateKeyPairSync } from "node:crypto";
+import { cardPublicKeys } from "./card-keys.js";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
@@ -224,9 +224,9 @@ export async function benchVerifierApi(backend: Backend, opts: { seconds?: numbe
       const residents = [...generateResidents({ count: CERTS, seed: "bench-api", prefectures: ["13"] })].map((r) => parseResidentRecord(r, { now: ws.clock.now() }));
       await ws.store.upsertResidents(residents);
       const issuance = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase: "bench" });
-      const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+      const keys = cardPublicKeys(residents.length);
       for (const [i, r] of residents.entries()) {
-        const c = await issuance.issue({ residentCode: r.residentCode, type: "signature", publicKey: spki });
+        const c = await issuance.issue({ residentCode: r.residentCode, type: "signature", publicKey: keys[i]! });
         certs.push(c.der);
         if (i % 4 === 3) await revokeCertificate(ws.store, { serial: c.serial, reason: "keyCompromise", at: ws.clock.now() });
       }

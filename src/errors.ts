@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   ERR_CSR_MALFORMED: { exit: 6, summary: "the PKCS#10 request could not be decoded" },
   ERR_CSR_SIGNATURE: { exit: 6, summary: "the PKCS#10 request's signature does not verify" },
   ERR_CSR_UNSUPPORTED: { exit: 6, summary: "the PKCS#10 request is not signed with sha256WithRSAEncryption" },
+  ERR_KEY_IN_USE: { exit: 6, summary: "the public key is certified already, to another resident or for the other certificate type, or was revoked for key compromise: a card holds a key pair of its own per certificate type" },
   ERR_RESIDENT_UNKNOWN: { exit: 7, summary: "no resident with that resident code" },
   ERR_RESIDENT_CODE_INVALID: { exit: 7, summary: "resident code fails the format or check digit" },
   ERR_RESIDENT_INVALID: { exit: 7, summary: "a resident record field is invalid" },

@@ -3,6 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { cardKeyVariant } from "../../test/card-fixtures.js";
 import { FixedClock } from "../pki/clock.js";
 import { checkCertificate } from "../profile/check.js";
 import { describeCertificate } from "../profile/describe.js";
@@ -120,10 +121,10 @@ describe("IssuanceService", () => {
     const codes = [makeResidentCode("0000000125"), makeResidentCode("0000000126"), makeResidentCode("0000000127")];
     await ws.store.upsertResidents(codes.map((residentCode) => ({ ...takahashi, residentCode })));
     refusals.set(codes[0]!, 1).set(codes[1]!, 2).set(codes[2]!, 3);
-    const key = spki().toString("base64");
+    const key = spki();
     async function* lines() {
       let line = 0;
-      for (const residentCode of codes) yield { line: ++line, value: { residentCode, type: "authentication", publicKey: key } };
+      for (const residentCode of codes) yield { line: ++line, value: { residentCode, type: "authentication", publicKey: cardKeyVariant(key, line).toString("base64") } };
     }
     const issued: string[] = [];
     const res = await svc.issueBatch(lines(), { onIssued: (c) => issued.push(c.residentCode) });

@@ -303,6 +303,7 @@ export class IssuanceService {
       assertNotRevoked(app, r.existing);
       return { ...toIssued(r.existing, []), alreadyIssued: true };
     }
+    if (r.status === "key-in-use") throw keyInUse(app, r.serial, r.why);
     if (r.why === "registry-behind") throw registryBehind(app.residentCode);
     if (attempt >= MAX_ATTEMPTS) {
       throw new JpkiError("ERR_REGISTRY_BEHIND", `resident ${app.residentCode}: the registry record changed each time the certificate was signed (${attempt} tries); nothing was issued: try again when the registry is quiet`);
@@ -467,6 +468,22 @@ function assertNotRevoked(app: IssuanceApplication, existing: CertificateRow): v
     `application id ${app.applicationId} was issued before as certificate ${existing.serial}, revoked since ${r.revokedAt.toISOString()} (${reason}): it is not handed out again; apply under a new application id`,
     { details: { serial: existing.serial, caId: existing.caId, reason, revokedAt: r.revokedAt.toISOString() } },
   );
+}
+
+/**
+ * A key the store certified before, to someone else or for the other type (or revoked as compromised), is not
+ * certified again: a signature it makes would verify under two identities. Names the certificate that holds it,
+ * never whose it is (another resident's code).
+ */
+function keyInUse(app: IssuanceApplication, serial: string, why: "other-resident" | "other-type" | "compromised"): JpkiError {
+  const what = {
+    "other-resident": "is certified to another resident",
+    "other-type": `is certified for the other certificate type (a card holds a separate key pair for each)`,
+    compromised: "was revoked for key compromise",
+  }[why];
+  return new JpkiError("ERR_KEY_IN_USE", `the ${app.type} key given for resident ${app.residentCode} ${what} (certificate ${serial}): nothing was issued; generate a new key pair on the card`, {
+    details: { serial, why },
+  });
 }
 
 function toIssued(rec: IssuanceRecord, superseded: readonly string[]): IssuedCertificate {

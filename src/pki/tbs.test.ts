@@ -1,5 +1,8 @@
+import { X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { isWholeTlv, storedTbsIs, tbsCertificateOf } from "./tbs.js";
+import { explicit, integer, seq } from "./der.js";
+import { isWholeTlv, storedTbsIs, subjectPublicKeyInfoOf, tbsCertificateOf } from "./tbs.js";
 
 describe("tbsCertificateOf", () => {
   const tbs = Buffer.from([0x30, 0x03, 0x02, 0x01, 0x07]);
@@ -48,5 +51,28 @@ describe("storedTbsIs (the stores' owner rule, as their SQL computes it)", () =>
     expect(storedTbsIs(cert([0x30, 0x0a]), tbs.subarray(0, 4))).toBe(false);
     expect(storedTbsIs(Buffer.from([0x30, 0x82, 0x00]), tbs)).toBe(false);
     expect(storedTbsIs(Buffer.from([0x30]), tbs)).toBe(false);
+  });
+});
+
+describe("subjectPublicKeyInfoOf", () => {
+  // PKITS (test/vectors/pkits, NIST's suite): a real v3 certificate; node's own X.509 parser says what its key is.
+  const der = readFileSync(new URL("../../test/vectors/pkits/certs/ValidCertificatePathTest1EE.crt", import.meta.url));
+  it("reads the key of a v3 certificate as its issuer signed it", () => {
+    const want = new X509Certificate(der).publicKey.export({ type: "spki", format: "der" });
+    expect(subjectPublicKeyInfoOf(der)).toEqual(want);
+  });
+  const spki = seq(seq(Buffer.from([0x06, 0x01, 0x2a])), Buffer.from([0x03, 0x02, 0x00, 0x07]));
+  const name = seq();
+  const v1 = seq(seq(integer(5), seq(), name, seq(), name, spki), seq(), Buffer.from([0x03, 0x01, 0x00]));
+  it("reads a v1 certificate's (no [0] version: the serial first)", () => {
+    expect(subjectPublicKeyInfoOf(v1)).toEqual(spki);
+    const v3 = seq(seq(explicit(0, integer(2)), integer(5), seq(), name, seq(), name, spki), seq(), Buffer.from([0x03, 0x01, 0x00]));
+    expect(subjectPublicKeyInfoOf(v3)).toEqual(spki);
+  });
+  it("is undefined where the fields up to the key are not all there, or the key is no SEQUENCE", () => {
+    expect(subjectPublicKeyInfoOf(seq(seq(integer(5), seq(), name, seq(), name), seq()))).toBeUndefined();
+    expect(subjectPublicKeyInfoOf(seq(seq(integer(5), seq(), name, seq(), name, integer(1)), seq()))).toBeUndefined();
+    expect(subjectPublicKeyInfoOf(der.subarray(0, 200))).toBeUndefined();
+    expect(subjectPublicKeyInfoOf(Buffer.alloc(0))).toBeUndefined();
   });
 });

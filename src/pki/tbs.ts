@@ -46,3 +46,24 @@ export function storedTbsIs(stored: Uint8Array, tbs: Uint8Array): boolean {
   if (start + tbs.length > stored.length) return false;
   return Buffer.from(stored.buffer, stored.byteOffset + start, tbs.length).equals(tbs);
 }
+
+/**
+ * The subjectPublicKeyInfo TLV of certificate `der` (RFC 5280 §4.1: the seventh field of tbsCertificate, the sixth
+ * without the [0] version), a view of its bytes; undefined when the fields up to it are not there as definite-length
+ * TLVs. Read in place, seven headers: the stores key a certified public key by it (one key, one resident).
+ */
+export function subjectPublicKeyInfoOf(der: Uint8Array): Buffer | undefined {
+  const tbs = tbsCertificateOf(der);
+  if (!tbs) return undefined;
+  const outer = headerAt(tbs, 0)!;
+  let offset = outer.headerLength;
+  // version [0] EXPLICIT (absent in v1), serialNumber, signature, issuer, validity, subject, then the key
+  for (let field = 0; field < 7; field++) {
+    const h = headerAt(tbs, offset);
+    if (!h || offset + h.headerLength + h.length > tbs.length) return undefined;
+    if (field === 0 && h.tag !== 0xa0) field++; // no version: this is the serial
+    if (field === 6) return h.tag === 0x30 ? tbs.subarray(offset, offset + h.headerLength + h.length) : undefined;
+    offset += h.headerLength + h.length;
+  }
+  return undefined;
+}

@@ -431,9 +431,9 @@ describe("provider follow over a real socket", () => {
     // a piece every 50 ms for ~10 s: never idle for the 10 s --timeout, so only the total can end it
     const steady = await serve(slowly(await crl(5, [BOB_REVOKED]), { pieces: 200, everyMs: 50 }));
     pointAt(d, steady.url);
-    const t = Date.now();
+    // No clock here (a loaded host took 9 s to run it): a download that came to its end would have been taken,
+    // so the failure, naming the total's 500 ms, is the total timeout's doing.
     const r = await followCli(d, "--total-timeout", "0.5");
-    expect(Date.now() - t).toBeLessThan(8000);
     expect(r.code, r.stderr).toBe(17);
     expect(JSON.parse(r.stdout).crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining("not complete within 500 ms") } });
   });

@@ -43,6 +43,21 @@ function cert(serial: string, residentCode: string, issuedAt: number, notAfter =
   };
 }
 
+/**
+ * A certificate whose DER carries the public key `key` (a stand-in subjectPublicKeyInfo holding those octets): a
+ * v1 tbsCertificate with the serial, empty names and validity, enough for the key to be read (pki/tbs.ts).
+ */
+export function keyed(serial: string, residentCode: string, issuedAt: number, key: string, type: "signature" | "authentication" = "signature"): IssuanceRecord {
+  const tlv = (tag: number, ...parts: Buffer[]) => {
+    const body = Buffer.concat(parts);
+    const len = body.length < 128 ? Buffer.from([body.length]) : Buffer.from([0x82, body.length >> 8, body.length & 255]);
+    return Buffer.concat([Buffer.from([tag]), len, body]);
+  };
+  const spki = tlv(0x30, tlv(0x30, Buffer.from([0x06, 0x01, 0x2a])), tlv(0x03, Buffer.from([0]), Buffer.from(key)));
+  const tbs = tlv(0x30, tlv(0x02, Buffer.from(serial, "hex")), tlv(0x30), tlv(0x30), tlv(0x30), tlv(0x30), spki);
+  return { ...cert(serial, residentCode, issuedAt), type, caId: type === "signature" ? "13-sig" : "13-auth", der: tlv(0x30, tbs, tlv(0x30), tlv(0x03, Buffer.from([0]))) };
+}
+
 /** Change notices as `registry apply` reads them from a file, one a line. */
 async function* lines(values: ReadonlyArray<Record<string, unknown>>): AsyncGenerator<RecordResult> {
   let line = 0;
@@ -350,6 +365,30 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       // the certificate the application got, as it stands at that point of the batch: superseded by 08bb
       expect(r[2]).toMatchObject({ existing: { serial: "08aa", applicationId: "app-8", revocation: { reason: 4, source: "superseded:08bb" } } });
       expect(await s.getCertificate("08cc")).toBeUndefined();
+      await s.close();
+    });
+
+    it("certifies a public key to one resident and one type: another resident's, the other type's, or a compromised key is refused; a renewal with it is not", async () => {
+      const s = await twoCas(make);
+      await s.upsertResidents(["r1", "r2", "r3", "r4"].map(resident));
+      expect(await s.commitIssuances([keyed("0f01", "r1", 1000, "key one")])).toEqual([{ status: "committed", superseded: [] }]);
+      // another resident, the other type of the same resident, then one group where the second record takes the first's key
+      expect(await s.commitIssuances([keyed("0f02", "r2", 2000, "key one")])).toEqual([{ status: "key-in-use", serial: "0f01", why: "other-resident" }]);
+      expect(await s.commitIssuances([keyed("0f03", "r1", 2000, "key one", "authentication")])).toEqual([{ status: "key-in-use", serial: "0f01", why: "other-type" }]);
+      expect(await s.commitIssuances([keyed("0f04", "r3", 2000, "key two"), keyed("0f05", "r4", 2000, "key two"), keyed("0f06", "r4", 2000, "key three")])).toEqual([
+        { status: "committed", superseded: [] },
+        { status: "key-in-use", serial: "0f04", why: "other-resident" },
+        { status: "committed", superseded: [] },
+      ]);
+      for (const serial of ["0f02", "0f03", "0f05"]) expect(await s.getCertificate(serial)).toBeUndefined();
+      // a renewal with the same key supersedes; a key that differs in its last octet is another key
+      expect(await s.commitIssuances([keyed("0f07", "r1", 3000, "key one")])).toEqual([{ status: "committed", superseded: ["0f01"] }]);
+      expect(await s.commitIssuances([keyed("0f08", "r2", 3000, "key onf")])).toEqual([{ status: "committed", superseded: [] }]);
+      // a revoked certificate still holds its key for its resident; one revoked for keyCompromise holds it for good
+      await s.revoke({ serial: "0f07", revokedAt: new Date(4000), reason: 1, source: "manual" });
+      expect(await s.commitIssuances([keyed("0f09", "r2", 5000, "key one")])).toEqual([{ status: "key-in-use", serial: "0f01", why: "other-resident" }]);
+      expect(await s.commitIssuances([keyed("0f0a", "r1", 5000, "key one")])).toEqual([{ status: "key-in-use", serial: "0f07", why: "compromised" }]);
+      expect((await s.findCertificates({ status: "valid" })).map((c) => c.serial).sort()).toEqual(["0f04", "0f06", "0f08"]);
       await s.close();
     });
 

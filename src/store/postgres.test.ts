@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
 import { isJpkiError, type JpkiError } from "../errors.js";
 import { decodeEntries, encodeEntry } from "../profile/crl-entry.js";
-import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, seedSweepFixture, storeContract } from "./contract.js";
+import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, keyed, seedSweepFixture, storeContract } from "./contract.js";
 import { auditContract } from "./audit-contract.js";
 import { RevocationBlocks } from "./revocation-log.js";
 import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore, parseLogCopy, type PgMigration } from "./postgres.js";
@@ -839,6 +839,60 @@ describe("PostgresStore specifics", () => {
     }
   });
 
+  it("two stores on one database certifying one key for two residents at the same moment: one certificate, the other refused", async () => {
+    const url = await server.createDatabase();
+    const a = await PostgresStore.open(url, { create: true });
+    const b = await PostgresStore.open(url);
+    const gate = await admin(url);
+    const watch = await admin(url);
+    try {
+      await a.putCa(ca);
+      const codes = ["r1", "r2", "r3", "r4", "r5", "r6"];
+      await a.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+      // Hold every issuing transaction at its first lock until all are waiting, then let them go together: three
+      // keys, each asked for by one resident through a and another through b.
+      await gate.query("BEGIN");
+      await gate.query("SELECT pg_advisory_xact_lock($1, 0)", [ADVISORY_LOCKS.allResidents]);
+      const runs = codes.map((code, i) => (i % 2 ? b : a).commitIssuances([keyed(`0b0${i + 1}`, code, 1000, `key ${i >> 1}`)]));
+      await vi.waitFor(async () => expect(await waiting(watch)).toBe(codes.length), { timeout: 20_000, interval: 20 });
+      await gate.query("COMMIT");
+      const out = (await Promise.all(runs)).map(([r]) => r!.status);
+      expect(out.filter((x) => x === "committed")).toHaveLength(3);
+      expect(out.filter((x) => x === "key-in-use")).toHaveLength(3);
+      expect(await a.findCertificates({ status: "valid" })).toHaveLength(3);
+    } finally {
+      await watch.end();
+      await gate.end();
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it("upgrades a schema-25 store: its certificates' keys are filled, and one of them is refused to another resident", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      await atSchema(c, 25);
+      const old = keyed("0a01", "r1", 0, "the card's key");
+      await c.query(
+        `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender, not_before, not_after, issued_at, der)
+         VALUES ('0a01', '13-sig', 'signature', 'r1', '131016', 'n', 'a', '1980-01-01', 'male', 0, 9999999999999, 0, $1), ('0a00', '13-sig', 'signature', 'r0', '131016', 'n', 'a', '1980-01-01', 'male', 0, 9999999999999, 0, '\\x3000')`,
+        [old.der],
+      );
+      const s = await PostgresStore.open(url);
+      try {
+        expect((await c.query("SELECT serial, certified_key IS NULL AS none FROM certificates ORDER BY serial")).rows).toEqual([{ serial: "0a00", none: true }, { serial: "0a01", none: false }]);
+        await s.putCa(ca);
+        await s.upsertResidents([{ residentCode: "r2", municipalityCode: "131016", fourItems: items, status: "active" }]);
+        expect(await s.commitIssuances([keyed("0a02", "r2", 1000, "the card's key")])).toEqual([{ status: "key-in-use", serial: "0a01", why: "other-resident" }]);
+      } finally {
+        await s.close();
+      }
+    } finally {
+      await c.end();
+    }
+  });
+
   it("two publishers of one CA released at the same moment never install #n after #n+1", async () => {
     const url = await server.createDatabase();
     const a = await PostgresStore.open(url, { create: true });
@@ -1171,6 +1225,9 @@ describe("PostgresStore specifics", () => {
         notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(1000), der: Buffer.from(serial, "hex"),
       });
       expect((await s.commitIssuances(codes.map((c, i) => cert(`0${i + 1}`, c)))).map((r) => r.status)).toEqual(["committed", "committed", "committed", "committed"]);
+      // more keys than per-key locks for fewer residents (renewals in one group): it starts again alone, still checked
+      const renewals = await s.commitIssuances([keyed("0c01", "r1", 2000, "k1"), keyed("0c02", "r1", 3000, "k2"), keyed("0c03", "r1", 4000, "k3"), keyed("0c04", "r2", 4000, "k1")]);
+      expect(renewals.map((r) => r.status)).toEqual(["committed", "committed", "committed", "key-in-use"]);
       // applyToRegistry learns its codes only as decide reads them (a decide that trusts the records to exist
       // fails while they are not loaded yet); past the limit, it starts again with all of them locked
       const moved = await s.applyToRegistry((read) => {

@@ -71,6 +71,9 @@ import {
   verifierValues,
   wellFormedCertificateIds,
   carriedMunicipality,
+  certifiedKeyOf,
+  keyInUse,
+  sameCertifiedKey,
   type CertRowDb,
   type CrlRowDb,
   type NoticeRowDb,
@@ -137,7 +140,7 @@ import { auditFields, auditHashTail, GENESIS_HASH, osActor, type AuditCheckpoint
  * store's database (every store on a server uses the same keys, each in its own database). The liveness checks'
  * history: (statusChecks, 0), transaction-scoped, taken by recordStatusChecks before it draws ids.
  */
-export const ADVISORY_LOCKS = { residents: 0x4a504b49, allResidents: 0x4a504b4a, migration: 0x4a504b4b, caKeys: 0x4a504b4c, statusChecks: 0x4a504b4d } as const;
+export const ADVISORY_LOCKS = { residents: 0x4a504b49, allResidents: 0x4a504b4a, migration: 0x4a504b4b, caKeys: 0x4a504b4c, statusChecks: 0x4a504b4d, certifiedKeys: 0x4a504b4e } as const;
 const RESIDENT_LOCKS = ADVISORY_LOCKS.residents;
 const ALL_RESIDENTS_LOCK = ADVISORY_LOCKS.allResidents;
 const MIGRATION_LOCK = ADVISORY_LOCKS.migration;
@@ -674,7 +677,37 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   `
   CREATE INDEX status_checks_verifier_at ON status_checks (verifier_id, at, id);
   `,
+  migration26,
 ];
+
+/**
+ * Version 26: each certificate's public key, looked up by `certified_key`, as SQLite's version 29 (sqlite.ts says
+ * why). A column the issuing process fills (rows.ts certifiedKeyOf), not an expression index: reading the key out
+ * of the DER in SQL would take a procedural function per inserted row. Existing rows are filled here in pages.
+ * jpki_lock_keys: the keys a commitIssuances certifies, locked in a fixed order (as jpki_lock_residents).
+ */
+async function migration26(c: ClientBase): Promise<void> {
+  await c.query("ALTER TABLE certificates ADD COLUMN certified_key bytea");
+  for (let after = ""; ; ) {
+    const rows = (await c.query<{ serial: string; der: Buffer }>("SELECT serial, der FROM certificates WHERE serial > $1 ORDER BY serial LIMIT 2000", [after])).rows;
+    if (!rows.length) break;
+    await c.query("UPDATE certificates c SET certified_key = u.k FROM unnest($1::text[], $2::bytea[]) AS u(s, k) WHERE c.serial = u.s", [
+      textArray(rows.map((r) => r.serial)),
+      byteaArray(rows.map((r) => certifiedKeyOf(r.der) ?? undefined)),
+    ]);
+    after = rows[rows.length - 1]!.serial;
+  }
+  await c.query(`
+  CREATE INDEX certificates_certified_key ON certificates (certified_key);
+  CREATE FUNCTION jpki_lock_keys(keys integer[]) RETURNS void LANGUAGE plpgsql AS $$
+  DECLARE h integer;
+  BEGIN
+    FOR h IN SELECT DISTINCT k FROM unnest(keys) AS k ORDER BY 1 LOOP
+      PERFORM pg_advisory_xact_lock(${ADVISORY_LOCKS.certifiedKeys}, h);
+    END LOOP;
+  END $$;
+  `);
+}
 
 /**
  * Version 19: a record closed by a resident-code change names the code the person moved to, as SQLite's version
@@ -775,15 +808,18 @@ function packed(parts: readonly Buffer[]): [bytes: Buffer, offsets: number[], le
 }
 
 const COPY_CERTIFICATES = `COPY certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender,
-  not_before, not_after, issued_at, der, application_id) FROM STDIN (FORMAT binary)`;
+  not_before, not_after, issued_at, der, application_id, certified_key) FROM STDIN (FORMAT binary)`;
 
 /** Issued certificates as COPY_CERTIFICATES's rows. */
-function certificateRows(records: readonly IssuanceRecord[]): Buffer {
+function certificateRows(records: readonly IssuanceRecord[], keys: ReadonlyMap<IssuanceRecord, Buffer | null>): Buffer {
   const w = new BinaryRows(records.length * 1600);
   for (const x of records) {
-    w.row(14).text(x.serial).text(x.caId).text(x.type).text(x.residentCode).text(x.municipalityCode);
+    const key = keys.get(x);
+    w.row(15).text(x.serial).text(x.caId).text(x.type).text(x.residentCode).text(x.municipalityCode);
     w.text(x.fourItems.name).text(x.fourItems.address).text(x.fourItems.birthDate).text(x.fourItems.gender);
     w.int8(x.notBefore.getTime()).int8(x.notAfter.getTime()).int8(x.issuedAt.getTime()).bytea(x.der).textOrNull(x.applicationId);
+    if (key) w.bytea(key);
+    else w.null();
   }
   return w.end();
 }
@@ -1122,7 +1158,8 @@ function storeError(e: unknown, what: string): JpkiError {
 
 /** Thrown inside a resident transaction when more codes must be locked than could be without risking a deadlock. */
 class LockRestart extends Error {
-  constructor(readonly codes: readonly string[]) {
+  /** `exclusive`: start again with the "all residents" lock held exclusively (more keys than per-key locks allow) */
+  constructor(readonly codes: readonly string[], readonly exclusive = false) {
     super("restart with more resident codes locked");
   }
 }
@@ -1140,8 +1177,8 @@ class ResidentLocks {
   }
 
   /** The locks taken first, waiting as long as it takes (in key order). */
-  async acquire(codes: ReadonlySet<string>): Promise<void> {
-    if (codes.size > this.#max) {
+  async acquire(codes: ReadonlySet<string>, exclusive = false): Promise<void> {
+    if (exclusive || codes.size > this.#max) {
       await this.#c.query("SELECT pg_advisory_xact_lock($1, 0)", [ALL_RESIDENTS_LOCK]);
       this.#all = true;
       return;
@@ -1167,6 +1204,20 @@ class ResidentLocks {
       if (!r.rows[0]!.ok) throw new LockRestart(fresh);
     }
     for (const code of fresh) this.#held.add(code);
+  }
+
+  /**
+   * The public keys a commitIssuances certifies (rows.ts certifiedKeyOf), taken after the resident locks, in key
+   * order: two transactions certifying one key for two residents hold different resident locks, and one must
+   * see the other's certificate. Nothing to take while this transaction runs alone (the "all residents" lock
+   * held exclusively: every commitIssuances takes it, shared, first); more keys than per-key locks allow start
+   * the transaction again alone.
+   */
+  async lockKeys(keys: readonly Buffer[]): Promise<void> {
+    if (this.#all || !keys.length) return;
+    const ids = [...new Set(keys.map((k) => k.readInt32BE(0)))];
+    if (ids.length > this.#max) throw new LockRestart([], true);
+    await this.#c.query("SELECT jpki_lock_keys($1::int4[])", [int4Array(ids)]);
   }
 }
 
@@ -1556,13 +1607,14 @@ export class PostgresStore implements Store {
   /** A transaction over resident facts: the codes locked first, more as it finds them (see the header). */
   async #residentTx<T>(what: string, codes: Iterable<string>, body: (c: PoolClient, locks: ResidentLocks) => Promise<T>): Promise<T> {
     const want = new Set(codes);
+    let exclusive = false;
     for (;;) {
       try {
         return await this.#tx(
           what,
           async (c) => {
             const locks = new ResidentLocks(c, this.#maxLocks);
-            await locks.acquire(want);
+            await locks.acquire(want, exclusive);
             return body(c, locks);
           },
           { retries: DEADLOCK_RETRIES },
@@ -1570,6 +1622,7 @@ export class PostgresStore implements Store {
       } catch (e) {
         if (!(e instanceof LockRestart)) throw e;
         for (const code of e.codes) want.add(code);
+        exclusive ||= e.exclusive;
       }
     }
   }
@@ -2111,7 +2164,10 @@ export class PostgresStore implements Store {
   }
 
   commitIssuances(records: readonly IssuanceRecord[]): Promise<IssuanceCommitResult[]> {
-    return this.#residentTx("committing issued certificates", records.map((r) => r.residentCode), async (c) => {
+    const keys = new Map(records.map((r) => [r, certifiedKeyOf(r.der)]));
+    return this.#residentTx("committing issued certificates", records.map((r) => r.residentCode), async (c, locks) => {
+      const keyList = [...new Set([...keys.values()].filter((k): k is Buffer => k !== null).map((k) => k.toString("hex")))].map((h) => Buffer.from(h, "hex"));
+      await locks.lockKeys(keyList);
       // What each certificate certifies was read before signing; re-read it here, under the residents'
       // locks, in the transaction that commits, so a notice or a registry change in between can never leave
       // a stale certificate. Read set-based, then decided in order in memory, as one-by-one commits would.
@@ -2140,6 +2196,16 @@ export class PostgresStore implements Store {
         const k = key(r.resident_code, r.type);
         active.set(k, [...(active.get(k) ?? []), r.serial]);
       }
+      // The certificates of each key certified here (revoked or not), and those this group certifies as it goes.
+      type Holder = { serial: string; residentCode: string; type: CertificateType; der: Buffer; reason: number | null };
+      const holders = new Map<string, Holder[]>();
+      if (keyList.length) {
+        const held = await c.query<Holder & { certified_key: Buffer }>(
+          'SELECT serial, resident_code AS "residentCode", type, der, reason, certified_key FROM certificates WHERE certified_key = ANY($1::bytea[]) ORDER BY serial',
+          [byteaArray(keyList)],
+        );
+        for (const h of held.rows) holders.set(h.certified_key.toString("hex"), [...(holders.get(h.certified_key.toString("hex")) ?? []), h]);
+      }
       const inserts: IssuanceRecord[] = [];
       const revocations: Array<{ serial: string; at: number; source: string }> = [];
       const dirty = new Set<string>();
@@ -2157,6 +2223,12 @@ export class PostgresStore implements Store {
         ) {
           return { status: "stale", why: "registry-changed" };
         }
+        const certifiedKey = keys.get(rec)?.toString("hex");
+        const sameKey = certifiedKey === undefined ? [] : (holders.get(certifiedKey) ?? []);
+        for (const h of sameKey) {
+          const why = sameCertifiedKey(h.der, rec.der) ? keyInUse(rec, h) : undefined;
+          if (why) return { status: "key-in-use", serial: h.serial, why };
+        }
         const k = key(rec.residentCode, rec.type);
         const superseded = active.get(k) ?? [];
         const source = `superseded:${rec.serial}`;
@@ -2167,6 +2239,7 @@ export class PostgresStore implements Store {
           dirty.add(row.caId);
         }
         active.set(k, [rec.serial]);
+        if (certifiedKey !== undefined) holders.set(certifiedKey, [...sameKey, { serial: rec.serial, residentCode: rec.residentCode, type: rec.type, der: rec.der, reason: null }]);
         rows.set(rec.serial, committedRow(rec));
         if (rec.applicationId) byApplication.set(rec.applicationId, rec.serial);
         inserts.push(rec);
@@ -2175,7 +2248,7 @@ export class PostgresStore implements Store {
       if (inserts.length) {
         // Both as binary COPY rows (pg-binary.ts says why not INSERT … unnest of text arrays). 発行情報 is
         // registered with the registry side in this same transaction: nothing is issued without it.
-        await copyIn(c, COPY_CERTIFICATES, certificateRows(inserts));
+        await copyIn(c, COPY_CERTIFICATES, certificateRows(inserts, keys));
         await copyIn(c, COPY_REGISTRY_ISSUANCES, registryIssuanceRows(inserts));
       }
       let revokedIn: RevokedRow[] = [];
@@ -3578,9 +3651,9 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
       const r = b.records;
       await c.query(
         `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender,
-           not_before, not_after, issued_at, der, revoked_at, reason, revocation_source, application_id)
+           not_before, not_after, issued_at, der, revoked_at, reason, revocation_source, application_id, certified_key)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-           $10::bigint[], $11::bigint[], $12::bigint[], $13::bytea[], $14::bigint[], $15::int[], $16::text[], $17::text[])`,
+           $10::bigint[], $11::bigint[], $12::bigint[], $13::bytea[], $14::bigint[], $15::int[], $16::text[], $17::text[], $18::bytea[])`,
         [
           col(r, (x) => x.serial),
           col(r, (x) => x.caId),
@@ -3599,6 +3672,7 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
           col(r, (x) => x.revocation?.reason ?? null),
           col(r, (x) => x.revocation?.source ?? null),
           col(r, (x) => x.applicationId ?? null),
+          col(r, (x) => certifiedKeyOf(x.der)),
         ],
       );
       return;

@@ -3,7 +3,9 @@
  * keep the same tables and column names (dates as integer milliseconds); they differ only in whether an
  * integer column arrives as a number or a bigint, so every mapping goes through Number().
  */
+import { createHash } from "node:crypto";
 import { JpkiError } from "../errors.js";
+import { subjectPublicKeyInfoOf } from "../pki/tbs.js";
 import type { CertificateType, FourItems, Gender } from "../profile/types.js";
 import type { CaLinkRecord, CaRecord, CertificateRow, ConsentRecord, LivenessStatus, StatusCheckRecord, StoredStatusCheck, CrlRecord, DisclosureRecord, DumpCrl, NoticeStatus, OcspResponderRecord, OcspSignerKey, ResidentRecord, ResidentStatus, StoredNotice, VerifierCaRecord, VerifierFetch, VerifierKind, VerifierRecord, WrappedKeysSeen } from "./types.js";
 
@@ -82,6 +84,42 @@ export function itemsOf(r: { name: string; address: string; birth_date: string; 
 
 export function sameItems(a: FourItems, b: FourItems): boolean {
   return a.name === b.name && a.address === b.address && a.birthDate === b.birthDate && a.gender === b.gender;
+}
+
+/**
+ * The key a certified public key is looked up by (SQLite version 29, PostgreSQL 26): the first 8 octets of the
+ * SHA-256 of the certificate's subjectPublicKeyInfo — one key is certified to one resident, so every issuance asks
+ * who holds it. 8 octets, as the certificate id's index (migration 23 says why): a lookup compares the whole key of
+ * each row it finds (sameCertifiedKey). null for bytes with no key to read (never one of ours).
+ */
+export function certifiedKeyOf(der: Uint8Array): Buffer | null {
+  const spki = subjectPublicKeyInfoOf(der);
+  return spki ? createHash("sha256").update(spki).digest().subarray(0, 8) : null;
+}
+
+/** Whether two certificates certify the same public key (the whole subjectPublicKeyInfo, octet for octet). */
+export function sameCertifiedKey(a: Uint8Array, b: Uint8Array): boolean {
+  const x = subjectPublicKeyInfoOf(a);
+  const y = subjectPublicKeyInfoOf(b);
+  return x !== undefined && y !== undefined && x.equals(y);
+}
+
+/**
+ * Why a certificate may not certify the key of `held`, a certificate the store holds with the same key, for
+ * `rec`'s resident and type (undefined: it may — the same resident's renewal of that certificate with its key).
+ * A card holds one key pair per certificate type (shared/spec/JPKI.md "The card": EF 0017 the authentication
+ * key, 001A the signature key, each behind its own PIN): the same key for two
+ * residents, or for both types of one, means a copied or shared key; a key once revoked for keyCompromise (1)
+ * is never certified again.
+ */
+export function keyInUse(
+  rec: { readonly residentCode: string; readonly type: CertificateType },
+  held: { readonly residentCode: string; readonly type: CertificateType; readonly reason: number | null },
+): "other-resident" | "other-type" | "compromised" | undefined {
+  if (held.residentCode !== rec.residentCode) return "other-resident";
+  if (held.reason === 1) return "compromised";
+  if (held.type !== rec.type) return "other-type";
+  return undefined;
 }
 
 export function toCertRow(r: CertRowDb): CertificateRow {

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, statSync, truncateSync, writeFileSync } from
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
-import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, seedSweepFixture, storeContract } from "./contract.js";
+import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, keyed, seedSweepFixture, storeContract } from "./contract.js";
 import { auditContract } from "./audit-contract.js";
 import Database from "better-sqlite3";
 import { MIGRATIONS, pageCacheKiB, SCHEMA_VERSION, SqliteStore } from "./sqlite.js";
@@ -200,6 +200,29 @@ describe("SqliteStore upgrade to certificate ids indexed by their first 8 octets
     raw.close();
     s = SqliteStore.open(path);
     expect(await found([id("0a01")])).toEqual(["0a01"]);
+    await s.close();
+  });
+});
+
+describe("SqliteStore upgrade to certified keys (version 29)", () => {
+  it("opens a version-28 store: a key its certificates hold is refused to another resident", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const db = new Database(path);
+    for (const m of MIGRATIONS.slice(0, 28)) typeof m === "string" ? db.exec(m) : m(db);
+    db.pragma("user_version = 28");
+    db.pragma(`application_id = ${0x4a504b49}`);
+    db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', x'3000', 'pem', x'01', 0)").run();
+    const old = keyed("0a01", "r1", 0, "the card's key");
+    db.prepare("INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256_prefix) VALUES ('0a01', '13-sig', 'signature', 'r1', '131016', 0, 9999999999999, 0, ?, NULL, x'00')").run(old.der);
+    db.prepare(
+      "INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after, revoked_at, reason, source) VALUES ('r1', '0a01', '13-sig', 'signature', '131016', 'n', 'a', '1980-01-01', 'male', 9999999999999, NULL, NULL, NULL)",
+    ).run();
+    db.close();
+    const s = SqliteStore.open(path);
+    const r2 = keyed("0a02", "r2", 1000, "the card's key");
+    await s.upsertResidents([{ residentCode: "r2", municipalityCode: "131016", fourItems: r2.fourItems, status: "active" }]);
+    expect(await s.commitIssuances([r2])).toEqual([{ status: "key-in-use", serial: "0a01", why: "other-resident" }]);
+    expect(await s.commitIssuances([keyed("0a03", "r2", 1000, "a key of its own")])).toEqual([{ status: "committed", superseded: [] }]);
     await s.close();
   });
 });

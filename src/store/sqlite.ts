@@ -43,6 +43,9 @@ import {
   verifierValues,
   wellFormedCertificateIds,
   carriedMunicipality,
+  certifiedKeyOf,
+  keyInUse,
+  sameCertifiedKey,
   type CertRowDb,
   type CrlRowDb,
   type NoticeRowDb,
@@ -466,7 +469,23 @@ export const MIGRATIONS: readonly Migration[] = [
   `
   CREATE INDEX status_checks_verifier_at ON status_checks (verifier_id, at, id);
   `,
+  migration29,
 ];
+
+/**
+ * Version 29: each certificate's public key, looked up by `certified_key` (rows.ts certifiedKeyOf: 8 octets of the
+ * SHA-256 of its subjectPublicKeyInfo), so an issuance refuses a key the store certified to another resident, for
+ * the other type, or revoked for keyCompromise (commitIssuances; rows.ts keyInUse). Filled here for every row; an
+ * index entry per issuance at a random place, as the certificate id's (version 23).
+ */
+function migration29(db: Database.Database): void {
+  db.function("jpki_certified_key", { deterministic: true }, (der: unknown) => certifiedKeyOf(der as Buffer));
+  db.exec(`
+  ALTER TABLE certificates ADD COLUMN certified_key BLOB;
+  UPDATE certificates SET certified_key = jpki_certified_key(der);
+  CREATE INDEX certificates_certified_key ON certificates (certified_key);
+  `);
+}
 
 /**
  * Version 25: a record closed by a resident-code change (住民票コード変更) names the code the person moved to
@@ -1077,8 +1096,12 @@ export class SqliteStore implements Store {
       logTotal: db.prepare("SELECT coalesce(sum(length(der)), 0), coalesce(sum(entries), 0) FROM revocation_log WHERE ca_id = ? AND id > ? AND id <= ? AND min_not_after >= ?").raw(),
       logPartial: db.prepare("SELECT id, entries, min_not_after, der, meta FROM revocation_log WHERE ca_id = ? AND id > ? AND id <= ? AND min_not_after < ? ORDER BY id LIMIT ?").raw(),
       insertCert: db.prepare(
-        "INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256_prefix) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256_prefix, certified_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
+      // The certificates of one public key (migration 29), revoked or not, with their revocation reason.
+      certificatesOfKey: db.prepare(
+        "SELECT c.serial, c.resident_code, c.type, c.der, k.reason FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.certified_key = ? ORDER BY c.serial",
+      ).raw(),
       getCert: db.prepare(`${CERT_SELECT} WHERE c.serial = ?`),
       certificateOwner: db.prepare("SELECT ca_id, resident_code, der FROM certificates WHERE serial = ?").raw(),
       getCertByApplication: db.prepare(`${CERT_SELECT} WHERE c.application_id = ?`),
@@ -1647,6 +1670,15 @@ export class SqliteStore implements Store {
           ) {
             return { status: "stale", why: "registry-changed" };
           }
+          // One key, one resident and type: inside the transaction that commits, so two processes (or two records
+          // of this group, the first already inserted) certifying one key cannot both succeed.
+          const certifiedKey = certifiedKeyOf(rec.der);
+          if (certifiedKey) {
+            for (const [serial, residentCode, type, der, reason] of st.certificatesOfKey.all(certifiedKey) as Array<[string, string, CertificateType, Buffer, number | null]>) {
+              const why = sameCertifiedKey(der, rec.der) ? keyInUse(rec, { residentCode, type, reason }) : undefined;
+              if (why) return { status: "key-in-use", serial, why };
+            }
+          }
           const superseded = st.activeSameType.all(rec.residentCode, rec.type) as string[];
           if (superseded.length) {
             const cas = new Set<string>();
@@ -1657,7 +1689,7 @@ export class SqliteStore implements Store {
             for (const ca of cas) st.bumpRevision.run(ca);
           }
           const notAfter = rec.notAfter.getTime();
-          st.insertCert.run(rec.serial, rec.caId, rec.type, rec.residentCode, rec.municipalityCode, rec.notBefore.getTime(), notAfter, rec.issuedAt.getTime(), rec.der, rec.applicationId ?? null, derIdKey(rec.der));
+          st.insertCert.run(rec.serial, rec.caId, rec.type, rec.residentCode, rec.municipalityCode, rec.notBefore.getTime(), notAfter, rec.issuedAt.getTime(), rec.der, rec.applicationId ?? null, derIdKey(rec.der), certifiedKey);
           st.insertCertified.run(rec.residentCode, rec.serial, rec.caId, rec.type, rec.municipalityCode, items.name, items.address, items.birthDate, items.gender, notAfter);
           // 発行情報 registered with the registry side in this same transaction: nothing is issued without it.
           st.insertRegistered.run(rec.serial, rec.residentCode, rec.caId, rec.type, items.name, items.address, items.birthDate, items.gender, rec.notBefore.getTime(), notAfter);
@@ -2781,8 +2813,8 @@ export class SqliteStore implements Store {
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         ),
         certificates: db.prepare(
-          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256_prefix)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256_prefix, certified_key)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         ),
         certified: db.prepare(
           `INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after, revoked_at, reason, source)
@@ -3041,7 +3073,7 @@ export class SqliteStore implements Store {
                 const v = r.revocation;
                 ins.certificates.run(
                   r.serial, r.caId, r.type, r.residentCode, r.municipalityCode,
-                  r.notBefore.getTime(), r.notAfter.getTime(), r.issuedAt.getTime(), r.der, r.applicationId ?? null, derIdKey(r.der),
+                  r.notBefore.getTime(), r.notAfter.getTime(), r.issuedAt.getTime(), r.der, r.applicationId ?? null, derIdKey(r.der), certifiedKeyOf(r.der),
                 );
                 ins.certified.run(
                   r.residentCode, r.serial, r.caId, r.type, r.municipalityCode, f.name, f.address, f.birthDate, f.gender, r.notAfter.getTime(),

@@ -183,7 +183,12 @@ export type IssuanceCommitResult =
    * or the CA side has applied change notices the registry has not ("registry-behind": the items may be
    * stale until 'jpki registry apply' catches up), or the record is gone or closed ("resident-gone").
    */
-  | { readonly status: "stale"; readonly why: "registry-changed" | "registry-behind" | "resident-gone" };
+  | { readonly status: "stale"; readonly why: "registry-changed" | "registry-behind" | "resident-gone" }
+  /**
+   * Not committed: the store holds a certificate (`serial`) of the same public key for another resident, or
+   * of the other type, or revoked for keyCompromise (rows.ts keyInUse). Signing again changes nothing.
+   */
+  | { readonly status: "key-in-use"; readonly serial: string; readonly why: "other-resident" | "other-type" | "compromised" };
 
 export interface RevocationInfo {
   readonly revokedAt: Date;

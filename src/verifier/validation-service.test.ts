@@ -10,6 +10,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cardKeyVariant } from "../../test/card-fixtures.js";
 import { IssuanceService } from "../ca/issuance.js";
 import { initCas } from "../ca/manage.js";
 import { prefecture } from "../ca/prefectures.js";
@@ -115,7 +116,7 @@ async function twoInTwoMunicipalities(w: Workspace) {
   ]);
   const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
   const issuance = new IssuanceService({ store: w.store, config: w.config, clock, passphrase: "pw" });
-  return [await issuance.issue({ residentCode: a, type: "signature", publicKey: spki }), await issuance.issue({ residentCode: b, type: "signature", publicKey: spki })] as const;
+  return [await issuance.issue({ residentCode: a, type: "signature", publicKey: spki }), await issuance.issue({ residentCode: b, type: "signature", publicKey: cardKeyVariant(spki, 1) })] as const;
 }
 
 describe("the published set, as the engine holds it (frozen, one CrlIndexCache)", () => {

@@ -12,6 +12,7 @@
  * number, path), notices(notice_id, status, resident_code, sequence). It parses CRLs with its own DER reader (./der.ts) and cross-checks with
  * `openssl crl`.
  */
+import { cardKeyVariant } from "../card-fixtures.js";
 import { execFileSync, spawn } from "node:child_process";
 import { createHash, generateKeyPairSync, X509Certificate } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
@@ -209,11 +210,11 @@ export async function prepareEnvironment(o: EnvironmentOptions): Promise<Environ
   writeFileSync(configPath, JSON.stringify({ ...JSON.parse(readFileSync(configPath, "utf8")), crlPem: true }, null, 2) + "\n");
   await run(["--workspace", base, "registry", "import", join(inputs, "residents.jsonl")], "registry import");
 
-  // A few card keys, reused across applications (the CA does not care whose key it certifies).
-  const keys = [0, 1, 2].map(() => generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "pem" }).toString());
+  // A card key per application (a workspace certifies a key to one resident and one type): variants of one.
+  const key = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "pem" }).toString();
   const local = jsonl(join(inputs, "residents.jsonl")).filter((r) => /^(13|27)/.test(String(r.municipalityCode)));
   let k = 0;
-  const app = (r: Record<string, unknown>, type: string, id: string) => ({ residentCode: r.residentCode, type, publicKey: keys[k++ % keys.length], applicationId: id });
+  const app = (r: Record<string, unknown>, type: string, id: string) => ({ residentCode: r.residentCode, type, publicKey: cardKeyVariant(key, ++k), applicationId: id });
   const init = local.flatMap((r) => ["signature", "authentication"].map((t) => app(r, t, `init-${String(r.residentCode)}-${t}`)));
   writeFileSync(join(inputs, "apps-init.jsonl"), init.map((a) => JSON.stringify(a)).join("\n") + "\n");
   await run(["--workspace", base, "issue", "--batch", join(inputs, "apps-init.jsonl"), "--json"], "initial issue --batch");

@@ -12,7 +12,7 @@ import pg from "pg";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { auditHash } from "../../src/store/audit-log.js";
-import { cardKey, cli, copyWorkspace, onPostgres, openWorkspace, tempDir, workspaceStore, writeJsonl } from "./helpers.js";
+import { cardKeys, cardKey, cli, copyWorkspace, onPostgres, openWorkspace, tempDir, workspaceStore, writeJsonl } from "./helpers.js";
 
 type Row = Record<string, string>;
 let dir: string;
@@ -77,7 +77,8 @@ beforeAll(async () => {
   residents = [...generateResidents({ count: 3, seed: "audit", prefectures: ["13"] })] as unknown as Row[];
   await ok(["registry", "import", writeJsonl(join(dir, "residents.jsonl"), residents)]);
   const pub = readFileSync(cardKey(dir, "card").pub, "utf8");
-  const apps = residents.map((r) => ({ residentCode: r.residentCode, type: "signature", publicKey: pub }));
+  const key = cardKeys(pub);
+  const apps = residents.map((r) => ({ residentCode: r.residentCode, type: "signature", publicKey: key() }));
   const issued = await ok(["issue", "--batch", writeJsonl(join(dir, "apps.jsonl"), apps), "--out-dir", join(dir, "certs"), "--json"]);
   expect(issued.stdout).toBeTruthy();
   await ok(["audit", "checkpoint"]);

@@ -10,6 +10,7 @@
  *   publishes a CRL number higher than any published before (`openssl crl -text`), and it verifies; the next
  *   liveness check gets an id above those given out after the backup, so a verifier's cursor still sees it.
  */
+import { cardKeyVariant } from "../card-fixtures.js";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
@@ -92,7 +93,7 @@ beforeAll(async () => {
   revokedCert = join(dir, "revoked.pem");
   const a = await cli(["-w", ws, "issue", "--resident", people[0]!.residentCode, "--public-key", pub, "-o", cert], { cwd: dir });
   expect(a.code, a.stderr).toBe(0);
-  const b = await cli(["-w", ws, "issue", "--resident", people[1]!.residentCode, "--public-key", pub, "-o", revokedCert, "--json"], { cwd: dir });
+  const b = await cli(["-w", ws, "issue", "--resident", people[1]!.residentCode, "--public-key", cardKey(dir, "card-b").pub, "-o", revokedCert, "--json"], { cwd: dir });
   expect(b.code, b.stderr).toBe(0);
   revokedSerial = b.json().serial;
   expect((await cli(["-w", ws, "revoke", "--serial", revokedSerial, "--reason", "loss"], { cwd: dir })).code).toBe(0);
@@ -103,7 +104,9 @@ describe("jpki backup", () => {
   it("takes an online backup while another process issues certificates; it restores, opens and publishes a CRL openssl verifies", async () => {
     // a second process committing certificates in batches while the backup runs (renewals of the third
     // resident's: the first two residents' certificates stay as they are for the checks below)
-    const apps = Array.from({ length: 40 }, (_, i) => ({ residentCode: people[2]!.residentCode, type: i % 2 ? "signature" : "authentication", publicKey: readFileSync(pub, "utf8") }));
+    // the card's two keys (one per type), each renewed with its own
+    const keys = [cardKeyVariant(readFileSync(pub, "utf8"), 1), cardKeyVariant(readFileSync(pub, "utf8"), 2)];
+    const apps = Array.from({ length: 40 }, (_, i) => ({ residentCode: people[2]!.residentCode, type: i % 2 ? "signature" : "authentication", publicKey: keys[i % 2] }));
     writeJsonl(join(dir, "apps.jsonl"), apps);
     const writer = jpkiProcess(ws, ["issue", "--batch", join(dir, "apps.jsonl")]);
     const dest = join(dir, "online");
@@ -270,8 +273,10 @@ describe("restoring an old backup never reuses a CRL number", () => {
     };
     await bridge();
     // an authentication certificate issued before the backup and revoked after it, one issued and revoked after it
+    // a new authentication key each time (the card reissued: a key revoked as compromised is never certified again)
     const issueAuth = async (name: string) => {
-      const r = await cli(["-w", ws, "issue", "--resident", people[0]!.residentCode, "--type", "authentication", "--public-key", pub, "-o", join(dir, name), "--json"], { cwd: dir });
+      const authPub = cardKey(dir, `card-auth-${name}`).pub;
+      const r = await cli(["-w", ws, "issue", "--resident", people[0]!.residentCode, "--type", "authentication", "--public-key", authPub, "-o", join(dir, name), "--json"], { cwd: dir });
       expect(r.code, r.stderr).toBe(0);
       return r.json().serial as string;
     };
@@ -452,7 +457,7 @@ describe("a revocation of a certificate issued after the backup", () => {
     await copyWorkspace(ws, base);
     const b = join(dir, "carry-backup");
     expect((await cli(["-w", base, "backup", b], { cwd: dir })).code).toBe(0);
-    const issued = await cli(["-w", base, "issue", "--resident", people[0]!.residentCode, "--public-key", pub, "-o", join(dir, "carry-new.pem"), "--json"], { cwd: dir });
+    const issued = await cli(["-w", base, "issue", "--resident", people[0]!.residentCode, "--public-key", cardKey(dir, "carry-new").pub, "-o", join(dir, "carry-new.pem"), "--json"], { cwd: dir });
     expect(issued.code, issued.stderr).toBe(0);
     const serial = issued.json().serial as string;
     const rv = await cli(["-w", base, "revoke", "--serial", serial, "--reason", "key-compromise"], { cwd: dir });
@@ -485,7 +490,7 @@ describe("a revocation of a certificate issued after the backup", () => {
     const v = verifyWithCrl(base, join(dir, "carry-new.pem"));
     expect(v.out).toMatch(/error 23 at 0 depth lookup: certificate revoked/);
     // and again after the next revocation of the CA: the entry stays in its log
-    const later = await cli(["-w", base, "issue", "--resident", people[2]!.residentCode, "--public-key", pub, "-o", join(dir, "carry-later.pem"), "--json"], { cwd: dir });
+    const later = await cli(["-w", base, "issue", "--resident", people[2]!.residentCode, "--public-key", cardKey(dir, "carry-later").pub, "-o", join(dir, "carry-later.pem"), "--json"], { cwd: dir });
     expect(later.code, later.stderr).toBe(0);
     const rv2 = await cli(["-w", base, "revoke", "--serial", later.json().serial, "--reason", "loss"], { cwd: dir });
     expect(rv2.code, rv2.stderr).toBe(0);
@@ -522,7 +527,7 @@ describe("a revocation of a certificate issued after the backup", () => {
     await copyWorkspace(ws, base);
     const b0 = join(dir, "carry-twice-b0");
     expect((await cli(["-w", base, "backup", b0], { cwd: dir })).code).toBe(0);
-    const issued = await cli(["-w", base, "issue", "--resident", people[1]!.residentCode, "--public-key", pub, "-o", join(dir, "carry-twice.pem"), "--json"], { cwd: dir });
+    const issued = await cli(["-w", base, "issue", "--resident", people[1]!.residentCode, "--public-key", cardKey(dir, "carry-twice").pub, "-o", join(dir, "carry-twice.pem"), "--json"], { cwd: dir });
     expect(issued.code, issued.stderr).toBe(0);
     const serial = issued.json().serial as string;
     expect((await cli(["-w", base, "revoke", "--serial", serial, "--reason", "key-compromise"], { cwd: dir })).code).toBe(0);
@@ -554,7 +559,7 @@ describe("a revocation of a certificate issued after the backup", () => {
     await copyWorkspace(ws, base);
     const b0 = join(dir, "carry-again-b0");
     expect((await cli(["-w", base, "backup", b0], { cwd: dir })).code).toBe(0);
-    const issued = await cli(["-w", base, "issue", "--resident", people[1]!.residentCode, "--public-key", pub, "-o", join(dir, "carry-again.pem"), "--json"], { cwd: dir });
+    const issued = await cli(["-w", base, "issue", "--resident", people[1]!.residentCode, "--public-key", cardKey(dir, "carry-again").pub, "-o", join(dir, "carry-again.pem"), "--json"], { cwd: dir });
     expect(issued.code, issued.stderr).toBe(0);
     const serial = issued.json().serial as string;
     expect((await cli(["-w", base, "revoke", "--serial", serial, "--reason", "key-compromise"], { cwd: dir })).code).toBe(0);
@@ -576,7 +581,7 @@ describe("a revocation of a certificate issued after the backup", () => {
     const b0 = join(dir, "carry-full-only-b0");
     expect((await cli(["-w", base, "backup", b0], { cwd: dir })).code).toBe(0);
     const certPath = join(dir, "carry-full-only.pem");
-    const issued = await cli(["-w", base, "issue", "--resident", people[1]!.residentCode, "--public-key", pub, "-o", certPath, "--json"], { cwd: dir });
+    const issued = await cli(["-w", base, "issue", "--resident", people[1]!.residentCode, "--public-key", cardKey(dir, "carry-partition").pub, "-o", certPath, "--json"], { cwd: dir });
     expect(issued.code, issued.stderr).toBe(0);
     const serial = issued.json().serial as string;
     expect((await cli(["-w", base, "revoke", "--serial", serial, "--reason", "key-compromise"], { cwd: dir })).code).toBe(0);
@@ -602,7 +607,7 @@ describe("a revocation of a certificate issued after the backup", () => {
     const b0 = join(dir, "carry-full-only-pg-b0");
     expect((await cli(["-w", base, "backup", b0], { cwd: dir })).code).toBe(0);
     const certPath = join(dir, "carry-full-only-pg.pem");
-    const issued = await cli(["-w", base, "issue", "--resident", people[1]!.residentCode, "--public-key", pub, "-o", certPath, "--json"], { cwd: dir });
+    const issued = await cli(["-w", base, "issue", "--resident", people[1]!.residentCode, "--public-key", cardKey(dir, "carry-partition-again").pub, "-o", certPath, "--json"], { cwd: dir });
     expect(issued.code, issued.stderr).toBe(0);
     expect((await cli(["-w", base, "revoke", "--serial", issued.json().serial, "--reason", "key-compromise"], { cwd: dir })).code).toBe(0);
     await generate(base, ["--ca", "13-sig"]);
@@ -650,7 +655,7 @@ describe("a restore interrupted while it swaps the files", () => {
   it.skipIf(onPostgres)("killed after any step of the swap, the restore run again re-revokes what the target published and moves past its CRL numbers", async () => {
     const base = join(dir, "swap-base");
     await copyWorkspace(ws, base);
-    const r = await cli(["-w", base, "issue", "--resident", people[0]!.residentCode, "--type", "authentication", "--public-key", pub, "-o", join(dir, "swap.pem"), "--json"], { cwd: dir });
+    const r = await cli(["-w", base, "issue", "--resident", people[0]!.residentCode, "--type", "authentication", "--public-key", cardKey(dir, "swap").pub, "-o", join(dir, "swap.pem"), "--json"], { cwd: dir });
     expect(r.code, r.stderr).toBe(0);
     const serial = r.json().serial as string;
     const src = join(dir, "swap-backup");

@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { describeCrl } from "../../src/profile/describe.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import type { Store } from "../../src/store/types.js";
-import { MAIN, cardKey, cli, copyWorkspace, expectedStore, jpkiProcess, listFiles, openWorkspace, setConfig, storeEnv, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
+import { cardKeys, MAIN, cardKey, cli, copyWorkspace, expectedStore, jpkiProcess, listFiles, openWorkspace, setConfig, storeEnv, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let pem: string;
@@ -37,7 +37,8 @@ async function buildTemplate(): Promise<void> {
   templateResidents = [...generateResidents({ count: RESIDENTS, seed: "concurrency", prefectures: ["13", "27"] })] as unknown as Row[];
   writeJsonl(join(dir, "residents.jsonl"), templateResidents);
   expect((await cli(["--workspace", ws, "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);
-  writeJsonl(join(dir, "apps.jsonl"), templateResidents.flatMap((r) => ["signature", "authentication"].map((type) => ({ residentCode: r.residentCode, type, publicKey: pem }))));
+  const templateKey = cardKeys(pem);
+  writeJsonl(join(dir, "apps.jsonl"), templateResidents.flatMap((r) => ["signature", "authentication"].map((type) => ({ residentCode: r.residentCode, type, publicKey: templateKey() }))));
   const issued = await cli(["--workspace", ws, "issue", "--batch", join(dir, "apps.jsonl")], { cwd: dir });
   expect(issued.code, issued.stderr).toBe(0);
   template = ws;
@@ -213,7 +214,8 @@ describe("concurrent commands on one workspace (slow: spawns the CLI)", () => {
       join(dir, "window-feed.jsonl"),
       residents.map((r, i) => ({ noticeId: `W-${i}`, residentCode: r.residentCode, kind: "relocation", effectiveDate: "2026-05-01", sequence: 1, municipalityCode: r.municipalityCode, after: { ...items(r), address: r.municipalityCode!.startsWith("13") ? moved : "大阪府大阪市北区中之島１丁目３番２０号" } })),
     );
-    const apps = writeJsonl(join(dir, "window-apps.jsonl"), residents.map((r) => ({ residentCode: r.residentCode, type: "signature", publicKey: pem })));
+    const windowKey = cardKeys(pem, 1_000_000); // keys of their own, none the template certified
+    const apps = writeJsonl(join(dir, "window-apps.jsonl"), residents.map((r) => ({ residentCode: r.residentCode, type: "signature", publicKey: windowKey() })));
     const [ing, iss] = await Promise.all([jpki(ws, ["notices", "ingest", feed, "--batch-size", "10"]), jpki(ws, ["issue", "--batch", apps, "--concurrency", "4", "--json"])]);
     expect(ing.code, ing.stderr).toBe(0);
     expect([0, 13]).toContain(iss.code); // some applications refused (ERR_REGISTRY_BEHIND) is right, not a crash

@@ -15,7 +15,7 @@ import { runProcedures } from "../../src/registry/counter.js";
 import type { ChangeNoticeInput } from "../../src/registry/notice.js";
 import type { ResidentInput } from "../../src/registry/resident.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
-import { MAIN, cardKey, cli, openWorkspace, storeEnv, tempDir, writeJsonl } from "./helpers.js";
+import { cardKeys, MAIN, cardKey, cli, openWorkspace, storeEnv, tempDir, writeJsonl } from "./helpers.js";
 
 type Type = "signature" | "authentication";
 interface Cert {
@@ -66,7 +66,8 @@ beforeAll(async () => {
   expect((await cli([...w(), "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);
   const pub = readFileSync(cardKey(dir, "card").pub, "utf8");
   // 50 hold both certificates, 20 only the authentication one, the other 90 none
-  const apps = residents.slice(0, 70).flatMap((r, i) => (i < 50 ? ["signature", "authentication"] : ["authentication"]).map((type) => ({ residentCode: r.residentCode, type, publicKey: pub })));
+  const key = cardKeys(pub);
+  const apps = residents.slice(0, 70).flatMap((r, i) => (i < 50 ? ["signature", "authentication"] : ["authentication"]).map((type) => ({ residentCode: r.residentCode, type, publicKey: key() })));
   writeJsonl(join(dir, "apps.jsonl"), apps);
   const iss = await cli([...w(), "issue", "--batch", join(dir, "apps.jsonl"), "--out-dir", join(dir, "certs"), "--json"], { cwd: dir });
   expect(iss.code, iss.stderr).toBe(0);

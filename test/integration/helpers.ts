@@ -10,6 +10,7 @@
  * a test that spawns the CLI adds {@link storeEnv} to the child's environment. Tests look at a workspace's
  * facts through {@link openWorkspace} (the store API), never jpki.db directly, so they hold on both backends.
  */
+import { cardKeyVariant } from "../card-fixtures.js";
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -178,6 +179,21 @@ export function cardKey(dir: string, name: string, spec: string[] = ["-algorithm
   execFileSync("openssl", ["genpkey", ...spec, "-out", key], { stdio: "ignore" });
   execFileSync("openssl", ["pkey", "-in", key, "-pubout", "-out", pub], { stdio: "ignore" });
   return { key, pub };
+}
+
+/**
+ * A source of card public keys for a batch: each call the next variant of `pem` (card-fixtures.ts cardKeyVariant),
+ * 1, 2, 3 …, never `pem` itself, which stays free for the test's own `--public-key` issues (and whose private key
+ * the test holds). A workspace certifies a key to one resident and one type (ERR_KEY_IN_USE).
+ */
+export function cardKeys(pem: string, from = 1): () => string {
+  let n = from - 1;
+  return () => cardKeyVariant(pem, ++n);
+}
+
+/** `n` card public keys (PEM), one per card and type: a workspace certifies a key to one resident and one type. */
+export function cardPubs(dir: string, name: string, n: number): string[] {
+  return Array.from({ length: n }, (_, i) => readFileSync(cardKey(dir, `${name}-${i}`).pub, "utf8"));
 }
 
 export function csrFor(dir: string, key: string, name: string): string {

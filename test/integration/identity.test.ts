@@ -13,7 +13,7 @@ import { generateResidents } from "../../src/registry/fixtures.js";
 import { readRecords } from "../../src/registry/import.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import type { Store } from "../../src/store/types.js";
-import { cli, copyTemplate, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
+import { cardKeys, cli, copyTemplate, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
 
 type Row = Record<string, string>;
 let dir: string;
@@ -55,7 +55,8 @@ beforeAll(async () => {
   writeJsonl(join(template, "residents.jsonl"), residents);
   expect((await cli([...tw, "registry", "import", join(template, "residents.jsonl")], { cwd: template })).code).toBe(0);
   writeFileSync(join(template, "card.pub.pem"), pub);
-  writeJsonl(join(template, "apps.jsonl"), residents.map((r) => ({ residentCode: r.residentCode, type: "signature", publicKey: pub })));
+  const batchKey = cardKeys(pub);
+  writeJsonl(join(template, "apps.jsonl"), residents.map((r) => ({ residentCode: r.residentCode, type: "signature", publicKey: batchKey() })));
   const issued = await cli([...tw, "issue", "--batch", join(template, "apps.jsonl")], { cwd: template });
   expect(issued.code, issued.stderr).toBe(0);
 });

@@ -14,7 +14,7 @@ import { EXT_OID, POLICY_OID } from "../../src/profile/oids.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import pg from "pg";
 import { binDir } from "../postgres-server.js";
-import { cardKey, cli, csrFor, expectedStore, listFiles, onPostgres, openWorkspace, sh, storeKindOf, tempDir, workspaceStore, writeJsonl } from "./helpers.js";
+import { cardKey, cardPubs, cli, csrFor, expectedStore, listFiles, onPostgres, openWorkspace, sh, storeKindOf, tempDir, workspaceStore, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -195,8 +195,8 @@ describe("jpki issue → revoke → crl generate", () => {
     const first = await cli([...w(), "issue", "--resident", residents[2]!.residentCode!, "--public-key", k.pub, "--json"], { cwd: dir });
     const second = await cli([...w(), "issue", "--resident", residents[2]!.residentCode!, "--public-key", k.pub, "--json"], { cwd: dir });
     expect(second.json().superseded).toEqual([first.json().serial]);
-    // the authentication certificate of the same resident is another type: untouched
-    const auth = await cli([...w(), "issue", "--resident", residents[2]!.residentCode!, "--type", "authentication", "--public-key", k.pub, "--json"], { cwd: dir });
+    // the authentication certificate of the same resident is another type (the card's other key): untouched
+    const auth = await cli([...w(), "issue", "--resident", residents[2]!.residentCode!, "--type", "authentication", "--public-key", cardKey(dir, "card3-auth").pub, "--json"], { cwd: dir });
     expect(auth.json().superseded).toEqual([]);
     await cli([...w(), "crl", "generate", "--ca", "13-sig"], { cwd: dir });
     const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", join(ws, "crl", "13-sig.crl"), "-noout", "-text"], { encoding: "utf8" });
@@ -357,15 +357,14 @@ describe("errors: typed, stable codes, nothing half-written", () => {
 
 describe("jpki issue --batch", () => {
   it("issues the good lines, reports each bad one by line number, exit code 13", async () => {
-    const k = cardKey(dir, "batch");
-    const pub = readFileSync(k.pub, "utf8");
+    const pub = cardPubs(dir, "batch", 6);
     const file = writeJsonl(join(dir, "apps.jsonl"), [
-      { residentCode: residents[0]!.residentCode, type: "authentication", publicKey: pub },
+      { residentCode: residents[0]!.residentCode, type: "authentication", publicKey: pub[0] },
       "{ this is not json",
-      { residentCode: "00000000000", publicKey: pub },
-      { residentCode: residents[1]!.residentCode, type: "signature", publicKey: pub, extra: 1 },
-      { residentCode: residents[5]!.residentCode, type: "signature", publicKey: pub },
-      { residentCode: residents[5]!.residentCode, type: "authentication", publicKey: pub },
+      { residentCode: "00000000000", publicKey: pub[2] },
+      { residentCode: residents[1]!.residentCode, type: "signature", publicKey: pub[3], extra: 1 },
+      { residentCode: residents[5]!.residentCode, type: "signature", publicKey: pub[4] },
+      { residentCode: residents[5]!.residentCode, type: "authentication", publicKey: pub[5] },
     ]);
     const out = join(dir, "batch-out");
     const r = await cli([...w(), "issue", "--batch", file, "--out-dir", out, "--json"], { cwd: dir });
@@ -422,9 +421,8 @@ describe("jpki issue --batch: ambiguous or mistyped lines are refused, never gue
 
 describe("jpki issue --batch with application ids", () => {
   it("a re-run returns the certificates already issued instead of issuing them again", async () => {
-    const k = cardKey(dir, "rerun");
-    const pub = readFileSync(k.pub, "utf8");
-    const rows = residents.slice(0, 3).map((r, i) => ({ applicationId: `counter-131016-2026-${i}`, residentCode: r.residentCode, type: "authentication", publicKey: pub }));
+    const pub = cardPubs(dir, "rerun", 3);
+    const rows = residents.slice(0, 3).map((r, i) => ({ applicationId: `counter-131016-2026-${i}`, residentCode: r.residentCode, type: "authentication", publicKey: pub[i] }));
     const file = writeJsonl(join(dir, "rerun.jsonl"), rows);
     const first = await cli([...w(), "issue", "--batch", file, "--json", "--out-dir", join(dir, "rerun-1")], { cwd: dir });
     expect(first.code, first.stderr).toBe(0);
@@ -468,6 +466,36 @@ describe("jpki issue: an application id already issued for another card key", ()
   });
 });
 
+describe("jpki issue: one card key, one resident and one type", () => {
+  it("refuses a key certified to another resident or for the other type (ERR_KEY_IN_USE, exit 6), naming the certificate, not its holder; a renewal with it is issued", async () => {
+    const k = cardKey(dir, "one-key");
+    const [holder, other] = [residents[5]!.residentCode!, residents[1]!.residentCode!];
+    const a = await cli([...w(), "issue", "--resident", holder, "--public-key", k.pub, "--json"], { cwd: dir });
+    expect(a.code, a.stderr).toBe(0);
+    const out = join(dir, "one-key-other.pem");
+    const b = await cli([...w(), "issue", "--resident", other, "--public-key", k.pub, "-o", out], { cwd: dir });
+    expect(b.code).toBe(6);
+    expect(b.stderr).toContain("[ERR_KEY_IN_USE]");
+    expect(b.stderr).toContain(`certificate ${a.json().serial}`);
+    expect(b.stderr).not.toContain(holder);
+    expect(existsSync(out)).toBe(false);
+    const auth = await cli([...w(), "issue", "--resident", holder, "--type", "authentication", "--public-key", k.pub, "--json"], { cwd: dir });
+    expect(auth.code).toBe(6);
+    expect(JSON.parse(auth.stderr)).toMatchObject({ error: { code: "ERR_KEY_IN_USE", details: { serial: a.json().serial, why: "other-type" } } });
+    // the same resident's signature certificate again with its key: a renewal, the first superseded
+    const renewed = await cli([...w(), "issue", "--resident", holder, "--public-key", k.pub, "--json"], { cwd: dir });
+    expect(renewed.code, renewed.stderr).toBe(0);
+    expect(renewed.json().superseded).toEqual([a.json().serial]);
+    // one batch giving two residents one new key: the first line is issued, the second refused
+    const k2 = cardKey(dir, "one-key-batch");
+    const pem = readFileSync(k2.pub, "utf8");
+    const batch = writeJsonl(join(dir, "one-key.jsonl"), [{ residentCode: other, type: "authentication", publicKey: pem }, { residentCode: residents[2]!.residentCode!, type: "authentication", publicKey: pem }]);
+    const c = await cli([...w(), "issue", "--batch", batch, "--json"], { cwd: dir });
+    expect(c.code).toBe(13);
+    expect(c.json()).toMatchObject({ issued: 1, failed: 1, errors: [{ line: 2, code: "ERR_KEY_IN_USE" }] });
+  });
+});
+
 describe("configurable base URL", () => {
   it("puts the CRL distribution point and AIA URLs under --base-url, and refuses a bad one", async () => {
     const other = join(dir, "ws-url");
@@ -490,11 +518,12 @@ describe("configurable base URL", () => {
 
 describe("jpki issue --batch from CSV", () => {
   it("issues from a CSV file with a header row (publicKey as base64 DER), and refuses a header naming a column twice", async () => {
-    const k = cardKey(dir, "csv-batch");
-    const der = execFileSync("openssl", ["pkey", "-pubin", "-in", k.pub, "-outform", "DER"]).toString("base64");
+    // a card key each: one key is certified to one resident (ERR_KEY_IN_USE)
+    const der = (name: string) => execFileSync("openssl", ["pkey", "-pubin", "-in", cardKey(dir, name).pub, "-outform", "DER"]).toString("base64");
     const [a, b] = [residents[2]!.residentCode!, residents[3]!.residentCode!];
+    const derA = der("csv-batch-a");
     const file = join(dir, "apps.csv");
-    writeFileSync(file, `residentCode,type,publicKey,applicationId\r\n${a},authentication,${der},csv-1\r\n${b},authentication,${der},csv-2\r\n`);
+    writeFileSync(file, `residentCode,type,publicKey,applicationId\r\n${a},authentication,${derA},csv-1\r\n${b},authentication,${der("csv-batch-b")},csv-2\r\n`);
     const r = await cli([...w(), "issue", "--batch", file, "--json"], { cwd: dir });
     expect(r.code, r.stderr).toBe(0);
     expect(r.json()).toMatchObject({ read: 2, issued: 2, failed: 0 });
@@ -503,7 +532,7 @@ describe("jpki issue --batch from CSV", () => {
     expect(again.json()).toMatchObject({ read: 2, issued: 0, alreadyIssued: 2 });
     // which resident does the row name? Never a guess: the whole file is refused before anything is issued.
     const twice = join(dir, "twice.csv");
-    writeFileSync(twice, `residentCode,publicKey,residentCode\n${a},${der},${b}\n`);
+    writeFileSync(twice, `residentCode,publicKey,residentCode\n${a},${derA},${b}\n`);
     const bad = await cli([...w(), "issue", "--batch", twice, "--json"], { cwd: dir });
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/ERR_IMPORT_FORMAT/);

@@ -34,7 +34,7 @@ import { certificateParts, children, explicit, integerFromUnsigned, nul, octetSt
 import { OCSP_OID } from "../../src/ocsp/request.js";
 import { describeCrl } from "../../src/profile/describe.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { cardKey, cli, jpkiProcess, openWorkspace, setConfig, startServe, tempDir, writeJsonl } from "./helpers.js";
+import { cardKeys, cardKey, cli, jpkiProcess, openWorkspace, setConfig, startServe, tempDir, writeJsonl } from "./helpers.js";
 
 /** autocannon has no types of its own: the part of its API used here. */
 interface AutocannonRequest {
@@ -201,7 +201,8 @@ beforeAll(async () => {
   // One card key for everyone: the load is on serving, not on key generation.
   const { pub } = cardKey(dir, "card");
   const pem = readFileSync(pub, "utf8");
-  writeJsonl(join(dir, "apps.jsonl"), residents.flatMap((r) => ["signature", "authentication"].map((type) => ({ residentCode: r.residentCode, type, publicKey: pem }))));
+  const key = cardKeys(pem);
+  writeJsonl(join(dir, "apps.jsonl"), residents.flatMap((r) => ["signature", "authentication"].map((type) => ({ residentCode: r.residentCode, type, publicKey: key() }))));
   const issued = await cli(["--workspace", ws, "issue", "--batch", join(dir, "apps.jsonl")], { cwd: dir });
   expect(issued.code, issued.stderr).toBe(0);
   // Some revoked before the server starts, then every CRL scope published (partitions included).

@@ -14,7 +14,7 @@ import { CLAIM_STALE_MS, thisNamespace } from "../../src/ca/spool-claim.js";
 import { NOTICE_RULES } from "../../src/registry/notice-rules.js";
 import { MAX_SEQUENCE_JUMP } from "../../src/registry/notice.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
-import { cardKey, cli, copyTemplate, expectedStore, listFiles, openWorkspace, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
+import { cardKeys, cardKey, cli, copyTemplate, expectedStore, listFiles, openWorkspace, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
 
 type Row = Record<string, string>;
 let dir: string;
@@ -59,7 +59,8 @@ beforeAll(async () => {
   writeJsonl(join(template, "residents.jsonl"), residents);
   expect((await cli([...tw, "registry", "import", join(template, "residents.jsonl")], { cwd: template })).code).toBe(0);
   pub = readFileSync(cardKey(template, "card").pub, "utf8");
-  const apps = residents.flatMap((r) => ["signature", "authentication"].map((type) => ({ residentCode: r.residentCode, type, publicKey: pub })));
+  const key = cardKeys(pub);
+  const apps = residents.flatMap((r) => ["signature", "authentication"].map((type) => ({ residentCode: r.residentCode, type, publicKey: key() })));
   writeJsonl(join(template, "apps.jsonl"), apps);
   const issued = await cli([...tw, "issue", "--batch", join(template, "apps.jsonl"), "--out-dir", join(template, "certs"), "--json"], { cwd: template });
   expect(issued.code, issued.stderr).toBe(0);

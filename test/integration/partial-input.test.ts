@@ -8,13 +8,15 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { cardKey, cli, copyTemplate, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
+import { cardKeys, cardKey, cli, copyTemplate, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
 
 type Row = Record<string, string>;
 let dir: string;
 let ws: string;
 let residents: Row[];
 let pub: string;
+/** each batch line's card key (one key, one resident and type) */
+let key: () => string;
 const w = () => ["--workspace", ws];
 /** signature certificate serial by resident code */
 const sig = new Map<string, string>();
@@ -48,7 +50,8 @@ beforeAll(async () => {
   writeJsonl(join(template, "residents.jsonl"), residents);
   expect((await cli([...tw, "registry", "import", join(template, "residents.jsonl")], { cwd: template })).code).toBe(0);
   pub = readFileSync(cardKey(template, "card").pub, "utf8");
-  writeJsonl(join(template, "apps.jsonl"), residents.map((r) => ({ residentCode: r.residentCode, type: "signature", publicKey: pub })));
+  key = cardKeys(pub);
+  writeJsonl(join(template, "apps.jsonl"), residents.map((r) => ({ residentCode: r.residentCode, type: "signature", publicKey: key() })));
   const issued = await cli([...tw, "issue", "--batch", join(template, "apps.jsonl"), "--json"], { cwd: template });
   expect(issued.code, issued.stderr).toBe(0);
   for (const r of residents) {
@@ -111,7 +114,7 @@ describe("a bad line in the input", () => {
     expect(imp.json()).toMatchObject({ read: 3, imported: 2, rejected: 1, errors: [{ line: 3, code: "ERR_IMPORT_FORMAT" }] });
 
     const apps = writeLines(join(dir, "apps2.jsonl"), [
-      ...extra.map((r) => ({ residentCode: r.residentCode, type: "authentication", publicKey: pub })),
+      ...extra.map((r) => ({ residentCode: r.residentCode, type: "authentication", publicKey: key() })),
       Buffer.concat([Buffer.from('{"residentCode":"'), SJIS, Buffer.from('"}')]),
     ]);
     const iss = await cli([...w(), "issue", "--batch", apps, "--json"], { cwd: dir });

@@ -11,7 +11,7 @@ import { generateResidents } from "../../src/registry/fixtures.js";
 import pg from "pg";
 import { connectionString, PASSWORD_ROLE, startPostgres, type PostgresTestServer } from "../postgres-server.js";
 import { initToken, makeSoftHsm } from "../softhsm.js";
-import { cardKey, cli, sh, tempDir, writeJsonl } from "./helpers.js";
+import { cardKeys, cardKey, cli, sh, tempDir, writeJsonl } from "./helpers.js";
 
 let server: PostgresTestServer;
 
@@ -54,7 +54,8 @@ describe("a workspace on PostgreSQL", () => {
     expect(imp.code, imp.stderr).toBe(0);
 
     const pub = readFileSync(cardKey(dir, "card").pub, "utf8");
-    const apps = residents.flatMap((r) => ["signature", "authentication"].map((type) => ({ residentCode: r.residentCode, type, publicKey: pub })));
+    const key = cardKeys(pub);
+    const apps = residents.flatMap((r) => ["signature", "authentication"].map((type) => ({ residentCode: r.residentCode, type, publicKey: key() })));
     writeJsonl(join(dir, "apps.jsonl"), apps);
     const issued = await cli([...w, "issue", "--batch", join(dir, "apps.jsonl"), "--out-dir", join(dir, "certs"), "--json"], { cwd: dir, env });
     expect(issued.code, issued.stderr).toBe(0);

@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { generateNotices, generateResidents } from "../../src/registry/fixtures.js";
 import { formatIngest } from "../../src/cli/commands/notices.js";
 import type { Workspace } from "../../src/workspace/workspace.js";
-import { cardKey, cli, copyWorkspace as copyStore, expectedStore, openWorkspace, storeEnv, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
+import { cardKeys, cardKey, cli, copyWorkspace as copyStore, expectedStore, openWorkspace, storeEnv, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const MAIN = join(ROOT, "dist/src/cli/main.js");
@@ -115,7 +115,8 @@ beforeAll(async () => {
   const pub = cardKey(dir, "card").pub;
   const { readFileSync } = await import("node:fs");
   const pem = readFileSync(pub, "utf8");
-  writeJsonl(join(dir, "apps.jsonl"), residents.slice(0, 300).flatMap((r) => ["signature", "authentication"].map((type) => ({ residentCode: r.residentCode, type, publicKey: pem }))));
+  const key = cardKeys(pem);
+  writeJsonl(join(dir, "apps.jsonl"), residents.slice(0, 300).flatMap((r) => ["signature", "authentication"].map((type) => ({ residentCode: r.residentCode, type, publicKey: key() }))));
   const issued = await cli(["--workspace", base, "issue", "--batch", join(dir, "apps.jsonl"), "--json"], { cwd: dir });
   expect(issued.code, issued.stderr).toBe(0);
   const notices = [...generateNotices({ residents, count: 10_000, seed: "resume" })];

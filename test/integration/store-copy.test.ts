@@ -18,7 +18,7 @@ import { generateResidents } from "../../src/registry/fixtures.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { PostgresStore } from "../../src/store/postgres.js";
 import { startPostgres, type PostgresTestServer } from "../postgres-server.js";
-import { cardKey, cli, tempDir, writeJsonl } from "./helpers.js";
+import { cardKeys, cardKey, cli, tempDir, writeJsonl } from "./helpers.js";
 
 const MAIN = join(import.meta.dirname, "..", "..", "bin", "jpki.cjs");
 let server: PostgresTestServer;
@@ -108,7 +108,8 @@ async function buildWorkspace(ws: string): Promise<{ revoked: string[]; waitingC
   const residents = [...generateResidents({ count: 6, seed: "store-copy", prefectures: ["13"] })] as unknown as Array<Record<string, string>>;
   await ok(ws, ["registry", "import", writeJsonl(join(dir, "residents.jsonl"), residents)]);
   const pub = readFileSync(cardKey(dir, "card").pub, "utf8");
-  const apps = residents.flatMap((r, i) => ["signature", "authentication"].map((type) => ({ residentCode: r.residentCode, type, publicKey: pub, applicationId: `APP-${i}-${type}` })));
+  const key = cardKeys(pub);
+  const apps = residents.flatMap((r, i) => ["signature", "authentication"].map((type) => ({ residentCode: r.residentCode, type, publicKey: key(), applicationId: `APP-${i}-${type}` })));
   await ok(ws, ["issue", "--batch", writeJsonl(join(dir, "apps.jsonl"), apps), "--out-dir", join(dir, "certs")]);
   // a second signature certificate for resident 0 supersedes the first (reason superseded)
   await ok(ws, ["issue", "--batch", writeJsonl(join(dir, "apps2.jsonl"), [{ residentCode: residents[0]!.residentCode, type: "signature", publicKey: pub }]), "--out-dir", join(dir, "certs2")]);

@@ -74,6 +74,8 @@ The four items are always taken from the registry record, never from the request
 the same type for the same resident revokes the previous one as superseded. Give each application an
 applicationId and a batch re-run (after a crash, say) returns the certificates already issued instead of
 issuing them again — while they stand: an application id whose certificate has been revoked since is refused.
+A public key is certified to one resident for one type: a key the workspace certified to someone else, for the
+other type, or revoked for key compromise is refused (ERR_KEY_IN_USE); renewing a certificate with its key is not.
 
 ${commandExitCodes({
   ok: "issued (or, for an applicationId seen before, the certificate issued then)",
@@ -81,6 +83,7 @@ ${commandExitCodes({
     ["ERR_OUTPUT_EXISTS", "the -o file exists (and no --force): nothing was issued"],
     [["ERR_RESIDENT_UNKNOWN", "ERR_RESIDENT_CODE_INVALID", "ERR_RESIDENT_NOT_ELIGIBLE"], "no such resident, an invalid code, or a record that allows no issuance"],
     ["ERR_APPLICATION_CERT_REVOKED", "the application id's certificate has been revoked since it was issued: apply under a new id"],
+    ["ERR_KEY_IN_USE", "the key is certified already, to another resident or for the other type, or was revoked as compromised: nothing was issued"],
     ["ERR_PARTIAL", "--batch: some applications failed (each reported), the others were issued"],
   ],
 })}
