@@ -178,6 +178,10 @@ export function parseCertificate(der: Uint8Array): Certificate {
     return v;
   };
   const serial = at(0);
+  // §4.1.1.2 / §4.1.2.3: the signature field inside the TBS MUST equal the outer signatureAlgorithm. Only the
+  // outer one is used to verify, so a certificate whose signed TBS names another algorithm says two things at once
+  // (OpenSSL refuses it: "certificate signature failure").
+  if (!at(1).der.equals(sigAlg.der)) throw new RangeError("Certificate: the TBS signature algorithm differs from signatureAlgorithm (§4.1.1.2)");
   const issuer = parseName(at(2));
   const [nb, na] = items(at(3));
   const subject = parseName(at(4));

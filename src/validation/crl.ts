@@ -163,6 +163,9 @@ export function parseCrl(der: Uint8Array, opts: ParseCrlOptions = {}): Crl {
   if (!tbsT || !sigAlg || !sig) throw new RangeError("CertificateList: truncated");
   const f = items(expectTag(tbsT, 0x30, "TBSCertList"));
   let i = f[0]?.tag === 0x02 ? 1 : 0; // version is optional (v1)
+  // §5.1.1.2 / §5.1.2.2: the signature field inside the TBS MUST equal the outer signatureAlgorithm (as for
+  // certificates): a CRL that names two algorithms is malformed, and is not used.
+  if (!f[i] || !f[i]!.der.equals(sigAlg.der)) throw new RangeError("CertificateList: the TBS signature algorithm differs from signatureAlgorithm (§5.1.1.2)");
   i += 1; // signature
   const issuer = parseName(f[i++]!);
   const thisUpdate = decodeTime(f[i++]!);

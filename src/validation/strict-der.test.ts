@@ -1,0 +1,69 @@
+/**
+ * Certificates and CRLs that are signed by the right key but are not what X.690 DER and RFC 5280 §4.1 / §5.1 allow:
+ * each must fail (or, for a CRL, leave the certificate's status unknown), never pass as valid. OpenSSL refuses
+ * each of these too (`openssl verify -crl_check`).
+ */
+import { createHash, generateKeyPairSync, sign } from "node:crypto";
+import { describe, expect, test } from "vitest";
+import { bitString, bool, enumerated, explicit, extension, implicitPrimitive, integer, namedBits, nul, octetString, oid, printable, seq, set, time, tlv } from "../pki/der.js";
+import { validatePath } from "./validate.js";
+
+const SHA256_RSA = seq(oid("1.2.840.113549.1.1.11"), nul());
+const SHA1_RSA = seq(oid("1.2.840.113549.1.1.5"), nul());
+const AT = new Date("2026-06-01T00:00:00Z");
+const caKey = generateKeyPairSync("rsa", { modulusLength: 2048 });
+const eeKey = generateKeyPairSync("rsa", { modulusLength: 2048 });
+const spki = (k: typeof caKey) => k.publicKey.export({ type: "spki", format: "der" });
+const keyId = createHash("sha1").update(spki(caKey)).digest();
+const dn = (cn: string) => seq(set(seq(oid("2.5.4.6"), printable("JP"))), set(seq(oid("2.5.4.3"), printable(cn))));
+const CA = dn("Strict CA");
+const SERIAL = integer(0x1234);
+
+function certificate(p: { self?: boolean; serial?: Buffer; tbsAlgorithm?: Buffer; notAfter?: Buffer; trailer?: Buffer[] } = {}): Buffer {
+  const exts = p.self
+    ? [extension("2.5.29.19", true, seq(bool(true))), extension("2.5.29.15", true, namedBits([5, 6])), extension("2.5.29.14", false, octetString(keyId))]
+    : [extension("2.5.29.35", false, seq(implicitPrimitive(0, keyId)))];
+  const tbs = seq(
+    explicit(0, integer(2)),
+    p.self ? integer(1) : (p.serial ?? SERIAL),
+    p.tbsAlgorithm ?? SHA256_RSA,
+    CA,
+    seq(time(new Date("2025-01-01T00:00:00Z")), p.notAfter ?? time(new Date("2030-01-01T00:00:00Z"))),
+    p.self ? CA : dn("Strict EE"),
+    spki(p.self ? caKey : eeKey),
+    explicit(3, seq(...exts)),
+  );
+  return seq(tbs, SHA256_RSA, bitString(sign("sha256", tbs, caKey.privateKey)), ...(p.trailer ?? []));
+}
+
+function crl(p: { serial?: Buffer; tbsAlgorithm?: Buffer; thisUpdate?: Buffer } = {}): Buffer {
+  const entry = p.serial ? [seq(seq(p.serial, time(new Date("2026-01-01T00:00:00Z")), seq(extension("2.5.29.21", false, enumerated(1)))))] : [];
+  const tbs = seq(
+    integer(1),
+    p.tbsAlgorithm ?? SHA256_RSA,
+    CA,
+    p.thisUpdate ?? time(new Date("2026-05-01T00:00:00Z")),
+    time(new Date("2026-07-01T00:00:00Z")),
+    ...entry,
+    explicit(0, seq(extension("2.5.29.20", false, integer(1)), extension("2.5.29.35", false, seq(implicitPrimitive(0, keyId))))),
+  );
+  return seq(tbs, SHA256_RSA, bitString(sign("sha256", tbs, caKey.privateKey)));
+}
+
+const ANCHOR = certificate({ self: true });
+const validate = (ee: Buffer, crls: Buffer[] = [crl()]) => validatePath({ trustAnchors: [ANCHOR], chain: [ee], crls, at: AT });
+
+describe("strict DER and RFC 5280 structure", () => {
+  test("the well-formed pair validates, and the CRL listing the serial revokes", () => {
+    expect(validate(certificate()).status).toBe("valid");
+    expect(validate(certificate(), [crl({ serial: SERIAL })]).status).toBe("revoked");
+  });
+
+  test("a certificate whose TBS names another signature algorithm than the outer one (§4.1.1.2) is not valid", () => {
+    expect(validate(certificate({ tbsAlgorithm: SHA1_RSA }))).toMatchObject({ status: "untrusted", reason: "malformed-certificate" });
+  });
+
+  test("a CRL whose TBS names another signature algorithm (§5.1.1.2) is not used", () => {
+    expect(validate(certificate(), [crl({ tbsAlgorithm: SHA1_RSA })]).status).toBe("revocation-unknown");
+  });
+});
