@@ -3,7 +3,7 @@
  * re-encoding them, so signatures are checked over the exact bytes received and names are compared as sent.
  * Any structural error throws RangeError; the callers turn that into a validation result.
  */
-import { daysFromCivil } from "./civil-time.js";
+import { civilFieldsValid, daysFromCivil } from "./civil-time.js";
 
 export interface Tlv {
   readonly tag: number;
@@ -284,8 +284,10 @@ export function decodeTime(t: Tlv): Date {
     const h = digits2(b, o + 6);
     const mi = digits2(b, o + 8);
     const sec = digits2(b, o + 10);
-    if ((yy | mo | d | h | mi | sec) >= 0 && mo >= 1 && mo <= 12) {
-      return new Date(daysFromCivil(yy >= 50 ? 1900 + yy : 2000 + yy, mo, d) * 86_400_000 + ((h * 60 + mi) * 60 + sec) * 1000);
+    if ((yy | mo | d | h | mi | sec) >= 0) {
+      const year = yy >= 50 ? 1900 + yy : 2000 + yy;
+      if (!civilFieldsValid(year, mo, d, h, mi, sec)) throw new RangeError(`bad UTCTime ${contentKey(t)}: no such date or time`);
+      return new Date(daysFromCivil(year, mo, d) * 86_400_000 + ((h * 60 + mi) * 60 + sec) * 1000);
     }
   }
   const s = contentKey(t);
@@ -295,11 +297,13 @@ export function decodeTime(t: Tlv): Date {
     if (!m) throw new RangeError(`bad UTCTime ${s}`);
     const yy = Number(m[1]);
     const year = yy >= 50 ? 1900 + yy : 2000 + yy;
+    if (!civilFieldsValid(year, Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0))) throw new RangeError(`bad UTCTime ${s}: no such date or time`);
     return new Date(Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0)));
   }
   if (t.tag === 0x18) {
     m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.(\d+))?Z$/.exec(s);
     if (!m) throw new RangeError(`bad GeneralizedTime ${s}`);
+    if (!civilFieldsValid(Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]))) throw new RangeError(`bad GeneralizedTime ${s}: no such date or time`);
     const ms = m[7] ? Math.floor(Number(`0.${m[7]}`) * 1000) : 0;
     return new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), ms));
   }

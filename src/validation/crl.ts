@@ -159,8 +159,10 @@ export interface ParseCrlOptions {
 
 export function parseCrl(der: Uint8Array, opts: ParseCrlOptions = {}): Crl {
   const outer = tlvAt(der);
-  const [tbsT, sigAlg, sig] = items(outer);
+  const parts = items(outer);
+  const [tbsT, sigAlg, sig] = parts;
   if (!tbsT || !sigAlg || !sig) throw new RangeError("CertificateList: truncated");
+  if (parts.length !== 3) throw new RangeError("CertificateList: fields after signatureValue"); // §5.1
   const f = items(expectTag(tbsT, 0x30, "TBSCertList"));
   let i = f[0]?.tag === 0x02 ? 1 : 0; // version is optional (v1)
   // §5.1.1.2 / §5.1.2.2: the signature field inside the TBS MUST equal the outer signatureAlgorithm (as for

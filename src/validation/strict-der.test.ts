@@ -66,4 +66,33 @@ describe("strict DER and RFC 5280 structure", () => {
   test("a CRL whose TBS names another signature algorithm (§5.1.1.2) is not used", () => {
     expect(validate(certificate(), [crl({ tbsAlgorithm: SHA1_RSA })]).status).toBe("revocation-unknown");
   });
+
+  test("a time with no such day, hour or minute (day 00, 31 April, hour 24) is malformed, not carried into another date", () => {
+    for (const t of ["300100000000Z", "300431000000Z", "300101240000Z", "300101006000Z", "290229000000Z"]) {
+      expect(validate(certificate({ notAfter: tlv(0x17, Buffer.from(t)) })), t).toMatchObject({ status: "untrusted", reason: "malformed-certificate" });
+    }
+    expect(validate(certificate({ notAfter: tlv(0x18, Buffer.from("20300132000000Z")) })).status).toBe("untrusted");
+    // 29 February of a leap year is a day
+    expect(validate(certificate({ notAfter: tlv(0x17, Buffer.from("280229000000Z")) })).status).toBe("valid");
+    // a CRL with such a time is not used
+    expect(validate(certificate(), [crl({ thisUpdate: tlv(0x17, Buffer.from("260199000000Z")) })]).status).toBe("revocation-unknown");
+  });
+
+  test("a serial that is not an INTEGER, or an empty one, is malformed", () => {
+    expect(validate(certificate({ serial: tlv(0x04, Buffer.from([0x12, 0x34])) }))).toMatchObject({ status: "untrusted", reason: "malformed-certificate" });
+    expect(validate(certificate({ serial: tlv(0x02, Buffer.alloc(0)) }))).toMatchObject({ status: "untrusted", reason: "malformed-certificate" });
+  });
+
+  test("a CRL entry naming the serial with padding octets (00 12 34) still revokes the certificate 12 34, and the reverse", () => {
+    expect(validate(certificate(), [crl({ serial: tlv(0x02, Buffer.from([0x00, 0x12, 0x34])) })]).status).toBe("revoked");
+    expect(validate(certificate({ serial: tlv(0x02, Buffer.from([0x00, 0x00, 0x12, 0x34])) }), [crl({ serial: SERIAL })]).status).toBe("revoked");
+    const negative = tlv(0x02, Buffer.from([0xff, 0x80]));
+    expect(validate(certificate({ serial: tlv(0x02, Buffer.from([0x80])) }), [crl({ serial: negative })]).status).toBe("revoked");
+    // a positive serial 00 80 is not the negative 80
+    expect(validate(certificate({ serial: tlv(0x02, Buffer.from([0x00, 0x80])) }), [crl({ serial: tlv(0x02, Buffer.from([0x80])) })]).status).toBe("valid");
+  });
+
+  test("a certificate with a fourth field after its signature is malformed", () => {
+    expect(validate(certificate({ trailer: [nul()] }))).toMatchObject({ status: "untrusted", reason: "malformed-certificate" });
+  });
 });
