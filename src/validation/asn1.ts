@@ -247,11 +247,19 @@ export function decodeInteger(t: Tlv): bigint {
   return v;
 }
 
-/** BIT STRING named bits (X.690 §8.6) as a set of bit numbers, bit 0 first. */
+/**
+ * BIT STRING named bits (X.690 §8.6) as a set of bit numbers, bit 0 first. The bits the initial octet declares
+ * unused are not bits of the value (DER sets them to zero; OpenSSL clears them as it reads): a keyUsage whose
+ * keyCertSign sits among them does not grant it.
+ */
 export function decodeNamedBits(t: Tlv): Set<number> {
   const bits = new Set<number>();
   const c = t.content;
-  for (let i = 1; i < c.length; i++) for (let b = 0; b < 8; b++) if (c[i]! & (0x80 >> b)) bits.add((i - 1) * 8 + b);
+  if (c.length === 0) throw new RangeError("BIT STRING: no initial octet");
+  const unused = c[0]!;
+  if (unused > 7 || (c.length === 1 && unused !== 0)) throw new RangeError(`BIT STRING: ${unused} unused bits`);
+  const total = (c.length - 1) * 8 - unused;
+  for (let i = 1; i < c.length; i++) for (let b = 0; b < 8; b++) if (c[i]! & (0x80 >> b) && (i - 1) * 8 + b < total) bits.add((i - 1) * 8 + b);
   return bits;
 }
 

@@ -3,7 +3,7 @@
  * each must fail (or, for a CRL, leave the certificate's status unknown), never pass as valid. OpenSSL refuses
  * each of these too (`openssl verify -crl_check`).
  */
-import { createHash, generateKeyPairSync, sign } from "node:crypto";
+import { constants, createHash, generateKeyPairSync, sign } from "node:crypto";
 import { describe, expect, test } from "vitest";
 import { bitString, bool, enumerated, explicit, extension, implicitPrimitive, integer, namedBits, nul, octetString, oid, printable, seq, set, time, tlv } from "../pki/der.js";
 import { validatePath } from "./validate.js";
@@ -94,5 +94,39 @@ describe("strict DER and RFC 5280 structure", () => {
 
   test("a certificate with a fourth field after its signature is malformed", () => {
     expect(validate(certificate({ trailer: [nul()] }))).toMatchObject({ status: "untrusted", reason: "malformed-certificate" });
+  });
+
+  test("keyCertSign among the bits a keyUsage BIT STRING declares unused is not granted", () => {
+    const subKey = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const SUB = dn("Strict Sub CA");
+    const signed = (tbs: Buffer, key: typeof caKey) => seq(tbs, SHA256_RSA, bitString(sign("sha256", tbs, key.privateKey)));
+    const sub = (keyUsage: Buffer) =>
+      signed(
+        seq(explicit(0, integer(2)), integer(7), SHA256_RSA, CA, seq(time(new Date("2025-01-01T00:00:00Z")), time(new Date("2030-01-01T00:00:00Z"))), SUB, spki(subKey),
+          explicit(3, seq(extension("2.5.29.19", true, seq(bool(true))), extension("2.5.29.15", true, keyUsage)))),
+        caKey,
+      );
+    const ee = signed(seq(explicit(0, integer(2)), integer(8), SHA256_RSA, SUB, seq(time(new Date("2025-01-01T00:00:00Z")), time(new Date("2030-01-01T00:00:00Z"))), dn("Strict EE 2"), spki(eeKey)), subKey);
+    const at = (ku: Buffer) => validatePath({ trustAnchors: [ANCHOR], chain: [ee, sub(ku)], at: AT, revocation: "off" });
+    // 03 02 02 04: bits 0–5 used, bit 5 (keyCertSign) set
+    expect(at(tlv(0x03, Buffer.from([0x02, 0x04]))).status).toBe("valid");
+    // 03 02 03 04: bits 5–7 unused, so bit 5 set there is no keyCertSign
+    expect(at(tlv(0x03, Buffer.from([0x03, 0x04])))).toMatchObject({ status: "profile-violation", reason: "key-usage-no-key-cert-sign" });
+    // more than 7 unused bits is no BIT STRING
+    expect(at(tlv(0x03, Buffer.from([0x08, 0x04]))).status).toBe("untrusted");
+  });
+
+  test("an RSASSA-PSS saltLength below 0 is refused, not read as node's 'digest length' (-1) or 'any length' (-2)", () => {
+    const pss = (salt: Buffer) =>
+      seq(oid("1.2.840.113549.1.1.10"), seq(explicit(0, seq(oid("2.16.840.1.101.3.4.2.1"), nul())), explicit(1, seq(oid("1.2.840.113549.1.1.8"), seq(oid("2.16.840.1.101.3.4.2.1"), nul()))), explicit(2, salt)));
+    const withPss = (alg: Buffer) => {
+      const tbs = seq(explicit(0, integer(2)), integer(9), alg, CA, seq(time(new Date("2025-01-01T00:00:00Z")), time(new Date("2030-01-01T00:00:00Z"))), dn("Strict PSS"), spki(eeKey));
+      return seq(tbs, alg, bitString(sign("sha256", tbs, { key: caKey.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 })));
+    };
+    const at = (c: Buffer) => validatePath({ trustAnchors: [ANCHOR], chain: [c], at: AT, revocation: "off" }).status;
+    expect(at(withPss(pss(integer(32))))).toBe("valid");
+    expect(at(withPss(pss(integer(20))))).toBe("untrusted");
+    expect(at(withPss(pss(tlv(0x02, Buffer.from([0xff])))))).toBe("untrusted");
+    expect(at(withPss(pss(tlv(0x02, Buffer.from([0xfe])))))).toBe("untrusted");
   });
 });
