@@ -190,9 +190,14 @@ export function parseCrl(der: Uint8Array, opts: ParseCrlOptions = {}): Crl {
   let unknownCriticalExtension: string | undefined;
   const extField = f.slice(i).find((t) => t.tag === 0xa0);
   if (extField) {
+    const seen = new Set<string>();
     for (const x of items(items(extField)[0]!)) {
       const parts = items(x);
       const oid = decodeOid(parts[0]!);
+      // one instance per extension (X.509 §7.3, as for certificates in certificate.ts): a second issuingDistributionPoint
+      // or cRLNumber silently replaced the first, so which scope or number the CRL had depended on the order
+      if (seen.has(oid)) throw new RangeError(`CRL extension ${oid} appears twice`);
+      seen.add(oid);
       const critical = parts.length === 3 ? decodeBoolean(parts[1]!) : false;
       const raw = parts[parts.length - 1]!.content;
       if (oid === EXT_OID.cRLNumber) crlNumber = decodeInteger(tlvAt(raw));

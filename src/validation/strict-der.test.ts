@@ -36,7 +36,7 @@ function certificate(p: { self?: boolean; serial?: Buffer; tbsAlgorithm?: Buffer
   return seq(tbs, SHA256_RSA, bitString(sign("sha256", tbs, caKey.privateKey)), ...(p.trailer ?? []));
 }
 
-function crl(p: { serial?: Buffer; tbsAlgorithm?: Buffer; thisUpdate?: Buffer } = {}): Buffer {
+function crl(p: { serial?: Buffer; tbsAlgorithm?: Buffer; thisUpdate?: Buffer; exts?: Buffer[] } = {}): Buffer {
   const entry = p.serial ? [seq(seq(p.serial, time(new Date("2026-01-01T00:00:00Z")), seq(extension("2.5.29.21", false, enumerated(1)))))] : [];
   const tbs = seq(
     integer(1),
@@ -45,7 +45,7 @@ function crl(p: { serial?: Buffer; tbsAlgorithm?: Buffer; thisUpdate?: Buffer } 
     p.thisUpdate ?? time(new Date("2026-05-01T00:00:00Z")),
     time(new Date("2026-07-01T00:00:00Z")),
     ...entry,
-    explicit(0, seq(extension("2.5.29.20", false, integer(1)), extension("2.5.29.35", false, seq(implicitPrimitive(0, keyId))))),
+    explicit(0, seq(extension("2.5.29.20", false, integer(1)), extension("2.5.29.35", false, seq(implicitPrimitive(0, keyId))), ...(p.exts ?? []))),
   );
   return seq(tbs, SHA256_RSA, bitString(sign("sha256", tbs, caKey.privateKey)));
 }
@@ -128,5 +128,13 @@ describe("strict DER and RFC 5280 structure", () => {
     expect(at(withPss(pss(integer(20))))).toBe("untrusted");
     expect(at(withPss(pss(tlv(0x02, Buffer.from([0xff])))))).toBe("untrusted");
     expect(at(withPss(pss(tlv(0x02, Buffer.from([0xfe])))))).toBe("untrusted");
+  });
+
+  test("a CRL with an extension twice (a second issuingDistributionPoint narrowing its scope) is not used", () => {
+    const onlyCa = extension("2.5.29.28", true, seq(implicitPrimitive(2, Buffer.from([0xff]))));
+    const all = extension("2.5.29.28", true, seq());
+    expect(validate(certificate(), [crl({ serial: SERIAL, exts: [all] })]).status).toBe("revoked");
+    expect(validate(certificate(), [crl({ serial: SERIAL, exts: [all, onlyCa] })]).status).toBe("revocation-unknown");
+    expect(validate(certificate(), [crl({ exts: [onlyCa, all] })]).status).toBe("revocation-unknown");
   });
 });
