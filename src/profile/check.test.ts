@@ -20,7 +20,7 @@ import {
   tlv,
   TAG,
 } from "../pki/der.js";
-import { checkCertificate, checkCrl, type Violation } from "./check.js";
+import { checkCertificate, checkCrl, CrlEntryCheck, type CrlEntryFacts, type Violation } from "./check.js";
 import {
   authorityInfoAccess,
   authorityKeyIdentifier,
@@ -464,6 +464,25 @@ describe("checkCrl", () => {
     expectCrlRule(buildCrl({ entries: [entry(integer(5), 1, true)] }), "crl.entry.reason.critical");
     expectCrlRule(buildCrl({ entries: [entry(tlv(TAG.INTEGER, Buffer.from([0x80, 1])), 1)] }), "crl.entry.serial");
     expectCrlRule(buildCrl({ entries: [entry(integer(5), 1), entry(integer(5), 4)] }), "crl.entry.duplicate");
+  });
+
+  it("the duplicate-serial check keeps bounded memory: past maxKept serials out of order it says so instead of failing", () => {
+    const facts = (n: number): CrlEntryFacts => ({ serial: Buffer.from([0x01, n >> 16, (n >> 8) & 0xff, n & 0xff]), revocationYear: 2026, revocationEncoding: "UTCTime", extensions: [] });
+    const run = (serials: number[], maxKept: number) => {
+      const c = new CrlEntryCheck({ maxKept });
+      for (const n of serials) c.add(facts(n));
+      return c.violations().map((v) => v.rule);
+    };
+    const up = Array.from({ length: 100 }, (_, k) => k + 1);
+    // ascending: any number of serials, a repeat found without keeping them all
+    expect(run(up, 10)).toEqual([]);
+    expect(run([...up, 100, 101], 10)).toEqual(["crl.entry.duplicate"]);
+    // out of order within the bound: checked as before
+    expect(run([5, 3, 4, 3], 10)).toEqual(["crl.entry.duplicate"]);
+    expect(run([...up].reverse(), 1000)).toEqual([]);
+    // out of order past the bound (the Set that once held them all overflowed at 2^24 keys): a warning, no throw
+    expect(run([...up].reverse(), 10)).toEqual(["crl.entry.duplicate.unchecked"]);
+    expect(run([...up, 50], 10)).toEqual(["crl.entry.duplicate.unchecked"]);
   });
 
   it("tallies per-entry findings into one violation per rule", () => {

@@ -454,6 +454,21 @@ export class CrlEntryCheck {
   private logEnds: number[] = [];
   /** once the order broke: every serial so far, as latin1 keys */
   private seen: Set<string> | undefined;
+  /**
+   * Serials kept for the duplicate check at most. Memory must not grow with the CRL (`jpki inspect` of a file of
+   * any size), and a Set holds at most 2^24 keys: past that, add threw RangeError ("Set maximum size exceeded",
+   * a CRL of 17 million entries out of order failed as a bug). Ascending serials need only the last one; the
+   * log of the others is kept up to this many, so that an order broken later can still be checked.
+   */
+  private readonly maxKept: number;
+  /** the log no longer holds every serial (past maxKept): an order broken now cannot be checked */
+  private logPartial = false;
+  /** the duplicate check was given up (serials out of order past maxKept) */
+  private unchecked = false;
+
+  constructor(opts: { readonly maxKept?: number } = {}) {
+    this.maxKept = opts.maxKept ?? 1 << 21;
+  }
 
   add(e: CrlEntryFacts): void {
     const i = this.index++;
@@ -487,11 +502,24 @@ export class CrlEntryCheck {
   }
 
   private checkDuplicate(s: Uint8Array, i: number): void {
+    if (this.unchecked) {
+      this.tally.add("crl.entry.duplicate.unchecked", "warning", `not checked for duplicate serials: the serials are out of order and more than ${this.maxKept} (a check that would hold them all in memory)`, i);
+      return;
+    }
     if (this.log) {
-      const n = this.logEnds.length;
-      const end = n ? this.logEnds[n - 1]! : 0;
+      let n = this.logEnds.length;
+      let end = n ? this.logEnds[n - 1]! : 0;
       if (n === 0 || ascends(this.log, n > 1 ? this.logEnds[n - 2]! : 0, end, s)) {
         // Strictly ascending (by length, then bytes) means all distinct: log it, no lookup.
+        if (n >= this.maxKept) {
+          // keep the last serial only (what the next comparison needs): memory stays bounded
+          const lastStart = n > 1 ? this.logEnds[n - 2]! : 0;
+          this.log.copy(this.log, 0, lastStart, end);
+          end -= lastStart;
+          this.logEnds = [end];
+          n = 1;
+          this.logPartial = true;
+        }
         if (end + s.length > this.log.length) {
           const grown = Buffer.allocUnsafe(Math.max(this.log.length * 2, end + s.length));
           this.log.copy(grown, 0, 0, end);
@@ -501,14 +529,29 @@ export class CrlEntryCheck {
         this.logEnds.push(end + s.length);
         return;
       }
+      if (s.length === end - (n > 1 ? this.logEnds[n - 2]! : 0) && this.log.compare(s, 0, s.length, n > 1 ? this.logEnds[n - 2]! : 0, end) === 0) {
+        // the last serial again: a duplicate, and the order is still ascending for what follows
+        this.tally.add("crl.entry.duplicate", "error", "serial number listed more than once", i);
+        return;
+      }
       const log = this.log;
-      this.seen = new Set(this.logEnds.map((e, k) => log.toString("latin1", k ? this.logEnds[k - 1]! : 0, e)));
       this.log = undefined;
+      if (this.logPartial) {
+        this.logEnds = [];
+        this.unchecked = true;
+        this.checkDuplicate(s, i);
+        return;
+      }
+      this.seen = new Set(this.logEnds.map((e, k) => log.toString("latin1", k ? this.logEnds[k - 1]! : 0, e)));
       this.logEnds = [];
     }
     const key = Buffer.from(s.buffer, s.byteOffset, s.length).toString("latin1");
     if (this.seen!.has(key)) this.tally.add("crl.entry.duplicate", "error", "serial number listed more than once", i);
-    else this.seen!.add(key);
+    else if (this.seen!.size >= this.maxKept) {
+      this.seen = undefined;
+      this.unchecked = true;
+      this.checkDuplicate(s, i);
+    } else this.seen!.add(key);
   }
 }
 

@@ -3,7 +3,7 @@
  * re-encoding them, so signatures are checked over the exact bytes received and names are compared as sent.
  * Any structural error throws RangeError; the callers turn that into a validation result.
  */
-import { daysFromCivil } from "./civil-time.js";
+import { civilFieldsValid, daysFromCivil } from "./civil-time.js";
 
 export interface Tlv {
   readonly tag: number;
@@ -247,11 +247,19 @@ export function decodeInteger(t: Tlv): bigint {
   return v;
 }
 
-/** BIT STRING named bits (X.690 §8.6) as a set of bit numbers, bit 0 first. */
+/**
+ * BIT STRING named bits (X.690 §8.6) as a set of bit numbers, bit 0 first. The bits the initial octet declares
+ * unused are not bits of the value (DER sets them to zero; OpenSSL clears them as it reads): a keyUsage whose
+ * keyCertSign sits among them does not grant it.
+ */
 export function decodeNamedBits(t: Tlv): Set<number> {
   const bits = new Set<number>();
   const c = t.content;
-  for (let i = 1; i < c.length; i++) for (let b = 0; b < 8; b++) if (c[i]! & (0x80 >> b)) bits.add((i - 1) * 8 + b);
+  if (c.length === 0) throw new RangeError("BIT STRING: no initial octet");
+  const unused = c[0]!;
+  if (unused > 7 || (c.length === 1 && unused !== 0)) throw new RangeError(`BIT STRING: ${unused} unused bits`);
+  const total = (c.length - 1) * 8 - unused;
+  for (let i = 1; i < c.length; i++) for (let b = 0; b < 8; b++) if (c[i]! & (0x80 >> b) && (i - 1) * 8 + b < total) bits.add((i - 1) * 8 + b);
   return bits;
 }
 
@@ -284,8 +292,10 @@ export function decodeTime(t: Tlv): Date {
     const h = digits2(b, o + 6);
     const mi = digits2(b, o + 8);
     const sec = digits2(b, o + 10);
-    if ((yy | mo | d | h | mi | sec) >= 0 && mo >= 1 && mo <= 12) {
-      return new Date(daysFromCivil(yy >= 50 ? 1900 + yy : 2000 + yy, mo, d) * 86_400_000 + ((h * 60 + mi) * 60 + sec) * 1000);
+    if ((yy | mo | d | h | mi | sec) >= 0) {
+      const year = yy >= 50 ? 1900 + yy : 2000 + yy;
+      if (!civilFieldsValid(year, mo, d, h, mi, sec)) throw new RangeError(`bad UTCTime ${contentKey(t)}: no such date or time`);
+      return new Date(daysFromCivil(year, mo, d) * 86_400_000 + ((h * 60 + mi) * 60 + sec) * 1000);
     }
   }
   const s = contentKey(t);
@@ -295,11 +305,13 @@ export function decodeTime(t: Tlv): Date {
     if (!m) throw new RangeError(`bad UTCTime ${s}`);
     const yy = Number(m[1]);
     const year = yy >= 50 ? 1900 + yy : 2000 + yy;
+    if (!civilFieldsValid(year, Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0))) throw new RangeError(`bad UTCTime ${s}: no such date or time`);
     return new Date(Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0)));
   }
   if (t.tag === 0x18) {
     m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.(\d+))?Z$/.exec(s);
     if (!m) throw new RangeError(`bad GeneralizedTime ${s}`);
+    if (!civilFieldsValid(Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]))) throw new RangeError(`bad GeneralizedTime ${s}: no such date or time`);
     const ms = m[7] ? Math.floor(Number(`0.${m[7]}`) * 1000) : 0;
     return new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), ms));
   }

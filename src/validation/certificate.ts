@@ -163,8 +163,11 @@ function parseSubtrees(t: Tlv): GeneralSubtree[] {
 
 export function parseCertificate(der: Uint8Array): Certificate {
   const outer = tlvAt(der);
-  const [tbsT, sigAlg, sig] = items(outer);
+  const parts = items(outer);
+  const [tbsT, sigAlg, sig] = parts;
   if (!tbsT || !sigAlg || !sig) throw new RangeError("Certificate: truncated");
+  // §4.1: exactly three fields; octets after the signature are outside what was signed and belong to no field
+  if (parts.length !== 3) throw new RangeError("Certificate: fields after signatureValue");
   const f = items(expectTag(tbsT, 0x30, "TBSCertificate"));
   let i = 0;
   let version = 1;
@@ -177,7 +180,13 @@ export function parseCertificate(der: Uint8Array): Certificate {
     if (!v) throw new RangeError("TBSCertificate: truncated");
     return v;
   };
-  const serial = at(0);
+  // §4.1.2.2: an INTEGER (a serial of another type or empty has no value a CRL entry could name)
+  const serial = expectTag(at(0), 0x02, "serialNumber");
+  if (serial.content.length === 0) throw new RangeError("serialNumber: empty INTEGER");
+  // §4.1.1.2 / §4.1.2.3: the signature field inside the TBS MUST equal the outer signatureAlgorithm. Only the
+  // outer one is used to verify, so a certificate whose signed TBS names another algorithm says two things at once
+  // (OpenSSL refuses it: "certificate signature failure").
+  if (!at(1).der.equals(sigAlg.der)) throw new RangeError("Certificate: the TBS signature algorithm differs from signatureAlgorithm (§4.1.1.2)");
   const issuer = parseName(at(2));
   const [nb, na] = items(at(3));
   const subject = parseName(at(4));

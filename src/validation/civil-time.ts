@@ -14,6 +14,17 @@ export function daysFromCivil(year: number, month: number, day: number): number 
   return era * 146_097 + doe - 719_468;
 }
 
+/**
+ * Whether the fields name a real instant: month 1–12, a day of that month, hour 0–23, minute and second 0–59
+ * (RFC 5280 §4.1.2.5: times are Zulu, seconds present, no leap second). Date.UTC and daysFromCivil carry what is
+ * out of range into the next field — day 99 of January into April — so a time read unchecked is another time.
+ */
+export function civilFieldsValid(year: number, month: number, day: number, hour: number, minute: number, second: number): boolean {
+  if (month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return false;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return day <= (month === 2 ? (leap ? 29 : 28) : month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31);
+}
+
 const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
 
 /** `d.toISOString()` (YYYY-MM-DDTHH:mm:ss.sssZ) for years 0–9999; other years and invalid dates as Date gives them. */

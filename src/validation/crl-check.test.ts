@@ -84,6 +84,18 @@ describe("CRL processing, RFC 5280 §6.3.3", () => {
     expect(check([held, crl({ entries: [{ reason: 8 }], exts: [number(6), deltaOf(5)] })]).status).toBe("good");
   });
 
+  test("two current CRLs that both cover the certificate: the newer one decides, whatever the order given", () => {
+    // a partition (or an earlier CRL) still current but issued before the revocation, beside the newer CRL listing it
+    const before = crl({ thisUpdate: new Date("2025-06-01T00:00:00Z"), exts: [number(1)] });
+    const after = crl({ thisUpdate: new Date("2025-06-01T00:00:01Z"), entries: [{ reason: 1 }], exts: [number(2)] });
+    expect(check([before, after]).status).toBe("revoked");
+    expect(check([after, before]).status).toBe("revoked");
+    // and a hold released by the newer CRL stays released
+    const held = crl({ thisUpdate: Y(2025), entries: [{ reason: 6 }], exts: [number(1)] });
+    const released = crl({ thisUpdate: new Date("2025-02-01T00:00:00Z"), exts: [number(2)] });
+    expect(check([held, released]).status).toBe("good");
+  });
+
   test("a delta CRL alone is never a complete CRL", () => {
     expect(check([crl({ exts: [number(6), deltaOf(5)] })]).status).toBe("unknown");
   });

@@ -105,12 +105,28 @@ function deltaFor(base: Crl, crls: readonly Crl[], at: Date, crlVerified: (crl: 
   return fitting.sort((a, b) => (a.crlNumber! > b.crlNumber! ? -1 : 1))[0];
 }
 
+/**
+ * The complete CRLs, the most recently issued first (by thisUpdate; ties keep the order given). §6.3.3 stops at
+ * the first CRLs that cover every reason, so when two current CRLs both cover the certificate — a municipality
+ * partition and the CA's full CRL, published one after the other, or a CRL and its successor — the one looked at
+ * first decides. Taken as given, a partition still current but issued before a revocation answered "good" beside
+ * the newer full CRL that lists it (a server lists each CA's partitions before its full CRL). The newest
+ * information first is also what OpenSSL prefers among CRLs of equal standing.
+ */
+function newestFirst(crls: Crl[]): Crl[] {
+  for (let k = 1; k < crls.length; k++) {
+    // only when out of order (a set usually is in order: the same second for a CA's partitions and full CRL)
+    if (crls[k]!.thisUpdate.getTime() > crls[k - 1]!.thisUpdate.getTime()) return crls.sort((a, b) => b.thisUpdate.getTime() - a.thisUpdate.getTime());
+  }
+  return crls;
+}
+
 export function checkCrls(params: CrlCheckParams): CrlStatus {
   const { cert, at, crlVerified } = params;
   const useDeltas = params.useDeltas ?? true;
   const isCa = cert.basicConstraints?.cA === true;
   const points = cert.crlDistributionPoints ?? IMPLIED_POINTS;
-  const complete = params.crls.filter((c) => c.deltaBase === undefined);
+  const complete = newestFirst(params.crls.filter((c) => c.deltaBase === undefined));
   let reasonsMask = 0;
   const notes: string[] = [];
 

@@ -18,7 +18,7 @@
  */
 import { EXT_OID } from "../profile/oids.js";
 import { decodeBoolean, decodeInteger, decodeOid, decodeTime, spanAt, tlvAt } from "./asn1.js";
-import { daysFromCivil } from "./civil-time.js";
+import { civilFieldsValid, daysFromCivil } from "./civil-time.js";
 import type { CrlEntry } from "./crl.js";
 import { parseGeneralNames, type GeneralName } from "./name.js";
 
@@ -57,14 +57,28 @@ const d2 = (b: Buffer, i: number) => {
 function timeAt(b: Buffer, h: { readonly at: number; readonly tag: number; readonly start: number; readonly end: number }): number {
   if (h.tag === 0x17 && h.end - h.start === 13 && b[h.end - 1] === 0x5a) {
     const yy = d2(b, h.start);
+    const year = yy >= 50 ? 1900 + yy : 2000 + yy;
     const month = d2(b, h.start + 2);
-    // by arithmetic (civil-time.ts); a month out of range carries as Date.UTC carries it, on the slow path
-    if (month >= 1 && month <= 12) {
-      const days = daysFromCivil(yy >= 50 ? 1900 + yy : 2000 + yy, month, d2(b, h.start + 4));
-      return days * 86_400_000 + ((d2(b, h.start + 6) * 60 + d2(b, h.start + 8)) * 60 + d2(b, h.start + 10)) * 1000;
-    }
+    const day = d2(b, h.start + 4);
+    const hour = d2(b, h.start + 6);
+    const minute = d2(b, h.start + 8);
+    const second = d2(b, h.start + 10);
+    // by arithmetic (civil-time.ts); a field out of range is refused on the slow path (decodeTime)
+    if (civilFieldsValid(year, month, day, hour, minute, second)) return daysFromCivil(year, month, day) * 86_400_000 + ((hour * 60 + minute) * 60 + second) * 1000;
   }
   return decodeTime(tlvAt(b, h.at)).getTime();
+}
+
+/**
+ * Where an INTEGER's value begins in `b[start, end)`: past the octets X.690 §8.3.2 forbids (a leading 00 before an
+ * octet below 80, a leading FF before one from 80). DER has none; a CRL that pads its serials still names the
+ * certificates of those values, and is read by value (certificate and entry compared as the numbers they are),
+ * where comparing the octets as sent let a padded entry miss the certificate it revokes.
+ */
+function minimalStart(b: Uint8Array, start: number, end: number): number {
+  let k = start;
+  while (end - k > 1 && ((b[k] === 0x00 && b[k + 1]! < 0x80) || (b[k] === 0xff && b[k + 1]! >= 0x80))) k++;
+  return k;
 }
 
 /** The value of a hex digit (either case), or -1. */
@@ -130,17 +144,22 @@ export class CompactCrlEntries implements CrlEntries {
   }
 
   get(serialHex: string): readonly CrlEntry[] | undefined {
-    if (serialHex.length === 0 || serialHex.length > MAX_SERIAL_OCTETS * 2 || serialHex.length % 2 !== 0) return undefined;
-    const octets = serialHex.length / 2;
-    if (octets + 1 > this.#stride) return undefined;
-    const key = new Uint8Array(this.#stride);
-    key[0] = octets;
-    for (let j = 0; j < octets; j++) {
+    if (serialHex.length === 0 || serialHex.length % 2 !== 0) return undefined;
+    const given = serialHex.length / 2;
+    const sent = new Uint8Array(given);
+    for (let j = 0; j < given; j++) {
       const hi = hexDigit(serialHex.charCodeAt(2 * j));
       const lo = hexDigit(serialHex.charCodeAt(2 * j + 1));
       if (hi < 0 || lo < 0) return undefined;
-      key[j + 1] = (hi << 4) | lo;
+      sent[j] = (hi << 4) | lo;
     }
+    // by value, as the keys are stored (minimalStart)
+    const from = minimalStart(sent, 0, given);
+    const octets = given - from;
+    if (octets + 1 > this.#stride) return undefined;
+    const key = new Uint8Array(this.#stride);
+    key[0] = octets;
+    key.set(sent.subarray(from), 1);
     // first index whose key is >= the one sought
     let lo = 0;
     let hi = this.size;
@@ -204,7 +223,7 @@ export function indexEntries(der: Buffer, start: number, end: number): IndexedEn
     const e = header(der, off, end);
     const s = header(der, e.start, e.end);
     if (s.tag !== 0x02 || s.end === s.start) throw new RangeError("revokedCertificates: an entry without a serial");
-    width = Math.max(width, s.end - s.start);
+    width = Math.max(width, s.end - minimalStart(der, s.start, s.end));
     n++;
     off = e.end;
   }
@@ -222,8 +241,9 @@ export function indexEntries(der: Buffer, start: number, end: number): IndexedEn
   for (let off = start; off < end; i++) {
     const e = header(der, off, end);
     const s = header(der, e.start, e.end);
-    keys[i * stride] = s.end - s.start;
-    for (let k = s.start, o = i * stride + 1; k < s.end; k++, o++) keys[o] = der[k]!;
+    const from = minimalStart(der, s.start, s.end);
+    keys[i * stride] = s.end - from;
+    for (let k = from, o = i * stride + 1; k < s.end; k++, o++) keys[o] = der[k]!;
     const t = header(der, s.end, e.end);
     if (t.tag !== 0x17 && t.tag !== 0x18) throw new RangeError("revokedCertificates: revocationDate is not a Time");
     revokedAt[i] = timeAt(der, t);

@@ -159,10 +159,15 @@ export interface ParseCrlOptions {
 
 export function parseCrl(der: Uint8Array, opts: ParseCrlOptions = {}): Crl {
   const outer = tlvAt(der);
-  const [tbsT, sigAlg, sig] = items(outer);
+  const parts = items(outer);
+  const [tbsT, sigAlg, sig] = parts;
   if (!tbsT || !sigAlg || !sig) throw new RangeError("CertificateList: truncated");
+  if (parts.length !== 3) throw new RangeError("CertificateList: fields after signatureValue"); // §5.1
   const f = items(expectTag(tbsT, 0x30, "TBSCertList"));
   let i = f[0]?.tag === 0x02 ? 1 : 0; // version is optional (v1)
+  // §5.1.1.2 / §5.1.2.2: the signature field inside the TBS MUST equal the outer signatureAlgorithm (as for
+  // certificates): a CRL that names two algorithms is malformed, and is not used.
+  if (!f[i] || !f[i]!.der.equals(sigAlg.der)) throw new RangeError("CertificateList: the TBS signature algorithm differs from signatureAlgorithm (§5.1.1.2)");
   i += 1; // signature
   const issuer = parseName(f[i++]!);
   const thisUpdate = decodeTime(f[i++]!);
@@ -185,9 +190,14 @@ export function parseCrl(der: Uint8Array, opts: ParseCrlOptions = {}): Crl {
   let unknownCriticalExtension: string | undefined;
   const extField = f.slice(i).find((t) => t.tag === 0xa0);
   if (extField) {
+    const seen = new Set<string>();
     for (const x of items(items(extField)[0]!)) {
       const parts = items(x);
       const oid = decodeOid(parts[0]!);
+      // one instance per extension (X.509 §7.3, as for certificates in certificate.ts): a second issuingDistributionPoint
+      // or cRLNumber silently replaced the first, so which scope or number the CRL had depended on the order
+      if (seen.has(oid)) throw new RangeError(`CRL extension ${oid} appears twice`);
+      seen.add(oid);
       const critical = parts.length === 3 ? decodeBoolean(parts[1]!) : false;
       const raw = parts[parts.length - 1]!.content;
       if (oid === EXT_OID.cRLNumber) crlNumber = decodeInteger(tlvAt(raw));

@@ -128,7 +128,13 @@ function pssScheme(params: Tlv | undefined): Scheme | undefined {
       const h = HASH[decodeOid(items(mgfParams)[0]!)];
       if (!h) return undefined;
       mgfDigest = h;
-    } else if (f.tag === 0xa2) saltLength = Number(decodeInteger(inner));
+    } else if (f.tag === 0xa2) {
+      // a length, 0 or more: node reads -1 as "the digest's length" and -2 as "any length", so a negative
+      // saltLength taken as given verified signatures of any salt
+      const n = decodeInteger(inner);
+      if (n < 0n || n > 0xffffn) return undefined;
+      saltLength = Number(n);
+    }
     else if (f.tag === 0xa3 && decodeInteger(inner) !== 1n) return undefined;
   }
   return mgfDigest === digest ? { digest, pssSaltLength: saltLength } : undefined;
