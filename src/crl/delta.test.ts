@@ -137,6 +137,20 @@ describe("publishing delta CRLs", () => {
     expect((await generateCrls(ws, { ca: "13-sig", passphrase: "pw", delta: true })).map((p) => p.scope)).toEqual(["delta"]);
   });
 
+  it("a full CRL republishes the published partitions holding what it lists: a verifier reads a certificate's partition", async () => {
+    const { ws, issue, revoke } = await workspace({});
+    const [a, b] = [await issue(), await issue()];
+    await revoke(a.serial);
+    await generateCrls(ws, { ca: "13-sig", passphrase: "pw", partitions: "all" });
+    const partition = () => describeCrl(readFileSync(join(ws.paths.crlDir, "13-sig", "131016.crl")));
+    await revoke(b.serial);
+    const landed = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    expect(landed.map((p) => p.scope)).toEqual(["", "131016"]);
+    expect(serials(partition())).toEqual([a.serial, b.serial].sort());
+    // nothing left stale: the next run publishes the full CRL alone
+    expect((await generateCrls(ws, { ca: "13-sig", passphrase: "pw" })).map((p) => p.scope)).toEqual([""]);
+  });
+
   it("a delta's nextUpdate is never later than its base's", async () => {
     const { ws } = await workspace({ deltaCrlIntervalMinutes: 50, crlLifetimeHours: 1, crlRefreshMarginHours: 1 });
     const [base, delta] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });

@@ -139,7 +139,7 @@ export async function generateCrls(
   if (opts.delta && which !== "none") throw new JpkiError("ERR_USAGE", "--delta publishes the delta CRLs alone: leave out --partitions");
   const deltas = deltaCadence(ws.config) !== undefined;
   if (opts.delta && !deltas) throw new JpkiError("ERR_USAGE", "this workspace publishes no delta CRLs: set deltaCrlIntervalMinutes in config.json (e.g. 5), then publish a full CRL");
-  const scopes = which === "none" && !opts.delta ? [] : await ws.store.crlScopeStatus();
+  const scopes = await ws.store.crlScopeStatus();
   const due = which === "due" ? dueCrls(scopes, ws.clock.now(), { intervalMs: 0, marginMs: refreshMarginMs(ws.config) }) : [];
   const out: PublishedCrl[] = [];
   const landed = (crl: PublishedCrl) => (out.push(crl), opts.onPublished?.(crl));
@@ -167,16 +167,18 @@ export async function generateCrls(
       if (delta) landed(delta);
       else if (opts.delta) throw new JpkiError("ERR_CRL_NO_BASE", `CA ${id} has no full CRL a delta CRL can be built on: run 'jpki crl generate --ca ${id}' first`);
     }
-    if (opts.delta) {
-      // A delta has its base's scope (no IDP), while a certificate's distribution point names its municipality
-      // partition: an RFC 5280 verifier cannot combine the two and reads the partition alone, so a published
-      // partition holding revocations the delta lists must be republished with it. Found by a helper: after
-      // 'crl generate --delta', OpenSSL given the partition, the delta and the base said OK for a certificate
-      // revoked since the base. (Partitions never published are left to --partitions and the schedule.)
+    if (which === "none") {
+      // A certificate's distribution point names its municipality partition, and a verifier reads that one: a
+      // published partition holding revocations the full CRL (or a delta, which has its base's scope and no IDP,
+      // so an RFC 5280 verifier cannot combine it with the partition) lists must be republished with it, or it
+      // answers "good" for them until its nextUpdate. Found by helpers: after 'crl generate --delta', OpenSSL
+      // given the partition, the delta and the base said OK for a certificate revoked since the base; after a
+      // plain 'crl generate', the partition alone did. (Partitions never published are left to --partitions and
+      // the schedule.)
       const stale = scopes.filter((s) => s.caId === id && s.dirty && s.latest && s.scope !== FULL_SCOPE && s.scope !== ARL_SCOPE && s.scope !== DELTA_SCOPE);
       for (const crl of await publisher.publishPartitions(issuer, stale.map((s) => s.scope))) landed(crl);
+      continue;
     }
-    if (which === "none") continue;
     const mine = which === "all" ? scopes.filter((s) => s.caId === id).map((s) => s.scope) : due.filter((d) => d.caId === id).map((d) => d.scope ?? "");
     for (const crl of await publisher.publishPartitions(issuer, mine.filter((s) => s !== ARL_SCOPE && s !== FULL_SCOPE))) landed(crl);
     if (mine.includes(ARL_SCOPE)) landed(await publisher.publishArl(issuer));
