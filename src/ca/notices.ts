@@ -10,7 +10,7 @@
  */
 import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
-import { reasonName } from "../crl/reason.js";
+import { CRL_REASON, reasonName } from "../crl/reason.js";
 import type { RecordResult } from "../registry/import.js";
 import { MAX_SEQUENCE_JUMP, noticeInNormalForm, notYetEffective, parseNotice, type ChangeNotice } from "../registry/notice.js";
 import { decideRevocations } from "../registry/notice-rules.js";
@@ -430,6 +430,11 @@ class Plan {
   #codeInUse(n: ChangeNotice): { code: ErrorCode; message: string } | undefined {
     const to = n.newResidentCode;
     if (n.kind !== "resident-code-change" || !to) return undefined;
+    // The registry closed the old record for this very change: the new code is the same person's, and a certificate
+    // issued under it since (the registry took the change first, then the counter renewed the card) is theirs too.
+    // Refused as "in use", the change never reached the CA side: the old code's certificates stayed valid and
+    // unlinked, and a death under the new code later revoked only the new one.
+    if (this.#ctx.successors?.get(n.residentCode) === to) return undefined;
     // The registry may have applied this very change first: then the new code's record is at this sequence
     // or later, and the old code is gone or closed at it (registry apply keeps the old code as a closed record).
     const registrySeq = this.#ctx.residents.get(to);
@@ -483,7 +488,14 @@ class Plan {
   #applyOne(n: ChangeNotice, wasHeld: boolean, body = canonical(n)): void {
     const rc = n.residentCode;
     const certs = this.#certs.get(rc) ?? [];
-    const decisions = decideRevocations(n, certs);
+    const decisions: Array<{ readonly serial: string; readonly reasonCode: number }> = decideRevocations(n, certs);
+    if (n.kind === "resident-code-change" && n.newResidentCode) {
+      // Certificates already under the new code were issued to this person after the registry took the change (only
+      // then does #codeInUse let it through): each supersedes the old code's of its type, as it would have at
+      // issuance had the codes been one — else the person held two valid signature certificates.
+      const there = this.#certs.get(n.newResidentCode) ?? [];
+      for (const c of certs) if (there.some((t) => t.type === c.type)) decisions.push({ serial: c.serial, reasonCode: CRL_REASON.superseded });
+    }
     const revoked = new Set(decisions.map((d) => d.serial));
     for (const d of decisions) {
       const cert = certs.find((c) => c.serial === d.serial)!;

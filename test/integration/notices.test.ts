@@ -677,6 +677,32 @@ describe("jpki registry apply after a resident-code change", () => {
   });
 });
 
+  it("a certificate issued under the new code before the CA side took the change does not block it: the change relinks, the new certificate supersedes the old, a later death revokes them all", async () => {
+    const r = residents[9]!;
+    const newCode = makeResidentCode("0000000996");
+    const old = certs.get(r.residentCode!)!;
+    // The registry takes the change first and the counter issues under the new code; the CA side hears of it later.
+    const change = writeJsonl(join(dir, "change.jsonl"), [notice(91, r, "resident-code-change", 1, { newResidentCode: newCode })]);
+    expect((await cli([...w(), "registry", "apply", change, "--json"], { cwd: dir })).json()).toMatchObject({ applied: 1 });
+    const issued = await cli([...w(), "issue", "--resident", newCode, "--type", "signature", "--public-key", join(dir, "card.pub.pem"), "--json"], { cwd: dir });
+    expect(issued.code, issued.stderr).toBe(0);
+    const renewed = issued.json().serial as string;
+    // Before: refused as ERR_RESIDENT_CODE_IN_USE (the new code held a certificate), so the old code's two
+    // certificates stayed valid and unlinked, and the death below revoked only the renewed one.
+    const ingested = await cli([...w(), "notices", "ingest", change, "--json"], { cwd: dir });
+    expect(ingested.code, ingested.stderr).toBe(0);
+    expect(ingested.json()).toMatchObject({ applied: 1, rejected: 0, revocationsByReason: { superseded: 1 } });
+    let rev = new Map((await state()).map((x) => [x.serial, x]));
+    expect(rev.get(old.signature)).toMatchObject({ reason: 4, source: "notice:T-91" });
+    expect(rev.get(old.authentication)).toBeUndefined(); // kept: nothing of its type was issued under the new code
+    expect(rev.get(renewed)).toBeUndefined();
+    const death = writeJsonl(join(dir, "death.jsonl"), [{ ...notice(92, r, "death", 2), residentCode: newCode }]);
+    expect((await cli([...w(), "notices", "ingest", death, "--json"], { cwd: dir })).json()).toMatchObject({ applied: 1, revocationsByReason: { cessationOfOperation: 2 } });
+    rev = new Map((await state()).map((x) => [x.serial, x]));
+    expect(rev.get(old.authentication)).toMatchObject({ reason: 5, source: "notice:T-92" });
+    expect(rev.get(renewed)).toMatchObject({ reason: 5, source: "notice:T-92" });
+  });
+
 describe("jpki registry apply ordering", () => {
   it("keeps the newest state when an older notice arrives after a newer one, and re-applying changes nothing", async () => {
     const r = residents[0]!;
