@@ -13,7 +13,7 @@ import type { Clock } from "../pki/clock.js";
 import { CRL_REASON, reasonName } from "../crl/reason.js";
 import type { RecordResult } from "../registry/import.js";
 import { MAX_SEQUENCE_JUMP, noticeInNormalForm, notYetEffective, parseNotice, type ChangeNotice } from "../registry/notice.js";
-import { decideRevocations } from "../registry/notice-rules.js";
+import { decideRevocations, endsRecord } from "../registry/notice-rules.js";
 import type { CertifiedRow, HeldNoticeKey, NoticeCommit, NoticeContext, NoticeContextKeys, Store, StoredNotice } from "../store/types.js";
 
 /** Held notices per transaction of an operator's release of all of them. */
@@ -394,6 +394,15 @@ class Plan {
     }
     const last = this.#last.get(rc) ?? 0;
     if (n.sequence <= last) {
+      // A death or removal still revokes what the resident holds: arriving after an operator released the notices
+      // past its gap ('notices pending --release'), it found its sequence passed and was refused, and the dead
+      // person's remaining certificates (the authentication one after a move) stayed valid. Applied for its
+      // revocations alone: the resident's sequence does not go back.
+      if (endsRecord(n.kind) && (this.#certs.get(rc)?.length ?? 0) > 0) {
+        this.#seen.set(n.noticeId, body);
+        this.#applyOne(n, false, body);
+        return undefined;
+      }
       return { code: "ERR_NOTICE_STALE", message: `notice ${n.noticeId}: sequence ${n.sequence} is not after ${last}, already applied for this resident (a different notice id with an old sequence)` };
     }
     // Held, it would wait for ever or be released by an operator, and applied it makes every later notice of the
@@ -502,7 +511,7 @@ class Plan {
       this.#revocations.push({ serial: d.serial, reason: d.reasonCode, source: `notice:${n.noticeId}`, residentCode: rc, caId: cert.caId });
     }
     this.#certs.set(rc, certs.filter((c) => !revoked.has(c.serial)));
-    this.#last.set(rc, n.sequence);
+    this.#last.set(rc, Math.max(this.#last.get(rc) ?? 0, n.sequence)); // a late death (offer) leaves it where it was
     if (n.kind === "resident-code-change" && n.newResidentCode) {
       // 住民票コード変更: the issuance records follow the resident to the new code, sequence and all.
       this.#relinks.push({ from: rc, to: n.newResidentCode });

@@ -212,6 +212,28 @@ describe("jpki notices ingest", () => {
     expect(again.stderr).toContain("not held: T-404; already applied: T-3");
   });
 
+  it("a death arriving after an operator released the notice past its gap still revokes what remains; a late move is still stale", async () => {
+    const r = residents[10]!;
+    const moved = notice(31, r, "relocation", 2, { after: { ...itemsOf(r), address: "東京都港区芝公園４丁目２番８号" } });
+    expect((await cli([...w(), "notices", "ingest", writeJsonl(join(dir, "moved.jsonl"), [moved]), "--json"], { cwd: dir })).json()).toMatchObject({ held: 1 });
+    expect((await cli([...w(), "notices", "pending", "--release-all", "--json"], { cwd: dir })).json()).toMatchObject({ released: 1, revocations: 1 });
+    // Before: ERR_NOTICE_STALE ("sequence 1 is not after 2"), and the dead person's authentication certificate stayed valid.
+    const death = writeJsonl(join(dir, "death.jsonl"), [notice(32, r, "death", 1)]);
+    const late = await cli([...w(), "notices", "ingest", death, "--json"], { cwd: dir });
+    expect(late.code, late.stderr).toBe(0);
+    expect(late.json()).toMatchObject({ applied: 1, rejected: 0, revocationsByReason: { cessationOfOperation: 1 } });
+    const rev = new Map((await state()).map((x) => [x.serial, x]));
+    expect(rev.get(certs.get(r.residentCode!)!.authentication)).toMatchObject({ reason: 5, source: "notice:T-32" });
+    expect(rev.get(certs.get(r.residentCode!)!.signature)).toMatchObject({ reason: 3, source: "notice:T-31" });
+    expect((await cli([...w(), "notices", "ingest", death, "--json"], { cwd: dir })).json()).toMatchObject({ applied: 0, duplicates: 1, revocations: 0 });
+    // the sequence did not go back: a later notice still follows the released one
+    const after = writeJsonl(join(dir, "after.jsonl"), [notice(33, r, "correction", 1, { after: itemsOf(r) }), notice(34, r, "removal", 3)]);
+    const res = await cli([...w(), "notices", "ingest", after, "--json"], { cwd: dir });
+    expect(res.code).toBe(13);
+    expect(res.json()).toMatchObject({ applied: 1, rejected: 1, revocations: 0 });
+    expect(readFileSync(res.json().rejectFile, "utf8")).toContain("ERR_NOTICE_STALE");
+  });
+
   it("a notice held under the old resident code is applied under the new one after a resident-code change", async () => {
     const r = residents[3]!;
     const newCode = "00000000019";
