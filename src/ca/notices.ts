@@ -403,7 +403,7 @@ class Plan {
         this.#applyOne(n, false, body);
         return undefined;
       }
-      return { code: "ERR_NOTICE_STALE", message: `notice ${n.noticeId}: sequence ${n.sequence} is not after ${last}, already applied for this resident (a different notice id with an old sequence)` };
+      return { code: "ERR_NOTICE_STALE", message: `notice ${n.noticeId}: sequence ${n.sequence} is not after ${last}, the resident's last applied sequence: a different notice id with a sequence already applied, or passed when an operator released a later notice across the gap ('notices pending --release'); not applied` };
     }
     // Held, it would wait for ever or be released by an operator, and applied it makes every later notice of the
     // resident stale (a death after it revoked nothing). The registry side refuses it at the same bound.

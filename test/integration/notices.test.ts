@@ -231,7 +231,9 @@ describe("jpki notices ingest", () => {
     const res = await cli([...w(), "notices", "ingest", after, "--json"], { cwd: dir });
     expect(res.code).toBe(13);
     expect(res.json()).toMatchObject({ applied: 1, rejected: 1, revocations: 0 });
-    expect(readFileSync(res.json().rejectFile, "utf8")).toContain("ERR_NOTICE_STALE");
+    const stale = readFileSync(res.json().rejectFile, "utf8");
+    expect(stale).toContain("ERR_NOTICE_STALE");
+    expect(stale).toContain("passed when an operator released a later notice"); // not "already applied": it never was
   });
 
   it("a notice held under the old resident code is applied under the new one after a resident-code change", async () => {
