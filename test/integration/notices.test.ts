@@ -199,6 +199,10 @@ describe("jpki notices ingest", () => {
     const rel = await cli([...w(), "notices", "pending", "--release", "T-3", "--json"], { cwd: dir });
     expect(rel.code, rel.stderr).toBe(0);
     expect(rel.json()).toMatchObject({ released: 1, revocations: 2 });
+    // each CRL named by its scope, as ingest names them (before: {ca, number, entries} alone, a partition's like a full CRL's)
+    const relCrls = rel.json().crls as Array<{ ca: string; scope: string; municipality?: string }>;
+    expect(relCrls.filter((c) => c.scope === "full").map((c) => c.ca).sort()).toEqual(["13-auth", "13-sig"]);
+    expect(relCrls.filter((c) => c.scope === "partition").map((c) => [c.ca, c.municipality])).toContainEqual(["13-sig", r2.municipalityCode]);
     expect((await state()).filter((x) => x.source === "notice:T-3")).toHaveLength(2);
     const s = await openWorkspace(ws);
     try {
