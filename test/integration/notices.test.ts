@@ -240,6 +240,16 @@ describe("jpki notices ingest", () => {
     expect(stale).toContain("passed when an operator released a later notice"); // not "already applied": it never was
   });
 
+  it("a counter procedure ingested at once says when its notice is held (its predecessor still waits in the spool)", async () => {
+    const r = residents[11]!;
+    const moved = await cli([...w(), "counter", "relocate", "--resident", r.residentCode!, "--address", `${r.address}別館`], { cwd: dir });
+    expect(moved.code, moved.stderr).toBe(0); // spooled: not ingested yet
+    const died = await cli([...w(), "counter", "death", "--resident", r.residentCode!, "--ingest", "--no-crl"], { cwd: dir });
+    expect(died.code, died.stderr).toBe(0);
+    // Before: "notices ingested 0: revocations 0", as if done.
+    expect(died.stdout).toContain("ingested 0, held 1 (waiting for an earlier notice of the resident: 'jpki notices pending')");
+  });
+
   it("a notice held under the old resident code is applied under the new one after a resident-code change", async () => {
     const r = residents[3]!;
     const newCode = "00000000019";
