@@ -94,7 +94,7 @@ export { certifyBridge, revokeBridgeCross, refreshBridgeArl, readBridge, bridgeP
 export { IssuanceService, parseApplication, type IssuanceApplication, type IssuedCertificate, type BatchSummary } from "./ca/issuance.js";
 export { revokeCertificate, revokeAllIssuedBy, type RevokeAllResult } from "./ca/revocation.js";
 export { NoticeIngestor, type IngestSummary, type IngestOptions, type IngestProgress, type RejectedNotice, type RefusedRelease, type ReleaseSummary } from "./ca/notices.js";
-export { runIngest, RejectFile, checkRejectFileFree, rejectFileNames, type IngestRunOptions, type IngestRunResult } from "./ca/ingestion.js";
+export { runIngest, RejectFile, checkRejectFileFree, publishedCrls, rejectFileNames, type IngestRunOptions, type IngestRunResult } from "./ca/ingestion.js";
 export { watchSpool, type WatchOptions } from "./ca/spool.js";
 export { notAfterFor } from "./ca/validity.js";
 

@@ -9,6 +9,7 @@
 import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { scopeKind, type ScopeKind } from "../crl/scope.js";
+import type { PublishedCrl } from "../crl/publisher.js";
 import type { CrlUpdater } from "../crl/updater.js";
 import { JpkiError } from "../errors.js";
 import { readRecords } from "../registry/import.js";
@@ -211,7 +212,16 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
   // notices that revoked nothing too — a CRL's install syncs only when there was something to publish.
   await ws.store.syncCommitted();
   const rejectFile = rejects.close() ?? null;
-  const crls = (o.updater?.published.slice(crlsBefore) ?? [])
+  const crls = publishedCrls(o.updater?.published.slice(crlsBefore) ?? []);
+  return { ...summary, rejectFile, crls, seconds: (Date.now() - started) / 1000 };
+}
+
+/**
+ * The CRLs a run published, as its result names them (IngestRunResult.crls): each scope said, so a partition's CRL is
+ * not taken for its CA's full one. Also for an operator's release of held notices (`notices pending --release`).
+ */
+export function publishedCrls(published: readonly PublishedCrl[]): IngestRunResult["crls"] {
+  return published
     .filter((c) => !c.superseded)
     .map((c) => ({
       ca: c.caId,
@@ -222,5 +232,4 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
       entries: c.entries,
       path: c.derPath,
     }));
-  return { ...summary, rejectFile, crls, seconds: (Date.now() - started) / 1000 };
 }

@@ -10,10 +10,10 @@
  */
 import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
-import { reasonName } from "../crl/reason.js";
+import { CRL_REASON, reasonName } from "../crl/reason.js";
 import type { RecordResult } from "../registry/import.js";
 import { MAX_SEQUENCE_JUMP, noticeInNormalForm, notYetEffective, parseNotice, type ChangeNotice } from "../registry/notice.js";
-import { decideRevocations } from "../registry/notice-rules.js";
+import { decideRevocations, endsRecord } from "../registry/notice-rules.js";
 import type { CertifiedRow, HeldNoticeKey, NoticeCommit, NoticeContext, NoticeContextKeys, Store, StoredNotice } from "../store/types.js";
 
 /** Held notices per transaction of an operator's release of all of them. */
@@ -394,7 +394,16 @@ class Plan {
     }
     const last = this.#last.get(rc) ?? 0;
     if (n.sequence <= last) {
-      return { code: "ERR_NOTICE_STALE", message: `notice ${n.noticeId}: sequence ${n.sequence} is not after ${last}, already applied for this resident (a different notice id with an old sequence)` };
+      // A death or removal still revokes what the resident holds: arriving after an operator released the notices
+      // past its gap ('notices pending --release'), it found its sequence passed and was refused, and the dead
+      // person's remaining certificates (the authentication one after a move) stayed valid. Applied for its
+      // revocations alone: the resident's sequence does not go back.
+      if (endsRecord(n.kind) && (this.#certs.get(rc)?.length ?? 0) > 0) {
+        this.#seen.set(n.noticeId, body);
+        this.#applyOne(n, false, body);
+        return undefined;
+      }
+      return { code: "ERR_NOTICE_STALE", message: `notice ${n.noticeId}: sequence ${n.sequence} is not after ${last}, the resident's last applied sequence: a different notice id with a sequence already applied, or passed when an operator released a later notice across the gap ('notices pending --release'); not applied` };
     }
     // Held, it would wait for ever or be released by an operator, and applied it makes every later notice of the
     // resident stale (a death after it revoked nothing). The registry side refuses it at the same bound.
@@ -430,6 +439,11 @@ class Plan {
   #codeInUse(n: ChangeNotice): { code: ErrorCode; message: string } | undefined {
     const to = n.newResidentCode;
     if (n.kind !== "resident-code-change" || !to) return undefined;
+    // The registry closed the old record for this very change: the new code is the same person's, and a certificate
+    // issued under it since (the registry took the change first, then the counter renewed the card) is theirs too.
+    // Refused as "in use", the change never reached the CA side: the old code's certificates stayed valid and
+    // unlinked, and a death under the new code later revoked only the new one.
+    if (this.#ctx.successors?.get(n.residentCode) === to) return undefined;
     // The registry may have applied this very change first: then the new code's record is at this sequence
     // or later, and the old code is gone or closed at it (registry apply keeps the old code as a closed record).
     const registrySeq = this.#ctx.residents.get(to);
@@ -483,14 +497,21 @@ class Plan {
   #applyOne(n: ChangeNotice, wasHeld: boolean, body = canonical(n)): void {
     const rc = n.residentCode;
     const certs = this.#certs.get(rc) ?? [];
-    const decisions = decideRevocations(n, certs);
+    const decisions: Array<{ readonly serial: string; readonly reasonCode: number }> = decideRevocations(n, certs);
+    if (n.kind === "resident-code-change" && n.newResidentCode) {
+      // Certificates already under the new code were issued to this person after the registry took the change (only
+      // then does #codeInUse let it through): each supersedes the old code's of its type, as it would have at
+      // issuance had the codes been one — else the person held two valid signature certificates.
+      const there = this.#certs.get(n.newResidentCode) ?? [];
+      for (const c of certs) if (there.some((t) => t.type === c.type)) decisions.push({ serial: c.serial, reasonCode: CRL_REASON.superseded });
+    }
     const revoked = new Set(decisions.map((d) => d.serial));
     for (const d of decisions) {
       const cert = certs.find((c) => c.serial === d.serial)!;
       this.#revocations.push({ serial: d.serial, reason: d.reasonCode, source: `notice:${n.noticeId}`, residentCode: rc, caId: cert.caId });
     }
     this.#certs.set(rc, certs.filter((c) => !revoked.has(c.serial)));
-    this.#last.set(rc, n.sequence);
+    this.#last.set(rc, Math.max(this.#last.get(rc) ?? 0, n.sequence)); // a late death (offer) leaves it where it was
     if (n.kind === "resident-code-change" && n.newResidentCode) {
       // 住民票コード変更: the issuance records follow the resident to the new code, sequence and all.
       this.#relinks.push({ from: rc, to: n.newResidentCode });

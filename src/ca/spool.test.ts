@@ -4,7 +4,7 @@
  * sweep has already run, so only the idle loop's sweep every tempSweepMs can remove it.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -157,5 +157,35 @@ describe("jpki watch and OCSP: the signing certificates a serve --no-schedule be
     } finally {
       await ws.close();
     }
+  });
+});
+
+describe("jpki watch: a notice file written in place (a cp into the spool), not renamed in", () => {
+  it("is read only once it has gone quiet: nothing written after the claim is lost", async () => {
+    const { ws, spool, updater } = await watchedWorkspace("jpki-spool-settle-");
+    const file = join(spool, "feed.jsonl");
+    const line = (i: number) => JSON.stringify({ noticeId: `S-${i}`, residentCode: "12345678901", kind: "death", effectiveDate: "2026-04-01", sequence: 1, municipalityCode: "131016" }) + "\n";
+    // The producer opens the file and writes a line, a line cut in two, then the rest, a little at a time.
+    const fd = openSync(file, "w");
+    writeSync(fd, line(1));
+    const writes = [line(2).slice(0, 20), line(2).slice(20), line(3)];
+    const writer = (async () => {
+      for (const w of writes) {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        writeSync(fd, w);
+      }
+      closeSync(fd);
+    })();
+    const results: Array<{ read?: number }> = [];
+    try {
+      await watchSpool(ws, updater, { dir: spool, pollMs: 1, once: true, batchSize: 100, signal: new AbortController().signal, onFile: (_, r) => results.push(r as { read?: number }) });
+      await writer;
+    } finally {
+      await ws.close();
+    }
+    // Before: claimed and read at once (one line), moved to done/, the rest never ingested.
+    expect(results).toHaveLength(1);
+    expect(results[0]!.read).toBe(3);
+    expect(readFileSync(join(spool, "done", "feed.jsonl"), "utf8")).toBe(line(1) + line(2) + line(3));
   });
 });

@@ -30,7 +30,7 @@
  * is looked at between batches), and a symbolic link would be followed to a file outside the spool, read with
  * the watcher's rights, its records copied into a reject file beside it.
  */
-import { existsSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleepFor } from "node:timers/promises";
 import type { DueReason } from "../crl/schedule.js";
@@ -46,6 +46,13 @@ import { OcspSignerRenewal, type OcspSignerPolicy } from "./ocsp-signer.js";
 import { CLAIM_HEARTBEAT_MS, CLAIM_STALE_MS, beat, stale, claimEntry, claimState, parseClaim, settleClaim, sidecarOf, sweepClaimLeftovers, takeClaim } from "./spool-claim.js";
 
 const SPOOL_FILE = /^[^.].*\.(jsonl|ndjson|csv)$/i;
+/**
+ * How long a claimed file must go unmodified before it is read, and read again when it changed while it was read.
+ * A file written in place (a `cp` into the spool, not the rename the help asks for) was claimed half-written, even
+ * empty: the watcher read what was there, moved the file to done/, and the notices written after — deaths among
+ * them — were never ingested, with nothing said. Ingestion is idempotent, so reading again is always safe.
+ */
+export const SPOOL_SETTLE_MS = 1000;
 /** How often an idle watcher sweeps the spool of temporary files nobody writes any more (wall-clock ms). */
 const TEMP_SWEEP_MS = 10 * 60_000;
 /** Claimed files (paths in processing/) this process is working on: its claim entry alone does not say which. */
@@ -104,6 +111,44 @@ export async function watchSpool(ws: Workspace, updater: CrlUpdater, o: WatchOpt
     sweepStop.abort();
     await sweep.settled();
   }
+}
+
+/**
+ * The file's stat once it has gone SPOOL_SETTLE_MS unmodified (at once when its mtime is that old already), or
+ * undefined when the signal stops the wait. Successive stats are compared, not the wall clock with the mtime, so
+ * a file with an mtime ahead of this host's clock (another host's, on a shared volume) is not waited for for ever.
+ */
+async function quiet(path: string, signal: AbortSignal): Promise<Stats | undefined> {
+  let st = statSync(path);
+  if (Date.now() - st.mtimeMs >= SPOOL_SETTLE_MS) return st;
+  for (;;) {
+    try {
+      await sleepFor(SPOOL_SETTLE_MS, undefined, { signal });
+    } catch {
+      return undefined;
+    }
+    const again = statOrGone(path);
+    // gone (taken over): the read that follows fails as it would have, and says so
+    if (!again || (again.mtimeMs === st.mtimeMs && again.size === st.size)) return again ?? st;
+    st = again;
+  }
+}
+
+function statOrGone(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+}
+
+/** The result of a claim stopped before anything of it was read (a stop signal while it was still being written). */
+function stoppedBeforeReading(): IngestRunResult {
+  return {
+    read: 0, applied: 0, duplicates: 0, alreadyApplied: 0, alreadyHeld: 0, held: 0, rejected: 0, revocations: 0, released: 0,
+    revocationsByReason: {}, revocationsByCa: {}, stopped: true, rejectFile: null, crls: [], seconds: 0,
+  };
 }
 
 /** Why a claimed entry cannot be read as a notice file (see the header), or undefined for a regular file. */
@@ -230,19 +275,34 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
     try {
       const unusable = unusableEntry(path, name);
       if (unusable) throw unusable;
-      const r = await runIngest(ws, {
-        source: path,
-        format: "auto",
-        rejectPath: sidecarOf(path, "rejects"),
-        rejectFileExists: "replace", // the claim's own sidecar, cleared above: settleClaim moves it, never over another
-        sweepRejectDir: false, // processing/ is shared: sweepClaimLeftovers judges its leftovers, not a pid
-        batchSize: o.batchSize,
-        crlIntervalMs: schedule.intervalMs,
-        updater,
-        signal: o.signal,
-        onProgress: () => beat(path, Date.now()),
-      });
-      if (r.stopped) {
+      let r: IngestRunResult | undefined;
+      for (;;) {
+        const before = await quiet(path, o.signal);
+        if (!before) break; // stopped while the file was still being written: resumed from processing/
+        let read = 0;
+        r = await runIngest(ws, {
+          source: path,
+          format: "auto",
+          rejectPath: sidecarOf(path, "rejects"),
+          rejectFileExists: "replace", // the claim's own sidecar, cleared above: settleClaim moves it, never over another
+          sweepRejectDir: false, // processing/ is shared: sweepClaimLeftovers judges its leftovers, not a pid
+          batchSize: o.batchSize,
+          crlIntervalMs: schedule.intervalMs,
+          updater,
+          signal: o.signal,
+          onBytes: (n) => (read += n),
+          onProgress: () => beat(path, Date.now()),
+        });
+        if (r.stopped) break;
+        const after = statOrGone(path);
+        // gone: taken over by another watcher meanwhile, which settleClaim below says (ERR_SPOOL_CLAIM_LOST)
+        if (!after || (after.size === read && after.mtimeMs === before.mtimeMs && after.size === before.size)) break;
+        // Written to while it was read: read again once it is quiet (what was taken comes back as duplicates, a
+        // line cut at the end and rejected is taken whole), with the rejects of this reading, not the last one's.
+        dropSidecars();
+      }
+      if (!r || r.stopped) {
+        if (!r) r = stoppedBeforeReading();
         // Stopped for good: the claim is released at once, to watchers of any namespace (the heartbeat at the epoch).
         stale(path);
         o.onFile?.(name, r);

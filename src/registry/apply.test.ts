@@ -40,6 +40,22 @@ describe("applyNoticesToRegistry", () => {
     await s.close();
   });
 
+  it("a death or removal older than a notice applied across its gap still closes the record, keeping the newer items", async () => {
+    const s = SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-apply-")), "jpki.db"), { create: true });
+    const B = makeResidentCode("2000000003");
+    await s.upsertResidents([A, B].map((residentCode) => ({ residentCode, municipalityCode: CHIYODA, fourItems: inTokyo, status: "active" as const })));
+    const moved = (code: string, id: string) => ({ noticeId: id, residentCode: code, kind: "relocation", effectiveDate: "2026-04-20", sequence: 2, municipalityCode: CHIYODA, after: { ...inTokyo, address: "東京都千代田区永田町１丁目７番１号" } });
+    const ended = (code: string, id: string, kind: string) => ({ noticeId: id, residentCode: code, kind, effectiveDate: "2026-04-10", sequence: 1, municipalityCode: CHIYODA });
+    const r = await applyNoticesToRegistry(s, lines([moved(A, "D-2"), ended(A, "D-1", "death"), moved(B, "E-2"), ended(B, "E-1", "removal"), { ...moved(B, "E-0"), sequence: 1 }]), NOW);
+    // Before: both skipped as older, the records left active (a certificate could be issued to a dead person).
+    expect(r).toMatchObject({ read: 5, applied: 4, skipped: 1, errors: [] });
+    expect(await s.getResident(A)).toMatchObject({ status: "deceased", fourItems: { address: "東京都千代田区永田町１丁目７番１号" } });
+    expect(await s.getResident(B)).toMatchObject({ status: "removed", fourItems: { address: "東京都千代田区永田町１丁目７番１号" } });
+    expect((await s.getResidentForIssuance(A))?.registrySequence).toBe(2);
+    expect(await applyNoticesToRegistry(s, lines([ended(A, "D-1", "death")]), NOW)).toMatchObject({ applied: 0, skipped: 1 });
+    await s.close();
+  });
+
   it("refuses a notice whose sequence is implausibly far ahead of the record's: it does not poison the resident's later notices", async () => {
     const s = SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-apply-")), "jpki.db"), { create: true });
     await s.upsertResidents([{ residentCode: A, municipalityCode: OSAKA, fourItems: inOsaka, status: "active" }]);

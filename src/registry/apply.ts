@@ -16,6 +16,7 @@ import type { ResidentRecord, Store } from "../store/types.js";
 import type { RecordResult } from "./import.js";
 import { MAX_SEQUENCE_JUMP, notYetEffective, parseNotice, type ChangeNotice } from "./notice.js";
 import { applyNoticeToResident } from "./notice-apply.js";
+import { endsRecord } from "./notice-rules.js";
 
 export interface RegistryApplySummary {
   read: number;
@@ -54,7 +55,15 @@ function decideOne(n: ChangeNotice, line: number, get: (code: string) => Stored 
     if (moved && moved.noticeSequence >= n.sequence) return "skip";
     throw new JpkiError("ERR_RESIDENT_UNKNOWN", `line ${line}: notice ${n.noticeId} names a resident the registry does not hold`);
   }
-  if (r.status !== "active" || n.sequence <= r.noticeSequence) return "skip";
+  if (r.status !== "active") return "skip";
+  if (n.sequence <= r.noticeSequence) {
+    // A death or removal closes the record whenever it comes (as the CA side still revokes on it, ca/notices.ts):
+    // skipped as older than a notice applied across its gap, it left a dead person's record active, and a
+    // certificate could be issued to them. The items and the sequence stay those of the newer notice.
+    if (!endsRecord(n.kind)) return "skip";
+    const { after: _older, ...closing } = n;
+    return { put: { ...applyNoticeToResident(r, { ...closing, residentCode: r.residentCode }), noticeSequence: r.noticeSequence } };
+  }
   // Filed under an old code: decided and applied exactly as if the registry had filed it under the current one.
   if (r.residentCode !== n.residentCode) n = { ...n, residentCode: r.residentCode };
   if (n.sequence - r.noticeSequence > MAX_SEQUENCE_JUMP) {

@@ -44,6 +44,15 @@ export const NOTICE_RULES: Readonly<Record<NoticeKind, Readonly<Record<Certifica
   /** 住民票コード変更 */ "resident-code-change": Object.freeze({ signature: RELINK, authentication: RELINK }),
 } satisfies Record<NoticeKind, Record<CertificateType, NoticeRule>>);
 
+/**
+ * Whether a kind revokes every certificate whatever was certified (death 死亡, removal 住民票消除): it ends the record,
+ * so it holds whenever it arrives, even after later notices of the resident were applied.
+ */
+export function endsRecord(kind: NoticeKind): boolean {
+  const byType = Object.hasOwn(NOTICE_RULES, kind) ? NOTICE_RULES[kind] : undefined;
+  return byType !== undefined && Object.values(byType).every((r) => r.effect === "revoke");
+}
+
 /** One unrevoked certificate of the resident, with the four items as certified (発行情報). */
 export interface CertifiedCertificate {
   readonly serial: string;

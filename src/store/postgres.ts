@@ -2804,10 +2804,14 @@ export class PostgresStore implements Store {
     // The registry's record only where the decision looks at it (as the SQLite store: NoticeContext.residents).
     const wanted = codes.filter((code) => registryCodes.has(code) || !(everCertified.has(code) || lastSequence.has(code)));
     const residentRows = wanted.length
-      ? await c.query<{ resident_code: string; notice_sequence: bigint }>("SELECT resident_code, notice_sequence FROM residents WHERE resident_code = ANY($1::text[])", [textArray(wanted)])
+      ? await c.query<{ resident_code: string; notice_sequence: bigint; successor_code: string | null }>(
+          "SELECT resident_code, notice_sequence, successor_code FROM residents WHERE resident_code = ANY($1::text[])",
+          [textArray(wanted)],
+        )
       : { rows: [] };
     const residents = new Map(residentRows.rows.map((r) => [r.resident_code, Number(r.notice_sequence)]));
-    return { known, lastSequence, held, certificates, residents, everCertified, codeChanges };
+    const successors = new Map(residentRows.rows.flatMap((r) => (r.successor_code === null ? [] : [[r.resident_code, r.successor_code] as [string, string]])));
+    return { known, lastSequence, held, certificates, residents, successors, everCertified, codeChanges };
   }
 
   commitNoticeBatch<T extends { readonly commit: NoticeCommit }>(keys: NoticeContextKeys, decide: (ctx: NoticeContext) => T): Promise<T & { readonly revoked: number }> {

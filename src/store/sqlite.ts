@@ -1128,7 +1128,7 @@ export class SqliteStore implements Store {
       batchCertified: db.prepare(
         "SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender, revoked_at, municipality_code, not_after FROM certified WHERE resident_code IN (SELECT value FROM json_each(?))",
       ).raw(),
-      batchResidents: db.prepare("SELECT resident_code, notice_sequence FROM residents WHERE resident_code IN (SELECT value FROM json_each(?))").raw(),
+      batchResidents: db.prepare("SELECT resident_code, notice_sequence, successor_code FROM residents WHERE resident_code IN (SELECT value FROM json_each(?))").raw(),
       // Read twice per issuance (to sign, then to commit): rows as arrays, not objects keyed by column name.
       residentForIssuance: db.prepare(
         `SELECT r.resident_code, r.municipality_code, r.name, r.address, r.birth_date, r.gender, r.status, r.notice_sequence,
@@ -2207,9 +2207,16 @@ export class SqliteStore implements Store {
     // resident at all?), and the codes of a resident-code change (is the new code someone's?). Most notices
     // are for certificate holders: their registry rows are not read.
     const wanted = [...codeSet].filter((c) => registryCodes.has(c) || !(everCertified.has(c) || lastSequence.has(c)));
-    const residents = new Map(wanted.length ? (st.batchResidents.all(JSON.stringify(wanted)) as Array<[string, number]>) : []);
+    const residents = new Map<string, number>();
+    const successors = new Map<string, string>();
+    if (wanted.length) {
+      for (const [code, seq, successor] of st.batchResidents.all(JSON.stringify(wanted)) as Array<[string, number, string | null]>) {
+        residents.set(code, seq);
+        if (successor !== null) successors.set(code, successor);
+      }
+    }
 
-    return { known, lastSequence, held, certificates, residents, everCertified, codeChanges };
+    return { known, lastSequence, held, certificates, residents, successors, everCertified, codeChanges };
   }
 
   async commitNoticeBatch<T extends { readonly commit: NoticeCommit }>(keys: NoticeContextKeys, decide: (ctx: NoticeContext) => T): Promise<T & { readonly revoked: number }> {

@@ -324,6 +324,12 @@ export interface NoticeContext {
    * `registryCodes`, and for both codes of every held resident-code change found (a store may return more)
    */
   readonly residents: ReadonlyMap<string, number>;
+  /**
+   * Of `residents`, the records the registry closed for a resident-code change, with the code it gave the person
+   * (successorCode): the registry's word that the new code is the same person, whatever was issued under it since.
+   * Absent in a store that does not say (then no change is taken on the registry's word).
+   */
+  readonly successors?: ReadonlyMap<string, string>;
   /** of the codes asked about, those under which the CA ever issued a certificate (revoked or not) */
   readonly everCertified: ReadonlySet<string>;
   /**

@@ -200,6 +200,10 @@ describe("jpki notices ingest", () => {
     const rel = await cli([...w(), "notices", "pending", "--release", "T-3", "--json"], { cwd: dir });
     expect(rel.code, rel.stderr).toBe(0);
     expect(rel.json()).toMatchObject({ released: 1, revocations: 2 });
+    // each CRL named by its scope, as ingest names them (before: {ca, number, entries} alone, a partition's like a full CRL's)
+    const relCrls = rel.json().crls as Array<{ ca: string; scope: string; municipality?: string }>;
+    expect(relCrls.filter((c) => c.scope === "full").map((c) => c.ca).sort()).toEqual(["13-auth", "13-sig"]);
+    expect(relCrls.filter((c) => c.scope === "partition").map((c) => [c.ca, c.municipality])).toContainEqual(["13-sig", r2.municipalityCode]);
     expect((await state()).filter((x) => x.source === "notice:T-3")).toHaveLength(2);
     const s = await openWorkspace(ws);
     try {
@@ -211,6 +215,40 @@ describe("jpki notices ingest", () => {
     const again = await cli([...w(), "notices", "pending", "--release", "T-3", "T-404"], { cwd: dir });
     expect(again.code).toBe(2);
     expect(again.stderr).toContain("not held: T-404; already applied: T-3");
+  });
+
+  it("a death arriving after an operator released the notice past its gap still revokes what remains; a late move is still stale", async () => {
+    const r = residents[10]!;
+    const moved = notice(31, r, "relocation", 2, { after: { ...itemsOf(r), address: "東京都港区芝公園４丁目２番８号" } });
+    expect((await cli([...w(), "notices", "ingest", writeJsonl(join(dir, "moved.jsonl"), [moved]), "--json"], { cwd: dir })).json()).toMatchObject({ held: 1 });
+    expect((await cli([...w(), "notices", "pending", "--release-all", "--json"], { cwd: dir })).json()).toMatchObject({ released: 1, revocations: 1 });
+    // Before: ERR_NOTICE_STALE ("sequence 1 is not after 2"), and the dead person's authentication certificate stayed valid.
+    const death = writeJsonl(join(dir, "death.jsonl"), [notice(32, r, "death", 1)]);
+    const late = await cli([...w(), "notices", "ingest", death, "--json"], { cwd: dir });
+    expect(late.code, late.stderr).toBe(0);
+    expect(late.json()).toMatchObject({ applied: 1, rejected: 0, revocationsByReason: { cessationOfOperation: 1 } });
+    const rev = new Map((await state()).map((x) => [x.serial, x]));
+    expect(rev.get(certs.get(r.residentCode!)!.authentication)).toMatchObject({ reason: 5, source: "notice:T-32" });
+    expect(rev.get(certs.get(r.residentCode!)!.signature)).toMatchObject({ reason: 3, source: "notice:T-31" });
+    expect((await cli([...w(), "notices", "ingest", death, "--json"], { cwd: dir })).json()).toMatchObject({ applied: 0, duplicates: 1, revocations: 0 });
+    // the sequence did not go back: a later notice still follows the released one
+    const after = writeJsonl(join(dir, "after.jsonl"), [notice(33, r, "correction", 1, { after: itemsOf(r) }), notice(34, r, "removal", 3)]);
+    const res = await cli([...w(), "notices", "ingest", after, "--json"], { cwd: dir });
+    expect(res.code).toBe(13);
+    expect(res.json()).toMatchObject({ applied: 1, rejected: 1, revocations: 0 });
+    const stale = readFileSync(res.json().rejectFile, "utf8");
+    expect(stale).toContain("ERR_NOTICE_STALE");
+    expect(stale).toContain("passed when an operator released a later notice"); // not "already applied": it never was
+  });
+
+  it("a counter procedure ingested at once says when its notice is held (its predecessor still waits in the spool)", async () => {
+    const r = residents[11]!;
+    const moved = await cli([...w(), "counter", "relocate", "--resident", r.residentCode!, "--address", `${r.address}別館`], { cwd: dir });
+    expect(moved.code, moved.stderr).toBe(0); // spooled: not ingested yet
+    const died = await cli([...w(), "counter", "death", "--resident", r.residentCode!, "--ingest", "--no-crl"], { cwd: dir });
+    expect(died.code, died.stderr).toBe(0);
+    // Before: "notices ingested 0: revocations 0", as if done.
+    expect(died.stdout).toContain("ingested 0, held 1 (waiting for an earlier notice of the resident: 'jpki notices pending')");
   });
 
   it("a notice held under the old resident code is applied under the new one after a resident-code change", async () => {
@@ -677,6 +715,32 @@ describe("jpki registry apply after a resident-code change", () => {
     }
   });
 });
+
+  it("a certificate issued under the new code before the CA side took the change does not block it: the change relinks, the new certificate supersedes the old, a later death revokes them all", async () => {
+    const r = residents[9]!;
+    const newCode = makeResidentCode("0000000996");
+    const old = certs.get(r.residentCode!)!;
+    // The registry takes the change first and the counter issues under the new code; the CA side hears of it later.
+    const change = writeJsonl(join(dir, "change.jsonl"), [notice(91, r, "resident-code-change", 1, { newResidentCode: newCode })]);
+    expect((await cli([...w(), "registry", "apply", change, "--json"], { cwd: dir })).json()).toMatchObject({ applied: 1 });
+    const issued = await cli([...w(), "issue", "--resident", newCode, "--type", "signature", "--public-key", join(dir, "card.pub.pem"), "--json"], { cwd: dir });
+    expect(issued.code, issued.stderr).toBe(0);
+    const renewed = issued.json().serial as string;
+    // Before: refused as ERR_RESIDENT_CODE_IN_USE (the new code held a certificate), so the old code's two
+    // certificates stayed valid and unlinked, and the death below revoked only the renewed one.
+    const ingested = await cli([...w(), "notices", "ingest", change, "--json"], { cwd: dir });
+    expect(ingested.code, ingested.stderr).toBe(0);
+    expect(ingested.json()).toMatchObject({ applied: 1, rejected: 0, revocationsByReason: { superseded: 1 } });
+    let rev = new Map((await state()).map((x) => [x.serial, x]));
+    expect(rev.get(old.signature)).toMatchObject({ reason: 4, source: "notice:T-91" });
+    expect(rev.get(old.authentication)).toBeUndefined(); // kept: nothing of its type was issued under the new code
+    expect(rev.get(renewed)).toBeUndefined();
+    const death = writeJsonl(join(dir, "death.jsonl"), [{ ...notice(92, r, "death", 2), residentCode: newCode }]);
+    expect((await cli([...w(), "notices", "ingest", death, "--json"], { cwd: dir })).json()).toMatchObject({ applied: 1, revocationsByReason: { cessationOfOperation: 2 } });
+    rev = new Map((await state()).map((x) => [x.serial, x]));
+    expect(rev.get(old.authentication)).toMatchObject({ reason: 5, source: "notice:T-92" });
+    expect(rev.get(renewed)).toMatchObject({ reason: 5, source: "notice:T-92" });
+  });
 
 describe("jpki registry apply ordering", () => {
   it("keeps the newest state when an older notice arrives after a newer one, and re-applying changes nothing", async () => {

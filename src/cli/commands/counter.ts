@@ -197,7 +197,8 @@ function deliveryLines(d: OutboxDelivery, what: string): string[] {
   const ingest = ingestTotals(d.ingested);
   return [
     ...d.spooled.map((f) => `${what} written to ${f}`),
-    ...(ingest ? [`${what} ingested ${ingest.applied}: revocations ${ingest.revocations}${ingest.crls.length ? `; CRLs regenerated: ${ingest.crls.map((c) => `${c.ca} #${c.number}`).join(", ")}` : ""}`] : []),
+    // A held notice (its predecessor still in a spool file, say) is said: "ingested 0: revocations 0" alone read as done.
+    ...(ingest ? [`${what} ingested ${ingest.applied}${ingest.held ? `, held ${ingest.held} (waiting for an earlier notice of the resident: 'jpki notices pending')` : ""}: revocations ${ingest.revocations}${ingest.crls.length ? `; CRLs regenerated: ${ingest.crls.map((c) => `${c.ca} #${c.number}`).join(", ")}` : ""}`] : []),
   ];
 }
 

@@ -136,7 +136,7 @@ Examples:
       const limit = Number(o.limit);
       // Checked like --batch-size: "abc" listed 100 and -1 listed every held notice, however many.
       if (!/^\d+$/.test(o.limit.trim()) || limit < 1 || limit > 100_000) throw new JpkiError("ERR_USAGE", "--limit must be a whole number from 1 to 100000");
-      const { CrlUpdater, MAX_SEQUENCE_JUMP, NoticeIngestor } = await library();
+      const { CrlUpdater, MAX_SEQUENCE_JUMP, NoticeIngestor, publishedCrls } = await library();
       if (o.release || o.releaseAll) {
         const passphrase = await ctx.caPassphrase();
         await withWorkspace(ctx, async (ws) => {
@@ -146,9 +146,11 @@ Examples:
           // with "not held".
           await updater.preflight();
           const r = await new NoticeIngestor({ store: ws.store, clock: ws.clock }).release(o.releaseAll ? undefined : o.release);
-          const crls = (await updater.regenerateDirty()).filter((c) => !c.superseded);
-          const out = { ...r, crls: crls.map((c) => ({ ca: c.caId, number: c.number.toString(), entries: c.entries })) };
-          ctx.out.result(out, `released ${r.released} held notices, ${r.revocations} revocations${crls.length ? `; CRLs regenerated: ${crls.map((c) => c.caId).join(", ")}` : ""}`);
+          // Named as ingest names them: "13-sig, 13-sig, 13-sig, …" once per partition said nothing, and the JSON
+          // entries of a partition's CRL looked like its CA's full one.
+          const crls = publishedCrls(await updater.regenerateDirty());
+          const out = { ...r, crls };
+          ctx.out.result(out, `released ${r.released} held notices, ${r.revocations} revocations${crls.length ? `; CRLs regenerated: ${crls.map((c) => `${crlLabel(c)} #${c.number} (${c.entries})`).join(", ")}` : ""}`);
           // After the others are released and published: a notice that far ahead is a broken feed, never applied.
           if (r.refused.length) {
             throw new JpkiError(

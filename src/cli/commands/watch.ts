@@ -26,6 +26,7 @@ export function makeWatchCommand(io: Io): Command {
       "after",
       `
 Drop files atomically: write "notices.jsonl.part" or ".notices.jsonl", then rename to "notices.jsonl".
+A file written in place (cp) is read once it has gone a second unmodified, and again if it changed meanwhile.
 SIGTERM or SIGINT stops after the batch in progress; nothing is lost and the next start resumes.
 Several watchers may share DIR, also from other containers or hosts: a watcher's file is taken over when it
 is gone from its own PID namespace, or its heartbeat is 10 minutes old. A finished file goes to done/ with
