@@ -740,6 +740,36 @@ describe("a restore's staging directory in a workspace other PID namespaces shar
   });
 });
 
+/**
+ * The municipality's card administrative key (`card issue` makes counter-admin.key in the workspace): the only key
+ * that unblocks a card's PIN or renews it. Backups left it out: restored onto a new disk, no card issued before
+ * could be unblocked or renewed, and the next `card issue` made a new key without a word.
+ */
+describe("the card administrative key", () => {
+  it.skipIf(onPostgres)("is backed up and put back on a new disk; a target's own key stays, the backup's kept beside it when they differ", async () => {
+    const base = join(dir, "admin-key");
+    await copyWorkspace(ws, base);
+    const key = `${"ab".repeat(32)}\n`;
+    writeFileSync(join(base, "counter-admin.key"), key, { mode: 0o600 });
+    const src = join(dir, "admin-key-backup");
+    expect((await cli(["-w", base, "backup", src], { cwd: dir })).code).toBe(0);
+
+    const fresh = join(dir, "admin-key-new-disk");
+    const r = await restoreBackup({ source: src, workspaceDir: fresh });
+    expect(r.counterAdminKey).toEqual({ restored: true });
+    expect(readFileSync(join(fresh, "counter-admin.key"), "utf8")).toBe(key);
+    expect(statSync(join(fresh, "counter-admin.key")).mode & 0o777).toBe(0o600);
+
+    // Cards personalised under the target's key after the backup stay usable: it is never replaced.
+    const own = `${"cd".repeat(32)}\n`;
+    writeFileSync(join(base, "counter-admin.key"), own, { mode: 0o600 });
+    const again = await restoreBackup({ source: src, workspaceDir: base, force: true });
+    expect(readFileSync(join(base, "counter-admin.key"), "utf8")).toBe(own);
+    expect(again.counterAdminKey?.restored).toBe(false);
+    expect(readFileSync(again.counterAdminKey!.backupCopy!, "utf8")).toBe(key);
+  });
+});
+
 /** A small tmpfs at `path`, where the test may mount one (root, CAP_SYS_ADMIN); undefined elsewhere. */
 function smallDisk(path: string, size: string): (() => void) | undefined {
   mkdirSync(path, { recursive: true });

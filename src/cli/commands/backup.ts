@@ -47,6 +47,10 @@ function restoreSummary(r: RestoreReport): string {
     );
   }
   if (r.previous) lines.push(`  the previous files are in ${r.previous}`);
+  if (r.counterAdminKey?.restored) lines.push("  the card administrative key (counter-admin.key) was put back");
+  if (r.counterAdminKey?.backupCopy) {
+    lines.push(`warning: the workspace's card administrative key (counter-admin.key) differs from the backup's and was kept; the backup's is in ${r.counterAdminKey.backupCopy} (for the cards issued under it)`);
+  }
   const why = { crls: "its CRLs were published", store: "the store this restore replaced had a CA of it", retired: "the store this restore replaced had retired it" } as const;
   for (const x of r.retiredCaIds) {
     lines.push(`  retired ${x.id}: ${why[x.why]}, but the backup has no CA ${x.id}; no CA is made under that id again: the next 'jpki ca ${x.by}' of its prefecture and purpose makes ${x.next}`);
@@ -141,6 +145,7 @@ Liveness-check ids (a verifier's paging cursor for GET /v1/status/history) move 
 is the larger of the replaced store's next id (when it can be read) and the backup's + 1,000,000 + 1,000,000
 per second since the backup, so a verifier paging from a cursor it got after the backup misses no new check.
 The target's previous config.json, store file, ca/, crl/, arl/ and bridge/ are kept in before-restore-<time>/.
+The card administrative key (counter-admin.key) is put back where the target has none; the target's stays.
 
 --json prints the report (per CA: highest number known, the next number; statusCheckIds: the ids' move).
 
