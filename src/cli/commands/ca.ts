@@ -37,7 +37,9 @@ export function makeCaCommand(io: Io): Command {
       `
 The passphrase protecting the CA keys comes from --passphrase-file or JPKI_PASSPHRASE (or a prompt).
 Keys are stored as encrypted PKCS#8 (PBES2: PBKDF2-HMAC-SHA256, 600,000 iterations, AES-256-CBC) in the
-workspace store; in a workspace that already has CAs the passphrase must open them.
+workspace store; in a workspace that already has CAs the passphrase must open them. A passphrase file loses
+one final line break; a new workspace refuses a JPKI_PASSPHRASE that ends with one (ERR_USAGE), which
+the same passphrase typed or in a file would never match.
 
 CA keys in a PKCS#11 token (HSM): with --pkcs11-module and --token the key pairs are generated inside the
 token (RSA-2048, CKA_SENSITIVE, not extractable) and the store keeps only each key's RFC 7512 URI (module
