@@ -42,7 +42,7 @@ function restoreSummary(r: RestoreReport): string {
   for (const x of r.revokedUnknown) {
     lines.push(
       x.carriedOver
-        ? `warning: ${x.caId} ${x.serial} is revoked on the previous CRLs but unknown to the restored store (issued after the backup): its CRL entry was carried over, and the next full CRLs list it (not its municipality partition's, nor OCSP); reissue to its resident by hand`
+        ? `warning: ${x.caId} ${x.serial} is revoked on the previous CRLs but unknown to the restored store (issued after the backup): its CRL entry was carried over: the next full CRLs and deltas list it, its municipality partition's CRL when the previous CRLs or store placed it, and OCSP answers it revoked; reissue to its resident by hand`
         : `warning: ${x.caId} ${x.serial} is revoked on the previous CRLs but the restored store has no such certificate of ${x.caId} (nor the CA): it will not be on the next CRLs`,
     );
   }
@@ -140,7 +140,8 @@ target still holds, and the gap is 1000 + 100 per second since the backup was ta
 
 Revocations on the target's previous CRLs that the backup's CRLs lack (made after the backup) are made again
 in the restored store, with their date and reason: a restore never un-revokes a certificate. A revoked serial
-the restored store does not know (issued after the backup) is reported: it cannot be on the next CRLs.
+the restored store does not know (issued after the backup) is reported, and its CRL entry is carried over into
+its CA's revocation log: the next CRLs still list it and OCSP answers it revoked (revokedUnknown, carriedOver).
 Liveness-check ids (a verifier's paging cursor for GET /v1/status/history) move on the same way: the next id
 is the larger of the replaced store's next id (when it can be read) and the backup's + 1,000,000 + 1,000,000
 per second since the backup, so a verifier paging from a cursor it got after the backup misses no new check.
