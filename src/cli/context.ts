@@ -8,7 +8,7 @@ import { createInterface } from "node:readline";
 import { Writable } from "node:stream";
 import type { Command } from "commander";
 import type { Workspace } from "../index.js";
-import { JpkiError, NOT_REGULAR, checkInputFile, checkWorkspaceDir, isJpkiError, readPinFile, readRegularFile, setPkcs11PinSource, workspaceLibrary } from "./lib.js";
+import { JpkiError, NOT_REGULAR, checkInputFile, checkWorkspaceDir, envPinValue, isJpkiError, readPinFile, readRegularFile, setPkcs11PinSource, workspaceLibrary } from "./lib.js";
 import { Output, type Io } from "./output.js";
 
 export interface GlobalOptions {
@@ -48,7 +48,7 @@ export class Context {
     if (file && env === process.env) process.env.JPKI_PKCS11_PIN_FILE = file;
     setPkcs11PinSource(() => {
       if (file) return readPinFile(checkInputFile(file, "token PIN file --pkcs11-pin-file", { cwd: this.io.cwd }));
-      if (env.JPKI_PKCS11_PIN) return env.JPKI_PKCS11_PIN;
+      if (env.JPKI_PKCS11_PIN) return envPinValue(env.JPKI_PKCS11_PIN);
       if (env.JPKI_PKCS11_PIN_FILE) return readPinFile(env.JPKI_PKCS11_PIN_FILE);
       throw new JpkiError("ERR_PKCS11_PIN_MISSING", "the CA keys are in a PKCS#11 token: set JPKI_PKCS11_PIN or pass --pkcs11-pin-file FILE");
     });
