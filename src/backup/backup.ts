@@ -31,7 +31,7 @@
  * (store/staging-dir.ts): never a live backup's, here or in another container sharing the directory.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, realpathSync, renameSync, rmSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, constants, existsSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, realpathSync, renameSync, rmSync, writeSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { JpkiError } from "../errors.js";
@@ -98,12 +98,15 @@ function ownerDir(path: string): void {
 export function copyHashed(from: string, to: string): { size: number; sha256: string } | undefined {
   let src: number;
   try {
-    src = openSync(from, "r");
+    // Non-blocking, judged by the descriptor: a FIFO at a copied name (counter-admin.key, config.json, a file
+    // swapped in after the tree was listed) hung the backup for ever; a device was read without end.
+    src = openSync(from, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw e;
   }
   try {
+    if (!fstatSync(src).isFile()) throw new JpkiError("ERR_FILE_UNUSABLE", `${from}: is not a regular file, so it cannot be backed up: put the file itself there`, { details: { path: from } });
     ownerDir(dirname(to));
     const dst = openSync(to, "wx", 0o600);
     try {

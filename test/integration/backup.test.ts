@@ -770,6 +770,34 @@ describe("the card administrative key", () => {
   });
 });
 
+/**
+ * What sits at a file's name in the workspace is read only when it is a regular file. A FIFO at a CRL's name hung
+ * `jpki restore` for ever (it reads the target's CRLs), a link to /dev/zero read until memory ran out, and a FIFO
+ * at counter-admin.key hung `jpki backup`. Run as processes, with a timeout: a hang blocks the thread that reads.
+ */
+describe("a FIFO or a device link where jpki reads a workspace file", () => {
+  it.skipIf(onPostgres)("is reported (restore: an unreadable CRL; backup: ERR_FILE_UNUSABLE), never waited on", async () => {
+    const base = join(dir, "odd-files");
+    await copyWorkspace(ws, base);
+    const src = join(dir, "odd-files-backup");
+    expect((await cli(["-w", base, "backup", src], { cwd: dir })).code).toBe(0);
+    execFileSync("mkfifo", [join(base, "crl", "13-sig-delta.crl")]);
+    symlinkSync("/dev/zero", join(base, "crl", "13-auth-delta.crl"));
+    const env = { ...process.env, JPKI_PASSPHRASE: "correct horse" };
+    const restore = spawnSync(process.execPath, [MAIN, "-w", base, "--json", "restore", src, "--force"], { env, encoding: "utf8", timeout: 60_000 });
+    expect(restore.signal, "the restore hung").toBeNull();
+    expect(restore.status, restore.stderr).toBe(0);
+    expect(JSON.parse(restore.stdout).unreadableCrlFiles).toEqual(expect.arrayContaining(["crl/13-sig-delta.crl", "crl/13-auth-delta.crl"].map((f) => expect.stringContaining(f))));
+
+    execFileSync("mkfifo", [join(base, "counter-admin.key")]);
+    const backup = spawnSync(process.execPath, [MAIN, "-w", base, "--json", "backup", join(dir, "odd-files-backup-2")], { env, encoding: "utf8", timeout: 60_000 });
+    expect(backup.signal, "the backup hung").toBeNull();
+    expect(backup.status).toBe(2);
+    expect(JSON.parse(backup.stderr.slice(backup.stderr.indexOf("{"))).error).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining("counter-admin.key: is not a regular file") });
+    expect(existsSync(join(dir, "odd-files-backup-2"))).toBe(false);
+  });
+});
+
 /** A small tmpfs at `path`, where the test may mount one (root, CAP_SYS_ADMIN); undefined elsewhere. */
 function smallDisk(path: string, size: string): (() => void) | undefined {
   mkdirSync(path, { recursive: true });
