@@ -8,6 +8,10 @@
  *   store/jpki.db            SQLite: a copy made with SQLite's online backup API (one consistent snapshot)
  *   store/jpki.pgdump        PostgreSQL: `pg_dump -Fc` of the store's database (backup/postgres-tools.ts)
  *   workspace/config.json    the workspace's configuration
+ *   workspace/counter-admin.key  the municipality's administrative key for the counter's IC cards, when `jpki card
+ *                            issue` made one: the only key that unblocks a card's PIN or renews it. Lost with the
+ *                            disk, every card issued until then could never be unblocked or renewed again (and the
+ *                            next `card issue` silently made a new key). Found by a helper: backups left it out.
  *   workspace/ca/…           CA certificates as published
  *   workspace/crl/…, arl/…   the published CRL tree: current files, history links, PEM copies
  *   workspace/bridge/…       the Bridge CA (ca/bridge.ts), when there is one: its encrypted key, its state (ARL
@@ -27,7 +31,7 @@
  * (store/staging-dir.ts): never a live backup's, here or in another container sharing the directory.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, realpathSync, renameSync, rmSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, constants, existsSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, realpathSync, renameSync, rmSync, writeSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { JpkiError } from "../errors.js";
@@ -38,12 +42,14 @@ import { holdStagingDir, sweepStagingDirs } from "../store/staging-dir.js";
 import { ownerTag, syncDir } from "../store/staging.js";
 import { VERSION } from "../version.js";
 import { checkOutputDir, refuseSpecial } from "../workspace/paths.js";
-import { Workspace, workspacePaths } from "../workspace/workspace.js";
+import { COUNTER_ADMIN_KEY_FILE, Workspace, workspacePaths } from "../workspace/workspace.js";
 import { BACKUP_FORMAT, MANIFEST_NAME, hashFile, type BackupManifest, type ManifestCrlNumber, type ManifestFile } from "./manifest.js";
 
 export const STORE_FILES = { sqlite: "store/jpki.db", postgres: "store/jpki.pgdump" } as const;
 /** The workspace files a backup holds, relative to the workspace root: config.json and these trees. */
 export const BACKED_UP_TREES = ["ca", "crl", "arl", "bridge"] as const;
+/** The single files a backup holds besides config.json, when the workspace has them (relative to its root). */
+export const BACKED_UP_FILES = [COUNTER_ADMIN_KEY_FILE] as const;
 
 export interface BackupProgress {
   readonly phase: "store" | "files" | "manifest";
@@ -92,12 +98,15 @@ function ownerDir(path: string): void {
 export function copyHashed(from: string, to: string): { size: number; sha256: string } | undefined {
   let src: number;
   try {
-    src = openSync(from, "r");
+    // Non-blocking, judged by the descriptor: a FIFO at a copied name (counter-admin.key, config.json, a file
+    // swapped in after the tree was listed) hung the backup for ever; a device was read without end.
+    src = openSync(from, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw e;
   }
   try {
+    if (!fstatSync(src).isFile()) throw new JpkiError("ERR_FILE_UNUSABLE", `${from}: is not a regular file, so it cannot be backed up: put the file itself there`, { details: { path: from } });
     ownerDir(dirname(to));
     const dst = openSync(to, "wx", 0o600);
     try {
@@ -252,7 +261,7 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
     files.push({ path: storeRel, ...hashFile(storeFile) });
 
     opts.onProgress?.({ phase: "files", done: 0 });
-    const copies: string[][] = [["config.json"], ...BACKED_UP_TREES.flatMap((t) => regularFiles(join(paths.root, t), [t]))];
+    const copies: string[][] = [["config.json"], ...BACKED_UP_FILES.map((f) => [f]), ...BACKED_UP_TREES.flatMap((t) => regularFiles(join(paths.root, t), [t]))];
     let done = 0;
     for (const rel of copies) {
       const r = copyHashed(join(paths.root, ...rel), join(tmp, "workspace", ...rel));

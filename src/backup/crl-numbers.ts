@@ -19,8 +19,9 @@
  * of room (the store keeps 63 bits: 9.2 × 10^18), so even a year-old backup costs 3 × 10^9 numbers, nothing.
  * `--crl-gap` asks for a larger gap when an operator knows of more.
  */
-import { lstatSync, readFileSync, readdirSync } from "node:fs";
+import { lstatSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { readRegularFile } from "../pki/regular-file.js";
 import { CRL_REASON } from "../crl/reason.js";
 import { describeCrl } from "../profile/describe.js";
 
@@ -81,11 +82,13 @@ export function publishedCrlNumbers(root: string): PublishedNumbers {
         if (r.length < 3) walk(p, r);
         continue;
       }
-      if (!st.isFile() || n.startsWith(".")) continue; // staged temporaries are not published
+      if (n.startsWith(".")) continue; // staged temporaries are not published
       const ca = crlFileCa(r);
       if (ca === undefined) continue;
       try {
-        const bytes = readFileSync(p);
+        // Only a regular file, opened without following a link or blocking (crlFile): anything else at a CRL's name
+        // is reported unreadable (the time gap covers its number), never read.
+        const bytes = crlFile(p);
         const der = n.endsWith(".pem") ? pemBody(bytes) : bytes;
         const num = describeCrl(der, { maxEntries: 0 }).crlNumber;
         if (num === undefined) throw new Error("no CRL number");
@@ -98,6 +101,15 @@ export function publishedCrlNumbers(root: string): PublishedNumbers {
   };
   for (const top of ["crl", "arl"]) walk(join(root, top), [top]);
   return { highest, unreadable };
+}
+
+/**
+ * A published CRL file's bytes: a regular file only. jpki never links or pipes one; a FIFO at a CRL's name hung the
+ * restore for ever, and a symbolic link to /dev/zero read until memory ran out (found by a helper: a restore reads
+ * the target's crl/ and every before-restore-<time>/crl/).
+ */
+function crlFile(path: string): Buffer {
+  return readRegularFile(path, { noFollow: true }).bytes;
 }
 
 function pemBody(bytes: Buffer): Buffer {
@@ -136,7 +148,7 @@ export function listedRevocations(root: string): Map<string, ListedRevocation> {
     const caId = crlFileCa(rel);
     if (caId === undefined) return;
     try {
-      for (const e of describeCrl(readFileSync(join(root, ...rel))).entries) {
+      for (const e of describeCrl(crlFile(join(root, ...rel))).entries) {
         const key = `${caId}/${e.serialNumber}`;
         const known = out.get(key);
         if (known) {

@@ -64,7 +64,7 @@ import { ownerTag, syncDir } from "../store/staging.js";
 import { MAX_CRL_NUMBER, type CaRecord, type CarriedRevocation, type RetiredCaIdRecord, type Store } from "../store/types.js";
 import { checkInputDir } from "../workspace/paths.js";
 import { workspacePaths } from "../workspace/workspace.js";
-import { BACKED_UP_TREES, STORE_FILES, copyHashed, writeFailure } from "./backup.js";
+import { BACKED_UP_FILES, BACKED_UP_TREES, STORE_FILES, copyHashed, writeFailure } from "./backup.js";
 import { decodeEntries } from "../profile/crl-entry.js";
 import { crlNumberGap, listedRevocations, publishedCrlNumbers, type ListedRevocation } from "./crl-numbers.js";
 import { verifyBackup, type BackupManifest } from "./manifest.js";
@@ -171,6 +171,11 @@ export interface RestoreReport {
   /** where the target's previous files went, when it had any */
   readonly previous: string | undefined;
   readonly statusCheckIds: RestoredStatusCheckIds;
+  /**
+   * The card administrative key, when the backup holds one: `restored` when put in place (the target had none);
+   * else the target's was kept, and `backupCopy` names where the backup's went when the two differ.
+   */
+  readonly counterAdminKey?: { readonly restored: boolean; readonly backupCopy?: string };
 }
 
 /** What the audit log records of a restore. */
@@ -605,6 +610,24 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     }
     for (const n of replaced) move(join(paths.root, n), join(previous!, n));
     for (const n of ["config.json", ...BACKED_UP_TREES]) if (existsSync(join(stage, "ws", n))) move(join(stage, "ws", n), join(paths.root, n));
+    // The card administrative key (backup.ts): put back where the target has none (a new disk). One the target has
+    // stays, never moved aside: cards personalised after the backup are locked under it, and `card issue` makes
+    // the key once, so it is the backup's too — unless the backup is another workspace's or the key was made
+    // again; then the backup's is kept beside it, for the cards issued under that one (reported).
+    let counterAdminKey: RestoreReport["counterAdminKey"];
+    for (const n of BACKED_UP_FILES) {
+      const staged = join(stage, "ws", n);
+      if (!existsSync(staged)) continue;
+      const at = join(paths.root, n);
+      if (!existsSync(at)) {
+        move(staged, at);
+        counterAdminKey = { restored: true };
+      } else if (!readFileSync(staged).equals(readFileSync(at))) {
+        const aside = `${at}.from-backup-${stamp(restoredAt)}`;
+        move(staged, aside);
+        counterAdminKey = { restored: false, backupCopy: aside };
+      } else counterAdminKey = { restored: false };
+    }
     if (!pg) {
       // A clean close leaves no -wal; should one be there, it belongs with its database.
       for (const n of ["jpki.db-wal", "jpki.db-shm"]) if (existsSync(join(stage, n))) move(join(stage, n), join(paths.root, n));
@@ -631,6 +654,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       unreadableCrlFiles: [...targetNumbers.unreadable, ...stagedNumbers.unreadable.map((f) => `(backup) ${f}`)],
       previous,
       statusCheckIds: statusCheckIds!,
+      ...(counterAdminKey ? { counterAdminKey } : {}),
     };
   } catch (e) {
     // Staging fills the workspace's filesystem first: the target is left as it was.

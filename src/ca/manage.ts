@@ -251,7 +251,8 @@ export interface RewrapOptions {
 }
 
 /**
- * Re-encrypts every CA key of the workspace, and every CA's OCSP signing key (listed as "ocsp:<CA id>"), with the
+ * Re-encrypts every CA key of the workspace, every CA's OCSP signing key (listed as "ocsp:<CA id>") and the verifier
+ * CA's key ("verifier-ca"), with the
  * strong KDF (pki/key-wrap.ts: PBKDF2-HMAC-SHA256, 600,000 iterations, AES-256-CBC) under one fresh salt,
  * optionally under a new passphrase. All or nothing: every key is decrypted, checked against its certificate,
  * re-encrypted and read back before one store transaction replaces them all. Also makes the workspace
@@ -293,13 +294,24 @@ async function rewrapLocked(ws: Workspace, opts: RewrapOptions): Promise<{ rewra
         params,
       }),
     }));
+  // The verifier CA's key (verifier/authority.ts) is under the CA keys' passphrase too. Left behind, a rewrap to a new
+  // passphrase — one that leaked, say — kept it under the old one: 'jpki verifier add --client-cert' refused the new
+  // passphrase, and whoever held the old one (and a copy of the store) could still issue client certificates
+  // 'jpki serve' accepts. Found by a helper.
+  const verifierCaRecord = await ws.store.getVerifierCa();
+  const verifierCa = {
+    before: verifierCaRecord?.encryptedKeyPem,
+    ...(verifierCaRecord
+      ? { encryptedKeyPem: rewrapKey({ pem: verifierCaRecord.encryptedKeyPem, certificateDer: verifierCaRecord.certificateDer, what: "the verifier CA key", from: opts.passphrase, to: newPassphrase, params }) }
+      : {}),
+  };
   // The Bridge CA's key (ca/bridge.ts) shares the passphrase: re-encrypted first (under the Bridge's lock) to a
   // durable bridge.key.next, installed once the CA keys are replaced, so a wrong passphrase or a damaged Bridge
   // changes nothing, and a crash in between is finished by the next command that opens the Bridge.
   const bridged = await withBridgeLockIfAny(ws.paths.root, async () => {
     const bridge = stageBridgeRewrap(ws.paths.root, opts.passphrase, newPassphrase, params);
     try {
-      if (keys.length || ocspSigners.length) await ws.store.replaceCaKeys(keys, { ocspSigners });
+      if (keys.length || ocspSigners.length || verifierCaRecord) await ws.store.replaceCaKeys(keys, { ocspSigners, verifierCa });
     } catch (e) {
       bridge?.discard();
       throw e;
@@ -308,7 +320,7 @@ async function rewrapLocked(ws: Workspace, opts: RewrapOptions): Promise<{ rewra
     return bridge !== undefined;
   });
   ws.restrictPermissions();
-  return { rewrapped: [...keys.map((k) => k.id), ...ocspSigners.map((k) => `ocsp:${k.caId}`), ...(bridged ? ["bridge"] : [])] };
+  return { rewrapped: [...keys.map((k) => k.id), ...ocspSigners.map((k) => `ocsp:${k.caId}`), ...(verifierCaRecord ? ["verifier-ca"] : []), ...(bridged ? ["bridge"] : [])] };
 }
 
 /**

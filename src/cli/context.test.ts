@@ -101,6 +101,21 @@ describe("readPassphraseFile", () => {
     expect(stderr).toContain("not UTF-8");
   });
 
+  // JPKI_PASSPHRASE set from a file with its final newline made CA keys that the same passphrase typed, or in the
+  // file itself (--passphrase-file drops one final line break), never opened: ERR_PASSPHRASE_WRONG for ever after.
+  it("ca init on a new workspace refuses a JPKI_PASSPHRASE ending with a line break or holding no UTF-8 (ERR_USAGE); nothing is made", async () => {
+    let stderr = "";
+    const io = { stdout: { write: () => true }, stderr: { write: (t: string) => (stderr += t) }, env: {}, cwd: dir };
+    const fresh = join(dir, "env-newline-ws");
+    for (const bad of ["secret\n", "secret\r\n", "\uFFFDp"]) {
+      stderr = "";
+      expect(await run(["--workspace", fresh, "ca", "init", "--prefecture", "13", "--purpose", "signature"], { ...io, env: { JPKI_PASSPHRASE: bad } }), bad).toBe(2);
+      expect(stderr).toContain("[ERR_USAGE] JPKI_PASSPHRASE");
+      expect(stderr).not.toContain("secret");
+      expect(existsSync(fresh)).toBe(false);
+    }
+  });
+
   it("a file holding only a BOM (and a line break) is empty", () => {
     for (const b of [BOM, Buffer.concat([BOM, Buffer.from("\r\n")])]) expect(() => read(b)).toThrow(expect.objectContaining({ code: "ERR_PASSPHRASE_MISSING" }));
   });

@@ -8,7 +8,7 @@ import { createInterface } from "node:readline";
 import { Writable } from "node:stream";
 import type { Command } from "commander";
 import type { Workspace } from "../index.js";
-import { JpkiError, NOT_REGULAR, checkInputFile, checkWorkspaceDir, isJpkiError, readPinFile, readRegularFile, setPkcs11PinSource, workspaceLibrary } from "./lib.js";
+import { JpkiError, NOT_REGULAR, checkInputFile, checkWorkspaceDir, envPinValue, isJpkiError, readPinFile, readRegularFile, setPkcs11PinSource, workspaceLibrary } from "./lib.js";
 import { Output, type Io } from "./output.js";
 
 export interface GlobalOptions {
@@ -48,7 +48,7 @@ export class Context {
     if (file && env === process.env) process.env.JPKI_PKCS11_PIN_FILE = file;
     setPkcs11PinSource(() => {
       if (file) return readPinFile(checkInputFile(file, "token PIN file --pkcs11-pin-file", { cwd: this.io.cwd }));
-      if (env.JPKI_PKCS11_PIN) return env.JPKI_PKCS11_PIN;
+      if (env.JPKI_PKCS11_PIN) return envPinValue(env.JPKI_PKCS11_PIN);
       if (env.JPKI_PKCS11_PIN_FILE) return readPinFile(env.JPKI_PKCS11_PIN_FILE);
       throw new JpkiError("ERR_PKCS11_PIN_MISSING", "the CA keys are in a PKCS#11 token: set JPKI_PKCS11_PIN or pass --pkcs11-pin-file FILE");
     });
@@ -120,6 +120,19 @@ export class Context {
   async passphrase(opts: { readonly forNewKeys?: boolean } = {}): Promise<string> {
     if (this.opts.passphraseFile) return readPassphraseFile(this.opts.passphraseFile, "passphrase file --passphrase-file", this.io.cwd, opts);
     const env = this.io.env.JPKI_PASSPHRASE;
+    // A final line break (a variable set from a file with its newline, as a mounted secret or an env file may) or
+    // U+FFFD (bytes that were no UTF-8) stays in the variable, where the passphrase file and the prompt drop or
+    // refuse it: keys made so opened only from this variable, never with the same passphrase typed or in
+    // --passphrase-file (ERR_PASSPHRASE_WRONG). Found by a helper. Refused for keys about to be wrapped, as
+    // readPassphraseFile refuses a file that is not UTF-8; keys already wrapped that way still open with it.
+    if (env && opts.forNewKeys && (/[\r\n]$/.test(env) || env.includes("\uFFFD"))) {
+      throw new JpkiError(
+        "ERR_USAGE",
+        /[\r\n]$/.test(env)
+          ? "JPKI_PASSPHRASE ends with a line break, which the passphrase typed or in --passphrase-file never has: new CA keys would open only from this variable. Set it without the line break, or pass --passphrase-file FILE"
+          : "JPKI_PASSPHRASE is not UTF-8 text (a byte no character decodes from): set it as UTF-8, as the passphrase typed or in --passphrase-file is",
+      );
+    }
     if (env) return env;
     // A workspace whose CA keys are in a PKCS#11 token needs the PIN, not a passphrase: none is asked for (a
     // software key opened with it fails with ERR_PASSPHRASE_WRONG, which says what to set).

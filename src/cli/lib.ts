@@ -19,7 +19,7 @@ export { JpkiError, ERROR_CODES, isJpkiError } from "../errors.js";
 export { checkInputFile, checkInputDir, readInputFile, checkOutputFile, checkNewOutputFile, checkOutputDir, checkWorkspaceDir, outputExists } from "../workspace/paths.js";
 export { REVOCATION_CAUSES } from "../crl/reason.js";
 // graphene-pk11 loads only when a token is opened (pki/pkcs11.ts), so the PIN source is light to set up.
-export { readPinFile, setPkcs11PinSource } from "../pki/pkcs11.js";
+export { envPinValue, readPinFile, setPkcs11PinSource } from "../pki/pkcs11.js";
 export { NOT_REGULAR, readRegularFile } from "../pki/regular-file.js";
 export { readIsoTime } from "../pki/iso-time.js";
 

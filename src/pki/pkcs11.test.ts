@@ -13,6 +13,7 @@ let hsm: SoftHsm;
 let token: TestToken;
 let locked: TestToken;
 let noPin: TestToken;
+let envNewline: TestToken[];
 let signer: Pkcs11Signer;
 
 async function codeOf(f: () => unknown): Promise<string | undefined> {
@@ -29,6 +30,7 @@ beforeAll(() => {
   token = initToken(hsm, "jpki unit");
   locked = initToken(hsm, "jpki wrong pin");
   noPin = initToken(hsm, "jpki no pin");
+  envNewline = [initToken(hsm, "jpki env lf"), initToken(hsm, "jpki env crlf")];
   setPkcs11PinSource(() => token.pin);
   signer = generatePkcs11Key({ modulePath: hsm.modulePath, token: token.label, object: "ca-13-sig" });
 });
@@ -159,6 +161,14 @@ describe("Pkcs11Signer (SoftHSM2)", () => {
       process.env.JPKI_PKCS11_PIN_FILE = join(hsm.dir, "pin");
       writeFileSync(join(hsm.dir, "pin"), `${noPin.pin}\n`, { mode: 0o600 });
       expect(Pkcs11Token.open(hsm.modulePath, noPin.label).label).toBe(noPin.label);
+      // JPKI_PKCS11_PIN set from a file with its newline: the token was sent "PIN\n" and refused it (a try burned)
+      delete process.env.JPKI_PKCS11_PIN_FILE;
+      for (const [i, nl] of ["\n", "\r\n"].entries()) {
+        const t = envNewline[i]!;
+        process.env.JPKI_PKCS11_PIN = `${t.pin}${nl}`;
+        expect(Pkcs11Token.open(hsm.modulePath, t.label).label).toBe(t.label);
+      }
+      delete process.env.JPKI_PKCS11_PIN;
     } finally {
       if (saved[0] !== undefined) process.env.JPKI_PKCS11_PIN = saved[0];
       if (saved[1] !== undefined) process.env.JPKI_PKCS11_PIN_FILE = saved[1];

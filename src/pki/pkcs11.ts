@@ -94,9 +94,18 @@ export function parsePkcs11Uri(uri: string): Pkcs11KeyRef {
 /** Where the user PIN comes from: JPKI_PKCS11_PIN, else the file JPKI_PKCS11_PIN_FILE names. Never an argument. */
 export type Pkcs11PinSource = () => string;
 
+/**
+ * The PIN in JPKI_PKCS11_PIN, without one final line break (LF or CRLF), as a PIN file's first line is read: a
+ * variable set from a file with its newline (a mounted secret, an env file) sent the token a PIN with it, which
+ * it refused (CKR_PIN_INCORRECT) — one of the few tries before a real HSM locks its user PIN. Found by a helper.
+ */
+export function envPinValue(value: string): string {
+  return value.replace(/\r?\n$/, "");
+}
+
 function envPin(): string {
   const env = process.env.JPKI_PKCS11_PIN;
-  if (env) return env;
+  if (env) return envPinValue(env);
   const file = process.env.JPKI_PKCS11_PIN_FILE;
   if (file) return readPinFile(file);
   throw new JpkiError("ERR_PKCS11_PIN_MISSING", "the CA keys are in a PKCS#11 token: set JPKI_PKCS11_PIN or pass --pkcs11-pin-file FILE");

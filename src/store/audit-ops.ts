@@ -59,11 +59,11 @@ export function ocspAudit(rec: OcspResponderRecord): AuditEntry {
 }
 
 /** One record for a rewrap: the CAs whose keys, and the OCSP signing certificates whose keys, were re-encrypted. */
-export function rewrapAudit(keys: ReadonlyArray<{ id: string }>, ocspSigners: readonly OcspSignerKey[]): AuditEntry {
+export function rewrapAudit(keys: ReadonlyArray<{ id: string }>, ocspSigners: readonly OcspSignerKey[], verifierCa = false): AuditEntry {
   return {
     action: "ca.rewrap",
     subject: keys.length === 1 ? keys[0]!.id : "",
-    detail: { cas: keys.map((k) => k.id), ...(ocspSigners.length ? { ocspSigners: ocspSigners.map((k) => ({ ca: k.caId, serial: k.serial })) } : {}) },
+    detail: { cas: keys.map((k) => k.id), ...(ocspSigners.length ? { ocspSigners: ocspSigners.map((k) => ({ ca: k.caId, serial: k.serial })) } : {}), ...(verifierCa ? { verifierCa: true } : {}) },
   };
 }
 

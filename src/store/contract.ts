@@ -1005,6 +1005,26 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("a rewrap replaces the verifier CA's key with the CA keys; one made or replaced since the rewrap read it replaces no key", async () => {
+      const s = await twoCas(make);
+      const keys = async () => ({ cas: (await s.listCas()).map((c) => c.encryptedKeyPem), verifierCa: (await s.getVerifierCa())?.encryptedKeyPem });
+      const ca = { certificateDer: Buffer.from([0x30, 1, 2]), encryptedKeyPem: "v1", createdAt: new Date(1000) };
+      // made after the rewrap found none (a 'verifier add' at the same time, under the old passphrase)
+      await s.initVerifierCa(ca);
+      const before = await keys();
+      const head = await s.auditHead();
+      await expect(s.replaceCaKeys([{ id: "13-sig", encryptedKeyPem: "k2" }], { verifierCa: { before: undefined } })).rejects.toMatchObject({ code: "ERR_WORKSPACE_LOCKED", message: expect.stringContaining("verifier CA") });
+      await expect(s.replaceCaKeys([{ id: "13-sig", encryptedKeyPem: "k2" }], { verifierCa: { before: "v0", encryptedKeyPem: "v2" } })).rejects.toMatchObject({ code: "ERR_WORKSPACE_LOCKED" });
+      expect(await keys()).toEqual(before);
+      expect(await s.auditHead()).toEqual(head);
+
+      await s.replaceCaKeys([{ id: "13-sig", encryptedKeyPem: "k2" }], { verifierCa: { before: "v1", encryptedKeyPem: "v2" } });
+      expect((await s.getCa("13-sig"))!.encryptedKeyPem).toBe("k2");
+      expect(await s.getVerifierCa()).toEqual({ ...ca, encryptedKeyPem: "v2" });
+      expect(JSON.parse((await s.auditHead())!.detail)).toEqual({ cas: ["13-sig"], verifierCa: true });
+      await s.close();
+    });
+
     it("a rewrap finding an OCSP signer it did not read (issued meanwhile, its key under the old passphrase) replaces no key", async () => {
       const s = await twoCas(make);
       const r = ocspSigner("pem1");

@@ -57,6 +57,7 @@ import {
   toCaLink,
   toOcspResponder,
   ocspSignerAdded,
+  verifierCaChanged,
   ocspSignerRenewed,
   keysRewrapped,
   rewrappedKeys,
@@ -95,6 +96,7 @@ import type {
   CertificateStatusRow,
   OcspResponderRecord,
   OcspSignerKey,
+  VerifierCaKey,
   WrappedKeysSeen,
   CertificateQuery,
   CertificateRow,
@@ -1950,8 +1952,9 @@ export class PostgresStore implements Store {
     }
   }
 
-  replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>, o: { readonly ocspSigners?: readonly OcspSignerKey[] } = {}): Promise<void> {
+  replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>, o: { readonly ocspSigners?: readonly OcspSignerKey[]; readonly verifierCa?: VerifierCaKey } = {}): Promise<void> {
     const ocspSigners = o.ocspSigners ?? [];
+    const verifierCa = o.verifierCa?.encryptedKeyPem !== undefined;
     return this.#tx("re-encrypting CA keys", async (c) => {
       await this.#assertCaKeysLockHeld(c);
       for (const k of keys) {
@@ -1967,7 +1970,12 @@ export class PostgresStore implements Store {
         const added = (await c.query<{ ca_id: string }>("SELECT ca_id FROM ocsp_responders ORDER BY ca_id")).rows.find((r) => !listed.has(r.ca_id));
         if (added) throw ocspSignerAdded(added.ca_id);
       }
-      if (keys.length || ocspSigners.length) await this.#appendAudits(c, [rewrapAudit(keys, ocspSigners)]);
+      if (o.verifierCa) {
+        const now = (await c.query<{ key_pem: string }>("SELECT key_pem FROM verifier_ca WHERE id = 1 FOR UPDATE")).rows[0]?.key_pem;
+        if (now !== o.verifierCa.before) throw verifierCaChanged();
+        if (o.verifierCa.encryptedKeyPem !== undefined) await c.query("UPDATE verifier_ca SET key_pem = $1 WHERE id = 1", [o.verifierCa.encryptedKeyPem]);
+      }
+      if (keys.length || ocspSigners.length || verifierCa) await this.#appendAudits(c, [rewrapAudit(keys, ocspSigners, verifierCa)]);
     });
   }
 

@@ -295,6 +295,14 @@ export function ocspSignerAdded(caId: string): JpkiError {
   );
 }
 
+/** Store.replaceCaKeys: the verifier CA was made (or its key replaced) after the rewrap read it, under the old passphrase. */
+export function verifierCaChanged(): JpkiError {
+  return new JpkiError(
+    "ERR_WORKSPACE_LOCKED",
+    "the verifier CA was made while the keys were re-encrypted (a 'jpki verifier add' at the same time): no key was replaced; run the rewrap again",
+  );
+}
+
 export interface VerifierRowDb {
   id: string;
   name: string;

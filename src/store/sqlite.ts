@@ -28,6 +28,7 @@ import {
   toCaLink,
   toOcspResponder,
   ocspSignerAdded,
+  verifierCaChanged,
   ocspSignerRenewed,
   keysRewrapped,
   rewrappedKeys,
@@ -67,6 +68,7 @@ import type {
   CertificateStatusRow,
   OcspResponderRecord,
   OcspSignerKey,
+  VerifierCaKey,
   WrappedKeysSeen,
   CertifiedRow,
   NoticeCommit,
@@ -1460,8 +1462,9 @@ export class SqliteStore implements Store {
     return fn();
   }
 
-  replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>, o: { readonly ocspSigners?: readonly OcspSignerKey[] } = {}): Promise<void> {
+  replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>, o: { readonly ocspSigners?: readonly OcspSignerKey[]; readonly verifierCa?: VerifierCaKey } = {}): Promise<void> {
     const ocspSigners = o.ocspSigners ?? [];
+    const verifierCa = o.verifierCa?.encryptedKeyPem !== undefined;
     return this.#run("re-encrypting CA keys", () => {
       const update = this.#db.prepare("UPDATE cas SET key_pem = ? WHERE id = ?");
       const updateOcsp = this.#db.prepare("UPDATE ocsp_responders SET key_pem = ? WHERE ca_id = ? AND serial = ?");
@@ -1477,7 +1480,12 @@ export class SqliteStore implements Store {
           const added = (this.#stmts.ocspResponders.all() as Array<{ ca_id: string }>).find((r) => !listed.has(r.ca_id));
           if (added) throw ocspSignerAdded(added.ca_id);
         }
-        if (keys.length || ocspSigners.length) this.#appendAudit(rewrapAudit(keys, ocspSigners));
+        if (o.verifierCa) {
+          const now = this.#db.prepare("SELECT key_pem FROM verifier_ca WHERE id = 1").pluck().get() as string | undefined;
+          if (now !== o.verifierCa.before) throw verifierCaChanged();
+          if (o.verifierCa.encryptedKeyPem !== undefined) this.#db.prepare("UPDATE verifier_ca SET key_pem = ? WHERE id = 1").run(o.verifierCa.encryptedKeyPem);
+        }
+        if (keys.length || ocspSigners.length || verifierCa) this.#appendAudit(rewrapAudit(keys, ocspSigners, verifierCa));
       })();
     });
   }

@@ -439,6 +439,15 @@ export interface OcspResponderRecord {
   readonly notAfter: Date;
 }
 
+/**
+ * The verifier CA's key in a rewrap (Store.replaceCaKeys): `before` is its encrypted key as the rewrap read it
+ * (undefined: there was no verifier CA), `encryptedKeyPem` the same key re-encrypted (absent with no verifier CA).
+ */
+export interface VerifierCaKey {
+  readonly before: string | undefined;
+  readonly encryptedKeyPem?: string;
+}
+
 /** A re-encrypted key for the OCSP signing certificate `serial` of CA `caId` (Store.replaceCaKeys). */
 export interface OcspSignerKey {
   readonly caId: string;
@@ -651,8 +660,10 @@ export interface Store {
    * audit record. Nothing is replaced when any fails: ERR_CA_UNKNOWN for an unknown CA id; ERR_WORKSPACE_LOCKED
    * when a CA's OCSP signing certificate is no longer the one `serial` names (a running schedule renewed it since
    * it was read, under the old passphrase), or a CA has one `ocspSigners` does not list (issued since, likewise).
+   * With `verifierCa`, the verifier CA's key too (under the same passphrase, verifier/authority.ts): ERR_WORKSPACE_LOCKED
+   * when it is no longer the one the rewrap read (made or replaced since).
    */
-  replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>, o?: { readonly ocspSigners?: readonly OcspSignerKey[] }): Promise<void>;
+  replaceCaKeys(keys: ReadonlyArray<{ id: string; encryptedKeyPem: string }>, o?: { readonly ocspSigners?: readonly OcspSignerKey[]; readonly verifierCa?: VerifierCaKey }): Promise<void>;
   /**
    * Runs `fn` as the one process changing the store's set of CA keys (`ca init`, `rewrap`, `rollover`, `bridge`:
    * ca/manage.ts withCaKeysLock, which holds the workspace's lock file around this). ERR_WORKSPACE_LOCKED at once,

@@ -33,11 +33,19 @@ export interface WorkspacePaths {
   readonly crlDir: string;
   readonly certDir: string;
   readonly rejectsDir: string;
+  /**
+   * The municipality's administrative key for the IC cards the counter issues (`jpki card issue` makes it on first
+   * use): the only key that unblocks a card's PIN or renews its certificates. Backed up with the workspace.
+   */
+  readonly counterAdminKey: string;
 }
+
+/** The administrative key's file name in the workspace root (WorkspacePaths.counterAdminKey). */
+export const COUNTER_ADMIN_KEY_FILE = "counter-admin.key";
 
 export function workspacePaths(root: string): WorkspacePaths {
   const r = resolve(root);
-  return { root: r, db: join(r, "jpki.db"), config: join(r, "config.json"), caDir: join(r, "ca"), crlDir: join(r, "crl"), certDir: join(r, "certs"), rejectsDir: join(r, "rejects") };
+  return { root: r, db: join(r, "jpki.db"), config: join(r, "config.json"), caDir: join(r, "ca"), crlDir: join(r, "crl"), certDir: join(r, "certs"), rejectsDir: join(r, "rejects"), counterAdminKey: join(r, COUNTER_ADMIN_KEY_FILE) };
 }
 
 const DIR_MODE = 0o700;

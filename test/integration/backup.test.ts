@@ -745,6 +745,64 @@ describe("a restore's staging directory in a workspace other PID namespaces shar
   });
 });
 
+/**
+ * The municipality's card administrative key (`card issue` makes counter-admin.key in the workspace): the only key
+ * that unblocks a card's PIN or renews it. Backups left it out: restored onto a new disk, no card issued before
+ * could be unblocked or renewed, and the next `card issue` made a new key without a word.
+ */
+describe("the card administrative key", () => {
+  it.skipIf(onPostgres)("is backed up and put back on a new disk; a target's own key stays, the backup's kept beside it when they differ", async () => {
+    const base = join(dir, "admin-key");
+    await copyWorkspace(ws, base);
+    const key = `${"ab".repeat(32)}\n`;
+    writeFileSync(join(base, "counter-admin.key"), key, { mode: 0o600 });
+    const src = join(dir, "admin-key-backup");
+    expect((await cli(["-w", base, "backup", src], { cwd: dir })).code).toBe(0);
+
+    const fresh = join(dir, "admin-key-new-disk");
+    const r = await restoreBackup({ source: src, workspaceDir: fresh });
+    expect(r.counterAdminKey).toEqual({ restored: true });
+    expect(readFileSync(join(fresh, "counter-admin.key"), "utf8")).toBe(key);
+    expect(statSync(join(fresh, "counter-admin.key")).mode & 0o777).toBe(0o600);
+
+    // Cards personalised under the target's key after the backup stay usable: it is never replaced.
+    const own = `${"cd".repeat(32)}\n`;
+    writeFileSync(join(base, "counter-admin.key"), own, { mode: 0o600 });
+    const again = await restoreBackup({ source: src, workspaceDir: base, force: true });
+    expect(readFileSync(join(base, "counter-admin.key"), "utf8")).toBe(own);
+    expect(again.counterAdminKey?.restored).toBe(false);
+    expect(readFileSync(again.counterAdminKey!.backupCopy!, "utf8")).toBe(key);
+  });
+});
+
+/**
+ * What sits at a file's name in the workspace is read only when it is a regular file. A FIFO at a CRL's name hung
+ * `jpki restore` for ever (it reads the target's CRLs), a link to /dev/zero read until memory ran out, and a FIFO
+ * at counter-admin.key hung `jpki backup`. Run as processes, with a timeout: a hang blocks the thread that reads.
+ */
+describe("a FIFO or a device link where jpki reads a workspace file", () => {
+  it.skipIf(onPostgres)("is reported (restore: an unreadable CRL; backup: ERR_FILE_UNUSABLE), never waited on", async () => {
+    const base = join(dir, "odd-files");
+    await copyWorkspace(ws, base);
+    const src = join(dir, "odd-files-backup");
+    expect((await cli(["-w", base, "backup", src], { cwd: dir })).code).toBe(0);
+    execFileSync("mkfifo", [join(base, "crl", "13-sig-delta.crl")]);
+    symlinkSync("/dev/zero", join(base, "crl", "13-auth-delta.crl"));
+    const env = { ...process.env, JPKI_PASSPHRASE: "correct horse" };
+    const restore = spawnSync(process.execPath, [MAIN, "-w", base, "--json", "restore", src, "--force"], { env, encoding: "utf8", timeout: 60_000 });
+    expect(restore.signal, "the restore hung").toBeNull();
+    expect(restore.status, restore.stderr).toBe(0);
+    expect(JSON.parse(restore.stdout).unreadableCrlFiles).toEqual(expect.arrayContaining(["crl/13-sig-delta.crl", "crl/13-auth-delta.crl"].map((f) => expect.stringContaining(f))));
+
+    execFileSync("mkfifo", [join(base, "counter-admin.key")]);
+    const backup = spawnSync(process.execPath, [MAIN, "-w", base, "--json", "backup", join(dir, "odd-files-backup-2")], { env, encoding: "utf8", timeout: 60_000 });
+    expect(backup.signal, "the backup hung").toBeNull();
+    expect(backup.status).toBe(2);
+    expect(JSON.parse(backup.stderr.slice(backup.stderr.indexOf("{"))).error).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining("counter-admin.key: is not a regular file") });
+    expect(existsSync(join(dir, "odd-files-backup-2"))).toBe(false);
+  });
+});
+
 /** A small tmpfs at `path`, where the test may mount one (root, CAP_SYS_ADMIN); undefined elsewhere. */
 function smallDisk(path: string, size: string): (() => void) | undefined {
   mkdirSync(path, { recursive: true });

@@ -163,6 +163,28 @@ describe("ca rewrap and the OCSP signing keys", () => {
   });
 });
 
+describe("ca rewrap and the verifier CA key", () => {
+  // Left under the old passphrase, 'verifier add --client-cert' refused the new one, and whoever held the old one
+  // (a leaked passphrase the rewrap was meant to retire) could still issue client certificates serve accepts.
+  it("moves it to the new passphrase with the CA keys: client certificates are then issued under the new one only", async () => {
+    const vws = join(tempDir(), "ws");
+    expect((await cli(["--workspace", vws, "ca", "init", "--prefecture", "13", "--purpose", "signature"], { cwd: dir })).code).toBe(0);
+    const out = tempDir();
+    const add = (pass: string, name: string) => cli(["--workspace", vws, "verifier", "add", "--name", name, "--kind", "government", "--client-cert", "--out", out, "--json"], { cwd: dir, env: { JPKI_PASSPHRASE: pass } });
+    const first = await add("correct horse", "first");
+    expect(first.code, first.stderr).toBe(0);
+    const newPass = join(dir, "verifier-new-pass.txt");
+    writeFileSync(newPass, "a fresh passphrase\n", { mode: 0o600 });
+    const r = await cli(["--workspace", vws, "ca", "rewrap", "--new-passphrase-file", newPass, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json()).toMatchObject({ rewrapped: ["13-sig", "verifier-ca"], newPassphrase: true });
+    const after = await add("a fresh passphrase", "after");
+    expect(after.code, after.stderr).toBe(0);
+    const old = await add("correct horse", "old");
+    expect([old.code, old.stderr]).toEqual([5, expect.stringContaining("ERR_PASSPHRASE_WRONG")]);
+  });
+});
+
 describe("an OCSP signer renewal and ca rewrap", () => {
   it("a renewal whose CAs were opened before a rewrap to a new passphrase stores nothing after it (ERR_KEYS_REWRAPPED); opened after, it renews under the new one", async () => {
     const ows = join(tempDir(), "ws");

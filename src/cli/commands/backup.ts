@@ -42,11 +42,15 @@ function restoreSummary(r: RestoreReport): string {
   for (const x of r.revokedUnknown) {
     lines.push(
       x.carriedOver
-        ? `warning: ${x.caId} ${x.serial} is revoked on the previous CRLs but unknown to the restored store (issued after the backup): its CRL entry was carried over, and the next full CRLs list it (not its municipality partition's, nor OCSP); reissue to its resident by hand`
+        ? `warning: ${x.caId} ${x.serial} is revoked on the previous CRLs but unknown to the restored store (issued after the backup): its CRL entry was carried over: the next full CRLs and deltas list it, its municipality partition's CRL when the previous CRLs or store placed it, and OCSP answers it revoked; reissue to its resident by hand`
         : `warning: ${x.caId} ${x.serial} is revoked on the previous CRLs but the restored store has no such certificate of ${x.caId} (nor the CA): it will not be on the next CRLs`,
     );
   }
   if (r.previous) lines.push(`  the previous files are in ${r.previous}`);
+  if (r.counterAdminKey?.restored) lines.push("  the card administrative key (counter-admin.key) was put back");
+  if (r.counterAdminKey?.backupCopy) {
+    lines.push(`warning: the workspace's card administrative key (counter-admin.key) differs from the backup's and was kept; the backup's is in ${r.counterAdminKey.backupCopy} (for the cards issued under it)`);
+  }
   const why = { crls: "its CRLs were published", store: "the store this restore replaced had a CA of it", retired: "the store this restore replaced had retired it" } as const;
   for (const x of r.retiredCaIds) {
     lines.push(`  retired ${x.id}: ${why[x.why]}, but the backup has no CA ${x.id}; no CA is made under that id again: the next 'jpki ca ${x.by}' of its prefecture and purpose makes ${x.next}`);
@@ -136,11 +140,13 @@ target still holds, and the gap is 1000 + 100 per second since the backup was ta
 
 Revocations on the target's previous CRLs that the backup's CRLs lack (made after the backup) are made again
 in the restored store, with their date and reason: a restore never un-revokes a certificate. A revoked serial
-the restored store does not know (issued after the backup) is reported: it cannot be on the next CRLs.
+the restored store does not know (issued after the backup) is reported, and its CRL entry is carried over into
+its CA's revocation log: the next CRLs still list it and OCSP answers it revoked (revokedUnknown, carriedOver).
 Liveness-check ids (a verifier's paging cursor for GET /v1/status/history) move on the same way: the next id
 is the larger of the replaced store's next id (when it can be read) and the backup's + 1,000,000 + 1,000,000
 per second since the backup, so a verifier paging from a cursor it got after the backup misses no new check.
 The target's previous config.json, store file, ca/, crl/, arl/ and bridge/ are kept in before-restore-<time>/.
+The card administrative key (counter-admin.key) is put back where the target has none; the target's stays.
 
 --json prints the report (per CA: highest number known, the next number; statusCheckIds: the ids' move).
 

@@ -37,7 +37,9 @@ export function makeCaCommand(io: Io): Command {
       `
 The passphrase protecting the CA keys comes from --passphrase-file or JPKI_PASSPHRASE (or a prompt).
 Keys are stored as encrypted PKCS#8 (PBES2: PBKDF2-HMAC-SHA256, 600,000 iterations, AES-256-CBC) in the
-workspace store; in a workspace that already has CAs the passphrase must open them.
+workspace store; in a workspace that already has CAs the passphrase must open them. A passphrase file loses
+one final line break; a new workspace refuses a JPKI_PASSPHRASE that ends with one (ERR_USAGE), which
+the same passphrase typed or in a file would never match.
 
 CA keys in a PKCS#11 token (HSM): with --pkcs11-module and --token the key pairs are generated inside the
 token (RSA-2048, CKA_SENSITIVE, not extractable) and the store keeps only each key's RFC 7512 URI (module
@@ -350,7 +352,8 @@ Examples:
 The current passphrase comes from --passphrase-file or JPKI_PASSPHRASE (or a prompt). Every key is
 decrypted, checked against its certificate and re-encrypted; all keys are replaced in one transaction, or
 none is. Also makes the workspace owner-only (directories 0700, store 0600). Keys in a PKCS#11 token are
-left alone.
+left alone. The verifier CA's key (client certificates for 'jpki serve', listed as verifier-ca) moves with
+the CA keys.
 
 The keys of the CAs' OCSP signing certificates (listed as ocsp:<CA>) are re-encrypted too. They follow the
 CA keys to the new passphrase, as 'jpki serve' wraps them under the CA passphrase; when it had their own
@@ -383,10 +386,11 @@ Examples:
         const res = await rewrapCaKeys(ws, { passphrase, ...(newPassphrase !== undefined ? { newPassphrase } : {}), ...(ocspPassphrase ? { ocspPassphrase } : {}) });
         const ocsp = res.rewrapped.filter((k) => k.startsWith("ocsp:")).length;
         const bridge = res.rewrapped.includes("bridge") ? 1 : 0; // the Bridge CA's key: no CA key of the workspace
+        const verifierCa = res.rewrapped.includes("verifier-ca") ? 1 : 0; // the verifier CA's (mutual TLS), likewise
         const under = newPassphrase === undefined ? "" : ocspPassphrase && ocsp ? " (CA keys under the new passphrase, OCSP signing keys under JPKI_OCSP_PASSPHRASE)" : " under the new passphrase";
         ctx.out.result({ workspace: ws.paths.root, rewrapped: res.rewrapped, newPassphrase: newPassphrase !== undefined }, () =>
           res.rewrapped.length
-            ? `re-encrypted ${res.rewrapped.length - ocsp - bridge} CA key(s)${bridge ? ", the Bridge CA's key" : ""}${ocsp ? ` and ${ocsp} OCSP signing key(s)` : ""}${under}: ${res.rewrapped.join(", ")}`
+            ? `re-encrypted ${res.rewrapped.length - ocsp - bridge - verifierCa} CA key(s)${bridge ? ", the Bridge CA's key" : ""}${verifierCa ? ", the verifier CA's key" : ""}${ocsp ? ` and ${ocsp} OCSP signing key(s)` : ""}${under}: ${res.rewrapped.join(", ")}`
             : "no software CA keys in this workspace (none, or all in a PKCS#11 token): nothing to re-encrypt",
         );
       });

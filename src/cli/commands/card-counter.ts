@@ -4,7 +4,6 @@
  * from the command line (argv is visible to every user of the machine), and never appear in output or errors.
  */
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { Command, Option } from "commander";
 import type { IssuedCertificate } from "../../index.js";
 import { JpkiError, checkInputFile, checkOutputFile, library } from "../lib.js";
@@ -70,7 +69,7 @@ ${CARD_ENV_HELP}`,
       const passphrase = await ctx.caPassphrase();
       const lib = await library();
       await withWorkspace(ctx, async (ws) => {
-        const adminKey = await readAdminKeyFile(o.adminKeyFile ?? io.env.JPKI_CARD_ADMIN_KEY_FILE ?? join(ws.paths.root, "counter-admin.key"), o.adminKeyFile === undefined && io.env.JPKI_CARD_ADMIN_KEY_FILE === undefined);
+        const adminKey = await readAdminKeyFile(o.adminKeyFile ?? io.env.JPKI_CARD_ADMIN_KEY_FILE ?? ws.paths.counterAdminKey, o.adminKeyFile === undefined && io.env.JPKI_CARD_ADMIN_KEY_FILE === undefined);
         const issuance = new lib.IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
         const r = await lib.issueCard({
           issuance,
@@ -108,7 +107,7 @@ export function makeCardRenewCommand(io: Io): Command {
       const passphrase = await ctx.caPassphrase();
       const lib = await library();
       await withWorkspace(ctx, async (ws) => {
-        const adminKey = await readAdminKeyFile(o.adminKeyFile ?? io.env.JPKI_CARD_ADMIN_KEY_FILE ?? join(ws.paths.root, "counter-admin.key"), false);
+        const adminKey = await readAdminKeyFile(o.adminKeyFile ?? io.env.JPKI_CARD_ADMIN_KEY_FILE ?? ws.paths.counterAdminKey, false);
         const card = await openCardFile(io, cardPath);
         const issuance = new lib.IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
         const c = await lib.renewCardCertificate({ card, issuance, store: ws.store, adminKey, residentCode: o.resident!, type: o.type ?? "signature", ...(o.counter ? { counterId: o.counter } : {}) });
