@@ -101,6 +101,20 @@ describe("decideRevocations", () => {
     expect(decideRevocations(back, [sig, auth])).toEqual([]);
   });
 
+  it("a certificate issued after the registry took a notice is not revoked by it: it certifies a later state", () => {
+    // the registry at sequence 2 (moved, then moved again to `later`), a certificate issued then; the CA side
+    // still has both notices to take
+    const later = { ...certified, address: "大阪府大阪市北区中之島１丁目３番２０号" };
+    const renewed: CertifiedCertificate = { serial: "0d01", type: "signature", fourItems: later, issuedAtSequence: 2 };
+    const first = notice("relocation", moved, { sequence: 1 });
+    const second = notice("relocation", later, { noticeId: "N-2", sequence: 2 });
+    expect(decideRevocations(first, [sig, renewed]).map((d) => d.serial)).toEqual(["0a01"]);
+    expect(decideRevocations(second, [renewed])).toEqual([]);
+    // a later change than the certificate's does revoke it; so do a death and a removal, whenever they were
+    expect(decideRevocations(notice("relocation", moved, { sequence: 3 }), [renewed]).map((d) => d.serial)).toEqual(["0d01"]);
+    expect(decideRevocations(notice("death", undefined, { sequence: 1 }), [renewed]).map((d) => d.serial)).toEqual(["0d01"]);
+  });
+
   it("death and removal revoke every certificate of the resident, whatever the items", () => {
     const sig2: CertifiedCertificate = { serial: "0c01", type: "signature", fourItems: moved };
     for (const kind of ["death", "removal"] as const) {

@@ -59,6 +59,11 @@ export interface CertifiedCertificate {
   readonly type: CertificateType;
   /** as certified (the registry's true form at issuance); for an authentication certificate, what the CA recorded */
   readonly fourItems: FourItems;
+  /**
+   * The registry record's notice sequence its items were read at (SQLite store version 30, PostgreSQL 27): it
+   * certifies the state after every notice up to it. Absent for certificates issued before.
+   */
+  readonly issuedAtSequence?: number | undefined;
 }
 
 export interface RevocationDecision {
@@ -106,6 +111,9 @@ export function decideRevocations(notice: ChangeNotice, certs: readonly Certifie
           details: { field: "after", problem: "missing" },
         });
       }
+      // Issued after the registry took this notice (the CA side behind by two notices or more, a certificate issued
+      // in between): it certifies a later state, and this notice's `after` is not what it claims.
+      if (cert.issuedAtSequence !== undefined && cert.issuedAtSequence >= notice.sequence) continue;
       if (sameCertifiedItems(cert.fourItems, notice.after)) continue;
     }
     seen.add(cert.serial);

@@ -392,6 +392,24 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("keeps the registry sequence a certificate was issued at, for the notices that come after (and a copy keeps it)", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents([resident("r1"), resident("r2")]);
+      expect(await s.commitIssuances([{ ...cert("0e01", "r1", 1000), registrySequence: 0 }, cert("0e02", "r2", 1000)])).toEqual([
+        { status: "committed", superseded: [] },
+        { status: "committed", superseded: [] },
+      ]);
+      const ctx = await s.loadNoticeContext({ noticeIds: [], residentCodes: ["r1", "r2"] });
+      expect(ctx.certificates.get("r1")).toEqual([expect.objectContaining({ serial: "0e01", issuedAtSequence: 0 })]);
+      expect(ctx.certificates.get("r2")![0]!.issuedAtSequence).toBeUndefined();
+      expect((await s.getCertificate("0e01"))?.registrySequence).toBe(0);
+      const dumped: unknown[] = [];
+      for await (const b of s.dump()) if (b.kind === "certificates") dumped.push(...b.records);
+      expect(dumped).toEqual([expect.objectContaining({ serial: "0e01", registrySequence: 0 }), expect.not.objectContaining({ registrySequence: expect.anything() })]);
+      await s.close();
+    });
+
     it("commits all or nothing: a duplicate serial rolls back the whole batch", async () => {
       const s = await make();
       await s.putCa(ca());

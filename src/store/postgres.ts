@@ -680,6 +680,10 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   CREATE INDEX status_checks_verifier_at ON status_checks (verifier_id, at, id);
   `,
   migration26,
+  // 27: the registry record's notice sequence each certificate was issued at, as SQLite's version 30 (sqlite.ts says why).
+  `
+  ALTER TABLE certificates ADD COLUMN registry_sequence bigint;
+  `,
 ];
 
 /**
@@ -810,18 +814,20 @@ function packed(parts: readonly Buffer[]): [bytes: Buffer, offsets: number[], le
 }
 
 const COPY_CERTIFICATES = `COPY certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender,
-  not_before, not_after, issued_at, der, application_id, certified_key) FROM STDIN (FORMAT binary)`;
+  not_before, not_after, issued_at, der, application_id, certified_key, registry_sequence) FROM STDIN (FORMAT binary)`;
 
 /** Issued certificates as COPY_CERTIFICATES's rows. */
 function certificateRows(records: readonly IssuanceRecord[], keys: ReadonlyMap<IssuanceRecord, Buffer | null>): Buffer {
   const w = new BinaryRows(records.length * 1600);
   for (const x of records) {
     const key = keys.get(x);
-    w.row(15).text(x.serial).text(x.caId).text(x.type).text(x.residentCode).text(x.municipalityCode);
+    w.row(16).text(x.serial).text(x.caId).text(x.type).text(x.residentCode).text(x.municipalityCode);
     w.text(x.fourItems.name).text(x.fourItems.address).text(x.fourItems.birthDate).text(x.fourItems.gender);
     w.int8(x.notBefore.getTime()).int8(x.notAfter.getTime()).int8(x.issuedAt.getTime()).bytea(x.der).textOrNull(x.applicationId);
     if (key) w.bytea(key);
     else w.null();
+    if (x.registrySequence === undefined) w.null();
+    else w.int8(x.registrySequence);
   }
   return w.end();
 }
@@ -1241,6 +1247,7 @@ function committedRow(rec: IssuanceRecord): CertificateRow {
     issuedAt: rec.issuedAt,
     der: rec.der,
     applicationId: rec.applicationId ?? undefined,
+    ...(rec.registrySequence === undefined ? {} : { registrySequence: rec.registrySequence }),
     revocation: undefined,
   };
 }
@@ -2797,14 +2804,14 @@ export class PostgresStore implements Store {
       held.set(r.resident_code, list);
     }
     const certificates = new Map<string, CertifiedRow[]>();
-    const certified = await c.query<CertRowDb>(
-      `SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender FROM certificates
+    const certified = await c.query<CertRowDb & { registry_sequence: bigint | null }>(
+      `SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender, registry_sequence FROM certificates
        WHERE revoked_at IS NULL AND resident_code = ANY($1::text[]) ORDER BY resident_code, issued_at, serial${lock ? " FOR NO KEY UPDATE" : ""}`,
       [textArray(codes)],
     );
     for (const r of certified.rows) {
       const list = certificates.get(r.resident_code) ?? [];
-      list.push({ serial: r.serial, caId: r.ca_id, type: r.type, residentCode: r.resident_code, fourItems: itemsOf(r) });
+      list.push({ serial: r.serial, caId: r.ca_id, type: r.type, residentCode: r.resident_code, fourItems: itemsOf(r), ...(r.registry_sequence === null ? {} : { issuedAtSequence: Number(r.registry_sequence) }) });
       certificates.set(r.resident_code, list);
     }
     const ever = await c.query<{ resident_code: string }>("SELECT DISTINCT resident_code FROM certificates WHERE resident_code = ANY($1::text[])", [textArray(codes)]);
@@ -3663,9 +3670,9 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
       const r = b.records;
       await c.query(
         `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender,
-           not_before, not_after, issued_at, der, revoked_at, reason, revocation_source, application_id, certified_key)
+           not_before, not_after, issued_at, der, revoked_at, reason, revocation_source, application_id, certified_key, registry_sequence)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-           $10::bigint[], $11::bigint[], $12::bigint[], $13::bytea[], $14::bigint[], $15::int[], $16::text[], $17::text[], $18::bytea[])`,
+           $10::bigint[], $11::bigint[], $12::bigint[], $13::bytea[], $14::bigint[], $15::int[], $16::text[], $17::text[], $18::bytea[], $19::bigint[])`,
         [
           col(r, (x) => x.serial),
           col(r, (x) => x.caId),
@@ -3685,6 +3692,7 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
           col(r, (x) => x.revocation?.source ?? null),
           col(r, (x) => x.applicationId ?? null),
           col(r, (x) => certifiedKeyOf(x.der)),
+          col(r, (x) => x.registrySequence ?? null),
         ],
       );
       return;

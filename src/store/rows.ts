@@ -29,6 +29,8 @@ export interface CertRowDb {
   reason: number | null;
   revocation_source: string | null;
   application_id: string | null;
+  /** SQLite store version 30 / PostgreSQL 27 (null: issued before, or by a caller that gave none) */
+  registry_sequence?: Int | null;
 }
 
 export interface ResidentRow {
@@ -135,6 +137,7 @@ export function toCertRow(r: CertRowDb): CertificateRow {
     issuedAt: new Date(Number(r.issued_at)),
     der: r.der,
     applicationId: r.application_id ?? undefined,
+    ...(r.registry_sequence == null ? {} : { registrySequence: Number(r.registry_sequence) }),
     revocation:
       r.revoked_at === null ? undefined : { revokedAt: new Date(Number(r.revoked_at)), reason: r.reason ?? 0, source: r.revocation_source ?? "" },
   };

@@ -472,6 +472,12 @@ export const MIGRATIONS: readonly Migration[] = [
   CREATE INDEX status_checks_verifier_at ON status_checks (verifier_id, at, id);
   `,
   migration29,
+  // 30: the registry record's notice sequence each certificate was issued at (IssuanceRecord.registrySequence): a
+  // notice at or below it is already in what the certificate certifies, and does not revoke it for differing items
+  // (registry/notice-rules.ts decideRevocations). Certificates from before keep none, and are compared as they were.
+  `
+  ALTER TABLE certified ADD COLUMN registry_sequence INTEGER;
+  `,
 ];
 
 /**
@@ -871,7 +877,7 @@ async function syncWalFile(file: string): Promise<void> {
 
 /** A certificate with its four items and revocation, in the column names the row mapping (rows.ts) reads. */
 const CERT_SELECT = `SELECT c.serial, c.ca_id, c.type, c.resident_code, c.municipality_code, k.name, k.address, k.birth_date, k.gender,
-    c.not_before, c.not_after, c.issued_at, c.der, c.application_id, k.revoked_at, k.reason, k.source AS revocation_source
+    c.not_before, c.not_after, c.issued_at, c.der, c.application_id, k.revoked_at, k.reason, k.source AS revocation_source, k.registry_sequence
   FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial`;
 const APPLICATION_ID = 0x4a504b49; // "JPKI": marks the file as ours
 
@@ -1041,7 +1047,7 @@ export class SqliteStore implements Store {
       revokeKnown: db.prepare("UPDATE certified SET revoked_at = ?, reason = ?, source = ? WHERE resident_code = ? AND serial = ? AND revoked_at IS NULL"),
       residentOfSerial: db.prepare("SELECT resident_code FROM certificates WHERE serial = ?").pluck(),
       insertCertified: db.prepare(
-        "INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after, registry_sequence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
       insertRegistered: db.prepare(
         "INSERT INTO registry_issuances (serial, resident_code, ca_id, type, name, address, birth_date, gender, not_before, not_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1128,7 +1134,7 @@ export class SqliteStore implements Store {
       batchLastSeq: db.prepare("SELECT resident_code, last_sequence FROM resident_sequences WHERE resident_code IN (SELECT value FROM json_each(?))").raw(),
       batchHeld: db.prepare("SELECT * FROM notices WHERE status = 'held' AND resident_code IN (SELECT value FROM json_each(?)) ORDER BY resident_code, sequence"),
       batchCertified: db.prepare(
-        "SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender, revoked_at, municipality_code, not_after FROM certified WHERE resident_code IN (SELECT value FROM json_each(?))",
+        "SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender, revoked_at, municipality_code, not_after, registry_sequence FROM certified WHERE resident_code IN (SELECT value FROM json_each(?))",
       ).raw(),
       batchResidents: db.prepare("SELECT resident_code, notice_sequence, successor_code FROM residents WHERE resident_code IN (SELECT value FROM json_each(?))").raw(),
       // Read twice per issuance (to sign, then to commit): rows as arrays, not objects keyed by column name.
@@ -1698,7 +1704,7 @@ export class SqliteStore implements Store {
           }
           const notAfter = rec.notAfter.getTime();
           st.insertCert.run(rec.serial, rec.caId, rec.type, rec.residentCode, rec.municipalityCode, rec.notBefore.getTime(), notAfter, rec.issuedAt.getTime(), rec.der, rec.applicationId ?? null, derIdKey(rec.der), certifiedKey);
-          st.insertCertified.run(rec.residentCode, rec.serial, rec.caId, rec.type, rec.municipalityCode, items.name, items.address, items.birthDate, items.gender, notAfter);
+          st.insertCertified.run(rec.residentCode, rec.serial, rec.caId, rec.type, rec.municipalityCode, items.name, items.address, items.birthDate, items.gender, notAfter, rec.registrySequence ?? null);
           // 発行情報 registered with the registry side in this same transaction: nothing is issued without it.
           st.insertRegistered.run(rec.serial, rec.residentCode, rec.caId, rec.type, items.name, items.address, items.birthDate, items.gender, rec.notBefore.getTime(), notAfter);
           const scope = `${rec.caId}/${rec.municipalityCode}`;
@@ -2201,14 +2207,14 @@ export class SqliteStore implements Store {
     const everCertified = new Set<string>();
     type Certified = [
       serial: string, caId: string, type: CertificateType, residentCode: string, name: string, address: string, birthDate: string, gender: string, revokedAt: number | null,
-      municipality: string, notAfter: number,
+      municipality: string, notAfter: number, issuedAtSequence: number | null,
     ];
-    for (const [serial, caId, type, residentCode, name, address, birthDate, gender, revokedAt, municipality, notAfter] of st.batchCertified.all(codes) as Certified[]) {
+    for (const [serial, caId, type, residentCode, name, address, birthDate, gender, revokedAt, municipality, notAfter, issuedAtSequence] of st.batchCertified.all(codes) as Certified[]) {
       everCertified.add(residentCode);
       if (revokedAt !== null) continue;
       unrevoked?.set(serial, { caId, municipality, notAfter });
       const list = certificates.get(residentCode) ?? [];
-      list.push({ serial, caId, type, residentCode, fourItems: itemsOf({ name, address, birth_date: birthDate, gender }) });
+      list.push({ serial, caId, type, residentCode, fourItems: itemsOf({ name, address, birth_date: birthDate, gender }), ...(issuedAtSequence === null ? {} : { issuedAtSequence }) });
       certificates.set(residentCode, list);
     }
     // The registry's record only where the decision looks at it: a code the CA knows nothing of (is it a
@@ -2832,8 +2838,8 @@ export class SqliteStore implements Store {
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         ),
         certified: db.prepare(
-          `INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after, revoked_at, reason, source)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after, revoked_at, reason, source, registry_sequence)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         ),
         log: db.prepare("INSERT INTO revocation_log (ca_id, entries, min_not_after, der, meta) VALUES (?, ?, ?, ?, ?)"),
         notices: db.prepare(
@@ -3092,7 +3098,7 @@ export class SqliteStore implements Store {
                 );
                 ins.certified.run(
                   r.residentCode, r.serial, r.caId, r.type, r.municipalityCode, f.name, f.address, f.birthDate, f.gender, r.notAfter.getTime(),
-                  v ? v.revokedAt.getTime() : null, v ? v.reason : null, v ? v.source : null,
+                  v ? v.revokedAt.getTime() : null, v ? v.reason : null, v ? v.source : null, r.registrySequence ?? null,
                 );
               }
               break;

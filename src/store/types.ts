@@ -280,6 +280,8 @@ export interface CertifiedRow {
   readonly type: CertificateType;
   readonly residentCode: string;
   readonly fourItems: FourItems;
+  /** the registry record's notice sequence at issuance (IssuanceRecord.registrySequence), where the store kept it */
+  readonly issuedAtSequence?: number | undefined;
 }
 
 export type NoticeStatus = "applied" | "held";

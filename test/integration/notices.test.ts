@@ -520,6 +520,29 @@ describe("jpki registry apply and jpki watch", () => {
     expect(inspect.json().fourItems.address).toBe(newAddress);
   });
 
+  it("a certificate issued while the CA side is two notices behind the registry is revoked by neither (it certifies the state after both)", async () => {
+    const r = residents[1]!;
+    const [first, second] = ["東京都港区芝公園４丁目２番８号", "東京都港区六本木６丁目１０番１号"];
+    const file = writeJsonl(join(dir, "two-moves.jsonl"), [
+      notice(1, r, "relocation", 1, { after: { ...itemsOf(r), address: first } }),
+      notice(2, r, "relocation", 2, { after: { ...itemsOf(r), address: second } }),
+    ]);
+    expect((await cli([...w(), "registry", "apply", file, "--json"], { cwd: dir })).json()).toMatchObject({ applied: 2 });
+    const issued = await cli([...w(), "issue", "--resident", r.residentCode!, "--public-key", join(dir, "card.pub.pem"), "--json"], { cwd: dir });
+    expect(issued.code, issued.stderr).toBe(0);
+    const ingested = await cli([...w(), "notices", "ingest", file, "--json"], { cwd: dir });
+    expect(ingested.code, ingested.stderr).toBe(0);
+    expect(ingested.json()).toMatchObject({ applied: 2 });
+    // the notice of the first move differs from what the new certificate certifies: it was revoked for it (was)
+    expect((await state()).map((x) => x.serial)).not.toContain(issued.json().serial);
+    const s = await openWorkspace(ws);
+    try {
+      expect((await s.store.findCertificates({ residentCode: r.residentCode!, type: "signature", status: "valid" })).map((c) => c.serial)).toEqual([issued.json().serial]);
+    } finally {
+      await s.close();
+    }
+  });
+
   it("watch --once ingests dropped files, moves them to done/ or failed/, regenerates CRLs", async () => {
     const spool = join(dir, "spool");
     mkdirSync(spool);
