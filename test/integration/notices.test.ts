@@ -392,6 +392,10 @@ describe("jpki notices ingest: a sequence implausibly far ahead", () => {
       await s.close();
     }
     await cli([...w(), "notices", "ingest", writeJsonl(join(dir, "gap.jsonl"), [notice(10, other, "death", 3)])], { cwd: dir });
+    // both at once: which did the operator mean? Neither is done (--release-all released everything)
+    const both = await cli([...w(), "notices", "pending", "--release", "T-9", "--release-all"], { cwd: dir });
+    expect([both.code, both.stderr]).toEqual([2, expect.stringContaining("ERR_USAGE")]);
+    expect((await state()).some((x) => x.source === "notice:T-10")).toBe(false);
     for (const args of [["--release", "T-9"], ["--release-all"]]) {
       const rel = await cli([...w(), "notices", "pending", ...args], { cwd: dir });
       expect([rel.code, rel.stderr], args.join(" ")).toEqual([8, expect.stringContaining("ERR_NOTICE_SEQUENCE_JUMP")]);

@@ -136,6 +136,8 @@ Examples:
       const limit = Number(o.limit);
       // Checked like --batch-size: "abc" listed 100 and -1 listed every held notice, however many.
       if (!/^\d+$/.test(o.limit.trim()) || limit < 1 || limit > 100_000) throw new JpkiError("ERR_USAGE", "--limit must be a whole number from 1 to 100000");
+      // Both given, --release-all released everything: more than the operator named, for good.
+      if (o.release && o.releaseAll) throw new JpkiError("ERR_USAGE", "--release names the notices to release, --release-all releases every held one: give one of them");
       const { CrlUpdater, MAX_SEQUENCE_JUMP, NoticeIngestor, publishedCrls } = await library();
       if (o.release || o.releaseAll) {
         const passphrase = await ctx.caPassphrase();
