@@ -70,6 +70,38 @@ async function waiting(c: pg.Client): Promise<number> {
   return r.rows[0]!.n;
 }
 
+/**
+ * Two stores on one new database; every transaction `runs` starts is held at its first lock (the "all residents"
+ * lock, held by a third session) until all of them wait there, then they are let go at the same moment.
+ */
+async function twoStoresReleasedTogether<T>(o: {
+  setup: (a: PostgresStore) => Promise<unknown>;
+  runs: (a: PostgresStore, b: PostgresStore) => Promise<T>[];
+  beforeRelease?: () => void;
+  after: (a: PostgresStore, b: PostgresStore, results: T[]) => Promise<void>;
+}): Promise<void> {
+  const url = await server.createDatabase();
+  const a = await PostgresStore.open(url, { create: true });
+  const b = await PostgresStore.open(url);
+  const gate = await admin(url);
+  const watch = await admin(url);
+  try {
+    await o.setup(a);
+    await gate.query("BEGIN");
+    await gate.query("SELECT pg_advisory_xact_lock($1, 0)", [ADVISORY_LOCKS.allResidents]);
+    const runs = o.runs(a, b);
+    await vi.waitFor(async () => expect(await waiting(watch)).toBe(runs.length), { timeout: 20_000, interval: 20 });
+    o.beforeRelease?.();
+    await gate.query("COMMIT");
+    await o.after(a, b, await Promise.all(runs));
+  } finally {
+    await watch.end();
+    await gate.end();
+    await a.close();
+    await b.close();
+  }
+}
+
 describe("PostgresStore specifics", () => {
   it("commits liveness checks in id order under concurrent writers: a client paging by the last id it saw misses none", async () => {
     const url = await server.createDatabase(await migratedTemplate());
@@ -796,76 +828,51 @@ describe("PostgresStore specifics", () => {
   });
 
   it("two stores on one database, released at the same moment, decide notice batches for one resident one after the other", async () => {
-    const url = await server.createDatabase();
-    const a = await PostgresStore.open(url, { create: true });
-    const b = await PostgresStore.open(url);
-    const gate = await admin(url);
-    const watch = await admin(url);
-    try {
-      await a.upsertResidents([{ residentCode: "r1", municipalityCode: "131016", fourItems: items, status: "active" }]);
-      const seen: number[] = [];
-      const decide = (id: string) => (ctx: NoticeContext) => {
-        const last = ctx.lastSequence.get("r1") ?? 0;
-        seen.push(last);
-        return {
-          commit: {
-            at: new Date(1000),
-            notices: [{ noticeId: id, residentCode: "r1", sequence: last + 1, kind: "relocation", body: "{}", status: "applied" as const, revocations: 0 }],
-            sequences: [{ residentCode: "r1", last: last + 1 }],
-            revocations: [],
-            relinks: [],
-            dirtyCas: [],
-          },
-        };
+    const seen: number[] = [];
+    const decide = (id: string) => (ctx: NoticeContext) => {
+      const last = ctx.lastSequence.get("r1") ?? 0;
+      seen.push(last);
+      return {
+        commit: {
+          at: new Date(1000),
+          notices: [{ noticeId: id, residentCode: "r1", sequence: last + 1, kind: "relocation", body: "{}", status: "applied" as const, revocations: 0 }],
+          sequences: [{ residentCode: "r1", last: last + 1 }],
+          revocations: [],
+          relinks: [],
+          dirtyCas: [],
+        },
       };
-      // Hold every resident transaction at its first lock until all four are waiting, then let them go together.
-      await gate.query("BEGIN");
-      await gate.query("SELECT pg_advisory_xact_lock($1, 0)", [ADVISORY_LOCKS.allResidents]);
-      const runs = ["a1", "b1", "a2", "b2"].map((id) => (id.startsWith("a") ? a : b).commitNoticeBatch({ noticeIds: [id], residentCodes: ["r1"] }, decide(id)));
-      await vi.waitFor(async () => expect(await waiting(watch)).toBe(4), { timeout: 20_000, interval: 20 });
-      expect(seen).toEqual([]);
-      await gate.query("COMMIT");
-      await Promise.all(runs);
-      // each decided from what the one before it committed: no two saw the same sequence
-      expect([...seen].sort()).toEqual([0, 1, 2, 3]);
-      const ctx = await b.loadNoticeContext({ noticeIds: ["a1", "b1", "a2", "b2"], residentCodes: ["r1"] });
-      expect(ctx.lastSequence.get("r1")).toBe(4);
-      expect([...ctx.known.values()].map((k) => k.status)).toEqual(["applied", "applied", "applied", "applied"]);
-    } finally {
-      await watch.end();
-      await gate.end();
-      await a.close();
-      await b.close();
-    }
+    };
+    await twoStoresReleasedTogether({
+      setup: (a) => a.upsertResidents([{ residentCode: "r1", municipalityCode: "131016", fourItems: items, status: "active" }]),
+      runs: (a, b) => ["a1", "b1", "a2", "b2"].map((id) => (id.startsWith("a") ? a : b).commitNoticeBatch({ noticeIds: [id], residentCodes: ["r1"] }, decide(id))),
+      beforeRelease: () => expect(seen).toEqual([]),
+      after: async (_a, b) => {
+        // each decided from what the one before it committed: no two saw the same sequence
+        expect([...seen].sort()).toEqual([0, 1, 2, 3]);
+        const ctx = await b.loadNoticeContext({ noticeIds: ["a1", "b1", "a2", "b2"], residentCodes: ["r1"] });
+        expect(ctx.lastSequence.get("r1")).toBe(4);
+        expect([...ctx.known.values()].map((k) => k.status)).toEqual(["applied", "applied", "applied", "applied"]);
+      },
+    });
   });
 
   it("two stores on one database certifying one key for two residents at the same moment: one certificate, the other refused", async () => {
-    const url = await server.createDatabase();
-    const a = await PostgresStore.open(url, { create: true });
-    const b = await PostgresStore.open(url);
-    const gate = await admin(url);
-    const watch = await admin(url);
-    try {
-      await a.putCa(ca);
-      const codes = ["r1", "r2", "r3", "r4", "r5", "r6"];
-      await a.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
-      // Hold every issuing transaction at its first lock until all are waiting, then let them go together: three
-      // keys, each asked for by one resident through a and another through b.
-      await gate.query("BEGIN");
-      await gate.query("SELECT pg_advisory_xact_lock($1, 0)", [ADVISORY_LOCKS.allResidents]);
-      const runs = codes.map((code, i) => (i % 2 ? b : a).commitIssuances([keyed(`0b0${i + 1}`, code, 1000, `key ${i >> 1}`)]));
-      await vi.waitFor(async () => expect(await waiting(watch)).toBe(codes.length), { timeout: 20_000, interval: 20 });
-      await gate.query("COMMIT");
-      const out = (await Promise.all(runs)).map(([r]) => r!.status);
-      expect(out.filter((x) => x === "committed")).toHaveLength(3);
-      expect(out.filter((x) => x === "key-in-use")).toHaveLength(3);
-      expect(await a.findCertificates({ status: "valid" })).toHaveLength(3);
-    } finally {
-      await watch.end();
-      await gate.end();
-      await a.close();
-      await b.close();
-    }
+    // three keys, each asked for by one resident through a and another through b
+    const codes = ["r1", "r2", "r3", "r4", "r5", "r6"];
+    await twoStoresReleasedTogether({
+      setup: async (a) => {
+        await a.putCa(ca);
+        await a.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+      },
+      runs: (a, b) => codes.map((code, i) => (i % 2 ? b : a).commitIssuances([keyed(`0b0${i + 1}`, code, 1000, `key ${i >> 1}`)])),
+      after: async (a, _b, results) => {
+        const out = results.map(([r]) => r!.status);
+        expect(out.filter((x) => x === "committed")).toHaveLength(3);
+        expect(out.filter((x) => x === "key-in-use")).toHaveLength(3);
+        expect(await a.findCertificates({ status: "valid" })).toHaveLength(3);
+      },
+    });
   });
 
   it("upgrades a schema-25 store: its certificates' keys are filled, and one of them is refused to another resident", async () => {
