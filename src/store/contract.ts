@@ -58,6 +58,27 @@ export function keyed(serial: string, residentCode: string, issuedAt: number, ke
   return { ...cert(serial, residentCode, issuedAt), type, caId: type === "signature" ? "13-sig" : "13-auth", der: tlv(0x30, tbs, tlv(0x30), tlv(0x03, Buffer.from([0]))) };
 }
 
+/**
+ * A notice batch's `decide` for resident r1 (notice `id`): the sequence after the one its context read, each read
+ * recorded in `seen` — two batches that decided from the same state would record the same number.
+ */
+export function nextSequenceDecider(seen: number[]) {
+  return (id: string) => (ctx: import("./types.js").NoticeContext) => {
+    const last = ctx.lastSequence.get("r1") ?? 0;
+    seen.push(last);
+    return {
+      commit: {
+        at: new Date(1000),
+        notices: [{ noticeId: id, residentCode: "r1", sequence: last + 1, kind: "relocation", body: "{}", status: "applied" as const, revocations: 0 }],
+        sequences: [{ residentCode: "r1", last: last + 1 }],
+        revocations: [],
+        relinks: [],
+        dirtyCas: [],
+      },
+    };
+  };
+}
+
 /** Change notices as `registry apply` reads them from a file, one a line. */
 async function* lines(values: ReadonlyArray<Record<string, unknown>>): AsyncGenerator<RecordResult> {
   let line = 0;
@@ -944,20 +965,7 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.putCa(ca());
       await s.upsertResidents([resident("r1")]);
       const seen: number[] = [];
-      const decide = (id: string) => (ctx: import("./types.js").NoticeContext) => {
-        const last = ctx.lastSequence.get("r1") ?? 0;
-        seen.push(last);
-        return {
-          commit: {
-            at: new Date(1000),
-            notices: [{ noticeId: id, residentCode: "r1", sequence: last + 1, kind: "relocation", body: "{}", status: "applied" as const, revocations: 0 }],
-            sequences: [{ residentCode: "r1", last: last + 1 }],
-            revocations: [],
-            relinks: [],
-            dirtyCas: [],
-          },
-        };
-      };
+      const decide = nextSequenceDecider(seen);
       await Promise.all([s.commitNoticeBatch({ noticeIds: ["a"], residentCodes: ["r1"] }, decide("a")), s.commitNoticeBatch({ noticeIds: ["b"], residentCodes: ["r1"] }, decide("b"))]);
       expect(seen).toEqual([0, 1]);
       expect((await s.loadNoticeContext({ noticeIds: ["a", "b"], residentCodes: ["r1"] })).lastSequence.get("r1")).toBe(2);

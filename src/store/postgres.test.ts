@@ -4,11 +4,11 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
 import { isJpkiError, type JpkiError } from "../errors.js";
 import { decodeEntries, encodeEntry } from "../profile/crl-entry.js";
-import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, keyed, seedSweepFixture, storeContract } from "./contract.js";
+import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, keyed, nextSequenceDecider, seedSweepFixture, storeContract } from "./contract.js";
 import { auditContract } from "./audit-contract.js";
 import { RevocationBlocks } from "./revocation-log.js";
 import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore, parseLogCopy, type PgMigration } from "./postgres.js";
-import type { CaRecord, NoticeContext, Store } from "./types.js";
+import type { CaRecord, Store } from "./types.js";
 
 let server: PostgresTestServer;
 beforeAll(async () => {
@@ -829,20 +829,7 @@ describe("PostgresStore specifics", () => {
 
   it("two stores on one database, released at the same moment, decide notice batches for one resident one after the other", async () => {
     const seen: number[] = [];
-    const decide = (id: string) => (ctx: NoticeContext) => {
-      const last = ctx.lastSequence.get("r1") ?? 0;
-      seen.push(last);
-      return {
-        commit: {
-          at: new Date(1000),
-          notices: [{ noticeId: id, residentCode: "r1", sequence: last + 1, kind: "relocation", body: "{}", status: "applied" as const, revocations: 0 }],
-          sequences: [{ residentCode: "r1", last: last + 1 }],
-          revocations: [],
-          relinks: [],
-          dirtyCas: [],
-        },
-      };
-    };
+    const decide = nextSequenceDecider(seen);
     await twoStoresReleasedTogether({
       setup: (a) => a.upsertResidents([{ residentCode: "r1", municipalityCode: "131016", fourItems: items, status: "active" }]),
       runs: (a, b) => ["a1", "b1", "a2", "b2"].map((id) => (id.startsWith("a") ? a : b).commitNoticeBatch({ noticeIds: [id], residentCodes: ["r1"] }, decide(id))),
