@@ -6,6 +6,7 @@
 import { Command } from "commander";
 import { JpkiError, checkInputDir, isJpkiError, library } from "../lib.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
+import { commandExitCodes } from "../exit-codes.js";
 import type { Io } from "../output.js";
 import { entriesText } from "../output.js";
 import { RepeatedErrors } from "../../server/repeated-errors.js";
@@ -41,7 +42,19 @@ issuance information of expired and revoked certificates ('jpki registry sweep -
 A CRL that cannot be published (a full or read-only disk, the store away) is reported once (then every few
 minutes while it lasts) and tried again on the next tick: the watch goes on.
 With --once it processes the files present, publishes whatever is due or has unpublished revocations, and
-exits: the recovery step after a crash (no sweep then); a CRL it cannot publish fails the run.
+exits: the recovery step after a crash (no sweep then); a CRL it cannot publish fails the run. Notices a file
+held that could not be applied do not fail it: they are in done/NAME.rejects.jsonl, and --json counts them.
+
+${commandExitCodes({
+  ok: "stopped by SIGTERM or SIGINT, or (--once) the files present processed and the CRLs due published",
+  errors: [
+    ["ERR_USAGE", "a bad option value"],
+    [["ERR_FILE_NOT_FOUND", "ERR_FILE_UNUSABLE"], "the spool directory is missing or not a directory"],
+    ["ERR_WORKSPACE_LOCKED", "another process holds the workspace's lock past its busy timeout"],
+    [["ERR_PASSPHRASE_MISSING", "ERR_PASSPHRASE_WRONG"], "no passphrase, or not the one of the CA keys: checked before any file is taken"],
+    [["ERR_STORE", "ERR_STORE_UNREACHABLE"], "the store failed or is away while a file was processed (a CRL that cannot be published is tried again on the next tick instead)"],
+  ],
+})}
 
 Example:
   JPKI_PASSPHRASE=… jpki --workspace /srv/jpki watch /srv/jpki/spool`,
