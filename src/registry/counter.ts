@@ -269,7 +269,12 @@ function decideProcedure(
   };
   const draft = parseNotice(input, { now });
   const cmp = compareWithRegistered(draft, registered(p.residentCode), now);
-  const due = noticeDue(cmp);
+  // A resident-code change goes to the CA side, certificates or not, once the CA side has had a notice of the
+  // resident (a sequence above 0): the new code continues the old one's sequence here, and the CA side learns
+  // that only from this notice. Kept back (every certificate revoked or expired), the new code's next notice
+  // reached a CA side that knew no sequence for it and was held for ever waiting for the ones before, and the
+  // certificate issued under the new code meanwhile was never revoked by it.
+  const due = noticeDue(cmp) || (kind === "resident-code-change" && r.noticeSequence > 0);
   // The notice as sent carries the items as certified (parsed again: what goes out is what the contract accepts).
   const notice = due ? parseNotice({ ...noticeToInput(draft), ...(cmp.certified ? { before: cmp.certified } : {}) }, { now }) : undefined;
   const next = applyNoticeToResident(r, draft);

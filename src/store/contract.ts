@@ -413,6 +413,18 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("a key certified under a code the person has left (the registry took the resident-code change, the CA side not yet) is theirs, not another resident's", async () => {
+      const s = await twoCas(make);
+      await s.upsertResidents(["r1", "r3"].map(resident));
+      expect(await s.commitIssuances([keyed("0f11", "r1", 1000, "key one")])).toEqual([{ status: "committed", superseded: [] }]);
+      // the registry closes r1 for r1 → r2 → r4 (two changes); the certificate is still filed under r1
+      await s.upsertResidents([{ ...resident("r1"), status: "removed", successorCode: "r2" }, { ...resident("r2"), status: "removed", successorCode: "r4" }, resident("r4")]);
+      expect(await s.commitIssuances([keyed("0f12", "r3", 2000, "key one")])).toEqual([{ status: "key-in-use", serial: "0f11", why: "other-resident" }]);
+      expect(await s.commitIssuances([keyed("0f13", "r4", 2000, "key one", "authentication")])).toEqual([{ status: "key-in-use", serial: "0f11", why: "other-type" }]);
+      expect(await s.commitIssuances([keyed("0f14", "r4", 2000, "key one")])).toEqual([{ status: "committed", superseded: [] }]);
+      await s.close();
+    });
+
     it("keeps the registry sequence a certificate was issued at, for the notices that come after (and a copy keeps it)", async () => {
       const s = await make();
       await s.putCa(ca());

@@ -2221,6 +2221,19 @@ export class PostgresStore implements Store {
         );
         for (const h of held.rows) holders.set(h.certified_key.toString("hex"), [...(holders.get(h.certified_key.toString("hex")) ?? []), h]);
       }
+      // The registry's resident-code changes from the holders' codes (rows.ts codeChangedTo): a holder filed under a
+      // code the person has left, the CA side not having ingested the change yet, is the same person.
+      const successors = new Map<string, string>();
+      const inGroup = new Set(codes);
+      let ask = [...new Set([...holders.values()].flat().map((h) => h.residentCode))].filter((code) => !inGroup.has(code));
+      for (let round = 0; ask.length && round < 8; round++) {
+        const found = await c.query<{ resident_code: string; successor_code: string }>(
+          "SELECT resident_code, successor_code FROM residents WHERE resident_code = ANY($1::text[]) AND successor_code IS NOT NULL",
+          [textArray(ask)],
+        );
+        for (const r of found.rows) successors.set(r.resident_code, r.successor_code);
+        ask = found.rows.map((r) => r.successor_code).filter((code) => !successors.has(code) && !inGroup.has(code));
+      }
       const inserts: IssuanceRecord[] = [];
       const revocations: Array<{ serial: string; at: number; source: string }> = [];
       const dirty = new Set<string>();
@@ -2241,7 +2254,7 @@ export class PostgresStore implements Store {
         const certifiedKey = keys.get(rec)?.toString("hex");
         const sameKey = certifiedKey === undefined ? [] : (holders.get(certifiedKey) ?? []);
         for (const h of sameKey) {
-          const why = sameCertifiedKey(h.der, rec.der) ? keyInUse(rec, h) : undefined;
+          const why = sameCertifiedKey(h.der, rec.der) ? keyInUse(rec, h, (code) => successors.get(code)) : undefined;
           if (why) return { status: "key-in-use", serial: h.serial, why };
         }
         const k = key(rec.residentCode, rec.type);

@@ -118,11 +118,29 @@ export function sameCertifiedKey(a: Uint8Array, b: Uint8Array): boolean {
 export function keyInUse(
   rec: { readonly residentCode: string; readonly type: CertificateType },
   held: { readonly residentCode: string; readonly type: CertificateType; readonly reason: number | null },
+  successorOf?: (residentCode: string) => string | undefined,
 ): "other-resident" | "other-type" | "compromised" | undefined {
-  if (held.residentCode !== rec.residentCode) return "other-resident";
+  if (held.residentCode !== rec.residentCode && !codeChangedTo(held.residentCode, rec.residentCode, successorOf)) return "other-resident";
   if (held.reason === 1) return "compromised";
   if (held.type !== rec.type) return "other-type";
   return undefined;
+}
+
+/**
+ * Whether the registry closed `from` for a resident-code change (住民票コード変更) that leads to `to`, following a few
+ * changes (`successorOf`: the registry record's successor_code). Between the registry taking the change and the CA
+ * side ingesting its notice, the person's certificates are still filed under the old code: the same person, not
+ * "another resident" (as IssuanceService finds an application id's certificate under the old code).
+ */
+export function codeChangedTo(from: string, to: string, successorOf: ((residentCode: string) => string | undefined) | undefined): boolean {
+  if (!successorOf) return false;
+  const seen = new Set<string>();
+  for (let code: string | undefined = from; code !== undefined && !seen.has(code) && seen.size < 8; ) {
+    seen.add(code);
+    code = successorOf(code);
+    if (code === to) return true;
+  }
+  return false;
 }
 
 export function toCertRow(r: CertRowDb): CertificateRow {

@@ -1032,6 +1032,7 @@ export class SqliteStore implements Store {
            successor_code = excluded.successor_code`,
       ),
       getResident: db.prepare("SELECT * FROM residents WHERE resident_code = ?"),
+      successorOf: db.prepare("SELECT successor_code FROM residents WHERE resident_code = ?").pluck(),
       setResidentSequence: db.prepare("UPDATE residents SET notice_sequence = ? WHERE resident_code = ?"),
       residentSequence: db.prepare("SELECT notice_sequence FROM residents WHERE resident_code = ?").pluck(),
       deleteResident: db.prepare("DELETE FROM residents WHERE resident_code = ?"),
@@ -1689,7 +1690,7 @@ export class SqliteStore implements Store {
           const certifiedKey = certifiedKeyOf(rec.der);
           if (certifiedKey) {
             for (const [serial, residentCode, type, der, reason] of st.certificatesOfKey.all(certifiedKey) as Array<[string, string, CertificateType, Buffer, number | null]>) {
-              const why = sameCertifiedKey(der, rec.der) ? keyInUse(rec, { residentCode, type, reason }) : undefined;
+              const why = sameCertifiedKey(der, rec.der) ? keyInUse(rec, { residentCode, type, reason }, (code) => (st.successorOf.get(code) as string | null | undefined) ?? undefined) : undefined;
               if (why) return { status: "key-in-use", serial, why };
             }
           }

@@ -100,20 +100,24 @@ describe("jpki counter", () => {
     const registered = new Map([...issued].map(([k, v]) => [k, [...v]]));
     const expected = new Map<string, number>(); // serial → CRLReason
     const noticeDue: boolean[] = [];
+    const sequence = new Map<string, number>(); // notices sent per resident (under a later code after a change)
     for (const n of notices) {
       const code = n.residentCode;
       expect(open.has(code)).toBe(true); // the generator never names a closed record
       const after = n.after ?? items.get(code)!;
       const affects = (c: Cert) =>
         n.kind === "death" || n.kind === "removal" ? true : n.kind === "resident-code-change" ? false : c.type === "signature" && !sameCertifiedItems(c.items, after);
-      noticeDue.push((registered.get(code) ?? []).some(affects) || (n.kind === "resident-code-change" && (registered.get(code) ?? []).length > 0));
+      // a resident-code change is sent, certificates or not, once the CA side has had a notice of the resident
+      const due = (registered.get(code) ?? []).some(affects) || (n.kind === "resident-code-change" && ((registered.get(code) ?? []).length > 0 || (sequence.get(code) ?? 0) > 0));
+      noticeDue.push(due);
+      if (due) sequence.set(code, (sequence.get(code) ?? 0) + 1);
       for (const c of unrevoked.get(code) ?? []) if (affects(c)) expected.set(c.serial, n.kind === "death" || n.kind === "removal" ? 5 : 3);
       unrevoked.set(code, (unrevoked.get(code) ?? []).filter((c) => !affects(c)));
       items.set(code, after);
       if (n.kind === "death" || n.kind === "removal") open.delete(code);
       if (n.kind === "resident-code-change") {
         const to = n.newResidentCode!;
-        for (const m of [items, unrevoked, registered] as Array<Map<string, unknown>>) {
+        for (const m of [items, unrevoked, registered, sequence] as Array<Map<string, unknown>>) {
           if (m.has(code)) (m.set(to, m.get(code)), m.delete(code));
         }
         open.delete(code);
@@ -461,6 +465,37 @@ describe("jpki counter", () => {
     const s = await openWorkspace(ws);
     try {
       expect(await s.store.getResident(code)).toEqual(before);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a resident-code change of a resident whose certificates are all revoked still reaches the CA side: the new code's next notice revokes, not held", async () => {
+    const d = tempDir("jpki-counter-code-");
+    const wd = ["--workspace", join(d, "ws")];
+    expect((await cli([...wd, "ca", "init", "-p", "13"], { cwd: d })).code).toBe(0);
+    const A = makeResidentCode("5000000001");
+    const B = makeResidentCode("5000000002");
+    writeJsonl(join(d, "r.jsonl"), [{ residentCode: A, municipalityCode: "131016", name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-01-01", gender: "male" }]);
+    expect((await cli([...wd, "registry", "import", join(d, "r.jsonl")], { cwd: d })).code).toBe(0);
+    const [k1, k2] = [cardKey(d, "k1").pub, cardKey(d, "k2").pub];
+    expect((await cli([...wd, "issue", "--resident", A, "--public-key", k1, "-o", join(d, "c1.pem")], { cwd: d })).code).toBe(0);
+    // notice 1 revokes it: the CA side knows the resident at sequence 1; then nothing of theirs is valid
+    const moved = await cli([...wd, "counter", "relocate", "--resident", A, "--address", "東京都千代田区千代田２番１号", "--ingest", "--json"], { cwd: d });
+    expect(moved.code, moved.stderr).toBe(0);
+    const change = await cli([...wd, "counter", "change-code", "--resident", A, "--new-code", B, "--ingest", "--json"], { cwd: d });
+    expect(change.code, change.stderr).toBe(0);
+    expect(change.json<{ done: Array<{ notice: string | null }> }>().done[0]!.notice).not.toBeNull();
+    const c2 = await cli([...wd, "issue", "--resident", B, "--public-key", k2, "-o", join(d, "c2.pem"), "--json"], { cwd: d });
+    expect(c2.code, c2.stderr).toBe(0);
+    const serial = c2.json<{ serial: string }>().serial;
+    // kept back, the change left the CA side without a sequence for B: this notice (2) was held waiting for 1
+    const again = await cli([...wd, "counter", "relocate", "--resident", B, "--address", "東京都千代田区千代田３番１号", "--ingest", "--json"], { cwd: d });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.json<{ ingest: { applied: number; held: number } }>().ingest).toMatchObject({ applied: 1, held: 0 });
+    const s = await openWorkspace(join(d, "ws"));
+    try {
+      expect((await s.store.getCertificate(serial))?.revocation).toMatchObject({ reason: 3 });
     } finally {
       await s.close();
     }
