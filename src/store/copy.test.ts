@@ -392,6 +392,46 @@ describe("copyStore", () => {
     for (const s of [a, b, c, d]) await s.close();
   });
 
+  it("carries a restore's carried-over CRL entries both ways: listed in order, and answered revoked where the source answered so", async () => {
+    // A workspace restored from a backup (Store.carryRevocations) lists CRL entries of certificates it has no row
+    // of. A copy refused it (ERR_STORE_COPY_MISMATCH: "not a certificate of that CA it revoked"): such a workspace
+    // could not be moved at all.
+    const path = sqlitePath();
+    const a = SqliteStore.open(path, { create: true });
+    await populate(a);
+    const far = new Date(Date.UTC(2033, 0, 1));
+    await a.carryRevocations([
+      { caId: "13-sig", serial: "0c03", revokedAt: new Date(T + 5000), reason: 1, notAfter: far, municipality: "131016" },
+      { caId: "13-sig", serial: "0c04", revokedAt: new Date(T + 6000), reason: 0, notAfter: far },
+      { caId: "13-auth", serial: "0d05", revokedAt: new Date(T + 7000), reason: 4, notAfter: far },
+    ]);
+    await a.revoke({ serial: "0a05", revokedAt: new Date(T + 8000), reason: 1, source: "manual" });
+    // an entry carried before SQLite 27: in the log, with no carried_revocations row (OCSP says unknown for it)
+    const raw = new Database(path);
+    raw.prepare("DELETE FROM carried_revocations WHERE serial = '0d05'").run();
+    raw.close();
+    const source = await crlLists(a);
+    expect(source["13-sig"]!.slice(-3).map((e) => e.split("@")[0])).toEqual(["0c03", "0c04", "0a05"]);
+    const carried = await a.carriedRevocations(["0c03", "0c04", "0d05"]);
+    expect([...carried.keys()].sort()).toEqual(["0c03", "0c04"]);
+
+    const b = await newPostgres();
+    const ab = await copyStore(a, b, { chunkSize: 2 });
+    expect(ab.fingerprint.counts.revocationOrder).toBe((await fingerprintStore(a)).counts.revocationOrder);
+    const c = newSqlite();
+    await copyStore(b, c, { chunkSize: 3 });
+    for (const s of [b, c]) {
+      expect(await crlLists(s)).toEqual(source);
+      expect(await s.carriedRevocations(["0c03", "0c04", "0d05"])).toEqual(carried);
+    }
+    // and each copy carries no entry twice: a later carry of the same serial is skipped, as on the source
+    for (const s of [a, b, c]) {
+      await s.carryRevocations([{ caId: "13-sig", serial: "0c03", revokedAt: new Date(T + 9000), reason: 1, notAfter: far }]);
+      expect(await crlLists(s)).toEqual(source);
+    }
+    for (const s of [a, b, c]) await s.close();
+  });
+
   it("refuses a target that holds anything (ERR_STORE_NOT_EMPTY) and leaves it as it was", async () => {
     const a = newSqlite();
     await populate(a);

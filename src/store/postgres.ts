@@ -40,7 +40,7 @@ import { isWholeTlv } from "../pki/tbs.js";
 import { BinaryRows, COPY_SIGNATURE, CopyIn, CopyOut, boolArray, byteaArray, int4Array, int8Array, textArray } from "./pg-binary.js";
 import { decodeEntries, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
 import { collectYoungGeneration, STREAM_COLLECT_BYTES } from "./young-generation.js";
-import { RevocationBlocks, blockEntries, municipalityKey, splitBlockByPartition, type RevocationBlock } from "./revocation-log.js";
+import { RevocationBlocks, blockEntries, municipalityAt, municipalityKey, municipalityText, notAfterSecondsAt, splitBlockByPartition, type RevocationBlock } from "./revocation-log.js";
 import {
   toDisclosure,
   type DisclosureRowDb,
@@ -3390,12 +3390,29 @@ export class PostgresStore implements Store {
       for await (const rows of cursor<CertRowDb>("SELECT * FROM certificates ORDER BY serial")) yield { kind: "certificates", records: rows.map(toCertRow) };
       // The CRL order: each CA's log, block after block, entry after entry (the serial read back from its DER).
       let order: DumpRevocationOrder[] = [];
-      for await (const rows of cursor<{ ca_id: string; der: Buffer }>("SELECT ca_id, der FROM revocation_log ORDER BY ca_id, id")) {
-        for (const r of rows) {
-          for (const e of decodeEntries(r.der)) {
-            order.push({ caId: r.ca_id, serial: e.serial });
-            if (order.length === size) (yield { kind: "revocationOrder", records: order }, (order = []));
+      // An entry with no revoked certificate of its CA is one a restore carried over: it travels as the log lists it.
+      for await (const rows of cursor<{ ca_id: string; der: Buffer; meta: Buffer }>("SELECT ca_id, der, meta FROM revocation_log ORDER BY ca_id, id")) {
+        const entries = rows.flatMap((r) => decodeEntries(r.der).map((e, i) => ({ caId: r.ca_id, e, meta: r.meta, i })));
+        const serials = textArray(entries.map((x) => x.e.serial));
+        const revoked = new Map((await q<{ serial: string; ca_id: string }>("SELECT serial, ca_id FROM certificates WHERE serial = ANY($1::text[]) AND revoked_at IS NOT NULL", [serials])).map((r) => [r.serial, r.ca_id]));
+        const recorded = new Map((await q<{ serial: string; ca_id: string }>("SELECT serial, ca_id FROM carried_revocations WHERE serial = ANY($1::text[])", [serials])).map((r) => [r.serial, r.ca_id]));
+        for (const { caId, e, meta, i } of entries) {
+          if (revoked.get(e.serial) === caId) order.push({ caId, serial: e.serial });
+          else {
+            const m = municipalityAt(meta, i);
+            order.push({
+              caId,
+              serial: e.serial,
+              carried: {
+                revokedAt: e.revokedAt,
+                reason: e.reason ?? 0,
+                notAfter: new Date(notAfterSecondsAt(meta, i) * 1000),
+                ...(m === 0 ? {} : { municipality: municipalityText(m) }),
+                recorded: recorded.get(e.serial) === caId,
+              },
+            });
           }
+          if (order.length === size) (yield { kind: "revocationOrder", records: order }, (order = []));
         }
       }
       if (order.length) yield { kind: "revocationOrder", records: order };
@@ -3578,7 +3595,7 @@ const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
   auditCheckpoints: "SELECT count(*) FROM audit_checkpoints",
 };
 /** The tables a dump reads and a load writes. */
-const COPY_TABLES = ["cas", "ca_links", "retired_ca_ids", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_head", "audit_checkpoints"] as const;
+const COPY_TABLES = ["cas", "ca_links", "retired_ca_ids", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_head", "audit_checkpoints", "carried_revocations"] as const;
 
 /**
  * Rebuilds the revocation log of a load in the order the dump gives (the source's CRL order): consecutive
@@ -3610,8 +3627,21 @@ class LogLoader {
         )
       ).rows.map((r) => [r.serial, r]),
     );
+    const carried: Array<{ serial: string; caId: string; municipality: string; revokedAt: number; reason: number; notAfter: number }> = [];
     for (const r of records) {
       const row = rows.get(r.serial);
+      if (r.carried) {
+        // A restore's carried-over entry: as the source's log lists it, for a certificate this store has no row of.
+        const k = r.carried;
+        if (row) throw new JpkiError("ERR_STORE_COPY_MISMATCH", `the dump carries ${r.serial}'s CRL entry over, but also holds that certificate: nothing was loaded`);
+        if (!fresh.delete(r.serial)) throw new JpkiError("ERR_STORE_COPY_MISMATCH", `the dump lists ${r.serial} twice among the CRL entries: nothing was loaded`);
+        if (r.caId !== this.#ca || this.#open === MIGRATION_BLOCK) (await appendBlocks(c, this.#blocks.take()), (this.#ca = r.caId), (this.#open = 0));
+        const municipality = carriedMunicipality({ serial: r.serial, ...(k.municipality === undefined ? {} : { municipality: k.municipality }) });
+        this.#blocks.add(r.caId, r.serial, k.revokedAt.getTime(), k.reason, k.notAfter.getTime(), municipality);
+        this.#open++;
+        if (k.recorded) carried.push({ serial: r.serial, caId: r.caId, municipality, revokedAt: k.revokedAt.getTime(), reason: k.reason, notAfter: k.notAfter.getTime() });
+        continue;
+      }
       if (!row || row.revoked_at === null || row.ca_id !== r.caId) {
         throw new JpkiError("ERR_STORE_COPY_MISMATCH", `the dump lists ${r.serial} among ${r.caId}'s CRL entries, but it is not a certificate of that CA it revoked: nothing was loaded`);
       }
@@ -3620,6 +3650,16 @@ class LogLoader {
       this.#blocks.add(row.ca_id, row.serial, Number(row.revoked_at), row.reason ?? 0, Number(row.not_after), row.municipality_code);
       this.#open++;
       this.#placed++;
+    }
+    if (carried.length) {
+      await c.query(
+        `INSERT INTO carried_revocations (ca_id, serial, municipality_code, revoked_at, reason, not_after)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int4[], $6::int8[])`,
+        [
+          textArray(carried.map((x) => x.caId)), textArray(carried.map((x) => x.serial)), textArray(carried.map((x) => x.municipality)),
+          int8Array(carried.map((x) => BigInt(x.revokedAt))), int4Array(carried.map((x) => x.reason)), int8Array(carried.map((x) => BigInt(x.notAfter))),
+        ],
+      );
     }
   }
 

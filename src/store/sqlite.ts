@@ -10,7 +10,7 @@ import Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
 import { decodeEntries, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
 import { collectYoungGeneration, STREAM_COLLECT_BYTES } from "./young-generation.js";
-import { RevocationBlocks, blockEntries, municipalitiesOf, municipalityText, splitBlockByPartition } from "./revocation-log.js";
+import { RevocationBlocks, blockEntries, municipalitiesOf, municipalityAt, municipalityText, notAfterSecondsAt, splitBlockByPartition } from "./revocation-log.js";
 import type { CertificateType } from "../profile/types.js";
 import {
   disclosureValues,
@@ -2802,8 +2802,11 @@ export class SqliteStore implements Store {
         after: db.prepare(`${CERT_SELECT} WHERE c.serial > ? ORDER BY c.serial LIMIT ?`),
       },
       // The log in CRL order: per CA, block after block (its index is (ca_id, id)).
-      logFirst: db.prepare("SELECT ca_id, id, der FROM revocation_log ORDER BY ca_id, id LIMIT ?").raw(),
-      logAfter: db.prepare("SELECT ca_id, id, der FROM revocation_log WHERE (ca_id, id) > (?, ?) ORDER BY ca_id, id LIMIT ?").raw(),
+      logFirst: db.prepare("SELECT ca_id, id, der, meta FROM revocation_log ORDER BY ca_id, id LIMIT ?").raw(),
+      logAfter: db.prepare("SELECT ca_id, id, der, meta FROM revocation_log WHERE (ca_id, id) > (?, ?) ORDER BY ca_id, id LIMIT ?").raw(),
+      // Dumping the order: whether a carried-over entry (no revoked certificate of its CA) answers OCSP here.
+      carriedCa: db.prepare("SELECT ca_id FROM carried_revocations WHERE serial = ?").pluck(),
+      insertCarried: db.prepare("INSERT INTO carried_revocations (serial, ca_id, revoked_at, reason) VALUES (?, ?, ?, ?)"),
       notices: pages("notices", "notice_id"),
       residentSequences: pages("resident_sequences", "resident_code"),
       crlState: pages("crl_state", "ca_id"),
@@ -2924,16 +2927,32 @@ export class SqliteStore implements Store {
       for (const records of paged<CertRowDb, string>(st.certificates, (r) => r.serial, toCertRow)) yield { kind: "certificates", records: records as CertificateRow[] };
       // The CRL order: each CA's log, block after block, entry after entry (the serial read back from its DER).
       let order: DumpRevocationOrder[] = [];
-      for (let blocks = read(() => st.logFirst.all(LOG_PAGE) as Array<[string, number, Buffer]>); blocks.length; ) {
-        for (const [caId, , der] of blocks) {
-          for (const e of read(() => decodeEntries(der))) {
-            order.push({ caId, serial: e.serial });
+      // An entry with no revoked certificate of its CA is one a restore carried over: it travels as the log lists it.
+      for (let blocks = read(() => st.logFirst.all(LOG_PAGE) as Array<[string, number, Buffer, Buffer]>); blocks.length; ) {
+        for (const [caId, , der, meta] of blocks) {
+          for (const [i, e] of read(() => decodeEntries(der)).entries()) {
+            const cert = read(() => st.revokedBySerial.get(e.serial) as [string, number | null] | undefined);
+            if (cert && cert[1] !== null && cert[0] === caId) order.push({ caId, serial: e.serial });
+            else {
+              const m = municipalityAt(meta, i);
+              order.push({
+                caId,
+                serial: e.serial,
+                carried: {
+                  revokedAt: e.revokedAt,
+                  reason: e.reason ?? 0,
+                  notAfter: new Date(notAfterSecondsAt(meta, i) * 1000),
+                  ...(m === 0 ? {} : { municipality: municipalityText(m) }),
+                  recorded: read(() => st.carriedCa.get(e.serial)) === caId,
+                },
+              });
+            }
             if (order.length === size) (yield { kind: "revocationOrder", records: order }, (order = []));
           }
         }
         if (blocks.length < LOG_PAGE) break;
         const [caId, id] = blocks[blocks.length - 1]!;
-        blocks = read(() => st.logAfter.all(caId, id, LOG_PAGE) as Array<[string, number, Buffer]>);
+        blocks = read(() => st.logAfter.all(caId, id, LOG_PAGE) as Array<[string, number, Buffer, Buffer]>);
       }
       if (order.length) yield { kind: "revocationOrder", records: order };
       for (const records of paged<NoticeRowDb, string>(st.notices, (r) => r.notice_id, toStoredNotice)) yield { kind: "notices", records: records as StoredNotice[] };
@@ -3106,6 +3125,17 @@ export class SqliteStore implements Store {
             case "revocationOrder":
               for (const r of b.records) {
                 const row = st.revokedBySerial.get(r.serial) as [string, number | null, number | null, number, string] | undefined;
+                if (r.carried) {
+                  // A restore's carried-over entry: as the source's log lists it, for a certificate this store has no row of.
+                  const c = r.carried;
+                  if (row) throw new JpkiError("ERR_STORE_COPY_MISMATCH", `the dump carries ${r.serial}'s CRL entry over, but also holds that certificate: nothing was loaded`);
+                  if (place.run(r.serial).changes === 0) throw new JpkiError("ERR_STORE_COPY_MISMATCH", `the dump lists ${r.serial} twice among the CRL entries: nothing was loaded`);
+                  if (r.caId !== logCa || logOpen === LOAD_BLOCK) (log.flush(), (logCa = r.caId), (logOpen = 0));
+                  log.add(r.caId, r.serial, c.revokedAt.getTime(), c.reason, c.notAfter.getTime(), carriedMunicipality({ serial: r.serial, ...(c.municipality === undefined ? {} : { municipality: c.municipality }) }));
+                  logOpen++;
+                  if (c.recorded) st.insertCarried.run(r.serial, r.caId, c.revokedAt.getTime(), c.reason);
+                  continue;
+                }
                 if (!row || row[1] === null || row[0] !== r.caId) {
                   throw new JpkiError("ERR_STORE_COPY_MISMATCH", `the dump lists ${r.serial} among ${r.caId}'s CRL entries, but it is not a certificate of that CA it revoked: nothing was loaded`);
                 }
@@ -3205,7 +3235,7 @@ export class SqliteStore implements Store {
 }
 
 /** Every table a dump reads: what a retired store refuses to write. */
-const RETIRED_TABLES = ["cas", "ca_links", "retired_ca_ids", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_checkpoints"] as const;
+const RETIRED_TABLES = ["cas", "ca_links", "retired_ca_ids", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_checkpoints", "carried_revocations"] as const;
 
 /** Log blocks read per page when dumping the CRL order. */
 const LOG_PAGE = 16;

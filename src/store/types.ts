@@ -1070,6 +1070,19 @@ export interface DumpResidentSequence {
 export interface DumpRevocationOrder {
   readonly caId: string;
   readonly serial: string;
+  /**
+   * An entry the store holds no revoked certificate of: one a restore carried over (Store.carryRevocations), as
+   * the log lists it, and whether the store also answers OCSP for it (`recorded`: a carried_revocations row;
+   * entries carried before SQLite 27 / PostgreSQL 22 have none). Absent for a revoked certificate's entry.
+   */
+  readonly carried?: {
+    readonly revokedAt: Date;
+    readonly reason: number;
+    readonly notAfter: Date;
+    /** the partition that lists it (6 digits); absent for none */
+    readonly municipality?: string;
+    readonly recorded: boolean;
+  };
 }
 
 /** A CA's CRL freshness: its revision (bumped by every revoking transaction) and the revision published CRLs cover. */
