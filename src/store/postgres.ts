@@ -38,7 +38,7 @@ import { Coalescer } from "./coalesce.js";
 import { parsePostgresUrl } from "./postgres-url.js";
 import { isWholeTlv } from "../pki/tbs.js";
 import { BinaryRows, COPY_SIGNATURE, CopyIn, CopyOut, boolArray, byteaArray, int4Array, int8Array, textArray } from "./pg-binary.js";
-import { decodeEntries, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
+import { decodeEntries, type CrlEntryInput, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
 import { collectYoungGeneration, STREAM_COLLECT_BYTES } from "./young-generation.js";
 import { RevocationBlocks, blockEntries, municipalityAt, municipalityKey, municipalityText, notAfterSecondsAt, splitBlockByPartition, type RevocationBlock } from "./revocation-log.js";
 import {
@@ -3391,12 +3391,13 @@ export class PostgresStore implements Store {
       // The CRL order: each CA's log, block after block, entry after entry (the serial read back from its DER).
       let order: DumpRevocationOrder[] = [];
       // An entry with no revoked certificate of its CA is one a restore carried over: it travels as the log lists it.
-      for await (const rows of cursor<{ ca_id: string; der: Buffer; meta: Buffer }>("SELECT ca_id, der, meta FROM revocation_log ORDER BY ca_id, id")) {
-        const entries = rows.flatMap((r) => decodeEntries(r.der).map((e, i) => ({ caId: r.ca_id, e, meta: r.meta, i })));
-        const serials = textArray(entries.map((x) => x.e.serial));
+      // Which are is asked of the certificates about `size` entries at a time (a block may hold thousands).
+      let pending: Array<{ caId: string; e: CrlEntryInput; meta: Buffer; i: number }> = [];
+      const resolve = async function* (): AsyncGenerator<DumpBatch> {
+        const serials = textArray(pending.map((x) => x.e.serial));
         const revoked = new Map((await q<{ serial: string; ca_id: string }>("SELECT serial, ca_id FROM certificates WHERE serial = ANY($1::text[]) AND revoked_at IS NOT NULL", [serials])).map((r) => [r.serial, r.ca_id]));
         const recorded = new Map((await q<{ serial: string; ca_id: string }>("SELECT serial, ca_id FROM carried_revocations WHERE serial = ANY($1::text[])", [serials])).map((r) => [r.serial, r.ca_id]));
-        for (const { caId, e, meta, i } of entries) {
+        for (const { caId, e, meta, i } of pending) {
           if (revoked.get(e.serial) === caId) order.push({ caId, serial: e.serial });
           else {
             const m = municipalityAt(meta, i);
@@ -3414,7 +3415,15 @@ export class PostgresStore implements Store {
           }
           if (order.length === size) (yield { kind: "revocationOrder", records: order }, (order = []));
         }
+        pending = [];
+      };
+      for await (const rows of cursor<{ ca_id: string; der: Buffer; meta: Buffer }>("SELECT ca_id, der, meta FROM revocation_log ORDER BY ca_id, id")) {
+        for (const r of rows) {
+          for (const [i, e] of decodeEntries(r.der).entries()) pending.push({ caId: r.ca_id, e, meta: r.meta, i });
+          if (pending.length >= size) yield* resolve();
+        }
       }
+      if (pending.length) yield* resolve();
       if (order.length) yield { kind: "revocationOrder", records: order };
       for await (const rows of cursor<NoticeRowDb>("SELECT * FROM notices ORDER BY notice_id")) yield { kind: "notices", records: rows.map(toStoredNotice) };
       for await (const rows of cursor<{ resident_code: string; last_sequence: bigint }>("SELECT * FROM resident_sequences ORDER BY resident_code")) {
