@@ -23,6 +23,7 @@ import { verifyAuditLog } from "../../src/audit/verify.js";
 import { thisNamespace } from "../../src/store/pid-namespace.js";
 import { PostgresStore, UNVERIFIED_COPY } from "../../src/store/postgres.js";
 import { retirementNote } from "../../src/store/retirement.js";
+import { SqliteStore } from "../../src/store/sqlite.js";
 import { MAIN, cardKey, cli, copyWorkspace, jpkiProcess, onPostgres, openWorkspace, setConfig, sh, startServe, storeEnv, tempDir, workspaceStore, writeJsonl } from "./helpers.js";
 
 let dir: string;
@@ -516,6 +517,17 @@ describe("a revocation of a certificate issued after the backup", () => {
     } finally {
       serve.child.kill("SIGTERM");
       await serve.exited;
+    }
+    // and the restored workspace can still be moved: a copy refused the carried entry (ERR_STORE_COPY_MISMATCH,
+    // "not a certificate of that CA it revoked"), so no such workspace could go to PostgreSQL
+    const copied = join(dir, "carry-new-copy.db");
+    const c = await cli(["-w", base, "--json", "store", "copy", "--to", `sqlite:${copied}`], { cwd: dir });
+    expect(c.code, c.stderr).toBe(0);
+    const t = SqliteStore.open(copied);
+    try {
+      expect([...(await t.carriedRevocations([serial])).values()]).toMatchObject([{ caId: "13-sig", reason: 1 }]);
+    } finally {
+      await t.close();
     }
   });
   // Found in review: a backup taken after a restore (its store has the carried entry, its crl/ still the files of
