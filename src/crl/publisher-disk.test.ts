@@ -4,7 +4,7 @@
  * half-done — the installed CRL stays, no temporary file remains, the CA stays due and the next run publishes.
  * The filesystem error is injected into the staged file's writes (a full tmpfs needs privileges a test run lacks).
  */
-import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -90,5 +90,36 @@ describe("CrlPublisher on a CRL directory that cannot be written", () => {
     const [next] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
     expect(next!.number).toBe(first!.number + 2n); // the failed run's number is burnt, never reused
     expect(readdirSync(ws.paths.crlDir)).toEqual(expect.arrayContaining(["13-sig.crl", `13-sig.crl.${first!.number}`, `13-sig.crl.${next!.number}`]));
+  });
+
+  it("a directory where the stale PEM copy or a history link goes: ERR_FILE_UNUSABLE naming it before anything is installed, or no failure at all", async () => {
+    // Was ERR_STORE after the new CRL had been installed: the store rolled back, the CA stayed due, and every
+    // run (every tick of watch) installed one more unrecorded CRL and left one more history link unpruned.
+    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: { crlPem: false } });
+    open.push(ws);
+    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+    const [first] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    const installed = () => readFileSync(join(ws.paths.crlDir, "13-sig.crl"));
+    const before = installed();
+    const pem = join(ws.paths.crlDir, "13-sig.crl.pem");
+    mkdirSync(pem);
+    await ws.store.markCrlsDue("13-sig");
+    for (let run = 0; run < 2; run++) {
+      const err = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: "ERR_FILE_UNUSABLE", details: { path: pem } });
+      expect((err as Error).message).toMatch(/crl\/13-sig\.crl\.pem cannot be replaced or removed .*nothing was published and the CA stays due/);
+    }
+    expect(installed().equals(before)).toBe(true);
+    expect((await ws.store.latestCrl("13-sig"))!.number).toBe(first!.number);
+    expect(readdirSync(ws.paths.crlDir).filter((n) => n.startsWith("13-sig.crl."))).toEqual(["13-sig.crl.1", "13-sig.crl.pem"]);
+    expect(await ws.store.dirtyCas()).toContain("13-sig");
+    rmdirSync(pem);
+    // A directory named like an old history link is passed over by the pruning, not a failure after the install.
+    mkdirSync(join(ws.paths.crlDir, "13-sig.crl.0"));
+    for (let run = 0; run < 4; run++) expect((await generateCrls(ws, { ca: "13-sig", passphrase: "pw" }))[0]!.superseded).toBe(false);
+    const latest = (await ws.store.latestCrl("13-sig"))!.number;
+    expect(latest).toBe(first!.number + 6n); // the two refused runs' numbers are burnt, never reused
+    expect(readdirSync(ws.paths.crlDir).filter((n) => n.startsWith("13-sig.crl.")).sort()).toEqual(["13-sig.crl.0", ...[latest - 2n, latest - 1n, latest].map((n) => `13-sig.crl.${n}`)].sort());
+    expect(await ws.store.dirtyCas()).toEqual([]);
   });
 });
