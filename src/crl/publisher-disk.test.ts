@@ -43,6 +43,7 @@ const { initCas } = await import("../ca/manage.js");
 const { prefecture } = await import("../ca/prefectures.js");
 const { Workspace } = await import("../workspace/workspace.js");
 const { generateCrls } = await import("./generate.js");
+const { CrlUpdater } = await import("./updater.js");
 
 const open: WorkspaceType[] = [];
 afterEach(async () => {
@@ -121,5 +122,24 @@ describe("CrlPublisher on a CRL directory that cannot be written", () => {
     expect(latest).toBe(first!.number + 6n); // the two refused runs' numbers are burnt, never reused
     expect(readdirSync(ws.paths.crlDir).filter((n) => n.startsWith("13-sig.crl.")).sort()).toEqual(["13-sig.crl.0", ...[latest - 2n, latest - 1n, latest].map((n) => `13-sig.crl.${n}`)].sort());
     expect(await ws.store.dirtyCas()).toEqual([]);
+  });
+
+  it("the schedule's round: a CA whose full CRL cannot be published holds back neither the other CAs nor its own ARL", async () => {
+    // Was: the round's workers stopped taking CAs at the first failure, and a lasting one (here a directory at
+    // crl/01-auth.crl) came back every tick of serve or watch: the CAs queued after it never published again.
+    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
+    open.push(ws);
+    await initCas(ws, { prefectures: ["01", "13", "27"].map((p) => prefecture(p)), purposes: ["signature", "authentication"], passphrase: "pw" });
+    const ids = (await ws.store.listCas()).map((c) => c.id).sort();
+    expect(ids).toHaveLength(6);
+    mkdirSync(join(ws.paths.crlDir, "01-auth.crl"), { recursive: true });
+    const updater = new CrlUpdater(ws, "pw");
+    for (let tick = 0; tick < 2; tick++) {
+      const due = [...ids.map((caId) => ({ caId, why: "missing" as const })), { caId: "01-auth", scope: "arl", why: "missing" as const }];
+      const err = await updater.publishDue(due).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: "ERR_FILE_UNUSABLE", details: { path: join(ws.paths.crlDir, "01-auth.crl") } });
+    }
+    for (const id of ids) expect(await ws.store.latestCrl(id), id).toEqual(id === "01-auth" ? undefined : expect.objectContaining({ caId: id }));
+    expect(await ws.store.latestCrl("01-auth", "arl")).toBeDefined();
   });
 });
