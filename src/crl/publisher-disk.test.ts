@@ -44,6 +44,7 @@ const { prefecture } = await import("../ca/prefectures.js");
 const { Workspace } = await import("../workspace/workspace.js");
 const { generateCrls } = await import("./generate.js");
 const { CrlUpdater } = await import("./updater.js");
+const { isJpkiError } = await import("../errors.js");
 
 const open: WorkspaceType[] = [];
 afterEach(async () => {
@@ -141,5 +142,21 @@ describe("CrlPublisher on a CRL directory that cannot be written", () => {
     }
     for (const id of ids) expect(await ws.store.latestCrl(id), id).toEqual(id === "01-auth" ? undefined : expect.objectContaining({ caId: id }));
     expect(await ws.store.latestCrl("01-auth", "arl")).toBeDefined();
+  });
+
+  it("crl generate --prefecture: a CA whose CRL cannot be published holds back none of the CAs after it; its failure is raised", async () => {
+    // Was: the run stopped at that CA, and a timer running it published none of the CAs after it, run after run.
+    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
+    open.push(ws);
+    await initCas(ws, { prefectures: ["01", "13"].map((p) => prefecture(p)), purposes: ["signature", "authentication"], passphrase: "pw" });
+    mkdirSync(join(ws.paths.crlDir, "01-sig.crl"), { recursive: true }); // the first of 01-sig, 01-auth, 13-sig, 13-auth
+    const landed: string[] = [];
+    const err = await generateCrls(ws, { prefecture: "01,13", passphrase: "pw", partitions: "all", onPublished: (c) => landed.push(`${c.caId}/${c.scope}`) }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "ERR_FILE_UNUSABLE", details: { path: join(ws.paths.crlDir, "01-sig.crl") } });
+    expect(landed).toEqual(expect.arrayContaining(["01-auth/", "13-sig/", "13-auth/", "13-sig/arl", "01-sig/arl"]));
+    expect(landed).not.toContain("01-sig/");
+    expect(await ws.store.dirtyCas()).toEqual(["01-sig"]);
+    // a wrong passphrase is the operator's: the run stops at once
+    await expect(generateCrls(ws, { prefecture: "01,13", passphrase: "wrong" })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_PASSPHRASE_WRONG"));
   });
 });
