@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { compromisedCaIds, createAuditCheckpoint } from "../audit/checkpoint.js";
 import { caGeneration, caId, isRetired, parseCaId } from "../ca/ids.js";
 import { prefectureList } from "../ca/prefectures.js";
-import { JpkiError } from "../errors.js";
+import { isJpkiError, JpkiError } from "../errors.js";
 import { certificateParts } from "../pki/der.js";
 import { unlockPrivateKey } from "../pki/keys.js";
 import { openPkcs11Signer } from "../pki/pkcs11.js";
@@ -151,21 +151,33 @@ export async function generateCrls(
   if (all.some((c) => !isRegularFile(join(ws.paths.caDir, `${c.id}.crt`)) || !isRegularFile(join(ws.paths.caDir, `${c.id}.pem`))) || (await ws.store.listCaLinks()).length) {
     await (await import("../ca/rollover.js")).exportMissingCaFiles(ws, all);
   }
-  for (const id of ids) {
+  // One CA after the other; one that fails (its crl/ entry unusable, --delta on a CA without a base) holds back
+  // none of the others — a timer running 'crl generate --prefecture all' would otherwise leave every CA after it
+  // unpublished, run after run — and the first failure is raised once the others are out. A passphrase that
+  // does not open a key stops the run: it is the operator's, and would only burn a number of every CA.
+  let failure: { e: unknown } | undefined;
+  const publishCa = async (id: string): Promise<void> => {
     const record = all.find((c) => c.id === id);
     if (!record) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${id} in ${ws.paths.root}: 'jpki ca list' shows the CAs, 'jpki ca init' creates them`);
     if (await retiredAndDone(ws, all, id)) {
       // A retired generation whose certificates have all expired: its ARL alone, when ARLs are asked for.
       if (!opts.delta && (which === "all" || due.some((d) => d.caId === id && d.scope === ARL_SCOPE))) landed(await publisher.publishArl(openCrlIssuer(record, opts.passphrase, ws.config.pkcs11Modules)));
-      continue;
+      return;
     }
     const issuer = openCrlIssuer(record, opts.passphrase, ws.config.pkcs11Modules);
     if (!compromised.has(id)) first ??= issuer;
-    if (!opts.delta) landed(await publisher.publish(issuer));
-    if (deltas) {
-      const delta = await publisher.publishDelta(issuer);
-      if (delta) landed(delta);
-      else if (opts.delta) throw new JpkiError("ERR_CRL_NO_BASE", `CA ${id} has no full CRL a delta CRL can be built on: run 'jpki crl generate --ca ${id}' first`);
+    // Its partitions and ARL do not depend on the full CRL: one that fails holds none of them back (raised after).
+    let own: { e: unknown } | undefined;
+    try {
+      if (!opts.delta) landed(await publisher.publish(issuer));
+      if (deltas) {
+        const delta = await publisher.publishDelta(issuer);
+        if (delta) landed(delta);
+        else if (opts.delta) throw new JpkiError("ERR_CRL_NO_BASE", `CA ${id} has no full CRL a delta CRL can be built on: run 'jpki crl generate --ca ${id}' first`);
+      }
+    } catch (e) {
+      if (isJpkiError(e, "ERR_PASSPHRASE_WRONG")) throw e;
+      own = { e };
     }
     if (which === "none") {
       // A certificate's distribution point names its municipality partition, and a verifier reads that one: a
@@ -177,11 +189,20 @@ export async function generateCrls(
       // the schedule.)
       const stale = scopes.filter((s) => s.caId === id && s.dirty && s.latest && s.scope !== FULL_SCOPE && s.scope !== ARL_SCOPE && s.scope !== DELTA_SCOPE);
       for (const crl of await publisher.publishPartitions(issuer, stale.map((s) => s.scope))) landed(crl);
-      continue;
+    } else {
+      const mine = which === "all" ? scopes.filter((s) => s.caId === id).map((s) => s.scope) : due.filter((d) => d.caId === id).map((d) => d.scope ?? "");
+      for (const crl of await publisher.publishPartitions(issuer, mine.filter((s) => s !== ARL_SCOPE && s !== FULL_SCOPE))) landed(crl);
+      if (mine.includes(ARL_SCOPE)) landed(await publisher.publishArl(issuer));
     }
-    const mine = which === "all" ? scopes.filter((s) => s.caId === id).map((s) => s.scope) : due.filter((d) => d.caId === id).map((d) => d.scope ?? "");
-    for (const crl of await publisher.publishPartitions(issuer, mine.filter((s) => s !== ARL_SCOPE && s !== FULL_SCOPE))) landed(crl);
-    if (mine.includes(ARL_SCOPE)) landed(await publisher.publishArl(issuer));
+    if (own) throw own.e;
+  };
+  for (const id of ids) {
+    try {
+      await publishCa(id);
+    } catch (e) {
+      if (isJpkiError(e, "ERR_PASSPHRASE_WRONG") || isJpkiError(e, "ERR_PASSPHRASE_MISSING") || isJpkiError(e, "ERR_CA_UNKNOWN")) throw e;
+      failure ??= { e };
+    }
   }
   // The Bridge CA's ARL (ca/bridge.ts) goes with the ARLs of a whole selection: every time with "all", when due
   // with "due".
@@ -193,6 +214,12 @@ export async function generateCrls(
   }
   // The audit log's head signed with the first CA's key, already unlocked (audit/checkpoint.ts): every
   // publication run anchors what came before it, at the cost of one signature.
-  if (out.length && first) await createAuditCheckpoint(ws.store, { caId: first.id, certificateDer: first.record.certificateDer, signer: await first.signer, now: ws.clock.now() });
+  // After a failure, that failure is the one raised (the first CA's key may be what failed).
+  try {
+    if (out.length && first) await createAuditCheckpoint(ws.store, { caId: first.id, certificateDer: first.record.certificateDer, signer: await first.signer, now: ws.clock.now() });
+  } catch (e) {
+    if (!failure) throw e;
+  }
+  if (failure) throw failure.e;
   return out;
 }

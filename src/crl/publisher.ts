@@ -250,7 +250,16 @@ export class CrlPublisher {
     // a worker) while hashing here was slower and took 50-120 MB more. It costs ~0.2 s there, 60 MB of text.
     const pem = this.#config.crlPem;
     // The reservation stays open on any failure here, so the CA (or partition) stays due and the next run publishes.
-    const unwritable = (e: unknown) => writeFailure(e, `the CRL ${relative(this.#root, derPath)}`, dir, "nothing was published and the CA stays due; publish again once it can be written (space freed, quota raised, remounted read-write)") ?? e;
+    const noSpace = (e: unknown) => writeFailure(e, `the CRL ${relative(this.#root, derPath)}`, dir, "nothing was published and the CA stays due; publish again once it can be written (space freed, quota raised, remounted read-write)");
+    const unwritable = (e: unknown) => noSpace(e) ?? e;
+    // A name in the way of the install (a directory where the CRL, its PEM copy or history link goes, no
+    // permission): the operator is told which, not "store failure" (ERR_STORE), which sends them to the database.
+    const unusable = (e: unknown) => {
+      const err = e as NodeJS.ErrnoException & { dest?: unknown };
+      if (e instanceof JpkiError || typeof err?.code !== "string" || !err.syscall) return e;
+      const at = typeof err.dest === "string" ? err.dest : typeof err.path === "string" ? err.path : derPath;
+      return new JpkiError("ERR_FILE_UNUSABLE", `the CRL ${relative(this.#root, derPath)} could not be installed: ${relative(this.#root, at)} cannot be replaced or removed (${err.code}): nothing was published and the CA stays due; move it away and publish again`, { cause: e, details: { path: at } });
+    };
     let der: ReturnType<typeof openStagingFile>;
     try {
       der = openStagingFile(derPath);
@@ -326,15 +335,19 @@ export class CrlPublisher {
           // full disk) fails the publication with nothing in place, rather than after the CRL replaced the last one
           // (the store then rolled back: the CA stayed due, but the file on disk was one it never recorded).
           // Raised as the caller's error (ERR_FILE_UNUSABLE for a full disk): the store reports what it is given.
+          // The stale PEM copy goes before the DER is installed, for the same reason: a name that cannot be removed
+          // (a directory put there) used to fail after the install, so every run installed a CRL the store then
+          // rolled back, reported as ERR_STORE, and skipped the pruning below: one more history link per run.
           let history: string | undefined;
           try {
+            if (!pem) rmSync(pemPath, { force: true });
             history = linkHistory(staged[0]!.tmp, derPath, number, this.#config.crlKeep);
             for (const f of staged) f.install();
           } catch (e) {
             if (history) rmSync(history, { force: true });
-            throw unwritable(e);
+            throw noSpace(e) ?? unusable(e);
           }
-          if (!pem) rmSync(pemPath, { force: true });
+          // Installed: pruning is tidying, and a name it cannot remove must not roll the store back under the CRL.
           pruneHistory(derPath, this.#config.crlKeep);
           syncDir(dir);
         },
@@ -387,9 +400,16 @@ export function linkHistory(from: string, path: string, number: bigint, keep: nu
 export function pruneHistory(path: string, keep: number): void {
   const dir = dirname(path);
   const base = `${basename(path)}.`;
-  const history = readdirSync(dir)
-    .filter((n) => n.startsWith(base) && /^\d+$/.test(n.slice(base.length)))
-    .map((n) => ({ n, number: BigInt(n.slice(base.length)) }))
+  // Only files: a directory named like a history entry is no CRL jpki linked, and removing it would fail.
+  const history = readdirSync(dir, { withFileTypes: true })
+    .filter((d) => !d.isDirectory() && d.name.startsWith(base) && /^\d+$/.test(d.name.slice(base.length)))
+    .map((d) => ({ n: d.name, number: BigInt(d.name.slice(base.length)) }))
     .sort((a, b) => (a.number < b.number ? 1 : a.number > b.number ? -1 : 0));
-  for (const h of history.slice(keep > 1 ? keep : 0)) rmSync(join(dir, h.n), { force: true });
+  for (const h of history.slice(keep > 1 ? keep : 0)) {
+    try {
+      rmSync(join(dir, h.n), { force: true });
+    } catch {
+      // left for the next publication's pruning: the CRL is installed already
+    }
+  }
 }

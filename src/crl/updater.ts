@@ -141,9 +141,12 @@ export class CrlUpdater {
     // also when a CA failed (what the others published is published), then the first failure is raised.
     const byIndex: PublishedCrl[][] = work.map(() => []);
     let next = 0;
+    // A failing CA does not stop the round: the CAs after it in the queue are published too. It used to (the
+    // workers stopped taking CAs), and a failure that lasts — one CA's crl/ entry unusable, its key damaged —
+    // came back every tick, so those CAs' revocations never went out and their CRLs expired under a running watch.
     let failure: { e: unknown } | undefined;
     const worker = async () => {
-      while (next < work.length && !failure) {
+      while (next < work.length) {
         const i = next++;
         try {
           await this.#publishCa(work[i]![0], work[i]![1], all, byIndex[i]!);
@@ -171,13 +174,25 @@ export class CrlUpdater {
       e.partitions = [];
     }
     const ca = await this.#ca(id);
-    if (e.full) landed.push(await this.#publisher.publish(ca));
-    if (e.delta) {
-      const delta = await this.#publisher.publishDelta(ca);
-      if (delta) landed.push(delta);
+    // The partitions (what a certificate's distribution point names) and the ARL do not depend on the full CRL:
+    // one that cannot be published holds none of them back; the first failure is raised after them.
+    let failure: { e: unknown } | undefined;
+    try {
+      if (e.full) landed.push(await this.#publisher.publish(ca));
+      if (e.delta) {
+        const delta = await this.#publisher.publishDelta(ca);
+        if (delta) landed.push(delta);
+      }
+    } catch (err) {
+      failure = { e: err };
     }
-    landed.push(...(await this.#publisher.publishPartitions(ca, e.partitions)));
-    if (e.arl) landed.push(await this.#publisher.publishArl(ca));
+    try {
+      landed.push(...(await this.#publisher.publishPartitions(ca, e.partitions)));
+      if (e.arl) landed.push(await this.#publisher.publishArl(ca));
+    } catch (err) {
+      failure ??= { e: err };
+    }
+    if (failure) throw failure.e;
   }
 
   /**
