@@ -40,7 +40,7 @@ import { isWholeTlv } from "../pki/tbs.js";
 import { BinaryRows, COPY_SIGNATURE, CopyIn, CopyOut, boolArray, byteaArray, int4Array, int8Array, textArray } from "./pg-binary.js";
 import { decodeEntries, type CrlEntryInput, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
 import { collectYoungGeneration, STREAM_COLLECT_BYTES } from "./young-generation.js";
-import { RevocationBlocks, blockEntries, municipalityAt, municipalityKey, municipalityText, notAfterSecondsAt, splitBlockByPartition, type RevocationBlock } from "./revocation-log.js";
+import { RevocationBlocks, blockEntries, carriedOrderEntry, municipalityKey, splitBlockByPartition, type RevocationBlock } from "./revocation-log.js";
 import {
   toDisclosure,
   type DisclosureRowDb,
@@ -3399,20 +3399,7 @@ export class PostgresStore implements Store {
         const recorded = new Map((await q<{ serial: string; ca_id: string }>("SELECT serial, ca_id FROM carried_revocations WHERE serial = ANY($1::text[])", [serials])).map((r) => [r.serial, r.ca_id]));
         for (const { caId, e, meta, i } of pending) {
           if (revoked.get(e.serial) === caId) order.push({ caId, serial: e.serial });
-          else {
-            const m = municipalityAt(meta, i);
-            order.push({
-              caId,
-              serial: e.serial,
-              carried: {
-                revokedAt: e.revokedAt,
-                reason: e.reason ?? 0,
-                notAfter: new Date(notAfterSecondsAt(meta, i) * 1000),
-                ...(m === 0 ? {} : { municipality: municipalityText(m) }),
-                recorded: recorded.get(e.serial) === caId,
-              },
-            });
-          }
+          else order.push(carriedOrderEntry(caId, e, meta, i, recorded.get(e.serial) === caId));
           if (order.length === size) (yield { kind: "revocationOrder", records: order }, (order = []));
         }
         pending = [];

@@ -7,7 +7,8 @@
  * Pure encoding and filtering here, and the one class that collects a transaction's entries; where blocks are
  * stored (a SQLite table, a PostgreSQL table) is each backend's business.
  */
-import { encodeEntry, entryOffsets, type EncodedEntries } from "../profile/crl-entry.js";
+import { encodeEntry, entryOffsets, type CrlEntryInput, type EncodedEntries } from "../profile/crl-entry.js";
+import type { DumpRevocationOrder } from "./types.js";
 
 /** Bytes of metadata per log entry: uint32 not_after (seconds since the epoch), uint32 municipality code. */
 export const META_BYTES = 8;
@@ -143,4 +144,24 @@ export class RevocationBlocks {
     this.#open.clear();
     return out;
   }
+}
+
+/**
+ * A dump's CRL-order record for entry `i` of a log block whose CA holds no revoked certificate of that serial: one a
+ * restore carried over, with what its CRL entry and partition need (both backends' dumps; `recorded`: whether the
+ * store also answers OCSP for it).
+ */
+export function carriedOrderEntry(caId: string, e: CrlEntryInput, meta: Buffer, i: number, recorded: boolean): DumpRevocationOrder {
+  const m = municipalityAt(meta, i);
+  return {
+    caId,
+    serial: e.serial,
+    carried: {
+      revokedAt: e.revokedAt,
+      reason: e.reason ?? 0,
+      notAfter: new Date(notAfterSecondsAt(meta, i) * 1000),
+      ...(m === 0 ? {} : { municipality: municipalityText(m) }),
+      recorded,
+    },
+  };
 }

@@ -10,7 +10,7 @@ import Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
 import { decodeEntries, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
 import { collectYoungGeneration, STREAM_COLLECT_BYTES } from "./young-generation.js";
-import { RevocationBlocks, blockEntries, municipalitiesOf, municipalityAt, municipalityText, notAfterSecondsAt, splitBlockByPartition } from "./revocation-log.js";
+import { RevocationBlocks, blockEntries, carriedOrderEntry, municipalitiesOf, municipalityText, splitBlockByPartition } from "./revocation-log.js";
 import type { CertificateType } from "../profile/types.js";
 import {
   disclosureValues,
@@ -2933,20 +2933,7 @@ export class SqliteStore implements Store {
           for (const [i, e] of read(() => decodeEntries(der)).entries()) {
             const cert = read(() => st.revokedBySerial.get(e.serial) as [string, number | null] | undefined);
             if (cert && cert[1] !== null && cert[0] === caId) order.push({ caId, serial: e.serial });
-            else {
-              const m = municipalityAt(meta, i);
-              order.push({
-                caId,
-                serial: e.serial,
-                carried: {
-                  revokedAt: e.revokedAt,
-                  reason: e.reason ?? 0,
-                  notAfter: new Date(notAfterSecondsAt(meta, i) * 1000),
-                  ...(m === 0 ? {} : { municipality: municipalityText(m) }),
-                  recorded: read(() => st.carriedCa.get(e.serial)) === caId,
-                },
-              });
-            }
+            else order.push(carriedOrderEntry(caId, e, meta, i, read(() => st.carriedCa.get(e.serial)) === caId));
             if (order.length === size) (yield { kind: "revocationOrder", records: order }, (order = []));
           }
         }
