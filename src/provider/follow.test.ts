@@ -428,11 +428,12 @@ describe("provider follow over a real socket", () => {
 
   it("jpki provider follow --total-timeout ends a download that keeps coming, long before the default 10 min (exit 17)", async () => {
     const d = provider();
-    // a piece every 50 ms for ~10 s: never idle for the 10 s --timeout, so only the total can end it
-    const steady = await serve(slowly(await crl(5, [BOB_REVOKED]), { pieces: 200, everyMs: 50 }));
+    // an octet every 400 ms, minutes in all: never idle for the 10 s --timeout, so only the total can end it.
+    // (It was ~10 s in all: twice on a loaded CI host the 500 ms timer ran late enough for the download to finish.)
+    const steady = await serve(slowly(await crl(5, [BOB_REVOKED]), { pieces: 100_000, everyMs: 400 }));
     pointAt(d, steady.url);
-    // No clock here (a loaded host took 9 s to run it): a download that came to its end would have been taken,
-    // so the failure, naming the total's 500 ms, is the total timeout's doing.
+    // No clock here: a download that came to its end would have been taken, so the failure, naming the total's
+    // 500 ms, is the total timeout's doing.
     const r = await followCli(d, "--total-timeout", "0.5");
     expect(r.code, r.stderr).toBe(17);
     expect(JSON.parse(r.stdout).crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining("not complete within 500 ms") } });
