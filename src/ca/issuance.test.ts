@@ -85,7 +85,8 @@ describe("IssuanceService", () => {
   it("gives every certificate a distinct serial, even in a batch for one resident", async () => {
     const key = spki().toString("base64");
     async function* lines() {
-      for (let i = 1; i <= 20; i++) yield { line: i, value: { residentCode: takahashi.residentCode, type: "signature", publicKey: key } };
+      // each line its own application: without ids a repeat of resident and type is refused (test below)
+      for (let i = 1; i <= 20; i++) yield { line: i, value: { applicationId: `renewal-${i}`, residentCode: takahashi.residentCode, type: "signature", publicKey: key } };
     }
     const serials: string[] = [];
     const res = await service.issueBatch(lines(), { onIssued: (c) => serials.push(c.serial), commitEvery: 7 });
@@ -94,6 +95,22 @@ describe("IssuanceService", () => {
     // each one superseded the one before: only the last is valid
     const valid = await ws.store.findCertificates({ residentCode: takahashi.residentCode, type: "signature", status: "valid" });
     expect(valid.map((c) => c.serial)).toEqual([serials.at(-1)]);
+  });
+
+  it("refuses a resident and type repeated without application ids (a file given twice), issuing the first only", async () => {
+    const key = spki().toString("base64");
+    async function* lines() {
+      yield { line: 1, value: { residentCode: takahashi.residentCode, type: "signature", publicKey: key } };
+      yield { line: 2, value: { residentCode: takahashi.residentCode, type: "authentication", publicKey: spki().toString("base64") } };
+      yield { line: 3, value: { residentCode: takahashi.residentCode, type: "signature", publicKey: key } };
+    }
+    const serials: string[] = [];
+    const res = await service.issueBatch(lines(), { onIssued: (c) => serials.push(c.serial) });
+    expect(res).toMatchObject({ read: 3, issued: 2, failed: 1 });
+    expect(res.errors).toEqual([{ line: 3, code: "ERR_APPLICATION_INVALID", message: expect.stringMatching(/^line 3: .*signature certificate repeats line 1/) }]);
+    // the certificate line 1 issued stands: nothing superseded it
+    const valid = await ws.store.findCertificates({ residentCode: takahashi.residentCode, type: "signature", status: "valid" });
+    expect(valid.map((c) => c.serial)).toEqual([serials[0]]);
   });
 
   it("in a batch, signs again a certificate whose registry record changed before its commit, and gives up after three tries", async () => {
@@ -209,7 +226,7 @@ describe("durability: a certificate is handed out only once its commit is on dis
     events.length = 0;
     const key = spki().toString("base64");
     async function* lines() {
-      for (let i = 1; i <= 3; i++) yield { line: i, value: { residentCode: takahashi.residentCode, type: "authentication", publicKey: key } };
+      for (let i = 1; i <= 3; i++) yield { line: i, value: { applicationId: `sync-${i}`, residentCode: takahashi.residentCode, type: "authentication", publicKey: key } };
     }
     const res = await svc.issueBatch(lines(), { commitEvery: 3, onIssued: () => events.push("issued") });
     expect(res.issued).toBe(3);

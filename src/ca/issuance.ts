@@ -340,6 +340,7 @@ export class IssuanceService {
     let alreadyIssued = 0;
     const window: Array<{ line: number; app: IssuanceApplication; p: Promise<IssuanceRecord | IssuedCertificate> }> = [];
     const idsInBatch = new Map<string, number>();
+    const unnamedInBatch = new Map<string, number>();
     // Signed certificates waiting for their commit. Bounded, so a store slower than the signers holds back
     // the signing instead of piling up certificates in memory.
     const committing = new Set<Promise<void>>();
@@ -421,6 +422,17 @@ export class IssuanceService {
           continue;
         }
         idsInBatch.set(app.applicationId, item.line);
+      } else {
+        // The same resident and type twice without application ids is a file given twice (two days' files
+        // concatenated, a re-run appended): the later line would supersede — revoke — the certificate the earlier
+        // one just issued. Two applications of one day (a card lost after the morning's) carry their ids.
+        const key = `${app.residentCode}/${app.type}`;
+        const first = unnamedInBatch.get(key);
+        if (first !== undefined) {
+          fail(item.line, invalid(`resident ${app.residentCode}'s ${app.type} certificate repeats line ${first}: nothing issued for this line (a batch issues one per resident and type; to issue both, the later superseding the earlier, give each line its own applicationId)`, item.line));
+          continue;
+        }
+        unnamedInBatch.set(key, item.line);
       }
       // Without an application id there is nothing issued before to look up (two promises less per certificate).
       const p: Promise<IssuanceRecord | IssuedCertificate> = app.applicationId

@@ -107,7 +107,7 @@ describe("jpki backup", () => {
     // resident's: the first two residents' certificates stay as they are for the checks below)
     // the card's two keys (one per type), each renewed with its own
     const keys = [cardKeyVariant(readFileSync(pub, "utf8"), 1), cardKeyVariant(readFileSync(pub, "utf8"), 2)];
-    const apps = Array.from({ length: 40 }, (_, i) => ({ residentCode: people[2]!.residentCode, type: i % 2 ? "signature" : "authentication", publicKey: keys[i % 2] }));
+    const apps = Array.from({ length: 40 }, (_, i) => ({ applicationId: `renewal-${i}`, residentCode: people[2]!.residentCode, type: i % 2 ? "signature" : "authentication", publicKey: keys[i % 2] }));
     writeJsonl(join(dir, "apps.jsonl"), apps);
     const writer = jpkiProcess(ws, ["issue", "--batch", join(dir, "apps.jsonl")]);
     const dest = join(dir, "online");

@@ -74,6 +74,8 @@ The four items are always taken from the registry record, never from the request
 the same type for the same resident revokes the previous one as superseded. Give each application an
 applicationId and a batch re-run (after a crash, say) returns the certificates already issued instead of
 issuing them again — while they stand: an application id whose certificate has been revoked since is refused.
+In a batch, a resident and type repeated on lines without applicationId (a file given twice) is refused on the
+later line (ERR_APPLICATION_INVALID); two applications of one day for the same certificate carry their ids.
 A public key is certified to one resident for one type: a key the workspace certified to someone else, for the
 other type, or revoked for key compromise is refused (ERR_KEY_IN_USE); renewing a certificate with its key is not.
 
