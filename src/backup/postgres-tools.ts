@@ -14,7 +14,8 @@
  * pg_restore's `-d` names the database only.
  */
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { createReadStream, existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { JpkiError } from "../errors.js";
@@ -277,7 +278,14 @@ export async function postgresRestoreTarget(url: string): Promise<{ hasRecords: 
  * ends the session with the transaction open, and the server rolls it back. A dump made by `jpki backup` holds no
  * large objects, the one thing whose script brings transaction statements of its own.
  */
-export async function restorePostgres(url: string, file: string, opts: { clean: boolean; finalSql: string }): Promise<void> {
+/**
+ * Restores the pg_dump archive `file` in one transaction: pg_restore's script goes into psql between BEGIN and
+ * `finalSql`; COMMIT follows only once pg_restore has exited cleanly and — with `expect` — the archive's bytes it
+ * read hashed to what the manifest says. The archive is read once, by this process, and fed to pg_restore's input:
+ * a dump swapped or rewritten after the backup was verified (a file the restore only named, read again by
+ * pg_restore, was not checked) is rolled back as ERR_BACKUP_CORRUPT.
+ */
+export async function restorePostgres(url: string, file: string, opts: { clean: boolean; finalSql: string; expect?: { readonly sha256: string; readonly size: number; readonly name: string } }): Promise<void> {
   const { default: pg } = await import("pg");
   const client = new pg.Client({ connectionString: url, application_name: "jpki restore" });
   let major: number;
@@ -291,13 +299,28 @@ export async function restorePostgres(url: string, file: string, opts: { clean: 
   }
   const tools = findPgTools(major);
   const { env, database } = libpqEnv(url);
-  const restoreArgs = ["--no-owner", "--no-privileges", ...(opts.clean ? ["--clean", "--if-exists"] : []), "--file=-", file];
+  // The archive on pg_restore's standard input (no file name): read sequentially, as a full restore without -j does.
+  const restoreArgs = ["--no-owner", "--no-privileges", ...(opts.clean ? ["--clean", "--if-exists"] : []), "--file=-"];
   // The script's own settings (search_path '' among them) are reset before the final statement, which names its
   // table as the store does: in the connection's schema.
   const tail = `\n;\nRESET ALL;\n${opts.finalSql};\nCOMMIT;\n`;
   await new Promise<void>((resolve, reject) => {
     const childEnv = { ...process.env, ...env };
-    const restore = spawn(tools.pgRestore, restoreArgs, { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
+    const restore = spawn(tools.pgRestore, restoreArgs, { env: childEnv, stdio: ["pipe", "pipe", "pipe"] });
+    const digest = createHash("sha256");
+    let size = 0;
+    const archive = createReadStream(file);
+    archive.on("data", (d) => {
+      digest.update(d as Buffer);
+      size += d.length;
+    });
+    // pg_restore gone before the end of the archive (it failed): its own exit says why
+    restore.stdin.on("error", () => undefined);
+    archive.on("error", (e) => {
+      failed ??= new JpkiError("ERR_BACKUP_CORRUPT", `${opts.expect?.name ?? file} could not be read while it was restored: ${(e as Error).message}: nothing was restored`, { cause: e });
+      restore.kill();
+    });
+    archive.pipe(restore.stdin);
     const psql = spawn(tools.psql, ["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", `--dbname=${database}`, "--file=-"], { env: childEnv, stdio: ["pipe", "ignore", "pipe"] });
     const stderr = { pg_restore: new ToolErrors(), psql: new ToolErrors() };
     restore.stderr.on("data", (d: Buffer) => stderr.pg_restore.write(d));
@@ -316,9 +339,30 @@ export async function restorePostgres(url: string, file: string, opts: { clean: 
         if (tool === "pg_restore") psql.stdin.end();
         else restore.kill();
       } else if (tool === "pg_restore") {
-        // pg_restore has exited and its whole script has gone into psql's input: the mark, then COMMIT
-        if (failed) psql.stdin.end();
-        else psql.stdin.end(tail);
+        // pg_restore has exited and its whole script has gone into psql's input: the mark, then COMMIT — once the
+        // bytes it restored are known to be the archive the backup was verified with. pg_restore may stop before
+        // the end of the file: the rest is read here for the digest (what it restored is a prefix of what was
+        // hashed, in order).
+        ended.pg_restore = false; // not ended for the promise until the digest is settled
+        archive.unpipe();
+        const settle = () => {
+          if (ended.pg_restore) return;
+          const x = opts.expect;
+          if (!failed && x && (size !== x.size || digest.digest("hex") !== x.sha256)) {
+            failed = new JpkiError("ERR_BACKUP_CORRUPT", `${x.name} changed while it was restored: nothing was restored`, { details: { file: x.name } });
+          }
+          if (failed) psql.stdin.end();
+          else psql.stdin.end(tail);
+          ended.pg_restore = true;
+          if (ended.psql) failed ? reject(failed) : resolve();
+        };
+        if (archive.readableEnded || archive.destroyed) settle();
+        else {
+          archive.once("end", settle);
+          archive.once("close", () => archive.readableEnded || settle());
+          archive.resume();
+        }
+        return;
       }
       if (ended.pg_restore && ended.psql) {
         if (failed) reject(failed);

@@ -509,7 +509,9 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       // The partitions read from the database replaced go in the mark too: a restore stopped after this commit and
       // run again finds the backup's tables there, which lack the certificates (PostgresStore.certificateMunicipalitiesAt).
       const finalSql = PostgresStore.restorePendingStatement(JSON.stringify({ source, startedAt: restoredAt.toISOString(), ...(placed.size ? { partitions: Object.fromEntries(placed) } : {}) }));
-      await pg.restorePostgres(opts.storeUrl!, join(source, ...STORE_FILES.postgres.split("/")), { clean: liveDatabase, finalSql });
+      const dump = manifest.files.find((f) => f.path === STORE_FILES.postgres);
+      if (!dump) throw new JpkiError("ERR_BACKUP_CORRUPT", `the backup ${source} lists no ${STORE_FILES.postgres}: nothing was restored`, { details: { file: STORE_FILES.postgres } });
+      await pg.restorePostgres(opts.storeUrl!, join(source, ...STORE_FILES.postgres.split("/")), { clean: liveDatabase, finalSql, expect: { sha256: dump.sha256, size: dump.size, name: dump.path } });
       const restored = await PostgresStore.open(opts.storeUrl!, { restoring: true });
       store = restored;
       finish = () => restored.finishRestore();

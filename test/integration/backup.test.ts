@@ -265,6 +265,42 @@ describe("jpki restore refuses a backup that fails its manifest", () => {
   }
 });
 
+/**
+ * The PostgreSQL dump is checked against the manifest, then restored: pg_restore read the file again by its name, so
+ * a dump rewritten between the two (someone with write access to the backup's directory) was restored unchecked.
+ * The restore now feeds pg_restore the bytes it hashes, and commits only when they are the manifest's.
+ */
+describe("a PostgreSQL dump rewritten after the backup was verified", () => {
+  it.skipIf(!onPostgres)("is rolled back: ERR_BACKUP_CORRUPT, the database as it was", async () => {
+    const target = join(dir, "pg-dump-swapped");
+    await copyWorkspace(ws, target);
+    const url = (await workspaceStore(target))!;
+    const src = join(dir, "pg-dump-swapped-b0");
+    expect((await cli(["-w", target, "backup", src], { cwd: dir })).code).toBe(0);
+    // another valid dump of the same store, taken after a certificate was issued: pg_restore would take it
+    const issued = await cli(["-w", target, "issue", "--resident", people[1]!.residentCode, "--public-key", cardKey(dir, "pg-dump-swapped").pub, "--json"], { cwd: dir });
+    expect(issued.code, issued.stderr).toBe(0);
+    const later = join(dir, "pg-dump-swapped-b1");
+    expect((await cli(["-w", target, "backup", later], { cwd: dir })).code).toBe(0);
+    const serial: string = issued.json().serial;
+    expect((await cli(["-w", target, "revoke", "--serial", serial, "--reason", "loss"], { cwd: dir })).code).toBe(0);
+    const dump = join(src, "store", "jpki.pgdump");
+    const swap = (p: { phase: string }) => void (p.phase === "store" && cpSync(join(later, "store", "jpki.pgdump"), dump));
+    await expect(restoreBackup({ source: src, workspaceDir: target, storeUrl: url, force: true, onProgress: swap })).rejects.toMatchObject({
+      code: "ERR_BACKUP_CORRUPT",
+      message: expect.stringContaining("store/jpki.pgdump changed while it was restored"),
+    });
+    // nothing of either dump committed: the certificate is still there, still revoked
+    const store = await PostgresStore.open(url);
+    try {
+      // b0 restored: no such certificate; the later dump restored: not revoked
+      expect((await store.certificateStatus(serial))?.revocation).toBeDefined();
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe("restoring an old backup never reuses a CRL number", () => {
   it("after more CRLs were published, the next crl generate publishes a higher number than any before, and openssl verifies it", async () => {
     // the Bridge CA numbers its ARL in bridge/state.json, outside the store: it must move too
