@@ -5,7 +5,7 @@ import type { IngestRunResult } from "../../index.js";
 import { JpkiError, checkInputFile, checkOutputFile, library } from "../lib.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
-import { fileProgress, type Io } from "../output.js";
+import { crlLabel, fileProgress, type Io } from "../output.js";
 
 export function formatIngest(r: IngestRunResult): string {
   const nothing = r.applied === 0 && r.held === 0 && r.rejected === 0 && r.duplicates === r.read && r.read > 0;
@@ -25,11 +25,6 @@ export function formatIngest(r: IngestRunResult): string {
     ...(r.rejectFile ? [`rejected notices written to ${r.rejectFile}`] : []),
     ...(r.stopped ? ["stopped before the end of the input: run the same command again to resume"] : []),
   ].join("\n");
-}
-
-/** A published CRL as `crl generate` names it: `13-sig`, `13-sig/delta`, `13-sig/131016`, `13-sig/arl`. */
-function crlLabel(c: { ca: string; scope: string; municipality?: string }): string {
-  return c.scope === "full" ? c.ca : `${c.ca}/${c.municipality ?? c.scope}`;
 }
 
 export function makeNoticesCommand(io: Io): Command {
