@@ -188,6 +188,19 @@ describe("the help of every command", () => {
     }
   });
 
+  it("says an option's default once, and never \"(default: [])\" for a repeatable one", async () => {
+    const all = await everyHelp();
+    // an option's description, its continuation lines joined: from its term to the next term or blank line
+    const bad = all.flatMap(({ path, help }) =>
+      help
+        .replace(/\n {10,}/g, " ")
+        .split("\n")
+        .filter((l) => /^\s+-/.test(l) && (l.includes("(default: [])") || (l.match(/\(default\b/g) ?? []).length + (l.match(/, default: /g) ?? []).length > 1))
+        .map((l) => `${path}: ${l.trim()}`),
+    );
+    expect(bad).toEqual([]);
+  });
+
   it("of every command that runs something has an example", async () => {
     const missing = (await everyHelp()).filter(({ leaf, help }) => leaf && !/^Examples?\b/m.test(help)).map(({ path }) => path);
     expect(missing).toEqual([]);
