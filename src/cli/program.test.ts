@@ -201,6 +201,12 @@ describe("the help of every command", () => {
     expect(bad).toEqual([]);
   });
 
+  it("of notices pending states the exit value of a release refused as a sequence jump (the README's exit 8)", async () => {
+    const pending = (await everyHelp()).find((h) => h.path === "jpki notices pending")!;
+    const block = exitBlock(pending.help).join("\n").replace(/\n {6}(?! *every other)/g, " ");
+    expect(block.split("\n").find((l) => l.includes("ERR_NOTICE_SEQUENCE_JUMP"))).toMatch(new RegExp(`^\\s*${ERROR_CODES.ERR_NOTICE_SEQUENCE_JUMP.exit}\\s`));
+  });
+
   it("of every command that runs something has an example", async () => {
     const missing = (await everyHelp()).filter(({ leaf, help }) => leaf && !/^Examples?\b/m.test(help)).map(({ path }) => path);
     expect(missing).toEqual([]);
