@@ -109,6 +109,11 @@ export class Output {
   }
 }
 
+/** A published CRL as `crl generate` names it: `13-sig`, `13-sig/delta`, `13-sig/131016`, `13-sig/arl`. */
+export function crlLabel(c: { readonly ca: string; readonly scope: string; readonly municipality?: string }): string {
+  return c.scope === "full" ? c.ca : `${c.ca}/${c.municipality ?? c.scope}`;
+}
+
 /** "1 entry", "2 entries": a count with its noun, for the CRL lines every command prints. */
 export function entriesText(n: number): string {
   return `${n} ${n === 1 ? "entry" : "entries"}`;

@@ -188,6 +188,25 @@ describe("the help of every command", () => {
     }
   });
 
+  it("says an option's default once, and never \"(default: [])\" for a repeatable one", async () => {
+    const all = await everyHelp();
+    // an option's description, its continuation lines joined: from its term to the next term or blank line
+    const bad = all.flatMap(({ path, help }) =>
+      help
+        .replace(/\n {10,}/g, " ")
+        .split("\n")
+        .filter((l) => /^\s+-/.test(l) && (l.includes("(default: [])") || (l.match(/\(default\b/g) ?? []).length + (l.match(/, default: /g) ?? []).length > 1))
+        .map((l) => `${path}: ${l.trim()}`),
+    );
+    expect(bad).toEqual([]);
+  });
+
+  it("of notices pending states the exit value of a release refused as a sequence jump (the README's exit 8)", async () => {
+    const pending = (await everyHelp()).find((h) => h.path === "jpki notices pending")!;
+    const block = exitBlock(pending.help).join("\n").replace(/\n {6}(?! *every other)/g, " ");
+    expect(block.split("\n").find((l) => l.includes("ERR_NOTICE_SEQUENCE_JUMP"))).toMatch(new RegExp(`^\\s*${ERROR_CODES.ERR_NOTICE_SEQUENCE_JUMP.exit}\\s`));
+  });
+
   it("of every command that runs something has an example", async () => {
     const missing = (await everyHelp()).filter(({ leaf, help }) => leaf && !/^Examples?\b/m.test(help)).map(({ path }) => path);
     expect(missing).toEqual([]);

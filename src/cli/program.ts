@@ -6,7 +6,7 @@
  * of them is most of a command's fixed start-up cost (issue 8 point 9).
  */
 import type { EventEmitter } from "node:events";
-import { Command, CommanderError, type Option } from "commander";
+import { Command, CommanderError, Help, type Option } from "commander";
 import { ERROR_CODES, JpkiError, isJpkiError } from "./lib.js";
 import { DEFAULT_WORKSPACE } from "./context.js";
 import { EXIT_USAGE, GENERIC_EXIT_CODES, VerdictExit, exitCodesHelp } from "./exit-codes.js";
@@ -67,10 +67,21 @@ export async function makeProgram(io: Io, only?: string): Promise<Command> {
     // commander's error text is not printed: usageError carries it to run, which prints it as every error.
     c.configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s), outputError: () => undefined });
     c.options.forEach((o) => onceOnly(o, c));
+    c.configureHelp({ optionDescription: optionDescription });
     c.commands.forEach(configure);
   };
   configure(program);
   return program;
+}
+
+/**
+ * An option's description in the help, as commander writes it but for its "(default: …)" where that says nothing
+ * or says it twice: a repeatable option's [] (the list it collects into: "(default: [])" read as a value to give),
+ * and a default the description states in words already ("(default 6) (default: \"6\")").
+ */
+function optionDescription(o: Option): string {
+  const own = (Array.isArray(o.defaultValue) && o.defaultValue.length === 0) || /\(default\b/.test(o.description ?? "");
+  return Help.prototype.optionDescription.call(new Help(), own ? Object.assign(Object.create(Object.getPrototypeOf(o) as object) as Option, o, { defaultValue: undefined }) : o);
 }
 
 /**

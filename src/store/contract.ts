@@ -731,6 +731,13 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       // nothing was revoked
       expect((await s.getCertificate("0c01"))?.revocation).toBeUndefined();
       await expect(s.markCrlsDue("99-sig")).rejects.toMatchObject({ code: "ERR_CA_UNKNOWN" });
+      // the full CRL too, with delta CRLs on: no published full CRL stays a base for deltas, so the schedule
+      // publishes a new full CRL at once (a restore kept the backup's, below the numbers verifiers had seen)
+      await publish("13-auth");
+      expect((await s.deltaCrlStatus()).find((d) => d.caId === "13-auth")).toMatchObject({ deltaReady: true });
+      await s.markCrlsDue("13-auth");
+      expect((await s.deltaCrlStatus()).find((d) => d.caId === "13-auth")).toMatchObject({ deltaReady: false });
+      expect(await s.reserveDeltaCrl("13-auth", t, n)).toBeUndefined();
       await s.close();
     });
 

@@ -2532,6 +2532,9 @@ export class PostgresStore implements Store {
       await c.query("UPDATE crl_scopes SET revision = revision + 1 WHERE ca_id = $1", [caId]);
       // The ARL has no row until published through one; its file may be in place all the same.
       await c.query("INSERT INTO crl_scopes (ca_id, scope, revision) VALUES ($1, 'arl', 1) ON CONFLICT (ca_id, scope) DO NOTHING", [caId]);
+      // No published full CRL stays a delta base: the next full CRL is due at once, not after crlBaseIntervalHours
+      // of deltas on one that verifiers may have seen superseded (sqlite.ts markCrlsDue).
+      await c.query("UPDATE crls SET delta_snapshot = NULL WHERE ca_id = $1 AND scope = '' AND delta_snapshot IS NOT NULL", [caId]);
     });
   }
 

@@ -904,6 +904,7 @@ export class SqliteStore implements Store {
   #settleFrames = SETTLE_FRAMES;
   #markScopesDue: Database.Statement | undefined;
   #markArlDue: Database.Statement | undefined;
+  #unmarkDeltaBases: Database.Statement | undefined;
   /** The database file, for #sizeCache ("" in memory); unlike #path it stays set without a checkpointer. */
   readonly #file: string;
   /** The WAL sync in flight (syncCommitted), and the one that follows it, shared by every caller meanwhile. */
@@ -2015,6 +2016,11 @@ export class SqliteStore implements Store {
         (this.#markScopesDue ??= this.#db.prepare("UPDATE crl_scopes SET revision = revision + 1 WHERE ca_id = ?")).run(caId);
         // The ARL has no row until published through one; its file may be in place all the same.
         (this.#markArlDue ??= this.#db.prepare("INSERT INTO crl_scopes (ca_id, scope, revision) VALUES (?, 'arl', 1) ON CONFLICT (ca_id, scope) DO NOTHING")).run(caId);
+        // With delta CRLs a dirty full CRL waits for its base interval while deltas on the current one carry the
+        // revocations: after a restore that kept the backup's full CRL, numbered below what verifiers had seen
+        // and lacking what was revoked since, for up to crlBaseIntervalHours. No published full CRL is a delta
+        // base any more, so the next full CRL is due at once (the schedule's pendingGoesTo) and deltas follow it.
+        (this.#unmarkDeltaBases ??= this.#db.prepare("UPDATE crls SET delta_mark = NULL WHERE ca_id = ? AND scope = ''")).run(caId);
       }).immediate(),
     );
   }

@@ -470,6 +470,29 @@ describe("jpki counter", () => {
     }
   });
 
+  it("--ingest names each CRL it regenerated with its scope, as 'notices ingest' does (the partition is not a second full CRL)", async () => {
+    const d = tempDir("jpki-counter-crls-");
+    const wd = ["--workspace", join(d, "ws")];
+    expect((await cli([...wd, "ca", "init", "-p", "13"], { cwd: d })).code).toBe(0);
+    const A = makeResidentCode("5000000011");
+    writeJsonl(join(d, "r.jsonl"), [{ residentCode: A, municipalityCode: "131016", name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-01-01", gender: "male" }]);
+    expect((await cli([...wd, "registry", "import", join(d, "r.jsonl")], { cwd: d })).code).toBe(0);
+    expect((await cli([...wd, "issue", "--resident", A, "--public-key", cardKey(d, "k1").pub, "-o", join(d, "c1.pem")], { cwd: d })).code).toBe(0);
+    expect((await cli([...wd, "crl", "generate", "-p", "13", "--partitions"], { cwd: d })).code).toBe(0);
+    const text = await cli([...wd, "counter", "relocate", "--resident", A, "--address", "東京都千代田区千代田２番１号", "--ingest"], { cwd: d });
+    expect(text.code, text.stderr).toBe(0);
+    const line = text.stdout.split("\n").find((l) => l.includes("CRLs regenerated"));
+    expect(line).toMatch(/CRLs regenerated: 13-sig #\d+ \(1\), 13-sig\/131016 #\d+ \(1\)/);
+    const renewed = await cli([...wd, "issue", "--resident", A, "--public-key", cardKey(d, "k2").pub, "-o", join(d, "c2.pem")], { cwd: d });
+    expect(renewed.code, renewed.stderr).toBe(0);
+    const moved = await cli([...wd, "counter", "relocate", "--resident", A, "--address", "東京都千代田区千代田３番１号", "--ingest", "--json"], { cwd: d });
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(moved.json<{ ingest: { crls: unknown[] } }>().ingest.crls).toEqual([
+      expect.objectContaining({ ca: "13-sig", scope: "full", entries: 2 }),
+      expect.objectContaining({ ca: "13-sig", scope: "partition", municipality: "131016", entries: 2 }),
+    ]);
+  });
+
   it("a resident-code change of a resident whose certificates are all revoked still reaches the CA side: the new code's next notice revokes, not held", async () => {
     const d = tempDir("jpki-counter-code-");
     const wd = ["--workspace", join(d, "ws")];

@@ -9,7 +9,7 @@ import type { CounterProcedure, CounterRunResult, DeliveryTarget, IngestRunResul
 import { JpkiError, checkInputFile, checkOutputDir, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
-import { batchStdin, type Io } from "../output.js";
+import { batchStdin, crlLabel, type Io } from "../output.js";
 import type { Workspace } from "../../workspace/workspace.js";
 
 interface SendOptions {
@@ -188,7 +188,18 @@ function ingestTotals(runs: readonly IngestRunResult[]) {
     held: sum("held"),
     rejected: sum("rejected"),
     revocations: sum("revocations"),
-    crls: runs.flatMap((r) => r.crls.map((c) => ({ ca: c.ca, number: c.number }))),
+    // Each CRL with its scope, as 'notices ingest' reports them: "13-sig #5, 13-sig #6" read as two full CRLs of one
+    // CA where the second was its municipality partition.
+    crls: runs.flatMap((r) =>
+      r.crls.map((c) => ({
+        ca: c.ca,
+        scope: c.scope,
+        ...(c.municipality !== undefined ? { municipality: c.municipality } : {}),
+        ...(c.baseNumber !== undefined ? { baseNumber: c.baseNumber } : {}),
+        number: c.number,
+        entries: c.entries,
+      })),
+    ),
     rejectFiles: runs.flatMap((r) => (r.rejectFile ? [r.rejectFile] : [])),
   };
 }
@@ -198,7 +209,7 @@ function deliveryLines(d: OutboxDelivery, what: string): string[] {
   return [
     ...d.spooled.map((f) => `${what} written to ${f}`),
     // A held notice (its predecessor still in a spool file, say) is said: "ingested 0: revocations 0" alone read as done.
-    ...(ingest ? [`${what} ingested ${ingest.applied}${ingest.held ? `, held ${ingest.held} (waiting for an earlier notice of the resident: 'jpki notices pending')` : ""}: revocations ${ingest.revocations}${ingest.crls.length ? `; CRLs regenerated: ${ingest.crls.map((c) => `${c.ca} #${c.number}`).join(", ")}` : ""}`] : []),
+    ...(ingest ? [`${what} ingested ${ingest.applied}${ingest.held ? `, held ${ingest.held} (waiting for an earlier notice of the resident: 'jpki notices pending')` : ""}: revocations ${ingest.revocations}${ingest.crls.length ? `; CRLs regenerated: ${ingest.crls.map((c) => `${crlLabel(c)} #${c.number} (${c.entries})`).join(", ")}` : ""}`] : []),
   ];
 }
 

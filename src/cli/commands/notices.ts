@@ -5,7 +5,7 @@ import type { IngestRunResult } from "../../index.js";
 import { JpkiError, checkInputFile, checkOutputFile, library } from "../lib.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
-import { fileProgress, type Io } from "../output.js";
+import { crlLabel, fileProgress, type Io } from "../output.js";
 
 export function formatIngest(r: IngestRunResult): string {
   const nothing = r.applied === 0 && r.held === 0 && r.rejected === 0 && r.duplicates === r.read && r.read > 0;
@@ -25,11 +25,6 @@ export function formatIngest(r: IngestRunResult): string {
     ...(r.rejectFile ? [`rejected notices written to ${r.rejectFile}`] : []),
     ...(r.stopped ? ["stopped before the end of the input: run the same command again to resume"] : []),
   ].join("\n");
-}
-
-/** A published CRL as `crl generate` names it: `13-sig`, `13-sig/delta`, `13-sig/131016`, `13-sig/arl`. */
-function crlLabel(c: { ca: string; scope: string; municipality?: string }): string {
-  return c.scope === "full" ? c.ca : `${c.ca}/${c.municipality ?? c.scope}`;
 }
 
 export function makeNoticesCommand(io: Io): Command {
@@ -130,7 +125,22 @@ Examples:
     .option("--release <ids...>", "apply these held notices despite the gap (operator decision)")
     .option("--release-all", "apply every held notice despite gaps")
     .option("--limit <n>", "how many to list", "100")
-    .addHelpText("after", `\nExamples:\n  jpki notices pending\n  jpki notices pending --release N0e74c9bc-0000002 --passphrase-file ./pass.txt\n  jpki notices pending --release-all --json`)
+    .addHelpText(
+      "after",
+      `
+${commandExitCodes({
+  ok: "listed; or the notices released (and their CRLs published)",
+  errors: [
+    ["ERR_USAGE", "--release naming a notice that is not held, --release with --release-all, or a bad --limit: nothing released"],
+    ["ERR_NOTICE_SEQUENCE_JUMP", "a notice too far ahead of its resident's last applied sequence: the others are released, it stays held"],
+  ],
+})}
+
+Examples:
+  jpki notices pending
+  jpki notices pending --release N0e74c9bc-0000002 --passphrase-file ./pass.txt
+  jpki notices pending --release-all --json`,
+    )
     .action(async (o: { release?: string[]; releaseAll?: boolean; limit: string }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       const limit = Number(o.limit);
@@ -152,7 +162,7 @@ Examples:
           // entries of a partition's CRL looked like its CA's full one.
           const crls = publishedCrls(await updater.regenerateDirty());
           const out = { ...r, crls };
-          ctx.out.result(out, `released ${r.released} held notices, ${r.revocations} revocations${crls.length ? `; CRLs regenerated: ${crls.map((c) => `${crlLabel(c)} #${c.number} (${c.entries})`).join(", ")}` : ""}`);
+          ctx.out.result(out, `released ${r.released} held notice${r.released === 1 ? "" : "s"}, ${r.revocations} revocation${r.revocations === 1 ? "" : "s"}${crls.length ? `; CRLs regenerated: ${crls.map((c) => `${crlLabel(c)} #${c.number} (${c.entries})`).join(", ")}` : ""}`);
           // After the others are released and published: a notice that far ahead is a broken feed, never applied.
           if (r.refused.length) {
             throw new JpkiError(
