@@ -257,7 +257,7 @@ async function killedInUpgrade(path: string, o: { pageRows: number; version: num
 }
 
 /** A store at schema version 22 (before version 23's certificate ids) holding `n` certificates, each its own key. */
-function version22Store(n: number): { path: string; ders: Buffer[] } {
+function version22Store(n: number, keyBytes = 0): { path: string; ders: Buffer[] } {
   const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
   const db = new Database(path);
   for (const m of MIGRATIONS.slice(0, 22)) typeof m === "string" ? db.exec(m) : m(db);
@@ -265,9 +265,10 @@ function version22Store(n: number): { path: string; ders: Buffer[] } {
   db.pragma(`application_id = ${0x4a504b49}`);
   db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', x'3000', 'pem', x'01', 0)").run();
   const ders: Buffer[] = [];
+  db.exec("BEGIN");
   for (let i = 0; i < n; i++) {
     const serial = (0x0a00 + i).toString(16).padStart(4, "0");
-    const c = keyed(serial, `r${i}`, 0, `key ${i}`);
+    const c = keyed(serial, `r${i}`, 0, `${"k".repeat(keyBytes)}key ${i}`);
     ders.push(c.der as Buffer);
     db.prepare("INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256) VALUES (?, '13-sig', 'signature', ?, '131016', 0, 9999999999999, 0, ?, NULL, ?)").run(
       serial,
@@ -279,6 +280,7 @@ function version22Store(n: number): { path: string; ders: Buffer[] } {
       "INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after, revoked_at, reason, source) VALUES (?, ?, '13-sig', 'signature', '131016', 'n', 'a', '1980-01-01', 'male', 9999999999999, NULL, NULL, NULL)",
     ).run(`r${i}`, serial);
   }
+  db.exec("COMMIT");
   db.close();
   return { path, ders };
 }
@@ -375,6 +377,20 @@ describe("SqliteStore upgrades that fill a column for every certificate in pages
     } finally {
       await first.close();
       await second?.close();
+    }
+  });
+
+  it("keeps the WAL to about a page of rows, not the table (checkpointed between pages)", async () => {
+    // 200 certificates of ≈ 1.1 KB: ≈ 55 table pages of 4 KiB, which a fill in one transaction wrote to the WAL at least once
+    const { path } = version22Store(200, 1000);
+    const table = statSync(path).size;
+    const s = SqliteStore.open(path, { upgrade: { pageRows: 20 } });
+    try {
+      // The WAL file keeps the size of the most it ever held (it is reused from its start, not truncated).
+      expect(statSync(`${path}-wal`).size).toBeLessThan(table / 4);
+      expect(upgradeState(path).keys).toHaveLength(200);
+    } finally {
+      await s.close();
     }
   });
 

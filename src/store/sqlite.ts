@@ -207,10 +207,11 @@ function runFill(db: Database.Database, v: number, fill: SqliteFill, opts: Upgra
       return;
     }
     lastReport = { what: fill.what, done: step.done, total: step.total, stage: step.last ? "done" : "filling" };
+    // The page's frames back into the database file, so the next transaction starts the WAL over (unless a reader
+    // holds it); after the last page, the index it built.
+    db.pragma("wal_checkpoint(PASSIVE)");
     opts.onProgress?.(lastReport);
     if (step.last) return;
-    // The pages' frames back into the database file, so the next page starts the WAL over (no reader holds it).
-    db.pragma("wal_checkpoint(PASSIVE)");
   }
 }
 
