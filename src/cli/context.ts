@@ -9,7 +9,7 @@ import { Writable } from "node:stream";
 import type { Command } from "commander";
 import type { Workspace } from "../index.js";
 import { JpkiError, NOT_REGULAR, checkInputFile, checkWorkspaceDir, envPinValue, isJpkiError, readPinFile, readRegularFile, setPkcs11PinSource, workspaceLibrary } from "./lib.js";
-import { Output, type Io } from "./output.js";
+import { Output, upgradeProgress, type Io } from "./output.js";
 
 export interface GlobalOptions {
   workspace?: string;
@@ -82,7 +82,7 @@ export class Context {
   async openWorkspace(): Promise<Workspace> {
     const dir = this.workspaceDir;
     const { Workspace } = await workspaceLibrary();
-    return this.checkStore(await Workspace.openAsync(dir, { storeUrl: this.storeUrl }));
+    return this.checkStore(await Workspace.openAsync(dir, { storeUrl: this.storeUrl, upgrade: { onProgress: upgradeProgress(this.out) } }));
   }
 
   /**

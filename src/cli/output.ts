@@ -4,6 +4,7 @@
  */
 import { statSync } from "node:fs";
 import { JpkiError } from "../errors.js";
+import type { UpgradeProgress } from "../store/upgrade.js";
 
 export interface Io {
   readonly stdout: { write(s: string): unknown; isTTY?: boolean };
@@ -112,6 +113,46 @@ export class Output {
 /** A published CRL as `crl generate` names it: `13-sig`, `13-sig/delta`, `13-sig/131016`, `13-sig/arl`. */
 export function crlLabel(c: { readonly ca: string; readonly scope: string; readonly municipality?: string }): string {
   return c.scope === "full" ? c.ca : `${c.ca}/${c.municipality ?? c.scope}`;
+}
+
+/** Quiet this long into a store upgrade (most end before), ms. */
+const UPGRADE_QUIET_MS = 2000;
+/** Off a terminal, a progress line at most this often: a service's log gets a line, not one per page. */
+const UPGRADE_LINE_MS = 10_000;
+
+/**
+ * Progress of a store upgrade that a command's store open runs (store/upgrade.ts: a column filled for every
+ * certificate, an hour at national scale), on stderr once it has taken UPGRADE_QUIET_MS:
+ * `upgrading the store: certified keys 1,200,000 / 200,000,000`. On a terminal (not --json) a line rewritten in
+ * place as progress() does; otherwise, a line every UPGRADE_LINE_MS, since someone waits for a command that seems
+ * to hang. Never stdout: --json stays one document.
+ */
+export function upgradeProgress(out: Output, now: () => number = Date.now): (p: UpgradeProgress) => void {
+  const started = now();
+  let shown = false;
+  let lastLine = -Infinity;
+  const n = (x: number) => x.toLocaleString("en-US");
+  return (p) => {
+    const t = now();
+    if (t - started < UPGRADE_QUIET_MS) return;
+    const live = out.io.stderr.isTTY === true && !out.json;
+    const text =
+      p.stage === "done" ? `upgraded the store: ${p.what} ${n(p.done)}`
+      : p.stage === "indexing" ? `upgrading the store: ${p.what} ${n(p.done)} / ${n(p.total)}, building their index`
+      : `upgrading the store: ${p.what} ${n(p.done)} / ${n(p.total)}`;
+    if (p.stage === "done") {
+      if (!shown) return;
+      if (live) out.progressDone();
+      out.info(text);
+      return;
+    }
+    shown = true;
+    if (live) out.progress(text);
+    else if (p.stage === "indexing" || t - lastLine >= UPGRADE_LINE_MS) {
+      lastLine = t;
+      out.info(text);
+    }
+  };
 }
 
 /** "1 entry", "2 entries": a count with its noun, for the CRL lines every command prints. */

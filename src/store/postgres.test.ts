@@ -1,3 +1,6 @@
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { inspect } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -9,6 +12,8 @@ import { auditContract } from "./audit-contract.js";
 import { RevocationBlocks } from "./revocation-log.js";
 import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore, parseLogCopy, type PgMigration } from "./postgres.js";
 import type { CaRecord, Store } from "./types.js";
+import { certifiedKeyOf } from "./rows.js";
+import type { UpgradeProgress } from "./upgrade.js";
 
 let server: PostgresTestServer;
 beforeAll(async () => {
@@ -879,6 +884,76 @@ describe("PostgresStore specifics", () => {
         await s.putCa(ca);
         await s.upsertResidents([{ residentCode: "r2", municipalityCode: "131016", fourItems: items, status: "active" }]);
         expect(await s.commitIssuances([keyed("0a02", "r2", 1000, "the card's key")])).toEqual([{ status: "key-in-use", serial: "0a01", why: "other-resident" }]);
+      } finally {
+        await s.close();
+      }
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("upgrades a schema-25 store's keys in pages: a kill -9 keeps the committed ones, an opener meanwhile waits or is told, the next open finishes", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      await atSchema(c, 25);
+      const serial = (i: number) => (0x0a00 + i).toString(16).padStart(4, "0");
+      const certs = Array.from({ length: 23 }, (_, i) => keyed(serial(i), `r${i}`, 0, `key ${i}`));
+      for (const k of certs) {
+        await c.query(
+          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender, not_before, not_after, issued_at, der)
+           VALUES ($1, '13-sig', 'signature', $2, '131016', 'n', 'a', '1980-01-01', 'male', 0, 9999999999999, 0, $3)`,
+          [k.serial, k.residentCode, k.der],
+        );
+      }
+      const state = async () => ({
+        version: (await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value as string,
+        marks: (await c.query("SELECT key, value FROM meta WHERE key LIKE 'upgrade.%'")).rows.map((r: { key: string; value: string }) => [r.key, JSON.parse(r.value)]),
+        keys: (await c.query("SELECT serial FROM certificates WHERE certified_key IS NOT NULL ORDER BY serial")).rows.map((r: { serial: string }) => r.serial),
+      });
+      // A process killed (SIGKILL) in the third page, its rows written and not committed.
+      const dist = pathToFileURL(join(import.meta.dirname, "..", "..", "dist", "src", "store", "postgres.js")).href;
+      const script = `import(${JSON.stringify(dist)}).then(async (m) => {
+        await m.PostgresStore.open(process.argv[1], { upgrade: { pageRows: 5, inPage: (page, version) => { if (version === 26 && page === 3) process.kill(process.pid, "SIGKILL"); } } });
+        console.log("finished without being killed");
+      })`;
+      const child = spawn(process.execPath, ["--input-type=module", "-e", script, url], { stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      expect(await new Promise((res) => child.on("exit", (_code, sig) => res(sig)))).toBe("SIGKILL");
+      expect(out).toBe("");
+      expect(await state()).toEqual({ version: "25", marks: [["upgrade.26.fill", { after: serial(9), done: 10 }]], keys: certs.slice(0, 10).map((k) => k.serial) });
+      // A key the committed pages filled, marked by hand: the next open must not compute it again.
+      await c.query("UPDATE certificates SET certified_key = '\\x00' WHERE serial = $1", [serial(4)]);
+
+      const seen: UpgradeProgress[] = [];
+      let during: unknown;
+      const s = await PostgresStore.open(url, {
+        upgrade: {
+          pageRows: 5,
+          onProgress: (p) => seen.push(p),
+          inPage: async (page) => {
+            if (page !== 1) return;
+            // Another host opening the store meanwhile waits on the migration lock, and is told why it waited.
+            during = await PostgresStore.open(url, { lockTimeoutMs: 300 }).then(
+              () => "opened",
+              (e: JpkiError) => ({ code: e.code, details: e.details, version: undefined }),
+            );
+          },
+        },
+      });
+      try {
+        expect(during).toEqual({ code: "ERR_WORKSPACE_LOCKED", details: { reason: "upgrade-in-progress" }, version: undefined });
+        expect(seen.map((p) => [p.stage, p.done])).toEqual([["filling", 15], ["filling", 20], ["filling", 23], ["indexing", 23], ["done", 23]]);
+        expect(await state()).toEqual({ version: String(PG_SCHEMA_VERSION), marks: [], keys: certs.map((k) => k.serial) });
+        const rows = (await c.query<{ serial: string; der: Buffer; certified_key: Buffer }>("SELECT serial, der, certified_key FROM certificates ORDER BY serial")).rows;
+        for (const r of rows) expect([r.serial, r.certified_key]).toEqual([r.serial, r.serial === serial(4) ? Buffer.from([0]) : certifiedKeyOf(r.der)]);
+        await c.query("UPDATE certificates SET certified_key = $2 WHERE serial = $1", [serial(4), certifiedKeyOf(certs[4]!.der)]);
+        // The key-in-use check reads the filled column (and its index).
+        await s.putCa(ca);
+        await s.upsertResidents([{ residentCode: "r-new", municipalityCode: "131016", fourItems: items, status: "active" }]);
+        expect(await s.commitIssuances([keyed("0b00", "r-new", 1000, "key 4")])).toEqual([{ status: "key-in-use", serial: serial(4), why: "other-resident" }]);
+        expect(await s.commitIssuances([keyed("0b01", "r-new", 1000, "key 17")])).toEqual([{ status: "key-in-use", serial: serial(17), why: "other-resident" }]);
       } finally {
         await s.close();
       }

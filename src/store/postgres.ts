@@ -132,6 +132,7 @@ import type {
 import { COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
 import { auditDigest, caCreatedAudit, caIdRetiredAudit, caRolloverAudit, retiredMessage, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
+import { FILL_PAGE_ROWS, fillMarkKey, pageRowsOf, upgradeInProgress, type UpgradeOptions } from "./upgrade.js";
 import { auditFields, auditHashTail, GENESIS_HASH, osActor, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
 /**
@@ -165,7 +166,88 @@ const CA_KEYS_TRY = `WITH try AS MATERIALIZED (SELECT pg_try_advisory_lock($1::i
 const CA_KEYS_TRIES = 5;
 
 /** A migration: SQL, or a function run with the migrating transaction's connection (for what SQL cannot encode). */
-export type PgMigration = string | ((c: ClientBase) => Promise<void>);
+export type PgMigration = string | ((c: ClientBase) => Promise<void>) | PgFillMigration;
+
+/**
+ * A migration that fills a column for every row of a table (store/upgrade.ts): the runner commits it in pages
+ * (runPgFill), each with how far it has come, and records the version in the transaction that finishes it.
+ * Called as a function it does the whole in one go (what tests building an older schema do).
+ */
+interface PgFill {
+  /** for the progress line: "certified keys" */
+  readonly what: string;
+  /** the table filled, for an estimate of its rows (pg_class.reltuples) */
+  readonly table: string;
+  /** Run once, in the transaction that writes the first mark: adds the column. */
+  readonly start: string;
+  /**
+   * Fills up to `rows` rows whose key is above `after` ("" before the first page), in key order: the last key it
+   * filled and how many, or undefined when none is left.
+   */
+  readonly page: (c: ClientBase, after: string, rows: number) => Promise<{ last: string; filled: number } | undefined>;
+  /** Run in the transaction that records the version, once the column is filled. */
+  readonly finish: (c: ClientBase) => Promise<void>;
+}
+export type PgFillMigration = ((c: ClientBase) => Promise<void>) & { readonly fill: PgFill };
+
+function pgFillMigration(fill: PgFill): PgFillMigration {
+  const whole = async (c: ClientBase) => {
+    await c.query(fill.start);
+    for (let after = ""; ; ) {
+      const p = await fill.page(c, after, FILL_PAGE_ROWS);
+      if (!p) break;
+      after = p.last;
+    }
+    await fill.finish(c);
+  };
+  return Object.assign(whole, { fill });
+}
+
+/** How far a fill has come (meta, fillMarkKey): the key its pages reached and the rows they filled. */
+interface PgFillMark {
+  readonly after: string;
+  readonly done: number;
+}
+
+/**
+ * Runs the fill of migration `v` (to version v + 1) on `c`, which holds the migration lock for its session and is
+ * in a transaction: that transaction writes the first mark (unless an earlier run did) and commits with the
+ * migrations before; each page then commits on its own with the mark moved on, so an opener killed goes on from
+ * its last page next time. Returns in a new transaction in which the fill is finished, for the caller to record the
+ * version in and go on with the next migrations. Other openers wait on the migration lock meanwhile (open).
+ */
+async function runPgFill(c: ClientBase, v: number, fill: PgFill, opts: UpgradeOptions): Promise<void> {
+  const key = fillMarkKey(v + 1);
+  const pageRows = pageRowsOf(opts);
+  const readMark = async () => {
+    const stored = (await c.query<{ value: string }>("SELECT value FROM meta WHERE key = $1", [key])).rows[0]?.value;
+    return stored === undefined ? undefined : (JSON.parse(stored) as PgFillMark);
+  };
+  if (!(await readMark())) {
+    await c.query(fill.start);
+    await c.query("INSERT INTO meta (key, value) VALUES ($1, $2)", [key, JSON.stringify({ after: "", done: 0 } satisfies PgFillMark)]);
+  }
+  await c.query("COMMIT");
+  // An estimate (the planner's row count, -1 before the table was ever analyzed), read once: count(*) would scan it.
+  const estimate = Number((await c.query<{ n: number }>("SELECT reltuples::float8 AS n FROM pg_class WHERE oid = to_regclass($1)", [fill.table])).rows[0]?.n ?? 0);
+  for (let page = 1; ; page++) {
+    await c.query("BEGIN");
+    const mark = (await readMark())!;
+    const p = await fill.page(c, mark.after, pageRows);
+    if (!p) break;
+    await opts.inPage?.(page, v + 1);
+    const next: PgFillMark = { after: p.last, done: mark.done + p.filled };
+    await c.query("UPDATE meta SET value = $2 WHERE key = $1", [key, JSON.stringify(next)]);
+    await c.query("COMMIT");
+    opts.onProgress?.({ what: fill.what, done: next.done, total: Math.max(next.done, Math.round(estimate)), stage: "filling" });
+  }
+  const done = (await readMark())!.done;
+  opts.onProgress?.({ what: fill.what, done, total: done, stage: "indexing" });
+  await fill.finish(c);
+  await c.query("DELETE FROM meta WHERE key = $1", [key]);
+  // (recorded with the version by the caller's commit: "done" is as good as that commit, which follows at once)
+  opts.onProgress?.({ what: fill.what, done, total: done, stage: "done" });
+}
 
 /**
  * A registry_issuances row whose certificate is not revoked: what the registry side holds. A notice batch leaves
@@ -200,6 +282,40 @@ const REGISTER_UNREVOKED = `
  * number is reserved from it, even by a process that opened the database before the restore.
  */
 export const RESTORE_PENDING = "restore_pending";
+
+/**
+ * Version 26: each certificate's public key, looked up by `certified_key`, as SQLite's version 29 (sqlite.ts says
+ * why). A column the issuing process fills (rows.ts certifiedKeyOf), not an expression index: reading the key out
+ * of the DER in SQL would take a procedural function per inserted row. Existing rows are filled here in pages that
+ * commit on their own (runPgFill), by serial; the index is built once they are.
+ * jpki_lock_keys: the keys a commitIssuances certifies, locked in a fixed order (as jpki_lock_residents).
+ */
+const migration26 = pgFillMigration({
+  what: "certified keys",
+  table: "certificates",
+  start: "ALTER TABLE certificates ADD COLUMN certified_key bytea",
+  page: async (c, after, n) => {
+    const rows = (await c.query<{ serial: string; der: Buffer }>("SELECT serial, der FROM certificates WHERE serial > $1 ORDER BY serial LIMIT $2", [after, n])).rows;
+    if (!rows.length) return undefined;
+    await c.query("UPDATE certificates c SET certified_key = u.k FROM unnest($1::text[], $2::bytea[]) AS u(s, k) WHERE c.serial = u.s", [
+      textArray(rows.map((r) => r.serial)),
+      byteaArray(rows.map((r) => certifiedKeyOf(r.der) ?? undefined)),
+    ]);
+    return { last: rows[rows.length - 1]!.serial, filled: rows.length };
+  },
+  finish: async (c) => {
+    await c.query(`
+  CREATE INDEX certificates_certified_key ON certificates (certified_key);
+  CREATE FUNCTION jpki_lock_keys(keys integer[]) RETURNS void LANGUAGE plpgsql AS $$
+  DECLARE h integer;
+  BEGIN
+    FOR h IN SELECT DISTINCT k FROM unnest(keys) AS k ORDER BY 1 LOOP
+      PERFORM pg_advisory_xact_lock(${ADVISORY_LOCKS.certifiedKeys}, h);
+    END LOOP;
+  END $$;
+  `);
+  },
+});
 
 /** Ordered migrations; the index + 1 is the schema version. Never edit a published one, append. */
 export const PG_MIGRATIONS: readonly PgMigration[] = [
@@ -687,35 +803,6 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
 ];
 
 /**
- * Version 26: each certificate's public key, looked up by `certified_key`, as SQLite's version 29 (sqlite.ts says
- * why). A column the issuing process fills (rows.ts certifiedKeyOf), not an expression index: reading the key out
- * of the DER in SQL would take a procedural function per inserted row. Existing rows are filled here in pages.
- * jpki_lock_keys: the keys a commitIssuances certifies, locked in a fixed order (as jpki_lock_residents).
- */
-async function migration26(c: ClientBase): Promise<void> {
-  await c.query("ALTER TABLE certificates ADD COLUMN certified_key bytea");
-  for (let after = ""; ; ) {
-    const rows = (await c.query<{ serial: string; der: Buffer }>("SELECT serial, der FROM certificates WHERE serial > $1 ORDER BY serial LIMIT 2000", [after])).rows;
-    if (!rows.length) break;
-    await c.query("UPDATE certificates c SET certified_key = u.k FROM unnest($1::text[], $2::bytea[]) AS u(s, k) WHERE c.serial = u.s", [
-      textArray(rows.map((r) => r.serial)),
-      byteaArray(rows.map((r) => certifiedKeyOf(r.der) ?? undefined)),
-    ]);
-    after = rows[rows.length - 1]!.serial;
-  }
-  await c.query(`
-  CREATE INDEX certificates_certified_key ON certificates (certified_key);
-  CREATE FUNCTION jpki_lock_keys(keys integer[]) RETURNS void LANGUAGE plpgsql AS $$
-  DECLARE h integer;
-  BEGIN
-    FOR h IN SELECT DISTINCT k FROM unnest(keys) AS k ORDER BY 1 LOOP
-      PERFORM pg_advisory_xact_lock(${ADVISORY_LOCKS.certifiedKeys}, h);
-    END LOOP;
-  END $$;
-  `);
-}
-
-/**
  * Version 19: a record closed by a resident-code change names the code the person moved to, as SQLite's version
  * 25 (sqlite.ts says why and which closed records get one). The bodies are read here, not cast to json in SQL:
  * one that is not JSON must leave its record without a successor, not fail the upgrade.
@@ -937,6 +1024,8 @@ export interface PostgresStoreOptions {
   readonly connectTimeoutMs?: number;
   /** how long after losing it (the server restarted) holdPresence's connection is opened again, ms (default 5000) */
   readonly presenceRetryMs?: number;
+  /** progress of an upgrade that fills a column for every certificate (store/upgrade.ts) */
+  readonly upgrade?: UpgradeOptions;
 }
 
 export { parsePostgresUrl } from "./postgres-url.js";
@@ -1526,10 +1615,19 @@ export class PostgresStore implements Store {
     pool.on("connect", (client) => client.on("error", () => undefined));
     try {
       const c = await pool.connect();
+      // Held for the session too while a migration fills a column in pages (runPgFill), each its own transaction.
+      let sessionLocked = false;
+      let broken: Error | undefined;
       try {
         await c.query("BEGIN");
-        // Two processes opening a new database at once: one migrates, the other then sees the result.
-        await c.query("SELECT pg_advisory_xact_lock($1, 0)", [MIGRATION_LOCK]);
+        // Two processes opening a new database at once: one migrates, the other then sees the result. One that
+        // opens it while another upgrades waits here (lockTimeoutMs), and is told so if that is not enough.
+        try {
+          await c.query("SELECT pg_advisory_xact_lock($1, 0)", [MIGRATION_LOCK]);
+        } catch (e) {
+          if ((e as { code?: string }).code === PG.lockNotAvailable) throw upgradeInProgress(undefined, PG_SCHEMA_VERSION, safeCause(e));
+          throw e;
+        }
         const hasMeta = (await c.query<{ t: boolean }>("SELECT to_regclass('meta') IS NOT NULL AS t")).rows[0]!.t;
         let version = 0;
         if (hasMeta) {
@@ -1559,7 +1657,15 @@ export class PostgresStore implements Store {
         for (let v = version; v < PG_SCHEMA_VERSION; v++) {
           const m = PG_MIGRATIONS[v]!;
           if (typeof m === "string") await c.query(m);
-          else await m(c);
+          else if ("fill" in m) {
+            if (!sessionLocked) {
+              // Taken by this session, which holds it for its transaction already: granted at once, and kept over the
+              // commits of the pages; PostgreSQL drops it with the session if this process dies.
+              await c.query("SELECT pg_advisory_lock($1, 0)", [MIGRATION_LOCK]);
+              sessionLocked = true;
+            }
+            await runPgFill(c, v, m.fill, opts.upgrade ?? {});
+          } else await m(c);
           await c.query(
             "INSERT INTO meta (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             [String(v + 1)],
@@ -1570,7 +1676,9 @@ export class PostgresStore implements Store {
         await c.query("ROLLBACK").catch(() => undefined);
         throw e;
       } finally {
-        c.release();
+        if (sessionLocked) await c.query("SELECT pg_advisory_unlock($1, 0)", [MIGRATION_LOCK]).catch((e: Error) => (broken = e));
+        // a connection whose unlock failed is closed, which drops the lock
+        c.release(broken);
       }
       // keepAlive: a lock connection idles while its holder works on pooled ones; TCP keepalive finds a server gone meanwhile
       const sessionClient = (applicationName: string) => new TimedClient({ connectionString, application_name: applicationName, types: int8AsBigint(types), keepAlive: true });

@@ -1,13 +1,17 @@
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { describe, expect, it, vi } from "vitest";
 import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, keyed, seedSweepFixture, storeContract } from "./contract.js";
 import { auditContract } from "./audit-contract.js";
 import Database from "better-sqlite3";
 import { MIGRATIONS, pageCacheKiB, SCHEMA_VERSION, SqliteStore } from "./sqlite.js";
 import { copyStore } from "./copy.js";
+import { certifiedKeyOf } from "./rows.js";
+import type { UpgradeProgress } from "./upgrade.js";
 
 const fresh = () => Promise.resolve(SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db"), { create: true }));
 
@@ -195,7 +199,9 @@ describe("SqliteStore upgrade to certificate ids indexed by their first 8 octets
     // Two certificates whose digests share the first 8 octets (made here by hand): the index finds both, the
     // whole digest tells which one was asked for.
     const raw = new Database(path);
-    expect((raw.pragma("table_info(certificates)") as Array<{ name: string }>).map((c) => c.name)).not.toContain("der_sha256");
+    // The hex digests are gone; the column stays (dropping it would rewrite every row in one transaction).
+    expect(raw.prepare("SELECT count(*) FROM certificates WHERE der_sha256 IS NOT NULL").pluck().get()).toBe(0);
+    expect(raw.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'certificates' AND name LIKE '%der_sha256%'").pluck().all()).toEqual(["certificates_der_sha256_prefix"]);
     raw.prepare("UPDATE certificates SET der_sha256_prefix = (SELECT der_sha256_prefix FROM certificates WHERE serial = '0a01') WHERE serial = '0a02'").run();
     raw.close();
     s = SqliteStore.open(path);
@@ -224,6 +230,176 @@ describe("SqliteStore upgrade to certified keys (version 29)", () => {
     expect(await s.commitIssuances([r2])).toEqual([{ status: "key-in-use", serial: "0a01", why: "other-resident" }]);
     expect(await s.commitIssuances([keyed("0a03", "r2", 1000, "a key of its own")])).toEqual([{ status: "committed", superseded: [] }]);
     await s.close();
+  });
+});
+
+/** The built store module, for a child process to open a store with (test/global-setup.ts builds dist/). */
+const DIST_SQLITE = pathToFileURL(join(import.meta.dirname, "..", "..", "dist", "src", "store", "sqlite.js")).href;
+
+/**
+ * Opens the store at `path` in a child process whose upgrade runs in pages of `pageRows` and that kills itself with
+ * SIGKILL inside page `page` of the fill leading to schema `version` (its rows written, not committed): a kill -9
+ * in the middle of an upgrade. Resolves with the signal that ended it.
+ */
+async function killedInUpgrade(path: string, o: { pageRows: number; version: number; page: number }): Promise<NodeJS.Signals | null> {
+  const script = `import(${JSON.stringify(DIST_SQLITE)}).then((m) => {
+    m.SqliteStore.open(process.argv[1], { upgrade: { pageRows: ${o.pageRows}, inPage: (page, version) => {
+      if (version === ${o.version} && page === ${o.page}) process.kill(process.pid, "SIGKILL");
+    } } });
+    console.log("finished without being killed");
+  })`;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script, path], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  const signal = await new Promise<NodeJS.Signals | null>((res) => child.on("exit", (_code, sig) => res(sig)));
+  expect(out).toBe("");
+  return signal;
+}
+
+/** A store at schema version 22 (before version 23's certificate ids) holding `n` certificates, each its own key. */
+function version22Store(n: number, keyBytes = 0): { path: string; ders: Buffer[] } {
+  const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+  const db = new Database(path);
+  for (const m of MIGRATIONS.slice(0, 22)) typeof m === "string" ? db.exec(m) : m(db);
+  db.pragma("user_version = 22");
+  db.pragma(`application_id = ${0x4a504b49}`);
+  db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', x'3000', 'pem', x'01', 0)").run();
+  const ders: Buffer[] = [];
+  db.exec("BEGIN");
+  for (let i = 0; i < n; i++) {
+    const serial = (0x0a00 + i).toString(16).padStart(4, "0");
+    const c = keyed(serial, `r${i}`, 0, `${"k".repeat(keyBytes)}key ${i}`);
+    ders.push(c.der as Buffer);
+    db.prepare("INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256) VALUES (?, '13-sig', 'signature', ?, '131016', 0, 9999999999999, 0, ?, NULL, ?)").run(
+      serial,
+      `r${i}`,
+      c.der,
+      createHash("sha256").update(c.der).digest("hex"),
+    );
+    db.prepare(
+      "INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after, revoked_at, reason, source) VALUES (?, ?, '13-sig', 'signature', '131016', 'n', 'a', '1980-01-01', 'male', 9999999999999, NULL, NULL, NULL)",
+    ).run(`r${i}`, serial);
+  }
+  db.exec("COMMIT");
+  db.close();
+  return { path, ders };
+}
+
+/** What a raw connection sees of an upgrade in progress: the version, its marks, which rows have each column. */
+function upgradeState(path: string) {
+  const db = new Database(path, { readonly: true });
+  try {
+    const cols = (db.pragma("table_info(certificates)") as Array<{ name: string }>).map((c) => c.name);
+    const filled = (col: string) => (cols.includes(col) ? (db.prepare(`SELECT serial FROM certificates WHERE ${col} IS NOT NULL ORDER BY rowid`).pluck().all() as string[]) : []);
+    return {
+      version: db.pragma("user_version", { simple: true }) as number,
+      marks: Object.fromEntries((db.prepare("SELECT key, value FROM meta WHERE key LIKE 'upgrade.%'").raw().all() as Array<[string, string]>).map(([k, v]) => [k, JSON.parse(v) as { done: number }])),
+      ids: filled("der_sha256_prefix"),
+      keys: filled("certified_key"),
+    };
+  } finally {
+    db.close();
+  }
+}
+
+describe("SqliteStore upgrades that fill a column for every certificate in pages (versions 23 and 29)", () => {
+  const serials = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => (0x0a00 + from + i).toString(16).padStart(4, "0"));
+
+  it("goes on after a kill -9 in the middle of each fill from its last committed page, and ends with every row filled", async () => {
+    const { path, ders } = version22Store(23);
+    // Killed in the third page of version 23's fill: two pages of 5 committed, the third's rows lost with it.
+    expect(await killedInUpgrade(path, { pageRows: 5, version: 23, page: 3 })).toBe("SIGKILL");
+    expect(upgradeState(path)).toEqual({ version: 22, marks: { "upgrade.23.fill": expect.objectContaining({ done: 10 }) }, ids: serials(0, 10), keys: [] });
+    // A row the committed pages filled, marked by hand: the next run must not compute it again.
+    const raw = new Database(path);
+    raw.prepare("UPDATE certificates SET der_sha256_prefix = x'00' WHERE serial = '0a04'").run();
+    raw.close();
+    // The next run finishes version 23 from row 11, then is killed in the second page of version 29's fill.
+    expect(await killedInUpgrade(path, { pageRows: 5, version: 29, page: 2 })).toBe("SIGKILL");
+    expect(upgradeState(path)).toEqual({ version: 28, marks: { "upgrade.29.fill": expect.objectContaining({ done: 5 }) }, ids: serials(0, 23), keys: serials(0, 5) });
+    const db = new Database(path);
+    expect(db.prepare("SELECT der_sha256_prefix FROM certificates WHERE serial = '0a04'").pluck().get()).toEqual(Buffer.from([0]));
+    db.prepare("UPDATE certificates SET der_sha256_prefix = ? WHERE serial = '0a04'").run(createHash("sha256").update(ders[4]!).digest().subarray(0, 8));
+    db.close();
+
+    const seen: UpgradeProgress[] = [];
+    const s = SqliteStore.open(path, { upgrade: { pageRows: 5, onProgress: (p) => seen.push(p) } });
+    try {
+      // Version 29 went on from its mark (5 rows), one page of 5 at a time, and said when it was done.
+      expect(seen.map((p) => [p.stage, p.done])).toEqual([["filling", 10], ["filling", 15], ["filling", 20], ["indexing", 23], ["done", 23]]);
+      expect(seen.every((p) => p.what === "certified keys")).toBe(true);
+      const check = new Database(path, { readonly: true });
+      const rows = check.prepare("SELECT der, der_sha256, der_sha256_prefix, certified_key FROM certificates ORDER BY rowid").all() as Array<{ der: Buffer; der_sha256: string | null; der_sha256_prefix: Buffer; certified_key: Buffer }>;
+      expect(rows).toHaveLength(23);
+      for (const r of rows) {
+        expect(r.der_sha256_prefix).toEqual(createHash("sha256").update(r.der).digest().subarray(0, 8));
+        expect(r.certified_key).toEqual(certifiedKeyOf(r.der));
+        expect(r.der_sha256).toBeNull();
+      }
+      expect(check.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
+      expect(check.prepare("SELECT count(*) FROM meta WHERE key LIKE 'upgrade.%'").pluck().get()).toBe(0);
+      expect(check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'certificates' ORDER BY name").pluck().all()).toEqual(["certificates_application", "certificates_certified_key", "certificates_der_sha256_prefix", "sqlite_autoindex_certificates_1"]);
+      check.close();
+      // What reads the columns: liveness checks by certificate id, and the key-in-use check of an issuance.
+      const id = (i: number) => createHash("sha256").update(ders[i]!).digest("hex");
+      expect((await s.certificatesForStatus({ serials: [], certificateIds: [id(4), id(12), id(22)] })).map((c) => c.serial).sort()).toEqual(["0a04", "0a0c", "0a16"]);
+      const taken = keyed("0b00", "r-new", 1000, "key 17");
+      await s.upsertResidents([{ residentCode: "r-new", municipalityCode: "131016", fourItems: taken.fourItems, status: "active" }]);
+      expect(await s.commitIssuances([taken])).toEqual([{ status: "key-in-use", serial: "0a11", why: "other-resident" }]);
+      expect(await s.commitIssuances([keyed("0b01", "r-new", 1000, "a key of its own")])).toEqual([{ status: "committed", superseded: [] }]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a second process opening the store between two pages finishes the fill itself; the first then finds it done", async () => {
+    const { path } = version22Store(12);
+    const versions: number[] = [];
+    let second: SqliteStore | undefined;
+    const first = SqliteStore.open(path, {
+      upgrade: {
+        pageRows: 5,
+        onProgress: (p) => {
+          if (p.what !== "certified keys" || p.stage !== "filling" || second) return;
+          // Half filled and committed: a process opening now takes none of it for done.
+          versions.push(upgradeState(path).version);
+          second = SqliteStore.open(path);
+          versions.push(upgradeState(path).version);
+        },
+      },
+    });
+    try {
+      expect(versions).toEqual([28, SCHEMA_VERSION]);
+      expect(upgradeState(path).keys).toEqual(serials(0, 12));
+      const taken = keyed("0b00", "r-new", 1000, "key 7");
+      await first.upsertResidents([{ residentCode: "r-new", municipalityCode: "131016", fourItems: taken.fourItems, status: "active" }]);
+      expect(await second!.commitIssuances([taken])).toEqual([{ status: "key-in-use", serial: "0a07", why: "other-resident" }]);
+    } finally {
+      await first.close();
+      await second?.close();
+    }
+  });
+
+  it("keeps the WAL to about a page of rows, not the table (checkpointed between pages)", async () => {
+    // 200 certificates of ≈ 1.1 KB: ≈ 55 table pages of 4 KiB, which a fill in one transaction wrote to the WAL at least once
+    const { path } = version22Store(200, 1000);
+    const table = statSync(path).size;
+    const s = SqliteStore.open(path, { upgrade: { pageRows: 20 } });
+    try {
+      // The WAL file keeps the size of the most it ever held (it is reused from its start, not truncated).
+      expect(statSync(`${path}-wal`).size).toBeLessThan(table / 4);
+      expect(upgradeState(path).keys).toHaveLength(200);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a new store drops the hex digest column (its table is empty), as new stores always did", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    await SqliteStore.open(path, { create: true }).close();
+    const db = new Database(path, { readonly: true });
+    expect((db.pragma("table_info(certificates)") as Array<{ name: string }>).map((c) => c.name)).not.toContain("der_sha256");
+    db.close();
   });
 });
 

@@ -112,17 +112,167 @@ import { WalCheckpointer } from "./checkpointer.js";
 import { Coalescer } from "./coalesce.js";
 import { auditDigest, caCreatedAudit, caIdRetiredAudit, caRolloverAudit, retiredMessage, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { osActor, sealAudit, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
+import { fillMarkKey, pageRowsOf, upgradeInProgress, type UpgradeOptions, type UpgradeProgress } from "./upgrade.js";
 
 type Int = number | bigint;
 
-/** A migration: SQL, or a function for one that must compute (e.g. encode) what it writes. */
-export type Migration = string | ((db: Database.Database) => void);
+/**
+ * A migration: SQL, or a function for one that must compute (e.g. encode) what it writes, or one that fills a
+ * column for every row in pages (FillMigration).
+ */
+export type Migration = string | ((db: Database.Database) => void) | FillMigration;
+
+/**
+ * A migration that fills a column for every row of a table (store/upgrade.ts): the runner commits it in pages by
+ * rowid range (runFill), each with how far it has come, and records the version with the last one. Called as a
+ * function it does the whole in one go (what tests building an older schema do).
+ */
+interface SqliteFill {
+  /** for the progress line: "certified keys" */
+  readonly what: string;
+  readonly table: string;
+  /** Registers the SQL functions `page` calls, on the connection that runs it. */
+  readonly functions: (db: Database.Database) => void;
+  /** Run once, in the first page's transaction: adds the column (and drops what it replaces). */
+  readonly start: string;
+  /** Fills the rows whose rowid is above the first parameter and at most the second. */
+  readonly page: string;
+  /** Run in the transaction of the last page, which records the version: the index, once the column is filled. */
+  readonly finish: (db: Database.Database) => void;
+}
+export type FillMigration = ((db: Database.Database) => void) & { readonly fill: SqliteFill };
+
+/** Below and above every rowid a table of ours holds (SQLite assigns them from 1 up). */
+const ROWID_FLOOR = Number.MIN_SAFE_INTEGER;
+const ROWID_CEILING = 9223372036854775807n;
+
+function fillMigration(fill: SqliteFill): FillMigration {
+  const whole = (db: Database.Database) => {
+    fill.functions(db);
+    db.exec(fill.start);
+    db.prepare(fill.page).run(ROWID_FLOOR, ROWID_CEILING);
+    fill.finish(db);
+  };
+  return Object.assign(whole, { fill });
+}
+
+/** How far a fill has come (meta, fillMarkKey): the rowid its pages reached and the rows they filled. */
+interface FillMark {
+  readonly through: number;
+  readonly done: number;
+}
+
+/**
+ * Runs the fill of migration `v` (to version v + 1) in pages of `pageRows` rows, each an IMMEDIATE transaction
+ * that reads the version and the mark under the write lock: a process killed goes on from its last committed page
+ * when the store is next opened, and two processes opening the store at once share the pages (each page is taken
+ * by whichever holds the lock; neither redoes the other's). The WAL is checkpointed (PASSIVE) between pages, so it
+ * holds about one page whatever the table's size. The last page (fewer rows than a page above the mark, rows added
+ * meanwhile included) runs `finish`, removes the mark and records the version, in one transaction.
+ */
+function runFill(db: Database.Database, v: number, fill: SqliteFill, opts: UpgradeOptions): void {
+  const key = fillMarkKey(v + 1);
+  const pageRows = pageRowsOf(opts);
+  fill.functions(db);
+  let page = 0;
+  let lastReport: UpgradeProgress | undefined;
+  for (;;) {
+    const step = db
+      .transaction(() => {
+        if ((db.pragma("user_version", { simple: true }) as number) !== v) return undefined; // another process finished it
+        const stored = db.prepare("SELECT value FROM meta WHERE key = ?").pluck().get(key) as string | undefined;
+        let mark: FillMark;
+        if (stored === undefined) {
+          db.exec(fill.start);
+          mark = { through: ROWID_FLOOR, done: 0 };
+        } else mark = JSON.parse(stored) as FillMark;
+        const end = db.prepare(`SELECT rowid FROM ${fill.table} WHERE rowid > ? ORDER BY rowid LIMIT 1 OFFSET ${pageRows - 1}`).pluck().get(mark.through) as number | undefined;
+        const { changes } = db.prepare(fill.page).run(mark.through, end ?? ROWID_CEILING);
+        const next: FillMark = { through: end ?? mark.through, done: mark.done + changes };
+        void opts.inPage?.(++page, v + 1);
+        if (end === undefined) {
+          opts.onProgress?.({ what: fill.what, done: next.done, total: next.done, stage: "indexing" });
+          fill.finish(db);
+          db.prepare("DELETE FROM meta WHERE key = ?").run(key);
+          db.pragma(`user_version = ${v + 1}`);
+          return { done: next.done, total: next.done, last: true };
+        }
+        db.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(key, JSON.stringify(next));
+        const max = (db.prepare(`SELECT max(rowid) FROM ${fill.table}`).pluck().get() as number | null) ?? next.through;
+        return { done: next.done, total: next.done + Math.max(0, max - next.through), last: false };
+      })
+      .immediate();
+    if (!step) {
+      if (lastReport) opts.onProgress?.({ ...lastReport, total: lastReport.done, stage: "done" }); // finished by another process
+      return;
+    }
+    lastReport = { what: fill.what, done: step.done, total: step.total, stage: step.last ? "done" : "filling" };
+    // The page's frames back into the database file, so the next transaction starts the WAL over (unless a reader
+    // holds it); after the last page, the index it built.
+    db.pragma("wal_checkpoint(PASSIVE)");
+    opts.onProgress?.(lastReport);
+    if (step.last) return;
+  }
+}
 
 /** Registers the issuance information of every unrevoked certificate (migration 16, and after a load). */
 const REGISTER_UNREVOKED = `
   INSERT INTO registry_issuances (serial, resident_code, ca_id, type, name, address, birth_date, gender, not_before, not_after)
     SELECT k.serial, k.resident_code, k.ca_id, k.type, k.name, k.address, k.birth_date, k.gender, c.not_before, k.not_after
     FROM certified k JOIN certificates c ON c.serial = k.serial WHERE k.revoked_at IS NULL ORDER BY k.serial;`;
+
+/**
+ * The key a certificate id (hex SHA-256 of the DER, what a verifier names in a liveness check) is looked up by:
+ * the digest's first 8 octets. Migration 23 indexes these instead of the 64-character hex text.
+ */
+function derIdKey(der: Uint8Array): Buffer {
+  return hash("sha256", der, "buffer").subarray(0, 8);
+}
+
+/**
+ * Version 23 (issue 8). `certificates.der_sha256` (64 hex characters, indexed) becomes `der_sha256_prefix`, the
+ * digest's first 8 octets (derIdKey): each issuance put an entry on a random page of that index — the digest
+ * is random — and at ≈ 80 bytes an entry, the index grew a leaf page per 50 certificates (a 200M-certificate
+ * store: ≈ 16 GB of index against ≈ 3 GB now). Measured on the issuance commit: 0.9 → ≈ 0.3 WAL pages per
+ * certificate at the bench's size. A lookup compares the whole digest of each row it finds (certificatesForStatus),
+ * so two certificates sharing a prefix are told apart.
+ */
+const migration23 = fillMigration({
+  what: "certificate ids",
+  table: "certificates",
+  functions: (db) => db.function("jpki_der_id", { deterministic: true }, (der: unknown) => derIdKey(der as Buffer)),
+  // The old index first: nothing reads it during the upgrade, and the pages would otherwise update it row by row.
+  start: `
+  DROP INDEX certificates_der_sha256;
+  ALTER TABLE certificates ADD COLUMN der_sha256_prefix BLOB;
+  `,
+  // The hex digest goes in the same row write (65 bytes a row back).
+  page: "UPDATE certificates SET der_sha256_prefix = jpki_der_id(der), der_sha256 = NULL WHERE rowid > ? AND rowid <= ?",
+  finish: (db) => {
+    // DROP COLUMN rewrites every row in one transaction — the very thing the pages avoid: a table that has rows
+    // keeps der_sha256, NULL in each (one octet of record header); nothing reads or writes it. An empty one (a new
+    // store) loses it, so new stores keep the schema they always had.
+    if (db.prepare("SELECT 1 FROM certificates LIMIT 1").get() === undefined) db.exec("ALTER TABLE certificates DROP COLUMN der_sha256");
+    db.exec("CREATE INDEX certificates_der_sha256_prefix ON certificates (der_sha256_prefix)");
+  },
+});
+
+/**
+ * Version 29: each certificate's public key, looked up by `certified_key` (rows.ts certifiedKeyOf: 8 octets of the
+ * SHA-256 of its subjectPublicKeyInfo), so an issuance refuses a key the store certified to another resident, for
+ * the other type, or revoked for keyCompromise (commitIssuances; rows.ts keyInUse). Filled here for every row; an
+ * index entry per issuance at a random place, as the certificate id's (version 23).
+ */
+const migration29 = fillMigration({
+  what: "certified keys",
+  table: "certificates",
+  functions: (db) => db.function("jpki_certified_key", { deterministic: true }, (der: unknown) => certifiedKeyOf(der as Buffer)),
+  start: "ALTER TABLE certificates ADD COLUMN certified_key BLOB",
+  page: "UPDATE certificates SET certified_key = jpki_certified_key(der) WHERE rowid > ? AND rowid <= ?",
+  // Built once the column is filled: a sort, where an index present during the fill took an entry per row at a
+  // random place.
+  finish: (db) => db.exec("CREATE INDEX certificates_certified_key ON certificates (certified_key)"),
+});
 
 /** Ordered migrations; the index + 1 is the schema version. Never edit a published one, append. */
 export const MIGRATIONS: readonly Migration[] = [
@@ -481,21 +631,6 @@ export const MIGRATIONS: readonly Migration[] = [
 ];
 
 /**
- * Version 29: each certificate's public key, looked up by `certified_key` (rows.ts certifiedKeyOf: 8 octets of the
- * SHA-256 of its subjectPublicKeyInfo), so an issuance refuses a key the store certified to another resident, for
- * the other type, or revoked for keyCompromise (commitIssuances; rows.ts keyInUse). Filled here for every row; an
- * index entry per issuance at a random place, as the certificate id's (version 23).
- */
-function migration29(db: Database.Database): void {
-  db.function("jpki_certified_key", { deterministic: true }, (der: unknown) => certifiedKeyOf(der as Buffer));
-  db.exec(`
-  ALTER TABLE certificates ADD COLUMN certified_key BLOB;
-  UPDATE certificates SET certified_key = jpki_certified_key(der);
-  CREATE INDEX certificates_certified_key ON certificates (certified_key);
-  `);
-}
-
-/**
  * Version 25: a record closed by a resident-code change (住民票コード変更) names the code the person moved to
  * (`successor_code`), so 'registry apply' can follow a later notice still filed under the old code
  * (registry/apply.ts) instead of skipping it — a death left the record under the new code active. A record
@@ -513,33 +648,6 @@ function migration25(db: Database.Database): void {
     WHERE n.resident_code = r.resident_code AND n.kind = 'resident-code-change' AND n.status = 'applied' AND n.sequence = r.notice_sequence
     LIMIT 1
   ) WHERE r.status = 'removed' AND r.notice_sequence > 0;
-  `);
-}
-
-/**
- * The key a certificate id (hex SHA-256 of the DER, what a verifier names in a liveness check) is looked up by:
- * the digest's first 8 octets. Migration 23 indexes these instead of the 64-character hex text.
- */
-function derIdKey(der: Uint8Array): Buffer {
-  return hash("sha256", der, "buffer").subarray(0, 8);
-}
-
-/**
- * Version 23 (issue 8). `certificates.der_sha256` (64 hex characters, indexed) becomes `der_sha256_prefix`, the
- * digest's first 8 octets (derIdKey): each issuance put an entry on a random page of that index — the digest
- * is random — and at ≈ 80 bytes an entry, the index grew a leaf page per 50 certificates (a 200M-certificate
- * store: ≈ 16 GB of index against ≈ 3 GB now). Measured on the issuance commit: 0.9 → ≈ 0.3 WAL pages per
- * certificate at the bench's size. A lookup compares the whole digest of each row it finds (certificatesForStatus),
- * so two certificates sharing a prefix are told apart.
- */
-function migration23(db: Database.Database): void {
-  db.function("jpki_der_id", { deterministic: true }, (der: unknown) => derIdKey(der as Buffer));
-  db.exec(`
-  ALTER TABLE certificates ADD COLUMN der_sha256_prefix BLOB;
-  UPDATE certificates SET der_sha256_prefix = jpki_der_id(der);
-  DROP INDEX certificates_der_sha256;
-  ALTER TABLE certificates DROP COLUMN der_sha256;
-  CREATE INDEX certificates_der_sha256_prefix ON certificates (der_sha256_prefix);
   `);
 }
 
@@ -948,7 +1056,8 @@ export class SqliteStore implements Store {
    * SQLite but not ours, is refused with ERR_WORKSPACE_CORRUPT rather than modified.
    */
   /** `settleFrames`: the WAL frames past which a bulk writer waits for the checkpointer (SETTLE_FRAMES; tests lower it). */
-  static open(path: string, opts: { create?: boolean; settleFrames?: number } = {}): SqliteStore {
+  /** `upgrade`: progress of an upgrade that fills a column for every certificate (store/upgrade.ts). */
+  static open(path: string, opts: { create?: boolean; settleFrames?: number; upgrade?: UpgradeOptions } = {}): SqliteStore {
     let db: Database.Database | undefined;
     try {
       // A new file is made owner-only first: SQLite would create it 0644 (less the umask), and it gives the WAL
@@ -987,17 +1096,28 @@ export class SqliteStore implements Store {
       if (version > SCHEMA_VERSION) {
         throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${path} has schema version ${version}, newer than this jpki (${SCHEMA_VERSION}): upgrade jpki`);
       }
-      for (let v = version; v < SCHEMA_VERSION; v++) {
-        // IMMEDIATE, and the version read again under the write lock: two processes opening an old store at
-        // once run each migration exactly once (the second finds it done).
-        db.transaction(() => {
-          const now = db!.pragma("user_version", { simple: true }) as number;
-          if (now !== v) return;
+      try {
+        for (let v = version; v < SCHEMA_VERSION; v++) {
           const m = MIGRATIONS[v]!;
-          if (typeof m === "string") db!.exec(m);
-          else m(db!);
-          db!.pragma(`user_version = ${v + 1}`);
-        }).immediate();
+          if (typeof m !== "string" && "fill" in m) {
+            runFill(db, v, m.fill, opts.upgrade ?? {});
+            continue;
+          }
+          // IMMEDIATE, and the version read again under the write lock: two processes opening an old store at
+          // once run each migration exactly once (the second finds it done).
+          db.transaction(() => {
+            const now = db!.pragma("user_version", { simple: true }) as number;
+            if (now !== v) return;
+            if (typeof m === "string") db!.exec(m);
+            else m(db!);
+            db!.pragma(`user_version = ${v + 1}`);
+          }).immediate();
+        }
+      } catch (e) {
+        // Waited BUSY_TIMEOUT_MS for the write lock: another process's upgrade (a page, or the index its last
+        // page builds), or its write.
+        if ((e as { code?: string }).code === "SQLITE_BUSY") throw upgradeInProgress(version, SCHEMA_VERSION, e);
+        throw e;
       }
       const store = new SqliteStore(db, path);
       if (opts.settleFrames !== undefined) {

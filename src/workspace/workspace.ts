@@ -20,6 +20,7 @@ import { sweepStaleTemps } from "../store/staging.js";
 import { writeFileAtomic } from "../store/files.js";
 import type { Store } from "../store/types.js";
 import type { PostgresStoreOptions } from "../store/postgres.js";
+import type { UpgradeOptions } from "../store/upgrade.js";
 import { parsePkcs11Uri } from "../pki/pkcs11.js";
 import { KEY_WRAP_HINT_FILE, takeDerivedKeyWrap } from "../pki/key-wrap.js";
 import { readRegularFile } from "../pki/regular-file.js";
@@ -108,6 +109,8 @@ export interface WorkspaceOpenOptions {
   readonly storeUrl?: string;
   /** passed to PostgresStore.open */
   readonly postgres?: Omit<PostgresStoreOptions, "create">;
+  /** progress of a store upgrade that fills a column for every certificate (store/upgrade.ts), either store */
+  readonly upgrade?: UpgradeOptions;
 }
 
 function syncOnlySqlite(paths: WorkspacePaths): JpkiError {
@@ -129,7 +132,7 @@ async function openPostgres(paths: WorkspacePaths, opts: WorkspaceOpenOptions, c
     throw new JpkiError("ERR_USAGE", "JPKI_STORE must be a PostgreSQL connection string starting with postgres:// or postgresql://");
   }
   const { PostgresStore } = await import("../store/postgres.js");
-  return PostgresStore.open(url, { ...opts.postgres, create });
+  return PostgresStore.open(url, { ...opts.postgres, create, ...(opts.upgrade ? { upgrade: opts.upgrade } : {}) });
 }
 
 export class Workspace {
@@ -185,10 +188,10 @@ export class Workspace {
    * Opens an existing SQLite workspace; ERR_WORKSPACE_MISSING when there is none, ERR_WORKSPACE_CORRUPT when
    * damaged. A PostgreSQL workspace needs {@link Workspace.openAsync}.
    */
-  static open(root: string, opts: { clock?: Clock } = {}): Workspace {
+  static open(root: string, opts: { clock?: Clock; upgrade?: UpgradeOptions } = {}): Workspace {
     const paths = workspacePaths(root);
     Workspace.#checkExists(paths);
-    return Workspace.#openSqlite(paths, Workspace.#readConfig(paths), false, opts.clock);
+    return Workspace.#openSqlite(paths, Workspace.#readConfig(paths), false, opts.clock, opts.upgrade);
   }
 
   /**
@@ -211,7 +214,7 @@ export class Workspace {
     const config = parseConfig(opts.config ?? {});
     if (config.store === "sqlite") {
       Workspace.#writeLayout(paths, config);
-      return Workspace.#openSqlite(paths, config, true, opts.clock);
+      return Workspace.#openSqlite(paths, config, true, opts.clock, opts.upgrade);
     }
     const store = await openPostgres(paths, opts, true);
     try {
@@ -231,7 +234,7 @@ export class Workspace {
   }
 
   static async #openAny(paths: WorkspacePaths, config: WorkspaceConfig, create: boolean, opts: WorkspaceOpenOptions): Promise<Workspace> {
-    if (config.store === "sqlite") return Workspace.#openSqlite(paths, config, create, opts.clock);
+    if (config.store === "sqlite") return Workspace.#openSqlite(paths, config, create, opts.clock, opts.upgrade);
     // An existing workspace's schema was made with it (createAsync reaches the database before writing
     // config.json): an empty database here is the wrong one, typically a mistyped JPKI_STORE naming another
     // database on the same server. Never create a schema there, not even for `ca init`, which would then put
@@ -325,7 +328,7 @@ export class Workspace {
     return adopted;
   }
 
-  static #openSqlite(paths: WorkspacePaths, config: WorkspaceConfig, create: boolean, clock?: Clock): Workspace {
+  static #openSqlite(paths: WorkspacePaths, config: WorkspaceConfig, create: boolean, clock?: Clock, upgrade?: UpgradeOptions): Workspace {
     if (config.store !== "sqlite") throw syncOnlySqlite(paths);
     if (!create && !existsSync(paths.db)) {
       throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${paths.db} is missing although ${paths.config} exists: restore the store from a backup`);
@@ -337,7 +340,7 @@ export class Workspace {
       closeSync(openSync(paths.db, "a", FILE_MODE));
       chmodSync(paths.db, FILE_MODE);
     }
-    const store = SqliteStore.open(paths.db, { create });
+    const store = SqliteStore.open(paths.db, { create, ...(upgrade ? { upgrade } : {}) });
     if (create) ownerOnlyStore(paths.db);
     try {
       config = Workspace.#adoptPkcs11Modules(paths, config, store);

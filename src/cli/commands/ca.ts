@@ -7,7 +7,7 @@ import { JpkiError, library } from "../lib.js";
 import { Context, readPassphraseFile, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
 import type { Io } from "../output.js";
-import { entriesText } from "../output.js";
+import { entriesText, upgradeProgress } from "../output.js";
 
 function purposes(p: string): CertificateType[] {
   return p === "both" ? ["signature", "authentication"] : [p as CertificateType];
@@ -83,7 +83,7 @@ Examples:
       const dir = ctx.workspaceDir;
       if (o.store) config.store = o.store;
       else if (ctx.storeUrl && !existsSync(workspacePaths(dir).config)) config.store = "postgres";
-      const ws = ctx.checkStore(await Workspace.createAsync(dir, { config: config as Partial<WorkspaceConfig>, storeUrl: ctx.storeUrl }));
+      const ws = ctx.checkStore(await Workspace.createAsync(dir, { config: config as Partial<WorkspaceConfig>, storeUrl: ctx.storeUrl, upgrade: { onProgress: upgradeProgress(ctx.out) } }));
       try {
         let done = 0;
         const total = prefs.length * purposes(o.purpose).length;
