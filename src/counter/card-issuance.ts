@@ -17,7 +17,7 @@ import type { IssuanceService, IssuedCertificate } from "../ca/issuance.js";
 import type { Store } from "../store/types.js";
 import type { CertificateType } from "../profile/types.js";
 import { EmulatedCard } from "../card/card.js";
-import type { CardStorage } from "../card/card-state.js";
+import { withCardProcedure, type CardStorage } from "../card/card-state.js";
 import type { CertificateSlot } from "../card/jpki-app.js";
 
 /** The card's key, certificate slot and CA-certificate slot for each certificate type. */
@@ -108,7 +108,13 @@ async function certifyCardKey(card: EmulatedCard, cardId: string, residentCode: 
  * `jpki card issue`: a new card for a resident with both certificates. Resuming an interrupted issuance of the same
  * card (same storage, same card id) finishes it without issuing anything twice.
  */
-export async function issueCard(p: IssueCardParams): Promise<CardIssuance> {
+export function issueCard(p: IssueCardParams): Promise<CardIssuance> {
+  // One counter procedure on a card at a time (card-state.ts withCardProcedure): two issuances of one card file at
+  // once each made and certified a key, and the later commit superseded the certificate the card kept.
+  return withCardProcedure(p.storage, () => issueCardNow(p));
+}
+
+async function issueCardNow(p: IssueCardParams): Promise<CardIssuance> {
   const resumed = p.storage.exists();
   const card = resumed
     ? EmulatedCard.open(p.storage)
@@ -189,7 +195,13 @@ async function followsCodeChange(store: Store, serials: readonly string[], resid
  * certificate of that type, if still good, is revoked as superseded by the issuance itself (ca/issuance.ts). A rerun
  * after a crash between the new key and the card write certifies the key already made (same application id).
  */
-export async function renewCardCertificate(p: RenewCardParams): Promise<IssuedCertificate> {
+export function renewCardCertificate(p: RenewCardParams): Promise<IssuedCertificate> {
+  // One counter procedure on a card at a time: of two renewals at once, the one committed last superseded the
+  // other's certificate, and the card could keep the superseded one while its command reported it done.
+  return p.card.procedure(() => renewNow(p));
+}
+
+async function renewNow(p: RenewCardParams): Promise<IssuedCertificate> {
   const info = p.card.info();
   const type = p.type ?? "signature";
   // Before a new key replaces the old one: renewing for someone else would wipe the holder's key and put another

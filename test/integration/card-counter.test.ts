@@ -196,6 +196,56 @@ describe("jpki card issue / sign / renew", () => {
     expect(again.json().cardId).toBe(made.cardId);
   });
 
+  it("runs one counter procedure on a card at a time: two renewals at once never leave a superseded certificate on the card", async () => {
+    const wsp = await openWorkspace(ws);
+    try {
+      const real = new IssuanceService({ store: wsp.store, config: wsp.config, clock: wsp.clock, passphrase: "correct horse" });
+      const chipKeyFile = env.JPKI_CARD_CHIP_KEY_FILE!;
+      const path = join(dir, "dave.card");
+      const adminKey = Buffer.alloc(32, 5);
+      const holder = people[3]!.residentCode;
+      await issueCard({ issuance: real, store: wsp.store, adminKey, storage: fileCardStorage(path, { chipKeyFile, createChipKey: true }), cardId: "DAVE01", residentCode: holder, signaturePin: "DAVEPIN1", authenticationPin: "3333" });
+      // Two clerks renew the card at once (each process opens the card file). The first to reach the CA is held
+      // there until the second's certificate is committed: the first then commits last and supersedes the second's,
+      // whose key is the one on the card (made last). Unserialised, the second wrote its superseded certificate to
+      // the card and reported success, and the first's valid certificate certified a key the card no longer held.
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let calls = 0;
+      const slow = {
+        issue: async (app: Parameters<IssuanceService["issue"]>[0]) => {
+          const n = ++calls;
+          if (n === 1) await gate;
+          try {
+            return await real.issue(app);
+          } finally {
+            if (n === 2) release();
+          }
+        },
+      } as unknown as IssuanceService;
+      const open = () => EmulatedCard.open(fileCardStorage(path, { chipKeyFile }));
+      const settled = await Promise.allSettled(
+        [open(), open()].map((card) => renewCardCertificate({ card, issuance: slow, store: wsp.store, adminKey, residentCode: holder }).finally(release)),
+      );
+      const c = open();
+      c.powerOn();
+      const client = new JpkiCardClient(c);
+      await client.verifyPin("signature", "DAVEPIN1");
+      const onCard = new X509Certificate((await client.readCertificate("signature"))!).serialNumber.toLowerCase().replace(/^0+/, "");
+      const row = (await wsp.store.findCertificates({ residentCode: holder, type: "signature" })).find((r) => r.serial.replace(/^0+/, "") === onCard);
+      expect(row).toBeDefined();
+      expect(row!.revocation).toBeUndefined();
+      const done = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+      expect(done.length).toBeGreaterThan(0);
+      // what a command reports done is the certificate the card holds, and a valid one
+      for (const d of done) expect(d.serial.replace(/^0+/, "")).toBe(onCard);
+      // the other clerk is told the card is busy, not handed an error from the middle of a procedure
+      for (const s of settled) if (s.status === "rejected") expect(s.reason).toMatchObject({ code: "ERR_WORKSPACE_LOCKED" });
+    } finally {
+      await wsp.close();
+    }
+  });
+
   it("refuses to renew a card for a resident other than its holder, leaving the holder's key and certificate", async () => {
     // Bob's card from the test above: a clerk types Alice's resident code by mistake (or on purpose).
     const wsp = await openWorkspace(ws);
