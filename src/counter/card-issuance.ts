@@ -116,6 +116,9 @@ export function issueCard(p: IssueCardParams): Promise<CardIssuance> {
 
 async function issueCardNow(p: IssueCardParams): Promise<CardIssuance> {
   const resumed = p.storage.exists();
+  // Before a card file and a key are made for someone no certificate can be issued to (no record, dead, removed):
+  // that card was left behind with a message that the same command would finish it, which it never could.
+  if (!resumed) await p.issuance.checkResident({ residentCode: p.residentCode, ...(p.counterId !== undefined ? { counterId: p.counterId } : {}) });
   const card = resumed
     ? EmulatedCard.open(p.storage)
     : EmulatedCard.create({

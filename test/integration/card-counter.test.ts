@@ -5,7 +5,7 @@
  * short finishes on a rerun without a second certificate.
  */
 import { X509Certificate } from "node:crypto";
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { IssuanceService } from "../../src/ca/issuance.js";
@@ -119,6 +119,7 @@ describe("jpki card issue / sign / renew", () => {
       // The counter's process dies after the CA committed the signature certificate, before the card held both.
       let first: string | undefined;
       const dying = {
+        checkResident: (a: Parameters<IssuanceService["checkResident"]>[0]) => real.checkResident(a),
         issue: async (app: Parameters<IssuanceService["issue"]>[0]) => {
           if (app.type === "authentication") throw new Error("killed");
           const c = await real.issue(app);
@@ -149,6 +150,7 @@ describe("jpki card issue / sign / renew", () => {
       // lost (or the resident moves) and that certificate is revoked before the counter runs the command again.
       let first: string | undefined;
       const dying = {
+        checkResident: (a: Parameters<IssuanceService["checkResident"]>[0]) => real.checkResident(a),
         issue: async (app: Parameters<IssuanceService["issue"]>[0]) => {
           first = (await real.issue(app)).serial;
           throw new Error("killed");
@@ -264,6 +266,21 @@ describe("jpki card issue / sign / renew", () => {
       expect(renewed.residentCode).toBe(newCode);
     } finally {
       await wsp.close();
+    }
+  });
+
+  it("makes no card for a resident no certificate can be issued to (unknown, dead): nothing left that no rerun finishes", async () => {
+    const unknown = makeResidentCode("1111111111");
+    const dead = people[2]!.residentCode;
+    const died = await cli(["--workspace", ws, "counter", "death", "--resident", dead], { cwd: dir, env });
+    expect(died.code, died.stderr).toBe(0);
+    for (const [code, error] of [[unknown, "ERR_RESIDENT_UNKNOWN"], [dead, "ERR_RESIDENT_NOT_ELIGIBLE"]] as const) {
+      const card = join(dir, `never-${code}.card`);
+      const r = await cli(["--workspace", ws, "card", "issue", "--resident", code, "--card", card], { cwd: dir, env });
+      expect(r.code).toBe(7);
+      expect(r.stderr).toContain(error);
+      expect(r.stderr).not.toContain("run again finishes it");
+      expect(existsSync(card)).toBe(false);
     }
   });
 });
