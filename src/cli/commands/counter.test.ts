@@ -209,3 +209,20 @@ describe("jpki counter batch: a line naming a field twice", () => {
     expect(await record(code(14))).toEqual(before);
   });
 });
+
+describe("a JSON record pasted where the file name goes", () => {
+  it("is refused without being repeated (the 'not found' error echoed the resident's items)", async () => {
+    const secret = "窓口　秘密";
+    for (const args of [
+      ["counter", "batch", JSON.stringify({ kind: "rename", residentCode: code(13), name: secret })],
+      ["registry", "import", JSON.stringify({ residentCode: code(13), ...BEFORE, name: secret })],
+    ]) {
+      const r = await jpki(args);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("ERR_USAGE");
+      expect(r.stderr).toContain("is a JSON record, not a file name");
+      expect(r.stderr).not.toContain(secret);
+    }
+    expect((await record(code(13))).fourItems.name).toBe(BEFORE.name);
+  });
+});

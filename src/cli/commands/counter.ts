@@ -6,10 +6,11 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { Command } from "commander";
 import type { CounterProcedure, CounterRunResult, DeliveryTarget, IngestRunResult, OutboxDelivery } from "../../index.js";
-import { JpkiError, checkInputFile, checkOutputDir, library } from "../lib.js";
+import { JpkiError, checkOutputDir, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
 import { batchStdin, type Io } from "../output.js";
+import { checkRecordFile } from "../record-argument.js";
 import type { Workspace } from "../../workspace/workspace.js";
 
 interface SendOptions {
@@ -385,7 +386,10 @@ Examples:
   jpki counter batch - --json < correction.jsonl`,
     );
   addSendOptions(batch).action(async (file: string, o: SendOptions, cmd: Command) => {
-    const source = file === "-" ? batchStdin(io, { command: "counter batch -", items: "procedures" }) : checkInputFile(file, "procedure file", { cwd: io.cwd });
+    const source =
+      file === "-"
+        ? batchStdin(io, { command: "counter batch -", items: "procedures" })
+        : checkRecordFile(file, "procedure file", { cwd: io.cwd, pipe: "write it to a file, or pipe it in: jpki counter batch - < FILE" });
     await run(io, cmd, o, async () => {
       const { parseProcedure, readRecords } = await library();
       const out: CounterProcedure[] = [];
