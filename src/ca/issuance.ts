@@ -203,6 +203,16 @@ export class IssuanceService {
     return found;
   }
 
+  /**
+   * checkResident, and the CA that would sign opened (its key unwrapped: a wrong passphrase fails here). For a
+   * caller that must not undo anything before issuing: a card renewal replaces the card's key, and with it the
+   * certificate, before it asks for the new one.
+   */
+  async checkIssuable(app: Pick<IssuanceApplication, "residentCode" | "counterId" | "type">): Promise<void> {
+    const found = await this.checkResident(app);
+    await this.authority(found.record.municipalityCode.slice(0, 2), app.type);
+  }
+
   /** Checks the application against the registry, then builds and signs; nothing is stored. */
   async prepare(app: IssuanceApplication): Promise<IssuanceRecord> {
     const { clock, config } = this.#opts;

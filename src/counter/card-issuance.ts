@@ -213,6 +213,10 @@ async function renewNow(p: RenewCardParams): Promise<IssuedCertificate> {
   if (owner !== undefined && owner.residentCode !== p.residentCode && !(await followsCodeChange(p.store, owner.serials, p.residentCode))) {
     throw new JpkiError("ERR_CARD_RESIDENT_MISMATCH", `card ${info.cardId} was issued to another resident than ${p.residentCode}: renew a card only for its holder`);
   }
+  // A new key removes the card's certificate of that type: whatever would refuse the new one (a wrong passphrase,
+  // a resident who died or whose record the CA side is ahead of) is found first. Found after, it left a card
+  // without its valid certificate — a resident who could no longer log in — and an error that did not say so.
+  await p.issuance.checkIssuable({ residentCode: p.residentCode, type, ...(p.counterId !== undefined ? { counterId: p.counterId } : {}) });
   // A key without its certificate is a renewal cut short after the key was made (a new key removes the old
   // certificate): certify that key, so a rerun after a crash issues nothing twice.
   return certifyCardKey(p.card, info.cardId, p.residentCode, type, p, info.certificates[SLOTS[type].cert]);

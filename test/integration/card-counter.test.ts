@@ -215,6 +215,7 @@ describe("jpki card issue / sign / renew", () => {
       const gate = new Promise<void>((r) => (release = r));
       let calls = 0;
       const slow = {
+        checkIssuable: (a: Parameters<IssuanceService["checkIssuable"]>[0]) => real.checkIssuable(a),
         issue: async (app: Parameters<IssuanceService["issue"]>[0]) => {
           const n = ++calls;
           if (n === 1) await gate;
@@ -243,6 +244,23 @@ describe("jpki card issue / sign / renew", () => {
       for (const d of done) expect(d.serial.replace(/^0+/, "")).toBe(onCard);
       // the other clerk is told the card is busy, not handed an error from the middle of a procedure
       for (const s of settled) if (s.status === "rejected") expect(s.reason).toMatchObject({ code: "ERR_WORKSPACE_LOCKED" });
+    } finally {
+      await wsp.close();
+    }
+  });
+
+  it("renews nothing when the new certificate would be refused (wrong passphrase): the card keeps its valid key and certificate", async () => {
+    const wsp = await openWorkspace(ws);
+    try {
+      const chipKeyFile = env.JPKI_CARD_CHIP_KEY_FILE!;
+      const card = EmulatedCard.open(fileCardStorage(join(dir, "dave.card"), { chipKeyFile }));
+      const before = { info: card.info(), key: card.publicKey("authentication")! };
+      expect(before.info.certificates.authentication).toBe(true);
+      const wrong = new IssuanceService({ store: wsp.store, config: wsp.config, clock: wsp.clock, passphrase: "wrong horse" });
+      await expect(renewCardCertificate({ card, issuance: wrong, store: wsp.store, adminKey: Buffer.alloc(32, 5), residentCode: people[3]!.residentCode, type: "authentication" })).rejects.toMatchObject({ code: "ERR_PASSPHRASE_WRONG" });
+      const after = EmulatedCard.open(fileCardStorage(join(dir, "dave.card"), { chipKeyFile }));
+      expect(after.info()).toEqual(before.info);
+      expect(after.publicKey("authentication")!.equals(before.key)).toBe(true);
     } finally {
       await wsp.close();
     }
