@@ -401,7 +401,8 @@ Examples:
         try {
           out.push(parseProcedure({ ...item.value, ...(o.date && item.value["effectiveDate"] === undefined ? { effectiveDate: o.date } : {}) }));
         } catch (e) {
-          if (e instanceof JpkiError) throw new JpkiError(e.code, `line ${item.line}: ${e.message}`);
+          // Its details (field, problem: never a value) kept, with the line: what a script reads from --json.
+          if (e instanceof JpkiError) throw new JpkiError(e.code, `line ${item.line}: ${e.message}`, { details: { ...e.details, line: item.line } });
           throw e;
         }
       }
