@@ -154,7 +154,10 @@ async function issueCardNow(p: IssueCardParams): Promise<CardIssuance> {
     // The card file stays, begun for this resident (a key may already be on it): say so, and how it is finished,
     // rather than leave a file the operator did not know was made.
     if (resumed || !isJpkiError(e)) throw e;
-    throw new JpkiError(e.code, `${e.message}; ${p.storage.where} now holds card ${cardId} begun for this resident, without its certificates: the same command run again finishes it (or delete the file)`, {
+    // The resident died, was removed or vanished after the check before the card was made: no rerun finishes it.
+    const final = e.code === "ERR_RESIDENT_NOT_ELIGIBLE" || e.code === "ERR_RESIDENT_UNKNOWN";
+    const next = final ? "no certificate can be issued to this resident, so no rerun finishes it: delete the file" : "the same command run again finishes it (or delete the file)";
+    throw new JpkiError(e.code, `${e.message}; ${p.storage.where} now holds card ${cardId} begun for this resident, without its certificates: ${next}`, {
       ...(e.details ? { details: { ...e.details } } : {}),
       cause: e,
     });

@@ -9,6 +9,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { IssuanceService } from "../../src/ca/issuance.js";
+import { JpkiError } from "../../src/errors.js";
 import { EmulatedCard } from "../../src/card/card.js";
 import { fileCardStorage } from "../../src/card/card-state.js";
 import { JpkiCardClient } from "../../src/card/client.js";
@@ -282,6 +283,26 @@ describe("jpki card issue / sign / renew", () => {
       await changeResidentCode(wsp.store, other.residentCode, newCode, { now: wsp.clock.now() });
       const renewed = await renewCardCertificate({ card, issuance, store: wsp.store, adminKey: Buffer.alloc(32, 7), residentCode: newCode });
       expect(renewed.residentCode).toBe(newCode);
+    } finally {
+      await wsp.close();
+    }
+  });
+
+  it("a resident who dies between the check and the issuance: the card left is said to be finished by no rerun", async () => {
+    const wsp = await openWorkspace(ws);
+    try {
+      const real = new IssuanceService({ store: wsp.store, config: wsp.config, clock: wsp.clock, passphrase: "correct horse" });
+      const holder = people[0]!.residentCode;
+      // the death is recorded after issueCard checked the resident, before the CA signs
+      const dies = {
+        checkResident: (a: Parameters<IssuanceService["checkResident"]>[0]) => real.checkResident(a),
+        issue: () => Promise.reject(new JpkiError("ERR_RESIDENT_NOT_ELIGIBLE", `resident ${holder} is deceased in the registry: no certificate can be issued`)),
+      } as unknown as IssuanceService;
+      const storage = fileCardStorage(join(dir, "late.card"), { chipKeyFile: env.JPKI_CARD_CHIP_KEY_FILE!, createChipKey: true });
+      const err = await issueCard({ issuance: dies, store: wsp.store, adminKey: Buffer.alloc(32, 3), storage, residentCode: holder, signaturePin: "LATEPIN1", authenticationPin: "4444" }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: "ERR_RESIDENT_NOT_ELIGIBLE" });
+      expect((err as Error).message).toContain("no rerun finishes it: delete the file");
+      expect((err as Error).message).not.toContain("the same command run again finishes it");
     } finally {
       await wsp.close();
     }
