@@ -181,21 +181,43 @@ export class IssuanceService {
     return ca;
   }
 
-  /** Checks the application against the registry, then builds and signs; nothing is stored. */
-  async prepare(app: IssuanceApplication): Promise<IssuanceRecord> {
-    const { store, clock, config } = this.#opts;
+  /**
+   * What issuance checks of the resident before it signs: a valid code and counter id, a record, active, and the
+   * registry not behind the CA side. Nothing is signed or stored; issue() checks again (and again as it commits).
+   * For a caller that must not start what only a certificate finishes: the counter's card issuance
+   * (counter/card-issuance.ts) makes a card file and its keys first, which for a dead or unknown resident was a
+   * card no rerun could ever finish.
+   */
+  async checkResident(app: Pick<IssuanceApplication, "residentCode" | "counterId">) {
     // A mistyped code is said to be one (its check digit), not "no such resident": nobody can hold it.
     assertResidentCode(app.residentCode);
     // Checked here, not only in batch lines: 'jpki issue --counter' and 'card issue --counter' put any text into the
     // subject CN (cut to 9 characters: "CN=evil,O").
     if (app.counterId !== undefined && !COUNTER_ID.test(app.counterId)) throw invalid("counterId must be 1–9 letters or digits");
-    const found = await store.getResidentForIssuance(app.residentCode);
+    const found = await this.#opts.store.getResidentForIssuance(app.residentCode);
     if (!found) {
       throw new JpkiError("ERR_RESIDENT_UNKNOWN", `no resident with code ${app.residentCode} in the registry: import the registry record first ('jpki registry import')`);
     }
-    const resident = found.record;
-    assertEligible(resident);
+    assertEligible(found.record);
     if (found.caSequence > found.registrySequence) throw registryBehind(app.residentCode, found.caSequence, found.registrySequence);
+    return found;
+  }
+
+  /**
+   * checkResident, and the CA that would sign opened (its key unwrapped: a wrong passphrase fails here). For a
+   * caller that must not undo anything before issuing: a card renewal replaces the card's key, and with it the
+   * certificate, before it asks for the new one.
+   */
+  async checkIssuable(app: Pick<IssuanceApplication, "residentCode" | "counterId" | "type">): Promise<void> {
+    const found = await this.checkResident(app);
+    await this.authority(found.record.municipalityCode.slice(0, 2), app.type);
+  }
+
+  /** Checks the application against the registry, then builds and signs; nothing is stored. */
+  async prepare(app: IssuanceApplication): Promise<IssuanceRecord> {
+    const { clock, config } = this.#opts;
+    const found = await this.checkResident(app);
+    const resident = found.record;
     const residentPref = resident.municipalityCode.slice(0, 2);
     if (app.prefecture !== undefined && prefecture(app.prefecture).code !== residentPref) {
       throw new JpkiError(

@@ -21,7 +21,7 @@ import { basename, dirname, join } from "node:path";
 import { JpkiError } from "../errors.js";
 import { NOT_REGULAR, readRegularFile } from "../pki/regular-file.js";
 import { writeFileAtomic } from "../store/files.js";
-import { sweepLockTemps, withFileLockSync } from "../store/file-lock.js";
+import { sweepLockTemps, withFileLock, withFileLockSync } from "../store/file-lock.js";
 import { sweepStaleTemps, sweepTempsFor, syncDir, tempPathFor, tempsFor } from "../store/staging.js";
 import type { KeyId } from "./file-system.js";
 import type { PinId, PinRecord } from "./pin.js";
@@ -71,6 +71,13 @@ export interface CardStateStore extends CardStorage {
    * the save. Absent where one process is the only writer (memory).
    */
   exclusive?<T>(fn: () => T): T;
+  /**
+   * Runs a counter procedure on the card (card issue, card renew: a key made on it, certified by the CA, the
+   * certificate written back — seconds, across awaits) with no other counter procedure on this card meanwhile; a
+   * second one is refused at once (ERR_WORKSPACE_LOCKED). Absent in memory. Not `exclusive`: a VERIFY of the
+   * resident's (`jpki card serve`) must not wait seconds for the CA.
+   */
+  procedure?<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 /** The store behind each handle given out: a WeakMap, so the handle carries no reference to it anyone could follow. */
@@ -371,6 +378,23 @@ function withCardLock<T>(cardPath: string, fn: () => T): T {
 }
 
 /**
+ * Holds `<card file>.counter.lock` around a counter procedure (CardStateStore.procedure). Two at once on one card
+ * each made a key, each had it certified, and the issuance committed last superseded the other's certificate:
+ * when that was the key the card no longer held, the card kept a certificate revoked as superseded — and the
+ * command that wrote it said it was done. A procedure killed midway leaves the lock to be taken over (its holder
+ * is dead) and the card to be finished by running it again.
+ */
+function withCardProcedureLock<T>(cardPath: string, fn: () => Promise<T>): Promise<T> {
+  return withFileLock(`${cardPath}.counter.lock`, `the card file ${cardPath} (card issue or renew)`, fn);
+}
+
+/** Runs `fn`, a counter procedure on the card in `storage`, with no other one on that card at the same time. */
+export function withCardProcedure<T>(storage: CardStorage, fn: () => Promise<T>): Promise<T> {
+  const store = stateStoreOf(storage);
+  return store.procedure ? store.procedure(fn) : fn();
+}
+
+/**
  * Where a card file really is: a symlink followed (and the directory of a card not made yet). Saves replace the
  * file by a rename, which would replace a symlink itself — leaving the file it pointed to behind, soon refused as
  * rolled back — and the lock is taken beside the file, so a process using the link and one using the real name
@@ -440,6 +464,7 @@ function sweepCardTemps(path: string): void {
     sweepTempsFor(path);
   }
   sweepLockTemps(`${path}.lock`);
+  sweepLockTemps(`${path}.counter.lock`);
 }
 
 /**
@@ -533,5 +558,6 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
       withFileLockSync(`${genFile}.lock`, `card id ${state.cardId}`, LOCK_WAIT_MS, write);
     },
     exclusive: <T>(fn: () => T): T => withCardLock(path, fn),
+    procedure: <T>(fn: () => Promise<T>): Promise<T> => withCardProcedureLock(path, fn),
   });
 }

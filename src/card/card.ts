@@ -512,6 +512,20 @@ export class EmulatedCard implements CardTerminal {
 
   // ---- personalisation at the counter (administrative key) ----
 
+  /**
+   * Runs a counter procedure on this card (counter/card-issuance.ts: renew) with no other one on the card at the
+   * same time (CardStateStore.procedure; ERR_WORKSPACE_LOCKED when one runs), from the card's state as stored once
+   * the procedure has the card: another process's procedure may have changed its keys since this card was opened.
+   */
+  procedure<T>(fn: () => Promise<T>): Promise<T> {
+    const core = this.#core;
+    const run = async () => {
+      core.refresh();
+      return fn();
+    };
+    return core.storage.procedure ? core.storage.procedure(run) : run();
+  }
+
   #admin(adminKey: Uint8Array): void {
     this.#core.refresh();
     if (!adminMatches(this.#core.state.admin, adminKey)) {

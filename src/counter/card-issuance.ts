@@ -17,7 +17,7 @@ import type { IssuanceService, IssuedCertificate } from "../ca/issuance.js";
 import type { Store } from "../store/types.js";
 import type { CertificateType } from "../profile/types.js";
 import { EmulatedCard } from "../card/card.js";
-import type { CardStorage } from "../card/card-state.js";
+import { withCardProcedure, type CardStorage } from "../card/card-state.js";
 import type { CertificateSlot } from "../card/jpki-app.js";
 
 /** The card's key, certificate slot and CA-certificate slot for each certificate type. */
@@ -108,8 +108,17 @@ async function certifyCardKey(card: EmulatedCard, cardId: string, residentCode: 
  * `jpki card issue`: a new card for a resident with both certificates. Resuming an interrupted issuance of the same
  * card (same storage, same card id) finishes it without issuing anything twice.
  */
-export async function issueCard(p: IssueCardParams): Promise<CardIssuance> {
+export function issueCard(p: IssueCardParams): Promise<CardIssuance> {
+  // One counter procedure on a card at a time (card-state.ts withCardProcedure): two issuances of one card file at
+  // once each made and certified a key, and the later commit superseded the certificate the card kept.
+  return withCardProcedure(p.storage, () => issueCardNow(p));
+}
+
+async function issueCardNow(p: IssueCardParams): Promise<CardIssuance> {
   const resumed = p.storage.exists();
+  // Before a card file and a key are made for someone no certificate can be issued to (no record, dead, removed):
+  // that card was left behind with a message that the same command would finish it, which it never could.
+  if (!resumed) await p.issuance.checkResident({ residentCode: p.residentCode, ...(p.counterId !== undefined ? { counterId: p.counterId } : {}) });
   const card = resumed
     ? EmulatedCard.open(p.storage)
     : EmulatedCard.create({
@@ -145,7 +154,10 @@ export async function issueCard(p: IssueCardParams): Promise<CardIssuance> {
     // The card file stays, begun for this resident (a key may already be on it): say so, and how it is finished,
     // rather than leave a file the operator did not know was made.
     if (resumed || !isJpkiError(e)) throw e;
-    throw new JpkiError(e.code, `${e.message}; ${p.storage.where} now holds card ${cardId} begun for this resident, without its certificates: the same command run again finishes it (or delete the file)`, {
+    // The resident died, was removed or vanished after the check before the card was made: no rerun finishes it.
+    const final = e.code === "ERR_RESIDENT_NOT_ELIGIBLE" || e.code === "ERR_RESIDENT_UNKNOWN";
+    const next = final ? "no certificate can be issued to this resident, so no rerun finishes it: delete the file" : "the same command run again finishes it (or delete the file)";
+    throw new JpkiError(e.code, `${e.message}; ${p.storage.where} now holds card ${cardId} begun for this resident, without its certificates: ${next}`, {
       ...(e.details ? { details: { ...e.details } } : {}),
       cause: e,
     });
@@ -189,7 +201,13 @@ async function followsCodeChange(store: Store, serials: readonly string[], resid
  * certificate of that type, if still good, is revoked as superseded by the issuance itself (ca/issuance.ts). A rerun
  * after a crash between the new key and the card write certifies the key already made (same application id).
  */
-export async function renewCardCertificate(p: RenewCardParams): Promise<IssuedCertificate> {
+export function renewCardCertificate(p: RenewCardParams): Promise<IssuedCertificate> {
+  // One counter procedure on a card at a time: of two renewals at once, the one committed last superseded the
+  // other's certificate, and the card could keep the superseded one while its command reported it done.
+  return p.card.procedure(() => renewNow(p));
+}
+
+async function renewNow(p: RenewCardParams): Promise<IssuedCertificate> {
   const info = p.card.info();
   const type = p.type ?? "signature";
   // Before a new key replaces the old one: renewing for someone else would wipe the holder's key and put another
@@ -198,6 +216,10 @@ export async function renewCardCertificate(p: RenewCardParams): Promise<IssuedCe
   if (owner !== undefined && owner.residentCode !== p.residentCode && !(await followsCodeChange(p.store, owner.serials, p.residentCode))) {
     throw new JpkiError("ERR_CARD_RESIDENT_MISMATCH", `card ${info.cardId} was issued to another resident than ${p.residentCode}: renew a card only for its holder`);
   }
+  // A new key removes the card's certificate of that type: whatever would refuse the new one (a wrong passphrase,
+  // a resident who died or whose record the CA side is ahead of) is found first. Found after, it left a card
+  // without its valid certificate — a resident who could no longer log in — and an error that did not say so.
+  await p.issuance.checkIssuable({ residentCode: p.residentCode, type, ...(p.counterId !== undefined ? { counterId: p.counterId } : {}) });
   // A key without its certificate is a renewal cut short after the key was made (a new key removes the old
   // certificate): certify that key, so a rerun after a crash issues nothing twice.
   return certifyCardKey(p.card, info.cardId, p.residentCode, type, p, info.certificates[SLOTS[type].cert]);

@@ -5,10 +5,11 @@
  * short finishes on a rerun without a second certificate.
  */
 import { X509Certificate } from "node:crypto";
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { IssuanceService } from "../../src/ca/issuance.js";
+import { JpkiError } from "../../src/errors.js";
 import { EmulatedCard } from "../../src/card/card.js";
 import { fileCardStorage } from "../../src/card/card-state.js";
 import { JpkiCardClient } from "../../src/card/client.js";
@@ -119,6 +120,7 @@ describe("jpki card issue / sign / renew", () => {
       // The counter's process dies after the CA committed the signature certificate, before the card held both.
       let first: string | undefined;
       const dying = {
+        checkResident: (a: Parameters<IssuanceService["checkResident"]>[0]) => real.checkResident(a),
         issue: async (app: Parameters<IssuanceService["issue"]>[0]) => {
           if (app.type === "authentication") throw new Error("killed");
           const c = await real.issue(app);
@@ -149,6 +151,7 @@ describe("jpki card issue / sign / renew", () => {
       // lost (or the resident moves) and that certificate is revoked before the counter runs the command again.
       let first: string | undefined;
       const dying = {
+        checkResident: (a: Parameters<IssuanceService["checkResident"]>[0]) => real.checkResident(a),
         issue: async (app: Parameters<IssuanceService["issue"]>[0]) => {
           first = (await real.issue(app)).serial;
           throw new Error("killed");
@@ -196,6 +199,74 @@ describe("jpki card issue / sign / renew", () => {
     expect(again.json().cardId).toBe(made.cardId);
   });
 
+  it("runs one counter procedure on a card at a time: two renewals at once never leave a superseded certificate on the card", async () => {
+    const wsp = await openWorkspace(ws);
+    try {
+      const real = new IssuanceService({ store: wsp.store, config: wsp.config, clock: wsp.clock, passphrase: "correct horse" });
+      const chipKeyFile = env.JPKI_CARD_CHIP_KEY_FILE!;
+      const path = join(dir, "dave.card");
+      const adminKey = Buffer.alloc(32, 5);
+      const holder = people[3]!.residentCode;
+      await issueCard({ issuance: real, store: wsp.store, adminKey, storage: fileCardStorage(path, { chipKeyFile, createChipKey: true }), cardId: "DAVE01", residentCode: holder, signaturePin: "DAVEPIN1", authenticationPin: "3333" });
+      // Two clerks renew the card at once (each process opens the card file). The first to reach the CA is held
+      // there until the second's certificate is committed: the first then commits last and supersedes the second's,
+      // whose key is the one on the card (made last). Unserialised, the second wrote its superseded certificate to
+      // the card and reported success, and the first's valid certificate certified a key the card no longer held.
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let calls = 0;
+      const slow = {
+        checkIssuable: (a: Parameters<IssuanceService["checkIssuable"]>[0]) => real.checkIssuable(a),
+        issue: async (app: Parameters<IssuanceService["issue"]>[0]) => {
+          const n = ++calls;
+          if (n === 1) await gate;
+          try {
+            return await real.issue(app);
+          } finally {
+            if (n === 2) release();
+          }
+        },
+      } as unknown as IssuanceService;
+      const open = () => EmulatedCard.open(fileCardStorage(path, { chipKeyFile }));
+      const settled = await Promise.allSettled(
+        [open(), open()].map((card) => renewCardCertificate({ card, issuance: slow, store: wsp.store, adminKey, residentCode: holder }).finally(release)),
+      );
+      const c = open();
+      c.powerOn();
+      const client = new JpkiCardClient(c);
+      await client.verifyPin("signature", "DAVEPIN1");
+      const onCard = new X509Certificate((await client.readCertificate("signature"))!).serialNumber.toLowerCase().replace(/^0+/, "");
+      const row = (await wsp.store.findCertificates({ residentCode: holder, type: "signature" })).find((r) => r.serial.replace(/^0+/, "") === onCard);
+      expect(row).toBeDefined();
+      expect(row!.revocation).toBeUndefined();
+      const done = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+      expect(done.length).toBeGreaterThan(0);
+      // what a command reports done is the certificate the card holds, and a valid one
+      for (const d of done) expect(d.serial.replace(/^0+/, "")).toBe(onCard);
+      // the other clerk is told the card is busy, not handed an error from the middle of a procedure
+      for (const s of settled) if (s.status === "rejected") expect(s.reason).toMatchObject({ code: "ERR_WORKSPACE_LOCKED" });
+    } finally {
+      await wsp.close();
+    }
+  });
+
+  it("renews nothing when the new certificate would be refused (wrong passphrase): the card keeps its valid key and certificate", async () => {
+    const wsp = await openWorkspace(ws);
+    try {
+      const chipKeyFile = env.JPKI_CARD_CHIP_KEY_FILE!;
+      const card = EmulatedCard.open(fileCardStorage(join(dir, "dave.card"), { chipKeyFile }));
+      const before = { info: card.info(), key: card.publicKey("authentication")! };
+      expect(before.info.certificates.authentication).toBe(true);
+      const wrong = new IssuanceService({ store: wsp.store, config: wsp.config, clock: wsp.clock, passphrase: "wrong horse" });
+      await expect(renewCardCertificate({ card, issuance: wrong, store: wsp.store, adminKey: Buffer.alloc(32, 5), residentCode: people[3]!.residentCode, type: "authentication" })).rejects.toMatchObject({ code: "ERR_PASSPHRASE_WRONG" });
+      const after = EmulatedCard.open(fileCardStorage(join(dir, "dave.card"), { chipKeyFile }));
+      expect(after.info()).toEqual(before.info);
+      expect(after.publicKey("authentication")!.equals(before.key)).toBe(true);
+    } finally {
+      await wsp.close();
+    }
+  });
+
   it("refuses to renew a card for a resident other than its holder, leaving the holder's key and certificate", async () => {
     // Bob's card from the test above: a clerk types Alice's resident code by mistake (or on purpose).
     const wsp = await openWorkspace(ws);
@@ -214,6 +285,41 @@ describe("jpki card issue / sign / renew", () => {
       expect(renewed.residentCode).toBe(newCode);
     } finally {
       await wsp.close();
+    }
+  });
+
+  it("a resident who dies between the check and the issuance: the card left is said to be finished by no rerun", async () => {
+    const wsp = await openWorkspace(ws);
+    try {
+      const real = new IssuanceService({ store: wsp.store, config: wsp.config, clock: wsp.clock, passphrase: "correct horse" });
+      const holder = people[0]!.residentCode;
+      // the death is recorded after issueCard checked the resident, before the CA signs
+      const dies = {
+        checkResident: (a: Parameters<IssuanceService["checkResident"]>[0]) => real.checkResident(a),
+        issue: () => Promise.reject(new JpkiError("ERR_RESIDENT_NOT_ELIGIBLE", `resident ${holder} is deceased in the registry: no certificate can be issued`)),
+      } as unknown as IssuanceService;
+      const storage = fileCardStorage(join(dir, "late.card"), { chipKeyFile: env.JPKI_CARD_CHIP_KEY_FILE!, createChipKey: true });
+      const err = await issueCard({ issuance: dies, store: wsp.store, adminKey: Buffer.alloc(32, 3), storage, residentCode: holder, signaturePin: "LATEPIN1", authenticationPin: "4444" }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: "ERR_RESIDENT_NOT_ELIGIBLE" });
+      expect((err as Error).message).toContain("no rerun finishes it: delete the file");
+      expect((err as Error).message).not.toContain("the same command run again finishes it");
+    } finally {
+      await wsp.close();
+    }
+  });
+
+  it("makes no card for a resident no certificate can be issued to (unknown, dead): nothing left that no rerun finishes", async () => {
+    const unknown = makeResidentCode("1111111111");
+    const dead = people[2]!.residentCode;
+    const died = await cli(["--workspace", ws, "counter", "death", "--resident", dead], { cwd: dir, env });
+    expect(died.code, died.stderr).toBe(0);
+    for (const [code, error] of [[unknown, "ERR_RESIDENT_UNKNOWN"], [dead, "ERR_RESIDENT_NOT_ELIGIBLE"]] as const) {
+      const card = join(dir, `never-${code}.card`);
+      const r = await cli(["--workspace", ws, "card", "issue", "--resident", code, "--card", card], { cwd: dir, env });
+      expect(r.code).toBe(7);
+      expect(r.stderr).toContain(error);
+      expect(r.stderr).not.toContain("run again finishes it");
+      expect(existsSync(card)).toBe(false);
     }
   });
 });

@@ -209,3 +209,31 @@ describe("jpki counter batch: a line naming a field twice", () => {
     expect(await record(code(14))).toEqual(before);
   });
 });
+
+describe("a JSON record pasted where the file name goes", () => {
+  it("is refused without being repeated (the 'not found' error echoed the resident's items)", async () => {
+    const secret = "窓口　秘密";
+    for (const args of [
+      ["counter", "batch", JSON.stringify({ kind: "rename", residentCode: code(13), name: secret })],
+      ["registry", "import", JSON.stringify({ residentCode: code(13), ...BEFORE, name: secret })],
+    ]) {
+      const r = await jpki(args);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("ERR_USAGE");
+      expect(r.stderr).toContain("is a JSON record, not a file name");
+      expect(r.stderr).not.toContain(secret);
+    }
+    expect((await record(code(13))).fourItems.name).toBe(BEFORE.name);
+  });
+});
+
+describe("jpki counter batch --json: a line that does not fit its procedure", () => {
+  it("keeps the error's details (field, problem) and names the line, as the single commands' errors do", async () => {
+    const bad = JSON.stringify({ kind: "relocate", residentCode: code(12).slice(0, 10) + String((Number(code(12)[10]) + 1) % 10), address: NEW_ADDRESS });
+    const r = await jpki(["--json", "counter", "batch", "-"], `${JSON.stringify({ kind: "death", residentCode: code(12) })}\n${bad}\n`);
+    expect(r.code).toBe(7);
+    expect(JSON.parse(r.stderr).error).toMatchObject({ code: "ERR_RESIDENT_CODE_INVALID", details: { field: "residentCode", problem: "check-digit", line: 2 } });
+    // read whole before anything changes: the first line's death was not recorded
+    expect((await record(code(12))).status).toBe("active");
+  });
+});

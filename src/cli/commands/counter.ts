@@ -6,10 +6,11 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { Command } from "commander";
 import type { CounterProcedure, CounterRunResult, DeliveryTarget, IngestRunResult, OutboxDelivery } from "../../index.js";
-import { JpkiError, checkInputFile, checkOutputDir, library } from "../lib.js";
+import { JpkiError, checkOutputDir, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
 import { batchStdin, crlLabel, type Io } from "../output.js";
+import { checkRecordFile } from "../record-argument.js";
 import type { Workspace } from "../../workspace/workspace.js";
 
 interface SendOptions {
@@ -396,7 +397,10 @@ Examples:
   jpki counter batch - --json < correction.jsonl`,
     );
   addSendOptions(batch).action(async (file: string, o: SendOptions, cmd: Command) => {
-    const source = file === "-" ? batchStdin(io, { command: "counter batch -", items: "procedures" }) : checkInputFile(file, "procedure file", { cwd: io.cwd });
+    const source =
+      file === "-"
+        ? batchStdin(io, { command: "counter batch -", items: "procedures" })
+        : checkRecordFile(file, "procedure file", { cwd: io.cwd, pipe: "write it to a file, or pipe it in: jpki counter batch - < FILE" });
     await run(io, cmd, o, async () => {
       const { parseProcedure, readRecords } = await library();
       const out: CounterProcedure[] = [];
@@ -408,7 +412,8 @@ Examples:
         try {
           out.push(parseProcedure({ ...item.value, ...(o.date && item.value["effectiveDate"] === undefined ? { effectiveDate: o.date } : {}) }));
         } catch (e) {
-          if (e instanceof JpkiError) throw new JpkiError(e.code, `line ${item.line}: ${e.message}`);
+          // Its details (field, problem: never a value) kept, with the line: what a script reads from --json.
+          if (e instanceof JpkiError) throw new JpkiError(e.code, `line ${item.line}: ${e.message}`, { details: { ...e.details, line: item.line } });
           throw e;
         }
       }

@@ -6,6 +6,7 @@ import { resolve } from "node:path";
 import { Command, Option } from "commander";
 import type { IssuanceSweepEvent } from "../../index.js";
 import { JpkiError, checkInputFile, library, type Library } from "../lib.js";
+import { checkRecordFile } from "../record-argument.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
 import type { Io } from "../output.js";
@@ -50,7 +51,7 @@ Examples:
     .action(async (file: string, o: { format: "auto" | "jsonl" | "csv" }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       const { importResidentFile } = await library();
-      const source = file === "-" ? (io.stdin ?? process.stdin) : checkInputFile(file, "input file", { cwd: io.cwd });
+      const source = file === "-" ? (io.stdin ?? process.stdin) : checkRecordFile(file, "input file", { cwd: io.cwd, pipe: "write it to a file, or pipe it in: jpki registry import - < FILE" });
       // SIGINT/SIGTERM end the import once the lines read so far are committed; running it again takes the rest.
       await withStopSignal((signal) =>
         withWorkspace(ctx, async (ws) => {
