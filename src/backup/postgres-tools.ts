@@ -18,7 +18,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { JpkiError } from "../errors.js";
-import { RESTORE_PENDING, UNVERIFIED_COPY, parsePostgresUrl, restoreIncomplete, unverifiedCopy } from "../store/postgres.js";
+import { RESTORE_PENDING, UNVERIFIED_COPY, connectLoneClient, parsePostgresUrl, postgresError, restoreIncomplete, unverifiedCopy } from "../store/postgres.js";
 import { storeRetired } from "../store/retirement.js";
 import type { ManifestCrlNumber } from "./manifest.js";
 
@@ -188,13 +188,9 @@ function runTool(cmd: string, args: readonly string[], env: Record<string, strin
  * what the manifest records: the schema version and the highest CRL numbers. Writers go on meanwhile.
  */
 export async function dumpPostgres(url: string, file: string): Promise<{ schemaVersion: number; crlNumbers: ManifestCrlNumber[] }> {
-  const { default: pg } = await import("pg");
-  const client = new pg.Client({ connectionString: url, application_name: "jpki backup" });
-  try {
-    await client.connect();
-  } catch (e) {
-    throw new JpkiError("ERR_STORE_UNREACHABLE", `cannot reach the PostgreSQL store to back it up: ${(e as Error).message}`, { cause: e });
-  }
+  // The connection idles in its transaction while pg_dump runs: a server that goes away meanwhile (a restart)
+  // fails the COMMIT after it, as a typed error (connectLoneClient), where it used to end the process.
+  const client = await connectLoneClient(url, "jpki backup", "connecting to back the store up");
   try {
     const major = Math.floor(Number((await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v) / 10000);
     const tools = findPgTools(major);
@@ -228,6 +224,8 @@ export async function dumpPostgres(url: string, file: string): Promise<{ schemaV
     await runTool(tools.pgDump, ["--format=custom", `--snapshot=${snapshot}`, "--no-password", `--file=${file}`], env);
     await client.query("COMMIT");
     return { schemaVersion, crlNumbers };
+  } catch (e) {
+    throw postgresError(e, "backing up the store");
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -235,13 +233,7 @@ export async function dumpPostgres(url: string, file: string): Promise<{ schemaV
 
 /** Whether the database holds any relation in its current schema (where the store keeps its tables). */
 export async function postgresRestoreTarget(url: string): Promise<{ hasRecords: boolean; otherSessions: string[] }> {
-  const { default: pg } = await import("pg");
-  const client = new pg.Client({ connectionString: url, application_name: "jpki restore" });
-  try {
-    await client.connect();
-  } catch (e) {
-    throw new JpkiError("ERR_STORE_UNREACHABLE", `cannot reach the PostgreSQL database to restore into: ${(e as Error).message}`, { cause: e });
-  }
+  const client = await connectLoneClient(url, "jpki restore", "connecting to the PostgreSQL database to restore into");
   try {
     const n = (await client.query<{ n: string }>("SELECT count(*)::text AS n FROM pg_class WHERE relnamespace = current_schema()::regnamespace")).rows[0]!.n;
     // Every other client connected to this database, jpki or not: a jpki serve or watch among them would go on
@@ -259,6 +251,8 @@ export async function postgresRestoreTarget(url: string): Promise<{ hasRecords: 
       hasRecords: n !== "0",
       otherSessions: others.rows.map((r) => `${r.app || "(no application name)"} (pid ${r.pid}${r.role ? `, role ${r.role}` : ""})`),
     };
+  } catch (e) {
+    throw postgresError(e, "looking at the PostgreSQL database to restore into");
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -278,14 +272,12 @@ export async function postgresRestoreTarget(url: string): Promise<{ hasRecords: 
  * large objects, the one thing whose script brings transaction statements of its own.
  */
 export async function restorePostgres(url: string, file: string, opts: { clean: boolean; finalSql: string }): Promise<void> {
-  const { default: pg } = await import("pg");
-  const client = new pg.Client({ connectionString: url, application_name: "jpki restore" });
+  const client = await connectLoneClient(url, "jpki restore", "connecting to the PostgreSQL database to restore into");
   let major: number;
   try {
-    await client.connect();
     major = Math.floor(Number((await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v) / 10000);
   } catch (e) {
-    throw new JpkiError("ERR_STORE_UNREACHABLE", `cannot reach the PostgreSQL database to restore into: ${(e as Error).message}`, { cause: e });
+    throw postgresError(e, "reading the PostgreSQL server's version");
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -1164,6 +1164,39 @@ function storeError(e: unknown, what: string): JpkiError {
   return new JpkiError("ERR_STORE", `store failure while ${what}: ${(e as Error).message}`, { cause });
 }
 
+/**
+ * A failure of a connection made outside a store (backup and restore's own sessions, backup/postgres-tools.ts) as
+ * the store reports it: ERR_STORE_UNREACHABLE for a server gone or refusing, ERR_STORE for a statement.
+ */
+export function postgresError(e: unknown, what: string): JpkiError {
+  return storeError(e, what);
+}
+
+/**
+ * A lone connection outside any store (backup and restore's own session), made as the store makes its own: the
+ * same connect timeout, so a server that accepts and never answers is ERR_STORE_UNREACHABLE instead of a hang, and
+ * an 'error' listener, so a server that goes away while the connection idles (pg_dump runs meanwhile, a restart)
+ * fails the next statement instead of ending the process with node-postgres's stack trace. `what` names the step in
+ * a failure to connect.
+ */
+export async function connectLoneClient(connectionString: string, applicationName: string, what: string): Promise<Client> {
+  const { Client } = loadPg();
+  let client: Client;
+  try {
+    client = new Client({ connectionString, application_name: applicationName, connectionTimeoutMillis: connectTimeoutOf(connectionString) });
+  } catch (e) {
+    throw storeError(e, what);
+  }
+  client.on("error", () => undefined);
+  try {
+    await client.connect();
+  } catch (e) {
+    await client.end().catch(() => undefined);
+    throw storeError(e, what);
+  }
+  return client;
+}
+
 /** Thrown inside a resident transaction when more codes must be locked than could be without risking a deadlock. */
 class LockRestart extends Error {
   /** `exclusive`: start again with the "all residents" lock held exclusively (more keys than per-key locks allow) */
