@@ -1206,7 +1206,10 @@ function storeError(e: unknown, what: string): JpkiError {
     // Our words only, and the SQLSTATE or socket error: the server's and Node's messages name hosts, users and
     // databases, which may be fine, but a message of ours never has to be checked for a password.
     const state = SERVER_STATE_TEXT[code];
-    const message = state ? `${state.text} while ${what}: ${state.hint}` : `${FAILURE_TEXT[failure]} (${code || "connection closed"}) while ${what}: ${FAILURE_HINT[failure]}`;
+    // node-postgres's own words carry no code: a server that accepted the connection and never answered (a hung
+    // host, a port held open by a firewall) is told apart from one that closed it
+    const how = code || (/connection timeout|^timeout expired/i.test((e as Error)?.message ?? "") ? "no answer within the connect timeout" : "connection closed");
+    const message = state ? `${state.text} while ${what}: ${state.hint}` : `${FAILURE_TEXT[failure]} (${how}) while ${what}: ${FAILURE_HINT[failure]}`;
     return new JpkiError("ERR_STORE_UNREACHABLE", message, {
       cause,
       details: { reason: failure, ...(code ? { code } : {}) },
