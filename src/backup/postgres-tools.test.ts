@@ -11,7 +11,8 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
 import { isJpkiError } from "../errors.js";
-import { findPgTools, libpqEnv, restorePostgres, toolErrorLines } from "./postgres-tools.js";
+import { PostgresStore } from "../store/postgres.js";
+import { dumpPostgres, findPgTools, libpqEnv, restorePostgres, toolErrorLines } from "./postgres-tools.js";
 
 let server: PostgresTestServer;
 beforeAll(async () => {
@@ -95,6 +96,50 @@ describe("a failed restore's ERR_BACKUP_TOOL", () => {
     expectNoRowValues(e);
     expect((e as Error).message).toMatch(/^psql failed \(exit \d+\): ERROR: could not create unique index "…" \(/);
     expect(untouched).toBe(true);
+  });
+});
+
+describe("a backup whose server goes away while pg_dump runs", () => {
+  it("is a typed error, ERR_STORE_UNREACHABLE, not an uncaught 'error' event that ends the process with a stack trace", async () => {
+    // The backup's own session idles in its snapshot transaction while pg_dump runs. pg_dump is held at a table
+    // lock meanwhile, the backup's session is ended as a server restart ends it (pg_terminate_backend: FATAL 57P01
+    // on the idle connection), then pg_dump is let go: it finishes, and the backup goes on to its COMMIT on the
+    // lost connection.
+    const url = await server.createDatabase();
+    await (await PostgresStore.open(url, { create: true })).close();
+    const locker = new pg.Client({ connectionString: url });
+    const watch = new pg.Client({ connectionString: url });
+    await locker.connect();
+    await watch.connect();
+    try {
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE residents IN ACCESS EXCLUSIVE MODE");
+      const dumped = dumpPostgres(url, join(mkdtempSync(join(tmpdir(), "jpki-pgtools-")), "store.pgdump")).then(
+        () => undefined,
+        (x: unknown) => x,
+      );
+      const dumpWaits = async () =>
+        (await watch.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'")).rows[0]!.n > 0;
+      while (!(await dumpWaits())) await new Promise((r) => setTimeout(r, 20));
+      await watch.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'jpki backup'");
+      await locker.query("COMMIT");
+      const e = await dumped;
+      expect(e).toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { reason: "network" } });
+      expect((e as Error).message).toContain("while backing up the store");
+    } finally {
+      await locker.end();
+      await watch.end();
+    }
+  });
+
+  it("a server that cannot be reached at all is ERR_STORE_UNREACHABLE, the password in no message", async () => {
+    const url = `postgresql://jpki:s3cret-pw@localhost/postgres?host=${encodeURIComponent(join(tmpdir(), "no-such-socket-dir"))}`;
+    const e = await dumpPostgres(url, join(tmpdir(), "never.pgdump")).then(
+      () => undefined,
+      (x: unknown) => x,
+    );
+    expect(e).toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { reason: "network" } });
+    expect(`${(e as Error).message} ${JSON.stringify((e as { details?: unknown }).details)}`).not.toContain("s3cret-pw");
   });
 });
 

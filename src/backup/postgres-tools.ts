@@ -19,7 +19,7 @@ import { createReadStream, existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { JpkiError } from "../errors.js";
-import { RESTORE_PENDING, UNVERIFIED_COPY, parsePostgresUrl, restoreIncomplete, unverifiedCopy } from "../store/postgres.js";
+import { RESTORE_PENDING, UNVERIFIED_COPY, connectLoneClient, parsePostgresUrl, postgresError, restoreIncomplete, unverifiedCopy } from "../store/postgres.js";
 import { storeRetired } from "../store/retirement.js";
 import type { ManifestCrlNumber } from "./manifest.js";
 
@@ -189,13 +189,9 @@ function runTool(cmd: string, args: readonly string[], env: Record<string, strin
  * what the manifest records: the schema version and the highest CRL numbers. Writers go on meanwhile.
  */
 export async function dumpPostgres(url: string, file: string): Promise<{ schemaVersion: number; crlNumbers: ManifestCrlNumber[] }> {
-  const { default: pg } = await import("pg");
-  const client = new pg.Client({ connectionString: url, application_name: "jpki backup" });
-  try {
-    await client.connect();
-  } catch (e) {
-    throw new JpkiError("ERR_STORE_UNREACHABLE", `cannot reach the PostgreSQL store to back it up: ${(e as Error).message}`, { cause: e });
-  }
+  // The connection idles in its transaction while pg_dump runs: a server that goes away meanwhile (a restart)
+  // fails the COMMIT after it, as a typed error (connectLoneClient), where it used to end the process.
+  const client = await connectLoneClient(url, "jpki backup", "connecting to back the store up");
   try {
     const major = Math.floor(Number((await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v) / 10000);
     const tools = findPgTools(major);
@@ -229,6 +225,8 @@ export async function dumpPostgres(url: string, file: string): Promise<{ schemaV
     await runTool(tools.pgDump, ["--format=custom", `--snapshot=${snapshot}`, "--no-password", `--file=${file}`], env);
     await client.query("COMMIT");
     return { schemaVersion, crlNumbers };
+  } catch (e) {
+    throw postgresError(e, "backing up the store");
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -236,13 +234,7 @@ export async function dumpPostgres(url: string, file: string): Promise<{ schemaV
 
 /** Whether the database holds any relation in its current schema (where the store keeps its tables). */
 export async function postgresRestoreTarget(url: string): Promise<{ hasRecords: boolean; otherSessions: string[] }> {
-  const { default: pg } = await import("pg");
-  const client = new pg.Client({ connectionString: url, application_name: "jpki restore" });
-  try {
-    await client.connect();
-  } catch (e) {
-    throw new JpkiError("ERR_STORE_UNREACHABLE", `cannot reach the PostgreSQL database to restore into: ${(e as Error).message}`, { cause: e });
-  }
+  const client = await connectLoneClient(url, "jpki restore", "connecting to the PostgreSQL database to restore into");
   try {
     const n = (await client.query<{ n: string }>("SELECT count(*)::text AS n FROM pg_class WHERE relnamespace = current_schema()::regnamespace")).rows[0]!.n;
     // Every other client connected to this database, jpki or not: a jpki serve or watch among them would go on
@@ -260,6 +252,8 @@ export async function postgresRestoreTarget(url: string): Promise<{ hasRecords: 
       hasRecords: n !== "0",
       otherSessions: others.rows.map((r) => `${r.app || "(no application name)"} (pid ${r.pid}${r.role ? `, role ${r.role}` : ""})`),
     };
+  } catch (e) {
+    throw postgresError(e, "looking at the PostgreSQL database to restore into");
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -277,23 +271,18 @@ export async function postgresRestoreTarget(url: string): Promise<{ hasRecords: 
  * successfully. psql reaching the end of its input any other way (pg_restore failed, this process was killed)
  * ends the session with the transaction open, and the server rolls it back. A dump made by `jpki backup` holds no
  * large objects, the one thing whose script brings transaction statements of its own.
- */
-/**
- * Restores the pg_dump archive `file` in one transaction: pg_restore's script goes into psql between BEGIN and
- * `finalSql`; COMMIT follows only once pg_restore has exited cleanly and — with `expect` — the archive's bytes it
- * read hashed to what the manifest says. The archive is read once, by this process, and fed to pg_restore's input:
- * a dump swapped or rewritten after the backup was verified (a file the restore only named, read again by
- * pg_restore, was not checked) is rolled back as ERR_BACKUP_CORRUPT.
+ *
+ * With `expect`, COMMIT also waits for the archive's bytes to hash to what the manifest says. The archive is read
+ * once, by this process, and fed to pg_restore's input: a dump swapped or rewritten after the backup was verified
+ * (pg_restore read the file again by its name, unchecked) is rolled back as ERR_BACKUP_CORRUPT.
  */
 export async function restorePostgres(url: string, file: string, opts: { clean: boolean; finalSql: string; expect?: { readonly sha256: string; readonly size: number; readonly name: string } }): Promise<void> {
-  const { default: pg } = await import("pg");
-  const client = new pg.Client({ connectionString: url, application_name: "jpki restore" });
+  const client = await connectLoneClient(url, "jpki restore", "connecting to the PostgreSQL database to restore into");
   let major: number;
   try {
-    await client.connect();
     major = Math.floor(Number((await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v) / 10000);
   } catch (e) {
-    throw new JpkiError("ERR_STORE_UNREACHABLE", `cannot reach the PostgreSQL database to restore into: ${(e as Error).message}`, { cause: e });
+    throw postgresError(e, "reading the PostgreSQL server's version");
   } finally {
     await client.end().catch(() => undefined);
   }

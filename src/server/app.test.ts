@@ -704,6 +704,36 @@ describe("stopping (app.close(): what SIGTERM and serveHttp's signal start)", ()
   });
 });
 
+describe("health while the store does not answer", () => {
+  it("answers 503 'unresponsive' once the store has not answered in healthStoreWaitMs, probes share the one read in flight, and it says 'ok' of the store again once it answers", async () => {
+    // A database server that hangs or vanishes without closing the connection answers nothing: the probe waited with it.
+    const { app: probe } = await buildServer(ws, { healthStoreWaitMs: 200 });
+    await probe.listen({ host: "127.0.0.1", port: 0 });
+    const url = `http://127.0.0.1:${(probe.server.address() as AddressInfo).port}/healthz`;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const real = ws.store.crlStatus.bind(ws.store);
+    const hung = vi.spyOn(ws.store, "crlStatus").mockImplementation(async () => {
+      await gate;
+      return real();
+    });
+    try {
+      for (let i = 0; i < 2; i++) {
+        const r = await fetch(url, { signal: AbortSignal.timeout(60_000) });
+        expect(r.status).toBe(503);
+        expect(await r.json()).toMatchObject({ status: "unavailable", store: "unresponsive", waitedMs: 200 });
+      }
+      expect(hung).toHaveBeenCalledTimes(1);
+      release();
+      await vi.waitFor(async () => expect(((await (await fetch(url)).json()) as { store: string }).store).toBe("ok"), { timeout: 20_000, interval: 50 });
+    } finally {
+      release();
+      hung.mockRestore();
+      await probe.close();
+    }
+  });
+});
+
 // Last: it publishes the full CRLs an hour ahead of the wall clock, which the tests above do not expect.
 describe("health of every CRL", () => {
   it("counts a municipality partition past its nextUpdate as stale though the full CRL is fresh", async () => {

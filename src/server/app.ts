@@ -9,7 +9,7 @@
  * - `/crl/index.json`: the latest CRL of every scope — each CA's full CRL, its delta CRL, municipality
  *   partitions and ARL — with its scope ("full" | "delta" with its baseNumber | "partition" with its
  *   municipality | "arl"), url, number, thisUpdate, nextUpdate, entries, size, sha256;
- * - `/healthz`: the store answers, no CRL is past its nextUpdate and every CRL's file is there (503 otherwise, saying which);
+ * - `/healthz`: the store answers (within HEALTH_STORE_WAIT_MS), no CRL is past its nextUpdate and every CRL's file is there (503 otherwise, saying which);
  * - `/metrics`: Prometheus text (prom-client): requests by route and status (those cut short mid-body also apart), CRL
  *   ages, OCSP answers by status;
  * - `/ocsp/<ca>`: OCSP (RFC 6960, RFC 5019), when given the responder passphrase (ocsp.ts, ocsp/responder.ts);
@@ -83,7 +83,16 @@ export interface ServerOptions {
   readonly validation?: ValidationServiceOptions;
   /** GET /v1/overview: how long an answer is reused, ms (default 15 000) */
   readonly overviewCacheMs?: number;
+  /** GET /healthz: how long it waits for the store before answering 503 "unresponsive", ms (default HEALTH_STORE_WAIT_MS) */
+  readonly healthStoreWaitMs?: number;
 }
+
+/**
+ * How long /healthz waits for the store. A database server that hangs or vanishes without closing the connection
+ * (a stopped VM, a network partition) answers nothing, and the probe waited with it: a load balancer's check timed
+ * out instead of reading a 503 that says what is wrong, and every probe left one more store read waiting.
+ */
+export const HEALTH_STORE_WAIT_MS = 5_000;
 
 export interface ConnectionTimeouts {
   /** a connection on which nothing moves either way this long is closed (node: server.timeout) */
@@ -913,12 +922,26 @@ export async function buildServer(
     },
   });
 
+  // One store read at a time for all probes: while the store hangs, probes share the read in flight instead of
+  // each queueing one more behind it.
+  let healthRead: ReturnType<typeof everyCrl> | undefined;
+  const healthWaitMs = opts.healthStoreWaitMs ?? HEALTH_STORE_WAIT_MS;
   app.get(`${prefix}/healthz`, { onResponse: onResponse("healthz") }, async (_req, reply) => {
     let crls;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      crls = await everyCrl(ws);
+      const read = (healthRead ??= everyCrl(ws).finally(() => (healthRead = undefined)));
+      const waited = new Promise<"unresponsive">((r) => (timer = setTimeout(() => r("unresponsive"), healthWaitMs)));
+      const got = await Promise.race([read, waited]);
+      if (got === "unresponsive") {
+        read.catch(() => undefined); // its failure, when it comes, is no one's to report
+        return reply.code(503).header("Cache-Control", "no-store").send({ status: "unavailable", store: "unresponsive", waitedMs: healthWaitMs });
+      }
+      crls = got;
     } catch (e) {
       return reply.code(503).send({ status: "unavailable", store: "unreachable", error: (e as { code?: string }).code ?? "error" });
+    } finally {
+      clearTimeout(timer);
     }
     // Every CRL the certificates point to must be fresh: a full CRL is named by its CA ("13-sig"), a partition
     // or ARL by CA and scope ("13-sig/131016", "13-sig/arl"). None published yet counts as stale.

@@ -4,7 +4,7 @@ import { pathToFileURL } from "node:url";
 import { inspect } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
+import { connectionString, startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
 import { isJpkiError, type JpkiError } from "../errors.js";
 import { decodeEntries, encodeEntry } from "../profile/crl-entry.js";
 import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, keyed, nextSequenceDecider, seedSweepFixture, storeContract } from "./contract.js";
@@ -1352,7 +1352,10 @@ describe("PostgresStore when a connection dies", () => {
       const uncaught = await uncaughtDuring(async () => {
         const run = s.reserveCrl(ca.id, new Date(0), new Date(1000)).then(() => undefined, (e: unknown) => e);
         await gate.query("SELECT pg_terminate_backend($1)", [await waiter(gate)]);
-        expect(await run).toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { reason: "network", code: "57P01" } });
+        const e = await run;
+        expect(e).toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { reason: "network", code: "57P01" } });
+        // the server was there and ended the session: not "cannot be reached, check the host"
+        expect((e as Error).message).toMatch(/^the PostgreSQL server ended the connection \(57P01 admin_shutdown: .*\) while reserving a CRL number: run the command again once the server is up$/);
         await gate.query("ROLLBACK");
         expect((await s.reserveCrl(ca.id, new Date(0), new Date(1000))).number).toBe(2n);
       });
@@ -1402,6 +1405,82 @@ describe("PostgresStore when a connection dies", () => {
     } finally {
       await a.end();
       await s.close();
+    }
+  });
+});
+
+describe("PostgresStore under limits the server's settings set", () => {
+  it("no connection free (the role's CONNECTION LIMIT, or max_connections, reached): ERR_STORE_UNREACHABLE naming the limit, not 'cannot be reached'", async () => {
+    const url = await server.createDatabase();
+    const db = decodeURIComponent(new URL(url).pathname.slice(1));
+    const role = `jpki_nolimit_${process.pid}`;
+    const a = await admin(server.url("postgres"));
+    try {
+      await a.query(`CREATE ROLE ${role} LOGIN CONNECTION LIMIT 0`);
+      const e = await PostgresStore.open(connectionString(server.socketDir, db, role), { create: true }).then(
+        () => undefined,
+        (x: unknown) => x,
+      );
+      expect(e).toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { reason: "connection-limit", code: "53300" } });
+      expect((e as Error).message).toMatch(/^the PostgreSQL server has no connection free \(53300\) while opening the store: its max_connections, or the CONNECTION LIMIT of the role or database, is reached/);
+    } finally {
+      await a.query(`DROP ROLE IF EXISTS ${role}`);
+      await a.end();
+    }
+  });
+
+  it("a statement_timeout set for the database ends a statement (one waiting for a lock): ERR_STORE naming the setting and how to lift it", async () => {
+    const url = await server.createDatabase();
+    const db = decodeURIComponent(new URL(url).pathname.slice(1));
+    await (await PostgresStore.open(url, { create: true })).close();
+    const a = await admin(url);
+    await a.query(`ALTER DATABASE ${pg.escapeIdentifier(db)} SET statement_timeout = '300ms'`);
+    const s = await PostgresStore.open(url);
+    try {
+      await s.putCa(ca);
+      await a.query("BEGIN");
+      await a.query("LOCK TABLE crl_state IN ACCESS EXCLUSIVE MODE");
+      const e = await s.reserveCrl(ca.id, new Date(0), new Date(1000)).then(
+        () => undefined,
+        (x: unknown) => x,
+      );
+      await a.query("ROLLBACK");
+      expect(e).toMatchObject({ code: "ERR_STORE", details: { code: "57014" } });
+      expect((e as Error).message).toContain("canceling statement due to statement timeout (SQLSTATE 57014)");
+      expect((e as Error).message).toContain("ALTER ROLE … RESET statement_timeout");
+    } finally {
+      await s.close();
+      await a.end();
+    }
+  });
+
+  it("an idle_in_transaction_session_timeout shorter than a pause inside a transaction (a CRL's consumer signing and writing a page): ERR_STORE naming the setting", async () => {
+    const url = await server.createDatabase();
+    const db = decodeURIComponent(new URL(url).pathname.slice(1));
+    await (await PostgresStore.open(url, { create: true })).close();
+    const a = await admin(url);
+    await a.query(`ALTER DATABASE ${pg.escapeIdentifier(db)} SET idle_in_transaction_session_timeout = '100ms'`);
+    const s = await PostgresStore.open(url);
+    try {
+      await s.putCa(ca);
+      await s.upsertResidents([{ residentCode: "r1", municipalityCode: "131016", fourItems: items, status: "active" as const }]);
+      await s.commitIssuances([{ serial: "0a01", caId: ca.id, type: "signature", residentCode: "r1", municipalityCode: "131016", fourItems: items, notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]) }]);
+      await s.revoke({ serial: "0a01", revokedAt: new Date(1000), reason: 1, source: "manual" });
+      // The stream's snapshot transaction idles while its consumer works on a page; the server ends the session.
+      const e = await (async () => {
+        for await (const chunk of s.crlEntries(ca.id, { expiredBefore: new Date(0) })) {
+          expect(chunk.count).toBe(1);
+          await new Promise((r) => setTimeout(r, 600));
+        }
+      })().then(
+        () => undefined,
+        (x: unknown) => x,
+      );
+      expect(e, String(e)).toMatchObject({ code: "ERR_STORE", details: { code: "25P03" } });
+      expect((e as Error).message).toContain("terminating connection due to idle-in-transaction timeout (SQLSTATE 25P03): idle_in_transaction_session_timeout, set for the role or database");
+    } finally {
+      await s.close();
+      await a.end();
     }
   });
 });

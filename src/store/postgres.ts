@@ -1089,7 +1089,7 @@ function pgCode(e: unknown): string {
 }
 
 /** Why a connection could not be made or was lost: see {@link connectionFailure}. */
-export type ConnectionFailure = "network" | "authentication" | "database";
+export type ConnectionFailure = "network" | "authentication" | "database" | "connection-limit";
 
 /** Node's socket errors (on these system calls) that mean the server was not reached, or went away. */
 const SOCKET_SYSCALLS = new Set(["connect", "getaddrinfo", "read", "write"]);
@@ -1106,7 +1106,8 @@ function connectionFailure(e: unknown): ConnectionFailure | undefined {
   const code = pgCode(e);
   if (code === PG.noDatabase) return "database";
   if (code.startsWith("28")) return "authentication";
-  if (code.startsWith("08") || code === "53300" || /^57P0[123]$/.test(code)) return "network";
+  if (code === "53300") return "connection-limit";
+  if (code.startsWith("08") || /^57P0[123]$/.test(code)) return "network";
   // a socket's, not a file's (publishCrl's install() runs inside a transaction and may fail with ENOENT or EACCES)
   if (NETWORK_ERRNOS.has(code) && SOCKET_SYSCALLS.has((e as NodeJS.ErrnoException).syscall ?? "")) return "network";
   const message = (e as Error)?.message ?? "";
@@ -1120,12 +1121,49 @@ const FAILURE_TEXT: Record<ConnectionFailure, string> = {
   network: "the PostgreSQL server cannot be reached",
   authentication: "the PostgreSQL server refused the login",
   database: "the PostgreSQL server has no such database",
+  "connection-limit": "the PostgreSQL server has no connection free",
 };
 const FAILURE_HINT: Record<ConnectionFailure, string> = {
   network: "check the host, port or socket directory in JPKI_STORE and that the server is running",
   authentication: "check the user in JPKI_STORE and the password (PGPASSWORD or ~/.pgpass)",
   database: "create it (createdb) or fix the database name in JPKI_STORE",
+  "connection-limit":
+    "its max_connections, or the CONNECTION LIMIT of the role or database, is reached (each jpki process holds up to 10): end idle sessions (pg_stat_activity lists them), raise the limit, or run fewer jpki processes at once",
 };
+
+/**
+ * The SQLSTATEs of a server that is there but stopping, crashed or starting: "cannot be reached, check the host"
+ * sent the operator of a server restarted mid-command to look for a typo in JPKI_STORE.
+ */
+const SERVER_STATE_TEXT: Readonly<Record<string, { text: string; hint: string }>> = {
+  "57P01": {
+    text: "the PostgreSQL server ended the connection (57P01 admin_shutdown: it is shutting down, or an administrator ended the session)",
+    hint: "run the command again once the server is up",
+  },
+  "57P02": {
+    text: "the PostgreSQL server ended the connection (57P02 crash_shutdown: a server process crashed and the server is restarting)",
+    hint: "run the command again once the server is up",
+  },
+  "57P03": {
+    text: "the PostgreSQL server accepts no connection now (57P03 cannot_connect_now: it is starting up, shutting down or recovering)",
+    hint: "run the command again once the server is up",
+  },
+};
+
+/**
+ * Server errors that a setting of the role or database causes, not jpki or the data: the setting named, and how
+ * to lift it. Their server messages quote no value ("canceling statement due to statement timeout",
+ * "terminating connection due to idle-in-transaction timeout") and are kept (MESSAGE_KEPT).
+ */
+function settingHint(e: ServerError): string | undefined {
+  if (e.code === "57014" && /statement timeout/i.test(e.message)) {
+    return "a statement_timeout set for the role or database ended a statement of jpki: lift it for jpki's role (ALTER ROLE … RESET statement_timeout, or ALTER DATABASE …) or raise it above jpki's longest statement";
+  }
+  if (e.code === "25P03") {
+    return "idle_in_transaction_session_timeout, set for the role or database, is shorter than a pause jpki makes inside a transaction (signing a CRL, writing its file): lift it for jpki's role (ALTER ROLE … RESET idle_in_transaction_session_timeout, or ALTER DATABASE …)";
+  }
+  return undefined;
+}
 
 /**
  * The condition names (PostgreSQL's Appendix A) of the SQLSTATEs a store failure is likeliest to carry: the
@@ -1161,9 +1199,10 @@ const CONDITION_NAMES: Readonly<Record<string, string>> = {
 /**
  * SQLSTATEs whose server message is kept: 25006 is our retirement trigger's (it names where the workspace moved,
  * any password redacted) or the server's "cannot execute … in a read-only transaction"; 42501's name the object
- * ("permission denied for table crl_state"). Neither quotes a row value.
+ * ("permission denied for table crl_state"); 57014's and 25P03's name what ended the statement or session (a
+ * timeout, a cancel request). None quotes a row value.
  */
-const MESSAGE_KEPT = new Set(["25006", PG.insufficientPrivilege]);
+const MESSAGE_KEPT = new Set(["25006", PG.insufficientPrivilege, "57014", "25P03"]);
 
 /** An error report from the server (node-postgres's DatabaseError): a SQLSTATE and, for some, the objects involved. */
 interface ServerError extends Error {
@@ -1191,7 +1230,10 @@ function serverErrorFields(e: ServerError): { code: string; constraint?: string;
 }
 
 function describeServerError(e: ServerError): string {
-  if (MESSAGE_KEPT.has(e.code)) return `${e.message} (SQLSTATE ${e.code})`;
+  if (MESSAGE_KEPT.has(e.code)) {
+    const hint = settingHint(e);
+    return `${e.message} (SQLSTATE ${e.code})${hint ? `: ${hint}` : ""}`;
+  }
   const f = serverErrorFields(e);
   const name = CONDITION_NAMES[f.code];
   const on = [f.constraint && `constraint ${f.constraint}`, f.column && `column ${f.column}`, f.table && `table ${f.table}`].filter(Boolean);
@@ -1213,6 +1255,18 @@ function safeCause(e: unknown): unknown {
   const frames = (e.stack ?? "").split("\n").filter((l) => /^\s+at /.test(l));
   c.stack = [`${c.name}: ${text}`, ...frames].join("\n");
   return c;
+}
+
+/** The server's error that ended a pooled session while it idled in our hands (see the pool's 'connect' listener). */
+const SERVER_ENDED = new WeakMap<object, ServerError>();
+
+/**
+ * What a statement on `c` failed with, or, when that is node-postgres's own word for a connection already lost
+ * ("Client has encountered a connection error and is not queryable", "Connection terminated"), the server's error
+ * that ended it: a session ended by idle_in_transaction_session_timeout was "cannot be reached, check the host".
+ */
+function endedBy(c: object, e: unknown): unknown {
+  return isServerError(e) ? e : (SERVER_ENDED.get(c) ?? e);
 }
 
 function storeError(e: unknown, what: string): JpkiError {
@@ -1240,7 +1294,12 @@ function storeError(e: unknown, what: string): JpkiError {
   if (failure) {
     // Our words only, and the SQLSTATE or socket error: the server's and Node's messages name hosts, users and
     // databases, which may be fine, but a message of ours never has to be checked for a password.
-    return new JpkiError("ERR_STORE_UNREACHABLE", `${FAILURE_TEXT[failure]} (${code || "connection closed"}) while ${what}: ${FAILURE_HINT[failure]}`, {
+    const state = SERVER_STATE_TEXT[code];
+    // node-postgres's own words carry no code: a server that accepted the connection and never answered (a hung
+    // host, a port held open by a firewall) is told apart from one that closed it
+    const how = code || (/connection timeout|^timeout expired/i.test((e as Error)?.message ?? "") ? "no answer within the connect timeout" : "connection closed");
+    const message = state ? `${state.text} while ${what}: ${state.hint}` : `${FAILURE_TEXT[failure]} (${how}) while ${what}: ${FAILURE_HINT[failure]}`;
+    return new JpkiError("ERR_STORE_UNREACHABLE", message, {
       cause,
       details: { reason: failure, ...(code ? { code } : {}) },
     });
@@ -1251,6 +1310,39 @@ function storeError(e: unknown, what: string): JpkiError {
   }
   // Node's or node-postgres's own (a file error inside a transaction, a pool already ended): they quote no row.
   return new JpkiError("ERR_STORE", `store failure while ${what}: ${(e as Error).message}`, { cause });
+}
+
+/**
+ * A failure of a connection made outside a store (backup and restore's own sessions, backup/postgres-tools.ts) as
+ * the store reports it: ERR_STORE_UNREACHABLE for a server gone or refusing, ERR_STORE for a statement.
+ */
+export function postgresError(e: unknown, what: string): JpkiError {
+  return storeError(e, what);
+}
+
+/**
+ * A lone connection outside any store (backup and restore's own session), made as the store makes its own: the
+ * same connect timeout, so a server that accepts and never answers is ERR_STORE_UNREACHABLE instead of a hang, and
+ * an 'error' listener, so a server that goes away while the connection idles (pg_dump runs meanwhile, a restart)
+ * fails the next statement instead of ending the process with node-postgres's stack trace. `what` names the step in
+ * a failure to connect.
+ */
+export async function connectLoneClient(connectionString: string, applicationName: string, what: string): Promise<Client> {
+  const { Client } = loadPg();
+  let client: Client;
+  try {
+    client = new Client({ connectionString, application_name: applicationName, connectionTimeoutMillis: connectTimeoutOf(connectionString) });
+  } catch (e) {
+    throw storeError(e, what);
+  }
+  client.on("error", () => undefined);
+  try {
+    await client.connect();
+  } catch (e) {
+    await client.end().catch(() => undefined);
+    throw storeError(e, what);
+  }
+  return client;
 }
 
 /** Thrown inside a resident transaction when more codes must be locked than could be without risking a deadlock. */
@@ -1612,7 +1704,10 @@ export class PostgresStore implements Store {
     // transaction that would have failed cleanly. The statement in flight, or the next one, fails with the
     // error and reports it (storeError: ERR_STORE_UNREACHABLE); the transaction's ROLLBACK then fails and the
     // client is released as broken.
-    pool.on("connect", (client) => client.on("error", () => undefined));
+    // The error is kept on the client: a session the server ended while it idled in our hands (FATAL 25P03 of
+    // idle_in_transaction_session_timeout, 57P01 of a shutdown) fails its next statement with node-postgres's
+    // "not queryable", and the report says why from the server's own error (endedBy).
+    pool.on("connect", (client) => client.on("error", (e: unknown) => isServerError(e) && SERVER_ENDED.set(client, e)));
     try {
       const c = await pool.connect();
       // Held for the session too while a migration fills a column in pages (runPgFill), each its own transaction.
@@ -1714,7 +1809,7 @@ export class PostgresStore implements Store {
         if (e instanceof LockRestart) throw e;
         const code = pgCode(e);
         if (attempt < retries && (code === PG.deadlock || code === PG.serialization)) continue;
-        throw storeError(e, what);
+        throw storeError(endedBy(c, e), what);
       } finally {
         c.release(broken);
       }
@@ -2545,7 +2640,7 @@ export class PostgresStore implements Store {
         if (opts.withTotal && handedOut >= STREAM_COLLECT_BYTES) (collectYoungGeneration(), (handedOut = 0));
       }
       // The connection may have been lost while the consumer held the last page: still the store's error.
-      await c.query("COMMIT").catch((e: unknown) => Promise.reject(storeError(e, what)));
+      await c.query("COMMIT").catch((e: unknown) => Promise.reject(storeError(endedBy(c, e), what)));
       done = true;
     } finally {
       // A page asked for and not taken (the consumer stopped early) is awaited before the rollback.
