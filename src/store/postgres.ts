@@ -952,6 +952,9 @@ async function assertNotRetired(c: ClientBase, id: string): Promise<void> {
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;
 
+/** Silence on a connection before TCP keepalive probes start (ms): Node's default, 0, leaves the kernel's two hours. */
+const KEEPALIVE_DELAY_MS = 10_000;
+
 /**
  * The meta key of a store that `load` filled and no `confirmLoad` has confirmed yet: the load commits before the
  * copy is read back, so a copy stopped between the two (killed, its connection lost, a mismatch) leaves a store
@@ -1695,6 +1698,11 @@ export class PostgresStore implements Store {
       lock_timeout: opts.lockTimeoutMs ?? 20_000,
       application_name: "jpki",
       types: int8AsBigint(types),
+      // TCP keepalive from 10 s of silence: a statement in flight when the server's host vanishes (a power cut, a
+      // partition; no FIN, no RST) otherwise waits for ever. The kernel's probes then end it (≈ 10 min with Linux's
+      // defaults, tcp_keepalive_intvl × tcp_keepalive_probes) as an ERR_STORE_UNREACHABLE. Unix sockets ignore it.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
     });
     // An idle connection the server drops emits 'error' on the pool; the next query fails and reports it.
     pool.on("error", () => undefined);
@@ -1776,7 +1784,7 @@ export class PostgresStore implements Store {
         c.release(broken);
       }
       // keepAlive: a lock connection idles while its holder works on pooled ones; TCP keepalive finds a server gone meanwhile
-      const sessionClient = (applicationName: string) => new TimedClient({ connectionString, application_name: applicationName, types: int8AsBigint(types), keepAlive: true });
+      const sessionClient = (applicationName: string) => new TimedClient({ connectionString, application_name: applicationName, types: int8AsBigint(types), keepAlive: true, keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS });
       return new PostgresStore(pool, opts.maxResidentLocks ?? 64, sessionClient, opts.presenceRetryMs ?? 5000);
     } catch (e) {
       await pool.end().catch(() => undefined);
