@@ -113,6 +113,42 @@ describe("IssuanceService", () => {
     expect(valid.map((c) => c.serial)).toEqual([serials[0]]);
   });
 
+  it("stops a batch at the first commit that cannot reach the store: nothing more read or signed, the error says how far it came", async () => {
+    // Was: every later line was signed and failed alike (a batch of a million against a database that went down).
+    const { JpkiError: Err } = await import("../errors.js");
+    let commits = 0;
+    const store = new Proxy(ws.store, {
+      get(target, prop, recv) {
+        if (prop === "commitIssuances") {
+          return async (records: readonly IssuanceRecord[]) => {
+            if (++commits > 1) throw new Err("ERR_STORE_UNREACHABLE", "the PostgreSQL server cannot be reached (simulated)");
+            return target.commitIssuances(records);
+          };
+        }
+        const v = Reflect.get(target, prop, recv);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const svc = new IssuanceService({ store, config: ws.config, clock, passphrase: "pw" });
+    const codes = Array.from({ length: 8 }, (_, i) => makeResidentCode(`00000002${String(i).padStart(2, "0")}`));
+    await ws.store.upsertResidents(codes.map((residentCode) => ({ ...takahashi, residentCode })));
+    const key = spki();
+    let read = 0;
+    async function* lines() {
+      // far more lines than the store could take: a batch that went on would read them all
+      for (let line = 1; line <= 5000; line++) {
+        read++;
+        yield { line, value: { applicationId: `lost-${line}`, residentCode: codes[line % codes.length]!, type: "authentication", publicKey: cardKeyVariant(key, line).toString("base64") } };
+      }
+    }
+    const issued: string[] = [];
+    const err = await svc.issueBatch(lines(), { onIssued: (c) => issued.push(c.serial), commitEvery: 4, concurrency: 8 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { issued: 4 } });
+    expect((err as Error).message).toMatch(/^the store could not be reached at line \d+ \(the PostgreSQL server cannot be reached \(simulated\)\): the batch stopped after reading \d+ lines, 4 certificates issued/);
+    expect(issued).toHaveLength(4);
+    expect(read).toBeLessThan(100);
+  });
+
   it("in a batch, signs again a certificate whose registry record changed before its commit, and gives up after three tries", async () => {
     // A store whose commit answers "registry-changed" the first `refusals` times a resident's record comes.
     const refusals = new Map<string, number>();

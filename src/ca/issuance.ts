@@ -370,8 +370,13 @@ export class IssuanceService {
     let wake: (() => void) | undefined;
     let settled = 0;
 
+    // The store gone (a database server down, its host unreachable): every line after would be signed and then
+    // fail alike. The batch stops reading at the first such failure, lets what is in flight settle, and ends with
+    // that error; a re-run issues what is left (with applicationId per line, nothing twice).
+    let storeLost: { line: number; error: JpkiError } | undefined;
     const fail = (line: number, e: unknown) => {
       const err = isJpkiError(e) ? e : new JpkiError("ERR_INTERNAL", (e as Error)?.message ?? String(e), { cause: e });
+      if (err.code === "ERR_STORE_UNREACHABLE" && (!storeLost || line < storeLost.line)) storeLost = { line, error: err };
       errors.push({ line, code: err.code, message: err.message.startsWith(`line ${line}`) ? err.message : `line ${line}: ${err.message}` });
     };
     const progress = () => opts.onProgress?.({ read, issued, failed: errors.length });
@@ -425,6 +430,7 @@ export class IssuanceService {
     };
 
     for await (const item of input) {
+      if (storeLost) break;
       read++;
       if ("error" in item) {
         fail(item.line, item.error);
@@ -471,6 +477,14 @@ export class IssuanceService {
     await Promise.all([...committing]);
     progress();
     errors.sort((a, b) => a.line - b.line);
+    if (storeLost) {
+      const { line, error } = storeLost;
+      throw new JpkiError(
+        error.code,
+        `the store could not be reached at line ${line} (${error.message}): the batch stopped after reading ${read} lines, ${issued} certificates issued (each reported), ${errors.length} lines failed; run it again once the store answers — lines with an applicationId are not issued twice`,
+        { cause: error, details: { ...(error.details ?? {}), line, read, issued, alreadyIssued, failed: errors.length } },
+      );
+    }
     return { read, issued, alreadyIssued, failed: errors.length, errors, superseded, byCa };
   }
 }
