@@ -11,7 +11,7 @@ import { basename, dirname, join } from "node:path";
 import { scopeKind, type ScopeKind } from "../crl/scope.js";
 import type { PublishedCrl } from "../crl/publisher.js";
 import type { CrlUpdater } from "../crl/updater.js";
-import { JpkiError } from "../errors.js";
+import { JpkiError, type ErrorCode } from "../errors.js";
 import { readRecords } from "../registry/import.js";
 import { installNew, sweepStaleTemps, tempPathFor } from "../store/staging.js";
 import { checkOutputDir } from "../workspace/paths.js";
@@ -155,6 +155,12 @@ export interface IngestRunResult extends IngestSummary {
   /** where the rejected notices went (see rejectFileExists: not always rejectPath), null when none was rejected */
   readonly rejectFile: string | null;
   /**
+   * the rejected notices' codes, counted, and the code of the first (by line): what a run that took none of its
+   * notices fails with (cli/batch-outcome.ts), where one that took some is "partially applied"
+   */
+  readonly rejectedByCode: Readonly<Record<string, number>>;
+  readonly firstRejectCode: ErrorCode | null;
+  /**
    * the CRLs published: each CA's full CRL or, with delta CRLs on and the base young, a delta on it (scope "delta",
    * baseNumber), and its partitions that changed (scope "partition", municipality); the scopes as `crl generate` names them
    */
@@ -175,6 +181,8 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
   let pendingCas = new Set<string>();
   let lastCrl = Date.now();
   let summary: IngestSummary;
+  const byCode: Record<string, number> = {};
+  let firstReject: { line: number; code: ErrorCode } | undefined;
   try {
     // CAs left due by an earlier, interrupted run get their CRL first.
     if (o.updater) await o.updater.regenerateDirty();
@@ -185,7 +193,11 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
     summary = await ingestor.ingestBatches(batches, {
       batchSize: o.batchSize,
       ...(o.signal ? { signal: o.signal } : {}),
-      onReject: (r) => rejects.write(r),
+      onReject: (r) => {
+        byCode[r.code] = (byCode[r.code] ?? 0) + 1;
+        if (!firstReject || r.line < firstReject.line) firstReject = { line: r.line, code: r.code };
+        rejects.write(r);
+      },
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),
       onBatchCommitted: async (cas) => {
         for (const c of cas) pendingCas.add(c);
@@ -213,7 +225,7 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
   await ws.store.syncCommitted();
   const rejectFile = rejects.close() ?? null;
   const crls = publishedCrls(o.updater?.published.slice(crlsBefore) ?? []);
-  return { ...summary, rejectFile, crls, seconds: (Date.now() - started) / 1000 };
+  return { ...summary, rejectFile, rejectedByCode: byCode, firstRejectCode: firstReject?.code ?? null, crls, seconds: (Date.now() - started) / 1000 };
 }
 
 /**

@@ -16,7 +16,7 @@ import type { OcspResponderRecord } from "../store/types.js";
 import { Workspace } from "../workspace/workspace.js";
 import { CertificationAuthority } from "./authority.js";
 import { initCas, rewrapCaKeys } from "./manage.js";
-import { OcspSignerRenewal, renewOcspSigners } from "./ocsp-signer.js";
+import { OcspSignerRenewal, checkOwnResponderPassphrase, renewOcspSigners } from "./ocsp-signer.js";
 import { prefecture } from "./prefectures.js";
 
 const MINUTE = 60_000;
@@ -43,6 +43,8 @@ beforeEach(async () => {
 afterEach(async () => {
   await ws.close();
 });
+
+const openCa = async (id: string) => CertificationAuthority.open((await ws.store.listCas()).find((r) => r.id === id)!, "pw", ws.config);
 
 /** A schedule's renewal (4-day certificates, renewed at half-life): what `jpki serve` runs with `passphrase`. */
 const renewal = (caPassphrase: string, responderPassphrase = caPassphrase) => new OcspSignerRenewal(ws, { caPassphrase, responderPassphrase });
@@ -166,6 +168,28 @@ describe("OcspSignerRenewal and ca rewrap", () => {
     expect(errors.at(-1)!.at).toBeGreaterThanOrEqual(start + 3 * DAY - HOUR); // to the end, not once only
     expect(crlsAfter).toBeGreaterThan(0); // the daily CRLs, signed with the keys it holds
     expect(openWith(await ws.store.ocspResponders(), "new")).toBe(true);
+  });
+});
+
+// JPKI_OCSP_PASSPHRASE set from a file with its newline wrapped the OCSP signing keys under "pass\n": they opened only
+// from a variable set just so, never under the same passphrase exported by hand (nor as the CA one it was meant to be).
+describe("checkOwnResponderPassphrase (JPKI_OCSP_PASSPHRASE)", () => {
+  const refusal = async (value: string) => checkOwnResponderPassphrase(ws.store, value).then(() => undefined, (e: Error & { code?: string }) => e);
+  it("a workspace without OCSP signing keys refuses a value ending with a line break or holding U+FFFD, never naming it", async () => {
+    for (const bad of ["s3cret-ocsp\n", "s3cret-ocsp\r\n", "s3cret-ocsp\uFFFD"]) {
+      const e = await refusal(bad);
+      expect(e?.code, JSON.stringify(bad)).toBe("ERR_USAGE");
+      expect(e!.message).toContain("JPKI_OCSP_PASSPHRASE");
+      expect(e!.message).not.toContain("s3cret");
+    }
+    expect(await refusal("s3cret-ocsp")).toBeUndefined();
+    expect(await refusal("line\nbreak inside")).toBeUndefined();
+  });
+
+  it("keys already wrapped under such a value still go by it; keys under another passphrase do not make it acceptable", async () => {
+    await renewOcspSigners(ws.store, [await openCa("13-sig")], { now: clock.now(), passphrase: "legacy\n", ownPassphrase: true });
+    expect(await refusal("legacy\n")).toBeUndefined();
+    expect((await refusal("other\n"))?.code).toBe("ERR_USAGE");
   });
 });
 

@@ -137,6 +137,36 @@ export async function renewOcspSigners(
   return issued;
 }
 
+/**
+ * Refuses (ERR_USAGE) a passphrase of the OCSP signing keys' own (JPKI_OCSP_PASSPHRASE) that ends with a line break
+ * or holds U+FFFD (bytes that were no UTF-8), unless the keys stored now open with it. Such a value comes from a
+ * variable set from a file with its newline (a mounted secret, an env file): keys the schedule wrapped under it
+ * opened only from that variable so set — not with the same passphrase exported by hand, nor when it was meant to
+ * be the CA one (a value unequal to it is taken as their own, and the CA passphrase then opens none of them). As
+ * JPKI_PASSPHRASE is for a new workspace (cli/context.ts), and found by a helper. Keys already wrapped that way
+ * still open, and are renewed, under it. Never names the value.
+ */
+export async function checkOwnResponderPassphrase(store: Store, passphrase: string, name = "JPKI_OCSP_PASSPHRASE"): Promise<void> {
+  const lineBreak = /[\r\n]$/.test(passphrase);
+  if (!lineBreak && !passphrase.includes("\uFFFD")) return;
+  // One rewrap puts every OCSP key under one passphrase, so one try tells.
+  const first = (await store.ocspResponders())[0];
+  if (first) {
+    try {
+      await unlockPrivateKey(first.encryptedKeyPem, passphrase, `the OCSP signing key of CA ${first.caId}`);
+      return;
+    } catch (e) {
+      if (!isJpkiError(e, "ERR_PASSPHRASE_WRONG")) throw e;
+    }
+  }
+  throw new JpkiError(
+    "ERR_USAGE",
+    lineBreak
+      ? `${name} ends with a line break: new OCSP signing keys would open only from a variable set just so (a file's final newline included). Set it without the line break`
+      : `${name} is not UTF-8 text (a byte no character decodes from): set it as UTF-8`,
+  );
+}
+
 /** The passphrase-wrapped CA keys as the CAs were opened (a token key's record holds none). */
 function caKeysOf(cas: readonly CertificationAuthority[]): WrappedKeysSeen["cas"] {
   return cas.filter((c) => !c.record.keyRef).map((c) => ({ id: c.id, encryptedKeyPem: c.record.encryptedKeyPem }));

@@ -147,7 +147,7 @@ function statOrGone(path: string): Stats | undefined {
 function stoppedBeforeReading(): IngestRunResult {
   return {
     read: 0, applied: 0, duplicates: 0, alreadyApplied: 0, alreadyHeld: 0, held: 0, rejected: 0, revocations: 0, released: 0,
-    revocationsByReason: {}, revocationsByCa: {}, stopped: true, rejectFile: null, crls: [], seconds: 0,
+    revocationsByReason: {}, revocationsByCa: {}, stopped: true, rejectFile: null, rejectedByCode: {}, firstRejectCode: null, crls: [], seconds: 0,
   };
 }
 

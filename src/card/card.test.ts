@@ -61,9 +61,17 @@ describe("the card as OpenSC meets it", () => {
     expect(Buffer.from(card.atr()).toString("hex")).toBe("3be000ff8131fe4514");
     expect(Buffer.from(JPKI_ATR).toString("hex")).toBe("3be000ff8131fe4514");
     expect((await tx(card, SELECT_JPKI)).sw).toBe("9000");
-    // P2 = 00 returns the FCI with the DF name
-    const fci = await tx(card, "00 A4 04 00 0A D3 92 F0 00 26 01 00 00 00 01");
+    // P2 = 00 with an Le returns the FCI with the DF name, P2 = 04 the FCP; without an Le (case 3) no data at all
+    const fci = await tx(card, "00 A4 04 00 0A D3 92 F0 00 26 01 00 00 00 01 00");
     expect([fci.sw, fci.data.toString("hex")]).toEqual(["9000", "6f0c840ad392f000260100000001"]);
+    const fcp = await tx(card, "00 A4 04 04 0A D3 92 F0 00 26 01 00 00 00 01 00");
+    expect([fcp.sw, fcp.data.toString("hex")]).toEqual(["9000", "620c840ad392f000260100000001"]);
+    for (const p2 of ["00", "04"]) {
+      const none = await tx(card, `00 A4 04 ${p2} 0A D3 92 F0 00 26 01 00 00 00 01`);
+      expect([none.sw, none.data.length], p2).toEqual(["9000", 0]);
+    }
+    expect((await tx(card, "00 A4 00 00 02 3F 00")).data.length).toBe(0); // the MF, no Le
+    expect((await tx(card, "00 A4 00 00 02 3F 00 00")).data.toString("hex")).toBe("6f0483023f00");
   });
 
   it("answers other drivers' probes with 6A 82 and 6D 00", async () => {
@@ -83,9 +91,12 @@ describe("the card as OpenSC meets it", () => {
       expect((await tx(card, selectEf(fid))).sw, fid).toBe("9000");
     }
     expect((await tx(card, selectEf("0003"))).sw).toBe("6A82");
-    const fcp = await tx(card, "00 A4 02 00 02 00 0A");
+    const fcp = await tx(card, "00 A4 02 04 02 00 0A 00");
     expect(fcp.sw).toBe("9000");
     expect(fcp.data.subarray(0, 6).toString("hex")).toBe(`62${(fcp.data.length - 2).toString(16).padStart(2, "0")}8302000a`);
+    const fci = await tx(card, "00 A4 02 00 02 00 0A 00");
+    expect(fci.data.subarray(0, 6).toString("hex")).toBe(`6f${(fci.data.length - 2).toString(16).padStart(2, "0")}8302000a`);
+    expect((await tx(card, "00 A4 02 00 02 00 0A")).data.length).toBe(0); // no Le: selected, no data
   });
 
   it("reads the token info and the certificates-present EF", async () => {

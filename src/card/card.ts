@@ -191,24 +191,40 @@ type Handler = (core: Core, apdu: CommandApdu) => Answer;
 
 // ---- instruction handlers (ISO 7816-4 §11 and the JPKI sign instruction) ----
 
-/** FCI for SELECT with P2 = 00 (§7.1.1, table 10): the DF name, or the EF's FID, size and descriptor. */
-function fci(target: Df | Ef, core: Core): Uint8Array {
-  const tlv = (tag: number, v: Uint8Array) => Uint8Array.from([tag, v.length, ...v]);
-  if (!("kind" in target)) return tlv(0x6f, tlv(0x84, target.aid));
+/**
+ * The control parameters SELECT answers with (ISO 7816-4 §7.4, table 12): the DF name, or the EF's FID, descriptor
+ * and size, as the FCI template (tag 6F, P2 = 00) or the FCP template (tag 62, P2 = 04).
+ */
+function fileControl(target: Df | Ef | "mf", core: Core, tag: 0x6f | 0x62): Uint8Array {
+  const tlv = (t: number, v: Uint8Array) => Uint8Array.from([t, v.length, ...v]);
+  if (target === "mf") return tlv(tag, tlv(0x83, Uint8Array.from([0x3f, 0x00])));
+  if (!("kind" in target)) return tlv(tag, tlv(0x84, target.aid));
   const fid = Uint8Array.from([target.fid >> 8, target.fid & 0xff]);
   const parts = [tlv(0x83, fid), tlv(0x82, Uint8Array.from([target.kind === "binary" ? 0x01 : 0x11]))];
   if (target.kind === "binary" && core.df) {
     const n = core.file(core.df, target.fid).length;
     parts.push(tlv(0x80, Uint8Array.from([n >> 8, n & 0xff])));
   }
-  return tlv(0x62, Uint8Array.from(parts.flatMap((p) => [...p])));
+  return tlv(tag, Uint8Array.from(parts.flatMap((p) => [...p])));
+}
+
+/**
+ * What SELECT answers once the file is selected (ISO 7816-4 §11.1.1, P2 b4–b3): 0C no data; 00 the FCI, 04 the FCP —
+ * only when the command has an Le. A case-3 SELECT (no Le: Ne = 0) expects no response data, whatever P2 says: the
+ * card answered it with the FCI, which a strict reader or a T=0 transport takes as a protocol error (found by a
+ * helper). An Le too short for the template is refused as a wrong length (the file stays selected).
+ */
+function selectAnswer(target: Df | Ef | "mf", core: Core, apdu: CommandApdu): Answer {
+  if (apdu.p2 === 0x0c || apdu.ne === 0) return sw(SW.OK);
+  const data = fileControl(target, core, apdu.p2 === 0x00 ? 0x6f : 0x62);
+  return data.length > apdu.ne ? sw(SW.WRONG_LENGTH) : { data, sw: SW.OK };
 }
 
 const select: Handler = (core, apdu) => {
   const { p1, p2 } = apdu;
   if (p2 !== 0x0c && p2 !== 0x00 && p2 !== 0x04) return sw(SW.WRONG_P1P2);
   const data = apdu.dataView();
-  const answer = (target: Df | Ef): Answer => (p2 === 0x0c ? sw(SW.OK) : { data: fci(target, core), sw: SW.OK });
+  const answer = (target: Df | Ef | "mf"): Answer => selectAnswer(target, core, apdu);
   switch (p1) {
     case 0x04: {
       // by DF name (AID, 5–16 bytes, ISO 7816-5)
@@ -220,16 +236,16 @@ const select: Handler = (core, apdu) => {
       if (df !== core.df) core.verified.clear();
       core.df = df;
       core.ef = undefined;
-      return p2 === 0x0c ? sw(SW.OK) : { data: fci(df, core), sw: SW.OK };
+      return answer(df);
     }
     case 0x00:
     case 0x02: {
       // 00: MF, DF or EF by FID; 02: EF under the current DF. Only the current DF's EFs can be named, so no
       // application reaches another's files.
-      if (p1 === 0x00 && data.length === 0) return selectMf(core, p2);
+      if (p1 === 0x00 && data.length === 0) return selectMf(core, answer);
       if (data.length !== 2) return sw(SW.WRONG_LENGTH);
       const fid = (data[0]! << 8) | data[1]!;
-      if (p1 === 0x00 && fid === 0x3f00) return selectMf(core, p2);
+      if (p1 === 0x00 && fid === 0x3f00) return selectMf(core, answer);
       const ef = core.df ? findEf(core.df, fid) : undefined;
       if (!ef) return sw(SW.FILE_NOT_FOUND);
       core.ef = ef;
@@ -240,7 +256,7 @@ const select: Handler = (core, apdu) => {
       // by path: other drivers probe with these before OpenSC's JPKI driver gets a turn; we hold nothing
       // reachable by path except the MF itself.
       if (data.length === 0 || data.length % 2 !== 0) return sw(SW.WRONG_LENGTH);
-      if (p1 === 0x08 && data.length === 2 && data[0] === 0x3f && data[1] === 0x00) return selectMf(core, p2);
+      if (p1 === 0x08 && data.length === 2 && data[0] === 0x3f && data[1] === 0x00) return selectMf(core, answer);
       return sw(SW.FILE_NOT_FOUND);
     }
     default:
@@ -248,11 +264,11 @@ const select: Handler = (core, apdu) => {
   }
 };
 
-function selectMf(core: Core, p2: number): Answer {
+function selectMf(core: Core, answer: (target: "mf") => Answer): Answer {
   if (core.df !== undefined) core.verified.clear();
   core.df = undefined;
   core.ef = undefined;
-  return p2 === 0x0c ? sw(SW.OK) : { data: Uint8Array.from([0x62, 0x04, 0x83, 0x02, 0x3f, 0x00]), sw: SW.OK };
+  return answer("mf");
 }
 
 /** The current binary EF for READ/UPDATE BINARY, or the word that refuses. */

@@ -1,8 +1,8 @@
 import net from "node:net";
 import { readFileSync } from "node:fs";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { CardTerminal } from "./terminal.js";
-import { VPCD_CONTROL, VpcdFrameReader, answerVpcdFrame, encodeVpcdFrame, serveVpcd, type VpcdEvent } from "./vpcd.js";
+import { VPCD_CONTROL, VPCD_KEEPALIVE_MS, VpcdFrameReader, answerVpcdFrame, encodeVpcdFrame, serveVpcd, type VpcdEvent } from "./vpcd.js";
 
 const ATR = Uint8Array.from([0x3b, 0xe0, 0x00, 0xff, 0x81, 0x31, 0xfe, 0x45, 0x14]);
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -174,6 +174,21 @@ describe("the bridge over TCP", () => {
     s.write(stream.subarray(9));
     expect(await vpcd.frames(s, 4)).toEqual([hex(ATR), "a49000", "b09000", hex(ATR)]);
     expect(card.calls).toEqual(["on", "atr", "apdu 00a4040c0ad392f000260100000001", "apdu 00b0000004", "reset", "atr"]);
+  });
+
+  // A vpcd host gone without a FIN or RST (powered off, unplugged) left the connection waited on for ever: vpcd
+  // only sends, and sends nothing while no application uses the reader.
+  it("sets TCP keepalive on its connection to vpcd, so a peer gone silently is found out", async () => {
+    const spy = vi.spyOn(net.Socket.prototype, "setKeepAlive");
+    try {
+      const vpcd = await new FakeVpcd().listen();
+      vpcds.push(vpcd);
+      bridge(new RecordingCard(), vpcd.port);
+      await vpcd.nextConnection();
+      expect(spy).toHaveBeenCalledWith(true, VPCD_KEEPALIVE_MS);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it("waits for vpcd to come up, powers the card off when it goes away, and reconnects", async () => {

@@ -159,6 +159,9 @@ export async function serveVpcd(options: VpcdBridgeOptions): Promise<void> {
   }
 }
 
+/** Idle time before the first TCP keepalive probe of the connection to vpcd (the kernel's count and interval follow). */
+export const VPCD_KEEPALIVE_MS = 30_000;
+
 /** One TCP connection's life: resolves when it ends, with whether any frame was served and why it ended. */
 function connectOnce(
   terminal: CardTerminal,
@@ -231,6 +234,10 @@ function connectOnce(
     };
 
     socket.setNoDelay(true);
+    // vpcd only ever sends (a command) and jpki only answers: a vpcd host that died or dropped off the network
+    // without a FIN or RST left this connection waited on for ever, the bridge never reconnecting to the vpcd that
+    // came back. TCP keepalive probes an idle connection and ends it when the peer is gone (found by a helper).
+    socket.setKeepAlive(true, VPCD_KEEPALIVE_MS);
     socket.on("connect", () => {
       connected = true;
       emit({ type: "connected", host, port });

@@ -98,6 +98,7 @@ export type Pkcs11PinSource = () => string;
  * The PIN in JPKI_PKCS11_PIN, without one final line break (LF or CRLF), as a PIN file's first line is read: a
  * variable set from a file with its newline (a mounted secret, an env file) sent the token a PIN with it, which
  * it refused (CKR_PIN_INCORRECT) — one of the few tries before a real HSM locks its user PIN. Found by a helper.
+ * The card's PINs from the environment (JPKI_CARD_SIGNATURE_PIN, JPKI_CARD_AUTH_PIN) are read so too.
  */
 export function envPinValue(value: string): string {
   return value.replace(/\r?\n$/, "");

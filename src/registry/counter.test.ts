@@ -164,6 +164,34 @@ describe("counter procedures (library)", () => {
     await s.close();
   });
 
+  // A record stored before bidi controls and zero-width characters were refused (c2fcd57) failed every procedure with
+  // 'field "name" contains U+202E…', as if the clerk had typed it: nothing said the stored record was why, nor how
+  // to mend it.
+  it("a record stored with a character no longer accepted: the error says the stored record holds it and how to correct it, never the items", async () => {
+    const s = await store();
+    const D = makeResidentCode("1000000004");
+    const stored = { ...items, name: "山田\u202e　太郎", address: "東京都千代田区\u200b千代田１番１号" };
+    await s.upsertResidents([{ residentCode: D, municipalityCode: "131016", fourItems: stored, status: "active" }]);
+    const refusal = (p: Promise<unknown>) => p.then(() => undefined, (e: Error & { code?: string; details?: Record<string, unknown> }) => e);
+    const e = await refusal(rename(s, D, "鈴木　一郎", { now: NOW }));
+    expect(e?.code, String(e)).toBe("ERR_RESIDENT_INVALID");
+    expect(e!.details).toMatchObject({ field: "address", problem: "format-character", stored: true });
+    expect(e!.message).toContain(`the record of resident ${D} as stored holds what is no longer accepted`);
+    expect(e!.message).toContain('field "address" contains U+200B');
+    expect(e!.message).toContain("jpki counter correct --resident");
+    for (const item of ["山田", "太郎", "千代田"]) expect(e!.message).not.toContain(item);
+    // the name given is checked as typed, and the stored one is named when it is the one at fault
+    const name = await refusal(relocate(s, D, "東京都千代田区千代田２番２号", { now: NOW }));
+    expect(name!.details).toMatchObject({ field: "name", stored: true });
+    const typed = await refusal(correct(s, D, { name: "鈴木\u200d　一郎", address: items.address }, { now: NOW }));
+    expect(typed!.details).toMatchObject({ field: "name", problem: "format-character" });
+    expect(typed!.details!.stored).toBeUndefined();
+    // the correction the message names mends the record; procedures work again
+    await correct(s, D, { name: items.name, address: items.address }, { now: NOW });
+    await relocate(s, D, "東京都千代田区千代田２番２号", { now: NOW });
+    await s.close();
+  });
+
   it("a resident-code change re-links the registered certificates; the next notice continues the sequence under the new code", async () => {
     const s = await store();
     const D = makeResidentCode("1000000004");

@@ -210,7 +210,7 @@ function itemsAfter(p: CounterProcedure, r: ResidentRecord, municipality: string
     birthDate: given(p.birthDate) ?? r.fourItems.birthDate,
     gender: p.gender ?? r.fourItems.gender,
   });
-  const pref = assertRegistryFourItems(items, { now });
+  const pref = checkStoredItems(() => assertRegistryFourItems(items, { now }), p, r.residentCode);
   if (pref.code !== prefectureOfMunicipality(municipality).code) {
     // Naming either prefecture would say where the resident lives: point at the fields instead.
     throw new JpkiError("ERR_RESIDENT_INVALID", `field "address" is in another prefecture than the municipality ${p.kind === "move-in" || p.kind === "move-out" ? `given (--municipality)` : "of the record"}`, {
@@ -218,6 +218,31 @@ function itemsAfter(p: CounterProcedure, r: ResidentRecord, municipality: string
     });
   }
   return items;
+}
+
+/** The counter flag that gives each item (as `jpki counter correct` takes it). */
+const ITEM_FLAG: Readonly<Record<keyof FourItems, string>> = { name: "--name", address: "--address", birthDate: "--birth-date", gender: "--gender" };
+
+/**
+ * The check of the items after a procedure, where an item the procedure did not give is the record's as stored: a
+ * record stored before a rule it breaks (a bidi control or a zero-width character, refused since c2fcd57) failed
+ * every procedure with the refusal of typed text, and nothing said the stored record was why or how to mend it.
+ * Found by a helper. Said so now, naming the field and the problem (never the value), and the correction
+ * (職権修正) that mends it; `details.stored` marks it.
+ */
+function checkStoredItems<T>(check: () => T, p: CounterProcedure, residentCode: string): T {
+  try {
+    return check();
+  } catch (e) {
+    const field = isJpkiError(e, "ERR_RESIDENT_INVALID") ? e.details?.["field"] : undefined;
+    if (typeof field !== "string" || !(field in ITEM_FLAG) || p[field as keyof FourItems] !== undefined) throw e;
+    const flag = ITEM_FLAG[field as keyof FourItems];
+    throw new JpkiError(
+      "ERR_RESIDENT_INVALID",
+      `the record of resident ${residentCode} as stored holds what is no longer accepted (it was stored before the rule): ${(e as JpkiError).message}. Correct the record first — 'jpki counter correct --resident ${residentCode} ${flag} -' (職権修正) with the ${field} as it should read — then run this procedure again`,
+      { details: { ...(e as JpkiError).details, stored: true } },
+    );
+  }
 }
 
 function decideProcedure(
@@ -405,7 +430,7 @@ export async function counterProcedure(store: Store, p: CounterProcedure, opts: 
   const proc = parseProcedure(p);
   const r = await runProcedures(store, [proc], opts);
   const err = r.errors[0];
-  if (err) throw new JpkiError(err.code, err.message.replace(/^procedure 1: /, ""));
+  if (err) throw new JpkiError(err.code, err.message.replace(/^procedure 1: /, ""), err.details ? { details: { ...err.details } } : undefined);
   return r.done[0]!;
 }
 

@@ -86,6 +86,21 @@ describe("ocspGetRoute", () => {
     expect(await statusOf(`ftp://example.test/ocsp/13-sig/${der.toString("base64")}`)).toBe("HTTP/1.1 404 Not Found");
   });
 
+  // RFC 6960 A.1: the GET's path is URL-encoded. "13%2Dsig" (an encoder that escapes '-') was no CA for a GET,
+  // answered unauthorized, where the POST route (fastify decodes :ca) took it as CA 13-sig.
+  it("decodes the CA's segment as the POST route does; one that does not decode is malformedRequest, never asked", async () => {
+    const der = Buffer.from([0x30, 0x03, 0x30, 0x01, 0x00]);
+    asked.length = 0;
+    expect(await statusOf(`/ocsp/13%2Dsig/${encodeURIComponent(der.toString("base64"))}`)).toBe("HTTP/1.1 200 OK");
+    expect(await statusOf(`/ocsp/%63ached/${der.toString("base64url")}`)).toBe("HTTP/1.1 200 OK");
+    expect(asked).toEqual([
+      { ca: "13-sig", der },
+      { ca: "cached", der },
+    ]);
+    expect(await statusOf(`/ocsp/13%2sig/${der.toString("base64url")}`)).toBe("HTTP/1.1 200 OK");
+    expect(asked).toHaveLength(2);
+  });
+
   it("says private where OCSP needs a verifier's credential: public let a shared cache hand one verifier's answer to anyone (RFC 9111 §3.5)", async () => {
     const request = `/ocsp/cached/${Buffer.from([0x30, 0x03, 0x30, 0x01, 0x00]).toString("base64")}`;
     expect(await cacheControlOf(request, port)).toBe("private, max-age=300, no-transform, must-revalidate");

@@ -33,6 +33,16 @@ export interface OcspRouteOptions {
   readonly onResponse: (req: FastifyRequest, reply: FastifyReply, done: () => void) => void;
 }
 
+/** A path segment percent-decoded (RFC 3986 §2.1), or undefined for one that does not decode. */
+function segmentValue(raw: string): string | undefined {
+  if (!raw.includes("%")) return raw;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
+}
+
 /** A GET's request part: URL-decoded base64 (or base64url) → DER, or undefined when it is not base64. */
 export function decodeGetRequest(encoded: string): Buffer | undefined {
   let s: string;
@@ -166,8 +176,15 @@ export function ocspGetRoute(o: OcspGetRouteOptions): (req: IncomingMessage, res
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
     const slash = path.indexOf("/", base.length);
-    const ca = slash < 0 ? "" : path.slice(base.length, slash);
+    const rawCa = slash < 0 ? "" : path.slice(base.length, slash);
     const encoded = slash < 0 ? "" : path.slice(slash + 1);
+    // The CA's segment percent-decoded, as fastify decodes the POST route's :ca: "13%2Dsig" was no CA for a GET
+    // (unauthorized) and CA 13-sig for a POST. Found by a helper. Only this segment: the request part keeps its '/'.
+    const ca = segmentValue(rawCa);
+    if (ca === undefined) {
+      send(req, res, malformed(), startedAt);
+      return true;
+    }
     const known = responder.preProducedFor(ca, encoded);
     if (known) {
       send(req, res, known, startedAt);

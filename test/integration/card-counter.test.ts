@@ -267,6 +267,26 @@ describe("jpki card issue / sign / renew", () => {
     }
   });
 
+  // A PIN variable set from a file with its newline (a mounted secret, an env file) was refused as a PIN of the
+  // wrong form (ERR_CARD_PIN_FORMAT): one final line break is dropped, as --pins-stdin's lines and JPKI_PKCS11_PIN lose theirs.
+  it("card issue and card sign take JPKI_CARD_SIGNATURE_PIN / JPKI_CARD_AUTH_PIN ending with a line break as the PIN without it", async () => {
+    const card = join(dir, "erin.card");
+    const nl = { ...env, JPKI_CARD_SIGNATURE_PIN: "SIGN2026\n", JPKI_CARD_AUTH_PIN: "4321\r\n" };
+    const r = await cli(["--workspace", ws, "--json", "card", "issue", "--resident", people[4]!.residentCode, "--card", card], { cwd: dir, env: nl });
+    expect(r.code, r.stderr).toBe(0);
+    const doc = join(dir, "erin.txt");
+    writeFileSync(doc, "application\n");
+    const signed = await cli(["--workspace", ws, "card", "sign", "--card", card, doc], { cwd: dir, env: { ...nl, JPKI_CARD_SIGNATURE_PIN: "SIGN2026\r\n" } });
+    expect(signed.code, signed.stderr).toBe(0);
+    // the PINs set are those without the line break, and no try was used
+    const c = EmulatedCard.open(fileCardStorage(card, { chipKeyFile: env.JPKI_CARD_CHIP_KEY_FILE! }));
+    c.powerOn();
+    const client = new JpkiCardClient(c);
+    await client.verifyPin("signature", "SIGN2026");
+    await client.verifyPin("authentication", "4321");
+    expect(c.info().triesLeft).toMatchObject({ signature: 5, authentication: 3 });
+  });
+
   it("refuses to renew a card for a resident other than its holder, leaving the holder's key and certificate", async () => {
     // Bob's card from the test above: a clerk types Alice's resident code by mistake (or on purpose).
     const wsp = await openWorkspace(ws);

@@ -72,11 +72,11 @@ describe("no identity is ever merged or overwritten", () => {
     const before = await withStore(async (s) => ({ a: await s.getResident(a.residentCode!), b: await s.getResident(b.residentCode!), certsB: await s.findCertificates({ residentCode: b.residentCode! }) }));
     const file = writeJsonl(join(dir, "merge.jsonl"), [notice("M-1", a, "resident-code-change", 1, { newResidentCode: b.residentCode })]);
     const ca = await cli([...w(), "notices", "ingest", file, "--json"], { cwd: dir });
-    expect(ca.code).toBe(13);
+    expect(ca.code).toBe(7);
     const rejects = readFileSync(ca.json().rejectFile, "utf8").trim().split("\n").map((l) => JSON.parse(l));
     expect(rejects).toEqual([expect.objectContaining({ line: 1, code: "ERR_RESIDENT_CODE_IN_USE" })]);
     const reg = await cli([...w(), "registry", "apply", file, "--json"], { cwd: dir });
-    expect(reg.code).toBe(13);
+    expect(reg.code).toBe(7);
     expect(reg.json().errors).toEqual([expect.objectContaining({ line: 1, code: "ERR_RESIDENT_CODE_IN_USE" })]);
     await withStore(async (s) => {
       expect(await s.getResident(a.residentCode!)).toEqual(before.a);
@@ -136,7 +136,7 @@ describe("no identity is ever merged or overwritten", () => {
     // a first notice for a code nobody knows is still a wrong code
     const typo = writeJsonl(join(dir, "typo.jsonl"), [{ ...notice("L-3", a, "death", 1), residentCode: makeResidentCode("0000009993") }]);
     const t = await cli([...w(), "notices", "ingest", typo, "--json"], { cwd: dir });
-    expect(t.code).toBe(13);
+    expect(t.code).toBe(7);
   });
 
   it("a held resident-code change applied when its gap fills also applies what was held under the new code (found by the fault-injection harness)", async () => {
@@ -180,7 +180,7 @@ describe("no identity is ever merged or overwritten", () => {
     const future = new Date(Date.now() + 3 * 86_400_000).toISOString().slice(0, 10);
     const file = writeJsonl(join(dir, "future.jsonl"), [{ ...relocation("F-1", a, 1), effectiveDate: future }]);
     const r = await cli([...w(), "notices", "ingest", file, "--json"], { cwd: dir });
-    expect(r.code).toBe(13);
+    expect(r.code).toBe(8);
     expect(readFileSync(r.json().rejectFile, "utf8")).toContain("ERR_NOTICE_NOT_YET_EFFECTIVE");
     const reg = await cli([...w(), "registry", "apply", file, "--json"], { cwd: dir });
     expect(reg.json().errors).toEqual([expect.objectContaining({ code: "ERR_NOTICE_NOT_YET_EFFECTIVE" })]);

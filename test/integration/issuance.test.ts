@@ -460,7 +460,7 @@ describe("jpki issue: an application id already issued for another card key", ()
     expect(b.code).toBe(8);
     const batch = writeJsonl(join(dir, "appid-key.jsonl"), [{ applicationId: "appid-key-check", residentCode: resident, publicKey: readFileSync(second.pub, "utf8") }]);
     const c = await cli([...w(), "issue", "--batch", batch, "--json"], { cwd: dir });
-    expect(c.code).toBe(13);
+    expect(c.code).toBe(8);
     expect(c.json()).toMatchObject({ issued: 0, alreadyIssued: 0, failed: 1 });
     expect(c.json().errors[0].code).toBe("ERR_APPLICATION_INVALID");
   });

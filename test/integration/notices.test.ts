@@ -489,7 +489,7 @@ describe("jpki notices ingest: a reject file never replaces another", () => {
       vi.useRealTimers();
     }
     const [first, second] = runs as [Awaited<ReturnType<typeof cli>>, Awaited<ReturnType<typeof cli>>];
-    expect([first.code, second.code], first.stderr + second.stderr).toEqual([13, 13]);
+    expect([first.code, second.code], first.stderr + second.stderr).toEqual([7, 7]);
     const [fa, fb] = [first.json().rejectFile as string, second.json().rejectFile as string];
     expect(fa).toMatch(/rejects\/feed\.jsonl-[0-9T-]+Z\.rejects\.jsonl$/);
     expect(fb).toBe(fa.replace(/\.rejects\.jsonl$/, "-2.rejects.jsonl"));
@@ -714,7 +714,7 @@ describe("the sample feed (fixtures/notices)", () => {
     const jsonl = await cli(["--workspace", wsDir, "notices", "ingest", join(root, "fixtures/notices/notices.sample.jsonl"), "--json"], { cwd: dir });
     expect(jsonl.json()).toMatchObject({ duplicates: csv.json().read, applied: 0 });
     const bad = await cli(["--workspace", wsDir, "notices", "ingest", join(root, "fixtures/notices/bad-notices.jsonl"), "--json"], { cwd: dir });
-    expect(bad.code).toBe(13);
+    expect(bad.code).toBe(8);
     expect(bad.json().rejectFile.startsWith(join(wsDir, "rejects"))).toBe(true);
   });
 });

@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
+import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { cardKeys, cardKey, cli, copyTemplate, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
 
 type Row = Record<string, string>;
@@ -121,5 +122,43 @@ describe("a bad line in the input", () => {
     expect(iss.code, iss.stderr).toBe(13);
     expect(iss.json()).toMatchObject({ read: 3, issued: 2, failed: 1 });
     expect(iss.json().errors).toEqual([expect.objectContaining({ line: 3, code: "ERR_IMPORT_FORMAT" })]);
+  });
+});
+
+// Every line failing applied nothing: 13 ("partially applied") told a script the good lines were in and the bad ones
+// could be re-run. Now the lines' own code; for different codes, the first failing line's.
+describe("a batch in which every line fails", () => {
+  it("issue --batch, registry import, registry apply, counter batch and notices ingest exit with the lines' code, not 13", async () => {
+    const nobody = [makeResidentCode("9999999999"), makeResidentCode("8888888888")];
+    const bad = Buffer.concat([Buffer.from('{"residentCode":"'), SJIS, Buffer.from('"}')]);
+    const run = (_what: string, args: string[]) => cli([...w(), ...args], { cwd: dir });
+    // issue --batch: every resident unknown (7); then a bad line first and an unknown resident after: the first's (8)
+    const unknownApps = writeLines(join(dir, "nobody.jsonl"), nobody.map((c) => ({ residentCode: c, type: "signature", publicKey: key() })));
+    const iss = await run("issue", ["issue", "--batch", unknownApps]);
+    expect(iss.code, iss.stderr).toBe(7);
+    expect(iss.stderr).toContain("[ERR_RESIDENT_UNKNOWN] none of the 2 applications was issued (every one ERR_RESIDENT_UNKNOWN)");
+    expect(iss.stdout).toContain("issued 0, already issued 0, failed 2");
+    const mixed = writeLines(join(dir, "mixed.jsonl"), [bad, { residentCode: nobody[0], type: "signature", publicKey: key() }]);
+    const iss2 = await run("issue mixed", ["issue", "--batch", mixed]);
+    expect(iss2.code, iss2.stderr).toBe(8);
+    expect(iss2.stderr).toMatch(/\[ERR_IMPORT_FORMAT\] none of the 2 applications was issued \((ERR_IMPORT_FORMAT ×1, ERR_RESIDENT_UNKNOWN ×1|ERR_RESIDENT_UNKNOWN ×1, ERR_IMPORT_FORMAT ×1)/);
+    // registry import: every line malformed
+    const imp = await run("registry import", ["registry", "import", writeLines(join(dir, "bad-residents.jsonl"), [bad, bad])]);
+    expect(imp.code, imp.stderr).toBe(8);
+    expect(imp.stderr).toContain("none of the 2 records was imported");
+    // registry apply: every notice malformed
+    const apply = await run("registry apply", ["registry", "apply", writeLines(join(dir, "bad-notices.jsonl"), [bad, bad])]);
+    expect(apply.code, apply.stderr).toBe(8);
+    // counter batch: every procedure for no one
+    const counter = await run("counter batch", ["counter", "batch", writeLines(join(dir, "nobody-deaths.jsonl"), nobody.map((c) => ({ kind: "death", residentCode: c })))]);
+    expect(counter.code, counter.stderr).toBe(7);
+    expect(counter.stderr).toContain("none of the 2 procedures was done");
+    // notices ingest: every notice malformed
+    const ingest = await run("notices ingest", ["notices", "ingest", writeLines(join(dir, "bad-feed.jsonl"), [bad, bad])]);
+    expect(ingest.code, ingest.stderr).toBe(8);
+    expect(ingest.stderr).toContain("none of the 2 notices was taken");
+    // one good line among them is still "partially applied"
+    const some = await run("issue some", ["issue", "--batch", writeLines(join(dir, "some.jsonl"), [{ residentCode: residents[0]!.residentCode, type: "authentication", publicKey: key() }, bad])]);
+    expect(some.code, some.stderr).toBe(13);
   });
 });

@@ -50,7 +50,7 @@ describe("jpki registry import over residents already held", () => {
   it("refuses a death written as status 'deceased' for a holder: it must come as a death notice, which revokes", async () => {
     const file = writeJsonl(join(dir, "dead.jsonl"), [{ ...holder, status: "deceased" }]);
     const r = await cli(["--workspace", ws, "registry", "import", file, "--json"], { cwd: dir });
-    expect(r.code, r.stderr).toBe(13);
+    expect(r.code, r.stderr).toBe(7);
     expect(r.json().errors[0].code).toBe("ERR_RESIDENT_CHANGE_NEEDS_NOTICE");
     const held = await show(holder.residentCode);
     expect(held.status).toBe("active");
@@ -75,7 +75,7 @@ describe("jpki registry import over residents already held", () => {
     for (const [k, line] of [third, { ...third, status: "removed", name: "登録　四郎" }].entries()) {
       const file = writeJsonl(join(dir, `original-${k}.jsonl`), [line]);
       const r = await cli(["--workspace", ws, "registry", "import", file, "--json"], { cwd: dir });
-      expect(r.code, r.stderr).toBe(13);
+      expect(r.code, r.stderr).toBe(7);
       const out = r.json();
       expect(out).toMatchObject({ read: 1, inserted: 0, updated: 0, rejected: 1 });
       expect(out.errors.map((e: { code: string }) => e.code)).toEqual(["ERR_RESIDENT_CHANGE_NEEDS_NOTICE"]);
@@ -98,7 +98,7 @@ describe("jpki registry import over a record that is final", () => {
     expect((await cli(["--workspace", ws, "registry", "import", first, "--json"], { cwd: dir })).code).toBe(0);
     const revived = writeJsonl(join(dir, "revived.jsonl"), [{ ...dead, status: "active" }]);
     const r = await cli(["--workspace", ws, "registry", "import", revived, "--json"], { cwd: dir });
-    expect(r.code, r.stderr).toBe(13);
+    expect(r.code, r.stderr).toBe(7);
     expect(r.json().errors).toEqual([expect.objectContaining({ line: 1, code: "ERR_RESIDENT_CHANGE_NEEDS_NOTICE" })]);
     expect((await show(dead!.residentCode)).status).toBe("deceased");
     await expect(issueWithCardKey(ws, dir, "revived", dead!.residentCode)).rejects.toThrow(/exited 7/);

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import type { IssuedCertificate } from "../../index.js";
-import { JpkiError, checkInputFile, checkOutputFile, library } from "../lib.js";
+import { JpkiError, checkInputFile, checkOutputFile, envPinValue, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 import { CARD_ENV_HELP, openCardFile, readAdminKeyFile, stdinLines } from "../card-secrets.js";
@@ -31,8 +31,10 @@ async function issuePins(ctx: Context, o: CardOptions): Promise<{ signaturePin: 
     return { signaturePin, authenticationPin };
   }
   const env = ctx.io.env;
-  const signaturePin = env.JPKI_CARD_SIGNATURE_PIN;
-  const authenticationPin = env.JPKI_CARD_AUTH_PIN;
+  // One final line break dropped, as --pins-stdin's lines and JPKI_PKCS11_PIN lose theirs: a variable set from a
+  // file with its newline was refused as a PIN of the wrong form (ERR_CARD_PIN_FORMAT), which it was not.
+  const signaturePin = env.JPKI_CARD_SIGNATURE_PIN && envPinValue(env.JPKI_CARD_SIGNATURE_PIN);
+  const authenticationPin = env.JPKI_CARD_AUTH_PIN && envPinValue(env.JPKI_CARD_AUTH_PIN);
   if (!signaturePin || !authenticationPin) {
     throw new JpkiError("ERR_USAGE", "the resident chooses two PINs: pipe them with --pins-stdin (signature PIN on the first line, authentication PIN on the second) or set JPKI_CARD_SIGNATURE_PIN and JPKI_CARD_AUTH_PIN");
   }
@@ -51,7 +53,8 @@ export function makeCardIssueCommand(io: Io): Command {
     .addHelpText(
       "after",
       `
-Without --pins-stdin the PINs come from JPKI_CARD_SIGNATURE_PIN and JPKI_CARD_AUTH_PIN; never from the command line.
+Without --pins-stdin the PINs come from JPKI_CARD_SIGNATURE_PIN and JPKI_CARD_AUTH_PIN (one final line break
+dropped); never from the command line.
 The card's state file is encrypted under this installation's chip secret (JPKI_CARD_CHIP_KEY_FILE, default
 $XDG_CONFIG_HOME/jpki/card-chip.key): copying the card file alone copies no usable key. Run the same command again
 after an interruption and it finishes the card without issuing anything twice (the card keeps the PINs set by the
@@ -153,7 +156,8 @@ Check the signature with OpenSSL (the CA certificate is on the card, EF 0002, an
       const input = checkInputFile(file, "document", { cwd: io.cwd });
       const cardPath = checkInputFile(o.card, "card file --card", { cwd: io.cwd });
       const out = checkOutputFile(o.out ?? `${input}.p7s`, "output file -o", { cwd: io.cwd });
-      const pin = o.pinStdin ? ((await stdinLines(io, "--pin-stdin"))[0] ?? "") : io.env.JPKI_CARD_SIGNATURE_PIN;
+      const envPin = io.env.JPKI_CARD_SIGNATURE_PIN;
+      const pin = o.pinStdin ? ((await stdinLines(io, "--pin-stdin"))[0] ?? "") : envPin && envPinValue(envPin);
       if (!pin) throw new JpkiError("ERR_USAGE", "the signature PIN: pipe it with --pin-stdin or set JPKI_CARD_SIGNATURE_PIN");
       const lib = await library();
       const card = await openCardFile(io, cardPath);

@@ -9,6 +9,7 @@ import type { CounterProcedure, CounterRunResult, DeliveryTarget, IngestRunResul
 import { JpkiError, checkOutputDir, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
+import { batchFailure, nothingAppliedHelp } from "../batch-outcome.js";
 import { batchStdin, crlLabel, type Io } from "../output.js";
 import { checkRecordFile } from "../record-argument.js";
 import type { Workspace } from "../../workspace/workspace.js";
@@ -304,7 +305,14 @@ async function run(io: Io, cmd: Command, o: SendOptions, procedures: () => Promi
       const e = r.errors[0]!;
       throw new JpkiError(e.code, e.message.replace(/^procedure 1: /, ""), e.details ? { details: { ...e.details } } : undefined);
     }
-    if (r.errors.length) throw new JpkiError("ERR_PARTIAL", `${r.errors.length} of ${r.errors.length + r.done.length} procedures failed; the others were done`);
+    if (r.errors.length) {
+      throw batchFailure({
+        failed: r.errors,
+        applied: r.done.length > 0,
+        partial: `${r.errors.length} of ${r.errors.length + r.done.length} procedures failed; the others were done`,
+        none: `none of the ${r.errors.length} procedures was done`,
+      });
+    }
   });
 }
 
@@ -385,6 +393,7 @@ move-in/move-out: municipality, address; relocate: address; rename: name; correc
 birthDate, gender; change-code: newCode; death, remove: none; any: effectiveDate. A line that does not
 parse stops the run before anything changes. A procedure that does not fit its record is reported by its
 number and changes nothing; the others are done (exit code 13 then).
+${nothingAppliedHelp("procedures")}
 FILE '-' reads the lines from standard input. A file or a pipe keeps the four items off the command line, which
 every user of this machine can read while the command runs (ps) and the shell keeps in its history: it is also
 the way to give several of one resident's items at once (one line, e.g. a correct procedure).

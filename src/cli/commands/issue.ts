@@ -7,6 +7,7 @@ import { JpkiError, checkInputFile, checkOutputDir, checkOutputFile, library, re
 import { Context, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
 import { batchStdin, fileProgress, type Io } from "../output.js";
+import { batchFailure, nothingAppliedHelp } from "../batch-outcome.js";
 
 interface IssueOptions {
   resident?: string;
@@ -89,6 +90,7 @@ ${commandExitCodes({
     ["ERR_PARTIAL", "--batch: some applications failed (each reported), the others were issued"],
   ],
 })}
+${nothingAppliedHelp("applications of a --batch")}
 
 Examples:
   jpki issue --resident 12345678903 --public-key card.pub.pem -o cert.pem
@@ -224,7 +226,13 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
     if (res.failed > 0) {
       // What became of the others, as counted: a re-run issues nothing new for applications done before.
       const others = [res.issued ? `${res.issued} issued` : "", res.alreadyIssued ? `${res.alreadyIssued} already issued before` : ""].filter(Boolean).join(", ");
-      throw new JpkiError("ERR_PARTIAL", `${res.failed} of ${res.read} applications failed${others ? `; ${others}` : ""}`, { details: { reported: true } });
+      throw batchFailure({
+        failed: res.errors,
+        applied: res.issued + res.alreadyIssued > 0,
+        partial: `${res.failed} of ${res.read} applications failed${others ? `; ${others}` : ""}`,
+        none: `none of the ${res.read} applications was issued`,
+        details: { reported: true },
+      });
     }
   });
 }

@@ -5,6 +5,7 @@ import type { IngestRunResult } from "../../index.js";
 import { JpkiError, checkInputFile, checkOutputFile, library } from "../lib.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
+import { batchFailure, nothingAppliedHelp } from "../batch-outcome.js";
 import { crlLabel, fileProgress, type Io } from "../output.js";
 
 export function formatIngest(r: IngestRunResult): string {
@@ -49,7 +50,9 @@ Notices that arrive before their predecessor are held ('jpki notices pending'); 
 ahead of its resident is rejected (ERR_NOTICE_SEQUENCE_JUMP), never held. Re-running a file changes
 nothing; a killed run resumes where it stopped: the rerun skips what the earlier run stored and says so
 ("resumed: …"; alreadyApplied and alreadyHeld in --json, both counted in duplicates too).
-Some notices rejected and the others taken is ERR_PARTIAL (see the exit codes below). SIGINT (Ctrl-C) or
+Some notices rejected and the others taken is ERR_PARTIAL (see the exit codes below).
+${nothingAppliedHelp("notices")}
+SIGINT (Ctrl-C) or
 SIGTERM stops the run after the batch in progress, and it exits 0 saying "stopped before the end of the input"
 ("stopped": true in --json): a script must check that, not the exit code alone, before it moves the file away.
 
@@ -114,7 +117,14 @@ Examples:
           });
           ctx.out.progressDone();
           ctx.out.result(r, () => formatIngest(r));
-          if (r.rejected > 0) throw new JpkiError("ERR_PARTIAL", `${r.rejected} of ${r.read} notices were rejected (see ${r.rejectFile}); ${r.read > r.rejected ? "the others were taken" : "none was taken"}`);
+          if (r.rejected > 0) {
+            throw batchFailure({
+              failed: r.firstRejectCode ? { first: r.firstRejectCode, counts: r.rejectedByCode } : undefined,
+              applied: r.read > r.rejected,
+              partial: `${r.rejected} of ${r.read} notices were rejected (see ${r.rejectFile}); the others were taken`,
+              none: `none of the ${r.read} notices was taken: all rejected (see ${r.rejectFile})`,
+            });
+          }
         }),
       );
     });

@@ -9,6 +9,7 @@ import { JpkiError, checkInputFile, library, type Library } from "../lib.js";
 import { checkRecordFile } from "../record-argument.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
+import { batchFailure, nothingAppliedHelp } from "../batch-outcome.js";
 import type { Io } from "../output.js";
 
 export function makeRegistryCommand(io: Io): Command {
@@ -33,7 +34,9 @@ such as U+FA10 kept as they are), so the same residents exported in NFD or with 
 A resident code is listed once per file: a later line with the same code is refused (ERR_RESIDENT_DUPLICATE;
 "firstLine" in --json names the first) and only the first is imported or refused, also when the
 first was refused as malformed (its code still readable): fix that line and import the file again.
-Good lines are imported even when others are bad (then ERR_PARTIAL). SIGTERM or SIGINT stops the import once
+Good lines are imported even when others are bad (then ERR_PARTIAL).
+${nothingAppliedHelp("lines")}
+SIGTERM or SIGINT stops the import once
 the lines read so far are committed ("stopped" in --json); import the same file again for the rest.
 
 ${commandExitCodes({
@@ -73,7 +76,12 @@ Examples:
             ].join("\n"),
           );
           if (errors.length) {
-            throw new JpkiError("ERR_PARTIAL", `${errors.length} of ${read} records were rejected; ${inserted + updated ? `${inserted + updated} were imported` : "nothing was imported"}${unchanged ? `, ${unchanged} unchanged` : ""}`);
+            throw batchFailure({
+              failed: errors,
+              applied: inserted + updated + unchanged > 0,
+              partial: `${errors.length} of ${read} records were rejected; ${inserted + updated ? `${inserted + updated} were imported` : "nothing was imported"}${unchanged ? `, ${unchanged} unchanged` : ""}`,
+              none: `none of the ${read} records was imported`,
+            });
           }
         }),
       );
@@ -244,6 +252,7 @@ ${commandExitCodes({
   ok: "every notice applied or skipped (already applied, or its record closed)",
   errors: [["ERR_PARTIAL", "some notices could not be applied (each reported), the others were"]],
 })}
+${nothingAppliedHelp("notices")}
 
 Examples:
   jpki registry apply notices.jsonl
@@ -258,7 +267,14 @@ Examples:
         ctx.out.result(r, () =>
           [`read ${r.read}, applied ${r.applied}, skipped ${r.skipped} (already applied or record closed), rejected ${r.errors.length}`, ...r.errors.slice(0, 50).map((e) => `  error [${e.code}] ${e.message}`)].join("\n"),
         );
-        if (r.errors.length) throw new JpkiError("ERR_PARTIAL", `${r.errors.length} of ${r.read} notices could not be applied to the registry`);
+        if (r.errors.length) {
+          throw batchFailure({
+            failed: r.errors,
+            applied: r.applied + r.skipped > 0,
+            partial: `${r.errors.length} of ${r.read} notices could not be applied to the registry`,
+            none: `none of the ${r.read} notices could be applied to the registry`,
+          });
+        }
       });
     });
 }

@@ -111,7 +111,8 @@ a repeated signal changes nothing. SIGHUP reopens the --access-log file by its n
 it; the primary of --workers N passes the signal on to its workers); it does not stop the server.
 OCSP answers are signed by a delegated certificate per CA (id-kp-OCSPSigning, ocsp-nocheck) that the
 schedule issues and renews; its key is stored encrypted under JPKI_OCSP_PASSPHRASE when set (so HTTP
-workers need not hold the CA passphrase), else under the CA passphrase. Answers without a nonce are
+workers need not hold the CA passphrase), else under the CA passphrase; one ending with a line break is
+refused (exit 2) unless the keys stored already open with it. Answers without a nonce are
 pre-produced; a revocation committed by any process is reflected within about a second.
 One process already runs the CRL schedule, the validation engine and the access log on threads of their
 own; --workers N adds processes, for machines with more cores. On 2 cores it is slower for every route
@@ -176,6 +177,8 @@ Example:
             if (stopSignal.aborted) stop.abort();
             else stopSignal.addEventListener("abort", () => stop.abort(), { once: true });
             const jobs: Array<Promise<void>> = [];
+            // The schedule wraps new OCSP signing keys under the responders' own passphrase: checked before it opens.
+            if (scheduleHere && ocspPassphrase && io.env.JPKI_OCSP_PASSPHRASE) await lib.checkOwnResponderPassphrase(ws.store, io.env.JPKI_OCSP_PASSPHRASE);
             if (scheduleHere) {
               const onCrl = (p: { caId: string; scope: string; number: bigint; why: string; entries: number; nextUpdate: Date }) =>
                 ctx.out.info(`CRL ${p.caId}${p.scope ? `/${p.scope}` : ""} #${p.number} published (${p.why}): ${entriesText(p.entries)}, next update ${p.nextUpdate.toISOString()}`);
