@@ -4,13 +4,14 @@
  * half-done — the installed CRL stays, no temporary file remains, the CA stays due and the next run publishes.
  * The filesystem error is injected into the staged file's writes (a full tmpfs needs privileges a test run lacks).
  */
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync } from "node:fs";
+import { generateKeyPairSync } from "node:crypto";
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Workspace as WorkspaceType } from "../workspace/workspace.js";
 
-const fail = vi.hoisted(() => ({ code: undefined as string | undefined, link: undefined as string | undefined }));
+const fail = vi.hoisted(() => ({ code: undefined as string | undefined, link: undefined as string | undefined, open: undefined as string | undefined }));
 // The history link (<file>.<number>): a directory that cannot take one more entry fails it with ENOSPC.
 vi.mock("node:fs", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs")>();
@@ -27,6 +28,7 @@ vi.mock("../store/staging.js", async (importOriginal) => {
   return {
     ...real,
     openStagingFile: (...args: Parameters<typeof real.openStagingFile>) => {
+      if (fail.open) throw Object.assign(new Error(`${fail.open}: simulated, open`), { code: fail.open, syscall: "open", path: join(dirname(args[0]), `.${basename(args[0])}.tmp`) });
       const f = real.openStagingFile(...args);
       const write = f.write.bind(f);
       return Object.assign(f, {
@@ -45,11 +47,35 @@ const { Workspace } = await import("../workspace/workspace.js");
 const { generateCrls } = await import("./generate.js");
 const { CrlUpdater } = await import("./updater.js");
 const { isJpkiError } = await import("../errors.js");
+const { IssuanceService } = await import("../ca/issuance.js");
+const { revokeCertificate } = await import("../ca/revocation.js");
+const { makeResidentCode } = await import("../registry/resident-code.js");
+
+const subjectKeys: Buffer[] = [];
+const subjectKey = (i: number) => (subjectKeys[i] ??= generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" }));
+
+/** A workspace whose CA 13-sig has a revoked certificate in each of `municipalities` (so a partition each), and 27-sig. */
+async function withPartitions(municipalities: readonly string[], config: Record<string, unknown> = {}): Promise<WorkspaceType> {
+  const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config });
+  open.push(ws);
+  await initCas(ws, { prefectures: ["13", "27"].map((p) => prefecture(p)), purposes: ["signature"], passphrase: "pw" });
+  const issuance = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase: "pw" });
+  for (const [i, m] of municipalities.entries()) {
+    const residentCode = makeResidentCode(`00000007${String(i).padStart(2, "0")}`);
+    await ws.store.upsertResidents([{ residentCode, municipalityCode: m, status: "active", fourItems: { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" } }]);
+    const cert = await issuance.issue({ residentCode, type: "signature", publicKey: subjectKey(i) });
+    await revokeCertificate(ws.store, { serial: cert.serial, reason: "loss", at: ws.clock.now() });
+  }
+  return ws;
+}
+
+const elsewhere = () => mkdtempSync(join(tmpdir(), "jpki-elsewhere-"));
 
 const open: WorkspaceType[] = [];
 afterEach(async () => {
   fail.code = undefined;
   fail.link = undefined;
+  fail.open = undefined;
   for (const ws of open.splice(0)) await ws.close();
 });
 
@@ -158,5 +184,92 @@ describe("CrlPublisher on a CRL directory that cannot be written", () => {
     expect(await ws.store.dirtyCas()).toEqual(["01-sig"]);
     // a wrong passphrase is the operator's: the run stops at once
     await expect(generateCrls(ws, { prefecture: "01,13", passphrase: "wrong" })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_PASSPHRASE_WRONG"));
+  });
+});
+
+describe("CrlPublisher: what is at crl/, crl/<ca>/ and arl/ is a directory of the workspace, or nothing is written there", () => {
+  it("a symbolic link at crl/<ca>/: ERR_FILE_UNUSABLE naming it, nothing written through it; the CA's full CRL and ARL and the other CAs publish", async () => {
+    // Was: followed — the partition's CRL, its history link and its staged file went wherever the link pointed.
+    const ws = await withPartitions(["131016"]);
+    const away = elsewhere();
+    const partitionDir = join(ws.paths.crlDir, "13-sig");
+    mkdirSync(ws.paths.crlDir, { recursive: true });
+    symlinkSync(away, partitionDir);
+    const landed: string[] = [];
+    const err = await generateCrls(ws, { prefecture: "13,27", passphrase: "pw", partitions: "all", onPublished: (c) => landed.push(`${c.caId}/${c.scope}`) }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "ERR_FILE_UNUSABLE", details: { path: partitionDir } });
+    expect((err as Error).message).toMatch(/crl\/13-sig is a symbolic link, not a directory of the workspace .*nothing was published and the CA stays due/);
+    expect(readdirSync(away)).toEqual([]);
+    expect(landed.sort()).toEqual(["13-sig/", "13-sig/arl", "27-sig/", "27-sig/arl"]);
+    expect(lstatSync(partitionDir).isSymbolicLink()).toBe(true);
+    expect((await ws.store.crlScopeStatus()).find((s) => s.caId === "13-sig" && s.scope === "131016")).toMatchObject({ latest: undefined });
+    // The schedule's round alike: the partition stays due, the other CAs' CRLs go out, nothing lands elsewhere.
+    const updater = new CrlUpdater(ws, "pw");
+    await ws.store.markCrlsDue("27-sig");
+    const round = await updater.publishDue([{ caId: "13-sig", scope: "131016", why: "missing" }, { caId: "27-sig", why: "dirty" }]).catch((e: unknown) => e);
+    expect(round).toMatchObject({ code: "ERR_FILE_UNUSABLE", details: { path: partitionDir } });
+    expect(updater.published.map((c) => `${c.caId}/${c.scope}`)).toEqual(["27-sig/"]);
+    expect(readdirSync(away)).toEqual([]);
+    // Made a directory again: the partition publishes.
+    rmSync(partitionDir);
+    const again = await generateCrls(ws, { ca: "13-sig", passphrase: "pw", partitions: "due" });
+    expect(again.map((c) => c.scope)).toContain("131016");
+    expect(lstatSync(partitionDir).isDirectory()).toBe(true);
+  });
+
+  it("a file at crl/<ca>/, a symbolic link at arl/ or at crl/ itself: refused alike, typed, naming it", async () => {
+    const ws = await withPartitions(["131016"]);
+    mkdirSync(ws.paths.crlDir, { recursive: true });
+    const partitionDir = join(ws.paths.crlDir, "13-sig");
+    writeFileSync(partitionDir, "not a directory");
+    const arl = join(ws.paths.root, "arl");
+    const away = elsewhere();
+    symlinkSync(away, arl);
+    const landed: string[] = [];
+    const err = await generateCrls(ws, { prefecture: "13,27", passphrase: "pw", partitions: "all", onPublished: (c) => landed.push(`${c.caId}/${c.scope}`) }).catch((e: unknown) => e);
+    // the first failure (13-sig's partition) is raised; every ARL failed at arl/
+    expect(err).toMatchObject({ code: "ERR_FILE_UNUSABLE", details: { path: partitionDir } });
+    expect((err as Error).message).toMatch(/crl\/13-sig is a file, not a directory/);
+    expect(landed.sort()).toEqual(["13-sig/", "27-sig/"]);
+    expect(readdirSync(away)).toEqual([]);
+    const arlErr = await generateCrls(ws, { ca: "27-sig", passphrase: "pw", partitions: "all" }).catch((e: unknown) => e);
+    expect(arlErr).toMatchObject({ code: "ERR_FILE_UNUSABLE", details: { path: arl } });
+    expect(readdirSync(away)).toEqual([]);
+
+    // crl/ itself a symbolic link: nothing is published through it, the store records nothing
+    const ws2 = await withPartitions([]);
+    const away2 = elsewhere();
+    rmSync(ws2.paths.crlDir, { recursive: true, force: true });
+    symlinkSync(away2, ws2.paths.crlDir);
+    const err2 = await generateCrls(ws2, { ca: "13-sig", passphrase: "pw" }).catch((e: unknown) => e);
+    expect(err2).toMatchObject({ code: "ERR_FILE_UNUSABLE", details: { path: ws2.paths.crlDir } });
+    expect(readdirSync(away2)).toEqual([]);
+    expect(await ws2.store.latestCrl("13-sig")).toBeUndefined();
+  });
+
+  it("a directory at one partition's file: ERR_FILE_UNUSABLE naming it; the CA's other partitions and its ARL publish, reported as they land", async () => {
+    // Was: the partitions after it in the CA's pass, and its ARL, were held back by it (every round of the schedule).
+    const ws = await withPartitions(["131016", "131024"]);
+    const inTheWay = join(ws.paths.crlDir, "13-sig", "131016.crl");
+    mkdirSync(inTheWay, { recursive: true });
+    const landed: string[] = [];
+    const err = await generateCrls(ws, { ca: "13-sig", passphrase: "pw", partitions: "all", onPublished: (c) => landed.push(`${c.caId}/${c.scope}`) }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "ERR_FILE_UNUSABLE", details: { path: inTheWay } });
+    expect(landed).toEqual(["13-sig/", "13-sig/131024", "13-sig/arl"]);
+    const updater = new CrlUpdater(ws, "pw");
+    const round = await updater.publishDue([{ caId: "13-sig", scope: "131016", why: "missing" }, { caId: "13-sig", scope: "131024", why: "dirty" }, { caId: "13-sig", scope: "arl", why: "refresh" }]).catch((e: unknown) => e);
+    expect(round).toMatchObject({ code: "ERR_FILE_UNUSABLE", details: { path: inTheWay } });
+    expect(updater.published.map((c) => `${c.caId}/${c.scope}`)).toEqual(["13-sig/131024", "13-sig/arl"]);
+  });
+
+  it("a crl/ directory jpki may not write in (EACCES): ERR_FILE_UNUSABLE naming it, not ERR_INTERNAL; the CA stays due", async () => {
+    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
+    open.push(ws);
+    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+    fail.open = "EACCES"; // a test run as root writes anywhere: the staged file's open(2) is refused for it
+    const err = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "ERR_FILE_UNUSABLE", details: { path: ws.paths.crlDir } });
+    expect((err as Error).message).toMatch(/crl\/13-sig\.crl could not be written in crl \(EACCES: no permission\): nothing was published and the CA stays due/);
+    expect(await ws.store.dirtyCas()).toContain("13-sig");
   });
 });

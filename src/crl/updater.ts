@@ -187,7 +187,12 @@ export class CrlUpdater {
       failure = { e: err };
     }
     try {
-      landed.push(...(await this.#publisher.publishPartitions(ca, e.partitions)));
+      // each one as it lands: what was published is reported also when a later partition fails
+      await this.#publisher.publishPartitions(ca, e.partitions, (crl) => landed.push(crl));
+    } catch (err) {
+      failure ??= { e: err };
+    }
+    try {
       if (e.arl) landed.push(await this.#publisher.publishArl(ca));
     } catch (err) {
       failure ??= { e: err };
