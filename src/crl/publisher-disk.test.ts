@@ -273,3 +273,62 @@ describe("CrlPublisher: what is at crl/, crl/<ca>/ and arl/ is a directory of th
     expect(await ws.store.dirtyCas()).toContain("13-sig");
   });
 });
+
+describe("CrlPublisher: a name already at the history link <file>.<number>", () => {
+  it.each([
+    ["a symbolic link", (p: string, target: string) => symlinkSync(target, p)],
+    ["a dangling symbolic link", (p: string) => symlinkSync("/nonexistent/jpki", p)],
+    ["a directory", (p: string) => mkdirSync(p)],
+    ["another file", (p: string) => writeFileSync(p, "an operator's notes")],
+  ] as const)("%s: ERR_FILE_UNUSABLE naming it, left as it was (never followed), nothing installed; the next run publishes", async (_what, put) => {
+    // Was: EEXIST taken for "linked": the CRL was installed and recorded with a history entry that is not it (a
+    // symbolic link there kept pointing wherever it pointed, as history of this CRL).
+    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
+    open.push(ws);
+    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+    const [first] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    const before = readFileSync(first!.derPath);
+    const target = join(elsewhere(), "precious");
+    writeFileSync(target, "precious");
+    const link = join(ws.paths.crlDir, `13-sig.crl.${first!.number + 1n}`);
+    put(link, target);
+    const what = lstatSync(link);
+    await ws.store.markCrlsDue("13-sig");
+    const err = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "ERR_FILE_UNUSABLE", details: { path: link } });
+    expect((err as Error).message).toMatch(/its history link is taken \(crl\/13-sig\.crl\.2 is .*\): nothing was published and the CA stays due/);
+    expect(readFileSync(first!.derPath).equals(before)).toBe(true);
+    expect((await ws.store.latestCrl("13-sig"))!.number).toBe(first!.number);
+    expect(lstatSync(link).ino).toBe(what.ino);
+    expect(readFileSync(target, "utf8")).toBe("precious");
+    expect(readdirSync(ws.paths.crlDir).filter((n) => n.startsWith("."))).toEqual([]);
+    const [next] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    expect(next).toMatchObject({ number: first!.number + 2n, superseded: false });
+    expect(readFileSync(`${next!.derPath}.${next!.number}`).equals(readFileSync(next!.derPath))).toBe(true);
+  });
+
+  it("a CRL of the CA numbered as high (a store restored below its files, the current file rolled back): superseded, the numbering moves past it, that CRL is kept", async () => {
+    // Was: linked "already", so a second, different CRL went out under a number this disk had published.
+    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
+    open.push(ws);
+    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+    for (let i = 0; i < 3; i++) await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    const crl = join(ws.paths.crlDir, "13-sig.crl");
+    const second = readFileSync(`${crl}.2`);
+    // The store as a backup taken after #1 had it, and the current file put back to #1 with it
+    const { default: Database } = await import("better-sqlite3");
+    const db = new Database(ws.paths.db);
+    db.prepare("DELETE FROM crls WHERE ca_id = '13-sig' AND number > 1").run();
+    db.close();
+    rmSync(crl);
+    copyFileSync(`${crl}.1`, crl);
+    const third = readFileSync(`${crl}.3`);
+    expect(await generateCrls(ws, { ca: "13-sig", passphrase: "pw" })).toMatchObject([{ number: 2n, superseded: true }]);
+    expect(await generateCrls(ws, { ca: "13-sig", passphrase: "pw" })).toMatchObject([{ number: 3n, superseded: true }]);
+    expect(readFileSync(`${crl}.2`).equals(second)).toBe(true);
+    expect(readFileSync(`${crl}.3`).equals(third)).toBe(true);
+    const [next] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    expect(next).toMatchObject({ number: 4n, superseded: false });
+    expect(existsSync(`${crl}.4`)).toBe(true);
+  });
+});

@@ -419,10 +419,11 @@ export class CrlPublisher {
             // Again under the lock: a link put at crl/<ca>/ since the staging is not renamed through either.
             publicationDir(this.#root, dir, relative(this.#root, derPath));
             if (!pem) rmSync(pemPath, { force: true });
-            history = linkHistory(staged[0]!.tmp, derPath, number, this.#config.crlKeep);
+            history = linkHistory(staged[0]!.tmp, derPath, number, this.#config.crlKeep, ca.keyId, this.#root);
             for (const f of staged) f.install();
           } catch (e) {
             if (history) rmSync(history, { force: true });
+            if (e instanceof InstalledIsNewer) throw e;
             throw denied(noSpace(e) ?? unusable(e));
           }
           // Installed: pruning is tidying, and a name it cannot remove must not roll the store back under the CRL.
@@ -458,20 +459,48 @@ export class CrlPublisher {
 
 /**
  * The history of a scope's CRLs (`keep` > 1: the last `keep` are kept): the staged file `from`, about to be
- * installed at `path`, is linked as `<path>.<number>` (returned; undefined when kept no history or the link was
- * there). Hard links: the current file and its history entry are one inode, so keeping costs no copy, and installs
- * replace the name, never the bytes. pruneHistory then removes the links beyond the `keep` highest numbers.
+ * installed at `path`, is linked as `<path>.<number>` (returned, for the caller to remove should the install fail;
+ * undefined when it keeps no history). Hard links: the current file and its history entry are one inode, so keeping
+ * costs no copy, and installs replace the name, never the bytes. pruneHistory then removes the links beyond the
+ * `keep` highest numbers.
+ *
+ * A name already there is never taken for the link (it was, whatever it was): the number was just reserved, so
+ * nothing of this publication can be there.
+ * - a CRL of this CA's key (`keyId`) numbered `number` or higher: this disk saw that number already (a store
+ *   restored below what was published): thrown as InstalledIsNewer, like such a CRL at `path` itself, so the
+ *   numbering moves past it and the CRL there is kept — two different CRLs under one number would be the worse
+ *   outcome, and that file may be one a verifier holds;
+ * - anything else (another file, a directory, a symbolic link, dangling or not): ERR_FILE_UNUSABLE naming it,
+ *   before anything is installed. It is not jpki's: neither replaced nor removed nor followed. The next run takes
+ *   the next number, so it holds back one publication, and the operator is told what is in the way.
  */
-export function linkHistory(from: string, path: string, number: bigint, keep: number): string | undefined {
+export function linkHistory(from: string, path: string, number: bigint, keep: number, keyId: Buffer, root: string): string | undefined {
   if (keep <= 1) return undefined;
   const link = `${path}.${number}`;
-  try {
-    linkSync(from, link);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    return undefined;
+  let st: Stats | undefined;
+  for (let attempt = 0; !st; attempt++) {
+    try {
+      linkSync(from, link);
+      return link;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 0) throw e;
+    }
+    try {
+      st = lstatSync(link);
+    } catch {
+      // gone meanwhile: linked on the next attempt
+    }
   }
-  return link;
+  if (st.isFile()) {
+    const there = installedCrlNumber(link, keyId);
+    if (there !== undefined && there >= number) throw new InstalledIsNewer(there);
+  }
+  const is = st.isSymbolicLink() ? "a symbolic link" : st.isDirectory() ? "a directory" : st.isFile() ? `a file that is not a CRL of this CA numbered ${number} or higher` : "not a regular file";
+  throw new JpkiError(
+    "ERR_FILE_UNUSABLE",
+    `the CRL ${relative(root, path)} could not be installed: the name of its history link is taken (${relative(root, link)} is ${is}; jpki neither follows nor replaces it): nothing was published and the CA stays due, the next publication takes the next number; move it away`,
+    { details: { path: link } },
+  );
 }
 
 /** Removes the numbered copies of `path` beyond the newest `keep` (all of them when keep ≤ 1). */
