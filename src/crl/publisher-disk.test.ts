@@ -332,3 +332,33 @@ describe("CrlPublisher: a name already at the history link <file>.<number>", () 
     expect(existsSync(`${crl}.4`)).toBe(true);
   });
 });
+
+describe("what a round that then failed published is reported", () => {
+  it("jpki crl generate: the CRLs published before a CA failed are printed (text and --json), then the failure, its exit code", async () => {
+    // Was: the error alone — the operator could not tell which CRLs were out.
+    const { run } = await import("../cli/program.js");
+    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
+    await initCas(ws, { prefectures: ["01", "13"].map((p) => prefecture(p)), purposes: ["signature"], passphrase: "pw" });
+    mkdirSync(join(ws.paths.crlDir, "01-sig.crl"), { recursive: true }); // the first CA of the run
+    const root = ws.paths.root;
+    await ws.close();
+    const jpki = async (...args: string[]) => {
+      let stdout = "";
+      let stderr = "";
+      const code = await run(["--workspace", root, ...args], { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) }, env: { JPKI_PASSPHRASE: "pw" }, cwd: root });
+      return { code, stdout, stderr };
+    };
+    const text = await jpki("crl", "generate", "--prefecture", "01,13", "--purpose", "signature", "--partitions", "all");
+    expect(text.code).toBe(2);
+    expect(text.stdout).toMatch(/^CRL 13-sig #\d+: 0 entries/m);
+    expect(text.stdout).toMatch(/^CRL 13-sig\/arl #\d+/m);
+    expect(text.stdout).toMatch(/^CRL 01-sig\/arl #\d+/m);
+    expect(text.stdout).not.toMatch(/^CRL 01-sig #/m);
+    expect(text.stdout).toContain("3 CRLs published before the failure below");
+    expect(text.stderr).toMatch(/^jpki: error \[ERR_FILE_UNUSABLE\] .*crl\/01-sig\.crl/);
+    const json = await jpki("--json", "crl", "generate", "--prefecture", "01,13", "--purpose", "signature");
+    expect(json.code).toBe(2);
+    expect(JSON.parse(json.stdout).crls).toEqual([expect.objectContaining({ caId: "13-sig", scope: "full", superseded: false })]);
+    expect(JSON.parse(json.stderr).error).toMatchObject({ code: "ERR_FILE_UNUSABLE", details: { path: join(root, "crl", "01-sig.crl") } });
+  });
+});
