@@ -361,4 +361,49 @@ describe("what a round that then failed published is reported", () => {
     expect(JSON.parse(json.stdout).crls).toEqual([expect.objectContaining({ caId: "13-sig", scope: "full", superseded: false })]);
     expect(JSON.parse(json.stderr).error).toMatchObject({ code: "ERR_FILE_UNUSABLE", details: { path: join(root, "crl", "01-sig.crl") } });
   });
+
+  it("a schedule round (serve, watch): each CRL published is reported before the failure is raised; the Bridge's ARL is still refreshed", async () => {
+    // Was: the tick raised and what it had published went unlogged; and refreshOthers (the Bridge CA's ARL) was
+    // skipped on every tick while one CA's failure lasted.
+    const { CrlSchedule } = await import("./schedule.js");
+    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
+    open.push(ws);
+    await initCas(ws, { prefectures: ["01", "13"].map((p) => prefecture(p)), purposes: ["signature"], passphrase: "pw" });
+    mkdirSync(join(ws.paths.crlDir, "01-sig.crl"), { recursive: true });
+    const updater = new CrlUpdater(ws, "pw");
+    const others: string[] = [];
+    const schedule = new CrlSchedule({
+      store: ws.store,
+      clock: ws.clock,
+      config: ws.config,
+      publish: (due, onPublished) => updater.publishDue(due, onPublished),
+      refreshOthers: async () => (others.push("bridge"), []),
+    });
+    const reported: string[] = [];
+    const err = await schedule.tick((p) => reported.push(`${p.caId}/${p.scope} ${p.why}`)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "ERR_FILE_UNUSABLE", details: { path: join(ws.paths.crlDir, "01-sig.crl") } });
+    expect(reported.sort()).toEqual(["01-sig/arl missing", "13-sig/ missing", "13-sig/arl missing"]);
+    expect(others).toEqual(["bridge"]);
+  });
+
+  it("serve's schedule loop: a round in which one CA failed logs the CRLs it published, then the failure", async () => {
+    const { openCrlSchedule } = await import("../server/serve.js");
+    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
+    open.push(ws);
+    await initCas(ws, { prefectures: ["01", "13"].map((p) => prefecture(p)), purposes: ["signature"], passphrase: "pw" });
+    mkdirSync(join(ws.paths.crlDir, "01-sig.crl"), { recursive: true });
+    const log: string[] = [];
+    const controller = new AbortController();
+    const loop = await openCrlSchedule(ws, {
+      passphrase: "pw",
+      signal: controller.signal,
+      onCrl: (p) => log.push(`crl ${p.caId}/${p.scope}`),
+      onError: (e) => log.push(`error ${(e as { code?: string }).code}`),
+      sleep: async () => controller.abort(),
+    });
+    await loop();
+    expect(log.slice(0, -1).sort()).toEqual(["crl 01-sig/arl", "crl 13-sig/", "crl 13-sig/arl"]);
+    expect(log.at(-1)).toBe("error ERR_FILE_UNUSABLE");
+  });
 });
+

@@ -96,7 +96,7 @@ export class CrlUpdater {
       store: ws.store,
       clock: ws.clock,
       config: ws.config,
-      publish: (due) => this.publishDue(due),
+      publish: (due, onPublished) => this.publishDue(due, onPublished),
       refreshOthers: () => this.refreshBridgeArl(),
       ...(opts.onOtherError ? { onOtherError: opts.onOtherError } : {}),
       ...(intervalMs !== undefined ? { intervalMs } : {}),
@@ -119,9 +119,11 @@ export class CrlUpdater {
 
   /**
    * Publishes the given CRLs (the schedule's due list): per CA, its full CRL, then (with deltas on) its delta —
-   * after every base, asked for or not —, its partitions in one pass, its ARL.
+   * after every base, asked for or not —, its partitions in one pass, its ARL. Every CA is tried; the first failure
+   * is raised after the others landed. `onPublished` sees every CRL published (in CA order), also those of a round
+   * that then raises.
    */
-  async publishDue(due: readonly DueCrl[]): Promise<PublishedCrl[]> {
+  async publishDue(due: readonly DueCrl[], onPublished?: (crl: PublishedCrl) => void): Promise<PublishedCrl[]> {
     const deltas = deltaCadence(this.#ws.config) !== undefined;
     const byCa = new Map<string, { full: boolean; delta: boolean; partitions: string[]; arl: boolean }>();
     for (const d of due) {
@@ -158,6 +160,9 @@ export class CrlUpdater {
     await Promise.all(Array.from({ length: Math.min(PUBLISH_CONCURRENCY, work.length) }, worker));
     const out = byIndex.flat();
     this.published.push(...out);
+    // Each one said also when the round then raises: serve and watch log what this goes to, and a round that
+    // published most CAs and failed one used to log the failure alone.
+    if (onPublished) for (const p of out) onPublished(p);
     if (failure) throw failure.e;
     await this.#checkpoint(out);
     return out;
