@@ -405,5 +405,43 @@ describe("what a round that then failed published is reported", () => {
     expect(log.slice(0, -1).sort()).toEqual(["crl 01-sig/arl", "crl 13-sig/", "crl 13-sig/arl"]);
     expect(log.at(-1)).toBe("error ERR_FILE_UNUSABLE");
   });
+
+  it("jpki notices ingest: a CA whose CRL cannot be published stops no notice; the result, the CRLs published and the rejects come out, then the failure", async () => {
+    // Was: the run failed before it applied a notice (the catch-up of CAs left due came first), so while one CA's
+    // crl/ entry was unusable no revocation of any CA went in; and had it failed after the last batch, its rejects
+    // were lost and the operator saw the error alone.
+    const { run } = await import("../cli/program.js");
+    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
+    await initCas(ws, { prefectures: ["13", "27"].map((p) => prefecture(p)), purposes: ["signature"], passphrase: "pw" });
+    const residentCode = makeResidentCode("0000000701");
+    await ws.store.upsertResidents([{ residentCode, municipalityCode: "131016", status: "active", fourItems: { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" } }]);
+    await new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase: "pw" }).issue({ residentCode, type: "signature", publicKey: subjectKey(0) });
+    mkdirSync(join(ws.paths.crlDir, "27-sig.crl"), { recursive: true });
+    await ws.store.markCrlsDue("27-sig");
+    const root = ws.paths.root;
+    await ws.close();
+    const feed = join(root, "..", "feed.jsonl");
+    writeFileSync(feed, [JSON.stringify({ noticeId: "D-1", residentCode, kind: "death", effectiveDate: "2026-04-01", sequence: 1, municipalityCode: "131016" }), "{ not json"].join("\n") + "\n");
+    let stdout = "";
+    let stderr = "";
+    const code = await run(["--workspace", root, "--json", "notices", "ingest", feed], { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) }, env: { JPKI_PASSPHRASE: "pw" }, cwd: root });
+    expect(code).toBe(2);
+    const r = JSON.parse(stdout);
+    expect(r).toMatchObject({ read: 2, applied: 1, rejected: 1, revocations: 1 });
+    expect(r.crls).toEqual(expect.arrayContaining([expect.objectContaining({ ca: "13-sig", scope: "full" })]));
+    expect(r.crls.map((c: { ca: string; scope: string }) => `${c.ca}/${c.scope}`)).not.toContain("27-sig/full");
+    expect(readFileSync(r.rejectFile, "utf8")).toContain(`"line":2,"code":"ERR_IMPORT_FORMAT"`);
+    expect(JSON.parse(stderr).error).toMatchObject({ code: "ERR_FILE_UNUSABLE", details: { path: join(root, "crl", "27-sig.crl") } });
+    // A caller that has the failure raised (watch's spool, the counter's delivery) keeps the rejects too: they
+    // stayed an open temporary file, swept later.
+    const { runIngest } = await import("../ca/ingestion.js");
+    const again = Workspace.open(root);
+    open.push(again);
+    const rejectPath = join(root, "rejects", "again.rejects.jsonl");
+    writeFileSync(feed, "{ not json\n");
+    const err = await runIngest(again, { source: feed, format: "jsonl", rejectPath, batchSize: 10, crlIntervalMs: 0, updater: new CrlUpdater(again, "pw") }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "ERR_FILE_UNUSABLE" });
+    expect(readFileSync(rejectPath, "utf8")).toContain(`"line":1,"code":"ERR_IMPORT_FORMAT"`);
+  });
 });
 
