@@ -384,6 +384,8 @@ describe("what a round that then failed published is reported", () => {
     expect(err).toMatchObject({ code: "ERR_FILE_UNUSABLE", details: { path: join(ws.paths.crlDir, "01-sig.crl") } });
     expect(reported.sort()).toEqual(["01-sig/arl missing", "13-sig/ missing", "13-sig/arl missing"]);
     expect(others).toEqual(["bridge"]);
+    // and the audit log is anchored by the round, as after one that ended well (it never was while the failure lasted)
+    expect(await ws.store.auditCheckpoints()).toHaveLength(1);
   });
 
   it("serve's schedule loop: a round in which one CA failed logs the CRLs it published, then the failure", async () => {

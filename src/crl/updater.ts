@@ -163,8 +163,15 @@ export class CrlUpdater {
     // Each one said also when the round then raises: serve and watch log what this goes to, and a round that
     // published most CAs and failed one used to log the failure alone.
     if (onPublished) for (const p of out) onPublished(p);
+    // The audit log is anchored after a round that published, also one that then raises (as 'crl generate' does):
+    // while one CA's failure lasted, every round raised and serve and watch never signed a checkpoint again.
+    // The round's own failure is the one raised.
+    try {
+      await this.#checkpoint(out);
+    } catch (e) {
+      if (!failure) throw e;
+    }
     if (failure) throw failure.e;
-    await this.#checkpoint(out);
     return out;
   }
 
