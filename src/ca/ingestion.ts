@@ -149,6 +149,12 @@ export interface IngestRunOptions {
    * "auto" (default) for a file of 1 MiB or more, true for any file, false never. A stream is always read here.
    */
   readonly readerThread?: boolean | "auto";
+  /**
+   * The CRLs published after the last batch, when one of them cannot be (a CA's crl/ entry unusable): "throw"
+   * (default) raises that failure, the rejects kept; "report" returns it as `crlFailure` with the run's result, so
+   * the caller reports the notices applied and the CRLs published before it raises it.
+   */
+  readonly crlFailure?: "throw" | "report";
 }
 
 export interface IngestRunResult extends IngestSummary {
@@ -166,6 +172,8 @@ export interface IngestRunResult extends IngestSummary {
    */
   readonly crls: Array<{ ca: string; scope: ScopeKind; municipality?: string; baseNumber?: string; number: string; entries: number; path: string }>;
   readonly seconds: number;
+  /** with `crlFailure: "report"`: why a CRL due after the last batch was not published (its CA stays due) */
+  readonly crlFailure?: unknown;
 }
 
 export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<IngestRunResult> {
@@ -184,8 +192,10 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
   const byCode: Record<string, number> = {};
   let firstReject: { line: number; code: ErrorCode } | undefined;
   try {
-    // CAs left due by an earlier, interrupted run get their CRL first.
-    if (o.updater) await o.updater.regenerateDirty();
+    // CAs left due by an earlier, interrupted run get their CRL first. One that cannot be published (its crl/ entry
+    // unusable) stops nothing: it used to fail every run before it applied a notice, so no revocation of any CA went
+    // in while it lasted. It stays due, and the publication after the last batch tries it again and says why.
+    if (o.updater) await o.updater.regenerateDirty().catch(() => undefined);
     const threaded = o.readerThread !== false && readerThreadFits(o.source, o.readerThread === true ? 0 : undefined);
     const batches = threaded
       ? readBatchesOnThread({ path: o.source as string, format: o.format, batchSize: o.batchSize, clock: ws.clock, ...(o.onBytes ? { onBytes: o.onBytes } : {}) })
@@ -202,7 +212,9 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
       onBatchCommitted: async (cas) => {
         for (const c of cas) pendingCas.add(c);
         if (o.updater && Date.now() - lastCrl >= o.crlIntervalMs) {
-          await o.updater.regenerate([...pendingCas]);
+          // As above: a CA whose CRL cannot be published stays due for the publication after the last batch, and
+          // the notices after this batch are still applied (they were not: the run stopped half-way through its file).
+          await o.updater.regenerate([...pendingCas]).catch(() => undefined);
           pendingCas = new Set();
           lastCrl = Date.now();
         }
@@ -219,13 +231,28 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
     }
     throw e;
   }
-  if (o.updater) await o.updater.regenerateDirty();
+  let crlFailure: { e: unknown } | undefined;
+  try {
+    if (o.updater) await o.updater.regenerateDirty();
+  } catch (e) {
+    // The notices are applied and their rejects are real: the reject file is put in place either way. It stayed a
+    // temporary file, open, and went with the next sweep: the rejected notices were lost.
+    if (o.crlFailure !== "report") {
+      try {
+        rejects.close();
+      } catch {
+        rejects.abandon();
+      }
+      throw e;
+    }
+    crlFailure = { e };
+  }
   // The run is reported done (and a spool file settles into done/): what it applied must outlive a power cut,
   // notices that revoked nothing too — a CRL's install syncs only when there was something to publish.
   await ws.store.syncCommitted();
   const rejectFile = rejects.close() ?? null;
   const crls = publishedCrls(o.updater?.published.slice(crlsBefore) ?? []);
-  return { ...summary, rejectFile, rejectedByCode: byCode, firstRejectCode: firstReject?.code ?? null, crls, seconds: (Date.now() - started) / 1000 };
+  return { ...summary, rejectFile, rejectedByCode: byCode, firstRejectCode: firstReject?.code ?? null, crls, seconds: (Date.now() - started) / 1000, ...(crlFailure ? { crlFailure: crlFailure.e } : {}) };
 }
 
 /**

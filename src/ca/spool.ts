@@ -210,9 +210,15 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
   };
   const tick = async () => {
     await renew();
-    let published: Awaited<ReturnType<typeof schedule.tick>>;
+    // Each CRL as the round reports it: also those of a round that then raises (one CA failed), counted and
+    // logged before the failure is; they used to go unlogged, the failure alone.
+    const published = (p: PublishedCrl & { why: DueReason }) => {
+      if (p.superseded) return;
+      crls++;
+      o.onCrl?.(p);
+    };
     try {
-      published = await schedule.tick();
+      await schedule.tick(published);
     } catch (e) {
       // A watch runs for days: a disk that filled up or a store that went away for a while must not end it, or
       // nothing publishes once they are back until someone restarts it (found by a fault-injection helper). A
@@ -220,11 +226,6 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
       if (!o.onScheduleError || o.once) throw e;
       o.onScheduleError(e);
       return;
-    }
-    for (const p of published) {
-      if (p.superseded) continue;
-      crls++;
-      o.onCrl?.(p);
     }
     // When due, after the tick's CRLs are out; it runs beside what follows, which never waits for it.
     sweep?.poke();

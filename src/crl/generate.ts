@@ -188,11 +188,23 @@ export async function generateCrls(
       // plain 'crl generate', the partition alone did. (Partitions never published are left to --partitions and
       // the schedule.)
       const stale = scopes.filter((s) => s.caId === id && s.dirty && s.latest && s.scope !== FULL_SCOPE && s.scope !== ARL_SCOPE && s.scope !== DELTA_SCOPE);
-      for (const crl of await publisher.publishPartitions(issuer, stale.map((s) => s.scope))) landed(crl);
+      await publisher.publishPartitions(issuer, stale.map((s) => s.scope), landed);
     } else {
       const mine = which === "all" ? scopes.filter((s) => s.caId === id).map((s) => s.scope) : due.filter((d) => d.caId === id).map((d) => d.scope ?? "");
-      for (const crl of await publisher.publishPartitions(issuer, mine.filter((s) => s !== ARL_SCOPE && s !== FULL_SCOPE))) landed(crl);
-      if (mine.includes(ARL_SCOPE)) landed(await publisher.publishArl(issuer));
+      // Each partition published is reported as it lands (also when a later one fails); the ARL does not depend
+      // on them, and a partition that fails holds it back no more than the full CRL does.
+      try {
+        await publisher.publishPartitions(issuer, mine.filter((s) => s !== ARL_SCOPE && s !== FULL_SCOPE), landed);
+      } catch (e) {
+        if (isJpkiError(e, "ERR_PASSPHRASE_WRONG")) throw e;
+        own ??= { e };
+      }
+      try {
+        if (mine.includes(ARL_SCOPE)) landed(await publisher.publishArl(issuer));
+      } catch (e) {
+        if (isJpkiError(e, "ERR_PASSPHRASE_WRONG")) throw e;
+        own ??= { e };
+      }
     }
     if (own) throw own.e;
   };

@@ -25,9 +25,9 @@
  * in one pass over the store), the ARL (`publishArl`) and the delta of the full CRL (`publishDelta`,
  * crl/delta.ts), each numbered from the CA's one sequence.
  */
-import { linkSync, readdirSync, rmSync } from "node:fs";
-import { basename, dirname, join, relative } from "node:path";
-import { JpkiError } from "../errors.js";
+import { linkSync, lstatSync, mkdirSync, readdirSync, rmSync, type Stats } from "node:fs";
+import { basename, dirname, join, relative, sep } from "node:path";
+import { isJpkiError, JpkiError } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
 import { certificateParts } from "../pki/der.js";
 import type { Signer } from "../pki/signer.js";
@@ -113,11 +113,16 @@ class InstalledIsNewer extends JpkiError {
   }
 }
 
-/** Removes temporary CRL files killed publishers left: in crl/, each CA's partition directory, and arl/. */
+/**
+ * Removes temporary CRL files killed publishers left: in crl/, each CA's partition directory, and arl/. Only in
+ * directories of the workspace itself: a symbolic link at crl/ or arl/ is not followed (the publisher refuses it,
+ * {@link publicationDir}), nor is one at a partition directory.
+ */
 export function sweepCrlTemps(root: string): void {
   const crl = join(root, "crl");
+  if (isRealDir(join(root, "arl"))) sweepStaleTemps(join(root, "arl"));
+  if (!isRealDir(crl)) return;
   sweepStaleTemps(crl);
-  sweepStaleTemps(join(root, "arl"));
   let names: string[] = [];
   try {
     names = readdirSync(crl, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
@@ -125,6 +130,54 @@ export function sweepCrlTemps(root: string): void {
     // no crl/ yet
   }
   for (const n of names) sweepStaleTemps(join(crl, n));
+}
+
+function isRealDir(path: string): boolean {
+  try {
+    return lstatSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Makes sure the directory `dir` a CRL goes into is one of the workspace itself: each entry from `root` down to it
+ * (crl/, crl/<ca>/, arl/) is made (0700) when missing, and refused with ERR_FILE_UNUSABLE naming it when it is a
+ * symbolic link or not a directory. A symbolic link there was followed: a partition's CRL, its history links and
+ * its temporary files went wherever the link pointed, outside the workspace, and the next run wrote there again.
+ * CRLs are published into the workspace only (a volume of its own goes there as a mount, which is a directory):
+ * what `jpki serve` serves, what a backup copies and what the history prunes is then what the publisher wrote.
+ * `what` names the CRL for the message.
+ */
+export function publicationDir(root: string, dir: string, what: string): void {
+  const rel = relative(root, dir);
+  if (rel.startsWith("..") || rel === "") throw new JpkiError("ERR_INTERNAL", `${dir} is not inside the workspace ${root}`);
+  let at = root;
+  for (const part of rel.split(sep)) {
+    at = join(at, part);
+    let st: Stats | undefined;
+    try {
+      st = lstatSync(at);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    }
+    if (!st) {
+      try {
+        mkdirSync(at, { mode: 0o700 });
+        continue;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+        st = lstatSync(at); // made by another publisher meanwhile: judged as it is
+      }
+    }
+    if (st.isDirectory()) continue;
+    const is = st.isSymbolicLink() ? "a symbolic link" : st.isFile() ? "a file" : "not a directory";
+    throw new JpkiError(
+      "ERR_FILE_UNUSABLE",
+      `the CRL ${what} cannot be published: ${relative(root, at)} is ${is}, not a directory of the workspace (CRLs are written into the workspace only, never through a link): nothing was published and the CA stays due; replace it with a directory (a separate volume: mount it there) and publish again`,
+      { details: { path: at } },
+    );
+  }
 }
 
 export class CrlPublisher {
@@ -207,8 +260,11 @@ export class CrlPublisher {
    * Builds and publishes the CRLs of the given municipality partitions of one CA: numbers are reserved first
    * (each with the partition's revision, so a revocation committed meanwhile keeps its partition due), the
    * entries of all of them read in one pass over the store, then each is built, verified and installed.
+   * One that cannot be published (a directory in the way of its file) holds back none of the others: they are
+   * all tried, each one published goes to `onPublished` as it lands — so a caller reports it also when the call
+   * then raises — and the first failure is raised after the last.
    */
-  async publishPartitions(ca: CrlIssuer, municipalities: readonly string[]): Promise<PublishedCrl[]> {
+  async publishPartitions(ca: CrlIssuer, municipalities: readonly string[], onPublished?: (crl: PublishedCrl) => void): Promise<PublishedCrl[]> {
     const wanted = [...new Set(municipalities)].sort();
     for (const m of wanted) if (scopeKind(m) !== "partition") throw new JpkiError("ERR_INTERNAL", `${JSON.stringify(m)} is not a municipality partition`);
     if (!wanted.length) return [];
@@ -219,10 +275,20 @@ export class CrlPublisher {
     for (const m of wanted) numbers.set(m, (await this.#store.reserveCrl(ca.id, t.thisUpdate, t.nextUpdate, m)).number);
     const lists = await this.#store.crlPartitionEntries(ca.id, wanted, { expiredBefore: t.expiredBefore });
     const out: PublishedCrl[] = [];
+    let failure: { e: unknown } | undefined;
     for (const m of wanted) {
-      out.push(await this.#publishReserved(ca, m, numbers.get(m)!, t, lists.get(m) ?? []));
+      try {
+        const crl = await this.#publishReserved(ca, m, numbers.get(m)!, t, lists.get(m) ?? []);
+        out.push(crl);
+        onPublished?.(crl);
+      } catch (e) {
+        // A key that does not sign fails every one alike: no use burning the others' numbers too.
+        if (isJpkiError(e, "ERR_PASSPHRASE_WRONG") || isJpkiError(e, "ERR_PASSPHRASE_MISSING")) throw e;
+        failure ??= { e };
+      }
       lists.delete(m); // its entries may go now
     }
+    if (failure) throw failure.e;
     return out;
   }
 
@@ -260,11 +326,21 @@ export class CrlPublisher {
       const at = typeof err.dest === "string" ? err.dest : typeof err.path === "string" ? err.path : derPath;
       return new JpkiError("ERR_FILE_UNUSABLE", `the CRL ${relative(this.#root, derPath)} could not be installed: ${relative(this.#root, at)} cannot be replaced or removed (${err.code}): nothing was published and the CA stays due; move it away and publish again`, { cause: e, details: { path: at } });
     };
+    // No permission to make or write the staged file (a crl/ made read-only): the operator is told where, not
+    // "a bug in jpki" (ERR_INTERNAL).
+    const denied = (e: unknown) => {
+      const err = e as NodeJS.ErrnoException;
+      if (e instanceof JpkiError || (err?.code !== "EACCES" && err?.code !== "EPERM")) return e;
+      const at = typeof err.path === "string" ? dirname(err.path) === dir ? dir : err.path : dir;
+      return new JpkiError("ERR_FILE_UNUSABLE", `the CRL ${relative(this.#root, derPath)} could not be written in ${relative(this.#root, at) || "."} (${err.code}: no permission): nothing was published and the CA stays due; publish again once jpki may write there`, { cause: e, details: { path: at } });
+    };
     let der: ReturnType<typeof openStagingFile>;
     try {
+      // A symbolic link or a file at crl/, crl/<ca>/ or arl/ is refused before anything is written through it.
+      publicationDir(this.#root, dir, relative(this.#root, derPath));
       der = openStagingFile(derPath);
     } catch (e) {
-      throw unwritable(e);
+      throw denied(unwritable(e));
     }
     const staged: StagedFile[] = [];
     // Everything before the signature (44 MB for 1M entries) starts flushing to disk as soon as it is written,
@@ -314,7 +390,7 @@ export class CrlPublisher {
       await flushing?.catch(() => undefined); // the descriptor stays open until the pool is done with it
       der.discard();
       for (const f of staged) f.discard();
-      throw unwritable(e);
+      throw denied(unwritable(e));
     }
     const sha256 = built.sha256;
     let installed = false;
@@ -340,12 +416,15 @@ export class CrlPublisher {
           // rolled back, reported as ERR_STORE, and skipped the pruning below: one more history link per run.
           let history: string | undefined;
           try {
+            // Again under the lock: a link put at crl/<ca>/ since the staging is not renamed through either.
+            publicationDir(this.#root, dir, relative(this.#root, derPath));
             if (!pem) rmSync(pemPath, { force: true });
-            history = linkHistory(staged[0]!.tmp, derPath, number, this.#config.crlKeep);
+            history = linkHistory(staged[0]!.tmp, derPath, number, this.#config.crlKeep, ca.keyId, this.#root);
             for (const f of staged) f.install();
           } catch (e) {
             if (history) rmSync(history, { force: true });
-            throw noSpace(e) ?? unusable(e);
+            if (e instanceof InstalledIsNewer) throw e;
+            throw denied(noSpace(e) ?? unusable(e));
           }
           // Installed: pruning is tidying, and a name it cannot remove must not roll the store back under the CRL.
           pruneHistory(derPath, this.#config.crlKeep);
@@ -380,20 +459,48 @@ export class CrlPublisher {
 
 /**
  * The history of a scope's CRLs (`keep` > 1: the last `keep` are kept): the staged file `from`, about to be
- * installed at `path`, is linked as `<path>.<number>` (returned; undefined when kept no history or the link was
- * there). Hard links: the current file and its history entry are one inode, so keeping costs no copy, and installs
- * replace the name, never the bytes. pruneHistory then removes the links beyond the `keep` highest numbers.
+ * installed at `path`, is linked as `<path>.<number>` (returned, for the caller to remove should the install fail;
+ * undefined when it keeps no history). Hard links: the current file and its history entry are one inode, so keeping
+ * costs no copy, and installs replace the name, never the bytes. pruneHistory then removes the links beyond the
+ * `keep` highest numbers.
+ *
+ * A name already there is never taken for the link (it was, whatever it was): the number was just reserved, so
+ * nothing of this publication can be there.
+ * - a CRL of this CA's key (`keyId`) numbered `number` or higher: this disk saw that number already (a store
+ *   restored below what was published): thrown as InstalledIsNewer, like such a CRL at `path` itself, so the
+ *   numbering moves past it and the CRL there is kept — two different CRLs under one number would be the worse
+ *   outcome, and that file may be one a verifier holds;
+ * - anything else (another file, a directory, a symbolic link, dangling or not): ERR_FILE_UNUSABLE naming it,
+ *   before anything is installed. It is not jpki's: neither replaced nor removed nor followed. The next run takes
+ *   the next number, so it holds back one publication, and the operator is told what is in the way.
  */
-export function linkHistory(from: string, path: string, number: bigint, keep: number): string | undefined {
+export function linkHistory(from: string, path: string, number: bigint, keep: number, keyId: Buffer, root: string): string | undefined {
   if (keep <= 1) return undefined;
   const link = `${path}.${number}`;
-  try {
-    linkSync(from, link);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    return undefined;
+  let st: Stats | undefined;
+  for (let attempt = 0; !st; attempt++) {
+    try {
+      linkSync(from, link);
+      return link;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 0) throw e;
+    }
+    try {
+      st = lstatSync(link);
+    } catch {
+      // gone meanwhile: linked on the next attempt
+    }
   }
-  return link;
+  if (st.isFile()) {
+    const there = installedCrlNumber(link, keyId);
+    if (there !== undefined && there >= number) throw new InstalledIsNewer(there);
+  }
+  const is = st.isSymbolicLink() ? "a symbolic link" : st.isDirectory() ? "a directory" : st.isFile() ? `a file that is not a CRL of this CA numbered ${number} or higher` : "not a regular file";
+  throw new JpkiError(
+    "ERR_FILE_UNUSABLE",
+    `the CRL ${relative(root, path)} could not be installed: the name of its history link is taken (${relative(root, link)} is ${is}; jpki neither follows nor replaces it): nothing was published and the CA stays due, the next publication takes the next number; move it away`,
+    { details: { path: link } },
+  );
 }
 
 /** Removes the numbered copies of `path` beyond the newest `keep` (all of them when keep ≤ 1). */

@@ -122,8 +122,11 @@ export interface CrlScheduleOptions {
   readonly store: Store;
   readonly clock: Clock;
   readonly config: WorkspaceConfig;
-  /** publishes these CRLs (a CrlUpdater's publishDue) */
-  readonly publish: (due: readonly DueCrl[]) => Promise<readonly PublishedCrl[]>;
+  /**
+   * publishes these CRLs (a CrlUpdater's publishDue); passes each one published to `onPublished`, also when it
+   * then raises
+   */
+  readonly publish: (due: readonly DueCrl[], onPublished: (crl: PublishedCrl) => void) => Promise<readonly PublishedCrl[]>;
   /** longest a revocation waits for its CRL, ms (default 30 s) */
   readonly intervalMs?: number;
   /** CRLs kept outside the store, refreshed on each tick when due (the Bridge CA's ARL, ca/bridge.ts) */
@@ -155,19 +158,40 @@ export class CrlSchedule {
     return dueCrls(status, this.#o.clock.now(), { intervalMs: this.intervalMs, marginMs: refreshMarginMs(this.#o.config), ...(deltas ? { deltas } : {}) });
   }
 
-  /** Publishes whatever is due now; returns what was published, with why. */
-  async tick(): Promise<Array<PublishedCrl & { readonly why: DueReason }>> {
+  /**
+   * Publishes whatever is due now; returns what was published, with why. `onPublished` sees each of them too, also
+   * when the tick then raises (one CA failed after others were published): what a round published is reported
+   * whether or not it ended well.
+   */
+  async tick(onPublished?: (crl: PublishedCrl & { readonly why: DueReason }) => void): Promise<Array<PublishedCrl & { readonly why: DueReason }>> {
     const due = await this.due();
     const key = (caId: string, scope: CrlScope | undefined) => `${caId}/${scope ?? ""}`;
     const why = new Map(due.map((d) => [key(d.caId, d.scope), d.why]));
-    const out = due.length ? (await this.#o.publish(due)).map((p) => ({ ...p, why: why.get(key(p.caId, p.scope)) ?? ("dirty" as const) })) : [];
-    // The CAs' revocations are out before anything else is tried: a damaged Bridge never holds them back.
-    try {
-      return [...out, ...((await this.#o.refreshOthers?.()) ?? [])];
-    } catch (e) {
-      if (!this.#o.onOtherError) throw e;
-      this.#o.onOtherError(e);
-      return out;
+    const out: Array<PublishedCrl & { readonly why: DueReason }> = [];
+    const landed = (p: PublishedCrl) => {
+      const w = { ...p, why: why.get(key(p.caId, p.scope)) ?? ("dirty" as const) };
+      out.push(w);
+      onPublished?.(w);
+    };
+    let failure: { e: unknown } | undefined;
+    if (due.length) {
+      const seen = new Set<PublishedCrl>();
+      try {
+        const published = await this.#o.publish(due, (p) => (seen.add(p), landed(p)));
+        for (const p of published) if (!seen.has(p)) landed(p); // a publisher that returns them only
+      } catch (e) {
+        failure = { e };
+      }
     }
+    // The CAs' revocations are out before anything else is tried: a damaged Bridge never holds them back. Nor does
+    // a CA that failed hold back the Bridge's ARL: it used to be skipped on every tick while that failure lasted.
+    try {
+      for (const p of (await this.#o.refreshOthers?.()) ?? []) (out.push(p), onPublished?.(p));
+    } catch (e) {
+      if (!this.#o.onOtherError) failure ??= { e };
+      else this.#o.onOtherError(e);
+    }
+    if (failure) throw failure.e;
+    return out;
   }
 }

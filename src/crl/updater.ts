@@ -96,7 +96,7 @@ export class CrlUpdater {
       store: ws.store,
       clock: ws.clock,
       config: ws.config,
-      publish: (due) => this.publishDue(due),
+      publish: (due, onPublished) => this.publishDue(due, onPublished),
       refreshOthers: () => this.refreshBridgeArl(),
       ...(opts.onOtherError ? { onOtherError: opts.onOtherError } : {}),
       ...(intervalMs !== undefined ? { intervalMs } : {}),
@@ -119,9 +119,11 @@ export class CrlUpdater {
 
   /**
    * Publishes the given CRLs (the schedule's due list): per CA, its full CRL, then (with deltas on) its delta —
-   * after every base, asked for or not —, its partitions in one pass, its ARL.
+   * after every base, asked for or not —, its partitions in one pass, its ARL. Every CA is tried; the first failure
+   * is raised after the others landed. `onPublished` sees every CRL published (in CA order), also those of a round
+   * that then raises.
    */
-  async publishDue(due: readonly DueCrl[]): Promise<PublishedCrl[]> {
+  async publishDue(due: readonly DueCrl[], onPublished?: (crl: PublishedCrl) => void): Promise<PublishedCrl[]> {
     const deltas = deltaCadence(this.#ws.config) !== undefined;
     const byCa = new Map<string, { full: boolean; delta: boolean; partitions: string[]; arl: boolean }>();
     for (const d of due) {
@@ -158,8 +160,18 @@ export class CrlUpdater {
     await Promise.all(Array.from({ length: Math.min(PUBLISH_CONCURRENCY, work.length) }, worker));
     const out = byIndex.flat();
     this.published.push(...out);
+    // Each one said also when the round then raises: serve and watch log what this goes to, and a round that
+    // published most CAs and failed one used to log the failure alone.
+    if (onPublished) for (const p of out) onPublished(p);
+    // The audit log is anchored after a round that published, also one that then raises (as 'crl generate' does):
+    // while one CA's failure lasted, every round raised and serve and watch never signed a checkpoint again.
+    // The round's own failure is the one raised.
+    try {
+      await this.#checkpoint(out);
+    } catch (e) {
+      if (!failure) throw e;
+    }
     if (failure) throw failure.e;
-    await this.#checkpoint(out);
     return out;
   }
 
@@ -187,7 +199,12 @@ export class CrlUpdater {
       failure = { e: err };
     }
     try {
-      landed.push(...(await this.#publisher.publishPartitions(ca, e.partitions)));
+      // each one as it lands: what was published is reported also when a later partition fails
+      await this.#publisher.publishPartitions(ca, e.partitions, (crl) => landed.push(crl));
+    } catch (err) {
+      failure ??= { e: err };
+    }
+    try {
       if (e.arl) landed.push(await this.#publisher.publishArl(ca));
     } catch (err) {
       failure ??= { e: err };

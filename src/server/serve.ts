@@ -137,7 +137,11 @@ async function scheduleLoop(ws: Workspace, updater: CrlUpdater, o: ScheduleOptio
   try {
     while (!o.signal.aborted) {
       try {
-        for (const p of await schedule.tick()) if (!p.superseded) o.onCrl?.(p);
+        // Each CRL as the round reports it: also those of a round that then raises (one CA failed), logged before
+        // the failure is; they used to go unlogged, the failure alone.
+        await schedule.tick((p) => {
+          if (!p.superseded) o.onCrl?.(p);
+        });
       } catch (e) {
         if (onError) onError(e);
         else throw e;

@@ -1,6 +1,6 @@
 /** `jpki crl generate`: build and publish CRLs for prefecture CAs. */
 import { Command, Option } from "commander";
-import type { CertificateType } from "../../index.js";
+import type { CertificateType, PublishedCrl } from "../../index.js";
 import { JpkiError, crlLibrary } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
@@ -56,7 +56,17 @@ Examples:
       await withWorkspace(ctx, async (ws) => {
         const purposes: CertificateType[] = o.purpose === "both" ? ["signature", "authentication"] : [o.purpose as CertificateType];
         const partitions = o.partitions === undefined ? "none" : o.partitions === true ? "due" : o.partitions;
-        const results = await generateCrls(ws, { ...(o.ca ? { ca: o.ca } : { prefecture: o.prefecture! }), purposes, passphrase, partitions, ...(o.delta ? { delta: true } : {}) });
+        // What landed is reported also when a CA then fails: generateCrls raises the first failure after every CA
+        // was tried, and the CRLs published before it are as published as any (the audit log has them). They went
+        // unreported: the operator saw the error alone and could not tell which CRLs were out.
+        const results: PublishedCrl[] = [];
+        let failure: { e: unknown } | undefined;
+        try {
+          await generateCrls(ws, { ...(o.ca ? { ca: o.ca } : { prefecture: o.prefecture! }), purposes, passphrase, partitions, ...(o.delta ? { delta: true } : {}), onPublished: (c) => results.push(c) });
+        } catch (e) {
+          failure = { e };
+        }
+        if (failure && !results.length) throw failure.e;
         const scopeName = (s: string) => (s === "" ? "full" : s === "arl" ? "arl" : s === "delta" ? "delta" : "partition");
         ctx.out.result(
           {
@@ -79,8 +89,9 @@ Examples:
                   ? `CRL ${r.caId}${r.scope ? `/${r.scope}` : ""} #${r.number}: not installed, one with this number or a higher one is already published (by another jpki process meanwhile, or in crl/ without the store's record of it); the next is numbered above it`
                   : `CRL ${r.caId}${r.scope ? `/${r.scope}` : ""} #${r.number}${r.baseNumber !== undefined ? ` (delta on #${r.baseNumber})` : ""}: ${entriesText(r.entries)}, next update ${r.nextUpdate.toISOString()}\n  ${r.derPath} (DER)${r.pemPath ? `\n  ${r.pemPath} (PEM)` : ""}`,
               )
-              .join("\n"),
+              .join("\n") + (failure ? `\n${results.length} CRLs published before the failure below; the CAs (or scopes) that failed stay due` : ""),
         );
+        if (failure) throw failure.e;
       });
     });
   return crl;

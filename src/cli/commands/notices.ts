@@ -109,6 +109,9 @@ Examples:
             crlIntervalMs: interval * 1000,
             updater,
             signal,
+            // A CRL that cannot be published after the last batch is raised after the result: what the run applied
+            // and the CRLs it did publish are printed first (they were not: the operator saw the error alone).
+            crlFailure: "report",
             onBytes: progress.onBytes,
             onProgress: (p) =>
               ctx.out.progress(
@@ -116,7 +119,9 @@ Examples:
               ),
           });
           ctx.out.progressDone();
-          ctx.out.result(r, () => formatIngest(r));
+          const { crlFailure, ...result } = r;
+          ctx.out.result(result, () => formatIngest(result));
+          if (crlFailure) throw crlFailure;
           if (r.rejected > 0) {
             throw batchFailure({
               failed: r.firstRejectCode ? { first: r.firstRejectCode, counts: r.rejectedByCode } : undefined,
