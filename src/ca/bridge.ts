@@ -56,6 +56,7 @@ import { buildCrl } from "../crl/builder.js";
 import { arlIssuingDistributionPoint, certificateExtension } from "../crl/scope.js";
 import { readCrlFile } from "../validation/crl.js";
 import { assembleCertificate, encodeTbs } from "./certificate.js";
+import { compromisedCaIds } from "./compromised.js";
 import { caUrls } from "./ids.js";
 import { endOfJstDay } from "./validity.js";
 
@@ -480,7 +481,7 @@ export async function certifyBridge(ws: Workspace, opts: BridgeOptions): Promise
     // A generation rolled over for a compromised key (a link row without certificates): the Bridge never vouches
     // for that key anew. It cross-certified it as any CA (found by a helper): a Bridge made, or re-run, after
     // `ca rollover --compromised` gave every verifier trusting the Bridge a path to whatever the stolen key signs.
-    const compromisedIds = new Set((await ws.store.listCaLinks()).filter((l) => !l.oldWithNew && !l.newWithOld).map((l) => l.oldCaId));
+    const compromisedIds = await compromisedCaIds(ws.store);
     const { CertificationAuthority } = await import("./authority.js");
     for (const rec of wanted) {
       if (certNotAfter(rec.certificateDer).getTime() <= now.getTime()) {
