@@ -64,12 +64,9 @@ export function checkpointProblem(cp: AuditCheckpoint, trusted: readonly Buffer[
 }
 
 /**
- * The CA generations rolled over because their key was suspected compromised (a ca_links row without link
- * certificates, ca/rollover.ts): whoever stole such a key can sign a checkpoint over a log they rewrote, so
- * their checkpoints anchor nothing (audit/verify.ts) and no new checkpoint is signed with them. Found by a
- * helper: after 'ca rollover --compromised' the default signer could still be the stolen key, and verify
- * trusted what it signed.
+ * The CA generations rolled over because their key was suspected compromised (ca/compromised.ts): whoever stole
+ * such a key can sign a checkpoint over a log they rewrote, so their checkpoints anchor nothing (audit/verify.ts)
+ * and no new checkpoint is signed with them. Found by a helper: after 'ca rollover --compromised' the default
+ * signer could still be the stolen key, and verify trusted what it signed.
  */
-export async function compromisedCaIds(store: Pick<Store, "listCaLinks">): Promise<Set<string>> {
-  return new Set((await store.listCaLinks()).filter((l) => !l.oldWithNew && !l.newWithOld).map((l) => l.oldCaId));
-}
+export { compromisedCaIds } from "../ca/compromised.js";

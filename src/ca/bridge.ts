@@ -56,6 +56,7 @@ import { buildCrl } from "../crl/builder.js";
 import { arlIssuingDistributionPoint, certificateExtension } from "../crl/scope.js";
 import { readCrlFile } from "../validation/crl.js";
 import { assembleCertificate, encodeTbs } from "./certificate.js";
+import { compromisedCaIds } from "./compromised.js";
 import { caUrls } from "./ids.js";
 import { endOfJstDay } from "./validity.js";
 
@@ -157,6 +158,13 @@ export interface BridgeResult {
   readonly expired: readonly string[];
   /** CAs left out: the Bridge revoked their cross-certificates (`revokeBridgeCross`) */
   readonly withdrawn: readonly string[];
+  /**
+   * CAs left out: their key was rolled over as compromised (`ca rollover --compromised`, ca/rollover.ts). Those
+   * still in `stillVouched` hold a Bridge -> CA cross-certificate from before: `ca bridge --revoke` withdraws it.
+   */
+  readonly compromised: readonly string[];
+  /** compromised CAs the Bridge still vouches for with an unrevoked cross-certificate */
+  readonly stillVouched: readonly string[];
   readonly arl: BridgeArl;
 }
 
@@ -469,10 +477,19 @@ export async function certifyBridge(ws: Workspace, opts: BridgeOptions): Promise
     const unchanged: string[] = [];
     const expired: string[] = [];
     const withdrawn: string[] = [];
+    const compromised: string[] = [];
+    // A generation rolled over for a compromised key (a link row without certificates): the Bridge never vouches
+    // for that key anew. It cross-certified it as any CA (found by a helper): a Bridge made, or re-run, after
+    // `ca rollover --compromised` gave every verifier trusting the Bridge a path to whatever the stolen key signs.
+    const compromisedIds = await compromisedCaIds(ws.store);
     const { CertificationAuthority } = await import("./authority.js");
     for (const rec of wanted) {
       if (certNotAfter(rec.certificateDer).getTime() <= now.getTime()) {
         expired.push(rec.id);
+        continue;
+      }
+      if (compromisedIds.has(rec.id)) {
+        compromised.push(rec.id);
         continue;
       }
       if (state.withdrawn?.includes(sha256(rec.certificateDer))) {
@@ -515,6 +532,8 @@ export async function certifyBridge(ws: Workspace, opts: BridgeOptions): Promise
       unchanged,
       expired,
       withdrawn,
+      compromised,
+      stillVouched: compromised.filter((id) => next.cross.some((c) => c.caId === id && c.direction === "bridge-to-ca")),
       arl,
     };
   });

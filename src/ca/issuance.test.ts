@@ -400,3 +400,31 @@ describe("parseApplication: personal data in a headerless CSV is not quoted back
     expect(() => parseApplication({ residentCode: code, publicKey: "x", [code]: "1" })).toThrow(/unknown field \(a name that is not an identifier\)/);
   });
 });
+
+describe("IssuanceService across a rollover for a compromised key", () => {
+  // Found by a helper: a long-lived service (a batch, a counter) kept signing with the generation it opened after
+  // 'ca rollover --compromised' until it restarted — with the stolen key.
+  it("lets the compromised generation go within a minute and issues from the new one; an ordinary rollover changes nothing until restart", async () => {
+    const c = new FixedClock("2026-04-01T00:00:00Z");
+    const w = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-issue-compromised-")), { clock: c });
+    try {
+      await initCas(w, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
+      const codes = [1, 2, 3, 4, 5].map((i) => makeResidentCode(`000000070${i}`));
+      await w.store.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", status: "active" as const, fourItems: { name: "山田　花子", address: "東京都千代田区千代田１番１号", birthDate: "1985-01-02", gender: "female" as const } })));
+      const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+      const svc = new IssuanceService({ store: w.store, config: w.config, clock: c, passphrase: "pw" });
+      const issue = async (i: number, type: "signature" | "authentication") => (await svc.issue({ residentCode: codes[i]!, type, publicKey: cardKeyVariant(spki, i * 2 + (type === "signature" ? 0 : 1)) })).caId;
+      expect(await issue(0, "signature")).toBe("13-sig");
+      expect(await issue(0, "authentication")).toBe("13-auth");
+      const { rolloverCas } = await import("./rollover.js");
+      await rolloverCas(w, { prefectureCode: "13", purposes: ["signature"], passphrase: "pw", compromised: true });
+      await rolloverCas(w, { prefectureCode: "13", purposes: ["authentication"], passphrase: "pw" });
+      c.advance(61_000);
+      expect(await issue(1, "signature")).toBe("13-sig-g2");
+      // the ordinary rollover: the generation opened goes on (both keys are valid), as documented
+      expect(await issue(1, "authentication")).toBe("13-auth");
+    } finally {
+      await w.close();
+    }
+  });
+});

@@ -18,6 +18,7 @@ import { assertResidentCode } from "../registry/resident-code.js";
 import type { CertificateRow, IssuanceCommitResult, IssuanceRecord, ResidentRecord, Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
 import { CertificationAuthority, caId } from "./authority.js";
+import { compromisedCaIds } from "./compromised.js";
 import { activeGeneration } from "./ids.js";
 import { readSpki, verifyCsr } from "./csr.js";
 import { GroupCommitter } from "./group-commit.js";
@@ -144,8 +145,12 @@ export interface IssuanceServiceOptions {
   readonly checkProfile?: "full" | "template";
 }
 
+/** How often a long-lived service looks for a generation it opened having been rolled over as compromised. */
+const COMPROMISE_CHECK_MS = 60_000;
+
 export class IssuanceService {
   readonly #opts: IssuanceServiceOptions;
+  #compromiseCheckedAt = -Infinity;
   readonly #cas = new Map<string, Promise<CertificationAuthority>>();
   /** The CAs opened so far, for prepare() to take without waiting on a settled promise per certificate. */
   readonly #opened = new Map<string, CertificationAuthority>();
@@ -160,7 +165,8 @@ export class IssuanceService {
   /**
    * Opens (once) the CA that issues `type` certificates for a prefecture: its active key generation (the
    * highest; ca/rollover.ts), found when first asked. A process that was issuing before a rollover goes on with
-   * the generation it opened until it restarts: the old key stays valid, and its certificates stay revocable.
+   * the generation it opened until it restarts: the old key stays valid, and its certificates stay revocable —
+   * unless that generation is rolled over as compromised ({@link #leaveCompromised}).
    */
   authority(prefectureCode: string, type: CertificateType): Promise<CertificationAuthority> {
     const id = caId(prefectureCode, type);
@@ -179,6 +185,23 @@ export class IssuanceService {
       this.#cas.set(id, ca);
     }
     return ca;
+  }
+
+  /**
+   * Once a minute at most: a generation this service opened that has since been rolled over as compromised
+   * (`ca rollover --compromised`; ca/compromised.ts) is let go, so the next certificate comes from the active
+   * generation. A batch or counter started before the rollover signed with the stolen key until it restarted
+   * (found by a helper), and `revoke --ca <old> --all` run meanwhile missed what it signed after.
+   */
+  async #leaveCompromised(): Promise<void> {
+    this.#compromiseCheckedAt = this.#opts.clock.now().getTime();
+    if (this.#opened.size === 0) return;
+    const compromised = await compromisedCaIds(this.#opts.store);
+    for (const [key, ca] of this.#opened) {
+      if (!compromised.has(ca.id)) continue;
+      this.#opened.delete(key);
+      this.#cas.delete(key);
+    }
   }
 
   /**
@@ -216,6 +239,8 @@ export class IssuanceService {
   /** Checks the application against the registry, then builds and signs; nothing is stored. */
   async prepare(app: IssuanceApplication): Promise<IssuanceRecord> {
     const { clock, config } = this.#opts;
+    // (no await on the way when not due: this runs for every certificate)
+    if (clock.now().getTime() - this.#compromiseCheckedAt >= COMPROMISE_CHECK_MS) await this.#leaveCompromised();
     const found = await this.checkResident(app);
     const resident = found.record;
     const residentPref = resident.municipalityCode.slice(0, 2);

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cardKeyVariant } from "../../test/card-fixtures.js";
 import { IssuanceService } from "../ca/issuance.js";
 import { initCas } from "../ca/manage.js";
+import { rolloverCas } from "../ca/rollover.js";
 import { prefecture } from "../ca/prefectures.js";
 import { generateCrls } from "../crl/generate.js";
 import { FixedClock } from "../pki/clock.js";
@@ -202,3 +203,39 @@ describe("the published set, looked at again", () => {
   });
 });
 
+
+describe("VerifierValidationService after a rollover for a compromised key", () => {
+  // Found by a helper: the service anchored at every CA of the store, the compromised generation too, so a
+  // certificate its thief signed (any serial, no CRL entry) was answered "valid".
+  it("no longer takes the compromised generation as a trust anchor; the new generation's and other CAs' certificates stay valid", async () => {
+    const w = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-vs-compromised-")), { clock });
+    const service = () => new VerifierValidationService(w, { engineThread: MODULE });
+    try {
+      const gov = (await registerVerifier(w, { name: "compromise test", kind: "government" })).record;
+      const [old] = await twoInTwoMunicipalities(w);
+      await generateCrls(w, { prefecture: "13", passphrase: "pw" });
+      const before = service();
+      try {
+        expect(await before.validate(gov, { certificate: old.der, purpose: "signature" })).toMatchObject({ status: "valid" });
+      } finally {
+        await before.close();
+      }
+      await rolloverCas(w, { prefectureCode: "13", purposes: ["signature"], passphrase: "pw", compromised: true });
+      const residentCode = makeResidentCode("0000000303");
+      await w.store.upsertResidents([{ residentCode, municipalityCode: "131016", status: "active", fourItems: { name: "山田　次郎", address: "東京都千代田区千代田１番１号", birthDate: "1985-01-02", gender: "male" } }]);
+      const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+      const fresh = await new IssuanceService({ store: w.store, config: w.config, clock, passphrase: "pw" }).issue({ residentCode, type: "signature", publicKey: spki });
+      expect(fresh.caId).toBe("13-sig-g2");
+      await generateCrls(w, { prefecture: "13", passphrase: "pw" });
+      const after = service();
+      try {
+        expect(await after.validate(gov, { certificate: old.der, purpose: "signature" })).toMatchObject({ status: "untrusted" });
+        expect(await after.validate(gov, { certificate: fresh.der, purpose: "signature" })).toMatchObject({ status: "valid" });
+      } finally {
+        await after.close();
+      }
+    } finally {
+      await w.close();
+    }
+  });
+});

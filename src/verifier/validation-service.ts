@@ -14,6 +14,7 @@
 import { statSync } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { compromisedCaIds } from "../ca/compromised.js";
 import { JpkiError } from "../errors.js";
 import type { VerifierRecord } from "../store/types.js";
 import { parseCertificate } from "../validation/certificate.js";
@@ -190,7 +191,11 @@ export class VerifierValidationService {
 
   async #reload(): Promise<Trust> {
     const started = this.#now();
-    const anchors = (await this.#ws.store.listCas()).map((c) => c.certificateDer);
+    // Not a generation rolled over for a compromised key (ca/compromised.ts): its thief signs certificates and CRLs
+    // at will, and this service answered "valid" for them (found by a helper) where every verifier is told to drop
+    // that root from its trust store.
+    const compromised = await compromisedCaIds(this.#ws.store);
+    const anchors = (await this.#ws.store.listCas()).filter((c) => !compromised.has(c.id)).map((c) => c.certificateDer);
     // The files, from the directories that changed since they were last listed (a publication renames a file into
     // its directory, which moves the directory's mtime); every file every FULL_SWEEP_MS (one rewritten in place
     // leaves its directory as it was). Stat-ing each file every second was ≈ 100 µs of this thread a file: a

@@ -392,6 +392,8 @@ describe("jpki ca bridge: the operator's side", () => {
   it("after a CA key rollover the Bridge cross-certifies the new generation and goes on: its id (13-auth-g2) was 'malformed' in state.json, every later run ERR_WORKSPACE_CORRUPT", async () => {
     const roll = await cli(["ca", "rollover", "-w", ws, "--prefecture", "13", "--purpose", "authentication", "--passphrase-file", pass], { cwd: dir });
     expect(roll.code, roll.stderr).toBe(0);
+    // the rollover says the Bridge needs a run (it said nothing: the new generation was reached through OldWithNew only)
+    expect(roll.stdout).toContain("next: 'jpki ca bridge' cross-certifies the new generation");
     const r = await bridge();
     expect(r.code, r.stderr).toBe(0);
     expect(r.json().crossCertificates.map((c: { caId: string }) => c.caId)).toEqual(["13-auth-g2", "13-auth-g2"]);
@@ -402,6 +404,16 @@ describe("jpki ca bridge: the operator's side", () => {
     expect(existsSync(join(ws, "bridge", "cross", "13-auth-g2.by-bridge.pem"))).toBe(true);
     const revoke = await bridge(["--revoke", "13-auth-g2", "--reason", "cessationOfOperation"]);
     expect(revoke.code, revoke.stderr).toBe(0);
+  }, 60_000);
+
+  it("ca rollover --compromised in a workspace with a Bridge names 'ca bridge --revoke' for the old key (--json: bridge)", async () => {
+    const roll = await cli(["ca", "rollover", "-w", ws, "--prefecture", "01", "--purpose", "sig", "--compromised", "--passphrase-file", pass, "--json"], { cwd: dir });
+    expect(roll.code, roll.stderr).toBe(0);
+    expect(roll.json().bridge).toEqual(["jpki ca bridge --revoke 01-sig", "jpki ca bridge"]);
+    const r = await bridge();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json().compromised).toEqual(["01-sig"]);
+    expect(r.json().stillVouched).toEqual(["01-sig"]);
   }, 60_000);
 
   it("a directory named *.pem in bridge/cross/ is left alone: the export tried to rm it, ERR_INTERNAL (EISDIR) with a stack trace after the ARL was published", async () => {
