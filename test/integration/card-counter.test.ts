@@ -270,11 +270,11 @@ describe("jpki card issue / sign / renew", () => {
   // A PIN variable set from a file with its newline (a mounted secret, an env file) was refused as a PIN of the
   // wrong form (ERR_CARD_PIN_FORMAT): one final line break is dropped, as --pins-stdin's lines and JPKI_PKCS11_PIN lose theirs.
   it("card issue and card sign take JPKI_CARD_SIGNATURE_PIN / JPKI_CARD_AUTH_PIN ending with a line break as the PIN without it", async () => {
-    const card = join(dir, "erin.card");
+    const card = join(dir, "frank.card");
     const nl = { ...env, JPKI_CARD_SIGNATURE_PIN: "SIGN2026\n", JPKI_CARD_AUTH_PIN: "4321\r\n" };
     const r = await cli(["--workspace", ws, "--json", "card", "issue", "--resident", people[4]!.residentCode, "--card", card], { cwd: dir, env: nl });
     expect(r.code, r.stderr).toBe(0);
-    const doc = join(dir, "erin.txt");
+    const doc = join(dir, "frank.txt");
     writeFileSync(doc, "application\n");
     const signed = await cli(["--workspace", ws, "card", "sign", "--card", card, doc], { cwd: dir, env: { ...nl, JPKI_CARD_SIGNATURE_PIN: "SIGN2026\r\n" } });
     expect(signed.code, signed.stderr).toBe(0);
