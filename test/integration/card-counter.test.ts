@@ -72,6 +72,18 @@ describe("jpki card issue / sign / renew", () => {
     expect(v.out).toContain("Verification successful");
     expect(readFileSync(join(dir, "content.out"), "utf8")).toBe("転居届の電子申請\n");
 
+    // A signature already there (the one sent with the application) is not replaced unasked, and the PIN is not
+    // asked of the card for it; --force replaces it.
+    const sent = readFileSync(join(dir, "application.p7s"));
+    const sentInode = statSync(join(dir, "application.p7s")).ino;
+    const again = await cli(["--workspace", ws, "--json", "card", "sign", "--card", card, doc, "-o", join(dir, "application.p7s")], { cwd: dir, env: { ...env, JPKI_CARD_SIGNATURE_PIN: "WRONG99" } });
+    expect(again.code, again.stderr).toBe(2);
+    expect(JSON.parse(again.stderr.slice(again.stderr.indexOf("{"))).error.code).toBe("ERR_OUTPUT_EXISTS");
+    expect(readFileSync(join(dir, "application.p7s")).equals(sent)).toBe(true);
+    const forced = await cli(["--workspace", ws, "card", "sign", "--card", card, doc, "-o", join(dir, "application.p7s"), "--force"], { cwd: dir, env });
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(statSync(join(dir, "application.p7s")).ino).not.toBe(sentInode); // written anew (by rename)
+
     // A wrong PIN uses up a try and says how many are left; the card stays usable with the right one.
     const bad = await cli(["--workspace", ws, "card", "sign", "--card", card, doc, "-o", join(dir, "bad.p7s")], { cwd: dir, env: { ...env, JPKI_CARD_SIGNATURE_PIN: "WRONG99" } });
     expect(bad.code).toBe(18);

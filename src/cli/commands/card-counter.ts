@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import type { IssuedCertificate } from "../../index.js";
-import { JpkiError, checkInputFile, checkOutputFile, envPinValue, library } from "../lib.js";
+import { JpkiError, checkInputFile, checkNewOutputFile, checkOutputFile, envPinValue, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 import { CARD_ENV_HELP, openCardFile, readAdminKeyFile, stdinLines } from "../card-secrets.js";
@@ -129,6 +129,7 @@ interface SignOptions {
   pinStdin?: boolean;
   out?: string;
   pem?: boolean;
+  force?: boolean;
 }
 
 export function makeCardSignCommand(io: Io): Command {
@@ -139,11 +140,13 @@ export function makeCardSignCommand(io: Io): Command {
     .option("--pin-stdin", "read the signature PIN from standard input (else JPKI_CARD_SIGNATURE_PIN)")
     .option("-o, --out <file>", "where the signature goes (default: <file>.p7s)")
     .option("--pem", "write PEM instead of DER")
+    .option("--force", "replace the output file if it exists (without it, an existing file is never replaced)")
     .addHelpText(
       "after",
       `
 The card verifies the PIN and signs; the private key never leaves it. A wrong PIN uses up a try (5 for the signature
-PIN); a blocked PIN is unblocked at the counter ('jpki card unblock').
+PIN); a blocked PIN is unblocked at the counter ('jpki card unblock'). An existing output file is refused
+(ERR_OUTPUT_EXISTS, exit 2) before the PIN is asked of the card, unless --force.
 
 Example (writes doc.txt.p7s):
   printf 'ABC123\\n' | jpki card sign doc.txt --card alice.card --pin-stdin
@@ -155,7 +158,8 @@ Check the signature with OpenSSL (the CA certificate is on the card, EF 0002, an
       const ctx = Context.of(io, cmd);
       const input = checkInputFile(file, "document", { cwd: io.cwd });
       const cardPath = checkInputFile(o.card, "card file --card", { cwd: io.cwd });
-      const out = checkOutputFile(o.out ?? `${input}.p7s`, "output file -o", { cwd: io.cwd });
+      // A signature made before (the one sent with an application, say) is not replaced unasked, as 'issue -o' does.
+      const out = (o.force ? checkOutputFile : checkNewOutputFile)(o.out ?? `${input}.p7s`, "output file -o", { cwd: io.cwd });
       const envPin = io.env.JPKI_CARD_SIGNATURE_PIN;
       const pin = o.pinStdin ? ((await stdinLines(io, "--pin-stdin"))[0] ?? "") : envPin && envPinValue(envPin);
       if (!pin) throw new JpkiError("ERR_USAGE", "the signature PIN: pipe it with --pin-stdin or set JPKI_CARD_SIGNATURE_PIN");
