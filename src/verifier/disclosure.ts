@@ -32,7 +32,16 @@ export interface DisclosureListing {
   readonly entries: DisclosureEntry[];
   /** older records exist beyond `limit` (not listed) */
   readonly truncated: boolean;
+  /**
+   * The code the registry changed the asked one to (住民票コード変更, following a few changes), when it did: the
+   * checks under it are the same person's and are listed too (the CA side files them under the new code once it
+   * has taken the change).
+   */
+  readonly codeChangedTo?: string;
 }
+
+/** How many resident-code changes a listing follows from the code asked for. */
+const CODE_CHANGES_FOLLOWED = 8;
 
 /**
  * Who checked the resident's certificates and when: the newest `limit` records (default 1000), oldest of them
@@ -42,7 +51,17 @@ export interface DisclosureListing {
 export async function disclosuresOf(ws: Workspace, residentCode: string, opts: { readonly limit?: number } = {}): Promise<DisclosureListing> {
   assertResidentCode(residentCode);
   const limit = opts.limit ?? 1000;
-  const records = await ws.store.listDisclosures({ residentCode, limit: limit + 1 });
+  // The person's codes: the one asked for, then each the registry changed it to. A resident asking under the code
+  // they knew found nothing once the CA side had filed the checks under the new one.
+  const codes = [residentCode];
+  for (let code = residentCode; codes.length <= CODE_CHANGES_FOLLOWED; ) {
+    const next = (await ws.store.getResident(code))?.successorCode;
+    if (next === undefined || codes.includes(next)) break;
+    codes.push((code = next));
+  }
+  const lists = await Promise.all(codes.map((code) => ws.store.listDisclosures({ residentCode: code, limit: limit + 1 })));
+  // each list oldest first: merged the same way, the newest limit + 1 kept
+  const records = lists.length === 1 ? lists[0]! : lists.flat().sort((a, b) => a.at.getTime() - b.at.getTime()).slice(-(limit + 1));
   const truncated = records.length > limit;
   if (truncated) records.shift();
   const verifiers = new Map((await ws.store.listVerifiers()).map((v) => [v.id, v]));
@@ -63,5 +82,5 @@ export async function disclosuresOf(ws: Workspace, residentCode: string, opts: {
       itemsDisclosed: r.itemsDisclosed,
     };
   });
-  return { entries, truncated };
+  return { entries, truncated, ...(codes.length > 1 ? { codeChangedTo: codes.at(-1)! } : {}) };
 }

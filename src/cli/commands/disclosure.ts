@@ -22,6 +22,8 @@ Each line: when, the verifier (name, kind: government 行政機関 / private 民
 items were disclosed (government bodies with a legal basis of the Basic Resident Registration Act's tables).
 The newest --limit records are listed (oldest of them first); when older ones exist a first line says so
 (--json: "truncated": true). A batch of liveness checks naming one certificate many times is one record.
+A code the registry has changed (住民票コード変更) lists the checks under the new code too, and says so
+(--json: "codeChangedTo").
 Nobody having checked is a success (exit 0); an invalid resident code exits 7 (ERR_RESIDENT_CODE_INVALID).
 
 Examples:
@@ -47,8 +49,9 @@ Examples:
           itemsDisclosed: e.itemsDisclosed,
         }));
         const older = listing.truncated ? `older checks are not shown: these are the newest ${limit} (--limit shows more)\n` : "";
-        ctx.out.result({ resident: o.resident, disclosures: entries, truncated: listing.truncated }, () =>
-          entries.length
+        const changed = listing.codeChangedTo ? `resident code ${o.resident} was changed to ${listing.codeChangedTo} (住民票コード変更): the checks under both are listed\n` : "";
+        ctx.out.result({ resident: o.resident, ...(listing.codeChangedTo ? { codeChangedTo: listing.codeChangedTo } : {}), disclosures: entries, truncated: listing.truncated }, () =>
+          changed + (entries.length
             ? older + entries
                 .map(
                   (e) =>
@@ -56,7 +59,7 @@ Examples:
                     `${e.legalBasis ? `legal basis ${e.legalBasis} (${e.legalBasisJa ?? "?"})  ` : ""}answer ${e.answer}${e.itemsDisclosed ? "  four items disclosed" : ""}`,
                 )
                 .join("\n")
-            : `nobody has checked the certificates of resident ${o.resident} through the validation API or a liveness check`,
+            : `nobody has checked the certificates of resident ${o.resident} through the validation API or a liveness check`),
         );
       });
     });
