@@ -57,6 +57,8 @@ export interface CardIssuance {
   readonly authentication: IssuedCertificate;
   /** true when the card file already existed (a run resumed after a crash): its keys were reused */
   readonly resumed: boolean;
+  /** the card file already held both certificates (a command run again): nothing was issued */
+  readonly alreadyComplete: boolean;
 }
 
 /** The application id of a certificate for a card's key: the same key on the same card never gets two. */
@@ -146,10 +148,12 @@ async function issueCardNow(p: IssueCardParams): Promise<CardIssuance> {
         : `${p.storage.where} holds card ${cardId}, begun by an earlier jpki that did not record for whom: to finish it for this resident, pass --card-id ${cardId}`,
     );
   }
+  const held = card.info().certificates;
+  const alreadyComplete = resumed && held.signature && held.authentication;
   try {
     const signature = await certifyCardKey(card, cardId, p.residentCode, "signature", p, false);
     const authentication = await certifyCardKey(card, cardId, p.residentCode, "authentication", p, false);
-    return { card, cardId, signature, authentication, resumed };
+    return { card, cardId, signature, authentication, resumed, alreadyComplete };
   } catch (e) {
     // The card file stays, begun for this resident (a key may already be on it): say so, and how it is finished,
     // rather than leave a file the operator did not know was made.

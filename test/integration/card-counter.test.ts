@@ -207,8 +207,12 @@ describe("jpki card issue / sign / renew", () => {
     expect(EmulatedCard.open(fileCardStorage(card, { chipKeyFile: env.JPKI_CARD_CHIP_KEY_FILE! })).info()).toEqual(made);
     const again = await cli(args, { cwd: dir, env });
     expect(again.code, again.stderr).toBe(0);
-    expect(again.json().resumed).toBe(true);
-    expect(again.json().cardId).toBe(made.cardId);
+    expect(again.json()).toMatchObject({ resumed: true, alreadyComplete: false, cardId: made.cardId });
+    // Run once more on the finished card: nothing was interrupted, and nothing is issued (the same certificates).
+    const third = await cli(args.filter((a) => a !== "--json"), { cwd: dir, env });
+    expect(third.code, third.stderr).toBe(0);
+    expect(third.stdout).toContain(`card ${made.cardId} in ${card} already held both certificates: nothing was issued`);
+    expect(third.stdout).toContain(`serial ${again.json().signature.serial}`);
   });
 
   it("runs one counter procedure on a card at a time: two renewals at once never leave a superseded certificate on the card", async () => {

@@ -84,9 +84,11 @@ ${CARD_ENV_HELP}`,
           ...pins,
           ...(o.counter ? { counterId: o.counter } : {}),
         });
-        ctx.out.result({ card: cardPath, cardId: r.cardId, resumed: r.resumed, signature: certSummary(r.signature), authentication: certSummary(r.authentication) }, () =>
+        ctx.out.result({ card: cardPath, cardId: r.cardId, resumed: r.resumed, alreadyComplete: r.alreadyComplete, signature: certSummary(r.signature), authentication: certSummary(r.authentication) }, () =>
           [
-            `card ${r.cardId} written to ${cardPath}${r.resumed ? " (an interrupted issuance finished: the PINs are those set by the first run)" : ""}`,
+            r.alreadyComplete
+              ? `card ${r.cardId} in ${cardPath} already held both certificates: nothing was issued`
+              : `card ${r.cardId} written to ${cardPath}${r.resumed ? " (an interrupted issuance finished: the PINs are those set by the first run)" : ""}`,
             `signature certificate      serial ${r.signature.serial}  CA ${r.signature.caId}  valid until ${r.signature.notAfter.toISOString()}`,
             `authentication certificate serial ${r.authentication.serial}  CA ${r.authentication.caId}  valid until ${r.authentication.notAfter.toISOString()}`,
           ].join("\n"),
