@@ -102,6 +102,48 @@ describe("jpki watch when a CRL cannot be published", () => {
   });
 });
 
+describe("jpki watch when the CRL after a file's last batch cannot be published", () => {
+  it("settles the file in done/ (every notice of it applied) and reports the CRL's failure as a round's", async () => {
+    // Was: the file went to failed/ with an error sidecar, its notices applied all the same.
+    const { ws, spool, updater } = await watchedWorkspace("jpki-spool-last-crl-");
+    const { IssuanceService } = await import("./issuance.js");
+    const { makeResidentCode } = await import("../registry/resident-code.js");
+    const { generateKeyPairSync } = await import("node:crypto");
+    const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
+    const residentCode = makeResidentCode("0000000888");
+    await ws.store.upsertResidents([{ residentCode, municipalityCode: "131016", fourItems: items, status: "active" }]);
+    const issuance = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase: "pw" });
+    const cert = await issuance.issue({ residentCode, type: "signature", publicKey: generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" }) });
+    // a move: the signature certificate is revoked, and its CA's CRL is due after the batch
+    const after = { ...items, address: "東京都千代田区永田町１丁目７番１号" };
+    writeFileSync(join(spool, "moves.jsonl"), `${JSON.stringify({ noticeId: "M-1", residentCode, kind: "relocation", effectiveDate: "2026-04-01", sequence: 1, municipalityCode: "131016", after })}\n`);
+    updater.publishDue = async () => {
+      throw Object.assign(new Error("no space left on device"), { code: "ERR_FILE_UNUSABLE" });
+    };
+    const errors: string[] = [];
+    const controller = new AbortController();
+    try {
+      await watchSpool(ws, updater, {
+        dir: spool,
+        pollMs: 1,
+        once: false,
+        batchSize: 100,
+        signal: controller.signal,
+        onScheduleError: (e) => errors.push((e as Error).message),
+        sleep: async () => controller.abort(),
+      });
+      expect(readdirSync(join(spool, "done"))).toContain("moves.jsonl");
+      expect(readdirSync(join(spool, "failed"))).toEqual([]);
+      expect(errors).toContain("no space left on device");
+      // the notice is applied: the certificate is revoked in the store, and its CA stays due
+      expect((await ws.store.certificateStatus(cert.serial))?.revocation).toBeDefined();
+      expect(await ws.store.dirtyCas()).toContain("13-sig");
+    } finally {
+      await ws.close();
+    }
+  });
+});
+
 describe("jpki watch under umask 0: what it makes and moves is owner-only", () => {
   const mode = fileMode;
   underUmaskZero();

@@ -293,6 +293,9 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
           signal: o.signal,
           onBytes: (n) => (read += n),
           onProgress: () => beat(path, Date.now()),
+          // A CRL that cannot be published after the file's last batch fails no notice of it: every one is applied
+          // and the file belongs in done/. The CA stays due; the failure goes where the schedule's go (below).
+          crlFailure: "report",
         });
         if (r.stopped) break;
         const after = statOrGone(path);
@@ -311,7 +314,11 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
       }
       const placed = settle(dirs.done, dirs.failed);
       files++;
-      o.onFile?.(name, { ...r, rejectFile: placed.sidecars.rejects ?? null });
+      const { crlFailure, ...result } = r;
+      o.onFile?.(name, { ...result, rejectFile: placed.sidecars.rejects ?? null });
+      // Said as a round's failure is; without a handler (or once) the next round, or --once's final
+      // regeneration, meets the CA still due and raises it then. (It sent the file to failed/, its notices applied.)
+      if (crlFailure !== undefined && o.onScheduleError && !o.once) o.onScheduleError(crlFailure);
       return "settled";
     } catch (e) {
       if (!isJpkiError(e) || e.code === "ERR_STORE" || e.code === "ERR_STORE_UNREACHABLE" || e.code === "ERR_STORE_PERMISSION" || e.code === "ERR_WORKSPACE_LOCKED" || e.code === "ERR_PASSPHRASE_WRONG") throw e;
