@@ -216,6 +216,10 @@ describe("a JSON record pasted where the file name goes", () => {
     for (const args of [
       ["counter", "batch", JSON.stringify({ kind: "rename", residentCode: code(13), name: secret })],
       ["registry", "import", JSON.stringify({ residentCode: code(13), ...BEFORE, name: secret })],
+      // notices carry the items after (and before) the change; an application names the resident
+      ["registry", "apply", JSON.stringify({ noticeId: "P-1", residentCode: code(13), kind: "rename", after: { ...BEFORE, name: secret } })],
+      ["notices", "ingest", JSON.stringify({ noticeId: "P-1", residentCode: code(13), kind: "rename", after: { ...BEFORE, name: secret } })],
+      ["issue", "--batch", JSON.stringify({ residentCode: code(13), type: "signature", publicKey: secret })],
     ]) {
       const r = await jpki(args);
       expect(r.code).toBe(2);

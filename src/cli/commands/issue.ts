@@ -8,6 +8,7 @@ import { Context, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
 import { batchStdin, fileProgress, type Io } from "../output.js";
 import { batchFailure, nothingAppliedHelp } from "../batch-outcome.js";
+import { checkRecordFile } from "../record-argument.js";
 
 interface IssueOptions {
   resident?: string;
@@ -186,7 +187,7 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
     throw new JpkiError("ERR_USAGE", "--concurrency must be a whole number from 1 to 4096");
   }
   // Paths first, then the passphrase: nothing is signed for a batch whose input or output cannot be used.
-  const source = o.batch === "-" ? batchStdin(io, { command: "issue --batch -", items: "applications" }) : checkInputFile(o.batch!, "batch file --batch", { cwd: io.cwd });
+  const source = o.batch === "-" ? batchStdin(io, { command: "issue --batch -", items: "applications" }) : checkRecordFile(o.batch!, "batch file --batch", { cwd: io.cwd, pipe: "write it to a file, or pipe it in: jpki issue --batch - < FILE" });
   const outDir = o.outDir ? checkOutputDir(o.outDir, "output directory --out-dir", { create: true, cwd: io.cwd }) : undefined;
   const { IssuanceService, readRecords, sweepStaleTemps, toPem, writeFileAtomic } = await library();
   if (outDir) sweepStaleTemps(outDir); // files half-written by a killed earlier run

@@ -5,6 +5,7 @@ import type { IngestRunResult } from "../../index.js";
 import { JpkiError, checkInputFile, checkOutputFile, library } from "../lib.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
+import { checkRecordFile } from "../record-argument.js";
 import { batchFailure, nothingAppliedHelp } from "../batch-outcome.js";
 import { crlLabel, fileProgress, type Io } from "../output.js";
 
@@ -84,7 +85,7 @@ Examples:
       if (!Number.isFinite(interval) || interval < 0) throw new JpkiError("ERR_USAGE", "--crl-interval must be a number of seconds ≥ 0");
       // Paths first: nothing is applied for a run whose input or reject file cannot be used.
       const stdin = file === "-";
-      const input = stdin ? undefined : checkInputFile(file, "notice file", { cwd: io.cwd });
+      const input = stdin ? undefined : checkRecordFile(file, "notice file", { cwd: io.cwd, pipe: "write it to a file, or pipe it in: jpki notices ingest - < FILE" });
       const rejectTarget = o.rejectFile ? checkOutputFile(o.rejectFile, "--reject-file", { cwd: io.cwd }) : "";
       const { CrlUpdater, checkRejectFileFree, runIngest } = await library();
       if (o.rejectFile) checkRejectFileFree(rejectTarget); // before the passphrase prompt; runIngest checks again

@@ -262,7 +262,7 @@ Examples:
       const ctx = Context.of(io, cmd);
       const { applyNoticesToRegistry, readRecords } = await library();
       await withWorkspace(ctx, async (ws) => {
-        const source = file === "-" ? (io.stdin ?? process.stdin) : checkInputFile(file, "notice file", { cwd: io.cwd });
+        const source = file === "-" ? (io.stdin ?? process.stdin) : checkRecordFile(file, "notice file", { cwd: io.cwd, pipe: "write it to a file, or pipe it in: jpki registry apply - < FILE" });
         const r = await applyNoticesToRegistry(ws.store, readRecords(source, { format: file === "-" && o.format === "auto" ? "jsonl" : o.format, rejectDuplicateKeys: true }), ws.clock.now());
         ctx.out.result(r, () =>
           [`read ${r.read}, applied ${r.applied}, skipped ${r.skipped} (already applied or record closed), rejected ${r.errors.length}`, ...r.errors.slice(0, 50).map((e) => `  error [${e.code}] ${e.message}`)].join("\n"),
