@@ -42,6 +42,15 @@ describe("jpki fixtures generate under umask 0", () => {
     expect(JSON.parse(j.out())).toMatchObject({ notices: { count: written }, noticesRequested: 500 });
   });
 
+  it("run again without --notices, removes the notices.jsonl an earlier run wrote for other residents, and says so", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-fixtures-"));
+    expect(await run(["fixtures", "generate", "--residents", "4", "--notices", "2", "--seed", "1", "-o", "."], io(dir))).toBe(0);
+    const o = io(dir);
+    expect(await run(["fixtures", "generate", "--residents", "4", "--seed", "2", "-o", ".", "--json"], o)).toBe(0);
+    expect(readdirSync(dir).sort()).toEqual(["residents.jsonl"]);
+    expect(JSON.parse(o.out())).toMatchObject({ notices: null, staleNoticesRemoved: join(dir, "notices.jsonl") });
+  });
+
   it("replaces an earlier run's files readable by others with owner-only ones", async () => {
     const dir = mkdtempSync(join(tmpdir(), "jpki-fixtures-"));
     for (const f of ["residents.jsonl", "notices.jsonl"]) {

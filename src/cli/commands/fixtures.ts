@@ -1,4 +1,5 @@
 /** `jpki fixtures generate`: a deterministic synthetic population and change-notice feed. */
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Command } from "commander";
 import { JpkiError, checkOutputDir, checkOutputFile, library } from "../lib.js";
@@ -24,7 +25,7 @@ export function makeFixturesCommand(io: Io): Command {
   fx.command("generate")
     .description("write residents.jsonl and notices.jsonl: Japanese names, addresses in all 47 prefectures, valid resident codes, a realistic notice mix")
     .requiredOption("--residents <n>", "how many residents")
-    .option("--notices <n>", "how many change notices", "0")
+    .option("--notices <n>", "how many change notices (0: none, and an earlier run's notices.jsonl in the directory is removed)", "0")
     .option("--seed <seed>", "same seed, same files", "1")
     .option("-o, --out <dir>", "output directory", ".")
     .addHelpText("after", `\nExample:\n  jpki fixtures generate --residents 1000 --notices 200 --seed 42 -o data/`)
@@ -45,11 +46,19 @@ export function makeFixturesCommand(io: Io): Command {
       writeFileAtomic(rPath, jsonLines(residents), 0o600);
       const written = { n: 0 };
       if (nn > 0) writeFileAtomic(nPath, jsonLines(generateNotices({ residents, count: nn, seed: o.seed }), written), 0o600);
+      // An earlier run's notices.jsonl beside the new residents names residents that are gone (its codes, its
+      // items): a feed for another population, taken for this one's by whoever ingests the directory. It goes.
+      let staleRemoved = false;
+      if (nn === 0 && existsSync(nPath)) {
+        rmSync(checkOutputFile(nPath, "output file"));
+        staleRemoved = true;
+      }
       const notices = written.n;
       const res = { residents: { count: nr, path: rPath }, notices: nn > 0 ? { count: notices, path: nPath } : null, seed: o.seed };
       // Deaths and removals close records: a population runs out of notices it can take. Said, not left to be noticed.
       const short = nn > 0 && notices < nn ? `; ${nn} notices were asked for, but ${nr} residents take only ${notices} (deaths and removals close their records): give more --residents for more` : "";
-      ctx.out.result({ ...res, ...(short ? { noticesRequested: nn } : {}) }, `wrote ${nr} residents to ${rPath}${nn > 0 ? ` and ${notices} notices to ${nPath}` : ""} (seed ${o.seed})${short}`);
+      const removed = staleRemoved ? `; removed the ${nPath} an earlier run wrote for other residents` : "";
+      ctx.out.result({ ...res, ...(short ? { noticesRequested: nn } : {}), ...(staleRemoved ? { staleNoticesRemoved: nPath } : {}) }, `wrote ${nr} residents to ${rPath}${nn > 0 ? ` and ${notices} notices to ${nPath}` : ""} (seed ${o.seed})${short}${removed}`);
     });
   return fx;
 }
