@@ -15,6 +15,20 @@ import type { UpgradeProgress } from "./upgrade.js";
 
 const fresh = () => Promise.resolve(SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db"), { create: true }));
 
+/**
+ * A store file at schema version `version` (migrations 1..version run, its version and application id set), open
+ * for the test to put rows in as that version had them; with `ca` (default) the CA 13-sig in it.
+ */
+function storeAtVersion(version: number, o: { ca?: boolean } = {}): { path: string; db: Database.Database } {
+  const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+  const db = new Database(path);
+  for (const m of MIGRATIONS.slice(0, version)) typeof m === "string" ? db.exec(m) : m(db);
+  db.pragma(`user_version = ${version}`);
+  db.pragma(`application_id = ${0x4a504b49}`);
+  if (o.ca ?? true) db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', x'3000', 'pem', x'01', 0)").run();
+  return { path, db };
+}
+
 storeContract("sqlite", fresh);
 auditContract("sqlite", fresh);
 
@@ -83,11 +97,7 @@ describe("SqliteStore specifics", () => {
   });
 
   it("migrates a version-5 store: CAs awaiting a CRL stay due, published CRLs stay the latest, abandoned reservations do not count", async () => {
-    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
-    const db = new Database(path);
-    for (const sql of MIGRATIONS.slice(0, 5)) db.exec(sql as string);
-    db.pragma("user_version = 5");
-    db.pragma(`application_id = ${0x4a504b49}`);
+    const { path, db } = storeAtVersion(5, { ca: false });
     const caRow = db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES (?, ?, 'signature', x'3000', 'pem', x'01', 0)");
     caRow.run("13-sig", "13");
     caRow.run("27-sig", "27");
@@ -108,12 +118,7 @@ describe("SqliteStore specifics", () => {
 
 describe("SqliteStore upgrade to the OCSP schema", () => {
   it("opens a version-7 store: its facts stay, OCSP responders start empty and can be installed", async () => {
-    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
-    const db = new Database(path);
-    for (const m of MIGRATIONS.slice(0, 7)) typeof m === "string" ? db.exec(m) : m(db);
-    db.pragma("user_version = 7");
-    db.pragma(`application_id = ${0x4a504b49}`);
-    db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', x'3000', 'pem', x'01', 0)").run();
+    const { path, db } = storeAtVersion(7);
     db.prepare("INSERT INTO crl_state (ca_id, revision, published_revision) VALUES ('13-sig', 3, 2)").run();
     db.close();
     const s = SqliteStore.open(path);
@@ -132,12 +137,7 @@ describe("SqliteStore upgrade to the OCSP schema", () => {
 
 describe("SqliteStore upgrade to liveness checks (version 15)", () => {
   it("opens a version-14 store: its certificates are found by certificate id (the SHA-256 of the DER, filled by the migration)", async () => {
-    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
-    const db = new Database(path);
-    for (const m of MIGRATIONS.slice(0, 14)) typeof m === "string" ? db.exec(m) : m(db);
-    db.pragma("user_version = 14");
-    db.pragma(`application_id = ${0x4a504b49}`);
-    db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', x'3000', 'pem', x'01', 0)").run();
+    const { path, db } = storeAtVersion(14);
     db.prepare("INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id) VALUES ('0a01', '13-sig', 'signature', '12345678906', '131016', 0, 9999999999999, 0, x'30030201ff', NULL)").run();
     db.prepare(
       "INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after, revoked_at, reason, source) VALUES ('12345678906', '0a01', '13-sig', 'signature', '131016', 'n', 'a', '1980-01-01', 'male', 9999999999999, NULL, NULL, NULL)",
@@ -153,12 +153,7 @@ describe("SqliteStore upgrade to liveness checks (version 15)", () => {
 
 describe("SqliteStore upgrade to registered issuance information (version 16)", () => {
   it("opens a version-15 store: each unrevoked certificate's issuance information is registered, a revoked one's not", async () => {
-    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
-    const db = new Database(path);
-    for (const m of MIGRATIONS.slice(0, 15)) typeof m === "string" ? db.exec(m) : m(db);
-    db.pragma("user_version = 15");
-    db.pragma(`application_id = ${0x4a504b49}`);
-    db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', x'3000', 'pem', x'01', 0)").run();
+    const { path, db } = storeAtVersion(15);
     for (const [serial, revokedAt] of [["0a01", null], ["0a02", 5]] as const) {
       db.prepare("INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256) VALUES (?, '13-sig', 'signature', '12345678906', '131016', 7, 9999999999999, 0, x'30030201ff', NULL, 'x')").run(serial);
       db.prepare(
@@ -176,12 +171,7 @@ describe("SqliteStore upgrade to registered issuance information (version 16)", 
 
 describe("SqliteStore upgrade to certificate ids indexed by their first 8 octets (version 23)", () => {
   it("opens a version-22 store: liveness checks find its certificates by id, and a row sharing only the prefix is not taken", async () => {
-    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
-    const db = new Database(path);
-    for (const m of MIGRATIONS.slice(0, 22)) typeof m === "string" ? db.exec(m) : m(db);
-    db.pragma("user_version = 22");
-    db.pragma(`application_id = ${0x4a504b49}`);
-    db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', x'3000', 'pem', x'01', 0)").run();
+    const { path, db } = storeAtVersion(22);
     const der = (serial: string) => Buffer.from(`3003020101${serial}`, "hex");
     const id = (serial: string) => createHash("sha256").update(der(serial)).digest("hex");
     for (const serial of ["0a01", "0a02"]) {
@@ -212,12 +202,7 @@ describe("SqliteStore upgrade to certificate ids indexed by their first 8 octets
 
 describe("SqliteStore upgrade to certified keys (version 29)", () => {
   it("opens a version-28 store: a key its certificates hold is refused to another resident", async () => {
-    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
-    const db = new Database(path);
-    for (const m of MIGRATIONS.slice(0, 28)) typeof m === "string" ? db.exec(m) : m(db);
-    db.pragma("user_version = 28");
-    db.pragma(`application_id = ${0x4a504b49}`);
-    db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', x'3000', 'pem', x'01', 0)").run();
+    const { path, db } = storeAtVersion(28);
     const old = keyed("0a01", "r1", 0, "the card's key");
     db.prepare("INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256_prefix) VALUES ('0a01', '13-sig', 'signature', 'r1', '131016', 0, 9999999999999, 0, ?, NULL, x'00')").run(old.der);
     db.prepare(
@@ -258,12 +243,7 @@ async function killedInUpgrade(path: string, o: { pageRows: number; version: num
 
 /** A store at schema version 22 (before version 23's certificate ids) holding `n` certificates, each its own key. */
 function version22Store(n: number, keyBytes = 0): { path: string; ders: Buffer[] } {
-  const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
-  const db = new Database(path);
-  for (const m of MIGRATIONS.slice(0, 22)) typeof m === "string" ? db.exec(m) : m(db);
-  db.pragma("user_version = 22");
-  db.pragma(`application_id = ${0x4a504b49}`);
-  db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', x'3000', 'pem', x'01', 0)").run();
+  const { path, db } = storeAtVersion(22);
   const ders: Buffer[] = [];
   db.exec("BEGIN");
   for (let i = 0; i < n; i++) {
@@ -405,11 +385,7 @@ describe("SqliteStore upgrades that fill a column for every certificate in pages
 
 describe("SqliteStore upgrade to closed records naming their successor (version 25)", () => {
   it("opens a version-24 store: a record closed by an applied resident-code change names the new code, others none", async () => {
-    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
-    const db = new Database(path);
-    for (const m of MIGRATIONS.slice(0, 24)) typeof m === "string" ? db.exec(m) : m(db);
-    db.pragma("user_version = 24");
-    db.pragma(`application_id = ${0x4a504b49}`);
+    const { path, db } = storeAtVersion(24, { ca: false });
     for (const sql of CLOSED_BEFORE_SUCCESSORS.sql) db.exec(sql);
     db.close();
     const s = SqliteStore.open(path);
@@ -420,11 +396,7 @@ describe("SqliteStore upgrade to closed records naming their successor (version 
 
 describe("SqliteStore upgrade to the registry's outbox (version 17)", () => {
   it("opens a version-16 store: the outbox arrives empty and takes notices", async () => {
-    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
-    const db = new Database(path);
-    for (const m of MIGRATIONS.slice(0, 16)) typeof m === "string" ? db.exec(m) : m(db);
-    db.pragma("user_version = 16");
-    db.pragma(`application_id = ${0x4a504b49}`);
+    const { path, db } = storeAtVersion(16, { ca: false });
     db.close();
     const s = SqliteStore.open(path);
     await s.upsertResidents([{ residentCode: "12345678906", municipalityCode: "131016", fourItems: { name: "n", address: "a", birthDate: "1980-01-01", gender: "male" }, status: "active" }]);
@@ -436,14 +408,10 @@ describe("SqliteStore upgrade to the registry's outbox (version 17)", () => {
   });
 
   it("opens a version-20 store: its rollover links stay, and a rollover without links (a compromised key) is accepted", async () => {
-    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
-    const db = new Database(path);
-    for (const m of MIGRATIONS.slice(0, 20)) typeof m === "string" ? db.exec(m) : m(db);
+    const { path, db } = storeAtVersion(20, { ca: false });
     const putCa = db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES (?, '13', 'signature', ?, 'k', ?, 1)");
     for (const id of ["13-sig", "13-sig-g2"]) putCa.run(id, Buffer.from(id), Buffer.from(id));
     db.prepare("INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at) VALUES ('13-sig-g2', '13-sig', ?, ?, 5)").run(Buffer.from("o"), Buffer.from("n"));
-    db.pragma("user_version = 20");
-    db.pragma(`application_id = ${0x4a504b49}`);
     db.close();
     const s = SqliteStore.open(path);
     expect(await s.listCaLinks()).toEqual([{ oldCaId: "13-sig", newCaId: "13-sig-g2", oldWithNew: Buffer.from("o"), newWithOld: Buffer.from("n"), createdAt: new Date(5) }]);
@@ -544,13 +512,9 @@ describe("SqliteStore disclosure log index (version 22)", () => {
   });
 
   it("opens a version-21 store: its disclosure records are indexed by resident and listed as before", async () => {
-    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
-    const db = new Database(path);
-    for (const m of MIGRATIONS.slice(0, 21)) typeof m === "string" ? db.exec(m) : m(db);
+    const { path, db } = storeAtVersion(21, { ca: false });
     const ins = db.prepare("INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed) VALUES ('v-1', ?, '13-sig', ?, 'signature', NULL, ?, ?, 'valid', 0)");
     for (let i = 0; i < 30; i++) ins.run(i.toString(16), i % 3 ? "12345678901" : null, i, i);
-    db.pragma("user_version = 21");
-    db.pragma(`application_id = ${0x4a504b49}`);
     db.close();
     const s = SqliteStore.open(path);
     expect(indexState(path)).toEqual({ indexed: 20, through: 30, newest: 30 });
