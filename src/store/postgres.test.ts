@@ -1429,15 +1429,20 @@ describe("PostgresStore under limits the server's settings set", () => {
     }
   });
 
-  it("a statement_timeout set for the database ends a statement (one waiting for a lock): ERR_STORE naming the setting and how to lift it", async () => {
+  /** A new store whose database has `setting` (ALTER DATABASE … SET), opened after it, with the CA in it; and an admin session. */
+  async function storeWithDatabaseSetting(setting: string): Promise<{ s: PostgresStore; a: pg.Client }> {
     const url = await server.createDatabase();
-    const db = decodeURIComponent(new URL(url).pathname.slice(1));
     await (await PostgresStore.open(url, { create: true })).close();
     const a = await admin(url);
-    await a.query(`ALTER DATABASE ${pg.escapeIdentifier(db)} SET statement_timeout = '300ms'`);
+    await a.query(`ALTER DATABASE ${pg.escapeIdentifier(decodeURIComponent(new URL(url).pathname.slice(1)))} SET ${setting}`);
     const s = await PostgresStore.open(url);
+    await s.putCa(ca);
+    return { s, a };
+  }
+
+  it("a statement_timeout set for the database ends a statement (one waiting for a lock): ERR_STORE naming the setting and how to lift it", async () => {
+    const { s, a } = await storeWithDatabaseSetting("statement_timeout = '300ms'");
     try {
-      await s.putCa(ca);
       await a.query("BEGIN");
       await a.query("LOCK TABLE crl_state IN ACCESS EXCLUSIVE MODE");
       const e = await s.reserveCrl(ca.id, new Date(0), new Date(1000)).then(
@@ -1455,14 +1460,8 @@ describe("PostgresStore under limits the server's settings set", () => {
   });
 
   it("an idle_in_transaction_session_timeout shorter than a pause inside a transaction (a CRL's consumer signing and writing a page): ERR_STORE naming the setting", async () => {
-    const url = await server.createDatabase();
-    const db = decodeURIComponent(new URL(url).pathname.slice(1));
-    await (await PostgresStore.open(url, { create: true })).close();
-    const a = await admin(url);
-    await a.query(`ALTER DATABASE ${pg.escapeIdentifier(db)} SET idle_in_transaction_session_timeout = '100ms'`);
-    const s = await PostgresStore.open(url);
+    const { s, a } = await storeWithDatabaseSetting("idle_in_transaction_session_timeout = '100ms'");
     try {
-      await s.putCa(ca);
       await s.upsertResidents([{ residentCode: "r1", municipalityCode: "131016", fourItems: items, status: "active" as const }]);
       await s.commitIssuances([{ serial: "0a01", caId: ca.id, type: "signature", residentCode: "r1", municipalityCode: "131016", fourItems: items, notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]) }]);
       await s.revoke({ serial: "0a01", revokedAt: new Date(1000), reason: 1, source: "manual" });
