@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   ERR_CA_EXISTS: { exit: 4, summary: "the CA is already initialised" },
   ERR_CA_UNKNOWN: { exit: 4, summary: "no such CA in the workspace" },
   ERR_CA_RETIRED: { exit: 4, summary: "the CA id was retired (CRLs were published under it by a CA a restore did not bring back): it is never created again" },
+  ERR_CA_ACTIVE: { exit: 4, summary: "the CA generation is the active one: its key is replaced by 'jpki ca rollover --compromised', not declared compromised" },
   ERR_CA_INVALID: { exit: 4, summary: "a CA certificate does not fit the CA profile" },
   ERR_ROLLOVER_NO_CA: { exit: 4, summary: "no CA of that prefecture and purpose to roll over to a new key" },
   ERR_ROLLOVER_EXPIRED: { exit: 4, summary: "the active CA certificate has expired: it cannot certify a new key (link certificate)" },

@@ -90,7 +90,7 @@ export { activeGeneration, caGeneration, caIdOfUrl, isRetired } from "./ca/ids.j
 export { rolloverCas, describeLinks, exportCaLinks, linkFileBase, type LinkCertificate, type LinkDirection, type RolledOver, type RolloverOptions } from "./ca/rollover.js";
 export { freeCaIds, type PassedOverCaId } from "./ca/free-ids.js";
 export { initCas, summariseCa, getCaRecord, exportCaCertificate, caFiles, rewrapCaKeys, withCaKeysLock, workspaceKeyWrap, type CaSummary, type InitResult, type RewrapOptions } from "./ca/manage.js";
-export { certifyBridge, revokeBridgeCross, refreshBridgeArl, readBridge, bridgePaths, BRIDGE_ID, type BridgeRevocation, type BridgeArl, type BridgeResult, type BridgeOptions, type BridgePaths, type CrossCertificate, type CrossDirection } from "./ca/bridge.js";
+export { certifyBridge, bridgeVouchesFor, revokeBridgeCross, refreshBridgeArl, readBridge, bridgePaths, BRIDGE_ID, type BridgeRevocation, type BridgeArl, type BridgeResult, type BridgeOptions, type BridgePaths, type CrossCertificate, type CrossDirection } from "./ca/bridge.js";
 export { IssuanceService, parseApplication, type IssuanceApplication, type IssuedCertificate, type BatchSummary } from "./ca/issuance.js";
 export { revokeCertificate, revokeAllIssuedBy, type RevokeAllResult } from "./ca/revocation.js";
 export { NoticeIngestor, type IngestSummary, type IngestOptions, type IngestProgress, type RejectedNotice, type RefusedRelease, type ReleaseSummary } from "./ca/notices.js";
@@ -118,7 +118,9 @@ export type { Store, CaRecord, IssuanceRecord, CertificateRow, ResidentRecord, C
 export { isRegistered, SWEEP_BATCH, type SweepOptions } from "./store/types.js";
 export { SqliteStore } from "./store/sqlite.js";
 export { PostgresStore, type PostgresStoreOptions } from "./store/postgres.js";
-export type { CaLinkRecord, RetiredCaIdRecord } from "./store/types.js";
+export type { CaCompromiseRecord, CaLinkRecord, RetiredCaIdRecord } from "./store/types.js";
+export { compromisedCaIds, declareCompromised } from "./ca/compromised.js";
+export { arlEntries } from "./crl/arl.js";
 export { DUMP_KINDS, type DumpBatch, type DumpCounts, type DumpKind, type DumpResident, type DumpResidentSequence, type DumpRevocationOrder, type DumpCrl, type DumpCrlState, type DumpCrlScope, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus, FULL_SCOPE, ARL_SCOPE, DELTA_SCOPE } from "./store/types.js";
 export {
   copyStore,

@@ -539,6 +539,16 @@ export async function certifyBridge(ws: Workspace, opts: BridgeOptions): Promise
   });
 }
 
+/**
+ * Whether the Bridge CA (if the workspace has one) holds an unrevoked Bridge -> CA cross-certificate of `caId`:
+ * after a compromise is declared (ca/compromised.ts), the operator is told to withdraw it ('ca bridge --revoke').
+ */
+export function bridgeVouchesFor(ws: Workspace, caId: string): boolean {
+  const paths = bridgePaths(ws.paths.root);
+  if (!existsSync(paths.state)) return false;
+  return readState(paths).cross.some((c) => c.caId === caId && c.direction === "bridge-to-ca");
+}
+
 /** What `revokeBridgeCross` did. */
 export interface BridgeRevocation {
   readonly caId: string;

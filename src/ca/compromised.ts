@@ -1,12 +1,28 @@
 /**
- * The CA generations rolled over because their key was suspected compromised (鍵危殆化): a ca_links row without
- * link certificates (ca/rollover.ts `compromised`). Whoever stole such a key can sign anything, so nothing of
+ * The CA generations whose key is compromised (鍵危殆化): those rolled over because of it (a ca_links row without
+ * link certificates, ca/rollover.ts `compromised`), and retired generations declared compromised later
+ * (`declareCompromised`, `jpki ca compromised`). Whoever stole such a key can sign anything, so nothing of
  * jpki's own treats it as trusted: no audit checkpoint anchors on it (audit/verify.ts), the Bridge CA never
  * cross-certifies it (ca/bridge.ts), the validation API does not take it as a trust anchor
  * (verifier/validation-service.ts).
  */
-import type { Store } from "../store/types.js";
+import type { CaCompromiseRecord, Store } from "../store/types.js";
+import type { Workspace } from "../workspace/workspace.js";
 
 export async function compromisedCaIds(store: Pick<Store, "listCaLinks">): Promise<Set<string>> {
-  return new Set((await store.listCaLinks()).filter((l) => !l.oldWithNew && !l.newWithOld).map((l) => l.oldCaId));
+  return new Set((await store.listCaLinks()).filter((l) => (!l.oldWithNew && !l.newWithOld) || l.compromisedAt).map((l) => l.oldCaId));
+}
+
+/**
+ * Declares a RETIRED generation's key compromised, the day it is stolen after an ordinary rollover: the operations
+ * guide keeps that key until the last certificate it issued expires (years), and its NewWithOld link certificate —
+ * the old key certified by the successor — kept vouching for it: every verifier trusting the successor's root (or
+ * the Bridge CA, through it) accepted what the thief signed, and nothing could revoke a link (found by a review
+ * helper). Recorded in the store (Store.declareCaCompromised): from then NewWithOld is on the successor's ARL and
+ * OldWithNew on the old generation's, both cACompromise (crl/arl.ts), their ARLs are due, and compromisedCaIds
+ * includes it. The ARLs are signed by the next CRL run (`jpki crl generate`, or `jpki serve`'s schedule).
+ * What the old key issued is revoked as after any compromise (`jpki revoke --ca <id> --all --reason ca-compromise`).
+ */
+export async function declareCompromised(ws: Workspace, caId: string): Promise<CaCompromiseRecord> {
+  return ws.store.declareCaCompromised(caId, ws.clock.now());
 }

@@ -21,6 +21,7 @@ import { assertCaCertificate } from "../profile/ca-check.js";
 import type { CertificateType } from "../profile/types.js";
 import { ARL_SCOPE, DELTA_SCOPE, FULL_SCOPE, type CaRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
+import { arlEntries } from "./arl.js";
 import { deltaCadence } from "./delta.js";
 import { CrlPublisher, sweepCrlTemps, type CrlIssuer, type PublishedCrl } from "./publisher.js";
 import { dueCrls, refreshMarginMs } from "./schedule.js";
@@ -146,9 +147,14 @@ export async function generateCrls(
   let first: CrlIssuer | undefined;
   const all = await ws.store.listCas();
   const compromised = await compromisedCaIds(ws.store); // never the checkpoint's signer
+  // An ARL that lists revoked link certificates (a retired key declared compromised: crl/arl.ts) and has not been
+  // published since goes out with the full CRLs, --partitions or not: until it does, the link keeps vouching for
+  // the stolen key. (Other ARLs list nothing and are left to --partitions and the schedule.)
+  const links = await ws.store.listCaLinks();
+  const arlDue = (id: string) => scopes.some((s) => s.caId === id && s.scope === ARL_SCOPE && s.dirty) && arlEntries(links, id).length > 0;
   // CA certificates are published with the CRLs: a rollover killed after its commit left its files unwritten.
   // Loaded only when a file is missing or a rollover happened: `crl generate` stays light.
-  if (all.some((c) => !isRegularFile(join(ws.paths.caDir, `${c.id}.crt`)) || !isRegularFile(join(ws.paths.caDir, `${c.id}.pem`))) || (await ws.store.listCaLinks()).length) {
+  if (all.some((c) => !isRegularFile(join(ws.paths.caDir, `${c.id}.crt`)) || !isRegularFile(join(ws.paths.caDir, `${c.id}.pem`))) || links.length) {
     await (await import("../ca/rollover.js")).exportMissingCaFiles(ws, all);
   }
   // One CA after the other; one that fails (its crl/ entry unusable, --delta on a CA without a base) holds back
@@ -161,7 +167,7 @@ export async function generateCrls(
     if (!record) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${id} in ${ws.paths.root}: 'jpki ca list' shows the CAs, 'jpki ca init' creates them`);
     if (await retiredAndDone(ws, all, id)) {
       // A retired generation whose certificates have all expired: its ARL alone, when ARLs are asked for.
-      if (!opts.delta && (which === "all" || due.some((d) => d.caId === id && d.scope === ARL_SCOPE))) landed(await publisher.publishArl(openCrlIssuer(record, opts.passphrase, ws.config.pkcs11Modules)));
+      if (!opts.delta && (which === "all" || due.some((d) => d.caId === id && d.scope === ARL_SCOPE) || arlDue(id))) landed(await publisher.publishArl(openCrlIssuer(record, opts.passphrase, ws.config.pkcs11Modules)));
       return;
     }
     const issuer = openCrlIssuer(record, opts.passphrase, ws.config.pkcs11Modules);
@@ -189,6 +195,12 @@ export async function generateCrls(
       // the schedule.)
       const stale = scopes.filter((s) => s.caId === id && s.dirty && s.latest && s.scope !== FULL_SCOPE && s.scope !== ARL_SCOPE && s.scope !== DELTA_SCOPE);
       await publisher.publishPartitions(issuer, stale.map((s) => s.scope), landed);
+      try {
+        if (!opts.delta && arlDue(id)) landed(await publisher.publishArl(issuer));
+      } catch (e) {
+        if (isJpkiError(e, "ERR_PASSPHRASE_WRONG")) throw e;
+        own ??= { e };
+      }
     } else {
       const mine = which === "all" ? scopes.filter((s) => s.caId === id).map((s) => s.scope) : due.filter((d) => d.caId === id).map((d) => d.scope ?? "");
       // Each partition published is reported as it lands (also when a later one fails); the ARL does not depend

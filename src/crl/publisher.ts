@@ -38,6 +38,7 @@ import { writeFailure } from "../store/files.js";
 import { openStagingFile, stageFile, sweepStaleTemps, syncDir, type StagedFile } from "../store/staging.js";
 import { ARL_SCOPE, DELTA_SCOPE, FULL_SCOPE, type CaRecord, type CrlScope, type Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
+import { arlEntries } from "./arl.js";
 import { deltaCadence, deltaNextUpdate } from "./delta.js";
 import { buildCrl, crlExtensionsElement, streamCrl, type BuiltCrl, type CrlParams, type StreamedCrl } from "./builder.js";
 import { scopeExtensions, scopeKind, scopePath } from "./scope.js";
@@ -249,11 +250,15 @@ export class CrlPublisher {
     return this.#publishReserved(ca, DELTA_SCOPE, r.number, times, this.#store.deltaCrlEntries(ca.id, r.baseNumber, { expiredBefore: t.expiredBefore }), r.baseNumber);
   }
 
-  /** Builds and publishes the CA's ARL (revoked CA and cross-certificates: none yet, so it lists nothing). */
+  /**
+   * Builds and publishes the CA's ARL: the link certificates it signed that it revoked (crl/arl.ts; none unless a
+   * retired generation's key was declared compromised). The links are read after the number is reserved, so a
+   * compromise recorded meanwhile keeps the ARL due (the reservation's revision is below it).
+   */
   async publishArl(ca: CrlIssuer): Promise<PublishedCrl> {
     const t = this.#times();
     const { number } = await this.#store.reserveCrl(ca.id, t.thisUpdate, t.nextUpdate, ARL_SCOPE);
-    return this.#publishReserved(ca, ARL_SCOPE, number, t, []);
+    return this.#publishReserved(ca, ARL_SCOPE, number, t, [arlEntries(await this.#store.listCaLinks(), ca.id)]);
   }
 
   /**

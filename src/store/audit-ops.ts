@@ -46,6 +46,20 @@ export function caRolloverAudit(ca: CaRecord, link: CaLinkRecord): AuditEntry {
   };
 }
 
+/** A retired generation's key declared compromised (Store.declareCaCompromised): its two link certificates revoked. */
+export function caCompromisedAudit(link: CaLinkRecord): AuditEntry {
+  return {
+    action: "ca.compromised",
+    subject: link.oldCaId,
+    detail: { successor: link.newCaId, ...(link.oldWithNew && link.newWithOld ? { oldWithNewSha256: auditDigest(link.oldWithNew), newWithOldSha256: auditDigest(link.newWithOld) } : {}) },
+  };
+}
+
+/** The message of ERR_CA_ACTIVE, one wording for both stores. */
+export function activeCompromiseMessage(caId: string): string {
+  return `${caId} is the active generation (no rollover retired it): replace its key with 'jpki ca rollover --prefecture <code> --purpose <purpose> --compromised' (docs/operations.md §8)`;
+}
+
 export function revokeAudit(r: RevokeInput, caId: string): AuditEntry {
   return { action: "cert.revoke", subject: r.serial, detail: { ca: caId, reason: r.reason, source: r.source, revokedAt: r.revokedAt } };
 }

@@ -296,6 +296,42 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("declares a retired generation's key compromised once: its rollover row carries the time, both ARLs become due, one audit record, a dump carries it; the active generation and an unknown CA are refused", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.putCaRollover(ca("13-sig-g2"), { oldCaId: "13-sig", newCaId: "13-sig-g2", oldWithNew: Buffer.from("o"), newWithOld: Buffer.from("n"), createdAt: new Date(1000) });
+      await s.putCaRollover(ca("13-sig-g3"), { oldCaId: "13-sig-g2", newCaId: "13-sig-g3", createdAt: new Date(2000) }); // for a compromised key: no links
+      // every ARL published: nothing due before the declaration
+      const t = new Date(1500);
+      for (const id of ["13-sig", "13-sig-g2", "13-sig-g3"]) {
+        const r = await s.reserveCrl(id, t, new Date(9000), "arl");
+        await s.publishCrl({ caId: id, number: r.number, entries: 0, path: `arl/${id}.crl`, sha256: "00", scope: "arl" }, () => undefined);
+      }
+      const arlDue = async () => (await s.crlScopeStatus()).filter((x) => x.scope === "arl" && x.dirty).map((x) => x.caId);
+      expect(await arlDue()).toEqual([]);
+      await expect(s.declareCaCompromised("27-sig", new Date(5000))).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_CA_UNKNOWN"));
+      await expect(s.declareCaCompromised("13-sig-g3", new Date(5000))).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_CA_ACTIVE"));
+      // rolled over for a compromised key already: nothing to record
+      expect(await s.declareCaCompromised("13-sig-g2", new Date(5000))).toEqual({ caId: "13-sig-g2", successorCaId: "13-sig-g3", at: new Date(2000), already: true });
+      expect(await arlDue()).toEqual([]);
+      expect(await s.declareCaCompromised("13-sig", new Date(5000))).toEqual({ caId: "13-sig", successorCaId: "13-sig-g2", at: new Date(5000), already: false });
+      expect(await arlDue()).toEqual(["13-sig", "13-sig-g2"]);
+      // again, later: the first time stays, nothing changes
+      expect(await s.declareCaCompromised("13-sig", new Date(7000))).toEqual({ caId: "13-sig", successorCaId: "13-sig-g2", at: new Date(5000), already: true });
+      expect((await s.listCaLinks()).map((l) => [l.oldCaId, l.compromisedAt?.getTime()])).toEqual([
+        ["13-sig", 5000],
+        ["13-sig-g2", undefined],
+      ]);
+      const audit: Array<{ subject: string; detail: unknown }> = [];
+      for await (const r of s.auditRecords()) if (r.action === "ca.compromised") audit.push({ subject: r.subject, detail: JSON.parse(r.detail) });
+      expect(audit).toEqual([{ subject: "13-sig", detail: { successor: "13-sig-g2", oldWithNewSha256: expect.any(String), newWithOldSha256: expect.any(String) } }]);
+      const copy = await make();
+      await copy.load(s.dump());
+      expect(await copy.listCaLinks()).toEqual(await s.listCaLinks());
+      await copy.close();
+      await s.close();
+    });
+
     it("upserts residents and counts new vs replaced, keeping Japanese text byte for byte", async () => {
       const s = await make();
       const r = { residentCode: "12345678906", municipalityCode: "131016", fourItems: items, status: "active" as const };

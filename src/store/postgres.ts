@@ -91,6 +91,7 @@ import type {
   StatusCheckRecord,
   StoredStatusCheck,
   CaLinkRecord,
+  CaCompromiseRecord,
   RetiredCaIdRecord,
   CaRecord,
   CertificateStatusRow,
@@ -129,9 +130,9 @@ import type {
   VerifierFetch,
   VerifierRecord,
 } from "./types.js";
-import { COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus } from "./types.js";
+import { ARL_SCOPE, COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
-import { auditDigest, caCreatedAudit, caIdRetiredAudit, caRolloverAudit, retiredMessage, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
+import { activeCompromiseMessage, auditDigest, caCompromisedAudit, caCreatedAudit, caIdRetiredAudit, caRolloverAudit, retiredMessage, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { FILL_PAGE_ROWS, fillMarkKey, pageRowsOf, upgradeInProgress, type UpgradeOptions } from "./upgrade.js";
 import { auditFields, auditHashTail, GENESIS_HASH, osActor, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
@@ -799,6 +800,10 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   // 27: the registry record's notice sequence each certificate was issued at, as SQLite's version 30 (sqlite.ts says why).
   `
   ALTER TABLE certificates ADD COLUMN registry_sequence bigint;
+  `,
+  // 28: a retired generation's key declared compromised after an ordinary rollover, as SQLite's version 31 (sqlite.ts says why).
+  `
+  ALTER TABLE ca_links ADD COLUMN compromised_at bigint;
   `,
 ];
 
@@ -2083,6 +2088,22 @@ export class PostgresStore implements Store {
 
   async listCaLinks(): Promise<CaLinkRecord[]> {
     return (await this.#query("listing CA key rollovers", "SELECT * FROM ca_links ORDER BY new_ca_id")).map(toCaLink);
+  }
+
+  declareCaCompromised(caId: string, at: Date): Promise<CaCompromiseRecord> {
+    return this.#tx("recording a CA key compromise", async (c): Promise<CaCompromiseRecord> => {
+      if (!(await c.query("SELECT 1 FROM cas WHERE id = $1", [caId])).rowCount) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${caId} in this workspace`, { details: { caId } });
+      // The rollover's row locked: two declarations at once record one compromise, and one audit record.
+      const row = (await c.query("SELECT * FROM ca_links WHERE old_ca_id = $1 FOR UPDATE", [caId])).rows[0] as Record<string, unknown> | undefined;
+      if (!row) throw new JpkiError("ERR_CA_ACTIVE", activeCompromiseMessage(caId), { details: { caId } });
+      const link = toCaLink(row);
+      if (!link.oldWithNew || link.compromisedAt) return { caId, successorCaId: link.newCaId, at: link.compromisedAt ?? link.createdAt, already: true };
+      await c.query("UPDATE ca_links SET compromised_at = $1 WHERE old_ca_id = $2", [at.getTime(), caId]);
+      // Both ARLs due (sqlite.ts says why), in key order as every other scope bump.
+      await c.query(SQL.bumpScopes, [textArray([caId, link.newCaId].sort()), textArray([ARL_SCOPE, ARL_SCOPE])]);
+      await this.#appendAudits(c, [caCompromisedAudit(link)]);
+      return { caId, successorCaId: link.newCaId, at, already: false };
+    });
   }
 
   async lastCertificateExpiry(caId: string): Promise<Date | undefined> {
@@ -3899,9 +3920,9 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
     case "caLinks": {
       const r = b.records;
       await c.query(
-        `INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::bigint[])`,
-        [col(r, (x) => x.newCaId), col(r, (x) => x.oldCaId), col(r, (x) => x.oldWithNew ?? null), col(r, (x) => x.newWithOld ?? null), col(r, (x) => x.createdAt.getTime())],
+        `INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at, compromised_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::bigint[], $6::bigint[])`,
+        [col(r, (x) => x.newCaId), col(r, (x) => x.oldCaId), col(r, (x) => x.oldWithNew ?? null), col(r, (x) => x.newWithOld ?? null), col(r, (x) => x.createdAt.getTime()), col(r, (x) => x.compromisedAt?.getTime() ?? null)],
       );
       return;
     }

@@ -247,6 +247,7 @@ export function toCaLink(r: Record<string, unknown>): CaLinkRecord {
     ...(r.old_with_new != null ? { oldWithNew: Buffer.from(r.old_with_new as Uint8Array) } : {}),
     ...(r.new_with_old != null ? { newWithOld: Buffer.from(r.new_with_old as Uint8Array) } : {}),
     createdAt: new Date(Number(r.created_at)),
+    ...(r.compromised_at != null ? { compromisedAt: new Date(Number(r.compromised_at)) } : {}),
   };
 }
 

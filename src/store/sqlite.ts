@@ -63,6 +63,7 @@ import type {
   DisclosureOwner,
   DisclosureRecord,
   CaLinkRecord,
+  CaCompromiseRecord,
   RetiredCaIdRecord,
   CaRecord,
   CertificateStatusRow,
@@ -105,12 +106,12 @@ import type {
   VerifierFetch,
   VerifierRecord,
 } from "./types.js";
-import { COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope } from "./types.js";
+import { ARL_SCOPE, COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope } from "./types.js";
 import { DumpStreamCheck } from "./dump.js";
 import { storedTbsIs } from "../pki/tbs.js";
 import { WalCheckpointer } from "./checkpointer.js";
 import { Coalescer } from "./coalesce.js";
-import { auditDigest, caCreatedAudit, caIdRetiredAudit, caRolloverAudit, retiredMessage, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
+import { activeCompromiseMessage, auditDigest, caCompromisedAudit, caCreatedAudit, caIdRetiredAudit, caRolloverAudit, retiredMessage, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { osActor, sealAudit, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 import { fillMarkKey, pageRowsOf, upgradeInProgress, type UpgradeOptions, type UpgradeProgress } from "./upgrade.js";
 
@@ -627,6 +628,12 @@ export const MIGRATIONS: readonly Migration[] = [
   // (registry/notice-rules.ts decideRevocations). Certificates from before keep none, and are compared as they were.
   `
   ALTER TABLE certified ADD COLUMN registry_sequence INTEGER;
+  `,
+  // 31: a retired generation's key declared compromised after an ordinary rollover (Store.declareCaCompromised): its
+  // NewWithOld kept vouching for the stolen key under the successor's root, and nothing could revoke a link
+  // certificate (found by a review helper). Set once, on the rollover's row; the ARLs list the links from then on.
+  `
+  ALTER TABLE ca_links ADD COLUMN compromised_at INTEGER;
   `,
 ];
 
@@ -1571,6 +1578,24 @@ export class SqliteStore implements Store {
 
   listCaLinks(): Promise<CaLinkRecord[]> {
     return this.#run("listing CA key rollovers", () => (this.#db.prepare("SELECT * FROM ca_links ORDER BY new_ca_id").all() as Record<string, unknown>[]).map(toCaLink));
+  }
+
+  declareCaCompromised(caId: string, at: Date): Promise<CaCompromiseRecord> {
+    return this.#run("recording a CA key compromise", () => {
+      const db = this.#db;
+      return db.transaction((): CaCompromiseRecord => {
+        if (!db.prepare("SELECT 1 FROM cas WHERE id = ?").get(caId)) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${caId} in this workspace`, { details: { caId } });
+        const row = db.prepare("SELECT * FROM ca_links WHERE old_ca_id = ?").get(caId) as Record<string, unknown> | undefined;
+        if (!row) throw new JpkiError("ERR_CA_ACTIVE", activeCompromiseMessage(caId), { details: { caId } });
+        const link = toCaLink(row);
+        if (!link.oldWithNew || link.compromisedAt) return { caId, successorCaId: link.newCaId, at: link.compromisedAt ?? link.createdAt, already: true };
+        db.prepare("UPDATE ca_links SET compromised_at = ? WHERE old_ca_id = ?").run(at.getTime(), caId);
+        // Both ARLs due: the successor's lists NewWithOld (the link that matters), the old one's OldWithNew.
+        for (const id of [link.newCaId, caId]) this.#stmts.bumpScope.run(id, ARL_SCOPE);
+        this.#appendAudit(caCompromisedAudit(link));
+        return { caId, successorCaId: link.newCaId, at, already: false };
+      }).immediate();
+    });
   }
 
   lastCertificateExpiry(caId: string): Promise<Date | undefined> {
@@ -2957,7 +2982,7 @@ export class SqliteStore implements Store {
       crlsAfter: db.prepare("SELECT * FROM crls WHERE (ca_id, number) > (?, ?) ORDER BY ca_id, number LIMIT ?").safeIntegers(),
       insert: {
         cas: db.prepare("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at, key_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
-        caLinks: db.prepare("INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at) VALUES (?, ?, ?, ?, ?)"),
+        caLinks: db.prepare("INSERT INTO ca_links (new_ca_id, old_ca_id, old_with_new, new_with_old, created_at, compromised_at) VALUES (?, ?, ?, ?, ?, ?)"),
         retiredCaIds: db.prepare("INSERT INTO retired_ca_ids (id, retired_at, reason) VALUES (?, ?, ?)"),
         residents: db.prepare(
           `INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status, notice_sequence, successor_code)
@@ -3210,7 +3235,7 @@ export class SqliteStore implements Store {
               for (const r of b.records) ins.cas.run(r.id, r.prefectureCode, r.purpose, r.certificateDer, r.encryptedKeyPem, r.keyId, r.createdAt.getTime(), r.keyRef ?? null);
               break;
             case "caLinks":
-              for (const r of b.records) ins.caLinks.run(r.newCaId, r.oldCaId, r.oldWithNew ?? null, r.newWithOld ?? null, r.createdAt.getTime());
+              for (const r of b.records) ins.caLinks.run(r.newCaId, r.oldCaId, r.oldWithNew ?? null, r.newWithOld ?? null, r.createdAt.getTime(), r.compromisedAt?.getTime() ?? null);
               break;
             case "retiredCaIds":
               for (const r of b.records) ins.retiredCaIds.run(r.id, r.retiredAt.getTime(), r.reason);

@@ -68,6 +68,25 @@ export interface CaLinkRecord {
   /** the old public key under the new key's signature */
   readonly newWithOld?: Buffer;
   readonly createdAt: Date;
+  /**
+   * When the old generation's key was declared compromised after this (ordinary) rollover (Store.declareCaCompromised,
+   * `jpki ca compromised`): from then both link certificates are on ARLs (cACompromise, revoked at this time), and
+   * the old generation is trusted by nothing of jpki's (ca/compromised.ts). Absent for a link-less rollover: that
+   * one was made for a compromise already, and has no link to revoke.
+   */
+  readonly compromisedAt?: Date;
+}
+
+/** What Store.declareCaCompromised did. */
+export interface CaCompromiseRecord {
+  /** the generation whose key is compromised */
+  readonly caId: string;
+  /** the generation its links joined it to: NewWithOld goes on this one's ARL */
+  readonly successorCaId: string;
+  /** when the compromise was recorded (the links' revocation time) */
+  readonly at: Date;
+  /** recorded before (or rolled over for a compromised key, without links): nothing changed */
+  readonly already: boolean;
 }
 
 /** 発行情報: what the CA certified, kept with the certificate for matching later change notices. */
@@ -651,6 +670,15 @@ export interface Store {
   listRetiredCaIds(): Promise<RetiredCaIdRecord[]>;
   /** Every key rollover's link certificates, by new CA id. */
   listCaLinks(): Promise<CaLinkRecord[]>;
+  /**
+   * Records that a RETIRED generation's key is compromised (鍵危殆化) after an ordinary rollover (ca/compromised.ts
+   * `declareCompromised`): its rollover's row gets `compromisedAt`, the ARLs of it and of its successor become due
+   * (they list the two link certificates from then on: crl/publisher.ts publishArl), and one audit record
+   * (`ca.compromised`) — one transaction. A second call, or one for a generation rolled over as compromised
+   * (no links), changes nothing (`already`). ERR_CA_UNKNOWN when there is no such CA; ERR_CA_ACTIVE when it has no
+   * successor: the active generation's key is replaced by 'jpki ca rollover --compromised'.
+   */
+  declareCaCompromised(caId: string, at: Date): Promise<CaCompromiseRecord>;
   /**
    * The latest notAfter among the certificates a CA issued (undefined: none): until then a retired key generation
    * keeps publishing CRLs (crl/generate.ts).

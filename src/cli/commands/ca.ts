@@ -143,10 +143,12 @@ Examples:
         const latestCrl = crl ? { number: crl.number.toString(), thisUpdate: crl.thisUpdate.toISOString(), nextUpdate: crl.nextUpdate.toISOString(), entries: crl.entries, path: crl.path } : null;
         // The link certificates of the rollovers this generation took part in (as the new or the old generation).
         const rollovers = (await ws.store.listCaLinks()).filter((l) => l.oldCaId === rec.id || l.newCaId === rec.id);
-        const links = rollovers.flatMap((l) => describeLinks(ws, l)).map(({ der: _der, ...l }) => l);
+        // A link of a generation declared compromised later (ca/compromised.ts) is revoked, on its issuer's ARL.
+        const links = rollovers.flatMap((r) => describeLinks(ws, r).map(({ der: _der, ...l }) => ({ ...l, ...(r.compromisedAt ? { revokedAt: r.compromisedAt.toISOString() } : {}) })));
         // A rollover without link certificates is one made for a compromised key (ca/rollover.ts `compromised`).
         const compromised = rollovers.filter((l) => !l.oldWithNew).map((l) => ({ from: l.oldCaId, to: l.newCaId, at: l.createdAt.toISOString() }));
-        ctx.out.result({ ...s, latestCrl, links, compromisedRollovers: compromised }, () =>
+        const declared = rollovers.find((l) => l.oldCaId === rec.id && l.compromisedAt)?.compromisedAt;
+        ctx.out.result({ ...s, latestCrl, links, compromisedRollovers: compromised, ...(declared ? { compromisedAt: declared.toISOString() } : {}) }, () =>
           [
             `CA ${s.id}  ${s.prefecture} (${s.prefectureRomaji}), ${s.purpose}, generation ${s.generation} (${s.status})`,
             `  subject      ${s.subject}`,
@@ -156,8 +158,9 @@ Examples:
             `  certificate  ${s.certificatePath}`,
             `  CRL URL      ${s.crlUrl}`,
             `  latest CRL   ${latestCrl ? `#${latestCrl.number} ${latestCrl.thisUpdate}, ${latestCrl.entries} entries, ${latestCrl.path}` : "none yet ('jpki crl generate')"}`,
-            ...links.map((l) => `  link         ${l.direction}: ${l.subjectCaId}'s key by ${l.issuerCaId}, serial ${l.serial}, until ${l.notAfter.toISOString()}, ${l.path}`),
+            ...links.map((l) => `  link         ${l.direction}: ${l.subjectCaId}'s key by ${l.issuerCaId}, serial ${l.serial}, until ${l.notAfter.toISOString()}, ${l.path}${l.revokedAt ? ` (REVOKED ${l.revokedAt}, cACompromise)` : ""}`),
             ...compromised.map((c) => `  compromised  ${c.from} rolled over to ${c.to} at ${c.at} for a compromised key: no link certificates`),
+            ...(declared ? [`  compromised  key declared compromised at ${declared.toISOString()} ('jpki ca compromised'): trusted by nothing of jpki`] : []),
           ].join("\n"),
         );
       });
@@ -251,6 +254,61 @@ Examples:
               ),
             )
             .join("\n"),
+        );
+      });
+    });
+
+  ca.command("compromised")
+    .description("declare a retired generation's key compromised (鍵危殆化): its link certificates go on the ARLs, nothing of jpki trusts it")
+    .argument("<ca>", "the retired generation's CA id, e.g. 13-sig after a rollover to 13-sig-g2")
+    .addHelpText(
+      "after",
+      `
+For a key stolen AFTER an ordinary 'jpki ca rollover' retired it (the operations guide keeps that key until the
+last certificate it issued expires). Its NewWithOld link certificate -- the old key certified by the successor --
+vouches for the stolen key to every verifier that trusts the successor's root (and to those trusting the Bridge
+CA, through it). This records the compromise in the store, in one transaction with its audit record:
+  - NewWithOld goes on the successor's ARL and OldWithNew on the old generation's, reason cACompromise, revoked
+    now; both ARLs become due ('jpki crl generate --prefecture <code>' or 'jpki serve' signs them: verifiers then
+    reject every path through the links);
+  - the generation is no trust anchor of 'jpki serve's validation API, never cross-certified by 'jpki ca bridge',
+    and no audit checkpoint is anchored on it.
+It needs no passphrase (nothing is signed here). Then, as after any compromise (docs/operations.md §8): revoke
+what the key issued ('jpki revoke --ca <id> --all --reason ca-compromise'), withdraw a Bridge cross-certificate
+if one is named, and tell verifiers to remove the old root.
+The active generation's key is replaced instead: 'jpki ca rollover --prefecture <code> --purpose <p> --compromised'.
+Running it again changes nothing (exit 0, "already").
+
+${commandExitCodes({
+  ok: "recorded, or recorded before",
+  errors: [
+    ["ERR_CA_UNKNOWN", "no such CA"],
+    ["ERR_CA_ACTIVE", "it is the active generation: 'jpki ca rollover --compromised'"],
+  ],
+})}
+
+Examples:
+  jpki ca compromised 13-sig && jpki crl generate --prefecture 13 && jpki revoke --ca 13-sig --all --reason ca-compromise
+  jpki ca compromised 13-sig --json`,
+    )
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      const { bridgeVouchesFor, declareCompromised, parseCaId } = await library();
+      await withWorkspace(ctx, async (ws) => {
+        const r = await declareCompromised(ws, id);
+        const crl = `jpki crl generate --prefecture ${parseCaId(r.caId).prefectureCode}`;
+        const bridge = bridgeVouchesFor(ws, r.caId) ? [`jpki ca bridge --revoke ${r.caId}`] : [];
+        const next = [crl, `jpki revoke --ca ${r.caId} --all --reason ca-compromise`, ...bridge];
+        ctx.out.result({ ...r, at: r.at.toISOString(), next }, () =>
+          [
+            r.already
+              ? `${r.caId}'s key was recorded as compromised already (${r.at.toISOString()}): nothing changed`
+              : `recorded ${r.caId}'s key as compromised at ${r.at.toISOString()}: its link certificates with ${r.successorCaId} go on the ARLs of ${r.successorCaId} and ${r.caId} (cACompromise)`,
+            `next: '${crl}' signs those ARLs (a running 'jpki serve' publishes them on its schedule)`,
+            `next: 'jpki revoke --ca ${r.caId} --all --reason ca-compromise' revokes what the key issued`,
+            ...bridge.map((c) => `next: '${c}': the Bridge CA still vouches for the compromised key`),
+            `tell verifiers to remove ${r.caId}'s certificate from their trust stores (docs/operations.md §8)`,
+          ].join("\n"),
         );
       });
     });

@@ -30,7 +30,8 @@ export function makeCrlCommand(io: Io): Command {
       `
 Scopes: without --partitions, each CA's full CRL (crl/<ca>.crl), and each partition already published that holds
 revocations since its last CRL (a verifier reads the partition its certificate names, so it must not lag the full
-CRL); partitions never published and the ARL are left to --partitions. 'jpki watch' and 'jpki serve' publish every
+CRL); partitions never published and the ARL are left to --partitions, but for an ARL that lists revoked link
+certificates ('jpki ca compromised') and is not yet published. 'jpki watch' and 'jpki serve' publish every
 scope on their own schedule. CRL numbers come from one sequence per CA shared by its scopes: each scope's
 numbers only increase. The last crlKeep CRLs of each scope (config, default 3) stay as <file>.<number>.
 

@@ -8,7 +8,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import { Command, Option } from "commander";
 import type { CrlFetchOutcome, JpkiValidationResult, RevocationCheck, RevocationSourceName } from "../../index.js";
-import { Context, DEFAULT_WORKSPACE, readVerifierToken } from "../context.js";
+import { Context, DEFAULT_WORKSPACE, readVerifierToken, withWorkspace } from "../context.js";
 import { EXIT_INVALID, EXIT_UNDECIDED, VerdictExit, commandExitCodes } from "../exit-codes.js";
 import { JpkiError, library, readInputFile } from "../lib.js";
 import type { Io } from "../output.js";
@@ -71,7 +71,8 @@ export function makeVerifyCommand(io: Io): Command {
       "after",
       `
 Trust: with --trust, only the CA certificates given are trusted. Without it, inside a workspace (--workspace,
-$JPKI_HOME or ./${DEFAULT_WORKSPACE}), its CA certificates (ca/*.pem) are, and its published CRLs (crl/*.crl, arl/*.crl)
+$JPKI_HOME or ./${DEFAULT_WORKSPACE}), its CA certificates are (every key generation's, but not one whose key
+is compromised: 'ca rollover --compromised', 'ca compromised'), and its published CRLs (crl/*.crl, arl/*.crl)
 are used unless --crl is given. Outside a workspace --trust is required. J-LIS's roots (fixtures/jlis/*.pem) can
 be given to --trust.
 
@@ -141,7 +142,7 @@ Examples:
       let crls = o.crl.flatMap((f) => readCrls(lib, io.cwd, f));
       let trustFrom = `${o.trust.length} file(s) given with --trust`;
       if (o.trust.length === 0) {
-        const ws = workspaceTrust(ctx, lib);
+        const ws = await workspaceTrust(ctx, lib);
         trust = ws.anchors;
         if (o.crl.length === 0) crls = ws.crls;
         trustFrom = `the CA certificates of the workspace ${ws.dir}`;
@@ -259,8 +260,13 @@ function decodeAll(lib: Lib, bytes: Buffer, labels: string[], check: (d: Buffer)
   return ders;
 }
 
-/** The workspace's CA certificates and published CRLs, read from its files (no store, no passphrase). */
-function workspaceTrust(ctx: Context, lib: Lib): { dir: string; anchors: Buffer[]; crls: Buffer[] } {
+/**
+ * The workspace's CA certificates and published CRLs (no passphrase): every generation's self-signed certificate
+ * from the store but those whose key is compromised (ca/compromised.ts), and the CRL files. All of ca/*.pem were
+ * trusted before (found when a retired key was declared compromised): the stolen generation's root, and every link
+ * certificate as an anchor of its own, so what the thief signed verified VALID here while the ARLs revoked the links.
+ */
+async function workspaceTrust(ctx: Context, lib: Lib): Promise<{ dir: string; anchors: Buffer[]; crls: Buffer[] }> {
   const explicit = ctx.opts.workspace !== undefined || Boolean(ctx.io.env.JPKI_HOME);
   const dir = ctx.workspaceDir;
   if (!existsSync(join(dir, "config.json"))) {
@@ -274,7 +280,10 @@ function workspaceTrust(ctx: Context, lib: Lib): { dir: string; anchors: Buffer[
   // Checked as any input file: a directory, a FIFO or a link into /dev where a file should be is refused by name,
   // where readFileSync would fail with EISDIR (a stack trace) or block forever.
   const read = (f: string, maxBytes: number) => readInputFile(relative(dir, f), "the workspace's file", { cwd: dir, maxBytes });
-  const anchors = files("ca", ".pem").flatMap((f) => lib.parsePemBlocks(read(f, MAX_CERTIFICATE_FILE).toString("utf8")).filter((b) => b.label === "CERTIFICATE").map((b) => b.der));
+  const anchors = await withWorkspace(ctx, async (ws) => {
+    const compromised = await lib.compromisedCaIds(ws.store);
+    return (await ws.store.listCas()).filter((c) => !compromised.has(c.id)).map((c) => c.certificateDer);
+  });
   if (anchors.length === 0) throw new JpkiError("ERR_CA_UNKNOWN", `the workspace ${dir} has no CA yet (jpki ca init): give the trusted CA certificates with --trust FILE`);
   const crls = [...files("crl", ".crl"), ...files("arl", ".crl")].map((f) => read(f, MAX_CRL_FILE));
   return { dir, anchors, crls };
