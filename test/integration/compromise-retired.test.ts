@@ -119,6 +119,10 @@ describe("jpki ca compromised <retired generation>", () => {
     expect(arl.status, arl.out).toBe(0);
     expect(arl.out).toContain(`Serial Number: ${serialOf(caFile("13-sig.by-13-sig-g2.pem"))}`);
     expect(arl.out).toContain("CA Compromise");
+    // GnuTLS reads the same entry (the interop check of an ARL that lists something)
+    const gnutls = sh("certtool", ["--crl-info", "--inder", "--infile", join(ws, "arl", "13-sig-g2.crl")]);
+    expect(gnutls.status, gnutls.out).toBe(0);
+    expect(gnutls.out).toContain(`Serial Number (hex): ${serialOf(caFile("13-sig.by-13-sig-g2.pem")).toLowerCase()}`);
     const oldArl = sh("openssl", ["crl", "-inform", "DER", "-in", join(ws, "arl", "13-sig.crl"), "-noout", "-text"]);
     expect(oldArl.out).toContain(`Serial Number: ${serialOf(caFile("13-sig-g2.by-13-sig.pem"))}`);
 
