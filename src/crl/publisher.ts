@@ -38,7 +38,7 @@ import { writeFailure } from "../store/files.js";
 import { openStagingFile, stageFile, sweepStaleTemps, syncDir, type StagedFile } from "../store/staging.js";
 import { ARL_SCOPE, DELTA_SCOPE, FULL_SCOPE, type CaRecord, type CrlScope, type Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
-import { arlEntries } from "./arl.js";
+import { arlEntries, fullCrlLinkEntries, withExtraEntries } from "./arl.js";
 import { deltaCadence, deltaNextUpdate } from "./delta.js";
 import { buildCrl, crlExtensionsElement, streamCrl, type BuiltCrl, type CrlParams, type StreamedCrl } from "./builder.js";
 import { scopeExtensions, scopeKind, scopePath } from "./scope.js";
@@ -231,7 +231,11 @@ export class CrlPublisher {
     const t = this.#times([(await this.#store.latestCrl(ca.id))?.thisUpdate]);
     const { number } = await this.#store.reserveCrl(ca.id, t.thisUpdate, t.nextUpdate);
     // With their total first, the entries stream from the store to the staged file as they are read (streamCrl).
-    return this.#publishReserved(ca, FULL_SCOPE, number, t, this.#store.crlEntries(ca.id, { expiredBefore: t.expiredBefore, withTotal: true }));
+    const entries = this.#store.crlEntries(ca.id, { expiredBefore: t.expiredBefore, withTotal: true });
+    // A generation whose key was declared compromised also lists its NewWithOld link (crl/arl.ts says why); read
+    // after the reservation, as the ARL's links are.
+    const links = fullCrlLinkEntries(await this.#store.listCaLinks(), ca.id);
+    return this.#publishReserved(ca, FULL_SCOPE, number, t, links.length ? withExtraEntries(entries, links) : entries);
   }
 
   /**

@@ -307,6 +307,7 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
         const r = await s.reserveCrl(id, t, new Date(9000), "arl");
         await s.publishCrl({ caId: id, number: r.number, entries: 0, path: `arl/${id}.crl`, sha256: "00", scope: "arl" }, () => undefined);
       }
+      expect((await s.crlStatus()).filter((x) => x.dirty).map((x) => x.caId)).toEqual([]);
       const arlDue = async () => (await s.crlScopeStatus()).filter((x) => x.scope === "arl" && x.dirty).map((x) => x.caId);
       expect(await arlDue()).toEqual([]);
       await expect(s.declareCaCompromised("27-sig", new Date(5000))).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_CA_UNKNOWN"));
@@ -316,6 +317,8 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(await arlDue()).toEqual([]);
       expect(await s.declareCaCompromised("13-sig", new Date(5000))).toEqual({ caId: "13-sig", successorCaId: "13-sig-g2", at: new Date(5000), already: false });
       expect(await arlDue()).toEqual(["13-sig", "13-sig-g2"]);
+      // and the old generation's full CRL, which lists NewWithOld too (crl/arl.ts)
+      expect((await s.crlStatus()).filter((x) => x.dirty).map((x) => x.caId)).toEqual(["13-sig"]);
       // again, later: the first time stays, nothing changes
       expect(await s.declareCaCompromised("13-sig", new Date(7000))).toEqual({ caId: "13-sig", successorCaId: "13-sig-g2", at: new Date(5000), already: true });
       expect((await s.listCaLinks()).map((l) => [l.oldCaId, l.compromisedAt?.getTime()])).toEqual([

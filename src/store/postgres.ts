@@ -1631,6 +1631,17 @@ export function parseLogCopy(chunks: readonly Buffer[]): LogBlock[] {
 }
 
 /** Bumps the revision of each partition (CA, municipality) these revoked certificates belong to. */
+/** Store.markCrlsDue's writes (every scope of a CA due, no delta base left), inside the caller's transaction. */
+async function markDue(c: ClientBase, caId: string): Promise<void> {
+  await c.query("INSERT INTO crl_state (ca_id, revision, published_revision) VALUES ($1, 1, 0) ON CONFLICT (ca_id) DO UPDATE SET revision = crl_state.revision + 1", [caId]);
+  await c.query("UPDATE crl_scopes SET revision = revision + 1 WHERE ca_id = $1", [caId]);
+  // The ARL has no row until published through one; its file may be in place all the same.
+  await c.query("INSERT INTO crl_scopes (ca_id, scope, revision) VALUES ($1, 'arl', 1) ON CONFLICT (ca_id, scope) DO NOTHING", [caId]);
+  // No published full CRL stays a delta base: the next full CRL is due at once, not after crlBaseIntervalHours
+  // of deltas on one that verifiers may have seen superseded (sqlite.ts markCrlsDue).
+  await c.query("UPDATE crls SET delta_snapshot = NULL WHERE ca_id = $1 AND scope = '' AND delta_snapshot IS NOT NULL", [caId]);
+}
+
 async function bumpScopes(c: PoolClient, rows: ReadonlyArray<{ ca_id: string; municipality_code: string }>): Promise<void> {
   if (rows.length) await c.query(SQL.bumpScopes, [textArray(rows.map((r) => r.ca_id)), textArray(rows.map((r) => r.municipality_code))]);
 }
@@ -2099,8 +2110,9 @@ export class PostgresStore implements Store {
       const link = toCaLink(row);
       if (!link.oldWithNew || link.compromisedAt) return { caId, successorCaId: link.newCaId, at: link.compromisedAt ?? link.createdAt, already: true };
       await c.query("UPDATE ca_links SET compromised_at = $1 WHERE old_ca_id = $2", [at.getTime(), caId]);
-      // Both ARLs due (sqlite.ts says why), in key order as every other scope bump.
-      await c.query(SQL.bumpScopes, [textArray([caId, link.newCaId].sort()), textArray([ARL_SCOPE, ARL_SCOPE])]);
+      // The successor's ARL and every scope of the old generation due (sqlite.ts says why).
+      await c.query(SQL.bumpScopes, [textArray([link.newCaId]), textArray([ARL_SCOPE])]);
+      await markDue(c, caId);
       await this.#appendAudits(c, [caCompromisedAudit(link)]);
       return { caId, successorCaId: link.newCaId, at, already: false };
     });
@@ -2760,13 +2772,7 @@ export class PostgresStore implements Store {
       if (!(await c.query("SELECT 1 FROM cas WHERE id = $1", [caId])).rowCount) {
         throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${caId} in this store: its CRLs cannot be marked due`);
       }
-      await c.query("INSERT INTO crl_state (ca_id, revision, published_revision) VALUES ($1, 1, 0) ON CONFLICT (ca_id) DO UPDATE SET revision = crl_state.revision + 1", [caId]);
-      await c.query("UPDATE crl_scopes SET revision = revision + 1 WHERE ca_id = $1", [caId]);
-      // The ARL has no row until published through one; its file may be in place all the same.
-      await c.query("INSERT INTO crl_scopes (ca_id, scope, revision) VALUES ($1, 'arl', 1) ON CONFLICT (ca_id, scope) DO NOTHING", [caId]);
-      // No published full CRL stays a delta base: the next full CRL is due at once, not after crlBaseIntervalHours
-      // of deltas on one that verifiers may have seen superseded (sqlite.ts markCrlsDue).
-      await c.query("UPDATE crls SET delta_snapshot = NULL WHERE ca_id = $1 AND scope = '' AND delta_snapshot IS NOT NULL", [caId]);
+      await markDue(c, caId);
     });
   }
 

@@ -1590,8 +1590,11 @@ export class SqliteStore implements Store {
         const link = toCaLink(row);
         if (!link.oldWithNew || link.compromisedAt) return { caId, successorCaId: link.newCaId, at: link.compromisedAt ?? link.createdAt, already: true };
         db.prepare("UPDATE ca_links SET compromised_at = ? WHERE old_ca_id = ?").run(at.getTime(), caId);
-        // Both ARLs due: the successor's lists NewWithOld (the link that matters), the old one's OldWithNew.
-        for (const id of [link.newCaId, caId]) this.#stmts.bumpScope.run(id, ARL_SCOPE);
+        // The successor's ARL lists NewWithOld (the link that matters), the old generation's OldWithNew; and the old
+        // generation's full CRL lists NewWithOld too (crl/arl.ts says why): every scope of it due, and no delta
+        // on a full CRL from before (markCrlsDue).
+        this.#stmts.bumpScope.run(link.newCaId, ARL_SCOPE);
+        this.#markDue(caId);
         this.#appendAudit(caCompromisedAudit(link));
         return { caId, successorCaId: link.newCaId, at, already: false };
       }).immediate();
@@ -2155,19 +2158,24 @@ export class SqliteStore implements Store {
   markCrlsDue(caId: string): Promise<void> {
     return this.#run("marking CRLs due", () =>
       this.#db.transaction(() => {
-        const st = this.#stmts;
-        if (!st.getCa.get(caId)) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${caId} in this store: its CRLs cannot be marked due`);
-        st.bumpRevision.run(caId);
-        (this.#markScopesDue ??= this.#db.prepare("UPDATE crl_scopes SET revision = revision + 1 WHERE ca_id = ?")).run(caId);
-        // The ARL has no row until published through one; its file may be in place all the same.
-        (this.#markArlDue ??= this.#db.prepare("INSERT INTO crl_scopes (ca_id, scope, revision) VALUES (?, 'arl', 1) ON CONFLICT (ca_id, scope) DO NOTHING")).run(caId);
-        // With delta CRLs a dirty full CRL waits for its base interval while deltas on the current one carry the
-        // revocations: after a restore that kept the backup's full CRL, numbered below what verifiers had seen
-        // and lacking what was revoked since, for up to crlBaseIntervalHours. No published full CRL is a delta
-        // base any more, so the next full CRL is due at once (the schedule's pendingGoesTo) and deltas follow it.
-        (this.#unmarkDeltaBases ??= this.#db.prepare("UPDATE crls SET delta_mark = NULL WHERE ca_id = ? AND scope = ''")).run(caId);
+        if (!this.#stmts.getCa.get(caId)) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${caId} in this store: its CRLs cannot be marked due`);
+        this.#markDue(caId);
       }).immediate(),
     );
+  }
+
+  /** markCrlsDue's writes, inside the caller's transaction. */
+  #markDue(caId: string): void {
+    const st = this.#stmts;
+    st.bumpRevision.run(caId);
+    (this.#markScopesDue ??= this.#db.prepare("UPDATE crl_scopes SET revision = revision + 1 WHERE ca_id = ?")).run(caId);
+    // The ARL has no row until published through one; its file may be in place all the same.
+    (this.#markArlDue ??= this.#db.prepare("INSERT INTO crl_scopes (ca_id, scope, revision) VALUES (?, 'arl', 1) ON CONFLICT (ca_id, scope) DO NOTHING")).run(caId);
+    // With delta CRLs a dirty full CRL waits for its base interval while deltas on the current one carry the
+    // revocations: after a restore that kept the backup's full CRL, numbered below what verifiers had seen
+    // and lacking what was revoked since, for up to crlBaseIntervalHours. No published full CRL is a delta
+    // base any more, so the next full CRL is due at once (the schedule's pendingGoesTo) and deltas follow it.
+    (this.#unmarkDeltaBases ??= this.#db.prepare("UPDATE crls SET delta_mark = NULL WHERE ca_id = ? AND scope = ''")).run(caId);
   }
 
   deltaCrlStatus(): Promise<DeltaCrlStatus[]> {

@@ -5,11 +5,13 @@
  * link (found by a review helper). `jpki ca compromised 13-sig` records it; the next `crl generate` lists NewWithOld
  * on 13-sig-g2's ARL (cACompromise). Checked as the helper found it: a certificate forged with the stolen key by
  * OpenSSL, verified by `openssl verify -crl_check_all` through NewWithOld, from 13-sig-g2 and from the Bridge; and
- * `jpki verify` in the workspace, which trusted 13-sig's root (and every link certificate) as anchors.
+ * `jpki verify` in the workspace, which trusted 13-sig's root (and every link certificate) as anchors; Java's PKIX
+ * validator agrees on the path through NewWithOld.
  */
+import { spawnSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { decryptPrivateKey } from "../../src/pki/keys.js";
 import { chiyodaResidents, cli, issueWithCardKey, openWorkspace, sh, tempDir, tokyoSignatureWorkspace } from "./helpers.js";
@@ -37,6 +39,13 @@ function opensslVerify(anchor: string, chain: string[], leaf: string, crls: stri
   return { ok: r.status === 0, out: r.out };
 }
 
+let javaClasses: string;
+/** Java's PKIX CertPathValidator (test/interop/PkixCheck.java) on leaf -> NewWithOld -> 13-sig-g2, with the CRL and ARL. */
+function javaThroughNewWithOld(leaf: string): string {
+  const r = spawnSync("java", ["-cp", javaClasses, "PkixCheck", caFile("13-sig-g2.pem"), leaf, caFile("13-sig.by-13-sig-g2.pem"), join(ws, "crl", "13-sig.crl"), join(ws, "arl", "13-sig-g2.crl")], { encoding: "utf8" });
+  return `${r.stdout}${r.stderr}`.trim();
+}
+
 const throughNewWithOld = (leaf: string) =>
   opensslVerify(caFile("13-sig-g2.pem"), [caFile("13-sig.by-13-sig-g2.pem")], leaf, [join(ws, "crl", "13-sig.crl"), join(ws, "arl", "13-sig-g2.crl")]);
 const throughBridge = (leaf: string) =>
@@ -49,6 +58,9 @@ const throughBridge = (leaf: string) =>
 
 beforeAll(async () => {
   dir = tempDir("jpki-compromise-retired-");
+  javaClasses = join(dir, "java");
+  const javac = spawnSync("javac", ["-d", javaClasses, resolve(import.meta.dirname, "../interop/PkixCheck.java")], { encoding: "utf8" });
+  expect(javac.status, javac.stderr).toBe(0);
   ws = join(dir, "ws");
   await tokyoSignatureWorkspace(dir, ws, people);
   old = (await issueWithCardKey(ws, dir, "old", people[0]!.residentCode)).path;
@@ -83,6 +95,7 @@ describe("jpki ca compromised <retired generation>", () => {
   it("before it, the forgery verifies through NewWithOld from 13-sig-g2 and from the Bridge (the hole), as do the genuine certificates", () => {
     expect(throughNewWithOld(forged).ok).toBe(true);
     expect(throughBridge(forged).ok).toBe(true);
+    expect(javaThroughNewWithOld(forged)).toBe("VALID");
     expect(throughNewWithOld(old).ok).toBe(true);
     expect(opensslVerify(caFile("13-sig-g2.pem"), [], young, [join(ws, "crl", "13-sig-g2.crl"), join(ws, "arl", "13-sig-g2.crl")]).ok).toBe(true);
   });
@@ -111,7 +124,7 @@ describe("jpki ca compromised <retired generation>", () => {
     ]);
   });
 
-  it("the next crl generate puts NewWithOld on 13-sig-g2's ARL and OldWithNew on 13-sig's (OpenSSL reads CA Compromise): the forgery no longer verifies through NewWithOld", async () => {
+  it("the next crl generate puts NewWithOld on 13-sig-g2's ARL and 13-sig's CRL, OldWithNew on 13-sig's ARL (OpenSSL, GnuTLS read CA Compromise): the forgery no longer verifies through NewWithOld (OpenSSL, Java)", async () => {
     const crl = await cli([...w(), "crl", "generate", "--prefecture", "13", "--json"], { cwd: dir });
     expect(crl.code, crl.stderr).toBe(0);
     const serialOf = (f: string) => new X509Certificate(readFileSync(f)).serialNumber.toUpperCase();
@@ -123,12 +136,16 @@ describe("jpki ca compromised <retired generation>", () => {
     const gnutls = sh("certtool", ["--crl-info", "--inder", "--infile", join(ws, "arl", "13-sig-g2.crl")]);
     expect(gnutls.status, gnutls.out).toBe(0);
     expect(gnutls.out).toContain(`Serial Number (hex): ${serialOf(caFile("13-sig.by-13-sig-g2.pem")).toLowerCase()}`);
+    // and 13-sig's own full CRL lists NewWithOld too: Java takes it for the self-issued link (crl/arl.ts)
+    const oldCrl = sh("openssl", ["crl", "-inform", "DER", "-in", join(ws, "crl", "13-sig.crl"), "-noout", "-text"]);
+    expect(oldCrl.out).toContain(`Serial Number: ${serialOf(caFile("13-sig.by-13-sig-g2.pem"))}`);
     const oldArl = sh("openssl", ["crl", "-inform", "DER", "-in", join(ws, "arl", "13-sig.crl"), "-noout", "-text"]);
     expect(oldArl.out).toContain(`Serial Number: ${serialOf(caFile("13-sig-g2.by-13-sig.pem"))}`);
 
     const a = throughNewWithOld(forged);
     expect(a.ok, a.out).toBe(false);
     expect(a.out).toContain("certificate revoked");
+    expect(javaThroughNewWithOld(forged)).toMatch(/^INVALID REVOKED .*CA_COMPROMISE/);
     // the new generation's own certificates are untouched
     const y = opensslVerify(caFile("13-sig-g2.pem"), [], young, [join(ws, "crl", "13-sig-g2.crl"), join(ws, "arl", "13-sig-g2.crl")]);
     expect(y.ok, y.out).toBe(true);

@@ -268,8 +268,8 @@ For a key stolen AFTER an ordinary 'jpki ca rollover' retired it (the operations
 last certificate it issued expires). Its NewWithOld link certificate -- the old key certified by the successor --
 vouches for the stolen key to every verifier that trusts the successor's root (and to those trusting the Bridge
 CA, through it). This records the compromise in the store, in one transaction with its audit record:
-  - NewWithOld goes on the successor's ARL and OldWithNew on the old generation's, reason cACompromise, revoked
-    now; both ARLs become due ('jpki crl generate --prefecture <code>' or 'jpki serve' signs them: verifiers then
+  - NewWithOld goes on the successor's ARL (and on the old generation's full CRL) and OldWithNew on the old
+    generation's ARL, reason cACompromise, revoked now; both ARLs become due ('jpki crl generate --prefecture <code>' or 'jpki serve' signs them: verifiers then
     reject every path through the links);
   - the generation is no trust anchor of 'jpki serve's validation API, never cross-certified by 'jpki ca bridge',
     and no audit checkpoint is anchored on it.
