@@ -10,7 +10,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { decryptPrivateKey } from "../../src/pki/keys.js";
@@ -96,6 +96,7 @@ describe("jpki ca compromised <retired generation>", () => {
     expect(throughNewWithOld(forged).ok).toBe(true);
     expect(throughBridge(forged).ok).toBe(true);
     expect(javaThroughNewWithOld(forged)).toBe("VALID");
+    copyFileSync(join(ws, "crl", "13-sig.crl"), join(dir, "13-sig-before.crl")); // without the link (checked below)
     expect(throughNewWithOld(old).ok).toBe(true);
     expect(opensslVerify(caFile("13-sig-g2.pem"), [], young, [join(ws, "crl", "13-sig-g2.crl"), join(ws, "arl", "13-sig-g2.crl")]).ok).toBe(true);
   });
@@ -146,6 +147,12 @@ describe("jpki ca compromised <retired generation>", () => {
     expect(a.ok, a.out).toBe(false);
     expect(a.out).toContain("certificate revoked");
     expect(javaThroughNewWithOld(forged)).toMatch(/^INVALID REVOKED .*CA_COMPROMISE/);
+    // jpki's own engine, as a verifier holding 13-sig-g2's root would run it (with the CRL files, and with the ARL alone)
+    for (const crls of [[join(ws, "crl", "13-sig.crl"), join(ws, "arl", "13-sig-g2.crl")], [join(dir, "13-sig-before.crl"), join(ws, "arl", "13-sig-g2.crl")]]) {
+      const v = await cli(["verify", forged, "--trust", caFile("13-sig-g2.pem"), "--chain", caFile("13-sig.by-13-sig-g2.pem"), ...crls.flatMap((c) => ["--crl", c]), "--json"], { cwd: dir });
+      expect(v.code, `${crls}: ${v.stdout}${v.stderr}`).toBe(1);
+      expect(v.json().status, crls.join(" ")).toBe("revoked");
+    }
     // the new generation's own certificates are untouched
     const y = opensslVerify(caFile("13-sig-g2.pem"), [], young, [join(ws, "crl", "13-sig-g2.crl"), join(ws, "arl", "13-sig-g2.crl")]);
     expect(y.ok, y.out).toBe(true);
