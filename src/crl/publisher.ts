@@ -445,7 +445,9 @@ export class CrlPublisher {
       // Rolled back: the reservation stays open and the CA due. Its next CRL must go above the file: a store far
       // behind it (a restore stopped before it moved the numbering on) would otherwise burn one refused number
       // per run until it got there.
-      await this.#store.skipCrlNumbers(ca.id, e.installed + 1n, this.#clock.now());
+      // Past every number this disk shows, in one go: with several history links above the store (a restore far
+      // behind the files), moving past the one in the way refused one publication per link.
+      await this.#store.skipCrlNumbers(ca.id, highestHistoryNumber(derPath, ca.keyId, e.installed) + 1n, this.#clock.now());
     } finally {
       if (!installed) for (const f of staged) f.discard();
     }
@@ -510,6 +512,21 @@ export function linkHistory(from: string, path: string, number: bigint, keep: nu
     `the CRL ${relative(root, path)} could not be installed: the name of its history link is taken (${relative(root, link)} is ${is}; jpki neither follows nor replaces it): nothing was published and the CA stays due, the next publication takes the next number; move it away`,
     { details: { path: link } },
   );
+}
+
+/**
+ * The highest CRL number of this CA's key (`keyId`) among `path`'s history links `<path>.<n>` named above `from`,
+ * or `from`: what a publication found in its way must move the numbering past.
+ */
+export function highestHistoryNumber(path: string, keyId: Buffer, from: bigint): bigint {
+  const name = `${basename(path)}.`;
+  let highest = from;
+  for (const d of readdirSync(dirname(path), { withFileTypes: true })) {
+    if (!d.isFile() || !d.name.startsWith(name) || !/^\d{1,30}$/.test(d.name.slice(name.length)) || BigInt(d.name.slice(name.length)) <= highest) continue;
+    const n = installedCrlNumber(join(dirname(path), d.name), keyId);
+    if (n !== undefined && n > highest) highest = n;
+  }
+  return highest;
 }
 
 /** Removes the numbered copies of `path` beyond the newest `keep` (all of them when keep ≤ 1). */
