@@ -169,6 +169,30 @@ describe("jpki serve", () => {
     expect(s.stderr()).not.toMatch(/exited \(SIGHUP\)|starting another/);
   }, 60_000);
 
+  it("--workers with JPKI_OCSP_PASSPHRASE: the workers facing the network hold neither the CA passphrase nor the token PIN", async () => {
+    // The primary runs the schedule with the CA keys; its workers serve, OCSP under the responders' own passphrase.
+    const s = await serve(["--workers", "2", "--crl-interval", "1"], { JPKI_OCSP_PASSPHRASE: "responders only", JPKI_PKCS11_PIN: "pin-never-used" });
+    expect(s.stderr()).toMatch(/2 workers listening/);
+    const workers = execFileSync("ps", ["-o", "pid=", "--ppid", String(s.child.pid)]).toString().trim().split(/\s+/).map(Number);
+    expect(workers).toHaveLength(2);
+    const environ = (pid: number) => readFileSync(`/proc/${pid}/environ`, "latin1").split("\0");
+    expect(environ(s.child.pid!)).toContain("JPKI_PASSPHRASE=correct horse"); // the primary's, as given
+    for (const pid of workers) {
+      const env = environ(pid);
+      expect(env.filter((e) => /^JPKI_(PASSPHRASE|PKCS11_PIN)=/.test(e))).toEqual([]);
+      expect(env).toContain("JPKI_OCSP_PASSPHRASE=responders only");
+    }
+    // and they serve: the schedule publishes the first CRLs, which a worker hands out
+    let crl = await fetch(`${s.url}/crl/13-sig.crl`, { headers: auth });
+    for (let i = 0; crl.status === 404 && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      crl = await fetch(`${s.url}/crl/13-sig.crl`, { headers: auth });
+    }
+    expect(crl.status).toBe(200);
+    s.child.kill("SIGTERM");
+    expect(await s.exited).toBe(0);
+  }, 60_000);
+
   it("answers registered verifiers only; refuses a verifier revoked while it runs; never logs a token", async () => {
     const logFile = join(dir, "access.jsonl");
     const other = await cli(["--workspace", ws, "--json", "verifier", "add", "--name", "to be revoked", "--kind", "private"], { cwd: dir });
