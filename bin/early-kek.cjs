@@ -109,6 +109,9 @@ function startEarlyKek(args, env, cwd = process.cwd()) {
   try {
     const o = parse(args);
     if (!KEY_COMMANDS.has(o.command) || o.help) return false;
+    // A worker of 'serve --workers N' (cluster sets NODE_UNIQUE_ID) with the responders' own passphrase opens no CA
+    // key: the CA passphrase (read from --passphrase-file, which it is given too) and its KEK stay with the primary.
+    if (env.NODE_UNIQUE_ID !== undefined && env.JPKI_OCSP_PASSPHRASE) return false;
     const passphrase = passphraseOf(o.passphraseFile, env, cwd);
     if (!passphrase) return false;
     const hint = readHint(resolve(cwd, o.workspace || env.JPKI_HOME || ".jpki"));
