@@ -11,7 +11,9 @@ import { Agent, request } from "node:http";
 import { connect, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { pemOrDer } from "../../src/pki/pem.js";
 import { describeCrl } from "../../src/profile/describe.js";
+import { OcspClient } from "../../src/validation/ocsp-source.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { cardKey, cli, openWorkspace, startServe, tempDir, writeJsonl } from "./helpers.js";
 
@@ -189,6 +191,16 @@ describe("jpki serve", () => {
       crl = await fetch(`${s.url}/crl/13-sig.crl`, { headers: auth });
     }
     expect(crl.status).toBe(200);
+    // and answer OCSP with the responder keys the primary issued under JPKI_OCSP_PASSPHRASE
+    const certificate = pemOrDer(Buffer.from(pem), ["CERTIFICATE"], "certificate");
+    const issuer = pemOrDer(readFileSync(join(ws, "ca", "13-sig.pem")), ["CERTIFICATE"], "certificate");
+    const ocsp = new OcspClient({ url: `${s.url}/ocsp/13-sig`, bearerToken: token });
+    let answer = await ocsp.check({ certificate, issuer }, new Date());
+    for (let i = 0; answer.status === "no-answer" && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      answer = await ocsp.check({ certificate, issuer }, new Date());
+    }
+    expect(answer.status).not.toBe("no-answer");
     s.child.kill("SIGTERM");
     expect(await s.exited).toBe(0);
   }, 60_000);
