@@ -38,7 +38,7 @@ const PASSPHRASE_MAX_BYTES = 4096;
  * Nothing after "--" is an option.
  */
 function parse(args) {
-  const out = { command: undefined, workspace: undefined, passphraseFile: undefined, help: false };
+  const out = { command: undefined, workspace: undefined, passphraseFile: undefined, help: false, noSchedule: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === "--") break;
@@ -49,6 +49,7 @@ function parse(args) {
     else if (a.startsWith("--passphrase-file=")) out.passphraseFile = a.slice("--passphrase-file=".length);
     else if (a === "--pkcs11-pin-file") i++;
     else if (a === "--help" || a === "-h" || a === "help") out.help = true;
+    else if (a === "--no-schedule") out.noSchedule = true;
     else if (!a.startsWith("-") && out.command === undefined) out.command = a;
   }
   return out;
@@ -109,6 +110,10 @@ function startEarlyKek(args, env, cwd = process.cwd()) {
   try {
     const o = parse(args);
     if (!KEY_COMMANDS.has(o.command) || o.help) return false;
+    // A worker of 'serve --workers N' (cluster sets NODE_UNIQUE_ID) with the responders' own passphrase opens no CA
+    // key: the CA passphrase (read from --passphrase-file, which it is given too) and its KEK stay with the primary.
+    // So does 'serve --no-schedule' (another process keeps the CRLs): it serves, and signs OCSP answers only.
+    if (env.JPKI_OCSP_PASSPHRASE && o.command === "serve" && (env.NODE_UNIQUE_ID !== undefined || o.noSchedule)) return false;
     const passphrase = passphraseOf(o.passphraseFile, env, cwd);
     if (!passphrase) return false;
     const hint = readHint(resolve(cwd, o.workspace || env.JPKI_HOME || ".jpki"));

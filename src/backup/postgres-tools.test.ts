@@ -3,7 +3,7 @@
  * never the row values PostgreSQL quotes in DETAIL and CONTEXT (a resident's code and four items).
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
@@ -191,5 +191,47 @@ describe("the error lines of a tool's output", () => {
 
   it("keeps no line of a report in another language (its severity is translated)", () => {
     expect(toolErrorLines(`psql:<stdin>:45: エラー:  重複したキー値は一意性制約"residents_pkey"違反となります\n詳細:  キー (resident_code)=(${CODE}) はすでに存在します。`)).toEqual([]);
+  });
+});
+
+describe("the PostgreSQL tools' environment", () => {
+  it("holds none of jpki's secrets (CA passphrase, token PIN, verifier token, JPKI_STORE): pg_dump gets the libpq variables only", async () => {
+    // pg_dump is held at a table lock while its environment is read from /proc (found by its unique --file).
+    const url = await server.createDatabase();
+    await (await PostgresStore.open(url, { create: true })).close();
+    const secrets = { JPKI_PASSPHRASE: "ca-passphrase-x1", JPKI_OCSP_PASSPHRASE: "ocsp-passphrase-x2", JPKI_PKCS11_PIN: "token-pin-x3", JPKI_VERIFIER_TOKEN: "jpkiv_token-x4", JPKI_STORE: "postgres://u:store-pw-x5@h/db" };
+    const saved = { ...process.env };
+    const locker = new pg.Client({ connectionString: url });
+    await locker.connect();
+    let env = "";
+    try {
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE residents IN ACCESS EXCLUSIVE MODE");
+      Object.assign(process.env, secrets);
+      const file = join(mkdtempSync(join(tmpdir(), "jpki-pgtools-")), "env-probe.pgdump");
+      const dumped = dumpPostgres(url, file);
+      const pid = async (): Promise<string | undefined> => {
+        for (;;) {
+          for (const p of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+            try {
+              if (readFileSync(`/proc/${p}/cmdline`, "latin1").includes(file)) return p;
+            } catch {
+              // gone meanwhile
+            }
+          }
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      };
+      env = readFileSync(`/proc/${await pid()}/environ`, "utf8");
+      for (const k of Object.keys(secrets)) delete process.env[k];
+      await locker.query("COMMIT");
+      await dumped;
+    } finally {
+      for (const k of Object.keys(secrets)) if (!(k in saved)) delete process.env[k];
+      Object.assign(process.env, saved);
+      await locker.end();
+    }
+    expect(env).toMatch(/(^|\0)PGDATABASE=/); // the connection reaches it
+    for (const value of Object.values(secrets)) expect(env).not.toContain(value);
   });
 });

@@ -169,10 +169,23 @@ function toolFailed(tool: string, how: string, errors: ToolErrors, cause?: Error
   );
 }
 
+/**
+ * The environment of a PostgreSQL client tool: ours without jpki's own variables, and the libpq ones of the
+ * connection. The tools read none of JPKI_*, which hold the CA passphrase (JPKI_PASSPHRASE, JPKI_OCSP_PASSPHRASE),
+ * the token PIN, card PINs, a verifier token and JPKI_STORE with its password: each went to every pg_dump,
+ * pg_restore and psql a backup or restore ran, readable in its /proc/PID/environ and by whatever it loads
+ * (a libpq plugin, an LDAP or Kerberos library).
+ */
+export function toolEnv(libpq: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("JPKI_")) env[k] = v;
+  return { ...env, ...libpq };
+}
+
 /** Runs a PostgreSQL client tool; ERR_BACKUP_TOOL with its error lines when it fails. */
 function runTool(cmd: string, args: readonly string[], env: Record<string, string>): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(cmd, args, { env: toolEnv(env), stdio: ["ignore", "ignore", "pipe"] });
     const errors = new ToolErrors();
     child.stderr.on("data", (d: Buffer) => errors.write(d));
     child.on("error", (e) => reject(new JpkiError("ERR_BACKUP_TOOL", `cannot run ${cmd}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { cause: e })));
@@ -294,7 +307,7 @@ export async function restorePostgres(url: string, file: string, opts: { clean: 
   // table as the store does: in the connection's schema.
   const tail = `\n;\nRESET ALL;\n${opts.finalSql};\nCOMMIT;\n`;
   await new Promise<void>((resolve, reject) => {
-    const childEnv = { ...process.env, ...env };
+    const childEnv = toolEnv(env);
     const restore = spawn(tools.pgRestore, restoreArgs, { env: childEnv, stdio: ["pipe", "pipe", "pipe"] });
     const digest = createHash("sha256");
     let size = 0;

@@ -76,6 +76,11 @@ describe("the launcher's early KEK (bin/early-kek.cjs)", () => {
       expect(early()).toBeUndefined();
     };
     none(["-w", ws, "inspect", "cert.pem"]);
+    // a worker of serve --workers N beside JPKI_OCSP_PASSPHRASE: the CA passphrase is the primary's alone
+    writeFileSync(join(root, "pp"), "pw\n", { mode: 0o600 });
+    none(["-w", ws, "--passphrase-file", "pp", "serve", "--workers", "2"], { NODE_UNIQUE_ID: "1", JPKI_OCSP_PASSPHRASE: "ocsp" });
+    none(["-w", ws, "serve", "--workers", "2"], { ...env, NODE_UNIQUE_ID: "1", JPKI_OCSP_PASSPHRASE: "ocsp" });
+    none(["-w", ws, "serve", "--no-schedule"], { ...env, JPKI_OCSP_PASSPHRASE: "ocsp" }); // serves only: no CA key
     none(["-w", ws, "verify", "cert.pem"]);
     none(["-w", ws, "crl", "generate", "--help"]);
     none(["-w", ws, "crl", "help", "generate"]);

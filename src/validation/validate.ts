@@ -464,9 +464,53 @@ export interface RevocationFetches {
 }
 
 /**
+ * Those of `certificates` (a chain, or the certificates of several candidate paths) signed, link by link, from a
+ * trust anchor: a certificate is in when its signature verifies under the key of a trust anchor, or of a
+ * certificate already in, whose subject is its issuer. Only these may send us anywhere: the URLs a certificate
+ * names (CRL distribution points, freshestCRL, the OCSP responder of its AIA) are asked with the verifier's bearer
+ * token, and a candidate path is built on names alone when no better one exists (build.ts, to explain a failure).
+ * A certificate copied from a real one with the URLs changed to the attacker's, its signature left broken, got
+ * `jpki verify --crl-url auto --token-file` to send the registered verifier's token to the attacker's server,
+ * before the engine found the signature bad. An anchor given in the chain itself is in.
+ */
+export function signedFromAnchors(certificates: readonly Uint8Array[], trustAnchors: readonly Uint8Array[]): ReadonlySet<Uint8Array> {
+  const anchors = configuredAll(trustAnchors);
+  const anchorDer = new Set(anchors.map((a) => a.der.toString("base64")));
+  const pending = new Map<Uint8Array, Certificate>();
+  for (const der of certificates) {
+    const c = tryParse(parseCertificate, der);
+    if (c) pending.set(der, c);
+  }
+  const signedBy = (c: Certificate, issuer: Certificate, key?: WorkingKey) =>
+    nameEquals(issuer.subject, c.issuer) && certificateVerifies(c, key ?? workingKeyOf(issuer.publicKey));
+  const done = new Set<Uint8Array>();
+  const keys = new Map<Uint8Array, { cert: Certificate; key: WorkingKey }>();
+  for (const [der, c] of pending) {
+    const viaAnchor = anchorDer.has(c.der.toString("base64")) ? c : anchors.find((a) => signedBy(c, a));
+    if (!viaAnchor) continue;
+    done.add(der);
+    keys.set(der, { cert: c, key: workingKeyOf(c.publicKey, viaAnchor === c ? undefined : workingKeyOf(viaAnchor.publicKey)) });
+  }
+  for (const der of done) pending.delete(der);
+  for (let grown = true; grown && pending.size; ) {
+    grown = false;
+    for (const [der, c] of pending) {
+      const issuer = [...keys.values()].find((k) => k.cert !== c && signedBy(c, k.cert, k.key));
+      if (!issuer) continue;
+      done.add(der);
+      keys.set(der, { cert: c, key: workingKeyOf(c.publicKey, issuer.key) });
+      pending.delete(der);
+      grown = true;
+    }
+  }
+  return done;
+}
+
+/**
  * The asynchronous half shared by validatePathAsync and validateJpkiAsync: CRLs the chain names through
  * `crlSource` (when "crl" is a source), OCSP answers through `ocspSource` (when "ocsp" is), in parallel.
- * Neither throws for a network failure: what came back is reported and the engine's mode decides.
+ * Neither throws for a network failure: what came back is reported and the engine's mode decides. Only the
+ * certificates signed from a trust anchor are asked about (signedFromAnchors): the others' URLs are not the CA's.
  */
 export async function gatherRevocation(p: {
   readonly chain: readonly Uint8Array[];
@@ -480,9 +524,11 @@ export async function gatherRevocation(p: {
   const sources = p.revocationSources ?? ["crl"];
   if (p.revocation === "off") return { crls: [], crlFetches: [], ocspResponses: [] };
   if (sources.includes("ocsp") && !p.ocspSource) throw new JpkiError("ERR_USAGE", 'revocationSources names "ocsp": give an ocspSource (OcspClient) to ask');
+  const signed = signedFromAnchors(p.chain, p.trustAnchors);
+  const chain = p.chain.filter((c) => signed.has(c));
   const [crl, ocsp] = await Promise.all([
-    sources.includes("crl") && p.crlSource ? p.crlSource.gather(p.chain) : { crls: [], fetches: [] },
-    sources.includes("ocsp") ? p.ocspSource!.gather(p.chain, p.trustAnchors, p.at) : [],
+    sources.includes("crl") && p.crlSource ? p.crlSource.gather(chain) : { crls: [], fetches: [] },
+    sources.includes("ocsp") && chain.length ? p.ocspSource!.gather(chain, p.trustAnchors, p.at) : [],
   ]);
   return { crls: crl.crls, crlFetches: crl.fetches, ocspResponses: ocsp };
 }

@@ -11,7 +11,9 @@ import { Agent, request } from "node:http";
 import { connect, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { pemOrDer } from "../../src/pki/pem.js";
 import { describeCrl } from "../../src/profile/describe.js";
+import { OcspClient } from "../../src/validation/ocsp-source.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { cardKey, cli, openWorkspace, startServe, tempDir, writeJsonl } from "./helpers.js";
 
@@ -167,6 +169,41 @@ describe("jpki serve", () => {
     const logged = [`${logFile}.1`, logFile].flatMap((f) => readFileSync(f, "utf8").trim().split("\n")).filter((l) => l.includes("/ca/13-sig.crt"));
     expect(logged).toHaveLength(codes.length + 1 + after);
     expect(s.stderr()).not.toMatch(/exited \(SIGHUP\)|starting another/);
+  }, 60_000);
+
+  it("--workers with JPKI_OCSP_PASSPHRASE: the workers facing the network hold neither the CA passphrase nor the token PIN", async () => {
+    // The primary runs the schedule with the CA keys; its workers serve, OCSP under the responders' own passphrase.
+    // The responders' passphrase is the CA's here: an earlier test's serve may have wrapped the responder keys under it.
+    const s = await serve(["--workers", "2", "--crl-interval", "1"], { JPKI_OCSP_PASSPHRASE: "correct horse", JPKI_PKCS11_PIN: "pin-never-used" });
+    expect(s.stderr()).toMatch(/2 workers listening/);
+    const workers = execFileSync("ps", ["-o", "pid=", "--ppid", String(s.child.pid)]).toString().trim().split(/\s+/).map(Number);
+    expect(workers).toHaveLength(2);
+    const environ = (pid: number) => readFileSync(`/proc/${pid}/environ`, "latin1").split("\0");
+    expect(environ(s.child.pid!)).toContain("JPKI_PASSPHRASE=correct horse"); // the primary's, as given
+    for (const pid of workers) {
+      const env = environ(pid);
+      expect(env.filter((e) => /^JPKI_(PASSPHRASE|PKCS11_PIN)=/.test(e))).toEqual([]);
+      expect(env).toContain("JPKI_OCSP_PASSPHRASE=correct horse");
+    }
+    // and they serve: the schedule publishes the first CRLs, which a worker hands out
+    let crl = await fetch(`${s.url}/crl/13-sig.crl`, { headers: auth });
+    for (let i = 0; crl.status === 404 && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      crl = await fetch(`${s.url}/crl/13-sig.crl`, { headers: auth });
+    }
+    expect(crl.status).toBe(200);
+    // and answer OCSP with the responder keys the primary issued under JPKI_OCSP_PASSPHRASE
+    const certificate = pemOrDer(Buffer.from(pem), ["CERTIFICATE"], "certificate");
+    const issuer = pemOrDer(readFileSync(join(ws, "ca", "13-sig.pem")), ["CERTIFICATE"], "certificate");
+    const ocsp = new OcspClient({ url: `${s.url}/ocsp/13-sig`, bearerToken: token });
+    let answer = await ocsp.check({ certificate, issuer }, new Date());
+    for (let i = 0; answer.status === "no-answer" && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      answer = await ocsp.check({ certificate, issuer }, new Date());
+    }
+    expect(answer.status).not.toBe("no-answer");
+    s.child.kill("SIGTERM");
+    expect(await s.exited).toBe(0);
   }, 60_000);
 
   it("answers registered verifiers only; refuses a verifier revoked while it runs; never logs a token", async () => {

@@ -46,6 +46,14 @@ describe("jpki counter: the four items from standard input", () => {
     const [a, b] = [await record(code(0)), await record(code(1))];
     expect(b.fourItems).toEqual({ ...a.fourItems, address: NEW_ADDRESS });
     expect({ ...b, residentCode: code(0) }).toEqual(a);
+    // the command line's value is taken, with a warning that names the option and never the value (not with --json,
+    // whose stderr is the error document); '-' gets none
+    const again = await jpki(["counter", "relocate", "--resident", code(0), "--address", NEW_ADDRESS]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/warning: --address was given on the command line, which other users can read .*give --address -/);
+    expect(again.stderr).not.toContain(NEW_ADDRESS);
+    expect(byArgv.stderr).not.toMatch(/warning/);
+    expect(byStdin.stderr).not.toMatch(/warning/);
   });
 
   it("a CRLF line end and a byte order mark (a file saved on Windows) are not part of the value", async () => {

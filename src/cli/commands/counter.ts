@@ -93,6 +93,19 @@ async function itemFromStdin(io: Io, o: Record<string, unknown>): Promise<Record
   return { [item.key]: await readItemValue(io, item) };
 }
 
+/**
+ * One line on stderr for each item given on the command line rather than as '-': it is taken (scripts rely on
+ * it), but every user of the machine could read it in `ps` while the command ran, and the shell's history keeps
+ * it. Said after the fact, so the operator moves the next one to standard input. The value is never repeated.
+ * Not with --json, whose stderr is the one JSON error document scripts parse.
+ */
+function warnItemsOnCommandLine(io: Io, o: Record<string, unknown>): void {
+  for (const x of ITEM_OPTIONS) {
+    if (typeof o[x.key] !== "string" || o[x.key] === "-") continue;
+    io.stderr.write(`jpki: warning: ${x.flag} was given on the command line, which other users can read (ps, /proc/PID/cmdline) and the shell's history keeps: give ${x.flag} - and the value on standard input\n`);
+  }
+}
+
 async function readItemValue(io: Io, item: ItemOption): Promise<string> {
   const pipe = `pipe it in: jpki counter … ${item.flag} - < FILE`;
   const stdin = io.stdin;
@@ -331,6 +344,7 @@ export function makeCounterCommand(io: Io): Command {
     }
     addSendOptions(c).addHelpText("after", `${items.length ? `${ITEMS_HELP(items)}\n` : ""}${SEND_HELP}\n\n${counterExits(false)}\n\nExample${examples.length > 1 ? "s" : ""}:\n${examples.map((e) => `  ${e}`).join("\n")}`);
     c.action(async (o: Record<string, string | undefined> & SendOptions, cmd: Command) => {
+      if (!cmd.optsWithGlobals().json) warnItemsOnCommandLine(io, o);
       const fromStdin = await itemFromStdin(io, o);
       await run(io, cmd, o, async () => {
         const { parseProcedure } = await library();

@@ -249,7 +249,7 @@ Example:
                 }),
               );
             } else {
-              jobs.push(runWorkers(ctx, workers, signal, `${host}:${port}`));
+              jobs.push(runWorkers(ctx, workers, signal, `${host}:${port}`, workerEnv(io.env)));
             }
             await Promise.all(
               jobs.map((j) =>
@@ -289,11 +289,24 @@ async function responderPassphrase(ctx: Context, io: Io, o: { enabled: boolean; 
 }
 
 /**
+ * The environment of a worker of --workers N: the primary's (cluster.fork adds these to it; undefined removes one),
+ * without the CA secrets a worker never reads. Workers only serve: the primary runs the CRL schedule with the CA
+ * keys, and a worker opens nothing but the OCSP responder keys, under JPKI_OCSP_PASSPHRASE when it is set. Then
+ * neither the CA passphrase nor the token PIN goes to the processes that face the network (README: "so the HTTP
+ * processes need not hold the CA passphrase"); they inherited both, readable in /proc/PID/environ and from the
+ * memory of any worker an attacker gets into. Without JPKI_OCSP_PASSPHRASE the responder keys are wrapped under the
+ * CA passphrase, so a worker needs it, and the PIN keeps it from prompting for one in a token workspace.
+ */
+export function workerEnv(env: NodeJS.ProcessEnv): Record<string, undefined> {
+  return env.JPKI_OCSP_PASSPHRASE ? { JPKI_PASSPHRASE: undefined, JPKI_PKCS11_PIN: undefined } : {};
+}
+
+/**
  * The primary of --workers N: forks the HTTP processes (each runs this same command and serves; the listening
  * socket is shared and the kernel spreads connections), restarts one that dies, and stops them all on the
  * signal.
  */
-async function runWorkers(ctx: Context, n: number, signal: AbortSignal, where: string): Promise<void> {
+async function runWorkers(ctx: Context, n: number, signal: AbortSignal, where: string, env: Record<string, undefined>): Promise<void> {
   // Each worker accepts on the shared socket itself, instead of the primary accepting and handing over.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   // Stopped before the first fork (SIGTERM while the CA keys opened): no worker is started only to be stopped.
@@ -304,7 +317,7 @@ async function runWorkers(ctx: Context, n: number, signal: AbortSignal, where: s
   // take the line for "ready", and a request sent on it was refused while the workers still opened the store.
   let waiting = n;
   const fork = () => {
-    const w = cluster.fork();
+    const w = cluster.fork(env);
     // One stopped before it listened served nothing (and its signal handlers may not have been set yet).
     let listened = false;
     w.once("listening", () => {
