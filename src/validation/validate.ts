@@ -524,6 +524,8 @@ export async function gatherRevocation(p: {
   const sources = p.revocationSources ?? ["crl"];
   if (p.revocation === "off") return { crls: [], crlFetches: [], ocspResponses: [] };
   if (sources.includes("ocsp") && !p.ocspSource) throw new JpkiError("ERR_USAGE", 'revocationSources names "ocsp": give an ocspSource (OcspClient) to ask');
+  // Nothing to ask (CRLs given, no source to fetch from): no signature to check for it either.
+  if (!(sources.includes("crl") && p.crlSource) && !sources.includes("ocsp")) return { crls: [], crlFetches: [], ocspResponses: [] };
   const signed = signedFromAnchors(p.chain, p.trustAnchors);
   const chain = p.chain.filter((c) => signed.has(c));
   const [crl, ocsp] = await Promise.all([
