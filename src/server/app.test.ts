@@ -737,7 +737,8 @@ describe("health while the store does not answer", () => {
 
 describe("the verifier API while the store does not answer (store/watchdog.ts)", () => {
   it("POST /v1/validate answers 503 store-unresponsive with Retry-After while another process holds SQLite's write lock, on both paths; the refused answers never reach the disclosure log, even once the lock is free", async () => {
-    const { app: api } = await buildServer(ws, { storeWaitMs: 200 });
+    const reported: Array<string | undefined> = [];
+    const { app: api } = await buildServer(ws, { storeWaitMs: 200, access: { onError: (e) => reported.push((e as { code?: string }).code) } });
     await api.listen({ host: "127.0.0.1", port: 0 });
     const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
     const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
@@ -758,6 +759,9 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
         expect(JSON.parse(text), path).toMatchObject({ error: "unavailable", code: "store-unresponsive" });
         expect(text).not.toMatch(/山田|千代田/);
       }
+      // the operator is told (by the watchdog, or the write that gave up at its deadline), not once per request
+      expect(reported.filter((c) => c === "ERR_STORE_UNRESPONSIVE").length).toBeGreaterThan(0);
+      expect(reported.filter((c) => c === "ERR_STORE_UNRESPONSIVE").length).toBeLessThanOrEqual(2);
     } finally {
       other.exec("ROLLBACK");
       other.close();
@@ -773,7 +777,8 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
   });
 
   it("POST /v1/status answers 503 store-unresponsive with Retry-After when a store call never returns, refuses the next at once without handing the hung store another, and answers once the store does", async () => {
-    const { app: api } = await buildServer(ws, { storeWaitMs: 200 });
+    const reported: Array<{ code: string | undefined; what: string }> = [];
+    const { app: api } = await buildServer(ws, { storeWaitMs: 200, access: { onError: (e, what) => reported.push({ code: (e as { code?: string }).code, what }) } });
     await api.listen({ host: "127.0.0.1", port: 0 });
     const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
     const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
@@ -796,6 +801,8 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       }
       // the second was refused while the first read was still out: the hung store was asked once
       expect(hung).toHaveBeenCalledTimes(1);
+      // and the operator told once, not per refused request
+      expect(reported.filter((r) => r.code === "ERR_STORE_UNRESPONSIVE")).toHaveLength(1);
       release();
       await vi.waitFor(async () => expect((await post()).status).toBe(200), { timeout: 10_000, interval: 50 });
     } finally {

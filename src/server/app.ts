@@ -981,7 +981,9 @@ export async function buildServer(
 
   // The engine on a thread of its own (verifier/engine-thread.ts): the serving thread keeps the HTTP and the store.
   // One bound on the store for the API's routes: a call past it marks the store stalled for all of them (watchdog.ts).
-  const storeWatchdog = new StoreWatchdog(opts.storeWaitMs !== undefined ? { waitMs: opts.storeWaitMs } : {});
+  // Reported once per stall (the routes do not report each store-unresponsive answer).
+  const onStalled = opts.access?.onError ? (e: unknown) => opts.access!.onError!(e, "the verifier API's store (answered 503 store-unresponsive until it answers)") : undefined;
+  const storeWatchdog = new StoreWatchdog({ ...(opts.storeWaitMs !== undefined ? { waitMs: opts.storeWaitMs } : {}), ...(onStalled ? { onStalled } : {}) });
   const validation = new VerifierValidationService(ws, { engineThread: true, watchdog: storeWatchdog, ...opts.validation });
   await registerValidate(app, { prefix, service: validation, access, onResponse: onResponse("validate"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   validateFast = validateFastPath({

@@ -111,9 +111,11 @@ export async function registerStatus(app: FastifyInstance, o: StatusRouteOptions
   await app.register(async (scope) => {
     scope.setErrorHandler(bodyErrorHandler(sendError, o.onError, "answering a liveness check"));
     const storeFailure = (reply: FastifyReply, e: unknown, what: string) => {
-      // Only the code goes out: a store's message may name the store.
-      o.onError?.(e, `${what} (no answer given)`);
-      return sendError(reply, storeErrorCode(e) ?? "internal");
+      // Only the code goes out: a store's message may name the store. One that does not answer is reported once
+      // per stall, by the watchdog (app.ts), not per request.
+      const code = storeErrorCode(e);
+      if (code !== "store-unresponsive") o.onError?.(e, `${what} (no answer given)`);
+      return sendError(reply, code ?? "internal");
     };
     scope.route({
       method: "POST",

@@ -200,8 +200,10 @@ async function answerValidate(o: Pick<ValidateRouteOptions, "service" | "access"
     const code = (e as { code?: string }).code ?? "";
     if (code === "ERR_DER_MALFORMED") return errorAnswer("certificate-malformed");
     if (code === "ERR_LEGAL_BASIS_NOT_ALLOWED") return errorAnswer("legal-basis-not-allowed");
-    o.onError?.(e, "answering POST /v1/validate (no answer given)");
-    return errorAnswer(storeErrorCode(e) ?? "internal");
+    const storeCode = storeErrorCode(e);
+    // a store that does not answer is reported once per stall, by the watchdog (app.ts), not per request
+    if (storeCode !== "store-unresponsive") o.onError?.(e, "answering POST /v1/validate (no answer given)");
+    return errorAnswer(storeCode ?? "internal");
   }
 }
 

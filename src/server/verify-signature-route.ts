@@ -121,8 +121,10 @@ export async function registerVerifySignature(app: FastifyInstance, o: VerifySig
         } catch (e) {
           if (e instanceof SignedDataRefused) return sendError(reply, e.code);
           if (isJpkiError(e, "ERR_LEGAL_BASIS_NOT_ALLOWED")) return sendError(reply, "legal-basis-not-allowed");
-          o.onError?.(e, "answering POST /v1/verify-signature (no answer given)");
-          return sendError(reply, storeErrorCode(e) ?? "internal");
+          const code = storeErrorCode(e);
+          // reported once per stall, by the watchdog (app.ts)
+          if (code !== "store-unresponsive") o.onError?.(e, "answering POST /v1/verify-signature (no answer given)");
+          return sendError(reply, code ?? "internal");
         }
       },
     });

@@ -38,6 +38,11 @@ export interface StoreWatchdogOptions {
   readonly waitMs?: number;
   /** a monotonic clock, ms (default performance.now): the stores' write deadlines are on it too */
   readonly now?: () => number;
+  /**
+   * The store has become stalled (a first call went late): for the operator's log, once per stall — the requests
+   * refused meanwhile are not reported one by one (a flood of lines at the API's request rate)
+   */
+  readonly onStalled?: (e: JpkiError) => void;
 }
 
 /** The error of a call the store did not answer within the bound (or refused because an earlier one has not). */
@@ -48,6 +53,7 @@ export function storeUnresponsive(waitMs: number, what = "a store call"): JpkiEr
 export class StoreWatchdog {
   readonly waitMs: number;
   readonly now: () => number;
+  readonly #onStalled: ((e: JpkiError) => void) | undefined;
   /** outstanding calls, in start order (a Set iterates in insertion order) */
   readonly #calls = new Set<WatchedCall>();
   /** calls declared late and not settled yet */
@@ -57,6 +63,7 @@ export class StoreWatchdog {
   constructor(o: StoreWatchdogOptions = {}) {
     this.waitMs = o.waitMs ?? STORE_WAIT_MS;
     this.now = o.now ?? (() => performance.now());
+    this.#onStalled = o.onStalled;
   }
 
   /** Whether a call past the bound has not settled yet: the store is taken to be hung, and new calls are refused. */
@@ -76,8 +83,12 @@ export class StoreWatchdog {
     this.#timer ??= setInterval(() => this.#sweep(), Math.max(10, this.waitMs / 4)).unref();
   }
 
-  /** The call settled (answered or failed), late or not. */
-  settled(call: WatchedCall): void {
+  /**
+   * The call settled (answered, or failed with `failure`), late or not. A store that gave a write up at its
+   * deadline itself (SQLite: WriteDeadline) failed it before the sweep saw it late: the stall is reported all the same.
+   */
+  settled(call: WatchedCall, failure?: unknown): void {
+    if (!call.wasLate && this.#late === 0 && (failure as { code?: unknown } | undefined)?.code === "ERR_STORE_UNRESPONSIVE") this.#onStalled?.(failure as JpkiError);
     this.#calls.delete(call);
     if (call.wasLate) {
       call.wasLate = false;
@@ -111,7 +122,7 @@ export class StoreWatchdog {
           resolve(v); // nothing, once late: its waiter was answered
         },
         (e: unknown) => {
-          this.settled(call);
+          this.settled(call, e);
           reject(e);
         },
       );
@@ -124,8 +135,9 @@ export class StoreWatchdog {
       if (call.wasLate) continue;
       if (now - call.startedAt < this.waitMs) break; // the rest started later
       call.wasLate = true;
-      this.#late++;
-      call.late(storeUnresponsive(this.waitMs));
+      const e = storeUnresponsive(this.waitMs);
+      if (this.#late++ === 0) this.#onStalled?.(e);
+      call.late(e);
     }
     if (!this.#calls.size) this.#stop();
   }

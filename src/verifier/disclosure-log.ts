@@ -83,10 +83,10 @@ export class DisclosureLog {
         );
         this.#written += group.length;
         group.forEach((w, i) => w.resolve(owners[i]));
-      } catch (e) {
-        for (const w of group) w.reject(e);
-      } finally {
         if (call) dog!.settled(call);
+      } catch (e) {
+        if (call) dog!.settled(call, e);
+        for (const w of group) w.reject(e);
       }
     }
     this.#running = undefined;
