@@ -71,6 +71,7 @@ export const ERROR_CODES = {
   ERR_STORE: { exit: 12, summary: "the store failed" },
   ERR_STORE_NOT_EMPTY: { exit: 12, summary: "a store copy's target already holds facts (or the file exists): copies go into an empty store only" },
   ERR_STORE_COPY_MISMATCH: { exit: 12, summary: "a store copy does not match its source (counts, digests, or a dump that stopped early): the workspace was not switched" },
+  ERR_STORE_UNRESPONSIVE: { exit: 12, summary: "the store did not answer within the bound jpki serve waits for it (a database server that hangs, a SQLite write lock held elsewhere): no answer was given; ask again (the API's 503 store-unresponsive, with Retry-After)" },
   ERR_STORE_UNREACHABLE: { exit: 12, summary: "the store's database server cannot be reached, refused the login, or has no such database" },
   ERR_STORE_PERMISSION: { exit: 12, summary: "the store's database role lacks a privilege the command needs (PostgreSQL SQLSTATE 42501): the message names the table, schema or function" },
   ERR_VERIFIER_UNKNOWN: { exit: 14, summary: "no registered signature verifier (署名検証者) with that id" },

@@ -18,6 +18,7 @@ import { CertificationAuthority } from "./authority.js";
 import { initCas, rewrapCaKeys } from "./manage.js";
 import { OcspSignerRenewal, checkOwnResponderPassphrase, renewOcspSigners } from "./ocsp-signer.js";
 import { prefecture } from "./prefectures.js";
+import { rolloverCas } from "./rollover.js";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -168,6 +169,34 @@ describe("OcspSignerRenewal and ca rewrap", () => {
     expect(errors.at(-1)!.at).toBeGreaterThanOrEqual(start + 3 * DAY - HOUR); // to the end, not once only
     expect(crlsAfter).toBeGreaterThan(0); // the daily CRLs, signed with the keys it holds
     expect(openWith(await ws.store.ocspResponders(), "new")).toBe(true);
+  });
+});
+
+describe("a CA rolled over under a running schedule", () => {
+  it("gets its OCSP signing certificate at the round that publishes its first CRL, not at the minute's look", async () => {
+    const controller = new AbortController();
+    const issued: Array<{ caId: string; afterMs: number }> = [];
+    let rolledAt = 0;
+    let newId = "";
+    let round = 0;
+    const loop = await openCrlSchedule(ws, {
+      passphrase: "pw",
+      signal: controller.signal,
+      ocsp: { responderPassphrase: "pw", onIssued: (r) => issued.push({ caId: r.caId, afterMs: clock.now().getTime() - rolledAt }) },
+      // a poll a second, as serve runs it
+      sleep: async () => {
+        clock.advance(1000);
+        if (++round === 3) {
+          rolledAt = clock.now().getTime();
+          newId = (await rolloverCas(ws, { prefectureCode: "13", purposes: ["signature"], passphrase: "pw" }))[0]!.current.id;
+        }
+        if (round === 10) controller.abort();
+      },
+    });
+    await loop();
+    // the round after the rollover publishes the new CA's CRL, and the renewal after it issues its signer then
+    expect(issued.filter((i) => i.caId === newId)).toEqual([{ caId: newId, afterMs: 0 }]);
+    expect((await ws.store.ocspResponders()).map((r) => r.caId)).toContain(newId);
   });
 });
 

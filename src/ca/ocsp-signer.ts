@@ -229,6 +229,18 @@ export class OcspSignerRenewal {
     return this.tick();
   }
 
+  /**
+   * A CRL of `caId` was just published (the schedule's round): a CA this renewal has not opened — a rollover's new
+   * generation, a CA another process made — is issued its OCSP signing certificate at the next tick rather than at
+   * the minute's look, so that `jpki serve` answers OCSP for it within moments (the responder reads signers again
+   * when asked about a CA it lacks one for: ocsp/responder.ts UNKNOWN_CA_RELOAD_MS). A new CA's first CRL is due at
+   * once (its CRL is missing), so this comes a poll after the CA does.
+   */
+  noticeCrl(caId: string): void {
+    if (this.#rewrapped || this.#cas.some((c) => c.id === caId)) return;
+    this.#nextCheck = -Infinity;
+  }
+
   /** Issues what is due; looks at the store at most once a minute (renewal margins are hours or days). */
   async tick(): Promise<OcspResponderRecord[]> {
     const now = this.#ws.clock.now().getTime();

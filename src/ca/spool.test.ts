@@ -14,6 +14,7 @@ import { thisNamespace } from "../store/pid-namespace.js";
 import { Workspace } from "../workspace/workspace.js";
 import { initCas } from "./manage.js";
 import { prefecture } from "./prefectures.js";
+import { rolloverCas } from "./rollover.js";
 import { watchSpool } from "./spool.js";
 
 /** A temporary file's name as tempPathFor gives it, for the process `pid` of this PID namespace. */
@@ -179,6 +180,32 @@ describe("jpki watch under umask 0: what it makes and moves is owner-only", () =
 });
 
 describe("jpki watch and OCSP: the signing certificates a serve --no-schedule beside it answers with", () => {
+  it("issues a rolled-over CA's signing certificate at the tick after the one that publishes its first CRL, not at the minute's look", async () => {
+    const { ws, spool, updater } = await watchedWorkspace("jpki-spool-ocsp-rollover-");
+    const controller = new AbortController();
+    const issued: Array<{ caId: string; round: number }> = [];
+    let round = 0;
+    let newId = "";
+    try {
+      await watchSpool(ws, updater, {
+        dir: spool,
+        pollMs: 1000,
+        once: false,
+        batchSize: 100,
+        signal: controller.signal,
+        ocsp: { caPassphrase: "pw", responderPassphrase: "pw", onIssued: (r) => issued.push({ caId: r.caId, round }) },
+        sleep: async () => {
+          if (++round === 2) newId = (await rolloverCas(ws, { prefectureCode: "13", purposes: ["signature"], passphrase: "pw" }))[0]!.current.id;
+          if (round === 6) controller.abort();
+        },
+      });
+      // round 2's tick publishes the new CA's CRL; round 3's renewal issues its signer (the minute has not passed)
+      expect(issued.filter((i) => i.caId === newId)).toEqual([{ caId: newId, round: 3 }]);
+    } finally {
+      await ws.close();
+    }
+  });
+
   it("issues each CA's OCSP signing certificate when asked (none without), and not again while it is fresh", async () => {
     const { ws, spool, updater } = await watchedWorkspace("jpki-spool-ocsp-");
     try {

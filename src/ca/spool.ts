@@ -213,6 +213,7 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
     // Each CRL as the round reports it: also those of a round that then raises (one CA failed), counted and
     // logged before the failure is; they used to go unlogged, the failure alone.
     const published = (p: PublishedCrl & { why: DueReason }) => {
+      renewal?.noticeCrl(p.caId); // a new CA's signer at the next tick's renewal, not the minute's
       if (p.superseded) return;
       crls++;
       o.onCrl?.(p);

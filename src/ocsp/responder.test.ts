@@ -2,7 +2,7 @@ import { createHash, createPublicKey, verify } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { JpkiError } from "../errors.js";
 import { CertificationAuthority } from "../ca/authority.js";
 import { initCas } from "../ca/manage.js";
@@ -12,7 +12,8 @@ import { certificateParts, children, explicit, nul, octetString, oid, readHeader
 import { FixedClock } from "../pki/clock.js";
 import { Workspace } from "../workspace/workspace.js";
 import { OCSP_OID } from "./request.js";
-import { MAX_REMEMBERED_GET, OcspResponder } from "./responder.js";
+import { MAX_REMEMBERED_GET, OcspResponder, UNKNOWN_CA_RELOAD_MS } from "./responder.js";
+import { rolloverCas } from "../ca/rollover.js";
 
 const clock = new FixedClock("2030-04-01T00:00:00Z");
 let ws: Workspace;
@@ -191,5 +192,55 @@ describe("OcspResponder", () => {
     const wrong = new OcspResponder({ store: ws.store, clock, passphrase: "nope", onError: () => undefined });
     await wrong.refresh();
     expect((await wrong.answer("13-sig", request([certIdFor("0a01")]))).responseStatus).toBe("tryLater");
+  });
+});
+
+// Last: it rolls 13-sig over to a new generation, which the tests above do not expect.
+describe("OcspResponder after a CA rollover under it", () => {
+  it("reads the store again for a CA id it has not loaded (one read for concurrent requests): tryLater while the new generation has no signer, answered once it has; never unauthorized for a CA of the store", async () => {
+    const reads = vi.spyOn(ws.store, "listCas");
+    const r = new OcspResponder({ store: ws.store, clock, passphrase: "ocsp-pw" });
+    try {
+      await r.refresh();
+      const [rolled] = await rolloverCas(ws, { prefectureCode: "13", purposes: ["signature"], passphrase: "pw" });
+      const id = rolled!.current.id;
+      const next = CertificationAuthority.open((await ws.store.getCa(id))!, "pw", ws.config);
+      reads.mockClear();
+      // the CA is in the store, its signer not yet (the schedule's renewal issues it): ask again, not "not ours"
+      const early = await Promise.all([1, 2, 3].map(() => r.answer(id, request([certIdFor("0c01", "sha1", next)]))));
+      expect(early.map((a) => a.responseStatus)).toEqual(["tryLater", "tryLater", "tryLater"]);
+      expect(reads).toHaveBeenCalledTimes(1); // one reload, shared
+      await renewOcspSigners(ws.store, [next], { now: clock.now(), passphrase: "ocsp-pw" });
+      // within the rate limit nothing more is read: still tryLater
+      expect((await r.answer(id, request([certIdFor("0c01", "sha1", next)]))).responseStatus).toBe("tryLater");
+      expect(reads).toHaveBeenCalledTimes(1);
+      clock.advance(UNKNOWN_CA_RELOAD_MS);
+      const answered = await r.answer(id, request([certIdFor("0c01", "sha1", next)]));
+      expect(answered).toMatchObject({ responseStatus: "successful", statuses: ["unknown"] });
+      expect(readResponse(answered.der).ok).toBe(true);
+      // well before the minute's reload (reloadMs)
+      expect(reads).toHaveBeenCalledTimes(2);
+    } finally {
+      reads.mockRestore();
+      r.stop();
+    }
+  });
+
+  it("made-up CA ids make it read the store at most once per UNKNOWN_CA_RELOAD_MS, however many requests", async () => {
+    const r = new OcspResponder({ store: ws.store, clock, passphrase: "ocsp-pw" });
+    await r.refresh();
+    const reads = vi.spyOn(ws.store, "listCas");
+    try {
+      for (let round = 0; round < 2; round++) {
+        const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => r.answer(`99-x${round}-${i}`, request([certIdFor("0a01")]))));
+        for (let i = 0; i < 10; i++) answers.push(await r.answer(`98-y${round}-${i}`, request([certIdFor("0a01")])));
+        expect(new Set(answers.map((a) => a.responseStatus))).toEqual(new Set(["unauthorized"]));
+        expect(reads).toHaveBeenCalledTimes(round + 1);
+        clock.advance(UNKNOWN_CA_RELOAD_MS);
+      }
+    } finally {
+      reads.mockRestore();
+      r.stop();
+    }
   });
 });

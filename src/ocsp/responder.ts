@@ -49,6 +49,11 @@ export interface OcspResponderOptions {
   readonly unknownTtlMs?: number;
   /** how often the responders' certificates (and the CA list) are re-read; default 60 s */
   readonly reloadMs?: number;
+  /**
+   * A request about a CA this process has not loaded, or for which it holds no current signer, reads them again
+   * at once — at most this often, whoever asks; default UNKNOWN_CA_RELOAD_MS
+   */
+  readonly unknownCaReloadMs?: number;
   /** the most answers kept; default 20,000 (about 2 KB each) */
   readonly maxEntries?: number;
   /** a poll or reload that failed (the store unreachable): for a log */
@@ -111,6 +116,15 @@ interface Entry {
 const HASH_NAMES = Object.values(CERT_ID_HASHES);
 
 /**
+ * How often, at most, a request about a CA id the responder has not loaded (or one without a current signer)
+ * makes it read the CAs and signers again. After a `jpki ca rollover` under a running `jpki serve`, the new
+ * generation was answered unauthorized (6) — "not ours", which a client does not ask again about — until the
+ * minute's reload (reloadMs). The bound is for everyone together: a client sending made-up CA ids gets one read of
+ * the store per this period, not one per request.
+ */
+export const UNKNOWN_CA_RELOAD_MS = 5_000;
+
+/**
  * The longest GET encoding remembered for preProducedFor, characters: a request about one certificate is ~112
  * (SHA-1 CertID, base64) to ~300 (SHA-512, every character percent-encoded); so at most ~10 MB at maxEntries.
  */
@@ -153,6 +167,11 @@ export class OcspResponder {
   readonly #inflight = new Map<string, { readonly revision: number; readonly p: Promise<{ entry: Entry; signed: boolean; key: string }> }>();
   #timer: NodeJS.Timeout | undefined;
   #polling: Promise<void> | undefined;
+  readonly #unknownCaReloadMs: number;
+  /** the reload running now: every reload, the periodic and those for an unknown CA, shares it */
+  #reloading: Promise<void> | undefined;
+  /** when a request about an unknown CA last started one (clock ms) */
+  #lastUnknownReload = -Infinity;
 
   constructor(o: OcspResponderOptions) {
     this.#o = o;
@@ -163,6 +182,7 @@ export class OcspResponder {
     this.#unknownTtlMs = o.unknownTtlMs ?? 60_000;
     this.#reloadMs = o.reloadMs ?? 60_000;
     this.#maxEntries = o.maxEntries ?? 20_000;
+    this.#unknownCaReloadMs = o.unknownCaReloadMs ?? UNKNOWN_CA_RELOAD_MS;
   }
 
   /** Reads the store once (CAs, responders, revisions), then keeps polling until stop(). */
@@ -190,13 +210,33 @@ export class OcspResponder {
   async #refresh(): Promise<void> {
     const now = this.#o.clock.now().getTime();
     try {
-      if (now - this.#lastReload >= this.#reloadMs || this.#responders.size === 0) await this.#reload(now);
+      if (now - this.#lastReload >= this.#reloadMs || this.#responders.size === 0) await this.#reloadOnce(now);
       const revisions = await this.#o.store.caRevisions();
       this.#revisions = revisions;
       this.#lastPoll = now;
     } catch (e) {
       this.#o.onError?.(e);
     }
+  }
+
+  #reloadOnce(now: number): Promise<void> {
+    return (this.#reloading ??= this.#reload(now).finally(() => (this.#reloading = undefined)));
+  }
+
+  /**
+   * Reads the CAs and signers again for a request that found its CA, or its CA's signer, missing: joins a reload
+   * in flight, else starts one unless one was started so within unknownCaReloadMs. Whether one was waited for
+   * (false: rate-limited, nothing read). Never throws: a failed read is reported and the request answered as before.
+   */
+  async #reloadForUnknown(): Promise<boolean> {
+    if (!this.#reloading) {
+      const now = this.#o.clock.now().getTime();
+      if (now - this.#lastUnknownReload < this.#unknownCaReloadMs) return false;
+      this.#lastUnknownReload = now;
+      void this.#reloadOnce(now).catch((e: unknown) => this.#o.onError?.(e));
+    }
+    await this.#reloading?.catch(() => undefined);
+    return true;
   }
 
   async #reload(now: number): Promise<void> {
@@ -263,12 +303,21 @@ export class OcspResponder {
       if (isJpkiError(e, "ERR_OCSP_MALFORMED")) return unsigned("malformedRequest");
       return unsigned("internalError");
     }
-    const ca = this.#cas.get(caId);
+    // A CA id not loaded may be a generation made since (jpki ca rollover, ca init by another process): the store
+    // is read again (rate-limited, shared) before the answer says "not ours".
+    let ca = this.#cas.get(caId);
+    if (!ca && (await this.#reloadForUnknown())) ca = this.#cas.get(caId);
     if (!ca) return unsigned("unauthorized");
     const ours = req.certIds.map((c) => isOurs(ca, c));
     if (!ours.some(Boolean)) return unsigned("unauthorized");
-    const now = this.#o.clock.now();
-    const responder = this.#responders.get(caId);
+    let now = this.#o.clock.now();
+    let responder = this.#responders.get(caId);
+    // Ours, but no current signer loaded: the schedule's process may have issued one since (it does within a
+    // poll of a new CA's first CRL: serve.ts). Until there is one, tryLater (3): the CA is ours, ask again.
+    if ((!responder || responder.notAfter.getTime() <= now.getTime()) && (await this.#reloadForUnknown())) {
+      now = this.#o.clock.now();
+      responder = this.#responders.get(caId);
+    }
     if (!responder || responder.notAfter.getTime() <= now.getTime()) return unsigned("tryLater");
     try {
       if (req.certIds.length === 1 && !req.nonce) {

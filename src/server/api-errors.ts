@@ -5,6 +5,7 @@
  * fastify's own refusals of a body (too large, wrong media type, not JSON) into those codes.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { STORE_RETRY_AFTER_SECONDS } from "../store/watchdog.js";
 
 /**
  * The type of every JSON answer of the server, with nosniff: a body echoes names from certificates and requests,
@@ -81,6 +82,28 @@ export function hasUnknownParameter(query: unknown, known: ReadonlySet<string>):
 export interface ApiError {
   readonly status: number;
   readonly message: string;
+  /** sent as Retry-After, seconds */
+  readonly retryAfterSeconds?: number;
+}
+
+/**
+ * The store did not answer within the bound the API waits for it (store/watchdog.ts: a hung database server, a
+ * SQLite write lock held elsewhere), or an earlier call past it has not been answered yet: no answer was given,
+ * nothing is in the disclosure log for it (but, on PostgreSQL, a write already sent: disclosure-log.ts). In
+ * every table of a route that reads or writes the store for its answer; its own code, apart from
+ * store-unavailable (the store answered, with an error), so a client can tell a hung store from a failing one.
+ */
+export const STORE_UNRESPONSIVE: ApiError = Object.freeze({
+  status: 503,
+  message: "the store did not answer in time, so no answer was given: try again after Retry-After",
+  retryAfterSeconds: STORE_RETRY_AFTER_SECONDS,
+});
+
+/** The code of a store's error for the API: store-unresponsive, store-unavailable, or undefined for any other error. */
+export function storeErrorCode(e: unknown): "store-unresponsive" | "store-unavailable" | undefined {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (code === "ERR_STORE_UNRESPONSIVE") return "store-unresponsive";
+  return typeof code === "string" && (code.startsWith("ERR_STORE") || code === "ERR_WORKSPACE_LOCKED") ? "store-unavailable" : undefined;
 }
 
 /** The body of `code`'s answer. */
@@ -89,9 +112,11 @@ export function apiErrorBody<C extends string>(table: Readonly<Record<C, ApiErro
   return { error: HTTP_WORD[e.status] ?? "error", code, message: e.message };
 }
 
-/** Answers `code` of `table`, uncacheable. */
+/** Answers `code` of `table`, uncacheable, with its Retry-After if it has one. */
 export function sendApiError<C extends string>(reply: FastifyReply, table: Readonly<Record<C, ApiError>>, code: C): FastifyReply {
-  return reply.code(table[code].status).header("Cache-Control", "no-store").send(apiErrorBody(table, code));
+  const e = table[code];
+  if (e.retryAfterSeconds !== undefined) reply.header("Retry-After", String(e.retryAfterSeconds));
+  return reply.code(e.status).header("Cache-Control", "no-store").send(apiErrorBody(table, code));
 }
 
 /**

@@ -17,6 +17,7 @@ import type { FastifyInstance } from "fastify";
 import { Gauge } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { generateKeyPairSync } from "node:crypto";
+import Database from "better-sqlite3";
 import { IssuanceService } from "../ca/issuance.js";
 import { initCas } from "../ca/manage.js";
 import { makeResidentCode } from "../registry/resident-code.js";
@@ -734,6 +735,84 @@ describe("health while the store does not answer", () => {
   });
 });
 
+describe("the verifier API while the store does not answer (store/watchdog.ts)", () => {
+  it("POST /v1/validate answers 503 store-unresponsive with Retry-After while another process holds SQLite's write lock, on both paths; the refused answers never reach the disclosure log, even once the lock is free", async () => {
+    const reported: Array<string | undefined> = [];
+    const { app: api } = await buildServer(ws, { storeWaitMs: 200, access: { onError: (e) => reported.push((e as { code?: string }).code) } });
+    await api.listen({ host: "127.0.0.1", port: 0 });
+    const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
+    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+    const disclosures = async () => (await ws.store.listDisclosures({ residentCode: cert.residentCode })).length;
+    const before = await disclosures();
+    const body = JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature", legalBasis: "pension" });
+    // Without the bound, each waited SQLite's busy timeout (20 s) and then answered store-unavailable.
+    const post = (path: string) => fetch(`${at}${path}`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body, signal: AbortSignal.timeout(15_000) });
+    const other = new Database(ws.paths.db);
+    other.exec("BEGIN IMMEDIATE");
+    try {
+      for (const path of ["/v1/validate", "/v1/validate?via=fastify"]) {
+        const r = await post(path);
+        expect(r.status, path).toBe(503);
+        expect(r.headers.get("retry-after"), path).toBe("5");
+        expect(r.headers.get("cache-control"), path).toBe("no-store");
+        const text = await r.text();
+        expect(JSON.parse(text), path).toMatchObject({ error: "unavailable", code: "store-unresponsive" });
+        expect(text).not.toMatch(/山田|千代田/);
+      }
+      // the operator is told (by the watchdog, or the write that gave up at its deadline), not once per request
+      expect(reported.filter((c) => c === "ERR_STORE_UNRESPONSIVE").length).toBeGreaterThan(0);
+      expect(reported.filter((c) => c === "ERR_STORE_UNRESPONSIVE").length).toBeLessThanOrEqual(2);
+    } finally {
+      other.exec("ROLLBACK");
+      other.close();
+    }
+    try {
+      // The lock is free: an answer is given, and recorded — the one record of the three requests. The writes of
+      // the two refused were given up at their deadline, not made once the lock was free.
+      await vi.waitFor(async () => expect((await post("/v1/validate")).status).toBe(200), { timeout: 10_000, interval: 100 });
+      expect((await disclosures()) - before).toBe(1);
+    } finally {
+      await api.close();
+    }
+  });
+
+  it("POST /v1/status answers 503 store-unresponsive with Retry-After when a store call never returns, refuses the next at once without handing the hung store another, and answers once the store does", async () => {
+    const reported: Array<{ code: string | undefined; what: string }> = [];
+    const { app: api } = await buildServer(ws, { storeWaitMs: 200, access: { onError: (e, what) => reported.push({ code: (e as { code?: string }).code, what }) } });
+    await api.listen({ host: "127.0.0.1", port: 0 });
+    const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
+    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+    const body = JSON.stringify({ items: [{ caId: cert.caId, serial: cert.serial }] });
+    const post = () => fetch(`${at}/v1/status`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body, signal: AbortSignal.timeout(15_000) });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const real = ws.store.certificatesForStatus.bind(ws.store);
+    // a database server that stopped answering: the read never returns until released
+    const hung = vi.spyOn(ws.store, "certificatesForStatus").mockImplementation(async (q) => {
+      await gate;
+      return real(q);
+    });
+    try {
+      for (let i = 0; i < 2; i++) {
+        const r = await post();
+        expect(r.status).toBe(503);
+        expect(r.headers.get("retry-after")).toBe("5");
+        expect(await r.json()).toMatchObject({ error: "unavailable", code: "store-unresponsive" });
+      }
+      // the second was refused while the first read was still out: the hung store was asked once
+      expect(hung).toHaveBeenCalledTimes(1);
+      // and the operator told once, not per refused request
+      expect(reported.filter((r) => r.code === "ERR_STORE_UNRESPONSIVE")).toHaveLength(1);
+      release();
+      await vi.waitFor(async () => expect((await post()).status).toBe(200), { timeout: 10_000, interval: 50 });
+    } finally {
+      release();
+      hung.mockRestore();
+      await api.close();
+    }
+  });
+});
+
 // Last: it publishes the full CRLs an hour ahead of the wall clock, which the tests above do not expect.
 describe("health of every CRL", () => {
   it("counts a municipality partition past its nextUpdate as stale though the full CRL is fresh", async () => {
@@ -762,6 +841,8 @@ describe("POST /v1/validate when the store fails", () => {
     const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
     const body = JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature", legalBasis: "pension" });
     const post = () => fetch(`${base}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body });
+    // the records of the answers earlier tests were given (the store-unresponsive tests')
+    const earlier = (await ws.store.listDisclosures({ residentCode: cert.residentCode })).length;
     const append = ws.store.appendDisclosures.bind(ws.store);
     ws.store.appendDisclosures = async () => {
       throw Object.assign(new Error("disk full"), { code: "ERR_STORE" });
@@ -775,11 +856,11 @@ describe("POST /v1/validate when the store fails", () => {
     } finally {
       ws.store.appendDisclosures = append;
     }
-    expect(await ws.store.listDisclosures({ residentCode: cert.residentCode })).toEqual([]);
+    expect(await ws.store.listDisclosures({ residentCode: cert.residentCode })).toHaveLength(earlier);
     const ok = await post();
     expect(ok.status).toBe(200);
     expect(await ok.json()).toMatchObject({ view: "government", status: "valid", currentItems: { name: "山田　太郎" } });
-    expect(await ws.store.listDisclosures({ residentCode: cert.residentCode })).toMatchObject([{ verifierId, legalBasis: "pension", answer: "valid", itemsDisclosed: true }]);
+    expect((await ws.store.listDisclosures({ residentCode: cert.residentCode })).slice(earlier)).toMatchObject([{ verifierId, legalBasis: "pension", answer: "valid", itemsDisclosed: true }]);
   });
 });
 

@@ -56,6 +56,7 @@ import { registerOverview } from "./overview-route.js";
 import { registerVerifySignature } from "./verify-signature-route.js";
 import { loadPage, registerPage } from "./page.js";
 import { VerifierValidationService, type ValidationServiceOptions } from "../verifier/validation-service.js";
+import { StoreWatchdog } from "../store/watchdog.js";
 
 export interface ServerOptions {
   /** longest a cache may keep a CRL, seconds (never past its nextUpdate); default 300 */
@@ -85,6 +86,11 @@ export interface ServerOptions {
   readonly overviewCacheMs?: number;
   /** GET /healthz: how long it waits for the store before answering 503 "unresponsive", ms (default HEALTH_STORE_WAIT_MS) */
   readonly healthStoreWaitMs?: number;
+  /**
+   * The verifier API (validate, verify-signature, status and its history): how long it waits for the store before
+   * answering 503 store-unresponsive with Retry-After, ms (default STORE_WAIT_MS; store/watchdog.ts)
+   */
+  readonly storeWaitMs?: number;
 }
 
 /**
@@ -974,7 +980,11 @@ export async function buildServer(
   });
 
   // The engine on a thread of its own (verifier/engine-thread.ts): the serving thread keeps the HTTP and the store.
-  const validation = new VerifierValidationService(ws, { engineThread: true, ...opts.validation });
+  // One bound on the store for the API's routes: a call past it marks the store stalled for all of them (watchdog.ts).
+  // Reported once per stall (the routes do not report each store-unresponsive answer).
+  const onStalled = opts.access?.onError ? (e: unknown) => opts.access!.onError!(e, "the verifier API's store (answered 503 store-unresponsive until it answers)") : undefined;
+  const storeWatchdog = new StoreWatchdog({ ...(opts.storeWaitMs !== undefined ? { waitMs: opts.storeWaitMs } : {}), ...(onStalled ? { onStalled } : {}) });
+  const validation = new VerifierValidationService(ws, { engineThread: true, watchdog: storeWatchdog, ...opts.validation });
   await registerValidate(app, { prefix, service: validation, access, onResponse: onResponse("validate"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   validateFast = validateFastPath({
     prefix,
@@ -984,7 +994,7 @@ export async function buildServer(
     onResponse: rawOnResponse("validate"),
     ...(opts.access?.onError ? { onError: opts.access.onError } : {}),
   });
-  await registerStatus(app, { prefix, ws, access, onResponse: onResponse("status"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
+  await registerStatus(app, { prefix, ws, access, watchdog: storeWatchdog, onResponse: onResponse("status"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   await registerVerifySignature(app, { prefix, service: validation, access, onResponse: onResponse("verify-signature"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   const openapi = JSON.stringify(validationApiDocument(prefix));
   app.get(`${prefix}/openapi.json`, { onResponse: onResponse("openapi") }, async (_req, reply) => reply.header("Cache-Control", "no-cache").type("application/json; charset=utf-8").send(openapi));
@@ -1013,6 +1023,7 @@ export async function buildServer(
   app.addHook("onClose", async () => {
     await validation.close();
     await access.close();
+    storeWatchdog.close();
   });
 
   if (opts.ocsp) {

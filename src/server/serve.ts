@@ -140,6 +140,7 @@ async function scheduleLoop(ws: Workspace, updater: CrlUpdater, o: ScheduleOptio
         // Each CRL as the round reports it: also those of a round that then raises (one CA failed), logged before
         // the failure is; they used to go unlogged, the failure alone.
         await schedule.tick((p) => {
+          renewal?.noticeCrl(p.caId); // a new CA's signer at this round's renewal tick, not the minute's
           if (!p.superseded) o.onCrl?.(p);
         });
       } catch (e) {

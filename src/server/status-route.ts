@@ -12,12 +12,13 @@
  * Errors: `{ "error": <HTTP word>, "code": <typed code>, "message": <what to fix> }`, as validate-route.ts.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { BODY_TOO_DEEP, UNSUPPORTED_MEDIA_TYPE, bodyErrorHandler, hasUnknownParameter, sendApiError } from "./api-errors.js";
+import { BODY_TOO_DEEP, STORE_UNRESPONSIVE, UNSUPPORTED_MEDIA_TYPE, bodyErrorHandler, hasUnknownParameter, sendApiError, storeErrorCode } from "./api-errors.js";
 import { apiTime } from "./validate-route.js";
 import { isJpkiError } from "../errors.js";
 import { checkStatus, MAX_HISTORY_LIMIT, MAX_STATUS_ITEMS, parseCursor, statusHistory, type StatusAnswer } from "../verifier/liveness.js";
 import type { Workspace } from "../workspace/workspace.js";
 import type { VerifierAccess } from "./access.js";
+import type { StoreWatchdog } from "../store/watchdog.js";
 
 /** Request body limit, bytes: 1000 items of a CA id and a 40-digit serial, or a 64-digit id, fit with room. */
 export const STATUS_BODY_LIMIT = 256 * 1024;
@@ -36,6 +37,7 @@ export const STATUS_ERRORS = Object.freeze({
   "query-invalid": { status: 400, message: `the query takes since (ISO 8601 time with its zone), limit (1 to ${MAX_HISTORY_LIMIT}) and cursor (a page's nextCursor)` },
   unauthorized: { status: 401, message: "a registered verifier's credential is needed" },
   "store-unavailable": { status: 503, message: "the store did not answer (reading the certificates, or recording the checks and disclosures), so no answer was given: try again" },
+  "store-unresponsive": STORE_UNRESPONSIVE,
   internal: { status: 500, message: "the liveness check failed unexpectedly" },
 } as const);
 
@@ -100,6 +102,8 @@ export interface StatusRouteOptions {
   readonly access: VerifierAccess;
   readonly onResponse: (req: FastifyRequest, reply: FastifyReply, done: () => void) => void;
   readonly onError?: (e: unknown, what: string) => void;
+  /** bounds the waits for the store (store/watchdog.ts): 503 store-unresponsive past it */
+  readonly watchdog?: StoreWatchdog;
 }
 
 /** Registers POST /v1/status and GET /v1/status/history, with their own body limit and typed errors. */
@@ -107,10 +111,11 @@ export async function registerStatus(app: FastifyInstance, o: StatusRouteOptions
   await app.register(async (scope) => {
     scope.setErrorHandler(bodyErrorHandler(sendError, o.onError, "answering a liveness check"));
     const storeFailure = (reply: FastifyReply, e: unknown, what: string) => {
-      // Only the code goes out: a store's message may name the store.
-      o.onError?.(e, `${what} (no answer given)`);
-      const code = (e as { code?: string }).code ?? "";
-      return sendError(reply, code.startsWith("ERR_STORE") || code === "ERR_WORKSPACE_LOCKED" ? "store-unavailable" : "internal");
+      // Only the code goes out: a store's message may name the store. One that does not answer is reported once
+      // per stall, by the watchdog (app.ts), not per request.
+      const code = storeErrorCode(e);
+      if (code !== "store-unresponsive") o.onError?.(e, `${what} (no answer given)`);
+      return sendError(reply, code ?? "internal");
     };
     scope.route({
       method: "POST",
@@ -131,7 +136,7 @@ export async function registerStatus(app: FastifyInstance, o: StatusRouteOptions
         o.access.charge(req.raw, body.items.length - 1);
         let answer: StatusAnswer;
         try {
-          answer = await checkStatus(o.ws, caller, body);
+          answer = await checkStatus(o.ws, caller, body, o.watchdog ? { watchdog: o.watchdog } : {});
         } catch (e) {
           return storeFailure(reply, e, "answering POST /v1/status");
         }
@@ -153,7 +158,7 @@ export async function registerStatus(app: FastifyInstance, o: StatusRouteOptions
           throw e;
         }
         try {
-          return reply.header("Cache-Control", "no-store").send(await statusHistory(o.ws, caller, q));
+          return reply.header("Cache-Control", "no-store").send(await statusHistory(o.ws, caller, q, o.watchdog ? { watchdog: o.watchdog } : {}));
         } catch (e) {
           if (isJpkiError(e, "ERR_USAGE")) return sendError(reply, "query-invalid");
           return storeFailure(reply, e, "answering GET /v1/status/history");

@@ -13,7 +13,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { apiErrorBody, BODY_TOO_DEEP, JSON_TYPE, UNSUPPORTED_MEDIA_TYPE, bodyErrorHandler, isBodyTooDeep, sendApiError } from "./api-errors.js";
+import { apiErrorBody, BODY_TOO_DEEP, JSON_TYPE, STORE_UNRESPONSIVE, UNSUPPORTED_MEDIA_TYPE, bodyErrorHandler, isBodyTooDeep, sendApiError, storeErrorCode } from "./api-errors.js";
 import { readHeader } from "../pki/der.js";
 import { readIsoTime } from "../pki/iso-time.js";
 import { parsePemBlocks } from "../pki/pem.js";
@@ -54,6 +54,7 @@ export const VALIDATE_ERRORS = Object.freeze({
   "legal-basis-not-allowed": LEGAL_BASIS_NOT_ALLOWED,
   unauthorized: { status: 401, message: "a registered verifier's credential is needed" },
   "store-unavailable": { status: 503, message: "the store did not answer (reading the certificate or resident, or writing the disclosure log), so no answer was given: try again" },
+  "store-unresponsive": STORE_UNRESPONSIVE,
   internal: { status: 500, message: "the validation failed unexpectedly" },
 } as const);
 
@@ -166,14 +167,16 @@ export interface ValidateRouteOptions {
   readonly onError?: (e: unknown, what: string) => void;
 }
 
-/** An answer of the route: its status and JSON body (every answer is uncacheable). */
+/** An answer of the route: its status and JSON body (every answer is uncacheable), and Retry-After, seconds. */
 interface Answer {
   readonly status: number;
   readonly body: unknown;
+  readonly retryAfterSeconds?: number;
 }
 
 function errorAnswer(code: ValidateErrorCode): Answer {
-  return { status: VALIDATE_ERRORS[code].status, body: apiErrorBody(VALIDATE_ERRORS, code) };
+  const e: { readonly status: number; readonly retryAfterSeconds?: number } = VALIDATE_ERRORS[code];
+  return { status: e.status, body: apiErrorBody(VALIDATE_ERRORS, code), ...(e.retryAfterSeconds !== undefined ? { retryAfterSeconds: e.retryAfterSeconds } : {}) };
 }
 
 /**
@@ -197,8 +200,10 @@ async function answerValidate(o: Pick<ValidateRouteOptions, "service" | "access"
     const code = (e as { code?: string }).code ?? "";
     if (code === "ERR_DER_MALFORMED") return errorAnswer("certificate-malformed");
     if (code === "ERR_LEGAL_BASIS_NOT_ALLOWED") return errorAnswer("legal-basis-not-allowed");
-    o.onError?.(e, "answering POST /v1/validate (no answer given)");
-    return errorAnswer(code.startsWith("ERR_STORE") || code === "ERR_WORKSPACE_LOCKED" ? "store-unavailable" : "internal");
+    const storeCode = storeErrorCode(e);
+    // a store that does not answer is reported once per stall, by the watchdog (app.ts), not per request
+    if (storeCode !== "store-unresponsive") o.onError?.(e, "answering POST /v1/validate (no answer given)");
+    return errorAnswer(storeCode ?? "internal");
   }
 }
 
@@ -213,6 +218,7 @@ export async function registerValidate(app: FastifyInstance, o: ValidateRouteOpt
       onResponse: o.onResponse,
       handler: async (req, reply) => {
         const a = await answerValidate(o, req.raw, req.body);
+        if (a.retryAfterSeconds !== undefined) reply.header("Retry-After", String(a.retryAfterSeconds));
         return reply.code(a.status).header("Cache-Control", "no-store").send(a.body);
       },
     });
@@ -249,7 +255,12 @@ export function validateFastPath(o: ValidateFastPathOptions): (req: IncomingMess
   const path = `${o.prefix}/v1/validate`;
   const send = (req: IncomingMessage, res: ServerResponse, a: Answer, startedAt: number) => {
     const json = JSON.stringify(a.body);
-    res.writeHead(a.status, { ...JSON_TYPE, "cache-control": "no-store", "content-length": Buffer.byteLength(json) });
+    res.writeHead(
+      a.status,
+      a.retryAfterSeconds === undefined
+        ? { ...JSON_TYPE, "cache-control": "no-store", "content-length": Buffer.byteLength(json) }
+        : { ...JSON_TYPE, "cache-control": "no-store", "content-length": Buffer.byteLength(json), "retry-after": String(a.retryAfterSeconds) },
+    );
     res.end(json);
     o.onResponse(req, a.status, startedAt);
   };

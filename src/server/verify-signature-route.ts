@@ -15,7 +15,7 @@
  * SIGNATURE_ERRORS; never a piece of the file, never personal data.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { BODY_TOO_DEEP, UNSUPPORTED_MEDIA_TYPE, bodyErrorHandler, sendApiError } from "./api-errors.js";
+import { BODY_TOO_DEEP, UNSUPPORTED_MEDIA_TYPE, bodyErrorHandler, sendApiError, STORE_UNRESPONSIVE, storeErrorCode } from "./api-errors.js";
 import { isJpkiError } from "../errors.js";
 import { isLegalBasisCode, LEGAL_BASIS_CODES } from "../verifier/legal-basis.js";
 import { SignedDataRefused, type SignatureQuery, type VerifierValidationService } from "../verifier/validation-service.js";
@@ -41,6 +41,7 @@ export const SIGNATURE_ERRORS = Object.freeze({
   "legal-basis-not-allowed": LEGAL_BASIS_NOT_ALLOWED,
   unauthorized: { status: 401, message: "a registered verifier's credential is needed" },
   "store-unavailable": { status: 503, message: "the store did not answer (reading the certificate or resident, or writing the disclosure log), so no answer was given: try again" },
+  "store-unresponsive": STORE_UNRESPONSIVE,
   internal: { status: 500, message: "the verification failed unexpectedly" },
 } as const);
 
@@ -120,9 +121,10 @@ export async function registerVerifySignature(app: FastifyInstance, o: VerifySig
         } catch (e) {
           if (e instanceof SignedDataRefused) return sendError(reply, e.code);
           if (isJpkiError(e, "ERR_LEGAL_BASIS_NOT_ALLOWED")) return sendError(reply, "legal-basis-not-allowed");
-          o.onError?.(e, "answering POST /v1/verify-signature (no answer given)");
-          const code = (e as { code?: string }).code ?? "";
-          return sendError(reply, code.startsWith("ERR_STORE") || code === "ERR_WORKSPACE_LOCKED" ? "store-unavailable" : "internal");
+          const code = storeErrorCode(e);
+          // reported once per stall, by the watchdog (app.ts)
+          if (code !== "store-unresponsive") o.onError?.(e, "answering POST /v1/verify-signature (no answer given)");
+          return sendError(reply, code ?? "internal");
         }
       },
     });

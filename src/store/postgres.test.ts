@@ -14,6 +14,8 @@ import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore, parseL
 import type { CaRecord, Store } from "./types.js";
 import { certifiedKeyOf } from "./rows.js";
 import type { UpgradeProgress } from "./upgrade.js";
+import { StoreWatchdog } from "./watchdog.js";
+import { DisclosureLog } from "../verifier/disclosure-log.js";
 
 let server: PostgresTestServer;
 beforeAll(async () => {
@@ -1403,6 +1405,33 @@ describe("PostgresStore when a connection dies", () => {
       expect(uncaught).toEqual([]);
       expect(await s.latestCrl(ca.id)).toMatchObject({ number: base.number }); // the pool made a new connection
     } finally {
+      await a.end();
+      await s.close();
+    }
+  });
+});
+
+describe("the disclosure log on PostgreSQL when the server does not answer (store/watchdog.ts)", () => {
+  it("a write held past the bound (a lock another session holds) fails its callers ERR_STORE_UNRESPONSIVE and refuses the next at once; the statement sent commits once let go (the side disclosure-log.ts chose), and the log writes again", async () => {
+    const url = await server.createDatabase(await migratedTemplate());
+    const s = await PostgresStore.open(url, { create: true });
+    const a = await admin(url);
+    const dog = new StoreWatchdog({ waitMs: 200 });
+    const log = new DisclosureLog(s, { watchdog: dog });
+    const rec = (serial: string) => ({ verifierId: "v-1", serial, issuer: "13-sig", residentCode: "12345678906", purpose: "signature" as const, legalBasis: undefined, at: new Date(1000), validationTime: new Date(1000), answer: "valid", itemsDisclosed: false });
+    try {
+      await a.query("BEGIN");
+      await a.query("LOCK TABLE disclosures IN ACCESS EXCLUSIVE MODE");
+      // without the bound this waited as long as the lock was held
+      await expect(log.record(rec("01"))).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      await expect(log.record(rec("02"))).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      await a.query("ROLLBACK");
+      await vi.waitFor(() => expect(dog.stalled).toBe(false), { timeout: 10_000 });
+      await log.record(rec("03"));
+      // 01's statement was sent before its callers were told 503, and committed once the lock was let go; 02 never left
+      expect((await s.listDisclosures({ residentCode: "12345678906" })).map((d) => d.serial)).toEqual(["01", "03"]);
+    } finally {
+      dog.close();
       await a.end();
       await s.close();
     }

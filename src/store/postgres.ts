@@ -129,6 +129,7 @@ import type {
   VerifierCaRecord,
   VerifierFetch,
   VerifierRecord,
+  WriteDeadline,
 } from "./types.js";
 import { ARL_SCOPE, COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
@@ -3281,7 +3282,9 @@ export class PostgresStore implements Store {
     return rows.map(toVerifierFetch);
   }
 
-  async appendDisclosures(records: readonly DisclosureAppend[]): Promise<ReadonlyArray<DisclosureOwner | undefined>> {
+  // The deadline (WriteDeadline) is not taken: a statement sent cannot be taken back, and one not sent yet waits
+  // for a pooled connection, which the watchdog (store/watchdog.ts) answers for.
+  async appendDisclosures(records: readonly DisclosureAppend[], _opts?: WriteDeadline): Promise<ReadonlyArray<DisclosureOwner | undefined>> {
     if (!records.length) return [];
     const col = <T>(f: (d: DisclosureAppend) => T) => records.map(f);
     // One statement, so one round trip and its own transaction: the disclosures and the verifiers' audit records
@@ -3363,7 +3366,7 @@ export class PostgresStore implements Store {
     return rows.map(toCertRow);
   }
 
-  async recordStatusChecks(checks: readonly StatusCheckRecord[], disclosures: readonly DisclosureRecord[]): Promise<void> {
+  async recordStatusChecks(checks: readonly StatusCheckRecord[], disclosures: readonly DisclosureRecord[], _opts?: WriteDeadline): Promise<void> {
     if (!checks.length && !disclosures.length) return;
     const dcols = disclosures.map(disclosureValues);
     const dcol = (i: number) => dcols.map((r) => r[i]);

@@ -105,6 +105,7 @@ import type {
   VerifierCaRecord,
   VerifierFetch,
   VerifierRecord,
+  WriteDeadline,
 } from "./types.js";
 import { ARL_SCOPE, COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope } from "./types.js";
 import { DumpStreamCheck } from "./dump.js";
@@ -2557,7 +2558,7 @@ export class SqliteStore implements Store {
     });
   }
 
-  async appendDisclosures(records: readonly DisclosureAppend[]): Promise<ReadonlyArray<DisclosureOwner | undefined>> {
+  async appendDisclosures(records: readonly DisclosureAppend[], opts?: WriteDeadline): Promise<ReadonlyArray<DisclosureOwner | undefined>> {
     if (!records.length) return [];
     const ins = (this.#disclosureInsert ??= this.#db.prepare(
       "INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -2583,7 +2584,7 @@ export class SqliteStore implements Store {
       this.#indexDisclosures(DISCLOSURES_PER_INDEX, newest);
       return owners;
     }));
-    const owners = await this.#withoutBlockingWait("recording disclosures", () => write.immediate(records));
+    const owners = await this.#withoutBlockingWait("recording disclosures", () => write.immediate(records), opts?.deadline);
     this.#appendedDisclosures = true;
     this.#afterAppend();
     return owners;
@@ -2625,15 +2626,18 @@ export class SqliteStore implements Store {
    * handler: that one sleeps inside the call (1, 2, 5, 10 … ms) and so stops the worker's event loop, every
    * request on it waiting. Here the lock is tried at once and, while another writer holds it, tried again
    * after an asynchronous pause (requests go on; their records gather for the next write), until the
-   * connection's usual busy timeout has passed, then ERR_WORKSPACE_LOCKED as before.
+   * connection's usual busy timeout has passed, then ERR_WORKSPACE_LOCKED as before — or, given a `writeBy`
+   * deadline (WriteDeadline, performance.now()'s clock), until then, then ERR_STORE_UNRESPONSIVE without writing:
+   * the API has answered 503 meanwhile, and the write must not land after that answer.
    */
   // (The two pragmas are compiled on each call on purpose: SQLite applies PRAGMA busy_timeout when the statement
   // is prepared, not when it runs, so a prepared one run again changes nothing. Through exec, which compiles, runs
   // and finalizes in one native call: db.pragma() builds a Statement object and reads back rows for each, 5.8 µs a
   // pair here against 1.2 — per disclosure group of the validation API.)
-  async #withoutBlockingWait<T>(what: string, f: () => T): Promise<T> {
+  async #withoutBlockingWait<T>(what: string, f: () => T, writeBy?: number): Promise<T> {
     const deadline = performance.now() + BUSY_TIMEOUT_MS;
     for (let pause = 1; ; pause = Math.min(pause * 2, 20)) {
+      if (writeBy !== undefined && performance.now() >= writeBy) throw new JpkiError("ERR_STORE_UNRESPONSIVE", `the store's write lock was held elsewhere past the deadline while ${what}: nothing was written`);
       try {
         this.#db.exec("PRAGMA busy_timeout = 0");
         try {
@@ -2689,7 +2693,7 @@ export class SqliteStore implements Store {
     });
   }
 
-  async recordStatusChecks(checks: readonly StatusCheckRecord[], disclosures: readonly DisclosureRecord[]): Promise<void> {
+  async recordStatusChecks(checks: readonly StatusCheckRecord[], disclosures: readonly DisclosureRecord[], opts?: WriteDeadline): Promise<void> {
     if (!checks.length && !disclosures.length) return;
     const ins = (this.#statusCheckInsert ??= this.#db.prepare(
       "INSERT INTO status_checks (id, verifier_id, at, ca_id, serial, certificate_id, status, reason, revoked_at, replaced_by_ca_id, replaced_by_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -2705,7 +2709,7 @@ export class SqliteStore implements Store {
       for (const e of queryAudits(checks, disclosures)) this.#appendAudit(e);
       if (disclosures.length) this.#indexDisclosures(DISCLOSURES_PER_INDEX);
     });
-    await this.#withoutBlockingWait("recording liveness checks", () => write.immediate());
+    await this.#withoutBlockingWait("recording liveness checks", () => write.immediate(), opts?.deadline);
     if (disclosures.length) this.#appendedDisclosures = true;
     this.#afterAppend();
   }

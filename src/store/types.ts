@@ -577,6 +577,18 @@ export interface DisclosureRecord {
   readonly itemsDisclosed: boolean;
 }
 
+/**
+ * When a write of the verifier API's records must be done by (store/watchdog.ts): `deadline` on performance.now()'s
+ * clock. Past it, a store that has not begun the write does not begin it and fails ERR_STORE_UNRESPONSIVE — the
+ * API has answered its client 503 by then, and a record of an answer that was not given would tell the resident
+ * of a check that did not happen. SQLite keeps it (its write waits for the lock in this process: it stops trying);
+ * PostgreSQL cannot take back a statement it has sent, which may still commit after the deadline (the log then
+ * holds a request that was answered 503: disclosure-log.ts says why that side is the safe one).
+ */
+export interface WriteDeadline {
+  readonly deadline?: number;
+}
+
 /** A disclosure record to append (Store.appendDisclosures); `tbs`: resolve its owner from the store as it is written. */
 export type DisclosureAppend = DisclosureRecord & { readonly tbs?: Uint8Array };
 
@@ -958,9 +970,10 @@ export interface Store {
    * certificate under its serial whose tbsCertificate is `tbs` — the very certificate its CA signed, however
    * re-encoded around it — the record keeps that certificate's resident and its CA id as issuer, and that owner
    * is returned at the record's index; otherwise the record is kept as given and undefined returned. One write
-   * instead of a read of the owners, then a write (POST /v1/validate).
+   * instead of a read of the owners, then a write (POST /v1/validate). `deadline` (WriteDeadline): written by
+   * then or not at all, where the store can promise that.
    */
-  appendDisclosures(records: readonly DisclosureAppend[]): Promise<ReadonlyArray<DisclosureOwner | undefined>>;
+  appendDisclosures(records: readonly DisclosureAppend[], opts?: WriteDeadline): Promise<ReadonlyArray<DisclosureOwner | undefined>>;
   /**
    * The newest `limit` (default 1000) disclosure records of a resident, in the order they were recorded: the newest,
    * so that no number of older records (one verifier's flood of checks) can hide a later one from the resident.
@@ -981,9 +994,9 @@ export interface Store {
   carriedRevocations(serials: readonly string[]): Promise<Map<string, CarriedStatus>>;
   /**
    * Records the checked items of one liveness-check answer in the verifier's history and its disclosure
-   * records, in one transaction: all or nothing, before the answer is given.
+   * records, in one transaction: all or nothing, before the answer is given. `deadline` as appendDisclosures.
    */
-  recordStatusChecks(checks: readonly StatusCheckRecord[], disclosures: readonly DisclosureRecord[]): Promise<void>;
+  recordStatusChecks(checks: readonly StatusCheckRecord[], disclosures: readonly DisclosureRecord[], opts?: WriteDeadline): Promise<void>;
   /**
    * A verifier's check history, in the order it was recorded: checks answered at or after `since`, after the
    * check `after` (a previous page's last id), at most `limit` (default 100).

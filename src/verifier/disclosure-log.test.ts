@@ -1,4 +1,5 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { StoreWatchdog } from "../store/watchdog.js";
 import type { DisclosureRecord, Store } from "../store/types.js";
 import { DisclosureLog } from "./disclosure-log.js";
 
@@ -62,5 +63,41 @@ describe("the disclosure log's group commit", () => {
     void log.record(rec(2));
     await log.close();
     expect(calls.flat()).toHaveLength(2);
+  });
+});
+
+describe("the disclosure log under a store that does not answer (store/watchdog.ts)", () => {
+  it("fails the group in flight and the records queued behind it past the bound, withdraws the queued ones, refuses new ones at once while the write hangs, and writes again once it settles", async () => {
+    const dog = new StoreWatchdog({ waitMs: 50 });
+    let release!: () => void;
+    const hang = new Promise<void>((r) => (release = r));
+    const calls: Array<{ serials: string[]; deadline: number | undefined }> = [];
+    const store = {
+      async appendDisclosures(records: readonly DisclosureRecord[], o?: { deadline?: number }) {
+        calls.push({ serials: records.map((r) => r.serial), deadline: o?.deadline });
+        if (calls.length === 1) await hang; // a database server that stopped answering, then commits (PostgreSQL's case)
+        return records.map(() => undefined);
+      },
+    } as unknown as Store;
+    const log = new DisclosureLog(store, { watchdog: dog });
+    try {
+      const inFlight = [log.record(rec(1)), log.record(rec(2))].map((p) => p.then(() => "answered", (e: { code?: string }) => e.code));
+      await vi.waitFor(() => expect(calls).toHaveLength(1));
+      const queued = log.record(rec(3)).then(() => "answered", (e: { code?: string }) => e.code);
+      expect(await Promise.all([...inFlight, queued])).toEqual(["ERR_STORE_UNRESPONSIVE", "ERR_STORE_UNRESPONSIVE", "ERR_STORE_UNRESPONSIVE"]);
+      // the write was told when it had to be done by (SQLite does not write past it)
+      expect(calls[0]!.deadline).toEqual(expect.any(Number));
+      // the store is stalled: a new record is refused at once, not queued behind the hung write
+      expect(dog.stalled).toBe(true);
+      await expect(log.record(rec(4))).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      release();
+      await vi.waitFor(() => expect(dog.stalled).toBe(false));
+      expect(await log.record(rec(5))).toBeUndefined();
+      // the queued and refused records were never handed to the store
+      expect(calls.map((c) => c.serials)).toEqual([["1", "2"], ["5"]]);
+    } finally {
+      release();
+      dog.close();
+    }
   });
 });

@@ -10,7 +10,21 @@
  * transaction (SQLite) or one statement (PostgreSQL) for all of them, so under load the cost per answer is a
  * share of one commit, not one commit each. A store that fails the write fails every caller of that group:
  * the route answers 503 and discloses nothing.
+ *
+ * A store that does not answer (a hung database server, a SQLite write lock held elsewhere) is bounded by the
+ * watchdog (store/watchdog.ts), one entry per group write: past the bound, every caller of the group in flight
+ * and every record queued behind it is failed ERR_STORE_UNRESPONSIVE (the route answers 503), the queued ones
+ * withdrawn — never handed to the store — and, while that write has not settled, new records are refused at once.
+ * Which way the bound errs, for the resident's right to know: an answer the client got MUST be in the log, so
+ * an answer is still given only once its record is written, and a client told 503 is given none. The write in
+ * flight is told the deadline (Store WriteDeadline): SQLite, which waits for its lock in this process, does not
+ * write past it, so there the log holds a record exactly when its answer was given. PostgreSQL cannot take back
+ * a statement it sent, which may commit after the 503: the log then holds a check whose answer the verifier
+ * did not receive. That side is the safe one — the verifier did ask about the resident's certificate, and a
+ * record too many is something the resident can ask about, where a record too few is a disclosure they can
+ * never learn of.
  */
+import { storeUnresponsive, type StoreWatchdog, type WatchedCall } from "../store/watchdog.js";
 import type { DisclosureAppend, DisclosureOwner, Store } from "../store/types.js";
 
 interface Waiting {
@@ -25,10 +39,13 @@ export class DisclosureLog {
   #queue: Waiting[] = [];
   #running: Promise<void> | undefined;
   #written = 0;
+  readonly #watchdog: StoreWatchdog | undefined;
 
-  constructor(store: Store, opts: { readonly maxGroup?: number } = {}) {
+  /** `watchdog`: bound each write (none: a write is waited for as long as the store takes) */
+  constructor(store: Store, opts: { readonly maxGroup?: number; readonly watchdog?: StoreWatchdog } = {}) {
     this.#store = store;
     this.#maxGroup = opts.maxGroup ?? 1000;
+    this.#watchdog = opts.watchdog;
   }
 
   /** Records written so far by this log. */
@@ -41,6 +58,8 @@ export class DisclosureLog {
    * when the record asked the store to resolve it (`tbs`: Store.appendDisclosures); rejects when the store failed it.
    */
   record(rec: DisclosureAppend): Promise<DisclosureOwner | undefined> {
+    // A write past the bound has not settled: the store is taken to be hung, and this record is not queued behind it.
+    if (this.#watchdog?.stalled) return Promise.reject(storeUnresponsive(this.#watchdog.waitMs, "recording a disclosure"));
     return new Promise<DisclosureOwner | undefined>((resolve, reject) => {
       this.#queue.push({ rec, resolve, reject });
       if (!this.#running) this.#running = this.#drain();
@@ -52,15 +71,33 @@ export class DisclosureLog {
     await new Promise<void>((r) => setImmediate(r));
     while (this.#queue.length) {
       const group = this.#queue.splice(0, this.#maxGroup);
+      const dog = this.#watchdog;
+      // One entry per group write, nothing per record. Its callers, once failed late, are not answered again by
+      // the write's outcome (a settled promise ignores a later resolve or reject).
+      const call: WatchedCall | undefined = dog && { startedAt: dog.now(), late: (e) => this.#late(group, e) };
+      if (call) dog!.add(call);
       try {
-        const owners = await this.#store.appendDisclosures(group.map((w) => w.rec));
+        const owners = await this.#store.appendDisclosures(
+          group.map((w) => w.rec),
+          call && { deadline: dog!.deadline(call.startedAt) },
+        );
         this.#written += group.length;
         group.forEach((w, i) => w.resolve(owners[i]));
+        if (call) dog!.settled(call);
       } catch (e) {
+        if (call) dog!.settled(call, e);
         for (const w of group) w.reject(e);
       }
     }
     this.#running = undefined;
+  }
+
+  /** The write of `group` is past the bound: its callers and every record queued behind it are failed, those withdrawn. */
+  #late(group: readonly Waiting[], e: unknown): void {
+    for (const w of group) w.reject(e);
+    const queued = this.#queue;
+    this.#queue = [];
+    for (const w of queued) w.reject(e);
   }
 
   /** Waits until every record submitted so far is written (or failed). */

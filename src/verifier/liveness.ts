@@ -35,6 +35,7 @@ import { CRL_REASON, reasonName, type CrlReasonName } from "../crl/reason.js";
 import { normaliseSerial } from "../pki/serial.js";
 import type { CarriedStatus, CertificateRow, DisclosureRecord, LivenessStatus, StatusCheckRecord, StoredStatusCheck, VerifierRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
+import type { StoreWatchdog } from "../store/watchdog.js";
 
 /** At most this many items in one liveness check. */
 export const MAX_STATUS_ITEMS = 1000;
@@ -121,9 +122,13 @@ const LINKABLE: ReadonlySet<number> = new Set([CRL_REASON.superseded, CRL_REASON
 /**
  * Checks a batch for `verifier` and records it (history and disclosure log, one write) before returning the
  * answer: an answer the records do not hold is never given. Throws ERR_USAGE for a batch that is empty or over
- * MAX_STATUS_ITEMS, and what the store throws (no answer then).
+ * MAX_STATUS_ITEMS, and what the store throws (no answer then). With a `watchdog`, each store call is bounded
+ * (ERR_STORE_UNRESPONSIVE past it), and the write is told the deadline, as the disclosure log's is
+ * (disclosure-log.ts says which way that errs and why).
  */
-export async function checkStatus(ws: Workspace, verifier: VerifierRecord, req: StatusRequest): Promise<StatusAnswer> {
+export async function checkStatus(ws: Workspace, verifier: VerifierRecord, req: StatusRequest, o: { readonly watchdog?: StoreWatchdog } = {}): Promise<StatusAnswer> {
+  const dog = o.watchdog;
+  const watched = <T>(what: string, f: () => Promise<T>): Promise<T> => (dog ? dog.run(what, f) : f());
   if (req.items.length === 0 || req.items.length > MAX_STATUS_ITEMS) {
     throw new JpkiError("ERR_USAGE", `a liveness check names 1 to ${MAX_STATUS_ITEMS} certificates: split the list into batches`);
   }
@@ -134,7 +139,7 @@ export async function checkStatus(ws: Workspace, verifier: VerifierRecord, req: 
     if ("serial" in r) serials.push(r.serial);
     else if ("certificateId" in r) ids.push(r.certificateId);
   }
-  const rows = await ws.store.certificatesForStatus({ serials: [...new Set(serials)], certificateIds: [...new Set(ids)] });
+  const rows = await watched("reading certificates for a liveness check", () => ws.store.certificatesForStatus({ serials: [...new Set(serials)], certificateIds: [...new Set(ids)] }));
   const bySerial = new Map<string, CertificateRow>();
   const byId = new Map<string, CertificateRow>();
   for (const row of rows) {
@@ -153,7 +158,7 @@ export async function checkStatus(ws: Workspace, verifier: VerifierRecord, req: 
   // A serial the store has no row of may be one whose CRL entry a restore carried over (a certificate issued after
   // the backup): revoked, as the CRLs say, not "not ours". Read only when some serial was not found.
   const missing = refs.flatMap((r, i) => ("serial" in r && !found[i] ? [r.serial] : []));
-  const carried = missing.length ? await ws.store.carriedRevocations(missing) : new Map<string, CarriedStatus>();
+  const carried = missing.length ? await watched("reading carried-over revocations", () => ws.store.carriedRevocations(missing)) : new Map<string, CarriedStatus>();
   const carriedOf = (r: StatusItemRef): CarriedStatus | undefined => {
     const c = "serial" in r ? carried.get(r.serial) : undefined;
     return c && "caId" in r && c.caId === r.caId ? c : undefined;
@@ -166,7 +171,7 @@ export async function checkStatus(ws: Workspace, verifier: VerifierRecord, req: 
   let consented = new Set<string>();
   if (req.link && !government) {
     const codes = [...new Set(found.filter((row): row is CertificateRow => !!row).map((row) => row.residentCode))];
-    consented = await ws.store.liveConsents(verifier.id, codes);
+    consented = await watched("reading consents", () => ws.store.liveConsents(verifier.id, codes));
   }
   const mayLink = (row: CertificateRow | undefined): row is CertificateRow => !!row && !!req.link && isLinkable(row) && (government || consented.has(row.residentCode));
   // Each resident's line of certificates of one purpose, read once per batch, the reads side by side (a
@@ -176,7 +181,7 @@ export async function checkStatus(ws: Workspace, verifier: VerifierRecord, req: 
   for (const row of found) if (mayLink(row)) wanted.set(lineKey(row), row);
   const lines = new Map(
     await Promise.all(
-      [...wanted].map(async ([key, row]) => [key, await ws.store.findCertificates({ residentCode: row.residentCode, type: row.type, status: "all", limit: 10_000 })] as const),
+      [...wanted].map(async ([key, row]) => [key, await watched("reading a resident's certificates", () => ws.store.findCertificates({ residentCode: row.residentCode, type: row.type, status: "all", limit: 10_000 }))] as const),
     ),
   );
   const linkOf = (row: CertificateRow): ReplacedBy | undefined => {
@@ -238,7 +243,9 @@ export async function checkStatus(ws: Workspace, verifier: VerifierRecord, req: 
       });
     }
   }
-  await ws.store.recordStatusChecks(checks, disclosures);
+  // Told the moment the watchdog answers 503 for it: SQLite does not write past it.
+  if (dog) await dog.run("recording liveness checks", (deadline) => ws.store.recordStatusChecks(checks, disclosures, { deadline }));
+  else await ws.store.recordStatusChecks(checks, disclosures);
   return { view: verifier.kind, checkedAt: now.toISOString(), items: answers };
 }
 
@@ -305,12 +312,18 @@ export interface StatusHistoryPage {
 }
 
 /** The verifier's own check history, oldest first, from `since`, after `cursor` (a page's nextCursor). */
-export async function statusHistory(ws: Workspace, verifier: VerifierRecord, q: { readonly since?: Date; readonly cursor?: string; readonly limit?: number } = {}): Promise<StatusHistoryPage> {
+export async function statusHistory(
+  ws: Workspace,
+  verifier: VerifierRecord,
+  q: { readonly since?: Date; readonly cursor?: string; readonly limit?: number } = {},
+  o: { readonly watchdog?: StoreWatchdog } = {},
+): Promise<StatusHistoryPage> {
+  const watched = <T>(what: string, f: () => Promise<T>): Promise<T> => (o.watchdog ? o.watchdog.run(what, f) : f());
   const limit = q.limit ?? DEFAULT_HISTORY_LIMIT;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_HISTORY_LIMIT) throw new JpkiError("ERR_USAGE", `limit is 1 to ${MAX_HISTORY_LIMIT}`);
-  const after = q.cursor === undefined ? 0 : openCursor(q.cursor, verifier.id, await cursorKey(ws));
+  const after = q.cursor === undefined ? 0 : openCursor(q.cursor, verifier.id, await watched("reading the cursor key", () => cursorKey(ws)));
   // One more than asked, to know whether a next page exists.
-  const rows: StoredStatusCheck[] = await ws.store.listStatusChecks({ verifierId: verifier.id, ...(q.since ? { since: q.since } : {}), after, limit: limit + 1 });
+  const rows: StoredStatusCheck[] = await watched("reading the check history", () => ws.store.listStatusChecks({ verifierId: verifier.id, ...(q.since ? { since: q.since } : {}), after, limit: limit + 1 }));
   const page = rows.slice(0, limit);
   return {
     items: page.map((r) => ({
@@ -322,7 +335,7 @@ export async function statusHistory(ws: Workspace, verifier: VerifierRecord, q: 
       ...(r.reason !== undefined && r.revokedAt ? { revocation: { time: crlTime(r.revokedAt), reason: reasonName(r.reason) ?? "unknown" } } : {}),
       ...(r.replacedBy ? { replacedBy: r.replacedBy } : {}),
     })),
-    ...(rows.length > limit ? { nextCursor: sealCursor(page[page.length - 1]!.id, verifier.id, await cursorKey(ws)) } : {}),
+    ...(rows.length > limit ? { nextCursor: sealCursor(page[page.length - 1]!.id, verifier.id, await watched("reading the cursor key", () => cursorKey(ws))) } : {}),
   };
 }
 

@@ -27,6 +27,7 @@ import { verifySignedData, type SignedDataStatus } from "../validation/cms.js";
 import type { PathStatus } from "../validation/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { DisclosureLog } from "./disclosure-log.js";
+import type { StoreWatchdog } from "../store/watchdog.js";
 import { ENGINE_CRL_CACHE, EngineThread, engineThreadAvailable, sharedBytes, type EngineTrust } from "./engine-thread.js";
 import { checkLegalBasis, legalBasisAllows, type LegalBasisCode } from "./legal-basis.js";
 import { governmentView, privateView, type ViewedResult, PRIVATE_STATUS_OF, type GovernmentView, type PrivateView, type PrivateStatus } from "./views.js";
@@ -101,6 +102,11 @@ export interface ValidationServiceOptions {
    * serve` does. A URL names the thread module (tests run the compiled one). Default: on the calling thread.
    */
   readonly engineThread?: boolean | URL;
+  /**
+   * Bounds the waits for the store (store/watchdog.ts): past it a validation fails ERR_STORE_UNRESPONSIVE (the
+   * route's 503) instead of waiting with a hung store. Default: unbounded (what a library caller had).
+   */
+  readonly watchdog?: StoreWatchdog;
 }
 
 const ENGINE_THREAD = new URL("./engine-thread-main.js", import.meta.url);
@@ -131,10 +137,14 @@ export class VerifierValidationService {
   readonly #threadModule: URL | undefined;
   #thread: Promise<EngineThread | undefined> | undefined;
   #closed = false;
+  readonly #watchdog: StoreWatchdog | undefined;
+  /** the store's reads of a reload, while one runs: reloads after a late one share it rather than queue another */
+  #storeRead: Promise<Buffer[]> | undefined;
 
   constructor(ws: Workspace, o: ValidationServiceOptions = {}) {
     this.#ws = ws;
-    this.#log = new DisclosureLog(ws.store);
+    this.#watchdog = o.watchdog;
+    this.#log = new DisclosureLog(ws.store, o.watchdog ? { watchdog: o.watchdog } : {});
     this.#recheckMs = o.recheckMs ?? 1000;
     this.#now = o.now ?? (() => performance.now());
     const module = o.engineThread instanceof URL ? o.engineThread : o.engineThread ? ENGINE_THREAD : undefined;
@@ -194,8 +204,7 @@ export class VerifierValidationService {
     // Not a generation rolled over for a compromised key (ca/compromised.ts): its thief signs certificates and CRLs
     // at will, and this service answered "valid" for them (found by a helper) where every verifier is told to drop
     // that root from its trust store.
-    const compromised = await compromisedCaIds(this.#ws.store);
-    const anchors = (await this.#ws.store.listCas()).filter((c) => !compromised.has(c.id)).map((c) => c.certificateDer);
+    const anchors = await this.#watched("reading the CA certificates", () => (this.#storeRead ??= this.#readAnchors().finally(() => (this.#storeRead = undefined))));
     // The files, from the directories that changed since they were last listed (a publication renames a file into
     // its directory, which moves the directory's mtime); every file every FULL_SWEEP_MS (one rewritten in place
     // leaves its directory as it was). Stat-ing each file every second was ≈ 100 µs of this thread a file: a
@@ -242,6 +251,16 @@ export class VerifierValidationService {
     this.#trust = { anchors: Object.freeze(anchors), crlFiles: keyed, crls: Object.freeze(keyed.map((f) => f.der)) };
     this.#index.retainOnly(this.#trust.crls); // this thread's own cache (no engine thread): CRLs replaced since go
     return this.#trust;
+  }
+
+  async #readAnchors(): Promise<Buffer[]> {
+    const compromised = await compromisedCaIds(this.#ws.store);
+    return (await this.#ws.store.listCas()).filter((c) => !compromised.has(c.id)).map((c) => c.certificateDer);
+  }
+
+  /** `f()` bounded by the watchdog, when there is one. */
+  #watched<T>(what: string, f: () => Promise<T>): Promise<T> {
+    return this.#watchdog ? this.#watchdog.run(what, f) : f();
   }
 
   /**
@@ -309,12 +328,12 @@ export class VerifierValidationService {
     // the disclosure log without the resident, who could never see it.
     if (verifier.kind === "government" && q.legalBasis && legalBasisAllows(q.legalBasis, verifier.kind)) {
       // The four items go with the answer: the owner and the resident are read first, then the record says so.
-      const row = await this.#ws.store.getCertificateOwner(serial);
+      const row = await this.#watched("reading the certificate's owner", () => this.#ws.store.getCertificateOwner(serial));
       const tbs = tbsCertificateOf(certificate);
       const ours = row && tbs && storedTbsIs(row.der, tbs) ? row : undefined; // the stores' rule (appendDisclosures)
       const issuer = ours ? ours.caId : ee.issuer;
       const view = governmentView(result, { at, serial, issuer, legalBasis: q.legalBasis });
-      const resident = ours ? await this.#ws.store.getResident(ours.residentCode) : undefined;
+      const resident = ours ? await this.#watched("reading the resident", () => this.#ws.store.getResident(ours.residentCode)) : undefined;
       const answer: GovernmentView = resident ? { ...view, currentItems: resident.fourItems } : { ...view, itemsWithheld: ours ? "no-registry-record" : "certificate-not-ours" };
       await this.#log.record({
         verifierId: verifier.id,

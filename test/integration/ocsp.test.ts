@@ -18,6 +18,8 @@ import { cardKey, cli, openWorkspace, startServe, tempDir, writeJsonl } from "./
 let dir: string;
 let ws: string;
 let caPem: string;
+/** the resident left without a certificate: issued one by the rolled-over CA */
+let spareResident = "";
 const ee: Array<{ serial: string; path: string }> = [];
 let server: { child: ChildProcess; url: string; stderr: () => string } | undefined;
 /** a registered verifier's token */
@@ -60,6 +62,7 @@ beforeAll(async () => {
   expect((await cli(["--workspace", ws, "ca", "init", "-p", "13"], { cwd: dir })).code).toBe(0);
   const residents = [...generateResidents({ count: 4, seed: "ocsp", prefectures: ["13"] })];
   writeJsonl(join(dir, "residents.jsonl"), residents);
+  spareResident = String(residents[3]!.residentCode);
   expect((await cli(["--workspace", ws, "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);
   for (let i = 0; i < 3; i++) {
     const { pub } = cardKey(dir, `card${i}`);
@@ -245,5 +248,30 @@ describe("OCSP on jpki serve, asked by openssl", () => {
     const m = (await httpGet(`${server!.url}/metrics`)).body.toString();
     for (const s of ["good", "revoked", "unknown", "unauthorized", "malformedRequest"]) expect(m).toMatch(new RegExp(`jpki_ocsp_answers_total\\{status="${s}"`));
     expect(m).toMatch(/jpki_ocsp_answers_total\{status="good",source="pre-produced"\} [1-9]/);
+  });
+
+  // Last: it rolls 13-sig over, which the tests above do not expect.
+  it("after a 'jpki ca rollover' while the server runs, answers for the new generation: tryLater until its signer is there, never unauthorized, then good", async () => {
+    const rolled = await cli(["--workspace", ws, "--json", "ca", "rollover", "--prefecture", "13", "--purpose", "sig"], { cwd: dir });
+    expect(rolled.code, rolled.stderr).toBe(0);
+    const next = "13-sig-g2";
+    const { pub } = cardKey(dir, "card-rolled");
+    const issued = await cli(["--workspace", ws, "--json", "issue", "--resident", spareResident, "--type", "signature", "--public-key", pub], { cwd: dir });
+    expect(issued.code, issued.stderr).toBe(0);
+    const w = await openWorkspace(ws);
+    const nextPem = join(dir, "ca-g2.pem");
+    writeFileSync(nextPem, toPem((await w.store.getCa(next))!.certificateDer, "CERTIFICATE"));
+    await w.close();
+    // Until the responder had re-read the CAs (once a minute), the new CA was "not ours" (unauthorized): a client
+    // does not ask again about that. Now: tryLater while its signer is being issued (the schedule's next round), then answered.
+    const seen: string[] = [];
+    for (;;) {
+      const text = ask(["-issuer", nextPem, "-cert", issued.json().path, "-url", `${server!.url}/ocsp/${next}`, "-CAfile", nextPem, "-no_nonce"]);
+      const got = /: good/.test(text) ? "good" : (/Responder Error: (\w+)/.exec(text)?.[1] ?? text);
+      seen.push(got);
+      if (got === "good") break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(new Set(seen.slice(0, -1))).toEqual(new Set(seen.length > 1 ? ["trylater"] : []));
   });
 });

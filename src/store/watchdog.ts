@@ -1,0 +1,154 @@
+/**
+ * A bound on how long the verifier API (`POST /v1/validate`, `POST /v1/status`; server/app.ts) waits for the
+ * store. A database server that hangs or vanishes without closing the connection (a stopped VM, a partition), or
+ * a SQLite store whose write lock another process holds, answered nothing, and the API's clients waited with it:
+ * a validation waited as long as the store, a SQLite one 20 s (BUSY_TIMEOUT_MS) before its 503. `/healthz` was
+ * bounded the same way before (HEALTH_STORE_WAIT_MS).
+ *
+ * One watchdog for all calls, no timer per call: these are the API's hot paths (bench api, POST /v1/validate
+ * per second), where a setTimeout and a Promise.race per answer were a measurable share of the serving thread.
+ * The calls watched are kept in start order, all with the one bound, so an interval (running only while calls
+ * are outstanding) looks at the oldest few only. A call past the bound is declared late: its waiter gets
+ * ERR_STORE_UNRESPONSIVE, and until every late call has settled the store counts as stalled — new calls are
+ * refused at once (`run`), without being sent: a hung store is not handed one more query per request, and the
+ * client learns in a moment what the first learned after the bound.
+ *
+ * The disclosure log watches its group writes itself (verifier/disclosure-log.ts, with `add`/`settled`): one
+ * entry per write, nothing per answer.
+ */
+import { JpkiError } from "../errors.js";
+
+/** How long the verifier API waits for the store by default, ms: as long as /healthz (HEALTH_STORE_WAIT_MS). */
+export const STORE_WAIT_MS = 5_000;
+
+/** What a client told the store did not answer is asked to wait before asking again, seconds (Retry-After). */
+export const STORE_RETRY_AFTER_SECONDS = 5;
+
+/** A store call being watched: when it started (the watchdog's clock), and what to do once it is late. */
+export interface WatchedCall {
+  readonly startedAt: number;
+  /** called once, when the call has been waited for `waitMs` (the watchdog then counts it late until `settled`) */
+  late(e: JpkiError): void;
+  /** set by the watchdog when it declared the call late */
+  wasLate?: boolean;
+}
+
+export interface StoreWatchdogOptions {
+  /** the bound, ms (default STORE_WAIT_MS) */
+  readonly waitMs?: number;
+  /** a monotonic clock, ms (default performance.now): the stores' write deadlines are on it too */
+  readonly now?: () => number;
+  /**
+   * The store has become stalled (a first call went late): for the operator's log, once per stall — the requests
+   * refused meanwhile are not reported one by one (a flood of lines at the API's request rate)
+   */
+  readonly onStalled?: (e: JpkiError) => void;
+}
+
+/** The error of a call the store did not answer within the bound (or refused because an earlier one has not). */
+export function storeUnresponsive(waitMs: number, what = "a store call"): JpkiError {
+  return new JpkiError("ERR_STORE_UNRESPONSIVE", `the store did not answer ${what} within ${waitMs} ms: no answer was given; try again`);
+}
+
+export class StoreWatchdog {
+  readonly waitMs: number;
+  readonly now: () => number;
+  readonly #onStalled: ((e: JpkiError) => void) | undefined;
+  /** outstanding calls, in start order (a Set iterates in insertion order) */
+  readonly #calls = new Set<WatchedCall>();
+  /** calls declared late and not settled yet */
+  #late = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(o: StoreWatchdogOptions = {}) {
+    this.waitMs = o.waitMs ?? STORE_WAIT_MS;
+    this.now = o.now ?? (() => performance.now());
+    this.#onStalled = o.onStalled;
+  }
+
+  /** Whether a call past the bound has not settled yet: the store is taken to be hung, and new calls are refused. */
+  get stalled(): boolean {
+    return this.#late > 0;
+  }
+
+  /** The deadline a call started now must be written by (a store that can withdraw a write takes it: Store.appendDisclosures). */
+  deadline(startedAt: number): number {
+    return startedAt + this.waitMs;
+  }
+
+  /** Watches a call that started at `call.startedAt` (now, or a moment ago: calls are kept in start order); `settled` ends it. */
+  add(call: WatchedCall): void {
+    this.#calls.add(call);
+    // A quarter of the bound: a late call is answered within 1.25 × the bound. Unref'd: it never holds the process.
+    this.#timer ??= setInterval(() => this.#sweep(), Math.max(10, this.waitMs / 4)).unref();
+  }
+
+  /**
+   * The call settled (answered, or failed with `failure`), late or not. A store that gave a write up at its
+   * deadline itself (SQLite: WriteDeadline) failed it before the sweep saw it late: the stall is reported all the same.
+   */
+  settled(call: WatchedCall, failure?: unknown): void {
+    if (!call.wasLate && this.#late === 0 && (failure as { code?: unknown } | undefined)?.code === "ERR_STORE_UNRESPONSIVE") this.#onStalled?.(failure as JpkiError);
+    this.#calls.delete(call);
+    if (call.wasLate) {
+      call.wasLate = false;
+      this.#late--;
+    }
+    // The interval is not stopped here: under load the set empties between writes, and a timer started and
+    // stopped per write is what this avoids. The sweep stops it when it finds nothing outstanding.
+  }
+
+  /**
+   * `f(deadline)`'s answer, or ERR_STORE_UNRESPONSIVE once it has been waited for the bound; refused at once, without
+   * calling `f`, while the store is stalled. For calls off the hottest path (a reload of the trust anchors, a
+   * government body's reads of the owner and resident, a liveness check's reads and write): one promise and one
+   * entry each, no timer.
+   */
+  run<T>(what: string, f: (deadline: number) => Promise<T>): Promise<T> {
+    if (this.stalled) return Promise.reject(storeUnresponsive(this.waitMs, what));
+    return new Promise<T>((resolve, reject) => {
+      const call: WatchedCall = { startedAt: this.now(), late: reject };
+      let p: Promise<T>;
+      try {
+        p = f(this.deadline(call.startedAt)); // a write's deadline (WriteDeadline): the very moment this call is late
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      this.add(call);
+      p.then(
+        (v) => {
+          this.settled(call);
+          resolve(v); // nothing, once late: its waiter was answered
+        },
+        (e: unknown) => {
+          this.settled(call, e);
+          reject(e);
+        },
+      );
+    });
+  }
+
+  #sweep(): void {
+    const now = this.now();
+    for (const call of this.#calls) {
+      if (call.wasLate) continue;
+      if (now - call.startedAt < this.waitMs) break; // the rest started later
+      call.wasLate = true;
+      const e = storeUnresponsive(this.waitMs);
+      if (this.#late++ === 0) this.#onStalled?.(e);
+      call.late(e);
+    }
+    if (!this.#calls.size) this.#stop();
+  }
+
+  #stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Stops the interval (calls still outstanding are no longer bounded). */
+  close(): void {
+    this.#stop();
+  }
+}
