@@ -906,6 +906,9 @@ export async function buildServer(
         }
         crls.push({
           scope: kind,
+          // caId, as the rest of the HTTP API (/v1/status items) and 'crl generate --json' name a CA. `ca` is the
+          // same value under its first name, kept for the clients that read it: deprecated, never removed silently.
+          caId: s.caId,
           ca: s.caId,
           ...(kind === "partition" ? { municipality: scope } : {}),
           url: `${prefix}${kind === "full" ? `/crl/${s.caId}.crl` : kind === "delta" ? `/crl/${s.caId}-delta.crl` : kind === "arl" ? `/arl/${s.caId}.crl` : `/crl/${s.caId}/${scope}.crl`}`,
