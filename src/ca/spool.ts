@@ -208,15 +208,15 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
       o.onScheduleError(e);
     }
   };
+  // Each CRL as the round reports it: also those of a round that then raises (one CA failed), counted and
+  // logged before the failure is; they used to go unlogged, the failure alone.
+  const published = (p: PublishedCrl & { why: DueReason }) => {
+    if (p.superseded) return;
+    crls++;
+    o.onCrl?.(p);
+  };
   const tick = async () => {
     await renew();
-    // Each CRL as the round reports it: also those of a round that then raises (one CA failed), counted and
-    // logged before the failure is; they used to go unlogged, the failure alone.
-    const published = (p: PublishedCrl & { why: DueReason }) => {
-      if (p.superseded) return;
-      crls++;
-      o.onCrl?.(p);
-    };
     try {
       await schedule.tick(published);
     } catch (e) {
@@ -348,7 +348,8 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
       if (o.once) {
         // A one-shot run (an operator's recovery after a crash) leaves no revocation unpublished,
         // whatever the interval says.
-        for (const p of await updater.regenerateDirty()) if (!p.superseded) crls++;
+        // Said through onCrl as the schedule's are: they were counted in the total, and logged nowhere.
+        for (const p of await updater.regenerateDirty()) published({ ...p, why: "dirty" });
         break;
       }
       try {
