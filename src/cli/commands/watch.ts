@@ -28,7 +28,8 @@ export function makeWatchCommand(io: Io): Command {
       `
 Drop files atomically: write "notices.jsonl.part" or ".notices.jsonl", then rename to "notices.jsonl".
 A file written in place (cp) is read once it has gone a second unmodified, and again if it changed meanwhile.
-SIGTERM or SIGINT stops after the batch in progress; nothing is lost and the next start resumes.
+SIGTERM or SIGINT stops after the batch in progress; nothing is lost and the next start resumes. In the start-up
+round (a first start issues every CA's OCSP signing certificate and CRLs) it stops between two CAs.
 Several watchers may share DIR, also from other containers or hosts: a watcher's file is taken over when it
 is gone from its own PID namespace, or its heartbeat is 10 minutes old. A finished file goes to done/ with
 its NAME.rejects.jsonl; one whose name (or reject file name) is taken there is kept as STAMP-NAME.
@@ -82,7 +83,8 @@ Example:
           // The OCSP signing keys it issues are wrapped under their own passphrase when set: checked before any file.
           if (o.ocsp && io.env.JPKI_OCSP_PASSPHRASE) await checkOwnResponderPassphrase(ws.store, io.env.JPKI_OCSP_PASSPHRASE);
           const updater = new CrlUpdater(ws, passphrase);
-          await updater.preflight();
+          // Stopped while the CA keys open (seconds for many CAs): nothing was taken, nothing is started.
+          await updater.preflight(signal);
           if (!ctx.out.json) ctx.out.info(`watching ${spool} (pid ${process.pid}); SIGTERM stops cleanly`);
           const results: unknown[] = [];
           // --json: stdout keeps its one document, the summary at the end (days away for a daemon); each CRL is
