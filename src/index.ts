@@ -306,4 +306,4 @@ export { PIN_POLICIES, PIN_IDS, checkPinFormat, type PinId, type PinPolicy } fro
 export { JPKI_AID, JPKI_EF, JPKI_TOKEN_LABEL, CERTIFICATE_SLOTS, digestInfo, digestInfoHash, type CertificateSlot } from "./card/jpki-app.js";
 export { LIBRARY_AID, LIBRARY_EF } from "./card/library-app.js";
 export type { KeyId as CardKeyId, AccessCondition, Df, Ef } from "./card/file-system.js";
-export { issueCard, renewCardCertificate, type IssueCardParams, type RenewCardParams, type CardIssuance, type CounterCardContext } from "./counter/card-issuance.js";
+export { issueCard, checkCardIssuable, renewCardCertificate, type IssueCardParams, type RenewCardParams, type CardIssuance, type CounterCardContext } from "./counter/card-issuance.js";

@@ -118,7 +118,7 @@ function assertOcspSigner(ca: CertificationAuthority, der: Buffer, spki: Buffer)
 export async function renewOcspSigners(
   store: Store,
   cas: readonly CertificationAuthority[],
-  o: { now: Date; passphrase: string; policy?: OcspSignerPolicy; ownPassphrase?: boolean; keysSeen?: WrappedKeysSeen },
+  o: { now: Date; passphrase: string; policy?: OcspSignerPolicy; ownPassphrase?: boolean; keysSeen?: WrappedKeysSeen; signal?: AbortSignal | undefined },
 ): Promise<OcspResponderRecord[]> {
   const { renewBeforeMs } = ocspSignerPolicy(o.policy);
   const signers = await store.ocspResponders();
@@ -126,6 +126,9 @@ export async function renewOcspSigners(
   const seen = o.ownPassphrase ? undefined : { cas: o.keysSeen?.cas ?? caKeysOf(cas), ocspSigners: [...(o.keysSeen?.ocspSigners ?? signers.map(signerKey))] };
   const issued: OcspResponderRecord[] = [];
   for (const ca of cas) {
+    // Stopped (a watch's SIGTERM): each certificate is a key pair made and wrapped, half a second of CPU; a first
+    // start has one to make for every CA. Those issued are stored, the others are issued by the next start.
+    if (o.signal?.aborted) break;
     const have = current.get(ca.id);
     if (have && have.notAfter.getTime() - o.now.getTime() > renewBeforeMs && have.notBefore.getTime() <= o.now.getTime() + BACKDATE_MS) continue;
     const rec = await issueOcspSigner(ca, o);
@@ -220,13 +223,13 @@ export class OcspSignerRenewal {
     return { cas: [...this.#seen.cas].map(([id, encryptedKeyPem]) => ({ id, encryptedKeyPem })), ocspSigners: [...this.#seen.ocspSigners.values()] };
   }
 
-  /** Opens every CA (a wrong passphrase fails here) and issues what is due. */
-  async preflight(): Promise<OcspResponderRecord[]> {
+  /** Opens every CA (a wrong passphrase fails here) and issues what is due (`signal`: see tick). */
+  async preflight(signal?: AbortSignal): Promise<OcspResponderRecord[]> {
     // read before the CAs: a rewrap between the two shows as a CA key opened that it changed
     const signers = await this.#ws.store.ocspResponders();
     this.#cas = (await this.#ws.store.listCas()).map((rec) => CertificationAuthority.open(rec, this.#caPassphrase, this.#ws.config));
     this.#seen = { cas: new Map(caKeysOf(this.#cas).map((k) => [k.id, k.encryptedKeyPem])), ocspSigners: new Map(signers.map((r) => [r.caId, signerKey(r)])) };
-    return this.tick();
+    return this.tick(signal);
   }
 
   /**
@@ -241,8 +244,11 @@ export class OcspSignerRenewal {
     this.#nextCheck = -Infinity;
   }
 
-  /** Issues what is due; looks at the store at most once a minute (renewal margins are hours or days). */
-  async tick(): Promise<OcspResponderRecord[]> {
+  /**
+   * Issues what is due; looks at the store at most once a minute (renewal margins are hours or days). Once `signal`
+   * is aborted no further certificate is begun.
+   */
+  async tick(signal?: AbortSignal): Promise<OcspResponderRecord[]> {
     const now = this.#ws.clock.now().getTime();
     if (now < this.#nextCheck) return [];
     if (this.#rewrapped) {
@@ -269,6 +275,7 @@ export class OcspSignerRenewal {
           policy: this.#policy,
           ownPassphrase: this.#ownPassphrase,
           keysSeen: this.#keysSeen,
+          signal,
         });
       } catch (e) {
         if (!isJpkiError(e, "ERR_KEYS_REWRAPPED")) throw e;

@@ -258,3 +258,61 @@ describe("jpki watch: a notice file written in place (a cp into the spool), not 
     expect(readFileSync(join(spool, "done", "feed.jsonl"), "utf8")).toBe(line(1) + line(2) + line(3));
   });
 });
+
+describe("jpki watch stopped during its start-up round (SIGTERM on a first start)", () => {
+  /** A workspace with six CAs, none of which has a CRL or an OCSP signing certificate yet: a first start's work. */
+  async function firstStart(prefix: string) {
+    const root = mkdtempSync(join(tmpdir(), prefix));
+    const ws = Workspace.create(join(root, "ws"));
+    const spool = join(root, "spool");
+    mkdirSync(spool);
+    await initCas(ws, { prefectures: ["01", "13", "27"].map((p) => prefecture(p)), purposes: ["signature", "authentication"], passphrase: "pw" });
+    const ids = (await ws.store.listCas()).map((c) => c.id);
+    expect(ids).toHaveLength(6);
+    const updater = new CrlUpdater(ws, "pw");
+    await updater.preflight();
+    const withFull = async () => (await Promise.all(ids.map(async (id) => ((await ws.store.latestCrl(id)) ? id : undefined)))).filter(Boolean);
+    return { ws, spool, updater, ids, withFull };
+  }
+  const options = (spool: string, signal: AbortSignal) => ({ dir: spool, pollMs: 10, once: false, batchSize: 100, signal, sleep: async () => undefined });
+
+  it("stops the CRL round between CAs: those begun are published whole, the rest by the next start", async () => {
+    const { ws, spool, updater, ids, withFull } = await firstStart("jpki-spool-stop-crl-");
+    const controller = new AbortController();
+    // SIGTERM arrives as the first CRL number is reserved: the CAs already begun finish, no other is begun
+    const reserve = ws.store.reserveCrl.bind(ws.store);
+    ws.store.reserveCrl = (...a: Parameters<typeof reserve>) => (controller.abort(), reserve(...a));
+    try {
+      const r = await watchSpool(ws, updater, options(spool, controller.signal));
+      expect(r.files).toBe(0);
+      const published = await withFull();
+      expect(published.length).toBeGreaterThan(0);
+      expect(published.length).toBeLessThan(ids.length);
+      // the next start publishes the others
+      ws.store.reserveCrl = reserve;
+      await watchSpool(ws, updater, { ...options(spool, new AbortController().signal), once: true });
+      expect(await withFull()).toEqual(ids);
+    } finally {
+      await ws.close();
+    }
+  });
+
+  it("stops issuing OCSP signing certificates between CAs and begins no CRL round", async () => {
+    const { ws, spool, updater, ids, withFull } = await firstStart("jpki-spool-stop-ocsp-");
+    const controller = new AbortController();
+    const put = ws.store.putOcspResponder.bind(ws.store);
+    ws.store.putOcspResponder = (...a: Parameters<typeof put>) => (controller.abort(), put(...a));
+    const ocsp = { caPassphrase: "pw", responderPassphrase: "pw" };
+    try {
+      await watchSpool(ws, updater, { ...options(spool, controller.signal), ocsp });
+      expect(await ws.store.ocspResponders()).toHaveLength(1);
+      expect(await withFull()).toEqual([]);
+      ws.store.putOcspResponder = put;
+      await watchSpool(ws, updater, { ...options(spool, new AbortController().signal), once: true, ocsp });
+      expect((await ws.store.ocspResponders()).map((r) => r.caId).sort()).toEqual([...ids].sort());
+      expect(await withFull()).toEqual(ids);
+    } finally {
+      await ws.close();
+    }
+  });
+});

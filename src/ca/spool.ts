@@ -197,29 +197,29 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
   let renewal: OcspSignerRenewal | undefined;
   if (o.ocsp) {
     renewal = new OcspSignerRenewal(ws, { caPassphrase: o.ocsp.caPassphrase, responderPassphrase: o.ocsp.responderPassphrase, ...(o.ocsp.policy ? { policy: o.ocsp.policy } : {}) });
-    for (const r of await renewal.preflight()) o.ocsp.onIssued?.(r);
+    for (const r of await renewal.preflight(o.signal)) o.ocsp.onIssued?.(r);
   }
   const renew = async () => {
     if (!renewal) return;
     try {
-      for (const r of await renewal.tick()) o.ocsp?.onIssued?.(r);
+      for (const r of await renewal.tick(o.signal)) o.ocsp?.onIssued?.(r);
     } catch (e) {
       if (!o.onScheduleError || o.once) throw e;
       o.onScheduleError(e);
     }
   };
+  // Each CRL as the round reports it: also those of a round that then raises (one CA failed), counted and
+  // logged before the failure is; they used to go unlogged, the failure alone.
+  const published = (p: PublishedCrl & { why: DueReason }) => {
+    renewal?.noticeCrl(p.caId); // a new CA's signer at the next tick's renewal, not the minute's
+    if (p.superseded) return;
+    crls++;
+    o.onCrl?.(p);
+  };
   const tick = async () => {
     await renew();
-    // Each CRL as the round reports it: also those of a round that then raises (one CA failed), counted and
-    // logged before the failure is; they used to go unlogged, the failure alone.
-    const published = (p: PublishedCrl & { why: DueReason }) => {
-      renewal?.noticeCrl(p.caId); // a new CA's signer at the next tick's renewal, not the minute's
-      if (p.superseded) return;
-      crls++;
-      o.onCrl?.(p);
-    };
     try {
-      await schedule.tick(published);
+      await schedule.tick(published, o.signal);
     } catch (e) {
       // A watch runs for days: a disk that filled up or a store that went away for a while must not end it, or
       // nothing publishes once they are back until someone restarts it (found by a fault-injection helper). A
@@ -340,7 +340,10 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
       working.delete(path);
     }
   };
-  await tick();
+  // The start-up round (on a first start, or after a restore: every CRL and OCSP signing certificate of every CA)
+  // stops between CAs on SIGTERM, as a file stops between batches: what was published stays published, the rest is
+  // due at the next start. It ran to its end, a minute for 94 CAs, and a service manager's stop timeout killed it.
+  if (!o.signal.aborted) await tick();
   while (!o.signal.aborted) {
     const claimed = claim();
     if (!claimed) {
@@ -349,7 +352,8 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
       if (o.once) {
         // A one-shot run (an operator's recovery after a crash) leaves no revocation unpublished,
         // whatever the interval says.
-        for (const p of await updater.regenerateDirty()) if (!p.superseded) crls++;
+        // Said through onCrl as the schedule's are: they were counted in the total, and logged nowhere.
+        for (const p of await updater.regenerateDirty()) published({ ...p, why: "dirty" });
         break;
       }
       try {

@@ -107,6 +107,17 @@ async function certifyCardKey(card: EmulatedCard, cardId: string, residentCode: 
 }
 
 /**
+ * What refuses a new card's certificates, found before the card file and its keys are made: a resident no
+ * certificate can be issued to (no record, dead, removed) and a CA that cannot sign (a wrong passphrase, a CA not
+ * initialised). Found after, either left a card file behind with a message that the same command would finish it —
+ * for the first, a card no rerun could ever finish; for the second, a card the operator never meant to make.
+ */
+export async function checkCardIssuable(issuance: IssuanceService, app: { readonly residentCode: string; readonly counterId?: string | undefined }): Promise<void> {
+  const base = { residentCode: app.residentCode, ...(app.counterId !== undefined ? { counterId: app.counterId } : {}) };
+  for (const type of ["signature", "authentication"] as const) await issuance.checkIssuable({ ...base, type });
+}
+
+/**
  * `jpki card issue`: a new card for a resident with both certificates. Resuming an interrupted issuance of the same
  * card (same storage, same card id) finishes it without issuing anything twice.
  */
@@ -118,9 +129,7 @@ export function issueCard(p: IssueCardParams): Promise<CardIssuance> {
 
 async function issueCardNow(p: IssueCardParams): Promise<CardIssuance> {
   const resumed = p.storage.exists();
-  // Before a card file and a key are made for someone no certificate can be issued to (no record, dead, removed):
-  // that card was left behind with a message that the same command would finish it, which it never could.
-  if (!resumed) await p.issuance.checkResident({ residentCode: p.residentCode, ...(p.counterId !== undefined ? { counterId: p.counterId } : {}) });
+  if (!resumed) await checkCardIssuable(p.issuance, p);
   const card = resumed
     ? EmulatedCard.open(p.storage)
     : EmulatedCard.create({

@@ -126,7 +126,7 @@ export interface CrlScheduleOptions {
    * publishes these CRLs (a CrlUpdater's publishDue); passes each one published to `onPublished`, also when it
    * then raises
    */
-  readonly publish: (due: readonly DueCrl[], onPublished: (crl: PublishedCrl) => void) => Promise<readonly PublishedCrl[]>;
+  readonly publish: (due: readonly DueCrl[], onPublished: (crl: PublishedCrl) => void, signal?: AbortSignal) => Promise<readonly PublishedCrl[]>;
   /** longest a revocation waits for its CRL, ms (default 30 s) */
   readonly intervalMs?: number;
   /** CRLs kept outside the store, refreshed on each tick when due (the Bridge CA's ARL, ca/bridge.ts) */
@@ -161,9 +161,9 @@ export class CrlSchedule {
   /**
    * Publishes whatever is due now; returns what was published, with why. `onPublished` sees each of them too, also
    * when the tick then raises (one CA failed after others were published): what a round published is reported
-   * whether or not it ended well.
+   * whether or not it ended well. `signal` abandons the round between CAs (see CrlUpdater.publishDue).
    */
-  async tick(onPublished?: (crl: PublishedCrl & { readonly why: DueReason }) => void): Promise<Array<PublishedCrl & { readonly why: DueReason }>> {
+  async tick(onPublished?: (crl: PublishedCrl & { readonly why: DueReason }) => void, signal?: AbortSignal): Promise<Array<PublishedCrl & { readonly why: DueReason }>> {
     const due = await this.due();
     const key = (caId: string, scope: CrlScope | undefined) => `${caId}/${scope ?? ""}`;
     const why = new Map(due.map((d) => [key(d.caId, d.scope), d.why]));
@@ -177,7 +177,7 @@ export class CrlSchedule {
     if (due.length) {
       const seen = new Set<PublishedCrl>();
       try {
-        const published = await this.#o.publish(due, (p) => (seen.add(p), landed(p)));
+        const published = await this.#o.publish(due, (p) => (seen.add(p), landed(p)), signal);
         for (const p of published) if (!seen.has(p)) landed(p); // a publisher that returns them only
       } catch (e) {
         failure = { e };

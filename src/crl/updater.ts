@@ -52,11 +52,15 @@ export class CrlUpdater {
 
   /**
    * Opens the CAs once, so a wrong passphrase fails before any notice is applied, and sweeps temporary CRL
-   * files left by killed runs.
+   * files left by killed runs. `signal` stops it between CAs (a watch stopped while it starts): the caller, on its
+   * way out, then applies nothing.
    */
-  async preflight(): Promise<void> {
+  async preflight(signal?: AbortSignal): Promise<void> {
     sweepCrlTemps(this.#ws.paths.root);
-    for (const rec of await this.#ws.store.listCas()) await this.#ca(rec.id);
+    for (const rec of await this.#ws.store.listCas()) {
+      if (signal?.aborted) return;
+      await this.#ca(rec.id);
+    }
   }
 
   /** The publisher this updater uses (same store, clock and directory). */
@@ -96,7 +100,7 @@ export class CrlUpdater {
       store: ws.store,
       clock: ws.clock,
       config: ws.config,
-      publish: (due, onPublished) => this.publishDue(due, onPublished),
+      publish: (due, onPublished, signal) => this.publishDue(due, onPublished, signal),
       refreshOthers: () => this.refreshBridgeArl(),
       ...(opts.onOtherError ? { onOtherError: opts.onOtherError } : {}),
       ...(intervalMs !== undefined ? { intervalMs } : {}),
@@ -121,9 +125,11 @@ export class CrlUpdater {
    * Publishes the given CRLs (the schedule's due list): per CA, its full CRL, then (with deltas on) its delta —
    * after every base, asked for or not —, its partitions in one pass, its ARL. Every CA is tried; the first failure
    * is raised after the others landed. `onPublished` sees every CRL published (in CA order), also those of a round
-   * that then raises.
+   * that then raises. Once `signal` is aborted no further CA is begun: those begun finish (each CRL is installed
+   * whole or not at all), the rest stay due for the next round — a watch's first round after a restore or a new
+   * workspace, every CRL of every CA, held off its SIGTERM until all were out.
    */
-  async publishDue(due: readonly DueCrl[], onPublished?: (crl: PublishedCrl) => void): Promise<PublishedCrl[]> {
+  async publishDue(due: readonly DueCrl[], onPublished?: (crl: PublishedCrl) => void, signal?: AbortSignal): Promise<PublishedCrl[]> {
     const deltas = deltaCadence(this.#ws.config) !== undefined;
     const byCa = new Map<string, { full: boolean; delta: boolean; partitions: string[]; arl: boolean }>();
     for (const d of due) {
@@ -148,7 +154,7 @@ export class CrlUpdater {
     // came back every tick, so those CAs' revocations never went out and their CRLs expired under a running watch.
     let failure: { e: unknown } | undefined;
     const worker = async () => {
-      while (next < work.length) {
+      while (next < work.length && !signal?.aborted) {
         const i = next++;
         try {
           await this.#publishCa(work[i]![0], work[i]![1], all, byIndex[i]!);

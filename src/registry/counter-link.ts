@@ -113,7 +113,10 @@ const OUTBOX_PAGE = 5000;
  * page at a time: the page goes to the spool as one atomic file, or through ingestion here, and only once that
  * is durable are its rows acknowledged. A failure before the acknowledgement leaves them pending for the next
  * delivery. An ingestion that rejects a notice has still delivered it: the verdict, in the reject file, would
- * be the same every time, so it is acknowledged too (and the caller reports the rejection).
+ * be the same every time, so it is acknowledged too (and the caller reports the rejection). An ingestion whose CRL
+ * fails after its notices were applied is not acknowledged either: the next delivery sends them again, and they are
+ * duplicates there — no second revocation, no second notice.batch audit record, the CA's CRL published by
+ * whichever run gets to it (test/integration/counter.test.ts checks it).
  *
  * Concurrency: rows are not claimed. Two deliverers running at once may both send a notice; the CA side then
  * applies it once (ingestion is idempotent by notice id, see the file comment) and each acknowledges what it

@@ -864,23 +864,37 @@ describe("POST /v1/validate when the store fails", () => {
   });
 });
 
-describe("JSON bodies that would set a prototype", () => {
-  it("are refused as fastify's parser refuses them, escaped or not; a plain body is parsed", async () => {
+describe("JSON bodies with a __proto__ or constructor key", () => {
+  it("are JSON: parsed without touching any prototype, and answered as any unknown field, escaped or not, on every JSON route", async () => {
     const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
-    const post = (body: string) => fetch(`${base}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body });
+    const post = (path: string, body: string) => fetch(`${base}${path}`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body });
+    const codeOf = async (path: string, body: string) => {
+      const r = await post(path, body);
+      return { status: r.status, code: ((await r.json()) as { code?: string }).code };
+    };
     const certificate = JSON.stringify(cert.der.toString("base64"));
-    for (const key of ['"__proto__":{"x":1}', '"\\u005f_proto__":{"x":1}', '"constructor":{"prototype":{"x":1}}', '"\\u0063onstructor":{"prototype":{}}']) {
-      const r = await post(`{${key},"certificate":${certificate},"purpose":"signature"}`);
-      expect(r.status, key).toBe(400);
-      expect(((await r.json()) as { code: string }).code, key).toBe("body-not-json");
+    const keys = ['"__proto__":{"x":1}', '"\\u005f_proto__":{"x":1}', '"constructor":{"prototype":{"x":1}}', '"\\u0063onstructor":{"prototype":{}}', '"constructor":{"x":1}'];
+    for (const key of keys) {
+      // both paths of /v1/validate (bare node:http, and fastify's route), the liveness check, the signed-file route
+      for (const path of ["/v1/validate", "/v1/validate?via=fastify"]) expect(await codeOf(path, `{${key},"certificate":${certificate},"purpose":"signature"}`), `${path} ${key}`).toEqual({ status: 400, code: "field-unknown" });
+      expect(await codeOf("/v1/status", `{${key},"items":[{"caId":"${cert.caId}","serial":"${cert.serial}"}]}`), key).toEqual({ status: 400, code: "field-unknown" });
+      expect(await codeOf("/v1/verify-signature", `{${key},"signedData":"MAA="}`), key).toEqual({ status: 400, code: "field-unknown" });
+      // inside an item: that item is refused as one with a field it may not have, as {"extra":1} is
+      const item = await post("/v1/status", `{"items":[{${key},"caId":"${cert.caId}","serial":"${cert.serial}"}]}`);
+      const extra = await post("/v1/status", `{"items":[{"extra":{"x":1},"caId":"${cert.caId}","serial":"${cert.serial}"}]}`);
+      expect(item.status, key).toBe(extra.status);
+      const itemBody = (await item.json()) as { code?: string; items?: Array<{ error?: string }> };
+      const extraBody = (await extra.json()) as { code?: string; items?: Array<{ error?: string }> };
+      expect(itemBody.code ?? itemBody.items?.[0]?.error, key).toBe(extraBody.code ?? extraBody.items?.[0]?.error);
+      expect(itemBody.items?.[0]?.error, key).toBe("item-invalid");
     }
-    // a constructor without a prototype is only a field the API does not know
-    expect(((await (await post(`{"constructor":{"x":1},"certificate":${certificate},"purpose":"signature"}`)).json()) as { code: string }).code).toBe("field-unknown");
+    // nothing's prototype was set: not the server's objects, nor the one every object inherits from
+    expect(({} as Record<string, unknown>).x).toBeUndefined();
+    expect(({} as Record<string, unknown>).admin).toBeUndefined();
     // the words inside a value are no key: parsed, and refused for what they are
-    const r = await post(`{"certificate":"__proto__ constructor","purpose":"signature"}`);
-    expect(((await r.json()) as { code: string }).code).toBe("certificate-malformed");
-    expect((await post(`{"certificate":${certificate},"purpose":"signature"`)).status).toBe(400); // not JSON
-    expect(((await (await post(`{"certificate":${certificate},"purpose":"signature"}`)).json()) as { status: string }).status).toBe("valid");
+    expect((await codeOf("/v1/validate", `{"certificate":"__proto__ constructor","purpose":"signature"}`)).code).toBe("certificate-malformed");
+    expect(await codeOf("/v1/validate", `{"certificate":${certificate},"purpose":"signature"`)).toEqual({ status: 400, code: "body-not-json" }); // not JSON
+    expect(((await (await post("/v1/validate", `{"certificate":${certificate},"purpose":"signature"}`)).json()) as { status: string }).status).toBe("valid");
   });
 });
 

@@ -132,7 +132,7 @@ describe("jpki card issue / sign / renew", () => {
       // The counter's process dies after the CA committed the signature certificate, before the card held both.
       let first: string | undefined;
       const dying = {
-        checkResident: (a: Parameters<IssuanceService["checkResident"]>[0]) => real.checkResident(a),
+        checkIssuable: (a: Parameters<IssuanceService["checkIssuable"]>[0]) => real.checkIssuable(a),
         issue: async (app: Parameters<IssuanceService["issue"]>[0]) => {
           if (app.type === "authentication") throw new Error("killed");
           const c = await real.issue(app);
@@ -163,7 +163,7 @@ describe("jpki card issue / sign / renew", () => {
       // lost (or the resident moves) and that certificate is revoked before the counter runs the command again.
       let first: string | undefined;
       const dying = {
-        checkResident: (a: Parameters<IssuanceService["checkResident"]>[0]) => real.checkResident(a),
+        checkIssuable: (a: Parameters<IssuanceService["checkIssuable"]>[0]) => real.checkIssuable(a),
         issue: async (app: Parameters<IssuanceService["issue"]>[0]) => {
           first = (await real.issue(app)).serial;
           throw new Error("killed");
@@ -188,15 +188,34 @@ describe("jpki card issue / sign / renew", () => {
   });
 
   it("finishes a 'card issue' rerun exactly as typed the first time (no --card-id): the card keeps its id", async () => {
-    // The operator's bad day: the first run fails after the card file and its signature key were made (here a wrong
-    // CA passphrase), and the help says to run the same command again. Without --card-id the id is random per run.
+    // The operator's bad day: the first run fails after the card file and its signature certificate were made (here
+    // the store fails as the authentication certificate is issued), and the error says to run the same command
+    // again. Without --card-id the id is random per run. (A wrong CA passphrase no longer cuts a run short there: it
+    // is refused before the card file is made — the next test.)
     const card = join(dir, "carol.card");
     const args = ["--workspace", ws, "--json", "card", "issue", "--resident", people[2]!.residentCode, "--card", card];
-    const first = await cli(args, { cwd: dir, env: { ...env, JPKI_PASSPHRASE: "wrong passphrase" } });
-    expect(first.code).not.toBe(0);
+    const wsp = await openWorkspace(ws);
+    let first: Error;
+    try {
+      const real = new IssuanceService({ store: wsp.store, config: wsp.config, clock: wsp.clock, passphrase: "correct horse" });
+      const failing = {
+        checkIssuable: (a: Parameters<IssuanceService["checkIssuable"]>[0]) => real.checkIssuable(a),
+        issue: (app: Parameters<IssuanceService["issue"]>[0]) => (app.type === "authentication" ? Promise.reject(new JpkiError("ERR_STORE", "disk I/O error")) : real.issue(app)),
+      } as unknown as IssuanceService;
+      // as 'card issue' runs it: the workspace's administrative key, the chip secret of the environment, no card id
+      const adminKey = Buffer.from(readFileSync(join(ws, "counter-admin.key"), "utf8").trim(), "hex");
+      const storage = fileCardStorage(card, { chipKeyFile: env.JPKI_CARD_CHIP_KEY_FILE! });
+      first = await issueCard({ issuance: failing, store: wsp.store, adminKey, storage, residentCode: people[2]!.residentCode, signaturePin: "SIGN2026", authenticationPin: "4321" }).then(
+        () => new Error("issued"),
+        (e: unknown) => e as Error,
+      );
+    } finally {
+      await wsp.close();
+    }
+    expect(first).toMatchObject({ code: "ERR_STORE" });
     // the error says the card file was made and how to finish it (nothing said it was there)
-    expect(first.stderr).toContain(`${card} now holds card`);
-    expect(first.stderr).toContain("the same command run again finishes it");
+    expect(first.message).toContain(`${card} now holds card`);
+    expect(first.message).toContain("the same command run again finishes it");
     const made = EmulatedCard.open(fileCardStorage(card, { chipKeyFile: env.JPKI_CARD_CHIP_KEY_FILE! })).info();
     // The same half-made card for someone else (a clerk's wrong resident code): refused, the card left as it was.
     // Its keys were made under the first resident's PINs.
@@ -213,6 +232,32 @@ describe("jpki card issue / sign / renew", () => {
     expect(third.code, third.stderr).toBe(0);
     expect(third.stdout).toContain(`card ${made.cardId} in ${card} already held both certificates: nothing was issued`);
     expect(third.stdout).toContain(`serial ${again.json().signature.serial}`);
+  });
+
+  it("refuses a new card with a wrong CA passphrase before anything is made: no card file, no administrative key", async () => {
+    const fresh = join(dir, "ws-fresh");
+    expect((await cli(["--workspace", fresh, "ca", "init", "--prefecture", "13"], { cwd: dir })).code).toBe(0);
+    expect((await cli(["--workspace", fresh, "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);
+    const card = join(dir, "refused.card");
+    const args = ["--workspace", fresh, "card", "issue", "--resident", people[3]!.residentCode, "--card", card];
+    const r = await cli(args, { cwd: dir, env: { ...env, JPKI_PASSPHRASE: "wrong passphrase" } });
+    expect(r.code).toBe(5);
+    expect(r.stderr).toContain("ERR_PASSPHRASE_WRONG");
+    expect(r.stderr).not.toContain("now holds card");
+    expect(existsSync(card)).toBe(false);
+    expect(existsSync(join(fresh, "counter-admin.key"))).toBe(false);
+    // the library refuses alike, for a caller that is not the CLI
+    const wsp = await openWorkspace(fresh);
+    try {
+      const wrong = new IssuanceService({ store: wsp.store, config: wsp.config, clock: wsp.clock, passphrase: "wrong passphrase" });
+      const storage = fileCardStorage(card, { chipKeyFile: env.JPKI_CARD_CHIP_KEY_FILE!, createChipKey: true });
+      await expect(issueCard({ issuance: wrong, store: wsp.store, adminKey: Buffer.alloc(32, 4), storage, residentCode: people[3]!.residentCode, signaturePin: "DAVEPIN1", authenticationPin: "5555" })).rejects.toMatchObject({ code: "ERR_PASSPHRASE_WRONG" });
+      expect(existsSync(card)).toBe(false);
+    } finally {
+      await wsp.close();
+    }
+    const ok = await cli(args, { cwd: dir, env });
+    expect(ok.code, ok.stderr).toBe(0);
   });
 
   it("runs one counter procedure on a card at a time: two renewals at once never leave a superseded certificate on the card", async () => {
@@ -331,7 +376,7 @@ describe("jpki card issue / sign / renew", () => {
       const holder = people[0]!.residentCode;
       // the death is recorded after issueCard checked the resident, before the CA signs
       const dies = {
-        checkResident: (a: Parameters<IssuanceService["checkResident"]>[0]) => real.checkResident(a),
+        checkIssuable: (a: Parameters<IssuanceService["checkIssuable"]>[0]) => real.checkIssuable(a),
         issue: () => Promise.reject(new JpkiError("ERR_RESIDENT_NOT_ELIGIBLE", `resident ${holder} is deceased in the registry: no certificate can be issued`)),
       } as unknown as IssuanceService;
       const storage = fileCardStorage(join(dir, "late.card"), { chipKeyFile: env.JPKI_CARD_CHIP_KEY_FILE!, createChipKey: true });

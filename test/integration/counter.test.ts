@@ -12,6 +12,8 @@ import { sameCertifiedItems } from "../../src/profile/four-items.js";
 import type { FourItems } from "../../src/profile/types.js";
 import { generateNotices, generateResidents } from "../../src/registry/fixtures.js";
 import { runProcedures } from "../../src/registry/counter.js";
+import { deliverOutbox } from "../../src/registry/counter-link.js";
+import { CrlUpdater } from "../../src/crl/updater.js";
 import type { ChangeNoticeInput } from "../../src/registry/notice.js";
 import type { ResidentInput } from "../../src/registry/resident.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
@@ -414,6 +416,46 @@ describe("jpki counter", () => {
           expect((await s.store.getCertificate(serial))?.revocation, h.code).toMatchObject({ reason: 5, source: expect.stringMatching(/^notice:ctr:v2:[0-9a-f]{32}$/) });
         }
       }
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a delivery whose CRL fails after its notices were applied sends them again: duplicates, no second revocation or audit record", async () => {
+    const s = await openWorkspace(ws);
+    try {
+      const holders: Array<{ code: string; serials: string[] }> = [];
+      for (const r of residents) {
+        const rec = await s.store.getResident(r.residentCode);
+        if (rec?.status !== "active" || rec.municipalityCode.slice(0, 2) !== "13") continue;
+        const reg = await s.store.registeredIssuances(r.residentCode);
+        if (reg.length && holders.length < 2) holders.push({ code: r.residentCode, serials: reg.map((x) => x.serial) });
+      }
+      expect(holders.length).toBe(2);
+      const serials = holders.flatMap((h) => h.serials);
+      const afterSeq = (await s.store.auditHead())?.seq ?? 0;
+      await runProcedures(s.store, holders.map((h) => ({ kind: "death" as const, residentCode: h.code })), { now: s.clock.now() });
+      // the CRL cannot be published (a full disk) once the notices are applied: the delivery fails before it acknowledges
+      const failing = new CrlUpdater(s, "correct horse");
+      failing.regenerateDirty = () => Promise.reject(Object.assign(new Error("no space left on device"), { code: "ENOSPC" }));
+      await expect(deliverOutbox(s, { ingest: true, updater: failing })).rejects.toThrow("no space left on device");
+      expect((await s.store.pendingOutbox(10)).length).toBe(2);
+      const first = await Promise.all(serials.map(async (x) => (await s.store.getCertificate(x))?.revocation));
+      expect(first.every((r) => r?.reason === 5)).toBe(true);
+      // sent again (the next counter command, or 'jpki counter deliver'): the CA side holds those notice ids already
+      const again = await deliverOutbox(s, { ingest: true, updater: new CrlUpdater(s, "correct horse") });
+      expect(again.delivered).toBe(2);
+      expect(again.ingested[0]).toMatchObject({ applied: 0, duplicates: 2, rejected: 0, rejectFile: null });
+      // and no revocation is left unpublished (what the failed CRL would have listed is out, by one run or the other)
+      expect(await s.store.dirtyCas()).toEqual([]);
+      expect(await s.store.pendingOutbox(10)).toEqual([]);
+      // each certificate revoked once, as the first delivery revoked it
+      expect(await Promise.all(serials.map(async (x) => (await s.store.getCertificate(x))?.revocation))).toEqual(first);
+      // one notice batch in the audit log, naming each revocation once; no other record names them
+      const records = [];
+      for await (const r of s.store.auditRecords({ afterSeq })) records.push(r);
+      expect(records.filter((r) => r.action === "notice.batch")).toHaveLength(1);
+      for (const serial of serials) expect(records.filter((r) => r.detail.includes(serial)).map((r) => r.action)).toEqual(["notice.batch"]);
     } finally {
       await s.close();
     }

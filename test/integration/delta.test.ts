@@ -177,7 +177,9 @@ describe("jpki serve publishes the delta", () => {
     const r = await get("/crl/index.json");
     expect(r.status).toBe(200);
     const crls = JSON.parse(r.body.toString()).crls as Array<Record<string, unknown>>;
-    const sig = crls.filter((c) => c.ca === "13-sig" && (c.scope === "full" || c.scope === "delta"));
+    // caId as 'crl generate --json' names it; `ca`, the same value, the deprecated name clients may still read
+    expect(crls.every((c) => typeof c.caId === "string" && c.ca === c.caId)).toBe(true);
+    const sig = crls.filter((c) => c.caId === "13-sig" && (c.scope === "full" || c.scope === "delta"));
     expect(sig.map((c) => [c.scope, c.url, c.number, c.baseNumber, c.entries])).toEqual([
       ["full", "/crl/13-sig.crl", "1", undefined, 1],
       ["delta", "/crl/13-sig-delta.crl", "3", "1", 1],

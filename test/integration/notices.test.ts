@@ -579,6 +579,35 @@ describe("jpki registry apply and jpki watch", () => {
     expect((await state()).filter((x) => x.source === "notice:T-1")).toHaveLength(2);
     const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", join(ws, "crl", "13-auth.crl"), "-noout", "-text"], { encoding: "utf8" });
     expect(text).toContain("Cessation Of Operation");
+    // --json: each CRL it published is logged on stderr as one JSON line, as it is published — those of the schedule
+    // (counted in `crls`) and those a file's ingestion published (in its result) alike; stdout keeps one document.
+    const logged = res.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const fromFiles = (res.json().results as Array<{ crls?: unknown[] }>).flatMap((r) => r.crls ?? []);
+    expect(logged).toHaveLength(res.json().crls + fromFiles.length);
+    expect(logged.length).toBeGreaterThan(0);
+    for (const l of logged) {
+      expect(l).toMatchObject({ event: "crl-published", ca: expect.stringMatching(/^13-(sig|auth)$/), scope: expect.any(String), number: expect.stringMatching(/^\d+$/), entries: expect.any(Number), why: expect.any(String) });
+      expect(existsSync(l.path as string)).toBe(true);
+    }
+    expect(logged.filter((l) => l.why === "notices").map(({ event: _e, why: _w, noticeFile: _f, ...c }) => c)).toEqual(fromFiles);
+    expect(logged.some((l) => l.ca === "13-auth" && l.scope === "full")).toBe(true);
+  });
+});
+
+describe("jpki watch --once --json: the CRLs of its closing round", () => {
+  it("logs the CRLs --once publishes at the end for revocations the interval had not yet made due", async () => {
+    const spool = join(dir, "spool-closing");
+    mkdirSync(spool);
+    // a CRL for every CA first, so that only the revocation below is left for the closing round
+    expect((await cli([...w(), "watch", spool, "--once"], { cwd: dir })).code).toBe(0);
+    const serial = certs.get(residents[5]!.residentCode!)!.signature;
+    expect((await cli([...w(), "revoke", "--serial", serial, "--reason", "card-returned"], { cwd: dir })).code).toBe(0);
+    const res = await cli([...w(), "watch", spool, "--once", "--json", "--crl-interval", "3600"], { cwd: dir });
+    expect(res.code, res.stderr).toBe(0);
+    const logged = res.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(res.json().crls).toBeGreaterThan(0);
+    expect(logged).toHaveLength(res.json().crls);
+    expect(logged).toContainEqual(expect.objectContaining({ event: "crl-published", ca: "13-sig", scope: "full", why: "dirty", entries: 1 }));
   });
 });
 

@@ -130,7 +130,15 @@ describe("jpki ca rollover: a new key generation with link certificates", () => 
     expect(show.code, show.stderr).toBe(0);
     expect(show.json()).toMatchObject({ id: "13-sig-g2", generation: 2, status: "active" });
     expect(show.json().links.map((l: any) => l.direction)).toEqual(["old-with-new", "new-with-old"]);
-    expect((await cli([...w(), "ca", "list"], { cwd: dir })).stdout).toContain("(generation 1, retired)");
+    const text = (await cli([...w(), "ca", "list"], { cwd: dir })).stdout;
+    expect(text).toContain("(generation 1, retired)");
+    // Aligned columns, the longer id too: the purpose and the date start at the same column on every line (a tab
+    // after the prefecture put 13-sig-g2's a tab stop further).
+    const lines = text.trimEnd().split("\n");
+    expect(lines).toHaveLength(2);
+    expect(text).not.toContain("\t");
+    expect(new Set(lines.map((l) => l.indexOf("signature"))).size).toBe(1);
+    expect(new Set(lines.map((l) => l.indexOf(" 20"))).size).toBe(1);
   });
 
   it("each key's revocations go on that key's CRLs (its AKI), and OpenSSL -crl_check agrees for both keys", () => {

@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Command, Option } from "commander";
+import { alignColumns } from "../columns.js";
 import type { CaSummary, CertificateType, WorkspaceConfig } from "../../index.js";
 import { JpkiError, library } from "../lib.js";
 import { Context, readPassphraseFile, withWorkspace } from "../context.js";
@@ -13,9 +14,14 @@ function purposes(p: string): CertificateType[] {
   return p === "both" ? ["signature", "authentication"] : [p as CertificateType];
 }
 
-function caLine(s: CaSummary): string {
-  const gen = s.status === "retired" ? `  (generation ${s.generation}, retired)` : s.generation > 1 ? `  (generation ${s.generation})` : "";
-  return `${s.id.padEnd(8)} ${s.prefecture}\t${s.purpose.padEnd(14)} ${s.notAfter.slice(0, 10)}  ${s.subject}${gen}`;
+/** One line per CA, in aligned columns: id, prefecture, purpose, valid until, subject (and generation). */
+function caLines(list: readonly CaSummary[]): string[] {
+  return alignColumns(
+    list.map((s) => {
+      const gen = s.status === "retired" ? `  (generation ${s.generation}, retired)` : s.generation > 1 ? `  (generation ${s.generation})` : "";
+      return [s.id, s.prefecture, s.purpose, s.notAfter.slice(0, 10), `${s.subject}${gen}`];
+    }),
+  );
 }
 
 export function makeCaCommand(io: Io): Command {
@@ -99,7 +105,7 @@ Examples:
         ctx.out.result({ workspace: ws.paths.root, created: res.created, skipped: res.skipped, passedOver: res.passedOver }, () =>
           [
             `workspace ${ws.paths.root}`,
-            ...res.created.map((s) => `created ${caLine(s)}\n         certificate: ${s.certificatePath}`),
+            ...caLines(res.created).map((line, i) => `created ${line}\n         certificate: ${res.created[i]!.certificatePath}`),
             ...res.skipped.map((id) => `skipped ${id} (exists)`),
             ...res.passedOver.map((p) => `passed over ${p.id} (${p.reason}): made ${p.instead} instead`),
           ].join("\n"),
@@ -118,7 +124,7 @@ Examples:
       await withWorkspace(ctx, async (ws) => {
         const all = await ws.store.listCas();
         const list = all.map((r) => summariseCa(ws, r, all));
-        ctx.out.result({ cas: list }, () => (list.length ? list.map(caLine).join("\n") : "no CAs yet: run 'jpki ca init --prefecture 13'"));
+        ctx.out.result({ cas: list }, () => (list.length ? caLines(list).join("\n") : "no CAs yet: run 'jpki ca init --prefecture 13'"));
       });
     });
 

@@ -7,6 +7,7 @@ import { fileCardStorage } from "../../card/card-state.js";
 import { EmulatedCard, newAdminKey } from "../../card/card.js";
 import { parseResponse } from "../../card/apdu.js";
 import { runInProcess } from "../../../test/cli-in-process.js";
+import { Workspace } from "../../workspace/workspace.js";
 
 const ADMIN = newAdminKey();
 let dir: string;
@@ -90,6 +91,33 @@ describe("jpki card", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("ERR_USAGE");
     expect(r.stderr).not.toContain("NEWSIG42");
+  });
+
+  it("unblock run with a workspace records it in the workspace's audit log (which card, which PIN: never a secret)", async () => {
+    const ws = join(dir, "counter-ws");
+    await Workspace.create(ws).close();
+    const adminHex = ADMIN.toString("hex");
+    const wrong = await jpki(["--workspace", ws, "card", "unblock", "--card", "card-0001.card", "--pin", "authentication"], { env: { JPKI_CARD_ADMIN_KEY: newAdminKey().toString("hex"), JPKI_CARD_NEW_PIN: "8642" } });
+    expect(wrong.stderr).toContain("ERR_CARD_ADMIN_KEY_WRONG");
+    const ok = await jpki(["--workspace", ws, "card", "unblock", "--card", "card-0001.card", "--pin", "authentication"], { env: { JPKI_CARD_ADMIN_KEY: adminHex, JPKI_CARD_NEW_PIN: "8642" } });
+    expect(ok.code, ok.stderr).toBe(0);
+    const w = Workspace.open(ws);
+    const records = [];
+    try {
+      for await (const r of w.store.auditRecords()) records.push(r);
+    } finally {
+      await w.close();
+    }
+    expect(records.map((r) => [r.action, r.subject, JSON.parse(r.detail)])).toEqual([
+      ["auth.failure", "", { code: "ERR_CARD_ADMIN_KEY_WRONG" }],
+      ["card.unblock", "card-0001", { pin: "authentication", triesLeft: 3 }],
+    ]);
+    expect(JSON.stringify(records)).not.toContain("8642");
+    expect(JSON.stringify(records)).not.toContain(adminHex);
+    // a workspace named but missing is refused before the card is touched
+    const missing = await jpki(["--workspace", join(dir, "none"), "card", "unblock", "--card", "card-0001.card", "--pin", "authentication"], { env: { JPKI_CARD_ADMIN_KEY: adminHex, JPKI_CARD_NEW_PIN: "9753" } });
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toContain("ERR_WORKSPACE_MISSING");
   });
 
   it("unblock also reads the secrets from the environment", async () => {

@@ -5,8 +5,11 @@
  * stdin, never the command line, where `ps` would show them.
  */
 import { Command } from "commander";
-import { JpkiError } from "../lib.js";
-import { Context } from "../context.js";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { Workspace } from "../../index.js";
+import { JpkiError, isJpkiError } from "../lib.js";
+import { Context, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 import { adminKeyFrom, CARD_ENV_HELP, openCardFile, readAdminKeyFile, stdinLines } from "../card-secrets.js";
 
@@ -37,6 +40,15 @@ Examples:
     });
 }
 
+/**
+ * Whether `card unblock` runs with a workspace: one named (--workspace, $JPKI_HOME: it must exist), else the
+ * default one when it is there — as `jpki verify` finds its trust.
+ */
+function counterWorkspace(ctx: Context): boolean {
+  if (ctx.opts.workspace !== undefined || ctx.io.env.JPKI_HOME) return true;
+  return existsSync(join(ctx.workspaceDir, "config.json"));
+}
+
 export function makeCardUnblockCommand(io: Io): Command {
   return new Command("unblock")
     .description("set a new PIN with a full retry counter, with the municipality's administrative key (a blocked PIN is reset only at the counter)")
@@ -51,6 +63,8 @@ Secrets, never on the command line:
                            else the first line of stdin ('jpki card issue' made <workspace>/counter-admin.key)
   the new PIN              $JPKI_CARD_NEW_PIN, else the next line of stdin
 PIN rules: signature 6–16 of A–Z and 0–9; authentication and library 4 digits.
+Run with a workspace (--workspace, $JPKI_HOME, or ./.jpki when it exists) the reset is recorded in its audit log
+('card.unblock': the card id and which PIN, never a secret); without one nothing is recorded.
 ${CARD_ENV_HELP}
 
 Examples:
@@ -75,8 +89,23 @@ Examples:
       }
       const newPin = (io.env.JPKI_CARD_NEW_PIN ?? lines.shift() ?? "").trim();
       if (!newPin) throw new JpkiError("ERR_USAGE", "no new PIN ($JPKI_CARD_NEW_PIN or the next line of stdin)");
-      target.unblockPin(adminKey, o.pin as "signature", newPin);
-      const info = target.info();
-      ctx.out.result({ cardId: info.cardId, pin: o.pin, triesLeft: info.triesLeft[o.pin as "signature"] }, `card ${info.cardId}: the ${o.pin} PIN is set, ${info.triesLeft[o.pin as "signature"]} tries`);
+      const pin = o.pin as "signature";
+      const unblock = async (ws?: Workspace) => {
+        target.unblockPin(adminKey, pin, newPin);
+        const info = target.info();
+        if (ws) {
+          // Which card, which PIN, the tries it now has: never the PIN or the key. After the card changed (a refused
+          // key records nothing but its auth.failure), so a failure here leaves a reset PIN unrecorded: said so.
+          await ws.store.appendAudit({ action: "card.unblock", subject: info.cardId, detail: { pin, triesLeft: info.triesLeft[pin] ?? null } }).catch((e: unknown) => {
+            throw new JpkiError(isJpkiError(e) ? e.code : "ERR_STORE", `the ${pin} PIN of card ${info.cardId} was reset, but the workspace's audit log could not record it: ${(e as Error).message}`, { cause: e });
+          });
+        }
+        ctx.out.result({ cardId: info.cardId, pin: o.pin, triesLeft: info.triesLeft[pin] }, `card ${info.cardId}: the ${o.pin} PIN is set, ${info.triesLeft[pin]} tries`);
+      };
+      // The card is the resident's, the unblock the counter's act: a counter that has a workspace records it in
+      // that workspace's audit log (and a wrong administrative key as an auth.failure, withWorkspace). Without one
+      // (a card tool beside no CA) there is no log to write to, as before.
+      if (counterWorkspace(ctx)) await withWorkspace(ctx, unblock);
+      else await unblock();
     });
 }

@@ -3,7 +3,7 @@
  * shell over counter/card-issuance.ts and card/client.ts: PINs come from standard input or the environment, never
  * from the command line (argv is visible to every user of the machine), and never appear in output or errors.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import type { IssuedCertificate } from "../../index.js";
 import { JpkiError, checkInputFile, checkNewOutputFile, checkOutputFile, envPinValue, library } from "../lib.js";
@@ -59,7 +59,9 @@ The card's state file is encrypted under this installation's chip secret (JPKI_C
 $XDG_CONFIG_HOME/jpki/card-chip.key): copying the card file alone copies no usable key. Run the same command again
 after an interruption and it finishes the card without issuing anything twice (the card keeps the PINs set by the
 first run; the counter changes them with 'jpki card unblock'). It finishes a card only for the resident it was
-begun for (its keys were made under that person's PINs); another resident code is refused (exit 2).
+begun for (its keys were made under that person's PINs); another resident code is refused (exit 2). A new card
+that could not get its certificates (a wrong CA passphrase, an unknown or deceased resident) is refused before the
+card file or the administrative key is made.
 
 Example:
   printf 'ABC123\\n1234\\n' | jpki card issue --resident 12345678903 --card alice.card --pins-stdin
@@ -72,8 +74,11 @@ ${CARD_ENV_HELP}`,
       const passphrase = await ctx.caPassphrase();
       const lib = await library();
       await withWorkspace(ctx, async (ws) => {
-        const adminKey = await readAdminKeyFile(o.adminKeyFile ?? io.env.JPKI_CARD_ADMIN_KEY_FILE ?? ws.paths.counterAdminKey, o.adminKeyFile === undefined && io.env.JPKI_CARD_ADMIN_KEY_FILE === undefined);
         const issuance = new lib.IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
+        // A new card is refused (a wrong passphrase, a resident no certificate can be issued to) before anything is
+        // made: the workspace's first administrative key too (issueCard checks again before it makes the card).
+        if (!existsSync(cardPath)) await lib.checkCardIssuable(issuance, { residentCode: o.resident!, counterId: o.counter || undefined });
+        const adminKey = await readAdminKeyFile(o.adminKeyFile ?? io.env.JPKI_CARD_ADMIN_KEY_FILE ?? ws.paths.counterAdminKey, o.adminKeyFile === undefined && io.env.JPKI_CARD_ADMIN_KEY_FILE === undefined);
         const r = await lib.issueCard({
           issuance,
           store: ws.store,

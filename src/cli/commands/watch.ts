@@ -28,7 +28,8 @@ export function makeWatchCommand(io: Io): Command {
       `
 Drop files atomically: write "notices.jsonl.part" or ".notices.jsonl", then rename to "notices.jsonl".
 A file written in place (cp) is read once it has gone a second unmodified, and again if it changed meanwhile.
-SIGTERM or SIGINT stops after the batch in progress; nothing is lost and the next start resumes.
+SIGTERM or SIGINT stops after the batch in progress; nothing is lost and the next start resumes. In the start-up
+round (a first start issues every CA's OCSP signing certificate and CRLs) it stops between two CAs.
 Several watchers may share DIR, also from other containers or hosts: a watcher's file is taken over when it
 is gone from its own PID namespace, or its heartbeat is 10 minutes old. A finished file goes to done/ with
 its NAME.rejects.jsonl; one whose name (or reject file name) is taken there is kept as STAMP-NAME.
@@ -44,6 +45,9 @@ minutes while it lasts) and tried again on the next tick: the watch goes on.
 With --once it processes the files present, publishes whatever is due or has unpublished revocations, and
 exits: the recovery step after a crash (no sweep then); a CRL it cannot publish fails the run. Notices a file
 held that could not be applied do not fail it: they are in done/NAME.rejects.jsonl, and --json counts them.
+With --json, stdout holds one document, the summary, when the watch ends; each CRL published is logged on stderr
+as it is, one JSON line: {"event":"crl-published","ca","scope","municipality"?,"number","baseNumber"?,"entries",
+"path","why"} — why: missing, dirty or refresh (the schedule), notices (a file's ingestion, named in noticeFile).
 
 ${commandExitCodes({
   ok: "stopped by SIGTERM or SIGINT, or (--once) the files present processed and the CRLs due published",
@@ -71,7 +75,7 @@ Example:
       const ocspCertDays = Number(o.ocspCertDays);
       if (!Number.isInteger(ocspCertDays) || ocspCertDays < 1 || ocspCertDays > 90) throw new JpkiError("ERR_USAGE", "--ocsp-cert-days must be a whole number of days from 1 to 90");
       const passphrase = await ctx.caPassphrase();
-      const { CrlUpdater, checkOwnResponderPassphrase, watchSpool } = await library();
+      const { CrlUpdater, checkOwnResponderPassphrase, publishedCrls, watchSpool } = await library();
       await withStopSignal((signal) =>
         withWorkspace(ctx, async (ws) => {
           // Seen by 'jpki restore --force' however long it idles (Store.holdPresence).
@@ -79,9 +83,16 @@ Example:
           // The OCSP signing keys it issues are wrapped under their own passphrase when set: checked before any file.
           if (o.ocsp && io.env.JPKI_OCSP_PASSPHRASE) await checkOwnResponderPassphrase(ws.store, io.env.JPKI_OCSP_PASSPHRASE);
           const updater = new CrlUpdater(ws, passphrase);
-          await updater.preflight();
+          // Stopped while the CA keys open (seconds for many CAs): nothing was taken, nothing is started.
+          await updater.preflight(signal);
           if (!ctx.out.json) ctx.out.info(`watching ${spool} (pid ${process.pid}); SIGTERM stops cleanly`);
           const results: unknown[] = [];
+          // --json: stdout keeps its one document, the summary at the end (days away for a daemon); each CRL is
+          // logged on stderr as it is published, one JSON line each, in the shape the summary's results[].crls use.
+          // Those from the schedule went unlogged (the text mode's lines were all there was).
+          const crlLine = (crls: ReturnType<typeof publishedCrls>, why: { why: string; noticeFile?: string }) => {
+            for (const c of crls) io.stderr.write(`${JSON.stringify({ event: "crl-published", ...c, ...why })}\n`);
+          };
           // A failure that lasts (a full disk) is said once, then at most every few minutes, as jpki serve says it.
           const scheduleErrors = new RepeatedErrors((e) => ctx.out.info(`warning: ${isJpkiError(e) ? `[${e.code}] ${e.message}` : String(e)} (the next CRL tick tries again)`));
           const r = await watchSpool(ws, updater, {
@@ -92,7 +103,8 @@ Example:
             signal,
             crlIntervalMs: interval * 1000,
             onCrl: (p) => {
-              if (!ctx.out.json) ctx.out.info(`CRL ${p.caId}${p.scope ? `/${p.scope}` : ""} #${p.number} published (${p.why}): ${entriesText(p.entries)}, next update ${p.nextUpdate.toISOString()}`);
+              if (ctx.out.json) crlLine(publishedCrls([p]), { why: p.why });
+              else ctx.out.info(`CRL ${p.caId}${p.scope ? `/${p.scope}` : ""} #${p.number} published (${p.why}): ${entriesText(p.entries)}, next update ${p.nextUpdate.toISOString()}`);
             },
             onSweep: (e) => {
               if (e.kind === "failed" || !ctx.out.json) ctx.out.info(sweepLine(e));
@@ -112,6 +124,7 @@ Example:
               : {}),
             onFile: (name, res) => {
               results.push({ file: name, ...("error" in res ? { error: res.error.toJSON() } : res) });
+              if (ctx.out.json && !("error" in res)) crlLine(res.crls, { why: "notices", noticeFile: name });
               if (!ctx.out.json) ctx.out.info("error" in res ? `${name}: failed [${res.error.code}] ${res.error.message}` : `${name}:\n  ${formatIngest(res).split("\n").join("\n  ")}`);
             },
           });
