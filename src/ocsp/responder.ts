@@ -306,7 +306,13 @@ export class OcspResponder {
     // A CA id not loaded may be a generation made since (jpki ca rollover, ca init by another process): the store
     // is read again (rate-limited, shared) before the answer says "not ours".
     let ca = this.#cas.get(caId);
-    if (!ca && (await this.#reloadForUnknown())) ca = this.#cas.get(caId);
+    if (!ca) {
+      // Rate-limited (another request made the store be read within unknownCaReloadMs, before this CA may have
+      // existed): not known to be foreign, so tryLater — "not ours" is final to a client. The test of a rollover
+      // under a running serve got unauthorized whenever an earlier request had just caused a read.
+      if (!(await this.#reloadForUnknown())) return unsigned("tryLater");
+      ca = this.#cas.get(caId);
+    }
     if (!ca) return unsigned("unauthorized");
     const ours = req.certIds.map((c) => isOurs(ca, c));
     if (!ours.some(Boolean)) return unsigned("unauthorized");
