@@ -7,7 +7,7 @@
  * when the compromise was recorded. (The Bridge CA's ARL is its own: ca/bridge.ts.)
  */
 import { X509Certificate } from "node:crypto";
-import type { CrlEntryInput } from "../profile/crl-entry.js";
+import { encodeEntry, isEntriesTotal, type CrlEntryInput, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
 import type { CaLinkRecord } from "../store/types.js";
 import { CRL_REASON } from "./reason.js";
 
@@ -20,4 +20,22 @@ export function arlEntries(links: readonly CaLinkRecord[], caId: string): CrlEnt
     out.push({ serial: new X509Certificate(signed).serialNumber.toLowerCase(), revokedAt: l.compromisedAt, reason: CRL_REASON.cACompromise });
   }
   return out;
+}
+
+/**
+ * A CA's full CRL (and delta) entries with its revoked link certificates (arlEntries) added at the end, the store's
+ * announced total grown to match. The full CRL has no issuingDistributionPoint, so RFC 5280 §5.2.5 makes it complete
+ * for every certificate the CA issued, CA certificates included: a verifier holding the successor's full CRL (every
+ * verifier of its end-entity certificates does) may read the link's status from it instead of the ARL — OpenSSL
+ * does, by the order it was given the CRLs — and there it was not listed, so the forgery verified (found by a
+ * review helper through a g1 -> g2 -> g3 chain). Listed on both, the answer is the same whichever a verifier reads.
+ */
+export async function* withLinkEntries(
+  entries: AsyncIterable<EncodedEntries | EntriesTotal>,
+  links: readonly CrlEntryInput[],
+): AsyncIterable<EncodedEntries | EntriesTotal | readonly CrlEntryInput[]> {
+  if (!links.length) return yield* entries;
+  const bytes = links.reduce((n, e) => n + encodeEntry(e).length, 0);
+  for await (const chunk of entries) yield isEntriesTotal(chunk) ? { totalCount: chunk.totalCount + links.length, totalBytes: chunk.totalBytes + bytes } : chunk;
+  yield links;
 }

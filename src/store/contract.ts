@@ -316,6 +316,8 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(await arlDue()).toEqual([]);
       expect(await s.declareCaCompromised("13-sig", new Date(5000))).toEqual({ caId: "13-sig", successorCaId: "13-sig-g2", at: new Date(5000), already: false });
       expect(await arlDue()).toEqual(["13-sig", "13-sig-g2"]);
+      // their full CRLs too: complete for CA certificates as well (no IDP), they list the links from now on
+      expect((await s.crlStatus()).filter((x) => x.dirty).map((x) => x.caId)).toEqual(["13-sig", "13-sig-g2"]);
       // again, later: the first time stays, nothing changes
       expect(await s.declareCaCompromised("13-sig", new Date(7000))).toEqual({ caId: "13-sig", successorCaId: "13-sig-g2", at: new Date(5000), already: true });
       expect((await s.listCaLinks()).map((l) => [l.oldCaId, l.compromisedAt?.getTime()])).toEqual([

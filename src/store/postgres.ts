@@ -2099,7 +2099,9 @@ export class PostgresStore implements Store {
       const link = toCaLink(row);
       if (!link.oldWithNew || link.compromisedAt) return { caId, successorCaId: link.newCaId, at: link.compromisedAt ?? link.createdAt, already: true };
       await c.query("UPDATE ca_links SET compromised_at = $1 WHERE old_ca_id = $2", [at.getTime(), caId]);
-      // Both ARLs due (sqlite.ts says why), in key order as every other scope bump.
+      // Both ARLs and both full CRLs due (sqlite.ts says why), in key order and in publishCrl's lock order: the CAs'
+      // crl_state rows, then their crl_scopes rows.
+      await c.query(SQL.bumpRevisions, [[caId, link.newCaId].sort()]);
       await c.query(SQL.bumpScopes, [textArray([caId, link.newCaId].sort()), textArray([ARL_SCOPE, ARL_SCOPE])]);
       await this.#appendAudits(c, [caCompromisedAudit(link)]);
       return { caId, successorCaId: link.newCaId, at, already: false };

@@ -1590,7 +1590,10 @@ export class SqliteStore implements Store {
         const link = toCaLink(row);
         if (!link.oldWithNew || link.compromisedAt) return { caId, successorCaId: link.newCaId, at: link.compromisedAt ?? link.createdAt, already: true };
         db.prepare("UPDATE ca_links SET compromised_at = ? WHERE old_ca_id = ?").run(at.getTime(), caId);
-        // Both ARLs due: the successor's lists NewWithOld (the link that matters), the old one's OldWithNew.
+        // Both ARLs due: the successor's lists NewWithOld (the link that matters), the old one's OldWithNew. Their
+        // full CRLs too: without an issuingDistributionPoint they are complete for CA certificates as well, and
+        // list the links from now on (crl/arl.ts withLinkEntries).
+        for (const id of [link.newCaId, caId]) this.#stmts.bumpRevision.run(id);
         for (const id of [link.newCaId, caId]) this.#stmts.bumpScope.run(id, ARL_SCOPE);
         this.#appendAudit(caCompromisedAudit(link));
         return { caId, successorCaId: link.newCaId, at, already: false };

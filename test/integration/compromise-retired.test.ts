@@ -130,6 +130,19 @@ describe("jpki ca compromised <retired generation>", () => {
     expect(y.ok, y.out).toBe(true);
   });
 
+  it("the successor's full CRL lists NewWithOld too: it has no issuingDistributionPoint, so it is complete for CA certificates, and a verifier reading the link's status from it (OpenSSL, given it first) rejected nothing", () => {
+    const serialOf = (f: string) => new X509Certificate(readFileSync(f)).serialNumber.toUpperCase();
+    const full = sh("openssl", ["crl", "-inform", "DER", "-in", join(ws, "crl", "13-sig-g2.crl"), "-noout", "-text"]);
+    expect(full.status, full.out).toBe(0);
+    expect(full.out).toContain(`Serial Number: ${serialOf(caFile("13-sig.by-13-sig-g2.pem"))}`);
+    // the full CRLs alone, as a verifier holding each CA's crl/<ca>.crl has them
+    const a = opensslVerify(caFile("13-sig-g2.pem"), [caFile("13-sig.by-13-sig-g2.pem")], forged, [join(ws, "crl", "13-sig.crl"), join(ws, "crl", "13-sig-g2.crl")]);
+    expect(a.ok, a.out).toBe(false);
+    expect(a.out).toContain("certificate revoked");
+    const y = opensslVerify(caFile("13-sig-g2.pem"), [], young, [join(ws, "crl", "13-sig-g2.crl")]);
+    expect(y.ok, y.out).toBe(true);
+  });
+
   it("jpki verify in the workspace no longer trusts 13-sig's root: the forgery (and 13-sig's own certificates) are untrusted, 13-sig-g2's valid", async () => {
     const f = await cli([...w(), "verify", forged, "--json"], { cwd: dir });
     expect(f.code).toBe(1);
