@@ -3,8 +3,9 @@
  * §5.2.5 onlyContainsCACerts, crl/scope.ts): the link certificates of a key rollover (ca/rollover.ts) whose old
  * generation's key was declared compromised afterwards (Store.declareCaCompromised). A successor lists the
  * NewWithOld it signed — the link through which its own root vouched for the stolen key — and the old generation
- * lists the OldWithNew its key signed, for the verifiers still holding the old root. Both cACompromise, revoked
- * when the compromise was recorded. (The Bridge CA's ARL is its own: ca/bridge.ts.)
+ * lists the OldWithNew its key signed, for the verifiers still holding the old root; and the generation BEFORE a
+ * compromised one (declared, or rolled over with --compromised) lists the OldWithNew that certified the stolen key
+ * to the verifiers holding its root. All cACompromise, revoked when the compromise was recorded. (The Bridge CA's ARL is its own: ca/bridge.ts.)
  */
 import { X509Certificate } from "node:crypto";
 import { encodeEntry, isEntriesTotal, type CrlEntryInput, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
@@ -13,11 +14,24 @@ import { CRL_REASON } from "./reason.js";
 
 export function arlEntries(links: readonly CaLinkRecord[], caId: string): CrlEntryInput[] {
   const out: CrlEntryInput[] = [];
+  const entry = (der: Buffer, at: Date) => out.push({ serial: new X509Certificate(der).serialNumber.toLowerCase(), revokedAt: at, reason: CRL_REASON.cACompromise });
+  // When each generation's key was found compromised: declared (`ca compromised`) or rolled over for it (no links).
+  const compromised = new Map<string, Date>();
   for (const l of links) {
-    if (!l.compromisedAt) continue;
-    const signed = l.newCaId === caId ? l.newWithOld : l.oldCaId === caId ? l.oldWithNew : undefined;
-    if (!signed) continue;
-    out.push({ serial: new X509Certificate(signed).serialNumber.toLowerCase(), revokedAt: l.compromisedAt, reason: CRL_REASON.cACompromise });
+    if (l.compromisedAt) compromised.set(l.oldCaId, l.compromisedAt);
+    else if (!l.oldWithNew && !l.newWithOld) compromised.set(l.oldCaId, l.createdAt);
+  }
+  for (const l of links) {
+    if (l.compromisedAt) {
+      const signed = l.newCaId === caId ? l.newWithOld : l.oldCaId === caId ? l.oldWithNew : undefined;
+      if (signed) entry(signed, l.compromisedAt);
+      continue;
+    }
+    // The predecessor's OldWithNew certifies the compromised generation's key too: every verifier still trusting
+    // the predecessor's root (its own certificates are sound) reached the stolen key through it (found by a review
+    // helper: g1 -> g2 -> g3, g2 declared compromised, a forgery by g2's key verified from g1's root).
+    const at = compromised.get(l.newCaId);
+    if (at && l.oldCaId === caId && l.oldWithNew) entry(l.oldWithNew, at);
   }
   return out;
 }

@@ -334,6 +334,21 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("declaring the middle of g1 -> g2 -> g3 compromised makes g1's CRLs due too: its OldWithNew certifies g2's key", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.putCaRollover(ca("13-sig-g2"), { oldCaId: "13-sig", newCaId: "13-sig-g2", oldWithNew: Buffer.from("o"), newWithOld: Buffer.from("n"), createdAt: new Date(1000) });
+      await s.putCaRollover(ca("13-sig-g3"), { oldCaId: "13-sig-g2", newCaId: "13-sig-g3", oldWithNew: Buffer.from("o3"), newWithOld: Buffer.from("n3"), createdAt: new Date(2000) });
+      for (const id of ["13-sig", "13-sig-g2", "13-sig-g3"]) {
+        const r = await s.reserveCrl(id, new Date(1500), new Date(9000), "arl");
+        await s.publishCrl({ caId: id, number: r.number, entries: 0, path: `arl/${id}.crl`, sha256: "00", scope: "arl" }, () => undefined);
+      }
+      expect(await s.declareCaCompromised("13-sig-g2", new Date(5000))).toMatchObject({ successorCaId: "13-sig-g3", already: false });
+      expect((await s.crlScopeStatus()).filter((x) => x.scope === "arl" && x.dirty).map((x) => x.caId)).toEqual(["13-sig", "13-sig-g2", "13-sig-g3"]);
+      expect((await s.crlStatus()).filter((x) => x.dirty).map((x) => x.caId)).toEqual(["13-sig", "13-sig-g2", "13-sig-g3"]);
+      await s.close();
+    });
+
     it("upserts residents and counts new vs replaced, keeping Japanese text byte for byte", async () => {
       const s = await make();
       const r = { residentCode: "12345678906", municipalityCode: "131016", fourItems: items, status: "active" as const };

@@ -2101,8 +2101,11 @@ export class PostgresStore implements Store {
       await c.query("UPDATE ca_links SET compromised_at = $1 WHERE old_ca_id = $2", [at.getTime(), caId]);
       // Both ARLs and both full CRLs due (sqlite.ts says why), in key order and in publishCrl's lock order: the CAs'
       // crl_state rows, then their crl_scopes rows.
-      await c.query(SQL.bumpRevisions, [[caId, link.newCaId].sort()]);
-      await c.query(SQL.bumpScopes, [textArray([caId, link.newCaId].sort()), textArray([ARL_SCOPE, ARL_SCOPE])]);
+      // The predecessor's too, if an ordinary rollover made this generation: its OldWithNew certifies the stolen key.
+      const pred = (await c.query<{ old_ca_id: string }>("SELECT old_ca_id FROM ca_links WHERE new_ca_id = $1 AND old_with_new IS NOT NULL", [caId])).rows[0]?.old_ca_id;
+      const due = [caId, link.newCaId, ...(pred ? [pred] : [])].sort();
+      await c.query(SQL.bumpRevisions, [due]);
+      await c.query(SQL.bumpScopes, [textArray(due), textArray(due.map(() => ARL_SCOPE))]);
       await this.#appendAudits(c, [caCompromisedAudit(link)]);
       return { caId, successorCaId: link.newCaId, at, already: false };
     });

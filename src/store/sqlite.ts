@@ -1593,8 +1593,11 @@ export class SqliteStore implements Store {
         // Both ARLs due: the successor's lists NewWithOld (the link that matters), the old one's OldWithNew. Their
         // full CRLs too: without an issuingDistributionPoint they are complete for CA certificates as well, and
         // list the links from now on (crl/arl.ts withLinkEntries).
-        for (const id of [link.newCaId, caId]) this.#stmts.bumpRevision.run(id);
-        for (const id of [link.newCaId, caId]) this.#stmts.bumpScope.run(id, ARL_SCOPE);
+        // And the predecessor's, if an ordinary rollover made this generation: its OldWithNew certifies the stolen key.
+        const pred = db.prepare("SELECT old_ca_id FROM ca_links WHERE new_ca_id = ? AND old_with_new IS NOT NULL").pluck().get(caId) as string | undefined;
+        const due = [link.newCaId, caId, ...(pred ? [pred] : [])];
+        for (const id of due) this.#stmts.bumpRevision.run(id);
+        for (const id of due) this.#stmts.bumpScope.run(id, ARL_SCOPE);
         this.#appendAudit(caCompromisedAudit(link));
         return { caId, successorCaId: link.newCaId, at, already: false };
       }).immediate();
