@@ -349,6 +349,20 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("rolling g2 of g1 -> g2 over for a compromised key makes g1's CRLs due: its OldWithNew certifies g2's key", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.putCaRollover(ca("13-sig-g2"), { oldCaId: "13-sig", newCaId: "13-sig-g2", oldWithNew: Buffer.from("o"), newWithOld: Buffer.from("n"), createdAt: new Date(1000) });
+      for (const id of ["13-sig", "13-sig-g2"]) {
+        const r = await s.reserveCrl(id, new Date(1500), new Date(9000), "arl");
+        await s.publishCrl({ caId: id, number: r.number, entries: 0, path: `arl/${id}.crl`, sha256: "00", scope: "arl" }, () => undefined);
+      }
+      await s.putCaRollover(ca("13-sig-g3"), { oldCaId: "13-sig-g2", newCaId: "13-sig-g3", createdAt: new Date(2000) });
+      expect((await s.crlScopeStatus()).filter((x) => x.scope === "arl" && x.dirty).map((x) => x.caId)).toEqual(["13-sig"]);
+      expect((await s.crlStatus()).filter((x) => x.dirty).map((x) => x.caId)).toEqual(["13-sig"]);
+      await s.close();
+    });
+
     it("upserts residents and counts new vs replaced, keeping Japanese text byte for byte", async () => {
       const s = await make();
       const r = { residentCode: "12345678906", municipalityCode: "131016", fourItems: items, status: "active" as const };

@@ -2064,6 +2064,12 @@ export class PostgresStore implements Store {
           if (pgCode(e) === PG.uniqueViolation) throw new JpkiError("ERR_ROLLOVER_CONFLICT", `CA ${link.oldCaId} was rolled over by another run: nothing was saved`, { cause: safeCause(e) });
           throw e;
         }
+        // Rolled over for a compromised key: the predecessor's CRLs due (sqlite.ts says why).
+        const pred = link.oldWithNew ? undefined : (await c.query<{ old_ca_id: string }>("SELECT old_ca_id FROM ca_links WHERE new_ca_id = $1 AND old_with_new IS NOT NULL", [link.oldCaId])).rows[0]?.old_ca_id;
+        if (pred) {
+          await c.query(SQL.bumpRevisions, [[pred]]);
+          await c.query(SQL.bumpScopes, [textArray([pred]), textArray([ARL_SCOPE])]);
+        }
         await this.#appendAudits(c, [caRolloverAudit(ca, link)]);
       }
     });

@@ -1546,6 +1546,10 @@ export class SqliteStore implements Store {
             link.newWithOld ?? null,
             link.createdAt.getTime(),
           );
+          // Rolled over for a compromised key: the predecessor's OldWithNew, which certifies that key, goes on the
+          // predecessor's ARL and full CRL (crl/arl.ts), due from now.
+          const pred = link.oldWithNew ? undefined : (db.prepare("SELECT old_ca_id FROM ca_links WHERE new_ca_id = ? AND old_with_new IS NOT NULL").pluck().get(link.oldCaId) as string | undefined);
+          if (pred) this.#stmts.bumpRevision.run(pred), this.#stmts.bumpScope.run(pred, ARL_SCOPE);
           this.#appendAudit(caRolloverAudit(ca, link));
         }
       }).immediate();
