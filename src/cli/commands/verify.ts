@@ -280,10 +280,19 @@ async function workspaceTrust(ctx: Context, lib: Lib): Promise<{ dir: string; an
   // Checked as any input file: a directory, a FIFO or a link into /dev where a file should be is refused by name,
   // where readFileSync would fail with EISDIR (a stack trace) or block forever.
   const read = (f: string, maxBytes: number) => readInputFile(relative(dir, f), "the workspace's file", { cwd: dir, maxBytes });
-  const anchors = await withWorkspace(ctx, async (ws) => {
-    const compromised = await lib.compromisedCaIds(ws.store);
-    return (await ws.store.listCas()).filter((c) => !compromised.has(c.id)).map((c) => c.certificateDer);
-  });
+  let anchors: Buffer[];
+  try {
+    anchors = await withWorkspace(ctx, async (ws) => {
+      const compromised = await lib.compromisedCaIds(ws.store);
+      return (await ws.store.listCas()).filter((c) => !compromised.has(c.id)).map((c) => c.certificateDer);
+    });
+  } catch (e) {
+    // A copy of the published files (no jpki.db), a PostgreSQL server down or JPKI_STORE unset: verify used to work
+    // there from ca/*.pem, and the store's own error ("restore the store from a backup") sent a relying party
+    // after the wrong thing. Same code and exit; the way on named.
+    if (!(e instanceof JpkiError)) throw e;
+    throw new JpkiError(e.code, `${e.message}. 'jpki verify' takes a workspace's trust anchors from its store, which knows the key generations declared compromised (ca/*.pem does not): to verify without the store, give the CA certificates to trust with --trust FILE (and the CRLs with --crl FILE)`, { cause: e, ...(e.details ? { details: { ...e.details } } : {}) });
+  }
   if (anchors.length === 0) throw new JpkiError("ERR_CA_UNKNOWN", `the workspace ${dir} has no CA yet (jpki ca init): give the trusted CA certificates with --trust FILE`);
   const crls = [...files("crl", ".crl"), ...files("arl", ".crl")].map((f) => read(f, MAX_CRL_FILE));
   return { dir, anchors, crls };
