@@ -95,6 +95,11 @@ describe("jpki ca compromised <retired generation>", () => {
     const unknown = await cli([...w(), "ca", "compromised", "27-sig"], { cwd: dir });
     expect(unknown.code).toBe(4);
     expect(unknown.stderr).toContain("ERR_CA_UNKNOWN");
+    // not an id at all: quoted, never a line of its own in the operator's log
+    const odd = await cli([...w(), "ca", "compromised", "13-sig\n[ok] 13-sig-g2 recorded"], { cwd: dir });
+    expect(odd.code).toBe(4);
+    expect(odd.stderr).toContain('"13-sig\\n[ok] 13-sig-g2 recorded" is not a CA id');
+    expect(odd.stderr.split("\n").filter((l) => l.startsWith("[ok]"))).toEqual([]);
 
     const r = await cli([...w(), "ca", "compromised", "13-sig", "--json"], { cwd: dir });
     expect(r.code, r.stderr).toBe(0);
