@@ -152,6 +152,12 @@ describe("jpki ca compromised <retired generation>", () => {
     const f = await cli([...w(), "verify", forged, "--json"], { cwd: dir });
     expect(f.code).toBe(1);
     expect(f.json().status).toBe("untrusted");
+    // a genuine certificate of 13-sig is untrusted too, and is told why: not "forged or damaged"
+    const o = await cli([...w(), "verify", old], { cwd: dir });
+    expect(o.code).toBe(1);
+    expect(o.stdout).toContain("signed by the key of 13-sig, a CA key generation declared compromised");
+    expect(o.stdout).not.toContain("forged or damaged");
+    expect((await cli([...w(), "verify", old, "--json"], { cwd: dir })).json().compromisedIssuer).toBe("13-sig");
     const y = await cli([...w(), "verify", young, "--json"], { cwd: dir });
     expect(y.code, y.stdout + y.stderr).toBe(0);
     expect(y.json().status).toBe("valid");
