@@ -8,6 +8,7 @@
  */
 import type { CaCompromiseRecord, Store } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
+import { parseCaId } from "./ids.js";
 
 export async function compromisedCaIds(store: Pick<Store, "listCaLinks">): Promise<Set<string>> {
   return new Set((await store.listCaLinks()).filter((l) => (!l.oldWithNew && !l.newWithOld) || l.compromisedAt).map((l) => l.oldCaId));
@@ -24,5 +25,8 @@ export async function compromisedCaIds(store: Pick<Store, "listCaLinks">): Promi
  * What the old key issued is revoked as after any compromise (`jpki revoke --ca <id> --all --reason ca-compromise`).
  */
 export async function declareCompromised(ws: Workspace, caId: string): Promise<CaCompromiseRecord> {
+  // Checked for shape first (ERR_CA_UNKNOWN, the id quoted): the store's "no CA <id>" echoed it as typed, line
+  // breaks and all, into the operator's terminal and logs.
+  parseCaId(caId);
   return ws.store.declareCaCompromised(caId, ws.clock.now());
 }

@@ -1,50 +1,82 @@
 /**
- * The entries of a CA's ARL (authority revocation list: the CA certificates it issued that it revoked; RFC 5280
- * §5.2.5 onlyContainsCACerts, crl/scope.ts): the link certificates of a key rollover (ca/rollover.ts) whose old
- * generation's key was declared compromised afterwards (Store.declareCaCompromised). A successor lists the
- * NewWithOld it signed — the link through which its own root vouched for the stolen key — and the old generation
- * lists the OldWithNew its key signed, for the verifiers still holding the old root. Both cACompromise, revoked
- * when the compromise was recorded. (The Bridge CA's ARL is its own: ca/bridge.ts.)
+ * The link certificates of key rollovers (ca/rollover.ts) that are revoked because a generation's key was found
+ * compromised, and which CRLs list them. A link is revoked when
+ * - its old generation was declared compromised after the rollover (Store.declareCaCompromised, `jpki ca
+ *   compromised`): both NewWithOld (the stolen key certified by the successor: the link through which the
+ *   successor's root vouched for it) and OldWithNew (signed by the stolen key);
+ * - or it is the predecessor's OldWithNew that certified a generation whose key is compromised (declared, or rolled
+ *   over with --compromised): every verifier still trusting the predecessor's root — sound itself — reached the
+ *   stolen key through it (found by a review helper: g1 -> g2 -> g3, g2's key stolen).
+ * All cACompromise, revoked when the compromise was recorded.
  *
- * The old generation's FULL CRL lists NewWithOld as well (`fullCrlLinkEntries`). NewWithOld is self-issued (one
- * name for both generations), and Java's PKIX validator takes a CRL signed by a self-issued certificate's own
- * subject key — the old generation's full CRL, which has no IDP — as authoritative for it: given both, it
- * answered VALID or REVOKED for a forgery by the stolen key depending on which CRL it read first. Listed on both,
- * the link is revoked whichever a verifier takes.
+ * Where each is listed (both generations of a link share one issuer name, so every CRL below covers it):
+ * - the issuer's ARL (authority revocation list, RFC 5280 §5.2.5 onlyContainsCACerts, crl/scope.ts): the link's
+ *   distribution point names it (`arlEntries`);
+ * - the issuer's full CRL and delta: they have no issuingDistributionPoint, so they are complete for the CA
+ *   certificates it issued too, and OpenSSL reads the link's status from whichever it was given first (found by a
+ *   review helper through a g1 -> g2 -> g3 chain: the forgery verified);
+ * - the SUBJECT's full CRL and delta: a link is self-issued (one name), and Java's PKIX validator takes a CRL signed
+ *   by a self-issued certificate's own subject key as authoritative for it — given the old generation's full CRL
+ *   and the successor's ARL, it answered VALID or REVOKED for a forgery by the stolen key depending on which it
+ *   read first (`fullCrlLinkEntries` lists both).
+ * The Bridge CA's ARL is its own (ca/bridge.ts).
  */
 import { X509Certificate } from "node:crypto";
 import { encodeEntry, isEntriesTotal, type CrlEntryInput, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
 import type { CaLinkRecord } from "../store/types.js";
 import { CRL_REASON } from "./reason.js";
 
-export function arlEntries(links: readonly CaLinkRecord[], caId: string): CrlEntryInput[] {
-  const out: CrlEntryInput[] = [];
+interface RevokedLink {
+  readonly entry: CrlEntryInput;
+  /** the generation whose key signed it */
+  readonly issuerCaId: string;
+  /** the generation whose key it certifies */
+  readonly subjectCaId: string;
+}
+
+/** Every revoked link certificate (see above). */
+export function revokedLinks(links: readonly CaLinkRecord[]): RevokedLink[] {
+  const out: RevokedLink[] = [];
+  const add = (der: Buffer, at: Date, issuerCaId: string, subjectCaId: string) =>
+    out.push({ entry: { serial: new X509Certificate(der).serialNumber.toLowerCase(), revokedAt: at, reason: CRL_REASON.cACompromise }, issuerCaId, subjectCaId });
+  // When each generation's key was found compromised: declared (`ca compromised`) or rolled over for it (no links).
+  const compromised = new Map<string, Date>();
   for (const l of links) {
-    if (!l.compromisedAt) continue;
-    const signed = l.newCaId === caId ? l.newWithOld : l.oldCaId === caId ? l.oldWithNew : undefined;
-    if (!signed) continue;
-    out.push({ serial: new X509Certificate(signed).serialNumber.toLowerCase(), revokedAt: l.compromisedAt, reason: CRL_REASON.cACompromise });
+    if (l.compromisedAt) compromised.set(l.oldCaId, l.compromisedAt);
+    else if (!l.oldWithNew && !l.newWithOld) compromised.set(l.oldCaId, l.createdAt);
+  }
+  for (const l of links) {
+    if (l.compromisedAt) {
+      if (l.newWithOld) add(l.newWithOld, l.compromisedAt, l.newCaId, l.oldCaId);
+      if (l.oldWithNew) add(l.oldWithNew, l.compromisedAt, l.oldCaId, l.newCaId);
+      continue;
+    }
+    const at = compromised.get(l.newCaId);
+    if (at && l.oldWithNew) add(l.oldWithNew, at, l.oldCaId, l.newCaId);
   }
   return out;
 }
 
-/** The revoked link certificates the full CRL of `caId` lists besides its own certificates: NewWithOld of its compromise. */
-export function fullCrlLinkEntries(links: readonly CaLinkRecord[], caId: string): CrlEntryInput[] {
-  return links.flatMap((l) =>
-    l.compromisedAt && l.oldCaId === caId && l.newWithOld ? [{ serial: new X509Certificate(l.newWithOld).serialNumber.toLowerCase(), revokedAt: l.compromisedAt, reason: CRL_REASON.cACompromise }] : [],
-  );
+/** The entries of `caId`'s ARL: the revoked links it signed. */
+export function arlEntries(links: readonly CaLinkRecord[], caId: string): CrlEntryInput[] {
+  return revokedLinks(links).filter((r) => r.issuerCaId === caId).map((r) => r.entry);
 }
 
-type EntryChunk = readonly CrlEntryInput[] | EncodedEntries | EntriesTotal;
+/** The revoked links `caId`'s full CRL and delta list besides its own certificates: those it signed or is the subject of. */
+export function fullCrlLinkEntries(links: readonly CaLinkRecord[], caId: string): CrlEntryInput[] {
+  return revokedLinks(links).filter((r) => r.issuerCaId === caId || r.subjectCaId === caId).map((r) => r.entry);
+}
 
 /**
- * A store's CRL entries with `extra` after them: the total announced first (withTotal) grows by theirs, so the
- * builder still lays the CRL out before the first entry streams in.
+ * A CA's full CRL (or delta) entries with its revoked link certificates added at the end, the store's announced
+ * total grown to match, so the builder still lays the CRL out before the first entry streams in.
  */
-export async function* withExtraEntries(entries: AsyncIterable<EntryChunk>, extra: readonly CrlEntryInput[]): AsyncGenerator<EntryChunk> {
-  const der = Buffer.concat(extra.map(encodeEntry));
-  for await (const chunk of entries) {
-    yield isEntriesTotal(chunk) ? { totalBytes: chunk.totalBytes + der.length, totalCount: chunk.totalCount + extra.length } : chunk;
-  }
-  if (extra.length) yield { der, count: extra.length };
+export async function* withLinkEntries(
+  entries: AsyncIterable<EncodedEntries | EntriesTotal>,
+  links: readonly CrlEntryInput[],
+): AsyncIterable<EncodedEntries | EntriesTotal | readonly CrlEntryInput[]> {
+  if (!links.length) return yield* entries;
+  const bytes = links.reduce((n, e) => n + encodeEntry(e).length, 0);
+  for await (const chunk of entries) yield isEntriesTotal(chunk) ? { totalCount: chunk.totalCount + links.length, totalBytes: chunk.totalBytes + bytes } : chunk;
+  yield links;
 }

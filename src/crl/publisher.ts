@@ -38,7 +38,8 @@ import { writeFailure } from "../store/files.js";
 import { openStagingFile, stageFile, sweepStaleTemps, syncDir, type StagedFile } from "../store/staging.js";
 import { ARL_SCOPE, DELTA_SCOPE, FULL_SCOPE, type CaRecord, type CrlScope, type Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
-import { arlEntries, fullCrlLinkEntries, withExtraEntries } from "./arl.js";
+import type { CrlEntryInput } from "../profile/crl-entry.js";
+import { arlEntries, fullCrlLinkEntries, withLinkEntries } from "./arl.js";
 import { deltaCadence, deltaNextUpdate } from "./delta.js";
 import { buildCrl, crlExtensionsElement, streamCrl, type BuiltCrl, type CrlParams, type StreamedCrl } from "./builder.js";
 import { scopeExtensions, scopeKind, scopePath } from "./scope.js";
@@ -230,12 +231,10 @@ export class CrlPublisher {
   async publish(ca: CrlIssuer): Promise<PublishedCrl> {
     const t = this.#times([(await this.#store.latestCrl(ca.id))?.thisUpdate]);
     const { number } = await this.#store.reserveCrl(ca.id, t.thisUpdate, t.nextUpdate);
-    // With their total first, the entries stream from the store to the staged file as they are read (streamCrl).
-    const entries = this.#store.crlEntries(ca.id, { expiredBefore: t.expiredBefore, withTotal: true });
-    // A generation whose key was declared compromised also lists its NewWithOld link (crl/arl.ts says why); read
-    // after the reservation, as the ARL's links are.
-    const links = fullCrlLinkEntries(await this.#store.listCaLinks(), ca.id);
-    return this.#publishReserved(ca, FULL_SCOPE, number, t, links.length ? withExtraEntries(entries, links) : entries);
+    // With their total first, the entries stream from the store to the staged file as they are read (streamCrl);
+    // the link certificates it revoked after a compromise (crl/arl.ts) go on it too, read after the reservation.
+    const links = await this.#linkEntries(ca.id);
+    return this.#publishReserved(ca, FULL_SCOPE, number, t, withLinkEntries(this.#store.crlEntries(ca.id, { expiredBefore: t.expiredBefore, withTotal: true }), links));
   }
 
   /**
@@ -251,7 +250,20 @@ export class CrlPublisher {
     const r = await this.#store.reserveDeltaCrl(ca.id, t.thisUpdate, deltaNextUpdate(t.thisUpdate, cadence));
     if (!r) return undefined;
     const times = { ...t, nextUpdate: r.nextUpdate };
-    return this.#publishReserved(ca, DELTA_SCOPE, r.number, times, this.#store.deltaCrlEntries(ca.id, r.baseNumber, { expiredBefore: t.expiredBefore }), r.baseNumber);
+    // The revoked link certificates again (crl/arl.ts): a base published before the compromise lacks them.
+    const links = await this.#linkEntries(ca.id);
+    return this.#publishReserved(ca, DELTA_SCOPE, r.number, times, withLinkEntries(this.#store.deltaCrlEntries(ca.id, r.baseNumber, { expiredBefore: t.expiredBefore }), links), r.baseNumber);
+  }
+
+  /**
+   * The revoked link certificates a full CRL or delta lists besides the store's revocation log (crl/arl.ts
+   * withLinkEntries), but one the log holds already: a restore carries over an entry the replaced CRLs listed
+   * (backup/restore.ts), and a serial listed twice makes RFC 5280 readers refuse the whole CRL.
+   */
+  async #linkEntries(caId: string): Promise<CrlEntryInput[]> {
+    const out: CrlEntryInput[] = [];
+    for (const e of fullCrlLinkEntries(await this.#store.listCaLinks(), caId)) if (!(await this.#store.certificateStatus(e.serial))?.revocation) out.push(e);
+    return out;
   }
 
   /**

@@ -317,8 +317,8 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(await arlDue()).toEqual([]);
       expect(await s.declareCaCompromised("13-sig", new Date(5000))).toEqual({ caId: "13-sig", successorCaId: "13-sig-g2", at: new Date(5000), already: false });
       expect(await arlDue()).toEqual(["13-sig", "13-sig-g2"]);
-      // and the old generation's full CRL, which lists NewWithOld too (crl/arl.ts)
-      expect((await s.crlStatus()).filter((x) => x.dirty).map((x) => x.caId)).toEqual(["13-sig"]);
+      // their full CRLs too: complete for CA certificates as well (no IDP), they list the links from now on
+      expect((await s.crlStatus()).filter((x) => x.dirty).map((x) => x.caId)).toEqual(["13-sig", "13-sig-g2"]);
       // again, later: the first time stays, nothing changes
       expect(await s.declareCaCompromised("13-sig", new Date(7000))).toEqual({ caId: "13-sig", successorCaId: "13-sig-g2", at: new Date(5000), already: true });
       expect((await s.listCaLinks()).map((l) => [l.oldCaId, l.compromisedAt?.getTime()])).toEqual([
@@ -332,6 +332,35 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await copy.load(s.dump());
       expect(await copy.listCaLinks()).toEqual(await s.listCaLinks());
       await copy.close();
+      await s.close();
+    });
+
+    it("declaring the middle of g1 -> g2 -> g3 compromised makes g1's CRLs due too: its OldWithNew certifies g2's key", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.putCaRollover(ca("13-sig-g2"), { oldCaId: "13-sig", newCaId: "13-sig-g2", oldWithNew: Buffer.from("o"), newWithOld: Buffer.from("n"), createdAt: new Date(1000) });
+      await s.putCaRollover(ca("13-sig-g3"), { oldCaId: "13-sig-g2", newCaId: "13-sig-g3", oldWithNew: Buffer.from("o3"), newWithOld: Buffer.from("n3"), createdAt: new Date(2000) });
+      for (const id of ["13-sig", "13-sig-g2", "13-sig-g3"]) {
+        const r = await s.reserveCrl(id, new Date(1500), new Date(9000), "arl");
+        await s.publishCrl({ caId: id, number: r.number, entries: 0, path: `arl/${id}.crl`, sha256: "00", scope: "arl" }, () => undefined);
+      }
+      expect(await s.declareCaCompromised("13-sig-g2", new Date(5000))).toMatchObject({ successorCaId: "13-sig-g3", already: false });
+      expect((await s.crlScopeStatus()).filter((x) => x.scope === "arl" && x.dirty).map((x) => x.caId)).toEqual(["13-sig", "13-sig-g2", "13-sig-g3"]);
+      expect((await s.crlStatus()).filter((x) => x.dirty).map((x) => x.caId)).toEqual(["13-sig", "13-sig-g2", "13-sig-g3"]);
+      await s.close();
+    });
+
+    it("rolling g2 of g1 -> g2 over for a compromised key makes g1's CRLs due: its OldWithNew certifies g2's key", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.putCaRollover(ca("13-sig-g2"), { oldCaId: "13-sig", newCaId: "13-sig-g2", oldWithNew: Buffer.from("o"), newWithOld: Buffer.from("n"), createdAt: new Date(1000) });
+      for (const id of ["13-sig", "13-sig-g2"]) {
+        const r = await s.reserveCrl(id, new Date(1500), new Date(9000), "arl");
+        await s.publishCrl({ caId: id, number: r.number, entries: 0, path: `arl/${id}.crl`, sha256: "00", scope: "arl" }, () => undefined);
+      }
+      await s.putCaRollover(ca("13-sig-g3"), { oldCaId: "13-sig-g2", newCaId: "13-sig-g3", createdAt: new Date(2000) });
+      expect((await s.crlScopeStatus()).filter((x) => x.scope === "arl" && x.dirty).map((x) => x.caId)).toEqual(["13-sig"]);
+      expect((await s.crlStatus()).filter((x) => x.dirty).map((x) => x.caId)).toEqual(["13-sig"]);
       await s.close();
     });
 

@@ -2076,6 +2076,12 @@ export class PostgresStore implements Store {
           if (pgCode(e) === PG.uniqueViolation) throw new JpkiError("ERR_ROLLOVER_CONFLICT", `CA ${link.oldCaId} was rolled over by another run: nothing was saved`, { cause: safeCause(e) });
           throw e;
         }
+        // Rolled over for a compromised key: the predecessor's CRLs due (sqlite.ts says why).
+        const pred = link.oldWithNew ? undefined : (await c.query<{ old_ca_id: string }>("SELECT old_ca_id FROM ca_links WHERE new_ca_id = $1 AND old_with_new IS NOT NULL", [link.oldCaId])).rows[0]?.old_ca_id;
+        if (pred) {
+          await c.query(SQL.bumpRevisions, [[pred]]);
+          await c.query(SQL.bumpScopes, [textArray([pred]), textArray([ARL_SCOPE])]);
+        }
         await this.#appendAudits(c, [caRolloverAudit(ca, link)]);
       }
     });
@@ -2111,9 +2117,13 @@ export class PostgresStore implements Store {
       const link = toCaLink(row);
       if (!link.oldWithNew || link.compromisedAt) return { caId, successorCaId: link.newCaId, at: link.compromisedAt ?? link.createdAt, already: true };
       await c.query("UPDATE ca_links SET compromised_at = $1 WHERE old_ca_id = $2", [at.getTime(), caId]);
-      // The successor's ARL and every scope of the old generation due (sqlite.ts says why).
-      await c.query(SQL.bumpScopes, [textArray([link.newCaId]), textArray([ARL_SCOPE])]);
-      await markDue(c, caId);
+      // Both ARLs and both full CRLs due (sqlite.ts says why), in key order and in publishCrl's lock order: the CAs'
+      // crl_state rows, then their crl_scopes rows.
+      // The predecessor's too, if an ordinary rollover made this generation: its OldWithNew certifies the stolen key.
+      const pred = (await c.query<{ old_ca_id: string }>("SELECT old_ca_id FROM ca_links WHERE new_ca_id = $1 AND old_with_new IS NOT NULL", [caId])).rows[0]?.old_ca_id;
+      const due = [caId, link.newCaId, ...(pred ? [pred] : [])].sort();
+      await c.query(SQL.bumpRevisions, [due]);
+      await c.query(SQL.bumpScopes, [textArray(due), textArray(due.map(() => ARL_SCOPE))]);
       await this.#appendAudits(c, [caCompromisedAudit(link)]);
       return { caId, successorCaId: link.newCaId, at, already: false };
     });

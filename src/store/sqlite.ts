@@ -1547,6 +1547,10 @@ export class SqliteStore implements Store {
             link.newWithOld ?? null,
             link.createdAt.getTime(),
           );
+          // Rolled over for a compromised key: the predecessor's OldWithNew, which certifies that key, goes on the
+          // predecessor's ARL and full CRL (crl/arl.ts), due from now.
+          const pred = link.oldWithNew ? undefined : (db.prepare("SELECT old_ca_id FROM ca_links WHERE new_ca_id = ? AND old_with_new IS NOT NULL").pluck().get(link.oldCaId) as string | undefined);
+          if (pred) this.#stmts.bumpRevision.run(pred), this.#stmts.bumpScope.run(pred, ARL_SCOPE);
           this.#appendAudit(caRolloverAudit(ca, link));
         }
       }).immediate();
@@ -1591,11 +1595,14 @@ export class SqliteStore implements Store {
         const link = toCaLink(row);
         if (!link.oldWithNew || link.compromisedAt) return { caId, successorCaId: link.newCaId, at: link.compromisedAt ?? link.createdAt, already: true };
         db.prepare("UPDATE ca_links SET compromised_at = ? WHERE old_ca_id = ?").run(at.getTime(), caId);
-        // The successor's ARL lists NewWithOld (the link that matters), the old generation's OldWithNew; and the old
-        // generation's full CRL lists NewWithOld too (crl/arl.ts says why): every scope of it due, and no delta
-        // on a full CRL from before (markCrlsDue).
-        this.#stmts.bumpScope.run(link.newCaId, ARL_SCOPE);
-        this.#markDue(caId);
+        // Both ARLs due: the successor's lists NewWithOld (the link that matters), the old one's OldWithNew. Their
+        // full CRLs too: without an issuingDistributionPoint they are complete for CA certificates as well, and
+        // list the links from now on (crl/arl.ts withLinkEntries).
+        // And the predecessor's, if an ordinary rollover made this generation: its OldWithNew certifies the stolen key.
+        const pred = db.prepare("SELECT old_ca_id FROM ca_links WHERE new_ca_id = ? AND old_with_new IS NOT NULL").pluck().get(caId) as string | undefined;
+        const due = [link.newCaId, caId, ...(pred ? [pred] : [])];
+        for (const id of due) this.#stmts.bumpRevision.run(id);
+        for (const id of due) this.#stmts.bumpScope.run(id, ARL_SCOPE);
         this.#appendAudit(caCompromisedAudit(link));
         return { caId, successorCaId: link.newCaId, at, already: false };
       }).immediate();

@@ -109,6 +109,11 @@ describe("jpki ca compromised <retired generation>", () => {
     const unknown = await cli([...w(), "ca", "compromised", "27-sig"], { cwd: dir });
     expect(unknown.code).toBe(4);
     expect(unknown.stderr).toContain("ERR_CA_UNKNOWN");
+    // not an id at all: quoted, never a line of its own in the operator's log
+    const odd = await cli([...w(), "ca", "compromised", "13-sig\n[ok] 13-sig-g2 recorded"], { cwd: dir });
+    expect(odd.code).toBe(4);
+    expect(odd.stderr).toContain('"13-sig\\n[ok] 13-sig-g2 recorded" is not a CA id');
+    expect(odd.stderr.split("\n").filter((l) => l.startsWith("[ok]"))).toEqual([]);
 
     const r = await cli([...w(), "ca", "compromised", "13-sig", "--json"], { cwd: dir });
     expect(r.code, r.stderr).toBe(0);
@@ -158,10 +163,29 @@ describe("jpki ca compromised <retired generation>", () => {
     expect(y.ok, y.out).toBe(true);
   });
 
+  it("the successor's full CRL lists NewWithOld too: it has no issuingDistributionPoint, so it is complete for CA certificates, and a verifier reading the link's status from it (OpenSSL, given it first) rejected nothing", () => {
+    const serialOf = (f: string) => new X509Certificate(readFileSync(f)).serialNumber.toUpperCase();
+    const full = sh("openssl", ["crl", "-inform", "DER", "-in", join(ws, "crl", "13-sig-g2.crl"), "-noout", "-text"]);
+    expect(full.status, full.out).toBe(0);
+    expect(full.out).toContain(`Serial Number: ${serialOf(caFile("13-sig.by-13-sig-g2.pem"))}`);
+    // the full CRLs alone, as a verifier holding each CA's crl/<ca>.crl has them
+    const a = opensslVerify(caFile("13-sig-g2.pem"), [caFile("13-sig.by-13-sig-g2.pem")], forged, [join(ws, "crl", "13-sig.crl"), join(ws, "crl", "13-sig-g2.crl")]);
+    expect(a.ok, a.out).toBe(false);
+    expect(a.out).toContain("certificate revoked");
+    const y = opensslVerify(caFile("13-sig-g2.pem"), [], young, [join(ws, "crl", "13-sig-g2.crl")]);
+    expect(y.ok, y.out).toBe(true);
+  });
+
   it("jpki verify in the workspace no longer trusts 13-sig's root: the forgery (and 13-sig's own certificates) are untrusted, 13-sig-g2's valid", async () => {
     const f = await cli([...w(), "verify", forged, "--json"], { cwd: dir });
     expect(f.code).toBe(1);
     expect(f.json().status).toBe("untrusted");
+    // a genuine certificate of 13-sig is untrusted too, and is told why: not "forged or damaged"
+    const o = await cli([...w(), "verify", old], { cwd: dir });
+    expect(o.code).toBe(1);
+    expect(o.stdout).toContain("signed by the key of 13-sig, a CA key generation declared compromised");
+    expect(o.stdout).not.toContain("forged or damaged");
+    expect((await cli([...w(), "verify", old, "--json"], { cwd: dir })).json().compromisedIssuer).toBe("13-sig");
     const y = await cli([...w(), "verify", young, "--json"], { cwd: dir });
     expect(y.code, y.stdout + y.stderr).toBe(0);
     expect(y.json().status).toBe("valid");

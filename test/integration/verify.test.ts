@@ -144,6 +144,19 @@ describe("jpki verify: bad inputs are typed errors", () => {
     expect(self.json().status).toBe("untrusted");
   });
 
+  it("a copy of the workspace's published files without its store (jpki.db): a typed error naming --trust, as the store's anchors know the compromised generations; with --trust it verifies", async () => {
+    const w = join(dir, "files-only");
+    mkdirSync(w);
+    for (const f of ["config.json", "ca", "crl", "arl"]) cpSync(join(demo.workspace, f), join(w, f), { recursive: true });
+    const c = pick("signature", "13-sig");
+    const r = await verify([c.path, "-w", w, "--json"]);
+    expect(r.code).toBe(ERROR_CODES.ERR_WORKSPACE_CORRUPT.exit);
+    expect(JSON.parse(r.stderr).error.code).toBe("ERR_WORKSPACE_CORRUPT");
+    expect(JSON.parse(r.stderr).error.message).toContain("--trust FILE");
+    const t = await verify([c.path, "-w", w, "--trust", join(w, "ca", "13-sig.pem"), "--crl", join(w, "crl", "13-sig.crl")]);
+    expect(t.code, t.stdout + t.stderr).toBe(0);
+  });
+
   it("the workspace's crl/ or arl/ holding a directory, a FIFO or a link to /dev/zero: ERR_FILE_UNUSABLE naming it (was ERR_INTERNAL with a stack trace, or a hang)", async () => {
     // verify reads the workspace's CRL files, and its CA certificates from the store (ca/*.pem is not read since
     // compromised generations are left out: compromise-retired.test.ts): a copy of it is a workspace to it

@@ -274,8 +274,10 @@ For a key stolen AFTER an ordinary 'jpki ca rollover' retired it (the operations
 last certificate it issued expires). Its NewWithOld link certificate -- the old key certified by the successor --
 vouches for the stolen key to every verifier that trusts the successor's root (and to those trusting the Bridge
 CA, through it). This records the compromise in the store, in one transaction with its audit record:
-  - NewWithOld goes on the successor's ARL (and on the old generation's full CRL) and OldWithNew on the old
-    generation's ARL, reason cACompromise, revoked now; both ARLs become due ('jpki crl generate --prefecture <code>' or 'jpki serve' signs them: verifiers then
+  - NewWithOld goes on the successor's ARL and OldWithNew on the old generation's, reason cACompromise, revoked
+    now, and both on the full CRLs of both generations too (those have no issuingDistributionPoint: a verifier may
+    read a CA certificate's status there, and Java takes the link's subject's CRL for it); the OldWithNew that
+    certified this key, if an ordinary rollover made it, goes on its predecessor's; all of them become due ('jpki crl generate --prefecture <code>' or 'jpki serve' signs them: verifiers then
     reject every path through the links);
   - the generation is no trust anchor of 'jpki serve's validation API, never cross-certified by 'jpki ca bridge',
     and no audit checkpoint is anchored on it.
@@ -309,7 +311,7 @@ Examples:
           [
             r.already
               ? `${r.caId}'s key was recorded as compromised already (${r.at.toISOString()}): nothing changed`
-              : `recorded ${r.caId}'s key as compromised at ${r.at.toISOString()}: its link certificates with ${r.successorCaId} go on the ARLs of ${r.successorCaId} and ${r.caId} (cACompromise)`,
+              : `recorded ${r.caId}'s key as compromised at ${r.at.toISOString()}: its link certificates with ${r.successorCaId} go on the ARLs and full CRLs of ${r.successorCaId} and ${r.caId} (cACompromise)`,
             `next: '${crl}' signs those ARLs (a running 'jpki serve' publishes them on its schedule)`,
             `next: 'jpki revoke --ca ${r.caId} --all --reason ca-compromise' revokes what the key issued`,
             ...bridge.map((c) => `next: '${c}': the Bridge CA still vouches for the compromised key`),

@@ -4,6 +4,7 @@
  * fetched (--crl, --crl-url through a CrlCache) or from OCSP (--ocsp, an OcspClient), the JPKI purpose. Prints the verdict in words a municipal clerk understands; exit 0 valid, 1 invalid, 15 could
  * not decide (soft-fail), errors as everywhere else (2 usage, 10 undecodable input …).
  */
+import { X509Certificate } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import { Command, Option } from "commander";
@@ -141,9 +142,11 @@ Examples:
       let trust = o.trust.flatMap((f) => certs(f, "trust certificate --trust"));
       let crls = o.crl.flatMap((f) => readCrls(lib, io.cwd, f));
       let trustFrom = `${o.trust.length} file(s) given with --trust`;
+      let leftOut: Array<{ id: string; der: Buffer }> = [];
       if (o.trust.length === 0) {
         const ws = await workspaceTrust(ctx, lib);
         trust = ws.anchors;
+        leftOut = ws.compromised;
         if (o.crl.length === 0) crls = ws.crls;
         trustFrom = `the CA certificates of the workspace ${ws.dir}`;
       }
@@ -168,9 +171,10 @@ Examples:
       const { crlFetches, ocspResponses, ...verdict } = r;
       const fetches = [...named, ...crlFetches].map(({ der: _der, ...f }: CrlFetchOutcome) => f);
       const shown: JpkiValidationResult = o.showItems ? verdict : withoutItems(verdict);
+      const compromisedIssuer = verdict.status === "untrusted" ? compromisedIssuerOf(input[0]!, leftOut) : undefined;
       ctx.out.result(
-        { ...shown, at, trust: { from: trustFrom, certificates: trust.length, crls: crls.length }, revocationSources: sources, crlFetches: fetches, ocsp: ocspResponses },
-        () => formatVerdict(verdict, { at, file, showItems: Boolean(o.showItems), trustFrom, fetches }),
+        { ...shown, at, trust: { from: trustFrom, certificates: trust.length, crls: crls.length }, revocationSources: sources, crlFetches: fetches, ocsp: ocspResponses, ...(compromisedIssuer ? { compromisedIssuer } : {}) },
+        () => formatVerdict(verdict, { at, file, showItems: Boolean(o.showItems), trustFrom, fetches, ...(compromisedIssuer ? { compromisedIssuer } : {}) }),
       );
       const code = exitCodeOf(verdict);
       if (code !== 0) throw new VerdictExit(code);
@@ -266,7 +270,7 @@ function decodeAll(lib: Lib, bytes: Buffer, labels: string[], check: (d: Buffer)
  * trusted before (found when a retired key was declared compromised): the stolen generation's root, and every link
  * certificate as an anchor of its own, so what the thief signed verified VALID here while the ARLs revoked the links.
  */
-async function workspaceTrust(ctx: Context, lib: Lib): Promise<{ dir: string; anchors: Buffer[]; crls: Buffer[] }> {
+async function workspaceTrust(ctx: Context, lib: Lib): Promise<{ dir: string; anchors: Buffer[]; crls: Buffer[]; compromised: Array<{ id: string; der: Buffer }> }> {
   const explicit = ctx.opts.workspace !== undefined || Boolean(ctx.io.env.JPKI_HOME);
   const dir = ctx.workspaceDir;
   if (!existsSync(join(dir, "config.json"))) {
@@ -280,13 +284,40 @@ async function workspaceTrust(ctx: Context, lib: Lib): Promise<{ dir: string; an
   // Checked as any input file: a directory, a FIFO or a link into /dev where a file should be is refused by name,
   // where readFileSync would fail with EISDIR (a stack trace) or block forever.
   const read = (f: string, maxBytes: number) => readInputFile(relative(dir, f), "the workspace's file", { cwd: dir, maxBytes });
-  const anchors = await withWorkspace(ctx, async (ws) => {
-    const compromised = await lib.compromisedCaIds(ws.store);
-    return (await ws.store.listCas()).filter((c) => !compromised.has(c.id)).map((c) => c.certificateDer);
-  });
+  let anchors: Buffer[];
+  let left: Array<{ id: string; der: Buffer }>;
+  try {
+    [anchors, left] = await withWorkspace(ctx, async (ws) => {
+      const compromised = await lib.compromisedCaIds(ws.store);
+      const cas = await ws.store.listCas();
+      return [cas.filter((c) => !compromised.has(c.id)).map((c) => c.certificateDer), cas.filter((c) => compromised.has(c.id)).map((c) => ({ id: c.id, der: c.certificateDer }))] as const;
+    });
+  } catch (e) {
+    // A copy of the published files (no jpki.db), a PostgreSQL server down or JPKI_STORE unset: verify used to work
+    // there from ca/*.pem, and the store's own error ("restore the store from a backup") sent a relying party
+    // after the wrong thing. Same code and exit; the way on named.
+    if (!(e instanceof JpkiError)) throw e;
+    throw new JpkiError(e.code, `${e.message}. 'jpki verify' takes a workspace's trust anchors from its store, which knows the key generations declared compromised (ca/*.pem does not): to verify without the store, give the CA certificates to trust with --trust FILE (and the CRLs with --crl FILE)`, { cause: e, ...(e.details ? { details: { ...e.details } } : {}) });
+  }
   if (anchors.length === 0) throw new JpkiError("ERR_CA_UNKNOWN", `the workspace ${dir} has no CA yet (jpki ca init): give the trusted CA certificates with --trust FILE`);
   const crls = [...files("crl", ".crl"), ...files("arl", ".crl")].map((f) => read(f, MAX_CRL_FILE));
-  return { dir, anchors, crls };
+  return { dir, anchors, crls, compromised: left };
+}
+
+/**
+ * The compromised generation (left out of the workspace's anchors) whose key signed `cert`, if one did: its
+ * certificates, genuine or forged with the stolen key, are "untrusted", and the engine's why ("the CA's signature
+ * on it does not verify: it is forged or damaged") told a clerk holding a genuine one the wrong thing.
+ */
+function compromisedIssuerOf(cert: Buffer, compromised: ReadonlyArray<{ id: string; der: Buffer }>): string | undefined {
+  for (const c of compromised) {
+    try {
+      if (new X509Certificate(cert).verify(new X509Certificate(c.der).publicKey)) return c.id;
+    } catch {
+      // not a certificate this can read: the engine's verdict stands alone
+    }
+  }
+  return undefined;
 }
 
 /** Words for the statuses, with the Japanese term beside the English one. */
@@ -320,7 +351,7 @@ function day(d: Date): string {
 
 export function formatVerdict(
   r: JpkiValidationResult,
-  o: { at: Date; file: string; showItems: boolean; trustFrom: string; fetches?: ReadonlyArray<Pick<CrlFetchOutcome, "url" | "status" | "error">> },
+  o: { at: Date; file: string; showItems: boolean; trustFrom: string; fetches?: ReadonlyArray<Pick<CrlFetchOutcome, "url" | "status" | "error">>; compromisedIssuer?: string },
 ): string {
   const lines: string[] = [];
   const describe = (i: number) => {
@@ -336,7 +367,11 @@ export function formatVerdict(
     }
   } else {
     lines.push(`  which: ${describe(r.index)}`);
-    lines.push(`  why:   ${explain(r)}`);
+    lines.push(
+      o.compromisedIssuer
+        ? `  why:   it was signed by the key of ${o.compromisedIssuer}, a CA key generation declared compromised (鍵危殆化): the workspace trusts it no more, whether this certificate is genuine or forged with the stolen key. A genuine one is revoked with 'jpki revoke --ca ${o.compromisedIssuer} --all --reason ca-compromise'; its holder needs a new certificate.`
+        : `  why:   ${explain(r)}`,
+    );
   }
   for (const c of r.revocationChecks ?? []) {
     if (c.source !== "none") lines.push(`  revocation: ${describe(c.index)}: ${c.status}, from ${SOURCE_WORDS[c.source]}${c.url ? ` ${c.url}` : ""}`);
