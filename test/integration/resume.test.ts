@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { generateNotices, generateResidents } from "../../src/registry/fixtures.js";
 import { formatIngest } from "../../src/cli/commands/notices.js";
 import type { Workspace } from "../../src/workspace/workspace.js";
-import { cardKeys, cardKey, cli, copyWorkspace as copyStore, expectedStore, openWorkspace, storeEnv, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
+import { cardKeys, cardKey, cli, copyWorkspace as copyStore, expectedStore, openWorkspace, settledSpool, storeEnv, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const MAIN = join(ROOT, "dist/src/cli/main.js");
@@ -170,6 +170,7 @@ describe("crash safety of notice ingestion (slow: spawns the CLI)", () => {
     // claimed by the stopped watcher (its pid and PID namespace), its heartbeat beside it
     expect(readdirSync(join(spool, "processing")).filter((f) => !f.startsWith("."))).toEqual([expect.stringMatching(/^\d+~@[0-9a-f]{16}~feed\.jsonl$/)]);
     expect(existsSync(join(spool, "done", "feed.jsonl"))).toBe(false);
+    settledSpool(spool);
     const resumed = await cli(["--workspace", ws, "watch", spool, "--once", "--json"], { cwd: dir });
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(existsSync(join(spool, "done", "feed.jsonl"))).toBe(true);
