@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { TestProject } from "vitest/node";
 import { makeDemoTemplate, type DemoTemplate } from "./demo-template.js";
+import { INITDB_CACHE_ENV } from "./postgres-server.js";
 
 const BUILT = Symbol.for("jpki.test.distBuilt");
 const DEMO = Symbol.for("jpki.test.sqliteDemo");
@@ -40,6 +41,8 @@ export function runTmpDir(): void {
   const dir = mkdtempSync(join(tmpdir(), "jpki-test-run-"));
   chmodSync(dir, 0o711);
   g[RUN_TMP] = process.env.TMPDIR = dir;
+  // the cluster every PostgreSQL test server of the run is copied from, made by the first (postgres-server.ts)
+  process.env[INITDB_CACHE_ENV] = join(dir, "pg-initdb");
   // At exit, after every global teardown (the PostgreSQL server's stop among them) has run.
   process.once("exit", (code) => {
     if (code === 0) rmSync(dir, { recursive: true, force: true });

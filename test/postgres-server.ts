@@ -20,9 +20,9 @@
  * The server is stopped by its postmaster pid (SIGQUIT, PostgreSQL's immediate shutdown), never by name.
  */
 import { execFile, execFileSync, spawn } from "node:child_process";
-import { appendFileSync, chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
 
@@ -206,6 +206,40 @@ const tick = () => {
 const timer = setInterval(tick, 250);
 `;
 
+/**
+ * Where a test run keeps the cluster its first initdb made (test/global-setup.ts sets it, inside the run's
+ * temporary directory): every later server of the run starts on a copy of it. initdb took seconds a server, and
+ * half a dozen files start one each; its output is the same every time (same binaries, same arguments), so a
+ * copy is the cluster initdb would have made. Unset (the benchmarks, a file run on its own), initdb runs each time.
+ */
+export const INITDB_CACHE_ENV = "JPKI_TEST_PG_INITDB";
+
+/** A new, stopped cluster in `data` (which must not exist): initdb, or a copy of the run's (INITDB_CACHE_ENV). */
+async function initCluster(bin: string, data: string, as: { uid: number; gid: number } | undefined, asServer: object): Promise<void> {
+  const initdb = (dir: string) => run(join(bin, "initdb"), ["-D", dir, "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync"], { ...asServer, cwd: dirname(dir) });
+  const cache = process.env[INITDB_CACHE_ENV];
+  if (!cache) return void (await initdb(data));
+  if (!existsSync(cache)) {
+    // Made under a name of its own, then renamed into place: two servers starting at once (two workers) each make
+    // one, and the second rename finds the first's there and leaves it.
+    const making = mkdtempSync(`${cache}.making-`);
+    try {
+      if (as) chownSync(making, as.uid, as.gid);
+      await initdb(join(making, "data"));
+      try {
+        renameSync(making, cache);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== "ENOTEMPTY" && code !== "EEXIST") throw e;
+      }
+    } finally {
+      rmSync(making, { recursive: true, force: true });
+    }
+  }
+  // cp -a: the files keep their owner (the server's user) and modes (initdb's 0700 data directory)
+  await run("cp", ["-a", join(cache, "data"), data]);
+}
+
 export interface StartOptions {
   /** the process whose end ends the server (default: this one; the tests of the cleanup pass another) */
   readonly owner?: number;
@@ -236,7 +270,7 @@ export async function startPostgres(opts: StartOptions = {}): Promise<PostgresTe
   // execFile with uid/gid: the child runs as the server user, with a working directory and HOME it can read.
   const asServer = { cwd: root, env: { ...process.env, HOME: root, LC_ALL: "C" }, ...(as ?? {}) };
   try {
-    await run(join(bin, "initdb"), ["-D", data, "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync"], asServer);
+    await initCluster(bin, data, as, asServer);
     appendFileSync(
       join(data, "postgresql.conf"),
       [

@@ -4,10 +4,10 @@
  * under the old passphrase and no longer opens once the server restarts with the new one (OCSP answers tryLater).
  * The clock is injected: days of a schedule run in a few seconds.
  */
-import { mkdtempSync } from "node:fs";
+import { cpSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { isJpkiError } from "../errors.js";
 import { FixedClock } from "../pki/clock.js";
 import { decryptPrivateKey } from "../pki/keys.js";
@@ -34,12 +34,28 @@ const openWith = (recs: readonly OcspResponderRecord[], passphrase: string) =>
     }
   });
 
+const START = "2026-04-01T00:00:00Z";
 let clock: FixedClock;
 let ws: Workspace;
-beforeEach(async () => {
-  clock = new FixedClock("2026-04-01T00:00:00Z");
-  ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-ocsp-signer-")), "ws"), { clock });
-  await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
+/**
+ * Tokyo's two CAs, made once at START and closed: each test works on a copy of the directory (its own store), as
+ * when each made them anew (two RSA keys a test); the tests rewrap and renew, so none shares a workspace.
+ */
+let template: string;
+beforeAll(async () => {
+  template = join(mkdtempSync(join(tmpdir(), "jpki-ocsp-signer-template-")), "ws");
+  const t = Workspace.create(template, { clock: new FixedClock(START) });
+  try {
+    await initCas(t, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
+  } finally {
+    await t.close();
+  }
+});
+beforeEach(() => {
+  clock = new FixedClock(START);
+  const root = join(mkdtempSync(join(tmpdir(), "jpki-ocsp-signer-")), "ws");
+  cpSync(template, root, { recursive: true });
+  ws = Workspace.open(root, { clock });
 });
 afterEach(async () => {
   await ws.close();

@@ -4,7 +4,7 @@
  * sweep has already run, so only the idle loop's sweep every tempSweepMs can remove it.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, writeFileSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, utimesSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -15,7 +15,7 @@ import { Workspace } from "../workspace/workspace.js";
 import { initCas } from "./manage.js";
 import { prefecture } from "./prefectures.js";
 import { rolloverCas } from "./rollover.js";
-import { watchSpool } from "./spool.js";
+import { SPOOL_SETTLE_MS, watchSpool } from "./spool.js";
 
 /** A temporary file's name as tempPathFor gives it, for the process `pid` of this PID namespace. */
 const tempName = (target: string, pid: number) => `.${target}.${pid}~@${thisNamespace()}.0123456789ab.tmp`;
@@ -118,6 +118,9 @@ describe("jpki watch when the CRL after a file's last batch cannot be published"
     // a move: the signature certificate is revoked, and its CA's CRL is due after the batch
     const after = { ...items, address: "東京都千代田区永田町１丁目７番１号" };
     writeFileSync(join(spool, "moves.jsonl"), `${JSON.stringify({ noticeId: "M-1", residentCode, kind: "relocation", effectiveDate: "2026-04-01", sequence: 1, municipalityCode: "131016", after })}\n`);
+    // written a while ago, read at once (waiting for a fresh file to go quiet is the test below's)
+    const past = new Date(Date.now() - 2 * SPOOL_SETTLE_MS);
+    utimesSync(join(spool, "moves.jsonl"), past, past);
     updater.publishDue = async () => {
       throw Object.assign(new Error("no space left on device"), { code: "ERR_FILE_UNUSABLE" });
     };

@@ -60,12 +60,19 @@ function failure(f: () => unknown): Error & { code?: string } {
 }
 
 /** A new card in a directory of its own (its chip secret beside it), opened, the JPKI application and its authentication PIN selected. */
-async function cardAtAuthPin(name: string) {
+/**
+ * The lock wait of the cards whose tests hold the lock with a holder that never lets go: they prove the card answers
+ * 6F 00 once the wait is over, without a try consumed or a lock taken over, which the product's 3 s wait (LOCK_WAIT_MS)
+ * proves no better than this one — it cost 3 s a test. (A holder that lets go is never waited for at all.)
+ */
+const SHORT_LOCK_WAIT = { lockWaitMs: 200 };
+
+async function cardAtAuthPin(name: string, storage: { lockWaitMs?: number } = {}) {
   const own = mkdtempSync(join(tmpdir(), `jpki-card-${name}-`));
   const key = join(own, "chip.key");
   const p = join(own, "c.card");
   EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: `card-${name}`, adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
-  const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+  const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key, ...storage }));
   await sw(card, SELECT_JPKI);
   await sw(card, SELECT_AUTH_PIN);
   return { own, key, p, card };
@@ -220,7 +227,7 @@ describe("a card file reached through a symlink", () => {
     const link = join(own, "alice.card");
     EmulatedCard.create({ storage: fileCardStorage(real, { chipKeyFile: key, createChipKey: true }), cardId: "card-link", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
     symlinkSync(real, link);
-    const viaLink = EmulatedCard.open(fileCardStorage(link, { chipKeyFile: key }));
+    const viaLink = EmulatedCard.open(fileCardStorage(link, { chipKeyFile: key, ...SHORT_LOCK_WAIT }));
     await sw(viaLink, SELECT_JPKI);
     await sw(viaLink, SELECT_AUTH_PIN);
     expect(await sw(viaLink, WRONG_AUTH_PIN)).toBe("63C2");
@@ -481,7 +488,7 @@ describe("two VERIFYs at once on one card file", () => {
     const key = join(own, "chip.key");
     const p = join(own, "c.card");
     EmulatedCard.create({ storage: fileCardStorage(p, { chipKeyFile: key, createChipKey: true }), cardId: "card-busy", adminKey: ADMIN, signaturePin: "SIGPIN2026", authenticationPin: "4321" });
-    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key }));
+    const card = EmulatedCard.open(fileCardStorage(p, { chipKeyFile: key, ...SHORT_LOCK_WAIT }));
     await sw(card, SELECT_JPKI);
     await sw(card, SELECT_AUTH_PIN);
     // the parent process (vitest's) is alive: a holder that does not let go
@@ -530,8 +537,8 @@ describe("two VERIFYs at once on one card file", () => {
 });
 
 describe("the card lock's takeover marker", () => {
-  const setUp = async (name: string) => {
-    const { own, p, card } = await cardAtAuthPin(name);
+  const setUp = async (name: string, storage: { lockWaitMs?: number } = {}) => {
+    const { own, p, card } = await cardAtAuthPin(name, storage);
     // a holder killed while it held the card's lock
     writeFileSync(`${p}.lock`, "2147483646 1", { mode: 0o600 });
     return { own, p, card, marker: `${p}.lock.takeover` };
@@ -549,7 +556,7 @@ describe("the card lock's takeover marker", () => {
   });
 
   it("of a live taker is never removed, however old it is: the card waits for it, then answers 6F 00", async () => {
-    const { p, card, marker } = await setUp("slowtaker");
+    const { p, card, marker } = await setUp("slowtaker", SHORT_LOCK_WAIT);
     const stat = readFileSync(`/proc/${process.ppid}/stat`, "utf8");
     const live = `${process.ppid} ${stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]}`;
     writeFileSync(marker, live, { mode: 0o600 });

@@ -373,8 +373,8 @@ const LOCK_WAIT_MS = 3000;
  * one this process holds (a card re-entered from inside its own storage) or a live holder that does not let go
  * in LOCK_WAIT_MS is an error, which makes the card answer 6F 00 without having consumed or restored a try.
  */
-function withCardLock<T>(cardPath: string, fn: () => T): T {
-  return withFileLockSync(`${cardPath}.lock`, `the card file ${cardPath}`, LOCK_WAIT_MS, fn);
+function withCardLock<T>(cardPath: string, waitMs: number, fn: () => T): T {
+  return withFileLockSync(`${cardPath}.lock`, `the card file ${cardPath}`, waitMs, fn);
 }
 
 /**
@@ -473,8 +473,10 @@ function sweepCardTemps(path: string): void {
  * secret after the file is in place; a load of a file older than the record fails (ERR_CARD_STATE_CORRUPT, rolled back). A
  * crash between the two writes leaves the file one ahead of the record, which is accepted.
  */
-export function fileCardStorage(where: string, options: { chipKeyFile?: string; createChipKey?: boolean } = {}): CardStorage {
+export function fileCardStorage(where: string, options: { chipKeyFile?: string; createChipKey?: boolean; lockWaitMs?: number } = {}): CardStorage {
   const chipKeyFile = options.chipKeyFile ?? defaultChipKeyFile();
+  // LOCK_WAIT_MS unless told: the tests of a holder that never lets go wait a shorter while for the same 6F 00
+  const lockWaitMs = options.lockWaitMs ?? LOCK_WAIT_MS;
   const chipKey = options.createChipKey ? ensureChipKey(chipKeyFile) : readChipKey(chipKeyFile);
   const path = cardFilePath(where);
   sweepCardTemps(path);
@@ -555,9 +557,9 @@ export function fileCardStorage(where: string, options: { chipKeyFile?: string; 
       // A card being created: the card file's lock does not keep out a second counter creating the same id in
       // another file, so the id's record is locked from the check to the write.
       mkdirSync(dirname(genFile), { recursive: true, mode: 0o700 });
-      withFileLockSync(`${genFile}.lock`, `card id ${state.cardId}`, LOCK_WAIT_MS, write);
+      withFileLockSync(`${genFile}.lock`, `card id ${state.cardId}`, lockWaitMs, write);
     },
-    exclusive: <T>(fn: () => T): T => withCardLock(path, fn),
+    exclusive: <T>(fn: () => T): T => withCardLock(path, lockWaitMs, fn),
     procedure: <T>(fn: () => Promise<T>): Promise<T> => withCardProcedureLock(path, fn),
   });
 }

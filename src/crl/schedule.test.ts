@@ -5,10 +5,10 @@
  * registry side's issuance information daily, and nothing of the CRLs waits for it.
  */
 import { generateKeyPairSync } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { IssuanceService } from "../ca/issuance.js";
 import { initCas } from "../ca/manage.js";
 import { prefecture } from "../ca/prefectures.js";
@@ -70,16 +70,31 @@ describe("dueCrls (pure)", () => {
 });
 
 describe("watch keeps CRLs fresh with no operator (injected clock)", () => {
+  const START = "2026-05-01T00:00:00Z";
   let clock: FixedClock;
   let ws: Workspace;
   let spool: string;
-  beforeEach(async () => {
-    clock = new FixedClock("2026-05-01T00:00:00Z");
+  /**
+   * Tokyo's two CAs made once at START, closed: each test opens a copy of the directory (its own store), as when
+   * each made them anew (two RSA keys a test); what the daemon then publishes is the test's own.
+   */
+  let template: string;
+  beforeAll(async () => {
+    template = join(mkdtempSync(join(tmpdir(), "jpki-schedule-template-")), "ws");
+    const t = Workspace.create(template, { clock: new FixedClock(START) });
+    try {
+      await initCas(t, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
+    } finally {
+      await t.close();
+    }
+  });
+  beforeEach(() => {
+    clock = new FixedClock(START);
     const root = mkdtempSync(join(tmpdir(), "jpki-schedule-"));
-    ws = Workspace.create(join(root, "ws"), { clock });
+    cpSync(template, join(root, "ws"), { recursive: true });
+    ws = Workspace.open(join(root, "ws"), { clock });
     spool = join(root, "spool");
     mkdirSync(spool);
-    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
   });
 
   /** Runs the daemon loop; each idle sleep moves the clock by `stepMs` and `onIdle` may act; stops after `steps`. */

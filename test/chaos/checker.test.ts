@@ -75,7 +75,9 @@ beforeAll(async () => {
   await cli(clean, ["registry", "apply", join(env.inputs, "c.jsonl")]);
   const issued = await cli(clean, ["issue", "--batch", join(env.inputs, "apps-round.jsonl"), "--out-dir", d.out, "--json"]);
   issueErrorLines = new Set((JSON.parse(issued.stdout) as { errors: Array<{ line: number }> }).errors.map((e) => e.line));
-  for (const f of env.manifest.spoolFiles) cpSync(join(env.inputs, f), join(d.spool, f));
+  // with their times: written by prepareEnvironment long before, they are quiet already and the watch reads them
+  // at once (a fresh copy waited SPOOL_SETTLE_MS for it to go quiet)
+  for (const f of env.manifest.spoolFiles) cpSync(join(env.inputs, f), join(d.spool, f), { preserveTimestamps: true });
   await cli(clean, ["watch", d.spool, "--once"]);
   await cli(clean, ["crl", "generate", "--prefecture", "all"]);
   baseline = checkWorkspace(input(clean));

@@ -58,8 +58,10 @@ describe("jpki ca bridge: a FIFO, a huge file or a directory where a Bridge file
         rmSync(path);
         renameSync(`${path}.kept`, path);
       }
-      const again = await spawnBridge();
-      expect(again.code, again.err).toBe(0);
+      // in-process: what is proved is that the workspace works again, not the process boundary (which the refusal
+      // above needed, for its deadline); a spawn cost a Node start-up and a PBKDF2 of the CA key each
+      const again = await cli(["ca", "bridge", "-w", ws, "--json"], { cwd: dir });
+      expect(again.code, again.stderr).toBe(0);
     }, 120_000);
   }
 

@@ -17,7 +17,7 @@ import { CrlUpdater } from "../../src/crl/updater.js";
 import type { ChangeNoticeInput } from "../../src/registry/notice.js";
 import type { ResidentInput } from "../../src/registry/resident.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
-import { cardKeys, MAIN, cardKey, cli, openWorkspace, storeEnv, tempDir, writeJsonl } from "./helpers.js";
+import { cardKeys, MAIN, cardKey, cli, openWorkspace, settledSpool, storeEnv, tempDir, writeJsonl } from "./helpers.js";
 
 type Type = "signature" | "authentication";
 interface Cert {
@@ -199,6 +199,7 @@ describe("jpki counter", () => {
     expect(lines[0]).toMatchObject({ residentCode: sigHolder, kind: "relocation", after: { address } });
     expect(lines[0].before.address).not.toBe(address); // the items as certified at issuance
     const sig = (await cli([...w(), "registry", "show", sigHolder!, "--json"], { cwd: dir })).json().certificates.find((c: { type: string; revoked?: unknown; status?: string }) => c.type === "signature");
+    settledSpool(spool);
     const watch = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
     expect(watch.code, watch.stderr).toBe(0);
     const s = await openWorkspace(ws);
@@ -290,6 +291,7 @@ describe("jpki counter", () => {
     expect(out.done[0].notice).toBeNull();
     const lines = readFileSync(out.spoolFiles[0], "utf8").trim().split("\n").map((l) => JSON.parse(l));
     expect(lines.map((l) => [l.residentCode, l.kind])).toEqual([[holders[1]!.code, "relocation"]]);
+    settledSpool(join(ws, "spool"));
     expect((await cli([...w(), "watch", join(ws, "spool"), "--once", "--json"], { cwd: dir })).code).toBe(0);
     expect(await revocationOf(holders[1]!.serial)).toMatchObject({ reason: 3, source: `notice:${lines[0].noticeId}` });
   });

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { cli, sh, tempDir } from "./helpers.js";
+import { cli, expectedStore, onPostgres, sh, storeKindOf, tempDir } from "./helpers.js";
 
 describe("jpki demo", () => {
   it("runs the main job in a fresh directory and its openssl checks come out as it says", async () => {
@@ -11,6 +11,10 @@ describe("jpki demo", () => {
     expect(r.code, r.stderr).toBe(0);
     const d = r.json();
     expect(d.workspace).toBe(join(cwd, "jpki-demo"));
+    // on this project's store: in the "postgres" project the demo runs with JPKI_STORE set (helpers.ts), and its
+    // workspace holds no jpki.db (postgres-workspace.test.ts ran the same demo on a server of its own for this)
+    expect(storeKindOf(d.workspace)).toBe(expectedStore);
+    expect(existsSync(join(d.workspace, "jpki.db"))).toBe(!onPostgres);
     expect(d.cas).toHaveLength(6);
     expect(d.certificates).toHaveLength(12);
     expect(d.crls.find((c: { ca: string }) => c.ca === d.revoked.ca).entries).toBe(1);

@@ -12,7 +12,7 @@
  */
 import { cardKeyVariant } from "../card-fixtures.js";
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { cpSync, lstatSync, mkdtempSync, readFileSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -20,6 +20,7 @@ import pg from "pg";
 import { expect, inject } from "vitest";
 import { DEFAULT_WORKSPACE } from "../../src/cli/context.js";
 import { run } from "../../src/cli/program.js";
+import { SPOOL_SETTLE_MS } from "../../src/ca/spool.js";
 import type { Io } from "../../src/cli/output.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { Workspace } from "../../src/workspace/workspace.js";
@@ -205,6 +206,20 @@ export function csrFor(dir: string, key: string, name: string): string {
 export function writeJsonl(path: string, rows: unknown[]): string {
   writeFileSync(path, rows.map((r) => (typeof r === "string" ? r : JSON.stringify(r))).join("\n") + "\n");
   return path;
+}
+
+/**
+ * Dates every notice file in a spool (and in its processing/) SPOOL_SETTLE_MS back: a file the registry finished
+ * writing a while ago, which `watch` reads at once. Written just before, each `watch` run first waited a whole
+ * SPOOL_SETTLE_MS (1 s) for it to go quiet — what src/ca/spool.test.ts tests ("is read only once it has gone
+ * quiet"), not what the suites calling this do. Dot-names (files still being staged, claims' heartbeats) and
+ * entries that are not regular files keep their times: what the watch makes of their age is for the tests to set.
+ */
+export function settledSpool(spool: string): void {
+  const past = new Date(Date.now() - 2 * SPOOL_SETTLE_MS);
+  for (const d of [spool, join(spool, "processing")]) {
+    for (const f of listFiles(d)) if (!f.startsWith(".") && lstatSync(join(d, f)).isFile()) utimesSync(join(d, f), past, past);
+  }
 }
 
 export function listFiles(dir: string): string[] {

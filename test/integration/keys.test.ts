@@ -11,11 +11,21 @@ import { CertificationAuthority } from "../../src/ca/authority.js";
 import { renewOcspSigners } from "../../src/ca/ocsp-signer.js";
 import { decryptPrivateKey } from "../../src/pki/keys.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { MAIN, cardKey, cli, csrFor, jpkiProcess, onPostgres, openWorkspace, tempDir, workspaceStore, writeJsonl } from "./helpers.js";
+import { MAIN, cardKey, cli, copyWorkspace, csrFor, jpkiProcess, onPostgres, openWorkspace, tempDir, workspaceStore, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
 let resident: string;
+/**
+ * `ca init --prefecture 13` as it left the workspace, before anything else: the tests that rewrap a workspace of
+ * their own start from a copy of it ({@link freshTokyo}), where each ran that `ca init` again (two RSA keys).
+ */
+let initialised: string;
+async function freshTokyo(): Promise<string> {
+  const copy = join(tempDir(), "ws");
+  await copyWorkspace(initialised, copy);
+  return copy;
+}
 const w = () => ["--workspace", ws];
 /** How many certificates the store holds, valid or revoked. */
 const certificates = async () => {
@@ -32,6 +42,8 @@ beforeAll(async () => {
   ws = join(dir, "ws");
   const init = await cli([...w(), "ca", "init", "--prefecture", "13", "--json"], { cwd: dir });
   expect(init.code, init.stderr).toBe(0);
+  initialised = join(dir, "initialised");
+  await copyWorkspace(ws, initialised);
   const residents = [...generateResidents({ count: 2, seed: "keys", prefectures: ["13"] })] as unknown as Array<Record<string, string>>;
   writeJsonl(join(dir, "residents.jsonl"), residents);
   const imp = await cli([...w(), "registry", "import", join(dir, "residents.jsonl"), "--json"], { cwd: dir });
@@ -110,9 +122,7 @@ describe("CA passphrase", () => {
 
 describe("ca rewrap and the OCSP signing keys", () => {
   it("moves them to the new passphrase with the CA keys, in one transaction, and says so; a damaged one changes nothing", async () => {
-    const ows = join(tempDir(), "ws");
-    const init = await cli(["--workspace", ows, "ca", "init", "--prefecture", "13"], { cwd: dir });
-    expect(init.code, init.stderr).toBe(0);
+    const ows = await freshTokyo();
     // each CA's OCSP signing certificate, as `jpki serve`'s schedule issues it (key under the CA passphrase)
     let wsp = await openWorkspace(ows);
     try {
@@ -187,9 +197,7 @@ describe("ca rewrap and the verifier CA key", () => {
 
 describe("an OCSP signer renewal and ca rewrap", () => {
   it("a renewal whose CAs were opened before a rewrap to a new passphrase stores nothing after it (ERR_KEYS_REWRAPPED); opened after, it renews under the new one", async () => {
-    const ows = join(tempDir(), "ws");
-    const init = await cli(["--workspace", ows, "ca", "init", "--prefecture", "13"], { cwd: dir });
-    expect(init.code, init.stderr).toBe(0);
+    const ows = await freshTokyo();
     const wsp = await openWorkspace(ows);
     try {
       // as `jpki serve`'s schedule: the CAs opened with the passphrase it was started with, the signers issued

@@ -14,7 +14,7 @@ import { CLAIM_STALE_MS, thisNamespace } from "../../src/ca/spool-claim.js";
 import { NOTICE_RULES } from "../../src/registry/notice-rules.js";
 import { MAX_SEQUENCE_JUMP } from "../../src/registry/notice.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
-import { cardKeys, cardKey, cli, copyTemplate, expectedStore, listFiles, openWorkspace, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
+import { cardKeys, cardKey, cli, copyTemplate, expectedStore, listFiles, openWorkspace, settledSpool, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
 
 type Row = Record<string, string>;
 let dir: string;
@@ -562,6 +562,7 @@ describe("jpki registry apply and jpki watch", () => {
     execFileSync("mkfifo", [join(spool, "005.jsonl")]);
     symlinkSync(writeJsonl(join(dir, "elsewhere.jsonl"), [notice(6, residents[2]!, "death", 1)]), join(spool, "006.jsonl"));
     mkdirSync(join(spool, "007.jsonl"));
+    settledSpool(spool);
     const res = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
     expect(res.code, res.stderr).toBe(0);
     expect(res.json()).toMatchObject({ files: 6, failed: 4 });
@@ -631,6 +632,7 @@ describe("jpki watch: several watchers on one spool", () => {
       other.kill("SIGKILL");
       await gone;
     }
+    settledSpool(spool);
     const resumed = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
     expect(resumed.json()).toMatchObject({ files: 1, failed: 0, results: [expect.objectContaining({ file: "feed.jsonl", applied: 1 })] });
     expect(listFiles(join(spool, "processing"))).toEqual([]);
@@ -661,6 +663,7 @@ describe("jpki watch: watchers in separate PID namespaces on one spool (containe
     // its watcher stopped beating (killed, its container gone): past the timeout, the file is taken over
     const past = new Date(Date.now() - CLAIM_STALE_MS - 60_000);
     utimesSync(join(processing, `.${entry}.alive`), past, past);
+    settledSpool(spool);
     const resumed = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
     expect(resumed.json()).toMatchObject({ files: 1, failed: 0, results: [expect.objectContaining({ file: "feed.jsonl", applied: 1 })] });
     expect(listFiles(processing)).toEqual([]);
@@ -694,6 +697,7 @@ describe("jpki watch: a killed counter's temporary file in the spool", () => {
     const dayAgo = new Date(Date.now() - 25 * 3600_000);
     utimesSync(join(spool, abandoned), dayAgo, dayAgo);
     writeJsonl(join(spool, "feed.jsonl"), [notice(22, residents[3]!, "death", 1)]);
+    settledSpool(spool);
     const res = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
     expect(res.code, res.stderr).toBe(0);
     expect(res.json()).toMatchObject({ files: 1, failed: 0, results: [expect.objectContaining({ file: "feed.jsonl", applied: 1 })] });
@@ -715,10 +719,12 @@ describe("jpki watch: files of the same name", () => {
     const drop = (i: number) => writeJsonl(join(spool, "feed.jsonl"), [notice(i, residents[i]!, "death", 1), { ...notice(10 + i, residents[0]!, "death", 1), residentCode: unknown }]);
     const rejectedIds = (f: string) => readFileSync(join(done, f), "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { record: { noticeId: string } }).record.noticeId);
     drop(1);
+    settledSpool(spool);
     const first = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
     expect(first.json()).toMatchObject({ files: 1, results: [expect.objectContaining({ rejected: 1, rejectFile: join(done, "feed.jsonl.rejects.jsonl") })] });
     rmSync(join(done, "feed.jsonl")); // the operator archives the notice file, and looks at its rejects later
     drop(2);
+    settledSpool(spool);
     const second = await cli([...w(), "watch", spool, "--once", "--json"], { cwd: dir });
     expect(second.json()).toMatchObject({ files: 1, results: [expect.objectContaining({ rejected: 1 })] });
     const files = listFiles(done);

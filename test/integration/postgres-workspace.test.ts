@@ -167,23 +167,6 @@ describe("a workspace on PostgreSQL", () => {
     expect(bad.stderr).not.toContain("hunter2");
   });
 
-  it("runs jpki demo with JPKI_STORE set, its openssl checks as on SQLite", async () => {
-    const url = await server.createDatabase();
-    const cwd = tempDir("jpki-pg-demo-");
-    const r = await cli(["demo", "--json"], { cwd, env: { JPKI_PASSPHRASE: undefined, JPKI_STORE: url } });
-    expect(r.code, r.stderr).toBe(0);
-    const d = r.json();
-    expect(existsSync(join(d.workspace, "jpki.db"))).toBe(false);
-    expect(JSON.parse(readFileSync(join(d.workspace, "config.json"), "utf8")).store).toBe("postgres");
-    const run = (cmd: string) => {
-      const [bin, ...args] = cmd.split(" ");
-      return sh(bin!, args, { cwd });
-    };
-    expect(run(d.checks.valid).status).toBe(0);
-    expect(run(d.checks.revoked).out).toContain("certificate revoked");
-    expect(run(d.checks.movedAway).out).toContain("certificate revoked");
-  });
-
   it("a connection that fails — no server, wrong password, no password, no such database — is ERR_STORE_UNREACHABLE (exit 12), and the password is never printed", async () => {
     const admin = new pg.Client({ connectionString: server.url("postgres") });
     await admin.connect();

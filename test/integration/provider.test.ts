@@ -50,14 +50,14 @@ async function issue(name: string, i: number, workspace = ws) {
 }
 
 /** The customer's side: a new key, a PKCS#10 request for it, signed with the card's key (CMS, content attached). */
-function application(name: string, content: "csr" | "form" = "csr"): string {
+function application(name: string, content: "csr" | "form" = "csr", form = "申込書: Example Bank account application\n"): string {
   const c = certs[name]!;
   const inFile = join(dir, `${name}.${content}`);
   if (content === "csr") {
     const k = join(dir, `${name}.new.key`);
     execFileSync("openssl", ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", k], { stdio: "ignore" });
     execFileSync("openssl", ["req", "-new", "-key", k, "-subj", "/CN=customer", "-sha256", "-out", inFile], { stdio: "ignore" });
-  } else writeFileSync(inFile, "申込書: Example Bank account application\n");
+  } else writeFileSync(inFile, form);
   const out = join(dir, `${name}.${content}.p7s`);
   execFileSync("openssl", ["cms", "-sign", "-nodetach", "-binary", "-md", "sha256", "-in", inFile, "-signer", c.pem, "-inkey", c.key, "-outform", "DER", "-out", out], { stdio: "ignore" });
   return out;
@@ -609,9 +609,9 @@ describe("jpki provider", () => {
   });
 
   it("enrol --key-out naming a file that exists is refused, the file kept and nothing recorded (was: another customer's key, not yet handed over, replaced)", async () => {
-    // a second after the test before signed the same form for dave: the same signing time would make the same request
-    await new Promise((r) => setTimeout(r, 1100));
-    const request = application("dave", "form");
+    // another form than the test before signed for dave: signed in the same second, the same form made the same
+    // request (this test waited a second for that instead)
+    const request = application("dave", "form", "申込書: Example Bank account application (2)\n");
     const keyOut = join(dir, "waiting-for-handover.key");
     writeFileSync(keyOut, "another customer's key\n", { mode: 0o600 });
     const count = async () => (await ok(["--json", "provider", "list", ...p()])).json().certificates.length;
