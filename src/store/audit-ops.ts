@@ -57,7 +57,10 @@ export function caCompromisedAudit(link: CaLinkRecord): AuditEntry {
 
 /** The message of ERR_CA_ACTIVE, one wording for both stores. */
 export function activeCompromiseMessage(caId: string): string {
-  return `${caId} is the active generation (no rollover retired it): replace its key with 'jpki ca rollover --prefecture <code> --purpose <purpose> --compromised' (docs/operations.md §8)`;
+  // The command to run, for the CA's own prefecture and purpose (ids are "13-sig", "13-auth-g2": ca/ids.ts).
+  const m = /^(\d{2})-(sig|auth)(?:-g\d+)?$/.exec(caId);
+  const command = m ? `jpki ca rollover --prefecture ${m[1]} --purpose ${m[2]} --compromised` : "jpki ca rollover --prefecture <code> --purpose <purpose> --compromised";
+  return `${caId} is the active generation (no rollover retired it): replace its key with '${command}' (docs/operations.md §8)`;
 }
 
 export function revokeAudit(r: RevokeInput, caId: string): AuditEntry {

@@ -105,6 +105,7 @@ describe("jpki ca compromised <retired generation>", () => {
     const active = await cli([...w(), "ca", "compromised", "13-sig-g2", "--json"], { cwd: dir });
     expect(active.code).toBe(4);
     expect(active.stderr).toContain("ERR_CA_ACTIVE");
+    expect(active.stderr).toContain("jpki ca rollover --prefecture 13 --purpose sig --compromised");
     expect(active.stderr).toContain("ca rollover");
     const unknown = await cli([...w(), "ca", "compromised", "27-sig"], { cwd: dir });
     expect(unknown.code).toBe(4);
