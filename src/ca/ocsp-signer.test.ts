@@ -4,9 +4,6 @@
  * under the old passphrase and no longer opens once the server restarts with the new one (OCSP answers tryLater).
  * The clock is injected: days of a schedule run in a few seconds.
  */
-import { cpSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { isJpkiError } from "../errors.js";
 import { FixedClock } from "../pki/clock.js";
@@ -15,10 +12,10 @@ import { openCrlSchedule } from "../server/serve.js";
 import type { OcspResponderRecord } from "../store/types.js";
 import { Workspace } from "../workspace/workspace.js";
 import { CertificationAuthority } from "./authority.js";
-import { initCas, rewrapCaKeys } from "./manage.js";
+import { rewrapCaKeys } from "./manage.js";
 import { OcspSignerRenewal, checkOwnResponderPassphrase, renewOcspSigners } from "./ocsp-signer.js";
-import { prefecture } from "./prefectures.js";
 import { rolloverCas } from "./rollover.js";
+import { copyOfTemplate, tokyoCasTemplate } from "../../test/ca-template.js";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -37,24 +34,14 @@ const openWith = (recs: readonly OcspResponderRecord[], passphrase: string) =>
 const START = "2026-04-01T00:00:00Z";
 let clock: FixedClock;
 let ws: Workspace;
-/**
- * Tokyo's two CAs, made once at START and closed: each test works on a copy of the directory (its own store), as
- * when each made them anew (two RSA keys a test); the tests rewrap and renew, so none shares a workspace.
- */
+/** Tokyo's two CAs made once at START (test/ca-template.ts); each test opens a copy (the tests rewrap and renew). */
 let template: string;
 beforeAll(async () => {
-  template = join(mkdtempSync(join(tmpdir(), "jpki-ocsp-signer-template-")), "ws");
-  const t = Workspace.create(template, { clock: new FixedClock(START) });
-  try {
-    await initCas(t, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
-  } finally {
-    await t.close();
-  }
+  template = await tokyoCasTemplate("ocsp-signer", START);
 });
 beforeEach(() => {
   clock = new FixedClock(START);
-  const root = join(mkdtempSync(join(tmpdir(), "jpki-ocsp-signer-")), "ws");
-  cpSync(template, root, { recursive: true });
+  const root = copyOfTemplate(template, "ocsp-signer");
   ws = Workspace.open(root, { clock });
 });
 afterEach(async () => {

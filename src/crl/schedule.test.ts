@@ -5,13 +5,10 @@
  * registry side's issuance information daily, and nothing of the CRLs waits for it.
  */
 import { generateKeyPairSync } from "node:crypto";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { mkdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { IssuanceService } from "../ca/issuance.js";
-import { initCas } from "../ca/manage.js";
-import { prefecture } from "../ca/prefectures.js";
 import { revokeCertificate } from "../ca/revocation.js";
 import { watchSpool, type WatchOptions } from "../ca/spool.js";
 import Database from "better-sqlite3";
@@ -26,6 +23,7 @@ import { FUTURE_CRL_TOLERANCE_MS, dueCrls } from "./schedule.js";
 import { JpkiError } from "../errors.js";
 import { openCrlSchedule } from "../server/serve.js";
 import { CrlUpdater } from "./updater.js";
+import { copyOfTemplate, tokyoCasTemplate } from "../../test/ca-template.js";
 
 const HOUR = 3600_000;
 const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
@@ -74,26 +72,16 @@ describe("watch keeps CRLs fresh with no operator (injected clock)", () => {
   let clock: FixedClock;
   let ws: Workspace;
   let spool: string;
-  /**
-   * Tokyo's two CAs made once at START, closed: each test opens a copy of the directory (its own store), as when
-   * each made them anew (two RSA keys a test); what the daemon then publishes is the test's own.
-   */
+  /** Tokyo's two CAs made once at START (test/ca-template.ts); each test opens a copy: what the daemon publishes is its own. */
   let template: string;
   beforeAll(async () => {
-    template = join(mkdtempSync(join(tmpdir(), "jpki-schedule-template-")), "ws");
-    const t = Workspace.create(template, { clock: new FixedClock(START) });
-    try {
-      await initCas(t, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
-    } finally {
-      await t.close();
-    }
+    template = await tokyoCasTemplate("schedule", START);
   });
   beforeEach(() => {
     clock = new FixedClock(START);
-    const root = mkdtempSync(join(tmpdir(), "jpki-schedule-"));
-    cpSync(template, join(root, "ws"), { recursive: true });
-    ws = Workspace.open(join(root, "ws"), { clock });
-    spool = join(root, "spool");
+    const root = copyOfTemplate(template, "schedule");
+    ws = Workspace.open(root, { clock });
+    spool = join(dirname(root), "spool"); // beside the workspace, as before
     mkdirSync(spool);
   });
 
