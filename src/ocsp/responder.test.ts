@@ -14,6 +14,7 @@ import { Workspace } from "../workspace/workspace.js";
 import { OCSP_OID } from "./request.js";
 import { MAX_REMEMBERED_GET, OcspResponder, UNKNOWN_CA_RELOAD_MS } from "./responder.js";
 import { rolloverCas } from "../ca/rollover.js";
+import { StoreWatchdog } from "../store/watchdog.js";
 
 const clock = new FixedClock("2030-04-01T00:00:00Z");
 let ws: Workspace;
@@ -182,6 +183,51 @@ describe("OcspResponder", () => {
     const broken = new OcspResponder({ store: failing(new Error("a bug")), clock, passphrase: "ocsp-pw" });
     await broken.refresh();
     expect((await broken.answer("13-sig", request([certIdFor("0a01")]))).responseStatus).toBe("internalError");
+  });
+
+  it("tryLater, not a request held as long as the store, when a status read or a reload for an unknown CA never returns (the serve's watchdog); answered once the store is back", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let hang = false;
+    const calls = { certificateStatus: 0, listCas: 0 };
+    // a database server that stopped answering: reads wait until released
+    const hung = new Proxy(ws.store, {
+      get: (t, k) => {
+        const v: unknown = Reflect.get(t, k);
+        if (typeof v !== "function") return v;
+        if (k === "certificateStatus" || k === "listCas") {
+          return async (...a: unknown[]) => {
+            calls[k]++;
+            if (hang) await gate;
+            return (v as (...x: unknown[]) => unknown).apply(t, a);
+          };
+        }
+        return v.bind(t);
+      },
+    });
+    const watchdog = new StoreWatchdog({ waitMs: 100 });
+    const r = new OcspResponder({ store: hung, clock, passphrase: "ocsp-pw", watchdog, unknownCaReloadMs: 0, onError: () => undefined });
+    await r.refresh();
+    hang = true;
+    try {
+      // a nonce: answered fresh from the store, never from the pre-produced cache
+      const asked = () => r.answer("13-sig", request([certIdFor("0a01")], Buffer.from("n1")));
+      expect((await asked()).responseStatus).toBe("tryLater");
+      expect(watchdog.stalled).toBe(true);
+      // refused at once while the first read is out: the hung store is not asked again
+      expect((await asked()).responseStatus).toBe("tryLater");
+      expect(calls.certificateStatus).toBe(1);
+      // a CA id not loaded: the reload it waits for is bounded too, and says tryLater, not "not ours"
+      expect((await r.answer("13-sig-g9", request([certIdFor("0a01")]))).responseStatus).toBe("tryLater");
+      release();
+      await vi.waitFor(() => expect(watchdog.stalled).toBe(false));
+      const back = await asked();
+      expect(back.responseStatus).toBe("successful");
+      expect(back.statuses).toHaveLength(1); // its status as the store has it (an earlier test revoked it)
+    } finally {
+      release();
+      watchdog.close();
+    }
   });
 
   it("tryLater when the CA has no current signing certificate", async () => {

@@ -29,6 +29,7 @@ import type { Clock } from "../pki/clock.js";
 import { unlockPrivateKey } from "../pki/keys.js";
 import { SoftwareSigner } from "../pki/signer.js";
 import type { Store } from "../store/types.js";
+import type { StoreWatchdog } from "../store/watchdog.js";
 import { CERT_ID_HASHES, parseOcspRequest, type CertId, type CertIdHash } from "./request.js";
 import { errorResponse, responseEtag, signedResponse, type CertStatus, type ResponderIdentity, type ResponseStatusName } from "./response.js";
 
@@ -58,6 +59,11 @@ export interface OcspResponderOptions {
   readonly maxEntries?: number;
   /** a poll or reload that failed (the store unreachable): for a log */
   readonly onError?: (e: unknown) => void;
+  /**
+   * Bounds the store reads a request waits for (a status read, a reload for an unknown CA): past it the answer is
+   * tryLater. jpki serve's one watchdog (store/watchdog.ts); none: a request waits as long as the store.
+   */
+  readonly watchdog?: StoreWatchdog;
 }
 
 export type AnsweredStatus = CertStatus["kind"];
@@ -225,8 +231,8 @@ export class OcspResponder {
 
   /**
    * Reads the CAs and signers again for a request that found its CA, or its CA's signer, missing: joins a reload
-   * in flight, else starts one unless one was started so within unknownCaReloadMs. Whether one was waited for
-   * (false: rate-limited, nothing read). Never throws: a failed read is reported and the request answered as before.
+   * in flight, else starts one unless one was started so within unknownCaReloadMs. Whether one was read (false:
+   * rate-limited, nothing read; or the read failed or was late). Never throws: a failed read is reported by the reload.
    */
   async #reloadForUnknown(): Promise<boolean> {
     if (!this.#reloading) {
@@ -235,8 +241,18 @@ export class OcspResponder {
       this.#lastUnknownReload = now;
       void this.#reloadOnce(now).catch((e: unknown) => this.#o.onError?.(e));
     }
-    await this.#reloading?.catch(() => undefined);
-    return true;
+    const reloading = this.#reloading;
+    if (!reloading) return true;
+    // A reload the store does not answer is waited for the watchdog's bound at most (it hung every request about
+    // a CA not loaded); late, refused or failed, nothing was learnt: false, so the answer is tryLater, never
+    // "not ours" for a CA only the store could have told of.
+    const dog = this.#o.watchdog;
+    try {
+      await (dog ? dog.run("an OCSP responder's reload", () => reloading) : reloading);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   async #reload(now: number): Promise<void> {
@@ -349,7 +365,7 @@ export class OcspResponder {
     } catch (e) {
       // The store out of reach (a restart, the network) passes: RFC 6960 §2.3's tryLater tells the client to ask
       // again, where internalError says the responder itself is broken.
-      return unsigned(isJpkiError(e, "ERR_STORE_UNREACHABLE") ? "tryLater" : "internalError");
+      return unsigned(isJpkiError(e, "ERR_STORE_UNREACHABLE") || isJpkiError(e, "ERR_STORE_UNRESPONSIVE") ? "tryLater" : "internalError");
     }
   }
 
@@ -359,7 +375,10 @@ export class OcspResponder {
 
   async #status(caId: string, c: CertId): Promise<CertStatus> {
     if (c.serial === undefined) return { kind: "unknown" };
-    const row = await this.#o.store.certificateStatus(c.serial);
+    const serial = c.serial;
+    // Bounded (watchdog): a late or refused read is ERR_STORE_UNRESPONSIVE, answered tryLater as an unreachable store is.
+    const dog = this.#o.watchdog;
+    const row = await (dog ? dog.run("an OCSP status read", () => this.#o.store.certificateStatus(serial)) : this.#o.store.certificateStatus(serial));
     if (!row || row.caId !== caId) return { kind: "unknown" };
     return row.revocation ? { kind: "revoked", revokedAt: row.revocation.revokedAt, reason: row.revocation.reason } : { kind: "good" };
   }

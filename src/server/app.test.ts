@@ -811,6 +811,42 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       await api.close();
     }
   });
+
+  it("GET /crl/index.json, /v1/overview and /metrics answer 503 store-unresponsive with Retry-After when a store read never returns, refuse the next at once, and answer once the store does", async () => {
+    const reported: Array<{ code: string | undefined; what: string }> = [];
+    const { app: api } = await buildServer(ws, { storeWaitMs: 200, overviewCacheMs: 0, access: { onError: (e, what) => reported.push({ code: (e as { code?: string }).code, what }) } });
+    await api.listen({ host: "127.0.0.1", port: 0 });
+    const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
+    const routes = ["/crl/index.json", "/v1/overview", "/metrics"];
+    const ask = (path: string) => fetch(`${at}${path}`, { headers: auth, signal: AbortSignal.timeout(15_000) });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const real = ws.store.crlStatus.bind(ws.store);
+    // a database server that stopped answering: every route here reads the CRL records
+    const hung = vi.spyOn(ws.store, "crlStatus").mockImplementation(async () => {
+      await gate;
+      return real();
+    });
+    try {
+      for (const path of [...routes, ...routes]) {
+        const r = await ask(path);
+        expect(r.status, path).toBe(503);
+        expect(r.headers.get("retry-after"), path).toBe("5");
+        expect(r.headers.get("cache-control"), path).toBe("no-store");
+        expect(await r.json(), path).toMatchObject({ error: "unavailable", code: "store-unresponsive" });
+      }
+      // the first read went late; every later one was refused without asking the hung store again
+      expect(hung).toHaveBeenCalledTimes(1);
+      // the operator is told once per stall, not once per request
+      expect(reported.filter((r) => r.code === "ERR_STORE_UNRESPONSIVE")).toHaveLength(1);
+      release();
+      for (const path of routes) await vi.waitFor(async () => expect((await ask(path)).status, path).toBe(200), { timeout: 10_000, interval: 50 });
+    } finally {
+      release();
+      hung.mockRestore();
+      await api.close();
+    }
+  });
 });
 
 // Last: it publishes the full CRLs an hour ahead of the wall clock, which the tests above do not expect.

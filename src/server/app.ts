@@ -43,7 +43,7 @@ import { ARL_SCOPE, type CrlRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { toPem } from "../pki/pem.js";
 import type { AccessLogSink } from "./access-log.js";
-import { apiErrorBody, JSON_TYPE, JSON_TYPE_LINES, METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR, TOO_MANY_CONNECTIONS, UNSUPPORTED_CONTENT_ENCODING } from "./api-errors.js";
+import { apiErrorBody, JSON_TYPE, JSON_TYPE_LINES, METHOD_NOT_ALLOWED, PARSER_REFUSALS, sendApiError, STOPPING_ERROR, STORE_UNRESPONSIVE, storeErrorCode, TOO_MANY_CONNECTIONS, UNSUPPORTED_CONTENT_ENCODING } from "./api-errors.js";
 import { clientAddressOf, trustedProxyOf } from "./client-address.js";
 import { routedPath, TOO_MANY_REFUSALS, VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
 import { ocspGetRoute, registerOcsp } from "./ocsp.js";
@@ -246,7 +246,7 @@ export interface ServerMetrics {
   countOcspAnswer(a: OcspAnswer): void;
 }
 
-function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | undefined, connections: ConnectionStats): ServerMetrics {
+function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | undefined, connections: ConnectionStats, storeWatchdog: StoreWatchdog): ServerMetrics {
   const registry = new Registry();
   new Gauge({
     name: "jpki_http_connections_open",
@@ -330,7 +330,7 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
     registers: [registry],
     async collect() {
       const now = clock.now().getTime();
-      for (const s of await everyCrl(ws)) if (s.latest) this.set({ ca: s.caId, scope: s.scope }, (now - s.latest.thisUpdate.getTime()) / 1000);
+      for (const s of await everyCrl(ws, storeWatchdog)) if (s.latest) this.set({ ca: s.caId, scope: s.scope }, (now - s.latest.thisUpdate.getTime()) / 1000);
     },
   });
   new Gauge({
@@ -340,7 +340,7 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
     registers: [registry],
     async collect() {
       const now = clock.now().getTime();
-      for (const s of await everyCrl(ws)) if (s.latest) this.set({ ca: s.caId, scope: s.scope }, (s.latest.nextUpdate.getTime() - now) / 1000);
+      for (const s of await everyCrl(ws, storeWatchdog)) if (s.latest) this.set({ ca: s.caId, scope: s.scope }, (s.latest.nextUpdate.getTime() - now) / 1000);
     },
   });
   // OCSP answers likewise: source → status → count.
@@ -375,7 +375,9 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
  * the workspace publishes deltas: config deltaCrlIntervalMinutes), its municipality partitions (the municipality
  * code) and its ARL ("arl"), with the latest published of each (undefined: none yet).
  */
-async function everyCrl(ws: Workspace): Promise<Array<{ caId: string; scope: string; latest: CrlRecord | undefined }>> {
+async function everyCrl(ws: Workspace, watchdog?: StoreWatchdog): Promise<Array<{ caId: string; scope: string; latest: CrlRecord | undefined }>> {
+  // A scrape of /metrics reads the store: bounded as the API's reads are (a hung store held the scrape as long as it hung).
+  if (watchdog) return watchdog.run("the CRL records", () => everyCrl(ws));
   const full = (await ws.store.crlStatus()).map((s) => ({ caId: s.caId, scope: "full", latest: s.latest }));
   // A delta left from before deltas were turned off expires unreplaced, by design: not a health problem then.
   const deltas = ws.config.deltaCrlIntervalMinutes > 0 ? (await ws.store.deltaCrlStatus()).map((d) => ({ caId: d.caId, scope: "delta", latest: d.delta })) : [];
@@ -545,7 +547,15 @@ export async function buildServer(
   const maxConnections = opts.maxConnections ?? MAX_CONNECTIONS;
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new JpkiError("ERR_USAGE", `maxConnections must be a whole number of at least 1, not ${maxConnections}`);
   const connectionStats: ConnectionStats = { open: 0, refused: 0 };
-  const metrics = makeMetrics(ws, clock, opts.accessLog, connectionStats);
+  // One bound on the store for every route that reads or writes it per request (the verifier API, the CRL index,
+  // the overview, /metrics' CRL gauges, OCSP's status reads): a call past it marks the store stalled for all of
+  // them (watchdog.ts). Reported once per stall (the routes do not report each store-unresponsive answer).
+  // /healthz keeps its own bound (HEALTH_STORE_WAIT_MS): a probe must say "unresponsive", not be refused.
+  const onStalled = opts.access?.onError
+    ? (e: unknown) => opts.access!.onError!(e, "the store (the routes that read it answer 503 store-unresponsive, OCSP tryLater, until it answers)")
+    : undefined;
+  const storeWatchdog = new StoreWatchdog({ ...(opts.storeWaitMs !== undefined ? { waitMs: opts.storeWaitMs } : {}), ...(onStalled ? { onStalled } : {}) });
+  const metrics = makeMetrics(ws, clock, opts.accessLog, connectionStats, storeWatchdog);
   const log = opts.accessLog;
   // Who asked: a verifier id or "anonymous", never any part of a credential. Called as accessLine?.(…): with
   // no log, not even its arguments are computed.
@@ -848,6 +858,9 @@ export async function buildServer(
     // fastify's own refusals (a malformed body, a wrong media type): their fixed messages, as fastify sends them.
     // Every error body carries a code (issue 13 point 3): fastify's own, or the status's word for an error without one.
     if (status !== undefined) return reply.code(status).send({ statusCode: status, code: err.code ?? `http-${status}`, error: STATUS_CODES[status], message: err.message });
+    // A store that did not answer within the bound (the CRL index, /metrics): reported once per stall by the
+    // watchdog, answered as the API answers it.
+    if (storeErrorCode(err) === "store-unresponsive") return sendApiError(reply, { "store-unresponsive": STORE_UNRESPONSIVE }, "store-unresponsive");
     opts.access?.onError?.(err, "answering a request (no answer given)");
     const unavailable = (err.code ?? "").startsWith("ERR_STORE") || err.code === "ERR_WORKSPACE_LOCKED";
     return reply
@@ -888,8 +901,11 @@ export async function buildServer(
     onResponse: onResponse("crl-index"),
     handler: async (_req, reply) => {
       // Every scope: each CA's full CRL, then its delta CRL, its municipality partitions and its ARL (crl/scope.ts).
-      const deltas = (await ws.store.deltaCrlStatus()).flatMap((d) => (d.delta ? [{ caId: d.caId, scope: "delta", latest: d.delta }] : []));
-      const status = [...(await ws.store.crlStatus()), ...deltas, ...(await ws.store.crlScopeStatus())];
+      // Bounded (watchdog.ts): past it the error handler answers 503 store-unresponsive with Retry-After.
+      const status = await storeWatchdog.run("the CRL index's reads", async () => {
+        const deltas = (await ws.store.deltaCrlStatus()).flatMap((d) => (d.delta ? [{ caId: d.caId, scope: "delta", latest: d.delta }] : []));
+        return [...(await ws.store.crlStatus()), ...deltas, ...(await ws.store.crlScopeStatus())];
+      });
       const crls = [];
       for (const s of status) {
         const l = s.latest;
@@ -975,10 +991,6 @@ export async function buildServer(
   });
 
   // The engine on a thread of its own (verifier/engine-thread.ts): the serving thread keeps the HTTP and the store.
-  // One bound on the store for the API's routes: a call past it marks the store stalled for all of them (watchdog.ts).
-  // Reported once per stall (the routes do not report each store-unresponsive answer).
-  const onStalled = opts.access?.onError ? (e: unknown) => opts.access!.onError!(e, "the verifier API's store (answered 503 store-unresponsive until it answers)") : undefined;
-  const storeWatchdog = new StoreWatchdog({ ...(opts.storeWaitMs !== undefined ? { waitMs: opts.storeWaitMs } : {}), ...(onStalled ? { onStalled } : {}) });
   const validation = new VerifierValidationService(ws, { engineThread: true, watchdog: storeWatchdog, ...opts.validation });
   await registerValidate(app, { prefix, service: validation, access, onResponse: onResponse("validate"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   validateFast = validateFastPath({
@@ -994,7 +1006,7 @@ export async function buildServer(
   const openapi = JSON.stringify(validationApiDocument(prefix));
   app.get(`${prefix}/openapi.json`, { onResponse: onResponse("openapi") }, async (_req, reply) => reply.header("Cache-Control", "no-cache").type("application/json; charset=utf-8").send(openapi));
 
-  registerOverview(app, { prefix, ws, access, onResponse: onResponse("overview"), ...(opts.overviewCacheMs !== undefined ? { cacheMs: opts.overviewCacheMs } : {}), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
+  registerOverview(app, { prefix, ws, access, watchdog: storeWatchdog, onResponse: onResponse("overview"), ...(opts.overviewCacheMs !== undefined ? { cacheMs: opts.overviewCacheMs } : {}), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   registerPage(app, { prefix, assets: await loadPage(), onResponse: onResponse("page") });
 
   // The stop begins (before fastify ends the idle connections and closes the listening socket): from now on
@@ -1023,7 +1035,7 @@ export async function buildServer(
 
   if (opts.ocsp) {
     const { maxAgeSeconds, ...o } = opts.ocsp;
-    const responder = (ocsp = new OcspResponder({ ...o, store: ws.store, clock }));
+    const responder = (ocsp = new OcspResponder({ ...o, store: ws.store, clock, watchdog: storeWatchdog }));
     await responder.start();
     app.addHook("onClose", async () => responder.stop());
     registerOcsp(app, { prefix, responder, clock, maxAgeSeconds: maxAgeSeconds ?? 300, count: metrics.countOcspAnswer, onResponse: onResponse("ocsp") });

@@ -15,19 +15,21 @@
  * costs four reads per 15 s, not per visit.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { hasUnknownParameter, sendApiError, type ApiError } from "./api-errors.js";
+import { hasUnknownParameter, sendApiError, STORE_UNRESPONSIVE, storeErrorCode, type ApiError } from "./api-errors.js";
+import type { StoreWatchdog } from "../store/watchdog.js";
 import { caOverview, CrlRevocationDays, MAX_OVERVIEW_DAYS, type CaOverview } from "../verifier/overview.js";
 import type { Workspace } from "../workspace/workspace.js";
 import type { VerifierAccess } from "./access.js";
 
 export const DEFAULT_OVERVIEW_DAYS = 28;
 /** The typed error codes this route answers (openapi.ts lists them). */
-export const OVERVIEW_ERROR_CODES = Object.freeze(["unauthorized", "days-invalid", "query-invalid", "store-unavailable", "internal"] as const);
+export const OVERVIEW_ERROR_CODES = Object.freeze(["unauthorized", "days-invalid", "query-invalid", "store-unavailable", "store-unresponsive", "internal"] as const);
 
-/** The route's refusals of its query, answered as GET /v1/status/history answers its own (api-errors.ts). */
-const QUERY_ERRORS: Readonly<Record<"days-invalid" | "query-invalid", ApiError>> = Object.freeze({
+/** The route's refusals of its query, answered as GET /v1/status/history answers its own (api-errors.ts), and a store that did not answer in time. */
+const QUERY_ERRORS: Readonly<Record<"days-invalid" | "query-invalid" | "store-unresponsive", ApiError>> = Object.freeze({
   "days-invalid": { status: 400, message: `days must be a whole number from 1 to ${MAX_OVERVIEW_DAYS}` },
   "query-invalid": { status: 400, message: `the query takes days only (a whole number from 1 to ${MAX_OVERVIEW_DAYS})` },
+  "store-unresponsive": STORE_UNRESPONSIVE,
 });
 const PARAMETERS: ReadonlySet<string> = new Set(["days"]);
 
@@ -41,6 +43,8 @@ export interface OverviewRouteOptions {
   readonly cacheMs?: number;
   /** a monotonic clock in ms for cacheMs (default performance.now) */
   readonly now?: () => number;
+  /** bounds the store reads (store/watchdog.ts): 503 store-unresponsive with Retry-After past it */
+  readonly watchdog?: StoreWatchdog;
 }
 
 export function registerOverview(app: FastifyInstance, o: OverviewRouteOptions): void {
@@ -53,7 +57,7 @@ export function registerOverview(app: FastifyInstance, o: OverviewRouteOptions):
     const t = now();
     const hit = cache.get(days);
     if (hit && t - hit.at < cacheMs) return hit.answer;
-    const answer = caOverview(o.ws.store, { clock: o.ws.clock, days, revocationDays });
+    const answer = caOverview(o.ws.store, { clock: o.ws.clock, days, revocationDays, ...(o.watchdog ? { watchdog: o.watchdog } : {}) });
     cache.set(days, { at: t, answer });
     // A failure is not kept: the next asker tries again.
     answer.catch(() => {
@@ -73,9 +77,11 @@ export function registerOverview(app: FastifyInstance, o: OverviewRouteOptions):
     try {
       return reply.header("Cache-Control", "no-store").send(await overview(days));
     } catch (e) {
+      // Reported once per stall by the watchdog (app.ts), not per request.
+      const storeCode = storeErrorCode(e);
+      if (storeCode === "store-unresponsive") return sendApiError(reply, QUERY_ERRORS, storeCode);
       o.onError?.(e, "answering GET /v1/overview");
-      const code = (e as { code?: string }).code ?? "";
-      const unavailable = code.startsWith("ERR_STORE") || code === "ERR_WORKSPACE_LOCKED";
+      const unavailable = storeCode === "store-unavailable";
       return reply
         .code(unavailable ? 503 : 500)
         .header("Cache-Control", "no-store")

@@ -27,6 +27,7 @@ import { prefecture } from "../ca/prefectures.js";
 import { JpkiError } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
 import { ARL_SCOPE, type CrlRecord, type Store } from "../store/types.js";
+import type { StoreWatchdog } from "../store/watchdog.js";
 import { parseCrl } from "../validation/crl.js";
 import { CompactCrlEntries } from "../validation/crl-index.js";
 import { JST_OFFSET_MS } from "../pki/jst.js";
@@ -279,14 +280,19 @@ const KIND_ORDER: Readonly<Record<OverviewCrlKind, number>> = { full: 0, delta: 
  * included), counted by `revocationDays` from the latest full CRL. ERR_USAGE when `days` is not a whole number
  * from 1 to MAX_OVERVIEW_DAYS.
  */
-export async function caOverview(store: Store, o: { readonly clock: Clock; readonly days: number; readonly revocationDays: CrlRevocationDays }): Promise<CaOverview> {
+export async function caOverview(
+  store: Store,
+  o: { readonly clock: Clock; readonly days: number; readonly revocationDays: CrlRevocationDays; readonly watchdog?: StoreWatchdog },
+): Promise<CaOverview> {
   if (!Number.isInteger(o.days) || o.days < 1 || o.days > MAX_OVERVIEW_DAYS) {
     throw new JpkiError("ERR_USAGE", `the overview covers 1 to ${MAX_OVERVIEW_DAYS} days: ask for a whole number of days in that range`);
   }
   const now = o.clock.now().getTime();
   const today = jstDayNumber(now);
   const window = Array.from({ length: o.days }, (_, i) => today - o.days + 1 + i);
-  const [cas, full, deltas, scoped] = await Promise.all([store.listCas(), store.crlStatus(), store.deltaCrlStatus(), store.crlScopeStatus()]);
+  const read = () => Promise.all([store.listCas(), store.crlStatus(), store.deltaCrlStatus(), store.crlScopeStatus()]);
+  // Bounded when a watchdog is given (jpki serve's): a hung store held GET /v1/overview as long as it hung.
+  const [cas, full, deltas, scoped] = await (o.watchdog ? o.watchdog.run("the overview's reads", read) : read());
   const crls = new Map<string, OverviewCrl[]>();
   const add = (caId: string, c: OverviewCrl) => {
     let l = crls.get(caId);
