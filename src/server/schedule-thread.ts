@@ -114,6 +114,7 @@ export async function superviseScheduleThread(
   const { signal, onCrl, onError, onRecovered, onIssued, onSweep } = o;
   let failure: Error | undefined;
   let stopping = false;
+  let told = false;
   const exited = new Promise<void>((resolve) =>
     worker.once("exit", (code) => {
       // Ending unasked, even without an error, leaves the CRLs to go stale: the caller must hear of it.
@@ -136,22 +137,28 @@ export async function superviseScheduleThread(
       failure ??= rebuild(threadError(e));
       reject(failure);
     });
-    void exited.then(() => reject(failure));
+    // Told to stop before it was ready, a thread may end without saying so: that is a clean stop.
+    void exited.then(() => (failure ? reject(failure) : resolve()));
   });
   const stop = () => {
     stopping = true;
+    if (told) return;
+    told = true;
     worker.postMessage("stop");
   };
+  // Told from the start, not once the loop runs: the thread's start-up round (every CA's OCSP signing certificate
+  // and CRLs on a first start) stops between CAs on it (openCrlSchedule), and said "ready" only after its end.
+  if (signal.aborted) stop();
+  else signal.addEventListener("abort", stop, { once: true });
   try {
     await ready;
   } catch (e) {
+    signal.removeEventListener("abort", stop);
     stopping = true;
     await worker.terminate();
     throw e;
   }
   return async () => {
-    if (signal.aborted) stop();
-    else signal.addEventListener("abort", stop, { once: true });
     await exited;
     signal.removeEventListener("abort", stop);
     if (failure) throw failure;

@@ -113,15 +113,20 @@ export async function runCrlSchedule(ws: Workspace, o: ScheduleOptions): Promise
 /**
  * Opens every CA's key (a wrong passphrase fails here, before a server starts listening) and returns the
  * schedule's loop, which runs until `signal` aborts.
+ *
+ * The start-up round (a first start, or after a restore: an OCSP signing certificate for every CA, half a second
+ * of CPU each, then every CA's CRLs) stops between CAs once `signal` aborts, as `jpki watch`'s does (ca/spool.ts):
+ * what was issued and published stays, the rest is due at the next start. It ran to its end, ≈ 25 s for 40 CAs,
+ * SIGTERM or not, and a service manager's stop timeout killed it.
  */
 export async function openCrlSchedule(ws: Workspace, o: ScheduleOptions): Promise<() => Promise<void>> {
   const updater = new CrlUpdater(ws, o.passphrase);
-  await updater.preflight();
+  await updater.preflight(o.signal);
   let renewal: OcspSignerRenewal | undefined;
-  if (o.ocsp) {
+  if (o.ocsp && !o.signal.aborted) {
     // Before any server listens: a fresh workspace answers OCSP from the first request.
     renewal = new OcspSignerRenewal(ws, { caPassphrase: o.passphrase, responderPassphrase: o.ocsp.responderPassphrase, ...(o.ocsp.policy ? { policy: o.ocsp.policy } : {}) });
-    for (const r of await renewal.preflight()) o.ocsp.onIssued?.(r);
+    for (const r of await renewal.preflight(o.signal)) o.ocsp.onIssued?.(r);
   }
   return () => scheduleLoop(ws, updater, o, renewal);
 }
@@ -142,7 +147,7 @@ async function scheduleLoop(ws: Workspace, updater: CrlUpdater, o: ScheduleOptio
         await schedule.tick((p) => {
           renewal?.noticeCrl(p.caId); // a new CA's signer at this round's renewal tick, not the minute's
           if (!p.superseded) o.onCrl?.(p);
-        });
+        }, o.signal);
       } catch (e) {
         if (onError) onError(e);
         else throw e;
@@ -151,7 +156,7 @@ async function scheduleLoop(ws: Workspace, updater: CrlUpdater, o: ScheduleOptio
       // The renewal says its lasting failure (a rewrap) once an hour itself: passed on as it comes.
       if (renewal) {
         try {
-          for (const r of await renewal.tick()) o.ocsp?.onIssued?.(r);
+          for (const r of await renewal.tick(o.signal)) o.ocsp?.onIssued?.(r);
         } catch (e) {
           if (o.onError) o.onError(e);
           else throw e;

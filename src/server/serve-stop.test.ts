@@ -1,0 +1,92 @@
+/**
+ * `jpki serve`'s CRL schedule stopped during its start-up round (SIGTERM on a first start, 40+ CAs): it stops
+ * between CAs, as `jpki watch` does (ca/spool.test.ts), in the process and on the schedule's thread.
+ */
+import { EventEmitter } from "node:events";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { initCas } from "../ca/manage.js";
+import { prefecture } from "../ca/prefectures.js";
+import { Workspace } from "../workspace/workspace.js";
+import { superviseScheduleThread, type ScheduleWorker } from "./schedule-thread.js";
+import { openCrlSchedule } from "./serve.js";
+
+/** A workspace with six CAs, none of which has a CRL or an OCSP signing certificate yet: a first start's work. */
+async function firstStart(prefix: string) {
+  const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), prefix)), "ws"));
+  await initCas(ws, { prefectures: ["01", "13", "27"].map((p) => prefecture(p)), purposes: ["signature", "authentication"], passphrase: "pw" });
+  const ids = (await ws.store.listCas()).map((c) => c.id);
+  expect(ids).toHaveLength(6);
+  const withFull = async () => (await Promise.all(ids.map(async (id) => ((await ws.store.latestCrl(id)) ? id : undefined)))).filter(Boolean);
+  return { ws, ids, withFull };
+}
+
+/** A whole start: its start-up round, and one more round, then stopped (its sleep aborts). */
+async function nextStart(ws: Workspace, ocsp?: { responderPassphrase: string }) {
+  const c = new AbortController();
+  const loop = await openCrlSchedule(ws, { passphrase: "pw", signal: c.signal, sleep: async () => c.abort(), ...(ocsp ? { ocsp } : {}) });
+  await loop();
+}
+
+describe("jpki serve's schedule stopped during its start-up round", () => {
+  it("stops issuing OCSP signing certificates between CAs and begins no CRL round; the next start does the rest", async () => {
+    const { ws, ids, withFull } = await firstStart("jpki-serve-stop-ocsp-");
+    const stop = new AbortController();
+    const put = ws.store.putOcspResponder.bind(ws.store);
+    // SIGTERM arrives as the first certificate is stored
+    ws.store.putOcspResponder = (...a: Parameters<typeof put>) => (stop.abort(), put(...a));
+    try {
+      const loop = await openCrlSchedule(ws, { passphrase: "pw", signal: stop.signal, ocsp: { responderPassphrase: "pw" }, sleep: async () => undefined });
+      await loop();
+      expect(await ws.store.ocspResponders()).toHaveLength(1);
+      expect(await withFull()).toEqual([]);
+      ws.store.putOcspResponder = put;
+      await nextStart(ws, { responderPassphrase: "pw" });
+      expect((await ws.store.ocspResponders()).map((r) => r.caId).sort()).toEqual([...ids].sort());
+      expect(await withFull()).toEqual(ids);
+    } finally {
+      await ws.close();
+    }
+  });
+
+  it("stops the first CRL round between CAs: those begun are published whole, the rest by the next start", async () => {
+    const { ws, ids, withFull } = await firstStart("jpki-serve-stop-crl-");
+    const stop = new AbortController();
+    const reserve = ws.store.reserveCrl.bind(ws.store);
+    // SIGTERM arrives as the first CRL number is reserved: the CAs already begun finish, no other is begun
+    ws.store.reserveCrl = (...a: Parameters<typeof reserve>) => (stop.abort(), reserve(...a));
+    try {
+      const loop = await openCrlSchedule(ws, { passphrase: "pw", signal: stop.signal, sleep: async () => undefined });
+      await loop();
+      const published = await withFull();
+      expect(published.length).toBeGreaterThan(0);
+      expect(published.length).toBeLessThan(ids.length);
+      ws.store.reserveCrl = reserve;
+      await nextStart(ws);
+      expect(await withFull()).toEqual(ids);
+    } finally {
+      await ws.close();
+    }
+  });
+
+  it("tells the schedule's thread to stop while it is still starting, and takes its ending then as a clean stop", async () => {
+    const posted: unknown[] = [];
+    const worker = Object.assign(new EventEmitter(), {
+      postMessage: (m: unknown) => {
+        posted.push(m);
+        // a thread stopped mid start-up ends its round between CAs and exits, maybe before saying "ready"
+        if (m === "stop") queueMicrotask(() => worker.emit("exit", 0));
+      },
+      terminate: async () => 1,
+    });
+    const stop = new AbortController();
+    const opening = superviseScheduleThread(worker as unknown as ScheduleWorker, { signal: stop.signal });
+    stop.abort(); // SIGTERM before the thread said it was ready
+    const loop = await opening;
+    expect(posted).toEqual(["stop"]);
+    await expect(loop()).resolves.toBeUndefined();
+    expect(posted).toEqual(["stop"]);
+  });
+});
