@@ -98,8 +98,26 @@ export class Output {
     if (this.json) this.io.stdout.write(toJson(data, 0) + "\n");
     else this.result(data, text);
   }
+  /** stderr is a stream of JSON lines (eventLines) */
+  #events = false;
+  /**
+   * Under --json, makes stderr a stream of JSON objects, one a line, for a command that logs as it runs (`jpki
+   * watch`: each CRL it publishes is an event line). A warning written as plain text there (a CRL tick that
+   * failed, a sweep that failed, the workspace's own warnings) broke every reader of the stream, which parses
+   * each line. From now on info() and event() write JSON lines; without --json nothing changes.
+   */
+  eventLines(): void {
+    this.#events = this.json;
+  }
+  /** An event: a JSON line `{"event": name, ...fields}` on stderr when stderr is JSON lines, else `text`. */
+  event(name: string, fields: Record<string, unknown>, text: string): void {
+    if (this.#events) this.io.stderr.write(toJson({ event: name, ...fields }, 0) + "\n");
+    else this.info(text);
+  }
+  /** A line on stderr for a person; `{"event":"message","message":…}` when stderr is JSON lines. */
   info(s: string): void {
-    this.io.stderr.write(s.replace(/\n?$/, "\n"));
+    if (this.#events) this.io.stderr.write(toJson({ event: "message", message: s.replace(/\n$/, "") }, 0) + "\n");
+    else this.io.stderr.write(s.replace(/\n?$/, "\n"));
   }
   /** Progress line on a terminal only; scripts and --json never see it. */
   progress(s: string): void {

@@ -45,9 +45,12 @@ minutes while it lasts) and tried again on the next tick: the watch goes on.
 With --once it processes the files present, publishes whatever is due or has unpublished revocations, and
 exits: the recovery step after a crash (no sweep then); a CRL it cannot publish fails the run. Notices a file
 held that could not be applied do not fail it: they are in done/NAME.rejects.jsonl, and --json counts them.
-With --json, stdout holds one document, the summary, when the watch ends; each CRL published is logged on stderr
-as it is, one JSON line: {"event":"crl-published","ca","scope","municipality"?,"number","baseNumber"?,"entries",
-"path","why"} — why: missing, dirty or refresh (the schedule), notices (a file's ingestion, named in noticeFile).
+With --json, stdout holds one document, the summary, when the watch ends, and every stderr line is a JSON object
+with an "event". Each CRL published is logged as it is: {"event":"crl-published","ca","scope","municipality"?,
+"number","baseNumber"?,"entries","path","why"} — why: missing, dirty or refresh (the schedule), notices (a file's
+ingestion, named in noticeFile). A CRL tick that failed: {"event":"crl-tick-failed","code","message","retry"}; a
+registry sweep that failed: {"event":"registry-sweep-failed","code","message","nextAt"}; any other line (a
+warning about the workspace): {"event":"message","message"}; an error that ends the watch: {"error":{…}}.
 
 ${commandExitCodes({
   ok: "stopped by SIGTERM or SIGINT, or (--once) the files present processed and the CRLs due published",
@@ -65,6 +68,8 @@ Example:
     )
     .action(async (dir: string, o: { poll: string; once?: boolean; batchSize: string; crlInterval: string; ocspCertDays: string; ocsp: boolean }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
+      // --json: every stderr line a JSON object (each CRL published is one); warnings were plain text among them.
+      ctx.out.eventLines();
       const pollMs = Number(o.poll);
       const batchSize = Number(o.batchSize);
       const interval = Number(o.crlInterval);
@@ -94,7 +99,11 @@ Example:
             for (const c of crls) io.stderr.write(`${JSON.stringify({ event: "crl-published", ...c, ...why })}\n`);
           };
           // A failure that lasts (a full disk) is said once, then at most every few minutes, as jpki serve says it.
-          const scheduleErrors = new RepeatedErrors((e) => ctx.out.info(`warning: ${isJpkiError(e) ? `[${e.code}] ${e.message}` : String(e)} (the next CRL tick tries again)`));
+          const scheduleErrors = new RepeatedErrors((e) => {
+            const code = isJpkiError(e) ? e.code : ((e as { code?: unknown } | null)?.code ?? "error");
+            const message = e instanceof Error ? e.message : String(e);
+            ctx.out.event("crl-tick-failed", { code, message, retry: "next CRL tick" }, `warning: ${isJpkiError(e) ? `[${e.code}] ${e.message}` : String(e)} (the next CRL tick tries again)`);
+          });
           const r = await watchSpool(ws, updater, {
             dir: spool,
             pollMs,
@@ -107,7 +116,8 @@ Example:
               else ctx.out.info(`CRL ${p.caId}${p.scope ? `/${p.scope}` : ""} #${p.number} published (${p.why}): ${entriesText(p.entries)}, next update ${p.nextUpdate.toISOString()}`);
             },
             onSweep: (e) => {
-              if (e.kind === "failed" || !ctx.out.json) ctx.out.info(sweepLine(e));
+              if (e.kind === "failed") ctx.out.event("registry-sweep-failed", { code: e.error.code, message: e.error.message, nextAt: e.nextAt.toISOString() }, sweepLine(e));
+              else if (!ctx.out.json) ctx.out.info(sweepLine(e));
             },
             onScheduleError: (e) => scheduleErrors.error(e),
             ...(o.ocsp
