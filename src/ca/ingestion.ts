@@ -170,7 +170,8 @@ export interface IngestRunResult extends IngestSummary {
    * the CRLs published: each CA's full CRL or, with delta CRLs on and the base young, a delta on it (scope "delta",
    * baseNumber), and its partitions that changed (scope "partition", municipality); the scopes as `crl generate` names them
    */
-  readonly crls: Array<{ ca: string; scope: ScopeKind; municipality?: string; baseNumber?: string; number: string; entries: number; path: string }>;
+  /** each CRL published: its CA as `caId`, and as `ca`, the same value under its first name (deprecated, kept for scripts) */
+  readonly crls: Array<{ caId: string; ca: string; scope: ScopeKind; municipality?: string; baseNumber?: string; number: string; entries: number; path: string }>;
   readonly seconds: number;
   /** with `crlFailure: "report"`: why a CRL due after the last batch was not published (its CA stays due) */
   readonly crlFailure?: unknown;
@@ -263,6 +264,7 @@ export function publishedCrls(published: readonly PublishedCrl[]): IngestRunResu
   return published
     .filter((c) => !c.superseded)
     .map((c) => ({
+      caId: c.caId,
       ca: c.caId,
       scope: scopeKind(c.scope),
       ...(scopeKind(c.scope) === "partition" ? { municipality: c.scope } : {}),

@@ -129,8 +129,8 @@ export class Output {
 }
 
 /** A published CRL as `crl generate` names it: `13-sig`, `13-sig/delta`, `13-sig/131016`, `13-sig/arl`. */
-export function crlLabel(c: { readonly ca: string; readonly scope: string; readonly municipality?: string }): string {
-  return c.scope === "full" ? c.ca : `${c.ca}/${c.municipality ?? c.scope}`;
+export function crlLabel(c: { readonly caId: string; readonly scope: string; readonly municipality?: string }): string {
+  return c.scope === "full" ? c.caId : `${c.caId}/${c.municipality ?? c.scope}`;
 }
 
 /** Quiet this long into a store upgrade (most end before), ms. */
@@ -190,4 +190,14 @@ export function batchStdin(io: Io, o: { readonly command: string; readonly items
     io.stderr.write(`reading ${o.items} from the terminal, one JSON object a line; end with Ctrl-D\n`);
   }
   return stdin;
+}
+
+/**
+ * A CA named in a command's --json output: `caId`, as `crl generate --json` and the HTTP API (/v1/status items,
+ * /crl/index.json) name it, and `ca`, the same value under the name most commands gave it first — deprecated,
+ * kept for the scripts that read it (never removed silently). One name everywhere: a script reading `caId` from
+ * one command and `ca` from the next broke on whichever it had not met.
+ */
+export function caNamed(caId: string): { readonly caId: string; readonly ca: string } {
+  return { caId, ca: caId };
 }

@@ -3,7 +3,7 @@ import { Command, Option } from "commander";
 import { JpkiError, checkInputFile, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
-import type { Io } from "../output.js";
+import { caNamed, type Io } from "../output.js";
 
 export function makeAuditCommand(io: Io): Command {
   const audit = new Command("audit").description("the audit log: every CA operation, who did it and when, in a hash chain signed at checkpoints");
@@ -99,7 +99,7 @@ Examples:
         await withWorkspace(ctx, async (ws) => {
           const cp = await checkpointAuditLog(ws, { passphrase, ...(o.ca ? { caId: o.ca } : {}), ...(o.force ? { force: true } : {}) });
           if (cp) {
-            ctx.out.result({ checkpointed: true, seq: cp.seq, hash: cp.hash, at: cp.at.toISOString(), ca: cp.caId }, `checkpoint: record ${cp.seq} (${cp.hash.slice(0, 16)}…) signed by CA ${cp.caId}`);
+            ctx.out.result({ checkpointed: true, seq: cp.seq, hash: cp.hash, at: cp.at.toISOString(), ...caNamed(cp.caId) }, `checkpoint: record ${cp.seq} (${cp.hash.slice(0, 16)}…) signed by CA ${cp.caId}`);
             return;
           }
           // Said, not left as an empty object: a script must tell "nothing to do" from a failure to report.

@@ -8,7 +8,7 @@ import { Command, Option } from "commander";
 import type { IssuedCertificate } from "../../index.js";
 import { JpkiError, checkInputFile, checkNewOutputFile, checkOutputFile, envPinValue, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
-import type { Io } from "../output.js";
+import { caNamed, type Io } from "../output.js";
 import { CARD_ENV_HELP, openCardFile, readAdminKeyFile, stdinLines } from "../card-secrets.js";
 
 interface CardOptions {
@@ -22,7 +22,7 @@ interface CardOptions {
 }
 
 function certSummary(c: IssuedCertificate) {
-  return { serial: c.serial, ca: c.caId, type: c.type, notAfter: c.notAfter.toISOString(), superseded: c.superseded, alreadyIssued: c.alreadyIssued };
+  return { serial: c.serial, ...caNamed(c.caId), type: c.type, notAfter: c.notAfter.toISOString(), superseded: c.superseded, alreadyIssued: c.alreadyIssued };
 }
 
 async function issuePins(ctx: Context, o: CardOptions): Promise<{ signaturePin: string; authenticationPin: string }> {

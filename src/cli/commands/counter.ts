@@ -207,7 +207,8 @@ function ingestTotals(runs: readonly IngestRunResult[]) {
     // CA where the second was its municipality partition.
     crls: runs.flatMap((r) =>
       r.crls.map((c) => ({
-        ca: c.ca,
+        caId: c.caId,
+        ca: c.caId,
         scope: c.scope,
         ...(c.municipality !== undefined ? { municipality: c.municipality } : {}),
         ...(c.baseNumber !== undefined ? { baseNumber: c.baseNumber } : {}),

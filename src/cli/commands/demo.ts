@@ -11,7 +11,7 @@ import { execFileSync } from "node:child_process";
 import type { IssuedCertificate, PublishedCrl } from "../../index.js";
 import { JpkiError, checkOutputDir, library } from "../lib.js";
 import { Context } from "../context.js";
-import type { Io } from "../output.js";
+import { caNamed, type Io } from "../output.js";
 
 const DEMO_PREFECTURES = ["13", "27", "01"];
 
@@ -157,7 +157,7 @@ export function makeDemoCommand(io: Io): Command {
         // The counter's notices wait in the registry's outbox until delivered (a crash in between loses none).
         const delivery = await deliverOutbox(ws, { ingest: true, updater });
         const ingest = delivery.ingested[0];
-        const movedCrl = ingest?.crls.find((c) => c.ca === moverCert.caId);
+        const movedCrl = ingest?.crls.find((c) => c.caId === moverCert.caId);
         if (ingest?.revocations !== 1 || !movedCrl) throw new JpkiError("ERR_INTERNAL", "the demo's relocation notice did not revoke exactly one certificate: please report this");
         say(`[8/10] the counter recorded a relocation (転居): its notice ${procedure.notice.noticeId} revoked ${moverCert.serial} (affiliationChanged); CRL ${moverCert.caId} regenerated (#${movedCrl.number})`);
         let crlText = "";
@@ -198,10 +198,10 @@ export function makeDemoCommand(io: Io): Command {
           passphraseFile: join(dir, "passphrase.txt"),
           cas: cas.created.map((c) => ({ id: c.id, certificate: c.certificatePath })),
           residents: residents.length,
-          certificates: issued.map((c) => ({ serial: c.serial, ca: c.caId, type: c.type, path: join(ws.paths.certDir, `${c.serial}.pem`) })),
-          revoked: { serial: revoked.serial, ca: revoked.caId, reason: "keyCompromise" },
-          crls: crls.map((c) => ({ ca: c.caId, number: c.number.toString(), entries: c.entries, der: c.derPath, pem: c.pemPath })),
-          notice: { file: noticePath, noticeId: procedure.notice.noticeId, revokedByMove: moverCert.serial, ca: moverCert.caId, crl: movedCrl },
+          certificates: issued.map((c) => ({ serial: c.serial, ...caNamed(c.caId), type: c.type, path: join(ws.paths.certDir, `${c.serial}.pem`) })),
+          revoked: { serial: revoked.serial, ...caNamed(revoked.caId), reason: "keyCompromise" },
+          crls: crls.map((c) => ({ ...caNamed(c.caId), number: c.number.toString(), entries: c.entries, der: c.derPath, pem: c.pemPath })),
+          notice: { file: noticePath, noticeId: procedure.notice.noticeId, revokedByMove: moverCert.serial, ...caNamed(moverCert.caId), crl: movedCrl },
           cards: { dir: cardDir, pins: join(cardDir, "pins.json"), chipKeyFile, mover: moverCard.path },
           application: { path: applicationPath, beforeMove: accepted.status, afterMove: recheck.status },
           checks: { valid: check(kept), revoked: check(revoked), movedAway: check(moverCert), providerRevoked: providerCheck, applicationRevoked: signatureCheck },

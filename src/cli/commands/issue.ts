@@ -6,7 +6,7 @@ import type { IssuanceApplication, IssuedCertificate } from "../../index.js";
 import { JpkiError, checkInputFile, checkOutputDir, checkOutputFile, library, readInputFile } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
-import { batchStdin, fileProgress, type Io } from "../output.js";
+import { batchStdin, caNamed, fileProgress, type Io } from "../output.js";
 import { batchFailure, nothingAppliedHelp } from "../batch-outcome.js";
 import { checkRecordFile } from "../record-argument.js";
 
@@ -41,7 +41,7 @@ function readInput(io: Io, path: string, what: string): Buffer {
 function summary(c: IssuedCertificate, pem: string, path?: string) {
   return {
     serial: c.serial,
-    ca: c.caId,
+    ...caNamed(c.caId),
     type: c.type,
     residentCode: c.residentCode,
     notBefore: c.notBefore.toISOString(),

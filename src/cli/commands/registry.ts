@@ -10,7 +10,7 @@ import { checkRecordFile } from "../record-argument.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
 import { batchFailure, nothingAppliedHelp } from "../batch-outcome.js";
-import type { Io } from "../output.js";
+import { caNamed, type Io } from "../output.js";
 
 export function makeRegistryCommand(io: Io): Command {
   const reg = new Command("registry").description("resident records (住民基本台帳): resident code, municipality and the four basic items");
@@ -99,7 +99,7 @@ Examples:
         const r = await ws.store.getResident(code);
         if (!r) throw new JpkiError("ERR_RESIDENT_UNKNOWN", `no resident with code ${code}: import it with 'jpki registry import'`);
         const certs = await ws.store.findCertificates({ residentCode: code });
-        const certList = certs.map((c) => ({ serial: c.serial, ca: c.caId, type: c.type, notAfter: c.notAfter.toISOString(), revoked: c.revocation ? c.revocation.revokedAt.toISOString() : null }));
+        const certList = certs.map((c) => ({ serial: c.serial, ...caNamed(c.caId), type: c.type, notAfter: c.notAfter.toISOString(), revoked: c.revocation ? c.revocation.revokedAt.toISOString() : null }));
         ctx.out.result({ ...r, certificates: certList }, () =>
           [
             `resident ${r.residentCode}  municipality ${r.municipalityCode}  ${r.status}`,

@@ -4,7 +4,7 @@ import { JpkiError } from "../../errors.js";
 import { REVOCATION_CAUSES, library } from "../lib.js";
 import { Context, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
-import type { Io } from "../output.js";
+import { caNamed, type Io } from "../output.js";
 
 export function makeRevokeCommand(io: Io): Command {
   const causes = Object.entries(REVOCATION_CAUSES)
@@ -55,7 +55,7 @@ Examples:
           const r = await revokeAllIssuedBy(ws.store, o.ca, { reason: o.reason, at: ws.clock.now(), onProgress: (n) => ctx.out.progress(`revoked ${n} certificates of ${o.ca}`) });
           ctx.out.progressDone();
           ctx.out.result(
-            { ca: r.caId, revoked: r.revoked, expired: r.expired, alreadyRevoked: r.alreadyRevoked },
+            { ...caNamed(r.caId), revoked: r.revoked, expired: r.expired, alreadyRevoked: r.alreadyRevoked },
             `revoked ${r.revoked} certificates of CA ${r.caId}${r.expired ? ` (${r.expired} expired ones left alone)` : ""}` +
               (r.revoked ? `\nCA ${r.caId} is marked for a new CRL: 'jpki watch' publishes it within its --crl-interval, or run 'jpki crl generate --ca ${r.caId}' now` : ""),
           );
@@ -63,7 +63,7 @@ Examples:
         }
         const row = await revokeCertificate(ws.store, { serial: o.serial!, reason: o.reason, at: ws.clock.now() });
         const rev = row.revocation!;
-        const data = { serial: row.serial, ca: row.caId, revokedAt: rev.revokedAt.toISOString(), reason: reasonName(rev.reason), reasonCode: rev.reason, source: rev.source };
+        const data = { serial: row.serial, ...caNamed(row.caId), revokedAt: rev.revokedAt.toISOString(), reason: reasonName(rev.reason), reasonCode: rev.reason, source: rev.source };
         ctx.out.result(data, `revoked ${row.serial} (CA ${row.caId}) at ${data.revokedAt}, reason ${data.reason} (${rev.reason})\nCA ${row.caId} is marked for a new CRL: 'jpki watch' publishes it within its --crl-interval, or run 'jpki crl generate --ca ${row.caId}' now`);
       });
     });

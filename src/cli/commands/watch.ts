@@ -46,7 +46,7 @@ With --once it processes the files present, publishes whatever is due or has unp
 exits: the recovery step after a crash (no sweep then); a CRL it cannot publish fails the run. Notices a file
 held that could not be applied do not fail it: they are in done/NAME.rejects.jsonl, and --json counts them.
 With --json, stdout holds one document, the summary, when the watch ends, and every stderr line is a JSON object
-with an "event". Each CRL published is logged as it is: {"event":"crl-published","ca","scope","municipality"?,
+with an "event". Each CRL published is logged as it is: {"event":"crl-published","caId","ca","scope","municipality"?,
 "number","baseNumber"?,"entries","path","why"} — why: missing, dirty or refresh (the schedule), notices (a file's
 ingestion, named in noticeFile). A CRL tick that failed: {"event":"crl-tick-failed","code","message","retry"}; a
 registry sweep that failed: {"event":"registry-sweep-failed","code","message","nextAt"}; any other line (a
