@@ -812,6 +812,36 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     }
   });
 
+  it("a stop while a disclosure write hangs (a PostgreSQL server that stopped answering) closes within the bound and says what it abandoned", async () => {
+    const reported: Array<{ code: string | undefined; what: string; message: string }> = [];
+    const { app: api } = await buildServer(ws, { storeWaitMs: 200, access: { onError: (e, what) => reported.push({ code: (e as { code?: string }).code, what, message: (e as Error).message }) } });
+    await api.listen({ host: "127.0.0.1", port: 0 });
+    const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
+    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const real = ws.store.appendDisclosures.bind(ws.store);
+    // the write never returns until released (PostgreSQL cannot take back a statement it was sent: no deadline there)
+    const hung = vi.spyOn(ws.store, "appendDisclosures").mockImplementation(async (records) => {
+      await gate;
+      return real(records);
+    });
+    try {
+      const r = await fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(15_000) });
+      expect(r.status).toBe(503);
+      expect(hung).toHaveBeenCalledTimes(1);
+      await api.close(); // it waited for the hung write for good
+      const said = reported.find((x) => x.what.startsWith("stopping without the disclosure log's write"));
+      expect(said).toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(said!.message).toMatch(/a disclosure write of 1 record within 200 ms: abandoned/);
+      expect(said!.message).not.toMatch(/山田|千代田/);
+    } finally {
+      release();
+      hung.mockRestore();
+      await api.close();
+    }
+  });
+
   it("GET /crl/index.json, /v1/overview and /metrics answer 503 store-unresponsive with Retry-After when a store read never returns, refuse the next at once, and answer once the store does", async () => {
     const reported: Array<{ code: string | undefined; what: string }> = [];
     const { app: api } = await buildServer(ws, { storeWaitMs: 200, overviewCacheMs: 0, access: { onError: (e, what) => reported.push({ code: (e as { code?: string }).code, what }) } });

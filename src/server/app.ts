@@ -1026,10 +1026,27 @@ export async function buildServer(
     done();
   });
 
-  // The disclosure records in flight are written before the fetch records and the store close.
+  // The disclosure records in flight are written before the fetch records and the store close — each waited for
+  // within the watchdog's bound at most: a stop on a hung PostgreSQL server waited for good (SIGTERM or not, until a
+  // service manager's SIGKILL). What was abandoned is said, once, to the operator's log.
   app.addHook("onClose", async () => {
-    await validation.close();
-    await access.close();
+    const said = (what: string, message: string) => opts.access?.onError?.(new JpkiError("ERR_STORE_UNRESPONSIVE", message), what);
+    const { abandoned } = await validation.close();
+    if (abandoned) {
+      said(
+        "stopping without the disclosure log's write in flight",
+        `the store did not answer a disclosure write of ${abandoned} record${abandoned === 1 ? "" : "s"} within ${storeWatchdog.waitMs} ms: abandoned (their verifiers were answered 503 store-unresponsive; on PostgreSQL the statement sent may still commit once the server answers)`,
+      );
+    }
+    const closing = access.close();
+    try {
+      await storeWatchdog.run("recording verifier fetches at stop", () => closing);
+    } catch (e) {
+      if (storeErrorCode(e) !== "store-unresponsive") throw e;
+      closing.catch(() => undefined); // its failure, when it comes, is no one's to report
+      const left = access.fetchRecords.queued;
+      said("stopping without the fetch records", `the store did not answer within ${storeWatchdog.waitMs} ms: ${left} verifier fetch record${left === 1 ? "" : "s"} not written (counts of what verifiers fetched, not disclosures)`);
+    }
     storeWatchdog.close();
   });
 

@@ -1438,6 +1438,37 @@ describe("the disclosure log on PostgreSQL when the server does not answer (stor
   });
 });
 
+describe("stopping on a PostgreSQL server that does not answer (jpki serve's SIGTERM)", () => {
+  it("the disclosure log's close gives up a write past the bound and says how many records it held, and the store's close cuts the connection still waiting: both return while the lock is still held", async () => {
+    const url = await server.createDatabase(await migratedTemplate());
+    // a lock wait longer than the test: without the bounds, the close waited for the lock holder (for good on a hung server)
+    const s = await PostgresStore.open(url, { create: true, lockTimeoutMs: 600_000 });
+    const a = await admin(url);
+    const dog = new StoreWatchdog({ waitMs: 200 });
+    const log = new DisclosureLog(s, { watchdog: dog });
+    const rec = { verifierId: "v-1", serial: "01", issuer: "13-sig", residentCode: "12345678906", purpose: "signature" as const, legalBasis: undefined, at: new Date(1000), validationTime: new Date(1000), answer: "valid", itemsDisclosed: false };
+    const waiting = () => a.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'jpki' AND wait_event_type = 'Lock'");
+    try {
+      await a.query("BEGIN");
+      await a.query("LOCK TABLE disclosures IN ACCESS EXCLUSIVE MODE");
+      const answered = log.record(rec);
+      await vi.waitFor(async () => expect((await waiting()).rows[0]!.n).toBe(1), { timeout: 10_000, interval: 20 });
+      // the stop begins while the write waits for the lock
+      const closing = log.close();
+      await expect(answered).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(await closing).toEqual({ abandoned: 1 });
+      await s.close();
+      // the lock is still held (no ROLLBACK yet), and the connection that waited for it is gone from the pool's hands
+      expect((await a.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE relation = 'disclosures'::regclass AND granted AND mode = 'AccessExclusiveLock'")).rows[0]!.n).toBe(1);
+    } finally {
+      dog.close();
+      await a.query("ROLLBACK").catch(() => undefined);
+      await a.end();
+      await s.close();
+    }
+  }, 60_000);
+});
+
 describe("PostgresStore under limits the server's settings set", () => {
   it("no connection free (the role's CONNECTION LIMIT, or max_connections, reached): ERR_STORE_UNREACHABLE naming the limit, not 'cannot be reached'", async () => {
     const url = await server.createDatabase();

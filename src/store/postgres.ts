@@ -962,6 +962,13 @@ export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;
 const KEEPALIVE_DELAY_MS = 10_000;
 
 /**
+ * How long close() waits for the connections still checked out before it cuts them (and again after). Whatever a
+ * command or server had to do is done or given up by then: a connection still out at close is a statement the
+ * server has not answered.
+ */
+const CLOSE_WAIT_MS = 2_000;
+
+/**
  * The meta key of a store that `load` filled and no `confirmLoad` has confirmed yet: the load commits before the
  * copy is read back, so a copy stopped between the two (killed, its connection lost, a mismatch) leaves a store
  * that looks complete. Refused for use; replaced by the next load.
@@ -1657,6 +1664,8 @@ const LOG_PAGE_BLOCKS = 4096;
 export class PostgresStore implements Store {
   readonly kind = "postgres" as const;
   readonly #pool: Pool;
+  /** the pool's connections checked out now (pg-pool's acquire/release): those close() cuts once they outlast CLOSE_WAIT_MS */
+  readonly #checkedOut = new Set<PoolClient>();
   readonly #maxLocks: number;
   #closed = false;
   /**
@@ -1688,6 +1697,8 @@ export class PostgresStore implements Store {
 
   private constructor(pool: Pool, maxLocks: number, sessionClient: (applicationName: string) => Client, presenceRetryMs: number) {
     this.#pool = pool;
+    pool.on("acquire", (c) => this.#checkedOut.add(c));
+    pool.on("release", (_e, c) => this.#checkedOut.delete(c));
     this.#maxLocks = maxLocks;
     this.#sessionClient = sessionClient;
     this.#presenceRetryMs = presenceRetryMs;
@@ -2008,8 +2019,18 @@ export class PostgresStore implements Store {
     const presence = this.#presence;
     this.#presence = undefined;
     await presence?.end().catch(() => undefined);
+    // pool.end() waits for every connection checked out to come back: one whose statement the server never answers
+    // (a lock held elsewhere, a host that stopped answering) held the close — and `jpki serve`'s stop — for good.
+    // Past the bound the connections still out are cut (node-postgres ends one with a statement in flight by
+    // destroying its socket: the statement fails, the connection leaves the pool). What their statements were for
+    // was given up by their callers already (the API's watchdog, server/app.ts); the server may still complete a
+    // statement it received, as it would for a client that crashed.
+    const ended = this.#pool.end();
+    const wait = (ms: number) => new Promise<"waited">((r) => setTimeout(() => r("waited"), ms).unref());
     try {
-      await this.#pool.end();
+      if ((await Promise.race([ended, wait(CLOSE_WAIT_MS)])) !== "waited") return;
+      for (const c of this.#checkedOut) c.end().catch(() => undefined);
+      await Promise.race([ended, wait(CLOSE_WAIT_MS)]);
     } catch (e) {
       throw storeError(e, "closing");
     }

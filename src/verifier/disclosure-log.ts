@@ -40,6 +40,10 @@ export class DisclosureLog {
   #running: Promise<void> | undefined;
   #written = 0;
   readonly #watchdog: StoreWatchdog | undefined;
+  /** records of the write in flight once it was declared late, until it settles (0: none hung) */
+  #hung = 0;
+  /** wakes a close() waiting for the write in flight when that write is declared late */
+  #wake: (() => void) | undefined;
 
   /** `watchdog`: bound each write (none: a write is waited for as long as the store takes) */
   constructor(store: Store, opts: { readonly maxGroup?: number; readonly watchdog?: StoreWatchdog } = {}) {
@@ -87,6 +91,8 @@ export class DisclosureLog {
       } catch (e) {
         if (call) dog!.settled(call, e);
         for (const w of group) w.reject(e);
+      } finally {
+        this.#hung = 0;
       }
     }
     this.#running = undefined;
@@ -94,14 +100,30 @@ export class DisclosureLog {
 
   /** The write of `group` is past the bound: its callers and every record queued behind it are failed, those withdrawn. */
   #late(group: readonly Waiting[], e: unknown): void {
+    this.#hung = group.length;
+    this.#wake?.();
     for (const w of group) w.reject(e);
     const queued = this.#queue;
     this.#queue = [];
     for (const w of queued) w.reject(e);
   }
 
-  /** Waits until every record submitted so far is written (or failed). */
-  async close(): Promise<void> {
-    while (this.#running) await this.#running;
+  /**
+   * Waits until every record submitted so far is written or failed — or, with a watchdog, until the write in
+   * flight is past the bound: then it is abandoned, and `abandoned` says how many records it held (their callers
+   * were answered 503 already; on PostgreSQL the statement sent may still commit once the server answers). A
+   * `jpki serve` stopping on a hung PostgreSQL server waited here for good, SIGTERM or not.
+   */
+  async close(): Promise<{ readonly abandoned: number }> {
+    while (this.#running && !this.#hung) {
+      if (!this.#watchdog) {
+        await this.#running;
+        continue;
+      }
+      const late = new Promise<void>((r) => (this.#wake = r));
+      await Promise.race([this.#running, late]);
+      this.#wake = undefined;
+    }
+    return { abandoned: this.#hung };
   }
 }

@@ -406,12 +406,16 @@ export class VerifierValidationService {
     return { view: verifier.kind === "government" ? "government" : "private", signature, ...(certificate ? { certificate } : {}) };
   }
 
-  /** Waits for the disclosure records in flight and stops the engine's thread; later validations are refused (ERR_STORE). */
-  async close(): Promise<void> {
+  /**
+   * Waits for the disclosure records in flight (bounded by the watchdog: `abandoned`, the records of a write the
+   * store did not answer, see DisclosureLog.close) and stops the engine's thread; later validations are refused (ERR_STORE).
+   */
+  async close(): Promise<{ readonly abandoned: number }> {
     this.#closed = true;
     const thread = this.#thread;
     this.#thread = undefined;
-    await Promise.all([this.#log.close(), thread?.then((t) => t?.close())]);
+    const [log] = await Promise.all([this.#log.close(), thread?.then((t) => t?.close())]);
+    return log;
   }
 }
 
