@@ -5,6 +5,7 @@
  * SIGTERM (seen under load: its one live handle was that thread's port). Runs the compiled thread module (the
  * global setup builds dist/).
  */
+import { execFileSync } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -231,6 +232,18 @@ describe("VerifierValidationService after a rollover for a compromised key", () 
       try {
         expect(await after.validate(gov, { certificate: old.der, purpose: "signature" })).toMatchObject({ status: "untrusted" });
         expect(await after.validate(gov, { certificate: fresh.der, purpose: "signature" })).toMatchObject({ status: "valid" });
+        // A government body is told why (it was a bare untrusted, "no-trust-anchor"); a private provider, as ever, only unknown.
+        const told = await after.validate(gov, { certificate: old.der, purpose: "signature" });
+        expect(told).toMatchObject({ status: "untrusted", reason: "issuer-compromised", failedCertificate: { index: 0 } });
+        expect((told as { message?: string }).message).toContain("CA 13-sig");
+        const priv = (await registerVerifier(w, { name: "Example Bank", kind: "private" })).record;
+        expect(await after.validate(priv, { certificate: old.der, purpose: "signature" })).toEqual({ view: "private", status: "unknown", validationTime: expect.any(String) });
+        // a certificate no CA of ours signed keeps the engine's reason
+        const d = mkdtempSync(join(tmpdir(), "jpki-vs-foreign-"));
+        execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=foreign", "-keyout", join(d, "k.pem"), "-outform", "DER", "-out", join(d, "c.der")], { stdio: "ignore" });
+        const foreign = await after.validate(gov, { certificate: readFileSync(join(d, "c.der")), purpose: "signature" });
+        expect(foreign.status).not.toBe("valid");
+        expect((foreign as { reason?: string }).reason).not.toBe("issuer-compromised");
       } finally {
         await after.close();
       }
