@@ -438,7 +438,12 @@ export class VerifierValidationService {
     const signingTime = r.signingTime ? { signingTime: r.signingTime.toISOString() } : {};
     let signature: SignatureAnswer["signature"];
     if (verifier.kind === "government" || (DOCUMENT_STATUSES as readonly string[]).includes(r.status)) {
-      signature = { status: r.status as DocumentStatus | PathStatus, ...(r.reason ? { reason: r.reason } : {}), message: r.message, ...signingTime };
+      // The signer's certificate signed by a compromised generation's key: the signature's path is untrusted for that
+      // reason too (validate() found it: #withCompromisedIssuer), not for the engine's bare no-trust-anchor.
+      const compromised = r.status === "untrusted" && certificate?.view === "government" && certificate.reason === "issuer-compromised";
+      signature = compromised
+        ? { status: "untrusted", reason: "issuer-compromised", message: certificate.message ?? r.message, ...signingTime }
+        : { status: r.status as DocumentStatus | PathStatus, ...(r.reason ? { reason: r.reason } : {}), message: r.message, ...signingTime };
     } else {
       // A path status: the private provider's three answers only, and no message (it may tell the revocation).
       signature = { status: PRIVATE_STATUS_OF[r.status as Exclude<PathStatus, "valid">], ...signingTime };
