@@ -3,7 +3,7 @@
  * store: after `jpki backup` + `jpki restore`, and after `jpki store copy --to sqlite:PATH`, the generation is still
  * listed compromised (ca show, compromisedCaIds) and the CRLs the new store publishes still list the revoked links:
  * NewWithOld on the successor's ARL and full CRL, OldWithNew on the old generation's ARL. Lost there, the link
- * would vouch for the stolen key again from the next CRL on.
+ * would vouch for the stolen key again from the next CRL on. Backup and restore on PostgreSQL too (pg_dump).
  */
 import { X509Certificate } from "node:crypto";
 import { cpSync, readFileSync, rmSync } from "node:fs";
@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { compromisedCaIds } from "../../src/ca/compromised.js";
 import { describeCrl } from "../../src/profile/describe.js";
-import { cli, openWorkspace, tempDir } from "./helpers.js";
+import { cli, onPostgres, openWorkspace, tempDir } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -76,7 +76,9 @@ describe("a declared compromise survives", () => {
     await carriesCompromise(restored);
   });
 
-  it("jpki store copy --to sqlite:PATH, the copy opened as a workspace", async () => {
+  // SQLite to SQLite: the copied workspace directory opens the copy as its jpki.db (on PostgreSQL its config names
+  // the source's database); the copy's dump/load is the same code both ways (store/copy.ts).
+  it.skipIf(onPostgres)("jpki store copy --to sqlite:PATH, the copy opened as a workspace", async () => {
     const copy = join(dir, "copied");
     cpSync(ws, copy, { recursive: true });
     for (const f of ["jpki.db", "jpki.db-wal", "jpki.db-shm"]) rmSync(join(copy, f), { force: true });
