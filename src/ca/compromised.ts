@@ -11,7 +11,21 @@ import type { Workspace } from "../workspace/workspace.js";
 import { parseCaId } from "./ids.js";
 
 export async function compromisedCaIds(store: Pick<Store, "listCaLinks">): Promise<Set<string>> {
-  return new Set((await store.listCaLinks()).filter((l) => (!l.oldWithNew && !l.newWithOld) || l.compromisedAt).map((l) => l.oldCaId));
+  return new Set((await compromiseTimes(store)).keys());
+}
+
+/**
+ * The compromised generations with the time their key counts as compromised from: `compromisedAt` for one declared
+ * after an ordinary rollover, the rollover's own time for one rolled over because of it (a row without links). The
+ * OCSP responder answers every serial of such a CA revoked (cACompromise) from that time (ocsp/responder.ts).
+ */
+export async function compromiseTimes(store: Pick<Store, "listCaLinks">): Promise<Map<string, Date>> {
+  const m = new Map<string, Date>();
+  for (const l of await store.listCaLinks()) {
+    if (l.compromisedAt) m.set(l.oldCaId, l.compromisedAt);
+    else if (!l.oldWithNew && !l.newWithOld) m.set(l.oldCaId, l.createdAt);
+  }
+  return m;
 }
 
 /**

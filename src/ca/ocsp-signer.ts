@@ -22,6 +22,7 @@ import type { CaRecord, OcspResponderRecord, OcspSignerKey, Store, WrappedKeysSe
 import type { Workspace } from "../workspace/workspace.js";
 import { CertificationAuthority } from "./authority.js";
 import { assembleCertificate, encodeTbs } from "./certificate.js";
+import { compromisedCaIds } from "./compromised.js";
 
 export interface OcspSignerPolicy {
   /** how long a signing certificate is valid; default 4 days */
@@ -108,6 +109,10 @@ function assertOcspSigner(ca: CertificationAuthority, der: Buffer, spki: Buffer)
  * Issues a signing certificate for every CA that has none, or whose certificate expires within the renewal
  * margin, and stores it. Returns what it issued. Run by the process holding the CA keys (the CRL schedule).
  *
+ * Never for a compromised generation (ca/compromised.ts): `serve` issued one at start and at half-life signed by
+ * the very key declared stolen, vouching for a responder with it. The one issued before goes on signing that CA's
+ * (all revoked) answers until it expires; then the responder answers unauthorized (ocsp/responder.ts).
+ *
  * Each is stored on the condition that no key in `keysSeen` was re-encrypted since (Store.putOcspResponder,
  * ERR_KEYS_REWRAPPED, nothing stored): a `jpki ca rewrap --new-passphrase-file` while this process runs moves the
  * OCSP signing keys to the new passphrase, and a key wrapped here under the old one would not open once the
@@ -121,6 +126,7 @@ export async function renewOcspSigners(
   o: { now: Date; passphrase: string; policy?: OcspSignerPolicy; ownPassphrase?: boolean; keysSeen?: WrappedKeysSeen; signal?: AbortSignal | undefined },
 ): Promise<OcspResponderRecord[]> {
   const { renewBeforeMs } = ocspSignerPolicy(o.policy);
+  const compromised = await compromisedCaIds(store);
   const signers = await store.ocspResponders();
   const current = new Map(signers.map((r) => [r.caId, r]));
   const seen = o.ownPassphrase ? undefined : { cas: o.keysSeen?.cas ?? caKeysOf(cas), ocspSigners: [...(o.keysSeen?.ocspSigners ?? signers.map(signerKey))] };
@@ -129,6 +135,7 @@ export async function renewOcspSigners(
     // Stopped (a watch's SIGTERM): each certificate is a key pair made and wrapped, half a second of CPU; a first
     // start has one to make for every CA. Those issued are stored, the others are issued by the next start.
     if (o.signal?.aborted) break;
+    if (compromised.has(ca.id)) continue;
     const have = current.get(ca.id);
     if (have && have.notAfter.getTime() - o.now.getTime() > renewBeforeMs && have.notBefore.getTime() <= o.now.getTime() + BACKDATE_MS) continue;
     const rec = await issueOcspSigner(ca, o);

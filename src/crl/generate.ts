@@ -21,7 +21,7 @@ import { assertCaCertificate } from "../profile/ca-check.js";
 import type { CertificateType } from "../profile/types.js";
 import { ARL_SCOPE, DELTA_SCOPE, FULL_SCOPE, type CaRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
-import { arlEntries } from "./arl.js";
+import { arlEntries, fullCrlLinkEntries } from "./arl.js";
 import { deltaCadence } from "./delta.js";
 import { CrlPublisher, sweepCrlTemps, type CrlIssuer, type PublishedCrl } from "./publisher.js";
 import { dueCrls, refreshMarginMs } from "./schedule.js";
@@ -166,8 +166,16 @@ export async function generateCrls(
     const record = all.find((c) => c.id === id);
     if (!record) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${id} in ${ws.paths.root}: 'jpki ca list' shows the CAs, 'jpki ca init' creates them`);
     if (await retiredAndDone(ws, all, id)) {
-      // A retired generation whose certificates have all expired: its ARL alone, when ARLs are asked for.
-      if (!opts.delta && (which === "all" || due.some((d) => d.caId === id && d.scope === ARL_SCOPE) || arlDue(id))) landed(await publisher.publishArl(openCrlIssuer(record, opts.passphrase, ws.config.pkcs11Modules)));
+      // A retired generation whose certificates have all expired: its ARL alone, when ARLs are asked for — and one
+      // last full CRL when a link certificate it lists was revoked since its last one (crl/arl.ts; as the
+      // schedule's updater does): that one lacks the link and stays valid until its nextUpdate.
+      const full = !opts.delta && fullCrlLinkEntries(links, id).length > 0 ? (await ws.store.crlStatus()).find((s) => s.caId === id) : undefined;
+      const lastFull = full !== undefined && (!full.latest || full.dirty);
+      const arl = !opts.delta && (which === "all" || due.some((d) => d.caId === id && d.scope === ARL_SCOPE) || arlDue(id));
+      if (!lastFull && !arl) return;
+      const issuer = openCrlIssuer(record, opts.passphrase, ws.config.pkcs11Modules);
+      if (lastFull) landed(await publisher.publish(issuer));
+      if (arl) landed(await publisher.publishArl(issuer));
       return;
     }
     const issuer = openCrlIssuer(record, opts.passphrase, ws.config.pkcs11Modules);

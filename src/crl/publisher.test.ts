@@ -137,3 +137,33 @@ describe("CrlPublisher: a store numbering below the file on disk", () => {
     expect(onDisk()).toBe("4");
   });
 });
+
+describe("CrlPublisher: a revoked link certificate the store holds as revoked already is listed once", () => {
+  // The guard of #linkEntries: a restore carries over an entry the replaced CRLs listed (backup/restore.ts
+  // carryRevocations) — a link's too, once it was on a CRL — and a serial listed twice makes RFC 5280 readers
+  // refuse the whole CRL.
+  it("NewWithOld carried over on 13-sig-g2 as a restore would: its full CRL and ARL list it once, the delta at most once", async () => {
+    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-")), "ws"), { config: { deltaCrlIntervalMinutes: 10 } });
+    open.push(ws);
+    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+    const { rolloverCas } = await import("../ca/rollover.js");
+    await rolloverCas(ws, { prefectureCode: "13", purposes: ["signature"], passphrase: "pw" });
+    const { at } = await ws.store.declareCaCompromised("13-sig", ws.clock.now());
+    const link = (await ws.store.listCaLinks()).find((l) => l.oldCaId === "13-sig")!;
+    const { X509Certificate } = await import("node:crypto");
+    const x = new X509Certificate(link.newWithOld!);
+    const serial = x.serialNumber.toLowerCase();
+    await ws.store.carryRevocations([{ caId: "13-sig-g2", serial, revokedAt: at, reason: 2, notAfter: new Date(x.validTo) }]);
+    expect((await ws.store.certificateStatus(serial))?.revocation).toBeDefined();
+    const published = await generateCrls(ws, { ca: "13-sig-g2", passphrase: "pw" });
+    expect(published.map((c) => c.scope ?? "")).toEqual(["", "delta", "arl"]);
+    for (const c of published) {
+      const serials = describeCrl(readFileSync(c.derPath)).entries.map((e) => e.serialNumber.toLowerCase());
+      // the delta may leave it out: its base lists it (the carried entry is in the log before the base was reserved)
+      const times = serials.filter((s) => s === serial).length;
+      if (c.scope === "delta") expect(times).toBeLessThanOrEqual(1);
+      else expect(times, c.scope ?? "full").toBe(1);
+      expect(new Set(serials).size).toBe(serials.length);
+    }
+  });
+});

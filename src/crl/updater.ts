@@ -20,6 +20,17 @@ import { CrlPublisher, sweepCrlTemps, type PublishedCrl } from "./publisher.js";
 import { deltaCadence } from "./delta.js";
 import { CrlSchedule, pendingGoesTo, refreshMarginMs, type DueCrl } from "./schedule.js";
 import { retiredAndDone } from "./generate.js";
+import { fullCrlLinkEntries } from "./arl.js";
+
+/** One CA's share of a publishDue round. */
+interface DueOfCa {
+  full: boolean;
+  delta: boolean;
+  partitions: string[];
+  arl: boolean;
+  /** the full CRL or delta is due for news (missing, dirty), not only for its refresh */
+  changed: boolean;
+}
 
 /** CAs whose CRLs one publishDue round builds at once (see publishDue). */
 const PUBLISH_CONCURRENCY = 4;
@@ -131,13 +142,14 @@ export class CrlUpdater {
    */
   async publishDue(due: readonly DueCrl[], onPublished?: (crl: PublishedCrl) => void, signal?: AbortSignal): Promise<PublishedCrl[]> {
     const deltas = deltaCadence(this.#ws.config) !== undefined;
-    const byCa = new Map<string, { full: boolean; delta: boolean; partitions: string[]; arl: boolean }>();
+    const byCa = new Map<string, DueOfCa>();
     for (const d of due) {
       let e = byCa.get(d.caId);
-      if (!e) byCa.set(d.caId, (e = { full: false, delta: false, partitions: [], arl: false }));
+      if (!e) byCa.set(d.caId, (e = { full: false, delta: false, partitions: [], arl: false, changed: false }));
       const scope = d.scope ?? FULL_SCOPE;
-      if (scope === FULL_SCOPE) (e.full = true), (e.delta ||= deltas);
-      else if (scope === DELTA_SCOPE) e.delta = deltas;
+      // changed: something new for the full CRL (not its refresh; a delta "missing" is no news either)
+      if (scope === FULL_SCOPE) (e.full = true), (e.delta ||= deltas), (e.changed ||= d.why !== "refresh");
+      else if (scope === DELTA_SCOPE) (e.delta = deltas), (e.changed ||= d.why === "dirty");
       else if (scope === ARL_SCOPE) e.arl = true;
       else e.partitions.push(scope);
     }
@@ -182,13 +194,18 @@ export class CrlUpdater {
   }
 
   /** One CA's CRLs of a publishDue round, in order, each put into `landed` once published. */
-  async #publishCa(id: string, e: { full: boolean; delta: boolean; partitions: string[]; arl: boolean }, all: readonly CaRecord[], landed: PublishedCrl[]): Promise<void> {
+  async #publishCa(id: string, e: DueOfCa, all: readonly CaRecord[], landed: PublishedCrl[]): Promise<void> {
     // A retired key generation (ca/rollover.ts) whose certificates have all expired publishes its ARL alone.
     // Remembered: nothing new is issued under a retired key, so it stays done (and the store is not scanned again).
     if (this.#done.has(id) || (await retiredAndDone(this.#ws, all, id))) {
       this.#done.add(id);
-      if (!e.arl) return;
-      e.full = e.delta = false;
+      // But one last full CRL when a link certificate it lists was revoked since (a compromise declared: crl/arl.ts):
+      // its last one lacks the link and stayed valid until its nextUpdate, and a verifier reading the link's
+      // status there (the full CRL has no IDP, so it covers CA certificates too) accepted the stolen key meanwhile.
+      const last = e.changed && (e.full || e.delta) && fullCrlLinkEntries(await this.#ws.store.listCaLinks(), id).length > 0;
+      if (!e.arl && !last) return;
+      e.full = last;
+      e.delta = false;
       e.partitions = [];
     }
     const ca = await this.#ca(id);

@@ -8,7 +8,7 @@ import { CertificationAuthority } from "../ca/authority.js";
 import { initCas } from "../ca/manage.js";
 import { renewOcspSigners } from "../ca/ocsp-signer.js";
 import { prefecture } from "../ca/prefectures.js";
-import { certificateParts, children, explicit, nul, octetString, oid, readHeader, seq, tlv } from "../pki/der.js";
+import { certificateParts, children, explicit, generalizedTime, nul, octetString, oid, readHeader, seq, tlv } from "../pki/der.js";
 import { FixedClock } from "../pki/clock.js";
 import { Workspace } from "../workspace/workspace.js";
 import { OCSP_OID } from "./request.js";
@@ -290,6 +290,51 @@ describe("OcspResponder after a CA rollover under it", () => {
       }
     } finally {
       reads.mockRestore();
+      r.stop();
+    }
+  });
+});
+
+// After the rollover above: 13-sig is a retired generation, whose key is now declared stolen (jpki ca compromised).
+describe("OcspResponder for a compromised CA generation", () => {
+  it("answers every serial of it revoked, cACompromise, at the compromise time (genuine, never issued, nonce or not; one revoked before keeps its reason); issues it no new signer; unauthorized once the old one expired", async () => {
+    const issued = {
+      serial: "0d01", caId: "13-sig", type: "signature" as const, residentCode: "r1", municipalityCode: "131016", fourItems: items,
+      notBefore: clock.now(), notAfter: new Date("2033-01-01T00:00:00Z"), issuedAt: clock.now(), der: Buffer.from([0x30, 0]),
+    };
+    await ws.store.commitIssuances([issued]);
+    const r = new OcspResponder({ store: ws.store, clock, passphrase: "ocsp-pw" });
+    try {
+      await r.refresh();
+      expect((await r.answer("13-sig", request([certIdFor("0d01")]))).statuses).toEqual(["good"]); // pre-produced now
+      expect((await r.answer("13-sig", request([certIdFor("7777")]))).statuses).toEqual(["unknown"]);
+      clock.advance(1000);
+      const { at } = await ws.store.declareCaCompromised("13-sig", clock.now());
+      clock.advance(1000);
+      await r.refresh(); // the poll that sees the revision move
+      const caCompromise = explicit(0, tlv(0x0a, Buffer.from([2])));
+      for (const serial of ["0d01", "7777"]) {
+        const a = await r.answer("13-sig", request([certIdFor(serial)]));
+        expect(a, serial).toMatchObject({ responseStatus: "successful", statuses: ["revoked"] });
+        expect(readResponse(a.der).ok).toBe(true);
+        expect(a.der.includes(caCompromise), serial).toBe(true);
+        expect(a.der.includes(generalizedTime(at)), serial).toBe(true);
+      }
+      const fresh = await r.answer("13-sig", request([certIdFor("0d01"), certIdFor("7777", "sha256"), certIdFor("0a01")], Buffer.from("nonce-12345678")));
+      expect(fresh.statuses).toEqual(["revoked", "revoked", "revoked"]);
+      expect(fresh.der.includes(explicit(0, tlv(0x0a, Buffer.from([3]))))).toBe(true); // 0a01's affiliationChanged, from before
+      // the schedule's renewal issues nothing more from the stolen key, however late; other CAs' as before
+      const auth = CertificationAuthority.open((await ws.store.getCa("13-auth"))!, "pw", ws.config);
+      const before = (await ws.store.ocspResponders()).find((x) => x.caId === "13-sig")!;
+      clock.advance(before.notAfter.getTime() - clock.now().getTime() + 1000);
+      const renewed = await renewOcspSigners(ws.store, [ca, auth], { now: clock.now(), passphrase: "ocsp-pw" });
+      expect(renewed.map((x) => x.caId)).toEqual(["13-auth"]);
+      expect((await ws.store.ocspResponders()).find((x) => x.caId === "13-sig")!.serial).toBe(before.serial);
+      // its signer expired: unauthorized at once and every time (tryLater would have the client ask forever)
+      await r.refresh();
+      for (const serial of ["0d01", "7777"]) expect((await r.answer("13-sig", request([certIdFor(serial)]))).responseStatus).toBe("unauthorized");
+      expect((await r.answer("13-auth", request([certIdFor("0b01", "sha1", auth)]))).statuses).toEqual(["good"]);
+    } finally {
       r.stop();
     }
   });

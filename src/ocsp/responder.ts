@@ -21,12 +21,26 @@
  * Requests with a nonce (RFC 8954) or several CertIDs are answered fresh from the store and signed then.
  * A CertID naming another issuer, or a hash algorithm we do not support, is "unknown"; when every CertID of a
  * request is such, the answer is the unsigned "unauthorized" (RFC 5019 §2.2.3: we are not authoritative).
+ *
+ * A compromised CA generation (鍵危殆化: `jpki ca compromised`, `jpki ca rollover --compromised`; ca/compromised.ts):
+ * every serial asked of it is answered revoked, cACompromise, at the compromise time — its genuine certificates
+ * and serials it never issued alike (RFC 6960 §2.7: a responder that knows a CA's key is compromised MAY answer
+ * revoked for everything of that CA), since whoever holds the key can make a certificate with any serial. A
+ * certificate revoked before that keeps its own time and reason. Who signs: RFC 6960 §4.2.2.2 leaves the CA
+ * itself or a responder certificate issued directly by it; the successor generation is neither (a client would
+ * reject its signature), and signing anything new with the stolen key is what we refuse (ca/ocsp-signer.ts issues
+ * no OCSP signing certificate for such a CA any more). So the delegated certificate issued before goes on signing
+ * until it expires (days: DEFAULT_OCSP_SIGNER_VALIDITY_MS) — its own key is not the stolen one, and what it says
+ * now only ever rejects — and from then on the answer is the unsigned "unauthorized", at once and every time
+ * (not tryLater: no signer will come), as for a CA we do not answer for. The CRLs stay the authority.
  */
 import { createHash } from "node:crypto";
 import { isJpkiError } from "../errors.js";
 import { certificateParts, readHeader } from "../pki/der.js";
 import type { Clock } from "../pki/clock.js";
 import { unlockPrivateKey } from "../pki/keys.js";
+import { compromiseTimes } from "../ca/compromised.js";
+import { CRL_REASON } from "../crl/reason.js";
 import { SoftwareSigner } from "../pki/signer.js";
 import type { Store } from "../store/types.js";
 import type { StoreWatchdog } from "../store/watchdog.js";
@@ -159,6 +173,12 @@ export class OcspResponder {
   readonly #reloadMs: number;
   readonly #maxEntries: number;
   #revisions = new Map<string, number>();
+  /**
+   * The compromised generations and since when (ca/compromised.ts compromiseTimes): read after the revisions
+   * whenever they changed (a declaration bumps the CA's revision) and at every reload (a rollover for a
+   * compromised key bumps none: within reloadMs).
+   */
+  #compromised = new Map<string, Date>();
   #lastPoll = -Infinity;
   #lastReload = -Infinity;
   #cas = new Map<string, CaHashes>();
@@ -216,8 +236,11 @@ export class OcspResponder {
   async #refresh(): Promise<void> {
     const now = this.#o.clock.now().getTime();
     try {
-      if (now - this.#lastReload >= this.#reloadMs || this.#responders.size === 0) await this.#reloadOnce(now);
+      const reloading = now - this.#lastReload >= this.#reloadMs || this.#responders.size === 0;
+      if (reloading) await this.#reloadOnce(now);
       const revisions = await this.#o.store.caRevisions();
+      // Read after the revisions, as statuses are: an answer tagged with a revision saw every compromise before it.
+      if (reloading || revisionsChanged(this.#revisions, revisions)) this.#compromised = await compromiseTimes(this.#o.store);
       this.#revisions = revisions;
       this.#lastPoll = now;
     } catch (e) {
@@ -259,6 +282,7 @@ export class OcspResponder {
     const cas = new Map<string, CaHashes>();
     for (const rec of await this.#o.store.listCas()) cas.set(rec.id, this.#cas.get(rec.id) ?? caHashes(rec.certificateDer));
     this.#cas = cas;
+    this.#compromised = await compromiseTimes(this.#o.store);
     const responders = new Map<string, Responder>();
     for (const rec of await this.#o.store.ocspResponders()) {
       const held = this.#responders.get(rec.caId);
@@ -334,6 +358,8 @@ export class OcspResponder {
     if (!ours.some(Boolean)) return unsigned("unauthorized");
     let now = this.#o.clock.now();
     let responder = this.#responders.get(caId);
+    // A compromised generation is issued no new signer: once the one it had expired, nothing will sign for it.
+    if (this.#compromised.has(caId) && (!responder || responder.notAfter.getTime() <= now.getTime())) return unsigned("unauthorized");
     // Ours, but no current signer loaded: the schedule's process may have issued one since (it does within a
     // poll of a new CA's first CRL: serve.ts). Until there is one, tryLater (3): the CA is ours, ask again.
     if ((!responder || responder.notAfter.getTime() <= now.getTime()) && (await this.#reloadForUnknown())) {
@@ -374,18 +400,27 @@ export class OcspResponder {
   }
 
   async #status(caId: string, c: CertId): Promise<CertStatus> {
-    if (c.serial === undefined) return { kind: "unknown" };
+    const compromisedAt = this.#compromised.get(caId);
+    if (c.serial === undefined) return compromisedAt ? caCompromise(compromisedAt) : { kind: "unknown" };
     const serial = c.serial;
     // Bounded (watchdog): a late or refused read is ERR_STORE_UNRESPONSIVE, answered tryLater as an unreachable store is.
     const dog = this.#o.watchdog;
     const row = await (dog ? dog.run("an OCSP status read", () => this.#o.store.certificateStatus(serial)) : this.#o.store.certificateStatus(serial));
-    if (!row || row.caId !== caId) return { kind: "unknown" };
-    return row.revocation ? { kind: "revoked", revokedAt: row.revocation.revokedAt, reason: row.revocation.reason } : { kind: "good" };
+    const own = row && row.caId === caId ? row : undefined;
+    // Revoked before the key was stolen: that revocation stands as it was (its time and reason are the truer ones).
+    if (own?.revocation && (!compromisedAt || own.revocation.revokedAt.getTime() <= compromisedAt.getTime())) {
+      return { kind: "revoked", revokedAt: own.revocation.revokedAt, reason: own.revocation.reason };
+    }
+    if (compromisedAt) return caCompromise(compromisedAt);
+    if (!own) return { kind: "unknown" };
+    return own.revocation ? { kind: "revoked", revokedAt: own.revocation.revokedAt, reason: own.revocation.reason } : { kind: "good" };
   }
 
   #usable(caId: string, e: Entry, now: number): boolean {
     if (now >= e.until) return false;
     if (e.kind === "revoked") return true;
+    // made before the compromise was known here (a poll may not have seen the revision move yet)
+    if (this.#compromised.has(caId)) return false;
     if (now - this.#lastPoll > this.#staleAfterMs) return false;
     return e.revision >= (this.#revisions.get(caId) ?? 0);
   }
@@ -445,6 +480,16 @@ function isOurs(ca: CaHashes, c: CertId): boolean {
   if (!c.hash) return false;
   const h = ca.byHash.get(c.hash);
   return !!h && h.name.equals(c.issuerNameHash) && h.key.equals(c.issuerKeyHash);
+}
+
+function caCompromise(at: Date): CertStatus {
+  return { kind: "revoked", revokedAt: at, reason: CRL_REASON.cACompromise };
+}
+
+function revisionsChanged(before: ReadonlyMap<string, number>, after: ReadonlyMap<string, number>): boolean {
+  if (before.size !== after.size) return true;
+  for (const [ca, r] of after) if (before.get(ca) !== r) return true;
+  return false;
 }
 
 function unsigned(status: Exclude<ResponseStatusName, "successful">): OcspAnswer {

@@ -37,6 +37,9 @@ describe("GET /openapi.json", () => {
       expect(doc.components.schemas.Error.properties.code.enum).toEqual(expect.arrayContaining([forged.json().code, "forbidden", "rate-limited", "bad-request", "timeout", "headers-too-large"]));
       // the refusals of a body's coding before any route reads it
       expect(doc.components.schemas.Error.properties.code.enum).toEqual(expect.arrayContaining(["unsupported-content-encoding", "too-many-connections", "too-many-refusals"]));
+      // the reasons a government body may read, the validation API's own among them (a compromised generation's key)
+      const reasons = (doc.components.schemas as unknown as { GovernmentView: { properties: { reason: { enum: string[] } } } }).GovernmentView.properties.reason.enum;
+      expect(reasons).toEqual(expect.arrayContaining(["issuer-compromised", "no-trust-anchor", "signature-invalid", "not-jpki-issuer"]));
     } finally {
       await app.close();
       await ws.close();

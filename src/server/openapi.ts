@@ -9,7 +9,8 @@
  * and by default the server tells nobody else what it serves; an operator who wants it public opens it.
  */
 import { CRL_REASON } from "../crl/reason.js";
-import { JPKI_PURPOSES } from "../validation/jpki.js";
+import { JPKI_FAILURE_REASONS, JPKI_PURPOSES } from "../validation/jpki.js";
+import { FAILURE_REASONS } from "../validation/types.js";
 import { LEGAL_BASES, LEGAL_BASIS_CODES } from "../verifier/legal-basis.js";
 import { PRIVATE_STATUS_OF } from "../verifier/views.js";
 import { ACCESS_REFUSALS } from "./access.js";
@@ -227,7 +228,7 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
             validationTime: { type: "string", format: "date-time" },
             serial: { type: "string", description: "lower-case hex" },
             issuer: { type: "string", description: "our CA id (e.g. 13-sig), or the issuer's name" },
-            reason: { type: "string", description: "why the path failed" },
+            reason: { enum: [...Object.keys(FAILURE_REASONS), ...Object.keys(JPKI_FAILURE_REASONS)], description: "why the path failed (issuer-compromised: signed by the key of a CA generation declared compromised, 鍵危殆化)" },
             message: { type: "string" },
             failedCertificate: { type: "object", properties: { index: { type: "integer" }, subject: { type: "string" }, issuer: { type: "string" }, serial: { type: "string" } } },
             revocation: { type: "object", properties: { time: { type: "string", format: "date-time" }, reason: { enum: Object.keys(CRL_REASON) } } },

@@ -41,6 +41,9 @@ export const JPKI_FAILURE_REASONS = {
   "test-certificate": "the certificate carries the J-LIS test environment's policy: it is not a production certificate",
   "not-jpki-issuer": "the certificate was not issued by a JPKI certification authority (a prefecture's CA or J-LIS)",
   "not-jpki-certificate": "the certificate carries neither the JPKI signature nor the authentication policy with its key usage",
+  // Set by the validation API (verifier/validation-service.ts), which knows the store's compromised generations;
+  // the engine itself only sees that no anchor signed it.
+  "issuer-compromised": "the certificate is signed by the key of a CA generation declared compromised (鍵危殆化): nothing that key signed is trusted, however genuine",
 } as const;
 
 export type JpkiFailureReason = keyof typeof FAILURE_REASONS | keyof typeof JPKI_FAILURE_REASONS;

@@ -5,6 +5,7 @@
  * SIGTERM (seen under load: its one live handle was that thread's port). Runs the compiled thread module (the
  * global setup builds dist/).
  */
+import { execFileSync } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -213,6 +214,11 @@ describe("VerifierValidationService after a rollover for a compromised key", () 
     try {
       const gov = (await registerVerifier(w, { name: "compromise test", kind: "government" })).record;
       const [old] = await twoInTwoMunicipalities(w);
+      // one whose key is kept: it signs a document (CMS) for /v1/verify-signature
+      const signerKey = generateKeyPairSync("rsa", { modulusLength: 2048 });
+      const signerCode = makeResidentCode("0000000404");
+      await w.store.upsertResidents([{ residentCode: signerCode, municipalityCode: "131016", status: "active", fourItems: { name: "山田　三郎", address: "東京都千代田区千代田１番１号", birthDate: "1985-01-03", gender: "male" } }]);
+      const signer = await new IssuanceService({ store: w.store, config: w.config, clock, passphrase: "pw" }).issue({ residentCode: signerCode, type: "signature", publicKey: signerKey.publicKey.export({ type: "spki", format: "der" }) });
       await generateCrls(w, { prefecture: "13", passphrase: "pw" });
       const before = service();
       try {
@@ -231,6 +237,29 @@ describe("VerifierValidationService after a rollover for a compromised key", () 
       try {
         expect(await after.validate(gov, { certificate: old.der, purpose: "signature" })).toMatchObject({ status: "untrusted" });
         expect(await after.validate(gov, { certificate: fresh.der, purpose: "signature" })).toMatchObject({ status: "valid" });
+        // A government body is told why (it was a bare untrusted, "no-trust-anchor"); a private provider, as ever, only unknown.
+        const told = await after.validate(gov, { certificate: old.der, purpose: "signature" });
+        expect(told).toMatchObject({ status: "untrusted", reason: "issuer-compromised", failedCertificate: { index: 0 } });
+        expect((told as { message?: string }).message).toContain("CA 13-sig");
+        const priv = (await registerVerifier(w, { name: "Example Bank", kind: "private" })).record;
+        expect(await after.validate(priv, { certificate: old.der, purpose: "signature" })).toEqual({ view: "private", status: "unknown", validationTime: expect.any(String) });
+        // a certificate no CA of ours signed keeps the engine's reason
+        // a document signed with it: the signature's path is told issuer-compromised too (a government body), unknown (a private provider)
+        // (-noattr: no signingTime, which could lie a moment before the certificate's notBefore, set by the test's fixed clock)
+        const d = mkdtempSync(join(tmpdir(), "jpki-vs-foreign-"));
+        writeFileSync(join(d, "doc.txt"), "申請書");
+        writeFileSync(join(d, "signer.der"), signer.der);
+        execFileSync("openssl", ["x509", "-inform", "DER", "-in", join(d, "signer.der"), "-out", join(d, "signer.pem")]);
+        writeFileSync(join(d, "signer.key"), signerKey.privateKey.export({ type: "pkcs8", format: "pem" }) as string);
+        execFileSync("openssl", ["cms", "-sign", "-binary", "-md", "sha256", "-nodetach", "-noattr", "-in", join(d, "doc.txt"), "-signer", join(d, "signer.pem"), "-inkey", join(d, "signer.key"), "-outform", "DER", "-out", join(d, "doc.p7s")], { stdio: "ignore" });
+        const signed = await after.verifySignature(gov, { signedData: readFileSync(join(d, "doc.p7s")) });
+        expect(signed.signature).toMatchObject({ status: "untrusted", reason: "issuer-compromised" });
+        expect(signed.certificate).toMatchObject({ status: "untrusted", reason: "issuer-compromised" });
+        expect((await after.verifySignature(priv, { signedData: readFileSync(join(d, "doc.p7s")) })).signature).toEqual({ status: "unknown" });
+        execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=foreign", "-keyout", join(d, "k.pem"), "-outform", "DER", "-out", join(d, "c.der")], { stdio: "ignore" });
+        const foreign = await after.validate(gov, { certificate: readFileSync(join(d, "c.der")), purpose: "signature" });
+        expect(foreign.status).not.toBe("valid");
+        expect((foreign as { reason?: string }).reason).not.toBe("issuer-compromised");
       } finally {
         await after.close();
       }

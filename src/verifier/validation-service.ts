@@ -11,6 +11,7 @@
  * CrlIndexCache finds its parsed index by identity, no re-read and no re-hash — and a file republished by rename
  * (store/staging.ts) is read anew. A CRL republished is therefore used within recheckMs of its rename.
  */
+import { X509Certificate } from "node:crypto";
 import { statSync } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -21,7 +22,8 @@ import { parseCertificate } from "../validation/certificate.js";
 import { storedTbsIs, tbsCertificateOf } from "../pki/tbs.js";
 import { formatName } from "../validation/name.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
-import { validateJpki, type JpkiPurpose } from "../validation/jpki.js";
+import { JPKI_FAILURE_REASONS, validateJpki, type JpkiPurpose } from "../validation/jpki.js";
+import { certificateParts } from "../pki/der.js";
 import { preverifyEndEntity } from "../validation/validate.js";
 import { verifySignedData, type SignedDataStatus } from "../validation/cms.js";
 import type { PathStatus } from "../validation/types.js";
@@ -132,6 +134,11 @@ export class VerifierValidationService {
   readonly #dirs = new Map<string, { readonly id: string; readonly settled: boolean; readonly entries: ReadonlyArray<{ readonly name: string; readonly file: boolean; readonly dir: boolean }> }>();
   #sweptAt = -Infinity;
   #trust: Trust | undefined;
+  /**
+   * The compromised generations left out of the anchors (#readAnchors), by id: a certificate one of them signed is
+   * told `issuer-compromised` rather than the engine's bare untrusted (#withCompromisedIssuer).
+   */
+  #compromised: ReadonlyArray<{ readonly id: string; readonly subject: Buffer; readonly cert: X509Certificate }> = [];
   #checkedAt = -Infinity;
   #loading: Promise<Trust> | undefined;
   readonly #threadModule: URL | undefined;
@@ -255,7 +262,40 @@ export class VerifierValidationService {
 
   async #readAnchors(): Promise<Buffer[]> {
     const compromised = await compromisedCaIds(this.#ws.store);
-    return (await this.#ws.store.listCas()).filter((c) => !compromised.has(c.id)).map((c) => c.certificateDer);
+    const cas = await this.#ws.store.listCas();
+    const known = new Map(this.#compromised.map((c) => [c.id, c]));
+    this.#compromised = cas
+      .filter((c) => compromised.has(c.id))
+      .map((c) => known.get(c.id) ?? { id: c.id, subject: certificateParts(c.certificateDer).subject, cert: new X509Certificate(c.certificateDer) });
+    return cas.filter((c) => !compromised.has(c.id)).map((c) => c.certificateDer);
+  }
+
+  /**
+   * An untrusted answer about a certificate a compromised generation's key signed (genuine, or forged with the
+   * stolen key: nobody can tell them apart) says so: reason `issuer-compromised`. The engine saw only that no anchor
+   * signed it ("no-trust-anchor", or "signature-invalid" through a chain) and a government body was told nothing
+   * of why a certificate it had accepted the day before was no longer trusted. Only untrusted answers pay for this
+   * (an issuer-name comparison per compromised generation, one signature check on a match).
+   */
+  #withCompromisedIssuer(result: ViewedResult, certificate: Buffer): ViewedResult {
+    if (result.status !== "untrusted" || this.#compromised.length === 0) return result;
+    let issuer: Buffer;
+    let cert: X509Certificate;
+    try {
+      issuer = certificateParts(certificate).issuer;
+      cert = new X509Certificate(certificate);
+    } catch {
+      return result; // not a certificate node reads: the engine's verdict stands
+    }
+    const by = this.#compromised.find((c) => {
+      try {
+        return c.subject.equals(issuer) && cert.verify(c.cert.publicKey);
+      } catch {
+        return false;
+      }
+    });
+    if (!by) return result;
+    return { ...result, reason: "issuer-compromised", index: 0, message: `${JPKI_FAILURE_REASONS["issuer-compromised"]} (CA ${by.id})` };
   }
 
   /** `f()` bounded by the watchdog, when there is one. */
@@ -316,7 +356,7 @@ export class VerifierValidationService {
     const { certificate } = q;
     const at = q.at ?? this.#ws.clock.now();
     const trust = await this.#current();
-    const result = await this.#validated(trust, q, at);
+    const result = this.#withCompromisedIssuer(await this.#validated(trust, q, at), certificate);
     // The serial and the issuer's name as the engine read them (chain[0] is the certificate asked about): a
     // certificate parsed once more here cost a tenth of an answer (bench api).
     const ee = result.chain?.[0] ?? chainEntryOf(certificate);
@@ -398,7 +438,12 @@ export class VerifierValidationService {
     const signingTime = r.signingTime ? { signingTime: r.signingTime.toISOString() } : {};
     let signature: SignatureAnswer["signature"];
     if (verifier.kind === "government" || (DOCUMENT_STATUSES as readonly string[]).includes(r.status)) {
-      signature = { status: r.status as DocumentStatus | PathStatus, ...(r.reason ? { reason: r.reason } : {}), message: r.message, ...signingTime };
+      // The signer's certificate signed by a compromised generation's key: the signature's path is untrusted for that
+      // reason too (validate() found it: #withCompromisedIssuer), not for the engine's bare no-trust-anchor.
+      const compromised = r.status === "untrusted" && certificate?.view === "government" && certificate.reason === "issuer-compromised";
+      signature = compromised
+        ? { status: "untrusted", reason: "issuer-compromised", message: certificate.message ?? r.message, ...signingTime }
+        : { status: r.status as DocumentStatus | PathStatus, ...(r.reason ? { reason: r.reason } : {}), message: r.message, ...signingTime };
     } else {
       // A path status: the private provider's three answers only, and no message (it may tell the revocation).
       signature = { status: PRIVATE_STATUS_OF[r.status as Exclude<PathStatus, "valid">], ...signingTime };

@@ -274,4 +274,32 @@ describe("OCSP on jpki serve, asked by openssl", () => {
     }
     expect(new Set(seen.slice(0, -1))).toEqual(new Set(seen.length > 1 ? ["trylater"] : []));
   });
+
+  it("after 'jpki ca compromised 13-sig' (the retired generation's key stolen) while the server runs: every serial of it, genuine or never issued, revoked cACompromise at the compromise time, signed by its responder certificate from before", async () => {
+    const url = `${server!.url}/ocsp/13-sig`;
+    expect(ask(["-issuer", caPem, "-cert", ee[0]!.path, "-url", url, "-CAfile", caPem, "-no_nonce"])).toMatch(/: good/); // pre-produced
+    const declared = await cli(["--workspace", ws, "--json", "ca", "compromised", "13-sig"], { cwd: dir });
+    expect(declared.code, declared.stderr).toBe(0);
+    const at = new Date(declared.json().at);
+    // openssl prints e.g. "Dec  5 14:30:01 2026 GMT"
+    const when = `${at.toUTCString().slice(8, 11)} ${String(at.getUTCDate()).padStart(2, " ")} ${at.toISOString().slice(11, 19)} ${at.getUTCFullYear()} GMT`;
+    let text = "";
+    for (let i = 0; i < 40 && !/: revoked/.test(text); i++) {
+      if (i) await new Promise((r) => setTimeout(r, 250));
+      text = ask(["-issuer", caPem, "-cert", ee[0]!.path, "-url", url, "-CAfile", caPem, "-no_nonce"]); // the cached good is not served
+    }
+    for (const args of [["-cert", ee[0]!.path], ["-serial", "0x7777"]]) {
+      for (const nonce of [[], ["-no_nonce"]]) {
+        const a = ask(["-issuer", caPem, ...args, "-url", url, "-CAfile", caPem, "-resp_text", ...nonce]);
+        expect(a, args.join(" ")).toContain("Response verify OK");
+        expect(a).toMatch(/: revoked/);
+        expect(a).toMatch(/Reason: cACompromise/);
+        expect(a).toContain(`Revocation Time: ${when}`);
+      }
+    }
+    // one revoked before keeps its own reason
+    expect(ask(["-issuer", caPem, "-cert", ee[1]!.path, "-url", url, "-CAfile", caPem, "-no_nonce"])).toMatch(/Reason: keyCompromise/);
+    // and the schedule issued it no new signing certificate (only the first one, at start)
+    expect(server!.stderr().match(/OCSP signing certificate for 13-sig issued/g)).toHaveLength(1);
+  });
 });
