@@ -78,7 +78,18 @@ export interface ScheduleThreadOptions extends ScheduleThreadData {
   readonly onIssued?: (r: OcspResponderRecord) => void;
   /** each daily sweep of the registry side's issuance information, done on the thread (server/serve.ts) */
   readonly onSweep?: (e: IssuanceSweepEvent) => void;
+  /** how long the thread may take to stop once told, ms, before it is ended (default STOP_THREAD_WAIT_MS) */
+  readonly stopWaitMs?: number;
 }
+
+/**
+ * How long a stop waits for the schedule's thread to finish its round. The round stops between CAs (a CA begun
+ * finishes its CRLs: seconds, tens of seconds for a national CRL), but a store that does not answer (a PostgreSQL
+ * host gone silent: TCP keepalive ends that after ≈ 10 min) held the round, and SIGTERM with it, until the service
+ * manager's SIGKILL. Past this the thread is ended, as a crash would end it: what it was publishing is due again
+ * at the next start (a CRL is installed whole or not at all; a reserved number is never reused).
+ */
+export const STOP_THREAD_WAIT_MS = 30_000;
 
 /**
  * Starts the schedule's thread and resolves once it has opened the workspace and every CA key (rejects with
@@ -86,10 +97,11 @@ export interface ScheduleThreadOptions extends ScheduleThreadData {
  * aborted and the thread has finished its round and closed its workspace.
  */
 export async function openCrlScheduleThread(o: ScheduleThreadOptions): Promise<() => Promise<void>> {
-  const { signal, onCrl, onError, onRecovered, onIssued, onSweep, ...data } = o;
+  const { signal, onCrl, onError, onRecovered, onIssued, onSweep, stopWaitMs, ...data } = o;
   const worker = new Worker(THREAD, { workerData: { jpkiSchedule: data satisfies ScheduleThreadData } });
   return superviseScheduleThread(worker, {
     signal,
+    ...(stopWaitMs !== undefined ? { stopWaitMs } : {}),
     ...(onCrl ? { onCrl } : {}),
     ...(onError ? { onError } : {}),
     ...(onRecovered ? { onRecovered } : {}),
@@ -109,14 +121,17 @@ export type ScheduleWorker = Pick<Worker, "on" | "once" | "postMessage" | "termi
  */
 export async function superviseScheduleThread(
   worker: ScheduleWorker,
-  o: Pick<ScheduleThreadOptions, "signal" | "onCrl" | "onError" | "onRecovered" | "onIssued" | "onSweep">,
+  o: Pick<ScheduleThreadOptions, "signal" | "onCrl" | "onError" | "onRecovered" | "onIssued" | "onSweep" | "stopWaitMs">,
 ): Promise<() => Promise<void>> {
   const { signal, onCrl, onError, onRecovered, onIssued, onSweep } = o;
+  const stopWaitMs = o.stopWaitMs ?? STOP_THREAD_WAIT_MS;
+  let stopTimer: NodeJS.Timeout | undefined;
   let failure: Error | undefined;
   let stopping = false;
   let told = false;
   const exited = new Promise<void>((resolve) =>
     worker.once("exit", (code) => {
+      clearTimeout(stopTimer);
       // Ending unasked, even without an error, leaves the CRLs to go stale: the caller must hear of it.
       if (!stopping) failure ??= new JpkiError("ERR_INTERNAL", `the CRL schedule's thread ended unexpectedly (exit code ${code})`);
       resolve();
@@ -145,6 +160,15 @@ export async function superviseScheduleThread(
     if (told) return;
     told = true;
     worker.postMessage("stop");
+    stopTimer = setTimeout(() => {
+      onError?.(
+        new JpkiError(
+          "ERR_STORE_UNRESPONSIVE",
+          `the CRL schedule's thread did not finish its round within ${stopWaitMs} ms of the stop (a store that does not answer?): ended it; what it was publishing is due again at the next start`,
+        ),
+      );
+      void worker.terminate();
+    }, stopWaitMs);
   };
   // Told from the start, not once the loop runs: the thread's start-up round (every CA's OCSP signing certificate
   // and CRLs on a first start) stops between CAs on it (openCrlSchedule), and said "ready" only after its end.

@@ -89,4 +89,26 @@ describe("jpki serve's schedule stopped during its start-up round", () => {
     await expect(loop()).resolves.toBeUndefined();
     expect(posted).toEqual(["stop"]);
   });
+
+  it("ends the schedule's thread when it has not stopped within its bound (a round held by a store that does not answer), and says so", async () => {
+    let terminated = false;
+    const worker = Object.assign(new EventEmitter(), {
+      postMessage: () => undefined, // told to stop, it never gets to: its round waits for the store
+      terminate: async () => {
+        terminated = true;
+        worker.emit("exit", 1);
+        return 1;
+      },
+    });
+    const reported: Array<{ code?: string }> = [];
+    const stop = new AbortController();
+    const opening = superviseScheduleThread(worker as unknown as ScheduleWorker, { signal: stop.signal, stopWaitMs: 50, onError: (e) => reported.push(e) });
+    worker.emit("message", { type: "ready" });
+    const loop = await opening;
+    const done = loop();
+    stop.abort();
+    await expect(done).resolves.toBeUndefined(); // it waited for the thread for good
+    expect(terminated).toBe(true);
+    expect(reported).toEqual([expect.objectContaining({ code: "ERR_STORE_UNRESPONSIVE" })]);
+  });
 });

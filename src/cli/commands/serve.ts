@@ -185,7 +185,7 @@ Example:
               // A rewrap stops the OCSP signer renewal until a restart (its message says so, and it is said hourly): no retry.
               const onError = (e: unknown) => {
                 const code = (e as { code?: string }).code;
-                ctx.out.info(`jpki serve: CRL schedule: ${code ?? "error"}: ${(e as Error).message}${code === "ERR_KEYS_REWRAPPED" ? "" : " (retrying)"}`);
+                ctx.out.info(`jpki serve: CRL schedule: ${code ?? "error"}: ${(e as Error).message}${code === "ERR_KEYS_REWRAPPED" || signal.aborted ? "" : " (retrying)"}`);
               };
               const onRecovered = (r: { code: string; times: number; since: Date }) =>
                 ctx.out.info(`jpki serve: CRL schedule: ${r.code} no longer happens (${r.times} time${r.times === 1 ? "" : "s"} since ${r.since.toISOString()})`);
