@@ -3,6 +3,7 @@
  * named here are internal and may change without notice. No import-time side effects.
  */
 export { JpkiError, ERROR_CODES, isJpkiError, type ErrorCode } from "./errors.js";
+export { childEnv } from "./child-env.js";
 
 // time, keys, encodings
 export { systemClock, FixedClock, type Clock } from "./pki/clock.js";
