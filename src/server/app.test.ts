@@ -1106,6 +1106,19 @@ describe("JSON routes and the body's media type", () => {
     }
   });
 
+  it("answer a body past 1 MiB to an unknown path 413 body-too-large in the API's shape, not fastify's FST_ERR_CTP_BODY_TOO_LARGE", async () => {
+    const body = JSON.stringify({ pad: "x".repeat(1_100_000) });
+    for (const path of ["/no-such-path", "/v1/no-such-route"]) {
+      const r = await fetch(`${base}${path}`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body });
+      expect(r.status, path).toBe(413);
+      expect(r.headers.get("cache-control"), path).toBe("no-store");
+      expect(await r.json(), path).toEqual({ error: "payload_too_large", code: "body-too-large", message: "the body is larger than 1048576 bytes" });
+    }
+    // and a body that is not JSON there: body-not-json, not FST_ERR_CTP_INVALID_JSON_BODY
+    const bad = await fetch(`${base}/no-such-path`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: "{" });
+    expect(await bad.json()).toEqual({ error: "bad_request", code: "body-not-json", message: "the body is not JSON" });
+  });
+
   it("answer a JSON body nested past the bound 400 body-too-deep, not body-not-json (it is JSON), on both paths of /v1/validate", async () => {
     const deep = "[".repeat(20) + "]".repeat(20);
     const bodies: Record<string, string> = {

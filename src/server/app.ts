@@ -43,7 +43,7 @@ import { ARL_SCOPE, type CrlRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { toPem } from "../pki/pem.js";
 import type { AccessLogSink } from "./access-log.js";
-import { apiErrorBody, JSON_TYPE, JSON_TYPE_LINES, METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR, TOO_MANY_CONNECTIONS, UNSUPPORTED_CONTENT_ENCODING } from "./api-errors.js";
+import { apiErrorBody, bodyRefusalCode, DEFAULT_BODY_ERRORS, DEFAULT_BODY_LIMIT, sendApiError, JSON_TYPE, JSON_TYPE_LINES, METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR, TOO_MANY_CONNECTIONS, UNSUPPORTED_CONTENT_ENCODING } from "./api-errors.js";
 import { clientAddressOf, trustedProxyOf } from "./client-address.js";
 import { routedPath, TOO_MANY_REFUSALS, VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
 import { ocspGetRoute, registerOcsp } from "./ocsp.js";
@@ -789,6 +789,8 @@ export async function buildServer(
     routerOptions: { maxParamLength: 200 },
     // HEAD of every GET route (RFC 9110 §9.3.2): without, HEAD /healthz or /openapi.json was a 404 "no such route".
     exposeHeadRoutes: true,
+    // fastify's default, set here so that the answer past it names the number it enforces
+    bodyLimit: DEFAULT_BODY_LIMIT,
     return503OnClosing: true,
     clientErrorHandler: clientErrorHandler({ refusalWait: parserRefusalWait, onRefused: countParserRefusal }),
   });
@@ -845,7 +847,11 @@ export async function buildServer(
   // code and a fixed message go out; the error goes to onError. A client's own error (4xx) keeps its status.
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
     const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : undefined;
-    // fastify's own refusals (a malformed body, a wrong media type): their fixed messages, as fastify sends them.
+    // fastify's refusals of a body (too large, wrong media type, not JSON): the API's typed codes, as on the routes
+    // with a table of their own.
+    const refused = bodyRefusalCode(err);
+    if (refused) return sendApiError(reply, DEFAULT_BODY_ERRORS, refused);
+    // Its other refusals: their fixed messages, as fastify sends them.
     // Every error body carries a code (issue 13 point 3): fastify's own, or the status's word for an error without one.
     if (status !== undefined) return reply.code(status).send({ statusCode: status, code: err.code ?? `http-${status}`, error: STATUS_CODES[status], message: err.message });
     opts.access?.onError?.(err, "answering a request (no answer given)");
