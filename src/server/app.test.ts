@@ -380,10 +380,14 @@ describe("index, health and metrics", () => {
     expect(m).toMatch(/jpki_crl_seconds_to_next_update\{ca="13-auth",scope="full"\} [\d.]+/);
     const lines = log.slice(before).map((l) => JSON.parse(l) as { url: string; status: number });
     expect(lines[0]).toMatchObject({ url: "/crl/13-sig.crl", status: 200, verifier: verifierId });
-    // a hostile path is logged as the JSON string it is, never breaking the line
+    // a hostile query is logged without breaking the line: its names only (access-log.test.ts: quotes, line breaks)
     const odd = "/crl/13-sig.crl?x=\\y\\&z=%E6%9D%B1";
     await get(odd);
-    expect((JSON.parse(log.at(-1)!) as { url: string }).url).toBe(odd);
+    expect((JSON.parse(log.at(-1)!) as { url: string }).url).toBe("/crl/13-sig.crl?x=[redacted]&z=[redacted]");
+    // what a verifier puts in a query (here a resident's name and birth date) never reaches the log
+    await get(`/v1/overview?name=${encodeURIComponent("高木　秘密子")}&birth=1990-01-01`);
+    expect((JSON.parse(log.at(-1)!) as { url: string }).url).toBe("/v1/overview?name=[redacted]&birth=[redacted]");
+    expect(log.slice(before).join("\n")).not.toMatch(/1990-01-01|%E9%AB%98|高木/);
     await get('/ca/"quoted".crt');
     expect((JSON.parse(log.at(-1)!) as { status: number }).status).toBe(404);
   });
@@ -936,7 +940,7 @@ describe("POST /v1/validate on bare node:http (validateFastPath) and through fas
     expect(refused[0]).toMatchObject({ status: 400, body: { code: "legal-basis-not-allowed" } });
     // every answer logged and counted once, on both paths (two of them 200 each time)
     expect(log.length - before.lines).toBe(2 * bodies.length + 2);
-    expect(log.slice(-2).map((l) => JSON.parse(l).url)).toEqual(expect.arrayContaining(["/v1/validate", "/v1/validate?via=fastify"]));
+    expect(log.slice(-2).map((l) => JSON.parse(l).url)).toEqual(expect.arrayContaining(["/v1/validate", "/v1/validate?via=[redacted]"]));
     expect((await metric()) - before.count).toBe(4);
   });
 
