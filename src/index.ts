@@ -214,6 +214,7 @@ export { validatePath, validatePathAsync, buildPath, buildPaths, pathCandidates,
 export { JpkiVerifier, type JpkiVerifierConfig } from "./validation/jpki-verifier.js";
 export { CrlIndexCache, type CrlIndexCacheParams } from "./validation/crl-index-cache.js";
 export { CrlCache, type CrlCacheParams, type CrlCacheStats, type CrlFetchOutcome, type CrlFetchStatus } from "./validation/revocation-sources.js";
+export { httpOrigin, originOf } from "./validation/token-origins.js";
 // OCSP as a revocation source (RFC 6960 client: request, transport, the §3.2 checks)
 export {
   OcspClient,
