@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { Gauge } from "prom-client";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi, type MockInstance } from "vitest";
 import { generateKeyPairSync } from "node:crypto";
 import Database from "better-sqlite3";
 import { IssuanceService } from "../ca/issuance.js";
@@ -735,6 +735,51 @@ describe("health while the store does not answer", () => {
       release();
       hung.mockRestore();
       await probe.close();
+    }
+  });
+});
+
+describe("the list of registered verifiers while the store does not answer (fail closed past maxListAgeMs)", () => {
+  it("answers a verifier 503 store-unresponsive once the list is older than its bound, says the age in /healthz and /metrics, and admits again once the store answers", async () => {
+    // A store that hangs right after 'jpki verifier revoke' committed: the last list kept the revoked verifier admitted.
+    let now = 0;
+    const { app: s } = await buildServer(ws, { access: { refreshMs: 20, maxListAgeMs: 60_000, now: () => now } });
+    await s.listen({ host: "127.0.0.1", port: 0 });
+    const at = `http://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
+    const crl = () => fetch(`${at}/crl/13-sig.crl`, { headers: auth, signal: AbortSignal.timeout(15_000) });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const real = ws.store.listVerifiers.bind(ws.store);
+    let hung: MockInstance | undefined;
+    try {
+      expect((await crl()).status).toBe(200);
+      hung = vi.spyOn(ws.store, "listVerifiers").mockImplementation(async () => {
+        await gate;
+        return real();
+      });
+      // a refresh is under way, and hangs: the list's age now grows with the clock
+      await vi.waitFor(() => expect(hung!).toHaveBeenCalled(), { timeout: 10_000, interval: 10 });
+      now += 59_000;
+      expect((await crl()).status).toBe(200); // within the bound: the list read a minute ago still counts
+      now += 2_000;
+      const r = await crl();
+      expect(r.status).toBe(503);
+      expect(r.headers.get("retry-after")).toBe("5");
+      expect(await r.json()).toMatchObject({ error: "unavailable", code: "store-unresponsive" });
+      // the open routes are answered, and say how old the list is
+      const health = await fetch(`${at}/healthz`);
+      expect(health.status).toBe(503);
+      expect(await health.json()).toMatchObject({ status: "verifier-list-stale", store: "ok", verifierList: { ageSeconds: 61, maxAgeSeconds: 60 } });
+      const m = await (await fetch(`${at}/metrics`)).text();
+      expect(m).toMatch(/^jpki_verifier_list_age_seconds 61$/m);
+      expect(m).toMatch(/^jpki_verifier_list_max_age_seconds 60$/m);
+      release();
+      await vi.waitFor(async () => expect((await crl()).status).toBe(200), { timeout: 10_000, interval: 20 });
+      expect(((await (await fetch(`${at}/healthz`)).json()) as { verifierList: { ageSeconds: number } }).verifierList.ageSeconds).toBeLessThan(60);
+    } finally {
+      release();
+      hung?.mockRestore();
+      await s.close();
     }
   });
 });

@@ -607,6 +607,23 @@ export async function buildServer(
     ...(tls && !verifierCa ? { onVerifierCa: (der: Buffer) => httpsServer?.setSecureContext(tlsOptions(der)) } : {}),
   });
   await access.start();
+  // How old the registrations are: past maxListAgeMs the routes that need a credential answer 503 (access.ts).
+  new Gauge({
+    name: "jpki_verifier_list_age_seconds",
+    help: "seconds since the list of registered verifiers was last read from the store; past jpki_verifier_list_max_age_seconds, routes that need a credential answer 503 store-unresponsive",
+    registers: [metrics.registry],
+    collect() {
+      this.set(access.listAgeMs / 1000);
+    },
+  });
+  new Gauge({
+    name: "jpki_verifier_list_max_age_seconds",
+    help: "the oldest the list of registered verifiers may be before credentials are no longer checked against it (--verifier-list-max-age)",
+    registers: [metrics.registry],
+    collect() {
+      this.set(access.maxListAgeMs / 1000);
+    },
+  });
   // The answers given on bare node:http (published files, OCSP GETs, plain POST /v1/validate): counted by route
   // and status, recorded for the caller's rate, and logged, as fastify routes' onResponse does for theirs.
   const rawOnResponse = (route: string) => {
@@ -934,6 +951,8 @@ export async function buildServer(
   let healthRead: ReturnType<typeof everyCrl> | undefined;
   const healthWaitMs = opts.healthStoreWaitMs ?? HEALTH_STORE_WAIT_MS;
   app.get(`${prefix}/healthz`, { onResponse: onResponse("healthz") }, async (_req, reply) => {
+    // The registrations' age in every answer; past its bound the server refuses credentials (503), so it is unhealthy.
+    const verifierList = { ageSeconds: Math.round(access.listAgeMs / 100) / 10, maxAgeSeconds: access.maxListAgeMs / 1000 };
     let crls;
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -942,11 +961,11 @@ export async function buildServer(
       const got = await Promise.race([read, waited]);
       if (got === "unresponsive") {
         read.catch(() => undefined); // its failure, when it comes, is no one's to report
-        return reply.code(503).header("Cache-Control", "no-store").send({ status: "unavailable", store: "unresponsive", waitedMs: healthWaitMs });
+        return reply.code(503).header("Cache-Control", "no-store").send({ status: "unavailable", store: "unresponsive", waitedMs: healthWaitMs, verifierList });
       }
       crls = got;
     } catch (e) {
-      return reply.code(503).send({ status: "unavailable", store: "unreachable", error: (e as { code?: string }).code ?? "error" });
+      return reply.code(503).send({ status: "unavailable", store: "unreachable", error: (e as { code?: string }).code ?? "error", verifierList });
     } finally {
       clearTimeout(timer);
     }
@@ -971,8 +990,8 @@ export async function buildServer(
     );
     missing.sort();
     const cas = new Set(crls.map((s) => s.caId)).size;
-    const status = stale.length ? "stale" : missing.length ? "missing" : "ok";
-    return reply.code(status === "ok" ? 200 : 503).header("Cache-Control", "no-store").send({ status, store: "ok", cas, crls: crls.length, stale, missing });
+    const status = stale.length ? "stale" : missing.length ? "missing" : access.listStale ? "verifier-list-stale" : "ok";
+    return reply.code(status === "ok" ? 200 : 503).header("Cache-Control", "no-store").send({ status, store: "ok", cas, crls: crls.length, stale, missing, verifierList });
   });
 
   app.get(`${prefix}/metrics`, { onResponse: onResponse("metrics") }, async (_req, reply) => {
