@@ -238,6 +238,11 @@ describe("loggedUrl and lineSink", () => {
       expect(all).not.toContain(v);
       expect(all).not.toContain(enc(v));
     }
+    // nor in a segment of the path (no route's path holds a character outside ASCII)
+    expect(loggedUrl(`/v1/x/${enc(items.name)}/${enc(items.address)}.crl`)).toBe("/v1/x/[redacted]/[redacted]");
+    expect(loggedUrl(`/crl/${items.name}/13-sig.crl`)).toBe("/crl/[redacted]/13-sig.crl");
+    expect(loggedUrl(`/crl/${enc(enc(items.name))}`)).toBe("/crl/[redacted]");
+    expect(loggedUrl("/ocsp/13-sig/MEowSDBGMEQwQjAJBgUrDgMCGgUABBT%2B%2Fx%3D")).toBe("/ocsp/13-sig/MEowSDBGMEQwQjAJBgUrDgMCGgUABBT%2B%2Fx%3D");
     expect(loggedUrl("/v1/overview?days=7&&x")).toBe("/v1/overview?days=[redacted]&&x");
     expect(loggedUrl("/v1/overview?")).toBe("/v1/overview?");
   });

@@ -38,8 +38,8 @@ export interface AccessLogSink {
 }
 
 /**
- * A request's URL as the access log writes it: the path, with anything shaped like one of our tokens blotted out,
- * and of the query only its parameters' names, every value `[redacted]` (`/v1/status/history?since=[redacted]`).
+ * A request's URL as the access log writes it: the path, with anything shaped like one of our tokens blotted out
+ * and any segment holding a character outside ASCII `[redacted]` (withoutNonAsciiSegments), and of the query only its parameters' names, every value `[redacted]` (`/v1/status/history?since=[redacted]`).
  * The query was kept verbatim, so a verifier that put personal data in one (`?name=…&birth=…`: none of our
  * routes takes the four items in a URL, but a client may send them all the same) had it written to the log.
  * A name is kept only when it is an ASCII identifier (a letter, then up to 31 letters, digits, `_`, `.` or `-`):
@@ -57,11 +57,28 @@ export function loggedUrl(url: string): string {
     if (mayHoldToken(decoded)) u = decoded;
   }
   if (mayHoldToken(u)) u = u.replace(TOKEN_ANYWHERE, `${TOKEN_PREFIX}[redacted]`);
+  u = withoutNonAsciiSegments(u);
   if (cut >= 0) u += url[cut] === "#" ? "#[redacted]" : loggedQuery(url.slice(cut));
   // Redacted first, then cut: a 16 KB URL (what node's header limit lets through) says no more in full.
   if (u.length > MAX_LOGGED_URL) u = `${u.slice(0, MAX_LOGGED_URL)}…[${u.length - MAX_LOGGED_URL} more]`;
   return u;
 }
+
+/**
+ * A path with every segment that holds a character outside ASCII, as sent or percent-encoded (once or more),
+ * `[redacted]`: no path any route serves has one (CA ids, serials, municipality codes, base64 OCSP requests are
+ * ASCII), but a name or address sent as a segment of an unknown path (`/v1/x/%E9%AB%98…`) was logged as it came.
+ */
+function withoutNonAsciiSegments(path: string): string {
+  if (!NON_ASCII_OR_ESCAPE.test(path)) return path;
+  return path
+    .split("/")
+    .map((seg) => (NON_ASCII.test(seg) || (seg.includes("%") && NON_ASCII.test(percentDecoded(seg))) ? "[redacted]" : seg))
+    .join("/");
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII_OR_ESCAPE = /[^\x00-\x7f]|%/;
 
 /** `?a=1&b;c=2#f` as `?a=[redacted]&b;c=[redacted]#[redacted]`: the separators and names kept, no value. */
 function loggedQuery(query: string): string {
