@@ -80,3 +80,24 @@ describe("JPKI_OCSP_PASSPHRASE that does not open the OCSP signing keys stored",
     }
   });
 });
+
+// The mirror case: keys an earlier run wrapped under JPKI_OCSP_PASSPHRASE, and a serve started without it goes by the
+// CA passphrase, which opens none of them.
+describe("no JPKI_OCSP_PASSPHRASE while the OCSP signing keys stored are under one", () => {
+  it("jpki serve refuses to start (ERR_USAGE, exit 2), saying to set JPKI_OCSP_PASSPHRASE", async () => {
+    const own = join(dir, "ws-under-own-passphrase");
+    mkdirSync(join(dir, "spool-3"));
+    const init = await runInProcess(["--workspace", own, "ca", "init", "--prefecture", "13", "--purpose", "signature"], { env: { JPKI_PASSPHRASE: "pw" }, cwd: dir });
+    expect(init.code, init.stderr).toBe(0);
+    const watched = await runInProcess(["--workspace", own, "watch", "--once", "spool-3"], { env: env("own-ocsp-x2"), cwd: dir });
+    expect(watched.code, watched.stderr).toBe(0);
+    const r = await Promise.race([
+      runInProcess(["--workspace", own, "serve", "--listen", "127.0.0.1:0", "--access-log", "off"], { env: { JPKI_PASSPHRASE: "pw" }, cwd: dir }),
+      new Promise<{ code: string; stdout: string; stderr: string }>((resolve) => setTimeout(() => resolve({ code: "still serving", stdout: "", stderr: "" }), 20_000).unref()),
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("[ERR_USAGE] the CA passphrase does not open the OCSP signing key stored for CA 13-sig");
+    expect(r.stderr).toContain("Start with JPKI_OCSP_PASSPHRASE set");
+    expect(r.stdout + r.stderr).not.toContain("own-ocsp-x2");
+  });
+});

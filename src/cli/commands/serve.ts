@@ -184,7 +184,9 @@ Example:
             if (scheduleHere && ocspPassphrase && io.env.JPKI_OCSP_PASSPHRASE) await lib.checkOwnResponderPassphrase(ws.store, io.env.JPKI_OCSP_PASSPHRASE);
             // ...and the responders (here or in the workers) must open the keys stored: under another passphrase they
             // answered nothing until renewed. Checked once, by the primary, before any port opens.
-            if (!cluster.isWorker && ocspPassphrase && io.env.JPKI_OCSP_PASSPHRASE) await lib.checkResponderKeysOpen(ws.store, io.env.JPKI_OCSP_PASSPHRASE, { now: ws.clock.now() });
+            if (!cluster.isWorker && ocspPassphrase) {
+              await lib.checkResponderKeysOpen(ws.store, ocspPassphrase, { now: ws.clock.now(), own: Boolean(io.env.JPKI_OCSP_PASSPHRASE) });
+            }
             if (scheduleHere) {
               const onCrl = (p: { caId: string; scope: string; number: bigint; why: string; entries: number; nextUpdate: Date }) =>
                 ctx.out.info(`CRL ${p.caId}${p.scope ? `/${p.scope}` : ""} #${p.number} published (${p.why}): ${entriesText(p.entries)}, next update ${p.nextUpdate.toISOString()}`);
