@@ -3,6 +3,7 @@
  * named here are internal and may change without notice. No import-time side effects.
  */
 export { JpkiError, ERROR_CODES, isJpkiError, type ErrorCode } from "./errors.js";
+export { childEnv } from "./child-env.js";
 
 // time, keys, encodings
 export { systemClock, FixedClock, type Clock } from "./pki/clock.js";
@@ -191,7 +192,7 @@ export { createVerifierCa, issueClientCertificate, DEFAULT_CLIENT_CERT_DAYS, typ
 export { parseOcspRequest, CERT_ID_HASHES, MAX_REQUESTS as OCSP_MAX_REQUESTS, type OcspRequest, type CertId, type CertIdHash } from "./ocsp/request.js";
 export { signedResponse as signOcspResponse, errorResponse as ocspErrorResponse, RESPONSE_STATUS as OCSP_RESPONSE_STATUS, type CertStatus, type SingleAnswer } from "./ocsp/response.js";
 export { OcspResponder, type OcspResponderOptions, type OcspAnswer } from "./ocsp/responder.js";
-export { checkOwnResponderPassphrase, issueOcspSigner, renewOcspSigners, OcspSignerRenewal, type OcspSignerPolicy } from "./ca/ocsp-signer.js";
+export { checkOwnResponderPassphrase, checkResponderKeysOpen, issueOcspSigner, renewOcspSigners, OcspSignerRenewal, type OcspSignerPolicy } from "./ca/ocsp-signer.js";
 
 // jpki serve: the publication point verifiers poll
 export { buildServer, pathPrefix, type ServerOptions, type ServerMetrics } from "./server/app.js";
@@ -213,6 +214,7 @@ export { validatePath, validatePathAsync, buildPath, buildPaths, pathCandidates,
 export { JpkiVerifier, type JpkiVerifierConfig } from "./validation/jpki-verifier.js";
 export { CrlIndexCache, type CrlIndexCacheParams } from "./validation/crl-index-cache.js";
 export { CrlCache, type CrlCacheParams, type CrlCacheStats, type CrlFetchOutcome, type CrlFetchStatus } from "./validation/revocation-sources.js";
+export { httpOrigin, originOf } from "./validation/token-origins.js";
 // OCSP as a revocation source (RFC 6960 client: request, transport, the §3.2 checks)
 export {
   OcspClient,

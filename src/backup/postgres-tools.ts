@@ -18,6 +18,7 @@ import { createHash } from "node:crypto";
 import { createReadStream, existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { StringDecoder } from "node:string_decoder";
+import { childEnv } from "../child-env.js";
 import { JpkiError } from "../errors.js";
 import { RESTORE_PENDING, UNVERIFIED_COPY, connectLoneClient, parsePostgresUrl, postgresError, restoreIncomplete, unverifiedCopy } from "../store/postgres.js";
 import { storeRetired } from "../store/retirement.js";
@@ -170,16 +171,11 @@ function toolFailed(tool: string, how: string, errors: ToolErrors, cause?: Error
 }
 
 /**
- * The environment of a PostgreSQL client tool: ours without jpki's own variables, and the libpq ones of the
- * connection. The tools read none of JPKI_*, which hold the CA passphrase (JPKI_PASSPHRASE, JPKI_OCSP_PASSPHRASE),
- * the token PIN, card PINs, a verifier token and JPKI_STORE with its password: each went to every pg_dump,
- * pg_restore and psql a backup or restore ran, readable in its /proc/PID/environ and by whatever it loads
- * (a libpq plugin, an LDAP or Kerberos library).
+ * The environment of a PostgreSQL client tool: ours without jpki's own variables (child-env.ts), and the libpq
+ * ones of the connection.
  */
 export function toolEnv(libpq: Record<string, string>): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("JPKI_")) env[k] = v;
-  return { ...env, ...libpq };
+  return childEnv(libpq);
 }
 
 /** Runs a PostgreSQL client tool; ERR_BACKUP_TOOL with its error lines when it fails. */

@@ -6,8 +6,8 @@
 import { lstatSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { X509Certificate, createHash, createPublicKey } from "node:crypto";
-import { JpkiError } from "../errors.js";
+import { X509Certificate, createHash, createPublicKey, type KeyObject } from "node:crypto";
+import { JpkiError, isJpkiError } from "../errors.js";
 import { certificateParts } from "../pki/der.js";
 import { newKeyWrapParams } from "../pki/key-wrap.js";
 import { decryptPrivateKey, encryptPrivateKey, strongKeyWrapParams, type KeyWrapParams } from "../pki/keys.js";
@@ -290,6 +290,9 @@ async function rewrapLocked(ws: Workspace, opts: RewrapOptions): Promise<{ rewra
         what: `the OCSP signing key of CA ${rec.caId}`,
         ...(opts.ocspPassphrase === undefined ? { hint: " (if 'jpki serve' had JPKI_OCSP_PASSPHRASE, set it for the rewrap too)" } : {}),
         from: ocspFrom,
+        // A key a serve without JPKI_OCSP_PASSPHRASE wrapped under the CA passphrase moves to JPKI_OCSP_PASSPHRASE
+        // (the way out checkResponderKeysOpen names): a serve started with it could not open it.
+        ...(opts.ocspPassphrase !== undefined ? { orFrom: opts.passphrase } : {}),
         to: ocspTo,
         params,
       }),
@@ -327,8 +330,8 @@ async function rewrapLocked(ws: Workspace, opts: RewrapOptions): Promise<{ rewra
  * One key of a rewrap: decrypted under `from`, checked against its certificate's public key, encrypted under `to`
  * and read back. Throws before anything is stored (ERR_PASSPHRASE_WRONG, ERR_WORKSPACE_CORRUPT).
  */
-function rewrapKey(o: { pem: string; certificateDer: Buffer; what: string; hint?: string; from: string; to: string; params: KeyWrapParams }): string {
-  const key = decryptPrivateKey(o.pem, o.from, `${o.what}${o.hint ?? ""}`);
+function rewrapKey(o: { pem: string; certificateDer: Buffer; what: string; hint?: string; from: string; orFrom?: string; to: string; params: KeyWrapParams }): string {
+  const key = decryptEither(o.pem, o.from, o.orFrom, `${o.what}${o.hint ?? ""}`);
   const spki = createPublicKey(key).export({ type: "spki", format: "der" });
   if (!spki.equals(certificateParts(o.certificateDer).spki)) {
     throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${o.what} does not match its certificate: the workspace is damaged; nothing was re-encrypted`);
@@ -337,4 +340,18 @@ function rewrapKey(o: { pem: string; certificateDer: Buffer; what: string; hint?
   const back = createPublicKey(decryptPrivateKey(encryptedKeyPem, o.to, `${o.what}, re-encrypted`)).export({ type: "spki", format: "der" });
   if (!back.equals(spki)) throw new JpkiError("ERR_INTERNAL", `re-encrypting ${o.what} did not round-trip; nothing was changed`);
   return encryptedKeyPem;
+}
+
+/** A key decrypted under `from`, or else under `orFrom` (when given): the first's error if neither opens it. */
+function decryptEither(pem: string, from: string, orFrom: string | undefined, what: string): KeyObject {
+  try {
+    return decryptPrivateKey(pem, from, what);
+  } catch (e) {
+    if (orFrom === undefined || orFrom === from || !isJpkiError(e, "ERR_PASSPHRASE_WRONG")) throw e;
+    try {
+      return decryptPrivateKey(pem, orFrom, what);
+    } catch {
+      throw e;
+    }
+  }
 }

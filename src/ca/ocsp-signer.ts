@@ -177,6 +177,46 @@ export async function checkOwnResponderPassphrase(store: Store, passphrase: stri
   );
 }
 
+/**
+ * Refuses (ERR_USAGE) a passphrase of the OCSP signing keys' own (JPKI_OCSP_PASSPHRASE) that does not open every
+ * unexpired signing key stored: they are under another passphrase — the CA one, when an earlier serve ran without
+ * JPKI_OCSP_PASSPHRASE, or another value of it. Such a server started all the same and its responder answered
+ * nothing (tryLater) until each certificate was renewed, days later. `jpki ca rewrap` with JPKI_OCSP_PASSPHRASE set
+ * moves keys under the CA passphrase to it (manage.ts). One derivation per salt (the KEK is cached), so trying them
+ * all costs about what one does. With `own: false` the passphrase is the CA one (no JPKI_OCSP_PASSPHRASE), and the
+ * keys stored under a passphrase of their own are the ones refused. Never names the value.
+ */
+export async function checkResponderKeysOpen(store: Store, passphrase: string, o: { now: Date; name?: string; own?: boolean }): Promise<void> {
+  const name = o.name ?? "JPKI_OCSP_PASSPHRASE";
+  const closed: string[] = [];
+  for (const r of await store.ocspResponders()) {
+    if (r.notAfter.getTime() <= o.now.getTime()) continue; // answers nothing anyway, and is renewed at once
+    try {
+      await unlockPrivateKey(r.encryptedKeyPem, passphrase, `the OCSP signing key of CA ${r.caId}`);
+    } catch (e) {
+      if (!isJpkiError(e, "ERR_PASSPHRASE_WRONG")) throw e;
+      closed.push(r.caId);
+    }
+  }
+  if (!closed.length) return;
+  const which = closed.length > 3 ? `${closed.slice(0, 3).join(", ")} and ${closed.length - 3} more` : closed.join(", ");
+  const keys = `OCSP signing key${closed.length === 1 ? "" : "s"} stored for CA ${which}`;
+  // The responders going by the CA passphrase (no JPKI_OCSP_PASSPHRASE): keys an earlier run wrapped under one of their own.
+  if (o.own === false) {
+    // ...unless it opens no CA key either: then it is the wrong passphrase, said as opening the CAs says it.
+    const ca = (await store.listCas()).find((c) => !c.keyRef);
+    if (ca) await unlockPrivateKey(ca.encryptedKeyPem, passphrase, `the key of CA ${ca.id}`);
+    throw new JpkiError(
+      "ERR_USAGE",
+      `the CA passphrase does not open the ${keys}: they are wrapped under a passphrase of their own (JPKI_OCSP_PASSPHRASE of an earlier 'jpki serve' or 'jpki watch'), and OCSP would answer nothing until they are renewed. Start with JPKI_OCSP_PASSPHRASE set to it`,
+    );
+  }
+  throw new JpkiError(
+    "ERR_USAGE",
+    `${name} does not open the OCSP signing key${closed.length === 1 ? "" : "s"} stored for CA ${which}: they are wrapped under another passphrase (the CA passphrase, if 'jpki serve' ran without ${name} before), and OCSP would answer nothing until they are renewed. Run 'jpki ca rewrap' with ${name} set to wrap them under it, or start without ${name}`,
+  );
+}
+
 /** The passphrase-wrapped CA keys as the CAs were opened (a token key's record holds none). */
 function caKeysOf(cas: readonly CertificationAuthority[]): WrappedKeysSeen["cas"] {
   return cas.filter((c) => !c.record.keyRef).map((c) => ({ id: c.id, encryptedKeyPem: c.record.encryptedKeyPem }));

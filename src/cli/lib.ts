@@ -22,6 +22,7 @@ export { REVOCATION_CAUSES } from "../crl/reason.js";
 export { envPinValue, readPinFile, setPkcs11PinSource } from "../pki/pkcs11.js";
 export { NOT_REGULAR, readRegularFile } from "../pki/regular-file.js";
 export { readIsoTime } from "../pki/iso-time.js";
+export { childEnv } from "../child-env.js";
 
 export type Library = typeof Api;
 

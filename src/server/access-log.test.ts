@@ -32,7 +32,7 @@ describe("AccessLog", () => {
     expect(text).not.toContain("secret");
     const lines = text.trimEnd().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(5001);
-    expect(lines[1]).toEqual({ time: "2026-11-30T12:00:00.001Z", method: "GET", url: "/crl/13-sig.crl?i=1", status: 304, ms: 0, remote: "10.0.0.1", verifier: "v-0a1b" });
+    expect(lines[1]).toEqual({ time: "2026-11-30T12:00:00.001Z", method: "GET", url: "/crl/13-sig.crl?i=[redacted]", status: 304, ms: 0, remote: "10.0.0.1", verifier: "v-0a1b" });
     expect(lines[5000]!.url).toBe('/crl/"x"\\\n?access_token=[redacted]&jpkiv_[redacted]');
     expect(statSync(path).mode & 0o777).toBe(0o600);
     log.record(T0, "GET", "/after-close", 200, 0, "", "anonymous"); // ignored, never thrown
@@ -128,7 +128,7 @@ describe("AccessLog.reopen (SIGHUP after a rotation)", () => {
     const dir = mkdtempSync(join(tmpdir(), "jpki-log-"));
     const path = join(dir, "access.log");
     const log = new AccessLog(path);
-    const rec = (i: number) => log.record(T0 + i, "GET", `/crl/13-sig.crl?i=${i}`, 304, 0.1, "10.0.0.1", "anonymous");
+    const rec = (i: number) => log.record(T0 + i, "GET", `/crl/13-sig-${i}.crl`, 304, 0.1, "10.0.0.1", "anonymous");
     for (let i = 0; i < 3000; i++) rec(i);
     // until the thread has written some of them into the file (polled: a loaded machine runs it late)
     while (!statSync(path).size) await new Promise((r) => setTimeout(r, 10));
@@ -141,7 +141,7 @@ describe("AccessLog.reopen (SIGHUP after a rotation)", () => {
     const fresh = parsed(readFileSync(path, "utf8"));
     expect(statSync(path).mode & 0o777).toBe(0o600);
     // every line exactly once, in order, split at one point between the two files
-    expect([...old, ...fresh].map((l) => l.url)).toEqual(Array.from({ length: 6000 }, (_, i) => `/crl/13-sig.crl?i=${i}`));
+    expect([...old, ...fresh].map((l) => l.url)).toEqual(Array.from({ length: 6000 }, (_, i) => `/crl/13-sig-${i}.crl`));
     expect(old.length).toBeGreaterThan(0);
     expect(fresh.length).toBeGreaterThanOrEqual(2000); // what was recorded after reopen() is in the new file
     expect(log.dropped).toBe(0);
@@ -217,14 +217,45 @@ describe("AccessLog on a pipe", () => {
 });
 
 describe("loggedUrl and lineSink", () => {
+  it("keeps of the query its parameters' names only: no value, and no name that is not an ASCII identifier (an item sent as one)", () => {
+    const items = { name: "高木　秘密子", address: "東京都千代田区霞が関１丁目", birth: "1990-01-01", gender: "2" };
+    const enc = encodeURIComponent;
+    const urls = [
+      `/v1/status/history?since=2026-12-01&name=${enc(items.name)}&address=${enc(items.address)}&birth=${items.birth}&gender=${items.gender}`,
+      `/v1/overview?${enc(items.name)}&${items.birth}=1;${enc(items.address)}=x`,
+      `/crl/13-sig.crl?name=${items.name}#birth=${items.birth}`,
+      `/crl/13-sig.crl#${enc(items.name)}?birth=${items.birth}`,
+    ];
+    const logged = urls.map(loggedUrl);
+    expect(logged).toEqual([
+      "/v1/status/history?since=[redacted]&name=[redacted]&address=[redacted]&birth=[redacted]&gender=[redacted]",
+      "/v1/overview?[redacted]&[redacted]=[redacted];[redacted]=[redacted]",
+      "/crl/13-sig.crl?name=[redacted]#[redacted]",
+      "/crl/13-sig.crl#[redacted]",
+    ]);
+    const all = logged.join(" ");
+    for (const v of Object.values(items)) {
+      expect(all).not.toContain(v);
+      expect(all).not.toContain(enc(v));
+    }
+    // nor in a segment of the path (no route's path holds a character outside ASCII)
+    expect(loggedUrl(`/v1/x/${enc(items.name)}/${enc(items.address)}.crl`)).toBe("/v1/x/[redacted]/[redacted]");
+    expect(loggedUrl(`/crl/${items.name}/13-sig.crl`)).toBe("/crl/[redacted]/13-sig.crl");
+    expect(loggedUrl(`/crl/${enc(enc(items.name))}`)).toBe("/crl/[redacted]");
+    expect(loggedUrl("/ocsp/13-sig/MEowSDBGMEQwQjAJBgUrDgMCGgUABBT%2B%2Fx%3D")).toBe("/ocsp/13-sig/MEowSDBGMEQwQjAJBgUrDgMCGgUABBT%2B%2Fx%3D");
+    expect(loggedUrl("/v1/overview?days=7&&x")).toBe("/v1/overview?days=[redacted]&&x");
+    expect(loggedUrl("/v1/overview?")).toBe("/v1/overview?");
+  });
+
   it("blots out tokens and access_token values, and formats on the calling thread", () => {
-    expect(loggedUrl("/crl/a.crl?access_token=abc;x=1")).toBe("/crl/a.crl?access_token=[redacted];x=1");
+    expect(loggedUrl("/crl/a.crl?access_token=abc;x=1")).toBe("/crl/a.crl?access_token=[redacted];x=[redacted]");
     expect(loggedUrl("/jpkiv_abcDEF-_9/x")).toBe("/jpkiv_[redacted]/x");
     // percent-encoded, double-encoded, upper case: the secret is not written either
-    expect(loggedUrl("/v1/status/history?x=jpkiv%5FcTDI_7oxS")).toBe("/v1/status/history?x=jpkiv_[redacted]");
-    expect(loggedUrl("/crl/a.crl?access%5Ftoken=abc&y=2")).toBe("/crl/a.crl?access_token=[redacted]&y=2");
-    expect(loggedUrl("/x?t=%256Apkiv_secret")).toBe("/x?t=jpkiv_[redacted]");
-    expect(loggedUrl("/x?t=JPKIV_secret")).toBe("/x?t=jpkiv_[redacted]");
+    expect(loggedUrl("/v1/status/history?x=jpkiv%5FcTDI_7oxS")).toBe("/v1/status/history?x=[redacted]");
+    expect(loggedUrl("/crl/a.crl?access%5Ftoken=abc&y=2")).toBe("/crl/a.crl?access_token=[redacted]&y=[redacted]");
+    expect(loggedUrl("/x?t=%256Apkiv_secret")).toBe("/x?t=[redacted]");
+    expect(loggedUrl("/x/%256Apkiv_secret")).toBe("/x/jpkiv_[redacted]");
+    expect(loggedUrl("/x?JPKIV_secret&jpkiv%5Fsecret=1")).toBe("/x?jpkiv_[redacted]&jpkiv_[redacted]=[redacted]");
     // other escapes are logged as sent
     expect(loggedUrl("/crl/a%20b.crl")).toBe("/crl/a%20b.crl");
     const got: string[] = [];

@@ -7,12 +7,12 @@
  * serving thread about 2.2 µs per request — 1.2 µs for the line, 1 µs to flatten and copy it — a sixth of a
  * 304's whole cost; recording the fields costs it a tenth of that.
  *
- * What a line holds: the time, the method, the URL as requested with anything shaped like a token blotted out
- * (loggedUrl), the status, the milliseconds to answer, the client address (the peer's, or behind a trusted proxy the one
+ * What a line holds: the time, the method, the URL's path with anything shaped like a token blotted out and
+ * its query's parameter names without their values (loggedUrl), the status, the milliseconds to answer, the client address (the peer's, or behind a trusted proxy the one
  * X-Forwarded-For names: client-address.ts) and the verifier id or "anonymous"; and `"aborted":true` after the status
  * of an answer that was not written whole (the client went away mid-body, or the connection was cut: a CRL download
  * stopped short), which a line without it would pass for a complete one — absent from every other line.
- * Never a credential, a PIN or the four items (a URL carries none of ours).
+ * Never a credential, a PIN or the four items (a URL carries none of ours, and no query value is written).
  *
  * On a crash the lines of the last LOG_INTERVAL_MS may be lost, never torn ones: every write is whole lines,
  * and a line the kernel took only part of is finished before any other. When the logging thread falls behind
@@ -38,35 +38,78 @@ export interface AccessLogSink {
 }
 
 /**
- * A request's URL as the access log writes it: anything shaped like one of our tokens, and the value of an
- * `access_token` parameter, blotted out. RFC 6750 §2.3 has clients send a token as `?access_token=…`: we
- * refuse it there (401), but a misconfigured verifier doing so once wrote its token to the log in clear.
+ * A request's URL as the access log writes it: the path, with anything shaped like one of our tokens blotted out
+ * and any segment holding a character outside ASCII `[redacted]` (withoutNonAsciiSegments), and of the query only its parameters' names, every value `[redacted]` (`/v1/status/history?since=[redacted]`).
+ * The query was kept verbatim, so a verifier that put personal data in one (`?name=…&birth=…`: none of our
+ * routes takes the four items in a URL, but a client may send them all the same) had it written to the log.
+ * A name is kept only when it is an ASCII identifier (a letter, then up to 31 letters, digits, `_`, `.` or `-`):
+ * a name in kanji or digits (an item sent as a name, `?高木秘密子`, `?1990-01-01`) is `[redacted]` too, and
+ * so is anything after a `#`. RFC 6750 §2.3 has clients send a token as `?access_token=…`: we refuse it there
+ * (401), but a misconfigured verifier doing so once wrote its token to the log in clear.
  */
 export function loggedUrl(url: string): string {
-  let u = url;
-  // Percent-encoded (jpkiv%5F…, access%5Ftoken=…, %6Apkiv_…) a token is written all the same: where the decoded URL
-  // holds one, that is what is redacted and logged (a review helper found both forms written in clear).
+  const cut = url.search(/[?#]/);
+  let u = cut < 0 ? url : url.slice(0, cut);
+  // Percent-encoded (jpkiv%5F…, %6Apkiv_…) a token is written all the same: where the decoded path holds one, that
+  // is what is redacted and logged (a review helper found both forms written in clear).
   if (u.includes("%")) {
     const decoded = percentDecoded(u);
     if (mayHoldToken(decoded)) u = decoded;
   }
-  if (mayHoldToken(u)) u = u.replace(TOKEN_ANYWHERE, `${TOKEN_PREFIX}[redacted]`).replace(ACCESS_TOKEN_PARAMETER, "$1[redacted]");
+  if (mayHoldToken(u)) u = u.replace(TOKEN_ANYWHERE, `${TOKEN_PREFIX}[redacted]`);
+  u = withoutNonAsciiSegments(u);
+  if (cut >= 0) u += url[cut] === "#" ? "#[redacted]" : loggedQuery(url.slice(cut));
   // Redacted first, then cut: a 16 KB URL (what node's header limit lets through) says no more in full.
   if (u.length > MAX_LOGGED_URL) u = `${u.slice(0, MAX_LOGGED_URL)}…[${u.length - MAX_LOGGED_URL} more]`;
   return u;
 }
+
+/**
+ * A path with every segment that holds a character outside ASCII, as sent or percent-encoded (once or more),
+ * `[redacted]`: no path any route serves has one (CA ids, serials, municipality codes, base64 OCSP requests are
+ * ASCII), but a name or address sent as a segment of an unknown path (`/v1/x/%E9%AB%98…`) was logged as it came.
+ */
+function withoutNonAsciiSegments(path: string): string {
+  if (!NON_ASCII_OR_ESCAPE.test(path)) return path;
+  return path
+    .split("/")
+    .map((seg) => (NON_ASCII.test(seg) || (seg.includes("%") && NON_ASCII.test(percentDecoded(seg))) ? "[redacted]" : seg))
+    .join("/");
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII_OR_ESCAPE = /[^\x00-\x7f]|%/;
+
+/** `?a=1&b;c=2#f` as `?a=[redacted]&b;c=[redacted]#[redacted]`: the separators and names kept, no value. */
+function loggedQuery(query: string): string {
+  const hash = query.indexOf("#");
+  const q = hash < 0 ? query.slice(1) : query.slice(1, hash);
+  const parts = q.split(/([&;])/).map((part, i) => {
+    if (i % 2 === 1 || part === "") return part; // a separator, or nothing between two
+    const eq = part.indexOf("=");
+    return `${loggedName(eq < 0 ? part : part.slice(0, eq))}${eq < 0 ? "" : "=[redacted]"}`;
+  });
+  return `?${parts.join("")}${hash < 0 ? "" : "#[redacted]"}`;
+}
+
+/** A query parameter's name as logged: itself when it is an ASCII identifier and no token, else `[redacted]`. */
+function loggedName(raw: string): string {
+  const name = raw.includes("%") ? percentDecoded(raw) : raw;
+  if (mayHoldToken(name)) return `${TOKEN_PREFIX}[redacted]`;
+  return PARAMETER_NAME.test(name) ? name : "[redacted]";
+}
+
+const PARAMETER_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
 
 /** characters of a URL the log keeps */
 const MAX_LOGGED_URL = 1024;
 
 // Case-insensitive: JPKIV_<secret> is no token the server takes, but its secret part is one.
 const TOKEN_ANYWHERE = new RegExp(`${TOKEN_PREFIX}[A-Za-z0-9_-]*`, "gi");
-const ACCESS_TOKEN_PARAMETER = /([?&;]access_token=)[^&;#]*/gi;
 
-/** Whether a URL may hold a token or an access_token parameter (any case). */
+/** Whether a path or name may hold a token (any case). */
 function mayHoldToken(u: string): boolean {
-  const l = u.toLowerCase();
-  return l.includes(TOKEN_PREFIX) || l.includes("access_token");
+  return u.toLowerCase().includes(TOKEN_PREFIX);
 }
 
 /**

@@ -31,7 +31,11 @@
  *
  * Revocation: the registrations are read from the store at start and again every `refreshMs` (default 1 s),
  * so a verifier revoked by `jpki verifier revoke` in another process is refused by a running server within
- * refreshMs plus one store read. A failed read keeps the last registrations and is reported (onError).
+ * refreshMs plus one store read. A failed read keeps the last registrations and is reported (onError), but
+ * only for `maxListAgeMs` (default 60 s) from the last read that succeeded: past it, every route that needs a
+ * credential answers 503 `store-unresponsive` (Retry-After) instead of admitting whoever the old list names. A
+ * store that hung right after `jpki verifier revoke` committed kept the revoked verifier admitted for as long as
+ * it hung (fail-open). Open routes are answered as before; the list's age is in /healthz and /metrics.
  *
  * Rate limit: a token bucket per verifier in this process's memory. With `jpki serve --workers N` each worker
  * keeps its own buckets and the kernel spreads connections, so a verifier spreading its requests over several
@@ -52,6 +56,8 @@ import type { Store, VerifierFetch, VerifierKind, VerifierRecord } from "../stor
 import { SERVER_ROUTES, type ServerRoute, type VerifierRateLimit } from "../workspace/config.js";
 import { bearerToken, certificateSha256, tokenSha256 } from "../verifier/credentials.js";
 import type { ClientAddress } from "./client-address.js";
+import { JpkiError } from "../errors.js";
+import { STORE_RETRY_AFTER_SECONDS } from "../store/watchdog.js";
 import { JSON_TYPE } from "./api-errors.js";
 
 /**
@@ -171,6 +177,11 @@ export interface AccessOptions {
   readonly trustedProxy?: (address: string) => boolean;
   /** how often registrations are re-read, ms (default 1000): the bound on noticing a revocation */
   readonly refreshMs?: number;
+  /**
+   * the oldest the registrations may be, ms since the last read that succeeded (default DEFAULT_MAX_LIST_AGE_MS):
+   * past it, credentials are not checked against them and routes that need one answer 503 store-unresponsive
+   */
+  readonly maxListAgeMs?: number;
   /** fetch records: the interval counted into one record and the longest it waits in memory, ms (default 1000) */
   readonly flushMs?: number;
   readonly batchSize?: number;
@@ -190,6 +201,13 @@ export interface AccessOptions {
 export type Caller = VerifierRecord | undefined;
 
 const HEADER_CACHE = 10_000;
+/** The default of AccessOptions.maxListAgeMs (`jpki serve --verifier-list-max-age`). */
+export const DEFAULT_MAX_LIST_AGE_MS = 60_000;
+/**
+ * The answer to a request that needs a credential while the registrations are older than maxListAgeMs: the store
+ * has not answered (api-errors.ts STORE_UNRESPONSIVE: the same code the API's routes give for a hung store).
+ */
+const LIST_STALE = JSON.stringify({ error: "unavailable", code: "store-unresponsive", message: "the list of registered verifiers could not be read from the store lately, so no credential is checked: try again after Retry-After" });
 /**
  * The refusals of access control, by typed `code` (the code every error answer of the server carries, as the
  * verifier API's do: api-errors.ts) with the word of its `error`. The OpenAPI document lists the codes.
@@ -277,6 +295,9 @@ export class VerifierAccess {
   readonly #clientAddress: ClientAddress | undefined;
   readonly #trustedProxy: (address: string) => boolean;
   readonly #refreshMs: number;
+  readonly #maxListAgeMs: number;
+  /** this.#now() at the last refresh that read the registrations */
+  #refreshedAt = -Infinity;
   readonly #flushMs: number;
   readonly #batchSize: number;
   readonly #maxQueued: number;
@@ -324,6 +345,8 @@ export class VerifierAccess {
     this.#clientAddress = o.clientAddress;
     this.#trustedProxy = o.trustedProxy ?? (() => false);
     this.#refreshMs = o.refreshMs ?? 1000;
+    this.#maxListAgeMs = o.maxListAgeMs ?? DEFAULT_MAX_LIST_AGE_MS;
+    if (!(this.#maxListAgeMs > 0)) throw new JpkiError("ERR_USAGE", `maxListAgeMs must be a positive number of milliseconds, not ${this.#maxListAgeMs}`);
     this.#flushMs = o.flushMs ?? 1000;
     this.#batchSize = o.batchSize ?? 1000;
     this.#maxQueued = o.maxQueued ?? 100_000;
@@ -355,6 +378,8 @@ export class VerifierAccess {
     const byToken = new Map<string, VerifierRecord>();
     const byCert = new Map<string, VerifierRecord>();
     const now = this.#wallMs();
+    // the list's age counts from when it was asked for: what it says is at least that recent
+    const askedAt = this.#now();
     for (const v of await this.#store.listVerifiers()) {
       if (v.revokedAt) {
         this.#buckets.delete(v.id);
@@ -382,6 +407,7 @@ export class VerifierAccess {
     this.#byToken = byToken;
     this.#byCert = byCert;
     this.#byHeader = byHeader;
+    this.#refreshedAt = Math.max(this.#refreshedAt, askedAt);
     // Clients whose refusals have refilled are forgotten: the map holds those refused lately.
     const rate = this.#refusedRate;
     const nowMs = this.#now();
@@ -394,6 +420,21 @@ export class VerifierAccess {
    */
   get fetchRecords(): { readonly recorded: number; readonly fetches: number; readonly dropped: number; readonly queued: number } {
     return { recorded: this.#recorded, fetches: this.#fetchesRecorded, dropped: this.#dropped, queued: this.#queue.length + this.#tallied };
+  }
+
+  /** How old the registrations are, ms since the last read of them that succeeded was asked (Infinity: none yet). */
+  get listAgeMs(): number {
+    return this.#now() - this.#refreshedAt;
+  }
+
+  /** The oldest the registrations may be before credentials are no longer checked against them (maxListAgeMs). */
+  get maxListAgeMs(): number {
+    return this.#maxListAgeMs;
+  }
+
+  /** Whether the registrations are past maxListAgeMs: routes that need a credential answer 503. */
+  get listStale(): boolean {
+    return this.listAgeMs > this.#maxListAgeMs;
   }
 
   /** The verifier a client certificate names: one verified against the verifier CA and registered, live. */
@@ -444,6 +485,10 @@ export class VerifierAccess {
     const scope = this.scopeOfTarget(req);
     const tagged = req as Tagged;
     tagged[SCOPE] = scope;
+    // A list past its age may still name a verifier revoked since: fail closed where a credential is needed.
+    if (!this.#open.has(scope) && this.#now() - this.#refreshedAt > this.#maxListAgeMs) {
+      return this.#refuse(req, res, 503, undefined, LIST_STALE, String(STORE_RETRY_AFTER_SECONDS));
+    }
     const authorization = req.headers.authorization;
     const byCert = this.#certificateCaller(req);
     let caller: VerifierRecord | undefined | null;

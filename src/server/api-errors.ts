@@ -136,6 +136,30 @@ export function isBodyTooDeep(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === "body-too-deep";
 }
 
+/** fastify's limit on a body where no route sets its own (an unknown path, the CRL index, /metrics, the page). */
+export const DEFAULT_BODY_LIMIT = 1_048_576;
+
+/**
+ * The app-wide error handler's table for fastify's refusals of a body on a route without a table of its own (app.ts):
+ * a POST of over 1 MiB to an unknown path got fastify's own body (`FST_ERR_CTP_BODY_TOO_LARGE`, its status
+ * text as `error`), not the API's shape.
+ */
+export const DEFAULT_BODY_ERRORS: Readonly<Record<Exclude<BodyErrorCode, "internal">, ApiError>> = Object.freeze({
+  "body-too-large": { status: 413, message: `the body is larger than ${DEFAULT_BODY_LIMIT} bytes` },
+  "unsupported-media-type": UNSUPPORTED_MEDIA_TYPE,
+  "body-not-json": { status: 400, message: "the body is not JSON" },
+  "body-too-deep": BODY_TOO_DEEP,
+});
+
+/** The code of fastify's refusal of a body (too large, wrong media type, not JSON, too deep); undefined for any other error. */
+export function bodyRefusalCode(err: { statusCode?: number; code?: string }): Exclude<BodyErrorCode, "internal"> | undefined {
+  if (err.statusCode === 413) return "body-too-large";
+  if (err.statusCode === 415) return "unsupported-media-type";
+  if (isBodyTooDeep(err)) return "body-too-deep";
+  if (err.statusCode === 400 && (err.code ?? "").startsWith("FST_ERR_CTP_")) return "body-not-json";
+  return undefined;
+}
+
 /** The codes every body-taking route's table has for what fastify refuses before the handler runs. */
 export type BodyErrorCode = "body-too-large" | "unsupported-media-type" | "body-not-json" | "body-too-deep" | "internal";
 

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { Gauge } from "prom-client";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi, type MockInstance } from "vitest";
 import { generateKeyPairSync } from "node:crypto";
 import Database from "better-sqlite3";
 import { IssuanceService } from "../ca/issuance.js";
@@ -380,10 +380,14 @@ describe("index, health and metrics", () => {
     expect(m).toMatch(/jpki_crl_seconds_to_next_update\{ca="13-auth",scope="full"\} [\d.]+/);
     const lines = log.slice(before).map((l) => JSON.parse(l) as { url: string; status: number });
     expect(lines[0]).toMatchObject({ url: "/crl/13-sig.crl", status: 200, verifier: verifierId });
-    // a hostile path is logged as the JSON string it is, never breaking the line
+    // a hostile query is logged without breaking the line: its names only (access-log.test.ts: quotes, line breaks)
     const odd = "/crl/13-sig.crl?x=\\y\\&z=%E6%9D%B1";
     await get(odd);
-    expect((JSON.parse(log.at(-1)!) as { url: string }).url).toBe(odd);
+    expect((JSON.parse(log.at(-1)!) as { url: string }).url).toBe("/crl/13-sig.crl?x=[redacted]&z=[redacted]");
+    // what a verifier puts in a query (here a resident's name and birth date) never reaches the log
+    await get(`/v1/overview?name=${encodeURIComponent("高木　秘密子")}&birth=1990-01-01`);
+    expect((JSON.parse(log.at(-1)!) as { url: string }).url).toBe("/v1/overview?name=[redacted]&birth=[redacted]");
+    expect(log.slice(before).join("\n")).not.toMatch(/1990-01-01|%E9%AB%98|高木/);
     await get('/ca/"quoted".crt');
     expect((JSON.parse(log.at(-1)!) as { status: number }).status).toBe(404);
   });
@@ -735,6 +739,51 @@ describe("health while the store does not answer", () => {
   });
 });
 
+describe("the list of registered verifiers while the store does not answer (fail closed past maxListAgeMs)", () => {
+  it("answers a verifier 503 store-unresponsive once the list is older than its bound, says the age in /healthz and /metrics, and admits again once the store answers", async () => {
+    // A store that hangs right after 'jpki verifier revoke' committed: the last list kept the revoked verifier admitted.
+    let now = 0;
+    const { app: s } = await buildServer(ws, { access: { refreshMs: 20, maxListAgeMs: 60_000, now: () => now } });
+    await s.listen({ host: "127.0.0.1", port: 0 });
+    const at = `http://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
+    const crl = () => fetch(`${at}/crl/13-sig.crl`, { headers: auth, signal: AbortSignal.timeout(15_000) });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const real = ws.store.listVerifiers.bind(ws.store);
+    let hung: MockInstance | undefined;
+    try {
+      expect((await crl()).status).toBe(200);
+      hung = vi.spyOn(ws.store, "listVerifiers").mockImplementation(async () => {
+        await gate;
+        return real();
+      });
+      // a refresh is under way, and hangs: the list's age now grows with the clock
+      await vi.waitFor(() => expect(hung!).toHaveBeenCalled(), { timeout: 10_000, interval: 10 });
+      now += 59_000;
+      expect((await crl()).status).toBe(200); // within the bound: the list read a minute ago still counts
+      now += 2_000;
+      const r = await crl();
+      expect(r.status).toBe(503);
+      expect(r.headers.get("retry-after")).toBe("5");
+      expect(await r.json()).toMatchObject({ error: "unavailable", code: "store-unresponsive" });
+      // the open routes are answered, and say how old the list is
+      const health = await fetch(`${at}/healthz`);
+      expect(health.status).toBe(503);
+      expect(await health.json()).toMatchObject({ status: "verifier-list-stale", store: "ok", verifierList: { ageSeconds: 61, maxAgeSeconds: 60 } });
+      const m = await (await fetch(`${at}/metrics`)).text();
+      expect(m).toMatch(/^jpki_verifier_list_age_seconds 61$/m);
+      expect(m).toMatch(/^jpki_verifier_list_max_age_seconds 60$/m);
+      release();
+      await vi.waitFor(async () => expect((await crl()).status).toBe(200), { timeout: 10_000, interval: 20 });
+      expect(((await (await fetch(`${at}/healthz`)).json()) as { verifierList: { ageSeconds: number } }).verifierList.ageSeconds).toBeLessThan(60);
+    } finally {
+      release();
+      hung?.mockRestore();
+      await s.close();
+    }
+  });
+});
+
 describe("the verifier API while the store does not answer (store/watchdog.ts)", () => {
   it("POST /v1/validate answers 503 store-unresponsive with Retry-After while another process holds SQLite's write lock, on both paths; the refused answers never reach the disclosure log, even once the lock is free", async () => {
     const reported: Array<string | undefined> = [];
@@ -1002,7 +1051,7 @@ describe("POST /v1/validate on bare node:http (validateFastPath) and through fas
     expect(refused[0]).toMatchObject({ status: 400, body: { code: "legal-basis-not-allowed" } });
     // every answer logged and counted once, on both paths (two of them 200 each time)
     expect(log.length - before.lines).toBe(2 * bodies.length + 2);
-    expect(log.slice(-2).map((l) => JSON.parse(l).url)).toEqual(expect.arrayContaining(["/v1/validate", "/v1/validate?via=fastify"]));
+    expect(log.slice(-2).map((l) => JSON.parse(l).url)).toEqual(expect.arrayContaining(["/v1/validate", "/v1/validate?via=[redacted]"]));
     expect((await metric()) - before.count).toBe(4);
   });
 
@@ -1170,6 +1219,19 @@ describe("JSON routes and the body's media type", () => {
         expect(await r.json(), `${path} ${type}`).toMatchObject({ code: "unsupported-media-type" });
       }
     }
+  });
+
+  it("answer a body past 1 MiB to an unknown path 413 body-too-large in the API's shape, not fastify's FST_ERR_CTP_BODY_TOO_LARGE", async () => {
+    const body = JSON.stringify({ pad: "x".repeat(1_100_000) });
+    for (const path of ["/no-such-path", "/v1/no-such-route"]) {
+      const r = await fetch(`${base}${path}`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body });
+      expect(r.status, path).toBe(413);
+      expect(r.headers.get("cache-control"), path).toBe("no-store");
+      expect(await r.json(), path).toEqual({ error: "payload_too_large", code: "body-too-large", message: "the body is larger than 1048576 bytes" });
+    }
+    // and a body that is not JSON there: body-not-json, not FST_ERR_CTP_INVALID_JSON_BODY
+    const bad = await fetch(`${base}/no-such-path`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: "{" });
+    expect(await bad.json()).toEqual({ error: "bad_request", code: "body-not-json", message: "the body is not JSON" });
   });
 
   it("answer a JSON body nested past the bound 400 body-too-deep, not body-not-json (it is JSON), on both paths of /v1/validate", async () => {

@@ -43,7 +43,7 @@ import { ARL_SCOPE, type CrlRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { toPem } from "../pki/pem.js";
 import type { AccessLogSink } from "./access-log.js";
-import { apiErrorBody, JSON_TYPE, JSON_TYPE_LINES, METHOD_NOT_ALLOWED, PARSER_REFUSALS, sendApiError, STOPPING_ERROR, STORE_UNRESPONSIVE, storeErrorCode, TOO_MANY_CONNECTIONS, UNSUPPORTED_CONTENT_ENCODING } from "./api-errors.js";
+import { apiErrorBody, bodyRefusalCode, DEFAULT_BODY_ERRORS, DEFAULT_BODY_LIMIT, sendApiError, JSON_TYPE, JSON_TYPE_LINES, METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR, STORE_UNRESPONSIVE, storeErrorCode, TOO_MANY_CONNECTIONS, UNSUPPORTED_CONTENT_ENCODING } from "./api-errors.js";
 import { clientAddressOf, trustedProxyOf } from "./client-address.js";
 import { routedPath, TOO_MANY_REFUSALS, VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
 import { ocspGetRoute, registerOcsp } from "./ocsp.js";
@@ -617,6 +617,23 @@ export async function buildServer(
     ...(tls && !verifierCa ? { onVerifierCa: (der: Buffer) => httpsServer?.setSecureContext(tlsOptions(der)) } : {}),
   });
   await access.start();
+  // How old the registrations are: past maxListAgeMs the routes that need a credential answer 503 (access.ts).
+  new Gauge({
+    name: "jpki_verifier_list_age_seconds",
+    help: "seconds since the list of registered verifiers was last read from the store; past jpki_verifier_list_max_age_seconds, routes that need a credential answer 503 store-unresponsive",
+    registers: [metrics.registry],
+    collect() {
+      this.set(access.listAgeMs / 1000);
+    },
+  });
+  new Gauge({
+    name: "jpki_verifier_list_max_age_seconds",
+    help: "the oldest the list of registered verifiers may be before credentials are no longer checked against it (--verifier-list-max-age)",
+    registers: [metrics.registry],
+    collect() {
+      this.set(access.maxListAgeMs / 1000);
+    },
+  });
   // The answers given on bare node:http (published files, OCSP GETs, plain POST /v1/validate): counted by route
   // and status, recorded for the caller's rate, and logged, as fastify routes' onResponse does for theirs.
   const rawOnResponse = (route: string) => {
@@ -799,6 +816,8 @@ export async function buildServer(
     routerOptions: { maxParamLength: 200 },
     // HEAD of every GET route (RFC 9110 §9.3.2): without, HEAD /healthz or /openapi.json was a 404 "no such route".
     exposeHeadRoutes: true,
+    // fastify's default, set here so that the answer past it names the number it enforces
+    bodyLimit: DEFAULT_BODY_LIMIT,
     return503OnClosing: true,
     clientErrorHandler: clientErrorHandler({ refusalWait: parserRefusalWait, onRefused: countParserRefusal }),
   });
@@ -855,7 +874,11 @@ export async function buildServer(
   // code and a fixed message go out; the error goes to onError. A client's own error (4xx) keeps its status.
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
     const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : undefined;
-    // fastify's own refusals (a malformed body, a wrong media type): their fixed messages, as fastify sends them.
+    // fastify's refusals of a body (too large, wrong media type, not JSON): the API's typed codes, as on the routes
+    // with a table of their own.
+    const refused = bodyRefusalCode(err);
+    if (refused) return sendApiError(reply, DEFAULT_BODY_ERRORS, refused);
+    // Its other refusals: their fixed messages, as fastify sends them.
     // Every error body carries a code (issue 13 point 3): fastify's own, or the status's word for an error without one.
     if (status !== undefined) return reply.code(status).send({ statusCode: status, code: err.code ?? `http-${status}`, error: STATUS_CODES[status], message: err.message });
     // A store that did not answer within the bound (the CRL index, /metrics): reported once per stall by the
@@ -944,6 +967,8 @@ export async function buildServer(
   let healthRead: ReturnType<typeof everyCrl> | undefined;
   const healthWaitMs = opts.healthStoreWaitMs ?? HEALTH_STORE_WAIT_MS;
   app.get(`${prefix}/healthz`, { onResponse: onResponse("healthz") }, async (_req, reply) => {
+    // The registrations' age in every answer; past its bound the server refuses credentials (503), so it is unhealthy.
+    const verifierList = { ageSeconds: Math.round(access.listAgeMs / 100) / 10, maxAgeSeconds: access.maxListAgeMs / 1000 };
     let crls;
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -952,11 +977,11 @@ export async function buildServer(
       const got = await Promise.race([read, waited]);
       if (got === "unresponsive") {
         read.catch(() => undefined); // its failure, when it comes, is no one's to report
-        return reply.code(503).header("Cache-Control", "no-store").send({ status: "unavailable", store: "unresponsive", waitedMs: healthWaitMs });
+        return reply.code(503).header("Cache-Control", "no-store").send({ status: "unavailable", store: "unresponsive", waitedMs: healthWaitMs, verifierList });
       }
       crls = got;
     } catch (e) {
-      return reply.code(503).send({ status: "unavailable", store: "unreachable", error: (e as { code?: string }).code ?? "error" });
+      return reply.code(503).send({ status: "unavailable", store: "unreachable", error: (e as { code?: string }).code ?? "error", verifierList });
     } finally {
       clearTimeout(timer);
     }
@@ -981,8 +1006,8 @@ export async function buildServer(
     );
     missing.sort();
     const cas = new Set(crls.map((s) => s.caId)).size;
-    const status = stale.length ? "stale" : missing.length ? "missing" : "ok";
-    return reply.code(status === "ok" ? 200 : 503).header("Cache-Control", "no-store").send({ status, store: "ok", cas, crls: crls.length, stale, missing });
+    const status = stale.length ? "stale" : missing.length ? "missing" : access.listStale ? "verifier-list-stale" : "ok";
+    return reply.code(status === "ok" ? 200 : 503).header("Cache-Control", "no-store").send({ status, store: "ok", cas, crls: crls.length, stale, missing, verifierList });
   });
 
   app.get(`${prefix}/metrics`, { onResponse: onResponse("metrics") }, async (_req, reply) => {

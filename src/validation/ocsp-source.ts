@@ -24,6 +24,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { reasonName, type CrlReasonName } from "../crl/reason.js";
 import { JpkiError } from "../errors.js";
+import { TOKEN_WITHHELD, tokenGoesTo, tokenOriginSet } from "./token-origins.js";
 import { formatDuration } from "../pki/clock.js";
 import { explicit, nul, octetString, oid, seq, tlv } from "../pki/der.js";
 import { assertDer } from "../pki/der-strict.js";
@@ -120,6 +121,11 @@ export interface OcspClientParams {
   readonly url?: string;
   /** sent as `Authorization: Bearer <token>` (jpki serve answers registered verifiers, 署名検証者, only) */
   readonly bearerToken?: string;
+  /**
+   * the origins (`https://host[:port]`) the token is sent to; a responder on any other origin (one a certificate
+   * names) is asked without it (token-origins.ts). Default: every origin.
+   */
+  readonly tokenOrigins?: readonly string[];
   /** injected for tests; default globalThis.fetch */
   readonly fetch?: typeof globalThis.fetch;
   /**
@@ -421,6 +427,7 @@ function extendedKeyUsage(c: Certificate): string[] {
 export class OcspClient {
   readonly #url?: string;
   readonly #token?: string;
+  readonly #tokenOrigins: ReadonlySet<string> | undefined;
   readonly #fetch: typeof globalThis.fetch;
   readonly #timeoutMs: number;
   readonly #hash: OcspCertIdHash;
@@ -440,6 +447,7 @@ export class OcspClient {
     }
     this.#url = params.url;
     this.#token = params.bearerToken;
+    this.#tokenOrigins = tokenOriginSet(params.tokenOrigins, "OcspClient: tokenOrigins");
     this.#fetch = params.fetch ?? globalThis.fetch;
     this.#timeoutMs = timeout;
     this.#hash = params.hash ?? "sha1";
@@ -463,7 +471,8 @@ export class OcspClient {
     const nonce = this.#nonce ? this.#random() : undefined;
     const body = buildOcspRequest({ certId, nonce });
     const headers: Record<string, string> = { "content-type": "application/ocsp-request", accept: "application/ocsp-response" };
-    if (this.#token) headers.authorization = `Bearer ${this.#token}`;
+    const withheld = this.#token !== undefined && !tokenGoesTo(this.#tokenOrigins, url);
+    if (this.#token && !withheld) headers.authorization = `Bearer ${this.#token}`;
     const failed = (problem: OcspProblem, detail: string): OcspOutcome => ({ status: "no-answer", url, certId, problem, detail });
     // One timer for the whole exchange, request and answer's body, raced as well as signalled: a fetch injected by the
     // caller (a test's, or any other) may not heed the signal, and `jpki provider enrol --ocsp` must not hang on it.
@@ -487,7 +496,7 @@ export class OcspClient {
       }
       if (res.status !== 200) {
         await res.body?.cancel().catch(() => undefined);
-        return failed("http-status", `POST ${url}: HTTP ${res.status}`);
+        return failed("http-status", `POST ${url}: HTTP ${res.status}${res.status === 401 && withheld ? TOKEN_WITHHELD : ""}`);
       }
       // Read up to the bound and no further: the whole body first (arrayBuffer) let a responder gone wrong, or anyone
       // on its path, pour gigabytes into memory for as long as the timeout ran before the size was even looked at.

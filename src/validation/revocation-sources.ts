@@ -22,6 +22,7 @@
  * (a distribution point per municipality) and the delta CRLs their freshestCRL names — for `validatePath`.
  */
 import { JpkiError } from "../errors.js";
+import { TOKEN_WITHHELD, tokenGoesTo, tokenOriginSet } from "./token-origins.js";
 import { systemClock, type Clock } from "../pki/clock.js";
 import { parseCertificate, parseDistributionPoints, type DistributionPoint } from "./certificate.js";
 import { CrlIndexCache } from "./crl-index-cache.js";
@@ -53,6 +54,11 @@ export interface CrlFetchOutcome {
 export interface CrlCacheParams {
   /** sent as `Authorization: Bearer <token>` (jpki serve's registered verifiers, 署名検証者) */
   readonly bearerToken?: string;
+  /**
+   * the origins (`https://host[:port]`) the token is sent to; a CRL on any other origin (one a certificate names)
+   * is fetched without it (token-origins.ts). Default: every origin.
+   */
+  readonly tokenOrigins?: readonly string[];
   /** injected for tests; default globalThis.fetch */
   readonly fetch?: typeof globalThis.fetch;
   readonly clock?: Clock;
@@ -103,6 +109,7 @@ export class CrlCache {
   readonly #fetch: typeof globalThis.fetch;
   readonly #clock: Clock;
   readonly #token?: string;
+  readonly #tokenOrigins: ReadonlySet<string> | undefined;
   readonly #revalidateAfterMs: number;
   readonly #timeouts: DownloadTimeouts;
   readonly #maxCrlBytes: number;
@@ -127,6 +134,7 @@ export class CrlCache {
     this.#fetch = params.fetch ?? globalThis.fetch;
     this.#clock = params.clock ?? systemClock;
     this.#token = params.bearerToken;
+    this.#tokenOrigins = tokenOriginSet(params.tokenOrigins, "CrlCache: tokenOrigins");
     this.#revalidateAfterMs = revalidate;
     this.#timeouts = timeouts;
     this.#maxCrlBytes = maxCrlBytes;
@@ -151,7 +159,8 @@ export class CrlCache {
     const current = held !== undefined && (held.nextUpdate === undefined || now <= held.nextUpdate.getTime());
     if (held && current && now - held.checkedAt < this.#revalidateAfterMs) return { url, status: "cached", der: held.der };
     const headers: Record<string, string> = {};
-    if (this.#token) headers.authorization = `Bearer ${this.#token}`;
+    const withheld = this.#token !== undefined && !tokenGoesTo(this.#tokenOrigins, url);
+    if (this.#token && !withheld) headers.authorization = `Bearer ${this.#token}`;
     if (held && current) {
       if (held.etag) headers["if-none-match"] = held.etag;
       else if (held.lastModified) headers["if-modified-since"] = held.lastModified;
@@ -174,7 +183,7 @@ export class CrlCache {
     }
     if (res.status !== 200) {
       await res.body?.cancel().catch(() => undefined);
-      return failed(`GET ${url}: HTTP ${res.status}`);
+      return failed(`GET ${url}: HTTP ${res.status}${res.status === 401 && withheld ? TOKEN_WITHHELD : ""}`);
     }
     let der: Buffer;
     try {

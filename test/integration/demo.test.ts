@@ -1,8 +1,9 @@
 /** The README's run command: `jpki demo` in an empty directory, and its printed checks hold. */
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { cli, expectedStore, onPostgres, sh, storeKindOf, tempDir } from "./helpers.js";
+import { MAIN, cli, expectedStore, onPostgres, sh, storeKindOf, tempDir } from "./helpers.js";
 
 describe("jpki demo", () => {
   it("runs the main job in a fresh directory and its openssl checks come out as it says", async () => {
@@ -56,6 +57,21 @@ describe("jpki demo", () => {
     // a second run refuses to clobber the directory unless told to
     const again = await cli(["demo"], { cwd });
     expect(again.stderr).toContain("--force");
+  });
+
+  it("runs openssl without the JPKI_* variables a user exported (a JPKI_PASSPHRASE of theirs went to the child)", () => {
+    // an `openssl` first on PATH that writes down its environment, then runs the real one
+    const cwd = tempDir("jpki-demo-env-");
+    const real = execFileSync("sh", ["-c", "command -v openssl"], { encoding: "utf8" }).trim();
+    const seen = join(cwd, "openssl.env");
+    writeFileSync(join(cwd, "openssl"), `#!/bin/sh\nenv >> '${seen}'\nexec '${real}' "$@"\n`);
+    chmodSync(join(cwd, "openssl"), 0o700);
+    const env = { ...process.env, PATH: `${cwd}:${process.env.PATH}`, JPKI_STORE: "", JPKI_PASSPHRASE: "users-own-secret-p1", JPKI_VERIFIER_TOKEN: "jpkiv_users-token-t2" };
+    execFileSync(process.execPath, [MAIN, "demo", "--json", "--dir", join(cwd, "jpki-demo")], { cwd, env, stdio: "ignore" });
+    const text = readFileSync(seen, "utf8");
+    expect(text).toMatch(/^PATH=/m); // the child ran, with the rest of the environment
+    expect(text).not.toMatch(/^JPKI_/m);
+    expect(text).not.toContain("users-own-secret-p1");
   });
 
   it("explains itself: --help on the program and every command", async () => {

@@ -237,13 +237,13 @@ describe("jpki verify --ocsp and --crl-url, end to end", () => {
   const verify = (args: string[], env: Record<string, string | undefined> = {}) => cli(["verify", ...args], { cwd: dir, env });
 
   it("--ocsp (the AIA responder) with --token-file: valid, exit 0; --json says OCSP answered", async () => {
-    const r = await verify([cert.good.path, "--trust", anchorPem, "--ocsp", "--token-file", tokenFile, "--json"]);
+    const r = await verify([cert.good.path, "--trust", anchorPem, "--ocsp", "--token-file", tokenFile, "--token-origin", base, "--json"]);
     expect(r.code, r.stderr).toBe(0);
     const j = r.json();
     expect(j).toMatchObject({ status: "valid", revocationSources: ["ocsp"], revocationChecks: [{ index: 0, source: "ocsp", status: "good", url: ocspUrl() }] });
     expect(j.ocsp).toEqual([expect.objectContaining({ status: "good", url: ocspUrl(), signedBy: "delegated-responder" })]);
     expect(r.stdout).not.toContain(token);
-    const text = await verify([cert.good.path, "--trust", anchorPem, "--ocsp"], { JPKI_VERIFIER_TOKEN: token });
+    const text = await verify([cert.good.path, "--trust", anchorPem, "--ocsp", "--token-origin", base], { JPKI_VERIFIER_TOKEN: token });
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toContain(`revocation: the certificate itself (${cert.good.path}; serial ${cert.good.serial}): good, from OCSP ${ocspUrl()}`);
   });
@@ -256,10 +256,10 @@ describe("jpki verify --ocsp and --crl-url, end to end", () => {
   });
 
   it("an unknown serial: hard-fail exit 1 revocation-unknown, soft-fail exit 15; typed, no stack", async () => {
-    const hard = await verify([cert.stranger.path, "--trust", anchorPem, "--ocsp", "--token-file", tokenFile, "--json"]);
+    const hard = await verify([cert.stranger.path, "--trust", anchorPem, "--ocsp", "--token-file", tokenFile, "--token-origin", base, "--json"]);
     expect(hard.code).toBe(EXIT_INVALID);
     expect(hard.json()).toMatchObject({ status: "revocation-unknown", reason: "revocation-unknown", ocsp: [{ status: "unknown" }] });
-    const soft = await verify([cert.stranger.path, "--trust", anchorPem, "--ocsp", "--token-file", tokenFile, "--soft-fail"]);
+    const soft = await verify([cert.stranger.path, "--trust", anchorPem, "--ocsp", "--token-file", tokenFile, "--token-origin", base, "--soft-fail"]);
     expect(soft.code).toBe(EXIT_UNDECIDED);
     expect(soft.stdout).toMatch(/but: could not check whether the certificate itself .* is revoked \(失効\): OCSP: the responder .* does not know the certificate/);
     expect(`${soft.stdout}${soft.stderr}`).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
@@ -267,7 +267,7 @@ describe("jpki verify --ocsp and --crl-url, end to end", () => {
 
   it("a stale answer by --at after nextUpdate: revocation-unknown (exit 1), the problem named in --json", async () => {
     const later = new Date(Date.now() + 2 * 3600_000).toISOString();
-    const r = await verify([cert.good.path, "--trust", anchorPem, "--ocsp", "--token-file", tokenFile, "--at", later, "--json"]);
+    const r = await verify([cert.good.path, "--trust", anchorPem, "--ocsp", "--token-file", tokenFile, "--token-origin", base, "--at", later, "--json"]);
     expect(r.code).toBe(EXIT_INVALID);
     expect(r.json()).toMatchObject({ status: "revocation-unknown", ocsp: [{ status: "no-answer", problem: "stale" }] });
   });
@@ -277,7 +277,7 @@ describe("jpki verify --ocsp and --crl-url, end to end", () => {
     const alone = await verify([cert.good.path, "--trust", anchorPem, "--ocsp", down, "--token-file", tokenFile, "--json"]);
     expect(alone.code).toBe(EXIT_INVALID);
     expect(alone.json()).toMatchObject({ status: "revocation-unknown", ocsp: [{ status: "no-answer", problem: "network" }] });
-    const fallback = await verify([cert.good.path, "--trust", anchorPem, "--ocsp", down, "--crl-url", "auto", "--token-file", tokenFile, "--json"]);
+    const fallback = await verify([cert.good.path, "--trust", anchorPem, "--ocsp", down, "--crl-url", "auto", "--token-file", tokenFile, "--token-origin", base, "--json"]);
     expect(fallback.code, fallback.stdout).toBe(0);
     expect(fallback.json()).toMatchObject({ status: "valid", revocationSources: ["ocsp", "crl"], revocationChecks: [{ index: 0, source: "crl", status: "good" }] });
     expect(fallback.json().crlFetches.every((f: { status: string }) => f.status === "downloaded")).toBe(true);
@@ -291,7 +291,7 @@ describe("jpki verify --ocsp and --crl-url, end to end", () => {
     expect(good.code, good.stdout).toBe(0);
     expect(good.json()).toMatchObject({ status: "valid", revocationChecks: [{ source: "crl", status: "good" }], crlFetches: [{ url: full, status: "downloaded" }] });
     expect(good.json().crlFetches[0].der).toBeUndefined();
-    for (const how of [["--crl-url", full], ["--crl-url", "auto"]]) {
+    for (const how of [["--crl-url", full], ["--crl-url", "auto", "--token-origin", base]]) {
       const r = await verify([cert.toRevoke.path, "--trust", anchorPem, ...how, "--token-file", tokenFile, "--json"]);
       expect(r.code, JSON.stringify(how)).toBe(EXIT_INVALID);
       expect(r.json()).toMatchObject({ status: "revoked", revocation: { reason: "affiliationChanged", source: "crl" } });

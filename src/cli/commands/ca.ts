@@ -443,7 +443,8 @@ the CA keys.
 
 The keys of the CAs' OCSP signing certificates (listed as ocsp:<CA>) are re-encrypted too. They follow the
 CA keys to the new passphrase, as 'jpki serve' wraps them under the CA passphrase; when it had their own
-(JPKI_OCSP_PASSPHRASE), set that here as well: they stay under it. Stop 'jpki serve' first: a signing
+(JPKI_OCSP_PASSPHRASE), set that here as well: they stay under it, and those still under the CA passphrase
+(from a serve without it) move to it. Stop 'jpki serve' first: a signing
 certificate renewed meanwhile is refused (exit 3), nothing changed. A serve left running with the old
 passphrase goes on signing CRLs but renews no OCSP signing certificate (ERR_KEYS_REWRAPPED in its log,
 hourly) until it is restarted with the new one.

@@ -9,7 +9,7 @@ import { join, relative } from "node:path";
 import { Command } from "commander";
 import { execFileSync } from "node:child_process";
 import type { IssuedCertificate, PublishedCrl } from "../../index.js";
-import { JpkiError, checkOutputDir, library } from "../lib.js";
+import { JpkiError, checkOutputDir, childEnv, library } from "../lib.js";
 import { Context } from "../context.js";
 import { caNamed, type Io } from "../output.js";
 
@@ -162,7 +162,7 @@ export function makeDemoCommand(io: Io): Command {
         say(`[8/10] the counter recorded a relocation (転居): its notice ${procedure.notice.noticeId} revoked ${moverCert.serial} (affiliationChanged); CRL ${moverCert.caId} regenerated (#${movedCrl.number})`);
         let crlText = "";
         try {
-          crlText = execFileSync("openssl", ["crl", "-inform", "DER", "-in", movedCrl.path, "-noout", "-text"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+          crlText = execFileSync("openssl", ["crl", "-inform", "DER", "-in", movedCrl.path, "-noout", "-text"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], env: childEnv() }); // not the JPKI_* a user exported
         } catch {
           crlText = "(openssl not found: run the command above to see the CRL)";
         }

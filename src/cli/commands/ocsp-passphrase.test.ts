@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { runInProcess } from "../../../test/cli-in-process.js";
+import { checkResponderKeysOpen } from "../../ca/ocsp-signer.js";
 import { Workspace } from "../../workspace/workspace.js";
 
 let dir: string;
@@ -44,5 +45,59 @@ describe("JPKI_OCSP_PASSPHRASE ending with a line break", () => {
     const ok = await runInProcess(["--workspace", ws, "watch", "--once", "spool"], { env: env("s3cret-ocsp"), cwd: dir });
     expect(ok.code, ok.stderr).toBe(0);
     expect(await ocspSigners()).toBe(1);
+  });
+});
+
+// An earlier serve (or watch) without JPKI_OCSP_PASSPHRASE wrapped the OCSP signing keys under the CA passphrase; a
+// serve started then with JPKI_OCSP_PASSPHRASE was not refused, and its responder answered nothing until renewal.
+describe("JPKI_OCSP_PASSPHRASE that does not open the OCSP signing keys stored", () => {
+  it("jpki serve refuses it (ERR_USAGE, exit 2) naming 'jpki ca rewrap', which moves the keys under it", async () => {
+    const other = join(dir, "ws-under-ca-passphrase");
+    mkdirSync(join(dir, "spool-2"));
+    const init = await runInProcess(["--workspace", other, "ca", "init", "--prefecture", "13", "--purpose", "signature"], { env: { JPKI_PASSPHRASE: "pw" }, cwd: dir });
+    expect(init.code, init.stderr).toBe(0);
+    const watched = await runInProcess(["--workspace", other, "watch", "--once", "spool-2"], { env: { JPKI_PASSPHRASE: "pw" }, cwd: dir });
+    expect(watched.code, watched.stderr).toBe(0);
+    // refused at start: a serve still running after 20 s was not (the test then fails rather than waits on it)
+    const r = await Promise.race([
+      runInProcess(["--workspace", other, "serve", "--listen", "127.0.0.1:0", "--access-log", "off"], { env: env("own-ocsp-x1"), cwd: dir }),
+      new Promise<{ code: string; stdout: string; stderr: string }>((resolve) => setTimeout(() => resolve({ code: "still serving", stdout: "", stderr: "" }), 20_000).unref()),
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("[ERR_USAGE] JPKI_OCSP_PASSPHRASE does not open the OCSP signing key stored for CA 13-sig");
+    expect(r.stderr).toContain("jpki ca rewrap");
+    expect(r.stdout + r.stderr).not.toContain("own-ocsp-x1");
+    expect(r.stdout).not.toContain("listening");
+    // the way out it names: the rewrap moves them from the CA passphrase to JPKI_OCSP_PASSPHRASE
+    const rewrap = await runInProcess(["--workspace", other, "ca", "rewrap"], { env: env("own-ocsp-x1"), cwd: dir });
+    expect(rewrap.code, rewrap.stderr).toBe(0);
+    const w = await Workspace.open(other);
+    try {
+      await expect(checkResponderKeysOpen(w.store, "own-ocsp-x1", { now: w.clock.now() })).resolves.toBeUndefined();
+      await expect(checkResponderKeysOpen(w.store, "pw", { now: w.clock.now() })).rejects.toMatchObject({ code: "ERR_USAGE" });
+    } finally {
+      await w.close();
+    }
+  });
+});
+
+// The mirror case: keys an earlier run wrapped under JPKI_OCSP_PASSPHRASE, and a serve started without it goes by the
+// CA passphrase, which opens none of them.
+describe("no JPKI_OCSP_PASSPHRASE while the OCSP signing keys stored are under one", () => {
+  it("jpki serve refuses to start (ERR_USAGE, exit 2), saying to set JPKI_OCSP_PASSPHRASE", async () => {
+    const own = join(dir, "ws-under-own-passphrase");
+    mkdirSync(join(dir, "spool-3"));
+    const init = await runInProcess(["--workspace", own, "ca", "init", "--prefecture", "13", "--purpose", "signature"], { env: { JPKI_PASSPHRASE: "pw" }, cwd: dir });
+    expect(init.code, init.stderr).toBe(0);
+    const watched = await runInProcess(["--workspace", own, "watch", "--once", "spool-3"], { env: env("own-ocsp-x2"), cwd: dir });
+    expect(watched.code, watched.stderr).toBe(0);
+    const r = await Promise.race([
+      runInProcess(["--workspace", own, "serve", "--listen", "127.0.0.1:0", "--access-log", "off"], { env: { JPKI_PASSPHRASE: "pw" }, cwd: dir }),
+      new Promise<{ code: string; stdout: string; stderr: string }>((resolve) => setTimeout(() => resolve({ code: "still serving", stdout: "", stderr: "" }), 20_000).unref()),
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("[ERR_USAGE] the CA passphrase does not open the OCSP signing key stored for CA 13-sig");
+    expect(r.stderr).toContain("Start with JPKI_OCSP_PASSPHRASE set");
+    expect(r.stdout + r.stderr).not.toContain("own-ocsp-x2");
   });
 });

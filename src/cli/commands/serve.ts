@@ -26,6 +26,7 @@ interface ServeOpts {
   ocspValidity: string;
   ocspMaxAge: string;
   maxConnections: string;
+  verifierListMaxAge: string;
 }
 
 /** host:port, [v6]:port or a bare port (loopback then). */
@@ -58,6 +59,7 @@ export function makeServeCommand(io: Io): Command {
     .option("--ocsp-validity <seconds>", "nextUpdate − thisUpdate of OCSP answers (pre-produced ones are re-signed at half of it)", "3600")
     .option("--ocsp-max-age <seconds>", "longest a cache may keep an OCSP GET answer (never past its nextUpdate)", "300")
     .option("--max-connections <n>", "the most connections each HTTP process holds open at once (see below)", "10000")
+    .option("--verifier-list-max-age <seconds>", "past this long without reading the registered verifiers from the store, refuse credentials (503 store-unresponsive) rather than trust the old list", "60")
     .addHelpText(
       "after",
       `
@@ -65,7 +67,7 @@ Routes (under the path of the workspace's baseUrl):
   GET/HEAD /crl/<ca>.crl               full CRL          /crl/<ca>/<municipality>.crl  partition
   GET/HEAD /arl/<ca>.crl               ARL               /ca/<ca>.crt                  CA certificate
   GET      /crl/index.json             every CA's latest CRL: number, thisUpdate, nextUpdate, size, sha256
-  GET      /healthz                    200 while the store answers and every CRL is fresh, else 503
+  GET      /healthz                    200 while the store answers and every CRL is fresh, else 503; verifierList.ageSeconds
   GET      /metrics                    Prometheus text: requests by route and status, CRL ages, OCSP answers
   POST     /ocsp/<ca>                  OCSP (RFC 6960), body application/ocsp-request
   GET      /ocsp/<ca>/<base64 request> OCSP GET (RFC 5019), with caching headers
@@ -133,6 +135,7 @@ Example:
       const ocspValidity = wholeNumber(o.ocspValidity, "--ocsp-validity", 60, 7 * 86_400);
       const ocspMaxAge = wholeNumber(o.ocspMaxAge, "--ocsp-max-age", 0, 7 * 86_400);
       const maxConnections = wholeNumber(o.maxConnections, "--max-connections", 1, 1_000_000);
+      const verifierListMaxAge = wholeNumber(o.verifierListMaxAge, "--verifier-list-max-age", 2, 86_400);
       if (o.ocsp && ocspValidity * 1000 >= (ocspCertDays * 86_400_000) / 2) {
         throw new JpkiError("ERR_USAGE", "--ocsp-validity must be shorter than half of --ocsp-cert-days: answers must expire before their signer is renewed");
       }
@@ -179,6 +182,11 @@ Example:
             const jobs: Array<Promise<void>> = [];
             // The schedule wraps new OCSP signing keys under the responders' own passphrase: checked before it opens.
             if (scheduleHere && ocspPassphrase && io.env.JPKI_OCSP_PASSPHRASE) await lib.checkOwnResponderPassphrase(ws.store, io.env.JPKI_OCSP_PASSPHRASE);
+            // ...and the responders (here or in the workers) must open the keys stored: under another passphrase they
+            // answered nothing until renewed. Checked once, by the primary, before any port opens.
+            if (!cluster.isWorker && ocspPassphrase) {
+              await lib.checkResponderKeysOpen(ws.store, ocspPassphrase, { now: ws.clock.now(), own: Boolean(io.env.JPKI_OCSP_PASSPHRASE) });
+            }
             if (scheduleHere) {
               const onCrl = (p: { caId: string; scope: string; number: bigint; why: string; entries: number; nextUpdate: Date }) =>
                 ctx.out.info(`CRL ${p.caId}${p.scope ? `/${p.scope}` : ""} #${p.number} published (${p.why}): ${entriesText(p.entries)}, next update ${p.nextUpdate.toISOString()}`);
@@ -242,7 +250,7 @@ Example:
                     : {}),
                   ...(tls ? { tls } : {}),
                   ...(accessLog ? { accessLog } : {}),
-                  access: { onError: (e, what) => ctx.out.info(`jpki serve: ${what}: ${(e as { code?: string }).code ?? "error"}: ${(e as Error).message}`) },
+                  access: { maxListAgeMs: verifierListMaxAge * 1000, onError: (e, what) => ctx.out.info(`jpki serve: ${what}: ${(e as { code?: string }).code ?? "error"}: ${(e as Error).message}`) },
                   onListening: (url, pageUrl) => {
                     if (!cluster.isWorker) ctx.out.info(`jpki serve: listening on ${url} (pid ${process.pid}${scheduleHere ? ", CRL schedule running" : ""}); the status page at ${pageUrl}; SIGTERM stops`);
                   },

@@ -24,6 +24,7 @@ interface VerifyOptions {
   crlUrl: string[];
   ocsp?: string | true;
   tokenFile?: string;
+  tokenOrigin: string[];
   timeout: string;
   totalTimeout: string;
   maxCrlMib: string;
@@ -60,7 +61,8 @@ export function makeVerifyCommand(io: Io): Command {
     .option("--crl <file>", "a CRL (失効リスト), PEM or DER; repeatable (default with workspace trust: the workspace's published CRLs)", collect, [])
     .option("--crl-url <url>", "fetch a CRL over HTTP(S); repeatable. `auto`: the CRLs the certificates name (distribution points, delta CRLs)", collect, [])
     .option("--ocsp [url]", "ask OCSP (RFC 6960): the responder each certificate names (AIA), or the URL given")
-    .option("--token-file <file>", "a file holding the bearer token of a registered verifier (jpki verifier add), sent to --crl-url and --ocsp; default $JPKI_VERIFIER_TOKEN")
+    .option("--token-file <file>", "a file holding the bearer token of a registered verifier (jpki verifier add), sent to the origins of --crl-url URL and --ocsp URL; default $JPKI_VERIFIER_TOKEN")
+    .option("--token-origin <origin>", "also send the token to this origin (https://host[:port]), for the URLs the certificates name (--crl-url auto, --ocsp); repeatable", collect, [])
     .option("--timeout <seconds>", "give up on an OCSP request after this long, on a CRL download after this long without a byte (a steady one runs on, up to --total-timeout)", "10")
     .option(...totalTimeoutOption)
     .option(...maxCrlOption)
@@ -84,7 +86,9 @@ decide only when OCSP gives no usable answer (down, refused, stale, unknown, a b
 certificate whose status no source establishes is invalid (exit 1, revocation-unknown), unless --soft-fail
 (exit 15). jpki serve answers registered verifiers only: give the token \`jpki verifier add\` printed with
 --token-file FILE (owner-only, chmod 600, as a passphrase file) or $JPKI_VERIFIER_TOKEN, never on the command
-line. --json says which source answered for each certificate (revocationChecks) and what each fetch came to
+line. The token goes only to the origins (scheme, host, port) of --crl-url URL and --ocsp URL and to those given
+with --token-origin: a URL a certificate names on any other origin (with J-LIS's roots in --trust, J-LIS's
+hosts) is asked without it, and a 401 from there says so. --json says which source answered for each certificate (revocationChecks) and what each fetch came to
 (crlFetches, ocsp). --crl and --crl-url may be combined. --ocsp takes an optional URL: write CERT before it,
 or use --ocsp=URL.
 
@@ -119,7 +123,7 @@ Examples:
   jpki verify cert.pem --trust .jpki/ca/13-sig.pem --crl .jpki/crl/13-sig.crl
   jpki verify auth.der --purpose authentication --trust fixtures/jlis/auth-ca-2023.pem --soft-fail
   jpki verify cert.pem --at 2030-01-01 --json | jq .status
-  jpki verify cert.pem --trust ca.pem --ocsp --token-file verifier.token          # OCSP at the certificate's AIA URL
+  jpki verify cert.pem --trust ca.pem --ocsp --token-file verifier.token --token-origin https://jpki.example   # OCSP at the AIA URL
   jpki verify cert.pem --trust ca.pem --ocsp https://jpki.example/ocsp/13-sig --crl-url auto --soft-fail
   jpki verify cert.pem --trust ca.pem --crl-url https://jpki.example/crl/13-sig.crl --token-file verifier.token
   jpki verify --status-of customers.pem --url https://jpki.example --token-file verifier.token --link`,
@@ -137,6 +141,8 @@ Examples:
       const { timeoutMs } = limits;
       const bearerToken = readVerifierToken(io, o.tokenFile);
       const lib = await library();
+      // The token goes to the servers named on the command line, never to one only a certificate names.
+      const tokenOrigins = [...crlUrls, ...(ocspUrl ? [ocspUrl] : [])].flatMap((u) => lib.originOf(u) ?? []).concat(o.tokenOrigin.map((t) => lib.httpOrigin(t, "--token-origin")));
       const certs = (f: string, what: string) => readCertificates(lib, io.cwd, f, what);
       const input = certs(file, "certificate");
       let trust = o.trust.flatMap((f) => certs(f, "trust certificate --trust"));
@@ -150,7 +156,7 @@ Examples:
         if (o.crl.length === 0) crls = ws.crls;
         trustFrom = `the CA certificates of the workspace ${ws.dir}`;
       }
-      const crlCache = o.crlUrl.length > 0 ? new lib.CrlCache({ bearerToken, ...limits }) : undefined;
+      const crlCache = o.crlUrl.length > 0 ? new lib.CrlCache({ bearerToken, tokenOrigins, ...limits }) : undefined;
       const named = await Promise.all(crlUrls.map((u) => crlCache!.get(u)));
       crls = [...crls, ...named.flatMap((f) => (f.der ? [f.der] : []))];
       // OCSP first when asked for; the CRLs (given, the workspace's, fetched) then as the fallback
@@ -166,7 +172,7 @@ Examples:
         revocation: o.softFail ? "soft-fail" : "hard-fail",
         revocationSources: sources,
         ...(autoCrls ? { crlSource: crlCache } : {}),
-        ...(o.ocsp ? { ocspSource: new lib.OcspClient({ url: ocspUrl, bearerToken, timeoutMs }) } : {}),
+        ...(o.ocsp ? { ocspSource: new lib.OcspClient({ url: ocspUrl, bearerToken, tokenOrigins, timeoutMs }) } : {}),
       });
       const { crlFetches, ocspResponses, ...verdict } = r;
       const fetches = [...named, ...crlFetches].map(({ der: _der, ...f }: CrlFetchOutcome) => f);
