@@ -891,12 +891,12 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     }
   });
 
-  it("GET /crl/index.json, /v1/overview and /metrics answer 503 store-unresponsive with Retry-After when a store read never returns, refuse the next at once, and answer once the store does", async () => {
+  it("GET /crl/index.json and /v1/overview answer 503 store-unresponsive with Retry-After when a store read never returns, refuse the next at once, and answer once the store does; /metrics answers without its CRL gauges and says jpki_store_responsive 0", async () => {
     const reported: Array<{ code: string | undefined; what: string }> = [];
     const { app: api } = await buildServer(ws, { storeWaitMs: 200, overviewCacheMs: 0, access: { onError: (e, what) => reported.push({ code: (e as { code?: string }).code, what }) } });
     await api.listen({ host: "127.0.0.1", port: 0 });
     const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
-    const routes = ["/crl/index.json", "/v1/overview", "/metrics"];
+    const routes = ["/crl/index.json", "/v1/overview"];
     const ask = (path: string) => fetch(`${at}${path}`, { headers: auth, signal: AbortSignal.timeout(15_000) });
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
@@ -914,12 +914,22 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
         expect(r.headers.get("cache-control"), path).toBe("no-store");
         expect(await r.json(), path).toMatchObject({ error: "unavailable", code: "store-unresponsive" });
       }
+      // the scrape still answers: the counters an operator needs now, the CRL gauges left out, the store said late
+      const scrape = await ask("/metrics");
+      expect(scrape.status).toBe(200);
+      const m = await scrape.text();
+      expect(m).toMatch(/^jpki_store_responsive 0$/m);
+      expect(m).toMatch(/^jpki_http_requests_total\{route="[^"]+",status="503"\} \d+$/m);
+      expect(m).not.toMatch(/^jpki_crl_age_seconds\{/m);
       // the first read went late; every later one was refused without asking the hung store again
       expect(hung).toHaveBeenCalledTimes(1);
       // the operator is told once per stall, not once per request
       expect(reported.filter((r) => r.code === "ERR_STORE_UNRESPONSIVE")).toHaveLength(1);
       release();
       for (const path of routes) await vi.waitFor(async () => expect((await ask(path)).status, path).toBe(200), { timeout: 10_000, interval: 50 });
+      const after = await (await ask("/metrics")).text();
+      expect(after).toMatch(/^jpki_store_responsive 1$/m);
+      expect(after).toMatch(/^jpki_crl_age_seconds\{ca="13-sig",scope="full"\} [\d.]+$/m);
     } finally {
       release();
       hung.mockRestore();

@@ -323,14 +323,25 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
       if (aborted) (abortedByStatus.get(status) ?? tallyOf(abortedTallies, abortedByStatus, route, status)).n++;
     };
   };
+  // A scrape while the store hangs still answers (the request counters, the connections and jpki_store_responsive 0
+  // are what an operator looks at then): the CRL gauges read the store through the watchdog, and a late or failed
+  // read leaves them out of this scrape instead of failing it whole.
+  // One read per scrape, shared by the gauges (prom-client starts every collect() of a scrape at once).
+  let scrapeRead: Promise<{ crls: Awaited<ReturnType<typeof everyCrl>>; late: boolean }> | undefined;
+  const readForScrape = () =>
+    (scrapeRead ??= everyCrl(ws, storeWatchdog)
+      .then((crls) => ({ crls, late: false }), () => ({ crls: [], late: true }))
+      .finally(() => (scrapeRead = undefined)));
+  const crlsForScrape = async () => (await readForScrape()).crls;
   new Gauge({
     name: "jpki_crl_age_seconds",
     help: "seconds since the thisUpdate of the latest published CRL of each CA and scope (full, a municipality code, arl)",
     labelNames: ["ca", "scope"] as const,
     registers: [registry],
     async collect() {
+      this.reset();
       const now = clock.now().getTime();
-      for (const s of await everyCrl(ws, storeWatchdog)) if (s.latest) this.set({ ca: s.caId, scope: s.scope }, (now - s.latest.thisUpdate.getTime()) / 1000);
+      for (const s of await crlsForScrape()) if (s.latest) this.set({ ca: s.caId, scope: s.scope }, (now - s.latest.thisUpdate.getTime()) / 1000);
     },
   });
   new Gauge({
@@ -339,8 +350,17 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
     labelNames: ["ca", "scope"] as const,
     registers: [registry],
     async collect() {
+      this.reset();
       const now = clock.now().getTime();
-      for (const s of await everyCrl(ws, storeWatchdog)) if (s.latest) this.set({ ca: s.caId, scope: s.scope }, (s.latest.nextUpdate.getTime() - now) / 1000);
+      for (const s of await crlsForScrape()) if (s.latest) this.set({ ca: s.caId, scope: s.scope }, (s.latest.nextUpdate.getTime() - now) / 1000);
+    },
+  });
+  new Gauge({
+    name: "jpki_store_responsive",
+    help: "1 while the store answers within the bound, 0 while a call to it is late (the CRL gauges are left out of the scrape then)",
+    registers: [registry],
+    async collect() {
+      this.set((await readForScrape()).late ? 0 : 1);
     },
   });
   // OCSP answers likewise: source → status → count.
