@@ -169,8 +169,9 @@ export class OcspResponder {
   #revisions = new Map<string, number>();
   /**
    * The compromised generations and since when (ca/compromised.ts compromiseTimes): read after the revisions
-   * whenever they changed (a declaration bumps the CA's revision) and at every reload (a rollover for a
-   * compromised key bumps none: within reloadMs).
+   * whenever they changed and at every reload. Both ways a key becomes compromised — `ca compromised`
+   * (Store.declareCaCompromised) and `ca rollover --compromised` (Store.putCaRollovers without links) — bump the
+   * old generation's revision in the same commit, so either is seen within a poll.
    */
   #compromised = new Map<string, Date>();
   #lastPoll = -Infinity;

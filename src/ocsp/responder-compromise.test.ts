@@ -1,0 +1,79 @@
+// The OCSP responder and a CA key compromise (鍵危殆化) made while it runs: how soon it is seen, who may sign, and
+// the extended revoke extension on answers for serials never issued. Its own workspace: 13-sig is rolled over
+// with --compromised here, 13-auth stays sound.
+import { createHash } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CertificationAuthority } from "../ca/authority.js";
+import { initCas } from "../ca/manage.js";
+import { renewOcspSigners } from "../ca/ocsp-signer.js";
+import { prefecture } from "../ca/prefectures.js";
+import { rolloverCas } from "../ca/rollover.js";
+import { certificateParts, children, explicit, generalizedTime, nul, octetString, oid, readHeader, seq, tlv } from "../pki/der.js";
+import { FixedClock } from "../pki/clock.js";
+import { Workspace } from "../workspace/workspace.js";
+import { OcspResponder } from "./responder.js";
+
+const clock = new FixedClock("2030-04-01T00:00:00Z");
+let ws: Workspace;
+let sig: CertificationAuthority;
+let auth: CertificationAuthority;
+const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
+
+function certIdFor(serialHex: string, issuer: CertificationAuthority): Buffer {
+  const p = certificateParts(issuer.record.certificateDer);
+  const bits = children(p.spki)[1]!;
+  const key = bits.subarray(readHeader(bits).headerLength + 1);
+  return seq(seq(oid("1.3.14.3.2.26"), nul()), octetString(createHash("sha1").update(p.subject).digest()), octetString(createHash("sha1").update(key).digest()), tlv(0x02, Buffer.from(serialHex, "hex")));
+}
+function request(ids: Buffer[]): Buffer {
+  return seq(seq(seq(...ids.map((c) => seq(c)))));
+}
+const caCompromise = explicit(0, tlv(0x0a, Buffer.from([2])));
+
+beforeAll(async () => {
+  ws = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-ocsp-comp-")), { clock });
+  await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "pw" });
+  sig = CertificationAuthority.open((await ws.store.getCa("13-sig"))!, "pw", ws.config);
+  auth = CertificationAuthority.open((await ws.store.getCa("13-auth"))!, "pw", ws.config);
+  await ws.store.upsertResidents([{ residentCode: "r1", municipalityCode: "131016", fourItems: items, status: "active" }]);
+  const cert = (serial: string, caId: string, type: "signature" | "authentication") => ({
+    serial, caId, type, residentCode: "r1", municipalityCode: "131016", fourItems: items,
+    notBefore: clock.now(), notAfter: new Date("2033-01-01T00:00:00Z"), issuedAt: clock.now(), der: Buffer.from([0x30, 0]),
+  });
+  await ws.store.commitIssuances([cert("0a01", "13-sig", "signature"), cert("0b01", "13-auth", "authentication")]);
+  // an hour on: the signers' notBefore (5 minutes back) is past the CAs' own
+  clock.advance(3600_000);
+  await renewOcspSigners(ws.store, [sig, auth], { now: clock.now(), passphrase: "ocsp-pw" });
+}, 60_000);
+
+afterAll(async () => {
+  await ws?.close();
+});
+
+describe("OcspResponder and a compromise made while it runs", () => {
+  it("sees 'ca rollover --compromised' within a poll, as 'ca compromised': every serial of the old generation revoked, cACompromise, at the rollover's time", async () => {
+    // reloadMs far off: only the poll of the revisions can tell it
+    const r = new OcspResponder({ store: ws.store, clock, passphrase: "ocsp-pw", reloadMs: 3600_000 });
+    try {
+      await r.refresh();
+      expect((await r.answer("13-sig", request([certIdFor("0a01", sig)]))).statuses).toEqual(["good"]); // pre-produced
+      clock.advance(1000);
+      await rolloverCas(ws, { prefectureCode: "13", purposes: ["signature"], passphrase: "pw", compromised: true });
+      const at = (await ws.store.listCaLinks()).find((l) => l.oldCaId === "13-sig")!.createdAt;
+      clock.advance(1000);
+      await r.refresh(); // one poll
+      for (const serial of ["0a01", "7777"]) {
+        const a = await r.answer("13-sig", request([certIdFor(serial, sig)]));
+        expect(a, serial).toMatchObject({ responseStatus: "successful", statuses: ["revoked"] });
+        expect(a.der.includes(caCompromise), serial).toBe(true);
+        expect(a.der.includes(generalizedTime(at)), serial).toBe(true);
+      }
+      expect((await r.answer("13-auth", request([certIdFor("0b01", auth)]))).statuses).toEqual(["good"]);
+    } finally {
+      r.stop();
+    }
+  });
+});
