@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CertificationAuthority } from "../ca/authority.js";
 import { initCas } from "../ca/manage.js";
-import { renewOcspSigners } from "../ca/ocsp-signer.js";
+import { issueOcspSigner, renewOcspSigners } from "../ca/ocsp-signer.js";
 import { prefecture } from "../ca/prefectures.js";
 import { rolloverCas } from "../ca/rollover.js";
 import { certificateParts, children, explicit, generalizedTime, nul, octetString, oid, readHeader, seq, tlv } from "../pki/der.js";
@@ -72,6 +72,61 @@ describe("OcspResponder and a compromise made while it runs", () => {
         expect(a.der.includes(generalizedTime(at)), serial).toBe(true);
       }
       expect((await r.answer("13-auth", request([certIdFor("0b01", auth)]))).statuses).toEqual(["good"]);
+    } finally {
+      r.stop();
+    }
+  });
+
+  it("never signs with a responder certificate issued from the compromised key after the compromise (an older serve's renewal): the one from before goes on, and without it the answer is unauthorized", async () => {
+    const at = (await ws.store.listCaLinks()).find((l) => l.oldCaId === "13-sig")!.createdAt;
+    const before = (await ws.store.ocspResponders()).find((x) => x.caId === "13-sig")!;
+    expect(before.notBefore.getTime()).toBeLessThan(at.getTime());
+    const r = new OcspResponder({ store: ws.store, clock, passphrase: "ocsp-pw", reloadMs: 60_000 });
+    const fresh = new OcspResponder({ store: ws.store, clock, passphrase: "ocsp-pw" });
+    try {
+      await r.refresh();
+      const first = await r.answer("13-sig", request([certIdFor("0a01", sig)]));
+      expect(first.statuses).toEqual(["revoked"]);
+      expect(first.der.includes(before.certificateDer)).toBe(true);
+      // A minute after the compromise a serve from before jpki refused it renews 13-sig's signer from the stolen key.
+      // Its notBefore, backdated 5 minutes, lies before the compromise: the issuance time, after it, is what counts.
+      clock.advance(60_000);
+      const late = await issueOcspSigner(sig, { now: clock.now(), passphrase: "ocsp-pw" });
+      expect(late.notBefore.getTime()).toBeLessThan(at.getTime());
+      await ws.store.putOcspResponder(late);
+      clock.advance(60_000);
+      await r.refresh(); // a reload: the store now names the late one
+      for (const serial of ["0a01", "7777"]) {
+        const a = await r.answer("13-sig", request([certIdFor(serial, sig)]));
+        expect(a, serial).toMatchObject({ responseStatus: "successful", statuses: ["revoked"] });
+        expect(a.der.includes(before.certificateDer), serial).toBe(true);
+        expect(a.der.includes(late.certificateDer), serial).toBe(false);
+      }
+      // a serve started now has only the late one: nothing may sign for 13-sig
+      await fresh.refresh();
+      for (const serial of ["0a01", "7777"]) expect((await fresh.answer("13-sig", request([certIdFor(serial, sig)]))).responseStatus).toBe("unauthorized");
+      expect((await fresh.answer("13-auth", request([certIdFor("0b01", auth)]))).statuses).toEqual(["good"]);
+    } finally {
+      r.stop();
+      fresh.stop();
+    }
+  });
+
+  it("a compromise read by a poll drops a signer already loaded that was issued at or after it, and its pre-produced answers", async () => {
+    // 13-auth rolled over the ordinary way, its key declared stolen from a time before its signer was issued (a
+    // store another host stamped, its clock behind): the signer loaded since must go at the poll that reads it
+    const signer = (await ws.store.ocspResponders()).find((x) => x.caId === "13-auth")!;
+    const r = new OcspResponder({ store: ws.store, clock, passphrase: "ocsp-pw", reloadMs: 3600_000 });
+    try {
+      await r.refresh();
+      await rolloverCas(ws, { prefectureCode: "13", purposes: ["authentication"], passphrase: "pw" });
+      await r.refresh();
+      const pre = await r.answer("13-auth", request([certIdFor("0b01", auth)]));
+      expect(pre.statuses).toEqual(["good"]);
+      await ws.store.declareCaCompromised("13-auth", new Date(signer.notBefore.getTime() + 5 * 60_000));
+      clock.advance(1000);
+      await r.refresh();
+      for (const serial of ["0b01", "7777"]) expect((await r.answer("13-auth", request([certIdFor(serial, auth)]))).responseStatus, serial).toBe("unauthorized");
     } finally {
       r.stop();
     }
