@@ -14,6 +14,7 @@ import { rolloverCas } from "../ca/rollover.js";
 import { certificateParts, children, explicit, generalizedTime, nul, octetString, oid, readHeader, seq, tlv } from "../pki/der.js";
 import { FixedClock } from "../pki/clock.js";
 import { Workspace } from "../workspace/workspace.js";
+import { OCSP_OID } from "./request.js";
 import { OcspResponder } from "./responder.js";
 
 const clock = new FixedClock("2030-04-01T00:00:00Z");
@@ -28,9 +29,24 @@ function certIdFor(serialHex: string, issuer: CertificationAuthority): Buffer {
   const key = bits.subarray(readHeader(bits).headerLength + 1);
   return seq(seq(oid("1.3.14.3.2.26"), nul()), octetString(createHash("sha1").update(p.subject).digest()), octetString(createHash("sha1").update(key).digest()), tlv(0x02, Buffer.from(serialHex, "hex")));
 }
-function request(ids: Buffer[]): Buffer {
-  return seq(seq(seq(...ids.map((c) => seq(c)))));
+function request(ids: Buffer[], nonce?: Buffer): Buffer {
+  const exts = nonce ? [explicit(2, seq(seq(oid(OCSP_OID.nonce), octetString(octetString(nonce)))))] : [];
+  return seq(seq(seq(...ids.map((c) => seq(c))), ...exts));
 }
+/** The extensions of a successful response's responseExtensions, as [OID DER, extnValue content]; none: []. */
+function responseExtensions(der: Buffer): Array<[string, string]> {
+  const [, bytes] = children(der);
+  const [, octets] = children(children(bytes!)[0]!);
+  const [tbs] = children(octets!.subarray(readHeader(octets!).headerLength));
+  const f = children(tbs!);
+  if (f.length === 3) return [];
+  expect(f.length).toBe(4);
+  return children(children(f[3]!)[0]!).map((e) => {
+    const [id, value] = children(e);
+    return [id!.toString("hex"), value!.subarray(readHeader(value!).headerLength).toString("hex")];
+  });
+}
+const EXTENDED_REVOKE: [string, string] = [oid(OCSP_OID.extendedRevoke).toString("hex"), "0500"];
 const caCompromise = explicit(0, tlv(0x0a, Buffer.from([2])));
 
 beforeAll(async () => {
@@ -72,6 +88,37 @@ describe("OcspResponder and a compromise made while it runs", () => {
         expect(a.der.includes(generalizedTime(at)), serial).toBe(true);
       }
       expect((await r.answer("13-auth", request([certIdFor("0b01", auth)]))).statuses).toEqual(["good"]);
+    } finally {
+      r.stop();
+    }
+  });
+
+  it("says 'revoked' about a serial it never issued with the extended revoke extension (RFC 6960 §2.2); about a genuine one, without (its encoding as before)", async () => {
+    const r = new OcspResponder({ store: ws.store, clock, passphrase: "ocsp-pw" });
+    try {
+      await r.refresh();
+      const nonce = Buffer.from("nonce-12345678");
+      const nonceExt: [string, string] = [oid(OCSP_OID.nonce).toString("hex"), octetString(nonce).toString("hex")];
+      const forged = await r.answer("13-sig", request([certIdFor("7777", sig)]));
+      expect(forged.statuses).toEqual(["revoked"]);
+      expect(responseExtensions(forged.der)).toEqual([EXTENDED_REVOKE]);
+      expect(responseExtensions((await r.answer("13-sig", request([certIdFor("7777", sig)]))).der)).toEqual([EXTENDED_REVOKE]); // pre-produced
+      // a serial of another CA is none 13-sig issued either
+      expect(responseExtensions((await r.answer("13-sig", request([certIdFor("0b01", sig)]))).der)).toEqual([EXTENDED_REVOKE]);
+      expect(responseExtensions((await r.answer("13-sig", request([certIdFor("7777", sig)], nonce))).der)).toEqual([nonceExt, EXTENDED_REVOKE]);
+      // genuine: no responseExtensions at all, or the nonce alone
+      const genuine = await r.answer("13-sig", request([certIdFor("0a01", sig)]));
+      expect(genuine.statuses).toEqual(["revoked"]);
+      expect(responseExtensions(genuine.der)).toEqual([]);
+      expect(responseExtensions((await r.answer("13-sig", request([certIdFor("0a01", sig)], nonce))).der)).toEqual([nonceExt]);
+      // several CertIDs, one never issued: the response says it once
+      const both = await r.answer("13-sig", request([certIdFor("0a01", sig), certIdFor("7777", sig)], nonce));
+      expect(both.statuses).toEqual(["revoked", "revoked"]);
+      expect(responseExtensions(both.der)).toEqual([nonceExt, EXTENDED_REVOKE]);
+      // a sound CA's unknown serial stays unknown, without it
+      const unknown = await r.answer("13-auth", request([certIdFor("7777", auth)]));
+      expect(unknown.statuses).toEqual(["unknown"]);
+      expect(responseExtensions(unknown.der)).toEqual([]);
     } finally {
       r.stop();
     }

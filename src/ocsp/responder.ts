@@ -419,14 +419,16 @@ export class OcspResponder {
 
   async #status(caId: string, c: CertId): Promise<CertStatus> {
     const compromisedAt = this.#compromised.get(caId);
-    if (c.serial === undefined) return compromisedAt ? caCompromise(compromisedAt) : { kind: "unknown" };
+    // A serial it has no certificate of, answered revoked: the answer carries the extended revoke extension
+    // (notIssued; RFC 6960 §2.2, ocsp/response.ts). Genuine ones are answered as before, byte for byte.
+    if (c.serial === undefined) return compromisedAt ? caCompromise(compromisedAt, true) : { kind: "unknown" };
     const row = await this.#o.store.certificateStatus(c.serial);
     const own = row && row.caId === caId ? row : undefined;
     // Revoked before the key was stolen: that revocation stands as it was (its time and reason are the truer ones).
     if (own?.revocation && (!compromisedAt || own.revocation.revokedAt.getTime() <= compromisedAt.getTime())) {
       return { kind: "revoked", revokedAt: own.revocation.revokedAt, reason: own.revocation.reason };
     }
-    if (compromisedAt) return caCompromise(compromisedAt);
+    if (compromisedAt) return caCompromise(compromisedAt, !own);
     if (!own) return { kind: "unknown" };
     return own.revocation ? { kind: "revoked", revokedAt: own.revocation.revokedAt, reason: own.revocation.reason } : { kind: "good" };
   }
@@ -497,8 +499,8 @@ function isOurs(ca: CaHashes, c: CertId): boolean {
   return !!h && h.name.equals(c.issuerNameHash) && h.key.equals(c.issuerKeyHash);
 }
 
-function caCompromise(at: Date): CertStatus {
-  return { kind: "revoked", revokedAt: at, reason: CRL_REASON.cACompromise };
+function caCompromise(at: Date, notIssued: boolean): CertStatus {
+  return { kind: "revoked", revokedAt: at, reason: CRL_REASON.cACompromise, ...(notIssued ? { notIssued: true as const } : {}) };
 }
 
 function revisionsChanged(before: ReadonlyMap<string, number>, after: ReadonlyMap<string, number>): boolean {

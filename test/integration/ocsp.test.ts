@@ -288,13 +288,21 @@ describe("OCSP on jpki serve, asked by openssl", () => {
       if (i) await new Promise((r) => setTimeout(r, 250));
       text = ask(["-issuer", caPem, "-cert", ee[0]!.path, "-url", url, "-CAfile", caPem, "-no_nonce"]); // the cached good is not served
     }
+    // RFC 6960 §2.2: "revoked" about a serial never issued carries the extended revoke extension (1.3.6.1.5.5.7.48.1.9,
+    // value NULL); OpenSSL 3.0 prints that OID as "valid". About the genuine certificate, no such extension.
+    const extendedRevoke = Buffer.from("06092b060105050730010904020500", "hex"); // OID, then OCTET STRING { NULL }
+    const respOut = join(dir, "resp-compromised.der");
     for (const args of [["-cert", ee[0]!.path], ["-serial", "0x7777"]]) {
+      const forged = args[0] === "-serial";
       for (const nonce of [[], ["-no_nonce"]]) {
-        const a = ask(["-issuer", caPem, ...args, "-url", url, "-CAfile", caPem, "-resp_text", ...nonce]);
+        const a = ask(["-issuer", caPem, ...args, "-url", url, "-CAfile", caPem, "-resp_text", "-respout", respOut, ...nonce]);
         expect(a, args.join(" ")).toContain("Response verify OK");
         expect(a).toMatch(/: revoked/);
         expect(a).toMatch(/Reason: cACompromise/);
         expect(a).toContain(`Revocation Time: ${when}`);
+        const exts = /Response Extensions:\n((?:        .*\n)+)/.exec(a)?.[1] ?? "";
+        expect(/^        (valid|1\.3\.6\.1\.5\.5\.7\.48\.1\.9|[^:\n]*[Ee]xtended[ -]?[Rr]evoke[^:\n]*): *$/m.test(exts), `${args.join(" ")} ${nonce.join("")}:\n${exts}`).toBe(forged);
+        expect(readFileSync(respOut).includes(extendedRevoke), args.join(" ")).toBe(forged);
       }
     }
     // one revoked before keeps its own reason
