@@ -310,4 +310,27 @@ describe("OCSP on jpki serve, asked by openssl", () => {
     // and the schedule issued it no new signing certificate (only the first one, at start)
     expect(server!.stderr().match(/OCSP signing certificate for 13-sig issued/g)).toHaveLength(1);
   });
+
+  it("after 'jpki ca rollover --compromised' of 13-auth while the server runs: its serials are revoked cACompromise within seconds, not at the minute's reload", async () => {
+    const w = await openWorkspace(ws);
+    const authPem = join(dir, "ca-auth.pem");
+    writeFileSync(authPem, toPem((await w.store.getCa("13-auth"))!.certificateDer, "CERTIFICATE"));
+    await w.close();
+    const url = `${server!.url}/ocsp/13-auth`;
+    const q = () => ask(["-issuer", authPem, "-serial", "0x7777", "-url", url, "-CAfile", authPem, "-no_nonce", "-resp_text"]);
+    expect(q()).toMatch(/: unknown/);
+    const rolled = await cli(["--workspace", ws, "--json", "ca", "rollover", "--prefecture", "13", "--purpose", "auth", "--compromised"], { cwd: dir });
+    expect(rolled.code, rolled.stderr).toBe(0);
+    // The server reloads its CAs every 60 s from its start, well after this; the poll of the revisions (1 s) tells it:
+    // the rollover moves 13-auth's. (Here the schedule's first CRL of 13-auth-g2 also changes the revisions read, so
+    // this passes without that too; src/ocsp/responder-compromise.test.ts checks the rollover alone is enough.)
+    let text = "";
+    for (let i = 0; i < 32 && !/: revoked/.test(text); i++) {
+      if (i) await new Promise((r) => setTimeout(r, 250));
+      text = q();
+    }
+    expect(text).toContain("Response verify OK");
+    expect(text).toMatch(/: revoked/);
+    expect(text).toMatch(/Reason: cACompromise/);
+  });
 });
