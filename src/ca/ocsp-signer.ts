@@ -35,6 +35,16 @@ export const DEFAULT_OCSP_SIGNER_VALIDITY_MS = 4 * 86_400_000;
 /** notBefore is set this far back: a verifier whose clock runs a little behind still accepts a fresh certificate. */
 const BACKDATE_MS = 5 * 60_000;
 
+/**
+ * The earliest time an OCSP signing certificate can have been issued, from its notBefore: BACKDATE_MS later, unless
+ * notBefore is its CA's own (a CA younger than that: issued between the two, and notBefore is all we know). No
+ * store keeps the issuance time; the responder needs it to refuse a signer issued from a compromised CA's key
+ * after the compromise (ocsp/responder.ts).
+ */
+export function ocspSignerIssuedFrom(notBefore: Date, caNotBefore: Date): Date {
+  return notBefore.getTime() > caNotBefore.getTime() ? new Date(notBefore.getTime() + BACKDATE_MS) : notBefore;
+}
+
 export function ocspSignerPolicy(p: OcspSignerPolicy = {}): Required<OcspSignerPolicy> {
   const validityMs = p.validityMs ?? DEFAULT_OCSP_SIGNER_VALIDITY_MS;
   const renewBeforeMs = p.renewBeforeMs ?? Math.floor(validityMs / 2);

@@ -30,6 +30,8 @@ export type CertIdHash = (typeof CERT_ID_HASHES)[keyof typeof CERT_ID_HASHES];
 export const OCSP_OID = {
   nonce: "1.3.6.1.5.5.7.48.1.2",
   basic: "1.3.6.1.5.5.7.48.1.1",
+  /** id-pkix-ocsp-extended-revoke (RFC 6960 §4.4.8): "revoked" also covers serials never issued (§2.2) */
+  extendedRevoke: "1.3.6.1.5.5.7.48.1.9",
 } as const;
 
 /** RFC 8954 §2.1: a nonce is 1 to 32 octets. */

@@ -32,14 +32,18 @@
  * no OCSP signing certificate for such a CA any more). So the delegated certificate issued before goes on signing
  * until it expires (days: DEFAULT_OCSP_SIGNER_VALIDITY_MS) — its own key is not the stolen one, and what it says
  * now only ever rejects — and from then on the answer is the unsigned "unauthorized", at once and every time
- * (not tryLater: no signer will come), as for a CA we do not answer for. The CRLs stay the authority.
+ * (not tryLater: no signer will come), as for a CA we do not answer for. The CRLs stay the authority. Only one
+ * issued BEFORE the compromise signs: one an older serve issued from the stolen key at or after it (its issuance
+ * time told from its backdated notBefore: ca/ocsp-signer.ts ocspSignerIssuedFrom) is never used; the one this
+ * process held from before signs on instead, and a process without one answers unauthorized.
  */
-import { createHash } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { isJpkiError } from "../errors.js";
 import { certificateParts, readHeader } from "../pki/der.js";
 import type { Clock } from "../pki/clock.js";
 import { unlockPrivateKey } from "../pki/keys.js";
 import { compromiseTimes } from "../ca/compromised.js";
+import { ocspSignerIssuedFrom } from "../ca/ocsp-signer.js";
 import { CRL_REASON } from "../crl/reason.js";
 import { SoftwareSigner } from "../pki/signer.js";
 import type { Store } from "../store/types.js";
@@ -109,11 +113,15 @@ function answerCache(producedAt: Date, nextUpdate: Date, etag: string): AnswerCa
 
 interface CaHashes {
   readonly byHash: ReadonlyMap<CertIdHash, { readonly name: Buffer; readonly key: Buffer }>;
+  /** the CA certificate's notBefore: its signers' issuance time is told from theirs by it (ocspSignerIssuedFrom) */
+  readonly notBefore: Date;
 }
 
 interface Responder {
   readonly serial: string;
   readonly notAfter: Date;
+  /** the earliest it can have been issued (ca/ocsp-signer.ts ocspSignerIssuedFrom) */
+  readonly issuedFrom: Date;
   readonly identity: ResponderIdentity;
 }
 
@@ -160,7 +168,7 @@ function caHashes(certificateDer: Buffer): CaHashes {
   const key = bits.subarray(bh.headerLength + 1, bh.headerLength + bh.length);
   const byHash = new Map<CertIdHash, { name: Buffer; key: Buffer }>();
   for (const h of HASH_NAMES) byHash.set(h, { name: createHash(h).update(p.subject).digest(), key: createHash(h).update(key).digest() });
-  return { byHash };
+  return { byHash, notBefore: new Date(new X509Certificate(certificateDer).validFrom) };
 }
 
 export class OcspResponder {
@@ -175,8 +183,9 @@ export class OcspResponder {
   #revisions = new Map<string, number>();
   /**
    * The compromised generations and since when (ca/compromised.ts compromiseTimes): read after the revisions
-   * whenever they changed (a declaration bumps the CA's revision) and at every reload (a rollover for a
-   * compromised key bumps none: within reloadMs).
+   * whenever they changed and at every reload. Both ways a key becomes compromised — `ca compromised`
+   * (Store.declareCaCompromised) and `ca rollover --compromised` (Store.putCaRollovers without links) — bump the
+   * old generation's revision in the same commit, so either is seen within a poll.
    */
   #compromised = new Map<string, Date>();
   #lastPoll = -Infinity;
@@ -240,7 +249,10 @@ export class OcspResponder {
       if (reloading) await this.#reloadOnce(now);
       const revisions = await this.#o.store.caRevisions();
       // Read after the revisions, as statuses are: an answer tagged with a revision saw every compromise before it.
-      if (reloading || revisionsChanged(this.#revisions, revisions)) this.#compromised = await compromiseTimes(this.#o.store);
+      if (reloading || revisionsChanged(this.#revisions, revisions)) {
+        this.#compromised = await compromiseTimes(this.#o.store);
+        this.#dropLateSigners();
+      }
       this.#revisions = revisions;
       this.#lastPoll = now;
     } catch (e) {
@@ -287,21 +299,43 @@ export class OcspResponder {
     for (const rec of await this.#o.store.ocspResponders()) {
       const held = this.#responders.get(rec.caId);
       if (held && held.serial === rec.serial) {
-        responders.set(rec.caId, held);
+        if (this.#mayUse(rec.caId, held)) responders.set(rec.caId, held);
+        continue;
+      }
+      const issuedFrom = ocspSignerIssuedFrom(rec.notBefore, cas.get(rec.caId)?.notBefore ?? rec.notBefore);
+      // Issued from a compromised CA's key after the compromise (a serve from before jpki stopped that, or one that
+      // had not seen it yet): never used. The one held from before goes on signing, if there is one.
+      if (!this.#mayUse(rec.caId, { issuedFrom })) {
+        if (held && this.#mayUse(rec.caId, held)) responders.set(rec.caId, held);
         continue;
       }
       try {
         const key = await unlockPrivateKey(rec.encryptedKeyPem, this.#o.passphrase, `the OCSP signing key of CA ${rec.caId}`);
         const signer = new SoftwareSigner(key);
         if (!signer.spki.equals(certificateParts(rec.certificateDer).spki)) continue;
-        responders.set(rec.caId, { serial: rec.serial, notAfter: rec.notAfter, identity: { certificateDer: rec.certificateDer, signer } });
+        responders.set(rec.caId, { serial: rec.serial, notAfter: rec.notAfter, issuedFrom, identity: { certificateDer: rec.certificateDer, signer } });
       } catch (e) {
         this.#o.onError?.(e);
-        if (held) responders.set(rec.caId, held);
+        if (held && this.#mayUse(rec.caId, held)) responders.set(rec.caId, held);
       }
     }
     this.#responders = responders;
     this.#lastReload = now;
+  }
+
+  /**
+   * Whether a responder certificate may sign for `caId`: any, unless the CA is compromised; then only one issued
+   * before the compromise. One issued at or after it was signed by a key someone else may hold, for a responder
+   * jpki would no longer vouch for (ca/ocsp-signer.ts issues none such any more).
+   */
+  #mayUse(caId: string, r: Pick<Responder, "issuedFrom">): boolean {
+    const at = this.#compromised.get(caId);
+    return !at || r.issuedFrom.getTime() < at.getTime();
+  }
+
+  /** Forgets the signers a compromise just read makes unusable (the next reload does not take them back). */
+  #dropLateSigners(): void {
+    for (const [caId, r] of this.#responders) if (!this.#mayUse(caId, r)) this.#responders.delete(caId);
   }
 
   /**
@@ -401,7 +435,9 @@ export class OcspResponder {
 
   async #status(caId: string, c: CertId): Promise<CertStatus> {
     const compromisedAt = this.#compromised.get(caId);
-    if (c.serial === undefined) return compromisedAt ? caCompromise(compromisedAt) : { kind: "unknown" };
+    // A serial it has no certificate of, answered revoked: the answer carries the extended revoke extension
+    // (notIssued; RFC 6960 §2.2, ocsp/response.ts). Genuine ones are answered as before, byte for byte.
+    if (c.serial === undefined) return compromisedAt ? caCompromise(compromisedAt, true) : { kind: "unknown" };
     const serial = c.serial;
     // Bounded (watchdog): a late or refused read is ERR_STORE_UNRESPONSIVE, answered tryLater as an unreachable store is.
     const dog = this.#o.watchdog;
@@ -411,7 +447,7 @@ export class OcspResponder {
     if (own?.revocation && (!compromisedAt || own.revocation.revokedAt.getTime() <= compromisedAt.getTime())) {
       return { kind: "revoked", revokedAt: own.revocation.revokedAt, reason: own.revocation.reason };
     }
-    if (compromisedAt) return caCompromise(compromisedAt);
+    if (compromisedAt) return caCompromise(compromisedAt, !own);
     if (!own) return { kind: "unknown" };
     return own.revocation ? { kind: "revoked", revokedAt: own.revocation.revokedAt, reason: own.revocation.reason } : { kind: "good" };
   }
@@ -482,8 +518,8 @@ function isOurs(ca: CaHashes, c: CertId): boolean {
   return !!h && h.name.equals(c.issuerNameHash) && h.key.equals(c.issuerKeyHash);
 }
 
-function caCompromise(at: Date): CertStatus {
-  return { kind: "revoked", revokedAt: at, reason: CRL_REASON.cACompromise };
+function caCompromise(at: Date, notIssued: boolean): CertStatus {
+  return { kind: "revoked", revokedAt: at, reason: CRL_REASON.cACompromise, ...(notIssued ? { notIssued: true as const } : {}) };
 }
 
 function revisionsChanged(before: ReadonlyMap<string, number>, after: ReadonlyMap<string, number>): boolean {

@@ -7,12 +7,18 @@
  *                                    certs [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL }
  *   ResponseData ::= SEQUENCE { version [0] DEFAULT v1 (left out), responderID (byKey [2]: SHA-1 of the
  *                               responder's public key), producedAt GeneralizedTime, responses SEQUENCE OF
- *                               SingleResponse, responseExtensions [1] EXPLICIT Extensions OPTIONAL (the nonce) }
+ *                               SingleResponse, responseExtensions [1] EXPLICIT Extensions OPTIONAL (the nonce;
+ *                               extended revoke) }
  *   SingleResponse ::= SEQUENCE { certID (echoed as received), certStatus, thisUpdate, nextUpdate [0] EXPLICIT }
  *   CertStatus ::= CHOICE { good [0] IMPLICIT NULL, revoked [1] IMPLICIT RevokedInfo, unknown [2] IMPLICIT NULL }
  *   RevokedInfo ::= SEQUENCE { revocationTime GeneralizedTime, revocationReason [0] EXPLICIT CRLReason OPTIONAL }
  *
  * The reason is left out for unspecified (0), as our CRL entries do (crl/reason.ts, profile/crl-entry.ts).
+ *
+ * RFC 6960 §2.2: a response that says "revoked" about a serial the CA never issued MUST carry the extended revoke
+ * extension (§4.4.8, extnValue NULL, not critical) in responseExtensions. Ours do so only then (a status marked
+ * `notIssued`: a compromised CA's answer about a serial it has no certificate of, ocsp/responder.ts); an answer
+ * about genuine certificates is encoded as it always was.
  */
 import { createHash } from "node:crypto";
 import { bitString, encodeTree, enumerated, explicit, generalizedTime, octetString, oid, seq, TAG, tree, type Tree } from "../pki/der.js";
@@ -34,7 +40,13 @@ export type ResponseStatusName = keyof typeof RESPONSE_STATUS;
 export type CertStatus =
   | { readonly kind: "good" }
   | { readonly kind: "unknown" }
-  | { readonly kind: "revoked"; readonly revokedAt: Date; readonly reason: number };
+  | {
+      readonly kind: "revoked";
+      readonly revokedAt: Date;
+      readonly reason: number;
+      /** about a serial the CA never issued: the response carries the extended revoke extension (RFC 6960 §2.2) */
+      readonly notIssued?: true;
+    };
 
 export interface SingleAnswer {
   /** the request's CertID, DER, echoed */
@@ -56,6 +68,8 @@ export function errorResponse(status: Exclude<ResponseStatusName, "successful">)
 }
 
 const GOOD = Buffer.from([0x80, 0x00]);
+/** the extended revoke extension's extnValue content: NULL (RFC 6960 §4.4.8) */
+const EXTENDED_REVOKE_VALUE = Buffer.from([0x05, 0x00]);
 const UNKNOWN = Buffer.from([0x82, 0x00]);
 
 function certStatus(s: CertStatus): Uint8Array | Tree {
@@ -75,7 +89,11 @@ export async function signedResponse(p: {
   const responses = p.answers.map((a) =>
     tree(TAG.SEQUENCE, a.certIdDer, certStatus(a.status), generalizedTime(a.thisUpdate), tree(0xa0, generalizedTime(a.nextUpdate))),
   );
-  const extensions = p.nonce ? [tree(0xa1, tree(TAG.SEQUENCE, tree(TAG.SEQUENCE, oid(OCSP_OID.nonce), octetString(p.nonce))))] : [];
+  const exts = [
+    ...(p.nonce ? [tree(TAG.SEQUENCE, oid(OCSP_OID.nonce), octetString(p.nonce))] : []),
+    ...(p.answers.some((a) => a.status.kind === "revoked" && a.status.notIssued) ? [tree(TAG.SEQUENCE, oid(OCSP_OID.extendedRevoke), octetString(EXTENDED_REVOKE_VALUE))] : []),
+  ];
+  const extensions = exts.length ? [tree(0xa1, tree(TAG.SEQUENCE, ...exts))] : [];
   const tbs = encodeTree(
     tree(TAG.SEQUENCE, explicit(2, octetString(responderKeyHash)), generalizedTime(p.producedAt), tree(TAG.SEQUENCE, ...responses), ...extensions),
   );

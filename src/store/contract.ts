@@ -278,8 +278,12 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
     it("records a rollover after a key compromise without link certificates: still the old generation's one successor, audited as compromised", async () => {
       const s = await make();
       await s.putCa(ca());
+      const before = (await s.caRevisions()).get("13-sig") ?? 0;
       await s.putCaRollover(ca("13-sig-g2"), { oldCaId: "13-sig", newCaId: "13-sig-g2", createdAt: new Date(2000) });
       expect(await s.listCaLinks()).toEqual([{ oldCaId: "13-sig", newCaId: "13-sig-g2", createdAt: new Date(2000) }]);
+      // the old generation's revision moves in the same commit: a running OCSP responder polls the revisions and
+      // re-reads the compromised CAs when one moves (ocsp/responder.ts), so it answers cACompromise within a poll
+      expect((await s.caRevisions()).get("13-sig")).toBeGreaterThan(before);
       await expect(s.putCaRollover(ca("13-sig-g3"), { oldCaId: "13-sig", newCaId: "13-sig-g3", createdAt: new Date(2000) })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_ROLLOVER_CONFLICT"));
       // one link alone is neither kind of rollover: the store refuses it
       await expect(s.putCaRollover(ca("13-sig-g3"), { oldCaId: "13-sig-g2", newCaId: "13-sig-g3", oldWithNew: Buffer.from("o"), createdAt: new Date(3000) })).rejects.toThrow();
@@ -302,13 +306,14 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.putCaRollover(ca("13-sig-g2"), { oldCaId: "13-sig", newCaId: "13-sig-g2", oldWithNew: Buffer.from("o"), newWithOld: Buffer.from("n"), createdAt: new Date(1000) });
       await s.putCaRollover(ca("13-sig-g3"), { oldCaId: "13-sig-g2", newCaId: "13-sig-g3", createdAt: new Date(2000) }); // for a compromised key: no links
       // every ARL published: no ARL due before the declaration; 13-sig's full CRL is, since 13-sig-g2 was rolled
-      // over as compromised (13-sig's OldWithNew certifies that key: crl/arl.ts)
+      // over as compromised (13-sig's OldWithNew certifies that key: crl/arl.ts), and 13-sig-g2's, whose revision
+      // that rollover moved (for the OCSP responder's poll)
       const t = new Date(1500);
       for (const id of ["13-sig", "13-sig-g2", "13-sig-g3"]) {
         const r = await s.reserveCrl(id, t, new Date(9000), "arl");
         await s.publishCrl({ caId: id, number: r.number, entries: 0, path: `arl/${id}.crl`, sha256: "00", scope: "arl" }, () => undefined);
       }
-      expect((await s.crlStatus()).filter((x) => x.dirty).map((x) => x.caId)).toEqual(["13-sig"]);
+      expect((await s.crlStatus()).filter((x) => x.dirty).map((x) => x.caId)).toEqual(["13-sig", "13-sig-g2"]);
       const arlDue = async () => (await s.crlScopeStatus()).filter((x) => x.scope === "arl" && x.dirty).map((x) => x.caId);
       expect(await arlDue()).toEqual([]);
       await expect(s.declareCaCompromised("27-sig", new Date(5000))).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_CA_UNKNOWN"));
@@ -361,7 +366,8 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       }
       await s.putCaRollover(ca("13-sig-g3"), { oldCaId: "13-sig-g2", newCaId: "13-sig-g3", createdAt: new Date(2000) });
       expect((await s.crlScopeStatus()).filter((x) => x.scope === "arl" && x.dirty).map((x) => x.caId)).toEqual(["13-sig"]);
-      expect((await s.crlStatus()).filter((x) => x.dirty).map((x) => x.caId)).toEqual(["13-sig"]);
+      // and g2's own full CRL: the rollover moved its revision (the OCSP responder's poll sees the compromise by it)
+      expect((await s.crlStatus()).filter((x) => x.dirty).map((x) => x.caId)).toEqual(["13-sig", "13-sig-g2"]);
       await s.close();
     });
 

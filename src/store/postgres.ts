@@ -2076,6 +2076,10 @@ export class PostgresStore implements Store {
   putCaRollovers(rollovers: ReadonlyArray<{ readonly ca: CaRecord; readonly link: CaLinkRecord }>): Promise<void> {
     return this.#tx("saving a CA key rollover", async (c) => {
       await this.#assertCaKeysLockHeld(c);
+      // Revisions and ARL scopes to bump, after the loop in key order (publishCrl's and revoking transactions' lock
+      // order: crl_state rows, then crl_scopes rows), whatever order the purposes come in.
+      const due = new Set<string>();
+      const arlDue = new Set<string>();
       for (const { ca, link } of rollovers) {
         // The old generation's row locked first: two rollovers of one CA queue here, and the second finds the first's link.
         const old = await c.query("SELECT 1 FROM cas WHERE id = $1 FOR UPDATE", [link.oldCaId]);
@@ -2099,11 +2103,16 @@ export class PostgresStore implements Store {
         }
         // Rolled over for a compromised key: the predecessor's CRLs due (sqlite.ts says why).
         const pred = link.oldWithNew ? undefined : (await c.query<{ old_ca_id: string }>("SELECT old_ca_id FROM ca_links WHERE new_ca_id = $1 AND old_with_new IS NOT NULL", [link.oldCaId])).rows[0]?.old_ca_id;
-        if (pred) {
-          await c.query(SQL.bumpRevisions, [[pred]]);
-          await c.query(SQL.bumpScopes, [textArray([pred]), textArray([ARL_SCOPE])]);
-        }
+        if (pred) due.add(pred), arlDue.add(pred);
+        // And the old generation's own revision, so that a running serve's OCSP responder sees the compromise within
+        // a poll (sqlite.ts says why).
+        if (!link.oldWithNew) due.add(link.oldCaId);
         await this.#appendAudits(c, [caRolloverAudit(ca, link)]);
+      }
+      if (due.size) await c.query(SQL.bumpRevisions, [sortedUnique([...due])]);
+      if (arlDue.size) {
+        const ids = sortedUnique([...arlDue]);
+        await c.query(SQL.bumpScopes, [textArray(ids), textArray(ids.map(() => ARL_SCOPE))]);
       }
     });
   }

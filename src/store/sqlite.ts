@@ -1551,6 +1551,10 @@ export class SqliteStore implements Store {
           // predecessor's ARL and full CRL (crl/arl.ts), due from now.
           const pred = link.oldWithNew ? undefined : (db.prepare("SELECT old_ca_id FROM ca_links WHERE new_ca_id = ? AND old_with_new IS NOT NULL").pluck().get(link.oldCaId) as string | undefined);
           if (pred) this.#stmts.bumpRevision.run(pred), this.#stmts.bumpScope.run(pred, ARL_SCOPE);
+          // And the old generation's own revision: the OCSP responder polls the revisions, and re-reads which CAs
+          // are compromised when one moves (ocsp/responder.ts). Without it a running serve answered the stolen
+          // key's serials "good" until its next reload, up to a minute; `ca compromised` bumps it too.
+          if (!link.oldWithNew) this.#stmts.bumpRevision.run(link.oldCaId);
           this.#appendAudit(caRolloverAudit(ca, link));
         }
       }).immediate();

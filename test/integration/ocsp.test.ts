@@ -288,18 +288,49 @@ describe("OCSP on jpki serve, asked by openssl", () => {
       if (i) await new Promise((r) => setTimeout(r, 250));
       text = ask(["-issuer", caPem, "-cert", ee[0]!.path, "-url", url, "-CAfile", caPem, "-no_nonce"]); // the cached good is not served
     }
+    // RFC 6960 §2.2: "revoked" about a serial never issued carries the extended revoke extension (1.3.6.1.5.5.7.48.1.9,
+    // value NULL); OpenSSL 3.0 prints that OID as "valid". About the genuine certificate, no such extension.
+    const extendedRevoke = Buffer.from("06092b060105050730010904020500", "hex"); // OID, then OCTET STRING { NULL }
+    const respOut = join(dir, "resp-compromised.der");
     for (const args of [["-cert", ee[0]!.path], ["-serial", "0x7777"]]) {
+      const forged = args[0] === "-serial";
       for (const nonce of [[], ["-no_nonce"]]) {
-        const a = ask(["-issuer", caPem, ...args, "-url", url, "-CAfile", caPem, "-resp_text", ...nonce]);
+        const a = ask(["-issuer", caPem, ...args, "-url", url, "-CAfile", caPem, "-resp_text", "-respout", respOut, ...nonce]);
         expect(a, args.join(" ")).toContain("Response verify OK");
         expect(a).toMatch(/: revoked/);
         expect(a).toMatch(/Reason: cACompromise/);
         expect(a).toContain(`Revocation Time: ${when}`);
+        const exts = /Response Extensions:\n((?:        .*\n)+)/.exec(a)?.[1] ?? "";
+        expect(/^        (valid|1\.3\.6\.1\.5\.5\.7\.48\.1\.9|[^:\n]*[Ee]xtended[ -]?[Rr]evoke[^:\n]*): *$/m.test(exts), `${args.join(" ")} ${nonce.join("")}:\n${exts}`).toBe(forged);
+        expect(readFileSync(respOut).includes(extendedRevoke), args.join(" ")).toBe(forged);
       }
     }
     // one revoked before keeps its own reason
     expect(ask(["-issuer", caPem, "-cert", ee[1]!.path, "-url", url, "-CAfile", caPem, "-no_nonce"])).toMatch(/Reason: keyCompromise/);
     // and the schedule issued it no new signing certificate (only the first one, at start)
     expect(server!.stderr().match(/OCSP signing certificate for 13-sig issued/g)).toHaveLength(1);
+  });
+
+  it("after 'jpki ca rollover --compromised' of 13-auth while the server runs: its serials are revoked cACompromise within seconds, not at the minute's reload", async () => {
+    const w = await openWorkspace(ws);
+    const authPem = join(dir, "ca-auth.pem");
+    writeFileSync(authPem, toPem((await w.store.getCa("13-auth"))!.certificateDer, "CERTIFICATE"));
+    await w.close();
+    const url = `${server!.url}/ocsp/13-auth`;
+    const q = () => ask(["-issuer", authPem, "-serial", "0x7777", "-url", url, "-CAfile", authPem, "-no_nonce", "-resp_text"]);
+    expect(q()).toMatch(/: unknown/);
+    const rolled = await cli(["--workspace", ws, "--json", "ca", "rollover", "--prefecture", "13", "--purpose", "auth", "--compromised"], { cwd: dir });
+    expect(rolled.code, rolled.stderr).toBe(0);
+    // The server reloads its CAs every 60 s from its start, well after this; the poll of the revisions (1 s) tells it:
+    // the rollover moves 13-auth's. (Here the schedule's first CRL of 13-auth-g2 also changes the revisions read, so
+    // this passes without that too; src/ocsp/responder-compromise.test.ts checks the rollover alone is enough.)
+    let text = "";
+    for (let i = 0; i < 32 && !/: revoked/.test(text); i++) {
+      if (i) await new Promise((r) => setTimeout(r, 250));
+      text = q();
+    }
+    expect(text).toContain("Response verify OK");
+    expect(text).toMatch(/: revoked/);
+    expect(text).toMatch(/Reason: cACompromise/);
   });
 });
