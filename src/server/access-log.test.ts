@@ -245,6 +245,15 @@ describe("loggedUrl and lineSink", () => {
     expect(loggedUrl("/ocsp/13-sig/MEowSDBGMEQwQjAJBgUrDgMCGgUABBT%2B%2Fx%3D")).toBe("/ocsp/13-sig/MEowSDBGMEQwQjAJBgUrDgMCGgUABBT%2B%2Fx%3D");
     expect(loggedUrl("/v1/overview?days=7&&x")).toBe("/v1/overview?days=[redacted]&&x");
     expect(loggedUrl("/v1/overview?")).toBe("/v1/overview?");
+    // nor an item written in ASCII: a resident code, a birth date, a name in Latin letters (they were logged as sent)
+    expect(loggedUrl("/v1/residents/12345678901/1990-01-01")).toBe("/v1/residents/[redacted]/[redacted]");
+    expect(loggedUrl("/v1/x/19901231/Taro%20Yamada/1990.1.1.crl")).toBe("/v1/x/[redacted]/[redacted]/[redacted]");
+    expect(loggedUrl("/v1/x/Taro%2520Yamada")).toBe("/v1/x/[redacted]");
+    expect(loggedUrl("/v1/overview?yamada-taro-19901231=1&days")).toBe("/v1/overview?[redacted]=[redacted]&days");
+    // what the routes' paths hold is kept: CA ids, municipality partitions, published files
+    expect(loggedUrl("/crl/13-sig/131016.crl")).toBe("/crl/13-sig/131016.crl");
+    expect(loggedUrl("/crl/13-sig-delta.crl")).toBe("/crl/13-sig-delta.crl");
+    expect(loggedUrl("/arl/13-sig.crl")).toBe("/arl/13-sig.crl");
   });
 
   it("blots out tokens and access_token values, and formats on the calling thread", () => {
@@ -257,7 +266,7 @@ describe("loggedUrl and lineSink", () => {
     expect(loggedUrl("/x/%256Apkiv_secret")).toBe("/x/jpkiv_[redacted]");
     expect(loggedUrl("/x?JPKIV_secret&jpkiv%5Fsecret=1")).toBe("/x?jpkiv_[redacted]&jpkiv_[redacted]=[redacted]");
     // other escapes are logged as sent
-    expect(loggedUrl("/crl/a%20b.crl")).toBe("/crl/a%20b.crl");
+    expect(loggedUrl("/crl/a%2Db.crl")).toBe("/crl/a%2Db.crl");
     const got: string[] = [];
     lineSink((l) => got.push(l)).record(T0, "GET", "/ca/13-sig.crt", 200, 1.234, "127.0.0.1", "v-1");
     expect(got).toEqual([`{"time":"2026-11-30T12:00:00.000Z","method":"GET","url":"/ca/13-sig.crt","status":200,"ms":1.23,"remote":"127.0.0.1","verifier":"v-1"}\n`]);

@@ -39,7 +39,7 @@ export interface AccessLogSink {
 
 /**
  * A request's URL as the access log writes it: the path, with anything shaped like one of our tokens blotted out
- * and any segment holding a character outside ASCII `[redacted]` (withoutNonAsciiSegments), and of the query only its parameters' names, every value `[redacted]` (`/v1/status/history?since=[redacted]`).
+ * and any segment holding a character outside ASCII or shaped like a resident's item `[redacted]` (withoutPersonalSegments), and of the query only its parameters' names, every value `[redacted]` (`/v1/status/history?since=[redacted]`).
  * The query was kept verbatim, so a verifier that put personal data in one (`?name=…&birth=…`: none of our
  * routes takes the four items in a URL, but a client may send them all the same) had it written to the log.
  * A name is kept only when it is an ASCII identifier (a letter, then up to 31 letters, digits, `_`, `.` or `-`):
@@ -57,7 +57,7 @@ export function loggedUrl(url: string): string {
     if (mayHoldToken(decoded)) u = decoded;
   }
   if (mayHoldToken(u)) u = u.replace(TOKEN_ANYWHERE, `${TOKEN_PREFIX}[redacted]`);
-  u = withoutNonAsciiSegments(u);
+  u = withoutPersonalSegments(u);
   if (cut >= 0) u += url[cut] === "#" ? "#[redacted]" : loggedQuery(url.slice(cut));
   // Redacted first, then cut: a 16 KB URL (what node's header limit lets through) says no more in full.
   if (u.length > MAX_LOGGED_URL) u = `${u.slice(0, MAX_LOGGED_URL)}…[${u.length - MAX_LOGGED_URL} more]`;
@@ -68,16 +68,29 @@ export function loggedUrl(url: string): string {
  * A path with every segment that holds a character outside ASCII, as sent or percent-encoded (once or more),
  * `[redacted]`: no path any route serves has one (CA ids, serials, municipality codes, base64 OCSP requests are
  * ASCII), but a name or address sent as a segment of an unknown path (`/v1/x/%E9%AB%98…`) was logged as it came.
+ * So is a segment shaped like a resident's item in ASCII (PERSONAL_SHAPE): a resident code (住民票コード, 11 digits),
+ * a birth date, a name in Latin letters with a space (`/v1/residents/12345678901/1990-01-01`, `/v1/x/Taro%20Yamada`
+ * were logged as sent).
  */
-function withoutNonAsciiSegments(path: string): string {
-  if (!NON_ASCII_OR_ESCAPE.test(path)) return path;
+function withoutPersonalSegments(path: string): string {
+  if (!NON_ASCII_OR_ESCAPE.test(path) && !PERSONAL_SHAPE.test(path)) return path;
   return path
     .split("/")
-    .map((seg) => (NON_ASCII.test(seg) || (seg.includes("%") && NON_ASCII.test(percentDecoded(seg))) ? "[redacted]" : seg))
+    .map((seg) => {
+      const decoded = seg.includes("%") ? percentDecoded(seg) : seg;
+      return NON_ASCII.test(decoded) || PERSONAL_SHAPE.test(decoded) ? "[redacted]" : seg;
+    })
     .join("/");
 }
 
 const NON_ASCII = /[^\x00-\x7f]/;
+/**
+ * What no route's path segment holds and a resident's item written in ASCII does: a run of 8 digits or more (a
+ * resident code, a date as YYYYMMDD), a date with separators (1990-01-01, 1990.1.1), whitespace (a name with a
+ * space; the raw path has none, so only an escaped one). CA ids, municipality codes (6 digits) and base64 OCSP
+ * requests (no "-", ".", or space; a run of 8 digits by chance redacts one, harmlessly) are kept.
+ */
+const PERSONAL_SHAPE = /\d{8,}|\d{4}[-.]\d{1,2}[-.]\d{1,2}|[ \t]/;
 const NON_ASCII_OR_ESCAPE = /[^\x00-\x7f]|%/;
 
 /** `?a=1&b;c=2#f` as `?a=[redacted]&b;c=[redacted]#[redacted]`: the separators and names kept, no value. */
@@ -96,7 +109,7 @@ function loggedQuery(query: string): string {
 function loggedName(raw: string): string {
   const name = raw.includes("%") ? percentDecoded(raw) : raw;
   if (mayHoldToken(name)) return `${TOKEN_PREFIX}[redacted]`;
-  return PARAMETER_NAME.test(name) ? name : "[redacted]";
+  return PARAMETER_NAME.test(name) && !PERSONAL_SHAPE.test(name) ? name : "[redacted]";
 }
 
 const PARAMETER_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;

@@ -35,7 +35,9 @@
  * only for `maxListAgeMs` (default 60 s) from the last read that succeeded: past it, every route that needs a
  * credential answers 503 `store-unresponsive` (Retry-After) instead of admitting whoever the old list names. A
  * store that hung right after `jpki verifier revoke` committed kept the revoked verifier admitted for as long as
- * it hung (fail-open). Open routes are answered as before; the list's age is in /healthz and /metrics.
+ * it hung (fail-open). Open routes are answered as before; the list's age is in /healthz and /metrics. A read
+ * unanswered after `refreshWaitMs` (default 10 s) is left running and the next asked beside it, so the list is
+ * fresh again one read after the store answers, and a late read never replaces one asked after it.
  *
  * Rate limit: a token bucket per verifier in this process's memory. With `jpki serve --workers N` each worker
  * keeps its own buckets and the kernel spreads connections, so a verifier spreading its requests over several
@@ -182,6 +184,11 @@ export interface AccessOptions {
    * past it, credentials are not checked against them and routes that need one answer 503 store-unresponsive
    */
   readonly maxListAgeMs?: number;
+  /**
+   * how long the refresh waits for a read of the registrations before it asks again beside it, ms (default
+   * REFRESH_WAIT_MS): a read hung on a connection the store's host dropped is not waited for until TCP keepalive ends it
+   */
+  readonly refreshWaitMs?: number;
   /** fetch records: the interval counted into one record and the longest it waits in memory, ms (default 1000) */
   readonly flushMs?: number;
   readonly batchSize?: number;
@@ -203,6 +210,11 @@ export type Caller = VerifierRecord | undefined;
 const HEADER_CACHE = 10_000;
 /** The default of AccessOptions.maxListAgeMs (`jpki serve --verifier-list-max-age`). */
 export const DEFAULT_MAX_LIST_AGE_MS = 60_000;
+
+/** How long a refresh waits for its read of the registrations before the next is asked beside it (AccessOptions.refreshWaitMs). */
+export const REFRESH_WAIT_MS = 10_000;
+/** Reads of the registrations at most in flight at once: hung ones are not piled up without bound. */
+const MAX_REFRESHES_IN_FLIGHT = 3;
 /**
  * The answer to a request that needs a credential while the registrations are older than maxListAgeMs: the store
  * has not answered (api-errors.ts STORE_UNRESPONSIVE: the same code the API's routes give for a hung store).
@@ -298,6 +310,11 @@ export class VerifierAccess {
   readonly #maxListAgeMs: number;
   /** this.#now() at the last refresh that read the registrations */
   #refreshedAt = -Infinity;
+  readonly #refreshWaitMs: number;
+  /** reads of the registrations asked and not yet settled (a hung one is not waited for: start) */
+  #refreshesInFlight = 0;
+  /** this.#now() when the read last applied was asked */
+  #appliedAskedAt = -Infinity;
   readonly #flushMs: number;
   readonly #batchSize: number;
   readonly #maxQueued: number;
@@ -345,6 +362,7 @@ export class VerifierAccess {
     this.#clientAddress = o.clientAddress;
     this.#trustedProxy = o.trustedProxy ?? (() => false);
     this.#refreshMs = o.refreshMs ?? 1000;
+    this.#refreshWaitMs = o.refreshWaitMs ?? REFRESH_WAIT_MS;
     this.#maxListAgeMs = o.maxListAgeMs ?? DEFAULT_MAX_LIST_AGE_MS;
     if (!(this.#maxListAgeMs > 0)) throw new JpkiError("ERR_USAGE", `maxListAgeMs must be a positive number of milliseconds, not ${this.#maxListAgeMs}`);
     this.#flushMs = o.flushMs ?? 1000;
@@ -362,12 +380,25 @@ export class VerifierAccess {
   /** Reads the registrations (a failure here fails the start) and keeps them fresh until close(). */
   async start(): Promise<void> {
     await this.refresh();
+    // A read that does not settle within refreshWaitMs is left running and the next is asked beside it (at most
+    // MAX_REFRESHES_IN_FLIGHT at once): one hung on a connection whose server vanished (PostgreSQL, no FIN) held
+    // every later refresh until the kernel's keepalive ended it, ~10 min, so the credential routes answered 503
+    // that long after the store was back. refresh() applies a read only if none asked later was applied first.
     const tick = () => {
-      this.refresh()
+      const next = () => {
+        if (this.#refreshTimer) this.#refreshTimer = setTimeout(tick, this.#refreshMs).unref();
+      };
+      if (this.#refreshesInFlight >= MAX_REFRESHES_IN_FLIGHT) return next();
+      this.#refreshesInFlight++;
+      const round = this.refresh()
         .catch((e: unknown) => this.#onError(e, "re-reading the registered verifiers (the previous list stays in force)"))
-        .finally(() => {
-          if (this.#refreshTimer) this.#refreshTimer = setTimeout(tick, this.#refreshMs).unref();
-        });
+        .finally(() => this.#refreshesInFlight--);
+      let waited: NodeJS.Timeout | undefined;
+      const bound = new Promise<void>((r) => (waited = setTimeout(r, this.#refreshWaitMs).unref()));
+      void Promise.race([round, bound]).finally(() => {
+        clearTimeout(waited);
+        next();
+      });
     };
     this.#refreshTimer = setTimeout(tick, this.#refreshMs).unref();
     this.#flushTimer = setInterval(() => void this.flush(), this.#flushMs).unref();
@@ -399,6 +430,10 @@ export class VerifierAccess {
         this.#onVerifierCa(ca.certificateDer);
       }
     }
+    // A read asked before one already applied (it hung, and a later one answered first) says less than that one:
+    // it would bring back a verifier revoked in between.
+    if (askedAt < this.#appliedAskedAt) return;
+    this.#appliedAskedAt = askedAt;
     const byHeader = new Map<string, VerifierRecord>();
     for (const [header, v] of this.#byHeader) {
       const live = v.tokenSha256 ? byToken.get(v.tokenSha256) : undefined;

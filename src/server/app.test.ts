@@ -784,6 +784,60 @@ describe("the list of registered verifiers while the store does not answer (fail
   });
 });
 
+describe("the list of registered verifiers after a read that never answers (refreshWaitMs)", () => {
+  it("asks again beside a hung read: admits again once the store answers, and the hung read's older list, when it comes, does not bring back a verifier revoked since", async () => {
+    // A read hung on a connection whose server vanished ended only by TCP keepalive (~10 min on PostgreSQL): every
+    // later refresh waited for it, and the credential routes answered 503 that long after the store was back.
+    let now = 0;
+    const { app: s } = await buildServer(ws, { access: { refreshMs: 20, refreshWaitMs: 50, maxListAgeMs: 60_000, now: () => now } });
+    await s.listen({ host: "127.0.0.1", port: 0 });
+    const at = `http://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
+    const crl = (headers: Record<string, string>) => fetch(`${at}/crl/13-sig.crl`, { headers, signal: AbortSignal.timeout(15_000) });
+    const other = await registerVerifier(ws, { name: "revoked while a read hung", kind: "private" });
+    const otherAuth = { authorization: `Bearer ${other.token!}` };
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let staleServed = false;
+    let hangAll = false;
+    let releaseAll!: () => void;
+    const gateAll = new Promise<void>((r) => (releaseAll = r));
+    const real = ws.store.listVerifiers.bind(ws.store);
+    let hung: MockInstance | undefined;
+    try {
+      await vi.waitFor(async () => expect((await crl(otherAuth)).status).toBe(200), { timeout: 5_000, interval: 20 });
+      const stale = await real(); // the list as it is before the revocation below
+      let calls = 0;
+      hung = vi.spyOn(ws.store, "listVerifiers").mockImplementation(async () => {
+        if (calls++ > 0) {
+          if (hangAll) await gateAll;
+          return real();
+        }
+        await gate;
+        staleServed = true;
+        return stale;
+      });
+      await vi.waitFor(() => expect(hung!).toHaveBeenCalled(), { timeout: 5_000, interval: 10 });
+      await ws.store.revokeVerifier(other.record.id, new Date());
+      now += 61_000;
+      // the next read, asked beside the hung one, answers: admitted again, the revoked verifier refused
+      await vi.waitFor(async () => expect((await crl(auth)).status).toBe(200), { timeout: 3_000, interval: 20 });
+      expect((await crl(otherAuth)).status).toBe(401);
+      // the hung read ends with the list from before the revocation (and no read answers after it): a later one
+      // was applied, it is not
+      hangAll = true;
+      release();
+      await vi.waitFor(() => expect(staleServed).toBe(true), { timeout: 3_000, interval: 10 });
+      await new Promise((r) => setTimeout(r, 100));
+      expect((await crl(otherAuth)).status).toBe(401);
+    } finally {
+      release();
+      releaseAll();
+      hung?.mockRestore();
+      await s.close();
+    }
+  });
+});
+
 describe("the verifier API while the store does not answer (store/watchdog.ts)", () => {
   it("POST /v1/validate answers 503 store-unresponsive with Retry-After while another process holds SQLite's write lock, on both paths; the refused answers never reach the disclosure log, even once the lock is free", async () => {
     const reported: Array<string | undefined> = [];
