@@ -101,6 +101,19 @@ afterAll(async () => {
   await ws?.close();
 });
 
+
+/** A store method that stops answering until released (a database server that hangs): its spy and the release. */
+function hangUntilReleased<K extends "crlStatus" | "certificatesForStatus" | "appendDisclosures">(name: K): { hung: MockInstance; release: () => void } {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const real = (ws.store[name] as (...args: unknown[]) => Promise<unknown>).bind(ws.store);
+  const hung = vi.spyOn(ws.store, name as "crlStatus").mockImplementation((async (...args: unknown[]) => {
+    await gate;
+    return real(...args);
+  }) as never);
+  return { hung, release };
+}
+
 describe("published CRLs and CA certificates", () => {
   it("serves the full CRL as application/pkix-crl with a strong ETag, and openssl reads what it serves", async () => {
     const r = await get("/crl/13-sig.crl");
@@ -715,13 +728,7 @@ describe("health while the store does not answer", () => {
     const { app: probe } = await buildServer(ws, { healthStoreWaitMs: 200 });
     await probe.listen({ host: "127.0.0.1", port: 0 });
     const url = `http://127.0.0.1:${(probe.server.address() as AddressInfo).port}/healthz`;
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const real = ws.store.crlStatus.bind(ws.store);
-    const hung = vi.spyOn(ws.store, "crlStatus").mockImplementation(async () => {
-      await gate;
-      return real();
-    });
+    const { hung, release } = hangUntilReleased("crlStatus");
     try {
       for (let i = 0; i < 2; i++) {
         const r = await fetch(url, { signal: AbortSignal.timeout(60_000) });
@@ -887,14 +894,8 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
     const body = JSON.stringify({ items: [{ caId: cert.caId, serial: cert.serial }] });
     const post = () => fetch(`${at}/v1/status`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body, signal: AbortSignal.timeout(15_000) });
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const real = ws.store.certificatesForStatus.bind(ws.store);
     // a database server that stopped answering: the read never returns until released
-    const hung = vi.spyOn(ws.store, "certificatesForStatus").mockImplementation(async (q) => {
-      await gate;
-      return real(q);
-    });
+    const { hung, release } = hangUntilReleased("certificatesForStatus");
     try {
       for (let i = 0; i < 2; i++) {
         const r = await post();
@@ -921,14 +922,8 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     await api.listen({ host: "127.0.0.1", port: 0 });
     const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
     const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const real = ws.store.appendDisclosures.bind(ws.store);
     // the write never returns until released (PostgreSQL cannot take back a statement it was sent: no deadline there)
-    const hung = vi.spyOn(ws.store, "appendDisclosures").mockImplementation(async (records) => {
-      await gate;
-      return real(records);
-    });
+    const { hung, release } = hangUntilReleased("appendDisclosures");
     try {
       const r = await fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(15_000) });
       expect(r.status).toBe(503);
@@ -952,14 +947,8 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
     const routes = ["/crl/index.json", "/v1/overview"];
     const ask = (path: string) => fetch(`${at}${path}`, { headers: auth, signal: AbortSignal.timeout(15_000) });
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const real = ws.store.crlStatus.bind(ws.store);
     // a database server that stopped answering: every route here reads the CRL records
-    const hung = vi.spyOn(ws.store, "crlStatus").mockImplementation(async () => {
-      await gate;
-      return real();
-    });
+    const { hung, release } = hangUntilReleased("crlStatus");
     try {
       for (const path of [...routes, ...routes]) {
         const r = await ask(path);
