@@ -26,4 +26,44 @@ describe("StoreWatchdog", () => {
     expect(await dog.run("again", async () => ++called)).toBe(1);
     dog.close();
   });
+
+  it("lets one call through per bound while stalled (a probe): a hung one keeps the stall; one answered in time ends it though the first late call never settles, and that call's outcome, when it comes, changes nothing", async () => {
+    let now = 0;
+    const dog = new StoreWatchdog({ waitMs: 40, now: () => now });
+    let release!: (v: string) => void;
+    const first = dog.run("a read on a vanished connection", () => new Promise<string>((r) => (release = r)));
+    now = 40;
+    await expect(first).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+    expect(dog.stalled).toBe(true);
+    let called = 0;
+    const answer = () => dog.run("another", async () => ++called);
+    // refused until a bound has passed since the stall began
+    now = 79;
+    await expect(answer()).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+    expect(called).toBe(0);
+    // a probe that hangs too: the next is a bound after it, and the stall stays
+    now = 80;
+    const hungProbe = dog.run("a probe that hangs", () => new Promise<never>(() => undefined));
+    await expect(answer()).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+    now = 120;
+    await expect(hungProbe).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+    expect(dog.stalled).toBe(true);
+    // a probe answered in time: the store answers again, and every call goes through though the late ones are out
+    expect(await answer()).toBe(1);
+    expect(dog.stalled).toBe(false);
+    expect(await answer()).toBe(2);
+    expect(await answer()).toBe(3);
+    // the forgotten late call settling later neither stalls nor unstalls anything
+    release("late");
+    await new Promise((r) => setImmediate(r));
+    expect(dog.stalled).toBe(false);
+    // and a new stall is counted afresh (nothing owed from the forgotten calls)
+    const again = dog.run("a read that hangs", () => new Promise<never>(() => undefined));
+    now = 200;
+    await expect(again).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+    expect(dog.stalled).toBe(true);
+    await expect(answer()).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+    expect(called).toBe(3);
+    dog.close();
+  });
 });

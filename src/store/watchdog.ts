@@ -9,9 +9,15 @@
  * per second), where a setTimeout and a Promise.race per answer were a measurable share of the serving thread.
  * The calls watched are kept in start order, all with the one bound, so an interval (running only while calls
  * are outstanding) looks at the oldest few only. A call past the bound is declared late: its waiter gets
- * ERR_STORE_UNRESPONSIVE, and until every late call has settled the store counts as stalled — new calls are
+ * ERR_STORE_UNRESPONSIVE, and while a late call has not settled the store counts as stalled — new calls are
  * refused at once (`run`), without being sent: a hung store is not handed one more query per request, and the
  * client learns in a moment what the first learned after the bound.
+ *
+ * A probe ends a stall: while stalled, one call per `waitMs` is let through (`admit`). A call hung on a
+ * PostgreSQL connection whose server vanished settles only when TCP keepalive ends it (~10 min); waiting for it
+ * kept every route refused that long after the database was back and fresh pool connections would answer. A
+ * call that succeeds before it was declared late shows the store answers: the late calls are then forgotten for
+ * admission (they still run; their waiters were answered already), and the stall is over.
  *
  * The disclosure log watches its group writes itself (verifier/disclosure-log.ts, with `add`/`settled`): one
  * entry per write, nothing per answer.
@@ -58,6 +64,8 @@ export class StoreWatchdog {
   readonly #calls = new Set<WatchedCall>();
   /** calls declared late and not settled yet */
   #late = 0;
+  /** this.now() from which the next probe may go through while stalled (one per waitMs) */
+  #probeAt = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(o: StoreWatchdogOptions = {}) {
@@ -69,6 +77,18 @@ export class StoreWatchdog {
   /** Whether a call past the bound has not settled yet: the store is taken to be hung, and new calls are refused. */
   get stalled(): boolean {
     return this.#late > 0;
+  }
+
+  /**
+   * Whether a new call may be sent now: always unless stalled; while stalled, one call per `waitMs` (the probe
+   * whose timely success ends the stall: `settled`). A caller refused gets ERR_STORE_UNRESPONSIVE without asking.
+   */
+  admit(): boolean {
+    if (this.#late === 0) return true;
+    const now = this.now();
+    if (now < this.#probeAt) return false;
+    this.#probeAt = now + this.waitMs;
+    return true;
   }
 
   /** The deadline a call started now must be written by (a store that can withdraw a write takes it: Store.appendDisclosures). */
@@ -88,11 +108,21 @@ export class StoreWatchdog {
    * deadline itself (SQLite: WriteDeadline) failed it before the sweep saw it late: the stall is reported all the same.
    */
   settled(call: WatchedCall, failure?: unknown): void {
+    // A call forgotten when a probe ended its stall is no longer counted: its outcome says nothing now.
+    if (!this.#calls.delete(call)) return;
     if (!call.wasLate && this.#late === 0 && (failure as { code?: unknown } | undefined)?.code === "ERR_STORE_UNRESPONSIVE") this.#onStalled?.(failure as JpkiError);
-    this.#calls.delete(call);
     if (call.wasLate) {
       call.wasLate = false;
       this.#late--;
+    } else if (failure === undefined && this.#late > 0) {
+      // Answered within the bound while stalled: the store answers again. The late calls are forgotten (their
+      // waiters were answered; a store's outcome for them, when it comes, changes nothing here).
+      for (const c of this.#calls) {
+        if (!c.wasLate) continue;
+        c.wasLate = false;
+        this.#calls.delete(c);
+      }
+      this.#late = 0;
     }
     // The interval is not stopped here: under load the set empties between writes, and a timer started and
     // stopped per write is what this avoids. The sweep stops it when it finds nothing outstanding.
@@ -100,12 +130,12 @@ export class StoreWatchdog {
 
   /**
    * `f(deadline)`'s answer, or ERR_STORE_UNRESPONSIVE once it has been waited for the bound; refused at once, without
-   * calling `f`, while the store is stalled. For calls off the hottest path (a reload of the trust anchors, a
+   * calling `f`, while the store is stalled (but for one probe per waitMs: `admit`). For calls off the hottest path (a reload of the trust anchors, a
    * government body's reads of the owner and resident, a liveness check's reads and write): one promise and one
    * entry each, no timer.
    */
   run<T>(what: string, f: (deadline: number) => Promise<T>): Promise<T> {
-    if (this.stalled) return Promise.reject(storeUnresponsive(this.waitMs, what));
+    if (!this.admit()) return Promise.reject(storeUnresponsive(this.waitMs, what));
     return new Promise<T>((resolve, reject) => {
       const call: WatchedCall = { startedAt: this.now(), late: reject };
       let p: Promise<T>;
@@ -136,7 +166,10 @@ export class StoreWatchdog {
       if (now - call.startedAt < this.waitMs) break; // the rest started later
       call.wasLate = true;
       const e = storeUnresponsive(this.waitMs);
-      if (this.#late++ === 0) this.#onStalled?.(e);
+      if (this.#late++ === 0) {
+        this.#probeAt = now + this.waitMs; // the first probe a bound after the stall began: a hung store is not asked at once again
+        this.#onStalled?.(e);
+      }
       call.late(e);
     }
     if (!this.#calls.size) this.#stop();

@@ -100,4 +100,58 @@ describe("the disclosure log under a store that does not answer (store/watchdog.
       dog.close();
     }
   });
+
+  it("abandons a write that never settles (a PostgreSQL connection whose server vanished): records are written beside it once the store answers, and its outcome, when it comes, answers no one", async () => {
+    const dog = new StoreWatchdog({ waitMs: 50 });
+    let release!: () => void;
+    const hang = new Promise<void>((r) => (release = r));
+    const calls: string[][] = [];
+    const store = {
+      async appendDisclosures(records: readonly DisclosureRecord[]) {
+        calls.push(records.map((r) => r.serial));
+        if (calls.length === 1) await hang; // only the first write hangs: the store's later connections answer
+        return records.map(() => undefined);
+      },
+    } as unknown as Store;
+    const log = new DisclosureLog(store, { watchdog: dog });
+    try {
+      const first = [log.record(rec(1)), log.record(rec(2))].map((p) => p.then(() => "answered", (e: { code?: string }) => e.code));
+      expect(await Promise.all(first)).toEqual(["ERR_STORE_UNRESPONSIVE", "ERR_STORE_UNRESPONSIVE"]);
+      expect(await log.close()).toEqual({ abandoned: 2 });
+      // the watchdog's probe goes through within a bound or so, and is written though the first write still hangs
+      // (one record at a time: refused at once until then; queued behind the hung write, one waited for good)
+      let n = 10;
+      let trying = false;
+      let written: number | undefined;
+      await vi.waitFor(
+        () => {
+          if (!trying) {
+            const m = n++;
+            trying = true;
+            log.record(rec(m)).then(
+              () => (written = m),
+              () => (trying = false),
+            );
+          }
+          expect(written).toBeDefined();
+        },
+        { timeout: 5_000, interval: 10 },
+      );
+      expect(dog.stalled).toBe(false);
+      expect(await Promise.all([log.record(rec(20)), log.record(rec(21))])).toEqual([undefined, undefined]);
+      // the refused records were never handed to the store
+      expect(calls).toEqual([["1", "2"], [written!.toString(16)], ["20", "21"].map((x) => Number(x).toString(16))]);
+      expect(log.written).toBe(3);
+      expect(await log.close()).toEqual({ abandoned: 2 });
+      // the abandoned write commits at last: counted as written (it is in the store), no longer abandoned; its
+      // callers keep the 503 they were given
+      release();
+      await vi.waitFor(() => expect(log.written).toBe(5));
+      expect(await log.close()).toEqual({ abandoned: 0 });
+      expect(await Promise.all(first)).toEqual(["ERR_STORE_UNRESPONSIVE", "ERR_STORE_UNRESPONSIVE"]);
+    } finally {
+      release();
+      dog.close();
+    }
+  });
 });

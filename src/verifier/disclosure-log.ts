@@ -14,7 +14,12 @@
  * A store that does not answer (a hung database server, a SQLite write lock held elsewhere) is bounded by the
  * watchdog (store/watchdog.ts), one entry per group write: past the bound, every caller of the group in flight
  * and every record queued behind it is failed ERR_STORE_UNRESPONSIVE (the route answers 503), the queued ones
- * withdrawn — never handed to the store — and, while that write has not settled, new records are refused at once.
+ * withdrawn — never handed to the store — and, while the store is stalled, new records are refused at once but
+ * for the watchdog's probe (one per bound: StoreWatchdog.admit). The late write is abandoned, not waited for: the
+ * next group is written beside it, so once the store answers again (a fresh PostgreSQL connection, while the one
+ * the late write is on waits ~10 min for TCP keepalive) records are written and answers given again. An abandoned
+ * write's outcome, when it comes, answers no one (its callers got their 503) and counts in `written` only if the
+ * store says it wrote it.
  * Which way the bound errs, for the resident's right to know: an answer the client got MUST be in the log, so
  * an answer is still given only once its record is written, and a client told 503 is given none. The write in
  * flight is told the deadline (Store WriteDeadline): SQLite, which waits for its lock in this process, does not
@@ -33,6 +38,12 @@ interface Waiting {
   reject(e: unknown): void;
 }
 
+/** One group write: its records' callers, and whether the drain abandoned it as late (it may still settle). */
+interface Group {
+  readonly waiting: readonly Waiting[];
+  abandoned: boolean;
+}
+
 export class DisclosureLog {
   readonly #store: Store;
   readonly #maxGroup: number;
@@ -40,10 +51,8 @@ export class DisclosureLog {
   #running: Promise<void> | undefined;
   #written = 0;
   readonly #watchdog: StoreWatchdog | undefined;
-  /** records of the write in flight once it was declared late, until it settles (0: none hung) */
+  /** records of the writes declared late (abandoned by the drain) that have not settled (0: none hung) */
   #hung = 0;
-  /** wakes a close() waiting for the write in flight when that write is declared late */
-  #wake: (() => void) | undefined;
 
   /** `watchdog`: bound each write (none: a write is waited for as long as the store takes) */
   constructor(store: Store, opts: { readonly maxGroup?: number; readonly watchdog?: StoreWatchdog } = {}) {
@@ -62,8 +71,8 @@ export class DisclosureLog {
    * when the record asked the store to resolve it (`tbs`: Store.appendDisclosures); rejects when the store failed it.
    */
   record(rec: DisclosureAppend): Promise<DisclosureOwner | undefined> {
-    // A write past the bound has not settled: the store is taken to be hung, and this record is not queued behind it.
-    if (this.#watchdog?.stalled) return Promise.reject(storeUnresponsive(this.#watchdog.waitMs, "recording a disclosure"));
+    // The store is stalled (a write or read past the bound): this record is refused, but for the probe of its recovery.
+    if (this.#watchdog && !this.#watchdog.admit()) return Promise.reject(storeUnresponsive(this.#watchdog.waitMs, "recording a disclosure"));
     return new Promise<DisclosureOwner | undefined>((resolve, reject) => {
       this.#queue.push({ rec, resolve, reject });
       if (!this.#running) this.#running = this.#drain();
@@ -74,56 +83,70 @@ export class DisclosureLog {
     // Let the records of requests answered in this turn of the event loop join the first group.
     await new Promise<void>((r) => setImmediate(r));
     while (this.#queue.length) {
-      const group = this.#queue.splice(0, this.#maxGroup);
+      const group: Group = { waiting: this.#queue.splice(0, this.#maxGroup), abandoned: false };
       const dog = this.#watchdog;
-      // One entry per group write, nothing per record. Its callers, once failed late, are not answered again by
-      // the write's outcome (a settled promise ignores a later resolve or reject).
-      const call: WatchedCall | undefined = dog && { startedAt: dog.now(), late: (e) => this.#late(group, e) };
-      if (call) dog!.add(call);
-      try {
-        const owners = await this.#store.appendDisclosures(
-          group.map((w) => w.rec),
-          call && { deadline: dog!.deadline(call.startedAt) },
-        );
-        this.#written += group.length;
-        group.forEach((w, i) => w.resolve(owners[i]));
-        if (call) dog!.settled(call);
-      } catch (e) {
-        if (call) dog!.settled(call, e);
-        for (const w of group) w.reject(e);
-      } finally {
-        this.#hung = 0;
+      if (!dog) {
+        await this.#write(group, undefined);
+        continue;
       }
+      // One entry per group write, nothing per record. Once late, the write is abandoned: the drain goes on
+      // beside it (a write hung for good held every later record, which then waited unwatched instead of a 503).
+      let abandon!: () => void;
+      const abandoned = new Promise<void>((r) => (abandon = r));
+      const call: WatchedCall = {
+        startedAt: dog.now(),
+        late: (e) => {
+          this.#late(group, e);
+          abandon();
+        },
+      };
+      dog.add(call);
+      await Promise.race([this.#write(group, call), abandoned]);
     }
     this.#running = undefined;
   }
 
+  /**
+   * Writes one group and answers its callers — those failed late are not answered again (a settled promise
+   * ignores a later resolve or reject) — and settles the watchdog's entry.
+   */
+  async #write(group: Group, call: WatchedCall | undefined): Promise<void> {
+    const dog = this.#watchdog;
+    try {
+      const owners = await this.#store.appendDisclosures(
+        group.waiting.map((w) => w.rec),
+        call && { deadline: dog!.deadline(call.startedAt) },
+      );
+      this.#written += group.waiting.length; // in the store, abandoned or not
+      group.waiting.forEach((w, i) => w.resolve(owners[i]));
+      if (call) dog!.settled(call);
+    } catch (e) {
+      if (call) dog!.settled(call, e);
+      for (const w of group.waiting) w.reject(e);
+    } finally {
+      if (group.abandoned) this.#hung -= group.waiting.length;
+    }
+  }
+
   /** The write of `group` is past the bound: its callers and every record queued behind it are failed, those withdrawn. */
-  #late(group: readonly Waiting[], e: unknown): void {
-    this.#hung = group.length;
-    this.#wake?.();
-    for (const w of group) w.reject(e);
+  #late(group: Group, e: unknown): void {
+    group.abandoned = true;
+    this.#hung += group.waiting.length;
+    for (const w of group.waiting) w.reject(e);
     const queued = this.#queue;
     this.#queue = [];
     for (const w of queued) w.reject(e);
   }
 
   /**
-   * Waits until every record submitted so far is written or failed — or, with a watchdog, until the write in
-   * flight is past the bound: then it is abandoned, and `abandoned` says how many records it held (their callers
-   * were answered 503 already; on PostgreSQL the statement sent may still commit once the server answers). A
-   * `jpki serve` stopping on a hung PostgreSQL server waited here for good, SIGTERM or not.
+   * Waits until every record submitted so far is written, failed or — with a watchdog — in a write abandoned past
+   * the bound, and says how many records the abandoned writes that have not settled hold (`abandoned`: their
+   * callers were answered 503 already; on PostgreSQL a statement sent may still commit once the server answers).
+   * A `jpki serve` stopping on a hung PostgreSQL server waited here for good, SIGTERM or not: the drain does not
+   * wait for a late write, so neither does this.
    */
   async close(): Promise<{ readonly abandoned: number }> {
-    while (this.#running && !this.#hung) {
-      if (!this.#watchdog) {
-        await this.#running;
-        continue;
-      }
-      const late = new Promise<void>((r) => (this.#wake = r));
-      await Promise.race([this.#running, late]);
-      this.#wake = undefined;
-    }
+    while (this.#running) await this.#running;
     return { abandoned: this.#hung };
   }
 }
