@@ -26,6 +26,10 @@ import { generateCrls } from "../crl/generate.js";
 import { FixedClock } from "../pki/clock.js";
 import { Workspace } from "../workspace/workspace.js";
 import { registerVerifier } from "../verifier/registration.js";
+import { CertificationAuthority } from "../ca/authority.js";
+import { renewOcspSigners } from "../ca/ocsp-signer.js";
+import { parseCertificate } from "../validation/certificate.js";
+import { buildOcspRequest, checkOcspResponse, ocspCertId } from "../validation/ocsp-source.js";
 import { buildServer, jsonNestsDeeper, type ConnectionTimeouts } from "./app.js";
 import { AccessLog, lineSink } from "./access-log.js";
 import { VerifierAccess } from "./access.js";
@@ -933,6 +937,50 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       expect(said).toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
       expect(said!.message).toMatch(/a disclosure write of 1 record within 200 ms: abandoned/);
       expect(said!.message).not.toMatch(/山田|千代田/);
+    } finally {
+      release();
+      hung.mockRestore();
+      await api.close();
+    }
+  });
+
+  it("a store call that never settles (a PostgreSQL connection whose server vanished) while the store's later calls answer: POST /v1/validate and an OCSP status read answer normally again within a bound or two, the hung write abandoned", async () => {
+    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+    const caRecord = (await ws.store.getCa(cert.caId))!;
+    await renewOcspSigners(ws.store, [CertificationAuthority.open(caRecord, "pw", ws.config)], { now: clock.now(), passphrase: "ocsp-pw" });
+    const { app: api } = await buildServer(ws, { storeWaitMs: 200, ocsp: { passphrase: "ocsp-pw" }, access: { onError: () => undefined } });
+    await api.listen({ host: "127.0.0.1", port: 0 });
+    const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
+    const validate = () => fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(15_000) });
+    const certId = ocspCertId(parseCertificate(cert.der), parseCertificate(caRecord.certificateDer));
+    // a nonce: answered from the store's status read, never from a pre-produced answer
+    const ocspStatus = async () => {
+      const nonce = randomBytes(16);
+      const r = await fetch(`${at}/ocsp/${cert.caId}`, { method: "POST", headers: { ...auth, "content-type": "application/ocsp-request" }, body: buildOcspRequest({ certId, nonce }), signal: AbortSignal.timeout(15_000) });
+      const response = Buffer.from(await r.arrayBuffer());
+      return checkOcspResponse({ response, issuer: parseCertificate(caRecord.certificateDer), certId, nonce, at: clock.now(), skewMs: 300_000, url: at }).status;
+    };
+    expect(await ocspStatus()).toBe("good");
+    // the first disclosure write never settles until the test ends, and then fails (keepalive ended the
+    // connection: nothing written); every later call answers
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const append = ws.store.appendDisclosures.bind(ws.store);
+    let writes = 0;
+    const hung = vi.spyOn(ws.store, "appendDisclosures").mockImplementation(async (...args) => {
+      if (++writes > 1) return append(...args);
+      await gate;
+      throw Object.assign(new Error("connection terminated"), { code: "ERR_STORE_UNREACHABLE" });
+    });
+    try {
+      const first = await validate();
+      expect(first.status).toBe(503);
+      expect(await first.json()).toMatchObject({ code: "store-unresponsive" });
+      // refused at once while stalled, until a call let through as a probe answers: then both answer again,
+      // though the first write still hangs (before: every call refused until it settled, ~10 min on PostgreSQL)
+      await vi.waitFor(async () => expect((await validate()).status).toBe(200), { timeout: 5_000, interval: 50 });
+      await vi.waitFor(async () => expect(await ocspStatus()).toBe("good"), { timeout: 5_000, interval: 50 });
+      expect(writes).toBeGreaterThan(1);
     } finally {
       release();
       hung.mockRestore();
