@@ -6,6 +6,8 @@
  * cross-certifies it (ca/bridge.ts), the validation API does not take it as a trust anchor
  * (verifier/validation-service.ts).
  */
+import { X509Certificate } from "node:crypto";
+import { certificateParts } from "../pki/der.js";
 import type { CaCompromiseRecord, Store } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { parseCaId } from "./ids.js";
@@ -26,6 +28,43 @@ export async function compromiseTimes(store: Pick<Store, "listCaLinks">): Promis
     else if (!l.oldWithNew && !l.newWithOld) m.set(l.oldCaId, l.createdAt);
   }
   return m;
+}
+
+/** A compromised generation's certificate, parsed once, for compromisedSignerOf. */
+export interface CompromisedGeneration {
+  readonly id: string;
+  readonly subject: Buffer;
+  readonly cert: X509Certificate;
+}
+
+export function compromisedGeneration(id: string, certificateDer: Buffer): CompromisedGeneration {
+  return { id, subject: certificateParts(certificateDer).subject, cert: new X509Certificate(certificateDer) };
+}
+
+/**
+ * The compromised generation whose key signed `certificate`, if one did (its issuer name, then its signature):
+ * such a certificate, genuine or forged with the stolen key, is untrusted for that reason, which the engine alone
+ * cannot tell (it sees no anchor, or a signature that does not verify). Used by the validation API
+ * (`issuer-compromised`) and `jpki verify` (`compromisedIssuer`). Undefined for anything node cannot read.
+ */
+export function compromisedSignerOf(certificate: Buffer, generations: readonly CompromisedGeneration[]): string | undefined {
+  if (generations.length === 0) return undefined;
+  let issuer: Buffer;
+  let cert: X509Certificate;
+  try {
+    issuer = certificateParts(certificate).issuer;
+    cert = new X509Certificate(certificate);
+  } catch {
+    return undefined;
+  }
+  for (const g of generations) {
+    try {
+      if (g.subject.equals(issuer) && cert.verify(g.cert.publicKey)) return g.id;
+    } catch {
+      // a key node cannot verify with: not this one
+    }
+  }
+  return undefined;
 }
 
 /**

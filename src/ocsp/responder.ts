@@ -448,8 +448,7 @@ export class OcspResponder {
       return { kind: "revoked", revokedAt: own.revocation.revokedAt, reason: own.revocation.reason };
     }
     if (compromisedAt) return caCompromise(compromisedAt, !own);
-    if (!own) return { kind: "unknown" };
-    return own.revocation ? { kind: "revoked", revokedAt: own.revocation.revokedAt, reason: own.revocation.reason } : { kind: "good" };
+    return own ? { kind: "good" } : { kind: "unknown" }; // a revoked one was answered above
   }
 
   #usable(caId: string, e: Entry, now: number): boolean {

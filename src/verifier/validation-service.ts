@@ -11,11 +11,10 @@
  * CrlIndexCache finds its parsed index by identity, no re-read and no re-hash — and a file republished by rename
  * (store/staging.ts) is read anew. A CRL republished is therefore used within recheckMs of its rename.
  */
-import { X509Certificate } from "node:crypto";
 import { statSync } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { compromisedCaIds } from "../ca/compromised.js";
+import { compromisedCaIds, compromisedGeneration, compromisedSignerOf, type CompromisedGeneration } from "../ca/compromised.js";
 import { JpkiError } from "../errors.js";
 import type { VerifierRecord } from "../store/types.js";
 import { parseCertificate } from "../validation/certificate.js";
@@ -23,7 +22,6 @@ import { storedTbsIs, tbsCertificateOf } from "../pki/tbs.js";
 import { formatName } from "../validation/name.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
 import { JPKI_FAILURE_REASONS, validateJpki, type JpkiPurpose } from "../validation/jpki.js";
-import { certificateParts } from "../pki/der.js";
 import { preverifyEndEntity } from "../validation/validate.js";
 import { verifySignedData, type SignedDataStatus } from "../validation/cms.js";
 import type { PathStatus } from "../validation/types.js";
@@ -138,7 +136,7 @@ export class VerifierValidationService {
    * The compromised generations left out of the anchors (#readAnchors), by id: a certificate one of them signed is
    * told `issuer-compromised` rather than the engine's bare untrusted (#withCompromisedIssuer).
    */
-  #compromised: ReadonlyArray<{ readonly id: string; readonly subject: Buffer; readonly cert: X509Certificate }> = [];
+  #compromised: readonly CompromisedGeneration[] = [];
   #checkedAt = -Infinity;
   #loading: Promise<Trust> | undefined;
   readonly #threadModule: URL | undefined;
@@ -266,7 +264,7 @@ export class VerifierValidationService {
     const known = new Map(this.#compromised.map((c) => [c.id, c]));
     this.#compromised = cas
       .filter((c) => compromised.has(c.id))
-      .map((c) => known.get(c.id) ?? { id: c.id, subject: certificateParts(c.certificateDer).subject, cert: new X509Certificate(c.certificateDer) });
+      .map((c) => known.get(c.id) ?? compromisedGeneration(c.id, c.certificateDer));
     return cas.filter((c) => !compromised.has(c.id)).map((c) => c.certificateDer);
   }
 
@@ -279,23 +277,9 @@ export class VerifierValidationService {
    */
   #withCompromisedIssuer(result: ViewedResult, certificate: Buffer): ViewedResult {
     if (result.status !== "untrusted" || this.#compromised.length === 0) return result;
-    let issuer: Buffer;
-    let cert: X509Certificate;
-    try {
-      issuer = certificateParts(certificate).issuer;
-      cert = new X509Certificate(certificate);
-    } catch {
-      return result; // not a certificate node reads: the engine's verdict stands
-    }
-    const by = this.#compromised.find((c) => {
-      try {
-        return c.subject.equals(issuer) && cert.verify(c.cert.publicKey);
-      } catch {
-        return false;
-      }
-    });
+    const by = compromisedSignerOf(certificate, this.#compromised);
     if (!by) return result;
-    return { ...result, reason: "issuer-compromised", index: 0, message: `${JPKI_FAILURE_REASONS["issuer-compromised"]} (CA ${by.id})` };
+    return { ...result, reason: "issuer-compromised", index: 0, message: `${JPKI_FAILURE_REASONS["issuer-compromised"]} (CA ${by})` };
   }
 
   /** `f()` bounded by the watchdog, when there is one. */

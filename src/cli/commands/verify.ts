@@ -4,7 +4,6 @@
  * fetched (--crl, --crl-url through a CrlCache) or from OCSP (--ocsp, an OcspClient), the JPKI purpose. Prints the verdict in words a municipal clerk understands; exit 0 valid, 1 invalid, 15 could
  * not decide (soft-fail), errors as everywhere else (2 usage, 10 undecodable input …).
  */
-import { X509Certificate } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import { Command, Option } from "commander";
@@ -177,7 +176,7 @@ Examples:
       const { crlFetches, ocspResponses, ...verdict } = r;
       const fetches = [...named, ...crlFetches].map(({ der: _der, ...f }: CrlFetchOutcome) => f);
       const shown: JpkiValidationResult = o.showItems ? verdict : withoutItems(verdict);
-      const compromisedIssuer = verdict.status === "untrusted" ? compromisedIssuerOf(input[0]!, leftOut) : undefined;
+      const compromisedIssuer = verdict.status === "untrusted" ? lib.compromisedSignerOf(input[0]!, leftOut.map((c) => lib.compromisedGeneration(c.id, c.der))) : undefined;
       ctx.out.result(
         { ...shown, at, trust: { from: trustFrom, certificates: trust.length, crls: crls.length }, revocationSources: sources, crlFetches: fetches, ocsp: ocspResponses, ...(compromisedIssuer ? { compromisedIssuer } : {}) },
         () => formatVerdict(verdict, { at, file, showItems: Boolean(o.showItems), trustFrom, fetches, ...(compromisedIssuer ? { compromisedIssuer } : {}) }),
@@ -308,22 +307,6 @@ async function workspaceTrust(ctx: Context, lib: Lib): Promise<{ dir: string; an
   if (anchors.length === 0) throw new JpkiError("ERR_CA_UNKNOWN", `the workspace ${dir} has no CA yet (jpki ca init): give the trusted CA certificates with --trust FILE`);
   const crls = [...files("crl", ".crl"), ...files("arl", ".crl")].map((f) => read(f, MAX_CRL_FILE));
   return { dir, anchors, crls, compromised: left };
-}
-
-/**
- * The compromised generation (left out of the workspace's anchors) whose key signed `cert`, if one did: its
- * certificates, genuine or forged with the stolen key, are "untrusted", and the engine's why ("the CA's signature
- * on it does not verify: it is forged or damaged") told a clerk holding a genuine one the wrong thing.
- */
-function compromisedIssuerOf(cert: Buffer, compromised: ReadonlyArray<{ id: string; der: Buffer }>): string | undefined {
-  for (const c of compromised) {
-    try {
-      if (new X509Certificate(cert).verify(new X509Certificate(c.der).publicKey)) return c.id;
-    } catch {
-      // not a certificate this can read: the engine's verdict stands alone
-    }
-  }
-  return undefined;
 }
 
 /** Words for the statuses, with the Japanese term beside the English one. */
