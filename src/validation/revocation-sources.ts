@@ -15,7 +15,8 @@
  * A failed fetch (network error, timeout, a status other than 200/304, a body that is not a CRL) falls back
  * to the cached copy when there is one and gives none otherwise; the engine then decides per its revocation
  * mode (hard-fail: revocation-unknown; soft-fail: a warning). `jpki serve` answers registered verifiers only:
- * `bearerToken` is sent as `Authorization: Bearer …`.
+ * `bearerToken` is sent as `Authorization: Bearer …`; with it on, redirects are followed here, not by the fetch
+ * (token-redirects.ts): within the origin with the token, to another origin without it, at most a few hops.
  *
  * The bytes go through a CrlIndexCache, so the synchronous engine finds each CRL parsed and its signature
  * checked already (validate.ts). `gather` collects the CRLs a path's certificates name — full, partition
@@ -27,6 +28,7 @@ import { systemClock, type Clock } from "../pki/clock.js";
 import { parseCertificate, parseDistributionPoints, type DistributionPoint } from "./certificate.js";
 import { CrlIndexCache } from "./crl-index-cache.js";
 import { boundedBody, checkDownloadTimeouts, clockedFetch, type DownloadTimeouts } from "./download-clock.js";
+import { fetchWithToken } from "./token-redirects.js";
 import { EXT_OID } from "../profile/oids.js";
 
 /** What one fetch of a URL came to. */
@@ -170,9 +172,17 @@ export class CrlCache {
       return held ? { url, status: "stale", der: held.der, error } : { url, status: "failed", error };
     };
     let res: Response;
+    let dropped: string | undefined;
     try {
       this.#stats.requests++;
-      res = await clockedFetch(this.#fetch, url, { headers }, this.#timeouts);
+      // With the token on, the redirects are followed by fetchWithToken, whatever fetch was given (token-redirects.ts).
+      if (headers.authorization) {
+        const r = await fetchWithToken(this.#fetch, url, headers, this.#timeouts);
+        res = r.res;
+        if (r.tokenDropped) dropped = r.url;
+      } else {
+        res = await clockedFetch(this.#fetch, url, { headers }, this.#timeouts);
+      }
     } catch (e) {
       return failed(`GET ${url}: ${(e as Error).message}`);
     }
@@ -183,7 +193,8 @@ export class CrlCache {
     }
     if (res.status !== 200) {
       await res.body?.cancel().catch(() => undefined);
-      return failed(`GET ${url}: HTTP ${res.status}${res.status === 401 && withheld ? TOKEN_WITHHELD : ""}`);
+      const note = res.status !== 401 ? "" : withheld ? TOKEN_WITHHELD : dropped ? ` (answered by ${dropped}, where a redirect to another origin led: the verifier's token does not follow a redirect across origins)` : "";
+      return failed(`GET ${url}: HTTP ${res.status}${note}`);
     }
     let der: Buffer;
     try {
