@@ -494,6 +494,11 @@ export class OcspClient {
         const cause = (err as { cause?: { code?: string; message?: string } }).cause;
         return failed("network", `POST ${url}: ${cause?.code ?? cause?.message ?? err.message}`);
       }
+      if (res.redirected) {
+        // a fetch of the caller's that followed although told not to: the token went wherever the redirect led
+        await res.body?.cancel().catch(() => undefined);
+        return failed("http-status", `POST ${url}: the fetch given followed a redirect itself although asked not to (redirect: "manual"), with the verifier's token: give OcspClient a fetch that honours it`);
+      }
       if (res.status !== 200) {
         await res.body?.cancel().catch(() => undefined);
         return failed("http-status", `POST ${url}: HTTP ${res.status}${res.status === 401 && withheld ? TOKEN_WITHHELD : ""}`);
