@@ -2,9 +2,15 @@
  * Where the verifier's token goes (token-origins.ts): the forms of one origin compare equal, a scheme or port of
  * its own is another origin, and a redirect from an allowed origin to another does not carry the token.
  */
+import { generateKeyPairSync } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { assembleCertificate, encodeTbs } from "../ca/certificate.js";
+import { extension, nul, oid, printable, seq, set } from "../pki/der.js";
+import { crlDistributionPoints } from "../profile/extensions.js";
+import { EXT_OID } from "../profile/oids.js";
+import { OcspClient } from "./ocsp-source.js";
 import { CrlCache } from "./revocation-sources.js";
 import { httpOrigin, tokenGoesTo, tokenOriginSet } from "./token-origins.js";
 import { MAX_TOKEN_REDIRECTS } from "./token-redirects.js";
@@ -123,6 +129,72 @@ describe("token origins", () => {
       const cache = new CrlCache({ bearerToken: "jpkiv_secret", tokenOrigins: [origin], fetch: following });
       const r = await cache.get(`${origin}/here`);
       expect(r).toMatchObject({ status: "failed", error: expect.stringContaining('redirect: "manual"') });
+    });
+  });
+
+  describe("without tokenOrigins: only where the caller pointed", () => {
+    const seen: Array<{ url: string; authorization: string | undefined }> = [];
+    let server: Server;
+    let base: string;
+    beforeAll(async () => {
+      server = createServer((req, res) => {
+        seen.push({ url: req.url ?? "", authorization: req.headers.authorization });
+        req.resume();
+        res.writeHead(404).end();
+      });
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    afterAll(() => server.close());
+
+    /** A certificate whose distribution point is `url` (gather reads the extension; nothing checks the signature). */
+    const naming = (url: string): Buffer => {
+      const alg = seq(oid("1.2.840.113549.1.1.11"), nul());
+      const dn = seq(set(seq(oid("2.5.4.3"), printable("Somebody's CA"))));
+      const spki = generateKeyPairSync("rsa", { modulusLength: 1024 }).publicKey.export({ type: "spki", format: "der" });
+      const tbs = encodeTbs({
+        serial: Buffer.from([1]),
+        signatureAlgorithm: alg,
+        issuer: dn,
+        notBefore: new Date("2026-01-01T00:00:00Z"),
+        notAfter: new Date("2027-01-01T00:00:00Z"),
+        subject: dn,
+        spki,
+        extensions: [extension(EXT_OID.cRLDistributionPoints, false, crlDistributionPoints(undefined, [url]))],
+      });
+      return assembleCertificate(tbs, alg, Buffer.alloc(128, 1));
+    };
+
+    it("CrlCache: a URL given to get() is asked with the token, one a certificate names (gather) without it", async () => {
+      seen.length = 0;
+      const cache = new CrlCache({ bearerToken: "jpkiv_secret" });
+      const named = await cache.get(`${base}/named.crl`);
+      const { fetches } = await cache.gather([naming(`${base}/in-the-certificate.crl`)]);
+      expect(seen).toEqual([
+        { url: "/named.crl", authorization: "Bearer jpkiv_secret" },
+        { url: "/in-the-certificate.crl", authorization: undefined },
+      ]);
+      expect(named.status).toBe("failed");
+      expect(fetches).toEqual([expect.objectContaining({ url: `${base}/in-the-certificate.crl`, status: "failed" })]);
+      // the origin given: a URL a certificate names there is asked with it
+      seen.length = 0;
+      await new CrlCache({ bearerToken: "jpkiv_secret", tokenOrigins: [base] }).gather([naming(`${base}/in-the-certificate.crl`)]);
+      expect(seen).toEqual([{ url: "/in-the-certificate.crl", authorization: "Bearer jpkiv_secret" }]);
+    });
+
+    it("OcspClient: to the origin of its url; a token with neither url nor tokenOrigins is refused (ERR_USAGE)", () => {
+      expect(() => new OcspClient({ bearerToken: "jpkiv_secret" })).toThrow(expect.objectContaining({ code: "ERR_USAGE", message: expect.stringContaining("tokenOrigins") }));
+      expect(() => new OcspClient({ bearerToken: "jpkiv_secret", tokenOrigins: [] })).not.toThrow();
+      expect(() => new OcspClient({ url: `${base}/ocsp/13-sig`, bearerToken: "jpkiv_secret" })).not.toThrow();
+      expect(() => new OcspClient({})).not.toThrow();
+    });
+
+    it("OcspClient: its url is asked with the token", async () => {
+      seen.length = 0;
+      const c = naming(`${base}/x.crl`);
+      const r = await new OcspClient({ url: `${base}/ocsp/13-sig`, bearerToken: "jpkiv_secret" }).check({ certificate: c, issuer: c }, new Date("2026-06-01T00:00:00Z"));
+      expect(r).toMatchObject({ status: "no-answer", problem: "http-status" });
+      expect(seen).toEqual([{ url: "/ocsp/13-sig", authorization: "Bearer jpkiv_secret" }]);
     });
   });
 });
