@@ -19,7 +19,7 @@ import { buildServer, type ServerOptions, pathPrefix } from "./app.js";
 
 export { AccessLog } from "./access-log.js";
 export { openCrlScheduleThread, scheduleThreadAvailable } from "./schedule-thread.js";
-export { checkOwnResponderPassphrase, checkResponderKeysOpen } from "../ca/ocsp-signer.js";
+export { checkResponderPassphrase } from "../ca/ocsp-signer.js";
 
 export interface HttpOptions extends ServerOptions {
   readonly host: string;
