@@ -14,11 +14,8 @@ import { JpkiError } from "../errors.js";
 export const STOP_ROUND_WAIT_MS = 30_000;
 
 /** The error a stop past the bound is reported with. */
-export function roundAbandoned(what: string, waitMs: number, ended: "ended" | "abandoned"): JpkiError {
-  return new JpkiError(
-    "ERR_STORE_UNRESPONSIVE",
-    `${what} did not finish its round within ${waitMs} ms of the stop (a store that does not answer?): ${ended} it; what it was publishing is due again at the next start`,
-  );
+export function roundAbandoned(what: string, waitMs: number, ended: "ended" | "abandoned", after = "what it was publishing is due again at the next start"): JpkiError {
+  return new JpkiError("ERR_STORE_UNRESPONSIVE", `${what} did not finish its round within ${waitMs} ms of the stop (a store that does not answer?): ${ended} it; ${after}`);
 }
 
 /**
@@ -26,13 +23,16 @@ export function roundAbandoned(what: string, waitMs: number, ended: "ended" | "a
  * the error that says so (it returns what to resolve with, or throws). `work` is then left to itself: its later
  * outcome, a rejection included, goes nowhere.
  */
-export function settleWithinStop<T>(work: Promise<T>, o: { readonly signal: AbortSignal; readonly waitMs: number; readonly what: string; readonly onLate: (e: JpkiError) => T }): Promise<T> {
+export function settleWithinStop<T>(
+  work: Promise<T>,
+  o: { readonly signal: AbortSignal; readonly waitMs: number; readonly what: string; readonly after?: string; readonly onLate: (e: JpkiError) => T },
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     const arm = () => {
       timer = setTimeout(() => {
         try {
-          resolve(o.onLate(roundAbandoned(o.what, o.waitMs, "abandoned")));
+          resolve(o.onLate(roundAbandoned(o.what, o.waitMs, "abandoned", o.after)));
         } catch (e) {
           reject(e);
         }

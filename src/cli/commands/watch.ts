@@ -122,7 +122,13 @@ Example:
               if (e.kind === "failed") ctx.out.event("registry-sweep-failed", { code: e.error.code, message: e.error.message, nextAt: e.nextAt.toISOString() }, sweepLine(e));
               else if (!ctx.out.json) ctx.out.info(sweepLine(e));
             },
-            onScheduleError: (e) => scheduleErrors.error(e),
+            // Once stopping, nothing tries again: a round abandoned at the stop's bound (ERR_STORE_UNRESPONSIVE) is said as such.
+            onScheduleError: (e) => {
+              if (!signal.aborted) return scheduleErrors.error(e);
+              const code = isJpkiError(e) ? e.code : "error";
+              const message = e instanceof Error ? e.message : String(e);
+              ctx.out.event("crl-tick-failed", { code, message }, `warning: [${code}] ${message}`);
+            },
             ...(o.ocsp
               ? {
                   ocsp: {
