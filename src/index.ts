@@ -192,7 +192,7 @@ export { createVerifierCa, issueClientCertificate, DEFAULT_CLIENT_CERT_DAYS, typ
 export { parseOcspRequest, CERT_ID_HASHES, MAX_REQUESTS as OCSP_MAX_REQUESTS, type OcspRequest, type CertId, type CertIdHash } from "./ocsp/request.js";
 export { signedResponse as signOcspResponse, errorResponse as ocspErrorResponse, RESPONSE_STATUS as OCSP_RESPONSE_STATUS, type CertStatus, type SingleAnswer } from "./ocsp/response.js";
 export { OcspResponder, type OcspResponderOptions, type OcspAnswer } from "./ocsp/responder.js";
-export { checkOwnResponderPassphrase, checkResponderKeysOpen, issueOcspSigner, renewOcspSigners, OcspSignerRenewal, type OcspSignerPolicy } from "./ca/ocsp-signer.js";
+export { checkOwnResponderPassphrase, checkResponderKeysOpen, checkResponderPassphrase, issueOcspSigner, renewOcspSigners, OcspSignerRenewal, type OcspSignerPolicy } from "./ca/ocsp-signer.js";
 
 // jpki serve: the publication point verifiers poll
 export { buildServer, pathPrefix, type ServerOptions, type ServerMetrics } from "./server/app.js";

@@ -227,6 +227,18 @@ export async function checkResponderKeysOpen(store: Store, passphrase: string, o
   );
 }
 
+/**
+ * The start-up check of the passphrase the OCSP signing keys go by, for every process that opens them or wraps new
+ * ones (`jpki serve`, `jpki watch`): JPKI_OCSP_PASSPHRASE fit to wrap under (checkOwnResponderPassphrase, when this
+ * process issues keys) and the keys stored opening with `passphrase` (checkResponderKeysOpen). A watch under another
+ * passphrase than the keys it renews wrapped each renewal under it, and the serve beside it then answered nothing
+ * for that CA (tryLater) until restarted with the other one. `own`: `passphrase` is JPKI_OCSP_PASSPHRASE, not the CA one.
+ */
+export async function checkResponderPassphrase(store: Store, passphrase: string, o: { now: Date; own: boolean; wraps: boolean }): Promise<void> {
+  if (o.wraps && o.own) await checkOwnResponderPassphrase(store, passphrase);
+  await checkResponderKeysOpen(store, passphrase, { now: o.now, own: o.own });
+}
+
 /** The passphrase-wrapped CA keys as the CAs were opened (a token key's record holds none). */
 function caKeysOf(cas: readonly CertificationAuthority[]): WrappedKeysSeen["cas"] {
   return cas.filter((c) => !c.record.keyRef).map((c) => ({ id: c.id, encryptedKeyPem: c.record.encryptedKeyPem }));

@@ -319,3 +319,25 @@ describe("jpki watch stopped during its start-up round (SIGTERM on a first start
     }
   });
 });
+
+describe("watchSpool stopped while the store does not answer", () => {
+  it("returns at jpki serve's bound, saying so (ERR_STORE_UNRESPONSIVE), instead of waiting as long as the store", async () => {
+    const { ws, spool, updater } = await watchedWorkspace("jpki-spool-hung-");
+    const stop = new AbortController();
+    const reported: Array<{ code?: string; message?: string }> = [];
+    const crlStatus = ws.store.crlStatus.bind(ws.store);
+    // the first round's first store call never settles; SIGTERM comes while it waits
+    ws.store.crlStatus = () => (stop.abort(), new Promise<never>(() => undefined));
+    try {
+      const r = await Promise.race([
+        watchSpool(ws, updater, { dir: spool, pollMs: 1, once: false, batchSize: 100, signal: stop.signal, stopWaitMs: 50, onScheduleError: (e) => reported.push(e as { code?: string }) }),
+        new Promise<"still waiting">((resolve) => setTimeout(() => resolve("still waiting"), 10_000).unref()),
+      ]);
+      expect(r).toEqual({ files: 0, failed: 0, crls: 0 });
+      expect(reported).toEqual([expect.objectContaining({ code: "ERR_STORE_UNRESPONSIVE", message: expect.stringContaining("the watch did not finish its round within 50 ms") })]);
+    } finally {
+      ws.store.crlStatus = crlStatus;
+      await ws.close();
+    }
+  });
+});

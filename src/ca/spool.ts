@@ -34,6 +34,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync, type S
 import { join } from "node:path";
 import { setTimeout as sleepFor } from "node:timers/promises";
 import type { DueReason } from "../crl/schedule.js";
+import { STOP_ROUND_WAIT_MS, settleWithinStop } from "../crl/stop-bound.js";
 import type { PublishedCrl } from "../crl/publisher.js";
 import type { CrlUpdater } from "../crl/updater.js";
 import { JpkiError, isJpkiError } from "../errors.js";
@@ -89,6 +90,12 @@ export interface WatchOptions {
    * signers expired. Failures go to onScheduleError, as a CRL's do.
    */
   readonly ocsp?: { readonly responderPassphrase: string; readonly caPassphrase: string; readonly policy?: OcspSignerPolicy; readonly onIssued?: (r: OcspResponderRecord) => void };
+  /**
+   * how long a stop waits for the file or round in progress, ms, before the watch returns without it (default
+   * STOP_ROUND_WAIT_MS, jpki serve's): one held by a store that does not answer is abandoned, said through
+   * onScheduleError (ERR_STORE_UNRESPONSIVE; without it, or with `once`, the watch rejects with that)
+   */
+  readonly stopWaitMs?: number;
 }
 
 function isDir(p: string): boolean {
@@ -99,18 +106,36 @@ function isDir(p: string): boolean {
   }
 }
 
-export async function watchSpool(ws: Workspace, updater: CrlUpdater, o: WatchOptions): Promise<{ files: number; failed: number; crls: number }> {
-  // A one-shot run is a recovery step, over before a sweep would be due: none then.
-  if (o.once) return watchFiles(ws, updater, o, undefined);
-  // Stopped with the watch, however it ends, so the store is not closed under a sweep in progress.
-  const sweepStop = new AbortController();
-  const sweep = new IssuanceSweepSchedule({ store: ws.store, clock: ws.clock, signal: sweepStop.signal, ...(o.onSweep ? { onSweep: o.onSweep } : {}) });
-  try {
-    return await watchFiles(ws, updater, o, sweep);
-  } finally {
-    sweepStop.abort();
-    await sweep.settled();
-  }
+type WatchCounts = { files: number; failed: number; crls: number };
+
+export async function watchSpool(ws: Workspace, updater: CrlUpdater, o: WatchOptions): Promise<WatchCounts> {
+  const counts: WatchCounts = { files: 0, failed: 0, crls: 0 };
+  const run = async (): Promise<WatchCounts> => {
+    // A one-shot run is a recovery step, over before a sweep would be due: none then.
+    if (o.once) return watchFiles(ws, updater, o, undefined, counts);
+    // Stopped with the watch, however it ends, so the store is not closed under a sweep in progress.
+    const sweepStop = new AbortController();
+    const sweep = new IssuanceSweepSchedule({ store: ws.store, clock: ws.clock, signal: sweepStop.signal, ...(o.onSweep ? { onSweep: o.onSweep } : {}) });
+    try {
+      return await watchFiles(ws, updater, o, sweep, counts);
+    } finally {
+      sweepStop.abort();
+      await sweep.settled();
+    }
+  };
+  // A stop waits for the file or round in progress as long as jpki serve waits for its schedule, then goes on
+  // without it (crl/stop-bound.ts): a store that never answered held SIGTERM as long as it did not.
+  return settleWithinStop(run(), {
+    signal: o.signal,
+    waitMs: o.stopWaitMs ?? STOP_ROUND_WAIT_MS,
+    what: "the watch",
+    after: "a notice file it was reading is resumed, and what it was publishing is due again, at the next start",
+    onLate: (e) => {
+      if (!o.onScheduleError || o.once) throw e;
+      o.onScheduleError(e);
+      return { ...counts };
+    },
+  });
 }
 
 /**
@@ -171,7 +196,7 @@ function unusableEntry(path: string, name: string): JpkiError | undefined {
   );
 }
 
-async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, sweep: IssuanceSweepSchedule | undefined): Promise<{ files: number; failed: number; crls: number }> {
+async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, sweep: IssuanceSweepSchedule | undefined, counts: WatchCounts): Promise<WatchCounts> {
   if (!isDir(o.dir)) {
     throw new JpkiError("ERR_FILE_NOT_FOUND", `spool directory ${o.dir}: not found or not a directory (create it, or check the path)`);
   }
@@ -190,9 +215,6 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
   sweepClaimLeftovers(dirs.processing, Date.now(), o.claimStaleMs ?? CLAIM_STALE_MS);
   const schedule = updater.schedule(o.crlIntervalMs, o.onScheduleError ? { onOtherError: o.onScheduleError } : {});
   const sleep = o.sleep ?? ((ms: number, signal: AbortSignal) => sleepFor(ms, undefined, { signal }));
-  let files = 0;
-  let failed = 0;
-  let crls = 0;
   // Opened before the first file: a wrong responder passphrase fails the start, as a wrong CA passphrase does.
   let renewal: OcspSignerRenewal | undefined;
   if (o.ocsp) {
@@ -213,7 +235,7 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
   const published = (p: PublishedCrl & { why: DueReason }) => {
     renewal?.noticeCrl(p.caId); // a new CA's signer at the next tick's renewal, not the minute's
     if (p.superseded) return;
-    crls++;
+    counts.crls++;
     o.onCrl?.(p);
   };
   const tick = async () => {
@@ -314,7 +336,7 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
         return "stopped";
       }
       const placed = settle(dirs.done, dirs.failed);
-      files++;
+      counts.files++;
       const { crlFailure, ...result } = r;
       o.onFile?.(name, { ...result, rejectFile: placed.sidecars.rejects ?? null });
       // Said as a round's failure is; without a handler (or once) the next round, or --once's final
@@ -331,8 +353,8 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
         if (isJpkiError(e2, "ERR_SPOOL_CLAIM_LOST")) return lost(e2);
         throw e2;
       }
-      files++;
-      failed++;
+      counts.files++;
+      counts.failed++;
       o.onFile?.(name, { error: e });
       return "settled";
     } finally {
@@ -366,5 +388,5 @@ async function watchFiles(ws: Workspace, updater: CrlUpdater, o: WatchOptions, s
     if ((await work(claimed.name, claimed.path)) === "stopped") break; // left in processing/: the next start resumes it
     await tick();
   }
-  return { files, failed, crls };
+  return { ...counts };
 }

@@ -18,6 +18,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { JpkiError, fromThreadError, toThreadError, type ThreadError as ThreadErrorShape } from "../errors.js";
 import type { PublishedCrl } from "../crl/publisher.js";
+import { STOP_ROUND_WAIT_MS, roundAbandoned } from "../crl/stop-bound.js";
 import type { OcspSignerPolicy } from "../ca/ocsp-signer.js";
 import type { OcspResponderRecord } from "../store/types.js";
 import type { IssuanceSweepEvent } from "../registry/issuance-sweep.js";
@@ -83,13 +84,10 @@ export interface ScheduleThreadOptions extends ScheduleThreadData {
 }
 
 /**
- * How long a stop waits for the schedule's thread to finish its round. The round stops between CAs (a CA begun
- * finishes its CRLs: seconds, tens of seconds for a national CRL), but a store that does not answer (a PostgreSQL
- * host gone silent: TCP keepalive ends that after ≈ 10 min) held the round, and SIGTERM with it, until the service
- * manager's SIGKILL. Past this the thread is ended, as a crash would end it: what it was publishing is due again
- * at the next start (a CRL is installed whole or not at all; a reserved number is never reused).
+ * How long a stop waits for the schedule's thread to finish its round (crl/stop-bound.ts says why): past it the
+ * thread is ended, as a crash would end it. The same bound as a round in the calling thread, which is abandoned.
  */
-export const STOP_THREAD_WAIT_MS = 30_000;
+export const STOP_THREAD_WAIT_MS = STOP_ROUND_WAIT_MS;
 
 /**
  * Starts the schedule's thread and resolves once it has opened the workspace and every CA key (rejects with
@@ -161,12 +159,7 @@ export async function superviseScheduleThread(
     told = true;
     worker.postMessage("stop");
     stopTimer = setTimeout(() => {
-      onError?.(
-        new JpkiError(
-          "ERR_STORE_UNRESPONSIVE",
-          `the CRL schedule's thread did not finish its round within ${stopWaitMs} ms of the stop (a store that does not answer?): ended it; what it was publishing is due again at the next start`,
-        ),
-      );
+      onError?.(roundAbandoned("the CRL schedule's thread", stopWaitMs, "ended"));
       void worker.terminate();
     }, stopWaitMs);
   };

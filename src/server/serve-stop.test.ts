@@ -112,3 +112,43 @@ describe("jpki serve's schedule stopped during its start-up round", () => {
     expect(reported).toEqual([expect.objectContaining({ code: "ERR_STORE_UNRESPONSIVE" })]);
   });
 });
+
+describe("jpki serve's schedule in the calling thread, stopped while the store does not answer", () => {
+  /** Resolves with what `p` came to, or "still waiting" if it has not settled after 10 s (the bound here is 50 ms). */
+  const outcome = <T>(p: Promise<T>) =>
+    Promise.race([p.then((v) => ({ resolved: v }), (e: unknown) => ({ rejected: e })), new Promise<"still waiting">((r) => setTimeout(() => r("still waiting"), 10_000).unref())]);
+  const never = () => new Promise<never>(() => undefined);
+
+  it("a round held by the store is abandoned at the thread's bound and said (ERR_STORE_UNRESPONSIVE); without onError the loop rejects with it", async () => {
+    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-serve-stop-hung-")), "ws"));
+    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+    const crlStatus = ws.store.crlStatus.bind(ws.store);
+    try {
+      for (const withOnError of [true, false]) {
+        const stop = new AbortController();
+        const reported: Array<{ code?: string }> = [];
+        const loop = await openCrlSchedule(ws, { passphrase: "pw", signal: stop.signal, stopWaitMs: 50, sleep: async () => undefined, ...(withOnError ? { onError: (e: unknown) => reported.push(e as { code?: string }) } : {}) });
+        // the round's first store call never settles; SIGTERM comes while it waits
+        ws.store.crlStatus = () => (stop.abort(), never());
+        const r = await outcome(loop());
+        ws.store.crlStatus = crlStatus;
+        if (withOnError) {
+          expect(r).toEqual({ resolved: undefined });
+          expect(reported).toEqual([expect.objectContaining({ code: "ERR_STORE_UNRESPONSIVE", message: expect.stringContaining("abandoned it") })]);
+        } else {
+          expect(r).toEqual({ rejected: expect.objectContaining({ code: "ERR_STORE_UNRESPONSIVE" }) });
+        }
+      }
+      // the start-up round too: an OCSP signing certificate whose store write never settles
+      const stop = new AbortController();
+      const reported: Array<{ code?: string }> = [];
+      ws.store.putOcspResponder = () => (stop.abort(), never());
+      const opened = await outcome(openCrlSchedule(ws, { passphrase: "pw", signal: stop.signal, stopWaitMs: 50, ocsp: { responderPassphrase: "pw" }, onError: (e) => reported.push(e as { code?: string }) }));
+      expect(opened).toEqual({ resolved: expect.any(Function) });
+      await expect((opened as { resolved: () => Promise<void> }).resolved()).resolves.toBeUndefined();
+      expect(reported).toEqual([expect.objectContaining({ code: "ERR_STORE_UNRESPONSIVE" })]);
+    } finally {
+      await ws.close();
+    }
+  });
+});

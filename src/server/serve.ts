@@ -10,6 +10,7 @@ import { setTimeout as sleepFor } from "node:timers/promises";
 import { OcspSignerRenewal, type OcspSignerPolicy } from "../ca/ocsp-signer.js";
 import type { OcspResponderRecord } from "../store/types.js";
 import { CrlUpdater } from "../crl/updater.js";
+import { STOP_ROUND_WAIT_MS, settleWithinStop } from "../crl/stop-bound.js";
 import { IssuanceSweepSchedule, type IssuanceSweepEvent } from "../registry/issuance-sweep.js";
 import type { PublishedCrl } from "../crl/publisher.js";
 import { JpkiError } from "../errors.js";
@@ -19,7 +20,7 @@ import { buildServer, type ServerOptions, pathPrefix } from "./app.js";
 
 export { AccessLog } from "./access-log.js";
 export { openCrlScheduleThread, scheduleThreadAvailable } from "./schedule-thread.js";
-export { checkOwnResponderPassphrase, checkResponderKeysOpen } from "../ca/ocsp-signer.js";
+export { checkResponderPassphrase } from "../ca/ocsp-signer.js";
 
 export interface HttpOptions extends ServerOptions {
   readonly host: string;
@@ -103,6 +104,12 @@ export interface ScheduleOptions {
   readonly onSweep?: (e: IssuanceSweepEvent) => void;
   /** how the loop waits between rounds (tests inject one that moves their clock instead) */
   readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /**
+   * how long a stop waits for a round (the start-up one too), ms, before it goes on without it (default
+   * STOP_ROUND_WAIT_MS, as for the schedule's thread): a round held by a store that does not answer is abandoned,
+   * said through onError (ERR_STORE_UNRESPONSIVE; without onError the loop rejects with it)
+   */
+  readonly stopWaitMs?: number;
 }
 
 /** Runs the CRL schedule until `signal` aborts. A wrong passphrase fails before the first round. */
@@ -120,15 +127,35 @@ export async function runCrlSchedule(ws: Workspace, o: ScheduleOptions): Promise
  * SIGTERM or not, and a service manager's stop timeout killed it.
  */
 export async function openCrlSchedule(ws: Workspace, o: ScheduleOptions): Promise<() => Promise<void>> {
-  const updater = new CrlUpdater(ws, o.passphrase);
-  await updater.preflight(o.signal);
-  let renewal: OcspSignerRenewal | undefined;
-  if (o.ocsp && !o.signal.aborted) {
-    // Before any server listens: a fresh workspace answers OCSP from the first request.
-    renewal = new OcspSignerRenewal(ws, { caPassphrase: o.passphrase, responderPassphrase: o.ocsp.responderPassphrase, ...(o.ocsp.policy ? { policy: o.ocsp.policy } : {}) });
-    for (const r of await renewal.preflight(o.signal)) o.ocsp.onIssued?.(r);
-  }
-  return () => scheduleLoop(ws, updater, o, renewal);
+  // In this thread a round held by the store cannot be ended, as the schedule's thread is: a stop waits for it as
+  // long as for the thread, then goes on without it (crl/stop-bound.ts). It waited as long as the store did.
+  const bound = <T>(work: Promise<T>, late: T) =>
+    settleWithinStop(work, {
+      signal: o.signal,
+      waitMs: o.stopWaitMs ?? STOP_ROUND_WAIT_MS,
+      what: "the CRL schedule",
+      onLate: (e) => {
+        if (!o.onError) throw e;
+        o.onError(e);
+        return late;
+      },
+    });
+  const opened = await bound(
+    (async () => {
+      const updater = new CrlUpdater(ws, o.passphrase);
+      await updater.preflight(o.signal);
+      let renewal: OcspSignerRenewal | undefined;
+      if (o.ocsp && !o.signal.aborted) {
+        // Before any server listens: a fresh workspace answers OCSP from the first request.
+        renewal = new OcspSignerRenewal(ws, { caPassphrase: o.passphrase, responderPassphrase: o.ocsp.responderPassphrase, ...(o.ocsp.policy ? { policy: o.ocsp.policy } : {}) });
+        for (const r of await renewal.preflight(o.signal)) o.ocsp.onIssued?.(r);
+      }
+      return { updater, renewal };
+    })(),
+    undefined,
+  );
+  if (!opened) return async () => undefined; // abandoned at the stop: there is no loop to run
+  return () => bound(scheduleLoop(ws, opened.updater, o, opened.renewal), undefined);
 }
 
 async function scheduleLoop(ws: Workspace, updater: CrlUpdater, o: ScheduleOptions, renewal: OcspSignerRenewal | undefined): Promise<void> {

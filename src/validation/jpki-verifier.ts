@@ -24,7 +24,10 @@ export interface JpkiVerifierConfig {
   readonly crls?: readonly Uint8Array[];
   /** where to ask, in order (default ["crl"]); "ocsp" needs `ocspSource` */
   readonly revocationSources?: readonly RevocationSourceName[];
-  /** the CRL endpoint through a cache (conditional GET, nextUpdate): the CRLs the certificates name */
+  /**
+   * the CRL endpoint through a cache (conditional GET, nextUpdate): the CRLs the certificates name. Those go with
+   * the verifier's token only to the cache's `tokenOrigins` (give it your jpki serve's origin): by default none.
+   */
   readonly crlSource?: CrlCache;
   readonly ocspSource?: OcspClient;
   /** default "hard-fail" */

@@ -233,7 +233,7 @@ describe("OcspClient reading an answer", () => {
     const other = createServer((req, res) => (seen.push({ url: req.url, auth: req.headers.authorization }), res.end()));
     const responder = createServer((req, res) => {
       req.resume();
-      req.on("end", () => res.writeHead(307, { location: `http://127.0.0.1:${(other.address() as { port: number }).port}/elsewhere` }).end());
+      req.on("end", () => res.writeHead(req.url === "/see-other" ? 303 : 307, { location: `http://127.0.0.1:${(other.address() as { port: number }).port}/elsewhere` }).end());
     });
     await Promise.all([other, responder].map((s) => new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()))));
     try {
@@ -242,6 +242,11 @@ describe("OcspClient reading an answer", () => {
       expect(r).toMatchObject({ status: "no-answer", problem: "http-status" });
       expect((r as { detail: string }).detail).toContain("307");
       expect(seen).toEqual([]);
+      // a fetch of the caller's that follows anyway (a 303, which it turns into a GET): its answer is not taken, and
+      // the message says why
+      const following = (async (input: string | URL | Request, init?: RequestInit) => globalThis.fetch(input, { ...init, redirect: "follow" })) as typeof globalThis.fetch;
+      const c2 = new OcspClient({ url: `http://127.0.0.1:${(responder.address() as { port: number }).port}/see-other`, bearerToken: "jpkiv_secret", fetch: following });
+      expect(await c2.check({ certificate: ee.der, issuer: ca.der }, AT)).toMatchObject({ status: "no-answer", problem: "http-status", detail: expect.stringContaining('redirect: "manual"') });
     } finally {
       for (const s of [other, responder]) s.close();
     }

@@ -24,7 +24,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { reasonName, type CrlReasonName } from "../crl/reason.js";
 import { JpkiError } from "../errors.js";
-import { TOKEN_WITHHELD, tokenGoesTo, tokenOriginSet } from "./token-origins.js";
+import { TOKEN_WITHHELD, originOf, tokenGoesTo, tokenOriginSet } from "./token-origins.js";
 import { formatDuration } from "../pki/clock.js";
 import { explicit, nul, octetString, oid, seq, tlv } from "../pki/der.js";
 import { assertDer } from "../pki/der-strict.js";
@@ -123,7 +123,9 @@ export interface OcspClientParams {
   readonly bearerToken?: string;
   /**
    * the origins (`https://host[:port]`) the token is sent to; a responder on any other origin (one a certificate
-   * names) is asked without it (token-origins.ts). Default: every origin.
+   * names) is asked without it (token-origins.ts). Default: the origin of `url`; without `url` there is none, and a
+   * `bearerToken` without either is refused (ERR_USAGE). Before, the default was every origin: the token went to
+   * whatever responder a certificate's AIA named.
    */
   readonly tokenOrigins?: readonly string[];
   /** injected for tests; default globalThis.fetch */
@@ -427,7 +429,7 @@ function extendedKeyUsage(c: Certificate): string[] {
 export class OcspClient {
   readonly #url?: string;
   readonly #token?: string;
-  readonly #tokenOrigins: ReadonlySet<string> | undefined;
+  readonly #tokenOrigins: ReadonlySet<string>;
   readonly #fetch: typeof globalThis.fetch;
   readonly #timeoutMs: number;
   readonly #hash: OcspCertIdHash;
@@ -447,7 +449,12 @@ export class OcspClient {
     }
     this.#url = params.url;
     this.#token = params.bearerToken;
-    this.#tokenOrigins = tokenOriginSet(params.tokenOrigins, "OcspClient: tokenOrigins");
+    if (params.bearerToken !== undefined && params.url === undefined && params.tokenOrigins === undefined) {
+      // the token would go nowhere (it goes to no origin a certificate alone names): a set-up that cannot be meant
+      throw new JpkiError("ERR_USAGE", "OcspClient: a bearerToken needs the url of your jpki serve's responder, or tokenOrigins naming its origin (https://host[:port]); the responders certificates name are asked without it");
+    }
+    const own = params.url === undefined ? undefined : originOf(params.url);
+    this.#tokenOrigins = tokenOriginSet(params.tokenOrigins, "OcspClient: tokenOrigins") ?? new Set(own ? [own] : []);
     this.#fetch = params.fetch ?? globalThis.fetch;
     this.#timeoutMs = timeout;
     this.#hash = params.hash ?? "sha1";
@@ -493,6 +500,11 @@ export class OcspClient {
         if (ctl.signal.aborted || err.name === "TimeoutError" || err.name === "AbortError") return failed("timeout", `POST ${url}: no answer within ${this.#timeoutMs} ms`);
         const cause = (err as { cause?: { code?: string; message?: string } }).cause;
         return failed("network", `POST ${url}: ${cause?.code ?? cause?.message ?? err.message}`);
+      }
+      if (res.redirected) {
+        // a fetch of the caller's that followed although told not to: the token went wherever the redirect led
+        await res.body?.cancel().catch(() => undefined);
+        return failed("http-status", `POST ${url}: the fetch given followed a redirect itself although asked not to (redirect: "manual"), with the verifier's token: give OcspClient a fetch that honours it`);
       }
       if (res.status !== 200) {
         await res.body?.cancel().catch(() => undefined);

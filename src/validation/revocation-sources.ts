@@ -15,7 +15,8 @@
  * A failed fetch (network error, timeout, a status other than 200/304, a body that is not a CRL) falls back
  * to the cached copy when there is one and gives none otherwise; the engine then decides per its revocation
  * mode (hard-fail: revocation-unknown; soft-fail: a warning). `jpki serve` answers registered verifiers only:
- * `bearerToken` is sent as `Authorization: Bearer …`.
+ * `bearerToken` is sent as `Authorization: Bearer …`; with it on, redirects are followed here, not by the fetch
+ * (token-redirects.ts): within the origin with the token, to another origin without it, at most a few hops.
  *
  * The bytes go through a CrlIndexCache, so the synchronous engine finds each CRL parsed and its signature
  * checked already (validate.ts). `gather` collects the CRLs a path's certificates name — full, partition
@@ -27,6 +28,7 @@ import { systemClock, type Clock } from "../pki/clock.js";
 import { parseCertificate, parseDistributionPoints, type DistributionPoint } from "./certificate.js";
 import { CrlIndexCache } from "./crl-index-cache.js";
 import { boundedBody, checkDownloadTimeouts, clockedFetch, type DownloadTimeouts } from "./download-clock.js";
+import { fetchWithToken } from "./token-redirects.js";
 import { EXT_OID } from "../profile/oids.js";
 
 /** What one fetch of a URL came to. */
@@ -56,7 +58,9 @@ export interface CrlCacheParams {
   readonly bearerToken?: string;
   /**
    * the origins (`https://host[:port]`) the token is sent to; a CRL on any other origin (one a certificate names)
-   * is fetched without it (token-origins.ts). Default: every origin.
+   * is fetched without it (token-origins.ts). Default: the token goes only with `get(url)`, a URL the caller named
+   * itself (and redirects within its origin), never to the URLs `gather` finds in certificates (validateJpkiAsync,
+   * JpkiVerifier's `crlSource`): for those, name your jpki serve's origin here. Before, the default was every origin.
    */
   readonly tokenOrigins?: readonly string[];
   /** injected for tests; default globalThis.fetch */
@@ -114,7 +118,7 @@ export class CrlCache {
   readonly #timeouts: DownloadTimeouts;
   readonly #maxCrlBytes: number;
   readonly #byUrl = new Map<string, Cached>();
-  /** one request per URL at a time: concurrent validations share it */
+  /** one request per URL (and token or none) at a time: concurrent validations share it */
   readonly #inFlight = new Map<string, Promise<CrlFetchOutcome>>();
   #stats = { requests: 0, notModified: 0, downloads: 0, failures: 0 };
 
@@ -144,23 +148,33 @@ export class CrlCache {
     return { ...this.#stats };
   }
 
-  /** The CRL at `url`, from the cache or the network as the header says. Never throws for a network failure. */
+  /**
+   * The CRL at `url`, from the cache or the network as the header says. Never throws for a network failure. A URL
+   * given here is one the caller chose: without `tokenOrigins`, it is asked with the token.
+   */
   get(url: string): Promise<CrlFetchOutcome> {
-    const running = this.#inFlight.get(url);
+    return this.#shared(url, true);
+  }
+
+  /** One request per URL and token at a time: a request with the token and one without are not the same request. */
+  #shared(url: string, named: boolean): Promise<CrlFetchOutcome> {
+    const withToken = this.#token !== undefined && (this.#tokenOrigins ? tokenGoesTo(this.#tokenOrigins, url) : named);
+    const key = `${withToken ? "t" : "-"} ${url}`;
+    const running = this.#inFlight.get(key);
     if (running) return running;
-    const p = this.#get(url).finally(() => this.#inFlight.delete(url));
-    this.#inFlight.set(url, p);
+    const p = this.#get(url, withToken).finally(() => this.#inFlight.delete(key));
+    this.#inFlight.set(key, p);
     return p;
   }
 
-  async #get(url: string): Promise<CrlFetchOutcome> {
+  async #get(url: string, withToken: boolean): Promise<CrlFetchOutcome> {
     const now = this.#clock.now().getTime();
     const held = this.#byUrl.get(url);
     const current = held !== undefined && (held.nextUpdate === undefined || now <= held.nextUpdate.getTime());
     if (held && current && now - held.checkedAt < this.#revalidateAfterMs) return { url, status: "cached", der: held.der };
     const headers: Record<string, string> = {};
-    const withheld = this.#token !== undefined && !tokenGoesTo(this.#tokenOrigins, url);
-    if (this.#token && !withheld) headers.authorization = `Bearer ${this.#token}`;
+    const withheld = this.#token !== undefined && !withToken;
+    if (this.#token && withToken) headers.authorization = `Bearer ${this.#token}`;
     if (held && current) {
       if (held.etag) headers["if-none-match"] = held.etag;
       else if (held.lastModified) headers["if-modified-since"] = held.lastModified;
@@ -170,9 +184,17 @@ export class CrlCache {
       return held ? { url, status: "stale", der: held.der, error } : { url, status: "failed", error };
     };
     let res: Response;
+    let dropped: string | undefined;
     try {
       this.#stats.requests++;
-      res = await clockedFetch(this.#fetch, url, { headers }, this.#timeouts);
+      // With the token on, the redirects are followed by fetchWithToken, whatever fetch was given (token-redirects.ts).
+      if (headers.authorization) {
+        const r = await fetchWithToken(this.#fetch, url, headers, this.#timeouts);
+        res = r.res;
+        if (r.tokenDropped) dropped = r.url;
+      } else {
+        res = await clockedFetch(this.#fetch, url, { headers }, this.#timeouts);
+      }
     } catch (e) {
       return failed(`GET ${url}: ${(e as Error).message}`);
     }
@@ -183,7 +205,8 @@ export class CrlCache {
     }
     if (res.status !== 200) {
       await res.body?.cancel().catch(() => undefined);
-      return failed(`GET ${url}: HTTP ${res.status}${res.status === 401 && withheld ? TOKEN_WITHHELD : ""}`);
+      const note = res.status !== 401 ? "" : withheld ? TOKEN_WITHHELD : dropped ? ` (answered by ${dropped}, where a redirect to another origin led: the verifier's token does not follow a redirect across origins)` : "";
+      return failed(`GET ${url}: HTTP ${res.status}${note}`);
     }
     let der: Buffer;
     try {
@@ -221,13 +244,14 @@ export class CrlCache {
         // the engine says which certificate does not decode
       }
     }
-    const first = await Promise.all([...urls].map((u) => this.get(u)));
+    // found in certificates, not named by the caller: with the token only on the origins given for it
+    const first = await Promise.all([...urls].map((u) => this.#shared(u, false)));
     const deltas = new Set<string>();
     for (const f of first) {
       const crl = f.der ? this.index.parse(f.der) : undefined;
       for (const u of uris(crl?.freshest)) if (!urls.has(u)) deltas.add(u);
     }
-    const second = await Promise.all([...deltas].map((u) => this.get(u)));
+    const second = await Promise.all([...deltas].map((u) => this.#shared(u, false)));
     const fetches = [...first, ...second];
     return { crls: fetches.flatMap((f) => (f.der ? [f.der] : [])), fetches };
   }

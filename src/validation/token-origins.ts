@@ -3,7 +3,9 @@
  * port) it was given for. CrlCache and OcspClient ask the URLs the certificates name (CRL distribution points,
  * freshestCRL, the AIA OCSP responder) as well as those they are told; a certificate signed from a trust anchor
  * may name any host — with J-LIS roots among `jpki verify --trust`, J-LIS's — and each got the token that opens
- * our `jpki serve`. With `tokenOrigins` set, a URL on another origin is asked without it.
+ * our `jpki serve`. With `tokenOrigins` set, a URL on another origin is asked without it. Without it, the token
+ * goes only where the caller pointed explicitly: OcspClient's `url`, a URL given to `CrlCache.get` — never to a URL
+ * only a certificate names (it went to every origin before: the default of a library caller was the unsafe one).
  */
 import { JpkiError } from "../errors.js";
 
@@ -35,12 +37,11 @@ export function originOf(url: string): string | undefined {
   }
 }
 
-/** Whether a request to `url` may carry the token: every URL when no origins were set, else one on those origins. */
-export function tokenGoesTo(origins: ReadonlySet<string> | undefined, url: string): boolean {
-  if (origins === undefined) return true;
+/** Whether a request to `url` may carry the token: one on those origins (the caller gives the default set when none was configured). */
+export function tokenGoesTo(origins: ReadonlySet<string>, url: string): boolean {
   const o = originOf(url);
   return o !== undefined && origins.has(o);
 }
 
 /** Added to a 401 from a URL the token was kept from: what to do if that host is the verifier's own server. */
-export const TOKEN_WITHHELD = " (asked without the verifier's token: its origin is not one the token was given for; jpki verify: --token-origin)";
+export const TOKEN_WITHHELD = " (asked without the verifier's token: its origin is not one the token was given for; jpki verify: --token-origin; the library: tokenOrigins)";

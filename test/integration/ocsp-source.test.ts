@@ -83,7 +83,8 @@ afterAll(() => {
 });
 
 const ocspUrl = (ca = "13-sig") => `${base}/ocsp/${ca}`;
-const client = (p: ConstructorParameters<typeof OcspClient>[0] = {}) => new OcspClient({ bearerToken: token, ...p });
+// the certificates' AIA names serve's origin: the token goes there (by default only to a `url` given)
+const client = (p: ConstructorParameters<typeof OcspClient>[0] = {}) => new OcspClient({ bearerToken: token, tokenOrigins: [base], ...p });
 const ask = (c: OcspClient, which: Buffer, at = new Date()) => c.check({ certificate: which, issuer: anchor }, at);
 const validate = (certificate: Buffer, p: { ocspSource: OcspClient; revocation?: "hard-fail" | "soft-fail"; at?: Date }) =>
   validateJpkiAsync({ certificate, purpose: "signature", trustAnchors: [anchor], revocationSources: ["ocsp"], at: p.at ?? new Date(), revocation: p.revocation ?? "hard-fail", ocspSource: p.ocspSource });
@@ -193,7 +194,7 @@ describe("OcspClient against jpki serve", () => {
   });
 
   it("no registered verifier's token: HTTP 401, no answer", async () => {
-    const o = await ask(new OcspClient({ bearerToken: "not-a-registered-token" }), cert.good.der);
+    const o = await ask(new OcspClient({ bearerToken: "not-a-registered-token", tokenOrigins: [base] }), cert.good.der);
     expect(o).toMatchObject({ status: "no-answer", problem: "http-status", detail: expect.stringMatching(/401/) });
   });
 
@@ -224,7 +225,7 @@ describe("OcspClient against jpki serve", () => {
       at: new Date(),
       revocationSources: ["ocsp", "crl"],
       ocspSource: client({ url: `http://127.0.0.1:${await freePort()}/` }),
-      crlSource: new CrlCache({ bearerToken: token }),
+      crlSource: new CrlCache({ bearerToken: token, tokenOrigins: [base] }),
     });
     expect(r.status, JSON.stringify(r)).toBe("valid");
     expect(r.status === "valid" && r.revocationChecks).toEqual([{ index: 0, source: "crl", status: "good", detail: expect.stringMatching(/OCSP network/) }]);

@@ -316,14 +316,29 @@ describe("OCSP on jpki serve, asked by openssl", () => {
     const authPem = join(dir, "ca-auth.pem");
     writeFileSync(authPem, toPem((await w.store.getCa("13-auth"))!.certificateDer, "CERTIFICATE"));
     await w.close();
-    const url = `${server!.url}/ocsp/13-auth`;
+    // A serve without its schedule, the one with it stopped: the schedule's first CRL of 13-auth-g2 would add a row
+    // to the revisions the responder polls, and that change alone made it re-read the compromised CAs — this passed
+    // without the rollover moving 13-auth's revision. Now only the rollover's own commit can tell it within a poll.
+    server!.child.kill("SIGTERM");
+    await new Promise<void>((resolve) => (server!.child.exitCode !== null ? resolve() : server!.child.once("exit", () => resolve())));
+    server = await startServe(ws, ["--access-log", "off", "--no-schedule"]);
+    expect(server.stderr()).toMatch(/listening/);
+    const url = `${server.url}/ocsp/13-auth`;
     const q = () => ask(["-issuer", authPem, "-serial", "0x7777", "-url", url, "-CAfile", authPem, "-no_nonce", "-resp_text"]);
     expect(q()).toMatch(/: unknown/);
+    const revisions = async () => {
+      const v = await openWorkspace(ws);
+      try {
+        return [...(await v.store.caRevisions()).keys()].sort();
+      } finally {
+        await v.close();
+      }
+    };
+    const before = await revisions();
     const rolled = await cli(["--workspace", ws, "--json", "ca", "rollover", "--prefecture", "13", "--purpose", "auth", "--compromised"], { cwd: dir });
     expect(rolled.code, rolled.stderr).toBe(0);
     // The server reloads its CAs every 60 s from its start, well after this; the poll of the revisions (1 s) tells it:
-    // the rollover moves 13-auth's. (Here the schedule's first CRL of 13-auth-g2 also changes the revisions read, so
-    // this passes without that too; src/ocsp/responder-compromise.test.ts checks the rollover alone is enough.)
+    // the rollover moves 13-auth's.
     let text = "";
     for (let i = 0; i < 32 && !/: revoked/.test(text); i++) {
       if (i) await new Promise((r) => setTimeout(r, 250));
@@ -332,5 +347,7 @@ describe("OCSP on jpki serve, asked by openssl", () => {
     expect(text).toContain("Response verify OK");
     expect(text).toMatch(/: revoked/);
     expect(text).toMatch(/Reason: cACompromise/);
+    // nothing published meanwhile: the CAs with a revision are those of before (13-auth-g2 has none yet)
+    expect(await revisions()).toEqual(before);
   });
 });

@@ -30,6 +30,8 @@ const statuses: number[] = [];
 function cacheFor(url: string, bearerToken = token): CrlCache {
   return new CrlCache({
     bearerToken,
+    // the certificates name BASE: the token goes there (the default, a URL only a certificate names, gets none)
+    tokenOrigins: [BASE],
     fetch: async (input, init) => {
       const r = await fetch(String(input).replace(BASE, url), init);
       statuses.push(r.status);

@@ -43,8 +43,8 @@ async function asked(certificate: Buffer): Promise<{ urls: string[]; status: str
     purpose: "signature",
     at: new Date(),
     trustAnchors: [anchor],
-    crlSource: new CrlCache({ bearerToken: "jpkiv_secret", fetch }),
-    ocspSource: new OcspClient({ bearerToken: "jpkiv_secret", fetch }),
+    crlSource: new CrlCache({ bearerToken: "jpkiv_secret", tokenOrigins: ["http://localhost:8080"], fetch }),
+    ocspSource: new OcspClient({ bearerToken: "jpkiv_secret", tokenOrigins: ["http://localhost:8080"], fetch }),
     revocationSources: ["ocsp", "crl"],
   });
   return { urls, status: r.status };

@@ -99,5 +99,19 @@ describe("no JPKI_OCSP_PASSPHRASE while the OCSP signing keys stored are under o
     expect(r.stderr).toContain("[ERR_USAGE] the CA passphrase does not open the OCSP signing key stored for CA 13-sig");
     expect(r.stderr).toContain("Start with JPKI_OCSP_PASSPHRASE set");
     expect(r.stdout + r.stderr).not.toContain("own-ocsp-x2");
+    // jpki watch renews them: under the CA passphrase, or another JPKI_OCSP_PASSPHRASE, it would wrap each renewal
+    // under that, and a serve beside it going by own-ocsp-x2 answers nothing for the CA. Refused alike, before any file.
+    for (const [e, says] of [
+      [{ JPKI_PASSPHRASE: "pw" }, "[ERR_USAGE] the CA passphrase does not open the OCSP signing key stored for CA 13-sig"],
+      [env("own-ocsp-other"), "[ERR_USAGE] JPKI_OCSP_PASSPHRASE does not open the OCSP signing key stored for CA 13-sig"],
+    ] as const) {
+      const w = await runInProcess(["--workspace", own, "watch", "--once", "spool-3"], { env: e, cwd: dir });
+      expect(w.code, w.stderr).toBe(2);
+      expect(w.stderr).toContain(says);
+      expect(w.stdout + w.stderr).not.toMatch(/own-ocsp-(x2|other)/);
+    }
+    // with the passphrase they are under, it runs
+    const again = await runInProcess(["--workspace", own, "watch", "--once", "spool-3"], { env: env("own-ocsp-x2"), cwd: dir });
+    expect(again.code, again.stderr).toBe(0);
   });
 });

@@ -180,12 +180,11 @@ Example:
             if (stopSignal.aborted) stop.abort();
             else stopSignal.addEventListener("abort", () => stop.abort(), { once: true });
             const jobs: Array<Promise<void>> = [];
-            // The schedule wraps new OCSP signing keys under the responders' own passphrase: checked before it opens.
-            if (scheduleHere && ocspPassphrase && io.env.JPKI_OCSP_PASSPHRASE) await lib.checkOwnResponderPassphrase(ws.store, io.env.JPKI_OCSP_PASSPHRASE);
-            // ...and the responders (here or in the workers) must open the keys stored: under another passphrase they
-            // answered nothing until renewed. Checked once, by the primary, before any port opens.
+            // The schedule wraps new OCSP signing keys under the responders' passphrase, and the responders (here or in
+            // the workers) must open the keys stored: under another passphrase they answered nothing until renewed.
+            // Checked once, by the primary, before any port opens (the same check as jpki watch's).
             if (!cluster.isWorker && ocspPassphrase) {
-              await lib.checkResponderKeysOpen(ws.store, ocspPassphrase, { now: ws.clock.now(), own: Boolean(io.env.JPKI_OCSP_PASSPHRASE) });
+              await lib.checkResponderPassphrase(ws.store, ocspPassphrase, { now: ws.clock.now(), own: Boolean(io.env.JPKI_OCSP_PASSPHRASE), wraps: scheduleHere });
             }
             if (scheduleHere) {
               const onCrl = (p: { caId: string; scope: string; number: bigint; why: string; entries: number; nextUpdate: Date }) =>

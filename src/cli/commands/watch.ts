@@ -37,7 +37,8 @@ While it runs, every CA with unpublished revocations gets a CRL within --crl-int
 republished before its nextUpdate even when nothing changed (config crlRefreshMarginHours, default 24:
 daily with 48-hour CRLs). It also issues each CA's OCSP signing certificate and renews it at half its
 --ocsp-cert-days, as 'jpki serve' does (its key under JPKI_OCSP_PASSPHRASE when set, else the CA
-passphrase; one ending with a line break is refused, exit 2, unless the keys stored open with it), so a 'jpki serve --no-schedule' beside it answers OCSP; --no-ocsp leaves that to a serve
+passphrase; one ending with a line break is refused, exit 2, unless the keys stored open with it, and so is
+one that does not open the keys stored, as 'jpki serve' refuses it), so a 'jpki serve --no-schedule' beside it answers OCSP; --no-ocsp leaves that to a serve
 that runs its schedule. About once a day (first 10 minutes after start) it also sweeps the registry side's
 issuance information of expired and revoked certificates ('jpki registry sweep --help' says what and why).
 A CRL that cannot be published (a full or read-only disk, the store away) is reported once (then every few
@@ -80,13 +81,15 @@ Example:
       const ocspCertDays = Number(o.ocspCertDays);
       if (!Number.isInteger(ocspCertDays) || ocspCertDays < 1 || ocspCertDays > 90) throw new JpkiError("ERR_USAGE", "--ocsp-cert-days must be a whole number of days from 1 to 90");
       const passphrase = await ctx.caPassphrase();
-      const { CrlUpdater, checkOwnResponderPassphrase, publishedCrls, watchSpool } = await library();
+      const { CrlUpdater, checkResponderPassphrase, publishedCrls, watchSpool } = await library();
       await withStopSignal((signal) =>
         withWorkspace(ctx, async (ws) => {
           // Seen by 'jpki restore --force' however long it idles (Store.holdPresence).
           await ws.store.holdPresence("watch");
-          // The OCSP signing keys it issues are wrapped under their own passphrase when set: checked before any file.
-          if (o.ocsp && io.env.JPKI_OCSP_PASSPHRASE) await checkOwnResponderPassphrase(ws.store, io.env.JPKI_OCSP_PASSPHRASE);
+          // The OCSP signing keys it renews are wrapped under their own passphrase when set, else the CA one: checked,
+          // as jpki serve checks it, before any file — keys renewed under another passphrase than the stored ones'
+          // left the serve beside it (--no-schedule) answering nothing for those CAs.
+          if (o.ocsp) await checkResponderPassphrase(ws.store, io.env.JPKI_OCSP_PASSPHRASE || passphrase, { now: ws.clock.now(), own: Boolean(io.env.JPKI_OCSP_PASSPHRASE), wraps: true });
           const updater = new CrlUpdater(ws, passphrase);
           // Stopped while the CA keys open (seconds for many CAs): nothing was taken, nothing is started.
           await updater.preflight(signal);
@@ -119,7 +122,13 @@ Example:
               if (e.kind === "failed") ctx.out.event("registry-sweep-failed", { code: e.error.code, message: e.error.message, nextAt: e.nextAt.toISOString() }, sweepLine(e));
               else if (!ctx.out.json) ctx.out.info(sweepLine(e));
             },
-            onScheduleError: (e) => scheduleErrors.error(e),
+            // Once stopping, nothing tries again: a round abandoned at the stop's bound (ERR_STORE_UNRESPONSIVE) is said as such.
+            onScheduleError: (e) => {
+              if (!signal.aborted) return scheduleErrors.error(e);
+              const code = isJpkiError(e) ? e.code : "error";
+              const message = e instanceof Error ? e.message : String(e);
+              ctx.out.event("crl-tick-failed", { code, message }, `warning: [${code}] ${message}`);
+            },
             ...(o.ocsp
               ? {
                   ocsp: {
