@@ -16,7 +16,7 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
-import { JpkiError, type ErrorCode } from "../errors.js";
+import { fromThreadError, JpkiError, type ErrorCode } from "../errors.js";
 import { trailStagedCrl, type ExpectedCrl } from "./verify.js";
 
 /** CRLs below this size are checked on the publishing thread: starting a thread costs more than it saves. */
@@ -56,12 +56,21 @@ export interface TrailingCrlCheck {
 export function beginTrailingCrlCheck(path: string, exp: ExpectedCrl): TrailingCrlCheck {
   const written = new SharedArrayBuffer(8);
   const cell = new BigInt64Array(written);
-  const worker = new Worker(THREAD, { workerData: { jpkiCrlCheck: { path, exp, written } satisfies TrailingCheckData } });
-  const outcome = new Promise<TrailingCheckMessage | { readonly lost: unknown }>((resolve) => {
-    worker.once("message", resolve);
-    worker.once("error", (e) => resolve({ lost: e }));
-    worker.once("exit", (code) => resolve({ lost: `the thread exited (${code}) before its answer` }));
-  });
+  let worker: Worker | undefined;
+  let outcome: Promise<TrailingCheckMessage | { readonly lost: unknown }>;
+  try {
+    const w = (worker = new Worker(THREAD, { workerData: { jpkiCrlCheck: { path, exp, written } satisfies TrailingCheckData } }));
+    outcome = new Promise((resolve) => {
+      w.once("message", resolve);
+      w.once("error", (e) => resolve({ lost: e }));
+      w.once("exit", (code) => resolve({ lost: `the thread exited (${code}) before its answer` }));
+    });
+  } catch (e) {
+    // A thread that cannot be made is thrown here, not reported as an 'error' event: ERR_WORKER_INIT_FAILED when
+    // the process is at its thread limit (a container's pids.max, systemd's TasksMax). The publication went on
+    // failing with it (a raw error, "report it") while the check could run on the publishing thread: finish does.
+    outcome = Promise.resolve({ lost: e });
+  }
   let woken = 0;
   let closed = false;
   const set = (v: bigint) => {
@@ -77,16 +86,19 @@ export function beginTrailingCrlCheck(path: string, exp: ExpectedCrl): TrailingC
     async finish() {
       if (closed) throw new JpkiError("ERR_INTERNAL", "the CRL's check was abandoned");
       const m = await outcome;
-      void worker.terminate();
+      void worker?.terminate();
       if ("sha256" in m) return m.sha256;
-      if ("error" in m) throw new JpkiError(m.error.code ?? "ERR_INTERNAL", m.error.message);
-      // The thread could not run (it did not start, or died): the check is not skipped, it runs here.
+      // The check's verdict (ERR_CRL_UNVERIFIED) or another error of ours: as the check here would have said it.
+      if ("error" in m && m.error.code) throw fromThreadError(m.error);
+      // The thread could not run (it did not start, or died), or failed on its own account — a plain error, such as
+      // a file it could not open or read (EMFILE), which arrived as ERR_INTERNAL with its errno lost: the check is
+      // not skipped, it runs here, where such a failure is raised as itself (and mapped: ENOSPC, EACCES).
       return trailStagedCrl(path, exp, () => exp.byteLength);
     },
     close() {
       closed = true;
       set(-1n);
-      void worker.terminate();
+      void worker?.terminate();
     },
   };
 }
