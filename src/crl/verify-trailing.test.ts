@@ -78,6 +78,18 @@ describe("the trailing check without its thread's verdict", () => {
     await expect(publishThrough("plain-error.crl", der)).resolves.toBe(createHash("sha256").update(der).digest("hex"));
   });
 
+  it("raises the thread's refusal at the next write once it is known, not after the last byte", async () => {
+    thread.behave = "verdict";
+    const path = join(dir, "refused-early.crl");
+    writeFileSync(path, der.subarray(0, 100));
+    const check = beginTrailingCrlCheck(path, exp);
+    check.wrote(100);
+    await new Promise((r) => setImmediate(r)); // the thread's answer arrives
+    await new Promise((r) => setImmediate(r));
+    expect(() => check.wrote(200)).toThrow(expect.objectContaining({ code: "ERR_CRL_UNVERIFIED" }));
+    check.close();
+  });
+
   it("keeps the thread's verdict", async () => {
     thread.behave = "verdict";
     await expect(publishThrough("verdict.crl", der)).rejects.toMatchObject({ code: "ERR_CRL_UNVERIFIED", message: expect.stringContaining("(issuer)") });

@@ -16,7 +16,7 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
-import { fromThreadError, JpkiError, type ErrorCode } from "../errors.js";
+import { fromThreadError, JpkiError, type ErrorCode, type ThreadError } from "../errors.js";
 import { trailStagedCrl, type ExpectedCrl } from "./verify.js";
 
 /** CRLs below this size are checked on the publishing thread: starting a thread costs more than it saves. */
@@ -44,7 +44,7 @@ export function trailingCheckFits(byteLength: number, minBytes = TRAILING_CHECK_
 }
 
 export interface TrailingCrlCheck {
-  /** The staged file now holds `total` bytes (written in order, never rewritten). */
+  /** The staged file now holds `total` bytes (written in order, never rewritten); throws the thread's refusal once known. */
   wrote(total: number): void;
   /** Once every byte is written: the check's outcome, the SHA-256 (hex) of the file as read back; ERR_CRL_UNVERIFIED. */
   finish(): Promise<string>;
@@ -71,6 +71,13 @@ export function beginTrailingCrlCheck(path: string, exp: ExpectedCrl): TrailingC
     // failing with it (a raw error, "report it") while the check could run on the publishing thread: finish does.
     outcome = Promise.resolve({ lost: e });
   }
+  // The thread's verdict as soon as it is known: a refusal at byte 200 (another issuer, a changed byte) went
+  // unheard while the rest of the CRL streamed from the store, was written, synced and signed (a token's
+  // operation, in its audit) — seconds, for a CRL refused all along. `wrote` raises it, ending the build.
+  let refused: ThreadError | undefined;
+  void outcome.then((m) => {
+    if ("error" in m && m.error.code) refused = m.error;
+  });
   let woken = 0;
   let closed = false;
   const set = (v: bigint) => {
@@ -79,6 +86,7 @@ export function beginTrailingCrlCheck(path: string, exp: ExpectedCrl): TrailingC
   };
   return {
     wrote(total) {
+      if (refused) throw fromThreadError(refused);
       if (total - woken < WAKE_BYTES && total !== exp.byteLength) return void Atomics.store(cell, 0, BigInt(total));
       woken = total;
       set(BigInt(total));
