@@ -81,6 +81,26 @@ describe("the staged CRL check on a thread trailing the writer", () => {
     }
   });
 
+  it("raises its refusal at the writer's next write once it has one, not after the last byte", async () => {
+    const bad = Buffer.from(der);
+    bad[100]! ^= 0x01; // in the issuer's Name
+    const path = join(dir, "refused-early.crl");
+    writeFileSync(path, bad.subarray(0, 4096));
+    const check = trailing.beginTrailingCrlCheck(path, exp);
+    // Only the first 4 KiB are ever written: the refusal can come only from what the thread read of them.
+    let refused: unknown;
+    for (let i = 0; i < 500 && !refused; i++) {
+      try {
+        check.wrote(4096);
+      } catch (e) {
+        refused = e;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    check.close();
+    expect(refused).toMatchObject({ code: "ERR_CRL_UNVERIFIED", message: expect.stringContaining("issuer") });
+  });
+
   it("is abandoned with the publication (closed part-way, it answers no more)", async () => {
     const check = await writeTrailed("abandoned.crl", der, 64 * 1024, der.length / 2);
     check.close();
