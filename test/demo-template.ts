@@ -7,11 +7,12 @@
  * The template's files hold no absolute path (its records name certificates by serial, the report names its
  * files under the workspace), so a copy with the paths of its report rewritten is the demo run there.
  */
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { promisify } from "node:util";
 
 /** A made demo: its workspace directory and the text `jpki demo --json` printed. */
 export interface DemoTemplate {
@@ -33,10 +34,13 @@ export function workspaceDatabase(ws: string): string {
   return `ws_${createHash("sha256").update(resolve(ws)).digest("hex").slice(0, 32)}`;
 }
 
-/** Runs the built CLI's demo in a new temporary directory (dist/ must be built); `store` is its JPKI_STORE. */
-export function makeDemoTemplate(root: string, dir: string = mkdtempSync(join(tmpdir(), "jpki-demo-template-")), store?: string): DemoTemplate {
+/**
+ * Runs the built CLI's demo in a new temporary directory (dist/ must be built); `store` is its JPKI_STORE.
+ * Asynchronous: the global setups run the SQLite demo while the PostgreSQL one is made (global-setup.ts).
+ */
+export async function makeDemoTemplate(root: string, dir: string = mkdtempSync(join(tmpdir(), "jpki-demo-template-")), store?: string): Promise<DemoTemplate> {
   const workspace = join(dir, "jpki-demo");
   const env = { ...process.env, JPKI_STORE: store ?? "" }; // empty: the embedded store (context.ts)
-  const report = execFileSync(process.execPath, [join(root, "bin", "jpki.cjs"), "demo", "--json", "--dir", workspace], { cwd: dir, env, encoding: "utf8" });
+  const { stdout: report } = await promisify(execFile)(process.execPath, [join(root, "bin", "jpki.cjs"), "demo", "--json", "--dir", workspace], { cwd: dir, env, encoding: "utf8" });
   return { workspace, report };
 }

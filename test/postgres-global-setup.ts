@@ -23,9 +23,8 @@ declare module "vitest" {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   runTmpDir(); // first, whichever project's setup runs first: the server's directory goes inside it too
-  const server = await startPostgres();
+  const [server] = await Promise.all([startPostgres(), buildDist()]);
   project.provide("jpkiPostgres", server.socketDir);
-  buildDist();
   const dir = mkdtempSync(join(tmpdir(), "jpki-demo-template-"));
   const db = workspaceDatabase(join(dir, "jpki-demo"));
   const admin = new pg.Client({ connectionString: connectionString(server.socketDir, "postgres") });
@@ -35,7 +34,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   } finally {
     await admin.end();
   }
-  project.provide("jpkiDemoPostgres", makeDemoTemplate(join(import.meta.dirname, ".."), dir, connectionString(server.socketDir, db)));
+  project.provide("jpkiDemoPostgres", await makeDemoTemplate(join(import.meta.dirname, ".."), dir, connectionString(server.socketDir, db)));
   return async () => {
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
