@@ -35,12 +35,14 @@ export function workspaceDatabase(ws: string): string {
 }
 
 /**
- * Runs the built CLI's demo in a new temporary directory (dist/ must be built); `store` is its JPKI_STORE.
- * Asynchronous: the global setups run the SQLite demo while the PostgreSQL one is made (global-setup.ts).
+ * Runs the built CLI's demo in a new temporary directory (dist/ must be built) as the README's run command does —
+ * `jpki demo --json` there, into its default ./jpki-demo, with no JPKI_* variable of the caller's; `store` is its
+ * JPKI_STORE. demo.test.ts checks this run's report and files. Asynchronous: the global setups run the SQLite
+ * demo while the PostgreSQL one is made (global-setup.ts).
  */
 export async function makeDemoTemplate(root: string, dir: string = mkdtempSync(join(tmpdir(), "jpki-demo-template-")), store?: string): Promise<DemoTemplate> {
-  const workspace = join(dir, "jpki-demo");
-  const env = { ...process.env, JPKI_STORE: store ?? "" }; // empty: the embedded store (context.ts)
-  const { stdout: report } = await promisify(execFile)(process.execPath, [join(root, "bin", "jpki.cjs"), "demo", "--json", "--dir", workspace], { cwd: dir, env, encoding: "utf8" });
-  return { workspace, report };
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("JPKI_")));
+  env.JPKI_STORE = store ?? ""; // empty: the embedded store (context.ts)
+  const { stdout: report } = await promisify(execFile)(process.execPath, [join(root, "bin", "jpki.cjs"), "demo", "--json"], { cwd: dir, env, encoding: "utf8" });
+  return { workspace: join(dir, "jpki-demo"), report };
 }

@@ -24,7 +24,7 @@ import { SPOOL_SETTLE_MS } from "../../src/ca/spool.js";
 import type { Io } from "../../src/cli/output.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { Workspace } from "../../src/workspace/workspace.js";
-import { workspaceDatabase } from "../demo-template.js";
+import { workspaceDatabase, type DemoTemplate } from "../demo-template.js";
 import { connectionString } from "../postgres-server.js";
 
 /** The socket directory of the throwaway server, in the "postgres" project; undefined in "sqlite". */
@@ -300,13 +300,18 @@ export interface DemoRun {
   readonly notice: { readonly revokedByMove: string; readonly ca: string };
 }
 
+/** The run's demo on this project's backend, as the global setup made it (test/demo-template.ts). */
+export function demoTemplate(): DemoTemplate {
+  return onPostgres ? inject("jpkiDemoPostgres") : inject("jpkiDemoSqlite");
+}
+
 /**
  * `jpki demo --json` in `cwd` (into cwd/jpki-demo) and its report: a copy of the run's demo on this project's
  * backend, made once by the global setup (test/demo-template.ts), with its report's paths moved to the copy.
  * What the demo itself does is test/integration/demo.test.ts's to test.
  */
 export async function runDemo(cwd: string): Promise<DemoRun> {
-  const template = onPostgres ? inject("jpkiDemoPostgres") : inject("jpkiDemoSqlite");
+  const template = demoTemplate();
   const workspace = join(resolve(cwd), "jpki-demo");
   await copyWorkspace(template.workspace, workspace);
   return JSON.parse(template.report.replaceAll(JSON.stringify(template.workspace).slice(1, -1), JSON.stringify(workspace).slice(1, -1))) as DemoRun;
