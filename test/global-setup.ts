@@ -17,6 +17,7 @@ import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import type { TestProject } from "vitest/node";
 import { makeDemoTemplate, type DemoTemplate } from "./demo-template.js";
+import { CARD_KEY_POOL_ENV } from "./card-key-pool.js";
 import { INITDB_CACHE_ENV } from "./postgres-server.js";
 
 const BUILT = Symbol.for("jpki.test.distBuilt");
@@ -84,6 +85,8 @@ export function runTmpDir(): void {
   g[RUN_TMP] = process.env.TMPDIR = dir;
   // the cluster every PostgreSQL test server of the run is copied from, made by the first (postgres-server.ts)
   process.env[INITDB_CACHE_ENV] = join(dir, "pg-initdb");
+  // the card keys openssl makes for the run's files, each made once (integration/helpers.ts cardKey)
+  process.env[CARD_KEY_POOL_ENV] = join(dir, "card-keys");
   // At exit, after every global teardown (the PostgreSQL server's stop among them) has run.
   process.once("exit", (code) => {
     if (code === 0) rmSync(dir, { recursive: true, force: true });
