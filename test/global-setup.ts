@@ -2,8 +2,9 @@
  * Builds dist/ once before any test file runs: the spawned-CLI suites (crash, concurrency, chaos) run the
  * built CLI, and several files building it at once in parallel workers could read each other's half-written
  * output. With both projects (vitest.config.ts) inheriting this file, the build still runs once per run.
- * Then, once per run too, the SQLite demo that runDemo copies (test/demo-template.ts), handed to every project
- * but "postgres" as `inject("jpkiDemoSqlite")`.
+ * Then, once per run too, the SQLite demo that runDemo copies and the `ca init -p 13` workspace that tokyoWorkspace
+ * copies (test/demo-template.ts), handed to every project but "postgres" as `inject("jpkiDemoSqlite")` and
+ * `inject("jpkiTokyoSqlite")`.
  *
  * vitest runs the projects' global setups one after the other, before any test file. The "postgres" project's
  * (whose files runDemo never gives the SQLite demo) starts the SQLite demo and goes on to its server and its own
@@ -16,12 +17,13 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import type { TestProject } from "vitest/node";
-import { makeDemoTemplate, type DemoTemplate } from "./demo-template.js";
+import { makeDemoTemplate, makeTokyoTemplate, type DemoTemplate } from "./demo-template.js";
 import { CARD_KEY_POOL_ENV } from "./card-key-pool.js";
 import { INITDB_CACHE_ENV } from "./postgres-server.js";
 
 const BUILT = Symbol.for("jpki.test.distBuilt");
 const DEMO = Symbol.for("jpki.test.sqliteDemo");
+const TOKYO = Symbol.for("jpki.test.sqliteTokyo");
 const RUN_TMP = Symbol.for("jpki.test.runTmp");
 const ROOT = join(import.meta.dirname, "..");
 
@@ -105,16 +107,32 @@ function sqliteDemo(): { made: Promise<DemoTemplate>; first: boolean } {
   return { made: g[DEMO], first };
 }
 
+/** The run's SQLite `ca init -p 13` workspace (demo-template.ts makeTokyoTemplate), started with the demo. */
+function sqliteTokyo(): Promise<string> {
+  const g = globalThis as { [TOKYO]?: Promise<string> };
+  if (!g[TOKYO]) {
+    g[TOKYO] = buildDist().then(() => makeTokyoTemplate(ROOT));
+    g[TOKYO].catch(() => undefined);
+  }
+  return g[TOKYO];
+}
+
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
   runTmpDir();
   await buildDist();
   const { made, first } = sqliteDemo();
+  const tokyo = sqliteTokyo();
   // not waited for here: see the header
-  if (project.name !== "postgres") project.provide("jpkiDemoSqlite", await made);
+  if (project.name !== "postgres") {
+    project.provide("jpkiDemoSqlite", await made);
+    project.provide("jpkiTokyoSqlite", await tokyo);
+  }
   return first
     ? async () => {
         const demo = await made.catch(() => undefined);
         if (demo) rmSync(dirname(demo.workspace), { recursive: true, force: true });
+        const ws = await tokyo.catch(() => undefined);
+        if (ws) rmSync(dirname(ws), { recursive: true, force: true });
       }
     : undefined;
 }

@@ -331,6 +331,16 @@ export interface DemoRun {
   readonly notice: { readonly revokedByMove: string; readonly ca: string };
 }
 
+/**
+ * A workspace at `ws` as `jpki --workspace WS ca init -p 13` makes it (Tokyo's two CAs, the passphrase `cli`
+ * gives): a copy of the one the global setup made on this project's backend (test/demo-template.ts
+ * makeTokyoTemplate). For suites whose starting workspace is only that; a suite about `ca init` itself, or one that
+ * needs CA keys of its own beside another workspace's (a foreign CA), runs the command.
+ */
+export async function tokyoWorkspace(ws: string): Promise<void> {
+  await copyWorkspace(onPostgres ? inject("jpkiTokyoPostgres") : inject("jpkiTokyoSqlite"), resolve(ws));
+}
+
 /** The run's demo on this project's backend, as the global setup made it (test/demo-template.ts). */
 export function demoTemplate(): DemoTemplate {
   return onPostgres ? inject("jpkiDemoPostgres") : inject("jpkiDemoSqlite");
