@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
 import { defineConfig } from "vitest/config";
+import { LongestFirst } from "./test/sequencer.js";
 
 /**
  * The integration suites whose workspaces hold store facts: they run twice, on SQLite (the "sqlite" project,
@@ -22,6 +23,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // the longest files first, across both projects (test/sequencer.ts)
+    sequence: { sequencer: LongestFirst },
     projects: [
       { extends: true, test: { name: "sqlite", include: ["src/**/*.test.ts", "test/**/*.test.ts"] } },
       { extends: true, test: { name: "postgres", include: STORE_SUITES, globalSetup: ["test/postgres-global-setup.ts"] } },

@@ -7,11 +7,12 @@
  * The template's files hold no absolute path (its records name certificates by serial, the report names its
  * files under the workspace), so a copy with the paths of its report rewritten is the demo run there.
  */
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { promisify } from "node:util";
 
 /** A made demo: its workspace directory and the text `jpki demo --json` printed. */
 export interface DemoTemplate {
@@ -25,6 +26,10 @@ declare module "vitest" {
     jpkiDemoSqlite: DemoTemplate;
     /** the run's demo on the "postgres" project's server (test/postgres-global-setup.ts) */
     jpkiDemoPostgres: DemoTemplate;
+    /** the run's `ca init -p 13` workspace on SQLite (test/global-setup.ts) */
+    jpkiTokyoSqlite: string;
+    /** the run's `ca init -p 13` workspace on the "postgres" project's server (test/postgres-global-setup.ts) */
+    jpkiTokyoPostgres: string;
   }
 }
 
@@ -33,10 +38,32 @@ export function workspaceDatabase(ws: string): string {
   return `ws_${createHash("sha256").update(resolve(ws)).digest("hex").slice(0, 32)}`;
 }
 
-/** Runs the built CLI's demo in a new temporary directory (dist/ must be built); `store` is its JPKI_STORE. */
-export function makeDemoTemplate(root: string, dir: string = mkdtempSync(join(tmpdir(), "jpki-demo-template-")), store?: string): DemoTemplate {
-  const workspace = join(dir, "jpki-demo");
-  const env = { ...process.env, JPKI_STORE: store ?? "" }; // empty: the embedded store (context.ts)
-  const report = execFileSync(process.execPath, [join(root, "bin", "jpki.cjs"), "demo", "--json", "--dir", workspace], { cwd: dir, env, encoding: "utf8" });
-  return { workspace, report };
+/**
+ * Runs the built CLI's demo in a new temporary directory (dist/ must be built) as the README's run command does —
+ * `jpki demo --json` there, into its default ./jpki-demo, with no JPKI_* variable of the caller's; `store` is its
+ * JPKI_STORE. demo.test.ts checks this run's report and files. Asynchronous: the global setups run the SQLite
+ * demo while the PostgreSQL one is made (global-setup.ts).
+ */
+export async function makeDemoTemplate(root: string, dir: string = mkdtempSync(join(tmpdir(), "jpki-demo-template-")), store?: string): Promise<DemoTemplate> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("JPKI_")));
+  env.JPKI_STORE = store ?? ""; // empty: the embedded store (context.ts)
+  const { stdout: report } = await promisify(execFile)(process.execPath, [join(root, "bin", "jpki.cjs"), "demo", "--json"], { cwd: dir, env, encoding: "utf8" });
+  return { workspace: join(dir, "jpki-demo"), report };
 }
+
+/**
+ * `jpki ca init -p 13` (Tokyo's signature and authentication CAs) into DIR/ws with the passphrase the suites' `cli`
+ * gives (helpers.ts), by the built CLI; `store` is its JPKI_STORE. Returns the workspace. The suites whose workspace
+ * starts as that command leaves it copy this one (helpers.ts tokyoWorkspace): four RSA-2048 keys and a PBKDF2,
+ * ≈ 1.5–2 s of CPU, once per run and backend instead of once per suite and backend.
+ */
+export async function makeTokyoTemplate(root: string, dir: string = mkdtempSync(join(tmpdir(), "jpki-tokyo-template-")), store?: string): Promise<string> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("JPKI_")));
+  Object.assign(env, { JPKI_STORE: store ?? "", JPKI_PASSPHRASE: TEMPLATE_PASSPHRASE });
+  const workspace = join(dir, "ws");
+  await promisify(execFile)(process.execPath, [join(root, "bin", "jpki.cjs"), "--workspace", workspace, "ca", "init", "-p", "13"], { cwd: dir, env });
+  return workspace;
+}
+
+/** The CA passphrase `cli` (integration/helpers.ts) gives every command unless a test says otherwise. */
+export const TEMPLATE_PASSPHRASE = "correct horse";

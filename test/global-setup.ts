@@ -2,30 +2,74 @@
  * Builds dist/ once before any test file runs: the spawned-CLI suites (crash, concurrency, chaos) run the
  * built CLI, and several files building it at once in parallel workers could read each other's half-written
  * output. With both projects (vitest.config.ts) inheriting this file, the build still runs once per run.
- * Then, once per run too, the SQLite demo that runDemo copies (test/demo-template.ts), handed to every project
- * as `inject("jpkiDemoSqlite")`.
+ * Then, once per run too, the SQLite demo that runDemo copies and the `ca init -p 13` workspace that tokyoWorkspace
+ * copies (test/demo-template.ts), handed to every project but "postgres" as `inject("jpkiDemoSqlite")` and
+ * `inject("jpkiTokyoSqlite")`.
+ *
+ * vitest runs the projects' global setups one after the other, before any test file. The "postgres" project's
+ * (whose files runDemo never gives the SQLite demo) starts the SQLite demo and goes on to its server and its own
+ * demo meanwhile; the setups after it find the SQLite demo made or nearly. test/sequencer.ts puts a "postgres"
+ * file first in a whole run, so its setup is the first: about one demo's time (≈ 6 s) less before the first test.
  */
-import { execFileSync } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { promisify } from "node:util";
 import type { TestProject } from "vitest/node";
-import { makeDemoTemplate, type DemoTemplate } from "./demo-template.js";
+import { makeDemoTemplate, makeTokyoTemplate, type DemoTemplate } from "./demo-template.js";
+import { CARD_KEY_POOL_ENV } from "./card-key-pool.js";
 import { INITDB_CACHE_ENV } from "./postgres-server.js";
 
 const BUILT = Symbol.for("jpki.test.distBuilt");
 const DEMO = Symbol.for("jpki.test.sqliteDemo");
+const TOKYO = Symbol.for("jpki.test.sqliteTokyo");
 const RUN_TMP = Symbol.for("jpki.test.runTmp");
 const ROOT = join(import.meta.dirname, "..");
 
-/** Builds dist/ unless this run already has (test/postgres-global-setup.ts needs it too, whichever runs first). */
-export function buildDist(): void {
-  const g = globalThis as { [BUILT]?: boolean };
-  if (g[BUILT]) return;
-  g[BUILT] = true;
-  execFileSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", join(ROOT, "tsconfig.build.json")], { stdio: "inherit" });
-  // The rest of `npm run build`: the top-level help the launcher prints without loading the program.
-  execFileSync(process.execPath, [join(ROOT, "bin", "help-cache.cjs")], { stdio: "inherit" });
+/**
+ * Builds dist/ unless this run already has (test/postgres-global-setup.ts needs it too, whichever runs first).
+ * Asynchronous, so the PostgreSQL server starts meanwhile.
+ */
+export function buildDist(): Promise<void> {
+  const g = globalThis as { [BUILT]?: Promise<void> };
+  return (g[BUILT] ??= (async () => {
+    const run = promisify(execFile);
+    try {
+      if (!distIsFresh()) {
+        const started = new Date();
+        await run(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", join(ROOT, "tsconfig.build.json")]);
+        // tsc leaves its record alone when nothing it emits changed (an edited test file): dated to the start of this
+        // build, which saw every file older, the record says so for the next run; a file edited meanwhile is newer.
+        utimesSync(join(ROOT, "dist", ".tsbuildinfo"), started, started);
+      }
+      // The rest of `npm run build`: the top-level help the launcher prints without loading the program.
+      await run(process.execPath, [join(ROOT, "bin", "help-cache.cjs")]);
+    } catch (e) {
+      // tsc says what is wrong on stdout
+      const { stdout = "", stderr = "" } = e as { stdout?: string; stderr?: string };
+      throw new Error(`building dist/ failed:\n${stdout}${stderr}`);
+    }
+  })());
+}
+
+/**
+ * dist/ as `npm run build` (or this setup) left it with nothing edited since: its incremental build record
+ * (tsconfig.build.json's tsBuildInfoFile) newer than every file under the trees the build reads, and its configs.
+ * Then tsc would only read everything to find nothing to do (≈ 5 s; in CI `npm ci` has just built it). Anything
+ * newer, or no record: tsc decides.
+ */
+function distIsFresh(): boolean {
+  const record = join(ROOT, "dist", ".tsbuildinfo");
+  if (!existsSync(record)) return false;
+  const built = statSync(record).mtimeMs;
+  // files only: a directory's time changes when a file in it is made or removed (the tests' scratch files)
+  const newer = (path: string): boolean => {
+    const s = lstatSync(path);
+    if (!s.isDirectory()) return s.mtimeMs > built;
+    return readdirSync(path).some((name) => newer(join(path, name)));
+  };
+  return !["src", "bench", "test", "package.json", "tsconfig.json", "tsconfig.build.json"].some((p) => newer(join(ROOT, p)));
 }
 
 /**
@@ -43,6 +87,8 @@ export function runTmpDir(): void {
   g[RUN_TMP] = process.env.TMPDIR = dir;
   // the cluster every PostgreSQL test server of the run is copied from, made by the first (postgres-server.ts)
   process.env[INITDB_CACHE_ENV] = join(dir, "pg-initdb");
+  // the card keys openssl makes for the run's files, each made once (integration/helpers.ts cardKey)
+  process.env[CARD_KEY_POOL_ENV] = join(dir, "card-keys");
   // At exit, after every global teardown (the PostgreSQL server's stop among them) has run.
   process.once("exit", (code) => {
     if (code === 0) rmSync(dir, { recursive: true, force: true });
@@ -50,12 +96,43 @@ export function runTmpDir(): void {
   });
 }
 
-export default function setup(project: TestProject): (() => void) | undefined {
-  runTmpDir();
-  buildDist();
-  const g = globalThis as { [DEMO]?: DemoTemplate };
+/** The run's SQLite demo, started once by the first setup that asks for it; removed by the teardown of that setup. */
+function sqliteDemo(): { made: Promise<DemoTemplate>; first: boolean } {
+  const g = globalThis as { [DEMO]?: Promise<DemoTemplate> };
   const first = !g[DEMO];
-  if (first) g[DEMO] = makeDemoTemplate(ROOT);
-  project.provide("jpkiDemoSqlite", g[DEMO]!);
-  return first ? () => rmSync(dirname(g[DEMO]!.workspace), { recursive: true, force: true }) : undefined;
+  if (!g[DEMO]) {
+    g[DEMO] = buildDist().then(() => makeDemoTemplate(ROOT));
+    g[DEMO].catch(() => undefined); // a failure is reported by the setup that waits for it, not as unhandled meanwhile
+  }
+  return { made: g[DEMO], first };
+}
+
+/** The run's SQLite `ca init -p 13` workspace (demo-template.ts makeTokyoTemplate), started with the demo. */
+function sqliteTokyo(): Promise<string> {
+  const g = globalThis as { [TOKYO]?: Promise<string> };
+  if (!g[TOKYO]) {
+    g[TOKYO] = buildDist().then(() => makeTokyoTemplate(ROOT));
+    g[TOKYO].catch(() => undefined);
+  }
+  return g[TOKYO];
+}
+
+export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
+  runTmpDir();
+  await buildDist();
+  const { made, first } = sqliteDemo();
+  const tokyo = sqliteTokyo();
+  // not waited for here: see the header
+  if (project.name !== "postgres") {
+    project.provide("jpkiDemoSqlite", await made);
+    project.provide("jpkiTokyoSqlite", await tokyo);
+  }
+  return first
+    ? async () => {
+        const demo = await made.catch(() => undefined);
+        if (demo) rmSync(dirname(demo.workspace), { recursive: true, force: true });
+        const ws = await tokyo.catch(() => undefined);
+        if (ws) rmSync(dirname(ws), { recursive: true, force: true });
+      }
+    : undefined;
 }

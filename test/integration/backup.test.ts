@@ -24,7 +24,7 @@ import { thisNamespace } from "../../src/store/pid-namespace.js";
 import { PostgresStore, UNVERIFIED_COPY } from "../../src/store/postgres.js";
 import { retirementNote } from "../../src/store/retirement.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
-import { MAIN, cardKey, cli, copyWorkspace, jpkiProcess, onPostgres, openWorkspace, setConfig, sh, startServe, storeEnv, tempDir, workspaceStore, writeJsonl } from "./helpers.js";
+import { cardKey, cli, copyWorkspace, jpkiProcess, MAIN, onPostgres, openWorkspace, setConfig, sh, startServe, storeEnv, tempDir, tokyoWorkspace, workspaceStore, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -84,7 +84,7 @@ function verifyWithCrl(workspace: string, certPath: string) {
 beforeAll(async () => {
   dir = tempDir("jpki-backup-");
   ws = join(dir, "ws");
-  expect((await cli(["-w", ws, "ca", "init", "--prefecture", "13"], { cwd: dir })).code).toBe(0);
+  await tokyoWorkspace(ws);
   writeJsonl(join(dir, "residents.jsonl"), people);
   const imp = await cli(["-w", ws, "registry", "import", join(dir, "residents.jsonl")], { cwd: dir });
   expect(imp.code, imp.stderr).toBe(0);

@@ -17,7 +17,7 @@ import { issueCard, renewCardCertificate } from "../../src/counter/card-issuance
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { changeResidentCode } from "../../src/registry/counter.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
-import { cli, openWorkspace, sh, tempDir, writeJsonl } from "./helpers.js";
+import { cli, openWorkspace, sh, tempDir, tokyoWorkspace, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -35,7 +35,7 @@ beforeAll(async () => {
   resident = people[0]!;
   other = people[1]!;
   writeJsonl(join(dir, "residents.jsonl"), people);
-  expect((await cli(["--workspace", ws, "ca", "init", "--prefecture", "13"], { cwd: dir })).code).toBe(0);
+  await tokyoWorkspace(ws);
   expect((await cli(["--workspace", ws, "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);
   caPem = readFileSync(join(ws, "ca", "13-sig.pem"), "utf8");
 }, 120_000);

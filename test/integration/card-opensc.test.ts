@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EmulatedCard, newAdminKey } from "../../src/card/card.js";
 import { fileCardStorage } from "../../src/card/card-state.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
-import { MAIN, cli, tempDir, writeJsonl } from "./helpers.js";
+import { cli, MAIN, tempDir, tokyoWorkspace, writeJsonl } from "./helpers.js";
 import { freePortPair, startPcscd, startReaderNetwork, type Pcscd, type ReaderNetwork } from "./pcscd.js";
 
 const SIGNATURE_PIN = "JPKI2026";
@@ -53,7 +53,7 @@ beforeAll(async () => {
   const ws = join(dir, "ws");
   const chipKeyFile = join(dir, "chip.key");
   // The counter's side: a prefecture CA and a resident, then a card whose keys are generated on the card.
-  expect((await cli(["--workspace", ws, "ca", "init", "--prefecture", "13"], { cwd: dir })).code).toBe(0);
+  await tokyoWorkspace(ws);
   const resident = makeResidentCode("0000000970");
   writeJsonl(join(dir, "residents.jsonl"), [
     { residentCode: resident, municipalityCode: "131016", name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male", status: "active" },

@@ -12,7 +12,7 @@ import { CMS_OID, pemOrDer, verifySignedData } from "../../src/index.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { oid, time } from "../../src/pki/der.js";
 import { parseCrl } from "../../src/validation/crl.js";
-import { cardKey, cli, sh, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, sh, tempDir, tokyoWorkspace, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -95,7 +95,7 @@ function withSigningTime(cms: Buffer, name: string, t: Date): Buffer {
 beforeAll(async () => {
   dir = tempDir("jpki-cms-");
   ws = join(dir, "ws");
-  expect((await cli([...w(), "ca", "init", "--prefecture", "13"], { cwd: dir })).code).toBe(0);
+  await tokyoWorkspace(ws);
   const people = ["0000000960", "0000000961"].map((c, i) => ({
     residentCode: makeResidentCode(c), municipalityCode: "131016", name: ["山田　太郎", "山田　花子"][i], address: "東京都千代田区千代田１番１号",
     birthDate: "1980-12-31", gender: "male", status: "active",

@@ -17,7 +17,7 @@ import { CrlUpdater } from "../../src/crl/updater.js";
 import type { ChangeNoticeInput } from "../../src/registry/notice.js";
 import type { ResidentInput } from "../../src/registry/resident.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
-import { cardKeys, MAIN, cardKey, cli, openWorkspace, settledSpool, storeEnv, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cardKeys, cli, MAIN, openWorkspace, settledSpool, storeEnv, tempDir, tokyoWorkspace, writeJsonl } from "./helpers.js";
 
 type Type = "signature" | "authentication";
 interface Cert {
@@ -62,7 +62,7 @@ function procedureOf(n: ChangeNoticeInput): Record<string, unknown> {
 beforeAll(async () => {
   dir = tempDir("jpki-counter-");
   ws = join(dir, "ws");
-  expect((await cli([...w(), "ca", "init", "-p", "13"], { cwd: dir })).code).toBe(0);
+  await tokyoWorkspace(ws);
   residents = [...generateResidents({ count: 160, seed: "counter", prefectures: ["13"] })];
   writeJsonl(join(dir, "residents.jsonl"), residents);
   expect((await cli([...w(), "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);

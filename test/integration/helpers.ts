@@ -12,7 +12,7 @@
  */
 import { cardKeyVariant } from "../card-fixtures.js";
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { cpSync, lstatSync, mkdtempSync, readFileSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, utimesSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -24,8 +24,9 @@ import { SPOOL_SETTLE_MS } from "../../src/ca/spool.js";
 import type { Io } from "../../src/cli/output.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { Workspace } from "../../src/workspace/workspace.js";
-import { workspaceDatabase } from "../demo-template.js";
+import { workspaceDatabase, type DemoTemplate } from "../demo-template.js";
 import { connectionString } from "../postgres-server.js";
+import { CARD_KEY_POOL_ENV } from "../card-key-pool.js";
 
 /** The socket directory of the throwaway server, in the "postgres" project; undefined in "sqlite". */
 const pgSocket: string | undefined = inject("jpkiPostgres");
@@ -173,13 +174,43 @@ export function sh(cmd: string, args: string[], opts: { cwd?: string; input?: st
   return { status: r.status ?? -1, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
 }
 
-/** A card key pair made by openssl (an independent implementation); returns the paths. */
-export function cardKey(dir: string, name: string, spec: string[] = ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]): { key: string; pub: string } {
+/** How many RSA-2048 card keys this file has drawn from the run's pool (CARD_KEY_POOL_ENV). */
+let drawn = 0;
+
+/**
+ * A card key pair made by openssl (an independent implementation); returns the paths. The default, RSA-2048, comes
+ * from the run's pool when there is one: the file's n-th such key is the pool's n-th, made by openssl the first
+ * time any file asks for it and copied after. An openssl RSA keygen (two processes, ≈ 0.3 s) ran for each of the
+ * hundred-odd calls of a run, though what a key must be is distinct from the other keys of its file (a workspace
+ * certifies a key to one resident and one type; the files share no workspace), which the n-th-of-the-file rule
+ * keeps. Other specs (another size, EC) are made each time.
+ */
+export function cardKey(dir: string, name: string, spec?: string[]): { key: string; pub: string } {
   const key = join(dir, `${name}.key.pem`);
   const pub = join(dir, `${name}.pub.pem`);
+  const pool = process.env[CARD_KEY_POOL_ENV];
+  if (spec || !pool) {
+    opensslKey(key, pub, spec ?? ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]);
+    return { key, pub };
+  }
+  const slot = join(pool, String(drawn++));
+  if (!existsSync(`${slot}.key.pem`)) {
+    // Made beside the slot and renamed into it, the key last: a file finding the key finds the public key too.
+    // Two files making the same slot at once each rename a whole pair; either pair is the slot's.
+    mkdirSync(pool, { recursive: true });
+    const making = `${slot}.${process.pid}`;
+    opensslKey(`${making}.key.pem`, `${making}.pub.pem`, ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]);
+    renameSync(`${making}.pub.pem`, `${slot}.pub.pem`);
+    renameSync(`${making}.key.pem`, `${slot}.key.pem`);
+  }
+  copyFileSync(`${slot}.key.pem`, key);
+  copyFileSync(`${slot}.pub.pem`, pub);
+  return { key, pub };
+}
+
+function opensslKey(key: string, pub: string, spec: string[]): void {
   execFileSync("openssl", ["genpkey", ...spec, "-out", key], { stdio: "ignore" });
   execFileSync("openssl", ["pkey", "-in", key, "-pubout", "-out", pub], { stdio: "ignore" });
-  return { key, pub };
 }
 
 /**
@@ -301,12 +332,27 @@ export interface DemoRun {
 }
 
 /**
+ * A workspace at `ws` as `jpki --workspace WS ca init -p 13` makes it (Tokyo's two CAs, the passphrase `cli`
+ * gives): a copy of the one the global setup made on this project's backend (test/demo-template.ts
+ * makeTokyoTemplate). For suites whose starting workspace is only that; a suite about `ca init` itself, or one that
+ * needs CA keys of its own beside another workspace's (a foreign CA), runs the command.
+ */
+export async function tokyoWorkspace(ws: string): Promise<void> {
+  await copyWorkspace(onPostgres ? inject("jpkiTokyoPostgres") : inject("jpkiTokyoSqlite"), resolve(ws));
+}
+
+/** The run's demo on this project's backend, as the global setup made it (test/demo-template.ts). */
+export function demoTemplate(): DemoTemplate {
+  return onPostgres ? inject("jpkiDemoPostgres") : inject("jpkiDemoSqlite");
+}
+
+/**
  * `jpki demo --json` in `cwd` (into cwd/jpki-demo) and its report: a copy of the run's demo on this project's
  * backend, made once by the global setup (test/demo-template.ts), with its report's paths moved to the copy.
  * What the demo itself does is test/integration/demo.test.ts's to test.
  */
 export async function runDemo(cwd: string): Promise<DemoRun> {
-  const template = onPostgres ? inject("jpkiDemoPostgres") : inject("jpkiDemoSqlite");
+  const template = demoTemplate();
   const workspace = join(resolve(cwd), "jpki-demo");
   await copyWorkspace(template.workspace, workspace);
   return JSON.parse(template.report.replaceAll(JSON.stringify(template.workspace).slice(1, -1), JSON.stringify(workspace).slice(1, -1))) as DemoRun;

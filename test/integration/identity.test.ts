@@ -13,7 +13,7 @@ import { generateResidents } from "../../src/registry/fixtures.js";
 import { readRecords } from "../../src/registry/import.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import type { Store } from "../../src/store/types.js";
-import { cardKeys, cli, copyTemplate, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
+import { cardKeys, cli, copyTemplate, openWorkspace, tempDir, tokyoWorkspace, writeJsonl } from "./helpers.js";
 
 type Row = Record<string, string>;
 let dir: string;
@@ -50,7 +50,7 @@ let template: string;
 beforeAll(async () => {
   template = tempDir("jpki-identity-template-");
   const tw = ["--workspace", join(template, "ws")];
-  expect((await cli([...tw, "ca", "init", "-p", "13"], { cwd: template })).code).toBe(0);
+  await tokyoWorkspace(join(template, "ws"));
   residents = [...generateResidents({ count: 4, seed: "identity", prefectures: ["13"] })] as unknown as Row[];
   writeJsonl(join(template, "residents.jsonl"), residents);
   expect((await cli([...tw, "registry", "import", join(template, "residents.jsonl")], { cwd: template })).code).toBe(0);

@@ -34,7 +34,7 @@ import { certificateParts, children, explicit, integerFromUnsigned, nul, octetSt
 import { OCSP_OID } from "../../src/ocsp/request.js";
 import { describeCrl } from "../../src/profile/describe.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { cardKeys, cardKey, cli, jpkiProcess, openWorkspace, setConfig, startServe, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cardKeys, cli, jpkiProcess, openWorkspace, setConfig, startServe, tempDir, tokyoWorkspace, writeJsonl } from "./helpers.js";
 
 /** autocannon has no types of its own: the part of its API used here. */
 interface AutocannonRequest {
@@ -194,7 +194,7 @@ const pick = <T>(a: readonly T[]): T => a[Math.floor(Math.random() * a.length)]!
 beforeAll(async () => {
   dir = tempDir("jpki-load-");
   ws = join(dir, "ws");
-  expect((await cli(["--workspace", ws, "ca", "init", "-p", "13"], { cwd: dir })).code).toBe(0);
+  await tokyoWorkspace(ws);
   residents = [...generateResidents({ count: RESIDENTS, seed: "load", prefectures: ["13"] })] as unknown as Row[];
   writeJsonl(join(dir, "residents.jsonl"), residents);
   expect((await cli(["--workspace", ws, "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);

@@ -14,7 +14,7 @@ import { CLAIM_STALE_MS, thisNamespace } from "../../src/ca/spool-claim.js";
 import { NOTICE_RULES } from "../../src/registry/notice-rules.js";
 import { MAX_SEQUENCE_JUMP } from "../../src/registry/notice.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
-import { cardKeys, cardKey, cli, copyTemplate, expectedStore, listFiles, openWorkspace, settledSpool, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cardKeys, cli, copyTemplate, expectedStore, listFiles, openWorkspace, settledSpool, storeKindOf, tempDir, tokyoWorkspace, writeJsonl } from "./helpers.js";
 
 type Row = Record<string, string>;
 let dir: string;
@@ -53,7 +53,7 @@ beforeAll(async () => {
   template = tempDir("jpki-notices-template-");
   const tws = join(template, "ws");
   const tw = ["--workspace", tws];
-  expect((await cli([...tw, "ca", "init", "-p", "13"], { cwd: template })).code).toBe(0);
+  await tokyoWorkspace(tws);
   expect(storeKindOf(tws)).toBe(expectedStore);
   residents = [...generateResidents({ count: 12, seed: "notices", prefectures: ["13"] })] as unknown as Row[];
   writeJsonl(join(template, "residents.jsonl"), residents);

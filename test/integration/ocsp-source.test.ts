@@ -23,7 +23,7 @@ import { items, tlvAt } from "../../src/validation/asn1.js";
 import { validateJpkiAsync } from "../../src/validation/jpki.js";
 import { OcspClient, type OcspOutcome } from "../../src/validation/ocsp-source.js";
 import { CrlCache } from "../../src/validation/revocation-sources.js";
-import { cardKey, cli, copyWorkspace, freePort, setConfig, startServe, tempDir, writeJsonl, type RunningServe } from "./helpers.js";
+import { cardKey, cli, copyWorkspace, freePort, setConfig, startServe, tempDir, tokyoWorkspace, type RunningServe, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -40,7 +40,7 @@ const cert: Record<"good" | "toRevoke" | "stranger" | "auth", { path: string; de
 beforeAll(async () => {
   dir = tempDir("jpki-ocspsrc-");
   ws = join(dir, "ws");
-  expect((await cli(["--workspace", ws, "ca", "init", "-p", "13"], { cwd: dir })).code).toBe(0);
+  await tokyoWorkspace(ws);
   const port = await freePort();
   setConfig(ws, { baseUrl: `http://127.0.0.1:${port}` });
   const residents = [...generateResidents({ count: 4, seed: "ocspsrc", prefectures: ["13"] })];

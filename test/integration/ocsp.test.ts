@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toPem } from "../../src/pki/pem.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
-import { cardKey, cli, openWorkspace, startServe, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, openWorkspace, startServe, tempDir, tokyoWorkspace, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -59,7 +59,7 @@ function httpGet(url: string, headers: Record<string, string> = {}, method = "GE
 beforeAll(async () => {
   dir = tempDir("jpki-ocsp-");
   ws = join(dir, "ws");
-  expect((await cli(["--workspace", ws, "ca", "init", "-p", "13"], { cwd: dir })).code).toBe(0);
+  await tokyoWorkspace(ws);
   const residents = [...generateResidents({ count: 4, seed: "ocsp", prefectures: ["13"] })];
   writeJsonl(join(dir, "residents.jsonl"), residents);
   spareResident = String(residents[3]!.residentCode);

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
-import { cardKeys, cardKey, cli, copyTemplate, openWorkspace, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cardKeys, cli, copyTemplate, openWorkspace, tempDir, tokyoWorkspace, writeJsonl } from "./helpers.js";
 
 type Row = Record<string, string>;
 let dir: string;
@@ -46,7 +46,7 @@ let template: string;
 beforeAll(async () => {
   template = tempDir("jpki-partial-template-");
   const tw = ["--workspace", join(template, "ws")];
-  expect((await cli([...tw, "ca", "init", "-p", "13"], { cwd: template })).code).toBe(0);
+  await tokyoWorkspace(join(template, "ws"));
   residents = [...generateResidents({ count: 4, seed: "partial-input", prefectures: ["13"] })] as unknown as Row[];
   writeJsonl(join(template, "residents.jsonl"), residents);
   expect((await cli([...tw, "registry", "import", join(template, "residents.jsonl")], { cwd: template })).code).toBe(0);

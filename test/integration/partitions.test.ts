@@ -17,7 +17,7 @@ import { pemOrDer } from "../../src/pki/pem.js";
 import { describeCrl } from "../../src/profile/describe.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { EXT_OID } from "../../src/profile/oids.js";
-import { cardKey, cli, openWorkspace, sh, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, openWorkspace, sh, tempDir, tokyoWorkspace, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -50,7 +50,7 @@ async function generate(extra: string[] = []) {
 beforeAll(async () => {
   dir = tempDir("jpki-partitions-");
   ws = join(dir, "ws");
-  expect((await cli([...w(), "ca", "init", "--prefecture", "13"], { cwd: dir })).code).toBe(0);
+  await tokyoWorkspace(ws);
   const base = { birthDate: "1980-12-31", gender: "male", status: "active" };
   const people = [
     { residentCode: makeResidentCode("0000000900"), municipalityCode: CHIYODA, name: "山田　太郎", address: "東京都千代田区千代田１番１号", ...base },

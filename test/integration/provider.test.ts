@@ -19,7 +19,7 @@ import { CertificationAuthority, FixedClock, OcspClient, SoftwareSigner, enrolCu
 import { buildServer } from "../../src/server/app.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { spawn } from "node:child_process";
-import { MAIN, cardKey, cli, openWorkspace, sh, tempDir, writeJsonl } from "./helpers.js";
+import { cardKey, cli, MAIN, openWorkspace, sh, tempDir, tokyoWorkspace, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -82,7 +82,7 @@ beforeAll(async () => {
   dir = tempDir("jpki-provider-");
   ws = join(dir, "public");
   prov = join(dir, "bank");
-  await ok([...w(), "ca", "init", "-p", "13"]);
+  await tokyoWorkspace(ws);
   residents = [...generateResidents({ count: 6, seed: "provider", prefectures: ["13"] })];
   writeJsonl(join(dir, "residents.jsonl"), residents);
   await ok([...w(), "registry", "import", join(dir, "residents.jsonl")]);

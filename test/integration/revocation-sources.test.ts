@@ -15,7 +15,7 @@ import { describeCrl } from "../../src/profile/describe.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { validateJpkiAsync } from "../../src/validation/jpki.js";
 import { CrlCache } from "../../src/validation/revocation-sources.js";
-import { cardKey, cli, setConfig, startServe, tempDir, writeJsonl, type RunningServe } from "./helpers.js";
+import { cardKey, cli, setConfig, startServe, tempDir, tokyoWorkspace, type RunningServe, writeJsonl } from "./helpers.js";
 
 const BASE = "http://localhost:8080";
 let dir: string;
@@ -43,7 +43,7 @@ function cacheFor(url: string, bearerToken = token): CrlCache {
 beforeAll(async () => {
   dir = tempDir("jpki-revsrc-");
   ws = join(dir, "ws");
-  expect((await cli(["--workspace", ws, "ca", "init", "-p", "13"], { cwd: dir })).code).toBe(0);
+  await tokyoWorkspace(ws);
   // delta CRLs on: certificates then name the delta (freshestCRL) beside their municipality partition
   setConfig(ws, { deltaCrlIntervalMinutes: 5 });
   const residents = [...generateResidents({ count: 2, seed: "revsrc", prefectures: ["13"] })];

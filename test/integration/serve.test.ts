@@ -16,7 +16,7 @@ import { describeCrl } from "../../src/profile/describe.js";
 import { OcspClient } from "../../src/validation/ocsp-source.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import pg from "pg";
-import { cardKey, cli, onPostgres, openWorkspace, startServe, tempDir, workspaceStore, writeJsonl } from "./helpers.js";
+import { cardKey, cli, onPostgres, openWorkspace, startServe, tempDir, tokyoWorkspace, workspaceStore, writeJsonl } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -80,7 +80,7 @@ afterEach(() => {
 beforeAll(async () => {
   dir = tempDir("jpki-serve-");
   ws = join(dir, "ws");
-  expect((await cli(["--workspace", ws, "ca", "init", "-p", "13"], { cwd: dir })).code).toBe(0);
+  await tokyoWorkspace(ws);
   const residents = [...generateResidents({ count: 3, seed: "serve", prefectures: ["13"] })];
   writeJsonl(join(dir, "residents.jsonl"), residents);
   expect((await cli(["--workspace", ws, "registry", "import", join(dir, "residents.jsonl")], { cwd: dir })).code).toBe(0);
