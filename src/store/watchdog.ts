@@ -21,7 +21,16 @@
  *
  * The disclosure log watches its group writes itself (verifier/disclosure-log.ts, with `add`/`settled`): one
  * entry per write, nothing per answer.
+ *
+ * A late call gives up what the store holds for it (`bindCalls`: PostgreSQL). A probe while a database host is
+ * silently gone takes a pooled connection and hangs on it; ten probes (the pool's size) and every connection was
+ * hung until TCP keepalive ended it, so once the database was back the probes waited for a free connection, went
+ * late, and recovery waited ~10 min after all. Each call therefore runs in an async context (`within`) a store finds
+ * it by (`currentCall`): a connection it checks out is tied to the call (`holdFor`), and the sweep that declares the
+ * call late lets go of it (postgres.ts closes it: the pool opens a fresh one). The store's failure of a call it let
+ * go of (`details.lateCall`) says nothing of the store: the call keeps counting late, as it did while it hung.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { JpkiError } from "../errors.js";
 
 /** How long the verifier API waits for the store by default, ms: as long as /healthz (HEALTH_STORE_WAIT_MS). */
@@ -37,6 +46,39 @@ export interface WatchedCall {
   late(e: JpkiError): void;
   /** set by the watchdog when it declared the call late */
   wasLate?: boolean;
+  /**
+   * What the store holds for the call and gives up once it is late (`holdFor`: a pooled PostgreSQL connection);
+   * null once the call was declared late (what it takes after that is given up at once).
+   */
+  holds?: Set<() => void> | null;
+}
+
+/** The call the code running now is part of (StoreWatchdog.within), while a watchdog with `bindCalls` runs it. */
+const current = new AsyncLocalStorage<WatchedCall>();
+
+/** The watched call the code running now is part of, if any: a store ties what it takes for it to it (`holdFor`). */
+export function currentCall(): WatchedCall | undefined {
+  return current.getStore();
+}
+
+/**
+ * Ties what the store took for `call` to it: `letGo` runs once if the call is declared late while it is held. The
+ * function returned unties it (the store is done with it). Undefined when the call is late already: the store
+ * gives it back unused (a connection that came free after the bound is not sent a statement nobody waits for).
+ */
+export function holdFor(call: WatchedCall, letGo: () => void): (() => void) | undefined {
+  if (call.holds === null) return undefined;
+  const holds = (call.holds ??= new Set());
+  holds.add(letGo);
+  return () => call.holds?.delete(letGo);
+}
+
+/**
+ * Whether `failure` is the store's own for a call it let go of (holdFor): a connection closed past the bound, or
+ * a statement not sent because the call was late. It tells nothing of whether the store answers.
+ */
+export function letGoFailure(failure: unknown): boolean {
+  return (failure as { code?: unknown } | undefined)?.code === "ERR_STORE_UNRESPONSIVE" && (failure as JpkiError).details?.lateCall !== undefined;
 }
 
 export interface StoreWatchdogOptions {
@@ -49,6 +91,12 @@ export interface StoreWatchdogOptions {
    * refused meanwhile are not reported one by one (a flood of lines at the API's request rate)
    */
   readonly onStalled?: (e: JpkiError) => void;
+  /**
+   * Run each call in an async context the store finds it by (`within`, `currentCall`), so that what it holds for a
+   * late call is given up (a PostgreSQL store: app.ts sets it for one). Off for SQLite, whose late call holds
+   * nothing shared: on Node 20 an AsyncLocalStorage in use costs every promise of the process a hook.
+   */
+  readonly bindCalls?: boolean;
 }
 
 /** The error of a call the store did not answer within the bound (or refused because an earlier one has not). */
@@ -60,6 +108,7 @@ export class StoreWatchdog {
   readonly waitMs: number;
   readonly now: () => number;
   readonly #onStalled: ((e: JpkiError) => void) | undefined;
+  readonly #bindCalls: boolean;
   /** outstanding calls, in start order (a Set iterates in insertion order) */
   readonly #calls = new Set<WatchedCall>();
   /** calls declared late and not settled yet */
@@ -72,6 +121,12 @@ export class StoreWatchdog {
     this.waitMs = o.waitMs ?? STORE_WAIT_MS;
     this.now = o.now ?? (() => performance.now());
     this.#onStalled = o.onStalled;
+    this.#bindCalls = o.bindCalls ?? false;
+  }
+
+  /** `f()`, run as part of `call` (with `bindCalls`: a store ties what it takes to the call, currentCall). */
+  within<T>(call: WatchedCall, f: () => T): T {
+    return this.#bindCalls ? current.run(call, f) : f();
   }
 
   /** Whether a call past the bound has not settled yet: the store is taken to be hung, and new calls are refused. */
@@ -109,7 +164,12 @@ export class StoreWatchdog {
    */
   settled(call: WatchedCall, failure?: unknown): void {
     // A call forgotten when a probe ended its stall is no longer counted: its outcome says nothing now.
-    if (!this.#calls.delete(call)) return;
+    if (!this.#calls.has(call)) return;
+    // The store let go of the call as late (its connection closed): no word from the store, so the call stays
+    // counted late, as it was while it hung, until a probe answers in time. Ending the stall here handed the hung
+    // store one more query per request again, each answered only after the bound.
+    if (call.wasLate && failure !== undefined && letGoFailure(failure)) return;
+    this.#calls.delete(call);
     if (!call.wasLate && this.#late === 0 && (failure as { code?: unknown } | undefined)?.code === "ERR_STORE_UNRESPONSIVE") this.#onStalled?.(failure as JpkiError);
     if (call.wasLate) {
       call.wasLate = false;
@@ -140,7 +200,7 @@ export class StoreWatchdog {
       const call: WatchedCall = { startedAt: this.now(), late: reject };
       let p: Promise<T>;
       try {
-        p = f(this.deadline(call.startedAt)); // a write's deadline (WriteDeadline): the very moment this call is late
+        p = this.within(call, () => f(this.deadline(call.startedAt))); // a write's deadline (WriteDeadline): the very moment this call is late
       } catch (e) {
         reject(e);
         return;
@@ -171,6 +231,10 @@ export class StoreWatchdog {
         this.#onStalled?.(e);
       }
       call.late(e);
+      // What the store holds for it is given up (a connection that may be hung on a vanished host: postgres.ts).
+      const holds = call.holds;
+      call.holds = null;
+      if (holds) for (const letGo of holds) letGo();
     }
     if (!this.#calls.size) this.#stop();
   }
