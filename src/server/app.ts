@@ -574,7 +574,12 @@ export async function buildServer(
   const onStalled = opts.access?.onError
     ? (e: unknown) => opts.access!.onError!(e, "the store (the routes that read it answer 503 store-unresponsive, OCSP tryLater, until it answers)")
     : undefined;
-  const storeWatchdog = new StoreWatchdog({ ...(opts.storeWaitMs !== undefined ? { waitMs: opts.storeWaitMs } : {}), ...(onStalled ? { onStalled } : {}) });
+  // On PostgreSQL a late call's pooled connection is closed (bindCalls; watchdog.ts): probes on a vanished host took them all.
+  const storeWatchdog = new StoreWatchdog({
+    ...(opts.storeWaitMs !== undefined ? { waitMs: opts.storeWaitMs } : {}),
+    ...(onStalled ? { onStalled } : {}),
+    bindCalls: ws.store.kind === "postgres",
+  });
   const metrics = makeMetrics(ws, clock, opts.accessLog, connectionStats, storeWatchdog);
   const log = opts.accessLog;
   // Who asked: a verifier id or "anonymous", never any part of a credential. Called as accessLine?.(…): with
@@ -1080,7 +1085,7 @@ export async function buildServer(
     if (abandoned) {
       said(
         "stopping without the disclosure log's write in flight",
-        `the store did not answer a disclosure write of ${abandoned} record${abandoned === 1 ? "" : "s"} within ${storeWatchdog.waitMs} ms: abandoned (their verifiers were answered 503 store-unresponsive; on PostgreSQL the statement sent may still commit once the server answers)`,
+        `the store did not answer a disclosure write of ${abandoned} record${abandoned === 1 ? "" : "s"} within ${storeWatchdog.waitMs} ms: abandoned (their verifiers were answered 503 store-unresponsive; on PostgreSQL the statement sent may have committed, or may still commit once the server answers)`,
       );
     }
     const closing = access.close();
