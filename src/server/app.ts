@@ -574,12 +574,7 @@ export async function buildServer(
   const onStalled = opts.access?.onError
     ? (e: unknown) => opts.access!.onError!(e, "the store (the routes that read it answer 503 store-unresponsive, OCSP tryLater, until it answers)")
     : undefined;
-  // On PostgreSQL a late call's pooled connection is closed (bindCalls; watchdog.ts): probes on a vanished host took them all.
-  const storeWatchdog = new StoreWatchdog({
-    ...(opts.storeWaitMs !== undefined ? { waitMs: opts.storeWaitMs } : {}),
-    ...(onStalled ? { onStalled } : {}),
-    bindCalls: ws.store.kind === "postgres",
-  });
+  const storeWatchdog = new StoreWatchdog({ ...(opts.storeWaitMs !== undefined ? { waitMs: opts.storeWaitMs } : {}), ...(onStalled ? { onStalled } : {}) });
   const metrics = makeMetrics(ws, clock, opts.accessLog, connectionStats, storeWatchdog);
   const log = opts.accessLog;
   // Who asked: a verifier id or "anonymous", never any part of a credential. Called as accessLine?.(…): with

@@ -3,10 +3,16 @@
  * running, go to the server together, so many concurrent callers (the signing window of an issuance batch,
  * concurrent `issue()` calls) cost a few round trips instead of one each; a lone caller waits one turn
  * (setImmediate) at most. Each caller gets its own value; a failed query fails only the callers it was for.
+ * A query runs as part of the first of its callers' watched calls that is not late yet (store/watchdog.ts): its
+ * connection is let go of when that call goes late, as a read of its own would have been.
  */
+import { currentCall, isLate, runAs, type WatchedCall } from "./watchdog.js";
+
 interface Waiter<V> {
   resolve(v: V | undefined): void;
   reject(e: unknown): void;
+  /** the watched call the read is for (currentCall when it was asked) */
+  readonly call: WatchedCall | undefined;
 }
 
 export class Coalescer<V> {
@@ -22,10 +28,11 @@ export class Coalescer<V> {
   }
 
   get(key: string): Promise<V | undefined> {
+    const call = currentCall();
     return new Promise((resolve, reject) => {
       const ws = this.#waiting.get(key);
-      if (ws) ws.push({ resolve, reject });
-      else this.#waiting.set(key, [{ resolve, reject }]);
+      if (ws) ws.push({ resolve, reject, call });
+      else this.#waiting.set(key, [{ resolve, reject, call }]);
       if (!this.#running) void this.#run();
     });
   }
@@ -44,7 +51,7 @@ export class Coalescer<V> {
           for (const k of batch.keys()) this.#waiting.delete(k);
         }
         try {
-          const found = await this.#fetch([...batch.keys()]);
+          const found = await runAs(this.#callOf(batch), () => this.#fetch([...batch.keys()]));
           for (const [k, ws] of batch) for (const w of ws) w.resolve(found.get(k));
         } catch (e) {
           for (const ws of batch.values()) for (const w of ws) w.reject(e);
@@ -53,5 +60,11 @@ export class Coalescer<V> {
     } finally {
       this.#running = false;
     }
+  }
+
+  /** The first watched call of the batch's callers not late yet (none: the query is tied to no call). */
+  #callOf(batch: Map<string, Array<Waiter<V>>>): WatchedCall | undefined {
+    for (const ws of batch.values()) for (const w of ws) if (w.call && !isLate(w.call)) return w.call;
+    return undefined;
   }
 }

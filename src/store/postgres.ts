@@ -1859,8 +1859,9 @@ export class PostgresStore implements Store {
   /** One READ COMMITTED transaction on one connection; a deadlock victim runs again from the start. */
   async #tx<T>(what: string, body: (c: PoolClient) => Promise<T>, opts: { retries?: number; begin?: string } = {}): Promise<T> {
     const retries = opts.retries ?? 0;
+    const call = currentCall(); // read as the transaction begins: a retry is for the same call
     for (let attempt = 0; ; attempt++) {
-      const c = await this.#connect(what);
+      const c = await this.#connect(what, call);
       let broken = false;
       try {
         await c.query(opts.begin ?? "BEGIN ISOLATION LEVEL READ COMMITTED");
@@ -2784,16 +2785,15 @@ export class PostgresStore implements Store {
 
   /**
    * A pooled connection, or the store's error for `what` (ERR_STORE_UNREACHABLE when the server is gone). Taken for
-   * a call jpki serve's watchdog watches (store/watchdog.ts currentCall), it is tied to that call (#tie).
+   * a call jpki serve's watchdog watches (store/watchdog.ts currentCall, read as this begins), it is tied to it (#tie).
    */
-  async #connect(what: string): Promise<PoolClient> {
+  async #connect(what: string, call = currentCall()): Promise<PoolClient> {
     let c: PoolClient;
     try {
       c = await this.#pool.connect();
     } catch (e) {
       throw storeError(e, what);
     }
-    const call = currentCall();
     if (call) this.#tie(c, call, what);
     return c;
   }

@@ -68,21 +68,26 @@ describe("StoreWatchdog", () => {
     dog.close();
   });
 
-  it("with bindCalls a store finds the call it works for (currentCall), what it holds for it is let go of once the call is late, nothing is held for it after that, and the store's failure of a call it let go of keeps the stall until a probe answers", async () => {
+  it("a store method begun by a call finds it (currentCall), what it holds for it is let go of once the call is late, nothing is held for it after that, and the store's failure of a call it let go of keeps the stall until a probe answers", async () => {
     let now = 0;
-    const dog = new StoreWatchdog({ waitMs: 40, now: () => now, bindCalls: true });
+    const dog = new StoreWatchdog({ waitMs: 40, now: () => now });
     let call: WatchedCall | undefined;
+    let afterAwait: WatchedCall | undefined;
     let fail!: (e: unknown) => void;
     const let_go: string[] = [];
     const first = dog.run("a read", async () => {
+      // as a store method begins: the call is known until its first await (the store reads it there)
       call = currentCall();
-      await new Promise((r) => setImmediate(r)); // still known past an await
-      expect(currentCall()).toBe(call);
       holdFor(call!, () => let_go.push("connection"));
+      await new Promise((r) => setImmediate(r));
+      afterAwait = currentCall();
       return new Promise<never>((_, reject) => (fail = reject));
     });
     expect(call).toBeDefined();
+    expect(currentCall()).toBeUndefined(); // nothing outside the call's start runs as its part
     await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(afterAwait).toBeUndefined();
     now = 40;
     await expect(first).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
     expect(let_go).toEqual(["connection"]);
@@ -109,9 +114,5 @@ describe("StoreWatchdog", () => {
     await expect(held).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
     expect(let_go).toEqual(["connection"]);
     dog.close();
-    // without bindCalls no context is kept (SQLite: no AsyncLocalStorage cost)
-    const plain = new StoreWatchdog({ waitMs: 40 });
-    expect(await plain.run("a read", async () => currentCall())).toBeUndefined();
-    plain.close();
   });
 });

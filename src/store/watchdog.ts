@@ -22,15 +22,20 @@
  * The disclosure log watches its group writes itself (verifier/disclosure-log.ts, with `add`/`settled`): one
  * entry per write, nothing per answer.
  *
- * A late call gives up what the store holds for it (`bindCalls`: PostgreSQL). A probe while a database host is
- * silently gone takes a pooled connection and hangs on it; ten probes (the pool's size) and every connection was
- * hung until TCP keepalive ended it, so once the database was back the probes waited for a free connection, went
- * late, and recovery waited ~10 min after all. Each call therefore runs in an async context (`within`) a store finds
- * it by (`currentCall`): a connection it checks out is tied to the call (`holdFor`), and the sweep that declares the
- * call late lets go of it (postgres.ts closes it: the pool opens a fresh one). The store's failure of a call it let
- * go of (`details.lateCall`) says nothing of the store: the call keeps counting late, as it did while it hung.
+ * A late call gives up what the store holds for it. A probe while a database host is silently gone takes a pooled
+ * PostgreSQL connection and hangs on it; ten probes (the pool's size) and every connection was hung until TCP
+ * keepalive ended it, so once the database was back the probes waited for a free connection, went late, and
+ * recovery waited ~10 min after all. So a store reads the call its method is for as the method begins
+ * (`currentCall`: the call whose `f` is running, synchronously, `within`), ties the connection it checks out for it
+ * to the call (`holdFor`), and the sweep that declares the call late lets go of it (postgres.ts closes it: the pool
+ * opens a fresh one). The store's failure of a call it let go of (`details.lateCall`) says nothing of the store: the
+ * call keeps counting late, as it did while it hung, until a probe answers in time.
+ * Only the synchronous start of `f` is known, not its continuations after an await (an AsyncLocalStorage would
+ * follow those, but on Node 20 and 22 one in use costs every promise of the process a hook, ≈ 0.3 µs, on the API's
+ * hot paths). A call's first store method is tied, which on a host that vanished is the one that hangs: a later
+ * one is sent only once an earlier one was answered. Reads gathered into one query (coalesce.ts) are tied to a
+ * waiting call that is not late yet.
  */
-import { AsyncLocalStorage } from "node:async_hooks";
 import { JpkiError } from "../errors.js";
 
 /** How long the verifier API waits for the store by default, ms: as long as /healthz (HEALTH_STORE_WAIT_MS). */
@@ -53,12 +58,31 @@ export interface WatchedCall {
   holds?: Set<() => void> | null;
 }
 
-/** The call the code running now is part of (StoreWatchdog.within), while a watchdog with `bindCalls` runs it. */
-const current = new AsyncLocalStorage<WatchedCall>();
+/** The call whose `f` is running now, synchronously (runAs). */
+let current: WatchedCall | undefined;
 
-/** The watched call the code running now is part of, if any: a store ties what it takes for it to it (`holdFor`). */
+/**
+ * The watched call whose store method is beginning now, if any (read before the method's first await: only the
+ * synchronous start of a call's `f` runs as its part, runAs): a store ties what it takes for it to it (`holdFor`).
+ */
 export function currentCall(): WatchedCall | undefined {
-  return current.getStore();
+  return current;
+}
+
+/** `f()`, as part of `call` (none: of no call) while it runs synchronously: currentCall. */
+export function runAs<T>(call: WatchedCall | undefined, f: () => T): T {
+  const outer = current;
+  current = call;
+  try {
+    return f();
+  } finally {
+    current = outer;
+  }
+}
+
+/** Whether the watchdog has declared the call late (what the store would take for it now is given up at once). */
+export function isLate(call: WatchedCall): boolean {
+  return call.holds === null;
 }
 
 /**
@@ -91,12 +115,6 @@ export interface StoreWatchdogOptions {
    * refused meanwhile are not reported one by one (a flood of lines at the API's request rate)
    */
   readonly onStalled?: (e: JpkiError) => void;
-  /**
-   * Run each call in an async context the store finds it by (`within`, `currentCall`), so that what it holds for a
-   * late call is given up (a PostgreSQL store: app.ts sets it for one). Off for SQLite, whose late call holds
-   * nothing shared: on Node 20 an AsyncLocalStorage in use costs every promise of the process a hook.
-   */
-  readonly bindCalls?: boolean;
 }
 
 /** The error of a call the store did not answer within the bound (or refused because an earlier one has not). */
@@ -108,7 +126,6 @@ export class StoreWatchdog {
   readonly waitMs: number;
   readonly now: () => number;
   readonly #onStalled: ((e: JpkiError) => void) | undefined;
-  readonly #bindCalls: boolean;
   /** outstanding calls, in start order (a Set iterates in insertion order) */
   readonly #calls = new Set<WatchedCall>();
   /** calls declared late and not settled yet */
@@ -121,12 +138,11 @@ export class StoreWatchdog {
     this.waitMs = o.waitMs ?? STORE_WAIT_MS;
     this.now = o.now ?? (() => performance.now());
     this.#onStalled = o.onStalled;
-    this.#bindCalls = o.bindCalls ?? false;
   }
 
-  /** `f()`, run as part of `call` (with `bindCalls`: a store ties what it takes to the call, currentCall). */
+  /** `f()` as part of `call`: a store method it begins ties what it takes to the call (runAs, currentCall). */
   within<T>(call: WatchedCall, f: () => T): T {
-    return this.#bindCalls ? current.run(call, f) : f();
+    return runAs(call, f);
   }
 
   /** Whether a call past the bound has not settled yet: the store is taken to be hung, and new calls are refused. */
