@@ -4,9 +4,10 @@
  * concurrent `issue()` calls) cost a few round trips instead of one each; a lone caller waits one turn
  * (setImmediate) at most. Each caller gets its own value; a failed query fails only the callers it was for.
  * A query runs as part of the first of its callers' watched calls that is not late yet (store/watchdog.ts): its
- * connection is let go of when that call goes late, as a read of its own would have been.
+ * connection is given up when that call goes late, as a read of its own would have been, and the next batch is
+ * read beside it.
  */
-import { currentCall, isLate, runAs, type WatchedCall } from "./watchdog.js";
+import { currentCall, holdFor, isLate, runAs, type WatchedCall } from "./watchdog.js";
 
 interface Waiter<V> {
   resolve(v: V | undefined): void;
@@ -50,12 +51,23 @@ export class Coalescer<V> {
           batch = new Map([...this.#waiting].slice(0, this.#max));
           for (const k of batch.keys()) this.#waiting.delete(k);
         }
-        try {
-          const found = await runAs(this.#callOf(batch), () => this.#fetch([...batch.keys()]));
-          for (const [k, ws] of batch) for (const w of ws) w.resolve(found.get(k));
-        } catch (e) {
-          for (const ws of batch.values()) for (const w of ws) w.reject(e);
-        }
+        const call = this.#callOf(batch);
+        const fetched = runAs(call, () => this.#fetch([...batch.keys()])).then(
+          (found) => {
+            for (const [k, ws] of batch) for (const w of ws) w.resolve(found.get(k));
+          },
+          (e: unknown) => {
+            for (const ws of batch.values()) for (const w of ws) w.reject(e);
+          },
+        );
+        // A query whose call goes late is not waited for: the next batch is read beside it, as the disclosure log
+        // writes beside a late write. One query hung on a connection to a vanished host held every later read (the
+        // validation API's owner reads) until TCP keepalive ended it, fresh connections or not.
+        let passed!: () => void;
+        const late = new Promise<void>((r) => (passed = r));
+        const untie = call && holdFor(call, passed);
+        await (untie ? Promise.race([fetched, late]) : fetched);
+        untie?.();
       }
     } finally {
       this.#running = false;

@@ -113,7 +113,7 @@ describe("a PostgreSQL host that vanishes without a word and comes back (store/w
     try {
       expect(await read()).toBeUndefined();
       proxy.vanish();
-      // The first probe's own outcome, past its waiter's 503: the store closed its connection and says so, typed.
+      // The first probe: its waiter gets 503 at the bound; its own outcome is looked at below.
       let own!: Promise<unknown>;
       await expect(
         dog.run("a certificate's owner", () => {
@@ -123,18 +123,21 @@ describe("a PostgreSQL host that vanishes without a word and comes back (store/w
           return p;
         }),
       ).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
-      expect(await own).toMatchObject({ code: "ERR_STORE_UNRESPONSIVE", details: { lateCall: "connection-closed" } });
-      // and the stall stays: the next call is refused at once, not sent to the host that is gone
+      // the stall stays: the next call is refused at once, not sent to the host that is gone
       expect(dog.stalled).toBe(true);
       const before = sent;
       await expect(read()).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
       expect(sent).toBe(before);
       // More probes than the pool has connections: each went late on one (or waited for one). Before, each kept
-      // its connection hung until TCP keepalive ended it, which the proxy's live end never does.
+      // its connection hung until TCP keepalive ended it, which the proxy's live end never does; now once the pool
+      // has none to give, the one a late call has held longest is cut.
       while (sent <= POOL + 3) {
         await expect(read()).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
         await sleep(WAIT_MS / 4);
       }
+      // the first probe's connection was cut so: its own outcome says so, typed (a write on it may have committed)
+      expect(await own).toMatchObject({ code: "ERR_STORE_UNRESPONSIVE", details: { lateCall: "connection-closed" } });
+      // and that failure, the store's own, did not end the stall: only an answer in time does
       expect(dog.stalled).toBe(true);
       proxy.back();
       await vi.waitFor(() => read(), { timeout: 15_000, interval: WAIT_MS / 4 });
@@ -148,7 +151,7 @@ describe("a PostgreSQL host that vanishes without a word and comes back (store/w
     }
   }, 60_000);
 
-  it("a disclosure write past the bound: its callers get 503, its connection is closed, and the stop still counts it as abandoned (it may have committed); once the host is back the log writes again", async () => {
+  it("a disclosure write past the bound: its callers get 503, its connection is cut once the pool needs it, and the stop still counts it as abandoned (it may have committed); once the host is back the log writes again", async () => {
     const { proxy, store } = await throughProxy();
     const dog = new StoreWatchdog({ waitMs: WAIT_MS });
     const log = new DisclosureLog(store, { watchdog: dog });
@@ -159,12 +162,12 @@ describe("a PostgreSQL host that vanishes without a word and comes back (store/w
       proxy.vanish();
       await expect(log.record(rec("02"))).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
       proxy.back();
-      // a probe a bound later goes out on a fresh connection (02's was closed, the others wait for their turn)
+      // probes a bound apart: those on the pool's dead connections go late too, until the pool is full and 02's is cut
       await vi.waitFor(() => log.record(rec("03")), { timeout: 15_000, interval: WAIT_MS / 4 });
       expect(dog.stalled).toBe(false);
       // 02's statement never reached the server (the proxy dropped it), nor did those of the probes that went out on
-      // the pool's other dead connections; jpki cannot know that: each is abandoned (it may have committed), none
-      // a write known to have failed, none counted as written. Only 01 and the last 03 were answered.
+      // the pool's other dead connections; jpki cannot know that: each is abandoned (cut, or still hung: it may have
+      // committed), none a write known to have failed, none counted as written. Only 01 and the last 03 were answered.
       expect(writes.mock.calls.length).toBeGreaterThanOrEqual(3);
       expect(await log.close()).toEqual({ abandoned: writes.mock.calls.length - 2 });
       expect(log.written).toBe(2);

@@ -1286,7 +1286,7 @@ function endedBy(c: object, e: unknown): unknown {
   return LET_GO.get(c) ?? (isServerError(e) ? e : (SERVER_ENDED.get(c) ?? e));
 }
 
-/** Connections closed because the watched call they were checked out for went late (PostgresStore #tie), with what their statements then fail with. */
+/** Connections closed because the watched call they were checked out for went late (PostgresStore #cutLate), with what their statements then fail with. */
 const LET_GO = new WeakMap<object, JpkiError>();
 
 /** How to untie a checked-out connection from the watched call it was taken for (#tie): done when it is released. */
@@ -1683,6 +1683,8 @@ export class PostgresStore implements Store {
   readonly #pool: Pool;
   /** the pool's connections checked out now (pg-pool's acquire/release): those close() cuts once they outlast CLOSE_WAIT_MS */
   readonly #checkedOut = new Set<PoolClient>();
+  /** connections checked out for watched calls declared late, oldest first, with what they were for: cut when the pool is full (#tie) */
+  readonly #lateHeld = new Map<PoolClient, string>();
   readonly #maxLocks: number;
   #closed = false;
   /**
@@ -1717,6 +1719,7 @@ export class PostgresStore implements Store {
     pool.on("acquire", (c) => this.#checkedOut.add(c));
     pool.on("release", (_e, c) => {
       this.#checkedOut.delete(c);
+      this.#lateHeld.delete(c);
       TIES.get(c)?.();
       TIES.delete(c);
     });
@@ -2788,6 +2791,7 @@ export class PostgresStore implements Store {
    * a call jpki serve's watchdog watches (store/watchdog.ts currentCall, read as this begins), it is tied to it (#tie).
    */
   async #connect(what: string, call = currentCall()): Promise<PoolClient> {
+    this.#cutLate();
     let c: PoolClient;
     try {
       c = await this.#pool.connect();
@@ -2800,24 +2804,34 @@ export class PostgresStore implements Store {
 
   /**
    * Ties a connection checked out for a watched call to it (holdFor) until it is released: once the call is declared
-   * late, the connection is closed — its socket destroyed, so the statement in flight fails now and the pool drops
-   * the connection and opens a fresh one. On a host that vanished silently (no FIN, no RST) it hung until TCP
+   * late, the connection may be cut (#cutLate). On a host that vanished silently (no FIN, no RST) it hung until TCP
    * keepalive ended it, ~10 min; the watchdog's probes, one per bound, took the pool's every connection so, and once
-   * the database was back they waited for one, went late, and recovery waited for keepalive after all. Its
-   * statements fail with lateCallError("connection-closed"): a write sent may still commit, and says so. A call late
+   * the database was back they waited for one, went late, and recovery waited for keepalive after all. A call late
    * already when the connection comes free sends nothing on it (lateCallError("not-sent")): no one waits for it,
    * and a write's deadline (WriteDeadline) has passed.
    */
   #tie(c: PoolClient, call: WatchedCall, what: string): void {
-    const untie = holdFor(call, () => {
-      LET_GO.set(c, lateCallError(what, "connection-closed"));
-      (c as unknown as Client).connection.stream.destroy();
-    });
+    const untie = holdFor(call, () => this.#lateHeld.set(c, what));
     if (!untie) {
       c.release();
       throw lateCallError(what, "not-sent");
     }
     TIES.set(c, untie);
+  }
+
+  /**
+   * When the pool has no connection to give (every one checked out, as many as it may open), cuts the one held
+   * longest by a call declared late: its socket destroyed, so its statement fails now (lateCallError
+   * "connection-closed": a write sent may still commit, and says so) and the pool opens a fresh connection in its
+   * place. Cut only then, not as the call goes late: a statement that merely waits (a lock held elsewhere) still
+   * completes, and its outcome still ends the stall, while the pool has room.
+   */
+  #cutLate(): void {
+    if (!this.#lateHeld.size || this.#pool.idleCount > 0 || this.#pool.totalCount < (this.#pool.options.max ?? 10)) return;
+    const [c, what] = this.#lateHeld.entries().next().value!;
+    this.#lateHeld.delete(c);
+    LET_GO.set(c, lateCallError(what, "connection-closed"));
+    (c as unknown as Client).connection.stream.destroy();
   }
 
   /**
@@ -3379,7 +3393,7 @@ export class PostgresStore implements Store {
   }
 
   // The deadline (WriteDeadline) is kept through the watched call this runs in (#tie): a connection that comes
-  // free past it sends nothing. A statement sent cannot be taken back: its connection is closed once late, and it
+  // free past it sends nothing. A statement sent cannot be taken back: its connection is cut once late (when the pool needs it), and it
   // may still commit (lateCallError "connection-closed", which the disclosure log counts as abandoned).
   async appendDisclosures(records: readonly DisclosureAppend[], _opts?: WriteDeadline): Promise<ReadonlyArray<DisclosureOwner | undefined>> {
     if (!records.length) return [];

@@ -27,9 +27,10 @@
  * keepalive ended it, so once the database was back the probes waited for a free connection, went late, and
  * recovery waited ~10 min after all. So a store reads the call its method is for as the method begins
  * (`currentCall`: the call whose `f` is running, synchronously, `within`), ties the connection it checks out for it
- * to the call (`holdFor`), and the sweep that declares the call late lets go of it (postgres.ts closes it: the pool
- * opens a fresh one). The store's failure of a call it let go of (`details.lateCall`) says nothing of the store: the
- * call keeps counting late, as it did while it hung, until a probe answers in time.
+ * to the call (`holdFor`), and the sweep that declares the call late lets go of it (postgres.ts cuts it once the
+ * pool has no other connection to give, and opens a fresh one). The store's failure of a call it let go of
+ * (`details.lateCall`) says nothing of the store: the call keeps counting late, as it did while it hung, until a
+ * probe answers in time.
  * Only the synchronous start of `f` is known, not its continuations after an await (an AsyncLocalStorage would
  * follow those, but on Node 20 and 22 one in use costs every promise of the process a hook, ≈ 0.3 µs, on the API's
  * hot paths). A call's first store method is tied, which on a host that vanished is the one that hangs: a later

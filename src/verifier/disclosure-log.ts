@@ -17,7 +17,7 @@
  * withdrawn — never handed to the store — and, while the store is stalled, new records are refused at once but
  * for the watchdog's probe (one per bound: StoreWatchdog.admit). The late write is abandoned, not waited for: the
  * next group is written beside it, so once the store answers again (a fresh PostgreSQL connection: the one the
- * late write is on is closed, postgres.ts #tie) records are written and answers given again. An abandoned
+ * late write is on is cut once the pool has no other, postgres.ts #cutLate) records are written and answers given again. An abandoned
  * write's outcome, when it comes, answers no one (its callers got their 503) and counts in `written` only if the
  * store says it wrote it; one whose connection was closed under it stays abandoned (it may have committed).
  * Which way the bound errs, for the resident's right to know: an answer the client got MUST be in the log, so
