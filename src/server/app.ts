@@ -1080,7 +1080,7 @@ export async function buildServer(
     if (abandoned) {
       said(
         "stopping without the disclosure log's write in flight",
-        `the store did not answer a disclosure write of ${abandoned} record${abandoned === 1 ? "" : "s"} within ${storeWatchdog.waitMs} ms: abandoned (their verifiers were answered 503 store-unresponsive; on PostgreSQL the statement sent may still commit once the server answers)`,
+        `the store did not answer a disclosure write of ${abandoned} record${abandoned === 1 ? "" : "s"} within ${storeWatchdog.waitMs} ms: abandoned (their verifiers were answered 503 store-unresponsive; on PostgreSQL the statement sent may have committed, or may still commit once the server answers)`,
       );
     }
     const closing = access.close();

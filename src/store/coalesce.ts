@@ -3,10 +3,17 @@
  * running, go to the server together, so many concurrent callers (the signing window of an issuance batch,
  * concurrent `issue()` calls) cost a few round trips instead of one each; a lone caller waits one turn
  * (setImmediate) at most. Each caller gets its own value; a failed query fails only the callers it was for.
+ * A query runs as part of the first of its callers' watched calls that is not late yet (store/watchdog.ts): its
+ * connection is given up when that call goes late, as a read of its own would have been, and the next batch is
+ * read beside it.
  */
+import { currentCall, holdFor, isLate, runAs, type WatchedCall } from "./watchdog.js";
+
 interface Waiter<V> {
   resolve(v: V | undefined): void;
   reject(e: unknown): void;
+  /** the watched call the read is for (currentCall when it was asked) */
+  readonly call: WatchedCall | undefined;
 }
 
 export class Coalescer<V> {
@@ -22,10 +29,11 @@ export class Coalescer<V> {
   }
 
   get(key: string): Promise<V | undefined> {
+    const call = currentCall();
     return new Promise((resolve, reject) => {
       const ws = this.#waiting.get(key);
-      if (ws) ws.push({ resolve, reject });
-      else this.#waiting.set(key, [{ resolve, reject }]);
+      if (ws) ws.push({ resolve, reject, call });
+      else this.#waiting.set(key, [{ resolve, reject, call }]);
       if (!this.#running) void this.#run();
     });
   }
@@ -43,15 +51,32 @@ export class Coalescer<V> {
           batch = new Map([...this.#waiting].slice(0, this.#max));
           for (const k of batch.keys()) this.#waiting.delete(k);
         }
-        try {
-          const found = await this.#fetch([...batch.keys()]);
-          for (const [k, ws] of batch) for (const w of ws) w.resolve(found.get(k));
-        } catch (e) {
-          for (const ws of batch.values()) for (const w of ws) w.reject(e);
-        }
+        const call = this.#callOf(batch);
+        const fetched = runAs(call, () => this.#fetch([...batch.keys()])).then(
+          (found) => {
+            for (const [k, ws] of batch) for (const w of ws) w.resolve(found.get(k));
+          },
+          (e: unknown) => {
+            for (const ws of batch.values()) for (const w of ws) w.reject(e);
+          },
+        );
+        // A query whose call goes late is not waited for: the next batch is read beside it, as the disclosure log
+        // writes beside a late write. One query hung on a connection to a vanished host held every later read (the
+        // validation API's owner reads) until TCP keepalive ended it, fresh connections or not.
+        let passed!: () => void;
+        const late = new Promise<void>((r) => (passed = r));
+        const untie = call && holdFor(call, passed);
+        await (untie ? Promise.race([fetched, late]) : fetched);
+        untie?.();
       }
     } finally {
       this.#running = false;
     }
+  }
+
+  /** The first watched call of the batch's callers not late yet (none: the query is tied to no call). */
+  #callOf(batch: Map<string, Array<Waiter<V>>>): WatchedCall | undefined {
+    for (const ws of batch.values()) for (const w of ws) if (w.call && !isLate(w.call)) return w.call;
+    return undefined;
   }
 }

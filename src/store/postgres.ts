@@ -40,6 +40,7 @@ import { isWholeTlv } from "../pki/tbs.js";
 import { BinaryRows, COPY_SIGNATURE, CopyIn, CopyOut, boolArray, byteaArray, int4Array, int8Array, textArray } from "./pg-binary.js";
 import { decodeEntries, type CrlEntryInput, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
 import { collectYoungGeneration, STREAM_COLLECT_BYTES } from "./young-generation.js";
+import { currentCall, holdFor, type WatchedCall } from "./watchdog.js";
 import { RevocationBlocks, blockEntries, carriedOrderEntry, municipalityKey, splitBlockByPartition, type RevocationBlock } from "./revocation-log.js";
 import {
   toDisclosure,
@@ -1282,7 +1283,23 @@ const SERVER_ENDED = new WeakMap<object, ServerError>();
  * that ended it: a session ended by idle_in_transaction_session_timeout was "cannot be reached, check the host".
  */
 function endedBy(c: object, e: unknown): unknown {
-  return isServerError(e) ? e : (SERVER_ENDED.get(c) ?? e);
+  return LET_GO.get(c) ?? (isServerError(e) ? e : (SERVER_ENDED.get(c) ?? e));
+}
+
+/** Connections closed because the watched call they were checked out for went late (PostgresStore #cutLate), with what their statements then fail with. */
+const LET_GO = new WeakMap<object, JpkiError>();
+
+/** How to untie a checked-out connection from the watched call it was taken for (#tie): done when it is released. */
+const TIES = new WeakMap<object, () => void>();
+
+/**
+ * The failure of a call the watchdog declared late (store/watchdog.ts), as the store gives it up: `connection-closed`,
+ * its connection was closed under a statement the server may still carry out (a write may commit); `not-sent`, a
+ * connection came free only after the bound and nothing was sent. Its waiter had its ERR_STORE_UNRESPONSIVE already.
+ */
+function lateCallError(what: string, lateCall: "connection-closed" | "not-sent"): JpkiError {
+  const how = lateCall === "not-sent" ? "nothing was sent" : "its connection was closed (what was sent on it may still be carried out by the server)";
+  return new JpkiError("ERR_STORE_UNRESPONSIVE", `the store did not answer ${what} within the bound jpki serve waits for it: ${how}`, { details: { lateCall } });
 }
 
 function storeError(e: unknown, what: string): JpkiError {
@@ -1666,6 +1683,8 @@ export class PostgresStore implements Store {
   readonly #pool: Pool;
   /** the pool's connections checked out now (pg-pool's acquire/release): those close() cuts once they outlast CLOSE_WAIT_MS */
   readonly #checkedOut = new Set<PoolClient>();
+  /** connections checked out for watched calls declared late, oldest first, with what they were for: cut when the pool is full (#tie) */
+  readonly #lateHeld = new Map<PoolClient, string>();
   readonly #maxLocks: number;
   #closed = false;
   /**
@@ -1698,7 +1717,12 @@ export class PostgresStore implements Store {
   private constructor(pool: Pool, maxLocks: number, sessionClient: (applicationName: string) => Client, presenceRetryMs: number) {
     this.#pool = pool;
     pool.on("acquire", (c) => this.#checkedOut.add(c));
-    pool.on("release", (_e, c) => this.#checkedOut.delete(c));
+    pool.on("release", (_e, c) => {
+      this.#checkedOut.delete(c);
+      this.#lateHeld.delete(c);
+      TIES.get(c)?.();
+      TIES.delete(c);
+    });
     this.#maxLocks = maxLocks;
     this.#sessionClient = sessionClient;
     this.#presenceRetryMs = presenceRetryMs;
@@ -1822,18 +1846,25 @@ export class PostgresStore implements Store {
 
   /** `text` may be a named statement ({ name, text }): prepared once per connection, then only bound and run. */
   async #query<R extends QueryResultRow>(what: string, text: string | { name: string; text: string }, values?: unknown[]): Promise<R[]> {
+    // Checked out here rather than by pool.query: a watched call's connection is tied to it (#connect).
+    const c = await this.#connect(what);
+    let failed: Error | undefined;
     try {
-      return (await this.#pool.query<R>(typeof text === "string" ? { text, ...(values ? { values } : {}) } : { ...text, ...(values ? { values } : {}) })).rows;
+      return (await c.query<R>(typeof text === "string" ? { text, ...(values ? { values } : {}) } : { ...text, ...(values ? { values } : {}) })).rows;
     } catch (e) {
-      throw storeError(e, what);
+      failed = e instanceof Error ? e : new Error(String(e));
+      throw storeError(endedBy(c, e), what);
+    } finally {
+      c.release(failed); // as pool.query did: a connection a statement failed on is not reused
     }
   }
 
   /** One READ COMMITTED transaction on one connection; a deadlock victim runs again from the start. */
   async #tx<T>(what: string, body: (c: PoolClient) => Promise<T>, opts: { retries?: number; begin?: string } = {}): Promise<T> {
     const retries = opts.retries ?? 0;
+    const call = currentCall(); // read as the transaction begins: a retry is for the same call
     for (let attempt = 0; ; attempt++) {
-      const c = await this.#connect(what);
+      const c = await this.#connect(what, call);
       let broken = false;
       try {
         await c.query(opts.begin ?? "BEGIN ISOLATION LEVEL READ COMMITTED");
@@ -2755,13 +2786,52 @@ export class PostgresStore implements Store {
     }
   }
 
-  /** A pooled connection, or the store's error for `what` (ERR_STORE_UNREACHABLE when the server is gone). */
-  async #connect(what: string): Promise<PoolClient> {
+  /**
+   * A pooled connection, or the store's error for `what` (ERR_STORE_UNREACHABLE when the server is gone). Taken for
+   * a call jpki serve's watchdog watches (store/watchdog.ts currentCall, read as this begins), it is tied to it (#tie).
+   */
+  async #connect(what: string, call = currentCall()): Promise<PoolClient> {
+    this.#cutLate();
+    let c: PoolClient;
     try {
-      return await this.#pool.connect();
+      c = await this.#pool.connect();
     } catch (e) {
       throw storeError(e, what);
     }
+    if (call) this.#tie(c, call, what);
+    return c;
+  }
+
+  /**
+   * Ties a connection checked out for a watched call to it (holdFor) until it is released: once the call is declared
+   * late, the connection may be cut (#cutLate). On a host that vanished silently (no FIN, no RST) it hung until TCP
+   * keepalive ended it, ~10 min; the watchdog's probes, one per bound, took the pool's every connection so, and once
+   * the database was back they waited for one, went late, and recovery waited for keepalive after all. A call late
+   * already when the connection comes free sends nothing on it (lateCallError("not-sent")): no one waits for it,
+   * and a write's deadline (WriteDeadline) has passed.
+   */
+  #tie(c: PoolClient, call: WatchedCall, what: string): void {
+    const untie = holdFor(call, () => this.#lateHeld.set(c, what));
+    if (!untie) {
+      c.release();
+      throw lateCallError(what, "not-sent");
+    }
+    TIES.set(c, untie);
+  }
+
+  /**
+   * When the pool has no connection to give (every one checked out, as many as it may open), cuts the one held
+   * longest by a call declared late: its socket destroyed, so its statement fails now (lateCallError
+   * "connection-closed": a write sent may still commit, and says so) and the pool opens a fresh connection in its
+   * place. Cut only then, not as the call goes late: a statement that merely waits (a lock held elsewhere) still
+   * completes, and its outcome still ends the stall, while the pool has room.
+   */
+  #cutLate(): void {
+    if (!this.#lateHeld.size || this.#pool.idleCount > 0 || this.#pool.totalCount < (this.#pool.options.max ?? 10)) return;
+    const [c, what] = this.#lateHeld.entries().next().value!;
+    this.#lateHeld.delete(c);
+    LET_GO.set(c, lateCallError(what, "connection-closed"));
+    (c as unknown as Client).connection.stream.destroy();
   }
 
   /**
@@ -3322,8 +3392,9 @@ export class PostgresStore implements Store {
     return rows.map(toVerifierFetch);
   }
 
-  // The deadline (WriteDeadline) is not taken: a statement sent cannot be taken back, and one not sent yet waits
-  // for a pooled connection, which the watchdog (store/watchdog.ts) answers for.
+  // The deadline (WriteDeadline) is kept through the watched call this runs in (#tie): a connection that comes
+  // free past it sends nothing. A statement sent cannot be taken back: its connection is cut once late (when the pool needs it), and it
+  // may still commit (lateCallError "connection-closed", which the disclosure log counts as abandoned).
   async appendDisclosures(records: readonly DisclosureAppend[], _opts?: WriteDeadline): Promise<ReadonlyArray<DisclosureOwner | undefined>> {
     if (!records.length) return [];
     const col = <T>(f: (d: DisclosureAppend) => T) => records.map(f);

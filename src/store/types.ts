@@ -582,8 +582,10 @@ export interface DisclosureRecord {
  * clock. Past it, a store that has not begun the write does not begin it and fails ERR_STORE_UNRESPONSIVE — the
  * API has answered its client 503 by then, and a record of an answer that was not given would tell the resident
  * of a check that did not happen. SQLite keeps it (its write waits for the lock in this process: it stops trying);
- * PostgreSQL cannot take back a statement it has sent, which may still commit after the deadline (the log then
- * holds a request that was answered 503: disclosure-log.ts says why that side is the safe one).
+ * PostgreSQL keeps it until the statement is sent, through the watchdog's call the write runs in (postgres.ts #tie:
+ * a connection that comes free past it sends nothing), but cannot take back a statement it has sent, which may
+ * still commit after the deadline, its connection closed or not (the log then holds a request that was answered
+ * 503: disclosure-log.ts says why that side is the safe one).
  */
 export interface WriteDeadline {
   readonly deadline?: number;

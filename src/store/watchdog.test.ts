@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { StoreWatchdog } from "./watchdog.js";
+import { JpkiError } from "../errors.js";
+import { currentCall, holdFor, StoreWatchdog, type WatchedCall } from "./watchdog.js";
 
 describe("StoreWatchdog", () => {
   it("answers a call past the bound ERR_STORE_UNRESPONSIVE, refuses the next without making it while that one is out, says so once, and calls again once it settles", async () => {
@@ -64,6 +65,54 @@ describe("StoreWatchdog", () => {
     expect(dog.stalled).toBe(true);
     await expect(answer()).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
     expect(called).toBe(3);
+    dog.close();
+  });
+
+  it("a store method begun by a call finds it (currentCall), what it holds for it is let go of once the call is late, nothing is held for it after that, and the store's failure of a call it let go of keeps the stall until a probe answers", async () => {
+    let now = 0;
+    const dog = new StoreWatchdog({ waitMs: 40, now: () => now });
+    let call: WatchedCall | undefined;
+    let afterAwait: WatchedCall | undefined;
+    let fail!: (e: unknown) => void;
+    const let_go: string[] = [];
+    const first = dog.run("a read", async () => {
+      // as a store method begins: the call is known until its first await (the store reads it there)
+      call = currentCall();
+      holdFor(call!, () => let_go.push("connection"));
+      await new Promise((r) => setImmediate(r));
+      afterAwait = currentCall();
+      return new Promise<never>((_, reject) => (fail = reject));
+    });
+    expect(call).toBeDefined();
+    expect(currentCall()).toBeUndefined(); // nothing outside the call's start runs as its part
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(afterAwait).toBeUndefined();
+    now = 40;
+    await expect(first).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+    expect(let_go).toEqual(["connection"]);
+    expect(holdFor(call!, () => let_go.push("another"))).toBeUndefined();
+    // the store fails the call it let go of: that says nothing of the store, the stall stays
+    fail(new JpkiError("ERR_STORE_UNRESPONSIVE", "closed", { details: { lateCall: "connection-closed" } }));
+    await new Promise((r) => setImmediate(r));
+    expect(dog.stalled).toBe(true);
+    let called = 0;
+    await expect(dog.run("refused", async () => ++called)).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+    expect(called).toBe(0);
+    // a probe a bound later answers in time: over
+    now = 80;
+    expect(await dog.run("a probe", async () => ++called)).toBe(1);
+    expect(dog.stalled).toBe(false);
+    expect(let_go).toEqual(["connection"]);
+    // a call untied in time (released before its bound) is not let go of
+    const held = dog.run("a read", async () => {
+      const untie = holdFor(currentCall()!, () => let_go.push("released one"))!;
+      untie();
+      return new Promise<never>(() => undefined);
+    });
+    now = 120;
+    await expect(held).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+    expect(let_go).toEqual(["connection"]);
     dog.close();
   });
 });

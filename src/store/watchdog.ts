@@ -21,6 +21,21 @@
  *
  * The disclosure log watches its group writes itself (verifier/disclosure-log.ts, with `add`/`settled`): one
  * entry per write, nothing per answer.
+ *
+ * A late call gives up what the store holds for it. A probe while a database host is silently gone takes a pooled
+ * PostgreSQL connection and hangs on it; ten probes (the pool's size) and every connection was hung until TCP
+ * keepalive ended it, so once the database was back the probes waited for a free connection, went late, and
+ * recovery waited ~10 min after all. So a store reads the call its method is for as the method begins
+ * (`currentCall`: the call whose `f` is running, synchronously, `within`), ties the connection it checks out for it
+ * to the call (`holdFor`), and the sweep that declares the call late lets go of it (postgres.ts cuts it once the
+ * pool has no other connection to give, and opens a fresh one). The store's failure of a call it let go of
+ * (`details.lateCall`) says nothing of the store: the call keeps counting late, as it did while it hung, until a
+ * probe answers in time.
+ * Only the synchronous start of `f` is known, not its continuations after an await (an AsyncLocalStorage would
+ * follow those, but on Node 20 and 22 one in use costs every promise of the process a hook, ≈ 0.3 µs, on the API's
+ * hot paths). A call's first store method is tied, which on a host that vanished is the one that hangs: a later
+ * one is sent only once an earlier one was answered. Reads gathered into one query (coalesce.ts) are tied to a
+ * waiting call that is not late yet.
  */
 import { JpkiError } from "../errors.js";
 
@@ -37,6 +52,58 @@ export interface WatchedCall {
   late(e: JpkiError): void;
   /** set by the watchdog when it declared the call late */
   wasLate?: boolean;
+  /**
+   * What the store holds for the call and gives up once it is late (`holdFor`: a pooled PostgreSQL connection);
+   * null once the call was declared late (what it takes after that is given up at once).
+   */
+  holds?: Set<() => void> | null;
+}
+
+/** The call whose `f` is running now, synchronously (runAs). */
+let current: WatchedCall | undefined;
+
+/**
+ * The watched call whose store method is beginning now, if any (read before the method's first await: only the
+ * synchronous start of a call's `f` runs as its part, runAs): a store ties what it takes for it to it (`holdFor`).
+ */
+export function currentCall(): WatchedCall | undefined {
+  return current;
+}
+
+/** `f()`, as part of `call` (none: of no call) while it runs synchronously: currentCall. */
+export function runAs<T>(call: WatchedCall | undefined, f: () => T): T {
+  const outer = current;
+  current = call;
+  try {
+    return f();
+  } finally {
+    current = outer;
+  }
+}
+
+/** Whether the watchdog has declared the call late (what the store would take for it now is given up at once). */
+export function isLate(call: WatchedCall): boolean {
+  return call.holds === null;
+}
+
+/**
+ * Ties what the store took for `call` to it: `letGo` runs once if the call is declared late while it is held. The
+ * function returned unties it (the store is done with it). Undefined when the call is late already: the store
+ * gives it back unused (a connection that came free after the bound is not sent a statement nobody waits for).
+ */
+export function holdFor(call: WatchedCall, letGo: () => void): (() => void) | undefined {
+  if (call.holds === null) return undefined;
+  const holds = (call.holds ??= new Set());
+  holds.add(letGo);
+  return () => call.holds?.delete(letGo);
+}
+
+/**
+ * Whether `failure` is the store's own for a call it let go of (holdFor): a connection closed past the bound, or
+ * a statement not sent because the call was late. It tells nothing of whether the store answers.
+ */
+export function letGoFailure(failure: unknown): boolean {
+  return (failure as { code?: unknown } | undefined)?.code === "ERR_STORE_UNRESPONSIVE" && (failure as JpkiError).details?.lateCall !== undefined;
 }
 
 export interface StoreWatchdogOptions {
@@ -74,6 +141,11 @@ export class StoreWatchdog {
     this.#onStalled = o.onStalled;
   }
 
+  /** `f()` as part of `call`: a store method it begins ties what it takes to the call (runAs, currentCall). */
+  within<T>(call: WatchedCall, f: () => T): T {
+    return runAs(call, f);
+  }
+
   /** Whether a call past the bound has not settled yet: the store is taken to be hung, and new calls are refused. */
   get stalled(): boolean {
     return this.#late > 0;
@@ -109,7 +181,12 @@ export class StoreWatchdog {
    */
   settled(call: WatchedCall, failure?: unknown): void {
     // A call forgotten when a probe ended its stall is no longer counted: its outcome says nothing now.
-    if (!this.#calls.delete(call)) return;
+    if (!this.#calls.has(call)) return;
+    // The store let go of the call as late (its connection closed): no word from the store, so the call stays
+    // counted late, as it was while it hung, until a probe answers in time. Ending the stall here handed the hung
+    // store one more query per request again, each answered only after the bound.
+    if (call.wasLate && failure !== undefined && letGoFailure(failure)) return;
+    this.#calls.delete(call);
     if (!call.wasLate && this.#late === 0 && (failure as { code?: unknown } | undefined)?.code === "ERR_STORE_UNRESPONSIVE") this.#onStalled?.(failure as JpkiError);
     if (call.wasLate) {
       call.wasLate = false;
@@ -140,7 +217,7 @@ export class StoreWatchdog {
       const call: WatchedCall = { startedAt: this.now(), late: reject };
       let p: Promise<T>;
       try {
-        p = f(this.deadline(call.startedAt)); // a write's deadline (WriteDeadline): the very moment this call is late
+        p = this.within(call, () => f(this.deadline(call.startedAt))); // a write's deadline (WriteDeadline): the very moment this call is late
       } catch (e) {
         reject(e);
         return;
@@ -171,6 +248,10 @@ export class StoreWatchdog {
         this.#onStalled?.(e);
       }
       call.late(e);
+      // What the store holds for it is given up (a connection that may be hung on a vanished host: postgres.ts).
+      const holds = call.holds;
+      call.holds = null;
+      if (holds) for (const letGo of holds) letGo();
     }
     if (!this.#calls.size) this.#stop();
   }

@@ -16,10 +16,10 @@
  * and every record queued behind it is failed ERR_STORE_UNRESPONSIVE (the route answers 503), the queued ones
  * withdrawn — never handed to the store — and, while the store is stalled, new records are refused at once but
  * for the watchdog's probe (one per bound: StoreWatchdog.admit). The late write is abandoned, not waited for: the
- * next group is written beside it, so once the store answers again (a fresh PostgreSQL connection, while the one
- * the late write is on waits ~10 min for TCP keepalive) records are written and answers given again. An abandoned
+ * next group is written beside it, so once the store answers again (a fresh PostgreSQL connection: the one the
+ * late write is on is cut once the pool has no other, postgres.ts #cutLate) records are written and answers given again. An abandoned
  * write's outcome, when it comes, answers no one (its callers got their 503) and counts in `written` only if the
- * store says it wrote it.
+ * store says it wrote it; one whose connection was closed under it stays abandoned (it may have committed).
  * Which way the bound errs, for the resident's right to know: an answer the client got MUST be in the log, so
  * an answer is still given only once its record is written, and a client told 503 is given none. The write in
  * flight is told the deadline (Store WriteDeadline): SQLite, which waits for its lock in this process, does not
@@ -30,6 +30,7 @@
  * never learn of.
  */
 import { storeUnresponsive, type StoreWatchdog, type WatchedCall } from "../store/watchdog.js";
+import type { JpkiError } from "../errors.js";
 import type { DisclosureAppend, DisclosureOwner, Store } from "../store/types.js";
 
 interface Waiting {
@@ -51,7 +52,10 @@ export class DisclosureLog {
   #running: Promise<void> | undefined;
   #written = 0;
   readonly #watchdog: StoreWatchdog | undefined;
-  /** records of the writes declared late (abandoned by the drain) that have not settled (0: none hung) */
+  /**
+   * records of the writes declared late (abandoned by the drain) that have not settled, or whose connection the
+   * store closed under them (their outcome unknown for good: they may have committed); 0: none
+   */
   #hung = 0;
 
   /** `watchdog`: bound each write (none: a write is waited for as long as the store takes) */
@@ -112,19 +116,22 @@ export class DisclosureLog {
    */
   async #write(group: Group, call: WatchedCall | undefined): Promise<void> {
     const dog = this.#watchdog;
+    let unknown = false;
     try {
-      const owners = await this.#store.appendDisclosures(
-        group.waiting.map((w) => w.rec),
-        call && { deadline: dog!.deadline(call.startedAt) },
-      );
+      const records = group.waiting.map((w) => w.rec);
+      // Run as part of the watched call: a PostgreSQL store closes the write's connection once it is late (postgres.ts #tie).
+      const owners = await (call ? dog!.within(call, () => this.#store.appendDisclosures(records, { deadline: dog!.deadline(call.startedAt) })) : this.#store.appendDisclosures(records));
       this.#written += group.waiting.length; // in the store, abandoned or not
       group.waiting.forEach((w, i) => w.resolve(owners[i]));
       if (call) dog!.settled(call);
     } catch (e) {
+      // A write whose connection the store closed once it was late (postgres.ts) may still commit on the server:
+      // it stays counted as abandoned (close() says so), never as a write known to have failed.
+      unknown = (e as JpkiError | undefined)?.details?.lateCall === "connection-closed";
       if (call) dog!.settled(call, e);
       for (const w of group.waiting) w.reject(e);
     } finally {
-      if (group.abandoned) this.#hung -= group.waiting.length;
+      if (group.abandoned && !unknown) this.#hung -= group.waiting.length;
     }
   }
 
@@ -140,8 +147,9 @@ export class DisclosureLog {
 
   /**
    * Waits until every record submitted so far is written, failed or — with a watchdog — in a write abandoned past
-   * the bound, and says how many records the abandoned writes that have not settled hold (`abandoned`: their
-   * callers were answered 503 already; on PostgreSQL a statement sent may still commit once the server answers).
+   * the bound, and says how many records the abandoned writes whose outcome is not known hold (`abandoned`: not
+   * settled, or their connection closed under them; their callers were answered 503 already; on PostgreSQL a
+   * statement sent may have committed, or may still commit once the server answers).
    * A `jpki serve` stopping on a hung PostgreSQL server waited here for good, SIGTERM or not: the drain does not
    * wait for a late write, so neither does this.
    */

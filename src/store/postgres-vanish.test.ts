@@ -1,0 +1,218 @@
+/**
+ * A PostgreSQL host that vanishes silently (a failover, a NAT entry dropped, a cable pulled: no FIN, no RST) and
+ * comes back, seen through jpki serve's store watchdog (store/watchdog.ts). An in-process TCP proxy stands between
+ * the store and a throwaway server: vanished, it forwards nothing either way on the connections it holds and
+ * answers nothing on new ones; back, new connections are forwarded again while the old ones stay dead, as after a
+ * real outage. The proxy's own end answers TCP keepalive, so only jpki itself can free a connection hung on it.
+ */
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { join } from "node:path";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
+import { PostgresStore } from "./postgres.js";
+import { StoreWatchdog } from "./watchdog.js";
+import { DisclosureLog } from "../verifier/disclosure-log.js";
+
+/** Connections forwarded while `alive`: vanish() ends that for good for those open then. */
+interface Pair {
+  alive: boolean;
+}
+
+class VanishingProxy {
+  #vanished = false;
+  readonly #pairs = new Set<Pair>();
+  readonly #sockets = new Set<Socket>();
+
+  private constructor(
+    readonly server: Server,
+    readonly port: number,
+  ) {}
+
+  static async start(target: string): Promise<VanishingProxy> {
+    let proxy!: VanishingProxy;
+    const server = createServer((client) => proxy.#accept(client, target));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    proxy = new VanishingProxy(server, (server.address() as { port: number }).port);
+    return proxy;
+  }
+
+  #track(s: Socket): void {
+    this.#sockets.add(s);
+    s.on("error", () => undefined);
+    s.on("close", () => this.#sockets.delete(s));
+  }
+
+  #accept(client: Socket, target: string): void {
+    this.#track(client);
+    // Vanished: the connection is accepted by the kernel anyway; nothing comes back (a host that does not answer).
+    const pair: Pair = { alive: !this.#vanished };
+    client.on("data", () => undefined);
+    if (!pair.alive) return;
+    this.#pairs.add(pair);
+    const upstream = connect({ path: target });
+    this.#track(upstream);
+    client.on("data", (d) => pair.alive && upstream.write(d));
+    upstream.on("data", (d) => pair.alive && client.write(d));
+    // An end is forwarded only while alive: a vanished host sends no FIN, and one sent to it never arrives.
+    client.on("end", () => pair.alive && upstream.end());
+    upstream.on("end", () => pair.alive && client.end());
+  }
+
+  vanish(): void {
+    this.#vanished = true;
+    for (const p of this.#pairs) p.alive = false;
+    this.#pairs.clear();
+  }
+
+  back(): void {
+    this.#vanished = false;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#sockets) s.destroy();
+    await new Promise((r) => this.server.close(r));
+  }
+}
+
+let server: PostgresTestServer;
+beforeAll(async () => {
+  server = await startPostgres();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+const POOL = 3;
+const WAIT_MS = 200;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A migrated database, and the store opened on it through a fresh proxy, its pool filled (POOL connections). */
+async function throughProxy(): Promise<{ proxy: VanishingProxy; store: PostgresStore }> {
+  const url = await server.createDatabase();
+  await (await PostgresStore.open(url, { create: true })).close();
+  const proxy = await VanishingProxy.start(join(server.socketDir, ".s.PGSQL.5432"));
+  const store = await PostgresStore.open(`postgresql://jpki@127.0.0.1:${proxy.port}/${new URL(url).pathname.slice(1)}`, { poolSize: POOL, connectTimeoutMs: 1000 });
+  // as many reads at once as the pool holds: each opens a connection of its own
+  await Promise.all(Array.from({ length: POOL }, () => store.listCas()));
+  return { proxy, store };
+}
+
+describe("a PostgreSQL host that vanishes without a word and comes back (store/watchdog.ts, postgres.ts)", () => {
+  it("probes past the bound while it is gone give their connections up, so once it is back a probe gets a fresh connection and the store answers again within a few bounds", async () => {
+    const { proxy, store } = await throughProxy();
+    const dog = new StoreWatchdog({ waitMs: WAIT_MS });
+    // The validation API's owner read: the reads of one turn are gathered into one query (coalesce.ts), which is
+    // tied to their call all the same.
+    let sent = 0;
+    const read = () =>
+      dog.run("a certificate's owner", () => {
+        sent++;
+        return store.getCertificateOwner("01");
+      });
+    try {
+      expect(await read()).toBeUndefined();
+      proxy.vanish();
+      // The first probe: its waiter gets 503 at the bound; its own outcome is looked at below.
+      let own!: Promise<unknown>;
+      await expect(
+        dog.run("a certificate's owner", () => {
+          sent++;
+          const p = store.getCertificateOwner("01");
+          own = p.catch((e: unknown) => e);
+          return p;
+        }),
+      ).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      // the stall stays: the next call is refused at once, not sent to the host that is gone
+      expect(dog.stalled).toBe(true);
+      const before = sent;
+      await expect(read()).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(sent).toBe(before);
+      // More probes than the pool has connections: each went late on one (or waited for one). Before, each kept
+      // its connection hung until TCP keepalive ended it, which the proxy's live end never does; now once the pool
+      // has none to give, the one a late call has held longest is cut.
+      while (sent <= POOL + 3) {
+        await expect(read()).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+        await sleep(WAIT_MS / 4);
+      }
+      // the first probe's connection was cut so: its own outcome says so, typed (a write on it may have committed)
+      expect(await own).toMatchObject({ code: "ERR_STORE_UNRESPONSIVE", details: { lateCall: "connection-closed" } });
+      // and that failure, the store's own, did not end the stall: only an answer in time does
+      expect(dog.stalled).toBe(true);
+      proxy.back();
+      await vi.waitFor(() => read(), { timeout: 15_000, interval: WAIT_MS / 4 });
+      expect(dog.stalled).toBe(false);
+      expect(await read()).toBeUndefined();
+      expect(await dog.run("the CAs", () => store.listCas())).toEqual([]);
+    } finally {
+      dog.close();
+      await store.close();
+      await proxy.close();
+    }
+  }, 60_000);
+
+  it("a disclosure write past the bound: its callers get 503, its connection is cut once the pool needs it, and the stop still counts it as abandoned (it may have committed); once the host is back the log writes again", async () => {
+    const { proxy, store } = await throughProxy();
+    const dog = new StoreWatchdog({ waitMs: WAIT_MS });
+    const log = new DisclosureLog(store, { watchdog: dog });
+    const rec = (serial: string) => ({ verifierId: "v-1", serial, issuer: "13-sig", residentCode: "12345678906", purpose: "signature" as const, legalBasis: undefined, at: new Date(1000), validationTime: new Date(1000), answer: "valid", itemsDisclosed: false });
+    const writes = vi.spyOn(store, "appendDisclosures");
+    try {
+      await log.record(rec("01"));
+      proxy.vanish();
+      await expect(log.record(rec("02"))).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      proxy.back();
+      // probes a bound apart: those on the pool's dead connections go late too, until the pool is full and 02's is cut
+      await vi.waitFor(() => log.record(rec("03")), { timeout: 15_000, interval: WAIT_MS / 4 });
+      expect(dog.stalled).toBe(false);
+      // 02's statement never reached the server (the proxy dropped it), nor did those of the probes that went out on
+      // the pool's other dead connections; jpki cannot know that: each is abandoned (cut, or still hung: it may have
+      // committed), none a write known to have failed, none counted as written. Only 01 and the last 03 were answered.
+      expect(writes.mock.calls.length).toBeGreaterThanOrEqual(3);
+      expect(await log.close()).toEqual({ abandoned: writes.mock.calls.length - 2 });
+      expect(log.written).toBe(2);
+      expect((await store.listDisclosures({ residentCode: "12345678906" })).map((d) => d.serial)).toEqual(["01", "03"]);
+    } finally {
+      dog.close();
+      await store.close();
+      await proxy.close();
+    }
+  }, 60_000);
+});
+
+describe("a watched call that gets a pooled connection only after its bound (postgres.ts #tie)", () => {
+  it("sends nothing on it: a write past its deadline is not begun (WriteDeadline), fails typed as not sent, and the connection goes back to the pool unharmed", async () => {
+    const url = await server.createDatabase();
+    await (await PostgresStore.open(url, { create: true })).close();
+    const store = await PostgresStore.open(url, { poolSize: 1 });
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    const dog = new StoreWatchdog({ waitMs: WAIT_MS });
+    const rec = { verifierId: "v-1", serial: "01", issuer: "13-sig", residentCode: "12345678906", purpose: "signature" as const, legalBasis: undefined, at: new Date(1000), validationTime: new Date(1000), answer: "valid", itemsDisclosed: false };
+    try {
+      // an unwatched write (a CRL publication, say) holds the pool's one connection, waiting for a lock
+      await admin.query("BEGIN");
+      await admin.query("LOCK TABLE disclosures IN ACCESS EXCLUSIVE MODE");
+      const holder = store.appendDisclosures([{ ...rec, serial: "00" }]);
+      await vi.waitFor(async () => expect((await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0]!.n).toBe(1), { timeout: 10_000, interval: 20 });
+      // a watched write waits for the connection past its bound
+      let own!: Promise<unknown>;
+      await expect(
+        dog.run("recording a disclosure", (deadline) => {
+          const p = store.appendDisclosures([rec], { deadline });
+          own = p.catch((e: unknown) => e);
+          return p;
+        }),
+      ).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      await admin.query("ROLLBACK");
+      await holder;
+      expect(await own).toMatchObject({ code: "ERR_STORE_UNRESPONSIVE", details: { lateCall: "not-sent" } });
+      // never written, and the store goes on on the same connection
+      expect((await store.listDisclosures({ residentCode: "12345678906" })).map((d) => d.serial)).toEqual(["00"]);
+    } finally {
+      dog.close();
+      await admin.end();
+      await store.close();
+    }
+  }, 60_000);
+});
