@@ -44,12 +44,6 @@ export interface CrlParams {
   /** Receives the CRL's DER chunk by chunk, in order, as each is settled (e.g. a staged file being written). */
   readonly sink?: (chunk: Buffer) => void;
   /**
-   * Called once the CRL's size is settled, before its first byte goes to `sink` (with the entries' total first,
-   * before the entries are read). Returning `fileDigested` says the caller digests the whole file itself (a check
-   * reading it back: crl/verify-trailing.ts), so streamCrl leaves its `sha256` out rather than hash it twice.
-   */
-  readonly onLayout?: (layout: { readonly byteLength: number; readonly entries: number }) => { readonly fileDigested: true } | void;
-  /**
    * Called once everything but the signature has gone to `sink`, before the signer is awaited: e.g. to start
    * flushing the staged file to disk while the key unlocks.
    */
@@ -67,8 +61,8 @@ export interface BuiltCrl {
   readonly sha256: string;
 }
 
-/** A CRL that went to its sink only (streamCrl): no chunks kept; no digest when the caller took it (onLayout). */
-export type StreamedCrl = Omit<BuiltCrl, "chunks" | "sha256"> & { readonly sha256?: string };
+/** A CRL that went to its sink only (streamCrl): no chunks kept. */
+export type StreamedCrl = Omit<BuiltCrl, "chunks">;
 
 const PACK_BYTES = 64 * 1024;
 /** A TBS up to this size is joined and handed to Signer.sign; a larger one is signed by its digest. */
@@ -149,7 +143,7 @@ async function build(p: CrlParams, keep: boolean): Promise<BuiltCrl | StreamedCr
     const signatureValue = header(TAG.BIT_STRING, shape.length + 1);
     const tailLength = shape.algorithmIdentifier.length + signatureValue.length + 1 + shape.length;
     const tbsHash = createHash("sha256");
-    let fileHash: ReturnType<typeof createHash> | undefined = createHash("sha256");
+    const fileHash = createHash("sha256");
     const chunks: Buffer[] = [];
     // The TBS's pieces while it is no larger than SIGN_WHOLE_BYTES (then it is signed whole), none beyond.
     let tbsPieces: Buffer[] | undefined = [];
@@ -162,7 +156,7 @@ async function build(p: CrlParams, keep: boolean): Promise<BuiltCrl | StreamedCr
         if (tbsBytes > SIGN_WHOLE_BYTES) tbsPieces = undefined;
         tbsPieces?.push(c);
       }
-      fileHash?.update(c);
+      fileHash.update(c);
       p.sink?.(c);
       if (keep) chunks.push(c);
     };
@@ -173,12 +167,9 @@ async function build(p: CrlParams, keep: boolean): Promise<BuiltCrl | StreamedCr
       const tbsHeader = header(TAG.SEQUENCE, tbsContentLength);
       const tbsLength = tbsHeader.length + tbsContentLength;
       const outer = header(TAG.SEQUENCE, tbsLength + tailLength);
-      const byteLength = outer.length + tbsLength + tailLength;
-      // A built CRL keeps its digest (its chunks are what a caller writes); a streamed one may leave it to the caller.
-      if (p.onLayout?.({ byteLength, entries })?.fileDigested && !keep) fileHash = undefined;
       put(outer, false);
       for (const c of [tbsHeader, prefix, revokedHeader]) put(c, true);
-      return { tbsLength, byteLength };
+      return { tbsLength, byteLength: outer.length + tbsLength + tailLength };
     };
 
     let laid: { tbsLength: number; byteLength: number };
@@ -228,7 +219,7 @@ async function build(p: CrlParams, keep: boolean): Promise<BuiltCrl | StreamedCr
       throw new JpkiError("ERR_PROFILE_VIOLATION", "the CRL's signature does not verify with the CA's public key: nothing was published; check the CA key");
     }
     put(signature, false);
-    const out = { byteLength: laid.byteLength, entries: count, ...(fileHash ? { sha256: fileHash.digest("hex") } : {}) };
+    const out = { byteLength: laid.byteLength, entries: count, sha256: fileHash.digest("hex") };
     return keep ? { chunks, ...out } : out;
   } finally {
     // A failure part-way (or a total that did not add up) lets the store close its read (a cursor, a transaction).

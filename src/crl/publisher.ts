@@ -43,7 +43,6 @@ import { arlEntries, fullCrlLinkEntries, withLinkEntries } from "./arl.js";
 import { deltaCadence, deltaNextUpdate } from "./delta.js";
 import { buildCrl, crlExtensionsElement, streamCrl, type BuiltCrl, type CrlParams, type StreamedCrl } from "./builder.js";
 import { scopeExtensions, scopeKind, scopePath } from "./scope.js";
-import { beginTrailingCrlCheck, TRAILING_CHECK_MIN_BYTES, trailingCheckFits, type TrailingCrlCheck } from "./verify-trailing.js";
 import { beginStagedCrlCheck, type ExpectedCrl, type StagedCrlCheck } from "./verify.js";
 
 export interface PublishedCrl {
@@ -190,11 +189,7 @@ export class CrlPublisher {
   readonly #dir: string;
   readonly #root: string;
 
-  /** CRLs of at least this many bytes are checked on a thread trailing the writer (crl/verify-trailing.ts) */
-  readonly #trailingCheckMinBytes: number;
-
-  constructor(opts: { store: Store; config: WorkspaceConfig; clock: Clock; crlDir: string; workspaceRoot: string; trailingCheckMinBytes?: number }) {
-    this.#trailingCheckMinBytes = opts.trailingCheckMinBytes ?? TRAILING_CHECK_MIN_BYTES;
+  constructor(opts: { store: Store; config: WorkspaceConfig; clock: Clock; crlDir: string; workspaceRoot: string }) {
     this.#store = opts.store;
     this.#config = opts.config;
     this.#clock = opts.clock;
@@ -374,11 +369,6 @@ export class CrlPublisher {
     // to 2-7 ms when PBKDF2 ends after the hashing, 20-26 ms when it ended before.
     let flushing: Promise<void> | undefined;
     let check: StagedCrlCheck | undefined;
-    // A large CRL is checked on a thread reading it back as it is written (its digest, too), not after the last byte.
-    let trailing: TrailingCrlCheck | undefined;
-    let written = 0;
-    /** the staged file's SHA-256: the trailing check's, of the bytes read back, or the builder's, as written */
-    let sha256: string | undefined;
     const expected = (layout: { byteLength: number; entries: number }): ExpectedCrl => ({
       issuerName: ca.subjectName,
       issuerKey,
@@ -399,21 +389,13 @@ export class CrlPublisher {
         signer: ca.signer,
         ...(ca.spki ? { issuerKey: ca.spki } : {}),
         extraExtensions,
-        sink: (c) => {
-          der.write(c);
-          trailing?.wrote((written += c.length));
-        },
-        onLayout: (layout) => {
-          if (pem || !trailingCheckFits(layout.byteLength, this.#trailingCheckMinBytes)) return;
-          trailing = beginTrailingCrlCheck(der.tmp, expected(layout));
-          return { fileDigested: true };
-        },
+        sink: (c) => der.write(c),
         onUnsigned: (layout) => {
           flushing = der.flush();
           flushing.catch(() => undefined); // awaited below; until then a failure must not count as unhandled
           // Check what you sign, as it is on disk: the TBS is read back, walked and hashed now, while the key
           // may still unlock; the signature is verified with the CA certificate's key once written.
-          if (!trailing) check = beginStagedCrlCheck(der.tmp, expected(layout));
+          check = beginStagedCrlCheck(der.tmp, expected(layout));
         },
       });
       await flushing;
@@ -421,19 +403,17 @@ export class CrlPublisher {
       // at once (CrlUpdater.publishDue), this thread builds and signs another CRL meanwhile.
       const file = await der.finishAsync();
       staged.push(file);
-      if (trailing) sha256 = await trailing.finish();
-      else if (!check) throw new JpkiError("ERR_INTERNAL", "the CRL builder never reported its layout: the staged CRL was not checked");
-      else (check.finish(), (sha256 = built.sha256));
-      if (sha256 === undefined) throw new JpkiError("ERR_INTERNAL", "the CRL was staged without its digest");
+      if (!check) throw new JpkiError("ERR_INTERNAL", "the CRL builder never reported its layout: the staged CRL was not checked");
+      check.finish();
       if (pem) staged.push(stageFile(pemPath, pemChunks((built as BuiltCrl).chunks, "X509 CRL")));
     } catch (e) {
       check?.close();
-      trailing?.close();
       await flushing?.catch(() => undefined); // the descriptor stays open until the pool is done with it
       der.discard();
       for (const f of staged) f.discard();
       throw denied(unwritable(e));
     }
+    const sha256 = built.sha256;
     let installed = false;
     try {
       // The revocations this CRL lists were committed before it was built: durable before it is installed.

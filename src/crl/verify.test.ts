@@ -2,17 +2,17 @@
  * The staged-CRL check (crl/verify.ts): a CRL as built passes; any byte changed on disk, a truncated file,
  * another issuer's key or another CRL number is refused with ERR_CRL_UNVERIFIED, so it is never published.
  */
-import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createHash, generateKeyPairSync } from "node:crypto";
+import { generateKeyPairSync } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createCaRecord, CertificationAuthority } from "../ca/authority.js";
 import { certificateParts } from "../pki/der.js";
 import { signatureShape } from "../pki/signer.js";
 import { parseConfig } from "../workspace/config.js";
 import { buildCrl, crlDer, crlExtensionsElement } from "./builder.js";
-import { beginStagedCrlCheck, trailStagedCrl, verifyStagedCrl, type ExpectedCrl } from "./verify.js";
+import { beginStagedCrlCheck, verifyStagedCrl, type ExpectedCrl } from "./verify.js";
 
 let ca: CertificationAuthority;
 let dir: string;
@@ -70,55 +70,5 @@ describe("verifyStagedCrl", () => {
     expect(() => verifyStagedCrl(ok, { ...exp, crlExtensions: crlExtensionsElement({ authorityKeyId: ca.keyId, number: 43n }) })).toThrow(/crlExtensions/);
     expect(() => verifyStagedCrl(ok, { ...exp, entries: 2999 })).toThrow(/entries/);
     expect(readFileSync(ok).equals(der)).toBe(true);
-  });
-});
-
-describe("trailStagedCrl: the check trailing a writer (crl/verify-trailing.ts runs it on a thread)", () => {
-  /**
-   * A writer that appends the next piece of `bytes` only when the check asks for more: reading one byte beyond
-   * what is written would meet the end of the file and fail ("file shorter than its size").
-   */
-  const trailing = (name: string, bytes: Buffer, piece: number) => {
-    const p = write(name, Buffer.alloc(0));
-    let at = 0;
-    const asked: number[] = [];
-    const written = (upTo: number) => {
-      asked.push(upTo);
-      while (at < upTo) {
-        const n = Math.min(piece, bytes.length - at);
-        appendFileSync(p, bytes.subarray(at, at + n));
-        at += n;
-      }
-      return at;
-    };
-    return { p, written, asked };
-  };
-
-  it("checks the CRL as it is written, in pieces, and gives the digest of the whole file as read back", () => {
-    const w = trailing("trail.crl", der, 10_000);
-    expect(trailStagedCrl(w.p, exp, w.written)).toBe(createHash("sha256").update(der).digest("hex"));
-    expect(w.asked.length).toBeGreaterThan(der.length / 10_000 / 2); // it waited for the writer, piece by piece
-    expect(w.asked.at(-1)).toBe(der.length);
-  });
-
-  it("refuses a byte changed anywhere, as the check after the last byte does", () => {
-    for (const at of [200, Math.floor(der.length / 2), der.length - 1]) {
-      const bad = Buffer.from(der);
-      bad[at]! ^= 0x01;
-      const w = trailing(`trail-bad-${at}.crl`, bad, 7_000);
-      expect(() => trailStagedCrl(w.p, exp, w.written), `byte ${at}`).toThrow(expect.objectContaining({ code: "ERR_CRL_UNVERIFIED" }));
-    }
-  });
-
-  it("refuses a writer that goes past the size built, and stops when the writer gives up", () => {
-    const w = trailing("trail-long.crl", Buffer.concat([der, Buffer.alloc(10)]), 1 << 20);
-    expect(() => trailStagedCrl(w.p, exp, w.written)).toThrow(expect.objectContaining({ code: "ERR_CRL_UNVERIFIED" }));
-    const given = trailing("trail-abandoned.crl", der, 10_000);
-    let calls = 0;
-    const abandon = (upTo: number) => {
-      if (++calls > 3) throw new Error("abandoned");
-      return given.written(upTo);
-    };
-    expect(() => trailStagedCrl(given.p, exp, abandon)).toThrow("abandoned");
   });
 });

@@ -10,7 +10,7 @@
  * header checked in place (no copy, no object per entry), so a 1,000,000-entry CRL (44 MB) costs one read of
  * the page cache and one SHA-256 pass, with memory bounded by the piece size.
  */
-import { createHash, createVerify, type Hash, type Verify } from "node:crypto";
+import { createVerify, type Verify } from "node:crypto";
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { JpkiError } from "../errors.js";
 import { TAG } from "../pki/der.js";
@@ -77,24 +77,6 @@ export function verifyStagedCrl(path: string, exp: ExpectedCrl): void {
   beginStagedCrlCheck(path, exp).finish();
 }
 
-/**
- * Checks the staged CRL at `path` while it is still being written (crl/verify-trailing.ts runs this on a thread
- * of its own): `written(upTo)` blocks until at least `upTo` bytes are written and returns how many are. The same
- * walk and signature check as above, and the SHA-256 of the whole file as read back: the digest the publisher
- * records. Throws ERR_CRL_UNVERIFIED.
- */
-export function trailStagedCrl(path: string, exp: ExpectedCrl, written: (upTo: number) => number): string {
-  const fd = openSync(path, "r");
-  try {
-    const reader = new StagedCrlReader(fd, path, exp, { written, digestFile: true });
-    reader.checkTbs();
-    reader.checkSignature();
-    return reader.fileDigest();
-  } finally {
-    closeSync(fd);
-  }
-}
-
 class StagedCrlReader {
   readonly #fd: number;
   readonly #path: string;
@@ -120,34 +102,15 @@ class StagedCrlReader {
   #tbsEnd = -1;
   /** TBS bytes before this offset went into the verifier */
   #hashed = -1;
-  /** a file still being written: how far it is (trailStagedCrl); without it, the file is complete */
-  readonly #written: ((upTo: number) => number) | undefined;
-  /** the whole file's digest, every byte as it is read (trailStagedCrl) */
-  readonly #fileHash: Hash | undefined;
 
-  constructor(fd: number, path: string, exp: ExpectedCrl, opts: { written?: (upTo: number) => number; digestFile?: boolean } = {}) {
+  constructor(fd: number, path: string, exp: ExpectedCrl) {
     this.#fd = fd;
     this.#path = path;
     this.#exp = exp;
     this.#size = exp.byteLength;
-    this.#written = opts.written;
-    this.#fileHash = opts.digestFile ? createHash("sha256") : undefined;
     this.#window = Buffer.allocUnsafe(Math.max(1, Math.min(PIECE, exp.byteLength)));
-    this.#limit = this.#written ? 0 : fstatSync(fd).size;
+    this.#limit = fstatSync(fd).size;
     if (this.#limit > this.#size) this.#fail(`${this.#limit} bytes on disk, ${exp.byteLength} built`);
-  }
-
-  /** Waits until the writer is at `upTo` or beyond (a file still being written), and reads as far as it is. */
-  #awaitWritten(upTo: number): void {
-    if (!this.#written || upTo > this.#size) return;
-    this.#limit = this.#written(upTo);
-    if (this.#limit > this.#size) this.#fail(`${this.#limit} bytes written, ${this.#size} built`);
-  }
-
-  /** The SHA-256 (hex) of every byte of the file, once all of it was read (digestFile). */
-  fileDigest(): string {
-    if (!this.#fileHash || this.#read !== this.#size) throw new JpkiError("ERR_INTERNAL", "the staged CRL's digest was asked for before the whole file was read");
-    return this.#fileHash.digest("hex");
   }
 
   #fail(why: string): never {
@@ -165,7 +128,6 @@ class StagedCrlReader {
 
   /** Makes sure file bytes [pos, upTo) are in the buffer. */
   #fill(upTo: number): void {
-    if (upTo > this.#limit) this.#awaitWritten(upTo);
     if (upTo > this.#limit) this.#fail("truncated");
     while (this.#base + this.#buf.length < upTo) {
       this.#hashTo(this.pos);
@@ -180,7 +142,6 @@ class StagedCrlReader {
         if (r === 0) this.#fail("file shorter than its size");
         got += r;
       }
-      this.#fileHash?.update(win.subarray(keep, keep + n));
       this.#read += n;
       this.#buf = win.subarray(0, keep + n);
       this.#base = this.pos;
@@ -250,7 +211,6 @@ class StagedCrlReader {
 
   /** The signature part, once written: the algorithm again, the BIT STRING, the signature verified. */
   checkSignature(): void {
-    this.#awaitWritten(this.#size);
     this.#limit = fstatSync(this.#fd).size;
     if (this.#limit !== this.#size) this.#fail(`${this.#limit} bytes on disk, ${this.#size} built`);
     if (!this.#element([TAG.SEQUENCE], "signatureAlgorithm").equals(this.#exp.algorithmIdentifier)) this.#fail("signatureAlgorithm differs from signature");
