@@ -198,9 +198,10 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
     // in while it lasted. It stays due, and the publication after the last batch tries it again and says why.
     if (o.updater) await o.updater.regenerateDirty().catch(() => undefined);
     const threaded = o.readerThread !== false && readerThreadFits(o.source, o.readerThread === true ? 0 : undefined);
+    const inThread = () => readBatches(readRecords(o.source, { format: o.format, rejectDuplicateKeys: true, ...(o.onBytes ? { onBytes: o.onBytes } : {}) }), ws.clock, o.batchSize);
     const batches = threaded
-      ? readBatchesOnThread({ path: o.source as string, format: o.format, batchSize: o.batchSize, clock: ws.clock, ...(o.onBytes ? { onBytes: o.onBytes } : {}) })
-      : readBatches(readRecords(o.source, { format: o.format, rejectDuplicateKeys: true, ...(o.onBytes ? { onBytes: o.onBytes } : {}) }), ws.clock, o.batchSize);
+      ? readBatchesOnThread({ path: o.source as string, format: o.format, batchSize: o.batchSize, clock: ws.clock, ...(o.onBytes ? { onBytes: o.onBytes } : {}), inThread })
+      : inThread();
     summary = await ingestor.ingestBatches(batches, {
       batchSize: o.batchSize,
       ...(o.signal ? { signal: o.signal } : {}),

@@ -46,9 +46,21 @@ export function readerThreadFits(source: string | NodeJS.ReadableStream, minByte
   }
 }
 
-/** The batches of `path`, read on a reader thread. Stopping early (return) ends the thread. */
-export async function* readBatchesOnThread(o: ReaderOptions & { clock: Clock; onBytes?: (n: number) => void }): AsyncGenerator<ReadBatch, void, undefined> {
-  const worker = new Worker(THREAD, { workerData: { jpkiNoticeReader: { path: o.path, format: o.format, batchSize: o.batchSize } satisfies ReaderOptions } });
+/**
+ * The batches of `path`, read on a reader thread. Stopping early (return) ends the thread. A thread that cannot be
+ * made (ERR_WORKER_INIT_FAILED, thrown by the Worker constructor when the process is at its thread limit: a
+ * container's pids.max, systemd's TasksMax) leaves the reading to `inThread`, the same batches read here.
+ */
+export async function* readBatchesOnThread(
+  o: ReaderOptions & { clock: Clock; onBytes?: (n: number) => void; inThread: () => AsyncIterable<ReadBatch> },
+): AsyncGenerator<ReadBatch, void, undefined> {
+  let worker: Worker;
+  try {
+    worker = new Worker(THREAD, { workerData: { jpkiNoticeReader: { path: o.path, format: o.format, batchSize: o.batchSize } satisfies ReaderOptions } });
+  } catch {
+    // Not a reason to refuse the file: the read stage is only slower in the ingesting thread.
+    return yield* o.inThread();
+  }
   const inbox: ReaderMessage[] = [];
   let failure: Error | undefined;
   let wake: (() => void) | undefined;
