@@ -81,6 +81,12 @@ export interface ScheduleThreadOptions extends ScheduleThreadData {
   readonly onSweep?: (e: IssuanceSweepEvent) => void;
   /** how long the thread may take to stop once told, ms, before it is ended (default STOP_THREAD_WAIT_MS) */
   readonly stopWaitMs?: number;
+  /**
+   * The schedule in the calling thread (openCrlSchedule), opened instead when no thread can be made: the Worker
+   * constructor throws ERR_WORKER_INIT_FAILED at the process's thread limit (a container's pids.max, systemd's
+   * TasksMax). Without it, that error rejects.
+   */
+  readonly inThread?: () => Promise<() => Promise<void>>;
 }
 
 /**
@@ -95,8 +101,15 @@ export const STOP_THREAD_WAIT_MS = STOP_ROUND_WAIT_MS;
  * aborted and the thread has finished its round and closed its workspace.
  */
 export async function openCrlScheduleThread(o: ScheduleThreadOptions): Promise<() => Promise<void>> {
-  const { signal, onCrl, onError, onRecovered, onIssued, onSweep, stopWaitMs, ...data } = o;
-  const worker = new Worker(THREAD, { workerData: { jpkiSchedule: data satisfies ScheduleThreadData } });
+  const { signal, onCrl, onError, onRecovered, onIssued, onSweep, stopWaitMs, inThread, ...data } = o;
+  let worker: Worker;
+  try {
+    worker = new Worker(THREAD, { workerData: { jpkiSchedule: data satisfies ScheduleThreadData } });
+  } catch (e) {
+    // Not a reason to serve without CRLs: the schedule only shares this thread with the server then.
+    if (inThread) return inThread();
+    throw e;
+  }
   return superviseScheduleThread(worker, {
     signal,
     ...(stopWaitMs !== undefined ? { stopWaitMs } : {}),

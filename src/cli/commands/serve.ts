@@ -202,6 +202,17 @@ Example:
               const ocsp = ocspPassphrase ? { responderPassphrase: ocspPassphrase, policy: { validityMs: ocspCertDays * 86_400_000 } } : undefined;
               // Every CA key opens before the port does: a wrong passphrase never serves for a moment. Beside a
               // server, the schedule gets a thread of its own (server/schedule-thread.ts says why).
+              const inThread = () =>
+                lib.openCrlSchedule(ws, {
+                  passphrase: passphrase!,
+                  crlIntervalMs: crlInterval * 1000,
+                  signal,
+                  onCrl,
+                  onError,
+                  onRecovered,
+                  onSweep,
+                  ...(ocsp ? { ocsp: { ...ocsp, onIssued } } : {}),
+                });
               const loop =
                 serveHere && lib.scheduleThreadAvailable()
                   ? await lib.openCrlScheduleThread({
@@ -216,17 +227,9 @@ Example:
                       onIssued,
                       onSweep,
                       ...(ocsp ? { ocsp } : {}),
+                      inThread,
                     })
-                  : await lib.openCrlSchedule(ws, {
-                      passphrase: passphrase!,
-                      crlIntervalMs: crlInterval * 1000,
-                      signal,
-                      onCrl,
-                      onError,
-                      onRecovered,
-                      onSweep,
-                      ...(ocsp ? { ocsp: { ...ocsp, onIssued } } : {}),
-                    });
+                  : await inThread();
               jobs.push(loop());
             }
             if (serveHere) {
