@@ -9,15 +9,7 @@ import { FixedClock } from "../pki/clock.js";
 import type { ReadBatch } from "./notices.js";
 import { readBatchesOnThread } from "./notice-reader.js";
 
-vi.mock("node:worker_threads", async (importOriginal) => {
-  const real = await importOriginal<typeof import("node:worker_threads")>();
-  class AtTheThreadLimit {
-    constructor() {
-      throw Object.assign(new Error("Worker initialization failure: EAGAIN"), { code: "ERR_WORKER_INIT_FAILED" });
-    }
-  }
-  return { ...real, Worker: AtTheThreadLimit };
-});
+vi.mock("node:worker_threads", async (real) => (await import("../../test/thread-limit.js")).atTheThreadLimit(await real<object>()));
 
 describe("readBatchesOnThread at the process's thread limit", () => {
   it("reads the batches in this thread instead of failing the ingestion", async () => {

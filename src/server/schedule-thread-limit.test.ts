@@ -7,15 +7,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { openCrlScheduleThread } from "./schedule-thread.js";
 
-vi.mock("node:worker_threads", async (importOriginal) => {
-  const real = await importOriginal<typeof import("node:worker_threads")>();
-  class AtTheThreadLimit {
-    constructor() {
-      throw Object.assign(new Error("Worker initialization failure: EAGAIN"), { code: "ERR_WORKER_INIT_FAILED" });
-    }
-  }
-  return { ...real, Worker: AtTheThreadLimit };
-});
+vi.mock("node:worker_threads", async (real) => (await import("../../test/thread-limit.js")).atTheThreadLimit(await real<object>()));
 
 const data = { root: "/nonexistent", passphrase: "pw", crlIntervalMs: 30_000 };
 

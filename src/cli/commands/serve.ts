@@ -202,30 +202,15 @@ Example:
               const ocsp = ocspPassphrase ? { responderPassphrase: ocspPassphrase, policy: { validityMs: ocspCertDays * 86_400_000 } } : undefined;
               // Every CA key opens before the port does: a wrong passphrase never serves for a moment. Beside a
               // server, the schedule gets a thread of its own (server/schedule-thread.ts says why).
-              const inThread = () =>
-                lib.openCrlSchedule(ws, {
-                  passphrase: passphrase!,
-                  crlIntervalMs: crlInterval * 1000,
-                  signal,
-                  onCrl,
-                  onError,
-                  onRecovered,
-                  onSweep,
-                  ...(ocsp ? { ocsp: { ...ocsp, onIssued } } : {}),
-                });
+              const common = { passphrase: passphrase!, crlIntervalMs: crlInterval * 1000, signal, onCrl, onError, onRecovered, onSweep };
+              const inThread = () => lib.openCrlSchedule(ws, { ...common, ...(ocsp ? { ocsp: { ...ocsp, onIssued } } : {}) });
               const loop =
                 serveHere && lib.scheduleThreadAvailable()
                   ? await lib.openCrlScheduleThread({
                       root: ws.paths.root,
                       ...(ws.config.store !== "sqlite" && ctx.storeUrl ? { storeUrl: ctx.storeUrl } : {}),
-                      passphrase: passphrase!,
-                      crlIntervalMs: crlInterval * 1000,
-                      signal,
-                      onCrl,
-                      onError,
-                      onRecovered,
+                      ...common,
                       onIssued,
-                      onSweep,
                       ...(ocsp ? { ocsp } : {}),
                       inThread,
                     })
