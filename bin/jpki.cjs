@@ -23,7 +23,7 @@ if (args.length <= 1 && require("./help-cache.cjs").printCachedHelp(args)) {
   return;
 }
 if (!process.env.UV_THREADPOOL_SIZE) process.env.UV_THREADPOOL_SIZE = String(availableParallelism());
-const target = process.argv[2] === "--run-module" ? moduleToRun(process.argv.splice(2, 2)[1]) : join(__dirname, "..", "dist", "src", "cli", "main.js");
+const target = process.argv[2] === "--run-module" ? moduleToRun(process.argv.splice(2, 2)[1]) : require("./entry.cjs").cliEntry(join(__dirname, ".."), process.env);
 if (target === undefined) return;
 // The CA keys' PBKDF2 runs on the thread pool while the program loads (bin/early-kek.cjs).
 if (args[0] !== "--run-module") require("./early-kek.cjs").startEarlyKek(args, process.env);

@@ -43,8 +43,9 @@ export function buildDist(): Promise<void> {
         // build, which saw every file older, the record says so for the next run; a file edited meanwhile is newer.
         utimesSync(join(ROOT, "dist", ".tsbuildinfo"), started, started);
       }
-      // The rest of `npm run build`: the top-level help the launcher prints without loading the program.
-      await run(process.execPath, [join(ROOT, "bin", "help-cache.cjs")]);
+      // The rest of `npm run build`: the top-level help the launcher prints without loading the program, and the
+      // start-up bundle the launcher runs (bin/bundle.cjs), so the spawned CLIs run what a user's `jpki` runs.
+      await Promise.all([run(process.execPath, [join(ROOT, "bin", "help-cache.cjs")]), run(process.execPath, [join(ROOT, "bin", "bundle.cjs")])]);
     } catch (e) {
       // tsc says what is wrong on stdout
       const { stdout = "", stderr = "" } = e as { stdout?: string; stderr?: string };

@@ -5,10 +5,11 @@
  * @peculiar/*, better-sqlite3 …) is loaded by a command's action (src/cli/lib.ts). Proved without timing: the
  * built CLI (bin/jpki.cjs on dist/, built by the global setup as `npm run build` does) runs under a module
  * resolve hook that writes down every URL it resolves. How long start-up takes is measured by
- * `npm run bench -- startup`, never asserted here.
+ * `npm run bench -- startup`, never asserted here. The module graph is read on the built modules (dist/src,
+ * JPKI_NO_BUNDLE=1); the launcher's start-up bundle (bin/bundle.cjs, dist/bundle) must load the same packages.
  */
 import { spawnSync } from "node:child_process";
-import { cpSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -62,21 +63,27 @@ interface Loaded {
   program: boolean;
   /** The command modules (dist/src/cli/commands/*.js) it loaded. */
   commands: string[];
+  /** Which build of the program it ran: the start-up bundle (dist/bundle/) or the modules (dist/src/). */
+  ran: { bundle: boolean; modules: boolean };
 }
 
-/** Runs the built CLI (of the package at root); returns its exit code, output and what it loaded. */
-function loadedBy(args: string[], name: string, root = ROOT): Loaded {
+/**
+ * Runs the built CLI (of the package at root); returns its exit code, output and what it loaded. The built modules
+ * unless `bundle` (then whatever the launcher picks).
+ */
+function loadedBy(args: string[], name: string, root = ROOT, { bundle = false } = {}): Loaded {
   const out = join(dir, `${name}.loaded`);
   writeFileSync(out, "");
   const r = spawnSync(process.execPath, ["--import", pathToFileURL(register).href, join(root, "bin", "jpki.cjs"), ...args], {
     cwd: dir,
-    env: { ...process.env, JPKI_TEST_LOADED: out, JPKI_PASSPHRASE: "x" },
+    env: { ...process.env, JPKI_TEST_LOADED: out, JPKI_PASSPHRASE: "x", JPKI_NO_BUNDLE: bundle ? undefined : "1" },
     encoding: "utf8",
   });
   const urls = readFileSync(out, "utf8").split("\n");
   const packages = new Set(urls.map(packageOf).filter((p): p is string => p !== undefined));
   const commands = [...new Set(urls.filter((u) => u.includes("/dist/src/cli/commands/")).map((u) => u.split("/").at(-1)!))].sort();
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, packages, program: urls.some((u) => u.includes("/dist/")), commands };
+  const ran = { bundle: urls.some((u) => u.includes("/dist/bundle/")), modules: urls.some((u) => u.includes("/dist/src/")) };
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, packages, program: urls.some((u) => u.includes("/dist/")), commands, ran };
 }
 
 /** The same arguments through the program itself (--run-module skips the launcher's answers). */
@@ -216,5 +223,57 @@ describe("start-up loads the library only when a command needs it", () => {
     expect(r.packages).toContain("better-sqlite3");
     for (const p of r.packages) expect(["better-sqlite3", "bindings", "file-uri-to-path", "commander"], p).toContain(p);
     for (const p of HEAVY.filter((h) => h !== "better-sqlite3")) expect(r.packages, p).not.toContain(p);
+
+    // the launcher's start-up bundle: the same CRL, the same packages, nothing of dist/src
+    const b = loadedBy(["--workspace", ws, "crl", "generate", "--ca", "13-sig"], "crl-generate-bundle", ROOT, { bundle: true });
+    expect(b.status, b.stderr).toBe(0);
+    expect(b.ran).toEqual({ bundle: true, modules: false });
+    expect(b.stdout).toContain("CRL 13-sig #2");
+    expect([...b.packages].sort()).toEqual([...r.packages].sort());
+  });
+});
+
+describe("the start-up bundle (bin/bundle.cjs)", () => {
+  it("loads what the modules load: inspect and a subcommand's help stay light", () => {
+    const inspect = loadedBy(["inspect", join(ROOT, "fixtures", "jlis", "sign-ca-2023.pem")], "bundle-inspect", ROOT, { bundle: true });
+    expect(inspect.status, inspect.stderr).toBe(0);
+    expect(inspect.ran).toEqual({ bundle: true, modules: false });
+    expect(inspect.stdout).toBe(loadedBy(["inspect", join(ROOT, "fixtures", "jlis", "sign-ca-2023.pem")], "modules-inspect").stdout);
+    for (const p of STACK) expect(inspect.packages, p).not.toContain(p);
+    const help = loadedBy(["revoke", "--help"], "bundle-revoke-help", ROOT, { bundle: true });
+    expect(help.ran.bundle).toBe(true);
+    expect([...help.packages]).toEqual(["commander"]);
+  });
+
+  it("holds every worker thread's entry module: each `new URL(…, import.meta.url)` in it names a file beside it", () => {
+    const bundle = join(ROOT, "dist", "bundle");
+    const named = new Set<string>();
+    for (const f of readdirSync(bundle)) {
+      for (const m of readFileSync(join(bundle, f), "utf8").matchAll(/new URL\("(\.\.?\/[^"]+)", import\.meta\.url\)/g)) named.add(m[1]!);
+    }
+    // the notice reader, the serve schedule, the verifier engine and the CRL-days counter, at least
+    expect(named.size).toBeGreaterThanOrEqual(4);
+    for (const n of named) expect(existsSync(join(bundle, n)), n).toBe(true);
+  });
+
+  it("is run only while at least as new as tsc's build record: a tsc build after it runs the modules; an installed copy (no record) the bundle", () => {
+    const root = join(dir, "pkg-bundle");
+    cpSync(join(ROOT, "bin"), join(root, "bin"), { recursive: true });
+    cpSync(join(ROOT, "package.json"), join(root, "package.json"));
+    for (const d of ["src", "bundle"]) cpSync(join(ROOT, "dist", d), join(root, "dist", d), { recursive: true, filter: (f) => statSync(f).isDirectory() || f.endsWith(".js") });
+    symlinkSync(join(ROOT, "node_modules"), join(root, "node_modules"));
+    const record = join(root, "dist", ".tsbuildinfo");
+    writeFileSync(record, "{}");
+    const bundled = statSync(join(root, "dist", "bundle", "main.js")).mtime;
+    utimesSync(record, new Date(bundled.getTime() - 1000), new Date(bundled.getTime() - 1000));
+    expect(loadedBy(["revoke", "--help"], "pkg-fresh", root, { bundle: true }).ran).toEqual({ bundle: true, modules: false });
+    utimesSync(record, new Date(bundled.getTime() + 1000), new Date(bundled.getTime() + 1000));
+    const stale = loadedBy(["revoke", "--help"], "pkg-stale", root, { bundle: true });
+    expect(stale.ran).toEqual({ bundle: false, modules: true });
+    expect(stale.stdout).toContain("keyCompromise");
+    rmSync(record);
+    expect(loadedBy(["revoke", "--help"], "pkg-installed", root, { bundle: true }).ran).toEqual({ bundle: true, modules: false });
+    // JPKI_NO_BUNDLE=1: the modules whatever the bundle's state
+    expect(loadedBy(["revoke", "--help"], "pkg-no-bundle", root).ran).toEqual({ bundle: false, modules: true });
   });
 });

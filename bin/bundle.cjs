@@ -1,0 +1,89 @@
+"use strict";
+/**
+ * The CLI's start-up bundle (issue 8 point 9, and every command's fixed cost): esbuild joins the built ES modules
+ * under dist/src that the CLI loads into a few files in dist/bundle/, which bin/jpki.cjs runs instead of
+ * dist/src/cli/main.js while it is fresh (bin/entry.cjs). Node 20 spends ≈ 1 ms on each ES module it loads —
+ * resolving it, the nearest package.json, reading it through the thread pool, compiling, linking — and a command
+ * such as `crl generate` loads ≈ 70 of ours: measured on this 2-core host, ≈ 30 ms less from start to the open
+ * store. The code is the same: the command modules stay lazy (each dynamic import becomes a chunk of its own),
+ * node_modules stay where they are (native addons, and their own resolution), and dist/src stays the library.
+ *
+ * Worker threads name their entry module relative to the module that starts them
+ * (`new URL("./notice-reader-thread.js", import.meta.url)`); in the bundle that module is a chunk in dist/bundle/,
+ * so every such entry found in dist/src becomes an entry point of the bundle under its own name beside the chunks.
+ * Found by reading the built files the CLI reaches, not listed here: a thread added later is bundled without anyone remembering to.
+ *
+ * Written to a directory of its own and renamed into place, so a `jpki` starting meanwhile sees the old bundle, or
+ * none (then dist/src), never half of one. `node bin/bundle.cjs [OUTDIR]` (OUTDIR for the test of this file).
+ */
+const { readdirSync, readFileSync, renameSync, rmSync, existsSync } = require("node:fs");
+const { basename, dirname, join, relative, resolve } = require("node:path");
+
+const ROOT = join(__dirname, "..");
+const SRC = join(ROOT, "dist", "src");
+const MAIN = join(SRC, "cli", "main.js");
+/** `new URL("./x.js", import.meta.url)`, as tsc emits it from our sources. */
+const THREAD_ENTRY = /new URL\("(\.\.?\/[^"]+\.js)", import\.meta\.url\)/g;
+
+/**
+ * The thread entry modules the CLI can reach, each once (absolute paths): the built files reachable from main.js
+ * — esbuild's own view of the import graph, not every file under dist/src, where tsc leaves the output of sources
+ * since deleted — read for thread entries, and again from those until none is new (a thread may start another).
+ */
+async function threadEntries(esbuild, options) {
+  const found = new Set();
+  for (let entries = [MAIN]; ; ) {
+    const { metafile } = await esbuild.build({ ...options, entryPoints: entries, write: false, metafile: true, logLevel: "silent" });
+    const before = found.size;
+    for (const input of Object.keys(metafile.inputs)) {
+      const path = resolve(ROOT, input);
+      if (!path.startsWith(SRC)) continue;
+      for (const m of readFileSync(path, "utf8").matchAll(THREAD_ENTRY)) found.add(resolve(dirname(path), m[1]));
+    }
+    if (found.size === before) return found;
+    entries = [MAIN, ...found];
+  }
+}
+
+async function bundle(outdir = join(ROOT, "dist", "bundle")) {
+  const esbuild = require("esbuild");
+  const options = {
+    outdir: `${outdir}.tmp-${process.pid}`,
+    entryNames: "[name]",
+    chunkNames: "chunk-[hash]",
+    bundle: true,
+    splitting: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    // dependencies keep their own files: native addons (better-sqlite3, pkcs11js) and createRequire lookups
+    packages: "external",
+    logLevel: "warning",
+  };
+  const threads = [...(await threadEntries(esbuild, options))];
+  const names = new Map();
+  for (const t of threads) {
+    if (!existsSync(t)) throw new Error(`a thread entry named in dist/src does not exist: ${relative(ROOT, t)}`);
+    const other = names.get(basename(t));
+    if (other) throw new Error(`two thread entries share the name ${basename(t)} (${relative(ROOT, other)}, ${relative(ROOT, t)}): the bundle keeps one directory`);
+    names.set(basename(t), t);
+  }
+  if (names.has("main.js")) throw new Error("a thread entry is named main.js, the CLI's own entry in the bundle");
+  const staging = options.outdir;
+  rmSync(staging, { recursive: true, force: true });
+  await esbuild.build({ ...options, entryPoints: [MAIN, ...threads] });
+  const old = `${outdir}.old-${process.pid}`;
+  if (existsSync(outdir)) renameSync(outdir, old);
+  renameSync(staging, outdir);
+  rmSync(old, { recursive: true, force: true });
+  return { outdir, threads: [...names.keys()].sort() };
+}
+
+module.exports = { bundle, threadEntries };
+
+if (require.main === module) {
+  bundle(process.argv[2] ? resolve(process.argv[2]) : undefined).catch((e) => {
+    process.stderr.write(`bundle: ${e && e.message}\n`);
+    process.exitCode = 1;
+  });
+}
