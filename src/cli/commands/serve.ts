@@ -154,7 +154,7 @@ Example:
       const accessLog =
         logTarget === "off" || !serveHere
           ? undefined
-          : new lib.AccessLog(logTarget, { onError: (e) => ctx.out.info(`jpki serve: the access log's thread failed and stopped (${e.message}); lines are counted as dropped`) });
+          : new lib.AccessLog(logTarget, { onError: (e) => ctx.out.info(accessLogFailure(e)) });
       // SIGHUP reopens the access log (logrotate's postrotate: move the file, then signal), in every serving
       // process: the primary of --workers N passes it on to its workers. It no longer ends the process.
       const onHangup = () => {
@@ -263,6 +263,16 @@ Example:
         if (cluster.isWorker) process.disconnect?.();
       }
     });
+}
+
+/** What serve says when the access log's thread failed, or could not be made: the server goes on, the log does not. */
+function accessLogFailure(e: Error): string {
+  if ((e as { code?: string }).code !== "ERR_WORKER_INIT_FAILED") return `jpki serve: the access log's thread failed and stopped (${e.message}); lines are counted as dropped`;
+  return (
+    `jpki serve: the access log's thread could not be started (ERR_WORKER_INIT_FAILED: the process is at its thread limit, ` +
+    `a container's pids.max or systemd's TasksMax); no line is written, each is counted in jpki_access_log_dropped_total. ` +
+    `Raise the limit, or pass --access-log off`
+  );
 }
 
 /**
