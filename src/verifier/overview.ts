@@ -173,7 +173,14 @@ export class CrlRevocationDays {
   /** countCrlDays on the counting thread where there is one (started on first use), else here. */
   #count(job: CrlDaysJob): Promise<CrlDaysResult> {
     if (!this.#threadModule) return countCrlDays(job);
-    this.#thread ??= new CrlDaysThread(this.#threadModule);
+    try {
+      this.#thread ??= new CrlDaysThread(this.#threadModule);
+    } catch {
+      // ERR_WORKER_INIT_FAILED, thrown by the Worker constructor at the process's thread limit (a container's
+      // pids.max, systemd's TasksMax): GET /v1/overview failed with it every time. Counted here; the thread is tried
+      // again at the next count (a new CRL number), when the limit may have room.
+      return countCrlDays(job);
+    }
     return this.#thread.count(job).catch(() => countCrlDays(job)); // a thread that died: counted here, as before
   }
 }
