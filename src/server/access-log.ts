@@ -22,7 +22,8 @@
  * never interleave within a line, and a reader that stops reading can stall neither close() nor the exit.
  */
 import { closeSync, constants, fstatSync, openSync, statSync } from "node:fs";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { newThread } from "../thread.js";
 import { JpkiError } from "../errors.js";
 import { TOKEN_PREFIX } from "../verifier/credentials.js";
 
@@ -386,7 +387,7 @@ export class AccessLog implements AccessLogSink {
     this.#i32 = new Int32Array(sab, HEADER_BYTES + RING * F64S * 8, RING * I32S);
     let worker: Worker;
     try {
-      worker = new Worker(THREAD_SOURCE, { eval: true, workerData: { sab, fd: this.#fd, ring: RING, pipe: st.isFIFO() || st.isSocket() } });
+      worker = newThread(THREAD_SOURCE, { eval: true, workerData: { sab, fd: this.#fd, ring: RING, pipe: st.isFIFO() || st.isSocket() } });
     } catch (e) {
       // The Worker constructor throws ERR_WORKER_INIT_FAILED when the process is at its thread limit (a container's
       // pids.max, systemd's TasksMax). No reason to refuse to serve (serve did not start before): the log is as after

@@ -21,7 +21,8 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { newThread } from "../thread.js";
 import { isAbsolute, join } from "node:path";
 import { prefecture } from "../ca/prefectures.js";
 import { JpkiError } from "../errors.js";
@@ -238,7 +239,7 @@ class CrlDaysThread {
   #ended: Error | undefined;
 
   constructor(module: URL) {
-    this.#worker = new Worker(module);
+    this.#worker = newThread(module);
     this.#worker.on("message", (m: { id: number; result: CrlDaysResult }) => {
       this.#pending.get(m.id)?.resolve(m.result);
       this.#pending.delete(m.id);
