@@ -12,7 +12,7 @@
  * no longer reaches the CRL schedule thread's PostgreSQL connection.
  *
  * The constructor throws ERR_WORKER_INIT_FAILED when the process is at its thread limit (a container's pids.max,
- * systemd's TasksMax); each caller does the work another way then (README, "Threads").
+ * systemd's TasksMax); each caller does the work another way then (README, under `jpki serve`).
  */
 import { Worker, type WorkerOptions } from "node:worker_threads";
 
