@@ -10,7 +10,8 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { newThread } from "../thread.js";
 import { JpkiError, type ErrorCode } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
 import type { ReadBatch, ReadNotice, RejectedNotice } from "./notices.js";
@@ -56,7 +57,7 @@ export async function* readBatchesOnThread(
 ): AsyncGenerator<ReadBatch, void, undefined> {
   let worker: Worker;
   try {
-    worker = new Worker(THREAD, { workerData: { jpkiNoticeReader: { path: o.path, format: o.format, batchSize: o.batchSize } satisfies ReaderOptions } });
+    worker = newThread(THREAD, { workerData: { jpkiNoticeReader: { path: o.path, format: o.format, batchSize: o.batchSize } satisfies ReaderOptions } });
   } catch {
     // Not a reason to refuse the file: the read stage is only slower in the ingesting thread.
     return yield* o.inThread();

@@ -22,7 +22,8 @@
  * never interleave within a line, and a reader that stops reading can stall neither close() nor the exit.
  */
 import { closeSync, constants, fstatSync, openSync, statSync } from "node:fs";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { newThread } from "../thread.js";
 import { JpkiError } from "../errors.js";
 import { TOKEN_PREFIX } from "../verifier/credentials.js";
 
@@ -350,9 +351,10 @@ export class AccessLog implements AccessLogSink {
   readonly #header: Int32Array;
   readonly #f64: Float64Array;
   readonly #i32: Int32Array;
-  readonly #worker: Worker;
+  /** undefined when no thread could be made: the log is then as after the thread failed (see the constructor) */
+  readonly #worker: Worker | undefined;
   readonly #exited: Promise<void>;
-  readonly #publisher: NodeJS.Timeout;
+  readonly #publisher: NodeJS.Timeout | undefined;
   #w = 0;
   /** the read index last seen: the ring is full only if it still looks full after reading it again */
   #r = 0;
@@ -370,7 +372,8 @@ export class AccessLog implements AccessLogSink {
   #closed: Promise<void> | undefined;
 
   /**
-   * `onError`: the logging thread failed (a bug) and stopped; the server goes on, its lines counted as dropped.
+   * `onError`: the logging thread failed (a bug) and stopped, or could not be made (ERR_WORKER_INIT_FAILED, called
+   * from the constructor); the server goes on, its lines counted as dropped.
    * Throws ERR_FILE_UNUSABLE for a FIFO no process reads.
    */
   constructor(target: string, opts: { readonly onError?: (e: Error) => void } = {}) {
@@ -382,18 +385,34 @@ export class AccessLog implements AccessLogSink {
     this.#header = new Int32Array(sab, 0, 4);
     this.#f64 = new Float64Array(sab, HEADER_BYTES, RING * F64S);
     this.#i32 = new Int32Array(sab, HEADER_BYTES + RING * F64S * 8, RING * I32S);
-    this.#worker = new Worker(THREAD_SOURCE, { eval: true, workerData: { sab, fd: this.#fd, ring: RING, pipe: st.isFIFO() || st.isSocket() } });
+    let worker: Worker;
+    try {
+      worker = newThread(THREAD_SOURCE, { eval: true, workerData: { sab, fd: this.#fd, ring: RING, pipe: st.isFIFO() || st.isSocket() } });
+    } catch (e) {
+      // The Worker constructor throws ERR_WORKER_INIT_FAILED when the process is at its thread limit (a container's
+      // pids.max, systemd's TasksMax). No reason to refuse to serve (serve did not start before): the log is as after
+      // its thread failed — every line counted as dropped (jpki_access_log_dropped_total), the cause told once.
+      // Not written here instead: on the serving thread a stalled pipe or disk would hold every request.
+      this.#worker = undefined;
+      this.#publisher = undefined;
+      this.#dead = true;
+      this.#exited = Promise.resolve();
+      opts.onError?.(e as Error);
+      return;
+    }
+    this.#worker = worker;
     // The thread never keeps the process alive; close() is what waits for the last lines.
-    this.#worker.unref();
-    this.#worker.on("error", (e) => opts.onError?.(e));
-    this.#publisher = setInterval(() => Atomics.store(this.#header, W, this.#w), LOG_INTERVAL_MS / 2);
-    this.#publisher.unref();
+    worker.unref();
+    worker.on("error", (e) => opts.onError?.(e));
+    const publisher = setInterval(() => Atomics.store(this.#header, W, this.#w), LOG_INTERVAL_MS / 2);
+    publisher.unref();
+    this.#publisher = publisher;
     this.#exited = new Promise((resolve) =>
-      this.#worker.once("exit", () => {
+      worker.once("exit", () => {
         this.#dead = true;
         // Zero after a clean close; else the records it never read and the lines it had not written.
         this.#abandoned = ((this.#w - Atomics.load(this.#header, R)) | 0) + Atomics.load(this.#header, PENDING);
-        clearInterval(this.#publisher);
+        clearInterval(publisher);
         resolve();
       }),
     );
@@ -420,7 +439,7 @@ export class AccessLog implements AccessLogSink {
     if (this.#ids.size >= MAX_STRINGS) {
       // A scan of random paths must not grow the table: a new generation of ids from this record on (all of
       // its ids), the old ones forgotten by the thread once the records before it are written.
-      this.#worker.postMessage({ retire: true, after: w } satisfies Control);
+      this.#post({ retire: true, after: w } satisfies Control);
       this.#ids = new Map();
       this.#last.fill(undefined);
     }
@@ -443,12 +462,17 @@ export class AccessLog implements AccessLogSink {
     if ((this.#w & 31) === 0) Atomics.store(this.#header, W, this.#w);
   }
 
+  /** To the thread; never called once the log is dead, and without a thread it always is. */
+  #post(c: Control): void {
+    this.#worker?.postMessage(c);
+  }
+
   #remember(k: number, s: string, shown: string | undefined): number {
     if (s.length > MAX_REMEMBERED) {
       // Sent with its record only: a flood of long URLs must not fill memory with remembered strings.
       const id = this.#nextOneShot;
       this.#nextOneShot = id <= -MAX_ID ? -1 : id - 1;
-      this.#worker.postMessage({ add: [id, json(shown ?? loggedUrl(s))] } satisfies Control);
+      this.#post({ add: [id, json(shown ?? loggedUrl(s))] } satisfies Control);
       return id;
     }
     const id = this.#id(s, shown);
@@ -467,7 +491,7 @@ export class AccessLog implements AccessLogSink {
       this.#nextId = id >= MAX_ID ? 1 : id + 1;
       this.#ids.set(s, id);
       // Posted before the record that uses it is published: the thread reads its messages before the ring.
-      this.#worker.postMessage({ add: [id, json(shown ?? loggedUrl(s))] } satisfies Control);
+      this.#post({ add: [id, json(shown ?? loggedUrl(s))] } satisfies Control);
     }
     return id;
   }
@@ -483,7 +507,7 @@ export class AccessLog implements AccessLogSink {
     const fd = openTarget(this.#target);
     const st = fstatSync(fd);
     this.#fd = fd;
-    this.#worker.postMessage({ reopen: fd, pipe: st.isFIFO() || st.isSocket() } satisfies Control);
+    this.#post({ reopen: fd, pipe: st.isFIFO() || st.isSocket() } satisfies Control);
   }
 
   /**
@@ -495,15 +519,15 @@ export class AccessLog implements AccessLogSink {
       clearInterval(this.#publisher);
       if (!this.#dead) {
         Atomics.store(this.#header, W, this.#w);
-        this.#worker.ref();
-        this.#worker.postMessage({ close: true } satisfies Control);
+        this.#worker!.ref();
+        this.#post({ close: true } satisfies Control);
         let deadline: NodeJS.Timeout | undefined;
         const late = await Promise.race([
           this.#exited.then(() => false),
           new Promise<boolean>((resolve) => (deadline = setTimeout(() => resolve(true), CLOSE_DEADLINE_MS))),
         ]);
         clearTimeout(deadline);
-        if (late) await this.#worker.terminate();
+        if (late) await this.#worker!.terminate();
         await this.#exited;
       }
       if (this.#ownFd) closeSync(this.#fd);

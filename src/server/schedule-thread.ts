@@ -15,7 +15,8 @@
  */
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { newThread } from "../thread.js";
 import { JpkiError, fromThreadError, toThreadError, type ThreadError as ThreadErrorShape } from "../errors.js";
 import type { PublishedCrl } from "../crl/publisher.js";
 import { STOP_ROUND_WAIT_MS, roundAbandoned } from "../crl/stop-bound.js";
@@ -104,7 +105,7 @@ export async function openCrlScheduleThread(o: ScheduleThreadOptions): Promise<(
   const { signal, onCrl, onError, onRecovered, onIssued, onSweep, stopWaitMs, inThread, ...data } = o;
   let worker: Worker;
   try {
-    worker = new Worker(THREAD, { workerData: { jpkiSchedule: data satisfies ScheduleThreadData } });
+    worker = newThread(THREAD, { workerData: { jpkiSchedule: data satisfies ScheduleThreadData } });
   } catch (e) {
     // Not a reason to serve without CRLs: the schedule only shares this thread with the server then.
     if (inThread) return inThread();

@@ -18,7 +18,8 @@
  */
 import { createRequire } from "node:module";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { newThread } from "../thread.js";
 
 /**
  * The worker's code: plain JavaScript, so it runs from the TypeScript sources in tests as well as from dist/.
@@ -76,7 +77,7 @@ export class WalCheckpointer {
 
   constructor(dbPath: string) {
     const driver = createRequire(import.meta.url).resolve("better-sqlite3");
-    this.#worker = new Worker(WORKER, { eval: true, workerData: { path: dbPath, driver, progress: this.#progress.buffer } });
+    this.#worker = newThread(WORKER, { eval: true, workerData: { path: dbPath, driver, progress: this.#progress.buffer } });
     // Never keeps the process alive; if it fails, the writer's own automatic checkpoints go on as before.
     this.#worker.unref();
     const gone = () => {

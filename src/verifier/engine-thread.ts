@@ -15,7 +15,8 @@
  */
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { newThread } from "../thread.js";
 import { JpkiError, fromThreadError, type ThreadError } from "../errors.js";
 import type { CrlIndexCacheParams } from "../validation/crl-index-cache.js";
 import { checkJpkiPurpose, JPKI_PURPOSES, type JpkiPurpose } from "../validation/jpki.js";
@@ -187,7 +188,7 @@ export class EngineThread {
 
   /** Starts the thread; resolves once it is ready to validate. `module` is the compiled thread module (tests). */
   static async start(module: URL = THREAD): Promise<EngineThread> {
-    const worker = new Worker(module);
+    const worker = newThread(module);
     await new Promise<void>((resolve, reject) => {
       worker.once("message", () => resolve());
       worker.once("error", reject);

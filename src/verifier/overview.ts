@@ -21,7 +21,8 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { newThread } from "../thread.js";
 import { isAbsolute, join } from "node:path";
 import { prefecture } from "../ca/prefectures.js";
 import { JpkiError } from "../errors.js";
@@ -173,7 +174,14 @@ export class CrlRevocationDays {
   /** countCrlDays on the counting thread where there is one (started on first use), else here. */
   #count(job: CrlDaysJob): Promise<CrlDaysResult> {
     if (!this.#threadModule) return countCrlDays(job);
-    this.#thread ??= new CrlDaysThread(this.#threadModule);
+    try {
+      this.#thread ??= new CrlDaysThread(this.#threadModule);
+    } catch {
+      // ERR_WORKER_INIT_FAILED, thrown by the Worker constructor at the process's thread limit (a container's
+      // pids.max, systemd's TasksMax): GET /v1/overview failed with it every time. Counted here; the thread is tried
+      // again at the next count (a new CRL number), when the limit may have room.
+      return countCrlDays(job);
+    }
     return this.#thread.count(job).catch(() => countCrlDays(job)); // a thread that died: counted here, as before
   }
 }
@@ -231,7 +239,7 @@ class CrlDaysThread {
   #ended: Error | undefined;
 
   constructor(module: URL) {
-    this.#worker = new Worker(module);
+    this.#worker = newThread(module);
     this.#worker.on("message", (m: { id: number; result: CrlDaysResult }) => {
       this.#pending.get(m.id)?.resolve(m.result);
       this.#pending.delete(m.id);

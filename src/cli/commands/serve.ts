@@ -154,7 +154,7 @@ Example:
       const accessLog =
         logTarget === "off" || !serveHere
           ? undefined
-          : new lib.AccessLog(logTarget, { onError: (e) => ctx.out.info(`jpki serve: the access log's thread failed and stopped (${e.message}); lines are counted as dropped`) });
+          : new lib.AccessLog(logTarget, { onError: (e) => ctx.out.info(accessLogFailure(e)) });
       // SIGHUP reopens the access log (logrotate's postrotate: move the file, then signal), in every serving
       // process: the primary of --workers N passes it on to its workers. It no longer ends the process.
       const onHangup = () => {
@@ -265,6 +265,16 @@ Example:
     });
 }
 
+/** What serve says when the access log's thread failed, or could not be made: the server goes on, the log does not. */
+function accessLogFailure(e: Error): string {
+  if ((e as { code?: string }).code !== "ERR_WORKER_INIT_FAILED") return `jpki serve: the access log's thread failed and stopped (${e.message}); lines are counted as dropped`;
+  return (
+    `jpki serve: the access log's thread could not be started (ERR_WORKER_INIT_FAILED: the process is at its thread limit, ` +
+    `a container's pids.max or systemd's TasksMax); no line is written, each is counted in jpki_access_log_dropped_total. ` +
+    `Raise the limit, or pass --access-log off`
+  );
+}
+
 /**
  * The OCSP responder keys' passphrase: JPKI_OCSP_PASSPHRASE, else the CA passphrase. A serve-only process
  * (--no-schedule, a worker) without either answers no OCSP and says so, rather than refusing to serve CRLs.
@@ -301,7 +311,7 @@ export function workerEnv(env: NodeJS.ProcessEnv): Record<string, undefined> {
  * socket is shared and the kernel spreads connections), restarts one that dies, and stops them all on the
  * signal.
  */
-async function runWorkers(ctx: Context, n: number, signal: AbortSignal, where: string, env: Record<string, undefined>): Promise<void> {
+export async function runWorkers(ctx: Context, n: number, signal: AbortSignal, where: string, env: Record<string, undefined>): Promise<void> {
   // Each worker accepts on the shared socket itself, instead of the primary accepting and handing over.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   // Stopped before the first fork (SIGTERM while the CA keys opened): no worker is started only to be stopped.
@@ -311,18 +321,40 @@ async function runWorkers(ctx: Context, n: number, signal: AbortSignal, where: s
   // Said once every first worker listens, not when they are forked: startServe-like scripts (and operators)
   // take the line for "ready", and a request sent on it was refused while the workers still opened the store.
   let waiting = n;
+  // Workers that ended before they listened, in a row since one last did: each waits longer for its successor.
+  // At the process limit (a container's pids.max, systemd's TasksMax) a fork fails (EAGAIN), or the new process
+  // aborts before any code of ours runs (node cannot make its own threads): replaced at once, that was a fork every
+  // few milliseconds, each with a native stack trace on stderr, for as long as the limit held.
+  let early = 0;
+  const pending = new Set<NodeJS.Timeout>();
+  const replace = (what: string, listened: boolean) => {
+    const delay = listened ? 0 : Math.min(FORK_RETRY_MAX_MS, FORK_RETRY_MS * 2 ** early++);
+    ctx.out.info(`jpki serve: ${what}; starting another${delay ? ` in ${delay / 1000} s` : ""}`);
+    if (!delay) return fork();
+    const t = setTimeout(() => {
+      pending.delete(t);
+      if (!stopping) fork();
+    }, delay);
+    pending.add(t);
+  };
   const fork = () => {
     const w = cluster.fork(env);
     // One stopped before it listened served nothing (and its signal handlers may not have been set yet).
     let listened = false;
     w.once("listening", () => {
       listened = true;
+      early = 0;
       if (--waiting === 0 && !stopping) ctx.out.info(`jpki serve: ${n} workers listening on ${where} (primary pid ${process.pid}); SIGTERM stops`);
+    });
+    // A fork that failed emits this and no 'exit' (unheard, it ended the primary with node's stack trace). Any other
+    // error of a worker (its channel: EPIPE to one that just died) is followed by its 'exit', which replaces it.
+    w.on("error", (e: NodeJS.ErrnoException) => {
+      if (stopping || !e.syscall?.startsWith("spawn")) return;
+      replace(`a worker could not be started (${e.code ?? e.message}${e.code === "EAGAIN" ? ": the process limit, a container's pids.max or systemd's TasksMax" : ""})`, false);
     });
     w.on("exit", (code, sig) => {
       if (!stopping) {
-        ctx.out.info(`jpki serve: worker ${w.process.pid} exited (${sig ?? code}); starting another`);
-        fork();
+        replace(`worker ${w.process.pid} exited (${sig ?? code})${listened ? "" : " before it listened"}`, listened);
       } else if ((sig || code) && listened && !killed.has(w)) {
         // A stop that did not end cleanly (killed by a signal, or failed): what it had not yet written is lost.
         ctx.out.info(`jpki serve: worker ${w.process.pid} ended by ${sig ?? `exit code ${code}`} while stopping: its last access-log lines and fetch records may be lost`);
@@ -332,6 +364,7 @@ async function runWorkers(ctx: Context, n: number, signal: AbortSignal, where: s
   for (let i = 0; i < n; i++) fork();
   await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true })));
   stopping = true;
+  for (const t of pending) clearTimeout(t);
   const live = Object.values(cluster.workers ?? {}).filter((w) => w && !w.isDead());
   await Promise.all(
     live.map(
@@ -355,3 +388,6 @@ async function runWorkers(ctx: Context, n: number, signal: AbortSignal, where: s
 }
 
 const STOP_GRACE_MS = 10_000;
+/** The wait before replacing a worker that ended before it listened, doubled for each such worker in a row, up to the max. */
+export const FORK_RETRY_MS = 1000;
+const FORK_RETRY_MAX_MS = 60_000;
