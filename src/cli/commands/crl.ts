@@ -83,7 +83,7 @@ Examples:
           },
           () =>
             results.length === 0
-              ? "no CRL published: the CAs named have nothing to publish (a key generation rolled over whose certificates have all expired publishes no more CRLs; 'jpki ca list' shows each generation)"
+              ? "no CRL published: the CAs named have nothing to publish (a key generation rolled over whose certificates have all expired publishes only its full CRL and ARL, and only while a link certificate of its rollovers is in force; 'jpki ca list' shows each generation)"
               : results
               .map((r) =>
                 r.superseded
