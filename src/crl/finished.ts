@@ -6,9 +6,10 @@
  * stale CRL: `/crl/index.json` says `ended` for them and `/healthz` does not count them stale (it answered 503 for
  * good once a done generation's partitions expired).
  *
- * Being done is for good (nothing new is issued under a retired key), so it is remembered; a retired generation not
- * done yet is looked at again after `recheckMs` (finding it means scanning its certificates: Store.lastCertificateExpiry).
- * Its partitions are refreshed until it is done, so a recheck every few minutes never lets one look stale.
+ * Only a CA with a CRL past its nextUpdate (or none published) is looked at: finding a generation done scans its
+ * certificates (Store.lastCertificateExpiry, no index for it), which the probes and the index must not pay while every
+ * CRL is current. Being done is for good (nothing new is issued under a retired key), so it is remembered; a retired
+ * generation not done yet is looked at again after `recheckMs`.
  */
 import { isRetired } from "../ca/ids.js";
 import { ARL_SCOPE, FULL_SCOPE, type CrlRecord, type CrlScope } from "../store/types.js";
@@ -32,13 +33,17 @@ export class FinishedCrls {
     this.#recheckMs = opts.recheckMs ?? 5 * 60_000;
   }
 
-  /** The test of the module's rule, as of now. */
-  async ended(): Promise<EndedCrls> {
+  /**
+   * The test of the module's rule, as of now, for the CRLs of `candidates` (the CAs with a CRL past its nextUpdate or
+   * none published); false for every other CA's.
+   */
+  async ended(candidates: ReadonlySet<string>): Promise<EndedCrls> {
     const now = this.#ws.clock.now();
-    const all = await this.#ws.store.listCas();
+    const unknown = [...candidates].filter((id) => !this.#done.has(id));
+    const all = unknown.length ? await this.#ws.store.listCas() : [];
     let links: Awaited<ReturnType<Workspace["store"]["listCaLinks"]>> | undefined;
     for (const rec of all) {
-      if (this.#done.has(rec.id) || !isRetired(all, rec.id)) continue;
+      if (!unknown.includes(rec.id) || !isRetired(all, rec.id)) continue;
       const seen = this.#notYet.get(rec.id);
       if (seen !== undefined && now.getTime() - seen < this.#recheckMs && now.getTime() >= seen) continue;
       if (!(await retiredAndDone(this.#ws, all, rec.id))) {
@@ -53,7 +58,7 @@ export class FinishedCrls {
     const t = now.getTime();
     const over = (until: Date | undefined, latest: Pick<CrlRecord, "nextUpdate"> | undefined) => !until || until.getTime() <= t || (latest !== undefined && latest.nextUpdate.getTime() >= until.getTime());
     return (caId, scope, latest) => {
-      const term = this.#done.get(caId);
+      const term = candidates.has(caId) ? this.#done.get(caId) : undefined;
       if (!term) return false;
       if (scope === FULL_SCOPE) return over(term.full, latest);
       if (scope === ARL_SCOPE) return over(term.arl, latest);

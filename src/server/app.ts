@@ -950,7 +950,9 @@ export async function buildServer(
       // Bounded (watchdog.ts): past it the error handler answers 503 store-unresponsive with Retry-After.
       const { status, ended } = await storeWatchdog.run("the CRL index's reads", async () => {
         const deltas = (await ws.store.deltaCrlStatus()).flatMap((d) => (d.delta ? [{ caId: d.caId, scope: "delta", latest: d.delta }] : []));
-        return { status: [...(await ws.store.crlStatus()), ...deltas, ...(await ws.store.crlScopeStatus())], ended: await finishedCrls.ended() };
+        const status = [...(await ws.store.crlStatus()), ...deltas, ...(await ws.store.crlScopeStatus())];
+        const t = clock.now().getTime();
+        return { status, ended: await finishedCrls.ended(new Set(status.filter((s) => s.latest && s.latest.nextUpdate.getTime() <= t).map((s) => s.caId))) };
       });
       const crls = [];
       for (const s of status) {
@@ -979,8 +981,8 @@ export async function buildServer(
           entries: l.entries,
           ...(size !== undefined ? { size } : {}),
           ...(l.sha256 ? { sha256: l.sha256 } : {}),
-          // the last CRL of its scope: a retired generation that publishes it no more (crl/finished.ts)
-          ...(ended(s.caId, scope, l) ? { ended: true } : {}),
+          // past its nextUpdate, and the last of its scope: a retired generation that publishes it no more (crl/finished.ts)
+          ...(l.nextUpdate.getTime() <= clock.now().getTime() && ended(s.caId, scope, l) ? { ended: true } : {}),
         });
       }
       return reply.header("Cache-Control", "no-cache").send({ generatedAt: clock.now().toISOString(), crls });
@@ -998,7 +1000,13 @@ export async function buildServer(
     let ended: EndedCrls;
     let timer: NodeJS.Timeout | undefined;
     try {
-      const read = (healthRead ??= Promise.all([everyCrl(ws), finishedCrls.ended()]).finally(() => (healthRead = undefined)));
+      const read = (healthRead ??= everyCrl(ws)
+        .then(async (all) => {
+          const t = clock.now().getTime();
+          const expired = new Set(all.filter((s) => !s.latest || s.latest.nextUpdate.getTime() <= t).map((s) => s.caId));
+          return [all, await finishedCrls.ended(expired)] as [typeof all, EndedCrls];
+        })
+        .finally(() => (healthRead = undefined)));
       const waited = new Promise<"unresponsive">((r) => (timer = setTimeout(() => r("unresponsive"), healthWaitMs)));
       const got = await Promise.race([read, waited]);
       if (got === "unresponsive") {

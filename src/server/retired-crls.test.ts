@@ -8,7 +8,7 @@ import { generateKeyPairSync, X509Certificate } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { IssuanceService } from "../ca/issuance.js";
 import { initCas } from "../ca/manage.js";
 import { prefecture } from "../ca/prefectures.js";
@@ -37,6 +37,17 @@ describe("the CRLs a finished retired generation no longer replaces", () => {
     const cert = await new IssuanceService({ store: ws.store, config: ws.config, clock, passphrase: "pw" }).issue({ residentCode, type: "signature", publicKey: spki });
     await rolloverCas(ws, { prefectureCode: "13", purposes: ["signature"], passphrase: "pw" }); // 13-sig retired
     await generateCrls(ws, { prefecture: "13", passphrase: "pw", partitions: "all" });
+    const { app } = await buildServer(ws, {});
+    open.push(app);
+    const index = async () => ((await app.inject({ method: "GET", url: "/crl/index.json" })).json().crls as Array<{ caId: string; scope: string; ended?: boolean }>).map((c) => `${c.caId}/${c.scope}${c.ended ? ":ended" : ""}`).sort();
+    const health = async () => (await app.inject({ method: "GET", url: "/healthz" })).json() as { stale: string[] };
+    // every CRL current: nothing is looked at (finding a generation done scans its certificates)
+    const scan = vi.spyOn(ws.store, "lastCertificateExpiry");
+    expect((await health()).stale).toEqual([]);
+    expect(await index()).toEqual(["13-sig-g2/arl", "13-sig-g2/full", "13-sig/arl", "13-sig/full", "13-sig/partition"]);
+    expect(scan).not.toHaveBeenCalled();
+    scan.mockRestore();
+
     // a CRL issued beyond the certificate's validity, then past the grace: 13-sig is done
     clock.set(cert.notAfter.getTime() + DAY);
     await generateCrls(ws, { prefecture: "13", passphrase: "pw", partitions: "all" });
@@ -44,10 +55,6 @@ describe("the CRLs a finished retired generation no longer replaces", () => {
     // 13-sig's partition, last published at +1 day, is past its nextUpdate; the rest is published now
     await generateCrls(ws, { prefecture: "13", passphrase: "pw", partitions: "all" });
 
-    const { app } = await buildServer(ws, {});
-    open.push(app);
-    const index = async () => ((await app.inject({ method: "GET", url: "/crl/index.json" })).json().crls as Array<{ caId: string; scope: string; ended?: boolean }>).map((c) => `${c.caId}/${c.scope}${c.ended ? ":ended" : ""}`).sort();
-    const health = async () => (await app.inject({ method: "GET", url: "/healthz" })).json() as { stale: string[] };
     expect(await index()).toEqual(["13-sig-g2/arl", "13-sig-g2/full", "13-sig/arl", "13-sig/full", "13-sig/partition:ended"]);
     expect((await health()).stale).toEqual([]);
 
