@@ -19,6 +19,7 @@ import { prefecture } from "../ca/prefectures.js";
 import { rolloverCas } from "../ca/rollover.js";
 import { FixedClock } from "../pki/clock.js";
 import { describeCrl } from "../profile/describe.js";
+import type { WorkspaceConfig } from "../workspace/config.js";
 import { Workspace } from "../workspace/workspace.js";
 import { generateCrls } from "./generate.js";
 import { dueCrls, refreshMarginMs } from "./schedule.js";
@@ -30,9 +31,9 @@ afterEach(async () => {
 });
 
 /** 13-sig -> 13-sig-g2 (its full CRL published) -> 13-sig-g3: 13-sig-g2 issued nothing, so it is retired and done. */
-async function doneSuccessor() {
+async function doneSuccessor(config: Partial<WorkspaceConfig> = {}) {
   const clock = new FixedClock("2026-05-01T00:00:00Z");
-  const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-retired-links-")), "ws"), { clock });
+  const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-retired-links-")), "ws"), { clock, config });
   open.push(ws);
   await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
   await rolloverCas(ws, { prefectureCode: "13", purposes: ["signature"], passphrase: "pw" });
@@ -125,6 +126,20 @@ describe("a retired-and-done generation whose link certificate is revoked", () =
     expect(again[0]!.number > out.find((c) => c.scope === "")!.number).toBe(true);
     clock.advance(60_000);
     expect((await generateCrls(ws, { ca: "13-sig-g2", passphrase: "pw", partitions: "all" })).map((c) => c.scope)).toEqual(["", "arl"]);
+    expect(listed("crl/13-sig-g2.crl").sort()).toEqual([newWithOld, oldWithNew].sort());
+  });
+  it("with delta CRLs on: the full CRL goes out for the links and is kept current, never a delta of a done generation", async () => {
+    const { ws, clock, newWithOld, oldWithNew, listed, crl } = await doneSuccessor({ deltaCrlIntervalMinutes: 10 });
+    const schedule = new CrlUpdater(ws, "pw").schedule(0);
+    const mine = async () => (await schedule.tick()).filter((c) => c.caId === "13-sig-g2").map((c) => c.scope || "full").sort();
+    expect(await mine()).toEqual(["arl", "full"]); // the links' news, due as a delta, goes out on its full CRL
+    expect(listed("crl/13-sig-g2.crl").sort()).toEqual([newWithOld, oldWithNew].sort());
+    const first = crl("crl/13-sig-g2.crl");
+    clock.advance(20 * 60_000); // a delta interval and more: nothing of it (the delta due each round is left)
+    expect(await mine()).toEqual([]);
+    clock.set(first.nextUpdate.getTime() + 3600_000);
+    expect(await mine()).toEqual(["arl", "full"]);
+    expect(crl("crl/13-sig-g2.crl").number > first.number).toBe(true);
     expect(listed("crl/13-sig-g2.crl").sort()).toEqual([newWithOld, oldWithNew].sort());
   });
 });

@@ -158,6 +158,9 @@ export class CrlUpdater {
       else e.partitions.push(scope);
     }
     const all = await this.#ws.store.listCas();
+    // Which full CRLs have news (store crlStatus), read at most once a round and only when a done generation asks.
+    let dirty: Promise<Set<string>> | undefined;
+    const fullDirty = async (id: string) => (await (dirty ??= this.#ws.store.crlStatus().then((st) => new Set(st.filter((x) => x.dirty).map((x) => x.caId))))).has(id);
     const work = [...byCa].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     // Each CA's CRLs in order, several CAs at once: a CRL's file syncs (thread pool) and the store's
     // transactions of one CA overlap the building and signing of another's. One after the other, the ≈ 700
@@ -173,7 +176,7 @@ export class CrlUpdater {
       while (next < work.length && !signal?.aborted) {
         const i = next++;
         try {
-          await this.#publishCa(work[i]![0], work[i]![1], all, byIndex[i]!);
+          await this.#publishCa(work[i]![0], work[i]![1], all, byIndex[i]!, fullDirty);
         } catch (e) {
           failure ??= { e };
         }
@@ -198,7 +201,7 @@ export class CrlUpdater {
   }
 
   /** One CA's CRLs of a publishDue round, in order, each put into `landed` once published. */
-  async #publishCa(id: string, e: DueOfCa, all: readonly CaRecord[], landed: PublishedCrl[]): Promise<void> {
+  async #publishCa(id: string, e: DueOfCa, all: readonly CaRecord[], landed: PublishedCrl[], fullDirty: (id: string) => Promise<boolean>): Promise<void> {
     // A retired key generation (ca/rollover.ts) whose certificates have all expired publishes no delta and no
     // partition, but keeps its full CRL and ARL current while a link certificate they cover is in force
     // (crl/retired.ts): the links are checked against them, and one left to expire failed every such verifier
@@ -208,7 +211,10 @@ export class CrlUpdater {
     if (this.#finished.has(id)) return;
     if (this.#done.has(id) || (await retiredAndDone(this.#ws, all, id))) {
       this.#done.add(id);
-      // the full CRL is asked for, or a delta with news (the base it would go on is this full CRL)
+      // The full CRL is asked for, or a delta with news (the base it would go on is this full CRL). A done
+      // generation's delta is due as "missing" for good (none is published on its full CRLs), so news of it — links
+      // revoked since — is the full CRL's dirty flag, not the delta's reason.
+      if (!e.full && e.delta && !e.changed) e.changed = await fullDirty(id);
       const wantsFull = e.full || (e.delta && e.changed);
       if (!wantsFull && !e.arl) return;
       const record = all.find((c) => c.id === id) ?? (await this.#ca(id)).record; // none: #ca says ERR_CA_UNKNOWN
