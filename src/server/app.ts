@@ -247,7 +247,7 @@ export interface ServerMetrics {
   countOcspAnswer(a: OcspAnswer): void;
 }
 
-function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | undefined, connections: ConnectionStats, storeWatchdog: StoreWatchdog): ServerMetrics {
+function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | undefined, connections: ConnectionStats, storeWatchdog: StoreWatchdog, finishedCrls: FinishedCrls): ServerMetrics {
   const registry = new Registry();
   new Gauge({
     name: "jpki_http_connections_open",
@@ -329,8 +329,18 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
   // read leaves them out of this scrape instead of failing it whole.
   // One read per scrape, shared by the gauges (prom-client starts every collect() of a scrape at once).
   let scrapeRead: Promise<{ crls: Awaited<ReturnType<typeof everyCrl>>; late: boolean }> | undefined;
+  // A retired generation's CRL that will not be replaced (crl/finished.ts) is left out, as /healthz leaves it: its
+  // nextUpdate passing is the generation's end, and an alert on a negative jpki_crl_seconds_to_next_update would fire for good.
+  const withoutEnded = async (crls: Awaited<ReturnType<typeof everyCrl>>) => {
+    const t = clock.now().getTime();
+    const expired = new Set(crls.filter((s) => !s.latest || s.latest.nextUpdate.getTime() <= t).map((s) => s.caId));
+    if (!expired.size) return crls;
+    const ended = await storeWatchdog.run("the CRL records", () => finishedCrls.ended(expired));
+    return crls.filter((s) => !ended(s.caId, s.scope === "full" ? FULL_SCOPE : s.scope === "arl" ? ARL_SCOPE : s.scope, s.latest));
+  };
   const readForScrape = () =>
     (scrapeRead ??= everyCrl(ws, storeWatchdog)
+      .then(withoutEnded)
       .then((crls) => ({ crls, late: false }), () => ({ crls: [], late: true }))
       .finally(() => (scrapeRead = undefined)));
   const crlsForScrape = async () => (await readForScrape()).crls;
@@ -576,9 +586,9 @@ export async function buildServer(
     ? (e: unknown) => opts.access!.onError!(e, "the store (the routes that read it answer 503 store-unresponsive, OCSP tryLater, until it answers)")
     : undefined;
   const storeWatchdog = new StoreWatchdog({ ...(opts.storeWaitMs !== undefined ? { waitMs: opts.storeWaitMs } : {}), ...(onStalled ? { onStalled } : {}) });
-  // which CRLs a retired generation no longer replaces (the index says so, /healthz does not count them stale)
+  // which CRLs a retired generation no longer replaces (the index says so, /healthz and /metrics leave them out)
   const finishedCrls = new FinishedCrls(ws);
-  const metrics = makeMetrics(ws, clock, opts.accessLog, connectionStats, storeWatchdog);
+  const metrics = makeMetrics(ws, clock, opts.accessLog, connectionStats, storeWatchdog, finishedCrls);
   const log = opts.accessLog;
   // Who asked: a verifier id or "anonymous", never any part of a credential. Called as accessLine?.(…): with
   // no log, not even its arguments are computed.

@@ -2,7 +2,7 @@
  * A retired key generation whose certificates have all expired publishes no partition or delta any more, and its
  * full CRL and ARL only while a link certificate is in force (crl/retired.ts). Those CRLs expire by design:
  * `/crl/index.json` says `ended` for them, and `/healthz` does not count them stale — it answered 503 for good once
- * such a generation's partitions passed their nextUpdate (crl/finished.ts).
+ * such a generation's partitions passed their nextUpdate — nor has /metrics a CRL gauge for them (crl/finished.ts).
  */
 import { generateKeyPairSync, X509Certificate } from "node:crypto";
 import { mkdtempSync } from "node:fs";
@@ -28,7 +28,7 @@ afterEach(async () => {
 describe("the CRLs a finished retired generation no longer replaces", () => {
   it("are marked ended in /crl/index.json and are not stale in /healthz: its partitions once it is done, its full CRL and ARL once its links have ended", async () => {
     const clock = new FixedClock("2026-05-01T00:00:00Z");
-    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-retired-crls-")), "ws"), { clock, config: { openRoutes: ["/healthz", "/crl/index.json"] } });
+    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-retired-crls-")), "ws"), { clock, config: { openRoutes: ["/healthz", "/crl/index.json", "/metrics"] } });
     open.push(ws);
     await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
     const residentCode = makeResidentCode("0000000702");
@@ -41,10 +41,14 @@ describe("the CRLs a finished retired generation no longer replaces", () => {
     open.push(app);
     const index = async () => ((await app.inject({ method: "GET", url: "/crl/index.json" })).json().crls as Array<{ caId: string; scope: string; ended?: boolean }>).map((c) => `${c.caId}/${c.scope}${c.ended ? ":ended" : ""}`).sort();
     const health = async () => (await app.inject({ method: "GET", url: "/healthz" })).json() as { stale: string[] };
+    // the CAs and scopes jpki_crl_seconds_to_next_update has a series for
+    const gauged = async () =>
+      [...(await app.inject({ method: "GET", url: "/metrics" })).body.matchAll(/^jpki_crl_seconds_to_next_update\{ca="([^"]+)",scope="([^"]+)"\}/gm)].map((m) => `${m[1]}/${m[2]}`).sort();
     // every CRL current: nothing is looked at (finding a generation done scans its certificates)
     const scan = vi.spyOn(ws.store, "lastCertificateExpiry");
     expect((await health()).stale).toEqual([]);
     expect(await index()).toEqual(["13-sig-g2/arl", "13-sig-g2/full", "13-sig/arl", "13-sig/full", "13-sig/partition"]);
+    expect(await gauged()).toEqual(["13-sig-g2/arl", "13-sig-g2/full", "13-sig/131016", "13-sig/arl", "13-sig/full"]);
     expect(scan).not.toHaveBeenCalled();
     scan.mockRestore();
 
@@ -57,6 +61,7 @@ describe("the CRLs a finished retired generation no longer replaces", () => {
 
     expect(await index()).toEqual(["13-sig-g2/arl", "13-sig-g2/full", "13-sig/arl", "13-sig/full", "13-sig/partition:ended"]);
     expect((await health()).stale).toEqual([]);
+    expect(await gauged()).toEqual(["13-sig-g2/arl", "13-sig-g2/full", "13-sig/arl", "13-sig/full"]);
 
     // past the end of the links (13-sig's certificate): its full CRL and ARL are ended too, nothing is stale
     const end = new X509Certificate((await ws.store.getCa("13-sig"))!.certificateDer).validTo;
@@ -65,5 +70,6 @@ describe("the CRLs a finished retired generation no longer replaces", () => {
     await generateCrls(ws, { ca: "13-sig-g2", passphrase: "pw", partitions: "all" });
     expect(await index()).toEqual(["13-sig-g2/arl", "13-sig-g2/full", "13-sig/arl:ended", "13-sig/full:ended", "13-sig/partition:ended"]);
     expect((await health()).stale).toEqual([]);
+    expect(await gauged()).toEqual(["13-sig-g2/arl", "13-sig-g2/full"]);
   });
 });
