@@ -21,9 +21,10 @@ import { assertCaCertificate } from "../profile/ca-check.js";
 import type { CertificateType } from "../profile/types.js";
 import { ARL_SCOPE, DELTA_SCOPE, FULL_SCOPE, type CaRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
-import { arlEntries, fullCrlLinkEntries } from "./arl.js";
+import { arlEntries } from "./arl.js";
 import { deltaCadence } from "./delta.js";
 import { CrlPublisher, sweepCrlTemps, type CrlIssuer, type PublishedCrl } from "./publisher.js";
+import { retiredCrlTerm, retiredCrlWanted } from "./retired.js";
 import { dueCrls, refreshMarginMs } from "./schedule.js";
 
 /**
@@ -95,8 +96,9 @@ export async function selectCas(ws: Workspace, sel: CrlSelection): Promise<strin
 
 /**
  * Whether a CA is a retired key generation all of whose certificates have expired and left its CRLs: it
- * publishes no more full, delta or partition CRLs (nothing left to list or to check), only its ARL while asked
- * for (the link certificate its key issued stays checkable until it ends). "Left" as the publisher drops
+ * publishes no more delta or partition CRLs (nothing left to list or to check), and its full CRL and ARL only while
+ * a link certificate they cover is in force (crl/retired.ts: verifiers check the links against them; the ARL
+ * while asked for, as any CA's). "Left" as the publisher drops
  * entries (crl/publisher.ts): the expiredGraceDays grace (shared/spec/JPKI.md) has passed since the last
  * certificate's notAfter, and a full CRL issued after that notAfter was published (RFC 5280 §3.3). Done at
  * notAfter itself, the last CRL — issued before it — expired with no successor while its revoked entries
@@ -166,15 +168,19 @@ export async function generateCrls(
     const record = all.find((c) => c.id === id);
     if (!record) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${id} in ${ws.paths.root}: 'jpki ca list' shows the CAs, 'jpki ca init' creates them`);
     if (await retiredAndDone(ws, all, id)) {
-      // A retired generation whose certificates have all expired: its ARL alone, when ARLs are asked for — and one
-      // last full CRL when a link certificate it lists was revoked since its last one (crl/arl.ts; as the
-      // schedule's updater does): that one lacks the link and stays valid until its nextUpdate.
-      const full = !opts.delta && fullCrlLinkEntries(links, id).length > 0 ? (await ws.store.crlStatus()).find((s) => s.caId === id) : undefined;
-      const lastFull = full !== undefined && (!full.latest || full.dirty);
-      const arl = !opts.delta && (which === "all" || due.some((d) => d.caId === id && d.scope === ARL_SCOPE) || arlDue(id));
-      if (!lastFull && !arl) return;
+      // A retired generation whose certificates have all expired: no delta, no partition (nothing left in them), but
+      // its full CRL and ARL stay current while a link certificate they cover is in force (crl/retired.ts; as the
+      // schedule's updater does) — the full CRL on every run, as any CA's, the ARL when ARLs are asked for or it
+      // lists a link revoked since (arlDue). Once the term has run out, nothing: the generation is finished.
+      if (opts.delta) return;
+      const term = retiredCrlTerm(record, links, ws.clock.now());
+      const fullState = term.full ? (await ws.store.crlStatus()).find((s) => s.caId === id) : undefined;
+      const arlState = scopes.find((s) => s.caId === id && s.scope === ARL_SCOPE);
+      const full = retiredCrlWanted(term.full, fullState?.latest, fullState?.dirty ?? false);
+      const arl = (which === "all" || due.some((d) => d.caId === id && d.scope === ARL_SCOPE) || arlDue(id)) && retiredCrlWanted(term.arl, arlState?.latest, arlState?.dirty ?? false);
+      if (!full && !arl) return;
       const issuer = openCrlIssuer(record, opts.passphrase, ws.config.pkcs11Modules);
-      if (lastFull) landed(await publisher.publish(issuer));
+      if (full) landed(await publisher.publish(issuer));
       if (arl) landed(await publisher.publishArl(issuer));
       return;
     }

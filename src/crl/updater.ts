@@ -20,7 +20,7 @@ import { CrlPublisher, sweepCrlTemps, type PublishedCrl } from "./publisher.js";
 import { deltaCadence } from "./delta.js";
 import { CrlSchedule, pendingGoesTo, refreshMarginMs, type DueCrl } from "./schedule.js";
 import { retiredAndDone } from "./generate.js";
-import { fullCrlLinkEntries } from "./arl.js";
+import { retiredCrlTerm, retiredCrlWanted } from "./retired.js";
 
 /** One CA's share of a publishDue round. */
 interface DueOfCa {
@@ -30,6 +30,8 @@ interface DueOfCa {
   arl: boolean;
   /** the full CRL or delta is due for news (missing, dirty), not only for its refresh */
   changed: boolean;
+  /** the ARL likewise */
+  arlChanged: boolean;
 }
 
 /** CAs whose CRLs one publishDue round builds at once (see publishDue). */
@@ -43,6 +45,8 @@ export class CrlUpdater {
   readonly published: PublishedCrl[] = [];
   /** retired key generations whose certificates have all expired (see publishDue) */
   readonly #done = new Set<string>();
+  /** of those, the ones with no link certificate left in force: they publish nothing more (crl/retired.ts) */
+  readonly #finished = new Set<string>();
 
   constructor(ws: Workspace, passphrase: string) {
     this.#ws = ws;
@@ -145,15 +149,18 @@ export class CrlUpdater {
     const byCa = new Map<string, DueOfCa>();
     for (const d of due) {
       let e = byCa.get(d.caId);
-      if (!e) byCa.set(d.caId, (e = { full: false, delta: false, partitions: [], arl: false, changed: false }));
+      if (!e) byCa.set(d.caId, (e = { full: false, delta: false, partitions: [], arl: false, changed: false, arlChanged: false }));
       const scope = d.scope ?? FULL_SCOPE;
       // changed: something new for the full CRL (not its refresh; a delta "missing" is no news either)
       if (scope === FULL_SCOPE) (e.full = true), (e.delta ||= deltas), (e.changed ||= d.why !== "refresh");
       else if (scope === DELTA_SCOPE) (e.delta = deltas), (e.changed ||= d.why === "dirty");
-      else if (scope === ARL_SCOPE) e.arl = true;
+      else if (scope === ARL_SCOPE) (e.arl = true), (e.arlChanged ||= d.why !== "refresh");
       else e.partitions.push(scope);
     }
     const all = await this.#ws.store.listCas();
+    // Which full CRLs have news (store crlStatus), read at most once a round and only when a done generation asks.
+    let dirty: Promise<Set<string>> | undefined;
+    const fullDirty = async (id: string) => (await (dirty ??= this.#ws.store.crlStatus().then((st) => new Set(st.filter((x) => x.dirty).map((x) => x.caId))))).has(id);
     const work = [...byCa].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     // Each CA's CRLs in order, several CAs at once: a CRL's file syncs (thread pool) and the store's
     // transactions of one CA overlap the building and signing of another's. One after the other, the ≈ 700
@@ -169,7 +176,7 @@ export class CrlUpdater {
       while (next < work.length && !signal?.aborted) {
         const i = next++;
         try {
-          await this.#publishCa(work[i]![0], work[i]![1], all, byIndex[i]!);
+          await this.#publishCa(work[i]![0], work[i]![1], all, byIndex[i]!, fullDirty);
         } catch (e) {
           failure ??= { e };
         }
@@ -194,19 +201,33 @@ export class CrlUpdater {
   }
 
   /** One CA's CRLs of a publishDue round, in order, each put into `landed` once published. */
-  async #publishCa(id: string, e: DueOfCa, all: readonly CaRecord[], landed: PublishedCrl[]): Promise<void> {
-    // A retired key generation (ca/rollover.ts) whose certificates have all expired publishes its ARL alone.
-    // Remembered: nothing new is issued under a retired key, so it stays done (and the store is not scanned again).
+  async #publishCa(id: string, e: DueOfCa, all: readonly CaRecord[], landed: PublishedCrl[], fullDirty: (id: string) => Promise<boolean>): Promise<void> {
+    // A retired key generation (ca/rollover.ts) whose certificates have all expired publishes no delta and no
+    // partition, but keeps its full CRL and ARL current while a link certificate they cover is in force
+    // (crl/retired.ts): the links are checked against them, and one left to expire failed every such verifier
+    // closed — also the full CRL listing the links revoked after a compromise (crl/arl.ts). Remembered: nothing
+    // new is issued under a retired key, so it stays done (the store is not scanned again), and a term, once run
+    // out, never comes back (links only expire).
+    if (this.#finished.has(id)) return;
     if (this.#done.has(id) || (await retiredAndDone(this.#ws, all, id))) {
       this.#done.add(id);
-      // But one last full CRL when a link certificate it lists was revoked since (a compromise declared: crl/arl.ts):
-      // its last one lacks the link and stayed valid until its nextUpdate, and a verifier reading the link's
-      // status there (the full CRL has no IDP, so it covers CA certificates too) accepted the stolen key meanwhile.
-      const last = e.changed && (e.full || e.delta) && fullCrlLinkEntries(await this.#ws.store.listCaLinks(), id).length > 0;
-      if (!e.arl && !last) return;
-      e.full = last;
+      // The full CRL is asked for, or a delta with news (the base it would go on is this full CRL). A done
+      // generation's delta is due as "missing" for good (none is published on its full CRLs), so news of it — links
+      // revoked since — is the full CRL's dirty flag, not the delta's reason.
+      if (!e.full && e.delta && !e.changed) e.changed = await fullDirty(id);
+      const wantsFull = e.full || (e.delta && e.changed);
+      if (!wantsFull && !e.arl) return;
+      const record = all.find((c) => c.id === id) ?? (await this.#ca(id)).record; // none: #ca says ERR_CA_UNKNOWN
+      const term = retiredCrlTerm(record, await this.#ws.store.listCaLinks(), this.#ws.clock.now());
+      if (!term.full && !term.arl) {
+        this.#finished.add(id);
+        return;
+      }
+      e.full = wantsFull && retiredCrlWanted(term.full, await this.#ws.store.latestCrl(id), e.changed);
+      e.arl = e.arl && retiredCrlWanted(term.arl, await this.#ws.store.latestCrl(id, ARL_SCOPE), e.arlChanged);
       e.delta = false;
       e.partitions = [];
+      if (!e.full && !e.arl) return;
     }
     const ca = await this.#ca(id);
     // The partitions (what a certificate's distribution point names) and the ARL do not depend on the full CRL:

@@ -39,7 +39,8 @@ import { Counter, Gauge, Registry } from "prom-client";
 import { OcspResponder, type OcspAnswer, type OcspResponderOptions } from "../ocsp/responder.js";
 import { JpkiError } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
-import { ARL_SCOPE, type CrlRecord } from "../store/types.js";
+import { ARL_SCOPE, FULL_SCOPE, type CrlRecord } from "../store/types.js";
+import { FinishedCrls, type EndedCrls } from "../crl/finished.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { toPem } from "../pki/pem.js";
 import type { AccessLogSink } from "./access-log.js";
@@ -246,7 +247,7 @@ export interface ServerMetrics {
   countOcspAnswer(a: OcspAnswer): void;
 }
 
-function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | undefined, connections: ConnectionStats, storeWatchdog: StoreWatchdog): ServerMetrics {
+function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | undefined, connections: ConnectionStats, storeWatchdog: StoreWatchdog, finishedCrls: FinishedCrls): ServerMetrics {
   const registry = new Registry();
   new Gauge({
     name: "jpki_http_connections_open",
@@ -328,8 +329,18 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
   // read leaves them out of this scrape instead of failing it whole.
   // One read per scrape, shared by the gauges (prom-client starts every collect() of a scrape at once).
   let scrapeRead: Promise<{ crls: Awaited<ReturnType<typeof everyCrl>>; late: boolean }> | undefined;
+  // A retired generation's CRL that will not be replaced (crl/finished.ts) is left out, as /healthz leaves it: its
+  // nextUpdate passing is the generation's end, and an alert on a negative jpki_crl_seconds_to_next_update would fire for good.
+  const withoutEnded = async (crls: Awaited<ReturnType<typeof everyCrl>>) => {
+    const t = clock.now().getTime();
+    const expired = new Set(crls.filter((s) => !s.latest || s.latest.nextUpdate.getTime() <= t).map((s) => s.caId));
+    if (!expired.size) return crls;
+    const ended = await storeWatchdog.run("the CRL records", () => finishedCrls.ended(expired));
+    return crls.filter((s) => !ended(s.caId, s.scope === "full" ? FULL_SCOPE : s.scope === "arl" ? ARL_SCOPE : s.scope, s.latest));
+  };
   const readForScrape = () =>
     (scrapeRead ??= everyCrl(ws, storeWatchdog)
+      .then(withoutEnded)
       .then((crls) => ({ crls, late: false }), () => ({ crls: [], late: true }))
       .finally(() => (scrapeRead = undefined)));
   const crlsForScrape = async () => (await readForScrape()).crls;
@@ -575,7 +586,9 @@ export async function buildServer(
     ? (e: unknown) => opts.access!.onError!(e, "the store (the routes that read it answer 503 store-unresponsive, OCSP tryLater, until it answers)")
     : undefined;
   const storeWatchdog = new StoreWatchdog({ ...(opts.storeWaitMs !== undefined ? { waitMs: opts.storeWaitMs } : {}), ...(onStalled ? { onStalled } : {}) });
-  const metrics = makeMetrics(ws, clock, opts.accessLog, connectionStats, storeWatchdog);
+  // which CRLs a retired generation no longer replaces (the index says so, /healthz and /metrics leave them out)
+  const finishedCrls = new FinishedCrls(ws);
+  const metrics = makeMetrics(ws, clock, opts.accessLog, connectionStats, storeWatchdog, finishedCrls);
   const log = opts.accessLog;
   // Who asked: a verifier id or "anonymous", never any part of a credential. Called as accessLine?.(…): with
   // no log, not even its arguments are computed.
@@ -945,9 +958,11 @@ export async function buildServer(
     handler: async (_req, reply) => {
       // Every scope: each CA's full CRL, then its delta CRL, its municipality partitions and its ARL (crl/scope.ts).
       // Bounded (watchdog.ts): past it the error handler answers 503 store-unresponsive with Retry-After.
-      const status = await storeWatchdog.run("the CRL index's reads", async () => {
+      const { status, ended } = await storeWatchdog.run("the CRL index's reads", async () => {
         const deltas = (await ws.store.deltaCrlStatus()).flatMap((d) => (d.delta ? [{ caId: d.caId, scope: "delta", latest: d.delta }] : []));
-        return [...(await ws.store.crlStatus()), ...deltas, ...(await ws.store.crlScopeStatus())];
+        const status = [...(await ws.store.crlStatus()), ...deltas, ...(await ws.store.crlScopeStatus())];
+        const t = clock.now().getTime();
+        return { status, ended: await finishedCrls.ended(new Set(status.filter((s) => s.latest && s.latest.nextUpdate.getTime() <= t).map((s) => s.caId))) };
       });
       const crls = [];
       for (const s of status) {
@@ -976,6 +991,8 @@ export async function buildServer(
           entries: l.entries,
           ...(size !== undefined ? { size } : {}),
           ...(l.sha256 ? { sha256: l.sha256 } : {}),
+          // past its nextUpdate, and the last of its scope: a retired generation that publishes it no more (crl/finished.ts)
+          ...(l.nextUpdate.getTime() <= clock.now().getTime() && ended(s.caId, scope, l) ? { ended: true } : {}),
         });
       }
       return reply.header("Cache-Control", "no-cache").send({ generatedAt: clock.now().toISOString(), crls });
@@ -984,22 +1001,29 @@ export async function buildServer(
 
   // One store read at a time for all probes: while the store hangs, probes share the read in flight instead of
   // each queueing one more behind it.
-  let healthRead: ReturnType<typeof everyCrl> | undefined;
+  let healthRead: Promise<[Awaited<ReturnType<typeof everyCrl>>, EndedCrls]> | undefined;
   const healthWaitMs = opts.healthStoreWaitMs ?? HEALTH_STORE_WAIT_MS;
   app.get(`${prefix}/healthz`, { onResponse: onResponse("healthz") }, async (_req, reply) => {
     // The registrations' age in every answer; past its bound the server refuses credentials (503), so it is unhealthy.
     const verifierList = { ageSeconds: Math.round(access.listAgeMs / 100) / 10, maxAgeSeconds: access.maxListAgeMs / 1000 };
     let crls;
+    let ended: EndedCrls;
     let timer: NodeJS.Timeout | undefined;
     try {
-      const read = (healthRead ??= everyCrl(ws).finally(() => (healthRead = undefined)));
+      const read = (healthRead ??= everyCrl(ws)
+        .then(async (all) => {
+          const t = clock.now().getTime();
+          const expired = new Set(all.filter((s) => !s.latest || s.latest.nextUpdate.getTime() <= t).map((s) => s.caId));
+          return [all, await finishedCrls.ended(expired)] as [typeof all, EndedCrls];
+        })
+        .finally(() => (healthRead = undefined)));
       const waited = new Promise<"unresponsive">((r) => (timer = setTimeout(() => r("unresponsive"), healthWaitMs)));
       const got = await Promise.race([read, waited]);
       if (got === "unresponsive") {
         read.catch(() => undefined); // its failure, when it comes, is no one's to report
         return reply.code(503).header("Cache-Control", "no-store").send({ status: "unavailable", store: "unresponsive", waitedMs: healthWaitMs, verifierList });
       }
-      crls = got;
+      [crls, ended] = got;
     } catch (e) {
       return reply.code(503).send({ status: "unavailable", store: "unreachable", error: (e as { code?: string }).code ?? "error", verifierList });
     } finally {
@@ -1009,7 +1033,9 @@ export async function buildServer(
     // or ARL by CA and scope ("13-sig/131016", "13-sig/arl"). None published yet counts as stale.
     const now = clock.now().getTime();
     const name = (s: (typeof crls)[number]) => (s.scope === "full" ? s.caId : `${s.caId}/${s.scope}`);
-    const stale = crls.filter((s) => !s.latest || s.latest.nextUpdate.getTime() <= now).map(name);
+    // A retired generation's CRL that will not be replaced (crl/finished.ts) expires by design: not stale.
+    const storeScope = (s: (typeof crls)[number]) => (s.scope === "full" ? FULL_SCOPE : s.scope === "arl" ? ARL_SCOPE : s.scope);
+    const stale = crls.filter((s) => (!s.latest || s.latest.nextUpdate.getTime() <= now) && !ended(s.caId, storeScope(s), s.latest)).map(name);
     // A fresh record is not a CRL served: its file gone from the workspace (a restore, a hand, a full disk's
     // cleanup) is answered 404 to every verifier. Only that a file is there is checked (a stat each); whether it
     // is the recorded CRL is the overview's deeper check (fullCrlProblem), too costly for a probe.

@@ -14,7 +14,12 @@ import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { decryptPrivateKey } from "../../src/pki/keys.js";
-import { chiyodaResidents, cli, issueWithCardKey, openWorkspace, sh, tempDir, tokyoSignatureWorkspace } from "./helpers.js";
+import { Workspace } from "../../src/workspace/workspace.js";
+import { FixedClock } from "../../src/pki/clock.js";
+import { generateCrls } from "../../src/crl/generate.js";
+import { CrlUpdater } from "../../src/crl/updater.js";
+import { describeCrl } from "../../src/profile/describe.js";
+import { chiyodaResidents, cli, issueWithCardKey, openWorkspace, sh, tempDir, tokyoSignatureWorkspace, workspaceStore } from "./helpers.js";
 
 let dir: string;
 let ws: string;
@@ -22,11 +27,12 @@ const w = () => ["--workspace", ws];
 const people = chiyodaResidents(2, "00000031", { name: "高橋　一郎", birthDate: "1970-05-05", gender: "male" });
 const caFile = (f: string) => join(ws, "ca", f);
 let forged: string;
+let forgedLong: string;
 let old: string; // a genuine certificate of 13-sig
 let young: string; // a genuine certificate of 13-sig-g2
 
 /** openssl verify -crl_check_all of `leaf` from `anchor` through `chain`, with every CRL and ARL the path needs. */
-function opensslVerify(anchor: string, chain: string[], leaf: string, crls: string[]): { ok: boolean; out: string } {
+function opensslVerify(anchor: string, chain: string[], leaf: string, crls: string[], at?: Date): { ok: boolean; out: string } {
   const untrusted = join(dir, "untrusted.pem");
   writeFileSync(untrusted, chain.map((f) => readFileSync(f, "utf8")).join(""));
   const pemCrls = crls.map((f, i) => {
@@ -35,7 +41,7 @@ function opensslVerify(anchor: string, chain: string[], leaf: string, crls: stri
     expect(r.status, r.out).toBe(0);
     return out;
   });
-  const r = sh("openssl", ["verify", "-crl_check_all", "-CAfile", anchor, ...(chain.length ? ["-untrusted", untrusted] : []), ...pemCrls.flatMap((c) => ["-CRLfile", c]), leaf]);
+  const r = sh("openssl", ["verify", "-crl_check_all", ...(at ? ["-attime", String(Math.floor(at.getTime() / 1000))] : []), "-CAfile", anchor, ...(chain.length ? ["-untrusted", untrusted] : []), ...pemCrls.flatMap((c) => ["-CRLfile", c]), leaf]);
   return { ok: r.status === 0, out: r.out };
 }
 
@@ -88,6 +94,10 @@ beforeAll(async () => {
   expect(r.status, r.out).toBe(0);
   forged = join(dir, "forged.pem");
   r = sh("openssl", ["x509", "-req", "-in", join(dir, "forged.csr"), "-CA", caFile("13-sig.pem"), "-CAkey", stolen, "-set_serial", "0x7777", "-days", "30", "-extfile", join(dir, "forge.cnf"), "-extensions", "v", "-out", forged]);
+  expect(r.status, r.out).toBe(0);
+  // the same forgery valid for years: checked long after 13-sig's own certificates have expired (the last test)
+  forgedLong = join(dir, "forged-long.pem");
+  r = sh("openssl", ["x509", "-req", "-in", join(dir, "forged.csr"), "-CA", caFile("13-sig.pem"), "-CAkey", stolen, "-set_serial", "0x7778", "-days", "3650", "-extfile", join(dir, "forge.cnf"), "-extensions", "v", "-out", forgedLong]);
   expect(r.status, r.out).toBe(0);
 }, 180_000);
 
@@ -207,5 +217,33 @@ describe("jpki ca compromised <retired generation>", () => {
     expect(b.out).toContain("certificate revoked");
     const y = throughBridge(young);
     expect(y.out).not.toContain("certificate revoked");
+  });
+  it("once 13-sig's certificates have all expired, its full CRL listing the revoked links is kept current past its nextUpdate: the forgery stays revoked, not 'CRL has expired' (OpenSSL, the full CRLs alone)", async () => {
+    // in-process on a clock years ahead: past the last certificate of 13-sig (and the grace), its links still in force
+    const oldEnd = new Date(new X509Certificate(readFileSync(old)).validTo).getTime();
+    const clock = new FixedClock(oldEnd + 86_400_000);
+    const later = await Workspace.openAsync(ws, { storeUrl: await workspaceStore(ws), clock });
+    try {
+      await generateCrls(later, { prefecture: "13", passphrase: "correct horse" }); // within the grace: a CRL issued beyond notAfter
+      clock.set(oldEnd + 8 * 86_400_000);
+      await generateCrls(later, { prefecture: "13", passphrase: "correct horse" }); // done now: its full CRL with the links
+      const numberOf = () => BigInt(describeCrl(readFileSync(join(ws, "crl", "13-sig.crl"))).crlNumber!);
+      const before = numberOf();
+      // past that CRL's nextUpdate: the schedule has published another, higher number, the links still on it
+      clock.set(oldEnd + 11 * 86_400_000);
+      const ticked = await new CrlUpdater(later, "correct horse").schedule(0).tick();
+      expect(ticked.filter((c) => c.caId === "13-sig").map((c) => `${c.scope || "full"}:${c.why}`)).toContain("full:refresh");
+      expect(numberOf() > before).toBe(true);
+      const serialOf = (f: string) => new X509Certificate(readFileSync(f)).serialNumber.toUpperCase();
+      const text = sh("openssl", ["crl", "-inform", "DER", "-in", join(ws, "crl", "13-sig.crl"), "-noout", "-text"]).out;
+      expect(text).toContain(`Serial Number: ${serialOf(caFile("13-sig.by-13-sig-g2.pem"))}`);
+      // the full CRLs alone, as a verifier holding each CA's crl/<ca>.crl has them, at that time
+      const a = opensslVerify(caFile("13-sig-g2.pem"), [caFile("13-sig.by-13-sig-g2.pem")], forgedLong, [join(ws, "crl", "13-sig.crl"), join(ws, "crl", "13-sig-g2.crl")], new Date(clock.now().getTime() + 3600_000));
+      expect(a.ok, a.out).toBe(false);
+      expect(a.out).toContain("certificate revoked");
+      expect(a.out).not.toContain("CRL has expired");
+    } finally {
+      await later.close();
+    }
   });
 });

@@ -223,9 +223,11 @@ describe("jpki ca rollover: a new key generation with link certificates", () => 
     expect(openssl("A", caPem("13-sig-g3"), back, backCrls)).toContain(": OK");
   });
 
-  it("once all its certificates have expired, a retired generation publishes its ARL alone (crl generate and the schedule's updater)", async () => {
+  it("once all its certificates have expired, a retired generation publishes its full CRL and ARL alone, while its link certificates are in force (crl generate and the schedule's updater)", async () => {
     // past the 7-day grace after the last certificate's notAfter (crl/generate.ts retiredAndDone); CRLs were
-    // published after that notAfter (the schedule's daily refresh) before the retired generations stop them
+    // published after that notAfter (the schedule's daily refresh) before the retired generations drop their
+    // partitions. Their full CRLs go on: a verifier holding each CA's crl/<ca>.crl checks the links against them
+    // (OpenSSL below), and before, they expired two days after the last one, failing every such chain closed.
     const expiry = new Date(new X509Certificate(readFileSync(cert.E!)).validTo).getTime();
     const after = expiry + 8 * 86_400_000;
     const { Workspace } = await import("../../src/workspace/workspace.js");
@@ -241,12 +243,38 @@ describe("jpki ca rollover: a new key generation with link certificates", () => 
       clock.set(new Date(after));
       const crls = await generate(later, { prefecture: "13", purposes: ["signature"], passphrase: "correct horse", partitions: "all" });
       const byCa = (id: string) => crls.filter((c) => c.caId === id).map((c) => c.scope).sort();
-      expect(byCa("13-sig")).toEqual(["arl"]);
-      expect(byCa("13-sig-g2")).toEqual(["arl"]);
+      // no partition any more: the full CRL and the ARL, which the link certificates are checked against (crl/retired.ts)
+      expect(byCa("13-sig")).toEqual(["", "arl"]);
+      expect(byCa("13-sig-g2")).toEqual(["", "arl"]);
       expect(byCa("13-sig-g3")).toContain(""); // the active generation's full CRL goes on
       const updater = new CrlUpdater(later, "correct horse");
-      expect(await updater.publishDue([{ caId: "13-sig-g2", why: "dirty" }])).toEqual([]);
-      expect((await updater.publishDue([{ caId: "13-sig", why: "dirty" }, { caId: "13-sig", scope: "arl", why: "missing" }])).map((c) => c.scope)).toEqual(["arl"]);
+      expect((await updater.publishDue([{ caId: "13-sig-g2", why: "dirty" }, { caId: "13-sig-g2", scope: "131016", why: "refresh" }])).map((c) => c.scope)).toEqual([""]);
+      expect((await updater.publishDue([{ caId: "13-sig", why: "dirty" }, { caId: "13-sig", scope: "arl", why: "missing" }])).map((c) => c.scope)).toEqual(["", "arl"]);
+
+      // A certificate generation 3 issues now, verified by OpenSSL from generation 1's root through both OldWithNew
+      // links, with the full CRLs alone: accepted, the retired generations' full CRLs current at this time.
+      const { IssuanceService } = await import("../../src/ca/issuance.js");
+      const { makeResidentCode } = await import("../../src/registry/resident-code.js");
+      const { generateKeyPairSync } = await import("node:crypto");
+      const { writeFileSync } = await import("node:fs");
+      const residentCode = makeResidentCode("0000000998");
+      await later.store.upsertResidents([{ residentCode, municipalityCode: M, status: "active", fourItems: { name: "鈴木　花子", address: "東京都千代田区千代田１番１号", birthDate: "1990-01-01", gender: "female" } }]);
+      const publicKey = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+      const fresh = await new IssuanceService({ store: later.store, config: later.config, clock, passphrase: "correct horse" }).issue({ residentCode, type: "signature", publicKey });
+      const freshPem = join(dir, "F.pem");
+      writeFileSync(freshPem, new X509Certificate(fresh.der).toString());
+      const fullOnly = ["13-sig-g3", "13-sig-g2", "13-sig"].map(fullCrl);
+      const verifyAt = (t: number) =>
+        sh("openssl", ["verify", "-crl_check_all", "-attime", String(Math.floor(t / 1000)), "-CAfile", caPem("13-sig"), "-untrusted", link("13-sig-g3", "13-sig-g2"), "-untrusted", link("13-sig-g2", "13-sig"), ...fullOnly.flatMap((c) => ["-CRLfile", c]), freshPem]).out;
+      expect(verifyAt(after + 3600_000)).toContain(": OK");
+      // past the nextUpdate of those CRLs, the schedule has published new ones (higher numbers): accepted again
+      const numberOf = (id: string) => BigInt(describeCrl(readFileSync(fullCrl(id))).crlNumber!);
+      const before = { g1: numberOf("13-sig"), g2: numberOf("13-sig-g2") };
+      clock.set(new Date(after + 3 * 86_400_000));
+      const ticked = await updater.schedule(0).tick();
+      expect(ticked.filter((c) => c.scope === "" && c.caId !== "13-sig-g3").map((c) => `${c.caId}:${c.why}`).sort()).toEqual(["13-sig-g2:refresh", "13-sig:refresh"]);
+      expect(numberOf("13-sig") > before.g1 && numberOf("13-sig-g2") > before.g2).toBe(true);
+      expect(verifyAt(after + 3 * 86_400_000 + 3600_000)).toContain(": OK");
     } finally {
       await later.close();
     }

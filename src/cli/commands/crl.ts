@@ -32,8 +32,10 @@ Scopes: without --partitions, each CA's full CRL (crl/<ca>.crl), and each partit
 revocations since its last CRL (a verifier reads the partition its certificate names, so it must not lag the full
 CRL); partitions never published and the ARL are left to --partitions, but for an ARL that lists revoked link
 certificates ('jpki ca compromised') and is not yet published. 'jpki watch' and 'jpki serve' publish every
-scope on their own schedule. CRL numbers come from one sequence per CA shared by its scopes: each scope's
-numbers only increase. The last crlKeep CRLs of each scope (config, default 3) stay as <file>.<number>.
+scope on their own schedule. A retired key generation whose certificates have all expired publishes only its full
+CRL (and, asked for, its ARL), while a link certificate of its rollovers is in force; then nothing. CRL numbers
+come from one sequence per CA shared by its scopes: each scope's numbers only increase. The last crlKeep CRLs
+of each scope (config, default 3) stay as <file>.<number>.
 
 Delta CRLs: with deltaCrlIntervalMinutes set in config.json, every full CRL (the base) carries freshestCRL and
 is followed at once by a delta on it (crl/<ca>-delta.crl, critical deltaCRLIndicator = the base's number, same
@@ -83,7 +85,7 @@ Examples:
           },
           () =>
             results.length === 0
-              ? "no CRL published: the CAs named have nothing to publish (a key generation rolled over whose certificates have all expired publishes no more CRLs; 'jpki ca list' shows each generation)"
+              ? "no CRL published: the CAs named have nothing to publish (a key generation rolled over whose certificates have all expired publishes only its full CRL and ARL, and only while a link certificate of its rollovers is in force; 'jpki ca list' shows each generation)"
               : results
               .map((r) =>
                 r.superseded

@@ -1,0 +1,75 @@
+/**
+ * A retired key generation whose certificates have all expired publishes no partition or delta any more, and its
+ * full CRL and ARL only while a link certificate is in force (crl/retired.ts). Those CRLs expire by design:
+ * `/crl/index.json` says `ended` for them, and `/healthz` does not count them stale — it answered 503 for good once
+ * such a generation's partitions passed their nextUpdate — nor has /metrics a CRL gauge for them (crl/finished.ts).
+ */
+import { generateKeyPairSync, X509Certificate } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { IssuanceService } from "../ca/issuance.js";
+import { initCas } from "../ca/manage.js";
+import { prefecture } from "../ca/prefectures.js";
+import { rolloverCas } from "../ca/rollover.js";
+import { generateCrls } from "../crl/generate.js";
+import { FixedClock } from "../pki/clock.js";
+import { makeResidentCode } from "../registry/resident-code.js";
+import { Workspace } from "../workspace/workspace.js";
+import { buildServer } from "./app.js";
+
+const DAY = 86_400_000;
+const open: Array<{ close(): Promise<unknown> }> = [];
+afterEach(async () => {
+  for (const o of open.splice(0).reverse()) await o.close();
+});
+
+describe("the CRLs a finished retired generation no longer replaces", () => {
+  it("are marked ended in /crl/index.json and are not stale in /healthz: its partitions once it is done, its full CRL and ARL once its links have ended", async () => {
+    const clock = new FixedClock("2026-05-01T00:00:00Z");
+    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-retired-crls-")), "ws"), { clock, config: { openRoutes: ["/healthz", "/crl/index.json", "/metrics"] } });
+    open.push(ws);
+    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+    const residentCode = makeResidentCode("0000000702");
+    await ws.store.upsertResidents([{ residentCode, municipalityCode: "131016", status: "active", fourItems: { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" } }]);
+    const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+    const cert = await new IssuanceService({ store: ws.store, config: ws.config, clock, passphrase: "pw" }).issue({ residentCode, type: "signature", publicKey: spki });
+    await rolloverCas(ws, { prefectureCode: "13", purposes: ["signature"], passphrase: "pw" }); // 13-sig retired
+    await generateCrls(ws, { prefecture: "13", passphrase: "pw", partitions: "all" });
+    const { app } = await buildServer(ws, {});
+    open.push(app);
+    const index = async () => ((await app.inject({ method: "GET", url: "/crl/index.json" })).json().crls as Array<{ caId: string; scope: string; ended?: boolean }>).map((c) => `${c.caId}/${c.scope}${c.ended ? ":ended" : ""}`).sort();
+    const health = async () => (await app.inject({ method: "GET", url: "/healthz" })).json() as { stale: string[] };
+    // the CAs and scopes jpki_crl_seconds_to_next_update has a series for
+    const gauged = async () =>
+      [...(await app.inject({ method: "GET", url: "/metrics" })).body.matchAll(/^jpki_crl_seconds_to_next_update\{ca="([^"]+)",scope="([^"]+)"\}/gm)].map((m) => `${m[1]}/${m[2]}`).sort();
+    // every CRL current: nothing is looked at (finding a generation done scans its certificates)
+    const scan = vi.spyOn(ws.store, "lastCertificateExpiry");
+    expect((await health()).stale).toEqual([]);
+    expect(await index()).toEqual(["13-sig-g2/arl", "13-sig-g2/full", "13-sig/arl", "13-sig/full", "13-sig/partition"]);
+    expect(await gauged()).toEqual(["13-sig-g2/arl", "13-sig-g2/full", "13-sig/131016", "13-sig/arl", "13-sig/full"]);
+    expect(scan).not.toHaveBeenCalled();
+    scan.mockRestore();
+
+    // a CRL issued beyond the certificate's validity, then past the grace: 13-sig is done
+    clock.set(cert.notAfter.getTime() + DAY);
+    await generateCrls(ws, { prefecture: "13", passphrase: "pw", partitions: "all" });
+    clock.set(cert.notAfter.getTime() + 8 * DAY);
+    // 13-sig's partition, last published at +1 day, is past its nextUpdate; the rest is published now
+    await generateCrls(ws, { prefecture: "13", passphrase: "pw", partitions: "all" });
+
+    expect(await index()).toEqual(["13-sig-g2/arl", "13-sig-g2/full", "13-sig/arl", "13-sig/full", "13-sig/partition:ended"]);
+    expect((await health()).stale).toEqual([]);
+    expect(await gauged()).toEqual(["13-sig-g2/arl", "13-sig-g2/full", "13-sig/arl", "13-sig/full"]);
+
+    // past the end of the links (13-sig's certificate): its full CRL and ARL are ended too, nothing is stale
+    const end = new X509Certificate((await ws.store.getCa("13-sig"))!.certificateDer).validTo;
+    clock.set(new Date(end).getTime() + 3 * DAY);
+    expect(await generateCrls(ws, { ca: "13-sig", passphrase: "pw", partitions: "all" })).toEqual([]);
+    await generateCrls(ws, { ca: "13-sig-g2", passphrase: "pw", partitions: "all" });
+    expect(await index()).toEqual(["13-sig-g2/arl", "13-sig-g2/full", "13-sig/arl:ended", "13-sig/full:ended", "13-sig/partition:ended"]);
+    expect((await health()).stale).toEqual([]);
+    expect(await gauged()).toEqual(["13-sig-g2/arl", "13-sig-g2/full"]);
+  });
+});
