@@ -15,13 +15,19 @@
  *
  * Written to a directory of its own and renamed into place, so a `jpki` starting meanwhile sees the old bundle, or
  * none (then dist/src), never half of one. `node bin/bundle.cjs [OUTDIR]` (OUTDIR for the test of this file).
+ *
+ * The bundle says which tsc build it was made from: an empty file named after dist/.tsbuildinfo's size and time
+ * (bin/entry.cjs recordMark), which the launcher looks for. A record that changed while esbuild read dist/src (a tsc
+ * writing it meanwhile: two builds in one checkout) leaves the bundle unmarked, never run, and says so.
  */
-const { readdirSync, readFileSync, renameSync, rmSync, existsSync } = require("node:fs");
+const { readdirSync, readFileSync, renameSync, rmSync, existsSync, statSync, writeFileSync } = require("node:fs");
+const { recordMark } = require("./entry.cjs");
 const { basename, dirname, join, relative, resolve } = require("node:path");
 
 const ROOT = join(__dirname, "..");
 const SRC = join(ROOT, "dist", "src");
 const MAIN = join(SRC, "cli", "main.js");
+const RECORD = join(ROOT, "dist", ".tsbuildinfo");
 /** `new URL("./x.js", import.meta.url)`, as tsc emits it from our sources. */
 const THREAD_ENTRY = /new URL\("(\.\.?\/[^"]+\.js)", import\.meta\.url\)/g;
 
@@ -60,6 +66,8 @@ async function bundle(outdir = join(ROOT, "dist", "bundle")) {
     packages: "external",
     logLevel: "warning",
   };
+  // the record before anything of dist/src is read, compared with the record after the last read
+  const record = statSync(RECORD, { throwIfNoEntry: false });
   const threads = [...(await threadEntries(esbuild, options))];
   const names = new Map();
   for (const t of threads) {
@@ -72,11 +80,15 @@ async function bundle(outdir = join(ROOT, "dist", "bundle")) {
   const staging = options.outdir;
   rmSync(staging, { recursive: true, force: true });
   await esbuild.build({ ...options, entryPoints: [MAIN, ...threads] });
+  const after = statSync(RECORD, { throwIfNoEntry: false });
+  const marked = Boolean(record && after && record.size === after.size && record.mtimeMs === after.mtimeMs);
+  if (marked) writeFileSync(join(staging, recordMark(record)), "");
+  else if (record || after) process.stderr.write("bundle: dist/.tsbuildinfo changed while the bundle was made (a tsc build meanwhile): the bundle is left unmarked, not run; build again\n");
   const old = `${outdir}.old-${process.pid}`;
   if (existsSync(outdir)) renameSync(outdir, old);
   renameSync(staging, outdir);
   rmSync(old, { recursive: true, force: true });
-  return { outdir, threads: [...names.keys()].sort() };
+  return { outdir, threads: [...names.keys()].sort(), marked };
 }
 
 module.exports = { bundle, threadEntries };

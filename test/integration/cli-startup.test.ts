@@ -19,6 +19,8 @@ import { VERSION } from "../../src/version.js";
 import type { Io } from "../../src/cli/output.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
+/** The launcher's choice of entry (bin/entry.cjs). */
+const entryRequire = createRequire(import.meta.url)("../../bin/entry.cjs") as { recordMark(record: { size: number; mtimeMs: number }): string };
 const HEAVY = ["pkijs", "asn1js", "@peculiar/x509", "@peculiar/webcrypto", "@peculiar/asn1-schema", "@peculiar/asn1-x509", "better-sqlite3", "reflect-metadata"];
 /** What a command that works on the store loads: the signing, WebCrypto and storage stack. */
 const STACK = ["pkijs", "@peculiar/x509", "@peculiar/webcrypto", "better-sqlite3"];
@@ -256,21 +258,37 @@ describe("the start-up bundle (bin/bundle.cjs)", () => {
     for (const n of named) expect(existsSync(join(bundle, n)), n).toBe(true);
   });
 
-  it("is run only while at least as new as tsc's build record: a tsc build after it runs the modules; an installed copy (no record) the bundle", () => {
+  it("is run only while made after tsc's build record as it is now: a tsc build after it runs the modules, whatever the times say; an installed copy (no record) the bundle", () => {
+    // the checkout's own bundle was made after its record (the global setup's build)
+    const own = statSync(join(ROOT, "dist", ".tsbuildinfo"));
+    expect(existsSync(join(ROOT, "dist", "bundle", entryRequire.recordMark(own))), "the build marks its bundle with the record").toBe(true);
+
     const root = join(dir, "pkg-bundle");
     cpSync(join(ROOT, "bin"), join(root, "bin"), { recursive: true });
     cpSync(join(ROOT, "package.json"), join(root, "package.json"));
     for (const d of ["src", "bundle"]) cpSync(join(ROOT, "dist", d), join(root, "dist", d), { recursive: true, filter: (f) => statSync(f).isDirectory() || f.endsWith(".js") });
     symlinkSync(join(ROOT, "node_modules"), join(root, "node_modules"));
     const record = join(root, "dist", ".tsbuildinfo");
-    writeFileSync(record, "{}");
     const bundled = statSync(join(root, "dist", "bundle", "main.js")).mtime;
-    utimesSync(record, new Date(bundled.getTime() - 1000), new Date(bundled.getTime() - 1000));
+    const at = (ms: number) => utimesSync(record, new Date(bundled.getTime() + ms), new Date(bundled.getTime() + ms));
+    // the bundle step made after this record (what bin/bundle.cjs writes when it reads dist/src)
+    writeFileSync(record, "{}");
+    at(-1000);
+    writeFileSync(join(root, "dist", "bundle", entryRequire.recordMark(statSync(record))), "");
     expect(loadedBy(["revoke", "--help"], "pkg-fresh", root, { bundle: true }).ran).toEqual({ bundle: true, modules: false });
-    utimesSync(record, new Date(bundled.getTime() + 1000), new Date(bundled.getTime() + 1000));
+    // a tsc build after it rewrites the record: the modules
+    writeFileSync(record, '{"version":"5.9"}');
+    at(+1000);
     const stale = loadedBy(["revoke", "--help"], "pkg-stale", root, { bundle: true });
     expect(stale.ran).toEqual({ bundle: false, modules: true });
     expect(stale.stdout).toContain("keyCompromise");
+    // the same checkout copied without its times (cp -r, rsync -r, a container layer), the record written first:
+    // now older than the bundle, still not the record the bundle was made after
+    at(-2000);
+    expect(loadedBy(["revoke", "--help"], "pkg-copied", root, { bundle: true }).ran).toEqual({ bundle: false, modules: true });
+    // a coarse clock (one-second times): the tsc build in the bundle's second
+    at(0);
+    expect(loadedBy(["revoke", "--help"], "pkg-same-second", root, { bundle: true }).ran).toEqual({ bundle: false, modules: true });
     rmSync(record);
     expect(loadedBy(["revoke", "--help"], "pkg-installed", root, { bundle: true }).ran).toEqual({ bundle: true, modules: false });
     // JPKI_NO_BUNDLE=1: the modules whatever the bundle's state
