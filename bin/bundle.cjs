@@ -14,13 +14,18 @@
  * Found by reading the built files the CLI reaches, not listed here: a thread added later is bundled without anyone remembering to.
  *
  * Written to a directory of its own and renamed into place, so a `jpki` starting meanwhile sees the old bundle, or
- * none (then dist/src), never half of one. `node bin/bundle.cjs [OUTDIR]` (OUTDIR for the test of this file).
+ * none (then dist/src), never half of one. A `jpki` that loaded the old main.js goes on importing chunks by name
+ * from dist/bundle/ — the rest of its start, its command's chunk, a library module `serve` or `watch` loads hours
+ * later — so the old build's chunks that this one does not make are linked into the new directory (carryOver):
+ * chunk names are content hashes, so an old one never stands for other code. Only the old build's own chunks, not
+ * those it carried in turn: a process outlives one build under it, and the directory stays one build plus the
+ * changed chunks of the one before. `node bin/bundle.cjs [OUTDIR]` (OUTDIR for the test of this file).
  *
  * The bundle says which tsc build it was made from: an empty file named after dist/.tsbuildinfo's size and time
  * (bin/entry.cjs recordMark), which the launcher looks for. A record that changed while esbuild read dist/src (a tsc
  * writing it meanwhile: two builds in one checkout) leaves the bundle unmarked, never run, and says so.
  */
-const { readdirSync, readFileSync, renameSync, rmSync, existsSync, statSync, writeFileSync } = require("node:fs");
+const { copyFileSync, existsSync, linkSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = require("node:fs");
 const { recordMark } = require("./entry.cjs");
 const { basename, dirname, join, relative, resolve } = require("node:path");
 
@@ -28,6 +33,9 @@ const ROOT = join(__dirname, "..");
 const SRC = join(ROOT, "dist", "src");
 const MAIN = join(SRC, "cli", "main.js");
 const RECORD = join(ROOT, "dist", ".tsbuildinfo");
+/** The file in a bundle that lists the chunks its own build made (not those carried over from the build before). */
+const OWN = "chunks.json";
+const CHUNK = /^chunk-[A-Z0-9]+\.js$/;
 /** `new URL("./x.js", import.meta.url)`, as tsc emits it from our sources. */
 const THREAD_ENTRY = /new URL\("(\.\.?\/[^"]+\.js)", import\.meta\.url\)/g;
 
@@ -84,14 +92,42 @@ async function bundle(outdir = join(ROOT, "dist", "bundle")) {
   const marked = Boolean(record && after && record.size === after.size && record.mtimeMs === after.mtimeMs);
   if (marked) writeFileSync(join(staging, recordMark(record)), "");
   else if (record || after) process.stderr.write("bundle: dist/.tsbuildinfo changed while the bundle was made (a tsc build meanwhile): the bundle is left unmarked, not run; build again\n");
+  const own = readdirSync(staging).filter((f) => CHUNK.test(f)).sort();
+  writeFileSync(join(staging, OWN), JSON.stringify({ chunks: own }) + "\n");
+  carryOver(outdir, staging, own);
+  swap(staging, outdir);
+  return { outdir, threads: [...names.keys()].sort(), marked };
+}
+
+/** Links into `to` the chunks the bundle at `from` made itself (its chunks.json; every chunk of an older bundle without one) that `own` lacks. */
+function carryOver(from, to, own) {
+  let previous;
+  try {
+    previous = JSON.parse(readFileSync(join(from, OWN), "utf8")).chunks;
+  } catch {
+    previous = existsSync(from) ? readdirSync(from).filter((f) => CHUNK.test(f)) : [];
+  }
+  const made = new Set(own);
+  for (const c of previous) {
+    if (made.has(c) || !CHUNK.test(c)) continue;
+    try {
+      linkSync(join(from, c), join(to, c));
+    } catch (e) {
+      if (e.code === "ENOENT") continue; // gone meanwhile (another build's swap)
+      copyFileSync(join(from, c), join(to, c)); // a file system without hard links
+    }
+  }
+}
+
+/** Puts `staging` in place of `outdir`: the old one renamed aside, the new one renamed in, the old one removed. */
+function swap(staging, outdir) {
   const old = `${outdir}.old-${process.pid}`;
   if (existsSync(outdir)) renameSync(outdir, old);
   renameSync(staging, outdir);
   rmSync(old, { recursive: true, force: true });
-  return { outdir, threads: [...names.keys()].sort(), marked };
 }
 
-module.exports = { bundle, threadEntries };
+module.exports = { bundle, threadEntries, carryOver, swap };
 
 if (require.main === module) {
   bundle(process.argv[2] ? resolve(process.argv[2]) : undefined).catch((e) => {

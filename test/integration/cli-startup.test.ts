@@ -8,7 +8,7 @@
  * `npm run bench -- startup`, never asserted here. The module graph is read on the built modules (dist/src,
  * JPKI_NO_BUNDLE=1); the launcher's start-up bundle (bin/bundle.cjs, dist/bundle) must load the same packages.
  */
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
@@ -293,5 +293,65 @@ describe("the start-up bundle (bin/bundle.cjs)", () => {
     expect(loadedBy(["revoke", "--help"], "pkg-installed", root, { bundle: true }).ran).toEqual({ bundle: true, modules: false });
     // JPKI_NO_BUNDLE=1: the modules whatever the bundle's state
     expect(loadedBy(["revoke", "--help"], "pkg-no-bundle", root).ran).toEqual({ bundle: false, modules: true });
+  });
+
+  it("a jpki that started on a bundle goes on with it while a build replaces it: the old build's chunks stay beside the new build's", () => {
+    // a package of its own, its bundle built there, and a build to run in the middle of a jpki's start
+    const root = join(dir, "pkg-rebuilt");
+    cpSync(join(ROOT, "bin"), join(root, "bin"), { recursive: true });
+    cpSync(join(ROOT, "package.json"), join(root, "package.json"));
+    cpSync(join(ROOT, "dist", "src"), join(root, "dist", "src"), { recursive: true, filter: (f) => statSync(f).isDirectory() || f.endsWith(".js") });
+    cpSync(join(ROOT, "dist", ".tsbuildinfo"), join(root, "dist", ".tsbuildinfo"));
+    symlinkSync(join(ROOT, "node_modules"), join(root, "node_modules"));
+    execFileSync(process.execPath, [join(root, "bin", "bundle.cjs")]);
+    const bundle = join(root, "dist", "bundle");
+    const first = JSON.parse(readFileSync(join(bundle, "chunks.json"), "utf8")).chunks as string[];
+    const command = join(root, "dist", "src", "cli", "commands", "crl.js");
+    const rebuild = join(dir, "rebuild.cjs");
+    writeFileSync(
+      rebuild,
+      `const { readFileSync, writeFileSync } = require("node:fs");
+const f = ${JSON.stringify(command)};
+writeFileSync(f, readFileSync(f, "utf8").replace("say which CRLs", "name the CRLs"));
+require("node:child_process").execFileSync(process.execPath, [${JSON.stringify(join(root, "bin", "bundle.cjs"))}]);
+`,
+    );
+    // when the jpki below is about to load its command's chunk (main.js and the program loaded), the build runs
+    const hooks = join(dir, "rebuild-hooks.mjs");
+    writeFileSync(
+      hooks,
+      `import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+let done = false;
+export async function resolve(specifier, context, next) {
+  const r = await next(specifier, context);
+  if (!done && r.url.includes("/dist/bundle/chunk-") && readFileSync(fileURLToPath(r.url), "utf8").includes("say which CRLs")) {
+    done = true;
+    execFileSync(process.execPath, [${JSON.stringify(rebuild)}]);
+  }
+  return r;
+}
+`,
+    );
+    const hooked = join(dir, "rebuild-register.mjs");
+    writeFileSync(hooked, `import { register } from "node:module";\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
+    const r = spawnSync(process.execPath, ["--import", pathToFileURL(hooked).href, join(root, "bin", "jpki.cjs"), "crl", "generate"], {
+      cwd: dir,
+      env: { ...process.env, JPKI_NO_BUNDLE: undefined },
+      encoding: "utf8",
+    });
+    // the old build to the end: its own usage error, not "cannot start" (exit 70, a chunk not found)
+    expect(r.stderr).toContain("say which CRLs");
+    expect(r.status, r.stderr).toBe(2);
+    // the build did replace it: the next jpki runs the new one
+    const next = spawnSync(process.execPath, [join(root, "bin", "jpki.cjs"), "crl", "generate"], { cwd: dir, env: { ...process.env, JPKI_NO_BUNDLE: undefined }, encoding: "utf8" });
+    expect(next.stderr).toContain("name the CRLs");
+    const second = JSON.parse(readFileSync(join(bundle, "chunks.json"), "utf8")).chunks as string[];
+    expect(second).not.toEqual(first);
+    const files = readdirSync(bundle).filter((f) => f.startsWith("chunk-"));
+    for (const c of first) expect(files, c).toContain(c);
+    // one build back only: what the directory holds is this build's chunks and the previous build's
+    for (const f of files) expect([...first, ...second], f).toContain(f);
   });
 });
