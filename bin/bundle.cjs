@@ -119,12 +119,31 @@ function carryOver(from, to, own) {
   }
 }
 
-/** Puts `staging` in place of `outdir`: the old one renamed aside, the new one renamed in, the old one removed. */
-function swap(staging, outdir) {
-  const old = `${outdir}.old-${process.pid}`;
-  if (existsSync(outdir)) renameSync(outdir, old);
-  renameSync(staging, outdir);
-  rmSync(old, { recursive: true, force: true });
+/**
+ * Puts `staging` in place of `outdir`: the old one renamed aside, the new one renamed in, the old one removed. A build
+ * running at the same time (two test runs in one checkout, each running this file) can put its own in place between
+ * the two renames: the rename in then finds a directory there (ENOTEMPTY), and that one is moved aside in turn, ours
+ * being the later. `between` is for the test only.
+ */
+function swap(staging, outdir, between = () => {}) {
+  const aside = [];
+  for (let i = 0; ; i++) {
+    const old = `${outdir}.old-${process.pid}-${i}`;
+    try {
+      renameSync(outdir, old);
+      aside.push(old);
+    } catch (e) {
+      if (e.code !== "ENOENT") throw e;
+    }
+    between(i);
+    try {
+      renameSync(staging, outdir);
+      break;
+    } catch (e) {
+      if (!(e.code === "ENOTEMPTY" || e.code === "EEXIST") || i >= 20) throw e;
+    }
+  }
+  for (const old of aside) rmSync(old, { recursive: true, force: true });
 }
 
 module.exports = { bundle, threadEntries, carryOver, swap };

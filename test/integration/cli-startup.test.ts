@@ -9,7 +9,7 @@
  * JPKI_NO_BUNDLE=1); the launcher's start-up bundle (bin/bundle.cjs, dist/bundle) must load the same packages.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -21,6 +21,8 @@ import type { Io } from "../../src/cli/output.js";
 const ROOT = resolve(import.meta.dirname, "../..");
 /** The launcher's choice of entry (bin/entry.cjs). */
 const entryRequire = createRequire(import.meta.url)("../../bin/entry.cjs") as { recordMark(record: { size: number; mtimeMs: number }): string };
+/** The bundle step (bin/bundle.cjs): its directory swap. */
+const bundleStep = createRequire(import.meta.url)("../../bin/bundle.cjs") as { swap(staging: string, outdir: string, between?: (i: number) => void): void };
 const HEAVY = ["pkijs", "asn1js", "@peculiar/x509", "@peculiar/webcrypto", "@peculiar/asn1-schema", "@peculiar/asn1-x509", "better-sqlite3", "reflect-metadata"];
 /** What a command that works on the store loads: the signing, WebCrypto and storage stack. */
 const STACK = ["pkijs", "@peculiar/x509", "@peculiar/webcrypto", "better-sqlite3"];
@@ -353,5 +355,23 @@ export async function resolve(specifier, context, next) {
     for (const c of first) expect(files, c).toContain(c);
     // one build back only: what the directory holds is this build's chunks and the previous build's
     for (const f of files) expect([...first, ...second], f).toContain(f);
+  });
+
+  it("two builds at once: one that finds the other's bundle put in place between its two renames moves that aside too", () => {
+    const at = join(dir, "swap");
+    const outdir = join(at, "bundle");
+    const staging = join(at, "bundle.tmp");
+    mkdirSync(outdir, { recursive: true });
+    writeFileSync(join(outdir, "main.js"), "old");
+    mkdirSync(staging);
+    writeFileSync(join(staging, "main.js"), "ours");
+    bundleStep.swap(staging, outdir, (i) => {
+      if (i > 0) return;
+      // the other build's rename in, after ours moved the old one aside
+      mkdirSync(outdir);
+      writeFileSync(join(outdir, "main.js"), "theirs");
+    });
+    expect(readFileSync(join(outdir, "main.js"), "utf8")).toBe("ours");
+    expect(readdirSync(at)).toEqual(["bundle"]);
   });
 });
