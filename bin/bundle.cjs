@@ -72,6 +72,10 @@ async function bundle(outdir = join(ROOT, "dist", "bundle")) {
     target: "node20",
     // dependencies keep their own files: native addons (better-sqlite3, pkcs11js) and createRequire lookups
     packages: "external",
+    // stack traces (JPKI_DEBUG=1 under NODE_OPTIONS=--enable-source-maps) name src/*.ts lines, as from dist/src:
+    // esbuild follows tsc's maps; no sources inside, as tsc's own maps
+    sourcemap: "linked",
+    sourcesContent: false,
     logLevel: "warning",
   };
   // the record before anything of dist/src is read, compared with the record after the last read
@@ -110,11 +114,13 @@ function carryOver(from, to, own) {
   const made = new Set(own);
   for (const c of previous) {
     if (made.has(c) || !CHUNK.test(c)) continue;
-    try {
-      linkSync(join(from, c), join(to, c));
-    } catch (e) {
-      if (e.code === "ENOENT") continue; // gone meanwhile (another build's swap)
-      copyFileSync(join(from, c), join(to, c)); // a file system without hard links
+    for (const f of [c, `${c}.map`]) {
+      try {
+        linkSync(join(from, f), join(to, f));
+      } catch (e) {
+        if (e.code === "ENOENT") continue; // gone meanwhile (another build's swap), or no map
+        copyFileSync(join(from, f), join(to, f)); // a file system without hard links
+      }
     }
   }
 }

@@ -351,10 +351,22 @@ export async function resolve(specifier, context, next) {
     expect(next.stderr).toContain("name the CRLs");
     const second = JSON.parse(readFileSync(join(bundle, "chunks.json"), "utf8")).chunks as string[];
     expect(second).not.toEqual(first);
-    const files = readdirSync(bundle).filter((f) => f.startsWith("chunk-"));
+    const files = readdirSync(bundle).filter((f) => f.startsWith("chunk-") && f.endsWith(".js"));
     for (const c of first) expect(files, c).toContain(c);
     // one build back only: what the directory holds is this build's chunks and the previous build's
     for (const f of files) expect([...first, ...second], f).toContain(f);
+  });
+
+  it("maps its stack traces to our TypeScript sources under --enable-source-maps, as dist/src does", () => {
+    const bundle = join(ROOT, "dist", "bundle");
+    const chunk = readdirSync(bundle).find((f) => f.endsWith(".js") && readFileSync(join(bundle, f), "utf8").includes("\nfunction prefecture("));
+    expect(chunk).toBeDefined();
+    const code = `const m = await import(${JSON.stringify(pathToFileURL(join(bundle, chunk!)).href)});
+const prefecture = Object.values(m).find((v) => typeof v === "function" && v.name === "prefecture");
+try { prefecture("99"); } catch (e) { process.stdout.write(e.stack); }`;
+    const r = spawnSync(process.execPath, ["--enable-source-maps", "--input-type=module", "-e", code], { encoding: "utf8" });
+    expect(r.stdout).toContain("unknown prefecture");
+    expect(r.stdout).toContain(join(ROOT, "src", "ca", "prefectures.ts"));
   });
 
   it("two builds at once: one that finds the other's bundle put in place between its two renames moves that aside too", () => {
