@@ -59,8 +59,26 @@ async function threadEntries(esbuild, options) {
   }
 }
 
+/**
+ * esbuild, or undefined when it cannot run here: not installed (an install without devDependencies), or without its
+ * platform binary (an optional dependency: --omit=optional, a platform esbuild has none for). The bundle only saves
+ * start-up time, so its absence must not fail `npm run build` — nor `prepare`, which a git dependency's install
+ * runs: the launcher then runs dist/src.
+ */
+async function loadEsbuild() {
+  try {
+    const esbuild = require("esbuild");
+    await esbuild.transform("", {}); // starts the binary: a missing one fails here, not at require
+    return esbuild;
+  } catch (e) {
+    process.stderr.write(`bundle: no start-up bundle, esbuild cannot run here (${String((e && e.message) || e).split("\n")[0]}): jpki runs dist/src\n`);
+    return undefined;
+  }
+}
+
 async function bundle(outdir = join(ROOT, "dist", "bundle")) {
-  const esbuild = require("esbuild");
+  const esbuild = await loadEsbuild();
+  if (!esbuild) return { outdir, threads: [], marked: false, skipped: true };
   const options = {
     outdir: `${outdir}.tmp-${process.pid}`,
     entryNames: "[name]",

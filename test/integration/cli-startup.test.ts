@@ -369,6 +369,29 @@ try { prefecture("99"); } catch (e) { process.stdout.write(e.stack); }`;
     expect(r.stdout).toContain(join(ROOT, "src", "ca", "prefectures.ts"));
   });
 
+  it("is skipped, not an error, where esbuild cannot run (no devDependencies, no platform binary): the build and a git dependency's prepare succeed, jpki runs dist/src", () => {
+    for (const [name, esbuild] of [
+      ["no-esbuild", undefined],
+      // what esbuild's own main.js throws when its optional platform package is missing, at first use
+      ["no-binary", `module.exports = { transform: async () => { throw new Error('The package "@esbuild/linux-x64" could not be found, and is needed by esbuild.'); }, build: async () => { throw new Error("not reached"); } };`],
+    ] as const) {
+      const root = join(dir, `pkg-${name}`);
+      cpSync(join(ROOT, "bin"), join(root, "bin"), { recursive: true });
+      cpSync(join(ROOT, "package.json"), join(root, "package.json"));
+      cpSync(join(ROOT, "dist", "src"), join(root, "dist", "src"), { recursive: true, filter: (f) => statSync(f).isDirectory() || f.endsWith(".js") });
+      mkdirSync(join(root, "node_modules"));
+      if (esbuild) {
+        mkdirSync(join(root, "node_modules", "esbuild"));
+        writeFileSync(join(root, "node_modules", "esbuild", "package.json"), '{"name":"esbuild","main":"main.js"}');
+        writeFileSync(join(root, "node_modules", "esbuild", "main.js"), esbuild);
+      }
+      const r = spawnSync(process.execPath, [join(root, "bin", "bundle.cjs")], { encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr, name).toContain("no start-up bundle, esbuild cannot run here");
+      expect(existsSync(join(root, "dist", "bundle")), name).toBe(false);
+    }
+  });
+
   it("two builds at once: one that finds the other's bundle put in place between its two renames moves that aside too", () => {
     const at = join(dir, "swap");
     const outdir = join(at, "bundle");
