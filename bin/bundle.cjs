@@ -81,6 +81,8 @@ async function bundle(outdir = join(ROOT, "dist", "bundle")) {
   if (!esbuild) return { outdir, threads: [], marked: false, skipped: true };
   const options = {
     outdir: `${outdir}.tmp-${process.pid}`,
+    // the metafile's paths (threadEntries) and the maps' are relative to this, whatever directory the build runs in
+    absWorkingDir: ROOT,
     entryNames: "[name]",
     chunkNames: "chunk-[hash]",
     bundle: true,
@@ -110,6 +112,13 @@ async function bundle(outdir = join(ROOT, "dist", "bundle")) {
   const staging = options.outdir;
   rmSync(staging, { recursive: true, force: true });
   await esbuild.build({ ...options, entryPoints: [MAIN, ...threads] });
+  // every thread the bundle starts has its entry beside it: a missing one would run its work in the calling thread,
+  // silently slower (the starters check that the file exists)
+  for (const f of readdirSync(staging).filter((f) => f.endsWith(".js"))) {
+    for (const m of readFileSync(join(staging, f), "utf8").matchAll(THREAD_ENTRY)) {
+      if (!existsSync(join(staging, m[1]))) throw new Error(`${f} starts a thread from ${m[1]}, which the bundle does not hold`);
+    }
+  }
   const after = statSync(RECORD, { throwIfNoEntry: false });
   const marked = Boolean(record && after && record.size === after.size && record.mtimeMs === after.mtimeMs);
   if (marked) writeFileSync(join(staging, recordMark(record)), "");

@@ -307,6 +307,8 @@ describe("the start-up bundle (bin/bundle.cjs)", () => {
     symlinkSync(join(ROOT, "node_modules"), join(root, "node_modules"));
     execFileSync(process.execPath, [join(root, "bin", "bundle.cjs")]);
     const bundle = join(root, "dist", "bundle");
+    // built from another directory than the package's (this test's): every thread's entry is there all the same
+    for (const t of ["notice-reader-thread.js", "schedule-thread-main.js", "engine-thread-main.js", "crl-days-thread.js"]) expect(existsSync(join(bundle, t)), t).toBe(true);
     const first = JSON.parse(readFileSync(join(bundle, "chunks.json"), "utf8")).chunks as string[];
     const command = join(root, "dist", "src", "cli", "commands", "crl.js");
     const rebuild = join(dir, "rebuild.cjs");
