@@ -125,7 +125,8 @@ async function bundle(outdir = join(ROOT, "dist", "bundle")) {
   else if (record || after) process.stderr.write("bundle: dist/.tsbuildinfo changed while the bundle was made (a tsc build meanwhile): the bundle is left unmarked, not run; build again\n");
   const own = readdirSync(staging).filter((f) => CHUNK.test(f)).sort();
   writeFileSync(join(staging, OWN), JSON.stringify({ chunks: own }) + "\n");
-  carryOver(outdir, staging, own);
+  // npm pack and npm publish build the package's bundle (prepare): this build's chunks only, none of an older one
+  if (!["pack", "publish"].includes(process.env.npm_command ?? "")) carryOver(outdir, staging, own);
   swap(staging, outdir);
   return { outdir, threads: [...names.keys()].sort(), marked };
 }

@@ -357,6 +357,13 @@ export async function resolve(specifier, context, next) {
     for (const c of first) expect(files, c).toContain(c);
     // one build back only: what the directory holds is this build's chunks and the previous build's
     for (const f of files) expect([...first, ...second], f).toContain(f);
+    // the bundle npm pack puts in the package (its prepare runs the build): this build's chunks only
+    // (after an edit since the last build)
+    writeFileSync(command, readFileSync(command, "utf8").replace("name the CRLs", "name the CRLs to make"));
+    execFileSync(process.execPath, [join(root, "bin", "bundle.cjs")], { env: { ...process.env, npm_command: "pack" } });
+    const packed = JSON.parse(readFileSync(join(bundle, "chunks.json"), "utf8")).chunks as string[];
+    expect(packed).not.toEqual(second);
+    expect(readdirSync(bundle).filter((f) => f.startsWith("chunk-") && f.endsWith(".js")).sort()).toEqual(packed);
   });
 
   it("maps its stack traces to our TypeScript sources under --enable-source-maps, as dist/src does", () => {
