@@ -23,7 +23,7 @@
  *
  * The bundle says which tsc build it was made from: an empty file named after dist/.tsbuildinfo's size and time
  * (bin/entry.cjs recordMark), which the launcher looks for. A record that changed while esbuild read dist/src (a tsc
- * writing it meanwhile: two builds in one checkout) leaves the bundle unmarked, never run, and says so.
+ * writing it meanwhile: two builds in one checkout) drops this bundle (the other build makes its own) and says so.
  */
 const { copyFileSync, existsSync, linkSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = require("node:fs");
 const { recordMark } = require("./entry.cjs");
@@ -122,7 +122,13 @@ async function bundle(outdir = join(ROOT, "dist", "bundle")) {
   const after = statSync(RECORD, { throwIfNoEntry: false });
   const marked = Boolean(record && after && record.size === after.size && record.mtimeMs === after.mtimeMs);
   if (marked) writeFileSync(join(staging, recordMark(record)), "");
-  else if (record || after) process.stderr.write("bundle: dist/.tsbuildinfo changed while the bundle was made (a tsc build meanwhile): the bundle is left unmarked, not run; build again\n");
+  else if (record || after) {
+    // made from a dist/src being rewritten: never run, so not put in place either, where it would replace the bundle
+    // of the build that rewrote it when this one ends last
+    rmSync(staging, { recursive: true, force: true });
+    process.stderr.write("bundle: dist/.tsbuildinfo changed while the bundle was made (a tsc build meanwhile): this bundle is dropped, the one in place kept; build again\n");
+    return { outdir, threads: [...names.keys()].sort(), marked: false, dropped: true };
+  }
   const own = readdirSync(staging).filter((f) => CHUNK.test(f)).sort();
   writeFileSync(join(staging, OWN), JSON.stringify({ chunks: own }) + "\n");
   // npm pack and npm publish build the package's bundle (prepare): this build's chunks only, none of an older one

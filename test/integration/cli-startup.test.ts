@@ -401,6 +401,40 @@ try { prefecture("99"); } catch (e) { process.stdout.write(e.stack); }`;
     }
   });
 
+  it("made while a tsc rewrote dist/src (the build record changed meanwhile), is dropped: the bundle in place stays", () => {
+    const root = join(dir, "pkg-record-changed");
+    cpSync(join(ROOT, "bin"), join(root, "bin"), { recursive: true });
+    const record = join(root, "dist", ".tsbuildinfo");
+    mkdirSync(join(root, "dist", "bundle"), { recursive: true });
+    writeFileSync(record, "{}");
+    writeFileSync(join(root, "dist", "bundle", "main.js"), "// the bundle in place\n");
+    writeFileSync(join(root, "dist", "bundle", entryRequire.recordMark(statSync(record))), "");
+    // an esbuild whose build overlaps another build's tsc: the record is rewritten while it runs
+    mkdirSync(join(root, "node_modules", "esbuild"), { recursive: true });
+    writeFileSync(join(root, "node_modules", "esbuild", "package.json"), '{"name":"esbuild","main":"main.js"}');
+    writeFileSync(
+      join(root, "node_modules", "esbuild", "main.js"),
+      `const { mkdirSync, writeFileSync } = require("node:fs");
+const { join } = require("node:path");
+module.exports = {
+  transform: async () => ({ code: "" }),
+  build: async (o) => {
+    if (o.write === false) return { metafile: { inputs: {} }, outputFiles: [] };
+    mkdirSync(o.outdir, { recursive: true });
+    writeFileSync(join(o.outdir, "main.js"), "// made from a half-rewritten dist/src\\n");
+    writeFileSync(${JSON.stringify(record)}, '{"rewritten":true}');
+    return {};
+  },
+};
+`,
+    );
+    const r = spawnSync(process.execPath, [join(root, "bin", "bundle.cjs")], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain("dist/.tsbuildinfo changed while the bundle was made");
+    expect(readFileSync(join(root, "dist", "bundle", "main.js"), "utf8")).toBe("// the bundle in place\n");
+    expect(readdirSync(join(root, "dist")).sort()).toEqual([".tsbuildinfo", "bundle"]);
+  });
+
   it("two builds at once: one that finds the other's bundle put in place between its two renames moves that aside too", () => {
     const at = join(dir, "swap");
     const outdir = join(at, "bundle");
