@@ -14,14 +14,28 @@
  * Found by reading the built files the CLI reaches, not listed here: a thread added later is bundled without anyone remembering to.
  *
  * Written to a directory of its own and renamed into place, so a `jpki` starting meanwhile sees the old bundle, or
- * none (then dist/src), never half of one. `node bin/bundle.cjs [OUTDIR]` (OUTDIR for the test of this file).
+ * none (then dist/src), never half of one. A `jpki` that loaded the old main.js goes on importing chunks by name
+ * from dist/bundle/ — the rest of its start, its command's chunk, a library module `serve` or `watch` loads hours
+ * later — so the old build's chunks that this one does not make are linked into the new directory (carryOver):
+ * chunk names are content hashes, so an old one never stands for other code. Only the old build's own chunks, not
+ * those it carried in turn: a process outlives one build under it, and the directory stays one build plus the
+ * changed chunks of the one before. `node bin/bundle.cjs [OUTDIR]` (OUTDIR for the test of this file).
+ *
+ * The bundle says which tsc build it was made from: an empty file named after dist/.tsbuildinfo's size and time
+ * (bin/entry.cjs recordMark), which the launcher looks for. A record that changed while esbuild read dist/src (a tsc
+ * writing it meanwhile: two builds in one checkout) drops this bundle (the other build makes its own) and says so.
  */
-const { readdirSync, readFileSync, renameSync, rmSync, existsSync } = require("node:fs");
+const { copyFileSync, existsSync, linkSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = require("node:fs");
+const { recordMark } = require("./entry.cjs");
 const { basename, dirname, join, relative, resolve } = require("node:path");
 
 const ROOT = join(__dirname, "..");
 const SRC = join(ROOT, "dist", "src");
 const MAIN = join(SRC, "cli", "main.js");
+const RECORD = join(ROOT, "dist", ".tsbuildinfo");
+/** The file in a bundle that lists the chunks its own build made (not those carried over from the build before). */
+const OWN = "chunks.json";
+const CHUNK = /^chunk-[A-Z0-9]+\.js$/;
 /** `new URL("./x.js", import.meta.url)`, as tsc emits it from our sources. */
 const THREAD_ENTRY = /new URL\("(\.\.?\/[^"]+\.js)", import\.meta\.url\)/g;
 
@@ -45,10 +59,30 @@ async function threadEntries(esbuild, options) {
   }
 }
 
+/**
+ * esbuild, or undefined when it cannot run here: not installed (an install without devDependencies), or without its
+ * platform binary (an optional dependency: --omit=optional, a platform esbuild has none for). The bundle only saves
+ * start-up time, so its absence must not fail `npm run build` — nor `prepare`, which a git dependency's install
+ * runs: the launcher then runs dist/src.
+ */
+async function loadEsbuild() {
+  try {
+    const esbuild = require("esbuild");
+    await esbuild.transform("", {}); // starts the binary: a missing one fails here, not at require
+    return esbuild;
+  } catch (e) {
+    process.stderr.write(`bundle: no start-up bundle, esbuild cannot run here (${String((e && e.message) || e).split("\n")[0]}): jpki runs dist/src\n`);
+    return undefined;
+  }
+}
+
 async function bundle(outdir = join(ROOT, "dist", "bundle")) {
-  const esbuild = require("esbuild");
+  const esbuild = await loadEsbuild();
+  if (!esbuild) return { outdir, threads: [], marked: false, skipped: true };
   const options = {
     outdir: `${outdir}.tmp-${process.pid}`,
+    // the metafile's paths (threadEntries) and the maps' are relative to this, whatever directory the build runs in
+    absWorkingDir: ROOT,
     entryNames: "[name]",
     chunkNames: "chunk-[hash]",
     bundle: true,
@@ -58,8 +92,14 @@ async function bundle(outdir = join(ROOT, "dist", "bundle")) {
     target: "node20",
     // dependencies keep their own files: native addons (better-sqlite3, pkcs11js) and createRequire lookups
     packages: "external",
+    // stack traces (JPKI_DEBUG=1 under NODE_OPTIONS=--enable-source-maps) name src/*.ts lines, as from dist/src:
+    // esbuild follows tsc's maps; no sources inside, as tsc's own maps
+    sourcemap: "linked",
+    sourcesContent: false,
     logLevel: "warning",
   };
+  // the record before anything of dist/src is read, compared with the record after the last read
+  const record = statSync(RECORD, { throwIfNoEntry: false });
   const threads = [...(await threadEntries(esbuild, options))];
   const names = new Map();
   for (const t of threads) {
@@ -72,14 +112,81 @@ async function bundle(outdir = join(ROOT, "dist", "bundle")) {
   const staging = options.outdir;
   rmSync(staging, { recursive: true, force: true });
   await esbuild.build({ ...options, entryPoints: [MAIN, ...threads] });
-  const old = `${outdir}.old-${process.pid}`;
-  if (existsSync(outdir)) renameSync(outdir, old);
-  renameSync(staging, outdir);
-  rmSync(old, { recursive: true, force: true });
-  return { outdir, threads: [...names.keys()].sort() };
+  // every thread the bundle starts has its entry beside it: a missing one would run its work in the calling thread,
+  // silently slower (the starters check that the file exists)
+  for (const f of readdirSync(staging).filter((f) => f.endsWith(".js"))) {
+    for (const m of readFileSync(join(staging, f), "utf8").matchAll(THREAD_ENTRY)) {
+      if (!existsSync(join(staging, m[1]))) throw new Error(`${f} starts a thread from ${m[1]}, which the bundle does not hold`);
+    }
+  }
+  const after = statSync(RECORD, { throwIfNoEntry: false });
+  const marked = Boolean(record && after && record.size === after.size && record.mtimeMs === after.mtimeMs);
+  if (marked) writeFileSync(join(staging, recordMark(record)), "");
+  else if (record || after) {
+    // made from a dist/src being rewritten: never run, so not put in place either, where it would replace the bundle
+    // of the build that rewrote it when this one ends last
+    rmSync(staging, { recursive: true, force: true });
+    process.stderr.write("bundle: dist/.tsbuildinfo changed while the bundle was made (a tsc build meanwhile): this bundle is dropped, the one in place kept; build again\n");
+    return { outdir, threads: [...names.keys()].sort(), marked: false, dropped: true };
+  }
+  const own = readdirSync(staging).filter((f) => CHUNK.test(f)).sort();
+  writeFileSync(join(staging, OWN), JSON.stringify({ chunks: own }) + "\n");
+  // npm pack and npm publish build the package's bundle (prepare): this build's chunks only, none of an older one
+  if (!["pack", "publish"].includes(process.env.npm_command ?? "")) carryOver(outdir, staging, own);
+  swap(staging, outdir);
+  return { outdir, threads: [...names.keys()].sort(), marked };
 }
 
-module.exports = { bundle, threadEntries };
+/** Links into `to` the chunks the bundle at `from` made itself (its chunks.json; every chunk of an older bundle without one) that `own` lacks. */
+function carryOver(from, to, own) {
+  let previous;
+  try {
+    previous = JSON.parse(readFileSync(join(from, OWN), "utf8")).chunks;
+  } catch {
+    previous = existsSync(from) ? readdirSync(from).filter((f) => CHUNK.test(f)) : [];
+  }
+  const made = new Set(own);
+  for (const c of previous) {
+    if (made.has(c) || !CHUNK.test(c)) continue;
+    for (const f of [c, `${c}.map`]) {
+      try {
+        linkSync(join(from, f), join(to, f));
+      } catch (e) {
+        if (e.code === "ENOENT") continue; // gone meanwhile (another build's swap), or no map
+        copyFileSync(join(from, f), join(to, f)); // a file system without hard links
+      }
+    }
+  }
+}
+
+/**
+ * Puts `staging` in place of `outdir`: the old one renamed aside, the new one renamed in, the old one removed. A build
+ * running at the same time (two test runs in one checkout, each running this file) can put its own in place between
+ * the two renames: the rename in then finds a directory there (ENOTEMPTY), and that one is moved aside in turn, ours
+ * being the later. `between` is for the test only.
+ */
+function swap(staging, outdir, between = () => {}) {
+  const aside = [];
+  for (let i = 0; ; i++) {
+    const old = `${outdir}.old-${process.pid}-${i}`;
+    try {
+      renameSync(outdir, old);
+      aside.push(old);
+    } catch (e) {
+      if (e.code !== "ENOENT") throw e;
+    }
+    between(i);
+    try {
+      renameSync(staging, outdir);
+      break;
+    } catch (e) {
+      if (!(e.code === "ENOTEMPTY" || e.code === "EEXIST") || i >= 20) throw e;
+    }
+  }
+  for (const old of aside) rmSync(old, { recursive: true, force: true });
+}
+
+module.exports = { bundle, threadEntries, carryOver, swap };
 
 if (require.main === module) {
   bundle(process.argv[2] ? resolve(process.argv[2]) : undefined).catch((e) => {

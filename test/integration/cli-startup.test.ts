@@ -8,8 +8,8 @@
  * `npm run bench -- startup`, never asserted here. The module graph is read on the built modules (dist/src,
  * JPKI_NO_BUNDLE=1); the launcher's start-up bundle (bin/bundle.cjs, dist/bundle) must load the same packages.
  */
-import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -19,6 +19,10 @@ import { VERSION } from "../../src/version.js";
 import type { Io } from "../../src/cli/output.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
+/** The launcher's choice of entry (bin/entry.cjs). */
+const entryRequire = createRequire(import.meta.url)("../../bin/entry.cjs") as { recordMark(record: { size: number; mtimeMs: number }): string };
+/** The bundle step (bin/bundle.cjs): its directory swap. */
+const bundleStep = createRequire(import.meta.url)("../../bin/bundle.cjs") as { swap(staging: string, outdir: string, between?: (i: number) => void): void };
 const HEAVY = ["pkijs", "asn1js", "@peculiar/x509", "@peculiar/webcrypto", "@peculiar/asn1-schema", "@peculiar/asn1-x509", "better-sqlite3", "reflect-metadata"];
 /** What a command that works on the store loads: the signing, WebCrypto and storage stack. */
 const STACK = ["pkijs", "@peculiar/x509", "@peculiar/webcrypto", "better-sqlite3"];
@@ -256,24 +260,196 @@ describe("the start-up bundle (bin/bundle.cjs)", () => {
     for (const n of named) expect(existsSync(join(bundle, n)), n).toBe(true);
   });
 
-  it("is run only while at least as new as tsc's build record: a tsc build after it runs the modules; an installed copy (no record) the bundle", () => {
+  it("is run only while made after tsc's build record as it is now: a tsc build after it runs the modules, whatever the times say; an installed copy (no record) the bundle", () => {
+    // the checkout's own bundle was made after its record (the global setup's build)
+    const own = statSync(join(ROOT, "dist", ".tsbuildinfo"));
+    expect(existsSync(join(ROOT, "dist", "bundle", entryRequire.recordMark(own))), "the build marks its bundle with the record").toBe(true);
+
     const root = join(dir, "pkg-bundle");
     cpSync(join(ROOT, "bin"), join(root, "bin"), { recursive: true });
     cpSync(join(ROOT, "package.json"), join(root, "package.json"));
     for (const d of ["src", "bundle"]) cpSync(join(ROOT, "dist", d), join(root, "dist", d), { recursive: true, filter: (f) => statSync(f).isDirectory() || f.endsWith(".js") });
     symlinkSync(join(ROOT, "node_modules"), join(root, "node_modules"));
     const record = join(root, "dist", ".tsbuildinfo");
-    writeFileSync(record, "{}");
     const bundled = statSync(join(root, "dist", "bundle", "main.js")).mtime;
-    utimesSync(record, new Date(bundled.getTime() - 1000), new Date(bundled.getTime() - 1000));
+    const at = (ms: number) => utimesSync(record, new Date(bundled.getTime() + ms), new Date(bundled.getTime() + ms));
+    // the bundle step made after this record (what bin/bundle.cjs writes when it reads dist/src)
+    writeFileSync(record, "{}");
+    at(-1000);
+    writeFileSync(join(root, "dist", "bundle", entryRequire.recordMark(statSync(record))), "");
     expect(loadedBy(["revoke", "--help"], "pkg-fresh", root, { bundle: true }).ran).toEqual({ bundle: true, modules: false });
-    utimesSync(record, new Date(bundled.getTime() + 1000), new Date(bundled.getTime() + 1000));
+    // a tsc build after it rewrites the record: the modules
+    writeFileSync(record, '{"version":"5.9"}');
+    at(+1000);
     const stale = loadedBy(["revoke", "--help"], "pkg-stale", root, { bundle: true });
     expect(stale.ran).toEqual({ bundle: false, modules: true });
     expect(stale.stdout).toContain("keyCompromise");
+    // the same checkout copied without its times (cp -r, rsync -r, a container layer), the record written first:
+    // now older than the bundle, still not the record the bundle was made after
+    at(-2000);
+    expect(loadedBy(["revoke", "--help"], "pkg-copied", root, { bundle: true }).ran).toEqual({ bundle: false, modules: true });
+    // a coarse clock (one-second times): the tsc build in the bundle's second
+    at(0);
+    expect(loadedBy(["revoke", "--help"], "pkg-same-second", root, { bundle: true }).ran).toEqual({ bundle: false, modules: true });
     rmSync(record);
     expect(loadedBy(["revoke", "--help"], "pkg-installed", root, { bundle: true }).ran).toEqual({ bundle: true, modules: false });
     // JPKI_NO_BUNDLE=1: the modules whatever the bundle's state
     expect(loadedBy(["revoke", "--help"], "pkg-no-bundle", root).ran).toEqual({ bundle: false, modules: true });
+  });
+
+  it("a jpki that started on a bundle goes on with it while a build replaces it: the old build's chunks stay beside the new build's", () => {
+    // a package of its own, its bundle built there, and a build to run in the middle of a jpki's start
+    const root = join(dir, "pkg-rebuilt");
+    cpSync(join(ROOT, "bin"), join(root, "bin"), { recursive: true });
+    cpSync(join(ROOT, "package.json"), join(root, "package.json"));
+    cpSync(join(ROOT, "dist", "src"), join(root, "dist", "src"), { recursive: true, filter: (f) => statSync(f).isDirectory() || f.endsWith(".js") });
+    cpSync(join(ROOT, "dist", ".tsbuildinfo"), join(root, "dist", ".tsbuildinfo"));
+    symlinkSync(join(ROOT, "node_modules"), join(root, "node_modules"));
+    execFileSync(process.execPath, [join(root, "bin", "bundle.cjs")]);
+    const bundle = join(root, "dist", "bundle");
+    // built from another directory than the package's (this test's): every thread's entry is there all the same
+    for (const t of ["notice-reader-thread.js", "schedule-thread-main.js", "engine-thread-main.js", "crl-days-thread.js"]) expect(existsSync(join(bundle, t)), t).toBe(true);
+    const first = JSON.parse(readFileSync(join(bundle, "chunks.json"), "utf8")).chunks as string[];
+    const command = join(root, "dist", "src", "cli", "commands", "crl.js");
+    const rebuild = join(dir, "rebuild.cjs");
+    writeFileSync(
+      rebuild,
+      `const { readFileSync, writeFileSync } = require("node:fs");
+const f = ${JSON.stringify(command)};
+writeFileSync(f, readFileSync(f, "utf8").replace("say which CRLs", "name the CRLs"));
+require("node:child_process").execFileSync(process.execPath, [${JSON.stringify(join(root, "bin", "bundle.cjs"))}]);
+`,
+    );
+    // when the jpki below is about to load its command's chunk (main.js and the program loaded), the build runs
+    const hooks = join(dir, "rebuild-hooks.mjs");
+    writeFileSync(
+      hooks,
+      `import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+let done = false;
+export async function resolve(specifier, context, next) {
+  const r = await next(specifier, context);
+  if (!done && r.url.includes("/dist/bundle/chunk-") && readFileSync(fileURLToPath(r.url), "utf8").includes("say which CRLs")) {
+    done = true;
+    execFileSync(process.execPath, [${JSON.stringify(rebuild)}]);
+  }
+  return r;
+}
+`,
+    );
+    const hooked = join(dir, "rebuild-register.mjs");
+    writeFileSync(hooked, `import { register } from "node:module";\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
+    const r = spawnSync(process.execPath, ["--import", pathToFileURL(hooked).href, join(root, "bin", "jpki.cjs"), "crl", "generate"], {
+      cwd: dir,
+      env: { ...process.env, JPKI_NO_BUNDLE: undefined },
+      encoding: "utf8",
+    });
+    // the old build to the end: its own usage error, not "cannot start" (exit 70, a chunk not found)
+    expect(r.stderr).toContain("say which CRLs");
+    expect(r.status, r.stderr).toBe(2);
+    // the build did replace it: the next jpki runs the new one
+    const next = spawnSync(process.execPath, [join(root, "bin", "jpki.cjs"), "crl", "generate"], { cwd: dir, env: { ...process.env, JPKI_NO_BUNDLE: undefined }, encoding: "utf8" });
+    expect(next.stderr).toContain("name the CRLs");
+    const second = JSON.parse(readFileSync(join(bundle, "chunks.json"), "utf8")).chunks as string[];
+    expect(second).not.toEqual(first);
+    const files = readdirSync(bundle).filter((f) => f.startsWith("chunk-") && f.endsWith(".js"));
+    for (const c of first) expect(files, c).toContain(c);
+    // one build back only: what the directory holds is this build's chunks and the previous build's
+    for (const f of files) expect([...first, ...second], f).toContain(f);
+    // the bundle npm pack puts in the package (its prepare runs the build): this build's chunks only
+    // (after an edit since the last build)
+    writeFileSync(command, readFileSync(command, "utf8").replace("name the CRLs", "name the CRLs to make"));
+    execFileSync(process.execPath, [join(root, "bin", "bundle.cjs")], { env: { ...process.env, npm_command: "pack" } });
+    const packed = JSON.parse(readFileSync(join(bundle, "chunks.json"), "utf8")).chunks as string[];
+    expect(packed).not.toEqual(second);
+    expect(readdirSync(bundle).filter((f) => f.startsWith("chunk-") && f.endsWith(".js")).sort()).toEqual(packed);
+  });
+
+  it("maps its stack traces to our TypeScript sources under --enable-source-maps, as dist/src does", () => {
+    const bundle = join(ROOT, "dist", "bundle");
+    const chunk = readdirSync(bundle).find((f) => f.endsWith(".js") && readFileSync(join(bundle, f), "utf8").includes("\nfunction prefecture("));
+    expect(chunk).toBeDefined();
+    const code = `const m = await import(${JSON.stringify(pathToFileURL(join(bundle, chunk!)).href)});
+const prefecture = Object.values(m).find((v) => typeof v === "function" && v.name === "prefecture");
+try { prefecture("99"); } catch (e) { process.stdout.write(e.stack); }`;
+    const r = spawnSync(process.execPath, ["--enable-source-maps", "--input-type=module", "-e", code], { encoding: "utf8" });
+    expect(r.stdout).toContain("unknown prefecture");
+    expect(r.stdout).toContain(join(ROOT, "src", "ca", "prefectures.ts"));
+  });
+
+  it("is skipped, not an error, where esbuild cannot run (no devDependencies, no platform binary): the build and a git dependency's prepare succeed, jpki runs dist/src", () => {
+    for (const [name, esbuild] of [
+      ["no-esbuild", undefined],
+      // what esbuild's own main.js throws when its optional platform package is missing, at first use
+      ["no-binary", `module.exports = { transform: async () => { throw new Error('The package "@esbuild/linux-x64" could not be found, and is needed by esbuild.'); }, build: async () => { throw new Error("not reached"); } };`],
+    ] as const) {
+      const root = join(dir, `pkg-${name}`);
+      cpSync(join(ROOT, "bin"), join(root, "bin"), { recursive: true });
+      cpSync(join(ROOT, "package.json"), join(root, "package.json"));
+      cpSync(join(ROOT, "dist", "src"), join(root, "dist", "src"), { recursive: true, filter: (f) => statSync(f).isDirectory() || f.endsWith(".js") });
+      mkdirSync(join(root, "node_modules"));
+      if (esbuild) {
+        mkdirSync(join(root, "node_modules", "esbuild"));
+        writeFileSync(join(root, "node_modules", "esbuild", "package.json"), '{"name":"esbuild","main":"main.js"}');
+        writeFileSync(join(root, "node_modules", "esbuild", "main.js"), esbuild);
+      }
+      const r = spawnSync(process.execPath, [join(root, "bin", "bundle.cjs")], { encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr, name).toContain("no start-up bundle, esbuild cannot run here");
+      expect(existsSync(join(root, "dist", "bundle")), name).toBe(false);
+    }
+  });
+
+  it("made while a tsc rewrote dist/src (the build record changed meanwhile), is dropped: the bundle in place stays", () => {
+    const root = join(dir, "pkg-record-changed");
+    cpSync(join(ROOT, "bin"), join(root, "bin"), { recursive: true });
+    const record = join(root, "dist", ".tsbuildinfo");
+    mkdirSync(join(root, "dist", "bundle"), { recursive: true });
+    writeFileSync(record, "{}");
+    writeFileSync(join(root, "dist", "bundle", "main.js"), "// the bundle in place\n");
+    writeFileSync(join(root, "dist", "bundle", entryRequire.recordMark(statSync(record))), "");
+    // an esbuild whose build overlaps another build's tsc: the record is rewritten while it runs
+    mkdirSync(join(root, "node_modules", "esbuild"), { recursive: true });
+    writeFileSync(join(root, "node_modules", "esbuild", "package.json"), '{"name":"esbuild","main":"main.js"}');
+    writeFileSync(
+      join(root, "node_modules", "esbuild", "main.js"),
+      `const { mkdirSync, writeFileSync } = require("node:fs");
+const { join } = require("node:path");
+module.exports = {
+  transform: async () => ({ code: "" }),
+  build: async (o) => {
+    if (o.write === false) return { metafile: { inputs: {} }, outputFiles: [] };
+    mkdirSync(o.outdir, { recursive: true });
+    writeFileSync(join(o.outdir, "main.js"), "// made from a half-rewritten dist/src\\n");
+    writeFileSync(${JSON.stringify(record)}, '{"rewritten":true}');
+    return {};
+  },
+};
+`,
+    );
+    const r = spawnSync(process.execPath, [join(root, "bin", "bundle.cjs")], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain("dist/.tsbuildinfo changed while the bundle was made");
+    expect(readFileSync(join(root, "dist", "bundle", "main.js"), "utf8")).toBe("// the bundle in place\n");
+    expect(readdirSync(join(root, "dist")).sort()).toEqual([".tsbuildinfo", "bundle"]);
+  });
+
+  it("two builds at once: one that finds the other's bundle put in place between its two renames moves that aside too", () => {
+    const at = join(dir, "swap");
+    const outdir = join(at, "bundle");
+    const staging = join(at, "bundle.tmp");
+    mkdirSync(outdir, { recursive: true });
+    writeFileSync(join(outdir, "main.js"), "old");
+    mkdirSync(staging);
+    writeFileSync(join(staging, "main.js"), "ours");
+    bundleStep.swap(staging, outdir, (i) => {
+      if (i > 0) return;
+      // the other build's rename in, after ours moved the old one aside
+      mkdirSync(outdir);
+      writeFileSync(join(outdir, "main.js"), "theirs");
+    });
+    expect(readFileSync(join(outdir, "main.js"), "utf8")).toBe("ours");
+    expect(readdirSync(at)).toEqual(["bundle"]);
   });
 });
