@@ -585,7 +585,8 @@ export async function buildServer(
   const onStalled = opts.access?.onError
     ? (e: unknown) => opts.access!.onError!(e, "the store (the routes that read it answer 503 store-unresponsive, OCSP tryLater, until it answers)")
     : undefined;
-  const storeWatchdog = new StoreWatchdog({ ...(opts.storeWaitMs !== undefined ? { waitMs: opts.storeWaitMs } : {}), ...(onStalled ? { onStalled } : {}) });
+  // While stalled it probes the store itself (Store.ping), so a stall ends with the outage on a quiet server too.
+  const storeWatchdog = new StoreWatchdog({ ...(opts.storeWaitMs !== undefined ? { waitMs: opts.storeWaitMs } : {}), ...(onStalled ? { onStalled } : {}), probe: () => ws.store.ping() });
   // which CRLs a retired generation no longer replaces (the index says so, /healthz and /metrics leave them out)
   const finishedCrls = new FinishedCrls(ws);
   const metrics = makeMetrics(ws, clock, opts.accessLog, connectionStats, storeWatchdog, finishedCrls);

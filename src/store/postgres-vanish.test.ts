@@ -180,6 +180,28 @@ describe("a PostgreSQL host that vanishes without a word and comes back (store/w
   }, 60_000);
 });
 
+describe("the watchdog's own probe (StoreWatchdog probe: Store.ping)", () => {
+  it("ends the stall once the host is back though no request comes: its probes while the host is gone hang and keep the stall, and give their connections up as requests' probes do", async () => {
+    const { proxy, store } = await throughProxy();
+    const dog = new StoreWatchdog({ waitMs: WAIT_MS, probe: () => store.ping() });
+    try {
+      proxy.vanish();
+      await expect(dog.run("the CAs", () => store.listCas())).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      // gone for a few more bounds: the watchdog's probes take the pool's dead connections and hang, one per bound
+      await sleep(WAIT_MS * 5);
+      expect(dog.stalled).toBe(true);
+      proxy.back();
+      // nobody asks anything from here on: before, the stall lasted until a request came to probe
+      await vi.waitFor(() => expect(dog.stalled).toBe(false), { timeout: 10_000, interval: WAIT_MS / 4 });
+      expect(await dog.run("the CAs", () => store.listCas())).toEqual([]);
+    } finally {
+      dog.close();
+      await store.close();
+      await proxy.close();
+    }
+  }, 30_000);
+});
+
 describe("a watched call that gets a pooled connection only after its bound (postgres.ts #tie)", () => {
   it("sends nothing on it: a write past its deadline is not begun (WriteDeadline), fails typed as not sent, and the connection goes back to the pool unharmed", async () => {
     const url = await server.createDatabase();

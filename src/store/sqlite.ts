@@ -1297,6 +1297,7 @@ export class SqliteStore implements Store {
       ),
       revisionOf: db.prepare("SELECT revision FROM crl_state WHERE ca_id = ?").pluck(),
       revisions: db.prepare("SELECT ca_id, revision FROM crl_state").raw(),
+      ping: db.prepare("SELECT 1"),
       carriedStatus: db.prepare("SELECT ca_id, revoked_at, reason FROM carried_revocations WHERE serial = ?").raw(),
       certStatus: db.prepare(
         "SELECT k.ca_id, k.revoked_at, k.reason FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.serial = ?",
@@ -2269,6 +2270,10 @@ export class SqliteStore implements Store {
       const dirty = new Set(this.#stmts.dirty.all() as string[]);
       return (this.#stmts.listCas.all() as Array<{ id: string }>).map((c) => ({ caId: c.id, latest: latest.get(c.id), dirty: dirty.has(c.id) }));
     });
+  }
+
+  ping(): Promise<void> {
+    return this.#run("checking that the store answers", () => void this.#stmts.ping.get());
   }
 
   caRevisions(): Promise<Map<string, number>> {

@@ -13,7 +13,8 @@
  * refused at once (`run`), without being sent: a hung store is not handed one more query per request, and the
  * client learns in a moment what the first learned after the bound.
  *
- * A probe ends a stall: while stalled, one call per `waitMs` is let through (`admit`). A call hung on a
+ * A probe ends a stall: while stalled, one call per `waitMs` is let through (`admit`), or, when no request comes
+ * for it, the watchdog sends its own (`probe`: Store.ping). A call hung on a
  * PostgreSQL connection whose server vanished settles only when TCP keepalive ends it (~10 min); waiting for it
  * kept every route refused that long after the database was back and fresh pool connections would answer. A
  * call that succeeds before it was declared late shows the store answers: the late calls are then forgotten for
@@ -116,6 +117,13 @@ export interface StoreWatchdogOptions {
    * refused meanwhile are not reported one by one (a flood of lines at the API's request rate)
    */
   readonly onStalled?: (e: JpkiError) => void;
+  /**
+   * A cheap call the watchdog sends itself while stalled, as a probe (one per `waitMs`, shared with the requests'
+   * probes: `admit`): jpki serve's is Store.ping. Without it only a request's probe ends a stall, so on a server
+   * with no traffic the stall outlived the outage: the first requests after a quiet spell were refused but one, and
+   * the next outage was not reported (onStalled is once per stall, and the old one had not ended).
+   */
+  readonly probe?: () => Promise<unknown>;
 }
 
 /** The error of a call the store did not answer within the bound (or refused because an earlier one has not). */
@@ -127,6 +135,7 @@ export class StoreWatchdog {
   readonly waitMs: number;
   readonly now: () => number;
   readonly #onStalled: ((e: JpkiError) => void) | undefined;
+  readonly #probe: (() => Promise<unknown>) | undefined;
   /** outstanding calls, in start order (a Set iterates in insertion order) */
   readonly #calls = new Set<WatchedCall>();
   /** calls declared late and not settled yet */
@@ -139,6 +148,7 @@ export class StoreWatchdog {
     this.waitMs = o.waitMs ?? STORE_WAIT_MS;
     this.now = o.now ?? (() => performance.now());
     this.#onStalled = o.onStalled;
+    this.#probe = o.probe;
   }
 
   /** `f()` as part of `call`: a store method it begins ties what it takes to the call (runAs, currentCall). */
@@ -252,6 +262,12 @@ export class StoreWatchdog {
       const holds = call.holds;
       call.holds = null;
       if (holds) for (const letGo of holds) letGo();
+    }
+    // Stalled, and a probe is due that no request has taken: the watchdog sends its own. A stall keeps its late
+    // calls outstanding, so this interval runs as long as the stall does; the probe's outcome is `run`'s to count.
+    if (this.#late > 0 && this.#probe && now >= this.#probeAt) {
+      const probe = this.#probe;
+      this.run("a probe of the store", () => probe()).catch(() => undefined);
     }
     if (!this.#calls.size) this.#stop();
   }
