@@ -58,6 +58,7 @@ import { registerVerifySignature } from "./verify-signature-route.js";
 import { loadPage, registerPage } from "./page.js";
 import { VerifierValidationService, type ValidationServiceOptions } from "../verifier/validation-service.js";
 import { StoreWatchdog } from "../store/watchdog.js";
+import { crlIndexRecords, everyCrl } from "./crl-records.js";
 
 export interface ServerOptions {
   /** longest a cache may keep a CRL, seconds (never past its nextUpdate); default 300 */
@@ -399,21 +400,6 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
     for (const s of a.statuses) tally(source, s);
   };
   return { registry, requests, abortedRequests, ocspAnswers, requestCounter, countOcspAnswer };
-}
-
-/**
- * Every CRL the workspace publishes, by CA and scope: each CA's full CRL ("full"), its delta CRL ("delta", while
- * the workspace publishes deltas: config deltaCrlIntervalMinutes), its municipality partitions (the municipality
- * code) and its ARL ("arl"), with the latest published of each (undefined: none yet).
- */
-async function everyCrl(ws: Workspace, watchdog?: StoreWatchdog): Promise<Array<{ caId: string; scope: string; latest: CrlRecord | undefined }>> {
-  // A scrape of /metrics reads the store: bounded as the API's reads are (a hung store held the scrape as long as it hung).
-  if (watchdog) return watchdog.run("the CRL records", () => everyCrl(ws));
-  const full = (await ws.store.crlStatus()).map((s) => ({ caId: s.caId, scope: "full", latest: s.latest }));
-  // A delta left from before deltas were turned off expires unreplaced, by design: not a health problem then.
-  const deltas = ws.config.deltaCrlIntervalMinutes > 0 ? (await ws.store.deltaCrlStatus()).map((d) => ({ caId: d.caId, scope: "delta", latest: d.delta })) : [];
-  const scoped = (await ws.store.crlScopeStatus()).map((s) => ({ caId: s.caId, scope: s.scope === ARL_SCOPE ? "arl" : s.scope, latest: s.latest }));
-  return [...full, ...deltas, ...scoped];
 }
 
 /** The metrics route label of a refused request's scope. */
@@ -959,11 +945,9 @@ export async function buildServer(
     handler: async (_req, reply) => {
       // Every scope: each CA's full CRL, then its delta CRL, its municipality partitions and its ARL (crl/scope.ts).
       // Bounded (watchdog.ts): past it the error handler answers 503 store-unresponsive with Retry-After.
-      const { status, ended } = await storeWatchdog.run("the CRL index's reads", async () => {
-        const deltas = (await ws.store.deltaCrlStatus()).flatMap((d) => (d.delta ? [{ caId: d.caId, scope: "delta", latest: d.delta }] : []));
-        const status = [...(await ws.store.crlStatus()), ...deltas, ...(await ws.store.crlScopeStatus())];
+      const { status, more: ended } = await crlIndexRecords(ws.store, storeWatchdog, (status) => {
         const t = clock.now().getTime();
-        return { status, ended: await finishedCrls.ended(new Set(status.filter((s) => s.latest && s.latest.nextUpdate.getTime() <= t).map((s) => s.caId))) };
+        return finishedCrls.ended(new Set(status.filter((s) => s.latest && s.latest.nextUpdate.getTime() <= t).map((s) => s.caId)));
       });
       const crls = [];
       for (const s of status) {

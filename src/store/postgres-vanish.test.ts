@@ -13,6 +13,11 @@ import { startPostgres, type PostgresTestServer } from "../../test/postgres-serv
 import { PostgresStore } from "./postgres.js";
 import { StoreWatchdog } from "./watchdog.js";
 import { DisclosureLog } from "../verifier/disclosure-log.js";
+import { crlIndexRecords, everyCrl } from "../server/crl-records.js";
+import { VerifierValidationService } from "../verifier/validation-service.js";
+import type { Workspace } from "../workspace/workspace.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 
 /** Connections forwarded while `alive`: vanish() ends that for good for those open then. */
 interface Pair {
@@ -237,4 +242,69 @@ describe("a watched call that gets a pooled connection only after its bound (pos
       await store.close();
     }
   }, 60_000);
+});
+
+describe("a watched call of several store reads (server/crl-records.ts: the /metrics scrape's, /crl/index.json's)", () => {
+  it("ties each read's connection to the call: one that hangs after the first reads answered is cut once the pool needs its connection, and a probe then answers", async () => {
+    const url = await server.createDatabase();
+    await (await PostgresStore.open(url, { create: true })).close();
+    const store = await PostgresStore.open(url, { poolSize: 1 });
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    const dog = new StoreWatchdog({ waitMs: WAIT_MS });
+    // each with the table whose read is made to wait for a lock another session holds; the reads before it answer
+    const reads: Array<[string, string, () => Promise<unknown>]> = [
+      ["the scrape's", "crl_scopes", () => everyCrl({ store, config: { deltaCrlIntervalMinutes: 15 } }, dog)],
+      ["the index's", "crl_scopes", () => crlIndexRecords(store, dog, async () => undefined)],
+      // a read the index can begin only once its records are in (which retired generations ended), within the call
+      ["the index's next step", "verifiers", () => crlIndexRecords(store, dog, () => store.listVerifiers())],
+    ];
+    try {
+      for (const [which, table, read] of reads) {
+        await admin.query("BEGIN");
+        await admin.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+        await expect(read(), which).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+        expect(dog.stalled, which).toBe(true);
+        // the pool's one connection is held by the late call's hung read: cut for the probe, which gets a fresh one
+        // (before, a read begun after the call's first await was no call's: never cut, and the probe waited for it)
+        await vi.waitFor(() => dog.run("a probe", () => store.ping()), { timeout: 3_000, interval: WAIT_MS / 4 });
+        expect(dog.stalled, which).toBe(false);
+        await admin.query("ROLLBACK");
+      }
+      expect(await crlIndexRecords(store, dog, async () => "more")).toEqual({ status: [], more: "more" });
+    } finally {
+      dog.close();
+      await admin.end();
+      await store.close();
+    }
+  }, 30_000);
+
+  it("the validation API's reads of the CA certificates (the compromised generations, then the CAs) likewise", async () => {
+    const url = await server.createDatabase();
+    await (await PostgresStore.open(url, { create: true })).close();
+    const store = await PostgresStore.open(url, { poolSize: 1 });
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    const dog = new StoreWatchdog({ waitMs: WAIT_MS });
+    const root = mkdtempSync(join(tmpdir(), "jpki-vanish-"));
+    const ws = { store, paths: { root, crlDir: join(root, "crl") }, clock: { now: () => new Date() } } as unknown as Workspace;
+    const service = new VerifierValidationService(ws, { watchdog: dog });
+    const verifier = { id: "v-1", name: "v", kind: "private" as const, tokenSha256: undefined, certSha256: undefined, certNotAfter: undefined, createdAt: new Date(0), revokedAt: undefined };
+    try {
+      // the CAs wait for a lock another session holds; the CA links read before them answer
+      await admin.query("BEGIN");
+      await admin.query("LOCK TABLE cas IN ACCESS EXCLUSIVE MODE");
+      await expect(service.validate(verifier, { certificate: Buffer.from([0x30, 0x00]), purpose: "signature" })).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(dog.stalled).toBe(true);
+      await vi.waitFor(() => dog.run("a probe", () => store.ping()), { timeout: 3_000, interval: WAIT_MS / 4 });
+      expect(dog.stalled).toBe(false);
+      await admin.query("ROLLBACK");
+    } finally {
+      await service.close();
+      dog.close();
+      await admin.end();
+      await store.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 30_000);
 });

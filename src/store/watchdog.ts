@@ -34,9 +34,14 @@
  * probe answers in time.
  * Only the synchronous start of `f` is known, not its continuations after an await (an AsyncLocalStorage would
  * follow those, but on Node 20 and 22 one in use costs every promise of the process a hook, ≈ 0.3 µs, on the API's
- * hot paths). A call's first store method is tied, which on a host that vanished is the one that hangs: a later
- * one is sent only once an earlier one was answered. Reads gathered into one query (coalesce.ts) are tied to a
- * waiting call that is not late yet.
+ * hot paths). So a watched call begins all its store methods in `f`'s synchronous start (Promise.all: the
+ * overview's reads, server/crl-records.ts, the validation service's CA certificates), or, for a step that needs what
+ * was read first, `within(call, …)` (`run` gives `f` its call); a store method begun otherwise after an await is
+ * no call's. That is not only when the host vanishes mid-call: the pool hands out connections idle since
+ * before an outage, dead, and one given to such a later read hung untied, never cut, until TCP gave up (≈ 15 min
+ * for a statement unanswered). Within a store method, what it takes after its own first await is the call's as
+ * long as the method passes the call on (postgres.ts #tx reads it once for every retry). Reads gathered into one
+ * query (coalesce.ts) are tied to a waiting call that is not late yet.
  */
 import { JpkiError } from "../errors.js";
 
@@ -217,17 +222,19 @@ export class StoreWatchdog {
 
   /**
    * `f(deadline)`'s answer, or ERR_STORE_UNRESPONSIVE once it has been waited for the bound; refused at once, without
-   * calling `f`, while the store is stalled (but for one probe per waitMs: `admit`). For calls off the hottest path (a reload of the trust anchors, a
+   * calling `f`, while the store is stalled (but for one probe per waitMs: `admit`). `f` is given the call: a step it
+   * can only begin after an await (it needs what was read first) is begun `within(call, …)` to be the call's too.
+   * For calls off the hottest path (a reload of the trust anchors, a
    * government body's reads of the owner and resident, a liveness check's reads and write): one promise and one
    * entry each, no timer.
    */
-  run<T>(what: string, f: (deadline: number) => Promise<T>): Promise<T> {
+  run<T>(what: string, f: (deadline: number, call: WatchedCall) => Promise<T>): Promise<T> {
     if (!this.admit()) return Promise.reject(storeUnresponsive(this.waitMs, what));
     return new Promise<T>((resolve, reject) => {
       const call: WatchedCall = { startedAt: this.now(), late: reject };
       let p: Promise<T>;
       try {
-        p = this.within(call, () => f(this.deadline(call.startedAt))); // a write's deadline (WriteDeadline): the very moment this call is late
+        p = this.within(call, () => f(this.deadline(call.startedAt), call)); // a write's deadline (WriteDeadline): the very moment this call is late
       } catch (e) {
         reject(e);
         return;
