@@ -16,6 +16,8 @@ import { DisclosureLog } from "../verifier/disclosure-log.js";
 import { crlIndexRecords, everyCrl } from "../server/crl-records.js";
 import { VerifierValidationService } from "../verifier/validation-service.js";
 import type { Workspace } from "../workspace/workspace.js";
+import { OcspResponder } from "../ocsp/responder.js";
+import { systemClock } from "../pki/clock.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 
@@ -305,6 +307,43 @@ describe("a watched call of several store reads (server/crl-records.ts: the /met
       await admin.end();
       await store.close();
       rmSync(root, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
+describe("the OCSP responder's poll and reload (ocsp/responder.ts), watched as the routes' reads are", () => {
+  it("hung on the vanished host, a poll fails at the bound (before, every later poll joined it until TCP gave up: no pre-produced answer meanwhile, a connection lost), says nothing per poll, and once the host is back a poll reads anew", async () => {
+    const { proxy, store } = await throughProxy();
+    const dog = new StoreWatchdog({ waitMs: WAIT_MS });
+    const errors: unknown[] = [];
+    const responder = new OcspResponder({ store, clock: systemClock, passphrase: "ocsp-pw", watchdog: dog, onError: (e) => errors.push(e) });
+    try {
+      await responder.refresh();
+      const polls = vi.spyOn(store, "caRevisions");
+      const reloads = vi.spyOn(store, "listCas");
+      proxy.vanish();
+      // the reload's reads (no responder loaded yet: every poll reloads) take the pool's dead connections and hang
+      await responder.refresh();
+      expect(dog.stalled).toBe(true);
+      // refused while stalled, not sent: a poll a second does not take the pool's connections one by one
+      await responder.refresh();
+      expect(reloads).toHaveBeenCalledTimes(1);
+      proxy.back();
+      await vi.waitFor(
+        async () => {
+          await responder.refresh();
+          expect(dog.stalled).toBe(false);
+          expect(polls).toHaveBeenCalled();
+        },
+        { timeout: 10_000, interval: WAIT_MS / 4 },
+      );
+      // the stall is the watchdog's to report (once, onStalled), not each poll's
+      expect(errors).toEqual([]);
+    } finally {
+      responder.stop();
+      dog.close();
+      await store.close();
+      await proxy.close();
     }
   }, 30_000);
 });
