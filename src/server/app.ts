@@ -633,6 +633,7 @@ export async function buildServer(
     clientAddress,
     trustedProxy: trustedProxyOf(ws.config.trustedProxies),
     onRefused: (req, status, startedAt) => countRefused(req, access.scopeOfRequest(req), status, startedAt),
+    watchdog: storeWatchdog,
     // A verifier CA made after the start: trusted for client certificates from the next handshake on.
     ...(tls && !verifierCa ? { onVerifierCa: (der: Buffer) => httpsServer?.setSecureContext(tlsOptions(der)) } : {}),
   });

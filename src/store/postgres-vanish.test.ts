@@ -18,6 +18,7 @@ import { VerifierValidationService } from "../verifier/validation-service.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { OcspResponder } from "../ocsp/responder.js";
 import { systemClock } from "../pki/clock.js";
+import { VerifierAccess } from "../server/access.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 
@@ -341,6 +342,41 @@ describe("the OCSP responder's poll and reload (ocsp/responder.ts), watched as t
       expect(errors).toEqual([]);
     } finally {
       responder.stop();
+      dog.close();
+      await store.close();
+      await proxy.close();
+    }
+  }, 30_000);
+});
+
+describe("the registered verifiers' re-reads (server/access.ts), watched as the routes' reads are", () => {
+  it("reads hung on the vanished host fail at the bound and give their connections up, so once it is back the list is fresh again (before, three hung reads took three connections nothing cut and no read was asked after them: every credential route 503 until TCP gave up)", async () => {
+    const { proxy, store } = await throughProxy();
+    const dog = new StoreWatchdog({ waitMs: WAIT_MS });
+    const errors: string[] = [];
+    const access = new VerifierAccess(store, {
+      prefix: "",
+      openRoutes: [],
+      rateLimit: { perSecond: 0, burst: 0 },
+      refreshMs: WAIT_MS / 4,
+      refreshWaitMs: WAIT_MS,
+      maxListAgeMs: WAIT_MS * 2,
+      watchdog: dog,
+      onError: (_e, what) => errors.push(what),
+    });
+    await access.start();
+    try {
+      expect(access.listStale).toBe(false);
+      proxy.vanish();
+      await vi.waitFor(() => expect(access.listStale).toBe(true), { timeout: 5_000, interval: WAIT_MS / 4 });
+      await sleep(WAIT_MS * 3);
+      proxy.back();
+      await vi.waitFor(() => expect(access.listStale).toBe(false), { timeout: 10_000, interval: WAIT_MS / 4 });
+      expect(dog.stalled).toBe(false);
+      // the stall is the watchdog's to report (once), not each refused re-read's
+      expect(errors).toEqual([]);
+    } finally {
+      await access.close();
       dog.close();
       await store.close();
       await proxy.close();
