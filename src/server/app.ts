@@ -565,8 +565,9 @@ export async function buildServer(
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new JpkiError("ERR_USAGE", `maxConnections must be a whole number of at least 1, not ${maxConnections}`);
   const connectionStats: ConnectionStats = { open: 0, refused: 0 };
   // One bound on the store for every route that reads or writes it per request (the verifier API, the CRL index,
-  // the overview, /metrics' CRL gauges, OCSP's status reads): a call past it marks the store stalled for all of
-  // them (watchdog.ts). Reported once per stall (the routes do not report each store-unresponsive answer).
+  // the overview, /metrics' CRL gauges, OCSP's status reads), and for the background reads that keep them
+  // current (the registrations' re-reads, the OCSP poll and reload): a call past it marks the store stalled for all
+  // of them (watchdog.ts). Reported once per stall (the routes do not report each store-unresponsive answer).
   // /healthz keeps its own bound (HEALTH_STORE_WAIT_MS): a probe must say "unresponsive", not be refused.
   const onStalled = opts.access?.onError
     ? (e: unknown) => opts.access!.onError!(e, "the store (the routes that read it answer 503 store-unresponsive, OCSP tryLater, until it answers)")
