@@ -2553,7 +2553,10 @@ export class SqliteStore implements Store {
 
   recordVerifierFetches(fetches: readonly VerifierFetch[]): Promise<void> {
     if (!fetches.length) return Promise.resolve();
-    return this.#run("recording verifier fetches", () => {
+    // Written by jpki serve's serving thread every second (server/access.ts flush): SQLite's own busy handler slept
+    // inside the call while another process held the write lock (a notice ingest, a CRL publication, a backup), and
+    // every request of the server waited with it, up to BUSY_TIMEOUT_MS (20 s). Retried without blocking instead.
+    return this.#withoutBlockingWait("recording verifier fetches", () => {
       const ins = (this.#fetchInsert ??= this.#db.prepare("INSERT INTO verifier_fetches (verifier_id, scope, path, status, at, count, last_at) VALUES (?, ?, ?, ?, ?, ?, ?)"));
       this.#db.transaction(() => {
         for (const f of fetches) ins.run(...verifierFetchValues(f));
