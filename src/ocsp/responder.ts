@@ -247,17 +247,38 @@ export class OcspResponder {
     try {
       const reloading = now - this.#lastReload >= this.#reloadMs || this.#responders.size === 0;
       if (reloading) await this.#reloadOnce(now);
-      const revisions = await this.#o.store.caRevisions();
+      const revisions = await this.#watched("the OCSP responder's poll of the CAs' revisions", () => this.#o.store.caRevisions());
       // Read after the revisions, as statuses are: an answer tagged with a revision saw every compromise before it.
       if (reloading || revisionsChanged(this.#revisions, revisions)) {
-        this.#compromised = await compromiseTimes(this.#o.store);
+        this.#compromised = await this.#watched("the OCSP responder's read of compromised CAs", () => compromiseTimes(this.#o.store));
         this.#dropLateSigners();
       }
       this.#revisions = revisions;
       this.#lastPoll = now;
     } catch (e) {
-      this.#o.onError?.(e);
+      this.#failed(e);
     }
+  }
+
+  /**
+   * `f()` as a call the watchdog watches, when there is one (jpki serve's). The poll and the reload were not: on a
+   * PostgreSQL host gone silent, the poll's read hung on its pooled connection until TCP gave up (≈ 15 min), never
+   * cut, and every poll meanwhile joined it (one at a time), so for that long after the database was back no
+   * pre-produced answer was served (a signature per request instead) and a pool connection was lost. Watched, it
+   * fails at the bound, the next poll reads anew, and its connection is cut once the pool needs it.
+   */
+  #watched<T>(what: string, f: () => Promise<T>): Promise<T> {
+    const dog = this.#o.watchdog;
+    return dog ? dog.run(what, f) : f();
+  }
+
+  /**
+   * A poll's or a reload's failure, for the operator. Not one the watchdog answered (late, or refused while the
+   * store is stalled): it reports the stall once (its onStalled), where a poll a second would say it every second.
+   */
+  #failed(e: unknown): void {
+    if (this.#o.watchdog && isJpkiError(e, "ERR_STORE_UNRESPONSIVE")) return;
+    this.#o.onError?.(e);
   }
 
   #reloadOnce(now: number): Promise<void> {
@@ -274,7 +295,7 @@ export class OcspResponder {
       const now = this.#o.clock.now().getTime();
       if (now - this.#lastUnknownReload < this.#unknownCaReloadMs) return false;
       this.#lastUnknownReload = now;
-      void this.#reloadOnce(now).catch((e: unknown) => this.#o.onError?.(e));
+      void this.#reloadOnce(now).catch((e: unknown) => this.#failed(e));
     }
     const reloading = this.#reloading;
     if (!reloading) return true;
@@ -291,12 +312,17 @@ export class OcspResponder {
   }
 
   async #reload(now: number): Promise<void> {
+    // The reads alone are watched, not the unlocking of new signing keys below (CPU, not the store). Begun together:
+    // a watched call's reads are its own only as they begin within it (store/watchdog.ts currentCall).
+    const [casRead, compromised, responderRecords] = await this.#watched("the OCSP responder's reload", () =>
+      Promise.all([this.#o.store.listCas(), compromiseTimes(this.#o.store), this.#o.store.ocspResponders()]),
+    );
     const cas = new Map<string, CaHashes>();
-    for (const rec of await this.#o.store.listCas()) cas.set(rec.id, this.#cas.get(rec.id) ?? caHashes(rec.certificateDer));
+    for (const rec of casRead) cas.set(rec.id, this.#cas.get(rec.id) ?? caHashes(rec.certificateDer));
     this.#cas = cas;
-    this.#compromised = await compromiseTimes(this.#o.store);
+    this.#compromised = compromised;
     const responders = new Map<string, Responder>();
-    for (const rec of await this.#o.store.ocspResponders()) {
+    for (const rec of responderRecords) {
       const held = this.#responders.get(rec.caId);
       if (held && held.serial === rec.serial) {
         if (this.#mayUse(rec.caId, held)) responders.set(rec.caId, held);

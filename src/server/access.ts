@@ -58,7 +58,8 @@ import type { Store, VerifierFetch, VerifierKind, VerifierRecord } from "../stor
 import { SERVER_ROUTES, type ServerRoute, type VerifierRateLimit } from "../workspace/config.js";
 import { bearerToken, certificateSha256, tokenSha256 } from "../verifier/credentials.js";
 import type { ClientAddress } from "./client-address.js";
-import { JpkiError } from "../errors.js";
+import type { StoreWatchdog } from "../store/watchdog.js";
+import { isJpkiError, JpkiError } from "../errors.js";
 import { STORE_RETRY_AFTER_SECONDS } from "../store/watchdog.js";
 import { JSON_TYPE } from "./api-errors.js";
 
@@ -198,6 +199,13 @@ export interface AccessOptions {
   /** wall-clock time of fetch records */
   readonly wallClock?: () => Date;
   readonly onError?: (e: unknown, what: string) => void;
+  /**
+   * bounds the re-reads of the registrations (jpki serve's one watchdog, store/watchdog.ts): each read is a call it
+   * watches, so one hung on a PostgreSQL connection whose host vanished fails at the bound and its connection is cut
+   * once the pool needs it; its refusals while the store is stalled are not reported per refresh (the watchdog
+   * reports the stall once)
+   */
+  readonly watchdog?: StoreWatchdog;
   /** a request refused (401, 403, 429): for the metrics and the access log */
   readonly onRefused?: (req: IncomingMessage, status: number, startedAt: number) => void;
   /** called once with the verifier CA certificate (DER) when it is first seen: the server trusts it for mTLS */
@@ -321,6 +329,7 @@ export class VerifierAccess {
   readonly #now: () => number;
   readonly #wallMs: () => number;
   readonly #onError: (e: unknown, what: string) => void;
+  readonly #watchdog: StoreWatchdog | undefined;
   readonly #onVerifierCa: ((der: Buffer) => void) | undefined;
   readonly #onRefused: ((req: IncomingMessage, status: number, startedAt: number) => void) | undefined;
   readonly #prefix: string;
@@ -372,6 +381,7 @@ export class VerifierAccess {
     const wall = o.wallClock;
     this.#wallMs = wall ? () => wall().getTime() : Date.now;
     this.#onError = o.onError ?? (() => undefined);
+    this.#watchdog = o.watchdog;
     this.#onVerifierCa = o.onVerifierCa;
     this.#onRefused = o.onRefused;
     this.#prefix = o.prefix;
@@ -391,7 +401,11 @@ export class VerifierAccess {
       if (this.#refreshesInFlight >= MAX_REFRESHES_IN_FLIGHT) return next();
       this.#refreshesInFlight++;
       const round = this.refresh()
-        .catch((e: unknown) => this.#onError(e, "re-reading the registered verifiers (the previous list stays in force)"))
+        .catch((e: unknown) => {
+          // the watchdog's own answer (late, or refused while stalled): it reports the stall once, not each second
+          if (this.#watchdog && isJpkiError(e, "ERR_STORE_UNRESPONSIVE")) return;
+          this.#onError(e, "re-reading the registered verifiers (the previous list stays in force)");
+        })
         .finally(() => this.#refreshesInFlight--);
       let waited: NodeJS.Timeout | undefined;
       const bound = new Promise<void>((r) => (waited = setTimeout(r, this.#refreshWaitMs).unref()));
@@ -411,7 +425,14 @@ export class VerifierAccess {
     const now = this.#wallMs();
     // the list's age counts from when it was asked for: what it says is at least that recent
     const askedAt = this.#now();
-    for (const v of await this.#store.listVerifiers()) {
+    // Both reads begin together, in the watched call (store/watchdog.ts currentCall): each connection is its.
+    const wantCa = !this.#caSeen && this.#onVerifierCa !== undefined;
+    const read = () => Promise.all([this.#store.listVerifiers(), wantCa ? this.#store.getVerifierCa() : undefined]);
+    // Unwatched, three reads hung on a host that vanished (MAX_REFRESHES_IN_FLIGHT) took three pooled connections
+    // nothing cut, and no read was asked after them: the list went stale and every route needing a credential
+    // answered 503 until TCP gave up on them (≈ 15 min), however long the database had been back.
+    const [verifiers, ca] = await (this.#watchdog ? this.#watchdog.run("reading the registered verifiers", read) : read());
+    for (const v of verifiers) {
       if (v.revokedAt) {
         this.#buckets.delete(v.id);
         continue;
@@ -422,13 +443,10 @@ export class VerifierAccess {
       // the first refresh past it on, as a revocation does.
       if (v.certSha256 && !(v.certNotAfter && v.certNotAfter.getTime() <= now)) byCert.set(v.certSha256, v);
     }
-    if (!this.#caSeen && this.#onVerifierCa) {
-      // The verifier CA is made by the first 'jpki verifier add' with a certificate, maybe while this runs.
-      const ca = await this.#store.getVerifierCa();
-      if (ca) {
-        this.#caSeen = true;
-        this.#onVerifierCa(ca.certificateDer);
-      }
+    // The verifier CA is made by the first 'jpki verifier add' with a certificate, maybe while this runs.
+    if (ca && !this.#caSeen && this.#onVerifierCa) {
+      this.#caSeen = true;
+      this.#onVerifierCa(ca.certificateDer);
     }
     // A read asked before one already applied (it hung, and a later one answered first) says less than that one:
     // it would bring back a verifier revoked in between.

@@ -58,6 +58,7 @@ import { registerVerifySignature } from "./verify-signature-route.js";
 import { loadPage, registerPage } from "./page.js";
 import { VerifierValidationService, type ValidationServiceOptions } from "../verifier/validation-service.js";
 import { StoreWatchdog } from "../store/watchdog.js";
+import { crlIndexRecords, everyCrl } from "./crl-records.js";
 
 export interface ServerOptions {
   /** longest a cache may keep a CRL, seconds (never past its nextUpdate); default 300 */
@@ -401,21 +402,6 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
   return { registry, requests, abortedRequests, ocspAnswers, requestCounter, countOcspAnswer };
 }
 
-/**
- * Every CRL the workspace publishes, by CA and scope: each CA's full CRL ("full"), its delta CRL ("delta", while
- * the workspace publishes deltas: config deltaCrlIntervalMinutes), its municipality partitions (the municipality
- * code) and its ARL ("arl"), with the latest published of each (undefined: none yet).
- */
-async function everyCrl(ws: Workspace, watchdog?: StoreWatchdog): Promise<Array<{ caId: string; scope: string; latest: CrlRecord | undefined }>> {
-  // A scrape of /metrics reads the store: bounded as the API's reads are (a hung store held the scrape as long as it hung).
-  if (watchdog) return watchdog.run("the CRL records", () => everyCrl(ws));
-  const full = (await ws.store.crlStatus()).map((s) => ({ caId: s.caId, scope: "full", latest: s.latest }));
-  // A delta left from before deltas were turned off expires unreplaced, by design: not a health problem then.
-  const deltas = ws.config.deltaCrlIntervalMinutes > 0 ? (await ws.store.deltaCrlStatus()).map((d) => ({ caId: d.caId, scope: "delta", latest: d.delta })) : [];
-  const scoped = (await ws.store.crlScopeStatus()).map((s) => ({ caId: s.caId, scope: s.scope === ARL_SCOPE ? "arl" : s.scope, latest: s.latest }));
-  return [...full, ...deltas, ...scoped];
-}
-
 /** The metrics route label of a refused request's scope. */
 const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
   healthz: "healthz",
@@ -579,13 +565,15 @@ export async function buildServer(
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new JpkiError("ERR_USAGE", `maxConnections must be a whole number of at least 1, not ${maxConnections}`);
   const connectionStats: ConnectionStats = { open: 0, refused: 0 };
   // One bound on the store for every route that reads or writes it per request (the verifier API, the CRL index,
-  // the overview, /metrics' CRL gauges, OCSP's status reads): a call past it marks the store stalled for all of
-  // them (watchdog.ts). Reported once per stall (the routes do not report each store-unresponsive answer).
+  // the overview, /metrics' CRL gauges, OCSP's status reads), and for the background reads that keep them
+  // current (the registrations' re-reads, the OCSP poll and reload): a call past it marks the store stalled for all
+  // of them (watchdog.ts). Reported once per stall (the routes do not report each store-unresponsive answer).
   // /healthz keeps its own bound (HEALTH_STORE_WAIT_MS): a probe must say "unresponsive", not be refused.
   const onStalled = opts.access?.onError
     ? (e: unknown) => opts.access!.onError!(e, "the store (the routes that read it answer 503 store-unresponsive, OCSP tryLater, until it answers)")
     : undefined;
-  const storeWatchdog = new StoreWatchdog({ ...(opts.storeWaitMs !== undefined ? { waitMs: opts.storeWaitMs } : {}), ...(onStalled ? { onStalled } : {}) });
+  // While stalled it probes the store itself (Store.ping), so a stall ends with the outage on a quiet server too.
+  const storeWatchdog = new StoreWatchdog({ ...(opts.storeWaitMs !== undefined ? { waitMs: opts.storeWaitMs } : {}), ...(onStalled ? { onStalled } : {}), probe: () => ws.store.ping() });
   // which CRLs a retired generation no longer replaces (the index says so, /healthz and /metrics leave them out)
   const finishedCrls = new FinishedCrls(ws);
   const metrics = makeMetrics(ws, clock, opts.accessLog, connectionStats, storeWatchdog, finishedCrls);
@@ -646,6 +634,7 @@ export async function buildServer(
     clientAddress,
     trustedProxy: trustedProxyOf(ws.config.trustedProxies),
     onRefused: (req, status, startedAt) => countRefused(req, access.scopeOfRequest(req), status, startedAt),
+    watchdog: storeWatchdog,
     // A verifier CA made after the start: trusted for client certificates from the next handshake on.
     ...(tls && !verifierCa ? { onVerifierCa: (der: Buffer) => httpsServer?.setSecureContext(tlsOptions(der)) } : {}),
   });
@@ -958,11 +947,9 @@ export async function buildServer(
     handler: async (_req, reply) => {
       // Every scope: each CA's full CRL, then its delta CRL, its municipality partitions and its ARL (crl/scope.ts).
       // Bounded (watchdog.ts): past it the error handler answers 503 store-unresponsive with Retry-After.
-      const { status, ended } = await storeWatchdog.run("the CRL index's reads", async () => {
-        const deltas = (await ws.store.deltaCrlStatus()).flatMap((d) => (d.delta ? [{ caId: d.caId, scope: "delta", latest: d.delta }] : []));
-        const status = [...(await ws.store.crlStatus()), ...deltas, ...(await ws.store.crlScopeStatus())];
+      const { status, more: ended } = await crlIndexRecords(ws.store, storeWatchdog, (status) => {
         const t = clock.now().getTime();
-        return { status, ended: await finishedCrls.ended(new Set(status.filter((s) => s.latest && s.latest.nextUpdate.getTime() <= t).map((s) => s.caId))) };
+        return finishedCrls.ended(new Set(status.filter((s) => s.latest && s.latest.nextUpdate.getTime() <= t).map((s) => s.caId)));
       });
       const crls = [];
       for (const s of status) {

@@ -210,6 +210,12 @@ export async function seedSweepFixture(
 
 export function storeContract(name: string, make: () => Promise<Store>): void {
   describe(`Store contract: ${name}`, () => {
+    it("answers a ping (the store watchdog's own probe, SELECT 1), an empty store too", async () => {
+      const s = await make();
+      await expect(s.ping()).resolves.toBeUndefined();
+      await s.close();
+    });
+
     it("refuses a second CA with the same id (ERR_CA_EXISTS)", async () => {
       const s = await make();
       await s.putCa(ca());

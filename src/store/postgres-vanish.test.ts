@@ -13,6 +13,14 @@ import { startPostgres, type PostgresTestServer } from "../../test/postgres-serv
 import { PostgresStore } from "./postgres.js";
 import { StoreWatchdog } from "./watchdog.js";
 import { DisclosureLog } from "../verifier/disclosure-log.js";
+import { crlIndexRecords, everyCrl } from "../server/crl-records.js";
+import { VerifierValidationService } from "../verifier/validation-service.js";
+import type { Workspace } from "../workspace/workspace.js";
+import { OcspResponder } from "../ocsp/responder.js";
+import { systemClock } from "../pki/clock.js";
+import { VerifierAccess } from "../server/access.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 
 /** Connections forwarded while `alive`: vanish() ends that for good for those open then. */
 interface Pair {
@@ -180,6 +188,28 @@ describe("a PostgreSQL host that vanishes without a word and comes back (store/w
   }, 60_000);
 });
 
+describe("the watchdog's own probe (StoreWatchdog probe: Store.ping)", () => {
+  it("ends the stall once the host is back though no request comes: its probes while the host is gone hang and keep the stall, and give their connections up as requests' probes do", async () => {
+    const { proxy, store } = await throughProxy();
+    const dog = new StoreWatchdog({ waitMs: WAIT_MS, probe: () => store.ping() });
+    try {
+      proxy.vanish();
+      await expect(dog.run("the CAs", () => store.listCas())).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      // gone for a few more bounds: the watchdog's probes take the pool's dead connections and hang, one per bound
+      await sleep(WAIT_MS * 5);
+      expect(dog.stalled).toBe(true);
+      proxy.back();
+      // nobody asks anything from here on: before, the stall lasted until a request came to probe
+      await vi.waitFor(() => expect(dog.stalled).toBe(false), { timeout: 10_000, interval: WAIT_MS / 4 });
+      expect(await dog.run("the CAs", () => store.listCas())).toEqual([]);
+    } finally {
+      dog.close();
+      await store.close();
+      await proxy.close();
+    }
+  }, 30_000);
+});
+
 describe("a watched call that gets a pooled connection only after its bound (postgres.ts #tie)", () => {
   it("sends nothing on it: a write past its deadline is not begun (WriteDeadline), fails typed as not sent, and the connection goes back to the pool unharmed", async () => {
     const url = await server.createDatabase();
@@ -215,4 +245,141 @@ describe("a watched call that gets a pooled connection only after its bound (pos
       await store.close();
     }
   }, 60_000);
+});
+
+describe("a watched call of several store reads (server/crl-records.ts: the /metrics scrape's, /crl/index.json's)", () => {
+  it("ties each read's connection to the call: one that hangs after the first reads answered is cut once the pool needs its connection, and a probe then answers", async () => {
+    const url = await server.createDatabase();
+    await (await PostgresStore.open(url, { create: true })).close();
+    const store = await PostgresStore.open(url, { poolSize: 1 });
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    const dog = new StoreWatchdog({ waitMs: WAIT_MS });
+    // each with the table whose read is made to wait for a lock another session holds; the reads before it answer
+    const reads: Array<[string, string, () => Promise<unknown>]> = [
+      ["the scrape's", "crl_scopes", () => everyCrl({ store, config: { deltaCrlIntervalMinutes: 15 } }, dog)],
+      ["the index's", "crl_scopes", () => crlIndexRecords(store, dog, async () => undefined)],
+      // a read the index can begin only once its records are in (which retired generations ended), within the call
+      ["the index's next step", "verifiers", () => crlIndexRecords(store, dog, () => store.listVerifiers())],
+    ];
+    try {
+      for (const [which, table, read] of reads) {
+        await admin.query("BEGIN");
+        await admin.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+        await expect(read(), which).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+        expect(dog.stalled, which).toBe(true);
+        // the pool's one connection is held by the late call's hung read: cut for the probe, which gets a fresh one
+        // (before, a read begun after the call's first await was no call's: never cut, and the probe waited for it)
+        await vi.waitFor(() => dog.run("a probe", () => store.ping()), { timeout: 3_000, interval: WAIT_MS / 4 });
+        expect(dog.stalled, which).toBe(false);
+        await admin.query("ROLLBACK");
+      }
+      expect(await crlIndexRecords(store, dog, async () => "more")).toEqual({ status: [], more: "more" });
+    } finally {
+      dog.close();
+      await admin.end();
+      await store.close();
+    }
+  }, 30_000);
+
+  it("the validation API's reads of the CA certificates (the compromised generations, then the CAs) likewise", async () => {
+    const url = await server.createDatabase();
+    await (await PostgresStore.open(url, { create: true })).close();
+    const store = await PostgresStore.open(url, { poolSize: 1 });
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    const dog = new StoreWatchdog({ waitMs: WAIT_MS });
+    const root = mkdtempSync(join(tmpdir(), "jpki-vanish-"));
+    const ws = { store, paths: { root, crlDir: join(root, "crl") }, clock: { now: () => new Date() } } as unknown as Workspace;
+    const service = new VerifierValidationService(ws, { watchdog: dog });
+    const verifier = { id: "v-1", name: "v", kind: "private" as const, tokenSha256: undefined, certSha256: undefined, certNotAfter: undefined, createdAt: new Date(0), revokedAt: undefined };
+    try {
+      // the CAs wait for a lock another session holds; the CA links read before them answer
+      await admin.query("BEGIN");
+      await admin.query("LOCK TABLE cas IN ACCESS EXCLUSIVE MODE");
+      await expect(service.validate(verifier, { certificate: Buffer.from([0x30, 0x00]), purpose: "signature" })).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(dog.stalled).toBe(true);
+      await vi.waitFor(() => dog.run("a probe", () => store.ping()), { timeout: 3_000, interval: WAIT_MS / 4 });
+      expect(dog.stalled).toBe(false);
+      await admin.query("ROLLBACK");
+    } finally {
+      await service.close();
+      dog.close();
+      await admin.end();
+      await store.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
+describe("the OCSP responder's poll and reload (ocsp/responder.ts), watched as the routes' reads are", () => {
+  it("hung on the vanished host, a poll fails at the bound (before, every later poll joined it until TCP gave up: no pre-produced answer meanwhile, a connection lost), says nothing per poll, and once the host is back a poll reads anew", async () => {
+    const { proxy, store } = await throughProxy();
+    const dog = new StoreWatchdog({ waitMs: WAIT_MS });
+    const errors: unknown[] = [];
+    const responder = new OcspResponder({ store, clock: systemClock, passphrase: "ocsp-pw", watchdog: dog, onError: (e) => errors.push(e) });
+    try {
+      await responder.refresh();
+      const polls = vi.spyOn(store, "caRevisions");
+      const reloads = vi.spyOn(store, "listCas");
+      proxy.vanish();
+      // the reload's reads (no responder loaded yet: every poll reloads) take the pool's dead connections and hang
+      await responder.refresh();
+      expect(dog.stalled).toBe(true);
+      // refused while stalled, not sent: a poll a second does not take the pool's connections one by one
+      await responder.refresh();
+      expect(reloads).toHaveBeenCalledTimes(1);
+      proxy.back();
+      await vi.waitFor(
+        async () => {
+          await responder.refresh();
+          expect(dog.stalled).toBe(false);
+          expect(polls).toHaveBeenCalled();
+        },
+        { timeout: 10_000, interval: WAIT_MS / 4 },
+      );
+      // the stall is the watchdog's to report (once, onStalled), not each poll's
+      expect(errors).toEqual([]);
+    } finally {
+      responder.stop();
+      dog.close();
+      await store.close();
+      await proxy.close();
+    }
+  }, 30_000);
+});
+
+describe("the registered verifiers' re-reads (server/access.ts), watched as the routes' reads are", () => {
+  it("reads hung on the vanished host fail at the bound and give their connections up, so once it is back the list is fresh again (before, three hung reads took three connections nothing cut and no read was asked after them: every credential route 503 until TCP gave up)", async () => {
+    const { proxy, store } = await throughProxy();
+    const dog = new StoreWatchdog({ waitMs: WAIT_MS });
+    const errors: string[] = [];
+    const access = new VerifierAccess(store, {
+      prefix: "",
+      openRoutes: [],
+      rateLimit: { perSecond: 0, burst: 0 },
+      refreshMs: WAIT_MS / 4,
+      refreshWaitMs: WAIT_MS,
+      maxListAgeMs: WAIT_MS * 2,
+      watchdog: dog,
+      onError: (_e, what) => errors.push(what),
+    });
+    await access.start();
+    try {
+      expect(access.listStale).toBe(false);
+      proxy.vanish();
+      await vi.waitFor(() => expect(access.listStale).toBe(true), { timeout: 5_000, interval: WAIT_MS / 4 });
+      await sleep(WAIT_MS * 3);
+      proxy.back();
+      await vi.waitFor(() => expect(access.listStale).toBe(false), { timeout: 10_000, interval: WAIT_MS / 4 });
+      expect(dog.stalled).toBe(false);
+      // the stall is the watchdog's to report (once), not each refused re-read's
+      expect(errors).toEqual([]);
+    } finally {
+      await access.close();
+      dog.close();
+      await store.close();
+      await proxy.close();
+    }
+  }, 30_000);
 });

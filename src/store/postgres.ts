@@ -2973,6 +2973,11 @@ export class PostgresStore implements Store {
     return Promise.resolve();
   }
 
+  async ping(): Promise<void> {
+    // through #query, as any read: tied to the watched call it is for, so one hung on a vanished host can be cut
+    await this.#query("checking that the store answers", "SELECT 1");
+  }
+
   async caRevisions(): Promise<Map<string, number>> {
     const rows = await this.#query<{ ca_id: string; revision: bigint }>("reading CA revisions", "SELECT ca_id, revision FROM crl_state");
     return new Map(rows.map((r) => [r.ca_id, Number(r.revision)]));

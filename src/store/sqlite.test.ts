@@ -569,6 +569,29 @@ describe("SqliteStore bulk writes", () => {
     }
   });
 
+  it("a verifier fetch record write (jpki serve's flush, every second on the serving thread) likewise waits for another process's write lock without stopping the event loop, then lands", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-store-"));
+    const store = SqliteStore.open(join(dir, "jpki.db"), { create: true });
+    const other = new Database(join(dir, "jpki.db"));
+    try {
+      other.exec("BEGIN IMMEDIATE");
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 5);
+      const written = store.recordVerifierFetches([{ verifierId: "v-1", scope: "crl", path: "/crl/13-sig.crl", status: 200, at: new Date(1000), count: 3, lastAt: new Date(2000) }]);
+      await new Promise((r) => setTimeout(r, 150));
+      const ticksWhileLocked = ticks;
+      other.exec("COMMIT");
+      await written;
+      clearInterval(timer);
+      // before, the busy handler slept inside the call: no timer ran until the lock was free (or 20 s had passed)
+      expect(ticksWhileLocked).toBeGreaterThan(5);
+      expect((await store.listVerifierFetches({ verifierId: "v-1" })).map((f) => [f.path, f.count])).toEqual([["/crl/13-sig.crl", 3]]);
+    } finally {
+      other.close();
+      await store.close();
+    }
+  });
+
   it("has the serving path's appends (disclosure records, liveness checks) copied back on the checkpointer's thread, not left to the writer's own checkpoint", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
     const s = SqliteStore.open(path, { create: true });

@@ -1297,6 +1297,7 @@ export class SqliteStore implements Store {
       ),
       revisionOf: db.prepare("SELECT revision FROM crl_state WHERE ca_id = ?").pluck(),
       revisions: db.prepare("SELECT ca_id, revision FROM crl_state").raw(),
+      ping: db.prepare("SELECT 1"),
       carriedStatus: db.prepare("SELECT ca_id, revoked_at, reason FROM carried_revocations WHERE serial = ?").raw(),
       certStatus: db.prepare(
         "SELECT k.ca_id, k.revoked_at, k.reason FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.serial = ?",
@@ -2271,6 +2272,10 @@ export class SqliteStore implements Store {
     });
   }
 
+  ping(): Promise<void> {
+    return this.#run("checking that the store answers", () => void this.#stmts.ping.get());
+  }
+
   caRevisions(): Promise<Map<string, number>> {
     return this.#run("reading CA revisions", () => new Map((this.#stmts.revisions.all() as Array<[string, number]>).map(([id, r]) => [id, Number(r)])));
   }
@@ -2548,7 +2553,10 @@ export class SqliteStore implements Store {
 
   recordVerifierFetches(fetches: readonly VerifierFetch[]): Promise<void> {
     if (!fetches.length) return Promise.resolve();
-    return this.#run("recording verifier fetches", () => {
+    // Written by jpki serve's serving thread every second (server/access.ts flush): SQLite's own busy handler slept
+    // inside the call while another process held the write lock (a notice ingest, a CRL publication, a backup), and
+    // every request of the server waited with it, up to BUSY_TIMEOUT_MS (20 s). Retried without blocking instead.
+    return this.#withoutBlockingWait("recording verifier fetches", () => {
       const ins = (this.#fetchInsert ??= this.#db.prepare("INSERT INTO verifier_fetches (verifier_id, scope, path, status, at, count, last_at) VALUES (?, ?, ?, ?, ?, ?, ?)"));
       this.#db.transaction(() => {
         for (const f of fetches) ins.run(...verifierFetchValues(f));

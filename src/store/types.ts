@@ -656,6 +656,12 @@ export interface RetiredCaIdRecord {
 export interface Store {
   readonly kind: "sqlite" | "postgres";
   close(): Promise<void>;
+  /**
+   * One statement that reads nothing of the workspace (`SELECT 1`): whether the store answers at all. jpki serve's
+   * store watchdog sends it while stalled (store/watchdog.ts `probe`), so a stall ends once the store is back even
+   * when no request comes to probe it.
+   */
+  ping(): Promise<void>;
 
   /** ERR_CA_EXISTS when the id is taken, ERR_CA_RETIRED when it was retired (retireCaIds). */
   putCa(ca: CaRecord): Promise<void>;

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { JpkiError } from "../errors.js";
 import { currentCall, holdFor, StoreWatchdog, type WatchedCall } from "./watchdog.js";
 
@@ -113,6 +113,50 @@ describe("StoreWatchdog", () => {
     now = 120;
     await expect(held).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
     expect(let_go).toEqual(["connection"]);
+    dog.close();
+  });
+  it("while stalled with no request to probe the store, sends its own probe (one per bound, none while one is out in time): the stall ends once the store answers, and the next stall is reported afresh", async () => {
+    let now = 0;
+    const stalls: string[] = [];
+    let pings = 0;
+    let answers = false;
+    const dog = new StoreWatchdog({
+      waitMs: 40,
+      now: () => now,
+      onStalled: (e) => stalls.push(e.code),
+      probe: () => {
+        pings++;
+        return answers ? Promise.resolve() : new Promise<never>(() => undefined);
+      },
+    });
+    const sweeps = () => new Promise((r) => setTimeout(r, 40)); // several sweeps (every 10 ms) at the same `now`
+    const hung = dog.run("a read on a vanished connection", () => new Promise<never>(() => undefined));
+    now = 40;
+    await expect(hung).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+    expect(dog.stalled).toBe(true);
+    // none before a bound has passed since the stall began
+    await sweeps();
+    expect(pings).toBe(0);
+    now = 80;
+    await vi.waitFor(() => expect(pings).toBe(1));
+    // it hangs (the store is still gone): no other until a bound later, and the stall stays
+    await sweeps();
+    expect(pings).toBe(1);
+    expect(dog.stalled).toBe(true);
+    // the store is back; nobody asks anything, and the next probe ends the stall
+    answers = true;
+    now = 120;
+    await vi.waitFor(() => expect(dog.stalled).toBe(false));
+    expect(pings).toBe(2);
+    // over: no more probes
+    now = 400;
+    await sweeps();
+    expect(pings).toBe(2);
+    // the next outage is a stall of its own, reported
+    const again = dog.run("a read that hangs", () => new Promise<never>(() => undefined));
+    now = 440;
+    await expect(again).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+    expect(stalls).toEqual(["ERR_STORE_UNRESPONSIVE", "ERR_STORE_UNRESPONSIVE"]);
     dog.close();
   });
 });

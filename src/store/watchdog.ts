@@ -13,7 +13,8 @@
  * refused at once (`run`), without being sent: a hung store is not handed one more query per request, and the
  * client learns in a moment what the first learned after the bound.
  *
- * A probe ends a stall: while stalled, one call per `waitMs` is let through (`admit`). A call hung on a
+ * A probe ends a stall: while stalled, one call per `waitMs` is let through (`admit`), or, when no request comes
+ * for it, the watchdog sends its own (`probe`: Store.ping). A call hung on a
  * PostgreSQL connection whose server vanished settles only when TCP keepalive ends it (~10 min); waiting for it
  * kept every route refused that long after the database was back and fresh pool connections would answer. A
  * call that succeeds before it was declared late shows the store answers: the late calls are then forgotten for
@@ -33,9 +34,14 @@
  * probe answers in time.
  * Only the synchronous start of `f` is known, not its continuations after an await (an AsyncLocalStorage would
  * follow those, but on Node 20 and 22 one in use costs every promise of the process a hook, ≈ 0.3 µs, on the API's
- * hot paths). A call's first store method is tied, which on a host that vanished is the one that hangs: a later
- * one is sent only once an earlier one was answered. Reads gathered into one query (coalesce.ts) are tied to a
- * waiting call that is not late yet.
+ * hot paths). So a watched call begins all its store methods in `f`'s synchronous start (Promise.all: the
+ * overview's reads, server/crl-records.ts, the validation service's CA certificates), or, for a step that needs what
+ * was read first, `within(call, …)` (`run` gives `f` its call); a store method begun otherwise after an await is
+ * no call's. That is not only when the host vanishes mid-call: the pool hands out connections idle since
+ * before an outage, dead, and one given to such a later read hung untied, never cut, until TCP gave up (≈ 15 min
+ * for a statement unanswered). Within a store method, what it takes after its own first await is the call's as
+ * long as the method passes the call on (postgres.ts #tx reads it once for every retry). Reads gathered into one
+ * query (coalesce.ts) are tied to a waiting call that is not late yet.
  */
 import { JpkiError } from "../errors.js";
 
@@ -116,6 +122,13 @@ export interface StoreWatchdogOptions {
    * refused meanwhile are not reported one by one (a flood of lines at the API's request rate)
    */
   readonly onStalled?: (e: JpkiError) => void;
+  /**
+   * A cheap call the watchdog sends itself while stalled, as a probe (one per `waitMs`, shared with the requests'
+   * probes: `admit`): jpki serve's is Store.ping. Without it only a request's probe ends a stall, so on a server
+   * with no traffic the stall outlived the outage: the first requests after a quiet spell were refused but one, and
+   * the next outage was not reported (onStalled is once per stall, and the old one had not ended).
+   */
+  readonly probe?: () => Promise<unknown>;
 }
 
 /** The error of a call the store did not answer within the bound (or refused because an earlier one has not). */
@@ -127,6 +140,7 @@ export class StoreWatchdog {
   readonly waitMs: number;
   readonly now: () => number;
   readonly #onStalled: ((e: JpkiError) => void) | undefined;
+  readonly #probe: (() => Promise<unknown>) | undefined;
   /** outstanding calls, in start order (a Set iterates in insertion order) */
   readonly #calls = new Set<WatchedCall>();
   /** calls declared late and not settled yet */
@@ -139,6 +153,7 @@ export class StoreWatchdog {
     this.waitMs = o.waitMs ?? STORE_WAIT_MS;
     this.now = o.now ?? (() => performance.now());
     this.#onStalled = o.onStalled;
+    this.#probe = o.probe;
   }
 
   /** `f()` as part of `call`: a store method it begins ties what it takes to the call (runAs, currentCall). */
@@ -207,17 +222,19 @@ export class StoreWatchdog {
 
   /**
    * `f(deadline)`'s answer, or ERR_STORE_UNRESPONSIVE once it has been waited for the bound; refused at once, without
-   * calling `f`, while the store is stalled (but for one probe per waitMs: `admit`). For calls off the hottest path (a reload of the trust anchors, a
+   * calling `f`, while the store is stalled (but for one probe per waitMs: `admit`). `f` is given the call: a step it
+   * can only begin after an await (it needs what was read first) is begun `within(call, …)` to be the call's too.
+   * For calls off the hottest path (a reload of the trust anchors, a
    * government body's reads of the owner and resident, a liveness check's reads and write): one promise and one
    * entry each, no timer.
    */
-  run<T>(what: string, f: (deadline: number) => Promise<T>): Promise<T> {
+  run<T>(what: string, f: (deadline: number, call: WatchedCall) => Promise<T>): Promise<T> {
     if (!this.admit()) return Promise.reject(storeUnresponsive(this.waitMs, what));
     return new Promise<T>((resolve, reject) => {
       const call: WatchedCall = { startedAt: this.now(), late: reject };
       let p: Promise<T>;
       try {
-        p = this.within(call, () => f(this.deadline(call.startedAt))); // a write's deadline (WriteDeadline): the very moment this call is late
+        p = this.within(call, () => f(this.deadline(call.startedAt), call)); // a write's deadline (WriteDeadline): the very moment this call is late
       } catch (e) {
         reject(e);
         return;
@@ -252,6 +269,12 @@ export class StoreWatchdog {
       const holds = call.holds;
       call.holds = null;
       if (holds) for (const letGo of holds) letGo();
+    }
+    // Stalled, and a probe is due that no request has taken: the watchdog sends its own. A stall keeps its late
+    // calls outstanding, so this interval runs as long as the stall does; the probe's outcome is `run`'s to count.
+    if (this.#late > 0 && this.#probe && now >= this.#probeAt) {
+      const probe = this.#probe;
+      this.run("a probe of the store", () => probe()).catch(() => undefined);
     }
     if (!this.#calls.size) this.#stop();
   }

@@ -259,8 +259,9 @@ export class VerifierValidationService {
   }
 
   async #readAnchors(): Promise<Buffer[]> {
-    const compromised = await compromisedCaIds(this.#ws.store);
-    const cas = await this.#ws.store.listCas();
+    // Begun together: both are the watched call's reads only as they begin within it (store/watchdog.ts currentCall);
+    // the second, begun after an await, was no call's, and on a host that vanished hung its connection uncut.
+    const [compromised, cas] = await Promise.all([compromisedCaIds(this.#ws.store), this.#ws.store.listCas()]);
     const known = new Map(this.#compromised.map((c) => [c.id, c]));
     this.#compromised = cas
       .filter((c) => compromised.has(c.id))
