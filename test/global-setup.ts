@@ -12,13 +12,14 @@
  * file first in a whole run, so its setup is the first: about one demo's time (≈ 6 s) less before the first test.
  */
 import { execFile } from "node:child_process";
-import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import type { TestProject } from "vitest/node";
 import { makeDemoTemplate, makeTokyoTemplate, type DemoTemplate } from "./demo-template.js";
 import { CARD_KEY_POOL_ENV } from "./card-key-pool.js";
+import { bundleNeeded, distIsFresh } from "./dist-fresh.js";
 import { INITDB_CACHE_ENV } from "./postgres-server.js";
 
 const BUILT = Symbol.for("jpki.test.distBuilt");
@@ -36,41 +37,26 @@ export function buildDist(): Promise<void> {
   return (g[BUILT] ??= (async () => {
     const run = promisify(execFile);
     try {
-      if (!distIsFresh()) {
+      const rebuilt = !distIsFresh(ROOT);
+      if (rebuilt) {
         const started = new Date();
         await run(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", join(ROOT, "tsconfig.build.json")]);
         // tsc leaves its record alone when nothing it emits changed (an edited test file): dated to the start of this
         // build, which saw every file older, the record says so for the next run; a file edited meanwhile is newer.
         utimesSync(join(ROOT, "dist", ".tsbuildinfo"), started, started);
       }
-      // The rest of `npm run build`: the top-level help the launcher prints without loading the program, and the
-      // start-up bundle the launcher runs (bin/bundle.cjs), so the spawned CLIs run what a user's `jpki` runs.
-      await Promise.all([run(process.execPath, [join(ROOT, "bin", "help-cache.cjs")]), run(process.execPath, [join(ROOT, "bin", "bundle.cjs")])]);
+      // The rest of `npm run build`: the top-level help the launcher prints without loading the program (≈ 0.3 s),
+      // and the start-up bundle the launcher runs (bin/bundle.cjs), so the spawned CLIs run what a user's `jpki`
+      // runs — the latter only when the one in place is not that of this build (test/dist-fresh.ts).
+      const steps = [run(process.execPath, [join(ROOT, "bin", "help-cache.cjs")])];
+      if (bundleNeeded(ROOT, rebuilt)) steps.push(run(process.execPath, [join(ROOT, "bin", "bundle.cjs")]));
+      await Promise.all(steps);
     } catch (e) {
       // tsc says what is wrong on stdout
       const { stdout = "", stderr = "" } = e as { stdout?: string; stderr?: string };
       throw new Error(`building dist/ failed:\n${stdout}${stderr}`);
     }
   })());
-}
-
-/**
- * dist/ as `npm run build` (or this setup) left it with nothing edited since: its incremental build record
- * (tsconfig.build.json's tsBuildInfoFile) newer than every file under the trees the build reads, and its configs.
- * Then tsc would only read everything to find nothing to do (≈ 5 s; in CI `npm ci` has just built it). Anything
- * newer, or no record: tsc decides.
- */
-function distIsFresh(): boolean {
-  const record = join(ROOT, "dist", ".tsbuildinfo");
-  if (!existsSync(record)) return false;
-  const built = statSync(record).mtimeMs;
-  // files only: a directory's time changes when a file in it is made or removed (the tests' scratch files)
-  const newer = (path: string): boolean => {
-    const s = lstatSync(path);
-    if (!s.isDirectory()) return s.mtimeMs > built;
-    return readdirSync(path).some((name) => newer(join(path, name)));
-  };
-  return !["src", "bench", "test", "package.json", "tsconfig.json", "tsconfig.build.json"].some((p) => newer(join(ROOT, p)));
 }
 
 /**
