@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { generateNotices, generateResidents } from "../../src/registry/fixtures.js";
 import { formatIngest } from "../../src/cli/commands/notices.js";
 import type { Workspace } from "../../src/workspace/workspace.js";
+import { DUMP_KINDS, type DumpKind, type StoredNotice } from "../../src/store/types.js";
 import { cardKeys, cardKey, cli, copyWorkspace as copyStore, expectedStore, openWorkspace, settledSpool, storeEnv, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -22,6 +23,7 @@ let total: number;
 let noticeIds: string[];
 let codes: string[];
 const ALL = 1_000_000;
+const NOTICES = DUMP_KINDS.indexOf("notices");
 
 /**
  * Everything ingestion decides, in a comparable form (timestamps left out: they are when it ran), read
@@ -32,11 +34,18 @@ async function snapshot(ws: string) {
   const wsp = await openWorkspace(ws);
   try {
     const s = wsp.store;
-    const notices = [];
-    for (let i = 0; i < noticeIds.length; i += 200) {
-      const got = await Promise.all(noticeIds.slice(i, i + 200).map((id) => s.getNotice(id)));
-      for (const n of got) if (n) notices.push({ noticeId: n.noticeId, residentCode: n.residentCode, sequence: n.sequence, kind: n.kind, status: n.status, revocations: n.revocations });
+    // the store's notices read in bulk, as a copy reads them (one query per page), not one getNotice per id: 10,000
+    // round trips were ~3.5 s of each PostgreSQL snapshot, the bulk read ~0.5 s. The same records (StoredNotice)
+    // either way; the dump is left at the first kind after the notices.
+    const stored = new Map<string, StoredNotice>();
+    for await (const b of s.dump()) {
+      if (b.kind === "notices") for (const n of b.records) stored.set(n.noticeId, n);
+      else if (DUMP_KINDS.indexOf(b.kind as DumpKind) > NOTICES) break;
     }
+    const notices = noticeIds.flatMap((id) => {
+      const n = stored.get(id);
+      return n ? [{ noticeId: n.noticeId, residentCode: n.residentCode, sequence: n.sequence, kind: n.kind, status: n.status, revocations: n.revocations }] : [];
+    });
     const ctx = await s.loadNoticeContext({ noticeIds: [], residentCodes: codes });
     return {
       notices,
