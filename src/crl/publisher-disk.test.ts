@@ -5,7 +5,7 @@
  * The filesystem error is injected into the staged file's writes (a full tmpfs needs privileges a test run lacks).
  */
 import { generateKeyPairSync } from "node:crypto";
-import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -54,11 +54,39 @@ const { makeResidentCode } = await import("../registry/resident-code.js");
 const subjectKeys: Buffer[] = [];
 const subjectKey = (i: number) => (subjectKeys[i] ??= generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" }));
 
+/**
+ * A workspace holding the CAs of `prefectures` for `purposes` (passphrase "pw"), with `config`: a copy of a template
+ * made once per set in this file. initCas makes an RSA-2048 key per CA, which was most of what these tests spent
+ * before anything was published; what they test starts after it, and no test shares a copy.
+ */
+const templates = new Map<string, Promise<string>>();
+async function casWorkspace(prefectures: string[], purposes: Array<"signature" | "authentication">, config: Record<string, unknown> = {}): Promise<WorkspaceType> {
+  const key = `${prefectures.join(",")}/${purposes.join(",")}`;
+  let template = templates.get(key);
+  if (!template) {
+    template = (async () => {
+      const dir = join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-template-")), "ws");
+      const t = Workspace.create(dir, { config: {} });
+      try {
+        await initCas(t, { prefectures: prefectures.map((p) => prefecture(p)), purposes, passphrase: "pw" });
+      } finally {
+        await t.close();
+      }
+      return dir;
+    })();
+    templates.set(key, template);
+  }
+  const root = join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws");
+  cpSync(await template, root, { recursive: true });
+  const file = join(root, "config.json");
+  writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, "utf8")), ...config }, null, 2) + "\n");
+  return Workspace.open(root);
+}
+
 /** A workspace whose CA 13-sig has a revoked certificate in each of `municipalities` (so a partition each), and 27-sig. */
 async function withPartitions(municipalities: readonly string[], config: Record<string, unknown> = {}): Promise<WorkspaceType> {
-  const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config });
+  const ws = await casWorkspace(["13", "27"], ["signature"], config);
   open.push(ws);
-  await initCas(ws, { prefectures: ["13", "27"].map((p) => prefecture(p)), purposes: ["signature"], passphrase: "pw" });
   const issuance = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase: "pw" });
   for (const [i, m] of municipalities.entries()) {
     const residentCode = makeResidentCode(`00000007${String(i).padStart(2, "0")}`);
@@ -81,9 +109,9 @@ afterEach(async () => {
 
 describe("CrlPublisher on a CRL directory that cannot be written", () => {
   it.each(["ENOSPC", "EDQUOT", "EROFS"])("%s: ERR_FILE_UNUSABLE naming crl/, the CA stays due, nothing left behind, the next run publishes", async (code) => {
-    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
+    const ws = await casWorkspace(["13"], ["signature"]);
     open.push(ws);
-    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+
     const [first] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
     await ws.store.markCrlsDue("13-sig");
     fail.code = code;
@@ -99,9 +127,9 @@ describe("CrlPublisher on a CRL directory that cannot be written", () => {
   });
 
   it("a history link the directory cannot take (ENOSPC): ERR_FILE_UNUSABLE, the CRL in place is still the last one recorded, nothing left behind", async () => {
-    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
+    const ws = await casWorkspace(["13"], ["signature"]);
     open.push(ws);
-    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+
     const [first] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
     const installed = () => readFileSync(join(ws.paths.crlDir, "13-sig.crl"));
     const before = installed();
@@ -123,9 +151,9 @@ describe("CrlPublisher on a CRL directory that cannot be written", () => {
   it("a directory where the stale PEM copy or a history link goes: ERR_FILE_UNUSABLE naming it before anything is installed, or no failure at all", async () => {
     // Was ERR_STORE after the new CRL had been installed: the store rolled back, the CA stayed due, and every
     // run (every tick of watch) installed one more unrecorded CRL and left one more history link unpruned.
-    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: { crlPem: false } });
+    const ws = await casWorkspace(["13"], ["signature"], { crlPem: false });
     open.push(ws);
-    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+
     const [first] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
     const installed = () => readFileSync(join(ws.paths.crlDir, "13-sig.crl"));
     const before = installed();
@@ -154,9 +182,9 @@ describe("CrlPublisher on a CRL directory that cannot be written", () => {
   it("the schedule's round: a CA whose full CRL cannot be published holds back neither the other CAs nor its own ARL", async () => {
     // Was: the round's workers stopped taking CAs at the first failure, and a lasting one (here a directory at
     // crl/01-auth.crl) came back every tick of serve or watch: the CAs queued after it never published again.
-    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
+    const ws = await casWorkspace(["01", "13", "27"], ["signature", "authentication"]);
     open.push(ws);
-    await initCas(ws, { prefectures: ["01", "13", "27"].map((p) => prefecture(p)), purposes: ["signature", "authentication"], passphrase: "pw" });
+
     const ids = (await ws.store.listCas()).map((c) => c.id).sort();
     expect(ids).toHaveLength(6);
     mkdirSync(join(ws.paths.crlDir, "01-auth.crl"), { recursive: true });
@@ -172,9 +200,9 @@ describe("CrlPublisher on a CRL directory that cannot be written", () => {
 
   it("crl generate --prefecture: a CA whose CRL cannot be published holds back none of the CAs after it; its failure is raised", async () => {
     // Was: the run stopped at that CA, and a timer running it published none of the CAs after it, run after run.
-    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
+    const ws = await casWorkspace(["01", "13"], ["signature", "authentication"]);
     open.push(ws);
-    await initCas(ws, { prefectures: ["01", "13"].map((p) => prefecture(p)), purposes: ["signature", "authentication"], passphrase: "pw" });
+
     mkdirSync(join(ws.paths.crlDir, "01-sig.crl"), { recursive: true }); // the first of 01-sig, 01-auth, 13-sig, 13-auth
     const landed: string[] = [];
     const err = await generateCrls(ws, { prefecture: "01,13", passphrase: "pw", partitions: "all", onPublished: (c) => landed.push(`${c.caId}/${c.scope}`) }).catch((e: unknown) => e);
@@ -263,9 +291,9 @@ describe("CrlPublisher: what is at crl/, crl/<ca>/ and arl/ is a directory of th
   });
 
   it("a crl/ directory jpki may not write in (EACCES): ERR_FILE_UNUSABLE naming it, not ERR_INTERNAL; the CA stays due", async () => {
-    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
+    const ws = await casWorkspace(["13"], ["signature"]);
     open.push(ws);
-    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+
     fail.open = "EACCES"; // a test run as root writes anywhere: the staged file's open(2) is refused for it
     const err = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "ERR_FILE_UNUSABLE", details: { path: ws.paths.crlDir } });
@@ -283,9 +311,9 @@ describe("CrlPublisher: a name already at the history link <file>.<number>", () 
   ] as const)("%s: ERR_FILE_UNUSABLE naming it, left as it was (never followed), nothing installed; the next run publishes", async (_what, put) => {
     // Was: EEXIST taken for "linked": the CRL was installed and recorded with a history entry that is not it (a
     // symbolic link there kept pointing wherever it pointed, as history of this CRL).
-    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
+    const ws = await casWorkspace(["13"], ["signature"]);
     open.push(ws);
-    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+
     const [first] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
     const before = readFileSync(first!.derPath);
     const target = join(elsewhere(), "precious");
@@ -309,9 +337,9 @@ describe("CrlPublisher: a name already at the history link <file>.<number>", () 
 
   it("a CRL of the CA numbered as high (a store restored below its files, the current file rolled back): superseded, the numbering moves past it, that CRL is kept", async () => {
     // Was: linked "already", so a second, different CRL went out under a number this disk had published.
-    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
+    const ws = await casWorkspace(["13"], ["signature"]);
     open.push(ws);
-    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+
     for (let i = 0; i < 3; i++) await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
     const crl = join(ws.paths.crlDir, "13-sig.crl");
     const second = readFileSync(`${crl}.2`);
@@ -337,8 +365,8 @@ describe("what a round that then failed published is reported", () => {
   it("jpki crl generate: the CRLs published before a CA failed are printed (text and --json), then the failure, its exit code", async () => {
     // Was: the error alone — the operator could not tell which CRLs were out.
     const { run } = await import("../cli/program.js");
-    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
-    await initCas(ws, { prefectures: ["01", "13"].map((p) => prefecture(p)), purposes: ["signature"], passphrase: "pw" });
+    const ws = await casWorkspace(["01", "13"], ["signature"]);
+
     mkdirSync(join(ws.paths.crlDir, "01-sig.crl"), { recursive: true }); // the first CA of the run
     const root = ws.paths.root;
     await ws.close();
@@ -366,9 +394,9 @@ describe("what a round that then failed published is reported", () => {
     // Was: the tick raised and what it had published went unlogged; and refreshOthers (the Bridge CA's ARL) was
     // skipped on every tick while one CA's failure lasted.
     const { CrlSchedule } = await import("./schedule.js");
-    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
+    const ws = await casWorkspace(["01", "13"], ["signature"]);
     open.push(ws);
-    await initCas(ws, { prefectures: ["01", "13"].map((p) => prefecture(p)), purposes: ["signature"], passphrase: "pw" });
+
     mkdirSync(join(ws.paths.crlDir, "01-sig.crl"), { recursive: true });
     const updater = new CrlUpdater(ws, "pw");
     const others: string[] = [];
@@ -390,9 +418,9 @@ describe("what a round that then failed published is reported", () => {
 
   it("serve's schedule loop: a round in which one CA failed logs the CRLs it published, then the failure", async () => {
     const { openCrlSchedule } = await import("../server/serve.js");
-    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
+    const ws = await casWorkspace(["01", "13"], ["signature"]);
     open.push(ws);
-    await initCas(ws, { prefectures: ["01", "13"].map((p) => prefecture(p)), purposes: ["signature"], passphrase: "pw" });
+
     mkdirSync(join(ws.paths.crlDir, "01-sig.crl"), { recursive: true });
     const log: string[] = [];
     const controller = new AbortController();
@@ -413,8 +441,8 @@ describe("what a round that then failed published is reported", () => {
     // crl/ entry was unusable no revocation of any CA went in; and had it failed after the last batch, its rejects
     // were lost and the operator saw the error alone.
     const { run } = await import("../cli/program.js");
-    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws"), { config: {} });
-    await initCas(ws, { prefectures: ["13", "27"].map((p) => prefecture(p)), purposes: ["signature"], passphrase: "pw" });
+    const ws = await casWorkspace(["13", "27"], ["signature"]);
+
     const residentCode = makeResidentCode("0000000701");
     await ws.store.upsertResidents([{ residentCode, municipalityCode: "131016", status: "active", fourItems: { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" } }]);
     await new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase: "pw" }).issue({ residentCode, type: "signature", publicKey: subjectKey(0) });
