@@ -4,7 +4,7 @@
  * sweep has already run, so only the idle loop's sweep every tempSweepMs can remove it.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, utimesSync, writeFileSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, utimesSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -20,13 +20,38 @@ import { SPOOL_SETTLE_MS, watchSpool } from "./spool.js";
 /** A temporary file's name as tempPathFor gives it, for the process `pid` of this PID namespace. */
 const tempName = (target: string, pid: number) => `.${target}.${pid}~@${thisNamespace()}.0123456789ab.tmp`;
 
+/**
+ * A workspace at `root` holding the CAs of `prefectures` for `purposes` (passphrase "pw"): a copy of a template made
+ * once per set in this file, where each test made its own (an RSA-2048 key per CA: six for firstStart). What these
+ * tests watch starts after the CAs exist; no test shares a copy.
+ */
+const templates = new Map<string, Promise<string>>();
+async function casWorkspace(root: string, prefectures: string[], purposes: Array<"signature" | "authentication">): Promise<Workspace> {
+  const key = `${prefectures.join(",")}/${purposes.join(",")}`;
+  let template = templates.get(key);
+  if (!template) {
+    template = (async () => {
+      const dir = join(mkdtempSync(join(tmpdir(), "jpki-spool-template-")), "ws");
+      const t = Workspace.create(dir);
+      try {
+        await initCas(t, { prefectures: prefectures.map((p) => prefecture(p)), purposes, passphrase: "pw" });
+      } finally {
+        await t.close();
+      }
+      return dir;
+    })();
+    templates.set(key, template);
+  }
+  cpSync(await template, root, { recursive: true });
+  return Workspace.open(root);
+}
+
 /** A workspace with one CA, its spool directory and a CRL updater ready: what a watch runs on. */
 async function watchedWorkspace(prefix: string): Promise<{ ws: Workspace; spool: string; updater: CrlUpdater }> {
   const root = mkdtempSync(join(tmpdir(), prefix));
-  const ws = Workspace.create(join(root, "ws"));
+  const ws = await casWorkspace(join(root, "ws"), ["13"], ["signature"]);
   const spool = join(root, "spool");
   mkdirSync(spool);
-  await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
   const updater = new CrlUpdater(ws, "pw");
   await updater.preflight();
   return { ws, spool, updater };
@@ -266,10 +291,9 @@ describe("jpki watch stopped during its start-up round (SIGTERM on a first start
   /** A workspace with six CAs, none of which has a CRL or an OCSP signing certificate yet: a first start's work. */
   async function firstStart(prefix: string) {
     const root = mkdtempSync(join(tmpdir(), prefix));
-    const ws = Workspace.create(join(root, "ws"));
+    const ws = await casWorkspace(join(root, "ws"), ["01", "13", "27"], ["signature", "authentication"]);
     const spool = join(root, "spool");
     mkdirSync(spool);
-    await initCas(ws, { prefectures: ["01", "13", "27"].map((p) => prefecture(p)), purposes: ["signature", "authentication"], passphrase: "pw" });
     const ids = (await ws.store.listCas()).map((c) => c.id);
     expect(ids).toHaveLength(6);
     const updater = new CrlUpdater(ws, "pw");
