@@ -8,6 +8,7 @@ import { chmodSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openS
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { casTemplate } from "../../test/ca-template.js";
 import { fileMode, underUmaskZero } from "../../test/umask.js";
 import { CrlUpdater } from "../crl/updater.js";
 import { thisNamespace } from "../store/pid-namespace.js";
@@ -21,28 +22,12 @@ import { SPOOL_SETTLE_MS, watchSpool } from "./spool.js";
 const tempName = (target: string, pid: number) => `.${target}.${pid}~@${thisNamespace()}.0123456789ab.tmp`;
 
 /**
- * A workspace at `root` holding the CAs of `prefectures` for `purposes` (passphrase "pw"): a copy of a template made
- * once per set in this file, where each test made its own (an RSA-2048 key per CA: six for firstStart). What these
- * tests watch starts after the CAs exist; no test shares a copy.
+ * A workspace at `root` holding the CAs of `prefectures` for `purposes`: a copy of the file's template of that set
+ * (test/ca-template.ts), where each test made its own (an RSA-2048 key per CA: six for firstStart). What these tests
+ * watch starts after the CAs exist; no test shares a copy.
  */
-const templates = new Map<string, Promise<string>>();
 async function casWorkspace(root: string, prefectures: string[], purposes: Array<"signature" | "authentication">): Promise<Workspace> {
-  const key = `${prefectures.join(",")}/${purposes.join(",")}`;
-  let template = templates.get(key);
-  if (!template) {
-    template = (async () => {
-      const dir = join(mkdtempSync(join(tmpdir(), "jpki-spool-template-")), "ws");
-      const t = Workspace.create(dir);
-      try {
-        await initCas(t, { prefectures: prefectures.map((p) => prefecture(p)), purposes, passphrase: "pw" });
-      } finally {
-        await t.close();
-      }
-      return dir;
-    })();
-    templates.set(key, template);
-  }
-  cpSync(await template, root, { recursive: true });
+  cpSync(await casTemplate(prefectures, purposes), root, { recursive: true });
   return Workspace.open(root);
 }
 

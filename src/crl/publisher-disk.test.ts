@@ -5,7 +5,7 @@
  * The filesystem error is injected into the staged file's writes (a full tmpfs needs privileges a test run lacks).
  */
 import { generateKeyPairSync } from "node:crypto";
-import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -41,8 +41,7 @@ vi.mock("../store/staging.js", async (importOriginal) => {
   };
 });
 
-const { initCas } = await import("../ca/manage.js");
-const { prefecture } = await import("../ca/prefectures.js");
+const { casTemplate, copyOfTemplate } = await import("../../test/ca-template.js");
 const { Workspace } = await import("../workspace/workspace.js");
 const { generateCrls } = await import("./generate.js");
 const { CrlUpdater } = await import("./updater.js");
@@ -55,29 +54,12 @@ const subjectKeys: Buffer[] = [];
 const subjectKey = (i: number) => (subjectKeys[i] ??= generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" }));
 
 /**
- * A workspace holding the CAs of `prefectures` for `purposes` (passphrase "pw"), with `config`: a copy of a template
- * made once per set in this file. initCas makes an RSA-2048 key per CA, which was most of what these tests spent
- * before anything was published; what they test starts after it, and no test shares a copy.
+ * A workspace holding the CAs of `prefectures` for `purposes` (passphrase "pw"), with `config`: a copy of the file's
+ * template of that set (test/ca-template.ts). initCas makes an RSA-2048 key per CA, which was most of what these tests
+ * spent before anything was published; what they test starts after it, and no test shares a copy.
  */
-const templates = new Map<string, Promise<string>>();
 async function casWorkspace(prefectures: string[], purposes: Array<"signature" | "authentication">, config: Record<string, unknown> = {}): Promise<WorkspaceType> {
-  const key = `${prefectures.join(",")}/${purposes.join(",")}`;
-  let template = templates.get(key);
-  if (!template) {
-    template = (async () => {
-      const dir = join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-template-")), "ws");
-      const t = Workspace.create(dir, { config: {} });
-      try {
-        await initCas(t, { prefectures: prefectures.map((p) => prefecture(p)), purposes, passphrase: "pw" });
-      } finally {
-        await t.close();
-      }
-      return dir;
-    })();
-    templates.set(key, template);
-  }
-  const root = join(mkdtempSync(join(tmpdir(), "jpki-publish-disk-")), "ws");
-  cpSync(await template, root, { recursive: true });
+  const root = copyOfTemplate(await casTemplate(prefectures, purposes), "publish-disk");
   const file = join(root, "config.json");
   writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, "utf8")), ...config }, null, 2) + "\n");
   return Workspace.open(root);
