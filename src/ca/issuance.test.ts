@@ -22,7 +22,14 @@ import { EXT_OID, FOUR_ITEMS_OID, POLICY_OID } from "../profile/oids.js";
 const clock = new FixedClock("2026-04-01T00:00:00Z");
 let ws: Workspace;
 let service: IssuanceService;
-const spki = () => generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+/**
+ * A new subject key each call: a variant of one RSA-2048 key (cardKeyVariant), where each call made a key pair (≈ 0.1 s
+ * of CPU, 18 calls); no test here holds a subject's private key. Numbered in the variant's upper octets (n × 2²⁴), so
+ * a test's own variants of one of them (cardKeyVariant(key, line), lower octets) never land on another's key.
+ */
+const subjectBase = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+let subjects = 0;
+const spki = () => cardKeyVariant(subjectBase, ++subjects * 2 ** 24);
 const takahashi = { residentCode: makeResidentCode("0000000123"), municipalityCode: "131016", status: "active" as const,
   fourItems: { name: "髙橋　𠮷男", address: "東京都千代田区千代田１番１号", birthDate: "1989-01-07", gender: "male" as const } };
 

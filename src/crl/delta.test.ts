@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { cardKeyVariant } from "../../test/card-fixtures.js";
 import { IssuanceService } from "../ca/issuance.js";
 import { initCas } from "../ca/manage.js";
 import { prefecture } from "../ca/prefectures.js";
@@ -30,7 +31,10 @@ import { CrlUpdater } from "./updater.js";
 const MIN = 60_000;
 const HOUR = 60 * MIN;
 const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
-const spki = () => generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+/** A new subject key each call: a variant of one RSA-2048 key (cardKeyVariant) instead of a key pair made each time; no test here holds a subject's private key. */
+const subjectBase = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+let subjects = 0;
+const spki = () => cardKeyVariant(subjectBase, ++subjects);
 
 describe("delta CRL extensions (DER)", () => {
   it("deltaCRLIndicator is critical and carries the base CRL number as an INTEGER", () => {
