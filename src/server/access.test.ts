@@ -3,10 +3,11 @@
  * written as one record each, kept while the store fails, bounded.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { Store, VerifierFetch, VerifierRecord } from "../store/types.js";
 import { certificateSha256, tokenSha256 } from "../verifier/credentials.js";
-import { MAX_RECORDED_PATH, VerifierAccess } from "./access.js";
+import { MAX_RECORDED_PATH, VerifierAccess, type AccessOptions } from "./access.js";
+import type { RecoveredError } from "./repeated-errors.js";
 import { StoreWatchdog } from "../store/watchdog.js";
 import { JpkiError } from "../errors.js";
 
@@ -38,15 +39,16 @@ function request(url: string, token?: string): IncomingMessage {
 }
 const response = () => ({ writeHead() {}, end() {} }) as unknown as ServerResponse;
 
-async function access(store: ReturnType<typeof fakeStore>, wall: { t: number }, o: { maxQueued?: number; batchSize?: number; watchdog?: StoreWatchdog; refreshMs?: number } = {}) {
+async function access(store: ReturnType<typeof fakeStore>, wall: { t: number }, o: Partial<AccessOptions> = {}) {
   const errors: string[] = [];
+  const messages: string[] = [];
   const a = new VerifierAccess(store as unknown as Store, {
     prefix: "",
     openRoutes: ["/healthz"],
     rateLimit: { perSecond: 0, burst: 0 },
     flushMs: 3_600_000,
     wallClock: () => new Date(wall.t),
-    onError: (_e, what) => errors.push(what),
+    onError: (e, what) => (errors.push(what), messages.push((e as Error).message)),
     ...o,
   });
   await a.start();
@@ -55,7 +57,7 @@ async function access(store: ReturnType<typeof fakeStore>, wall: { t: number }, 
     const req = request(url, token);
     if (a.admit(req, response())) a.record(req, status);
   };
-  return { a, fetch, errors };
+  return { a, fetch, errors, messages };
 }
 
 describe("verifier credentials", () => {
@@ -139,6 +141,58 @@ describe("verifier fetch records", () => {
       [1, 2_000, 2_000],
     ]);
     expect(a.fetchRecords).toEqual({ recorded: 2, fetches: 3, dropped: 0, queued: 0, unknown: 0 });
+  });
+
+  it("says a write failure that lasts once, then at most every five minutes with how often it came, and says when it stopped (server/repeated-errors.ts: a hard outage said it every second)", async () => {
+    const store = fakeStore();
+    const wall = { t: 0 };
+    const recovered: Array<[RecoveredError, string]> = [];
+    const { a, fetch, errors, messages } = await access(store, wall, { onRecovered: (r, what) => recovered.push([r, what]) });
+    store.failing = true;
+    for (let i = 0; i < 5; i++) {
+      fetch(`/crl/${i}.crl`, 200, TOKEN_A);
+      await a.flush();
+      wall.t += 1_000;
+    }
+    expect(errors).toEqual(["recording verifier fetches (kept, retried)"]);
+    expect(messages).toEqual(["disk full"]);
+    wall.t += 5 * 60_000;
+    await a.flush();
+    expect(errors).toHaveLength(2);
+    expect(messages[1]).toMatch(/^disk full \(failing since 1970-01-01T00:00:00.000Z: 5 more times since it was last said\)$/);
+    store.failing = false;
+    await a.flush();
+    expect(recovered).toEqual([[{ code: "ERR_STORE", message: "disk full", times: 6, since: new Date(0) }, "recording verifier fetches (kept, retried)"]]);
+    expect(a.fetchRecords).toMatchObject({ recorded: 5, queued: 0, dropped: 0 });
+    // a new failure is said again at once
+    store.failing = true;
+    fetch("/crl/x.crl", 200, TOKEN_A);
+    await a.flush();
+    expect(errors).toHaveLength(3);
+    store.failing = false;
+    await a.close();
+  });
+
+  it("says a re-read failure of the registrations that lasts once, not every refresh, and when it stopped", async () => {
+    const store = fakeStore();
+    const recovered: string[] = [];
+    const { a, errors } = await access(store, { t: 0 }, { refreshMs: 5, onRecovered: (r, what) => recovered.push(`${what}: ${r.code} ${r.times}`) });
+    try {
+      const list = store.listVerifiers;
+      let reads = 0;
+      store.listVerifiers = async () => {
+        reads++;
+        throw Object.assign(new Error("connection refused"), { code: "ERR_STORE_UNREACHABLE" });
+      };
+      await vi.waitFor(() => expect(reads).toBeGreaterThanOrEqual(5));
+      expect(errors).toEqual(["re-reading the registered verifiers (the previous list stays in force)"]);
+      store.listVerifiers = list;
+      await vi.waitFor(() => expect(recovered).toHaveLength(1));
+      expect(recovered[0]).toMatch(/^re-reading the registered verifiers \(the previous list stays in force\): ERR_STORE_UNREACHABLE \d+$/);
+      expect(errors).toHaveLength(1);
+    } finally {
+      await a.close();
+    }
   });
 
   it(`keeps at most ${MAX_RECORDED_PATH} characters of a path: a padded OCSP GET wrote a ~10 KB record per request`, async () => {

@@ -62,6 +62,7 @@ import { isLate, type StoreWatchdog, type WatchedCall } from "../store/watchdog.
 import { isJpkiError, JpkiError } from "../errors.js";
 import { STORE_RETRY_AFTER_SECONDS } from "../store/watchdog.js";
 import { JSON_TYPE } from "./api-errors.js";
+import { RepeatedErrors, type RecoveredError } from "./repeated-errors.js";
 
 /**
  * The longest path a fetch record keeps, characters; a longer one is cut there and marked "…". Every path a route
@@ -198,7 +199,14 @@ export interface AccessOptions {
   readonly now?: () => number;
   /** wall-clock time of fetch records */
   readonly wallClock?: () => Date;
+  /**
+   * A failure, for the operator's log. The re-reads' and the writes' failures, each a second while the store fails,
+   * are said once, then at most every five minutes with how often they came (server/repeated-errors.ts): a hard
+   * outage said "re-reading the registered verifiers" and "recording verifier fetches" every second.
+   */
   readonly onError?: (e: unknown, what: string) => void;
+  /** such a failure stopped (a re-read or a write passed without it), with its count and start */
+  readonly onRecovered?: (r: RecoveredError, what: string) => void;
   /**
    * bounds the re-reads of the registrations (jpki serve's one watchdog, store/watchdog.ts): each read is a call it
    * watches, so one hung on a PostgreSQL connection whose host vanished fails at the bound and its connection is cut
@@ -329,6 +337,9 @@ export class VerifierAccess {
   readonly #now: () => number;
   readonly #wallMs: () => number;
   readonly #onError: (e: unknown, what: string) => void;
+  /** the re-reads' failures and the fetch-record writes', each round one re-read or one write (repeated-errors.ts) */
+  readonly #refreshErrors: RepeatedErrors;
+  readonly #writeErrors: RepeatedErrors;
   readonly #watchdog: StoreWatchdog | undefined;
   readonly #onVerifierCa: ((der: Buffer) => void) | undefined;
   readonly #onRefused: ((req: IncomingMessage, status: number, startedAt: number) => void) | undefined;
@@ -383,6 +394,10 @@ export class VerifierAccess {
     const wall = o.wallClock;
     this.#wallMs = wall ? () => wall().getTime() : Date.now;
     this.#onError = o.onError ?? (() => undefined);
+    const repeated = (what: string) =>
+      new RepeatedErrors((e) => this.#onError(e, what), { now: this.#wallMs, ...(o.onRecovered ? { onRecovered: (r: RecoveredError) => o.onRecovered!(r, what) } : {}) });
+    this.#refreshErrors = repeated("re-reading the registered verifiers (the previous list stays in force)");
+    this.#writeErrors = repeated("recording verifier fetches (kept, retried)");
     this.#watchdog = o.watchdog;
     this.#onVerifierCa = o.onVerifierCa;
     this.#onRefused = o.onRefused;
@@ -403,11 +418,15 @@ export class VerifierAccess {
       if (this.#refreshesInFlight >= MAX_REFRESHES_IN_FLIGHT) return next();
       this.#refreshesInFlight++;
       const round = this.refresh()
-        .catch((e: unknown) => {
-          // the watchdog's own answer (late, or refused while stalled): it reports the stall once, not each second
-          if (this.#watchdog && isJpkiError(e, "ERR_STORE_UNRESPONSIVE")) return;
-          this.#onError(e, "re-reading the registered verifiers (the previous list stays in force)");
-        })
+        .then(
+          () => this.#refreshErrors.roundEnd(),
+          (e: unknown) => {
+            // the watchdog's own answer (late, or refused while stalled): it reports the stall once, not each second
+            if (this.#watchdog && isJpkiError(e, "ERR_STORE_UNRESPONSIVE")) return;
+            this.#refreshErrors.error(e);
+            this.#refreshErrors.roundEnd();
+          },
+        )
         .finally(() => this.#refreshesInFlight--);
       let waited: NodeJS.Timeout | undefined;
       const bound = new Promise<void>((r) => (waited = setTimeout(r, this.#refreshWaitMs).unref()));
@@ -783,6 +802,7 @@ export class VerifierAccess {
   }
 
   #wrote(batch: readonly VerifierFetch[]): true {
+    this.#writeErrors.roundEnd();
     this.#recorded += batch.length;
     this.#fetchesRecorded += batch.reduce((n, f) => n + f.count, 0);
     return true;
@@ -794,7 +814,9 @@ export class VerifierAccess {
     this.#dropped += Math.max(0, batch.length - room);
     this.#queue.unshift(...batch.slice(batch.length - Math.min(room, batch.length)));
     // the watchdog's own answers (refused while stalled, a write not sent past the bound): it reports the stall once
-    if (!(this.#watchdog && isJpkiError(e, "ERR_STORE_UNRESPONSIVE"))) this.#onError(e, "recording verifier fetches (kept, retried)");
+    if (this.#watchdog && isJpkiError(e, "ERR_STORE_UNRESPONSIVE")) return false;
+    this.#writeErrors.error(e);
+    this.#writeErrors.roundEnd();
     return false;
   }
 
