@@ -16,6 +16,7 @@ import { ARL_SCOPE, FULL_SCOPE, type CrlRecord, type CrlScope } from "../store/t
 import type { Workspace } from "../workspace/workspace.js";
 import { retiredAndDone } from "./generate.js";
 import { retiredCrlTerm, type RetiredCrlTerm } from "./retired.js";
+import { currentCall, runAs } from "../store/watchdog.js";
 
 /** Whether a scope's latest CRL is the last one it will have (see the module). */
 export type EndedCrls = (caId: string, scope: CrlScope, latest: Pick<CrlRecord, "nextUpdate"> | undefined) => boolean;
@@ -38,6 +39,10 @@ export class FinishedCrls {
    * none published); false for every other CA's.
    */
   async ended(candidates: ReadonlySet<string>): Promise<EndedCrls> {
+    // The watched call this begins in (jpki serve's /metrics scrape, /crl/index.json: store/watchdog.ts), read before
+    // the first await: the reads after it are begun as its part too (runAs). They were no call's: on a PostgreSQL host
+    // gone silent, one hung on its pooled connection, never cut, until TCP gave up (≈ 15 min).
+    const call = currentCall();
     const now = this.#ws.clock.now();
     const unknown = [...candidates].filter((id) => !this.#done.has(id));
     const all = unknown.length ? await this.#ws.store.listCas() : [];
@@ -46,12 +51,13 @@ export class FinishedCrls {
       if (!unknown.includes(rec.id) || !isRetired(all, rec.id)) continue;
       const seen = this.#notYet.get(rec.id);
       if (seen !== undefined && now.getTime() - seen < this.#recheckMs && now.getTime() >= seen) continue;
-      if (!(await retiredAndDone(this.#ws, all, rec.id))) {
+      // one generation at a time, as before (each a scan of its certificates), each read begun within the call
+      if (!(await runAs(call, () => retiredAndDone(this.#ws, all, rec.id)))) {
         this.#notYet.set(rec.id, now.getTime());
         continue;
       }
       this.#notYet.delete(rec.id);
-      links ??= await this.#ws.store.listCaLinks();
+      links ??= await runAs(call, () => this.#ws.store.listCaLinks());
       // the term's end does not move (link certificates only expire); `now` only says whether it is in the past
       this.#done.set(rec.id, retiredCrlTerm(rec, links, new Date(0)));
     }

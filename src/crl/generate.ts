@@ -106,10 +106,11 @@ export async function selectCas(ws: Workspace, sel: CrlSelection): Promise<strin
  */
 export async function retiredAndDone(ws: Workspace, all: readonly CaRecord[], id: string): Promise<boolean> {
   if (!isRetired(all, id)) return false;
-  const last = await ws.store.lastCertificateExpiry(id);
+  // Both reads begun together: a watched call's reads are its own only as they begin within it (store/watchdog.ts;
+  // crl/finished.ts runs this in jpki serve's /metrics scrape and /crl/index.json). The CRL's read is a small one.
+  const [last, latest] = await Promise.all([ws.store.lastCertificateExpiry(id), ws.store.latestCrl(id)]);
   if (last === undefined) return true;
   if (last.getTime() >= ws.clock.now().getTime() - ws.config.expiredGraceDays * 86_400_000) return false;
-  const latest = await ws.store.latestCrl(id);
   return latest === undefined || latest.thisUpdate.getTime() > last.getTime();
 }
 

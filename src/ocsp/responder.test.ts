@@ -241,6 +241,40 @@ describe("OcspResponder", () => {
   });
 });
 
+describe("OcspResponder's failures that last (server/repeated-errors.ts)", () => {
+  it("says a poll failure once however many polls it lasts, and when it stopped; a signing key that does not open, once per reload that keeps failing it, not per poll", async () => {
+    let failing = true;
+    const store = new Proxy(ws.store, {
+      get: (t, k) => {
+        const v: unknown = Reflect.get(t, k);
+        if (typeof v !== "function") return v;
+        if (k === "caRevisions") {
+          return async (...a: unknown[]) => {
+            if (failing) throw new JpkiError("ERR_STORE_UNREACHABLE", "the store could not be reached while reading CA revisions: connect ECONNREFUSED");
+            return (v as (...x: unknown[]) => unknown).apply(t, a);
+          };
+        }
+        return v.bind(t);
+      },
+    });
+    const said: string[] = [];
+    const stopped: string[] = [];
+    const r = new OcspResponder({ store, clock, passphrase: "ocsp-pw", onError: (e) => said.push((e as JpkiError).code), onRecovered: (x) => stopped.push(`${x.code} ${x.times}`) });
+    for (let i = 0; i < 5; i++) await r.refresh();
+    expect(said).toEqual(["ERR_STORE_UNREACHABLE"]);
+    failing = false;
+    await r.refresh();
+    expect(stopped).toEqual(["ERR_STORE_UNREACHABLE 5"]);
+    expect(said).toHaveLength(1);
+    // a wrong passphrase: no signer opens, so every poll reloads and fails to open the keys again
+    const keys: string[] = [];
+    const wrong = new OcspResponder({ store: ws.store, clock, passphrase: "nope", onError: (e) => keys.push((e as Error).message) });
+    for (let i = 0; i < 5; i++) await wrong.refresh();
+    expect(keys.length).toBeGreaterThan(0);
+    expect(new Set(keys).size).toBe(keys.length); // each key's failure once
+  });
+});
+
 // Last: it rolls 13-sig over to a new generation, which the tests above do not expect.
 describe("OcspResponder after a CA rollover under it", () => {
   it("reads the store again for a CA id it has not loaded (one read for concurrent requests): tryLater while the new generation has no signer, answered once it has; never unauthorized for a CA of the store", async () => {

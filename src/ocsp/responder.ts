@@ -48,6 +48,7 @@ import { CRL_REASON } from "../crl/reason.js";
 import { SoftwareSigner } from "../pki/signer.js";
 import type { Store } from "../store/types.js";
 import type { StoreWatchdog } from "../store/watchdog.js";
+import { RepeatedErrors, type RecoveredError } from "../server/repeated-errors.js";
 import { CERT_ID_HASHES, parseOcspRequest, type CertId, type CertIdHash } from "./request.js";
 import { errorResponse, responseEtag, signedResponse, type CertStatus, type ResponderIdentity, type ResponseStatusName } from "./response.js";
 
@@ -75,8 +76,14 @@ export interface OcspResponderOptions {
   readonly unknownCaReloadMs?: number;
   /** the most answers kept; default 20,000 (about 2 KB each) */
   readonly maxEntries?: number;
-  /** a poll or reload that failed (the store unreachable): for a log */
+  /**
+   * A poll or reload that failed (the store unreachable), or a signing key that did not open: for a log. One that
+   * lasts is said once, then at most every five minutes with how often it came (server/repeated-errors.ts): a poll a
+   * second said a hard outage every second.
+   */
   readonly onError?: (e: unknown) => void;
+  /** such a failure stopped: a poll (a reload, for a key's) passed without it */
+  readonly onRecovered?: (r: RecoveredError) => void;
   /**
    * Bounds the store reads a request waits for (a status read, a reload for an unknown CA): past it the answer is
    * tryLater. jpki serve's one watchdog (store/watchdog.ts); none: a request waits as long as the store.
@@ -202,6 +209,9 @@ export class OcspResponder {
   readonly #inflight = new Map<string, { readonly revision: number; readonly p: Promise<{ entry: Entry; signed: boolean; key: string }> }>();
   #timer: NodeJS.Timeout | undefined;
   #polling: Promise<void> | undefined;
+  /** the polls' failures (a round: one poll) and the signing keys' (a round: one reload that read the store) */
+  readonly #pollErrors: RepeatedErrors;
+  readonly #keyErrors: RepeatedErrors;
   readonly #unknownCaReloadMs: number;
   /** the reload running now: every reload, the periodic and those for an unknown CA, shares it */
   #reloading: Promise<void> | undefined;
@@ -218,6 +228,9 @@ export class OcspResponder {
     this.#reloadMs = o.reloadMs ?? 60_000;
     this.#maxEntries = o.maxEntries ?? 20_000;
     this.#unknownCaReloadMs = o.unknownCaReloadMs ?? UNKNOWN_CA_RELOAD_MS;
+    const repeated = () => new RepeatedErrors((e) => o.onError?.(e), { now: () => o.clock.now().getTime(), ...(o.onRecovered ? { onRecovered: o.onRecovered } : {}) });
+    this.#pollErrors = repeated();
+    this.#keyErrors = repeated();
   }
 
   /** Reads the store once (CAs, responders, revisions), then keeps polling until stop(). */
@@ -256,8 +269,9 @@ export class OcspResponder {
       this.#revisions = revisions;
       this.#lastPoll = now;
     } catch (e) {
-      this.#failed(e);
+      if (!this.#failed(e)) return;
     }
+    this.#pollErrors.roundEnd();
   }
 
   /**
@@ -276,9 +290,10 @@ export class OcspResponder {
    * A poll's or a reload's failure, for the operator. Not one the watchdog answered (late, or refused while the
    * store is stalled): it reports the stall once (its onStalled), where a poll a second would say it every second.
    */
-  #failed(e: unknown): void {
-    if (this.#o.watchdog && isJpkiError(e, "ERR_STORE_UNRESPONSIVE")) return;
-    this.#o.onError?.(e);
+  #failed(e: unknown): boolean {
+    if (this.#o.watchdog && isJpkiError(e, "ERR_STORE_UNRESPONSIVE")) return false;
+    this.#pollErrors.error(e);
+    return true;
   }
 
   #reloadOnce(now: number): Promise<void> {
@@ -295,7 +310,7 @@ export class OcspResponder {
       const now = this.#o.clock.now().getTime();
       if (now - this.#lastUnknownReload < this.#unknownCaReloadMs) return false;
       this.#lastUnknownReload = now;
-      void this.#reloadOnce(now).catch((e: unknown) => this.#failed(e));
+      void this.#reloadOnce(now).catch((e: unknown) => void this.#failed(e));
     }
     const reloading = this.#reloading;
     if (!reloading) return true;
@@ -341,10 +356,11 @@ export class OcspResponder {
         if (!signer.spki.equals(certificateParts(rec.certificateDer).spki)) continue;
         responders.set(rec.caId, { serial: rec.serial, notAfter: rec.notAfter, issuedFrom, identity: { certificateDer: rec.certificateDer, signer } });
       } catch (e) {
-        this.#o.onError?.(e);
+        this.#keyErrors.error(e);
         if (held && this.#mayUse(rec.caId, held)) responders.set(rec.caId, held);
       }
     }
+    this.#keyErrors.roundEnd();
     this.#responders = responders;
     this.#lastReload = now;
   }

@@ -3,10 +3,13 @@
  * written as one record each, kept while the store fails, bounded.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { Store, VerifierFetch, VerifierRecord } from "../store/types.js";
 import { certificateSha256, tokenSha256 } from "../verifier/credentials.js";
-import { MAX_RECORDED_PATH, VerifierAccess } from "./access.js";
+import { MAX_RECORDED_PATH, VerifierAccess, type AccessOptions } from "./access.js";
+import type { RecoveredError } from "./repeated-errors.js";
+import { StoreWatchdog } from "../store/watchdog.js";
+import { JpkiError } from "../errors.js";
 
 const TOKEN_A = "jpkiv_" + "A".repeat(43);
 const TOKEN_B = "jpkiv_" + "B".repeat(43);
@@ -36,15 +39,16 @@ function request(url: string, token?: string): IncomingMessage {
 }
 const response = () => ({ writeHead() {}, end() {} }) as unknown as ServerResponse;
 
-async function access(store: ReturnType<typeof fakeStore>, wall: { t: number }, o: { maxQueued?: number; batchSize?: number } = {}) {
+async function access(store: ReturnType<typeof fakeStore>, wall: { t: number }, o: Partial<AccessOptions> = {}) {
   const errors: string[] = [];
+  const messages: string[] = [];
   const a = new VerifierAccess(store as unknown as Store, {
     prefix: "",
     openRoutes: ["/healthz"],
     rateLimit: { perSecond: 0, burst: 0 },
     flushMs: 3_600_000,
     wallClock: () => new Date(wall.t),
-    onError: (_e, what) => errors.push(what),
+    onError: (e, what) => (errors.push(what), messages.push((e as Error).message)),
     ...o,
   });
   await a.start();
@@ -53,7 +57,7 @@ async function access(store: ReturnType<typeof fakeStore>, wall: { t: number }, 
     const req = request(url, token);
     if (a.admit(req, response())) a.record(req, status);
   };
-  return { a, fetch, errors };
+  return { a, fetch, errors, messages };
 }
 
 describe("verifier credentials", () => {
@@ -110,7 +114,7 @@ describe("verifier fetch records", () => {
       { verifierId: "v-a", scope: "crl", path: "/crl/13-sig.crl", status: 304, at: new Date(1_000), count: 3, lastAt: new Date(1_020) },
       { verifierId: "v-b", scope: "crl", path: "/crl/13-sig.crl", status: 304, at: new Date(1_035), count: 1, lastAt: new Date(1_035) },
     ]);
-    expect(a.fetchRecords).toEqual({ recorded: 4, fetches: 6, dropped: 0, queued: 0 });
+    expect(a.fetchRecords).toEqual({ recorded: 4, fetches: 6, dropped: 0, queued: 0, unknown: 0 });
     // the next interval starts its own counts
     fetch("/crl/13-sig.crl", 304, TOKEN_A);
     await a.flush();
@@ -136,7 +140,59 @@ describe("verifier fetch records", () => {
       [2, 0, 0],
       [1, 2_000, 2_000],
     ]);
-    expect(a.fetchRecords).toEqual({ recorded: 2, fetches: 3, dropped: 0, queued: 0 });
+    expect(a.fetchRecords).toEqual({ recorded: 2, fetches: 3, dropped: 0, queued: 0, unknown: 0 });
+  });
+
+  it("says a write failure that lasts once, then at most every five minutes with how often it came, and says when it stopped (server/repeated-errors.ts: a hard outage said it every second)", async () => {
+    const store = fakeStore();
+    const wall = { t: 0 };
+    const recovered: Array<[RecoveredError, string]> = [];
+    const { a, fetch, errors, messages } = await access(store, wall, { onRecovered: (r, what) => recovered.push([r, what]) });
+    store.failing = true;
+    for (let i = 0; i < 5; i++) {
+      fetch(`/crl/${i}.crl`, 200, TOKEN_A);
+      await a.flush();
+      wall.t += 1_000;
+    }
+    expect(errors).toEqual(["recording verifier fetches (kept, retried)"]);
+    expect(messages).toEqual(["disk full"]);
+    wall.t += 5 * 60_000;
+    await a.flush();
+    expect(errors).toHaveLength(2);
+    expect(messages[1]).toMatch(/^disk full \(failing since 1970-01-01T00:00:00.000Z: 5 more times since it was last said\)$/);
+    store.failing = false;
+    await a.flush();
+    expect(recovered).toEqual([[{ code: "ERR_STORE", message: "disk full", times: 6, since: new Date(0) }, "recording verifier fetches (kept, retried)"]]);
+    expect(a.fetchRecords).toMatchObject({ recorded: 5, queued: 0, dropped: 0 });
+    // a new failure is said again at once
+    store.failing = true;
+    fetch("/crl/x.crl", 200, TOKEN_A);
+    await a.flush();
+    expect(errors).toHaveLength(3);
+    store.failing = false;
+    await a.close();
+  });
+
+  it("says a re-read failure of the registrations that lasts once, not every refresh, and when it stopped", async () => {
+    const store = fakeStore();
+    const recovered: string[] = [];
+    const { a, errors } = await access(store, { t: 0 }, { refreshMs: 5, onRecovered: (r, what) => recovered.push(`${what}: ${r.code} ${r.times}`) });
+    try {
+      const list = store.listVerifiers;
+      let reads = 0;
+      store.listVerifiers = async () => {
+        reads++;
+        throw Object.assign(new Error("connection refused"), { code: "ERR_STORE_UNREACHABLE" });
+      };
+      await vi.waitFor(() => expect(reads).toBeGreaterThanOrEqual(5));
+      expect(errors).toEqual(["re-reading the registered verifiers (the previous list stays in force)"]);
+      store.listVerifiers = list;
+      await vi.waitFor(() => expect(recovered).toHaveLength(1));
+      expect(recovered[0]).toMatch(/^re-reading the registered verifiers \(the previous list stays in force\): ERR_STORE_UNREACHABLE \d+$/);
+      expect(errors).toHaveLength(1);
+    } finally {
+      await a.close();
+    }
   });
 
   it(`keeps at most ${MAX_RECORDED_PATH} characters of a path: a padded OCSP GET wrote a ~10 KB record per request`, async () => {
@@ -181,6 +237,81 @@ describe("verifier fetch records", () => {
       ["/crl/y.crl", 1],
     ]);
     await a.close();
+  });
+});
+
+describe("verifier fetch records with jpki serve's store watchdog (each batch a watched call)", () => {
+  const WAIT = 30;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const late = (lateCall: string) => new JpkiError("ERR_STORE_UNRESPONSIVE", "cut", { details: { lateCall } });
+
+  it("a write past the bound is abandoned, not waited for; its own outcome says where its records count: written once, retried when never sent, never retried when its connection was closed (it may have committed)", async () => {
+    const store = fakeStore();
+    const outcomes: Array<{ resolve(): void; reject(e: unknown): void }> = [];
+    const calls: string[][] = [];
+    // every write hangs until the test settles it
+    store.recordVerifierFetches = (batch: readonly VerifierFetch[]) => {
+      calls.push(batch.map((f) => f.path));
+      return new Promise<void>((resolve, reject) => outcomes.push({ resolve: () => (store.written.push([...batch]), resolve()), reject }));
+    };
+    const dog = new StoreWatchdog({ waitMs: WAIT });
+    // no re-read of the registrations meanwhile: it could be the stall's probe
+    const { a, fetch, errors } = await access(store, { t: 0 }, { watchdog: dog, refreshMs: 3_600_000 });
+    /** a flush, after a bound's wait: the one call let through while stalled (the probe) is this one */
+    const probe = async () => {
+      await sleep(WAIT * 1.5);
+      await a.flush();
+    };
+    try {
+      fetch("/crl/a.crl", 200, TOKEN_A);
+      await a.flush(); // settles at the bound, the write in flight
+      expect(a.fetchRecords).toMatchObject({ recorded: 0, queued: 0, unknown: 1 });
+      // refused while stalled: nothing sent, kept
+      fetch("/crl/b.crl", 200, TOKEN_A);
+      await a.flush();
+      expect(calls).toEqual([["/crl/a.crl"]]);
+      expect(a.fetchRecords).toMatchObject({ queued: 1, unknown: 1 });
+      // the late write lands after all: written, once
+      outcomes[0]!.resolve();
+      await sleep(0);
+      expect(a.fetchRecords).toMatchObject({ recorded: 1, queued: 1, unknown: 0 });
+      // the probe: b goes late too, and its statement was never sent (a connection only after the bound): kept, retried
+      await probe();
+      expect(calls[1]).toEqual(["/crl/b.crl"]);
+      outcomes[1]!.reject(late("not-sent"));
+      await sleep(0);
+      expect(a.fetchRecords).toMatchObject({ recorded: 1, queued: 1, unknown: 0 });
+      // the next probe sends b again, with c; late, and its connection is closed under it: maybe written, never again
+      fetch("/crl/c.crl", 200, TOKEN_A);
+      await probe();
+      expect(calls[2]).toEqual(["/crl/b.crl", "/crl/c.crl"]);
+      outcomes[2]!.reject(late("connection-closed"));
+      await sleep(0);
+      expect(a.fetchRecords).toMatchObject({ recorded: 1, queued: 0, unknown: 2 });
+      // the store answers again: d is written, and b and c are not sent again
+      fetch("/crl/d.crl", 200, TOKEN_A);
+      await sleep(WAIT * 1.5);
+      const flushed = a.flush();
+      outcomes[3]!.resolve();
+      await flushed;
+      expect(calls.slice(3)).toEqual([["/crl/d.crl"]]);
+      expect(dog.stalled).toBe(false);
+      expect(a.fetchRecords).toEqual({ recorded: 2, fetches: 2, dropped: 0, queued: 0, unknown: 2 });
+      expect(store.written.flat().map((f) => f.path)).toEqual(["/crl/a.crl", "/crl/d.crl"]);
+      // the watchdog reports the stall, once; no flush says it again
+      expect(errors).toEqual([]);
+      // a failure of the store's own within the bound is still kept and said
+      fetch("/crl/e.crl", 200, TOKEN_A);
+      const failing = a.flush();
+      outcomes[4]!.reject(Object.assign(new Error("disk full"), { code: "ERR_STORE" }));
+      await failing;
+      expect(a.fetchRecords).toMatchObject({ queued: 1, unknown: 2 });
+      expect(errors).toEqual(["recording verifier fetches (kept, retried)"]);
+    } finally {
+      store.recordVerifierFetches = async () => undefined;
+      await a.close();
+      dog.close();
+    }
   });
 });
 

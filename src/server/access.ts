@@ -58,10 +58,11 @@ import type { Store, VerifierFetch, VerifierKind, VerifierRecord } from "../stor
 import { SERVER_ROUTES, type ServerRoute, type VerifierRateLimit } from "../workspace/config.js";
 import { bearerToken, certificateSha256, tokenSha256 } from "../verifier/credentials.js";
 import type { ClientAddress } from "./client-address.js";
-import type { StoreWatchdog } from "../store/watchdog.js";
+import { isLate, type StoreWatchdog, type WatchedCall } from "../store/watchdog.js";
 import { isJpkiError, JpkiError } from "../errors.js";
 import { STORE_RETRY_AFTER_SECONDS } from "../store/watchdog.js";
 import { JSON_TYPE } from "./api-errors.js";
+import { RepeatedErrors, type RecoveredError } from "./repeated-errors.js";
 
 /**
  * The longest path a fetch record keeps, characters; a longer one is cut there and marked "…". Every path a route
@@ -198,7 +199,14 @@ export interface AccessOptions {
   readonly now?: () => number;
   /** wall-clock time of fetch records */
   readonly wallClock?: () => Date;
+  /**
+   * A failure, for the operator's log. The re-reads' and the writes' failures, each a second while the store fails,
+   * are said once, then at most every five minutes with how often they came (server/repeated-errors.ts): a hard
+   * outage said "re-reading the registered verifiers" and "recording verifier fetches" every second.
+   */
   readonly onError?: (e: unknown, what: string) => void;
+  /** such a failure stopped (a re-read or a write passed without it), with its count and start */
+  readonly onRecovered?: (r: RecoveredError, what: string) => void;
   /**
    * bounds the re-reads of the registrations (jpki serve's one watchdog, store/watchdog.ts): each read is a call it
    * watches, so one hung on a PostgreSQL connection whose host vanished fails at the bound and its connection is cut
@@ -329,6 +337,9 @@ export class VerifierAccess {
   readonly #now: () => number;
   readonly #wallMs: () => number;
   readonly #onError: (e: unknown, what: string) => void;
+  /** the re-reads' failures and the fetch-record writes', each round one re-read or one write (repeated-errors.ts) */
+  readonly #refreshErrors: RepeatedErrors;
+  readonly #writeErrors: RepeatedErrors;
   readonly #watchdog: StoreWatchdog | undefined;
   readonly #onVerifierCa: ((der: Buffer) => void) | undefined;
   readonly #onRefused: ((req: IncomingMessage, status: number, startedAt: number) => void) | undefined;
@@ -362,6 +373,8 @@ export class VerifierAccess {
   #dropped = 0;
   #recorded = 0;
   #fetchesRecorded = 0;
+  /** records in writes past the bound whose outcome is not known (#write) */
+  #unknown = 0;
 
   constructor(store: Store, o: AccessOptions) {
     this.#store = store;
@@ -381,6 +394,10 @@ export class VerifierAccess {
     const wall = o.wallClock;
     this.#wallMs = wall ? () => wall().getTime() : Date.now;
     this.#onError = o.onError ?? (() => undefined);
+    const repeated = (what: string) =>
+      new RepeatedErrors((e) => this.#onError(e, what), { now: this.#wallMs, ...(o.onRecovered ? { onRecovered: (r: RecoveredError) => o.onRecovered!(r, what) } : {}) });
+    this.#refreshErrors = repeated("re-reading the registered verifiers (the previous list stays in force)");
+    this.#writeErrors = repeated("recording verifier fetches (kept, retried)");
     this.#watchdog = o.watchdog;
     this.#onVerifierCa = o.onVerifierCa;
     this.#onRefused = o.onRefused;
@@ -401,11 +418,15 @@ export class VerifierAccess {
       if (this.#refreshesInFlight >= MAX_REFRESHES_IN_FLIGHT) return next();
       this.#refreshesInFlight++;
       const round = this.refresh()
-        .catch((e: unknown) => {
-          // the watchdog's own answer (late, or refused while stalled): it reports the stall once, not each second
-          if (this.#watchdog && isJpkiError(e, "ERR_STORE_UNRESPONSIVE")) return;
-          this.#onError(e, "re-reading the registered verifiers (the previous list stays in force)");
-        })
+        .then(
+          () => this.#refreshErrors.roundEnd(),
+          (e: unknown) => {
+            // the watchdog's own answer (late, or refused while stalled): it reports the stall once, not each second
+            if (this.#watchdog && isJpkiError(e, "ERR_STORE_UNRESPONSIVE")) return;
+            this.#refreshErrors.error(e);
+            this.#refreshErrors.roundEnd();
+          },
+        )
         .finally(() => this.#refreshesInFlight--);
       let waited: NodeJS.Timeout | undefined;
       const bound = new Promise<void>((r) => (waited = setTimeout(r, this.#refreshWaitMs).unref()));
@@ -469,10 +490,12 @@ export class VerifierAccess {
 
   /**
    * Fetch records written (`recorded`) and the fetches they count (`fetches`), records dropped because the
-   * store did not take them, records waiting (`queued`, with this interval's counts not yet made records).
+   * store did not take them, records waiting (`queued`, with this interval's counts not yet made records), and
+   * records whose write went past the watchdog's bound and is not known to have failed (`unknown`: not answered
+   * yet, or its connection closed under it — they may have been written, and are never written again).
    */
-  get fetchRecords(): { readonly recorded: number; readonly fetches: number; readonly dropped: number; readonly queued: number } {
-    return { recorded: this.#recorded, fetches: this.#fetchesRecorded, dropped: this.#dropped, queued: this.#queue.length + this.#tallied };
+  get fetchRecords(): { readonly recorded: number; readonly fetches: number; readonly dropped: number; readonly queued: number; readonly unknown: number } {
+    return { recorded: this.#recorded, fetches: this.#fetchesRecorded, dropped: this.#dropped, queued: this.#queue.length + this.#tallied, unknown: this.#unknown };
   }
 
   /** How old the registrations are, ms since the last read of them that succeeded was asked (Infinity: none yet). */
@@ -729,27 +752,72 @@ export class VerifierAccess {
     this.#close();
     while (this.#queue.length) {
       const batch = this.#queue.splice(0, this.#batchSize);
-      let ok = true;
-      this.#flushing = this.#store
-        .recordVerifierFetches(batch)
-        .then(() => {
-          this.#recorded += batch.length;
-          this.#fetchesRecorded += batch.reduce((n, f) => n + f.count, 0);
-        })
-        .catch((e: unknown) => {
-          ok = false;
-          // Put back in front, within the bound: the disclosure log loses nothing while the store is briefly away.
-          const room = Math.max(0, this.#maxQueued - this.#queue.length);
-          this.#dropped += Math.max(0, batch.length - room);
-          this.#queue.unshift(...batch.slice(batch.length - Math.min(room, batch.length)));
-          this.#onError(e, "recording verifier fetches (kept, retried)");
-        })
-        .finally(() => {
-          this.#flushing = undefined;
-        });
-      await this.#flushing;
-      if (!ok) return;
+      const written = this.#write(batch);
+      this.#flushing = written.then(() => undefined).finally(() => (this.#flushing = undefined));
+      if (!(await written)) return;
     }
+  }
+
+  /**
+   * Writes one batch: true once written, false when it was not (put back in front: #requeue) or its outcome is not
+   * known yet. With a watchdog (jpki serve's), the write is a call it watches, as the registrations' re-reads are.
+   * Unwatched, a write hung on a PostgreSQL connection whose host vanished held every later flush behind it until
+   * TCP gave up (≈ 15 min), the queue filled and its oldest records were dropped, and a pool connection was lost.
+   * Watched, it is refused while the store is stalled (nothing sent: kept) and abandoned at the bound, the flush going
+   * on beside it; its own outcome, when it comes, decides where its records count: written, or never sent (kept,
+   * retried), or sent on a connection the store closed under it (lateCall "connection-closed": it may have committed,
+   * so it is counted `unknown`, never retried — a retry could count those fetches twice).
+   */
+  #write(batch: VerifierFetch[]): Promise<boolean> {
+    const dog = this.#watchdog;
+    if (!dog) return this.#store.recordVerifierFetches(batch).then(() => this.#wrote(batch), (e: unknown) => this.#notWritten(batch, e));
+    let call: WatchedCall | undefined;
+    let own: Promise<void> | undefined;
+    return dog
+      .run("recording verifier fetches", (deadline, c) => {
+        call = c;
+        return (own = this.#store.recordVerifierFetches(batch, { deadline }));
+      })
+      .then(
+        () => this.#wrote(batch),
+        (e: unknown) => {
+          // Refused while stalled, or the store's own failure within the bound: nothing was written.
+          if (!call || !own || !isLate(call)) return this.#notWritten(batch, e);
+          // Past the bound: not known yet. Its own outcome moves its records from `unknown` when it comes.
+          this.#unknown += batch.length;
+          own.then(
+            () => {
+              this.#unknown -= batch.length;
+              this.#wrote(batch);
+            },
+            (f: unknown) => {
+              if ((f as JpkiError | undefined)?.details?.lateCall === "connection-closed") return; // may have committed: stays unknown
+              this.#unknown -= batch.length;
+              this.#notWritten(batch, f);
+            },
+          );
+          return false;
+        },
+      );
+  }
+
+  #wrote(batch: readonly VerifierFetch[]): true {
+    this.#writeErrors.roundEnd();
+    this.#recorded += batch.length;
+    this.#fetchesRecorded += batch.reduce((n, f) => n + f.count, 0);
+    return true;
+  }
+
+  /** A batch the store did not write: put back in front, within the bound (the store briefly away loses nothing). */
+  #notWritten(batch: readonly VerifierFetch[], e: unknown): false {
+    const room = Math.max(0, this.#maxQueued - this.#queue.length);
+    this.#dropped += Math.max(0, batch.length - room);
+    this.#queue.unshift(...batch.slice(batch.length - Math.min(room, batch.length)));
+    // the watchdog's own answers (refused while stalled, a write not sent past the bound): it reports the stall once
+    if (this.#watchdog && isJpkiError(e, "ERR_STORE_UNRESPONSIVE")) return false;
+    this.#writeErrors.error(e);
+    this.#writeErrors.roundEnd();
+    return false;
   }
 
   /** Stops refreshing and writes what is queued. */

@@ -40,8 +40,8 @@ export async function everyCrl(ws: { readonly store: Store; readonly config: Pic
  * What /crl/index.json lists, bounded by the watchdog: each CA's full CRL (no scope), then its published delta CRL
  * (scope "delta"), its municipality partitions and its ARL; and `more(status)`, what the route reads from them
  * (which retired generations' CRLs have ended), in the same watched call: begun within it (StoreWatchdog.within),
- * so its first store read ties its connection to the call too. (FinishedCrls.ended's later reads, made only while
- * a CRL is past its nextUpdate, are after its own awaits and no call's.)
+ * so its first store read ties its connection to the call too (FinishedCrls.ended begins its later reads, after its
+ * own awaits, within the call it began in).
  */
 export function crlIndexRecords<T>(
   store: Store,

@@ -5,6 +5,7 @@
  * answers nothing on new ones; back, new connections are forwarded again while the old ones stay dead, as after a
  * real outage. The proxy's own end answers TCP keepalive, so only jpki itself can free a connection hung on it.
  */
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import pg from "pg";
@@ -19,6 +20,7 @@ import type { Workspace } from "../workspace/workspace.js";
 import { OcspResponder } from "../ocsp/responder.js";
 import { systemClock } from "../pki/clock.js";
 import { VerifierAccess } from "../server/access.js";
+import { tokenSha256 } from "../verifier/credentials.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 
@@ -382,4 +384,77 @@ describe("the registered verifiers' re-reads (server/access.ts), watched as the 
       await proxy.close();
     }
   }, 30_000);
+});
+
+describe("the verifier fetch records' flush (server/access.ts), watched as the registrations' re-reads are", () => {
+  it("a write hung on the vanished host is abandoned at the bound (before, it and every later flush waited until TCP gave up), later flushes are refused while stalled and keep their records, the write whose connection was cut counts as maybe written and is never retried, and once the host is back the rest is written once", async () => {
+    const { proxy, store } = await throughProxy();
+    const token = "jpkiv_" + "A".repeat(43);
+    await store.putVerifier({ id: "v-1", name: "v", kind: "government", tokenSha256: tokenSha256(token), certSha256: undefined, certNotAfter: undefined, createdAt: new Date(0), revokedAt: undefined });
+    const dog = new StoreWatchdog({ waitMs: WAIT_MS });
+    const errors: string[] = [];
+    const access = new VerifierAccess(store, { prefix: "", openRoutes: [], rateLimit: { perSecond: 0, burst: 0 }, refreshMs: 3_600_000, flushMs: 3_600_000, watchdog: dog, onError: (_e, what) => errors.push(what) });
+    await access.start();
+    const writes = vi.spyOn(store, "recordVerifierFetches");
+    const own = (i: number) => (writes.mock.results[i]!.value as Promise<void>).catch((e: unknown) => e);
+    let fetched = 0;
+    /** one verifier fetch of a path of its own: one record */
+    const fetch = () => {
+      const req = { url: `/crl/${++fetched}.crl`, method: "GET", headers: { authorization: `Bearer ${token}` }, rawHeaders: ["Authorization", `Bearer ${token}`], socket: { encrypted: false } } as unknown as IncomingMessage;
+      expect(access.admit(req, { writeHead() {}, end() {} } as unknown as ServerResponse)).toBe(true);
+      access.record(req, 200);
+    };
+    try {
+      fetch();
+      await access.flush();
+      expect(access.fetchRecords).toMatchObject({ recorded: 1, queued: 0, unknown: 0 });
+      proxy.vanish();
+      fetch();
+      // settles at the bound, its write abandoned, not waited for
+      await access.flush();
+      expect(dog.stalled).toBe(true);
+      expect(access.fetchRecords).toMatchObject({ recorded: 1, queued: 0, unknown: 1 });
+      // refused while stalled: not sent, kept
+      fetch();
+      await access.flush();
+      expect(writes).toHaveBeenCalledTimes(2);
+      expect(access.fetchRecords).toMatchObject({ recorded: 1, queued: 1, unknown: 1 });
+      // flushes a bound apart, each the stall's probe, until the pool has no connection to give and the first
+      // abandoned write's is cut
+      await vi.waitFor(
+        async () => {
+          fetch();
+          await access.flush();
+          expect(await Promise.race([own(1), sleep(0).then(() => "pending")])).toMatchObject({ code: "ERR_STORE_UNRESPONSIVE", details: { lateCall: "connection-closed" } });
+        },
+        { timeout: 15_000, interval: WAIT_MS / 2 },
+      );
+      proxy.back();
+      await vi.waitFor(
+        async () => {
+          await access.flush();
+          expect(access.fetchRecords.queued).toBe(0);
+        },
+        { timeout: 15_000, interval: WAIT_MS / 2 },
+      );
+      const { recorded, unknown, dropped, queued } = access.fetchRecords;
+      // every record is counted once: written, or in a write abandoned past the bound (it may have committed)
+      expect(dropped).toBe(0);
+      expect(queued).toBe(0);
+      expect(unknown).toBeGreaterThanOrEqual(1);
+      expect(recorded + unknown).toBe(fetched);
+      // none of the abandoned writes reached the server (the proxy dropped them), and none was sent twice
+      const rows = await store.listVerifierFetches({ verifierId: "v-1" });
+      expect(rows).toHaveLength(recorded);
+      expect(new Set(rows.map((r) => r.path)).size).toBe(rows.length);
+      expect(rows.map((r) => r.path)).not.toContain("/crl/2.crl");
+      // the stall is the watchdog's to report (once), not each refused or abandoned flush's
+      expect(errors).toEqual([]);
+    } finally {
+      await access.close();
+      dog.close();
+      await store.close();
+      await proxy.close();
+    }
+  }, 60_000);
 });

@@ -3376,7 +3376,8 @@ export class PostgresStore implements Store {
     return r[0] ? toVerifierCa(r[0]) : undefined;
   }
 
-  async recordVerifierFetches(fetches: readonly VerifierFetch[]): Promise<void> {
+  // The deadline is kept as appendDisclosures keeps it: through the watched call this runs in (#tie).
+  async recordVerifierFetches(fetches: readonly VerifierFetch[], _opts?: WriteDeadline): Promise<void> {
     if (!fetches.length) return;
     // One statement for the whole batch (unnest'ed arrays): one round trip, one commit.
     await this.#query(

@@ -592,6 +592,22 @@ describe("SqliteStore bulk writes", () => {
     }
   });
 
+  it("a verifier fetch record write given a deadline (jpki serve's flush, a watched call) is not begun past it while another process holds the write lock: ERR_STORE_UNRESPONSIVE, nothing written", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-store-"));
+    const store = SqliteStore.open(join(dir, "jpki.db"), { create: true });
+    const other = new Database(join(dir, "jpki.db"));
+    try {
+      other.exec("BEGIN IMMEDIATE");
+      const written = store.recordVerifierFetches([{ verifierId: "v-1", scope: "crl", path: "/crl/13-sig.crl", status: 200, at: new Date(1000), count: 3, lastAt: new Date(2000) }], { deadline: performance.now() + 50 });
+      await expect(written).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      other.exec("COMMIT");
+      expect(await store.listVerifierFetches({ verifierId: "v-1" })).toEqual([]);
+    } finally {
+      other.close();
+      await store.close();
+    }
+  });
+
   it("has the serving path's appends (disclosure records, liveness checks) copied back on the checkpointer's thread, not left to the writer's own checkpoint", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
     const s = SqliteStore.open(path, { create: true });

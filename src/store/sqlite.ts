@@ -2551,7 +2551,7 @@ export class SqliteStore implements Store {
     });
   }
 
-  recordVerifierFetches(fetches: readonly VerifierFetch[]): Promise<void> {
+  recordVerifierFetches(fetches: readonly VerifierFetch[], opts?: WriteDeadline): Promise<void> {
     if (!fetches.length) return Promise.resolve();
     // Written by jpki serve's serving thread every second (server/access.ts flush): SQLite's own busy handler slept
     // inside the call while another process held the write lock (a notice ingest, a CRL publication, a backup), and
@@ -2561,7 +2561,7 @@ export class SqliteStore implements Store {
       this.#db.transaction(() => {
         for (const f of fetches) ins.run(...verifierFetchValues(f));
       }).immediate();
-    });
+    }, opts?.deadline);
   }
 
   listVerifierFetches(q: { verifierId?: string; limit?: number; newest?: boolean } = {}): Promise<VerifierFetch[]> {

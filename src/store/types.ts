@@ -962,8 +962,12 @@ export interface Store {
   /** Puts the verifier CA in place unless one exists; returns the one in place (the first writer wins). */
   initVerifierCa(ca: VerifierCaRecord): Promise<VerifierCaRecord>;
   getVerifierCa(): Promise<VerifierCaRecord | undefined>;
-  /** Appends fetch records (one statement or transaction per call: callers batch). */
-  recordVerifierFetches(fetches: readonly VerifierFetch[]): Promise<void>;
+  /**
+   * Appends fetch records (one statement or transaction per call: callers batch). `deadline` (WriteDeadline): as
+   * appendDisclosures — jpki serve's flush is a watched call, so a write past its bound is not begun (SQLite, the lock
+   * held elsewhere; PostgreSQL, no pooled connection free), and one sent that may still commit says so (lateCall).
+   */
+  recordVerifierFetches(fetches: readonly VerifierFetch[], opts?: WriteDeadline): Promise<void>;
   /**
    * A verifier's fetch records (all verifiers when no id), in the order they were recorded, at most `limit`
    * (default 1000): the oldest, or with `newest` the newest (newest first).

@@ -11,6 +11,7 @@ import { Context, withStopSignal, withWorkspace } from "../context.js";
 import type { Io } from "../output.js";
 import { entriesText } from "../output.js";
 import { sweepLine } from "./registry.js";
+import type { RecoveredError } from "../../server/repeated-errors.js";
 
 interface ServeOpts {
   listen: string;
@@ -194,8 +195,7 @@ Example:
                 const code = (e as { code?: string }).code;
                 ctx.out.info(`jpki serve: CRL schedule: ${code ?? "error"}: ${(e as Error).message}${code === "ERR_KEYS_REWRAPPED" || signal.aborted ? "" : " (retrying)"}`);
               };
-              const onRecovered = (r: { code: string; times: number; since: Date }) =>
-                ctx.out.info(`jpki serve: CRL schedule: ${r.code} no longer happens (${r.times} time${r.times === 1 ? "" : "s"} since ${r.since.toISOString()})`);
+              const onRecovered = (r: RecoveredError) => ctx.out.info(`jpki serve: CRL schedule: ${noLonger(r)}`);
               const onIssued = (r: { caId: string; serial: string; notAfter: Date }) =>
                 ctx.out.info(`OCSP signing certificate for ${r.caId} issued: serial ${r.serial}, valid until ${r.notAfter.toISOString()}`);
               const onSweep = (e: Parameters<typeof sweepLine>[0]) => ctx.out.info(`jpki serve: ${sweepLine(e)}`);
@@ -231,13 +231,19 @@ Example:
                           passphrase: ocspPassphrase,
                           responseValidityMs: ocspValidity * 1000,
                           maxAgeSeconds: ocspMaxAge,
+                          // said once, then at most every five minutes while it lasts (server/repeated-errors.ts)
                           onError: (e: unknown) => ctx.out.info(`jpki serve: OCSP: ${(e as { code?: string }).code ?? "error"}: ${(e as Error).message} (retrying)`),
+                          onRecovered: (r: RecoveredError) => ctx.out.info(`jpki serve: OCSP: ${noLonger(r)}`),
                         },
                       }
                     : {}),
                   ...(tls ? { tls } : {}),
                   ...(accessLog ? { accessLog } : {}),
-                  access: { maxListAgeMs: verifierListMaxAge * 1000, onError: (e, what) => ctx.out.info(`jpki serve: ${what}: ${(e as { code?: string }).code ?? "error"}: ${(e as Error).message}`) },
+                  access: {
+                    maxListAgeMs: verifierListMaxAge * 1000,
+                    onError: (e, what) => ctx.out.info(`jpki serve: ${what}: ${(e as { code?: string }).code ?? "error"}: ${(e as Error).message}`),
+                    onRecovered: (r, what) => ctx.out.info(`jpki serve: ${what}: ${noLonger(r)}`),
+                  },
                   onListening: (url, pageUrl) => {
                     if (!cluster.isWorker) ctx.out.info(`jpki serve: listening on ${url} (pid ${process.pid}${scheduleHere ? ", CRL schedule running" : ""}); the status page at ${pageUrl}; SIGTERM stops`);
                   },
@@ -263,6 +269,11 @@ Example:
         if (cluster.isWorker) process.disconnect?.();
       }
     });
+}
+
+/** A repeated failure that stopped (server/repeated-errors.ts), as serve says it. */
+function noLonger(r: RecoveredError): string {
+  return `${r.code} no longer happens (${r.times} time${r.times === 1 ? "" : "s"} since ${r.since.toISOString()})`;
 }
 
 /** What serve says when the access log's thread failed, or could not be made: the server goes on, the log does not. */
