@@ -1064,7 +1064,7 @@ export async function buildServer(
   const openapi = JSON.stringify(validationApiDocument(prefix));
   app.get(`${prefix}/openapi.json`, { onResponse: onResponse("openapi") }, async (_req, reply) => reply.header("Cache-Control", "no-cache").type("application/json; charset=utf-8").send(openapi));
 
-  registerOverview(app, { prefix, ws, access, watchdog: storeWatchdog, onResponse: onResponse("overview"), ...(opts.overviewCacheMs !== undefined ? { cacheMs: opts.overviewCacheMs } : {}), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
+  registerOverview(app, { prefix, ws, access, watchdog: storeWatchdog, finishedCrls, onResponse: onResponse("overview"), ...(opts.overviewCacheMs !== undefined ? { cacheMs: opts.overviewCacheMs } : {}), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   registerPage(app, { prefix, assets: await loadPage(), onResponse: onResponse("page") });
 
   // The stop begins (before fastify ends the idle connections and closes the listening socket): from now on
