@@ -1049,7 +1049,7 @@ export async function buildServer(
   });
 
   // The engine on a thread of its own (verifier/engine-thread.ts): the serving thread keeps the HTTP and the store.
-  const validation = new VerifierValidationService(ws, { engineThread: true, watchdog: storeWatchdog, ...opts.validation });
+  const validation = new VerifierValidationService(ws, { engineThread: true, watchdog: storeWatchdog, ...(opts.access?.onError ? { onError: opts.access.onError } : {}), ...opts.validation });
   await registerValidate(app, { prefix, service: validation, access, onResponse: onResponse("validate"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   validateFast = validateFastPath({
     prefix,
