@@ -15,7 +15,10 @@ import { IssuanceService } from "../ca/issuance.js";
 import { initCas } from "../ca/manage.js";
 import { prefecture } from "../ca/prefectures.js";
 import { rolloverCas } from "../ca/rollover.js";
+import { retiredCrlStates } from "../crl/finished.js";
 import { generateCrls } from "../crl/generate.js";
+import { summariseCa } from "../ca/manage.js";
+import { runInProcess } from "../../test/cli-in-process.js";
 import { FixedClock } from "../pki/clock.js";
 import { makeResidentCode } from "../registry/resident-code.js";
 import { registerVerifier } from "../verifier/registration.js";
@@ -66,6 +69,13 @@ describe("the CRLs a finished retired generation no longer replaces", () => {
     expect(await overview()).toEqual(["13-sig-g2/arl", "13-sig-g2/full", "13-sig/arl", "13-sig/full", "13-sig/partition"]);
     expect(scan).not.toHaveBeenCalled();
     scan.mockRestore();
+    // what ca list / ca show say of the retired generation (crls), and of the active one (nothing)
+    const states = async () => {
+      const all = await ws.store.listCas();
+      const st = await retiredCrlStates(ws, all);
+      return all.map((r) => summariseCa(ws, r, all, st)).map((c) => `${c.id}:${c.status}${c.crls ? `:${c.crls}` : ""}`).sort();
+    };
+    expect(await states()).toEqual(["13-sig-g2:active", "13-sig:retired:current"]);
 
     // a CRL issued beyond the certificate's validity, then past the grace: 13-sig is done
     clock.set(cert.notAfter.getTime() + DAY);
@@ -76,6 +86,7 @@ describe("the CRLs a finished retired generation no longer replaces", () => {
 
     expect(await index()).toEqual(["13-sig-g2/arl", "13-sig-g2/full", "13-sig/arl", "13-sig/full", "13-sig/partition:ended"]);
     expect(await overview()).toEqual(["13-sig-g2/arl", "13-sig-g2/full", "13-sig/arl", "13-sig/full", "13-sig/partition:stale:ended"]);
+    expect(await states()).toEqual(["13-sig-g2:active", "13-sig:retired:current"]); // its full CRL is kept current for the links
     expect((await health()).stale).toEqual([]);
     expect(await gauged()).toEqual(["13-sig-g2/arl", "13-sig-g2/full", "13-sig/arl", "13-sig/full"]);
 
@@ -86,7 +97,27 @@ describe("the CRLs a finished retired generation no longer replaces", () => {
     await generateCrls(ws, { ca: "13-sig-g2", passphrase: "pw", partitions: "all" });
     expect(await index()).toEqual(["13-sig-g2/arl", "13-sig-g2/full", "13-sig/arl:ended", "13-sig/full:ended", "13-sig/partition:ended"]);
     expect(await overview()).toEqual(["13-sig-g2/arl", "13-sig-g2/full", "13-sig/arl:stale:ended", "13-sig/full:stale:ended", "13-sig/partition:stale:ended"]);
+    expect(await states()).toEqual(["13-sig-g2:active", "13-sig:retired:ended"]);
+    expect([...(await retiredCrlStates(ws, await ws.store.listCas(), ["13-sig-g2"]))]).toEqual([]);
     expect((await health()).stale).toEqual([]);
     expect(await gauged()).toEqual(["13-sig-g2/arl", "13-sig-g2/full"]);
+  });
+
+  it("jpki ca list and ca show say whether a retired generation's CRLs are current (text and --json)", async () => {
+    const ws = Workspace.create(join(mkdtempSync(join(tmpdir(), "jpki-retired-crls-cli-")), "ws"), {});
+    open.push(ws);
+    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+    await rolloverCas(ws, { prefectureCode: "13", purposes: ["signature"], passphrase: "pw" });
+    await generateCrls(ws, { prefecture: "13", passphrase: "pw" });
+    const cli = (...args: string[]) => runInProcess(["--workspace", ws.paths.root, ...args], { env: {}, cwd: tmpdir() });
+    const list = await cli("--json", "ca", "list");
+    expect(list.code).toBe(0);
+    expect((JSON.parse(list.stdout).cas as Array<{ id: string; status: string; crls?: string }>).map((c) => [c.id, c.status, c.crls])).toEqual([
+      ["13-sig", "retired", "current"],
+      ["13-sig-g2", "active", undefined],
+    ]);
+    expect((await cli("ca", "list")).stdout).toMatch(/^13-sig .*\(generation 1, retired, CRLs current\)$/m);
+    expect(JSON.parse((await cli("--json", "ca", "show", "13-sig")).stdout)).toMatchObject({ status: "retired", crls: "current" });
+    expect((await cli("ca", "show", "13-sig")).stdout).toContain("generation 1 (retired, CRLs current)");
   });
 });
